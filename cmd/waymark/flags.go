@@ -1,0 +1,107 @@
+package main
+
+import (
+	"flag"
+	"fmt"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/waymark-dev/waymark/ingest"
+	"github.com/waymark-dev/waymark/store"
+)
+
+// envName is the environment variable that backs a flag: WAYMARK_ and the flag name in upper case
+// with dashes as underscores.
+func envName(flagName string) string {
+	return "WAYMARK_" + strings.ToUpper(strings.ReplaceAll(flagName, "-", "_"))
+}
+
+// newFlagSet returns a flag set whose help lists each flag's environment variable.
+func newFlagSet(name, synopsis string) *flag.FlagSet {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), "Usage: waymark %s\n\nFlags (each can also be set by the environment variable shown):\n", synopsis)
+		fs.VisitAll(func(f *flag.Flag) {
+			def := ""
+			if f.DefValue != "" {
+				def = fmt.Sprintf(" (default %q)", f.DefValue)
+			}
+			fmt.Fprintf(fs.Output(), "  --%s  [%s]\n      %s%s\n", f.Name, envName(f.Name), f.Usage, def)
+		})
+	}
+	return fs
+}
+
+// parseFlags parses args, then fills every flag not given on the command line from its
+// environment variable. Errors name the flag.
+func parseFlags(fs *flag.FlagSet, args []string) error {
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	var err error
+	fs.VisitAll(func(f *flag.Flag) {
+		v, ok := os.LookupEnv(envName(f.Name))
+		if set[f.Name] || !ok || err != nil {
+			return
+		}
+		if e := f.Value.Set(v); e != nil {
+			err = fmt.Errorf("%s=%q (for --%s): %w", envName(f.Name), v, f.Name, e)
+		}
+	})
+	return err
+}
+
+// kafkaFlags are the flags of commands that talk to Kafka.
+type kafkaFlags struct {
+	brokers       string
+	devBrokerAddr string
+	topic         string
+	dlqTopic      string
+	group         string
+}
+
+func addKafkaFlags(fs *flag.FlagSet) *kafkaFlags {
+	k := &kafkaFlags{}
+	fs.StringVar(&k.brokers, "kafka-brokers", "", "comma-separated Kafka bootstrap brokers; empty: use the embedded dev broker (in memory only)")
+	fs.StringVar(&k.devBrokerAddr, "dev-broker-addr", "127.0.0.1:9092", "address of the embedded dev broker, used when --kafka-brokers is empty")
+	fs.StringVar(&k.topic, "topic", "waymark.events", "Kafka topic of incoming events")
+	fs.StringVar(&k.dlqTopic, "dlq-topic", "waymark.dlq", "Kafka topic for events that cannot be used, with the reason in a header")
+	fs.StringVar(&k.group, "group", "waymark", "Kafka consumer group")
+	return k
+}
+
+// brokerList returns the brokers to use: --kafka-brokers, or the dev broker's address.
+func (k *kafkaFlags) brokerList() []string {
+	if k.brokers == "" {
+		return []string{k.devBrokerAddr}
+	}
+	var out []string
+	for _, b := range strings.Split(k.brokers, ",") {
+		if b = strings.TrimSpace(b); b != "" {
+			out = append(out, b)
+		}
+	}
+	return out
+}
+
+func (k *kafkaFlags) consumerConfig() ingest.ConsumerConfig {
+	return ingest.ConsumerConfig{Brokers: k.brokerList(), Topic: k.topic, DLQTopic: k.dlqTopic, Group: k.group}
+}
+
+// clickhouseFlags are the flags of commands that talk to ClickHouse.
+type clickhouseFlags struct {
+	cfg store.Config
+}
+
+func addClickHouseFlags(fs *flag.FlagSet) *clickhouseFlags {
+	c := &clickhouseFlags{}
+	fs.StringVar(&c.cfg.Addr, "clickhouse-addr", "127.0.0.1:9000", "ClickHouse native protocol address host:port")
+	fs.StringVar(&c.cfg.Database, "clickhouse-database", "waymark", "ClickHouse database of Waymark's tables")
+	fs.StringVar(&c.cfg.User, "clickhouse-user", "default", "ClickHouse user")
+	fs.StringVar(&c.cfg.Password, "clickhouse-password", "", "ClickHouse password")
+	fs.DurationVar(&c.cfg.DialTimeout, "clickhouse-dial-timeout", 5*time.Second, "time allowed to connect to ClickHouse")
+	return c
+}

@@ -1,0 +1,106 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/waymark-dev/waymark/sessionize"
+	"github.com/waymark-dev/waymark/store"
+)
+
+func runFunnel(ctx context.Context, args []string, stdout io.Writer, log *slog.Logger) error {
+	fs := newFlagSet("funnel", `funnel --steps "Product Viewed,Product Added,Order Completed" [--window 24h] [--from T] [--to T] [--json]`)
+	cf := addClickHouseFlags(fs)
+	steps := fs.String("steps", "", "comma-separated steps: event names or stage names of the journey map")
+	window := fs.String("window", "24h", "longest time from a customer's first step to their last (30m, 24h, 7d)")
+	from := fs.String("from", "", "first step at or after this time: RFC 3339 or YYYY-MM-DD (UTC); empty: all time")
+	to := fs.String("to", "", "first step before this time: RFC 3339 or YYYY-MM-DD (UTC); empty: all time")
+	mapPath := fs.String("journey-map", "", "journey map YAML file; empty: the built-in shop map")
+	asJSON := fs.Bool("json", false, "print JSON instead of a table")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	var q store.FunnelQuery
+	var err error
+	for _, s := range strings.Split(*steps, ",") {
+		if s = strings.TrimSpace(s); s != "" {
+			q.Steps = append(q.Steps, s)
+		}
+	}
+	if len(q.Steps) == 0 {
+		return fmt.Errorf("--steps is required, e.g. --steps \"Product Viewed,Order Completed\"")
+	}
+	if q.Window, err = store.ParseWindow(*window); err != nil {
+		return fmt.Errorf("--window: %w", err)
+	}
+	if q.From, err = store.ParseTime(*from); err != nil {
+		return fmt.Errorf("--from: %w", err)
+	}
+	if q.To, err = store.ParseTime(*to); err != nil {
+		return fmt.Errorf("--to: %w", err)
+	}
+	if err := q.Validate(); err != nil {
+		return fmt.Errorf("--%w", err)
+	}
+	jm, err := sessionize.LoadMap(*mapPath)
+	if err != nil {
+		return fmt.Errorf("--journey-map: %w", err)
+	}
+	st, err := store.Open(ctx, cf.cfg, log, nil)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	res, err := st.Funnel(ctx, jm, q)
+	if err != nil {
+		return err
+	}
+	if *asJSON {
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(res)
+	}
+	printFunnel(stdout, res)
+	return nil
+}
+
+func printFunnel(w io.Writer, res *store.FunnelResult) {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "#\tSTEP\tCUSTOMERS\tFROM FIRST\tFROM PREVIOUS\tDROP-OFF\t")
+	for i, s := range res.Steps {
+		mark := ""
+		if s.LargestDropOff {
+			mark = "  ← largest drop-off"
+		}
+		dropOff := "-" // nothing comes after the last step
+		if i+1 < len(res.Steps) {
+			dropOff = fmt.Sprintf("%d (%.1f%%)", s.DropOff, 100*s.DropOffRate)
+		}
+		fmt.Fprintf(tw, "%d\t%s\t%d\t%.1f%%\t%.1f%%\t%s\t%s\n", i+1, s.Name, s.Customers,
+			100*s.ConversionFromFirst, 100*s.ConversionFromPrevious, dropOff, mark)
+	}
+	tw.Flush()
+	fmt.Fprintf(w, "window %s", formatSeconds(res.WindowSeconds))
+	if res.From != nil {
+		fmt.Fprintf(w, ", from %s", res.From.Format("2006-01-02T15:04:05Z"))
+	}
+	if res.To != nil {
+		fmt.Fprintf(w, ", to %s", res.To.Format("2006-01-02T15:04:05Z"))
+	}
+	fmt.Fprintln(w)
+}
+
+func formatSeconds(s int64) string {
+	switch {
+	case s%86400 == 0 && s >= 2*86400:
+		return fmt.Sprintf("%dd", s/86400)
+	case s%3600 == 0:
+		return fmt.Sprintf("%dh", s/3600)
+	}
+	return fmt.Sprintf("%ds", s)
+}

@@ -1,0 +1,69 @@
+// Command waymark turns a shop's clickstream into customer journeys: it consumes Segment-format
+// events from Kafka, sessionizes them, stores them in ClickHouse and answers funnel questions.
+//
+// Subcommands: serve, replay, funnel, migrate, journey-map. Run `waymark <command> -h` for flags;
+// every flag can also be set by an environment variable WAYMARK_<FLAG>.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+const usage = `Usage: waymark <command> [flags]
+
+Commands:
+  serve        consume events from Kafka, sessionize them and store them in ClickHouse
+  replay       send a dataset (taobao, rees46, otto, segment) to Kafka as Segment track calls
+  funnel       count customers through a sequence of steps
+  migrate      create or upgrade the ClickHouse schema
+  journey-map  check a journey map file, or show the effective one
+
+Run 'waymark <command> -h' for the flags of a command.
+`
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
+	if err := run(ctx, os.Args[1:], os.Stdout, log); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			os.Exit(0)
+		}
+		fmt.Fprintln(os.Stderr, "waymark:", err)
+		os.Exit(1)
+	}
+}
+
+// run dispatches to a subcommand.
+func run(ctx context.Context, args []string, stdout io.Writer, log *slog.Logger) error {
+	if len(args) == 0 {
+		fmt.Fprint(os.Stderr, usage)
+		return errors.New("no command given")
+	}
+	cmd, rest := args[0], args[1:]
+	switch cmd {
+	case "serve":
+		return runServe(ctx, rest, log)
+	case "replay":
+		return runReplay(ctx, rest, stdout)
+	case "funnel":
+		return runFunnel(ctx, rest, stdout, log)
+	case "migrate":
+		return runMigrate(ctx, rest, log)
+	case "journey-map":
+		return runJourneyMap(rest, stdout)
+	case "-h", "--help", "help":
+		fmt.Fprint(stdout, usage)
+		return nil
+	}
+	fmt.Fprint(os.Stderr, usage)
+	return fmt.Errorf("unknown command %q", cmd)
+}

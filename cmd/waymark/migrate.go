@@ -1,0 +1,65 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+
+	"github.com/waymark-dev/waymark/sessionize"
+	"github.com/waymark-dev/waymark/store"
+)
+
+func runMigrate(ctx context.Context, args []string, log *slog.Logger) error {
+	fs := newFlagSet("migrate", "migrate [flags]")
+	cf := addClickHouseFlags(fs)
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	st, err := store.Open(ctx, cf.cfg, log, nil)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	if err := st.Migrate(ctx); err != nil {
+		return err
+	}
+	log.Info("schema up to date", "version", store.SchemaVersion(), "database", cf.cfg.Database)
+	return nil
+}
+
+func runJourneyMap(args []string, stdout io.Writer) error {
+	const synopsis = "journey-map check FILE | journey-map show [--journey-map FILE]"
+	if len(args) == 0 {
+		return fmt.Errorf("usage: waymark %s", synopsis)
+	}
+	switch args[0] {
+	case "check":
+		if len(args) != 2 {
+			return fmt.Errorf("usage: waymark %s", synopsis)
+		}
+		jm, err := sessionize.LoadMap(args[1])
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "%s: journey map %s is valid: %d stages\n", args[1], jm.Version, len(jm.Stages))
+		return nil
+	case "show":
+		fs := newFlagSet("journey-map show", "journey-map show [--journey-map FILE]")
+		mapPath := fs.String("journey-map", "", "journey map YAML file; empty: the built-in shop map")
+		if err := parseFlags(fs, args[1:]); err != nil {
+			return err
+		}
+		jm, err := sessionize.LoadMap(*mapPath)
+		if err != nil {
+			return fmt.Errorf("--journey-map: %w", err)
+		}
+		out, err := jm.YAML()
+		if err != nil {
+			return err
+		}
+		_, err = stdout.Write(out)
+		return err
+	}
+	return fmt.Errorf("unknown journey-map command %q; usage: waymark %s", args[0], synopsis)
+}

@@ -1,0 +1,76 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/waymark-dev/waymark/ingest"
+)
+
+func runReplay(ctx context.Context, args []string, stdout io.Writer) error {
+	fs := newFlagSet("replay", "replay --format taobao|rees46|otto|segment --file PATH [flags]")
+	kf := addKafkaFlags(fs)
+	format := fs.String("format", "", "dataset format: "+strings.Join(ingest.Formats, ", "))
+	file := fs.String("file", "", "dataset file to replay")
+	repeat := fs.Int("repeat", 1, "passes over the file; each pass after the first uses fresh customer and message ids")
+	wait := fs.Duration("wait", 0, "after sending, wait up to this long until the consumer group has stored everything (0: don't wait)")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	switch {
+	case *format == "":
+		return fmt.Errorf("--format is required (%s)", strings.Join(ingest.Formats, ", "))
+	case *file == "":
+		return fmt.Errorf("--file is required")
+	case *repeat < 1:
+		return fmt.Errorf("--repeat must be 1 or more, got %d", *repeat)
+	}
+	if _, err := os.Stat(*file); err != nil {
+		return fmt.Errorf("--file: %w", err)
+	}
+	cfg := ingest.ReplayConfig{Brokers: kf.brokerList(), Topic: kf.topic, Format: *format, File: *file, Repeat: *repeat}
+	start := time.Now()
+	if isTerminal(os.Stderr) {
+		cfg.Progress = func(sent int) {
+			fmt.Fprintf(os.Stderr, "\rsent %d messages (%.0f/s)", sent, float64(sent)/time.Since(start).Seconds())
+		}
+	}
+	sum, err := ingest.Replay(ctx, cfg)
+	if cfg.Progress != nil {
+		fmt.Fprintln(os.Stderr)
+	}
+	took := time.Since(start)
+	fmt.Fprintf(stdout, "replay %s: read %d, sent %d, skipped %d lines in %s (%.0f events/s) to %s on %s\n",
+		*file, sum.Read, sum.Sent, len(sum.Skipped), took.Round(time.Millisecond), float64(sum.Sent)/took.Seconds(),
+		kf.topic, strings.Join(cfg.Brokers, ","))
+	const shown = 20
+	for i, s := range sum.Skipped {
+		if i == shown {
+			fmt.Fprintf(stdout, "  … and %d more skipped lines\n", len(sum.Skipped)-shown)
+			break
+		}
+		fmt.Fprintf(stdout, "  skipped line %d: %s\n", s.Line, s.Reason)
+	}
+	if err != nil {
+		return err
+	}
+	if *wait > 0 {
+		wctx, cancel := context.WithTimeout(ctx, *wait)
+		defer cancel()
+		if err := ingest.WaitCaughtUp(wctx, cfg.Brokers, kf.group, kf.topic); err != nil {
+			return fmt.Errorf("--wait: %w", err)
+		}
+		fmt.Fprintf(stdout, "stored: consumer group %s has committed everything on %s (%s after start)\n",
+			kf.group, kf.topic, time.Since(start).Round(time.Millisecond))
+	}
+	return nil
+}
+
+func isTerminal(f *os.File) bool {
+	fi, err := f.Stat()
+	return err == nil && fi.Mode()&os.ModeCharDevice != 0
+}

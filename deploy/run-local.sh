@@ -1,0 +1,82 @@
+#!/usr/bin/env bash
+# Runs Waymark end to end on this machine: installs ClickHouse if missing, starts it on loopback with
+# its data under .local/ (or reuses one already listening on 127.0.0.1:9000), starts `waymark serve`
+# with the embedded dev broker, replays the Taobao sample through Kafka, waits until it is stored and
+# prints the stage funnel and the view → cart → order funnel. Everything keeps running afterwards.
+#
+#   deploy/run-local.sh        start (or restart Waymark) and replay
+#   deploy/run-local.sh stop   stop Waymark and the ClickHouse this script started
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$(pwd)
+local_dir="$root/.local"
+ch_dir="$local_dir/clickhouse"
+bin="$local_dir/bin/waymark"
+mkdir -p "$local_dir/bin"
+
+stop_pid() { # name pidfile
+  if [ -f "$2" ] && kill -0 "$(cat "$2")" 2>/dev/null; then
+    kill "$(cat "$2")"
+    for _ in $(seq 100); do kill -0 "$(cat "$2")" 2>/dev/null || break; sleep 0.1; done
+    echo "stopped $1"
+  fi
+  rm -f "$2"
+}
+
+if [ "${1:-}" = "stop" ]; then
+  stop_pid "waymark serve" "$local_dir/waymark.pid"
+  stop_pid "clickhouse-server" "$ch_dir/clickhouse.pid"
+  exit 0
+fi
+
+deploy/install-deps.sh
+
+if curl -fsS http://127.0.0.1:8123/ping >/dev/null 2>&1 || clickhouse-client --host 127.0.0.1 --port 9000 -q 'SELECT 1' >/dev/null 2>&1; then
+  echo "using the ClickHouse already listening on 127.0.0.1:9000"
+else
+  echo "starting clickhouse-server on 127.0.0.1:9000 with data in $ch_dir"
+  mkdir -p "$ch_dir/log"
+  sed -e "s#__DIR__#$ch_dir#g; s#__TCP_PORT__#9000#; s#__HTTP_PORT__#8123#" deploy/clickhouse/local-config.xml > "$ch_dir/config.xml"
+  nohup "$(command -v clickhouse-server || echo /usr/sbin/clickhouse-server)" --config-file="$ch_dir/config.xml" \
+    >"$ch_dir/log/stdout.log" 2>&1 &
+  echo $! > "$ch_dir/clickhouse.pid"
+  for _ in $(seq 300); do
+    clickhouse-client --host 127.0.0.1 --port 9000 -q 'SELECT 1' >/dev/null 2>&1 && break
+    sleep 0.1
+  done
+  clickhouse-client --host 127.0.0.1 --port 9000 -q 'SELECT 1' >/dev/null || { cat "$ch_dir/log/"*.log >&2; exit 1; }
+fi
+
+echo "building waymark"
+go build -o "$bin" ./cmd/waymark
+
+stop_pid "the previous waymark serve" "$local_dir/waymark.pid"
+echo "starting waymark serve (log: .local/waymark.log)"
+nohup "$bin" serve >"$local_dir/waymark.log" 2>&1 &
+echo $! > "$local_dir/waymark.pid"
+for _ in $(seq 300); do
+  curl -fsS http://127.0.0.1:8080/readyz >/dev/null 2>&1 && break
+  kill -0 "$(cat "$local_dir/waymark.pid")" 2>/dev/null || { cat "$local_dir/waymark.log" >&2; exit 1; }
+  sleep 0.1
+done
+
+"$bin" replay --format taobao --file deploy/data/taobao/UserBehavior.csv --wait 5m
+
+stages=$("$bin" journey-map show | sed -n 's/^ *- name: //p' | paste -sd, -)
+echo
+echo "Stage funnel ($stages), window 7 days:"
+"$bin" funnel --steps "$stages" --window 7d
+echo
+echo "View → cart → order, window 24 hours:"
+"$bin" funnel --steps "Product Viewed,Product Added,Order Completed" --window 24h
+
+cat <<MSG
+
+Waymark is running: metrics on http://127.0.0.1:8080/metrics, readiness on /readyz,
+the dev broker on 127.0.0.1:9092 (in memory only), ClickHouse on 127.0.0.1:9000 (database waymark).
+Ask more questions:
+  $bin funnel --steps "awareness,conversion,loyalty" --window 7d --json
+  clickhouse-client -q "SELECT event, count() FROM waymark.events GROUP BY event"
+Send more events:  $bin replay --format segment --file my-events.jsonl --wait 1m
+Stop everything:   deploy/run-local.sh stop
+MSG

@@ -1,0 +1,367 @@
+package ingest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/segmentio/kafka-go"
+)
+
+// HeaderSource names the Kafka header that carries an event's source. Messages without it get the
+// source "kafka".
+const HeaderSource = "waymark-source"
+
+// Dead-letter headers: why the message was rejected and where it came from.
+const (
+	HeaderDLQReason    = "waymark-dlq-reason"
+	HeaderDLQError     = "waymark-dlq-error"
+	HeaderDLQTopic     = "waymark-dlq-topic"
+	HeaderDLQPartition = "waymark-dlq-partition"
+	HeaderDLQOffset    = "waymark-dlq-offset"
+)
+
+// Sink receives decoded events. Write returns only when the events are durable (or with an error,
+// in which case the consumer retries the same batch); the consumer commits offsets after it.
+type Sink interface {
+	Write(ctx context.Context, events []Event) error
+}
+
+// SinkFunc adapts a function to a Sink.
+type SinkFunc func(ctx context.Context, events []Event) error
+
+// Write calls f(ctx, events).
+func (f SinkFunc) Write(ctx context.Context, events []Event) error { return f(ctx, events) }
+
+// ConsumerConfig configures a Consumer.
+type ConsumerConfig struct {
+	Brokers  []string // Kafka bootstrap brokers; required
+	Topic    string   // topic to consume; default "waymark.events"
+	DLQTopic string   // dead-letter topic; default "waymark.dlq"
+	Group    string   // consumer group id; default "waymark"
+
+	BatchSize     int           // events handed to the sink at most at once; default 20000
+	FlushInterval time.Duration // longest wait before a partial batch is written; default 500ms
+	RetryMax      time.Duration // longest backoff between retries of a failing batch; default 10s
+	StopTimeout   time.Duration // time allowed to write and commit the last batch on shutdown; default 15s
+}
+
+func (c *ConsumerConfig) setDefaults() {
+	if c.Topic == "" {
+		c.Topic = "waymark.events"
+	}
+	if c.DLQTopic == "" {
+		c.DLQTopic = "waymark.dlq"
+	}
+	if c.Group == "" {
+		c.Group = "waymark"
+	}
+	if c.BatchSize == 0 {
+		c.BatchSize = 20000
+	}
+	if c.FlushInterval == 0 {
+		c.FlushInterval = 500 * time.Millisecond
+	}
+	if c.RetryMax == 0 {
+		c.RetryMax = 10 * time.Second
+	}
+	if c.StopTimeout == 0 {
+		c.StopTimeout = 15 * time.Second
+	}
+}
+
+// Validate reports the first setting that cannot work.
+func (c *ConsumerConfig) Validate() error {
+	switch {
+	case len(c.Brokers) == 0:
+		return errors.New("kafka brokers: at least one is required")
+	case c.Topic == c.DLQTopic:
+		return fmt.Errorf("dlq topic: must differ from the topic %q", c.Topic)
+	case c.BatchSize < 1:
+		return fmt.Errorf("batch size: must be positive, got %d", c.BatchSize)
+	case c.FlushInterval < time.Millisecond:
+		return fmt.Errorf("flush interval: must be at least 1ms, got %s", c.FlushInterval)
+	}
+	return nil
+}
+
+// Consumer reads the events topic in a consumer group, decodes each message, sends the ones it
+// cannot use to the dead-letter topic, hands the rest to a Sink and commits offsets after both.
+type Consumer struct {
+	cfg     ConsumerConfig
+	log     *slog.Logger
+	sink    Sink
+	reader  *kafka.Reader
+	dlq     *kafka.Writer
+	metrics *consumerMetrics
+	health  *health
+}
+
+// NewConsumer checks cfg and builds a Consumer. Nothing connects until Run.
+func NewConsumer(cfg ConsumerConfig, sink Sink, log *slog.Logger, reg prometheus.Registerer) (*Consumer, error) {
+	cfg.setDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("consumer config: %w", err)
+	}
+	m, err := newConsumerMetrics(reg)
+	if err != nil {
+		return nil, err
+	}
+	reader := kafka.NewReader(kafka.ReaderConfig{
+		Brokers:        cfg.Brokers,
+		GroupID:        cfg.Group,
+		Topic:          cfg.Topic,
+		MinBytes:       1,
+		MaxBytes:       16 << 20,
+		MaxWait:        100 * time.Millisecond,
+		QueueCapacity:  cfg.BatchSize,
+		CommitInterval: 0, // commit synchronously, after the sink has the batch
+		StartOffset:    kafka.FirstOffset,
+	})
+	dlq := &kafka.Writer{
+		Addr:         kafka.TCP(cfg.Brokers...),
+		Topic:        cfg.DLQTopic,
+		Balancer:     &kafka.Murmur2Balancer{},
+		RequiredAcks: kafka.RequireAll,
+		BatchTimeout: 5 * time.Millisecond,
+		MaxAttempts:  3,
+	}
+	return &Consumer{cfg: cfg, log: log, sink: sink, reader: reader, dlq: dlq, metrics: m, health: &health{}}, nil
+}
+
+// Healthy reports nil while batches are written, or the error that keeps the consumer retrying.
+func (c *Consumer) Healthy() error { return c.health.get() }
+
+// Run consumes until ctx is cancelled, then writes and commits what it has fetched and closes its
+// Kafka connections. It returns nil on a clean stop.
+func (c *Consumer) Run(ctx context.Context) error {
+	c.log.Info("consumer started", "topic", c.cfg.Topic, "group", c.cfg.Group, "brokers", c.cfg.Brokers)
+	fetched := make(chan kafka.Message, c.cfg.BatchSize)
+	fetchErr := make(chan error, 1)
+	go func() { fetchErr <- c.fetch(ctx, fetched) }()
+
+	err := c.loop(ctx, fetched, fetchErr)
+	if closeErr := c.reader.Close(); closeErr != nil {
+		c.log.Warn("close kafka reader", "err", closeErr)
+	}
+	if closeErr := c.dlq.Close(); closeErr != nil {
+		c.log.Warn("close dead-letter writer", "err", closeErr)
+	}
+	return err
+}
+
+func (c *Consumer) fetch(ctx context.Context, out chan<- kafka.Message) error {
+	for {
+		msg, err := c.reader.FetchMessage(ctx)
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			return fmt.Errorf("fetch from %s: %w", c.cfg.Topic, err)
+		}
+		select {
+		case out <- msg:
+		case <-ctx.Done():
+			return nil
+		}
+	}
+}
+
+func (c *Consumer) loop(ctx context.Context, fetched <-chan kafka.Message, fetchErr <-chan error) error {
+	batch := make([]kafka.Message, 0, c.cfg.BatchSize)
+	timer := time.NewTimer(c.cfg.FlushInterval)
+	defer timer.Stop()
+	for {
+		flush := false
+		select {
+		case msg := <-fetched:
+			if len(batch) == 0 {
+				timer.Reset(c.cfg.FlushInterval)
+			}
+			batch = append(batch, msg)
+			flush = len(batch) >= c.cfg.BatchSize
+		case <-timer.C:
+			flush = len(batch) > 0
+		case err := <-fetchErr:
+			if err != nil {
+				return err
+			}
+			fetchErr = nil // the fetcher stopped because ctx is done
+		case <-ctx.Done():
+			return c.drain(batch, fetched)
+		}
+		if flush {
+			if err := c.process(ctx, batch); err != nil {
+				if ctx.Err() != nil {
+					return c.drain(batch, fetched)
+				}
+				return err
+			}
+			batch = batch[:0]
+		}
+	}
+}
+
+// drain writes and commits what was fetched before the stop, with its own deadline.
+func (c *Consumer) drain(batch []kafka.Message, fetched <-chan kafka.Message) error {
+	for more := true; more; {
+		select {
+		case msg := <-fetched:
+			batch = append(batch, msg)
+		default:
+			more = false
+		}
+	}
+	if len(batch) == 0 {
+		return nil
+	}
+	start := time.Now()
+	ctx, cancel := context.WithTimeout(context.Background(), c.cfg.StopTimeout)
+	defer cancel()
+	if err := c.process(ctx, batch); err != nil {
+		return fmt.Errorf("write last batch of %d messages on stop: %w", len(batch), err)
+	}
+	c.log.Info("consumer flushed on stop", "messages", len(batch), "took", time.Since(start))
+	return nil
+}
+
+// process decodes a batch, dead-letters what cannot be used, writes the rest to the sink and
+// commits. Failing steps are retried with backoff until they succeed or ctx is done.
+func (c *Consumer) process(ctx context.Context, batch []kafka.Message) error {
+	events := make([]Event, 0, len(batch))
+	var dead []kafka.Message
+	for _, msg := range batch {
+		e, err := Decode(msg.Value, headerValue(msg.Headers, HeaderSource, "kafka"), msg.Time)
+		if err != nil {
+			reason := RejectReason(err)
+			c.metrics.dead.WithLabelValues(reason).Inc()
+			dead = append(dead, deadLetter(msg, reason, err))
+			continue
+		}
+		events = append(events, e)
+	}
+	c.metrics.messages.Add(float64(len(batch)))
+	if len(dead) > 0 {
+		if err := c.retry(ctx, "write dead letters", func() error { return c.dlq.WriteMessages(ctx, dead...) }); err != nil {
+			return err
+		}
+	}
+	if len(events) > 0 {
+		if err := c.retry(ctx, "write batch", func() error { return c.sink.Write(ctx, events) }); err != nil {
+			return err
+		}
+	}
+	last := lastPerPartition(batch)
+	err := c.retry(ctx, "commit offsets", func() error {
+		start := time.Now()
+		err := c.reader.CommitMessages(ctx, last...)
+		c.metrics.commitSeconds.Observe(time.Since(start).Seconds())
+		return err
+	})
+	if err == nil {
+		c.metrics.batches.Inc()
+		c.health.set(nil)
+	}
+	return err
+}
+
+// retry runs op until it succeeds or ctx is done, with exponential backoff up to RetryMax.
+func (c *Consumer) retry(ctx context.Context, what string, op func() error) error {
+	backoff := 100 * time.Millisecond
+	for {
+		err := op()
+		if err == nil {
+			return nil
+		}
+		if ctx.Err() != nil {
+			return fmt.Errorf("%s: %w", what, err)
+		}
+		c.metrics.retries.WithLabelValues(what).Inc()
+		c.health.set(fmt.Errorf("%s: %w", what, err))
+		c.log.Warn("consumer step failed, retrying", "step", what, "err", err, "backoff", backoff)
+		select {
+		case <-time.After(backoff):
+		case <-ctx.Done():
+			return fmt.Errorf("%s: %w", what, err)
+		}
+		backoff = min(2*backoff, c.cfg.RetryMax)
+	}
+}
+
+func deadLetter(msg kafka.Message, reason string, err error) kafka.Message {
+	headers := append([]kafka.Header(nil), msg.Headers...)
+	headers = append(headers,
+		kafka.Header{Key: HeaderDLQReason, Value: []byte(reason)},
+		kafka.Header{Key: HeaderDLQError, Value: []byte(err.Error())},
+		kafka.Header{Key: HeaderDLQTopic, Value: []byte(msg.Topic)},
+		kafka.Header{Key: HeaderDLQPartition, Value: []byte(strconv.Itoa(msg.Partition))},
+		kafka.Header{Key: HeaderDLQOffset, Value: []byte(strconv.FormatInt(msg.Offset, 10))},
+	)
+	return kafka.Message{Key: msg.Key, Value: msg.Value, Headers: headers}
+}
+
+func lastPerPartition(batch []kafka.Message) []kafka.Message {
+	idx := map[int]int{}
+	var last []kafka.Message
+	for _, m := range batch {
+		if i, ok := idx[m.Partition]; ok {
+			if m.Offset > last[i].Offset {
+				last[i] = m
+			}
+			continue
+		}
+		idx[m.Partition] = len(last)
+		last = append(last, m)
+	}
+	return last
+}
+
+func headerValue(headers []kafka.Header, key, def string) string {
+	for _, h := range headers {
+		if h.Key == key && len(h.Value) > 0 {
+			return string(h.Value)
+		}
+	}
+	return def
+}
+
+type consumerMetrics struct {
+	messages      prometheus.Counter
+	batches       prometheus.Counter
+	dead          *prometheus.CounterVec
+	retries       *prometheus.CounterVec
+	commitSeconds prometheus.Histogram
+}
+
+func newConsumerMetrics(reg prometheus.Registerer) (*consumerMetrics, error) {
+	m := &consumerMetrics{
+		messages: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "waymark_consumer_messages_total", Help: "Kafka messages fetched and decoded or dead-lettered.",
+		}),
+		batches: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "waymark_consumer_batches_total", Help: "Batches written to the sink and committed.",
+		}),
+		dead: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "waymark_consumer_dlq_messages_total", Help: "Messages sent to the dead-letter topic, by reason.",
+		}, []string{"reason"}),
+		retries: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "waymark_consumer_retries_total", Help: "Retried consumer steps after an error, by step.",
+		}, []string{"step"}),
+		commitSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "waymark_consumer_commit_duration_seconds", Help: "Time to commit offsets to Kafka.",
+			Buckets: prometheus.ExponentialBuckets(0.001, 4, 8),
+		}),
+	}
+	if reg != nil {
+		for _, c := range []prometheus.Collector{m.messages, m.batches, m.dead, m.retries, m.commitSeconds} {
+			if err := reg.Register(c); err != nil {
+				return nil, fmt.Errorf("register consumer metrics: %w", err)
+			}
+		}
+	}
+	return m, nil
+}

@@ -1,0 +1,289 @@
+package ingest
+
+import (
+	"bufio"
+	"bytes"
+	"crypto/sha256"
+	"encoding/csv"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Formats lists the dataset formats Replay reads.
+var Formats = []string{"taobao", "rees46", "otto", "segment"}
+
+// Message is one Segment message ready for Kafka, keyed by its customer key.
+type Message struct {
+	Key   string
+	Value []byte
+	Line  int // line of the source file it came from
+}
+
+// Skip is a source line that could not be turned into a message, and why.
+type Skip struct {
+	Line   int
+	Reason string
+}
+
+// datasetReader turns a dataset into messages. pass > 0 makes every customer and message id fresh,
+// so a file can be replayed many times as new traffic.
+type datasetReader func(r io.Reader, pass int, emit func(Message) error, skip func(Skip)) error
+
+func datasetReaderFor(format string) (datasetReader, error) {
+	switch format {
+	case "taobao":
+		return readTaobao, nil
+	case "rees46":
+		return readRees46, nil
+	case "otto":
+		return readOtto, nil
+	case "segment":
+		return readSegment, nil
+	}
+	return nil, fmt.Errorf("unknown format %q (want one of %s)", format, strings.Join(Formats, ", "))
+}
+
+// trackMessage is the Segment track call a dataset row becomes.
+type trackMessage struct {
+	Type       string         `json:"type"`
+	Event      string         `json:"event"`
+	MessageID  string         `json:"messageId"`
+	UserID     string         `json:"userId"`
+	Timestamp  string         `json:"timestamp"`
+	Properties map[string]any `json:"properties,omitempty"`
+	Context    trackContext   `json:"context"`
+}
+
+type trackContext struct {
+	Library struct {
+		Name string `json:"name"`
+	} `json:"library"`
+}
+
+func newTrack(format string, pass, line int, row, user, event string, t time.Time, props map[string]any) (Message, error) {
+	if pass > 0 {
+		user = user + "~" + strconv.Itoa(pass)
+	}
+	m := trackMessage{
+		Type:       "track",
+		Event:      event,
+		MessageID:  rowID(format, pass, line, row),
+		UserID:     user,
+		Timestamp:  t.UTC().Format(time.RFC3339Nano),
+		Properties: props,
+	}
+	m.Context.Library.Name = "waymark-replay"
+	b, err := json.Marshal(m)
+	if err != nil {
+		return Message{}, fmt.Errorf("encode line %d: %w", line, err)
+	}
+	return Message{Key: user, Value: b, Line: line}, nil
+}
+
+// rowID is a messageId that is the same every time the same row of the same format is replayed.
+func rowID(format string, pass, line int, row string) string {
+	h := sha256.New()
+	fmt.Fprintf(h, "%s\x00%d\x00%d\x00%s", format, pass, line, row)
+	return format + "-" + hex.EncodeToString(h.Sum(nil)[:12])
+}
+
+var taobaoEvents = map[string]string{
+	"pv":   "Product Viewed",
+	"fav":  "Product Added to Wishlist",
+	"cart": "Product Added",
+	"buy":  "Order Completed",
+}
+
+// readTaobao reads `user_id,item_id,category_id,behavior,timestamp` rows (no header, unix seconds).
+func readTaobao(r io.Reader, pass int, emit func(Message) error, skip func(Skip)) error {
+	return eachLine(r, func(line int, text string) error {
+		f := strings.Split(text, ",")
+		if len(f) != 5 {
+			skip(Skip{line, fmt.Sprintf("want 5 comma-separated fields, got %d", len(f))})
+			return nil
+		}
+		event, ok := taobaoEvents[f[3]]
+		if !ok {
+			skip(Skip{line, fmt.Sprintf("unknown behavior %q", f[3])})
+			return nil
+		}
+		sec, err := strconv.ParseInt(f[4], 10, 64)
+		if err != nil || f[0] == "" {
+			skip(Skip{line, fmt.Sprintf("bad user or timestamp in %q", text)})
+			return nil
+		}
+		m, err := newTrack("taobao", pass, line, text, f[0], event, time.Unix(sec, 0),
+			map[string]any{"product_id": f[1], "category": f[2]})
+		if err != nil {
+			return err
+		}
+		return emit(m)
+	})
+}
+
+var rees46Events = map[string]string{
+	"view":     "Product Viewed",
+	"cart":     "Product Added",
+	"purchase": "Order Completed",
+}
+
+// readRees46 reads the REES46 CSV with its header line.
+func readRees46(r io.Reader, pass int, emit func(Message) error, skip func(Skip)) error {
+	cr := csv.NewReader(r)
+	cr.FieldsPerRecord = -1
+	header, err := cr.Read()
+	if err != nil {
+		return fmt.Errorf("read rees46 header: %w", err)
+	}
+	col := map[string]int{}
+	for i, h := range header {
+		col[h] = i
+	}
+	for _, want := range []string{"event_time", "event_type", "product_id", "user_id"} {
+		if _, ok := col[want]; !ok {
+			return fmt.Errorf("rees46 header: no column %q", want)
+		}
+	}
+	get := func(rec []string, name string) string {
+		if i, ok := col[name]; ok && i < len(rec) {
+			return rec[i]
+		}
+		return ""
+	}
+	for {
+		rec, err := cr.Read()
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
+		line, _ := cr.FieldPos(0)
+		if err != nil {
+			skip(Skip{line, err.Error()})
+			continue
+		}
+		event, ok := rees46Events[get(rec, "event_type")]
+		if !ok {
+			skip(Skip{line, fmt.Sprintf("unknown event_type %q", get(rec, "event_type"))})
+			continue
+		}
+		t, err := time.Parse("2006-01-02 15:04:05 MST", get(rec, "event_time"))
+		if err != nil || get(rec, "user_id") == "" {
+			skip(Skip{line, fmt.Sprintf("bad user_id or event_time %q", get(rec, "event_time"))})
+			continue
+		}
+		props := map[string]any{"product_id": get(rec, "product_id"), "category_id": get(rec, "category_id")}
+		for src, dst := range map[string]string{"category_code": "category", "brand": "brand", "user_session": "session_id"} {
+			if v := get(rec, src); v != "" {
+				props[dst] = v
+			}
+		}
+		if p, err := strconv.ParseFloat(get(rec, "price"), 64); err == nil {
+			props["price"] = p
+		}
+		m, err := newTrack("rees46", pass, line, strings.Join(rec, ","), get(rec, "user_id"), event, t, props)
+		if err != nil {
+			return err
+		}
+		if err := emit(m); err != nil {
+			return err
+		}
+	}
+}
+
+var ottoEvents = map[string]string{
+	"clicks": "Product Viewed",
+	"carts":  "Product Added",
+	"orders": "Order Completed",
+}
+
+// readOtto reads OTTO JSON Lines: one session per line with its events (ts in unix milliseconds).
+// The session number is the customer.
+func readOtto(r io.Reader, pass int, emit func(Message) error, skip func(Skip)) error {
+	return eachLine(r, func(line int, text string) error {
+		var s struct {
+			Session json.Number `json:"session"`
+			Events  []struct {
+				Aid  json.Number `json:"aid"`
+				Ts   int64       `json:"ts"`
+				Type string      `json:"type"`
+			} `json:"events"`
+		}
+		if err := json.Unmarshal([]byte(text), &s); err != nil {
+			skip(Skip{line, "invalid JSON: " + err.Error()})
+			return nil
+		}
+		for i, e := range s.Events {
+			event, ok := ottoEvents[e.Type]
+			if !ok {
+				skip(Skip{line, fmt.Sprintf("event %d: unknown type %q", i, e.Type)})
+				continue
+			}
+			row := fmt.Sprintf("%s/%d/%s/%d/%s", s.Session, i, e.Aid, e.Ts, e.Type)
+			m, err := newTrack("otto", pass, line, row, s.Session.String(), event, time.UnixMilli(e.Ts),
+				map[string]any{"product_id": e.Aid.String()})
+			if err != nil {
+				return err
+			}
+			if err := emit(m); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// readSegment reads JSON Lines of Segment messages and sends them as they are (a fresh pass only
+// renames the ids). Lines that are not valid Segment messages are skipped with the reason.
+func readSegment(r io.Reader, pass int, emit func(Message) error, skip func(Skip)) error {
+	return eachLine(r, func(line int, text string) error {
+		raw := []byte(text)
+		if pass > 0 {
+			var m map[string]any
+			if err := json.Unmarshal(raw, &m); err != nil {
+				skip(Skip{line, "invalid JSON: " + err.Error()})
+				return nil
+			}
+			for _, k := range []string{"userId", "anonymousId", "messageId"} {
+				if v, ok := m[k].(string); ok && v != "" {
+					m[k] = v + "~" + strconv.Itoa(pass)
+				}
+			}
+			var err error
+			if raw, err = json.Marshal(m); err != nil {
+				return fmt.Errorf("encode line %d: %w", line, err)
+			}
+		}
+		e, err := Decode(raw, "replay", time.Now())
+		if err != nil {
+			skip(Skip{line, err.Error()})
+			return nil
+		}
+		return emit(Message{Key: e.CustomerKey(), Value: raw, Line: line})
+	})
+}
+
+// eachLine calls fn for every non-empty line, numbered from 1.
+func eachLine(r io.Reader, fn func(line int, text string) error) error {
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 64<<10), 4<<20)
+	line := 0
+	for sc.Scan() {
+		line++
+		text := string(bytes.TrimRight(sc.Bytes(), "\r"))
+		if strings.TrimSpace(text) == "" {
+			continue
+		}
+		if err := fn(line, text); err != nil {
+			return err
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return fmt.Errorf("read line %d: %w", line+1, err)
+	}
+	return nil
+}

@@ -1,0 +1,157 @@
+package sessionize
+
+import (
+	"bytes"
+	_ "embed"
+	"errors"
+	"fmt"
+	"os"
+	"slices"
+
+	"github.com/waymark-dev/waymark/ingest"
+	"gopkg.in/yaml.v3"
+)
+
+//go:embed journey-map.yaml
+var defaultMapYAML []byte
+
+// DefaultMapYAML returns the built-in shop journey map as YAML.
+func DefaultMapYAML() []byte { return bytes.Clone(defaultMapYAML) }
+
+// Map is a journey map: ordered stages, each reached by events that match one of its rules.
+type Map struct {
+	Version string  `yaml:"version"`
+	Stages  []Stage `yaml:"stages"`
+}
+
+// Stage is one step of the journey.
+type Stage struct {
+	Name        string `yaml:"name"`
+	Description string `yaml:"description,omitempty"`
+	Rules       []Rule `yaml:"rules"`
+	line        int
+}
+
+// Rule matches events. Every condition it sets must hold; an empty list sets no condition.
+type Rule struct {
+	Types  []string `yaml:"type,omitempty"`  // Segment call types (track, page, screen, …)
+	Events []string `yaml:"event,omitempty"` // event names (track) or page/screen names
+	// Nth, when above 1, matches only the customer's nth or later distinct event matching the
+	// other conditions (e.g. 2 for a repeat order). Default 1.
+	Nth  int `yaml:"nth,omitempty"`
+	line int
+}
+
+// UnmarshalYAML records the line of a stage for error messages.
+func (s *Stage) UnmarshalYAML(n *yaml.Node) error {
+	type plain Stage
+	if err := n.Decode((*plain)(s)); err != nil {
+		return err
+	}
+	s.line = n.Line
+	return nil
+}
+
+// UnmarshalYAML records the line of a rule for error messages.
+func (r *Rule) UnmarshalYAML(n *yaml.Node) error {
+	type plain Rule
+	if err := n.Decode((*plain)(r)); err != nil {
+		return err
+	}
+	r.line = n.Line
+	return nil
+}
+
+// Matches reports whether e meets the rule's conditions, not counting Nth.
+func (r *Rule) Matches(e *ingest.Event) bool {
+	return (len(r.Types) == 0 || slices.Contains(r.Types, e.Type)) &&
+		(len(r.Events) == 0 || slices.Contains(r.Events, e.Event))
+}
+
+// ParseMap reads and validates a journey map. Errors name the line and the field.
+func ParseMap(data []byte) (*Map, error) {
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	var m Map
+	if err := dec.Decode(&m); err != nil {
+		return nil, fmt.Errorf("journey map: %w", err)
+	}
+	if err := m.Validate(); err != nil {
+		return nil, err
+	}
+	return &m, nil
+}
+
+// LoadMap reads the journey map at path, or the default map when path is empty.
+func LoadMap(path string) (*Map, error) {
+	if path == "" {
+		return ParseMap(defaultMapYAML)
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("journey map: %w", err)
+	}
+	m, err := ParseMap(data)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return m, nil
+}
+
+// Validate reports every problem in the map, each with its line and field.
+func (m *Map) Validate() error {
+	var errs []error
+	bad := func(line int, field, format string, args ...any) {
+		errs = append(errs, fmt.Errorf("journey map: line %d: %s: %s", line, field, fmt.Sprintf(format, args...)))
+	}
+	if m.Version == "" {
+		bad(1, "version", "is required")
+	}
+	if len(m.Stages) == 0 {
+		bad(1, "stages", "at least one stage is required")
+	}
+	if len(m.Stages) > 32 {
+		bad(m.Stages[32].line, "stages", "at most 32 stages, got %d", len(m.Stages))
+	}
+	seen := map[string]bool{}
+	for _, s := range m.Stages {
+		switch {
+		case s.Name == "":
+			bad(s.line, "name", "a stage needs a name")
+		case seen[s.Name]:
+			bad(s.line, "name", "stage %q is listed twice", s.Name)
+		}
+		seen[s.Name] = true
+		if len(s.Rules) == 0 {
+			bad(s.line, "rules", "stage %q has no rules", s.Name)
+		}
+		for _, r := range s.Rules {
+			if len(r.Types) == 0 && len(r.Events) == 0 {
+				bad(r.line, "rules", "a rule of stage %q sets neither type nor event", s.Name)
+			}
+			if r.Nth < 0 {
+				bad(r.line, "nth", "must be 1 or more, got %d", r.Nth)
+			}
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// Stage returns the stage with the given name.
+func (m *Map) Stage(name string) (*Stage, bool) {
+	for i := range m.Stages {
+		if m.Stages[i].Name == name {
+			return &m.Stages[i], true
+		}
+	}
+	return nil, false
+}
+
+// YAML renders the map as YAML.
+func (m *Map) YAML() ([]byte, error) {
+	b, err := yaml.Marshal(m)
+	if err != nil {
+		return nil, fmt.Errorf("render journey map: %w", err)
+	}
+	return b, nil
+}

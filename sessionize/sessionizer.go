@@ -1,0 +1,282 @@
+package sessionize
+
+import (
+	"cmp"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"hash/fnv"
+	"slices"
+	"strconv"
+	"time"
+
+	"github.com/waymark-dev/waymark/ingest"
+)
+
+// Config configures a Sessionizer.
+type Config struct {
+	Gap         time.Duration // inactivity that ends a session; default 30m
+	MaxDuration time.Duration // longest session, cut after it; default 24h
+}
+
+func (c *Config) setDefaults() {
+	if c.Gap == 0 {
+		c.Gap = 30 * time.Minute
+	}
+	if c.MaxDuration == 0 {
+		c.MaxDuration = 24 * time.Hour
+	}
+}
+
+// Validate reports the first setting that cannot work.
+func (c *Config) Validate() error {
+	if c.Gap <= 0 {
+		return fmt.Errorf("session gap: must be positive, got %s", c.Gap)
+	}
+	if c.MaxDuration < c.Gap {
+		return fmt.Errorf("session max duration: must be at least the gap %s, got %s", c.Gap, c.MaxDuration)
+	}
+	return nil
+}
+
+// Why a session ended.
+const (
+	EndTimeout     = "timeout"      // the customer's next event came after more than the gap
+	EndMaxDuration = "max_duration" // the session reached the longest allowed duration
+	EndOpen        = "open"         // no later event of the customer yet
+)
+
+// Session is a run of one customer's events. Sessions are re-emitted with a higher Version when
+// late events change them; a session that a late event merged into another is emitted once more
+// with Deleted set. Readers keep, per ID, the row with the highest Version.
+type Session struct {
+	ID          string // stable while the session's start does not change
+	CustomerKey string
+	Start, End  time.Time
+	Events      int
+	EntryEvent  string   // the first touchpoint (event name, or type for unnamed pages)
+	ExitEvent   string   // the last touchpoint
+	Stages      []string // stages of the journey map reached in the session, in map order
+	EndReason   string
+	MapVersion  string
+	Version     uint64
+	Deleted     bool
+}
+
+// point is what the sessionizer keeps of one event.
+type point struct {
+	ms    int64  // event time, unix milliseconds
+	id    uint64 // hash of source and messageId, to drop duplicates
+	touch string // touchpoint label
+	rules uint64 // bit i: the base conditions of rule i hold
+}
+
+type customer struct {
+	points   []point
+	seen     map[uint64]struct{}
+	sessions []Session // as last emitted
+	dirty    bool
+}
+
+// Sessionizer cuts customers' events into sessions on event time. It is a plain data structure:
+// not safe for concurrent use, and it takes the current time as a parameter.
+type Sessionizer struct {
+	cfg       Config
+	jm        *Map
+	rules     []Rule // all rules of the map, flattened
+	ruleStage []int  // stage index of each rule
+	customers map[string]*customer
+	version   uint64
+}
+
+// New builds a Sessionizer for the journey map jm.
+func New(cfg Config, jm *Map) (*Sessionizer, error) {
+	cfg.setDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("sessionizer config: %w", err)
+	}
+	s := &Sessionizer{cfg: cfg, jm: jm, customers: map[string]*customer{}}
+	for i, st := range jm.Stages {
+		for _, r := range st.Rules {
+			s.rules = append(s.rules, r)
+			s.ruleStage = append(s.ruleStage, i)
+		}
+	}
+	if len(s.rules) > 64 {
+		return nil, fmt.Errorf("journey map %s: at most 64 rules in all, got %d", jm.Version, len(s.rules))
+	}
+	return s, nil
+}
+
+// Push adds events and returns the sessions they created or changed, including deletions, each
+// with a version above every earlier one. Events already seen (same source and messageId) are
+// ignored, so redelivered batches change nothing.
+func (s *Sessionizer) Push(now time.Time, events []ingest.Event) []Session {
+	var touched []string
+	for i := range events {
+		e := &events[i]
+		key := e.CustomerKey()
+		c := s.customers[key]
+		if c == nil {
+			c = &customer{seen: map[uint64]struct{}{}}
+			s.customers[key] = c
+		}
+		id := eventHash(e)
+		if _, dup := c.seen[id]; dup {
+			continue
+		}
+		c.seen[id] = struct{}{}
+		c.points = append(c.points, point{ms: e.Timestamp.UnixMilli(), id: id, touch: touchpoint(e), rules: s.matchRules(e)})
+		if !c.dirty {
+			c.dirty = true
+			touched = append(touched, key)
+		}
+	}
+	s.version = max(s.version+1, uint64(now.UnixNano()))
+	var out []Session
+	for _, key := range touched {
+		c := s.customers[key]
+		c.dirty = false
+		slices.SortFunc(c.points, func(a, b point) int {
+			if a.ms != b.ms {
+				return cmp.Compare(a.ms, b.ms)
+			}
+			return cmp.Compare(a.id, b.id)
+		})
+		next := s.cut(key, c.points)
+		out = append(out, diff(c.sessions, next, s.version)...)
+		c.sessions = next
+	}
+	return out
+}
+
+// Customers returns how many customers the sessionizer holds state for.
+func (s *Sessionizer) Customers() int { return len(s.customers) }
+
+func (s *Sessionizer) matchRules(e *ingest.Event) uint64 {
+	var mask uint64
+	for i := range s.rules {
+		if s.rules[i].Matches(e) {
+			mask |= 1 << i
+		}
+	}
+	return mask
+}
+
+// cut splits one customer's sorted points into sessions.
+func (s *Sessionizer) cut(key string, points []point) []Session {
+	gap, maxDur := s.cfg.Gap.Milliseconds(), s.cfg.MaxDuration.Milliseconds()
+	counts := make([]int, len(s.rules))
+	var sessions []Session
+	var stages uint64
+	start := 0
+	closeAt := func(end int, reason string) {
+		first, last := points[start], points[end-1]
+		sessions = append(sessions, Session{
+			ID:          sessionID(key, first.ms),
+			CustomerKey: key,
+			Start:       time.UnixMilli(first.ms).UTC(),
+			End:         time.UnixMilli(last.ms).UTC(),
+			Events:      end - start,
+			EntryEvent:  first.touch,
+			ExitEvent:   last.touch,
+			Stages:      s.stageNames(stages),
+			EndReason:   reason,
+			MapVersion:  s.jm.Version,
+		})
+		stages = 0
+		start = end
+	}
+	for i, p := range points {
+		if i > start {
+			switch {
+			case p.ms-points[i-1].ms > gap:
+				closeAt(i, EndTimeout)
+			case p.ms-points[start].ms >= maxDur:
+				closeAt(i, EndMaxDuration)
+			}
+		}
+		for r := range s.rules {
+			if p.rules&(1<<r) == 0 {
+				continue
+			}
+			counts[r]++
+			if counts[r] >= max(s.rules[r].Nth, 1) {
+				stages |= 1 << s.ruleStage[r]
+			}
+		}
+	}
+	if len(points) > start {
+		closeAt(len(points), EndOpen)
+	}
+	return sessions
+}
+
+func (s *Sessionizer) stageNames(mask uint64) []string {
+	var names []string
+	for i, st := range s.jm.Stages {
+		if mask&(1<<i) != 0 {
+			names = append(names, st.Name)
+		}
+	}
+	return names
+}
+
+// diff returns the sessions of next that are new or changed, and deletions for the ones of prev
+// that are gone, all stamped with version.
+func diff(prev, next []Session, version uint64) []Session {
+	old := make(map[string]*Session, len(prev))
+	for i := range prev {
+		old[prev[i].ID] = &prev[i]
+	}
+	var out []Session
+	for i := range next {
+		n := &next[i]
+		if o, ok := old[n.ID]; ok {
+			delete(old, n.ID)
+			if sameSession(o, n) {
+				n.Version = o.Version
+				continue
+			}
+		}
+		n.Version = version
+		out = append(out, *n)
+	}
+	for i := range prev {
+		if o, ok := old[prev[i].ID]; ok {
+			gone := *o
+			gone.Version, gone.Deleted = version, true
+			out = append(out, gone)
+		}
+	}
+	return out
+}
+
+func sameSession(a, b *Session) bool {
+	return a.End.Equal(b.End) && a.Events == b.Events && a.EntryEvent == b.EntryEvent &&
+		a.ExitEvent == b.ExitEvent && a.EndReason == b.EndReason && slices.Equal(a.Stages, b.Stages)
+}
+
+// sessionID is derived from the customer and the start, so it is the same in every run.
+func sessionID(key string, startMs int64) string {
+	sum := sha256.Sum256([]byte(key + "\x00" + strconv.FormatInt(startMs, 10)))
+	return hex.EncodeToString(sum[:12])
+}
+
+// touchpoint labels an event for entry and exit: its name, or its type when it has none.
+func touchpoint(e *ingest.Event) string {
+	if e.Event != "" {
+		return e.Event
+	}
+	return e.Type
+}
+
+// eventHash identifies an event by source and messageId; it also orders events with equal times,
+// the same way in every run.
+func eventHash(e *ingest.Event) uint64 {
+	h := fnv.New64a()
+	h.Write([]byte(e.Source))
+	h.Write([]byte{0})
+	h.Write([]byte(e.MessageID))
+	return h.Sum64()
+}

@@ -1,0 +1,155 @@
+package store_test
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/waymark-dev/waymark/ingest"
+	"github.com/waymark-dev/waymark/sessionize"
+	"github.com/waymark-dev/waymark/store"
+)
+
+var t0 = time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+
+// ev is a track event of customer user at t0 + offset seconds.
+func ev(user, event string, offset int) ingest.Event {
+	return ingest.Event{
+		Source: "test", Type: "track", Event: event, UserID: user,
+		MessageID: fmt.Sprintf("%s-%s-%d", user, event, offset),
+		Timestamp: t0.Add(time.Duration(offset) * time.Second), ReceivedAt: t0,
+		Raw: []byte(`{}`),
+	}
+}
+
+func defaultMap(t testing.TB) *sessionize.Map {
+	t.Helper()
+	m, err := sessionize.LoadMap("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+func customers(res *store.FunnelResult) []int64 {
+	var out []int64
+	for _, s := range res.Steps {
+		out = append(out, s.Customers)
+	}
+	return out
+}
+
+func TestFunnelSemantics(t *testing.T) {
+	const (
+		view  = "Product Viewed"
+		add   = "Product Added"
+		order = "Order Completed"
+	)
+	events := []ingest.Event{
+		// a: view, add, order in order: converts.
+		ev("a", view, 0), ev("a", add, 10), ev("a", order, 20),
+		// b: add before view (wrong order): reaches step 1 only.
+		ev("b", add, 0), ev("b", view, 10), ev("b", order, 20),
+		// c: view, add and order at the same second: ties count in either order.
+		ev("c", order, 5), ev("c", add, 5), ev("c", view, 5),
+		// d: order after the 1h window: reaches step 2.
+		ev("d", view, 0), ev("d", add, 60), ev("d", order, 3601),
+		// e: a second view later gives a start whose window holds the order.
+		ev("e", view, 0), ev("e", add, 4000), ev("e", view, 3900), ev("e", order, 4100),
+		// f: one order only: steps order,order need two distinct events.
+		ev("f", view, 0), ev("f", order, 10),
+		// g: two orders at the same second.
+		ev("g", view, 0), ev("g", order, 10), ev("g", order+"", 10),
+	}
+	events[len(events)-1].MessageID += "-second"
+	s := openStore(t)
+	ctx := context.Background()
+	// Written twice: a redelivered batch changes nothing.
+	for range 2 {
+		if err := s.Write(ctx, sessionize.Batch{Events: events}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	jm := defaultMap(t)
+	tests := []struct {
+		name     string
+		steps    []string
+		window   time.Duration
+		from, to time.Time
+		want     []int64
+	}{
+		{"ordered with ties and window", []string{view, add, order}, time.Hour, time.Time{}, time.Time{}, []int64{7, 4, 3}},
+		{"same event twice needs two events", []string{view, order, order}, time.Hour, time.Time{}, time.Time{}, []int64{7, 6, 1}},
+		{"stages", []string{"awareness", "consideration", "conversion", "loyalty"}, time.Hour, time.Time{}, time.Time{}, []int64{7, 4, 3, 0}},
+		{"from excludes earlier starts", []string{view, add}, time.Hour, t0.Add(time.Second), time.Time{}, []int64{3, 2}},
+		{"to bounds the first step only", []string{view, order}, time.Hour, time.Time{}, t0.Add(time.Second), []int64{5, 3}},
+		{"single step", []string{order}, time.Hour, time.Time{}, time.Time{}, []int64{7}},
+		{"unknown event", []string{"Nope", view}, time.Hour, time.Time{}, time.Time{}, []int64{0, 0}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			res, err := s.Funnel(ctx, jm, store.FunnelQuery{Steps: tt.steps, Window: tt.window, From: tt.from, To: tt.to})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := customers(res); fmt.Sprint(got) != fmt.Sprint(tt.want) {
+				t.Errorf("customers = %v, want %v", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestFunnelResultFields(t *testing.T) {
+	s := openStore(t)
+	ctx := context.Background()
+	events := []ingest.Event{ev("a", "A", 0), ev("a", "B", 1), ev("b", "A", 0), ev("c", "A", 0), ev("c", "B", 1), ev("c", "C", 2)}
+	if err := s.Write(ctx, sessionize.Batch{Events: events}); err != nil {
+		t.Fatal(err)
+	}
+	res, err := s.Funnel(ctx, defaultMap(t), store.FunnelQuery{Steps: []string{"A", "B", "C"}, Window: time.Minute})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []store.FunnelStep{
+		{Name: "A", Customers: 3, ConversionFromFirst: 1, ConversionFromPrevious: 1, DropOff: 1, DropOffRate: 0.3333, LargestDropOff: true},
+		{Name: "B", Customers: 2, ConversionFromFirst: 0.6667, ConversionFromPrevious: 0.6667, DropOff: 1, DropOffRate: 0.5},
+		{Name: "C", Customers: 1, ConversionFromFirst: 0.3333, ConversionFromPrevious: 0.5},
+	}
+	if fmt.Sprintf("%+v", res.Steps) != fmt.Sprintf("%+v", want) {
+		t.Errorf("steps =\n%+v\nwant\n%+v", res.Steps, want)
+	}
+	if res.WindowSeconds != 60 {
+		t.Errorf("window_seconds = %d, want 60", res.WindowSeconds)
+	}
+}
+
+func TestFunnelRejectsBadQueries(t *testing.T) {
+	tests := []struct {
+		name string
+		q    store.FunnelQuery
+		want string
+	}{
+		{"no steps", store.FunnelQuery{Window: time.Hour}, "steps"},
+		{"empty step", store.FunnelQuery{Steps: []string{"A", " "}, Window: time.Hour}, "steps"},
+		{"no window", store.FunnelQuery{Steps: []string{"A"}}, "window"},
+		{"from after to", store.FunnelQuery{Steps: []string{"A"}, Window: time.Hour, From: t0, To: t0}, "from"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := tt.q.Validate()
+			if err == nil || err.Error()[:len(tt.want)] != tt.want {
+				t.Errorf("Validate() = %v, want an error about %s", err, tt.want)
+			}
+		})
+	}
+}
+
+func TestMigrateIsIdempotent(t *testing.T) {
+	s := openStore(t)
+	for range 2 {
+		if err := s.Migrate(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+	}
+}

@@ -1,0 +1,138 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"regexp"
+	"time"
+
+	"github.com/ClickHouse/clickhouse-go/v2"
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Config configures the connection to ClickHouse.
+type Config struct {
+	Addr        string        // native protocol host:port; default "127.0.0.1:9000"
+	Database    string        // database holding Waymark's tables; default "waymark"
+	User        string        // default "default"
+	Password    string        // default empty
+	DialTimeout time.Duration // default 5s
+}
+
+func (c *Config) setDefaults() {
+	if c.Addr == "" {
+		c.Addr = "127.0.0.1:9000"
+	}
+	if c.Database == "" {
+		c.Database = "waymark"
+	}
+	if c.User == "" {
+		c.User = "default"
+	}
+	if c.DialTimeout == 0 {
+		c.DialTimeout = 5 * time.Second
+	}
+}
+
+var identifier = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
+
+// Validate reports the first setting that cannot work.
+func (c *Config) Validate() error {
+	if !identifier.MatchString(c.Database) {
+		return fmt.Errorf("clickhouse database: %q is not a plain identifier (letters, digits, _)", c.Database)
+	}
+	return nil
+}
+
+// Store is a connection pool to ClickHouse with Waymark's tables.
+type Store struct {
+	cfg     Config
+	conn    driver.Conn
+	log     *slog.Logger
+	metrics *metrics
+}
+
+// Open checks cfg and connects. The database need not exist yet: Migrate creates it.
+func Open(ctx context.Context, cfg Config, log *slog.Logger, reg prometheus.Registerer) (*Store, error) {
+	cfg.setDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("store config: %w", err)
+	}
+	m, err := newMetrics(reg)
+	if err != nil {
+		return nil, err
+	}
+	conn, err := clickhouse.Open(&clickhouse.Options{
+		Addr:        []string{cfg.Addr},
+		Auth:        clickhouse.Auth{Username: cfg.User, Password: cfg.Password},
+		DialTimeout: cfg.DialTimeout,
+		Compression: &clickhouse.Compression{Method: clickhouse.CompressionLZ4},
+	})
+	if err != nil {
+		return nil, fmt.Errorf("open clickhouse %s: %w", cfg.Addr, err)
+	}
+	s := &Store{cfg: cfg, conn: conn, log: log, metrics: m}
+	if err := s.Ping(ctx); err != nil {
+		conn.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+// Ping checks that ClickHouse answers.
+func (s *Store) Ping(ctx context.Context) error {
+	if err := s.conn.Ping(ctx); err != nil {
+		return fmt.Errorf("ping clickhouse %s: %w", s.cfg.Addr, err)
+	}
+	return nil
+}
+
+// Close closes the connections.
+func (s *Store) Close() error { return s.conn.Close() }
+
+// table returns the qualified name of one of Waymark's tables.
+func (s *Store) table(name string) string { return "`" + s.cfg.Database + "`.`" + name + "`" }
+
+// ErrNoData is returned by queries when the tables hold no event that could answer them.
+var ErrNoData = errors.New("no events stored")
+
+type metrics struct {
+	rows          *prometheus.CounterVec
+	insertSeconds *prometheus.HistogramVec
+	insertErrors  *prometheus.CounterVec
+	querySeconds  *prometheus.HistogramVec
+	queryErrors   *prometheus.CounterVec
+}
+
+func newMetrics(reg prometheus.Registerer) (*metrics, error) {
+	m := &metrics{
+		rows: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "waymark_store_rows_inserted_total", Help: "Rows inserted into ClickHouse, by table.",
+		}, []string{"table"}),
+		insertSeconds: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "waymark_store_insert_duration_seconds", Help: "Time to insert one batch, by table.",
+			Buckets: prometheus.ExponentialBuckets(0.002, 3, 9),
+		}, []string{"table"}),
+		insertErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "waymark_store_insert_errors_total", Help: "Failed batch inserts, by table.",
+		}, []string{"table"}),
+		querySeconds: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "waymark_store_query_duration_seconds", Help: "Time to answer a query, by query type.",
+			Buckets: prometheus.ExponentialBuckets(0.001, 3, 10),
+		}, []string{"query"}),
+		queryErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "waymark_store_query_errors_total", Help: "Failed queries, by query type.",
+		}, []string{"query"}),
+	}
+	if reg != nil {
+		for _, c := range []prometheus.Collector{m.rows, m.insertSeconds, m.insertErrors, m.querySeconds, m.queryErrors} {
+			if err := reg.Register(c); err != nil {
+				return nil, fmt.Errorf("register store metrics: %w", err)
+			}
+		}
+	}
+	return m, nil
+}

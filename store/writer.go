@@ -1,0 +1,144 @@
+package store
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/waymark-dev/waymark/ingest"
+	"github.com/waymark-dev/waymark/sessionize"
+)
+
+// Write inserts a batch of events and the sessions they changed. It returns when ClickHouse has
+// acknowledged both, so the caller may commit the Kafka offsets behind them. A batch written twice
+// changes no answer: rows with the same key collapse on merge and queries count distinct events.
+func (s *Store) Write(ctx context.Context, b sessionize.Batch) error {
+	if len(b.Events) > 0 {
+		if err := s.insert(ctx, "events", eventColumns(b.Events)); err != nil {
+			return err
+		}
+	}
+	if len(b.Sessions) > 0 {
+		if err := s.insert(ctx, "sessions", sessionColumns(b.Sessions)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// column is one column of a batch insert: its name and a slice of values.
+type column struct {
+	name   string
+	values any
+}
+
+func (s *Store) insert(ctx context.Context, table string, cols []column) error {
+	start := time.Now()
+	err := s.insertColumns(ctx, table, cols)
+	s.metrics.insertSeconds.WithLabelValues(table).Observe(time.Since(start).Seconds())
+	if err != nil {
+		s.metrics.insertErrors.WithLabelValues(table).Inc()
+		return err
+	}
+	return nil
+}
+
+func (s *Store) insertColumns(ctx context.Context, table string, cols []column) error {
+	names := ""
+	for i, c := range cols {
+		if i > 0 {
+			names += ", "
+		}
+		names += c.name
+	}
+	batch, err := s.conn.PrepareBatch(ctx, "INSERT INTO "+s.table(table)+" ("+names+")")
+	if err != nil {
+		return fmt.Errorf("prepare insert into %s: %w", table, err)
+	}
+	defer batch.Abort()
+	for i, c := range cols {
+		if err := batch.Column(i).Append(c.values); err != nil {
+			return fmt.Errorf("insert into %s: column %s: %w", table, c.name, err)
+		}
+	}
+	rows := batch.Rows()
+	if err := batch.Send(); err != nil {
+		return fmt.Errorf("insert %d rows into %s: %w", rows, table, err)
+	}
+	s.metrics.rows.WithLabelValues(table).Add(float64(rows))
+	return nil
+}
+
+func millis(t time.Time) uint64 {
+	if t.IsZero() || t.Before(time.Unix(0, 0)) {
+		return 0
+	}
+	return uint64(t.UnixMilli())
+}
+
+func eventColumns(events []ingest.Event) []column {
+	n := len(events)
+	var (
+		source, messageID, typ, event, userID, anonID, customer = make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n)
+		ts, origTS, sentAt, receivedAt                          = make([]uint64, n), make([]uint64, n), make([]uint64, n), make([]uint64, n)
+		date, storedAt                                          = make([]time.Time, n), make([]time.Time, n)
+		propKeys, propValues                                    = make([][]string, n), make([][]string, n)
+		path, referrer, campSource, campMedium, campName, raw   = make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n)
+	)
+	now := time.Now().UTC().Truncate(time.Second)
+	for i := range events {
+		e := &events[i]
+		source[i], messageID[i], typ[i], event[i] = e.Source, e.MessageID, e.Type, e.Event
+		userID[i], anonID[i], customer[i] = e.UserID, e.AnonymousID, e.CustomerKey()
+		ts[i], origTS[i], sentAt[i], receivedAt[i] = millis(e.Timestamp), millis(e.OriginalTimestamp), millis(e.SentAt), millis(e.ReceivedAt)
+		date[i], storedAt[i] = e.Timestamp.UTC(), now
+		propKeys[i], propValues[i] = orEmpty(e.PropertyKeys), orEmpty(e.PropertyValues)
+		path[i], referrer[i] = e.PagePath, e.Referrer
+		campSource[i], campMedium[i], campName[i] = e.CampaignSource, e.CampaignMedium, e.CampaignName
+		raw[i] = string(e.Raw)
+	}
+	return []column{
+		{"source", source}, {"message_id", messageID}, {"type", typ}, {"event", event},
+		{"user_id", userID}, {"anonymous_id", anonID}, {"customer_key", customer},
+		{"ts_ms", ts}, {"date", date}, {"original_ts_ms", origTS}, {"sent_at_ms", sentAt},
+		{"received_at_ms", receivedAt}, {"stored_at", storedAt},
+		{"prop_keys", propKeys}, {"prop_values", propValues},
+		{"page_path", path}, {"referrer", referrer},
+		{"campaign_source", campSource}, {"campaign_medium", campMedium}, {"campaign_name", campName},
+		{"raw", raw},
+	}
+}
+
+func sessionColumns(sessions []sessionize.Session) []column {
+	n := len(sessions)
+	var (
+		id, customer, entry, exit, reason, mapVersion = make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n)
+		start, end, version                           = make([]uint64, n), make([]uint64, n), make([]uint64, n)
+		date                                          = make([]time.Time, n)
+		events                                        = make([]uint32, n)
+		stages                                        = make([][]string, n)
+		deleted                                       = make([]uint8, n)
+	)
+	for i := range sessions {
+		s := &sessions[i]
+		id[i], customer[i], entry[i], exit[i], reason[i], mapVersion[i] = s.ID, s.CustomerKey, s.EntryEvent, s.ExitEvent, s.EndReason, s.MapVersion
+		start[i], end[i], version[i] = millis(s.Start), millis(s.End), s.Version
+		date[i], events[i], stages[i] = s.Start.UTC(), uint32(s.Events), orEmpty(s.Stages)
+		if s.Deleted {
+			deleted[i] = 1
+		}
+	}
+	return []column{
+		{"session_id", id}, {"customer_key", customer}, {"start_ms", start}, {"end_ms", end},
+		{"date", date}, {"events", events}, {"entry_event", entry}, {"exit_event", exit},
+		{"stages", stages}, {"end_reason", reason}, {"map_version", mapVersion},
+		{"version", version}, {"deleted", deleted},
+	}
+}
+
+func orEmpty(s []string) []string {
+	if s == nil {
+		return []string{}
+	}
+	return s
+}
