@@ -1,0 +1,141 @@
+package ingest
+
+import (
+	"strings"
+	"testing"
+	"time"
+)
+
+var recv = time.Date(2026, 5, 1, 12, 0, 0, 0, time.UTC)
+
+func TestDecode(t *testing.T) {
+	tests := []struct {
+		name  string
+		raw   string
+		check func(t *testing.T, e Event)
+	}{
+		{
+			name: "track with properties",
+			raw:  `{"type":"track","event":"Order Completed","userId":"u1","messageId":"m1","timestamp":"2026-05-01T11:00:00.250Z","properties":{"revenue":42.5,"currency":"EUR","items":[1,2]}}`,
+			check: func(t *testing.T, e Event) {
+				if e.Event != "Order Completed" || e.UserID != "u1" || e.MessageID != "m1" || e.CustomerKey() != "u1" {
+					t.Errorf("fields: %+v", e)
+				}
+				if want := time.Date(2026, 5, 1, 11, 0, 0, 250e6, time.UTC); !e.Timestamp.Equal(want) {
+					t.Errorf("timestamp %s, want %s", e.Timestamp, want)
+				}
+				if v, _ := e.Property("currency"); v != "EUR" {
+					t.Errorf("currency = %q", v)
+				}
+				if v, _ := e.Property("revenue"); v != "42.5" {
+					t.Errorf("revenue = %q", v)
+				}
+				if v, _ := e.Property("items"); v != "[1,2]" {
+					t.Errorf("items = %q", v)
+				}
+				if !e.ReceivedAt.Equal(recv) {
+					t.Errorf("receivedAt %s, want the record time", e.ReceivedAt)
+				}
+			},
+		},
+		{
+			name: "numeric ids and anonymous customer",
+			raw:  `{"type":"page","name":"Home","anonymousId":12345,"messageId":7,"context":{"page":{"path":"/","referrer":"https://www.google.com/"},"campaign":{"source":"news","medium":"email","name":"spring"}}}`,
+			check: func(t *testing.T, e Event) {
+				if e.AnonymousID != "12345" || e.CustomerKey() != "12345" || e.MessageID != "7" || e.Event != "Home" {
+					t.Errorf("fields: %+v", e)
+				}
+				if e.PagePath != "/" || e.Referrer != "https://www.google.com/" || e.CampaignMedium != "email" || e.CampaignName != "spring" {
+					t.Errorf("context: %+v", e)
+				}
+				if !e.Timestamp.Equal(recv) {
+					t.Errorf("no time given: timestamp %s, want receivedAt", e.Timestamp)
+				}
+			},
+		},
+		{
+			name: "small skew kept",
+			raw:  `{"type":"track","event":"A","userId":"u","originalTimestamp":"2026-05-01T11:59:00Z","sentAt":"2026-05-01T11:59:30Z","receivedAt":"2026-05-01T12:00:00Z"}`,
+			check: func(t *testing.T, e Event) {
+				if want := time.Date(2026, 5, 1, 11, 59, 0, 0, time.UTC); !e.Timestamp.Equal(want) {
+					t.Errorf("timestamp %s, want %s (30s skew is not corrected)", e.Timestamp, want)
+				}
+			},
+		},
+		{
+			name: "large skew corrected",
+			raw:  `{"type":"track","event":"A","userId":"u","originalTimestamp":"2026-05-01T09:59:00Z","sentAt":"2026-05-01T10:00:00Z","receivedAt":"2026-05-01T12:00:00Z"}`,
+			check: func(t *testing.T, e Event) {
+				if want := time.Date(2026, 5, 1, 11, 59, 0, 0, time.UTC); !e.Timestamp.Equal(want) {
+					t.Errorf("timestamp %s, want %s (2h skew corrected)", e.Timestamp, want)
+				}
+			},
+		},
+		{
+			name: "missing messageId derived from the bytes",
+			raw:  `{"type":"identify","userId":"u","traits":{"plan":"pro"}}`,
+			check: func(t *testing.T, e Event) {
+				again, _ := Decode([]byte(`{"type":"identify","userId":"u","traits":{"plan":"pro"}}`), "s", recv)
+				if !strings.HasPrefix(e.MessageID, "wm-") || e.MessageID != again.MessageID {
+					t.Errorf("messageId %q, again %q: want the same derived id", e.MessageID, again.MessageID)
+				}
+			},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e, err := Decode([]byte(tt.raw), "s", recv)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if string(e.Raw) != tt.raw || e.Source != "s" {
+				t.Errorf("raw or source not kept")
+			}
+			tt.check(t, e)
+		})
+	}
+}
+
+func TestDecodeRejects(t *testing.T) {
+	tests := []struct {
+		raw    string
+		reason string
+		field  string
+	}{
+		{`{"type":"track"`, ReasonInvalidJSON, ""},
+		{`not json`, ReasonInvalidJSON, ""},
+		{`{"type":"track","event":"A","userId":"u"} {}`, ReasonInvalidJSON, ""},
+		{`{"type":"track","event":"A","userId":"u","properties":"oops"}`, ReasonInvalidJSON, ""},
+		{`{"event":"A","userId":"u"}`, ReasonInvalidType, "type"},
+		{`{"type":"purchase","userId":"u"}`, ReasonInvalidType, "type"},
+		{`{"type":"track","event":"A"}`, ReasonMissingIdentity, "userId"},
+		{`{"type":"track","event":"A","userId":null,"anonymousId":""}`, ReasonMissingIdentity, "userId"},
+		{`{"type":"track","userId":"u"}`, ReasonMissingEvent, "event"},
+		{`{"type":"track","event":"A","userId":{"id":1}}`, ReasonInvalidField, "userId"},
+		{`{"type":"track","event":"A","userId":"u","timestamp":"yesterday"}`, ReasonInvalidTimestamp, "timestamp"},
+		{`{"type":"track","event":"A","userId":"u","sentAt":"2026-13-01T00:00:00Z"}`, ReasonInvalidTimestamp, "sentAt"},
+		{`{"type":"track","event":"A","userId":"u","timestamp":"1970-01-01T00:00:00Z"}`, ReasonInvalidTimestamp, "timestamp"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.raw, func(t *testing.T) {
+			_, err := Decode([]byte(tt.raw), "s", recv)
+			if RejectReason(err) != tt.reason {
+				t.Fatalf("Decode() error %v, want reason %s", err, tt.reason)
+			}
+			if tt.field != "" && !strings.Contains(err.Error(), "field "+tt.field) {
+				t.Errorf("error %q does not name the field %s", err, tt.field)
+			}
+		})
+	}
+}
+
+func BenchmarkDecode(b *testing.B) {
+	raw := []byte(`{"type":"track","event":"Product Viewed","messageId":"taobao-0123456789abcdef01234567","userId":"1000123","timestamp":"2017-11-25T10:00:00Z","properties":{"category":"4756105","product_id":"2268318"},"context":{"library":{"name":"waymark-replay"}}}`)
+	b.ReportAllocs()
+	b.SetBytes(int64(len(raw)))
+	for b.Loop() {
+		if _, err := Decode(raw, "bench", recv); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
