@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"slices"
+	"strings"
 
 	"github.com/waymark-dev/waymark/ingest"
 	"gopkg.in/yaml.v3"
@@ -45,6 +46,9 @@ type Rule struct {
 // UnmarshalYAML records the line of a stage for error messages.
 func (s *Stage) UnmarshalYAML(n *yaml.Node) error {
 	type plain Stage
+	if err := knownFields(n, "stage", "name", "description", "rules"); err != nil {
+		return err
+	}
 	if err := n.Decode((*plain)(s)); err != nil {
 		return err
 	}
@@ -55,10 +59,27 @@ func (s *Stage) UnmarshalYAML(n *yaml.Node) error {
 // UnmarshalYAML records the line of a rule for error messages.
 func (r *Rule) UnmarshalYAML(n *yaml.Node) error {
 	type plain Rule
+	if err := knownFields(n, "rule", "type", "event", "nth"); err != nil {
+		return err
+	}
 	if err := n.Decode((*plain)(r)); err != nil {
 		return err
 	}
 	r.line = n.Line
+	return nil
+}
+
+// knownFields rejects keys of a mapping node that are not in allowed. (The decoder's KnownFields
+// setting does not reach types with their own UnmarshalYAML.)
+func knownFields(n *yaml.Node, what string, allowed ...string) error {
+	if n.Kind != yaml.MappingNode {
+		return nil // Decode reports the type error with its line
+	}
+	for i := 0; i < len(n.Content); i += 2 {
+		if key := n.Content[i]; !slices.Contains(allowed, key.Value) {
+			return fmt.Errorf("line %d: field %s not found in %s (want one of %s)", key.Line, key.Value, what, strings.Join(allowed, ", "))
+		}
+	}
 	return nil
 }
 

@@ -1,0 +1,145 @@
+package ingest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+)
+
+func startBroker(t *testing.T) *DevBroker {
+	t.Helper()
+	b, err := StartDevBroker("127.0.0.1:0", 3, "events", "dlq")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(b.Close)
+	return b
+}
+
+func produce(t *testing.T, broker string, values ...string) {
+	t.Helper()
+	w := &kafka.Writer{Addr: kafka.TCP(broker), Topic: "events", RequiredAcks: kafka.RequireAll, Balancer: &kafka.Murmur2Balancer{}}
+	defer w.Close()
+	var msgs []kafka.Message
+	for i, v := range values {
+		msgs = append(msgs, kafka.Message{Key: fmt.Appendf(nil, "k%d", i), Value: []byte(v)})
+	}
+	if err := w.WriteMessages(context.Background(), msgs...); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func totalLag(t *testing.T, broker string) int64 {
+	t.Helper()
+	lag, err := GroupLag(context.Background(), []string{broker}, "g", "events")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var n int64
+	for _, l := range lag {
+		n += l
+	}
+	return n
+}
+
+// TestConsumerCommitsOnlyAfterTheSink runs the consumer against a real Kafka-protocol broker with a
+// sink that fails until it is allowed to succeed: nothing may be committed before that.
+func TestConsumerCommitsOnlyAfterTheSink(t *testing.T) {
+	b := startBroker(t)
+	const n = 50
+	var values []string
+	for i := range n {
+		values = append(values, fmt.Sprintf(`{"type":"track","event":"E","userId":"u%d","messageId":"m%d"}`, i%7, i))
+	}
+	values = append(values, `{"broken"`)
+	produce(t, b.Addr(), values...)
+
+	var mu sync.Mutex
+	failing := true
+	attempts := 0
+	stored := map[string]bool{}
+	sink := SinkFunc(func(ctx context.Context, events []Event) error {
+		mu.Lock()
+		defer mu.Unlock()
+		attempts++
+		if failing {
+			return errors.New("store unavailable")
+		}
+		for _, e := range events {
+			stored[e.MessageID] = true
+		}
+		return nil
+	})
+	c, err := NewConsumer(ConsumerConfig{
+		Brokers: []string{b.Addr()}, Topic: "events", DLQTopic: "dlq", Group: "g",
+		FlushInterval: 20 * time.Millisecond, RetryMax: 50 * time.Millisecond,
+	}, sink, slog.New(slog.DiscardHandler), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- c.Run(ctx) }()
+
+	waitFor(t, func() bool { mu.Lock(); defer mu.Unlock(); return attempts >= 3 })
+	if lag := totalLag(t, b.Addr()); lag != n+1 {
+		t.Errorf("lag while the sink fails = %d, want %d: offsets were committed before the sink succeeded", lag, n+1)
+	}
+	if c.Healthy() == nil {
+		t.Error("Healthy() = nil while the sink fails")
+	}
+	mu.Lock()
+	failing = false
+	mu.Unlock()
+	waitFor(t, func() bool { return totalLag(t, b.Addr()) == 0 })
+	mu.Lock()
+	if len(stored) != n {
+		t.Errorf("stored %d distinct events, want %d", len(stored), n)
+	}
+	mu.Unlock()
+	if err := c.Healthy(); err != nil {
+		t.Errorf("Healthy() = %v after recovery", err)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Errorf("Run() = %v on a clean stop", err)
+	}
+}
+
+func waitFor(t *testing.T, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatal("condition not met within 30s")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func TestConsumerConfigValidate(t *testing.T) {
+	tests := []struct {
+		name string
+		cfg  ConsumerConfig
+		want string
+	}{
+		{"no brokers", ConsumerConfig{}, "kafka brokers"},
+		{"dlq is the topic", ConsumerConfig{Brokers: []string{"x:1"}, Topic: "a", DLQTopic: "a"}, "dlq topic"},
+		{"negative batch", ConsumerConfig{Brokers: []string{"x:1"}, BatchSize: -1}, "batch size"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := NewConsumer(tt.cfg, SinkFunc(func(context.Context, []Event) error { return nil }), slog.New(slog.DiscardHandler), nil)
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("NewConsumer() = %v, want an error about %s", err, tt.want)
+			}
+		})
+	}
+}

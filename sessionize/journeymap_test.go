@@ -1,0 +1,102 @@
+package sessionize
+
+import (
+	"bytes"
+	"os"
+	"strings"
+	"testing"
+
+	"github.com/waymark-dev/waymark/ingest"
+)
+
+func TestDefaultMap(t *testing.T) {
+	m, err := LoadMap("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, s := range m.Stages {
+		names = append(names, s.Name)
+	}
+	if got := strings.Join(names, ","); got != "awareness,consideration,conversion,loyalty,advocacy" {
+		t.Errorf("stages = %s", got)
+	}
+	shipped, err := os.ReadFile("../deploy/journey-map.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(shipped, DefaultMapYAML()) {
+		t.Error("deploy/journey-map.yaml differs from the built-in map sessionize/journey-map.yaml; copy it over")
+	}
+}
+
+func TestRuleMatches(t *testing.T) {
+	m, err := LoadMap("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		typ, event string
+		stages     []string // stages with a rule matching (nth not counted)
+	}{
+		{"page", "", []string{"awareness"}},
+		{"screen", "Home", []string{"awareness"}},
+		{"track", "Product Viewed", []string{"awareness"}},
+		{"track", "Product Added to Wishlist", []string{"consideration"}},
+		{"track", "Order Completed", []string{"conversion", "loyalty"}},
+		{"track", "Referral Sent", []string{"advocacy"}},
+		{"identify", "", nil},
+		{"track", "Something Else", nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.typ+"/"+tt.event, func(t *testing.T) {
+			e := ingest.Event{Type: tt.typ, Event: tt.event}
+			var got []string
+			for _, s := range m.Stages {
+				for _, r := range s.Rules {
+					if r.Matches(&e) {
+						got = append(got, s.Name)
+						break
+					}
+				}
+			}
+			if strings.Join(got, ",") != strings.Join(tt.stages, ",") {
+				t.Errorf("matching stages = %v, want %v", got, tt.stages)
+			}
+		})
+	}
+}
+
+func TestParseMapErrorsNameLineAndField(t *testing.T) {
+	tests := []struct {
+		name string
+		yaml string
+		want []string
+	}{
+		{"bad file", "", []string{"line 6: name: stage \"awareness\" is listed twice", "line 8: rules: a rule of stage \"awareness\" sets neither", "line 9: name: a stage needs a name", "line 9: rules: stage \"\" has no rules"}},
+		{"unknown field", "version: v\nstages:\n  - name: a\n    rulez: []\n", []string{"line 4", "rulez"}},
+		{"wrong type", "version: v\nstages:\n  - name: a\n    rules:\n      - event: 3\n        nth: many\n", []string{"line 6", "many"}},
+		{"no version", "stages:\n  - name: a\n    rules: [{event: [A]}]\n", []string{"version: is required"}},
+		{"negative nth", "version: v\nstages:\n  - name: a\n    rules:\n      - event: [A]\n        nth: -1\n", []string{"line 5: nth: must be 1 or more"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			data := []byte(tt.yaml)
+			if tt.yaml == "" {
+				var err error
+				if data, err = os.ReadFile("testdata/bad-map.yaml"); err != nil {
+					t.Fatal(err)
+				}
+			}
+			_, err := ParseMap(data)
+			if err == nil {
+				t.Fatal("ParseMap() accepted a bad map")
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error %q lacks %q", err, w)
+				}
+			}
+		})
+	}
+}
