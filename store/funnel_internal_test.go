@@ -1,0 +1,100 @@
+package store
+
+import (
+	"cmp"
+	"math/rand/v2"
+	"testing"
+	"time"
+)
+
+// bruteLevel is the funnel definition applied literally: the largest k for which distinct events
+// e1…ek match steps 1…k with non-decreasing times, e1 in [from, to) and tk − t1 ≤ window.
+func bruteLevel(p funnelPlan, ev []funnelEvent, from, to, window int64) int {
+	// Step matches, with nth counted in (time, id) order.
+	matches := func(e funnelEvent, step int) bool {
+		sp := p.steps[step]
+		for j, c := range sp.conds {
+			if e.mask&(1<<c) == 0 {
+				continue
+			}
+			n := 0
+			for _, o := range ev {
+				if o.mask&(1<<c) != 0 && cmp.Or(cmp.Compare(o.t, e.t), cmp.Compare(o.id, e.id)) <= 0 {
+					n++
+				}
+			}
+			if n >= sp.nth[j] {
+				return true
+			}
+		}
+		return false
+	}
+	used := make([]bool, len(ev))
+	var extend func(step int, t1, prev int64) int
+	extend = func(step int, t1, prev int64) int {
+		if step == len(p.steps) {
+			return step
+		}
+		best := step
+		for i, e := range ev {
+			if used[i] || !matches(e, step) {
+				continue
+			}
+			if step == 0 && (e.t < from || e.t >= to) {
+				continue
+			}
+			if step > 0 && (e.t < prev || e.t-t1 > window) {
+				continue
+			}
+			start := t1
+			if step == 0 {
+				start = e.t
+			}
+			used[i] = true
+			best = max(best, extend(step+1, start, e.t))
+			used[i] = false
+		}
+		return best
+	}
+	return extend(0, 0, 0)
+}
+
+func TestMatcherAgreesWithTheDefinition(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	for iter := range 3000 {
+		nConds := 1 + rng.IntN(3)
+		var p funnelPlan
+		for range make([]struct{}, nConds) {
+			p.conds = append(p.conds, condition{})
+		}
+		for range 1 + rng.IntN(4) {
+			var sp stepPlan
+			for range 1 + rng.IntN(2) {
+				sp.conds = append(sp.conds, rng.IntN(nConds))
+				sp.nth = append(sp.nth, 1+rng.IntN(2))
+			}
+			p.steps = append(p.steps, sp)
+		}
+		var events []funnelEvent
+		var times, masks, ids []uint64
+		for i := range rng.IntN(8) {
+			e := funnelEvent{t: int64(1000 * rng.IntN(6)), id: uint64(i), mask: uint64(1 + rng.IntN(1<<nConds-1))}
+			events = append(events, e)
+			times, masks, ids = append(times, uint64(e.t)), append(masks, e.mask), append(ids, e.id)
+		}
+		q := FunnelQuery{Window: time.Duration(1+rng.IntN(4)) * time.Second}
+		from, to := int64(-1<<62), int64(1<<62)
+		if rng.IntN(3) == 0 {
+			from = int64(1000 * rng.IntN(3))
+			q.From = time.UnixMilli(from)
+		}
+		if rng.IntN(3) == 0 {
+			to = int64(1000 * (3 + rng.IntN(3)))
+			q.To = time.UnixMilli(to)
+		}
+		want := bruteLevel(p, events, from, to, q.Window.Milliseconds())
+		if got := newMatcher(p, q).level(times, masks, ids); got != want {
+			t.Fatalf("case %d: level %d, want %d\nplan %+v\nevents %+v\nquery %+v", iter, got, want, p, events, q)
+		}
+	}
+}
