@@ -47,12 +47,13 @@ func Replay(ctx context.Context, cfg ReplayConfig) (ReplaySummary, error) {
 		return sum, fmt.Errorf("replay: %w", err)
 	}
 	w := &kafka.Writer{
-		Addr:                   kafka.TCP(cfg.Brokers...),
-		Topic:                  cfg.Topic,
-		Balancer:               &kafka.Murmur2Balancer{},
-		RequiredAcks:           kafka.RequireAll,
-		BatchSize:              5000,
-		BatchBytes:             8 << 20,
+		Addr:         kafka.TCP(cfg.Brokers...),
+		Topic:        cfg.Topic,
+		Balancer:     &kafka.Murmur2Balancer{},
+		RequiredAcks: kafka.RequireAll,
+		BatchSize:    2000,
+		BatchBytes:   1_000_000, // Kafka's default message.max.bytes is 1 MiB
+
 		BatchTimeout:           5 * time.Millisecond,
 		AllowAutoTopicCreation: true,
 	}
@@ -65,7 +66,7 @@ func Replay(ctx context.Context, cfg ReplayConfig) (ReplaySummary, error) {
 			return nil
 		}
 		if err := w.WriteMessages(ctx, pending...); err != nil {
-			return fmt.Errorf("produce to %s: %w", cfg.Topic, err)
+			return fmt.Errorf("produce to %s: %w", cfg.Topic, summarizeWriteErrors(err))
 		}
 		sum.Sent += len(pending)
 		pending = pending[:0]
@@ -130,4 +131,22 @@ func WaitCaughtUp(ctx context.Context, brokers []string, group, topic string) er
 		case <-tick.C:
 		}
 	}
+}
+
+// summarizeWriteErrors shortens kafka-go's WriteErrors, which lists one error per message, to a
+// count and the distinct errors.
+func summarizeWriteErrors(err error) error {
+	var werrs kafka.WriteErrors
+	if !errors.As(err, &werrs) {
+		return err
+	}
+	distinct := map[string]bool{}
+	var first []error
+	for _, e := range werrs {
+		if e != nil && !distinct[e.Error()] {
+			distinct[e.Error()] = true
+			first = append(first, e)
+		}
+	}
+	return fmt.Errorf("%d of %d messages failed: %w", werrs.Count(), len(werrs), errors.Join(first...))
 }

@@ -79,7 +79,7 @@ func freeAddr(t testing.TB) string {
 	return l.Addr().String()
 }
 
-func startServe(t *testing.T) *server {
+func startServe(t testing.TB) *server {
 	t.Helper()
 	s := &server{
 		broker:   freeAddr(t),
@@ -124,7 +124,7 @@ func startServe(t *testing.T) *server {
 }
 
 // waymark runs a subcommand against s and returns its standard output.
-func (s *server) waymark(t *testing.T, args ...string) string {
+func (s *server) waymark(t testing.TB, args ...string) string {
 	t.Helper()
 	cmd := exec.Command(binary, args...)
 	cmd.Env = append(os.Environ(),
@@ -351,8 +351,19 @@ func scrape(t *testing.T, addr string) string {
 	return b.String()
 }
 
+// liveEvents counts the distinct events stored.
+func liveEvents(t testing.TB, database string) uint64 {
+	t.Helper()
+	return queryCount(t, `SELECT uniqExact(source, message_id) FROM `+database+`.events`)
+}
+
 // liveSessions counts the sessions whose latest version is not deleted.
 func liveSessions(t *testing.T, database string) int {
+	t.Helper()
+	return int(queryCount(t, `SELECT count() FROM (SELECT session_id, argMax(deleted, version) AS d FROM `+database+`.sessions GROUP BY session_id) WHERE d = 0`))
+}
+
+func queryCount(t testing.TB, q string) uint64 {
 	t.Helper()
 	conn, err := clickhouse.Open(&clickhouse.Options{Addr: []string{chServer.Addr}})
 	if err != nil {
@@ -360,9 +371,8 @@ func liveSessions(t *testing.T, database string) int {
 	}
 	defer conn.Close()
 	var n uint64
-	q := `SELECT count() FROM (SELECT session_id, argMax(deleted, version) AS d FROM ` + database + `.sessions GROUP BY session_id) WHERE d = 0`
 	if err := conn.QueryRow(context.Background(), q).Scan(&n); err != nil {
 		t.Fatal(err)
 	}
-	return int(n)
+	return n
 }
