@@ -2,10 +2,13 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/waymark-dev/waymark/ingest"
@@ -24,6 +27,8 @@ func runReplay(ctx context.Context, args []string, stdout io.Writer) error {
 	switch {
 	case *format == "":
 		return fmt.Errorf("--format is required (%s)", strings.Join(ingest.Formats, ", "))
+	case !slices.Contains(ingest.Formats, *format):
+		return fmt.Errorf("--format %q is not one of %s", *format, strings.Join(ingest.Formats, ", "))
 	case *file == "":
 		return fmt.Errorf("--file is required")
 	case *repeat < 1:
@@ -56,6 +61,9 @@ func runReplay(ctx context.Context, args []string, stdout io.Writer) error {
 		fmt.Fprintf(stdout, "  skipped line %d: %s\n", s.Line, s.Reason)
 	}
 	if err != nil {
+		if kf.brokers == "" && errors.Is(err, syscall.ECONNREFUSED) {
+			return fmt.Errorf("%w (--kafka-brokers is empty, so replay sends to the dev broker of a running `waymark serve` on --dev-broker-addr %s: is it running?)", err, kf.devBrokerAddr)
+		}
 		return err
 	}
 	if *wait > 0 {
