@@ -90,6 +90,7 @@ const (
 	ReasonMissingEvent     = "missing_event"
 	ReasonInvalidTimestamp = "invalid_timestamp"
 	ReasonInvalidField     = "invalid_field"
+	ReasonTooLarge         = "too_large"
 )
 
 // RejectReason returns the reason code of an error from Decode, or "" if it is not an InvalidError.

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -24,7 +25,11 @@ func runServe(ctx context.Context, args []string, log *slog.Logger) error {
 	fs := newFlagSet("serve", "serve [flags]")
 	kf := addKafkaFlags(fs)
 	cf := addClickHouseFlags(fs)
-	httpAddr := fs.String("http-addr", "127.0.0.1:8080", "HTTP address for /metrics, /healthz and /readyz")
+	httpAddr := fs.String("http-addr", "127.0.0.1:8080", "HTTP address: tracking API (collector role), /metrics, /healthz, /readyz")
+	rolesFlag := fs.String("roles", "collector,ingest", "comma-separated roles to run: collector (Segment HTTP API to Kafka), ingest (Kafka to ClickHouse)")
+	writeKeysPath := fs.String("write-keys", "", "file of write keys for the collector, one \"KEY SOURCE\" per line")
+	writeKeysInline := fs.String("write-keys-inline", "", "write keys for the collector as KEY=SOURCE,KEY=SOURCE")
+	rateLimit := fs.Float64("rate-limit", 0, "collector: events per second allowed per write key (0: no limit)")
 	mapPath := fs.String("journey-map", "", "journey map YAML file; empty: the built-in shop map")
 	partitions := fs.Int("dev-broker-partitions", 6, "partitions of the dev broker's topics")
 	batchSize := fs.Int("batch-size", 20000, "events written to ClickHouse at most in one insert")
@@ -33,6 +38,10 @@ func runServe(ctx context.Context, args []string, log *slog.Logger) error {
 	fs.DurationVar(&sessCfg.Gap, "session-gap", 30*time.Minute, "inactivity that ends a session")
 	fs.DurationVar(&sessCfg.MaxDuration, "session-max-duration", 24*time.Hour, "longest session")
 	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	roles, err := parseRoles(*rolesFlag)
+	if err != nil {
 		return err
 	}
 
@@ -57,42 +66,60 @@ func runServe(ctx context.Context, args []string, log *slog.Logger) error {
 			"it keeps events IN MEMORY ONLY and loses them when this process stops. Use a real Kafka in production.",
 			"addr", broker.Addr())
 	}
-	st, err := store.Open(ctx, cf.cfg, log, reg)
-	if err != nil {
-		return err
+	mux := http.NewServeMux()
+	var ready []func(context.Context) error
+	var collector *ingest.Collector
+	if roles["collector"] {
+		keys, err := loadWriteKeys(*writeKeysPath, *writeKeysInline)
+		if err != nil {
+			return err
+		}
+		collector, err = ingest.NewCollector(ingest.CollectorConfig{
+			Brokers: kf.brokerList(), Topic: kf.topic, DLQTopic: kf.dlqTopic, WriteKeys: keys, RateLimit: *rateLimit,
+		}, log, reg)
+		if err != nil {
+			return err
+		}
+		defer collector.Close()
+		collector.Register(mux)
+		ready = append(ready, func(context.Context) error { return collector.Ready() })
 	}
-	defer st.Close()
-	if err := st.Migrate(ctx); err != nil {
-		return err
-	}
-	sz, err := sessionize.New(sessCfg, jm)
-	if err != nil {
-		return err
-	}
-	runner, err := sessionize.NewRunner(sz, st, reg)
-	if err != nil {
-		return err
-	}
-	ccfg := kf.consumerConfig()
-	ccfg.BatchSize, ccfg.FlushInterval = *batchSize, *flushInterval
-	consumer, err := ingest.NewConsumer(ccfg, runner, log, reg)
-	if err != nil {
-		return err
+	var consumer *ingest.Consumer
+	if roles["ingest"] {
+		st, err := store.Open(ctx, cf.cfg, log, reg)
+		if err != nil {
+			return err
+		}
+		defer st.Close()
+		if err := st.Migrate(ctx); err != nil {
+			return err
+		}
+		sz, err := sessionize.New(sessCfg, jm)
+		if err != nil {
+			return err
+		}
+		runner, err := sessionize.NewRunner(sz, st, reg)
+		if err != nil {
+			return err
+		}
+		ccfg := kf.consumerConfig()
+		ccfg.BatchSize, ccfg.FlushInterval = *batchSize, *flushInterval
+		if consumer, err = ingest.NewConsumer(ccfg, runner, log, reg); err != nil {
+			return err
+		}
+		ready = append(ready, st.Ping, func(context.Context) error { return consumer.Healthy() })
 	}
 
-	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
-		err := st.Ping(r.Context())
-		if err == nil {
-			err = consumer.Healthy()
-		}
-		if err != nil {
-			writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "not ready", "error": err.Error()})
-			return
+		for _, check := range ready {
+			if err := check(r.Context()); err != nil {
+				writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "not ready", "error": err.Error()})
+				return
+			}
 		}
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
 	})
@@ -100,9 +127,16 @@ func runServe(ctx context.Context, args []string, log *slog.Logger) error {
 	if err != nil {
 		return fmt.Errorf("--http-addr: %w", err)
 	}
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
-	log.Info("serving", "http", ln.Addr().String(), "clickhouse", cf.cfg.Addr, "database", cf.cfg.Database,
-		"brokers", ccfg.Brokers, "journey_map", jm.Version)
+	srv := &http.Server{
+		Handler:           mux,
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      30 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    64 << 10,
+	}
+	log.Info("serving", "roles", *rolesFlag, "http", ln.Addr().String(), "clickhouse", cf.cfg.Addr,
+		"database", cf.cfg.Database, "brokers", kf.brokerList(), "journey_map", jm.Version)
 
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error {
@@ -111,11 +145,17 @@ func runServe(ctx context.Context, args []string, log *slog.Logger) error {
 		}
 		return nil
 	})
-	g.Go(func() error { return consumer.Run(gctx) })
+	if consumer != nil {
+		g.Go(func() error { return consumer.Run(gctx) })
+	}
 	g.Go(func() error {
 		<-gctx.Done()
-		log.Info("shutting down: stop accepting HTTP")
 		start := time.Now()
+		if collector != nil {
+			log.Info("shutting down: collector draining, /readyz fails")
+			collector.Drain()
+		}
+		log.Info("shutting down: stop accepting HTTP, finish requests in flight")
 		sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
 		err := srv.Shutdown(sctx)
@@ -123,8 +163,26 @@ func runServe(ctx context.Context, args []string, log *slog.Logger) error {
 		return err
 	})
 	err = g.Wait()
-	log.Info("stopped: consumer flushed and committed, closing ClickHouse and Kafka clients")
+	log.Info("stopped: requests answered, consumer flushed and committed; closing Kafka and ClickHouse clients")
 	return err
+}
+
+// parseRoles reads --roles.
+func parseRoles(s string) (map[string]bool, error) {
+	roles := map[string]bool{}
+	for _, r := range strings.Split(s, ",") {
+		switch r = strings.TrimSpace(r); r {
+		case "collector", "ingest":
+			roles[r] = true
+		case "":
+		default:
+			return nil, fmt.Errorf("--roles: unknown role %q (want collector, ingest)", r)
+		}
+	}
+	if len(roles) == 0 {
+		return nil, fmt.Errorf("--roles: at least one role is required")
+	}
+	return roles, nil
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {

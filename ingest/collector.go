@@ -1,0 +1,672 @@
+package ingest
+
+import (
+	"bytes"
+	"compress/gzip"
+	"context"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/segmentio/kafka-go"
+	"golang.org/x/time/rate"
+)
+
+// Segment's documented limits.
+const (
+	DefaultMaxEventBytes = 32 << 10  // one event
+	DefaultMaxBatchBytes = 500 << 10 // one request body, after decompression
+)
+
+// CollectorConfig configures a Collector.
+type CollectorConfig struct {
+	Brokers  []string // Kafka bootstrap brokers; required
+	Topic    string   // default "waymark.events"
+	DLQTopic string   // default "waymark.dlq"
+	// WriteKeys maps each accepted write key to the source name stored with its events.
+	WriteKeys map[string]string
+	// MaxEventBytes and MaxBatchBytes limit one event and one (decompressed) body; defaults
+	// 32 KiB and 500 KiB, as Segment documents.
+	MaxEventBytes, MaxBatchBytes int
+	// ProduceTimeout is how long a request waits for Kafka before answering 503; default 10s.
+	ProduceTimeout time.Duration
+	// RateLimit is the events per second allowed per write key, with bursts of RateBurst;
+	// 0 (default) means no limit.
+	RateLimit float64
+	RateBurst int
+}
+
+func (c *CollectorConfig) setDefaults() {
+	if c.Topic == "" {
+		c.Topic = "waymark.events"
+	}
+	if c.DLQTopic == "" {
+		c.DLQTopic = "waymark.dlq"
+	}
+	if c.MaxEventBytes == 0 {
+		c.MaxEventBytes = DefaultMaxEventBytes
+	}
+	if c.MaxBatchBytes == 0 {
+		c.MaxBatchBytes = DefaultMaxBatchBytes
+	}
+	if c.ProduceTimeout == 0 {
+		c.ProduceTimeout = 10 * time.Second
+	}
+	if c.RateLimit > 0 && c.RateBurst == 0 {
+		c.RateBurst = max(int(c.RateLimit), 500)
+	}
+}
+
+// Validate reports the first setting that cannot work.
+func (c *CollectorConfig) Validate() error {
+	switch {
+	case len(c.Brokers) == 0:
+		return errors.New("kafka brokers: at least one is required")
+	case c.MaxEventBytes <= 0 || c.MaxBatchBytes < c.MaxEventBytes:
+		return fmt.Errorf("limits: want 0 < max event bytes (%d) <= max batch bytes (%d)", c.MaxEventBytes, c.MaxBatchBytes)
+	case c.RateLimit < 0:
+		return fmt.Errorf("rate limit: must not be negative, got %v", c.RateLimit)
+	}
+	for k, src := range c.WriteKeys {
+		if k == "" || src == "" {
+			return fmt.Errorf("write keys: key %q has source %q; both must be set", k, src)
+		}
+	}
+	return nil
+}
+
+// Collector is the Segment-compatible HTTP tracking API. It accepts the calls analytics.js,
+// analytics-node and the other Segment libraries send, and answers 200 only once Kafka has
+// acknowledged every accepted event.
+type Collector struct {
+	cfg      CollectorConfig
+	log      *slog.Logger
+	producer *kafka.Writer
+	dlq      *kafka.Writer
+	metrics  *collectorMetrics
+	limiters sync.Map // write key -> *rate.Limiter
+	draining atomic.Bool
+}
+
+// NewCollector checks cfg and builds a Collector. Nothing connects until the first request.
+func NewCollector(cfg CollectorConfig, log *slog.Logger, reg prometheus.Registerer) (*Collector, error) {
+	cfg.setDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("collector config: %w", err)
+	}
+	m, err := newCollectorMetrics(reg)
+	if err != nil {
+		return nil, err
+	}
+	writer := func(topic string) *kafka.Writer {
+		return &kafka.Writer{
+			Addr:                   kafka.TCP(cfg.Brokers...),
+			Topic:                  topic,
+			Balancer:               &kafka.Murmur2Balancer{},
+			RequiredAcks:           kafka.RequireAll,
+			BatchSize:              1000,
+			BatchBytes:             1_000_000,
+			BatchTimeout:           2 * time.Millisecond,
+			MaxAttempts:            3,
+			WriteBackoffMin:        50 * time.Millisecond,
+			WriteBackoffMax:        500 * time.Millisecond,
+			AllowAutoTopicCreation: true,
+		}
+	}
+	if len(cfg.WriteKeys) == 0 {
+		log.Warn("collector has no write keys: every tracking call will get 401; set --write-keys or --write-keys-inline")
+	}
+	return &Collector{cfg: cfg, log: log, producer: writer(cfg.Topic), dlq: writer(cfg.DLQTopic), metrics: m}, nil
+}
+
+// Drain makes the collector refuse new tracking calls with 503, so load balancers and SDKs move
+// on while in-flight requests finish. Ready reports it.
+func (c *Collector) Drain() { c.draining.Store(true) }
+
+// Ready reports nil unless the collector is draining.
+func (c *Collector) Ready() error {
+	if c.draining.Load() {
+		return errors.New("collector is draining")
+	}
+	return nil
+}
+
+// Close flushes and closes the Kafka producers.
+func (c *Collector) Close() error {
+	return errors.Join(c.producer.Close(), c.dlq.Close())
+}
+
+// endpoints maps each tracking path to its call type ("batch" for batches).
+var endpoints = map[string]string{
+	"/v1/batch": "batch", "/v1/b": "batch", "/b": "batch", "/batch": "batch",
+	"/v1/track": "track", "/v1/t": "track",
+	"/v1/identify": "identify", "/v1/i": "identify",
+	"/v1/page": "page", "/v1/p": "page",
+	"/v1/screen": "screen", "/v1/s": "screen",
+	"/v1/group": "group", "/v1/g": "group",
+	"/v1/alias": "alias", "/v1/a": "alias",
+}
+
+// Register mounts the tracking endpoints and the settings endpoint on mux.
+func (c *Collector) Register(mux *http.ServeMux) {
+	for path := range endpoints {
+		mux.Handle(path, c)
+	}
+	mux.HandleFunc("/v1/projects/{writeKey}/settings", c.settings)
+}
+
+// ServeHTTP handles one tracking call.
+func (c *Collector) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	kind := endpoints[r.URL.Path]
+	rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK}
+	defer func() {
+		c.metrics.requests.WithLabelValues(kind, strconv.Itoa(rec.status)).Inc()
+		c.metrics.seconds.WithLabelValues(kind).Observe(time.Since(start).Seconds())
+	}()
+	setCORS(rec, r)
+	switch {
+	case r.Method == http.MethodOptions:
+		rec.WriteHeader(http.StatusNoContent)
+		return
+	case r.Method != http.MethodPost:
+		rec.Header().Set("Allow", "POST, OPTIONS")
+		writeError(rec, http.StatusMethodNotAllowed, "method", "tracking calls are POST requests")
+		return
+	case c.draining.Load():
+		rec.Header().Set("Retry-After", "5")
+		writeError(rec, http.StatusServiceUnavailable, "", "the collector is shutting down; retry")
+		return
+	}
+	if err := c.handle(rec, r, kind); err != nil {
+		c.log.Debug("tracking call rejected", "path", r.URL.Path, "status", rec.status, "err", err)
+	}
+}
+
+// requestError is a problem with a request: its HTTP status, the field at fault and a message.
+type requestError struct {
+	status  int
+	field   string
+	message string
+}
+
+func (e *requestError) Error() string { return e.message }
+
+func (c *Collector) handle(w http.ResponseWriter, r *http.Request, kind string) error {
+	body, err := c.readBody(r, kind)
+	if err != nil {
+		return c.fail(w, err)
+	}
+	c.metrics.bytes.Add(float64(len(body)))
+	req, err := parseRequest(body, kind, c.cfg.MaxEventBytes)
+	if err != nil {
+		return c.fail(w, err)
+	}
+	key := writeKey(r, req.writeKey)
+	source, ok := c.cfg.WriteKeys[key]
+	if !ok {
+		msg := "unknown write key"
+		if key == "" {
+			msg = "missing write key: send it as the Basic auth user name, in X-Write-Key, or as writeKey in the body"
+		}
+		return c.fail(w, &requestError{http.StatusUnauthorized, "writeKey", msg})
+	}
+	if err := c.allow(w, key, len(req.events)); err != nil {
+		return c.fail(w, err)
+	}
+	accepted, rejected := c.prepare(req, source, time.Now().UTC())
+	if kind != "batch" && len(rejected) == 1 {
+		// A single call that cannot be used: the SDK will not retry a 400, so it goes to the
+		// dead-letter topic first, like a rejected event of a batch.
+		if err := c.produce(r.Context(), source, nil, rejected); err != nil {
+			return c.unavailable(w, err)
+		}
+		c.countRejected(rejected)
+		return c.fail(w, &requestError{http.StatusBadRequest, rejected[0].field, rejected[0].err.Error()})
+	}
+	if err := c.produce(r.Context(), source, accepted, rejected); err != nil {
+		return c.unavailable(w, err)
+	}
+	c.metrics.events.WithLabelValues("accepted", "").Add(float64(len(accepted)))
+	c.countRejected(rejected)
+	resp := batchResponse{Success: true, Accepted: len(accepted)}
+	for _, rj := range rejected {
+		resp.Rejected = append(resp.Rejected, rejection{Index: rj.index, Reason: rj.reason, Field: rj.field, Error: rj.err.Error()})
+	}
+	writeJSON(w, http.StatusOK, resp)
+	return nil
+}
+
+func (c *Collector) countRejected(rejected []rejectedEvent) {
+	for _, rj := range rejected {
+		c.metrics.events.WithLabelValues("rejected", rj.reason).Inc()
+	}
+}
+
+// readBody reads the request body, gunzipping it when it is gzip (by header or by its magic
+// bytes: some SDKs label gzip bodies as form data), within the size limit.
+func (c *Collector) readBody(r *http.Request, kind string) ([]byte, error) {
+	limit := c.cfg.MaxBatchBytes
+	if kind != "batch" {
+		limit = c.cfg.MaxEventBytes
+	}
+	tooLarge := &requestError{http.StatusBadRequest, "body", fmt.Sprintf("body larger than %d bytes", limit)}
+	raw, err := io.ReadAll(io.LimitReader(r.Body, int64(limit)+1))
+	if err != nil {
+		return nil, &requestError{http.StatusBadRequest, "body", "read body: " + err.Error()}
+	}
+	if len(raw) > limit {
+		return nil, tooLarge
+	}
+	gz := strings.EqualFold(r.Header.Get("Content-Encoding"), "gzip") || bytes.HasPrefix(raw, []byte{0x1f, 0x8b})
+	if !gz {
+		return raw, nil
+	}
+	zr, err := gzip.NewReader(bytes.NewReader(raw))
+	if err != nil {
+		return nil, &requestError{http.StatusBadRequest, "body", "invalid gzip body: " + err.Error()}
+	}
+	body, err := io.ReadAll(io.LimitReader(zr, int64(limit)+1))
+	if err != nil {
+		return nil, &requestError{http.StatusBadRequest, "body", "invalid gzip body: " + err.Error()}
+	}
+	if len(body) > limit {
+		return nil, tooLarge
+	}
+	return body, nil
+}
+
+// trackingRequest is a parsed tracking call: its events and the batch-level fields.
+type trackingRequest struct {
+	writeKey string
+	sentAt   string
+	context  json.RawMessage
+	events   []incoming
+}
+
+// incoming is one event of a request: its fields, or why it could not be read.
+type incoming struct {
+	fields  map[string]json.RawMessage
+	raw     json.RawMessage
+	problem *InvalidError
+}
+
+// parseRequest reads a tracking call's body. A body that is not a JSON object, or a batch without
+// an array of events, is an error; single events that cannot be read are kept as problems.
+func parseRequest(body []byte, kind string, maxEvent int) (*trackingRequest, error) {
+	var top map[string]json.RawMessage
+	if err := json.Unmarshal(body, &top); err != nil {
+		return nil, &requestError{http.StatusBadRequest, "body", "malformed JSON: " + err.Error()}
+	}
+	req := &trackingRequest{}
+	if err := optionalString(top, "writeKey", &req.writeKey); err != nil {
+		return nil, err
+	}
+	if kind != "batch" {
+		if t, ok := top["type"]; !ok || string(t) == `""` {
+			top["type"] = json.RawMessage(strconv.Quote(kind))
+		}
+		req.events = []incoming{{fields: top, raw: body}}
+		return req, nil
+	}
+	if err := optionalString(top, "sentAt", &req.sentAt); err != nil {
+		return nil, err
+	}
+	req.context = top["context"]
+	var batch []json.RawMessage
+	if err := json.Unmarshal(top["batch"], &batch); err != nil || batch == nil {
+		return nil, &requestError{http.StatusBadRequest, "batch", "batch must be an array of events"}
+	}
+	for _, raw := range batch {
+		in := incoming{raw: raw}
+		switch err := json.Unmarshal(raw, &in.fields); {
+		case len(raw) > maxEvent:
+			in.problem = &InvalidError{Reason: ReasonTooLarge, Err: fmt.Errorf("event of %d bytes is larger than %d", len(raw), maxEvent)}
+		case err != nil || in.fields == nil:
+			in.problem = &InvalidError{Reason: ReasonInvalidJSON, Err: errors.New("event is not a JSON object")}
+		}
+		req.events = append(req.events, in)
+	}
+	return req, nil
+}
+
+func optionalString(obj map[string]json.RawMessage, field string, dst *string) error {
+	v, ok := obj[field]
+	if !ok || string(v) == "null" {
+		return nil
+	}
+	if err := json.Unmarshal(v, dst); err != nil {
+		return &requestError{http.StatusBadRequest, field, field + " must be a string"}
+	}
+	return nil
+}
+
+// writeKey takes the key from Basic auth (key as user name), else X-Write-Key, else the body.
+func writeKey(r *http.Request, fromBody string) string {
+	if user, _, ok := r.BasicAuth(); ok && user != "" {
+		return user
+	}
+	if auth := r.Header.Get("Authorization"); strings.HasPrefix(auth, "Basic ") {
+		// Some SDKs send "key:" without padding.
+		if b, err := base64.RawStdEncoding.DecodeString(strings.TrimRight(strings.TrimPrefix(auth, "Basic "), "=")); err == nil {
+			user, _, _ := strings.Cut(string(b), ":")
+			if user != "" {
+				return user
+			}
+		}
+	}
+	if k := r.Header.Get("X-Write-Key"); k != "" {
+		return k
+	}
+	return fromBody
+}
+
+func (c *Collector) allow(w http.ResponseWriter, key string, events int) error {
+	if c.cfg.RateLimit <= 0 {
+		return nil
+	}
+	l, _ := c.limiters.LoadOrStore(key, rate.NewLimiter(rate.Limit(c.cfg.RateLimit), c.cfg.RateBurst))
+	lim := l.(*rate.Limiter)
+	now := time.Now()
+	res := lim.ReserveN(now, events)
+	if res.OK() && res.DelayFrom(now) == 0 {
+		return nil
+	}
+	wait := time.Second
+	if res.OK() {
+		wait = res.DelayFrom(now)
+		res.CancelAt(now)
+	}
+	secs := int(wait.Seconds()) + 1
+	w.Header().Set("Retry-After", strconv.Itoa(secs))
+	w.Header().Set("X-RateLimit-Reset", strconv.FormatInt(now.Add(wait).Unix()+1, 10))
+	return &requestError{http.StatusTooManyRequests, "writeKey", fmt.Sprintf("rate limit of %g events/s for this write key exceeded", c.cfg.RateLimit)}
+}
+
+// rejectedEvent is an event of a request that cannot be used, with why.
+type rejectedEvent struct {
+	index  int
+	reason string
+	field  string
+	err    error
+	raw    []byte
+	key    string
+}
+
+// preparedEvent is an accepted event ready for Kafka.
+type preparedEvent struct {
+	key string
+	raw []byte
+}
+
+// prepare stamps each event with receivedAt, the batch's sentAt and context where it has none, a
+// messageId where the client sent none, and the skew-corrected timestamp; then validates it.
+func (c *Collector) prepare(req *trackingRequest, source string, now time.Time) ([]preparedEvent, []rejectedEvent) {
+	var accepted []preparedEvent
+	var rejected []rejectedEvent
+	received := json.RawMessage(strconv.Quote(now.Format(time.RFC3339Nano)))
+	for i, in := range req.events {
+		ev := in.fields
+		if in.problem != nil {
+			rejected = append(rejected, rejectedEvent{index: i, reason: in.problem.Reason, field: fmt.Sprintf("batch[%d]", i), err: in.problem, raw: in.raw})
+			continue
+		}
+		if _, ok := ev["messageId"]; !ok {
+			sum := sha256.Sum256(fmt.Appendf(nil, "%s\x00%s", source, mustMarshal(ev)))
+			ev["messageId"] = json.RawMessage(strconv.Quote("wm-" + hex.EncodeToString(sum[:16])))
+		}
+		if _, ok := ev["sentAt"]; !ok && req.sentAt != "" {
+			ev["sentAt"] = json.RawMessage(strconv.Quote(req.sentAt))
+		}
+		if _, ok := ev["context"]; !ok && len(req.context) > 0 {
+			ev["context"] = req.context
+		}
+		delete(ev, "writeKey")
+		ev["receivedAt"] = received
+		correctSkew(ev, now)
+		raw := mustMarshal(ev)
+		e, err := Decode(raw, source, now)
+		if err != nil {
+			var ie *InvalidError
+			errors.As(err, &ie)
+			field := fmt.Sprintf("batch[%d]", i)
+			if ie != nil && ie.Field != "" {
+				field += "." + ie.Field
+			}
+			rejected = append(rejected, rejectedEvent{index: i, reason: RejectReason(err), field: field, err: err, raw: raw, key: e.CustomerKey()})
+			continue
+		}
+		accepted = append(accepted, preparedEvent{key: e.CustomerKey(), raw: raw})
+	}
+	if len(req.events) == 1 && len(rejected) == 1 {
+		rejected[0].field = strings.TrimPrefix(strings.TrimPrefix(rejected[0].field, "batch[0]"), ".")
+	}
+	return accepted, rejected
+}
+
+// correctSkew moves the client's timestamp to originalTimestamp and sets timestamp to it, shifted
+// by receivedAt − sentAt when the client clock is off by more than MaxClockSkew (one offset for
+// the whole batch, so the device's own order is kept).
+func correctSkew(ev map[string]json.RawMessage, received time.Time) {
+	var ts, sent string
+	if json.Unmarshal(ev["timestamp"], &ts) != nil || ts == "" {
+		return
+	}
+	if _, ok := ev["originalTimestamp"]; !ok {
+		ev["originalTimestamp"] = ev["timestamp"]
+	}
+	if json.Unmarshal(ev["sentAt"], &sent) != nil {
+		return
+	}
+	t, err1 := time.Parse(time.RFC3339Nano, ts)
+	s, err2 := time.Parse(time.RFC3339Nano, sent)
+	if err1 != nil || err2 != nil {
+		return // Decode reports bad timestamps
+	}
+	if skew := received.Sub(s); skew > MaxClockSkew || skew < -MaxClockSkew {
+		ev["timestamp"] = json.RawMessage(strconv.Quote(t.Add(skew).UTC().Format(time.RFC3339Nano)))
+	}
+}
+
+func mustMarshal(v any) []byte {
+	b, err := json.Marshal(v)
+	if err != nil {
+		panic("BUG: marshal decoded JSON: " + err.Error())
+	}
+	return b
+}
+
+// produce writes accepted events and dead letters, waiting for acknowledgement from all in-sync
+// replicas, within ProduceTimeout.
+func (c *Collector) produce(ctx context.Context, source string, accepted []preparedEvent, rejected []rejectedEvent) error {
+	sourceHeader := kafka.Header{Key: HeaderSource, Value: []byte(source)}
+	ctx, cancel := context.WithTimeout(ctx, c.cfg.ProduceTimeout)
+	defer cancel()
+	start := time.Now()
+	defer func() { c.metrics.produceSeconds.Observe(time.Since(start).Seconds()) }()
+	if len(rejected) > 0 {
+		dead := make([]kafka.Message, len(rejected))
+		for i, rj := range rejected {
+			dead[i] = kafka.Message{Key: []byte(rj.key), Value: rj.raw, Headers: []kafka.Header{
+				sourceHeader,
+				{Key: HeaderDLQReason, Value: []byte(rj.reason)},
+				{Key: HeaderDLQError, Value: []byte(rj.err.Error())},
+			}}
+		}
+		if err := c.dlq.WriteMessages(ctx, dead...); err != nil {
+			return fmt.Errorf("write %d dead letters: %w", len(dead), err)
+		}
+	}
+	if len(accepted) == 0 {
+		return nil
+	}
+	msgs := make([]kafka.Message, len(accepted))
+	for i, a := range accepted {
+		msgs[i] = kafka.Message{Key: []byte(a.key), Value: a.raw, Headers: []kafka.Header{sourceHeader}}
+	}
+	if err := c.producer.WriteMessages(ctx, msgs...); err != nil {
+		return fmt.Errorf("produce %d events: %w", len(msgs), summarizeWriteErrors(err))
+	}
+	return nil
+}
+
+func (c *Collector) unavailable(w http.ResponseWriter, err error) error {
+	c.log.Warn("kafka unavailable, answering 503", "err", err)
+	w.Header().Set("Retry-After", "5")
+	writeError(w, http.StatusServiceUnavailable, "", "events could not be stored durably; retry")
+	return err
+}
+
+func (c *Collector) fail(w http.ResponseWriter, err error) error {
+	var re *requestError
+	if !errors.As(err, &re) {
+		re = &requestError{http.StatusBadRequest, "", err.Error()}
+	}
+	writeError(w, re.status, re.field, re.message)
+	return err
+}
+
+// settings serves the document analytics.js loads from its CDN, pointing it back at this
+// collector, so `cdnURL` can be set to Waymark.
+func (c *Collector) settings(w http.ResponseWriter, r *http.Request) {
+	setCORS(w, r)
+	key := r.PathValue("writeKey")
+	if _, ok := c.cfg.WriteKeys[key]; !ok {
+		writeError(w, http.StatusNotFound, "writeKey", "unknown write key")
+		return
+	}
+	proto := "http"
+	if r.TLS != nil || r.Header.Get("X-Forwarded-Proto") == "https" {
+		proto = "https"
+	}
+	enabled := map[string]any{"__default": map[string]any{"enabled": true, "integrations": map[string]any{}}}
+	writeJSON(w, http.StatusOK, map[string]any{
+		"integrations": map[string]any{
+			"Segment.io": map[string]any{
+				"apiKey":                 key,
+				"apiHost":                r.Host + "/v1",
+				"protocol":               proto,
+				"unbundledIntegrations":  []string{},
+				"addBundledMetadata":     true,
+				"maybeBundledConfigIds":  map[string]any{},
+				"versionSettings":        map[string]any{"version": "4.4.7", "componentTypes": []string{"browser"}},
+				"deliveryStrategy":       map[string]any{"strategy": "standard"},
+				"bundledConfigIds":       []string{},
+				"unbundledConfigIds":     []string{},
+				"defaultCoreConfigIds":   []string{},
+				"defaultBundledIntegIds": []string{},
+			},
+		},
+		"plan":                      map[string]any{"track": enabled, "identify": enabled, "group": enabled},
+		"edgeFunction":              map[string]any{},
+		"analyticsNextEnabled":      true,
+		"middlewareSettings":        map[string]any{},
+		"enabledMiddleware":         map[string]any{},
+		"metrics":                   map[string]any{"sampleRate": 0},
+		"legacyVideoPluginsEnabled": false,
+		"remotePlugins":             []any{},
+	})
+}
+
+func setCORS(w http.ResponseWriter, r *http.Request) {
+	origin := r.Header.Get("Origin")
+	if origin == "" {
+		return
+	}
+	h := w.Header()
+	h.Set("Access-Control-Allow-Origin", origin)
+	h.Set("Access-Control-Allow-Credentials", "true")
+	h.Set("Access-Control-Allow-Methods", "GET, POST, OPTIONS")
+	h.Set("Access-Control-Allow-Headers", "authorization, content-type, x-write-key")
+	h.Set("Access-Control-Max-Age", "86400")
+	h.Add("Vary", "Origin")
+}
+
+type batchResponse struct {
+	Success  bool        `json:"success"`
+	Accepted int         `json:"accepted"`
+	Rejected []rejection `json:"rejected,omitempty"`
+}
+
+type rejection struct {
+	Index  int    `json:"index"`
+	Reason string `json:"reason"`
+	Field  string `json:"field,omitempty"`
+	Error  string `json:"error"`
+}
+
+type errorBody struct {
+	Success bool   `json:"success"`
+	Error   string `json:"error"`
+	Field   string `json:"field,omitempty"`
+}
+
+func writeError(w http.ResponseWriter, status int, field, message string) {
+	writeJSON(w, status, errorBody{Error: message, Field: field})
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+type statusRecorder struct {
+	http.ResponseWriter
+	status int
+}
+
+func (s *statusRecorder) WriteHeader(code int) {
+	s.status = code
+	s.ResponseWriter.WriteHeader(code)
+}
+
+type collectorMetrics struct {
+	requests       *prometheus.CounterVec
+	seconds        *prometheus.HistogramVec
+	events         *prometheus.CounterVec
+	bytes          prometheus.Counter
+	produceSeconds prometheus.Histogram
+}
+
+func newCollectorMetrics(reg prometheus.Registerer) (*collectorMetrics, error) {
+	m := &collectorMetrics{
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "waymark_collector_requests_total", Help: "Tracking calls, by endpoint and HTTP status code.",
+		}, []string{"endpoint", "code"}),
+		seconds: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "waymark_collector_request_duration_seconds", Help: "Time to answer a tracking call, by endpoint.",
+			Buckets: prometheus.ExponentialBuckets(0.0005, 2.5, 12),
+		}, []string{"endpoint"}),
+		events: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "waymark_collector_events_total", Help: "Events received, by outcome (accepted, rejected) and rejection reason.",
+		}, []string{"outcome", "reason"}),
+		bytes: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "waymark_collector_body_bytes_total", Help: "Request body bytes after decompression.",
+		}),
+		produceSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "waymark_collector_produce_duration_seconds", Help: "Time for Kafka to acknowledge a request's events.",
+			Buckets: prometheus.ExponentialBuckets(0.0005, 2.5, 12),
+		}),
+	}
+	if reg != nil {
+		for _, c := range []prometheus.Collector{m.requests, m.seconds, m.events, m.bytes, m.produceSeconds} {
+			if err := reg.Register(c); err != nil {
+				return nil, fmt.Errorf("register collector metrics: %w", err)
+			}
+		}
+	}
+	return m, nil
+}

@@ -1,0 +1,306 @@
+package ingest
+
+import (
+	"bytes"
+	"compress/gzip"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+)
+
+type collectorEnv struct {
+	broker *DevBroker
+	url    string
+	c      *Collector
+}
+
+func startCollector(t *testing.T, tweak func(*CollectorConfig)) *collectorEnv {
+	t.Helper()
+	b := startBroker(t)
+	cfg := CollectorConfig{Brokers: []string{b.Addr()}, Topic: "events", DLQTopic: "dlq",
+		WriteKeys: map[string]string{"key-web": "web", "key-srv": "server"}, ProduceTimeout: 3 * time.Second}
+	if tweak != nil {
+		tweak(&cfg)
+	}
+	c, err := NewCollector(cfg, slog.New(slog.DiscardHandler), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mux := http.NewServeMux()
+	c.Register(mux)
+	srv := httptest.NewServer(mux)
+	t.Cleanup(func() { srv.Close(); c.Close() })
+	return &collectorEnv{broker: b, url: srv.URL, c: c}
+}
+
+type call struct {
+	method, path string
+	headers      map[string]string
+	body         []byte
+}
+
+func (e *collectorEnv) do(t *testing.T, c call) (int, http.Header, map[string]any) {
+	t.Helper()
+	if c.method == "" {
+		c.method = http.MethodPost
+	}
+	req, err := http.NewRequest(c.method, e.url+c.path, bytes.NewReader(c.body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for k, v := range c.headers {
+		req.Header.Set(k, v)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(resp.Body)
+	var body map[string]any
+	if len(raw) > 0 {
+		if err := json.Unmarshal(raw, &body); err != nil {
+			t.Fatalf("response is not JSON: %q", raw)
+		}
+	}
+	return resp.StatusCode, resp.Header, body
+}
+
+// topicMessages reads every message on a topic of the broker.
+func topicMessages(t *testing.T, broker, topic string) []kafka.Message {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	client := &kafka.Client{Addr: kafka.TCP(broker)}
+	meta, err := client.Metadata(ctx, &kafka.MetadataRequest{Topics: []string{topic}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []kafka.Message
+	for _, p := range meta.Topics[0].Partitions {
+		offs, err := client.ListOffsets(ctx, &kafka.ListOffsetsRequest{Topics: map[string][]kafka.OffsetRequest{topic: {kafka.LastOffsetOf(p.ID)}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		end := offs.Topics[topic][0].LastOffset
+		if end <= 0 {
+			continue
+		}
+		r := kafka.NewReader(kafka.ReaderConfig{Brokers: []string{broker}, Topic: topic, Partition: p.ID, MaxWait: 50 * time.Millisecond})
+		for range end {
+			m, err := r.ReadMessage(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			out = append(out, m)
+		}
+		r.Close()
+	}
+	return out
+}
+
+func header(m kafka.Message, key string) string { return headerValue(m.Headers, key, "") }
+
+func gz(t *testing.T, b []byte) []byte {
+	t.Helper()
+	var buf bytes.Buffer
+	w := gzip.NewWriter(&buf)
+	w.Write(b)
+	w.Close()
+	return buf.Bytes()
+}
+
+var basicWeb = map[string]string{"Authorization": "Basic a2V5LXdlYjo="} // "key-web:"
+
+func TestCollectorAcceptsBatches(t *testing.T) {
+	e := startCollector(t, nil)
+	body := `{"batch":[
+		{"type":"track","event":"Product Viewed","userId":"u1","messageId":"m1","timestamp":"2026-05-01T10:00:00Z","properties":{"product_id":"p1"}},
+		{"type":"track","userId":"u1","messageId":"m2"},
+		{"type":"page","anonymousId":"a1","name":"Home"},
+		"not an object",
+		{"type":"identify","userId":"u2","traits":{"customer_type":"vip"},"messageId":"m5"}
+	],"sentAt":"2026-05-01T10:00:01Z","context":{"library":{"name":"test"}}}`
+	status, _, resp := e.do(t, call{path: "/v1/batch", headers: basicWeb, body: []byte(body)})
+	if status != 200 || resp["success"] != true || resp["accepted"] != 3.0 {
+		t.Fatalf("status %d, body %v", status, resp)
+	}
+	rejected := resp["rejected"].([]any)
+	if len(rejected) != 2 {
+		t.Fatalf("rejected = %v, want indexes 1 and 3", rejected)
+	}
+	for i, want := range []struct {
+		index  float64
+		reason string
+	}{{1, ReasonMissingEvent}, {3, ReasonInvalidJSON}} {
+		r := rejected[i].(map[string]any)
+		if r["index"] != want.index || r["reason"] != want.reason {
+			t.Errorf("rejected[%d] = %v, want index %v reason %s", i, r, want.index, want.reason)
+		}
+	}
+
+	msgs := topicMessages(t, e.broker.Addr(), "events")
+	if len(msgs) != 3 {
+		t.Fatalf("%d messages on the topic, want 3", len(msgs))
+	}
+	for _, m := range msgs {
+		if header(m, HeaderSource) != "web" {
+			t.Errorf("source header %q, want web", header(m, HeaderSource))
+		}
+		ev, err := Decode(m.Value, "web", time.Time{})
+		if err != nil {
+			t.Fatalf("stored message does not decode: %v\n%s", err, m.Value)
+		}
+		if string(m.Key) != ev.CustomerKey() || ev.MessageID == "" || ev.ReceivedAt.IsZero() {
+			t.Errorf("key %q, event %+v: want the customer key, a messageId and receivedAt", m.Key, ev)
+		}
+		if ev.SentAt.IsZero() || !strings.Contains(string(m.Value), `"library":{"name":"test"}`) {
+			t.Errorf("batch sentAt and context not applied: %s", m.Value)
+		}
+	}
+	dead := topicMessages(t, e.broker.Addr(), "dlq")
+	if len(dead) != 2 || header(dead[0], HeaderDLQReason) == "" {
+		t.Errorf("dead letters: %d, want 2 with reasons", len(dead))
+	}
+}
+
+func TestCollectorSingleCallsAndAuth(t *testing.T) {
+	e := startCollector(t, nil)
+	tests := []struct {
+		name   string
+		call   call
+		status int
+		field  string
+		source string
+	}{
+		{"basic auth on short path", call{path: "/v1/t", headers: basicWeb, body: []byte(`{"type":"track","event":"A","userId":"u"}`)}, 200, "", "web"},
+		{"type from the path", call{path: "/v1/page", headers: map[string]string{"X-Write-Key": "key-srv"}, body: []byte(`{"anonymousId":"a","name":"Home"}`)}, 200, "", "server"},
+		{"write key in body, text/plain", call{path: "/v1/identify", headers: map[string]string{"Content-Type": "text/plain"}, body: []byte(`{"writeKey":"key-web","userId":"u"}`)}, 200, "", "web"},
+		{"gzip labelled as form data", call{path: "/v1/track", headers: map[string]string{"X-Write-Key": "key-web", "Content-Encoding": "gzip", "Content-Type": "application/x-www-form-urlencoded"}, body: gz(t, []byte(`{"event":"B","userId":"u"}`))}, 200, "", "web"},
+		{"missing key", call{path: "/v1/track", body: []byte(`{"event":"A","userId":"u"}`)}, 401, "writeKey", ""},
+		{"unknown key", call{path: "/v1/track", headers: map[string]string{"X-Write-Key": "nope"}, body: []byte(`{"event":"A","userId":"u"}`)}, 401, "writeKey", ""},
+		{"malformed JSON", call{path: "/v1/track", headers: basicWeb, body: []byte(`{"event":`)}, 400, "body", ""},
+		{"not an object", call{path: "/v1/batch", headers: basicWeb, body: []byte(`[1,2]`)}, 400, "body", ""},
+		{"batch not an array", call{path: "/v1/batch", headers: basicWeb, body: []byte(`{"batch":{}}`)}, 400, "batch", ""},
+		{"writeKey of wrong type", call{path: "/v1/track", body: []byte(`{"writeKey":5,"event":"A","userId":"u"}`)}, 400, "writeKey", ""},
+		{"invalid single event", call{path: "/v1/track", headers: basicWeb, body: []byte(`{"userId":"u"}`)}, 400, "event", ""},
+		{"no identity", call{path: "/v1/track", headers: basicWeb, body: []byte(`{"event":"A"}`)}, 400, "userId", ""},
+		{"bad timestamp", call{path: "/v1/track", headers: basicWeb, body: []byte(`{"event":"A","userId":"u","timestamp":"soon"}`)}, 400, "timestamp", ""},
+		{"event over 32 KiB", call{path: "/v1/track", headers: basicWeb, body: []byte(`{"event":"A","userId":"u","properties":{"x":"` + strings.Repeat("x", 33<<10) + `"}}`)}, 400, "body", ""},
+		{"batch over 500 KiB", call{path: "/v1/batch", headers: basicWeb, body: []byte(`{"batch":[],"pad":"` + strings.Repeat("x", 501<<10) + `"}`)}, 400, "body", ""},
+		{"gzip bomb", call{path: "/v1/batch", headers: map[string]string{"X-Write-Key": "key-web", "Content-Encoding": "gzip"}, body: gz(t, bytes.Repeat([]byte(" "), 50<<20))}, 400, "body", ""},
+		{"corrupt gzip", call{path: "/v1/batch", headers: map[string]string{"X-Write-Key": "key-web", "Content-Encoding": "gzip"}, body: []byte{0x1f, 0x8b, 1, 2, 3}}, 400, "body", ""},
+		{"GET", call{method: "GET", path: "/v1/track", headers: basicWeb}, 405, "method", ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			status, _, body := e.do(t, tt.call)
+			if status != tt.status {
+				t.Fatalf("status %d, want %d (%v)", status, tt.status, body)
+			}
+			if tt.status != 200 && (body["error"] == "" || body["field"] != tt.field) {
+				t.Errorf("body %v: want an error naming field %q", body, tt.field)
+			}
+		})
+	}
+	sources := map[string]int{}
+	for _, m := range topicMessages(t, e.broker.Addr(), "events") {
+		sources[header(m, HeaderSource)]++
+	}
+	if fmt.Sprint(sources) != "map[server:1 web:3]" {
+		t.Errorf("events on the topic by source = %v, want only the 4 accepted calls", sources)
+	}
+	dead := topicMessages(t, e.broker.Addr(), "dlq")
+	if len(dead) != 3 {
+		t.Errorf("%d dead letters, want the 3 invalid single events", len(dead))
+	}
+}
+
+func TestCollectorCORSAndSettings(t *testing.T) {
+	e := startCollector(t, nil)
+	status, h, _ := e.do(t, call{method: "OPTIONS", path: "/v1/t", headers: map[string]string{"Origin": "https://shop.example", "Access-Control-Request-Method": "POST"}})
+	if status != 204 || h.Get("Access-Control-Allow-Origin") != "https://shop.example" ||
+		!strings.Contains(h.Get("Access-Control-Allow-Headers"), "x-write-key") {
+		t.Errorf("preflight: status %d, headers %v", status, h)
+	}
+	status, _, body := e.do(t, call{method: "GET", path: "/v1/projects/key-web/settings"})
+	seg, _ := body["integrations"].(map[string]any)["Segment.io"].(map[string]any)
+	if status != 200 || seg["apiKey"] != "key-web" || !strings.HasSuffix(seg["apiHost"].(string), "/v1") || seg["protocol"] != "http" {
+		t.Errorf("settings: status %d, body %v", status, body)
+	}
+	if status, _, _ := e.do(t, call{method: "GET", path: "/v1/projects/nope/settings"}); status != 404 {
+		t.Errorf("settings for an unknown key: status %d, want 404", status)
+	}
+}
+
+func TestCollectorRateLimit(t *testing.T) {
+	e := startCollector(t, func(c *CollectorConfig) { c.RateLimit, c.RateBurst = 1, 2 })
+	body := []byte(`{"batch":[{"type":"track","event":"A","userId":"u"},{"type":"track","event":"B","userId":"u"}]}`)
+	if status, _, _ := e.do(t, call{path: "/v1/batch", headers: basicWeb, body: body}); status != 200 {
+		t.Fatalf("first batch within the burst: status %d", status)
+	}
+	status, h, resp := e.do(t, call{path: "/v1/batch", headers: basicWeb, body: body})
+	if status != 429 || h.Get("Retry-After") == "" || h.Get("X-RateLimit-Reset") == "" || resp["error"] == "" {
+		t.Errorf("second batch: status %d, headers %v, body %v; want 429 with Retry-After and X-RateLimit-Reset", status, h, resp)
+	}
+	// Another key has its own budget.
+	if status, _, _ := e.do(t, call{path: "/v1/batch", headers: map[string]string{"X-Write-Key": "key-srv"}, body: body}); status != 200 {
+		t.Errorf("other key: status %d, want 200", status)
+	}
+}
+
+func TestCollectorAnswers503WhenKafkaIsDown(t *testing.T) {
+	e := startCollector(t, func(c *CollectorConfig) { c.ProduceTimeout = time.Second })
+	e.broker.Close()
+	status, h, body := e.do(t, call{path: "/v1/track", headers: basicWeb, body: []byte(`{"event":"A","userId":"u"}`)})
+	if status != 503 || h.Get("Retry-After") == "" || body["success"] != false {
+		t.Errorf("status %d, Retry-After %q, body %v: want 503 with Retry-After", status, h.Get("Retry-After"), body)
+	}
+}
+
+func TestCollectorDrains(t *testing.T) {
+	e := startCollector(t, nil)
+	e.c.Drain()
+	if e.c.Ready() == nil {
+		t.Error("Ready() = nil while draining")
+	}
+	if status, h, _ := e.do(t, call{path: "/v1/track", headers: basicWeb, body: []byte(`{"event":"A","userId":"u"}`)}); status != 503 || h.Get("Retry-After") == "" {
+		t.Errorf("status %d while draining, want 503 with Retry-After", status)
+	}
+}
+
+func TestCorrectSkew(t *testing.T) {
+	received := time.Date(2026, 5, 1, 12, 0, 0, 0, time.UTC)
+	tests := []struct {
+		name, ts, sentAt, want string
+	}{
+		{"small skew kept", "2026-05-01T11:59:00Z", "2026-05-01T11:59:30Z", "2026-05-01T11:59:00Z"},
+		{"clock 2h behind", "2026-05-01T09:59:00Z", "2026-05-01T10:00:00Z", "2026-05-01T11:59:00Z"},
+		{"clock 1h ahead", "2026-05-01T12:59:00Z", "2026-05-01T13:00:00Z", "2026-05-01T11:59:00Z"},
+		{"no sentAt", "2026-05-01T09:00:00Z", "", "2026-05-01T09:00:00Z"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ev := map[string]json.RawMessage{"timestamp": json.RawMessage(`"` + tt.ts + `"`)}
+			if tt.sentAt != "" {
+				ev["sentAt"] = json.RawMessage(`"` + tt.sentAt + `"`)
+			}
+			correctSkew(ev, received)
+			if got := string(ev["timestamp"]); got != `"`+tt.want+`"` {
+				t.Errorf("timestamp %s, want %s", got, tt.want)
+			}
+			if got := string(ev["originalTimestamp"]); got != `"`+tt.ts+`"` {
+				t.Errorf("originalTimestamp %s, want the client's %s", got, tt.ts)
+			}
+		})
+	}
+}
