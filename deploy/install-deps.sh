@@ -1,11 +1,15 @@
 #!/usr/bin/env bash
 # Installs what Waymark's local runs and tests need and the machine lacks: Debian's ClickHouse
-# server and client. Safe to run again: it installs nothing that is already there.
+# server and client, kcat, and Node.js with npm (the tests drive the real Segment libraries from
+# npm). Safe to run again: it installs nothing that is already there.
 set -euo pipefail
 
 need=()
 command -v clickhouse-server >/dev/null 2>&1 || [ -x /usr/sbin/clickhouse-server ] || need+=(clickhouse-server)
 command -v clickhouse-client >/dev/null 2>&1 || need+=(clickhouse-client)
+command -v kcat >/dev/null 2>&1 || need+=(kcat)
+command -v node >/dev/null 2>&1 || need+=(nodejs)
+command -v npm >/dev/null 2>&1 || need+=(npm)
 if [ ${#need[@]} -eq 0 ]; then
   exit 0
 fi

@@ -1,10 +1,15 @@
 package ingest
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
+	"net/http"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/segmentio/kafka-go"
@@ -17,15 +22,20 @@ type ReplayConfig struct {
 	Format  string   // one of Formats; required
 	File    string   // dataset path; required
 	Repeat  int      // passes over the file, each after the first with fresh ids; default 1
+	// Collector, when set, is the base URL of a Waymark (or Segment-compatible) collector: events
+	// are sent to its /v1/batch with WriteKey instead of straight to Kafka.
+	Collector string
+	WriteKey  string
 	// Progress, when set, is called after each produced chunk with the messages sent so far.
 	Progress func(sent int)
 }
 
 // ReplaySummary says what a replay did.
 type ReplaySummary struct {
-	Read    int    // messages built from the file
-	Sent    int    // messages acknowledged by Kafka
-	Skipped []Skip // lines that could not be used
+	Read     int    // messages built from the file
+	Sent     int    // messages acknowledged by Kafka (or the collector)
+	Rejected int    // messages the collector accepted into its dead-letter topic instead
+	Skipped  []Skip // lines that could not be used
 }
 
 // Replay turns a dataset into Segment track messages and produces them to Kafka, keyed by customer,
@@ -39,36 +49,42 @@ func Replay(ctx context.Context, cfg ReplayConfig) (ReplaySummary, error) {
 	if cfg.Repeat == 0 {
 		cfg.Repeat = 1
 	}
-	if len(cfg.Brokers) == 0 {
-		return sum, errors.New("replay: no kafka brokers")
-	}
 	read, err := datasetReaderFor(cfg.Format)
 	if err != nil {
 		return sum, fmt.Errorf("replay: %w", err)
 	}
-	w := &kafka.Writer{
-		Addr:         kafka.TCP(cfg.Brokers...),
-		Topic:        cfg.Topic,
-		Balancer:     &kafka.Murmur2Balancer{},
-		RequiredAcks: kafka.RequireAll,
-		BatchSize:    2000,
-		BatchBytes:   1_000_000, // Kafka's default message.max.bytes is 1 MiB
-
-		BatchTimeout:           5 * time.Millisecond,
-		AllowAutoTopicCreation: true,
+	var send func([]Message) (rejected int, err error)
+	chunk := 20000
+	if cfg.Collector != "" {
+		send, chunk = collectorSender(ctx, cfg.Collector, cfg.WriteKey), 200
+	} else {
+		if len(cfg.Brokers) == 0 {
+			return sum, errors.New("replay: no kafka brokers")
+		}
+		w := &kafka.Writer{
+			Addr:                   kafka.TCP(cfg.Brokers...),
+			Topic:                  cfg.Topic,
+			Balancer:               &kafka.Murmur2Balancer{},
+			RequiredAcks:           kafka.RequireAll,
+			BatchSize:              2000,
+			BatchBytes:             1_000_000, // Kafka's default message.max.bytes is 1 MiB
+			BatchTimeout:           5 * time.Millisecond,
+			AllowAutoTopicCreation: true,
+		}
+		defer w.Close()
+		send = kafkaSender(ctx, w, cfg.Format)
 	}
-	defer w.Close()
-	source := []kafka.Header{{Key: HeaderSource, Value: []byte("replay-" + cfg.Format)}}
-	const chunk = 20000
-	pending := make([]kafka.Message, 0, chunk)
+	pending := make([]Message, 0, chunk)
 	flush := func() error {
 		if len(pending) == 0 {
 			return nil
 		}
-		if err := w.WriteMessages(ctx, pending...); err != nil {
-			return fmt.Errorf("produce to %s: %w", cfg.Topic, summarizeWriteErrors(err))
+		rejected, err := send(pending)
+		if err != nil {
+			return err
 		}
 		sum.Sent += len(pending)
+		sum.Rejected += rejected
 		pending = pending[:0]
 		if cfg.Progress != nil {
 			cfg.Progress(sum.Sent)
@@ -77,7 +93,7 @@ func Replay(ctx context.Context, cfg ReplayConfig) (ReplaySummary, error) {
 	}
 	emit := func(m Message) error {
 		sum.Read++
-		pending = append(pending, kafka.Message{Key: []byte(m.Key), Value: m.Value, Headers: source})
+		pending = append(pending, m)
 		if len(pending) == chunk {
 			return flush()
 		}
@@ -94,6 +110,73 @@ func Replay(ctx context.Context, cfg ReplayConfig) (ReplaySummary, error) {
 		}
 	}
 	return sum, flush()
+}
+
+func kafkaSender(ctx context.Context, w *kafka.Writer, format string) func([]Message) (int, error) {
+	source := []kafka.Header{{Key: HeaderSource, Value: []byte("replay-" + format)}}
+	return func(batch []Message) (int, error) {
+		msgs := make([]kafka.Message, len(batch))
+		for i, m := range batch {
+			msgs[i] = kafka.Message{Key: []byte(m.Key), Value: m.Value, Headers: source}
+		}
+		if err := w.WriteMessages(ctx, msgs...); err != nil {
+			return 0, fmt.Errorf("produce to %s: %w", w.Topic, summarizeWriteErrors(err))
+		}
+		return 0, nil
+	}
+}
+
+// collectorSender posts batches to a collector's /v1/batch, retrying what the Segment libraries
+// retry (5xx, 429, network errors) with backoff, and failing on anything else.
+func collectorSender(ctx context.Context, baseURL, writeKey string) func([]Message) (int, error) {
+	client := &http.Client{Timeout: 30 * time.Second}
+	url := strings.TrimRight(baseURL, "/") + "/v1/batch"
+	return func(batch []Message) (int, error) {
+		var body bytes.Buffer
+		body.WriteString(`{"batch":[`)
+		for i, m := range batch {
+			if i > 0 {
+				body.WriteByte(',')
+			}
+			body.Write(m.Value)
+		}
+		fmt.Fprintf(&body, `],"sentAt":%q}`, time.Now().UTC().Format(time.RFC3339Nano))
+		backoff := 100 * time.Millisecond
+		for attempt := 1; ; attempt++ {
+			req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body.Bytes()))
+			if err != nil {
+				return 0, fmt.Errorf("post to collector: %w", err)
+			}
+			req.SetBasicAuth(writeKey, "")
+			req.Header.Set("Content-Type", "application/json")
+			resp, err := client.Do(req)
+			var status int
+			var msg []byte
+			if err == nil {
+				status = resp.StatusCode
+				msg, _ = io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+				resp.Body.Close()
+				if status == http.StatusOK {
+					var ok struct{ Rejected []json.RawMessage }
+					_ = json.Unmarshal(msg, &ok)
+					return len(ok.Rejected), nil
+				}
+				if status < 500 && status != http.StatusTooManyRequests {
+					return 0, fmt.Errorf("collector %s answered %d: %s", url, status, bytes.TrimSpace(msg))
+				}
+				err = fmt.Errorf("collector answered %d: %s", status, bytes.TrimSpace(msg))
+			}
+			if attempt == 10 {
+				return 0, fmt.Errorf("post to collector %s, %d attempts: %w", url, attempt, err)
+			}
+			select {
+			case <-ctx.Done():
+				return 0, ctx.Err()
+			case <-time.After(backoff):
+			}
+			backoff = min(2*backoff, 5*time.Second)
+		}
+	}
 }
 
 func replayFile(path string, pass int, read datasetReader, emit func(Message) error, skip func(Skip)) error {

@@ -79,7 +79,9 @@ func freeAddr(t testing.TB) string {
 	return l.Addr().String()
 }
 
-func startServe(t testing.TB) *server {
+// startServe starts `waymark serve` with the collector (write key "test-key", source "test") and
+// ingest roles, plus extra flags.
+func startServe(t testing.TB, extra ...string) *server {
 	t.Helper()
 	s := &server{
 		broker:   freeAddr(t),
@@ -88,7 +90,8 @@ func startServe(t testing.TB) *server {
 		log:      &bytes.Buffer{},
 		exited:   make(chan error, 1),
 	}
-	s.cmd = exec.Command(binary, "serve", "--http-addr", s.http, "--flush-interval", "100ms")
+	args := append([]string{"serve", "--http-addr", s.http, "--flush-interval", "100ms", "--write-keys-inline", "test-key=test"}, extra...)
+	s.cmd = exec.Command(binary, args...)
 	s.cmd.Env = append(os.Environ(),
 		"WAYMARK_KAFKA_BROKERS=",
 		"WAYMARK_DEV_BROKER_ADDR="+s.broker,

@@ -20,6 +20,8 @@ func runReplay(ctx context.Context, args []string, stdout io.Writer) error {
 	format := fs.String("format", "", "dataset format: "+strings.Join(ingest.Formats, ", "))
 	file := fs.String("file", "", "dataset file to replay")
 	repeat := fs.Int("repeat", 1, "passes over the file; each pass after the first uses fresh customer and message ids")
+	collector := fs.String("collector", "", "base URL of a collector (e.g. http://127.0.0.1:8080): send through its HTTP API instead of straight to Kafka")
+	writeKey := fs.String("write-key", "", "write key for --collector")
 	wait := fs.Duration("wait", 0, "after sending, wait up to this long until the consumer group has stored everything (0: don't wait)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
@@ -31,13 +33,16 @@ func runReplay(ctx context.Context, args []string, stdout io.Writer) error {
 		return fmt.Errorf("--format %q is not one of %s", *format, strings.Join(ingest.Formats, ", "))
 	case *file == "":
 		return fmt.Errorf("--file is required")
+	case *collector != "" && *writeKey == "":
+		return fmt.Errorf("--write-key is required with --collector")
 	case *repeat < 1:
 		return fmt.Errorf("--repeat must be 1 or more, got %d", *repeat)
 	}
 	if _, err := os.Stat(*file); err != nil {
 		return fmt.Errorf("--file: %w", err)
 	}
-	cfg := ingest.ReplayConfig{Brokers: kf.brokerList(), Topic: kf.topic, Format: *format, File: *file, Repeat: *repeat}
+	cfg := ingest.ReplayConfig{Brokers: kf.brokerList(), Topic: kf.topic, Format: *format, File: *file, Repeat: *repeat,
+		Collector: *collector, WriteKey: *writeKey}
 	start := time.Now()
 	if isTerminal(os.Stderr) {
 		cfg.Progress = func(sent int) {
@@ -49,9 +54,15 @@ func runReplay(ctx context.Context, args []string, stdout io.Writer) error {
 		fmt.Fprintln(os.Stderr)
 	}
 	took := time.Since(start)
-	fmt.Fprintf(stdout, "replay %s: read %d, sent %d, skipped %d lines in %s (%.0f events/s) to %s on %s\n",
-		*file, sum.Read, sum.Sent, len(sum.Skipped), took.Round(time.Millisecond), float64(sum.Sent)/took.Seconds(),
-		kf.topic, strings.Join(cfg.Brokers, ","))
+	dest := kf.topic + " on " + strings.Join(cfg.Brokers, ",")
+	if *collector != "" {
+		dest = "collector " + *collector
+	}
+	fmt.Fprintf(stdout, "replay %s: read %d, sent %d, skipped %d lines in %s (%.0f events/s) to %s\n",
+		*file, sum.Read, sum.Sent, len(sum.Skipped), took.Round(time.Millisecond), float64(sum.Sent)/took.Seconds(), dest)
+	if sum.Rejected > 0 {
+		fmt.Fprintf(stdout, "  the collector rejected %d events into the dead-letter topic\n", sum.Rejected)
+	}
 	const shown = 20
 	for i, s := range sum.Skipped {
 		if i == shown {
