@@ -23,7 +23,7 @@ type collectorEnv struct {
 	c      *Collector
 }
 
-func startCollector(t *testing.T, tweak func(*CollectorConfig)) *collectorEnv {
+func startCollector(t testing.TB, tweak func(*CollectorConfig)) *collectorEnv {
 	t.Helper()
 	b := startBroker(t)
 	cfg := CollectorConfig{Brokers: []string{b.Addr()}, Topic: "events", DLQTopic: "dlq",

@@ -13,7 +13,7 @@ import (
 	"github.com/segmentio/kafka-go"
 )
 
-func startBroker(t *testing.T) *DevBroker {
+func startBroker(t testing.TB) *DevBroker {
 	t.Helper()
 	b, err := StartDevBroker("127.0.0.1:0", 3, "events", "dlq")
 	if err != nil {
