@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what Waymark's local runs and tests need and the machine lacks: Debian's ClickHouse
-# server and client, kcat, and Node.js with npm (the tests drive the real Segment libraries from
-# npm). Safe to run again: it installs nothing that is already there.
+# server and client, kcat, Node.js with npm and Chromium (the tests drive the real Segment
+# libraries from npm, analytics.js in headless Chromium). Safe to run again: it installs nothing that is already there.
 set -euo pipefail
 
 need=()
@@ -10,6 +10,7 @@ command -v clickhouse-client >/dev/null 2>&1 || need+=(clickhouse-client)
 command -v kcat >/dev/null 2>&1 || need+=(kcat)
 command -v node >/dev/null 2>&1 || need+=(nodejs)
 command -v npm >/dev/null 2>&1 || need+=(npm)
+[ -x /usr/bin/chromium ] || need+=(chromium)
 if [ ${#need[@]} -eq 0 ]; then
   exit 0
 fi

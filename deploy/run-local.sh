@@ -52,7 +52,7 @@ go build -o "$bin" ./cmd/waymark
 
 stop_pid "the previous waymark serve" "$local_dir/waymark.pid"
 echo "starting waymark serve (log: .local/waymark.log)"
-nohup "$bin" serve >"$local_dir/waymark.log" 2>&1 &
+nohup "$bin" serve --write-keys-inline "${WAYMARK_LOCAL_WRITE_KEY:-dev-key}=local" >"$local_dir/waymark.log" 2>&1 &
 echo $! > "$local_dir/waymark.pid"
 for _ in $(seq 300); do
   curl -fsS http://127.0.0.1:8080/readyz >/dev/null 2>&1 && break
@@ -77,6 +77,8 @@ the dev broker on 127.0.0.1:9092 (in memory only), ClickHouse on 127.0.0.1:9000 
 Ask more questions:
   $bin funnel --steps "awareness,conversion,loyalty" --window 7d --json
   clickhouse-client -q "SELECT event, count() FROM waymark.events GROUP BY event"
+Send events over HTTP (write key dev-key), as analytics.js or analytics-node would:
+  curl -u dev-key: http://127.0.0.1:8080/v1/track -d '{"userId":"u1","event":"Product Viewed"}'
 Send more events:  $bin replay --format segment --file my-events.jsonl --wait 1m
 Stop everything:   deploy/run-local.sh stop
 MSG
