@@ -26,6 +26,7 @@ type Event struct {
 	Event       string // the track event name, or the page/screen name
 	UserID      string
 	AnonymousID string
+	PreviousID  string // alias calls: the id being aliased to UserID
 
 	Timestamp         time.Time // derived event time, see Decode
 	OriginalTimestamp time.Time // zero when absent
@@ -35,6 +36,7 @@ type Event struct {
 	PropertyKeys   []string // sorted property names
 	PropertyValues []string // values as text: strings as they are, everything else as JSON
 	PagePath       string   // context.page.path, or properties.path for page calls
+	PageURL        string   // context.page.url, or properties.url for page calls
 	Referrer       string   // context.page.referrer
 	CampaignSource string   // context.campaign.source (utm_source)
 	CampaignMedium string   // context.campaign.medium (utm_medium)
@@ -113,6 +115,7 @@ type wire struct {
 	MessageID         json.RawMessage            `json:"messageId"`
 	UserID            json.RawMessage            `json:"userId"`
 	AnonymousID       json.RawMessage            `json:"anonymousId"`
+	PreviousID        json.RawMessage            `json:"previousId"`
 	Timestamp         string                     `json:"timestamp"`
 	OriginalTimestamp string                     `json:"originalTimestamp"`
 	SentAt            string                     `json:"sentAt"`
@@ -121,6 +124,7 @@ type wire struct {
 	Context           struct {
 		Page struct {
 			Path     string `json:"path"`
+			URL      string `json:"url"`
 			Referrer string `json:"referrer"`
 		} `json:"page"`
 		Campaign struct {
@@ -161,6 +165,9 @@ func Decode(raw []byte, source string, receivedAt time.Time) (Event, error) {
 	if e.AnonymousID, err = idString("anonymousId", w.AnonymousID); err != nil {
 		return Event{}, err
 	}
+	if e.PreviousID, err = idString("previousId", w.PreviousID); err != nil {
+		return Event{}, err
+	}
 	if e.UserID == "" && e.AnonymousID == "" {
 		return Event{}, &InvalidError{Reason: ReasonMissingIdentity, Field: "userId", Err: errors.New("one of userId or anonymousId is required")}
 	}
@@ -181,13 +188,19 @@ func Decode(raw []byte, source string, receivedAt time.Time) (Event, error) {
 		return Event{}, err
 	}
 	e.PagePath = w.Context.Page.Path
+	e.PageURL = w.Context.Page.URL
 	e.Referrer = w.Context.Page.Referrer
 	e.CampaignSource = w.Context.Campaign.Source
 	e.CampaignMedium = w.Context.Campaign.Medium
 	e.CampaignName = w.Context.Campaign.Name
 	e.setProperties(w.Properties)
-	if e.PagePath == "" && w.Type == "page" {
-		e.PagePath, _ = e.Property("path")
+	if w.Type == "page" {
+		if e.PagePath == "" {
+			e.PagePath, _ = e.Property("path")
+		}
+		if e.PageURL == "" {
+			e.PageURL, _ = e.Property("url")
+		}
 	}
 	return e, nil
 }

@@ -17,6 +17,11 @@ import (
 type Config struct {
 	Gap         time.Duration // inactivity that ends a session; default 30m
 	MaxDuration time.Duration // longest session, cut after it; default 24h
+	// AllowedLateness is how far behind the newest event time an event may arrive and still be
+	// expected; older ones are stored and counted as beyond lateness. Default 72h (Snowplow's).
+	AllowedLateness time.Duration
+	// MaxIDsPerPerson caps identity merges; default 500.
+	MaxIDsPerPerson int
 }
 
 func (c *Config) setDefaults() {
@@ -25,6 +30,12 @@ func (c *Config) setDefaults() {
 	}
 	if c.MaxDuration == 0 {
 		c.MaxDuration = 24 * time.Hour
+	}
+	if c.AllowedLateness == 0 {
+		c.AllowedLateness = 72 * time.Hour
+	}
+	if c.MaxIDsPerPerson == 0 {
+		c.MaxIDsPerPerson = 500
 	}
 }
 
@@ -72,11 +83,33 @@ type point struct {
 }
 
 type customer struct {
-	points   []point
-	seen     map[uint64]struct{}
-	sessions []Session // as last emitted
-	dirty    bool
+	points       []point
+	seen         map[uint64]struct{}
+	sessions     []Session // as last emitted
+	dirty        bool
+	latest       int64  // newest event time, ms
+	reached      uint64 // stages reached so far, in arrival order (for live counters)
+	firstChannel string // channel of the first touchpoint that arrived
 }
+
+// Stats counts what one Push saw, for metrics.
+type Stats struct {
+	Events         int // events pushed
+	Duplicates     int // events seen before (same source and messageId), dropped
+	Late           int // events older than their customer's newest event by more than the gap
+	BeyondLateness int // events older than the newest event overall by more than AllowedLateness
+	IdentityLinks  int // id pairs linked by identify, alias or events carrying both ids
+	IdentityMerges int // links that joined two persons
+	RunawayMerges  int // links refused because the person would exceed MaxIDsPerPerson
+	// StageEntries counts customers reaching a stage for the first time, by stage and the
+	// customer's first-touch channel.
+	StageEntries map[StageChannel]int
+	Orders       map[string]int     // Order Completed events by first-touch channel
+	Revenue      map[string]float64 // their revenue (properties.revenue, else total), by channel
+}
+
+// StageChannel is a stage and a channel.
+type StageChannel struct{ Stage, Channel string }
 
 // Sessionizer cuts customers' events into sessions on event time. It is a plain data structure:
 // not safe for concurrent use, and it takes the current time as a parameter.
@@ -86,6 +119,8 @@ type Sessionizer struct {
 	rules     []Rule // all rules of the map, flattened
 	ruleStage []int  // stage index of each rule
 	customers map[string]*customer
+	ids       *identities
+	watermark int64 // newest event time seen, ms
 	version   uint64
 }
 
@@ -95,7 +130,7 @@ func New(cfg Config, jm *Map) (*Sessionizer, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("sessionizer config: %w", err)
 	}
-	s := &Sessionizer{cfg: cfg, jm: jm, customers: map[string]*customer{}}
+	s := &Sessionizer{cfg: cfg, jm: jm, customers: map[string]*customer{}, ids: newIdentities(cfg.MaxIDsPerPerson)}
 	for i, st := range jm.Stages {
 		for _, r := range st.Rules {
 			s.rules = append(s.rules, r)
@@ -109,24 +144,28 @@ func New(cfg Config, jm *Map) (*Sessionizer, error) {
 }
 
 // Push adds events and returns the sessions they created or changed, including deletions, each
-// with a version above every earlier one. Events already seen (same source and messageId) are
-// ignored, so redelivered batches change nothing.
-func (s *Sessionizer) Push(now time.Time, events []ingest.Event) []Session {
+// with a version above every earlier one, and what it saw. Events already seen (same source and
+// messageId) are ignored, so redelivered batches change nothing.
+func (s *Sessionizer) Push(now time.Time, events []ingest.Event) ([]Session, Stats) {
+	stats := Stats{Events: len(events), StageEntries: map[StageChannel]int{}, Orders: map[string]int{}, Revenue: map[string]float64{}}
 	var touched []string
 	for i := range events {
 		e := &events[i]
 		key := e.CustomerKey()
 		c := s.customers[key]
 		if c == nil {
-			c = &customer{seen: map[uint64]struct{}{}}
+			c = &customer{seen: map[uint64]struct{}{}, firstChannel: Channel(e)}
 			s.customers[key] = c
 		}
 		id := eventHash(e)
 		if _, dup := c.seen[id]; dup {
+			stats.Duplicates++
 			continue
 		}
 		c.seen[id] = struct{}{}
-		c.points = append(c.points, point{ms: e.Timestamp.UnixMilli(), id: id, touch: touchpoint(e), rules: s.matchRules(e)})
+		p := point{ms: e.Timestamp.UnixMilli(), id: id, touch: touchpoint(e), rules: s.matchRules(e)}
+		s.observe(c, e, p, &stats)
+		c.points = append(c.points, p)
 		if !c.dirty {
 			c.dirty = true
 			touched = append(touched, key)
@@ -147,7 +186,79 @@ func (s *Sessionizer) Push(now time.Time, events []ingest.Event) []Session {
 		out = append(out, diff(c.sessions, next, s.version)...)
 		c.sessions = next
 	}
-	return out
+	return out, stats
+}
+
+// observe updates the counters an arriving event feeds: lateness, identity links and the live
+// journey (stage entries in arrival order, orders and revenue).
+func (s *Sessionizer) observe(c *customer, e *ingest.Event, p point, stats *Stats) {
+	gap := s.cfg.Gap.Milliseconds()
+	if len(c.points) > 0 && p.ms < c.latest-gap {
+		stats.Late++
+	}
+	if p.ms < s.watermark-s.cfg.AllowedLateness.Milliseconds() {
+		stats.BeyondLateness++
+	}
+	c.latest = max(c.latest, p.ms)
+	s.watermark = max(s.watermark, p.ms)
+
+	for _, pair := range linkPairs(e.UserID, e.AnonymousID, e.PreviousID, e.Type) {
+		stats.IdentityLinks++
+		switch s.ids.link(pair[0], pair[1]) {
+		case linkMerged:
+			stats.IdentityMerges++
+		case linkRefused:
+			stats.RunawayMerges++
+		}
+	}
+
+	var stages uint64
+	for r := range s.rules {
+		if p.rules&(1<<r) == 0 {
+			continue
+		}
+		if nth := s.rules[r].Nth; nth > 1 {
+			n := 1 // this event
+			for _, q := range c.points {
+				if q.rules&(1<<r) != 0 {
+					n++
+				}
+			}
+			if n < nth {
+				continue
+			}
+		}
+		stages |= 1 << s.ruleStage[r]
+	}
+	for i, st := range s.jm.Stages {
+		if stages&^c.reached&(1<<i) != 0 {
+			stats.StageEntries[StageChannel{st.Name, c.firstChannel}]++
+		}
+	}
+	c.reached |= stages
+	if e.Type == "track" && e.Event == "Order Completed" {
+		stats.Orders[c.firstChannel]++
+		for _, name := range []string{"revenue", "total"} {
+			if v, ok := e.Property(name); ok {
+				if f, err := strconv.ParseFloat(v, 64); err == nil {
+					stats.Revenue[c.firstChannel] += f
+					break
+				}
+			}
+		}
+	}
+}
+
+// OpenSessions counts customers whose last session may still grow: their newest event is within
+// the gap of the newest event overall.
+func (s *Sessionizer) OpenSessions() int {
+	n := 0
+	for _, c := range s.customers {
+		if c.latest >= s.watermark-s.cfg.Gap.Milliseconds() {
+			n++
+		}
+	}
+	return n
 }
 
 // Customers returns how many customers the sessionizer holds state for.

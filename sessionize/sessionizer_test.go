@@ -25,6 +25,8 @@ func at(c, event string, minutes float64) ingest.Event {
 	}
 }
 
+func sessionsOf(out []Session, _ Stats) []Session { return out }
+
 func newTestSessionizer(t testing.TB) *Sessionizer {
 	t.Helper()
 	m, err := LoadMap("")
@@ -112,7 +114,7 @@ func TestSessions(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			s := newTestSessionizer(t)
-			got := describe(live(s.Push(base, tt.events)))
+			got := describe(live(sessionsOf(s.Push(base, tt.events))))
 			if strings.Join(got, "\n") != strings.Join(tt.want, "\n") {
 				t.Errorf("sessions\n got %s\nwant %s", strings.Join(got, "\n     "), strings.Join(tt.want, "\n     "))
 			}
@@ -122,12 +124,12 @@ func TestSessions(t *testing.T) {
 
 func TestLateEventMergesSessions(t *testing.T) {
 	s := newTestSessionizer(t)
-	first := s.Push(base, []ingest.Event{at("a", "Product Viewed", 0), at("a", "Order Completed", 50)})
+	first, _ := s.Push(base, []ingest.Event{at("a", "Product Viewed", 0), at("a", "Order Completed", 50)})
 	if len(live(first)) != 2 {
 		t.Fatalf("want 2 sessions before the late event, got %v", describe(live(first)))
 	}
 	// A late event at minute 25 bridges the gap: one session, the second one deleted.
-	second := s.Push(base.Add(time.Hour), []ingest.Event{at("a", "Product Added", 25)})
+	second, stats := s.Push(base.Add(time.Hour), []ingest.Event{at("a", "Product Added", 25)})
 	var deleted int
 	for _, u := range second {
 		if u.Deleted {
@@ -137,13 +139,16 @@ func TestLateEventMergesSessions(t *testing.T) {
 			t.Errorf("update version %d not above the earlier %d", u.Version, first[0].Version)
 		}
 	}
+	if stats.Late != 0 {
+		t.Errorf("late events = %d, want 0 (minute 25 is within the gap of minute 50)", stats.Late)
+	}
 	all := live(append(first, second...))
 	if deleted != 1 || len(all) != 1 {
 		t.Fatalf("deleted %d, live %v: want one merged session", deleted, describe(all))
 	}
 	// Pushing the same events again changes nothing.
-	if again := s.Push(base.Add(2*time.Hour), []ingest.Event{at("a", "Product Added", 25)}); len(again) != 0 {
-		t.Errorf("redelivered event emitted %d updates", len(again))
+	if again, stats := s.Push(base.Add(2*time.Hour), []ingest.Event{at("a", "Product Added", 25)}); len(again) != 0 || stats.Duplicates != 1 {
+		t.Errorf("redelivered event emitted %d updates, %d duplicates counted", len(again), stats.Duplicates)
 	}
 }
 
@@ -185,7 +190,8 @@ func TestSessionsDoNotDependOnArrivalOrder(t *testing.T) {
 		now := base
 		for rest := shuffled; len(rest) > 0; {
 			n := min(len(rest), 1+rng.IntN(800))
-			updates = append(updates, s.Push(now, rest[:n])...)
+			out, _ := s.Push(now, rest[:n])
+			updates = append(updates, out...)
 			rest, now = rest[n:], now.Add(time.Second)
 		}
 		got := describe(live(updates))
@@ -210,4 +216,102 @@ func BenchmarkSessionizer(b *testing.B) {
 		}
 	}
 	b.ReportMetric(float64(len(events)*b.N)/b.Elapsed().Seconds(), "events/s")
+}
+
+func TestStats(t *testing.T) {
+	withProps := func(e ingest.Event, keys, values []string) ingest.Event {
+		e.PropertyKeys, e.PropertyValues = keys, values
+		return e
+	}
+	identify := func(user, anon string) ingest.Event {
+		e := at(user, "", 0)
+		e.Type, e.Event, e.AnonymousID, e.MessageID = "identify", "", anon, "identify-"+user+"-"+anon
+		return e
+	}
+	email := at("m", "Product Viewed", 0)
+	email.CampaignMedium, email.CampaignSource = "email", "newsletter"
+	s := newTestSessionizer(t)
+	_, first := s.Push(base, []ingest.Event{
+		email,
+		at("m", "Product Added", 1),
+		withProps(at("m", "Order Completed", 2), []string{"revenue"}, []string{"25.5"}),
+		withProps(at("m", "Order Completed", 300), []string{"total"}, []string{"10"}),
+		at("d", "Product Viewed", 4*24*60),
+		identify("m", "device-1"),
+		identify("m", "device-1"),
+	})
+	_, second := s.Push(base, []ingest.Event{
+		at("m", "Product Viewed", 100),     // late: more than the gap behind m's newest (minute 300)
+		at("x", "Product Viewed", 10),      // beyond lateness: 4 days behind the newest event
+		at("d", "Product Viewed", 4*24*60), // duplicate
+		identify("n", "device-1"),          // merges person n into m's
+	})
+	want := map[StageChannel]int{
+		{"awareness", ChannelEmail}: 1, {"consideration", ChannelEmail}: 1, {"conversion", ChannelEmail}: 1,
+		{"loyalty", ChannelEmail}: 1, {"awareness", ChannelDirect}: 1,
+	}
+	if fmt.Sprint(first.StageEntries) != fmt.Sprint(want) {
+		t.Errorf("stage entries %v, want %v", first.StageEntries, want)
+	}
+	if first.Orders[ChannelEmail] != 2 || first.Revenue[ChannelEmail] != 35.5 {
+		t.Errorf("orders %v revenue %v, want 2 orders and 35.5 from email", first.Orders, first.Revenue)
+	}
+	if first.IdentityLinks != 1 || first.IdentityMerges != 1 || first.Duplicates != 1 {
+		t.Errorf("first push: links %d merges %d duplicates %d, want 1, 1, 1", first.IdentityLinks, first.IdentityMerges, first.Duplicates)
+	}
+	// Day 4 is the newest event: everything at day 0 is beyond the 3-day lateness (m, x and the
+	// identify), the duplicate is dropped before it is looked at.
+	if second.Late != 1 || second.BeyondLateness != 3 || second.Duplicates != 1 || second.IdentityMerges != 1 {
+		t.Errorf("second push: %+v, want 1 late, 3 beyond lateness, 1 duplicate, 1 merge", second)
+	}
+}
+
+func TestRunawayMergesAreCapped(t *testing.T) {
+	m, err := LoadMap("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := New(Config{MaxIDsPerPerson: 3}, m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var events []ingest.Event
+	for i := range 5 { // one shared kiosk device, five users logging in
+		e := at(fmt.Sprintf("user-%d", i), "", 0)
+		e.Type, e.Event, e.AnonymousID = "identify", "", "kiosk"
+		events = append(events, e)
+	}
+	_, stats := s.Push(base, events)
+	if stats.IdentityMerges != 2 || stats.RunawayMerges != 3 {
+		t.Errorf("merges %d, runaway %d: want 2 merges (3 ids) and 3 refused", stats.IdentityMerges, stats.RunawayMerges)
+	}
+}
+
+func TestChannel(t *testing.T) {
+	tests := []struct {
+		medium, source, referrer, url string
+		want                          string
+	}{
+		{"", "", "", "", ChannelDirect},
+		{"cpc", "google", "", "", ChannelPaidSearch},
+		{"cpc", "facebook.com", "", "", ChannelPaidSocial},
+		{"paid_social", "", "", "", ChannelPaidSocial},
+		{"email", "newsletter", "", "", ChannelEmail},
+		{"affiliate", "partner-x", "", "", ChannelAffiliate},
+		{"", "", "", "https://shop.example/p?gclid=abc", ChannelPaidSearch},
+		{"", "", "", "https://shop.example/p?fbclid=abc", ChannelPaidSocial},
+		{"", "", "https://www.google.de/search?q=x", "", ChannelSearch},
+		{"", "", "https://l.facebook.com/", "", ChannelSocial},
+		{"", "", "https://t.co/abc", "", ChannelSocial},
+		{"", "", "https://blog.example/post", "", ChannelReferral},
+		{"print", "flyer", "", "", ChannelOther},
+	}
+	for _, tt := range tests {
+		t.Run(tt.want+"/"+tt.medium+tt.referrer+tt.url, func(t *testing.T) {
+			e := ingest.Event{CampaignMedium: tt.medium, CampaignSource: tt.source, Referrer: tt.referrer, PageURL: tt.url}
+			if got := Channel(&e); got != tt.want {
+				t.Errorf("Channel() = %s, want %s", got, tt.want)
+			}
+		})
+	}
 }
