@@ -48,6 +48,7 @@ type ConsumerConfig struct {
 	FlushInterval time.Duration // longest wait before a partial batch is written; default 500ms
 	RetryMax      time.Duration // longest backoff between retries of a failing batch; default 10s
 	StopTimeout   time.Duration // time allowed to write and commit the last batch on shutdown; default 15s
+	LagInterval   time.Duration // how often consumer lag is measured for metrics; default 5s
 }
 
 func (c *ConsumerConfig) setDefaults() {
@@ -71,6 +72,9 @@ func (c *ConsumerConfig) setDefaults() {
 	}
 	if c.StopTimeout == 0 {
 		c.StopTimeout = 15 * time.Second
+	}
+	if c.LagInterval == 0 {
+		c.LagInterval = 5 * time.Second
 	}
 }
 
@@ -143,6 +147,7 @@ func (c *Consumer) Run(ctx context.Context) error {
 	fetched := make(chan kafka.Message, c.cfg.BatchSize)
 	fetchErr := make(chan error, 1)
 	go func() { fetchErr <- c.fetch(ctx, fetched) }()
+	go c.watch(ctx)
 
 	err := c.loop(ctx, fetched, fetchErr)
 	if closeErr := c.reader.Close(); closeErr != nil {
@@ -152,6 +157,29 @@ func (c *Consumer) Run(ctx context.Context) error {
 		c.log.Warn("close dead-letter writer", "err", closeErr)
 	}
 	return err
+}
+
+// watch measures consumer lag per partition (from committed and log-end offsets, since kafka-go's
+// Reader.Lag does not work in group mode) and counts rebalances, until ctx is done.
+func (c *Consumer) watch(ctx context.Context) {
+	tick := time.NewTicker(c.cfg.LagInterval)
+	defer tick.Stop()
+	for {
+		c.metrics.rebalances.Add(float64(c.reader.Stats().Rebalances)) // Stats counts since its last call
+		lag, err := GroupLag(ctx, c.cfg.Brokers, c.cfg.Group, c.cfg.Topic)
+		if err == nil {
+			for p, n := range lag {
+				c.metrics.lag.WithLabelValues(strconv.Itoa(p)).Set(float64(n))
+			}
+		} else if ctx.Err() == nil {
+			c.log.Debug("measure consumer lag", "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+	}
 }
 
 func (c *Consumer) fetch(ctx context.Context, out chan<- kafka.Message) error {
@@ -245,6 +273,7 @@ func (c *Consumer) process(ctx context.Context, batch []kafka.Message) error {
 		events = append(events, e)
 	}
 	c.metrics.messages.Add(float64(len(batch)))
+	c.metrics.decoded.Add(float64(len(events)))
 	if len(dead) > 0 {
 		if err := c.retry(ctx, "write dead letters", func() error { return c.dlq.WriteMessages(ctx, dead...) }); err != nil {
 			return err
@@ -331,6 +360,9 @@ func headerValue(headers []kafka.Header, key, def string) string {
 
 type consumerMetrics struct {
 	messages      prometheus.Counter
+	decoded       prometheus.Counter
+	lag           *prometheus.GaugeVec
+	rebalances    prometheus.Counter
 	batches       prometheus.Counter
 	dead          *prometheus.CounterVec
 	retries       *prometheus.CounterVec
@@ -341,6 +373,15 @@ func newConsumerMetrics(reg prometheus.Registerer) (*consumerMetrics, error) {
 	m := &consumerMetrics{
 		messages: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "waymark_consumer_messages_total", Help: "Kafka messages fetched and decoded or dead-lettered.",
+		}),
+		decoded: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "waymark_consumer_decoded_total", Help: "Kafka messages decoded into valid events.",
+		}),
+		lag: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "waymark_consumer_lag_messages", Help: "Messages on the topic not yet committed by the consumer group, by partition.",
+		}, []string{"partition"}),
+		rebalances: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "waymark_consumer_rebalances_total", Help: "Consumer group rebalances this consumer took part in.",
 		}),
 		batches: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "waymark_consumer_batches_total", Help: "Batches written to the sink and committed.",
@@ -357,7 +398,7 @@ func newConsumerMetrics(reg prometheus.Registerer) (*consumerMetrics, error) {
 		}),
 	}
 	if reg != nil {
-		for _, c := range []prometheus.Collector{m.messages, m.batches, m.dead, m.retries, m.commitSeconds} {
+		for _, c := range []prometheus.Collector{m.messages, m.decoded, m.lag, m.rebalances, m.batches, m.dead, m.retries, m.commitSeconds} {
 			if err := reg.Register(c); err != nil {
 				return nil, fmt.Errorf("register consumer metrics: %w", err)
 			}

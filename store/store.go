@@ -101,6 +101,8 @@ var ErrNoData = errors.New("no events stored")
 
 type metrics struct {
 	rows          *prometheus.CounterVec
+	batches       *prometheus.CounterVec
+	storedLag     prometheus.Histogram
 	insertSeconds *prometheus.HistogramVec
 	insertErrors  *prometheus.CounterVec
 	querySeconds  *prometheus.HistogramVec
@@ -112,6 +114,14 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		rows: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "waymark_store_rows_inserted_total", Help: "Rows inserted into ClickHouse, by table.",
 		}, []string{"table"}),
+		batches: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "waymark_store_insert_batches_total", Help: "Batches inserted into ClickHouse, by table.",
+		}, []string{"table"}),
+		storedLag: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "waymark_pipeline_stored_lag_seconds",
+			Help:    "Time from an event's receivedAt to ClickHouse acknowledging it.",
+			Buckets: []float64{0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300},
+		}),
 		insertSeconds: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name: "waymark_store_insert_duration_seconds", Help: "Time to insert one batch, by table.",
 			Buckets: prometheus.ExponentialBuckets(0.002, 3, 9),
@@ -128,7 +138,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		}, []string{"query"}),
 	}
 	if reg != nil {
-		for _, c := range []prometheus.Collector{m.rows, m.insertSeconds, m.insertErrors, m.querySeconds, m.queryErrors} {
+		for _, c := range []prometheus.Collector{m.rows, m.batches, m.storedLag, m.insertSeconds, m.insertErrors, m.querySeconds, m.queryErrors} {
 			if err := reg.Register(c); err != nil {
 				return nil, fmt.Errorf("register store metrics: %w", err)
 			}

@@ -17,6 +17,10 @@ func (s *Store) Write(ctx context.Context, b sessionize.Batch) error {
 		if err := s.insert(ctx, "events", eventColumns(b.Events)); err != nil {
 			return err
 		}
+		now := time.Now()
+		for i := range b.Events {
+			s.metrics.storedLag.Observe(now.Sub(b.Events[i].ReceivedAt).Seconds())
+		}
 	}
 	if len(b.Sessions) > 0 {
 		if err := s.insert(ctx, "sessions", sessionColumns(b.Sessions)); err != nil {
@@ -66,6 +70,7 @@ func (s *Store) insertColumns(ctx context.Context, table string, cols []column) 
 		return fmt.Errorf("insert %d rows into %s: %w", rows, table, err)
 	}
 	s.metrics.rows.WithLabelValues(table).Add(float64(rows))
+	s.metrics.batches.WithLabelValues(table).Inc()
 	return nil
 }
 

@@ -110,16 +110,32 @@ func runServe(ctx context.Context, args []string, log *slog.Logger) error {
 		ready = append(ready, st.Ping, func(context.Context) error { return consumer.Healthy() })
 	}
 
+	readiness := func(ctx context.Context) error {
+		for _, check := range ready {
+			if err := check(ctx); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "waymark_ready", Help: "1 when /readyz answers 200: every role of this process can do its work.",
+	}, func() float64 {
+		ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		defer cancel()
+		if readiness(ctx) != nil {
+			return 0
+		}
+		return 1
+	}))
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
-		for _, check := range ready {
-			if err := check(r.Context()); err != nil {
-				writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "not ready", "error": err.Error()})
-				return
-			}
+		if err := readiness(r.Context()); err != nil {
+			writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "not ready", "error": err.Error()})
+			return
 		}
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
 	})
