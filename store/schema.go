@@ -7,84 +7,156 @@ import (
 	"time"
 )
 
+// table describes one of Waymark's tables, so the same definition renders single-node DDL and
+// cluster DDL (Replicated* engines under Distributed tables sharded by the customer key).
+type tableDef struct {
+	name      string
+	columns   string
+	engine    string // MergeTree family engine name, e.g. "ReplacingMergeTree"
+	engineArg string // e.g. the version column of a ReplacingMergeTree
+	partition string
+	order     string
+}
+
 // migrations are applied in order, once each; their index+1 is the schema version. Never edit
 // one that has shipped: append a new one. Statements must run on ClickHouse 18.16 and current
-// releases (no ADD COLUMN IF NOT EXISTS on 18.16, hence the version table). {db} is replaced by
-// the database name.
-var migrations = []string{
-	`CREATE TABLE IF NOT EXISTS {db}.events (
-		source String,
-		message_id String,
-		type String,
-		event String,
-		user_id String,
-		anonymous_id String,
-		customer_key String,
-		ts_ms UInt64,
-		date Date,
-		original_ts_ms UInt64,
-		sent_at_ms UInt64,
-		received_at_ms UInt64,
-		stored_at DateTime,
-		prop_keys Array(String),
-		prop_values Array(String),
-		page_path String,
-		referrer String,
-		campaign_source String,
-		campaign_medium String,
-		campaign_name String,
-		raw String
-	) ENGINE = ReplacingMergeTree()
-	PARTITION BY toYYYYMM(date)
-	ORDER BY (customer_key, source, message_id)`,
-
-	`CREATE TABLE IF NOT EXISTS {db}.sessions (
-		session_id String,
-		customer_key String,
-		start_ms UInt64,
-		end_ms UInt64,
-		date Date,
-		events UInt32,
-		entry_event String,
-		exit_event String,
-		stages Array(String),
-		end_reason String,
-		map_version String,
-		version UInt64,
-		deleted UInt8
-	) ENGINE = ReplacingMergeTree(version)
-	PARTITION BY toYYYYMM(date)
-	ORDER BY (customer_key, session_id)`,
+// releases (no ADD COLUMN IF NOT EXISTS on 18.16, hence the version table).
+var migrations = []tableDef{
+	{
+		name: "events",
+		columns: `source String,
+	message_id String,
+	type String,
+	event String,
+	user_id String,
+	anonymous_id String,
+	customer_key String,
+	ts_ms UInt64,
+	date Date,
+	original_ts_ms UInt64,
+	sent_at_ms UInt64,
+	received_at_ms UInt64,
+	stored_at DateTime,
+	prop_keys Array(String),
+	prop_values Array(String),
+	page_path String,
+	referrer String,
+	campaign_source String,
+	campaign_medium String,
+	campaign_name String,
+	raw String`,
+		engine:    "ReplacingMergeTree",
+		partition: "toYYYYMM(date)",
+		order:     "(customer_key, source, message_id)",
+	},
+	{
+		name: "sessions",
+		columns: `session_id String,
+	customer_key String,
+	start_ms UInt64,
+	end_ms UInt64,
+	date Date,
+	events UInt32,
+	entry_event String,
+	exit_event String,
+	stages Array(String),
+	end_reason String,
+	map_version String,
+	version UInt64,
+	deleted UInt8`,
+		engine:    "ReplacingMergeTree",
+		engineArg: "version",
+		partition: "toYYYYMM(date)",
+		order:     "(customer_key, session_id)",
+	},
 }
 
 // SchemaVersion is the schema version this build migrates to.
 func SchemaVersion() int { return len(migrations) }
 
+// ddl renders the statements that create table t in database db: one CREATE TABLE on a single
+// node; with a cluster, a Replicated local table on every node and a Distributed table over them.
+func ddl(db, cluster string, t tableDef) []string {
+	q := func(name string) string { return "`" + db + "`.`" + name + "`" }
+	body := func(engine string) string {
+		return fmt.Sprintf("(\n\t%s\n) ENGINE = %s\nPARTITION BY %s\nORDER BY %s", t.columns, engine, t.partition, t.order)
+	}
+	if cluster == "" {
+		return []string{fmt.Sprintf("CREATE TABLE IF NOT EXISTS %s %s", q(t.name), body(t.engine+"("+t.engineArg+")"))}
+	}
+	args := fmt.Sprintf("'/clickhouse/tables/{shard}/%s/%s_local', '{replica}'", db, t.name)
+	if t.engineArg != "" {
+		args += ", " + t.engineArg
+	}
+	on := " ON CLUSTER `" + cluster + "`"
+	return []string{
+		fmt.Sprintf("CREATE TABLE IF NOT EXISTS %s%s %s", q(t.name+"_local"), on, body("Replicated"+t.engine+"("+args+")")),
+		fmt.Sprintf("CREATE TABLE IF NOT EXISTS %s%s AS %s\nENGINE = Distributed(`%s`, `%s`, `%s_local`, cityHash64(customer_key))",
+			q(t.name), on, q(t.name+"_local"), cluster, db, t.name),
+	}
+}
+
+// SchemaDDL returns every statement Migrate would run on an empty database, for review and for
+// golden-file tests of the cluster DDL.
+func SchemaDDL(db, cluster string) []string {
+	out := []string{createDatabase(db, cluster), createMigrationsTable(db, cluster)}
+	for _, t := range migrations {
+		out = append(out, ddl(db, cluster, t)...)
+	}
+	return out
+}
+
+func onCluster(cluster string) string {
+	if cluster == "" {
+		return ""
+	}
+	return " ON CLUSTER `" + cluster + "`"
+}
+
+func createDatabase(db, cluster string) string {
+	return "CREATE DATABASE IF NOT EXISTS `" + db + "`" + onCluster(cluster)
+}
+
+// createMigrationsTable creates the table recording applied migrations. In a cluster it is
+// replicated on every node (one replication path for all shards), so every node knows the version.
+func createMigrationsTable(db, cluster string) string {
+	engine := "MergeTree()"
+	if cluster != "" {
+		engine = fmt.Sprintf("ReplicatedMergeTree('/clickhouse/tables/all/%s/schema_migrations', '{replica}')", db)
+	}
+	return "CREATE TABLE IF NOT EXISTS `" + db + "`.`schema_migrations`" + onCluster(cluster) +
+		" (version UInt32, applied_at DateTime) ENGINE = " + engine + " ORDER BY version"
+}
+
 // Migrate creates the database and tables, or upgrades them, idempotently: it applies the
 // migrations newer than the recorded schema version and records each.
 func (s *Store) Migrate(ctx context.Context) error {
-	db := "`" + s.cfg.Database + "`"
-	if err := s.conn.Exec(ctx, "CREATE DATABASE IF NOT EXISTS "+db); err != nil {
-		return fmt.Errorf("create database %s: %w", s.cfg.Database, err)
-	}
-	if err := s.conn.Exec(ctx, `CREATE TABLE IF NOT EXISTS `+s.table("schema_migrations")+
-		` (version UInt32, applied_at DateTime) ENGINE = MergeTree() ORDER BY version`); err != nil {
-		return fmt.Errorf("create schema_migrations: %w", err)
+	db, cluster := s.cfg.Database, s.cfg.Cluster
+	for _, stmt := range []string{createDatabase(db, cluster), createMigrationsTable(db, cluster)} {
+		if err := s.conn.Exec(ctx, stmt); err != nil {
+			return fmt.Errorf("migrate: %s: %w", firstLine(stmt), err)
+		}
 	}
 	var current uint32
 	if err := s.conn.QueryRow(ctx, "SELECT max(version) FROM "+s.table("schema_migrations")).Scan(&current); err != nil {
 		return fmt.Errorf("read schema version: %w", err)
 	}
 	for i := int(current); i < len(migrations); i++ {
-		stmt := strings.ReplaceAll(migrations[i], "{db}", db)
-		if err := s.conn.Exec(ctx, stmt); err != nil {
-			return fmt.Errorf("apply migration %d: %w", i+1, err)
+		for _, stmt := range ddl(db, cluster, migrations[i]) {
+			if err := s.conn.Exec(ctx, stmt); err != nil {
+				return fmt.Errorf("apply migration %d (%s): %w", i+1, firstLine(stmt), err)
+			}
 		}
 		record := []column{{"version", []uint32{uint32(i + 1)}}, {"applied_at", []time.Time{time.Now().UTC()}}}
 		if err := s.insertColumns(ctx, "schema_migrations", record); err != nil {
 			return fmt.Errorf("record migration %d: %w", i+1, err)
 		}
-		s.log.Info("schema migrated", "version", i+1)
+		s.log.Info("schema migrated", "version", i+1, "table", migrations[i].name)
 	}
 	return nil
+}
+
+func firstLine(s string) string {
+	line, _, _ := strings.Cut(s, "\n")
+	return line
 }

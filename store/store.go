@@ -20,6 +20,9 @@ type Config struct {
 	User        string        // default "default"
 	Password    string        // default empty
 	DialTimeout time.Duration // default 5s
+	// Cluster, when set, names the ClickHouse cluster: migrations emit ON CLUSTER DDL with
+	// Replicated* engines under Distributed tables sharded by customer key. Default: single node.
+	Cluster string
 }
 
 func (c *Config) setDefaults() {
@@ -43,6 +46,9 @@ var identifier = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
 func (c *Config) Validate() error {
 	if !identifier.MatchString(c.Database) {
 		return fmt.Errorf("clickhouse database: %q is not a plain identifier (letters, digits, _)", c.Database)
+	}
+	if c.Cluster != "" && !identifier.MatchString(c.Cluster) {
+		return fmt.Errorf("clickhouse cluster: %q is not a plain identifier (letters, digits, _)", c.Cluster)
 	}
 	return nil
 }

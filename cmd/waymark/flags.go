@@ -103,5 +103,6 @@ func addClickHouseFlags(fs *flag.FlagSet) *clickhouseFlags {
 	fs.StringVar(&c.cfg.User, "clickhouse-user", "default", "ClickHouse user")
 	fs.StringVar(&c.cfg.Password, "clickhouse-password", "", "ClickHouse password")
 	fs.DurationVar(&c.cfg.DialTimeout, "clickhouse-dial-timeout", 5*time.Second, "time allowed to connect to ClickHouse")
+	fs.StringVar(&c.cfg.Cluster, "clickhouse-cluster", "", "ClickHouse cluster name: migrate emits ON CLUSTER DDL with Replicated tables under Distributed ones; empty: single node")
 	return c
 }

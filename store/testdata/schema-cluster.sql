@@ -1,0 +1,53 @@
+CREATE DATABASE IF NOT EXISTS `waymark` ON CLUSTER `waymark_cluster`;
+
+CREATE TABLE IF NOT EXISTS `waymark`.`schema_migrations` ON CLUSTER `waymark_cluster` (version UInt32, applied_at DateTime) ENGINE = ReplicatedMergeTree('/clickhouse/tables/all/waymark/schema_migrations', '{replica}') ORDER BY version;
+
+CREATE TABLE IF NOT EXISTS `waymark`.`events_local` ON CLUSTER `waymark_cluster` (
+	source String,
+	message_id String,
+	type String,
+	event String,
+	user_id String,
+	anonymous_id String,
+	customer_key String,
+	ts_ms UInt64,
+	date Date,
+	original_ts_ms UInt64,
+	sent_at_ms UInt64,
+	received_at_ms UInt64,
+	stored_at DateTime,
+	prop_keys Array(String),
+	prop_values Array(String),
+	page_path String,
+	referrer String,
+	campaign_source String,
+	campaign_medium String,
+	campaign_name String,
+	raw String
+) ENGINE = ReplicatedReplacingMergeTree('/clickhouse/tables/{shard}/waymark/events_local', '{replica}')
+PARTITION BY toYYYYMM(date)
+ORDER BY (customer_key, source, message_id);
+
+CREATE TABLE IF NOT EXISTS `waymark`.`events` ON CLUSTER `waymark_cluster` AS `waymark`.`events_local`
+ENGINE = Distributed(`waymark_cluster`, `waymark`, `events_local`, cityHash64(customer_key));
+
+CREATE TABLE IF NOT EXISTS `waymark`.`sessions_local` ON CLUSTER `waymark_cluster` (
+	session_id String,
+	customer_key String,
+	start_ms UInt64,
+	end_ms UInt64,
+	date Date,
+	events UInt32,
+	entry_event String,
+	exit_event String,
+	stages Array(String),
+	end_reason String,
+	map_version String,
+	version UInt64,
+	deleted UInt8
+) ENGINE = ReplicatedReplacingMergeTree('/clickhouse/tables/{shard}/waymark/sessions_local', '{replica}', version)
+PARTITION BY toYYYYMM(date)
+ORDER BY (customer_key, session_id);
+
+CREATE TABLE IF NOT EXISTS `waymark`.`sessions` ON CLUSTER `waymark_cluster` AS `waymark`.`sessions_local`
+ENGINE = Distributed(`waymark_cluster`, `waymark`, `sessions_local`, cityHash64(customer_key));
