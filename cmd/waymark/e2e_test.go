@@ -6,6 +6,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -225,6 +226,22 @@ func TestTaobaoKnownAnswersAndIdempotentReplay(t *testing.T) {
 		t.Errorf("sessions after a second replay = %d, want 1700", got)
 	}
 
+	// The query API answers with the CLI's JSON.
+	cli := s.waymark(t, "funnel", "--steps", "awareness,conversion,loyalty", "--window", "7d", "--json")
+	status, api := httpGet(t, "http://"+s.http+"/api/v1/funnel?steps=awareness,conversion,loyalty&window=7d")
+	if status != 200 || compactJSON(t, api) != compactJSON(t, cli) {
+		t.Errorf("API answered %d:\n%s\nwant the CLI's\n%s", status, api, cli)
+	}
+	for _, bad := range []struct{ query, param string }{
+		{"window=24h", "steps"}, {"steps=A&window=3x", "window"}, {"steps=A&from=yesterday", "from"},
+		{"steps=A&from=2017-12-01&to=2017-11-01", "from"},
+	} {
+		status, body := httpGet(t, "http://"+s.http+"/api/v1/funnel?"+bad.query)
+		if status != 400 || !strings.Contains(body, `"param":"`+bad.param+`"`) {
+			t.Errorf("GET /api/v1/funnel?%s: %d %s, want 400 naming %s", bad.query, status, body, bad.param)
+		}
+	}
+
 	table := s.waymark(t, "funnel", "--steps", "Product Viewed,Product Added,Order Completed", "--window", "24h")
 	for _, want := range []string{"Product Viewed", "112", "79", "30", "largest drop-off"} {
 		if !strings.Contains(table, want) {
@@ -378,4 +395,27 @@ func queryCount(t testing.TB, q string) uint64 {
 		t.Fatal(err)
 	}
 	return n
+}
+
+func httpGet(t *testing.T, url string) (int, string) {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var b strings.Builder
+	if _, err := io.Copy(&b, resp.Body); err != nil {
+		t.Fatal(err)
+	}
+	return resp.StatusCode, b.String()
+}
+
+func compactJSON(t *testing.T, s string) string {
+	t.Helper()
+	var buf bytes.Buffer
+	if err := json.Compact(&buf, []byte(s)); err != nil {
+		t.Fatalf("not JSON: %v\n%s", err, s)
+	}
+	return buf.String()
 }

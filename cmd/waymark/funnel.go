@@ -25,26 +25,11 @@ func runFunnel(ctx context.Context, args []string, stdout io.Writer, log *slog.L
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	var q store.FunnelQuery
-	var err error
-	for _, s := range strings.Split(*steps, ",") {
-		if s = strings.TrimSpace(s); s != "" {
-			q.Steps = append(q.Steps, s)
-		}
-	}
-	if len(q.Steps) == 0 {
+	if strings.TrimSpace(*steps) == "" {
 		return fmt.Errorf("--steps is required, e.g. --steps \"Product Viewed,Order Completed\"")
 	}
-	if q.Window, err = store.ParseWindow(*window); err != nil {
-		return fmt.Errorf("--window: %w", err)
-	}
-	if q.From, err = store.ParseTime(*from); err != nil {
-		return fmt.Errorf("--from: %w", err)
-	}
-	if q.To, err = store.ParseTime(*to); err != nil {
-		return fmt.Errorf("--to: %w", err)
-	}
-	if err := q.Validate(); err != nil {
+	q, err := store.ParseFunnelQuery(*steps, *window, *from, *to)
+	if err != nil {
 		return fmt.Errorf("--%w", err)
 	}
 	jm, err := sessionize.LoadMap(*mapPath)

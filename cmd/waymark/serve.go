@@ -26,7 +26,7 @@ func runServe(ctx context.Context, args []string, log *slog.Logger) error {
 	kf := addKafkaFlags(fs)
 	cf := addClickHouseFlags(fs)
 	httpAddr := fs.String("http-addr", "127.0.0.1:8080", "HTTP address: tracking API (collector role), /metrics, /healthz, /readyz")
-	rolesFlag := fs.String("roles", "collector,ingest", "comma-separated roles to run: collector (Segment HTTP API to Kafka), ingest (Kafka to ClickHouse)")
+	rolesFlag := fs.String("roles", "collector,ingest,query", "comma-separated roles to run: collector (Segment HTTP API to Kafka), ingest (Kafka to ClickHouse), query (/api/v1/)")
 	writeKeysPath := fs.String("write-keys", "", "file of write keys for the collector, one \"KEY SOURCE\" per line")
 	writeKeysInline := fs.String("write-keys-inline", "", "write keys for the collector as KEY=SOURCE,KEY=SOURCE")
 	rateLimit := fs.Float64("rate-limit", 0, "collector: events per second allowed per write key (0: no limit)")
@@ -84,16 +84,22 @@ func runServe(ctx context.Context, args []string, log *slog.Logger) error {
 		collector.Register(mux)
 		ready = append(ready, func(context.Context) error { return collector.Ready() })
 	}
-	var consumer *ingest.Consumer
-	if roles["ingest"] {
-		st, err := store.Open(ctx, cf.cfg, log, reg)
-		if err != nil {
+	var st *store.Store
+	if roles["ingest"] || roles["query"] {
+		if st, err = store.Open(ctx, cf.cfg, log, reg); err != nil {
 			return err
 		}
 		defer st.Close()
 		if err := st.Migrate(ctx); err != nil {
 			return err
 		}
+		ready = append(ready, st.Ping)
+	}
+	if roles["query"] {
+		store.NewAPI(st, jm, log).Register(mux)
+	}
+	var consumer *ingest.Consumer
+	if roles["ingest"] {
 		sz, err := sessionize.New(sessCfg, jm)
 		if err != nil {
 			return err
@@ -107,7 +113,7 @@ func runServe(ctx context.Context, args []string, log *slog.Logger) error {
 		if consumer, err = ingest.NewConsumer(ccfg, runner, log, reg); err != nil {
 			return err
 		}
-		ready = append(ready, st.Ping, func(context.Context) error { return consumer.Healthy() })
+		ready = append(ready, func(context.Context) error { return consumer.Healthy() })
 	}
 
 	readiness := func(ctx context.Context) error {
@@ -188,11 +194,11 @@ func parseRoles(s string) (map[string]bool, error) {
 	roles := map[string]bool{}
 	for _, r := range strings.Split(s, ",") {
 		switch r = strings.TrimSpace(r); r {
-		case "collector", "ingest":
+		case "collector", "ingest", "query":
 			roles[r] = true
 		case "":
 		default:
-			return nil, fmt.Errorf("--roles: unknown role %q (want collector, ingest)", r)
+			return nil, fmt.Errorf("--roles: unknown role %q (want collector, ingest, query)", r)
 		}
 	}
 	if len(roles) == 0 {
