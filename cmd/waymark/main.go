@@ -25,6 +25,7 @@ Commands:
   funnel       count customers through a sequence of steps
   migrate      create or upgrade the ClickHouse schema
   journey-map  check a journey map file, or show the effective one
+  healthcheck  exit 0 when a running Waymark is ready (for container healthchecks)
 
 Run 'waymark <command> -h' for the flags of a command.
 `
@@ -60,6 +61,8 @@ func run(ctx context.Context, args []string, stdout io.Writer, log *slog.Logger)
 		return runMigrate(ctx, rest, log)
 	case "journey-map":
 		return runJourneyMap(rest, stdout)
+	case "healthcheck":
+		return runHealthcheck(ctx, rest)
 	case "-h", "--help", "help":
 		fmt.Fprint(stdout, usage)
 		return nil
