@@ -58,7 +58,7 @@ func run(ctx context.Context, args []string, stdout io.Writer, log *slog.Logger)
 	case "funnel":
 		return runFunnel(ctx, rest, stdout, log)
 	case "migrate":
-		return runMigrate(ctx, rest, log)
+		return runMigrate(ctx, rest, stdout, log)
 	case "journey-map":
 		return runJourneyMap(rest, stdout)
 	case "healthcheck":

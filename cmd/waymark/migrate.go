@@ -5,16 +5,22 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"strings"
 
 	"github.com/waymark-dev/waymark/sessionize"
 	"github.com/waymark-dev/waymark/store"
 )
 
-func runMigrate(ctx context.Context, args []string, log *slog.Logger) error {
+func runMigrate(ctx context.Context, args []string, stdout io.Writer, log *slog.Logger) error {
 	fs := newFlagSet("migrate", "migrate [flags]")
 	cf := addClickHouseFlags(fs)
+	printOnly := fs.Bool("print", false, "print the DDL for an empty database (with --clickhouse-cluster: the cluster DDL) instead of running it")
 	if err := parseFlags(fs, args); err != nil {
 		return err
+	}
+	if *printOnly {
+		fmt.Fprintln(stdout, strings.Join(store.SchemaDDL(cf.cfg.Database, cf.cfg.Cluster), ";\n\n")+";")
+		return nil
 	}
 	st, err := store.Open(ctx, cf.cfg, log, nil)
 	if err != nil {
