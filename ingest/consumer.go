@@ -125,6 +125,11 @@ func NewConsumer(cfg ConsumerConfig, sink Sink, log *slog.Logger, reg prometheus
 		QueueCapacity:  cfg.BatchSize,
 		CommitInterval: 0, // commit synchronously, after the sink has the batch
 		StartOffset:    kafka.FirstOffset,
+		// A consumer that dies is noticed after SessionTimeout; its partitions then move.
+		HeartbeatInterval: time.Second,
+		SessionTimeout:    10 * time.Second,
+		RebalanceTimeout:  20 * time.Second,
+		JoinGroupBackoff:  time.Second,
 	})
 	dlq := &kafka.Writer{
 		Addr:         kafka.TCP(cfg.Brokers...),
@@ -165,7 +170,10 @@ func (c *Consumer) watch(ctx context.Context) {
 	tick := time.NewTicker(c.cfg.LagInterval)
 	defer tick.Stop()
 	for {
-		c.metrics.rebalances.Add(float64(c.reader.Stats().Rebalances)) // Stats counts since its last call
+		if n := c.reader.Stats().Rebalances; n > 0 { // Stats counts since its last call
+			c.metrics.rebalances.Add(float64(n))
+			c.log.Info("consumer group rebalanced", "group", c.cfg.Group, "rebalances", n)
+		}
 		lag, err := GroupLag(ctx, c.cfg.Brokers, c.cfg.Group, c.cfg.Topic)
 		if err == nil {
 			for p, n := range lag {

@@ -21,6 +21,11 @@ type Sink interface {
 	Write(ctx context.Context, b Batch) error
 }
 
+// History loads what the store holds for customers: their events and live sessions.
+type History interface {
+	History(ctx context.Context, keys []string) ([]ingest.Event, []Session, error)
+}
+
 // Runner puts a Sessionizer between the Kafka consumer (it is an ingest.Sink) and a store.
 // Sessions whose write failed are written again with the next batch, so a retried batch of
 // events, which the sessionizer has already absorbed, loses no session.
@@ -28,6 +33,7 @@ type Runner struct {
 	mu      sync.Mutex
 	core    *Sessionizer
 	sink    Sink
+	history History
 	now     func() time.Time
 	pending []Session
 	metrics *runnerMetrics
@@ -35,19 +41,24 @@ type Runner struct {
 	openCountedAt time.Time
 }
 
-// NewRunner wires a Sessionizer to a Sink.
-func NewRunner(core *Sessionizer, sink Sink, reg prometheus.Registerer) (*Runner, error) {
+// NewRunner wires a Sessionizer to a Sink. When history is not nil, a customer the sessionizer
+// does not hold (after a restart, a rebalance, or eviction) is first restored from it, so sessions
+// continue exactly where the stored ones left off.
+func NewRunner(core *Sessionizer, sink Sink, history History, reg prometheus.Registerer) (*Runner, error) {
 	m, err := newRunnerMetrics(reg)
 	if err != nil {
 		return nil, err
 	}
-	return &Runner{core: core, sink: sink, now: time.Now, metrics: m}, nil
+	return &Runner{core: core, sink: sink, history: history, now: time.Now, metrics: m}, nil
 }
 
 // Write sessionizes events and writes them with the changed sessions.
 func (r *Runner) Write(ctx context.Context, events []ingest.Event) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	if err := r.restore(ctx, events); err != nil {
+		return err
+	}
 	changed, stats := r.core.Push(r.now(), events)
 	r.metrics.observe(stats)
 	sessions := append(r.pending, changed...)
@@ -69,7 +80,48 @@ func (r *Runner) Write(ctx context.Context, events []ingest.Event) error {
 	return nil
 }
 
+// restore loads the history of the batch's customers the sessionizer does not hold.
+func (r *Runner) restore(ctx context.Context, events []ingest.Event) error {
+	if r.history == nil {
+		return nil
+	}
+	var keys []string
+	seen := map[string]bool{}
+	for i := range events {
+		if k := events[i].CustomerKey(); !seen[k] && !r.core.Known(k) {
+			seen[k] = true
+			keys = append(keys, k)
+		}
+	}
+	if len(keys) == 0 {
+		return nil
+	}
+	start := time.Now()
+	past, sessions, err := r.history.History(ctx, keys)
+	if err != nil {
+		return fmt.Errorf("restore %d customers: %w", len(keys), err)
+	}
+	r.metrics.restoreSeconds.Observe(time.Since(start).Seconds())
+	byKey := map[string][]ingest.Event{}
+	for _, e := range past {
+		byKey[e.CustomerKey()] = append(byKey[e.CustomerKey()], e)
+	}
+	sessByKey := map[string][]Session{}
+	for _, s := range sessions {
+		sessByKey[s.CustomerKey] = append(sessByKey[s.CustomerKey], s)
+	}
+	for _, k := range keys {
+		if len(byKey[k]) > 0 || len(sessByKey[k]) > 0 {
+			r.core.Restore(k, byKey[k], sessByKey[k])
+			r.metrics.restored.Inc()
+		}
+	}
+	return nil
+}
+
 type runnerMetrics struct {
+	restored       prometheus.Counter
+	restoreSeconds prometheus.Histogram
 	customers      prometheus.Gauge
 	open           prometheus.Gauge
 	sessions       *prometheus.CounterVec
@@ -89,6 +141,11 @@ func newRunnerMetrics(reg prometheus.Registerer) (*runnerMetrics, error) {
 		return prometheus.NewCounter(prometheus.CounterOpts{Name: name, Help: help})
 	}
 	m := &runnerMetrics{
+		restored: counter("waymark_sessionizer_customers_restored_total", "Customers whose state was restored from ClickHouse (after a restart, rebalance or eviction)."),
+		restoreSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "waymark_sessionizer_restore_duration_seconds", Help: "Time to load a batch's unknown customers from ClickHouse.",
+			Buckets: prometheus.ExponentialBuckets(0.001, 3, 10),
+		}),
 		customers: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "waymark_sessionizer_customers", Help: "Customers the sessionizer holds state for.",
 		}),
@@ -115,7 +172,7 @@ func newRunnerMetrics(reg prometheus.Registerer) (*runnerMetrics, error) {
 		}, []string{"channel"}),
 	}
 	if reg != nil {
-		for _, c := range []prometheus.Collector{m.customers, m.open, m.sessions, m.duplicates, m.late, m.beyondLateness,
+		for _, c := range []prometheus.Collector{m.restored, m.restoreSeconds, m.customers, m.open, m.sessions, m.duplicates, m.late, m.beyondLateness,
 			m.links, m.merges, m.runaway, m.stageEntries, m.orders, m.revenue} {
 			if err := reg.Register(c); err != nil {
 				return nil, fmt.Errorf("register sessionizer metrics: %w", err)

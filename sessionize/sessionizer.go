@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"hash/fnv"
+	"math"
 	"slices"
 	"strconv"
 	"time"
@@ -122,6 +123,7 @@ type Sessionizer struct {
 	ids       *identities
 	watermark int64 // newest event time seen, ms
 	version   uint64
+	restored  []string // customers restored since the last Push, to recompute and diff
 }
 
 // New builds a Sessionizer for the journey map jm.
@@ -148,7 +150,8 @@ func New(cfg Config, jm *Map) (*Sessionizer, error) {
 // messageId) are ignored, so redelivered batches change nothing.
 func (s *Sessionizer) Push(now time.Time, events []ingest.Event) ([]Session, Stats) {
 	stats := Stats{Events: len(events), StageEntries: map[StageChannel]int{}, Orders: map[string]int{}, Revenue: map[string]float64{}}
-	var touched []string
+	touched := s.restored
+	s.restored = nil
 	for i := range events {
 		e := &events[i]
 		key := e.CustomerKey()
@@ -259,6 +262,57 @@ func (s *Sessionizer) OpenSessions() int {
 		}
 	}
 	return n
+}
+
+// Known reports whether the sessionizer holds state for a customer.
+func (s *Sessionizer) Known(key string) bool {
+	_, ok := s.customers[key]
+	return ok
+}
+
+// Restore gives the sessionizer a customer's stored history: every stored event and the live
+// sessions as last stored. The next Push recomputes the customer's sessions and emits only what
+// differs from the stored ones (e.g. sessions a crash kept from being stored).
+func (s *Sessionizer) Restore(key string, events []ingest.Event, sessions []Session) {
+	c := &customer{seen: map[uint64]struct{}{}, sessions: sessions, dirty: true}
+	first := int64(math.MaxInt64)
+	for i := range events {
+		e := &events[i]
+		id := eventHash(e)
+		if _, dup := c.seen[id]; dup {
+			continue
+		}
+		c.seen[id] = struct{}{}
+		p := point{ms: e.Timestamp.UnixMilli(), id: id, touch: touchpoint(e), rules: s.matchRules(e)}
+		c.points = append(c.points, p)
+		c.latest = max(c.latest, p.ms)
+		if p.ms < first {
+			first, c.firstChannel = p.ms, Channel(e)
+		}
+		for _, pair := range linkPairs(e.UserID, e.AnonymousID, e.PreviousID, e.Type) {
+			s.ids.link(pair[0], pair[1])
+		}
+	}
+	for _, ss := range sessions {
+		for _, name := range ss.Stages {
+			if i := s.stageIndex(name); i >= 0 {
+				c.reached |= 1 << i
+			}
+		}
+	}
+	slices.SortFunc(c.sessions, func(a, b Session) int { return a.Start.Compare(b.Start) })
+	s.watermark = max(s.watermark, c.latest)
+	s.customers[key] = c
+	s.restored = append(s.restored, key)
+}
+
+func (s *Sessionizer) stageIndex(name string) int {
+	for i, st := range s.jm.Stages {
+		if st.Name == name {
+			return i
+		}
+	}
+	return -1
 }
 
 // Customers returns how many customers the sessionizer holds state for.

@@ -104,7 +104,7 @@ func runServe(ctx context.Context, args []string, log *slog.Logger) error {
 		if err != nil {
 			return err
 		}
-		runner, err := sessionize.NewRunner(sz, st, reg)
+		runner, err := sessionize.NewRunner(sz, st, st, reg)
 		if err != nil {
 			return err
 		}

@@ -1,0 +1,90 @@
+package store
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/waymark-dev/waymark/ingest"
+	"github.com/waymark-dev/waymark/sessionize"
+)
+
+// historyChunk bounds how many customer keys go into one query (ClickHouse limits query size).
+const historyChunk = 1000
+
+// History returns the stored events and the live sessions of the given customers, so a
+// sessionizer that starts (or meets a customer it no longer holds) continues exactly where the
+// stored state left off. Events come back decoded from the bytes that were stored.
+func (s *Store) History(ctx context.Context, keys []string) ([]ingest.Event, []sessionize.Session, error) {
+	var events []ingest.Event
+	var sessions []sessionize.Session
+	for start := 0; start < len(keys); start += historyChunk {
+		chunk := keys[start:min(start+historyChunk, len(keys))]
+		args := make([]any, len(chunk))
+		for i, k := range chunk {
+			args[i] = k
+		}
+		in := "customer_key IN (" + placeholders(len(chunk)) + ")"
+		ev, err := s.historyEvents(ctx, in, args)
+		if err != nil {
+			return nil, nil, err
+		}
+		se, err := s.historySessions(ctx, in, args)
+		if err != nil {
+			return nil, nil, err
+		}
+		events, sessions = append(events, ev...), append(sessions, se...)
+	}
+	return events, sessions, nil
+}
+
+func (s *Store) historyEvents(ctx context.Context, in string, args []any) ([]ingest.Event, error) {
+	rows, err := s.conn.Query(ctx, "SELECT source, any(raw), any(received_at_ms) FROM "+s.table("events")+
+		" WHERE "+in+" GROUP BY source, message_id", args...)
+	if err != nil {
+		return nil, fmt.Errorf("load event history: %w", err)
+	}
+	defer rows.Close()
+	var out []ingest.Event
+	for rows.Next() {
+		var source, raw string
+		var received uint64
+		if err := rows.Scan(&source, &raw, &received); err != nil {
+			return nil, fmt.Errorf("load event history: %w", err)
+		}
+		e, err := ingest.Decode([]byte(raw), source, time.UnixMilli(int64(received)))
+		if err != nil {
+			return nil, fmt.Errorf("BUG: a stored event does not decode: %w", err)
+		}
+		out = append(out, e)
+	}
+	return out, rows.Err()
+}
+
+func (s *Store) historySessions(ctx context.Context, in string, args []any) ([]sessionize.Session, error) {
+	rows, err := s.conn.Query(ctx, `SELECT session_id, argMax(customer_key, version), argMax(start_ms, version),
+		argMax(end_ms, version), argMax(events, version), argMax(entry_event, version), argMax(exit_event, version),
+		argMax(stages, version), argMax(end_reason, version), argMax(map_version, version), max(version), argMax(deleted, version) AS gone
+	FROM `+s.table("sessions")+` WHERE `+in+` GROUP BY session_id HAVING gone = 0`, args...)
+	if err != nil {
+		return nil, fmt.Errorf("load session history: %w", err)
+	}
+	defer rows.Close()
+	var out []sessionize.Session
+	for rows.Next() {
+		var ss sessionize.Session
+		var start, end uint64
+		var events uint32
+		var gone uint8
+		if err := rows.Scan(&ss.ID, &ss.CustomerKey, &start, &end, &events, &ss.EntryEvent, &ss.ExitEvent,
+			&ss.Stages, &ss.EndReason, &ss.MapVersion, &ss.Version, &gone); err != nil {
+			return nil, fmt.Errorf("load session history: %w", err)
+		}
+		ss.Start, ss.End, ss.Events = time.UnixMilli(int64(start)).UTC(), time.UnixMilli(int64(end)).UTC(), int(events)
+		if len(ss.Stages) == 0 {
+			ss.Stages = nil
+		}
+		out = append(out, ss)
+	}
+	return out, rows.Err()
+}
