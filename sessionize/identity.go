@@ -5,13 +5,41 @@ package sessionize
 // most maxIDs ids; a link that would make one larger is refused (a runaway merge: a shared kiosk,
 // a bad integration), never silently merging everyone.
 type identities struct {
-	parent map[string]string
-	size   map[string]int
-	maxIDs int
+	parent  map[string]string
+	members map[string][]string // root -> every id of the person
+	maxIDs  int
 }
 
 func newIdentities(maxIDs int) *identities {
-	return &identities{parent: map[string]string{}, size: map[string]int{}, maxIDs: maxIDs}
+	return &identities{parent: map[string]string{}, members: map[string][]string{}, maxIDs: maxIDs}
+}
+
+// PersonLink says which person a customer key belongs to.
+type PersonLink struct {
+	CustomerKey string
+	PersonID    string
+}
+
+// person returns the links of every id of the person that id belongs to. The person's id is its
+// smallest user id, or its smallest anonymous id when it has none, so it does not depend on the
+// order in which links arrived.
+func (g *identities) person(id string) []PersonLink {
+	ids := g.members[g.find(id)]
+	best := ""
+	for _, m := range ids {
+		if best == "" || m[0] == 'u' && (best[0] != 'u' || m < best) || m[0] == best[0] && m < best {
+			best = m
+		}
+	}
+	links := make([]PersonLink, 0, len(ids))
+	seen := map[string]bool{}
+	for _, m := range ids {
+		if key := m[2:]; !seen[key] { // an alias links both readings of its previousId
+			seen[key] = true
+			links = append(links, PersonLink{CustomerKey: key, PersonID: best[2:]})
+		}
+	}
+	return links
 }
 
 func (g *identities) find(id string) string {
@@ -42,23 +70,24 @@ const (
 
 // link joins the persons of a and b.
 func (g *identities) link(a, b string) linkResult {
+	for _, id := range []string{a, b} {
+		if _, ok := g.parent[id]; !ok {
+			g.parent[id], g.members[id] = id, []string{id}
+		}
+	}
 	ra, rb := g.find(a), g.find(b)
 	if ra == rb {
-		if _, ok := g.parent[a]; !ok {
-			g.parent[a], g.size[a] = a, 1
-		}
 		return linkKnown
 	}
-	sa, sb := max(g.size[ra], 1), max(g.size[rb], 1)
-	if sa+sb > g.maxIDs {
+	if len(g.members[ra])+len(g.members[rb]) > g.maxIDs {
 		return linkRefused
 	}
-	if sa < sb {
-		ra, rb, sa, sb = rb, ra, sb, sa
+	if len(g.members[ra]) < len(g.members[rb]) {
+		ra, rb = rb, ra
 	}
-	g.parent[ra], g.parent[rb] = ra, ra
-	g.size[ra] = sa + sb
-	delete(g.size, rb)
+	g.parent[rb] = ra
+	g.members[ra] = append(g.members[ra], g.members[rb]...)
+	delete(g.members, rb)
 	return linkMerged
 }
 

@@ -10,10 +10,14 @@ import (
 	"github.com/waymark-dev/waymark/ingest"
 )
 
-// Batch is what the sessionizer hands on: the events as they came and the sessions they changed.
+// Batch is what the sessionizer hands on: the events as they came, the sessions they changed,
+// and the identity links and persons they changed (Version orders person rows).
 type Batch struct {
 	Events   []ingest.Event
 	Sessions []Session
+	Links    [][2]string
+	Persons  []PersonLink
+	Version  uint64
 }
 
 // Sink stores batches. Write returns when the batch is durable.
@@ -21,22 +25,24 @@ type Sink interface {
 	Write(ctx context.Context, b Batch) error
 }
 
-// History loads what the store holds for customers: their events and live sessions.
+// History loads what the store holds: customers' events and live sessions, and identity links.
 type History interface {
 	History(ctx context.Context, keys []string) ([]ingest.Event, []Session, error)
+	IdentityLinks(ctx context.Context) ([][2]string, error)
 }
 
 // Runner puts a Sessionizer between the Kafka consumer (it is an ingest.Sink) and a store.
 // Sessions whose write failed are written again with the next batch, so a retried batch of
 // events, which the sessionizer has already absorbed, loses no session.
 type Runner struct {
-	mu      sync.Mutex
-	core    *Sessionizer
-	sink    Sink
-	history History
-	now     func() time.Time
-	pending []Session
-	metrics *runnerMetrics
+	mu            sync.Mutex
+	core          *Sessionizer
+	sink          Sink
+	history       History
+	now           func() time.Time
+	pending       Batch // what failed to be written, written with the next batch
+	linksRestored bool
+	metrics       *runnerMetrics
 	// openCountedAt is when open sessions were last counted (an O(customers) walk).
 	openCountedAt time.Time
 }
@@ -59,14 +65,21 @@ func (r *Runner) Write(ctx context.Context, events []ingest.Event) error {
 	if err := r.restore(ctx, events); err != nil {
 		return err
 	}
-	changed, stats := r.core.Push(r.now(), events)
+	out, stats := r.core.Push(r.now(), events)
 	r.metrics.observe(stats)
-	sessions := append(r.pending, changed...)
-	r.pending = nil
-	if err := r.sink.Write(ctx, Batch{Events: events, Sessions: sessions}); err != nil {
-		r.pending = sessions
-		return fmt.Errorf("store %d events and %d sessions: %w", len(events), len(sessions), err)
+	b := Batch{
+		Events:   events,
+		Sessions: append(r.pending.Sessions, out.Sessions...),
+		Links:    append(r.pending.Links, out.Links...),
+		Persons:  latestPersons(append(r.pending.Persons, out.Persons...)),
+		Version:  out.Version,
 	}
+	r.pending = Batch{}
+	if err := r.sink.Write(ctx, b); err != nil {
+		r.pending = Batch{Sessions: b.Sessions, Links: b.Links, Persons: b.Persons}
+		return fmt.Errorf("store %d events and %d sessions: %w", len(events), len(b.Sessions), err)
+	}
+	changed := out.Sessions
 	r.metrics.customers.Set(float64(r.core.Customers()))
 	if now := r.now(); now.Sub(r.openCountedAt) > 5*time.Second {
 		r.metrics.open.Set(float64(r.core.OpenSessions()))
@@ -80,10 +93,33 @@ func (r *Runner) Write(ctx context.Context, events []ingest.Event) error {
 	return nil
 }
 
+// latestPersons keeps the last link of each customer key: later ones come from newer merges.
+func latestPersons(links []PersonLink) []PersonLink {
+	last := map[string]int{}
+	for i, l := range links {
+		last[l.CustomerKey] = i
+	}
+	out := links[:0:0]
+	for i, l := range links {
+		if last[l.CustomerKey] == i {
+			out = append(out, l)
+		}
+	}
+	return out
+}
+
 // restore loads the history of the batch's customers the sessionizer does not hold.
 func (r *Runner) restore(ctx context.Context, events []ingest.Event) error {
 	if r.history == nil {
 		return nil
+	}
+	if !r.linksRestored {
+		links, err := r.history.IdentityLinks(ctx)
+		if err != nil {
+			return fmt.Errorf("restore identity links: %w", err)
+		}
+		r.core.RestoreLinks(links)
+		r.linksRestored = true
 	}
 	var keys []string
 	seen := map[string]bool{}

@@ -145,13 +145,23 @@ func New(cfg Config, jm *Map) (*Sessionizer, error) {
 	return s, nil
 }
 
-// Push adds events and returns the sessions they created or changed, including deletions, each
-// with a version above every earlier one, and what it saw. Events already seen (same source and
+// Output is what one Push changed: sessions (new, changed or deleted) and the person of every
+// customer key whose person changed, all with Version.
+type Output struct {
+	Sessions []Session
+	Persons  []PersonLink
+	Links    [][2]string // identity links that merged two persons, to store and restore
+	Version  uint64
+}
+
+// Push adds events and returns the sessions and persons they created or changed, each with a
+// version above every earlier one, and what it saw. Events already seen (same source and
 // messageId) are ignored, so redelivered batches change nothing.
-func (s *Sessionizer) Push(now time.Time, events []ingest.Event) ([]Session, Stats) {
+func (s *Sessionizer) Push(now time.Time, events []ingest.Event) (Output, Stats) {
 	stats := Stats{Events: len(events), StageEntries: map[StageChannel]int{}, Orders: map[string]int{}, Revenue: map[string]float64{}}
 	touched := s.restored
 	s.restored = nil
+	var merged [][2]string
 	for i := range events {
 		e := &events[i]
 		key := e.CustomerKey()
@@ -167,7 +177,7 @@ func (s *Sessionizer) Push(now time.Time, events []ingest.Event) ([]Session, Sta
 		}
 		c.seen[id] = struct{}{}
 		p := point{ms: e.Timestamp.UnixMilli(), id: id, touch: touchpoint(e), rules: s.matchRules(e)}
-		s.observe(c, e, p, &stats)
+		s.observe(c, e, p, &stats, &merged)
 		c.points = append(c.points, p)
 		if !c.dirty {
 			c.dirty = true
@@ -175,7 +185,14 @@ func (s *Sessionizer) Push(now time.Time, events []ingest.Event) ([]Session, Sta
 		}
 	}
 	s.version = max(s.version+1, uint64(now.UnixNano()))
-	var out []Session
+	out := Output{Version: s.version, Links: merged}
+	emitted := map[string]bool{}
+	for _, pair := range merged {
+		if root := s.ids.find(pair[0]); !emitted[root] { // each merged person once
+			emitted[root] = true
+			out.Persons = append(out.Persons, s.ids.person(root)...)
+		}
+	}
 	for _, key := range touched {
 		c := s.customers[key]
 		c.dirty = false
@@ -186,7 +203,7 @@ func (s *Sessionizer) Push(now time.Time, events []ingest.Event) ([]Session, Sta
 			return cmp.Compare(a.id, b.id)
 		})
 		next := s.cut(key, c.points)
-		out = append(out, diff(c.sessions, next, s.version)...)
+		out.Sessions = append(out.Sessions, diff(c.sessions, next, s.version)...)
 		c.sessions = next
 	}
 	return out, stats
@@ -194,7 +211,7 @@ func (s *Sessionizer) Push(now time.Time, events []ingest.Event) ([]Session, Sta
 
 // observe updates the counters an arriving event feeds: lateness, identity links and the live
 // journey (stage entries in arrival order, orders and revenue).
-func (s *Sessionizer) observe(c *customer, e *ingest.Event, p point, stats *Stats) {
+func (s *Sessionizer) observe(c *customer, e *ingest.Event, p point, stats *Stats, merged *[][2]string) {
 	gap := s.cfg.Gap.Milliseconds()
 	if len(c.points) > 0 && p.ms < c.latest-gap {
 		stats.Late++
@@ -210,6 +227,7 @@ func (s *Sessionizer) observe(c *customer, e *ingest.Event, p point, stats *Stat
 		switch s.ids.link(pair[0], pair[1]) {
 		case linkMerged:
 			stats.IdentityMerges++
+			*merged = append(*merged, pair)
 		case linkRefused:
 			stats.RunawayMerges++
 		}
@@ -262,6 +280,14 @@ func (s *Sessionizer) OpenSessions() int {
 		}
 	}
 	return n
+}
+
+// RestoreLinks replays stored identity links (pairs of "u:"/"a:" ids) into the identity graph,
+// without emitting anything: the persons they make are already stored.
+func (s *Sessionizer) RestoreLinks(links [][2]string) {
+	for _, l := range links {
+		s.ids.link(l[0], l[1])
+	}
 }
 
 // Known reports whether the sessionizer holds state for a customer.

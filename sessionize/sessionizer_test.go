@@ -25,7 +25,7 @@ func at(c, event string, minutes float64) ingest.Event {
 	}
 }
 
-func sessionsOf(out []Session, _ Stats) []Session { return out }
+func sessionsOf(out Output, _ Stats) []Session { return out.Sessions }
 
 func newTestSessionizer(t testing.TB) *Sessionizer {
 	t.Helper()
@@ -124,12 +124,13 @@ func TestSessions(t *testing.T) {
 
 func TestLateEventMergesSessions(t *testing.T) {
 	s := newTestSessionizer(t)
-	first, _ := s.Push(base, []ingest.Event{at("a", "Product Viewed", 0), at("a", "Order Completed", 50)})
+	first := sessionsOf(s.Push(base, []ingest.Event{at("a", "Product Viewed", 0), at("a", "Order Completed", 50)}))
 	if len(live(first)) != 2 {
 		t.Fatalf("want 2 sessions before the late event, got %v", describe(live(first)))
 	}
 	// A late event at minute 25 bridges the gap: one session, the second one deleted.
-	second, stats := s.Push(base.Add(time.Hour), []ingest.Event{at("a", "Product Added", 25)})
+	out, stats := s.Push(base.Add(time.Hour), []ingest.Event{at("a", "Product Added", 25)})
+	second := out.Sessions
 	var deleted int
 	for _, u := range second {
 		if u.Deleted {
@@ -147,8 +148,8 @@ func TestLateEventMergesSessions(t *testing.T) {
 		t.Fatalf("deleted %d, live %v: want one merged session", deleted, describe(all))
 	}
 	// Pushing the same events again changes nothing.
-	if again, stats := s.Push(base.Add(2*time.Hour), []ingest.Event{at("a", "Product Added", 25)}); len(again) != 0 || stats.Duplicates != 1 {
-		t.Errorf("redelivered event emitted %d updates, %d duplicates counted", len(again), stats.Duplicates)
+	if again, stats := s.Push(base.Add(2*time.Hour), []ingest.Event{at("a", "Product Added", 25)}); len(again.Sessions) != 0 || stats.Duplicates != 1 {
+		t.Errorf("redelivered event emitted %d updates, %d duplicates counted", len(again.Sessions), stats.Duplicates)
 	}
 }
 
@@ -190,8 +191,7 @@ func TestSessionsDoNotDependOnArrivalOrder(t *testing.T) {
 		now := base
 		for rest := shuffled; len(rest) > 0; {
 			n := min(len(rest), 1+rng.IntN(800))
-			out, _ := s.Push(now, rest[:n])
-			updates = append(updates, out...)
+			updates = append(updates, sessionsOf(s.Push(now, rest[:n]))...)
 			rest, now = rest[n:], now.Add(time.Second)
 		}
 		got := describe(live(updates))
@@ -314,4 +314,41 @@ func TestChannel(t *testing.T) {
 			}
 		})
 	}
+}
+
+func TestPersons(t *testing.T) {
+	s := newTestSessionizer(t)
+	link := func(user, anon string) ingest.Event {
+		e := at(user, "", 0)
+		e.Type, e.Event, e.AnonymousID, e.MessageID = "identify", "", anon, "identify-"+user+"-"+anon
+		return e
+	}
+	// Two devices of one customer, joined by logins on each; then an alias from an old user id.
+	out, _ := s.Push(base, []ingest.Event{at("devA", "Product Viewed", 0), link("zoe", "devA")})
+	if fmt.Sprint(out.Persons) != "[{zoe zoe} {devA zoe}]" || len(out.Links) != 1 {
+		t.Errorf("first login: persons %v links %v", out.Persons, out.Links)
+	}
+	out, _ = s.Push(base, []ingest.Event{link("zoe", "devB")})
+	if got := personsOf(out); got != "devA=zoe devB=zoe zoe=zoe" {
+		t.Errorf("second device: %s", got)
+	}
+	alias := at("zoe", "", 0)
+	alias.Type, alias.Event, alias.PreviousID, alias.MessageID = "alias", "", "amy", "alias-1"
+	out, _ = s.Push(base, []ingest.Event{alias})
+	// "amy" < "zoe": the person is now amy, whichever order the links came in.
+	if got := personsOf(out); got != "amy=amy devA=amy devB=amy zoe=amy" {
+		t.Errorf("after alias: %s", got)
+	}
+	if out.Version == 0 {
+		t.Error("no version on the output")
+	}
+}
+
+func personsOf(out Output) string {
+	var parts []string
+	for _, p := range out.Persons {
+		parts = append(parts, p.CustomerKey+"="+p.PersonID)
+	}
+	slices.Sort(parts)
+	return strings.Join(parts, " ")
 }

@@ -87,7 +87,7 @@ func (s *Store) funnel(ctx context.Context, jm *sessionize.Map, q FunnelQuery) (
 		return nil, err
 	}
 	plan := planSteps(jm, q.Steps)
-	query, args := plan.sql(s.table("events"), q)
+	query, args := plan.sql(s.table("events"), s.table("persons"), q)
 	rows, err := s.conn.Query(ctx, query, args...)
 	if err != nil {
 		return nil, fmt.Errorf("funnel query: %w", err)
@@ -96,13 +96,13 @@ func (s *Store) funnel(ctx context.Context, jm *sessionize.Map, q FunnelQuery) (
 	m := newMatcher(plan, q)
 	reached := make([]int64, len(q.Steps))
 	var (
-		customer string
-		times    []uint64
-		masks    []uint64
-		ids      []uint64
+		person string
+		times  []uint64
+		masks  []uint64
+		ids    []uint64
 	)
 	for rows.Next() {
-		if err := rows.Scan(&customer, &times, &masks, &ids); err != nil {
+		if err := rows.Scan(&person, &times, &masks, &ids); err != nil {
 			return nil, fmt.Errorf("funnel query: read row: %w", err)
 		}
 		for k := range m.level(times, masks, ids) {
@@ -204,9 +204,10 @@ func planSteps(jm *sessionize.Map, names []string) funnelPlan {
 	return p
 }
 
-// sql builds the query returning, per customer, the time, condition mask and id of each distinct
-// event that matches any condition, within the time range the funnel can use.
-func (p funnelPlan) sql(table string, q FunnelQuery) (string, []any) {
+// sql builds the query returning, per person (customer keys resolved through identity links), the
+// time, condition mask and id of each distinct event that matches any condition, within the time
+// range the funnel can use.
+func (p funnelPlan) sql(table, persons string, q FunnelQuery) (string, []any) {
 	var preds []string
 	var predArgs []any
 	for _, c := range p.conds {
@@ -236,16 +237,24 @@ func (p funnelPlan) sql(table string, q FunnelQuery) (string, []any) {
 		where += " AND ts_ms <= ?"
 		args = append(args, uint64(q.To.Add(q.Window).UnixMilli()))
 	}
-	query := `SELECT customer_key, groupArray(t), groupArray(mask), groupArray(id)
+	query := `SELECT person, groupArray(t), groupArray(mask), groupArray(id)
 FROM (
-	SELECT customer_key, any(ts_ms) AS t, any(` + strings.Join(maskTerms, " + ") + `) AS mask,
-		cityHash64(source, message_id) AS id
-	FROM ` + table + `
-	WHERE ` + where + `
-	GROUP BY customer_key, source, message_id
+	SELECT if(person_id = '', customer_key, person_id) AS person, t, mask, id
+	FROM (
+		SELECT customer_key, any(ts_ms) AS t, any(` + strings.Join(maskTerms, " + ") + `) AS mask,
+			cityHash64(source, message_id) AS id
+		FROM ` + table + `
+		WHERE ` + where + `
+		GROUP BY customer_key, source, message_id
+	) ANY LEFT JOIN (` + personsSQL(persons) + `) USING customer_key
 )
-GROUP BY customer_key`
+GROUP BY person`
 	return query, args
+}
+
+// personsSQL selects each customer key's person, as last stitched.
+func personsSQL(table string) string {
+	return "SELECT customer_key, argMax(person_id, version) AS person_id FROM " + table + " GROUP BY customer_key"
 }
 
 func placeholders(n int) string {

@@ -88,3 +88,21 @@ func (s *Store) historySessions(ctx context.Context, in string, args []any) ([]s
 	}
 	return out, rows.Err()
 }
+
+// IdentityLinks returns every stored identity link, to rebuild the identity graph.
+func (s *Store) IdentityLinks(ctx context.Context) ([][2]string, error) {
+	rows, err := s.conn.Query(ctx, "SELECT DISTINCT a, b FROM "+s.table("identity_links"))
+	if err != nil {
+		return nil, fmt.Errorf("load identity links: %w", err)
+	}
+	defer rows.Close()
+	var out [][2]string
+	for rows.Next() {
+		var l [2]string
+		if err := rows.Scan(&l[0], &l[1]); err != nil {
+			return nil, fmt.Errorf("load identity links: %w", err)
+		}
+		out = append(out, l)
+	}
+	return out, rows.Err()
+}

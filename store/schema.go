@@ -16,6 +16,7 @@ type tableDef struct {
 	engineArg string // e.g. the version column of a ReplacingMergeTree
 	partition string
 	order     string
+	shardKey  string // Distributed sharding expression; default cityHash64(customer_key)
 }
 
 // migrations are applied in order, once each; their index+1 is the schema version. Never edit
@@ -69,6 +70,31 @@ var migrations = []tableDef{
 		partition: "toYYYYMM(date)",
 		order:     "(customer_key, session_id)",
 	},
+	{
+		// Which person each customer key belongs to, after identity stitching; the row with the
+		// highest version wins. Keys absent here are their own person.
+		name: "persons",
+		columns: `customer_key String,
+	person_id String,
+	version UInt64`,
+		engine:    "ReplacingMergeTree",
+		engineArg: "version",
+		partition: "tuple()",
+		order:     "customer_key",
+	},
+	{
+		// Identity links that joined two persons ("u:"/"a:" prefixed ids), to rebuild the
+		// identity graph after a restart.
+		name: "identity_links",
+		columns: `a String,
+	b String,
+	version UInt64`,
+		engine:    "ReplacingMergeTree",
+		engineArg: "version",
+		partition: "tuple()",
+		order:     "(a, b)",
+		shardKey:  "cityHash64(a)",
+	},
 }
 
 // SchemaVersion is the schema version this build migrates to.
@@ -84,6 +110,10 @@ func ddl(db, cluster string, t tableDef) []string {
 	if cluster == "" {
 		return []string{fmt.Sprintf("CREATE TABLE IF NOT EXISTS %s %s", q(t.name), body(t.engine+"("+t.engineArg+")"))}
 	}
+	shardKey := t.shardKey
+	if shardKey == "" {
+		shardKey = "cityHash64(customer_key)"
+	}
 	args := fmt.Sprintf("'/clickhouse/tables/{shard}/%s/%s_local', '{replica}'", db, t.name)
 	if t.engineArg != "" {
 		args += ", " + t.engineArg
@@ -91,8 +121,8 @@ func ddl(db, cluster string, t tableDef) []string {
 	on := " ON CLUSTER `" + cluster + "`"
 	return []string{
 		fmt.Sprintf("CREATE TABLE IF NOT EXISTS %s%s %s", q(t.name+"_local"), on, body("Replicated"+t.engine+"("+args+")")),
-		fmt.Sprintf("CREATE TABLE IF NOT EXISTS %s%s AS %s\nENGINE = Distributed(`%s`, `%s`, `%s_local`, cityHash64(customer_key))",
-			q(t.name), on, q(t.name+"_local"), cluster, db, t.name),
+		fmt.Sprintf("CREATE TABLE IF NOT EXISTS %s%s AS %s\nENGINE = Distributed(`%s`, `%s`, `%s_local`, %s)",
+			q(t.name), on, q(t.name+"_local"), cluster, db, t.name, shardKey),
 	}
 }
 

@@ -27,6 +27,24 @@ func (s *Store) Write(ctx context.Context, b sessionize.Batch) error {
 			return err
 		}
 	}
+	if len(b.Links) > 0 {
+		a, c, v := make([]string, len(b.Links)), make([]string, len(b.Links)), make([]uint64, len(b.Links))
+		for i, l := range b.Links {
+			a[i], c[i], v[i] = l[0], l[1], b.Version
+		}
+		if err := s.insert(ctx, "identity_links", []column{{"a", a}, {"b", c}, {"version", v}}); err != nil {
+			return err
+		}
+	}
+	if len(b.Persons) > 0 {
+		k, p, v := make([]string, len(b.Persons)), make([]string, len(b.Persons)), make([]uint64, len(b.Persons))
+		for i, l := range b.Persons {
+			k[i], p[i], v[i] = l.CustomerKey, l.PersonID, b.Version
+		}
+		if err := s.insert(ctx, "persons", []column{{"customer_key", k}, {"person_id", p}, {"version", v}}); err != nil {
+			return err
+		}
+	}
 	return nil
 }
 

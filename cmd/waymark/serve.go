@@ -36,7 +36,8 @@ func runServe(ctx context.Context, args []string, log *slog.Logger) error {
 	flushInterval := fs.Duration("flush-interval", 500*time.Millisecond, "longest wait before a partial batch is written")
 	var sessCfg sessionize.Config
 	fs.DurationVar(&sessCfg.Gap, "session-gap", 30*time.Minute, "inactivity that ends a session")
-	fs.DurationVar(&sessCfg.MaxDuration, "session-max-duration", 24*time.Hour, "longest session")
+	fs.DurationVar(&sessCfg.MaxDuration, "session-max", 24*time.Hour, "longest session; longer runs are cut")
+	fs.DurationVar(&sessCfg.AllowedLateness, "allowed-lateness", 72*time.Hour, "how late an event may arrive and still be expected (older ones are stored and counted)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}

@@ -51,3 +51,25 @@ ORDER BY (customer_key, session_id);
 
 CREATE TABLE IF NOT EXISTS `waymark`.`sessions` ON CLUSTER `waymark_cluster` AS `waymark`.`sessions_local`
 ENGINE = Distributed(`waymark_cluster`, `waymark`, `sessions_local`, cityHash64(customer_key));
+
+CREATE TABLE IF NOT EXISTS `waymark`.`persons_local` ON CLUSTER `waymark_cluster` (
+	customer_key String,
+	person_id String,
+	version UInt64
+) ENGINE = ReplicatedReplacingMergeTree('/clickhouse/tables/{shard}/waymark/persons_local', '{replica}', version)
+PARTITION BY tuple()
+ORDER BY customer_key;
+
+CREATE TABLE IF NOT EXISTS `waymark`.`persons` ON CLUSTER `waymark_cluster` AS `waymark`.`persons_local`
+ENGINE = Distributed(`waymark_cluster`, `waymark`, `persons_local`, cityHash64(customer_key));
+
+CREATE TABLE IF NOT EXISTS `waymark`.`identity_links_local` ON CLUSTER `waymark_cluster` (
+	a String,
+	b String,
+	version UInt64
+) ENGINE = ReplicatedReplacingMergeTree('/clickhouse/tables/{shard}/waymark/identity_links_local', '{replica}', version)
+PARTITION BY tuple()
+ORDER BY (a, b);
+
+CREATE TABLE IF NOT EXISTS `waymark`.`identity_links` ON CLUSTER `waymark_cluster` AS `waymark`.`identity_links_local`
+ENGINE = Distributed(`waymark_cluster`, `waymark`, `identity_links_local`, cityHash64(a));

@@ -45,3 +45,19 @@ CREATE TABLE IF NOT EXISTS `waymark`.`sessions` (
 ) ENGINE = ReplacingMergeTree(version)
 PARTITION BY toYYYYMM(date)
 ORDER BY (customer_key, session_id);
+
+CREATE TABLE IF NOT EXISTS `waymark`.`persons` (
+	customer_key String,
+	person_id String,
+	version UInt64
+) ENGINE = ReplacingMergeTree(version)
+PARTITION BY tuple()
+ORDER BY customer_key;
+
+CREATE TABLE IF NOT EXISTS `waymark`.`identity_links` (
+	a String,
+	b String,
+	version UInt64
+) ENGINE = ReplacingMergeTree(version)
+PARTITION BY tuple()
+ORDER BY (a, b);
