@@ -41,6 +41,7 @@ type Event struct {
 	CampaignSource string   // context.campaign.source (utm_source)
 	CampaignMedium string   // context.campaign.medium (utm_medium)
 	CampaignName   string   // context.campaign.name (utm_campaign)
+	SessionID      string   // a client-provided session id: context.sessionId, else properties.session_id
 
 	Raw []byte
 }
@@ -132,6 +133,7 @@ type wire struct {
 			Medium string `json:"medium"`
 			Name   string `json:"name"`
 		} `json:"campaign"`
+		SessionID json.RawMessage `json:"sessionId"`
 	} `json:"context"`
 }
 
@@ -194,6 +196,12 @@ func Decode(raw []byte, source string, receivedAt time.Time) (Event, error) {
 	e.CampaignMedium = w.Context.Campaign.Medium
 	e.CampaignName = w.Context.Campaign.Name
 	e.setProperties(w.Properties)
+	if e.SessionID, err = idString("context.sessionId", w.Context.SessionID); err != nil {
+		return Event{}, err
+	}
+	if e.SessionID == "" {
+		e.SessionID, _ = e.Property("session_id")
+	}
 	if w.Type == "page" {
 		if e.PagePath == "" {
 			e.PagePath, _ = e.Property("path")

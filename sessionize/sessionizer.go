@@ -53,34 +53,52 @@ func (c *Config) Validate() error {
 
 // Why a session ended.
 const (
-	EndTimeout     = "timeout"      // the customer's next event came after more than the gap
-	EndMaxDuration = "max_duration" // the session reached the longest allowed duration
-	EndOpen        = "open"         // no later event of the customer yet
+	EndTimeout       = "timeout"        // the customer's next event came after more than the gap
+	EndMaxDuration   = "max_duration"   // the session reached the longest allowed duration
+	EndClientSession = "client_session" // the client's own session id changed
+	EndOpen          = "open"           // no later event of the customer yet
 )
 
 // Session is a run of one customer's events. Sessions are re-emitted with a higher Version when
 // late events change them; a session that a late event merged into another is emitted once more
 // with Deleted set. Readers keep, per ID, the row with the highest Version.
 type Session struct {
-	ID          string // stable while the session's start does not change
-	CustomerKey string
-	Start, End  time.Time
-	Events      int
-	EntryEvent  string   // the first touchpoint (event name, or type for unnamed pages)
-	ExitEvent   string   // the last touchpoint
-	Stages      []string // stages of the journey map reached in the session, in map order
-	EndReason   string
-	MapVersion  string
-	Version     uint64
-	Deleted     bool
+	ID            string // stable while the session's start does not change
+	CustomerKey   string
+	Start, End    time.Time
+	Events        int
+	EntryEvent    string   // the first touchpoint (event name, or type for unnamed pages)
+	ExitEvent     string   // the last touchpoint
+	EntryChannel  string   // channel of the first touchpoint (see Channel)
+	EntryCampaign string   // utm_campaign of the first touchpoint
+	Stages        []string // stages of the journey map reached in the session, in map order
+	EndReason     string
+	MapVersion    string
+	Version       uint64
+	Deleted       bool
 }
 
 // point is what the sessionizer keeps of one event.
 type point struct {
-	ms    int64  // event time, unix milliseconds
-	id    uint64 // hash of source and messageId, to drop duplicates
-	touch string // touchpoint label
-	rules uint64 // bit i: the base conditions of rule i hold
+	ms       int64  // event time, unix milliseconds
+	id       uint64 // hash of source and messageId, to drop duplicates
+	touch    string // touchpoint label
+	channel  string
+	campaign string
+	session  uint64 // hash of the client's session id, 0 when none
+	rules    uint64 // bit i: the base conditions of rule i hold
+}
+
+// newPoint keeps what sessions need of an event.
+func (s *Sessionizer) newPoint(e *ingest.Event) point {
+	p := point{ms: e.Timestamp.UnixMilli(), id: eventHash(e), touch: touchpoint(e), channel: Channel(e),
+		campaign: e.CampaignName, rules: s.matchRules(e)}
+	if e.SessionID != "" {
+		h := fnv.New64a()
+		h.Write([]byte(e.SessionID))
+		p.session = h.Sum64() | 1
+	}
+	return p
 }
 
 type customer struct {
@@ -170,13 +188,12 @@ func (s *Sessionizer) Push(now time.Time, events []ingest.Event) (Output, Stats)
 			c = &customer{seen: map[uint64]struct{}{}, firstChannel: Channel(e)}
 			s.customers[key] = c
 		}
-		id := eventHash(e)
-		if _, dup := c.seen[id]; dup {
+		p := s.newPoint(e)
+		if _, dup := c.seen[p.id]; dup {
 			stats.Duplicates++
 			continue
 		}
-		c.seen[id] = struct{}{}
-		p := point{ms: e.Timestamp.UnixMilli(), id: id, touch: touchpoint(e), rules: s.matchRules(e)}
+		c.seen[p.id] = struct{}{}
 		s.observe(c, e, p, &stats, &merged)
 		c.points = append(c.points, p)
 		if !c.dirty {
@@ -304,16 +321,15 @@ func (s *Sessionizer) Restore(key string, events []ingest.Event, sessions []Sess
 	first := int64(math.MaxInt64)
 	for i := range events {
 		e := &events[i]
-		id := eventHash(e)
-		if _, dup := c.seen[id]; dup {
+		p := s.newPoint(e)
+		if _, dup := c.seen[p.id]; dup {
 			continue
 		}
-		c.seen[id] = struct{}{}
-		p := point{ms: e.Timestamp.UnixMilli(), id: id, touch: touchpoint(e), rules: s.matchRules(e)}
+		c.seen[p.id] = struct{}{}
 		c.points = append(c.points, p)
 		c.latest = max(c.latest, p.ms)
 		if p.ms < first {
-			first, c.firstChannel = p.ms, Channel(e)
+			first, c.firstChannel = p.ms, p.channel
 		}
 		for _, pair := range linkPairs(e.UserID, e.AnonymousID, e.PreviousID, e.Type) {
 			s.ids.link(pair[0], pair[1])
@@ -364,24 +380,30 @@ func (s *Sessionizer) cut(key string, points []point) []Session {
 	closeAt := func(end int, reason string) {
 		first, last := points[start], points[end-1]
 		sessions = append(sessions, Session{
-			ID:          sessionID(key, first.ms),
-			CustomerKey: key,
-			Start:       time.UnixMilli(first.ms).UTC(),
-			End:         time.UnixMilli(last.ms).UTC(),
-			Events:      end - start,
-			EntryEvent:  first.touch,
-			ExitEvent:   last.touch,
-			Stages:      s.stageNames(stages),
-			EndReason:   reason,
-			MapVersion:  s.jm.Version,
+			ID:            sessionID(key, first.ms),
+			CustomerKey:   key,
+			Start:         time.UnixMilli(first.ms).UTC(),
+			End:           time.UnixMilli(last.ms).UTC(),
+			Events:        end - start,
+			EntryEvent:    first.touch,
+			ExitEvent:     last.touch,
+			EntryChannel:  first.channel,
+			EntryCampaign: first.campaign,
+			Stages:        s.stageNames(stages),
+			EndReason:     reason,
+			MapVersion:    s.jm.Version,
 		})
 		stages = 0
 		start = end
 	}
 	for i, p := range points {
 		if i > start {
+			prev := points[i-1]
+			sameClientSession := p.session != 0 && p.session == prev.session
 			switch {
-			case p.ms-points[i-1].ms > gap:
+			case p.session != 0 && prev.session != 0 && p.session != prev.session:
+				closeAt(i, EndClientSession)
+			case p.ms-prev.ms > gap && !sameClientSession:
 				closeAt(i, EndTimeout)
 			case p.ms-points[start].ms >= maxDur:
 				closeAt(i, EndMaxDuration)
@@ -445,7 +467,8 @@ func diff(prev, next []Session, version uint64) []Session {
 
 func sameSession(a, b *Session) bool {
 	return a.End.Equal(b.End) && a.Events == b.Events && a.EntryEvent == b.EntryEvent &&
-		a.ExitEvent == b.ExitEvent && a.EndReason == b.EndReason && slices.Equal(a.Stages, b.Stages)
+		a.ExitEvent == b.ExitEvent && a.EndReason == b.EndReason && slices.Equal(a.Stages, b.Stages) &&
+		a.EntryChannel == b.EntryChannel && a.EntryCampaign == b.EntryCampaign
 }
 
 // sessionID is derived from the customer and the start, so it is the same in every run.

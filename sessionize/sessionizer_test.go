@@ -27,6 +27,21 @@ func at(c, event string, minutes float64) ingest.Event {
 
 func sessionsOf(out Output, _ Stats) []Session { return out.Sessions }
 
+func withSession(e ingest.Event, id string) ingest.Event {
+	e.SessionID = id
+	return e
+}
+
+func TestEntryChannelAndCampaign(t *testing.T) {
+	s := newTestSessionizer(t)
+	first := at("c", "Product Viewed", 0)
+	first.CampaignMedium, first.CampaignSource, first.CampaignName = "cpc", "google", "spring-sale"
+	out, _ := s.Push(base, []ingest.Event{at("c", "Product Added", 1), first})
+	if len(out.Sessions) != 1 || out.Sessions[0].EntryChannel != ChannelPaidSearch || out.Sessions[0].EntryCampaign != "spring-sale" {
+		t.Errorf("sessions %+v: want one entered from paid search, campaign spring-sale", out.Sessions)
+	}
+}
+
 func newTestSessionizer(t testing.TB) *Sessionizer {
 	t.Helper()
 	m, err := LoadMap("")
@@ -100,6 +115,17 @@ func TestSessions(t *testing.T) {
 			want: []string{
 				"c 08:00+0s n=1 Order Completed→Order Completed [conversion] timeout",
 				"c 09:40+0s n=1 Order Completed→Order Completed [conversion,loyalty] open",
+			},
+		},
+		{
+			name: "client session ids: a change cuts, the same id bridges a long gap",
+			events: []ingest.Event{
+				withSession(at("s", "Product Viewed", 0), "s1"), withSession(at("s", "Product Added", 5), "s2"),
+				withSession(at("s", "Product Viewed", 50), "s2"),
+			},
+			want: []string{
+				"s 08:00+0s n=1 Product Viewed→Product Viewed [awareness] client_session",
+				"s 08:05+45m0s n=2 Product Added→Product Viewed [awareness,consideration] open",
 			},
 		},
 		{

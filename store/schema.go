@@ -60,6 +60,8 @@ var migrations = []tableDef{
 	events UInt32,
 	entry_event String,
 	exit_event String,
+	entry_channel String,
+	entry_campaign String,
 	stages Array(String),
 	end_reason String,
 	map_version String,

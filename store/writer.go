@@ -136,6 +136,7 @@ func sessionColumns(sessions []sessionize.Session) []column {
 	n := len(sessions)
 	var (
 		id, customer, entry, exit, reason, mapVersion = make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n)
+		channel, campaign                             = make([]string, n), make([]string, n)
 		start, end, version                           = make([]uint64, n), make([]uint64, n), make([]uint64, n)
 		date                                          = make([]time.Time, n)
 		events                                        = make([]uint32, n)
@@ -145,6 +146,7 @@ func sessionColumns(sessions []sessionize.Session) []column {
 	for i := range sessions {
 		s := &sessions[i]
 		id[i], customer[i], entry[i], exit[i], reason[i], mapVersion[i] = s.ID, s.CustomerKey, s.EntryEvent, s.ExitEvent, s.EndReason, s.MapVersion
+		channel[i], campaign[i] = s.EntryChannel, s.EntryCampaign
 		start[i], end[i], version[i] = millis(s.Start), millis(s.End), s.Version
 		date[i], events[i], stages[i] = s.Start.UTC(), uint32(s.Events), orEmpty(s.Stages)
 		if s.Deleted {
@@ -154,6 +156,7 @@ func sessionColumns(sessions []sessionize.Session) []column {
 	return []column{
 		{"session_id", id}, {"customer_key", customer}, {"start_ms", start}, {"end_ms", end},
 		{"date", date}, {"events", events}, {"entry_event", entry}, {"exit_event", exit},
+		{"entry_channel", channel}, {"entry_campaign", campaign},
 		{"stages", stages}, {"end_reason", reason}, {"map_version", mapVersion},
 		{"version", version}, {"deleted", deleted},
 	}

@@ -37,6 +37,8 @@ CREATE TABLE IF NOT EXISTS `waymark`.`sessions` (
 	events UInt32,
 	entry_event String,
 	exit_event String,
+	entry_channel String,
+	entry_campaign String,
 	stages Array(String),
 	end_reason String,
 	map_version String,

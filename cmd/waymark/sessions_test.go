@@ -1,0 +1,61 @@
+package main
+
+import (
+	"encoding/json"
+	"strings"
+	"testing"
+)
+
+type sessionsJSON struct {
+	Sessions       uint64            `json:"sessions"`
+	Persons        uint64            `json:"persons"`
+	Events         uint64            `json:"events"`
+	ByEndReason    map[string]uint64 `json:"by_end_reason"`
+	ByEntryChannel map[string]uint64 `json:"by_entry_channel"`
+}
+
+func (s *server) sessions(t *testing.T) sessionsJSON {
+	t.Helper()
+	out := s.waymark(t, "sessions", "--json")
+	var sum sessionsJSON
+	if err := json.Unmarshal([]byte(out), &sum); err != nil {
+		t.Fatalf("sessions --json: %v\n%s", err, out)
+	}
+	return sum
+}
+
+// TestSessionKnownAnswers: session counts on real data, computed independently: at the default
+// 30-minute gap the Taobao sample has 1,700 sessions and the OTTO sample (one customer per line)
+// 144; with a 10-minute gap, 2,072 and 162.
+func TestSessionKnownAnswers(t *testing.T) {
+	tests := []struct {
+		format, file, gap string
+		sessions, persons uint64
+		events            uint64
+	}{
+		{"taobao", taobaoSample, "30m", 1700, 114, 10000},
+		{"taobao", taobaoSample, "10m", 2072, 114, 10000},
+		{"otto", "../../../shared/data/otto-sample/train.jsonl", "30m", 144, 20, 862},
+		{"otto", "../../../shared/data/otto-sample/train.jsonl", "10m", 162, 20, 862},
+	}
+	for _, tt := range tests {
+		t.Run(tt.format+"/"+tt.gap, func(t *testing.T) {
+			s := startServe(t, "--session-gap", tt.gap)
+			out := s.waymark(t, "replay", "--format", tt.format, "--file", tt.file, "--wait", "2m")
+			if !strings.Contains(out, "skipped 0") {
+				t.Fatalf("replay: %s", out)
+			}
+			sum := s.sessions(t)
+			if sum.Sessions != tt.sessions || sum.Persons != tt.persons || sum.Events != tt.events {
+				t.Errorf("sessions %d persons %d events %d, want %d, %d, %d", sum.Sessions, sum.Persons, sum.Events, tt.sessions, tt.persons, tt.events)
+			}
+			var byReason uint64
+			for _, n := range sum.ByEndReason {
+				byReason += n
+			}
+			if byReason != sum.Sessions || sum.ByEntryChannel["direct"] != sum.Sessions {
+				t.Errorf("by end reason %v, by entry channel %v: want them to add up to %d (all direct)", sum.ByEndReason, sum.ByEntryChannel, sum.Sessions)
+			}
+		})
+	}
+}

@@ -1,0 +1,96 @@
+package store
+
+import (
+	"context"
+	"fmt"
+	"time"
+)
+
+// SessionSummary describes the sessions that started in a time range, counted on persons.
+type SessionSummary struct {
+	Sessions              uint64            `json:"sessions"`
+	Persons               uint64            `json:"persons"`
+	Events                uint64            `json:"events"`
+	MedianDurationSeconds float64           `json:"median_duration_seconds"`
+	P90DurationSeconds    float64           `json:"p90_duration_seconds"`
+	MeanEventsPerSession  float64           `json:"mean_events_per_session"`
+	ByEndReason           map[string]uint64 `json:"by_end_reason"`
+	ByEntryChannel        map[string]uint64 `json:"by_entry_channel"`
+	From                  *time.Time        `json:"from,omitempty"`
+	To                    *time.Time        `json:"to,omitempty"`
+}
+
+// Sessions summarizes the live sessions (latest version, not deleted) that started in [from, to);
+// zero times are unbounded.
+func (s *Store) Sessions(ctx context.Context, from, to time.Time) (*SessionSummary, error) {
+	start := time.Now()
+	res, err := s.sessions(ctx, from, to)
+	s.metrics.querySeconds.WithLabelValues("sessions").Observe(time.Since(start).Seconds())
+	if err != nil {
+		s.metrics.queryErrors.WithLabelValues("sessions").Inc()
+	}
+	return res, err
+}
+
+func (s *Store) sessions(ctx context.Context, from, to time.Time) (*SessionSummary, error) {
+	if !from.IsZero() && !to.IsZero() && !from.Before(to) {
+		return nil, fmt.Errorf("from: %s is not before to %s", from.Format(time.RFC3339), to.Format(time.RFC3339))
+	}
+	lo, hi := uint64(0), uint64(1<<63)
+	if !from.IsZero() {
+		lo = uint64(from.UnixMilli())
+	}
+	if !to.IsZero() {
+		hi = uint64(to.UnixMilli())
+	}
+	live := `SELECT if(person_id = '', customer_key, person_id) AS person, n, duration, reason, channel
+	FROM (
+		SELECT session_id, argMax(customer_key, version) AS customer_key, argMax(events, version) AS n,
+			(argMax(end_ms, version) - argMax(start_ms, version)) / 1000 AS duration,
+			argMax(end_reason, version) AS reason, argMax(entry_channel, version) AS channel,
+			argMax(start_ms, version) AS start, argMax(deleted, version) AS gone
+		FROM ` + s.table("sessions") + `
+		GROUP BY session_id
+		HAVING gone = 0 AND start >= ? AND start < ?
+	) ANY LEFT JOIN (` + personsSQL(s.table("persons")) + `) USING customer_key`
+	sum := &SessionSummary{ByEndReason: map[string]uint64{}, ByEntryChannel: map[string]uint64{}}
+	if !from.IsZero() {
+		sum.From = &from
+	}
+	if !to.IsZero() {
+		sum.To = &to
+	}
+	row := s.conn.QueryRow(ctx, `SELECT count(), uniqExact(person), sum(n), quantileExact(0.5)(duration),
+		quantileExact(0.9)(duration), avg(n) FROM (`+live+`)`, lo, hi)
+	var events uint64
+	if err := row.Scan(&sum.Sessions, &sum.Persons, &events, &sum.MedianDurationSeconds, &sum.P90DurationSeconds, &sum.MeanEventsPerSession); err != nil {
+		return nil, fmt.Errorf("sessions summary: %w", err)
+	}
+	sum.Events = events
+	if sum.Sessions == 0 {
+		sum.MedianDurationSeconds, sum.P90DurationSeconds, sum.MeanEventsPerSession = 0, 0, 0
+	}
+	for _, by := range []struct {
+		col string
+		dst map[string]uint64
+	}{{"reason", sum.ByEndReason}, {"channel", sum.ByEntryChannel}} {
+		rows, err := s.conn.Query(ctx, "SELECT "+by.col+", count() FROM ("+live+") GROUP BY "+by.col, lo, hi)
+		if err != nil {
+			return nil, fmt.Errorf("sessions by %s: %w", by.col, err)
+		}
+		for rows.Next() {
+			var k string
+			var n uint64
+			if err := rows.Scan(&k, &n); err != nil {
+				rows.Close()
+				return nil, fmt.Errorf("sessions by %s: %w", by.col, err)
+			}
+			by.dst[k] = n
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return nil, fmt.Errorf("sessions by %s: %w", by.col, err)
+		}
+	}
+	return sum, nil
+}
