@@ -23,6 +23,8 @@ func DefaultMapYAML() []byte { return bytes.Clone(defaultMapYAML) }
 type Map struct {
 	Version string  `yaml:"version"`
 	Stages  []Stage `yaml:"stages"`
+	// Channels overrides the default channel rules (see ChannelRule) when set.
+	Channels []ChannelRule `yaml:"channels,omitempty"`
 }
 
 // Stage is one step of the journey.
@@ -39,8 +41,12 @@ type Rule struct {
 	Events []string `yaml:"event,omitempty"` // event names (track) or page/screen names
 	// Nth, when above 1, matches only the customer's nth or later distinct event matching the
 	// other conditions (e.g. 2 for a repeat order). Default 1.
-	Nth  int `yaml:"nth,omitempty"`
-	line int
+	Nth int `yaml:"nth,omitempty"`
+	// Where lists conditions on properties or context fields; all must hold.
+	Where []Condition `yaml:"where,omitempty"`
+	// Channels, when set, requires the touchpoint's channel (see Channel) to be one of these.
+	Channels []string `yaml:"channel,omitempty"`
+	line     int
 }
 
 // UnmarshalYAML records the line of a stage for error messages.
@@ -59,7 +65,7 @@ func (s *Stage) UnmarshalYAML(n *yaml.Node) error {
 // UnmarshalYAML records the line of a rule for error messages.
 func (r *Rule) UnmarshalYAML(n *yaml.Node) error {
 	type plain Rule
-	if err := knownFields(n, "rule", "type", "event", "nth"); err != nil {
+	if err := knownFields(n, "rule", "type", "event", "nth", "where", "channel"); err != nil {
 		return err
 	}
 	if err := n.Decode((*plain)(r)); err != nil {
@@ -83,10 +89,20 @@ func knownFields(n *yaml.Node, what string, allowed ...string) error {
 	return nil
 }
 
-// Matches reports whether e meets the rule's conditions, not counting Nth.
-func (r *Rule) Matches(e *ingest.Event) bool {
-	return (len(r.Types) == 0 || slices.Contains(r.Types, e.Type)) &&
-		(len(r.Events) == 0 || slices.Contains(r.Events, e.Event))
+// Matches reports whether e, whose channel is channel, meets the rule's conditions, not
+// counting Nth.
+func (r *Rule) Matches(e *ingest.Event, channel string) bool {
+	if len(r.Types) > 0 && !slices.Contains(r.Types, e.Type) ||
+		len(r.Events) > 0 && !slices.Contains(r.Events, e.Event) ||
+		len(r.Channels) > 0 && !slices.Contains(r.Channels, channel) {
+		return false
+	}
+	for i := range r.Where {
+		if !r.Where[i].Matches(e) {
+			return false
+		}
+	}
+	return true
 }
 
 // ParseMap reads and validates a journey map. Errors name the line and the field.
@@ -128,6 +144,11 @@ func (m *Map) Validate() error {
 	if m.Version == "" {
 		bad(1, "version", "is required")
 	}
+	for i, r := range m.Channels {
+		if r.Channel == "" {
+			bad(1, "channels", "rule %d has no channel name", i+1)
+		}
+	}
 	if len(m.Stages) == 0 {
 		bad(1, "stages", "at least one stage is required")
 	}
@@ -147,8 +168,13 @@ func (m *Map) Validate() error {
 			bad(s.line, "rules", "stage %q has no rules", s.Name)
 		}
 		for _, r := range s.Rules {
-			if len(r.Types) == 0 && len(r.Events) == 0 {
-				bad(r.line, "rules", "a rule of stage %q sets neither type nor event", s.Name)
+			if len(r.Types) == 0 && len(r.Events) == 0 && len(r.Where) == 0 && len(r.Channels) == 0 {
+				bad(r.line, "rules", "a rule of stage %q sets no condition (type, event, where or channel)", s.Name)
+			}
+			for _, ch := range r.Channels {
+				if !m.knownChannel(ch) {
+					bad(r.line, "channel", "unknown channel %q (want one of %s)", ch, strings.Join(m.channelNames(), ", "))
+				}
 			}
 			if r.Nth < 0 {
 				bad(r.line, "nth", "must be 1 or more, got %d", r.Nth)

@@ -3,6 +3,7 @@ package sessionize
 import (
 	"bytes"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -54,7 +55,7 @@ func TestRuleMatches(t *testing.T) {
 			var got []string
 			for _, s := range m.Stages {
 				for _, r := range s.Rules {
-					if r.Matches(&e) {
+					if r.Matches(&e, Channel(&e)) {
 						got = append(got, s.Name)
 						break
 					}
@@ -73,10 +74,15 @@ func TestParseMapErrorsNameLineAndField(t *testing.T) {
 		yaml string
 		want []string
 	}{
-		{"bad file", "", []string{"line 6: name: stage \"awareness\" is listed twice", "line 8: rules: a rule of stage \"awareness\" sets neither", "line 9: name: a stage needs a name", "line 9: rules: stage \"\" has no rules"}},
+		{"bad file", "", []string{"line 6: name: stage \"awareness\" is listed twice", "line 8: rules: a rule of stage \"awareness\" sets no condition", "line 9: name: a stage needs a name", "line 9: rules: stage \"\" has no rules"}},
 		{"unknown field", "version: v\nstages:\n  - name: a\n    rulez: []\n", []string{"line 4", "rulez"}},
 		{"wrong type", "version: v\nstages:\n  - name: a\n    rules:\n      - event: 3\n        nth: many\n", []string{"line 6", "many"}},
 		{"no version", "stages:\n  - name: a\n    rules: [{event: [A]}]\n", []string{"version: is required"}},
+		{"bad regexp", "version: v\nstages:\n  - name: a\n    rules:\n      - where:\n          - field: plan\n            regexp: \"(\"\n", []string{"line 6: regexp"}},
+		{"two operators", "version: v\nstages:\n  - name: a\n    rules:\n      - where:\n          - field: x\n            equals: \"1\"\n            gt: 0\n", []string{"line 6", "exactly one of"}},
+		{"condition without field", "version: v\nstages:\n  - name: a\n    rules:\n      - where:\n          - equals: \"1\"\n", []string{"line 6: field"}},
+		{"unknown operator", "version: v\nstages:\n  - name: a\n    rules:\n      - where:\n          - field: x\n            bigger: 1\n", []string{"line 7", "bigger"}},
+		{"unknown channel", "version: v\nstages:\n  - name: a\n    rules:\n      - channel: [carrier-pigeon]\n", []string{"line 5: channel", "carrier-pigeon"}},
 		{"negative nth", "version: v\nstages:\n  - name: a\n    rules:\n      - event: [A]\n        nth: -1\n", []string{"line 5: nth: must be 1 or more"}},
 	}
 	for _, tt := range tests {
@@ -98,5 +104,29 @@ func TestParseMapErrorsNameLineAndField(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+func TestShippedMapsAreValid(t *testing.T) {
+	files, _ := filepath.Glob("../deploy/journey-map*.yaml")
+	if len(files) < 2 {
+		t.Fatalf("want the shop map and at least one more in deploy/, found %v", files)
+	}
+	for _, f := range files {
+		if _, err := LoadMap(f); err != nil {
+			t.Errorf("%s: %v", f, err)
+		}
+	}
+	hotel, err := LoadMap("../deploy/journey-map-hotel.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := ingest.Event{Type: "page", PagePath: "/rooms/deluxe", Referrer: "https://www.kayak.com/hotels"}
+	if ch := hotel.Channel(&e); ch != "metasearch" {
+		t.Errorf("channel from kayak = %s, want the map's own metasearch", ch)
+	}
+	research, _ := hotel.Stage("research")
+	if !research.Rules[0].Matches(&e, "metasearch") {
+		t.Error("a rooms page is not research")
 	}
 }

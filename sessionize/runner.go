@@ -14,6 +14,7 @@ import (
 // and the identity links and persons they changed (Version orders person rows).
 type Batch struct {
 	Events   []ingest.Event
+	Channels []string // the channel of each event, by the journey map's channel rules
 	Sessions []Session
 	Links    [][2]string
 	Persons  []PersonLink
@@ -67,8 +68,13 @@ func (r *Runner) Write(ctx context.Context, events []ingest.Event) error {
 	}
 	out, stats := r.core.Push(r.now(), events)
 	r.metrics.observe(stats)
+	channels := make([]string, len(events))
+	for i := range events {
+		channels[i] = r.core.jm.Channel(&events[i])
+	}
 	b := Batch{
 		Events:   events,
+		Channels: channels,
 		Sessions: append(r.pending.Sessions, out.Sessions...),
 		Links:    append(r.pending.Links, out.Links...),
 		Persons:  latestPersons(append(r.pending.Persons, out.Persons...)),

@@ -91,8 +91,9 @@ type point struct {
 
 // newPoint keeps what sessions need of an event.
 func (s *Sessionizer) newPoint(e *ingest.Event) point {
-	p := point{ms: e.Timestamp.UnixMilli(), id: eventHash(e), touch: touchpoint(e), channel: Channel(e),
-		campaign: e.CampaignName, rules: s.matchRules(e)}
+	channel := s.jm.Channel(e)
+	p := point{ms: e.Timestamp.UnixMilli(), id: eventHash(e), touch: touchpoint(e), channel: channel,
+		campaign: e.CampaignName, rules: s.matchRules(e, channel)}
 	if e.SessionID != "" {
 		h := fnv.New64a()
 		h.Write([]byte(e.SessionID))
@@ -185,7 +186,7 @@ func (s *Sessionizer) Push(now time.Time, events []ingest.Event) (Output, Stats)
 		key := e.CustomerKey()
 		c := s.customers[key]
 		if c == nil {
-			c = &customer{seen: map[uint64]struct{}{}, firstChannel: Channel(e)}
+			c = &customer{seen: map[uint64]struct{}{}, firstChannel: s.jm.Channel(e)}
 			s.customers[key] = c
 		}
 		p := s.newPoint(e)
@@ -360,10 +361,10 @@ func (s *Sessionizer) stageIndex(name string) int {
 // Customers returns how many customers the sessionizer holds state for.
 func (s *Sessionizer) Customers() int { return len(s.customers) }
 
-func (s *Sessionizer) matchRules(e *ingest.Event) uint64 {
+func (s *Sessionizer) matchRules(e *ingest.Event, channel string) uint64 {
 	var mask uint64
 	for i := range s.rules {
-		if s.rules[i].Matches(e) {
+		if s.rules[i].Matches(e, channel) {
 			mask |= 1 << i
 		}
 	}

@@ -178,7 +178,10 @@ func planSteps(jm *sessionize.Map, names []string) funnelPlan {
 	var p funnelPlan
 	index := map[string]int{}
 	add := func(r sessionize.Rule) int {
-		key := strings.Join(r.Types, "\x00") + "\x01" + strings.Join(r.Events, "\x00")
+		key := strings.Join(r.Types, "\x00") + "\x01" + strings.Join(r.Events, "\x00") + "\x01" + strings.Join(r.Channels, "\x00")
+		for i := range r.Where {
+			key += "\x01" + r.Where[i].Key()
+		}
 		if i, ok := index[key]; ok {
 			return i
 		}
@@ -194,7 +197,8 @@ func planSteps(jm *sessionize.Map, names []string) funnelPlan {
 		}
 		for _, r := range rules {
 			nth := max(r.Nth, 1)
-			base := sessionize.Rule{Types: r.Types, Events: r.Events}
+			base := r
+			base.Nth = 0
 			sp.conds = append(sp.conds, add(base))
 			sp.nth = append(sp.nth, nth)
 			p.needHistory = p.needHistory || nth > 1
@@ -219,6 +223,15 @@ func (p funnelPlan) sql(table, persons string, q FunnelQuery) (string, []any) {
 		if len(c.rule.Events) > 0 {
 			parts = append(parts, "event IN ("+placeholders(len(c.rule.Events))+")")
 			predArgs = appendStrings(predArgs, c.rule.Events)
+		}
+		if len(c.rule.Channels) > 0 {
+			parts = append(parts, "channel IN ("+placeholders(len(c.rule.Channels))+")")
+			predArgs = appendStrings(predArgs, c.rule.Channels)
+		}
+		for i := range c.rule.Where {
+			sql, args := conditionSQL(&c.rule.Where[i])
+			parts = append(parts, sql)
+			predArgs = append(predArgs, args...)
 		}
 		preds = append(preds, "("+strings.Join(parts, " AND ")+")")
 	}
@@ -250,6 +263,50 @@ FROM (
 )
 GROUP BY person`
 	return query, args
+}
+
+// conditionSQL translates a journey-map condition into a predicate on the events table, with the
+// same meaning as Condition.Matches: a missing field fails every operator.
+func conditionSQL(c *sessionize.Condition) (string, []any) {
+	columns := map[string]string{"page.path": "page_path", "page.referrer": "referrer",
+		"campaign.source": "campaign_source", "campaign.medium": "campaign_medium", "campaign.name": "campaign_name"}
+	value, present := columns[c.Field], columns[c.Field]+" != ''"
+	if value == "" {
+		name := sqlString(strings.TrimPrefix(c.Field, "properties."))
+		value, present = "prop_values[indexOf(prop_keys, "+name+")]", "has(prop_keys, "+name+")"
+	}
+	var op string
+	var args []any
+	switch {
+	case c.Equals != nil:
+		op, args = value+" = ?", []any{*c.Equals}
+	case c.OneOf != nil:
+		op, args = value+" IN ("+placeholders(len(c.OneOf))+")", appendStrings(nil, c.OneOf)
+	case c.Prefix != nil:
+		op, args = "substring("+value+", 1, ?) = ?", []any{len(*c.Prefix), *c.Prefix}
+	case c.Regexp != nil:
+		op, args = "match("+value+", ?)", []any{*c.Regexp}
+	default:
+		cmp, bound := ">", c.GT
+		switch {
+		case c.GTE != nil:
+			cmp, bound = ">=", c.GTE
+		case c.LT != nil:
+			cmp, bound = "<", c.LT
+		case c.LTE != nil:
+			cmp, bound = "<=", c.LTE
+		}
+		// toFloat64OrZero reads anything that is not a number as 0: require a number, as Matches
+		// does. (No "?" in the literal: the client binds every "?".)
+		op = "match(" + value + ", " + sqlString(`^\s*[-+]{0,1}([0-9]+[.]{0,1}[0-9]*|[.][0-9]+)([eE][-+]{0,1}[0-9]+){0,1}\s*$`) + ") AND toFloat64OrZero(" + value + ") " + cmp + " ?"
+		args = []any{*bound}
+	}
+	return "(" + present + " AND " + op + ")", args
+}
+
+// sqlString quotes s as a ClickHouse string literal.
+func sqlString(s string) string {
+	return "'" + strings.NewReplacer(`\`, `\\`, `'`, `\'`).Replace(s) + "'"
 }
 
 // personsSQL selects each customer key's person, as last stitched.

@@ -153,3 +153,77 @@ func TestMigrateIsIdempotent(t *testing.T) {
 		}
 	}
 }
+
+func TestFunnelConditionsMatchTheMapInGoAndSQL(t *testing.T) {
+	jm, err := sessionize.LoadMap("testdata/conditions-map.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	props := func(e ingest.Event, kv ...string) ingest.Event {
+		for i := 0; i < len(kv); i += 2 {
+			e.PropertyKeys, e.PropertyValues = append(e.PropertyKeys, kv[i]), append(e.PropertyValues, kv[i+1])
+		}
+		return e
+	}
+	page := func(user, path string, offset int) ingest.Event {
+		e := ev(user, "", offset)
+		e.Type, e.PagePath, e.MessageID = "page", path, e.MessageID+path
+		return e
+	}
+	emailOrder := props(ev("e", "Order Completed", 1), "revenue", "5")
+	emailOrder.CampaignMedium = "email"
+	events := []ingest.Event{
+		page("a", "/checkout/pay", 0), props(ev("a", "Order Completed", 1), "currency", "EUR", "revenue", "150.5"),
+		page("b", "/check", 0), props(ev("b", "Order Completed", 1), "currency", "EUR", "revenue", "99"),
+		page("c", "/checkout", 0), props(ev("c", "Order Completed", 1), "currency", "GBP", "revenue", "500"),
+		page("d", "/checkout", 0), props(ev("d", "Order Completed", 1), "currency", "USD", "revenue", "lots"),
+		page("e", "/checkout", 0), emailOrder,
+		props(ev("f", "Signed Up", 0), "plan", "pro-annual"), props(ev("g", "Signed Up", 0), "plan", "professional"),
+	}
+	channels := make([]string, len(events))
+	for i := range events {
+		channels[i] = jm.Channel(&events[i])
+	}
+	s := openStore(t)
+	ctx := context.Background()
+	if err := s.Write(ctx, sessionize.Batch{Events: events, Channels: channels}); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		steps []string
+		want  []int64
+	}{
+		{[]string{"checkout", "big-order"}, []int64{4, 1}},
+		{[]string{"checkout", "email-order"}, []int64{4, 1}},
+		{[]string{"pro-plan"}, []int64{1}},
+	}
+	for _, tt := range tests {
+		res, err := s.Funnel(ctx, jm, store.FunnelQuery{Steps: tt.steps, Window: time.Hour})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := customers(res); fmt.Sprint(got) != fmt.Sprint(tt.want) {
+			t.Errorf("%v: customers %v, want %v", tt.steps, got, tt.want)
+		}
+	}
+	// The Go matcher (used for sessions' stages) agrees with the SQL, event by event.
+	for _, st := range jm.Stages {
+		var goMatches int64
+		users := map[string]bool{}
+		for i := range events {
+			for _, r := range st.Rules {
+				if r.Matches(&events[i], channels[i]) && !users[events[i].UserID] {
+					users[events[i].UserID] = true
+					goMatches++
+				}
+			}
+		}
+		res, err := s.Funnel(ctx, jm, store.FunnelQuery{Steps: []string{st.Name}, Window: time.Hour})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res.Steps[0].Customers != goMatches {
+			t.Errorf("stage %s: SQL finds %d customers, Go %d", st.Name, res.Steps[0].Customers, goMatches)
+		}
+	}
+}

@@ -45,6 +45,7 @@ var migrations = []tableDef{
 	campaign_source String,
 	campaign_medium String,
 	campaign_name String,
+	channel String,
 	raw String`,
 		engine:    "ReplacingMergeTree",
 		partition: "toYYYYMM(date)",

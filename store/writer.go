@@ -14,7 +14,7 @@ import (
 // changes no answer: rows with the same key collapse on merge and queries count distinct events.
 func (s *Store) Write(ctx context.Context, b sessionize.Batch) error {
 	if len(b.Events) > 0 {
-		if err := s.insert(ctx, "events", eventColumns(b.Events)); err != nil {
+		if err := s.insert(ctx, "events", eventColumns(b.Events, b.Channels)); err != nil {
 			return err
 		}
 		now := time.Now()
@@ -99,7 +99,7 @@ func millis(t time.Time) uint64 {
 	return uint64(t.UnixMilli())
 }
 
-func eventColumns(events []ingest.Event) []column {
+func eventColumns(events []ingest.Event, channels []string) []column {
 	n := len(events)
 	var (
 		source, messageID, typ, event, userID, anonID, customer = make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n)
@@ -128,7 +128,7 @@ func eventColumns(events []ingest.Event) []column {
 		{"prop_keys", propKeys}, {"prop_values", propValues},
 		{"page_path", path}, {"referrer", referrer},
 		{"campaign_source", campSource}, {"campaign_medium", campMedium}, {"campaign_name", campName},
-		{"raw", raw},
+		{"channel", channelColumn(channels, n)}, {"raw", raw},
 	}
 }
 
@@ -160,6 +160,14 @@ func sessionColumns(sessions []sessionize.Session) []column {
 		{"stages", stages}, {"end_reason", reason}, {"map_version", mapVersion},
 		{"version", version}, {"deleted", deleted},
 	}
+}
+
+// channelColumn is the events' channels, or empty strings when the batch has none.
+func channelColumn(channels []string, n int) []string {
+	if len(channels) == n {
+		return channels
+	}
+	return make([]string, n)
 }
 
 func orEmpty(s []string) []string {

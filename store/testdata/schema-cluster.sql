@@ -23,6 +23,7 @@ CREATE TABLE IF NOT EXISTS `waymark`.`events_local` ON CLUSTER `waymark_cluster`
 	campaign_source String,
 	campaign_medium String,
 	campaign_name String,
+	channel String,
 	raw String
 ) ENGINE = ReplicatedReplacingMergeTree('/clickhouse/tables/{shard}/waymark/events_local', '{replica}')
 PARTITION BY toYYYYMM(date)

@@ -23,6 +23,7 @@ CREATE TABLE IF NOT EXISTS `waymark`.`events` (
 	campaign_source String,
 	campaign_medium String,
 	campaign_name String,
+	channel String,
 	raw String
 ) ENGINE = ReplacingMergeTree()
 PARTITION BY toYYYYMM(date)
