@@ -106,3 +106,29 @@ func (s *Store) IdentityLinks(ctx context.Context) ([][2]string, error) {
 	}
 	return out, rows.Err()
 }
+
+// CustomersWithEvents returns the customer keys with events in [from, to); zero times are
+// unbounded.
+func (s *Store) CustomersWithEvents(ctx context.Context, from, to time.Time) ([]string, error) {
+	lo, hi := uint64(0), uint64(1<<63)
+	if !from.IsZero() {
+		lo = uint64(from.UnixMilli())
+	}
+	if !to.IsZero() {
+		hi = uint64(to.UnixMilli())
+	}
+	rows, err := s.conn.Query(ctx, "SELECT DISTINCT customer_key FROM "+s.table("events")+" WHERE ts_ms >= ? AND ts_ms < ? ORDER BY customer_key", lo, hi)
+	if err != nil {
+		return nil, fmt.Errorf("list customers: %w", err)
+	}
+	defer rows.Close()
+	var keys []string
+	for rows.Next() {
+		var k string
+		if err := rows.Scan(&k); err != nil {
+			return nil, fmt.Errorf("list customers: %w", err)
+		}
+		keys = append(keys, k)
+	}
+	return keys, rows.Err()
+}

@@ -24,6 +24,7 @@ Commands:
   replay       send a dataset (taobao, rees46, otto, segment) to Kafka as Segment track calls
   funnel       count customers through a sequence of steps
   sessions     summarize sessions: counts, persons, durations, end reasons, entry channels
+  resessionize recompute stored sessions for a time range (e.g. after changing --session-gap)
   migrate      create or upgrade the ClickHouse schema
   journey-map  check a journey map file, or show the effective one
   healthcheck  exit 0 when a running Waymark is ready (for container healthchecks)
@@ -60,6 +61,8 @@ func run(ctx context.Context, args []string, stdout io.Writer, log *slog.Logger)
 		return runFunnel(ctx, rest, stdout, log)
 	case "sessions":
 		return runSessions(ctx, rest, stdout, log)
+	case "resessionize":
+		return runResessionize(ctx, rest, stdout, log)
 	case "migrate":
 		return runMigrate(ctx, rest, stdout, log)
 	case "journey-map":

@@ -59,3 +59,21 @@ func TestSessionKnownAnswers(t *testing.T) {
 		})
 	}
 }
+
+// TestResessionize: sessions stored with a 30-minute gap, recomputed with a 10-minute gap from the
+// stored events, give the 10-minute answer; recomputing again changes nothing.
+func TestResessionize(t *testing.T) {
+	s := startServe(t)
+	s.replayTaobao(t)
+	if got := s.sessions(t).Sessions; got != 1700 {
+		t.Fatalf("sessions = %d, want 1700", got)
+	}
+	out := s.waymark(t, "resessionize", "--session-gap", "10m")
+	if got := s.sessions(t).Sessions; got != 2072 {
+		t.Errorf("after resessionize --session-gap 10m: %d sessions, want 2072 (%s)", got, out)
+	}
+	again := s.waymark(t, "resessionize", "--session-gap", "10m", "--from", "2017-11-20", "--to", "2017-12-10")
+	if !strings.Contains(again, "0 sessions written (new or changed), 0 deleted") {
+		t.Errorf("a second resessionize changed sessions: %s", again)
+	}
+}
