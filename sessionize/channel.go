@@ -83,12 +83,15 @@ func (m *Map) knownChannel(name string) bool { return slices.Contains(m.channelN
 func classify(rules []ChannelRule, e *ingest.Event) string {
 	medium := strings.ToLower(e.CampaignMedium)
 	source := strings.ToLower(e.CampaignSource)
+	if medium == "" && source == "" && e.Referrer == "" && e.PageURL == "" {
+		return ChannelDirect // the common case, without parsing anything
+	}
 	refHost := ""
 	if u, err := url.Parse(e.Referrer); err == nil {
 		refHost = strings.ToLower(u.Hostname())
 	}
 	var query url.Values
-	if u, err := url.Parse(e.PageURL); err == nil {
+	if u, err := url.Parse(e.PageURL); err == nil && u.RawQuery != "" {
 		query = u.Query()
 	}
 	for _, r := range rules {

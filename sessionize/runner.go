@@ -173,6 +173,7 @@ type runnerMetrics struct {
 	links          prometheus.Counter
 	merges         prometheus.Counter
 	runaway        prometheus.Counter
+	evicted        prometheus.Counter
 	stageEntries   *prometheus.CounterVec
 	orders         *prometheus.CounterVec
 	revenue        *prometheus.CounterVec
@@ -202,6 +203,7 @@ func newRunnerMetrics(reg prometheus.Registerer) (*runnerMetrics, error) {
 		beyondLateness: counter("waymark_sessionizer_events_beyond_lateness_total", "Events older than the newest event by more than the allowed lateness (stored, counted)."),
 		links:          counter("waymark_sessionizer_identity_links_total", "Identity links seen (identify, alias, events carrying both ids)."),
 		merges:         counter("waymark_sessionizer_identity_merges_total", "Identity links that joined two persons."),
+		evicted:        counter("waymark_sessionizer_evictions_total", "Customers dropped from memory to stay under the cap (restored from ClickHouse if they return)."),
 		runaway:        counter("waymark_sessionizer_runaway_merges_total", "Identity links refused because the person would exceed the id cap."),
 		stageEntries: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "waymark_journey_stage_entries_total", Help: "Customers reaching a journey stage for the first time, by stage and first-touch channel.",
@@ -215,7 +217,7 @@ func newRunnerMetrics(reg prometheus.Registerer) (*runnerMetrics, error) {
 	}
 	if reg != nil {
 		for _, c := range []prometheus.Collector{m.restored, m.restoreSeconds, m.customers, m.open, m.sessions, m.duplicates, m.late, m.beyondLateness,
-			m.links, m.merges, m.runaway, m.stageEntries, m.orders, m.revenue} {
+			m.links, m.merges, m.runaway, m.evicted, m.stageEntries, m.orders, m.revenue} {
 			if err := reg.Register(c); err != nil {
 				return nil, fmt.Errorf("register sessionizer metrics: %w", err)
 			}
@@ -231,6 +233,7 @@ func (m *runnerMetrics) observe(s Stats) {
 	m.links.Add(float64(s.IdentityLinks))
 	m.merges.Add(float64(s.IdentityMerges))
 	m.runaway.Add(float64(s.RunawayMerges))
+	m.evicted.Add(float64(s.Evicted))
 	for k, n := range s.StageEntries {
 		m.stageEntries.WithLabelValues(k.Stage, k.Channel).Add(float64(n))
 	}

@@ -23,6 +23,12 @@ type Config struct {
 	AllowedLateness time.Duration
 	// MaxIDsPerPerson caps identity merges; default 500.
 	MaxIDsPerPerson int
+	// MaxCustomers caps the customers held in memory; above it the ones with the oldest newest
+	// event are evicted (a Runner restores them from the store if they come back). Default 1,000,000.
+	MaxCustomers int
+	// MaxEventsPerSession cuts a session after this many events (end reason max_events): a bot or
+	// a broken integration must not grow one session without bound. Default 10,000.
+	MaxEventsPerSession int
 }
 
 func (c *Config) setDefaults() {
@@ -37,6 +43,12 @@ func (c *Config) setDefaults() {
 	}
 	if c.MaxIDsPerPerson == 0 {
 		c.MaxIDsPerPerson = 500
+	}
+	if c.MaxCustomers == 0 {
+		c.MaxCustomers = 1_000_000
+	}
+	if c.MaxEventsPerSession == 0 {
+		c.MaxEventsPerSession = 10_000
 	}
 }
 
@@ -56,6 +68,7 @@ const (
 	EndTimeout       = "timeout"        // the customer's next event came after more than the gap
 	EndMaxDuration   = "max_duration"   // the session reached the longest allowed duration
 	EndClientSession = "client_session" // the client's own session id changed
+	EndMaxEvents     = "max_events"     // the session reached MaxEventsPerSession events
 	EndOpen          = "open"           // no later event of the customer yet
 )
 
@@ -78,34 +91,58 @@ type Session struct {
 	Deleted       bool
 }
 
-// point is what the sessionizer keeps of one event.
+// point is what the sessionizer keeps of one event: 40 bytes, strings interned.
 type point struct {
 	ms       int64  // event time, unix milliseconds
-	id       uint64 // hash of source and messageId, to drop duplicates
-	touch    string // touchpoint label
-	channel  string
-	campaign string
-	session  uint64 // hash of the client's session id, 0 when none
+	id       uint64 // hash of source and messageId, to drop duplicates and order ties
 	rules    uint64 // bit i: the base conditions of rule i hold
+	touch    uint32 // touchpoint label (interned)
+	channel  uint32 // channel (interned)
+	campaign uint32 // utm_campaign (interned)
+	session  uint32 // hash of the client's session id, 0 when none
 }
 
 // newPoint keeps what sessions need of an event.
 func (s *Sessionizer) newPoint(e *ingest.Event) point {
 	channel := s.jm.Channel(e)
-	p := point{ms: e.Timestamp.UnixMilli(), id: eventHash(e), touch: touchpoint(e), channel: channel,
-		campaign: e.CampaignName, rules: s.matchRules(e, channel)}
+	p := point{ms: e.Timestamp.UnixMilli(), id: eventHash(e), rules: s.matchRules(e, channel),
+		touch: s.intern(touchpoint(e)), channel: s.intern(channel), campaign: s.intern(e.CampaignName)}
 	if e.SessionID != "" {
-		h := fnv.New64a()
+		h := fnv.New32a()
 		h.Write([]byte(e.SessionID))
-		p.session = h.Sum64() | 1
+		p.session = h.Sum32() | 1
 	}
 	return p
 }
 
+// intern returns the index of str in the sessionizer's string table, adding it if new.
+func (s *Sessionizer) intern(str string) uint32 {
+	if i, ok := s.strIndex[str]; ok {
+		return i
+	}
+	i := uint32(len(s.strs))
+	s.strs = append(s.strs, str)
+	s.strIndex[str] = i
+	return i
+}
+
+// storedSession is what the sessionizer keeps of a session it emitted, to diff later versions
+// against: 64 bytes, strings interned, stages as bits.
+type storedSession struct {
+	startMs, endMs int64
+	version        uint64
+	events         uint32
+	entry, exit    uint32
+	channel        uint32
+	campaign       uint32
+	reason         uint32
+	stages         uint64
+}
+
 type customer struct {
-	points       []point
-	seen         map[uint64]struct{}
-	sessions     []Session // as last emitted
+	points       []point // sorted by (ms, id) up to sorted; appended after
+	sorted       int
+	sessions     []storedSession // as last emitted
 	dirty        bool
 	latest       int64  // newest event time, ms
 	reached      uint64 // stages reached so far, in arrival order (for live counters)
@@ -121,6 +158,7 @@ type Stats struct {
 	IdentityLinks  int // id pairs linked by identify, alias or events carrying both ids
 	IdentityMerges int // links that joined two persons
 	RunawayMerges  int // links refused because the person would exceed MaxIDsPerPerson
+	Evicted        int // customers dropped from memory to stay under MaxCustomers
 	// StageEntries counts customers reaching a stage for the first time, by stage and the
 	// customer's first-touch channel.
 	StageEntries map[StageChannel]int
@@ -143,6 +181,8 @@ type Sessionizer struct {
 	watermark int64 // newest event time seen, ms
 	version   uint64
 	restored  []string // customers restored since the last Push, to recompute and diff
+	strs      []string // interned strings
+	strIndex  map[string]uint32
 }
 
 // New builds a Sessionizer for the journey map jm.
@@ -151,7 +191,8 @@ func New(cfg Config, jm *Map) (*Sessionizer, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("sessionizer config: %w", err)
 	}
-	s := &Sessionizer{cfg: cfg, jm: jm, customers: map[string]*customer{}, ids: newIdentities(cfg.MaxIDsPerPerson)}
+	s := &Sessionizer{cfg: cfg, jm: jm, customers: map[string]*customer{}, ids: newIdentities(cfg.MaxIDsPerPerson),
+		strIndex: map[string]uint32{}}
 	for i, st := range jm.Stages {
 		for _, r := range st.Rules {
 			s.rules = append(s.rules, r)
@@ -185,16 +226,15 @@ func (s *Sessionizer) Push(now time.Time, events []ingest.Event) (Output, Stats)
 		e := &events[i]
 		key := e.CustomerKey()
 		c := s.customers[key]
+		p := s.newPoint(e)
 		if c == nil {
-			c = &customer{seen: map[uint64]struct{}{}, firstChannel: s.jm.Channel(e)}
+			c = &customer{firstChannel: s.strs[p.channel]}
 			s.customers[key] = c
 		}
-		p := s.newPoint(e)
-		if _, dup := c.seen[p.id]; dup {
+		if c.has(p) {
 			stats.Duplicates++
 			continue
 		}
-		c.seen[p.id] = struct{}{}
 		s.observe(c, e, p, &stats, &merged)
 		c.points = append(c.points, p)
 		if !c.dirty {
@@ -214,17 +254,63 @@ func (s *Sessionizer) Push(now time.Time, events []ingest.Event) (Output, Stats)
 	for _, key := range touched {
 		c := s.customers[key]
 		c.dirty = false
-		slices.SortFunc(c.points, func(a, b point) int {
-			if a.ms != b.ms {
-				return cmp.Compare(a.ms, b.ms)
-			}
-			return cmp.Compare(a.id, b.id)
-		})
+		c.sort()
 		next := s.cut(key, c.points)
-		out.Sessions = append(out.Sessions, diff(c.sessions, next, s.version)...)
-		c.sessions = next
+		out.Sessions = append(out.Sessions, s.diff(key, c, next)...)
 	}
+	stats.Evicted = s.evict()
 	return out, stats
+}
+
+// evict drops the customers whose newest event is oldest, a tenth at a time, once more than
+// MaxCustomers are held. Their sessions are stored; a Runner restores them if they come back.
+func (s *Sessionizer) evict() int {
+	if len(s.customers) <= s.cfg.MaxCustomers {
+		return 0
+	}
+	type aged struct {
+		key    string
+		latest int64
+	}
+	all := make([]aged, 0, len(s.customers))
+	for k, c := range s.customers {
+		all = append(all, aged{k, c.latest})
+	}
+	slices.SortFunc(all, func(a, b aged) int { return cmp.Compare(a.latest, b.latest) })
+	n := len(all) - s.cfg.MaxCustomers + s.cfg.MaxCustomers/10
+	for _, a := range all[:n] {
+		delete(s.customers, a.key)
+	}
+	return n
+}
+
+// has reports whether the customer already holds an event with p's time and id.
+func (c *customer) has(p point) bool {
+	i, _ := slices.BinarySearchFunc(c.points[:c.sorted], p, comparePoints)
+	if i < c.sorted && c.points[i].ms == p.ms && c.points[i].id == p.id {
+		return true
+	}
+	for _, q := range c.points[c.sorted:] {
+		if q.ms == p.ms && q.id == p.id {
+			return true
+		}
+	}
+	return false
+}
+
+func (c *customer) sort() {
+	if c.sorted < len(c.points) {
+		slices.SortFunc(c.points, comparePoints)
+		c.points = slices.Clip(c.points)
+		c.sorted = len(c.points)
+	}
+}
+
+func comparePoints(a, b point) int {
+	if a.ms != b.ms {
+		return cmp.Compare(a.ms, b.ms)
+	}
+	return cmp.Compare(a.id, b.id)
 }
 
 // observe updates the counters an arriving event feeds: lateness, identity links and the live
@@ -318,32 +404,30 @@ func (s *Sessionizer) Known(key string) bool {
 // sessions as last stored. The next Push recomputes the customer's sessions and emits only what
 // differs from the stored ones (e.g. sessions a crash kept from being stored).
 func (s *Sessionizer) Restore(key string, events []ingest.Event, sessions []Session) {
-	c := &customer{seen: map[uint64]struct{}{}, sessions: sessions, dirty: true}
+	c := &customer{dirty: true}
 	first := int64(math.MaxInt64)
 	for i := range events {
 		e := &events[i]
 		p := s.newPoint(e)
-		if _, dup := c.seen[p.id]; dup {
+		if c.has(p) {
 			continue
 		}
-		c.seen[p.id] = struct{}{}
 		c.points = append(c.points, p)
 		c.latest = max(c.latest, p.ms)
 		if p.ms < first {
-			first, c.firstChannel = p.ms, p.channel
+			first, c.firstChannel = p.ms, s.strs[p.channel]
 		}
 		for _, pair := range linkPairs(e.UserID, e.AnonymousID, e.PreviousID, e.Type) {
 			s.ids.link(pair[0], pair[1])
 		}
 	}
+	c.sort()
 	for _, ss := range sessions {
-		for _, name := range ss.Stages {
-			if i := s.stageIndex(name); i >= 0 {
-				c.reached |= 1 << i
-			}
-		}
+		stored := s.store(ss)
+		c.reached |= stored.stages
+		c.sessions = append(c.sessions, stored)
 	}
-	slices.SortFunc(c.sessions, func(a, b Session) int { return a.Start.Compare(b.Start) })
+	slices.SortFunc(c.sessions, func(a, b storedSession) int { return cmp.Compare(a.startMs, b.startMs) })
 	s.watermark = max(s.watermark, c.latest)
 	s.customers[key] = c
 	s.restored = append(s.restored, key)
@@ -386,10 +470,10 @@ func (s *Sessionizer) cut(key string, points []point) []Session {
 			Start:         time.UnixMilli(first.ms).UTC(),
 			End:           time.UnixMilli(last.ms).UTC(),
 			Events:        end - start,
-			EntryEvent:    first.touch,
-			ExitEvent:     last.touch,
-			EntryChannel:  first.channel,
-			EntryCampaign: first.campaign,
+			EntryEvent:    s.strs[first.touch],
+			ExitEvent:     s.strs[last.touch],
+			EntryChannel:  s.strs[first.channel],
+			EntryCampaign: s.strs[first.campaign],
 			Stages:        s.stageNames(stages),
 			EndReason:     reason,
 			MapVersion:    s.jm.Version,
@@ -408,6 +492,8 @@ func (s *Sessionizer) cut(key string, points []point) []Session {
 				closeAt(i, EndTimeout)
 			case p.ms-points[start].ms >= maxDur:
 				closeAt(i, EndMaxDuration)
+			case i-start >= s.cfg.MaxEventsPerSession:
+				closeAt(i, EndMaxEvents)
 			}
 		}
 		for r := range s.rules {
@@ -436,40 +522,70 @@ func (s *Sessionizer) stageNames(mask uint64) []string {
 	return names
 }
 
-// diff returns the sessions of next that are new or changed, and deletions for the ones of prev
-// that are gone, all stamped with version.
-func diff(prev, next []Session, version uint64) []Session {
-	old := make(map[string]*Session, len(prev))
-	for i := range prev {
-		old[prev[i].ID] = &prev[i]
+// diff returns the sessions of next that are new or changed, and deletions for the customer's
+// stored sessions that are gone, all stamped with the current version; it then keeps next as the
+// customer's stored sessions.
+func (s *Sessionizer) diff(key string, c *customer, next []Session) []Session {
+	old := make(map[int64]int, len(c.sessions))
+	for i, o := range c.sessions {
+		old[o.startMs] = i
 	}
 	var out []Session
+	kept := make([]storedSession, len(next))
 	for i := range next {
 		n := &next[i]
-		if o, ok := old[n.ID]; ok {
-			delete(old, n.ID)
-			if sameSession(o, n) {
-				n.Version = o.Version
+		stored := s.store(*n)
+		if j, ok := old[stored.startMs]; ok {
+			delete(old, stored.startMs)
+			if prev := c.sessions[j]; sameSession(prev, stored) {
+				kept[i] = prev
 				continue
 			}
 		}
-		n.Version = version
+		n.Version, stored.version = s.version, s.version
+		kept[i] = stored
 		out = append(out, *n)
 	}
-	for i := range prev {
-		if o, ok := old[prev[i].ID]; ok {
-			gone := *o
-			gone.Version, gone.Deleted = version, true
-			out = append(out, gone)
+	for _, o := range c.sessions {
+		if _, gone := old[o.startMs]; gone {
+			g := s.expand(key, o)
+			g.Version, g.Deleted = s.version, true
+			out = append(out, g)
 		}
 	}
+	c.sessions = kept
 	return out
 }
 
-func sameSession(a, b *Session) bool {
-	return a.End.Equal(b.End) && a.Events == b.Events && a.EntryEvent == b.EntryEvent &&
-		a.ExitEvent == b.ExitEvent && a.EndReason == b.EndReason && slices.Equal(a.Stages, b.Stages) &&
-		a.EntryChannel == b.EntryChannel && a.EntryCampaign == b.EntryCampaign
+func sameSession(a, b storedSession) bool {
+	a.version, b.version = 0, 0
+	return a == b
+}
+
+// store compacts a session for keeping.
+func (s *Sessionizer) store(ss Session) storedSession {
+	var stages uint64
+	for _, name := range ss.Stages {
+		if i := s.stageIndex(name); i >= 0 {
+			stages |= 1 << i
+		}
+	}
+	return storedSession{
+		startMs: ss.Start.UnixMilli(), endMs: ss.End.UnixMilli(), version: ss.Version, events: uint32(ss.Events),
+		entry: s.intern(ss.EntryEvent), exit: s.intern(ss.ExitEvent), channel: s.intern(ss.EntryChannel),
+		campaign: s.intern(ss.EntryCampaign), reason: s.intern(ss.EndReason), stages: stages,
+	}
+}
+
+// expand turns a kept session back into a Session.
+func (s *Sessionizer) expand(key string, o storedSession) Session {
+	return Session{
+		ID: sessionID(key, o.startMs), CustomerKey: key,
+		Start: time.UnixMilli(o.startMs).UTC(), End: time.UnixMilli(o.endMs).UTC(), Events: int(o.events),
+		EntryEvent: s.strs[o.entry], ExitEvent: s.strs[o.exit], EntryChannel: s.strs[o.channel],
+		EntryCampaign: s.strs[o.campaign], Stages: s.stageNames(o.stages), EndReason: s.strs[o.reason],
+		MapVersion: s.jm.Version, Version: o.version,
+	}
 }
 
 // sessionID is derived from the customer and the start, so it is the same in every run.

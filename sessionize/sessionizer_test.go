@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"os"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -377,4 +378,77 @@ func personsOf(out Output) string {
 	}
 	slices.Sort(parts)
 	return strings.Join(parts, " ")
+}
+
+// BenchmarkSessionizerMemory holds the Taobao sample 20 times over (fresh customers each pass) and
+// reports the heap it takes per session held and per event.
+func BenchmarkSessionizerMemory(b *testing.B) {
+	events := taobaoEvents(b)
+	const passes = 20
+	var all []ingest.Event
+	for p := range passes {
+		for _, e := range events {
+			e.UserID = fmt.Sprintf("%s~%d", e.UserID, p)
+			all = append(all, e)
+		}
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		var before, after runtime.MemStats
+		runtime.GC()
+		runtime.ReadMemStats(&before)
+		s := newTestSessionizer(b)
+		sessions := 0
+		for i := 0; i < len(all); i += 2000 {
+			out, _ := s.Push(base, all[i:min(i+2000, len(all))])
+			for _, ss := range out.Sessions {
+				if ss.Deleted {
+					sessions--
+				} else if ss.Version == out.Version {
+					sessions++
+				}
+			}
+		}
+		runtime.GC()
+		runtime.ReadMemStats(&after)
+		held := float64(after.HeapAlloc) - float64(before.HeapAlloc)
+		b.ReportMetric(held/float64(passes*1700), "B/session")
+		b.ReportMetric(held/float64(len(all)), "B/event")
+		runtime.KeepAlive(s)
+	}
+}
+
+func TestCaps(t *testing.T) {
+	m, err := LoadMap("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := New(Config{MaxCustomers: 10, MaxEventsPerSession: 3}, m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var events []ingest.Event
+	for i := range 12 {
+		events = append(events, at(fmt.Sprintf("c%02d", i), "Product Viewed", float64(i)))
+	}
+	for i := range 7 {
+		events = append(events, at("bot", "Product Viewed", 100+float64(i)/10))
+	}
+	out, stats := s.Push(base, events)
+	if stats.Evicted != 4 || s.Customers() != 9 {
+		t.Errorf("evicted %d, holding %d: want 4 evicted (13 customers, cap 10, a tenth of the cap more), 9 held", stats.Evicted, s.Customers())
+	}
+	if s.Known("c00") || !s.Known("bot") {
+		t.Error("want the customers with the oldest events evicted, the newest kept")
+	}
+	var bot []string
+	for _, ss := range out.Sessions {
+		if ss.CustomerKey == "bot" {
+			bot = append(bot, fmt.Sprintf("%d:%s", ss.Events, ss.EndReason))
+		}
+	}
+	slices.Sort(bot)
+	if strings.Join(bot, " ") != "1:open 3:max_events 3:max_events" {
+		t.Errorf("bot sessions %v, want two cut at 3 events and the rest open", bot)
+	}
 }
