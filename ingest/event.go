@@ -1,7 +1,6 @@
 package ingest
 
 import (
-	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -146,12 +145,8 @@ type wire struct {
 // bytes, so the same message sent twice is one event.
 func Decode(raw []byte, source string, receivedAt time.Time) (Event, error) {
 	var w wire
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	if err := dec.Decode(&w); err != nil {
+	if err := json.Unmarshal(raw, &w); err != nil { // also rejects trailing data
 		return Event{}, &InvalidError{Reason: ReasonInvalidJSON, Err: err}
-	}
-	if dec.More() {
-		return Event{}, &InvalidError{Reason: ReasonInvalidJSON, Err: errors.New("trailing data after the message")}
 	}
 	e := Event{Source: source, Type: w.Type, Raw: raw}
 	if !knownTypes[w.Type] {

@@ -18,6 +18,10 @@ const historyChunk = 1000
 func (s *Store) History(ctx context.Context, keys []string) ([]ingest.Event, []sessionize.Session, error) {
 	var events []ingest.Event
 	var sessions []sessionize.Session
+	keys, err := s.customersStored(ctx, keys)
+	if err != nil {
+		return nil, nil, err
+	}
 	for start := 0; start < len(keys); start += historyChunk {
 		chunk := keys[start:min(start+historyChunk, len(keys))]
 		args := make([]any, len(chunk))
@@ -36,6 +40,37 @@ func (s *Store) History(ctx context.Context, keys []string) ([]ingest.Event, []s
 		events, sessions = append(events, ev...), append(sessions, se...)
 	}
 	return events, sessions, nil
+}
+
+// customersStored returns the keys that have stored events: usually few, since most customers a
+// consumer meets for the first time are new, and this one light query spares the others.
+func (s *Store) customersStored(ctx context.Context, keys []string) ([]string, error) {
+	var found []string
+	for start := 0; start < len(keys); start += historyChunk {
+		chunk := keys[start:min(start+historyChunk, len(keys))]
+		args := make([]any, len(chunk))
+		for i, k := range chunk {
+			args[i] = k
+		}
+		rows, err := s.conn.Query(ctx, "SELECT DISTINCT customer_key FROM "+s.table("events")+
+			" WHERE customer_key IN ("+placeholders(len(chunk))+")", args...)
+		if err != nil {
+			return nil, fmt.Errorf("find stored customers: %w", err)
+		}
+		for rows.Next() {
+			var k string
+			if err := rows.Scan(&k); err != nil {
+				rows.Close()
+				return nil, fmt.Errorf("find stored customers: %w", err)
+			}
+			found = append(found, k)
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return nil, fmt.Errorf("find stored customers: %w", err)
+		}
+	}
+	return found, nil
 }
 
 func (s *Store) historyEvents(ctx context.Context, in string, args []any) ([]ingest.Event, error) {
