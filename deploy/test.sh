@@ -10,3 +10,7 @@ echo "== go vet" >&2
 go vet ./...
 echo "== go test" >&2
 go test -race -count=1 -timeout 20m ./...
+echo "== fuzz (bounded)" >&2
+go test -run '^$' -fuzz '^FuzzDecode$' -fuzztime "${WAYMARK_FUZZTIME:-10s}" ./ingest
+go test -run '^$' -fuzz '^FuzzParseMap$' -fuzztime "${WAYMARK_FUZZTIME:-10s}" ./sessionize
+go test -run '^$' -fuzz '^FuzzParseFunnelQuery$' -fuzztime "${WAYMARK_FUZZTIME:-10s}" ./store
