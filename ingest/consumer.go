@@ -49,6 +49,11 @@ type ConsumerConfig struct {
 	RetryMax      time.Duration // longest backoff between retries of a failing batch; default 10s
 	StopTimeout   time.Duration // time allowed to write and commit the last batch on shutdown; default 15s
 	LagInterval   time.Duration // how often consumer lag is measured for metrics; default 5s
+	// DLQTimeout is how long writes to the dead-letter topic are retried. After it, each dead
+	// letter is logged in full at ERROR level and counted in waymark_consumer_dlq_write_failures_total,
+	// and the consumer goes on: a broken DLQ neither stalls ingestion forever nor loses a message
+	// silently. Default 1m.
+	DLQTimeout time.Duration
 }
 
 func (c *ConsumerConfig) setDefaults() {
@@ -75,6 +80,9 @@ func (c *ConsumerConfig) setDefaults() {
 	}
 	if c.LagInterval == 0 {
 		c.LagInterval = 5 * time.Second
+	}
+	if c.DLQTimeout == 0 {
+		c.DLQTimeout = time.Minute
 	}
 }
 
@@ -283,7 +291,7 @@ func (c *Consumer) process(ctx context.Context, batch []kafka.Message) error {
 	c.metrics.messages.Add(float64(len(batch)))
 	c.metrics.decoded.Add(float64(len(events)))
 	if len(dead) > 0 {
-		if err := c.retry(ctx, "write dead letters", func() error { return c.dlq.WriteMessages(ctx, dead...) }); err != nil {
+		if err := c.writeDeadLetters(ctx, dead); err != nil {
 			return err
 		}
 	}
@@ -304,6 +312,25 @@ func (c *Consumer) process(ctx context.Context, batch []kafka.Message) error {
 		c.health.set(nil)
 	}
 	return err
+}
+
+// writeDeadLetters retries writing to the dead-letter topic for up to DLQTimeout; then it logs
+// every dead letter in full and counts it, so nothing is skipped silently, and lets the batch go on.
+func (c *Consumer) writeDeadLetters(ctx context.Context, dead []kafka.Message) error {
+	dctx, cancel := context.WithTimeout(ctx, c.cfg.DLQTimeout)
+	defer cancel()
+	err := c.retry(dctx, "write dead letters", func() error { return c.dlq.WriteMessages(dctx, dead...) })
+	if err == nil || ctx.Err() != nil {
+		return err
+	}
+	for _, m := range dead {
+		c.metrics.dlqFailures.Inc()
+		c.log.Error("dead-letter topic unavailable: logging the dead letter instead",
+			"dlq_topic", c.cfg.DLQTopic, "reason", headerValue(m.Headers, HeaderDLQReason, ""),
+			"topic", headerValue(m.Headers, HeaderDLQTopic, ""), "partition", headerValue(m.Headers, HeaderDLQPartition, ""),
+			"offset", headerValue(m.Headers, HeaderDLQOffset, ""), "message", string(m.Value), "err", err)
+	}
+	return nil
 }
 
 // retry runs op until it succeeds or ctx is done, with exponential backoff up to RetryMax.
@@ -374,6 +401,7 @@ type consumerMetrics struct {
 	batches       prometheus.Counter
 	dead          *prometheus.CounterVec
 	retries       *prometheus.CounterVec
+	dlqFailures   prometheus.Counter
 	commitSeconds prometheus.Histogram
 }
 
@@ -400,13 +428,16 @@ func newConsumerMetrics(reg prometheus.Registerer) (*consumerMetrics, error) {
 		retries: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "waymark_consumer_retries_total", Help: "Retried consumer steps after an error, by step.",
 		}, []string{"step"}),
+		dlqFailures: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "waymark_consumer_dlq_write_failures_total", Help: "Dead letters that could not be written to the dead-letter topic and were logged instead.",
+		}),
 		commitSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name: "waymark_consumer_commit_duration_seconds", Help: "Time to commit offsets to Kafka.",
 			Buckets: prometheus.ExponentialBuckets(0.001, 4, 8),
 		}),
 	}
 	if reg != nil {
-		for _, c := range []prometheus.Collector{m.messages, m.decoded, m.lag, m.rebalances, m.batches, m.dead, m.retries, m.commitSeconds} {
+		for _, c := range []prometheus.Collector{m.messages, m.decoded, m.lag, m.rebalances, m.batches, m.dead, m.retries, m.dlqFailures, m.commitSeconds} {
 			if err := reg.Register(c); err != nil {
 				return nil, fmt.Errorf("register consumer metrics: %w", err)
 			}

@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"syscall"
@@ -385,7 +386,12 @@ func liveSessions(t *testing.T, database string) int {
 
 func queryCount(t testing.TB, q string) uint64 {
 	t.Helper()
-	conn, err := clickhouse.Open(&clickhouse.Options{Addr: []string{chServer.Addr}})
+	return queryCountOn(t, chServer.Addr, q)
+}
+
+func queryCountOn(t testing.TB, addr, q string) uint64 {
+	t.Helper()
+	conn, err := clickhouse.Open(&clickhouse.Options{Addr: []string{addr}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -418,4 +424,37 @@ func compactJSON(t *testing.T, s string) string {
 		t.Fatalf("not JSON: %v\n%s", err, s)
 	}
 	return buf.String()
+}
+
+// liveEventsOn counts the distinct events stored on a given ClickHouse server.
+func liveEventsOn(t testing.TB, addr, database string) uint64 {
+	t.Helper()
+	return queryCountOn(t, addr, `SELECT uniqExact(source, message_id) FROM `+database+`.events`)
+}
+
+// startOwnClickHouse starts a ClickHouse server for one test (one it may stop and restart).
+func startOwnClickHouse(t *testing.T) *storetest.Server {
+	t.Helper()
+	ch, err := storetest.Start(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(ch.Stop)
+	return ch
+}
+
+// metricValue returns the value of an unlabelled metric in a /metrics scrape.
+func metricValue(t *testing.T, metrics, name string) float64 {
+	t.Helper()
+	for _, line := range strings.Split(metrics, "\n") {
+		if v, ok := strings.CutPrefix(line, name+" "); ok {
+			f, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
+			if err != nil {
+				t.Fatalf("%s: %v", line, err)
+			}
+			return f
+		}
+	}
+	t.Fatalf("metric %s not found", name)
+	return 0
 }

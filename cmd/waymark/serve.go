@@ -34,6 +34,9 @@ func runServe(ctx context.Context, args []string, log *slog.Logger) error {
 	partitions := fs.Int("dev-broker-partitions", 6, "partitions of the dev broker's topics")
 	batchSize := fs.Int("batch-size", 20000, "events written to ClickHouse at most in one insert")
 	flushInterval := fs.Duration("flush-interval", 500*time.Millisecond, "longest wait before a partial batch is written")
+	dlqTimeout := fs.Duration("dlq-timeout", time.Minute, "how long writes to the dead-letter topic are retried before the dead letter is logged in full instead")
+	readHeaderTimeout := fs.Duration("http-read-header-timeout", 5*time.Second, "time allowed to read a request's headers")
+	readTimeout := fs.Duration("http-read-timeout", 30*time.Second, "time allowed to read a whole request, body included")
 	var sessCfg sessionize.Config
 	fs.DurationVar(&sessCfg.Gap, "session-gap", 30*time.Minute, "inactivity that ends a session")
 	fs.DurationVar(&sessCfg.MaxDuration, "session-max", 24*time.Hour, "longest session; longer runs are cut")
@@ -110,7 +113,7 @@ func runServe(ctx context.Context, args []string, log *slog.Logger) error {
 			return err
 		}
 		ccfg := kf.consumerConfig()
-		ccfg.BatchSize, ccfg.FlushInterval = *batchSize, *flushInterval
+		ccfg.BatchSize, ccfg.FlushInterval, ccfg.DLQTimeout = *batchSize, *flushInterval, *dlqTimeout
 		if consumer, err = ingest.NewConsumer(ccfg, runner, log, reg); err != nil {
 			return err
 		}
@@ -152,8 +155,8 @@ func runServe(ctx context.Context, args []string, log *slog.Logger) error {
 	}
 	srv := &http.Server{
 		Handler:           mux,
-		ReadHeaderTimeout: 5 * time.Second,
-		ReadTimeout:       30 * time.Second,
+		ReadHeaderTimeout: *readHeaderTimeout,
+		ReadTimeout:       *readTimeout,
 		WriteTimeout:      30 * time.Second,
 		IdleTimeout:       2 * time.Minute,
 		MaxHeaderBytes:    64 << 10,

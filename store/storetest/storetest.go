@@ -21,6 +21,8 @@ type Server struct {
 	Addr     string // native protocol host:port
 	HTTPAddr string // HTTP interface host:port
 	Dir      string
+	bin      string
+	conf     string
 	cmd      *exec.Cmd
 	done     chan error
 }
@@ -63,30 +65,45 @@ func Start(dir string) (*Server, error) {
 	if err := os.WriteFile(confPath, []byte(conf), 0o644); err != nil {
 		return nil, fmt.Errorf("write clickhouse config: %w", err)
 	}
-	out, err := os.Create(filepath.Join(dir, "log", "stdout.log"))
-	if err != nil {
-		return nil, fmt.Errorf("create clickhouse log: %w", err)
-	}
-	defer out.Close()
-	cmd := exec.Command(bin, "--config-file="+confPath)
-	cmd.Dir = dir
-	cmd.Stdout, cmd.Stderr = out, out
-	if err := cmd.Start(); err != nil {
-		return nil, fmt.Errorf("start clickhouse-server: %w", err)
-	}
 	s := &Server{
 		Addr:     net.JoinHostPort("127.0.0.1", strconv.Itoa(ports[0])),
 		HTTPAddr: net.JoinHostPort("127.0.0.1", strconv.Itoa(ports[1])),
 		Dir:      dir,
-		cmd:      cmd,
-		done:     make(chan error, 1),
+		bin:      bin,
+		conf:     confPath,
 	}
-	go func() { s.done <- cmd.Wait() }()
-	if err := s.waitReady(60 * time.Second); err != nil {
-		s.Stop()
+	if err := s.start(); err != nil {
 		return nil, err
 	}
 	return s, nil
+}
+
+// start runs the server process and waits until it answers.
+func (s *Server) start() error {
+	out, err := os.OpenFile(filepath.Join(s.Dir, "log", "stdout.log"), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
+	if err != nil {
+		return fmt.Errorf("create clickhouse log: %w", err)
+	}
+	defer out.Close()
+	cmd := exec.Command(s.bin, "--config-file="+s.conf)
+	cmd.Dir = s.Dir
+	cmd.Stdout, cmd.Stderr = out, out
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("start clickhouse-server: %w", err)
+	}
+	s.cmd, s.done = cmd, make(chan error, 1)
+	go func() { s.done <- cmd.Wait() }()
+	if err := s.waitReady(60 * time.Second); err != nil {
+		s.Stop()
+		return err
+	}
+	return nil
+}
+
+// Restart starts a stopped server again, on the same ports with the same data.
+func (s *Server) Restart() error {
+	s.Stop()
+	return s.start()
 }
 
 func (s *Server) waitReady(timeout time.Duration) error {
@@ -111,11 +128,12 @@ func (s *Server) waitReady(timeout time.Duration) error {
 	return fmt.Errorf("clickhouse-server not ready on %s after %s", s.HTTPAddr, timeout)
 }
 
-// Stop kills the server and waits for it to exit.
+// Stop kills the server and waits for it to exit. Stopping a stopped server does nothing.
 func (s *Server) Stop() {
-	if s.cmd.Process != nil {
+	if s.cmd != nil && s.cmd.Process != nil {
 		_ = s.cmd.Process.Kill()
 		<-s.done
+		s.cmd = nil
 	}
 }
 
