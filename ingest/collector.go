@@ -18,6 +18,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unicode/utf8"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/segmentio/kafka-go"
@@ -28,6 +29,8 @@ import (
 const (
 	DefaultMaxEventBytes = 32 << 10  // one event
 	DefaultMaxBatchBytes = 500 << 10 // one request body, after decompression
+	// MaxBatchEvents bounds the events of one batch: 500 KB of the smallest valid events.
+	MaxBatchEvents = 5000
 )
 
 // CollectorConfig configures a Collector.
@@ -272,6 +275,9 @@ func (c *Collector) readBody(r *http.Request, kind string) ([]byte, error) {
 	}
 	gz := strings.EqualFold(r.Header.Get("Content-Encoding"), "gzip") || bytes.HasPrefix(raw, []byte{0x1f, 0x8b})
 	if !gz {
+		if !utf8.Valid(raw) {
+			return nil, &requestError{http.StatusBadRequest, "body", "body is not valid UTF-8"}
+		}
 		return raw, nil
 	}
 	zr, err := gzip.NewReader(bytes.NewReader(raw))
@@ -284,6 +290,9 @@ func (c *Collector) readBody(r *http.Request, kind string) ([]byte, error) {
 	}
 	if len(body) > limit {
 		return nil, tooLarge
+	}
+	if !utf8.Valid(body) {
+		return nil, &requestError{http.StatusBadRequest, "body", "body is not valid UTF-8"}
 	}
 	return body, nil
 }
@@ -328,6 +337,9 @@ func parseRequest(body []byte, kind string, maxEvent int) (*trackingRequest, err
 	var batch []json.RawMessage
 	if err := json.Unmarshal(top["batch"], &batch); err != nil || batch == nil {
 		return nil, &requestError{http.StatusBadRequest, "batch", "batch must be an array of events"}
+	}
+	if len(batch) > MaxBatchEvents {
+		return nil, &requestError{http.StatusBadRequest, "batch", fmt.Sprintf("batch has %d events, more than %d", len(batch), MaxBatchEvents)}
 	}
 	for _, raw := range batch {
 		in := incoming{raw: raw}
