@@ -2,6 +2,10 @@ package main
 
 import (
 	"context"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -89,5 +93,54 @@ func TestClickHouseOutage(t *testing.T) {
 	// The replays hold passes 0..2 of the sample (pass 0 twice): 30,000 distinct events.
 	if n := liveEventsOn(t, ch.Addr, s.database); n != 30000 {
 		t.Errorf("stored %d distinct events, want 30000", n)
+	}
+}
+
+// TestBrokerOutageAnalyticsNodeDeliversOnceBack: with the broker down the collector answers 503
+// with Retry-After; @segment/analytics-node, which retries, delivers everything once it is back.
+func TestBrokerOutageAnalyticsNodeDeliversOnceBack(t *testing.T) {
+	addr := freeAddr(t)
+	broker, err := ingest.StartDevBroker(addr, 6, "waymark.events", "waymark.dlq")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := startServe(t, "--kafka-brokers", addr)
+	s.broker = addr
+	dir := npmInstall(t, "@segment/analytics-node")
+	broker.Close()
+
+	req, _ := http.NewRequest(http.MethodPost, "http://"+s.http+"/v1/track", strings.NewReader(`{"userId":"x","event":"A","messageId":"down-1"}`))
+	req.SetBasicAuth("test-key", "")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 503 || resp.Header.Get("Retry-After") == "" {
+		t.Fatalf("with the broker down: %d, Retry-After %q; want 503 with Retry-After", resp.StatusCode, resp.Header.Get("Retry-After"))
+	}
+
+	node := exec.Command("node", filepath.Join(mustAbs(t, "testdata"), "analytics-node-retry.js"), "http://"+s.http, "outage", "20")
+	node.Env = append(os.Environ(), "NODE_PATH="+filepath.Join(dir, "node_modules"))
+	var out strings.Builder
+	node.Stdout, node.Stderr = &out, &out
+	if err := node.Start(); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(2 * time.Second) // the SDK meets 503s and backs off
+	broker, err = ingest.StartDevBroker(addr, 6, "waymark.events", "waymark.dlq")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer broker.Close()
+	if err := node.Wait(); err != nil {
+		t.Fatalf("analytics-node did not deliver everything: %v\n%s", err, out.String())
+	}
+	if m := scrape(t, s.http); !strings.Contains(m, `waymark_collector_requests_total{code="503",endpoint="batch"}`) {
+		t.Error("analytics-node's batches never met a 503: the outage was not exercised")
+	}
+	s.waitStored(t)
+	if n := len(storedIDs(t, s.database, "test")); n != 20 {
+		t.Errorf("stored %d of the 20 events analytics-node sent during the outage\n%s", n, out.String())
 	}
 }
