@@ -23,7 +23,12 @@ import (
 
 func (s *server) waitStored(t *testing.T) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	s.waitStoredWithin(t, time.Minute)
+}
+
+func (s *server) waitStoredWithin(t *testing.T, limit time.Duration) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), limit)
 	defer cancel()
 	if err := ingest.WaitCaughtUp(ctx, []string{s.broker}, "waymark", "waymark.events"); err != nil {
 		t.Fatal(err)
