@@ -37,7 +37,7 @@ var migrations = []tableDef{
 	original_ts_ms UInt64,
 	sent_at_ms UInt64,
 	received_at_ms UInt64,
-	stored_at DateTime,
+	stored_at_ms UInt64,
 	prop_keys Array(String),
 	prop_values Array(String),
 	page_path String,

@@ -2,7 +2,6 @@ package store
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"regexp"
@@ -102,8 +101,13 @@ func (s *Store) Close() error { return s.conn.Close() }
 // table returns the qualified name of one of Waymark's tables.
 func (s *Store) table(name string) string { return "`" + s.cfg.Database + "`.`" + name + "`" }
 
-// ErrNoData is returned by queries when the tables hold no event that could answer them.
-var ErrNoData = errors.New("no events stored")
+// DropDatabase removes the store's database and everything in it (for benchmarks and tests).
+func (s *Store) DropDatabase(ctx context.Context) error {
+	if err := s.conn.Exec(ctx, "DROP DATABASE IF EXISTS `"+s.cfg.Database+"`"+onCluster(s.cfg.Cluster)); err != nil {
+		return fmt.Errorf("drop database %s: %w", s.cfg.Database, err)
+	}
+	return nil
+}
 
 type metrics struct {
 	rows          *prometheus.CounterVec

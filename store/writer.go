@@ -104,17 +104,18 @@ func eventColumns(events []ingest.Event, channels []string) []column {
 	var (
 		source, messageID, typ, event, userID, anonID, customer = make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n)
 		ts, origTS, sentAt, receivedAt                          = make([]uint64, n), make([]uint64, n), make([]uint64, n), make([]uint64, n)
-		date, storedAt                                          = make([]time.Time, n), make([]time.Time, n)
+		date                                                    = make([]time.Time, n)
+		storedAt                                                = make([]uint64, n)
 		propKeys, propValues                                    = make([][]string, n), make([][]string, n)
 		path, referrer, campSource, campMedium, campName, raw   = make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n)
 	)
-	now := time.Now().UTC().Truncate(time.Second)
+	now := millis(time.Now())
 	for i := range events {
 		e := &events[i]
 		source[i], messageID[i], typ[i], event[i] = e.Source, e.MessageID, e.Type, e.Event
 		userID[i], anonID[i], customer[i] = e.UserID, e.AnonymousID, e.CustomerKey()
 		ts[i], origTS[i], sentAt[i], receivedAt[i] = millis(e.Timestamp), millis(e.OriginalTimestamp), millis(e.SentAt), millis(e.ReceivedAt)
-		date[i], storedAt[i] = e.Timestamp.UTC(), now
+		date[i], storedAt[i] = e.Timestamp.UTC(), now // when the batch was handed to ClickHouse
 		propKeys[i], propValues[i] = orEmpty(e.PropertyKeys), orEmpty(e.PropertyValues)
 		path[i], referrer[i] = e.PagePath, e.Referrer
 		campSource[i], campMedium[i], campName[i] = e.CampaignSource, e.CampaignMedium, e.CampaignName
@@ -124,7 +125,7 @@ func eventColumns(events []ingest.Event, channels []string) []column {
 		{"source", source}, {"message_id", messageID}, {"type", typ}, {"event", event},
 		{"user_id", userID}, {"anonymous_id", anonID}, {"customer_key", customer},
 		{"ts_ms", ts}, {"date", date}, {"original_ts_ms", origTS}, {"sent_at_ms", sentAt},
-		{"received_at_ms", receivedAt}, {"stored_at", storedAt},
+		{"received_at_ms", receivedAt}, {"stored_at_ms", storedAt},
 		{"prop_keys", propKeys}, {"prop_values", propValues},
 		{"page_path", path}, {"referrer", referrer},
 		{"campaign_source", campSource}, {"campaign_medium", campMedium}, {"campaign_name", campName},

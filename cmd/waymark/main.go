@@ -28,6 +28,7 @@ Commands:
   migrate      create or upgrade the ClickHouse schema
   journey-map  check a journey map file, or show the effective one
   healthcheck  exit 0 when a running Waymark is ready (for container healthchecks)
+  bench        run the whole pipeline on loopback against a raw kcat | clickhouse-client baseline
 
 Run 'waymark <command> -h' for the flags of a command.
 `
@@ -69,6 +70,8 @@ func run(ctx context.Context, args []string, stdout io.Writer, log *slog.Logger)
 		return runJourneyMap(rest, stdout)
 	case "healthcheck":
 		return runHealthcheck(ctx, rest)
+	case "bench":
+		return runBench(ctx, rest, stdout, log)
 	case "-h", "--help", "help":
 		fmt.Fprint(stdout, usage)
 		return nil

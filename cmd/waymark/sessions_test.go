@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"os/exec"
 	"strings"
 	"testing"
 )
@@ -75,5 +76,20 @@ func TestResessionize(t *testing.T) {
 	again := s.waymark(t, "resessionize", "--session-gap", "10m", "--from", "2017-11-20", "--to", "2017-12-10")
 	if !strings.Contains(again, "0 sessions written (new or changed), 0 deleted") {
 		t.Errorf("a second resessionize changed sessions: %s", again)
+	}
+}
+
+// TestBenchCommand runs `waymark bench` small: the pipeline and the baseline both move every
+// event, and the report has every figure.
+func TestBenchCommand(t *testing.T) {
+	cmd := exec.Command(binary, "bench", "--events", "5000", "--clickhouse-addr", chServer.Addr)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("waymark bench: %v\n%s", err, out)
+	}
+	for _, want := range []string{"end to end", "events/s", "lag receivedAt → stored", "p99", "funnel query", "baseline", "ratio"} {
+		if !strings.Contains(string(out), want) {
+			t.Errorf("bench report lacks %q:\n%s", want, out)
+		}
 	}
 }

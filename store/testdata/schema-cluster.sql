@@ -15,7 +15,7 @@ CREATE TABLE IF NOT EXISTS `waymark`.`events_local` ON CLUSTER `waymark_cluster`
 	original_ts_ms UInt64,
 	sent_at_ms UInt64,
 	received_at_ms UInt64,
-	stored_at DateTime,
+	stored_at_ms UInt64,
 	prop_keys Array(String),
 	prop_values Array(String),
 	page_path String,

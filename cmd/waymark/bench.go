@@ -1,0 +1,264 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"slices"
+	"strconv"
+	"sync"
+	"text/tabwriter"
+	"time"
+
+	"github.com/waymark-dev/waymark/ingest"
+	"github.com/waymark-dev/waymark/sessionize"
+	"github.com/waymark-dev/waymark/store"
+)
+
+// runBench runs the whole pipeline on loopback (collector → embedded broker → consumer →
+// sessionizer → ClickHouse) with a synthetic stream, then moves the same bytes from the topic into
+// ClickHouse with kcat | clickhouse-client as a baseline, and prints both.
+func runBench(ctx context.Context, args []string, stdout io.Writer, log *slog.Logger) error {
+	fs := newFlagSet("bench", "bench [--events N] [--clickhouse-addr HOST:PORT]")
+	cf := addClickHouseFlags(fs)
+	n := fs.Int("events", 1_000_000, "events to send")
+	clients := fs.Int("clients", 8, "concurrent collector clients, each sending batches of 100")
+	keep := fs.Bool("keep", false, "keep the benchmark's databases afterwards")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if *n < 1000 || *clients < 1 {
+		return errors.New("--events must be at least 1000 and --clients at least 1")
+	}
+	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
+	cfg := cf.cfg
+	cfg.Database = fmt.Sprintf("waymark_bench_%d", time.Now().Unix())
+
+	broker, err := ingest.StartDevBroker("127.0.0.1:0", 6, "waymark.events", "waymark.dlq")
+	if err != nil {
+		return err
+	}
+	defer broker.Close()
+	brokers := []string{broker.Addr()}
+	st, err := store.Open(ctx, cfg, quiet, nil)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	if err := st.Migrate(ctx); err != nil {
+		return err
+	}
+	if !*keep {
+		defer st.DropDatabase(context.Background())
+	}
+	jm, err := sessionize.LoadMap("")
+	if err != nil {
+		return err
+	}
+	core, err := sessionize.New(sessionize.Config{}, jm)
+	if err != nil {
+		return err
+	}
+	runner, err := sessionize.NewRunner(core, st, st, nil)
+	if err != nil {
+		return err
+	}
+	consumer, err := ingest.NewConsumer(ingest.ConsumerConfig{Brokers: brokers, FlushInterval: 200 * time.Millisecond}, runner, quiet, nil)
+	if err != nil {
+		return err
+	}
+	collector, err := ingest.NewCollector(ingest.CollectorConfig{Brokers: brokers, WriteKeys: map[string]string{"bench": "bench"}}, quiet, nil)
+	if err != nil {
+		return err
+	}
+	defer collector.Close()
+	mux := http.NewServeMux()
+	collector.Register(mux)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return err
+	}
+	srv := &http.Server{Handler: mux}
+	go srv.Serve(ln)
+	defer srv.Close()
+	cctx, stopConsumer := context.WithCancel(ctx)
+	consumed := make(chan error, 1)
+	go func() { consumed <- consumer.Run(cctx) }()
+
+	log.Info("bench: sending", "events", *n, "clients", *clients)
+	start := time.Now()
+	latencies, err := sendSynthetic(ctx, "http://"+ln.Addr().String(), *n, *clients)
+	if err != nil {
+		stopConsumer()
+		return err
+	}
+	sent := time.Since(start)
+	wctx, cancel := context.WithTimeout(ctx, 10*time.Minute)
+	defer cancel()
+	if err := ingest.WaitCaughtUp(wctx, brokers, "waymark", "waymark.events"); err != nil {
+		stopConsumer()
+		return err
+	}
+	total := time.Since(start)
+	stopConsumer()
+	if err := <-consumed; err != nil {
+		return err
+	}
+	lag, err := st.StoredLag(ctx)
+	if err != nil {
+		return err
+	}
+	funnelP50, err := funnelMedian(ctx, st, jm)
+	if err != nil {
+		return err
+	}
+	log.Info("bench: baseline kcat | clickhouse-client")
+	baseline, err := baselineCopy(ctx, broker.Addr(), cfg, *n)
+	if err != nil {
+		return err
+	}
+	slices.Sort(latencies)
+	pct := func(p float64) time.Duration { return latencies[int(p*float64(len(latencies)-1))] }
+	rate, baseRate := float64(*n)/total.Seconds(), float64(*n)/baseline.Seconds()
+	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
+	fmt.Fprintf(tw, "events\t%d (synthetic, %d clients, batches of 100, loopback)\n", *n, *clients)
+	fmt.Fprintf(tw, "collector\t%s to accept all (%.0f events/s), p50 %s, p99 %s per batch\n", sent.Round(time.Millisecond), float64(*n)/sent.Seconds(), pct(0.5).Round(time.Microsecond), pct(0.99).Round(time.Microsecond))
+	fmt.Fprintf(tw, "end to end\t%s until all stored: %.0f events/s\n", total.Round(time.Millisecond), rate)
+	fmt.Fprintf(tw, "lag receivedAt → stored\tp50 %s, p95 %s, p99 %s\n", lag[0].Round(time.Millisecond), lag[1].Round(time.Millisecond), lag[2].Round(time.Millisecond))
+	fmt.Fprintf(tw, "funnel query\tp50 %s (3 steps, %d events)\n", funnelP50.Round(time.Microsecond), *n)
+	fmt.Fprintf(tw, "baseline\t%s: %.0f events/s (kcat consuming the topic | clickhouse-client JSONEachRow)\n", baseline.Round(time.Millisecond), baseRate)
+	fmt.Fprintf(tw, "ratio\tWaymark / baseline = %.2f\n", rate/baseRate)
+	return tw.Flush()
+}
+
+// sendSynthetic posts n events (customers viewing, adding and ordering products) in batches of 100
+// from several clients, and returns each batch's latency.
+func sendSynthetic(ctx context.Context, url string, n, clients int) ([]time.Duration, error) {
+	batches := make(chan int)
+	var mu sync.Mutex
+	var latencies []time.Duration
+	var firstErr error
+	var wg sync.WaitGroup
+	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: clients}, Timeout: time.Minute}
+	events := []string{"Product Viewed", "Product Viewed", "Product Viewed", "Product Added", "Order Completed"}
+	base := time.Now().Add(-time.Hour).UTC()
+	for range clients {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for b := range batches {
+				var body bytes.Buffer
+				body.WriteString(`{"batch":[`)
+				for i := range 100 {
+					k := b*100 + i
+					if i > 0 {
+						body.WriteByte(',')
+					}
+					fmt.Fprintf(&body, `{"type":"track","event":%q,"userId":"c%d","messageId":"bench-%d","timestamp":%q,"properties":{"product_id":"p%d","price":19.5}}`,
+						events[k%len(events)], k/20, k, base.Add(time.Duration(k)*time.Millisecond).Format(time.RFC3339Nano), k%500)
+				}
+				body.WriteString(`]}`)
+				req, err := http.NewRequestWithContext(ctx, http.MethodPost, url+"/v1/batch", &body)
+				if err != nil {
+					continue
+				}
+				req.SetBasicAuth("bench", "")
+				t0 := time.Now()
+				resp, err := client.Do(req)
+				if err == nil {
+					resp.Body.Close()
+					if resp.StatusCode != http.StatusOK {
+						err = fmt.Errorf("collector answered %d", resp.StatusCode)
+					}
+				}
+				mu.Lock()
+				latencies = append(latencies, time.Since(t0))
+				if err != nil && firstErr == nil {
+					firstErr = err
+				}
+				mu.Unlock()
+			}
+		}()
+	}
+	for b := 0; b < n/100; b++ {
+		batches <- b
+	}
+	close(batches)
+	wg.Wait()
+	return latencies, firstErr
+}
+
+func funnelMedian(ctx context.Context, st *store.Store, jm *sessionize.Map) (time.Duration, error) {
+	q := store.FunnelQuery{Steps: []string{"Product Viewed", "Product Added", "Order Completed"}, Window: 24 * time.Hour}
+	var times []time.Duration
+	for range 11 {
+		start := time.Now()
+		if _, err := st.Funnel(ctx, jm, q); err != nil {
+			return 0, err
+		}
+		times = append(times, time.Since(start))
+	}
+	slices.Sort(times)
+	return times[len(times)/2], nil
+}
+
+// baselineCopy moves the topic's bytes into a ClickHouse table with kcat piped into
+// clickhouse-client (JSONEachRow), and returns how long it took.
+func baselineCopy(ctx context.Context, broker string, cfg store.Config, want int) (time.Duration, error) {
+	host, port, err := net.SplitHostPort(cfg.Addr)
+	if err != nil {
+		return 0, fmt.Errorf("--clickhouse-addr: %w", err)
+	}
+	client := func(query string) *exec.Cmd {
+		args := []string{"--host", host, "--port", port, "--user", cfg.User, "--input_format_skip_unknown_fields=1", "--query", query}
+		if cfg.Password != "" {
+			args = append(args, "--password", cfg.Password)
+		}
+		return exec.CommandContext(ctx, "clickhouse-client", args...)
+	}
+	table := "`" + cfg.Database + "`.baseline"
+	if out, err := client("CREATE TABLE " + table + " (type String, event String, userId String, messageId String, timestamp String, receivedAt String) ENGINE = MergeTree() ORDER BY tuple()").CombinedOutput(); err != nil {
+		return 0, fmt.Errorf("create baseline table: %v: %s", err, out)
+	}
+	start := time.Now()
+	kcat := exec.CommandContext(ctx, "kcat", "-C", "-b", broker, "-t", "waymark.events", "-e", "-q", "-f", "%s\n")
+	insert := client("INSERT INTO " + table + " FORMAT JSONEachRow")
+	r, w, err := os.Pipe()
+	if err != nil {
+		return 0, err
+	}
+	kcat.Stdout, insert.Stdin = w, r
+	var kerr, ierr bytes.Buffer
+	kcat.Stderr, insert.Stderr = &kerr, &ierr
+	if err := insert.Start(); err != nil {
+		return 0, fmt.Errorf("clickhouse-client: %w", err)
+	}
+	if err := kcat.Start(); err != nil {
+		return 0, fmt.Errorf("kcat: %w", err)
+	}
+	r.Close() // the children hold the pipe now; an early exit of either ends the other
+	w.Close()
+	kcatErr, insertErr := kcat.Wait(), insert.Wait()
+	if insertErr != nil {
+		return 0, fmt.Errorf("clickhouse-client: %v: %s", insertErr, ierr.String())
+	}
+	if kcatErr != nil {
+		return 0, fmt.Errorf("kcat: %v: %s", kcatErr, kerr.String())
+	}
+	took := time.Since(start)
+	out, err := client("SELECT count() FROM " + table).Output()
+	if err != nil {
+		return 0, fmt.Errorf("count baseline rows: %w", err)
+	}
+	if got := string(bytes.TrimSpace(out)); got != strconv.Itoa(want) {
+		return 0, fmt.Errorf("baseline stored %s rows, want %d", got, want)
+	}
+	return took, nil
+}
