@@ -144,20 +144,7 @@ func (r *Runner) restore(ctx context.Context, events []ingest.Event) error {
 		return fmt.Errorf("restore %d customers: %w", len(keys), err)
 	}
 	r.metrics.restoreSeconds.Observe(time.Since(start).Seconds())
-	byKey := map[string][]ingest.Event{}
-	for _, e := range past {
-		byKey[e.CustomerKey()] = append(byKey[e.CustomerKey()], e)
-	}
-	sessByKey := map[string][]Session{}
-	for _, s := range sessions {
-		sessByKey[s.CustomerKey] = append(sessByKey[s.CustomerKey], s)
-	}
-	for _, k := range keys {
-		if len(byKey[k]) > 0 || len(sessByKey[k]) > 0 {
-			r.core.Restore(k, byKey[k], sessByKey[k])
-			r.metrics.restored.Inc()
-		}
-	}
+	r.metrics.restored.Add(float64(r.core.RestoreHistory(keys, past, sessions)))
 	return nil
 }
 

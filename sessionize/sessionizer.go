@@ -433,6 +433,27 @@ func (s *Sessionizer) Restore(key string, events []ingest.Event, sessions []Sess
 	s.restored = append(s.restored, key)
 }
 
+// RestoreHistory restores every customer of keys that has stored events or sessions, from one
+// load of history for all of them, and returns how many it restored.
+func (s *Sessionizer) RestoreHistory(keys []string, events []ingest.Event, sessions []Session) int {
+	byKey := map[string][]ingest.Event{}
+	for _, e := range events {
+		byKey[e.CustomerKey()] = append(byKey[e.CustomerKey()], e)
+	}
+	sessByKey := map[string][]Session{}
+	for _, ss := range sessions {
+		sessByKey[ss.CustomerKey] = append(sessByKey[ss.CustomerKey], ss)
+	}
+	n := 0
+	for _, k := range keys {
+		if len(byKey[k]) > 0 || len(sessByKey[k]) > 0 {
+			s.Restore(k, byKey[k], sessByKey[k])
+			n++
+		}
+	}
+	return n
+}
+
 func (s *Sessionizer) stageIndex(name string) int {
 	for i, st := range s.jm.Stages {
 		if st.Name == name {

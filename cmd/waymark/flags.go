@@ -106,3 +106,24 @@ func addClickHouseFlags(fs *flag.FlagSet) *clickhouseFlags {
 	fs.StringVar(&c.cfg.Cluster, "clickhouse-cluster", "", "ClickHouse cluster name: migrate emits ON CLUSTER DDL with Replicated tables under Distributed ones; empty: single node")
 	return c
 }
+
+// rangeFlags are --from and --to, bounding a time range.
+type rangeFlags struct{ from, to *string }
+
+func addRangeFlags(fs *flag.FlagSet, what string) rangeFlags {
+	return rangeFlags{
+		from: fs.String("from", "", what+" at or after this time: RFC 3339 or YYYY-MM-DD (UTC); empty: all time"),
+		to:   fs.String("to", "", what+" before this time: RFC 3339 or YYYY-MM-DD (UTC); empty: all time"),
+	}
+}
+
+// parse returns the range; zero times are unbounded. Errors name the flag.
+func (r rangeFlags) parse() (from, to time.Time, err error) {
+	if from, err = store.ParseTime(*r.from); err != nil {
+		return from, to, fmt.Errorf("--from: %w", err)
+	}
+	if to, err = store.ParseTime(*r.to); err != nil {
+		return from, to, fmt.Errorf("--to: %w", err)
+	}
+	return from, to, nil
+}

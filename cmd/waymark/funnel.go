@@ -18,8 +18,7 @@ func runFunnel(ctx context.Context, args []string, stdout io.Writer, log *slog.L
 	cf := addClickHouseFlags(fs)
 	steps := fs.String("steps", "", "comma-separated steps: event names or stage names of the journey map")
 	window := fs.String("window", "24h", "longest time from a customer's first step to their last (30m, 24h, 7d)")
-	from := fs.String("from", "", "first step at or after this time: RFC 3339 or YYYY-MM-DD (UTC); empty: all time")
-	to := fs.String("to", "", "first step before this time: RFC 3339 or YYYY-MM-DD (UTC); empty: all time")
+	rng := addRangeFlags(fs, "first step")
 	mapPath := fs.String("journey-map", "", "journey map YAML file; empty: the built-in shop map")
 	asJSON := fs.Bool("json", false, "print JSON instead of a table")
 	if err := parseFlags(fs, args); err != nil {
@@ -28,7 +27,7 @@ func runFunnel(ctx context.Context, args []string, stdout io.Writer, log *slog.L
 	if strings.TrimSpace(*steps) == "" {
 		return fmt.Errorf("--steps is required, e.g. --steps \"Product Viewed,Order Completed\"")
 	}
-	q, err := store.ParseFunnelQuery(*steps, *window, *from, *to)
+	q, err := store.ParseFunnelQuery(*steps, *window, *rng.from, *rng.to)
 	if err != nil {
 		return fmt.Errorf("--%w", err)
 	}

@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"time"
 
-	"github.com/waymark-dev/waymark/ingest"
 	"github.com/waymark-dev/waymark/sessionize"
 	"github.com/waymark-dev/waymark/store"
 )
@@ -15,8 +14,7 @@ import (
 func runResessionize(ctx context.Context, args []string, stdout io.Writer, log *slog.Logger) error {
 	fs := newFlagSet("resessionize", "resessionize [--from T] [--to T] [--session-gap 30m] [--session-max 24h] [--journey-map FILE]")
 	cf := addClickHouseFlags(fs)
-	from := fs.String("from", "", "recompute the sessions of customers with events at or after this time (RFC 3339 or YYYY-MM-DD); empty: all time")
-	to := fs.String("to", "", "… and before this time; empty: all time")
+	rng := addRangeFlags(fs, "customers with events")
 	mapPath := fs.String("journey-map", "", "journey map YAML file; empty: the built-in shop map")
 	var cfg sessionize.Config
 	fs.DurationVar(&cfg.Gap, "session-gap", 30*time.Minute, "inactivity that ends a session")
@@ -24,13 +22,9 @@ func runResessionize(ctx context.Context, args []string, stdout io.Writer, log *
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	f, err := store.ParseTime(*from)
+	f, t, err := rng.parse()
 	if err != nil {
-		return fmt.Errorf("--from: %w", err)
-	}
-	t, err := store.ParseTime(*to)
-	if err != nil {
-		return fmt.Errorf("--to: %w", err)
+		return err
 	}
 	jm, err := sessionize.LoadMap(*mapPath)
 	if err != nil {
@@ -59,16 +53,7 @@ func runResessionize(ctx context.Context, args []string, stdout io.Writer, log *
 		if err != nil {
 			return err
 		}
-		byKey, sessByKey := map[string][]ingest.Event{}, map[string][]sessionize.Session{}
-		for i := range events {
-			byKey[events[i].CustomerKey()] = append(byKey[events[i].CustomerKey()], events[i])
-		}
-		for _, s := range sessions {
-			sessByKey[s.CustomerKey] = append(sessByKey[s.CustomerKey], s)
-		}
-		for _, k := range part {
-			core.Restore(k, byKey[k], sessByKey[k])
-		}
+		core.RestoreHistory(part, events, sessions)
 		out, _ := core.Push(time.Now(), nil)
 		for _, s := range out.Sessions {
 			if s.Deleted {

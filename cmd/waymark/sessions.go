@@ -15,19 +15,14 @@ import (
 func runSessions(ctx context.Context, args []string, stdout io.Writer, log *slog.Logger) error {
 	fs := newFlagSet("sessions", "sessions [--from T] [--to T] [--json]")
 	cf := addClickHouseFlags(fs)
-	from := fs.String("from", "", "sessions starting at or after this time: RFC 3339 or YYYY-MM-DD (UTC); empty: all time")
-	to := fs.String("to", "", "sessions starting before this time: RFC 3339 or YYYY-MM-DD (UTC); empty: all time")
+	rng := addRangeFlags(fs, "sessions starting")
 	asJSON := fs.Bool("json", false, "print JSON instead of a table")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	f, err := store.ParseTime(*from)
+	f, t, err := rng.parse()
 	if err != nil {
-		return fmt.Errorf("--from: %w", err)
-	}
-	t, err := store.ParseTime(*to)
-	if err != nil {
-		return fmt.Errorf("--to: %w", err)
+		return err
 	}
 	st, err := store.Open(ctx, cf.cfg, log, nil)
 	if err != nil {
