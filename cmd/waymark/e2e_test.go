@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -67,7 +68,7 @@ type server struct {
 	broker   string
 	http     string
 	database string
-	log      *bytes.Buffer
+	log      *lockedBuffer
 	exited   chan error
 }
 
@@ -89,7 +90,7 @@ func startServe(t testing.TB, extra ...string) *server {
 		broker:   freeAddr(t),
 		http:     freeAddr(t),
 		database: fmt.Sprintf("e2e_%d", dbSeq.Add(1)),
-		log:      &bytes.Buffer{},
+		log:      &lockedBuffer{},
 		exited:   make(chan error, 1),
 	}
 	args := append([]string{"serve", "--http-addr", s.http, "--flush-interval", "100ms", "--write-keys-inline", "test-key=test"}, extra...)
@@ -457,4 +458,22 @@ func metricValue(t *testing.T, metrics, name string) float64 {
 	}
 	t.Fatalf("metric %s not found", name)
 	return 0
+}
+
+// lockedBuffer collects a process's output; tests may read it while the process writes.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }
