@@ -13,6 +13,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -436,7 +437,7 @@ func (c *Collector) prepare(req *trackingRequest, source string, now time.Time) 
 			continue
 		}
 		if _, ok := ev["messageId"]; !ok {
-			sum := sha256.Sum256(fmt.Appendf(nil, "%s\x00%s", source, mustMarshal(ev)))
+			sum := sha256.Sum256(fmt.Appendf(nil, "%s\x00%s", source, encodeObject(ev)))
 			ev["messageId"] = json.RawMessage(strconv.Quote("wm-" + hex.EncodeToString(sum[:16])))
 		}
 		if _, ok := ev["sentAt"]; !ok && req.sentAt != "" {
@@ -448,7 +449,7 @@ func (c *Collector) prepare(req *trackingRequest, source string, now time.Time) 
 		delete(ev, "writeKey")
 		ev["receivedAt"] = received
 		correctSkew(ev, now)
-		raw := mustMarshal(ev)
+		raw := encodeObject(ev)
 		e, err := Decode(raw, source, now)
 		if err != nil {
 			var ie *InvalidError
@@ -492,12 +493,40 @@ func correctSkew(ev map[string]json.RawMessage, received time.Time) {
 	}
 }
 
-func mustMarshal(v any) []byte {
-	b, err := json.Marshal(v)
-	if err != nil {
-		panic("BUG: marshal decoded JSON: " + err.Error())
+// encodeObject writes a decoded JSON object back, keys sorted, values as they came: they were
+// validated when the body was parsed, so unlike json.Marshal this does not check them again.
+func encodeObject(m map[string]json.RawMessage) []byte {
+	keys := make([]string, 0, len(m))
+	size := 2
+	for k, v := range m {
+		keys = append(keys, k)
+		size += len(k) + len(v) + 4
 	}
-	return b
+	sort.Strings(keys)
+	b := make([]byte, 0, size)
+	b = append(b, '{')
+	for i, k := range keys {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = appendJSONString(b, k)
+		b = append(b, ':')
+		b = append(b, m[k]...)
+	}
+	return append(b, '}')
+}
+
+// appendJSONString appends s as a JSON string.
+func appendJSONString(b []byte, s string) []byte {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c == '"' || c == '\\' || c >= 0x7f {
+			q, _ := json.Marshal(s) // rare: needs escaping
+			return append(b, q...)
+		}
+	}
+	b = append(b, '"')
+	b = append(b, s...)
+	return append(b, '"')
 }
 
 // produce writes accepted events and dead letters, waiting for acknowledgement from all in-sync
