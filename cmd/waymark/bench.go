@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"runtime/pprof"
 	"slices"
 	"strconv"
 	"sync"
@@ -31,6 +32,7 @@ func runBench(ctx context.Context, args []string, stdout io.Writer, log *slog.Lo
 	n := fs.Int("events", 1_000_000, "events to send")
 	clients := fs.Int("clients", 8, "concurrent collector clients, each sending batches of 100")
 	keep := fs.Bool("keep", false, "keep the benchmark's databases afterwards")
+	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the pipeline run (not the baseline) to this file")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -89,24 +91,35 @@ func runBench(ctx context.Context, args []string, stdout io.Writer, log *slog.Lo
 	go srv.Serve(ln)
 	defer srv.Close()
 	cctx, stopConsumer := context.WithCancel(ctx)
+	defer stopConsumer()
 	consumed := make(chan error, 1)
 	go func() { consumed <- consumer.Run(cctx) }()
 
 	log.Info("bench: sending", "events", *n, "clients", *clients)
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err != nil {
+			return fmt.Errorf("--cpuprofile: %w", err)
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return fmt.Errorf("--cpuprofile: %w", err)
+		}
+		defer pprof.StopCPUProfile()
+	}
 	start := time.Now()
 	latencies, err := sendSynthetic(ctx, "http://"+ln.Addr().String(), *n, *clients)
 	if err != nil {
-		stopConsumer()
 		return err
 	}
 	sent := time.Since(start)
 	wctx, cancel := context.WithTimeout(ctx, 10*time.Minute)
 	defer cancel()
 	if err := ingest.WaitCaughtUp(wctx, brokers, "waymark", "waymark.events"); err != nil {
-		stopConsumer()
 		return err
 	}
 	total := time.Since(start)
+	pprof.StopCPUProfile()
 	stopConsumer()
 	if err := <-consumed; err != nil {
 		return err
