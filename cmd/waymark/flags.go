@@ -1,13 +1,16 @@
 package main
 
 import (
+	"context"
 	"flag"
 	"fmt"
+	"log/slog"
 	"os"
 	"strings"
 	"time"
 
 	"github.com/waymark-dev/waymark/ingest"
+	"github.com/waymark-dev/waymark/sessionize"
 	"github.com/waymark-dev/waymark/store"
 )
 
@@ -126,4 +129,18 @@ func (r rangeFlags) parse() (from, to time.Time, err error) {
 		return from, to, fmt.Errorf("--to: %w", err)
 	}
 	return from, to, nil
+}
+
+// openWithMap loads the journey map (errors name --journey-map) and connects to ClickHouse, for
+// the commands that query stored events.
+func openWithMap(ctx context.Context, cf *clickhouseFlags, mapPath string, log *slog.Logger) (*store.Store, *sessionize.Map, error) {
+	jm, err := sessionize.LoadMap(mapPath)
+	if err != nil {
+		return nil, nil, fmt.Errorf("--journey-map: %w", err)
+	}
+	st, err := store.Open(ctx, cf.cfg, log, nil)
+	if err != nil {
+		return nil, nil, err
+	}
+	return st, jm, nil
 }

@@ -9,7 +9,6 @@ import (
 	"strings"
 	"text/tabwriter"
 
-	"github.com/waymark-dev/waymark/sessionize"
 	"github.com/waymark-dev/waymark/store"
 )
 
@@ -31,11 +30,7 @@ func runFunnel(ctx context.Context, args []string, stdout io.Writer, log *slog.L
 	if err != nil {
 		return fmt.Errorf("--%w", err)
 	}
-	jm, err := sessionize.LoadMap(*mapPath)
-	if err != nil {
-		return fmt.Errorf("--journey-map: %w", err)
-	}
-	st, err := store.Open(ctx, cf.cfg, log, nil)
+	st, jm, err := openWithMap(ctx, cf, *mapPath, log)
 	if err != nil {
 		return err
 	}

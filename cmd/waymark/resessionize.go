@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/waymark-dev/waymark/sessionize"
-	"github.com/waymark-dev/waymark/store"
 )
 
 func runResessionize(ctx context.Context, args []string, stdout io.Writer, log *slog.Logger) error {
@@ -26,11 +25,7 @@ func runResessionize(ctx context.Context, args []string, stdout io.Writer, log *
 	if err != nil {
 		return err
 	}
-	jm, err := sessionize.LoadMap(*mapPath)
-	if err != nil {
-		return fmt.Errorf("--journey-map: %w", err)
-	}
-	st, err := store.Open(ctx, cf.cfg, log, nil)
+	st, jm, err := openWithMap(ctx, cf, *mapPath, log)
 	if err != nil {
 		return err
 	}
