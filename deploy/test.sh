@@ -11,6 +11,10 @@ go vet ./...
 echo "== go test" >&2
 go test -race -count=1 -timeout 20m ./...
 echo "== fuzz (bounded)" >&2
-go test -run '^$' -fuzz '^FuzzDecode$' -fuzztime "${WAYMARK_FUZZTIME:-10s}" ./ingest
-go test -run '^$' -fuzz '^FuzzParseMap$' -fuzztime "${WAYMARK_FUZZTIME:-10s}" ./sessionize
-go test -run '^$' -fuzz '^FuzzParseFunnelQuery$' -fuzztime "${WAYMARK_FUZZTIME:-10s}" ./store
+# Bounded by executions, not by time: Go 1.26's fuzz coordinator can report a spurious
+# "context deadline exceeded" when a -fuzztime duration runs out (golang/go#75804).
+# WAYMARK_FUZZ_EXECS scales every budget (e.g. WAYMARK_FUZZ_EXECS=10 for a ten times longer run).
+scale=${WAYMARK_FUZZ_EXECS:-1}
+go test -run '^$' -timeout 10m -fuzz '^FuzzDecode$' -fuzztime "$((80000 * scale))x" ./ingest
+go test -run '^$' -timeout 10m -fuzz '^FuzzParseMap$' -fuzztime "$((100000 * scale))x" ./sessionize
+go test -run '^$' -timeout 10m -fuzz '^FuzzParseFunnelQuery$' -fuzztime "$((80000 * scale))x" ./store
