@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"sort"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -121,7 +122,13 @@ type wire struct {
 	SentAt            string                     `json:"sentAt"`
 	ReceivedAt        string                     `json:"receivedAt"`
 	Properties        map[string]json.RawMessage `json:"properties"`
+	Traits            map[string]json.RawMessage `json:"traits"`
 	Context           struct {
+		Traits map[string]json.RawMessage `json:"traits"`
+		Device struct {
+			Type string `json:"type"`
+		} `json:"device"`
+		UserAgent string `json:"userAgent"`
 		Page struct {
 			Path     string `json:"path"`
 			URL      string `json:"url"`
@@ -190,7 +197,7 @@ func Decode(raw []byte, source string, receivedAt time.Time) (Event, error) {
 	e.CampaignSource = w.Context.Campaign.Source
 	e.CampaignMedium = w.Context.Campaign.Medium
 	e.CampaignName = w.Context.Campaign.Name
-	e.setProperties(w.Properties)
+	e.setProperties(w)
 	if e.SessionID, err = idString("context.sessionId", w.Context.SessionID); err != nil {
 		return Event{}, err
 	}
@@ -249,7 +256,26 @@ func (e *Event) setTimes(w wire, receivedAt time.Time) error {
 	return nil
 }
 
-func (e *Event) setProperties(props map[string]json.RawMessage) {
+// setProperties collects the event's properties, its traits (identify calls' traits and
+// context.traits, under TraitPrefix) and its device type (under DeviceTypeKey), sorted by name.
+func (e *Event) setProperties(w wire) {
+	props := w.Properties
+	device := deviceType(w.Context.Device.Type, w.Context.UserAgent)
+	if len(w.Traits)+len(w.Context.Traits) > 0 || device != "" {
+		props = make(map[string]json.RawMessage, len(w.Properties)+len(w.Traits)+len(w.Context.Traits)+1)
+		for k, v := range w.Context.Traits {
+			props[TraitPrefix+k] = v
+		}
+		for k, v := range w.Traits {
+			props[TraitPrefix+k] = v
+		}
+		for k, v := range w.Properties {
+			props[k] = v
+		}
+		if device != "" {
+			props[DeviceTypeKey], _ = json.Marshal(device)
+		}
+	}
 	if len(props) == 0 {
 		return
 	}
@@ -268,6 +294,29 @@ func (e *Event) setProperties(props map[string]json.RawMessage) {
 			e.PropertyValues[i] = string(v)
 		}
 	}
+}
+
+// TraitPrefix is put before a trait's name to store it with the event's properties, e.g.
+// "traits.customer_type".
+const TraitPrefix = "traits."
+
+// DeviceTypeKey is the property under which an event's device type is stored: context.device.type
+// when the client sends one, else mobile, tablet or desktop from context.userAgent.
+const DeviceTypeKey = "context.device_type"
+
+// deviceType is the client's device type, or one read from its user agent; "" when unknown.
+func deviceType(declared, userAgent string) string {
+	switch {
+	case declared != "":
+		return strings.ToLower(declared)
+	case userAgent == "":
+		return ""
+	case strings.Contains(userAgent, "iPad") || strings.Contains(userAgent, "Tablet"):
+		return "tablet"
+	case strings.Contains(userAgent, "Mobi") || strings.Contains(userAgent, "Android"):
+		return "mobile"
+	}
+	return "desktop"
 }
 
 // idString accepts an id sent as a JSON string or number; null or absent is "".

@@ -1,39 +1,16 @@
 package store
 
 import (
+	"context"
 	"encoding/json"
-	"fmt"
+	"errors"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"strings"
 
 	"github.com/waymark-dev/waymark/sessionize"
 )
-
-// ParseFunnelQuery builds a FunnelQuery from text parameters (the CLI's flags, the API's query
-// string). Errors start with the parameter's name.
-func ParseFunnelQuery(steps, window, from, to string) (FunnelQuery, error) {
-	var q FunnelQuery
-	for _, s := range strings.Split(steps, ",") {
-		if s = strings.TrimSpace(s); s != "" {
-			q.Steps = append(q.Steps, s)
-		}
-	}
-	if window == "" {
-		window = "24h"
-	}
-	var err error
-	if q.Window, err = ParseWindow(window); err != nil {
-		return q, fmt.Errorf("window: %w", err)
-	}
-	if q.From, err = ParseTime(from); err != nil {
-		return q, fmt.Errorf("from: %w", err)
-	}
-	if q.To, err = ParseTime(to); err != nil {
-		return q, fmt.Errorf("to: %w", err)
-	}
-	return q, q.Validate()
-}
 
 // API serves journey questions over HTTP under /api/v1/, with the same JSON as the CLI's --json.
 type API struct {
@@ -49,29 +26,82 @@ func NewAPI(st *Store, jm *sessionize.Map, log *slog.Logger) *API {
 
 // Register mounts the API's endpoints on mux.
 func (a *API) Register(mux *http.ServeMux) {
-	mux.HandleFunc("GET /api/v1/funnel", a.funnel)
+	for _, e := range []struct {
+		name string
+		run  func(context.Context, url.Values) (any, error)
+	}{
+		{"funnel", a.funnel},
+		{"dropoff", a.dropoff},
+		{"paths", a.paths},
+		{"next", a.next},
+		{"retention", a.retention},
+		{"stages", a.stages},
+	} {
+		mux.HandleFunc("GET /api/v1/"+e.name, a.handle(e.name, e.run))
+	}
 }
 
-// funnel answers GET /api/v1/funnel?steps=A,B,C&window=24h&from=…&to=….
-func (a *API) funnel(w http.ResponseWriter, r *http.Request) {
-	p := r.URL.Query()
-	q, err := ParseFunnelQuery(p.Get("steps"), p.Get("window"), p.Get("from"), p.Get("to"))
-	if err != nil {
-		param, _, _ := strings.Cut(err.Error(), ":")
-		writeAPIError(w, http.StatusBadRequest, param, err.Error())
-		return
+// Query runs the named query (funnel, dropoff, paths, next, retention, stages) with text
+// parameters, as the API does; the CLI uses it so both give the same answers and errors.
+func (a *API) Query(ctx context.Context, name string, v url.Values) (any, error) {
+	run := map[string]func(context.Context, url.Values) (any, error){
+		"funnel": a.funnel, "dropoff": a.dropoff, "paths": a.paths, "next": a.next,
+		"retention": a.retention, "stages": a.stages,
+	}[name]
+	if run == nil {
+		return nil, errors.New("unknown query " + name)
 	}
-	res, err := a.store.Funnel(r.Context(), a.jm, q)
-	if err != nil {
-		if r.Context().Err() != nil {
-			return // the client went away
+	return run(ctx, v)
+}
+
+// paramError is a problem with a request's parameters: the client's fault.
+type paramError struct{ err error }
+
+func (e *paramError) Error() string { return e.err.Error() }
+func (e *paramError) Unwrap() error { return e.err }
+
+// badParams marks err, whose text starts with the parameter's name, as the client's fault.
+func badParams(err error) error {
+	if err == nil {
+		return nil
+	}
+	return &paramError{err}
+}
+
+// IsParamError reports whether err is a problem with the query's parameters.
+func IsParamError(err error) bool {
+	var pe *paramError
+	return errors.As(err, &pe)
+}
+
+func (a *API) handle(name string, run func(context.Context, url.Values) (any, error)) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		res, err := run(r.Context(), r.URL.Query())
+		switch {
+		case err == nil:
+			w.Header().Set("Content-Type", "application/json")
+			_ = json.NewEncoder(w).Encode(res)
+		case IsParamError(err):
+			param, _, _ := strings.Cut(err.Error(), ":")
+			writeAPIError(w, http.StatusBadRequest, param, err.Error())
+		case errors.Is(err, ErrQueryLimit):
+			w.Header().Set("Retry-After", "60")
+			writeAPIError(w, http.StatusServiceUnavailable, "", err.Error())
+		case r.Context().Err() != nil:
+			// the client went away
+		default:
+			a.log.Error("query failed", "query", name, "err", err)
+			writeAPIError(w, http.StatusInternalServerError, "", "the "+name+" query failed; see the server log")
 		}
-		a.log.Error("funnel query", "err", err)
-		writeAPIError(w, http.StatusInternalServerError, "", "the funnel query failed; see the server log")
-		return
 	}
-	w.Header().Set("Content-Type", "application/json")
-	_ = json.NewEncoder(w).Encode(res)
+}
+
+func (a *API) funnel(ctx context.Context, v url.Values) (any, error) {
+	q, err := ParseFunnelQuery(v)
+	if err != nil {
+		return nil, badParams(err)
+	}
+	return a.store.Funnel(ctx, a.jm, q)
 }
 
 func writeAPIError(w http.ResponseWriter, status int, param, message string) {

@@ -10,20 +10,66 @@ import (
 	"strings"
 	"time"
 
+	"github.com/waymark-dev/waymark/ingest"
 	"github.com/waymark-dev/waymark/sessionize"
 )
 
 // MaxFunnelSteps is the most steps a funnel may have.
 const MaxFunnelSteps = 32
 
+// MaxWindow is the longest funnel window and query range.
+const MaxWindow = 366 * 24 * time.Hour
+
+// Units a funnel can count.
+const (
+	CountPersons  = "persons"
+	CountSessions = "sessions"
+)
+
+// Breakdown kinds: the value is read from a unit's step-1 event, except a trait, which is the
+// person's latest value of it from identify calls.
+var breakdownKinds = []string{"channel", "campaign", "device", "trait", "property"}
+
 // FunnelQuery asks how many customers get through a sequence of steps.
 type FunnelQuery struct {
 	// Steps are event names or stage names of the journey map, in order.
 	Steps []string
-	// Window is the longest time from a customer's first step to their last.
+	// Window is the longest time from a unit's first step to its last (CountBy persons).
 	Window time.Duration
 	// From and To bound the time of the first step, [From, To); zero means unbounded.
 	From, To time.Time
+	// Mode is ordered (default), strict or any.
+	Mode Mode
+	// Exclusions fail a path with an excluded event strictly between two of its consecutive steps.
+	Exclusions []Exclusion
+	// CountBy is persons (default) or sessions, where a session is the window.
+	CountBy string
+	// Breakdown splits the answer by a value; zero: no breakdown.
+	Breakdown Breakdown
+	// BreakdownLimit is how many breakdown values are listed, the largest first; the rest are
+	// summed as "(other)". Default 20.
+	BreakdownLimit int
+}
+
+// Exclusion is an event (or stage) that must not happen between steps After and Before (1-based):
+// strictly between the times of any two consecutive steps from After to Before.
+type Exclusion struct {
+	Step          string
+	After, Before int
+}
+
+// Breakdown names what a funnel is split by: channel, campaign, device, trait (Name: the trait)
+// or property (Name: the event property).
+type Breakdown struct {
+	By, Name string
+}
+
+// String is the breakdown's parameter form, e.g. "trait:customer_type".
+func (b Breakdown) String() string {
+	if b.Name == "" {
+		return b.By
+	}
+	return b.By + ":" + b.Name
 }
 
 // FunnelStep is one row of a funnel answer.
@@ -35,18 +81,45 @@ type FunnelStep struct {
 	DropOff                int64   `json:"drop_off"`
 	DropOffRate            float64 `json:"drop_off_rate"`
 	LargestDropOff         bool    `json:"largest_drop_off,omitempty"`
+	// Time from the previous step on the units' canonical paths, in seconds (not for step 1, nor
+	// in mode any).
+	MedianSecondsFromPrevious *float64 `json:"median_seconds_from_previous,omitempty"`
+	P90SecondsFromPrevious    *float64 `json:"p90_seconds_from_previous,omitempty"`
+}
+
+// FunnelGroup is the funnel of the units with one breakdown value.
+type FunnelGroup struct {
+	Value string       `json:"value"`
+	Steps []FunnelStep `json:"steps"`
 }
 
 // FunnelResult is the answer to a FunnelQuery.
 type FunnelResult struct {
-	Steps         []FunnelStep `json:"steps"`
-	WindowSeconds int64        `json:"window_seconds"`
-	From          *time.Time   `json:"from,omitempty"`
-	To            *time.Time   `json:"to,omitempty"`
+	Steps         []FunnelStep  `json:"steps"`
+	Mode          Mode          `json:"mode"`
+	CountBy       string        `json:"count_by"`
+	Breakdown     string        `json:"breakdown,omitempty"`
+	Groups        []FunnelGroup `json:"breakdown_groups,omitempty"`
+	WindowSeconds int64         `json:"window_seconds"`
+	From          *time.Time    `json:"from,omitempty"`
+	To            *time.Time    `json:"to,omitempty"`
+}
+
+func (q *FunnelQuery) setDefaults() {
+	if q.Mode == "" {
+		q.Mode = ModeOrdered
+	}
+	if q.CountBy == "" {
+		q.CountBy = CountPersons
+	}
+	if q.BreakdownLimit <= 0 {
+		q.BreakdownLimit = 20
+	}
 }
 
 // Validate reports the first problem with the query, naming the parameter.
 func (q *FunnelQuery) Validate() error {
+	q.setDefaults()
 	switch {
 	case len(q.Steps) == 0:
 		return errors.New("steps: at least one step is required")
@@ -54,107 +127,96 @@ func (q *FunnelQuery) Validate() error {
 		return fmt.Errorf("steps: at most %d steps, got %d", MaxFunnelSteps, len(q.Steps))
 	case q.Window <= 0:
 		return fmt.Errorf("window: must be positive, got %s", q.Window)
+	case q.Window > MaxWindow:
+		return fmt.Errorf("window: at most 366d, got %s", q.Window)
 	case !q.From.IsZero() && !q.To.IsZero() && !q.From.Before(q.To):
 		return fmt.Errorf("from: %s is not before to %s", q.From.Format(time.RFC3339), q.To.Format(time.RFC3339))
+	case !slices.Contains([]Mode{ModeOrdered, ModeStrict, ModeAny}, q.Mode):
+		return fmt.Errorf("mode: %q is not one of ordered, strict, any", q.Mode)
+	case q.CountBy != CountPersons && q.CountBy != CountSessions:
+		return fmt.Errorf("count_by: %q is not one of persons, sessions", q.CountBy)
+	case q.Mode == ModeAny && len(q.Exclusions) > 0:
+		return errors.New("exclude: exclusions need mode ordered or strict")
 	}
 	for i, s := range q.Steps {
 		if strings.TrimSpace(s) == "" {
 			return fmt.Errorf("steps: step %d is empty", i+1)
 		}
 	}
+	for _, x := range q.Exclusions {
+		if strings.TrimSpace(x.Step) == "" {
+			return errors.New("exclude: an exclusion has no event")
+		}
+		if x.After < 1 || x.Before > len(q.Steps) || x.After >= x.Before {
+			return fmt.Errorf("exclude: %s between steps %d and %d: need 1 ≤ first < second ≤ %d", x.Step, x.After, x.Before, len(q.Steps))
+		}
+	}
+	if b := q.Breakdown; b.By != "" {
+		if !slices.Contains(breakdownKinds, b.By) {
+			return fmt.Errorf("breakdown: %q is not one of channel, campaign, device, trait:NAME, property:NAME", b.String())
+		}
+		if (b.By == "trait" || b.By == "property") != (b.Name != "") {
+			return fmt.Errorf("breakdown: %q: trait and property take a name (trait:customer_type), the others none", b.String())
+		}
+	}
 	return nil
 }
 
-// Funnel counts, per step, the customers who reach it, with the "ordered" semantics of the design:
-// a customer reaches step k when distinct events e1…ek match steps 1…k with non-decreasing times
-// (equal times in either order), e1 in [From, To) and ek within Window of e1.
+// Funnel counts, per step, the units (persons or sessions) that reach it. In the default
+// ordered mode a unit reaches step k when distinct events e1…ek match steps 1…k with
+// non-decreasing times (equal times in either order), e1 in [From, To) and ek within Window of e1,
+// and no excluded event lies strictly between two consecutive steps an exclusion covers.
 //
-// ClickHouse selects and deduplicates the matching events of each customer; the exact matching,
-// which windowFunnel gets wrong on ties and on steps matching the same event, runs here on each
-// customer's short list as it streams in.
+// ClickHouse selects and deduplicates the events that can matter, per person; the exact matching
+// (which windowFunnel gets wrong on ties and on steps matching the same event) runs here on each
+// person's list as rows stream in.
 func (s *Store) Funnel(ctx context.Context, jm *sessionize.Map, q FunnelQuery) (*FunnelResult, error) {
 	start := time.Now()
 	res, err := s.funnel(ctx, jm, q)
-	s.metrics.querySeconds.WithLabelValues("funnel").Observe(time.Since(start).Seconds())
-	if err != nil {
-		s.metrics.queryErrors.WithLabelValues("funnel").Inc()
-	}
+	s.observeQuery("funnel", start, err)
 	return res, err
+}
+
+// observeQuery records a query's duration and failure.
+func (s *Store) observeQuery(kind string, start time.Time, err error) {
+	s.metrics.querySeconds.WithLabelValues(kind).Observe(time.Since(start).Seconds())
+	if err != nil {
+		s.metrics.queryErrors.WithLabelValues(kind).Inc()
+	}
 }
 
 func (s *Store) funnel(ctx context.Context, jm *sessionize.Map, q FunnelQuery) (*FunnelResult, error) {
 	if err := q.Validate(); err != nil {
-		return nil, err
+		return nil, badParams(err)
 	}
-	plan := planSteps(jm, q.Steps)
-	query, args := plan.sql(s.table("events"), s.table("persons"), q)
-	rows, err := s.conn.Query(ctx, query, args...)
+	plan, err := planFunnel(jm, q)
 	if err != nil {
-		return nil, fmt.Errorf("funnel query: %w", err)
+		return nil, badParams(err)
 	}
-	defer rows.Close()
-	m := newMatcher(plan, q)
-	reached := make([]int64, len(q.Steps))
-	var (
-		person string
-		times  []uint64
-		masks  []uint64
-		ids    []uint64
-	)
-	for rows.Next() {
-		if err := rows.Scan(&person, &times, &masks, &ids); err != nil {
-			return nil, fmt.Errorf("funnel query: read row: %w", err)
-		}
-		for k := range m.level(times, masks, ids) {
-			reached[k]++
+	ctx, cancel := s.queryContext(ctx)
+	defer cancel()
+	var sessions map[string][]span
+	if q.CountBy == CountSessions {
+		if sessions, err = s.sessionSpans(ctx, q.From); err != nil {
+			return nil, err
 		}
 	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("funnel query: %w", err)
+	agg := newFunnelAgg(len(q.Steps), q.Breakdown.By != "")
+	finder := newPathFinder(plan.spec)
+	err = s.scan(ctx, plan.scan, func(_ string, events []scannedEvent) error {
+		for _, unit := range plan.units(events, sessions) {
+			level, path := finder.reach(unit)
+			agg.add(q.Mode, unit, level, path)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, s.queryError("funnel", err)
 	}
-	return buildFunnelResult(q, reached), nil
+	return agg.result(q), nil
 }
 
-func buildFunnelResult(q FunnelQuery, reached []int64) *FunnelResult {
-	res := &FunnelResult{WindowSeconds: int64(q.Window / time.Second)}
-	if !q.From.IsZero() {
-		res.From = &q.From
-	}
-	if !q.To.IsZero() {
-		res.To = &q.To
-	}
-	largest := -1
-	for k, name := range q.Steps {
-		st := FunnelStep{Name: name, Customers: reached[k]}
-		st.ConversionFromFirst = ratio(reached[k], reached[0])
-		st.ConversionFromPrevious = 1
-		if k > 0 {
-			st.ConversionFromPrevious = ratio(reached[k], reached[k-1])
-		}
-		if k+1 < len(reached) {
-			st.DropOff = reached[k] - reached[k+1]
-			st.DropOffRate = ratio(st.DropOff, reached[k])
-			if st.DropOff > 0 && (largest < 0 || st.DropOff > res.Steps[largest].DropOff) {
-				largest = k
-			}
-		}
-		res.Steps = append(res.Steps, st)
-	}
-	if largest >= 0 {
-		res.Steps[largest].LargestDropOff = true
-	}
-	return res
-}
-
-// ratio is a/b rounded to 4 decimals, 0 when b is 0.
-func ratio(a, b int64) float64 {
-	if b == 0 {
-		return 0
-	}
-	return math.Round(float64(a)/float64(b)*1e4) / 1e4
-}
-
-// condition is one rule's base predicate; conditions are shared between steps.
+// condition is a journey-map rule without its nth requirement; steps share conditions.
 type condition struct {
 	rule sessionize.Rule
 }
@@ -170,36 +232,54 @@ type funnelPlan struct {
 	steps []stepPlan
 	// needHistory is set when a step counts earlier events (nth > 1), so events before From are read.
 	needHistory bool
+	spec        matchSpec
+	scan        eventScan
+	from        int64
+	blocks      []uint64 // per condition: the gaps an event matching it blocks
+	attr        int      // index of the breakdown attribute read per event, or -1
+	traitCond   int      // condition marking events that carry the trait, or -1
+	keyAttr     int      // index of the customer_key attribute (count by sessions), or -1
+	keep        uint64   // conditions whose events are kept though they take no step
 }
 
-// planSteps resolves step names: a stage of the journey map means its rules, anything else an
-// event name.
-func planSteps(jm *sessionize.Map, names []string) funnelPlan {
-	var p funnelPlan
-	index := map[string]int{}
-	add := func(r sessionize.Rule) int {
-		key := strings.Join(r.Types, "\x00") + "\x01" + strings.Join(r.Events, "\x00") + "\x01" + strings.Join(r.Channels, "\x00")
-		for i := range r.Where {
-			key += "\x01" + r.Where[i].Key()
-		}
-		if i, ok := index[key]; ok {
+// addCondition returns the index of r's condition, adding it when new.
+func (p *funnelPlan) addCondition(r sessionize.Rule) int {
+	for i, c := range p.conds {
+		if ruleKey(c.rule) == ruleKey(r) {
 			return i
 		}
-		index[key] = len(p.conds)
-		p.conds = append(p.conds, condition{rule: r})
-		return len(p.conds) - 1
 	}
+	p.conds = append(p.conds, condition{rule: r})
+	return len(p.conds) - 1
+}
+
+func ruleKey(r sessionize.Rule) string {
+	key := strings.Join(r.Types, "\x00") + "\x01" + strings.Join(r.Events, "\x00") + "\x01" + strings.Join(r.Channels, "\x00")
+	for i := range r.Where {
+		key += "\x01" + r.Where[i].Key()
+	}
+	return key
+}
+
+// stepRules resolves a step name: a stage of the journey map means its rules, anything else an
+// event name.
+func stepRules(jm *sessionize.Map, name string) []sessionize.Rule {
+	if st, ok := jm.Stage(name); ok {
+		return st.Rules
+	}
+	return []sessionize.Rule{{Events: []string{name}}}
+}
+
+// planSteps resolves the steps' names into conditions.
+func planSteps(jm *sessionize.Map, names []string) funnelPlan {
+	var p funnelPlan
 	for _, name := range names {
 		var sp stepPlan
-		rules := []sessionize.Rule{{Events: []string{name}}}
-		if st, ok := jm.Stage(name); ok {
-			rules = st.Rules
-		}
-		for _, r := range rules {
+		for _, r := range stepRules(jm, name) {
 			nth := max(r.Nth, 1)
 			base := r
 			base.Nth = 0
-			sp.conds = append(sp.conds, add(base))
+			sp.conds = append(sp.conds, p.addCondition(base))
 			sp.nth = append(sp.nth, nth)
 			p.needHistory = p.needHistory || nth > 1
 		}
@@ -208,61 +288,335 @@ func planSteps(jm *sessionize.Map, names []string) funnelPlan {
 	return p
 }
 
-// sql builds the query returning, per person (customer keys resolved through identity links), the
-// time, condition mask and id of each distinct event that matches any condition, within the time
-// range the funnel can use.
-func (p funnelPlan) sql(table, persons string, q FunnelQuery) (string, []any) {
-	var preds []string
-	var predArgs []any
+// trackedTypes are the calls strict mode counts as "another tracked event".
+var trackedTypes = []string{"track", "page", "screen"}
+
+// planFunnel works out the conditions, the events to read and how to match them.
+func planFunnel(jm *sessionize.Map, q FunnelQuery) (*funnelPlan, error) {
+	p := planSteps(jm, q.Steps)
+	n := len(q.Steps)
+	p.blocks = make([]uint64, len(p.conds))
+	block := func(c int, gaps uint64) {
+		for len(p.blocks) <= c {
+			p.blocks = append(p.blocks, 0)
+		}
+		p.blocks[c] |= gaps
+	}
+	for _, x := range q.Exclusions {
+		var gaps uint64
+		for g := x.After - 1; g < x.Before-1; g++ {
+			gaps |= 1 << g
+		}
+		for _, r := range stepRules(jm, x.Step) {
+			if r.Nth > 1 {
+				return nil, fmt.Errorf("exclude: stage %q counts nth events, which an exclusion cannot use", x.Step)
+			}
+			block(p.addCondition(r), gaps)
+		}
+	}
+	if q.Mode == ModeStrict {
+		block(p.addCondition(sessionize.Rule{Types: trackedTypes}), 1<<n-1)
+	}
+	p.attr, p.traitCond, p.keyAttr = -1, -1, -1
+	var attrs []predicate
+	switch b := q.Breakdown; b.By {
+	case "channel":
+		attrs = append(attrs, predicate{sql: "channel"})
+	case "campaign":
+		attrs = append(attrs, predicate{sql: "campaign_name"})
+	case "device":
+		attrs = append(attrs, propertyValue(ingest.DeviceTypeKey))
+	case "property":
+		attrs = append(attrs, propertyValue(b.Name))
+	case "trait":
+		attrs = append(attrs, propertyValue(ingest.TraitPrefix+b.Name))
+	}
+	if len(attrs) > 0 {
+		p.attr = 0
+	}
+	preds := make([]predicate, 0, len(p.conds)+1)
 	for _, c := range p.conds {
-		var parts []string
-		if len(c.rule.Types) > 0 {
-			parts = append(parts, "type IN ("+placeholders(len(c.rule.Types))+")")
-			predArgs = appendStrings(predArgs, c.rule.Types)
-		}
-		if len(c.rule.Events) > 0 {
-			parts = append(parts, "event IN ("+placeholders(len(c.rule.Events))+")")
-			predArgs = appendStrings(predArgs, c.rule.Events)
-		}
-		if len(c.rule.Channels) > 0 {
-			parts = append(parts, "channel IN ("+placeholders(len(c.rule.Channels))+")")
-			predArgs = appendStrings(predArgs, c.rule.Channels)
-		}
-		for i := range c.rule.Where {
-			sql, args := conditionSQL(&c.rule.Where[i])
-			parts = append(parts, sql)
-			predArgs = append(predArgs, args...)
-		}
-		preds = append(preds, "("+strings.Join(parts, " AND ")+")")
+		preds = append(preds, rulePredicate(c.rule))
 	}
-	maskTerms := make([]string, len(preds))
-	for i, pred := range preds {
-		maskTerms[i] = fmt.Sprintf("if(%s, toUInt64(%d), toUInt64(0))", pred, uint64(1)<<i)
+	if q.Breakdown.By == "trait" {
+		p.traitCond = len(preds)
+		preds = append(preds, predicate{sql: "has(prop_keys, ?)", args: []any{ingest.TraitPrefix + q.Breakdown.Name}})
 	}
-	// Placeholders are positional: the mask's predicates come first, then the WHERE clause's.
-	args := append(slices.Clone(predArgs), predArgs...)
-	where := "(" + strings.Join(preds, " OR ") + ")"
-	if !q.From.IsZero() && !p.needHistory {
-		where += " AND ts_ms >= ?"
-		args = append(args, uint64(q.From.UnixMilli()))
+	if q.CountBy == CountSessions {
+		p.keyAttr = len(attrs)
+		attrs = append(attrs, predicate{sql: "customer_key"})
+	}
+	if len(preds) > 64 {
+		return nil, fmt.Errorf("steps: the steps, exclusions and breakdown need %d conditions, at most 64", len(preds))
+	}
+	p.spec = matchSpec{steps: n, mode: q.Mode, from: math.MinInt64, to: math.MaxInt64, window: q.Window.Milliseconds()}
+	p.from = math.MinInt64
+	if !q.From.IsZero() {
+		p.spec.from, p.from = q.From.UnixMilli(), q.From.UnixMilli()
 	}
 	if !q.To.IsZero() {
-		where += " AND ts_ms <= ?"
-		args = append(args, uint64(q.To.Add(q.Window).UnixMilli()))
+		p.spec.to = q.To.UnixMilli()
 	}
-	query := `SELECT person, groupArray(t), groupArray(mask), groupArray(id)
-FROM (
-	SELECT if(person_id = '', customer_key, person_id) AS person, t, mask, id
-	FROM (
-		SELECT customer_key, any(ts_ms) AS t, any(` + strings.Join(maskTerms, " + ") + `) AS mask,
-			cityHash64(source, message_id) AS id
-		FROM ` + table + `
-		WHERE ` + where + `
-		GROUP BY customer_key, source, message_id
-	) ANY LEFT JOIN (` + personsSQL(persons) + `) USING customer_key
-)
-GROUP BY person`
-	return query, args
+	p.scan = eventScan{preds: preds, attrs: attrs}
+	if !q.From.IsZero() && !p.needHistory && p.traitCond < 0 {
+		p.scan.from = q.From.UnixMilli()
+	}
+	if q.CountBy == CountSessions {
+		p.spec.window = math.MaxInt64 / 2 // the session is the window
+	} else if !q.To.IsZero() {
+		p.scan.to = q.To.Add(q.Window).UnixMilli()
+	}
+	return &p, nil
+}
+
+// units turns one person's events into funnel units: the person, or each of their sessions.
+func (p *funnelPlan) units(events []scannedEvent, sessions map[string][]span) [][]unitEvent {
+	slices.SortFunc(events, func(a, b scannedEvent) int { return cmp.Or(cmp.Compare(a.t, b.t), cmp.Compare(a.id, b.id)) })
+	counts := make([]int, len(p.conds))
+	trait := ""
+	out := make([]unitEvent, 0, len(events))
+	keys := make([]string, 0, len(events))
+	for _, e := range events {
+		u := unitEvent{t: e.t, id: e.id, mask: e.mask, attrs: e.attrs}
+		for c := range p.conds {
+			if e.mask&(1<<c) != 0 {
+				counts[c]++
+				u.blocks |= p.blocks[c]
+			}
+		}
+		for k, sp := range p.steps {
+			for j, c := range sp.conds {
+				if e.mask&(1<<c) != 0 && counts[c] >= sp.nth[j] {
+					u.steps |= 1 << k
+					break
+				}
+			}
+		}
+		if p.traitCond >= 0 && e.mask&(1<<p.traitCond) != 0 {
+			trait = e.attrs[p.attr] // the latest value wins
+		}
+		if p.attr >= 0 {
+			u.attr = e.attrs[p.attr]
+		}
+		if (u.steps|u.blocks) == 0 && e.mask&p.keep == 0 || u.t < p.from {
+			continue
+		}
+		out = append(out, u)
+		if p.keyAttr >= 0 {
+			keys = append(keys, e.attrs[p.keyAttr])
+		}
+	}
+	if p.traitCond >= 0 {
+		for i := range out {
+			out[i].attr = trait
+		}
+	}
+	if p.keyAttr < 0 {
+		return [][]unitEvent{out}
+	}
+	return splitBySession(out, keys, sessions)
+}
+
+// span is one session's time range.
+type span struct{ start, end int64 }
+
+// splitBySession groups events by the session (of their customer key) they fall in; events of no
+// stored session yet are left out.
+func splitBySession(events []unitEvent, keys []string, sessions map[string][]span) [][]unitEvent {
+	type unitKey struct {
+		key   string
+		start int64
+	}
+	index := map[unitKey]int{}
+	var units [][]unitEvent
+	for i, e := range events {
+		spans := sessions[keys[i]]
+		j, _ := slices.BinarySearchFunc(spans, e.t, func(s span, t int64) int { return cmp.Compare(s.start, t+1) })
+		if j == 0 || spans[j-1].end < e.t {
+			continue
+		}
+		k := unitKey{keys[i], spans[j-1].start}
+		u, ok := index[k]
+		if !ok {
+			u = len(units)
+			index[k] = u
+			units = append(units, nil)
+		}
+		units[u] = append(units[u], e)
+	}
+	return units
+}
+
+// sessionSpans reads the live sessions that end at or after from, per customer key, by start.
+func (s *Store) sessionSpans(ctx context.Context, from time.Time) (map[string][]span, error) {
+	lo := uint64(0)
+	if !from.IsZero() {
+		lo = uint64(from.UnixMilli())
+	}
+	rows, err := s.conn.Query(ctx, `SELECT customer_key, start, end FROM (
+		SELECT session_id, argMax(customer_key, version) AS customer_key, argMax(start_ms, version) AS start,
+			argMax(end_ms, version) AS end, argMax(deleted, version) AS gone
+		FROM `+s.table("sessions")+`
+		GROUP BY session_id
+		HAVING gone = 0 AND end >= ?
+	)`, lo)
+	if err != nil {
+		return nil, fmt.Errorf("read sessions: %w", err)
+	}
+	defer rows.Close()
+	out := map[string][]span{}
+	for rows.Next() {
+		var key string
+		var start, end uint64
+		if err := rows.Scan(&key, &start, &end); err != nil {
+			return nil, fmt.Errorf("read sessions: %w", err)
+		}
+		out[key] = append(out[key], span{int64(start), int64(end)})
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("read sessions: %w", err)
+	}
+	for _, spans := range out {
+		slices.SortFunc(spans, func(a, b span) int { return cmp.Compare(a.start, b.start) })
+	}
+	return out, nil
+}
+
+// funnelAgg sums units into the funnel's steps, overall and per breakdown value.
+type funnelAgg struct {
+	steps  int
+	total  *stepCounts
+	groups map[string]*stepCounts
+}
+
+type stepCounts struct {
+	reached []int64
+	gaps    [][]int64 // per step: ms from the previous step on each unit's canonical path
+}
+
+func newStepCounts(steps int) *stepCounts {
+	return &stepCounts{reached: make([]int64, steps), gaps: make([][]int64, steps)}
+}
+
+func newFunnelAgg(steps int, breakdown bool) *funnelAgg {
+	a := &funnelAgg{steps: steps, total: newStepCounts(steps)}
+	if breakdown {
+		a.groups = map[string]*stepCounts{}
+	}
+	return a
+}
+
+func (a *funnelAgg) add(mode Mode, unit []unitEvent, level int, path []int) {
+	if level == 0 {
+		return
+	}
+	targets := []*stepCounts{a.total}
+	if a.groups != nil {
+		value := unit[path[0]].attr
+		if value == "" {
+			value = "(none)"
+		}
+		g := a.groups[value]
+		if g == nil {
+			g = newStepCounts(a.steps)
+			a.groups[value] = g
+		}
+		targets = append(targets, g)
+	}
+	for _, sc := range targets {
+		for k := range level {
+			sc.reached[k]++
+			if k > 0 && mode != ModeAny {
+				sc.gaps[k] = append(sc.gaps[k], unit[path[k]].t-unit[path[k-1]].t)
+			}
+		}
+	}
+}
+
+func (a *funnelAgg) result(q FunnelQuery) *FunnelResult {
+	res := &FunnelResult{Mode: q.Mode, CountBy: q.CountBy, Breakdown: q.Breakdown.String(), WindowSeconds: int64(q.Window / time.Second)}
+	if !q.From.IsZero() {
+		res.From = &q.From
+	}
+	if !q.To.IsZero() {
+		res.To = &q.To
+	}
+	res.Steps = funnelSteps(q.Steps, a.total)
+	if a.groups == nil {
+		return res
+	}
+	values := make([]string, 0, len(a.groups))
+	for v := range a.groups {
+		values = append(values, v)
+	}
+	slices.SortFunc(values, func(x, y string) int {
+		return cmp.Or(cmp.Compare(a.groups[y].reached[0], a.groups[x].reached[0]), cmp.Compare(x, y))
+	})
+	var other *stepCounts
+	for i, v := range values {
+		if i < q.BreakdownLimit {
+			res.Groups = append(res.Groups, FunnelGroup{Value: v, Steps: funnelSteps(q.Steps, a.groups[v])})
+			continue
+		}
+		if other == nil {
+			other = newStepCounts(a.steps)
+		}
+		for k := range a.steps {
+			other.reached[k] += a.groups[v].reached[k]
+			other.gaps[k] = append(other.gaps[k], a.groups[v].gaps[k]...)
+		}
+	}
+	if other != nil {
+		res.Groups = append(res.Groups, FunnelGroup{Value: "(other)", Steps: funnelSteps(q.Steps, other)})
+	}
+	return res
+}
+
+func funnelSteps(names []string, sc *stepCounts) []FunnelStep {
+	reached := sc.reached
+	var steps []FunnelStep
+	largest := -1
+	for k, name := range names {
+		st := FunnelStep{Name: name, Customers: reached[k]}
+		st.ConversionFromFirst = ratio(reached[k], reached[0])
+		st.ConversionFromPrevious = 1
+		if k > 0 {
+			st.ConversionFromPrevious = ratio(reached[k], reached[k-1])
+			st.MedianSecondsFromPrevious = quantileSeconds(sc.gaps[k], 0.5)
+			st.P90SecondsFromPrevious = quantileSeconds(sc.gaps[k], 0.9)
+		}
+		if k+1 < len(reached) {
+			st.DropOff = reached[k] - reached[k+1]
+			st.DropOffRate = ratio(st.DropOff, reached[k])
+			if st.DropOff > 0 && (largest < 0 || st.DropOff > steps[largest].DropOff) {
+				largest = k
+			}
+		}
+		steps = append(steps, st)
+	}
+	if largest >= 0 {
+		steps[largest].LargestDropOff = true
+	}
+	return steps
+}
+
+// quantileSeconds is the nearest-rank q-quantile of durations in ms, in seconds; nil when empty.
+func quantileSeconds(ms []int64, q float64) *float64 {
+	if len(ms) == 0 {
+		return nil
+	}
+	slices.Sort(ms)
+	rank := int(math.Ceil(q*float64(len(ms)))) - 1
+	v := float64(ms[max(rank, 0)]) / 1000
+	return &v
+}
+
+// ratio is a/b rounded to 4 decimals, 0 when b is 0.
+func ratio(a, b int64) float64 {
+	if b == 0 {
+		return 0
+	}
+	return math.Round(float64(a)/float64(b)*1e4) / 1e4
 }
 
 // conditionSQL translates a journey-map condition into a predicate on the events table, with the
@@ -323,137 +677,4 @@ func appendStrings(args []any, values []string) []any {
 		args = append(args, v)
 	}
 	return args
-}
-
-// matcher computes how far one customer gets through the funnel.
-type matcher struct {
-	plan       funnelPlan
-	from, to   int64 // ms; to is exclusive, math.MaxInt64 when unbounded
-	window     int64 // ms
-	events     []funnelEvent
-	counts     []int
-	assignment []int // per step in the current block: event index, or -1
-}
-
-type funnelEvent struct {
-	t     int64
-	id    uint64
-	mask  uint64 // condition bits
-	steps uint64 // step bits, after nth counting
-}
-
-func newMatcher(p funnelPlan, q FunnelQuery) *matcher {
-	m := &matcher{plan: p, from: math.MinInt64, to: math.MaxInt64, window: q.Window.Milliseconds(), counts: make([]int, len(p.conds))}
-	if !q.From.IsZero() {
-		m.from = q.From.UnixMilli()
-	}
-	if !q.To.IsZero() {
-		m.to = q.To.UnixMilli()
-	}
-	return m
-}
-
-// level returns how many steps the customer reaches (0 to len(steps)).
-func (m *matcher) level(times, masks, ids []uint64) int {
-	m.events = m.events[:0]
-	for i := range times {
-		m.events = append(m.events, funnelEvent{t: int64(times[i]), id: ids[i], mask: masks[i]})
-	}
-	slices.SortFunc(m.events, func(a, b funnelEvent) int {
-		if a.t != b.t {
-			return cmp.Compare(a.t, b.t)
-		}
-		return cmp.Compare(a.id, b.id)
-	})
-	// Step bits, counting each condition's matches in time order for nth requirements; events
-	// before From only count.
-	clear(m.counts)
-	kept := m.events[:0]
-	for _, e := range m.events {
-		for c := range m.plan.conds {
-			if e.mask&(1<<c) != 0 {
-				m.counts[c]++
-			}
-		}
-		for k, sp := range m.plan.steps {
-			for j, c := range sp.conds {
-				if e.mask&(1<<c) != 0 && m.counts[c] >= sp.nth[j] {
-					e.steps |= 1 << k
-					break
-				}
-			}
-		}
-		if e.steps != 0 && e.t >= m.from {
-			kept = append(kept, e)
-		}
-	}
-	m.events = kept
-	n := len(m.plan.steps)
-	best := 0
-	for i := 0; i < len(m.events) && best < n; {
-		j := i // the block of events at one time is events[i:j]
-		startsHere := false
-		for ; j < len(m.events) && m.events[j].t == m.events[i].t; j++ {
-			startsHere = startsHere || m.events[j].steps&1 != 0
-		}
-		if m.events[i].t >= m.to {
-			break
-		}
-		if startsHere {
-			best = max(best, m.from1(i, n))
-		}
-		i = j
-	}
-	return best
-}
-
-// from1 returns the level reached with the first step taken in the block of events that begins at
-// index start.
-func (m *matcher) from1(start, n int) int {
-	t1 := m.events[start].t
-	lvl := 0
-	for i := start; i < len(m.events) && lvl < n; {
-		t := m.events[i].t
-		if t-t1 > m.window {
-			break
-		}
-		j := i
-		for j < len(m.events) && m.events[j].t == t {
-			j++
-		}
-		lvl += m.matchBlock(m.events[i:j], lvl, n)
-		i = j
-	}
-	return lvl
-}
-
-// matchBlock returns the longest run of steps from lvl that distinct events of one timestamp can
-// take, by growing a bipartite matching one step at a time.
-func (m *matcher) matchBlock(block []funnelEvent, lvl, n int) int {
-	owner := make([]int, len(block)) // event -> step, -1 free
-	for i := range owner {
-		owner[i] = -1
-	}
-	var try func(step int, seen []bool) bool
-	try = func(step int, seen []bool) bool {
-		for i, e := range block {
-			if e.steps&(1<<step) == 0 || seen[i] {
-				continue
-			}
-			seen[i] = true
-			if owner[i] < 0 || try(owner[i], seen) {
-				owner[i] = step
-				return true
-			}
-		}
-		return false
-	}
-	k := 0
-	for lvl+k < n && k < len(block) {
-		if !try(lvl+k, make([]bool, len(block))) {
-			break
-		}
-		k++
-	}
-	return k
 }

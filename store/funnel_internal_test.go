@@ -7,6 +7,13 @@ import (
 	"time"
 )
 
+// funnelEvent is an event as bruteLevel sees it.
+type funnelEvent struct {
+	t    int64
+	id   uint64
+	mask uint64
+}
+
 // bruteLevel is the funnel definition applied literally: the largest k for which distinct events
 // e1…ek match steps 1…k with non-decreasing times, e1 in [from, to) and tk − t1 ≤ window.
 func bruteLevel(p funnelPlan, ev []funnelEvent, from, to, window int64) int {
@@ -76,12 +83,13 @@ func TestMatcherAgreesWithTheDefinition(t *testing.T) {
 			p.steps = append(p.steps, sp)
 		}
 		var events []funnelEvent
-		var times, masks, ids []uint64
+		var scanned []scannedEvent
 		for i := range rng.IntN(8) {
 			e := funnelEvent{t: int64(1000 * rng.IntN(6)), id: uint64(i), mask: uint64(1 + rng.IntN(1<<nConds-1))}
 			events = append(events, e)
-			times, masks, ids = append(times, uint64(e.t)), append(masks, e.mask), append(ids, e.id)
+			scanned = append(scanned, scannedEvent{t: e.t, id: e.id, mask: e.mask})
 		}
+		rng.Shuffle(len(scanned), func(i, j int) { scanned[i], scanned[j] = scanned[j], scanned[i] })
 		q := FunnelQuery{Window: time.Duration(1+rng.IntN(4)) * time.Second}
 		from, to := int64(-1<<62), int64(1<<62)
 		if rng.IntN(3) == 0 {
@@ -93,7 +101,11 @@ func TestMatcherAgreesWithTheDefinition(t *testing.T) {
 			q.To = time.UnixMilli(to)
 		}
 		want := bruteLevel(p, events, from, to, q.Window.Milliseconds())
-		if got := newMatcher(p, q).level(times, masks, ids); got != want {
+		p.blocks = make([]uint64, len(p.conds))
+		p.attr, p.traitCond, p.keyAttr, p.from = -1, -1, -1, from
+		p.spec = matchSpec{steps: len(p.steps), mode: ModeOrdered, from: from, to: to, window: q.Window.Milliseconds()}
+		got, _ := newPathFinder(p.spec).reach(p.units(scanned, nil)[0])
+		if got != want {
 			t.Fatalf("case %d: level %d, want %d\nplan %+v\nevents %+v\nquery %+v", iter, got, want, p, events, q)
 		}
 	}

@@ -2,6 +2,7 @@ package store_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"testing"
 	"time"
@@ -21,6 +22,15 @@ func ev(user, event string, offset int) ingest.Event {
 		Timestamp: t0.Add(time.Duration(offset) * time.Second), ReceivedAt: t0,
 		Raw: []byte(`{}`),
 	}
+}
+
+func mustJSON(t testing.TB, v any) string {
+	t.Helper()
+	b, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
 }
 
 func defaultMap(t testing.TB) *sessionize.Map {
@@ -111,13 +121,15 @@ func TestFunnelResultFields(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	one := 1.0
 	want := []store.FunnelStep{
 		{Name: "A", Customers: 3, ConversionFromFirst: 1, ConversionFromPrevious: 1, DropOff: 1, DropOffRate: 0.3333, LargestDropOff: true},
-		{Name: "B", Customers: 2, ConversionFromFirst: 0.6667, ConversionFromPrevious: 0.6667, DropOff: 1, DropOffRate: 0.5},
-		{Name: "C", Customers: 1, ConversionFromFirst: 0.3333, ConversionFromPrevious: 0.5},
+		{Name: "B", Customers: 2, ConversionFromFirst: 0.6667, ConversionFromPrevious: 0.6667, DropOff: 1, DropOffRate: 0.5,
+			MedianSecondsFromPrevious: &one, P90SecondsFromPrevious: &one},
+		{Name: "C", Customers: 1, ConversionFromFirst: 0.3333, ConversionFromPrevious: 0.5, MedianSecondsFromPrevious: &one, P90SecondsFromPrevious: &one},
 	}
-	if fmt.Sprintf("%+v", res.Steps) != fmt.Sprintf("%+v", want) {
-		t.Errorf("steps =\n%+v\nwant\n%+v", res.Steps, want)
+	if got, want := mustJSON(t, res.Steps), mustJSON(t, want); got != want {
+		t.Errorf("steps =\n%s\nwant\n%s", got, want)
 	}
 	if res.WindowSeconds != 60 {
 		t.Errorf("window_seconds = %d, want 60", res.WindowSeconds)

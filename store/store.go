@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"regexp"
@@ -19,6 +20,11 @@ type Config struct {
 	User        string        // default "default"
 	Password    string        // default empty
 	DialTimeout time.Duration // default 5s
+	// QueryTimeout limits each journey query (ClickHouse's max_execution_time); default 60s.
+	QueryTimeout time.Duration
+	// QueryMaxMemory limits the memory of each journey query in ClickHouse, in bytes (its
+	// max_memory_usage); default 4 GiB.
+	QueryMaxMemory uint64
 	// Cluster, when set, names the ClickHouse cluster: migrations emit ON CLUSTER DDL with
 	// Replicated* engines under Distributed tables sharded by customer key. Default: single node.
 	Cluster string
@@ -36,6 +42,12 @@ func (c *Config) setDefaults() {
 	}
 	if c.DialTimeout == 0 {
 		c.DialTimeout = 5 * time.Second
+	}
+	if c.QueryTimeout <= 0 {
+		c.QueryTimeout = time.Minute
+	}
+	if c.QueryMaxMemory == 0 {
+		c.QueryMaxMemory = 4 << 30
 	}
 }
 
@@ -97,6 +109,30 @@ func (s *Store) Ping(ctx context.Context) error {
 
 // Close closes the connections.
 func (s *Store) Close() error { return s.conn.Close() }
+
+// ErrQueryLimit is returned when a query runs over its time or memory limit.
+var ErrQueryLimit = errors.New("the query ran over its limit")
+
+// queryContext carries the query limits to ClickHouse, and bounds the time spent here too.
+func (s *Store) queryContext(ctx context.Context) (context.Context, context.CancelFunc) {
+	ctx = clickhouse.Context(ctx, clickhouse.WithSettings(clickhouse.Settings{
+		"max_execution_time": int(s.cfg.QueryTimeout.Seconds()),
+		"max_memory_usage":   int(s.cfg.QueryMaxMemory),
+	}))
+	return context.WithTimeout(ctx, s.cfg.QueryTimeout+5*time.Second)
+}
+
+// queryError describes a failed query, as ErrQueryLimit when it ran over a limit.
+func (s *Store) queryError(kind string, err error) error {
+	var ex *clickhouse.Exception
+	switch {
+	case errors.As(err, &ex) && (ex.Code == 159 || ex.Code == 241): // TIMEOUT_EXCEEDED, MEMORY_LIMIT_EXCEEDED
+		return fmt.Errorf("%s: %w (time %s, memory %d MiB): %s", kind, ErrQueryLimit, s.cfg.QueryTimeout, s.cfg.QueryMaxMemory>>20, ex.Message)
+	case errors.Is(err, context.DeadlineExceeded):
+		return fmt.Errorf("%s: %w (time %s)", kind, ErrQueryLimit, s.cfg.QueryTimeout)
+	}
+	return fmt.Errorf("%s: %w", kind, err)
+}
 
 // table returns the qualified name of one of Waymark's tables.
 func (s *Store) table(name string) string { return "`" + s.cfg.Database + "`.`" + name + "`" }

@@ -1,7 +1,8 @@
 // Command waymark turns a shop's clickstream into customer journeys: it consumes Segment-format
 // events from Kafka, sessionizes them, stores them in ClickHouse and answers funnel questions.
 //
-// Subcommands: serve, replay, funnel, migrate, journey-map. Run `waymark <command> -h` for flags;
+// Subcommands: serve, replay, funnel, dropoff, paths, next, retention, stages, sessions,
+// resessionize, migrate, journey-map, healthcheck, bench. Run `waymark <command> -h` for flags;
 // every flag can also be set by an environment variable WAYMARK_<FLAG>.
 package main
 
@@ -22,7 +23,12 @@ const usage = `Usage: waymark <command> [flags]
 Commands:
   serve        consume events from Kafka, sessionize them and store them in ClickHouse
   replay       send a dataset (taobao, rees46, otto, segment) to Kafka as Segment track calls
-  funnel       count customers through a sequence of steps
+  funnel       count customers through a sequence of steps (modes, exclusions, breakdowns)
+  dropoff      where the customers who did not reach the next step left from, and what they did instead
+  paths        the top touchpoint sequences starting or ending at an event or stage
+  next         where customers go right after (or came from right before) an event or stage
+  retention    cohorts by first order: who comes back, time to second order, repeat rate by channel
+  stages       per journey stage: people entering, dwell time, exit rate, touchpoints, survey scores
   sessions     summarize sessions: counts, persons, durations, end reasons, entry channels
   resessionize recompute stored sessions for a time range (e.g. after changing --session-gap)
   migrate      create or upgrade the ClickHouse schema
@@ -58,8 +64,8 @@ func run(ctx context.Context, args []string, stdout io.Writer, log *slog.Logger)
 		return runServe(ctx, rest, log)
 	case "replay":
 		return runReplay(ctx, rest, stdout)
-	case "funnel":
-		return runFunnel(ctx, rest, stdout, log)
+	case "funnel", "dropoff", "paths", "next", "retention", "stages":
+		return runQuery(ctx, cmd, rest, stdout, log)
 	case "sessions":
 		return runSessions(ctx, rest, stdout, log)
 	case "resessionize":

@@ -1,0 +1,299 @@
+package main
+
+import (
+	"context"
+	"encoding/csv"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/url"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/waymark-dev/waymark/store"
+)
+
+// queryParam is a parameter of a journey query: a flag of the CLI (dashes) and a query-string
+// parameter of the API (underscores).
+type queryParam struct {
+	name, def, usage string
+}
+
+var (
+	rangeParams = []queryParam{
+		{"from", "", "start of the time range: RFC 3339 or YYYY-MM-DD (UTC); empty: all time"},
+		{"to", "", "end of the time range (exclusive): RFC 3339 or YYYY-MM-DD (UTC); empty: all time"},
+	}
+	funnelParams = append([]queryParam{
+		{"steps", "", "comma-separated steps: event names or stage names of the journey map (required)"},
+		{"window", "24h", "longest time from a customer's first step to their last (30m, 24h, 7d)"},
+		{"mode", "ordered", "ordered, strict (no other tracked event between steps) or any (any order within the window)"},
+		{"exclude", "", `comma-separated exclusions "Event" (between first and last step) or "Event:2-3"`},
+		{"count-by", "persons", "persons, or sessions (each session is the window)"},
+		{"breakdown", "", "channel, campaign, device, trait:NAME or property:NAME (value at step 1)"},
+		{"breakdown-limit", "20", "breakdown values listed; the rest are summed as (other)"},
+	}, rangeParams...)
+	anchorParams = append([]queryParam{
+		{"anchor", "", "event or stage name the touchpoints are counted from (required)"},
+		{"window", "24h", "how far from the anchor to look"},
+		{"limit", "10", "rows listed"},
+		{"collapse", "false", "count consecutive repeats of a touchpoint once"},
+	}, rangeParams...)
+)
+
+// queryCommands are the CLI's journey queries; each answers exactly as its /api/v1/ endpoint.
+var queryCommands = map[string]struct {
+	synopsis string
+	params   []queryParam
+	print    func(io.Writer, any)
+}{
+	"funnel": {`funnel --steps "Product Viewed,Product Added,Order Completed" [--window 24h] [--mode ordered] [--breakdown channel] [--json]`,
+		funnelParams, printFunnel},
+	"dropoff": {`dropoff --steps "Product Viewed,Order Completed" [--step 1] [--json | --csv]`,
+		append(slicesClone(funnelParams), queryParam{"step", "0", "1-based step they reached and did not go on from; 0: the largest drop-off"},
+			queryParam{"limit", "10", "rows per ranking"}, queryParam{"ids-limit", "100", "person ids listed (all of them go to --csv)"}),
+		printDropoff},
+	"paths": {`paths --anchor "Product Viewed" [--direction start|end] [--depth 4] [--convert "Order Completed"] [--json]`,
+		append(slicesClone(anchorParams), queryParam{"direction", "start", "start: sequences starting at the anchor; end: ending at it"},
+			queryParam{"depth", "4", "touchpoints per sequence, the anchor included"}, queryParam{"convert", "Order Completed", "event or stage counting as a conversion after the anchor"}),
+		printPaths},
+	"next": {`next --anchor "Product Added" [--direction next|previous] [--json]`,
+		append(slicesClone(anchorParams), queryParam{"direction", "next", "next: where people go after the anchor; previous: where they came from"}),
+		printNext},
+	"retention": {`retention [--conversion "Order Completed"] [--return EVENT] [--period week|month] [--json]`,
+		append([]queryParam{
+			{"period", "week", "cohort period: week (ISO, UTC) or month"},
+			{"periods", "8", "later periods reported per cohort"},
+			{"conversion", "Order Completed", "event or stage whose first occurrence puts a person in a cohort"},
+			{"return", "", "event or stage that counts as coming back; default: the conversion again"},
+		}, rangeParams...),
+		printRetention},
+	"stages": {`stages [--from T] [--to T] [--json]`,
+		append([]queryParam{{"limit", "5", "touchpoints listed per stage"}}, rangeParams...),
+		printStages},
+}
+
+func slicesClone(p []queryParam) []queryParam { return append([]queryParam(nil), p...) }
+
+// runQuery runs one of the journey queries from the command line.
+func runQuery(ctx context.Context, name string, args []string, stdout io.Writer, log *slog.Logger) error {
+	cmd := queryCommands[name]
+	fs := newFlagSet(name, cmd.synopsis)
+	cf := addClickHouseFlags(fs)
+	values := map[string]*string{}
+	for _, p := range cmd.params {
+		values[p.name] = fs.String(p.name, p.def, p.usage)
+	}
+	mapPath := fs.String("journey-map", "", "journey map YAML file; empty: the built-in shop map")
+	asJSON := fs.Bool("json", false, "print JSON (the API's) instead of a table")
+	var asCSV *bool
+	if name == "dropoff" {
+		asCSV = fs.Bool("csv", false, "print the ids of every person who dropped off, as CSV")
+	}
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	v := url.Values{}
+	for _, p := range cmd.params {
+		if s := *values[p.name]; s != "" {
+			v.Set(strings.ReplaceAll(p.name, "-", "_"), s)
+		}
+	}
+	if asCSV != nil && *asCSV {
+		v.Set("ids_limit", "100000")
+	}
+	st, jm, err := openWithMap(ctx, cf, *mapPath, log)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	res, err := store.NewAPI(st, jm, log).Query(ctx, name, v)
+	if err != nil {
+		if store.IsParamError(err) {
+			return fmt.Errorf("--%s", strings.Replace(err.Error(), "_", "-", 1))
+		}
+		return err
+	}
+	switch {
+	case *asJSON:
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(res)
+	case asCSV != nil && *asCSV:
+		w := csv.NewWriter(stdout)
+		_ = w.Write([]string{"person_id"})
+		for _, p := range res.(*store.DropoffResult).Persons {
+			_ = w.Write([]string{p})
+		}
+		w.Flush()
+		return w.Error()
+	}
+	cmd.print(stdout, res)
+	return nil
+}
+
+func table(w io.Writer) *tabwriter.Writer {
+	return tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+}
+
+func seconds(s *float64) string {
+	if s == nil {
+		return "-"
+	}
+	return formatDuration(*s)
+}
+
+// formatDuration prints seconds readably: 42s, 3m10s, 5h02m, 3d04h.
+func formatDuration(s float64) string {
+	n := int64(s + 0.5)
+	switch {
+	case n < 60:
+		return fmt.Sprintf("%ds", n)
+	case n < 3600:
+		return fmt.Sprintf("%dm%02ds", n/60, n%60)
+	case n < 86400:
+		return fmt.Sprintf("%dh%02dm", n/3600, n%3600/60)
+	}
+	return fmt.Sprintf("%dd%02dh", n/86400, n%86400/3600)
+}
+
+func printFunnelSteps(w io.Writer, steps []store.FunnelStep) {
+	tw := table(w)
+	fmt.Fprintln(tw, "#\tSTEP\tCUSTOMERS\tFROM FIRST\tFROM PREVIOUS\tDROP-OFF\tMEDIAN TIME\tP90 TIME\t")
+	for i, s := range steps {
+		mark := ""
+		if s.LargestDropOff {
+			mark = "  ← largest drop-off"
+		}
+		dropOff := "-" // nothing comes after the last step
+		if i+1 < len(steps) {
+			dropOff = fmt.Sprintf("%d (%.1f%%)", s.DropOff, 100*s.DropOffRate)
+		}
+		fmt.Fprintf(tw, "%d\t%s\t%d\t%.1f%%\t%.1f%%\t%s\t%s\t%s\t%s\n", i+1, s.Name, s.Customers,
+			100*s.ConversionFromFirst, 100*s.ConversionFromPrevious, dropOff,
+			seconds(s.MedianSecondsFromPrevious), seconds(s.P90SecondsFromPrevious), mark)
+	}
+	tw.Flush()
+}
+
+func printFunnel(w io.Writer, v any) {
+	res := v.(*store.FunnelResult)
+	printFunnelSteps(w, res.Steps)
+	fmt.Fprintf(w, "%s, counting %s, window %s", res.Mode, res.CountBy, formatSeconds(res.WindowSeconds))
+	if res.From != nil {
+		fmt.Fprintf(w, ", from %s", res.From.Format("2006-01-02T15:04:05Z"))
+	}
+	if res.To != nil {
+		fmt.Fprintf(w, ", to %s", res.To.Format("2006-01-02T15:04:05Z"))
+	}
+	fmt.Fprintln(w)
+	for _, g := range res.Groups {
+		fmt.Fprintf(w, "\n%s = %s\n", res.Breakdown, g.Value)
+		printFunnelSteps(w, g.Steps)
+	}
+}
+
+func formatSeconds(s int64) string {
+	switch {
+	case s%86400 == 0 && s >= 2*86400:
+		return fmt.Sprintf("%dd", s/86400)
+	case s%3600 == 0:
+		return fmt.Sprintf("%dh", s/3600)
+	}
+	return fmt.Sprintf("%ds", s)
+}
+
+func printRanked(w io.Writer, title string, rows []store.Ranked) {
+	fmt.Fprintf(w, "\n%s\n", title)
+	tw := table(w)
+	for _, r := range rows {
+		fmt.Fprintf(tw, "  %s\t%d\t%.1f%%\t\n", r.Value, r.Count, 100*r.Share)
+	}
+	tw.Flush()
+}
+
+func printDropoff(w io.Writer, v any) {
+	res := v.(*store.DropoffResult)
+	fmt.Fprintf(w, "%d of %d who reached step %d (%s) did not go on to %s\n", res.Dropped, res.Reached, res.Step, res.StepName, res.NextStep)
+	printRanked(w, "Last touchpoint (event)", res.LastEvents)
+	printRanked(w, "Last touchpoint (page or category)", res.LastLocations)
+	printRanked(w, "Last touchpoint (channel)", res.LastChannels)
+	printRanked(w, "What they did instead (next event)", res.NextEvents)
+	more := ""
+	if res.PersonsTruncated {
+		more = " (more: use --csv)"
+	}
+	fmt.Fprintf(w, "\nPersons%s: %s\n", more, strings.Join(res.Persons, ", "))
+}
+
+func printPaths(w io.Writer, v any) {
+	res := v.(*store.PathsResult)
+	fmt.Fprintf(w, "%d persons with %s; paths that %s there; converting = %s after it\n", res.Persons, res.Anchor, map[string]string{"start": "start", "end": "end"}[res.Direction], res.Convert)
+	tw := table(w)
+	fmt.Fprintln(tw, "PERSONS\tCONVERTED\tRATE\t  PATH")
+	for _, p := range res.Paths {
+		fmt.Fprintf(tw, "%d\t%d\t%.1f%%\t  %s\n", p.Persons, p.Converted, 100*p.ConversionRate, strings.Join(p.Touchpoints, " → "))
+	}
+	tw.Flush()
+}
+
+func printNext(w io.Writer, v any) {
+	res := v.(*store.NextResult)
+	fmt.Fprintf(w, "%d persons with %s; their %s touchpoint:\n", res.Persons, res.Anchor, res.Direction)
+	printRanked(w, "", res.Touchpoints)
+}
+
+func printRetention(w io.Writer, v any) {
+	res := v.(*store.RetentionResult)
+	fmt.Fprintf(w, "%d persons first did %s; %d (%.1f%%) came back with %s; median time to return %s, p90 %s\n\n",
+		res.Persons, res.Conversion, res.Repeaters, 100*res.RepeatRate, res.Return, seconds(res.MedianSeconds), seconds(res.P90Seconds))
+	tw := table(w)
+	fmt.Fprintf(tw, "COHORT (%s)\tPERSONS\t", res.Period)
+	if len(res.Cohorts) > 0 {
+		for i := range res.Cohorts[0].Rates {
+			fmt.Fprintf(tw, "+%d\t", i+1)
+		}
+	}
+	fmt.Fprintln(tw)
+	for _, c := range res.Cohorts {
+		fmt.Fprintf(tw, "%s\t%d\t", c.Start.Format("2006-01-02"), c.Persons)
+		for _, r := range c.Rates {
+			fmt.Fprintf(tw, "%.1f%%\t", 100*r)
+		}
+		fmt.Fprintln(tw)
+	}
+	tw.Flush()
+	fmt.Fprintln(w, "\nTime to return")
+	tw = table(w)
+	for _, b := range res.Histogram {
+		fmt.Fprintf(tw, "  %s\t%d\t\n", b.Label, b.Count)
+	}
+	tw.Flush()
+	fmt.Fprintln(w, "\nRepeat rate by acquisition channel (first touch)")
+	tw = table(w)
+	for _, c := range res.ByChannel {
+		fmt.Fprintf(tw, "  %s\t%d\t%d\t%.1f%%\t\n", c.Channel, c.Persons, c.Repeaters, 100*c.RepeatRate)
+	}
+	tw.Flush()
+}
+
+func printStages(w io.Writer, v any) {
+	res := v.(*store.StagesResult)
+	tw := table(w)
+	fmt.Fprintln(tw, "STAGE\tENTERED\tMOVED ON\tEXIT RATE\tMEDIAN DWELL\tSURVEYS\tMEAN SCORE\t  TOP TOUCHPOINTS")
+	for _, s := range res.Stages {
+		score := "-"
+		if s.MeanScore != nil {
+			score = fmt.Sprintf("%.2f", *s.MeanScore)
+		}
+		var top []string
+		for _, t := range s.TopTouchpoints {
+			top = append(top, fmt.Sprintf("%s %.0f%%", t.Value, 100*t.Share))
+		}
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%.1f%%\t%s\t%d\t%s\t  %s\n", s.Stage, s.Entered, s.MovedOn, 100*s.ExitRate,
+			seconds(s.MedianDwellSeconds), s.SurveyResponses, score, strings.Join(top, ", "))
+	}
+	tw.Flush()
+}
+

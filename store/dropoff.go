@@ -1,0 +1,225 @@
+package store
+
+import (
+	"cmp"
+	"context"
+	"fmt"
+	"net/url"
+	"slices"
+	"time"
+
+	"github.com/waymark-dev/waymark/sessionize"
+)
+
+// DropoffQuery asks about the units that reached a funnel step but not the next one.
+type DropoffQuery struct {
+	Funnel FunnelQuery
+	// Step is the 1-based step they reached and did not go on from; 0 picks the step with the
+	// largest drop-off.
+	Step int
+	// Limit is how many values each ranking lists (default 10); IDsLimit how many person ids are
+	// listed (default 100).
+	Limit, IDsLimit int
+}
+
+// Ranked is one value of a ranking, with how many units it holds for and their share.
+type Ranked struct {
+	Value string  `json:"value"`
+	Count int64   `json:"count"`
+	Share float64 `json:"share"`
+}
+
+// DropoffResult says where the units that dropped off after a step left from and what they did
+// instead.
+type DropoffResult struct {
+	Step     int    `json:"step"`
+	StepName string `json:"step_name"`
+	NextStep string `json:"next_step"`
+	Reached  int64  `json:"reached"`
+	Dropped  int64  `json:"dropped"`
+	// Their last touchpoint between reaching the step and the end of the window (or session):
+	// its event, its page path (or product category) and its channel.
+	LastEvents    []Ranked `json:"last_events"`
+	LastLocations []Ranked `json:"last_locations"`
+	LastChannels  []Ranked `json:"last_channels"`
+	// What they did instead: the event right after their step event, "(none)" when nothing.
+	NextEvents []Ranked `json:"next_events"`
+	// Person ids, sorted, at most IDsLimit of them.
+	Persons          []string `json:"persons"`
+	PersonsTruncated bool     `json:"persons_truncated,omitempty"`
+}
+
+// ParseDropoffQuery reads the funnel's parameters plus step, limit and ids_limit.
+func ParseDropoffQuery(v url.Values) (DropoffQuery, error) {
+	fq, err := ParseFunnelQuery(v)
+	if err != nil {
+		return DropoffQuery{}, err
+	}
+	p := &params{v: v}
+	q := DropoffQuery{Funnel: fq, Step: p.int("step", 0, 0, len(fq.Steps)), Limit: p.int("limit", 10, 1, 1000), IDsLimit: p.int("ids_limit", 100, 0, 100000)}
+	if p.err == nil && q.Step == len(fq.Steps) {
+		p.fail("step", "step %d is the last step: nobody drops off after it", q.Step)
+	}
+	return q, p.err
+}
+
+func (a *API) dropoff(ctx context.Context, v url.Values) (any, error) {
+	q, err := ParseDropoffQuery(v)
+	if err != nil {
+		return nil, badParams(err)
+	}
+	return a.store.Dropoff(ctx, a.jm, q)
+}
+
+// labelSQL is a touchpoint's label: its event name, or its type for unnamed pages and screens.
+var labelSQL = predicate{sql: "if(event != '', event, type)"}
+
+// locationSQL is where a touchpoint happened: its page path, else its product category.
+var locationSQL = predicate{sql: "if(page_path != '', page_path, prop_values[indexOf(prop_keys, 'category')])"}
+
+// dropoffLevel gathers the units that stopped at one level.
+type dropoffLevel struct {
+	dropped                           int64
+	events, locations, channels, next map[string]int64
+	persons                           map[string]bool
+}
+
+// Dropoff answers a DropoffQuery in one pass over the events: it gathers every level's drop-outs
+// and reports the asked one.
+func (s *Store) Dropoff(ctx context.Context, jm *sessionize.Map, q DropoffQuery) (*DropoffResult, error) {
+	start := time.Now()
+	res, err := s.dropoffQuery(ctx, jm, q)
+	s.observeQuery("dropoff", start, err)
+	return res, err
+}
+
+func (s *Store) dropoffQuery(ctx context.Context, jm *sessionize.Map, q DropoffQuery) (*DropoffResult, error) {
+	fq := q.Funnel
+	if err := fq.Validate(); err != nil {
+		return nil, badParams(err)
+	}
+	n := len(fq.Steps)
+	if n < 2 {
+		return nil, badParams(fmt.Errorf("steps: a drop-off needs at least two steps"))
+	}
+	if q.Limit <= 0 {
+		q.Limit = 10
+	}
+	plan, err := planFunnel(jm, fq)
+	if err != nil {
+		return nil, badParams(err)
+	}
+	tracked, first := plan.readAlso(labelSQL, locationSQL, predicate{sql: "channel"})
+	if len(plan.scan.preds) > 64 {
+		return nil, badParams(fmt.Errorf("steps: too many conditions"))
+	}
+	var sessions map[string][]span
+	if fq.CountBy == CountSessions {
+		if sessions, err = s.sessionSpans(ctx, fq.From); err != nil {
+			return nil, err
+		}
+	}
+	ctx, cancel := s.queryContext(ctx)
+	defer cancel()
+	agg := newFunnelAgg(n, false)
+	levels := make([]dropoffLevel, n)
+	for i := range levels {
+		levels[i] = dropoffLevel{events: map[string]int64{}, locations: map[string]int64{}, channels: map[string]int64{}, next: map[string]int64{}, persons: map[string]bool{}}
+	}
+	finder := newPathFinder(plan.spec)
+	err = s.scan(ctx, plan.scan, func(person string, events []scannedEvent) error {
+		for _, unit := range plan.units(events, sessions) {
+			level, path := finder.reach(unit)
+			agg.add(fq.Mode, unit, level, path)
+			if level == 0 || level == n {
+				continue
+			}
+			l := &levels[level]
+			l.dropped++
+			// the step event: the last one of the path, or in mode any the first step's event
+			at := path[len(path)-1]
+			end := unit[path[0]].t + plan.spec.window
+			last, next := -1, -1
+			for i := at; i < len(unit) && unit[i].t <= end; i++ {
+				if unit[i].mask&tracked == 0 {
+					continue
+				}
+				last = i
+				if next < 0 && i > at {
+					next = i
+				}
+			}
+			if last < 0 {
+				last = at
+			}
+			l.events[unit[last].attrs[first]]++
+			l.locations[unit[last].attrs[first+1]]++
+			l.channels[unit[last].attrs[first+2]]++
+			if next >= 0 {
+				l.next[unit[next].attrs[first]]++
+			} else {
+				l.next["(none)"]++
+			}
+			if len(l.persons) < q.IDsLimit || l.persons[person] {
+				l.persons[person] = true
+			} else if q.IDsLimit > 0 {
+				l.persons["\x00truncated"] = true
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, s.queryError("dropoff", err)
+	}
+	funnel := agg.result(fq)
+	k := q.Step
+	if k == 0 {
+		k = 1
+		for i, st := range funnel.Steps {
+			if st.LargestDropOff {
+				k = i + 1
+			}
+		}
+	}
+	l := levels[k]
+	res := &DropoffResult{Step: k, StepName: fq.Steps[k-1], NextStep: fq.Steps[k], Reached: funnel.Steps[k-1].Customers, Dropped: l.dropped,
+		LastEvents: rank(l.events, l.dropped, q.Limit), LastLocations: rank(l.locations, l.dropped, q.Limit),
+		LastChannels: rank(l.channels, l.dropped, q.Limit), NextEvents: rank(l.next, l.dropped, q.Limit), Persons: []string{}}
+	for p := range l.persons {
+		if p == "\x00truncated" {
+			res.PersonsTruncated = true
+			continue
+		}
+		res.Persons = append(res.Persons, p)
+	}
+	slices.Sort(res.Persons)
+	return res, nil
+}
+
+// readAlso makes the scan read every tracked event as well, with attrs; it returns the mask bit
+// of tracked events and the index of the first of attrs.
+func (p *funnelPlan) readAlso(attrs ...predicate) (uint64, int) {
+	bit := uint64(1) << len(p.scan.preds)
+	p.scan.preds = append(p.scan.preds, rulePredicate(sessionize.Rule{Types: trackedTypes}))
+	p.keep |= bit
+	first := len(p.scan.attrs)
+	p.scan.attrs = append(p.scan.attrs, attrs...)
+	return bit, first
+}
+
+// rank lists the limit largest counts, largest first (ties by value), with their share of total;
+// an empty value shows as "(none)".
+func rank(counts map[string]int64, total int64, limit int) []Ranked {
+	out := make([]Ranked, 0, len(counts))
+	for v, n := range counts {
+		if v == "" {
+			v = "(none)"
+		}
+		out = append(out, Ranked{Value: v, Count: n, Share: ratio(n, total)})
+	}
+	slices.SortFunc(out, func(a, b Ranked) int { return cmp.Or(cmp.Compare(b.Count, a.Count), cmp.Compare(a.Value, b.Value)) })
+	if len(out) > limit {
+		out = out[:limit]
+	}
+	return out
+}

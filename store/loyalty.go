@@ -1,0 +1,403 @@
+package store
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"math"
+	"math/bits"
+	"net/url"
+	"slices"
+	"strconv"
+	"time"
+
+	"github.com/waymark-dev/waymark/sessionize"
+)
+
+// RetentionQuery asks who comes back after converting, by cohort of first conversion.
+type RetentionQuery struct {
+	Period     string // "week" (ISO weeks, UTC) or "month"; default week
+	Periods    int    // later periods reported per cohort; default 8
+	Conversion string // event or stage whose first occurrence puts a person in a cohort; default "Order Completed"
+	Return     string // event or stage that counts as coming back; default Conversion (a repeat)
+	From, To   time.Time
+}
+
+// Cohort is the persons whose first conversion fell in one period.
+type Cohort struct {
+	Start   time.Time `json:"start"`
+	Persons int64     `json:"persons"`
+	// Returned[i] is how many came back in period i+1 after the cohort's; Rates their share.
+	Returned []int64   `json:"returned"`
+	Rates    []float64 `json:"rates"`
+}
+
+// Bucket is one bar of a histogram.
+type Bucket struct {
+	Label string `json:"label"`
+	Count int64  `json:"count"`
+}
+
+// ChannelRepeat is the repeat rate of the persons one channel first brought.
+type ChannelRepeat struct {
+	Channel    string  `json:"channel"`
+	Persons    int64   `json:"persons"`
+	Repeaters  int64   `json:"repeaters"`
+	RepeatRate float64 `json:"repeat_rate"`
+}
+
+// RetentionResult answers a RetentionQuery. Persons are those whose first conversion ever is in
+// [From, To); a repeater did the return event after it (at any later time).
+type RetentionResult struct {
+	Period        string          `json:"period"`
+	Conversion    string          `json:"conversion"`
+	Return        string          `json:"return"`
+	Persons       int64           `json:"persons"`
+	Repeaters     int64           `json:"repeaters"`
+	RepeatRate    float64         `json:"repeat_rate"`
+	Cohorts       []Cohort        `json:"cohorts"`
+	MedianSeconds *float64        `json:"median_seconds_to_return,omitempty"`
+	P90Seconds    *float64        `json:"p90_seconds_to_return,omitempty"`
+	Histogram     []Bucket        `json:"time_to_return_histogram"`
+	ByChannel     []ChannelRepeat `json:"by_acquisition_channel"`
+}
+
+// ParseRetentionQuery reads period, periods, conversion, return, from and to.
+func ParseRetentionQuery(v url.Values) (RetentionQuery, error) {
+	p := &params{v: v}
+	q := RetentionQuery{Period: p.oneOf("period", "week", "week", "month"), Periods: p.int("periods", 8, 1, 52)}
+	q.Conversion = p.str("conversion", "Order Completed")
+	q.Return = p.str("return", q.Conversion)
+	q.From, q.To = p.timeRange()
+	return q, p.err
+}
+
+func (a *API) retention(ctx context.Context, v url.Values) (any, error) {
+	q, err := ParseRetentionQuery(v)
+	if err != nil {
+		return nil, badParams(err)
+	}
+	return a.store.Retention(ctx, a.jm, q)
+}
+
+// periodStart is the start of the week (Monday, UTC) or month holding ms.
+func periodStart(period string, ms int64) time.Time {
+	t := time.UnixMilli(ms).UTC()
+	if period == "month" {
+		return time.Date(t.Year(), t.Month(), 1, 0, 0, 0, 0, time.UTC)
+	}
+	day := time.Date(t.Year(), t.Month(), t.Day(), 0, 0, 0, 0, time.UTC)
+	return day.AddDate(0, 0, -((int(day.Weekday()) + 6) % 7))
+}
+
+// periodsBetween is how many whole periods lie from period start a to period start b.
+func periodsBetween(period string, a, b time.Time) int {
+	if period == "month" {
+		return (b.Year()-a.Year())*12 + int(b.Month()) - int(a.Month())
+	}
+	return int(b.Sub(a).Hours()/24) / 7
+}
+
+// returnBuckets are the time-to-return histogram's upper bounds.
+var returnBuckets = []struct {
+	label string
+	upTo  time.Duration
+}{{"≤ 1d", 24 * time.Hour}, {"1–7d", 7 * 24 * time.Hour}, {"7–30d", 30 * 24 * time.Hour}, {"30–90d", 90 * 24 * time.Hour}, {"> 90d", math.MaxInt64}}
+
+// Retention answers a RetentionQuery.
+func (s *Store) Retention(ctx context.Context, jm *sessionize.Map, q RetentionQuery) (*RetentionResult, error) {
+	start := time.Now()
+	res, err := s.retentionQuery(ctx, jm, q)
+	s.observeQuery("retention", start, err)
+	return res, err
+}
+
+func (s *Store) retentionQuery(ctx context.Context, jm *sessionize.Map, q RetentionQuery) (*RetentionResult, error) {
+	if q.Period == "" {
+		q.Period = "week"
+	}
+	if q.Periods <= 0 {
+		q.Periods = 8
+	}
+	p := planSteps(jm, []string{q.Conversion, q.Return})
+	p.blocks = make([]uint64, len(p.conds))
+	p.attr, p.traitCond, p.keyAttr, p.from = -1, -1, -1, math.MinInt64
+	for _, c := range p.conds {
+		p.scan.preds = append(p.scan.preds, rulePredicate(c.rule))
+	}
+	// Every event, for the person's first touch: its channel is the acquisition channel.
+	everything := uint64(1) << len(p.scan.preds)
+	p.scan.preds = append(p.scan.preds, predicate{sql: "1"})
+	p.keep |= everything
+	p.scan.attrs = append(p.scan.attrs, predicate{sql: "channel"})
+	if len(p.scan.preds) > 64 {
+		return nil, badParams(errors.New("conversion: too many conditions"))
+	}
+	from, to := int64(math.MinInt64), int64(math.MaxInt64)
+	if !q.From.IsZero() {
+		from = q.From.UnixMilli()
+	}
+	if !q.To.IsZero() {
+		to = q.To.UnixMilli()
+	}
+	ctx, cancel := s.queryContext(ctx)
+	defer cancel()
+	type cohortCounts struct {
+		persons  int64
+		returned []int64
+	}
+	cohorts := map[time.Time]*cohortCounts{}
+	type channelCounts struct{ persons, repeaters int64 }
+	channels := map[string]*channelCounts{}
+	res := &RetentionResult{Period: q.Period, Conversion: q.Conversion, Return: q.Return, Cohorts: []Cohort{}, ByChannel: []ChannelRepeat{}}
+	var gaps []int64
+	hist := make([]int64, len(returnBuckets))
+	err := s.scan(ctx, p.scan, func(_ string, events []scannedEvent) error {
+		ev := p.units(events, nil)[0]
+		if len(ev) == 0 {
+			return nil
+		}
+		first := -1
+		for i, e := range ev {
+			if e.steps&1 != 0 {
+				first = i
+				break
+			}
+		}
+		if first < 0 || ev[first].t < from || ev[first].t >= to {
+			return nil
+		}
+		res.Persons++
+		cohort := periodStart(q.Period, ev[first].t)
+		c := cohorts[cohort]
+		if c == nil {
+			c = &cohortCounts{returned: make([]int64, q.Periods)}
+			cohorts[cohort] = c
+		}
+		c.persons++
+		acquired := ev[0].attrs[0]
+		if acquired == "" {
+			acquired = "(none)"
+		}
+		ch := channels[acquired]
+		if ch == nil {
+			ch = &channelCounts{}
+			channels[acquired] = ch
+		}
+		ch.persons++
+		seen := make([]bool, q.Periods)
+		returned := false
+		for _, e := range ev[first+1:] {
+			if e.steps&2 == 0 {
+				continue
+			}
+			if !returned {
+				returned = true
+				gap := e.t - ev[first].t
+				gaps = append(gaps, gap)
+				for b, bucket := range returnBuckets {
+					if time.Duration(gap)*time.Millisecond <= bucket.upTo {
+						hist[b]++
+						break
+					}
+				}
+			}
+			k := periodsBetween(q.Period, cohort, periodStart(q.Period, e.t))
+			if k >= 1 && k <= q.Periods && !seen[k-1] {
+				seen[k-1] = true
+				c.returned[k-1]++
+			}
+		}
+		if returned {
+			res.Repeaters++
+			ch.repeaters++
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, s.queryError("retention", err)
+	}
+	res.RepeatRate = ratio(res.Repeaters, res.Persons)
+	res.MedianSeconds, res.P90Seconds = quantileSeconds(gaps, 0.5), quantileSeconds(gaps, 0.9)
+	for b, bucket := range returnBuckets {
+		res.Histogram = append(res.Histogram, Bucket{Label: bucket.label, Count: hist[b]})
+	}
+	for start, c := range cohorts {
+		co := Cohort{Start: start, Persons: c.persons, Returned: c.returned}
+		for _, n := range c.returned {
+			co.Rates = append(co.Rates, ratio(n, c.persons))
+		}
+		res.Cohorts = append(res.Cohorts, co)
+	}
+	slices.SortFunc(res.Cohorts, func(a, b Cohort) int { return a.Start.Compare(b.Start) })
+	for name, c := range channels {
+		res.ByChannel = append(res.ByChannel, ChannelRepeat{Channel: name, Persons: c.persons, Repeaters: c.repeaters, RepeatRate: ratio(c.repeaters, c.persons)})
+	}
+	slices.SortFunc(res.ByChannel, func(a, b ChannelRepeat) int {
+		return cmp.Or(cmp.Compare(b.Persons, a.Persons), cmp.Compare(a.Channel, b.Channel))
+	})
+	return res, nil
+}
+
+// StagesQuery asks how each journey stage is doing for persons active in [From, To).
+type StagesQuery struct {
+	From, To time.Time
+	Limit    int // touchpoints listed per stage; default 5
+}
+
+// StageHealth is one stage's numbers. A person's stage at any moment is the furthest stage they
+// have entered so far; they dwell in a stage from entering it until entering a later one.
+type StageHealth struct {
+	Stage              string   `json:"stage"`
+	Entered            int64    `json:"entered"`
+	MovedOn            int64    `json:"moved_on"`
+	ExitRate           float64  `json:"exit_rate"`
+	MedianDwellSeconds *float64 `json:"median_dwell_seconds,omitempty"`
+	TopTouchpoints     []Ranked `json:"top_touchpoints"`
+	SurveyResponses    int64    `json:"survey_responses"`
+	MeanScore          *float64 `json:"mean_score,omitempty"`
+}
+
+// StagesResult lists the stages of the journey map in order.
+type StagesResult struct {
+	Stages []StageHealth `json:"stages"`
+}
+
+// SurveyEvents are the events whose numeric "score" property (NPS, CSAT, CES) is averaged per stage.
+var SurveyEvents = []string{"Survey Answered", "NPS Submitted"}
+
+// ParseStagesQuery reads from, to and limit.
+func ParseStagesQuery(v url.Values) (StagesQuery, error) {
+	p := &params{v: v}
+	q := StagesQuery{Limit: p.int("limit", 5, 1, 100)}
+	q.From, q.To = p.timeRange()
+	return q, p.err
+}
+
+func (a *API) stages(ctx context.Context, v url.Values) (any, error) {
+	q, err := ParseStagesQuery(v)
+	if err != nil {
+		return nil, badParams(err)
+	}
+	return a.store.Stages(ctx, a.jm, q)
+}
+
+// Stages answers a StagesQuery.
+func (s *Store) Stages(ctx context.Context, jm *sessionize.Map, q StagesQuery) (*StagesResult, error) {
+	start := time.Now()
+	res, err := s.stagesQuery(ctx, jm, q)
+	s.observeQuery("stages", start, err)
+	return res, err
+}
+
+func (s *Store) stagesQuery(ctx context.Context, jm *sessionize.Map, q StagesQuery) (*StagesResult, error) {
+	if q.Limit <= 0 {
+		q.Limit = 5
+	}
+	var names []string
+	for _, st := range jm.Stages {
+		names = append(names, st.Name)
+	}
+	p := planSteps(jm, names)
+	p.blocks = make([]uint64, len(p.conds))
+	p.attr, p.traitCond, p.keyAttr, p.from = -1, -1, -1, math.MinInt64
+	for _, c := range p.conds {
+		p.scan.preds = append(p.scan.preds, rulePredicate(c.rule))
+	}
+	tracked, _ := p.readAlso(labelSQL, propertyValue("score"))
+	if len(p.scan.preds) > 64 {
+		return nil, badParams(errors.New("journey map: too many conditions"))
+	}
+	from, to := int64(math.MinInt64), int64(math.MaxInt64)
+	if !q.From.IsZero() {
+		from = q.From.UnixMilli()
+		if !p.needHistory {
+			p.scan.from = from
+		}
+	}
+	if !q.To.IsZero() {
+		to = q.To.UnixMilli()
+		p.scan.to = to - 1
+	}
+	ctx, cancel := s.queryContext(ctx)
+	defer cancel()
+	n := len(names)
+	type stageAgg struct {
+		entered, movedOn int64
+		dwell            []int64
+		touchpoints      map[string]int64
+		responses        int64
+		scoreSum         float64
+	}
+	aggs := make([]stageAgg, n)
+	for i := range aggs {
+		aggs[i].touchpoints = map[string]int64{}
+	}
+	entered := make([]int64, n) // per stage: when the person entered it, -1 not yet
+	left := make([]bool, n)     // per stage: whether the person went on to a later one
+	err := s.scan(ctx, p.scan, func(_ string, events []scannedEvent) error {
+		for i := range entered {
+			entered[i], left[i] = -1, false
+		}
+		current := -1
+		for _, e := range p.units(events, nil)[0] {
+			if e.t < from || e.t >= to {
+				continue
+			}
+			if e.steps != 0 {
+				furthest := bits.Len64(e.steps) - 1
+				for st := range n {
+					if e.steps&(1<<st) != 0 && entered[st] < 0 {
+						entered[st] = e.t
+						aggs[st].entered++
+					}
+				}
+				if furthest > current {
+					// Moving on: every stage entered before the furthest one is left now.
+					for st := range furthest {
+						if entered[st] >= 0 && !left[st] {
+							left[st] = true
+							aggs[st].movedOn++
+							aggs[st].dwell = append(aggs[st].dwell, e.t-entered[st])
+						}
+					}
+					current = furthest
+				}
+			}
+			if current < 0 || e.mask&tracked == 0 {
+				continue
+			}
+			aggs[current].touchpoints[e.attrs[0]]++
+			if slices.Contains(SurveyEvents, e.attrs[0]) {
+				if score, err := strconv.ParseFloat(e.attrs[1], 64); err == nil && !math.IsNaN(score) && !math.IsInf(score, 0) {
+					aggs[current].responses++
+					aggs[current].scoreSum += score
+				}
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, s.queryError("stages", err)
+	}
+	res := &StagesResult{}
+	for i, a := range aggs {
+		h := StageHealth{Stage: names[i], Entered: a.entered, MovedOn: a.movedOn, ExitRate: 1 - ratio(a.movedOn, a.entered),
+			MedianDwellSeconds: quantileSeconds(a.dwell, 0.5), SurveyResponses: a.responses}
+		if a.entered == 0 {
+			h.ExitRate = 0
+		}
+		h.ExitRate = math.Round(h.ExitRate*1e4) / 1e4
+		var total int64
+		for _, c := range a.touchpoints {
+			total += c
+		}
+		h.TopTouchpoints = rank(a.touchpoints, total, q.Limit)
+		if a.responses > 0 {
+			mean := math.Round(a.scoreSum/float64(a.responses)*1e4) / 1e4
+			h.MeanScore = &mean
+		}
+		res.Stages = append(res.Stages, h)
+	}
+	return res, nil
+}
