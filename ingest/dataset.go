@@ -287,3 +287,13 @@ func eachLine(r io.Reader, fn func(line int, text string) error) error {
 	}
 	return nil
 }
+
+// ReadDataset turns a dataset file of the given format (taobao, rees46, otto, segment) into
+// Segment messages, as replay sends them; lines it cannot use go to skip.
+func ReadDataset(r io.Reader, format string, emit func(Message) error, skip func(Skip)) error {
+	read, err := datasetReaderFor(format)
+	if err != nil {
+		return err
+	}
+	return read(r, 0, emit, skip)
+}

@@ -137,26 +137,33 @@ func (s *Store) dropoffQuery(ctx context.Context, jm *sessionize.Map, q DropoffQ
 			l := &levels[level]
 			l.dropped++
 			// the step event: the last one of the path, or in mode any the first step's event
+			// Last touchpoint: the latest tracked event from the step event to the end of the
+			// window; next: the earliest one after the step event's time. Ties go to the smallest
+			// (event, location, channel), so the answer does not depend on how ties are stored.
 			at := path[len(path)-1]
 			end := unit[path[0]].t + plan.spec.window
-			last, next := -1, -1
-			for i := at; i < len(unit) && unit[i].t <= end; i++ {
+			attrs := func(i int) []string { return unit[i].attrs[first : first+3] }
+			last, next := at, -1
+			from := at
+			for from > 0 && unit[from-1].t == unit[at].t {
+				from--
+			}
+			for i := from; i < len(unit) && unit[i].t <= end; i++ {
 				if unit[i].mask&tracked == 0 {
 					continue
 				}
-				last = i
-				if next < 0 && i > at {
+				if unit[i].t > unit[last].t || unit[i].t == unit[last].t && slices.Compare(attrs(i), attrs(last)) < 0 {
+					last = i
+				}
+				if unit[i].t > unit[at].t && (next < 0 || unit[i].t == unit[next].t && slices.Compare(attrs(i), attrs(next)) < 0) {
 					next = i
 				}
 			}
-			if last < 0 {
-				last = at
-			}
-			l.events[unit[last].attrs[first]]++
-			l.locations[unit[last].attrs[first+1]]++
-			l.channels[unit[last].attrs[first+2]]++
+			l.events[attrs(last)[0]]++
+			l.locations[attrs(last)[1]]++
+			l.channels[attrs(last)[2]]++
 			if next >= 0 {
-				l.next[unit[next].attrs[first]]++
+				l.next[attrs(next)[0]]++
 			} else {
 				l.next["(none)"]++
 			}

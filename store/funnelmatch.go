@@ -38,9 +38,9 @@ type matchSpec struct {
 }
 
 // pathFinder finds how far one unit gets through a funnel, and the canonical path it takes: among
-// the valid paths that reach the furthest step, the smallest in the order of (time, event) of its
-// first step, then its second, and so on. Breakdown values and times between steps are read off
-// that path.
+// the valid paths that reach the furthest step, the one whose step times are smallest in
+// lexicographic order, then whose first event has the smallest breakdown value. Breakdown values and
+// times between steps are read off that path, so they do not depend on how equal times are ordered.
 type pathFinder struct {
 	spec  matchSpec
 	ev    []unitEvent
@@ -68,7 +68,8 @@ func sortUnitEvents(ev []unitEvent) {
 
 // reach returns the number of steps the unit reaches and the indexes (into ev, which must be in
 // (time, id) order) of the events of its canonical path. In ModeAny the path holds one event: the
-// first event that can take step 1 in the first window where the unit gets furthest.
+// earliest event that can take step 1 (the smallest breakdown value among equal times) in the
+// first window where the unit gets furthest.
 func (f *pathFinder) reach(ev []unitEvent) (int, []int) {
 	f.ev = ev
 	f.block = f.block[:0]
@@ -86,7 +87,7 @@ func (f *pathFinder) reach(ev []unitEvent) (int, []int) {
 	}
 	best, bestPath := 0, []int(nil)
 	for s, e := range ev {
-		if e.t >= f.spec.to {
+		if e.t >= f.spec.to || (best == f.spec.steps && e.t > ev[bestPath[0]].t) {
 			break
 		}
 		if e.t < f.spec.from || e.steps&1 == 0 {
@@ -97,14 +98,23 @@ func (f *pathFinder) reach(ev []unitEvent) (int, []int) {
 		f.used[s] = true
 		depth, rest := f.extend(1, s)
 		f.used[s] = false
-		if depth > best {
-			best, bestPath = depth, append([]int{s}, rest...)
-		}
-		if best == f.spec.steps {
-			break
+		path := append([]int{s}, rest...)
+		if depth > best || depth == best && f.before(path, bestPath, true) {
+			best, bestPath = depth, path
 		}
 	}
 	return best, bestPath
+}
+
+// before reports whether path a comes before path b of the same length in the canonical order:
+// smaller step times, then (firstAttr) the smaller breakdown value of the first event.
+func (f *pathFinder) before(a, b []int, firstAttr bool) bool {
+	for i := range a {
+		if ta, tb := f.ev[a[i]].t, f.ev[b[i]].t; ta != tb {
+			return ta < tb
+		}
+	}
+	return firstAttr && len(a) > 0 && f.ev[a[0]].attr < f.ev[b[0]].attr
 }
 
 // extend returns how many steps a path can reach when its first done steps end at event last,
@@ -130,15 +140,16 @@ func (f *pathFinder) extend(done, last int) (int, []int) {
 		if e.t > limit || e.t-f.t1 > f.spec.window {
 			break
 		}
+		if best == f.spec.steps && e.t > ev[bestPath[0]].t {
+			break // a later event cannot give smaller times
+		}
 		if !f.used[c] && e.steps&(1<<done) != 0 {
 			f.used[c] = true
 			depth, rest := f.extend(done+1, c)
 			f.used[c] = false
-			if depth > best {
-				best, bestPath = depth, append([]int{c}, rest...)
-				if best == f.spec.steps {
-					break
-				}
+			path := append([]int{c}, rest...)
+			if depth > best || depth == best && depth > done && f.before(path, bestPath, false) {
+				best, bestPath = depth, path
 			}
 		}
 		if e.blocks&gap != 0 && e.t > tLast && e.t < limit {
@@ -184,9 +195,14 @@ func (f *pathFinder) reachAny() (int, []int) {
 			best = k
 			bestFirst = -1
 			for i, e := range window {
-				if e.steps&1 != 0 {
-					bestFirst = s + i
+				if e.steps&1 == 0 {
+					continue
+				}
+				if bestFirst >= 0 && e.t > ev[bestFirst].t {
 					break
+				}
+				if bestFirst < 0 || e.attr < ev[bestFirst].attr {
+					bestFirst = s + i
 				}
 			}
 			break

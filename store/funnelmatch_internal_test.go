@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"slices"
+	"strings"
 	"testing"
 )
 
@@ -19,7 +20,7 @@ func brutePath(spec matchSpec, ev []unitEvent) (int, []int) {
 	var walk func()
 	walk = func() {
 		k := len(path)
-		if k > best || (k == best && k > 0 && slices.Compare(path, bestPath) < 0) {
+		if k > best || (k == best && k > 0 && pathLess(ev, path, bestPath)) {
 			best, bestPath = k, slices.Clone(path)
 		}
 		if k == spec.steps {
@@ -54,6 +55,16 @@ func brutePath(spec matchSpec, ev []unitEvent) (int, []int) {
 	}
 	walk()
 	return best, bestPath
+}
+
+// pathLess orders paths of one length: by step times, then by the first event's breakdown value.
+func pathLess(ev []unitEvent, a, b []int) bool {
+	for i := range a {
+		if ev[a[i]].t != ev[b[i]].t {
+			return ev[a[i]].t < ev[b[i]].t
+		}
+	}
+	return ev[a[0]].attr < ev[b[0]].attr
 }
 
 // bruteAny: the largest k for which some start time ts in [from, to) has distinct events for
@@ -97,9 +108,9 @@ func bruteAny(spec matchSpec, ev []unitEvent) (int, []int) {
 			if earliest {
 				best, first = k, -1
 				for c, e := range ev {
-					if e.steps&1 != 0 && e.t >= ts && e.t-ts <= spec.window {
+					if e.steps&1 != 0 && e.t >= ts && e.t-ts <= spec.window &&
+						(first < 0 || e.t < ev[first].t || e.t == ev[first].t && e.attr < ev[first].attr) {
 						first = c
-						break
 					}
 				}
 			}
@@ -126,7 +137,7 @@ func TestPathFinderAgreesWithTheDefinition(t *testing.T) {
 		}
 		var ev []unitEvent
 		for i := range rng.IntN(9) {
-			e := unitEvent{t: int64(1000 * rng.IntN(6)), id: uint64(i), steps: uint64(rng.IntN(1 << spec.steps))}
+			e := unitEvent{t: int64(1000 * rng.IntN(6)), id: uint64(i), steps: uint64(rng.IntN(1 << spec.steps)), attr: string(rune('a' + rng.IntN(3)))}
 			if spec.mode != ModeAny && rng.IntN(4) == 0 {
 				e.blocks = uint64(rng.IntN(1 << spec.steps))
 			}
@@ -135,7 +146,18 @@ func TestPathFinderAgreesWithTheDefinition(t *testing.T) {
 		sortUnitEvents(ev)
 		wantLevel, wantPath := brutePath(spec, ev)
 		gotLevel, gotPath := newPathFinder(spec).reach(ev)
-		if gotLevel != wantLevel || fmt.Sprint(gotPath) != fmt.Sprint(wantPath) {
+		// The path's observable parts: its times and its first event's breakdown value.
+		observe := func(path []int) string {
+			var parts []string
+			for i, p := range path {
+				parts = append(parts, fmt.Sprint(ev[p].t))
+				if i == 0 {
+					parts = append(parts, ev[p].attr)
+				}
+			}
+			return strings.Join(parts, " ")
+		}
+		if gotLevel != wantLevel || observe(gotPath) != observe(wantPath) {
 			t.Fatalf("case %d: reach = %d %v, want %d %v\nspec %+v\nevents %+v", iter, gotLevel, gotPath, wantLevel, wantPath, spec, ev)
 		}
 	}

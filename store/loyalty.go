@@ -47,7 +47,7 @@ type ChannelRepeat struct {
 }
 
 // RetentionResult answers a RetentionQuery. Persons are those whose first conversion ever is in
-// [From, To); a repeater did the return event after it (at any later time).
+// [From, To); a repeater did the return event after it (strictly later, at any time).
 type RetentionResult struct {
 	Period        string          `json:"period"`
 	Conversion    string          `json:"conversion"`
@@ -175,7 +175,17 @@ func (s *Store) retentionQuery(ctx context.Context, jm *sessionize.Map, q Retent
 			cohorts[cohort] = c
 		}
 		c.persons++
-		acquired := ev[0].attrs[0]
+		// The acquisition channel is the first touch's; among equal first times, the smallest
+		// channel that is set.
+		acquired := ""
+		for _, e := range ev {
+			if e.t > ev[0].t {
+				break
+			}
+			if ch := e.attrs[0]; ch != "" && (acquired == "" || ch < acquired) {
+				acquired = ch
+			}
+		}
 		if acquired == "" {
 			acquired = "(none)"
 		}
@@ -188,8 +198,8 @@ func (s *Store) retentionQuery(ctx context.Context, jm *sessionize.Map, q Retent
 		seen := make([]bool, q.Periods)
 		returned := false
 		for _, e := range ev[first+1:] {
-			if e.steps&2 == 0 {
-				continue
+			if e.steps&2 == 0 || e.t == ev[first].t {
+				continue // a return is strictly later than the first conversion
 			}
 			if !returned {
 				returned = true
@@ -340,38 +350,52 @@ func (s *Store) stagesQuery(ctx context.Context, jm *sessionize.Map, q StagesQue
 			entered[i], left[i] = -1, false
 		}
 		current := -1
-		for _, e := range p.units(events, nil)[0] {
-			if e.t < from || e.t >= to {
+		unit := p.units(events, nil)[0]
+		// Events of one time move the person on together, then count in the stage reached, so
+		// the answer does not depend on how ties are stored.
+		for i := 0; i < len(unit); {
+			j := i
+			var steps uint64
+			for ; j < len(unit) && unit[j].t == unit[i].t; j++ {
+				steps |= unit[j].steps
+			}
+			block, t := unit[i:j], unit[i].t
+			i = j
+			if t < from || t >= to {
 				continue
 			}
-			if e.steps != 0 {
-				furthest := bits.Len64(e.steps) - 1
+			if steps != 0 {
 				for st := range n {
-					if e.steps&(1<<st) != 0 && entered[st] < 0 {
-						entered[st] = e.t
+					if steps&(1<<st) != 0 && entered[st] < 0 {
+						entered[st] = t
 						aggs[st].entered++
 					}
 				}
-				if furthest > current {
+				if furthest := bits.Len64(steps) - 1; furthest > current {
 					// Moving on: every stage entered before the furthest one is left now.
 					for st := range furthest {
 						if entered[st] >= 0 && !left[st] {
 							left[st] = true
 							aggs[st].movedOn++
-							aggs[st].dwell = append(aggs[st].dwell, e.t-entered[st])
+							aggs[st].dwell = append(aggs[st].dwell, t-entered[st])
 						}
 					}
 					current = furthest
 				}
 			}
-			if current < 0 || e.mask&tracked == 0 {
+			if current < 0 {
 				continue
 			}
-			aggs[current].touchpoints[e.attrs[0]]++
-			if slices.Contains(SurveyEvents, e.attrs[0]) {
-				if score, err := strconv.ParseFloat(e.attrs[1], 64); err == nil && !math.IsNaN(score) && !math.IsInf(score, 0) {
-					aggs[current].responses++
-					aggs[current].scoreSum += score
+			for _, e := range block {
+				if e.mask&tracked == 0 {
+					continue
+				}
+				aggs[current].touchpoints[e.attrs[0]]++
+				if slices.Contains(SurveyEvents, e.attrs[0]) {
+					if score, err := strconv.ParseFloat(e.attrs[1], 64); err == nil && !math.IsNaN(score) && !math.IsInf(score, 0) {
+						aggs[current].responses++
+						aggs[current].scoreSum += score
+					}
 				}
 			}
 		}

@@ -1,0 +1,532 @@
+package store_test
+
+import (
+	"cmp"
+	"context"
+	"fmt"
+	"math"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/waymark-dev/waymark/ingest"
+	"github.com/waymark-dev/waymark/sessionize"
+	"github.com/waymark-dev/waymark/store"
+)
+
+// rankText renders counts largest first (ties by value), as the store ranks them.
+func rankText(counts map[string]int64) string {
+	type kv struct {
+		k string
+		v int64
+	}
+	var rows []kv
+	for k, v := range counts {
+		rows = append(rows, kv{cmp.Or(k, "(none)"), v})
+	}
+	slices.SortFunc(rows, func(a, b kv) int { return cmp.Or(cmp.Compare(b.v, a.v), cmp.Compare(a.k, b.k)) })
+	var out []string
+	for _, r := range rows {
+		out = append(out, fmt.Sprintf("%s=%d", r.k, r.v))
+	}
+	return strings.Join(out, ",")
+}
+
+func rankedText(rows []store.Ranked) string {
+	var out []string
+	for _, r := range rows {
+		out = append(out, fmt.Sprintf("%s=%d", r.Value, r.Count))
+	}
+	return strings.Join(out, ",")
+}
+
+// refDropoff: for units that reached step k but not k+1, their last tracked touchpoint from the
+// step-k event to the end of the window, and the event right after the step-k event.
+func refDropoff(jm *sessionize.Map, d refData, q store.FunnelQuery, k int) string {
+	events, locations, channels, next := map[string]int64{}, map[string]int64{}, map[string]int64{}, map[string]int64{}
+	var persons []string
+	for person, evs := range d.persons() {
+		for _, unit := range refUnits(d, q, evs) {
+			level, path := refPath(jm, q, unit, func(refEvent) string { return "" })
+			if level != k {
+				continue
+			}
+			at := path[len(path)-1]
+			loc := func(e refEvent) string {
+				if e.PagePath != "" {
+					return e.PagePath
+				}
+				v, _ := e.Property("category")
+				return v
+			}
+			key := func(e refEvent) string { return e.label() + "\x00" + loc(e) + "\x00" + e.channel }
+			// last: the latest tracked event from the step event's time to the window's end;
+			// next: the earliest strictly after the step event's time; ties: smallest key.
+			last, nxt := at, -1
+			for i, e := range unit {
+				if e.t < unit[at].t || e.t > unit[path[0]].t+q.Window.Milliseconds() || !e.tracked {
+					continue
+				}
+				if e.t > unit[last].t || e.t == unit[last].t && key(e) < key(unit[last]) {
+					last = i
+				}
+				if e.t > unit[at].t && (nxt < 0 || e.t < unit[nxt].t || e.t == unit[nxt].t && key(e) < key(unit[nxt])) {
+					nxt = i
+				}
+			}
+			events[unit[last].label()]++
+			locations[loc(unit[last])]++
+			channels[unit[last].channel]++
+			if nxt >= 0 {
+				next[unit[nxt].label()]++
+			} else {
+				next["(none)"]++
+			}
+			if !slices.Contains(persons, person) {
+				persons = append(persons, person)
+			}
+		}
+	}
+	slices.Sort(persons)
+	return strings.Join([]string{rankText(events), rankText(locations), rankText(channels), rankText(next), strings.Join(persons, ",")}, "\n")
+}
+
+func TestDropoffAgreesWithTheReference(t *testing.T) {
+	d := generateRefData(11, 250)
+	s := openStore(t)
+	d.write(t, s)
+	jm := defaultMap(t)
+	for _, q := range []store.DropoffQuery{
+		{Funnel: store.FunnelQuery{Steps: []string{"Product Viewed", "Product Added", "Order Completed"}, Window: 24 * time.Hour}, Step: 1},
+		{Funnel: store.FunnelQuery{Steps: []string{"Product Viewed", "Product Added", "Order Completed"}, Window: 24 * time.Hour}, Step: 2},
+		{Funnel: store.FunnelQuery{Steps: []string{"awareness", "conversion"}, Window: 7 * 24 * time.Hour, Mode: store.ModeStrict}, Step: 1},
+	} {
+		q.Limit, q.IDsLimit = 1000, 1000
+		res, err := s.Dropoff(context.Background(), jm, q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := strings.Join([]string{rankedText(res.LastEvents), rankedText(res.LastLocations), rankedText(res.LastChannels),
+			rankedText(res.NextEvents), strings.Join(res.Persons, ",")}, "\n")
+		q.Funnel.Mode = cmp.Or(q.Funnel.Mode, store.ModeOrdered)
+		if want := refDropoff(jm, d, q.Funnel, q.Step); got != want {
+			t.Errorf("%+v\ngot:\n%s\nwant:\n%s", q, got, want)
+		}
+		if res.Dropped == 0 || int64(len(res.Persons)) != res.Dropped {
+			t.Errorf("dropped %d, persons %d", res.Dropped, len(res.Persons))
+		}
+	}
+}
+
+// refAnchor returns, per person with an anchor event in range, their tracked events and the
+// index of the first anchor among them.
+func refAnchor(jm *sessionize.Map, d refData, anchor string, from, to time.Time, visit func(evs []refEvent, at int)) {
+	for _, all := range d.persons() {
+		var evs []refEvent
+		isAnchor := []bool{}
+		order := make([]int, len(all))
+		for i := range order {
+			order[i] = i
+		}
+		// equal times in label order
+		slices.SortStableFunc(order, func(a, b int) int {
+			return cmp.Or(cmp.Compare(all[a].t, all[b].t), cmp.Compare(all[a].label(), all[b].label()))
+		})
+		for _, i := range order {
+			if all[i].tracked {
+				evs = append(evs, all[i])
+				isAnchor = append(isAnchor, matchesStep(jm, anchor, all, i))
+			}
+		}
+		for i, e := range evs {
+			if isAnchor[i] && (from.IsZero() || e.t >= from.UnixMilli()) && (to.IsZero() || e.t < to.UnixMilli()) {
+				visit(evs, i)
+				break
+			}
+		}
+	}
+}
+
+func TestPathsAndNextAgreeWithTheReference(t *testing.T) {
+	d := generateRefData(13, 250)
+	s := openStore(t)
+	d.write(t, s)
+	jm := defaultMap(t)
+	ctx := context.Background()
+	for _, q := range []store.PathsQuery{
+		{Anchor: "Product Viewed", Direction: "start", Depth: 3, Window: 24 * time.Hour, Convert: "Order Completed"},
+		{Anchor: "consideration", Direction: "end", Depth: 4, Window: 7 * 24 * time.Hour, Convert: "Order Completed", Collapse: true},
+		{Anchor: "Product Added", Direction: "start", Depth: 2, Window: time.Hour, Convert: "conversion", From: t0.Add(5 * 24 * time.Hour)},
+	} {
+		q.Limit = 1000
+		res, err := s.Paths(ctx, jm, q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []string
+		for _, p := range res.Paths {
+			got = append(got, fmt.Sprintf("%s %d %d", strings.Join(p.Touchpoints, ">"), p.Persons, p.Converted))
+		}
+		type counts struct{ persons, converted int }
+		want := map[string]*counts{}
+		w := q.Window.Milliseconds()
+		refAnchor(jm, d, q.Anchor, q.From, q.To, func(evs []refEvent, at int) {
+			seq := []string{evs[at].label()}
+			step := 1
+			if q.Direction == "end" {
+				step = -1
+			}
+			for i := at + step; i >= 0 && i < len(evs) && len(seq) < q.Depth && (evs[i].t-evs[at].t)*int64(step) <= w; i += step {
+				if !q.Collapse || evs[i].label() != seq[len(seq)-1] {
+					seq = append(seq, evs[i].label())
+				}
+			}
+			if len(seq) < q.Depth {
+				seq = append(seq, map[int]string{1: "(exit)", -1: "(start)"}[step])
+			}
+			if step < 0 {
+				slices.Reverse(seq)
+			}
+			converted := false
+			for i := at + 1; i < len(evs) && evs[i].t-evs[at].t <= w; i++ {
+				converted = converted || matchesStep(jm, q.Convert, evs, i)
+			}
+			key := strings.Join(seq, ">")
+			if want[key] == nil {
+				want[key] = &counts{}
+			}
+			want[key].persons++
+			if converted {
+				want[key].converted++
+			}
+		})
+		var wantRows []string
+		for k, c := range want {
+			wantRows = append(wantRows, fmt.Sprintf("%s %d %d", k, c.persons, c.converted))
+		}
+		sortRows := func(rows []string) {
+			slices.SortFunc(rows, func(a, b string) int {
+				fa, fb := strings.Fields(a), strings.Fields(b)
+				na, _ := strconv.Atoi(fa[len(fa)-2])
+				nb, _ := strconv.Atoi(fb[len(fb)-2])
+				return cmp.Or(cmp.Compare(nb, na), cmp.Compare(a, b))
+			})
+		}
+		sortRows(got)
+		sortRows(wantRows)
+		if strings.Join(got, "\n") != strings.Join(wantRows, "\n") || len(got) == 0 {
+			t.Errorf("%+v\ngot:\n%s\nwant:\n%s", q, strings.Join(got, "\n"), strings.Join(wantRows, "\n"))
+		}
+	}
+	for _, q := range []store.NextQuery{
+		{Anchor: "Product Viewed", Direction: "next", Window: 24 * time.Hour},
+		{Anchor: "Product Viewed", Direction: "next", Window: 24 * time.Hour, Collapse: true},
+		{Anchor: "Order Completed", Direction: "previous", Window: time.Hour},
+	} {
+		q.Limit = 1000
+		res, err := s.Next(ctx, jm, q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := map[string]int64{}
+		w := q.Window.Milliseconds()
+		refAnchor(jm, d, q.Anchor, q.From, q.To, func(evs []refEvent, at int) {
+			found := "(exit)"
+			step := 1
+			if q.Direction == "previous" {
+				found, step = "(start)", -1
+			}
+			for i := at + step; i >= 0 && i < len(evs) && (evs[i].t-evs[at].t)*int64(step) <= w; i += step {
+				if !q.Collapse || evs[i].label() != evs[at].label() {
+					found = evs[i].label()
+					break
+				}
+			}
+			want[found]++
+		})
+		if got, want := rankedText(res.Touchpoints), rankText(want); got != want || got == "" {
+			t.Errorf("%+v\ngot  %s\nwant %s", q, got, want)
+		}
+	}
+}
+
+func TestRetentionAgreesWithTheReference(t *testing.T) {
+	d := generateRefData(17, 300)
+	s := openStore(t)
+	d.write(t, s)
+	jm := defaultMap(t)
+	for _, q := range []store.RetentionQuery{
+		{Period: "week", Periods: 6, Conversion: "Order Completed", Return: "Order Completed"},
+		{Period: "month", Periods: 3, Conversion: "Product Added", Return: "Order Completed", From: t0.Add(7 * 24 * time.Hour)},
+	} {
+		res, err := s.Retention(context.Background(), jm, q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []string
+		for _, c := range res.Cohorts {
+			got = append(got, fmt.Sprintf("%s %d %v", c.Start.Format("2006-01-02"), c.Persons, c.Returned))
+		}
+		for _, c := range res.ByChannel {
+			got = append(got, fmt.Sprintf("%s %d %d", c.Channel, c.Persons, c.Repeaters))
+		}
+		got = append(got, fmt.Sprintf("%d %d %v", res.Persons, res.Repeaters, res.Histogram))
+
+		cohorts := map[string][]int64{}
+		cohortPersons := map[string]int{}
+		chans := map[string][2]int{}
+		var persons, repeaters int
+		hist := make([]int64, 5)
+		for _, evs := range d.persons() {
+			first := -1
+			for i := range evs {
+				if matchesStep(jm, q.Conversion, evs, i) {
+					first = i
+					break
+				}
+			}
+			if first < 0 || !q.From.IsZero() && evs[first].t < q.From.UnixMilli() {
+				continue
+			}
+			persons++
+			start := refPeriodStart(q.Period, evs[first].Timestamp)
+			key := start.Format("2006-01-02")
+			if cohorts[key] == nil {
+				cohorts[key] = make([]int64, q.Periods)
+			}
+			cohortPersons[key]++
+			seen := map[int]bool{}
+			returned := false
+			for i := first + 1; i < len(evs); i++ {
+				if !matchesStep(jm, q.Return, evs, i) || evs[i].t == evs[first].t {
+					continue
+				}
+				if !returned {
+					returned = true
+					days := float64(evs[i].t-evs[first].t) / 86400000
+					switch {
+					case days <= 1:
+						hist[0]++
+					case days <= 7:
+						hist[1]++
+					case days <= 30:
+						hist[2]++
+					case days <= 90:
+						hist[3]++
+					default:
+						hist[4]++
+					}
+				}
+				p := refPeriods(q.Period, start, refPeriodStart(q.Period, evs[i].Timestamp))
+				if p >= 1 && p <= q.Periods && !seen[p] {
+					seen[p] = true
+					cohorts[key][p-1]++
+				}
+			}
+			ch := ""
+			for _, e := range evs {
+				if e.t == evs[0].t && e.channel != "" && (ch == "" || e.channel < ch) {
+					ch = e.channel
+				}
+			}
+			ch = cmp.Or(ch, "(none)")
+			c := chans[ch]
+			c[0]++
+			if returned {
+				repeaters++
+				c[1]++
+			}
+			chans[ch] = c
+		}
+		var want []string
+		for _, k := range slices.Sorted(mapKeys(cohorts)) {
+			want = append(want, fmt.Sprintf("%s %d %v", k, cohortPersons[k], cohorts[k]))
+		}
+		chanNames := slices.Sorted(mapKeys(chans))
+		slices.SortStableFunc(chanNames, func(a, b string) int { return cmp.Compare(chans[b][0], chans[a][0]) })
+		for _, ch := range chanNames {
+			want = append(want, fmt.Sprintf("%s %d %d", ch, chans[ch][0], chans[ch][1]))
+		}
+		labels := []string{"≤ 1d", "1–7d", "7–30d", "30–90d", "> 90d"}
+		var buckets []store.Bucket
+		for i, n := range hist {
+			buckets = append(buckets, store.Bucket{Label: labels[i], Count: n})
+		}
+		want = append(want, fmt.Sprintf("%d %d %v", persons, repeaters, buckets))
+		if strings.Join(got, "\n") != strings.Join(want, "\n") || repeaters == 0 {
+			t.Errorf("%+v\ngot:\n%s\nwant:\n%s", q, strings.Join(got, "\n"), strings.Join(want, "\n"))
+		}
+	}
+}
+
+func refPeriodStart(period string, t time.Time) time.Time {
+	t = t.UTC()
+	if period == "month" {
+		return time.Date(t.Year(), t.Month(), 1, 0, 0, 0, 0, time.UTC)
+	}
+	for t.Weekday() != time.Monday {
+		t = t.Add(-24 * time.Hour)
+	}
+	return time.Date(t.Year(), t.Month(), t.Day(), 0, 0, 0, 0, time.UTC)
+}
+
+func refPeriods(period string, a, b time.Time) int {
+	n := 0
+	for a.Before(b) {
+		if period == "month" {
+			a = a.AddDate(0, 1, 0)
+		} else {
+			a = a.AddDate(0, 0, 7)
+		}
+		n++
+	}
+	return n
+}
+
+func TestStagesAgreeWithTheReference(t *testing.T) {
+	d := generateRefData(19, 300)
+	s := openStore(t)
+	d.write(t, s)
+	jm := defaultMap(t)
+	res, err := s.Stages(context.Background(), jm, store.StagesQuery{Limit: 100})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, st := range res.Stages {
+		score := "-"
+		if st.MeanScore != nil {
+			score = fmt.Sprint(*st.MeanScore)
+		}
+		dwell := "-"
+		if st.MedianDwellSeconds != nil {
+			dwell = fmt.Sprint(*st.MedianDwellSeconds)
+		}
+		got = append(got, fmt.Sprintf("%s %d %d %s %s %d %s", st.Stage, st.Entered, st.MovedOn, dwell, rankedText(st.TopTouchpoints), st.SurveyResponses, score))
+	}
+	n := len(jm.Stages)
+	entered, moved := make([]int, n), make([]int, n)
+	dwell := make([][]int64, n)
+	touch := make([]map[string]int64, n)
+	responses, sum := make([]int, n), make([]float64, n)
+	for i := range touch {
+		touch[i] = map[string]int64{}
+	}
+	for _, evs := range d.persons() {
+		enteredAt := make([]int64, n)
+		left := make([]bool, n)
+		for i := range enteredAt {
+			enteredAt[i] = -1
+		}
+		current := -1
+		for i, e := range evs {
+			// A time's events move the person on together: look at the whole block at its first event.
+			if i == 0 || evs[i-1].t != e.t {
+				furthest := -1
+				for j := i; j < len(evs) && evs[j].t == e.t; j++ {
+					for st := range n {
+						if matchesStep(jm, jm.Stages[st].Name, evs, j) {
+							furthest = max(furthest, st)
+							if enteredAt[st] < 0 {
+								enteredAt[st] = e.t
+								entered[st]++
+							}
+						}
+					}
+				}
+				if furthest > current {
+					for st := 0; st < furthest; st++ {
+						if enteredAt[st] >= 0 && !left[st] {
+							left[st] = true
+							moved[st]++
+							dwell[st] = append(dwell[st], e.t-enteredAt[st])
+						}
+					}
+					current = furthest
+				}
+			}
+			if current < 0 || !e.tracked {
+				continue
+			}
+			touch[current][e.label()]++
+			if e.Event.Event == "Survey Answered" {
+				v, _ := e.Property("score")
+				if f, err := strconv.ParseFloat(v, 64); err == nil {
+					responses[current]++
+					sum[current] += f
+				}
+			}
+		}
+	}
+	var want []string
+	for st := range n {
+		score := "-"
+		if responses[st] > 0 {
+			score = fmt.Sprint(math.Round(sum[st]/float64(responses[st])*1e4) / 1e4)
+		}
+		want = append(want, fmt.Sprintf("%s %d %d %s %s %d %s", jm.Stages[st].Name, entered[st], moved[st], nearestRank(dwell[st], 0.5), rankText(touch[st]), responses[st], score))
+	}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("got:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+}
+
+// taobaoData reads the shop sample shipped in deploy/data as the pipeline would store it.
+func taobaoData(t testing.TB, jm *sessionize.Map) refData {
+	t.Helper()
+	f, err := os.Open("../deploy/data/taobao/UserBehavior.csv")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	var d refData
+	err = ingest.ReadDataset(f, "taobao", func(m ingest.Message) error {
+		e, err := ingest.Decode(m.Value, "replay-taobao", t0)
+		if err != nil {
+			return err
+		}
+		d.events = append(d.events, e)
+		d.channels = append(d.channels, jm.Channel(&e))
+		return nil
+	}, func(ingest.Skip) {})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return d
+}
+
+func TestTaobaoSampleAgreesWithTheReference(t *testing.T) {
+	jm := defaultMap(t)
+	d := taobaoData(t, jm)
+	s := openStore(t)
+	d.write(t, s)
+	ctx := context.Background()
+	for _, q := range []store.FunnelQuery{
+		{Steps: []string{"Product Viewed", "Product Added", "Order Completed"}, Window: 24 * time.Hour},
+		{Steps: []string{"awareness", "consideration", "conversion"}, Window: 7 * 24 * time.Hour, Mode: store.ModeStrict},
+		{Steps: []string{"Product Viewed", "Order Completed"}, Window: 24 * time.Hour, Mode: store.ModeAny,
+			Exclusions: nil, Breakdown: store.Breakdown{By: "property", Name: "category"}, BreakdownLimit: 1000},
+	} {
+		res, err := s.Funnel(ctx, jm, q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		q.Mode = cmp.Or(q.Mode, store.ModeOrdered)
+		if got, want := funnelText(res), refFunnel(jm, d, q); got != want {
+			t.Errorf("%+v\ngot:\n%s\nwant:\n%s", q, got, want)
+		}
+	}
+	q := store.FunnelQuery{Steps: []string{"Product Viewed", "Product Added", "Order Completed"}, Window: 24 * time.Hour, Mode: store.ModeOrdered}
+	res, err := s.Dropoff(ctx, jm, store.DropoffQuery{Funnel: q, Step: 2, Limit: 100000, IDsLimit: 100000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := strings.Join([]string{rankedText(res.LastEvents), rankedText(res.LastLocations), rankedText(res.LastChannels),
+		rankedText(res.NextEvents), strings.Join(res.Persons, ",")}, "\n")
+	if want := refDropoff(jm, d, q, 2); got != want {
+		t.Errorf("dropoff\ngot:\n%s\nwant:\n%s", got, want)
+	}
+}

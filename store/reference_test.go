@@ -1,0 +1,485 @@
+package store_test
+
+import (
+	"cmp"
+	"context"
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/waymark-dev/waymark/ingest"
+	"github.com/waymark-dev/waymark/sessionize"
+	"github.com/waymark-dev/waymark/store"
+)
+
+// The reference implementations below answer each journey question in plain Go, by brute force,
+// straight from the events as written; the tests check the store's answers against them.
+
+// refEvent is one distinct event of a person.
+type refEvent struct {
+	ingest.Event
+	key     string // customer key
+	t       int64  // ms
+	channel string
+	tracked bool
+}
+
+func (e refEvent) label() string {
+	if e.Event.Event != "" {
+		return e.Event.Event
+	}
+	return e.Type
+}
+
+// refData is a generated shop: events (some sent twice), channels, identity merges made after
+// the fact, and the sessions of each customer key.
+type refData struct {
+	events   []ingest.Event
+	channels []string
+	links    []sessionize.PersonLink
+	sessions []sessionize.Session
+}
+
+var refNames = []string{"Product Viewed", "Product Viewed", "Product Added", "Checkout Started", "Order Completed",
+	"Order Completed", "Coupon Removed", "Survey Answered", "Product Reviewed"}
+
+func generateRefData(seed uint64, persons int) refData {
+	rng := rand.New(rand.NewPCG(seed, seed+1))
+	var d refData
+	channels := []string{"", "email", "cpc", "social"}
+	for p := range persons {
+		user := fmt.Sprintf("u%03d", p)
+		keys := []string{user}
+		if rng.IntN(3) == 0 { // browsed anonymously first, identified later
+			keys = append(keys, fmt.Sprintf("anon-%03d", p))
+			d.links = append(d.links, sessionize.PersonLink{CustomerKey: keys[1], PersonID: user})
+		}
+		day := t0.Add(time.Duration(rng.IntN(60)) * 24 * time.Hour)
+		for i := range 2 + rng.IntN(7) {
+			if rng.IntN(6) == 0 { // a later visit, weeks on
+				day = day.Add(time.Duration(1+rng.IntN(20)) * 24 * time.Hour)
+			}
+			key := keys[rng.IntN(len(keys))]
+			e := ingest.Event{Source: "ref", Type: "track", Event: refNames[rng.IntN(len(refNames))],
+				MessageID: fmt.Sprintf("%s-%d", key, i), Timestamp: day.Add(time.Duration(rng.IntN(8)) * 10 * time.Minute),
+				ReceivedAt: t0, Raw: []byte(`{}`)}
+			if key == user {
+				e.UserID = user
+			} else {
+				e.AnonymousID = key
+			}
+			switch rng.IntN(8) {
+			case 0:
+				e.Type, e.Event, e.PagePath = "page", "", "/p/"+strconv.Itoa(rng.IntN(3))
+			case 1:
+				e.Type, e.Event = "identify", ""
+				e.PropertyKeys, e.PropertyValues = []string{"traits.customer_type"}, []string{[]string{"new", "pro"}[rng.IntN(2)]}
+			}
+			if e.Event == "Survey Answered" {
+				e.PropertyKeys, e.PropertyValues = []string{"score"}, []string{strconv.Itoa(rng.IntN(11))}
+			}
+			if e.Event == "Product Viewed" {
+				e.PropertyKeys, e.PropertyValues = []string{"category", ingest.DeviceTypeKey}, []string{[]string{"shoes", "hats"}[rng.IntN(2)], []string{"mobile", "desktop"}[rng.IntN(2)]}
+			}
+			d.events = append(d.events, e)
+			d.channels = append(d.channels, channels[rng.IntN(len(channels))])
+		}
+	}
+	// Sessions per customer key: runs with gaps of at most 30 minutes.
+	byKey := map[string][]int64{}
+	for _, e := range d.events {
+		byKey[e.CustomerKey()] = append(byKey[e.CustomerKey()], e.Timestamp.UnixMilli())
+	}
+	for key, ts := range byKey {
+		slices.Sort(ts)
+		start := ts[0]
+		for i := range ts {
+			if i+1 == len(ts) || ts[i+1]-ts[i] > 30*60*1000 {
+				d.sessions = append(d.sessions, sessionize.Session{ID: fmt.Sprintf("%s-%d", key, start), CustomerKey: key,
+					Start: time.UnixMilli(start).UTC(), End: time.UnixMilli(ts[i]).UTC(), Version: 1})
+				if i+1 < len(ts) {
+					start = ts[i+1]
+				}
+			}
+		}
+	}
+	return d
+}
+
+// write stores the data twice (a redelivery changes nothing), then the identity merges.
+func (d refData) write(t testing.TB, s *store.Store) {
+	t.Helper()
+	ctx := context.Background()
+	for range 2 {
+		if err := s.Write(ctx, sessionize.Batch{Events: d.events, Channels: d.channels, Sessions: d.sessions, Version: 1}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Each anonymous key was first its own person; the merge comes later, with a higher version.
+	var own []sessionize.PersonLink
+	for _, l := range d.links {
+		own = append(own, sessionize.PersonLink{CustomerKey: l.CustomerKey, PersonID: l.CustomerKey})
+	}
+	if err := s.Write(ctx, sessionize.Batch{Persons: own, Version: 2}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Write(ctx, sessionize.Batch{Persons: d.links, Version: 3}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// persons groups the distinct events by person, in time order (ties by message id).
+func (d refData) persons() map[string][]refEvent {
+	person := map[string]string{}
+	for _, l := range d.links {
+		person[l.CustomerKey] = l.PersonID
+	}
+	seen := map[string]bool{}
+	out := map[string][]refEvent{}
+	for i, e := range d.events {
+		if seen[e.MessageID] {
+			continue
+		}
+		seen[e.MessageID] = true
+		key := e.CustomerKey()
+		p := cmp.Or(person[key], key)
+		out[p] = append(out[p], refEvent{Event: e, key: key, t: e.Timestamp.UnixMilli(), channel: d.channels[i],
+			tracked: e.Type == "track" || e.Type == "page" || e.Type == "screen"})
+	}
+	for _, evs := range out {
+		slices.SortFunc(evs, func(a, b refEvent) int { return cmp.Or(cmp.Compare(a.t, b.t), cmp.Compare(a.MessageID, b.MessageID)) })
+	}
+	return out
+}
+
+// matchesStep reports whether event i of evs matches a step (an event name, or a stage with its
+// nth rules counted over evs in order).
+func matchesStep(jm *sessionize.Map, step string, evs []refEvent, i int) bool {
+	st, ok := jm.Stage(step)
+	if !ok {
+		return evs[i].Event.Event == step
+	}
+	for _, r := range st.Rules {
+		if !r.Matches(&evs[i].Event, evs[i].channel) {
+			continue
+		}
+		n := 0
+		for j := 0; j <= i; j++ {
+			if r.Matches(&evs[j].Event, evs[j].channel) {
+				n++
+			}
+		}
+		if n >= max(r.Nth, 1) {
+			return true
+		}
+	}
+	return false
+}
+
+// refPath is a unit's furthest step and canonical path (smallest times, then smallest breakdown
+// value of the first event), by trying every sequence of distinct events.
+func refPath(jm *sessionize.Map, q store.FunnelQuery, evs []refEvent, attr func(refEvent) string) (int, []int) {
+	n := len(q.Steps)
+	match := make([][]bool, len(evs))
+	for i := range evs {
+		match[i] = make([]bool, n)
+		for k, step := range q.Steps {
+			match[i][k] = matchesStep(jm, step, evs, i)
+		}
+	}
+	from, to := int64(math.MinInt64), int64(math.MaxInt64)
+	if !q.From.IsZero() {
+		from = q.From.UnixMilli()
+	}
+	if !q.To.IsZero() {
+		to = q.To.UnixMilli()
+	}
+	window := q.Window.Milliseconds()
+	if q.CountBy == store.CountSessions {
+		window = math.MaxInt64 / 2
+	}
+	less := func(a, b []int) bool {
+		for i := range a {
+			if evs[a[i]].t != evs[b[i]].t {
+				return evs[a[i]].t < evs[b[i]].t
+			}
+		}
+		return attr(evs[a[0]]) < attr(evs[b[0]])
+	}
+	excluded := func(x refEvent, gap int) bool { // gap g: between step g+1 and g+2
+		if q.Mode == store.ModeStrict && x.tracked {
+			return true
+		}
+		for _, ex := range q.Exclusions {
+			if gap >= ex.After-1 && gap < ex.Before-1 && x.Event.Event == ex.Step {
+				return true
+			}
+		}
+		return false
+	}
+	best, bestPath := 0, []int(nil)
+	if q.Mode == store.ModeAny {
+		first := -1
+		for _, s := range evs {
+			ts := s.t
+			if ts < from || ts >= to {
+				continue
+			}
+			used := make([]bool, len(evs))
+			var fits func(step, k int, atStart bool) bool
+			fits = func(step, k int, atStart bool) bool {
+				if step == k {
+					return atStart
+				}
+				for c, e := range evs {
+					if !used[c] && match[c][step] && e.t >= ts && e.t-ts <= window {
+						used[c] = true
+						ok := fits(step+1, k, atStart || e.t == ts)
+						used[c] = false
+						if ok {
+							return true
+						}
+					}
+				}
+				return false
+			}
+			for k := n; k > best || (k == best && k > 0 && ts < evs[first].t); k-- {
+				if fits(0, k, false) {
+					best, first = k, -1
+					for c, e := range evs {
+						if match[c][0] && e.t >= ts && e.t-ts <= window && (first < 0 || e.t < evs[first].t || e.t == evs[first].t && attr(e) < attr(evs[first])) {
+							first = c
+						}
+					}
+					break
+				}
+			}
+		}
+		if best == 0 {
+			return 0, nil
+		}
+		return best, []int{first}
+	}
+	var path []int
+	used := make([]bool, len(evs))
+	var walk func()
+	walk = func() {
+		k := len(path)
+		if k > best || (k == best && k > 0 && less(path, bestPath)) {
+			best, bestPath = k, slices.Clone(path)
+		}
+		if k == n {
+			return
+		}
+		for c, e := range evs {
+			if used[c] || !match[c][k] {
+				continue
+			}
+			if k == 0 && (e.t < from || e.t >= to) {
+				continue
+			}
+			if k > 0 {
+				prev := evs[path[k-1]]
+				if e.t < prev.t || e.t-evs[path[0]].t > window {
+					continue
+				}
+				blocked := false
+				for _, x := range evs {
+					blocked = blocked || (prev.t < x.t && x.t < e.t && excluded(x, k-1))
+				}
+				if blocked {
+					continue
+				}
+			}
+			used[c] = true
+			path = append(path, c)
+			walk()
+			path = path[:k]
+			used[c] = false
+		}
+	}
+	walk()
+	return best, bestPath
+}
+
+// refUnits splits a person's events into funnel units: the person, or their sessions.
+func refUnits(d refData, q store.FunnelQuery, evs []refEvent) [][]refEvent {
+	if q.CountBy != store.CountSessions {
+		return [][]refEvent{evs}
+	}
+	var units [][]refEvent
+	for _, s := range d.sessions {
+		var u []refEvent
+		for _, e := range evs {
+			if e.key == s.CustomerKey && e.t >= s.Start.UnixMilli() && e.t <= s.End.UnixMilli() {
+				u = append(u, e)
+			}
+		}
+		if len(u) > 0 {
+			units = append(units, u)
+		}
+	}
+	return units
+}
+
+func breakdownAttr(b store.Breakdown, personTrait string) func(refEvent) string {
+	return func(e refEvent) string {
+		v := ""
+		switch b.By {
+		case "channel":
+			v = e.channel
+		case "campaign":
+			v = e.CampaignName
+		case "device":
+			v, _ = e.Property(ingest.DeviceTypeKey)
+		case "property":
+			v, _ = e.Property(b.Name)
+		case "trait":
+			v = personTrait
+		}
+		return v
+	}
+}
+
+// nearestRank is the nearest-rank quantile of ms, in seconds, as text; "-" when empty.
+func nearestRank(ms []int64, q float64) string {
+	if len(ms) == 0 {
+		return "-"
+	}
+	slices.Sort(ms)
+	return fmt.Sprint(float64(ms[max(int(math.Ceil(q*float64(len(ms))))-1, 0)]) / 1000)
+}
+
+// refFunnel answers a funnel by brute force, as text: per group, per step, customers and the
+// median and p90 seconds from the previous step.
+func refFunnel(jm *sessionize.Map, d refData, q store.FunnelQuery) string {
+	type counts struct {
+		reached []int
+		gaps    [][]int64
+	}
+	groups := map[string]*counts{}
+	get := func(g string) *counts {
+		if groups[g] == nil {
+			groups[g] = &counts{reached: make([]int, len(q.Steps)), gaps: make([][]int64, len(q.Steps))}
+		}
+		return groups[g]
+	}
+	get("")
+	for _, evs := range d.persons() {
+		trait := ""
+		if q.Breakdown.By == "trait" {
+			for _, e := range evs {
+				if v, ok := e.Property("traits." + q.Breakdown.Name); ok {
+					trait = v
+				}
+			}
+		}
+		attr := breakdownAttr(q.Breakdown, trait)
+		for _, unit := range refUnits(d, q, evs) {
+			level, path := refPath(jm, q, unit, attr)
+			if level == 0 {
+				continue
+			}
+			targets := []*counts{get("")}
+			if q.Breakdown.By != "" {
+				targets = append(targets, get("="+cmp.Or(attr(unit[path[0]]), "(none)")))
+			}
+			for _, c := range targets {
+				for k := range level {
+					c.reached[k]++
+					if k > 0 && q.Mode != store.ModeAny {
+						c.gaps[k] = append(c.gaps[k], unit[path[k]].t-unit[path[k-1]].t)
+					}
+				}
+			}
+		}
+	}
+	var out []string
+	for _, g := range slices.Sorted(mapKeys(groups)) {
+		c := groups[g]
+		var parts []string
+		for k := range q.Steps {
+			parts = append(parts, fmt.Sprintf("%d/%s/%s", c.reached[k], nearestRank(c.gaps[k], 0.5), nearestRank(c.gaps[k], 0.9)))
+		}
+		out = append(out, g+" "+strings.Join(parts, " "))
+	}
+	return strings.Join(out, "\n")
+}
+
+// funnelText renders the store's answer like refFunnel.
+func funnelText(res *store.FunnelResult) string {
+	steps := func(ss []store.FunnelStep) string {
+		var parts []string
+		for _, s := range ss {
+			sec := func(p *float64) string {
+				if p == nil {
+					return "-"
+				}
+				return fmt.Sprint(*p)
+			}
+			parts = append(parts, fmt.Sprintf("%d/%s/%s", s.Customers, sec(s.MedianSecondsFromPrevious), sec(s.P90SecondsFromPrevious)))
+		}
+		return strings.Join(parts, " ")
+	}
+	out := []string{" " + steps(res.Steps)}
+	for _, g := range res.Groups {
+		out = append(out, "="+g.Value+" "+steps(g.Steps))
+	}
+	slices.Sort(out)
+	return strings.Join(out, "\n")
+}
+
+func mapKeys[V any](m map[string]V) func(func(string) bool) {
+	return func(yield func(string) bool) {
+		for k := range m {
+			if !yield(k) {
+				return
+			}
+		}
+	}
+}
+
+func TestFunnelAgreesWithTheReference(t *testing.T) {
+	d := generateRefData(7, 250)
+	s := openStore(t)
+	d.write(t, s)
+	jm := defaultMap(t)
+	const (
+		view, add, checkout, order = "Product Viewed", "Product Added", "Checkout Started", "Order Completed"
+	)
+	day := 24 * time.Hour
+	tests := []store.FunnelQuery{
+		{Steps: []string{view, add, order}, Window: time.Hour},
+		{Steps: []string{view, add, order}, Window: 30 * time.Minute}, // the grid is 10 minutes: boundaries are hit
+		{Steps: []string{view, view, order, order}, Window: day},     // repeated steps need distinct events
+		{Steps: []string{"awareness", "consideration", "conversion", "loyalty"}, Window: 30 * day},
+		{Steps: []string{view, add, order}, Window: day, From: t0.Add(10 * day), To: t0.Add(40 * day)},
+		{Steps: []string{view, add, order}, Window: day, Mode: store.ModeStrict},
+		{Steps: []string{view, add, checkout, order}, Window: day, Mode: store.ModeAny},
+		{Steps: []string{view, add, order}, Window: day, Exclusions: []store.Exclusion{{Step: "Coupon Removed", After: 1, Before: 3}}},
+		{Steps: []string{view, add, order}, Window: day, Exclusions: []store.Exclusion{{Step: view, After: 2, Before: 3}}},
+		{Steps: []string{view, add, order}, Window: day, CountBy: store.CountSessions},
+		{Steps: []string{view, add, order}, Window: day, Breakdown: store.Breakdown{By: "channel"}},
+		{Steps: []string{view, order}, Window: 7 * day, Breakdown: store.Breakdown{By: "device"}},
+		{Steps: []string{view, order}, Window: 7 * day, Breakdown: store.Breakdown{By: "property", Name: "category"}},
+		{Steps: []string{view, add, order}, Window: 7 * day, Breakdown: store.Breakdown{By: "trait", Name: "customer_type"}},
+		{Steps: []string{add, order}, Window: day, Mode: store.ModeAny, Breakdown: store.Breakdown{By: "channel"}, CountBy: store.CountSessions},
+	}
+	for i, q := range tests {
+		t.Run(fmt.Sprint(i), func(t *testing.T) {
+			res, err := s.Funnel(context.Background(), jm, q)
+			if err != nil {
+				t.Fatal(err)
+			}
+			q.Mode = cmp.Or(q.Mode, store.ModeOrdered)
+			if got, want := funnelText(res), refFunnel(jm, d, q); got != want {
+				t.Errorf("%+v\ngot:\n%s\nwant:\n%s", q, got, want)
+			}
+		})
+	}
+}
