@@ -129,7 +129,7 @@ type wire struct {
 			Type string `json:"type"`
 		} `json:"device"`
 		UserAgent string `json:"userAgent"`
-		Page struct {
+		Page      struct {
 			Path     string `json:"path"`
 			URL      string `json:"url"`
 			Referrer string `json:"referrer"`

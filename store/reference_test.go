@@ -456,7 +456,7 @@ func TestFunnelAgreesWithTheReference(t *testing.T) {
 	tests := []store.FunnelQuery{
 		{Steps: []string{view, add, order}, Window: time.Hour},
 		{Steps: []string{view, add, order}, Window: 30 * time.Minute}, // the grid is 10 minutes: boundaries are hit
-		{Steps: []string{view, view, order, order}, Window: day},     // repeated steps need distinct events
+		{Steps: []string{view, view, order, order}, Window: day},      // repeated steps need distinct events
 		{Steps: []string{"awareness", "consideration", "conversion", "loyalty"}, Window: 30 * day},
 		{Steps: []string{view, add, order}, Window: day, From: t0.Add(10 * day), To: t0.Add(40 * day)},
 		{Steps: []string{view, add, order}, Window: day, Mode: store.ModeStrict},

@@ -296,4 +296,3 @@ func printStages(w io.Writer, v any) {
 	}
 	tw.Flush()
 }
-
