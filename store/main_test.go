@@ -37,8 +37,15 @@ func TestMain(m *testing.M) {
 // openStore opens a migrated store on a database of its own.
 func openStore(t testing.TB) *store.Store {
 	t.Helper()
+	return openStoreWith(t, func(*store.Config) {})
+}
+
+// openStoreWith is openStore with configuration changes.
+func openStoreWith(t testing.TB, configure func(*store.Config)) *store.Store {
+	t.Helper()
 	ctx := context.Background()
 	cfg := store.Config{Addr: server.Addr, Database: fmt.Sprintf("test_%d", dbSeq.Add(1))}
+	configure(&cfg)
 	s, err := store.Open(ctx, cfg, slog.New(slog.DiscardHandler), nil)
 	if err != nil {
 		t.Fatal(err)

@@ -228,11 +228,49 @@ func TestTaobaoKnownAnswersAndIdempotentReplay(t *testing.T) {
 		t.Errorf("sessions after a second replay = %d, want 1700", got)
 	}
 
-	// The query API answers with the CLI's JSON.
-	cli := s.waymark(t, "funnel", "--steps", "awareness,conversion,loyalty", "--window", "7d", "--json")
-	status, api := httpGet(t, "http://"+s.http+"/api/v1/funnel?steps=awareness,conversion,loyalty&window=7d")
-	if status != 200 || compactJSON(t, api) != compactJSON(t, cli) {
-		t.Errorf("API answered %d:\n%s\nwant the CLI's\n%s", status, api, cli)
+	// Every query API answers with the CLI's JSON, and the CLI prints a table.
+	for _, q := range []struct {
+		args  []string
+		query string
+		table string // something the table shows
+	}{
+		{[]string{"funnel", "--steps", "awareness,conversion,loyalty", "--window", "7d"}, "funnel?steps=awareness,conversion,loyalty&window=7d", "MEDIAN TIME"},
+		{[]string{"funnel", "--steps", "Product Viewed,Order Completed", "--mode", "strict", "--breakdown", "property:category", "--breakdown-limit", "3"},
+			"funnel?steps=Product+Viewed,Order+Completed&mode=strict&breakdown=property:category&breakdown_limit=3", "property:category = (other)"},
+		{[]string{"dropoff", "--steps", "Product Viewed,Product Added,Order Completed"}, "dropoff?steps=Product+Viewed,Product+Added,Order+Completed", "What they did instead"},
+		{[]string{"paths", "--anchor", "Product Added", "--depth", "3"}, "paths?anchor=Product+Added&depth=3", "Product Added →"},
+		{[]string{"next", "--anchor", "Product Added", "--direction", "previous"}, "next?anchor=Product+Added&direction=previous", "previous touchpoint"},
+		{[]string{"retention", "--period", "week"}, "retention?period=week", "Repeat rate by acquisition channel"},
+		{[]string{"stages"}, "stages", "awareness"},
+	} {
+		cli := s.waymark(t, append(q.args, "--json")...)
+		status, api := httpGet(t, "http://"+s.http+"/api/v1/"+q.query)
+		if status != 200 || compactJSON(t, api) != compactJSON(t, cli) {
+			t.Errorf("%s: API answered %d:\n%s\nwant the CLI's\n%s", q.query, status, api, cli)
+		}
+		if table := s.waymark(t, q.args...); !strings.Contains(table, q.table) {
+			t.Errorf("%v: table lacks %q:\n%s", q.args, q.table, table)
+		}
+	}
+	for _, bad := range []struct {
+		args []string
+		flag string
+	}{
+		{[]string{"funnel", "--steps", "A", "--mode", "sideways"}, "--mode:"},
+		{[]string{"funnel", "--steps", "A,B", "--count-by", "carts"}, "--count-by:"},
+		{[]string{"paths", "--anchor", "A", "--depth", "99"}, "--depth:"},
+		{[]string{"retention", "--period", "fortnight"}, "--period:"},
+	} {
+		cmd := exec.Command(binary, bad.args...)
+		cmd.Env = append(os.Environ(), "WAYMARK_CLICKHOUSE_ADDR="+chServer.Addr, "WAYMARK_CLICKHOUSE_DATABASE="+s.database)
+		out, err := cmd.CombinedOutput()
+		if err == nil || !strings.Contains(string(out), bad.flag) {
+			t.Errorf("waymark %v: %v\n%s\nwant an error naming %s", bad.args, err, out, bad.flag)
+		}
+	}
+	csv := s.waymark(t, "dropoff", "--steps", "Product Viewed,Product Added", "--csv")
+	if lines := strings.Split(strings.TrimSpace(csv), "\n"); lines[0] != "person_id" || len(lines) != 34 {
+		t.Errorf("dropoff --csv: %d lines, want a header and the 33 who dropped off:\n%s", len(lines), csv)
 	}
 	for _, bad := range []struct{ query, param string }{
 		{"window=24h", "steps"}, {"steps=A&window=3x", "window"}, {"steps=A&from=yesterday", "from"},

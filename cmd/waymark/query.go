@@ -205,7 +205,9 @@ func formatSeconds(s int64) string {
 }
 
 func printRanked(w io.Writer, title string, rows []store.Ranked) {
-	fmt.Fprintf(w, "\n%s\n", title)
+	if title != "" {
+		fmt.Fprintf(w, "\n%s\n", title)
+	}
 	tw := table(w)
 	for _, r := range rows {
 		fmt.Fprintf(tw, "  %s\t%d\t%.1f%%\t\n", r.Value, r.Count, 100*r.Share)
@@ -240,7 +242,7 @@ func printPaths(w io.Writer, v any) {
 
 func printNext(w io.Writer, v any) {
 	res := v.(*store.NextResult)
-	fmt.Fprintf(w, "%d persons with %s; their %s touchpoint:\n", res.Persons, res.Anchor, res.Direction)
+	fmt.Fprintf(w, "%d persons with %s; their %s touchpoint:\n\n", res.Persons, res.Anchor, res.Direction)
 	printRanked(w, "", res.Touchpoints)
 }
 

@@ -1,0 +1,122 @@
+package store_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"testing"
+
+	"github.com/waymark-dev/waymark/store"
+)
+
+func getJSON(t *testing.T, srv *httptest.Server, path string, v url.Values) (int, map[string]any) {
+	t.Helper()
+	resp, err := http.Get(srv.URL + path + "?" + v.Encode())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	var out map[string]any
+	if err := json.Unmarshal(body, &out); err != nil {
+		t.Fatalf("%s?%s: %d, body not JSON: %s", path, v.Encode(), resp.StatusCode, body)
+	}
+	return resp.StatusCode, out
+}
+
+// TestQueryParametersResistInjection throws SQL-injection payloads at every parameter of every
+// endpoint: each answer is a 200 that matched nothing or a 400 naming the parameter, and the
+// data is untouched.
+func TestQueryParametersResistInjection(t *testing.T) {
+	d := generateRefData(23, 50)
+	s := openStore(t)
+	d.write(t, s)
+	mux := http.NewServeMux()
+	store.NewAPI(s, defaultMap(t), slog.New(slog.DiscardHandler)).Register(mux)
+	srv := httptest.NewServer(mux)
+	defer srv.Close()
+	before, err := s.Sessions(context.Background(), t0.AddDate(-1, 0, 0), t0.AddDate(1, 0, 0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	payloads := []string{
+		`x' OR '1'='1`, `x') OR 1=1 --`, `'; DROP TABLE events; --`, `\' OR 1 --`, `?`, `x\`,
+		`{name:String}`, `') UNION ALL SELECT name, [], [], [] FROM system.tables --`, "x\x00y", `@p`,
+	}
+	endpoints := []struct {
+		path   string
+		base   url.Values
+		params []string
+	}{
+		{"/api/v1/funnel", url.Values{"steps": {"Product Viewed,Order Completed"}},
+			[]string{"steps", "window", "from", "to", "mode", "exclude", "count_by", "breakdown", "breakdown_limit"}},
+		{"/api/v1/dropoff", url.Values{"steps": {"Product Viewed,Order Completed"}},
+			[]string{"steps", "window", "from", "to", "mode", "exclude", "count_by", "breakdown", "step", "limit", "ids_limit"}},
+		{"/api/v1/paths", url.Values{"anchor": {"Product Viewed"}},
+			[]string{"anchor", "direction", "depth", "limit", "collapse", "window", "from", "to", "convert"}},
+		{"/api/v1/next", url.Values{"anchor": {"Product Viewed"}},
+			[]string{"anchor", "direction", "limit", "collapse", "window", "from", "to"}},
+		{"/api/v1/retention", url.Values{},
+			[]string{"period", "periods", "conversion", "return", "from", "to"}},
+		{"/api/v1/stages", url.Values{}, []string{"from", "to", "limit"}},
+	}
+	// Parameters that name events: a payload there is a name nobody sent.
+	matchesNothing := map[string]func(map[string]any) bool{
+		"steps":      func(r map[string]any) bool { return r["steps"].([]any)[0].(map[string]any)["customers"] == 0.0 },
+		"anchor":     func(r map[string]any) bool { return r["persons"] == 0.0 },
+		"conversion": func(r map[string]any) bool { return r["persons"] == 0.0 },
+	}
+	for _, ep := range endpoints {
+		for _, param := range ep.params {
+			for _, payload := range payloads {
+				v := url.Values{}
+				for k, vs := range ep.base {
+					v[k] = vs
+				}
+				v.Set(param, payload)
+				if param == "steps" {
+					v.Set(param, payload+","+payload)
+				}
+				status, body := getJSON(t, srv, ep.path, v)
+				switch status {
+				case 200:
+					if check := matchesNothing[param]; check != nil && ep.path != "/api/v1/dropoff" && !check(body) {
+						t.Errorf("%s %s=%q matched events: %v", ep.path, param, payload, body)
+					}
+				case 400:
+					if body["param"] != param {
+						t.Errorf("%s %s=%q: 400 names %v, want %s: %v", ep.path, param, payload, body["param"], param, body["error"])
+					}
+				default:
+					t.Errorf("%s %s=%q: status %d %v", ep.path, param, payload, status, body)
+				}
+			}
+		}
+	}
+	after, err := s.Sessions(context.Background(), t0.AddDate(-1, 0, 0), t0.AddDate(1, 0, 0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fmt.Sprint(before) != fmt.Sprint(after) || before.Sessions == 0 {
+		t.Errorf("data changed: %+v, then %+v", before, after)
+	}
+}
+
+func TestQueryOverItsLimitIs503(t *testing.T) {
+	d := generateRefData(29, 100)
+	s := openStoreWith(t, func(c *store.Config) { c.QueryMaxMemory = 1 << 10 })
+	d.write(t, s)
+	mux := http.NewServeMux()
+	store.NewAPI(s, defaultMap(t), slog.New(slog.DiscardHandler)).Register(mux)
+	srv := httptest.NewServer(mux)
+	defer srv.Close()
+	status, body := getJSON(t, srv, "/api/v1/funnel", url.Values{"steps": {"Product Viewed,Order Completed"}})
+	if status != 503 || body["error"] == "" {
+		t.Errorf("status %d %v, want 503 with a message", status, body)
+	}
+}
