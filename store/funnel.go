@@ -100,7 +100,10 @@ type FunnelResult struct {
 	CountBy       string        `json:"count_by"`
 	Breakdown     string        `json:"breakdown,omitempty"`
 	Groups        []FunnelGroup `json:"breakdown_groups,omitempty"`
-	WindowSeconds int64         `json:"window_seconds"`
+	// TimeToConvert is the distribution of the time from the first step to the last among the
+	// units that reach the last step (not in mode any).
+	TimeToConvert []Bucket `json:"time_to_convert"`
+	WindowSeconds int64    `json:"window_seconds"`
 	From          *time.Time    `json:"from,omitempty"`
 	To            *time.Time    `json:"to,omitempty"`
 }
@@ -486,10 +489,18 @@ func (s *Store) sessionSpans(ctx context.Context, from time.Time) (map[string][]
 
 // funnelAgg sums units into the funnel's steps, overall and per breakdown value.
 type funnelAgg struct {
-	steps  int
-	total  *stepCounts
-	groups map[string]*stepCounts
+	steps     int
+	total     *stepCounts
+	groups    map[string]*stepCounts
+	toConvert []int64 // per bucket of convertBuckets
 }
+
+// convertBuckets are the upper bounds of the time-to-convert histogram.
+var convertBuckets = []struct {
+	label string
+	upTo  time.Duration
+}{{"≤ 1m", time.Minute}, {"1–10m", 10 * time.Minute}, {"10m–1h", time.Hour}, {"1–6h", 6 * time.Hour},
+	{"6–24h", 24 * time.Hour}, {"1–7d", 7 * 24 * time.Hour}, {"> 7d", math.MaxInt64}}
 
 type stepCounts struct {
 	reached []int64
@@ -501,7 +512,7 @@ func newStepCounts(steps int) *stepCounts {
 }
 
 func newFunnelAgg(steps int, breakdown bool) *funnelAgg {
-	a := &funnelAgg{steps: steps, total: newStepCounts(steps)}
+	a := &funnelAgg{steps: steps, total: newStepCounts(steps), toConvert: make([]int64, len(convertBuckets))}
 	if breakdown {
 		a.groups = map[string]*stepCounts{}
 	}
@@ -511,6 +522,15 @@ func newFunnelAgg(steps int, breakdown bool) *funnelAgg {
 func (a *funnelAgg) add(mode Mode, unit []unitEvent, level int, path []int) {
 	if level == 0 {
 		return
+	}
+	if level == a.steps && a.steps > 1 && mode != ModeAny {
+		took := time.Duration(unit[path[level-1]].t-unit[path[0]].t) * time.Millisecond
+		for b, bucket := range convertBuckets {
+			if took <= bucket.upTo {
+				a.toConvert[b]++
+				break
+			}
+		}
 	}
 	targets := []*stepCounts{a.total}
 	if a.groups != nil {
@@ -544,6 +564,9 @@ func (a *funnelAgg) result(q FunnelQuery) *FunnelResult {
 		res.To = &q.To
 	}
 	res.Steps = funnelSteps(q.Steps, a.total)
+	for b, bucket := range convertBuckets {
+		res.TimeToConvert = append(res.TimeToConvert, Bucket{Label: bucket.label, Count: a.toConvert[b]})
+	}
 	if a.groups == nil {
 		return res
 	}

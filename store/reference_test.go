@@ -363,6 +363,7 @@ func refFunnel(jm *sessionize.Map, d refData, q store.FunnelQuery) string {
 		gaps    [][]int64
 	}
 	groups := map[string]*counts{}
+	toConvert := map[string]int{}
 	get := func(g string) *counts {
 		if groups[g] == nil {
 			groups[g] = &counts{reached: make([]int, len(q.Steps)), gaps: make([][]int64, len(q.Steps))}
@@ -384,6 +385,20 @@ func refFunnel(jm *sessionize.Map, d refData, q store.FunnelQuery) string {
 			level, path := refPath(jm, q, unit, attr)
 			if level == 0 {
 				continue
+			}
+			if n := len(q.Steps); level == n && n > 1 && q.Mode != store.ModeAny {
+				took := time.Duration(unit[path[n-1]].t-unit[path[0]].t) * time.Millisecond
+				bucket := "> 7d"
+				for _, b := range []struct {
+					label string
+					upTo  time.Duration
+				}{{"≤ 1m", time.Minute}, {"1–10m", 10 * time.Minute}, {"10m–1h", time.Hour}, {"1–6h", 6 * time.Hour}, {"6–24h", 24 * time.Hour}, {"1–7d", 7 * 24 * time.Hour}} {
+					if took <= b.upTo {
+						bucket = b.label
+						break
+					}
+				}
+				toConvert[bucket]++
 			}
 			targets := []*counts{get("")}
 			if q.Breakdown.By != "" {
@@ -408,6 +423,9 @@ func refFunnel(jm *sessionize.Map, d refData, q store.FunnelQuery) string {
 		}
 		out = append(out, g+" "+strings.Join(parts, " "))
 	}
+	for _, b := range []string{"≤ 1m", "1–10m", "10m–1h", "1–6h", "6–24h", "1–7d", "> 7d"} {
+		out = append(out, fmt.Sprintf("~%s %d", b, toConvert[b]))
+	}
 	return strings.Join(out, "\n")
 }
 
@@ -431,6 +449,9 @@ func funnelText(res *store.FunnelResult) string {
 		out = append(out, "="+g.Value+" "+steps(g.Steps))
 	}
 	slices.Sort(out)
+	for _, b := range res.TimeToConvert {
+		out = append(out, fmt.Sprintf("~%s %d", b.Label, b.Count))
+	}
 	return strings.Join(out, "\n")
 }
 

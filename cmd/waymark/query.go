@@ -188,6 +188,18 @@ func printFunnel(w io.Writer, v any) {
 		fmt.Fprintf(w, ", to %s", res.To.Format("2006-01-02T15:04:05Z"))
 	}
 	fmt.Fprintln(w)
+	var converted int64
+	for _, b := range res.TimeToConvert {
+		converted += b.Count
+	}
+	if converted > 0 {
+		fmt.Fprintln(w, "\nTime to convert (first step to last)")
+		tw := table(w)
+		for _, b := range res.TimeToConvert {
+			fmt.Fprintf(tw, "  %s\t%d\t%.1f%%\t\n", b.Label, b.Count, 100*float64(b.Count)/float64(converted))
+		}
+		tw.Flush()
+	}
 	for _, g := range res.Groups {
 		fmt.Fprintf(w, "\n%s = %s\n", res.Breakdown, g.Value)
 		printFunnelSteps(w, g.Steps)
