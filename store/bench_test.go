@@ -31,7 +31,8 @@ func BenchmarkJourneyQueries(b *testing.B) {
 		// generating them again: WAYMARK_BENCH_CLICKHOUSE=host:port/database.
 		addr, db, _ := strings.Cut(addr, "/")
 		var err error
-		if s, err = store.Open(ctx, store.Config{Addr: addr, Database: db}, slog.New(slog.DiscardHandler), nil); err != nil {
+		cfg := store.Config{Addr: addr, Database: db, QueryTimeout: 30 * time.Minute, QueryMaxMemory: 16 << 30}
+		if s, err = store.Open(ctx, cfg, slog.New(slog.DiscardHandler), nil); err != nil {
 			b.Fatal(err)
 		}
 		defer s.Close()

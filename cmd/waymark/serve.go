@@ -16,6 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/waymark-dev/waymark/cmd/waymark/web"
 	"github.com/waymark-dev/waymark/ingest"
 	"github.com/waymark-dev/waymark/sessionize"
 	"github.com/waymark-dev/waymark/store"
@@ -101,6 +102,7 @@ func runServe(ctx context.Context, args []string, log *slog.Logger) error {
 	}
 	if roles["query"] {
 		store.NewAPI(st, jm, log).Register(mux)
+		web.Register(mux)
 	}
 	var consumer *ingest.Consumer
 	if roles["ingest"] {

@@ -1,0 +1,98 @@
+// Drives the journey map page in Debian's headless Chromium with playwright-core, with the
+// keyboard wherever a person could, and prints what it saw as JSON. Screenshots go to OUTDIR.
+// Usage: node drive-ui.js BASE_URL OUTDIR
+const { chromium } = require('playwright-core')
+
+const [base, outDir] = process.argv.slice(2)
+
+async function stagesOn (page) {
+  await page.waitForSelector('#map .stage[data-entered]')
+  return page.$$eval('#map .stage', (els) => els.map((e) => ({
+    stage: e.dataset.stage, entered: Number(e.dataset.entered), moved_on: Number(e.dataset.movedOn)
+  })))
+}
+
+async function funnelOn (page) {
+  await page.waitForSelector('#funnel .funnel-steps')
+  return page.$eval('#funnel .funnel-steps', (e) => ({ steps: e.dataset.steps, customers: e.dataset.customers }))
+}
+
+;(async () => {
+  const browser = await chromium.launch({
+    executablePath: '/usr/bin/chromium',
+    args: ['--headless', '--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-background-networking'],
+  })
+  const errors = []
+  const page = await browser.newPage({ viewport: { width: 1280, height: 800 } })
+  page.on('pageerror', (e) => errors.push(e.message))
+  // The one failed request expected is the bad window this script sends at the end (400).
+  page.on('console', (m) => { if (m.type() === 'error' && !m.text().includes('400 (Bad Request)')) errors.push(m.text()) })
+  const out = { errors }
+
+  await page.goto(base + '/')
+  out.stages = await stagesOn(page)
+  out.firstFunnel = await funnelOn(page)
+  await page.waitForSelector('#flow .sankey svg')
+  await page.screenshot({ path: outDir + '/journey-map-1280x800.png', fullPage: true })
+
+  // Change the funnel with the keyboard: the second step becomes Product Added, then Enter.
+  const second = page.locator('#funnel .steps input').nth(1)
+  await second.focus()
+  await page.keyboard.press('Control+A')
+  await page.keyboard.type('Product Added')
+  await page.keyboard.press('Enter')
+  await page.waitForFunction(() => {
+    const e = document.querySelector('#funnel .funnel-steps')
+    return e && e.dataset.steps.split(',')[1] === 'Product Added' && !document.querySelector('#funnel[aria-busy]')
+  })
+  out.changedFunnel = await funnelOn(page)
+  await page.locator('#funnel').screenshot({ path: outDir + '/funnel.png' })
+
+  // The fork, by keyboard: Tab until a touchpoint of the first stage has focus, then Enter.
+  await page.locator('#filters button[type=submit]').focus()
+  let focused = ''
+  for (let i = 0; i < 40 && !focused; i++) {
+    await page.keyboard.press('Tab')
+    focused = await page.evaluate(() => document.activeElement && document.activeElement.dataset ? document.activeElement.dataset.touchpoint || '' : '')
+  }
+  out.keyboardTouchpoint = focused
+  await page.keyboard.press('Enter')
+  await page.waitForSelector('#fork:not([hidden]) .bars li')
+  await page.waitForFunction(() => !document.querySelector('#fork[aria-busy]'))
+  out.fork = await page.$eval('#fork', (e) => ({
+    title: e.querySelector('h2').textContent,
+    persons: Number(e.querySelector('.bars').dataset.persons),
+    first: e.querySelector('.bars li .label') ? e.querySelector('.bars li .label').textContent : ''
+  }))
+  await page.locator('#fork').screenshot({ path: outDir + '/fork.png' })
+
+  // A shared link restores the view.
+  out.link = page.url()
+  const other = await browser.newPage({ viewport: { width: 1280, height: 800 } })
+  other.on('pageerror', (e) => errors.push(e.message))
+  await other.goto(out.link)
+  out.restoredFunnel = await funnelOn(other)
+  await other.waitForSelector('#fork:not([hidden]) .bars li')
+  out.restoredFork = await other.$eval('#fork h2', (e) => e.textContent)
+
+  // A narrow screen: stages stack and stay readable.
+  const narrow = await browser.newPage({ viewport: { width: 390, height: 844 } })
+  narrow.on('pageerror', (e) => errors.push(e.message))
+  await narrow.goto(base + '/')
+  await stagesOn(narrow)
+  await narrow.waitForSelector('#funnel .funnel-steps')
+  out.narrowOverflow = await narrow.evaluate(() => document.documentElement.scrollWidth - window.innerWidth)
+  await narrow.screenshot({ path: outDir + '/journey-map-390x844.png', fullPage: true })
+
+  // A bad step shows the API's message, naming the field.
+  await page.locator('#funnel input[name=window]').fill('400d')
+  await page.locator('#funnel-form button[type=submit]').click()
+  await page.waitForSelector('#funnel .status.error')
+  out.error = await page.$eval('#funnel .status', (e) => e.textContent)
+
+  await browser.close()
+  console.log(JSON.stringify(out))
+})().catch((e) => {
+  console.error(e)
+  process.exit(1)
+})

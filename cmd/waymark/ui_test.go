@@ -1,0 +1,148 @@
+package main
+
+import (
+	"encoding/json"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// testOutput is where tests leave files for people to look at (screenshots): WAYMARK_TEST_OUTPUT,
+// else test-output/ at the top of the repository.
+func testOutput(t *testing.T, name string) string {
+	t.Helper()
+	dir := os.Getenv("WAYMARK_TEST_OUTPUT")
+	if dir == "" {
+		dir = filepath.Join(mustAbs(t, "../.."), "test-output")
+	}
+	dir = filepath.Join(dir, name)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
+// TestJourneyMapPageInChromium loads the Taobao sample, opens the journey map page in headless
+// Chromium and checks that it shows the API's numbers, that the funnel follows an edited step,
+// that the fork opens from the keyboard, that a shared link restores the view, and that a narrow
+// screen needs no sideways scrolling.
+func TestJourneyMapPageInChromium(t *testing.T) {
+	if _, err := os.Stat("/usr/bin/chromium"); err != nil {
+		t.Fatal("/usr/bin/chromium not found: run deploy/test.sh, which installs Debian's chromium")
+	}
+	s := startServe(t)
+	s.replayTaobao(t)
+	dir := npmInstall(t, "playwright-core")
+	shots := testOutput(t, "journey-map")
+	cmd := exec.Command("node", filepath.Join(mustAbs(t, "testdata"), "drive-ui.js"), "http://"+s.http, shots)
+	cmd.Env = append(os.Environ(), "NODE_PATH="+filepath.Join(dir, "node_modules"))
+	cmd.Stderr = os.Stderr
+	raw, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("chromium: %v\n%s", err, raw)
+	}
+	var got struct {
+		Errors []string
+		Stages []struct {
+			Stage   string
+			Entered int64
+			MovedOn int64 `json:"moved_on"`
+		}
+		FirstFunnel, ChangedFunnel, RestoredFunnel struct{ Steps, Customers string }
+		KeyboardTouchpoint                       string
+		Fork                                     struct {
+			Title   string
+			Persons int64
+			First   string
+		}
+		Link, RestoredFork, Error string
+		NarrowOverflow            int
+	}
+	if err := json.Unmarshal(raw, &got); err != nil {
+		t.Fatalf("%v: %s", err, raw)
+	}
+	if len(got.Errors) > 0 {
+		t.Errorf("page errors: %v", got.Errors)
+	}
+
+	// The stage numbers are the API's.
+	var stages struct {
+		Stages []struct {
+			Stage   string
+			Entered int64
+			MovedOn int64 `json:"moved_on"`
+		}
+	}
+	_, body := httpGet(t, "http://"+s.http+"/api/v1/stages?limit=6")
+	if err := json.Unmarshal([]byte(body), &stages); err != nil {
+		t.Fatal(err)
+	}
+	if len(got.Stages) != len(stages.Stages) || len(got.Stages) == 0 {
+		t.Fatalf("page shows %d stages, API %d", len(got.Stages), len(stages.Stages))
+	}
+	for i, st := range stages.Stages {
+		if got.Stages[i] != st {
+			t.Errorf("stage %d on the page %+v, API %+v", i, got.Stages[i], st)
+		}
+	}
+
+	// The edited funnel is the API's funnel for those steps.
+	funnelOf := func(steps string) string {
+		_, body := httpGet(t, "http://"+s.http+"/api/v1/funnel?steps="+url.QueryEscape(steps)+"&window=24h")
+		var res struct{ Steps []struct{ Customers int64 } }
+		if err := json.Unmarshal([]byte(body), &res); err != nil {
+			t.Fatal(err)
+		}
+		var out []string
+		for _, st := range res.Steps {
+			out = append(out, jsonNumber(st.Customers))
+		}
+		return strings.Join(out, ",")
+	}
+	if want := funnelOf(got.FirstFunnel.Steps); got.FirstFunnel.Customers != want {
+		t.Errorf("first funnel %+v, API %s", got.FirstFunnel, want)
+	}
+	if !strings.HasPrefix(got.ChangedFunnel.Steps, "awareness,Product Added,") {
+		t.Errorf("changed funnel steps %q, want the second step Product Added", got.ChangedFunnel.Steps)
+	}
+	if want := funnelOf(got.ChangedFunnel.Steps); got.ChangedFunnel.Customers != want || want == got.FirstFunnel.Customers {
+		t.Errorf("changed funnel %+v, API %s (first funnel %s)", got.ChangedFunnel, want, got.FirstFunnel.Customers)
+	}
+
+	// The fork opened from the keyboard, with the API's numbers.
+	if got.KeyboardTouchpoint == "" || !strings.Contains(got.Fork.Title, got.KeyboardTouchpoint) {
+		t.Errorf("keyboard reached touchpoint %q, fork %+v", got.KeyboardTouchpoint, got.Fork)
+	}
+	_, body = httpGet(t, "http://"+s.http+"/api/v1/next?collapse=true&limit=12&anchor="+url.QueryEscape(got.KeyboardTouchpoint))
+	var next struct{ Persons int64 }
+	if err := json.Unmarshal([]byte(body), &next); err != nil {
+		t.Fatal(err)
+	}
+	if got.Fork.Persons != next.Persons || next.Persons == 0 {
+		t.Errorf("fork shows %d persons, API %d", got.Fork.Persons, next.Persons)
+	}
+
+	// The shared link restores the funnel and the fork.
+	if got.RestoredFunnel != got.ChangedFunnel || got.RestoredFork != got.Fork.Title {
+		t.Errorf("link %s restored funnel %+v and fork %q, want %+v and %q", got.Link, got.RestoredFunnel, got.RestoredFork, got.ChangedFunnel, got.Fork.Title)
+	}
+	if got.NarrowOverflow > 0 {
+		t.Errorf("a 390 px wide screen scrolls sideways by %d px", got.NarrowOverflow)
+	}
+	if !strings.Contains(got.Error, "window") {
+		t.Errorf("a bad window shows %q, want a message naming the window", got.Error)
+	}
+	for _, png := range []string{"journey-map-1280x800.png", "journey-map-390x844.png", "funnel.png", "fork.png"} {
+		if fi, err := os.Stat(filepath.Join(shots, png)); err != nil || fi.Size() < 1000 {
+			t.Errorf("screenshot %s: %v", png, err)
+		}
+	}
+}
+
+func jsonNumber(n int64) string {
+	b, _ := json.Marshal(n)
+	return string(b)
+}

@@ -1,0 +1,453 @@
+// Waymark journey map: draws the journey from the query API. Every view's state lives in the URL,
+// so a view can be shared as a link. No framework, no build step.
+'use strict'
+
+const $ = (sel, root = document) => root.querySelector(sel)
+
+// el builds an element; text is always set as text, never parsed as HTML.
+function el (tag, attrs = {}, ...children) {
+  const e = document.createElement(tag)
+  for (const [k, v] of Object.entries(attrs)) {
+    if (v === undefined || v === null || v === false) continue
+    if (k === 'text') e.textContent = v
+    else if (k === 'dataset') Object.assign(e.dataset, v)
+    else if (k === 'style') e.style.cssText = v // CSSOM, which the page's CSP allows
+    else if (k.startsWith('on')) e.addEventListener(k.slice(2), v)
+    else e.setAttribute(k, v === true ? '' : v)
+  }
+  for (const c of children) if (c !== null && c !== undefined) e.append(c)
+  return e
+}
+
+const SVG = 'http://www.w3.org/2000/svg'
+function svg (tag, attrs = {}) {
+  const e = document.createElementNS(SVG, tag)
+  for (const [k, v] of Object.entries(attrs)) e.setAttribute(k, v)
+  return e
+}
+
+const pct = (x) => (100 * x).toFixed(1) + '%'
+const num = (n) => Number(n).toLocaleString('en')
+
+function duration (s) {
+  if (s === undefined || s === null) return '–'
+  const n = Math.round(s)
+  if (n < 60) return n + 's'
+  if (n < 3600) return Math.floor(n / 60) + 'm' + String(n % 60).padStart(2, '0') + 's'
+  if (n < 86400) return Math.floor(n / 3600) + 'h' + String(Math.floor(n % 3600 / 60)).padStart(2, '0') + 'm'
+  return Math.floor(n / 86400) + 'd' + String(Math.floor(n % 86400 / 3600)).padStart(2, '0') + 'h'
+}
+
+// ---- State in the URL -------------------------------------------------------------------------
+
+const state = new URLSearchParams(location.search)
+
+function saveState () {
+  const q = state.toString()
+  history.replaceState(null, '', q ? '?' + q : location.pathname)
+}
+
+function setState (changes) {
+  for (const [k, v] of Object.entries(changes)) {
+    if (v === undefined || v === null || v === '') state.delete(k)
+    else state.set(k, v)
+  }
+  saveState()
+}
+
+function rangeParams () {
+  const p = {}
+  if (state.get('from')) p.from = state.get('from')
+  if (state.get('to')) p.to = state.get('to')
+  return p
+}
+
+// ---- API ----------------------------------------------------------------------------------------
+
+class APIError extends Error {
+  constructor (message, param) { super(message); this.param = param }
+}
+
+async function api (path, params) {
+  const q = new URLSearchParams(params)
+  let resp
+  try {
+    resp = await fetch('/api/v1/' + path + '?' + q.toString(), { headers: { Accept: 'application/json' } })
+  } catch (e) {
+    throw new APIError('Waymark did not answer: ' + e.message)
+  }
+  let body = null
+  try { body = await resp.json() } catch (e) { /* not JSON */ }
+  if (!resp.ok) {
+    const msg = body && body.error ? body.error : 'the server answered ' + resp.status
+    throw new APIError(resp.status === 503 ? msg + ' — try a shorter range' : msg, body && body.param)
+  }
+  return body
+}
+
+// load runs fn with a section marked busy, showing its errors in the section's status line.
+async function load (section, label, fn) {
+  const status = $('.status', section)
+  section.setAttribute('aria-busy', 'true')
+  status.classList.remove('error')
+  status.textContent = 'Loading ' + label + '…'
+  try {
+    await fn()
+    status.textContent = ''
+  } catch (e) {
+    status.classList.add('error')
+    status.textContent = 'Could not load ' + label + ': ' + e.message
+  } finally {
+    section.removeAttribute('aria-busy')
+  }
+}
+
+// ---- Stages ------------------------------------------------------------------------------------
+
+let stageNames = []
+const touchpointNames = new Set()
+
+async function loadStages () {
+  const section = $('#map')
+  await load(section, 'the stages', async () => {
+    const res = await api('stages', { ...rangeParams(), limit: 6 })
+    stageNames = res.stages.map(s => s.stage)
+    const box = $('.stages', section)
+    box.replaceChildren()
+    res.stages.forEach((s, i) => {
+      const moved = s.entered ? s.moved_on / s.entered : 0
+      const score = s.mean_score === undefined ? '–' : s.mean_score.toFixed(1) + ' (' + num(s.survey_responses) + ')'
+      const list = el('ul', { class: 'touchpoints', 'aria-label': 'Top touchpoints in ' + s.stage })
+      for (const t of s.top_touchpoints) {
+        touchpointNames.add(t.value)
+        list.append(el('li', {}, touchpointButton(t.value, t.share, (share) => pct(share) + ' of the touchpoints in ' + s.stage)))
+      }
+      box.append(el('article', {
+        class: 'stage',
+        'aria-labelledby': 'stage-' + i,
+        dataset: { stage: s.stage, entered: s.entered, movedOn: s.moved_on, conversion: i + 1 < res.stages.length ? pct(moved) : '' }
+      },
+      el('h3', { id: 'stage-' + i, text: s.stage }),
+      el('dl', {},
+        el('dt', { text: 'People entering' }), el('dd', { class: 'entered', text: num(s.entered) }),
+        el('dt', { text: 'Move on' }), el('dd', { class: 'moved', text: num(s.moved_on) + ' (' + pct(moved) + ')' }),
+        el('dt', { text: 'Leave' }), el('dd', { class: 'drop', text: num(s.entered - s.moved_on) + ' (' + pct(s.exit_rate) + ')' }),
+        el('dt', { text: 'Median time in stage' }), el('dd', { text: duration(s.median_dwell_seconds) }),
+        el('dt', { text: 'Mean survey score' }), el('dd', { class: 'score', text: score })),
+      list))
+    })
+    drawCurve(res.stages)
+    fillStepNames()
+    fillAnchors()
+  })
+}
+
+// touchpointButton opens the fork of a touchpoint; its bar shows the share.
+function touchpointButton (name, share, describe) {
+  return el('button', {
+    type: 'button',
+    dataset: { touchpoint: name },
+    'aria-expanded': state.get('fork') === name ? 'true' : 'false',
+    'aria-controls': 'fork',
+    title: describe(share),
+    onclick: () => openFork(name)
+  },
+  el('span', { class: 'fill', style: 'width:' + (100 * share).toFixed(1) + '%' }),
+  el('span', { class: 'label', text: name }),
+  el('span', { class: 'share', text: pct(share) }))
+}
+
+function drawCurve (stages) {
+  const fig = $('#map .curve')
+  const scored = stages.filter(s => s.mean_score !== undefined)
+  fig.hidden = scored.length === 0
+  if (fig.hidden) return
+  const box = $('svg', fig)
+  const title = $('title', box)
+  box.replaceChildren(title)
+  const w = 1000; const h = 120; const pad = 24
+  box.setAttribute('viewBox', `0 0 ${w} ${h}`)
+  box.setAttribute('preserveAspectRatio', 'none')
+  const x = (i) => pad + (w - 2 * pad) * (stages.length === 1 ? 0.5 : i / (stages.length - 1))
+  const y = (score) => h - pad - (h - 2 * pad) * Math.max(0, Math.min(10, score)) / 10
+  const points = []
+  stages.forEach((s, i) => {
+    if (s.mean_score === undefined) return
+    points.push(`${x(i)},${y(s.mean_score)}`)
+    box.append(svg('circle', { cx: x(i), cy: y(s.mean_score), r: 4 }))
+    const label = svg('text', { x: x(i), y: y(s.mean_score) - 8, 'text-anchor': 'middle' })
+    label.textContent = s.stage + ' ' + s.mean_score.toFixed(1)
+    box.append(label)
+  })
+  box.append(svg('polyline', { points: points.join(' ') }))
+}
+
+// ---- Fork ---------------------------------------------------------------------------------------
+
+async function openFork (name, dir) {
+  dir = dir || state.get('dir') || 'next'
+  setState({ fork: name, dir })
+  for (const b of document.querySelectorAll('[data-touchpoint]')) {
+    b.setAttribute('aria-expanded', b.dataset.touchpoint === name ? 'true' : 'false')
+  }
+  const section = $('#fork')
+  section.hidden = false
+  for (const b of section.querySelectorAll('[data-dir]')) b.setAttribute('aria-pressed', b.dataset.dir === dir ? 'true' : 'false')
+  $('#fork-title').textContent = (dir === 'next' ? 'After ' : 'Before ') + name
+  section.focus()
+  await load(section, 'the fork', async () => {
+    const res = await api('next', { anchor: name, direction: dir, window: state.get('window') || '24h', limit: 12, collapse: 'true', ...rangeParams() })
+    const list = $('.bars', section)
+    list.replaceChildren()
+    list.dataset.persons = res.persons
+    list.setAttribute('aria-label', num(res.persons) + ' people; their ' + (dir === 'next' ? 'next' : 'previous') + ' touchpoint')
+    if (res.touchpoints.length === 0) list.append(el('li', { text: 'Nobody did ' + name + ' in this range.' }))
+    for (const t of res.touchpoints) {
+      const terminal = t.value === '(exit)' || t.value === '(start)'
+      const item = terminal
+        ? el('li', {}, el('button', { type: 'button', disabled: true },
+          el('span', { class: 'fill', style: 'width:' + (100 * t.share).toFixed(1) + '%' }),
+          el('span', { class: 'label', text: t.value === '(exit)' ? 'left (nothing more)' : 'arrived here first' }),
+          el('span', { class: 'share', text: num(t.count) + ' · ' + pct(t.share) })))
+        : el('li', {}, el('button', {
+          type: 'button',
+          title: 'Show where people go after ' + t.value,
+          onclick: () => openFork(t.value, dir)
+        },
+        el('span', { class: 'fill', style: 'width:' + (100 * t.share).toFixed(1) + '%' }),
+        el('span', { class: 'label', text: t.value }),
+        el('span', { class: 'share', text: num(t.count) + ' · ' + pct(t.share) })))
+      list.append(item)
+    }
+  })
+}
+
+function closeFork () {
+  $('#fork').hidden = true
+  const name = state.get('fork')
+  setState({ fork: null, dir: null })
+  const opener = name && document.querySelector(`[data-touchpoint="${CSS.escape(name)}"]`)
+  for (const b of document.querySelectorAll('[data-touchpoint]')) b.setAttribute('aria-expanded', 'false')
+  if (opener) opener.focus()
+}
+
+// ---- Flow (Sankey of the top paths) ----------------------------------------------------------------
+
+function fillAnchors () {
+  const select = $('#flow select[name=anchor]')
+  const current = state.get('anchor') || stageNames[0] || ''
+  select.replaceChildren(...stageNames.map(n => el('option', { value: n, text: 'stage: ' + n, selected: n === current })))
+  for (const t of touchpointNames) {
+    if (!stageNames.includes(t)) select.append(el('option', { value: t, text: t, selected: t === current }))
+  }
+}
+
+async function loadFlow () {
+  const section = $('#flow')
+  const anchor = state.get('anchor') || stageNames[0]
+  const depth = state.get('depth') || '4'
+  $('select[name=depth]', section).value = depth
+  if (!anchor) return
+  await load(section, 'the paths', async () => {
+    const res = await api('paths', { anchor, depth, limit: 12, collapse: 'true', window: state.get('window') || '24h', ...rangeParams() })
+    drawSankey($('.sankey', section), res.paths)
+    const body = $('tbody', section)
+    body.replaceChildren(...res.paths.map(p => el('tr', {},
+      el('td', { text: p.touchpoints.join(' → ') }),
+      el('td', { class: 'num', text: num(p.persons) }),
+      el('td', { class: 'num', text: num(p.converted) + ' (' + pct(p.conversion_rate) + ')' }))))
+    section.dataset.paths = res.paths.length
+  })
+}
+
+function drawSankey (box, paths) {
+  box.replaceChildren()
+  if (paths.length === 0) {
+    box.append(el('p', { text: 'No paths in this range.' }))
+    return
+  }
+  const columns = Math.max(...paths.map(p => p.touchpoints.length))
+  const nodes = new Map() // "col\0name" -> {col, name, value}
+  const links = new Map() // "a\0b" -> {source, target, value}
+  for (const p of paths) {
+    p.touchpoints.forEach((name, col) => {
+      const key = col + '\0' + name
+      if (!nodes.has(key)) nodes.set(key, { col, name, value: 0, out: 0, in: 0 })
+      nodes.get(key).value += p.persons
+      if (col > 0) {
+        const from = (col - 1) + '\0' + p.touchpoints[col - 1]
+        const k = from + '\0' + key
+        if (!links.has(k)) links.set(k, { source: nodes.get(from), target: nodes.get(key), value: 0 })
+        links.get(k).value += p.persons
+      }
+    })
+  }
+  const w = 1000; const h = 380; const nodeW = 12; const gap = 10; const labelRoom = 150
+  const colX = (c) => 4 + (w - nodeW - labelRoom) * (columns === 1 ? 0 : c / (columns - 1))
+  const byCol = []
+  for (const n of nodes.values()) (byCol[n.col] = byCol[n.col] || []).push(n)
+  const maxTotal = Math.max(...byCol.map(ns => ns.reduce((s, n) => s + n.value, 0) + gap * (ns.length - 1)))
+  const scale = (h - 20) / maxTotal
+  for (const ns of byCol) {
+    ns.sort((a, b) => b.value - a.value)
+    let y = 10
+    for (const n of ns) {
+      n.x = colX(n.col); n.y = y; n.h = Math.max(2, n.value * scale)
+      y += n.h + gap
+    }
+  }
+  const root = svg('svg', { viewBox: `0 0 ${w} ${h}`, role: 'img', 'aria-label': 'Flow of the top paths' })
+  const sorted = [...links.values()].sort((a, b) => b.value - a.value)
+  for (const l of sorted) {
+    const t = l.value * scale
+    const sy = l.source.y + l.source.out + t / 2
+    const ty = l.target.y + l.target.in + t / 2
+    l.source.out += t; l.target.in += t
+    const x0 = l.source.x + nodeW; const x1 = l.target.x; const mx = (x0 + x1) / 2
+    const path = svg('path', { class: 'link', d: `M${x0},${sy} C${mx},${sy} ${mx},${ty} ${x1},${ty}`, 'stroke-width': Math.max(1, t) })
+    const title = svg('title', {})
+    title.textContent = `${l.source.name} → ${l.target.name}: ${num(l.value)} people`
+    path.append(title)
+    root.append(path)
+  }
+  for (const n of nodes.values()) {
+    const terminal = n.name === '(exit)' || n.name === '(start)'
+    const g = svg('g', { class: 'node' + (terminal ? ' end' : ''), tabindex: terminal ? -1 : 0, role: terminal ? 'img' : 'button', 'aria-label': `${n.name}, step ${n.col + 1}: ${num(n.value)} people` })
+    g.append(svg('rect', { x: n.x, y: n.y, width: nodeW, height: n.h }))
+    const label = svg('text', { x: n.x + nodeW + 4, y: n.y + n.h / 2 + 4 })
+    label.textContent = `${n.name} (${num(n.value)})`
+    g.append(label)
+    if (!terminal) {
+      g.dataset.touchpoint = n.name
+      g.addEventListener('click', () => openFork(n.name))
+      g.addEventListener('keydown', (e) => { if (e.key === 'Enter' || e.key === ' ') { e.preventDefault(); openFork(n.name) } })
+    }
+    root.append(g)
+  }
+  box.append(root)
+}
+
+// ---- Funnel --------------------------------------------------------------------------------------
+
+function fillStepNames () {
+  const list = $('#step-names')
+  list.replaceChildren(...[...stageNames, ...touchpointNames].map(n => el('option', { value: n })))
+}
+
+function stepInput (value) {
+  const li = el('li', {},
+    el('input', { name: 'step', value, list: 'step-names', 'aria-label': 'Step', required: true }),
+    ' ',
+    el('button', { type: 'button', 'aria-label': 'Remove this step', text: '✕', onclick: () => { if ($('#funnel .steps').children.length > 1) li.remove() } }))
+  return li
+}
+
+function funnelFormFromState () {
+  const steps = (state.get('steps') || stageNames.slice(0, 3).join(',')).split(',').filter(Boolean)
+  $('#funnel .steps').replaceChildren(...steps.map(stepInput))
+  const form = $('#funnel-form')
+  form.window.value = state.get('window') || '24h'
+  form.mode.value = state.get('mode') || 'ordered'
+  form.count_by.value = state.get('count_by') || 'persons'
+  form.breakdown.value = state.get('breakdown') || ''
+}
+
+async function loadFunnel () {
+  const form = $('#funnel-form')
+  const steps = [...form.querySelectorAll('input[name=step]')].map(i => i.value.trim()).filter(Boolean)
+  const params = { steps: steps.join(','), window: form.window.value.trim(), mode: form.mode.value, count_by: form.count_by.value, breakdown: form.breakdown.value.trim(), ...rangeParams() }
+  setState({ steps: params.steps, window: params.window, mode: params.mode === 'ordered' ? null : params.mode, count_by: params.count_by === 'persons' ? null : params.count_by, breakdown: params.breakdown })
+  if (!params.breakdown) delete params.breakdown
+  const section = $('#funnel')
+  for (const i of form.querySelectorAll('[aria-invalid]')) i.removeAttribute('aria-invalid')
+  await load(section, 'the funnel', async () => {
+    let res
+    try {
+      res = await api('funnel', params)
+    } catch (e) {
+      const field = e.param === 'steps' ? form.querySelector('input[name=step]') : (e.param && form.elements[e.param])
+      if (field && field.setAttribute) field.setAttribute('aria-invalid', 'true')
+      throw e
+    }
+    renderFunnel($('.funnel-result', section), res)
+  })
+}
+
+function renderFunnel (box, res) {
+  const first = res.steps[0] ? res.steps[0].customers : 0
+  const unit = res.count_by === 'sessions' ? 'sessions' : 'people'
+  const rows = res.steps.map((s, i) => el('div', {
+    class: 'step-result' + (s.largest_drop_off ? ' largest' : ''),
+    dataset: { step: s.name, customers: s.customers }
+  },
+  el('span', { class: 'name', text: (i + 1) + '. ' + s.name }),
+  el('div', { class: 'bar', role: 'img', 'aria-label': `${num(s.customers)} ${unit}, ${pct(s.conversion_from_first)} of the first step` },
+    el('span', { style: 'width:' + (first ? 100 * s.customers / first : 0).toFixed(1) + '%' }),
+    el('b', { text: num(s.customers) + ' · ' + pct(s.conversion_from_first) })),
+  el('span', { class: 'facts' },
+    i > 0 ? pct(s.conversion_from_previous) + ' of the previous step · median ' + duration(s.median_seconds_from_previous) + ', p90 ' + duration(s.p90_seconds_from_previous) : 'everyone who started',
+    i + 1 < res.steps.length ? el('span', { class: 'drop', text: ' · ' + num(s.drop_off) + ' leave (' + pct(s.drop_off_rate) + ')' + (s.largest_drop_off ? ' — the largest drop-off' : '') }) : null)))
+  const parts = [el('div', { class: 'funnel-steps', dataset: { steps: res.steps.map(s => s.name).join(','), customers: res.steps.map(s => s.customers).join(',') } }, ...rows)]
+  const converted = (res.time_to_convert || []).reduce((n, b) => n + b.count, 0)
+  if (converted > 0) {
+    const max = Math.max(...res.time_to_convert.map(b => b.count))
+    parts.push(el('h3', { text: 'Time to convert, first step to last (' + num(converted) + ' ' + unit + ')' }))
+    parts.push(el('div', { class: 'histogram-wrap' }, el('div', { class: 'histogram', role: 'img', 'aria-label': res.time_to_convert.map(b => b.label + ': ' + b.count).join(', ') },
+      ...res.time_to_convert.map(b => el('div', { style: 'height:' + (100 * b.count / max).toFixed(1) + '%' }, el('b', { text: num(b.count) }), el('span', { text: b.label }))))))
+  }
+  if (res.breakdown_groups) {
+    const table = el('table', {},
+      el('caption', { text: 'By ' + res.breakdown + ' (value at the first step)' }),
+      el('thead', {}, el('tr', {}, el('th', { scope: 'col', text: res.breakdown }),
+        ...res.steps.map(s => el('th', { scope: 'col', class: 'num', text: s.name })), el('th', { scope: 'col', class: 'num', text: 'conversion' }))),
+      el('tbody', {}, ...res.breakdown_groups.map(g => el('tr', {},
+        el('th', { scope: 'row', text: g.value }),
+        ...g.steps.map(s => el('td', { class: 'num', text: num(s.customers) })),
+        el('td', { class: 'num', text: pct(g.steps[g.steps.length - 1].conversion_from_first) })))))
+    parts.push(table)
+  }
+  box.replaceChildren(...parts)
+}
+
+// ---- Wiring ----------------------------------------------------------------------------------------
+
+async function loadAll () {
+  await loadStages()
+  if (!state.get('steps') || !$('#funnel .steps').children.length) funnelFormFromState()
+  await Promise.all([loadFlow(), loadFunnel(), state.get('fork') ? openFork(state.get('fork'), state.get('dir')) : null])
+}
+
+document.addEventListener('DOMContentLoaded', () => {
+  const filters = $('#filters')
+  filters.from.value = state.get('from') || ''
+  filters.to.value = state.get('to') || ''
+  filters.addEventListener('submit', (e) => {
+    e.preventDefault()
+    setState({ from: filters.from.value, to: filters.to.value })
+    loadAll()
+  })
+  $('#copy-link').addEventListener('click', async (e) => {
+    try {
+      await navigator.clipboard.writeText(location.href)
+      e.target.textContent = 'Link copied'
+    } catch (err) {
+      e.target.textContent = 'Copy the address bar'
+    }
+    setTimeout(() => { e.target.textContent = 'Copy link' }, 2000)
+  })
+  $('#funnel-form').addEventListener('submit', (e) => { e.preventDefault(); loadFunnel() })
+  $('#funnel .add-step').addEventListener('click', () => {
+    const li = stepInput('')
+    $('#funnel .steps').append(li)
+    $('input', li).focus()
+  })
+  $('#flow .flow-controls').addEventListener('change', (e) => {
+    setState({ [e.target.name]: e.target.value })
+    loadFlow()
+  })
+  for (const b of document.querySelectorAll('#fork [data-dir]')) b.addEventListener('click', () => openFork(state.get('fork'), b.dataset.dir))
+  $('#fork .close').addEventListener('click', closeFork)
+  document.addEventListener('keydown', (e) => { if (e.key === 'Escape' && !$('#fork').hidden) closeFork() })
+  funnelFormFromState()
+  loadAll()
+})
