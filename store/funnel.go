@@ -95,17 +95,17 @@ type FunnelGroup struct {
 
 // FunnelResult is the answer to a FunnelQuery.
 type FunnelResult struct {
-	Steps         []FunnelStep  `json:"steps"`
-	Mode          Mode          `json:"mode"`
-	CountBy       string        `json:"count_by"`
-	Breakdown     string        `json:"breakdown,omitempty"`
-	Groups        []FunnelGroup `json:"breakdown_groups,omitempty"`
+	Steps     []FunnelStep  `json:"steps"`
+	Mode      Mode          `json:"mode"`
+	CountBy   string        `json:"count_by"`
+	Breakdown string        `json:"breakdown,omitempty"`
+	Groups    []FunnelGroup `json:"breakdown_groups,omitempty"`
 	// TimeToConvert is the distribution of the time from the first step to the last among the
 	// units that reach the last step (not in mode any).
-	TimeToConvert []Bucket `json:"time_to_convert"`
-	WindowSeconds int64    `json:"window_seconds"`
-	From          *time.Time    `json:"from,omitempty"`
-	To            *time.Time    `json:"to,omitempty"`
+	TimeToConvert []Bucket   `json:"time_to_convert"`
+	WindowSeconds int64      `json:"window_seconds"`
+	From          *time.Time `json:"from,omitempty"`
+	To            *time.Time `json:"to,omitempty"`
 }
 
 func (q *FunnelQuery) setDefaults() {

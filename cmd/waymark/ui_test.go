@@ -52,8 +52,8 @@ func TestJourneyMapPageInChromium(t *testing.T) {
 			MovedOn int64 `json:"moved_on"`
 		}
 		FirstFunnel, ChangedFunnel, RestoredFunnel struct{ Steps, Customers string }
-		KeyboardTouchpoint                       string
-		Fork                                     struct {
+		KeyboardTouchpoint                         string
+		Fork                                       struct {
 			Title   string
 			Persons int64
 			First   string
