@@ -105,6 +105,9 @@ func (s *Store) dropoffQuery(ctx context.Context, jm *sessionize.Map, q DropoffQ
 	if q.Limit <= 0 {
 		q.Limit = 10
 	}
+	if err := s.checkFunnelNames(ctx, jm, fq); err != nil {
+		return nil, err
+	}
 	plan, err := planFunnel(jm, fq)
 	if err != nil {
 		return nil, badParams(err)

@@ -192,6 +192,9 @@ func (s *Store) funnel(ctx context.Context, jm *sessionize.Map, q FunnelQuery) (
 	if err := q.Validate(); err != nil {
 		return nil, badParams(err)
 	}
+	if err := s.checkFunnelNames(ctx, jm, q); err != nil {
+		return nil, err
+	}
 	plan, err := planFunnel(jm, q)
 	if err != nil {
 		return nil, badParams(err)
@@ -270,7 +273,23 @@ func stepRules(jm *sessionize.Map, name string) []sessionize.Rule {
 	if st, ok := jm.Stage(name); ok {
 		return st.Rules
 	}
+	if slices.Contains(unnamedLabels, name) { // the label of unnamed pages (or screens)
+		return []sessionize.Rule{{Events: []string{name}}, {Types: []string{name}, Events: []string{""}}}
+	}
 	return []sessionize.Rule{{Events: []string{name}}}
+}
+
+// checkFunnelNames checks the names of a funnel's steps and exclusions.
+func (s *Store) checkFunnelNames(ctx context.Context, jm *sessionize.Map, q FunnelQuery) error {
+	if err := s.checkNames(ctx, jm, "steps", q.Steps...); err != nil {
+		return err
+	}
+	for _, x := range q.Exclusions {
+		if err := s.checkNames(ctx, jm, "exclude", x.Step); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // planSteps resolves the steps' names into conditions.

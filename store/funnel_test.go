@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -95,7 +96,7 @@ func TestFunnelSemantics(t *testing.T) {
 		{"from excludes earlier starts", []string{view, add}, time.Hour, t0.Add(time.Second), time.Time{}, []int64{3, 2}},
 		{"to bounds the first step only", []string{view, order}, time.Hour, time.Time{}, t0.Add(time.Second), []int64{5, 3}},
 		{"single step", []string{order}, time.Hour, time.Time{}, time.Time{}, []int64{7}},
-		{"unknown event", []string{"Nope", view}, time.Hour, time.Time{}, time.Time{}, []int64{0, 0}},
+		{"page label", []string{"page", view}, time.Hour, time.Time{}, time.Time{}, []int64{0, 0}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -107,6 +108,32 @@ func TestFunnelSemantics(t *testing.T) {
 				t.Errorf("customers = %v, want %v", got, tt.want)
 			}
 		})
+	}
+}
+
+func TestUnknownNamesAreRejected(t *testing.T) {
+	s := openStore(t)
+	ctx := context.Background()
+	if err := s.Write(ctx, sessionize.Batch{Events: []ingest.Event{ev("a", "Product Viewed", 0)}}); err != nil {
+		t.Fatal(err)
+	}
+	jm := defaultMap(t)
+	_, err := s.Funnel(ctx, jm, store.FunnelQuery{Steps: []string{"Product Viewed", "Prodcut Added"}, Window: time.Hour})
+	if !store.IsParamError(err) || !strings.HasPrefix(err.Error(), `steps: "Prodcut Added" is neither a stage`) {
+		t.Errorf("typo in a step: %v", err)
+	}
+	_, err = s.Funnel(ctx, jm, store.FunnelQuery{Steps: []string{"awareness", "Product Viewed"}, Window: time.Hour,
+		Exclusions: []store.Exclusion{{Step: "Nope", After: 1, Before: 2}}})
+	if !store.IsParamError(err) || !strings.HasPrefix(err.Error(), "exclude:") {
+		t.Errorf("unknown exclusion: %v", err)
+	}
+	_, err = s.Next(ctx, jm, store.NextQuery{Anchor: "Nope", Window: time.Hour})
+	if !store.IsParamError(err) || !strings.HasPrefix(err.Error(), "anchor:") {
+		t.Errorf("unknown anchor: %v", err)
+	}
+	_, err = s.Retention(ctx, jm, store.RetentionQuery{Conversion: "Product Viewed", Return: "Nope"})
+	if !store.IsParamError(err) || !strings.HasPrefix(err.Error(), "return:") {
+		t.Errorf("unknown return event: %v", err)
 	}
 }
 

@@ -119,6 +119,12 @@ func (s *Store) retentionQuery(ctx context.Context, jm *sessionize.Map, q Retent
 	if q.Periods <= 0 {
 		q.Periods = 8
 	}
+	if err := s.checkNames(ctx, jm, "conversion", q.Conversion); err != nil {
+		return nil, err
+	}
+	if err := s.checkNames(ctx, jm, "return", q.Return); err != nil {
+		return nil, err
+	}
 	p := planSteps(jm, []string{q.Conversion, q.Return})
 	p.blocks = make([]uint64, len(p.conds))
 	p.attr, p.traitCond, p.keyAttr, p.from = -1, -1, -1, math.MinInt64

@@ -186,6 +186,12 @@ func (s *Store) Paths(ctx context.Context, jm *sessionize.Map, q PathsQuery) (*P
 }
 
 func (s *Store) pathsQuery(ctx context.Context, jm *sessionize.Map, q PathsQuery) (*PathsResult, error) {
+	if err := s.checkNames(ctx, jm, "anchor", q.Anchor); err != nil {
+		return nil, err
+	}
+	if err := s.checkNames(ctx, jm, "convert", q.Convert); err != nil {
+		return nil, err
+	}
 	a, err := newAnchorScan(jm, q.Anchor, q.Convert, q.From, q.To, q.Window)
 	if err != nil {
 		return nil, badParams(err)
@@ -261,6 +267,9 @@ func (s *Store) Next(ctx context.Context, jm *sessionize.Map, q NextQuery) (*Nex
 }
 
 func (s *Store) nextQuery(ctx context.Context, jm *sessionize.Map, q NextQuery) (*NextResult, error) {
+	if err := s.checkNames(ctx, jm, "anchor", q.Anchor); err != nil {
+		return nil, err
+	}
 	a, err := newAnchorScan(jm, q.Anchor, "", q.From, q.To, q.Window)
 	if err != nil {
 		return nil, badParams(err)

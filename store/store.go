@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"regexp"
+	"sync"
 	"time"
 
 	"github.com/ClickHouse/clickhouse-go/v2"
@@ -70,6 +71,9 @@ type Store struct {
 	conn    driver.Conn
 	log     *slog.Logger
 	metrics *metrics
+
+	namesMu sync.Mutex
+	names   map[string]bool // event names known to be stored
 }
 
 // Open checks cfg and connects. The database need not exist yet: Migrate creates it.
@@ -91,7 +95,7 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger, reg prometheus.Regi
 	if err != nil {
 		return nil, fmt.Errorf("open clickhouse %s: %w", cfg.Addr, err)
 	}
-	s := &Store{cfg: cfg, conn: conn, log: log, metrics: m}
+	s := &Store{cfg: cfg, conn: conn, log: log, metrics: m, names: map[string]bool{}}
 	if err := s.Ping(ctx); err != nil {
 		conn.Close()
 		return nil, err

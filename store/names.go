@@ -1,0 +1,62 @@
+package store
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/waymark-dev/waymark/sessionize"
+)
+
+// unnamedLabels are the touchpoint labels of calls without an event name (see labelSQL): a step
+// named so matches those calls.
+var unnamedLabels = []string{"page", "screen"}
+
+// checkNames returns a parameter error naming param when one of names is neither a stage of the
+// journey map, nor the label of unnamed pages or screens, nor an event name that has been stored:
+// most likely a typo, which would otherwise answer a silent zero.
+func (s *Store) checkNames(ctx context.Context, jm *sessionize.Map, param string, names ...string) error {
+	var ask []string
+	s.namesMu.Lock()
+	for _, n := range names {
+		if _, stage := jm.Stage(n); !stage && !slices.Contains(unnamedLabels, n) && !s.names[n] && !slices.Contains(ask, n) {
+			ask = append(ask, n)
+		}
+	}
+	s.namesMu.Unlock()
+	if len(ask) == 0 {
+		return nil
+	}
+	rows, err := s.conn.Query(ctx, "SELECT event FROM "+s.table("events")+" WHERE event IN ("+placeholders(len(ask))+") GROUP BY event", appendStrings(nil, ask)...)
+	if err != nil {
+		return fmt.Errorf("look up event names: %w", err)
+	}
+	defer rows.Close()
+	found := map[string]bool{}
+	for rows.Next() {
+		var n string
+		if err := rows.Scan(&n); err != nil {
+			return fmt.Errorf("look up event names: %w", err)
+		}
+		found[n] = true
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("look up event names: %w", err)
+	}
+	s.namesMu.Lock()
+	defer s.namesMu.Unlock()
+	for n := range found {
+		s.names[n] = true // names once stored stay known; unknown ones are asked again
+	}
+	for _, n := range ask {
+		if !found[n] {
+			stages := make([]string, len(jm.Stages))
+			for i, st := range jm.Stages {
+				stages[i] = st.Name
+			}
+			return badParams(fmt.Errorf("%s: %q is neither a stage (%s) nor an event that has been stored", param, n, strings.Join(stages, ", ")))
+		}
+	}
+	return nil
+}
