@@ -267,18 +267,6 @@ func ruleKey(r sessionize.Rule) string {
 	return key
 }
 
-// stepRules resolves a step name: a stage of the journey map means its rules, anything else an
-// event name.
-func stepRules(jm *sessionize.Map, name string) []sessionize.Rule {
-	if st, ok := jm.Stage(name); ok {
-		return st.Rules
-	}
-	if slices.Contains(unnamedLabels, name) { // the label of unnamed pages (or screens)
-		return []sessionize.Rule{{Events: []string{name}}, {Types: []string{name}, Events: []string{""}}}
-	}
-	return []sessionize.Rule{{Events: []string{name}}}
-}
-
 // checkFunnelNames checks the names of a funnel's steps and exclusions.
 func (s *Store) checkFunnelNames(ctx context.Context, jm *sessionize.Map, q FunnelQuery) error {
 	if err := s.checkNames(ctx, jm, "steps", q.Steps...); err != nil {

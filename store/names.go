@@ -16,7 +16,14 @@ var unnamedLabels = []string{"page", "screen"}
 // checkNames returns a parameter error naming param when one of names is neither a stage of the
 // journey map, nor the label of unnamed pages or screens, nor an event name that has been stored:
 // most likely a typo, which would otherwise answer a silent zero.
-func (s *Store) checkNames(ctx context.Context, jm *sessionize.Map, param string, names ...string) error {
+func (s *Store) checkNames(ctx context.Context, jm *sessionize.Map, param string, steps ...string) error {
+	if err := checkSteps(param, steps...); err != nil {
+		return err
+	}
+	names := make([]string, len(steps))
+	for i, step := range steps {
+		names[i], _ = splitStep(step)
+	}
 	var ask []string
 	s.namesMu.Lock()
 	for _, n := range names {

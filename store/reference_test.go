@@ -160,6 +160,11 @@ func (d refData) persons() map[string][]refEvent {
 // matchesStep reports whether event i of evs matches a step (an event name, or a stage with its
 // nth rules counted over evs in order).
 func matchesStep(jm *sessionize.Map, step string, evs []refEvent, i int) bool {
+	if name, filter, ok := strings.Cut(strings.TrimSuffix(step, "]"), "["); ok { // Name[key=value]
+		key, value, _ := strings.Cut(filter, "=")
+		got, set := evs[i].Property(key)
+		return set && got == value && matchesStep(jm, name, evs, i)
+	}
 	st, ok := jm.Stage(step)
 	if !ok {
 		return evs[i].Event.Event == step
@@ -481,6 +486,8 @@ func TestFunnelAgreesWithTheReference(t *testing.T) {
 		{Steps: []string{"awareness", "consideration", "conversion", "loyalty"}, Window: 30 * day},
 		{Steps: []string{view, add, order}, Window: day, From: t0.Add(10 * day), To: t0.Add(40 * day)},
 		{Steps: []string{view, add, order}, Window: day, Mode: store.ModeStrict},
+		{Steps: []string{view + "[category=shoes]", order}, Window: 7 * day},         // a property filter
+		{Steps: []string{"awareness[category=hats]", "conversion"}, Window: 7 * day}, // on a stage's rules
 		{Steps: []string{view, add, checkout, order}, Window: day, Mode: store.ModeAny},
 		{Steps: []string{view, add, order}, Window: day, Exclusions: []store.Exclusion{{Step: "Coupon Removed", After: 1, Before: 3}}},
 		{Steps: []string{view, add, order}, Window: day, Exclusions: []store.Exclusion{{Step: view, After: 2, Before: 3}}},

@@ -1,0 +1,125 @@
+package store
+
+import (
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/waymark-dev/waymark/sessionize"
+	"gopkg.in/yaml.v3"
+)
+
+// A step is an event name, a stage name, or either with property filters in brackets:
+//
+//	Order Completed[revenue>=100;currency=EUR|USD]
+//	Product Viewed[category=shoes]
+//	awareness[campaign.medium=email]
+//
+// A filter is FIELD OP VALUE, filters separated by ";". FIELD is a property name or one of the
+// context fields a journey map condition can test (page.path, campaign.medium, …). OP is one of
+// = (equals; a|b|c: one of), ^= (prefix), ~= (regular expression), >, >=, <, <=. The filters mean
+// what the same conditions mean in the journey map, and are added to every rule of a stage.
+
+// stepFilterOps are the filter operators, longest first so ">=" is not read as ">".
+var stepFilterOps = []struct{ op, key string }{
+	{">=", "gte"}, {"<=", "lte"}, {"^=", "prefix"}, {"~=", "regexp"}, {"=", "equals"}, {">", "gt"}, {"<", "lt"},
+}
+
+// splitStep separates a step's name from its bracketed filters ("" when none).
+func splitStep(step string) (name, filters string) {
+	step = strings.TrimSpace(step)
+	if i := strings.IndexByte(step, '['); i > 0 && strings.HasSuffix(step, "]") {
+		return strings.TrimSpace(step[:i]), step[i+1 : len(step)-1]
+	}
+	return step, ""
+}
+
+// parseFilters reads a step's filters as journey-map conditions, through the journey map's own
+// YAML parser, so they are checked and mean exactly what the map's conditions mean.
+func parseFilters(filters string) ([]sessionize.Condition, error) {
+	var out []sessionize.Condition
+	for _, f := range strings.Split(filters, ";") {
+		if f = strings.TrimSpace(f); f == "" {
+			continue
+		}
+		i, op := -1, ""
+		for _, o := range stepFilterOps {
+			if j := strings.Index(f, o.op); j > 0 && (i < 0 || j < i) {
+				i, op = j, o.op
+			}
+		}
+		if i < 0 {
+			return nil, fmt.Errorf("filter %q: want FIELD OP VALUE with OP one of =, ^=, ~=, >, >=, <, <=", f)
+		}
+		field, value := strings.TrimSpace(f[:i]), strings.TrimSpace(f[i+len(op):])
+		if !strings.HasPrefix(field, "properties.") && !slices.Contains([]string{"page.path", "page.referrer", "campaign.source", "campaign.medium", "campaign.name"}, field) {
+			field = "properties." + field
+		}
+		cond := map[string]any{"field": field}
+		key := ""
+		for _, o := range stepFilterOps {
+			if o.op == op {
+				key = o.key
+			}
+		}
+		switch {
+		case key == "equals" && strings.Contains(value, "|"):
+			cond["one_of"] = strings.Split(value, "|")
+		case key == "gt" || key == "gte" || key == "lt" || key == "lte":
+			n, err := strconv.ParseFloat(value, 64)
+			if err != nil {
+				return nil, fmt.Errorf("filter %q: %q is not a number", f, value)
+			}
+			cond[key] = n
+		default:
+			cond[key] = value
+		}
+		doc, err := yaml.Marshal(cond)
+		if err != nil {
+			return nil, fmt.Errorf("filter %q: %w", f, err)
+		}
+		var c sessionize.Condition
+		if err := yaml.Unmarshal(doc, &c); err != nil {
+			return nil, fmt.Errorf("filter %q: %w", f, err)
+		}
+		out = append(out, c)
+	}
+	return out, nil
+}
+
+// stepRules resolves a step: a stage of the journey map means its rules, "page" and "screen"
+// the calls without a name, anything else an event name; filters are added to every rule.
+// Unparsable filters are reported by checkSteps, which runs first.
+func stepRules(jm *sessionize.Map, step string) []sessionize.Rule {
+	name, filters := splitStep(step)
+	var rules []sessionize.Rule
+	switch st, ok := jm.Stage(name); {
+	case ok:
+		rules = slices.Clone(st.Rules)
+	case slices.Contains(unnamedLabels, name):
+		rules = []sessionize.Rule{{Events: []string{name}}, {Types: []string{name}, Events: []string{""}}}
+	default:
+		rules = []sessionize.Rule{{Events: []string{name}}}
+	}
+	if filters == "" {
+		return rules
+	}
+	conds, _ := parseFilters(filters)
+	for i := range rules {
+		rules[i].Where = append(slices.Clone(rules[i].Where), conds...)
+	}
+	return rules
+}
+
+// checkSteps reports the first step whose filters cannot be read, naming param.
+func checkSteps(param string, steps ...string) error {
+	for _, s := range steps {
+		if _, filters := splitStep(s); filters != "" {
+			if _, err := parseFilters(filters); err != nil {
+				return badParams(fmt.Errorf("%s: %s: %w", param, s, err))
+			}
+		}
+	}
+	return nil
+}
