@@ -122,6 +122,8 @@ func (s *Store) queryContext(ctx context.Context) (context.Context, context.Canc
 	ctx = clickhouse.Context(ctx, clickhouse.WithSettings(clickhouse.Settings{
 		"max_execution_time": int(s.cfg.QueryTimeout.Seconds()),
 		"max_memory_usage":   int(s.cfg.QueryMaxMemory),
+		// Past half the limit, grouping spills to disk rather than failing.
+		"max_bytes_before_external_group_by": int(s.cfg.QueryMaxMemory / 2),
 	}))
 	return context.WithTimeout(ctx, s.cfg.QueryTimeout+5*time.Second)
 }
