@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"maps"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
 
@@ -91,7 +90,7 @@ func (s *Store) scan(ctx context.Context, sc eventScan, fn func(person string, e
 	attrCols, attrArrays := "", ""
 	for i, a := range sc.attrs {
 		attrCols += fmt.Sprintf(", %s AS a%d", a.sql, i)
-		attrArrays += fmt.Sprintf(`, arrayStringConcat(groupArray(replaceAll(replaceAll(a%d, '\\', '\\\\'), '\x1f', '\\f')), '\x1f')`, i)
+		attrArrays += fmt.Sprintf(`, arrayStringConcat(arraySort((v, k) -> k, groupArray(replaceAll(replaceAll(a%d, '\\', '\\\\'), '\x1f', '\\f')), groupArray((t, id))), '\x1f')`, i)
 		args = append(args, a.args...)
 	}
 	for i, p := range sc.preds {
@@ -110,9 +109,11 @@ func (s *Store) scan(ctx context.Context, sc eventScan, fn func(person string, e
 		where += " AND date <= toDate(?) + 1 AND ts_ms <= ?"
 		args = append(args, day(sc.to), uint64(sc.to))
 	}
-	// Each customer's events come as one text column (and one per attribute) rather than arrays:
-	// the client reads arrays through reflection, several times slower than this parse.
-	query := `SELECT customer_key, arrayStringConcat(groupArray(concat(toString(t), ' ', toString(mask), ' ', toString(id))), ',')` + attrArrays + `
+	// Each customer's events come in (time, id) order as one text column (and one per attribute)
+	// rather than arrays: the client reads arrays through reflection, several times slower than
+	// this parse, and ClickHouse sorts them while Waymark reads the previous customers.
+	query := `SELECT customer_key, arrayStringConcat(arrayMap(e -> concat(toString(tupleElement(e, 1)), ' ',
+		toString(tupleElement(e, 3)), ' ', toString(tupleElement(e, 2))), arraySort(groupArray((t, id, mask)))), ',')` + attrArrays + `
 FROM (
 	SELECT customer_key, ts_ms AS t, ` + strings.Join(maskTerms, " + ") + ` AS mask,
 		cityHash64(source, message_id) AS id` + attrCols + `
@@ -149,7 +150,7 @@ GROUP BY customer_key`
 			joined[person] = append(joined[person], events...)
 			continue
 		}
-		if err := fn(key, dedupe(events)); err != nil {
+		if err := fn(key, dedupe(events, true)); err != nil {
 			return err
 		}
 	}
@@ -157,7 +158,7 @@ GROUP BY customer_key`
 		return fmt.Errorf("scan events: %w", err)
 	}
 	for _, person := range slices.Sorted(maps.Keys(joined)) {
-		if err := fn(person, dedupe(joined[person])); err != nil {
+		if err := fn(person, dedupe(joined[person], false)); err != nil {
 			return err
 		}
 	}
@@ -167,26 +168,24 @@ GROUP BY customer_key`
 // unpackEvents parses one customer's events, "t mask id" joined by ",", and their attributes,
 // each a list joined by 0x1f with "\\" and 0x1f escaped as "\\\\" and "\\f".
 func unpackEvents(events []scannedEvent, packed string, attrs []string) ([]scannedEvent, error) {
-	for len(packed) > 0 {
+	for i := 0; i < len(packed); {
 		var e scannedEvent
-		var field string
-		var err error
-		for i, dst := range []*uint64{nil, &e.mask, &e.id} {
-			sep := byte(' ')
-			if i == 2 {
-				sep = ','
+		var fields [3]uint64
+		for f := range fields {
+			start := i
+			for ; i < len(packed) && packed[i] >= '0' && packed[i] <= '9'; i++ {
+				fields[f] = fields[f]*10 + uint64(packed[i]-'0')
 			}
-			field, packed, _ = strings.Cut(packed, string(sep))
-			var v uint64
-			if v, err = strconv.ParseUint(field, 10, 64); err != nil {
-				return nil, fmt.Errorf("bad event field %q", field)
+			want := byte(' ')
+			if f == 2 {
+				want = ','
 			}
-			if dst == nil {
-				e.t = int64(v)
-			} else {
-				*dst = v
+			if i == start || i-start > 20 || (i < len(packed) && packed[i] != want) || (i == len(packed) && f < 2) {
+				return nil, fmt.Errorf("bad event list at byte %d", i)
 			}
+			i++ // the separator
 		}
+		e.t, e.mask, e.id = int64(fields[0]), fields[1], fields[2]
 		events = append(events, e)
 	}
 	for a, list := range attrs {
@@ -207,10 +206,12 @@ func unpackEvents(events []scannedEvent, packed string, attrs []string) ([]scann
 	return events, nil
 }
 
-// dedupe drops the copies of redelivered events (same id), keeping one of each.
-func dedupe(events []scannedEvent) []scannedEvent {
-	// In (time, id) order, the order the queries read events in; copies are then neighbours.
-	slices.SortFunc(events, func(a, b scannedEvent) int { return cmp.Or(cmp.Compare(a.t, b.t), cmp.Compare(a.id, b.id)) })
+// dedupe puts events in (time, id) order, the order the queries read them in, unless sorted
+// says they are, and drops the copies of redelivered events, which are then neighbours.
+func dedupe(events []scannedEvent, sorted bool) []scannedEvent {
+	if !sorted {
+		slices.SortFunc(events, func(a, b scannedEvent) int { return cmp.Or(cmp.Compare(a.t, b.t), cmp.Compare(a.id, b.id)) })
+	}
 	return slices.CompactFunc(events, func(a, b scannedEvent) bool { return a.id == b.id && a.t == b.t })
 }
 

@@ -1,0 +1,33 @@
+package store
+
+import (
+	"fmt"
+	"testing"
+)
+
+func TestUnpackEvents(t *testing.T) {
+	tests := []struct {
+		packed string
+		attrs  []string
+		want   string
+		err    bool
+	}{
+		{"1700000000000 5 18446744073709551615", nil, "[{1700000000000 18446744073709551615 5 []}]", false},
+		{"1 2 3,4 5 6", []string{"a\x1fb"}, "[{1 3 2 [a]} {4 6 5 [b]}]", false},
+		{"1 2 3,4 5 6", []string{`x\\y\f` + "\x1f"}, "[{1 3 2 [x\\y\x1f]} {4 6 5 []}]", false},
+		{"1 2 3,4 5 6", []string{"only one"}, "", true},
+		{"1 2", nil, "", true},
+		{"1 x 3", nil, "", true},
+		{"1 2 3;", nil, "", true},
+	}
+	for _, tt := range tests {
+		got, err := unpackEvents(nil, tt.packed, tt.attrs)
+		if (err != nil) != tt.err {
+			t.Errorf("%q: error %v, want error %v", tt.packed, err, tt.err)
+			continue
+		}
+		if err == nil && fmt.Sprint(got) != tt.want {
+			t.Errorf("%q %q: %v, want %s", tt.packed, tt.attrs, got, tt.want)
+		}
+	}
+}
