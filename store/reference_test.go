@@ -111,12 +111,21 @@ func generateRefData(seed uint64, persons int) refData {
 	return d
 }
 
-// write stores the data twice (a redelivery changes nothing), then the identity merges.
+// write stores the data as it might arrive: every fifth event late, in a batch after the others
+// although its time is earlier; then everything again (a redelivery changes nothing); then the
+// identity merges.
 func (d refData) write(t testing.TB, s *store.Store) {
 	t.Helper()
 	ctx := context.Background()
-	for range 2 {
-		if err := s.Write(ctx, sessionize.Batch{Events: d.events, Channels: d.channels, Sessions: d.sessions, Version: 1}); err != nil {
+	var onTime sessionize.Batch
+	for i := range d.events {
+		if i%5 != 0 {
+			onTime.Events = append(onTime.Events, d.events[i])
+			onTime.Channels = append(onTime.Channels, d.channels[i])
+		}
+	}
+	for _, b := range []sessionize.Batch{onTime, {Events: d.events, Channels: d.channels, Sessions: d.sessions, Version: 1}} {
+		if err := s.Write(ctx, b); err != nil {
 			t.Fatal(err)
 		}
 	}
