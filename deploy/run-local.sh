@@ -72,10 +72,14 @@ echo "View → cart → order, window 24 hours:"
 
 cat <<MSG
 
-Waymark is running: metrics on http://127.0.0.1:8080/metrics, readiness on /readyz,
+Waymark is running. Open the journey map: http://127.0.0.1:8080/
+Metrics on http://127.0.0.1:8080/metrics, readiness on /readyz, the query API under /api/v1/,
 the dev broker on 127.0.0.1:9092 (in memory only), ClickHouse on 127.0.0.1:9000 (database waymark).
 Ask more questions:
   $bin funnel --steps "awareness,conversion,loyalty" --window 7d --json
+  $bin dropoff --steps "Product Viewed,Product Added,Order Completed"
+  $bin next --anchor "Product Added"
+  $bin stages
   clickhouse-client -q "SELECT event, count() FROM waymark.events GROUP BY event"
 Send events over HTTP (write key dev-key), as analytics.js or analytics-node would:
   curl -u dev-key: http://127.0.0.1:8080/v1/track -d '{"userId":"u1","event":"Product Viewed"}'

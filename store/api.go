@@ -80,7 +80,9 @@ func (a *API) handle(name string, run func(context.Context, url.Values) (any, er
 		switch {
 		case err == nil:
 			w.Header().Set("Content-Type", "application/json")
-			_ = json.NewEncoder(w).Encode(res)
+			enc := json.NewEncoder(w)
+			enc.SetEscapeHTML(false) // step names like "Order Completed[revenue>=100]" stay readable
+			_ = enc.Encode(res)
 		case IsParamError(err):
 			param, _, _ := strings.Cut(err.Error(), ":")
 			writeAPIError(w, http.StatusBadRequest, param, err.Error())

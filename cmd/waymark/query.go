@@ -119,6 +119,7 @@ func runQuery(ctx context.Context, name string, args []string, stdout io.Writer,
 	case *asJSON:
 		enc := json.NewEncoder(stdout)
 		enc.SetIndent("", "  ")
+		enc.SetEscapeHTML(false)
 		return enc.Encode(res)
 	case asCSV != nil && *asCSV:
 		w := csv.NewWriter(stdout)
