@@ -1,7 +1,6 @@
 package store
 
 import (
-	"cmp"
 	"slices"
 )
 
@@ -57,13 +56,6 @@ type memoEntry struct {
 
 func newPathFinder(spec matchSpec) *pathFinder {
 	return &pathFinder{spec: spec, memo: map[int]memoEntry{}}
-}
-
-// sortUnitEvents puts events in (time, id) order, the order every rule counts in.
-func sortUnitEvents(ev []unitEvent) {
-	slices.SortFunc(ev, func(a, b unitEvent) int {
-		return cmp.Or(cmp.Compare(a.t, b.t), cmp.Compare(a.id, b.id))
-	})
 }
 
 // reach returns the number of steps the unit reaches and the indexes (into ev, which must be in

@@ -1,12 +1,20 @@
 package store
 
 import (
+	"cmp"
 	"fmt"
 	"math/rand/v2"
 	"slices"
 	"strings"
 	"testing"
 )
+
+// sortUnitEvents puts events in (time, id) order, the order every rule counts in.
+func sortUnitEvents(ev []unitEvent) {
+	slices.SortFunc(ev, func(a, b unitEvent) int {
+		return cmp.Or(cmp.Compare(a.t, b.t), cmp.Compare(a.id, b.id))
+	})
+}
 
 // brutePath applies the funnel definition literally: every sequence of distinct events is tried,
 // and the canonical path is the furthest-reaching one that is smallest in event order.
