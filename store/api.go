@@ -54,6 +54,29 @@ func (a *API) Query(ctx context.Context, name string, v url.Values) (any, error)
 	return run(ctx, v)
 }
 
+// CheckParams reads the parameters of the named query without running it, so a command can
+// report a bad flag before it connects anywhere. Names of events are checked when the query runs.
+func CheckParams(name string, v url.Values) error {
+	var err error
+	switch name {
+	case "funnel":
+		_, err = ParseFunnelQuery(v)
+	case "dropoff":
+		_, err = ParseDropoffQuery(v)
+	case "paths":
+		_, err = ParsePathsQuery(v)
+	case "next":
+		_, err = ParseNextQuery(v)
+	case "retention":
+		_, err = ParseRetentionQuery(v)
+	case "stages":
+		_, err = ParseStagesQuery(v)
+	default:
+		return errors.New("unknown query " + name)
+	}
+	return badParams(err)
+}
+
 // paramError is a problem with a request's parameters: the client's fault.
 type paramError struct{ err error }
 

@@ -103,6 +103,15 @@ func runQuery(ctx context.Context, name string, args []string, stdout io.Writer,
 	if asCSV != nil && *asCSV {
 		v.Set("ids_limit", "100000")
 	}
+	flagError := func(err error) error {
+		if store.IsParamError(err) {
+			return fmt.Errorf("--%s", strings.Replace(err.Error(), "_", "-", 1))
+		}
+		return err
+	}
+	if err := store.CheckParams(name, v); err != nil {
+		return flagError(err)
+	}
 	st, jm, err := openWithMap(ctx, cf, *mapPath, log)
 	if err != nil {
 		return err
@@ -110,10 +119,7 @@ func runQuery(ctx context.Context, name string, args []string, stdout io.Writer,
 	defer st.Close()
 	res, err := store.NewAPI(st, jm, log).Query(ctx, name, v)
 	if err != nil {
-		if store.IsParamError(err) {
-			return fmt.Errorf("--%s", strings.Replace(err.Error(), "_", "-", 1))
-		}
-		return err
+		return flagError(err)
 	}
 	switch {
 	case *asJSON:
