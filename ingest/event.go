@@ -3,13 +3,14 @@ package ingest
 import (
 	"crypto/sha256"
 	"encoding/hex"
-	json "github.com/goccy/go-json"
 	"errors"
 	"fmt"
 	"sort"
 	"strconv"
 	"strings"
 	"time"
+
+	json "github.com/goccy/go-json"
 )
 
 // MaxClockSkew is the difference between a client's sentAt and the server's receivedAt above which
