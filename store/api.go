@@ -24,57 +24,66 @@ func NewAPI(st *Store, jm *sessionize.Map, log *slog.Logger) *API {
 	return &API{store: st, jm: jm, log: log}
 }
 
+// query is one journey question: how to read its parameters and how to answer it.
+type query struct {
+	check func(url.Values) error
+	run   func(context.Context, *Store, *sessionize.Map, url.Values) (any, error)
+}
+
+// endpoint makes a query of a parameter parser and the Store method that answers it.
+func endpoint[Q, R any](parse func(url.Values) (Q, error), answer func(*Store, context.Context, *sessionize.Map, Q) (R, error)) query {
+	return query{
+		check: func(v url.Values) error {
+			_, err := parse(v)
+			return badParams(err)
+		},
+		run: func(ctx context.Context, s *Store, jm *sessionize.Map, v url.Values) (any, error) {
+			q, err := parse(v)
+			if err != nil {
+				return nil, badParams(err)
+			}
+			return answer(s, ctx, jm, q)
+		},
+	}
+}
+
+// queries are the journey questions, by the name of their endpoint and CLI command.
+func queries() map[string]query {
+	return map[string]query{
+		"funnel":    endpoint(ParseFunnelQuery, (*Store).Funnel),
+		"dropoff":   endpoint(ParseDropoffQuery, (*Store).Dropoff),
+		"paths":     endpoint(ParsePathsQuery, (*Store).Paths),
+		"next":      endpoint(ParseNextQuery, (*Store).Next),
+		"retention": endpoint(ParseRetentionQuery, (*Store).Retention),
+		"stages":    endpoint(ParseStagesQuery, (*Store).Stages),
+	}
+}
+
 // Register mounts the API's endpoints on mux.
 func (a *API) Register(mux *http.ServeMux) {
-	for _, e := range []struct {
-		name string
-		run  func(context.Context, url.Values) (any, error)
-	}{
-		{"funnel", a.funnel},
-		{"dropoff", a.dropoff},
-		{"paths", a.paths},
-		{"next", a.next},
-		{"retention", a.retention},
-		{"stages", a.stages},
-	} {
-		mux.HandleFunc("GET /api/v1/"+e.name, a.handle(e.name, e.run))
+	for name := range queries() {
+		mux.HandleFunc("GET /api/v1/"+name, a.handle(name))
 	}
 }
 
 // Query runs the named query (funnel, dropoff, paths, next, retention, stages) with text
 // parameters, as the API does; the CLI uses it so both give the same answers and errors.
 func (a *API) Query(ctx context.Context, name string, v url.Values) (any, error) {
-	run := map[string]func(context.Context, url.Values) (any, error){
-		"funnel": a.funnel, "dropoff": a.dropoff, "paths": a.paths, "next": a.next,
-		"retention": a.retention, "stages": a.stages,
-	}[name]
-	if run == nil {
+	q, ok := queries()[name]
+	if !ok {
 		return nil, errors.New("unknown query " + name)
 	}
-	return run(ctx, v)
+	return q.run(ctx, a.store, a.jm, v)
 }
 
 // CheckParams reads the parameters of the named query without running it, so a command can
 // report a bad flag before it connects anywhere. Names of events are checked when the query runs.
 func CheckParams(name string, v url.Values) error {
-	var err error
-	switch name {
-	case "funnel":
-		_, err = ParseFunnelQuery(v)
-	case "dropoff":
-		_, err = ParseDropoffQuery(v)
-	case "paths":
-		_, err = ParsePathsQuery(v)
-	case "next":
-		_, err = ParseNextQuery(v)
-	case "retention":
-		_, err = ParseRetentionQuery(v)
-	case "stages":
-		_, err = ParseStagesQuery(v)
-	default:
+	q, ok := queries()[name]
+	if !ok {
 		return errors.New("unknown query " + name)
 	}
-	return badParams(err)
+	return q.check(v)
 }
 
 // paramError is a problem with a request's parameters: the client's fault.
@@ -97,9 +106,9 @@ func IsParamError(err error) bool {
 	return errors.As(err, &pe)
 }
 
-func (a *API) handle(name string, run func(context.Context, url.Values) (any, error)) http.HandlerFunc {
+func (a *API) handle(name string) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		res, err := run(r.Context(), r.URL.Query())
+		res, err := a.Query(r.Context(), name, r.URL.Query())
 		switch {
 		case err == nil:
 			w.Header().Set("Content-Type", "application/json")
@@ -119,14 +128,6 @@ func (a *API) handle(name string, run func(context.Context, url.Values) (any, er
 			writeAPIError(w, http.StatusInternalServerError, "", "the "+name+" query failed; see the server log")
 		}
 	}
-}
-
-func (a *API) funnel(ctx context.Context, v url.Values) (any, error) {
-	q, err := ParseFunnelQuery(v)
-	if err != nil {
-		return nil, badParams(err)
-	}
-	return a.store.Funnel(ctx, a.jm, q)
 }
 
 func writeAPIError(w http.ResponseWriter, status int, param, message string) {

@@ -63,14 +63,6 @@ func ParseDropoffQuery(v url.Values) (DropoffQuery, error) {
 	return q, p.err
 }
 
-func (a *API) dropoff(ctx context.Context, v url.Values) (any, error) {
-	q, err := ParseDropoffQuery(v)
-	if err != nil {
-		return nil, badParams(err)
-	}
-	return a.store.Dropoff(ctx, a.jm, q)
-}
-
 // labelSQL is a touchpoint's label: its event name, or its type for unnamed pages and screens.
 var labelSQL = predicate{sql: "if(event != '', event, type)"}
 

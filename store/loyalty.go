@@ -72,14 +72,6 @@ func ParseRetentionQuery(v url.Values) (RetentionQuery, error) {
 	return q, p.err
 }
 
-func (a *API) retention(ctx context.Context, v url.Values) (any, error) {
-	q, err := ParseRetentionQuery(v)
-	if err != nil {
-		return nil, badParams(err)
-	}
-	return a.store.Retention(ctx, a.jm, q)
-}
-
 // periodStart is the start of the week (Monday, UTC) or month holding ms.
 func periodStart(period string, ms int64) time.Time {
 	t := time.UnixMilli(ms).UTC()
@@ -288,14 +280,6 @@ func ParseStagesQuery(v url.Values) (StagesQuery, error) {
 	q := StagesQuery{Limit: p.int("limit", 5, 1, 100)}
 	q.From, q.To = p.timeRange()
 	return q, p.err
-}
-
-func (a *API) stages(ctx context.Context, v url.Values) (any, error) {
-	q, err := ParseStagesQuery(v)
-	if err != nil {
-		return nil, badParams(err)
-	}
-	return a.store.Stages(ctx, a.jm, q)
 }
 
 // Stages answers a StagesQuery.

@@ -101,22 +101,6 @@ func ParseNextQuery(v url.Values) (NextQuery, error) {
 	return q, p.err
 }
 
-func (a *API) paths(ctx context.Context, v url.Values) (any, error) {
-	q, err := ParsePathsQuery(v)
-	if err != nil {
-		return nil, badParams(err)
-	}
-	return a.store.Paths(ctx, a.jm, q)
-}
-
-func (a *API) next(ctx context.Context, v url.Values) (any, error) {
-	q, err := ParseNextQuery(v)
-	if err != nil {
-		return nil, badParams(err)
-	}
-	return a.store.Next(ctx, a.jm, q)
-}
-
 // anchorScan reads each person's tracked events in [from-window, to+window] with their labels;
 // step bit 0 marks anchor events, bit 1 conversion events (when convert is set).
 type anchorScan struct {
