@@ -298,6 +298,18 @@ func planSteps(jm *sessionize.Map, names []string) funnelPlan {
 	return p
 }
 
+// plainPlan resolves names into conditions and a scan of the events matching them: no exclusions,
+// breakdown or sessions, for the queries that read steps without running a funnel.
+func plainPlan(jm *sessionize.Map, names []string) *funnelPlan {
+	p := planSteps(jm, names)
+	p.blocks = make([]uint64, len(p.conds))
+	p.attr, p.traitCond, p.keyAttr, p.from = -1, -1, -1, math.MinInt64
+	for _, c := range p.conds {
+		p.scan.preds = append(p.scan.preds, rulePredicate(c.rule))
+	}
+	return &p
+}
+
 // trackedTypes are the calls strict mode counts as "another tracked event".
 var trackedTypes = []string{"track", "page", "screen"}
 

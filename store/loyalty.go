@@ -117,12 +117,7 @@ func (s *Store) retentionQuery(ctx context.Context, jm *sessionize.Map, q Retent
 	if err := s.checkNames(ctx, jm, "return", q.Return); err != nil {
 		return nil, err
 	}
-	p := planSteps(jm, []string{q.Conversion, q.Return})
-	p.blocks = make([]uint64, len(p.conds))
-	p.attr, p.traitCond, p.keyAttr, p.from = -1, -1, -1, math.MinInt64
-	for _, c := range p.conds {
-		p.scan.preds = append(p.scan.preds, rulePredicate(c.rule))
-	}
+	p := plainPlan(jm, []string{q.Conversion, q.Return})
 	// Every event, for the person's first touch: its channel is the acquisition channel.
 	everything := uint64(1) << len(p.scan.preds)
 	p.scan.preds = append(p.scan.preds, predicate{sql: "1"})
@@ -298,12 +293,7 @@ func (s *Store) stagesQuery(ctx context.Context, jm *sessionize.Map, q StagesQue
 	for _, st := range jm.Stages {
 		names = append(names, st.Name)
 	}
-	p := planSteps(jm, names)
-	p.blocks = make([]uint64, len(p.conds))
-	p.attr, p.traitCond, p.keyAttr, p.from = -1, -1, -1, math.MinInt64
-	for _, c := range p.conds {
-		p.scan.preds = append(p.scan.preds, rulePredicate(c.rule))
-	}
+	p := plainPlan(jm, names)
 	tracked, _ := p.readAlso(labelSQL, propertyValue("score"))
 	if len(p.scan.preds) > 64 {
 		return nil, badParams(errors.New("journey map: too many conditions"))

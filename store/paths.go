@@ -114,14 +114,9 @@ func newAnchorScan(jm *sessionize.Map, anchor, convert string, from, to time.Tim
 	if convert != "" {
 		names = append(names, convert)
 	}
-	p := planSteps(jm, names)
-	p.blocks = make([]uint64, len(p.conds))
-	p.attr, p.traitCond, p.keyAttr, p.from = -1, -1, -1, math.MinInt64
-	for _, c := range p.conds {
-		p.scan.preds = append(p.scan.preds, rulePredicate(c.rule))
-	}
+	p := plainPlan(jm, names)
 	tracked, _ := p.readAlso(labelSQL)
-	a := &anchorScan{plan: &p, tracked: tracked, from: math.MinInt64, to: math.MaxInt64, wind: window.Milliseconds()}
+	a := &anchorScan{plan: p, tracked: tracked, from: math.MinInt64, to: math.MaxInt64, wind: window.Milliseconds()}
 	if !from.IsZero() {
 		a.from = from.UnixMilli()
 		if !p.needHistory {

@@ -25,10 +25,7 @@ type SessionSummary struct {
 func (s *Store) Sessions(ctx context.Context, from, to time.Time) (*SessionSummary, error) {
 	start := time.Now()
 	res, err := s.sessions(ctx, from, to)
-	s.metrics.querySeconds.WithLabelValues("sessions").Observe(time.Since(start).Seconds())
-	if err != nil {
-		s.metrics.queryErrors.WithLabelValues("sessions").Inc()
-	}
+	s.observeQuery("sessions", start, err)
 	return res, err
 }
 
