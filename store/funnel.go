@@ -511,14 +511,11 @@ type funnelAgg struct {
 	steps     int
 	total     *stepCounts
 	groups    map[string]*stepCounts
-	toConvert []int64 // per bucket of convertBuckets
+	toConvert *histogram
 }
 
-// convertBuckets are the upper bounds of the time-to-convert histogram.
-var convertBuckets = []struct {
-	label string
-	upTo  time.Duration
-}{{"≤ 1m", time.Minute}, {"1–10m", 10 * time.Minute}, {"10m–1h", time.Hour}, {"1–6h", 6 * time.Hour},
+// convertBars are the time-to-convert histogram's bars.
+var convertBars = []bar{{"≤ 1m", time.Minute}, {"1–10m", 10 * time.Minute}, {"10m–1h", time.Hour}, {"1–6h", 6 * time.Hour},
 	{"6–24h", 24 * time.Hour}, {"1–7d", 7 * 24 * time.Hour}, {"> 7d", math.MaxInt64}}
 
 type stepCounts struct {
@@ -531,7 +528,7 @@ func newStepCounts(steps int) *stepCounts {
 }
 
 func newFunnelAgg(steps int, breakdown bool) *funnelAgg {
-	a := &funnelAgg{steps: steps, total: newStepCounts(steps), toConvert: make([]int64, len(convertBuckets))}
+	a := &funnelAgg{steps: steps, total: newStepCounts(steps), toConvert: newHistogram(convertBars)}
 	if breakdown {
 		a.groups = map[string]*stepCounts{}
 	}
@@ -543,13 +540,7 @@ func (a *funnelAgg) add(mode Mode, unit []unitEvent, level int, path []int) {
 		return
 	}
 	if level == a.steps && a.steps > 1 && mode != ModeAny {
-		took := time.Duration(unit[path[level-1]].t-unit[path[0]].t) * time.Millisecond
-		for b, bucket := range convertBuckets {
-			if took <= bucket.upTo {
-				a.toConvert[b]++
-				break
-			}
-		}
+		a.toConvert.add(time.Duration(unit[path[level-1]].t-unit[path[0]].t) * time.Millisecond)
 	}
 	targets := []*stepCounts{a.total}
 	if a.groups != nil {
@@ -583,9 +574,7 @@ func (a *funnelAgg) result(q FunnelQuery) *FunnelResult {
 		res.To = &q.To
 	}
 	res.Steps = funnelSteps(q.Steps, a.total)
-	for b, bucket := range convertBuckets {
-		res.TimeToConvert = append(res.TimeToConvert, Bucket{Label: bucket.label, Count: a.toConvert[b]})
-	}
+	res.TimeToConvert = a.toConvert.buckets()
 	if a.groups == nil {
 		return res
 	}

@@ -90,11 +90,42 @@ func periodsBetween(period string, a, b time.Time) int {
 	return int(b.Sub(a).Hours()/24) / 7
 }
 
-// returnBuckets are the time-to-return histogram's upper bounds.
-var returnBuckets = []struct {
+// bar is one bar of a duration histogram: the durations up to upTo that no earlier bar holds.
+type bar struct {
 	label string
 	upTo  time.Duration
-}{{"≤ 1d", 24 * time.Hour}, {"1–7d", 7 * 24 * time.Hour}, {"7–30d", 30 * 24 * time.Hour}, {"30–90d", 90 * 24 * time.Hour}, {"> 90d", math.MaxInt64}}
+}
+
+// histogram counts durations into bars.
+type histogram struct {
+	bars   []bar
+	counts []int64
+}
+
+func newHistogram(bars []bar) *histogram {
+	return &histogram{bars: bars, counts: make([]int64, len(bars))}
+}
+
+func (h *histogram) add(d time.Duration) {
+	for i, b := range h.bars {
+		if d <= b.upTo {
+			h.counts[i]++
+			return
+		}
+	}
+}
+
+func (h *histogram) buckets() []Bucket {
+	out := make([]Bucket, len(h.bars))
+	for i, b := range h.bars {
+		out[i] = Bucket{Label: b.label, Count: h.counts[i]}
+	}
+	return out
+}
+
+// returnBars are the time-to-return histogram's bars.
+var returnBars = []bar{{"≤ 1d", 24 * time.Hour}, {"1–7d", 7 * 24 * time.Hour}, {"7–30d", 30 * 24 * time.Hour},
+	{"30–90d", 90 * 24 * time.Hour}, {"> 90d", math.MaxInt64}}
 
 // Retention answers a RetentionQuery.
 func (s *Store) Retention(ctx context.Context, jm *sessionize.Map, q RetentionQuery) (*RetentionResult, error) {
@@ -144,7 +175,7 @@ func (s *Store) retentionQuery(ctx context.Context, jm *sessionize.Map, q Retent
 	channels := map[string]*channelCounts{}
 	res := &RetentionResult{Period: q.Period, Conversion: q.Conversion, Return: q.Return, Cohorts: []Cohort{}, ByChannel: []ChannelRepeat{}}
 	var gaps []int64
-	hist := make([]int64, len(returnBuckets))
+	hist := newHistogram(returnBars)
 	err := s.scan(ctx, p.scan, func(_ string, events []scannedEvent) error {
 		ev := p.units(events, nil)[0]
 		if len(ev) == 0 {
@@ -198,12 +229,7 @@ func (s *Store) retentionQuery(ctx context.Context, jm *sessionize.Map, q Retent
 				returned = true
 				gap := e.t - ev[first].t
 				gaps = append(gaps, gap)
-				for b, bucket := range returnBuckets {
-					if time.Duration(gap)*time.Millisecond <= bucket.upTo {
-						hist[b]++
-						break
-					}
-				}
+				hist.add(time.Duration(gap) * time.Millisecond)
 			}
 			k := periodsBetween(q.Period, cohort, periodStart(q.Period, e.t))
 			if k >= 1 && k <= q.Periods && !seen[k-1] {
@@ -222,9 +248,7 @@ func (s *Store) retentionQuery(ctx context.Context, jm *sessionize.Map, q Retent
 	}
 	res.RepeatRate = ratio(res.Repeaters, res.Persons)
 	res.MedianSeconds, res.P90Seconds = quantileSeconds(gaps, 0.5), quantileSeconds(gaps, 0.9)
-	for b, bucket := range returnBuckets {
-		res.Histogram = append(res.Histogram, Bucket{Label: bucket.label, Count: hist[b]})
-	}
+	res.Histogram = hist.buckets()
 	for start, c := range cohorts {
 		co := Cohort{Start: start, Persons: c.persons, Returned: c.returned}
 		for _, n := range c.returned {
