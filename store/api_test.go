@@ -33,9 +33,7 @@ func getJSON(t *testing.T, srv *httptest.Server, path string, v url.Values) (int
 // endpoint: each answer is a 200 that matched nothing or a 400 naming the parameter, and the
 // data is untouched.
 func TestQueryParametersResistInjection(t *testing.T) {
-	d := generateRefData(23, 50)
-	s := openStore(t)
-	d.write(t, s)
+	_, s := storedRefData(t, 23, 50)
 	mux := http.NewServeMux()
 	store.NewAPI(s, defaultMap(t), slog.New(slog.DiscardHandler)).Register(mux)
 	srv := httptest.NewServer(mux)

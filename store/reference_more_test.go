@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"context"
 	"fmt"
+	"maps"
 	"math"
 	"os"
 	"slices"
@@ -95,9 +96,7 @@ func refDropoff(jm *sessionize.Map, d refData, q store.FunnelQuery, k int) strin
 }
 
 func TestDropoffAgreesWithTheReference(t *testing.T) {
-	d := generateRefData(11, 250)
-	s := openStore(t)
-	d.write(t, s)
+	d, s := storedRefData(t, 11, 250)
 	jm := defaultMap(t)
 	for _, q := range []store.DropoffQuery{
 		{Funnel: store.FunnelQuery{Steps: []string{"Product Viewed", "Product Added", "Order Completed"}, Window: 24 * time.Hour}, Step: 1},
@@ -151,9 +150,7 @@ func refAnchor(jm *sessionize.Map, d refData, anchor string, from, to time.Time,
 }
 
 func TestPathsAndNextAgreeWithTheReference(t *testing.T) {
-	d := generateRefData(13, 250)
-	s := openStore(t)
-	d.write(t, s)
+	d, s := storedRefData(t, 13, 250)
 	jm := defaultMap(t)
 	ctx := context.Background()
 	for _, q := range []store.PathsQuery{
@@ -254,9 +251,7 @@ func TestPathsAndNextAgreeWithTheReference(t *testing.T) {
 }
 
 func TestRetentionAgreesWithTheReference(t *testing.T) {
-	d := generateRefData(17, 300)
-	s := openStore(t)
-	d.write(t, s)
+	d, s := storedRefData(t, 17, 300)
 	jm := defaultMap(t)
 	for _, q := range []store.RetentionQuery{
 		{Period: "week", Periods: 6, Conversion: "Order Completed", Return: "Order Completed"},
@@ -342,10 +337,10 @@ func TestRetentionAgreesWithTheReference(t *testing.T) {
 			chans[ch] = c
 		}
 		var want []string
-		for _, k := range slices.Sorted(mapKeys(cohorts)) {
+		for _, k := range slices.Sorted(maps.Keys(cohorts)) {
 			want = append(want, fmt.Sprintf("%s %d %v", k, cohortPersons[k], cohorts[k]))
 		}
-		chanNames := slices.Sorted(mapKeys(chans))
+		chanNames := slices.Sorted(maps.Keys(chans))
 		slices.SortStableFunc(chanNames, func(a, b string) int { return cmp.Compare(chans[b][0], chans[a][0]) })
 		for _, ch := range chanNames {
 			want = append(want, fmt.Sprintf("%s %d %d", ch, chans[ch][0], chans[ch][1]))
@@ -387,9 +382,7 @@ func refPeriods(period string, a, b time.Time) int {
 }
 
 func TestStagesAgreeWithTheReference(t *testing.T) {
-	d := generateRefData(19, 300)
-	s := openStore(t)
-	d.write(t, s)
+	d, s := storedRefData(t, 19, 300)
 	jm := defaultMap(t)
 	res, err := s.Stages(context.Background(), jm, store.StagesQuery{Limit: 100})
 	if err != nil {
@@ -508,7 +501,7 @@ func TestTaobaoSampleAgreesWithTheReference(t *testing.T) {
 		{Steps: []string{"Product Viewed", "Product Added", "Order Completed"}, Window: 24 * time.Hour},
 		{Steps: []string{"awareness", "consideration", "conversion"}, Window: 7 * 24 * time.Hour, Mode: store.ModeStrict},
 		{Steps: []string{"Product Viewed", "Order Completed"}, Window: 24 * time.Hour, Mode: store.ModeAny,
-			Exclusions: nil, Breakdown: store.Breakdown{By: "property", Name: "category"}, BreakdownLimit: 1000},
+			Breakdown: store.Breakdown{By: "property", Name: "category"}, BreakdownLimit: 1000},
 	} {
 		res, err := s.Funnel(ctx, jm, q)
 		if err != nil {

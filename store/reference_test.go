@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"context"
 	"fmt"
+	"maps"
 	"math"
 	"math/rand/v2"
 	"slices"
@@ -140,6 +141,15 @@ func (d refData) write(t testing.TB, s *store.Store) {
 	if err := s.Write(ctx, sessionize.Batch{Persons: d.links, Version: 3}); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// storedRefData generates a shop (seed, persons) and writes it into a store of its own.
+func storedRefData(t testing.TB, seed uint64, persons int) (refData, *store.Store) {
+	t.Helper()
+	d := generateRefData(seed, persons)
+	s := openStore(t)
+	d.write(t, s)
+	return d, s
 }
 
 // persons groups the distinct events by person, in time order (ties by message id).
@@ -429,7 +439,7 @@ func refFunnel(jm *sessionize.Map, d refData, q store.FunnelQuery) string {
 		}
 	}
 	var out []string
-	for _, g := range slices.Sorted(mapKeys(groups)) {
+	for _, g := range slices.Sorted(maps.Keys(groups)) {
 		c := groups[g]
 		var parts []string
 		for k := range q.Steps {
@@ -469,20 +479,8 @@ func funnelText(res *store.FunnelResult) string {
 	return strings.Join(out, "\n")
 }
 
-func mapKeys[V any](m map[string]V) func(func(string) bool) {
-	return func(yield func(string) bool) {
-		for k := range m {
-			if !yield(k) {
-				return
-			}
-		}
-	}
-}
-
 func TestFunnelAgreesWithTheReference(t *testing.T) {
-	d := generateRefData(7, 250)
-	s := openStore(t)
-	d.write(t, s)
+	d, s := storedRefData(t, 7, 250)
 	jm := defaultMap(t)
 	const (
 		view, add, checkout, order = "Product Viewed", "Product Added", "Checkout Started", "Order Completed"

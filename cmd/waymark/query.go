@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"net/url"
+	"slices"
 	"strings"
 	"text/tabwriter"
 
@@ -51,15 +52,15 @@ var queryCommands = map[string]struct {
 	"funnel": {`funnel --steps "Product Viewed,Product Added,Order Completed" [--window 24h] [--mode ordered] [--breakdown channel] [--json]`,
 		funnelParams, printFunnel},
 	"dropoff": {`dropoff --steps "Product Viewed,Order Completed" [--step 1] [--json | --csv]`,
-		append(slicesClone(funnelParams), queryParam{"step", "0", "1-based step they reached and did not go on from; 0: the largest drop-off"},
+		append(slices.Clone(funnelParams), queryParam{"step", "0", "1-based step they reached and did not go on from; 0: the largest drop-off"},
 			queryParam{"limit", "10", "rows per ranking"}, queryParam{"ids-limit", "100", "person ids listed (all of them go to --csv)"}),
 		printDropoff},
 	"paths": {`paths --anchor "Product Viewed" [--direction start|end] [--depth 4] [--convert "Order Completed"] [--json]`,
-		append(slicesClone(anchorParams), queryParam{"direction", "start", "start: sequences starting at the anchor; end: ending at it"},
+		append(slices.Clone(anchorParams), queryParam{"direction", "start", "start: sequences starting at the anchor; end: ending at it"},
 			queryParam{"depth", "4", "touchpoints per sequence, the anchor included"}, queryParam{"convert", "Order Completed", "event or stage counting as a conversion after the anchor"}),
 		printPaths},
 	"next": {`next --anchor "Product Added" [--direction next|previous] [--json]`,
-		append(slicesClone(anchorParams), queryParam{"direction", "next", "next: where people go after the anchor; previous: where they came from"}),
+		append(slices.Clone(anchorParams), queryParam{"direction", "next", "next: where people go after the anchor; previous: where they came from"}),
 		printNext},
 	"retention": {`retention [--conversion "Order Completed"] [--return EVENT] [--period week|month] [--json]`,
 		append([]queryParam{
@@ -73,8 +74,6 @@ var queryCommands = map[string]struct {
 		append([]queryParam{{"limit", "5", "touchpoints listed per stage"}}, rangeParams...),
 		printStages},
 }
-
-func slicesClone(p []queryParam) []queryParam { return append([]queryParam(nil), p...) }
 
 // runQuery runs one of the journey queries from the command line.
 func runQuery(ctx context.Context, name string, args []string, stdout io.Writer, log *slog.Logger) error {
