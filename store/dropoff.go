@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"context"
 	"fmt"
+	"maps"
 	"net/url"
 	"slices"
 	"time"
@@ -162,11 +163,7 @@ func (s *Store) dropoffQuery(ctx context.Context, jm *sessionize.Map, q DropoffQ
 			} else {
 				l.next["(none)"]++
 			}
-			if len(l.persons) < q.IDsLimit || l.persons[person] {
-				l.persons[person] = true
-			} else if q.IDsLimit > 0 {
-				l.persons["\x00truncated"] = true
-			}
+			l.persons[person] = true
 		}
 		return nil
 	})
@@ -186,15 +183,15 @@ func (s *Store) dropoffQuery(ctx context.Context, jm *sessionize.Map, q DropoffQ
 	l := levels[k]
 	res := &DropoffResult{Step: k, StepName: fq.Steps[k-1], NextStep: fq.Steps[k], Reached: funnel.Steps[k-1].Customers, Dropped: l.dropped,
 		LastEvents: rank(l.events, l.dropped, q.Limit), LastLocations: rank(l.locations, l.dropped, q.Limit),
-		LastChannels: rank(l.channels, l.dropped, q.Limit), NextEvents: rank(l.next, l.dropped, q.Limit), Persons: []string{}}
-	for p := range l.persons {
-		if p == "\x00truncated" {
-			res.PersonsTruncated = true
-			continue
-		}
-		res.Persons = append(res.Persons, p)
+		LastChannels: rank(l.channels, l.dropped, q.Limit), NextEvents: rank(l.next, l.dropped, q.Limit)}
+	// The smallest ids, so a bounded list is the same whatever order the rows came in.
+	res.Persons = slices.Sorted(maps.Keys(l.persons))
+	if len(res.Persons) > q.IDsLimit {
+		res.Persons, res.PersonsTruncated = res.Persons[:q.IDsLimit], true
 	}
-	slices.Sort(res.Persons)
+	if res.Persons == nil {
+		res.Persons = []string{} // JSON [] rather than null
+	}
 	return res, nil
 }
 

@@ -43,10 +43,10 @@ func parseFilters(filters string) ([]sessionize.Condition, error) {
 		if f = strings.TrimSpace(f); f == "" {
 			continue
 		}
-		i, op := -1, ""
+		i, op, key := -1, "", ""
 		for _, o := range stepFilterOps {
 			if j := strings.Index(f, o.op); j > 0 && (i < 0 || j < i) {
-				i, op = j, o.op
+				i, op, key = j, o.op, o.key
 			}
 		}
 		if i < 0 {
@@ -57,12 +57,6 @@ func parseFilters(filters string) ([]sessionize.Condition, error) {
 			field = "properties." + field
 		}
 		cond := map[string]any{"field": field}
-		key := ""
-		for _, o := range stepFilterOps {
-			if o.op == op {
-				key = o.key
-			}
-		}
 		switch {
 		case key == "equals" && strings.Contains(value, "|"):
 			cond["one_of"] = strings.Split(value, "|")
