@@ -290,8 +290,8 @@ type StagesResult struct {
 	Stages []StageHealth `json:"stages"`
 }
 
-// SurveyEvents are the events whose numeric "score" property (NPS, CSAT, CES) is averaged per stage.
-var SurveyEvents = []string{"Survey Answered", "NPS Submitted"}
+// surveyEvents are the events whose numeric "score" property (NPS, CSAT, CES) is averaged per stage.
+var surveyEvents = []string{"Survey Answered", "NPS Submitted"}
 
 // ParseStagesQuery reads from, to and limit.
 func ParseStagesQuery(v url.Values) (StagesQuery, error) {
@@ -395,7 +395,7 @@ func (s *Store) stagesQuery(ctx context.Context, jm *sessionize.Map, q StagesQue
 					continue
 				}
 				aggs[current].touchpoints[e.attrs[0]]++
-				if slices.Contains(SurveyEvents, e.attrs[0]) {
+				if slices.Contains(surveyEvents, e.attrs[0]) {
 					if score, err := strconv.ParseFloat(e.attrs[1], 64); err == nil && !math.IsNaN(score) && !math.IsInf(score, 0) {
 						aggs[current].responses++
 						aggs[current].scoreSum += score
