@@ -204,20 +204,16 @@ async function openFork (name, dir) {
     if (res.touchpoints.length === 0) list.append(el('li', { text: 'Nobody did ' + name + ' in this range.' }))
     for (const t of res.touchpoints) {
       const terminal = t.value === '(exit)' || t.value === '(start)'
-      const item = terminal
-        ? el('li', {}, el('button', { type: 'button', disabled: true },
-          el('span', { class: 'fill', style: 'width:' + (100 * t.share).toFixed(1) + '%' }),
-          el('span', { class: 'label', text: t.value === '(exit)' ? 'left (nothing more)' : 'arrived here first' }),
-          el('span', { class: 'share', text: num(t.count) + ' · ' + pct(t.share) })))
-        : el('li', {}, el('button', {
-          type: 'button',
-          title: 'Show where people go after ' + t.value,
-          onclick: () => openFork(t.value, dir)
-        },
-        el('span', { class: 'fill', style: 'width:' + (100 * t.share).toFixed(1) + '%' }),
-        el('span', { class: 'label', text: t.value }),
-        el('span', { class: 'share', text: num(t.count) + ' · ' + pct(t.share) })))
-      list.append(item)
+      const label = !terminal ? t.value : t.value === '(exit)' ? 'left (nothing more)' : 'arrived here first'
+      list.append(el('li', {}, el('button', {
+        type: 'button',
+        disabled: terminal,
+        title: terminal ? null : 'Show where people go after ' + t.value,
+        onclick: terminal ? null : () => openFork(t.value, dir)
+      },
+      el('span', { class: 'fill', style: 'width:' + (100 * t.share).toFixed(1) + '%' }),
+      el('span', { class: 'label', text: label }),
+      el('span', { class: 'share', text: num(t.count) + ' · ' + pct(t.share) }))))
     }
   })
 }
