@@ -5,7 +5,6 @@ go 1.26.8
 require (
 	github.com/ClickHouse/clickhouse-go/v2 v2.26.0
 	github.com/compose-spec/compose-go/v2 v2.16.2
-	github.com/goccy/go-json v0.12.0
 	github.com/prometheus/client_golang v1.23.2
 	github.com/segmentio/kafka-go v0.4.51
 	github.com/twmb/franz-go/pkg/kfake v0.0.0-20260918054303-01f206a7e32c

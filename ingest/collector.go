@@ -7,12 +7,12 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
-	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -20,7 +20,6 @@ import (
 	"time"
 	"unicode/utf8"
 
-	json "github.com/goccy/go-json"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/segmentio/kafka-go"
 	"golang.org/x/time/rate"
@@ -214,7 +213,7 @@ func (c *Collector) handle(w http.ResponseWriter, r *http.Request, kind string) 
 		return c.fail(w, err)
 	}
 	c.metrics.bytes.Add(float64(len(body)))
-	req, err := parseRequest(body, kind, c.cfg.MaxEventBytes)
+	req, err := parseRequest(body, kind)
 	if err != nil {
 		return c.fail(w, err)
 	}
@@ -302,68 +301,92 @@ func (c *Collector) readBody(r *http.Request, kind string) ([]byte, error) {
 type trackingRequest struct {
 	writeKey string
 	sentAt   string
-	context  json.RawMessage
-	events   []incoming
+	// sentAtJSON and context are the batch's sentAt and context as sent, given to events that
+	// have none; nil when absent.
+	sentAtJSON, context []byte
+	// defaultType is the call type of a single call, given to an event that names none.
+	defaultType string
+	events      [][]byte // each event as sent
 }
 
-// incoming is one event of a request: its fields, or why it could not be read.
-type incoming struct {
-	fields  map[string]json.RawMessage
-	raw     json.RawMessage
-	problem *InvalidError
-}
+// errTooManyEvents stops reading a batch at its MaxBatchEvents+1st event.
+var errTooManyEvents = fmt.Errorf("batch has more than %d events", MaxBatchEvents)
 
-// parseRequest reads a tracking call's body. A body that is not a JSON object, or a batch without
-// an array of events, is an error; single events that cannot be read are kept as problems.
-func parseRequest(body []byte, kind string, maxEvent int) (*trackingRequest, error) {
-	var top map[string]json.RawMessage
-	if err := json.Unmarshal(body, &top); err != nil {
-		return nil, &requestError{http.StatusBadRequest, "body", "malformed JSON: " + err.Error()}
+// parseRequest reads a tracking call's body in one pass. A body that is not a JSON object, or a
+// batch without an array of events, is an error; events that are not objects are kept, and
+// rejected one by one.
+func parseRequest(body []byte, kind string) (*trackingRequest, error) {
+	s := &jsonScanner{data: body}
+	malformed := func(err error) error {
+		return &requestError{http.StatusBadRequest, "body", "malformed JSON: " + err.Error()}
+	}
+	if s.peek() != '{' {
+		if _, err := s.value(); err != nil {
+			return nil, malformed(err)
+		}
+		return nil, &requestError{http.StatusBadRequest, "body", "malformed JSON: the body must be a JSON object"}
 	}
 	req := &trackingRequest{}
-	if err := optionalString(top, "writeKey", &req.writeKey); err != nil {
-		return nil, err
-	}
-	if kind != "batch" {
-		if t, ok := top["type"]; !ok || string(t) == `""` {
-			top["type"] = json.RawMessage(strconv.Quote(kind))
+	batch := kind == "batch"
+	hasBatch, typeGiven := false, false
+	var typ string
+	err := s.object(func(nameBytes []byte) error {
+		switch name := string(nameBytes); {
+		case name == "writeKey":
+			return s.str("writeKey", &req.writeKey)
+		case name == "type" && !batch:
+			typeGiven = true
+			return s.str("type", &typ)
+		case name == "sentAt" && batch:
+			if s.peek() != '"' {
+				return s.str("sentAt", &req.sentAt) // null, or a type error
+			}
+			raw, escaped, err := s.rawString()
+			req.sentAt, req.sentAtJSON = unquote(raw, escaped), s.data[s.pos-len(raw)-2:s.pos]
+			return err
+		case name == "context" && batch:
+			raw, err := s.value()
+			if string(raw) != "null" {
+				req.context = raw
+			}
+			return err
+		case name == "batch" && batch:
+			if s.peek() != '[' {
+				return s.wrongType("batch", "an array of events")
+			}
+			hasBatch = true
+			return s.array(func() error {
+				if len(req.events) == MaxBatchEvents {
+					return errTooManyEvents
+				}
+				raw, err := s.value()
+				req.events = append(req.events, raw)
+				return err
+			})
 		}
-		req.events = []incoming{{fields: top, raw: body}}
-		return req, nil
+		_, err := s.value()
+		return err
+	})
+	if err == nil {
+		err = s.end()
 	}
-	if err := optionalString(top, "sentAt", &req.sentAt); err != nil {
-		return nil, err
-	}
-	req.context = top["context"]
-	var batch []json.RawMessage
-	if err := json.Unmarshal(top["batch"], &batch); err != nil || batch == nil {
+	switch {
+	case err == errTooManyEvents:
+		return nil, &requestError{http.StatusBadRequest, "batch", err.Error()}
+	case err != nil:
+		return nil, malformed(err)
+	case s.typeErr != nil && s.typeErr.Field == "batch" || batch && !hasBatch:
 		return nil, &requestError{http.StatusBadRequest, "batch", "batch must be an array of events"}
+	case s.typeErr != nil:
+		return nil, &requestError{http.StatusBadRequest, s.typeErr.Field, s.typeErr.Field + " must be a string"}
 	}
-	if len(batch) > MaxBatchEvents {
-		return nil, &requestError{http.StatusBadRequest, "batch", fmt.Sprintf("batch has %d events, more than %d", len(batch), MaxBatchEvents)}
-	}
-	for _, raw := range batch {
-		in := incoming{raw: raw}
-		switch err := json.Unmarshal(raw, &in.fields); {
-		case len(raw) > maxEvent:
-			in.problem = &InvalidError{Reason: ReasonTooLarge, Err: fmt.Errorf("event of %d bytes is larger than %d", len(raw), maxEvent)}
-		case err != nil || in.fields == nil:
-			in.problem = &InvalidError{Reason: ReasonInvalidJSON, Err: errors.New("event is not a JSON object")}
+	if !batch {
+		if typ == "" || !typeGiven {
+			req.defaultType = kind
 		}
-		req.events = append(req.events, in)
+		req.events = [][]byte{body}
 	}
 	return req, nil
-}
-
-func optionalString(obj map[string]json.RawMessage, field string, dst *string) error {
-	v, ok := obj[field]
-	if !ok || string(v) == "null" {
-		return nil
-	}
-	if err := json.Unmarshal(v, dst); err != nil {
-		return &requestError{http.StatusBadRequest, field, field + " must be a string"}
-	}
-	return nil
 }
 
 // writeKey takes the key from Basic auth (key as user name), else X-Write-Key, else the body.
@@ -426,42 +449,48 @@ type preparedEvent struct {
 
 // prepare stamps each event with receivedAt, the batch's sentAt and context where it has none, a
 // messageId where the client sent none, and the skew-corrected timestamp; then validates it.
+// Every member the client sent is kept byte for byte.
 func (c *Collector) prepare(req *trackingRequest, source string, now time.Time) ([]preparedEvent, []rejectedEvent) {
 	var accepted []preparedEvent
 	var rejected []rejectedEvent
-	received := json.RawMessage(strconv.Quote(now.Format(time.RFC3339Nano)))
-	for i, in := range req.events {
-		ev := in.fields
-		if in.problem != nil {
-			rejected = append(rejected, rejectedEvent{index: i, reason: in.problem.Reason, field: fmt.Sprintf("batch[%d]", i), err: in.problem, raw: in.raw})
+	received := quoteASCII(now.Format(time.RFC3339Nano))
+	size := 0
+	for _, raw := range req.events {
+		size += len(raw) + 128
+	}
+	// The events are written one after another into one buffer; each keeps its own part.
+	buf := make([]byte, 0, size)
+	var members []member
+	for i, raw := range req.events {
+		index := fmt.Sprintf("batch[%d]", i)
+		var err error
+		if len(raw) > c.cfg.MaxEventBytes {
+			err = &InvalidError{Reason: ReasonTooLarge, Err: fmt.Errorf("event of %d bytes is larger than %d", len(raw), c.cfg.MaxEventBytes)}
+		} else if members, err = objectMembers(raw, members[:0]); err != nil {
+			err = &InvalidError{Reason: ReasonInvalidJSON, Err: errors.New("event is not a JSON object")}
+		}
+		if err != nil {
+			rejected = append(rejected, rejectedEvent{index: i, reason: RejectReason(err), field: index, err: err, raw: raw})
 			continue
 		}
-		if _, ok := ev["messageId"]; !ok {
-			sum := sha256.Sum256(fmt.Appendf(nil, "%s\x00%s", source, encodeObject(ev)))
-			ev["messageId"] = json.RawMessage(strconv.Quote("wm-" + hex.EncodeToString(sum[:16])))
-		}
-		if _, ok := ev["sentAt"]; !ok && req.sentAt != "" {
-			ev["sentAt"] = json.RawMessage(strconv.Quote(req.sentAt))
-		}
-		if _, ok := ev["context"]; !ok && len(req.context) > 0 {
-			ev["context"] = req.context
-		}
-		delete(ev, "writeKey")
-		ev["receivedAt"] = received
-		correctSkew(ev, now)
-		raw := encodeObject(ev)
-		e, err := Decode(raw, source, now)
+		skip, extra := stamp(members, raw, req, source)
+		skip, extra = correctSkew(members, req.sentAt, now, skip, extra)
+		extra = append(extra, field{"receivedAt", received})
+		start := len(buf)
+		buf = appendObject(buf, raw, members, skip, extra)
+		out := buf[start:len(buf):len(buf)]
+		key, err := check(out, now)
 		if err != nil {
 			var ie *InvalidError
 			errors.As(err, &ie)
-			field := fmt.Sprintf("batch[%d]", i)
+			field := index
 			if ie != nil && ie.Field != "" {
 				field += "." + ie.Field
 			}
-			rejected = append(rejected, rejectedEvent{index: i, reason: RejectReason(err), field: field, err: err, raw: raw, key: e.CustomerKey()})
+			rejected = append(rejected, rejectedEvent{index: i, reason: RejectReason(err), field: field, err: err, raw: out, key: key})
 			continue
 		}
-		accepted = append(accepted, preparedEvent{key: e.CustomerKey(), raw: raw})
+		accepted = append(accepted, preparedEvent{key: key, raw: out})
 	}
 	if len(req.events) == 1 && len(rejected) == 1 {
 		rejected[0].field = strings.TrimPrefix(strings.TrimPrefix(rejected[0].field, "batch[0]"), ".")
@@ -469,64 +498,62 @@ func (c *Collector) prepare(req *trackingRequest, source string, now time.Time) 
 	return accepted, rejected
 }
 
+// stamp returns the members to drop from an event and the ones to add: a messageId derived from
+// the event's bytes when it has none (so a retried event keeps its id), the call type of a single
+// call, and the batch's sentAt and context. writeKey and receivedAt are dropped: the key is a
+// secret, and receivedAt is the collector's to set.
+func stamp(members []member, raw []byte, req *trackingRequest, source string) ([]string, []field) {
+	skip := []string{"writeKey", "receivedAt"}
+	var extra []field
+	if m := lookup(members, "messageId"); m == nil || string(m.value) == "null" || string(m.value) == `""` {
+		sum := sha256.Sum256(append(append([]byte(source), 0), raw...))
+		skip = append(skip, "messageId")
+		extra = append(extra, field{"messageId", quoteASCII("wm-" + hex.EncodeToString(sum[:16]))})
+	}
+	if req.defaultType != "" {
+		skip = append(skip, "type")
+		extra = append(extra, field{"type", quoteASCII(req.defaultType)})
+	}
+	if lookup(members, "sentAt") == nil && req.sentAtJSON != nil {
+		extra = append(extra, field{"sentAt", req.sentAtJSON})
+	}
+	if lookup(members, "context") == nil && req.context != nil {
+		extra = append(extra, field{"context", req.context})
+	}
+	return skip, extra
+}
+
 // correctSkew moves the client's timestamp to originalTimestamp and sets timestamp to it, shifted
 // by receivedAt − sentAt when the client clock is off by more than MaxClockSkew (one offset for
-// the whole batch, so the device's own order is kept).
-func correctSkew(ev map[string]json.RawMessage, received time.Time) {
-	var ts, sent string
-	if json.Unmarshal(ev["timestamp"], &ts) != nil || ts == "" {
-		return
+// the whole batch, so the device's own order is kept). It returns the members to skip and add.
+func correctSkew(members []member, batchSentAt string, received time.Time, skip []string, extra []field) ([]string, []field) {
+	ts := lookup(members, "timestamp")
+	if ts == nil {
+		return skip, extra
 	}
-	if _, ok := ev["originalTimestamp"]; !ok {
-		ev["originalTimestamp"] = ev["timestamp"]
+	text, ok := stringOf(ts.value)
+	if !ok || text == "" {
+		return skip, extra
 	}
-	if json.Unmarshal(ev["sentAt"], &sent) != nil {
-		return
+	if lookup(members, "originalTimestamp") == nil {
+		extra = append(extra, field{"originalTimestamp", ts.value})
 	}
-	t, err1 := time.Parse(time.RFC3339Nano, ts)
+	sent := batchSentAt
+	if m := lookup(members, "sentAt"); m != nil {
+		if sent, ok = stringOf(m.value); !ok {
+			return skip, extra
+		}
+	}
+	t, err1 := time.Parse(time.RFC3339Nano, text)
 	s, err2 := time.Parse(time.RFC3339Nano, sent)
 	if err1 != nil || err2 != nil {
-		return // Decode reports bad timestamps
+		return skip, extra // Decode reports bad timestamps
 	}
 	if skew := received.Sub(s); skew > MaxClockSkew || skew < -MaxClockSkew {
-		ev["timestamp"] = json.RawMessage(strconv.Quote(t.Add(skew).UTC().Format(time.RFC3339Nano)))
+		skip = append(skip, "timestamp")
+		extra = append(extra, field{"timestamp", quoteASCII(t.Add(skew).UTC().Format(time.RFC3339Nano))})
 	}
-}
-
-// encodeObject writes a decoded JSON object back, keys sorted, values as they came: they were
-// validated when the body was parsed, so unlike json.Marshal this does not check them again.
-func encodeObject(m map[string]json.RawMessage) []byte {
-	keys := make([]string, 0, len(m))
-	size := 2
-	for k, v := range m {
-		keys = append(keys, k)
-		size += len(k) + len(v) + 4
-	}
-	sort.Strings(keys)
-	b := make([]byte, 0, size)
-	b = append(b, '{')
-	for i, k := range keys {
-		if i > 0 {
-			b = append(b, ',')
-		}
-		b = appendJSONString(b, k)
-		b = append(b, ':')
-		b = append(b, m[k]...)
-	}
-	return append(b, '}')
-}
-
-// appendJSONString appends s as a JSON string.
-func appendJSONString(b []byte, s string) []byte {
-	for i := 0; i < len(s); i++ {
-		if c := s[i]; c < 0x20 || c == '"' || c == '\\' || c >= 0x7f {
-			q, _ := json.Marshal(s) // rare: needs escaping
-			return append(b, q...)
-		}
-	}
-	b = append(b, '"')
-	b = append(b, s...)
-	return append(b, '"')
+	return skip, extra
 }
 
 // produce writes accepted events and dead letters, waiting for acknowledgement from all in-sync

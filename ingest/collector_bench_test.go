@@ -3,6 +3,7 @@ package ingest
 import (
 	"bytes"
 	"fmt"
+	"io"
 	"net/http"
 	"slices"
 	"sync"
@@ -52,6 +53,7 @@ func BenchmarkCollector(b *testing.B) {
 					b.Error(err)
 					continue
 				}
+				io.Copy(io.Discard, resp.Body) // read to the end, so the connection is kept
 				resp.Body.Close()
 				if resp.StatusCode != http.StatusOK {
 					b.Errorf("status %d", resp.StatusCode)

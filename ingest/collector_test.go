@@ -290,25 +290,30 @@ func TestCollectorDrains(t *testing.T) {
 func TestCorrectSkew(t *testing.T) {
 	received := time.Date(2026, 5, 1, 12, 0, 0, 0, time.UTC)
 	tests := []struct {
-		name, ts, sentAt, want string
+		name, event, batchSentAt, want, wantOriginal string
 	}{
-		{"small skew kept", "2026-05-01T11:59:00Z", "2026-05-01T11:59:30Z", "2026-05-01T11:59:00Z"},
-		{"clock 2h behind", "2026-05-01T09:59:00Z", "2026-05-01T10:00:00Z", "2026-05-01T11:59:00Z"},
-		{"clock 1h ahead", "2026-05-01T12:59:00Z", "2026-05-01T13:00:00Z", "2026-05-01T11:59:00Z"},
-		{"no sentAt", "2026-05-01T09:00:00Z", "", "2026-05-01T09:00:00Z"},
+		{"small skew kept", `{"timestamp":"2026-05-01T11:59:00Z","sentAt":"2026-05-01T11:59:30Z"}`, "", "2026-05-01T11:59:00Z", "2026-05-01T11:59:00Z"},
+		{"clock 2h behind", `{"timestamp":"2026-05-01T09:59:00Z","sentAt":"2026-05-01T10:00:00Z"}`, "", "2026-05-01T11:59:00Z", "2026-05-01T09:59:00Z"},
+		{"clock 1h ahead", `{"timestamp":"2026-05-01T12:59:00Z","sentAt":"2026-05-01T13:00:00Z"}`, "", "2026-05-01T11:59:00Z", "2026-05-01T12:59:00Z"},
+		{"batch sentAt", `{"timestamp":"2026-05-01T09:59:00Z"}`, "2026-05-01T10:00:00Z", "2026-05-01T11:59:00Z", "2026-05-01T09:59:00Z"},
+		{"own sentAt over the batch's", `{"timestamp":"2026-05-01T09:59:00Z","sentAt":"2026-05-01T12:00:00Z"}`, "2026-05-01T10:00:00Z", "2026-05-01T09:59:00Z", "2026-05-01T09:59:00Z"},
+		{"no sentAt", `{"timestamp":"2026-05-01T09:00:00Z"}`, "", "2026-05-01T09:00:00Z", "2026-05-01T09:00:00Z"},
+		{"original kept", `{"timestamp":"2026-05-01T09:59:00Z","originalTimestamp":"2026-05-01T09:58:00Z","sentAt":"2026-05-01T10:00:00Z"}`, "", "2026-05-01T11:59:00Z", "2026-05-01T09:58:00Z"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			ev := map[string]json.RawMessage{"timestamp": json.RawMessage(`"` + tt.ts + `"`)}
-			if tt.sentAt != "" {
-				ev["sentAt"] = json.RawMessage(`"` + tt.sentAt + `"`)
+			members, err := objectMembers([]byte(tt.event), nil)
+			if err != nil {
+				t.Fatal(err)
 			}
-			correctSkew(ev, received)
-			if got := string(ev["timestamp"]); got != `"`+tt.want+`"` {
-				t.Errorf("timestamp %s, want %s", got, tt.want)
+			skip, extra := correctSkew(members, tt.batchSentAt, received, nil, nil)
+			out := appendObject(nil, []byte(tt.event), members, skip, extra)
+			var got struct{ Timestamp, OriginalTimestamp string }
+			if err := json.Unmarshal(out, &got); err != nil {
+				t.Fatalf("%s: %v", out, err)
 			}
-			if got := string(ev["originalTimestamp"]); got != `"`+tt.ts+`"` {
-				t.Errorf("originalTimestamp %s, want the client's %s", got, tt.ts)
+			if got.Timestamp != tt.want || got.OriginalTimestamp != tt.wantOriginal {
+				t.Errorf("%s: timestamp %s and originalTimestamp %s, want %s and %s", out, got.Timestamp, got.OriginalTimestamp, tt.want, tt.wantOriginal)
 			}
 		})
 	}

@@ -5,12 +5,10 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
-	"strconv"
 	"strings"
 	"time"
-
-	json "github.com/goccy/go-json"
 )
 
 // MaxClockSkew is the difference between a client's sentAt and the server's receivedAt above which
@@ -108,42 +106,6 @@ func RejectReason(err error) string {
 
 var knownTypes = map[string]bool{"track": true, "page": true, "screen": true, "identify": true, "alias": true, "group": true}
 
-// wire is the part of a Segment message Waymark reads. Ids are json.RawMessage because SDKs send
-// them as strings or numbers.
-type wire struct {
-	Type              string                     `json:"type"`
-	Event             string                     `json:"event"`
-	Name              string                     `json:"name"`
-	MessageID         json.RawMessage            `json:"messageId"`
-	UserID            json.RawMessage            `json:"userId"`
-	AnonymousID       json.RawMessage            `json:"anonymousId"`
-	PreviousID        json.RawMessage            `json:"previousId"`
-	Timestamp         string                     `json:"timestamp"`
-	OriginalTimestamp string                     `json:"originalTimestamp"`
-	SentAt            string                     `json:"sentAt"`
-	ReceivedAt        string                     `json:"receivedAt"`
-	Properties        map[string]json.RawMessage `json:"properties"`
-	Traits            map[string]json.RawMessage `json:"traits"`
-	Context           struct {
-		Traits map[string]json.RawMessage `json:"traits"`
-		Device struct {
-			Type string `json:"type"`
-		} `json:"device"`
-		UserAgent string `json:"userAgent"`
-		Page      struct {
-			Path     string `json:"path"`
-			URL      string `json:"url"`
-			Referrer string `json:"referrer"`
-		} `json:"page"`
-		Campaign struct {
-			Source string `json:"source"`
-			Medium string `json:"medium"`
-			Name   string `json:"name"`
-		} `json:"campaign"`
-		SessionID json.RawMessage `json:"sessionId"`
-	} `json:"context"`
-}
-
 // Decode parses and validates one Segment message. receivedAt is used when the message carries no
 // receivedAt of its own (the Kafka record time for messages produced straight to Kafka).
 //
@@ -152,27 +114,168 @@ type wire struct {
 // time is corrected by that difference. A message without messageId gets one derived from its
 // bytes, so the same message sent twice is one event.
 func Decode(raw []byte, source string, receivedAt time.Time) (Event, error) {
-	var w wire
-	if err := json.Unmarshal(raw, &w); err != nil { // also rejects trailing data
-		return Event{}, &InvalidError{Reason: ReasonInvalidJSON, Err: err}
+	w := wire{withProps: true}
+	if err := w.read(raw); err != nil {
+		return Event{}, err
 	}
+	return w.event(raw, source, receivedAt)
+}
+
+// check validates a message as Decode does and returns its customer key, without collecting its
+// properties: the collector's check before it hands the message to Kafka.
+func check(raw []byte, receivedAt time.Time) (string, error) {
+	var w wire
+	if err := w.read(raw); err != nil {
+		return "", err
+	}
+	e, err := w.event(raw, "", receivedAt)
+	return e.CustomerKey(), err
+}
+
+// wire is the part of a Segment message Waymark reads, read in one pass over its bytes.
+type wire struct {
+	Type, Event, Name                            string
+	MessageID, UserID, AnonymousID, PreviousID   string
+	Timestamp, OriginalTimestamp, SentAt         string
+	ReceivedAt                                   string
+	DeviceType, UserAgent                        string
+	PagePath, PageURL, Referrer                  string
+	CampaignSource, CampaignMedium, CampaignName string
+	SessionID                                    string
+	withProps bool // whether read collects Props
+	// Props are the properties and traits in the order read: context.traits and traits under
+	// TraitPrefix, then properties (the message's order of members may differ; see setProperties).
+	Props []prop
+}
+
+// prop is one property: its name and its value as text.
+type prop struct {
+	key, value string
+	rank       int // where it comes from: 0 context.traits, 1 traits, 2 properties
+}
+
+// read checks that raw is one JSON object and takes the members Waymark uses (the last of
+// repeated members wins, as in encoding/json). Syntax errors are reported before type errors.
+func (w *wire) read(raw []byte) error {
+	s := &jsonScanner{data: raw}
+	if c := s.peek(); c != '{' {
+		if _, err := s.value(); err != nil {
+			return &InvalidError{Reason: ReasonInvalidJSON, Err: err}
+		}
+		return &InvalidError{Reason: ReasonInvalidJSON, Err: errors.New("a message is a JSON object")}
+	}
+	props := func(prefix string, rank int) func([]byte) error {
+		return func(name []byte) error {
+			if !w.withProps {
+				_, err := s.value()
+				return err
+			}
+			v, err := s.text()
+			w.Props = append(w.Props, prop{prefix + string(name), v, rank})
+			return err
+		}
+	}
+	err := s.object(func(name []byte) error {
+		switch string(name) {
+		case "type":
+			return s.str("type", &w.Type)
+		case "event":
+			return s.str("event", &w.Event)
+		case "name":
+			return s.str("name", &w.Name)
+		case "messageId":
+			return s.id("messageId", &w.MessageID)
+		case "userId":
+			return s.id("userId", &w.UserID)
+		case "anonymousId":
+			return s.id("anonymousId", &w.AnonymousID)
+		case "previousId":
+			return s.id("previousId", &w.PreviousID)
+		case "timestamp":
+			return s.str("timestamp", &w.Timestamp)
+		case "originalTimestamp":
+			return s.str("originalTimestamp", &w.OriginalTimestamp)
+		case "sentAt":
+			return s.str("sentAt", &w.SentAt)
+		case "receivedAt":
+			return s.str("receivedAt", &w.ReceivedAt)
+		case "properties":
+			return s.members("properties", props("", 2))
+		case "traits":
+			return s.members("traits", props(TraitPrefix, 1))
+		case "context":
+			return s.members("context", func(name []byte) error { return w.readContext(s, name, props(TraitPrefix, 0)) })
+		}
+		_, err := s.value()
+		return err
+	})
+	if err == nil {
+		err = s.end()
+	}
+	if err != nil {
+		return &InvalidError{Reason: ReasonInvalidJSON, Err: err}
+	}
+	if s.typeErr != nil {
+		return s.typeErr
+	}
+	return nil
+}
+
+// readContext reads one member of the message's context.
+func (w *wire) readContext(s *jsonScanner, name []byte, traits func([]byte) error) error {
+	switch string(name) {
+	case "traits":
+		return s.members("context.traits", traits)
+	case "device":
+		return s.members("context.device", func(name []byte) error {
+			if string(name) == "type" {
+				return s.str("context.device.type", &w.DeviceType)
+			}
+			_, err := s.value()
+			return err
+		})
+	case "userAgent":
+		return s.str("context.userAgent", &w.UserAgent)
+	case "page":
+		return s.members("context.page", func(name []byte) error {
+			switch string(name) {
+			case "path":
+				return s.str("context.page.path", &w.PagePath)
+			case "url":
+				return s.str("context.page.url", &w.PageURL)
+			case "referrer":
+				return s.str("context.page.referrer", &w.Referrer)
+			}
+			_, err := s.value()
+			return err
+		})
+	case "campaign":
+		return s.members("context.campaign", func(name []byte) error {
+			switch string(name) {
+			case "source":
+				return s.str("context.campaign.source", &w.CampaignSource)
+			case "medium":
+				return s.str("context.campaign.medium", &w.CampaignMedium)
+			case "name":
+				return s.str("context.campaign.name", &w.CampaignName)
+			}
+			_, err := s.value()
+			return err
+		})
+	case "sessionId":
+		return s.id("context.sessionId", &w.SessionID)
+	}
+	_, err := s.value()
+	return err
+}
+
+// event validates the message's fields and builds its Event.
+func (w *wire) event(raw []byte, source string, receivedAt time.Time) (Event, error) {
 	e := Event{Source: source, Type: w.Type, Raw: raw}
 	if !knownTypes[w.Type] {
 		return Event{}, &InvalidError{Reason: ReasonInvalidType, Field: "type", Err: fmt.Errorf("%q is not one of track, page, screen, identify, alias, group", w.Type)}
 	}
-	var err error
-	if e.MessageID, err = idString("messageId", w.MessageID); err != nil {
-		return Event{}, err
-	}
-	if e.UserID, err = idString("userId", w.UserID); err != nil {
-		return Event{}, err
-	}
-	if e.AnonymousID, err = idString("anonymousId", w.AnonymousID); err != nil {
-		return Event{}, err
-	}
-	if e.PreviousID, err = idString("previousId", w.PreviousID); err != nil {
-		return Event{}, err
-	}
+	e.MessageID, e.UserID, e.AnonymousID, e.PreviousID = w.MessageID, w.UserID, w.AnonymousID, w.PreviousID
 	if e.UserID == "" && e.AnonymousID == "" {
 		return Event{}, &InvalidError{Reason: ReasonMissingIdentity, Field: "userId", Err: errors.New("one of userId or anonymousId is required")}
 	}
@@ -192,17 +295,10 @@ func Decode(raw []byte, source string, receivedAt time.Time) (Event, error) {
 	if err := e.setTimes(w, receivedAt); err != nil {
 		return Event{}, err
 	}
-	e.PagePath = w.Context.Page.Path
-	e.PageURL = w.Context.Page.URL
-	e.Referrer = w.Context.Page.Referrer
-	e.CampaignSource = w.Context.Campaign.Source
-	e.CampaignMedium = w.Context.Campaign.Medium
-	e.CampaignName = w.Context.Campaign.Name
+	e.PagePath, e.PageURL, e.Referrer = w.PagePath, w.PageURL, w.Referrer
+	e.CampaignSource, e.CampaignMedium, e.CampaignName = w.CampaignSource, w.CampaignMedium, w.CampaignName
 	e.setProperties(w)
-	if e.SessionID, err = idString("context.sessionId", w.Context.SessionID); err != nil {
-		return Event{}, err
-	}
-	if e.SessionID == "" {
+	if e.SessionID = w.SessionID; e.SessionID == "" {
 		e.SessionID, _ = e.Property("session_id")
 	}
 	if w.Type == "page" {
@@ -216,7 +312,7 @@ func Decode(raw []byte, source string, receivedAt time.Time) (Event, error) {
 	return e, nil
 }
 
-func (e *Event) setTimes(w wire, receivedAt time.Time) error {
+func (e *Event) setTimes(w *wire, receivedAt time.Time) error {
 	var err error
 	parse := func(field, s string) time.Time {
 		if s == "" || err != nil {
@@ -259,41 +355,30 @@ func (e *Event) setTimes(w wire, receivedAt time.Time) error {
 
 // setProperties collects the event's properties, its traits (identify calls' traits and
 // context.traits, under TraitPrefix) and its device type (under DeviceTypeKey), sorted by name.
-func (e *Event) setProperties(w wire) {
-	props := w.Properties
-	device := deviceType(w.Context.Device.Type, w.Context.UserAgent)
-	if len(w.Traits)+len(w.Context.Traits) > 0 || device != "" {
-		props = make(map[string]json.RawMessage, len(w.Properties)+len(w.Traits)+len(w.Context.Traits)+1)
-		for k, v := range w.Context.Traits {
-			props[TraitPrefix+k] = v
-		}
-		for k, v := range w.Traits {
-			props[TraitPrefix+k] = v
-		}
-		for k, v := range w.Properties {
-			props[k] = v
-		}
-		if device != "" {
-			props[DeviceTypeKey], _ = json.Marshal(device)
-		}
+// Where names repeat, properties win over traits and traits over context.traits.
+func (e *Event) setProperties(w *wire) {
+	props := w.Props
+	if device := deviceType(w.DeviceType, w.UserAgent); device != "" {
+		props = append(props, prop{DeviceTypeKey, device, 3})
 	}
 	if len(props) == 0 {
 		return
 	}
-	e.PropertyKeys = make([]string, 0, len(props))
-	for k := range props {
-		e.PropertyKeys = append(e.PropertyKeys, k)
-	}
-	sort.Strings(e.PropertyKeys)
-	e.PropertyValues = make([]string, len(e.PropertyKeys))
-	for i, k := range e.PropertyKeys {
-		v := props[k]
-		var s string
-		if len(v) > 0 && v[0] == '"' && json.Unmarshal(v, &s) == nil {
-			e.PropertyValues[i] = s
-		} else {
-			e.PropertyValues[i] = string(v)
+	// Sorted by name and rank, stable for repeats within one object: the last of each run wins.
+	slices.SortStableFunc(props, func(a, b prop) int {
+		if c := strings.Compare(a.key, b.key); c != 0 {
+			return c
 		}
+		return a.rank - b.rank
+	})
+	e.PropertyKeys = make([]string, 0, len(props))
+	e.PropertyValues = make([]string, 0, len(props))
+	for i, p := range props {
+		if i+1 < len(props) && props[i+1].key == p.key {
+			continue
+		}
+		e.PropertyKeys = append(e.PropertyKeys, p.key)
+		e.PropertyValues = append(e.PropertyValues, p.value)
 	}
 }
 
@@ -318,22 +403,4 @@ func deviceType(declared, userAgent string) string {
 		return "mobile"
 	}
 	return "desktop"
-}
-
-// idString accepts an id sent as a JSON string or number; null or absent is "".
-func idString(field string, v json.RawMessage) (string, error) {
-	if len(v) == 0 || string(v) == "null" {
-		return "", nil
-	}
-	if v[0] == '"' {
-		var s string
-		if err := json.Unmarshal(v, &s); err != nil {
-			return "", &InvalidError{Reason: ReasonInvalidField, Field: field, Err: err}
-		}
-		return s, nil
-	}
-	if _, err := strconv.ParseFloat(string(v), 64); err == nil {
-		return string(v), nil
-	}
-	return "", &InvalidError{Reason: ReasonInvalidField, Field: field, Err: fmt.Errorf("want a string or a number, got %s", v)}
 }

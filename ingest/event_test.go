@@ -1,6 +1,8 @@
 package ingest
 
 import (
+	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -105,7 +107,12 @@ func TestDecodeRejects(t *testing.T) {
 		{`{"type":"track"`, ReasonInvalidJSON, ""},
 		{`not json`, ReasonInvalidJSON, ""},
 		{`{"type":"track","event":"A","userId":"u"} {}`, ReasonInvalidJSON, ""},
-		{`{"type":"track","event":"A","userId":"u","properties":"oops"}`, ReasonInvalidJSON, ""},
+		{`{"type":"track","event":"A","userId":"u","properties":"oops"}`, ReasonInvalidField, "properties"},
+		{`{"type":"track","event":"A","userId":"u","context":{"page":{"path":7}}}`, ReasonInvalidField, "context.page.path"},
+		{`{"type":5,"event":"A","userId":"u"}`, ReasonInvalidField, "type"},
+		{`[{"type":"track","event":"A","userId":"u"}]`, ReasonInvalidJSON, ""},
+		{`{"type":"track","event":"A\x01","userId":"u"}`, ReasonInvalidJSON, ""},
+		{`{"type":"track","event":"A","userId":"u","properties":{"n":1-2}}`, ReasonInvalidJSON, ""},
 		{`{"event":"A","userId":"u"}`, ReasonInvalidType, "type"},
 		{`{"type":"purchase","userId":"u"}`, ReasonInvalidType, "type"},
 		{`{"type":"track","event":"A"}`, ReasonMissingIdentity, "userId"},
@@ -129,6 +136,30 @@ func TestDecodeRejects(t *testing.T) {
 	}
 }
 
+func TestDecodePropertiesAndTraits(t *testing.T) {
+	raw := `{"type":"identify","userId":"u","traits":{"plan":"pro","tier":1},"context":{"traits":{"plan":"free","region":"eu"},"userAgent":"Mozilla/5.0 (iPhone; Mobile)"},` +
+		`"properties":{"tier":"gold","note":"a\"b\\c\u00e9\n","list":[1, {"x" : null}],"dup":1,"dup":2}}`
+	e, err := Decode([]byte(raw), "s", recv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]string{}
+	for i, k := range e.PropertyKeys {
+		got[k] = e.PropertyValues[i]
+	}
+	want := map[string]string{
+		"traits.plan": "pro", "traits.tier": "1", "traits.region": "eu", "tier": "gold",
+		"note": "a\"b\\cé\n", "list": `[1, {"x" : null}]`, "dup": "2", DeviceTypeKey: "mobile",
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("properties %v\nwant %v", got, want)
+	}
+	if !slices.IsSorted(e.PropertyKeys) {
+		t.Errorf("property keys not sorted: %v", e.PropertyKeys)
+	}
+}
+
+// BenchmarkDecode decodes a typical replayed message.
 func BenchmarkDecode(b *testing.B) {
 	raw := []byte(`{"type":"track","event":"Product Viewed","messageId":"taobao-0123456789abcdef01234567","userId":"1000123","timestamp":"2017-11-25T10:00:00Z","properties":{"category":"4756105","product_id":"2268318"},"context":{"library":{"name":"waymark-replay"}}}`)
 	b.ReportAllocs()

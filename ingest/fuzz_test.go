@@ -1,24 +1,29 @@
 package ingest
 
 import (
+	"encoding/json"
 	"errors"
+	"reflect"
 	"testing"
 	"time"
 )
 
 // FuzzDecode: any bytes either decode into an event with an identity and a sane time, or fail
-// with an InvalidError that names a reason; nothing panics.
+// with an InvalidError that names a reason; nothing panics. Valid JSON written back by the
+// collector's writer is valid JSON with the same meaning.
 func FuzzDecode(f *testing.F) {
 	for _, seed := range []string{
 		`{"type":"track","event":"A","userId":"u","timestamp":"2026-01-01T00:00:00Z","properties":{"a":1,"b":"x"}}`,
 		`{"type":"page","anonymousId":7,"context":{"page":{"path":"/"},"campaign":{"medium":"email"},"sessionId":3}}`,
 		`{"type":"alias","userId":"u","previousId":"a"}`,
 		`{"type":"track"`, `[]`, `null`, `{"type":"track","event":"A","userId":{}}`,
+		`{"a":"\u0001\"\\\u00e9\ud83d\ude00\u2028","b":[1.50,-0,1e3,true,null,{}],"\u0063":{"d":[]}}`,
 	} {
 		f.Add([]byte(seed))
 	}
 	received := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	f.Fuzz(func(t *testing.T, raw []byte) {
+		checkRewrite(t, raw)
 		e, err := Decode(raw, "fuzz", received)
 		if err != nil {
 			var ie *InvalidError
@@ -34,4 +39,40 @@ func FuzzDecode(f *testing.F) {
 			t.Fatalf("property keys and values differ in length")
 		}
 	})
+}
+
+// checkRewrite checks the scanner against encoding/json: it accepts exactly the texts
+// encoding/json reads, and an object it takes apart and puts back together with appendObject
+// (one member dropped, one added) means what encoding/json says it should.
+func checkRewrite(t *testing.T, raw []byte) {
+	s := &jsonScanner{data: raw}
+	_, err := s.value()
+	if err == nil {
+		err = s.end()
+	}
+	if valid := json.Valid(raw); valid != (err == nil) {
+		t.Fatalf("scanner error %v, encoding/json valid = %v", err, valid)
+	}
+	var want map[string]any
+	if json.Unmarshal(raw, &want) != nil || want == nil {
+		return
+	}
+	members, err := objectMembers(raw, nil)
+	if err != nil {
+		t.Fatalf("members of a valid object: %v", err)
+	}
+	var drop string
+	if len(members) > 0 {
+		drop = members[0].name
+	}
+	out := appendObject(nil, raw, members, []string{drop}, []field{{"added", []byte(`[1]`)}})
+	delete(want, drop)
+	want["added"] = []any{1.0}
+	var got map[string]any
+	if err := json.Unmarshal(out, &got); err != nil {
+		t.Fatalf("%q put back together as invalid JSON %q: %v", raw, out, err)
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("%q put back together as %q: read back %v, want %v", raw, out, got, want)
+	}
 }

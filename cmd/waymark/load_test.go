@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"fmt"
+	"io"
 	"net/http"
 	"sort"
 	"sync"
@@ -47,6 +48,7 @@ func TestCollectorLoad60s(t *testing.T) {
 				code := 0
 				if err == nil {
 					code = resp.StatusCode
+					io.Copy(io.Discard, resp.Body) // read to the end, so the connection is kept
 					resp.Body.Close()
 				}
 				mu.Lock()

@@ -1,0 +1,437 @@
+package ingest
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"slices"
+	"unicode/utf8"
+)
+
+// maxJSONDepth bounds the nesting of objects and arrays in a message or request body.
+const maxJSONDepth = 512
+
+// jsonScanner reads one JSON text in a single pass, checking it as RFC 8259 requires, without
+// building values: callers read the members they use and skip the rest, and keep the bytes of
+// the values they pass on exactly as they were sent.
+type jsonScanner struct {
+	data  []byte
+	pos   int
+	depth int
+	// memberStart is where the member being read by an object's member function starts (at its
+	// name's opening quote).
+	memberStart int
+	// typeErr is the first member of a known name whose value has the wrong type. Reading goes
+	// on past it, so a syntax error later in the text is still the error reported.
+	typeErr *InvalidError
+}
+
+// syntaxError is JSON that cannot be read.
+type syntaxError struct {
+	msg    string
+	offset int
+}
+
+func (e *syntaxError) Error() string { return fmt.Sprintf("%s at byte %d", e.msg, e.offset) }
+
+func (s *jsonScanner) fail(msg string) error { return &syntaxError{msg, s.pos} }
+
+func (s *jsonScanner) skipSpace() {
+	for s.pos < len(s.data) {
+		switch s.data[s.pos] {
+		case ' ', '\t', '\n', '\r':
+			s.pos++
+		default:
+			return
+		}
+	}
+}
+
+// peek returns the next byte that is not white space, or 0 at the end.
+func (s *jsonScanner) peek() byte {
+	s.skipSpace()
+	if s.pos < len(s.data) {
+		return s.data[s.pos]
+	}
+	return 0
+}
+
+// end checks that nothing but white space follows.
+func (s *jsonScanner) end() error {
+	if s.skipSpace(); s.pos < len(s.data) {
+		return s.fail("unexpected data after the JSON value")
+	}
+	return nil
+}
+
+// value reads one value of any type and returns its bytes as sent.
+func (s *jsonScanner) value() ([]byte, error) {
+	c := s.peek()
+	start := s.pos
+	var err error
+	switch {
+	case c == '{':
+		err = s.object(nil)
+	case c == '[':
+		err = s.array(nil)
+	case c == '"':
+		_, _, err = s.rawString()
+	case c == 't':
+		err = s.literal("true")
+	case c == 'f':
+		err = s.literal("false")
+	case c == 'n':
+		err = s.literal("null")
+	case c == '-' || c >= '0' && c <= '9':
+		err = s.number()
+	case s.pos == len(s.data):
+		err = s.fail("unexpected end of JSON")
+	default:
+		err = s.fail(fmt.Sprintf("invalid character %q looking for a value", c))
+	}
+	return s.data[start:s.pos], err
+}
+
+func (s *jsonScanner) nest() error {
+	s.depth++
+	if s.depth > maxJSONDepth {
+		return s.fail(fmt.Sprintf("nested deeper than %d", maxJSONDepth))
+	}
+	return nil
+}
+
+// object reads an object; s must be at its '{'. For each member, member (when not nil) is called
+// with the member's name and must read its value; a nil member skips every value.
+func (s *jsonScanner) object(member func(name []byte) error) error {
+	if err := s.nest(); err != nil {
+		return err
+	}
+	s.pos++
+	if s.peek() == '}' {
+		s.pos++
+		s.depth--
+		return nil
+	}
+	for {
+		if s.peek() != '"' {
+			return s.fail("expected a member name")
+		}
+		start := s.pos
+		raw, escaped, err := s.rawString()
+		if err != nil {
+			return err
+		}
+		if s.peek() != ':' {
+			return s.fail("expected ':' after a member name")
+		}
+		s.pos++
+		if member == nil {
+			_, err = s.value()
+		} else {
+			s.memberStart = start
+			err = member(unquoteBytes(raw, escaped))
+		}
+		if err != nil {
+			return err
+		}
+		switch s.peek() {
+		case ',':
+			s.pos++
+		case '}':
+			s.pos++
+			s.depth--
+			return nil
+		default:
+			return s.fail("expected ',' or '}' after an object member")
+		}
+	}
+}
+
+// array reads an array; s must be at its '['. For each element, element (when not nil) is called
+// and must read it; a nil element skips them.
+func (s *jsonScanner) array(element func() error) error {
+	if err := s.nest(); err != nil {
+		return err
+	}
+	s.pos++
+	if s.peek() == ']' {
+		s.pos++
+		s.depth--
+		return nil
+	}
+	for {
+		var err error
+		if element == nil {
+			_, err = s.value()
+		} else {
+			err = element()
+		}
+		if err != nil {
+			return err
+		}
+		switch s.peek() {
+		case ',':
+			s.pos++
+		case ']':
+			s.pos++
+			s.depth--
+			return nil
+		default:
+			return s.fail("expected ',' or ']' after an array element")
+		}
+	}
+}
+
+// rawString reads a string; s must be at its opening quote. It returns the text between the
+// quotes as sent, and whether that has escapes.
+func (s *jsonScanner) rawString() ([]byte, bool, error) {
+	s.pos++
+	start, escaped := s.pos, false
+	for s.pos < len(s.data) {
+		switch c := s.data[s.pos]; {
+		case c == '"':
+			s.pos++
+			return s.data[start : s.pos-1], escaped, nil
+		case c == '\\':
+			escaped = true
+			if s.pos+1 >= len(s.data) {
+				return nil, false, s.fail("unterminated string")
+			}
+			switch s.data[s.pos+1] {
+			case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
+				s.pos += 2
+			case 'u':
+				if s.pos+6 > len(s.data) || !isHex(s.data[s.pos+2:s.pos+6]) {
+					return nil, false, s.fail(`invalid \u escape`)
+				}
+				s.pos += 6
+			default:
+				return nil, false, s.fail(fmt.Sprintf("invalid escape %q", s.data[s.pos:s.pos+2]))
+			}
+		case c < 0x20:
+			return nil, false, s.fail("control character in string")
+		default:
+			s.pos++
+		}
+	}
+	return nil, false, s.fail("unterminated string")
+}
+
+func isHex(b []byte) bool {
+	for _, c := range b {
+		if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f' || c >= 'A' && c <= 'F') {
+			return false
+		}
+	}
+	return true
+}
+
+// unquote is a string's text: as sent when it has no escapes and is UTF-8, else read as
+// encoding/json reads it (unpaired surrogates and bytes that are not UTF-8 become U+FFFD).
+func unquote(raw []byte, escaped bool) string {
+	if !escaped && utf8.Valid(raw) {
+		return string(raw)
+	}
+	var text string
+	quoted := make([]byte, 0, len(raw)+2)
+	quoted = append(append(append(quoted, '"'), raw...), '"')
+	if err := json.Unmarshal(quoted, &text); err != nil {
+		return string(raw) // not reached: rawString checked every escape
+	}
+	return text
+}
+
+// unquoteBytes is unquote without a copy for text that needs no decoding.
+func unquoteBytes(raw []byte, escaped bool) []byte {
+	if !escaped && utf8.Valid(raw) {
+		return raw
+	}
+	return []byte(unquote(raw, escaped))
+}
+
+// stringOf returns the text of v when v is a JSON string value (quotes included), else false.
+func stringOf(v []byte) (string, bool) {
+	if len(v) < 2 || v[0] != '"' {
+		return "", false
+	}
+	inner := v[1 : len(v)-1]
+	return unquote(inner, bytes.IndexByte(inner, '\\') >= 0), true
+}
+
+func (s *jsonScanner) literal(word string) error {
+	if len(s.data)-s.pos < len(word) || string(s.data[s.pos:s.pos+len(word)]) != word {
+		return s.fail("invalid literal, want " + word)
+	}
+	s.pos += len(word)
+	return nil
+}
+
+// number reads -?(0|[1-9][0-9]*)(.[0-9]+)?([eE][+-]?[0-9]+)?
+func (s *jsonScanner) number() error {
+	digits := func() int {
+		n := 0
+		for s.pos < len(s.data) && s.data[s.pos] >= '0' && s.data[s.pos] <= '9' {
+			s.pos++
+			n++
+		}
+		return n
+	}
+	if s.data[s.pos] == '-' {
+		s.pos++
+	}
+	if s.pos < len(s.data) && s.data[s.pos] == '0' {
+		s.pos++
+	} else if digits() == 0 {
+		return s.fail("invalid number")
+	}
+	if s.pos < len(s.data) && s.data[s.pos] == '.' {
+		s.pos++
+		if digits() == 0 {
+			return s.fail("invalid number: no digits after '.'")
+		}
+	}
+	if s.pos < len(s.data) && (s.data[s.pos] == 'e' || s.data[s.pos] == 'E') {
+		s.pos++
+		if s.pos < len(s.data) && (s.data[s.pos] == '+' || s.data[s.pos] == '-') {
+			s.pos++
+		}
+		if digits() == 0 {
+			return s.fail("invalid number: no digits in the exponent")
+		}
+	}
+	return nil
+}
+
+// wrongType records that field has a value of the wrong type (the first such field is reported)
+// and skips the value.
+func (s *jsonScanner) wrongType(field, want string) error {
+	raw, err := s.value()
+	if err == nil && s.typeErr == nil {
+		s.typeErr = &InvalidError{Reason: ReasonInvalidField, Field: field, Err: fmt.Errorf("want %s, got %s", want, abbreviate(raw))}
+	}
+	return err
+}
+
+// str reads a string or null member into *dst (null leaves it alone).
+func (s *jsonScanner) str(field string, dst *string) error {
+	switch s.peek() {
+	case '"':
+		raw, escaped, err := s.rawString()
+		*dst = unquote(raw, escaped)
+		return err
+	case 'n':
+		return s.literal("null")
+	}
+	return s.wrongType(field, "a string")
+}
+
+// members reads an object or null member, calling member for each of its members.
+func (s *jsonScanner) members(field string, member func(name []byte) error) error {
+	switch s.peek() {
+	case '{':
+		return s.object(member)
+	case 'n':
+		return s.literal("null")
+	}
+	return s.wrongType(field, "an object")
+}
+
+// id reads an id sent as a string or a number; null is "".
+func (s *jsonScanner) id(field string, dst *string) error {
+	switch c := s.peek(); {
+	case c == '"' || c == 'n':
+		return s.str(field, dst)
+	case c == '-' || c >= '0' && c <= '9':
+		raw, err := s.value()
+		*dst = string(raw)
+		return err
+	}
+	return s.wrongType(field, "a string or a number")
+}
+
+// text reads any value as property text: a string's text, anything else as its JSON as sent.
+func (s *jsonScanner) text() (string, error) {
+	if s.peek() == '"' {
+		raw, escaped, err := s.rawString()
+		return unquote(raw, escaped), err
+	}
+	raw, err := s.value()
+	return string(raw), err
+}
+
+// abbreviate is raw JSON shortened for an error message.
+func abbreviate(raw []byte) string {
+	if len(raw) > 40 {
+		return string(raw[:40]) + "…"
+	}
+	return string(raw)
+}
+
+// member is one member of a JSON object: its name, and where it starts (at the name) and ends
+// (after the value) in the object's bytes.
+type member struct {
+	name       string
+	start, end int
+	value      []byte
+}
+
+// objectMembers appends the members of the object in raw, which must be valid JSON, to dst.
+func objectMembers(raw []byte, dst []member) ([]member, error) {
+	s := &jsonScanner{data: raw}
+	if s.peek() != '{' {
+		return dst, s.fail("expected an object")
+	}
+	err := s.object(func(name []byte) error {
+		start := s.memberStart
+		v, err := s.value()
+		dst = append(dst, member{string(name), start, s.pos, v})
+		return err
+	})
+	return dst, err
+}
+
+// lookup returns the last member named name, or nil.
+func lookup(members []member, name string) *member {
+	for i := len(members) - 1; i >= 0; i-- {
+		if members[i].name == name {
+			return &members[i]
+		}
+	}
+	return nil
+}
+
+// field is a member to add to an object: its name and its value as JSON.
+type field struct {
+	name  string
+	value []byte
+}
+
+// appendObject appends the object in raw with its members minus those named in skip, followed
+// by the extra members. Every kept member is copied as sent.
+func appendObject(dst, raw []byte, members []member, skip []string, extra []field) []byte {
+	dst = append(dst, '{')
+	n := 0
+	for _, m := range members {
+		if slices.Contains(skip, m.name) {
+			continue
+		}
+		if n > 0 {
+			dst = append(dst, ',')
+		}
+		dst = append(dst, raw[m.start:m.end]...)
+		n++
+	}
+	for _, f := range extra {
+		if n > 0 {
+			dst = append(dst, ',')
+		}
+		dst = append(append(append(append(dst, '"'), f.name...), '"', ':'), f.value...)
+		n++
+	}
+	return append(dst, '}')
+}
+
+// quoteASCII is s as a JSON string; s must need no escapes (times, hex ids, call types).
+func quoteASCII(s string) []byte {
+	return append(append(append(make([]byte, 0, len(s)+2), '"'), s...), '"')
+}
