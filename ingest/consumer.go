@@ -155,9 +155,15 @@ func (c *Consumer) Healthy() error { return c.health.get() }
 
 // Run consumes until ctx is cancelled, then writes and commits what it has fetched and closes its
 // Kafka connections. It returns nil on a clean stop.
+//
+// Three stages overlap: a fetcher reads and decodes messages, the loop gathers them into batches,
+// and each batch is written (sessionized, stored, committed) while the next one is gathered. At
+// most one batch is written at a time, in order, so offsets are committed in order; while it
+// waits, the loop holds one more batch and the fetcher at most BatchSize decoded messages, which
+// bounds memory when ClickHouse is slow or down.
 func (c *Consumer) Run(ctx context.Context) error {
 	c.log.Info("consumer started", "topic", c.cfg.Topic, "group", c.cfg.Group, "brokers", c.cfg.Brokers)
-	fetched := make(chan kafka.Message, c.cfg.BatchSize)
+	fetched := make(chan fetchedMessage, c.cfg.BatchSize)
 	fetchErr := make(chan error, 1)
 	go func() { fetchErr <- c.fetch(ctx, fetched) }()
 	go c.watch(ctx)
@@ -198,7 +204,14 @@ func (c *Consumer) watch(ctx context.Context) {
 	}
 }
 
-func (c *Consumer) fetch(ctx context.Context, out chan<- kafka.Message) error {
+// fetchedMessage is a message and what it decoded into: an event, or why it cannot be used.
+type fetchedMessage struct {
+	msg   kafka.Message
+	event Event
+	err   error
+}
+
+func (c *Consumer) fetch(ctx context.Context, out chan<- fetchedMessage) error {
 	for {
 		msg, err := c.reader.FetchMessage(ctx)
 		if err != nil {
@@ -207,55 +220,92 @@ func (c *Consumer) fetch(ctx context.Context, out chan<- kafka.Message) error {
 			}
 			return fmt.Errorf("fetch from %s: %w", c.cfg.Topic, err)
 		}
+		e, err := Decode(msg.Value, headerValue(msg.Headers, HeaderSource, "kafka"), msg.Time)
 		select {
-		case out <- msg:
+		case out <- fetchedMessage{msg, e, err}:
 		case <-ctx.Done():
 			return nil
 		}
 	}
 }
 
-func (c *Consumer) loop(ctx context.Context, fetched <-chan kafka.Message, fetchErr <-chan error) error {
-	batch := make([]kafka.Message, 0, c.cfg.BatchSize)
+// inflight is a batch being written, and where its outcome arrives.
+type inflight struct {
+	batch []fetchedMessage
+	done  chan error
+}
+
+func (c *Consumer) loop(ctx context.Context, fetched <-chan fetchedMessage, fetchErr <-chan error) error {
+	batch := make([]fetchedMessage, 0, c.cfg.BatchSize)
+	var writing *inflight
+	// wait waits for the batch being written; a batch that failed because of the stop is
+	// returned, to be written again by drain ahead of what came after it.
+	wait := func() ([]fetchedMessage, error) {
+		if writing == nil {
+			return nil, nil
+		}
+		err := <-writing.done
+		failed := writing.batch
+		writing = nil
+		if err != nil && ctx.Err() != nil {
+			return failed, nil
+		}
+		return nil, err
+	}
+	stop := func() error {
+		failed, err := wait()
+		if err != nil {
+			return err
+		}
+		return c.drain(append(failed, batch...), fetched)
+	}
 	timer := time.NewTimer(c.cfg.FlushInterval)
 	defer timer.Stop()
 	for {
 		flush := false
 		select {
-		case msg := <-fetched:
+		case m := <-fetched:
 			if len(batch) == 0 {
 				timer.Reset(c.cfg.FlushInterval)
 			}
-			batch = append(batch, msg)
+			batch = append(batch, m)
 			flush = len(batch) >= c.cfg.BatchSize
 		case <-timer.C:
 			flush = len(batch) > 0
 		case err := <-fetchErr:
 			if err != nil {
+				if _, werr := wait(); werr != nil {
+					err = errors.Join(err, werr)
+				}
 				return err
 			}
 			fetchErr = nil // the fetcher stopped because ctx is done
 		case <-ctx.Done():
-			return c.drain(batch, fetched)
+			return stop()
 		}
-		if flush {
-			if err := c.process(ctx, batch); err != nil {
-				if ctx.Err() != nil {
-					return c.drain(batch, fetched)
-				}
-				return err
-			}
-			batch = batch[:0]
+		if !flush {
+			continue
 		}
+		failed, err := wait()
+		switch {
+		case err != nil:
+			return err
+		case failed != nil || ctx.Err() != nil:
+			batch = append(failed, batch...)
+			return stop()
+		}
+		writing = &inflight{batch: batch, done: make(chan error, 1)}
+		go func(w *inflight) { w.done <- c.process(ctx, w.batch) }(writing)
+		batch = make([]fetchedMessage, 0, c.cfg.BatchSize)
 	}
 }
 
 // drain writes and commits what was fetched before the stop, with its own deadline.
-func (c *Consumer) drain(batch []kafka.Message, fetched <-chan kafka.Message) error {
+func (c *Consumer) drain(batch []fetchedMessage, fetched <-chan fetchedMessage) error {
 	for more := true; more; {
 		select {
-		case msg := <-fetched:
-			batch = append(batch, msg)
+		case m := <-fetched:
+			batch = append(batch, m)
 		default:
 			more = false
 		}
@@ -273,20 +323,19 @@ func (c *Consumer) drain(batch []kafka.Message, fetched <-chan kafka.Message) er
 	return nil
 }
 
-// process decodes a batch, dead-letters what cannot be used, writes the rest to the sink and
-// commits. Failing steps are retried with backoff until they succeed or ctx is done.
-func (c *Consumer) process(ctx context.Context, batch []kafka.Message) error {
+// process dead-letters what cannot be used, writes the rest to the sink and commits. Failing
+// steps are retried with backoff until they succeed or ctx is done.
+func (c *Consumer) process(ctx context.Context, batch []fetchedMessage) error {
 	events := make([]Event, 0, len(batch))
 	var dead []kafka.Message
-	for _, msg := range batch {
-		e, err := Decode(msg.Value, headerValue(msg.Headers, HeaderSource, "kafka"), msg.Time)
-		if err != nil {
-			reason := RejectReason(err)
+	for _, m := range batch {
+		if m.err != nil {
+			reason := RejectReason(m.err)
 			c.metrics.dead.WithLabelValues(reason).Inc()
-			dead = append(dead, deadLetter(msg, reason, err))
+			dead = append(dead, deadLetter(m.msg, reason, m.err))
 			continue
 		}
-		events = append(events, e)
+		events = append(events, m.event)
 	}
 	c.metrics.messages.Add(float64(len(batch)))
 	c.metrics.decoded.Add(float64(len(events)))
@@ -368,10 +417,11 @@ func deadLetter(msg kafka.Message, reason string, err error) kafka.Message {
 	return kafka.Message{Key: msg.Key, Value: msg.Value, Headers: headers}
 }
 
-func lastPerPartition(batch []kafka.Message) []kafka.Message {
+func lastPerPartition(batch []fetchedMessage) []kafka.Message {
 	idx := map[int]int{}
 	var last []kafka.Message
-	for _, m := range batch {
+	for _, f := range batch {
+		m := f.msg
 		if i, ok := idx[m.Partition]; ok {
 			if m.Offset > last[i].Offset {
 				last[i] = m

@@ -142,7 +142,7 @@ type wire struct {
 	PagePath, PageURL, Referrer                  string
 	CampaignSource, CampaignMedium, CampaignName string
 	SessionID                                    string
-	withProps bool // whether read collects Props
+	withProps                                    bool // whether read collects Props
 	// Props are the properties and traits in the order read: context.traits and traits under
 	// TraitPrefix, then properties (the message's order of members may differ; see setProperties).
 	Props []prop

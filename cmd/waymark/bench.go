@@ -32,13 +32,14 @@ func runBench(ctx context.Context, args []string, stdout io.Writer, log *slog.Lo
 	cf := addClickHouseFlags(fs)
 	n := fs.Int("events", 1_000_000, "events to send")
 	clients := fs.Int("clients", 8, "concurrent collector clients, each sending batches of 100")
+	batchSize := fs.Int("batch-size", 20000, "events the consumer writes to ClickHouse at most in one insert (as serve's --batch-size)")
 	keep := fs.Bool("keep", false, "keep the benchmark's databases afterwards")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the pipeline run (not the baseline) to this file")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	if *n < 1000 || *clients < 1 {
-		return errors.New("--events must be at least 1000 and --clients at least 1")
+	if *n < 1000 || *clients < 1 || *batchSize < 1 {
+		return errors.New("--events must be at least 1000, --clients and --batch-size at least 1")
 	}
 	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
 	cfg := cf.cfg
@@ -54,7 +55,7 @@ func runBench(ctx context.Context, args []string, stdout io.Writer, log *slog.Lo
 	if err != nil {
 		return err
 	}
-	st, consumer, err := benchConsumer(ctx, brokers, cfg, jm, "waymark", quiet)
+	st, consumer, err := benchConsumer(ctx, brokers, cfg, jm, "waymark", *batchSize, quiet)
 	if err != nil {
 		return err
 	}
@@ -127,7 +128,7 @@ func runBench(ctx context.Context, args []string, stdout io.Writer, log *slog.Lo
 	log.Info("bench: consuming the topic again with a new consumer group")
 	cfg2 := cfg
 	cfg2.Database += "_consume"
-	st2, consumer2, err := benchConsumer(ctx, brokers, cfg2, jm, "waymark-bench-consume", quiet)
+	st2, consumer2, err := benchConsumer(ctx, brokers, cfg2, jm, "waymark-bench-consume", *batchSize, quiet)
 	if err != nil {
 		return err
 	}
@@ -167,7 +168,7 @@ func runBench(ctx context.Context, args []string, stdout io.Writer, log *slog.Lo
 
 // benchConsumer opens a fresh database and builds a consumer in group that sessionizes the events
 // topic into it.
-func benchConsumer(ctx context.Context, brokers []string, cfg store.Config, jm *sessionize.Map, group string, log *slog.Logger) (*store.Store, *ingest.Consumer, error) {
+func benchConsumer(ctx context.Context, brokers []string, cfg store.Config, jm *sessionize.Map, group string, batchSize int, log *slog.Logger) (*store.Store, *ingest.Consumer, error) {
 	st, err := store.Open(ctx, cfg, log, nil)
 	if err != nil {
 		return nil, nil, err
@@ -186,7 +187,7 @@ func benchConsumer(ctx context.Context, brokers []string, cfg store.Config, jm *
 		st.Close()
 		return nil, nil, err
 	}
-	consumer, err := ingest.NewConsumer(ingest.ConsumerConfig{Brokers: brokers, Group: group, FlushInterval: 200 * time.Millisecond}, runner, log, nil)
+	consumer, err := ingest.NewConsumer(ingest.ConsumerConfig{Brokers: brokers, Group: group, BatchSize: batchSize, FlushInterval: 200 * time.Millisecond}, runner, log, nil)
 	if err != nil {
 		st.Close()
 		return nil, nil, err
