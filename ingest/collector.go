@@ -462,7 +462,7 @@ func (c *Collector) prepare(req *trackingRequest, source string, now time.Time) 
 	buf := make([]byte, 0, size)
 	var members []member
 	for i, raw := range req.events {
-		index := fmt.Sprintf("batch[%d]", i)
+		index := func() string { return "batch[" + strconv.Itoa(i) + "]" } // only for rejections
 		var err error
 		if len(raw) > c.cfg.MaxEventBytes {
 			err = &InvalidError{Reason: ReasonTooLarge, Err: fmt.Errorf("event of %d bytes is larger than %d", len(raw), c.cfg.MaxEventBytes)}
@@ -470,7 +470,7 @@ func (c *Collector) prepare(req *trackingRequest, source string, now time.Time) 
 			err = &InvalidError{Reason: ReasonInvalidJSON, Err: errors.New("event is not a JSON object")}
 		}
 		if err != nil {
-			rejected = append(rejected, rejectedEvent{index: i, reason: RejectReason(err), field: index, err: err, raw: raw})
+			rejected = append(rejected, rejectedEvent{index: i, reason: RejectReason(err), field: index(), err: err, raw: raw})
 			continue
 		}
 		skip, extra := stamp(members, raw, req, source)
@@ -483,7 +483,7 @@ func (c *Collector) prepare(req *trackingRequest, source string, now time.Time) 
 		if err != nil {
 			var ie *InvalidError
 			errors.As(err, &ie)
-			field := index
+			field := index()
 			if ie != nil && ie.Field != "" {
 				field += "." + ie.Field
 			}

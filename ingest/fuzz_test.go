@@ -63,7 +63,7 @@ func checkRewrite(t *testing.T, raw []byte) {
 	}
 	var drop string
 	if len(members) > 0 {
-		drop = members[0].name
+		drop = string(members[0].name)
 	}
 	out := appendObject(nil, raw, members, []string{drop}, []field{{"added", []byte(`[1]`)}})
 	delete(want, drop)

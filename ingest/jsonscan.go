@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
-	"slices"
 	"unicode/utf8"
 )
 
@@ -370,7 +369,7 @@ func abbreviate(raw []byte) string {
 // member is one member of a JSON object: its name, and where it starts (at the name) and ends
 // (after the value) in the object's bytes.
 type member struct {
-	name       string
+	name       []byte // decoded; a part of the object's bytes when it needs no decoding
 	start, end int
 	value      []byte
 }
@@ -384,7 +383,7 @@ func objectMembers(raw []byte, dst []member) ([]member, error) {
 	err := s.object(func(name []byte) error {
 		start := s.memberStart
 		v, err := s.value()
-		dst = append(dst, member{string(name), start, s.pos, v})
+		dst = append(dst, member{name, start, s.pos, v})
 		return err
 	})
 	return dst, err
@@ -393,7 +392,7 @@ func objectMembers(raw []byte, dst []member) ([]member, error) {
 // lookup returns the last member named name, or nil.
 func lookup(members []member, name string) *member {
 	for i := len(members) - 1; i >= 0; i-- {
-		if members[i].name == name {
+		if string(members[i].name) == name {
 			return &members[i]
 		}
 	}
@@ -412,7 +411,7 @@ func appendObject(dst, raw []byte, members []member, skip []string, extra []fiel
 	dst = append(dst, '{')
 	n := 0
 	for _, m := range members {
-		if slices.Contains(skip, m.name) {
+		if skipped(skip, m.name) {
 			continue
 		}
 		if n > 0 {
@@ -429,6 +428,15 @@ func appendObject(dst, raw []byte, members []member, skip []string, extra []fiel
 		n++
 	}
 	return append(dst, '}')
+}
+
+func skipped(skip []string, name []byte) bool {
+	for _, s := range skip {
+		if s == string(name) {
+			return true
+		}
+	}
+	return false
 }
 
 // quoteASCII is s as a JSON string; s must need no escapes (times, hex ids, call types).

@@ -33,13 +33,14 @@ func runBench(ctx context.Context, args []string, stdout io.Writer, log *slog.Lo
 	n := fs.Int("events", 1_000_000, "events to send")
 	clients := fs.Int("clients", 8, "concurrent collector clients, each sending batches of 100")
 	batchSize := fs.Int("batch-size", 20000, "events the consumer writes to ClickHouse at most in one insert (as serve's --batch-size)")
+	flushInterval := fs.Duration("flush-interval", 500*time.Millisecond, "longest wait before the consumer writes a partial batch (as serve's --flush-interval)")
 	keep := fs.Bool("keep", false, "keep the benchmark's databases afterwards")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the pipeline run (not the baseline) to this file")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	if *n < 1000 || *clients < 1 || *batchSize < 1 {
-		return errors.New("--events must be at least 1000, --clients and --batch-size at least 1")
+	if *n < 1000 || *clients < 1 || *batchSize < 1 || *flushInterval < time.Millisecond {
+		return errors.New("--events must be at least 1000, --clients and --batch-size at least 1, --flush-interval at least 1ms")
 	}
 	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
 	cfg := cf.cfg
@@ -55,7 +56,7 @@ func runBench(ctx context.Context, args []string, stdout io.Writer, log *slog.Lo
 	if err != nil {
 		return err
 	}
-	st, consumer, err := benchConsumer(ctx, brokers, cfg, jm, "waymark", *batchSize, quiet)
+	st, consumer, err := benchConsumer(ctx, brokers, cfg, jm, "waymark", ingest.ConsumerConfig{BatchSize: *batchSize, FlushInterval: *flushInterval}, quiet)
 	if err != nil {
 		return err
 	}
@@ -128,7 +129,7 @@ func runBench(ctx context.Context, args []string, stdout io.Writer, log *slog.Lo
 	log.Info("bench: consuming the topic again with a new consumer group")
 	cfg2 := cfg
 	cfg2.Database += "_consume"
-	st2, consumer2, err := benchConsumer(ctx, brokers, cfg2, jm, "waymark-bench-consume", *batchSize, quiet)
+	st2, consumer2, err := benchConsumer(ctx, brokers, cfg2, jm, "waymark-bench-consume", ingest.ConsumerConfig{BatchSize: *batchSize, FlushInterval: *flushInterval}, quiet)
 	if err != nil {
 		return err
 	}
@@ -167,8 +168,8 @@ func runBench(ctx context.Context, args []string, stdout io.Writer, log *slog.Lo
 }
 
 // benchConsumer opens a fresh database and builds a consumer in group that sessionizes the events
-// topic into it.
-func benchConsumer(ctx context.Context, brokers []string, cfg store.Config, jm *sessionize.Map, group string, batchSize int, log *slog.Logger) (*store.Store, *ingest.Consumer, error) {
+// topic into it, with ccfg's batch size and flush interval.
+func benchConsumer(ctx context.Context, brokers []string, cfg store.Config, jm *sessionize.Map, group string, ccfg ingest.ConsumerConfig, log *slog.Logger) (*store.Store, *ingest.Consumer, error) {
 	st, err := store.Open(ctx, cfg, log, nil)
 	if err != nil {
 		return nil, nil, err
@@ -187,7 +188,8 @@ func benchConsumer(ctx context.Context, brokers []string, cfg store.Config, jm *
 		st.Close()
 		return nil, nil, err
 	}
-	consumer, err := ingest.NewConsumer(ingest.ConsumerConfig{Brokers: brokers, Group: group, BatchSize: batchSize, FlushInterval: 200 * time.Millisecond}, runner, log, nil)
+	ccfg.Brokers, ccfg.Group = brokers, group
+	consumer, err := ingest.NewConsumer(ccfg, runner, log, nil)
 	if err != nil {
 		st.Close()
 		return nil, nil, err
