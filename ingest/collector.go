@@ -461,6 +461,8 @@ func (c *Collector) prepare(req *trackingRequest, source string, now time.Time) 
 	// The events are written one after another into one buffer; each keeps its own part.
 	buf := make([]byte, 0, size)
 	var members []member
+	// Reused from event to event: appendObject copies what they hold.
+	skipBuf, extraBuf := make([]string, 0, 8), make([]field, 0, 8)
 	for i, raw := range req.events {
 		index := func() string { return "batch[" + strconv.Itoa(i) + "]" } // only for rejections
 		var err error
@@ -473,7 +475,7 @@ func (c *Collector) prepare(req *trackingRequest, source string, now time.Time) 
 			rejected = append(rejected, rejectedEvent{index: i, reason: RejectReason(err), field: index(), err: err, raw: raw})
 			continue
 		}
-		skip, extra := stamp(members, raw, req, source)
+		skip, extra := stamp(members, raw, req, source, skipBuf[:0], extraBuf[:0])
 		skip, extra = correctSkew(members, req.sentAt, now, skip, extra)
 		extra = append(extra, field{"receivedAt", received})
 		start := len(buf)
@@ -502,9 +504,8 @@ func (c *Collector) prepare(req *trackingRequest, source string, now time.Time) 
 // the event's bytes when it has none (so a retried event keeps its id), the call type of a single
 // call, and the batch's sentAt and context. writeKey and receivedAt are dropped: the key is a
 // secret, and receivedAt is the collector's to set.
-func stamp(members []member, raw []byte, req *trackingRequest, source string) ([]string, []field) {
-	skip := []string{"writeKey", "receivedAt"}
-	var extra []field
+func stamp(members []member, raw []byte, req *trackingRequest, source string, skip []string, extra []field) ([]string, []field) {
+	skip = append(skip, "writeKey", "receivedAt")
 	if m := lookup(members, "messageId"); m == nil || string(m.value) == "null" || string(m.value) == `""` {
 		sum := sha256.Sum256(append(append([]byte(source), 0), raw...))
 		skip = append(skip, "messageId")
@@ -543,6 +544,9 @@ func correctSkew(members []member, batchSentAt string, received time.Time, skip 
 		if sent, ok = stringOf(m.value); !ok {
 			return skip, extra
 		}
+	}
+	if sent == "" {
+		return skip, extra
 	}
 	t, err1 := time.Parse(time.RFC3339Nano, text)
 	s, err2 := time.Parse(time.RFC3339Nano, sent)

@@ -114,7 +114,7 @@ var knownTypes = map[string]bool{"track": true, "page": true, "screen": true, "i
 // time is corrected by that difference. A message without messageId gets one derived from its
 // bytes, so the same message sent twice is one event.
 func Decode(raw []byte, source string, receivedAt time.Time) (Event, error) {
-	w := wire{withProps: true}
+	w := wire{withProps: true, Props: make([]prop, 0, 8)}
 	if err := w.read(raw); err != nil {
 		return Event{}, err
 	}

@@ -187,6 +187,10 @@ func (s *jsonScanner) rawString() ([]byte, bool, error) {
 	s.pos++
 	start, escaped := s.pos, false
 	for s.pos < len(s.data) {
+		if plainStringByte[s.data[s.pos]] {
+			s.pos++
+			continue
+		}
 		switch c := s.data[s.pos]; {
 		case c == '"':
 			s.pos++
@@ -207,14 +211,21 @@ func (s *jsonScanner) rawString() ([]byte, bool, error) {
 			default:
 				return nil, false, s.fail(fmt.Sprintf("invalid escape %q", s.data[s.pos:s.pos+2]))
 			}
-		case c < 0x20:
-			return nil, false, s.fail("control character in string")
 		default:
-			s.pos++
+			return nil, false, s.fail("control character in string")
 		}
 	}
 	return nil, false, s.fail("unterminated string")
 }
+
+// plainStringByte marks the bytes a string holds as they are: all but quotes, backslashes and
+// control characters. It is never written after initialisation.
+var plainStringByte = func() (t [256]bool) {
+	for c := range t {
+		t[c] = c >= 0x20 && c != '"' && c != '\\'
+	}
+	return t
+}()
 
 func isHex(b []byte) bool {
 	for _, c := range b {
