@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"strconv"
 	"time"
@@ -29,6 +30,14 @@ const (
 // in which case the consumer retries the same batch); the consumer commits offsets after it.
 type Sink interface {
 	Write(ctx context.Context, events []Event) error
+}
+
+// Preparer is a Sink that can split a write in two: Prepare takes the batches one at a time and
+// in order, and returns the rest of the write (making the batch durable), which runs while the
+// next batch is prepared, one at a time and in the same order. The consumer prepares a failed
+// batch again before it stores it again.
+type Preparer interface {
+	Prepare(ctx context.Context, events []Event) (store func(context.Context) error, err error)
 }
 
 // SinkFunc adapts a function to a Sink.
@@ -156,11 +165,11 @@ func (c *Consumer) Healthy() error { return c.health.get() }
 // Run consumes until ctx is cancelled, then writes and commits what it has fetched and closes its
 // Kafka connections. It returns nil on a clean stop.
 //
-// Three stages overlap: a fetcher reads and decodes messages, the loop gathers them into batches,
-// and each batch is written (sessionized, stored, committed) while the next one is gathered. At
-// most one batch is written at a time, in order, so offsets are committed in order; while it
-// waits, the loop holds one more batch and the fetcher at most BatchSize decoded messages, which
-// bounds memory when ClickHouse is slow or down.
+// The stages overlap: a fetcher reads and decodes messages, the loop gathers them into batches,
+// and each batch is prepared (sessionized, when the sink is a Preparer) while the one before it is
+// stored and committed. Offsets are committed in order. At most two batches are in flight (one
+// storing, one prepared or preparing) besides the one being gathered and BatchSize decoded
+// messages, which bounds memory when ClickHouse is slow or down.
 func (c *Consumer) Run(ctx context.Context) error {
 	c.log.Info("consumer started", "topic", c.cfg.Topic, "group", c.cfg.Group, "brokers", c.cfg.Brokers)
 	fetched := make(chan fetchedMessage, c.cfg.BatchSize)
@@ -211,15 +220,31 @@ type fetchedMessage struct {
 	err   error
 }
 
+// fetch reads and decodes messages until ctx is done. A failed fetch (the broker unreachable, a
+// rebalance that cannot complete) is reported by Healthy and retried with backoff: kafka-go's
+// reader heals by itself once the broker is back.
 func (c *Consumer) fetch(ctx context.Context, out chan<- fetchedMessage) error {
+	backoff := 100 * time.Millisecond
 	for {
 		msg, err := c.reader.FetchMessage(ctx)
-		if err != nil {
-			if ctx.Err() != nil {
+		switch {
+		case ctx.Err() != nil:
+			return nil
+		case errors.Is(err, io.EOF):
+			return fmt.Errorf("fetch from %s: the reader is closed", c.cfg.Topic)
+		case err != nil:
+			c.metrics.retries.WithLabelValues("fetch").Inc()
+			c.health.set(fmt.Errorf("fetch from %s: %w", c.cfg.Topic, err))
+			c.log.Warn("fetch failed, retrying", "topic", c.cfg.Topic, "err", err, "backoff", backoff)
+			select {
+			case <-time.After(backoff):
+			case <-ctx.Done():
 				return nil
 			}
-			return fmt.Errorf("fetch from %s: %w", c.cfg.Topic, err)
+			backoff = min(2*backoff, c.cfg.RetryMax)
+			continue
 		}
+		backoff = 100 * time.Millisecond
 		e, err := Decode(msg.Value, headerValue(msg.Headers, HeaderSource, "kafka"), msg.Time)
 		select {
 		case out <- fetchedMessage{msg, e, err}:
@@ -229,31 +254,36 @@ func (c *Consumer) fetch(ctx context.Context, out chan<- fetchedMessage) error {
 	}
 }
 
-// inflight is a batch being written, and where its outcome arrives.
+// inflight is a batch being written.
 type inflight struct {
-	batch []fetchedMessage
-	done  chan error
+	batch    []fetchedMessage
+	prepared chan struct{} // closed when the batch is prepared, or failed to be
+	done     chan struct{} // closed when the batch is committed, or failed to be
+	err      error         // why it failed; set before done is closed
 }
 
 func (c *Consumer) loop(ctx context.Context, fetched <-chan fetchedMessage, fetchErr <-chan error) error {
 	batch := make([]fetchedMessage, 0, c.cfg.BatchSize)
-	var writing *inflight
-	// wait waits for the batch being written; a batch that failed because of the stop is
-	// returned, to be written again by drain ahead of what came after it.
-	wait := func() ([]fetchedMessage, error) {
-		if writing == nil {
-			return nil, nil
+	var writing []*inflight // in order, at most two
+	// finish waits for the batches in flight. Those that failed because of the stop are
+	// returned, in order, to be written again by drain ahead of what came after them.
+	finish := func() ([]fetchedMessage, error) {
+		var failed []fetchedMessage
+		var err error
+		for _, w := range writing {
+			<-w.done
+			switch {
+			case w.err != nil && ctx.Err() != nil:
+				failed = append(failed, w.batch...)
+			case w.err != nil:
+				err = w.err
+			}
 		}
-		err := <-writing.done
-		failed := writing.batch
 		writing = nil
-		if err != nil && ctx.Err() != nil {
-			return failed, nil
-		}
-		return nil, err
+		return failed, err
 	}
 	stop := func() error {
-		failed, err := wait()
+		failed, err := finish()
 		if err != nil {
 			return err
 		}
@@ -274,7 +304,7 @@ func (c *Consumer) loop(ctx context.Context, fetched <-chan fetchedMessage, fetc
 			flush = len(batch) > 0
 		case err := <-fetchErr:
 			if err != nil {
-				if _, werr := wait(); werr != nil {
+				if _, werr := finish(); werr != nil {
 					err = errors.Join(err, werr)
 				}
 				return err
@@ -286,16 +316,37 @@ func (c *Consumer) loop(ctx context.Context, fetched <-chan fetchedMessage, fetc
 		if !flush {
 			continue
 		}
-		failed, err := wait()
-		switch {
-		case err != nil:
-			return err
-		case failed != nil || ctx.Err() != nil:
-			batch = append(failed, batch...)
+		// One batch prepares at a time, and at most two are in flight.
+		if n := len(writing); n > 0 {
+			<-writing[n-1].prepared
+		}
+		if len(writing) == 2 {
+			<-writing[0].done
+		}
+		var prev *inflight
+		for _, w := range writing {
+			select {
+			case <-w.done:
+				if w.err != nil {
+					return stop()
+				}
+				continue
+			default:
+			}
+			prev = w
+		}
+		if ctx.Err() != nil {
 			return stop()
 		}
-		writing = &inflight{batch: batch, done: make(chan error, 1)}
-		go func(w *inflight) { w.done <- c.process(ctx, w.batch) }(writing)
+		w := &inflight{batch: batch, prepared: make(chan struct{}), done: make(chan struct{})}
+		go func() {
+			defer close(w.done)
+			w.err = c.process(ctx, w.batch, w.prepared, prev)
+		}()
+		writing = []*inflight{w}
+		if prev != nil {
+			writing = []*inflight{prev, w}
+		}
 		batch = make([]fetchedMessage, 0, c.cfg.BatchSize)
 	}
 }
@@ -316,16 +367,52 @@ func (c *Consumer) drain(batch []fetchedMessage, fetched <-chan fetchedMessage) 
 	start := time.Now()
 	ctx, cancel := context.WithTimeout(context.Background(), c.cfg.StopTimeout)
 	defer cancel()
-	if err := c.process(ctx, batch); err != nil {
+	if err := c.process(ctx, batch, nil, nil); err != nil {
 		return fmt.Errorf("write last batch of %d messages on stop: %w", len(batch), err)
 	}
 	c.log.Info("consumer flushed on stop", "messages", len(batch), "took", time.Since(start))
 	return nil
 }
 
-// process dead-letters what cannot be used, writes the rest to the sink and commits. Failing
-// steps are retried with backoff until they succeed or ctx is done.
-func (c *Consumer) process(ctx context.Context, batch []fetchedMessage) error {
+// process dead-letters what cannot be used, prepares the rest (closing prepared, when not nil,
+// once that is done), waits for the batch before it (prev, when not nil) to be committed, then
+// stores the batch and commits it. Failing steps are retried with backoff until they succeed or
+// ctx is done.
+func (c *Consumer) process(ctx context.Context, batch []fetchedMessage, prepared chan struct{}, prev *inflight) error {
+	store, err := c.prepare(ctx, batch)
+	if prepared != nil {
+		close(prepared)
+	}
+	if err != nil {
+		return err
+	}
+	if prev != nil {
+		if <-prev.done; prev.err != nil {
+			return fmt.Errorf("an earlier batch was not written: %w", prev.err)
+		}
+	}
+	if store != nil {
+		if err := c.retry(ctx, "write batch", func() error { return store(ctx) }); err != nil {
+			return err
+		}
+	}
+	last := lastPerPartition(batch)
+	err = c.retry(ctx, "commit offsets", func() error {
+		start := time.Now()
+		err := c.reader.CommitMessages(ctx, last...)
+		c.metrics.commitSeconds.Observe(time.Since(start).Seconds())
+		return err
+	})
+	if err == nil {
+		c.metrics.batches.Inc()
+		c.health.set(nil)
+	}
+	return err
+}
+
+// prepare writes a batch's dead letters and prepares its events, returning what stores them
+// (nil when there are none).
+func (c *Consumer) prepare(ctx context.Context, batch []fetchedMessage) (func(context.Context) error, error) {
 	events := make([]Event, 0, len(batch))
 	var dead []kafka.Message
 	for _, m := range batch {
@@ -341,26 +428,23 @@ func (c *Consumer) process(ctx context.Context, batch []fetchedMessage) error {
 	c.metrics.decoded.Add(float64(len(events)))
 	if len(dead) > 0 {
 		if err := c.writeDeadLetters(ctx, dead); err != nil {
-			return err
+			return nil, err
 		}
 	}
-	if len(events) > 0 {
-		if err := c.retry(ctx, "write batch", func() error { return c.sink.Write(ctx, events) }); err != nil {
-			return err
-		}
+	if len(events) == 0 {
+		return nil, nil
 	}
-	last := lastPerPartition(batch)
-	err := c.retry(ctx, "commit offsets", func() error {
-		start := time.Now()
-		err := c.reader.CommitMessages(ctx, last...)
-		c.metrics.commitSeconds.Observe(time.Since(start).Seconds())
+	p, ok := c.sink.(Preparer)
+	if !ok {
+		return func(ctx context.Context) error { return c.sink.Write(ctx, events) }, nil
+	}
+	var store func(context.Context) error
+	err := c.retry(ctx, "prepare batch", func() error {
+		var err error
+		store, err = p.Prepare(ctx, events)
 		return err
 	})
-	if err == nil {
-		c.metrics.batches.Inc()
-		c.health.set(nil)
-	}
-	return err
+	return store, err
 }
 
 // writeDeadLetters retries writing to the dead-letter topic for up to DLQTimeout; then it logs

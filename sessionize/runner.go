@@ -61,10 +61,23 @@ func NewRunner(core *Sessionizer, sink Sink, history History, reg prometheus.Reg
 
 // Write sessionizes events and writes them with the changed sessions.
 func (r *Runner) Write(ctx context.Context, events []ingest.Event) error {
+	store, err := r.Prepare(ctx, events)
+	if err != nil {
+		return err
+	}
+	return store(ctx)
+}
+
+// Prepare sessionizes events and returns the rest of the write: a function that stores them with
+// the sessions, links and persons they changed. Batches are prepared one at a time and in order;
+// their stores may run while the next batch is prepared, one at a time and in the same order.
+// A store that fails keeps what it held for the next batch, so a batch whose events the
+// sessionizer has already absorbed, prepared again, loses no session.
+func (r *Runner) Prepare(ctx context.Context, events []ingest.Event) (func(context.Context) error, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if err := r.restore(ctx, events); err != nil {
-		return err
+		return nil, err
 	}
 	out, stats := r.core.Push(r.now(), events)
 	r.metrics.observe(stats)
@@ -81,15 +94,26 @@ func (r *Runner) Write(ctx context.Context, events []ingest.Event) error {
 		Version:  out.Version,
 	}
 	r.pending = Batch{}
-	if err := r.sink.Write(ctx, b); err != nil {
-		r.pending = Batch{Sessions: b.Sessions, Links: b.Links, Persons: b.Persons}
-		return fmt.Errorf("store %d events and %d sessions: %w", len(events), len(b.Sessions), err)
-	}
-	changed := out.Sessions
 	r.metrics.customers.Set(float64(r.core.Customers()))
 	if now := r.now(); now.Sub(r.openCountedAt) > 5*time.Second {
 		r.metrics.open.Set(float64(r.core.OpenSessions()))
 		r.openCountedAt = now
+	}
+	return func(ctx context.Context) error { return r.store(ctx, b, out.Sessions) }, nil
+}
+
+// store writes a prepared batch. On failure its sessions, links and persons go back to pending
+// (written again with the next batch: rows repeated with the same version change nothing).
+func (r *Runner) store(ctx context.Context, b Batch, changed []Session) error {
+	if err := r.sink.Write(ctx, b); err != nil {
+		r.mu.Lock()
+		r.pending = Batch{
+			Sessions: append(b.Sessions, r.pending.Sessions...),
+			Links:    append(b.Links, r.pending.Links...),
+			Persons:  latestPersons(append(b.Persons, r.pending.Persons...)),
+		}
+		r.mu.Unlock()
+		return fmt.Errorf("store %d events and %d sessions: %w", len(b.Events), len(b.Sessions), err)
 	}
 	for _, s := range changed {
 		if !s.Deleted {
