@@ -227,41 +227,19 @@ func (w *wire) readContext(s *jsonScanner, name []byte, traits func([]byte) erro
 	case "traits":
 		return s.members("context.traits", traits)
 	case "device":
-		return s.members("context.device", func(name []byte) error {
-			if string(name) == "type" {
-				return s.str("context.device.type", &w.DeviceType)
-			}
-			_, err := s.value()
-			return err
-		})
+		return s.stringMembers("context.device", stringField{"type", "context.device.type", &w.DeviceType})
 	case "userAgent":
 		return s.str("context.userAgent", &w.UserAgent)
 	case "page":
-		return s.members("context.page", func(name []byte) error {
-			switch string(name) {
-			case "path":
-				return s.str("context.page.path", &w.PagePath)
-			case "url":
-				return s.str("context.page.url", &w.PageURL)
-			case "referrer":
-				return s.str("context.page.referrer", &w.Referrer)
-			}
-			_, err := s.value()
-			return err
-		})
+		return s.stringMembers("context.page",
+			stringField{"path", "context.page.path", &w.PagePath},
+			stringField{"url", "context.page.url", &w.PageURL},
+			stringField{"referrer", "context.page.referrer", &w.Referrer})
 	case "campaign":
-		return s.members("context.campaign", func(name []byte) error {
-			switch string(name) {
-			case "source":
-				return s.str("context.campaign.source", &w.CampaignSource)
-			case "medium":
-				return s.str("context.campaign.medium", &w.CampaignMedium)
-			case "name":
-				return s.str("context.campaign.name", &w.CampaignName)
-			}
-			_, err := s.value()
-			return err
-		})
+		return s.stringMembers("context.campaign",
+			stringField{"source", "context.campaign.source", &w.CampaignSource},
+			stringField{"medium", "context.campaign.medium", &w.CampaignMedium},
+			stringField{"name", "context.campaign.name", &w.CampaignName})
 	case "sessionId":
 		return s.id("context.sessionId", &w.SessionID)
 	}

@@ -91,33 +91,18 @@ func (s *jsonScanner) value() ([]byte, error) {
 	return s.data[start:s.pos], err
 }
 
-func (s *jsonScanner) nest() error {
-	s.depth++
-	if s.depth > maxJSONDepth {
-		return s.fail(fmt.Sprintf("nested deeper than %d", maxJSONDepth))
-	}
-	return nil
-}
-
 // object reads an object; s must be at its '{'. For each member, member (when not nil) is called
 // with the member's name and must read its value; a nil member skips every value.
 func (s *jsonScanner) object(member func(name []byte) error) error {
-	if err := s.nest(); err != nil {
-		return err
-	}
-	s.pos++
-	if s.peek() == '}' {
-		s.pos++
-		s.depth--
-		return nil
-	}
-	for {
+	more, err := s.open('}')
+	for more && err == nil {
 		if s.peek() != '"' {
 			return s.fail("expected a member name")
 		}
 		start := s.pos
-		raw, escaped, err := s.rawString()
-		if err != nil {
+		var raw []byte
+		var escaped bool
+		if raw, escaped, err = s.rawString(); err != nil {
 			return err
 		}
 		if s.peek() != ':' {
@@ -133,33 +118,16 @@ func (s *jsonScanner) object(member func(name []byte) error) error {
 		if err != nil {
 			return err
 		}
-		switch s.peek() {
-		case ',':
-			s.pos++
-		case '}':
-			s.pos++
-			s.depth--
-			return nil
-		default:
-			return s.fail("expected ',' or '}' after an object member")
-		}
+		more, err = s.next('}', "an object member")
 	}
+	return err
 }
 
 // array reads an array; s must be at its '['. For each element, element (when not nil) is called
 // and must read it; a nil element skips them.
 func (s *jsonScanner) array(element func() error) error {
-	if err := s.nest(); err != nil {
-		return err
-	}
-	s.pos++
-	if s.peek() == ']' {
-		s.pos++
-		s.depth--
-		return nil
-	}
-	for {
-		var err error
+	more, err := s.open(']')
+	for more && err == nil {
 		if element == nil {
 			_, err = s.value()
 		} else {
@@ -168,17 +136,39 @@ func (s *jsonScanner) array(element func() error) error {
 		if err != nil {
 			return err
 		}
-		switch s.peek() {
-		case ',':
-			s.pos++
-		case ']':
-			s.pos++
-			s.depth--
-			return nil
-		default:
-			return s.fail("expected ',' or ']' after an array element")
-		}
+		more, err = s.next(']', "an array element")
 	}
+	return err
+}
+
+// open enters an object or array at its opening byte, and reports whether it has items (false
+// when it is empty, and already closed).
+func (s *jsonScanner) open(closing byte) (bool, error) {
+	s.depth++
+	if s.depth > maxJSONDepth {
+		return false, s.fail(fmt.Sprintf("nested deeper than %d", maxJSONDepth))
+	}
+	s.pos++
+	if s.peek() == closing {
+		s.pos++
+		s.depth--
+		return false, nil
+	}
+	return true, nil
+}
+
+// next moves past the ',' before another item (true) or the closing byte (false).
+func (s *jsonScanner) next(closing byte, after string) (bool, error) {
+	switch s.peek() {
+	case ',':
+		s.pos++
+		return true, nil
+	case closing:
+		s.pos++
+		s.depth--
+		return false, nil
+	}
+	return false, s.fail(fmt.Sprintf("expected ',' or '%c' after %s", closing, after))
 }
 
 // rawString reads a string; s must be at its opening quote. It returns the text between the
@@ -344,6 +334,27 @@ func (s *jsonScanner) members(field string, member func(name []byte) error) erro
 		return s.literal("null")
 	}
 	return s.wrongType(field, "an object")
+}
+
+// stringField is a string member to read: its name, its path in the message (for errors) and
+// where its text goes.
+type stringField struct {
+	name, path string
+	dst        *string
+}
+
+// stringMembers reads an object or null member, taking the listed string members and skipping the
+// rest.
+func (s *jsonScanner) stringMembers(field string, fields ...stringField) error {
+	return s.members(field, func(name []byte) error {
+		for _, f := range fields {
+			if string(name) == f.name {
+				return s.str(f.path, f.dst)
+			}
+		}
+		_, err := s.value()
+		return err
+	})
 }
 
 // id reads an id sent as a string or a number; null is "".
