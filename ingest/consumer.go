@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"strconv"
 	"time"
@@ -173,11 +172,10 @@ func (c *Consumer) Healthy() error { return c.health.get() }
 func (c *Consumer) Run(ctx context.Context) error {
 	c.log.Info("consumer started", "topic", c.cfg.Topic, "group", c.cfg.Group, "brokers", c.cfg.Brokers)
 	fetched := make(chan fetchedMessage, c.cfg.BatchSize)
-	fetchErr := make(chan error, 1)
-	go func() { fetchErr <- c.fetch(ctx, fetched) }()
+	go c.fetch(ctx, fetched)
 	go c.watch(ctx)
 
-	err := c.loop(ctx, fetched, fetchErr)
+	err := c.loop(ctx, fetched)
 	if closeErr := c.reader.Close(); closeErr != nil {
 		c.log.Warn("close kafka reader", "err", closeErr)
 	}
@@ -221,35 +219,24 @@ type fetchedMessage struct {
 }
 
 // fetch reads and decodes messages until ctx is done. A failed fetch (the broker unreachable, a
-// rebalance that cannot complete) is reported by Healthy and retried with backoff: kafka-go's
-// reader heals by itself once the broker is back.
-func (c *Consumer) fetch(ctx context.Context, out chan<- fetchedMessage) error {
-	backoff := 100 * time.Millisecond
+// rebalance that cannot complete) is retried like any other step: kafka-go's reader heals by
+// itself once the broker is back.
+func (c *Consumer) fetch(ctx context.Context, out chan<- fetchedMessage) {
 	for {
-		msg, err := c.reader.FetchMessage(ctx)
-		switch {
-		case ctx.Err() != nil:
-			return nil
-		case errors.Is(err, io.EOF):
-			return fmt.Errorf("fetch from %s: the reader is closed", c.cfg.Topic)
-		case err != nil:
-			c.metrics.retries.WithLabelValues("fetch").Inc()
-			c.health.set(fmt.Errorf("fetch from %s: %w", c.cfg.Topic, err))
-			c.log.Warn("fetch failed, retrying", "topic", c.cfg.Topic, "err", err, "backoff", backoff)
-			select {
-			case <-time.After(backoff):
-			case <-ctx.Done():
-				return nil
-			}
-			backoff = min(2*backoff, c.cfg.RetryMax)
-			continue
+		var msg kafka.Message
+		err := c.retry(ctx, "fetch", func() error {
+			var err error
+			msg, err = c.reader.FetchMessage(ctx)
+			return err
+		})
+		if err != nil {
+			return // ctx is done
 		}
-		backoff = 100 * time.Millisecond
 		e, err := Decode(msg.Value, headerValue(msg.Headers, HeaderSource, "kafka"), msg.Time)
 		select {
 		case out <- fetchedMessage{msg, e, err}:
 		case <-ctx.Done():
-			return nil
+			return
 		}
 	}
 }
@@ -262,78 +249,48 @@ type inflight struct {
 	err      error         // why it failed; set before done is closed
 }
 
-func (c *Consumer) loop(ctx context.Context, fetched <-chan fetchedMessage, fetchErr <-chan error) error {
+func (c *Consumer) loop(ctx context.Context, fetched <-chan fetchedMessage) error {
 	batch := make([]fetchedMessage, 0, c.cfg.BatchSize)
-	var writing []*inflight // in order, at most two
-	// finish waits for the batches in flight. Those that failed because of the stop are
-	// returned, in order, to be written again by drain ahead of what came after them.
-	finish := func() ([]fetchedMessage, error) {
-		var failed []fetchedMessage
-		var err error
-		for _, w := range writing {
-			<-w.done
-			switch {
-			case w.err != nil && ctx.Err() != nil:
-				failed = append(failed, w.batch...)
-			case w.err != nil:
-				err = w.err
-			}
-		}
-		writing = nil
-		return failed, err
-	}
+	var writing []*inflight // in order, at most two; the first may be done already
+	// stop waits for the batches in flight and writes again, ahead of what came after them,
+	// those that failed because of the stop (a batch fails only then: every step is retried
+	// until ctx is done).
 	stop := func() error {
-		failed, err := finish()
-		if err != nil {
-			return err
+		var failed []fetchedMessage
+		for _, w := range writing {
+			if <-w.done; w.err != nil {
+				failed = append(failed, w.batch...)
+			}
 		}
 		return c.drain(append(failed, batch...), fetched)
 	}
 	timer := time.NewTimer(c.cfg.FlushInterval)
 	defer timer.Stop()
 	for {
-		flush := false
 		select {
 		case m := <-fetched:
 			if len(batch) == 0 {
 				timer.Reset(c.cfg.FlushInterval)
 			}
 			batch = append(batch, m)
-			flush = len(batch) >= c.cfg.BatchSize
-		case <-timer.C:
-			flush = len(batch) > 0
-		case err := <-fetchErr:
-			if err != nil {
-				if _, werr := finish(); werr != nil {
-					err = errors.Join(err, werr)
-				}
-				return err
+			if len(batch) < c.cfg.BatchSize {
+				continue
 			}
-			fetchErr = nil // the fetcher stopped because ctx is done
+		case <-timer.C:
+			if len(batch) == 0 {
+				continue
+			}
 		case <-ctx.Done():
 			return stop()
 		}
-		if !flush {
-			continue
-		}
 		// One batch prepares at a time, and at most two are in flight.
-		if n := len(writing); n > 0 {
-			<-writing[n-1].prepared
-		}
-		if len(writing) == 2 {
-			<-writing[0].done
-		}
 		var prev *inflight
-		for _, w := range writing {
-			select {
-			case <-w.done:
-				if w.err != nil {
-					return stop()
-				}
-				continue
-			default:
+		if n := len(writing); n > 0 {
+			prev = writing[n-1]
+			<-prev.prepared
+			if n == 2 {
+				<-writing[0].done
 			}
-			prev = w
 		}
 		if ctx.Err() != nil {
 			return stop()

@@ -56,14 +56,12 @@ func runBench(ctx context.Context, args []string, stdout io.Writer, log *slog.Lo
 	if err != nil {
 		return err
 	}
-	st, consumer, err := benchConsumer(ctx, brokers, cfg, jm, "waymark", ingest.ConsumerConfig{BatchSize: *batchSize, FlushInterval: *flushInterval}, quiet)
+	ccfg := ingest.ConsumerConfig{BatchSize: *batchSize, FlushInterval: *flushInterval}
+	st, consumer, closeStore, err := benchConsumer(ctx, brokers, cfg, jm, "waymark", ccfg, *keep, quiet)
 	if err != nil {
 		return err
 	}
-	defer st.Close()
-	if !*keep {
-		defer st.DropDatabase(context.Background())
-	}
+	defer closeStore()
 	collector, err := ingest.NewCollector(ingest.CollectorConfig{Brokers: brokers, WriteKeys: map[string]string{"bench": "bench"}}, quiet, nil)
 	if err != nil {
 		return err
@@ -129,14 +127,11 @@ func runBench(ctx context.Context, args []string, stdout io.Writer, log *slog.Lo
 	log.Info("bench: consuming the topic again with a new consumer group")
 	cfg2 := cfg
 	cfg2.Database += "_consume"
-	st2, consumer2, err := benchConsumer(ctx, brokers, cfg2, jm, "waymark-bench-consume", ingest.ConsumerConfig{BatchSize: *batchSize, FlushInterval: *flushInterval}, quiet)
+	st2, consumer2, closeStore2, err := benchConsumer(ctx, brokers, cfg2, jm, "waymark-bench-consume", ccfg, *keep, quiet)
 	if err != nil {
 		return err
 	}
-	defer st2.Close()
-	if !*keep {
-		defer st2.DropDatabase(context.Background())
-	}
+	defer closeStore2()
 	consumeTook, err := timeConsumer(ctx, consumer2, brokers, "waymark-bench-consume")
 	if err != nil {
 		return err
@@ -168,33 +163,39 @@ func runBench(ctx context.Context, args []string, stdout io.Writer, log *slog.Lo
 }
 
 // benchConsumer opens a fresh database and builds a consumer in group that sessionizes the events
-// topic into it, with ccfg's batch size and flush interval.
-func benchConsumer(ctx context.Context, brokers []string, cfg store.Config, jm *sessionize.Map, group string, ccfg ingest.ConsumerConfig, log *slog.Logger) (*store.Store, *ingest.Consumer, error) {
-	st, err := store.Open(ctx, cfg, log, nil)
-	if err != nil {
-		return nil, nil, err
+// topic into it, with ccfg's batch size and flush interval. closeStore closes the store and,
+// unless keep, drops the database.
+func benchConsumer(ctx context.Context, brokers []string, cfg store.Config, jm *sessionize.Map, group string, ccfg ingest.ConsumerConfig, keep bool, log *slog.Logger) (st *store.Store, consumer *ingest.Consumer, closeStore func(), err error) {
+	if st, err = store.Open(ctx, cfg, log, nil); err != nil {
+		return nil, nil, nil, err
 	}
-	if err := st.Migrate(ctx); err != nil {
+	closeStore = func() {
+		if !keep {
+			st.DropDatabase(context.Background())
+		}
 		st.Close()
-		return nil, nil, err
+	}
+	defer func() {
+		if err != nil {
+			closeStore()
+		}
+	}()
+	if err = st.Migrate(ctx); err != nil {
+		return nil, nil, nil, err
 	}
 	core, err := sessionize.New(sessionize.Config{}, jm)
 	if err != nil {
-		st.Close()
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	runner, err := sessionize.NewRunner(core, st, st, nil)
 	if err != nil {
-		st.Close()
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	ccfg.Brokers, ccfg.Group = brokers, group
-	consumer, err := ingest.NewConsumer(ccfg, runner, log, nil)
-	if err != nil {
-		st.Close()
-		return nil, nil, err
+	if consumer, err = ingest.NewConsumer(ccfg, runner, log, nil); err != nil {
+		return nil, nil, nil, err
 	}
-	return st, consumer, nil
+	return st, consumer, closeStore, nil
 }
 
 // timeConsumer runs consumer until its group has caught up with the events topic and returns how
