@@ -2,14 +2,34 @@
 # Runs every Waymark test, the ClickHouse and Kafka integration tests included. Installs what is
 # missing first. The tests start their own ClickHouse servers (on loopback, in temp dirs) and their
 # own in-process Kafka-protocol brokers.
+#
+# The ClickHouse-backed tests run on two engines, one after the other: Debian's clickhouse-server
+# 18.16 and ClickHouse 26.7 (chDB's engine, npm chdb@3.4.0, installed into the user's cache folder).
+# WAYMARK_TEST_CLICKHOUSE=debian or =chdb runs them on that engine only.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 deploy/install-deps.sh
+WAYMARK_TEST_LIBCHDB=$(deploy/install-chdb.sh)
+export WAYMARK_TEST_LIBCHDB
+engines=${WAYMARK_TEST_CLICKHOUSE:-debian chdb}
 echo "== go vet" >&2
 go vet ./...
-echo "== go test" >&2
-go test -race -count=1 -timeout 20m ./...
+# The packages whose tests start ClickHouse (they import store/storetest).
+clickhouse_pkgs=$(go list -f '{{.ImportPath}} {{join .TestImports " "}} {{join .XTestImports " "}}' ./... |
+  awk '{for (i = 2; i <= NF; i++) if ($i ~ /\/store\/storetest$/) {print $1; break}}')
+first=1
+for engine in $engines; do
+  if [ "$first" = 1 ]; then
+    echo "== go test (ClickHouse engine: $engine)" >&2
+    WAYMARK_TEST_CLICKHOUSE=$engine go test -race -count=1 -timeout 20m ./...
+    first=0
+  else
+    echo "== go test, ClickHouse-backed packages (ClickHouse engine: $engine)" >&2
+    # shellcheck disable=SC2086 # one package per word
+    WAYMARK_TEST_CLICKHOUSE=$engine go test -race -count=1 -timeout 20m $clickhouse_pkgs
+  fi
+done
 echo "== fuzz (bounded)" >&2
 # Bounded by executions, not by time: Go 1.26's fuzz coordinator can report a spurious
 # "context deadline exceeded" when a -fuzztime duration runs out (golang/go#75804).

@@ -1,8 +1,16 @@
-// Package storetest starts a real ClickHouse server for tests: Debian's clickhouse-server on
-// loopback, with its data in a temporary folder, configured from deploy/clickhouse/local-config.xml.
+// Package storetest starts a real ClickHouse server for tests, on loopback, with its data in a
+// temporary folder, configured from deploy/clickhouse/local-config.xml. Two engines can serve:
+//
+//   - debian: Debian's clickhouse-server 18.16 (the only server package on our machines);
+//   - chdb: ClickHouse 26.7 from chDB's libchdb.so (npm package chdb@3.4.0), served by the
+//     chdbserver launcher in this folder.
+//
+// The environment variable WAYMARK_TEST_CLICKHOUSE picks one (debian when unset); deploy/test.sh
+// runs the ClickHouse-backed tests once with each.
 package storetest
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"net"
@@ -16,19 +24,61 @@ import (
 	"time"
 )
 
+// EngineEnv is the environment variable that picks the engine: "debian" or "chdb".
+const EngineEnv = "WAYMARK_TEST_CLICKHOUSE"
+
+// LibchdbEnv names a libchdb.so to use instead of the one deploy/install-chdb.sh installs.
+const LibchdbEnv = "WAYMARK_TEST_LIBCHDB"
+
+// Engines the harness can start.
+const (
+	Debian = "debian"
+	Chdb   = "chdb"
+)
+
+// Engine returns the engine WAYMARK_TEST_CLICKHOUSE picks, or an error naming the variable.
+func Engine() (string, error) {
+	switch e := os.Getenv(EngineEnv); e {
+	case "", Debian:
+		return Debian, nil
+	case Chdb:
+		return Chdb, nil
+	default:
+		return "", fmt.Errorf("%s=%q: want %s or %s", EngineEnv, e, Debian, Chdb)
+	}
+}
+
 // Server is a running ClickHouse server.
 type Server struct {
+	Engine   string // Debian or Chdb
 	Addr     string // native protocol host:port
 	HTTPAddr string // HTTP interface host:port
 	Dir      string
-	bin      string
-	conf     string
-	cmd      *exec.Cmd
-	done     chan error
+	argv     []string // the command that runs the server
+	proc     *process
 }
 
-// Binary returns the path of the clickhouse-server executable, or an error saying how to get it.
-func Binary() (string, error) {
+// process is one run of the server; exited is closed once it has exited, and err is then its
+// exit status.
+type process struct {
+	cmd    *exec.Cmd
+	exited chan struct{}
+	err    error
+}
+
+// repoRoot returns the repository's top folder.
+func repoRoot() string {
+	_, file, _, _ := runtime.Caller(0)
+	return filepath.Join(filepath.Dir(file), "..", "..")
+}
+
+// ConfigTemplate returns the path of the config template in the repository.
+func ConfigTemplate() string {
+	return filepath.Join(repoRoot(), "deploy", "clickhouse", "local-config.xml")
+}
+
+// debianBinary returns the path of the clickhouse-server executable, or an error saying how to get it.
+func debianBinary() (string, error) {
 	for _, name := range []string{"clickhouse-server", "/usr/sbin/clickhouse-server", "/usr/bin/clickhouse-server"} {
 		if p, err := exec.LookPath(name); err == nil {
 			return p, nil
@@ -37,40 +87,62 @@ func Binary() (string, error) {
 	return "", errors.New("clickhouse-server not found: run deploy/test.sh, which installs Debian's clickhouse-server")
 }
 
-// ConfigTemplate returns the path of the config template in the repository.
-func ConfigTemplate() string {
-	_, file, _, _ := runtime.Caller(0)
-	return filepath.Join(filepath.Dir(file), "..", "..", "deploy", "clickhouse", "local-config.xml")
+// Start starts a server of the engine WAYMARK_TEST_CLICKHOUSE picks, whose files live in dir, and
+// waits until it answers.
+func Start(dir string) (*Server, error) {
+	engine, err := Engine()
+	if err != nil {
+		return nil, err
+	}
+	return StartEngine(engine, dir)
 }
 
-// Start starts a server whose files live in dir and waits until it answers.
-func Start(dir string) (*Server, error) {
-	bin, err := Binary()
+// StartEngine starts a server of the given engine (Debian or Chdb), whose files live in dir, and
+// waits until it answers.
+func StartEngine(engine, dir string) (*Server, error) {
+	// The chdb engine listens on two more ports of its own, behind chdbserver's relay.
+	ports, err := freePorts(4)
 	if err != nil {
 		return nil, err
 	}
-	ports, err := freePorts(2)
-	if err != nil {
-		return nil, err
+	s := &Server{
+		Engine:   engine,
+		Addr:     net.JoinHostPort("127.0.0.1", strconv.Itoa(ports[0])),
+		HTTPAddr: net.JoinHostPort("127.0.0.1", strconv.Itoa(ports[1])),
+		Dir:      dir,
 	}
-	tmpl, err := os.ReadFile(ConfigTemplate())
-	if err != nil {
-		return nil, fmt.Errorf("read clickhouse config template: %w", err)
-	}
-	conf := strings.NewReplacer("__DIR__", dir, "__TCP_PORT__", strconv.Itoa(ports[0]), "__HTTP_PORT__", strconv.Itoa(ports[1])).Replace(string(tmpl))
 	if err := os.MkdirAll(filepath.Join(dir, "log"), 0o755); err != nil {
 		return nil, fmt.Errorf("create clickhouse dir: %w", err)
 	}
 	confPath := filepath.Join(dir, "config.xml")
-	if err := os.WriteFile(confPath, []byte(conf), 0o644); err != nil {
-		return nil, fmt.Errorf("write clickhouse config: %w", err)
-	}
-	s := &Server{
-		Addr:     net.JoinHostPort("127.0.0.1", strconv.Itoa(ports[0])),
-		HTTPAddr: net.JoinHostPort("127.0.0.1", strconv.Itoa(ports[1])),
-		Dir:      dir,
-		bin:      bin,
-		conf:     confPath,
+	switch engine {
+	case Debian:
+		bin, err := debianBinary()
+		if err != nil {
+			return nil, err
+		}
+		s.argv = []string{bin, "--config-file=" + confPath}
+		if err := writeConfig(confPath, dir, ports[0], ports[1]); err != nil {
+			return nil, err
+		}
+	case Chdb:
+		lib, err := libchdb()
+		if err != nil {
+			return nil, err
+		}
+		bin := filepath.Join(dir, "chdbserver")
+		if out, err := exec.Command("go", "build", "-o", bin, filepath.Join(repoRoot(), "store", "storetest", "chdbserver")).CombinedOutput(); err != nil {
+			return nil, fmt.Errorf("build chdbserver: %v\n%s", err, out)
+		}
+		engineTCP := net.JoinHostPort("127.0.0.1", strconv.Itoa(ports[2]))
+		engineHTTP := net.JoinHostPort("127.0.0.1", strconv.Itoa(ports[3]))
+		s.argv = []string{bin, "--lib", lib, "--config", confPath,
+			"--tcp", s.Addr, "--engine-tcp", engineTCP, "--http", s.HTTPAddr, "--engine-http", engineHTTP}
+		if err := writeConfig(confPath, dir, ports[2], ports[3]); err != nil {
+			return nil, err
+		}
+	default:
+		return nil, fmt.Errorf("unknown clickhouse engine %q: want %s or %s", engine, Debian, Chdb)
 	}
 	if err := s.start(); err != nil {
 		return nil, err
@@ -78,22 +150,57 @@ func Start(dir string) (*Server, error) {
 	return s, nil
 }
 
+// writeConfig writes the config template with the server's folder and ports filled in.
+func writeConfig(path, dir string, tcpPort, httpPort int) error {
+	tmpl, err := os.ReadFile(ConfigTemplate())
+	if err != nil {
+		return fmt.Errorf("read clickhouse config template: %w", err)
+	}
+	conf := strings.NewReplacer("__DIR__", dir, "__TCP_PORT__", strconv.Itoa(tcpPort), "__HTTP_PORT__", strconv.Itoa(httpPort)).Replace(string(tmpl))
+	if err := os.WriteFile(path, []byte(conf), 0o644); err != nil {
+		return fmt.Errorf("write clickhouse config: %w", err)
+	}
+	return nil
+}
+
+// libchdb returns the path of libchdb.so: $WAYMARK_TEST_LIBCHDB, else the one deploy/install-chdb.sh
+// installs into the user's cache folder, installing it first when it is missing.
+func libchdb() (string, error) {
+	if p := os.Getenv(LibchdbEnv); p != "" {
+		return p, nil
+	}
+	script := filepath.Join(repoRoot(), "deploy", "install-chdb.sh")
+	out, err := exec.Command(script).Output()
+	if err != nil {
+		var stderr []byte
+		if ee, ok := err.(*exec.ExitError); ok {
+			stderr = ee.Stderr
+		}
+		return "", fmt.Errorf("install chDB with %s: %v\n%s", script, err, stderr)
+	}
+	return strings.TrimSpace(string(out)), nil
+}
+
 // start runs the server process and waits until it answers.
 func (s *Server) start() error {
-	out, err := os.OpenFile(filepath.Join(s.Dir, "log", "stdout.log"), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
+	out, err := os.OpenFile(s.stdoutLog(), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
 	if err != nil {
 		return fmt.Errorf("create clickhouse log: %w", err)
 	}
 	defer out.Close()
-	cmd := exec.Command(s.bin, "--config-file="+s.conf)
+	cmd := exec.Command(s.argv[0], s.argv[1:]...)
 	cmd.Dir = s.Dir
 	cmd.Stdout, cmd.Stderr = out, out
 	if err := cmd.Start(); err != nil {
-		return fmt.Errorf("start clickhouse-server: %w", err)
+		return fmt.Errorf("start %s clickhouse: %w", s.Engine, err)
 	}
-	s.cmd, s.done = cmd, make(chan error, 1)
-	go func() { s.done <- cmd.Wait() }()
-	if err := s.waitReady(60 * time.Second); err != nil {
+	p := &process{cmd: cmd, exited: make(chan struct{})}
+	go func() {
+		p.err = cmd.Wait()
+		close(p.exited)
+	}()
+	s.proc = p
+	if err := s.waitReady(p, 60*time.Second); err != nil {
 		s.Stop()
 		return err
 	}
@@ -106,14 +213,15 @@ func (s *Server) Restart() error {
 	return s.start()
 }
 
-func (s *Server) waitReady(timeout time.Duration) error {
+// waitReady waits until the server answers /ping, and fails at once, with the end of its logs,
+// when it exits first.
+func (s *Server) waitReady(p *process, timeout time.Duration) error {
 	deadline := time.Now().Add(timeout)
 	client := &http.Client{Timeout: time.Second}
 	for time.Now().Before(deadline) {
 		select {
-		case err := <-s.done:
-			log, _ := os.ReadFile(filepath.Join(s.Dir, "log", "clickhouse-server.err.log"))
-			return fmt.Errorf("clickhouse-server exited before it was ready: %v\n%s", err, log)
+		case <-p.exited:
+			return fmt.Errorf("%s clickhouse exited before it was ready: %v\n%s", s.Engine, p.err, s.LogTail(30))
 		default:
 		}
 		resp, err := client.Get("http://" + s.HTTPAddr + "/ping")
@@ -125,16 +233,50 @@ func (s *Server) waitReady(timeout time.Duration) error {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	return fmt.Errorf("clickhouse-server not ready on %s after %s", s.HTTPAddr, timeout)
+	return fmt.Errorf("%s clickhouse not ready on %s after %s\n%s", s.Engine, s.HTTPAddr, timeout, s.LogTail(30))
 }
+
+// Exited reports whether the server process has exited on its own (it was started and not
+// stopped), with the end of its logs; tests call it to tell a dead server from a failing query.
+func (s *Server) Exited() (bool, string) {
+	if s.proc == nil {
+		return false, ""
+	}
+	select {
+	case <-s.proc.exited:
+		return true, fmt.Sprintf("%s clickhouse exited: %v\n%s", s.Engine, s.proc.err, s.LogTail(30))
+	default:
+		return false, ""
+	}
+}
+
+// LogTail returns the last n lines of the server's error log and of its stdout/stderr.
+func (s *Server) LogTail(n int) string {
+	var b strings.Builder
+	for _, f := range []string{filepath.Join(s.Dir, "log", "clickhouse-server.err.log"), s.stdoutLog()} {
+		data, err := os.ReadFile(f)
+		if err != nil || len(data) == 0 {
+			continue
+		}
+		lines := bytes.Split(bytes.TrimRight(data, "\n"), []byte("\n"))
+		if len(lines) > n {
+			lines = lines[len(lines)-n:]
+		}
+		fmt.Fprintf(&b, "--- %s (last %d lines)\n%s\n", f, len(lines), bytes.Join(lines, []byte("\n")))
+	}
+	return b.String()
+}
+
+func (s *Server) stdoutLog() string { return filepath.Join(s.Dir, "log", "stdout.log") }
 
 // Stop kills the server and waits for it to exit. Stopping a stopped server does nothing.
 func (s *Server) Stop() {
-	if s.cmd != nil && s.cmd.Process != nil {
-		_ = s.cmd.Process.Kill()
-		<-s.done
-		s.cmd = nil
+	if s.proc == nil {
+		return
 	}
+	_ = s.proc.cmd.Process.Kill()
+	<-s.proc.exited
+	s.proc = nil
 }
 
 func freePorts(n int) ([]int, error) {
