@@ -43,8 +43,14 @@ func openStore(t testing.TB) *store.Store {
 // openStoreWith is openStore with configuration changes.
 func openStoreWith(t testing.TB, configure func(*store.Config)) *store.Store {
 	t.Helper()
+	return openStoreOn(t, server, configure)
+}
+
+// openStoreOn is openStoreWith on a given server.
+func openStoreOn(t testing.TB, srv *storetest.Server, configure func(*store.Config)) *store.Store {
+	t.Helper()
 	ctx := context.Background()
-	cfg := store.Config{Addr: server.Addr, Database: fmt.Sprintf("test_%d", dbSeq.Add(1))}
+	cfg := store.Config{Addr: srv.Addr, Database: fmt.Sprintf("test_%d", dbSeq.Add(1))}
 	configure(&cfg)
 	s, err := store.Open(ctx, cfg, slog.New(slog.DiscardHandler), nil)
 	if err != nil {

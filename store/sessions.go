@@ -49,7 +49,7 @@ func (s *Store) sessions(ctx context.Context, from, to time.Time) (*SessionSumma
 		FROM ` + s.table("sessions") + `
 		GROUP BY session_id
 		HAVING gone = 0 AND start >= ? AND start < ?
-	) ANY LEFT JOIN (` + personsSQL(s.table("persons")) + `) USING customer_key`
+	) AS s ANY LEFT JOIN (` + personsSQL(s.table("persons")) + `) AS p USING customer_key`
 	sum := &SessionSummary{ByEndReason: map[string]uint64{}, ByEntryChannel: map[string]uint64{}}
 	if !from.IsZero() {
 		sum.From = &from

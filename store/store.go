@@ -111,6 +111,16 @@ func (s *Store) Ping(ctx context.Context) error {
 	return nil
 }
 
+// ServerVersion returns the ClickHouse server's version as it reports it (e.g. "18.16.1",
+// "26.7.2.1").
+func (s *Store) ServerVersion(ctx context.Context) (string, error) {
+	var v string
+	if err := s.conn.QueryRow(ctx, "SELECT version()").Scan(&v); err != nil {
+		return "", fmt.Errorf("read clickhouse version: %w", err)
+	}
+	return v, nil
+}
+
 // Close closes the connections.
 func (s *Store) Close() error { return s.conn.Close() }
 
