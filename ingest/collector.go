@@ -548,8 +548,8 @@ func correctSkew(members []member, batchSentAt string, received time.Time, skip 
 	if sent == "" {
 		return skip, extra
 	}
-	t, err1 := time.Parse(time.RFC3339Nano, text)
-	s, err2 := time.Parse(time.RFC3339Nano, sent)
+	t, err1 := ParseTimestamp(text)
+	s, err2 := ParseTimestamp(sent)
 	if err1 != nil || err2 != nil {
 		return skip, extra // Decode reports bad timestamps
 	}

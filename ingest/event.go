@@ -192,13 +192,13 @@ func (w *wire) read(raw []byte) error {
 		case "previousId":
 			return s.id("previousId", &w.PreviousID)
 		case "timestamp":
-			return s.str("timestamp", &w.Timestamp)
+			return s.timestamp("timestamp", &w.Timestamp)
 		case "originalTimestamp":
-			return s.str("originalTimestamp", &w.OriginalTimestamp)
+			return s.timestamp("originalTimestamp", &w.OriginalTimestamp)
 		case "sentAt":
-			return s.str("sentAt", &w.SentAt)
+			return s.timestamp("sentAt", &w.SentAt)
 		case "receivedAt":
-			return s.str("receivedAt", &w.ReceivedAt)
+			return s.timestamp("receivedAt", &w.ReceivedAt)
 		case "properties":
 			return s.members("properties", props("", 2))
 		case "traits":
@@ -296,11 +296,11 @@ func (e *Event) setTimes(w *wire, receivedAt time.Time) error {
 		if s == "" || err != nil {
 			return time.Time{}
 		}
-		t, perr := time.Parse(time.RFC3339Nano, s)
+		t, perr := ParseTimestamp(s)
 		if perr != nil {
 			err = &InvalidError{Reason: ReasonInvalidTimestamp, Field: field, Err: perr}
 		}
-		return t.UTC()
+		return t
 	}
 	ts := parse("timestamp", w.Timestamp)
 	e.OriginalTimestamp = parse("originalTimestamp", w.OriginalTimestamp)

@@ -1,0 +1,104 @@
+package main
+
+import (
+	"encoding/json"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+// casesDir holds the field cases beside the repository (../shared/cases): small inputs from
+// situations real shops hit, with the answers users expect.
+const casesDir = "../../../shared/cases"
+
+// readCase returns a file of a field case.
+func readCase(t *testing.T, name string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(casesDir, name))
+	if err != nil {
+		t.Fatalf("read field case (the shared cases live beside the repository): %v", err)
+	}
+	return b
+}
+
+// TestCaseTimestampForms runs field case identity/11 through the collector and straight through
+// Kafka: every RFC 3339 form and the ISO 8601 forms SDKs send are stored at the time they say
+// (2024-05-15 10:00 UTC); an epoch number is refused loudly (listed in the response with
+// invalid_timestamp, and dead-lettered from Kafka), never stored at another time.
+func TestCaseTimestampForms(t *testing.T) {
+	body := readCase(t, "identity/11-timestamp-forms/batch.json")
+	var batch struct{ Batch []json.RawMessage }
+	if err := json.Unmarshal(body, &batch); err != nil {
+		t.Fatal(err)
+	}
+	s := startServe(t)
+
+	// HTTP: one /v1/batch call with the case's body.
+	req, _ := http.NewRequest(http.MethodPost, "http://"+s.http+"/v1/batch", strings.NewReader(string(body)))
+	req.SetBasicAuth("test-key", "")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	answer, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	var got struct {
+		Accepted int
+		Rejected []struct {
+			Index         int
+			Reason, Field string
+		}
+	}
+	if err := json.Unmarshal(answer, &got); err != nil || resp.StatusCode != 200 {
+		t.Fatalf("POST /v1/batch: %d %s", resp.StatusCode, answer)
+	}
+	if got.Accepted != 6 || len(got.Rejected) != 1 || got.Rejected[0].Index != 3 ||
+		got.Rejected[0].Reason != "invalid_timestamp" || got.Rejected[0].Field != "batch[3].timestamp" {
+		t.Errorf("POST /v1/batch answered %s; want 6 accepted and batch[3] (an epoch number) rejected as invalid_timestamp", answer)
+	}
+
+	// Kafka: the same messages produced as they are, one per line.
+	var lines strings.Builder
+	for _, m := range batch.Batch {
+		lines.WriteString("k\t" + strings.ReplaceAll(string(m), "\n", "") + "\n")
+	}
+	cmd := exec.Command("kcat", "-P", "-b", s.broker, "-t", "waymark.events", "-K", "\t")
+	cmd.Stdin = strings.NewReader(lines.String())
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("kcat: %v\n%s", err, out)
+	}
+	s.waitStored(t)
+
+	want := time.Date(2024, 5, 15, 10, 0, 0, 0, time.UTC)
+	for _, source := range []string{"test", "kafka"} {
+		rows := queryStrings(t, "SELECT concat(user_id, ' ', toString(ts_ms)) FROM "+s.database+".events WHERE source = ? ORDER BY user_id", source)
+		var users []string
+		for _, r := range rows {
+			user, ms, _ := strings.Cut(r, " ")
+			users = append(users, user)
+			n, err := strconv.ParseInt(ms, 10, 64)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if at := time.UnixMilli(n).UTC(); at.Truncate(time.Second) != want {
+				t.Errorf("%s: %s stored at %s, want %s", source, user, at, want)
+			}
+		}
+		if got := strings.Join(users, ","); got != "t1,t2,t3,t5,t6,t7" {
+			t.Errorf("%s: stored %s, want t1,t2,t3,t5,t6,t7", source, got)
+		}
+	}
+	dlq, err := readDLQ(t.Context(), s.broker)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if msg := dlq["invalid_timestamp"]; !strings.Contains(msg, `"messageId":"f4"`) {
+		t.Errorf("no dead letter invalid_timestamp for the epoch-number message (dead letters: %v)", dlq)
+	}
+}

@@ -1,0 +1,65 @@
+package ingest
+
+import (
+	"errors"
+	"testing"
+	"time"
+)
+
+func TestParseTimestamp(t *testing.T) {
+	ten := time.Date(2024, 5, 15, 10, 0, 0, 0, time.UTC)
+	tests := []struct {
+		in   string
+		want time.Time // zero: an error
+	}{
+		{"2024-05-15T10:00:00Z", ten},
+		{"2024-05-15t10:00:00z", ten}, // RFC 3339 §5.6: t and z may be lower case
+		{"2024-05-15T12:00:00+02:00", ten},
+		{"2024-05-15T07:30:00-02:30", ten},
+		{"2024-05-15T10:00:00.123456789Z", ten.Add(123456789)},
+		{"2024-05-15T10:00:00.5+00:00", ten.Add(500 * time.Millisecond)},
+		{"2024-05-15T10:00:00+0000", ten},                      // ISO 8601 basic offset
+		{"2024-05-15T12:00:00+02", ten},                        // ISO 8601 hour offset
+		{"2024-05-15T10:00:00", ten},                           // no zone: UTC
+		{"2024-05-15 10:00:00.123456", ten.Add(123456 * 1000)}, // space separator
+		{"2024-05-15 12:00:00+02:00", ten},
+		{"", time.Time{}},
+		{"yesterday", time.Time{}},
+		{"1715767200000", time.Time{}},
+		{"2024-05-15", time.Time{}},
+		{"2024-05-15T10:00", time.Time{}},
+		{"2024-05-15X10:00:00Z", time.Time{}},
+		{"2024-05-15T10:00:00ZZ", time.Time{}},
+		{"2024-05-15T25:00:00Z", time.Time{}},
+		{"2024-02-30T10:00:00Z", time.Time{}},
+		{"2024-05-15T10:00:00+25:00", time.Time{}},
+		{"2024-05-15T10:00:00 Z", time.Time{}},
+	}
+	for _, tt := range tests {
+		got, err := ParseTimestamp(tt.in)
+		switch {
+		case tt.want.IsZero() && err == nil:
+			t.Errorf("ParseTimestamp(%q) = %s, want an error", tt.in, got)
+		case !tt.want.IsZero() && err != nil:
+			t.Errorf("ParseTimestamp(%q): %v, want %s", tt.in, err, tt.want)
+		case !tt.want.IsZero() && (!got.Equal(tt.want) || got.Location() != time.UTC):
+			t.Errorf("ParseTimestamp(%q) = %s, want %s in UTC", tt.in, got, tt.want)
+		}
+	}
+}
+
+func TestDecodeRejectsTimesLoudly(t *testing.T) {
+	tests := []struct{ raw, field string }{
+		{`{"type":"track","userId":"u","event":"V","timestamp":1715767200000}`, "timestamp"},
+		{`{"type":"track","userId":"u","event":"V","sentAt":true}`, "sentAt"},
+		{`{"type":"track","userId":"u","event":"V","originalTimestamp":"15/05/2024 10:00"}`, "originalTimestamp"},
+		{`{"type":"track","userId":"u","event":"V","receivedAt":{}}`, "receivedAt"},
+	}
+	for _, tt := range tests {
+		_, err := Decode([]byte(tt.raw), "s", time.Now())
+		var inv *InvalidError
+		if !errors.As(err, &inv) || inv.Reason != ReasonInvalidTimestamp || inv.Field != tt.field {
+			t.Errorf("Decode(%s): %v, want %s naming %s", tt.raw, err, ReasonInvalidTimestamp, tt.field)
+		}
+	}
+}
