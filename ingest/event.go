@@ -151,7 +151,8 @@ type wire struct {
 // prop is one property: its name and its value as text.
 type prop struct {
 	key, value string
-	rank       int // where it comes from: 0 context.traits, 1 traits, 2 properties
+	rank       int  // where it comes from: 0 context.traits, 1 traits, 2 properties
+	null       bool // JSON null: no value, which hides the ones it overrides
 }
 
 // read checks that raw is one JSON object and takes the members Waymark uses (the last of
@@ -164,14 +165,25 @@ func (w *wire) read(raw []byte) error {
 		}
 		return &InvalidError{Reason: ReasonInvalidJSON, Err: errors.New("a message is a JSON object")}
 	}
-	props := func(prefix string, rank int) func([]byte) error {
+	// props collects an object's members under prefix: a nested object's members under
+	// "name.", so they are addressable as product.category; null is kept as "no value".
+	var props func(prefix string, rank int) func([]byte) error
+	props = func(prefix string, rank int) func([]byte) error {
 		return func(name []byte) error {
 			if !w.withProps {
 				_, err := s.value()
 				return err
 			}
+			key := prefix + string(name)
+			switch s.peek() {
+			case '{':
+				return s.object(props(key+".", rank))
+			case 'n':
+				w.Props = append(w.Props, prop{key: key, rank: rank, null: true})
+				return s.literal("null")
+			}
 			v, err := s.text()
-			w.Props = append(w.Props, prop{prefix + string(name), v, rank})
+			w.Props = append(w.Props, prop{key: key, value: v, rank: rank})
 			return err
 		}
 	}
@@ -333,11 +345,14 @@ func (e *Event) setTimes(w *wire, receivedAt time.Time) error {
 
 // setProperties collects the event's properties, its traits (identify calls' traits and
 // context.traits, under TraitPrefix) and its device type (under DeviceTypeKey), sorted by name.
-// Where names repeat, properties win over traits and traits over context.traits.
+// Where names repeat, properties win over traits and traits over context.traits. A nested object's
+// members are properties named with dots (properties.product.category is "product.category");
+// JSON null is no value (it is not stored, so it reads as unset, and it hides a value it overrides);
+// an array is kept as its JSON text.
 func (e *Event) setProperties(w *wire) {
 	props := w.Props
 	if device := deviceType(w.DeviceType, w.UserAgent); device != "" {
-		props = append(props, prop{DeviceTypeKey, device, 3})
+		props = append(props, prop{key: DeviceTypeKey, value: device, rank: 3})
 	}
 	if len(props) == 0 {
 		return
@@ -352,7 +367,7 @@ func (e *Event) setProperties(w *wire) {
 	e.PropertyKeys = make([]string, 0, len(props))
 	e.PropertyValues = make([]string, 0, len(props))
 	for i, p := range props {
-		if i+1 < len(props) && props[i+1].key == p.key {
+		if i+1 < len(props) && props[i+1].key == p.key || p.null {
 			continue
 		}
 		e.PropertyKeys = append(e.PropertyKeys, p.key)

@@ -170,3 +170,30 @@ func BenchmarkDecode(b *testing.B) {
 		}
 	}
 }
+
+// TestPropertiesNullAndNested: null is no value (never the text "null"), a nested object's members
+// are addressable with dots, and where a name repeats the winner's null hides what it overrides.
+func TestPropertiesNullAndNested(t *testing.T) {
+	tests := []struct{ raw, want string }{
+		{`{"coupon":null,"product":{"category":"shoes","price":{"amount":12.5}}}`, `product.category=shoes product.price.amount=12.5`},
+		{`{"coupon":"null"}`, `coupon=null`},
+		{`{"items":[1,{"a":null}],"empty":{}}`, `items=[1,{"a":null}]`},
+		{`{"coupon":"SPRING","coupon":null}`, ``},
+		{`{"coupon":null,"coupon":"SPRING"}`, `coupon=SPRING`},
+		{`{"a.b":"flat","a":{"b":"nested"}}`, `a.b=nested`},
+	}
+	for _, tt := range tests {
+		raw := `{"type":"track","event":"A","userId":"u","properties":` + tt.raw + `,"traits":{"plan":null},"context":{"traits":{"plan":"free"}}}`
+		e, err := Decode([]byte(raw), "s", time.Now())
+		if err != nil {
+			t.Fatalf("%s: %v", tt.raw, err)
+		}
+		var got []string
+		for i, k := range e.PropertyKeys {
+			got = append(got, k+"="+e.PropertyValues[i])
+		}
+		if g := strings.Join(got, " "); g != tt.want {
+			t.Errorf("properties %s: got %q, want %q", tt.raw, g, tt.want)
+		}
+	}
+}

@@ -277,6 +277,12 @@ func (s *Store) checkFunnelNames(ctx context.Context, jm *sessionize.Map, q Funn
 			return err
 		}
 	}
+	switch q.Breakdown.By {
+	case "property":
+		return s.checkProperties(ctx, "breakdown", q.Breakdown.Name)
+	case "trait":
+		return s.checkProperties(ctx, "breakdown", ingest.TraitPrefix+q.Breakdown.Name)
+	}
 	return nil
 }
 

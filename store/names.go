@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/waymark-dev/waymark/ingest"
 	"github.com/waymark-dev/waymark/sessionize"
 )
 
@@ -21,8 +22,19 @@ func (s *Store) checkNames(ctx context.Context, jm *sessionize.Map, param string
 		return err
 	}
 	names := make([]string, len(steps))
+	var props []string
 	for i, step := range steps {
-		names[i], _ = splitStep(step)
+		var filters string
+		names[i], filters = splitStep(step)
+		conds, _ := parseFilters(filters)
+		for _, c := range conds {
+			if key, ok := strings.CutPrefix(c.Field, "properties."); ok {
+				props = append(props, key)
+			}
+		}
+	}
+	if err := s.checkProperties(ctx, param, props...); err != nil {
+		return err
 	}
 	var ask []string
 	s.namesMu.Lock()
@@ -63,6 +75,55 @@ func (s *Store) checkNames(ctx context.Context, jm *sessionize.Map, param string
 				stages[i] = st.Name
 			}
 			return badParams(fmt.Errorf("%s: %q is neither a stage (%s) nor an event that has been stored", param, n, strings.Join(stages, ", ")))
+		}
+	}
+	return nil
+}
+
+// checkProperties returns a parameter error naming param when one of keys is a property (or
+// traits.NAME, a trait) that no stored event has: a filter or breakdown on it would answer a
+// silent zero or a lone "(none)". Keys once found stay known.
+func (s *Store) checkProperties(ctx context.Context, param string, keys ...string) error {
+	var ask []string
+	s.namesMu.Lock()
+	for _, k := range keys {
+		if !s.properties[k] && !slices.Contains(ask, k) {
+			ask = append(ask, k)
+		}
+	}
+	s.namesMu.Unlock()
+	if len(ask) == 0 {
+		return nil
+	}
+	args := appendStrings(nil, ask)
+	rows, err := s.conn.Query(ctx, "SELECT k FROM (SELECT arrayJoin(prop_keys) AS k FROM "+s.table("events")+
+		" WHERE hasAny(prop_keys, ["+placeholders(len(ask))+"])) WHERE k IN ("+placeholders(len(ask))+") GROUP BY k", append(args, args...)...)
+	if err != nil {
+		return fmt.Errorf("look up property keys: %w", err)
+	}
+	defer rows.Close()
+	found := map[string]bool{}
+	for rows.Next() {
+		var k string
+		if err := rows.Scan(&k); err != nil {
+			return fmt.Errorf("look up property keys: %w", err)
+		}
+		found[k] = true
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("look up property keys: %w", err)
+	}
+	s.namesMu.Lock()
+	defer s.namesMu.Unlock()
+	for k := range found {
+		s.properties[k] = true
+	}
+	for _, k := range ask {
+		if !found[k] {
+			if trait, ok := strings.CutPrefix(k, ingest.TraitPrefix); ok {
+				return badParams(fmt.Errorf("%s: no stored event has the trait %q", param, trait))
+			}
+			return badParams(fmt.Errorf("%s: no stored event has the property %q (nested properties are named with dots: product.category)", param, k))
 		}
 	}
 	return nil

@@ -72,8 +72,9 @@ type Store struct {
 	log     *slog.Logger
 	metrics *metrics
 
-	namesMu sync.Mutex
-	names   map[string]bool // event names known to be stored
+	namesMu    sync.Mutex
+	names      map[string]bool // event names known to be stored
+	properties map[string]bool // property keys known to be stored (traits as traits.NAME)
 }
 
 // Open checks cfg and connects. The database need not exist yet: Migrate creates it.
@@ -95,7 +96,7 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger, reg prometheus.Regi
 	if err != nil {
 		return nil, fmt.Errorf("open clickhouse %s: %w", cfg.Addr, err)
 	}
-	s := &Store{cfg: cfg, conn: conn, log: log, metrics: m, names: map[string]bool{}}
+	s := &Store{cfg: cfg, conn: conn, log: log, metrics: m, names: map[string]bool{}, properties: map[string]bool{}}
 	if err := s.Ping(ctx); err != nil {
 		conn.Close()
 		return nil, err

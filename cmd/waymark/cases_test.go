@@ -3,7 +3,9 @@ package main
 import (
 	"encoding/json"
 	"io"
+	"maps"
 	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -100,5 +102,77 @@ func TestCaseTimestampForms(t *testing.T) {
 	}
 	if msg := dlq["invalid_timestamp"]; !strings.Contains(msg, `"messageId":"f4"`) {
 		t.Errorf("no dead letter invalid_timestamp for the epoch-number message (dead letters: %v)", dlq)
+	}
+}
+
+// TestCaseNullAndNestedProperties runs field case identity/10 through Kafka (kcat) and asks the
+// funnel API: JSON null is no value ("(none)"), never the text "null" merged with a real string
+// "null"; nested properties are addressable with dots; a property never stored is a 400 naming
+// the parameter, never a silent zero.
+func TestCaseNullAndNestedProperties(t *testing.T) {
+	events := strings.TrimSpace(string(readCase(t, "identity/10-null-and-nested-properties/events.jsonl")))
+	s := startServe(t)
+	var lines strings.Builder
+	for _, l := range strings.Split(events, "\n") {
+		lines.WriteString("k\t" + l + "\n")
+	}
+	cmd := exec.Command("kcat", "-P", "-b", s.broker, "-t", "waymark.events", "-K", "\t")
+	cmd.Stdin = strings.NewReader(lines.String())
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("kcat: %v\n%s", err, out)
+	}
+	s.waitStored(t)
+
+	funnel := func(params string) (int, []byte) {
+		t.Helper()
+		resp, err := http.Get("http://" + s.http + "/api/v1/funnel?window=24h&" + params)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, b
+	}
+	var res struct {
+		Steps  []struct{ Customers int64 }
+		Groups []struct {
+			Value string
+			Steps []struct{ Customers int64 }
+		} `json:"breakdown_groups"`
+	}
+	for _, tt := range []struct {
+		step string
+		want int64
+	}{
+		{"Product Viewed[coupon=null]", 1}, // k4's string "null", not k1's JSON null
+		{"Product Viewed[product.category=shoes]", 2},
+		{"Product Viewed[category=shoes]", 1},
+		{"Product Viewed[coupon=SPRING]", 1},
+	} {
+		code, body := funnel("steps=" + url.QueryEscape(tt.step))
+		if err := json.Unmarshal(body, &res); code != 200 || err != nil || len(res.Steps) != 1 {
+			t.Fatalf("funnel %s: %d %s", tt.step, code, body)
+		}
+		if res.Steps[0].Customers != tt.want {
+			t.Errorf("funnel %s: %d customers, want %d", tt.step, res.Steps[0].Customers, tt.want)
+		}
+	}
+	code, body := funnel("steps=Product+Viewed&breakdown=property:coupon")
+	if err := json.Unmarshal(body, &res); code != 200 || err != nil {
+		t.Fatalf("breakdown: %d %s", code, body)
+	}
+	got := map[string]int64{}
+	for _, g := range res.Groups {
+		got[g.Value] = g.Steps[0].Customers
+	}
+	if want := map[string]int64{"(none)": 2, "SPRING": 1, "null": 1}; !maps.Equal(got, want) {
+		t.Errorf("breakdown property:coupon: %v, want %v", got, want)
+	}
+	for _, q := range []string{"steps=" + url.QueryEscape("Product Viewed[colour=red]"), "steps=Product+Viewed&breakdown=property:colour", "steps=Product+Viewed&breakdown=trait:colour"} {
+		code, body := funnel(q)
+		var e struct{ Error, Param string }
+		if err := json.Unmarshal(body, &e); code != 400 || err != nil || !strings.Contains(e.Error, "colour") {
+			t.Errorf("funnel?%s: %d %s; want 400 naming the property colour", q, code, body)
+		}
 	}
 }
