@@ -163,7 +163,11 @@ type Stats struct {
 	// customer's first-touch channel.
 	StageEntries map[StageChannel]int
 	Orders       map[string]int     // Order Completed events by first-touch channel
-	Revenue      map[string]float64 // their revenue (properties.revenue, else total), by channel
+	Revenue      map[string]float64 // their positive amounts (see OrderAmount), by channel
+	Refunds      map[string]float64 // their negative amounts (refunds), as absolute values, by channel
+	// IgnoredAmounts counts amounts left out of Revenue and Refunds, by reason (AmountNotANumber,
+	// AmountNotFinite, AmountOutOfRange): the events are stored all the same.
+	IgnoredAmounts map[string]int
 }
 
 // StageChannel is a stage and a channel.
@@ -218,7 +222,8 @@ type Output struct {
 // version above every earlier one, and what it saw. Events already seen (same source and
 // messageId) are ignored, so redelivered batches change nothing.
 func (s *Sessionizer) Push(now time.Time, events []ingest.Event) (Output, Stats) {
-	stats := Stats{Events: len(events), StageEntries: map[StageChannel]int{}, Orders: map[string]int{}, Revenue: map[string]float64{}}
+	stats := Stats{Events: len(events), StageEntries: map[StageChannel]int{}, Orders: map[string]int{},
+		Revenue: map[string]float64{}, Refunds: map[string]float64{}, IgnoredAmounts: map[string]int{}}
 	touched := s.restored
 	s.restored = nil
 	var merged [][2]string
@@ -342,11 +347,15 @@ func (s *Sessionizer) observe(c *customer, e *ingest.Event, p point, stats *Stat
 		if p.rules&(1<<r) == 0 {
 			continue
 		}
-		if nth := s.rules[r].Nth; nth > 1 {
+		if nth := s.rules[r].Nth; nth > 1 && c.reached&(1<<s.ruleStage[r]) == 0 {
+			// Counted only until the stage is reached (it enters once), and only up to nth: a
+			// customer with a million matching events costs no scan per event.
 			n := 1 // this event
 			for _, q := range c.points {
 				if q.rules&(1<<r) != 0 {
-					n++
+					if n++; n >= nth {
+						break
+					}
 				}
 			}
 			if n < nth {
@@ -363,15 +372,64 @@ func (s *Sessionizer) observe(c *customer, e *ingest.Event, p point, stats *Stat
 	c.reached |= stages
 	if e.Type == "track" && e.Event == "Order Completed" {
 		stats.Orders[c.firstChannel]++
-		for _, name := range []string{"revenue", "total"} {
-			if v, ok := e.Property(name); ok {
-				if f, err := strconv.ParseFloat(v, 64); err == nil {
-					stats.Revenue[c.firstChannel] += f
-					break
-				}
-			}
+		switch v, why := OrderAmount(e); {
+		case why != "":
+			stats.IgnoredAmounts[why]++
+		case v > 0:
+			stats.Revenue[c.firstChannel] += v
+		case v < 0:
+			stats.Refunds[c.firstChannel] -= v
 		}
 	}
+}
+
+// MaxOrderAmount bounds the amount of one order (or refund) that live metrics count: a larger one
+// is a broken integration or an attack, and one such value would swamp every revenue graph (two of
+// 1e308 overflow a counter to +Inf). Waymark's own rule; it leaves sums far inside the range where
+// float64 holds whole numbers exactly (2^53).
+const MaxOrderAmount = 1e12
+
+// Why an order's amount is left out of the live revenue and refund metrics.
+const (
+	AmountNotANumber = "not_a_number" // not a JSON number or numeric string, e.g. "12 EUR", true, {}
+	AmountNotFinite  = "not_finite"   // NaN or ±Infinity (as strings), or beyond float64 (1e999)
+	AmountOutOfRange = "out_of_range" // larger in magnitude than MaxOrderAmount
+)
+
+// OrderAmount reads an Order Completed event's amount: properties.revenue, else properties.total
+// (Segment's e-commerce spec names both), the first of them that is set. A negative amount is a
+// refund. It returns 0 and "" when neither is set, and 0 and a reason (AmountNotANumber,
+// AmountNotFinite, AmountOutOfRange) when the value cannot be counted; then the amount stays out of
+// the metrics, and the event is stored like any other.
+func OrderAmount(e *ingest.Event) (amount float64, ignored string) {
+	for _, name := range []string{"revenue", "total"} {
+		v, ok := e.Property(name)
+		if !ok {
+			continue
+		}
+		f, err := strconv.ParseFloat(v, 64)
+		switch {
+		case math.IsNaN(f) || math.IsInf(f, 0):
+			return 0, AmountNotFinite // ParseFloat gives ±Inf with an error beyond float64's range
+		case err != nil:
+			return 0, AmountNotANumber
+		case math.Abs(f) > MaxOrderAmount:
+			return 0, AmountOutOfRange
+		}
+		return f, ""
+	}
+	return 0, ""
+}
+
+// Forget drops every customer and identity link the sessionizer holds, as a restart would; only
+// the version counter stays, so versions keep rising. A Runner calls it when a panic may have left
+// a batch half absorbed, and restores customers from the store as they come back.
+func (s *Sessionizer) Forget() {
+	s.customers = map[string]*customer{}
+	s.ids = newIdentities(s.cfg.MaxIDsPerPerson)
+	s.watermark = 0
+	s.restored = nil
+	s.strs, s.strIndex = nil, map[string]uint32{}
 }
 
 // OpenSessions counts customers whose last session may still grow: their newest event is within
