@@ -187,6 +187,7 @@ type Sessionizer struct {
 	restored  []string // customers restored since the last Push, to recompute and diff
 	strs      []string // interned strings
 	strIndex  map[string]uint32
+	compactAt int // size of strs at which it is rebuilt from the strings in use (see compactStrings)
 }
 
 // New builds a Sessionizer for the journey map jm.
@@ -196,7 +197,7 @@ func New(cfg Config, jm *Map) (*Sessionizer, error) {
 		return nil, fmt.Errorf("sessionizer config: %w", err)
 	}
 	s := &Sessionizer{cfg: cfg, jm: jm, customers: map[string]*customer{}, ids: newIdentities(cfg.MaxIDsPerPerson),
-		strIndex: map[string]uint32{}}
+		strIndex: map[string]uint32{}, compactAt: minCompactStrings}
 	for i, st := range jm.Stages {
 		for _, r := range st.Rules {
 			s.rules = append(s.rules, r)
@@ -264,7 +265,51 @@ func (s *Sessionizer) Push(now time.Time, events []ingest.Event) (Output, Stats)
 		out.Sessions = append(out.Sessions, s.diff(key, c, next)...)
 	}
 	stats.Evicted = s.evict()
+	s.compactStrings()
 	return out, stats
+}
+
+// minCompactStrings is the size of the string table below which it is never rebuilt.
+const minCompactStrings = 1 << 16
+
+// compactStrings rebuilds the string table from the strings the customers held still refer to,
+// once it has doubled since the last rebuild (and has at least minCompactStrings). Without it the
+// strings of evicted customers stayed forever, and a client sending a new event name or campaign
+// with every event grew the table until the process ran out of memory. It walks every point held,
+// so its cost, amortized over the strings interned since the last rebuild, is constant.
+func (s *Sessionizer) compactStrings() {
+	if len(s.strs) < s.compactAt {
+		return
+	}
+	strs, index := make([]string, 0, len(s.strs)/2), make(map[string]uint32, len(s.strs)/2)
+	keep := func(i *uint32) {
+		str := s.strs[*i]
+		j, ok := index[str]
+		if !ok {
+			j = uint32(len(strs))
+			strs = append(strs, str)
+			index[str] = j
+		}
+		*i = j
+	}
+	for _, c := range s.customers {
+		for k := range c.points {
+			p := &c.points[k]
+			keep(&p.touch)
+			keep(&p.channel)
+			keep(&p.campaign)
+		}
+		for k := range c.sessions {
+			ss := &c.sessions[k]
+			keep(&ss.entry)
+			keep(&ss.exit)
+			keep(&ss.channel)
+			keep(&ss.campaign)
+			keep(&ss.reason)
+		}
+	}
+	s.strs, s.strIndex = strs, index
+	s.compactAt = max(2*len(strs), minCompactStrings)
 }
 
 // evict drops the customers whose newest event is oldest, a tenth at a time, once more than

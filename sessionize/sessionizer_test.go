@@ -523,3 +523,38 @@ func TestRefundsAndOddAmountsInStats(t *testing.T) {
 		t.Errorf("ignored amounts %v, want %v", stats.IgnoredAmounts, want)
 	}
 }
+
+// TestStringTableStaysBounded: a client that sends a new event name with every event, under
+// ever new customer keys, must not grow the sessionizer's string table without bound; the
+// customers still held keep their names.
+func TestStringTableStaysBounded(t *testing.T) {
+	m, err := LoadMap("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := New(Config{MaxCustomers: 1000}, m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kept := at("kept", "First Name", 0)
+	s.Push(base, []ingest.Event{kept})
+	const batches, perBatch = 100, 2000
+	for b := range batches {
+		events := make([]ingest.Event, 0, perBatch+1)
+		for i := range perBatch {
+			n := b*perBatch + i
+			events = append(events, at(fmt.Sprintf("c%d", n), fmt.Sprintf("Name %d", n), -1))
+		}
+		// The kept customer is the most recently active, so never evicted.
+		events = append(events, at("kept", fmt.Sprintf("Kept %d", b), float64(b+1)))
+		s.Push(base, events)
+	}
+	if n := len(s.strs); n > 2*minCompactStrings {
+		t.Errorf("string table holds %d strings after %d distinct names for at most 1,000 customers", n, batches*perBatch)
+	}
+	out, _ := s.Push(base, []ingest.Event{at("kept", "Last", float64(batches+1))})
+	if len(out.Sessions) != 1 || out.Sessions[0].EntryEvent != "First Name" || out.Sessions[0].ExitEvent != "Last" ||
+		out.Sessions[0].Events != batches+2 {
+		t.Errorf("kept customer's session %+v: want entry First Name, exit Last, %d events", out.Sessions, batches+2)
+	}
+}
