@@ -354,3 +354,27 @@ func TestRunnerPreparesAgainABatchPreparedBeforeAPanic(t *testing.T) {
 		t.Errorf("stored sessions:\n%s\nwant those of the good events alone:\n%s", got, want)
 	}
 }
+
+// TestHistoryLeavesOutEventsThatNoLongerDecode: an event stored by a version with a more lenient
+// decoder must not make restoring its customer fail (which stalled every batch with one of the
+// customer's events, forever): it stays stored and is left out of the history.
+func TestHistoryLeavesOutEventsThatNoLongerDecode(t *testing.T) {
+	st := openStore(t)
+	ctx := context.Background()
+	good, err := ingest.Decode([]byte(`{"type":"track","event":"A","userId":"u","messageId":"ok","timestamp":"2026-03-01T09:00:00Z"}`), "s", time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	stale := good
+	stale.MessageID, stale.Raw = "stale", []byte(`{"type":"track","event":"A","userId":"u","messageId":"stale","timestamp":"0001-01-01T00:00:00Z"}`)
+	if err := st.Write(ctx, sessionize.Batch{Events: []ingest.Event{good, stale}}); err != nil {
+		t.Fatal(err)
+	}
+	events, _, err := st.History(ctx, []string{"u"})
+	if err != nil {
+		t.Fatalf("History() = %v", err)
+	}
+	if len(events) != 1 || events[0].MessageID != "ok" {
+		t.Errorf("history %v, want the event that decodes", events)
+	}
+}
