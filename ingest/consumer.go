@@ -244,13 +244,25 @@ func (c *Consumer) fetch(ctx context.Context, out chan<- fetchedMessage) {
 		if err != nil {
 			return // ctx is done
 		}
-		e, err := Decode(msg.Value, headerValue(msg.Headers, HeaderSource, "kafka"), msg.Time)
+		e, err := decodeMessage(msg)
 		select {
 		case out <- fetchedMessage{msg, e, err}:
 		case <-ctx.Done():
 			return
 		}
 	}
+}
+
+// decodeMessage decodes a message. A panic in the decoder (a bug some input sets off) is
+// recovered into an error with ReasonPanic and the stack, so the message is dead-lettered like
+// any unusable one.
+func decodeMessage(msg kafka.Message) (e Event, err error) {
+	defer func() {
+		if v := recover(); v != nil {
+			e, err = Event{}, &InvalidError{Reason: ReasonPanic, Err: fmt.Errorf("decoding panicked: %v\n%s", v, debug.Stack())}
+		}
+	}()
+	return Decode(msg.Value, headerValue(msg.Headers, HeaderSource, "kafka"), msg.Time)
 }
 
 // inflight is a batch being written.

@@ -14,7 +14,8 @@ const historyChunk = 1000
 
 // History returns the stored events and the live sessions of the given customers, so a
 // sessionizer that starts (or meets a customer it no longer holds) continues exactly where the
-// stored state left off. Events come back decoded from the bytes that were stored.
+// stored state left off. Events come back decoded from the bytes that were stored; one that no
+// longer decodes (stored by a version with a more lenient decoder) is left out, with a warning.
 func (s *Store) History(ctx context.Context, keys []string) ([]ingest.Event, []sessionize.Session, error) {
 	var events []ingest.Event
 	var sessions []sessionize.Session
