@@ -149,7 +149,8 @@ var hostileEvents = []struct {
 	{name: "timestamp year 1 (Go's zero time)", msg: `{"type":"track","event":"Product Viewed","userId":"h4","messageId":"%[1]s","timestamp":"0001-01-01T00:00:00Z"}`, dlq: "invalid_timestamp"},
 	{name: "timestamp year 9999", msg: `{"type":"track","event":"Product Viewed","userId":"h4","messageId":"%[1]s","timestamp":"9999-12-31T23:59:59Z"}`, dlq: "invalid_timestamp"},
 	{name: "device clock at year 1", msg: `{"type":"track","event":"Product Viewed","userId":"h4","messageId":"%[1]s","originalTimestamp":"2026-01-01T00:00:00Z","sentAt":"0001-01-01T00:00:00Z"}`, dlq: "invalid_timestamp"},
-	{name: "nesting deeper than 512", msg: `{"type":"track","event":"Product Viewed","userId":"h5","messageId":"%[1]s","properties":{"a":` + strings.Repeat(`[`, 600) + strings.Repeat(`]`, 600) + `}}`, dlq: "invalid_json"},
+	// Deeper than encoding/json (10,000) and the scanner (512) accept.
+	{name: "nesting 10,500 deep", msg: `{"type":"track","event":"Product Viewed","userId":"h5","messageId":"%[1]s","properties":{"a":` + strings.Repeat(`[`, 10500) + strings.Repeat(`]`, 10500) + `}}`, dlq: "invalid_json"},
 	{name: "event name of the wrong type", msg: `{"type":"track","event":5,"userId":"h5","messageId":"%[1]s"}`, dlq: "invalid_field"},
 	{name: "invalid UTF-8", msg: "{\"type\":\"track\",\"event\":\"Product \xff\xfe Viewed\",\"userId\":\"h6\xc3\",\"messageId\":\"%[1]s\"}", viaHTTP: 400},
 	{name: "userId a number beyond float64", msg: `{"type":"track","event":"Product Viewed","userId":1e999,"messageId":"%[1]s"}`},
