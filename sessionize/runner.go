@@ -282,7 +282,7 @@ func newRunnerMetrics(reg prometheus.Registerer) (*runnerMetrics, error) {
 			Name: "waymark_journey_revenue_total", Help: "Positive amounts of Order Completed events (properties.revenue, else total), by first-touch channel.",
 		}, []string{"channel"}),
 		refunds: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "waymark_journey_refunds_total", Help: "Refunds: negative amounts of Order Completed events, as absolute values, by first-touch channel.",
+			Name: "waymark_journey_refunds_total", Help: "Refunds: negative amounts of Order Completed events and amounts of Order Refunded events, as absolute values, by first-touch channel.",
 		}, []string{"channel"}),
 		ignoredAmounts: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "waymark_journey_amounts_ignored_total", Help: "Order Completed amounts left out of revenue and refunds (the events are stored), by reason: not_a_number, not_finite, out_of_range.",

@@ -164,7 +164,9 @@ type Stats struct {
 	StageEntries map[StageChannel]int
 	Orders       map[string]int     // Order Completed events by first-touch channel
 	Revenue      map[string]float64 // their positive amounts (see OrderAmount), by channel
-	Refunds      map[string]float64 // their negative amounts (refunds), as absolute values, by channel
+	// Refunds are the negative amounts of Order Completed events and the amounts of Order
+	// Refunded events (Segment's e-commerce spec), as absolute values, by channel.
+	Refunds map[string]float64
 	// IgnoredAmounts counts amounts left out of Revenue and Refunds, by reason (AmountNotANumber,
 	// AmountNotFinite, AmountOutOfRange): the events are stored all the same.
 	IgnoredAmounts map[string]int
@@ -364,7 +366,7 @@ func comparePoints(a, b point) int {
 }
 
 // observe updates the counters an arriving event feeds: lateness, identity links and the live
-// journey (stage entries in arrival order, orders and revenue).
+// journey (stage entries in arrival order, orders, revenue and refunds).
 func (s *Sessionizer) observe(c *customer, e *ingest.Event, p point, stats *Stats, merged *[][2]string) {
 	gap := s.cfg.Gap.Milliseconds()
 	if len(c.points) > 0 && p.ms < c.latest-gap {
@@ -415,16 +417,22 @@ func (s *Sessionizer) observe(c *customer, e *ingest.Event, p point, stats *Stat
 		}
 	}
 	c.reached |= stages
-	if e.Type == "track" && e.Event == "Order Completed" {
+	if e.Type != "track" || e.Event != "Order Completed" && e.Event != "Order Refunded" {
+		return
+	}
+	v, why := OrderAmount(e)
+	if e.Event == "Order Completed" {
 		stats.Orders[c.firstChannel]++
-		switch v, why := OrderAmount(e); {
-		case why != "":
-			stats.IgnoredAmounts[why]++
-		case v > 0:
-			stats.Revenue[c.firstChannel] += v
-		case v < 0:
-			stats.Refunds[c.firstChannel] -= v
-		}
+	} else {
+		v = -math.Abs(v) // Order Refunded: whatever its sign, an amount paid back
+	}
+	switch {
+	case why != "":
+		stats.IgnoredAmounts[why]++
+	case v > 0:
+		stats.Revenue[c.firstChannel] += v
+	case v < 0:
+		stats.Refunds[c.firstChannel] -= v
 	}
 }
 
@@ -441,9 +449,9 @@ const (
 	AmountOutOfRange = "out_of_range" // larger in magnitude than MaxOrderAmount
 )
 
-// OrderAmount reads an Order Completed event's amount: properties.revenue, else properties.total
-// (Segment's e-commerce spec names both), the first of them that is set. A negative amount is a
-// refund. It returns 0 and "" when neither is set, and 0 and a reason (AmountNotANumber,
+// OrderAmount reads an Order Completed (or Order Refunded) event's amount: properties.revenue,
+// else properties.total (Segment's e-commerce spec names both), the first of them that is set. A
+// negative amount of Order Completed is a refund. It returns 0 and "" when neither is set, and 0 and a reason (AmountNotANumber,
 // AmountNotFinite, AmountOutOfRange) when the value cannot be counted; then the amount stays out of
 // the metrics, and the event is stored like any other.
 func OrderAmount(e *ingest.Event) (amount float64, ignored string) {

@@ -497,13 +497,19 @@ func TestOrderAmounts(t *testing.T) {
 	}
 }
 
-// TestRefundsAndOddAmountsInStats: a refund counts in Refunds (as an absolute amount), never
-// against Revenue, and amounts that cannot be counted are counted by reason.
+// TestRefundsAndOddAmountsInStats: a refund (a negative Order Completed, or an Order Refunded)
+// counts in Refunds as an absolute amount, never against Revenue, and amounts that cannot be
+// counted are counted by reason.
 func TestRefundsAndOddAmountsInStats(t *testing.T) {
 	s := newTestSessionizer(t)
 	order := func(n float64, props, values []string) ingest.Event {
 		e := at("c", "Order Completed", n)
 		e.PropertyKeys, e.PropertyValues = props, values
+		return e
+	}
+	refunded := func(n float64, prop, value string) ingest.Event {
+		e := at("c", "Order Refunded", n)
+		e.PropertyKeys, e.PropertyValues = []string{prop}, []string{value}
 		return e
 	}
 	_, stats := s.Push(base, []ingest.Event{
@@ -514,11 +520,14 @@ func TestRefundsAndOddAmountsInStats(t *testing.T) {
 		order(5, []string{"revenue"}, []string{"1e308"}),
 		order(6, []string{"revenue"}, []string{"1e308"}),
 		order(7, []string{"revenue"}, []string{"free"}),
+		refunded(8, "total", "10"),
+		refunded(9, "total", "-2"),
+		refunded(10, "total", "NaN"),
 	})
-	if stats.Orders[ChannelDirect] != 7 || stats.Revenue[ChannelDirect] != 30 || stats.Refunds[ChannelDirect] != 6.5 {
-		t.Errorf("orders %v revenue %v refunds %v; want 7 orders, 30 revenue, 6.5 refunded", stats.Orders, stats.Revenue, stats.Refunds)
+	if stats.Orders[ChannelDirect] != 7 || stats.Revenue[ChannelDirect] != 30 || stats.Refunds[ChannelDirect] != 18.5 {
+		t.Errorf("orders %v revenue %v refunds %v; want 7 orders, 30 revenue, 18.5 refunded", stats.Orders, stats.Revenue, stats.Refunds)
 	}
-	want := map[string]int{AmountNotFinite: 1, AmountOutOfRange: 2, AmountNotANumber: 1}
+	want := map[string]int{AmountNotFinite: 2, AmountOutOfRange: 2, AmountNotANumber: 1}
 	if fmt.Sprint(stats.IgnoredAmounts) != fmt.Sprint(want) {
 		t.Errorf("ignored amounts %v, want %v", stats.IgnoredAmounts, want)
 	}

@@ -71,7 +71,7 @@ func TestPoisonCannotCrashLoop(t *testing.T) {
 	first.broker = addr
 	consumed(first)
 	if m := scrape(t, first.http); !strings.Contains(m, `waymark_journey_refunds_total{channel="email"} 5`+"\n") {
-		t.Errorf("the lone refund is not counted in waymark_journey_refunds_total{channel=\"email\"}:\n%s", m)
+		t.Errorf("the lone refund is not counted in waymark_journey_refunds_total{channel=\"email\"}")
 	}
 	produce(1)
 	consumed(first)

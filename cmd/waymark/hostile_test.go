@@ -138,6 +138,7 @@ var hostileEvents = []struct {
 }{
 	{name: "refund: negative revenue", msg: `{"type":"track","event":"Order Completed","userId":"h1","messageId":"%[1]s","properties":{"revenue":-5}}`, refund: 5},
 	{name: "refund: negative total", msg: `{"type":"track","event":"Order Completed","userId":"h1","messageId":"%[1]s","properties":{"total":-1}}`, refund: 1},
+	{name: "refund: Order Refunded", msg: `{"type":"track","event":"Order Refunded","userId":"h1","messageId":"%[1]s","properties":{"order_id":"o1","total":3}}`, refund: 3},
 	{name: "revenue NaN as a string", msg: `{"type":"track","event":"Order Completed","userId":"h2","messageId":"%[1]s","properties":{"revenue":"NaN"}}`, ignored: "not_finite"},
 	{name: "revenue Infinity as a string", msg: `{"type":"track","event":"Order Completed","userId":"h2","messageId":"%[1]s","properties":{"revenue":"Infinity"}}`, ignored: "not_finite"},
 	{name: "revenue -Infinity as a string", msg: `{"type":"track","event":"Order Completed","userId":"h2","messageId":"%[1]s","properties":{"revenue":"-Infinity"}}`, ignored: "not_finite"},
