@@ -244,7 +244,7 @@ func (c *Consumer) fetch(ctx context.Context, out chan<- fetchedMessage) {
 		if err != nil {
 			return // ctx is done
 		}
-		e, err := decodeMessage(msg)
+		e, err := c.decode(msg)
 		select {
 		case out <- fetchedMessage{msg, e, err}:
 		case <-ctx.Done():
@@ -253,13 +253,17 @@ func (c *Consumer) fetch(ctx context.Context, out chan<- fetchedMessage) {
 	}
 }
 
-// decodeMessage decodes a message. A panic in the decoder (a bug some input sets off) is
-// recovered into an error with ReasonPanic and the stack, so the message is dead-lettered like
-// any unusable one.
-func decodeMessage(msg kafka.Message) (e Event, err error) {
+// decode decodes a message. A panic in the decoder (a bug some input sets off) is recovered into
+// an error with ReasonPanic and the stack, counted and logged, so the message is dead-lettered
+// like any unusable one.
+func (c *Consumer) decode(msg kafka.Message) (e Event, err error) {
 	defer func() {
 		if v := recover(); v != nil {
-			e, err = Event{}, &InvalidError{Reason: ReasonPanic, Err: fmt.Errorf("decoding panicked: %v\n%s", v, debug.Stack())}
+			stack := debug.Stack()
+			c.metrics.panics.Inc()
+			c.log.Error("decoding a message panicked: sending it to the dead-letter topic", "topic", msg.Topic,
+				"partition", msg.Partition, "offset", msg.Offset, "panic", v, "stack", string(stack))
+			e, err = Event{}, &InvalidError{Reason: ReasonPanic, Err: fmt.Errorf("decoding panicked: %v\n%s", v, stack)}
 		}
 	}()
 	return Decode(msg.Value, headerValue(msg.Headers, HeaderSource, "kafka"), msg.Time)
@@ -651,7 +655,7 @@ func newConsumerMetrics(reg prometheus.Registerer) (*consumerMetrics, error) {
 			Name: "waymark_consumer_dlq_write_failures_total", Help: "Dead letters that could not be written to the dead-letter topic and were logged instead.",
 		}),
 		panics: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "waymark_consumer_panics_total", Help: "Panics recovered while writing a batch or a part of one; the events that panic on their own are dead-lettered with reason panic.",
+			Name: "waymark_consumer_panics_total", Help: "Panics recovered while decoding a message or writing a batch or a part of one; the messages that panic on their own are dead-lettered with reason panic.",
 		}),
 		commitSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name: "waymark_consumer_commit_duration_seconds", Help: "Time to commit offsets to Kafka.",
