@@ -143,3 +143,68 @@ func TestConsumerConfigValidate(t *testing.T) {
 		})
 	}
 }
+
+// TestConsumerDeadLettersTheEventThatPanics: a sink that panics on one event (a test-only
+// configuration) costs only that event: it goes to the dead-letter topic with reason panic, the
+// other events are written, and offsets reach the end.
+func TestConsumerDeadLettersTheEventThatPanics(t *testing.T) {
+	b := startBroker(t)
+	const n = 40
+	var values []string
+	for i := range n {
+		values = append(values, fmt.Sprintf(`{"type":"track","event":"E","userId":"u%d","messageId":"m%d"}`, i%5, i))
+	}
+	values = append(values, `{"type":"track","event":"E","userId":"u1","messageId":"poison"}`)
+	produce(t, b.Addr(), values...)
+
+	var mu sync.Mutex
+	stored := map[string]bool{}
+	sink := SinkFunc(func(ctx context.Context, events []Event) error {
+		for _, e := range events {
+			if e.MessageID == "poison" {
+				var m map[string]int
+				m[e.MessageID]++ // a nil map: a real runtime panic
+			}
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		for _, e := range events {
+			stored[e.MessageID] = true
+		}
+		return nil
+	})
+	c, err := NewConsumer(ConsumerConfig{
+		Brokers: []string{b.Addr()}, Topic: "events", DLQTopic: "dlq", Group: "g",
+		BatchSize: 16, FlushInterval: 20 * time.Millisecond, RetryMax: 50 * time.Millisecond,
+	}, sink, slog.New(slog.DiscardHandler), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- c.Run(ctx) }()
+	waitFor(t, func() bool { return totalLag(t, b.Addr()) == 0 })
+	cancel()
+	if err := <-done; err != nil {
+		t.Errorf("Run() = %v on a clean stop", err)
+	}
+	mu.Lock()
+	if len(stored) != n || stored["poison"] {
+		t.Errorf("stored %d events (poison: %v), want the %d others", len(stored), stored["poison"], n)
+	}
+	mu.Unlock()
+
+	r := kafka.NewReader(kafka.ReaderConfig{Brokers: []string{b.Addr()}, Topic: "dlq", GroupID: "dlq-reader", StartOffset: kafka.FirstOffset, MaxWait: 50 * time.Millisecond})
+	defer r.Close()
+	rctx, rcancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer rcancel()
+	m, err := r.ReadMessage(rctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if reason := headerValue(m.Headers, HeaderDLQReason, ""); reason != ReasonPanic || !strings.Contains(string(m.Value), `"poison"`) ||
+		!strings.Contains(headerValue(m.Headers, HeaderDLQError, ""), "nil map") {
+		t.Errorf("dead letter %s, reason %q, error %q; want the poison event, reason panic, the panic's message",
+			m.Value, reason, headerValue(m.Headers, HeaderDLQError, ""))
+	}
+}

@@ -304,43 +304,57 @@ func (w *wire) event(raw []byte, source string, receivedAt time.Time) (Event, er
 
 func (e *Event) setTimes(w *wire, receivedAt time.Time) error {
 	var err error
-	parse := func(field, s string) time.Time {
+	// parse reads a time member and whether it was sent. A sent time counts as sent even when it
+	// is 0001-01-01T00:00:00Z, Go's zero time: it must not pass for absent and be replaced.
+	parse := func(field, s string) (time.Time, bool) {
 		if s == "" || err != nil {
-			return time.Time{}
+			return time.Time{}, false
 		}
 		t, perr := ParseTimestamp(s)
 		if perr != nil {
 			err = &InvalidError{Reason: ReasonInvalidTimestamp, Field: field, Err: perr}
 		}
-		return t
+		return t, true
 	}
-	ts := parse("timestamp", w.Timestamp)
-	e.OriginalTimestamp = parse("originalTimestamp", w.OriginalTimestamp)
-	e.SentAt = parse("sentAt", w.SentAt)
-	e.ReceivedAt = parse("receivedAt", w.ReceivedAt)
+	ts, hasTS := parse("timestamp", w.Timestamp)
+	orig, hasOrig := parse("originalTimestamp", w.OriginalTimestamp)
+	sent, hasSent := parse("sentAt", w.SentAt)
+	received, hasReceived := parse("receivedAt", w.ReceivedAt)
 	if err != nil {
 		return err
 	}
-	if e.ReceivedAt.IsZero() {
-		e.ReceivedAt = receivedAt.UTC()
+	if !hasReceived {
+		received = receivedAt.UTC()
 	}
+	e.OriginalTimestamp, e.SentAt, e.ReceivedAt = orig, sent, received
+	from := "timestamp" // the member the event time comes from, for the error
 	switch {
-	case !ts.IsZero():
+	case hasTS:
 		e.Timestamp = ts
-	case !e.OriginalTimestamp.IsZero():
-		e.Timestamp = e.OriginalTimestamp
-		if !e.SentAt.IsZero() {
-			if skew := e.ReceivedAt.Sub(e.SentAt); skew > MaxClockSkew || skew < -MaxClockSkew {
-				e.Timestamp = e.OriginalTimestamp.Add(skew)
+	case hasOrig:
+		e.Timestamp, from = orig, "originalTimestamp"
+		if hasSent {
+			if skew := received.Sub(sent); skew > MaxClockSkew || skew < -MaxClockSkew {
+				e.Timestamp, from = orig.Add(skew), "originalTimestamp+receivedAt-sentAt"
 			}
 		}
 	default:
-		e.Timestamp = e.ReceivedAt
+		e.Timestamp, from = received, "receivedAt"
 	}
-	if e.Timestamp.Year() < 2000 || e.Timestamp.Year() > 2100 {
-		return &InvalidError{Reason: ReasonInvalidTimestamp, Field: "timestamp", Err: fmt.Errorf("%s is outside 2000..2100", e.Timestamp.Format(time.RFC3339))}
+	if !InTimeRange(e.Timestamp) {
+		return &InvalidError{Reason: ReasonInvalidTimestamp, Field: "timestamp",
+			Err: fmt.Errorf("%s (from %s) is outside 2000..2100", e.Timestamp.Format(time.RFC3339), from)}
 	}
 	return nil
+}
+
+// InTimeRange reports whether t lies in the years 2000 to 2100, the event times Waymark accepts:
+// an event whose time is outside goes to the dead-letter topic (ReasonInvalidTimestamp). The range
+// is Waymark's rule, well inside what ClickHouse stores (its Date column, which partitions events,
+// holds 1970 to 2149). The other times of a message (originalTimestamp, sentAt, receivedAt) only
+// need to parse: they are stored as sent, as epoch milliseconds (0 before 1970).
+func InTimeRange(t time.Time) bool {
+	return t.Year() >= 2000 && t.Year() <= 2100
 }
 
 // setProperties collects the event's properties, its traits (identify calls' traits and

@@ -1,8 +1,12 @@
 package sessionize
 
 import (
+	"context"
+	"math"
 	"strings"
 	"testing"
+
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/waymark-dev/waymark/ingest"
 )
@@ -28,6 +32,66 @@ func FuzzParseMap(f *testing.F) {
 		for _, st := range m.Stages {
 			for _, r := range st.Rules {
 				r.Matches(&e, m.Channel(&e))
+			}
+		}
+	})
+}
+
+// FuzzRunnerMetrics: any message the decoder accepts, however odd its values (amounts, times,
+// ids, names), goes through the sessionizer and the live metrics without a panic, and leaves
+// every metric finite. Each input is pushed twice and next to ordinary events of the same
+// customer, so identity links, duplicates, stage entries and amounts all meet it.
+func FuzzRunnerMetrics(f *testing.F) {
+	for _, seed := range []string{
+		`{"type":"track","event":"Order Completed","userId":"u","properties":{"revenue":-5}}`,
+		`{"type":"track","event":"Order Completed","userId":"u","properties":{"total":"NaN"}}`,
+		`{"type":"track","event":"Order Completed","userId":"u","properties":{"revenue":"Infinity"}}`,
+		`{"type":"track","event":"Order Completed","userId":"u","properties":{"revenue":1e308}}`,
+		`{"type":"track","event":"Order Refunded","userId":"u","properties":{"total":"-1e999"}}`,
+		`{"type":"identify","userId":"u","anonymousId":"a","traits":{"x":[1,{"y":null}]}}`,
+		`{"type":"alias","userId":"u","previousId":"u"}`,
+		`{"type":"page","anonymousId":"a","timestamp":"2100-12-31T23:59:59.999999999Z","context":{"page":{"url":"http://x/?gclid=%zz","referrer":"::"}}}`,
+		`{"type":"track","event":"Order Completed","userId":"u","originalTimestamp":"2026-01-01T00:00:00Z","sentAt":"2025-01-01T00:00:00Z"}`,
+		`{"type":"screen","userId":"","anonymousId":-0,"name":"\u0000","context":{"sessionId":1e999}}`,
+	} {
+		f.Add([]byte(seed))
+	}
+	m, err := LoadMap("")
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Fuzz(func(t *testing.T, raw []byte) {
+		e, err := ingest.Decode(raw, "fuzz", base)
+		if err != nil {
+			return
+		}
+		s, err := New(Config{}, m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		reg := prometheus.NewRegistry()
+		r, err := NewRunner(s, nil, nil, reg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		other := at(e.CustomerKey(), "Order Completed", 0)
+		other.PropertyKeys, other.PropertyValues = []string{"revenue"}, []string{"10"}
+		for range 2 {
+			if _, err := r.Prepare(context.Background(), []ingest.Event{other, e}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		families, err := reg.Gather()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, fam := range families {
+			for _, mt := range fam.GetMetric() {
+				for _, v := range []float64{mt.GetCounter().GetValue(), mt.GetGauge().GetValue(), mt.GetHistogram().GetSampleSum()} {
+					if math.IsNaN(v) || math.IsInf(v, 0) {
+						t.Fatalf("%s %v = %v after %s", fam.GetName(), mt.GetLabel(), v, raw)
+					}
+				}
 			}
 		}
 	})

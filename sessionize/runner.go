@@ -35,6 +35,13 @@ type History interface {
 // Runner puts a Sessionizer between the Kafka consumer (it is an ingest.Sink) and a store.
 // Sessions whose write failed are written again with the next batch, so a retried batch of
 // events, which the sessionizer has already absorbed, loses no session.
+//
+// A panic while a batch is prepared or stored leaves the sessionizer holding part of it, so the
+// Runner then forgets what the sessionizer holds (customers and identity links), as a restart
+// would, and panics on: the consumer recovers and writes the batch again in parts (ingest.Consumer
+// isolates the events that panic). The customers of the batches that follow are restored from the
+// store, so their sessions come out as in a run without the panic, less the events dead-lettered.
+// A batch prepared before the state was forgotten is prepared again before it is stored.
 type Runner struct {
 	mu            sync.Mutex
 	core          *Sessionizer
@@ -46,6 +53,9 @@ type Runner struct {
 	metrics       *runnerMetrics
 	// openCountedAt is when open sessions were last counted (an O(customers) walk).
 	openCountedAt time.Time
+	// generation counts the times the sessionizer's state was forgotten after a panic; a batch
+	// prepared in an earlier generation is prepared again before it is stored.
+	generation uint64
 }
 
 // NewRunner wires a Sessionizer to a Sink. When history is not nil, a customer the sessionizer
@@ -76,6 +86,7 @@ func (r *Runner) Write(ctx context.Context, events []ingest.Event) error {
 func (r *Runner) Prepare(ctx context.Context, events []ingest.Event) (func(context.Context) error, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	defer r.forgetOnPanic()
 	if err := r.restore(ctx, events); err != nil {
 		return nil, err
 	}
@@ -99,13 +110,42 @@ func (r *Runner) Prepare(ctx context.Context, events []ingest.Event) (func(conte
 		r.metrics.open.Set(float64(r.core.OpenSessions()))
 		r.openCountedAt = now
 	}
-	return func(ctx context.Context) error { return r.store(ctx, b, out.Sessions) }, nil
+	gen := r.generation
+	return func(ctx context.Context) error { return r.store(ctx, b, out.Sessions, gen) }, nil
+}
+
+// forgetOnPanic, deferred with r.mu held, forgets the sessionizer's state when the function
+// panics, and panics on.
+func (r *Runner) forgetOnPanic() {
+	if v := recover(); v != nil {
+		r.forget()
+		panic(v)
+	}
+}
+
+// forget drops what the sessionizer holds, as a restart would: customers are restored from the
+// store when they come back, identity links before the next batch. r.mu must be held.
+func (r *Runner) forget() {
+	r.core.Forget()
+	r.linksRestored = false
+	r.generation++
 }
 
 // store writes a prepared batch. On failure its sessions, links and persons go back to pending
-// (written again with the next batch: rows repeated with the same version change nothing).
-func (r *Runner) store(ctx context.Context, b Batch, changed []Session) error {
-	if err := r.sink.Write(ctx, b); err != nil {
+// (written again with the next batch: rows repeated with the same version change nothing). A
+// batch prepared before the sessionizer's state was forgotten (gen is old) is prepared again.
+func (r *Runner) store(ctx context.Context, b Batch, changed []Session, gen uint64) error {
+	r.mu.Lock()
+	stale := gen != r.generation
+	r.mu.Unlock()
+	if stale {
+		store, err := r.Prepare(ctx, b.Events)
+		if err != nil {
+			return err
+		}
+		return store(ctx)
+	}
+	if err := r.write(ctx, b); err != nil {
 		r.mu.Lock()
 		r.pending = Batch{
 			Sessions: append(b.Sessions, r.pending.Sessions...),
@@ -121,6 +161,20 @@ func (r *Runner) store(ctx context.Context, b Batch, changed []Session) error {
 		}
 	}
 	return nil
+}
+
+// write hands b to the sink; when the sink panics, it forgets the sessionizer's state (the
+// sessions in b are not stored) and panics on.
+func (r *Runner) write(ctx context.Context, b Batch) error {
+	defer func() {
+		if v := recover(); v != nil {
+			r.mu.Lock()
+			r.forget()
+			r.mu.Unlock()
+			panic(v)
+		}
+	}()
+	return r.sink.Write(ctx, b)
 }
 
 // latestPersons keeps the last link of each customer key: later ones come from newer merges.
@@ -188,6 +242,8 @@ type runnerMetrics struct {
 	stageEntries   *prometheus.CounterVec
 	orders         *prometheus.CounterVec
 	revenue        *prometheus.CounterVec
+	refunds        *prometheus.CounterVec
+	ignoredAmounts *prometheus.CounterVec
 }
 
 func newRunnerMetrics(reg prometheus.Registerer) (*runnerMetrics, error) {
@@ -223,12 +279,18 @@ func newRunnerMetrics(reg prometheus.Registerer) (*runnerMetrics, error) {
 			Name: "waymark_journey_orders_total", Help: "Order Completed events, by first-touch channel.",
 		}, []string{"channel"}),
 		revenue: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "waymark_journey_revenue_total", Help: "Revenue of Order Completed events (properties.revenue, else total), by first-touch channel.",
+			Name: "waymark_journey_revenue_total", Help: "Positive amounts of Order Completed events (properties.revenue, else total), by first-touch channel.",
 		}, []string{"channel"}),
+		refunds: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "waymark_journey_refunds_total", Help: "Refunds: negative amounts of Order Completed events and amounts of Order Refunded events, as absolute values, by first-touch channel.",
+		}, []string{"channel"}),
+		ignoredAmounts: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "waymark_journey_amounts_ignored_total", Help: "Order Completed amounts left out of revenue and refunds (the events are stored), by reason: not_a_number, not_finite, out_of_range.",
+		}, []string{"reason"}),
 	}
 	if reg != nil {
 		for _, c := range []prometheus.Collector{m.restored, m.restoreSeconds, m.customers, m.open, m.sessions, m.duplicates, m.late, m.beyondLateness,
-			m.links, m.merges, m.runaway, m.evicted, m.stageEntries, m.orders, m.revenue} {
+			m.links, m.merges, m.runaway, m.evicted, m.stageEntries, m.orders, m.revenue, m.refunds, m.ignoredAmounts} {
 			if err := reg.Register(c); err != nil {
 				return nil, fmt.Errorf("register sessionizer metrics: %w", err)
 			}
@@ -253,5 +315,11 @@ func (m *runnerMetrics) observe(s Stats) {
 	}
 	for ch, v := range s.Revenue {
 		m.revenue.WithLabelValues(ch).Add(v)
+	}
+	for ch, v := range s.Refunds {
+		m.refunds.WithLabelValues(ch).Add(v)
+	}
+	for reason, n := range s.IgnoredAmounts {
+		m.ignoredAmounts.WithLabelValues(reason).Add(float64(n))
 	}
 }

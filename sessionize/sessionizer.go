@@ -163,7 +163,13 @@ type Stats struct {
 	// customer's first-touch channel.
 	StageEntries map[StageChannel]int
 	Orders       map[string]int     // Order Completed events by first-touch channel
-	Revenue      map[string]float64 // their revenue (properties.revenue, else total), by channel
+	Revenue      map[string]float64 // their positive amounts (see OrderAmount), by channel
+	// Refunds are the negative amounts of Order Completed events and the amounts of Order
+	// Refunded events (Segment's e-commerce spec), as absolute values, by channel.
+	Refunds map[string]float64
+	// IgnoredAmounts counts amounts left out of Revenue and Refunds, by reason (AmountNotANumber,
+	// AmountNotFinite, AmountOutOfRange): the events are stored all the same.
+	IgnoredAmounts map[string]int
 }
 
 // StageChannel is a stage and a channel.
@@ -183,6 +189,7 @@ type Sessionizer struct {
 	restored  []string // customers restored since the last Push, to recompute and diff
 	strs      []string // interned strings
 	strIndex  map[string]uint32
+	compactAt int // size of strs at which it is rebuilt from the strings in use (see compactStrings)
 }
 
 // New builds a Sessionizer for the journey map jm.
@@ -192,7 +199,7 @@ func New(cfg Config, jm *Map) (*Sessionizer, error) {
 		return nil, fmt.Errorf("sessionizer config: %w", err)
 	}
 	s := &Sessionizer{cfg: cfg, jm: jm, customers: map[string]*customer{}, ids: newIdentities(cfg.MaxIDsPerPerson),
-		strIndex: map[string]uint32{}}
+		strIndex: map[string]uint32{}, compactAt: minCompactStrings}
 	for i, st := range jm.Stages {
 		for _, r := range st.Rules {
 			s.rules = append(s.rules, r)
@@ -218,7 +225,8 @@ type Output struct {
 // version above every earlier one, and what it saw. Events already seen (same source and
 // messageId) are ignored, so redelivered batches change nothing.
 func (s *Sessionizer) Push(now time.Time, events []ingest.Event) (Output, Stats) {
-	stats := Stats{Events: len(events), StageEntries: map[StageChannel]int{}, Orders: map[string]int{}, Revenue: map[string]float64{}}
+	stats := Stats{Events: len(events), StageEntries: map[StageChannel]int{}, Orders: map[string]int{},
+		Revenue: map[string]float64{}, Refunds: map[string]float64{}, IgnoredAmounts: map[string]int{}}
 	touched := s.restored
 	s.restored = nil
 	var merged [][2]string
@@ -259,7 +267,51 @@ func (s *Sessionizer) Push(now time.Time, events []ingest.Event) (Output, Stats)
 		out.Sessions = append(out.Sessions, s.diff(key, c, next)...)
 	}
 	stats.Evicted = s.evict()
+	s.compactStrings()
 	return out, stats
+}
+
+// minCompactStrings is the size of the string table below which it is never rebuilt.
+const minCompactStrings = 1 << 16
+
+// compactStrings rebuilds the string table from the strings the customers held still refer to,
+// once it has doubled since the last rebuild (and has at least minCompactStrings). Without it the
+// strings of evicted customers stayed forever, and a client sending a new event name or campaign
+// with every event grew the table until the process ran out of memory. It walks every point held,
+// so its cost, amortized over the strings interned since the last rebuild, is constant.
+func (s *Sessionizer) compactStrings() {
+	if len(s.strs) < s.compactAt {
+		return
+	}
+	strs, index := make([]string, 0, len(s.strs)/2), make(map[string]uint32, len(s.strs)/2)
+	keep := func(i *uint32) {
+		str := s.strs[*i]
+		j, ok := index[str]
+		if !ok {
+			j = uint32(len(strs))
+			strs = append(strs, str)
+			index[str] = j
+		}
+		*i = j
+	}
+	for _, c := range s.customers {
+		for k := range c.points {
+			p := &c.points[k]
+			keep(&p.touch)
+			keep(&p.channel)
+			keep(&p.campaign)
+		}
+		for k := range c.sessions {
+			ss := &c.sessions[k]
+			keep(&ss.entry)
+			keep(&ss.exit)
+			keep(&ss.channel)
+			keep(&ss.campaign)
+			keep(&ss.reason)
+		}
+	}
+	s.strs, s.strIndex = strs, index
+	s.compactAt = max(2*len(strs), minCompactStrings)
 }
 
 // evict drops the customers whose newest event is oldest, a tenth at a time, once more than
@@ -314,7 +366,7 @@ func comparePoints(a, b point) int {
 }
 
 // observe updates the counters an arriving event feeds: lateness, identity links and the live
-// journey (stage entries in arrival order, orders and revenue).
+// journey (stage entries in arrival order, orders, revenue and refunds).
 func (s *Sessionizer) observe(c *customer, e *ingest.Event, p point, stats *Stats, merged *[][2]string) {
 	gap := s.cfg.Gap.Milliseconds()
 	if len(c.points) > 0 && p.ms < c.latest-gap {
@@ -342,11 +394,15 @@ func (s *Sessionizer) observe(c *customer, e *ingest.Event, p point, stats *Stat
 		if p.rules&(1<<r) == 0 {
 			continue
 		}
-		if nth := s.rules[r].Nth; nth > 1 {
+		if nth := s.rules[r].Nth; nth > 1 && c.reached&(1<<s.ruleStage[r]) == 0 {
+			// Counted only until the stage is reached (it enters once), and only up to nth: a
+			// customer with a million matching events costs no scan per event.
 			n := 1 // this event
 			for _, q := range c.points {
 				if q.rules&(1<<r) != 0 {
-					n++
+					if n++; n >= nth {
+						break
+					}
 				}
 			}
 			if n < nth {
@@ -361,17 +417,72 @@ func (s *Sessionizer) observe(c *customer, e *ingest.Event, p point, stats *Stat
 		}
 	}
 	c.reached |= stages
-	if e.Type == "track" && e.Event == "Order Completed" {
-		stats.Orders[c.firstChannel]++
-		for _, name := range []string{"revenue", "total"} {
-			if v, ok := e.Property(name); ok {
-				if f, err := strconv.ParseFloat(v, 64); err == nil {
-					stats.Revenue[c.firstChannel] += f
-					break
-				}
-			}
-		}
+	if e.Type != "track" || e.Event != "Order Completed" && e.Event != "Order Refunded" {
+		return
 	}
+	v, why := OrderAmount(e)
+	if e.Event == "Order Completed" {
+		stats.Orders[c.firstChannel]++
+	} else {
+		v = -math.Abs(v) // Order Refunded: whatever its sign, an amount paid back
+	}
+	switch {
+	case why != "":
+		stats.IgnoredAmounts[why]++
+	case v > 0:
+		stats.Revenue[c.firstChannel] += v
+	case v < 0:
+		stats.Refunds[c.firstChannel] -= v
+	}
+}
+
+// MaxOrderAmount bounds the amount of one order (or refund) that live metrics count: a larger one
+// is a broken integration or an attack, and one such value would swamp every revenue graph (two of
+// 1e308 overflow a counter to +Inf). Waymark's own rule; it leaves sums far inside the range where
+// float64 holds whole numbers exactly (2^53).
+const MaxOrderAmount = 1e12
+
+// Why an order's amount is left out of the live revenue and refund metrics.
+const (
+	AmountNotANumber = "not_a_number" // not a JSON number or numeric string, e.g. "12 EUR", true, {}
+	AmountNotFinite  = "not_finite"   // NaN or ±Infinity (as strings), or beyond float64 (1e999)
+	AmountOutOfRange = "out_of_range" // larger in magnitude than MaxOrderAmount
+)
+
+// OrderAmount reads an Order Completed (or Order Refunded) event's amount: properties.revenue,
+// else properties.total (Segment's e-commerce spec names both), the first of them that is set. A
+// negative amount of Order Completed is a refund. It returns 0 and "" when neither is set, and 0 and a reason (AmountNotANumber,
+// AmountNotFinite, AmountOutOfRange) when the value cannot be counted; then the amount stays out of
+// the metrics, and the event is stored like any other.
+func OrderAmount(e *ingest.Event) (amount float64, ignored string) {
+	for _, name := range []string{"revenue", "total"} {
+		v, ok := e.Property(name)
+		if !ok {
+			continue
+		}
+		f, err := strconv.ParseFloat(v, 64)
+		switch {
+		case math.IsNaN(f) || math.IsInf(f, 0):
+			return 0, AmountNotFinite // ParseFloat gives ±Inf with an error beyond float64's range
+		case err != nil:
+			return 0, AmountNotANumber
+		case math.Abs(f) > MaxOrderAmount:
+			return 0, AmountOutOfRange
+		}
+		return f, ""
+	}
+	return 0, ""
+}
+
+// Forget drops every customer and identity link the sessionizer holds, as a restart would; only
+// the version counter stays, so versions keep rising. A Runner calls it when a panic may have left
+// a batch half absorbed, and restores customers from the store as they come back.
+func (s *Sessionizer) Forget() {
+	s.customers = map[string]*customer{}
+	s.ids = newIdentities(s.cfg.MaxIDsPerPerson)
+	s.watermark = 0
+	s.restored = nil
+	s.strs, s.strIndex = nil, map[string]uint32{}
 }
 
 // OpenSessions counts customers whose last session may still grow: their newest event is within

@@ -452,3 +452,118 @@ func TestCaps(t *testing.T) {
 		t.Errorf("bot sessions %v, want two cut at 3 events and the rest open", bot)
 	}
 }
+
+// TestOrderAmounts reads amounts from Order Completed events as the decoder gives them: refunds
+// are negative amounts, and what is not a finite, sane number is left out with a reason.
+func TestOrderAmounts(t *testing.T) {
+	tests := []struct {
+		properties string
+		amount     float64
+		ignored    string
+	}{
+		{`{"revenue":25.5}`, 25.5, ""},
+		{`{"total":10}`, 10, ""},
+		{`{"revenue":"19.90"}`, 19.9, ""},
+		{`{"revenue":12,"total":99}`, 12, ""},
+		{`{}`, 0, ""},
+		{`{"revenue":-5}`, -5, ""},
+		{`{"total":-1}`, -1, ""},
+		{`{"revenue":-0}`, 0, ""},
+		{`{"revenue":"NaN"}`, 0, AmountNotFinite},
+		{`{"revenue":"Infinity"}`, 0, AmountNotFinite},
+		{`{"revenue":"-Infinity"}`, 0, AmountNotFinite},
+		{`{"total":"+inf"}`, 0, AmountNotFinite},
+		{`{"revenue":1e999}`, 0, AmountNotFinite},
+		{`{"revenue":1e308}`, 0, AmountOutOfRange},
+		{`{"revenue":-1e13}`, 0, AmountOutOfRange},
+		{`{"revenue":"12 EUR"}`, 0, AmountNotANumber},
+		{`{"revenue":true}`, 0, AmountNotANumber},
+		{`{"revenue":{"amount":5}}`, 0, ""}, // a nested object is revenue.amount: no revenue
+		{`{"revenue":[5]}`, 0, AmountNotANumber},
+		{`{"revenue":""}`, 0, AmountNotANumber},
+		{`{"revenue":null}`, 0, ""}, // JSON null is no value
+	}
+	for _, tt := range tests {
+		t.Run(tt.properties, func(t *testing.T) {
+			e, err := ingest.Decode([]byte(`{"type":"track","event":"Order Completed","userId":"u","properties":`+tt.properties+`}`), "t", base)
+			if err != nil {
+				t.Fatal(err)
+			}
+			amount, ignored := OrderAmount(&e)
+			if amount != tt.amount || ignored != tt.ignored {
+				t.Errorf("OrderAmount() = %v, %q; want %v, %q", amount, ignored, tt.amount, tt.ignored)
+			}
+		})
+	}
+}
+
+// TestRefundsAndOddAmountsInStats: a refund (a negative Order Completed, or an Order Refunded)
+// counts in Refunds as an absolute amount, never against Revenue, and amounts that cannot be
+// counted are counted by reason.
+func TestRefundsAndOddAmountsInStats(t *testing.T) {
+	s := newTestSessionizer(t)
+	order := func(n float64, props, values []string) ingest.Event {
+		e := at("c", "Order Completed", n)
+		e.PropertyKeys, e.PropertyValues = props, values
+		return e
+	}
+	refunded := func(n float64, prop, value string) ingest.Event {
+		e := at("c", "Order Refunded", n)
+		e.PropertyKeys, e.PropertyValues = []string{prop}, []string{value}
+		return e
+	}
+	_, stats := s.Push(base, []ingest.Event{
+		order(1, []string{"revenue"}, []string{"30"}),
+		order(2, []string{"revenue"}, []string{"-5"}),
+		order(3, []string{"total"}, []string{"-1.5"}),
+		order(4, []string{"revenue"}, []string{"NaN"}),
+		order(5, []string{"revenue"}, []string{"1e308"}),
+		order(6, []string{"revenue"}, []string{"1e308"}),
+		order(7, []string{"revenue"}, []string{"free"}),
+		refunded(8, "total", "10"),
+		refunded(9, "total", "-2"),
+		refunded(10, "total", "NaN"),
+	})
+	if stats.Orders[ChannelDirect] != 7 || stats.Revenue[ChannelDirect] != 30 || stats.Refunds[ChannelDirect] != 18.5 {
+		t.Errorf("orders %v revenue %v refunds %v; want 7 orders, 30 revenue, 18.5 refunded", stats.Orders, stats.Revenue, stats.Refunds)
+	}
+	want := map[string]int{AmountNotFinite: 2, AmountOutOfRange: 2, AmountNotANumber: 1}
+	if fmt.Sprint(stats.IgnoredAmounts) != fmt.Sprint(want) {
+		t.Errorf("ignored amounts %v, want %v", stats.IgnoredAmounts, want)
+	}
+}
+
+// TestStringTableStaysBounded: a client that sends a new event name with every event, under
+// ever new customer keys, must not grow the sessionizer's string table without bound; the
+// customers still held keep their names.
+func TestStringTableStaysBounded(t *testing.T) {
+	m, err := LoadMap("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := New(Config{MaxCustomers: 1000}, m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kept := at("kept", "First Name", 0)
+	s.Push(base, []ingest.Event{kept})
+	const batches, perBatch = 100, 2000
+	for b := range batches {
+		events := make([]ingest.Event, 0, perBatch+1)
+		for i := range perBatch {
+			n := b*perBatch + i
+			events = append(events, at(fmt.Sprintf("c%d", n), fmt.Sprintf("Name %d", n), -1))
+		}
+		// The kept customer is the most recently active, so never evicted.
+		events = append(events, at("kept", fmt.Sprintf("Kept %d", b), float64(b+1)))
+		s.Push(base, events)
+	}
+	if n := len(s.strs); n > 2*minCompactStrings {
+		t.Errorf("string table holds %d strings after %d distinct names for at most 1,000 customers", n, batches*perBatch)
+	}
+	out, _ := s.Push(base, []ingest.Event{at("kept", "Last", float64(batches+1))})
+	if len(out.Sessions) != 1 || out.Sessions[0].EntryEvent != "First Name" || out.Sessions[0].ExitEvent != "Last" ||
+		out.Sessions[0].Events != batches+2 {
+		t.Errorf("kept customer's session %+v: want entry First Name, exit Last, %d events", out.Sessions, batches+2)
+	}
+}

@@ -14,7 +14,8 @@ const historyChunk = 1000
 
 // History returns the stored events and the live sessions of the given customers, so a
 // sessionizer that starts (or meets a customer it no longer holds) continues exactly where the
-// stored state left off. Events come back decoded from the bytes that were stored.
+// stored state left off. Events come back decoded from the bytes that were stored; one that no
+// longer decodes (stored by a version with a more lenient decoder) is left out, with a warning.
 func (s *Store) History(ctx context.Context, keys []string) ([]ingest.Event, []sessionize.Session, error) {
 	var events []ingest.Event
 	var sessions []sessionize.Session
@@ -74,7 +75,7 @@ func (s *Store) customersStored(ctx context.Context, keys []string) ([]string, e
 }
 
 func (s *Store) historyEvents(ctx context.Context, in string, args []any) ([]ingest.Event, error) {
-	rows, err := s.conn.Query(ctx, "SELECT source, any(raw), any(received_at_ms) FROM "+s.table("events")+
+	rows, err := s.conn.Query(ctx, "SELECT source, message_id, any(raw), any(received_at_ms) FROM "+s.table("events")+
 		" WHERE "+in+" GROUP BY source, message_id", args...)
 	if err != nil {
 		return nil, fmt.Errorf("load event history: %w", err)
@@ -82,14 +83,20 @@ func (s *Store) historyEvents(ctx context.Context, in string, args []any) ([]ing
 	defer rows.Close()
 	var out []ingest.Event
 	for rows.Next() {
-		var source, raw string
+		var source, id, raw string
 		var received uint64
-		if err := rows.Scan(&source, &raw, &received); err != nil {
+		if err := rows.Scan(&source, &id, &raw, &received); err != nil {
 			return nil, fmt.Errorf("load event history: %w", err)
 		}
 		e, err := ingest.Decode([]byte(raw), source, time.UnixMilli(int64(received)))
 		if err != nil {
-			return nil, fmt.Errorf("BUG: a stored event does not decode: %w", err)
+			// Stored by a version whose decoder was more lenient (it took a sent time of
+			// 0001-01-01T00:00:00Z for an absent one): it stays stored, and out of the restored
+			// history, as it would be dead-lettered today. Failing the restore instead would
+			// stall every batch with one of this customer's events, forever.
+			s.log.Warn("a stored event no longer decodes; restoring its customer without it",
+				"source", source, "message_id", id, "err", err)
+			continue
 		}
 		out = append(out, e)
 	}

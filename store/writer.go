@@ -24,7 +24,11 @@ func (s *Store) Write(ctx context.Context, b sessionize.Batch) error {
 			}
 			now := time.Now()
 			for i := range b.Events {
-				s.metrics.storedLag.Observe(now.Sub(b.Events[i].ReceivedAt).Seconds())
+				// receivedAt is a client's claim when a message came straight to Kafka: one of
+				// year 1 must not swamp the histogram's sum, nor one in the future make it shrink.
+				if at := b.Events[i].ReceivedAt; ingest.InTimeRange(at) {
+					s.metrics.storedLag.Observe(max(0, now.Sub(at).Seconds()))
+				}
 			}
 			return nil
 		})

@@ -346,6 +346,20 @@ func TestBadMessagesGoToTheDeadLetterTopic(t *testing.T) {
 // readDLQ reads the whole dead-letter topic and returns value by reason header.
 func readDLQ(ctx context.Context, broker string) (map[string]string, error) {
 	out := map[string]string{}
+	msgs, err := readDeadLetters(ctx, broker)
+	for _, m := range msgs {
+		for _, h := range m.Headers {
+			if h.Key == "waymark-dlq-reason" {
+				out[string(h.Value)] = string(m.Value)
+			}
+		}
+	}
+	return out, err
+}
+
+// readDeadLetters reads the whole dead-letter topic.
+func readDeadLetters(ctx context.Context, broker string) ([]kafka.Message, error) {
+	var out []kafka.Message
 	client := &kafka.Client{Addr: kafka.TCP(broker)}
 	meta, err := client.Metadata(ctx, &kafka.MetadataRequest{Topics: []string{"waymark.dlq"}})
 	if err != nil {
@@ -365,11 +379,7 @@ func readDLQ(ctx context.Context, broker string) (map[string]string, error) {
 				r.Close()
 				return out, err
 			}
-			for _, h := range m.Headers {
-				if h.Key == "waymark-dlq-reason" {
-					out[string(h.Value)] = string(m.Value)
-				}
-			}
+			out = append(out, m)
 		}
 		r.Close()
 	}

@@ -2,15 +2,23 @@ package main
 
 import (
 	"bufio"
+	"context"
 	"fmt"
 	"io"
+	"math"
 	"net"
 	"net/http"
 	"net/url"
+	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/segmentio/kafka-go"
+
+	"github.com/waymark-dev/waymark/ingest"
 )
 
 // TestHostileHTTPInputs throws slow clients and query parameters built for SQL injection at a
@@ -111,4 +119,199 @@ func TestHostileHTTPInputs(t *testing.T) {
 	if bad := queryStrings(t, "SELECT message_id FROM "+s.database+".events WHERE message_id LIKE 'bad-%'"); len(bad) > 0 {
 		t.Errorf("stored events of rejected requests: %v", bad)
 	}
+}
+
+// hostileEvents are Segment messages that hurt a running Waymark (../shared/cases/hostile, rows
+// 1 and 2, and what an audit of every metric and every use of an event's values found of the
+// same kind). Each is stored or dead-lettered with its reason, and none may crash or stall the
+// consumer or leave a metric NaN or infinite. In msg, %[1]s is replaced by a unique message id.
+var hostileEvents = []struct {
+	name string
+	msg  string
+	dlq  string // the dead-letter reason; "" when the event is stored
+	// ignored is the reason the event's amount stays out of the revenue metrics, if it does.
+	ignored string
+	refund  float64 // the amount it refunds
+	// viaHTTP is the collector's answer when it is not that of the consumer's verdict (200 when
+	// stored, 400 when dead-lettered): it refuses a body that is not UTF-8 as a whole.
+	viaHTTP int
+}{
+	{name: "refund: negative revenue", msg: `{"type":"track","event":"Order Completed","userId":"h1","messageId":"%[1]s","properties":{"revenue":-5}}`, refund: 5},
+	{name: "refund: negative total", msg: `{"type":"track","event":"Order Completed","userId":"h1","messageId":"%[1]s","properties":{"total":-1}}`, refund: 1},
+	{name: "refund: Order Refunded", msg: `{"type":"track","event":"Order Refunded","userId":"h1","messageId":"%[1]s","properties":{"order_id":"o1","total":3}}`, refund: 3},
+	{name: "revenue NaN as a string", msg: `{"type":"track","event":"Order Completed","userId":"h2","messageId":"%[1]s","properties":{"revenue":"NaN"}}`, ignored: "not_finite"},
+	{name: "revenue Infinity as a string", msg: `{"type":"track","event":"Order Completed","userId":"h2","messageId":"%[1]s","properties":{"revenue":"Infinity"}}`, ignored: "not_finite"},
+	{name: "revenue -Infinity as a string", msg: `{"type":"track","event":"Order Completed","userId":"h2","messageId":"%[1]s","properties":{"revenue":"-Infinity"}}`, ignored: "not_finite"},
+	{name: "revenue beyond float64", msg: `{"type":"track","event":"Order Completed","userId":"h2","messageId":"%[1]s","properties":{"revenue":1e999}}`, ignored: "not_finite"},
+	{name: "huge revenue (twice overflows a counter)", msg: `{"type":"track","event":"Order Completed","userId":"h3","messageId":"%[1]s","properties":{"revenue":1e308}}`, ignored: "out_of_range"},
+	{name: "huge revenue again", msg: `{"type":"track","event":"Order Completed","userId":"h3","messageId":"%[1]s","properties":{"revenue":1.7e308}}`, ignored: "out_of_range"},
+	{name: "revenue with a currency", msg: `{"type":"track","event":"Order Completed","userId":"h3","messageId":"%[1]s","properties":{"revenue":"12 EUR"}}`, ignored: "not_a_number"},
+	{name: "revenue an object", msg: `{"type":"track","event":"Order Completed","userId":"h3","messageId":"%[1]s","properties":{"revenue":{"amount":5}}}`, ignored: "not_a_number"},
+	{name: "timestamp year 1 (Go's zero time)", msg: `{"type":"track","event":"Product Viewed","userId":"h4","messageId":"%[1]s","timestamp":"0001-01-01T00:00:00Z"}`, dlq: "invalid_timestamp"},
+	{name: "timestamp year 9999", msg: `{"type":"track","event":"Product Viewed","userId":"h4","messageId":"%[1]s","timestamp":"9999-12-31T23:59:59Z"}`, dlq: "invalid_timestamp"},
+	{name: "device clock at year 1", msg: `{"type":"track","event":"Product Viewed","userId":"h4","messageId":"%[1]s","originalTimestamp":"2026-01-01T00:00:00Z","sentAt":"0001-01-01T00:00:00Z"}`, dlq: "invalid_timestamp"},
+	// Deeper than encoding/json (10,000) and the scanner (512) accept.
+	{name: "nesting 10,500 deep", msg: `{"type":"track","event":"Product Viewed","userId":"h5","messageId":"%[1]s","properties":{"a":` + strings.Repeat(`[`, 10500) + strings.Repeat(`]`, 10500) + `}}`, dlq: "invalid_json"},
+	{name: "event name of the wrong type", msg: `{"type":"track","event":5,"userId":"h5","messageId":"%[1]s"}`, dlq: "invalid_field"},
+	{name: "invalid UTF-8", msg: "{\"type\":\"track\",\"event\":\"Product \xff\xfe Viewed\",\"userId\":\"h6\xc3\",\"messageId\":\"%[1]s\"}", viaHTTP: 400},
+	{name: "userId a number beyond float64", msg: `{"type":"track","event":"Product Viewed","userId":1e999,"messageId":"%[1]s"}`},
+	{name: "event name of 20 KB", msg: `{"type":"track","event":"` + strings.Repeat("x", 20<<10) + `","userId":"h7","messageId":"%[1]s"}`},
+	{name: "2,000 properties", msg: `{"type":"track","event":"Product Viewed","userId":"h7","messageId":"%[1]s","properties":{` + manyProperties(2000) + `}}`},
+	{name: "empty strings", msg: `{"type":"page","name":"","userId":"h8","anonymousId":"","messageId":"%[1]s","properties":{"":"","path":""},"context":{"page":{"path":"","referrer":""},"campaign":{"medium":""}}}`},
+}
+
+func manyProperties(n int) string {
+	var b strings.Builder
+	for i := range n {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		fmt.Fprintf(&b, `"p%d":%d`, i, i)
+	}
+	return b.String()
+}
+
+// produceHostile writes every hostile event straight to Kafka, each followed by a good event of
+// the same customer key (so in the same partition, behind it), with message ids prefixed by
+// prefix. It returns the ids of the good events and of the hostile ones that must be stored.
+func produceHostile(t *testing.T, broker, prefix string) (good, stored []string) {
+	t.Helper()
+	w := &kafka.Writer{Addr: kafka.TCP(broker), Topic: "waymark.events", RequiredAcks: kafka.RequireAll, Balancer: &kafka.Murmur2Balancer{}}
+	defer w.Close()
+	var msgs []kafka.Message
+	for i, h := range hostileEvents {
+		id, next := fmt.Sprintf("%shostile-%d", prefix, i), fmt.Sprintf("%sgood-%d", prefix, i)
+		msgs = append(msgs,
+			kafka.Message{Key: []byte("hostile"), Value: fmt.Appendf(nil, h.msg, id)},
+			kafka.Message{Key: []byte("hostile"), Value: fmt.Appendf(nil, `{"type":"track","event":"Product Viewed","userId":"good","messageId":%q}`, next)})
+		good = append(good, next)
+		if h.dlq == "" {
+			stored = append(stored, id)
+		}
+	}
+	// A message that came straight to Kafka may claim its own receivedAt: one of year 1 is stored
+	// (its event time is its timestamp) but must not feed the lag histogram.
+	id := prefix + "received-year-1"
+	msgs = append(msgs, kafka.Message{Key: []byte("hostile"), Value: fmt.Appendf(nil,
+		`{"type":"track","event":"Product Viewed","userId":"h10","messageId":%q,"timestamp":"2026-01-01T00:00:00Z","receivedAt":"0001-01-02T00:00:00Z"}`, id)})
+	stored = append(stored, id)
+	if err := w.WriteMessages(context.Background(), msgs...); err != nil {
+		t.Fatal(err)
+	}
+	return good, stored
+}
+
+// checkHostileOutcome checks, on a Waymark whose consumer took each hostile event copies times
+// (one of them from produceHostile with kafkaPrefix):
+// what must be stored is, the rest is in the dead-letter topic with its reason, amounts are
+// counted as refunds or left out by reason, and every metric is finite.
+func checkHostileOutcome(t *testing.T, s *server, database, kafkaPrefix string, wantStored []string, copies int) {
+	t.Helper()
+	got := map[string]bool{}
+	for _, id := range queryStrings(t, "SELECT DISTINCT message_id FROM "+database+".events") {
+		got[id] = true
+	}
+	for _, id := range wantStored {
+		if !got[id] {
+			t.Errorf("event %s is not stored", id)
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	dead, err := readDeadLetters(ctx, s.broker)
+	if err != nil {
+		t.Fatalf("read dead letters: %v", err)
+	}
+	reasons := map[string][]string{} // message id → reasons it was dead-lettered with
+	for _, m := range dead {
+		_, rest, _ := strings.Cut(string(m.Value), `"messageId":"`) // read from the bytes: some do not decode
+		id, _, _ := strings.Cut(rest, `"`)
+		for _, h := range m.Headers {
+			if h.Key == ingest.HeaderDLQReason {
+				reasons[id] = append(reasons[id], string(h.Value))
+			}
+		}
+	}
+	metrics := scrape(t, s.http)
+	var refunds float64
+	ignored := map[string]int{}
+	for i, h := range hostileEvents {
+		id := fmt.Sprintf("%shostile-%d", kafkaPrefix, i)
+		switch {
+		case h.dlq != "" && !slices.Contains(reasons[id], h.dlq):
+			t.Errorf("%s: dead-lettered with %v, want reason %s", h.name, reasons[id], h.dlq)
+		case h.dlq == "" && len(reasons[id]) > 0:
+			t.Errorf("%s: dead-lettered with %v, want it stored", h.name, reasons[id])
+		}
+		refunds += float64(copies) * h.refund
+		if h.ignored != "" {
+			ignored[h.ignored] += copies
+		}
+	}
+	if line := fmt.Sprintf(`waymark_journey_refunds_total{channel="direct"} %g`, refunds); !strings.Contains(metrics, line+"\n") {
+		t.Errorf("metrics lack %s", line)
+	}
+	for reason, n := range ignored {
+		if line := fmt.Sprintf(`waymark_journey_amounts_ignored_total{reason=%q} %d`, reason, n); !strings.Contains(metrics, line+"\n") {
+			t.Errorf("metrics lack %s", line)
+		}
+	}
+	for _, line := range strings.Split(metrics, "\n") {
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		fields := strings.Fields(line)
+		v, err := strconv.ParseFloat(fields[len(fields)-1], 64)
+		if err != nil || math.IsNaN(v) || math.IsInf(v, 0) {
+			t.Errorf("metric not a finite number: %s", line)
+		}
+	}
+	// Lag: every event here was stored within minutes of reaching Kafka.
+	if sum, n := metricValue(t, metrics, "waymark_pipeline_stored_lag_seconds_sum"), metricValue(t, metrics, "waymark_pipeline_stored_lag_seconds_count"); sum > 3600*n {
+		t.Errorf("stored lag: %g s over %g events: a claimed receivedAt fed the histogram", sum, n)
+	}
+}
+
+// TestHostileEventsAreStoredOrDeadLettered sends each hostile event through the collector and
+// straight to Kafka, each followed by a good event, to a running Waymark: the collector answers
+// 200 or 400, the consumer stores or dead-letters each with its reason, the good events behind
+// them are stored, and the metrics stay finite. (TestPoisonCannotCrashLoop sends the same
+// events through an outside broker, with restarts.)
+func TestHostileEventsAreStoredOrDeadLettered(t *testing.T) {
+	s := startServe(t)
+	var wantStored []string
+	for i, h := range hostileEvents {
+		id := fmt.Sprintf("http-hostile-%d", i)
+		req, _ := http.NewRequest(http.MethodPost, "http://"+s.http+"/v1/track", strings.NewReader(fmt.Sprintf(h.msg, id)))
+		req.SetBasicAuth("test-key", "")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatalf("%s: %v", h.name, err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		want := 200
+		if h.dlq != "" {
+			want = 400
+		}
+		if h.viaHTTP != 0 {
+			want = h.viaHTTP
+		}
+		if want == 200 {
+			wantStored = append(wantStored, id)
+		}
+		if resp.StatusCode != want {
+			t.Errorf("%s: POST /v1/track answered %d %s, want %d", h.name, resp.StatusCode, body, want)
+		}
+	}
+	good, stored := produceHostile(t, s.broker, "kafka-")
+	wantStored = append(append(wantStored, good...), stored...)
+	s.waitStored(t)
+	select {
+	case err := <-s.exited:
+		s.exited <- err
+		t.Fatalf("waymark serve exited: %v", err)
+	default:
+	}
+	checkHostileOutcome(t, s, s.database, "kafka-", wantStored, 2) // through the collector and straight to Kafka
 }

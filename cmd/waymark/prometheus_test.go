@@ -179,7 +179,8 @@ func TestDashboardsAndRulesReturnDataInPrometheus(t *testing.T) {
 			case <-time.After(300 * time.Millisecond):
 				postTrack(t, s, fmt.Sprintf(`{"batch":[
 					{"type":"track","event":"Product Viewed","userId":"live-%d","context":{"campaign":{"medium":"email"}}},
-					{"type":"track","event":"Order Completed","userId":"live-%d","properties":{"revenue":19.9}}]}`, i, i))
+					{"type":"track","event":"Order Completed","userId":"live-%d","properties":{"revenue":19.9}},
+					{"type":"track","event":"Order Completed","userId":"live-%d","properties":{"revenue":-4.5}}]}`, i, i, i))
 			}
 		}
 	}()

@@ -1,0 +1,65 @@
+package sessionize
+
+import (
+	"context"
+	"math"
+	"testing"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/waymark-dev/waymark/ingest"
+)
+
+// TestRunnerMetricsTakeRefundsAndOddAmounts: a refund once panicked in the revenue counter
+// ("counter cannot decrease in value"), and "NaN" or 1e308 twice made it NaN or +Inf. Preparing
+// them now counts refunds apart, leaves odd amounts out by reason, and every metric stays finite.
+func TestRunnerMetricsTakeRefundsAndOddAmounts(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	r, err := NewRunner(newTestSessionizer(t), nil, nil, reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var events []ingest.Event
+	for i, props := range []string{`{"revenue":40}`, `{"revenue":-5}`, `{"total":-1}`, `{"revenue":"NaN"}`, `{"revenue":"Infinity"}`,
+		`{"revenue":1e308}`, `{"revenue":1e308}`, `{"revenue":"-Infinity"}`} {
+		raw := `{"type":"track","event":"Order Completed","userId":"u","messageId":"o` + string(rune('a'+i)) + `","properties":` + props + `}`
+		e, err := ingest.Decode([]byte(raw), "t", base)
+		if err != nil {
+			t.Fatal(err)
+		}
+		events = append(events, e)
+	}
+	if _, err := r.Prepare(context.Background(), events); err != nil {
+		t.Fatal(err)
+	}
+	families, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]float64{}
+	for _, f := range families {
+		for _, m := range f.GetMetric() {
+			name := f.GetName()
+			for _, l := range m.GetLabel() {
+				name += "{" + l.GetValue() + "}"
+			}
+			for _, v := range []float64{m.GetCounter().GetValue(), m.GetGauge().GetValue(), m.GetHistogram().GetSampleSum()} {
+				if math.IsNaN(v) || math.IsInf(v, 0) {
+					t.Errorf("%s = %v", name, v)
+				}
+			}
+			got[name] = m.GetCounter().GetValue()
+		}
+	}
+	for name, want := range map[string]float64{
+		"waymark_journey_revenue_total{direct}":               40,
+		"waymark_journey_refunds_total{direct}":               6,
+		"waymark_journey_orders_total{direct}":                8,
+		"waymark_journey_amounts_ignored_total{not_finite}":   3,
+		"waymark_journey_amounts_ignored_total{out_of_range}": 2,
+	} {
+		if got[name] != want {
+			t.Errorf("%s = %v, want %v", name, got[name], want)
+		}
+	}
+}
