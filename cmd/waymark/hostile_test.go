@@ -146,7 +146,7 @@ var hostileEvents = []struct {
 	{name: "huge revenue (twice overflows a counter)", msg: `{"type":"track","event":"Order Completed","userId":"h3","messageId":"%[1]s","properties":{"revenue":1e308}}`, ignored: "out_of_range"},
 	{name: "huge revenue again", msg: `{"type":"track","event":"Order Completed","userId":"h3","messageId":"%[1]s","properties":{"revenue":1.7e308}}`, ignored: "out_of_range"},
 	{name: "revenue with a currency", msg: `{"type":"track","event":"Order Completed","userId":"h3","messageId":"%[1]s","properties":{"revenue":"12 EUR"}}`, ignored: "not_a_number"},
-	{name: "revenue an object", msg: `{"type":"track","event":"Order Completed","userId":"h3","messageId":"%[1]s","properties":{"revenue":{"amount":5}}}`, ignored: "not_a_number"},
+	{name: "revenue an array", msg: `{"type":"track","event":"Order Completed","userId":"h3","messageId":"%[1]s","properties":{"revenue":[5]}}`, ignored: "not_a_number"},
 	{name: "timestamp year 1 (Go's zero time)", msg: `{"type":"track","event":"Product Viewed","userId":"h4","messageId":"%[1]s","timestamp":"0001-01-01T00:00:00Z"}`, dlq: "invalid_timestamp"},
 	{name: "timestamp year 9999", msg: `{"type":"track","event":"Product Viewed","userId":"h4","messageId":"%[1]s","timestamp":"9999-12-31T23:59:59Z"}`, dlq: "invalid_timestamp"},
 	{name: "device clock at year 1", msg: `{"type":"track","event":"Product Viewed","userId":"h4","messageId":"%[1]s","originalTimestamp":"2026-01-01T00:00:00Z","sentAt":"0001-01-01T00:00:00Z"}`, dlq: "invalid_timestamp"},
