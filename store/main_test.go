@@ -29,6 +29,10 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	code := m.Run()
+	if died, why := server.Exited(); died { // the engine died under the tests: say so, with its log
+		fmt.Fprintln(os.Stderr, why)
+		code = 1
+	}
 	server.Stop()
 	os.RemoveAll(dir)
 	os.Exit(code)

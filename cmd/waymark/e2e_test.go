@@ -59,7 +59,12 @@ func testMain(m *testing.M) int {
 		return 1
 	}
 	defer chServer.Stop()
-	return m.Run()
+	code := m.Run()
+	if died, why := chServer.Exited(); died { // the engine died under the tests: say so, with its log
+		fmt.Fprintln(os.Stderr, why)
+		code = 1
+	}
+	return code
 }
 
 // server is a running `waymark serve` with its own dev broker and database.
