@@ -82,8 +82,11 @@ func freeAddr(t testing.TB) string {
 	return l.Addr().String()
 }
 
-// startServe starts `waymark serve` with the collector (write key "test-key", source "test") and
-// ingest roles, plus extra flags.
+// testReadKey is the read key startServe gives the query API; httpGet sends it.
+const testReadKey = "test-read-key"
+
+// startServe starts `waymark serve` with all roles (write key "test-key", source "test"; read key
+// testReadKey), plus extra flags. An --http-addr among them is polled on 127.0.0.1 and its port.
 func startServe(t testing.TB, extra ...string) *server {
 	t.Helper()
 	s := &server{
@@ -93,7 +96,14 @@ func startServe(t testing.TB, extra ...string) *server {
 		log:      &lockedBuffer{},
 		exited:   make(chan error, 1),
 	}
-	args := append([]string{"serve", "--http-addr", s.http, "--flush-interval", "100ms", "--write-keys-inline", "test-key=test"}, extra...)
+	for i, arg := range extra {
+		if arg == "--http-addr" && i+1 < len(extra) {
+			_, port, _ := net.SplitHostPort(extra[i+1])
+			s.http = net.JoinHostPort("127.0.0.1", port)
+		}
+	}
+	args := append([]string{"serve", "--http-addr", s.http, "--flush-interval", "100ms", "--write-keys-inline", "test-key=test",
+		"--read-keys-inline", testReadKey + "=tests"}, extra...)
 	s.cmd = exec.Command(binary, args...)
 	s.cmd.Env = append(os.Environ(),
 		"WAYMARK_KAFKA_BROKERS=",
@@ -442,9 +452,16 @@ func queryCountOn(t testing.TB, addr, q string) uint64 {
 	return n
 }
 
+// httpGet gets url with the read key, as every client of the query API must send it (the other
+// endpoints ignore it).
 func httpGet(t *testing.T, url string) (int, string) {
 	t.Helper()
-	resp, err := http.Get(url)
+	req, err := http.NewRequest(http.MethodGet, url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer "+testReadKey)
+	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
