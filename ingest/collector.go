@@ -115,7 +115,8 @@ type Collector struct {
 	kafka *health
 }
 
-// NewCollector checks cfg and builds a Collector. Nothing connects until the first request.
+// NewCollector checks cfg and builds a Collector. Nothing connects until the first request or
+// Run's first check; until that check passes, Ready reports the collector not ready.
 func NewCollector(cfg CollectorConfig, log *slog.Logger, reg prometheus.Registerer) (*Collector, error) {
 	cfg.setDefaults()
 	if err := cfg.Validate(); err != nil {
@@ -208,6 +209,9 @@ func (c *Collector) checkKafka(ctx context.Context) error {
 		for leader := range leaders {
 			conn, err := dialer.DialContext(ctx, "tcp", leader)
 			if err == nil {
+				if deadline, ok := ctx.Deadline(); ok {
+					conn.SetDeadline(deadline)
+				}
 				_, err = conn.ApiVersions()
 				conn.Close()
 			}

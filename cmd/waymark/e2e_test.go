@@ -123,7 +123,7 @@ func startServe(t testing.TB, extra ...string) *server {
 			t.Logf("waymark serve log:\n%s", s.log)
 		}
 	})
-	deadline := time.Now().Add(30 * time.Second)
+	deadline := time.Now().Add(2 * time.Minute) // a hang guard, not a speed bound
 	for {
 		resp, err := http.Get("http://" + s.http + "/readyz")
 		if err == nil {
@@ -133,7 +133,7 @@ func startServe(t testing.TB, extra ...string) *server {
 			}
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("waymark serve not ready after 30s: %v", err)
+			t.Fatalf("waymark serve not ready after 2 minutes: %v", err)
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
@@ -321,7 +321,7 @@ func TestBadMessagesGoToTheDeadLetterTopic(t *testing.T) {
 	if err := w.WriteMessages(ctx, msgs...); err != nil {
 		t.Fatal(err)
 	}
-	wctx, cancel := context.WithTimeout(ctx, time.Minute)
+	wctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
 	defer cancel()
 	if err := ingest.WaitCaughtUp(wctx, []string{s.broker}, "waymark", "waymark.events"); err != nil {
 		t.Fatal(err)
@@ -332,7 +332,7 @@ func TestBadMessagesGoToTheDeadLetterTopic(t *testing.T) {
 		t.Errorf("customers with Product Viewed = %d, want 1", f.Steps[0].Customers)
 	}
 	// Every bad one is on the dead-letter topic with its reason.
-	rctx, rcancel := context.WithTimeout(ctx, 20*time.Second)
+	rctx, rcancel := context.WithTimeout(ctx, 2*time.Minute)
 	defer rcancel()
 	got, err := readDLQ(rctx, s.broker)
 	if err != nil {
@@ -398,8 +398,8 @@ func TestServeStopsCleanlyOnSIGTERM(t *testing.T) {
 		if err != nil {
 			t.Fatalf("serve exited with %v after SIGTERM", err)
 		}
-	case <-time.After(30 * time.Second):
-		t.Fatal("serve did not stop within 30s of SIGTERM")
+	case <-time.After(2 * time.Minute): // a hang guard: it must stop, however slowly
+		t.Fatal("serve did not stop within 2 minutes of SIGTERM")
 	}
 	if !strings.Contains(s.log.String(), "consumer flushed") && !strings.Contains(s.log.String(), "stopped") {
 		t.Errorf("no shutdown log lines:\n%s", s.log)

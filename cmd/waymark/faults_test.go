@@ -55,17 +55,10 @@ func TestClickHouseOutage(t *testing.T) {
 	ch.Stop()
 	outage := time.Now()
 	// While ClickHouse is down: /readyz fails, the group's lag stays, memory stays bounded.
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		status, body := httpGet(t, "http://"+s.http+"/readyz")
-		if status == 503 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("/readyz still %d (%s) with ClickHouse down", status, body)
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
+	waitFor(t, "/readyz to fail with ClickHouse down", func() bool {
+		status, _ := httpGet(t, "http://"+s.http+"/readyz")
+		return status == 503
+	})
 	s.waymark(t, "replay", "--format", "taobao", "--file", taobaoSample, "--repeat", "3", "--kafka-brokers", broker)
 	time.Sleep(30*time.Second - time.Since(outage))
 	lag, err := ingest.GroupLag(context.Background(), []string{broker}, "waymark", "waymark.events")
