@@ -52,7 +52,9 @@ go build -o "$bin" ./cmd/waymark
 
 stop_pid "the previous waymark serve" "$local_dir/waymark.pid"
 echo "starting waymark serve (log: .local/waymark.log)"
-nohup "$bin" serve --write-keys-inline "${WAYMARK_LOCAL_WRITE_KEY:-dev-key}=local" >"$local_dir/waymark.log" 2>&1 &
+read_key=${WAYMARK_LOCAL_READ_KEY:-dev-read-key}
+nohup "$bin" serve --write-keys-inline "${WAYMARK_LOCAL_WRITE_KEY:-dev-key}=local" \
+  --read-keys-inline "$read_key=local" >"$local_dir/waymark.log" 2>&1 &
 echo $! > "$local_dir/waymark.pid"
 for _ in $(seq 300); do
   curl -fsS http://127.0.0.1:8080/readyz >/dev/null 2>&1 && break
@@ -72,10 +74,12 @@ echo "View → cart → order, window 24 hours:"
 
 cat <<MSG
 
-Waymark is running. Open the journey map: http://127.0.0.1:8080/
-Metrics on http://127.0.0.1:8080/metrics, readiness on /readyz, the query API under /api/v1/,
-the dev broker on 127.0.0.1:9092 (in memory only), ClickHouse on 127.0.0.1:9000 (database waymark).
+Waymark is running. Open the journey map: http://127.0.0.1:8080/ (read key: $read_key)
+Metrics on http://127.0.0.1:8080/metrics, readiness on /readyz, the query API under /api/v1/
+(with the read key), the dev broker on 127.0.0.1:9092 (in memory only), ClickHouse on
+127.0.0.1:9000 (database waymark).
 Ask more questions:
+  curl -H 'Authorization: Bearer $read_key' 'http://127.0.0.1:8080/api/v1/funnel?steps=Product+Viewed,Order+Completed'
   $bin funnel --steps "awareness,conversion,loyalty" --window 7d --json
   $bin dropoff --steps "Product Viewed,Product Added,Order Completed"
   $bin next --anchor "Product Added"

@@ -3,6 +3,7 @@ package ingest
 import (
 	"bytes"
 	"compress/gzip"
+	"compress/zlib"
 	"context"
 	"crypto/sha256"
 	"encoding/base64"
@@ -12,6 +13,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"strconv"
 	"strings"
@@ -45,6 +47,9 @@ type CollectorConfig struct {
 	MaxEventBytes, MaxBatchBytes int
 	// ProduceTimeout is how long a request waits for Kafka before answering 503; default 10s.
 	ProduceTimeout time.Duration
+	// BrokerCheckInterval is how often Run asks Kafka whether the topic's partition leaders can
+	// be reached while they can; default 5s. While they cannot, Run asks every second.
+	BrokerCheckInterval time.Duration
 	// RateLimit is the events per second allowed per write key, with bursts of RateBurst;
 	// 0 (default) means no limit.
 	RateLimit float64
@@ -66,6 +71,9 @@ func (c *CollectorConfig) setDefaults() {
 	}
 	if c.ProduceTimeout == 0 {
 		c.ProduceTimeout = 10 * time.Second
+	}
+	if c.BrokerCheckInterval == 0 {
+		c.BrokerCheckInterval = 5 * time.Second
 	}
 	if c.RateLimit > 0 && c.RateBurst == 0 {
 		c.RateBurst = max(int(c.RateLimit), 500)
@@ -94,16 +102,21 @@ func (c *CollectorConfig) Validate() error {
 // analytics-node and the other Segment libraries send, and answers 200 only once Kafka has
 // acknowledged every accepted event.
 type Collector struct {
-	cfg      CollectorConfig
-	log      *slog.Logger
-	producer *kafka.Writer
-	dlq      *kafka.Writer
-	metrics  *collectorMetrics
-	limiters sync.Map // write key -> *rate.Limiter
-	draining atomic.Bool
+	cfg       CollectorConfig
+	log       *slog.Logger
+	producer  *kafka.Writer
+	dlq       *kafka.Writer
+	transport *kafka.Transport // the producers'
+	metrics   *collectorMetrics
+	limiters  sync.Map // write key -> *rate.Limiter
+	draining  atomic.Bool
+	// kafka is why events cannot be produced now, nil when they can: set by Run's broker checks
+	// and by every produce, so /readyz fails as soon as Kafka does and recovers by itself.
+	kafka *health
 }
 
-// NewCollector checks cfg and builds a Collector. Nothing connects until the first request.
+// NewCollector checks cfg and builds a Collector. Nothing connects until the first request or
+// Run's first check; until that check passes, Ready reports the collector not ready.
 func NewCollector(cfg CollectorConfig, log *slog.Logger, reg prometheus.Registerer) (*Collector, error) {
 	cfg.setDefaults()
 	if err := cfg.Validate(); err != nil {
@@ -113,9 +126,14 @@ func NewCollector(cfg CollectorConfig, log *slog.Logger, reg prometheus.Register
 	if err != nil {
 		return nil, err
 	}
+	// The producers' own transport, so that Run can drop its connections and cached metadata
+	// when Kafka is back: kafka-go would otherwise go on answering with the outage's error until
+	// its metadata expires.
+	transport := &kafka.Transport{Dial: (&net.Dialer{Timeout: 3 * time.Second}).DialContext}
 	writer := func(topic string) *kafka.Writer {
 		return &kafka.Writer{
 			Addr:                   kafka.TCP(cfg.Brokers...),
+			Transport:              transport,
 			Topic:                  topic,
 			Balancer:               &kafka.Murmur2Balancer{},
 			RequiredAcks:           kafka.RequireAll,
@@ -131,24 +149,127 @@ func NewCollector(cfg CollectorConfig, log *slog.Logger, reg prometheus.Register
 	if len(cfg.WriteKeys) == 0 {
 		log.Warn("collector has no write keys: every tracking call will get 401; set --write-keys or --write-keys-inline")
 	}
-	return &Collector{cfg: cfg, log: log, producer: writer(cfg.Topic), dlq: writer(cfg.DLQTopic), metrics: m}, nil
+	c := &Collector{cfg: cfg, log: log, producer: writer(cfg.Topic), dlq: writer(cfg.DLQTopic), transport: transport, metrics: m, kafka: &health{}}
+	c.kafka.set(errors.New("kafka not checked yet"))
+	return c, nil
+}
+
+// Run checks every BrokerCheckInterval (every second while it fails) that the topic's partition
+// leaders answer, so that Ready tells whether events can be produced even when no request
+// comes, and recovers by itself once Kafka is back. It returns nil when ctx is done.
+func (c *Collector) Run(ctx context.Context) error {
+	timer := time.NewTimer(0)
+	defer timer.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-timer.C:
+		}
+		err := c.checkKafka(ctx)
+		if ctx.Err() != nil {
+			return nil
+		}
+		if err == nil && c.kafka.get() != nil {
+			c.transport.CloseIdleConnections() // start afresh, not from the outage's state
+		}
+		c.setKafka(err)
+		wait := c.cfg.BrokerCheckInterval
+		if err != nil {
+			wait = min(wait, time.Second)
+		}
+		timer.Reset(wait)
+	}
+}
+
+// checkKafka asks a bootstrap broker for the topic's partitions (creating the topic when the
+// broker allows, as the producer would) and then asks each partition leader for its API
+// versions: the cheapest requests that show a produce would reach every partition.
+func (c *Collector) checkKafka(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, c.cfg.ProduceTimeout)
+	defer cancel()
+	dialer := &kafka.Dialer{Timeout: c.cfg.ProduceTimeout}
+	var errs []error
+	for _, broker := range c.cfg.Brokers {
+		parts, err := readPartitions(ctx, dialer, broker, c.cfg.Topic)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		leaders := map[string]bool{}
+		for _, p := range parts {
+			if p.Error != nil || p.Leader.Host == "" {
+				return fmt.Errorf("kafka topic %s partition %d has no leader: %v", c.cfg.Topic, p.ID, p.Error)
+			}
+			leaders[net.JoinHostPort(p.Leader.Host, strconv.Itoa(p.Leader.Port))] = true
+		}
+		if len(parts) == 0 {
+			return fmt.Errorf("kafka topic %s has no partitions yet", c.cfg.Topic)
+		}
+		for leader := range leaders {
+			conn, err := dialer.DialContext(ctx, "tcp", leader)
+			if err == nil {
+				if deadline, ok := ctx.Deadline(); ok {
+					conn.SetDeadline(deadline)
+				}
+				_, err = conn.ApiVersions()
+				conn.Close()
+			}
+			if err != nil {
+				return fmt.Errorf("kafka partition leader %s: %w", leader, err)
+			}
+		}
+		return nil
+	}
+	return fmt.Errorf("kafka brokers %s: %w", strings.Join(c.cfg.Brokers, ","), errors.Join(errs...))
+}
+
+// readPartitions reads the partitions of topic from one broker.
+func readPartitions(ctx context.Context, dialer *kafka.Dialer, broker, topic string) ([]kafka.Partition, error) {
+	conn, err := dialer.DialContext(ctx, "tcp", broker)
+	if err != nil {
+		return nil, err
+	}
+	defer conn.Close()
+	if deadline, ok := ctx.Deadline(); ok {
+		conn.SetDeadline(deadline)
+	}
+	return conn.ReadPartitions(topic)
+}
+
+// setKafka records whether events can be produced, logging each change.
+func (c *Collector) setKafka(err error) {
+	was := c.kafka.get()
+	c.kafka.set(err)
+	switch {
+	case err != nil && was == nil:
+		c.log.Warn("kafka unavailable: /readyz fails until it is back", "err", err)
+	case err == nil && was != nil:
+		c.log.Info("kafka available: the collector is ready")
+	}
 }
 
 // Drain makes the collector refuse new tracking calls with 503, so load balancers and SDKs move
 // on while in-flight requests finish. Ready reports it.
 func (c *Collector) Drain() { c.draining.Store(true) }
 
-// Ready reports nil unless the collector is draining.
+// Ready reports nil when the collector takes events: it is not draining, and Kafka took the last
+// produce or answered the last check of Run (before Run's first check, it is not ready).
 func (c *Collector) Ready() error {
 	if c.draining.Load() {
 		return errors.New("collector is draining")
+	}
+	if err := c.kafka.get(); err != nil {
+		return fmt.Errorf("collector cannot produce: %w", err)
 	}
 	return nil
 }
 
 // Close flushes and closes the Kafka producers.
 func (c *Collector) Close() error {
-	return errors.Join(c.producer.Close(), c.dlq.Close())
+	err := errors.Join(c.producer.Close(), c.dlq.Close())
+	c.transport.CloseIdleConnections()
+	return err
 }
 
 // endpoints maps each tracking path to its call type ("batch" for batches).
@@ -208,6 +329,13 @@ type requestError struct {
 func (e *requestError) Error() string { return e.message }
 
 func (c *Collector) handle(w http.ResponseWriter, r *http.Request, kind string) error {
+	// A key sent in a header is checked before the body is read: a caller without a valid key
+	// learns nothing about its body, and costs no decompression. Only a key in the body needs
+	// the body parsed first.
+	key := headerWriteKey(r)
+	if _, ok := c.cfg.WriteKeys[key]; key != "" && !ok {
+		return c.fail(w, &requestError{http.StatusUnauthorized, "writeKey", "unknown write key"})
+	}
 	body, err := c.readBody(r, kind)
 	if err != nil {
 		return c.fail(w, err)
@@ -217,7 +345,9 @@ func (c *Collector) handle(w http.ResponseWriter, r *http.Request, kind string) 
 	if err != nil {
 		return c.fail(w, err)
 	}
-	key := writeKey(r, req.writeKey)
+	if key == "" {
+		key = req.writeKey
+	}
 	source, ok := c.cfg.WriteKeys[key]
 	if !ok {
 		msg := "unknown write key"
@@ -234,14 +364,15 @@ func (c *Collector) handle(w http.ResponseWriter, r *http.Request, kind string) 
 		// A single call that cannot be used: the SDK will not retry a 400, so it goes to the
 		// dead-letter topic first, like a rejected event of a batch.
 		if err := c.produce(r.Context(), source, nil, rejected); err != nil {
-			return c.unavailable(w, err)
+			return c.unavailable(w, r, err)
 		}
 		c.countRejected(rejected)
 		return c.fail(w, &requestError{http.StatusBadRequest, rejected[0].field, rejected[0].err.Error()})
 	}
 	if err := c.produce(r.Context(), source, accepted, rejected); err != nil {
-		return c.unavailable(w, err)
+		return c.unavailable(w, r, err)
 	}
+	c.setKafka(nil)
 	c.metrics.events.WithLabelValues("accepted", "").Add(float64(len(accepted)))
 	c.countRejected(rejected)
 	resp := batchResponse{Success: true, Accepted: len(accepted)}
@@ -258,12 +389,21 @@ func (c *Collector) countRejected(rejected []rejectedEvent) {
 	}
 }
 
-// readBody reads the request body, gunzipping it when it is gzip (by header or by its magic
-// bytes: some SDKs label gzip bodies as form data), within the size limit.
+// readBody reads the request body within the size limit, decompressing it as its
+// Content-Encoding says: gzip (or x-gzip), deflate (the zlib format, as RFC 9110 §8.4.1.2 defines
+// it), or none ("identity"), where a body that starts with gzip's magic bytes is gunzipped anyway
+// (some SDKs label gzip bodies as form data). Any other coding is a 415 naming Content-Encoding.
 func (c *Collector) readBody(r *http.Request, kind string) ([]byte, error) {
 	limit := c.cfg.MaxBatchBytes
 	if kind != "batch" {
 		limit = c.cfg.MaxEventBytes
+	}
+	coding := strings.ToLower(strings.TrimSpace(strings.Join(r.Header.Values("Content-Encoding"), ",")))
+	switch coding {
+	case "", "identity", "gzip", "x-gzip", "deflate":
+	default:
+		return nil, &requestError{http.StatusUnsupportedMediaType, "Content-Encoding",
+			fmt.Sprintf("Content-Encoding %q is not supported: send gzip, deflate or an uncompressed body", coding)}
 	}
 	tooLarge := &requestError{http.StatusBadRequest, "body", fmt.Sprintf("body larger than %d bytes", limit)}
 	raw, err := io.ReadAll(io.LimitReader(r.Body, int64(limit)+1))
@@ -273,23 +413,26 @@ func (c *Collector) readBody(r *http.Request, kind string) ([]byte, error) {
 	if len(raw) > limit {
 		return nil, tooLarge
 	}
-	gz := strings.EqualFold(r.Header.Get("Content-Encoding"), "gzip") || bytes.HasPrefix(raw, []byte{0x1f, 0x8b})
-	if !gz {
-		if !utf8.Valid(raw) {
-			return nil, &requestError{http.StatusBadRequest, "body", "body is not valid UTF-8"}
+	if (coding == "" || coding == "identity") && bytes.HasPrefix(raw, []byte{0x1f, 0x8b}) {
+		coding = "gzip"
+	}
+	body := raw
+	if coding != "" && coding != "identity" {
+		var zr io.Reader
+		if coding == "deflate" {
+			zr, err = zlib.NewReader(bytes.NewReader(raw))
+		} else {
+			zr, err = gzip.NewReader(bytes.NewReader(raw))
 		}
-		return raw, nil
-	}
-	zr, err := gzip.NewReader(bytes.NewReader(raw))
-	if err != nil {
-		return nil, &requestError{http.StatusBadRequest, "body", "invalid gzip body: " + err.Error()}
-	}
-	body, err := io.ReadAll(io.LimitReader(zr, int64(limit)+1))
-	if err != nil {
-		return nil, &requestError{http.StatusBadRequest, "body", "invalid gzip body: " + err.Error()}
-	}
-	if len(body) > limit {
-		return nil, tooLarge
+		if err == nil {
+			body, err = io.ReadAll(io.LimitReader(zr, int64(limit)+1))
+		}
+		if err != nil {
+			return nil, &requestError{http.StatusBadRequest, "body", fmt.Sprintf("invalid %s body: %v", coding, err)}
+		}
+		if len(body) > limit {
+			return nil, tooLarge
+		}
 	}
 	if !utf8.Valid(body) {
 		return nil, &requestError{http.StatusBadRequest, "body", "body is not valid UTF-8"}
@@ -312,6 +455,11 @@ type trackingRequest struct {
 // errTooManyEvents stops reading a batch at its MaxBatchEvents+1st event.
 var errTooManyEvents = fmt.Errorf("batch has more than %d events", MaxBatchEvents)
 
+// errDuplicateBatch stops reading a body at its second batch member. Other repeated members are
+// read as encoding/json reads them, the last one winning; two lists of events are refused rather
+// than one of them dropped or both taken.
+var errDuplicateBatch = errors.New("batch is given twice; send one array of events")
+
 // parseRequest reads a tracking call's body in one pass. A body that is not a JSON object, or a
 // batch without an array of events, is an error; events that are not objects are kept, and
 // rejected one by one.
@@ -322,6 +470,10 @@ func parseRequest(body []byte, kind string) (*trackingRequest, error) {
 	}
 	if s.peek() != '{' {
 		if _, err := s.value(); err != nil {
+			var tooDeep *depthError
+			if errors.As(err, &tooDeep) {
+				return nil, &requestError{http.StatusBadRequest, "body", fmt.Sprintf("body: %v (Waymark's limit)", err)}
+			}
 			return nil, malformed(err)
 		}
 		return nil, &requestError{http.StatusBadRequest, "body", "malformed JSON: the body must be a JSON object"}
@@ -330,8 +482,10 @@ func parseRequest(body []byte, kind string) (*trackingRequest, error) {
 	batch := kind == "batch"
 	hasBatch, typeGiven := false, false
 	var typ string
+	field := "body" // where reading is, for a nesting error: a member, or an event of the batch
 	err := s.object(func(nameBytes []byte) error {
-		switch name := string(nameBytes); {
+		field = string(nameBytes)
+		switch name := field; {
 		case name == "writeKey":
 			return s.str("writeKey", &req.writeKey)
 		case name == "type" && !batch:
@@ -351,6 +505,9 @@ func parseRequest(body []byte, kind string) (*trackingRequest, error) {
 			}
 			return err
 		case name == "batch" && batch:
+			if hasBatch {
+				return errDuplicateBatch
+			}
 			if s.peek() != '[' {
 				return s.wrongType("batch", "an array of events")
 			}
@@ -359,6 +516,7 @@ func parseRequest(body []byte, kind string) (*trackingRequest, error) {
 				if len(req.events) == MaxBatchEvents {
 					return errTooManyEvents
 				}
+				field = "batch[" + strconv.Itoa(len(req.events)) + "]"
 				raw, err := s.value()
 				req.events = append(req.events, raw)
 				return err
@@ -370,9 +528,12 @@ func parseRequest(body []byte, kind string) (*trackingRequest, error) {
 	if err == nil {
 		err = s.end()
 	}
+	var tooDeep *depthError
 	switch {
-	case err == errTooManyEvents:
+	case err == errTooManyEvents || err == errDuplicateBatch:
 		return nil, &requestError{http.StatusBadRequest, "batch", err.Error()}
+	case errors.As(err, &tooDeep):
+		return nil, &requestError{http.StatusBadRequest, field, fmt.Sprintf("%s: %v (Waymark's limit; the whole request is refused)", field, err)}
 	case err != nil:
 		return nil, malformed(err)
 	case s.typeErr != nil && s.typeErr.Field == "batch" || batch && !hasBatch:
@@ -389,8 +550,9 @@ func parseRequest(body []byte, kind string) (*trackingRequest, error) {
 	return req, nil
 }
 
-// writeKey takes the key from Basic auth (key as user name), else X-Write-Key, else the body.
-func writeKey(r *http.Request, fromBody string) string {
+// headerWriteKey takes the write key from Basic auth (key as user name), else X-Write-Key; "" when
+// neither is sent (the key may then be in the body).
+func headerWriteKey(r *http.Request) string {
 	if user, _, ok := r.BasicAuth(); ok && user != "" {
 		return user
 	}
@@ -403,10 +565,7 @@ func writeKey(r *http.Request, fromBody string) string {
 			}
 		}
 	}
-	if k := r.Header.Get("X-Write-Key"); k != "" {
-		return k
-	}
-	return fromBody
+	return r.Header.Get("X-Write-Key")
 }
 
 func (c *Collector) allow(w http.ResponseWriter, key string, events int) error {
@@ -594,7 +753,10 @@ func (c *Collector) produce(ctx context.Context, source string, accepted []prepa
 	return nil
 }
 
-func (c *Collector) unavailable(w http.ResponseWriter, err error) error {
+func (c *Collector) unavailable(w http.ResponseWriter, r *http.Request, err error) error {
+	if r.Context().Err() == nil { // not a client that went away: Kafka failed
+		c.setKafka(err)
+	}
 	c.log.Warn("kafka unavailable, answering 503", "err", err)
 	w.Header().Set("Retry-After", "5")
 	writeError(w, http.StatusServiceUnavailable, "", "events could not be stored durably; retry")
@@ -605,6 +767,9 @@ func (c *Collector) fail(w http.ResponseWriter, err error) error {
 	var re *requestError
 	if !errors.As(err, &re) {
 		re = &requestError{http.StatusBadRequest, "", err.Error()}
+	}
+	if re.status == http.StatusUnsupportedMediaType {
+		w.Header().Set("Accept-Encoding", "gzip, deflate") // RFC 9110 §15.5.16
 	}
 	writeError(w, re.status, re.field, re.message)
 	return err

@@ -3,6 +3,7 @@ package ingest
 import (
 	"bytes"
 	"compress/gzip"
+	"compress/zlib"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -119,6 +120,16 @@ func gz(t *testing.T, b []byte) []byte {
 	return buf.Bytes()
 }
 
+// zl compresses b in the zlib format, which HTTP's "deflate" coding is (RFC 9110 §8.4.1.2).
+func zl(t *testing.T, b []byte) []byte {
+	t.Helper()
+	var buf bytes.Buffer
+	w := zlib.NewWriter(&buf)
+	w.Write(b)
+	w.Close()
+	return buf.Bytes()
+}
+
 var basicWeb = map[string]string{"Authorization": "Basic a2V5LXdlYjo="} // "key-web:"
 
 func TestCollectorAcceptsBatches(t *testing.T) {
@@ -209,6 +220,22 @@ func TestCollectorSingleCallsAndAuth(t *testing.T) {
 		{"properties of wrong type", call{path: "/v1/track", headers: basicWeb, body: []byte(`{"event":"A","userId":"u","properties":[1]}`)}, 400, "", ""},
 		{"context of wrong type", call{path: "/v1/track", headers: basicWeb, body: []byte(`{"event":"A","userId":"u","context":"x"}`)}, 400, "", ""},
 		{"sentAt of wrong type", call{path: "/v1/batch", headers: basicWeb, body: []byte(`{"batch":[],"sentAt":5}`)}, 400, "sentAt", ""},
+		// The key in a header is checked before the body: a wrong key is a 401 whatever the body.
+		{"unknown key and malformed JSON", call{path: "/v1/track", headers: map[string]string{"X-Write-Key": "nope"}, body: []byte(`{"event":`)}, 401, "writeKey", ""},
+		{"unknown Basic key and a gzip bomb", call{path: "/v1/batch", headers: map[string]string{"Authorization": "Basic bm9wZTo=", "Content-Encoding": "gzip"}, body: gz(t, bytes.Repeat([]byte(" "), 50<<20))}, 401, "writeKey", ""},
+		{"unknown key and invalid UTF-8", call{path: "/v1/track", headers: map[string]string{"X-Write-Key": "nope"}, body: []byte("\xff")}, 401, "writeKey", ""},
+		// Content codings: gzip and deflate (zlib) are read, anything else is a 415.
+		{"deflate", call{path: "/v1/track", headers: map[string]string{"X-Write-Key": "key-web", "Content-Encoding": "deflate"}, body: zl(t, []byte(`{"event":"C","userId":"u"}`))}, 200, "", "web"},
+		{"x-gzip", call{path: "/v1/track", headers: map[string]string{"X-Write-Key": "key-web", "Content-Encoding": "X-Gzip"}, body: gz(t, []byte(`{"event":"D","userId":"u"}`))}, 200, "", "web"},
+		{"corrupt deflate", call{path: "/v1/track", headers: map[string]string{"X-Write-Key": "key-web", "Content-Encoding": "deflate"}, body: []byte(`{"event":"C","userId":"u"}`)}, 400, "body", ""},
+		{"br", call{path: "/v1/track", headers: map[string]string{"X-Write-Key": "key-web", "Content-Encoding": "br"}, body: []byte(`{"event":"A","userId":"u"}`)}, 415, "Content-Encoding", ""},
+		{"gzip twice", call{path: "/v1/track", headers: map[string]string{"X-Write-Key": "key-web", "Content-Encoding": "gzip, gzip"}, body: gz(t, gz(t, []byte(`{"event":"A","userId":"u"}`)))}, 415, "Content-Encoding", ""},
+		// Two lists of events in one body: neither is taken.
+		{"batch given twice", call{path: "/v1/batch", headers: basicWeb, body: []byte(`{"batch":[{"type":"track","event":"A","userId":"u"}],"batch":[{"type":"track","event":"B","userId":"u"}]}`)}, 400, "batch", ""},
+		// Nesting: up to 512 levels is read, deeper is refused naming where.
+		{"nesting of 512", call{path: "/v1/track", headers: basicWeb, body: []byte(`{"event":"N","userId":"u","properties":{"x":` + strings.Repeat("[", 510) + strings.Repeat("]", 510) + `}}`)}, 200, "", "web"},
+		{"nesting of 513 in a batch's event", call{path: "/v1/batch", headers: basicWeb, body: []byte(`{"batch":[{"type":"track","event":"A","userId":"u"},{"type":"track","event":"A","userId":"u","properties":{"x":` + strings.Repeat("[", 600) + strings.Repeat("]", 600) + `}}]}`)}, 400, "batch[1]", ""},
+		{"nesting of 513 in a single call", call{path: "/v1/track", headers: basicWeb, body: []byte(`{"event":"N","userId":"u","properties":{"x":` + strings.Repeat("[", 511) + strings.Repeat("]", 511) + `}}`)}, 400, "properties", ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -225,8 +252,8 @@ func TestCollectorSingleCallsAndAuth(t *testing.T) {
 	for _, m := range topicMessages(t, e.broker.Addr(), "events") {
 		sources[header(m, HeaderSource)]++
 	}
-	if fmt.Sprint(sources) != "map[server:1 web:3]" {
-		t.Errorf("events on the topic by source = %v, want only the 4 accepted calls", sources)
+	if fmt.Sprint(sources) != "map[server:1 web:6]" {
+		t.Errorf("events on the topic by source = %v, want only the 7 accepted calls", sources)
 	}
 	dead := topicMessages(t, e.broker.Addr(), "dlq")
 	if len(dead) != 8 {
@@ -273,6 +300,105 @@ func TestCollectorAnswers503WhenKafkaIsDown(t *testing.T) {
 	status, h, body := e.do(t, call{path: "/v1/track", headers: basicWeb, body: []byte(`{"event":"A","userId":"u"}`)})
 	if status != 503 || h.Get("Retry-After") == "" || body["success"] != false {
 		t.Errorf("status %d, Retry-After %q, body %v: want 503 with Retry-After", status, h.Get("Retry-After"), body)
+	}
+}
+
+// TestCollector415NamesTheCodingsItReads: an unknown Content-Encoding gets 415 with the codings
+// the collector reads in Accept-Encoding (RFC 9110 §15.5.16), and nothing reaches Kafka.
+func TestCollector415NamesTheCodingsItReads(t *testing.T) {
+	e := startCollector(t, nil)
+	status, h, body := e.do(t, call{path: "/v1/batch", headers: map[string]string{"X-Write-Key": "key-web", "Content-Encoding": "zstd"},
+		body: []byte(`{"batch":[{"type":"track","event":"A","userId":"u"}]}`)})
+	if status != 415 || h.Get("Accept-Encoding") != "gzip, deflate" || body["field"] != "Content-Encoding" {
+		t.Errorf("status %d, Accept-Encoding %q, body %v: want 415 naming Content-Encoding, Accept-Encoding gzip, deflate", status, h.Get("Accept-Encoding"), body)
+	}
+}
+
+// TestCollectorRepeatedMembers: a repeated member of an event or of the request is read as
+// encoding/json reads it, the last one winning, by the collector and by the consumer alike; only
+// a repeated batch is refused.
+func TestCollectorRepeatedMembers(t *testing.T) {
+	e := startCollector(t, nil)
+	body := `{"writeKey":"nope","writeKey":"key-srv","type":"page","type":"track","event":"First","event":"Last","userId":"u1","userId":"u2","messageId":"r1"}`
+	if status, _, resp := e.do(t, call{path: "/v1/track", body: []byte(body)}); status != 200 {
+		t.Fatalf("status %d, body %v", status, resp)
+	}
+	msgs := topicMessages(t, e.broker.Addr(), "events")
+	if len(msgs) != 1 {
+		t.Fatalf("%d messages, want 1", len(msgs))
+	}
+	ev, err := Decode(msgs[0].Value, header(msgs[0], HeaderSource), time.Time{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ev.Source != "server" || ev.Type != "track" || ev.Event != "Last" || ev.UserID != "u2" || string(msgs[0].Key) != "u2" {
+		t.Errorf("source %q, type %q, event %q, user %q, key %q: want the last of each (server, track, Last, u2, u2)", ev.Source, ev.Type, ev.Event, ev.UserID, msgs[0].Key)
+	}
+	var std struct{ Type, Event, UserID string }
+	if err := json.Unmarshal(msgs[0].Value, &std); err != nil || std.Type != ev.Type || std.Event != ev.Event || std.UserID != ev.UserID {
+		t.Errorf("encoding/json reads %+v (%v), Waymark %s/%s/%s", std, err, ev.Type, ev.Event, ev.UserID)
+	}
+	if strings.Contains(string(msgs[0].Value), "writeKey") {
+		t.Errorf("a write key reached Kafka: %s", msgs[0].Value)
+	}
+}
+
+// TestCollectorReadinessFollowsKafka: with the broker stopped the collector is not ready, even
+// with no request coming, and it is ready again by itself once the broker is back.
+func TestCollectorReadinessFollowsKafka(t *testing.T) {
+	e := startCollector(t, func(c *CollectorConfig) {
+		c.BrokerCheckInterval = 100 * time.Millisecond
+		c.ProduceTimeout = time.Second
+	})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- e.c.Run(ctx) }()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Run: %v", err)
+		}
+	}()
+	waitReady := func(want bool) {
+		t.Helper()
+		for deadline := time.Now().Add(2 * time.Minute); (e.c.Ready() == nil) != want; time.Sleep(20 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("Ready() = %v, want ready %v", e.c.Ready(), want)
+			}
+		}
+	}
+	waitReady(true)
+	addr := e.broker.Addr()
+	e.broker.Close()
+	waitReady(false)
+	if status, _, _ := e.do(t, call{path: "/v1/track", headers: basicWeb, body: []byte(`{"event":"A","userId":"u"}`)}); status != 503 {
+		t.Errorf("status %d with the broker down, want 503", status)
+	}
+	b, err := StartDevBroker(addr, 3, "events", "dlq")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(b.Close)
+	waitReady(true)
+	if status, _, _ := e.do(t, call{path: "/v1/track", headers: basicWeb, body: []byte(`{"event":"A","userId":"u"}`)}); status != 200 {
+		t.Errorf("status %d once the broker is back, want 200", status)
+	}
+}
+
+// TestCollectorNotReadyAfterAFailedProduce: a produce that Kafka fails makes the collector not
+// ready at once, before any check of Run's.
+func TestCollectorNotReadyAfterAFailedProduce(t *testing.T) {
+	e := startCollector(t, func(c *CollectorConfig) { c.ProduceTimeout = time.Second })
+	e.c.setKafka(nil) // as after a check of Run's that passed
+	if err := e.c.Ready(); err != nil {
+		t.Fatalf("Ready() = %v", err)
+	}
+	e.broker.Close()
+	if status, _, _ := e.do(t, call{path: "/v1/track", headers: basicWeb, body: []byte(`{"event":"A","userId":"u"}`)}); status != 503 {
+		t.Fatalf("status %d with the broker down, want 503", status)
+	}
+	if e.c.Ready() == nil {
+		t.Error("Ready() = nil after Kafka failed a produce")
 	}
 }
 

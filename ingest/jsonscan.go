@@ -7,7 +7,9 @@ import (
 	"unicode/utf8"
 )
 
-// maxJSONDepth bounds the nesting of objects and arrays in a message or request body.
+// maxJSONDepth bounds the nesting of objects and arrays in a message or request body. It is
+// Waymark's own limit, below encoding/json's 10,000: the scanner recurses once per level, and a
+// 20 KB body nested 10,000 deep would cost megabytes of stack; no Segment message nests near 512.
 const maxJSONDepth = 512
 
 // jsonScanner reads one JSON text in a single pass, checking it as RFC 8259 requires, without
@@ -34,6 +36,14 @@ type syntaxError struct {
 func (e *syntaxError) Error() string { return fmt.Sprintf("%s at byte %d", e.msg, e.offset) }
 
 func (s *jsonScanner) fail(msg string) error { return &syntaxError{msg, s.pos} }
+
+// depthError is JSON nested deeper than maxJSONDepth: valid JSON (encoding/json reads it) that
+// Waymark refuses.
+type depthError struct{ offset int }
+
+func (e *depthError) Error() string {
+	return fmt.Sprintf("JSON nested deeper than %d levels at byte %d", maxJSONDepth, e.offset)
+}
 
 func (s *jsonScanner) skipSpace() {
 	for s.pos < len(s.data) {
@@ -146,7 +156,7 @@ func (s *jsonScanner) array(element func() error) error {
 func (s *jsonScanner) open(closing byte) (bool, error) {
 	s.depth++
 	if s.depth > maxJSONDepth {
-		return false, s.fail(fmt.Sprintf("nested deeper than %d", maxJSONDepth))
+		return false, &depthError{s.pos}
 	}
 	s.pos++
 	if s.peek() == closing {

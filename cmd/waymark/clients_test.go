@@ -23,7 +23,7 @@ import (
 
 func (s *server) waitStored(t *testing.T) {
 	t.Helper()
-	s.waitStoredWithin(t, time.Minute)
+	s.waitStoredWithin(t, 5*time.Minute) // a hang guard, not a speed bound
 }
 
 func (s *server) waitStoredWithin(t *testing.T, limit time.Duration) {
@@ -163,7 +163,13 @@ func mustAbs(t *testing.T, path string) string {
 // queryStrings runs a query returning one string column.
 func queryStrings(t *testing.T, q string, args ...any) []string {
 	t.Helper()
-	conn, err := clickhouse.Open(&clickhouse.Options{Addr: []string{chServer.Addr}})
+	return queryStringsOn(t, chServer.Addr, q, args...)
+}
+
+// queryStringsOn is queryStrings on a given ClickHouse server.
+func queryStringsOn(t *testing.T, addr, q string, args ...any) []string {
+	t.Helper()
+	conn, err := clickhouse.Open(&clickhouse.Options{Addr: []string{addr}})
 	if err != nil {
 		t.Fatal(err)
 	}

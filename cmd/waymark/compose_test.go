@@ -119,6 +119,18 @@ func TestComposeWiring(t *testing.T) {
 			}
 		}
 	}
+	// The query API needs a read key (one that is not a write key), and its port is published
+	// on loopback only, since the default key is no secret.
+	query := p.Services["waymark-query"]
+	rk, err := loadReadKeys("", env(query, "WAYMARK_READ_KEYS_INLINE"), mustWriteKeys(t, env(p.Services["waymark-collector"], "WAYMARK_WRITE_KEYS_INLINE")))
+	if err != nil || len(rk.hashes) == 0 {
+		t.Errorf("waymark-query: read keys %q: %v; want at least one", env(query, "WAYMARK_READ_KEYS_INLINE"), err)
+	}
+	for _, port := range query.Ports {
+		if port.HostIP != "127.0.0.1" {
+			t.Errorf("waymark-query publishes port %s on %q, want 127.0.0.1", port.Published, port.HostIP)
+		}
+	}
 	published := map[string]string{}
 	for name, s := range p.Services {
 		for _, port := range s.Ports {
@@ -175,4 +187,13 @@ func TestComposeWiring(t *testing.T) {
 	if !slices.Contains(targets, "waymark-ingest:8080") {
 		t.Errorf("prometheus does not scrape waymark-ingest: %v", targets)
 	}
+}
+
+func mustWriteKeys(t *testing.T, inline string) map[string]string {
+	t.Helper()
+	keys, err := loadWriteKeys("", inline)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return keys
 }

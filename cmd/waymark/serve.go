@@ -30,6 +30,9 @@ func runServe(ctx context.Context, args []string, log *slog.Logger) error {
 	rolesFlag := fs.String("roles", "collector,ingest,query", "comma-separated roles to run: collector (Segment HTTP API to Kafka), ingest (Kafka to ClickHouse), query (/api/v1/)")
 	writeKeysPath := fs.String("write-keys", "", "file of write keys for the collector, one \"KEY SOURCE\" per line")
 	writeKeysInline := fs.String("write-keys-inline", "", "write keys for the collector as KEY=SOURCE,KEY=SOURCE")
+	readKeysPath := fs.String("read-keys", "", "file of read keys for the query API (/api/v1/) and the journey map page, one \"KEY NAME\" per line")
+	readKeysInline := fs.String("read-keys-inline", "", "read keys for the query API as KEY=NAME,KEY=NAME")
+	insecureOpen := fs.Bool("insecure-open-query-api", false, "query role without read keys: serve /api/v1/ on a non-loopback --http-addr anyway, open to anyone who reaches it")
 	rateLimit := fs.Float64("rate-limit", 0, "collector: events per second allowed per write key (0: no limit)")
 	mapPath := fs.String("journey-map", "", "journey map YAML file; empty: the built-in shop map")
 	partitions := fs.Int("dev-broker-partitions", 6, "partitions of the dev broker's topics")
@@ -48,6 +51,21 @@ func runServe(ctx context.Context, args []string, log *slog.Logger) error {
 	roles, err := parseRoles(*rolesFlag)
 	if err != nil {
 		return err
+	}
+	writeKeys, err := loadWriteKeys(*writeKeysPath, *writeKeysInline)
+	if err != nil {
+		return err
+	}
+	var queryKeys readKeys
+	if roles["query"] {
+		if queryKeys, err = loadReadKeys(*readKeysPath, *readKeysInline, writeKeys); err != nil {
+			return err
+		}
+		if len(queryKeys.hashes) == 0 {
+			if err := checkOpenQueryAPI(ctx, *httpAddr, *insecureOpen, log); err != nil {
+				return err
+			}
+		}
 	}
 
 	reg := prometheus.NewRegistry()
@@ -75,12 +93,8 @@ func runServe(ctx context.Context, args []string, log *slog.Logger) error {
 	var ready []func(context.Context) error
 	var collector *ingest.Collector
 	if roles["collector"] {
-		keys, err := loadWriteKeys(*writeKeysPath, *writeKeysInline)
-		if err != nil {
-			return err
-		}
 		collector, err = ingest.NewCollector(ingest.CollectorConfig{
-			Brokers: kf.brokerList(), Topic: kf.topic, DLQTopic: kf.dlqTopic, WriteKeys: keys, RateLimit: *rateLimit,
+			Brokers: kf.brokerList(), Topic: kf.topic, DLQTopic: kf.dlqTopic, WriteKeys: writeKeys, RateLimit: *rateLimit,
 		}, log, reg)
 		if err != nil {
 			return err
@@ -101,7 +115,15 @@ func runServe(ctx context.Context, args []string, log *slog.Logger) error {
 		ready = append(ready, st.Ping)
 	}
 	if roles["query"] {
-		store.NewAPI(st, jm, log).Register(mux)
+		// The page's own files hold no data and are served to anyone, so that it can ask for the
+		// key; everything it shows comes from /api/v1/, which needs a read key when any is set.
+		api := http.NewServeMux()
+		store.NewAPI(st, jm, log).Register(api)
+		var h http.Handler = api
+		if len(queryKeys.hashes) > 0 {
+			h = requireReadKey(queryKeys, api)
+		}
+		mux.Handle("/api/v1/", h)
 		web.Register(mux)
 	}
 	var consumer *ingest.Consumer
@@ -176,6 +198,9 @@ func runServe(ctx context.Context, args []string, log *slog.Logger) error {
 	if consumer != nil {
 		g.Go(func() error { return consumer.Run(gctx) })
 	}
+	if collector != nil {
+		g.Go(func() error { return collector.Run(gctx) })
+	}
 	g.Go(func() error {
 		<-gctx.Done()
 		start := time.Now()
@@ -193,6 +218,39 @@ func runServe(ctx context.Context, args []string, log *slog.Logger) error {
 	err = g.Wait()
 	log.Info("stopped: requests answered, consumer flushed and committed; closing Kafka and ClickHouse clients")
 	return err
+}
+
+// checkOpenQueryAPI decides whether the query API may serve without read keys on addr (the
+// --http-addr): only on a loopback address, where no one but this machine reaches it, unless
+// insecure (--insecure-open-query-api) says otherwise, which is logged as a warning. A host name
+// counts as loopback when every address it resolves to is.
+func checkOpenQueryAPI(ctx context.Context, addr string, insecure bool, log *slog.Logger) error {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return fmt.Errorf("--http-addr: %w", err)
+	}
+	loopback := false
+	if ip := net.ParseIP(host); ip != nil {
+		loopback = ip.IsLoopback()
+	} else if host != "" {
+		ips, err := net.DefaultResolver.LookupIP(ctx, "ip", host)
+		loopback = err == nil && len(ips) > 0
+		for _, ip := range ips {
+			loopback = loopback && ip.IsLoopback()
+		}
+	}
+	switch {
+	case loopback:
+		log.Info("query API without read keys, on a loopback address only", "http_addr", addr)
+		return nil
+	case !insecure:
+		return fmt.Errorf("--http-addr %s is not a loopback address and the query role has no read keys: anyone who reaches it "+
+			"would read every journey and person id; set --read-keys or --read-keys-inline (or serve on 127.0.0.1, "+
+			"or pass --insecure-open-query-api to open it anyway)", addr)
+	}
+	log.Warn("QUERY API OPEN TO ANYONE: --insecure-open-query-api is set and there are no read keys, so every journey "+
+		"and person id on "+addr+" can be read without credentials; set --read-keys or --read-keys-inline", "http_addr", addr)
+	return nil
 }
 
 // parseRoles reads --roles.

@@ -27,8 +27,9 @@ func testOutput(t *testing.T, name string) string {
 
 // TestJourneyMapPageInChromium loads the Taobao sample, opens the journey map page in headless
 // Chromium and checks that it shows the API's numbers, that the funnel follows an edited step,
-// that the fork opens from the keyboard, that a shared link restores the view, and that a narrow
-// screen needs no sideways scrolling.
+// that the fork opens from the keyboard, that a shared link restores the view, that a narrow
+// screen needs no sideways scrolling, and that it asks for the read key once per tab, again
+// after a wrong one.
 func TestJourneyMapPageInChromium(t *testing.T) {
 	if _, err := os.Stat("/usr/bin/chromium"); err != nil {
 		t.Fatal("/usr/bin/chromium not found: run deploy/test.sh, which installs Debian's chromium")
@@ -37,7 +38,7 @@ func TestJourneyMapPageInChromium(t *testing.T) {
 	s.replayTaobao(t)
 	dir := npmInstall(t, "playwright-core")
 	shots := testOutput(t, "journey-map")
-	cmd := exec.Command("node", filepath.Join(mustAbs(t, "testdata"), "drive-ui.js"), "http://"+s.http, shots)
+	cmd := exec.Command("node", filepath.Join(mustAbs(t, "testdata"), "drive-ui.js"), "http://"+s.http, shots, testReadKey)
 	cmd.Env = append(os.Environ(), "NODE_PATH="+filepath.Join(dir, "node_modules"))
 	cmd.Stderr = os.Stderr
 	raw, err := cmd.Output()
@@ -60,12 +61,25 @@ func TestJourneyMapPageInChromium(t *testing.T) {
 		}
 		Link, RestoredFork, Error string
 		NarrowOverflow            int
+		Refused                   string
+		Asked, AskedAfterReload   int
+		StagesAfterReload         int
+		KeptIn                    struct{ Session, Local int }
 	}
 	if err := json.Unmarshal(raw, &got); err != nil {
 		t.Fatalf("%v: %s", err, raw)
 	}
 	if len(got.Errors) > 0 {
 		t.Errorf("page errors: %v", got.Errors)
+	}
+
+	// The page asked for the read key, refused a wrong one, and kept the right one for the tab.
+	if !strings.Contains(got.Refused, "refused") || got.Asked != 2 {
+		t.Errorf("key dialog: asked %d times (want 2: once, then after the wrong key), refusal %q", got.Asked, got.Refused)
+	}
+	if got.KeptIn.Session != 1 || got.KeptIn.Local != 0 || got.AskedAfterReload != 0 || got.StagesAfterReload == 0 {
+		t.Errorf("key kept in %+v (want session storage only); after a reload asked %d times, %d stages shown (want 0 and the stages)",
+			got.KeptIn, got.AskedAfterReload, got.StagesAfterReload)
 	}
 
 	// The stage numbers are the API's.
@@ -135,7 +149,7 @@ func TestJourneyMapPageInChromium(t *testing.T) {
 	if !strings.Contains(got.Error, "window") {
 		t.Errorf("a bad window shows %q, want a message naming the window", got.Error)
 	}
-	for _, png := range []string{"journey-map-1280x800.png", "journey-map-390x844.png", "funnel.png", "fork.png"} {
+	for _, png := range []string{"journey-map-1280x800.png", "journey-map-390x844.png", "funnel.png", "fork.png", "read-key.png"} {
 		if fi, err := os.Stat(filepath.Join(shots, png)); err != nil || fi.Size() < 1000 {
 			t.Errorf("screenshot %s: %v", png, err)
 		}

@@ -1,9 +1,17 @@
 // Drives the journey map page in Debian's headless Chromium with playwright-core, with the
 // keyboard wherever a person could, and prints what it saw as JSON. Screenshots go to OUTDIR.
-// Usage: node drive-ui.js BASE_URL OUTDIR
+// The page asks for READ_KEY; this script first gives it a wrong one.
+// Usage: node drive-ui.js BASE_URL OUTDIR READ_KEY
 const { chromium } = require('playwright-core')
 
-const [base, outDir] = process.argv.slice(2)
+const [base, outDir, readKey] = process.argv.slice(2)
+
+// enterKey waits for the page to ask for the read key and types it, as a person would.
+async function enterKey (page, key) {
+  await page.waitForSelector('#key-dialog[open] input[name=key]')
+  await page.locator('#key-dialog input[name=key]').fill(key)
+  await page.keyboard.press('Enter')
+}
 
 async function stagesOn (page) {
   await page.waitForSelector('#map .stage[data-entered]')
@@ -25,11 +33,20 @@ async function funnelOn (page) {
   const errors = []
   const page = await browser.newPage({ viewport: { width: 1280, height: 800 } })
   page.on('pageerror', (e) => errors.push(e.message))
-  // The one failed request expected is the bad window this script sends at the end (400).
-  page.on('console', (m) => { if (m.type() === 'error' && !m.text().includes('400 (Bad Request)')) errors.push(m.text()) })
+  // The failed requests expected: the calls without a key or with the wrong one (401), and the
+  // bad window this script sends at the end (400).
+  page.on('console', (m) => {
+    if (m.type() === 'error' && !m.text().includes('400 (Bad Request)') && !m.text().includes('401 (Unauthorized)')) errors.push(m.text())
+  })
   const out = { errors }
 
+  // The page asks for the key; a wrong one is refused and asked for again.
   await page.goto(base + '/')
+  await enterKey(page, 'wrong-' + readKey)
+  await page.waitForSelector('#key-dialog[open] .key-error:not([hidden])')
+  out.refused = await page.$eval('#key-dialog .key-error', (e) => e.textContent)
+  await page.screenshot({ path: outDir + '/read-key.png' })
+  await enterKey(page, readKey)
   out.stages = await stagesOn(page)
   out.firstFunnel = await funnelOn(page)
   await page.waitForSelector('#flow .sankey svg')
@@ -71,6 +88,7 @@ async function funnelOn (page) {
   const other = await browser.newPage({ viewport: { width: 1280, height: 800 } })
   other.on('pageerror', (e) => errors.push(e.message))
   await other.goto(out.link)
+  await enterKey(other, readKey) // another tab: asked again
   out.restoredFunnel = await funnelOn(other)
   await other.waitForSelector('#fork:not([hidden]) .bars li')
   out.restoredFork = await other.$eval('#fork h2', (e) => e.textContent)
@@ -79,6 +97,7 @@ async function funnelOn (page) {
   const narrow = await browser.newPage({ viewport: { width: 390, height: 844 } })
   narrow.on('pageerror', (e) => errors.push(e.message))
   await narrow.goto(base + '/')
+  await enterKey(narrow, readKey)
   await stagesOn(narrow)
   await narrow.waitForSelector('#funnel .funnel-steps')
   out.narrowOverflow = await narrow.evaluate(() => document.documentElement.scrollWidth - window.innerWidth)
@@ -89,6 +108,14 @@ async function funnelOn (page) {
   await page.locator('#funnel-form button[type=submit]').click()
   await page.waitForSelector('#funnel .status.error')
   out.error = await page.$eval('#funnel .status', (e) => e.textContent)
+
+  // All that took the key once after the wrong one, twice in all; it stays with the tab (not
+  // with the browser) and a reload is not asked again.
+  out.asked = await page.$eval('#key-dialog', (e) => Number(e.dataset.asked || 0))
+  out.keptIn = await page.evaluate(() => ({ session: sessionStorage.length, local: localStorage.length }))
+  await page.reload()
+  out.stagesAfterReload = (await stagesOn(page)).length
+  out.askedAfterReload = await page.$eval('#key-dialog', (e) => Number(e.dataset.asked || 0))
 
   await browser.close()
   console.log(JSON.stringify(out))

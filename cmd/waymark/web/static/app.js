@@ -68,21 +68,59 @@ class APIError extends Error {
   constructor (message, param) { super(message); this.param = param }
 }
 
+// The query API needs a read key when the server has any. The page asks for it once and keeps
+// it for this tab only (sessionStorage), sending it as a Bearer token with every call; a key the
+// server refuses (401) is forgotten and asked for again. Without one, calls go without a key (a
+// Waymark on loopback without read keys answers them).
+const KEY_ITEM = 'waymark-read-key'
+let asking = null
+
+// askKey opens the key dialog, once for all the calls waiting, and resolves when a key is given.
+function askKey (refused) {
+  if (asking) return asking
+  asking = new Promise((resolve) => {
+    const dialog = $('#key-dialog')
+    const form = $('form', dialog)
+    $('.key-error', dialog).hidden = !refused
+    dialog.dataset.asked = String(Number(dialog.dataset.asked || 0) + 1)
+    form.key.value = ''
+    form.addEventListener('submit', () => {
+      sessionStorage.setItem(KEY_ITEM, form.key.value.trim())
+      asking = null
+      resolve()
+    }, { once: true })
+    dialog.showModal()
+  })
+  return asking
+}
+
 async function api (path, params) {
   const q = new URLSearchParams(params)
-  let resp
-  try {
-    resp = await fetch('/api/v1/' + path + '?' + q.toString(), { headers: { Accept: 'application/json' } })
-  } catch (e) {
-    throw new APIError('Waymark did not answer: ' + e.message)
+  for (;;) {
+    const key = sessionStorage.getItem(KEY_ITEM)
+    const headers = { Accept: 'application/json' }
+    if (key) headers.Authorization = 'Bearer ' + key
+    let resp
+    try {
+      resp = await fetch('/api/v1/' + path + '?' + q.toString(), { headers })
+    } catch (e) {
+      throw new APIError('Waymark did not answer: ' + e.message)
+    }
+    if (resp.status === 401) {
+      if (sessionStorage.getItem(KEY_ITEM) === key) { // no other call has been given a new key
+        sessionStorage.removeItem(KEY_ITEM)
+        await askKey(key !== null)
+      }
+      continue
+    }
+    let body = null
+    try { body = await resp.json() } catch (e) { /* not JSON */ }
+    if (!resp.ok) {
+      const msg = body && body.error ? body.error : 'the server answered ' + resp.status
+      throw new APIError(resp.status === 503 ? msg + ' — try a shorter range' : msg, body && body.param)
+    }
+    return body
   }
-  let body = null
-  try { body = await resp.json() } catch (e) { /* not JSON */ }
-  if (!resp.ok) {
-    const msg = body && body.error ? body.error : 'the server answered ' + resp.status
-    throw new APIError(resp.status === 503 ? msg + ' — try a shorter range' : msg, body && body.param)
-  }
-  return body
 }
 
 // load runs fn with a section marked busy, showing its errors in the section's status line.
@@ -444,6 +482,7 @@ document.addEventListener('DOMContentLoaded', () => {
   for (const b of document.querySelectorAll('#fork [data-dir]')) b.addEventListener('click', () => openFork(state.get('fork'), b.dataset.dir))
   $('#fork .close').addEventListener('click', closeFork)
   document.addEventListener('keydown', (e) => { if (e.key === 'Escape' && !$('#fork').hidden) closeFork() })
+  $('#key-dialog').addEventListener('cancel', (e) => e.preventDefault()) // the page needs the key
   funnelFormFromState()
   loadAll()
 })
