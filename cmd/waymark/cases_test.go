@@ -125,13 +125,8 @@ func TestCaseNullAndNestedProperties(t *testing.T) {
 
 	funnel := func(params string) (int, []byte) {
 		t.Helper()
-		resp, err := http.Get("http://" + s.http + "/api/v1/funnel?window=24h&" + params)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(resp.Body)
-		return resp.StatusCode, b
+		code, body := httpGet(t, "http://"+s.http+"/api/v1/funnel?window=24h&"+params)
+		return code, []byte(body)
 	}
 	var res struct {
 		Steps  []struct{ Customers int64 }
