@@ -5,9 +5,7 @@ import (
 	"compress/gzip"
 	"compress/zlib"
 	"context"
-	"crypto/sha256"
 	"encoding/base64"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -666,9 +664,8 @@ func (c *Collector) prepare(req *trackingRequest, source string, now time.Time) 
 func stamp(members []member, raw []byte, req *trackingRequest, source string, skip []string, extra []field) ([]string, []field) {
 	skip = append(skip, "writeKey", "receivedAt")
 	if m := lookup(members, "messageId"); m == nil || string(m.value) == "null" || string(m.value) == `""` {
-		sum := sha256.Sum256(append(append([]byte(source), 0), raw...))
 		skip = append(skip, "messageId")
-		extra = append(extra, field{"messageId", quoteASCII("wm-" + hex.EncodeToString(sum[:16]))})
+		extra = append(extra, field{"messageId", quoteASCII(DerivedMessageID(source, raw))})
 	}
 	if req.defaultType != "" {
 		skip = append(skip, "type")
@@ -712,9 +709,9 @@ func correctSkew(members []member, batchSentAt string, received time.Time, skip 
 	if err1 != nil || err2 != nil {
 		return skip, extra // Decode reports bad timestamps
 	}
-	if skew := received.Sub(s); skew > MaxClockSkew || skew < -MaxClockSkew {
+	if corrected := SkewCorrected(t, s, received); !corrected.Equal(t) {
 		skip = append(skip, "timestamp")
-		extra = append(extra, field{"timestamp", quoteASCII(t.Add(skew).UTC().Format(time.RFC3339Nano))})
+		extra = append(extra, field{"timestamp", quoteASCII(corrected.UTC().Format(time.RFC3339Nano))})
 	}
 	return skip, extra
 }

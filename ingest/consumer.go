@@ -62,6 +62,11 @@ type ConsumerConfig struct {
 	RetryMax      time.Duration // longest backoff between retries of a failing batch; default 10s
 	StopTimeout   time.Duration // time allowed to write and commit the last batch on shutdown; default 15s
 	LagInterval   time.Duration // how often consumer lag is measured for metrics; default 5s
+	// MaxEventBytes limits a message produced straight to Kafka, as the collector limits an
+	// event it is sent (Segment's 32 KiB); a larger one is dead-lettered as too_large. Messages
+	// the collector produced (they carry the waymark-source header) were checked by it, before
+	// it added its stamped members. Default DefaultMaxEventBytes.
+	MaxEventBytes int
 	// DLQTimeout is how long writes to the dead-letter topic are retried. After it, each dead
 	// letter is logged in full at ERROR level and counted in waymark_consumer_dlq_write_failures_total,
 	// and the consumer goes on: a broken DLQ neither stalls ingestion forever nor loses a message
@@ -96,6 +101,9 @@ func (c *ConsumerConfig) setDefaults() {
 	}
 	if c.DLQTimeout == 0 {
 		c.DLQTimeout = time.Minute
+	}
+	if c.MaxEventBytes == 0 {
+		c.MaxEventBytes = DefaultMaxEventBytes
 	}
 }
 
@@ -266,7 +274,15 @@ func (c *Consumer) decode(msg kafka.Message) (e Event, err error) {
 			e, err = Event{}, &InvalidError{Reason: ReasonPanic, Err: fmt.Errorf("decoding panicked: %v\n%s", v, stack)}
 		}
 	}()
-	return Decode(msg.Value, headerValue(msg.Headers, HeaderSource, "kafka"), msg.Time)
+	if source := headerValue(msg.Headers, HeaderSource, ""); source != "" {
+		return Decode(msg.Value, source, msg.Time) // the collector's: checked and stamped by it
+	}
+	// Produced straight to Kafka: held to the collector's limits, and received when Kafka got it,
+	// whatever receivedAt it claims.
+	if len(msg.Value) > c.cfg.MaxEventBytes {
+		return Event{}, &InvalidError{Reason: ReasonTooLarge, Err: fmt.Errorf("message of %d bytes is larger than %d", len(msg.Value), c.cfg.MaxEventBytes)}
+	}
+	return DecodeAt(msg.Value, "kafka", msg.Time)
 }
 
 // inflight is a batch being written.

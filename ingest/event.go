@@ -9,6 +9,7 @@ import (
 	"sort"
 	"strings"
 	"time"
+	"unicode/utf8"
 )
 
 // MaxClockSkew is the difference between a client's sentAt and the server's receivedAt above which
@@ -114,11 +115,49 @@ var knownTypes = map[string]bool{"track": true, "page": true, "screen": true, "i
 // time is corrected by that difference. A message without messageId gets one derived from its
 // bytes, so the same message sent twice is one event.
 func Decode(raw []byte, source string, receivedAt time.Time) (Event, error) {
+	return decode(raw, source, receivedAt, false)
+}
+
+// DecodeAt is Decode for a message whose receive time Waymark knows itself: receivedAt is used
+// whatever receivedAt member the message carries, as the collector drops a client's. The consumer
+// decodes so the messages produced straight to Kafka (not through the collector), whose producer
+// must not move an event in time by claiming a receive time, and the store decodes so the events
+// it restores, with the receive time it stored.
+func DecodeAt(raw []byte, source string, receivedAt time.Time) (Event, error) {
+	return decode(raw, source, receivedAt, true)
+}
+
+func decode(raw []byte, source string, receivedAt time.Time, forceReceivedAt bool) (Event, error) {
+	if !utf8.Valid(raw) { // RFC 8259 §8.1: JSON exchanged between systems is UTF-8
+		return Event{}, &InvalidError{Reason: ReasonInvalidJSON, Err: errors.New("the message is not valid UTF-8")}
+	}
 	w := wire{withProps: true, Props: make([]prop, 0, 8)}
 	if err := w.read(raw); err != nil {
 		return Event{}, err
 	}
+	if forceReceivedAt {
+		w.ReceivedAt = ""
+	}
 	return w.event(raw, source, receivedAt)
+}
+
+// DerivedMessageID is the messageId of a message that has none: derived from its source and
+// bytes, so the same message sent again is the same event. The collector stamps it on what it
+// produces; Decode gives it to messages produced straight to Kafka without one.
+func DerivedMessageID(source string, raw []byte) string {
+	sum := sha256.Sum256(append(append([]byte(source), 0), raw...))
+	return "wm-" + hex.EncodeToString(sum[:16])
+}
+
+// SkewCorrected returns the event time of a message sent at sent by a client whose clock says t,
+// received at received: t moved by received − sent when the client's clock is off by more than
+// MaxClockSkew, else t. One offset per message (the collector: per request), so a device's own
+// order of events is never changed.
+func SkewCorrected(t, sent, received time.Time) time.Time {
+	if skew := received.Sub(sent); skew > MaxClockSkew || skew < -MaxClockSkew {
+		return t.Add(skew)
+	}
+	return t
 }
 
 // check validates a message as Decode does and returns its customer key, without collecting its
@@ -279,8 +318,7 @@ func (w *wire) event(raw []byte, source string, receivedAt time.Time) (Event, er
 		e.Event = w.Name
 	}
 	if e.MessageID == "" {
-		sum := sha256.Sum256(raw)
-		e.MessageID = "wm-" + hex.EncodeToString(sum[:16])
+		e.MessageID = DerivedMessageID(source, raw)
 	}
 	if err := e.setTimes(w, receivedAt); err != nil {
 		return Event{}, err
@@ -334,8 +372,8 @@ func (e *Event) setTimes(w *wire, receivedAt time.Time) error {
 	case hasOrig:
 		e.Timestamp, from = orig, "originalTimestamp"
 		if hasSent {
-			if skew := received.Sub(sent); skew > MaxClockSkew || skew < -MaxClockSkew {
-				e.Timestamp, from = orig.Add(skew), "originalTimestamp+receivedAt-sentAt"
+			if e.Timestamp = SkewCorrected(orig, sent, received); !e.Timestamp.Equal(orig) {
+				from = "originalTimestamp+receivedAt-sentAt"
 			}
 		}
 	default:

@@ -88,7 +88,7 @@ func (s *Store) historyEvents(ctx context.Context, in string, args []any) ([]ing
 		if err := rows.Scan(&source, &id, &raw, &received); err != nil {
 			return nil, fmt.Errorf("load event history: %w", err)
 		}
-		e, err := ingest.Decode([]byte(raw), source, time.UnixMilli(int64(received)))
+		e, err := ingest.DecodeAt([]byte(raw), source, time.UnixMilli(int64(received)))
 		if err != nil {
 			// Stored by a version whose decoder was more lenient (it took a sent time of
 			// 0001-01-01T00:00:00Z for an absent one): it stays stored, and out of the restored

@@ -171,3 +171,36 @@ func TestCaseNullAndNestedProperties(t *testing.T) {
 		}
 	}
 }
+
+// TestKafkaProducerCannotMoveAnEventInTime: a message produced straight to Kafka (not through the
+// collector) that claims a receivedAt is received when Kafka got it, as the collector drops a
+// client's receivedAt; its time is never the claimed one.
+func TestKafkaProducerCannotMoveAnEventInTime(t *testing.T) {
+	s := startServe(t)
+	start := time.Now()
+	cmd := exec.Command("kcat", "-P", "-b", s.broker, "-t", "waymark.events", "-K", "\t")
+	cmd.Stdin = strings.NewReader("r\t" + `{"type":"track","userId":"r1","event":"Product Viewed","messageId":"claims-2001","receivedAt":"2001-01-01T00:00:00Z"}` + "\n" +
+		"r\t" + `{"type":"track","userId":"r1","event":"Product Viewed","messageId":"skews-by-a-year","originalTimestamp":"2026-01-01T00:00:00Z","sentAt":"2026-01-01T00:00:00Z","receivedAt":"2027-01-01T00:00:00Z"}` + "\n")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("kcat: %v\n%s", err, out)
+	}
+	s.waitStored(t)
+	rows := queryStrings(t, "SELECT concat(message_id, ' ', toString(ts_ms), ' ', toString(received_at_ms)) FROM "+s.database+".events ORDER BY message_id")
+	if len(rows) != 2 {
+		t.Fatalf("stored %v, want both messages", rows)
+	}
+	for _, r := range rows {
+		f := strings.Fields(r)
+		ts, _ := strconv.ParseInt(f[1], 10, 64)
+		received, _ := strconv.ParseInt(f[2], 10, 64)
+		if at := time.UnixMilli(received); at.Before(start.Add(-time.Minute)) || at.After(time.Now().Add(time.Minute)) {
+			t.Errorf("%s: receivedAt %s, want when Kafka got it (%s)", f[0], at.UTC(), start.UTC())
+		}
+		if at := time.UnixMilli(ts); f[0] == "claims-2001" && at.Year() == 2001 {
+			t.Errorf("%s stored at the receivedAt it claims, %s", f[0], at.UTC())
+		}
+		if at := time.UnixMilli(ts); f[0] == "skews-by-a-year" && at.Year() == 2027 {
+			t.Errorf("%s moved by the skew between its sentAt and the receivedAt it claims, to %s", f[0], at.UTC())
+		}
+	}
+}

@@ -147,9 +147,6 @@ var hostileEvents = []struct {
 	// ignored is the reason the event's amount stays out of the revenue metrics, if it does.
 	ignored string
 	refund  float64 // the amount it refunds
-	// viaHTTP is the collector's answer when it is not that of the consumer's verdict (200 when
-	// stored, 400 when dead-lettered): it refuses a body that is not UTF-8 as a whole.
-	viaHTTP int
 }{
 	{name: "refund: negative revenue", msg: `{"type":"track","event":"Order Completed","userId":"h1","messageId":"%[1]s","properties":{"revenue":-5}}`, refund: 5},
 	{name: "refund: negative total", msg: `{"type":"track","event":"Order Completed","userId":"h1","messageId":"%[1]s","properties":{"total":-1}}`, refund: 1},
@@ -168,7 +165,8 @@ var hostileEvents = []struct {
 	// Deeper than encoding/json (10,000) and the scanner (512) accept.
 	{name: "nesting 10,500 deep", msg: `{"type":"track","event":"Product Viewed","userId":"h5","messageId":"%[1]s","properties":{"a":` + strings.Repeat(`[`, 10500) + strings.Repeat(`]`, 10500) + `}}`, dlq: "invalid_json"},
 	{name: "event name of the wrong type", msg: `{"type":"track","event":5,"userId":"h5","messageId":"%[1]s"}`, dlq: "invalid_field"},
-	{name: "invalid UTF-8", msg: "{\"type\":\"track\",\"event\":\"Product \xff\xfe Viewed\",\"userId\":\"h6\xc3\",\"messageId\":\"%[1]s\"}", viaHTTP: 400},
+	{name: "invalid UTF-8", msg: "{\"type\":\"track\",\"event\":\"Product \xff\xfe Viewed\",\"userId\":\"h6\xc3\",\"messageId\":\"%[1]s\"}", dlq: "invalid_json"},
+	{name: "event over 32 KiB", msg: `{"type":"track","event":"Product Viewed","userId":"h6","messageId":"%[1]s","properties":{"blob":"` + strings.Repeat("x", 40<<10) + `"}}`, dlq: "too_large"},
 	{name: "userId a number beyond float64", msg: `{"type":"track","event":"Product Viewed","userId":1e999,"messageId":"%[1]s"}`},
 	{name: "event name of 20 KB", msg: `{"type":"track","event":"` + strings.Repeat("x", 20<<10) + `","userId":"h7","messageId":"%[1]s"}`},
 	{name: "2,000 properties", msg: `{"type":"track","event":"Product Viewed","userId":"h7","messageId":"%[1]s","properties":{` + manyProperties(2000) + `}}`},
@@ -308,9 +306,6 @@ func TestHostileEventsAreStoredOrDeadLettered(t *testing.T) {
 		want := 200
 		if h.dlq != "" {
 			want = 400
-		}
-		if h.viaHTTP != 0 {
-			want = h.viaHTTP
 		}
 		if want == 200 {
 			wantStored = append(wantStored, id)
