@@ -3,6 +3,7 @@ package sessionize
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sync"
 	"time"
 
@@ -92,6 +93,12 @@ func (r *Runner) Prepare(ctx context.Context, events []ingest.Event) (func(conte
 	}
 	out, stats := r.core.Push(r.now(), events)
 	r.metrics.observe(stats)
+	if len(out.LaterCopies) > 0 { // the first copy of an event is the one stored
+		events = slices.Clone(events)
+		for _, i := range slices.Backward(out.LaterCopies) {
+			events = slices.Delete(events, i, i+1)
+		}
+	}
 	channels := make([]string, len(events))
 	for i := range events {
 		channels[i] = r.core.jm.Channel(&events[i])

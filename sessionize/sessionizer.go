@@ -142,6 +142,7 @@ type storedSession struct {
 type customer struct {
 	points       []point // sorted by (ms, id) up to sorted; appended after
 	sorted       int
+	ids          []uint64 // the ids of points, sorted: an event's copies at other times
 	sessions     []storedSession // as last emitted
 	dirty        bool
 	latest       int64  // newest event time, ms
@@ -152,7 +153,7 @@ type customer struct {
 // Stats counts what one Push saw, for metrics.
 type Stats struct {
 	Events         int // events pushed
-	Duplicates     int // events seen before (same source and messageId), dropped
+	Duplicates     int // events seen before (same source and messageId, at any time), dropped
 	Late           int // events older than their customer's newest event by more than the gap
 	BeyondLateness int // events older than the newest event overall by more than AllowedLateness
 	IdentityLinks  int // id pairs linked by identify, alias or events carrying both ids
@@ -219,6 +220,10 @@ type Output struct {
 	Persons  []PersonLink
 	Links    [][2]string // identity links that merged two persons, to store and restore
 	Version  uint64
+	// LaterCopies are the indexes of the pushed events that are copies of an event seen before
+	// (same source and messageId) at another time: a retry that was stamped again, a resend
+	// without timestamp. The first copy seen is the event; these must not be stored.
+	LaterCopies []int
 }
 
 // Push adds events and returns the sessions and persons they created or changed, each with a
@@ -230,6 +235,7 @@ func (s *Sessionizer) Push(now time.Time, events []ingest.Event) (Output, Stats)
 	touched := s.restored
 	s.restored = nil
 	var merged [][2]string
+	var later []int
 	for i := range events {
 		e := &events[i]
 		key := e.CustomerKey()
@@ -239,19 +245,24 @@ func (s *Sessionizer) Push(now time.Time, events []ingest.Event) (Output, Stats)
 			c = &customer{firstChannel: s.strs[p.channel]}
 			s.customers[key] = c
 		}
-		if c.has(p) {
+		if c.has(p) { // delivered again: stored again, which changes nothing
 			stats.Duplicates++
 			continue
 		}
+		if c.holds(p.id) { // a copy at another time (a retry re-stamped): the first one counts
+			stats.Duplicates++
+			later = append(later, i)
+			continue
+		}
 		s.observe(c, e, p, &stats, &merged)
-		c.points = append(c.points, p)
+		c.add(p)
 		if !c.dirty {
 			c.dirty = true
 			touched = append(touched, key)
 		}
 	}
 	s.version = max(s.version+1, uint64(now.UnixNano()))
-	out := Output{Version: s.version, Links: merged}
+	out := Output{Version: s.version, Links: merged, LaterCopies: later}
 	emitted := map[string]bool{}
 	for _, pair := range merged {
 		if root := s.ids.find(pair[0]); !emitted[root] { // each merged person once
@@ -348,6 +359,19 @@ func (c *customer) has(p point) bool {
 		}
 	}
 	return false
+}
+
+// holds reports whether the customer holds an event with id, at any time.
+func (c *customer) holds(id uint64) bool {
+	_, found := slices.BinarySearch(c.ids, id)
+	return found
+}
+
+// add appends a point the customer does not hold.
+func (c *customer) add(p point) {
+	c.points = append(c.points, p)
+	i, _ := slices.BinarySearch(c.ids, p.id)
+	c.ids = slices.Insert(c.ids, i, p.id)
 }
 
 func (c *customer) sort() {
@@ -520,10 +544,10 @@ func (s *Sessionizer) Restore(key string, events []ingest.Event, sessions []Sess
 	for i := range events {
 		e := &events[i]
 		p := s.newPoint(e)
-		if c.has(p) {
+		if c.holds(p.id) {
 			continue
 		}
-		c.points = append(c.points, p)
+		c.add(p)
 		c.latest = max(c.latest, p.ms)
 		if p.ms < first {
 			first, c.firstChannel = p.ms, s.strs[p.channel]

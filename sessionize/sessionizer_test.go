@@ -567,3 +567,37 @@ func TestStringTableStaysBounded(t *testing.T) {
 		t.Errorf("kept customer's session %+v: want entry First Name, exit Last, %d events", out.Sessions, batches+2)
 	}
 }
+
+// TestLaterCopiesAreNotEvents: a copy of an event (same source and messageId) at another time, a
+// retry that was stamped again, counts nowhere, in the same push or a later one, whichever of
+// them holds it; the first copy seen is the event. The same copy delivered again is kept (it is
+// written again, which changes nothing) but not counted twice.
+func TestLaterCopiesAreNotEvents(t *testing.T) {
+	order := at("a", "Order Completed", 5)
+	retried := order
+	retried.Timestamp = order.Timestamp.Add(7 * time.Second)
+	nextMonth := at("b", "Order Completed", 0)
+	nextMonth.Timestamp = time.Date(2026, 2, 28, 23, 59, 58, 0, time.UTC)
+	resent := nextMonth
+	resent.Timestamp = nextMonth.Timestamp.Add(5 * time.Second) // in March
+
+	s := newTestSessionizer(t)
+	out1, st1 := s.Push(base, []ingest.Event{at("a", "Product Viewed", 0), order, retried, nextMonth})
+	out2, st2 := s.Push(base, []ingest.Event{resent, order})
+	if !slices.Equal(out1.LaterCopies, []int{2}) || !slices.Equal(out2.LaterCopies, []int{0}) {
+		t.Errorf("later copies %v and %v, want [2] and [0]", out1.LaterCopies, out2.LaterCopies)
+	}
+	if st1.Orders[ChannelDirect] != 2 || len(st2.Orders) != 0 || st1.Duplicates != 1 || st2.Duplicates != 2 {
+		t.Errorf("orders %v then %v, duplicates %d then %d; want 2 orders (one per customer) then none, 1 then 2 duplicates",
+			st1.Orders, st2.Orders, st1.Duplicates, st2.Duplicates)
+	}
+	var events int
+	for _, ss := range append(out1.Sessions, out2.Sessions...) {
+		if !ss.Deleted {
+			events = max(events, ss.Events)
+		}
+	}
+	if events != 2 {
+		t.Errorf("the longest session has %d events, want 2 (a's view and order)", events)
+	}
+}

@@ -9,10 +9,13 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/ClickHouse/clickhouse-go/v2"
 )
 
 // casesDir holds the field cases beside the repository (../shared/cases): small inputs from
@@ -202,5 +205,89 @@ func TestKafkaProducerCannotMoveAnEventInTime(t *testing.T) {
 		if at := time.UnixMilli(ts); f[0] == "skews-by-a-year" && at.Year() == 2027 {
 			t.Errorf("%s moved by the skew between its sentAt and the receivedAt it claims, to %s", f[0], at.UTC())
 		}
+	}
+}
+
+// TestCaseRetriedEventCountsOnce runs field case identity/01 (each of two orders has a retried
+// copy, same messageId, time stamped again; one copy lands in the next month) through the
+// collector and, on a second Waymark, straight through Kafka: every answer counts each messageId
+// once, before and after ClickHouse merges the parts.
+func TestCaseRetriedEventCountsOnce(t *testing.T) {
+	lines := strings.Split(strings.TrimSpace(string(readCase(t, "identity/01-dup-messageid-new-timestamp/events.jsonl"))), "\n")
+	viaHTTP, viaKafka := startServe(t), startServe(t)
+	for _, l := range lines { // one call per message, as a retrying SDK sends them
+		req, _ := http.NewRequest(http.MethodPost, "http://"+viaHTTP.http+"/v1/track", strings.NewReader(l))
+		req.SetBasicAuth("test-key", "")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != 200 {
+			t.Fatalf("POST /v1/track %s: %d", l, resp.StatusCode)
+		}
+	}
+	var in strings.Builder
+	for _, l := range lines {
+		var m struct{ UserID string }
+		if err := json.Unmarshal([]byte(l), &m); err != nil {
+			t.Fatal(err)
+		}
+		in.WriteString(m.UserID + "\t" + l + "\n")
+	}
+	cmd := exec.Command("kcat", "-P", "-b", viaKafka.broker, "-t", "waymark.events", "-K", "\t")
+	cmd.Stdin = strings.NewReader(in.String())
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("kcat: %v\n%s", err, out)
+	}
+
+	for _, s := range []*server{viaHTTP, viaKafka} {
+		s.waitStored(t)
+		for _, merged := range []bool{false, true} {
+			if merged {
+				optimizeFinal(t, s.database+".events")
+			}
+			for _, f := range []struct {
+				steps string
+				want  []int64
+			}{
+				{"Order Completed,Order Completed", []int64{2, 0}},
+				{"conversion,loyalty", []int64{2, 0}},
+			} {
+				got := s.funnel(t, f.steps, "720h")
+				var counts []int64
+				for _, st := range got.Steps {
+					counts = append(counts, st.Customers)
+				}
+				if !slices.Equal(counts, f.want) {
+					t.Errorf("%s (merged %v): funnel %s: %v, want %v", s.database, merged, f.steps, counts, f.want)
+				}
+			}
+			if sum := s.sessions(t); sum.Events != 3 {
+				t.Errorf("%s (merged %v): sessions count %d events, want 3", s.database, merged, sum.Events)
+			}
+			code, body := httpGet(t, "http://"+s.http+"/api/v1/retention?period=month")
+			var r struct {
+				Repeaters  int64   `json:"repeaters"`
+				RepeatRate float64 `json:"repeat_rate"`
+				Persons    int64   `json:"persons"`
+			}
+			if err := json.Unmarshal([]byte(body), &r); code != 200 || err != nil || r.Persons != 2 || r.Repeaters != 0 || r.RepeatRate != 0 {
+				t.Errorf("%s (merged %v): retention %d %s, want 2 persons, no repeaters", s.database, merged, code, body)
+			}
+		}
+	}
+}
+
+// optimizeFinal makes ClickHouse merge every part of a table now, as it would some day anyway.
+func optimizeFinal(t *testing.T, table string) {
+	t.Helper()
+	conn, err := clickhouse.Open(&clickhouse.Options{Addr: []string{chServer.Addr}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if err := conn.Exec(t.Context(), "OPTIMIZE TABLE "+table+" FINAL"); err != nil {
+		t.Fatalf("optimize %s: %v", table, err)
 	}
 }
