@@ -142,7 +142,7 @@ type storedSession struct {
 type customer struct {
 	points       []point // sorted by (ms, id) up to sorted; appended after
 	sorted       int
-	ids          []uint64 // the ids of points, sorted: an event's copies at other times
+	ids          *[]uint64       // the ids of points, sorted, once there are more than idIndexFrom
 	sessions     []storedSession // as last emitted
 	dirty        bool
 	latest       int64  // newest event time, ms
@@ -361,17 +361,34 @@ func (c *customer) has(p point) bool {
 	return false
 }
 
+// idIndexFrom is the number of points from which a customer keeps its points' ids sorted: below
+// it, a scan of the points is as fast and costs no memory (most customers have a few events).
+const idIndexFrom = 256
+
 // holds reports whether the customer holds an event with id, at any time.
 func (c *customer) holds(id uint64) bool {
-	_, found := slices.BinarySearch(c.ids, id)
+	if c.ids == nil {
+		return slices.ContainsFunc(c.points, func(q point) bool { return q.id == id })
+	}
+	_, found := slices.BinarySearch(*c.ids, id)
 	return found
 }
 
 // add appends a point the customer does not hold.
 func (c *customer) add(p point) {
 	c.points = append(c.points, p)
-	i, _ := slices.BinarySearch(c.ids, p.id)
-	c.ids = slices.Insert(c.ids, i, p.id)
+	switch {
+	case c.ids != nil:
+		i, _ := slices.BinarySearch(*c.ids, p.id)
+		*c.ids = slices.Insert(*c.ids, i, p.id)
+	case len(c.points) > idIndexFrom:
+		ids := make([]uint64, len(c.points))
+		for i, q := range c.points {
+			ids[i] = q.id
+		}
+		slices.Sort(ids)
+		c.ids = &ids
+	}
 }
 
 func (c *customer) sort() {
