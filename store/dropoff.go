@@ -125,7 +125,10 @@ func (s *Store) dropoffQuery(ctx context.Context, jm *sessionize.Map, q DropoffQ
 	finder := newPathFinder(plan.spec)
 	err = s.scan(ctx, plan.scan, func(person string, events []scannedEvent) error {
 		for _, unit := range plan.units(events, sessions) {
-			level, path := finder.reach(unit)
+			level, path, err := finder.reach(ctx, unit)
+			if err != nil {
+				return err
+			}
 			agg.add(fq.Mode, unit, level, path)
 			if level == 0 || level == n {
 				continue

@@ -211,7 +211,10 @@ func (s *Store) funnel(ctx context.Context, jm *sessionize.Map, q FunnelQuery) (
 	finder := newPathFinder(plan.spec)
 	err = s.scan(ctx, plan.scan, func(_ string, events []scannedEvent) error {
 		for _, unit := range plan.units(events, sessions) {
-			level, path := finder.reach(unit)
+			level, path, err := finder.reach(ctx, unit)
+			if err != nil {
+				return err
+			}
 			agg.add(q.Mode, unit, level, path)
 		}
 		return nil
