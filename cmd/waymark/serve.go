@@ -32,6 +32,7 @@ func runServe(ctx context.Context, args []string, log *slog.Logger) error {
 	writeKeysInline := fs.String("write-keys-inline", "", "write keys for the collector as KEY=SOURCE,KEY=SOURCE")
 	rateLimit := fs.Float64("rate-limit", 0, "collector: events per second allowed per write key (0: no limit)")
 	mapPath := fs.String("journey-map", "", "journey map YAML file; empty: the built-in shop map")
+	fs.IntVar(&cf.cfg.QueryConcurrency, "query-concurrency", 4, "journey queries (/api/v1/) answered at once; beyond them the API answers 503 with Retry-After")
 	partitions := fs.Int("dev-broker-partitions", 6, "partitions of the dev broker's topics")
 	batchSize := fs.Int("batch-size", 20000, "events written to ClickHouse at most in one insert")
 	flushInterval := fs.Duration("flush-interval", 500*time.Millisecond, "longest wait before a partial batch is written")
