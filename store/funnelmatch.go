@@ -52,13 +52,11 @@ const checkEvery = 1 << 12
 // and takes a run of consecutive steps in each, with distinct events of the group: a bipartite
 // matching between steps and events (augmenting paths, at most 32 steps). Whether a run fits a
 // group does not depend on the rest of the path, and whether a path can go on from a group depends
-// only on the group and the number of steps done (exclusions look at the gap after the last step
-// done, the window at the start). So per start time, a sweep over the later groups finds the
-// furthest step, keeping for each number of steps done the latest group it was reached at (a later
-// one has fewer excluded events before the next step); and for the best start a backward pass
-// says from which (group, steps done) the furthest step can still be reached, along which the
-// canonical path is read forwards, greedily. Time: O(starts × groups × steps) plus the matchings,
-// O(steps² × events) per group.
+// only on the group, the number of steps done (exclusions look at the gap after the last step
+// done) and the start (the window). So in order one sweep over the groups finds the furthest step,
+// one sweep backwards the earliest start that reaches it, and a pass over that start's window
+// reads the canonical path: O(groups × steps²) plus the matchings, O(steps² × events) per group.
+// In any order, each start time matches the steps to the events of its window.
 type pathFinder struct {
 	spec matchSpec
 	ev   []unitEvent
@@ -133,26 +131,17 @@ func (f *pathFinder) reach(ctx context.Context, ev []unitEvent) (int, []int, err
 // reachOrdered handles ModeOrdered and ModeStrict (strict is ordered with every tracked event
 // excluded between consecutive steps).
 func (f *pathFinder) reachOrdered() (int, []int) {
-	n := f.spec.steps
 	f.runs()
-	best, bestStart := 0, -1
-	for g, gr := range f.groups {
-		if gr.t >= f.spec.to || best == n || f.tick(1) {
-			break // a later start cannot give smaller times
-		}
-		if gr.t < f.spec.from || f.runAt(g, 0) == 0 {
-			continue
-		}
-		if level := f.furthest(g); level > best {
-			best, bestStart = level, g
-		}
-	}
-	if best == 0 || f.err != nil {
+	level := f.furthest()
+	if level == 0 || f.err != nil {
 		return 0, nil
 	}
-	return best, f.canonical(bestStart, best)
+	start := f.earliestStart(level)
+	if start < 0 || f.err != nil {
+		return 0, nil
+	}
+	return level, f.canonical(start, level)
 }
-
 // runAt is how many consecutive steps from step j (0-based) group g can take with distinct events.
 func (f *pathFinder) runAt(g, j int) int { return int(f.run[g*f.spec.steps+j]) }
 
@@ -185,50 +174,97 @@ func (f *pathFinder) runs() {
 	}
 }
 
-// furthest is the furthest step a path starting at group g1 (which must be able to take step 1)
-// reaches.
-func (f *pathFinder) furthest(g1 int) int {
-	n := f.spec.steps
-	f.last = slices.Grow(f.last[:0], n+1)[:n+1]
-	for j := range f.last {
-		f.last[j] = -1
-	}
-	var lastBlock [64]int // per gap: the latest group swept with an event excluded there, -1 none
-	for i := range lastBlock {
-		lastBlock[i] = -1
-	}
-	level := f.runAt(g1, 0)
-	have := (uint64(1)<<level - 1) << 1 // bit j: some path has j steps done
-	for j := 1; j <= level; j++ {
-		f.last[j] = g1
-	}
-	block := func(g int) {
-		for b := f.groups[g].blocks; b != 0; b &= b - 1 {
-			lastBlock[bits.TrailingZeros64(b)] = g
+// furthest is the furthest step any path reaches, in one sweep over the groups. Of the paths
+// with j steps done, the one that started latest is the one to extend (the window leaves it the
+// most room), as long as no event excluded after step j lies between its last group and the next:
+// an excluded event at group b rules out every path that ended before b, so there the paths with
+// j steps done start again from those that end at b.
+func (f *pathFinder) furthest() int {
+	n, level := f.spec.steps, 0
+	latest := f.ints(&f.last, n+1) // per steps done: the latest start of a path that can go on, -1 none
+	reached := make([]int, n+1)    // per steps done: the latest start of a path ending at this group
+	for g, gr := range f.groups {
+		for j := range reached {
+			reached[j] = -1
 		}
-	}
-	block(g1)
-	t1 := f.groups[g1].t
-	for g := g1 + 1; g < len(f.groups) && level < n && f.groups[g].t-t1 <= f.spec.window; g++ {
-		var add uint64
-		for h := have &^ (1 << n); h != 0; h &= h - 1 {
-			j := bits.TrailingZeros64(h)
-			if run := f.runAt(g, j); run > 0 && lastBlock[j-1] <= f.last[j] {
-				add |= (uint64(1)<<run - 1) << (j + 1)
+		if gr.t >= f.spec.from && gr.t < f.spec.to {
+			for j := 1; j <= f.runAt(g, 0); j++ {
+				reached[j] = g
 			}
 		}
-		have |= add
-		for ; add != 0; add &= add - 1 {
-			j := bits.TrailingZeros64(add)
-			f.last[j] = g
-			level = max(level, j)
+		for j := 1; j < n; j++ {
+			s := latest[j]
+			if s < 0 || gr.t-f.groups[s].t > f.spec.window {
+				continue
+			}
+			for k := j + 1; k <= j+f.runAt(g, j); k++ {
+				reached[k] = max(reached[k], s)
+			}
 		}
-		block(g)
+		for j := 1; j <= n; j++ {
+			if reached[j] >= 0 {
+				level = max(level, j)
+			}
+			if j < n && gr.blocks>>(j-1)&1 != 0 {
+				latest[j] = reached[j]
+			} else {
+				latest[j] = max(latest[j], reached[j])
+			}
+		}
 		if f.tick(1) {
 			return 0
 		}
 	}
 	return level
+}
+
+// earliestStart is the earliest group from which a path reaches level steps, or -1: a sweep
+// backwards keeping, per first step of a rest of a path, its earliest end (the window asks no
+// more of it), reset at excluded events as furthest does.
+func (f *pathFinder) earliestStart(level int) int {
+	const never = int64(1<<63 - 1)
+	ends := make([]int64, level+2) // per first step k (1-based) of a rest through level: its earliest end, in a later group
+	here := make([]int64, level+2) // the same for rests whose first group is this one
+	for k := range ends {
+		ends[k] = never
+	}
+	start := -1
+	for g := len(f.groups) - 1; g >= 0; g-- {
+		gr := f.groups[g]
+		for k := 1; k <= level; k++ {
+			here[k] = never
+			for m := 1; m <= min(f.runAt(g, k-1), level-k+1); m++ {
+				if k+m-1 == level {
+					here[k] = min(here[k], gr.t)
+				} else {
+					here[k] = min(here[k], ends[k+m])
+				}
+			}
+		}
+		if gr.t >= f.spec.from && gr.t < f.spec.to && here[1] != never && here[1]-gr.t <= f.spec.window {
+			start = g
+		}
+		for k := 2; k <= level; k++ {
+			if gr.blocks>>(k-2)&1 != 0 {
+				ends[k] = here[k]
+			} else {
+				ends[k] = min(ends[k], here[k])
+			}
+		}
+		if f.tick(1) {
+			return -1
+		}
+	}
+	return start
+}
+
+// ints returns *buf resized to n, every entry -1.
+func (f *pathFinder) ints(buf *[]int, n int) []int {
+	*buf = slices.Grow((*buf)[:0], n)[:n]
+	for i := range *buf {
+		(*buf)[i] = -1
+	}
+	return *buf
 }
 
 // canonical returns the canonical path of a unit that reaches level steps from group g1 and from

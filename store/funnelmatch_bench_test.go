@@ -32,3 +32,19 @@ func BenchmarkPathFinderTies(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkPathFinderDay measures a person with 100,000 events in one day (a bot) for 32 steps of
+// which they take 31, so no start completes the funnel: in order, one sweep over the events.
+func BenchmarkPathFinderDay(b *testing.B) {
+	spec := matchSpec{steps: 32, mode: ModeOrdered, from: -1 << 62, to: 1 << 62, window: 86_400_000}
+	ev := make([]unitEvent, 100_000)
+	for i := range ev {
+		ev[i] = unitEvent{t: int64(i) * 400, id: uint64(i), steps: 1<<31 - 1}
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		if level, _, err := newPathFinder(spec).reach(context.Background(), ev); err != nil || level != 31 {
+			b.Fatalf("level %d, %v; want 31", level, err)
+		}
+	}
+}

@@ -183,10 +183,10 @@ func TestPathFinderAgreesWithTheDefinition(t *testing.T) {
 func TestPathFinderWithTiesAgreesWithTheDefinition(t *testing.T) {
 	rng := rand.New(rand.NewPCG(5, 6))
 	modes := []Mode{ModeOrdered, ModeStrict, ModeAny}
-	for iter := range 20000 {
-		steps := 1 + rng.IntN(6)
+	for iter := range 40000 {
+		steps, spread := 1+rng.IntN(6), 1+rng.IntN(6) // spread: distinct seconds
 		spec := matchSpec{steps: steps, mode: modes[rng.IntN(3)], from: -1 << 62, to: 1 << 62,
-			window: int64(1000 * rng.IntN(3))}
+			window: int64(1000 * rng.IntN(spread+1))}
 		if rng.IntN(4) == 0 {
 			spec.from = int64(1000 * rng.IntN(2))
 		}
@@ -196,7 +196,7 @@ func TestPathFinderWithTiesAgreesWithTheDefinition(t *testing.T) {
 		all := uint64(1)<<steps - 1
 		var ev []unitEvent
 		for i := range 1 + rng.IntN(9) {
-			e := unitEvent{t: int64(1000 * rng.IntN(3)), id: uint64(i), attr: string(rune('a' + rng.IntN(3)))}
+			e := unitEvent{t: int64(1000 * rng.IntN(spread)), id: uint64(i), attr: string(rune('a' + rng.IntN(3)))}
 			switch rng.IntN(4) {
 			case 0: // a repeated step: it can take every step
 				e.steps = all
@@ -290,9 +290,9 @@ func TestPathFinderOnHostileUnits(t *testing.T) {
 // TestPathFinderStopsWhenTheQueryIsDone: matching looks at the query's context, so a unit that
 // takes long to match does not outlive its query.
 func TestPathFinderStopsWhenTheQueryIsDone(t *testing.T) {
-	// 20,000 events one second apart, each able to take the first 31 of 32 steps: every start
-	// sweeps the whole day without reaching the last step, about 10⁸ group visits.
-	spec := matchSpec{steps: 32, mode: ModeOrdered, from: -1 << 62, to: 1 << 62, window: 86_400_000}
+	// 20,000 events one second apart, each able to take the first 31 of 32 steps, in any order:
+	// every start matches the whole day's events without reaching the last step.
+	spec := matchSpec{steps: 32, mode: ModeAny, from: -1 << 62, to: 1 << 62, window: 86_400_000}
 	ev := make([]unitEvent, 20000)
 	for i := range ev {
 		ev[i] = unitEvent{t: int64(i) * 1000, id: uint64(i), steps: 1<<31 - 1}
