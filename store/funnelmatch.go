@@ -142,6 +142,7 @@ func (f *pathFinder) reachOrdered() (int, []int) {
 	}
 	return level, f.canonical(start, level)
 }
+
 // runAt is how many consecutive steps from step j (0-based) group g can take with distinct events.
 func (f *pathFinder) runAt(g, j int) int { return int(f.run[g*f.spec.steps+j]) }
 
