@@ -19,7 +19,7 @@ import (
 )
 
 // TestQueryStopsOnSignal: `waymark funnel` stops at once on SIGINT or SIGTERM, in the middle of
-// matching a person whose funnel would take hours, and says so.
+// matching a person whose funnel would take many minutes, and says so.
 func TestQueryStopsOnSignal(t *testing.T) {
 	database := fmt.Sprintf("e2e_%d", dbSeq.Add(1))
 	ctx := context.Background()
