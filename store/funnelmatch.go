@@ -63,7 +63,10 @@ type pathFinder struct {
 
 	groups []timeGroup
 	run    []uint8 // per group g and steps done j: run[g*steps+j], the most steps from j on the group can take
-	last   []int   // per steps done: the latest group reached with them, -1 none
+	last   []int   // furthest: per steps done, the latest start of a path that can go on
+	here   []int   // furthest: per steps done, the latest start of a path ending at this group
+	ends   []int64 // earliestStart: per first step of the rest of a path, its earliest end
+	first  []int64 // earliestStart: the same for rests starting at this group
 	can    []uint64
 	enter  []uint64
 	m      matcher
@@ -117,9 +120,16 @@ func (f *pathFinder) reach(ctx context.Context, ev []unitEvent) (int, []int, err
 	}
 	var level int
 	var path []int
-	if f.spec.mode == ModeAny {
+	var steps uint64
+	for _, gr := range f.groups {
+		steps |= gr.steps
+	}
+	switch {
+	case steps&1 == 0:
+		// nothing can take step 1
+	case f.spec.mode == ModeAny:
 		level, path = f.reachAny()
-	} else {
+	default:
 		level, path = f.reachOrdered()
 	}
 	if f.err != nil {
@@ -182,8 +192,7 @@ func (f *pathFinder) runs() {
 // j steps done start again from those that end at b.
 func (f *pathFinder) furthest() int {
 	n, level := f.spec.steps, 0
-	latest := f.ints(&f.last, n+1) // per steps done: the latest start of a path that can go on, -1 none
-	reached := make([]int, n+1)    // per steps done: the latest start of a path ending at this group
+	latest, reached := f.ints(&f.last, n+1), f.ints(&f.here, n+1) // -1: none
 	for g, gr := range f.groups {
 		for j := range reached {
 			reached[j] = -1
@@ -224,8 +233,11 @@ func (f *pathFinder) furthest() int {
 // more of it), reset at excluded events as furthest does.
 func (f *pathFinder) earliestStart(level int) int {
 	const never = int64(1<<63 - 1)
-	ends := make([]int64, level+2) // per first step k (1-based) of a rest through level: its earliest end, in a later group
-	here := make([]int64, level+2) // the same for rests whose first group is this one
+	// Per first step k (1-based) of a rest of a path through level: its earliest end, among rests
+	// starting at a later group (ends) or at this one (here).
+	f.ends = slices.Grow(f.ends[:0], level+2)[:level+2]
+	f.first = slices.Grow(f.first[:0], level+2)[:level+2]
+	ends, here := f.ends, f.first
 	for k := range ends {
 		ends[k] = never
 	}
@@ -340,6 +352,9 @@ func (f *pathFinder) canonical(g1, level int) []int {
 // smallest breakdown value among those that leave the others enough events.
 func (f *pathFinder) firstRun(path []int, g, run int) []int {
 	gr := f.groups[g]
+	if gr.end-gr.start == 1 {
+		return append(path, gr.start)
+	}
 	first := -1
 	if f.fits == nil {
 		f.fits = map[uint64]bool{} // by the step mask of the event taking step 1
@@ -380,6 +395,9 @@ func (f *pathFinder) matches(g, j, run, skip int) bool {
 
 // assign appends distinct events of group g (not skip) for steps j…j+run-1, in step order.
 func (f *pathFinder) assign(path []int, g, j, run, skip int) []int {
+	if gr := f.groups[g]; gr.end-gr.start == 1 && run == 1 && gr.start != skip {
+		return append(path, gr.start)
+	}
 	if !f.matches(g, j, run, skip) {
 		panic(fmt.Sprintf("BUG: funnel path: steps %d to %d do not fit group %d", j+1, j+run, g))
 	}

@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"fmt"
+	"math/rand/v2"
 	"testing"
 )
 
@@ -45,6 +46,33 @@ func BenchmarkPathFinderDay(b *testing.B) {
 	for b.Loop() {
 		if level, _, err := newPathFinder(spec).reach(context.Background(), ev); err != nil || level != 31 {
 			b.Fatalf("level %d, %v; want 31", level, err)
+		}
+	}
+}
+
+// BenchmarkPathFinderTypical measures the common case: 10,000 persons of 2 to 31 events minutes
+// apart, each event taking one of 5 steps (16 ms before the matching by groups, 18 ms after, on
+// the same loaded machine).
+func BenchmarkPathFinderTypical(b *testing.B) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	spec := matchSpec{steps: 5, mode: ModeOrdered, from: -1 << 62, to: 1 << 62, window: 86_400_000}
+	var units [][]unitEvent
+	for range 10000 {
+		var ev []unitEvent
+		t := int64(0)
+		for i := range 2 + rng.IntN(30) {
+			t += int64(rng.IntN(600)) * 1000
+			ev = append(ev, unitEvent{t: t, id: uint64(i), steps: 1 << rng.IntN(5)})
+		}
+		units = append(units, ev)
+	}
+	f := newPathFinder(spec)
+	b.ReportAllocs()
+	for b.Loop() {
+		for _, u := range units {
+			if _, _, err := f.reach(context.Background(), u); err != nil {
+				b.Fatal(err)
+			}
 		}
 	}
 }
