@@ -50,6 +50,9 @@ func runServe(ctx context.Context, args []string, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
+	if cf.cfg.QueryConcurrency < 1 {
+		return fmt.Errorf("--query-concurrency: %d, want at least 1", cf.cfg.QueryConcurrency)
+	}
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(
