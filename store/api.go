@@ -121,8 +121,11 @@ func (a *API) handle(name string) http.HandlerFunc {
 		case errors.Is(err, ErrQueryLimit):
 			w.Header().Set("Retry-After", "60")
 			writeAPIError(w, http.StatusServiceUnavailable, "", err.Error())
+		case errors.Is(err, ErrBusy):
+			w.Header().Set("Retry-After", "5")
+			writeAPIError(w, http.StatusServiceUnavailable, "", err.Error())
 		case r.Context().Err() != nil:
-			// the client went away
+			a.log.Info("query stopped: the client went away", "query", name, "err", err)
 		default:
 			a.log.Error("query failed", "query", name, "err", err)
 			writeAPIError(w, http.StatusInternalServerError, "", "the "+name+" query failed; see the server log")

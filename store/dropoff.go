@@ -7,7 +7,6 @@ import (
 	"maps"
 	"net/url"
 	"slices"
-	"time"
 
 	"github.com/waymark-dev/waymark/sessionize"
 )
@@ -80,10 +79,7 @@ type dropoffLevel struct {
 // Dropoff answers a DropoffQuery in one pass over the events: it gathers every level's drop-outs
 // and reports the asked one.
 func (s *Store) Dropoff(ctx context.Context, jm *sessionize.Map, q DropoffQuery) (*DropoffResult, error) {
-	start := time.Now()
-	res, err := s.dropoffQuery(ctx, jm, q)
-	s.observeQuery("dropoff", start, err)
-	return res, err
+	return runQuery(ctx, s, "dropoff", func(ctx context.Context) (*DropoffResult, error) { return s.dropoffQuery(ctx, jm, q) })
 }
 
 func (s *Store) dropoffQuery(ctx context.Context, jm *sessionize.Map, q DropoffQuery) (*DropoffResult, error) {
@@ -115,8 +111,6 @@ func (s *Store) dropoffQuery(ctx context.Context, jm *sessionize.Map, q DropoffQ
 			return nil, err
 		}
 	}
-	ctx, cancel := s.queryContext(ctx)
-	defer cancel()
 	agg := newFunnelAgg(n, false)
 	levels := make([]dropoffLevel, n)
 	for i := range levels {
@@ -125,7 +119,10 @@ func (s *Store) dropoffQuery(ctx context.Context, jm *sessionize.Map, q DropoffQ
 	finder := newPathFinder(plan.spec)
 	err = s.scan(ctx, plan.scan, func(person string, events []scannedEvent) error {
 		for _, unit := range plan.units(events, sessions) {
-			level, path := finder.reach(unit)
+			level, path, err := s.match(ctx, finder, "dropoff", unit)
+			if err != nil {
+				return err
+			}
 			agg.add(fq.Mode, unit, level, path)
 			if level == 0 || level == n {
 				continue
@@ -168,7 +165,7 @@ func (s *Store) dropoffQuery(ctx context.Context, jm *sessionize.Map, q DropoffQ
 		return nil
 	})
 	if err != nil {
-		return nil, s.queryError("dropoff", err)
+		return nil, err
 	}
 	funnel := agg.result(fq)
 	k := q.Step

@@ -20,6 +20,9 @@ const MaxFunnelSteps = 32
 // MaxWindow is the longest funnel window and query range.
 const MaxWindow = 366 * 24 * time.Hour
 
+// MaxExclusions is the most exclusions a funnel may have.
+const MaxExclusions = 32
+
 // Units a funnel can count.
 const (
 	CountPersons  = "persons"
@@ -132,8 +135,8 @@ func (q *FunnelQuery) Validate() error {
 		return fmt.Errorf("window: must be positive, got %s", q.Window)
 	case q.Window > MaxWindow:
 		return fmt.Errorf("window: at most 366d, got %s", q.Window)
-	case !q.From.IsZero() && !q.To.IsZero() && !q.From.Before(q.To):
-		return fmt.Errorf("from: %s is not before to %s", q.From.Format(time.RFC3339), q.To.Format(time.RFC3339))
+	case len(q.Exclusions) > MaxExclusions:
+		return fmt.Errorf("exclude: at most %d exclusions, got %d", MaxExclusions, len(q.Exclusions))
 	case !slices.Contains([]Mode{ModeOrdered, ModeStrict, ModeAny}, q.Mode):
 		return fmt.Errorf("mode: %q is not one of ordered, strict, any", q.Mode)
 	case q.CountBy != CountPersons && q.CountBy != CountSessions:
@@ -141,14 +144,23 @@ func (q *FunnelQuery) Validate() error {
 	case q.Mode == ModeAny && len(q.Exclusions) > 0:
 		return errors.New("exclude: exclusions need mode ordered or strict")
 	}
+	if err := checkRange(q.From, q.To); err != nil {
+		return err
+	}
 	for i, s := range q.Steps {
 		if strings.TrimSpace(s) == "" {
 			return fmt.Errorf("steps: step %d is empty", i+1)
+		}
+		if len(s) > MaxTextBytes {
+			return fmt.Errorf("steps: step %d is %d bytes, at most %d", i+1, len(s), MaxTextBytes)
 		}
 	}
 	for _, x := range q.Exclusions {
 		if strings.TrimSpace(x.Step) == "" {
 			return errors.New("exclude: an exclusion has no event")
+		}
+		if len(x.Step) > MaxTextBytes {
+			return fmt.Errorf("exclude: %.40q… is %d bytes, at most %d", x.Step, len(x.Step), MaxTextBytes)
 		}
 		if x.After < 1 || x.Before > len(q.Steps) || x.After >= x.Before {
 			return fmt.Errorf("exclude: %s between steps %d and %d: need 1 ≤ first < second ≤ %d", x.Step, x.After, x.Before, len(q.Steps))
@@ -174,18 +186,7 @@ func (q *FunnelQuery) Validate() error {
 // (which windowFunnel gets wrong on ties and on steps matching the same event) runs here on each
 // person's list as rows stream in.
 func (s *Store) Funnel(ctx context.Context, jm *sessionize.Map, q FunnelQuery) (*FunnelResult, error) {
-	start := time.Now()
-	res, err := s.funnel(ctx, jm, q)
-	s.observeQuery("funnel", start, err)
-	return res, err
-}
-
-// observeQuery records a query's duration and failure.
-func (s *Store) observeQuery(kind string, start time.Time, err error) {
-	s.metrics.querySeconds.WithLabelValues(kind).Observe(time.Since(start).Seconds())
-	if err != nil {
-		s.metrics.queryErrors.WithLabelValues(kind).Inc()
-	}
+	return runQuery(ctx, s, "funnel", func(ctx context.Context) (*FunnelResult, error) { return s.funnel(ctx, jm, q) })
 }
 
 func (s *Store) funnel(ctx context.Context, jm *sessionize.Map, q FunnelQuery) (*FunnelResult, error) {
@@ -199,8 +200,6 @@ func (s *Store) funnel(ctx context.Context, jm *sessionize.Map, q FunnelQuery) (
 	if err != nil {
 		return nil, badParams(err)
 	}
-	ctx, cancel := s.queryContext(ctx)
-	defer cancel()
 	var sessions map[string][]span
 	if q.CountBy == CountSessions {
 		if sessions, err = s.sessionSpans(ctx, q.From); err != nil {
@@ -211,15 +210,30 @@ func (s *Store) funnel(ctx context.Context, jm *sessionize.Map, q FunnelQuery) (
 	finder := newPathFinder(plan.spec)
 	err = s.scan(ctx, plan.scan, func(_ string, events []scannedEvent) error {
 		for _, unit := range plan.units(events, sessions) {
-			level, path := finder.reach(unit)
+			level, path, err := s.match(ctx, finder, "funnel", unit)
+			if err != nil {
+				return err
+			}
 			agg.add(q.Mode, unit, level, path)
 		}
 		return nil
 	})
 	if err != nil {
-		return nil, s.queryError("funnel", err)
+		return nil, err
 	}
 	return agg.result(q), nil
+}
+
+// largeUnit is how many events a unit has when its matching is logged before it starts: it may
+// take long (a bot sends that many), and the log says why a query is slow.
+const largeUnit = 10_000
+
+// match runs finder on one unit of a query of kind.
+func (s *Store) match(ctx context.Context, finder *pathFinder, kind string, unit []unitEvent) (int, []int, error) {
+	if len(unit) >= largeUnit {
+		s.log.Info("matching a unit with many events; --query-timeout bounds the query", "query", kind, "events", len(unit))
+	}
+	return finder.reach(ctx, unit)
 }
 
 // condition is a journey-map rule without its nth requirement; steps share conditions.
@@ -322,7 +336,7 @@ var trackedTypes = []string{"track", "page", "screen"}
 // planFunnel works out the conditions, the events to read and how to match them.
 func planFunnel(jm *sessionize.Map, q FunnelQuery) (*funnelPlan, error) {
 	p := planSteps(jm, q.Steps)
-	n := len(q.Steps)
+	n, stepConds := len(q.Steps), len(p.conds)
 	p.blocks = make([]uint64, len(p.conds))
 	block := func(c int, gaps uint64) {
 		for len(p.blocks) <= c {
@@ -375,7 +389,11 @@ func planFunnel(jm *sessionize.Map, q FunnelQuery) (*funnelPlan, error) {
 		attrs = append(attrs, predicate{sql: "customer_key"})
 	}
 	if len(preds) > 64 {
-		return nil, fmt.Errorf("steps: the steps, exclusions and breakdown need %d conditions, at most 64", len(preds))
+		param := "steps"
+		if stepConds < 64 && len(q.Exclusions) > 0 {
+			param = "exclude"
+		}
+		return nil, fmt.Errorf("%s: the steps, exclusions and breakdown need %d conditions, at most 64", param, len(preds))
 	}
 	p.spec = matchSpec{steps: n, mode: q.Mode, from: math.MinInt64, to: math.MaxInt64, window: q.Window.Milliseconds()}
 	p.from = math.MinInt64

@@ -2,6 +2,7 @@ package store
 
 import (
 	"cmp"
+	"context"
 	"math/rand/v2"
 	"testing"
 	"time"
@@ -104,7 +105,10 @@ func TestMatcherAgreesWithTheDefinition(t *testing.T) {
 		p.blocks = make([]uint64, len(p.conds))
 		p.attr, p.traitCond, p.keyAttr, p.from = -1, -1, -1, from
 		p.spec = matchSpec{steps: len(p.steps), mode: ModeOrdered, from: from, to: to, window: q.Window.Milliseconds()}
-		got, _ := newPathFinder(p.spec).reach(p.units(scanned, nil)[0])
+		got, _, err := newPathFinder(p.spec).reach(context.Background(), p.units(scanned, nil)[0])
+		if err != nil {
+			t.Fatal(err)
+		}
 		if got != want {
 			t.Fatalf("case %d: level %d, want %d\nplan %+v\nevents %+v\nquery %+v", iter, got, want, p, events, q)
 		}

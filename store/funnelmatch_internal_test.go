@@ -2,11 +2,14 @@ package store
 
 import (
 	"cmp"
+	"context"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"slices"
 	"strings"
 	"testing"
+	"time"
 )
 
 // sortUnitEvents puts events in (time, id) order, the order every rule counts in.
@@ -153,7 +156,10 @@ func TestPathFinderAgreesWithTheDefinition(t *testing.T) {
 		}
 		sortUnitEvents(ev)
 		wantLevel, wantPath := brutePath(spec, ev)
-		gotLevel, gotPath := newPathFinder(spec).reach(ev)
+		gotLevel, gotPath, err := newPathFinder(spec).reach(context.Background(), ev)
+		if err != nil {
+			t.Fatal(err)
+		}
 		// The path's observable parts: its times and its first event's breakdown value.
 		observe := func(path []int) string {
 			var parts []string
@@ -168,5 +174,139 @@ func TestPathFinderAgreesWithTheDefinition(t *testing.T) {
 		if gotLevel != wantLevel || observe(gotPath) != observe(wantPath) {
 			t.Fatalf("case %d: reach = %d %v, want %d %v\nspec %+v\nevents %+v", iter, gotLevel, gotPath, wantLevel, wantPath, spec, ev)
 		}
+	}
+}
+
+// TestPathFinderWithTiesAgreesWithTheDefinition stresses what makes matching hard: many events of
+// one time, steps repeated (one event can take any of them) and overlapping (an event matches
+// several steps), exclusions and strict mode, against the brute force on small units.
+func TestPathFinderWithTiesAgreesWithTheDefinition(t *testing.T) {
+	rng := rand.New(rand.NewPCG(5, 6))
+	modes := []Mode{ModeOrdered, ModeStrict, ModeAny}
+	for iter := range 40000 {
+		steps, spread := 1+rng.IntN(6), 1+rng.IntN(6) // spread: distinct seconds
+		spec := matchSpec{steps: steps, mode: modes[rng.IntN(3)], from: -1 << 62, to: 1 << 62,
+			window: int64(1000 * rng.IntN(spread+1))}
+		if rng.IntN(4) == 0 {
+			spec.from = int64(1000 * rng.IntN(2))
+		}
+		if rng.IntN(4) == 0 {
+			spec.to = int64(1000 * (1 + rng.IntN(2)))
+		}
+		all := uint64(1)<<steps - 1
+		var ev []unitEvent
+		for i := range 1 + rng.IntN(9) {
+			e := unitEvent{t: int64(1000 * rng.IntN(spread)), id: uint64(i), attr: string(rune('a' + rng.IntN(3)))}
+			switch rng.IntN(4) {
+			case 0: // a repeated step: it can take every step
+				e.steps = all
+			case 1: // a single step
+				e.steps = 1 << rng.IntN(steps)
+			default: // overlapping steps
+				e.steps = uint64(rng.IntN(1 << steps))
+			}
+			if spec.mode != ModeAny && rng.IntN(5) == 0 {
+				e.blocks = uint64(rng.IntN(1 << steps))
+			}
+			ev = append(ev, e)
+		}
+		sortUnitEvents(ev)
+		wantLevel, wantPath := brutePath(spec, ev)
+		gotLevel, gotPath, err := newPathFinder(spec).reach(context.Background(), ev)
+		if err != nil {
+			t.Fatal(err)
+		}
+		observe := func(path []int) string {
+			var parts []string
+			for i, p := range path {
+				parts = append(parts, fmt.Sprint(ev[p].t))
+				if i == 0 {
+					parts = append(parts, ev[p].attr)
+				}
+			}
+			return strings.Join(parts, " ")
+		}
+		if gotLevel != wantLevel || observe(gotPath) != observe(wantPath) {
+			t.Fatalf("case %d: reach = %d %v, want %d %v\nspec %+v\nevents %+v", iter, gotLevel, gotPath, wantLevel, wantPath, spec, ev)
+		}
+		if spec.mode != ModeAny && !validPath(spec, ev, gotPath) {
+			t.Fatalf("case %d: path %v is not a valid path\nspec %+v\nevents %+v", iter, gotPath, spec, ev)
+		}
+	}
+}
+
+// validPath reports whether path is a path of the definition: distinct events, each able to take
+// its step, in time order, within the window, none excluded in between.
+func validPath(spec matchSpec, ev []unitEvent, path []int) bool {
+	seen := map[int]bool{}
+	for k, i := range path {
+		if seen[i] || ev[i].steps&(1<<k) == 0 {
+			return false
+		}
+		seen[i] = true
+		if k == 0 {
+			if ev[i].t < spec.from || ev[i].t >= spec.to {
+				return false
+			}
+			continue
+		}
+		prev := ev[path[k-1]]
+		if ev[i].t < prev.t || ev[i].t-ev[path[0]].t > spec.window {
+			return false
+		}
+		for _, x := range ev {
+			if x.blocks&(1<<(k-1)) != 0 && prev.t < x.t && x.t < ev[i].t {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// TestPathFinderOnHostileUnits: the worst cases of enumeration are answered exactly: every event
+// of one second can take every step, so the unit reaches every step, all at that second; with one
+// event fewer than steps it reaches as many steps as it has events.
+func TestPathFinderOnHostileUnits(t *testing.T) {
+	for _, c := range []struct{ events, steps, want int }{
+		{12, 12, 12}, {1000, 32, 32}, {31, 32, 31}, {1, 32, 1},
+	} {
+		for _, mode := range []Mode{ModeOrdered, ModeStrict, ModeAny} {
+			spec, ev := tiedUnit(c.events, c.steps)
+			spec.mode = mode
+			level, path, err := newPathFinder(spec).reach(context.Background(), ev)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if level != c.want {
+				t.Errorf("%d events, %d steps, %s: level %d, want %d", c.events, c.steps, mode, level, c.want)
+			}
+			if mode != ModeAny && (len(path) != c.want || !validPath(spec, ev, path)) {
+				t.Errorf("%d events, %d steps, %s: path %v is not a valid path to step %d", c.events, c.steps, mode, path, c.want)
+			}
+		}
+	}
+}
+
+// TestPathFinderStopsWhenTheQueryIsDone: matching looks at the query's context, so a unit that
+// takes long to match does not outlive its query.
+func TestPathFinderStopsWhenTheQueryIsDone(t *testing.T) {
+	// 20,000 events one second apart, each able to take the first 31 of 32 steps, in any order:
+	// every start matches the whole day's events without reaching the last step.
+	spec := matchSpec{steps: 32, mode: ModeAny, from: -1 << 62, to: 1 << 62, window: 86_400_000}
+	ev := make([]unitEvent, 20000)
+	for i := range ev {
+		ev[i] = unitEvent{t: int64(i) * 1000, id: uint64(i), steps: 1<<31 - 1}
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	level, path, err := newPathFinder(spec).reach(ctx, ev)
+	if !errors.Is(err, context.Canceled) || level != 0 || path != nil {
+		t.Errorf("reach = %d %v %v, want context.Canceled", level, path, err)
+	}
+	// An expired deadline is reported as such.
+	ctx, cancel = context.WithDeadline(context.Background(), time.Unix(0, 0))
+	defer cancel()
+	if _, _, err := newPathFinder(spec).reach(ctx, ev); !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("reach after the deadline: %v, want context.DeadlineExceeded", err)
 	}
 }

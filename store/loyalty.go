@@ -129,13 +129,13 @@ var returnBars = []bar{{"≤ 1d", 24 * time.Hour}, {"1–7d", 7 * 24 * time.Hour
 
 // Retention answers a RetentionQuery.
 func (s *Store) Retention(ctx context.Context, jm *sessionize.Map, q RetentionQuery) (*RetentionResult, error) {
-	start := time.Now()
-	res, err := s.retentionQuery(ctx, jm, q)
-	s.observeQuery("retention", start, err)
-	return res, err
+	return runQuery(ctx, s, "retention", func(ctx context.Context) (*RetentionResult, error) { return s.retentionQuery(ctx, jm, q) })
 }
 
 func (s *Store) retentionQuery(ctx context.Context, jm *sessionize.Map, q RetentionQuery) (*RetentionResult, error) {
+	if err := checkRange(q.From, q.To); err != nil {
+		return nil, badParams(err)
+	}
 	if q.Period == "" {
 		q.Period = "week"
 	}
@@ -164,8 +164,6 @@ func (s *Store) retentionQuery(ctx context.Context, jm *sessionize.Map, q Retent
 	if !q.To.IsZero() {
 		to = q.To.UnixMilli()
 	}
-	ctx, cancel := s.queryContext(ctx)
-	defer cancel()
 	type cohortCounts struct {
 		persons  int64
 		returned []int64
@@ -244,7 +242,7 @@ func (s *Store) retentionQuery(ctx context.Context, jm *sessionize.Map, q Retent
 		return nil
 	})
 	if err != nil {
-		return nil, s.queryError("retention", err)
+		return nil, err
 	}
 	res.RepeatRate = ratio(res.Repeaters, res.Persons)
 	res.MedianSeconds, res.P90Seconds = quantileSeconds(gaps, 0.5), quantileSeconds(gaps, 0.9)
@@ -303,13 +301,13 @@ func ParseStagesQuery(v url.Values) (StagesQuery, error) {
 
 // Stages answers a StagesQuery.
 func (s *Store) Stages(ctx context.Context, jm *sessionize.Map, q StagesQuery) (*StagesResult, error) {
-	start := time.Now()
-	res, err := s.stagesQuery(ctx, jm, q)
-	s.observeQuery("stages", start, err)
-	return res, err
+	return runQuery(ctx, s, "stages", func(ctx context.Context) (*StagesResult, error) { return s.stagesQuery(ctx, jm, q) })
 }
 
 func (s *Store) stagesQuery(ctx context.Context, jm *sessionize.Map, q StagesQuery) (*StagesResult, error) {
+	if err := checkRange(q.From, q.To); err != nil {
+		return nil, badParams(err)
+	}
 	if q.Limit <= 0 {
 		q.Limit = 5
 	}
@@ -333,8 +331,6 @@ func (s *Store) stagesQuery(ctx context.Context, jm *sessionize.Map, q StagesQue
 		to = q.To.UnixMilli()
 		p.scan.to = to - 1
 	}
-	ctx, cancel := s.queryContext(ctx)
-	defer cancel()
 	n := len(names)
 	type stageAgg struct {
 		entered, movedOn int64
@@ -406,7 +402,7 @@ func (s *Store) stagesQuery(ctx context.Context, jm *sessionize.Map, q StagesQue
 		return nil
 	})
 	if err != nil {
-		return nil, s.queryError("stages", err)
+		return nil, err
 	}
 	res := &StagesResult{}
 	for i, a := range aggs {

@@ -2,9 +2,12 @@ package store
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
+
+	"github.com/ClickHouse/clickhouse-go/v2"
 
 	"github.com/waymark-dev/waymark/ingest"
 	"github.com/waymark-dev/waymark/sessionize"
@@ -18,8 +21,21 @@ var unnamedLabels = []string{"page", "screen"}
 // journey map, nor the label of unnamed pages or screens, nor an event name that has been stored:
 // most likely a typo, which would otherwise answer a silent zero.
 func (s *Store) checkNames(ctx context.Context, jm *sessionize.Map, param string, steps ...string) error {
-	if err := checkSteps(param, steps...); err != nil {
+	regexps, err := checkSteps(param, steps...)
+	if err != nil {
 		return err
+	}
+	// Go's regexp and ClickHouse's re2 differ at the edges ((?<name>…), nested repeats): ask the
+	// engine that will run them.
+	for re, step := range regexps {
+		var matched uint8
+		if err := s.conn.QueryRow(ctx, "SELECT match('', ?)", re).Scan(&matched); err != nil {
+			var ex *clickhouse.Exception
+			if errors.As(err, &ex) && ex.Code == 427 { // CANNOT_COMPILE_REGEXP
+				return badParams(fmt.Errorf("%s: %.100s: ClickHouse cannot use the regular expression %q", param, step, re))
+			}
+			return fmt.Errorf("check regular expression: %w", err)
+		}
 	}
 	names := make([]string, len(steps))
 	var props []string

@@ -22,8 +22,17 @@ func (p *params) fail(name, format string, args ...any) {
 	}
 }
 
+// MaxTextBytes is the longest text a parameter may hold, and each entry of a list (a step, an
+// exclusion): longer ones are refused, as ClickHouse limits the size of a query.
+const MaxTextBytes = 1000
+
 func (p *params) str(name, def string) string {
-	if s := strings.TrimSpace(p.v.Get(name)); s != "" {
+	s := strings.TrimSpace(p.v.Get(name))
+	if len(s) > MaxTextBytes {
+		p.fail(name, "%d bytes, at most %d", len(s), MaxTextBytes)
+		return def
+	}
+	if s != "" {
 		return s
 	}
 	return def
@@ -33,13 +42,16 @@ func (p *params) str(name, def string) string {
 func (p *params) list(name string) []string {
 	var out []string
 	for _, s := range strings.Split(p.v.Get(name), ",") {
-		if s = strings.TrimSpace(s); s != "" {
+		if s = strings.TrimSpace(s); len(s) > MaxTextBytes {
+			p.fail(name, "%.40q… is %d bytes, at most %d", s, len(s), MaxTextBytes)
+		} else if s != "" {
 			out = append(out, s)
 		}
 	}
 	return out
 }
 
+// time reads a time, from 1970-01-01 to 2100-01-01 (see ParseTime); "" is unbounded.
 func (p *params) time(name string) time.Time {
 	t, err := ParseTime(p.str(name, ""))
 	if err != nil {

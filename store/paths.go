@@ -158,13 +158,13 @@ func (s *Store) eachAnchor(ctx context.Context, a *anchorScan, fn func(person st
 
 // Paths answers a PathsQuery.
 func (s *Store) Paths(ctx context.Context, jm *sessionize.Map, q PathsQuery) (*PathsResult, error) {
-	start := time.Now()
-	res, err := s.pathsQuery(ctx, jm, q)
-	s.observeQuery("paths", start, err)
-	return res, err
+	return runQuery(ctx, s, "paths", func(ctx context.Context) (*PathsResult, error) { return s.pathsQuery(ctx, jm, q) })
 }
 
 func (s *Store) pathsQuery(ctx context.Context, jm *sessionize.Map, q PathsQuery) (*PathsResult, error) {
+	if err := checkRange(q.From, q.To); err != nil {
+		return nil, badParams(err)
+	}
 	if err := s.checkNames(ctx, jm, "anchor", q.Anchor); err != nil {
 		return nil, err
 	}
@@ -175,8 +175,6 @@ func (s *Store) pathsQuery(ctx context.Context, jm *sessionize.Map, q PathsQuery
 	if err != nil {
 		return nil, badParams(err)
 	}
-	ctx, cancel := s.queryContext(ctx)
-	defer cancel()
 	type counts struct{ persons, converted int64 }
 	seqs := map[string]*counts{}
 	res := &PathsResult{Anchor: q.Anchor, Direction: q.Direction, Convert: q.Convert, Paths: []PathRow{}}
@@ -223,7 +221,7 @@ func (s *Store) pathsQuery(ctx context.Context, jm *sessionize.Map, q PathsQuery
 		}
 	})
 	if err != nil {
-		return nil, s.queryError("paths", err)
+		return nil, err
 	}
 	for key, c := range seqs {
 		res.Paths = append(res.Paths, PathRow{Touchpoints: strings.Split(key, "\x00"), Persons: c.persons, Converted: c.converted, ConversionRate: ratio(c.converted, c.persons)})
@@ -239,13 +237,13 @@ func (s *Store) pathsQuery(ctx context.Context, jm *sessionize.Map, q PathsQuery
 
 // Next answers a NextQuery.
 func (s *Store) Next(ctx context.Context, jm *sessionize.Map, q NextQuery) (*NextResult, error) {
-	start := time.Now()
-	res, err := s.nextQuery(ctx, jm, q)
-	s.observeQuery("next", start, err)
-	return res, err
+	return runQuery(ctx, s, "next", func(ctx context.Context) (*NextResult, error) { return s.nextQuery(ctx, jm, q) })
 }
 
 func (s *Store) nextQuery(ctx context.Context, jm *sessionize.Map, q NextQuery) (*NextResult, error) {
+	if err := checkRange(q.From, q.To); err != nil {
+		return nil, badParams(err)
+	}
 	if err := s.checkNames(ctx, jm, "anchor", q.Anchor); err != nil {
 		return nil, err
 	}
@@ -253,8 +251,6 @@ func (s *Store) nextQuery(ctx context.Context, jm *sessionize.Map, q NextQuery) 
 	if err != nil {
 		return nil, badParams(err)
 	}
-	ctx, cancel := s.queryContext(ctx)
-	defer cancel()
 	counts := map[string]int64{}
 	res := &NextResult{Anchor: q.Anchor, Direction: q.Direction}
 	err = s.eachAnchor(ctx, a, func(_ string, ev []unitEvent, at int) {
@@ -283,7 +279,7 @@ func (s *Store) nextQuery(ctx context.Context, jm *sessionize.Map, q NextQuery) 
 		counts[found]++
 	})
 	if err != nil {
-		return nil, s.queryError("next", err)
+		return nil, err
 	}
 	res.Touchpoints = rank(counts, res.Persons, q.Limit)
 	return res, nil

@@ -99,15 +99,20 @@ func (s *Store) scan(ctx context.Context, sc eventScan, fn func(person string, e
 	}
 	where := "(" + strings.Join(ors, " OR ") + ")"
 	// The date bounds (a day wider, whatever the server's time zone) let ClickHouse skip the
-	// monthly partitions outside the range.
-	day := func(ms int64) string { return time.UnixMilli(ms).UTC().Format(time.DateOnly) }
-	if sc.from != 0 {
-		where += " AND date >= toDate(?) - 1 AND ts_ms >= ?"
-		args = append(args, day(sc.from), uint64(sc.from))
+	// monthly partitions outside the range. They are worked out here: ClickHouse's Date
+	// arithmetic wraps below 1970. Events are stored at ts_ms ≥ 0.
+	const dayMs = 24 * 60 * 60 * 1000
+	day := func(ms int64) string { return time.UnixMilli(max(ms, 0)).UTC().Format(time.DateOnly) }
+	if sc.to < 0 {
+		return nil // no event is that early
 	}
-	if sc.to != 0 {
-		where += " AND date <= toDate(?) + 1 AND ts_ms <= ?"
-		args = append(args, day(sc.to), uint64(sc.to))
+	if sc.from > 0 {
+		where += " AND date >= toDate(?) AND ts_ms >= ?"
+		args = append(args, day(sc.from-dayMs), uint64(sc.from))
+	}
+	if sc.to > 0 {
+		where += " AND date <= toDate(?) AND ts_ms <= ?"
+		args = append(args, day(sc.to+dayMs), uint64(sc.to))
 	}
 	// Each customer's events come in (time, id) order as one text column (and one per attribute)
 	// rather than arrays: the client reads arrays through reflection, several times slower than
@@ -136,7 +141,13 @@ GROUP BY customer_key`
 	for i := range attrs {
 		dest = append(dest, &attrs[i])
 	}
+	// The work per person is done between rows: look at ctx now and then, so a query stops when
+	// its time is up or its client has gone even when ClickHouse has sent every row already.
+	n := 0
 	for rows.Next() {
+		if n++; n%256 == 0 && ctx.Err() != nil {
+			return fmt.Errorf("scan events: %w", ctx.Err())
+		}
 		if err := rows.Scan(dest...); err != nil {
 			return fmt.Errorf("scan events: read row: %w", err)
 		}
@@ -158,6 +169,9 @@ GROUP BY customer_key`
 		return fmt.Errorf("scan events: %w", err)
 	}
 	for _, person := range slices.Sorted(maps.Keys(joined)) {
+		if err := ctx.Err(); err != nil {
+			return fmt.Errorf("scan events: %w", err)
+		}
 		if err := fn(person, dedupe(joined[person], false)); err != nil {
 			return err
 		}

@@ -2,6 +2,7 @@ package store
 
 import (
 	"fmt"
+	"math"
 	"slices"
 	"strconv"
 	"strings"
@@ -35,13 +36,21 @@ func splitStep(step string) (name, filters string) {
 	return step, ""
 }
 
+// MaxStepFilters is the most filters one step may carry: each becomes a condition in the SQL of
+// every rule of the step, and ClickHouse limits the size of a query.
+const MaxStepFilters = 10
+
 // parseFilters reads a step's filters as journey-map conditions, through the journey map's own
-// YAML parser, so they are checked and mean exactly what the map's conditions mean.
+// YAML parser, so they are checked and mean exactly what the map's conditions mean. Numbers must
+// be finite; at most MaxStepFilters filters.
 func parseFilters(filters string) ([]sessionize.Condition, error) {
 	var out []sessionize.Condition
 	for _, f := range strings.Split(filters, ";") {
 		if f = strings.TrimSpace(f); f == "" {
 			continue
+		}
+		if len(out) == MaxStepFilters {
+			return nil, fmt.Errorf("more than %d filters", MaxStepFilters)
 		}
 		i, op, key := -1, "", ""
 		for _, o := range stepFilterOps {
@@ -62,8 +71,8 @@ func parseFilters(filters string) ([]sessionize.Condition, error) {
 			cond["one_of"] = strings.Split(value, "|")
 		case key == "gt" || key == "gte" || key == "lt" || key == "lte":
 			n, err := strconv.ParseFloat(value, 64)
-			if err != nil {
-				return nil, fmt.Errorf("filter %q: %q is not a number", f, value)
+			if err != nil || math.IsNaN(n) || math.IsInf(n, 0) {
+				return nil, fmt.Errorf("filter %q: %q is not a finite number", f, value)
 			}
 			cond[key] = n
 		default:
@@ -106,14 +115,24 @@ func stepRules(jm *sessionize.Map, step string) []sessionize.Rule {
 	return rules
 }
 
-// checkSteps reports the first step whose filters cannot be read, naming param.
-func checkSteps(param string, steps ...string) error {
+// checkSteps reports the first step whose filters cannot be read, naming param, and returns the
+// regular expressions of the filters.
+func checkSteps(param string, steps ...string) (regexps map[string]string, err error) {
 	for _, s := range steps {
 		if _, filters := splitStep(s); filters != "" {
-			if _, err := parseFilters(filters); err != nil {
-				return badParams(fmt.Errorf("%s: %s: %w", param, s, err))
+			conds, err := parseFilters(filters)
+			if err != nil {
+				return nil, badParams(fmt.Errorf("%s: %.100s: %w", param, s, err))
+			}
+			for _, c := range conds {
+				if c.Regexp != nil {
+					if regexps == nil {
+						regexps = map[string]string{}
+					}
+					regexps[*c.Regexp] = s
+				}
 			}
 		}
 	}
-	return nil
+	return regexps, nil
 }

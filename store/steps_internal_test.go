@@ -28,7 +28,11 @@ func TestStepFilters(t *testing.T) {
 		{"currency=EUR", ev(), false, ""}, // a missing property fails every operator
 		{"page.path^=/checkout", ev(), true, ""},
 		{"coupon~=^SUMMER[0-9]+$", ev("coupon", "SUMMER24"), true, ""},
-		{"revenue<=abc", nil, false, "is not a number"},
+		{"revenue<=abc", nil, false, "is not a finite number"},
+		{"revenue>NaN", nil, false, "is not a finite number"},
+		{"revenue<-Inf", nil, false, "is not a finite number"},
+		{"revenue>1e400", nil, false, "is not a finite number"},
+		{strings.Repeat("a=1;", MaxStepFilters+1), nil, false, "more than 10 filters"},
 		{"revenue", nil, false, "want FIELD OP VALUE"},
 		{"code~=(", nil, false, "regexp"},
 	}

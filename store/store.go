@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"regexp"
 	"sync"
 	"time"
@@ -21,8 +22,13 @@ type Config struct {
 	User        string        // default "default"
 	Password    string        // default empty
 	DialTimeout time.Duration // default 5s
-	// QueryTimeout limits each journey query (ClickHouse's max_execution_time); default 60s.
+	// QueryTimeout limits each journey query as a whole: its ClickHouse queries (whose
+	// max_execution_time it sets, in whole seconds, at least 1) and the matching in Go; over it the
+	// query fails with ErrQueryLimit. Default 60s.
 	QueryTimeout time.Duration
+	// QueryConcurrency is how many journey queries may run at once; one more fails at once with
+	// ErrBusy. Default 4.
+	QueryConcurrency int
 	// QueryMaxMemory limits the memory of each journey query in ClickHouse, in bytes (its
 	// max_memory_usage); default 4 GiB.
 	QueryMaxMemory uint64
@@ -50,6 +56,9 @@ func (c *Config) setDefaults() {
 	if c.QueryMaxMemory == 0 {
 		c.QueryMaxMemory = 4 << 30
 	}
+	if c.QueryConcurrency == 0 {
+		c.QueryConcurrency = 4
+	}
 }
 
 var identifier = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
@@ -62,6 +71,9 @@ func (c *Config) Validate() error {
 	if c.Cluster != "" && !identifier.MatchString(c.Cluster) {
 		return fmt.Errorf("clickhouse cluster: %q is not a plain identifier (letters, digits, _)", c.Cluster)
 	}
+	if c.QueryConcurrency < 0 {
+		return fmt.Errorf("query concurrency: %d is negative", c.QueryConcurrency)
+	}
 	return nil
 }
 
@@ -71,6 +83,7 @@ type Store struct {
 	conn    driver.Conn
 	log     *slog.Logger
 	metrics *metrics
+	slots   chan struct{} // one per journey query in flight
 
 	namesMu    sync.Mutex
 	names      map[string]bool // event names known to be stored
@@ -96,7 +109,7 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger, reg prometheus.Regi
 	if err != nil {
 		return nil, fmt.Errorf("open clickhouse %s: %w", cfg.Addr, err)
 	}
-	s := &Store{cfg: cfg, conn: conn, log: log, metrics: m, names: map[string]bool{}, properties: map[string]bool{}}
+	s := &Store{cfg: cfg, conn: conn, log: log, metrics: m, slots: make(chan struct{}, cfg.QueryConcurrency), names: map[string]bool{}, properties: map[string]bool{}}
 	if err := s.Ping(ctx); err != nil {
 		conn.Close()
 		return nil, err
@@ -128,27 +141,76 @@ func (s *Store) Close() error { return s.conn.Close() }
 // ErrQueryLimit is returned when a query runs over its time or memory limit.
 var ErrQueryLimit = errors.New("the query ran over its limit")
 
+// ErrBusy is returned when Config.QueryConcurrency queries are already running.
+var ErrBusy = errors.New("too many queries in flight")
+
+// runQuery answers one journey query of kind within the store's limits: it takes one of the
+// QueryConcurrency slots (ErrBusy when none is free), bounds all of the work, ClickHouse's and
+// the matching here, by QueryTimeout (ErrQueryLimit past it), and records the duration and any
+// failure. A cancelled ctx (the client went away, the CLI got SIGINT) stops it with ctx's error.
+func runQuery[R any](ctx context.Context, s *Store, kind string, answer func(context.Context) (R, error)) (R, error) {
+	start := time.Now()
+	var res R
+	var err error
+	select {
+	case s.slots <- struct{}{}:
+		qctx, cancel := s.queryContext(ctx)
+		res, err = answer(qctx)
+		err = s.queryError(kind, qctx, err)
+		cancel()
+		<-s.slots
+	default:
+		err = fmt.Errorf("%s: %w: %d are running, the most --query-concurrency allows", kind, ErrBusy, s.cfg.QueryConcurrency)
+	}
+	s.observeQuery(kind, start, err)
+	return res, err
+}
+
+// maxQueryBytes is the longest SQL of a journey query ClickHouse is asked to accept.
+const maxQueryBytes = 16 << 20
+
 // queryContext carries the query limits to ClickHouse, and bounds the time spent here too.
 func (s *Store) queryContext(ctx context.Context) (context.Context, context.CancelFunc) {
+	seconds := max(1, int(math.Ceil(s.cfg.QueryTimeout.Seconds()))) // 0 would be no limit
 	ctx = clickhouse.Context(ctx, clickhouse.WithSettings(clickhouse.Settings{
-		"max_execution_time": int(s.cfg.QueryTimeout.Seconds()),
+		"max_execution_time": seconds,
 		"max_memory_usage":   int(s.cfg.QueryMaxMemory),
 		// Past half the limit, grouping spills to disk rather than failing.
 		"max_bytes_before_external_group_by": int(s.cfg.QueryMaxMemory / 2),
+		// The largest steps the parameters allow (MaxFunnelSteps of MaxTextBytes with
+		// MaxStepFilters filters, on stages of several rules) make a query of about a megabyte,
+		// over ClickHouse's defaults of 256 KiB and 50,000 syntax tree elements.
+		"max_query_size":            maxQueryBytes,
+		"max_ast_elements":          maxQueryBytes / 4,
+		"max_expanded_ast_elements": maxQueryBytes / 4,
 	}))
-	return context.WithTimeout(ctx, s.cfg.QueryTimeout+5*time.Second)
+	return context.WithTimeout(ctx, s.cfg.QueryTimeout)
 }
 
-// queryError describes a failed query, as ErrQueryLimit when it ran over a limit.
-func (s *Store) queryError(kind string, err error) error {
+// queryError describes a failed query, as ErrQueryLimit when it ran over a limit (ClickHouse's,
+// or ctx's deadline: the client's timeout errors then say little); parameter errors stay as they
+// are.
+func (s *Store) queryError(kind string, ctx context.Context, err error) error {
 	var ex *clickhouse.Exception
 	switch {
+	case err == nil || IsParamError(err):
+		return err
 	case errors.As(err, &ex) && (ex.Code == 159 || ex.Code == 241): // TIMEOUT_EXCEEDED, MEMORY_LIMIT_EXCEEDED
 		return fmt.Errorf("%s: %w (time %s, memory %d MiB): %s", kind, ErrQueryLimit, s.cfg.QueryTimeout, s.cfg.QueryMaxMemory>>20, ex.Message)
-	case errors.Is(err, context.DeadlineExceeded):
+	case errors.Is(ctx.Err(), context.DeadlineExceeded) || errors.Is(err, context.DeadlineExceeded):
 		return fmt.Errorf("%s: %w (time %s)", kind, ErrQueryLimit, s.cfg.QueryTimeout)
+	case ctx.Err() != nil:
+		return fmt.Errorf("%s: stopped: %w", kind, ctx.Err())
 	}
 	return fmt.Errorf("%s: %w", kind, err)
+}
+
+// observeQuery records a query's duration and failure.
+func (s *Store) observeQuery(kind string, start time.Time, err error) {
+	s.metrics.querySeconds.WithLabelValues(kind).Observe(time.Since(start).Seconds())
+	if err != nil {
+		s.metrics.queryErrors.WithLabelValues(kind).Inc()
+	}
 }
 
 // table returns the qualified name of one of Waymark's tables.

@@ -1,34 +1,81 @@
 package store
 
 import (
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
 	"time"
 )
 
-// ParseTime reads a time given as RFC 3339 or as a UTC date YYYY-MM-DD. "" is the zero time
+// The times a query may name, in ms since 1970: from 1970-01-01, where ClickHouse's Date and
+// DateTime start (events are stored at ts_ms ≥ 0), to 2100-01-01. ClickHouse 18.16's Date ends
+// in 2105 (it reads later dates as 0000-00-00, and a year of five digits not at all); the margin
+// leaves room for a 366-day window and the day added to the date bounds of a scan.
+const (
+	earliestTimeMs = 0
+	latestTimeMs   = 4_102_444_800_000 // 2100-01-01T00:00:00Z
+)
+
+// ParseTime reads a time given as RFC 3339 or as a UTC date YYYY-MM-DD, from 1970-01-01 to
+// 2100-01-01 (what ClickHouse can hold with a year's window to spare). "" is the zero time
 // (unbounded).
 func ParseTime(s string) (time.Time, error) {
 	if s == "" {
 		return time.Time{}, nil
 	}
-	if t, err := time.Parse(time.RFC3339Nano, s); err == nil {
-		return t.UTC(), nil
-	}
-	t, err := time.Parse("2006-01-02", s)
+	t, err := time.Parse(time.RFC3339Nano, s)
 	if err != nil {
-		return time.Time{}, fmt.Errorf("%q is neither RFC 3339 (2017-11-25T00:00:00Z) nor a date (2017-11-25)", s)
+		if t, err = time.Parse("2006-01-02", s); err != nil {
+			return time.Time{}, fmt.Errorf("%q is neither RFC 3339 (2017-11-25T00:00:00Z) nor a date (2017-11-25)", s)
+		}
+	}
+	if t = t.UTC(); outOfRange(t) { // 0001-01-01 too, which is the zero time
+		return time.Time{}, fmt.Errorf("%q %s", s, outOfRangeText)
 	}
 	return t, nil
 }
+
+const outOfRangeText = "is outside 1970-01-01 … 2100-01-01, the times a query can name"
+
+// outOfRange reports whether t lies outside 1970-01-01 … 2100-01-01.
+func outOfRange(t time.Time) bool {
+	ms := t.UnixMilli() // saturates rather than wraps far outside
+	return t.Year() < 1970 || t.Year() > 2100 || ms < earliestTimeMs || ms > latestTimeMs
+}
+
+// checkTime reports a time outside 1970-01-01 … 2100-01-01; the zero time (unbounded) is fine.
+func checkTime(t time.Time) error {
+	if !t.IsZero() && outOfRange(t) {
+		return errors.New(outOfRangeText)
+	}
+	return nil
+}
+
+// checkRange reports a from or to outside 1970-01-01 … 2100-01-01, or a from not before to,
+// naming the parameter; zero times are unbounded.
+func checkRange(from, to time.Time) error {
+	if err := checkTime(from); err != nil {
+		return fmt.Errorf("from: %s %w", from.Format(time.RFC3339), err)
+	}
+	if err := checkTime(to); err != nil {
+		return fmt.Errorf("to: %s %w", to.Format(time.RFC3339), err)
+	}
+	if !from.IsZero() && !to.IsZero() && !from.Before(to) {
+		return fmt.Errorf("from: %s is not before to %s", from.Format(time.RFC3339), to.Format(time.RFC3339))
+	}
+	return nil
+}
+
+// maxWindowDays bounds the days ParseWindow reads, so that they cannot overflow a Duration.
+const maxWindowDays = 100_000
 
 // ParseWindow reads a duration in Go syntax (90m, 24h) or in days (7d).
 func ParseWindow(s string) (time.Duration, error) {
 	if days, ok := strings.CutSuffix(s, "d"); ok {
 		n, err := strconv.Atoi(days)
-		if err != nil || n <= 0 {
-			return 0, fmt.Errorf("%q is not a whole number of days", s)
+		if err != nil || n <= 0 || n > maxWindowDays {
+			return 0, fmt.Errorf("%q is not a whole number of days from 1 to %d", s, maxWindowDays)
 		}
 		return time.Duration(n) * 24 * time.Hour, nil
 	}

@@ -40,12 +40,19 @@ Run 'waymark <command> -h' for the flags of a command.
 `
 
 func main() {
+	// SIGINT or SIGTERM cancels ctx: serve shuts down in order, a query stops at once. A second
+	// signal kills the process the default way.
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
+	context.AfterFunc(ctx, stop)
 	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
 	if err := run(ctx, os.Args[1:], os.Stdout, log); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			os.Exit(0)
+		}
+		if ctx.Err() != nil {
+			fmt.Fprintf(os.Stderr, "waymark: stopped (%v): %v\n", context.Cause(ctx), err)
+			os.Exit(1)
 		}
 		fmt.Fprintln(os.Stderr, "waymark:", err)
 		os.Exit(1)

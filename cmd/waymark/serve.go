@@ -35,6 +35,7 @@ func runServe(ctx context.Context, args []string, log *slog.Logger) error {
 	insecureOpen := fs.Bool("insecure-open-query-api", false, "query role without read keys: serve /api/v1/ on a non-loopback --http-addr anyway, open to anyone who reaches it")
 	rateLimit := fs.Float64("rate-limit", 0, "collector: events per second allowed per write key (0: no limit)")
 	mapPath := fs.String("journey-map", "", "journey map YAML file; empty: the built-in shop map")
+	fs.IntVar(&cf.cfg.QueryConcurrency, "query-concurrency", 4, "journey queries (/api/v1/) answered at once; beyond them the API answers 503 with Retry-After")
 	partitions := fs.Int("dev-broker-partitions", 6, "partitions of the dev broker's topics")
 	batchSize := fs.Int("batch-size", 20000, "events written to ClickHouse at most in one insert")
 	flushInterval := fs.Duration("flush-interval", 500*time.Millisecond, "longest wait before a partial batch is written")
@@ -51,6 +52,9 @@ func runServe(ctx context.Context, args []string, log *slog.Logger) error {
 	roles, err := parseRoles(*rolesFlag)
 	if err != nil {
 		return err
+	}
+	if cf.cfg.QueryConcurrency < 1 {
+		return fmt.Errorf("--query-concurrency: %d, want at least 1", cf.cfg.QueryConcurrency)
 	}
 	writeKeys, err := loadWriteKeys(*writeKeysPath, *writeKeysInline)
 	if err != nil {

@@ -1,0 +1,429 @@
+package store_test
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/waymark-dev/waymark/ingest"
+	"github.com/waymark-dev/waymark/sessionize"
+	"github.com/waymark-dev/waymark/store"
+)
+
+// writeEvents stores events as the pipeline would.
+func writeEvents(t testing.TB, s *store.Store, events []ingest.Event) {
+	t.Helper()
+	if err := s.Write(context.Background(), sessionize.Batch{Events: events, Channels: make([]string, len(events))}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// tiedEvents are n events name of user at one second, with distinct message ids (one /v1/batch
+// of a bot, or of a client whose clock ticks in seconds).
+func tiedEvents(user, name string, n int) []ingest.Event {
+	events := make([]ingest.Event, n)
+	for i := range events {
+		events[i] = ev(user, name, 0)
+		events[i].MessageID = fmt.Sprintf("%s-%d", user, i)
+	}
+	return events
+}
+
+// repeat is the steps parameter repeating step n times.
+func repeat(step string, n int) string {
+	return strings.TrimSuffix(strings.Repeat(step+",", n), ",")
+}
+
+// apiServer serves s's query API with the default journey map, logging to log.
+func apiServer(t testing.TB, s *store.Store, log *slog.Logger) *httptest.Server {
+	t.Helper()
+	mux := http.NewServeMux()
+	store.NewAPI(s, defaultMap(t), log).Register(mux)
+	srv := httptest.NewServer(mux)
+	t.Cleanup(srv.Close)
+	return srv
+}
+
+// TestHostileQueries holds the rows of the hostile-input table (../shared/cases/hostile/README.md)
+// that are queries, and their kin: each gets an exact answer or a 400 naming the parameter.
+func TestHostileQueries(t *testing.T) {
+	s := openStore(t)
+	events := append(tiedEvents("twelve", "V", 12), tiedEvents("thousand", "V", 1000)...)
+	events = append(events, ev("other", "Order Completed", 60))
+	writeEvents(t, s, events)
+	srv := apiServer(t, s, slog.New(slog.DiscardHandler))
+	// reached returns a funnel answer's customers per step.
+	reached := func(body map[string]any) string {
+		var out []string
+		for _, st := range body["steps"].([]any) {
+			out = append(out, fmt.Sprint(st.(map[string]any)["customers"]))
+		}
+		return strings.Join(out, " ")
+	}
+	twelveTwice := strings.TrimSpace(strings.Repeat("2 ", 12))
+	manyFilters := "V[" + strings.Repeat("revenue>1;", 5000) + "]"
+	tests := []struct {
+		name   string
+		path   string
+		params url.Values
+		status int
+		param  string // of a 400
+		want   string // of a 200: customers per step (funnel) or dropped (dropoff)
+	}{
+		{"row 3: 12 same-second events, 12 repeated steps", "/api/v1/funnel", url.Values{"steps": {repeat("V", 12)}}, 200, "", twelveTwice},
+		{"row 3, strict", "/api/v1/funnel", url.Values{"steps": {repeat("V", 12)}, "mode": {"strict"}}, 200, "", twelveTwice},
+		{"row 3, any order", "/api/v1/funnel", url.Values{"steps": {repeat("V", 12)}, "mode": {"any"}}, 200, "", twelveTwice},
+		{"row 3, by sessions of no stored session", "/api/v1/funnel", url.Values{"steps": {repeat("V", 12)}, "count_by": {"sessions"}}, 200, "", strings.TrimSpace(strings.Repeat("0 ", 12))},
+		{"1,000 same-second events, 32 repeated steps", "/api/v1/funnel", url.Values{"steps": {repeat("V", 32)}},
+			200, "", strings.TrimSpace(strings.Repeat("2 ", 12) + strings.Repeat("1 ", 20))},
+		{"1,000 same-second events, 32 repeated steps, broken down", "/api/v1/funnel", url.Values{"steps": {repeat("V", 32)}, "breakdown": {"channel"}},
+			200, "", strings.TrimSpace(strings.Repeat("2 ", 12) + strings.Repeat("1 ", 20))},
+		{"drop-off after 12 of 32 repeated steps", "/api/v1/dropoff", url.Values{"steps": {repeat("V", 32)}, "step": {"12"}}, 200, "", "1"},
+		{"row 4: to=9999-12-31", "/api/v1/funnel", url.Values{"steps": {"V"}, "to": {"9999-12-31"}}, 400, "to", ""},
+		{"from=0001-01-01 is not 'no from'", "/api/v1/funnel", url.Values{"steps": {"V"}, "from": {"0001-01-01"}}, 400, "from", ""},
+		{"from before 1970", "/api/v1/paths", url.Values{"anchor": {"V"}, "from": {"1969-12-31T23:59:59Z"}}, 400, "from", ""},
+		{"to after 2100", "/api/v1/retention", url.Values{"to": {"2100-01-01T00:00:00.001Z"}}, 400, "to", ""},
+		{"to in 2106, past ClickHouse's dates", "/api/v1/stages", url.Values{"to": {"2106-03-01"}}, 400, "to", ""},
+		{"from=1970-01-01 is a bound", "/api/v1/funnel", url.Values{"steps": {"V"}, "from": {"1970-01-01"}}, 200, "", "2"},
+		{"to=2100-01-01 is a bound", "/api/v1/funnel", url.Values{"steps": {"V"}, "to": {"2100-01-01"}, "window": {"366d"}}, 200, "", "2"},
+		{"the first bound, stages", "/api/v1/stages", url.Values{"from": {"1970-01-01"}, "to": {"1970-01-02"}}, 200, "", ""},
+		{"the last bound, stages", "/api/v1/stages", url.Values{"from": {"2099-12-31"}, "to": {"2100-01-01"}}, 200, "", ""},
+		{"a range over 366 days", "/api/v1/stages", url.Values{"from": {"1970-01-01"}, "to": {"2100-01-01"}}, 400, "to", ""},
+		{"a step with thousands of ; filters", "/api/v1/funnel", url.Values{"steps": {manyFilters}}, 400, "steps", ""},
+		{"eleven filters", "/api/v1/funnel", url.Values{"steps": {"V[" + strings.Repeat("a=1;", 11) + "]"}}, 400, "steps", ""},
+		{"a step longer than 1000 bytes", "/api/v1/funnel", url.Values{"steps": {strings.Repeat("V", 1001)}}, 400, "steps", ""},
+		{"an anchor longer than 1000 bytes", "/api/v1/next", url.Values{"anchor": {strings.Repeat("V", 1001)}}, 400, "anchor", ""},
+		{"a filter on NaN", "/api/v1/funnel", url.Values{"steps": {"V[revenue>NaN]"}}, 400, "steps", ""},
+		{"a filter on infinity", "/api/v1/funnel", url.Values{"steps": {"V[revenue<=-Inf]"}}, 400, "steps", ""},
+		{"a regexp Go reads and ClickHouse does not", "/api/v1/funnel", url.Values{"steps": {"V[coupon~=(?<x>a)]"}}, 400, "steps", ""},
+		{"a regexp in an exclusion", "/api/v1/funnel", url.Values{"steps": {"V,V"}, "exclude": {"V[coupon~=(?<x>a)]"}}, 400, "exclude", ""},
+		{"a window of days that overflows", "/api/v1/funnel", url.Values{"steps": {"V"}, "window": {"213504d"}}, 400, "window", ""},
+		{"33 exclusions", "/api/v1/funnel", url.Values{"steps": {"V,V"}, "exclude": {repeat("V", 33)}}, 400, "exclude", ""},
+		{"breakdown_limit 0", "/api/v1/funnel", url.Values{"steps": {"V"}, "breakdown_limit": {"0"}}, 400, "breakdown_limit", ""},
+		{"limit over 1000", "/api/v1/dropoff", url.Values{"steps": {"V,V"}, "limit": {"1001"}}, 400, "limit", ""},
+		{"ids_limit negative", "/api/v1/dropoff", url.Values{"steps": {"V,V"}, "ids_limit": {"-1"}}, 400, "ids_limit", ""},
+		{"depth 11", "/api/v1/paths", url.Values{"anchor": {"V"}, "depth": {"11"}}, 400, "depth", ""},
+		{"periods 53", "/api/v1/retention", url.Values{"periods": {"53"}}, 400, "periods", ""},
+		{"a long breakdown name", "/api/v1/funnel", url.Values{"steps": {"V"}, "breakdown": {"property:" + strings.Repeat("p", 1000)}}, 400, "breakdown", ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			status, body := getJSON(t, srv, tt.path, tt.params)
+			if status != tt.status {
+				t.Fatalf("status %d, want %d: %v", status, tt.status, body)
+			}
+			switch {
+			case status == 400:
+				if body["param"] != tt.param {
+					t.Errorf("400 names %v, want %s: %v", body["param"], tt.param, body["error"])
+				}
+			case tt.want != "" && tt.path == "/api/v1/funnel":
+				if got := reached(body); got != tt.want {
+					t.Errorf("customers %s, want %s", got, tt.want)
+				}
+			case tt.want != "":
+				if got := fmt.Sprint(body["dropped"]); got != tt.want {
+					t.Errorf("dropped %s, want %s", got, tt.want)
+				}
+			}
+		})
+	}
+}
+
+// TestParametersAtTheirLimitsRunOnClickHouse runs the largest queries validation lets through:
+// ClickHouse answers them all (a 500 here is a limit missing from validation).
+func TestParametersAtTheirLimitsRunOnClickHouse(t *testing.T) {
+	s := openStore(t)
+	writeEvents(t, s, []ingest.Event{ev("a", "V", 0), ev("a", "Order Completed", 10), ev("b", "V", 5)})
+	srv := apiServer(t, s, slog.New(slog.NewTextHandler(t.Output(), nil)))
+	// Steps as large as allowed: ten filters, with the operators that make the most SQL, filling
+	// size bytes; i makes each different (equal steps share their SQL).
+	fill := func(size, i int, name string, filters ...string) string {
+		filters = append(filters, fmt.Sprintf("n>=%d", i))
+		step := name + "[" + strings.Join(filters, ";") + "]"
+		if pad := size - len(step); pad > 8 {
+			step = name + "[" + strings.Join(filters, ";") + ";p=" + strings.Repeat("x|", pad/2-2) + "x]"
+		}
+		return step
+	}
+	numeric := []string{"a>1", "b>=-1e300", "c<1", "d<=2", "e>0.5", "f>=3", "g<4"}
+	oneOf := func(i int) string { return fill(store.MaxTextBytes, i, "V", append(numeric, "i~=^(a|b)[0-9]{3}$")...) }
+	stage := func(i int) string {
+		return fill(store.MaxTextBytes, i, "awareness", append(numeric, "campaign.medium^=e")...)
+	}
+	quoted := func(i int) string { return fill(store.MaxTextBytes, i, "V", `q='\'`, `r=\\\'?`) }
+	steps := func(n int, step func(int) string) string {
+		var out []string
+		for i := range n {
+			out = append(out, step(i))
+		}
+		return strings.Join(out, ",")
+	}
+	var exclusions []string
+	for i := range store.MaxExclusions {
+		exclusions = append(exclusions, fill(store.MaxTextBytes-5, i, "V", numeric...)+":1-30")
+	}
+	for _, x := range append(strings.Split(steps(32, stage), ","), exclusions...) {
+		if len(x) > store.MaxTextBytes || len(x) < store.MaxTextBytes-10 {
+			t.Fatalf("a step of %d bytes: %s", len(x), x)
+		}
+	}
+	cases := []struct {
+		path string
+		v    url.Values
+	}{
+		{"/api/v1/funnel", url.Values{"steps": {steps(32, oneOf)}, "from": {"2099-01-01"}, "to": {"2100-01-01"}, "window": {"366d"}}},
+		{"/api/v1/funnel", url.Values{"steps": {steps(32, stage)}, "breakdown": {"property:" + strings.Repeat("t", 900)}, "breakdown_limit": {"1000"}}},
+		{"/api/v1/funnel", url.Values{"steps": {steps(31, stage)}, "mode": {"strict"}, "breakdown": {"trait:" + strings.Repeat("t", 900)}}},
+		{"/api/v1/funnel", url.Values{"steps": {steps(32, quoted)}, "mode": {"any"}, "count_by": {"sessions"}}},
+		{"/api/v1/funnel", url.Values{"steps": {repeat("V", 30)}, "exclude": {strings.Join(exclusions, ",")}}},
+		{"/api/v1/dropoff", url.Values{"steps": {steps(31, stage)}, "step": {"1"}, "limit": {"1000"}, "ids_limit": {"100000"}, "to": {"2100-01-01"}, "window": {"366d"}}},
+		{"/api/v1/paths", url.Values{"anchor": {stage(0)}, "convert": {oneOf(0)}, "depth": {"10"}, "limit": {"1000"}, "from": {"2099-01-01"}, "to": {"2100-01-01"}, "window": {"366d"}, "direction": {"end"}, "collapse": {"true"}}},
+		{"/api/v1/next", url.Values{"anchor": {oneOf(0)}, "from": {"1970-01-01"}, "window": {"1ns"}, "direction": {"previous"}}},
+		{"/api/v1/retention", url.Values{"conversion": {stage(0)}, "return": {oneOf(0)}, "period": {"month"}, "periods": {"52"}, "to": {"2100-01-01"}}},
+		{"/api/v1/stages", url.Values{"from": {"2099-12-31"}, "to": {"2100-01-01"}, "limit": {"100"}}},
+	}
+	for _, c := range cases {
+		if status, body := getJSON(t, srv, c.path, c.v); status != 200 {
+			t.Errorf("%s (%d bytes of parameters): status %d: %v", c.path, len(c.v.Encode()), status, body)
+		}
+	}
+}
+
+// TestValidatedParametersNeverFailOnClickHouse throws random parameters, drawn near every limit,
+// at every endpoint: each answer is a 200, or a 400 naming a parameter of the request; never a 5xx.
+func TestValidatedParametersNeverFailOnClickHouse(t *testing.T) {
+	s := openStore(t)
+	writeEvents(t, s, []ingest.Event{ev("a", "V", 0), ev("a", "Order Completed", 10), ev("b", "V", 5)})
+	srv := apiServer(t, s, slog.New(slog.NewTextHandler(t.Output(), nil)))
+	rng := rand.New(rand.NewPCG(14, 4))
+	pick := func(xs ...string) string { return xs[rng.IntN(len(xs))] }
+	// either draws a value near a limit: one that passes, or while the request's budget lasts
+	// sometimes one just past it.
+	bad, early := 0, false
+	either := func(good, worse []string) string {
+		if bad > 0 && rng.IntN(6) == 0 {
+			bad--
+			return pick(worse...)
+		}
+		return pick(good...)
+	}
+	times := func() string {
+		if early { // near the first bound
+			return either([]string{"", "1970-01-01", "1970-01-01T00:00:00.001Z", "1970-01-02T01:00:00+01:00", "1970-06-01"}, []string{"1969-12-31", "0001-01-01", "0000-01-01T00:00:00Z"})
+		}
+		return either([]string{"", "2099-12-31T23:59:59.999999999Z", "2100-01-01", "2100-01-01T01:00:00+01:00", "2099-06-01", "2026-03-01T12:00:00-23:59"},
+			[]string{"1969-12-31", "2100-01-02", "2105-12-31", "9999-12-31", "0001-01-01", "0000-01-01T00:00:00Z", "2026-02-30", "+2026-03-01"})
+	}
+	window := func() string {
+		return either([]string{"", "1ns", "1ms", "24h", "366d", "8784h", "7d", "1d"},
+			[]string{"0s", "-1h", "367d", "8784h0m0.000000001s", "106751d", "213504d", "9223372036854775807ns", "1e3h", "d", "-0d"})
+	}
+	filter := func() string {
+		return either([]string{"a>1", "a>=1e308", "a<-1e308", "a>0x1p-2", "a=", "a^=", "a~=", "a~=(?P<n>x)", "a~=x{1000}",
+			"page.path^=/", "campaign.medium=a|b|c", "a=x|" + strings.Repeat("y|", 100) + "z", "a='", `a=\`, "a=?", "properties.a=1"},
+			[]string{"a>1e309", "a<=NaN", "a>Inf", "=x", "a~=(?<n>x)", "a~=(x{100}){100}", "a~=\\C", "a"})
+	}
+	step := func() string {
+		name := either([]string{"V", "Order Completed", "awareness", "conversion", "loyalty", "page", "screen", "V "}, []string{"Unknown"})
+		if rng.IntN(2) == 0 {
+			return name
+		}
+		var fs []string
+		for range rng.IntN(11) {
+			fs = append(fs, filter())
+		}
+		return name + "[" + strings.Join(fs, ";") + "]"
+	}
+	steps := func() string {
+		var out []string
+		for range 1 + rng.IntN(32) {
+			out = append(out, step())
+		}
+		return strings.Join(out, ",")
+	}
+	// number draws a whole number for a parameter from lo to hi.
+	number := func(lo, hi int) func() string {
+		return func() string {
+			return either([]string{"", strconv.Itoa(lo), strconv.Itoa(hi), strconv.Itoa((lo + hi) / 2)},
+				[]string{strconv.Itoa(lo - 1), strconv.Itoa(hi + 1), "1e3", "x", "9223372036854775808"})
+		}
+	}
+	endpoints := map[string]map[string]func() string{
+		"/api/v1/funnel": {"steps": steps, "window": window, "from": times, "to": times,
+			"mode": func() string { return either([]string{"", "ordered", "strict", "any"}, []string{"sideways"}) },
+			"exclude": func() string {
+				return either([]string{"", "", step() + ":1-2", step()},
+					[]string{step() + ":2-1", step() + ":0-33", repeat(step(), 33), step() + ":1-99999999999999999999"})
+			},
+			"count_by": func() string { return either([]string{"", "persons", "sessions"}, []string{"x"}) },
+			"breakdown": func() string {
+				return either([]string{"", "channel", "campaign", "device", "trait:customer_type", "property:category", "property:" + strings.Repeat("p", 991)},
+					[]string{"property:", "trait", "x", "property:" + strings.Repeat("p", 992)})
+			},
+			"breakdown_limit": number(1, 1000)},
+		"/api/v1/dropoff": {"steps": steps, "window": window, "from": times, "to": times, "step": number(0, 1), "limit": number(1, 1000), "ids_limit": number(0, 100000),
+			"mode": func() string { return pick("", "ordered", "strict") }, "count_by": func() string { return pick("", "persons", "sessions") }},
+		"/api/v1/paths": {"anchor": step, "convert": step, "window": window, "from": times, "to": times, "depth": number(2, 10), "limit": number(1, 1000),
+			"direction": func() string { return either([]string{"", "start", "end"}, []string{"x"}) },
+			"collapse":  func() string { return either([]string{"", "true", "0"}, []string{"yes"}) }},
+		"/api/v1/next": {"anchor": step, "window": window, "from": times, "to": times, "limit": number(1, 1000),
+			"direction": func() string { return either([]string{"", "next", "previous"}, []string{"x"}) }},
+		"/api/v1/retention": {"conversion": step, "return": step, "from": times, "to": times, "periods": number(1, 52),
+			"period": func() string { return either([]string{"", "week", "month"}, []string{"day"}) }},
+		"/api/v1/stages": {"from": times, "to": times, "limit": number(1, 100)},
+	}
+	statuses := map[int]int{}
+	for i := range 100 {
+		for path, params := range endpoints {
+			bad, early = rng.IntN(2), rng.IntN(2) == 0
+			v := url.Values{}
+			for name, gen := range params {
+				if x := gen(); x != "" {
+					v.Set(name, x)
+				}
+			}
+			status, body := getJSON(t, srv, path, v)
+			statuses[status]++
+			switch status {
+			case 200:
+			case 400:
+				if _, ok := v[body["param"].(string)]; !ok && body["param"] != "steps" && body["param"] != "anchor" {
+					t.Errorf("case %d: %s?%s: 400 names %v, not a parameter of the request: %v", i, path, v.Encode(), body["param"], body["error"])
+				}
+			default:
+				t.Errorf("case %d: %s?%s: status %d: %v", i, path, v.Encode(), status, body)
+			}
+		}
+	}
+	t.Logf("statuses %v", statuses)
+	if statuses[200] == 0 || statuses[400] == 0 {
+		t.Errorf("statuses %v: the draws should give both answers", statuses)
+	}
+}
+
+// logWatch is a slog handler that passes each record's message to the test.
+type logWatch struct{ msgs chan string }
+
+func newLogWatch() *logWatch                                 { return &logWatch{msgs: make(chan string, 1000)} }
+func (l *logWatch) Enabled(context.Context, slog.Level) bool { return true }
+func (l *logWatch) WithAttrs([]slog.Attr) slog.Handler       { return l }
+func (l *logWatch) WithGroup(string) slog.Handler            { return l }
+func (l *logWatch) Handle(_ context.Context, r slog.Record) error {
+	select {
+	case l.msgs <- r.Message:
+	default: // the test reads only the first thousand
+	}
+	return nil
+}
+
+// wait returns once a record with msg has been logged. It fails the test after two minutes:
+// that only guards against hanging, what it waits for takes milliseconds.
+func (l *logWatch) wait(t *testing.T, msg string) {
+	t.Helper()
+	guard := time.After(2 * time.Minute)
+	for {
+		select {
+		case m := <-l.msgs:
+			if m == msg {
+				return
+			}
+		case <-guard:
+			t.Fatalf("no log %q", msg)
+		}
+	}
+}
+
+// heavyPerson is a person whose funnel takes a long time to match: n events V at distinct times
+// within a day, for a funnel in any order of 31 steps V and a last step X they never take, so
+// every start matches the steps to every event of its day (n² work: many minutes for n = 100,000).
+// (In order, the same takes a few milliseconds.)
+func heavyPerson(n int) []ingest.Event {
+	events := make([]ingest.Event, n, n+1)
+	for i := range events {
+		events[i] = ev("heavy", "V", 0)
+		events[i].MessageID = fmt.Sprintf("heavy-%d", i)
+		events[i].Timestamp = t0.Add(time.Duration(i) * 400 * time.Millisecond)
+	}
+	return append(events, ev("other", "X", 0))
+}
+
+var heavySteps = url.Values{"steps": {repeat("V", 31) + ",X"}, "mode": {"any"}}
+
+// TestQueriesAreBounded: a query that takes long holds one of the --query-concurrency slots (one
+// more gets 503 with Retry-After) until its client goes away, which stops it; a query over
+// --query-timeout gets 503 with Retry-After.
+func TestQueriesAreBounded(t *testing.T) {
+	var database string
+	writeEvents(t, openStoreWith(t, func(c *store.Config) { database = c.Database }), heavyPerson(100_000))
+	// A serving store: one query at a time, an hour for each; it logs to the test.
+	logs := newLogWatch()
+	s, err := store.Open(context.Background(), store.Config{Addr: server.Addr, Database: database, QueryConcurrency: 1, QueryTimeout: time.Hour},
+		slog.New(logs), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	srv := apiServer(t, s, slog.New(logs))
+
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, "GET", srv.URL+"/api/v1/funnel?"+heavySteps.Encode(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() {
+		resp, err := http.DefaultClient.Do(req)
+		if err == nil {
+			resp.Body.Close()
+			err = fmt.Errorf("the heavy query answered %s", resp.Status)
+		}
+		done <- err
+	}()
+	logs.wait(t, "matching a unit with many events; --query-timeout bounds the query")
+
+	// The heavy query holds the only slot.
+	resp, err := http.Get(srv.URL + "/api/v1/funnel?steps=X")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 503 || resp.Header.Get("Retry-After") == "" {
+		t.Errorf("a query beyond --query-concurrency: %s, Retry-After %q; want 503 with Retry-After", resp.Status, resp.Header.Get("Retry-After"))
+	}
+
+	// Its client goes away: the query stops, and its slot is free again.
+	cancel()
+	if err := <-done; err == nil || !strings.Contains(err.Error(), "context canceled") {
+		t.Errorf("heavy query: %v", err)
+	}
+	logs.wait(t, "query stopped: the client went away")
+	if status, body := getJSON(t, srv, "/api/v1/funnel", url.Values{"steps": {"X"}}); status != 200 {
+		t.Errorf("after the heavy query stopped: %d %v", status, body)
+	}
+
+	// Over --query-timeout (1ns: every query is), 503 with Retry-After, whatever part it was in.
+	short, err := store.Open(context.Background(), store.Config{Addr: server.Addr, Database: database, QueryTimeout: time.Nanosecond}, slog.New(slog.DiscardHandler), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer short.Close()
+	shortSrv := apiServer(t, short, slog.New(slog.DiscardHandler))
+	resp, err = http.Get(shortSrv.URL + "/api/v1/funnel?" + heavySteps.Encode())
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 503 || resp.Header.Get("Retry-After") == "" {
+		t.Errorf("a query over --query-timeout: %s, Retry-After %q; want 503 with Retry-After", resp.Status, resp.Header.Get("Retry-After"))
+	}
+}
