@@ -152,10 +152,16 @@ func DerivedMessageID(source string, raw []byte) string {
 // SkewCorrected returns the event time of a message sent at sent by a client whose clock says t,
 // received at received: t moved by received − sent when the client's clock is off by more than
 // MaxClockSkew, else t. One offset per message (the collector: per request), so a device's own
-// order of events is never changed.
+// order of events is never changed. A correction that would put the event after it was received
+// (beyond MaxClockSkew) shows that the client's times disagree with each other, not that its clock
+// is off: then t stands, as the client said it.
 func SkewCorrected(t, sent, received time.Time) time.Time {
-	if skew := received.Sub(sent); skew > MaxClockSkew || skew < -MaxClockSkew {
-		return t.Add(skew)
+	skew := received.Sub(sent)
+	if skew <= MaxClockSkew && skew >= -MaxClockSkew {
+		return t
+	}
+	if corrected := t.Add(skew); !corrected.After(received.Add(MaxClockSkew)) {
+		return corrected
 	}
 	return t
 }

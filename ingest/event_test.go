@@ -127,8 +127,7 @@ func TestDecodeRejects(t *testing.T) {
 		{`{"type":"track","event":"A","userId":"u","originalTimestamp":"0001-01-01T00:00:00Z"}`, ReasonInvalidTimestamp, "timestamp"},
 		{`{"type":"track","event":"A","userId":"u","receivedAt":"0001-01-01T00:00:00Z"}`, ReasonInvalidTimestamp, "timestamp"},
 		{`{"type":"track","event":"A","userId":"u","timestamp":"9999-12-31T23:59:59Z"}`, ReasonInvalidTimestamp, "timestamp"},
-		// A device clock at year 1 or 9999: the skew correction takes the time out of range.
-		{`{"type":"track","event":"A","userId":"u","originalTimestamp":"2026-01-01T00:00:00Z","sentAt":"0001-01-01T00:00:00Z"}`, ReasonInvalidTimestamp, "timestamp"},
+		// A device clock at year 9999: the skew correction takes the time out of range.
 		{`{"type":"track","event":"A","userId":"u","originalTimestamp":"2026-01-01T00:00:00Z","sentAt":"9999-12-31T23:59:59Z"}`, ReasonInvalidTimestamp, "timestamp"},
 	}
 	for _, tt := range tests {

@@ -3,6 +3,7 @@ package ingest
 import (
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 )
 
@@ -32,6 +33,12 @@ func ParseTimestamp(s string) (time.Time, error) {
 		b[last] = 'Z'
 	}
 	norm := string(b)
+	// Go reads an offset's minutes up to 99 (+0260 as +03:00); ISO 8601 stops at 59.
+	if i := strings.LastIndexAny(norm[len("2006-01-02T15:04:05"):], "+-"); i >= 0 {
+		if zone := strings.ReplaceAll(norm[len("2006-01-02T15:04:05")+i+1:], ":", ""); len(zone) == 4 && zone[2:] >= "60" {
+			return time.Time{}, fmt.Errorf("offset %s: minutes above 59", zone)
+		}
+	}
 	var first error
 	for _, layout := range timestampLayouts {
 		t, err := time.Parse(layout, norm)

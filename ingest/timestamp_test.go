@@ -34,6 +34,9 @@ func TestParseTimestamp(t *testing.T) {
 		{"2024-02-30T10:00:00Z", time.Time{}},
 		{"2024-05-15T10:00:00+25:00", time.Time{}},
 		{"2024-05-15T10:00:00 Z", time.Time{}},
+		{"2024-05-15T12:00:00+0260", time.Time{}},
+		{"2024-05-15T12:00:00+02:60", time.Time{}},
+		{"2024-05-15T12:59:00+02:59", ten},
 	}
 	for _, tt := range tests {
 		got, err := ParseTimestamp(tt.in)
@@ -60,6 +63,26 @@ func TestDecodeRejectsTimesLoudly(t *testing.T) {
 		var inv *InvalidError
 		if !errors.As(err, &inv) || inv.Reason != ReasonInvalidTimestamp || inv.Field != tt.field {
 			t.Errorf("Decode(%s): %v, want %s naming %s", tt.raw, err, ReasonInvalidTimestamp, tt.field)
+		}
+	}
+}
+
+func TestSkewCorrected(t *testing.T) {
+	received := time.Date(2026, 5, 1, 12, 0, 0, 0, time.UTC)
+	tests := []struct {
+		name          string
+		t, sent, want time.Time
+	}{
+		{"clock right", received.Add(-time.Hour), received.Add(-30 * time.Second), received.Add(-time.Hour)},
+		{"clock 2 h behind", received.Add(-3 * time.Hour), received.Add(-2 * time.Hour), received.Add(-time.Hour)},
+		{"clock 2 h ahead", received.Add(time.Hour), received.Add(2 * time.Hour), received.Add(-time.Hour)},
+		// sentAt decades before the event's own time: the correction would land in 2051.
+		{"times that disagree", time.Date(2024, 5, 15, 10, 0, 0, 0, time.UTC), time.Date(2000, 1, 1, 0, 0, 0, 0, time.UTC), time.Date(2024, 5, 15, 10, 0, 0, 0, time.UTC)},
+		{"sentAt year 1", time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC), time.Time{}, time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)},
+	}
+	for _, tt := range tests {
+		if got := SkewCorrected(tt.t, tt.sent, received); !got.Equal(tt.want) {
+			t.Errorf("%s: %s, want %s", tt.name, got, tt.want)
 		}
 	}
 }

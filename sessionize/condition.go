@@ -2,6 +2,7 @@ package sessionize
 
 import (
 	"fmt"
+	"math"
 	"regexp"
 	"slices"
 	"strconv"
@@ -98,8 +99,8 @@ func (c *Condition) Matches(e *ingest.Event) bool {
 		return c.re.MatchString(v)
 	}
 	f, err := strconv.ParseFloat(v, 64)
-	if err != nil {
-		return false
+	if err != nil || !decimal(v) || math.IsInf(f, 0) || math.IsNaN(f) {
+		return false // only a finite decimal number compares
 	}
 	switch {
 	case c.GT != nil:

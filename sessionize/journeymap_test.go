@@ -130,3 +130,22 @@ func TestShippedMapsAreValid(t *testing.T) {
 		t.Error("a rooms page is not research")
 	}
 }
+
+// TestNumericConditionsCompareFiniteDecimals: gt/gte/lt/lte compare only finite decimal numbers:
+// "Infinity", "NaN", Go's 1_000 and hexadecimal forms match no bound.
+func TestNumericConditionsCompareFiniteDecimals(t *testing.T) {
+	hundred := 100.0
+	gt := Condition{Field: "properties.revenue", GT: &hundred}
+	for _, tt := range []struct {
+		value string
+		want  bool
+	}{
+		{"150", true}, {"1e3", true}, {"100.5", true}, {"100", false}, {"-5", false},
+		{"Infinity", false}, {"+Inf", false}, {"NaN", false}, {"1_000", false}, {"0x1p10", false}, {"12 EUR", false},
+	} {
+		e := ingest.Event{PropertyKeys: []string{"revenue"}, PropertyValues: []string{tt.value}}
+		if got := gt.Matches(&e); got != tt.want {
+			t.Errorf("revenue %q > 100: %v, want %v", tt.value, got, tt.want)
+		}
+	}
+}

@@ -9,6 +9,7 @@ import (
 	"math"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/waymark-dev/waymark/ingest"
@@ -505,7 +506,7 @@ func OrderAmount(e *ingest.Event) (amount float64, ignored string) {
 		switch {
 		case math.IsNaN(f) || math.IsInf(f, 0):
 			return 0, AmountNotFinite // ParseFloat gives ±Inf with an error beyond float64's range
-		case err != nil:
+		case err != nil || !decimal(v):
 			return 0, AmountNotANumber
 		case math.Abs(f) > MaxOrderAmount:
 			return 0, AmountOutOfRange
@@ -513,6 +514,13 @@ func OrderAmount(e *ingest.Event) (amount float64, ignored string) {
 		return f, ""
 	}
 	return 0, ""
+}
+
+// decimal reports whether a number ParseFloat read was written in decimal, as JSON and people
+// write numbers: ParseFloat also takes Go's forms, 1_000 and hexadecimal 0x1p4, which no shop
+// means as an amount or a value to compare.
+func decimal(v string) bool {
+	return !strings.ContainsAny(v, "_xX")
 }
 
 // Forget drops every customer and identity link the sessionizer holds, as a restart would; only

@@ -477,6 +477,10 @@ func TestOrderAmounts(t *testing.T) {
 		{`{"revenue":1e308}`, 0, AmountOutOfRange},
 		{`{"revenue":-1e13}`, 0, AmountOutOfRange},
 		{`{"revenue":"12 EUR"}`, 0, AmountNotANumber},
+		{`{"revenue":"1_000"}`, 0, AmountNotANumber},
+		{`{"revenue":"0x1p4"}`, 0, AmountNotANumber},
+		{`{"revenue":"12.5"}`, 12.5, ""},
+		{`{"revenue":"1e3"}`, 1000, ""},
 		{`{"revenue":true}`, 0, AmountNotANumber},
 		{`{"revenue":{"amount":5}}`, 0, ""}, // a nested object is revenue.amount: no revenue
 		{`{"revenue":[5]}`, 0, AmountNotANumber},

@@ -161,7 +161,9 @@ var hostileEvents = []struct {
 	{name: "revenue an array", msg: `{"type":"track","event":"Order Completed","userId":"h3","messageId":"%[1]s","properties":{"revenue":[5]}}`, ignored: "not_a_number"},
 	{name: "timestamp year 1 (Go's zero time)", msg: `{"type":"track","event":"Product Viewed","userId":"h4","messageId":"%[1]s","timestamp":"0001-01-01T00:00:00Z"}`, dlq: "invalid_timestamp"},
 	{name: "timestamp year 9999", msg: `{"type":"track","event":"Product Viewed","userId":"h4","messageId":"%[1]s","timestamp":"9999-12-31T23:59:59Z"}`, dlq: "invalid_timestamp"},
-	{name: "device clock at year 1", msg: `{"type":"track","event":"Product Viewed","userId":"h4","messageId":"%[1]s","originalTimestamp":"2026-01-01T00:00:00Z","sentAt":"0001-01-01T00:00:00Z"}`, dlq: "invalid_timestamp"},
+	// The correction for its skew would put it after it was received: its own time stands (2026).
+	{name: "device clock at year 1", msg: `{"type":"track","event":"Product Viewed","userId":"h4","messageId":"%[1]s","originalTimestamp":"2026-01-01T00:00:00Z","sentAt":"0001-01-01T00:00:00Z"}`},
+	{name: "sentAt decades before timestamp", msg: `{"type":"track","event":"Product Viewed","userId":"h4","messageId":"%[1]s","timestamp":"2024-05-15T10:00:00Z","sentAt":"2000-01-01T00:00:00Z"}`},
 	// Deeper than encoding/json (10,000) and the scanner (512) accept.
 	{name: "nesting 10,500 deep", msg: `{"type":"track","event":"Product Viewed","userId":"h5","messageId":"%[1]s","properties":{"a":` + strings.Repeat(`[`, 10500) + strings.Repeat(`]`, 10500) + `}}`, dlq: "invalid_json"},
 	{name: "event name of the wrong type", msg: `{"type":"track","event":5,"userId":"h5","messageId":"%[1]s"}`, dlq: "invalid_field"},
