@@ -155,25 +155,35 @@ func TestPathFinderAgreesWithTheDefinition(t *testing.T) {
 			ev = append(ev, e)
 		}
 		sortUnitEvents(ev)
-		wantLevel, wantPath := brutePath(spec, ev)
-		gotLevel, gotPath, err := newPathFinder(spec).reach(context.Background(), ev)
-		if err != nil {
-			t.Fatal(err)
-		}
-		// The path's observable parts: its times and its first event's breakdown value.
-		observe := func(path []int) string {
-			var parts []string
-			for i, p := range path {
-				parts = append(parts, fmt.Sprint(ev[p].t))
-				if i == 0 {
-					parts = append(parts, ev[p].attr)
-				}
+		agreesWithBruteForce(t, iter, spec, ev)
+	}
+}
+
+// agreesWithBruteForce fails the test when the path finder and the brute force disagree on one
+// unit: on the level reached or the path's observable parts (its times and its first event's
+// breakdown value), or when the path found is not one of the definition.
+func agreesWithBruteForce(t *testing.T, iter int, spec matchSpec, ev []unitEvent) {
+	t.Helper()
+	wantLevel, wantPath := brutePath(spec, ev)
+	gotLevel, gotPath, err := newPathFinder(spec).reach(context.Background(), ev)
+	if err != nil {
+		t.Fatal(err)
+	}
+	observe := func(path []int) string {
+		var parts []string
+		for i, p := range path {
+			parts = append(parts, fmt.Sprint(ev[p].t))
+			if i == 0 {
+				parts = append(parts, ev[p].attr)
 			}
-			return strings.Join(parts, " ")
 		}
-		if gotLevel != wantLevel || observe(gotPath) != observe(wantPath) {
-			t.Fatalf("case %d: reach = %d %v, want %d %v\nspec %+v\nevents %+v", iter, gotLevel, gotPath, wantLevel, wantPath, spec, ev)
-		}
+		return strings.Join(parts, " ")
+	}
+	if gotLevel != wantLevel || observe(gotPath) != observe(wantPath) {
+		t.Fatalf("case %d: reach = %d %v, want %d %v\nspec %+v\nevents %+v", iter, gotLevel, gotPath, wantLevel, wantPath, spec, ev)
+	}
+	if spec.mode != ModeAny && !validPath(spec, ev, gotPath) {
+		t.Fatalf("case %d: path %v is not a valid path\nspec %+v\nevents %+v", iter, gotPath, spec, ev)
 	}
 }
 
@@ -211,27 +221,7 @@ func TestPathFinderWithTiesAgreesWithTheDefinition(t *testing.T) {
 			ev = append(ev, e)
 		}
 		sortUnitEvents(ev)
-		wantLevel, wantPath := brutePath(spec, ev)
-		gotLevel, gotPath, err := newPathFinder(spec).reach(context.Background(), ev)
-		if err != nil {
-			t.Fatal(err)
-		}
-		observe := func(path []int) string {
-			var parts []string
-			for i, p := range path {
-				parts = append(parts, fmt.Sprint(ev[p].t))
-				if i == 0 {
-					parts = append(parts, ev[p].attr)
-				}
-			}
-			return strings.Join(parts, " ")
-		}
-		if gotLevel != wantLevel || observe(gotPath) != observe(wantPath) {
-			t.Fatalf("case %d: reach = %d %v, want %d %v\nspec %+v\nevents %+v", iter, gotLevel, gotPath, wantLevel, wantPath, spec, ev)
-		}
-		if spec.mode != ModeAny && !validPath(spec, ev, gotPath) {
-			t.Fatalf("case %d: path %v is not a valid path\nspec %+v\nevents %+v", iter, gotPath, spec, ev)
-		}
+		agreesWithBruteForce(t, iter, spec, ev)
 	}
 }
 
