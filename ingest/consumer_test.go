@@ -208,3 +208,125 @@ func TestConsumerDeadLettersTheEventThatPanics(t *testing.T) {
 			m.Value, reason, headerValue(m.Headers, HeaderDLQError, ""))
 	}
 }
+
+// TestConsumerRebalanceWithBatchInFlight: consumer A holds a batch with messages of both
+// partitions, stuck in its sink, when consumer B joins the group and takes over one of them. B
+// reads that partition to its end and commits. When A's sink is released, A's batch (fetched in
+// the generation before) must not commit its offset on the partition that moved: that would move
+// the group's offset back on a partition whose owner has nothing more to read, and the messages
+// after it would stay uncommitted for good, with nobody retrying (a silent stall). In the end
+// every partition is committed to its end and every event is stored.
+func TestConsumerRebalanceWithBatchInFlight(t *testing.T) {
+	b, err := StartDevBroker("127.0.0.1:0", 2, "events", "dlq")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(b.Close)
+	const k = 5 // messages per partition and phase
+	next := 0
+	phase := func() {
+		for p := range 2 {
+			var values []string
+			for range k {
+				values = append(values, fmt.Sprintf(`{"type":"track","event":"E","userId":"u%d","messageId":"m%d"}`, next%3, next))
+				next++
+			}
+			produceTo(t, b.Addr(), p, values...)
+		}
+	}
+	phase()
+
+	var mu sync.Mutex
+	stored := map[string]int{}
+	record := func(events []Event) {
+		mu.Lock()
+		defer mu.Unlock()
+		for _, e := range events {
+			stored[e.MessageID]++
+		}
+	}
+	entered, release := make(chan struct{}), make(chan struct{})
+	var once sync.Once
+	sinkA := SinkFunc(func(ctx context.Context, events []Event) error {
+		once.Do(func() { close(entered); <-release }) // the first batch stays in flight until released
+		record(events)
+		return nil
+	})
+	sinkB := SinkFunc(func(ctx context.Context, events []Event) error { record(events); return nil })
+	run := func(name string, sink Sink, cfg ConsumerConfig) (stop func()) {
+		cfg.Brokers, cfg.Topic, cfg.DLQTopic, cfg.Group, cfg.RetryMax = []string{b.Addr()}, "events", "dlq", "g", 50*time.Millisecond
+		c, err := NewConsumer(cfg, sink, slog.New(slog.DiscardHandler).With("consumer", name), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error, 1)
+		go func() { done <- c.Run(ctx) }()
+		return func() {
+			cancel()
+			if err := <-done; err != nil {
+				t.Errorf("consumer %s: Run() = %v on a clean stop", name, err)
+			}
+		}
+	}
+	// A cuts batches by size only: its first batch is the first phase, both partitions, and after
+	// the rebalance the partition it keeps (both phases) makes exactly one more.
+	stopA := run("A", sinkA, ConsumerConfig{BatchSize: 2 * k, FlushInterval: time.Hour})
+	defer stopA()
+	<-entered
+
+	stopB := run("B", sinkB, ConsumerConfig{BatchSize: 2 * k, FlushInterval: 20 * time.Millisecond})
+	defer stopB()
+	// A commits nothing while its first batch is stuck, so a partition committed to its end was
+	// read by B, after the rebalance. Each consumer has one partition.
+	moved, kept := -1, -1
+	waitFor(t, func() bool {
+		for p, l := range groupLag(t, b.Addr()) {
+			if l == 0 {
+				moved, kept = p, 1-p
+			}
+		}
+		return moved >= 0
+	})
+	phase() // B commits the moved partition past what A's stuck batch holds
+	waitFor(t, func() bool { return groupLag(t, b.Addr())[moved] == 0 })
+	close(release)
+
+	// A's kept partition committed to its end means A is done with its stuck batch: it comes
+	// first in A's pipeline.
+	waitFor(t, func() bool { return groupLag(t, b.Addr())[kept] == 0 })
+	if l := groupLag(t, b.Addr())[moved]; l != 0 {
+		t.Errorf("partition %d, moved from A to B: %d of %d messages uncommitted after both are done with it", moved, l, 2*k)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	for i := range next {
+		if id := fmt.Sprintf("m%d", i); stored[id] == 0 {
+			t.Errorf("event %s never stored", id)
+		}
+	}
+}
+
+// produceTo writes values to one partition of the topic "events".
+func produceTo(t *testing.T, broker string, partition int, values ...string) {
+	t.Helper()
+	w := &kafka.Writer{Addr: kafka.TCP(broker), Topic: "events", RequiredAcks: kafka.RequireAll,
+		Balancer: kafka.BalancerFunc(func(kafka.Message, ...int) int { return partition })}
+	defer w.Close()
+	var msgs []kafka.Message
+	for _, v := range values {
+		msgs = append(msgs, kafka.Message{Value: []byte(v)})
+	}
+	if err := w.WriteMessages(context.Background(), msgs...); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func groupLag(t *testing.T, broker string) map[int]int64 {
+	t.Helper()
+	lag, err := GroupLag(context.Background(), []string{broker}, "g", "events")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return lag
+}
