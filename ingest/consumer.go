@@ -250,37 +250,35 @@ func (c *Consumer) watch(ctx context.Context, now func() time.Time) {
 	}
 }
 
-// stallWatch tells, per partition, since when messages have waited while the group's committed
-// offset has not moved. It takes the time as a parameter and holds no lock: watch owns it.
+// stallWatch tells, per partition, since when the group's committed offset has not moved while
+// messages wait there. It takes the time as a parameter and holds no lock: watch owns it.
 type stallWatch struct {
 	parts map[int]*partitionStall
 }
 
 type partitionStall struct {
 	committed int64
-	since     time.Time // zero while nothing waits or the offset moves
+	since     time.Time // the last look at which the offset moved or nothing waited
 	warned    bool
 }
 
 func newStallWatch() *stallWatch { return &stallWatch{parts: map[int]*partitionStall{}} }
 
-// observe records partition p's offsets at now and returns how long its messages have waited
-// without the committed offset moving (0 when nothing waits or it moved since the last call), and
-// since when.
+// observe records partition p's offsets, looked at now, and returns how long messages have waited
+// there without the committed offset moving, and since when: since the last look at which the
+// offset moved or nothing waited (at most that long, as watch looks every LagInterval). It is 0
+// when nothing waits.
 func (s *stallWatch) observe(now time.Time, p int, o PartitionOffsets) (time.Duration, time.Time) {
-	ps, ok := s.parts[p]
-	if !ok {
-		ps = &partitionStall{committed: o.Committed}
+	ps, seen := s.parts[p]
+	if !seen {
+		ps = &partitionStall{}
 		s.parts[p] = ps
 	}
-	moved := o.Committed != ps.committed
-	ps.committed = o.Committed
-	switch {
-	case o.Lag() == 0 || moved:
-		ps.since = time.Time{}
+	if !seen || o.Committed != ps.committed || o.Lag() == 0 {
+		ps.committed, ps.since = o.Committed, now
+	}
+	if o.Lag() == 0 {
 		return 0, time.Time{}
-	case ps.since.IsZero():
-		ps.since = now
 	}
 	return now.Sub(ps.since), ps.since
 }

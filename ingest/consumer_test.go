@@ -1,6 +1,7 @@
 package ingest
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -10,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/segmentio/kafka-go"
 )
 
@@ -50,7 +52,9 @@ func totalLag(t *testing.T, broker string) int64 {
 }
 
 // TestConsumerCommitsOnlyAfterTheSink runs the consumer against a real Kafka-protocol broker with a
-// sink that fails until it is allowed to succeed: nothing may be committed before that.
+// sink that fails until it is allowed to succeed: nothing may be committed before that. Meanwhile
+// the stall shows: in waymark_consumer_stalled_seconds and, past StallAfter, in a warning, and
+// the recovery in an info line.
 func TestConsumerCommitsOnlyAfterTheSink(t *testing.T) {
 	b := startBroker(t)
 	const n = 50
@@ -77,10 +81,13 @@ func TestConsumerCommitsOnlyAfterTheSink(t *testing.T) {
 		}
 		return nil
 	})
+	logs := &syncBuffer{}
+	reg := prometheus.NewRegistry()
 	c, err := NewConsumer(ConsumerConfig{
 		Brokers: []string{b.Addr()}, Topic: "events", DLQTopic: "dlq", Group: "g",
 		FlushInterval: 20 * time.Millisecond, RetryMax: 50 * time.Millisecond,
-	}, sink, slog.New(slog.DiscardHandler), nil)
+		LagInterval: 20 * time.Millisecond, StallAfter: time.Nanosecond,
+	}, sink, slog.New(slog.NewTextHandler(logs, nil)), reg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -89,6 +96,10 @@ func TestConsumerCommitsOnlyAfterTheSink(t *testing.T) {
 	go func() { done <- c.Run(ctx) }()
 
 	waitFor(t, func() bool { mu.Lock(); defer mu.Unlock(); return attempts >= 3 })
+	waitFor(t, func() bool { return strings.Contains(logs.String(), "consumption stalled") })
+	if stalled := maxGauge(t, reg, "waymark_consumer_stalled_seconds"); stalled <= 0 {
+		t.Errorf("waymark_consumer_stalled_seconds = %g after the stall warning, want > 0", stalled)
+	}
 	if lag := totalLag(t, b.Addr()); lag != n+1 {
 		t.Errorf("lag while the sink fails = %d, want %d: offsets were committed before the sink succeeded", lag, n+1)
 	}
@@ -99,6 +110,8 @@ func TestConsumerCommitsOnlyAfterTheSink(t *testing.T) {
 	failing = false
 	mu.Unlock()
 	waitFor(t, func() bool { return totalLag(t, b.Addr()) == 0 })
+	waitFor(t, func() bool { return strings.Contains(logs.String(), "consumption resumed") })
+	waitFor(t, func() bool { return maxGauge(t, reg, "waymark_consumer_stalled_seconds") == 0 })
 	mu.Lock()
 	if len(stored) != n {
 		t.Errorf("stored %d distinct events, want %d", len(stored), n)
@@ -329,4 +342,76 @@ func groupLag(t *testing.T, broker string) map[int]int64 {
 		t.Fatal(err)
 	}
 	return lag
+}
+
+// TestStallWatch: messages wait on a stalled partition since the last look at which its committed
+// offset moved or nothing waited.
+func TestStallWatch(t *testing.T) {
+	t0 := time.Date(2026, 11, 30, 12, 0, 0, 0, time.UTC)
+	type look struct {
+		after     time.Duration // since t0
+		committed int64
+		end       int64
+		want      time.Duration // stalled for
+	}
+	tests := []struct {
+		name  string
+		looks []look
+	}{
+		{"caught up", []look{{0, 10, 10, 0}, {time.Hour, 10, 10, 0}}},
+		{"moving", []look{{0, 10, 50, 0}, {time.Minute, 20, 60, 0}, {2 * time.Minute, 30, 70, 0}}},
+		{"stuck from the start", []look{{0, 10, 50, 0}, {time.Minute, 10, 50, time.Minute}, {10 * time.Minute, 10, 60, 10 * time.Minute}}},
+		{"stuck after moving", []look{{0, 10, 50, 0}, {time.Minute, 20, 50, 0}, {2 * time.Minute, 20, 50, time.Minute}, {7 * time.Minute, 20, 50, 6 * time.Minute}}},
+		{"moves again", []look{{0, 10, 50, 0}, {5 * time.Minute, 10, 50, 5 * time.Minute}, {6 * time.Minute, 11, 50, 0}, {8 * time.Minute, 11, 50, 2 * time.Minute}}},
+		{"new messages after caught up", []look{{0, 10, 10, 0}, {time.Minute, 10, 30, time.Minute}, {3 * time.Minute, 10, 40, 3 * time.Minute}}},
+		{"caught up by new owner", []look{{0, 10, 50, 0}, {5 * time.Minute, 10, 50, 5 * time.Minute}, {6 * time.Minute, 50, 50, 0}}},
+		{"rewound", []look{{0, 50, 50, 0}, {time.Minute, 40, 50, 0}, {4 * time.Minute, 40, 50, 3 * time.Minute}}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s := newStallWatch()
+			for i, l := range tt.looks {
+				got, _ := s.observe(t0.Add(l.after), 5, PartitionOffsets{Committed: l.committed, End: l.end})
+				if got != l.want {
+					t.Errorf("look %d (committed %d, end %d at +%s): stalled for %s, want %s", i, l.committed, l.end, l.after, got, l.want)
+				}
+			}
+		})
+	}
+}
+
+// syncBuffer is a bytes.Buffer that a logger may write to while the test reads it.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// maxGauge returns the largest value of the gauge name in reg, over its labels (0 when absent).
+func maxGauge(t *testing.T, reg *prometheus.Registry, name string) float64 {
+	t.Helper()
+	families, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	v := 0.0
+	for _, f := range families {
+		if f.GetName() == name {
+			for _, m := range f.GetMetric() {
+				v = max(v, m.GetGauge().GetValue())
+			}
+		}
+	}
+	return v
 }
