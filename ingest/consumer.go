@@ -382,6 +382,7 @@ func (c *Consumer) readPartition(ctx, gctx context.Context, gen *generation, a k
 		if err != nil {
 			return // ctx is done or the generation ended
 		}
+		c.health.clearStep("fetch")
 		e, err := c.decode(msg)
 		select {
 		case out <- fetchedMessage{msg, e, err, gen}:
@@ -497,12 +498,13 @@ func (c *Consumer) drain(batch []fetchedMessage, fetched <-chan fetchedMessage) 
 	return nil
 }
 
-// process dead-letters what cannot be used, prepares the rest (closing prepared, when not nil,
-// once that is done), waits for the batch before it (prev, when not nil) to be committed, then
-// stores the batch and commits it. Failing steps are retried with backoff until they succeed or
-// ctx is done. A panic while preparing or storing is recovered, and the batch written again in
-// parts (see isolate).
+// process drops the messages of generations that have ended, dead-letters what cannot be used,
+// prepares the rest (closing prepared, when not nil, once that is done), waits for the batch before
+// it (prev, when not nil) to be committed, then stores the batch and commits it. Failing steps are
+// retried with backoff until they succeed or ctx is done. A panic while preparing or storing is
+// recovered, and the batch written again in parts (see isolate).
 func (c *Consumer) process(ctx context.Context, batch []fetchedMessage, prepared chan struct{}, prev *inflight) error {
+	batch = c.dropStale(batch)
 	events, msgs, err := c.deadLetterInvalid(ctx, batch)
 	var store func(context.Context) error
 	if err == nil {
@@ -611,6 +613,24 @@ func offsetsByGeneration(batch []fetchedMessage) []generationOffsets {
 		out[i].next[f.msg.Partition] = max(out[i].next[f.msg.Partition], f.msg.Offset+1)
 	}
 	return out
+}
+
+// dropStale returns the messages of the batch whose generation has not ended. The others would
+// not be committed (see commit) and their partitions' owners read them again: processing them here
+// too would only write the same events twice, and the sessions of customers this consumer may no
+// longer own.
+func (c *Consumer) dropStale(batch []fetchedMessage) []fetchedMessage {
+	stale := func(f fetchedMessage) bool { return f.gen.ended.Err() != nil }
+	if !slices.ContainsFunc(batch, stale) {
+		return batch
+	}
+	live := slices.DeleteFunc(slices.Clone(batch), stale)
+	if n := len(batch) - len(live); n > 0 {
+		c.metrics.staleMessages.Add(float64(n))
+		c.log.Info("dropped messages fetched before a rebalance; their partitions' owners read them again",
+			"group", c.cfg.Group, "messages", n)
+	}
+	return live
 }
 
 // waitCommitted waits until the batch prev (when not nil) is committed, or failed to be.
@@ -813,6 +833,7 @@ type consumerMetrics struct {
 	panics        prometheus.Counter
 	commitSeconds prometheus.Histogram
 	staleCommits  prometheus.Counter
+	staleMessages prometheus.Counter
 	stalled       *prometheus.GaugeVec
 }
 
@@ -852,12 +873,15 @@ func newConsumerMetrics(reg prometheus.Registerer) (*consumerMetrics, error) {
 		staleCommits: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "waymark_consumer_stale_commits_total", Help: "Offsets not committed because a rebalance ended the consumer group generation their messages were fetched in; the partitions' owners read those messages again.",
 		}),
+		staleMessages: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "waymark_consumer_stale_messages_total", Help: "Messages dropped unprocessed because a rebalance ended the consumer group generation they were fetched in; the partitions' owners read them again.",
+		}),
 		stalled: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "waymark_consumer_stalled_seconds", Help: "How long messages have waited on a partition while the consumer group's committed offset there has not moved (0 when none wait or it moves), by partition.",
 		}, []string{"partition"}),
 	}
 	if reg != nil {
-		for _, c := range []prometheus.Collector{m.messages, m.decoded, m.lag, m.rebalances, m.batches, m.dead, m.retries, m.dlqFailures, m.panics, m.commitSeconds, m.staleCommits, m.stalled} {
+		for _, c := range []prometheus.Collector{m.messages, m.decoded, m.lag, m.rebalances, m.batches, m.dead, m.retries, m.dlqFailures, m.panics, m.commitSeconds, m.staleCommits, m.staleMessages, m.stalled} {
 			if err := reg.Register(c); err != nil {
 				return nil, fmt.Errorf("register consumer metrics: %w", err)
 			}

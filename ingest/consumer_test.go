@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -414,4 +416,56 @@ func maxGauge(t *testing.T, reg *prometheus.Registry, name string) float64 {
 		}
 	}
 	return v
+}
+
+// TestCommitsPerGeneration: a batch's messages are committed per generation they were fetched
+// in, each partition at the offset after its last message, and the messages of a generation that
+// has ended are dropped before processing.
+func TestCommitsPerGeneration(t *testing.T) {
+	gen := func(ended bool) *generation {
+		ctx, end := context.WithCancel(context.Background())
+		if ended {
+			end()
+		} else {
+			t.Cleanup(end)
+		}
+		return &generation{ended: ctx}
+	}
+	old, cur := gen(true), gen(false)
+	msg := func(g *generation, partition int, offset int64) fetchedMessage {
+		return fetchedMessage{msg: kafka.Message{Partition: partition, Offset: offset}, gen: g}
+	}
+	tests := []struct {
+		name    string
+		batch   []fetchedMessage
+		commits map[*generation]map[int]int64
+		live    int
+	}{
+		{"one generation", []fetchedMessage{msg(cur, 0, 7), msg(cur, 1, 3), msg(cur, 0, 8)},
+			map[*generation]map[int]int64{cur: {0: 9, 1: 4}}, 3},
+		{"across a rebalance", []fetchedMessage{msg(old, 0, 7), msg(old, 1, 3), msg(cur, 0, 2), msg(cur, 0, 3)},
+			map[*generation]map[int]int64{old: {0: 8, 1: 4}, cur: {0: 4}}, 2},
+		{"only an ended one", []fetchedMessage{msg(old, 2, 10)}, map[*generation]map[int]int64{old: {2: 11}}, 0},
+	}
+	c := &Consumer{log: slog.New(slog.DiscardHandler)}
+	var err error
+	if c.metrics, err = newConsumerMetrics(nil); err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := map[*generation]map[int]int64{}
+			for _, g := range offsetsByGeneration(tt.batch) {
+				got[g.gen] = g.next
+			}
+			if !maps.EqualFunc(got, tt.commits, maps.Equal) {
+				t.Errorf("offsetsByGeneration() = %v, want %v", got, tt.commits)
+			}
+			live := c.dropStale(tt.batch)
+			if len(live) != tt.live || slices.ContainsFunc(live, func(f fetchedMessage) bool { return f.gen == old }) {
+				t.Errorf("dropStale() kept %d messages (ended generation among them: %v), want the %d of the live generation",
+					len(live), slices.ContainsFunc(live, func(f fetchedMessage) bool { return f.gen == old }), tt.live)
+			}
+		})
+	}
 }
