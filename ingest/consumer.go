@@ -178,8 +178,9 @@ func (c *Consumer) Healthy() error { return c.health.get() }
 // The stages overlap: a fetcher reads and decodes messages, the loop gathers them into batches,
 // and each batch is prepared (sessionized, when the sink is a Preparer) while the one before it is
 // stored and committed. Offsets are committed in order. At most two batches are in flight (one
-// storing, one prepared or preparing) besides the one being gathered and BatchSize decoded
-// messages, which bounds memory when ClickHouse is slow or down.
+// storing, one prepared or preparing) besides the one being gathered, BatchSize decoded messages
+// and kafka-go's queue of each assigned partition (100 messages), which bounds memory when
+// ClickHouse is slow or down.
 //
 // A panic while the sink prepares or stores a batch is recovered: the batch is written again in
 // halves, down to single events, after the batches before it and before the next one is

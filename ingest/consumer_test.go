@@ -469,3 +469,26 @@ func TestCommitsPerGeneration(t *testing.T) {
 		})
 	}
 }
+
+// TestGenerationEnded: the commit errors that mean the group has moved on are told apart from
+// those worth retrying in the same generation.
+func TestGenerationEnded(t *testing.T) {
+	tests := []struct {
+		err  error
+		want bool
+	}{
+		{kafka.IllegalGeneration, true},
+		{kafka.RebalanceInProgress, true},
+		{fmt.Errorf("commit: %w", kafka.UnknownMemberId), true},
+		{kafka.FencedInstanceID, true},
+		{kafka.RequestTimedOut, false},
+		{kafka.NotCoordinatorForGroup, false},
+		{errors.New("connection reset"), false},
+		{nil, false},
+	}
+	for _, tt := range tests {
+		if got := generationEnded(tt.err); got != tt.want {
+			t.Errorf("generationEnded(%v) = %v, want %v", tt.err, got, tt.want)
+		}
+	}
+}
