@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"runtime/debug"
+	"slices"
 	"strconv"
 	"time"
 
@@ -72,6 +73,10 @@ type ConsumerConfig struct {
 	// and the consumer goes on: a broken DLQ neither stalls ingestion forever nor loses a message
 	// silently. Default 1m.
 	DLQTimeout time.Duration
+	// StallAfter is how long messages may wait on a partition while the group's committed offset
+	// there does not move before the consumer logs a warning (waymark_consumer_stalled_seconds
+	// shows the wait all along). Default 5m.
+	StallAfter time.Duration
 }
 
 func (c *ConsumerConfig) setDefaults() {
@@ -105,6 +110,9 @@ func (c *ConsumerConfig) setDefaults() {
 	if c.MaxEventBytes == 0 {
 		c.MaxEventBytes = DefaultMaxEventBytes
 	}
+	if c.StallAfter == 0 {
+		c.StallAfter = 5 * time.Minute
+	}
 }
 
 // Validate reports the first setting that cannot work.
@@ -126,9 +134,9 @@ func (c *ConsumerConfig) Validate() error {
 // cannot use to the dead-letter topic, hands the rest to a Sink and commits offsets after both.
 type Consumer struct {
 	cfg     ConsumerConfig
+	group   kafka.ConsumerGroupConfig
 	log     *slog.Logger
 	sink    Sink
-	reader  *kafka.Reader
 	dlq     *kafka.Writer
 	metrics *consumerMetrics
 	health  *health
@@ -144,22 +152,20 @@ func NewConsumer(cfg ConsumerConfig, sink Sink, log *slog.Logger, reg prometheus
 	if err != nil {
 		return nil, err
 	}
-	reader := kafka.NewReader(kafka.ReaderConfig{
-		Brokers:        cfg.Brokers,
-		GroupID:        cfg.Group,
-		Topic:          cfg.Topic,
-		MinBytes:       1,
-		MaxBytes:       16 << 20,
-		MaxWait:        100 * time.Millisecond,
-		QueueCapacity:  cfg.BatchSize,
-		CommitInterval: 0, // commit synchronously, after the sink has the batch
-		StartOffset:    kafka.FirstOffset,
+	group := kafka.ConsumerGroupConfig{
+		ID:          cfg.Group,
+		Brokers:     cfg.Brokers,
+		Topics:      []string{cfg.Topic},
+		StartOffset: kafka.FirstOffset,
 		// A consumer that dies is noticed after SessionTimeout; its partitions then move.
 		HeartbeatInterval: time.Second,
 		SessionTimeout:    10 * time.Second,
 		RebalanceTimeout:  20 * time.Second,
 		JoinGroupBackoff:  time.Second,
-	})
+	}
+	if err := group.Validate(); err != nil {
+		return nil, fmt.Errorf("consumer group config: %w", err)
+	}
 	dlq := &kafka.Writer{
 		Addr:         kafka.TCP(cfg.Brokers...),
 		Topic:        cfg.DLQTopic,
@@ -168,7 +174,7 @@ func NewConsumer(cfg ConsumerConfig, sink Sink, log *slog.Logger, reg prometheus
 		BatchTimeout: 5 * time.Millisecond,
 		MaxAttempts:  3,
 	}
-	return &Consumer{cfg: cfg, log: log, sink: sink, reader: reader, dlq: dlq, metrics: m, health: &health{}}, nil
+	return &Consumer{cfg: cfg, group: group, log: log, sink: sink, dlq: dlq, metrics: m, health: &health{}}, nil
 }
 
 // Healthy reports nil while batches are written, or the error that keeps the consumer retrying.
@@ -180,8 +186,9 @@ func (c *Consumer) Healthy() error { return c.health.get() }
 // The stages overlap: a fetcher reads and decodes messages, the loop gathers them into batches,
 // and each batch is prepared (sessionized, when the sink is a Preparer) while the one before it is
 // stored and committed. Offsets are committed in order. At most two batches are in flight (one
-// storing, one prepared or preparing) besides the one being gathered and BatchSize decoded
-// messages, which bounds memory when ClickHouse is slow or down.
+// storing, one prepared or preparing) besides the one being gathered, BatchSize decoded messages
+// and kafka-go's queue of each assigned partition (100 messages), which bounds memory when
+// ClickHouse is slow or down.
 //
 // A panic while the sink prepares or stores a batch is recovered: the batch is written again in
 // halves, down to single events, after the batches before it and before the next one is
@@ -189,15 +196,25 @@ func (c *Consumer) Healthy() error { return c.health.get() }
 // ReasonPanic, counted in waymark_consumer_dlq_messages_total), the rest is stored and the offsets
 // move on. No input can make the consumer crash and read the same message again on every restart.
 // A Preparer that keeps state must make a batch written again after its panic come out right.
+//
+// Each message is committed in the consumer group generation it was fetched in, or not at all: a
+// rebalance ends the generation, and the offsets of batches fetched before it are not committed
+// (see commit). The partitions' owners in the new generation, this consumer among them, read
+// those messages again from the group's committed offsets; the store keeps one row per event.
 func (c *Consumer) Run(ctx context.Context) error {
 	c.log.Info("consumer started", "topic", c.cfg.Topic, "group", c.cfg.Group, "brokers", c.cfg.Brokers)
+	group, err := kafka.NewConsumerGroup(c.group)
+	if err != nil {
+		return fmt.Errorf("join consumer group %s: %w", c.cfg.Group, err)
+	}
 	fetched := make(chan fetchedMessage, c.cfg.BatchSize)
-	go c.fetch(ctx, fetched)
-	go c.watch(ctx)
+	go c.fetch(ctx, group, fetched)
+	go c.watch(ctx, time.Now)
 
-	err := c.loop(ctx, fetched)
-	if closeErr := c.reader.Close(); closeErr != nil {
-		c.log.Warn("close kafka reader", "err", closeErr)
+	err = c.loop(ctx, fetched)
+	// Leaving the group ends the generation: only now, after the last batch is committed.
+	if closeErr := group.Close(); closeErr != nil {
+		c.log.Warn("leave consumer group", "err", closeErr)
 	}
 	if closeErr := c.dlq.Close(); closeErr != nil {
 		c.log.Warn("close dead-letter writer", "err", closeErr)
@@ -206,19 +223,30 @@ func (c *Consumer) Run(ctx context.Context) error {
 }
 
 // watch measures consumer lag per partition (from committed and log-end offsets, since kafka-go's
-// Reader.Lag does not work in group mode) and counts rebalances, until ctx is done.
-func (c *Consumer) watch(ctx context.Context) {
+// Reader.Lag does not work in group mode) and how long messages have waited on a partition whose
+// committed offset does not move, until ctx is done. now is the clock.
+func (c *Consumer) watch(ctx context.Context, now func() time.Time) {
 	tick := time.NewTicker(c.cfg.LagInterval)
 	defer tick.Stop()
+	stalls := newStallWatch()
 	for {
-		if n := c.reader.Stats().Rebalances; n > 0 { // Stats counts since its last call
-			c.metrics.rebalances.Add(float64(n))
-			c.log.Info("consumer group rebalanced", "group", c.cfg.Group, "rebalances", n)
-		}
-		lag, err := GroupLag(ctx, c.cfg.Brokers, c.cfg.Group, c.cfg.Topic)
+		offsets, err := GroupOffsets(ctx, c.cfg.Brokers, c.cfg.Group, c.cfg.Topic)
 		if err == nil {
-			for p, n := range lag {
-				c.metrics.lag.WithLabelValues(strconv.Itoa(p)).Set(float64(n))
+			t := now()
+			for p, o := range offsets {
+				part := strconv.Itoa(p)
+				c.metrics.lag.WithLabelValues(part).Set(float64(o.Lag()))
+				stalled, since := stalls.observe(t, p, o)
+				c.metrics.stalled.WithLabelValues(part).Set(stalled.Seconds())
+				switch {
+				case stalled >= c.cfg.StallAfter && stalls.warn(p):
+					c.log.Warn("consumption stalled: messages wait on a partition but the group's committed offset there has not moved",
+						"group", c.cfg.Group, "topic", c.cfg.Topic, "partition", p, "committed", o.Committed, "end", o.End,
+						"lag", o.Lag(), "since", since, "for", stalled.Round(time.Second))
+				case stalled == 0 && stalls.recovered(p):
+					c.log.Info("consumption resumed on a partition", "group", c.cfg.Group, "topic", c.cfg.Topic,
+						"partition", p, "committed", o.Committed, "lag", o.Lag())
+				}
 			}
 		} else if ctx.Err() == nil {
 			c.log.Debug("measure consumer lag", "err", err)
@@ -231,31 +259,143 @@ func (c *Consumer) watch(ctx context.Context) {
 	}
 }
 
+// stallWatch tells, per partition, since when the group's committed offset has not moved while
+// messages wait there. It takes the time as a parameter and holds no lock: watch owns it.
+type stallWatch struct {
+	parts map[int]*partitionStall
+}
+
+type partitionStall struct {
+	committed int64
+	since     time.Time // the last look at which the offset moved or nothing waited
+	warned    bool
+}
+
+func newStallWatch() *stallWatch { return &stallWatch{parts: map[int]*partitionStall{}} }
+
+// observe records partition p's offsets, looked at now, and returns how long messages have waited
+// there without the committed offset moving, and since when: since the last look at which the
+// offset moved or nothing waited (at most that long, as watch looks every LagInterval). It is 0
+// when nothing waits.
+func (s *stallWatch) observe(now time.Time, p int, o PartitionOffsets) (time.Duration, time.Time) {
+	ps, seen := s.parts[p]
+	if !seen {
+		ps = &partitionStall{}
+		s.parts[p] = ps
+	}
+	if !seen || o.Committed != ps.committed || o.Lag() == 0 {
+		ps.committed, ps.since = o.Committed, now
+	}
+	if o.Lag() == 0 {
+		return 0, time.Time{}
+	}
+	return now.Sub(ps.since), ps.since
+}
+
+// warn reports whether partition p's stall is still to be logged, and marks it logged.
+func (s *stallWatch) warn(p int) bool {
+	ps := s.parts[p]
+	first := !ps.warned
+	ps.warned = true
+	return first
+}
+
+// recovered reports whether partition p had a stall logged, and forgets it.
+func (s *stallWatch) recovered(p int) bool {
+	ps := s.parts[p]
+	was := ps.warned
+	ps.warned = false
+	return was
+}
+
 // fetchedMessage is a message and what it decoded into: an event, or why it cannot be used.
 type fetchedMessage struct {
 	msg   kafka.Message
 	event Event
 	err   error
+	gen   *generation // the consumer group generation the message was fetched in
 }
 
-// fetch reads and decodes messages until ctx is done. A failed fetch (the broker unreachable, a
-// rebalance that cannot complete) is retried like any other step: kafka-go's reader heals by
-// itself once the broker is back.
-func (c *Consumer) fetch(ctx context.Context, out chan<- fetchedMessage) {
+// generation is a consumer group generation: the partitions this consumer owns until the next
+// rebalance. Offsets of messages fetched in it can be committed only in it.
+type generation struct {
+	*kafka.Generation
+	ended context.Context // done when the generation has ended
+}
+
+// fetch joins the consumer group and, in each generation, reads and decodes the messages of the
+// partitions assigned to this consumer from the group's committed offsets, until ctx is done. A
+// failed step (the broker unreachable, a rebalance that cannot complete) is retried like any other:
+// kafka-go heals by itself once the broker is back.
+func (c *Consumer) fetch(ctx context.Context, group *kafka.ConsumerGroup, out chan<- fetchedMessage) {
+	const join = "join consumer group"
 	for {
-		var msg kafka.Message
-		err := c.retry(ctx, "fetch", func() error {
+		var kgen *kafka.Generation
+		err := c.retry(ctx, join, func() error {
 			var err error
-			msg, err = c.reader.FetchMessage(ctx)
+			kgen, err = group.Next(ctx)
 			return err
 		})
 		if err != nil {
 			return // ctx is done
 		}
+		c.health.clearStep(join)
+		c.metrics.rebalances.Inc()
+		ended, end := context.WithCancel(context.Background())
+		gen := &generation{Generation: kgen, ended: ended}
+		assigned := kgen.Assignments[c.cfg.Topic]
+		var parts []int
+		for _, a := range assigned {
+			parts = append(parts, a.ID)
+		}
+		c.log.Info("consumer group generation started", "group", c.cfg.Group, "generation", kgen.ID,
+			"member", kgen.MemberID, "partitions", parts)
+		kgen.Start(func(gctx context.Context) {
+			<-gctx.Done()
+			end()
+		})
+		for _, a := range assigned {
+			kgen.Start(func(gctx context.Context) { c.readPartition(ctx, gctx, gen, a, out) })
+		}
+	}
+}
+
+// readPartition reads one assigned partition from its assigned offset, until ctx is done or the
+// generation ends (gctx). It returns only when the generation has ended: a function that returns
+// ends its generation, and what was fetched before a stop must still be committed in it.
+func (c *Consumer) readPartition(ctx, gctx context.Context, gen *generation, a kafka.PartitionAssignment, out chan<- fetchedMessage) {
+	defer func() { <-gctx.Done() }()
+	rctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	defer context.AfterFunc(gctx, cancel)()
+	r := kafka.NewReader(kafka.ReaderConfig{
+		Brokers:   c.cfg.Brokers,
+		Topic:     c.cfg.Topic,
+		Partition: a.ID,
+		MinBytes:  1,
+		MaxBytes:  16 << 20,
+		MaxWait:   100 * time.Millisecond,
+	})
+	defer r.Close()
+	if err := r.SetOffset(a.Offset); err != nil {
+		c.log.Error("BUG: set the offset of a new partition reader", "partition", a.ID, "offset", a.Offset, "err", err)
+		return
+	}
+	for {
+		var msg kafka.Message
+		err := c.retry(rctx, "fetch", func() error {
+			var err error
+			msg, err = r.FetchMessage(rctx)
+			return err
+		})
+		if err != nil {
+			return // ctx is done or the generation ended
+		}
+		c.health.clearStep("fetch")
 		e, err := c.decode(msg)
 		select {
-		case out <- fetchedMessage{msg, e, err}:
-		case <-ctx.Done():
+		case out <- fetchedMessage{msg, e, err, gen}:
+		case <-rctx.Done():
 			return
 		}
 	}
@@ -375,12 +515,13 @@ func (c *Consumer) drain(batch []fetchedMessage, fetched <-chan fetchedMessage) 
 	return nil
 }
 
-// process dead-letters what cannot be used, prepares the rest (closing prepared, when not nil,
-// once that is done), waits for the batch before it (prev, when not nil) to be committed, then
-// stores the batch and commits it. Failing steps are retried with backoff until they succeed or
-// ctx is done. A panic while preparing or storing is recovered, and the batch written again in
-// parts (see isolate).
+// process drops the messages of generations that have ended, dead-letters what cannot be used,
+// prepares the rest (closing prepared, when not nil, once that is done), waits for the batch before
+// it (prev, when not nil) to be committed, then stores the batch and commits it. Failing steps are
+// retried with backoff until they succeed or ctx is done. A panic while preparing or storing is
+// recovered, and the batch written again in parts (see isolate).
 func (c *Consumer) process(ctx context.Context, batch []fetchedMessage, prepared chan struct{}, prev *inflight) error {
+	batch = c.dropStale(batch)
 	events, msgs, err := c.deadLetterInvalid(ctx, batch)
 	var store func(context.Context) error
 	if err == nil {
@@ -412,18 +553,101 @@ func (c *Consumer) process(ctx context.Context, batch []fetchedMessage, prepared
 			return err
 		}
 	}
-	last := lastPerPartition(batch)
-	err = c.retry(ctx, "commit offsets", func() error {
-		start := time.Now()
-		err := c.reader.CommitMessages(ctx, last...)
-		c.metrics.commitSeconds.Observe(time.Since(start).Seconds())
+	if err := c.commit(ctx, batch); err != nil {
 		return err
-	})
-	if err == nil {
-		c.metrics.batches.Inc()
-		c.health.set(nil)
 	}
-	return err
+	c.metrics.batches.Inc()
+	c.health.set(nil)
+	return nil
+}
+
+// commit commits the offsets after the batch's messages, each in the consumer group generation the
+// message was fetched in. It does not commit a generation's offsets once the generation has
+// ended (a rebalance): the partition may belong to another consumer by then, which may have read
+// and committed past them, and committing them would move the group's offset back, leaving the
+// messages after it uncommitted for good while the owner waits for new ones. Whoever owns the
+// partition in the new generation read those messages again from the group's committed offset.
+func (c *Consumer) commit(ctx context.Context, batch []fetchedMessage) error {
+	for _, g := range offsetsByGeneration(batch) {
+		cctx, cancel := context.WithCancel(ctx)
+		stop := context.AfterFunc(g.gen.ended, cancel)
+		ended := false
+		err := c.retry(cctx, "commit offsets", func() error {
+			if g.gen.ended.Err() != nil {
+				ended = true
+				return nil
+			}
+			start := time.Now()
+			err := g.gen.CommitOffsets(map[string]map[int]int64{c.cfg.Topic: g.next})
+			c.metrics.commitSeconds.Observe(time.Since(start).Seconds())
+			if generationEnded(err) || (err != nil && g.gen.ended.Err() != nil) {
+				ended = true
+				return nil
+			}
+			return err
+		})
+		stop()
+		cancel()
+		if err != nil && ctx.Err() == nil && g.gen.ended.Err() != nil {
+			ended, err = true, nil
+		}
+		if err != nil {
+			return err
+		}
+		if ended {
+			c.metrics.staleCommits.Inc()
+			c.log.Info("offsets not committed: a rebalance ended the generation they were fetched in; the partitions' owners read them again",
+				"group", c.cfg.Group, "generation", g.gen.ID, "offsets", g.next)
+		}
+	}
+	return nil
+}
+
+// generationEnded reports whether a commit failed because the group has moved on to another
+// generation (or is about to), in which this consumer's offsets are no longer valid.
+func generationEnded(err error) bool {
+	return errors.Is(err, kafka.IllegalGeneration) || errors.Is(err, kafka.RebalanceInProgress) ||
+		errors.Is(err, kafka.UnknownMemberId) || errors.Is(err, kafka.FencedInstanceID)
+}
+
+// generationOffsets are the offsets to commit in one generation: per partition, the offset after
+// the last message.
+type generationOffsets struct {
+	gen  *generation
+	next map[int]int64
+}
+
+// offsetsByGeneration returns the offsets to commit after a batch, per generation in the order
+// the batch has them.
+func offsetsByGeneration(batch []fetchedMessage) []generationOffsets {
+	var out []generationOffsets
+	for _, f := range batch {
+		i := slices.IndexFunc(out, func(g generationOffsets) bool { return g.gen == f.gen })
+		if i < 0 {
+			i = len(out)
+			out = append(out, generationOffsets{gen: f.gen, next: map[int]int64{}})
+		}
+		out[i].next[f.msg.Partition] = max(out[i].next[f.msg.Partition], f.msg.Offset+1)
+	}
+	return out
+}
+
+// dropStale returns the messages of the batch whose generation has not ended. The others would
+// not be committed (see commit) and their partitions' owners read them again: processing them here
+// too would only write the same events twice, and the sessions of customers this consumer may no
+// longer own.
+func (c *Consumer) dropStale(batch []fetchedMessage) []fetchedMessage {
+	stale := func(f fetchedMessage) bool { return f.gen.ended.Err() != nil }
+	if !slices.ContainsFunc(batch, stale) {
+		return batch
+	}
+	live := slices.DeleteFunc(slices.Clone(batch), stale)
+	if n := len(batch) - len(live); n > 0 {
+		c.metrics.staleMessages.Add(float64(n))
+		c.log.Info("dropped messages fetched before a rebalance; their partitions' owners read them again",
+			"group", c.cfg.Group, "messages", n)
+	}
+	return live
 }
 
 // waitCommitted waits until the batch prev (when not nil) is committed, or failed to be.
@@ -582,7 +806,7 @@ func (c *Consumer) retry(ctx context.Context, what string, op func() error) erro
 			return fmt.Errorf("%s: %w", what, err)
 		}
 		c.metrics.retries.WithLabelValues(what).Inc()
-		c.health.set(fmt.Errorf("%s: %w", what, err))
+		c.health.setStep(what, fmt.Errorf("%s: %w", what, err))
 		c.log.Warn("consumer step failed, retrying", "step", what, "err", err, "backoff", backoff)
 		select {
 		case <-time.After(backoff):
@@ -605,23 +829,6 @@ func deadLetter(msg kafka.Message, reason string, err error) kafka.Message {
 	return kafka.Message{Key: msg.Key, Value: msg.Value, Headers: headers}
 }
 
-func lastPerPartition(batch []fetchedMessage) []kafka.Message {
-	idx := map[int]int{}
-	var last []kafka.Message
-	for _, f := range batch {
-		m := f.msg
-		if i, ok := idx[m.Partition]; ok {
-			if m.Offset > last[i].Offset {
-				last[i] = m
-			}
-			continue
-		}
-		idx[m.Partition] = len(last)
-		last = append(last, m)
-	}
-	return last
-}
-
 func headerValue(headers []kafka.Header, key, def string) string {
 	for _, h := range headers {
 		if h.Key == key && len(h.Value) > 0 {
@@ -642,6 +849,9 @@ type consumerMetrics struct {
 	dlqFailures   prometheus.Counter
 	panics        prometheus.Counter
 	commitSeconds prometheus.Histogram
+	staleCommits  prometheus.Counter
+	staleMessages prometheus.Counter
+	stalled       *prometheus.GaugeVec
 }
 
 func newConsumerMetrics(reg prometheus.Registerer) (*consumerMetrics, error) {
@@ -677,9 +887,18 @@ func newConsumerMetrics(reg prometheus.Registerer) (*consumerMetrics, error) {
 			Name: "waymark_consumer_commit_duration_seconds", Help: "Time to commit offsets to Kafka.",
 			Buckets: prometheus.ExponentialBuckets(0.001, 4, 8),
 		}),
+		staleCommits: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "waymark_consumer_stale_commits_total", Help: "Offsets not committed because a rebalance ended the consumer group generation their messages were fetched in; the partitions' owners read those messages again.",
+		}),
+		staleMessages: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "waymark_consumer_stale_messages_total", Help: "Messages dropped unprocessed because a rebalance ended the consumer group generation they were fetched in; the partitions' owners read them again.",
+		}),
+		stalled: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "waymark_consumer_stalled_seconds", Help: "How long messages have waited on a partition while the consumer group's committed offset there has not moved (0 when none wait or it moves), by partition.",
+		}, []string{"partition"}),
 	}
 	if reg != nil {
-		for _, c := range []prometheus.Collector{m.messages, m.decoded, m.lag, m.rebalances, m.batches, m.dead, m.retries, m.dlqFailures, m.panics, m.commitSeconds} {
+		for _, c := range []prometheus.Collector{m.messages, m.decoded, m.lag, m.rebalances, m.batches, m.dead, m.retries, m.dlqFailures, m.panics, m.commitSeconds, m.staleCommits, m.staleMessages, m.stalled} {
 			if err := reg.Register(c); err != nil {
 				return nil, fmt.Errorf("register consumer metrics: %w", err)
 			}

@@ -1,15 +1,19 @@
 package ingest
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/segmentio/kafka-go"
 )
 
@@ -50,7 +54,9 @@ func totalLag(t *testing.T, broker string) int64 {
 }
 
 // TestConsumerCommitsOnlyAfterTheSink runs the consumer against a real Kafka-protocol broker with a
-// sink that fails until it is allowed to succeed: nothing may be committed before that.
+// sink that fails until it is allowed to succeed: nothing may be committed before that. Meanwhile
+// the stall shows: in waymark_consumer_stalled_seconds and, past StallAfter, in a warning, and
+// the recovery in an info line.
 func TestConsumerCommitsOnlyAfterTheSink(t *testing.T) {
 	b := startBroker(t)
 	const n = 50
@@ -77,10 +83,13 @@ func TestConsumerCommitsOnlyAfterTheSink(t *testing.T) {
 		}
 		return nil
 	})
+	logs := &syncBuffer{}
+	reg := prometheus.NewRegistry()
 	c, err := NewConsumer(ConsumerConfig{
 		Brokers: []string{b.Addr()}, Topic: "events", DLQTopic: "dlq", Group: "g",
 		FlushInterval: 20 * time.Millisecond, RetryMax: 50 * time.Millisecond,
-	}, sink, slog.New(slog.DiscardHandler), nil)
+		LagInterval: 20 * time.Millisecond, StallAfter: time.Nanosecond,
+	}, sink, slog.New(slog.NewTextHandler(logs, nil)), reg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -89,6 +98,10 @@ func TestConsumerCommitsOnlyAfterTheSink(t *testing.T) {
 	go func() { done <- c.Run(ctx) }()
 
 	waitFor(t, func() bool { mu.Lock(); defer mu.Unlock(); return attempts >= 3 })
+	waitFor(t, func() bool { return strings.Contains(logs.String(), "consumption stalled") })
+	if stalled := maxGauge(t, reg, "waymark_consumer_stalled_seconds"); stalled <= 0 {
+		t.Errorf("waymark_consumer_stalled_seconds = %g after the stall warning, want > 0", stalled)
+	}
 	if lag := totalLag(t, b.Addr()); lag != n+1 {
 		t.Errorf("lag while the sink fails = %d, want %d: offsets were committed before the sink succeeded", lag, n+1)
 	}
@@ -99,6 +112,8 @@ func TestConsumerCommitsOnlyAfterTheSink(t *testing.T) {
 	failing = false
 	mu.Unlock()
 	waitFor(t, func() bool { return totalLag(t, b.Addr()) == 0 })
+	waitFor(t, func() bool { return strings.Contains(logs.String(), "consumption resumed") })
+	waitFor(t, func() bool { return maxGauge(t, reg, "waymark_consumer_stalled_seconds") == 0 })
 	mu.Lock()
 	if len(stored) != n {
 		t.Errorf("stored %d distinct events, want %d", len(stored), n)
@@ -206,5 +221,274 @@ func TestConsumerDeadLettersTheEventThatPanics(t *testing.T) {
 		!strings.Contains(headerValue(m.Headers, HeaderDLQError, ""), "nil map") {
 		t.Errorf("dead letter %s, reason %q, error %q; want the poison event, reason panic, the panic's message",
 			m.Value, reason, headerValue(m.Headers, HeaderDLQError, ""))
+	}
+}
+
+// TestConsumerRebalanceWithBatchInFlight: consumer A holds a batch with messages of both
+// partitions, stuck in its sink, when consumer B joins the group and takes over one of them. B
+// reads that partition to its end and commits. When A's sink is released, A's batch (fetched in
+// the generation before) must not commit its offset on the partition that moved: that would move
+// the group's offset back on a partition whose owner has nothing more to read, and the messages
+// after it would stay uncommitted for good, with nobody retrying (a silent stall). In the end
+// every partition is committed to its end and every event is stored.
+func TestConsumerRebalanceWithBatchInFlight(t *testing.T) {
+	b, err := StartDevBroker("127.0.0.1:0", 2, "events", "dlq")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(b.Close)
+	const k = 5 // messages per partition and phase
+	next := 0
+	phase := func() {
+		for p := range 2 {
+			var values []string
+			for range k {
+				values = append(values, fmt.Sprintf(`{"type":"track","event":"E","userId":"u%d","messageId":"m%d"}`, next%3, next))
+				next++
+			}
+			produceTo(t, b.Addr(), p, values...)
+		}
+	}
+	phase()
+
+	var mu sync.Mutex
+	stored := map[string]int{}
+	record := func(events []Event) {
+		mu.Lock()
+		defer mu.Unlock()
+		for _, e := range events {
+			stored[e.MessageID]++
+		}
+	}
+	entered, release := make(chan struct{}), make(chan struct{})
+	var once sync.Once
+	sinkA := SinkFunc(func(ctx context.Context, events []Event) error {
+		once.Do(func() { close(entered); <-release }) // the first batch stays in flight until released
+		record(events)
+		return nil
+	})
+	sinkB := SinkFunc(func(ctx context.Context, events []Event) error { record(events); return nil })
+	run := func(name string, sink Sink, cfg ConsumerConfig) (stop func()) {
+		cfg.Brokers, cfg.Topic, cfg.DLQTopic, cfg.Group, cfg.RetryMax = []string{b.Addr()}, "events", "dlq", "g", 50*time.Millisecond
+		c, err := NewConsumer(cfg, sink, slog.New(slog.DiscardHandler).With("consumer", name), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error, 1)
+		go func() { done <- c.Run(ctx) }()
+		return func() {
+			cancel()
+			if err := <-done; err != nil {
+				t.Errorf("consumer %s: Run() = %v on a clean stop", name, err)
+			}
+		}
+	}
+	// A cuts batches by size only: its first batch is the first phase, both partitions, and after
+	// the rebalance the partition it keeps (both phases) makes exactly one more.
+	stopA := run("A", sinkA, ConsumerConfig{BatchSize: 2 * k, FlushInterval: time.Hour})
+	defer stopA()
+	<-entered
+
+	stopB := run("B", sinkB, ConsumerConfig{BatchSize: 2 * k, FlushInterval: 20 * time.Millisecond})
+	defer stopB()
+	// A commits nothing while its first batch is stuck, so a partition committed to its end was
+	// read by B, after the rebalance. Each consumer has one partition.
+	moved, kept := -1, -1
+	waitFor(t, func() bool {
+		for p, l := range groupLag(t, b.Addr()) {
+			if l == 0 {
+				moved, kept = p, 1-p
+			}
+		}
+		return moved >= 0
+	})
+	phase() // B commits the moved partition past what A's stuck batch holds
+	waitFor(t, func() bool { return groupLag(t, b.Addr())[moved] == 0 })
+	close(release)
+
+	// A's kept partition committed to its end means A is done with its stuck batch: it comes
+	// first in A's pipeline.
+	waitFor(t, func() bool { return groupLag(t, b.Addr())[kept] == 0 })
+	if l := groupLag(t, b.Addr())[moved]; l != 0 {
+		t.Errorf("partition %d, moved from A to B: %d of %d messages uncommitted after both are done with it", moved, l, 2*k)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	for i := range next {
+		if id := fmt.Sprintf("m%d", i); stored[id] == 0 {
+			t.Errorf("event %s never stored", id)
+		}
+	}
+}
+
+// produceTo writes values to one partition of the topic "events".
+func produceTo(t *testing.T, broker string, partition int, values ...string) {
+	t.Helper()
+	w := &kafka.Writer{Addr: kafka.TCP(broker), Topic: "events", RequiredAcks: kafka.RequireAll,
+		Balancer: kafka.BalancerFunc(func(kafka.Message, ...int) int { return partition })}
+	defer w.Close()
+	var msgs []kafka.Message
+	for _, v := range values {
+		msgs = append(msgs, kafka.Message{Value: []byte(v)})
+	}
+	if err := w.WriteMessages(context.Background(), msgs...); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func groupLag(t *testing.T, broker string) map[int]int64 {
+	t.Helper()
+	lag, err := GroupLag(context.Background(), []string{broker}, "g", "events")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return lag
+}
+
+// TestStallWatch: messages wait on a stalled partition since the last look at which its committed
+// offset moved or nothing waited.
+func TestStallWatch(t *testing.T) {
+	t0 := time.Date(2026, 11, 30, 12, 0, 0, 0, time.UTC)
+	type look struct {
+		after     time.Duration // since t0
+		committed int64
+		end       int64
+		want      time.Duration // stalled for
+	}
+	tests := []struct {
+		name  string
+		looks []look
+	}{
+		{"caught up", []look{{0, 10, 10, 0}, {time.Hour, 10, 10, 0}}},
+		{"moving", []look{{0, 10, 50, 0}, {time.Minute, 20, 60, 0}, {2 * time.Minute, 30, 70, 0}}},
+		{"stuck from the start", []look{{0, 10, 50, 0}, {time.Minute, 10, 50, time.Minute}, {10 * time.Minute, 10, 60, 10 * time.Minute}}},
+		{"stuck after moving", []look{{0, 10, 50, 0}, {time.Minute, 20, 50, 0}, {2 * time.Minute, 20, 50, time.Minute}, {7 * time.Minute, 20, 50, 6 * time.Minute}}},
+		{"moves again", []look{{0, 10, 50, 0}, {5 * time.Minute, 10, 50, 5 * time.Minute}, {6 * time.Minute, 11, 50, 0}, {8 * time.Minute, 11, 50, 2 * time.Minute}}},
+		{"new messages after caught up", []look{{0, 10, 10, 0}, {time.Minute, 10, 30, time.Minute}, {3 * time.Minute, 10, 40, 3 * time.Minute}}},
+		{"caught up by new owner", []look{{0, 10, 50, 0}, {5 * time.Minute, 10, 50, 5 * time.Minute}, {6 * time.Minute, 50, 50, 0}}},
+		{"rewound", []look{{0, 50, 50, 0}, {time.Minute, 40, 50, 0}, {4 * time.Minute, 40, 50, 3 * time.Minute}}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s := newStallWatch()
+			for i, l := range tt.looks {
+				got, _ := s.observe(t0.Add(l.after), 5, PartitionOffsets{Committed: l.committed, End: l.end})
+				if got != l.want {
+					t.Errorf("look %d (committed %d, end %d at +%s): stalled for %s, want %s", i, l.committed, l.end, l.after, got, l.want)
+				}
+			}
+		})
+	}
+}
+
+// syncBuffer is a bytes.Buffer that a logger may write to while the test reads it.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// maxGauge returns the largest value of the gauge name in reg, over its labels (0 when absent).
+func maxGauge(t *testing.T, reg *prometheus.Registry, name string) float64 {
+	t.Helper()
+	families, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	v := 0.0
+	for _, f := range families {
+		if f.GetName() == name {
+			for _, m := range f.GetMetric() {
+				v = max(v, m.GetGauge().GetValue())
+			}
+		}
+	}
+	return v
+}
+
+// TestCommitsPerGeneration: a batch's messages are committed per generation they were fetched
+// in, each partition at the offset after its last message, and the messages of a generation that
+// has ended are dropped before processing.
+func TestCommitsPerGeneration(t *testing.T) {
+	gen := func(ended bool) *generation {
+		ctx, end := context.WithCancel(context.Background())
+		if ended {
+			end()
+		} else {
+			t.Cleanup(end)
+		}
+		return &generation{ended: ctx}
+	}
+	old, cur := gen(true), gen(false)
+	msg := func(g *generation, partition int, offset int64) fetchedMessage {
+		return fetchedMessage{msg: kafka.Message{Partition: partition, Offset: offset}, gen: g}
+	}
+	tests := []struct {
+		name    string
+		batch   []fetchedMessage
+		commits map[*generation]map[int]int64
+		live    int
+	}{
+		{"one generation", []fetchedMessage{msg(cur, 0, 7), msg(cur, 1, 3), msg(cur, 0, 8)},
+			map[*generation]map[int]int64{cur: {0: 9, 1: 4}}, 3},
+		{"across a rebalance", []fetchedMessage{msg(old, 0, 7), msg(old, 1, 3), msg(cur, 0, 2), msg(cur, 0, 3)},
+			map[*generation]map[int]int64{old: {0: 8, 1: 4}, cur: {0: 4}}, 2},
+		{"only an ended one", []fetchedMessage{msg(old, 2, 10)}, map[*generation]map[int]int64{old: {2: 11}}, 0},
+	}
+	c := &Consumer{log: slog.New(slog.DiscardHandler)}
+	var err error
+	if c.metrics, err = newConsumerMetrics(nil); err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := map[*generation]map[int]int64{}
+			for _, g := range offsetsByGeneration(tt.batch) {
+				got[g.gen] = g.next
+			}
+			if !maps.EqualFunc(got, tt.commits, maps.Equal) {
+				t.Errorf("offsetsByGeneration() = %v, want %v", got, tt.commits)
+			}
+			live := c.dropStale(tt.batch)
+			if len(live) != tt.live || slices.ContainsFunc(live, func(f fetchedMessage) bool { return f.gen == old }) {
+				t.Errorf("dropStale() kept %d messages (ended generation among them: %v), want the %d of the live generation",
+					len(live), slices.ContainsFunc(live, func(f fetchedMessage) bool { return f.gen == old }), tt.live)
+			}
+		})
+	}
+}
+
+// TestGenerationEnded: the commit errors that mean the group has moved on are told apart from
+// those worth retrying in the same generation.
+func TestGenerationEnded(t *testing.T) {
+	tests := []struct {
+		err  error
+		want bool
+	}{
+		{kafka.IllegalGeneration, true},
+		{kafka.RebalanceInProgress, true},
+		{fmt.Errorf("commit: %w", kafka.UnknownMemberId), true},
+		{kafka.FencedInstanceID, true},
+		{kafka.RequestTimedOut, false},
+		{kafka.NotCoordinatorForGroup, false},
+		{errors.New("connection reset"), false},
+		{nil, false},
+	}
+	for _, tt := range tests {
+		if got := generationEnded(tt.err); got != tt.want {
+			t.Errorf("generationEnded(%v) = %v, want %v", tt.err, got, tt.want)
+		}
 	}
 }

@@ -7,10 +7,33 @@ import (
 	"github.com/segmentio/kafka-go"
 )
 
+// PartitionOffsets are a consumer group's committed offset on one partition and the partition's
+// log-end offset. Committed is 0 when the group has committed nothing there.
+type PartitionOffsets struct {
+	Committed, End int64
+}
+
+// Lag is how many messages of the partition the group has not yet committed.
+func (o PartitionOffsets) Lag() int64 { return max(o.End-o.Committed, 0) }
+
 // GroupLag returns, per partition of topic, how many messages the consumer group has not yet
 // committed: the log-end offset minus the committed offset (the whole partition when nothing is
 // committed). kafka-go's Reader.Lag does not work in group mode, so this asks the broker directly.
 func GroupLag(ctx context.Context, brokers []string, group, topic string) (map[int]int64, error) {
+	offsets, err := GroupOffsets(ctx, brokers, group, topic)
+	if err != nil {
+		return nil, err
+	}
+	lag := map[int]int64{}
+	for p, o := range offsets {
+		lag[p] = o.Lag()
+	}
+	return lag, nil
+}
+
+// GroupOffsets returns, per partition of topic, the consumer group's committed offset and the
+// log-end offset, as the broker has them.
+func GroupOffsets(ctx context.Context, brokers []string, group, topic string) (map[int]PartitionOffsets, error) {
 	client := &kafka.Client{Addr: kafka.TCP(brokers...)}
 	meta, err := client.Metadata(ctx, &kafka.MetadataRequest{Topics: []string{topic}})
 	if err != nil {
@@ -40,12 +63,12 @@ func GroupLag(ctx context.Context, brokers []string, group, topic string) (map[i
 		}
 		done[p.Partition] = max(p.CommittedOffset, 0)
 	}
-	lag := map[int]int64{}
+	offsets := map[int]PartitionOffsets{}
 	for _, p := range listed.Topics[topic] {
 		if p.Error != nil {
 			return nil, fmt.Errorf("list offset of %s partition %d: %w", topic, p.Partition, p.Error)
 		}
-		lag[p.Partition] = max(p.LastOffset-done[p.Partition], 0)
+		offsets[p.Partition] = PartitionOffsets{Committed: done[p.Partition], End: p.LastOffset}
 	}
-	return lag, nil
+	return offsets, nil
 }
