@@ -5,8 +5,10 @@ import (
 	"encoding/json"
 	"errors"
 	"log/slog"
+	"maps"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 
 	"github.com/waymark-dev/waymark/sessionize"
@@ -60,10 +62,21 @@ func queries() map[string]query {
 }
 
 // Register mounts the API's endpoints on mux.
+// Any other path under /api/v1/, or another method, gets a JSON 404 or 405 like every other
+// answer of the API.
 func (a *API) Register(mux *http.ServeMux) {
 	for name := range queries() {
 		mux.HandleFunc("GET /api/v1/"+name, a.handle(name))
 	}
+	mux.HandleFunc("/api/v1/", func(w http.ResponseWriter, r *http.Request) {
+		if _, known := queries()[strings.TrimPrefix(r.URL.Path, "/api/v1/")]; known {
+			w.Header().Set("Allow", "GET, HEAD")
+			writeAPIError(w, http.StatusMethodNotAllowed, "", r.Method+" "+r.URL.Path+": the journey queries are read with GET")
+			return
+		}
+		names := slices.Sorted(maps.Keys(queries()))
+		writeAPIError(w, http.StatusNotFound, "", r.URL.Path+": no such query; the queries are /api/v1/"+strings.Join(names, ", /api/v1/"))
+	})
 }
 
 // Query runs the named query (funnel, dropoff, paths, next, retention, stages) with text

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"strings"
 	"testing"
 
 	"github.com/waymark-dev/waymark/store"
@@ -116,5 +117,36 @@ func TestQueryOverItsLimitIs503(t *testing.T) {
 	status, body := getJSON(t, srv, "/api/v1/funnel", url.Values{"steps": {"Product Viewed,Order Completed"}})
 	if status != 503 || body["error"] == "" {
 		t.Errorf("status %d %v, want 503 with a message", status, body)
+	}
+}
+
+// TestUnknownPathsAndMethodsAnswerJSON: a path under /api/v1/ that is no query is a JSON 404
+// naming the queries; another method than GET on a query is a JSON 405 with Allow.
+func TestUnknownPathsAndMethodsAnswerJSON(t *testing.T) {
+	srv := apiServer(t, openStore(t), slog.New(slog.DiscardHandler))
+	for _, tt := range []struct {
+		method, path string
+		status       int
+		says         string
+	}{
+		{http.MethodGet, "/api/v1/nope", 404, "/api/v1/funnel"},
+		{http.MethodGet, "/api/v1/", 404, "no such query"},
+		{http.MethodPost, "/api/v1/funnel", 405, "GET"},
+		{http.MethodDelete, "/api/v1/dropoff", 405, "GET"},
+	} {
+		req, _ := http.NewRequest(tt.method, srv.URL+tt.path, nil)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var body struct{ Error string }
+		err = json.NewDecoder(resp.Body).Decode(&body)
+		resp.Body.Close()
+		if resp.StatusCode != tt.status || err != nil || !strings.Contains(body.Error, tt.says) || resp.Header.Get("Content-Type") != "application/json" {
+			t.Errorf("%s %s: %d %q (%v), want %d JSON saying %q", tt.method, tt.path, resp.StatusCode, body.Error, err, tt.status, tt.says)
+		}
+		if tt.status == 405 && resp.Header.Get("Allow") == "" {
+			t.Errorf("%s %s: 405 without Allow", tt.method, tt.path)
+		}
 	}
 }
