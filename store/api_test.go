@@ -12,6 +12,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/waymark-dev/waymark/ingest"
 	"github.com/waymark-dev/waymark/store"
 )
 
@@ -148,5 +149,35 @@ func TestUnknownPathsAndMethodsAnswerJSON(t *testing.T) {
 		if tt.status == 405 && resp.Header.Get("Allow") == "" {
 			t.Errorf("%s %s: 405 without Allow", tt.method, tt.path)
 		}
+	}
+}
+
+// TestUnknownAndRepeatedParametersAre400: a misspelt parameter would otherwise be ignored and the
+// query answer another question than the one asked; a repeated one would use one of its values.
+func TestUnknownAndRepeatedParametersAre400(t *testing.T) {
+	s := openStore(t)
+	writeEvents(t, s, []ingest.Event{ev("a", "V", 0), ev("a", "W", 10)})
+	srv := apiServer(t, s, slog.New(slog.DiscardHandler))
+	for _, tt := range []struct {
+		path  string
+		v     url.Values
+		param string
+	}{
+		{"/api/v1/funnel", url.Values{"steps": {"V,W"}, "windw": {"7d"}}, "windw"},
+		{"/api/v1/funnel", url.Values{"steps": {"V,W", "W,V"}}, "steps"},
+		{"/api/v1/dropoff", url.Values{"steps": {"V,W"}, "ids-limit": {"5"}}, "ids-limit"},
+		{"/api/v1/paths", url.Values{"anchor": {"V"}, "mode": {"strict"}}, "mode"},
+		{"/api/v1/next", url.Values{"anchor": {"V"}, "depth": {"3"}}, "depth"},
+		{"/api/v1/retention", url.Values{"period": {"week"}, "window": {"7d"}}, "window"},
+		{"/api/v1/stages", url.Values{"limit": {"3", "4"}}, "limit"},
+	} {
+		code, body := getJSON(t, srv, tt.path, tt.v)
+		if code != 400 || body["param"] != tt.param {
+			t.Errorf("%s?%s: %d %v, want 400 naming %s", tt.path, tt.v.Encode(), code, body, tt.param)
+		}
+	}
+	// What each query does take still works.
+	if code, body := getJSON(t, srv, "/api/v1/dropoff", url.Values{"steps": {"V,W"}, "window": {"1h"}, "ids_limit": {"5"}, "limit": {"3"}, "mode": {"strict"}}); code != 200 {
+		t.Errorf("dropoff with its own parameters: %d %v", code, body)
 	}
 }

@@ -51,16 +51,16 @@ type DropoffResult struct {
 
 // ParseDropoffQuery reads the funnel's parameters plus step, limit and ids_limit.
 func ParseDropoffQuery(v url.Values) (DropoffQuery, error) {
-	fq, err := ParseFunnelQuery(v)
-	if err != nil {
-		return DropoffQuery{}, err
-	}
-	p := &params{v: v}
+	p := newParams(v)
+	fq := parseFunnel(p)
 	q := DropoffQuery{Funnel: fq, Step: p.int("step", 0, 0, len(fq.Steps)), Limit: p.int("limit", 10, 1, 1000), IDsLimit: p.int("ids_limit", 100, 0, 100000)}
 	if p.err == nil && q.Step == len(fq.Steps) {
 		p.fail("step", "step %d is the last step: nobody drops off after it", q.Step)
 	}
-	return q, p.err
+	if err := p.finish(); err != nil {
+		return q, err
+	}
+	return q, fq.Validate()
 }
 
 // labelSQL is a touchpoint's label: its event name, or its type for unnamed pages and screens.

@@ -64,12 +64,12 @@ type RetentionResult struct {
 
 // ParseRetentionQuery reads period, periods, conversion, return, from and to.
 func ParseRetentionQuery(v url.Values) (RetentionQuery, error) {
-	p := &params{v: v}
+	p := newParams(v)
 	q := RetentionQuery{Period: p.oneOf("period", "week", "week", "month"), Periods: p.int("periods", 8, 1, 52)}
 	q.Conversion = p.str("conversion", "Order Completed")
 	q.Return = p.str("return", q.Conversion)
 	q.From, q.To = p.timeRange()
-	return q, p.err
+	return q, p.finish()
 }
 
 // periodStart is the start of the week (Monday, UTC) or month holding ms.
@@ -293,10 +293,10 @@ var surveyEvents = []string{"Survey Answered", "NPS Submitted"}
 
 // ParseStagesQuery reads from, to and limit.
 func ParseStagesQuery(v url.Values) (StagesQuery, error) {
-	p := &params{v: v}
+	p := newParams(v)
 	q := StagesQuery{Limit: p.int("limit", 5, 1, 100)}
 	q.From, q.To = p.timeRange()
-	return q, p.err
+	return q, p.finish()
 }
 
 // Stages answers a StagesQuery.

@@ -2,8 +2,10 @@ package store
 
 import (
 	"fmt"
+	"maps"
 	"net/url"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -12,8 +14,34 @@ import (
 // params reads a query's text parameters (the API's query string, the CLI's flags), keeping the
 // first problem, which names the parameter.
 type params struct {
-	v   url.Values
-	err error
+	v    url.Values
+	err  error
+	read map[string]bool // the parameters the query takes, as it reads them
+}
+
+func newParams(v url.Values) *params { return &params{v: v, read: map[string]bool{}} }
+
+// finish returns the first problem: one met while reading, else a parameter the query does not
+// take (a misspelt one, windw=7d, would otherwise be ignored and answer another question than
+// the one asked), else one given more than once.
+func (p *params) finish() error {
+	if p.err != nil {
+		return p.err
+	}
+	var takes []string
+	for name := range p.read {
+		takes = append(takes, name)
+	}
+	slices.Sort(takes)
+	for _, name := range slices.Sorted(maps.Keys(p.v)) {
+		switch {
+		case !p.read[name]:
+			p.fail(name, "this query takes no such parameter (it takes %s)", strings.Join(takes, ", "))
+		case len(p.v[name]) > 1:
+			p.fail(name, "given %d times; give it once", len(p.v[name]))
+		}
+	}
+	return p.err
 }
 
 func (p *params) fail(name, format string, args ...any) {
@@ -27,6 +55,7 @@ func (p *params) fail(name, format string, args ...any) {
 const MaxTextBytes = 1000
 
 func (p *params) str(name, def string) string {
+	p.read[name] = true
 	s := strings.TrimSpace(p.v.Get(name))
 	if len(s) > MaxTextBytes {
 		p.fail(name, "%d bytes, at most %d", len(s), MaxTextBytes)
@@ -40,6 +69,7 @@ func (p *params) str(name, def string) string {
 
 // list splits a comma-separated parameter, dropping empty entries.
 func (p *params) list(name string) []string {
+	p.read[name] = true
 	var out []string
 	for _, s := range strings.Split(p.v.Get(name), ",") {
 		if s = strings.TrimSpace(s); len(s) > MaxTextBytes {
@@ -125,7 +155,16 @@ var exclusionRange = regexp.MustCompile(`^(.*):\s*(\d+)\s*-\s*(\d+)$`)
 // from, to, mode, exclude ("Event" or "Event:2-3", comma-separated), count_by, breakdown
 // ("channel", "trait:customer_type", …) and breakdown_limit. Errors start with the parameter's name.
 func ParseFunnelQuery(v url.Values) (FunnelQuery, error) {
-	p := &params{v: v}
+	p := newParams(v)
+	q := parseFunnel(p)
+	if err := p.finish(); err != nil {
+		return q, err
+	}
+	return q, q.Validate()
+}
+
+// parseFunnel reads a funnel's parameters; the caller finishes p.
+func parseFunnel(p *params) FunnelQuery {
 	q := FunnelQuery{Steps: p.list("steps")}
 	if len(q.Steps) == 0 && p.err == nil {
 		p.fail("steps", "at least one step is required")
@@ -147,8 +186,5 @@ func ParseFunnelQuery(v url.Values) (FunnelQuery, error) {
 		q.Breakdown.By, q.Breakdown.Name, _ = strings.Cut(b, ":")
 	}
 	q.BreakdownLimit = p.int("breakdown_limit", 20, 1, 1000)
-	if p.err != nil {
-		return q, p.err
-	}
-	return q, q.Validate()
+	return q
 }

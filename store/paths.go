@@ -79,7 +79,7 @@ func parseAnchor(p *params) (anchor string, window time.Duration, from, to time.
 
 // ParsePathsQuery reads anchor, direction, depth, limit, collapse, window, from, to and convert.
 func ParsePathsQuery(v url.Values) (PathsQuery, error) {
-	p := &params{v: v}
+	p := newParams(v)
 	q := PathsQuery{}
 	q.Anchor, q.Window, q.From, q.To = parseAnchor(p)
 	q.Direction = p.oneOf("direction", "start", "start", "end")
@@ -87,18 +87,18 @@ func ParsePathsQuery(v url.Values) (PathsQuery, error) {
 	q.Limit = p.int("limit", 10, 1, 1000)
 	q.Collapse = p.bool("collapse")
 	q.Convert = p.str("convert", "Order Completed")
-	return q, p.err
+	return q, p.finish()
 }
 
 // ParseNextQuery reads anchor, direction, limit, collapse, window, from and to.
 func ParseNextQuery(v url.Values) (NextQuery, error) {
-	p := &params{v: v}
+	p := newParams(v)
 	q := NextQuery{}
 	q.Anchor, q.Window, q.From, q.To = parseAnchor(p)
 	q.Direction = p.oneOf("direction", "next", "next", "previous")
 	q.Limit = p.int("limit", 10, 1, 1000)
 	q.Collapse = p.bool("collapse")
-	return q, p.err
+	return q, p.finish()
 }
 
 // anchorScan reads each person's tracked events in [from-window, to+window] with their labels;
