@@ -2,9 +2,7 @@ package main
 
 import (
 	"encoding/json"
-	"io"
 	"maps"
-	"net/http"
 	"net/url"
 	"os"
 	"os/exec"
@@ -45,14 +43,7 @@ func TestCaseTimestampForms(t *testing.T) {
 	s := startServe(t)
 
 	// HTTP: one /v1/batch call with the case's body.
-	req, _ := http.NewRequest(http.MethodPost, "http://"+s.http+"/v1/batch", strings.NewReader(string(body)))
-	req.SetBasicAuth("test-key", "")
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	answer, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
+	status, answer := s.track(t, "/v1/batch", string(body))
 	var got struct {
 		Accepted int
 		Rejected []struct {
@@ -60,8 +51,8 @@ func TestCaseTimestampForms(t *testing.T) {
 			Reason, Field string
 		}
 	}
-	if err := json.Unmarshal(answer, &got); err != nil || resp.StatusCode != 200 {
-		t.Fatalf("POST /v1/batch: %d %s", resp.StatusCode, answer)
+	if err := json.Unmarshal([]byte(answer), &got); err != nil || status != 200 {
+		t.Fatalf("POST /v1/batch: %d %s", status, answer)
 	}
 	if got.Accepted != 6 || len(got.Rejected) != 1 || got.Rejected[0].Index != 3 ||
 		got.Rejected[0].Reason != "invalid_timestamp" || got.Rejected[0].Field != "batch[3].timestamp" {
@@ -216,15 +207,8 @@ func TestCaseRetriedEventCountsOnce(t *testing.T) {
 	lines := strings.Split(strings.TrimSpace(string(readCase(t, "identity/01-dup-messageid-new-timestamp/events.jsonl"))), "\n")
 	viaHTTP, viaKafka := startServe(t), startServe(t)
 	for _, l := range lines { // one call per message, as a retrying SDK sends them
-		req, _ := http.NewRequest(http.MethodPost, "http://"+viaHTTP.http+"/v1/track", strings.NewReader(l))
-		req.SetBasicAuth("test-key", "")
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		resp.Body.Close()
-		if resp.StatusCode != 200 {
-			t.Fatalf("POST /v1/track %s: %d", l, resp.StatusCode)
+		if status, answer := viaHTTP.track(t, "/v1/track", l); status != 200 {
+			t.Fatalf("POST /v1/track %s: %d %s", l, status, answer)
 		}
 	}
 	var in strings.Builder

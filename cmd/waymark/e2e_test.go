@@ -467,6 +467,27 @@ func queryCountOn(t testing.TB, addr, q string) uint64 {
 	return n
 }
 
+// track posts body to a tracking endpoint of s (/v1/track, /v1/batch…) with the tests' write key
+// and returns the status and the answer.
+func (s *server) track(t *testing.T, path, body string) (int, string) {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodPost, "http://"+s.http+path, strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.SetBasicAuth("test-key", "")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	answer, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp.StatusCode, string(answer)
+}
+
 // httpGet gets url with the read key, as every client of the query API must send it (the other
 // endpoints ignore it).
 func httpGet(t *testing.T, url string) (int, string) {

@@ -163,15 +163,8 @@ func TestCollectorReadinessFollowsTheBroker(t *testing.T) {
 	}
 	defer broker.Close()
 	waitFor(t, "/readyz to recover with the broker back", func() bool { return readyz() == 200 })
-	req, _ := http.NewRequest(http.MethodPost, "http://"+s.http+"/v1/track", strings.NewReader(`{"userId":"x","event":"A","messageId":"back-1"}`))
-	req.SetBasicAuth("test-key", "")
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	if resp.StatusCode != 200 {
-		t.Errorf("tracking call once ready again: %d, want 200", resp.StatusCode)
+	if status, answer := s.track(t, "/v1/track", `{"userId":"x","event":"A","messageId":"back-1"}`); status != 200 {
+		t.Errorf("tracking call once ready again: %d %s, want 200", status, answer)
 	}
 }
 
