@@ -1,9 +1,15 @@
 package sessionize
 
+import (
+	"slices"
+	"strings"
+)
+
 // identities is a union-find over customer ids ("u:" user ids, "a:" anonymous ids): identify and
-// alias calls, and any event carrying both ids, link two ids into one person. A person holds at
-// most maxIDs ids; a link that would make one larger is refused (a runaway merge: a shared kiosk,
-// a bad integration), never silently merging everyone.
+// alias calls, and any event carrying both ids, link two ids into one person. Two persons that
+// each have a userId are joined only by an alias (see link). A person holds at most maxIDs ids; a
+// link that would make one larger is refused (a runaway merge: a shared kiosk, a bad
+// integration), never silently merging everyone.
 type identities struct {
 	parent  map[string]string
 	members map[string][]string // root -> every id of the person
@@ -63,13 +69,18 @@ func (g *identities) find(id string) string {
 type linkResult int
 
 const (
-	linkKnown   linkResult = iota // both ids were already one person
-	linkMerged                    // two persons became one
-	linkRefused                   // the merged person would exceed maxIDs
+	linkKnown      linkResult = iota // both ids were already one person
+	linkMerged                       // two persons became one
+	linkRefused                      // the merged person would exceed maxIDs
+	linkTwoUserIDs                   // both persons have a userId: distinct users never merge implicitly
 )
 
-// link joins the persons of a and b.
-func (g *identities) link(a, b string) linkResult {
+// link joins the persons of a and b. Only an explicit link (an alias call, or a link stored
+// earlier) joins two persons that both have a userId: an anonymousId shared by two userIds is a
+// shared device (a family laptop, a shop's tablet), not one person. That is PostHog's rule (it
+// refuses to merge two identified persons) and Segment's default identity limit (one user_id per
+// profile); Mixpanel asks clients to reset the device instead.
+func (g *identities) link(a, b string, explicit bool) linkResult {
 	for _, id := range []string{a, b} {
 		if _, ok := g.parent[id]; !ok {
 			g.parent[id], g.members[id] = id, []string{id}
@@ -78,6 +89,9 @@ func (g *identities) link(a, b string) linkResult {
 	ra, rb := g.find(a), g.find(b)
 	if ra == rb {
 		return linkKnown
+	}
+	if !explicit && g.hasUserID(ra) && g.hasUserID(rb) {
+		return linkTwoUserIDs
 	}
 	if len(g.members[ra])+len(g.members[rb]) > g.maxIDs {
 		return linkRefused
@@ -91,8 +105,13 @@ func (g *identities) link(a, b string) linkResult {
 	return linkMerged
 }
 
-// ids returns the ids an event links, in pairs: its userId with its anonymousId, and an alias's
-// previousId with its userId.
+// hasUserID reports whether the person rooted at root has a userId.
+func (g *identities) hasUserID(root string) bool {
+	return slices.ContainsFunc(g.members[root], func(id string) bool { return strings.HasPrefix(id, "u:") })
+}
+
+// linkPairs returns the ids an event links, in pairs: its userId with its anonymousId, and an
+// alias's previousId with its userId (an alias is explicit: see link).
 func linkPairs(userID, anonymousID, previousID, typ string) [][2]string {
 	var pairs [][2]string
 	if userID != "" && anonymousID != "" {

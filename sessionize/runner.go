@@ -245,6 +245,7 @@ type runnerMetrics struct {
 	links          prometheus.Counter
 	merges         prometheus.Counter
 	runaway        prometheus.Counter
+	userConflicts  prometheus.Counter
 	evicted        prometheus.Counter
 	stageEntries   *prometheus.CounterVec
 	orders         *prometheus.CounterVec
@@ -279,6 +280,7 @@ func newRunnerMetrics(reg prometheus.Registerer) (*runnerMetrics, error) {
 		merges:         counter("waymark_sessionizer_identity_merges_total", "Identity links that joined two persons."),
 		evicted:        counter("waymark_sessionizer_evictions_total", "Customers dropped from memory to stay under the cap (restored from ClickHouse if they return)."),
 		runaway:        counter("waymark_sessionizer_runaway_merges_total", "Identity links refused because the person would exceed the id cap."),
+		userConflicts:  counter("waymark_sessionizer_identity_conflicts_total", "Identity links refused because they would join two persons with distinct userIds through a shared anonymousId (a shared device)."),
 		stageEntries: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "waymark_journey_stage_entries_total", Help: "Customers reaching a journey stage for the first time, by stage and first-touch channel.",
 		}, []string{"stage", "channel"}),
@@ -297,7 +299,7 @@ func newRunnerMetrics(reg prometheus.Registerer) (*runnerMetrics, error) {
 	}
 	if reg != nil {
 		for _, c := range []prometheus.Collector{m.restored, m.restoreSeconds, m.customers, m.open, m.sessions, m.duplicates, m.late, m.beyondLateness,
-			m.links, m.merges, m.runaway, m.evicted, m.stageEntries, m.orders, m.revenue, m.refunds, m.ignoredAmounts} {
+			m.links, m.merges, m.runaway, m.userConflicts, m.evicted, m.stageEntries, m.orders, m.revenue, m.refunds, m.ignoredAmounts} {
 			if err := reg.Register(c); err != nil {
 				return nil, fmt.Errorf("register sessionizer metrics: %w", err)
 			}
@@ -313,6 +315,7 @@ func (m *runnerMetrics) observe(s Stats) {
 	m.links.Add(float64(s.IdentityLinks))
 	m.merges.Add(float64(s.IdentityMerges))
 	m.runaway.Add(float64(s.RunawayMerges))
+	m.userConflicts.Add(float64(s.UserIDConflicts))
 	m.evicted.Add(float64(s.Evicted))
 	for k, n := range s.StageEntries {
 		m.stageEntries.WithLabelValues(k.Stage, k.Channel).Add(float64(n))

@@ -160,7 +160,10 @@ type Stats struct {
 	IdentityLinks  int // id pairs linked by identify, alias or events carrying both ids
 	IdentityMerges int // links that joined two persons
 	RunawayMerges  int // links refused because the person would exceed MaxIDsPerPerson
-	Evicted        int // customers dropped from memory to stay under MaxCustomers
+	// UserIDConflicts counts links refused because they would join two persons that both have a
+	// userId through a shared anonymousId (a shared device).
+	UserIDConflicts int
+	Evicted         int // customers dropped from memory to stay under MaxCustomers
 	// StageEntries counts customers reaching a stage for the first time, by stage and the
 	// customer's first-touch channel.
 	StageEntries map[StageChannel]int
@@ -422,12 +425,14 @@ func (s *Sessionizer) observe(c *customer, e *ingest.Event, p point, stats *Stat
 
 	for _, pair := range linkPairs(e.UserID, e.AnonymousID, e.PreviousID, e.Type) {
 		stats.IdentityLinks++
-		switch s.ids.link(pair[0], pair[1]) {
+		switch s.ids.link(pair[0], pair[1], e.Type == "alias") {
 		case linkMerged:
 			stats.IdentityMerges++
 			*merged = append(*merged, pair)
 		case linkRefused:
 			stats.RunawayMerges++
+		case linkTwoUserIDs:
+			stats.UserIDConflicts++
 		}
 	}
 
@@ -550,7 +555,7 @@ func (s *Sessionizer) OpenSessions() int {
 // without emitting anything: the persons they make are already stored.
 func (s *Sessionizer) RestoreLinks(links [][2]string) {
 	for _, l := range links {
-		s.ids.link(l[0], l[1])
+		s.ids.link(l[0], l[1], true) // merges made before, by the rules of their time
 	}
 }
 
@@ -578,7 +583,7 @@ func (s *Sessionizer) Restore(key string, events []ingest.Event, sessions []Sess
 			first, c.firstChannel = p.ms, s.strs[p.channel]
 		}
 		for _, pair := range linkPairs(e.UserID, e.AnonymousID, e.PreviousID, e.Type) {
-			s.ids.link(pair[0], pair[1])
+			s.ids.link(pair[0], pair[1], e.Type == "alias")
 		}
 	}
 	c.sort()

@@ -271,7 +271,7 @@ func TestStats(t *testing.T) {
 		at("m", "Product Viewed", 100),     // late: more than the gap behind m's newest (minute 300)
 		at("x", "Product Viewed", 10),      // beyond lateness: 4 days behind the newest event
 		at("d", "Product Viewed", 4*24*60), // duplicate
-		identify("n", "device-1"),          // merges person n into m's
+		identify("n", "device-1"),          // another user on m's device: refused, two persons
 	})
 	want := map[StageChannel]int{
 		{"awareness", ChannelEmail}: 1, {"consideration", ChannelEmail}: 1, {"conversion", ChannelEmail}: 1,
@@ -288,8 +288,8 @@ func TestStats(t *testing.T) {
 	}
 	// Day 4 is the newest event: everything at day 0 is beyond the 3-day lateness (m, x and the
 	// identify), the duplicate is dropped before it is looked at.
-	if second.Late != 1 || second.BeyondLateness != 3 || second.Duplicates != 1 || second.IdentityMerges != 1 {
-		t.Errorf("second push: %+v, want 1 late, 3 beyond lateness, 1 duplicate, 1 merge", second)
+	if second.Late != 1 || second.BeyondLateness != 3 || second.Duplicates != 1 || second.IdentityMerges != 0 || second.UserIDConflicts != 1 {
+		t.Errorf("second push: %+v, want 1 late, 3 beyond lateness, 1 duplicate, no merge and 1 userId conflict", second)
 	}
 }
 
@@ -303,14 +303,37 @@ func TestRunawayMergesAreCapped(t *testing.T) {
 		t.Fatal(err)
 	}
 	var events []ingest.Event
-	for i := range 5 { // one shared kiosk device, five users logging in
-		e := at(fmt.Sprintf("user-%d", i), "", 0)
-		e.Type, e.Event, e.AnonymousID = "identify", "", "kiosk"
+	for i := range 5 { // one user (a bad integration) with a new anonymousId at every call
+		e := at("user", "", float64(i))
+		e.Type, e.Event, e.AnonymousID = "identify", "", fmt.Sprintf("device-%d", i)
 		events = append(events, e)
 	}
 	_, stats := s.Push(base, events)
 	if stats.IdentityMerges != 2 || stats.RunawayMerges != 3 {
 		t.Errorf("merges %d, runaway %d: want 2 merges (3 ids) and 3 refused", stats.IdentityMerges, stats.RunawayMerges)
+	}
+}
+
+// TestSharedDeviceKeepsUsersApart: users logging in on one device (a shop's kiosk, a family
+// laptop) stay distinct persons; the device goes to the first, the others' links are counted as
+// conflicts. An alias still joins two user ids: it says they are one person.
+func TestSharedDeviceKeepsUsersApart(t *testing.T) {
+	s := newTestSessionizer(t)
+	var events []ingest.Event
+	for i := range 5 {
+		e := at(fmt.Sprintf("user-%d", i), "", float64(i))
+		e.Type, e.Event, e.AnonymousID = "identify", "", "kiosk"
+		events = append(events, e)
+	}
+	out, stats := s.Push(base, events)
+	if stats.IdentityMerges != 1 || stats.UserIDConflicts != 4 || personsOf(out) != "kiosk=user-0 user-0=user-0" {
+		t.Errorf("merges %d, conflicts %d, persons %s: want the kiosk joined to user-0 only, 4 conflicts", stats.IdentityMerges, stats.UserIDConflicts, personsOf(out))
+	}
+	alias := at("user-1", "", 10)
+	alias.Type, alias.Event, alias.PreviousID = "alias", "", "user-0"
+	out, stats = s.Push(base, []ingest.Event{alias})
+	if stats.IdentityMerges == 0 || !strings.Contains(personsOf(out), "user-1=user-0") {
+		t.Errorf("alias of user-0 to user-1: merges %d, persons %s; want them joined", stats.IdentityMerges, personsOf(out))
 	}
 }
 

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"encoding/json"
 	"maps"
 	"net/url"
@@ -273,5 +274,61 @@ func optimizeFinal(t *testing.T, table string) {
 	defer conn.Close()
 	if err := conn.Exec(t.Context(), "OPTIMIZE TABLE "+table+" FINAL"); err != nil {
 		t.Fatalf("optimize %s: %v", table, err)
+	}
+}
+
+// TestCaseSharedDeviceTwoUsers runs field case identity/05 (alice, then bob, log in on one browser
+// without a reset) through the collector and, on a second Waymark, through kcat: two userIds are
+// two persons; bob's order is not alice's, and alice's plan is not bob's.
+func TestCaseSharedDeviceTwoUsers(t *testing.T) {
+	lines := strings.Split(strings.TrimSpace(string(readCase(t, "identity/05-shared-device-two-users/events.jsonl"))), "\n")
+	viaHTTP, viaKafka := startServe(t), startServe(t)
+	if status, answer := viaHTTP.track(t, "/v1/batch", `{"batch":[`+strings.Join(lines, ",")+`]}`); status != 200 {
+		t.Fatalf("POST /v1/batch: %d %s", status, answer)
+	}
+	var in strings.Builder
+	for _, l := range lines {
+		var m struct{ UserID, AnonymousID string }
+		if err := json.Unmarshal([]byte(l), &m); err != nil {
+			t.Fatal(err)
+		}
+		in.WriteString(cmp.Or(m.UserID, m.AnonymousID) + "\t" + l + "\n") // keyed as the collector keys them
+	}
+	cmd := exec.Command("kcat", "-P", "-b", viaKafka.broker, "-t", "waymark.events", "-K", "\t")
+	cmd.Stdin = strings.NewReader(in.String())
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("kcat: %v\n%s", err, out)
+	}
+	for _, s := range []*server{viaHTTP, viaKafka} {
+		s.waitStored(t)
+		var counts []int64
+		for _, st := range s.funnel(t, "Product Viewed,Order Completed", "24h").Steps {
+			counts = append(counts, st.Customers)
+		}
+		if !slices.Equal(counts, []int64{1, 0}) {
+			t.Errorf("%s: funnel Product Viewed,Order Completed: %v, want [1 0] (alice viewed, bob ordered)", s.database, counts)
+		}
+		if sum := s.sessions(t); sum.Persons != 2 {
+			t.Errorf("%s: sessions count %d persons, want 2", s.database, sum.Persons)
+		}
+		code, body := httpGet(t, "http://"+s.http+"/api/v1/funnel?steps=Product+Viewed,Order+Completed&breakdown=trait:plan")
+		var f struct {
+			Groups []struct {
+				Value string
+				Steps []struct{ Customers int64 }
+			} `json:"breakdown_groups"`
+		}
+		if err := json.Unmarshal([]byte(body), &f); code != 200 || err != nil {
+			t.Fatalf("%s: breakdown: %d %s", s.database, code, body)
+		}
+		got := map[string][]int64{}
+		for _, g := range f.Groups {
+			for _, st := range g.Steps {
+				got[g.Value] = append(got[g.Value], st.Customers)
+			}
+		}
+		if len(got) != 1 || !slices.Equal(got["free"], []int64{1, 0}) {
+			t.Errorf("%s: breakdown trait:plan %v, want free: [1 0] only", s.database, got)
+		}
 	}
 }
