@@ -16,6 +16,8 @@ import (
 	"time"
 
 	"github.com/segmentio/kafka-go"
+
+	"github.com/waymark-dev/waymark/ingest/ingesttest"
 )
 
 type collectorEnv struct {
@@ -81,32 +83,11 @@ func topicMessages(t *testing.T, broker, topic string) []kafka.Message {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	client := &kafka.Client{Addr: kafka.TCP(broker)}
-	meta, err := client.Metadata(ctx, &kafka.MetadataRequest{Topics: []string{topic}})
+	msgs, err := ingesttest.ReadTopic(ctx, broker, topic)
 	if err != nil {
 		t.Fatal(err)
 	}
-	var out []kafka.Message
-	for _, p := range meta.Topics[0].Partitions {
-		offs, err := client.ListOffsets(ctx, &kafka.ListOffsetsRequest{Topics: map[string][]kafka.OffsetRequest{topic: {kafka.LastOffsetOf(p.ID)}}})
-		if err != nil {
-			t.Fatal(err)
-		}
-		end := offs.Topics[topic][0].LastOffset
-		if end <= 0 {
-			continue
-		}
-		r := kafka.NewReader(kafka.ReaderConfig{Brokers: []string{broker}, Topic: topic, Partition: p.ID, MaxWait: 50 * time.Millisecond})
-		for range end {
-			m, err := r.ReadMessage(ctx)
-			if err != nil {
-				t.Fatal(err)
-			}
-			out = append(out, m)
-		}
-		r.Close()
-	}
-	return out
+	return msgs
 }
 
 func header(m kafka.Message, key string) string { return headerValue(m.Headers, key, "") }

@@ -24,6 +24,7 @@ import (
 	"github.com/segmentio/kafka-go"
 
 	"github.com/waymark-dev/waymark/ingest"
+	"github.com/waymark-dev/waymark/ingest/ingesttest"
 	"github.com/waymark-dev/waymark/store/storetest"
 )
 
@@ -361,7 +362,7 @@ func TestBadMessagesGoToTheDeadLetterTopic(t *testing.T) {
 // readDLQ reads the whole dead-letter topic and returns value by reason header.
 func readDLQ(ctx context.Context, broker string) (map[string]string, error) {
 	out := map[string]string{}
-	msgs, err := readDeadLetters(ctx, broker)
+	msgs, err := ingesttest.ReadTopic(ctx, broker, "waymark.dlq")
 	for _, m := range msgs {
 		for _, h := range m.Headers {
 			if h.Key == "waymark-dlq-reason" {
@@ -370,35 +371,6 @@ func readDLQ(ctx context.Context, broker string) (map[string]string, error) {
 		}
 	}
 	return out, err
-}
-
-// readDeadLetters reads the whole dead-letter topic.
-func readDeadLetters(ctx context.Context, broker string) ([]kafka.Message, error) {
-	var out []kafka.Message
-	client := &kafka.Client{Addr: kafka.TCP(broker)}
-	meta, err := client.Metadata(ctx, &kafka.MetadataRequest{Topics: []string{"waymark.dlq"}})
-	if err != nil {
-		return out, err
-	}
-	for _, p := range meta.Topics[0].Partitions {
-		r := kafka.NewReader(kafka.ReaderConfig{Brokers: []string{broker}, Topic: "waymark.dlq", Partition: p.ID, MaxWait: 50 * time.Millisecond})
-		last, err := client.ListOffsets(ctx, &kafka.ListOffsetsRequest{Topics: map[string][]kafka.OffsetRequest{"waymark.dlq": {kafka.LastOffsetOf(p.ID)}}})
-		if err != nil {
-			r.Close()
-			return out, err
-		}
-		end := last.Topics["waymark.dlq"][0].LastOffset
-		for i := int64(0); i < end; i++ {
-			m, err := r.ReadMessage(ctx)
-			if err != nil {
-				r.Close()
-				return out, err
-			}
-			out = append(out, m)
-		}
-		r.Close()
-	}
-	return out, nil
 }
 
 func TestServeStopsCleanlyOnSIGTERM(t *testing.T) {

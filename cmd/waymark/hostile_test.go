@@ -19,6 +19,7 @@ import (
 	"github.com/segmentio/kafka-go"
 
 	"github.com/waymark-dev/waymark/ingest"
+	"github.com/waymark-dev/waymark/ingest/ingesttest"
 )
 
 // TestHostileHTTPInputs throws slow clients and query parameters built for SQL injection at a
@@ -233,7 +234,7 @@ func checkHostileOutcome(t *testing.T, s *server, database, kafkaPrefix string, 
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	dead, err := readDeadLetters(ctx, s.broker)
+	dead, err := ingesttest.ReadTopic(ctx, s.broker, "waymark.dlq")
 	if err != nil {
 		t.Fatalf("read dead letters: %v", err)
 	}
