@@ -46,13 +46,16 @@ type Event struct {
 	Raw []byte
 }
 
-// CustomerKey is the key a customer's events share: the userId when present, else the anonymousId.
-// It is the Kafka message key, so one customer's events stay in one partition.
+// CustomerKey is the key of the device an event comes from: the anonymousId when present, else
+// the userId (a server-side call that names only the user). It is the Kafka message key, so a
+// visit's events before and after a login reach the same partition and sessionizer in the
+// client's order, and sessions are cut per CustomerKey: a visit on two devices is two sessions.
+// Persons (who the devices belong to) are the sessionizer's business.
 func (e *Event) CustomerKey() string {
-	if e.UserID != "" {
-		return e.UserID
+	if e.AnonymousID != "" {
+		return e.AnonymousID
 	}
-	return e.AnonymousID
+	return e.UserID
 }
 
 // Property returns the text value of a property and whether it is set.

@@ -1,6 +1,7 @@
 package sessionize
 
 import (
+	"cmp"
 	"slices"
 	"strings"
 )
@@ -10,42 +11,96 @@ import (
 // each have a userId are joined only by an alias (see link). A person holds at most maxIDs ids; a
 // link that would make one larger is refused (a runaway merge: a shared kiosk, a bad
 // integration), never silently merging everyone.
+//
+// It also remembers, per device (anonymousId), which userId was signed in on it from when, so an
+// anonymous event is given to the user last signed in on its device before it (see personAt).
 type identities struct {
 	parent  map[string]string
 	members map[string][]string // root -> every id of the person
-	maxIDs  int
+	name    map[string]string   // root -> the person id (see link)
+	// users is, per device that has carried a userId, who was signed in from when, in time order.
+	users  map[string][]signIn
+	maxIDs int
 }
+
+// signIn is a userId ("u:" id) seen on a device at ms, and on every later event of the device up
+// to the next signIn.
+type signIn struct {
+	ms   int64
+	user string
+}
+
+// maxSignIns bounds the sign-ins kept per device; the oldest go first (a shop's kiosk).
+const maxSignIns = 64
 
 func newIdentities(maxIDs int) *identities {
-	return &identities{parent: map[string]string{}, members: map[string][]string{}, maxIDs: maxIDs}
+	return &identities{parent: map[string]string{}, members: map[string][]string{}, name: map[string]string{},
+		users: map[string][]signIn{}, maxIDs: maxIDs}
 }
 
-// PersonLink says which person a customer key belongs to.
+// PersonLink says which person a customer key (a userId or anonymousId) belongs to: stored as an
+// override, it moves the events stored under CustomerKey's person to PersonID at query time.
 type PersonLink struct {
 	CustomerKey string
 	PersonID    string
 }
 
-// person returns the links of every id of the person that id belongs to. The person's id is its
-// smallest user id, or its smallest anonymous id when it has none, so it does not depend on the
-// order in which links arrived.
+// person returns the links of every id of the person that id belongs to, to the person's id.
 func (g *identities) person(id string) []PersonLink {
-	ids := g.members[g.find(id)]
-	best := ""
-	for _, m := range ids {
-		if best == "" || m[0] == 'u' && (best[0] != 'u' || m < best) || m[0] == best[0] && m < best {
-			best = m
-		}
-	}
+	root := g.find(id)
+	ids, best := g.members[root], g.name[root][2:]
 	links := make([]PersonLink, 0, len(ids))
 	seen := map[string]bool{}
 	for _, m := range ids {
 		if key := m[2:]; !seen[key] { // an alias links both readings of its previousId
 			seen[key] = true
-			links = append(links, PersonLink{CustomerKey: key, PersonID: best[2:]})
+			links = append(links, PersonLink{CustomerKey: key, PersonID: best})
 		}
 	}
 	return links
+}
+
+// personOf returns the person id ("u:" or "a:" prefixed) of the person id belongs to now.
+func (g *identities) personOf(id string) string {
+	if n, ok := g.name[g.find(id)]; ok {
+		return n
+	}
+	return id // never linked
+}
+
+// personAt is the person an event is stored with: its userId's person when it has one; else, on
+// a device where users signed in, the person of the user signed in last at or before ms; else
+// the device's own person (which a first sign-in on the device joins to that user, so browsing
+// before a login goes to whoever logged in first: PostHog's rule for an anonymous id).
+func (g *identities) personAt(userID, anonymousID string, ms int64) string {
+	if userID != "" {
+		return g.personOf("u:" + userID)
+	}
+	list := g.users["a:"+anonymousID]
+	i, _ := slices.BinarySearchFunc(list, ms+1, func(s signIn, t int64) int { return cmp.Compare(s.ms, t) })
+	if i > 0 {
+		return g.personOf(list[i-1].user)
+	}
+	return g.personOf("a:" + anonymousID)
+}
+
+// signedIn records that user ("u:" id) was signed in on device ("a:" id) at ms. Runs of one user
+// keep their first time only.
+func (g *identities) signedIn(device, user string, ms int64) {
+	list := g.users[device]
+	i, _ := slices.BinarySearchFunc(list, ms, func(s signIn, t int64) int { return cmp.Compare(s.ms, t) })
+	switch {
+	case i > 0 && list[i-1].user == user:
+		return // within a run of this user
+	case i < len(list) && list[i].user == user:
+		list[i].ms = ms // the run starts earlier
+		return
+	}
+	list = slices.Insert(list, i, signIn{ms, user})
+	if len(list) > maxSignIns {
+		list = slices.Delete(list, 0, 1)
+	}
+	g.users[device] = list
 }
 
 func (g *identities) find(id string) string {
@@ -75,15 +130,21 @@ const (
 	linkTwoUserIDs                   // both persons have a userId: distinct users never merge implicitly
 )
 
-// link joins the persons of a and b. Only an explicit link (an alias call, or a link stored
-// earlier) joins two persons that both have a userId: an anonymousId shared by two userIds is a
-// shared device (a family laptop, a shop's tablet), not one person. That is PostHog's rule (it
-// refuses to merge two identified persons) and Segment's default identity limit (one user_id per
-// profile); Mixpanel asks clients to reset the device instead.
+// link joins the persons of a and b, a being the userId of the call that links them. Only an
+// explicit link (an alias call, or a link stored earlier) joins two persons that both have a
+// userId: an anonymousId shared by two userIds is a shared device (a family laptop, a shop's
+// tablet), not one person. That is PostHog's rule (it refuses to merge two identified persons) and
+// Segment's default identity limit (one user_id per profile); Mixpanel asks clients to reset the
+// device instead.
+//
+// The merged person's id is a's person's id when that is a userId, else b's when that is one,
+// else the smaller: so the person id is a userId whenever the person has one; after an alias it
+// is the alias's userId's person (Segment: alias makes previousId an alias of userId); and it does
+// not depend on the order in which identify links arrive.
 func (g *identities) link(a, b string, explicit bool) linkResult {
 	for _, id := range []string{a, b} {
 		if _, ok := g.parent[id]; !ok {
-			g.parent[id], g.members[id] = id, []string{id}
+			g.parent[id], g.members[id], g.name[id] = id, []string{id}, id
 		}
 	}
 	ra, rb := g.find(a), g.find(b)
@@ -96,12 +157,22 @@ func (g *identities) link(a, b string, explicit bool) linkResult {
 	if len(g.members[ra])+len(g.members[rb]) > g.maxIDs {
 		return linkRefused
 	}
+	na, nb := g.name[ra], g.name[rb]
+	name := min(na, nb)
+	switch {
+	case strings.HasPrefix(na, "u:"):
+		name = na
+	case strings.HasPrefix(nb, "u:"):
+		name = nb
+	}
 	if len(g.members[ra]) < len(g.members[rb]) {
 		ra, rb = rb, ra
 	}
 	g.parent[rb] = ra
 	g.members[ra] = append(g.members[ra], g.members[rb]...)
+	g.name[ra] = name
 	delete(g.members, rb)
+	delete(g.name, rb)
 	return linkMerged
 }
 
@@ -110,8 +181,8 @@ func (g *identities) hasUserID(root string) bool {
 	return slices.ContainsFunc(g.members[root], func(id string) bool { return strings.HasPrefix(id, "u:") })
 }
 
-// linkPairs returns the ids an event links, in pairs: its userId with its anonymousId, and an
-// alias's previousId with its userId (an alias is explicit: see link).
+// linkPairs returns the ids an event links, in pairs, the userId first: its userId with its
+// anonymousId, and an alias's userId with its previousId (an alias is explicit: see link).
 func linkPairs(userID, anonymousID, previousID, typ string) [][2]string {
 	var pairs [][2]string
 	if userID != "" && anonymousID != "" {

@@ -16,10 +16,12 @@ import (
 type Batch struct {
 	Events   []ingest.Event
 	Channels []string // the channel of each event, by the journey map's channel rules
-	Sessions []Session
-	Links    [][2]string
-	Persons  []PersonLink
-	Version  uint64
+	// PersonIDs are the person each event is stored with, known at ingest (see Output.PersonIDs).
+	PersonIDs []string
+	Sessions  []Session
+	Links     [][2]string
+	Persons   []PersonLink
+	Version   uint64
 }
 
 // Sink stores batches. Write returns when the batch is durable.
@@ -93,10 +95,12 @@ func (r *Runner) Prepare(ctx context.Context, events []ingest.Event) (func(conte
 	}
 	out, stats := r.core.Push(r.now(), events)
 	r.metrics.observe(stats)
+	personIDs := out.PersonIDs
 	if len(out.LaterCopies) > 0 { // the first copy of an event is the one stored
-		events = slices.Clone(events)
+		events, personIDs = slices.Clone(events), slices.Clone(personIDs)
 		for _, i := range slices.Backward(out.LaterCopies) {
 			events = slices.Delete(events, i, i+1)
+			personIDs = slices.Delete(personIDs, i, i+1)
 		}
 	}
 	channels := make([]string, len(events))
@@ -104,12 +108,13 @@ func (r *Runner) Prepare(ctx context.Context, events []ingest.Event) (func(conte
 		channels[i] = r.core.jm.Channel(&events[i])
 	}
 	b := Batch{
-		Events:   events,
-		Channels: channels,
-		Sessions: append(r.pending.Sessions, out.Sessions...),
-		Links:    append(r.pending.Links, out.Links...),
-		Persons:  latestPersons(append(r.pending.Persons, out.Persons...)),
-		Version:  out.Version,
+		Events:    events,
+		Channels:  channels,
+		PersonIDs: personIDs,
+		Sessions:  append(r.pending.Sessions, out.Sessions...),
+		Links:     append(r.pending.Links, out.Links...),
+		Persons:   latestPersons(append(r.pending.Persons, out.Persons...)),
+		Version:   out.Version,
 	}
 	r.pending = Batch{}
 	r.metrics.customers.Set(float64(r.core.Customers()))

@@ -77,8 +77,11 @@ const (
 // late events change them; a session that a late event merged into another is emitted once more
 // with Deleted set. Readers keep, per ID, the row with the highest Version.
 type Session struct {
-	ID            string // stable while the session's start does not change
-	CustomerKey   string
+	ID          string // stable while the session's start does not change
+	CustomerKey string // the device (see ingest.Event.CustomerKey)
+	// PersonID is the person of the session's last touchpoint when it was sessionized (a userId
+	// when one was known); later merges are applied at query time, as for events.
+	PersonID      string
 	Start, End    time.Time
 	Events        int
 	EntryEvent    string   // the first touchpoint (event name, or type for unnamed pages)
@@ -92,7 +95,7 @@ type Session struct {
 	Deleted       bool
 }
 
-// point is what the sessionizer keeps of one event: 40 bytes, strings interned.
+// point is what the sessionizer keeps of one event: 48 bytes, strings interned.
 type point struct {
 	ms       int64  // event time, unix milliseconds
 	id       uint64 // hash of source and messageId, to drop duplicates and order ties
@@ -101,13 +104,26 @@ type point struct {
 	channel  uint32 // channel (interned)
 	campaign uint32 // utm_campaign (interned)
 	session  uint32 // hash of the client's session id, 0 when none
+	person   uint32 // the person the event was stored with, unprefixed (interned)
+	// identity marks identify, alias and group calls: they are kept to drop their copies, but
+	// they are not touchpoints, so they are never part of a session.
+	identity bool
 }
+
+// TouchpointTypes are the Segment calls that are touchpoints: track, page and screen. The identity
+// calls identify, alias and group say who someone is, not what they did: they are never part of a
+// session, a path or a fork (a funnel step may still name them).
+func TouchpointTypes() []string { return []string{"track", "page", "screen"} }
+
+// IsTouchpoint reports whether an event of type typ is a touchpoint (see TouchpointTypes).
+func IsTouchpoint(typ string) bool { return slices.Contains(TouchpointTypes(), typ) }
 
 // newPoint keeps what sessions need of an event.
 func (s *Sessionizer) newPoint(e *ingest.Event) point {
 	channel := s.jm.Channel(e)
 	p := point{ms: e.Timestamp.UnixMilli(), id: eventHash(e), rules: s.matchRules(e, channel),
-		touch: s.intern(touchpoint(e)), channel: s.intern(channel), campaign: s.intern(e.CampaignName)}
+		touch: s.intern(touchpoint(e)), channel: s.intern(channel), campaign: s.intern(e.CampaignName),
+		identity: !IsTouchpoint(e.Type)}
 	if e.SessionID != "" {
 		h := fnv.New32a()
 		h.Write([]byte(e.SessionID))
@@ -137,6 +153,7 @@ type storedSession struct {
 	channel        uint32
 	campaign       uint32
 	reason         uint32
+	person         uint32
 	stages         uint64
 }
 
@@ -224,6 +241,9 @@ type Output struct {
 	Persons  []PersonLink
 	Links    [][2]string // identity links that merged two persons, to store and restore
 	Version  uint64
+	// PersonIDs are the person each pushed event is stored with (see identities.personAt): a
+	// userId whenever one is known at ingest. Later merges are in Persons.
+	PersonIDs []string
 	// LaterCopies are the indexes of the pushed events that are copies of an event seen before
 	// (same source and messageId) at another time: a retry that was stamped again, a resend
 	// without timestamp. The first copy seen is the event; these must not be stored.
@@ -240,6 +260,7 @@ func (s *Sessionizer) Push(now time.Time, events []ingest.Event) (Output, Stats)
 	s.restored = nil
 	var merged [][2]string
 	var later []int
+	personIDs := make([]string, len(events))
 	for i := range events {
 		e := &events[i]
 		key := e.CustomerKey()
@@ -251,6 +272,7 @@ func (s *Sessionizer) Push(now time.Time, events []ingest.Event) (Output, Stats)
 		}
 		if c.has(p) { // delivered again: stored again, which changes nothing
 			stats.Duplicates++
+			personIDs[i] = s.ids.personAt(e.UserID, e.AnonymousID, p.ms)[2:]
 			continue
 		}
 		if c.holds(p.id) { // a copy at another time (a retry re-stamped): the first one counts
@@ -259,6 +281,8 @@ func (s *Sessionizer) Push(now time.Time, events []ingest.Event) (Output, Stats)
 			continue
 		}
 		s.observe(c, e, p, &stats, &merged)
+		personIDs[i] = s.ids.personAt(e.UserID, e.AnonymousID, p.ms)[2:]
+		p.person = s.intern(personIDs[i])
 		c.add(p)
 		if !c.dirty {
 			c.dirty = true
@@ -266,7 +290,7 @@ func (s *Sessionizer) Push(now time.Time, events []ingest.Event) (Output, Stats)
 		}
 	}
 	s.version = max(s.version+1, uint64(now.UnixNano()))
-	out := Output{Version: s.version, Links: merged, LaterCopies: later}
+	out := Output{Version: s.version, Links: merged, PersonIDs: personIDs, LaterCopies: later}
 	emitted := map[string]bool{}
 	for _, pair := range merged {
 		if root := s.ids.find(pair[0]); !emitted[root] { // each merged person once
@@ -315,6 +339,7 @@ func (s *Sessionizer) compactStrings() {
 			keep(&p.touch)
 			keep(&p.channel)
 			keep(&p.campaign)
+			keep(&p.person)
 		}
 		for k := range c.sessions {
 			ss := &c.sessions[k]
@@ -323,6 +348,7 @@ func (s *Sessionizer) compactStrings() {
 			keep(&ss.channel)
 			keep(&ss.campaign)
 			keep(&ss.reason)
+			keep(&ss.person)
 		}
 	}
 	s.strs, s.strIndex = strs, index
@@ -423,6 +449,9 @@ func (s *Sessionizer) observe(c *customer, e *ingest.Event, p point, stats *Stat
 	c.latest = max(c.latest, p.ms)
 	s.watermark = max(s.watermark, p.ms)
 
+	if e.UserID != "" && e.AnonymousID != "" {
+		s.ids.signedIn("a:"+e.AnonymousID, "u:"+e.UserID, p.ms)
+	}
 	for _, pair := range linkPairs(e.UserID, e.AnonymousID, e.PreviousID, e.Type) {
 		stats.IdentityLinks++
 		switch s.ids.link(pair[0], pair[1], e.Type == "alias") {
@@ -571,19 +600,26 @@ func (s *Sessionizer) Known(key string) bool {
 func (s *Sessionizer) Restore(key string, events []ingest.Event, sessions []Session) {
 	c := &customer{dirty: true}
 	first := int64(math.MaxInt64)
+	for i := range events { // the identities first: they decide the events' persons
+		e := &events[i]
+		if e.UserID != "" && e.AnonymousID != "" {
+			s.ids.signedIn("a:"+e.AnonymousID, "u:"+e.UserID, e.Timestamp.UnixMilli())
+		}
+		for _, pair := range linkPairs(e.UserID, e.AnonymousID, e.PreviousID, e.Type) {
+			s.ids.link(pair[0], pair[1], e.Type == "alias")
+		}
+	}
 	for i := range events {
 		e := &events[i]
 		p := s.newPoint(e)
 		if c.holds(p.id) {
 			continue
 		}
+		p.person = s.intern(s.ids.personAt(e.UserID, e.AnonymousID, p.ms)[2:])
 		c.add(p)
 		c.latest = max(c.latest, p.ms)
 		if p.ms < first {
 			first, c.firstChannel = p.ms, s.strs[p.channel]
-		}
-		for _, pair := range linkPairs(e.UserID, e.AnonymousID, e.PreviousID, e.Type) {
-			s.ids.link(pair[0], pair[1], e.Type == "alias")
 		}
 	}
 	c.sort()
@@ -641,8 +677,12 @@ func (s *Sessionizer) matchRules(e *ingest.Event, channel string) uint64 {
 	return mask
 }
 
-// cut splits one customer's sorted points into sessions.
+// cut splits one customer's sorted points into sessions. Identity calls are left out: they are
+// not touchpoints, so they neither start, end nor extend a session.
 func (s *Sessionizer) cut(key string, points []point) []Session {
+	if slices.ContainsFunc(points, func(p point) bool { return p.identity }) {
+		points = slices.DeleteFunc(slices.Clone(points), func(p point) bool { return p.identity })
+	}
 	gap, maxDur := s.cfg.Gap.Milliseconds(), s.cfg.MaxDuration.Milliseconds()
 	counts := make([]int, len(s.rules))
 	var sessions []Session
@@ -653,6 +693,7 @@ func (s *Sessionizer) cut(key string, points []point) []Session {
 		sessions = append(sessions, Session{
 			ID:            sessionID(key, first.ms),
 			CustomerKey:   key,
+			PersonID:      s.strs[last.person],
 			Start:         time.UnixMilli(first.ms).UTC(),
 			End:           time.UnixMilli(last.ms).UTC(),
 			Events:        end - start,
@@ -759,14 +800,14 @@ func (s *Sessionizer) store(ss Session) storedSession {
 	return storedSession{
 		startMs: ss.Start.UnixMilli(), endMs: ss.End.UnixMilli(), version: ss.Version, events: uint32(ss.Events),
 		entry: s.intern(ss.EntryEvent), exit: s.intern(ss.ExitEvent), channel: s.intern(ss.EntryChannel),
-		campaign: s.intern(ss.EntryCampaign), reason: s.intern(ss.EndReason), stages: stages,
+		campaign: s.intern(ss.EntryCampaign), reason: s.intern(ss.EndReason), person: s.intern(ss.PersonID), stages: stages,
 	}
 }
 
 // expand turns a kept session back into a Session.
 func (s *Sessionizer) expand(key string, o storedSession) Session {
 	return Session{
-		ID: sessionID(key, o.startMs), CustomerKey: key,
+		ID: sessionID(key, o.startMs), CustomerKey: key, PersonID: s.strs[o.person],
 		Start: time.UnixMilli(o.startMs).UTC(), End: time.UnixMilli(o.endMs).UTC(), Events: int(o.events),
 		EntryEvent: s.strs[o.entry], ExitEvent: s.strs[o.exit], EntryChannel: s.strs[o.channel],
 		EntryCampaign: s.strs[o.campaign], Stages: s.stageNames(o.stages), EndReason: s.strs[o.reason],

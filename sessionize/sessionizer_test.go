@@ -332,7 +332,7 @@ func TestSharedDeviceKeepsUsersApart(t *testing.T) {
 	alias := at("user-1", "", 10)
 	alias.Type, alias.Event, alias.PreviousID = "alias", "", "user-0"
 	out, stats = s.Push(base, []ingest.Event{alias})
-	if stats.IdentityMerges == 0 || !strings.Contains(personsOf(out), "user-1=user-0") {
+	if stats.IdentityMerges == 0 || !strings.Contains(personsOf(out), "user-0=user-1") {
 		t.Errorf("alias of user-0 to user-1: merges %d, persons %s; want them joined", stats.IdentityMerges, personsOf(out))
 	}
 }
@@ -385,8 +385,9 @@ func TestPersons(t *testing.T) {
 	alias := at("zoe", "", 0)
 	alias.Type, alias.Event, alias.PreviousID, alias.MessageID = "alias", "", "amy", "alias-1"
 	out, _ = s.Push(base, []ingest.Event{alias})
-	// "amy" < "zoe": the person is now amy, whichever order the links came in.
-	if got := personsOf(out); got != "amy=amy devA=amy devB=amy zoe=amy" {
+	// Segment's alias: previousId amy becomes an alias of userId zoe, so the person stays zoe
+	// (the smaller id, amy, would have won before).
+	if got := personsOf(out); got != "amy=zoe devA=zoe devB=zoe zoe=zoe" {
 		t.Errorf("after alias: %s", got)
 	}
 	if out.Version == 0 {

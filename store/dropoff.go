@@ -196,7 +196,7 @@ func (s *Store) dropoffQuery(ctx context.Context, jm *sessionize.Map, q DropoffQ
 // of tracked events and the index of the first of attrs.
 func (p *funnelPlan) readAlso(attrs ...predicate) (uint64, int) {
 	bit := uint64(1) << len(p.scan.preds)
-	p.scan.preds = append(p.scan.preds, rulePredicate(sessionize.Rule{Types: trackedTypes}))
+	p.scan.preds = append(p.scan.preds, rulePredicate(sessionize.Rule{Types: sessionize.TouchpointTypes()}))
 	p.keep |= bit
 	first := len(p.scan.attrs)
 	p.scan.attrs = append(p.scan.attrs, attrs...)

@@ -330,9 +330,6 @@ func plainPlan(jm *sessionize.Map, names []string) *funnelPlan {
 	return &p
 }
 
-// trackedTypes are the calls strict mode counts as "another tracked event".
-var trackedTypes = []string{"track", "page", "screen"}
-
 // planFunnel works out the conditions, the events to read and how to match them.
 func planFunnel(jm *sessionize.Map, q FunnelQuery) (*funnelPlan, error) {
 	p := planSteps(jm, q.Steps)
@@ -357,7 +354,7 @@ func planFunnel(jm *sessionize.Map, q FunnelQuery) (*funnelPlan, error) {
 		}
 	}
 	if q.Mode == ModeStrict {
-		block(p.addCondition(sessionize.Rule{Types: trackedTypes}), 1<<n-1)
+		block(p.addCondition(sessionize.Rule{Types: sessionize.TouchpointTypes()}), 1<<n-1)
 	}
 	p.attr, p.traitCond, p.keyAttr = -1, -1, -1
 	var attrs []predicate
@@ -718,11 +715,6 @@ func conditionSQL(c *sessionize.Condition) (string, []any) {
 // sqlString quotes s as a ClickHouse string literal.
 func sqlString(s string) string {
 	return "'" + strings.NewReplacer(`\`, `\\`, `'`, `\'`).Replace(s) + "'"
-}
-
-// personsSQL selects each customer key's person, as last stitched.
-func personsSQL(table string) string {
-	return "SELECT customer_key, argMax(person_id, version) AS person_id FROM " + table + " GROUP BY customer_key"
 }
 
 func placeholders(n int) string {

@@ -104,7 +104,7 @@ func (s *Store) historyEvents(ctx context.Context, in string, args []any) ([]ing
 }
 
 func (s *Store) historySessions(ctx context.Context, in string, args []any) ([]sessionize.Session, error) {
-	rows, err := s.conn.Query(ctx, `SELECT session_id, argMax(customer_key, version), argMax(start_ms, version),
+	rows, err := s.conn.Query(ctx, `SELECT session_id, argMax(customer_key, version), argMax(person_id, version), argMax(start_ms, version),
 		argMax(end_ms, version), argMax(events, version), argMax(entry_event, version), argMax(exit_event, version),
 		argMax(entry_channel, version), argMax(entry_campaign, version), argMax(stages, version), argMax(end_reason, version), argMax(map_version, version), max(version), argMax(deleted, version) AS gone
 	FROM `+s.table("sessions")+` WHERE `+in+` GROUP BY session_id HAVING gone = 0`, args...)
@@ -118,7 +118,7 @@ func (s *Store) historySessions(ctx context.Context, in string, args []any) ([]s
 		var start, end uint64
 		var events uint32
 		var gone uint8
-		if err := rows.Scan(&ss.ID, &ss.CustomerKey, &start, &end, &events, &ss.EntryEvent, &ss.ExitEvent,
+		if err := rows.Scan(&ss.ID, &ss.CustomerKey, &ss.PersonID, &start, &end, &events, &ss.EntryEvent, &ss.ExitEvent,
 			&ss.EntryChannel, &ss.EntryCampaign, &ss.Stages, &ss.EndReason, &ss.MapVersion, &ss.Version, &gone); err != nil {
 			return nil, fmt.Errorf("load session history: %w", err)
 		}

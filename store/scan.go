@@ -1,10 +1,8 @@
 package store
 
 import (
-	"cmp"
 	"context"
 	"fmt"
-	"maps"
 	"slices"
 	"strings"
 	"time"
@@ -66,19 +64,15 @@ type scannedEvent struct {
 	attrs []string
 }
 
-// scan streams each person's events to fn, persons resolved through identity links, duplicates
-// (a redelivered message) read once, in (time, id) order.
+// scan streams each person's events to fn, duplicates (a redelivered message) read once, in
+// (time, id) order.
 //
-// ClickHouse groups the events by customer key in one pass (the events table is sorted by it);
-// the few keys that identity links join to another are gathered here, so the query needs neither
-// a join nor a deduplicating GROUP BY over every event.
+// Persons on events: each event is stored with the person known at ingest, and ClickHouse groups
+// the events by that person after applying the overrides of later merges (see personOverrides),
+// so the query process holds one person's events at a time however many persons were merged.
 func (s *Store) scan(ctx context.Context, sc eventScan, fn func(person string, events []scannedEvent) error) error {
 	if len(sc.preds) == 0 || len(sc.preds) > 64 {
 		return fmt.Errorf("scan: %d conditions, want 1 to 64", len(sc.preds))
-	}
-	links, err := s.personLinks(ctx)
-	if err != nil {
-		return err
 	}
 	var args []any
 	maskTerms := make([]string, len(sc.preds))
@@ -117,15 +111,22 @@ func (s *Store) scan(ctx context.Context, sc eventScan, fn func(person string, e
 	// Each customer's events come in (time, id) order as one text column (and one per attribute)
 	// rather than arrays: the client reads arrays through reflection, several times slower than
 	// this parse, and ClickHouse sorts them while Waymark reads the previous customers.
-	query := `SELECT customer_key, arrayStringConcat(arrayMap(e -> concat(toString(tupleElement(e, 1)), ' ',
+	attrNames := ""
+	for i := range sc.attrs {
+		attrNames += fmt.Sprintf(", a%d", i)
+	}
+	query := `SELECT person, arrayStringConcat(arrayMap(e -> concat(toString(tupleElement(e, 1)), ' ',
 		toString(tupleElement(e, 3)), ' ', toString(tupleElement(e, 2))), arraySort(groupArray((t, id, mask)))), ',')` + attrArrays + `
 FROM (
-	SELECT customer_key, ts_ms AS t, ` + strings.Join(maskTerms, " + ") + ` AS mask,
-		cityHash64(source, message_id) AS id` + attrCols + `
-	FROM ` + s.table("events") + `
-	WHERE ` + where + `
+	SELECT ` + resolvedPerson + ` AS person, t, mask, id` + attrNames + `
+	FROM (
+		SELECT person_id, ts_ms AS t, ` + strings.Join(maskTerms, " + ") + ` AS mask,
+			cityHash64(source, message_id) AS id` + attrCols + `
+		FROM ` + s.table("events") + `
+		WHERE ` + where + `
+	) AS e ANY LEFT JOIN (` + s.personOverrides() + `) AS o USING person_id
 )
-GROUP BY customer_key`
+GROUP BY person`
 	rows, err := s.conn.Query(ctx, query, args...)
 	if err != nil {
 		return fmt.Errorf("scan events: %w", err)
@@ -135,7 +136,6 @@ GROUP BY customer_key`
 		key, packed string
 		attrs       = make([]string, len(sc.attrs))
 		events      []scannedEvent
-		joined      = map[string][]scannedEvent{} // persons with several keys, until all are read
 	)
 	dest := []any{&key, &packed}
 	for i := range attrs {
@@ -154,27 +154,12 @@ GROUP BY customer_key`
 		if events, err = unpackEvents(events[:0], packed, attrs); err != nil {
 			return fmt.Errorf("scan events of %q: %w", key, err)
 		}
-		if person, ok := links.person[key]; ok || links.joined[key] {
-			if !ok {
-				person = key
-			}
-			joined[person] = append(joined[person], events...)
-			continue
-		}
-		if err := fn(key, dedupe(events, true)); err != nil {
+		if err := fn(key, dedupe(events)); err != nil {
 			return err
 		}
 	}
 	if err := rows.Err(); err != nil {
 		return fmt.Errorf("scan events: %w", err)
-	}
-	for _, person := range slices.Sorted(maps.Keys(joined)) {
-		if err := ctx.Err(); err != nil {
-			return fmt.Errorf("scan events: %w", err)
-		}
-		if err := fn(person, dedupe(joined[person], false)); err != nil {
-			return err
-		}
 	}
 	return nil
 }
@@ -220,41 +205,23 @@ func unpackEvents(events []scannedEvent, packed string, attrs []string) ([]scann
 	return events, nil
 }
 
-// dedupe puts events in (time, id) order, the order the queries read them in, unless sorted
-// says they are, and drops the copies of redelivered events, which are then neighbours.
-func dedupe(events []scannedEvent, sorted bool) []scannedEvent {
-	if !sorted {
-		slices.SortFunc(events, func(a, b scannedEvent) int { return cmp.Or(cmp.Compare(a.t, b.t), cmp.Compare(a.id, b.id)) })
-	}
+// dedupe drops the copies of redelivered events from events in (time, id) order, the order the
+// queries read them in: copies are then neighbours.
+func dedupe(events []scannedEvent) []scannedEvent {
 	return slices.CompactFunc(events, func(a, b scannedEvent) bool { return a.id == b.id && a.t == b.t })
 }
 
-// identityLinks says which customer keys belong to another key's person.
-type identityLinks struct {
-	person map[string]string // customer key -> its person, when that is another key
-	joined map[string]bool   // persons that other keys belong to
-}
+// resolvedPerson is the person of a row of events or sessions joined to personOverrides: the
+// person it was merged into since it was stored, else the one it was stored with.
+const resolvedPerson = "if(merged_into = '', person_id, merged_into)"
 
-// personLinks reads the customer keys whose person, as last stitched, is another key.
-func (s *Store) personLinks(ctx context.Context) (identityLinks, error) {
-	l := identityLinks{person: map[string]string{}, joined: map[string]bool{}}
-	rows, err := s.conn.Query(ctx, `SELECT customer_key, person FROM (
-		SELECT customer_key, argMax(person_id, version) AS person FROM `+s.table("persons")+` GROUP BY customer_key
-	) WHERE person != customer_key AND person != ''`)
-	if err != nil {
-		return l, fmt.Errorf("read identity links: %w", err)
-	}
-	defer rows.Close()
-	for rows.Next() {
-		var key, person string
-		if err := rows.Scan(&key, &person); err != nil {
-			return l, fmt.Errorf("read identity links: %w", err)
-		}
-		l.person[key] = person
-		l.joined[person] = true
-	}
-	if err := rows.Err(); err != nil {
-		return l, fmt.Errorf("read identity links: %w", err)
-	}
-	return l, nil
+// personOverrides selects, per person id, the person it was merged into, as last stitched: the
+// persons table, whose newest version per id wins. Joined to events or sessions USING person_id,
+// it moves what was stored under an anonymous person to the user who logged in later. It has a
+// row per id of every merged person, so it stays small next to the events (PostHog's person
+// overrides play the same part).
+func (s *Store) personOverrides() string {
+	return `SELECT merged_key AS person_id, merged_into FROM (
+		SELECT customer_key AS merged_key, argMax(person_id, version) AS merged_into FROM ` + s.table("persons") + ` GROUP BY customer_key
+	) AS merged`
 }

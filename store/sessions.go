@@ -40,16 +40,16 @@ func (s *Store) sessions(ctx context.Context, from, to time.Time) (*SessionSumma
 	if !to.IsZero() {
 		hi = uint64(to.UnixMilli())
 	}
-	live := `SELECT if(person_id = '', customer_key, person_id) AS person, n, duration, reason, channel
+	live := `SELECT ` + resolvedPerson + ` AS person, n, duration, reason, channel
 	FROM (
-		SELECT session_id, argMax(customer_key, version) AS customer_key, argMax(events, version) AS n,
+		SELECT session_id, argMax(person_id, version) AS person_id, argMax(events, version) AS n,
 			(argMax(end_ms, version) - argMax(start_ms, version)) / 1000 AS duration,
 			argMax(end_reason, version) AS reason, argMax(entry_channel, version) AS channel,
 			argMax(start_ms, version) AS start, argMax(deleted, version) AS gone
 		FROM ` + s.table("sessions") + `
 		GROUP BY session_id
 		HAVING gone = 0 AND start >= ? AND start < ?
-	) AS s ANY LEFT JOIN (` + personsSQL(s.table("persons")) + `) AS p USING customer_key`
+	) AS s ANY LEFT JOIN (` + s.personOverrides() + `) AS p USING person_id`
 	sum := &SessionSummary{ByEndReason: map[string]uint64{}, ByEntryChannel: map[string]uint64{}}
 	if !from.IsZero() {
 		sum.From = &from

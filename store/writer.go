@@ -19,7 +19,7 @@ func (s *Store) Write(ctx context.Context, b sessionize.Batch) error {
 	g, gctx := errgroup.WithContext(ctx)
 	if len(b.Events) > 0 {
 		g.Go(func() error {
-			if err := s.insert(gctx, "events", eventColumns(b.Events, b.Channels)); err != nil {
+			if err := s.insert(gctx, "events", eventColumns(b.Events, b.Channels, b.PersonIDs)); err != nil {
 				return err
 			}
 			now := time.Now()
@@ -116,8 +116,17 @@ func millis(t time.Time) uint64 {
 	return uint64(t.UnixMilli())
 }
 
-func eventColumns(events []ingest.Event, channels []string) []column {
+// eventColumns lays out events for insert, each with its channel and the person it is stored
+// with (personIDs[i]; the customer key when personIDs does not cover the events).
+func eventColumns(events []ingest.Event, channels, personIDs []string) []column {
 	n := len(events)
+	person := personIDs
+	if len(person) != n {
+		person = make([]string, n)
+		for i := range events {
+			person[i] = events[i].CustomerKey()
+		}
+	}
 	var (
 		source, messageID, typ, event, userID, anonID, customer = make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n)
 		ts, origTS, sentAt, receivedAt                          = make([]uint64, n), make([]uint64, n), make([]uint64, n), make([]uint64, n)
@@ -140,7 +149,7 @@ func eventColumns(events []ingest.Event, channels []string) []column {
 	}
 	return []column{
 		{"source", source}, {"message_id", messageID}, {"type", typ}, {"event", event},
-		{"user_id", userID}, {"anonymous_id", anonID}, {"customer_key", customer},
+		{"user_id", userID}, {"anonymous_id", anonID}, {"customer_key", customer}, {"person_id", person},
 		{"ts_ms", ts}, {"date", date}, {"original_ts_ms", origTS}, {"sent_at_ms", sentAt},
 		{"received_at_ms", receivedAt}, {"stored_at_ms", storedAt},
 		{"prop_keys", propKeys}, {"prop_values", propValues},
@@ -153,17 +162,21 @@ func eventColumns(events []ingest.Event, channels []string) []column {
 func sessionColumns(sessions []sessionize.Session) []column {
 	n := len(sessions)
 	var (
-		id, customer, entry, exit, reason, mapVersion = make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n)
-		channel, campaign                             = make([]string, n), make([]string, n)
-		start, end, version                           = make([]uint64, n), make([]uint64, n), make([]uint64, n)
-		date                                          = make([]time.Time, n)
-		events                                        = make([]uint32, n)
-		stages                                        = make([][]string, n)
-		deleted                                       = make([]uint8, n)
+		id, customer, person, entry, exit, reason = make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n)
+		mapVersion                                = make([]string, n)
+		channel, campaign                         = make([]string, n), make([]string, n)
+		start, end, version                       = make([]uint64, n), make([]uint64, n), make([]uint64, n)
+		date                                      = make([]time.Time, n)
+		events                                    = make([]uint32, n)
+		stages                                    = make([][]string, n)
+		deleted                                   = make([]uint8, n)
 	)
 	for i := range sessions {
 		s := &sessions[i]
 		id[i], customer[i], entry[i], exit[i], reason[i], mapVersion[i] = s.ID, s.CustomerKey, s.EntryEvent, s.ExitEvent, s.EndReason, s.MapVersion
+		if person[i] = s.PersonID; person[i] == "" {
+			person[i] = s.CustomerKey
+		}
 		channel[i], campaign[i] = s.EntryChannel, s.EntryCampaign
 		start[i], end[i], version[i] = millis(s.Start), millis(s.End), s.Version
 		date[i], events[i], stages[i] = s.Start.UTC(), uint32(s.Events), orEmpty(s.Stages)
@@ -172,7 +185,7 @@ func sessionColumns(sessions []sessionize.Session) []column {
 		}
 	}
 	return []column{
-		{"session_id", id}, {"customer_key", customer}, {"start_ms", start}, {"end_ms", end},
+		{"session_id", id}, {"customer_key", customer}, {"person_id", person}, {"start_ms", start}, {"end_ms", end},
 		{"date", date}, {"events", events}, {"entry_event", entry}, {"exit_event", exit},
 		{"entry_channel", channel}, {"entry_campaign", campaign},
 		{"stages", stages}, {"end_reason", reason}, {"map_version", mapVersion},

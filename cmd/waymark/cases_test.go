@@ -212,19 +212,7 @@ func TestCaseRetriedEventCountsOnce(t *testing.T) {
 			t.Fatalf("POST /v1/track %s: %d %s", l, status, answer)
 		}
 	}
-	var in strings.Builder
-	for _, l := range lines {
-		var m struct{ UserID string }
-		if err := json.Unmarshal([]byte(l), &m); err != nil {
-			t.Fatal(err)
-		}
-		in.WriteString(m.UserID + "\t" + l + "\n")
-	}
-	cmd := exec.Command("kcat", "-P", "-b", viaKafka.broker, "-t", "waymark.events", "-K", "\t")
-	cmd.Stdin = strings.NewReader(in.String())
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("kcat: %v\n%s", err, out)
-	}
+	produceWithKcat(t, viaKafka.broker, lines)
 
 	for _, s := range []*server{viaHTTP, viaKafka} {
 		s.waitStored(t)
@@ -286,19 +274,7 @@ func TestCaseSharedDeviceTwoUsers(t *testing.T) {
 	if status, answer := viaHTTP.track(t, "/v1/batch", `{"batch":[`+strings.Join(lines, ",")+`]}`); status != 200 {
 		t.Fatalf("POST /v1/batch: %d %s", status, answer)
 	}
-	var in strings.Builder
-	for _, l := range lines {
-		var m struct{ UserID, AnonymousID string }
-		if err := json.Unmarshal([]byte(l), &m); err != nil {
-			t.Fatal(err)
-		}
-		in.WriteString(cmp.Or(m.UserID, m.AnonymousID) + "\t" + l + "\n") // keyed as the collector keys them
-	}
-	cmd := exec.Command("kcat", "-P", "-b", viaKafka.broker, "-t", "waymark.events", "-K", "\t")
-	cmd.Stdin = strings.NewReader(in.String())
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("kcat: %v\n%s", err, out)
-	}
+	produceWithKcat(t, viaKafka.broker, lines)
 	for _, s := range []*server{viaHTTP, viaKafka} {
 		s.waitStored(t)
 		var counts []int64
@@ -329,6 +305,67 @@ func TestCaseSharedDeviceTwoUsers(t *testing.T) {
 		}
 		if len(got) != 1 || !slices.Equal(got["free"], []int64{1, 0}) {
 			t.Errorf("%s: breakdown trait:plan %v, want free: [1 0] only", s.database, got)
+		}
+	}
+}
+
+// produceWithKcat sends Segment messages, one per line, straight to the events topic with kcat,
+// keyed as the collector keys them (the device: anonymousId, else userId).
+func produceWithKcat(t *testing.T, broker string, lines []string) {
+	t.Helper()
+	var in strings.Builder
+	for _, l := range lines {
+		var m struct{ UserID, AnonymousID string }
+		if err := json.Unmarshal([]byte(l), &m); err != nil {
+			t.Fatal(err)
+		}
+		in.WriteString(cmp.Or(m.AnonymousID, m.UserID) + "\t" + l + "\n")
+	}
+	cmd := exec.Command("kcat", "-P", "-b", broker, "-t", "waymark.events", "-K", "\t")
+	cmd.Stdin = strings.NewReader(in.String())
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("kcat: %v\n%s", err, out)
+	}
+}
+
+// TestCaseLoginMidVisit is field case 07: a visit in which the customer logs in is one session
+// of one person, entered at Home; it converts whether funnels count persons or sessions.
+func TestCaseLoginMidVisit(t *testing.T) {
+	lines := strings.Split(strings.TrimSpace(string(readCase(t, "identity/07-login-mid-session/events.jsonl"))), "\n")
+	viaHTTP, viaKafka := startServe(t), startServe(t)
+	if status, answer := viaHTTP.track(t, "/v1/batch", `{"batch":[`+strings.Join(lines, ",")+`]}`); status != 200 {
+		t.Fatalf("POST /v1/batch: %d %s", status, answer)
+	}
+	produceWithKcat(t, viaKafka.broker, lines)
+	for _, s := range []*server{viaHTTP, viaKafka} {
+		s.waitStored(t)
+		sum := s.sessions(t)
+		if sum.Sessions != 1 || sum.Persons != 1 || sum.Events != 4 {
+			t.Errorf("%s: %d sessions, %d persons, %d events; want 1, 1, 4 (identify is not a touchpoint)", s.database, sum.Sessions, sum.Persons, sum.Events)
+		}
+		entries := queryStrings(t, "SELECT entry_event || '>' || exit_event || '@' || person_id FROM "+s.database+".sessions FINAL WHERE deleted = 0")
+		if !slices.Equal(entries, []string{"Home>Order Completed@user-314"}) {
+			t.Errorf("%s: sessions %v, want one from Home to Order Completed of user-314", s.database, entries)
+		}
+		for _, countBy := range []string{"persons", "sessions"} {
+			code, body := httpGet(t, "http://"+s.http+"/api/v1/funnel?window=24h&count_by="+countBy+"&steps="+url.QueryEscape("Product Viewed,Product Added,Order Completed"))
+			var f funnelJSON
+			if err := json.Unmarshal([]byte(body), &f); code != 200 || err != nil {
+				t.Fatalf("%s: funnel by %s: %d %s", s.database, countBy, code, body)
+			}
+			var counts []int64
+			for _, st := range f.Steps {
+				counts = append(counts, st.Customers)
+			}
+			if !slices.Equal(counts, []int64{1, 1, 1}) {
+				t.Errorf("%s: funnel by %s: %v, want [1 1 1]", s.database, countBy, counts)
+			}
+		}
+		// One Product Viewed: the person drops off after step 1, listed by their userId.
+		code, body := httpGet(t, "http://"+s.http+"/api/v1/dropoff?window=24h&step=1&steps="+url.QueryEscape("Product Viewed,Product Viewed"))
+		var d struct{ Persons []string }
+		if err := json.Unmarshal([]byte(body), &d); code != 200 || err != nil || !slices.Equal(d.Persons, []string{"user-314"}) {
+			t.Errorf("%s: dropoff: %d %s; want the person listed as user-314", s.database, code, body)
 		}
 	}
 }
