@@ -23,8 +23,7 @@ type identities struct {
 	maxIDs int
 }
 
-// signIn is a userId ("u:" id) seen on a device at ms, and on every later event of the device up
-// to the next signIn.
+// signIn is a userId ("u:" id) seen on a device at ms: signed in from then to the next signIn.
 type signIn struct {
 	ms   int64
 	user string
@@ -84,23 +83,56 @@ func (g *identities) personAt(userID, anonymousID string, ms int64) string {
 	return g.personOf("a:" + anonymousID)
 }
 
-// signedIn records that user ("u:" id) was signed in on device ("a:" id) at ms. Runs of one user
-// keep their first time only.
-func (g *identities) signedIn(device, user string, ms int64) {
+// signedIn records that user ("u:" id) was signed in on device ("a:" id) at ms, and reports
+// whether that changed the device's sign-ins. A device only one user signed in on keeps that
+// user's first and last sign-in; a shared one keeps every distinct sign-in (the newest
+// maxSignIns), so its runs of users come out the same in any arrival order. (What is lost: sign-ins
+// of the first user between its first and last that arrived before the second user's.)
+func (g *identities) signedIn(device, user string, ms int64) bool {
 	list := g.users[device]
 	i, _ := slices.BinarySearchFunc(list, ms, func(s signIn, t int64) int { return cmp.Compare(s.ms, t) })
-	switch {
-	case i > 0 && list[i-1].user == user:
-		return // within a run of this user
-	case i < len(list) && list[i].user == user:
-		list[i].ms = ms // the run starts earlier
-		return
+	for j := i; j < len(list) && list[j].ms == ms; j++ {
+		if list[j].user == user {
+			return false // seen
+		}
 	}
 	list = slices.Insert(list, i, signIn{ms, user})
-	if len(list) > maxSignIns {
+	switch {
+	case !slices.ContainsFunc(list, func(s signIn) bool { return s.user != user }):
+		if len(list) > 2 {
+			list = append(list[:1], list[len(list)-1])
+		}
+	case len(list) > maxSignIns:
 		list = slices.Delete(list, 0, 1)
 	}
 	g.users[device] = list
+	return true
+}
+
+// DeviceSignIns says who was signed in on a device that several userIds used: Users[i] from
+// From[i] (unix ms, ascending) until From[i+1]. Stored, it gives each anonymous event of the
+// device to the user signed in last before it at query time, whatever order the events and
+// logins arrived in.
+type DeviceSignIns struct {
+	Device string // the anonymousId
+	From   []int64
+	Users  []string
+}
+
+// sharedSignIns returns the sign-ins of device ("a:" id) when more than one userId signed in
+// on it; ok is false otherwise (one user's device needs none: its person is that user's).
+func (g *identities) sharedSignIns(device string) (d DeviceSignIns, ok bool) {
+	list := g.users[device]
+	if !slices.ContainsFunc(list, func(s signIn) bool { return s.user != list[0].user }) {
+		return d, false
+	}
+	d.Device = device[2:]
+	for i, s := range list {
+		if i == 0 || s.user != list[i-1].user { // the start of a run of one user
+			d.From, d.Users = append(d.From, s.ms), append(d.Users, s.user[2:])
+		}
+	}
+	return d, true
 }
 
 func (g *identities) find(id string) string {

@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/waymark-dev/waymark/ingest"
 )
@@ -94,8 +95,10 @@ func TestSharedDeviceGoesToWhoeverIsSignedIn(t *testing.T) {
 				got[ev] = o
 			}
 		}
-		// The browsing before the first login goes to whoever's login arrived first; the rest
-		// must not depend on the order.
+		// The browsing before the first login goes to whoever's login arrived first. The rest
+		// goes to whoever was signed in at the time, which queries decide from the stored
+		// sign-ins whatever the order (TestSharedDeviceSignInsDoNotDependOnOrder): at ingest
+		// it holds in time order.
 		if seed == 0 && got["Home"] != "alice" {
 			t.Errorf("in order: Home went to %s, want alice", got["Home"])
 		}
@@ -132,6 +135,38 @@ func TestAliasChainEndsAtTheNewestUserID(t *testing.T) {
 		}
 		if got := strings.Join(parts, " "); got != "dev=new old=new mid=new new=new" {
 			t.Errorf("order %v: %s", order, got)
+		}
+	}
+}
+
+// TestSharedDeviceSignInsDoNotDependOnOrder: the sign-ins a shared device ends up with, which
+// queries use to give its anonymous events to whoever was signed in, are the same in any arrival
+// order; a device only one user signed in on has none.
+func TestSharedDeviceSignInsDoNotDependOnOrder(t *testing.T) {
+	events := []ingest.Event{
+		call("page", "Home", "dev", "", 0),
+		call("identify", "", "dev", "alice", 1),
+		call("page", "Cart", "dev", "", 2),
+		call("track", "Product Viewed", "dev", "alice", 3),
+		call("identify", "", "dev", "bob", 60),
+		call("page", "Checkout", "dev", "", 61),
+		call("track", "Order Completed", "dev", "bob", 62),
+		call("identify", "", "dev", "alice", 120),
+		call("identify", "", "laptop", "carol", 5), // one user's device
+	}
+	want := fmt.Sprint([]DeviceSignIns{{Device: "dev", From: []int64{base.Add(time.Minute).UnixMilli(), base.Add(time.Hour).UnixMilli(), base.Add(2 * time.Hour).UnixMilli()}, Users: []string{"alice", "bob", "alice"}}})
+	for seed := range 30 {
+		shuffled := slices.Clone(events)
+		rand.New(rand.NewPCG(uint64(seed), 1)).Shuffle(len(shuffled), func(i, j int) { shuffled[i], shuffled[j] = shuffled[j], shuffled[i] })
+		s := newTestSessionizer(t)
+		var last []DeviceSignIns
+		for _, e := range shuffled {
+			if out, _ := s.Push(base, []ingest.Event{e}); out.SignIns != nil {
+				last = out.SignIns
+			}
+		}
+		if got := fmt.Sprint(last); got != want {
+			t.Errorf("seed %d: sign-ins %s, want %s", seed, got, want)
 		}
 	}
 }

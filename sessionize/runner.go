@@ -21,6 +21,7 @@ type Batch struct {
 	Sessions  []Session
 	Links     [][2]string
 	Persons   []PersonLink
+	SignIns   []DeviceSignIns // devices several userIds used, their sign-ins as they are now
 	Version   uint64
 }
 
@@ -114,6 +115,7 @@ func (r *Runner) Prepare(ctx context.Context, events []ingest.Event) (func(conte
 		Sessions:  append(r.pending.Sessions, out.Sessions...),
 		Links:     append(r.pending.Links, out.Links...),
 		Persons:   latestPersons(append(r.pending.Persons, out.Persons...)),
+		SignIns:   latestSignIns(append(r.pending.SignIns, out.SignIns...)),
 		Version:   out.Version,
 	}
 	r.pending = Batch{}
@@ -163,6 +165,7 @@ func (r *Runner) store(ctx context.Context, b Batch, changed []Session, gen uint
 			Sessions: append(b.Sessions, r.pending.Sessions...),
 			Links:    append(b.Links, r.pending.Links...),
 			Persons:  latestPersons(append(b.Persons, r.pending.Persons...)),
+			SignIns:  latestSignIns(append(b.SignIns, r.pending.SignIns...)),
 		}
 		r.mu.Unlock()
 		return fmt.Errorf("store %d events and %d sessions: %w", len(b.Events), len(b.Sessions), err)
@@ -191,14 +194,24 @@ func (r *Runner) write(ctx context.Context, b Batch) error {
 
 // latestPersons keeps the last link of each customer key: later ones come from newer merges.
 func latestPersons(links []PersonLink) []PersonLink {
+	return latest(links, func(l PersonLink) string { return l.CustomerKey })
+}
+
+// latestSignIns keeps the last sign-ins of each device: later ones come from newer batches.
+func latestSignIns(signIns []DeviceSignIns) []DeviceSignIns {
+	return latest(signIns, func(d DeviceSignIns) string { return d.Device })
+}
+
+// latest keeps the last item of each key, in order.
+func latest[T any](items []T, key func(T) string) []T {
 	last := map[string]int{}
-	for i, l := range links {
-		last[l.CustomerKey] = i
+	for i, it := range items {
+		last[key(it)] = i
 	}
-	out := links[:0:0]
-	for i, l := range links {
-		if last[l.CustomerKey] == i {
-			out = append(out, l)
+	out := items[:0:0]
+	for i, it := range items {
+		if last[key(it)] == i {
+			out = append(out, it)
 		}
 	}
 	return out

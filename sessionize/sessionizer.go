@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"hash/fnv"
+	"maps"
 	"math"
 	"slices"
 	"strconv"
@@ -241,6 +242,8 @@ type Output struct {
 	Persons  []PersonLink
 	Links    [][2]string // identity links that merged two persons, to store and restore
 	Version  uint64
+	// SignIns are the devices used by several userIds whose sign-ins changed, as they are now.
+	SignIns []DeviceSignIns
 	// PersonIDs are the person each pushed event is stored with (see identities.personAt): a
 	// userId whenever one is known at ingest. Later merges are in Persons.
 	PersonIDs []string
@@ -260,6 +263,7 @@ func (s *Sessionizer) Push(now time.Time, events []ingest.Event) (Output, Stats)
 	s.restored = nil
 	var merged [][2]string
 	var later []int
+	signIns := map[string]bool{} // devices whose sign-ins changed
 	personIDs := make([]string, len(events))
 	for i := range events {
 		e := &events[i]
@@ -281,6 +285,9 @@ func (s *Sessionizer) Push(now time.Time, events []ingest.Event) (Output, Stats)
 			continue
 		}
 		s.observe(c, e, p, &stats, &merged)
+		if e.UserID != "" && e.AnonymousID != "" && s.ids.signedIn("a:"+e.AnonymousID, "u:"+e.UserID, p.ms) {
+			signIns["a:"+e.AnonymousID] = true
+		}
 		personIDs[i] = s.ids.personAt(e.UserID, e.AnonymousID, p.ms)[2:]
 		p.person = s.intern(personIDs[i])
 		c.add(p)
@@ -291,6 +298,11 @@ func (s *Sessionizer) Push(now time.Time, events []ingest.Event) (Output, Stats)
 	}
 	s.version = max(s.version+1, uint64(now.UnixNano()))
 	out := Output{Version: s.version, Links: merged, PersonIDs: personIDs, LaterCopies: later}
+	for _, device := range slices.Sorted(maps.Keys(signIns)) {
+		if d, ok := s.ids.sharedSignIns(device); ok {
+			out.SignIns = append(out.SignIns, d)
+		}
+	}
 	emitted := map[string]bool{}
 	for _, pair := range merged {
 		if root := s.ids.find(pair[0]); !emitted[root] { // each merged person once
@@ -449,9 +461,6 @@ func (s *Sessionizer) observe(c *customer, e *ingest.Event, p point, stats *Stat
 	c.latest = max(c.latest, p.ms)
 	s.watermark = max(s.watermark, p.ms)
 
-	if e.UserID != "" && e.AnonymousID != "" {
-		s.ids.signedIn("a:"+e.AnonymousID, "u:"+e.UserID, p.ms)
-	}
 	for _, pair := range linkPairs(e.UserID, e.AnonymousID, e.PreviousID, e.Type) {
 		stats.IdentityLinks++
 		switch s.ids.link(pair[0], pair[1], e.Type == "alias") {

@@ -115,15 +115,29 @@ func (s *Store) scan(ctx context.Context, sc eventScan, fn func(person string, e
 	for i := range sc.attrs {
 		attrNames += fmt.Sprintf(", a%d", i)
 	}
+	rowsSQL := `SELECT person_id, ts_ms AS t, ` + strings.Join(maskTerms, " + ") + ` AS mask,
+			cityHash64(source, message_id) AS id` + attrCols + `
+		FROM ` + s.table("events") + `
+		WHERE ` + where
+	shared, err := s.hasSharedDevices(ctx)
+	if err != nil {
+		return err
+	}
+	if shared {
+		rowsSQL = `SELECT ` + signedInPerson + ` AS person_id, t, mask, id` + attrNames + `
+		FROM (
+			SELECT person_id AS stored_person, customer_key, user_id, ts_ms AS t, ` + strings.Join(maskTerms, " + ") + ` AS mask,
+				cityHash64(source, message_id) AS id` + attrCols + `
+			FROM ` + s.table("events") + `
+			WHERE ` + where + `
+		) AS ev ANY LEFT JOIN (` + s.signIns() + `) AS d USING customer_key`
+	}
 	query := `SELECT person, arrayStringConcat(arrayMap(e -> concat(toString(tupleElement(e, 1)), ' ',
 		toString(tupleElement(e, 3)), ' ', toString(tupleElement(e, 2))), arraySort(groupArray((t, id, mask)))), ',')` + attrArrays + `
 FROM (
 	SELECT ` + resolvedPerson + ` AS person, t, mask, id` + attrNames + `
 	FROM (
-		SELECT person_id, ts_ms AS t, ` + strings.Join(maskTerms, " + ") + ` AS mask,
-			cityHash64(source, message_id) AS id` + attrCols + `
-		FROM ` + s.table("events") + `
-		WHERE ` + where + `
+		` + rowsSQL + `
 	) AS e ANY LEFT JOIN (` + s.personOverrides() + `) AS o USING person_id
 )
 GROUP BY person`
@@ -214,6 +228,31 @@ func dedupe(events []scannedEvent) []scannedEvent {
 // resolvedPerson is the person of a row of events or sessions joined to personOverrides: the
 // person it was merged into since it was stored, else the one it was stored with.
 const resolvedPerson = "if(merged_into = '', person_id, merged_into)"
+
+// signedInPerson is the person of a row of events joined to signIns: for an anonymous event of
+// a device several users signed in on, the user signed in last at or before it; else the person
+// it was stored with.
+const signedInPerson = `if(user_id = '' AND arrayCount(f -> f <= t, sign_in_from) > 0,
+	sign_in_users[arrayCount(f -> f <= t, sign_in_from)], stored_person)`
+
+// signIns selects, per device that several userIds signed in on, who was signed in from when
+// (table device_sign_ins, written by the sessionizer; the newest version per device wins).
+func (s *Store) signIns() string {
+	return `SELECT device AS customer_key, sign_in_from, sign_in_users FROM (
+		SELECT device, argMax(from_ms, version) AS sign_in_from, argMax(users, version) AS sign_in_users
+		FROM ` + s.table("device_sign_ins") + ` GROUP BY device
+	) AS signed`
+}
+
+// hasSharedDevices reports whether any device has sign-ins of several users: only then do scans
+// join them (most shops' queries skip the join and the two columns it reads).
+func (s *Store) hasSharedDevices(ctx context.Context) (bool, error) {
+	var n uint64
+	if err := s.conn.QueryRow(ctx, "SELECT count() FROM "+s.table("device_sign_ins")).Scan(&n); err != nil {
+		return false, fmt.Errorf("look for shared devices: %w", err)
+	}
+	return n > 0, nil
+}
 
 // personOverrides selects, per person id, the person it was merged into, as last stitched: the
 // persons table, whose newest version per id wins. Joined to events or sessions USING person_id,

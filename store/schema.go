@@ -120,6 +120,22 @@ var migrations = []migration{
 		table:   "sessions",
 		columns: []columnDef{{name: "person_id", typ: "String", def: "customer_key"}},
 	},
+	tableDef{
+		// Version 7: who was signed in on a device that several userIds used, from when
+		// (ascending from_ms; users[i] from from_ms[i]), to give its anonymous events to the user
+		// signed in before them whatever order they arrived in. The row with the highest
+		// version wins.
+		name: "device_sign_ins",
+		columns: `device String,
+	from_ms Array(UInt64),
+	users Array(String),
+	version UInt64`,
+		engine:    "ReplacingMergeTree",
+		engineArg: "version",
+		partition: "tuple()",
+		order:     "device",
+		shardKey:  "cityHash64(device)",
+	},
 }
 
 // SchemaVersion is the schema version this build migrates to.

@@ -53,6 +53,19 @@ func (s *Store) writeJourneys(ctx context.Context, b sessionize.Batch) error {
 			return err
 		}
 	}
+	if len(b.SignIns) > 0 {
+		n := len(b.SignIns)
+		device, from, users, v := make([]string, n), make([][]uint64, n), make([][]string, n), make([]uint64, n)
+		for i, d := range b.SignIns {
+			device[i], users[i], v[i] = d.Device, d.Users, b.Version
+			for _, ms := range d.From {
+				from[i] = append(from[i], uint64(max(ms, 0)))
+			}
+		}
+		if err := s.insert(ctx, "device_sign_ins", []column{{"device", device}, {"from_ms", from}, {"users", users}, {"version", v}}); err != nil {
+			return err
+		}
+	}
 	if len(b.Persons) > 0 {
 		k, p, v := make([]string, len(b.Persons)), make([]string, len(b.Persons)), make([]uint64, len(b.Persons))
 		for i, l := range b.Persons {

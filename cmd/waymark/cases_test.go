@@ -369,3 +369,38 @@ func TestCaseLoginMidVisit(t *testing.T) {
 		}
 	}
 }
+
+// TestSharedDeviceAnswersDoNotDependOnArrivalOrder: on a device two users sign in on, an
+// anonymous page view goes to the user signed in last before it, whatever order the events reach
+// Waymark in (one HTTP call each, in time order, reversed and shuffled).
+func TestSharedDeviceAnswersDoNotDependOnArrivalOrder(t *testing.T) {
+	events := []string{
+		`{"type":"page","anonymousId":"dev","name":"Home","messageId":"o1","timestamp":"2024-05-09T09:00:00Z"}`,
+		`{"type":"identify","anonymousId":"dev","userId":"alice","messageId":"o2","timestamp":"2024-05-09T09:01:00Z"}`,
+		`{"type":"page","anonymousId":"dev","name":"Cart","messageId":"o3","timestamp":"2024-05-09T09:02:00Z"}`,
+		`{"type":"identify","anonymousId":"dev","userId":"bob","messageId":"o4","timestamp":"2024-05-09T10:00:00Z"}`,
+		`{"type":"page","anonymousId":"dev","name":"Checkout","messageId":"o5","timestamp":"2024-05-09T10:01:00Z"}`,
+		`{"type":"track","anonymousId":"dev","userId":"bob","event":"Order Completed","messageId":"o6","timestamp":"2024-05-09T10:02:00Z"}`,
+		`{"type":"identify","anonymousId":"dev","userId":"alice","messageId":"o7","timestamp":"2024-05-09T11:00:00Z"}`,
+		`{"type":"page","anonymousId":"dev","name":"Wishlist","messageId":"o8","timestamp":"2024-05-09T11:01:00Z"}`,
+	}
+	orders := map[string][]int{"in order": {0, 1, 2, 3, 4, 5, 6, 7}, "reversed": {7, 6, 5, 4, 3, 2, 1, 0}, "shuffled": {4, 7, 0, 2, 6, 1, 5, 3}}
+	want := map[string]string{"Cart": "alice", "Checkout": "bob", "Wishlist": "alice", "Order Completed": "bob"}
+	for name, order := range orders {
+		s := startServe(t)
+		for _, i := range order {
+			if status, answer := s.track(t, "/v1/batch", `{"batch":[`+events[i]+`]}`); status != 200 {
+				t.Fatalf("%s: POST /v1/batch: %d %s", name, status, answer)
+			}
+		}
+		s.waitStored(t)
+		for step, person := range want {
+			// A single view: the person drops off after step 1 and is listed.
+			code, body := httpGet(t, "http://"+s.http+"/api/v1/dropoff?window=24h&step=1&steps="+url.QueryEscape(step+","+step))
+			var d struct{ Persons []string }
+			if err := json.Unmarshal([]byte(body), &d); code != 200 || err != nil || !slices.Equal(d.Persons, []string{person}) {
+				t.Errorf("%s: %s went to %s (%d), want %s", name, step, body, code, person)
+			}
+		}
+	}
+}

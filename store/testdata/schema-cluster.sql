@@ -84,3 +84,15 @@ ALTER TABLE `waymark`.`events` ON CLUSTER `waymark_cluster` ADD COLUMN person_id
 ALTER TABLE `waymark`.`sessions_local` ON CLUSTER `waymark_cluster` ADD COLUMN person_id String DEFAULT customer_key;
 
 ALTER TABLE `waymark`.`sessions` ON CLUSTER `waymark_cluster` ADD COLUMN person_id String DEFAULT customer_key;
+
+CREATE TABLE IF NOT EXISTS `waymark`.`device_sign_ins_local` ON CLUSTER `waymark_cluster` (
+	device String,
+	from_ms Array(UInt64),
+	users Array(String),
+	version UInt64
+) ENGINE = ReplicatedReplacingMergeTree('/clickhouse/tables/{shard}/waymark/device_sign_ins_local', '{replica}', version)
+PARTITION BY tuple()
+ORDER BY device;
+
+CREATE TABLE IF NOT EXISTS `waymark`.`device_sign_ins` ON CLUSTER `waymark_cluster` AS `waymark`.`device_sign_ins_local`
+ENGINE = Distributed(`waymark_cluster`, `waymark`, `device_sign_ins_local`, cityHash64(device));

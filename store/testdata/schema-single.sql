@@ -68,3 +68,12 @@ ORDER BY (a, b);
 ALTER TABLE `waymark`.`events` ADD COLUMN person_id String DEFAULT customer_key;
 
 ALTER TABLE `waymark`.`sessions` ADD COLUMN person_id String DEFAULT customer_key;
+
+CREATE TABLE IF NOT EXISTS `waymark`.`device_sign_ins` (
+	device String,
+	from_ms Array(UInt64),
+	users Array(String),
+	version UInt64
+) ENGINE = ReplacingMergeTree(version)
+PARTITION BY tuple()
+ORDER BY device;
