@@ -7,7 +7,17 @@ import (
 	"time"
 )
 
-// table describes one of Waymark's tables, so the same definition renders single-node DDL and
+// migration is one step of the schema: it creates a table (tableDef) or adds columns to one
+// (addColumns).
+type migration interface {
+	// ddl renders the step's statements for database db: on a single node, or with cluster set,
+	// ON CLUSTER for every node of that cluster.
+	ddl(db, cluster string) []string
+	// String says what the step does, for the log.
+	String() string
+}
+
+// tableDef creates one of Waymark's tables, so the same definition renders single-node DDL and
 // cluster DDL (Replicated* engines under Distributed tables sharded by the customer key).
 type tableDef struct {
 	name      string
@@ -20,10 +30,12 @@ type tableDef struct {
 }
 
 // migrations are applied in order, once each; their index+1 is the schema version. Never edit
-// one that has shipped: append a new one. Statements must run on ClickHouse 18.16 and current
-// releases (no ADD COLUMN IF NOT EXISTS on 18.16, hence the version table).
-var migrations = []tableDef{
-	{
+// one that has shipped: append a new one (a new column is an addColumns, never a change to a
+// shipped tableDef). Statements must run on ClickHouse 18.16 and current releases (no ADD COLUMN
+// IF NOT EXISTS on 18.16, hence the version table). An empty database runs them all, so its tables
+// end up as an upgraded one's.
+var migrations = []migration{
+	tableDef{
 		name: "events",
 		columns: `source String,
 	message_id String,
@@ -51,7 +63,7 @@ var migrations = []tableDef{
 		partition: "toYYYYMM(date)",
 		order:     "(customer_key, source, message_id)",
 	},
-	{
+	tableDef{
 		name: "sessions",
 		columns: `session_id String,
 	customer_key String,
@@ -73,7 +85,7 @@ var migrations = []tableDef{
 		partition: "toYYYYMM(date)",
 		order:     "(customer_key, session_id)",
 	},
-	{
+	tableDef{
 		// Which person each customer key belongs to, after identity stitching; the row with the
 		// highest version wins. Keys absent here are their own person.
 		name: "persons",
@@ -85,7 +97,7 @@ var migrations = []tableDef{
 		partition: "tuple()",
 		order:     "customer_key",
 	},
-	{
+	tableDef{
 		// Identity links that joined two persons ("u:"/"a:" prefixed ids), to rebuild the
 		// identity graph after a restart.
 		name: "identity_links",
@@ -105,8 +117,8 @@ func SchemaVersion() int { return len(migrations) }
 
 // ddl renders the statements that create table t in database db: one CREATE TABLE on a single
 // node; with a cluster, a Replicated local table on every node and a Distributed table over them.
-func ddl(db, cluster string, t tableDef) []string {
-	q := func(name string) string { return "`" + db + "`.`" + name + "`" }
+func (t tableDef) ddl(db, cluster string) []string {
+	q := func(name string) string { return qualified(db, name) }
 	body := func(engine string) string {
 		return fmt.Sprintf("(\n\t%s\n) ENGINE = %s\nPARTITION BY %s\nORDER BY %s", t.columns, engine, t.partition, t.order)
 	}
@@ -129,12 +141,59 @@ func ddl(db, cluster string, t tableDef) []string {
 	}
 }
 
+func (t tableDef) String() string { return "create table " + t.name }
+
+// addColumns adds columns at the end of an existing table. Rows stored before read each new
+// column's default expression, computed from their other columns until a merge writes it.
+type addColumns struct {
+	table   string
+	columns []columnDef
+}
+
+// columnDef is a column that addColumns adds.
+type columnDef struct {
+	name string
+	typ  string // ClickHouse type, e.g. "String"
+	def  string // DEFAULT expression, e.g. another column; empty: the type's zero value
+}
+
+// ddl renders the ALTER TABLE that adds the columns in database db. With a cluster, the local
+// tables change first, then the Distributed table over them: it was created AS the local table
+// and does not follow it, and a column it has but they lack would fail its reads.
+func (a addColumns) ddl(db, cluster string) []string {
+	adds := make([]string, len(a.columns))
+	for i, c := range a.columns {
+		adds[i] = "ADD COLUMN " + c.name + " " + c.typ
+		if c.def != "" {
+			adds[i] += " DEFAULT " + c.def
+		}
+	}
+	alter := func(table string) string {
+		return "ALTER TABLE " + qualified(db, table) + onCluster(cluster) + " " + strings.Join(adds, ", ")
+	}
+	if cluster == "" {
+		return []string{alter(a.table)}
+	}
+	return []string{alter(a.table + "_local"), alter(a.table)}
+}
+
+func (a addColumns) String() string {
+	names := make([]string, len(a.columns))
+	for i, c := range a.columns {
+		names[i] = c.name
+	}
+	return "add to " + a.table + ": " + strings.Join(names, ", ")
+}
+
+// qualified returns the quoted name of table in database db.
+func qualified(db, table string) string { return "`" + db + "`.`" + table + "`" }
+
 // SchemaDDL returns every statement Migrate would run on an empty database, for review and for
 // golden-file tests of the cluster DDL.
 func SchemaDDL(db, cluster string) []string {
 	out := []string{createDatabase(db, cluster), createMigrationsTable(db, cluster)}
-	for _, t := range migrations {
-		out = append(out, ddl(db, cluster, t)...)
+	for _, m := range migrations {
+		out = append(out, m.ddl(db, cluster)...)
 	}
 	return out
 }
@@ -175,7 +234,7 @@ func (s *Store) Migrate(ctx context.Context) error {
 		return fmt.Errorf("read schema version: %w", err)
 	}
 	for i := int(current); i < len(migrations); i++ {
-		for _, stmt := range ddl(db, cluster, migrations[i]) {
+		for _, stmt := range migrations[i].ddl(db, cluster) {
 			if err := s.conn.Exec(ctx, stmt); err != nil {
 				return fmt.Errorf("apply migration %d (%s): %w", i+1, firstLine(stmt), err)
 			}
@@ -184,7 +243,7 @@ func (s *Store) Migrate(ctx context.Context) error {
 		if err := s.insertColumns(ctx, "schema_migrations", record); err != nil {
 			return fmt.Errorf("record migration %d: %w", i+1, err)
 		}
-		s.log.Info("schema migrated", "version", i+1, "table", migrations[i].name)
+		s.log.Info("schema migrated", "version", i+1, "migration", migrations[i].String())
 	}
 	return nil
 }
