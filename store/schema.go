@@ -110,6 +110,18 @@ var migrations = []migration{
 		order:     "(a, b)",
 		shardKey:  "cityHash64(a)",
 	},
+	// Version 5: the person known when the event was stored. A later merge of persons is an
+	// override in the persons table, applied at query time. Events stored before read their
+	// customer key.
+	addColumns{
+		table:   "events",
+		columns: []columnDef{{name: "person_id", typ: "String", def: "customer_key"}},
+	},
+	// Version 6: the same for sessions.
+	addColumns{
+		table:   "sessions",
+		columns: []columnDef{{name: "person_id", typ: "String", def: "customer_key"}},
+	},
 }
 
 // SchemaVersion is the schema version this build migrates to.

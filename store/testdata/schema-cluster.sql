@@ -76,3 +76,11 @@ ORDER BY (a, b);
 
 CREATE TABLE IF NOT EXISTS `waymark`.`identity_links` ON CLUSTER `waymark_cluster` AS `waymark`.`identity_links_local`
 ENGINE = Distributed(`waymark_cluster`, `waymark`, `identity_links_local`, cityHash64(a));
+
+ALTER TABLE `waymark`.`events_local` ON CLUSTER `waymark_cluster` ADD COLUMN person_id String DEFAULT customer_key;
+
+ALTER TABLE `waymark`.`events` ON CLUSTER `waymark_cluster` ADD COLUMN person_id String DEFAULT customer_key;
+
+ALTER TABLE `waymark`.`sessions_local` ON CLUSTER `waymark_cluster` ADD COLUMN person_id String DEFAULT customer_key;
+
+ALTER TABLE `waymark`.`sessions` ON CLUSTER `waymark_cluster` ADD COLUMN person_id String DEFAULT customer_key;

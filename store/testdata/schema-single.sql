@@ -64,3 +64,7 @@ CREATE TABLE IF NOT EXISTS `waymark`.`identity_links` (
 ) ENGINE = ReplacingMergeTree(version)
 PARTITION BY tuple()
 ORDER BY (a, b);
+
+ALTER TABLE `waymark`.`events` ADD COLUMN person_id String DEFAULT customer_key;
+
+ALTER TABLE `waymark`.`sessions` ADD COLUMN person_id String DEFAULT customer_key;
