@@ -30,8 +30,10 @@ type tableDef struct {
 }
 
 // migrations are applied in order, once each; their index+1 is the schema version. Never edit
-// one that has shipped: append a new one. Statements must run on ClickHouse 18.16 and current
-// releases (no ADD COLUMN IF NOT EXISTS on 18.16, hence the version table).
+// one that has shipped: append a new one (a new column is an addColumns, never a change to a
+// shipped tableDef). Statements must run on ClickHouse 18.16 and current releases (no ADD COLUMN
+// IF NOT EXISTS on 18.16, hence the version table). An empty database runs them all, so its tables
+// end up as an upgraded one's.
 var migrations = []migration{
 	tableDef{
 		name: "events",

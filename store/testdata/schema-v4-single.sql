@@ -1,0 +1,66 @@
+CREATE DATABASE IF NOT EXISTS `waymark`;
+
+CREATE TABLE IF NOT EXISTS `waymark`.`schema_migrations` (version UInt32, applied_at DateTime) ENGINE = MergeTree() ORDER BY version;
+
+CREATE TABLE IF NOT EXISTS `waymark`.`events` (
+	source String,
+	message_id String,
+	type String,
+	event String,
+	user_id String,
+	anonymous_id String,
+	customer_key String,
+	ts_ms UInt64,
+	date Date,
+	original_ts_ms UInt64,
+	sent_at_ms UInt64,
+	received_at_ms UInt64,
+	stored_at_ms UInt64,
+	prop_keys Array(String),
+	prop_values Array(String),
+	page_path String,
+	referrer String,
+	campaign_source String,
+	campaign_medium String,
+	campaign_name String,
+	channel String,
+	raw String
+) ENGINE = ReplacingMergeTree()
+PARTITION BY toYYYYMM(date)
+ORDER BY (customer_key, source, message_id);
+
+CREATE TABLE IF NOT EXISTS `waymark`.`sessions` (
+	session_id String,
+	customer_key String,
+	start_ms UInt64,
+	end_ms UInt64,
+	date Date,
+	events UInt32,
+	entry_event String,
+	exit_event String,
+	entry_channel String,
+	entry_campaign String,
+	stages Array(String),
+	end_reason String,
+	map_version String,
+	version UInt64,
+	deleted UInt8
+) ENGINE = ReplacingMergeTree(version)
+PARTITION BY toYYYYMM(date)
+ORDER BY (customer_key, session_id);
+
+CREATE TABLE IF NOT EXISTS `waymark`.`persons` (
+	customer_key String,
+	person_id String,
+	version UInt64
+) ENGINE = ReplacingMergeTree(version)
+PARTITION BY tuple()
+ORDER BY customer_key;
+
+CREATE TABLE IF NOT EXISTS `waymark`.`identity_links` (
+	a String,
+	b String,
+	version UInt64
+) ENGINE = ReplacingMergeTree(version)
+PARTITION BY tuple()
+ORDER BY (a, b);
