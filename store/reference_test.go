@@ -37,7 +37,8 @@ func (e refEvent) label() string {
 	return e.Type
 }
 
-// refData is a generated shop: events (some sent twice), channels, identity merges made after
+// refData is a generated shop: events (some sent twice, some again from another device of the
+// person at another time), channels, identity merges made after
 // the fact, and the sessions of each customer key.
 type refData struct {
 	events   []ingest.Event
@@ -89,6 +90,20 @@ func generateRefData(seed uint64, persons int) refData {
 			}
 			d.events = append(d.events, e)
 			d.channels = append(d.channels, channels[rng.IntN(len(channels))])
+			if len(keys) == 2 && rng.IntN(5) == 0 {
+				// The same message sent again from the person's other device, up to an hour
+				// earlier or later: a copy the sessionizer cannot know, which queries drop.
+				c := e
+				c.UserID, c.AnonymousID = "", ""
+				if other := keys[1-slices.Index(keys, key)]; other == user {
+					c.UserID = user
+				} else {
+					c.AnonymousID = other
+				}
+				c.Timestamp = e.Timestamp.Add(time.Duration(rng.IntN(121)-60) * time.Minute)
+				d.events = append(d.events, c)
+				d.channels = append(d.channels, channels[rng.IntN(len(channels))])
+			}
 		}
 	}
 	// Sessions per customer key: runs with gaps of at most 30 minutes.
@@ -152,19 +167,24 @@ func storedRefData(t testing.TB, seed uint64, persons int) (refData, *store.Stor
 	return d, s
 }
 
-// persons groups the distinct events by person, in time order (ties by message id).
+// persons groups the distinct events by person, in time order (ties by message id). Of an
+// event's copies the earliest counts (the first written, at equal times).
 func (d refData) persons() map[string][]refEvent {
 	person := map[string]string{}
 	for _, l := range d.links {
 		person[l.CustomerKey] = l.PersonID
 	}
-	seen := map[string]bool{}
+	earliest := map[string]int{}
+	for i, e := range d.events {
+		if j, ok := earliest[e.MessageID]; !ok || e.Timestamp.Before(d.events[j].Timestamp) {
+			earliest[e.MessageID] = i
+		}
+	}
 	out := map[string][]refEvent{}
 	for i, e := range d.events {
-		if seen[e.MessageID] {
+		if earliest[e.MessageID] != i {
 			continue
 		}
-		seen[e.MessageID] = true
 		key := e.CustomerKey()
 		p := cmp.Or(person[key], key)
 		out[p] = append(out[p], refEvent{Event: e, key: key, t: e.Timestamp.UnixMilli(), channel: d.channels[i],

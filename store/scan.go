@@ -150,6 +150,7 @@ GROUP BY person`
 		key, packed string
 		attrs       = make([]string, len(sc.attrs))
 		events      []scannedEvent
+		ids         []uint64 // dedupe's scratch space
 	)
 	dest := []any{&key, &packed}
 	for i := range attrs {
@@ -168,7 +169,7 @@ GROUP BY person`
 		if events, err = unpackEvents(events[:0], packed, attrs); err != nil {
 			return fmt.Errorf("scan events of %q: %w", key, err)
 		}
-		if err := fn(key, dedupe(events)); err != nil {
+		if err := fn(key, dedupe(events, &ids)); err != nil {
 			return err
 		}
 	}
@@ -219,10 +220,43 @@ func unpackEvents(events []scannedEvent, packed string, attrs []string) ([]scann
 	return events, nil
 }
 
-// dedupe drops the copies of redelivered events from events in (time, id) order, the order the
-// queries read them in: copies are then neighbours.
-func dedupe(events []scannedEvent) []scannedEvent {
-	return slices.CompactFunc(events, func(a, b scannedEvent) bool { return a.id == b.id && a.t == b.t })
+// dedupe drops the copies of events from one person's events in (time, id) order, the order the
+// queries read them in, and keeps the earliest of each. Copies at one time (a redelivered batch)
+// are neighbours. Copies at other times reach the store only when the sessionizer could not know
+// them as copies: the same message sent from two devices (another anonymousId), or produced to
+// two partitions that different consumers read; they are found by sorting the person's ids into
+// ids, scratch space kept from person to person.
+func dedupe(events []scannedEvent, ids *[]uint64) []scannedEvent {
+	events = slices.CompactFunc(events, func(a, b scannedEvent) bool { return a.id == b.id && a.t == b.t })
+	if len(events) < 2 {
+		return events
+	}
+	sorted := (*ids)[:0]
+	for _, e := range events {
+		sorted = append(sorted, e.id)
+	}
+	slices.Sort(sorted)
+	*ids = sorted
+	var copies []uint64
+	for i := 1; i < len(sorted); i++ {
+		if sorted[i] == sorted[i-1] && (len(copies) == 0 || copies[len(copies)-1] != sorted[i]) {
+			copies = append(copies, sorted[i])
+		}
+	}
+	if len(copies) == 0 {
+		return events
+	}
+	seen := make(map[uint64]bool, len(copies))
+	return slices.DeleteFunc(events, func(e scannedEvent) bool {
+		if _, found := slices.BinarySearch(copies, e.id); !found {
+			return false
+		}
+		if seen[e.id] {
+			return true // a later copy
+		}
+		seen[e.id] = true
+		return false
+	})
 }
 
 // resolvedPerson is the person of a row of events or sessions joined to personOverrides: the

@@ -3,6 +3,7 @@ package main
 import (
 	"cmp"
 	"encoding/json"
+	"fmt"
 	"maps"
 	"net/url"
 	"os"
@@ -402,5 +403,26 @@ func TestSharedDeviceAnswersDoNotDependOnArrivalOrder(t *testing.T) {
 				t.Errorf("%s: %s went to %s (%d), want %s", name, step, body, code, person)
 			}
 		}
+	}
+}
+
+// TestCopyFromAnotherDeviceCountsOnce: an order resent with the same messageId from another
+// device of the customer (another anonymousId, so another partition key), seconds later, is one
+// order, not a repeat purchase.
+func TestCopyFromAnotherDeviceCountsOnce(t *testing.T) {
+	s := startServe(t)
+	order := `{"type":"track","anonymousId":"%s","userId":"hu","event":"Order Completed","messageId":"mh1","timestamp":"2024-06-14T10:00:%s","properties":{"revenue":10}}`
+	for _, copy := range []string{fmt.Sprintf(order, "dA", "00Z"), fmt.Sprintf(order, "dB", "05Z")} {
+		if status, answer := s.track(t, "/v1/batch", `{"batch":[`+copy+`]}`); status != 200 {
+			t.Fatalf("POST /v1/batch: %d %s", status, answer)
+		}
+	}
+	s.waitStored(t)
+	var counts []int64
+	for _, st := range s.funnel(t, "Order Completed,Order Completed", "24h").Steps {
+		counts = append(counts, st.Customers)
+	}
+	if !slices.Equal(counts, []int64{1, 0}) {
+		t.Errorf("funnel Order Completed twice: %v, want [1 0] (one order)", counts)
 	}
 }
