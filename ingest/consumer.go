@@ -393,6 +393,7 @@ func (c *Consumer) readPartition(ctx, gctx context.Context, gen *generation, a k
 		}
 		c.health.clearStep("fetch")
 		e, err := c.decode(msg)
+		e.Seq = msg.Offset
 		select {
 		case out <- fetchedMessage{msg, e, err, gen}:
 		case <-rctx.Done():

@@ -43,6 +43,11 @@ type Event struct {
 	CampaignName   string   // context.campaign.name (utm_campaign)
 	SessionID      string   // a client-provided session id: context.sessionId, else properties.session_id
 
+	// Seq is the event's place in its Kafka partition (its offset), set by the consumer: a
+	// device's events are in one partition, so among its events with equal timestamps Seq is the
+	// client's order (the collector produces a batch in order). 0 when unknown.
+	Seq int64
+
 	Raw []byte
 }
 

@@ -96,9 +96,21 @@ func (r *Runner) Prepare(ctx context.Context, events []ingest.Event) (func(conte
 	}
 	out, stats := r.core.Push(r.now(), events)
 	r.metrics.observe(stats)
+	cloned := false // the caller's events stay as they are
+	for i := range events {
+		if events[i].Seq != out.Seqs[i] { // an event delivered again keeps its first Seq
+			if !cloned {
+				events, cloned = slices.Clone(events), true
+			}
+			events[i].Seq = out.Seqs[i]
+		}
+	}
 	personIDs := out.PersonIDs
 	if len(out.LaterCopies) > 0 { // the first copy of an event is the one stored
-		events, personIDs = slices.Clone(events), slices.Clone(personIDs)
+		if !cloned {
+			events = slices.Clone(events)
+		}
+		personIDs = slices.Clone(personIDs)
 		for _, i := range slices.Backward(out.LaterCopies) {
 			events = slices.Delete(events, i, i+1)
 			personIDs = slices.Delete(personIDs, i, i+1)

@@ -96,10 +96,11 @@ type Session struct {
 	Deleted       bool
 }
 
-// point is what the sessionizer keeps of one event: 48 bytes, strings interned.
+// point is what the sessionizer keeps of one event: 56 bytes, strings interned.
 type point struct {
 	ms       int64  // event time, unix milliseconds
-	id       uint64 // hash of source and messageId, to drop duplicates and order ties
+	seq      int64  // place in the partition (ingest.Event.Seq): orders equal times as the client sent them
+	id       uint64 // hash of source and messageId, to drop duplicates (and order ties Seq leaves)
 	rules    uint64 // bit i: the base conditions of rule i hold
 	touch    uint32 // touchpoint label (interned)
 	channel  uint32 // channel (interned)
@@ -122,7 +123,7 @@ func IsTouchpoint(typ string) bool { return slices.Contains(TouchpointTypes(), t
 // newPoint keeps what sessions need of an event.
 func (s *Sessionizer) newPoint(e *ingest.Event) point {
 	channel := s.jm.Channel(e)
-	p := point{ms: e.Timestamp.UnixMilli(), id: eventHash(e), rules: s.matchRules(e, channel),
+	p := point{ms: e.Timestamp.UnixMilli(), seq: e.Seq, id: eventHash(e), rules: s.matchRules(e, channel),
 		touch: s.intern(touchpoint(e)), channel: s.intern(channel), campaign: s.intern(e.CampaignName),
 		identity: !IsTouchpoint(e.Type)}
 	if e.SessionID != "" {
@@ -247,6 +248,9 @@ type Output struct {
 	// PersonIDs are the person each pushed event is stored with (see identities.personAt): a
 	// userId whenever one is known at ingest. Later merges are in Persons.
 	PersonIDs []string
+	// Seqs are the Seq each pushed event is stored with: its own, or for an event delivered again
+	// the first delivery's, so the copies ClickHouse keeps agree on the order of ties.
+	Seqs []int64
 	// LaterCopies are the indexes of the pushed events that are copies of an event seen before
 	// (same source and messageId) at another time: a retry that was stamped again, a resend
 	// without timestamp. The first copy seen is the event; these must not be stored.
@@ -264,7 +268,7 @@ func (s *Sessionizer) Push(now time.Time, events []ingest.Event) (Output, Stats)
 	var merged [][2]string
 	var later []int
 	signIns := map[string]bool{} // devices whose sign-ins changed
-	personIDs := make([]string, len(events))
+	personIDs, seqs := make([]string, len(events)), make([]int64, len(events))
 	for i := range events {
 		e := &events[i]
 		key := e.CustomerKey()
@@ -274,9 +278,9 @@ func (s *Sessionizer) Push(now time.Time, events []ingest.Event) (Output, Stats)
 			c = &customer{firstChannel: s.strs[p.channel]}
 			s.customers[key] = c
 		}
-		if c.has(p) { // delivered again: stored again, which changes nothing
+		if held, ok := c.held(p); ok { // delivered again: stored again, which changes nothing
 			stats.Duplicates++
-			personIDs[i] = s.ids.personAt(e.UserID, e.AnonymousID, p.ms)[2:]
+			personIDs[i], seqs[i] = s.ids.personAt(e.UserID, e.AnonymousID, p.ms)[2:], held.seq
 			continue
 		}
 		if c.holds(p.id) { // a copy at another time (a retry re-stamped): the first one counts
@@ -288,7 +292,7 @@ func (s *Sessionizer) Push(now time.Time, events []ingest.Event) (Output, Stats)
 		if e.UserID != "" && e.AnonymousID != "" && s.ids.signedIn("a:"+e.AnonymousID, "u:"+e.UserID, p.ms) {
 			signIns["a:"+e.AnonymousID] = true
 		}
-		personIDs[i] = s.ids.personAt(e.UserID, e.AnonymousID, p.ms)[2:]
+		personIDs[i], seqs[i] = s.ids.personAt(e.UserID, e.AnonymousID, p.ms)[2:], p.seq
 		p.person = s.intern(personIDs[i])
 		c.add(p)
 		if !c.dirty {
@@ -297,7 +301,7 @@ func (s *Sessionizer) Push(now time.Time, events []ingest.Event) (Output, Stats)
 		}
 	}
 	s.version = max(s.version+1, uint64(now.UnixNano()))
-	out := Output{Version: s.version, Links: merged, PersonIDs: personIDs, LaterCopies: later}
+	out := Output{Version: s.version, Links: merged, PersonIDs: personIDs, Seqs: seqs, LaterCopies: later}
 	for _, device := range slices.Sorted(maps.Keys(signIns)) {
 		if d, ok := s.ids.sharedSignIns(device); ok {
 			out.SignIns = append(out.SignIns, d)
@@ -389,18 +393,20 @@ func (s *Sessionizer) evict() int {
 	return n
 }
 
-// has reports whether the customer already holds an event with p's time and id.
-func (c *customer) has(p point) bool {
-	i, _ := slices.BinarySearchFunc(c.points[:c.sorted], p, comparePoints)
-	if i < c.sorted && c.points[i].ms == p.ms && c.points[i].id == p.id {
-		return true
+// held returns the point the customer holds with p's time and id, if any.
+func (c *customer) held(p point) (point, bool) {
+	i, _ := slices.BinarySearchFunc(c.points[:c.sorted], p.ms, func(q point, ms int64) int { return cmp.Compare(q.ms, ms) })
+	for ; i < c.sorted && c.points[i].ms == p.ms; i++ {
+		if c.points[i].id == p.id {
+			return c.points[i], true
+		}
 	}
 	for _, q := range c.points[c.sorted:] {
 		if q.ms == p.ms && q.id == p.id {
-			return true
+			return q, true
 		}
 	}
-	return false
+	return point{}, false
 }
 
 // idIndexFrom is the number of points from which a customer keeps its points' ids sorted: below
@@ -441,11 +447,10 @@ func (c *customer) sort() {
 	}
 }
 
+// comparePoints orders points by time, equal times in the client's order (Seq), then by id: the
+// one tie rule, which the store's queries follow too.
 func comparePoints(a, b point) int {
-	if a.ms != b.ms {
-		return cmp.Compare(a.ms, b.ms)
-	}
-	return cmp.Compare(a.id, b.id)
+	return cmp.Or(cmp.Compare(a.ms, b.ms), cmp.Compare(a.seq, b.seq), cmp.Compare(a.id, b.id))
 }
 
 // observe updates the counters an arriving event feeds: lateness, identity links and the live

@@ -414,8 +414,8 @@ func planFunnel(jm *sessionize.Map, q FunnelQuery) (*funnelPlan, error) {
 
 // units turns one person's events into funnel units: the person, or each of their sessions.
 func (p *funnelPlan) units(events []scannedEvent, sessions map[string][]span) [][]unitEvent {
-	if !slices.IsSortedFunc(events, func(a, b scannedEvent) int { return cmp.Or(cmp.Compare(a.t, b.t), cmp.Compare(a.id, b.id)) }) {
-		slices.SortFunc(events, func(a, b scannedEvent) int { return cmp.Or(cmp.Compare(a.t, b.t), cmp.Compare(a.id, b.id)) })
+	if !slices.IsSortedFunc(events, compareScanned) {
+		slices.SortFunc(events, compareScanned)
 	}
 	counts := make([]int, len(p.conds))
 	trait := ""

@@ -18,7 +18,7 @@ type funnelEvent struct {
 // bruteLevel is the funnel definition applied literally: the largest k for which distinct events
 // e1…ek match steps 1…k with non-decreasing times, e1 in [from, to) and tk − t1 ≤ window.
 func bruteLevel(p funnelPlan, ev []funnelEvent, from, to, window int64) int {
-	// Step matches, with nth counted in (time, id) order.
+	// Step matches, with nth counted in (time, id) order (the tie rule's, seq being 0 here).
 	matches := func(e funnelEvent, step int) bool {
 		sp := p.steps[step]
 		for j, c := range sp.conds {

@@ -75,7 +75,7 @@ func (s *Store) customersStored(ctx context.Context, keys []string) ([]string, e
 }
 
 func (s *Store) historyEvents(ctx context.Context, in string, args []any) ([]ingest.Event, error) {
-	rows, err := s.conn.Query(ctx, "SELECT source, message_id, any(raw), any(received_at_ms) FROM "+s.table("events")+
+	rows, err := s.conn.Query(ctx, "SELECT source, message_id, any(raw), any(received_at_ms), min(seq) FROM "+s.table("events")+
 		" WHERE "+in+" GROUP BY source, message_id", args...)
 	if err != nil {
 		return nil, fmt.Errorf("load event history: %w", err)
@@ -84,8 +84,8 @@ func (s *Store) historyEvents(ctx context.Context, in string, args []any) ([]ing
 	var out []ingest.Event
 	for rows.Next() {
 		var source, id, raw string
-		var received uint64
-		if err := rows.Scan(&source, &id, &raw, &received); err != nil {
+		var received, seq uint64
+		if err := rows.Scan(&source, &id, &raw, &received, &seq); err != nil {
 			return nil, fmt.Errorf("load event history: %w", err)
 		}
 		e, err := ingest.DecodeAt([]byte(raw), source, time.UnixMilli(int64(received)))
@@ -98,6 +98,7 @@ func (s *Store) historyEvents(ctx context.Context, in string, args []any) ([]ing
 				"source", source, "message_id", id, "err", err)
 			continue
 		}
+		e.Seq = int64(seq)
 		out = append(out, e)
 	}
 	return out, rows.Err()

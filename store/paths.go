@@ -140,9 +140,8 @@ func label(e unitEvent) string { return e.attrs[0] }
 // range.
 func (s *Store) eachAnchor(ctx context.Context, a *anchorScan, fn func(person string, ev []unitEvent, at int)) error {
 	return s.scan(ctx, a.plan.scan, func(person string, events []scannedEvent) error {
+		// In the scan's order: equal times as the client sent them (the tie rule sessions follow).
 		unit := a.plan.units(events, nil)[0]
-		// Equal times in label order, so sequences do not depend on how ties are stored.
-		slices.SortStableFunc(unit, func(x, y unitEvent) int { return cmp.Or(cmp.Compare(x.t, y.t), cmp.Compare(label(x), label(y))) })
 		for i, e := range unit {
 			if e.t >= a.to {
 				break

@@ -126,15 +126,7 @@ func refAnchor(jm *sessionize.Map, d refData, anchor string, from, to time.Time,
 	for _, all := range d.persons() {
 		var evs []refEvent
 		isAnchor := []bool{}
-		order := make([]int, len(all))
-		for i := range order {
-			order[i] = i
-		}
-		// equal times in label order
-		slices.SortStableFunc(order, func(a, b int) int {
-			return cmp.Or(cmp.Compare(all[a].t, all[b].t), cmp.Compare(all[a].label(), all[b].label()))
-		})
-		for _, i := range order {
+		for i := range all { // in the tie rule's order: equal times as the client sent them
 			if all[i].tracked {
 				evs = append(evs, all[i])
 				isAnchor = append(isAnchor, matchesStep(jm, anchor, all, i))

@@ -88,6 +88,7 @@ func generateRefData(seed uint64, persons int) refData {
 			if e.Event == "Product Viewed" {
 				e.PropertyKeys, e.PropertyValues = []string{"category", ingest.DeviceTypeKey}, []string{[]string{"shoes", "hats"}[rng.IntN(2)], []string{"mobile", "desktop"}[rng.IntN(2)]}
 			}
+			e.Seq = int64(len(d.events) + 1) // the client's order, as a partition's offsets give it
 			d.events = append(d.events, e)
 			d.channels = append(d.channels, channels[rng.IntN(len(channels))])
 			if len(keys) == 2 && rng.IntN(5) == 0 {
@@ -101,6 +102,7 @@ func generateRefData(seed uint64, persons int) refData {
 					c.AnonymousID = other
 				}
 				c.Timestamp = e.Timestamp.Add(time.Duration(rng.IntN(121)-60) * time.Minute)
+				c.Seq = int64(len(d.events) + 1)
 				d.events = append(d.events, c)
 				d.channels = append(d.channels, channels[rng.IntN(len(channels))])
 			}
@@ -167,8 +169,8 @@ func storedRefData(t testing.TB, seed uint64, persons int) (refData, *store.Stor
 	return d, s
 }
 
-// persons groups the distinct events by person, in time order (ties by message id). Of an
-// event's copies the earliest counts (the first written, at equal times).
+// persons groups the distinct events by person, in time order, equal times in the client's order
+// (Seq). Of an event's copies the earliest counts (the first sent, at equal times).
 func (d refData) persons() map[string][]refEvent {
 	person := map[string]string{}
 	for _, l := range d.links {
@@ -176,7 +178,7 @@ func (d refData) persons() map[string][]refEvent {
 	}
 	earliest := map[string]int{}
 	for i, e := range d.events {
-		if j, ok := earliest[e.MessageID]; !ok || e.Timestamp.Before(d.events[j].Timestamp) {
+		if j, ok := earliest[e.MessageID]; !ok || e.Timestamp.Before(d.events[j].Timestamp) || e.Timestamp.Equal(d.events[j].Timestamp) && e.Seq < d.events[j].Seq {
 			earliest[e.MessageID] = i
 		}
 	}
@@ -191,7 +193,7 @@ func (d refData) persons() map[string][]refEvent {
 			tracked: e.Type == "track" || e.Type == "page" || e.Type == "screen"})
 	}
 	for _, evs := range out {
-		slices.SortFunc(evs, func(a, b refEvent) int { return cmp.Or(cmp.Compare(a.t, b.t), cmp.Compare(a.MessageID, b.MessageID)) })
+		slices.SortFunc(evs, func(a, b refEvent) int { return cmp.Or(cmp.Compare(a.t, b.t), cmp.Compare(a.Seq, b.Seq)) })
 	}
 	return out
 }

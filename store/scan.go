@@ -1,6 +1,7 @@
 package store
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"slices"
@@ -59,6 +60,7 @@ type eventScan struct {
 // scannedEvent is one distinct event of a person.
 type scannedEvent struct {
 	t     int64
+	seq   int64 // place in its partition: equal times are in the client's order by it
 	id    uint64
 	mask  uint64
 	attrs []string
@@ -84,7 +86,7 @@ func (s *Store) scan(ctx context.Context, sc eventScan, fn func(person string, e
 	attrCols, attrArrays := "", ""
 	for i, a := range sc.attrs {
 		attrCols += fmt.Sprintf(", %s AS a%d", a.sql, i)
-		attrArrays += fmt.Sprintf(`, arrayStringConcat(arraySort((v, k) -> k, groupArray(replaceAll(replaceAll(a%d, '\\', '\\\\'), '\x1f', '\\f')), groupArray((t, id))), '\x1f')`, i)
+		attrArrays += fmt.Sprintf(`, arrayStringConcat(arraySort((v, k) -> k, groupArray(replaceAll(replaceAll(a%d, '\\', '\\\\'), '\x1f', '\\f')), groupArray((t, seq, id))), '\x1f')`, i)
 		args = append(args, a.args...)
 	}
 	for i, p := range sc.preds {
@@ -108,14 +110,14 @@ func (s *Store) scan(ctx context.Context, sc eventScan, fn func(person string, e
 		where += " AND date <= toDate(?) AND ts_ms <= ?"
 		args = append(args, day(sc.to+dayMs), uint64(sc.to))
 	}
-	// Each customer's events come in (time, id) order as one text column (and one per attribute)
+	// Each person's events come in (time, seq, id) order, the tie rule, as one text column (and one per attribute)
 	// rather than arrays: the client reads arrays through reflection, several times slower than
 	// this parse, and ClickHouse sorts them while Waymark reads the previous customers.
 	attrNames := ""
 	for i := range sc.attrs {
 		attrNames += fmt.Sprintf(", a%d", i)
 	}
-	rowsSQL := `SELECT person_id, ts_ms AS t, ` + strings.Join(maskTerms, " + ") + ` AS mask,
+	rowsSQL := `SELECT person_id, ts_ms AS t, seq, ` + strings.Join(maskTerms, " + ") + ` AS mask,
 			cityHash64(source, message_id) AS id` + attrCols + `
 		FROM ` + s.table("events") + `
 		WHERE ` + where
@@ -124,18 +126,19 @@ func (s *Store) scan(ctx context.Context, sc eventScan, fn func(person string, e
 		return err
 	}
 	if shared {
-		rowsSQL = `SELECT ` + signedInPerson + ` AS person_id, t, mask, id` + attrNames + `
+		rowsSQL = `SELECT ` + signedInPerson + ` AS person_id, t, seq, mask, id` + attrNames + `
 		FROM (
-			SELECT person_id AS stored_person, customer_key, user_id, ts_ms AS t, ` + strings.Join(maskTerms, " + ") + ` AS mask,
+			SELECT person_id AS stored_person, customer_key, user_id, ts_ms AS t, seq, ` + strings.Join(maskTerms, " + ") + ` AS mask,
 				cityHash64(source, message_id) AS id` + attrCols + `
 			FROM ` + s.table("events") + `
 			WHERE ` + where + `
 		) AS ev ANY LEFT JOIN (` + s.signIns() + `) AS d USING customer_key`
 	}
 	query := `SELECT person, arrayStringConcat(arrayMap(e -> concat(toString(tupleElement(e, 1)), ' ',
-		toString(tupleElement(e, 3)), ' ', toString(tupleElement(e, 2))), arraySort(groupArray((t, id, mask)))), ',')` + attrArrays + `
+		toString(tupleElement(e, 2)), ' ', toString(tupleElement(e, 4)), ' ', toString(tupleElement(e, 3))),
+		arraySort(groupArray((t, seq, id, mask)))), ',')` + attrArrays + `
 FROM (
-	SELECT ` + resolvedPerson + ` AS person, t, mask, id` + attrNames + `
+	SELECT ` + resolvedPerson + ` AS person, t, seq, mask, id` + attrNames + `
 	FROM (
 		` + rowsSQL + `
 	) AS e ANY LEFT JOIN (` + s.personOverrides() + `) AS o USING person_id
@@ -179,27 +182,33 @@ GROUP BY person`
 	return nil
 }
 
-// unpackEvents parses one customer's events, "t mask id" joined by ",", and their attributes,
+// compareScanned orders a person's events by the tie rule: time, equal times in the client's
+// order (seq), then id. The sessionizer orders its points the same way (sessionize.comparePoints).
+func compareScanned(a, b scannedEvent) int {
+	return cmp.Or(cmp.Compare(a.t, b.t), cmp.Compare(a.seq, b.seq), cmp.Compare(a.id, b.id))
+}
+
+// unpackEvents parses one person's events, "t seq mask id" joined by ",", and their attributes,
 // each a list joined by 0x1f with "\\" and 0x1f escaped as "\\\\" and "\\f".
 func unpackEvents(events []scannedEvent, packed string, attrs []string) ([]scannedEvent, error) {
 	for i := 0; i < len(packed); {
 		var e scannedEvent
-		var fields [3]uint64
+		var fields [4]uint64
 		for f := range fields {
 			start := i
 			for ; i < len(packed) && packed[i] >= '0' && packed[i] <= '9'; i++ {
 				fields[f] = fields[f]*10 + uint64(packed[i]-'0')
 			}
 			want := byte(' ')
-			if f == 2 {
+			if f == len(fields)-1 {
 				want = ','
 			}
-			if i == start || i-start > 20 || (i < len(packed) && packed[i] != want) || (i == len(packed) && f < 2) {
+			if i == start || i-start > 20 || (i < len(packed) && packed[i] != want) || (i == len(packed) && f < len(fields)-1) {
 				return nil, fmt.Errorf("bad event list at byte %d", i)
 			}
 			i++ // the separator
 		}
-		e.t, e.mask, e.id = int64(fields[0]), fields[1], fields[2]
+		e.t, e.seq, e.mask, e.id = int64(fields[0]), int64(fields[1]), fields[2], fields[3]
 		events = append(events, e)
 	}
 	for a, list := range attrs {

@@ -12,13 +12,14 @@ func TestUnpackEvents(t *testing.T) {
 		want   string
 		err    bool
 	}{
-		{"1700000000000 5 18446744073709551615", nil, "[{1700000000000 18446744073709551615 5 []}]", false},
-		{"1 2 3,4 5 6", []string{"a\x1fb"}, "[{1 3 2 [a]} {4 6 5 [b]}]", false},
-		{"1 2 3,4 5 6", []string{`x\\y\f` + "\x1f"}, "[{1 3 2 [x\\y\x1f]} {4 6 5 []}]", false},
-		{"1 2 3,4 5 6", []string{"only one"}, "", true},
-		{"1 2", nil, "", true},
-		{"1 x 3", nil, "", true},
-		{"1 2 3;", nil, "", true},
+		{"1700000000000 7 5 18446744073709551615", nil, "[{1700000000000 7 18446744073709551615 5 []}]", false},
+		{"1 0 2 3,4 9 5 6", []string{"a\x1fb"}, "[{1 0 3 2 [a]} {4 9 6 5 [b]}]", false},
+		{"1 0 2 3,4 0 5 6", []string{`x\\y\f` + "\x1f"}, "[{1 0 3 2 [x\\y\x1f]} {4 0 6 5 []}]", false},
+		{"1 0 2 3,4 0 5 6", []string{"only one"}, "", true},
+		{"1 0 2", nil, "", true},
+		{"1 2 3", nil, "", true},
+		{"1 0 x 3", nil, "", true},
+		{"1 0 2 3;", nil, "", true},
 	}
 	for _, tt := range tests {
 		got, err := unpackEvents(nil, tt.packed, tt.attrs)

@@ -138,6 +138,13 @@ var migrations = []migration{
 		order:     "device",
 		shardKey:  "cityHash64(device)",
 	},
+	// Version 8: the event's place in its partition (the Kafka offset of its first stored copy):
+	// a device's events with equal timestamps are in the client's order by it. Events stored
+	// before have 0 and keep the old order of ties, by id.
+	addColumns{
+		table:   "events",
+		columns: []columnDef{{name: "seq", typ: "UInt64"}},
+	},
 }
 
 // SchemaVersion is the schema version this build migrates to.

@@ -144,7 +144,7 @@ func eventColumns(events []ingest.Event, channels, personIDs []string) []column 
 		source, messageID, typ, event, userID, anonID, customer = make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n)
 		ts, origTS, sentAt, receivedAt                          = make([]uint64, n), make([]uint64, n), make([]uint64, n), make([]uint64, n)
 		date                                                    = make([]time.Time, n)
-		storedAt                                                = make([]uint64, n)
+		storedAt, seq                                           = make([]uint64, n), make([]uint64, n)
 		propKeys, propValues                                    = make([][]string, n), make([][]string, n)
 		path, referrer, campSource, campMedium, campName, raw   = make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n)
 	)
@@ -155,6 +155,7 @@ func eventColumns(events []ingest.Event, channels, personIDs []string) []column 
 		userID[i], anonID[i], customer[i] = e.UserID, e.AnonymousID, e.CustomerKey()
 		ts[i], origTS[i], sentAt[i], receivedAt[i] = millis(e.Timestamp), millis(e.OriginalTimestamp), millis(e.SentAt), millis(e.ReceivedAt)
 		date[i], storedAt[i] = e.Timestamp.UTC(), now // when the batch was handed to ClickHouse
+		seq[i] = uint64(max(e.Seq, 0))
 		propKeys[i], propValues[i] = orEmpty(e.PropertyKeys), orEmpty(e.PropertyValues)
 		path[i], referrer[i] = e.PagePath, e.Referrer
 		campSource[i], campMedium[i], campName[i] = e.CampaignSource, e.CampaignMedium, e.CampaignName
@@ -164,7 +165,7 @@ func eventColumns(events []ingest.Event, channels, personIDs []string) []column 
 		{"source", source}, {"message_id", messageID}, {"type", typ}, {"event", event},
 		{"user_id", userID}, {"anonymous_id", anonID}, {"customer_key", customer}, {"person_id", person},
 		{"ts_ms", ts}, {"date", date}, {"original_ts_ms", origTS}, {"sent_at_ms", sentAt},
-		{"received_at_ms", receivedAt}, {"stored_at_ms", storedAt},
+		{"received_at_ms", receivedAt}, {"stored_at_ms", storedAt}, {"seq", seq},
 		{"prop_keys", propKeys}, {"prop_values", propValues},
 		{"page_path", path}, {"referrer", referrer},
 		{"campaign_source", campSource}, {"campaign_medium", campMedium}, {"campaign_name", campName},

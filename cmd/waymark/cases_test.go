@@ -426,3 +426,64 @@ func TestCopyFromAnotherDeviceCountsOnce(t *testing.T) {
 		t.Errorf("funnel Order Completed twice: %v, want [1 0] (one order)", counts)
 	}
 }
+
+// TestEqualTimesKeepTheClientsOrder: SDKs stamp events to the second, so a visit's events often
+// share a timestamp. Sessions, paths and next take them in the order the client sent them (their
+// place in the partition), one device forwards and one backwards, through HTTP and through kcat.
+func TestEqualTimesKeepTheClientsOrder(t *testing.T) {
+	event := func(device, typ, name, id string) string {
+		field := "event"
+		if typ == "page" {
+			field = "name"
+		}
+		return fmt.Sprintf(`{"type":%q,"anonymousId":%q,%q:%q,"messageId":%q,"timestamp":"2024-07-01T12:00:00Z"}`, typ, device, field, name, id)
+	}
+	lines := []string{
+		event("fwd", "page", "Home", "f1"), event("fwd", "track", "Product Viewed", "f2"), event("fwd", "track", "Product Added", "f3"),
+		event("bwd", "track", "Product Added", "b1"), event("bwd", "track", "Product Viewed", "b2"), event("bwd", "page", "Home", "b3"),
+	}
+	viaHTTP, viaKafka := startServe(t), startServe(t)
+	if status, answer := viaHTTP.track(t, "/v1/batch", `{"batch":[`+strings.Join(lines, ",")+`]}`); status != 200 {
+		t.Fatalf("POST /v1/batch: %d %s", status, answer)
+	}
+	produceWithKcat(t, viaKafka.broker, lines)
+	for _, s := range []*server{viaHTTP, viaKafka} {
+		s.waitStored(t)
+		got := queryStrings(t, "SELECT customer_key || ': ' || entry_event || ' > ' || exit_event FROM "+s.database+".sessions FINAL WHERE deleted = 0 ORDER BY customer_key")
+		if want := []string{"bwd: Product Added > Home", "fwd: Home > Product Added"}; !slices.Equal(got, want) {
+			t.Errorf("%s: sessions %v, want %v", s.database, got, want)
+		}
+		code, body := httpGet(t, "http://"+s.http+"/api/v1/next?window=1h&anchor="+url.QueryEscape("Product Viewed"))
+		var next struct {
+			Touchpoints []struct {
+				Value string
+				Count int64
+			}
+		}
+		if err := json.Unmarshal([]byte(body), &next); code != 200 || err != nil {
+			t.Fatalf("%s: next: %d %s", s.database, code, body)
+		}
+		gotNext := map[string]int64{}
+		for _, tp := range next.Touchpoints {
+			gotNext[tp.Value] = tp.Count
+		}
+		if gotNext["Product Added"] != 1 || gotNext["Home"] != 1 || len(gotNext) != 2 {
+			t.Errorf("%s: next after Product Viewed %v, want Product Added 1 (fwd), Home 1 (bwd)", s.database, gotNext)
+		}
+		code, body = httpGet(t, "http://"+s.http+"/api/v1/paths?window=1h&depth=3&anchor=Home&convert="+url.QueryEscape("Product Added"))
+		var paths struct {
+			Paths []struct{ Touchpoints []string }
+		}
+		if err := json.Unmarshal([]byte(body), &paths); code != 200 || err != nil {
+			t.Fatalf("%s: paths: %d %s", s.database, code, body)
+		}
+		var gotPaths []string
+		for _, p := range paths.Paths {
+			gotPaths = append(gotPaths, strings.Join(p.Touchpoints, " > "))
+		}
+		slices.Sort(gotPaths)
+		if want := []string{"Home > (exit)", "Home > Product Viewed > Product Added"}; !slices.Equal(gotPaths, want) {
+			t.Errorf("%s: paths from Home %v, want %v (fwd goes on, bwd ends at Home)", s.database, gotPaths, want)
+		}
+	}
+}

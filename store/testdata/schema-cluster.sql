@@ -96,3 +96,7 @@ ORDER BY device;
 
 CREATE TABLE IF NOT EXISTS `waymark`.`device_sign_ins` ON CLUSTER `waymark_cluster` AS `waymark`.`device_sign_ins_local`
 ENGINE = Distributed(`waymark_cluster`, `waymark`, `device_sign_ins_local`, cityHash64(device));
+
+ALTER TABLE `waymark`.`events_local` ON CLUSTER `waymark_cluster` ADD COLUMN seq UInt64;
+
+ALTER TABLE `waymark`.`events` ON CLUSTER `waymark_cluster` ADD COLUMN seq UInt64;

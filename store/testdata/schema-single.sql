@@ -77,3 +77,5 @@ CREATE TABLE IF NOT EXISTS `waymark`.`device_sign_ins` (
 ) ENGINE = ReplacingMergeTree(version)
 PARTITION BY tuple()
 ORDER BY device;
+
+ALTER TABLE `waymark`.`events` ADD COLUMN seq UInt64;
