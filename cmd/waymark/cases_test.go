@@ -271,13 +271,7 @@ func optimizeFinal(t *testing.T, table string) {
 // two persons; bob's order is not alice's, and alice's plan is not bob's.
 func TestCaseSharedDeviceTwoUsers(t *testing.T) {
 	lines := strings.Split(strings.TrimSpace(string(readCase(t, "identity/05-shared-device-two-users/events.jsonl"))), "\n")
-	viaHTTP, viaKafka := startServe(t), startServe(t)
-	if status, answer := viaHTTP.track(t, "/v1/batch", `{"batch":[`+strings.Join(lines, ",")+`]}`); status != 200 {
-		t.Fatalf("POST /v1/batch: %d %s", status, answer)
-	}
-	produceWithKcat(t, viaKafka.broker, lines)
-	for _, s := range []*server{viaHTTP, viaKafka} {
-		s.waitStored(t)
+	for _, s := range sendBothWays(t, lines) {
 		var counts []int64
 		for _, st := range s.funnel(t, "Product Viewed,Order Completed", "24h").Steps {
 			counts = append(counts, st.Customers)
@@ -310,6 +304,22 @@ func TestCaseSharedDeviceTwoUsers(t *testing.T) {
 	}
 }
 
+// sendBothWays starts two Waymarks and sends lines (Segment messages) to one through the
+// collector, in one batch, and to the other straight to Kafka with kcat; it returns both once
+// they have stored everything.
+func sendBothWays(t *testing.T, lines []string) []*server {
+	t.Helper()
+	viaHTTP, viaKafka := startServe(t), startServe(t)
+	if status, answer := viaHTTP.track(t, "/v1/batch", `{"batch":[`+strings.Join(lines, ",")+`]}`); status != 200 {
+		t.Fatalf("POST /v1/batch: %d %s", status, answer)
+	}
+	produceWithKcat(t, viaKafka.broker, lines)
+	for _, s := range []*server{viaHTTP, viaKafka} {
+		s.waitStored(t)
+	}
+	return []*server{viaHTTP, viaKafka}
+}
+
 // produceWithKcat sends Segment messages, one per line, straight to the events topic with kcat,
 // keyed as the collector keys them (the device: anonymousId, else userId).
 func produceWithKcat(t *testing.T, broker string, lines []string) {
@@ -333,13 +343,7 @@ func produceWithKcat(t *testing.T, broker string, lines []string) {
 // of one person, entered at Home; it converts whether funnels count persons or sessions.
 func TestCaseLoginMidVisit(t *testing.T) {
 	lines := strings.Split(strings.TrimSpace(string(readCase(t, "identity/07-login-mid-session/events.jsonl"))), "\n")
-	viaHTTP, viaKafka := startServe(t), startServe(t)
-	if status, answer := viaHTTP.track(t, "/v1/batch", `{"batch":[`+strings.Join(lines, ",")+`]}`); status != 200 {
-		t.Fatalf("POST /v1/batch: %d %s", status, answer)
-	}
-	produceWithKcat(t, viaKafka.broker, lines)
-	for _, s := range []*server{viaHTTP, viaKafka} {
-		s.waitStored(t)
+	for _, s := range sendBothWays(t, lines) {
 		sum := s.sessions(t)
 		if sum.Sessions != 1 || sum.Persons != 1 || sum.Events != 4 {
 			t.Errorf("%s: %d sessions, %d persons, %d events; want 1, 1, 4 (identify is not a touchpoint)", s.database, sum.Sessions, sum.Persons, sum.Events)
@@ -442,13 +446,7 @@ func TestEqualTimesKeepTheClientsOrder(t *testing.T) {
 		event("fwd", "page", "Home", "f1"), event("fwd", "track", "Product Viewed", "f2"), event("fwd", "track", "Product Added", "f3"),
 		event("bwd", "track", "Product Added", "b1"), event("bwd", "track", "Product Viewed", "b2"), event("bwd", "page", "Home", "b3"),
 	}
-	viaHTTP, viaKafka := startServe(t), startServe(t)
-	if status, answer := viaHTTP.track(t, "/v1/batch", `{"batch":[`+strings.Join(lines, ",")+`]}`); status != 200 {
-		t.Fatalf("POST /v1/batch: %d %s", status, answer)
-	}
-	produceWithKcat(t, viaKafka.broker, lines)
-	for _, s := range []*server{viaHTTP, viaKafka} {
-		s.waitStored(t)
+	for _, s := range sendBothWays(t, lines) {
 		got := queryStrings(t, "SELECT customer_key || ': ' || entry_event || ' > ' || exit_event FROM "+s.database+".sessions FINAL WHERE deleted = 0 ORDER BY customer_key")
 		if want := []string{"bwd: Product Added > Home", "fwd: Home > Product Added"}; !slices.Equal(got, want) {
 			t.Errorf("%s: sessions %v, want %v", s.database, got, want)
