@@ -96,7 +96,7 @@ type Session struct {
 	Deleted       bool
 }
 
-// point is what the sessionizer keeps of one event: 56 bytes, strings interned.
+// point is what the sessionizer keeps of one event: 48 bytes, strings interned.
 type point struct {
 	ms       int64  // event time, unix milliseconds
 	seq      int64  // place in the partition (ingest.Event.Seq): orders equal times as the client sent them
@@ -106,11 +106,15 @@ type point struct {
 	channel  uint32 // channel (interned)
 	campaign uint32 // utm_campaign (interned)
 	session  uint32 // hash of the client's session id, 0 when none
-	person   uint32 // the person the event was stored with, unprefixed (interned)
-	// identity marks identify, alias and group calls: they are kept to drop their copies, but
-	// they are not touchpoints, so they are never part of a session.
-	identity bool
 }
+
+// identityLabel is the touchpoint label of an identify, alias or group call: such points are kept
+// to drop their copies, but they are not touchpoints, so they are never part of a session, and
+// their label (which no event name can equal) marks them.
+func identityLabel(typ string) string { return "\x00" + typ }
+
+// isIdentity reports whether p is an identify, alias or group call.
+func (s *Sessionizer) isIdentity(p point) bool { return strings.HasPrefix(s.strs[p.touch], "\x00") }
 
 // TouchpointTypes are the Segment calls that are touchpoints: track, page and screen. The identity
 // calls identify, alias and group say who someone is, not what they did: they are never part of a
@@ -123,9 +127,12 @@ func IsTouchpoint(typ string) bool { return slices.Contains(TouchpointTypes(), t
 // newPoint keeps what sessions need of an event.
 func (s *Sessionizer) newPoint(e *ingest.Event) point {
 	channel := s.jm.Channel(e)
+	label := touchpoint(e)
+	if !IsTouchpoint(e.Type) {
+		label = identityLabel(e.Type)
+	}
 	p := point{ms: e.Timestamp.UnixMilli(), seq: e.Seq, id: eventHash(e), rules: s.matchRules(e, channel),
-		touch: s.intern(touchpoint(e)), channel: s.intern(channel), campaign: s.intern(e.CampaignName),
-		identity: !IsTouchpoint(e.Type)}
+		touch: s.intern(label), channel: s.intern(channel), campaign: s.intern(e.CampaignName)}
 	if e.SessionID != "" {
 		h := fnv.New32a()
 		h.Write([]byte(e.SessionID))
@@ -160,7 +167,7 @@ type storedSession struct {
 }
 
 type customer struct {
-	points       []point // sorted by (ms, id) up to sorted; appended after
+	points       []point // sorted by comparePoints up to sorted; appended after
 	sorted       int
 	ids          *[]uint64       // the ids of points, sorted, once there are more than idIndexFrom
 	sessions     []storedSession // as last emitted
@@ -168,6 +175,7 @@ type customer struct {
 	latest       int64  // newest event time, ms
 	reached      uint64 // stages reached so far, in arrival order (for live counters)
 	firstChannel string // channel of the first touchpoint that arrived
+	byUser       bool   // the customer key is a userId (calls without an anonymousId), not a device
 }
 
 // Stats counts what one Push saw, for metrics.
@@ -275,7 +283,7 @@ func (s *Sessionizer) Push(now time.Time, events []ingest.Event) (Output, Stats)
 		c := s.customers[key]
 		p := s.newPoint(e)
 		if c == nil {
-			c = &customer{firstChannel: s.strs[p.channel]}
+			c = &customer{firstChannel: s.strs[p.channel], byUser: e.AnonymousID == ""}
 			s.customers[key] = c
 		}
 		if held, ok := c.held(p); ok { // delivered again: stored again, which changes nothing
@@ -293,7 +301,6 @@ func (s *Sessionizer) Push(now time.Time, events []ingest.Event) (Output, Stats)
 			signIns["a:"+e.AnonymousID] = true
 		}
 		personIDs[i], seqs[i] = s.ids.personAt(e.UserID, e.AnonymousID, p.ms)[2:], p.seq
-		p.person = s.intern(personIDs[i])
 		c.add(p)
 		if !c.dirty {
 			c.dirty = true
@@ -318,7 +325,7 @@ func (s *Sessionizer) Push(now time.Time, events []ingest.Event) (Output, Stats)
 		c := s.customers[key]
 		c.dirty = false
 		c.sort()
-		next := s.cut(key, c.points)
+		next := s.cut(key, c)
 		out.Sessions = append(out.Sessions, s.diff(key, c, next)...)
 	}
 	stats.Evicted = s.evict()
@@ -355,7 +362,6 @@ func (s *Sessionizer) compactStrings() {
 			keep(&p.touch)
 			keep(&p.channel)
 			keep(&p.campaign)
-			keep(&p.person)
 		}
 		for k := range c.sessions {
 			ss := &c.sessions[k]
@@ -612,7 +618,7 @@ func (s *Sessionizer) Known(key string) bool {
 // sessions as last stored. The next Push recomputes the customer's sessions and emits only what
 // differs from the stored ones (e.g. sessions a crash kept from being stored).
 func (s *Sessionizer) Restore(key string, events []ingest.Event, sessions []Session) {
-	c := &customer{dirty: true}
+	c := &customer{dirty: true, byUser: len(events) > 0 && events[0].AnonymousID == ""}
 	first := int64(math.MaxInt64)
 	for i := range events { // the identities first: they decide the events' persons
 		e := &events[i]
@@ -629,7 +635,6 @@ func (s *Sessionizer) Restore(key string, events []ingest.Event, sessions []Sess
 		if c.holds(p.id) {
 			continue
 		}
-		p.person = s.intern(s.ids.personAt(e.UserID, e.AnonymousID, p.ms)[2:])
 		c.add(p)
 		c.latest = max(c.latest, p.ms)
 		if p.ms < first {
@@ -692,10 +697,18 @@ func (s *Sessionizer) matchRules(e *ingest.Event, channel string) uint64 {
 }
 
 // cut splits one customer's sorted points into sessions. Identity calls are left out: they are
-// not touchpoints, so they neither start, end nor extend a session.
-func (s *Sessionizer) cut(key string, points []point) []Session {
-	if slices.ContainsFunc(points, func(p point) bool { return p.identity }) {
-		points = slices.DeleteFunc(slices.Clone(points), func(p point) bool { return p.identity })
+// not touchpoints, so they neither start, end nor extend a session. A session's person is the
+// person of its last touchpoint as known now (see identities.personAt).
+func (s *Sessionizer) cut(key string, c *customer) []Session {
+	points := c.points
+	if slices.ContainsFunc(points, s.isIdentity) {
+		points = slices.DeleteFunc(slices.Clone(points), s.isIdentity)
+	}
+	person := func(ms int64) string {
+		if c.byUser {
+			return s.ids.personOf("u:" + key)[2:]
+		}
+		return s.ids.personAt("", key, ms)[2:]
 	}
 	gap, maxDur := s.cfg.Gap.Milliseconds(), s.cfg.MaxDuration.Milliseconds()
 	counts := make([]int, len(s.rules))
@@ -707,7 +720,7 @@ func (s *Sessionizer) cut(key string, points []point) []Session {
 		sessions = append(sessions, Session{
 			ID:            sessionID(key, first.ms),
 			CustomerKey:   key,
-			PersonID:      s.strs[last.person],
+			PersonID:      person(last.ms),
 			Start:         time.UnixMilli(first.ms).UTC(),
 			End:           time.UnixMilli(last.ms).UTC(),
 			Events:        end - start,
