@@ -300,10 +300,12 @@ func (s *Store) hasSharedDevices(ctx context.Context) (bool, error) {
 // personOverrides selects, per person id, the person it was merged into, as last stitched: the
 // persons table, whose newest version per id wins. Joined to events or sessions USING person_id,
 // it moves what was stored under an anonymous person to the user who logged in later. It has a
-// row per id of every merged person, so it stays small next to the events (PostHog's person
-// overrides play the same part).
+// row per id of every merged person except the person's own id (which maps to itself and would
+// only make the join ClickHouse builds larger), so it stays small next to the events (PostHog's
+// person overrides play the same part).
 func (s *Store) personOverrides() string {
 	return `SELECT merged_key AS person_id, merged_into FROM (
 		SELECT customer_key AS merged_key, argMax(person_id, version) AS merged_into FROM ` + s.table("persons") + ` GROUP BY customer_key
+		HAVING merged_into != merged_key
 	) AS merged`
 }
