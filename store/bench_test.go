@@ -2,15 +2,18 @@ package store_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
+	"runtime/debug"
 	"slices"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/ClickHouse/clickhouse-go/v2"
 	"github.com/waymark-dev/waymark/store"
 )
 
@@ -40,19 +43,111 @@ func BenchmarkJourneyQueries(b *testing.B) {
 	} else {
 		s = openStore(b)
 		start := time.Now()
-		if err := s.GenerateSynthetic(ctx, n, 1_000_000); err != nil {
+		if err := s.GenerateSynthetic(ctx, n, 1_000_000, store.SyntheticOptions{}); err != nil {
 			b.Fatal(err)
 		}
 		b.Logf("generated %d events in %s", n, time.Since(start).Round(time.Millisecond))
 	}
-	jm := defaultMap(b)
+	for _, q := range journeyQueries(b, s) {
+		b.Run(q.name, func(b *testing.B) {
+			b.ReportMetric(float64(measureQuery(b, q.run).Milliseconds()), "p50-ms")
+		})
+	}
+}
+
+// BenchmarkMergedPersons measures the journey queries over merged persons (issue 15, point 4): the
+// events of BenchmarkJourneyQueries (WAYMARK_BENCH_EVENTS, default 10,000,000, for 1,000,000
+// persons) with 40% of the customers browsing anonymously on a device before they log in. Each
+// query runs on them twice, one run after the other so that both see the same load: with the
+// persons table emptied, each id its own person (persons=unmerged), then with the persons rows
+// that join each such device to its user (persons=merged). Each run reports the query's median as
+// p50-ms and this process's peak resident memory during the run as peak-rss-MiB (the query
+// process: ClickHouse runs in another); the merged run also reports the ratio of the two medians
+// as merged/unmerged. The aims at 10M events: peak-rss-MiB ≤ 256 and merged/unmerged ≤ 1.2.
+// Run with
+//
+//	go test -run '^$' -bench MergedPersons -benchtime 3x -timeout 60m ./store
+func BenchmarkMergedPersons(b *testing.B) {
+	n := 10_000_000
+	if v, err := strconv.Atoi(os.Getenv("WAYMARK_BENCH_EVENTS")); err == nil && v > 0 {
+		n = v
+	}
+	ctx := context.Background()
+	var db string
+	s := openStoreWith(b, func(c *store.Config) {
+		db = c.Database
+		c.QueryTimeout = 30 * time.Minute // a measure, not a limit: the machine may be busy
+	})
+	start := time.Now()
+	if err := s.GenerateSynthetic(ctx, n, 1_000_000, store.SyntheticOptions{MergedShare: 0.4}); err != nil {
+		b.Fatal(err)
+	}
+	b.Logf("generated %d events in %s", n, time.Since(start).Round(time.Millisecond))
+	conn, err := clickhouse.Open(&clickhouse.Options{Addr: []string{server.Addr}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer conn.Close()
+	exec := func(tb testing.TB, sql string) {
+		tb.Helper()
+		if err := conn.Exec(ctx, strings.ReplaceAll(sql, "DB.", "`"+db+"`.")); err != nil {
+			tb.Fatalf("%s: %v", sql, err)
+		}
+	}
+	var anonymous, persons, overrides uint64
+	if err := conn.QueryRow(ctx, "SELECT countIf(user_id = ''), uniqExact(person_id) FROM `"+db+"`.events").Scan(&anonymous, &persons); err != nil {
+		b.Fatal(err)
+	}
+	if err := conn.QueryRow(ctx, "SELECT count() FROM `"+db+"`.persons").Scan(&overrides); err != nil {
+		b.Fatal(err)
+	}
+	b.Logf("%d events stored anonymously, %d persons at ingest, %d persons rows", anonymous, persons, overrides)
+	// The persons rows are kept aside, to empty the table and fill it again around each query.
+	exec(b, "CREATE TABLE DB.persons_merged AS DB.persons")
+	exec(b, "INSERT INTO DB.persons_merged SELECT * FROM DB.persons")
+	for _, q := range journeyQueries(b, s) {
+		b.Run(q.name, func(b *testing.B) {
+			var unmerged time.Duration
+			for _, run := range []string{"unmerged", "merged"} {
+				exec(b, "TRUNCATE TABLE DB.persons")
+				if run == "merged" {
+					exec(b, "INSERT INTO DB.persons SELECT * FROM DB.persons_merged")
+				}
+				b.Run("persons="+run, func(b *testing.B) {
+					b.ReportAllocs()
+					reset := resetPeakRSS()
+					p50 := measureQuery(b, q.run)
+					b.ReportMetric(float64(p50.Milliseconds()), "p50-ms")
+					if peak, err := peakRSS(); reset && err == nil {
+						b.ReportMetric(float64(peak)/(1<<20), "peak-rss-MiB")
+					} else if err != nil {
+						b.Log(err)
+					}
+					if run == "unmerged" {
+						unmerged = p50
+					} else if unmerged > 0 {
+						b.ReportMetric(float64(p50)/float64(unmerged), "merged/unmerged")
+					}
+				})
+			}
+		})
+	}
+}
+
+// journeyQuery is one query the journey benchmarks measure.
+type journeyQuery struct {
+	name string
+	run  func() error
+}
+
+// journeyQueries are the queries the journey benchmarks measure on s, over the synthetic events.
+func journeyQueries(tb testing.TB, s *store.Store) []journeyQuery {
+	ctx := context.Background()
+	jm := defaultMap(tb)
 	steps3 := []string{"Product Viewed", "Product Added", "Order Completed"}
 	steps5 := []string{"Product Viewed", "Product Added", "Checkout Started", "Order Completed", "Product Reviewed"}
 	day := 24 * time.Hour
-	queries := []struct {
-		name string
-		run  func() error
-	}{
+	return []journeyQuery{
 		{"funnel-3-steps", func() error {
 			_, err := s.Funnel(ctx, jm, store.FunnelQuery{Steps: steps3, Window: day})
 			return err
@@ -70,20 +165,47 @@ func BenchmarkJourneyQueries(b *testing.B) {
 			return err
 		}},
 	}
-	for _, q := range queries {
-		b.Run(q.name, func(b *testing.B) {
-			var took []time.Duration
-			for b.Loop() {
-				start := time.Now()
-				if err := q.run(); err != nil {
-					b.Fatal(err)
-				}
-				took = append(took, time.Since(start))
-			}
-			slices.Sort(took)
-			b.ReportMetric(float64(took[len(took)/2].Milliseconds()), "p50-ms")
-		})
+}
+
+// measureQuery runs query b.N times and returns its median time.
+func measureQuery(b *testing.B, query func() error) time.Duration {
+	b.Helper()
+	var took []time.Duration
+	for b.Loop() {
+		start := time.Now()
+		if err := query(); err != nil {
+			b.Fatal(err)
+		}
+		took = append(took, time.Since(start))
 	}
+	slices.Sort(took)
+	return took[len(took)/2]
+}
+
+// resetPeakRSS returns this process's free memory to the OS, so what earlier benchmarks left does
+// not count, and resets the kernel's record of its peak resident memory to what it holds now
+// (Linux's clear_refs); false where that cannot be done.
+func resetPeakRSS() bool {
+	debug.FreeOSMemory()
+	return os.WriteFile("/proc/self/clear_refs", []byte("5"), 0) == nil
+}
+
+// peakRSS reads this process's peak resident memory in bytes (VmHWM in /proc/self/status).
+func peakRSS() (int64, error) {
+	status, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return 0, fmt.Errorf("read peak resident memory: %w", err)
+	}
+	for line := range strings.Lines(string(status)) {
+		if v, ok := strings.CutPrefix(line, "VmHWM:"); ok { // "VmHWM:	   13468 kB"
+			kb, err := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
+			if err != nil {
+				return 0, fmt.Errorf("read peak resident memory: %q: %w", line, err)
+			}
+			return kb << 10, nil
+		}
+	}
+	return 0, errors.New("read peak resident memory: no VmHWM in /proc/self/status")
 }
 
 // BenchmarkHostileFunnel measures row 3 of the hostile-input table end to end on ClickHouse: one

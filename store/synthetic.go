@@ -3,34 +3,87 @@ package store
 import (
 	"context"
 	"fmt"
+	"math"
 )
+
+// SyntheticOptions shapes the events GenerateSynthetic inserts; the zero value is the plain shop,
+// every customer known by their userId from their first event.
+type SyntheticOptions struct {
+	// MergedShare is the share of customers, from 0 to 1, who browse anonymously on a device of
+	// their own before they log in, at a time drawn per customer in the 30 days. Their events before
+	// it are stored as ingest stores an anonymous event before any login (customer key, anonymousId
+	// and person all the device id "d<n>", no userId), the rest under their userId "c<n>" with the
+	// device as anonymousId (ingest now keys them by the device; the queries read the person, and
+	// builds before persons on events read this key); the persons table gets the rows the
+	// sessionizer writes after the login (device → userId, userId → userId). Default 0.
+	MergedShare float64
+}
+
+// syntheticCustomer is the SQL of the number of the customer of a row number: the cube of a
+// uniform draw scaled to persons, which gives the heavy head of real traffic.
+func syntheticCustomer(persons int) string {
+	return fmt.Sprintf("toUInt64(%d * pow((cityHash64(number, 1) %% 1000000) / 1000000, 3))", persons)
+}
+
+// syntheticMerged is the SQL that says whether customer number k is in the merged share: a draw
+// per customer below the share, in millionths.
+func syntheticMerged(share float64) string {
+	return fmt.Sprintf("cityHash64(k, 6) %% 1000000 < %d", int(math.Round(share*1_000_000)))
+}
+
+// syntheticLogin is the SQL of the time, in ms, at which a merged customer number k logs in: a
+// draw per customer in the 30 days.
+const syntheticLogin = "1767225600000 + (cityHash64(k, 7) % 2592000) * 1000"
 
 // GenerateSynthetic inserts n synthetic shop events for persons customers inside ClickHouse
 // (INSERT … SELECT … FROM numbers), for benchmarks of the journey queries. The shape is a shop's:
 // activity per customer is Zipf-like (a few customers do much, most do little), and the events
 // follow a five-stage funnel with falling conversion (views, cart adds, checkouts, orders,
-// reviews), over 30 days from 2026-01-01, with six channels and twenty product categories.
-func (s *Store) GenerateSynthetic(ctx context.Context, n, persons int) error {
-	// Hashes of the row number give independent pseudo-random draws; the customer is the cube of a
-	// uniform draw scaled to persons, which gives the heavy head of real traffic.
+// reviews), over 30 days from 2026-01-01, with six channels and twenty product categories. opts
+// can have a share of the customers browse anonymously before they log in: that changes the ids
+// their events are stored under, never an event's time, name, channel or category.
+func (s *Store) GenerateSynthetic(ctx context.Context, n, persons int, opts SyntheticOptions) error {
+	if opts.MergedShare < 0 || opts.MergedShare > 1 || math.IsNaN(opts.MergedShare) {
+		return fmt.Errorf("generate synthetic events: merged share %v is not between 0 and 1", opts.MergedShare)
+	}
+	customer, merged := syntheticCustomer(persons), syntheticMerged(opts.MergedShare)
+	// Hashes of the row number give independent pseudo-random draws.
 	query := fmt.Sprintf(`INSERT INTO %s (source, message_id, type, event, user_id, anonymous_id, customer_key,
-	ts_ms, date, original_ts_ms, sent_at_ms, received_at_ms, stored_at_ms, prop_keys, prop_values,
+	person_id, ts_ms, date, original_ts_ms, sent_at_ms, received_at_ms, stored_at_ms, prop_keys, prop_values,
 	page_path, referrer, campaign_source, campaign_medium, campaign_name, channel, raw)
-SELECT 'synthetic', toString(number), 'track', event, customer, '', customer,
-	ts, toDate(intDiv(ts, 1000)), ts, ts, ts, ts, ['category'], [toString(cityHash64(number, 3) %% 20)],
+SELECT 'synthetic', toString(number), 'track', event, if(anonymous, '', customer), if(merged, device, ''), stored_key,
+	stored_key, ts, toDate(intDiv(ts, 1000)), ts, ts, ts, ts, ['category'], [toString(cityHash64(number, 3) %% 20)],
 	'', '', '', '', '', channel, ''
 FROM (
 	SELECT number,
-		concat('c', toString(toUInt64(%d * pow((cityHash64(number, 1) %% 1000000) / 1000000, 3)))) AS customer,
+		%s AS k,
+		concat('c', toString(k)) AS customer,
+		concat('d', toString(k)) AS device,
+		%s AS merged,
+		merged AND ts < %s AS anonymous,
+		if(anonymous, device, customer) AS stored_key,
 		cityHash64(number, 2) %% 1000 AS draw,
 		multiIf(draw < 700, 'Product Viewed', draw < 850, 'Product Added', draw < 930, 'Checkout Started',
 			draw < 980, 'Order Completed', 'Product Reviewed') AS event,
 		1767225600000 + (cityHash64(number, 4) %% 2592000) * 1000 AS ts,
 		['direct', 'search', 'paid_search', 'social', 'email', 'referral'][(cityHash64(number, 5) %% 6) + 1] AS channel
 	FROM numbers(%d)
-)`, s.table("events"), persons, n)
+)`, s.table("events"), customer, merged, syntheticLogin, n)
 	if err := s.conn.Exec(ctx, query); err != nil {
 		return fmt.Errorf("generate %d synthetic events: %w", n, err)
+	}
+	if opts.MergedShare == 0 {
+		return nil
+	}
+	// Every merged customer with events logged in on their device: both their ids point to the
+	// userId, as the sessionizer stores them after the login.
+	query = fmt.Sprintf(`INSERT INTO %s (customer_key, person_id, version)
+SELECT arrayJoin([concat('d', toString(k)), concat('c', toString(k))]), concat('c', toString(k)), 1
+FROM (
+	SELECT DISTINCT k FROM (SELECT %s AS k FROM numbers(%d)) WHERE %s
+)`, s.table("persons"), customer, n, merged)
+	if err := s.conn.Exec(ctx, query); err != nil {
+		return fmt.Errorf("generate the persons of %d synthetic events: %w", n, err)
 	}
 	return nil
 }
