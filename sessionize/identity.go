@@ -90,6 +90,10 @@ func (g *identities) personAt(userID, anonymousID string, ms int64) string {
 // of the first user between its first and last that arrived before the second user's.)
 func (g *identities) signedIn(device, user string, ms int64) bool {
 	list := g.users[device]
+	if len(list) > 0 && list[0].ms <= ms && ms <= list[len(list)-1].ms &&
+		!slices.ContainsFunc(list, func(s signIn) bool { return s.user != user }) {
+		return false // inside the one user's span: nothing to keep (the common case, every call of a logged-in visitor)
+	}
 	i, _ := slices.BinarySearchFunc(list, ms, func(s signIn, t int64) int { return cmp.Compare(s.ms, t) })
 	for j := i; j < len(list) && list[j].ms == ms; j++ {
 		if list[j].user == user {
