@@ -26,23 +26,25 @@ func NewAPI(st *Store, jm *sessionize.Map, log *slog.Logger) *API {
 	return &API{store: st, jm: jm, log: log}
 }
 
-// query is one journey question: how to read its parameters and how to answer it.
+// query is one journey question: its parameters, how to read them and how to answer it.
 type query struct {
-	check func(url.Values) error
-	run   func(context.Context, *Store, *sessionize.Map, url.Values) (any, error)
+	params []Param
+	check  func(url.Values) error
+	run    func(context.Context, *Store, *sessionize.Map, url.Values) (any, error)
 }
 
 // endpoint makes a query of a parameter parser and the Store method that answers it.
-func endpoint[Q, R any](parse func(url.Values) (Q, error), answer func(*Store, context.Context, *sessionize.Map, Q) (R, error)) query {
+func endpoint[Q, R any](params []Param, parse func(url.Values) (Q, error), answer func(*Store, context.Context, *sessionize.Map, Q) (R, error)) query {
 	return query{
+		params: params,
 		check: func(v url.Values) error {
 			_, err := parse(v)
-			return badParams(err)
+			return err
 		},
 		run: func(ctx context.Context, s *Store, jm *sessionize.Map, v url.Values) (any, error) {
 			q, err := parse(v)
 			if err != nil {
-				return nil, badParams(err)
+				return nil, err
 			}
 			return answer(s, ctx, jm, q)
 		},
@@ -52,22 +54,42 @@ func endpoint[Q, R any](parse func(url.Values) (Q, error), answer func(*Store, c
 // queries are the journey questions, by the name of their endpoint and CLI command.
 func queries() map[string]query {
 	return map[string]query{
-		"funnel":    endpoint(ParseFunnelQuery, (*Store).Funnel),
-		"dropoff":   endpoint(ParseDropoffQuery, (*Store).Dropoff),
-		"paths":     endpoint(ParsePathsQuery, (*Store).Paths),
-		"next":      endpoint(ParseNextQuery, (*Store).Next),
-		"retention": endpoint(ParseRetentionQuery, (*Store).Retention),
-		"stages":    endpoint(ParseStagesQuery, (*Store).Stages),
+		"funnel":    endpoint(funnelParams(), ParseFunnelQuery, (*Store).Funnel),
+		"dropoff":   endpoint(dropoffParams(), ParseDropoffQuery, (*Store).Dropoff),
+		"paths":     endpoint(pathsParams(), ParsePathsQuery, (*Store).Paths),
+		"next":      endpoint(nextParams(), ParseNextQuery, (*Store).Next),
+		"retention": endpoint(retentionParams(), ParseRetentionQuery, (*Store).Retention),
+		"stages":    endpoint(stagesParams(), ParseStagesQuery, (*Store).Stages),
+		"sessions": endpoint(sessionsParams(), ParseSessionsQuery, func(s *Store, ctx context.Context, _ *sessionize.Map, q SessionsQuery) (*SessionSummary, error) {
+			return s.Sessions(ctx, q)
+		}),
 	}
 }
 
-// Register mounts the API's endpoints on mux.
+// QueryNames lists the journey queries, sorted: each is an endpoint /api/v1/NAME and a command.
+func QueryNames() []string { return slices.Sorted(maps.Keys(queries())) }
+
+// QueryParams returns the parameters of the named query in the order it lists them; nil when
+// there is no such query.
+func QueryParams(name string) []Param { return queries()[name].params }
+
+// Register mounts the API's endpoints on mux, and GET /api/v1/queries, which lists each query's
+// parameters with their defaults and meaning ({"funnel": [{"name", "default", "usage"}, …], …}),
+// the schema the page reads its defaults from.
 // Any other path under /api/v1/, or another method, gets a JSON 404 or 405 like every other
 // answer of the API.
 func (a *API) Register(mux *http.ServeMux) {
 	for name := range queries() {
 		mux.HandleFunc("GET /api/v1/"+name, a.handle(name))
 	}
+	mux.HandleFunc("GET /api/v1/queries", func(w http.ResponseWriter, r *http.Request) {
+		schema := map[string][]Param{}
+		for name, q := range queries() {
+			schema[name] = q.params
+		}
+		w.Header().Set("Content-Type", "application/json")
+		_ = json.NewEncoder(w).Encode(schema)
+	})
 	mux.HandleFunc("/api/v1/", func(w http.ResponseWriter, r *http.Request) {
 		if _, known := queries()[strings.TrimPrefix(r.URL.Path, "/api/v1/")]; known {
 			w.Header().Set("Allow", "GET, HEAD")
@@ -79,7 +101,7 @@ func (a *API) Register(mux *http.ServeMux) {
 	})
 }
 
-// Query runs the named query (funnel, dropoff, paths, next, retention, stages) with text
+// Query runs the named query (funnel, dropoff, paths, next, retention, stages, sessions) with text
 // parameters, as the API does; the CLI uses it so both give the same answers and errors.
 func (a *API) Query(ctx context.Context, name string, v url.Values) (any, error) {
 	q, ok := queries()[name]
@@ -99,38 +121,18 @@ func CheckParams(name string, v url.Values) error {
 	return q.check(v)
 }
 
-// paramError is a problem with a request's parameters: the client's fault.
-type paramError struct{ err error }
-
-func (e *paramError) Error() string { return e.err.Error() }
-func (e *paramError) Unwrap() error { return e.err }
-
-// badParams marks err, whose text starts with the parameter's name, as the client's fault.
-func badParams(err error) error {
-	if err == nil {
-		return nil
-	}
-	return &paramError{err}
-}
-
-// IsParamError reports whether err is a problem with the query's parameters.
-func IsParamError(err error) bool {
-	var pe *paramError
-	return errors.As(err, &pe)
-}
-
 func (a *API) handle(name string) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		res, err := a.Query(r.Context(), name, r.URL.Query())
+		var perr *ParamError
 		switch {
 		case err == nil:
 			w.Header().Set("Content-Type", "application/json")
 			enc := json.NewEncoder(w)
 			enc.SetEscapeHTML(false) // step names like "Order Completed[revenue>=100]" stay readable
 			_ = enc.Encode(res)
-		case IsParamError(err):
-			param, _, _ := strings.Cut(err.Error(), ":")
-			writeAPIError(w, http.StatusBadRequest, param, err.Error())
+		case errors.As(err, &perr):
+			writeAPIError(w, http.StatusBadRequest, perr.Param, err.Error())
 		case errors.Is(err, ErrQueryLimit):
 			w.Header().Set("Retry-After", "60")
 			writeAPIError(w, http.StatusServiceUnavailable, "", err.Error())

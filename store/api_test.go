@@ -3,12 +3,14 @@ package store_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"slices"
 	"strings"
 	"testing"
 
@@ -40,7 +42,7 @@ func TestQueryParametersResistInjection(t *testing.T) {
 	store.NewAPI(s, defaultMap(t), slog.New(slog.DiscardHandler)).Register(mux)
 	srv := httptest.NewServer(mux)
 	defer srv.Close()
-	before, err := s.Sessions(context.Background(), t0.AddDate(-1, 0, 0), t0.AddDate(1, 0, 0))
+	before, err := s.Sessions(context.Background(), store.SessionsQuery{From: t0.AddDate(-1, 0, 0), To: t0.AddDate(1, 0, 0)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -48,22 +50,24 @@ func TestQueryParametersResistInjection(t *testing.T) {
 		`x' OR '1'='1`, `x') OR 1=1 --`, `'; DROP TABLE events; --`, `\' OR 1 --`, `?`, `x\`,
 		`{name:String}`, `') UNION ALL SELECT name, [], [], [] FROM system.tables --`, "x\x00y", `@p`,
 	}
-	endpoints := []struct {
+	// Every parameter of every query, as the schema lists them.
+	base := map[string]url.Values{"funnel": {"steps": {"Product Viewed,Order Completed"}}, "dropoff": {"steps": {"Product Viewed,Order Completed"}},
+		"paths": {"anchor": {"Product Viewed"}}, "next": {"anchor": {"Product Viewed"}}}
+	type endpoint struct {
 		path   string
 		base   url.Values
 		params []string
-	}{
-		{"/api/v1/funnel", url.Values{"steps": {"Product Viewed,Order Completed"}},
-			[]string{"steps", "window", "from", "to", "mode", "exclude", "count_by", "breakdown", "breakdown_limit"}},
-		{"/api/v1/dropoff", url.Values{"steps": {"Product Viewed,Order Completed"}},
-			[]string{"steps", "window", "from", "to", "mode", "exclude", "count_by", "breakdown", "step", "limit", "ids_limit"}},
-		{"/api/v1/paths", url.Values{"anchor": {"Product Viewed"}},
-			[]string{"anchor", "direction", "depth", "limit", "collapse", "window", "from", "to", "convert"}},
-		{"/api/v1/next", url.Values{"anchor": {"Product Viewed"}},
-			[]string{"anchor", "direction", "limit", "collapse", "window", "from", "to"}},
-		{"/api/v1/retention", url.Values{},
-			[]string{"period", "periods", "conversion", "return", "from", "to"}},
-		{"/api/v1/stages", url.Values{}, []string{"from", "to", "limit"}},
+	}
+	var endpoints []endpoint
+	for _, name := range store.QueryNames() {
+		ep := endpoint{path: "/api/v1/" + name, base: base[name]}
+		for _, p := range store.QueryParams(name) {
+			ep.params = append(ep.params, p.Name)
+		}
+		endpoints = append(endpoints, ep)
+	}
+	if len(endpoints) < 7 {
+		t.Fatalf("%d queries, want funnel, dropoff, paths, next, retention, stages and sessions", len(endpoints))
 	}
 	// Parameters that name events: a payload there is a name nobody sent.
 	matchesNothing := map[string]func(map[string]any) bool{
@@ -98,7 +102,7 @@ func TestQueryParametersResistInjection(t *testing.T) {
 			}
 		}
 	}
-	after, err := s.Sessions(context.Background(), t0.AddDate(-1, 0, 0), t0.AddDate(1, 0, 0))
+	after, err := s.Sessions(context.Background(), store.SessionsQuery{From: t0.AddDate(-1, 0, 0), To: t0.AddDate(1, 0, 0)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -170,6 +174,8 @@ func TestUnknownAndRepeatedParametersAre400(t *testing.T) {
 		{"/api/v1/next", url.Values{"anchor": {"V"}, "depth": {"3"}}, "depth"},
 		{"/api/v1/retention", url.Values{"period": {"week"}, "window": {"7d"}}, "window"},
 		{"/api/v1/stages", url.Values{"limit": {"3", "4"}}, "limit"},
+		{"/api/v1/sessions", url.Values{"limit": {"3"}}, "limit"},
+		{"/api/v1/sessions", url.Values{"from": {"2026-02-01"}, "to": {"2026-01-01"}}, "from"},
 	} {
 		code, body := getJSON(t, srv, tt.path, tt.v)
 		if code != 400 || body["param"] != tt.param {
@@ -179,5 +185,57 @@ func TestUnknownAndRepeatedParametersAre400(t *testing.T) {
 	// What each query does take still works.
 	if code, body := getJSON(t, srv, "/api/v1/dropoff", url.Values{"steps": {"V,W"}, "window": {"1h"}, "ids_limit": {"5"}, "limit": {"3"}, "mode": {"strict"}}); code != 200 {
 		t.Errorf("dropoff with its own parameters: %d %v", code, body)
+	}
+}
+
+// TestQuerySchema: one schema of parameters gives the query string, the CLI's flags and the page's
+// defaults; GET /api/v1/queries lists it, and each query reads exactly the parameters it lists.
+func TestQuerySchema(t *testing.T) {
+	s := openStore(t)
+	writeEvents(t, s, []ingest.Event{ev("a", "V", 0), ev("a", "W", 10)})
+	srv := apiServer(t, s, slog.New(slog.DiscardHandler))
+	resp, err := http.Get(srv.URL + "/api/v1/queries")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var schema map[string][]store.Param
+	if err := json.NewDecoder(resp.Body).Decode(&schema); err != nil || resp.StatusCode != 200 {
+		t.Fatalf("GET /api/v1/queries: %d %v", resp.StatusCode, err)
+	}
+	if len(schema) != len(store.QueryNames()) {
+		t.Errorf("/api/v1/queries lists %d queries, want %d", len(schema), len(store.QueryNames()))
+	}
+	required := url.Values{"steps": {"V,W"}, "anchor": {"V"}}
+	for _, name := range store.QueryNames() {
+		if fmt.Sprint(schema[name]) != fmt.Sprint(store.QueryParams(name)) {
+			t.Errorf("%s: /api/v1/queries lists %v, want %v", name, schema[name], store.QueryParams(name))
+		}
+		v := url.Values{}
+		var names []string
+		for _, p := range store.QueryParams(name) {
+			names = append(names, p.Name)
+			if r, ok := required[p.Name]; ok {
+				v[p.Name] = r
+			}
+		}
+		// A parameter the schema lists and the query does not read is reported as an error.
+		if err := store.CheckParams(name, v); err != nil {
+			t.Errorf("%s?%s: %v", name, v.Encode(), err)
+		}
+		// An unknown one names the schema's parameters.
+		v.Set("nonesuch", "1")
+		code, body := getJSON(t, srv, "/api/v1/"+name, v)
+		slices.Sort(names)
+		if want := "it takes " + strings.Join(names, ", "); code != 400 || !strings.Contains(fmt.Sprint(body["error"]), want) {
+			t.Errorf("%s?%s: %d %v, want 400 saying %q", name, v.Encode(), code, body, want)
+		}
+	}
+	if got := store.QueryParams("funnel"); len(got) == 0 || got[1].Name != "window" || got[1].Default != "24h" {
+		t.Errorf("funnel's parameters: %v, want window second with default 24h", got)
+	}
+	var pe *store.ParamError
+	if err := store.CheckParams("funnel", url.Values{"steps": {"V"}, "count_by": {"visits"}}); !errors.As(err, &pe) || pe.Param != "count_by" {
+		t.Errorf("count_by=visits: %v, want a ParamError naming count_by", err)
 	}
 }

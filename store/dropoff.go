@@ -3,7 +3,6 @@ package store
 import (
 	"cmp"
 	"context"
-	"fmt"
 	"maps"
 	"net/url"
 	"slices"
@@ -51,9 +50,9 @@ type DropoffResult struct {
 
 // ParseDropoffQuery reads the funnel's parameters plus step, limit and ids_limit.
 func ParseDropoffQuery(v url.Values) (DropoffQuery, error) {
-	p := newParams(v)
+	p := newParams(v, dropoffParams())
 	fq := parseFunnel(p)
-	q := DropoffQuery{Funnel: fq, Step: p.int("step", 0, 0, len(fq.Steps)), Limit: p.int("limit", 10, 1, 1000), IDsLimit: p.int("ids_limit", 100, 0, 100000)}
+	q := DropoffQuery{Funnel: fq, Step: p.int("step", 0, len(fq.Steps)), Limit: p.int("limit", 1, 1000), IDsLimit: p.int("ids_limit", 0, 100000)}
 	if p.err == nil && q.Step == len(fq.Steps) {
 		p.fail("step", "step %d is the last step: nobody drops off after it", q.Step)
 	}
@@ -85,11 +84,11 @@ func (s *Store) Dropoff(ctx context.Context, jm *sessionize.Map, q DropoffQuery)
 func (s *Store) dropoffQuery(ctx context.Context, jm *sessionize.Map, q DropoffQuery) (*DropoffResult, error) {
 	fq := q.Funnel
 	if err := fq.Validate(); err != nil {
-		return nil, badParams(err)
+		return nil, err
 	}
 	n := len(fq.Steps)
 	if n < 2 {
-		return nil, badParams(fmt.Errorf("steps: a drop-off needs at least two steps"))
+		return nil, paramErrorf("steps", "a drop-off needs at least two steps")
 	}
 	if q.Limit <= 0 {
 		q.Limit = 10
@@ -99,11 +98,11 @@ func (s *Store) dropoffQuery(ctx context.Context, jm *sessionize.Map, q DropoffQ
 	}
 	plan, err := planFunnel(jm, fq)
 	if err != nil {
-		return nil, badParams(err)
+		return nil, err
 	}
 	tracked, first := plan.readAlso(labelSQL, locationSQL, predicate{sql: "channel"})
 	if len(plan.scan.preds) > 64 {
-		return nil, badParams(fmt.Errorf("steps: too many conditions"))
+		return nil, paramErrorf("steps", "too many conditions")
 	}
 	var sessions map[string][]span
 	if fq.CountBy == CountSessions {

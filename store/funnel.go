@@ -3,7 +3,6 @@ package store
 import (
 	"cmp"
 	"context"
-	"errors"
 	"fmt"
 	"math"
 	"slices"
@@ -128,50 +127,50 @@ func (q *FunnelQuery) Validate() error {
 	q.setDefaults()
 	switch {
 	case len(q.Steps) == 0:
-		return errors.New("steps: at least one step is required")
+		return paramErrorf("steps", "at least one step is required")
 	case len(q.Steps) > MaxFunnelSteps:
-		return fmt.Errorf("steps: at most %d steps, got %d", MaxFunnelSteps, len(q.Steps))
+		return paramErrorf("steps", "at most %d steps, got %d", MaxFunnelSteps, len(q.Steps))
 	case q.Window <= 0:
-		return fmt.Errorf("window: must be positive, got %s", q.Window)
+		return paramErrorf("window", "must be positive, got %s", q.Window)
 	case q.Window > MaxWindow:
-		return fmt.Errorf("window: at most 366d, got %s", q.Window)
+		return paramErrorf("window", "at most 366d, got %s", q.Window)
 	case len(q.Exclusions) > MaxExclusions:
-		return fmt.Errorf("exclude: at most %d exclusions, got %d", MaxExclusions, len(q.Exclusions))
+		return paramErrorf("exclude", "at most %d exclusions, got %d", MaxExclusions, len(q.Exclusions))
 	case !slices.Contains([]Mode{ModeOrdered, ModeStrict, ModeAny}, q.Mode):
-		return fmt.Errorf("mode: %q is not one of ordered, strict, any", q.Mode)
+		return paramErrorf("mode", "%q is not one of ordered, strict, any", q.Mode)
 	case q.CountBy != CountPersons && q.CountBy != CountSessions:
-		return fmt.Errorf("count_by: %q is not one of persons, sessions", q.CountBy)
+		return paramErrorf("count_by", "%q is not one of persons, sessions", q.CountBy)
 	case q.Mode == ModeAny && len(q.Exclusions) > 0:
-		return errors.New("exclude: exclusions need mode ordered or strict")
+		return paramErrorf("exclude", "exclusions need mode ordered or strict")
 	}
 	if err := checkRange(q.From, q.To); err != nil {
 		return err
 	}
 	for i, s := range q.Steps {
 		if strings.TrimSpace(s) == "" {
-			return fmt.Errorf("steps: step %d is empty", i+1)
+			return paramErrorf("steps", "step %d is empty", i+1)
 		}
 		if len(s) > MaxTextBytes {
-			return fmt.Errorf("steps: step %d is %d bytes, at most %d", i+1, len(s), MaxTextBytes)
+			return paramErrorf("steps", "step %d is %d bytes, at most %d", i+1, len(s), MaxTextBytes)
 		}
 	}
 	for _, x := range q.Exclusions {
 		if strings.TrimSpace(x.Step) == "" {
-			return errors.New("exclude: an exclusion has no event")
+			return paramErrorf("exclude", "an exclusion has no event")
 		}
 		if len(x.Step) > MaxTextBytes {
-			return fmt.Errorf("exclude: %.40q… is %d bytes, at most %d", x.Step, len(x.Step), MaxTextBytes)
+			return paramErrorf("exclude", "%.40q… is %d bytes, at most %d", x.Step, len(x.Step), MaxTextBytes)
 		}
 		if x.After < 1 || x.Before > len(q.Steps) || x.After >= x.Before {
-			return fmt.Errorf("exclude: %s between steps %d and %d: need 1 ≤ first < second ≤ %d", x.Step, x.After, x.Before, len(q.Steps))
+			return paramErrorf("exclude", "%s between steps %d and %d: need 1 ≤ first < second ≤ %d", x.Step, x.After, x.Before, len(q.Steps))
 		}
 	}
 	if b := q.Breakdown; b.By != "" {
 		if !slices.Contains(breakdownKinds, b.By) {
-			return fmt.Errorf("breakdown: %q is not one of channel, campaign, device, trait:NAME, property:NAME", b.String())
+			return paramErrorf("breakdown", "%q is not one of channel, campaign, device, trait:NAME, property:NAME", b.String())
 		}
 		if (b.By == "trait" || b.By == "property") != (b.Name != "") {
-			return fmt.Errorf("breakdown: %q: trait and property take a name (trait:customer_type), the others none", b.String())
+			return paramErrorf("breakdown", "%q: trait and property take a name (trait:customer_type), the others none", b.String())
 		}
 	}
 	return nil
@@ -191,14 +190,14 @@ func (s *Store) Funnel(ctx context.Context, jm *sessionize.Map, q FunnelQuery) (
 
 func (s *Store) funnel(ctx context.Context, jm *sessionize.Map, q FunnelQuery) (*FunnelResult, error) {
 	if err := q.Validate(); err != nil {
-		return nil, badParams(err)
+		return nil, err
 	}
 	if err := s.checkFunnelNames(ctx, jm, q); err != nil {
 		return nil, err
 	}
 	plan, err := planFunnel(jm, q)
 	if err != nil {
-		return nil, badParams(err)
+		return nil, err
 	}
 	var sessions map[string][]span
 	if q.CountBy == CountSessions {
@@ -348,7 +347,7 @@ func planFunnel(jm *sessionize.Map, q FunnelQuery) (*funnelPlan, error) {
 		}
 		for _, r := range stepRules(jm, x.Step) {
 			if r.Nth > 1 {
-				return nil, fmt.Errorf("exclude: stage %q counts nth events, which an exclusion cannot use", x.Step)
+				return nil, paramErrorf("exclude", "stage %q counts nth events, which an exclusion cannot use", x.Step)
 			}
 			block(p.addCondition(r), gaps)
 		}
@@ -390,7 +389,7 @@ func planFunnel(jm *sessionize.Map, q FunnelQuery) (*funnelPlan, error) {
 		if stepConds < 64 && len(q.Exclusions) > 0 {
 			param = "exclude"
 		}
-		return nil, fmt.Errorf("%s: the steps, exclusions and breakdown need %d conditions, at most 64", param, len(preds))
+		return nil, paramErrorf(param, "the steps, exclusions and breakdown need %d conditions, at most 64", len(preds))
 	}
 	p.spec = matchSpec{steps: n, mode: q.Mode, from: math.MinInt64, to: math.MaxInt64, window: q.Window.Milliseconds()}
 	p.from = math.MinInt64

@@ -3,7 +3,6 @@ package store
 import (
 	"cmp"
 	"context"
-	"errors"
 	"math"
 	"math/bits"
 	"net/url"
@@ -64,10 +63,12 @@ type RetentionResult struct {
 
 // ParseRetentionQuery reads period, periods, conversion, return, from and to.
 func ParseRetentionQuery(v url.Values) (RetentionQuery, error) {
-	p := newParams(v)
-	q := RetentionQuery{Period: p.oneOf("period", "week", "week", "month"), Periods: p.int("periods", 8, 1, 52)}
-	q.Conversion = p.str("conversion", "Order Completed")
-	q.Return = p.str("return", q.Conversion)
+	p := newParams(v, retentionParams())
+	q := RetentionQuery{Period: p.oneOf("period", "week", "month"), Periods: p.int("periods", 1, 52)}
+	q.Conversion = p.str("conversion")
+	if q.Return = p.str("return"); q.Return == "" {
+		q.Return = q.Conversion
+	}
 	q.From, q.To = p.timeRange()
 	return q, p.finish()
 }
@@ -134,7 +135,7 @@ func (s *Store) Retention(ctx context.Context, jm *sessionize.Map, q RetentionQu
 
 func (s *Store) retentionQuery(ctx context.Context, jm *sessionize.Map, q RetentionQuery) (*RetentionResult, error) {
 	if err := checkRange(q.From, q.To); err != nil {
-		return nil, badParams(err)
+		return nil, err
 	}
 	if q.Period == "" {
 		q.Period = "week"
@@ -155,7 +156,7 @@ func (s *Store) retentionQuery(ctx context.Context, jm *sessionize.Map, q Retent
 	p.keep |= everything
 	p.scan.attrs = append(p.scan.attrs, predicate{sql: "channel"})
 	if len(p.scan.preds) > 64 {
-		return nil, badParams(errors.New("conversion: too many conditions"))
+		return nil, paramErrorf("conversion", "too many conditions")
 	}
 	from, to := int64(math.MinInt64), int64(math.MaxInt64)
 	if !q.From.IsZero() {
@@ -293,8 +294,8 @@ var surveyEvents = []string{"Survey Answered", "NPS Submitted"}
 
 // ParseStagesQuery reads from, to and limit.
 func ParseStagesQuery(v url.Values) (StagesQuery, error) {
-	p := newParams(v)
-	q := StagesQuery{Limit: p.int("limit", 5, 1, 100)}
+	p := newParams(v, stagesParams())
+	q := StagesQuery{Limit: p.int("limit", 1, 100)}
 	q.From, q.To = p.timeRange()
 	return q, p.finish()
 }
@@ -306,7 +307,7 @@ func (s *Store) Stages(ctx context.Context, jm *sessionize.Map, q StagesQuery) (
 
 func (s *Store) stagesQuery(ctx context.Context, jm *sessionize.Map, q StagesQuery) (*StagesResult, error) {
 	if err := checkRange(q.From, q.To); err != nil {
-		return nil, badParams(err)
+		return nil, err
 	}
 	if q.Limit <= 0 {
 		q.Limit = 5
@@ -318,7 +319,7 @@ func (s *Store) stagesQuery(ctx context.Context, jm *sessionize.Map, q StagesQue
 	p := plainPlan(jm, names)
 	tracked, _ := p.readAlso(labelSQL, propertyValue("score"))
 	if len(p.scan.preds) > 64 {
-		return nil, badParams(errors.New("journey map: too many conditions"))
+		return nil, paramErrorf("journey_map", "too many conditions")
 	}
 	from, to := int64(math.MinInt64), int64(math.MaxInt64)
 	if !q.From.IsZero() {

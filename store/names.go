@@ -32,7 +32,7 @@ func (s *Store) checkNames(ctx context.Context, jm *sessionize.Map, param string
 		if err := s.conn.QueryRow(ctx, "SELECT match('', ?)", re).Scan(&matched); err != nil {
 			var ex *clickhouse.Exception
 			if errors.As(err, &ex) && ex.Code == 427 { // CANNOT_COMPILE_REGEXP
-				return badParams(fmt.Errorf("%s: %.100s: ClickHouse cannot use the regular expression %q", param, step, re))
+				return paramErrorf(param, "%.100s: ClickHouse cannot use the regular expression %q", step, re)
 			}
 			return fmt.Errorf("check regular expression: %w", err)
 		}
@@ -90,7 +90,7 @@ func (s *Store) checkNames(ctx context.Context, jm *sessionize.Map, param string
 			for i, st := range jm.Stages {
 				stages[i] = st.Name
 			}
-			return badParams(fmt.Errorf("%s: %q is neither a stage (%s) nor an event that has been stored", param, n, strings.Join(stages, ", ")))
+			return paramErrorf(param, "%q is neither a stage (%s) nor an event that has been stored", n, strings.Join(stages, ", "))
 		}
 	}
 	return nil
@@ -137,9 +137,9 @@ func (s *Store) checkProperties(ctx context.Context, param string, keys ...strin
 	for _, k := range ask {
 		if !found[k] {
 			if trait, ok := strings.CutPrefix(k, ingest.TraitPrefix); ok {
-				return badParams(fmt.Errorf("%s: no stored event has the trait %q", param, trait))
+				return paramErrorf(param, "no stored event has the trait %q", trait)
 			}
-			return badParams(fmt.Errorf("%s: no stored event has the property %q (nested properties are named with dots: product.category)", param, k))
+			return paramErrorf(param, "no stored event has the property %q (nested properties are named with dots: product.category)", k)
 		}
 	}
 	return nil

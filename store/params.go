@@ -1,6 +1,7 @@
 package store
 
 import (
+	"errors"
 	"fmt"
 	"maps"
 	"net/url"
@@ -11,26 +12,107 @@ import (
 	"time"
 )
 
-// params reads a query's text parameters (the API's query string, the CLI's flags), keeping the
-// first problem, which names the parameter.
-type params struct {
-	v    url.Values
-	err  error
-	read map[string]bool // the parameters the query takes, as it reads them
+// Param is a parameter of a journey query: one schema gives the API's query string, the CLI's
+// flags and the page's defaults.
+type Param struct {
+	// Name is the query string's name (count_by); the CLI's flag is the same with dashes
+	// (--count-by).
+	Name string `json:"name"`
+	// Default is the value an absent or empty parameter takes; "" for none.
+	Default string `json:"default"`
+	// Usage says what it means, for the CLI's help and the page.
+	Usage string `json:"usage"`
 }
 
-func newParams(v url.Values) *params { return &params{v: v, read: map[string]bool{}} }
+func rangeParams() []Param {
+	return []Param{
+		{"from", "", "start of the time range: RFC 3339 or YYYY-MM-DD (UTC); empty: all time"},
+		{"to", "", "end of the time range (exclusive): RFC 3339 or YYYY-MM-DD (UTC); empty: all time"},
+	}
+}
+
+func funnelParams() []Param {
+	return append([]Param{
+		{"steps", "", "comma-separated steps: event names or stage names of the journey map (required)"},
+		{"window", "24h", "longest time from a customer's first step to their last (30m, 24h, 7d)"},
+		{"mode", string(ModeOrdered), "ordered, strict (no other tracked event between steps) or any (any order within the window)"},
+		{"exclude", "", `comma-separated exclusions "Event" (between first and last step) or "Event:2-3"`},
+		{"count_by", CountPersons, "persons, or sessions (each session is the window)"},
+		{"breakdown", "", "channel, campaign, device, trait:NAME or property:NAME (value at step 1)"},
+		{"breakdown_limit", "20", "breakdown values listed; the rest are summed as (other)"},
+	}, rangeParams()...)
+}
+
+func dropoffParams() []Param {
+	return append(funnelParams(),
+		Param{"step", "0", "1-based step they reached and did not go on from; 0: the largest drop-off"},
+		Param{"limit", "10", "rows per ranking"},
+		Param{"ids_limit", "100", "person ids listed"})
+}
+
+func anchorParams() []Param {
+	return append([]Param{
+		{"anchor", "", "event or stage name the touchpoints are counted from (required)"},
+		{"window", "24h", "how far from the anchor to look"},
+		{"limit", "10", "rows listed"},
+		{"collapse", "false", "count consecutive repeats of a touchpoint once"},
+	}, rangeParams()...)
+}
+
+func pathsParams() []Param {
+	return append(anchorParams(),
+		Param{"direction", "start", "start: sequences starting at the anchor; end: ending at it"},
+		Param{"depth", "4", "touchpoints per sequence, the anchor included"},
+		Param{"convert", "Order Completed", "event or stage counting as a conversion after the anchor"})
+}
+
+func nextParams() []Param {
+	return append(anchorParams(),
+		Param{"direction", "next", "next: where people go after the anchor; previous: where they came from"})
+}
+
+func retentionParams() []Param {
+	return append([]Param{
+		{"period", "week", "cohort period: week (ISO, UTC) or month"},
+		{"periods", "8", "later periods reported per cohort"},
+		{"conversion", "Order Completed", "event or stage whose first occurrence puts a person in a cohort"},
+		{"return", "", "event or stage that counts as coming back; empty: the conversion again"},
+	}, rangeParams()...)
+}
+
+func stagesParams() []Param {
+	return append([]Param{{"limit", "5", "touchpoints listed per stage"}}, rangeParams()...)
+}
+
+func sessionsParams() []Param { return rangeParams() }
+
+// params reads a query's text parameters (the API's query string, the CLI's flags) by the
+// query's schema, keeping the first problem, which names the parameter.
+type params struct {
+	v      url.Values
+	schema []Param
+	err    error
+	read   map[string]bool // the parameters read so far
+}
+
+func newParams(v url.Values, schema []Param) *params {
+	return &params{v: v, schema: schema, read: map[string]bool{}}
+}
 
 // finish returns the first problem: one met while reading, else a parameter the query does not
 // take (a misspelt one, windw=7d, would otherwise be ignored and answer another question than
-// the one asked), else one given more than once.
+// the one asked), else one given more than once. A parameter of the schema the query did not read
+// is an error of the program, reported as one.
 func (p *params) finish() error {
 	if p.err != nil {
 		return p.err
 	}
 	var takes []string
-	for name := range p.read {
-		takes = append(takes, name)
+	for _, sp := range p.schema {
+		if !p.read[sp.Name] {
+			return fmt.Errorf("internal error: the query does not read its parameter %s", sp.Name)
+		}
+		takes = append(takes, sp.Name)
 	}
 	slices.Sort(takes)
 	for _, name := range slices.Sorted(maps.Keys(p.v)) {
@@ -46,17 +128,55 @@ func (p *params) finish() error {
 
 func (p *params) fail(name, format string, args ...any) {
 	if p.err == nil {
-		p.err = fmt.Errorf("%s: %s", name, fmt.Sprintf(format, args...))
+		p.err = paramErrorf(name, format, args...)
 	}
+}
+
+// ParamError is a problem with one parameter of a journey query: the client's fault. The API
+// answers it with 400 and the parameter's name; the CLI names the flag.
+type ParamError struct {
+	// Param is the parameter's name in the query string (count_by); the CLI's flag is the same
+	// name with dashes (--count-by).
+	Param string
+	Err   error
+}
+
+// Error is "PARAM: problem".
+func (e *ParamError) Error() string { return e.Param + ": " + e.Err.Error() }
+
+func (e *ParamError) Unwrap() error { return e.Err }
+
+// paramErrorf returns a ParamError about param, the problem formatted as by fmt.Errorf.
+func paramErrorf(param, format string, args ...any) error {
+	return &ParamError{Param: param, Err: fmt.Errorf(format, args...)}
+}
+
+// IsParamError reports whether err is a problem with a query's parameters.
+func IsParamError(err error) bool {
+	var pe *ParamError
+	return errors.As(err, &pe)
 }
 
 // MaxTextBytes is the longest text a parameter may hold, and each entry of a list (a step, an
 // exclusion): longer ones are refused, as ClickHouse limits the size of a query.
 const MaxTextBytes = 1000
 
-func (p *params) str(name, def string) string {
+// get reads a parameter as given, trimmed, and its default.
+func (p *params) get(name string) (value, def string) {
+	i := slices.IndexFunc(p.schema, func(sp Param) bool { return sp.Name == name })
+	if i < 0 {
+		if p.err == nil {
+			p.err = fmt.Errorf("internal error: the query reads %s, which its schema does not declare", name)
+		}
+		return "", ""
+	}
 	p.read[name] = true
-	s := strings.TrimSpace(p.v.Get(name))
+	return strings.TrimSpace(p.v.Get(name)), p.schema[i].Default
+}
+
+// str reads a text parameter, its default when absent or empty.
+func (p *params) str(name string) string {
+	s, def := p.get(name)
 	if len(s) > MaxTextBytes {
 		p.fail(name, "%d bytes, at most %d", len(s), MaxTextBytes)
 		return def
@@ -67,11 +187,15 @@ func (p *params) str(name, def string) string {
 	return def
 }
 
-// list splits a comma-separated parameter, dropping empty entries.
+// list splits a comma-separated parameter (its default when absent or empty), dropping empty
+// entries; each entry is at most MaxTextBytes.
 func (p *params) list(name string) []string {
-	p.read[name] = true
+	s, def := p.get(name)
+	if s == "" {
+		s = def
+	}
 	var out []string
-	for _, s := range strings.Split(p.v.Get(name), ",") {
+	for _, s := range strings.Split(s, ",") {
 		if s = strings.TrimSpace(s); len(s) > MaxTextBytes {
 			p.fail(name, "%.40q… is %d bytes, at most %d", s, len(s), MaxTextBytes)
 		} else if s != "" {
@@ -83,15 +207,15 @@ func (p *params) list(name string) []string {
 
 // time reads a time, from 1970-01-01 to 2100-01-01 (see ParseTime); "" is unbounded.
 func (p *params) time(name string) time.Time {
-	t, err := ParseTime(p.str(name, ""))
+	t, err := ParseTime(p.str(name))
 	if err != nil {
 		p.fail(name, "%v", err)
 	}
 	return t
 }
 
-func (p *params) window(name, def string) time.Duration {
-	d, err := ParseWindow(p.str(name, def))
+func (p *params) window(name string) time.Duration {
+	d, err := ParseWindow(p.str(name))
 	switch {
 	case err != nil:
 		p.fail(name, "%v", err)
@@ -103,11 +227,8 @@ func (p *params) window(name, def string) time.Duration {
 	return d
 }
 
-func (p *params) int(name string, def, lo, hi int) int {
-	s := p.str(name, "")
-	if s == "" {
-		return def
-	}
+func (p *params) int(name string, lo, hi int) int {
+	s := p.str(name)
 	n, err := strconv.Atoi(s)
 	if err != nil || n < lo || n > hi {
 		p.fail(name, "%q is not a whole number from %d to %d", s, lo, hi)
@@ -116,7 +237,7 @@ func (p *params) int(name string, def, lo, hi int) int {
 }
 
 func (p *params) bool(name string) bool {
-	s := p.str(name, "false")
+	s := p.str(name)
 	b, err := strconv.ParseBool(s)
 	if err != nil {
 		p.fail(name, "%q is not true or false", s)
@@ -124,15 +245,13 @@ func (p *params) bool(name string) bool {
 	return b
 }
 
-func (p *params) oneOf(name, def string, allowed ...string) string {
-	s := p.str(name, def)
-	for _, a := range allowed {
-		if s == a {
-			return s
-		}
+func (p *params) oneOf(name string, allowed ...string) string {
+	s := p.str(name)
+	if slices.Contains(allowed, s) {
+		return s
 	}
 	p.fail(name, "%q is not one of %s", s, strings.Join(allowed, ", "))
-	return def
+	return s
 }
 
 // timeRange reads from and to, checking that from comes first and that the range is at most
@@ -155,7 +274,7 @@ var exclusionRange = regexp.MustCompile(`^(.*):\s*(\d+)\s*-\s*(\d+)$`)
 // from, to, mode, exclude ("Event" or "Event:2-3", comma-separated), count_by, breakdown
 // ("channel", "trait:customer_type", …) and breakdown_limit. Errors start with the parameter's name.
 func ParseFunnelQuery(v url.Values) (FunnelQuery, error) {
-	p := newParams(v)
+	p := newParams(v, funnelParams())
 	q := parseFunnel(p)
 	if err := p.finish(); err != nil {
 		return q, err
@@ -169,10 +288,10 @@ func parseFunnel(p *params) FunnelQuery {
 	if len(q.Steps) == 0 && p.err == nil {
 		p.fail("steps", "at least one step is required")
 	}
-	q.Window = p.window("window", "24h")
+	q.Window = p.window("window")
 	q.From, q.To = p.timeRange()
-	q.Mode = Mode(p.oneOf("mode", string(ModeOrdered), string(ModeOrdered), string(ModeStrict), string(ModeAny)))
-	q.CountBy = p.oneOf("count_by", CountPersons, CountPersons, CountSessions)
+	q.Mode = Mode(p.oneOf("mode", string(ModeOrdered), string(ModeStrict), string(ModeAny)))
+	q.CountBy = p.oneOf("count_by", CountPersons, CountSessions)
 	for _, x := range p.list("exclude") {
 		e := Exclusion{Step: x, After: 1, Before: len(q.Steps)}
 		if m := exclusionRange.FindStringSubmatch(x); m != nil {
@@ -182,9 +301,9 @@ func parseFunnel(p *params) FunnelQuery {
 		}
 		q.Exclusions = append(q.Exclusions, e)
 	}
-	if b := p.str("breakdown", ""); b != "" {
+	if b := p.str("breakdown"); b != "" {
 		q.Breakdown.By, q.Breakdown.Name, _ = strings.Cut(b, ":")
 	}
-	q.BreakdownLimit = p.int("breakdown_limit", 20, 1, 1000)
+	q.BreakdownLimit = p.int("breakdown_limit", 1, 1000)
 	return q
 }

@@ -3,7 +3,6 @@ package store
 import (
 	"cmp"
 	"context"
-	"errors"
 	"math"
 	"net/url"
 	"slices"
@@ -68,35 +67,35 @@ type NextResult struct {
 }
 
 func parseAnchor(p *params) (anchor string, window time.Duration, from, to time.Time) {
-	anchor = p.str("anchor", "")
+	anchor = p.str("anchor")
 	if anchor == "" {
 		p.fail("anchor", "an event or stage name is required")
 	}
-	window = p.window("window", "24h")
+	window = p.window("window")
 	from, to = p.timeRange()
 	return
 }
 
 // ParsePathsQuery reads anchor, direction, depth, limit, collapse, window, from, to and convert.
 func ParsePathsQuery(v url.Values) (PathsQuery, error) {
-	p := newParams(v)
+	p := newParams(v, pathsParams())
 	q := PathsQuery{}
 	q.Anchor, q.Window, q.From, q.To = parseAnchor(p)
-	q.Direction = p.oneOf("direction", "start", "start", "end")
-	q.Depth = p.int("depth", 4, 2, 10)
-	q.Limit = p.int("limit", 10, 1, 1000)
+	q.Direction = p.oneOf("direction", "start", "end")
+	q.Depth = p.int("depth", 2, 10)
+	q.Limit = p.int("limit", 1, 1000)
 	q.Collapse = p.bool("collapse")
-	q.Convert = p.str("convert", "Order Completed")
+	q.Convert = p.str("convert")
 	return q, p.finish()
 }
 
 // ParseNextQuery reads anchor, direction, limit, collapse, window, from and to.
 func ParseNextQuery(v url.Values) (NextQuery, error) {
-	p := newParams(v)
+	p := newParams(v, nextParams())
 	q := NextQuery{}
 	q.Anchor, q.Window, q.From, q.To = parseAnchor(p)
-	q.Direction = p.oneOf("direction", "next", "next", "previous")
-	q.Limit = p.int("limit", 10, 1, 1000)
+	q.Direction = p.oneOf("direction", "next", "previous")
+	q.Limit = p.int("limit", 1, 1000)
 	q.Collapse = p.bool("collapse")
 	return q, p.finish()
 }
@@ -128,7 +127,7 @@ func newAnchorScan(jm *sessionize.Map, anchor, convert string, from, to time.Tim
 		p.scan.to = a.to + a.wind
 	}
 	if len(p.scan.preds) > 64 {
-		return nil, errors.New("anchor: too many conditions")
+		return nil, paramErrorf("anchor", "too many conditions")
 	}
 	return a, nil
 }
@@ -162,7 +161,7 @@ func (s *Store) Paths(ctx context.Context, jm *sessionize.Map, q PathsQuery) (*P
 
 func (s *Store) pathsQuery(ctx context.Context, jm *sessionize.Map, q PathsQuery) (*PathsResult, error) {
 	if err := checkRange(q.From, q.To); err != nil {
-		return nil, badParams(err)
+		return nil, err
 	}
 	if err := s.checkNames(ctx, jm, "anchor", q.Anchor); err != nil {
 		return nil, err
@@ -172,7 +171,7 @@ func (s *Store) pathsQuery(ctx context.Context, jm *sessionize.Map, q PathsQuery
 	}
 	a, err := newAnchorScan(jm, q.Anchor, q.Convert, q.From, q.To, q.Window)
 	if err != nil {
-		return nil, badParams(err)
+		return nil, err
 	}
 	type counts struct{ persons, converted int64 }
 	seqs := map[string]*counts{}
@@ -241,14 +240,14 @@ func (s *Store) Next(ctx context.Context, jm *sessionize.Map, q NextQuery) (*Nex
 
 func (s *Store) nextQuery(ctx context.Context, jm *sessionize.Map, q NextQuery) (*NextResult, error) {
 	if err := checkRange(q.From, q.To); err != nil {
-		return nil, badParams(err)
+		return nil, err
 	}
 	if err := s.checkNames(ctx, jm, "anchor", q.Anchor); err != nil {
 		return nil, err
 	}
 	a, err := newAnchorScan(jm, q.Anchor, "", q.From, q.To, q.Window)
 	if err != nil {
-		return nil, badParams(err)
+		return nil, err
 	}
 	counts := map[string]int64{}
 	res := &NextResult{Anchor: q.Anchor, Direction: q.Direction}

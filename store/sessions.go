@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"fmt"
+	"net/url"
 	"time"
 )
 
@@ -20,18 +21,29 @@ type SessionSummary struct {
 	To                    *time.Time        `json:"to,omitempty"`
 }
 
-// Sessions summarizes the live sessions (latest version, not deleted) that started in [from, to);
-// zero times are unbounded.
-func (s *Store) Sessions(ctx context.Context, from, to time.Time) (*SessionSummary, error) {
-	start := time.Now()
-	res, err := s.sessions(ctx, from, to)
-	s.observeQuery("sessions", start, err)
-	return res, err
+// SessionsQuery asks for a summary of the sessions that started in [From, To); zero times are
+// unbounded.
+type SessionsQuery struct {
+	From, To time.Time
+}
+
+// ParseSessionsQuery reads from and to.
+func ParseSessionsQuery(v url.Values) (SessionsQuery, error) {
+	p := newParams(v, sessionsParams())
+	var q SessionsQuery
+	q.From, q.To = p.timeRange()
+	return q, p.finish()
+}
+
+// Sessions summarizes the live sessions (latest version, not deleted) that started in the
+// query's range, within the store's query limits as the other journey queries.
+func (s *Store) Sessions(ctx context.Context, q SessionsQuery) (*SessionSummary, error) {
+	return runQuery(ctx, s, "sessions", func(ctx context.Context) (*SessionSummary, error) { return s.sessions(ctx, q.From, q.To) })
 }
 
 func (s *Store) sessions(ctx context.Context, from, to time.Time) (*SessionSummary, error) {
-	if !from.IsZero() && !to.IsZero() && !from.Before(to) {
-		return nil, fmt.Errorf("from: %s is not before to %s", from.Format(time.RFC3339), to.Format(time.RFC3339))
+	if err := checkRange(from, to); err != nil {
+		return nil, err
 	}
 	lo, hi := uint64(0), uint64(1<<63)
 	if !from.IsZero() {

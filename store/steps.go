@@ -122,7 +122,7 @@ func checkSteps(param string, steps ...string) (regexps map[string]string, err e
 		if _, filters := splitStep(s); filters != "" {
 			conds, err := parseFilters(filters)
 			if err != nil {
-				return nil, badParams(fmt.Errorf("%s: %.100s: %w", param, s, err))
+				return nil, paramErrorf(param, "%.100s: %w", s, err)
 			}
 			for _, c := range conds {
 				if c.Regexp != nil {

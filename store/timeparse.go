@@ -56,13 +56,13 @@ func checkTime(t time.Time) error {
 // naming the parameter; zero times are unbounded.
 func checkRange(from, to time.Time) error {
 	if err := checkTime(from); err != nil {
-		return fmt.Errorf("from: %s %w", from.Format(time.RFC3339), err)
+		return paramErrorf("from", "%s %w", from.Format(time.RFC3339), err)
 	}
 	if err := checkTime(to); err != nil {
-		return fmt.Errorf("to: %s %w", to.Format(time.RFC3339), err)
+		return paramErrorf("to", "%s %w", to.Format(time.RFC3339), err)
 	}
 	if !from.IsZero() && !to.IsZero() && !from.Before(to) {
-		return fmt.Errorf("from: %s is not before to %s", from.Format(time.RFC3339), to.Format(time.RFC3339))
+		return paramErrorf("from", "%s is not before to %s", from.Format(time.RFC3339), to.Format(time.RFC3339))
 	}
 	return nil
 }

@@ -71,10 +71,8 @@ func run(ctx context.Context, args []string, stdout io.Writer, log *slog.Logger)
 		return runServe(ctx, rest, log)
 	case "replay":
 		return runReplay(ctx, rest, stdout)
-	case "funnel", "dropoff", "paths", "next", "retention", "stages":
+	case "funnel", "dropoff", "paths", "next", "retention", "stages", "sessions":
 		return runQuery(ctx, cmd, rest, stdout, log)
-	case "sessions":
-		return runSessions(ctx, rest, stdout, log)
 	case "resessionize":
 		return runResessionize(ctx, rest, stdout, log)
 	case "migrate":

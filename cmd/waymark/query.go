@@ -4,85 +4,44 @@ import (
 	"context"
 	"encoding/csv"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net/url"
-	"slices"
 	"strings"
 	"text/tabwriter"
 
 	"github.com/waymark-dev/waymark/store"
 )
 
-// queryParam is a parameter of a journey query: a flag of the CLI (dashes) and a query-string
-// parameter of the API (underscores).
-type queryParam struct {
-	name, def, usage string
-}
-
-var (
-	rangeParams = []queryParam{
-		{"from", "", "start of the time range: RFC 3339 or YYYY-MM-DD (UTC); empty: all time"},
-		{"to", "", "end of the time range (exclusive): RFC 3339 or YYYY-MM-DD (UTC); empty: all time"},
-	}
-	funnelParams = append([]queryParam{
-		{"steps", "", "comma-separated steps: event names or stage names of the journey map (required)"},
-		{"window", "24h", "longest time from a customer's first step to their last (30m, 24h, 7d)"},
-		{"mode", "ordered", "ordered, strict (no other tracked event between steps) or any (any order within the window)"},
-		{"exclude", "", `comma-separated exclusions "Event" (between first and last step) or "Event:2-3"`},
-		{"count-by", "persons", "persons, or sessions (each session is the window)"},
-		{"breakdown", "", "channel, campaign, device, trait:NAME or property:NAME (value at step 1)"},
-		{"breakdown-limit", "20", "breakdown values listed; the rest are summed as (other)"},
-	}, rangeParams...)
-	anchorParams = append([]queryParam{
-		{"anchor", "", "event or stage name the touchpoints are counted from (required)"},
-		{"window", "24h", "how far from the anchor to look"},
-		{"limit", "10", "rows listed"},
-		{"collapse", "false", "count consecutive repeats of a touchpoint once"},
-	}, rangeParams...)
-)
-
-// queryCommands are the CLI's journey queries; each answers exactly as its /api/v1/ endpoint.
+// queryCommands are the CLI's journey queries; each answers exactly as its /api/v1/ endpoint and
+// takes its parameters (store.QueryParams) as flags, with dashes for underscores.
 var queryCommands = map[string]struct {
 	synopsis string
-	params   []queryParam
 	print    func(io.Writer, any)
 }{
-	"funnel": {`funnel --steps "Product Viewed,Product Added,Order Completed" [--window 24h] [--mode ordered] [--breakdown channel] [--json]`,
-		funnelParams, printFunnel},
-	"dropoff": {`dropoff --steps "Product Viewed,Order Completed" [--step 1] [--json | --csv]`,
-		append(slices.Clone(funnelParams), queryParam{"step", "0", "1-based step they reached and did not go on from; 0: the largest drop-off"},
-			queryParam{"limit", "10", "rows per ranking"}, queryParam{"ids-limit", "100", "person ids listed (all of them go to --csv)"}),
-		printDropoff},
-	"paths": {`paths --anchor "Product Viewed" [--direction start|end] [--depth 4] [--convert "Order Completed"] [--json]`,
-		append(slices.Clone(anchorParams), queryParam{"direction", "start", "start: sequences starting at the anchor; end: ending at it"},
-			queryParam{"depth", "4", "touchpoints per sequence, the anchor included"}, queryParam{"convert", "Order Completed", "event or stage counting as a conversion after the anchor"}),
-		printPaths},
-	"next": {`next --anchor "Product Added" [--direction next|previous] [--json]`,
-		append(slices.Clone(anchorParams), queryParam{"direction", "next", "next: where people go after the anchor; previous: where they came from"}),
-		printNext},
-	"retention": {`retention [--conversion "Order Completed"] [--return EVENT] [--period week|month] [--json]`,
-		append([]queryParam{
-			{"period", "week", "cohort period: week (ISO, UTC) or month"},
-			{"periods", "8", "later periods reported per cohort"},
-			{"conversion", "Order Completed", "event or stage whose first occurrence puts a person in a cohort"},
-			{"return", "", "event or stage that counts as coming back; default: the conversion again"},
-		}, rangeParams...),
-		printRetention},
-	"stages": {`stages [--from T] [--to T] [--json]`,
-		append([]queryParam{{"limit", "5", "touchpoints listed per stage"}}, rangeParams...),
-		printStages},
+	"funnel":    {`funnel --steps "Product Viewed,Product Added,Order Completed" [--window 24h] [--mode ordered] [--breakdown channel] [--json]`, printFunnel},
+	"dropoff":   {`dropoff --steps "Product Viewed,Order Completed" [--step 1] [--json | --csv]`, printDropoff},
+	"paths":     {`paths --anchor "Product Viewed" [--direction start|end] [--depth 4] [--convert "Order Completed"] [--json]`, printPaths},
+	"next":      {`next --anchor "Product Added" [--direction next|previous] [--json]`, printNext},
+	"retention": {`retention [--conversion "Order Completed"] [--return EVENT] [--period week|month] [--json]`, printRetention},
+	"stages":    {`stages [--from T] [--to T] [--json]`, printStages},
+	"sessions":  {`sessions [--from T] [--to T] [--json]`, printSessions},
 }
+
+// flagName is the CLI's flag for a query parameter: count_by is --count-by.
+func flagName(param string) string { return strings.ReplaceAll(param, "_", "-") }
 
 // runQuery runs one of the journey queries from the command line.
 func runQuery(ctx context.Context, name string, args []string, stdout io.Writer, log *slog.Logger) error {
 	cmd := queryCommands[name]
 	fs := newFlagSet(name, cmd.synopsis)
 	cf := addClickHouseFlags(fs)
+	params := store.QueryParams(name)
 	values := map[string]*string{}
-	for _, p := range cmd.params {
-		values[p.name] = fs.String(p.name, p.def, p.usage)
+	for _, p := range params {
+		values[p.Name] = fs.String(flagName(p.Name), p.Default, p.Usage)
 	}
 	mapPath := fs.String("journey-map", "", "journey map YAML file; empty: the built-in shop map")
 	asJSON := fs.Bool("json", false, "print JSON (the API's) instead of a table")
@@ -94,17 +53,18 @@ func runQuery(ctx context.Context, name string, args []string, stdout io.Writer,
 		return err
 	}
 	v := url.Values{}
-	for _, p := range cmd.params {
-		if s := *values[p.name]; s != "" {
-			v.Set(strings.ReplaceAll(p.name, "-", "_"), s)
+	for _, p := range params {
+		if s := *values[p.Name]; s != "" {
+			v.Set(p.Name, s)
 		}
 	}
 	if asCSV != nil && *asCSV {
 		v.Set("ids_limit", "100000")
 	}
 	flagError := func(err error) error {
-		if store.IsParamError(err) {
-			return fmt.Errorf("--%s", strings.Replace(err.Error(), "_", "-", 1))
+		var pe *store.ParamError
+		if errors.As(err, &pe) {
+			return fmt.Errorf("--%s: %w", flagName(pe.Param), pe.Err)
 		}
 		return err
 	}

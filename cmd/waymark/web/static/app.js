@@ -123,6 +123,16 @@ async function api (path, params) {
   }
 }
 
+// schema holds each query's parameters as the API lists them (/api/v1/queries): the page's
+// defaults are the API's.
+let schema = {}
+
+// def is the default of a query's parameter.
+function def (query, name) {
+  const p = (schema[query] || []).find(p => p.name === name)
+  return p ? p.default : ''
+}
+
 // load runs fn with a section marked busy, showing its errors in the section's status line.
 async function load (section, label, fn) {
   const status = $('.status', section)
@@ -234,7 +244,7 @@ async function openFork (name, dir) {
   $('#fork-title').textContent = (dir === 'next' ? 'After ' : 'Before ') + name
   section.focus()
   await load(section, 'the fork', async () => {
-    const res = await api('next', { anchor: name, direction: dir, window: state.get('window') || '24h', limit: 12, collapse: 'true', ...rangeParams() })
+    const res = await api('next', { anchor: name, direction: dir, window: state.get('window') || def('next', 'window'), limit: 12, collapse: 'true', ...rangeParams() })
     const list = $('.bars', section)
     list.replaceChildren()
     list.dataset.persons = res.persons
@@ -279,11 +289,11 @@ function fillAnchors () {
 async function loadFlow () {
   const section = $('#flow')
   const anchor = state.get('anchor') || stageNames[0]
-  const depth = state.get('depth') || '4'
+  const depth = state.get('depth') || def('paths', 'depth')
   $('select[name=depth]', section).value = depth
   if (!anchor) return
   await load(section, 'the paths', async () => {
-    const res = await api('paths', { anchor, depth, limit: 12, collapse: 'true', window: state.get('window') || '24h', ...rangeParams() })
+    const res = await api('paths', { anchor, depth, limit: 12, collapse: 'true', window: state.get('window') || def('paths', 'window'), ...rangeParams() })
     drawSankey($('.sankey', section), res.paths)
     const body = $('tbody', section)
     body.replaceChildren(...res.paths.map(p => el('tr', {},
@@ -380,9 +390,9 @@ function funnelFormFromState () {
   const steps = (state.get('steps') || stageNames.slice(0, 3).join(',')).split(',').filter(Boolean)
   $('#funnel .steps').replaceChildren(...steps.map(stepInput))
   const form = $('#funnel-form')
-  form.window.value = state.get('window') || '24h'
-  form.mode.value = state.get('mode') || 'ordered'
-  form.count_by.value = state.get('count_by') || 'persons'
+  form.window.value = state.get('window') || def('funnel', 'window')
+  form.mode.value = state.get('mode') || def('funnel', 'mode')
+  form.count_by.value = state.get('count_by') || def('funnel', 'count_by')
   form.breakdown.value = state.get('breakdown') || ''
 }
 
@@ -390,7 +400,7 @@ async function loadFunnel () {
   const form = $('#funnel-form')
   const steps = [...form.querySelectorAll('input[name=step]')].map(i => i.value.trim()).filter(Boolean)
   const params = { steps: steps.join(','), window: form.window.value.trim(), mode: form.mode.value, count_by: form.count_by.value, breakdown: form.breakdown.value.trim(), ...rangeParams() }
-  setState({ steps: params.steps, window: params.window, mode: params.mode === 'ordered' ? null : params.mode, count_by: params.count_by === 'persons' ? null : params.count_by, breakdown: params.breakdown })
+  setState({ steps: params.steps, window: params.window, mode: params.mode === def('funnel', 'mode') ? null : params.mode, count_by: params.count_by === def('funnel', 'count_by') ? null : params.count_by, breakdown: params.breakdown })
   if (!params.breakdown) delete params.breakdown
   const section = $('#funnel')
   for (const i of form.querySelectorAll('[aria-invalid]')) i.removeAttribute('aria-invalid')
@@ -451,7 +461,7 @@ async function loadAll () {
   await Promise.all([loadFlow(), loadFunnel(), state.get('fork') ? openFork(state.get('fork'), state.get('dir')) : null])
 }
 
-document.addEventListener('DOMContentLoaded', () => {
+document.addEventListener('DOMContentLoaded', async () => {
   const filters = $('#filters')
   filters.from.value = state.get('from') || ''
   filters.to.value = state.get('to') || ''
@@ -483,6 +493,11 @@ document.addEventListener('DOMContentLoaded', () => {
   $('#fork .close').addEventListener('click', closeFork)
   document.addEventListener('keydown', (e) => { if (e.key === 'Escape' && !$('#fork').hidden) closeFork() })
   $('#key-dialog').addEventListener('cancel', (e) => e.preventDefault()) // the page needs the key
+  try {
+    schema = await api('queries', {})
+  } catch (e) {
+    $('#funnel .status').textContent = 'Could not read the queries\' parameters: ' + e.message
+  }
   funnelFormFromState()
   loadAll()
 })
