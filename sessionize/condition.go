@@ -30,8 +30,81 @@ type Condition struct {
 	line int
 }
 
-// contextFields are the event fields a condition can name besides properties.
-var contextFields = []string{"page.path", "page.referrer", "campaign.source", "campaign.medium", "campaign.name"}
+// ContextFields are the event fields a condition can name besides properties
+// (properties.NAME), in the order the documentation lists them.
+func ContextFields() []string {
+	return []string{"page.path", "page.referrer", "campaign.source", "campaign.medium", "campaign.name"}
+}
+
+// check verifies that the condition names a field and sets exactly one operator, and compiles its
+// regular expression: the rule for a condition wherever it comes from (a journey map, a step's
+// filter).
+func (c *Condition) check() error {
+	set := 0
+	for _, on := range []bool{c.Equals != nil, c.OneOf != nil, c.Prefix != nil, c.Regexp != nil, c.GT != nil, c.GTE != nil, c.LT != nil, c.LTE != nil} {
+		if on {
+			set++
+		}
+	}
+	switch {
+	case c.Field == "":
+		return fmt.Errorf("field: a condition needs the field it tests (a property name, or one of %s)", strings.Join(ContextFields(), ", "))
+	case set != 1:
+		return fmt.Errorf("condition on %q: want exactly one of equals, one_of, prefix, regexp, gt, gte, lt, lte; got %d", c.Field, set)
+	}
+	for _, f := range []*float64{c.GT, c.GTE, c.LT, c.LTE} {
+		if f != nil && (math.IsNaN(*f) || math.IsInf(*f, 0)) {
+			return fmt.Errorf("condition on %q: %v is not a finite number", c.Field, *f)
+		}
+	}
+	if c.Regexp != nil {
+		re, err := regexp.Compile(*c.Regexp)
+		if err != nil {
+			return fmt.Errorf("regexp: %w", err)
+		}
+		c.re = re
+	}
+	return nil
+}
+
+// NewCondition returns the condition that field op value states, op being one of equals, one_of
+// (value: the options separated by "|"), prefix, regexp, gt, gte, lt, lte (value: a finite
+// decimal number). A field that is not a context field (ContextFields) nor properties.NAME is
+// read as the property of that name. Errors name what is wrong.
+func NewCondition(field, op, value string) (Condition, error) {
+	if !strings.HasPrefix(field, "properties.") && !slices.Contains(ContextFields(), field) {
+		field = "properties." + field
+	}
+	c := Condition{Field: field}
+	switch op {
+	case "equals":
+		c.Equals = &value
+	case "one_of":
+		c.OneOf = strings.Split(value, "|")
+	case "prefix":
+		c.Prefix = &value
+	case "regexp":
+		c.Regexp = &value
+	case "gt", "gte", "lt", "lte":
+		n, err := strconv.ParseFloat(value, 64)
+		if err != nil || math.IsNaN(n) || math.IsInf(n, 0) {
+			return Condition{}, fmt.Errorf("%q is not a finite number", value)
+		}
+		switch op {
+		case "gt":
+			c.GT = &n
+		case "gte":
+			c.GTE = &n
+		case "lt":
+			c.LT = &n
+		default:
+			c.LTE = &n
+		}
+	default:
+		return Condition{}, fmt.Errorf("%q is not an operator (equals, one_of, prefix, regexp, gt, gte, lt, lte)", op)
+	}
+	return c, c.check()
+}
 
 // UnmarshalYAML checks the condition's fields and compiles its regexp, with line numbers.
 func (c *Condition) UnmarshalYAML(n *yaml.Node) error {
@@ -43,24 +116,8 @@ func (c *Condition) UnmarshalYAML(n *yaml.Node) error {
 		return err
 	}
 	c.line = n.Line
-	set := 0
-	for _, on := range []bool{c.Equals != nil, c.OneOf != nil, c.Prefix != nil, c.Regexp != nil, c.GT != nil, c.GTE != nil, c.LT != nil, c.LTE != nil} {
-		if on {
-			set++
-		}
-	}
-	switch {
-	case c.Field == "":
-		return fmt.Errorf("line %d: field: a condition needs the field it tests (a property name, or one of %s)", n.Line, strings.Join(contextFields, ", "))
-	case set != 1:
-		return fmt.Errorf("line %d: condition on %q: want exactly one of equals, one_of, prefix, regexp, gt, gte, lt, lte; got %d", n.Line, c.Field, set)
-	}
-	if c.Regexp != nil {
-		re, err := regexp.Compile(*c.Regexp)
-		if err != nil {
-			return fmt.Errorf("line %d: regexp: %w", n.Line, err)
-		}
-		c.re = re
+	if err := c.check(); err != nil {
+		return fmt.Errorf("line %d: %w", n.Line, err)
 	}
 	return nil
 }

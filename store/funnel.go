@@ -675,9 +675,7 @@ func ratio(a, b int64) float64 {
 // conditionSQL translates a journey-map condition into a predicate on the events table, with the
 // same meaning as Condition.Matches: a missing field fails every operator.
 func conditionSQL(c *sessionize.Condition) (string, []any) {
-	columns := map[string]string{"page.path": "page_path", "page.referrer": "referrer",
-		"campaign.source": "campaign_source", "campaign.medium": "campaign_medium", "campaign.name": "campaign_name"}
-	value, present := columns[c.Field], columns[c.Field]+" != ''"
+	value, present := contextColumn(c.Field), contextColumn(c.Field)+" != ''"
 	if value == "" {
 		name := sqlString(strings.TrimPrefix(c.Field, "properties."))
 		value, present = "prop_values[indexOf(prop_keys, "+name+")]", "has(prop_keys, "+name+")"
@@ -709,6 +707,24 @@ func conditionSQL(c *sessionize.Condition) (string, []any) {
 		args = []any{*bound}
 	}
 	return "(" + present + " AND " + op + ")", args
+}
+
+// contextColumn is the events table's column of a context field a condition can test
+// (sessionize.ContextFields), "" for any other field.
+func contextColumn(field string) string {
+	switch field {
+	case "page.path":
+		return "page_path"
+	case "page.referrer":
+		return "referrer"
+	case "campaign.source":
+		return "campaign_source"
+	case "campaign.medium":
+		return "campaign_medium"
+	case "campaign.name":
+		return "campaign_name"
+	}
+	return ""
 }
 
 // sqlString quotes s as a ClickHouse string literal.

@@ -2,13 +2,10 @@ package store
 
 import (
 	"fmt"
-	"math"
 	"slices"
-	"strconv"
 	"strings"
 
 	"github.com/waymark-dev/waymark/sessionize"
-	"gopkg.in/yaml.v3"
 )
 
 // A step is an event name, a stage name, or either with property filters in brackets:
@@ -40,9 +37,8 @@ func splitStep(step string) (name, filters string) {
 // every rule of the step, and ClickHouse limits the size of a query.
 const MaxStepFilters = 10
 
-// parseFilters reads a step's filters as journey-map conditions, through the journey map's own
-// YAML parser, so they are checked and mean exactly what the map's conditions mean. Numbers must
-// be finite; at most MaxStepFilters filters.
+// parseFilters reads a step's filters as journey-map conditions (sessionize.NewCondition), so
+// they are checked and mean exactly what the map's conditions mean. At most MaxStepFilters.
 func parseFilters(filters string) ([]sessionize.Condition, error) {
 	var out []sessionize.Condition
 	for _, f := range strings.Split(filters, ";") {
@@ -62,28 +58,11 @@ func parseFilters(filters string) ([]sessionize.Condition, error) {
 			return nil, fmt.Errorf("filter %q: want FIELD OP VALUE with OP one of =, ^=, ~=, >, >=, <, <=", f)
 		}
 		field, value := strings.TrimSpace(f[:i]), strings.TrimSpace(f[i+len(op):])
-		if !strings.HasPrefix(field, "properties.") && !slices.Contains([]string{"page.path", "page.referrer", "campaign.source", "campaign.medium", "campaign.name"}, field) {
-			field = "properties." + field
+		if key == "equals" && strings.Contains(value, "|") {
+			key = "one_of"
 		}
-		cond := map[string]any{"field": field}
-		switch {
-		case key == "equals" && strings.Contains(value, "|"):
-			cond["one_of"] = strings.Split(value, "|")
-		case key == "gt" || key == "gte" || key == "lt" || key == "lte":
-			n, err := strconv.ParseFloat(value, 64)
-			if err != nil || math.IsNaN(n) || math.IsInf(n, 0) {
-				return nil, fmt.Errorf("filter %q: %q is not a finite number", f, value)
-			}
-			cond[key] = n
-		default:
-			cond[key] = value
-		}
-		doc, err := yaml.Marshal(cond)
+		c, err := sessionize.NewCondition(field, key, value)
 		if err != nil {
-			return nil, fmt.Errorf("filter %q: %w", f, err)
-		}
-		var c sessionize.Condition
-		if err := yaml.Unmarshal(doc, &c); err != nil {
 			return nil, fmt.Errorf("filter %q: %w", f, err)
 		}
 		out = append(out, c)

@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/waymark-dev/waymark/ingest"
+	"github.com/waymark-dev/waymark/sessionize"
 )
 
 func TestStepFilters(t *testing.T) {
@@ -54,5 +55,19 @@ func TestStepFilters(t *testing.T) {
 		if match != tt.match {
 			t.Errorf("%s on %+v: match %v, want %v", tt.filters, tt.event, match, tt.match)
 		}
+	}
+}
+
+// TestEveryContextFieldHasAColumn: a context field the journey map's conditions can test
+// (sessionize.ContextFields) must be readable in SQL too, or a step filter on it would test a
+// property of that name instead.
+func TestEveryContextFieldHasAColumn(t *testing.T) {
+	for _, f := range sessionize.ContextFields() {
+		if contextColumn(f) == "" {
+			t.Errorf("context field %s has no column", f)
+		}
+	}
+	if got := contextColumn("properties.page.path"); got != "" {
+		t.Errorf("properties.page.path reads column %q, want a property", got)
 	}
 }
