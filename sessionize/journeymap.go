@@ -89,8 +89,12 @@ func knownFields(n *yaml.Node, what string, allowed ...string) error {
 	return nil
 }
 
+// Needs is how many distinct events matching the rule's conditions a customer must have for the
+// rule to match the last of them: Nth, at least 1.
+func (r *Rule) Needs() int { return max(r.Nth, 1) }
+
 // Matches reports whether e, whose channel is channel, meets the rule's conditions, not
-// counting Nth.
+// counting Nth (see Needs).
 func (r *Rule) Matches(e *ingest.Event, channel string) bool {
 	if len(r.Types) > 0 && !slices.Contains(r.Types, e.Type) ||
 		len(r.Events) > 0 && !slices.Contains(r.Events, e.Event) ||

@@ -490,7 +490,7 @@ func (s *Sessionizer) observe(c *customer, e *ingest.Event, p point, stats *Stat
 		if p.rules&(1<<r) == 0 {
 			continue
 		}
-		if nth := s.rules[r].Nth; nth > 1 && c.reached&(1<<s.ruleStage[r]) == 0 {
+		if nth := s.rules[r].Needs(); nth > 1 && c.reached&(1<<s.ruleStage[r]) == 0 {
 			// Counted only until the stage is reached (it enters once), and only up to nth: a
 			// customer with a million matching events costs no scan per event.
 			n := 1 // this event
@@ -755,7 +755,7 @@ func (s *Sessionizer) cut(key string, c *customer) []Session {
 				continue
 			}
 			counts[r]++
-			if counts[r] >= max(s.rules[r].Nth, 1) {
+			if counts[r] >= s.rules[r].Needs() {
 				stages |= 1 << s.ruleStage[r]
 			}
 		}

@@ -305,7 +305,7 @@ func planSteps(jm *sessionize.Map, names []string) funnelPlan {
 	for _, name := range names {
 		var sp stepPlan
 		for _, r := range stepRules(jm, name) {
-			nth := max(r.Nth, 1)
+			nth := r.Needs()
 			base := r
 			base.Nth = 0
 			sp.conds = append(sp.conds, p.addCondition(base))
@@ -346,7 +346,7 @@ func planFunnel(jm *sessionize.Map, q FunnelQuery) (*funnelPlan, error) {
 			gaps |= 1 << g
 		}
 		for _, r := range stepRules(jm, x.Step) {
-			if r.Nth > 1 {
+			if r.Needs() > 1 {
 				return nil, paramErrorf("exclude", "stage %q counts nth events, which an exclusion cannot use", x.Step)
 			}
 			block(p.addCondition(r), gaps)
