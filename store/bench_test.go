@@ -151,7 +151,7 @@ func BenchmarkMergedPersons(b *testing.B) {
 //
 //	go test -run '^$' -bench QueryScale -benchtime 3x -timeout 90m ./store
 //	WAYMARK_BENCH_EVENTS=100000000 go test -run '^$' -bench QueryScale -benchtime 1x -timeout 600m ./store
-//	go test -run '^$' -bench 'QueryScale/.*/query=(windowFunnel|groupby|funnel-3-steps)$' -benchtime 3x ./store
+//	go test -run '^$' -bench 'QueryScale/.*/.*/query=(windowFunnel|groupby|funnel-3-steps)$' -benchtime 3x ./store
 func BenchmarkQueryScale(b *testing.B) {
 	n := benchEvents()
 	ctx := context.Background()
