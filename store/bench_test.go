@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/url"
 	"os"
 	"runtime/debug"
 	"slices"
@@ -14,7 +15,9 @@ import (
 	"time"
 
 	"github.com/ClickHouse/clickhouse-go/v2"
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 	"github.com/waymark-dev/waymark/store"
+	"golang.org/x/sync/errgroup"
 )
 
 // BenchmarkJourneyQueries measures the journey queries over synthetic events generated inside
@@ -24,10 +27,7 @@ import (
 //
 //	go test -run '^$' -bench JourneyQueries -benchtime 5x -timeout 60m ./store
 func BenchmarkJourneyQueries(b *testing.B) {
-	n := 10_000_000
-	if v, err := strconv.Atoi(os.Getenv("WAYMARK_BENCH_EVENTS")); err == nil && v > 0 {
-		n = v
-	}
+	n := benchEvents()
 	ctx := context.Background()
 	var s *store.Store
 	if addr := os.Getenv("WAYMARK_BENCH_CLICKHOUSE"); addr != "" {
@@ -68,10 +68,7 @@ func BenchmarkJourneyQueries(b *testing.B) {
 //
 //	go test -run '^$' -bench MergedPersons -benchtime 3x -timeout 60m ./store
 func BenchmarkMergedPersons(b *testing.B) {
-	n := 10_000_000
-	if v, err := strconv.Atoi(os.Getenv("WAYMARK_BENCH_EVENTS")); err == nil && v > 0 {
-		n = v
-	}
+	n := benchEvents()
 	ctx := context.Background()
 	var db string
 	s := openStoreWith(b, func(c *store.Config) {
@@ -114,15 +111,7 @@ func BenchmarkMergedPersons(b *testing.B) {
 					exec(b, "INSERT INTO DB.persons SELECT * FROM DB.persons_merged")
 				}
 				b.Run("persons="+run, func(b *testing.B) {
-					b.ReportAllocs()
-					reset := resetPeakRSS()
-					p50 := measureQuery(b, q.run)
-					b.ReportMetric(float64(p50.Milliseconds()), "p50-ms")
-					if peak, err := peakRSS(); reset && err == nil {
-						b.ReportMetric(float64(peak)/(1<<20), "peak-rss-MiB")
-					} else if err != nil {
-						b.Log(err)
-					}
+					p50 := measureWithRSS(b, q.run)
 					if run == "unmerged" {
 						unmerged = p50
 					} else if unmerged > 0 {
@@ -134,19 +123,208 @@ func BenchmarkMergedPersons(b *testing.B) {
 	}
 }
 
+// BenchmarkQueryScale is issue 16's benchmark: each journey query next to two baselines measured
+// in the same run, on the same events and the same server. It generates WAYMARK_BENCH_EVENTS
+// synthetic events (default 10,000,000) for 1,000,000 persons twice, each time in a database of
+// its own, dropped after: persons=unmerged, every customer known by their userId from their first
+// event (MergedShare 0), and persons=merged, 40% of them browsing anonymously on a device before
+// they log in (MergedShare 0.4, the persons rows joining each such device to its user). On each it
+// measures the baselines first, then the journey queries (journeyQueries, the journey page's
+// first load included):
+//
+//   - query=windowFunnel: ClickHouse's windowFunnel(86400) over the three steps of funnel-3-steps
+//     (Product Viewed, Product Added, Order Completed), on a plain table (person String, t
+//     DateTime, event String) ORDER BY (person, t) holding the same events under their persons
+//     (the persons overrides applied, as the journey queries apply them; with none, person_id),
+//     only the step events read, grouped by person, then the persons counted per level;
+//   - query=groupby: SELECT customer_key, count() FROM events GROUP BY customer_key, every row
+//     shipped to this process through the client and scanned, as the journey queries read their
+//     rows (one per customer) — not SELECT count() FROM (…), which ships none.
+//
+// Each reports its median as p50-ms, this process's peak resident memory as peak-rss-MiB, its
+// ratios to the two baselines' medians as x-windowFunnel and x-groupby, and, with merged persons,
+// its ratio to the same query's unmerged median as x-unmerged. A ratio needs its baseline in the
+// same run: a -bench pattern that picks some queries must pick the baselines too. The aims (issue
+// 16, at 10M events): funnel-3-steps x-windowFunnel ≤ 1.0; every other query ≤ 2.0; x-unmerged ≤
+// 1.2; peak-rss-MiB ≤ 256; journey-page ≤ 2× the slowest single query; at 100M events each query
+// ≤ 12× its 10M median. Run with
+//
+//	go test -run '^$' -bench QueryScale -benchtime 3x -timeout 90m ./store
+//	WAYMARK_BENCH_EVENTS=100000000 go test -run '^$' -bench QueryScale -benchtime 1x -timeout 600m ./store
+//	go test -run '^$' -bench 'QueryScale/.*/.*/query=(windowFunnel|groupby|funnel-3-steps)$' -benchtime 3x ./store
+func BenchmarkQueryScale(b *testing.B) {
+	n := benchEvents()
+	ctx := context.Background()
+	conn, err := clickhouse.Open(&clickhouse.Options{
+		Addr:        []string{server.Addr},
+		Compression: &clickhouse.Compression{Method: clickhouse.CompressionLZ4}, // as the store's
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer conn.Close()
+	unmerged := map[string]time.Duration{} // each query's median on the unmerged persons
+	b.Run(fmt.Sprintf("events=%d", n), func(b *testing.B) {
+		for _, persons := range []struct {
+			name  string
+			share float64
+		}{{"unmerged", 0}, {"merged", 0.4}} {
+			b.Run("persons="+persons.name, func(b *testing.B) {
+				var db string
+				s := openStoreWith(b, func(c *store.Config) {
+					db = c.Database
+					c.QueryTimeout = 30 * time.Minute // a measure, not a limit: the machine may be busy
+				})
+				start := time.Now()
+				if err := s.GenerateSynthetic(ctx, n, 1_000_000, store.SyntheticOptions{MergedShare: persons.share}); err != nil {
+					b.Fatal(err)
+				}
+				base := baselines{conn: conn, db: db}
+				if err := base.createPlain(ctx); err != nil {
+					b.Fatal(err)
+				}
+				b.Logf("generated %d events and their plain table in %s", n, time.Since(start).Round(time.Millisecond))
+				defer func() {
+					if err := s.DropDatabase(ctx); err != nil {
+						b.Error(err)
+					}
+				}()
+				var windowFunnel, groupBy time.Duration
+				var levels []uint64
+				queries := []journeyQuery{
+					{"windowFunnel", func() (err error) {
+						levels, err = base.windowFunnel(ctx)
+						return err
+					}},
+					{"groupby", func() error { return base.groupBy(ctx) }},
+				}
+				for _, q := range append(queries, journeyQueries(b, s)...) {
+					b.Run("query="+q.name, func(b *testing.B) {
+						p50 := measureWithRSS(b, q.run)
+						switch q.name {
+						case "windowFunnel":
+							windowFunnel = p50
+							b.Logf("windowFunnel: persons reaching each step: %v", levels)
+						case "groupby":
+							groupBy = p50
+						}
+						if windowFunnel > 0 {
+							b.ReportMetric(float64(p50)/float64(windowFunnel), "x-windowFunnel")
+						}
+						if groupBy > 0 {
+							b.ReportMetric(float64(p50)/float64(groupBy), "x-groupby")
+						}
+						if persons.name == "unmerged" {
+							unmerged[q.name] = p50
+						} else if u := unmerged[q.name]; u > 0 {
+							b.ReportMetric(float64(p50)/float64(u), "x-unmerged")
+						}
+					})
+				}
+			})
+		}
+	})
+}
+
+// baselines runs BenchmarkQueryScale's baseline queries on a database of generated events.
+type baselines struct {
+	conn driver.Conn
+	db   string
+}
+
+// sql puts the database's name in place of "DB." in query.
+func (bl baselines) sql(query string) string {
+	return strings.ReplaceAll(query, "DB.", "`"+bl.db+"`.")
+}
+
+// createPlain creates the table plain (person, t, event) ordered by (person, t) and fills it with
+// the events, each under its person: the persons table's newest row for its person_id, else its
+// person_id.
+func (bl baselines) createPlain(ctx context.Context) error {
+	if err := bl.conn.Exec(ctx, bl.sql("CREATE TABLE DB.plain (person String, t DateTime, event String) ENGINE = MergeTree ORDER BY (person, t)")); err != nil {
+		return fmt.Errorf("create the plain table: %w", err)
+	}
+	err := bl.conn.Exec(ctx, bl.sql(`INSERT INTO DB.plain
+SELECT if(merged_into = '', person_id, merged_into), toDateTime(intDiv(ts_ms, 1000)), event
+FROM DB.events AS e ANY LEFT JOIN (
+	SELECT merged_key AS person_id, merged_into FROM (
+		SELECT customer_key AS merged_key, argMax(person_id, version) AS merged_into FROM DB.persons GROUP BY customer_key
+	) AS newest
+) AS o USING person_id`))
+	if err != nil {
+		return fmt.Errorf("fill the plain table: %w", err)
+	}
+	return nil
+}
+
+// windowFunnel runs ClickHouse's windowFunnel(86400) over the three steps of funnel-3-steps on the
+// plain table, and returns how many persons reach each step.
+func (bl baselines) windowFunnel(ctx context.Context) ([]uint64, error) {
+	rows, err := bl.conn.Query(ctx, bl.sql(`SELECT toUInt64(level), count() FROM (
+	SELECT person, windowFunnel(86400)(t, event = 'Product Viewed', event = 'Product Added', event = 'Order Completed') AS level
+	FROM DB.plain
+	WHERE event IN ('Product Viewed', 'Product Added', 'Order Completed')
+	GROUP BY person
+) AS persons GROUP BY level`))
+	if err != nil {
+		return nil, fmt.Errorf("windowFunnel baseline: %w", err)
+	}
+	defer rows.Close()
+	reached := make([]uint64, 3)
+	for rows.Next() {
+		var level, persons uint64
+		if err := rows.Scan(&level, &persons); err != nil {
+			return nil, fmt.Errorf("windowFunnel baseline: %w", err)
+		}
+		for i := range min(level, 3) {
+			reached[i] += persons
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("windowFunnel baseline: %w", err)
+	}
+	return reached, nil
+}
+
+// groupBy runs the bare GROUP BY of the events by customer key and reads every row it returns.
+func (bl baselines) groupBy(ctx context.Context) error {
+	rows, err := bl.conn.Query(ctx, bl.sql("SELECT customer_key, count() FROM DB.events GROUP BY customer_key"))
+	if err != nil {
+		return fmt.Errorf("group by baseline: %w", err)
+	}
+	defer rows.Close()
+	var (
+		key    string
+		events uint64
+	)
+	for rows.Next() {
+		if err := rows.Scan(&key, &events); err != nil {
+			return fmt.Errorf("group by baseline: %w", err)
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("group by baseline: %w", err)
+	}
+	return nil
+}
+
 // journeyQuery is one query the journey benchmarks measure.
 type journeyQuery struct {
 	name string
 	run  func() error
 }
 
-// journeyQueries are the queries the journey benchmarks measure on s, over the synthetic events.
+// journeyQueries are the queries the journey benchmarks measure on s, over the synthetic events:
+// each journey query of the API once, and the journey page's first load. Sessions is not among
+// them: it reads the sessions table, which GenerateSynthetic leaves empty, and the page does not
+// ask for it.
 func journeyQueries(tb testing.TB, s *store.Store) []journeyQuery {
 	ctx := context.Background()
 	jm := defaultMap(tb)
 	steps3 := []string{"Product Viewed", "Product Added", "Order Completed"}
 	steps5 := []string{"Product Viewed", "Product Added", "Checkout Started", "Order Completed", "Product Reviewed"}
 	day := 24 * time.Hour
+	api := store.NewAPI(s, jm, slog.New(slog.DiscardHandler))
 	return []journeyQuery{
 		{"funnel-3-steps", func() error {
 			_, err := s.Funnel(ctx, jm, store.FunnelQuery{Steps: steps3, Window: day})
@@ -164,7 +342,83 @@ func journeyQueries(tb testing.TB, s *store.Store) []journeyQuery {
 			_, err := s.Next(ctx, jm, store.NextQuery{Anchor: "Product Added", Direction: "next", Window: day, Limit: 10})
 			return err
 		}},
+		{"paths", func() error {
+			_, err := s.Paths(ctx, jm, store.PathsQuery{Anchor: "Product Viewed", Direction: "start", Depth: 4, Limit: 10,
+				Window: day, Convert: "Order Completed"})
+			return err
+		}},
+		{"retention", func() error {
+			_, err := s.Retention(ctx, jm, store.RetentionQuery{Period: "week", Periods: 8, Conversion: "Order Completed", Return: "Order Completed"})
+			return err
+		}},
+		{"stages", func() error {
+			_, err := s.Stages(ctx, jm, store.StagesQuery{Limit: 5})
+			return err
+		}},
+		{"journey-page", func() error { return loadJourneyPage(ctx, api) }},
 	}
+}
+
+// loadJourneyPage asks api what the journey page (cmd/waymark/web/static/app.js, loadAll) asks on
+// a first visit, with no state in its address, in the same order: the stages; then at once the
+// flow's paths from the first stage and the funnel through the first three stages. The page opens
+// no fork on a first visit.
+func loadJourneyPage(ctx context.Context, api *store.API) error {
+	res, err := api.Query(ctx, "stages", url.Values{"limit": {"6"}})
+	if err != nil {
+		return fmt.Errorf("journey page: stages: %w", err)
+	}
+	var stages []string
+	for _, st := range res.(*store.StagesResult).Stages {
+		stages = append(stages, st.Stage)
+	}
+	if len(stages) == 0 {
+		return errors.New("journey page: the journey map has no stages")
+	}
+	var g errgroup.Group
+	g.Go(func() error {
+		_, err := api.Query(ctx, "paths", url.Values{"anchor": {stages[0]}, "depth": {"4"}, "limit": {"12"},
+			"collapse": {"true"}, "window": {"24h"}})
+		if err != nil {
+			return fmt.Errorf("journey page: paths: %w", err)
+		}
+		return nil
+	})
+	g.Go(func() error {
+		_, err := api.Query(ctx, "funnel", url.Values{"steps": {strings.Join(stages[:min(3, len(stages))], ",")},
+			"window": {"24h"}, "mode": {"ordered"}, "count_by": {"persons"}})
+		if err != nil {
+			return fmt.Errorf("journey page: funnel: %w", err)
+		}
+		return nil
+	})
+	return g.Wait()
+}
+
+// benchEvents is how many synthetic events the journey benchmarks generate: WAYMARK_BENCH_EVENTS,
+// default 10,000,000.
+func benchEvents() int {
+	if v, err := strconv.Atoi(os.Getenv("WAYMARK_BENCH_EVENTS")); err == nil && v > 0 {
+		return v
+	}
+	return 10_000_000
+}
+
+// measureWithRSS runs query b.N times, reports its median as p50-ms, its allocations, and this
+// process's peak resident memory while it ran as peak-rss-MiB (the query process: ClickHouse runs
+// in another), and returns the median.
+func measureWithRSS(b *testing.B, query func() error) time.Duration {
+	b.Helper()
+	b.ReportAllocs()
+	reset := resetPeakRSS()
+	p50 := measureQuery(b, query)
+	b.ReportMetric(float64(p50.Milliseconds()), "p50-ms")
+	if peak, err := peakRSS(); reset && err == nil {
+		b.ReportMetric(float64(peak)/(1<<20), "peak-rss-MiB")
+	} else if err != nil {
+		b.Log(err)
+	}
+	return p50
 }
 
 // measureQuery runs query b.N times and returns its median time.

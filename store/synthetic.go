@@ -31,6 +31,11 @@ func syntheticMerged(share float64) string {
 	return fmt.Sprintf("cityHash64(k, 6) %% 1000000 < %d", int(math.Round(share*1_000_000)))
 }
 
+// syntheticChunk is how many events one INSERT of GenerateSynthetic generates: an INSERT … SELECT
+// sends nothing back until it ends, and one of 100M rows outlasts the client's read timeout (5
+// minutes) on a busy machine.
+const syntheticChunk = 5_000_000
+
 // syntheticLogin is the SQL of the time, in ms, at which a merged customer number k logs in: a
 // draw per customer in the 30 days.
 const syntheticLogin = "1767225600000 + (cityHash64(k, 7) % 2592000) * 1000"
@@ -47,7 +52,32 @@ func (s *Store) GenerateSynthetic(ctx context.Context, n, persons int, opts Synt
 		return fmt.Errorf("generate synthetic events: merged share %v is not between 0 and 1", opts.MergedShare)
 	}
 	customer, merged := syntheticCustomer(persons), syntheticMerged(opts.MergedShare)
-	// Hashes of the row number give independent pseudo-random draws.
+	// Hashes of the row number give independent pseudo-random draws, so the rows are the same
+	// however they are cut into INSERTs: row numbers [start, start+count) in each.
+	for start := 0; start < n; start += syntheticChunk {
+		if err := s.generateChunk(ctx, start, min(syntheticChunk, n-start), customer, merged); err != nil {
+			return fmt.Errorf("generate %d synthetic events: %w", n, err)
+		}
+	}
+	if opts.MergedShare == 0 {
+		return nil
+	}
+	// Every merged customer with events logged in on their device: both their ids point to the
+	// userId, as the sessionizer stores them after the login.
+	query := fmt.Sprintf(`INSERT INTO %s (customer_key, person_id, version)
+SELECT arrayJoin([concat('d', toString(k)), concat('c', toString(k))]), concat('c', toString(k)), 1
+FROM (
+	SELECT DISTINCT k FROM (SELECT %s AS k FROM numbers(%d)) WHERE %s
+)`, s.table("persons"), customer, n, merged)
+	if err := s.conn.Exec(ctx, query); err != nil {
+		return fmt.Errorf("generate the persons of %d synthetic events: %w", n, err)
+	}
+	return nil
+}
+
+// generateChunk inserts the synthetic events of row numbers [start, start+count), with customer
+// and merged the SQL of GenerateSynthetic's draws.
+func (s *Store) generateChunk(ctx context.Context, start, count int, customer, merged string) error {
 	query := fmt.Sprintf(`INSERT INTO %s (source, message_id, type, event, user_id, anonymous_id, customer_key,
 	person_id, ts_ms, date, original_ts_ms, sent_at_ms, received_at_ms, stored_at_ms, prop_keys, prop_values,
 	page_path, referrer, campaign_source, campaign_medium, campaign_name, channel, raw)
@@ -67,23 +97,10 @@ FROM (
 			draw < 980, 'Order Completed', 'Product Reviewed') AS event,
 		1767225600000 + (cityHash64(number, 4) %% 2592000) * 1000 AS ts,
 		['direct', 'search', 'paid_search', 'social', 'email', 'referral'][(cityHash64(number, 5) %% 6) + 1] AS channel
-	FROM numbers(%d)
-)`, s.table("events"), customer, merged, syntheticLogin, n)
+	FROM (SELECT r AS number FROM (SELECT number + %d AS r FROM numbers(%d)) AS chunk)
+)`, s.table("events"), customer, merged, syntheticLogin, start, count)
 	if err := s.conn.Exec(ctx, query); err != nil {
-		return fmt.Errorf("generate %d synthetic events: %w", n, err)
-	}
-	if opts.MergedShare == 0 {
-		return nil
-	}
-	// Every merged customer with events logged in on their device: both their ids point to the
-	// userId, as the sessionizer stores them after the login.
-	query = fmt.Sprintf(`INSERT INTO %s (customer_key, person_id, version)
-SELECT arrayJoin([concat('d', toString(k)), concat('c', toString(k))]), concat('c', toString(k)), 1
-FROM (
-	SELECT DISTINCT k FROM (SELECT %s AS k FROM numbers(%d)) WHERE %s
-)`, s.table("persons"), customer, n, merged)
-	if err := s.conn.Exec(ctx, query); err != nil {
-		return fmt.Errorf("generate the persons of %d synthetic events: %w", n, err)
+		return fmt.Errorf("rows %d to %d: %w", start, start+count, err)
 	}
 	return nil
 }
