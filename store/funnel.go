@@ -259,6 +259,10 @@ type funnelPlan struct {
 	traitCond   int      // condition marking events that carry the trait, or -1
 	keyAttr     int      // index of the customer_key attribute (count by sessions), or -1
 	keep        uint64   // conditions whose events are kept though they take no step
+	// scratch space units reuses from person to person: a query matches one person at a time
+	counts  []int
+	unitBuf []unitEvent
+	keyBuf  []string
 }
 
 // addCondition returns the index of r's condition, adding it when new.
@@ -411,15 +415,16 @@ func planFunnel(jm *sessionize.Map, q FunnelQuery) (*funnelPlan, error) {
 	return &p, nil
 }
 
-// units turns one person's events into funnel units: the person, or each of their sessions.
+// units turns one person's events into funnel units: the person, or each of their sessions. The
+// units are valid until the next call: their space is reused from person to person.
 func (p *funnelPlan) units(events []scannedEvent, sessions map[string][]span) [][]unitEvent {
 	if !slices.IsSortedFunc(events, compareScanned) {
 		slices.SortFunc(events, compareScanned)
 	}
-	counts := make([]int, len(p.conds))
+	counts := append(p.counts[:0], make([]int, len(p.conds))...)
 	trait := ""
-	out := make([]unitEvent, 0, len(events))
-	keys := make([]string, 0, len(events))
+	out, keys := p.unitBuf[:0], p.keyBuf[:0]
+	defer func() { p.counts, p.unitBuf, p.keyBuf = counts, out[:0], keys[:0] }()
 	for _, e := range events {
 		u := unitEvent{t: e.t, id: e.id, mask: e.mask, attrs: e.attrs}
 		for c := range p.conds {
