@@ -20,12 +20,18 @@ type ReplayConfig struct {
 	Brokers []string // Kafka bootstrap brokers; required
 	Topic   string   // topic to produce to; default "waymark.events"
 	Format  string   // one of Formats; required
-	File    string   // dataset path; required
+	File    string   // dataset path; required unless Reader is set
+	// Reader, when set, is read instead of File (one pass: Repeat must be 0 or 1), e.g. a
+	// generated stream.
+	Reader io.Reader
 	Repeat  int      // passes over the file, each after the first with fresh ids; default 1
 	// Collector, when set, is the base URL of a Waymark (or Segment-compatible) collector: events
 	// are sent to its /v1/batch with WriteKey instead of straight to Kafka.
 	Collector string
 	WriteKey  string
+	// Pace, when positive, is the most messages per second sent (a shop's live traffic); 0 sends
+	// as fast as Kafka (or the collector) takes them.
+	Pace int
 	// Progress, when set, is called after each produced chunk with the messages sent so far.
 	Progress func(sent int)
 }
@@ -74,10 +80,22 @@ func Replay(ctx context.Context, cfg ReplayConfig) (ReplaySummary, error) {
 		defer w.Close()
 		send = kafkaSender(ctx, w, cfg.Format)
 	}
+	if cfg.Pace > 0 {
+		chunk = max(min(chunk, cfg.Pace/10), 1) // a tenth of a second's messages at a time
+	}
+	start := time.Now()
 	pending := make([]Message, 0, chunk)
 	flush := func() error {
 		if len(pending) == 0 {
 			return nil
+		}
+		if cfg.Pace > 0 { // the messages sent so far are due at sent/Pace seconds
+			due := start.Add(time.Duration(float64(sum.Sent) / float64(cfg.Pace) * float64(time.Second)))
+			select {
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-time.After(time.Until(due)):
+			}
 		}
 		rejected, err := send(pending)
 		if err != nil {
@@ -98,6 +116,16 @@ func Replay(ctx context.Context, cfg ReplayConfig) (ReplaySummary, error) {
 			return flush()
 		}
 		return nil
+	}
+	if cfg.Reader != nil {
+		if cfg.Repeat > 1 {
+			return sum, errors.New("replay: a reader is read once; repeat must be 1")
+		}
+		skip := func(s Skip) { sum.Skipped = append(sum.Skipped, s) }
+		if err := read(cfg.Reader, 0, emit, skip); err != nil {
+			return sum, fmt.Errorf("replay: %w", err)
+		}
+		return sum, flush()
 	}
 	for pass := 0; pass < cfg.Repeat; pass++ {
 		skip := func(s Skip) {

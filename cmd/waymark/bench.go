@@ -28,7 +28,15 @@ import (
 // sessionizer → ClickHouse) with a synthetic stream, then moves the same bytes from the topic into
 // ClickHouse with kcat | clickhouse-client as a baseline, and prints both.
 func runBench(ctx context.Context, args []string, stdout io.Writer, log *slog.Logger) error {
-	fs := newFlagSet("bench", "bench [--events N] [--clickhouse-addr HOST:PORT]")
+	if len(args) > 0 {
+		switch args[0] {
+		case "ingest":
+			return runBenchIngest(ctx, args[1:], stdout, log)
+		case "broker":
+			return runBenchBroker(ctx, args[1:], stdout)
+		}
+	}
+	fs := newFlagSet("bench", "bench [--events N] [--clickhouse-addr HOST:PORT]\n       waymark bench ingest -h   (a month of a shop's events imported at scale)")
 	cf := addClickHouseFlags(fs)
 	n := fs.Int("events", 1_000_000, "events to send")
 	clients := fs.Int("clients", 8, "concurrent collector clients, each sending batches of 100")

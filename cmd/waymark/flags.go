@@ -94,6 +94,16 @@ func (k *kafkaFlags) consumerConfig() ingest.ConsumerConfig {
 	return ingest.ConsumerConfig{Brokers: k.brokerList(), Topic: k.topic, DLQTopic: k.dlqTopic, Group: k.group}
 }
 
+// addSessionizerFlags adds the sessionizer's flags (serve's and bench ingest's) to fs.
+func addSessionizerFlags(fs *flag.FlagSet) *sessionize.Config {
+	var c sessionize.Config
+	fs.DurationVar(&c.Gap, "session-gap", 30*time.Minute, "inactivity that ends a session")
+	fs.DurationVar(&c.MaxDuration, "session-max", 24*time.Hour, "longest session; longer runs are cut")
+	fs.DurationVar(&c.AllowedLateness, "allowed-lateness", 72*time.Hour, "how late an event may arrive and still be expected (older ones are stored and counted)")
+	fs.IntVar(&c.MaxCustomers, "max-customers", 1_000_000, "customers (devices, and userIds without a device) the sessionizer holds in memory; above it the least recently active are evicted and restored from ClickHouse when they return")
+	return &c
+}
+
 // clickhouseFlags are the flags of commands that talk to ClickHouse.
 type clickhouseFlags struct {
 	cfg store.Config

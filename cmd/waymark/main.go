@@ -34,7 +34,8 @@ Commands:
   migrate      create or upgrade the ClickHouse schema
   journey-map  check a journey map file, or show the effective one
   healthcheck  exit 0 when a running Waymark is ready (for container healthchecks)
-  bench        run the whole pipeline on loopback against a raw kcat | clickhouse-client baseline
+  bench        run the whole pipeline on loopback against a raw kcat | clickhouse-client baseline;
+               bench ingest: import a generated month of a large shop (persons, evictions, memory)
 
 Run 'waymark <command> -h' for the flags of a command.
 `

@@ -42,10 +42,7 @@ func runServe(ctx context.Context, args []string, log *slog.Logger) error {
 	dlqTimeout := fs.Duration("dlq-timeout", time.Minute, "how long writes to the dead-letter topic are retried before the dead letter is logged in full instead")
 	readHeaderTimeout := fs.Duration("http-read-header-timeout", 5*time.Second, "time allowed to read a request's headers")
 	readTimeout := fs.Duration("http-read-timeout", 30*time.Second, "time allowed to read a whole request, body included")
-	var sessCfg sessionize.Config
-	fs.DurationVar(&sessCfg.Gap, "session-gap", 30*time.Minute, "inactivity that ends a session")
-	fs.DurationVar(&sessCfg.MaxDuration, "session-max", 24*time.Hour, "longest session; longer runs are cut")
-	fs.DurationVar(&sessCfg.AllowedLateness, "allowed-lateness", 72*time.Hour, "how late an event may arrive and still be expected (older ones are stored and counted)")
+	sessCfg := addSessionizerFlags(fs)
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -132,7 +129,7 @@ func runServe(ctx context.Context, args []string, log *slog.Logger) error {
 	}
 	var consumer *ingest.Consumer
 	if roles["ingest"] {
-		sz, err := sessionize.New(sessCfg, jm)
+		sz, err := sessionize.New(*sessCfg, jm)
 		if err != nil {
 			return err
 		}
