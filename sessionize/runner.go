@@ -245,7 +245,7 @@ func (r *Runner) restore(ctx context.Context, events []ingest.Event) error {
 	var keys []string
 	seen := map[string]bool{}
 	for i := range events {
-		if k := events[i].CustomerKey(); !seen[k] && !r.core.Known(k) {
+		if k := events[i].CustomerKey(); !seen[k] && !r.core.holds(k) {
 			seen[k] = true
 			keys = append(keys, k)
 		}

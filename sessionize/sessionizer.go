@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"hash/fnv"
+	"iter"
 	"maps"
 	"math"
 	"slices"
@@ -218,8 +219,9 @@ type Sessionizer struct {
 	ids       *identities
 	watermark int64 // newest event time seen, ms
 	version   uint64
-	restored  []string // customers restored since the last Push, to recompute and diff
-	strs      []string // interned strings
+	restored  []string             // customers restored since the last Push, to recompute and diff
+	evicting  map[string]*customer // customers the last Push changed and evicted (see holds)
+	strs      []string             // interned strings
 	strIndex  map[string]uint32
 	compactAt int // size of strs at which it is rebuilt from the strings in use (see compactStrings)
 }
@@ -273,6 +275,8 @@ func (s *Sessionizer) Push(now time.Time, events []ingest.Event) (Output, Stats)
 		Revenue: map[string]float64{}, Refunds: map[string]float64{}, IgnoredAmounts: map[string]int{}}
 	touched := s.restored
 	s.restored = nil
+	evicting := s.evicting // evicted by the last Push: taken back if they come again
+	s.evicting = nil
 	var merged [][2]string
 	var later []int
 	signIns := map[string]bool{} // devices whose sign-ins changed
@@ -282,6 +286,11 @@ func (s *Sessionizer) Push(now time.Time, events []ingest.Event) (Output, Stats)
 		key := e.CustomerKey()
 		c := s.customers[key]
 		p := s.newPoint(e)
+		if c == nil && evicting[key] != nil {
+			c = evicting[key]
+			s.customers[key] = c
+			delete(evicting, key)
+		}
 		if c == nil {
 			c = &customer{firstChannel: s.strs[p.channel], byUser: e.AnonymousID == ""}
 			s.customers[key] = c
@@ -328,7 +337,7 @@ func (s *Sessionizer) Push(now time.Time, events []ingest.Event) (Output, Stats)
 		next := s.cut(key, c)
 		out.Sessions = append(out.Sessions, s.diff(key, c, next)...)
 	}
-	stats.Evicted = s.evict()
+	stats.Evicted = s.evict(touched)
 	s.compactStrings()
 	return out, stats
 }
@@ -356,7 +365,7 @@ func (s *Sessionizer) compactStrings() {
 		}
 		*i = j
 	}
-	for _, c := range s.customers {
+	for _, c := range chainMaps(s.customers, s.evicting) {
 		for k := range c.points {
 			p := &c.points[k]
 			keep(&p.touch)
@@ -377,9 +386,25 @@ func (s *Sessionizer) compactStrings() {
 	s.compactAt = max(2*len(strs), minCompactStrings)
 }
 
+// chainMaps yields the entries of both maps.
+func chainMaps(a, b map[string]*customer) iter.Seq2[string, *customer] {
+	return func(yield func(string, *customer) bool) {
+		for _, m := range []map[string]*customer{a, b} {
+			for k, c := range m {
+				if !yield(k, c) {
+					return
+				}
+			}
+		}
+	}
+}
+
 // evict drops the customers whose newest event is oldest, a tenth at a time, once more than
 // MaxCustomers are held. Their sessions are stored; a Runner restores them if they come back.
-func (s *Sessionizer) evict() int {
+// Those the Push changed (touched) are kept aside until the next Push (see holds): the Push's
+// events are being stored while the next batch is prepared, and a restore then would read the
+// customer without them.
+func (s *Sessionizer) evict(touched []string) int {
 	if len(s.customers) <= s.cfg.MaxCustomers {
 		return 0
 	}
@@ -393,7 +418,15 @@ func (s *Sessionizer) evict() int {
 	}
 	slices.SortFunc(all, func(a, b aged) int { return cmp.Compare(a.latest, b.latest) })
 	n := len(all) - s.cfg.MaxCustomers + s.cfg.MaxCustomers/10
+	inPush := make(map[string]bool, len(touched))
+	for _, k := range touched {
+		inPush[k] = true
+	}
+	s.evicting = map[string]*customer{}
 	for _, a := range all[:n] {
+		if inPush[a.key] {
+			s.evicting[a.key] = s.customers[a.key]
+		}
 		delete(s.customers, a.key)
 	}
 	return n
@@ -584,7 +617,7 @@ func (s *Sessionizer) Forget() {
 	s.customers = map[string]*customer{}
 	s.ids = newIdentities(s.cfg.MaxIDsPerPerson)
 	s.watermark = 0
-	s.restored = nil
+	s.restored, s.evicting = nil, nil
 	s.strs, s.strIndex = nil, map[string]uint32{}
 }
 
@@ -612,6 +645,15 @@ func (s *Sessionizer) RestoreLinks(links [][2]string) {
 func (s *Sessionizer) Known(key string) bool {
 	_, ok := s.customers[key]
 	return ok
+}
+
+// holds reports whether the sessionizer holds a customer, or will take it back: one the last
+// Push changed and evicted is taken back by the next Push rather than restored, as its events
+// may not be stored yet.
+func (s *Sessionizer) holds(key string) bool {
+	_, held := s.customers[key]
+	_, evicting := s.evicting[key]
+	return held || evicting
 }
 
 // Restore gives the sessionizer a customer's stored history: every stored event and the live
