@@ -484,3 +484,73 @@ func BenchmarkHostileFunnel(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkFunnelMatching compares where a funnel's per-person matching runs (issue 16): in this
+// process, or inside ClickHouse in the waymark_funnel UDF (the chdb engine only), over the
+// synthetic events of BenchmarkJourneyQueries (WAYMARK_BENCH_EVENTS, default 10,000,000, for
+// 1,000,000 persons). Per query it checks that both places give the same answer, then reports
+// each one's median as p50-ms and, for the engine, the ratio engine/process. Run with
+//
+//	WAYMARK_TEST_CLICKHOUSE=chdb go test -run '^$' -bench FunnelMatching -benchtime 5x -timeout 60m ./store
+func BenchmarkFunnelMatching(b *testing.B) {
+	if !server.FunnelUDF {
+		b.Skip("the engine has no waymark_funnel UDF (run with WAYMARK_TEST_CLICKHOUSE=chdb)")
+	}
+	n := 10_000_000
+	if v, err := strconv.Atoi(os.Getenv("WAYMARK_BENCH_EVENTS")); err == nil && v > 0 {
+		n = v
+	}
+	ctx := context.Background()
+	var db string
+	stores := map[string]*store.Store{}
+	stores[store.MatchProcess] = openStoreWith(b, func(c *store.Config) {
+		db, c.FunnelMatching, c.QueryTimeout = c.Database, store.MatchProcess, 30*time.Minute
+	})
+	stores[store.MatchEngine] = openStoreWith(b, func(c *store.Config) {
+		c.Database, c.FunnelMatching, c.QueryTimeout = db, store.MatchEngine, 30*time.Minute
+	})
+	start := time.Now()
+	if err := stores[store.MatchProcess].GenerateSynthetic(ctx, n, 1_000_000, store.SyntheticOptions{}); err != nil {
+		b.Fatal(err)
+	}
+	b.Logf("generated %d events in %s", n, time.Since(start).Round(time.Millisecond))
+	jm := defaultMap(b)
+	day := 24 * time.Hour
+	for _, q := range []struct {
+		name string
+		q    store.FunnelQuery
+	}{
+		{"funnel-3-steps", store.FunnelQuery{Steps: []string{"Product Viewed", "Product Added", "Order Completed"}, Window: day}},
+		{"funnel-5-steps-by-channel", store.FunnelQuery{Steps: []string{"Product Viewed", "Product Added", "Checkout Started", "Order Completed", "Product Reviewed"},
+			Window: 7 * day, Breakdown: store.Breakdown{By: "channel"}}},
+	} {
+		b.Run(q.name, func(b *testing.B) {
+			var answers [2]string
+			for i, place := range []string{store.MatchProcess, store.MatchEngine} {
+				res, err := stores[place].Funnel(ctx, jm, q.q)
+				if err != nil {
+					b.Fatal(err)
+				}
+				answers[i] = funnelText(res)
+			}
+			if answers[0] != answers[1] {
+				b.Fatalf("in process:\n%s\nin the engine:\n%s", answers[0], answers[1])
+			}
+			var process time.Duration
+			for _, place := range []string{store.MatchProcess, store.MatchEngine} {
+				b.Run("matching="+place, func(b *testing.B) {
+					p50 := measureQuery(b, func() error {
+						_, err := stores[place].Funnel(ctx, jm, q.q)
+						return err
+					})
+					b.ReportMetric(float64(p50.Milliseconds()), "p50-ms")
+					if place == store.MatchProcess {
+						process = p50
+					} else if process > 0 {
+						b.ReportMetric(float64(p50)/float64(process), "engine/process")
+					}
+				})
+			}
+		})
+	}
+}

@@ -181,9 +181,11 @@ func (q *FunnelQuery) Validate() error {
 // non-decreasing times (equal times in either order), e1 in [From, To) and ek within Window of e1,
 // and no excluded event lies strictly between two consecutive steps an exclusion covers.
 //
-// ClickHouse selects and deduplicates the events that can matter, per person; the exact matching
-// (which windowFunnel gets wrong on ties and on steps matching the same event) runs here on each
-// person's list as rows stream in.
+// ClickHouse selects the events that can matter, per person; the exact matching (which
+// windowFunnel gets wrong on ties and on steps matching the same event) runs on each person's
+// list, deduplicated: inside ClickHouse, in the waymark_funnel executable UDF, when the server has
+// it (Config.FunnelMatching), else here as rows stream in. Counting sessions always matches here
+// (the sessions are read here).
 func (s *Store) Funnel(ctx context.Context, jm *sessionize.Map, q FunnelQuery) (*FunnelResult, error) {
 	return runQuery(ctx, s, "funnel", func(ctx context.Context) (*FunnelResult, error) { return s.funnel(ctx, jm, q) })
 }
@@ -198,6 +200,15 @@ func (s *Store) funnel(ctx context.Context, jm *sessionize.Map, q FunnelQuery) (
 	plan, err := planFunnel(jm, q)
 	if err != nil {
 		return nil, err
+	}
+	if spec, ok := plan.udfSpec(s.cfg.QueryTimeout); ok {
+		inEngine, err := s.matchInEngine(ctx)
+		if err != nil {
+			return nil, err
+		}
+		if inEngine {
+			return s.funnelInEngine(ctx, plan, spec, q)
+		}
 	}
 	var sessions map[string][]span
 	if q.CountBy == CountSessions {
@@ -254,11 +265,12 @@ type funnelPlan struct {
 	spec        matchSpec
 	scan        eventScan
 	from        int64
-	blocks      []uint64 // per condition: the gaps an event matching it blocks
-	attr        int      // index of the breakdown attribute read per event, or -1
-	traitCond   int      // condition marking events that carry the trait, or -1
-	keyAttr     int      // index of the customer_key attribute (count by sessions), or -1
-	keep        uint64   // conditions whose events are kept though they take no step
+	blocks      []uint64      // per condition: the gaps an event matching it blocks
+	attr        int           // index of the breakdown attribute read per event, or -1
+	traitCond   int           // condition marking events that carry the trait, or -1
+	keyAttr     int           // index of the customer_key attribute (count by sessions), or -1
+	keep        uint64        // conditions whose events are kept though they take no step
+	udfTimeout  time.Duration // in the UDF: the longest a chunk's matching may take, 0 unbounded
 	// scratch space units reuses from person to person: a query matches one person at a time
 	counts  []int
 	unitBuf []unitEvent

@@ -2,12 +2,14 @@ package store_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"os"
 	"slices"
 	"strconv"
 	"strings"
@@ -361,13 +363,15 @@ var heavySteps = url.Values{"steps": {repeat("V", 31) + ",X"}, "mode": {"any"}}
 
 // TestQueriesAreBounded: a query that takes long holds one of the --query-concurrency slots (one
 // more gets 503 with Retry-After) until its client goes away, which stops it; a query over
-// --query-timeout gets 503 with Retry-After.
+// --query-timeout gets 503 with Retry-After. The matching runs in process (the in-engine one is
+// TestEngineMatchingIsBounded).
 func TestQueriesAreBounded(t *testing.T) {
 	var database string
 	writeEvents(t, openStoreWith(t, func(c *store.Config) { database = c.Database }), heavyPerson(100_000))
 	// A serving store: one query at a time, an hour for each; it logs to the test.
 	logs := newLogWatch()
-	s, err := store.Open(context.Background(), store.Config{Addr: server.Addr, Database: database, QueryConcurrency: 1, QueryTimeout: time.Hour},
+	s, err := store.Open(context.Background(), store.Config{Addr: server.Addr, Database: database, QueryConcurrency: 1, QueryTimeout: time.Hour,
+		FunnelMatching: store.MatchProcess},
 		slog.New(logs), nil)
 	if err != nil {
 		t.Fatal(err)
@@ -427,6 +431,66 @@ func TestQueriesAreBounded(t *testing.T) {
 	if resp.StatusCode != 503 || resp.Header.Get("Retry-After") == "" {
 		t.Errorf("a query over --query-timeout: %s, Retry-After %q; want 503 with Retry-After", resp.Status, resp.Header.Get("Retry-After"))
 	}
+}
+
+// TestEngineMatchingIsBounded: matched inside ClickHouse, a funnel over --query-timeout fails
+// with ErrQueryLimit, and the waymark_funnel process matching it stops too (ClickHouse lets a
+// pool process finish its chunk: the spec carries the timeout).
+func TestEngineMatchingIsBounded(t *testing.T) {
+	if !server.FunnelUDF {
+		t.Skip("the engine has no waymark_funnel UDF")
+	}
+	var database string
+	writeEvents(t, openStoreWith(t, func(c *store.Config) { database = c.Database }), heavyPerson(100_000))
+	s := openStoreWith(t, func(c *store.Config) {
+		c.Database, c.FunnelMatching, c.QueryTimeout = database, store.MatchEngine, 2*time.Second
+	})
+	q := store.FunnelQuery{Steps: strings.Split(repeat("V", 31)+",X", ","), Window: 24 * time.Hour, Mode: store.ModeAny}
+	if _, err := s.Funnel(context.Background(), defaultMap(t), q); !errors.Is(err, store.ErrQueryLimit) {
+		t.Fatalf("got %v, want ErrQueryLimit", err)
+	}
+	// Every waymark_funnel process of this server is soon idle (blocked reading) or gone; the
+	// heavy person alone would keep one busy for many minutes. The wait only guards against hanging.
+	guard := time.Now().Add(2 * time.Minute)
+	for {
+		busy := busyUDFProcesses(t, server.Dir)
+		if len(busy) == 0 {
+			return
+		}
+		if time.Now().After(guard) {
+			t.Fatalf("waymark_funnel processes still running: %v", busy)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// busyUDFProcesses lists the pids of the running (state R) `waymark udf-funnel` processes whose
+// binary is under dir.
+func busyUDFProcesses(t *testing.T, dir string) []string {
+	t.Helper()
+	entries, err := os.ReadDir("/proc")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var busy []string
+	for _, e := range entries {
+		if _, err := strconv.Atoi(e.Name()); err != nil {
+			continue
+		}
+		cmdline, err := os.ReadFile("/proc/" + e.Name() + "/cmdline")
+		if err != nil || !strings.HasPrefix(string(cmdline), dir) || !strings.Contains(string(cmdline), "udf-funnel") {
+			continue
+		}
+		stat, err := os.ReadFile("/proc/" + e.Name() + "/stat")
+		if err != nil {
+			continue // gone
+		}
+		// "pid (comm) S …": the state follows the command's closing parenthesis.
+		if i := strings.LastIndexByte(string(stat), ')'); i >= 0 && i+2 < len(stat) && stat[i+2] == 'R' {
+			busy = append(busy, e.Name())
+		}
+	}
+	return busy
 }
 
 // withFilterProperties gives e every property the filters of these tests name, so a filter is

@@ -486,22 +486,25 @@ func taobaoData(t testing.TB, jm *sessionize.Map) refData {
 func TestTaobaoSampleAgreesWithTheReference(t *testing.T) {
 	jm := defaultMap(t)
 	d := taobaoData(t, jm)
-	s := openStore(t)
+	var db string
+	s := openStoreWith(t, func(c *store.Config) { db, c.FunnelMatching = c.Database, store.MatchProcess })
 	d.write(t, s)
 	ctx := context.Background()
-	for _, q := range []store.FunnelQuery{
-		{Steps: []string{"Product Viewed", "Product Added", "Order Completed"}, Window: 24 * time.Hour},
-		{Steps: []string{"awareness", "consideration", "conversion"}, Window: 7 * 24 * time.Hour, Mode: store.ModeStrict},
-		{Steps: []string{"Product Viewed", "Order Completed"}, Window: 24 * time.Hour, Mode: store.ModeAny,
-			Breakdown: store.Breakdown{By: "property", Name: "category"}, BreakdownLimit: 1000},
-	} {
-		res, err := s.Funnel(ctx, jm, q)
-		if err != nil {
-			t.Fatal(err)
-		}
-		q.Mode = cmp.Or(q.Mode, store.ModeOrdered)
-		if got, want := funnelText(res), refFunnel(jm, d, q); got != want {
-			t.Errorf("%+v\ngot:\n%s\nwant:\n%s", q, got, want)
+	for _, p := range append([]matchingPath{{store.MatchProcess, s}}, enginePaths(t, db)...) {
+		for _, q := range []store.FunnelQuery{
+			{Steps: []string{"Product Viewed", "Product Added", "Order Completed"}, Window: 24 * time.Hour},
+			{Steps: []string{"awareness", "consideration", "conversion"}, Window: 7 * 24 * time.Hour, Mode: store.ModeStrict},
+			{Steps: []string{"Product Viewed", "Order Completed"}, Window: 24 * time.Hour, Mode: store.ModeAny,
+				Breakdown: store.Breakdown{By: "property", Name: "category"}, BreakdownLimit: 1000},
+		} {
+			res, err := p.s.Funnel(ctx, jm, q)
+			if err != nil {
+				t.Fatal(err)
+			}
+			q.Mode = cmp.Or(q.Mode, store.ModeOrdered)
+			if got, want := funnelText(res), refFunnel(jm, d, q); got != want {
+				t.Errorf("%s: %+v\ngot:\n%s\nwant:\n%s", p.name, q, got, want)
+			}
 		}
 	}
 	q := store.FunnelQuery{Steps: []string{"Product Viewed", "Product Added", "Order Completed"}, Window: 24 * time.Hour, Mode: store.ModeOrdered}

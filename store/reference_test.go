@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"context"
 	"fmt"
+	"log/slog"
 	"maps"
 	"math"
 	"math/rand/v2"
@@ -167,6 +168,34 @@ func storedRefData(t testing.TB, seed uint64, persons int) (refData, *store.Stor
 	s := openStore(t)
 	d.write(t, s)
 	return d, s
+}
+
+// matchingPath is a store whose funnels match in one place.
+type matchingPath struct {
+	name string // process or engine
+	s    *store.Store
+}
+
+// storedRefDataPaths is storedRefData with a store per place funnels can match on the test
+// engine, all on the same database: in process, and in ClickHouse (the waymark_funnel UDF,
+// required) when the engine has it.
+func storedRefDataPaths(t testing.TB, seed uint64, persons int) (refData, []matchingPath) {
+	t.Helper()
+	d := generateRefData(seed, persons)
+	var db string
+	s := openStoreWith(t, func(c *store.Config) { db, c.FunnelMatching = c.Database, store.MatchProcess })
+	d.write(t, s)
+	return d, append([]matchingPath{{store.MatchProcess, s}}, enginePaths(t, db)...)
+}
+
+// enginePaths is a store on database db whose funnels must match in ClickHouse, when the test
+// engine has the waymark_funnel UDF; none on 18.16.
+func enginePaths(t testing.TB, db string) []matchingPath {
+	t.Helper()
+	if !server.FunnelUDF {
+		return nil
+	}
+	return []matchingPath{{store.MatchEngine, openStoreWith(t, func(c *store.Config) { c.Database, c.FunnelMatching = db, store.MatchEngine })}}
 }
 
 // persons groups the distinct events by person, in time order, equal times in the client's order
@@ -502,7 +531,7 @@ func funnelText(res *store.FunnelResult) string {
 }
 
 func TestFunnelAgreesWithTheReference(t *testing.T) {
-	d, s := storedRefData(t, 7, 250)
+	d, paths := storedRefDataPaths(t, 7, 250)
 	jm := defaultMap(t)
 	const (
 		view, add, checkout, order = "Product Viewed", "Product Added", "Checkout Started", "Order Completed"
@@ -527,16 +556,46 @@ func TestFunnelAgreesWithTheReference(t *testing.T) {
 		{Steps: []string{view, add, order}, Window: 7 * day, Breakdown: store.Breakdown{By: "trait", Name: "customer_type"}},
 		{Steps: []string{add, order}, Window: day, Mode: store.ModeAny, Breakdown: store.Breakdown{By: "channel"}, CountBy: store.CountSessions},
 	}
-	for i, q := range tests {
-		t.Run(fmt.Sprint(i), func(t *testing.T) {
-			res, err := s.Funnel(context.Background(), jm, q)
-			if err != nil {
-				t.Fatal(err)
-			}
-			q.Mode = cmp.Or(q.Mode, store.ModeOrdered)
-			if got, want := funnelText(res), refFunnel(jm, d, q); got != want {
-				t.Errorf("%+v\ngot:\n%s\nwant:\n%s", q, got, want)
-			}
-		})
+	for _, p := range paths {
+		for i, q := range tests {
+			t.Run(fmt.Sprintf("%s/%d", p.name, i), func(t *testing.T) {
+				res, err := p.s.Funnel(context.Background(), jm, q)
+				if err != nil {
+					t.Fatal(err)
+				}
+				q.Mode = cmp.Or(q.Mode, store.ModeOrdered)
+				if got, want := funnelText(res), refFunnel(jm, d, q); got != want {
+					t.Errorf("%+v\ngot:\n%s\nwant:\n%s", q, got, want)
+				}
+			})
+		}
+	}
+}
+
+// TestFunnelMatchingPlace checks where Config.FunnelMatching puts a funnel's matching: forced into
+// ClickHouse it fails without the waymark_funnel UDF (18.16) and runs with it (chdb), except
+// funnels counting sessions, which match here either way.
+func TestFunnelMatchingPlace(t *testing.T) {
+	d := generateRefData(3, 20)
+	var db string
+	s := openStoreWith(t, func(c *store.Config) { db = c.Database })
+	d.write(t, s)
+	forced := openStoreWith(t, func(c *store.Config) { c.Database, c.FunnelMatching = db, store.MatchEngine })
+	jm := defaultMap(t)
+	ctx := context.Background()
+	q := store.FunnelQuery{Steps: []string{"Product Viewed", "Order Completed"}, Window: 24 * time.Hour}
+	_, err := forced.Funnel(ctx, jm, q)
+	switch {
+	case server.FunnelUDF && err != nil:
+		t.Errorf("engine with waymark_funnel: %v", err)
+	case !server.FunnelUDF && (err == nil || !strings.Contains(err.Error(), "waymark_funnel")):
+		t.Errorf("engine without waymark_funnel: got %v, want an error naming it", err)
+	}
+	q.CountBy = store.CountSessions
+	if _, err := forced.Funnel(ctx, jm, q); err != nil {
+		t.Errorf("count by sessions: %v", err)
+	}
+	if _, err := store.Open(ctx, store.Config{Addr: server.Addr, FunnelMatching: "gpu"}, slog.New(slog.DiscardHandler), nil); err == nil || !strings.Contains(err.Error(), "funnel matching") {
+		t.Errorf("bad FunnelMatching: %v", err)
 	}
 }

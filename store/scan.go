@@ -73,20 +73,45 @@ type scannedEvent struct {
 // the events by that person after applying the overrides of later merges (see personOverrides),
 // so the query process holds one person's events at a time however many persons were merged.
 func (s *Store) scan(ctx context.Context, sc eventScan, fn func(person string, events []scannedEvent) error) error {
-	if len(sc.preds) == 0 || len(sc.preds) > 64 {
-		return fmt.Errorf("scan: %d conditions, want 1 to 64", len(sc.preds))
+	rows, args, none, err := s.personRows(ctx, sc)
+	if err != nil || none {
+		return err
 	}
-	var args []any
+	// Each person's events come in (time, seq, id) order, the tie rule, as one text column (and one per attribute)
+	// rather than arrays: the client reads arrays through reflection, several times slower than
+	// this parse, and ClickHouse sorts them while Waymark reads the previous customers.
+	attrArrays := ""
+	for i := range sc.attrs {
+		attrArrays += fmt.Sprintf(`, arrayStringConcat(arraySort((v, k) -> k, groupArray(replaceAll(replaceAll(a%d, '\\', '\\\\'), '\x1f', '\\f')), groupArray((t, seq, id))), '\x1f')`, i)
+	}
+	query := `SELECT person, arrayStringConcat(arrayMap(e -> concat(toString(tupleElement(e, 1)), ' ',
+		toString(tupleElement(e, 2)), ' ', toString(tupleElement(e, 4)), ' ', toString(tupleElement(e, 3))),
+		arraySort(groupArray((t, seq, id, mask)))), ',')` + attrArrays + `
+FROM (
+	` + rows + `
+)
+GROUP BY person`
+	return s.scanQuery(ctx, query, args, len(sc.attrs), fn)
+}
+
+// personRows builds the query of the rows a scan reads, one per stored event (copies included),
+// with its arguments: columns person (after merges), t (ms), seq, mask (UInt64, bit i: preds[i]),
+// id (UInt64, per source and message id) and a0, a1… (the attributes, String). none is set
+// when no event can match (the query need not run). Both the in-process scan and the in-engine
+// funnel group these rows by person.
+func (s *Store) personRows(ctx context.Context, sc eventScan) (query string, args []any, none bool, err error) {
+	if len(sc.preds) == 0 || len(sc.preds) > 64 {
+		return "", nil, false, fmt.Errorf("scan: %d conditions, want 1 to 64", len(sc.preds))
+	}
 	maskTerms := make([]string, len(sc.preds))
 	ors := make([]string, len(sc.preds))
 	for i, p := range sc.preds {
 		maskTerms[i] = fmt.Sprintf("if(%s, toUInt64(%d), toUInt64(0))", p.sql, uint64(1)<<i)
 		args = append(args, p.args...)
 	}
-	attrCols, attrArrays := "", ""
+	attrCols := ""
 	for i, a := range sc.attrs {
 		attrCols += fmt.Sprintf(", %s AS a%d", a.sql, i)
-		attrArrays += fmt.Sprintf(`, arrayStringConcat(arraySort((v, k) -> k, groupArray(replaceAll(replaceAll(a%d, '\\', '\\\\'), '\x1f', '\\f')), groupArray((t, seq, id))), '\x1f')`, i)
 		args = append(args, a.args...)
 	}
 	for i, p := range sc.preds {
@@ -100,7 +125,7 @@ func (s *Store) scan(ctx context.Context, sc eventScan, fn func(person string, e
 	const dayMs = 24 * 60 * 60 * 1000
 	day := func(ms int64) string { return time.UnixMilli(max(ms, 0)).UTC().Format(time.DateOnly) }
 	if sc.to < 0 {
-		return nil // no event is that early
+		return "", nil, true, nil // no event is that early
 	}
 	if sc.from > 0 {
 		where += " AND date >= toDate(?) AND ts_ms >= ?"
@@ -110,9 +135,6 @@ func (s *Store) scan(ctx context.Context, sc eventScan, fn func(person string, e
 		where += " AND date <= toDate(?) AND ts_ms <= ?"
 		args = append(args, day(sc.to+dayMs), uint64(sc.to))
 	}
-	// Each person's events come in (time, seq, id) order, the tie rule, as one text column (and one per attribute)
-	// rather than arrays: the client reads arrays through reflection, several times slower than
-	// this parse, and ClickHouse sorts them while Waymark reads the previous customers.
 	attrNames := ""
 	for i := range sc.attrs {
 		attrNames += fmt.Sprintf(", a%d", i)
@@ -123,7 +145,7 @@ func (s *Store) scan(ctx context.Context, sc eventScan, fn func(person string, e
 		WHERE ` + where
 	shared, err := s.hasSharedDevices(ctx)
 	if err != nil {
-		return err
+		return "", nil, false, err
 	}
 	if shared {
 		rowsSQL = `SELECT ` + signedInPerson + ` AS person_id, t, seq, mask, id` + attrNames + `
@@ -134,16 +156,16 @@ func (s *Store) scan(ctx context.Context, sc eventScan, fn func(person string, e
 			WHERE ` + where + `
 		) AS ev ANY LEFT JOIN (` + s.signIns() + `) AS d USING customer_key`
 	}
-	query := `SELECT person, arrayStringConcat(arrayMap(e -> concat(toString(tupleElement(e, 1)), ' ',
-		toString(tupleElement(e, 2)), ' ', toString(tupleElement(e, 4)), ' ', toString(tupleElement(e, 3))),
-		arraySort(groupArray((t, seq, id, mask)))), ',')` + attrArrays + `
-FROM (
-	SELECT ` + resolvedPerson + ` AS person, t, seq, mask, id` + attrNames + `
+	query = `SELECT ` + resolvedPerson + ` AS person, t, seq, mask, id` + attrNames + `
 	FROM (
 		` + rowsSQL + `
-	) AS e ANY LEFT JOIN (` + s.personOverrides() + `) AS o USING person_id
-)
-GROUP BY person`
+	) AS e ANY LEFT JOIN (` + s.personOverrides() + `) AS o USING person_id`
+	return query, args, false, nil
+}
+
+// scanQuery runs a scan's query, whose rows are (person, packed events, packed attributes…), and
+// streams each person's events to fn.
+func (s *Store) scanQuery(ctx context.Context, query string, args []any, nAttrs int, fn func(person string, events []scannedEvent) error) error {
 	rows, err := s.conn.Query(ctx, query, args...)
 	if err != nil {
 		return fmt.Errorf("scan events: %w", err)
@@ -151,7 +173,7 @@ GROUP BY person`
 	defer rows.Close()
 	var (
 		key, packed string
-		attrs       = make([]string, len(sc.attrs))
+		attrs       = make([]string, nAttrs)
 		events      []scannedEvent
 		ids         []uint64 // dedupe's scratch space
 	)

@@ -35,7 +35,19 @@ type Config struct {
 	// Cluster, when set, names the ClickHouse cluster: migrations emit ON CLUSTER DDL with
 	// Replicated* engines under Distributed tables sharded by customer key. Default: single node.
 	Cluster string
+	// FunnelMatching says where a funnel's per-person matching runs: MatchAuto (default) inside
+	// ClickHouse when the server has the waymark_funnel function (docs/udf.md), else here;
+	// MatchEngine inside ClickHouse, failing the funnels it could take when the function is
+	// missing; MatchProcess here. Funnels counting sessions always match here.
+	FunnelMatching string
 }
+
+// Where a funnel's per-person matching runs (Config.FunnelMatching).
+const (
+	MatchAuto    = "auto"
+	MatchEngine  = "engine"
+	MatchProcess = "process"
+)
 
 func (c *Config) setDefaults() {
 	if c.Addr == "" {
@@ -59,6 +71,9 @@ func (c *Config) setDefaults() {
 	if c.QueryConcurrency == 0 {
 		c.QueryConcurrency = 4
 	}
+	if c.FunnelMatching == "" {
+		c.FunnelMatching = MatchAuto
+	}
 }
 
 var identifier = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
@@ -70,6 +85,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Cluster != "" && !identifier.MatchString(c.Cluster) {
 		return fmt.Errorf("clickhouse cluster: %q is not a plain identifier (letters, digits, _)", c.Cluster)
+	}
+	if c.FunnelMatching != MatchAuto && c.FunnelMatching != MatchEngine && c.FunnelMatching != MatchProcess {
+		return fmt.Errorf("funnel matching: %q is not one of %s, %s, %s", c.FunnelMatching, MatchAuto, MatchEngine, MatchProcess)
 	}
 	if c.QueryConcurrency < 0 {
 		return fmt.Errorf("query concurrency: %d is negative", c.QueryConcurrency)

@@ -197,3 +197,39 @@ func mustWriteKeys(t *testing.T, inline string) map[string]string {
 	}
 	return keys
 }
+
+// TestComposeClickHouseHasTheFunnelUDF checks that docker-compose's ClickHouse is built with the
+// waymark_funnel UDF, from the same build stage as Waymark's image (the UDF must be the same
+// release as the Waymark that queries), with the files it installs present.
+func TestComposeClickHouseHasTheFunnelUDF(t *testing.T) {
+	p := loadCompose(t)
+	ch := p.Services["clickhouse"]
+	if ch.Build == nil || ch.Build.Dockerfile != "deploy/clickhouse/Dockerfile" {
+		t.Fatalf("clickhouse is not built from deploy/clickhouse/Dockerfile: %+v", ch.Build)
+	}
+	stage := func(path string) string {
+		b, err := os.ReadFile(filepath.Join("..", "..", path))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var lines []string
+		for line := range strings.Lines(string(b)) {
+			if strings.HasPrefix(line, "#") {
+				continue
+			}
+			if strings.HasPrefix(line, "FROM ") && len(lines) > 0 {
+				break
+			}
+			lines = append(lines, line)
+		}
+		return strings.Join(lines, "")
+	}
+	if got, want := stage("deploy/clickhouse/Dockerfile"), stage("deploy/Dockerfile"); got != want {
+		t.Errorf("ClickHouse's build stage differs from Waymark's:\n%s\nwant:\n%s", got, want)
+	}
+	for _, f := range []string{"deploy/clickhouse/waymark_funnel_function.xml", "deploy/clickhouse/udf.xml"} {
+		if _, err := os.Stat(filepath.Join("..", "..", f)); err != nil {
+			t.Error(err)
+		}
+	}
+}

@@ -118,6 +118,7 @@ func addClickHouseFlags(fs *flag.FlagSet) *clickhouseFlags {
 	fs.DurationVar(&c.cfg.DialTimeout, "clickhouse-dial-timeout", 5*time.Second, "time allowed to connect to ClickHouse")
 	fs.DurationVar(&c.cfg.QueryTimeout, "query-timeout", time.Minute, "time limit of each journey query, its ClickHouse queries (max_execution_time) and the matching in Waymark; over it the API answers 503")
 	fs.Uint64Var(&c.cfg.QueryMaxMemory, "query-max-memory", 4<<30, "memory limit of each journey query in ClickHouse, in bytes (max_memory_usage)")
+	fs.StringVar(&c.cfg.FunnelMatching, "funnel-matching", store.MatchAuto, "where a funnel's per-person matching runs: auto (in ClickHouse when it has the waymark_funnel UDF, see docs/udf.md), engine or process")
 	fs.StringVar(&c.cfg.Cluster, "clickhouse-cluster", "", "ClickHouse cluster name: migrate emits ON CLUSTER DDL with Replicated tables under Distributed ones; empty: single node")
 	return c
 }

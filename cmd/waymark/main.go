@@ -2,7 +2,7 @@
 // events from Kafka, sessionizes them, stores them in ClickHouse and answers funnel questions.
 //
 // Subcommands: serve, replay, funnel, dropoff, paths, next, retention, stages, sessions,
-// resessionize, migrate, journey-map, healthcheck, bench. Run `waymark <command> -h` for flags;
+// resessionize, migrate, journey-map, healthcheck, bench, udf-funnel. Run `waymark <command> -h` for flags;
 // every flag can also be set by an environment variable WAYMARK_<FLAG>.
 package main
 
@@ -16,6 +16,8 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+
+	"github.com/waymark-dev/waymark/store"
 )
 
 const usage = `Usage: waymark <command> [flags]
@@ -36,6 +38,7 @@ Commands:
   healthcheck  exit 0 when a running Waymark is ready (for container healthchecks)
   bench        run the whole pipeline on loopback against a raw kcat | clickhouse-client baseline;
                bench ingest: import a generated month of a large shop (persons, evictions, memory)
+  udf-funnel   serve ClickHouse's waymark_funnel executable UDF on stdin/stdout (docs/udf.md)
 
 Run 'waymark <command> -h' for the flags of a command.
 `
@@ -84,6 +87,8 @@ func run(ctx context.Context, args []string, stdout io.Writer, log *slog.Logger)
 		return runHealthcheck(ctx, rest)
 	case "bench":
 		return runBench(ctx, rest, stdout, log)
+	case "udf-funnel": // run by ClickHouse as the waymark_funnel function (docs/udf.md)
+		return store.ServeFunnelUDF(os.Stdin, stdout)
 	case "-h", "--help", "help":
 		fmt.Fprint(stdout, usage)
 		return nil

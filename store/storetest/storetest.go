@@ -54,8 +54,11 @@ type Server struct {
 	Addr     string // native protocol host:port
 	HTTPAddr string // HTTP interface host:port
 	Dir      string
-	argv     []string // the command that runs the server
-	proc     *process
+	// FunnelUDF is set when the server has the waymark_funnel executable UDF (the chdb engine:
+	// 18.16 has no executable UDFs).
+	FunnelUDF bool
+	argv      []string // the command that runs the server
+	proc      *process
 }
 
 // process is one run of the server; exited is closed once it has exited, and err is then its
@@ -141,6 +144,10 @@ func StartEngine(engine, dir string) (*Server, error) {
 		if err := writeConfig(confPath, dir, ports[2], ports[3]); err != nil {
 			return nil, err
 		}
+		if err := installFunnelUDF(dir); err != nil {
+			return nil, err
+		}
+		s.FunnelUDF = true
 	default:
 		return nil, fmt.Errorf("unknown clickhouse engine %q: want %s or %s", engine, Debian, Chdb)
 	}
@@ -148,6 +155,41 @@ func StartEngine(engine, dir string) (*Server, error) {
 		return nil, err
 	}
 	return s, nil
+}
+
+// installFunnelUDF sets up the waymark_funnel executable UDF in dir before the server starts:
+// config.d/udf.xml (merged into config.xml) points the server at dir's *_function.xml and at
+// dir/user_scripts, which get deploy/clickhouse/waymark_funnel_function.xml and a waymark binary
+// built from this tree.
+func installFunnelUDF(dir string) error {
+	scripts := filepath.Join(dir, "user_scripts")
+	for _, d := range []string{filepath.Join(dir, "config.d"), scripts} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			return fmt.Errorf("install waymark_funnel: %w", err)
+		}
+	}
+	conf := `<?xml version="1.0"?>
+<yandex>
+    <user_defined_executable_functions_config>` + dir + `/*_function.xml</user_defined_executable_functions_config>
+    <user_scripts_path>` + scripts + `/</user_scripts_path>
+</yandex>
+`
+	if err := os.WriteFile(filepath.Join(dir, "config.d", "udf.xml"), []byte(conf), 0o644); err != nil {
+		return fmt.Errorf("install waymark_funnel: %w", err)
+	}
+	fn, err := os.ReadFile(filepath.Join(repoRoot(), "deploy", "clickhouse", "waymark_funnel_function.xml"))
+	if err != nil {
+		return fmt.Errorf("install waymark_funnel: %w", err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "waymark_funnel_function.xml"), fn, 0o644); err != nil {
+		return fmt.Errorf("install waymark_funnel: %w", err)
+	}
+	build := exec.Command("go", "build", "-o", filepath.Join(scripts, "waymark"), "./cmd/waymark")
+	build.Dir = repoRoot()
+	if out, err := build.CombinedOutput(); err != nil {
+		return fmt.Errorf("build the waymark binary for waymark_funnel: %v\n%s", err, out)
+	}
+	return nil
 }
 
 // writeConfig writes the config template with the server's folder and ports filled in.

@@ -1,0 +1,494 @@
+package store
+
+import (
+	"bufio"
+	"bytes"
+	"cmp"
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// The funnel's per-person matching can run inside ClickHouse, as the executable UDF
+// waymark_funnel (deploy/clickhouse/waymark_funnel_function.xml; docs/udf.md): ClickHouse groups
+// each person's events into arrays and pipes them to `waymark udf-funnel`, which runs the same
+// units and pathFinder as the in-process path and answers a few bytes per person. Over a
+// Distributed table sharded by person, the matching can then run on the shards.
+//
+// Wire format (executable_pool, RowBinary, send_chunk_header=1): each chunk is "N\n" then N rows;
+// each row is
+//
+//	spec             String         udfSpec as JSON, the same in every row of a query
+//	t, seq, mask, id Array(UInt64)  the person's events (ms, seq, condition bits, event id),
+//	                                aligned (one groupArray each), in any order, copies included
+//	attr             Array(String)  the breakdown attribute per event, or empty without one
+//
+// and each answer is a String, funnelOutcome's encoding. The answers of a chunk are flushed
+// together, in order.
+
+// FunnelUDFName is the name the executable UDF is installed under.
+const FunnelUDFName = "waymark_funnel"
+
+// udfSpecVersion changes whenever udfSpec or funnelOutcome's encoding changes meaning: a server
+// running another release's binary then fails the query with a message saying so.
+const udfSpecVersion = 1
+
+// Limits on one row of UDF input: more is an error, not an allocation.
+const (
+	maxUDFSpecBytes  = 1 << 16 // the spec's JSON
+	maxUDFEvents     = 1 << 22 // events of one person
+	maxUDFAttrBytes  = 1 << 20 // one attribute value
+	maxUDFAttrsBytes = 1 << 26 // all attribute values of one person
+)
+
+// udfSpec is what the UDF needs of a funnelPlan to turn a person's events into a unit and match
+// it: the plan's matching fields, without its SQL. Times are ms since the epoch.
+type udfSpec struct {
+	Version   int      `json:"v"`
+	Steps     int      `json:"steps"`      // matchSpec.steps
+	Mode      Mode     `json:"mode"`       // matchSpec.mode
+	From      int64    `json:"from"`       // matchSpec.from: first step at or after
+	To        int64    `json:"to"`         // matchSpec.to: first step before
+	Window    int64    `json:"window"`     // matchSpec.window, ms
+	Start     int64    `json:"start"`      // funnelPlan.from: earlier events take no step
+	Blocks    []uint64 `json:"blocks"`     // per condition: the gaps its events block
+	StepConds [][]int  `json:"step_conds"` // per step: the conditions that match it
+	StepNth   [][]int  `json:"step_nth"`   // per step, per condition: the nth requirement
+	Attr      int      `json:"attr"`       // 0: the breakdown attribute is read; -1: none
+	TraitCond int      `json:"trait_cond"` // the condition marking trait events, or -1
+	Keep      uint64   `json:"keep"`       // conditions whose events are kept though they take no step
+	// TimeoutMs bounds the matching of one chunk, ms; 0: no bound. It is the query's timeout: a
+	// chunk that takes longer belongs to a query that has failed already, and ClickHouse lets a
+	// pool process finish its chunk.
+	TimeoutMs int64 `json:"timeout_ms"`
+}
+
+// udfSpec encodes the plan's matching for the UDF, whose matching of a chunk stops after
+// timeout; ok is false when the UDF cannot match it (count by sessions needs the sessions,
+// which stay in Waymark).
+func (p *funnelPlan) udfSpec(timeout time.Duration) (spec string, ok bool) {
+	if p.keyAttr >= 0 {
+		return "", false
+	}
+	u := udfSpec{Version: udfSpecVersion, Steps: p.spec.steps, Mode: p.spec.mode, From: p.spec.from, To: p.spec.to,
+		Window: p.spec.window, Start: p.from, Blocks: make([]uint64, len(p.conds)), Attr: p.attr, TraitCond: p.traitCond, Keep: p.keep,
+		TimeoutMs: max(timeout.Milliseconds(), 0)}
+	copy(u.Blocks, p.blocks)
+	for _, sp := range p.steps {
+		u.StepConds = append(u.StepConds, sp.conds)
+		u.StepNth = append(u.StepNth, sp.nth)
+	}
+	b, err := json.Marshal(u)
+	if err != nil {
+		panic("BUG: encode udf spec: " + err.Error())
+	}
+	return string(b), true
+}
+
+// parseUDFSpec decodes and checks a spec, and rebuilds the plan it came from (its matching
+// fields: no SQL, no rules).
+func parseUDFSpec(spec []byte) (*funnelPlan, error) {
+	var u udfSpec
+	dec := json.NewDecoder(bytes.NewReader(spec))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&u); err != nil {
+		var probe struct {
+			Version int `json:"v"`
+		}
+		if json.Unmarshal(spec, &probe) == nil && probe.Version != udfSpecVersion {
+			return nil, fmt.Errorf("spec version %d, this binary speaks %d: install the waymark binary of the querying release", probe.Version, udfSpecVersion)
+		}
+		return nil, fmt.Errorf("decode spec: %w", err)
+	}
+	if u.Version != udfSpecVersion {
+		return nil, fmt.Errorf("spec version %d, this binary speaks %d: install the waymark binary of the querying release", u.Version, udfSpecVersion)
+	}
+	switch {
+	case u.Steps < 1 || u.Steps > MaxFunnelSteps:
+		return nil, fmt.Errorf("spec: %d steps, want 1 to %d", u.Steps, MaxFunnelSteps)
+	case u.Mode != ModeOrdered && u.Mode != ModeStrict && u.Mode != ModeAny:
+		return nil, fmt.Errorf("spec: mode %q", u.Mode)
+	case u.Window < 0 || u.TimeoutMs < 0:
+		return nil, fmt.Errorf("spec: window %d ms, timeout %d ms", u.Window, u.TimeoutMs)
+	case len(u.Blocks) < 1 || len(u.Blocks) > 64:
+		return nil, fmt.Errorf("spec: %d conditions, want 1 to 64", len(u.Blocks))
+	case len(u.StepConds) != u.Steps || len(u.StepNth) != u.Steps:
+		return nil, fmt.Errorf("spec: %d steps with %d condition lists and %d nth lists", u.Steps, len(u.StepConds), len(u.StepNth))
+	case u.Attr != -1 && u.Attr != 0:
+		return nil, fmt.Errorf("spec: attribute %d, want -1 or 0", u.Attr)
+	case u.TraitCond < -1 || u.TraitCond >= 64 || u.TraitCond >= 0 && u.Attr != 0:
+		return nil, fmt.Errorf("spec: trait condition %d (attribute %d)", u.TraitCond, u.Attr)
+	}
+	p := &funnelPlan{conds: make([]condition, len(u.Blocks)), blocks: u.Blocks, from: u.Start,
+		attr: u.Attr, traitCond: u.TraitCond, keyAttr: -1, keep: u.Keep,
+		spec: matchSpec{steps: u.Steps, mode: u.Mode, from: u.From, to: u.To, window: u.Window}}
+	if u.TimeoutMs > 0 {
+		p.udfTimeout = time.Duration(u.TimeoutMs) * time.Millisecond
+	}
+	for k := range u.Steps {
+		conds, nth := u.StepConds[k], u.StepNth[k]
+		if len(conds) != len(nth) {
+			return nil, fmt.Errorf("spec: step %d has %d conditions and %d nth", k+1, len(conds), len(nth))
+		}
+		for j, c := range conds {
+			if c < 0 || c >= len(u.Blocks) || nth[j] < 1 {
+				return nil, fmt.Errorf("spec: step %d: condition %d nth %d", k+1, c, nth[j])
+			}
+		}
+		p.steps = append(p.steps, stepPlan{conds: conds, nth: nth})
+	}
+	return p, nil
+}
+
+// funnelOutcome is one person's answer: the steps reached and what funnelAgg.add reads off the
+// canonical path, the times of its events (ms; only the first in mode any) and the first event's
+// breakdown value.
+type funnelOutcome struct {
+	level int
+	times []int64
+	attr  string
+}
+
+// encode writes o as text: "" when no step is reached, else the level and the path's times
+// separated by spaces, then "|" and the breakdown value when there is a breakdown.
+func (o funnelOutcome) encode(b []byte, breakdown bool) []byte {
+	if o.level == 0 {
+		return b
+	}
+	b = strconv.AppendInt(b, int64(o.level), 10)
+	for _, t := range o.times {
+		b = append(b, ' ')
+		b = strconv.AppendInt(b, t, 10)
+	}
+	if breakdown {
+		b = append(b, '|')
+		b = append(b, o.attr...)
+	}
+	return b
+}
+
+// decodeFunnelOutcome parses encode's text.
+func decodeFunnelOutcome(s string) (funnelOutcome, error) {
+	var o funnelOutcome
+	if s == "" {
+		return o, nil
+	}
+	nums, attr, _ := strings.Cut(s, "|")
+	o.attr = attr
+	fields := strings.Fields(nums)
+	if len(fields) < 2 {
+		return o, fmt.Errorf("funnel outcome %.60q: want a level and times", s)
+	}
+	level, err := strconv.Atoi(fields[0])
+	if err != nil || level < 1 || level > MaxFunnelSteps || len(fields)-1 > level {
+		return o, fmt.Errorf("funnel outcome %.60q: bad level", s)
+	}
+	o.level = level
+	for _, f := range fields[1:] {
+		t, err := strconv.ParseInt(f, 10, 64)
+		if err != nil {
+			return o, fmt.Errorf("funnel outcome %.60q: %w", s, err)
+		}
+		o.times = append(o.times, t)
+	}
+	return o, nil
+}
+
+// add sums the outcome into a, as funnelAgg.add does for the unit and path it came from.
+func (o funnelOutcome) addTo(a *funnelAgg, mode Mode) {
+	if o.level == 0 {
+		return
+	}
+	unit := make([]unitEvent, len(o.times))
+	path := make([]int, len(o.times))
+	for i, t := range o.times {
+		unit[i].t, path[i] = t, i
+	}
+	unit[0].attr = o.attr
+	a.add(mode, unit, o.level, path)
+}
+
+// ServeFunnelUDF answers waymark_funnel calls from ClickHouse (executable_pool, RowBinary,
+// send_chunk_header=1) read from r, writing the answers to w, until r ends. Input that does not
+// follow the format, or a row over the limits, is an error (ClickHouse then fails the query
+// with the process's stderr); the memory a row takes is bounded by the limits.
+func ServeFunnelUDF(r io.Reader, w io.Writer) error {
+	in := bufio.NewReaderSize(r, 1<<16)
+	out := bufio.NewWriterSize(w, 1<<16)
+	var u udfMatcher
+	for chunk := 1; ; chunk++ {
+		n, err := readChunkHeader(in)
+		if err == io.EOF {
+			return out.Flush()
+		}
+		if err != nil {
+			return fmt.Errorf("waymark_funnel: chunk %d: %w", chunk, err)
+		}
+		u.chunkStart = time.Now()
+		for row := uint64(1); row <= n; row++ {
+			if err := u.row(in, out); err != nil {
+				return fmt.Errorf("waymark_funnel: chunk %d, row %d: %w", chunk, row, err)
+			}
+		}
+		if err := out.Flush(); err != nil {
+			return fmt.Errorf("waymark_funnel: write answers: %w", err)
+		}
+	}
+}
+
+// readChunkHeader reads "N\n"; io.EOF when the input ends before it.
+func readChunkHeader(in *bufio.Reader) (uint64, error) {
+	var n uint64
+	for i := 0; ; i++ {
+		c, err := in.ReadByte()
+		if err == io.EOF && i == 0 {
+			return 0, io.EOF
+		}
+		if err != nil {
+			return 0, fmt.Errorf("read chunk header: %w", noEOF(err))
+		}
+		switch {
+		case c == '\n' && i > 0:
+			return n, nil
+		case c < '0' || c > '9' || i >= 18:
+			return 0, fmt.Errorf("bad chunk header (byte %d is %q): want the row count and a newline", i, c)
+		}
+		n = n*10 + uint64(c-'0')
+	}
+}
+
+// noEOF turns an io.EOF inside a row into io.ErrUnexpectedEOF.
+func noEOF(err error) error {
+	if err == io.EOF {
+		return io.ErrUnexpectedEOF
+	}
+	return err
+}
+
+// udfMatcher matches the rows of one UDF process, keeping its scratch space and the last plan.
+type udfMatcher struct {
+	chunkStart time.Time // when the chunk's header was read
+	spec       []byte
+	plan       *funnelPlan
+	finder     *pathFinder
+	cols       [4][]uint64 // t, seq, mask, id
+	attrs      []string
+	events     []scannedEvent
+	ids        []uint64
+	buf        []byte
+	scratch    [8 * 1024]byte
+}
+
+// row reads one row and writes its answer.
+func (u *udfMatcher) row(in *bufio.Reader, out *bufio.Writer) error {
+	spec, err := readBytes(in, u.buf[:0], maxUDFSpecBytes)
+	if err != nil {
+		return fmt.Errorf("read spec: %w", err)
+	}
+	u.buf = spec
+	if u.plan == nil || !bytes.Equal(spec, u.spec) {
+		if u.plan, err = parseUDFSpec(spec); err != nil {
+			return err
+		}
+		u.spec = append(u.spec[:0], spec...)
+		u.finder = newPathFinder(u.plan.spec)
+	}
+	for i, name := range []string{"t", "seq", "mask", "id"} {
+		if u.cols[i], err = u.readUint64s(in, u.cols[i][:0]); err != nil {
+			return fmt.Errorf("read %s: %w", name, err)
+		}
+		if len(u.cols[i]) != len(u.cols[0]) {
+			return fmt.Errorf("%d values of %s for %d events", len(u.cols[i]), name, len(u.cols[0]))
+		}
+	}
+	if u.attrs, err = readStrings(in, u.attrs[:0]); err != nil {
+		return fmt.Errorf("read attr: %w", err)
+	}
+	n := len(u.cols[0])
+	if want := n * (u.plan.attr + 1); len(u.attrs) != want {
+		return fmt.Errorf("%d attribute values for %d events, want %d", len(u.attrs), n, want)
+	}
+	u.events = u.events[:0]
+	for i := range n {
+		e := scannedEvent{t: int64(u.cols[0][i]), seq: int64(u.cols[1][i]), mask: u.cols[2][i], id: u.cols[3][i]}
+		if u.plan.attr >= 0 {
+			e.attrs = u.attrs[i : i+1 : i+1]
+		}
+		u.events = append(u.events, e)
+	}
+	// scan's order: (t, seq, id, mask); the attribute last, so equal copies sort the same way too.
+	slices.SortFunc(u.events, func(a, b scannedEvent) int {
+		return cmp.Or(compareScanned(a, b), cmp.Compare(a.mask, b.mask), slices.Compare(a.attrs, b.attrs))
+	})
+	units := u.plan.units(dedupe(u.events, &u.ids), nil)
+	var o funnelOutcome
+	if len(units) == 1 {
+		unit := units[0]
+		ctx, cancel := context.Background(), context.CancelFunc(func() {})
+		if u.plan.udfTimeout > 0 {
+			ctx, cancel = context.WithDeadline(ctx, u.chunkStart.Add(u.plan.udfTimeout))
+		}
+		level, path, err := u.finder.reach(ctx, unit)
+		cancel()
+		if errors.Is(err, context.DeadlineExceeded) {
+			return fmt.Errorf("match %d events: the chunk took over the query's timeout %s", len(unit), u.plan.udfTimeout)
+		}
+		if err != nil {
+			return fmt.Errorf("match: %w", err)
+		}
+		o.level = level
+		for _, i := range path {
+			o.times = append(o.times, unit[i].t)
+		}
+		if level > 0 {
+			o.attr = unit[path[0]].attr
+		}
+	}
+	answer := o.encode(u.buf[:0], u.plan.attr >= 0)
+	u.buf = answer
+	var lenBuf [binary.MaxVarintLen64]byte
+	out.Write(lenBuf[:binary.PutUvarint(lenBuf[:], uint64(len(answer)))])
+	out.Write(answer)
+	return nil
+}
+
+// readLen reads a RowBinary length (LEB128) and checks it against limit.
+func readLen(in *bufio.Reader, limit int) (int, error) {
+	n, err := binary.ReadUvarint(in)
+	if err != nil {
+		return 0, noEOF(err)
+	}
+	if n > uint64(limit) {
+		return 0, fmt.Errorf("length %d over the limit %d", n, limit)
+	}
+	return int(n), nil
+}
+
+// readBytes reads a RowBinary String of at most limit bytes into buf.
+func readBytes(in *bufio.Reader, buf []byte, limit int) ([]byte, error) {
+	n, err := readLen(in, limit)
+	if err != nil {
+		return buf, err
+	}
+	buf = slices.Grow(buf[:0], n)[:n]
+	if _, err := io.ReadFull(in, buf); err != nil {
+		return buf, noEOF(err)
+	}
+	return buf, nil
+}
+
+// readUint64s reads a RowBinary Array(UInt64) of at most maxUDFEvents values, appending to dst.
+func (u *udfMatcher) readUint64s(in *bufio.Reader, dst []uint64) ([]uint64, error) {
+	n, err := readLen(in, maxUDFEvents)
+	if err != nil {
+		return dst, err
+	}
+	for n > 0 {
+		k := min(n, len(u.scratch)/8)
+		b := u.scratch[:8*k]
+		if _, err := io.ReadFull(in, b); err != nil {
+			return dst, noEOF(err)
+		}
+		for i := range k {
+			dst = append(dst, binary.LittleEndian.Uint64(b[8*i:]))
+		}
+		n -= k
+	}
+	return dst, nil
+}
+
+// readStrings reads a RowBinary Array(String) of at most maxUDFEvents values, each at most
+// maxUDFAttrBytes and all together at most maxUDFAttrsBytes, appending to dst.
+func readStrings(in *bufio.Reader, dst []string) ([]string, error) {
+	n, err := readLen(in, maxUDFEvents)
+	if err != nil {
+		return dst, err
+	}
+	total := 0
+	var b []byte
+	for range n {
+		if b, err = readBytes(in, b, maxUDFAttrBytes); err != nil {
+			return dst, err
+		}
+		if total += len(b); total > maxUDFAttrsBytes {
+			return dst, fmt.Errorf("attribute values over %d bytes", maxUDFAttrsBytes)
+		}
+		dst = append(dst, string(b))
+	}
+	return dst, nil
+}
+
+// errNoFunnelUDF says the server has no waymark_funnel function though the configuration asks
+// for in-engine matching.
+var errNoFunnelUDF = errors.New("the server has no " + FunnelUDFName + " function (see docs/udf.md), which --funnel-matching=engine requires")
+
+// matchInEngine reports whether a funnel the UDF can take runs in ClickHouse, per
+// Config.FunnelMatching and the server's functions.
+func (s *Store) matchInEngine(ctx context.Context) (bool, error) {
+	if s.cfg.FunnelMatching == MatchProcess {
+		return false, nil
+	}
+	var n uint64
+	if err := s.conn.QueryRow(ctx, "SELECT count() FROM system.functions WHERE name = ?", FunnelUDFName).Scan(&n); err != nil {
+		return false, fmt.Errorf("look for function %s: %w", FunnelUDFName, err)
+	}
+	if n == 0 && s.cfg.FunnelMatching == MatchEngine {
+		return false, errNoFunnelUDF
+	}
+	return n > 0, nil
+}
+
+// funnelInEngine answers a funnel with the matching in ClickHouse: personRows grouped by person
+// into arrays for waymark_funnel, whose per-person outcomes are summed here as the in-process
+// path sums units.
+func (s *Store) funnelInEngine(ctx context.Context, plan *funnelPlan, spec string, q FunnelQuery) (*FunnelResult, error) {
+	agg := newFunnelAgg(len(q.Steps), q.Breakdown.By != "")
+	rows, args, none, err := s.personRows(ctx, plan.scan)
+	if err != nil {
+		return nil, err
+	}
+	if none {
+		return agg.result(q), nil
+	}
+	attr := "CAST([], 'Array(String)')"
+	if plan.attr >= 0 {
+		attr = fmt.Sprintf("groupArray(a%d)", plan.attr)
+	}
+	query := `SELECT r FROM (
+	SELECT ` + FunnelUDFName + `(?, groupArray(t), groupArray(seq), groupArray(mask), groupArray(id), ` + attr + `) AS r
+	FROM (
+		` + rows + `
+	)
+	GROUP BY person
+) WHERE r != ''`
+	res, err := s.conn.Query(ctx, query, append([]any{spec}, args...)...)
+	if err != nil {
+		return nil, fmt.Errorf("match funnel in clickhouse: %w", err)
+	}
+	defer res.Close()
+	var r string
+	for n := 1; res.Next(); n++ {
+		if n%256 == 0 && ctx.Err() != nil {
+			return nil, fmt.Errorf("match funnel in clickhouse: %w", ctx.Err())
+		}
+		if err := res.Scan(&r); err != nil {
+			return nil, fmt.Errorf("match funnel in clickhouse: read row: %w", err)
+		}
+		o, err := decodeFunnelOutcome(r)
+		if err != nil {
+			return nil, fmt.Errorf("match funnel in clickhouse: %w", err)
+		}
+		o.addTo(agg, q.Mode)
+	}
+	if err := res.Err(); err != nil {
+		return nil, fmt.Errorf("match funnel in clickhouse: %w", err)
+	}
+	return agg.result(q), nil
+}

@@ -1,0 +1,274 @@
+package store
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"errors"
+	"io"
+	"math"
+	"math/rand/v2"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+	"testing/iotest"
+	"time"
+)
+
+// udfRow is one row of waymark_funnel's input.
+type udfRow struct {
+	spec             string
+	t, seq, mask, id []uint64
+	attrs            []string
+}
+
+// appendRowBinary appends r in RowBinary: the spec String, four Array(UInt64), one Array(String).
+func (r udfRow) appendRowBinary(b []byte) []byte {
+	b = binary.AppendUvarint(b, uint64(len(r.spec)))
+	b = append(b, r.spec...)
+	for _, col := range [][]uint64{r.t, r.seq, r.mask, r.id} {
+		b = binary.AppendUvarint(b, uint64(len(col)))
+		for _, v := range col {
+			b = binary.LittleEndian.AppendUint64(b, v)
+		}
+	}
+	b = binary.AppendUvarint(b, uint64(len(r.attrs)))
+	for _, a := range r.attrs {
+		b = binary.AppendUvarint(b, uint64(len(a)))
+		b = append(b, a...)
+	}
+	return b
+}
+
+// udfChunks encodes chunks of rows with their headers.
+func udfChunks(chunks ...[]udfRow) []byte {
+	var b []byte
+	for _, rows := range chunks {
+		b = append(b, strconv.Itoa(len(rows))+"\n"...)
+		for _, r := range rows {
+			b = r.appendRowBinary(b)
+		}
+	}
+	return b
+}
+
+// readAnswers decodes RowBinary Strings.
+func readAnswers(t *testing.T, b []byte) []string {
+	t.Helper()
+	var out []string
+	r := bytes.NewReader(b)
+	for r.Len() > 0 {
+		n, err := binary.ReadUvarint(r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s := make([]byte, n)
+		if _, err := io.ReadFull(r, s); err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, string(s))
+	}
+	return out
+}
+
+// twoSteps is the spec of an ordered funnel of two conditions, 10 ms window, unbounded.
+func twoSteps(t *testing.T, breakdown bool) string {
+	t.Helper()
+	p := &funnelPlan{conds: make([]condition, 2), blocks: []uint64{0, 0}, from: math.MinInt64, attr: -1, traitCond: -1, keyAttr: -1,
+		steps: []stepPlan{{conds: []int{0}, nth: []int{1}}, {conds: []int{1}, nth: []int{1}}},
+		spec:  matchSpec{steps: 2, mode: ModeOrdered, from: math.MinInt64, to: math.MaxInt64, window: 10}}
+	if breakdown {
+		p.attr = 0
+	}
+	spec, ok := p.udfSpec(time.Minute)
+	if !ok {
+		t.Fatal("no spec")
+	}
+	return spec
+}
+
+func TestServeFunnelUDF(t *testing.T) {
+	spec, byAttr := twoSteps(t, false), twoSteps(t, true)
+	input := udfChunks(
+		[]udfRow{
+			// Out of order, with a copy: step 1 at 3, step 2 at 5 (and a later one at 20, outside the window).
+			{spec: spec, t: []uint64{20, 5, 3, 3}, seq: []uint64{0, 0, 0, 0}, mask: []uint64{2, 2, 1, 1}, id: []uint64{9, 8, 7, 7}},
+			{spec: spec, t: []uint64{4}, seq: []uint64{0}, mask: []uint64{2}, id: []uint64{1}}, // no step 1
+			{spec: spec},
+		},
+		[]udfRow{
+			{spec: byAttr, t: []uint64{1, 1, 2}, seq: []uint64{0, 1, 2}, mask: []uint64{1, 1, 2}, id: []uint64{1, 2, 3}, attrs: []string{"web", "ads|x", "email"}},
+		},
+		nil, // an empty chunk
+	)
+	var out bytes.Buffer
+	if err := ServeFunnelUDF(iotest.OneByteReader(bytes.NewReader(input)), &out); err != nil {
+		t.Fatal(err)
+	}
+	got := readAnswers(t, out.Bytes())
+	want := []string{"2 3 5", "", "", "2 1 2|ads|x"} // the smallest breakdown value takes step 1
+	if !slices.Equal(got, want) {
+		t.Errorf("got %q, want %q", got, want)
+	}
+	o, err := decodeFunnelOutcome(got[3])
+	if err != nil || o.level != 2 || !slices.Equal(o.times, []int64{1, 2}) || o.attr != "ads|x" {
+		t.Errorf("decode %q: %+v %v", got[3], o, err)
+	}
+}
+
+func TestServeFunnelUDFRejectsBadInput(t *testing.T) {
+	spec := twoSteps(t, false)
+	good := udfRow{spec: spec, t: []uint64{1}, seq: []uint64{0}, mask: []uint64{1}, id: []uint64{1}}
+	row := good.appendRowBinary(nil)
+	oldSpec := strings.Replace(spec, `"v":1`, `"v":2`, 1)
+	tests := []struct {
+		name  string
+		input []byte
+		want  string
+	}{
+		{"header not a number", []byte("x\n"), "bad chunk header"},
+		{"header without newline", []byte("12"), "unexpected EOF"},
+		{"header too long", []byte(strings.Repeat("9", 40) + "\n"), "bad chunk header"},
+		{"empty header", []byte("\n"), "bad chunk header"},
+		{"rows missing", []byte("2\n"), "unexpected EOF"},
+		{"row cut short", append([]byte("1\n"), row[:len(row)-3]...), "unexpected EOF"},
+		{"fewer rows than the header", append([]byte("2\n"), row...), "row 2"},
+		{"spec not json", udfChunks([]udfRow{{spec: "{", t: nil}}), "decode spec"},
+		{"spec of another release", udfChunks([]udfRow{{spec: oldSpec}}), "spec version 2"},
+		{"spec with unknown field", udfChunks([]udfRow{{spec: strings.Replace(spec, `{`, `{"x":1,`, 1)}}), "unknown field"},
+		{"spec with too many steps", udfChunks([]udfRow{{spec: strings.Replace(spec, `"steps":2`, `"steps":99`, 1)}}), "99 steps"},
+		{"spec with a bad condition", udfChunks([]udfRow{{spec: strings.Replace(spec, `"step_conds":[[0],[1]]`, `"step_conds":[[0],[5]]`, 1)}}), "condition 5"},
+		{"arrays of different lengths", udfChunks([]udfRow{{spec: spec, t: []uint64{1, 2}, seq: []uint64{0}, mask: []uint64{1, 1}, id: []uint64{1, 2}}}), "values of seq"},
+		{"attributes without a breakdown", udfChunks([]udfRow{{spec: spec, t: []uint64{1}, seq: []uint64{0}, mask: []uint64{1}, id: []uint64{1}, attrs: []string{"a"}}}), "attribute values"},
+		{"huge array", binary.AppendUvarint(append(binary.AppendUvarint([]byte("1\n"), uint64(len(spec))), spec...), 1<<40), "over the limit"},
+		{"huge spec", append([]byte("1\n"), binary.AppendUvarint(nil, 1<<40)...), "over the limit"},
+		{"bad varint", append([]byte("1\n"), bytes.Repeat([]byte{0xff}, 11)...), "overflow"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := ServeFunnelUDF(bytes.NewReader(tt.input), io.Discard)
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("got %v, want an error with %q", err, tt.want)
+			}
+		})
+	}
+	// A reader that fails is an error too, not a clean end.
+	boom := errors.New("boom")
+	if err := ServeFunnelUDF(io.MultiReader(bytes.NewReader([]byte("1\n")), iotest.ErrReader(boom)), io.Discard); !errors.Is(err, boom) {
+		t.Errorf("failing reader: %v", err)
+	}
+	// An empty input is a clean end.
+	if err := ServeFunnelUDF(bytes.NewReader(nil), io.Discard); err != nil {
+		t.Errorf("empty input: %v", err)
+	}
+}
+
+// TestServeFunnelUDFAgreesWithInProcess runs random persons, shuffled and with copies, through
+// the UDF and through the in-process path (sorted, deduplicated, units, reach) of the same plan.
+func TestServeFunnelUDFAgreesWithInProcess(t *testing.T) {
+	rng := rand.New(rand.NewPCG(16, 1))
+	modes := []Mode{ModeOrdered, ModeStrict, ModeAny}
+	for iter := range 300 {
+		steps := 1 + rng.IntN(4)
+		p := &funnelPlan{attr: -1, traitCond: -1, keyAttr: -1, from: math.MinInt64}
+		nconds := steps + rng.IntN(2)
+		p.conds, p.blocks = make([]condition, nconds), make([]uint64, nconds)
+		for range steps {
+			p.steps = append(p.steps, stepPlan{conds: []int{rng.IntN(nconds)}, nth: []int{1 + rng.IntN(2)}})
+		}
+		mode := modes[rng.IntN(3)]
+		if mode != ModeAny && rng.IntN(2) == 0 {
+			p.blocks[rng.IntN(nconds)] = uint64(rng.IntN(1 << max(steps-1, 1)))
+		}
+		if rng.IntN(2) == 0 {
+			p.attr = 0
+			if rng.IntN(3) == 0 {
+				p.traitCond = nconds
+			}
+		}
+		p.spec = matchSpec{steps: steps, mode: mode, from: int64(rng.IntN(5)), to: int64(10 + rng.IntN(20)), window: int64(rng.IntN(15))}
+		if rng.IntN(2) == 0 {
+			p.from = p.spec.from
+		}
+		spec, _ := p.udfSpec(time.Minute)
+		var rows []udfRow
+		var want []string
+		for range 5 {
+			var events []scannedEvent
+			for i := range rng.IntN(12) {
+				e := scannedEvent{t: int64(rng.IntN(30)), seq: int64(rng.IntN(3)), id: uint64(i), mask: rng.Uint64() & (1<<(nconds+1) - 1)}
+				if p.attr >= 0 {
+					e.attrs = []string{[]string{"", "a", "b"}[rng.IntN(3)]}
+				}
+				events = append(events, e)
+				switch rng.IntN(6) {
+				case 0:
+					events = append(events, e) // a copy
+				case 1:
+					e.t += int64(rng.IntN(5)) // a copy sent again later (from another device)
+					events = append(events, e)
+				}
+			}
+			rng.Shuffle(len(events), func(i, j int) { events[i], events[j] = events[j], events[i] })
+			r := udfRow{spec: spec}
+			for _, e := range events {
+				r.t, r.seq, r.mask, r.id = append(r.t, uint64(e.t)), append(r.seq, uint64(e.seq)), append(r.mask, e.mask), append(r.id, e.id)
+				if p.attr >= 0 {
+					r.attrs = append(r.attrs, e.attrs[0])
+				}
+			}
+			rows = append(rows, r)
+			want = append(want, inProcessOutcome(t, p, events))
+		}
+		var out bytes.Buffer
+		if err := ServeFunnelUDF(bytes.NewReader(udfChunks(rows)), &out); err != nil {
+			t.Fatal(err)
+		}
+		if got := readAnswers(t, out.Bytes()); !slices.Equal(got, want) {
+			t.Fatalf("iteration %d, spec %s:\ngot  %q\nwant %q", iter, spec, got, want)
+		}
+	}
+}
+
+// inProcessOutcome is what the in-process path makes of one person's events, encoded.
+func inProcessOutcome(t *testing.T, p *funnelPlan, events []scannedEvent) string {
+	t.Helper()
+	events = slices.Clone(events)
+	slices.SortFunc(events, compareScanned)
+	var ids []uint64
+	unit := p.units(dedupe(events, &ids), nil)[0]
+	level, path, err := newPathFinder(p.spec).reach(context.Background(), unit)
+	if err != nil {
+		t.Fatal(err)
+	}
+	o := funnelOutcome{level: level}
+	for _, i := range path {
+		o.times = append(o.times, unit[i].t)
+	}
+	if level > 0 {
+		o.attr = unit[path[0]].attr
+	}
+	return string(o.encode(nil, p.attr >= 0))
+}
+
+// TestServeFunnelUDFStopsAtTheTimeout: a person whose matching takes minutes (any order, 31
+// steps over 20,000 events of one day) fails the chunk once the spec's timeout has passed.
+func TestServeFunnelUDFStopsAtTheTimeout(t *testing.T) {
+	const steps, n = 31, 20_000
+	p := &funnelPlan{conds: make([]condition, 2), blocks: []uint64{0, 0}, from: math.MinInt64, attr: -1, traitCond: -1, keyAttr: -1,
+		spec: matchSpec{steps: steps + 1, mode: ModeAny, from: math.MinInt64, to: math.MaxInt64, window: 24 * 3600 * 1000}}
+	for range steps {
+		p.steps = append(p.steps, stepPlan{conds: []int{0}, nth: []int{1}})
+	}
+	p.steps = append(p.steps, stepPlan{conds: []int{1}, nth: []int{1}}) // never taken
+	spec, _ := p.udfSpec(time.Millisecond)
+	r := udfRow{spec: spec}
+	for i := range n {
+		r.t, r.seq, r.mask, r.id = append(r.t, uint64(i)*400), append(r.seq, 0), append(r.mask, 1), append(r.id, uint64(i))
+	}
+	err := ServeFunnelUDF(bytes.NewReader(udfChunks([]udfRow{r})), io.Discard)
+	if err == nil || !strings.Contains(err.Error(), "timeout") {
+		t.Errorf("got %v, want the timeout", err)
+	}
+}
