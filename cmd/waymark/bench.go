@@ -93,17 +93,11 @@ func runBench(ctx context.Context, args []string, stdout io.Writer, log *slog.Lo
 	// Waymark, and formatting JSON is their work, not Waymark's.
 	bodies := syntheticBatches(*n)
 	log.Info("bench: sending", "events", *n, "clients", *clients)
-	if *cpuProfile != "" {
-		f, err := os.Create(*cpuProfile)
-		if err != nil {
-			return fmt.Errorf("--cpuprofile: %w", err)
-		}
-		defer f.Close()
-		if err := pprof.StartCPUProfile(f); err != nil {
-			return fmt.Errorf("--cpuprofile: %w", err)
-		}
-		defer pprof.StopCPUProfile()
+	stopProfile, err := startCPUProfile(*cpuProfile)
+	if err != nil {
+		return err
 	}
+	defer stopProfile()
 	start := time.Now()
 	latencies, err := sendSynthetic(ctx, "http://"+ln.Addr().String(), bodies, *clients)
 	if err != nil {
@@ -359,4 +353,20 @@ func baselineCopy(ctx context.Context, broker string, cfg store.Config, want int
 		return 0, fmt.Errorf("baseline stored %s rows, want %d", got, want)
 	}
 	return took, nil
+}
+
+// startCPUProfile writes a CPU profile to path until stop is called; with path "" it does nothing.
+func startCPUProfile(path string) (stop func(), err error) {
+	if path == "" {
+		return func() {}, nil
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, fmt.Errorf("--cpuprofile: %w", err)
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("--cpuprofile: %w", err)
+	}
+	return func() { pprof.StopCPUProfile(); f.Close() }, nil
 }

@@ -134,17 +134,11 @@ func runBenchIngest(ctx context.Context, args []string, stdout io.Writer, log *s
 	ccfg := ingest.ConsumerConfig{Brokers: brokers, Group: "waymark-bench-ingest", BatchSize: *batchSize, FlushInterval: *flushInterval}
 
 	// The import: the consumer meets the whole head of the topic at once.
-	if *cpuProfile != "" {
-		f, err := os.Create(*cpuProfile)
-		if err != nil {
-			return fmt.Errorf("--cpuprofile: %w", err)
-		}
-		defer f.Close()
-		if err := pprof.StartCPUProfile(f); err != nil {
-			return fmt.Errorf("--cpuprofile: %w", err)
-		}
-		defer pprof.StopCPUProfile()
+	stopProfile, err := startCPUProfile(*cpuProfile)
+	if err != nil {
+		return err
 	}
+	defer stopProfile()
 	log.Info("bench ingest: importing", "events", head)
 	imp, err := runIngestPhase(ctx, ccfg, st, *sessCfg, jm, nil, log)
 	if err != nil {
