@@ -63,6 +63,16 @@ func (c *Config) Validate() error {
 	if c.MaxDuration < c.Gap {
 		return fmt.Errorf("session max duration: must be at least the gap %s, got %s", c.Gap, c.MaxDuration)
 	}
+	switch {
+	case c.AllowedLateness < 0:
+		return fmt.Errorf("allowed lateness: must not be negative, got %s", c.AllowedLateness)
+	case c.MaxCustomers < 0:
+		return fmt.Errorf("max customers: must be positive, got %d", c.MaxCustomers)
+	case c.MaxIDsPerPerson < 0:
+		return fmt.Errorf("max ids per person: must be positive, got %d", c.MaxIDsPerPerson)
+	case c.MaxEventsPerSession < 0:
+		return fmt.Errorf("max events per session: must be positive, got %d", c.MaxEventsPerSession)
+	}
 	return nil
 }
 

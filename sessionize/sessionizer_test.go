@@ -629,3 +629,20 @@ func TestLaterCopiesAreNotEvents(t *testing.T) {
 		t.Errorf("the longest session has %d events, want 2 (a's view and order)", events)
 	}
 }
+
+// TestConfigRefusesNegativeCaps: a negative cap made eviction slice past what it held, and every
+// event then panicked into the dead-letter topic.
+func TestConfigRefusesNegativeCaps(t *testing.T) {
+	m, err := LoadMap("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []Config{{MaxCustomers: -1}, {MaxEventsPerSession: -1}, {MaxIDsPerPerson: -1}, {AllowedLateness: -time.Hour}} {
+		if _, err := New(c, m); err == nil {
+			t.Errorf("%+v: no error", c)
+		}
+	}
+	if _, err := New(Config{MaxCustomers: 1}, m); err != nil {
+		t.Errorf("MaxCustomers 1: %v", err)
+	}
+}

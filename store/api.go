@@ -1,6 +1,7 @@
 package store
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -91,7 +92,8 @@ func (a *API) Register(mux *http.ServeMux) {
 		_ = json.NewEncoder(w).Encode(schema)
 	})
 	mux.HandleFunc("/api/v1/", func(w http.ResponseWriter, r *http.Request) {
-		if _, known := queries()[strings.TrimPrefix(r.URL.Path, "/api/v1/")]; known {
+		name := strings.TrimPrefix(r.URL.Path, "/api/v1/")
+		if _, known := queries()[name]; known || name == "queries" {
 			w.Header().Set("Allow", "GET, HEAD")
 			writeAPIError(w, http.StatusMethodNotAllowed, "", r.Method+" "+r.URL.Path+": the journey queries are read with GET")
 			return
@@ -123,8 +125,12 @@ func CheckParams(name string, v url.Values) error {
 
 func (a *API) handle(name string) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		res, err := a.Query(r.Context(), name, r.URL.Query())
 		var perr *ParamError
+		v, err := parseQueryString(r.URL.RawQuery)
+		var res any
+		if err == nil {
+			res, err = a.Query(r.Context(), name, v)
+		}
 		switch {
 		case err == nil:
 			w.Header().Set("Content-Type", "application/json")
@@ -146,6 +152,32 @@ func (a *API) handle(name string) http.HandlerFunc {
 			writeAPIError(w, http.StatusInternalServerError, "", "the "+name+" query failed; see the server log")
 		}
 	}
+}
+
+// parseQueryString reads a query string as url.ParseQuery does, but refuses what it would drop:
+// a pair with a ";" (which Go no longer reads as a separator) or a bad %-escape would otherwise be
+// left out and the query answered without it. The error names the pair's parameter.
+func parseQueryString(raw string) (url.Values, error) {
+	v := url.Values{}
+	for pair := range strings.SplitSeq(raw, "&") {
+		if pair == "" {
+			continue
+		}
+		key, value, _ := strings.Cut(pair, "=")
+		name, kerr := url.QueryUnescape(key)
+		if kerr != nil {
+			name = key
+		}
+		if strings.Contains(pair, ";") {
+			return nil, paramErrorf(name, "a \";\" in the query string: separate parameters with \"&\" and escape a \";\" in a value as %%3B")
+		}
+		val, verr := url.QueryUnescape(value)
+		if err := cmp.Or(kerr, verr); err != nil {
+			return nil, paramErrorf(name, "%v", err)
+		}
+		v[name] = append(v[name], val)
+	}
+	return v, nil
 }
 
 func writeAPIError(w http.ResponseWriter, status int, param, message string) {

@@ -239,3 +239,33 @@ func TestQuerySchema(t *testing.T) {
 		t.Errorf("count_by=visits: %v, want a ParamError naming count_by", err)
 	}
 }
+
+// TestQueryStringPairsAreNeverDropped: Go's query parser leaves out a pair with a ";" or a bad
+// escape, which would answer the query without that parameter (over all time, for a dropped
+// from); each is a 400 naming the parameter instead.
+func TestQueryStringPairsAreNeverDropped(t *testing.T) {
+	s := openStore(t)
+	writeEvents(t, s, []ingest.Event{ev("a", "V", 0), ev("a", "W", 10)})
+	srv := apiServer(t, s, slog.New(slog.DiscardHandler))
+	for _, tt := range []struct{ query, param string }{
+		{"steps=V&from=2024-05-31;", "from"},
+		{"steps=V&window=30d;mode=bogus", "window"},
+		{"steps=V&from=%zz", "from"},
+		{"steps=V&wind%zzow=1h", "wind%zzow"},
+	} {
+		resp, err := http.Get(srv.URL + "/api/v1/funnel?" + tt.query)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var body map[string]any
+		_ = json.NewDecoder(resp.Body).Decode(&body)
+		resp.Body.Close()
+		if resp.StatusCode != 400 || body["param"] != tt.param {
+			t.Errorf("?%s: %d %v, want 400 naming %s", tt.query, resp.StatusCode, body, tt.param)
+		}
+	}
+	// Escaped, the same characters are values like any other.
+	if code, body := getJSON(t, srv, "/api/v1/funnel", url.Values{"steps": {"V;W"}}); code != 400 || body["param"] != "steps" || !strings.Contains(fmt.Sprint(body["error"]), "V;W") {
+		t.Errorf("steps=V%%3BW: %d %v, want the unknown step named", code, body)
+	}
+}

@@ -43,7 +43,7 @@ const udfSpecVersion = 1
 // Limits on one row of UDF input: more is an error, not an allocation.
 const (
 	maxUDFSpecBytes  = 1 << 16 // the spec's JSON
-	maxUDFEvents     = 1 << 22 // events of one person
+	maxUDFEvents     = 1 << 20 // events of one person (about 540 bytes of memory each while matched)
 	maxUDFAttrBytes  = 1 << 20 // one attribute value
 	maxUDFAttrsBytes = 1 << 26 // all attribute values of one person
 )
@@ -106,6 +106,9 @@ func parseUDFSpec(spec []byte) (*funnelPlan, error) {
 			return nil, fmt.Errorf("spec version %d, this binary speaks %d: install the waymark binary of the querying release", probe.Version, udfSpecVersion)
 		}
 		return nil, fmt.Errorf("decode spec: %w", err)
+	}
+	if dec.More() {
+		return nil, errors.New("decode spec: more after the spec's JSON object")
 	}
 	if u.Version != udfSpecVersion {
 		return nil, fmt.Errorf("spec version %d, this binary speaks %d: install the waymark binary of the querying release", u.Version, udfSpecVersion)

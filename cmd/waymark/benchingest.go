@@ -56,14 +56,23 @@ func runBenchIngest(ctx context.Context, args []string, stdout io.Writer, log *s
 		return err
 	}
 	switch {
-	case *persons < 1 || *events < *persons:
-		return errors.New("--persons must be at least 1 and --events at least --persons")
+	case *persons < 1:
+		return fmt.Errorf("--persons: must be at least 1, got %d", *persons)
+	case *events < *persons:
+		return fmt.Errorf("--events: must be at least --persons (%d), got %d", *persons, *events)
 	case *order != "time" && *order != "random":
 		return fmt.Errorf("--order: %q is not time or random", *order)
-	case *restartShare < 0 || *restartShare >= 1 || *restartRate < 1:
-		return errors.New("--restart-share must be in [0, 1) and --restart-rate at least 1")
+	case !(*restartShare >= 0 && *restartShare < 1): // NaN fails too
+		return fmt.Errorf("--restart-share: must be in [0, 1), got %v", *restartShare)
+	case *restartRate < 1:
+		return fmt.Errorf("--restart-rate: must be at least 1, got %d", *restartRate)
+	case *partitions < 1:
+		return fmt.Errorf("--partitions: must be at least 1, got %d", *partitions)
 	case *batchSize < 1 || *flushInterval < time.Millisecond:
 		return errors.New("--batch-size must be at least 1 and --flush-interval at least 1ms")
+	}
+	if err := checkSessionizerFlags(sessCfg); err != nil {
+		return err
 	}
 	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
 	cfg := cf.cfg

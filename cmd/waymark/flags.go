@@ -37,10 +37,17 @@ func newFlagSet(name, synopsis string) *flag.FlagSet {
 }
 
 // parseFlags parses args, then fills every flag not given on the command line from its
-// environment variable. Errors name the flag.
+// environment variable. Errors name the flag. A flag given twice, or an argument that is not a
+// flag, is an error: the flag package would keep the last value, or stop reading flags at the
+// argument and ignore the rest, and the command would answer another question than the one asked.
 func parseFlags(fs *flag.FlagSet, args []string) error {
+	given := map[string]bool{}
+	fs.VisitAll(func(f *flag.Flag) { f.Value = onceValue(f.Value, f.Name, given) })
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("unexpected argument %q: every value is given with its flag (--name value); quote a value with spaces", fs.Arg(0))
 	}
 	set := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
@@ -55,6 +62,35 @@ func parseFlags(fs *flag.FlagSet, args []string) error {
 		}
 	})
 	return err
+}
+
+// once is a flag's value that refuses a second value on the command line.
+type once struct {
+	flag.Value
+	name  string
+	given map[string]bool
+}
+
+func (o *once) Set(v string) error {
+	if o.given[o.name] {
+		return fmt.Errorf("given twice; give it once")
+	}
+	o.given[o.name] = true
+	return o.Value.Set(v)
+}
+
+// onceBool is once for a boolean flag, which the flag package lets stand without a value.
+type onceBool struct{ once }
+
+func (o *onceBool) IsBoolFlag() bool { return true }
+
+// onceValue wraps v so that setting it a second time fails; given records the names set.
+func onceValue(v flag.Value, name string, given map[string]bool) flag.Value {
+	o := once{Value: v, name: name, given: given}
+	if b, ok := v.(interface{ IsBoolFlag() bool }); ok && b.IsBoolFlag() {
+		return &onceBool{o}
+	}
+	return &o
 }
 
 // kafkaFlags are the flags of commands that talk to Kafka.
@@ -94,7 +130,8 @@ func (k *kafkaFlags) consumerConfig() ingest.ConsumerConfig {
 	return ingest.ConsumerConfig{Brokers: k.brokerList(), Topic: k.topic, DLQTopic: k.dlqTopic, Group: k.group}
 }
 
-// addSessionizerFlags adds the sessionizer's flags (serve's and bench ingest's) to fs.
+// addSessionizerFlags adds the sessionizer's flags (serve's and bench ingest's) to fs; call
+// checkSessionizerFlags on the result once they are parsed.
 func addSessionizerFlags(fs *flag.FlagSet) *sessionize.Config {
 	var c sessionize.Config
 	fs.DurationVar(&c.Gap, "session-gap", 30*time.Minute, "inactivity that ends a session")
@@ -102,6 +139,22 @@ func addSessionizerFlags(fs *flag.FlagSet) *sessionize.Config {
 	fs.DurationVar(&c.AllowedLateness, "allowed-lateness", 72*time.Hour, "how late an event may arrive and still be expected (older ones are stored and counted)")
 	fs.IntVar(&c.MaxCustomers, "max-customers", 1_000_000, "customers (devices, and userIds without a device) the sessionizer holds in memory; above it the least recently active are evicted and restored from ClickHouse when they return")
 	return &c
+}
+
+// checkSessionizerFlags reports the first sessionizer flag whose value cannot work, naming it
+// (the sessionizer would read 0 as its default, and a negative cap evicts more than it holds).
+func checkSessionizerFlags(c *sessionize.Config) error {
+	switch {
+	case c.Gap <= 0:
+		return fmt.Errorf("--session-gap: must be positive, got %s", c.Gap)
+	case c.MaxDuration < c.Gap:
+		return fmt.Errorf("--session-max: must be at least --session-gap %s, got %s", c.Gap, c.MaxDuration)
+	case c.AllowedLateness <= 0:
+		return fmt.Errorf("--allowed-lateness: must be positive, got %s", c.AllowedLateness)
+	case c.MaxCustomers < 1:
+		return fmt.Errorf("--max-customers: must be at least 1, got %d", c.MaxCustomers)
+	}
+	return nil
 }
 
 // clickhouseFlags are the flags of commands that talk to ClickHouse.

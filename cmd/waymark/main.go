@@ -15,6 +15,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"syscall"
 
 	"github.com/waymark-dev/waymark/store"
@@ -88,6 +89,12 @@ func run(ctx context.Context, args []string, stdout io.Writer, log *slog.Logger)
 	case "bench":
 		return runBench(ctx, rest, stdout, log)
 	case "udf-funnel": // run by ClickHouse as the waymark_funnel function (docs/udf.md)
+		if len(rest) > 0 {
+			return errors.New("udf-funnel takes no arguments: ClickHouse runs it and speaks to it on stdin and stdout (docs/udf.md)")
+		}
+		// A soft limit: the collector works harder rather than let one process of the pool grow to
+		// twice what it holds.
+		debug.SetMemoryLimit(512 << 20)
 		return store.ServeFunnelUDF(os.Stdin, stdout)
 	case "-h", "--help", "help":
 		fmt.Fprint(stdout, usage)

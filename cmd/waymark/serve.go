@@ -53,6 +53,9 @@ func runServe(ctx context.Context, args []string, log *slog.Logger) error {
 	if cf.cfg.QueryConcurrency < 1 {
 		return fmt.Errorf("--query-concurrency: %d, want at least 1", cf.cfg.QueryConcurrency)
 	}
+	if err := checkSessionizerFlags(sessCfg); err != nil {
+		return err
+	}
 	writeKeys, err := loadWriteKeys(*writeKeysPath, *writeKeysInline)
 	if err != nil {
 		return err

@@ -1,0 +1,78 @@
+package main
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/waymark-dev/waymark/sessionize"
+)
+
+// TestFlagsAreReadOnceAndWhole: a flag given twice, or a word that is no flag (an unquoted value
+// with a space, a stray argument), is an error naming it: the flag package would keep the last
+// value, or stop at the word and ignore every flag after it.
+func TestFlagsAreReadOnceAndWhole(t *testing.T) {
+	tests := []struct {
+		args []string
+		env  map[string]string
+		want string // "" for success, else a part of the error
+	}{
+		{[]string{"--from", "2024-05-01", "--json"}, nil, ""},
+		{[]string{"--from", "2024-05-01", "--from", "2024-05-02"}, nil, "given twice"},
+		{[]string{"--json", "--json"}, nil, "given twice"},
+		{[]string{"--json", "x", "--from", "2024-05-31"}, nil, `unexpected argument "x"`},
+		{[]string{"--from", "2024-05-01", "2024-05-02"}, nil, `unexpected argument "2024-05-02"`},
+		// The environment fills a flag not given; one given wins over it.
+		{nil, map[string]string{"WAYMARK_FROM": "2024-05-03"}, ""},
+		{[]string{"--from", "2024-05-01"}, map[string]string{"WAYMARK_FROM": "2024-05-03"}, ""},
+	}
+	for _, tt := range tests {
+		for k, v := range tt.env {
+			t.Setenv(k, v)
+		}
+		fs := newFlagSet("sessions", "sessions")
+		from := fs.String("from", "", "")
+		fs.Bool("json", false, "")
+		err := parseFlags(fs, tt.args)
+		switch {
+		case tt.want == "" && err != nil:
+			t.Errorf("%q: %v", tt.args, err)
+		case tt.want != "" && (err == nil || !strings.Contains(err.Error(), tt.want)):
+			t.Errorf("%q: error %v, want one saying %q", tt.args, err, tt.want)
+		case tt.want == "" && len(tt.args) > 0 && *from != tt.args[1]:
+			t.Errorf("%q: --from %q, want %q", tt.args, *from, tt.args[1])
+		case tt.want == "" && len(tt.args) == 0 && *from != tt.env["WAYMARK_FROM"]:
+			t.Errorf("environment %v: --from %q", tt.env, *from)
+		}
+		for k := range tt.env {
+			t.Setenv(k, "")
+		}
+	}
+}
+
+// TestSessionizerFlagsAreChecked: values the sessionizer would read as its default (0) or that
+// break it (a negative cap evicted more customers than it held, and every event then panicked
+// into the dead-letter topic) are refused before serve starts, naming the flag.
+func TestSessionizerFlagsAreChecked(t *testing.T) {
+	ok := sessionize.Config{Gap: 30 * time.Minute, MaxDuration: 24 * time.Hour, AllowedLateness: 72 * time.Hour, MaxCustomers: 1000}
+	tests := []struct {
+		change func(*sessionize.Config)
+		want   string
+	}{
+		{func(*sessionize.Config) {}, ""},
+		{func(c *sessionize.Config) { c.MaxCustomers = -1 }, "--max-customers"},
+		{func(c *sessionize.Config) { c.MaxCustomers = 0 }, "--max-customers"},
+		{func(c *sessionize.Config) { c.Gap = 0 }, "--session-gap"},
+		{func(c *sessionize.Config) { c.MaxDuration = time.Minute }, "--session-max"},
+		{func(c *sessionize.Config) { c.AllowedLateness = -time.Hour }, "--allowed-lateness"},
+		{func(c *sessionize.Config) { c.AllowedLateness = 0 }, "--allowed-lateness"},
+	}
+	for i, tt := range tests {
+		c := ok
+		tt.change(&c)
+		err := checkSessionizerFlags(&c)
+		if (err == nil) != (tt.want == "") || err != nil && !strings.HasPrefix(err.Error(), tt.want+":") {
+			t.Errorf("case %d: %v, want %q", i, err, tt.want)
+		}
+	}
+}
