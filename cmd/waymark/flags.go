@@ -37,12 +37,11 @@ func newFlagSet(name, synopsis string) *flag.FlagSet {
 }
 
 // parseFlags parses args, then fills every flag not given on the command line from its
-// environment variable. Errors name the flag. A flag given twice, or an argument that is not a
-// flag, is an error: the flag package would keep the last value, or stop reading flags at the
-// argument and ignore the rest, and the command would answer another question than the one asked.
+// environment variable. Errors name the flag. An argument that is not a flag is an error: the
+// flag package stops reading flags there and would ignore every flag after it, so the command
+// would answer another question than the one asked. A flag given twice keeps its last value, as
+// in every Go and getopt program (scripts append overrides to a base command line).
 func parseFlags(fs *flag.FlagSet, args []string) error {
-	given := map[string]bool{}
-	fs.VisitAll(func(f *flag.Flag) { f.Value = onceValue(f.Value, f.Name, given) })
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -62,35 +61,6 @@ func parseFlags(fs *flag.FlagSet, args []string) error {
 		}
 	})
 	return err
-}
-
-// once is a flag's value that refuses a second value on the command line.
-type once struct {
-	flag.Value
-	name  string
-	given map[string]bool
-}
-
-func (o *once) Set(v string) error {
-	if o.given[o.name] {
-		return fmt.Errorf("given twice; give it once")
-	}
-	o.given[o.name] = true
-	return o.Value.Set(v)
-}
-
-// onceBool is once for a boolean flag, which the flag package lets stand without a value.
-type onceBool struct{ once }
-
-func (o *onceBool) IsBoolFlag() bool { return true }
-
-// onceValue wraps v so that setting it a second time fails; given records the names set.
-func onceValue(v flag.Value, name string, given map[string]bool) flag.Value {
-	o := once{Value: v, name: name, given: given}
-	if b, ok := v.(interface{ IsBoolFlag() bool }); ok && b.IsBoolFlag() {
-		return &onceBool{o}
-	}
-	return &o
 }
 
 // kafkaFlags are the flags of commands that talk to Kafka.
