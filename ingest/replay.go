@@ -24,7 +24,7 @@ type ReplayConfig struct {
 	// Reader, when set, is read instead of File (one pass: Repeat must be 0 or 1), e.g. a
 	// generated stream.
 	Reader io.Reader
-	Repeat  int      // passes over the file, each after the first with fresh ids; default 1
+	Repeat int // passes over the file, each after the first with fresh ids; default 1
 	// Collector, when set, is the base URL of a Waymark (or Segment-compatible) collector: events
 	// are sent to its /v1/batch with WriteKey instead of straight to Kafka.
 	Collector string
