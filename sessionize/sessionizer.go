@@ -223,9 +223,11 @@ type StageChannel struct{ Stage, Channel string }
 type Sessionizer struct {
 	cfg       Config
 	jm        *Map
-	rules     []Rule // all rules of the map, flattened
-	ruleStage []int  // stage index of each rule
-	customers map[string]*customer
+	rules     []Rule               // all rules of the map, flattened
+	ruleStage []int                // stage index of each rule
+	customers map[string]*customer // held decoded: the most recently active (see cool)
+	cold      map[string][]byte    // held encoded (see cold.go)
+	hotCap    int                  // customers held decoded at most (see cool)
 	ids       *identities
 	watermark int64 // newest event time seen, ms
 	version   uint64
@@ -242,8 +244,9 @@ func New(cfg Config, jm *Map) (*Sessionizer, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("sessionizer config: %w", err)
 	}
-	s := &Sessionizer{cfg: cfg, jm: jm, customers: map[string]*customer{}, ids: newIdentities(cfg.MaxIDsPerPerson),
-		strIndex: map[string]uint32{}, compactAt: minCompactStrings}
+	s := &Sessionizer{cfg: cfg, jm: jm, customers: map[string]*customer{}, cold: map[string][]byte{},
+		hotCap: defaultHotCustomers, ids: newIdentities(cfg.MaxIDsPerPerson), strIndex: map[string]uint32{},
+		compactAt: minCompactStrings}
 	for i, st := range jm.Stages {
 		for _, r := range st.Rules {
 			s.rules = append(s.rules, r)
@@ -302,6 +305,9 @@ func (s *Sessionizer) Push(now time.Time, events []ingest.Event) (Output, Stats)
 			delete(evicting, key)
 		}
 		if c == nil {
+			c = s.warm(key)
+		}
+		if c == nil {
 			c = &customer{firstChannel: s.strs[p.channel], byUser: e.AnonymousID == ""}
 			s.customers[key] = c
 		}
@@ -348,6 +354,7 @@ func (s *Sessionizer) Push(now time.Time, events []ingest.Event) (Output, Stats)
 		out.Sessions = append(out.Sessions, s.diff(key, c, next)...)
 	}
 	stats.Evicted = s.evict(touched)
+	s.cool()
 	s.compactStrings()
 	return out, stats
 }
@@ -365,35 +372,45 @@ func (s *Sessionizer) compactStrings() {
 		return
 	}
 	strs, index := make([]string, 0, len(s.strs)/2), make(map[string]uint32, len(s.strs)/2)
-	keep := func(i *uint32) {
-		str := s.strs[*i]
+	add := func(str string) uint32 {
 		j, ok := index[str]
 		if !ok {
 			j = uint32(len(strs))
 			strs = append(strs, str)
 			index[str] = j
 		}
-		*i = j
+		return j
+	}
+	keep := func(i *uint32) { *i = add(s.strs[*i]) }
+	for key, data := range s.cold {
+		c := s.decodeCold(key, data)
+		keepStrings(c, keep)
+		s.cold[key] = encodeCustomer(c, add(c.firstChannel))
 	}
 	for _, c := range chainMaps(s.customers, s.evicting) {
-		for k := range c.points {
-			p := &c.points[k]
-			keep(&p.touch)
-			keep(&p.channel)
-			keep(&p.campaign)
-		}
-		for k := range c.sessions {
-			ss := &c.sessions[k]
-			keep(&ss.entry)
-			keep(&ss.exit)
-			keep(&ss.channel)
-			keep(&ss.campaign)
-			keep(&ss.reason)
-			keep(&ss.person)
-		}
+		keepStrings(c, keep)
 	}
 	s.strs, s.strIndex = strs, index
 	s.compactAt = max(2*len(strs), minCompactStrings)
+}
+
+// keepStrings applies keep to every string-table index the customer holds.
+func keepStrings(c *customer, keep func(*uint32)) {
+	for k := range c.points {
+		p := &c.points[k]
+		keep(&p.touch)
+		keep(&p.channel)
+		keep(&p.campaign)
+	}
+	for k := range c.sessions {
+		ss := &c.sessions[k]
+		keep(&ss.entry)
+		keep(&ss.exit)
+		keep(&ss.channel)
+		keep(&ss.campaign)
+		keep(&ss.reason)
+		keep(&ss.person)
+	}
 }
 
 // chainMaps yields the entries of both maps.
@@ -415,16 +432,19 @@ func chainMaps(a, b map[string]*customer) iter.Seq2[string, *customer] {
 // events are being stored while the next batch is prepared, and a restore then would read the
 // customer without them.
 func (s *Sessionizer) evict(touched []string) int {
-	if len(s.customers) <= s.cfg.MaxCustomers {
+	if s.Customers() <= s.cfg.MaxCustomers {
 		return 0
 	}
 	type aged struct {
 		key    string
 		latest int64
 	}
-	all := make([]aged, 0, len(s.customers))
+	all := make([]aged, 0, s.Customers())
 	for k, c := range s.customers {
 		all = append(all, aged{k, c.latest})
+	}
+	for k, data := range s.cold {
+		all = append(all, aged{k, coldLatest(data)})
 	}
 	slices.SortFunc(all, func(a, b aged) int { return cmp.Compare(a.latest, b.latest) })
 	n := len(all) - s.cfg.MaxCustomers + s.cfg.MaxCustomers/10
@@ -438,6 +458,7 @@ func (s *Sessionizer) evict(touched []string) int {
 			s.evicting[a.key] = s.customers[a.key]
 		}
 		delete(s.customers, a.key)
+		delete(s.cold, a.key)
 	}
 	return n
 }
@@ -624,7 +645,7 @@ func decimal(v string) bool {
 // the version counter stays, so versions keep rising. A Runner calls it when a panic may have left
 // a batch half absorbed, and restores customers from the store as they come back.
 func (s *Sessionizer) Forget() {
-	s.customers = map[string]*customer{}
+	s.customers, s.cold = map[string]*customer{}, map[string][]byte{}
 	s.ids = newIdentities(s.cfg.MaxIDsPerPerson)
 	s.watermark = 0
 	s.restored, s.evicting = nil, nil
@@ -634,9 +655,14 @@ func (s *Sessionizer) Forget() {
 // OpenSessions counts customers whose last session may still grow: their newest event is within
 // the gap of the newest event overall.
 func (s *Sessionizer) OpenSessions() int {
-	n := 0
+	n, from := 0, s.watermark-s.cfg.Gap.Milliseconds()
 	for _, c := range s.customers {
-		if c.latest >= s.watermark-s.cfg.Gap.Milliseconds() {
+		if c.latest >= from {
+			n++
+		}
+	}
+	for _, data := range s.cold {
+		if coldLatest(data) >= from {
 			n++
 		}
 	}
@@ -653,17 +679,17 @@ func (s *Sessionizer) RestoreLinks(links [][2]string) {
 
 // Known reports whether the sessionizer holds state for a customer.
 func (s *Sessionizer) Known(key string) bool {
-	_, ok := s.customers[key]
-	return ok
+	_, hot := s.customers[key]
+	_, cold := s.cold[key]
+	return hot || cold
 }
 
 // holds reports whether the sessionizer holds a customer, or will take it back: one the last
 // Push changed and evicted is taken back by the next Push rather than restored, as its events
 // may not be stored yet.
 func (s *Sessionizer) holds(key string) bool {
-	_, held := s.customers[key]
 	_, evicting := s.evicting[key]
-	return held || evicting
+	return s.Known(key) || evicting
 }
 
 // Restore gives the sessionizer a customer's stored history: every stored event and the live
@@ -702,6 +728,7 @@ func (s *Sessionizer) Restore(key string, events []ingest.Event, sessions []Sess
 	slices.SortFunc(c.sessions, func(a, b storedSession) int { return cmp.Compare(a.startMs, b.startMs) })
 	s.watermark = max(s.watermark, c.latest)
 	s.customers[key] = c
+	delete(s.cold, key)
 	s.restored = append(s.restored, key)
 }
 
@@ -736,7 +763,7 @@ func (s *Sessionizer) stageIndex(name string) int {
 }
 
 // Customers returns how many customers the sessionizer holds state for.
-func (s *Sessionizer) Customers() int { return len(s.customers) }
+func (s *Sessionizer) Customers() int { return len(s.customers) + len(s.cold) }
 
 func (s *Sessionizer) matchRules(e *ingest.Event, channel string) uint64 {
 	var mask uint64
