@@ -5,78 +5,89 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/ClickHouse/clickhouse-go/v2"
+	"github.com/ClickHouse/clickhouse-go/v2/ext"
+
 	"github.com/waymark-dev/waymark/ingest"
 	"github.com/waymark-dev/waymark/sessionize"
 )
-
-// historyChunk bounds how many customer keys go into one query (ClickHouse limits query size).
-const historyChunk = 1000
 
 // History returns the stored events and the live sessions of the given customers, so a
 // sessionizer that starts (or meets a customer it no longer holds) continues exactly where the
 // stored state left off. Events come back decoded from the bytes that were stored; one that no
 // longer decodes (stored by a version with a more lenient decoder) is left out, with a warning.
+//
+// It takes one query to find which keys have stored events (usually few: most customers a
+// consumer meets for the first time are new), then one for their events and one for their
+// sessions, however many keys: the keys go as an external table. A batch's keys are spread over
+// the whole table, so each query reads about one granule per key and part; in chunks of 1,000
+// literals (the query size limit), 15,000 keys made 15 passes over most of the table.
 func (s *Store) History(ctx context.Context, keys []string) ([]ingest.Event, []sessionize.Session, error) {
-	var events []ingest.Event
-	var sessions []sessionize.Session
 	keys, err := s.customersStored(ctx, keys)
+	if err != nil || len(keys) == 0 {
+		return nil, nil, err
+	}
+	events, err := s.historyEvents(ctx, keys)
 	if err != nil {
 		return nil, nil, err
 	}
-	for start := 0; start < len(keys); start += historyChunk {
-		chunk := keys[start:min(start+historyChunk, len(keys))]
-		args := make([]any, len(chunk))
-		for i, k := range chunk {
-			args[i] = k
-		}
-		in := "customer_key IN (" + placeholders(len(chunk)) + ")"
-		ev, err := s.historyEvents(ctx, in, args)
-		if err != nil {
-			return nil, nil, err
-		}
-		se, err := s.historySessions(ctx, in, args)
-		if err != nil {
-			return nil, nil, err
-		}
-		events, sessions = append(events, ev...), append(sessions, se...)
+	sessions, err := s.historySessions(ctx, keys)
+	if err != nil {
+		return nil, nil, err
 	}
 	return events, sessions, nil
 }
 
-// customersStored returns the keys that have stored events: usually few, since most customers a
-// consumer meets for the first time are new, and this one light query spares the others.
+// withKeys returns ctx carrying keys as the external table restore_keys (one String column,
+// key), for a query's "customer_key IN restore_keys".
+func withKeys(ctx context.Context, keys []string) (context.Context, error) {
+	t, err := ext.NewTable("restore_keys", ext.Column("key", "String"))
+	if err != nil {
+		return nil, err
+	}
+	for _, k := range keys {
+		if err := t.Append(k); err != nil {
+			return nil, err
+		}
+	}
+	return clickhouse.Context(ctx, clickhouse.WithExternalTable(t)), nil
+}
+
+// customersStored returns the keys that have stored events.
 func (s *Store) customersStored(ctx context.Context, keys []string) ([]string, error) {
+	if len(keys) == 0 {
+		return nil, nil
+	}
+	kctx, err := withKeys(ctx, keys)
+	if err != nil {
+		return nil, fmt.Errorf("find stored customers: %w", err)
+	}
+	rows, err := s.conn.Query(kctx, "SELECT DISTINCT customer_key FROM "+s.table("events")+" WHERE customer_key IN restore_keys")
+	if err != nil {
+		return nil, fmt.Errorf("find stored customers: %w", err)
+	}
+	defer rows.Close()
 	var found []string
-	for start := 0; start < len(keys); start += historyChunk {
-		chunk := keys[start:min(start+historyChunk, len(keys))]
-		args := make([]any, len(chunk))
-		for i, k := range chunk {
-			args[i] = k
-		}
-		rows, err := s.conn.Query(ctx, "SELECT DISTINCT customer_key FROM "+s.table("events")+
-			" WHERE customer_key IN ("+placeholders(len(chunk))+")", args...)
-		if err != nil {
+	for rows.Next() {
+		var k string
+		if err := rows.Scan(&k); err != nil {
 			return nil, fmt.Errorf("find stored customers: %w", err)
 		}
-		for rows.Next() {
-			var k string
-			if err := rows.Scan(&k); err != nil {
-				rows.Close()
-				return nil, fmt.Errorf("find stored customers: %w", err)
-			}
-			found = append(found, k)
-		}
-		rows.Close()
-		if err := rows.Err(); err != nil {
-			return nil, fmt.Errorf("find stored customers: %w", err)
-		}
+		found = append(found, k)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("find stored customers: %w", err)
 	}
 	return found, nil
 }
 
-func (s *Store) historyEvents(ctx context.Context, in string, args []any) ([]ingest.Event, error) {
-	rows, err := s.conn.Query(ctx, "SELECT source, message_id, any(raw), any(received_at_ms), min(seq) FROM "+s.table("events")+
-		" WHERE "+in+" GROUP BY source, message_id", args...)
+func (s *Store) historyEvents(ctx context.Context, keys []string) ([]ingest.Event, error) {
+	kctx, err := withKeys(ctx, keys)
+	if err != nil {
+		return nil, fmt.Errorf("load event history: %w", err)
+	}
+	rows, err := s.conn.Query(kctx, "SELECT source, message_id, any(raw), any(received_at_ms), min(seq) FROM "+s.table("events")+
+		" WHERE customer_key IN restore_keys GROUP BY source, message_id")
 	if err != nil {
 		return nil, fmt.Errorf("load event history: %w", err)
 	}
@@ -104,11 +115,15 @@ func (s *Store) historyEvents(ctx context.Context, in string, args []any) ([]ing
 	return out, rows.Err()
 }
 
-func (s *Store) historySessions(ctx context.Context, in string, args []any) ([]sessionize.Session, error) {
-	rows, err := s.conn.Query(ctx, `SELECT session_id, argMax(customer_key, version), argMax(person_id, version), argMax(start_ms, version),
+func (s *Store) historySessions(ctx context.Context, keys []string) ([]sessionize.Session, error) {
+	kctx, err := withKeys(ctx, keys)
+	if err != nil {
+		return nil, fmt.Errorf("load session history: %w", err)
+	}
+	rows, err := s.conn.Query(kctx, `SELECT session_id, argMax(customer_key, version), argMax(person_id, version), argMax(start_ms, version),
 		argMax(end_ms, version), argMax(events, version), argMax(entry_event, version), argMax(exit_event, version),
 		argMax(entry_channel, version), argMax(entry_campaign, version), argMax(stages, version), argMax(end_reason, version), argMax(map_version, version), max(version), argMax(deleted, version) AS gone
-	FROM `+s.table("sessions")+` WHERE `+in+` GROUP BY session_id HAVING gone = 0`, args...)
+	FROM `+s.table("sessions")+` WHERE customer_key IN restore_keys GROUP BY session_id HAVING gone = 0`)
 	if err != nil {
 		return nil, fmt.Errorf("load session history: %w", err)
 	}
