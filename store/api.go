@@ -103,14 +103,15 @@ func (a *API) Register(mux *http.ServeMux) {
 	})
 }
 
-// Query runs the named query (funnel, dropoff, paths, next, retention, stages, sessions) with text
-// parameters, as the API does; the CLI uses it so both give the same answers and errors.
-func (a *API) Query(ctx context.Context, name string, v url.Values) (any, error) {
+// Query runs the named journey query (one of QueryNames) with text parameters, as the API's
+// query string and the CLI's flags give them, resolving stage names with jm: both answer through
+// it, so they give the same answers and errors. A problem with a parameter is a *ParamError.
+func (s *Store) Query(ctx context.Context, jm *sessionize.Map, name string, v url.Values) (any, error) {
 	q, ok := queries()[name]
 	if !ok {
 		return nil, errors.New("unknown query " + name)
 	}
-	return q.run(ctx, a.store, a.jm, v)
+	return q.run(ctx, s, jm, v)
 }
 
 // CheckParams reads the parameters of the named query without running it, so a command can
@@ -129,7 +130,7 @@ func (a *API) handle(name string) http.HandlerFunc {
 		v, err := parseQueryString(r.URL.RawQuery)
 		var res any
 		if err == nil {
-			res, err = a.Query(r.Context(), name, v)
+			res, err = a.store.Query(r.Context(), a.jm, name, v)
 		}
 		switch {
 		case err == nil:

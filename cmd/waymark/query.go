@@ -76,7 +76,7 @@ func runQuery(ctx context.Context, name string, args []string, stdout io.Writer,
 		return err
 	}
 	defer st.Close()
-	res, err := store.NewAPI(st, jm, log).Query(ctx, name, v)
+	res, err := st.Query(ctx, jm, name, v)
 	if err != nil {
 		return flagError(err)
 	}
