@@ -48,7 +48,7 @@ func TestEnginesGiveIdenticalAnswers(t *testing.T) {
 
 	d := generateRefData(11, 250)
 	jm := defaultMap(t)
-	stores := map[string]*store.Store{server.Engine: openStore(t), other: openStoreOn(t, second, func(*store.Config) {})}
+	stores := map[string]*store.Store{server.Engine: openStore(t), other: second.OpenStore(t, nil)}
 	versions := map[string]string{}
 	for engine, s := range stores {
 		d.write(t, s)
