@@ -13,8 +13,10 @@ import (
 // query is one journey question: its parameters, how to read them and how to answer it.
 type query struct {
 	params []Param
-	check  func(url.Values) error
-	run    func(context.Context, *Store, *sessionize.Map, url.Values) (any, error)
+	// funnelMatching is set when the answer heeds Config.FunnelMatching.
+	funnelMatching bool
+	check          func(url.Values) error
+	run            func(context.Context, *Store, *sessionize.Map, url.Values) (any, error)
 }
 
 // endpoint makes a query of a parameter parser and the Store method that answers it.
@@ -37,8 +39,10 @@ func endpoint[Q, R any](params []Param, parse func(url.Values) (Q, error), answe
 
 // queries are the journey questions, by the name of their endpoint and CLI command.
 func queries() map[string]query {
+	funnel := endpoint(funnelParams(), ParseFunnelQuery, (*Store).Funnel)
+	funnel.funnelMatching = true // the others, dropoff included, match in Waymark
 	return map[string]query{
-		"funnel":    endpoint(funnelParams(), ParseFunnelQuery, (*Store).Funnel),
+		"funnel":    funnel,
 		"dropoff":   endpoint(dropoffParams(), ParseDropoffQuery, (*Store).Dropoff),
 		"paths":     endpoint(pathsParams(), ParsePathsQuery, (*Store).Paths),
 		"next":      endpoint(nextParams(), ParseNextQuery, (*Store).Next),
@@ -56,6 +60,11 @@ func QueryNames() []string { return slices.Sorted(maps.Keys(queries())) }
 // QueryParams returns the parameters of the named query in the order it lists them; nil when
 // there is no such query.
 func QueryParams(name string) []Param { return queries()[name].params }
+
+// QueryUsesFunnelMatching reports whether the named query heeds Config.FunnelMatching (funnel
+// does; dropoff, paths and the rest match in Waymark whatever it says), so that a command offers
+// --funnel-matching only where it means something.
+func QueryUsesFunnelMatching(name string) bool { return queries()[name].funnelMatching }
 
 // Query runs the named journey query (one of QueryNames) with text parameters, as the API's
 // query string and the CLI's flags give them, resolving stage names with jm: both answer through
