@@ -16,6 +16,7 @@ import (
 
 	"github.com/ClickHouse/clickhouse-go/v2"
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+	"github.com/waymark-dev/waymark/sessionize"
 	"github.com/waymark-dev/waymark/store"
 	"golang.org/x/sync/errgroup"
 )
@@ -324,7 +325,6 @@ func journeyQueries(tb testing.TB, s *store.Store) []journeyQuery {
 	steps3 := []string{"Product Viewed", "Product Added", "Order Completed"}
 	steps5 := []string{"Product Viewed", "Product Added", "Checkout Started", "Order Completed", "Product Reviewed"}
 	day := 24 * time.Hour
-	api := store.NewAPI(s, jm, slog.New(slog.DiscardHandler))
 	return []journeyQuery{
 		{"funnel-3-steps", func() error {
 			_, err := s.Funnel(ctx, jm, store.FunnelQuery{Steps: steps3, Window: day})
@@ -355,16 +355,16 @@ func journeyQueries(tb testing.TB, s *store.Store) []journeyQuery {
 			_, err := s.Stages(ctx, jm, store.StagesQuery{Limit: 5})
 			return err
 		}},
-		{"journey-page", func() error { return loadJourneyPage(ctx, api) }},
+		{"journey-page", func() error { return loadJourneyPage(ctx, s, jm) }},
 	}
 }
 
-// loadJourneyPage asks api what the journey page (cmd/waymark/web/static/app.js, loadAll) asks on
+// loadJourneyPage asks s what the journey page (cmd/waymark/web/static/app.js, loadAll) asks on
 // a first visit, with no state in its address, in the same order: the stages; then at once the
 // flow's paths from the first stage and the funnel through the first three stages. The page opens
 // no fork on a first visit.
-func loadJourneyPage(ctx context.Context, api *store.API) error {
-	res, err := api.Query(ctx, "stages", url.Values{"limit": {"6"}})
+func loadJourneyPage(ctx context.Context, s *store.Store, jm *sessionize.Map) error {
+	res, err := s.Query(ctx, jm, "stages", url.Values{"limit": {"6"}})
 	if err != nil {
 		return fmt.Errorf("journey page: stages: %w", err)
 	}
@@ -377,7 +377,7 @@ func loadJourneyPage(ctx context.Context, api *store.API) error {
 	}
 	var g errgroup.Group
 	g.Go(func() error {
-		_, err := api.Query(ctx, "paths", url.Values{"anchor": {stages[0]}, "depth": {"4"}, "limit": {"12"},
+		_, err := s.Query(ctx, jm, "paths", url.Values{"anchor": {stages[0]}, "depth": {"4"}, "limit": {"12"},
 			"collapse": {"true"}, "window": {"24h"}})
 		if err != nil {
 			return fmt.Errorf("journey page: paths: %w", err)
@@ -385,7 +385,7 @@ func loadJourneyPage(ctx context.Context, api *store.API) error {
 		return nil
 	})
 	g.Go(func() error {
-		_, err := api.Query(ctx, "funnel", url.Values{"steps": {strings.Join(stages[:min(3, len(stages))], ",")},
+		_, err := s.Query(ctx, jm, "funnel", url.Values{"steps": {strings.Join(stages[:min(3, len(stages))], ",")},
 			"window": {"24h"}, "mode": {"ordered"}, "count_by": {"persons"}})
 		if err != nil {
 			return fmt.Errorf("journey page: funnel: %w", err)

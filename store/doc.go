@@ -5,4 +5,9 @@
 // compatibility floor in the README. Events are stored as they came, one row per (source,
 // messageId) after merges; every query counts distinct events, so a replayed batch never changes
 // an answer.
+//
+// The journey queries are typed methods (Store.Funnel with a FunnelQuery, …) returning typed
+// answers; parameter errors are *ParamError values naming the parameter. One schema per query
+// (QueryParams) gives the text parameters Store.Query reads, the CLI's flags and the page's
+// defaults. Nothing here serves HTTP: store/queryapi serves the queries under /api/v1/.
 package store

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"log/slog"
 	"net/url"
 	"regexp"
 	"strings"
@@ -49,7 +48,7 @@ func TestEnginesGiveIdenticalAnswers(t *testing.T) {
 
 	d := generateRefData(11, 250)
 	jm := defaultMap(t)
-	stores := map[string]*store.Store{server.Engine: openStore(t), other: openStoreOn(t, second, func(*store.Config) {})}
+	stores := map[string]*store.Store{server.Engine: openStore(t), other: second.OpenStore(t, nil)}
 	versions := map[string]string{}
 	for engine, s := range stores {
 		d.write(t, s)
@@ -93,7 +92,7 @@ func TestEnginesGiveIdenticalAnswers(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		res, err := store.NewAPI(stores[engine], jm, slog.New(slog.DiscardHandler)).Query(ctx, name, v)
+		res, err := stores[engine].Query(ctx, jm, name, v)
 		if err != nil {
 			t.Fatalf("%s?%s on %s: %v", name, params, engine, err)
 		}

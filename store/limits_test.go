@@ -6,8 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
-	"net/http"
-	"net/http/httptest"
 	"net/url"
 	"os"
 	"slices"
@@ -45,24 +43,13 @@ func repeat(step string, n int) string {
 	return strings.TrimSuffix(strings.Repeat(step+",", n), ",")
 }
 
-// apiServer serves s's query API with the default journey map, logging to log.
-func apiServer(t testing.TB, s *store.Store, log *slog.Logger) *httptest.Server {
-	t.Helper()
-	mux := http.NewServeMux()
-	store.NewAPI(s, defaultMap(t), log).Register(mux)
-	srv := httptest.NewServer(mux)
-	t.Cleanup(srv.Close)
-	return srv
-}
-
 // TestHostileQueries holds the rows of the hostile-input table (../shared/cases/hostile/README.md)
-// that are queries, and their kin: each gets an exact answer or a 400 naming the parameter.
+// that are queries, and their kin: each gets an exact answer or a ParamError naming the parameter.
 func TestHostileQueries(t *testing.T) {
 	s := openStore(t)
 	events := append(tiedEvents("twelve", "V", 12), tiedEvents("thousand", "V", 1000)...)
 	events = append(events, ev("other", "Order Completed", 60))
 	writeEvents(t, s, events)
-	srv := apiServer(t, s, slog.New(slog.DiscardHandler))
 	// reached returns a funnel answer's customers per step.
 	reached := func(body map[string]any) string {
 		var out []string
@@ -75,60 +62,59 @@ func TestHostileQueries(t *testing.T) {
 	manyFilters := "V[" + strings.Repeat("revenue>1;", 5000) + "]"
 	tests := []struct {
 		name   string
-		path   string
+		query  string
 		params url.Values
-		status int
-		param  string // of a 400
-		want   string // of a 200: customers per step (funnel) or dropped (dropoff)
+		param  string // the parameter a ParamError names; "": an answer
+		want   string // of an answer: customers per step (funnel) or dropped (dropoff)
 	}{
-		{"row 3: 12 same-second events, 12 repeated steps", "/api/v1/funnel", url.Values{"steps": {repeat("V", 12)}}, 200, "", twelveTwice},
-		{"row 3, strict", "/api/v1/funnel", url.Values{"steps": {repeat("V", 12)}, "mode": {"strict"}}, 200, "", twelveTwice},
-		{"row 3, any order", "/api/v1/funnel", url.Values{"steps": {repeat("V", 12)}, "mode": {"any"}}, 200, "", twelveTwice},
-		{"row 3, by sessions of no stored session", "/api/v1/funnel", url.Values{"steps": {repeat("V", 12)}, "count_by": {"sessions"}}, 200, "", strings.TrimSpace(strings.Repeat("0 ", 12))},
-		{"1,000 same-second events, 32 repeated steps", "/api/v1/funnel", url.Values{"steps": {repeat("V", 32)}},
-			200, "", strings.TrimSpace(strings.Repeat("2 ", 12) + strings.Repeat("1 ", 20))},
-		{"1,000 same-second events, 32 repeated steps, broken down", "/api/v1/funnel", url.Values{"steps": {repeat("V", 32)}, "breakdown": {"channel"}},
-			200, "", strings.TrimSpace(strings.Repeat("2 ", 12) + strings.Repeat("1 ", 20))},
-		{"drop-off after 12 of 32 repeated steps", "/api/v1/dropoff", url.Values{"steps": {repeat("V", 32)}, "step": {"12"}}, 200, "", "1"},
-		{"row 4: to=9999-12-31", "/api/v1/funnel", url.Values{"steps": {"V"}, "to": {"9999-12-31"}}, 400, "to", ""},
-		{"from=0001-01-01 is not 'no from'", "/api/v1/funnel", url.Values{"steps": {"V"}, "from": {"0001-01-01"}}, 400, "from", ""},
-		{"from before 1970", "/api/v1/paths", url.Values{"anchor": {"V"}, "from": {"1969-12-31T23:59:59Z"}}, 400, "from", ""},
-		{"to after 2100", "/api/v1/retention", url.Values{"to": {"2100-01-01T00:00:00.001Z"}}, 400, "to", ""},
-		{"to in 2106, past ClickHouse's dates", "/api/v1/stages", url.Values{"to": {"2106-03-01"}}, 400, "to", ""},
-		{"from=1970-01-01 is a bound", "/api/v1/funnel", url.Values{"steps": {"V"}, "from": {"1970-01-01"}}, 200, "", "2"},
-		{"to=2100-01-01 is a bound", "/api/v1/funnel", url.Values{"steps": {"V"}, "to": {"2100-01-01"}, "window": {"366d"}}, 200, "", "2"},
-		{"the first bound, stages", "/api/v1/stages", url.Values{"from": {"1970-01-01"}, "to": {"1970-01-02"}}, 200, "", ""},
-		{"the last bound, stages", "/api/v1/stages", url.Values{"from": {"2099-12-31"}, "to": {"2100-01-01"}}, 200, "", ""},
-		{"a range over 366 days", "/api/v1/stages", url.Values{"from": {"1970-01-01"}, "to": {"2100-01-01"}}, 400, "to", ""},
-		{"a step with thousands of ; filters", "/api/v1/funnel", url.Values{"steps": {manyFilters}}, 400, "steps", ""},
-		{"eleven filters", "/api/v1/funnel", url.Values{"steps": {"V[" + strings.Repeat("a=1;", 11) + "]"}}, 400, "steps", ""},
-		{"a step longer than 1000 bytes", "/api/v1/funnel", url.Values{"steps": {strings.Repeat("V", 1001)}}, 400, "steps", ""},
-		{"an anchor longer than 1000 bytes", "/api/v1/next", url.Values{"anchor": {strings.Repeat("V", 1001)}}, 400, "anchor", ""},
-		{"a filter on NaN", "/api/v1/funnel", url.Values{"steps": {"V[revenue>NaN]"}}, 400, "steps", ""},
-		{"a filter on infinity", "/api/v1/funnel", url.Values{"steps": {"V[revenue<=-Inf]"}}, 400, "steps", ""},
-		{"a regexp Go reads and ClickHouse does not", "/api/v1/funnel", url.Values{"steps": {"V[coupon~=(?<x>a)]"}}, 400, "steps", ""},
-		{"a regexp in an exclusion", "/api/v1/funnel", url.Values{"steps": {"V,V"}, "exclude": {"V[coupon~=(?<x>a)]"}}, 400, "exclude", ""},
-		{"a window of days that overflows", "/api/v1/funnel", url.Values{"steps": {"V"}, "window": {"213504d"}}, 400, "window", ""},
-		{"33 exclusions", "/api/v1/funnel", url.Values{"steps": {"V,V"}, "exclude": {repeat("V", 33)}}, 400, "exclude", ""},
-		{"breakdown_limit 0", "/api/v1/funnel", url.Values{"steps": {"V"}, "breakdown_limit": {"0"}}, 400, "breakdown_limit", ""},
-		{"limit over 1000", "/api/v1/dropoff", url.Values{"steps": {"V,V"}, "limit": {"1001"}}, 400, "limit", ""},
-		{"ids_limit negative", "/api/v1/dropoff", url.Values{"steps": {"V,V"}, "ids_limit": {"-1"}}, 400, "ids_limit", ""},
-		{"depth 11", "/api/v1/paths", url.Values{"anchor": {"V"}, "depth": {"11"}}, 400, "depth", ""},
-		{"periods 53", "/api/v1/retention", url.Values{"periods": {"53"}}, 400, "periods", ""},
-		{"a long breakdown name", "/api/v1/funnel", url.Values{"steps": {"V"}, "breakdown": {"property:" + strings.Repeat("p", 1000)}}, 400, "breakdown", ""},
+		{"row 3: 12 same-second events, 12 repeated steps", "funnel", url.Values{"steps": {repeat("V", 12)}}, "", twelveTwice},
+		{"row 3, strict", "funnel", url.Values{"steps": {repeat("V", 12)}, "mode": {"strict"}}, "", twelveTwice},
+		{"row 3, any order", "funnel", url.Values{"steps": {repeat("V", 12)}, "mode": {"any"}}, "", twelveTwice},
+		{"row 3, by sessions of no stored session", "funnel", url.Values{"steps": {repeat("V", 12)}, "count_by": {"sessions"}}, "", strings.TrimSpace(strings.Repeat("0 ", 12))},
+		{"1,000 same-second events, 32 repeated steps", "funnel", url.Values{"steps": {repeat("V", 32)}},
+			"", strings.TrimSpace(strings.Repeat("2 ", 12) + strings.Repeat("1 ", 20))},
+		{"1,000 same-second events, 32 repeated steps, broken down", "funnel", url.Values{"steps": {repeat("V", 32)}, "breakdown": {"channel"}},
+			"", strings.TrimSpace(strings.Repeat("2 ", 12) + strings.Repeat("1 ", 20))},
+		{"drop-off after 12 of 32 repeated steps", "dropoff", url.Values{"steps": {repeat("V", 32)}, "step": {"12"}}, "", "1"},
+		{"row 4: to=9999-12-31", "funnel", url.Values{"steps": {"V"}, "to": {"9999-12-31"}}, "to", ""},
+		{"from=0001-01-01 is not 'no from'", "funnel", url.Values{"steps": {"V"}, "from": {"0001-01-01"}}, "from", ""},
+		{"from before 1970", "paths", url.Values{"anchor": {"V"}, "from": {"1969-12-31T23:59:59Z"}}, "from", ""},
+		{"to after 2100", "retention", url.Values{"to": {"2100-01-01T00:00:00.001Z"}}, "to", ""},
+		{"to in 2106, past ClickHouse's dates", "stages", url.Values{"to": {"2106-03-01"}}, "to", ""},
+		{"from=1970-01-01 is a bound", "funnel", url.Values{"steps": {"V"}, "from": {"1970-01-01"}}, "", "2"},
+		{"to=2100-01-01 is a bound", "funnel", url.Values{"steps": {"V"}, "to": {"2100-01-01"}, "window": {"366d"}}, "", "2"},
+		{"the first bound, stages", "stages", url.Values{"from": {"1970-01-01"}, "to": {"1970-01-02"}}, "", ""},
+		{"the last bound, stages", "stages", url.Values{"from": {"2099-12-31"}, "to": {"2100-01-01"}}, "", ""},
+		{"a range over 366 days", "stages", url.Values{"from": {"1970-01-01"}, "to": {"2100-01-01"}}, "to", ""},
+		{"a step with thousands of ; filters", "funnel", url.Values{"steps": {manyFilters}}, "steps", ""},
+		{"eleven filters", "funnel", url.Values{"steps": {"V[" + strings.Repeat("a=1;", 11) + "]"}}, "steps", ""},
+		{"a step longer than 1000 bytes", "funnel", url.Values{"steps": {strings.Repeat("V", 1001)}}, "steps", ""},
+		{"an anchor longer than 1000 bytes", "next", url.Values{"anchor": {strings.Repeat("V", 1001)}}, "anchor", ""},
+		{"a filter on NaN", "funnel", url.Values{"steps": {"V[revenue>NaN]"}}, "steps", ""},
+		{"a filter on infinity", "funnel", url.Values{"steps": {"V[revenue<=-Inf]"}}, "steps", ""},
+		{"a regexp Go reads and ClickHouse does not", "funnel", url.Values{"steps": {"V[coupon~=(?<x>a)]"}}, "steps", ""},
+		{"a regexp in an exclusion", "funnel", url.Values{"steps": {"V,V"}, "exclude": {"V[coupon~=(?<x>a)]"}}, "exclude", ""},
+		{"a window of days that overflows", "funnel", url.Values{"steps": {"V"}, "window": {"213504d"}}, "window", ""},
+		{"33 exclusions", "funnel", url.Values{"steps": {"V,V"}, "exclude": {repeat("V", 33)}}, "exclude", ""},
+		{"breakdown_limit 0", "funnel", url.Values{"steps": {"V"}, "breakdown_limit": {"0"}}, "breakdown_limit", ""},
+		{"limit over 1000", "dropoff", url.Values{"steps": {"V,V"}, "limit": {"1001"}}, "limit", ""},
+		{"ids_limit negative", "dropoff", url.Values{"steps": {"V,V"}, "ids_limit": {"-1"}}, "ids_limit", ""},
+		{"depth 11", "paths", url.Values{"anchor": {"V"}, "depth": {"11"}}, "depth", ""},
+		{"periods 53", "retention", url.Values{"periods": {"53"}}, "periods", ""},
+		{"a long breakdown name", "funnel", url.Values{"steps": {"V"}, "breakdown": {"property:" + strings.Repeat("p", 1000)}}, "breakdown", ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			status, body := getJSON(t, srv, tt.path, tt.params)
-			if status != tt.status {
-				t.Fatalf("status %d, want %d: %v", status, tt.status, body)
-			}
+			body, err := ask(t, s, tt.query, tt.params)
+			var pe *store.ParamError
 			switch {
-			case status == 400:
-				if body["param"] != tt.param {
-					t.Errorf("400 names %v, want %s: %v", body["param"], tt.param, body["error"])
+			case tt.param != "":
+				if !errors.As(err, &pe) || pe.Param != tt.param {
+					t.Errorf("got %v, want a ParamError naming %s", err, tt.param)
 				}
-			case tt.want != "" && tt.path == "/api/v1/funnel":
+			case err != nil:
+				t.Fatalf("got %v, want an answer", err)
+			case tt.want != "" && tt.query == "funnel":
 				if got := reached(body); got != tt.want {
 					t.Errorf("customers %s, want %s", got, tt.want)
 				}
@@ -142,11 +128,10 @@ func TestHostileQueries(t *testing.T) {
 }
 
 // TestParametersAtTheirLimitsRunOnClickHouse runs the largest queries validation lets through:
-// ClickHouse answers them all (a 500 here is a limit missing from validation).
+// ClickHouse answers them all (an error here is a limit missing from validation).
 func TestParametersAtTheirLimitsRunOnClickHouse(t *testing.T) {
 	s := openStore(t)
 	writeEvents(t, s, []ingest.Event{withFilterProperties(ev("a", "V", 0)), ev("a", "Order Completed", 10), ev("b", "V", 5)})
-	srv := apiServer(t, s, slog.New(slog.NewTextHandler(t.Output(), nil)))
 	// Steps as large as allowed: ten filters, with the operators that make the most SQL, filling
 	// size bytes; i makes each different (equal steps share their SQL).
 	fill := func(size, i int, name string, filters ...string) string {
@@ -180,33 +165,33 @@ func TestParametersAtTheirLimitsRunOnClickHouse(t *testing.T) {
 		}
 	}
 	cases := []struct {
-		path string
-		v    url.Values
+		query string
+		v     url.Values
 	}{
-		{"/api/v1/funnel", url.Values{"steps": {steps(32, oneOf)}, "from": {"2099-01-01"}, "to": {"2100-01-01"}, "window": {"366d"}}},
-		{"/api/v1/funnel", url.Values{"steps": {steps(32, stage)}, "breakdown": {"property:" + strings.Repeat("t", 900)}, "breakdown_limit": {"1000"}}},
-		{"/api/v1/funnel", url.Values{"steps": {steps(31, stage)}, "mode": {"strict"}, "breakdown": {"trait:" + strings.Repeat("t", 900)}}},
-		{"/api/v1/funnel", url.Values{"steps": {steps(32, quoted)}, "mode": {"any"}, "count_by": {"sessions"}}},
-		{"/api/v1/funnel", url.Values{"steps": {repeat("V", 30)}, "exclude": {strings.Join(exclusions, ",")}}},
-		{"/api/v1/dropoff", url.Values{"steps": {steps(31, stage)}, "step": {"1"}, "limit": {"1000"}, "ids_limit": {"100000"}, "to": {"2100-01-01"}, "window": {"366d"}}},
-		{"/api/v1/paths", url.Values{"anchor": {stage(0)}, "convert": {oneOf(0)}, "depth": {"10"}, "limit": {"1000"}, "from": {"2099-01-01"}, "to": {"2100-01-01"}, "window": {"366d"}, "direction": {"end"}, "collapse": {"true"}}},
-		{"/api/v1/next", url.Values{"anchor": {oneOf(0)}, "from": {"1970-01-01"}, "window": {"1ns"}, "direction": {"previous"}}},
-		{"/api/v1/retention", url.Values{"conversion": {stage(0)}, "return": {oneOf(0)}, "period": {"month"}, "periods": {"52"}, "to": {"2100-01-01"}}},
-		{"/api/v1/stages", url.Values{"from": {"2099-12-31"}, "to": {"2100-01-01"}, "limit": {"100"}}},
+		{"funnel", url.Values{"steps": {steps(32, oneOf)}, "from": {"2099-01-01"}, "to": {"2100-01-01"}, "window": {"366d"}}},
+		{"funnel", url.Values{"steps": {steps(32, stage)}, "breakdown": {"property:" + strings.Repeat("t", 900)}, "breakdown_limit": {"1000"}}},
+		{"funnel", url.Values{"steps": {steps(31, stage)}, "mode": {"strict"}, "breakdown": {"trait:" + strings.Repeat("t", 900)}}},
+		{"funnel", url.Values{"steps": {steps(32, quoted)}, "mode": {"any"}, "count_by": {"sessions"}}},
+		{"funnel", url.Values{"steps": {repeat("V", 30)}, "exclude": {strings.Join(exclusions, ",")}}},
+		{"dropoff", url.Values{"steps": {steps(31, stage)}, "step": {"1"}, "limit": {"1000"}, "ids_limit": {"100000"}, "to": {"2100-01-01"}, "window": {"366d"}}},
+		{"paths", url.Values{"anchor": {stage(0)}, "convert": {oneOf(0)}, "depth": {"10"}, "limit": {"1000"}, "from": {"2099-01-01"}, "to": {"2100-01-01"}, "window": {"366d"}, "direction": {"end"}, "collapse": {"true"}}},
+		{"next", url.Values{"anchor": {oneOf(0)}, "from": {"1970-01-01"}, "window": {"1ns"}, "direction": {"previous"}}},
+		{"retention", url.Values{"conversion": {stage(0)}, "return": {oneOf(0)}, "period": {"month"}, "periods": {"52"}, "to": {"2100-01-01"}}},
+		{"stages", url.Values{"from": {"2099-12-31"}, "to": {"2100-01-01"}, "limit": {"100"}}},
 	}
 	for _, c := range cases {
-		if status, body := getJSON(t, srv, c.path, c.v); status != 200 {
-			t.Errorf("%s (%d bytes of parameters): status %d: %v", c.path, len(c.v.Encode()), status, body)
+		if _, err := ask(t, s, c.query, c.v); err != nil {
+			t.Errorf("%s (%d bytes of parameters): %v", c.query, len(c.v.Encode()), err)
 		}
 	}
 }
 
 // TestValidatedParametersNeverFailOnClickHouse throws random parameters, drawn near every limit,
-// at every endpoint: each answer is a 200, or a 400 naming a parameter of the request; never a 5xx.
+// at every query: each is answered, or refused with a ParamError naming a parameter of the
+// request; never another error.
 func TestValidatedParametersNeverFailOnClickHouse(t *testing.T) {
 	s := openStore(t)
 	writeEvents(t, s, []ingest.Event{withFilterProperties(ev("a", "V", 0)), ev("a", "Order Completed", 10), ev("b", "V", 5)})
-	srv := apiServer(t, s, slog.New(slog.NewTextHandler(t.Output(), nil)))
 	rng := rand.New(rand.NewPCG(14, 4))
 	pick := func(xs ...string) string { return xs[rng.IntN(len(xs))] }
 	// either draws a value near a limit: one that passes, or while the request's budget lasts
@@ -260,8 +245,8 @@ func TestValidatedParametersNeverFailOnClickHouse(t *testing.T) {
 				[]string{strconv.Itoa(lo - 1), strconv.Itoa(hi + 1), "1e3", "x", "9223372036854775808"})
 		}
 	}
-	endpoints := map[string]map[string]func() string{
-		"/api/v1/funnel": {"steps": steps, "window": window, "from": times, "to": times,
+	queries := map[string]map[string]func() string{
+		"funnel": {"steps": steps, "window": window, "from": times, "to": times,
 			"mode": func() string { return either([]string{"", "ordered", "strict", "any"}, []string{"sideways"}) },
 			"exclude": func() string {
 				return either([]string{"", "", step() + ":1-2", step()},
@@ -273,43 +258,45 @@ func TestValidatedParametersNeverFailOnClickHouse(t *testing.T) {
 					[]string{"property:", "trait", "x", "property:" + strings.Repeat("p", 992)})
 			},
 			"breakdown_limit": number(1, 1000)},
-		"/api/v1/dropoff": {"steps": steps, "window": window, "from": times, "to": times, "step": number(0, 1), "limit": number(1, 1000), "ids_limit": number(0, 100000),
+		"dropoff": {"steps": steps, "window": window, "from": times, "to": times, "step": number(0, 1), "limit": number(1, 1000), "ids_limit": number(0, 100000),
 			"mode": func() string { return pick("", "ordered", "strict") }, "count_by": func() string { return pick("", "persons", "sessions") }},
-		"/api/v1/paths": {"anchor": step, "convert": step, "window": window, "from": times, "to": times, "depth": number(2, 10), "limit": number(1, 1000),
+		"paths": {"anchor": step, "convert": step, "window": window, "from": times, "to": times, "depth": number(2, 10), "limit": number(1, 1000),
 			"direction": func() string { return either([]string{"", "start", "end"}, []string{"x"}) },
 			"collapse":  func() string { return either([]string{"", "true", "0"}, []string{"yes"}) }},
-		"/api/v1/next": {"anchor": step, "window": window, "from": times, "to": times, "limit": number(1, 1000),
+		"next": {"anchor": step, "window": window, "from": times, "to": times, "limit": number(1, 1000),
 			"direction": func() string { return either([]string{"", "next", "previous"}, []string{"x"}) }},
-		"/api/v1/retention": {"conversion": step, "return": step, "from": times, "to": times, "periods": number(1, 52),
+		"retention": {"conversion": step, "return": step, "from": times, "to": times, "periods": number(1, 52),
 			"period": func() string { return either([]string{"", "week", "month"}, []string{"day"}) }},
-		"/api/v1/stages": {"from": times, "to": times, "limit": number(1, 100)},
+		"stages": {"from": times, "to": times, "limit": number(1, 100)},
 	}
-	statuses := map[int]int{}
+	answered, refused := 0, 0
 	for i := range 100 {
-		for path, params := range endpoints {
+		for name, params := range queries {
 			bad, early = rng.IntN(2), rng.IntN(2) == 0
 			v := url.Values{}
-			for name, gen := range params {
+			for param, gen := range params {
 				if x := gen(); x != "" {
-					v.Set(name, x)
+					v.Set(param, x)
 				}
 			}
-			status, body := getJSON(t, srv, path, v)
-			statuses[status]++
-			switch status {
-			case 200:
-			case 400:
-				if _, ok := v[body["param"].(string)]; !ok && body["param"] != "steps" && body["param"] != "anchor" {
-					t.Errorf("case %d: %s?%s: 400 names %v, not a parameter of the request: %v", i, path, v.Encode(), body["param"], body["error"])
+			_, err := ask(t, s, name, v)
+			var pe *store.ParamError
+			switch {
+			case err == nil:
+				answered++
+			case errors.As(err, &pe):
+				refused++
+				if _, ok := v[pe.Param]; !ok && pe.Param != "steps" && pe.Param != "anchor" {
+					t.Errorf("case %d: %s?%s: the error names %s, not a parameter of the request: %v", i, name, v.Encode(), pe.Param, err)
 				}
 			default:
-				t.Errorf("case %d: %s?%s: status %d: %v", i, path, v.Encode(), status, body)
+				t.Errorf("case %d: %s?%s: %v", i, name, v.Encode(), err)
 			}
 		}
 	}
-	t.Logf("statuses %v", statuses)
-	if statuses[200] == 0 || statuses[400] == 0 {
-		t.Errorf("statuses %v: the draws should give both answers", statuses)
+	t.Logf("%d answered, %d refused", answered, refused)
+	if answered == 0 || refused == 0 {
+		t.Errorf("%d answered, %d refused: the draws should give both", answered, refused)
 	}
 }
 
@@ -362,9 +349,10 @@ func heavyPerson(n int) []ingest.Event {
 var heavySteps = url.Values{"steps": {repeat("V", 31) + ",X"}, "mode": {"any"}}
 
 // TestQueriesAreBounded: a query that takes long holds one of the --query-concurrency slots (one
-// more gets 503 with Retry-After) until its client goes away, which stops it; a query over
-// --query-timeout gets 503 with Retry-After. The matching runs in process (the in-engine one is
-// TestEngineMatchingIsBounded).
+// more fails with ErrBusy) until its context is cancelled (its client went away), which stops it;
+// a query over --query-timeout fails with ErrQueryLimit. The API answers both errors with 503 and
+// Retry-After (queryapi's TestFailedQueriesAnswer). The matching runs in process (the in-engine
+// one is TestEngineMatchingIsBounded).
 func TestQueriesAreBounded(t *testing.T) {
 	var database string
 	writeEvents(t, openStoreWith(t, func(c *store.Config) { database = c.Database }), heavyPerson(100_000))
@@ -377,59 +365,42 @@ func TestQueriesAreBounded(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer s.Close()
-	srv := apiServer(t, s, slog.New(logs))
 
+	jm := defaultMap(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, "GET", srv.URL+"/api/v1/funnel?"+heavySteps.Encode(), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
 	done := make(chan error, 1)
 	go func() {
-		resp, err := http.DefaultClient.Do(req)
+		_, err := s.Query(ctx, jm, "funnel", heavySteps)
 		if err == nil {
-			resp.Body.Close()
-			err = fmt.Errorf("the heavy query answered %s", resp.Status)
+			err = errors.New("the heavy query answered")
 		}
 		done <- err
 	}()
 	logs.wait(t, "matching a unit with many events; --query-timeout bounds the query")
 
 	// The heavy query holds the only slot.
-	resp, err := http.Get(srv.URL + "/api/v1/funnel?steps=X")
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	if resp.StatusCode != 503 || resp.Header.Get("Retry-After") == "" {
-		t.Errorf("a query beyond --query-concurrency: %s, Retry-After %q; want 503 with Retry-After", resp.Status, resp.Header.Get("Retry-After"))
+	if _, err := ask(t, s, "funnel", url.Values{"steps": {"X"}}); !errors.Is(err, store.ErrBusy) {
+		t.Errorf("a query beyond --query-concurrency: %v, want ErrBusy", err)
 	}
 
 	// Its client goes away: the query stops, and its slot is free again.
 	cancel()
-	if err := <-done; err == nil || !strings.Contains(err.Error(), "context canceled") {
-		t.Errorf("heavy query: %v", err)
+	if err := <-done; !errors.Is(err, context.Canceled) {
+		t.Errorf("heavy query: %v, want it stopped by its cancelled context", err)
 	}
-	logs.wait(t, "query stopped: the client went away")
-	if status, body := getJSON(t, srv, "/api/v1/funnel", url.Values{"steps": {"X"}}); status != 200 {
-		t.Errorf("after the heavy query stopped: %d %v", status, body)
+	if _, err := ask(t, s, "funnel", url.Values{"steps": {"X"}}); err != nil {
+		t.Errorf("after the heavy query stopped: %v", err)
 	}
 
-	// Over --query-timeout (1ns: every query is), 503 with Retry-After, whatever part it was in.
+	// Over --query-timeout (1ns: every query is), ErrQueryLimit, whatever part it was in.
 	short, err := store.Open(context.Background(), store.Config{Addr: server.Addr, Database: database, QueryTimeout: time.Nanosecond}, slog.New(slog.DiscardHandler), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer short.Close()
-	shortSrv := apiServer(t, short, slog.New(slog.DiscardHandler))
-	resp, err = http.Get(shortSrv.URL + "/api/v1/funnel?" + heavySteps.Encode())
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	if resp.StatusCode != 503 || resp.Header.Get("Retry-After") == "" {
-		t.Errorf("a query over --query-timeout: %s, Retry-After %q; want 503 with Retry-After", resp.Status, resp.Header.Get("Retry-After"))
+	if _, err := ask(t, short, "funnel", heavySteps); !errors.Is(err, store.ErrQueryLimit) {
+		t.Errorf("a query over --query-timeout: %v, want ErrQueryLimit", err)
 	}
 }
 

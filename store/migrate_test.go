@@ -13,6 +13,7 @@ import (
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 
 	"github.com/waymark-dev/waymark/store"
+	"github.com/waymark-dev/waymark/store/storetest"
 )
 
 // TestMigrateUpgradesVersion4 creates a database as schema version 4 left it (the single-node DDL
@@ -24,7 +25,7 @@ import (
 func TestMigrateUpgradesVersion4(t *testing.T) {
 	ctx := context.Background()
 	conn := rawConn(t)
-	db := fmt.Sprintf("test_%d", dbSeq.Add(1))
+	db := storetest.Database()
 	createV4(t, conn, db)
 	day := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	// Rows with the columns of version 4 only.
@@ -79,7 +80,7 @@ func TestMigrateUpgradesVersion4(t *testing.T) {
 		t.Errorf("a second Migrate changed the database (versions, columns, rows):\nbefore %s\nafter  %s", before, after)
 	}
 
-	freshDB := fmt.Sprintf("test_%d", dbSeq.Add(1))
+	freshDB := storetest.Database()
 	openStoreWith(t, func(c *store.Config) { c.Database = freshDB })
 	upgraded, fresh := columns(t, conn, db), columns(t, conn, freshDB)
 	for i := range max(len(upgraded), len(fresh)) {

@@ -132,7 +132,18 @@ type clickhouseFlags struct {
 	cfg store.Config
 }
 
+// addClickHouseFlags adds the store's flags (see addStoreFlags) and --funnel-matching: the flags
+// of commands that talk to ClickHouse and may answer funnels.
 func addClickHouseFlags(fs *flag.FlagSet) *clickhouseFlags {
+	c := addStoreFlags(fs)
+	fs.StringVar(&c.cfg.FunnelMatching, "funnel-matching", store.MatchAuto, "where a funnel's per-person matching runs: auto (in ClickHouse when it has the waymark_funnel UDF, see docs/udf.md), engine or process")
+	return c
+}
+
+// addStoreFlags adds the flags of the store's configuration but --funnel-matching: the
+// connection to ClickHouse and the limits of each query. The journey queries that match no funnel
+// where Config.FunnelMatching says (store.QueryUsesFunnelMatching) take these alone.
+func addStoreFlags(fs *flag.FlagSet) *clickhouseFlags {
 	c := &clickhouseFlags{}
 	fs.StringVar(&c.cfg.Addr, "clickhouse-addr", "127.0.0.1:9000", "ClickHouse native protocol address host:port")
 	fs.StringVar(&c.cfg.Database, "clickhouse-database", "waymark", "ClickHouse database of Waymark's tables")
@@ -141,7 +152,6 @@ func addClickHouseFlags(fs *flag.FlagSet) *clickhouseFlags {
 	fs.DurationVar(&c.cfg.DialTimeout, "clickhouse-dial-timeout", 5*time.Second, "time allowed to connect to ClickHouse")
 	fs.DurationVar(&c.cfg.QueryTimeout, "query-timeout", time.Minute, "time limit of each journey query, its ClickHouse queries (max_execution_time) and the matching in Waymark; over it the API answers 503")
 	fs.Uint64Var(&c.cfg.QueryMaxMemory, "query-max-memory", 4<<30, "memory limit of each journey query in ClickHouse, in bytes (max_memory_usage)")
-	fs.StringVar(&c.cfg.FunnelMatching, "funnel-matching", store.MatchAuto, "where a funnel's per-person matching runs: auto (in ClickHouse when it has the waymark_funnel UDF, see docs/udf.md), engine or process")
 	fs.StringVar(&c.cfg.Cluster, "clickhouse-cluster", "", "ClickHouse cluster name: migrate emits ON CLUSTER DDL with Replicated tables under Distributed ones; empty: single node")
 	return c
 }

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/waymark-dev/waymark/sessionize"
+	"github.com/waymark-dev/waymark/store"
 )
 
 // TestFlagsAreReadWhole: a word that is no flag (an unquoted value with a space, a stray argument)
@@ -72,6 +73,23 @@ func TestSessionizerFlagsAreChecked(t *testing.T) {
 		err := checkSessionizerFlags(&c)
 		if (err == nil) != (tt.want == "") || err != nil && !strings.HasPrefix(err.Error(), tt.want+":") {
 			t.Errorf("case %d: %v, want %q", i, err, tt.want)
+		}
+	}
+}
+
+// TestFunnelMatchingOnlyWhereItCounts: among the query commands, only funnel offers
+// --funnel-matching; the others match in Waymark whatever it says, and listing it in their help
+// misled. Each still takes the store's other flags and its parameters.
+func TestFunnelMatchingOnlyWhereItCounts(t *testing.T) {
+	for _, name := range store.QueryNames() {
+		fs := newQueryFlags(name).fs
+		if got, want := fs.Lookup("funnel-matching") != nil, name == "funnel"; got != want {
+			t.Errorf("%s: --funnel-matching offered %v, want %v", name, got, want)
+		}
+		for _, p := range append(store.QueryParams(name), store.Param{Name: "clickhouse-addr"}, store.Param{Name: "query-timeout"}) {
+			if fs.Lookup(flagName(p.Name)) == nil {
+				t.Errorf("%s: no flag --%s", name, flagName(p.Name))
+			}
 		}
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/csv"
 	"encoding/json"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -33,32 +34,50 @@ var queryCommands = map[string]struct {
 // flagName is the CLI's flag for a query parameter: count_by is --count-by.
 func flagName(param string) string { return strings.ReplaceAll(param, "_", "-") }
 
+// queryFlags are the flags of a journey query's command: its parameters, by the query's schema;
+// the store's, --funnel-matching only where the query heeds it; and the output's.
+type queryFlags struct {
+	fs      *flag.FlagSet
+	store   *clickhouseFlags
+	params  map[string]*string // by parameter name
+	mapPath *string
+	asJSON  *bool
+	asCSV   *bool // dropoff's only; nil for the others
+}
+
+// newQueryFlags returns the flags of the named query's command.
+func newQueryFlags(name string) *queryFlags {
+	f := &queryFlags{fs: newFlagSet(name, queryCommands[name].synopsis), params: map[string]*string{}}
+	addStore := addStoreFlags
+	if store.QueryUsesFunnelMatching(name) {
+		addStore = addClickHouseFlags
+	}
+	f.store = addStore(f.fs)
+	for _, p := range store.QueryParams(name) {
+		f.params[p.Name] = f.fs.String(flagName(p.Name), p.Default, p.Usage)
+	}
+	f.mapPath = f.fs.String("journey-map", "", "journey map YAML file; empty: the built-in shop map")
+	f.asJSON = f.fs.Bool("json", false, "print JSON (the API's) instead of a table")
+	if name == "dropoff" {
+		f.asCSV = f.fs.Bool("csv", false, "print the ids of every person who dropped off, as CSV")
+	}
+	return f
+}
+
 // runQuery runs one of the journey queries from the command line.
 func runQuery(ctx context.Context, name string, args []string, stdout io.Writer, log *slog.Logger) error {
-	cmd := queryCommands[name]
-	fs := newFlagSet(name, cmd.synopsis)
-	cf := addClickHouseFlags(fs)
-	params := store.QueryParams(name)
-	values := map[string]*string{}
-	for _, p := range params {
-		values[p.Name] = fs.String(flagName(p.Name), p.Default, p.Usage)
-	}
-	mapPath := fs.String("journey-map", "", "journey map YAML file; empty: the built-in shop map")
-	asJSON := fs.Bool("json", false, "print JSON (the API's) instead of a table")
-	var asCSV *bool
-	if name == "dropoff" {
-		asCSV = fs.Bool("csv", false, "print the ids of every person who dropped off, as CSV")
-	}
-	if err := parseFlags(fs, args); err != nil {
+	f := newQueryFlags(name)
+	if err := parseFlags(f.fs, args); err != nil {
 		return err
 	}
 	v := url.Values{}
-	for _, p := range params {
-		if s := *values[p.Name]; s != "" {
+	for _, p := range store.QueryParams(name) {
+		if s := *f.params[p.Name]; s != "" {
 			v.Set(p.Name, s)
 		}
 	}
-	if asCSV != nil && *asCSV {
+	asCSV := f.asCSV != nil && *f.asCSV
+	if asCSV {
 		v.Set("ids_limit", "100000")
 	}
 	flagError := func(err error) error {
@@ -71,22 +90,22 @@ func runQuery(ctx context.Context, name string, args []string, stdout io.Writer,
 	if err := store.CheckParams(name, v); err != nil {
 		return flagError(err)
 	}
-	st, jm, err := openWithMap(ctx, cf, *mapPath, log)
+	st, jm, err := openWithMap(ctx, f.store, *f.mapPath, log)
 	if err != nil {
 		return err
 	}
 	defer st.Close()
-	res, err := store.NewAPI(st, jm, log).Query(ctx, name, v)
+	res, err := st.Query(ctx, jm, name, v)
 	if err != nil {
 		return flagError(err)
 	}
 	switch {
-	case *asJSON:
+	case *f.asJSON:
 		enc := json.NewEncoder(stdout)
 		enc.SetIndent("", "  ")
 		enc.SetEscapeHTML(false)
 		return enc.Encode(res)
-	case asCSV != nil && *asCSV:
+	case asCSV:
 		w := csv.NewWriter(stdout)
 		_ = w.Write([]string{"person_id"})
 		for _, p := range res.(*store.DropoffResult).Persons {
@@ -95,7 +114,7 @@ func runQuery(ctx context.Context, name string, args []string, stdout io.Writer,
 		w.Flush()
 		return w.Error()
 	}
-	cmd.print(stdout, res)
+	queryCommands[name].print(stdout, res)
 	return nil
 }
 

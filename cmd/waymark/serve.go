@@ -20,6 +20,7 @@ import (
 	"github.com/waymark-dev/waymark/ingest"
 	"github.com/waymark-dev/waymark/sessionize"
 	"github.com/waymark-dev/waymark/store"
+	"github.com/waymark-dev/waymark/store/queryapi"
 )
 
 func runServe(ctx context.Context, args []string, log *slog.Logger) error {
@@ -122,7 +123,7 @@ func runServe(ctx context.Context, args []string, log *slog.Logger) error {
 		// The page's own files hold no data and are served to anyone, so that it can ask for the
 		// key; everything it shows comes from /api/v1/, which needs a read key when any is set.
 		api := http.NewServeMux()
-		store.NewAPI(st, jm, log).Register(api)
+		queryapi.New(st, jm, log).Register(api)
 		var h http.Handler = api
 		if len(queryKeys.hashes) > 0 {
 			h = requireReadKey(queryKeys, api)

@@ -1,134 +1,38 @@
-package store_test
+package queryapi_test
 
 import (
-	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
-	"log/slog"
 	"net/http"
-	"net/http/httptest"
 	"net/url"
 	"slices"
 	"strings"
 	"testing"
 
-	"github.com/waymark-dev/waymark/ingest"
 	"github.com/waymark-dev/waymark/store"
 )
 
-func getJSON(t *testing.T, srv *httptest.Server, path string, v url.Values) (int, map[string]any) {
-	t.Helper()
-	resp, err := http.Get(srv.URL + path + "?" + v.Encode())
+// TestQueryOverItsLimitIs503: a query over its memory limit is a 503 with a message and
+// Retry-After.
+func TestQueryOverItsLimitIs503(t *testing.T) {
+	srv := serve(t, func(c *store.Config) { c.QueryMaxMemory = 1 << 10 }, "Product Viewed", "Order Completed")
+	resp, err := http.Get(srv.URL + "/api/v1/funnel?" + url.Values{"steps": {"Product Viewed,Order Completed"}}.Encode())
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer resp.Body.Close()
-	body, _ := io.ReadAll(resp.Body)
-	var out map[string]any
-	if err := json.Unmarshal(body, &out); err != nil {
-		t.Fatalf("%s?%s: %d, body not JSON: %s", path, v.Encode(), resp.StatusCode, body)
-	}
-	return resp.StatusCode, out
-}
-
-// TestQueryParametersResistInjection throws SQL-injection payloads at every parameter of every
-// endpoint: each answer is a 200 that matched nothing or a 400 naming the parameter, and the
-// data is untouched.
-func TestQueryParametersResistInjection(t *testing.T) {
-	_, s := storedRefData(t, 23, 50)
-	mux := http.NewServeMux()
-	store.NewAPI(s, defaultMap(t), slog.New(slog.DiscardHandler)).Register(mux)
-	srv := httptest.NewServer(mux)
-	defer srv.Close()
-	before, err := s.Sessions(context.Background(), store.SessionsQuery{From: t0.AddDate(-1, 0, 0), To: t0.AddDate(1, 0, 0)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	payloads := []string{
-		`x' OR '1'='1`, `x') OR 1=1 --`, `'; DROP TABLE events; --`, `\' OR 1 --`, `?`, `x\`,
-		`{name:String}`, `') UNION ALL SELECT name, [], [], [] FROM system.tables --`, "x\x00y", `@p`,
-	}
-	// Every parameter of every query, as the schema lists them.
-	base := map[string]url.Values{"funnel": {"steps": {"Product Viewed,Order Completed"}}, "dropoff": {"steps": {"Product Viewed,Order Completed"}},
-		"paths": {"anchor": {"Product Viewed"}}, "next": {"anchor": {"Product Viewed"}}}
-	type endpoint struct {
-		path   string
-		base   url.Values
-		params []string
-	}
-	var endpoints []endpoint
-	for _, name := range store.QueryNames() {
-		ep := endpoint{path: "/api/v1/" + name, base: base[name]}
-		for _, p := range store.QueryParams(name) {
-			ep.params = append(ep.params, p.Name)
-		}
-		endpoints = append(endpoints, ep)
-	}
-	if len(endpoints) < 7 {
-		t.Fatalf("%d queries, want funnel, dropoff, paths, next, retention, stages and sessions", len(endpoints))
-	}
-	// Parameters that name events: a payload there is a name nobody sent.
-	matchesNothing := map[string]func(map[string]any) bool{
-		"steps":      func(r map[string]any) bool { return r["steps"].([]any)[0].(map[string]any)["customers"] == 0.0 },
-		"anchor":     func(r map[string]any) bool { return r["persons"] == 0.0 },
-		"conversion": func(r map[string]any) bool { return r["persons"] == 0.0 },
-	}
-	for _, ep := range endpoints {
-		for _, param := range ep.params {
-			for _, payload := range payloads {
-				v := url.Values{}
-				for k, vs := range ep.base {
-					v[k] = vs
-				}
-				v.Set(param, payload)
-				if param == "steps" {
-					v.Set(param, payload+","+payload)
-				}
-				status, body := getJSON(t, srv, ep.path, v)
-				switch status {
-				case 200:
-					if check := matchesNothing[param]; check != nil && ep.path != "/api/v1/dropoff" && !check(body) {
-						t.Errorf("%s %s=%q matched events: %v", ep.path, param, payload, body)
-					}
-				case 400:
-					if body["param"] != param {
-						t.Errorf("%s %s=%q: 400 names %v, want %s: %v", ep.path, param, payload, body["param"], param, body["error"])
-					}
-				default:
-					t.Errorf("%s %s=%q: status %d %v", ep.path, param, payload, status, body)
-				}
-			}
-		}
-	}
-	after, err := s.Sessions(context.Background(), store.SessionsQuery{From: t0.AddDate(-1, 0, 0), To: t0.AddDate(1, 0, 0)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if fmt.Sprint(before) != fmt.Sprint(after) || before.Sessions == 0 {
-		t.Errorf("data changed: %+v, then %+v", before, after)
-	}
-}
-
-func TestQueryOverItsLimitIs503(t *testing.T) {
-	d := generateRefData(29, 100)
-	s := openStoreWith(t, func(c *store.Config) { c.QueryMaxMemory = 1 << 10 })
-	d.write(t, s)
-	mux := http.NewServeMux()
-	store.NewAPI(s, defaultMap(t), slog.New(slog.DiscardHandler)).Register(mux)
-	srv := httptest.NewServer(mux)
-	defer srv.Close()
-	status, body := getJSON(t, srv, "/api/v1/funnel", url.Values{"steps": {"Product Viewed,Order Completed"}})
-	if status != 503 || body["error"] == "" {
-		t.Errorf("status %d %v, want 503 with a message", status, body)
+	var body struct{ Error string }
+	err = json.NewDecoder(resp.Body).Decode(&body)
+	if resp.StatusCode != 503 || err != nil || body.Error == "" || resp.Header.Get("Retry-After") == "" {
+		t.Errorf("%s %+v (%v), Retry-After %q; want 503 with a message and Retry-After", resp.Status, body, err, resp.Header.Get("Retry-After"))
 	}
 }
 
 // TestUnknownPathsAndMethodsAnswerJSON: a path under /api/v1/ that is no query is a JSON 404
 // naming the queries; another method than GET on a query is a JSON 405 with Allow.
 func TestUnknownPathsAndMethodsAnswerJSON(t *testing.T) {
-	srv := apiServer(t, openStore(t), slog.New(slog.DiscardHandler))
+	srv := serve(t, nil)
 	for _, tt := range []struct {
 		method, path string
 		status       int
@@ -159,9 +63,7 @@ func TestUnknownPathsAndMethodsAnswerJSON(t *testing.T) {
 // TestUnknownAndRepeatedParametersAre400: a misspelt parameter would otherwise be ignored and the
 // query answer another question than the one asked; a repeated one would use one of its values.
 func TestUnknownAndRepeatedParametersAre400(t *testing.T) {
-	s := openStore(t)
-	writeEvents(t, s, []ingest.Event{ev("a", "V", 0), ev("a", "W", 10)})
-	srv := apiServer(t, s, slog.New(slog.DiscardHandler))
+	srv := serve(t, nil, "V", "W")
 	for _, tt := range []struct {
 		path  string
 		v     url.Values
@@ -191,9 +93,7 @@ func TestUnknownAndRepeatedParametersAre400(t *testing.T) {
 // TestQuerySchema: one schema of parameters gives the query string, the CLI's flags and the page's
 // defaults; GET /api/v1/queries lists it, and each query reads exactly the parameters it lists.
 func TestQuerySchema(t *testing.T) {
-	s := openStore(t)
-	writeEvents(t, s, []ingest.Event{ev("a", "V", 0), ev("a", "W", 10)})
-	srv := apiServer(t, s, slog.New(slog.DiscardHandler))
+	srv := serve(t, nil, "V", "W")
 	resp, err := http.Get(srv.URL + "/api/v1/queries")
 	if err != nil {
 		t.Fatal(err)
@@ -244,9 +144,7 @@ func TestQuerySchema(t *testing.T) {
 // escape, which would answer the query without that parameter (over all time, for a dropped
 // from); each is a 400 naming the parameter instead.
 func TestQueryStringPairsAreNeverDropped(t *testing.T) {
-	s := openStore(t)
-	writeEvents(t, s, []ingest.Event{ev("a", "V", 0), ev("a", "W", 10)})
-	srv := apiServer(t, s, slog.New(slog.DiscardHandler))
+	srv := serve(t, nil, "V", "W")
 	for _, tt := range []struct{ query, param string }{
 		{"steps=V&from=2024-05-31;", "from"},
 		{"steps=V&window=30d;mode=bogus", "window"},

@@ -1,0 +1,88 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"maps"
+	"net/url"
+	"slices"
+
+	"github.com/waymark-dev/waymark/sessionize"
+)
+
+// query is one journey question: its parameters, how to read them and how to answer it.
+type query struct {
+	params []Param
+	// funnelMatching is set when the answer heeds Config.FunnelMatching.
+	funnelMatching bool
+	check          func(url.Values) error
+	run            func(context.Context, *Store, *sessionize.Map, url.Values) (any, error)
+}
+
+// endpoint makes a query of a parameter parser and the Store method that answers it.
+func endpoint[Q, R any](params []Param, parse func(url.Values) (Q, error), answer func(*Store, context.Context, *sessionize.Map, Q) (R, error)) query {
+	return query{
+		params: params,
+		check: func(v url.Values) error {
+			_, err := parse(v)
+			return err
+		},
+		run: func(ctx context.Context, s *Store, jm *sessionize.Map, v url.Values) (any, error) {
+			q, err := parse(v)
+			if err != nil {
+				return nil, err
+			}
+			return answer(s, ctx, jm, q)
+		},
+	}
+}
+
+// queries are the journey questions, by the name of their endpoint and CLI command.
+func queries() map[string]query {
+	funnel := endpoint(funnelParams(), ParseFunnelQuery, (*Store).Funnel)
+	funnel.funnelMatching = true // the others, dropoff included, match in Waymark
+	return map[string]query{
+		"funnel":    funnel,
+		"dropoff":   endpoint(dropoffParams(), ParseDropoffQuery, (*Store).Dropoff),
+		"paths":     endpoint(pathsParams(), ParsePathsQuery, (*Store).Paths),
+		"next":      endpoint(nextParams(), ParseNextQuery, (*Store).Next),
+		"retention": endpoint(retentionParams(), ParseRetentionQuery, (*Store).Retention),
+		"stages":    endpoint(stagesParams(), ParseStagesQuery, (*Store).Stages),
+		"sessions": endpoint(sessionsParams(), ParseSessionsQuery, func(s *Store, ctx context.Context, _ *sessionize.Map, q SessionsQuery) (*SessionSummary, error) {
+			return s.Sessions(ctx, q)
+		}),
+	}
+}
+
+// QueryNames lists the journey queries, sorted: each is an endpoint /api/v1/NAME and a command.
+func QueryNames() []string { return slices.Sorted(maps.Keys(queries())) }
+
+// QueryParams returns the parameters of the named query in the order it lists them; nil when
+// there is no such query.
+func QueryParams(name string) []Param { return queries()[name].params }
+
+// QueryUsesFunnelMatching reports whether the named query heeds Config.FunnelMatching (funnel
+// does; dropoff, paths and the rest match in Waymark whatever it says), so that a command offers
+// --funnel-matching only where it means something.
+func QueryUsesFunnelMatching(name string) bool { return queries()[name].funnelMatching }
+
+// Query runs the named journey query (one of QueryNames) with text parameters, as the API's
+// query string and the CLI's flags give them, resolving stage names with jm: both answer through
+// it, so they give the same answers and errors. A problem with a parameter is a *ParamError.
+func (s *Store) Query(ctx context.Context, jm *sessionize.Map, name string, v url.Values) (any, error) {
+	q, ok := queries()[name]
+	if !ok {
+		return nil, errors.New("unknown query " + name)
+	}
+	return q.run(ctx, s, jm, v)
+}
+
+// CheckParams reads the parameters of the named query without running it, so a command can
+// report a bad flag before it connects anywhere. Names of events are checked when the query runs.
+func CheckParams(name string, v url.Values) error {
+	q, ok := queries()[name]
+	if !ok {
+		return errors.New("unknown query " + name)
+	}
+	return q.check(v)
+}

@@ -1,0 +1,103 @@
+package store_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/url"
+	"testing"
+
+	"github.com/waymark-dev/waymark/store"
+)
+
+// ask runs the named journey query with text parameters as the API and the CLI do
+// (Store.Query, the built-in journey map), and returns its answer as they print it, read back
+// from JSON.
+func ask(t testing.TB, s *store.Store, name string, v url.Values) (map[string]any, error) {
+	t.Helper()
+	res, err := s.Query(context.Background(), defaultMap(t), name, v)
+	if err != nil {
+		return nil, err
+	}
+	var out map[string]any
+	if err := json.Unmarshal([]byte(mustJSON(t, res)), &out); err != nil {
+		t.Fatalf("%s?%s: the answer is not a JSON object: %v", name, v.Encode(), err)
+	}
+	return out, nil
+}
+
+// TestQueryParametersResistInjection throws SQL-injection payloads at every parameter of every
+// query: each answer matched nothing or is a ParamError naming the parameter, and the data is
+// untouched.
+func TestQueryParametersResistInjection(t *testing.T) {
+	_, s := storedRefData(t, 23, 50)
+	before, err := s.Sessions(context.Background(), store.SessionsQuery{From: t0.AddDate(-1, 0, 0), To: t0.AddDate(1, 0, 0)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	payloads := []string{
+		`x' OR '1'='1`, `x') OR 1=1 --`, `'; DROP TABLE events; --`, `\' OR 1 --`, `?`, `x\`,
+		`{name:String}`, `') UNION ALL SELECT name, [], [], [] FROM system.tables --`, "x\x00y", `@p`,
+	}
+	// Every parameter of every query, as the schema lists them.
+	base := map[string]url.Values{"funnel": {"steps": {"Product Viewed,Order Completed"}}, "dropoff": {"steps": {"Product Viewed,Order Completed"}},
+		"paths": {"anchor": {"Product Viewed"}}, "next": {"anchor": {"Product Viewed"}}}
+	type query struct {
+		name   string
+		base   url.Values
+		params []string
+	}
+	var queries []query
+	for _, name := range store.QueryNames() {
+		q := query{name: name, base: base[name]}
+		for _, p := range store.QueryParams(name) {
+			q.params = append(q.params, p.Name)
+		}
+		queries = append(queries, q)
+	}
+	if len(queries) < 7 {
+		t.Fatalf("%d queries, want funnel, dropoff, paths, next, retention, stages and sessions", len(queries))
+	}
+	// Parameters that name events: a payload there is a name nobody sent.
+	matchesNothing := map[string]func(map[string]any) bool{
+		"steps":      func(r map[string]any) bool { return r["steps"].([]any)[0].(map[string]any)["customers"] == 0.0 },
+		"anchor":     func(r map[string]any) bool { return r["persons"] == 0.0 },
+		"conversion": func(r map[string]any) bool { return r["persons"] == 0.0 },
+	}
+	for _, q := range queries {
+		for _, param := range q.params {
+			for _, payload := range payloads {
+				v := url.Values{}
+				for k, vs := range q.base {
+					v[k] = vs
+				}
+				v.Set(param, payload)
+				if param == "steps" {
+					v.Set(param, payload+","+payload)
+				}
+				body, err := ask(t, s, q.name, v)
+				var pe *store.ParamError
+				switch {
+				case err == nil:
+					if check := matchesNothing[param]; check != nil && q.name != "dropoff" && !check(body) {
+						t.Errorf("%s %s=%q matched events: %v", q.name, param, payload, body)
+					}
+				case errors.As(err, &pe):
+					if pe.Param != param {
+						t.Errorf("%s %s=%q: the error names %s, want %s: %v", q.name, param, payload, pe.Param, param, err)
+					}
+				default:
+					t.Errorf("%s %s=%q: %v", q.name, param, payload, err)
+				}
+			}
+		}
+	}
+	after, err := s.Sessions(context.Background(), store.SessionsQuery{From: t0.AddDate(-1, 0, 0), To: t0.AddDate(1, 0, 0)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fmt.Sprint(before) != fmt.Sprint(after) || before.Sessions == 0 {
+		t.Errorf("data changed: %+v, then %+v", before, after)
+	}
+}

@@ -1,0 +1,138 @@
+// Package queryapi is the HTTP face of store's journey queries, as Prometheus's web/api/v1 is of
+// promql: store answers typed queries and reports typed errors and knows no HTTP; this package
+// serves each query of store.QueryNames at GET /api/v1/NAME, reads the query string by the query's
+// parameter schema (store.QueryParams), answers with the same JSON as the CLI's --json, and turns
+// store's errors into status codes: a *store.ParamError is a 400 naming the parameter,
+// store.ErrQueryLimit and store.ErrBusy a 503 with Retry-After, anything else a 500.
+package queryapi
+
+import (
+	"cmp"
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"slices"
+	"strings"
+
+	"github.com/waymark-dev/waymark/sessionize"
+	"github.com/waymark-dev/waymark/store"
+)
+
+// API serves journey questions over HTTP under /api/v1/, with the same JSON as the CLI's --json.
+type API struct {
+	store *store.Store
+	jm    *sessionize.Map
+	log   *slog.Logger
+}
+
+// New returns the query API over st, resolving stage names with jm and logging failed queries to
+// log.
+func New(st *store.Store, jm *sessionize.Map, log *slog.Logger) *API {
+	return &API{store: st, jm: jm, log: log}
+}
+
+// Register mounts the API's endpoints on mux, and GET /api/v1/queries, which lists each query's
+// parameters with their defaults and meaning ({"funnel": [{"name", "default", "usage"}, …], …}),
+// the schema the page reads its defaults from.
+// Any other path under /api/v1/, or another method, gets a JSON 404 or 405 like every other
+// answer of the API.
+func (a *API) Register(mux *http.ServeMux) {
+	names := store.QueryNames()
+	for _, name := range names {
+		mux.HandleFunc("GET /api/v1/"+name, a.handle(name))
+	}
+	mux.HandleFunc("GET /api/v1/queries", func(w http.ResponseWriter, r *http.Request) {
+		schema := map[string][]store.Param{}
+		for _, name := range names {
+			schema[name] = store.QueryParams(name)
+		}
+		w.Header().Set("Content-Type", "application/json")
+		_ = json.NewEncoder(w).Encode(schema)
+	})
+	mux.HandleFunc("/api/v1/", func(w http.ResponseWriter, r *http.Request) {
+		name := strings.TrimPrefix(r.URL.Path, "/api/v1/")
+		if slices.Contains(names, name) || name == "queries" {
+			w.Header().Set("Allow", "GET, HEAD")
+			writeError(w, http.StatusMethodNotAllowed, "", r.Method+" "+r.URL.Path+": the journey queries are read with GET")
+			return
+		}
+		writeError(w, http.StatusNotFound, "", r.URL.Path+": no such query; the queries are /api/v1/"+strings.Join(names, ", /api/v1/"))
+	})
+}
+
+func (a *API) handle(name string) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		v, err := parseQueryString(r.URL.RawQuery)
+		var res any
+		if err == nil {
+			res, err = a.store.Query(r.Context(), a.jm, name, v)
+		}
+		if err != nil {
+			a.fail(w, r, name, err)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		enc := json.NewEncoder(w)
+		enc.SetEscapeHTML(false) // step names like "Order Completed[revenue>=100]" stay readable
+		_ = enc.Encode(res)
+	}
+}
+
+// fail answers r, a request for the named query, which failed with err: the client's fault (400,
+// naming the parameter), a limit (503, with when to try again), or the server's (500, logged);
+// when the client went away, nothing is answered and the stop is logged as information.
+func (a *API) fail(w http.ResponseWriter, r *http.Request, name string, err error) {
+	var perr *store.ParamError
+	switch {
+	case errors.As(err, &perr):
+		writeError(w, http.StatusBadRequest, perr.Param, err.Error())
+	case errors.Is(err, store.ErrQueryLimit):
+		w.Header().Set("Retry-After", "60")
+		writeError(w, http.StatusServiceUnavailable, "", err.Error())
+	case errors.Is(err, store.ErrBusy):
+		w.Header().Set("Retry-After", "5")
+		writeError(w, http.StatusServiceUnavailable, "", err.Error())
+	case r.Context().Err() != nil:
+		a.log.Info("query stopped: the client went away", "query", name, "err", err)
+	default:
+		a.log.Error("query failed", "query", name, "err", err)
+		writeError(w, http.StatusInternalServerError, "", "the "+name+" query failed; see the server log")
+	}
+}
+
+// parseQueryString reads a query string as url.ParseQuery does, but refuses what it would drop:
+// a pair with a ";" (which Go no longer reads as a separator) or a bad %-escape would otherwise be
+// left out and the query answered without it. The error is a *store.ParamError naming the pair's
+// parameter.
+func parseQueryString(raw string) (url.Values, error) {
+	v := url.Values{}
+	for pair := range strings.SplitSeq(raw, "&") {
+		if pair == "" {
+			continue
+		}
+		key, value, _ := strings.Cut(pair, "=")
+		name, kerr := url.QueryUnescape(key)
+		if kerr != nil {
+			name = key
+		}
+		if strings.Contains(pair, ";") {
+			return nil, &store.ParamError{Param: name, Err: errors.New(`a ";" in the query string: separate parameters with "&" and escape a ";" in a value as %3B`)}
+		}
+		val, verr := url.QueryUnescape(value)
+		if err := cmp.Or(kerr, verr); err != nil {
+			return nil, &store.ParamError{Param: name, Err: err}
+		}
+		v[name] = append(v[name], val)
+	}
+	return v, nil
+}
+
+// writeError answers with status and the JSON {"error": message, "param": param}; param is the
+// parameter at fault, "" when none is.
+func writeError(w http.ResponseWriter, status int, param, message string) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(map[string]string{"error": message, "param": param})
+}
