@@ -187,6 +187,8 @@ func runBenchIngest(ctx context.Context, args []string, stdout io.Writer, log *s
 	fmt.Fprintf(tw, "import\t%d events in %s: %.0f events/s\n", head, imp.took.Round(time.Millisecond), float64(head)/imp.took.Seconds())
 	fmt.Fprintf(tw, "sessionizer\tmax customers %d; evictions %d, restores %d in %d batches taking %s (longest batch ≤ %s); beyond lateness %d\n",
 		sessCfg.MaxCustomers, imp.evictions, imp.restores, imp.restoreBatches, imp.restoreTime.Round(time.Millisecond), imp.restoreMax, imp.beyondLateness)
+	fmt.Fprintf(tw, "memory\t%d customers held after the import, %.0f bytes of live heap each (the import's growth of the heap, identity graph and consumer included)\n",
+		imp.customers, imp.heapPerCust)
 	if total > head {
 		fmt.Fprintf(tw, "restart\t%d events at %d/s with an empty sessionizer: restores %d in %d batches taking %s; caught up %s after the last was sent\n",
 			total-head, *restartRate, rs.restores, rs.restoreBatches, rs.restoreTime.Round(time.Millisecond), rs.catchUp.Round(time.Millisecond))
@@ -230,6 +232,8 @@ type ingestPhase struct {
 	restoreTime    time.Duration
 	restoreMax     string // upper bound of the histogram bucket of the slowest restore
 	beyondLateness int
+	customers      int     // customers the sessionizer held at the end
+	heapPerCust    float64 // live heap the phase added, per customer held at the end (bytes)
 }
 
 // runIngestPhase runs a consumer with a new sessionizer (as a new serve process would) until its
@@ -249,6 +253,7 @@ func runIngestPhase(ctx context.Context, ccfg ingest.ConsumerConfig, st *store.S
 	if err != nil {
 		return ph, err
 	}
+	heapBefore := liveHeap()
 	cctx, stop := context.WithCancel(ctx)
 	defer stop()
 	done := make(chan error, 1)
@@ -288,6 +293,9 @@ func runIngestPhase(ctx context.Context, ccfg ingest.ConsumerConfig, st *store.S
 	}
 	now := time.Now()
 	ph.took, ph.catchUp = now.Sub(start), now.Sub(sent)
+	if ph.customers = core.Customers(); ph.customers > 0 {
+		ph.heapPerCust = (float64(liveHeap()) - float64(heapBefore)) / float64(ph.customers)
+	}
 	stop()
 	if err := <-done; err != nil && !errors.Is(err, context.Canceled) {
 		return ph, err
@@ -308,6 +316,14 @@ func runIngestPhase(ctx context.Context, ccfg ingest.ConsumerConfig, st *store.S
 		}
 	}
 	return ph, nil
+}
+
+// liveHeap returns the bytes of heap in use after a full collection.
+func liveHeap() uint64 {
+	var m runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&m)
+	return m.HeapAlloc
 }
 
 // gaugeValue returns the value of the counter or gauge name in reg (0 when absent).
