@@ -87,7 +87,7 @@ func (s *Store) historyEvents(ctx context.Context, keys []string) ([]ingest.Even
 		return nil, fmt.Errorf("load event history: %w", err)
 	}
 	rows, err := s.conn.Query(kctx, "SELECT source, message_id, any(raw), any(received_at_ms), min(seq) FROM "+s.table("events")+
-		" WHERE customer_key IN restore_keys GROUP BY source, message_id")
+		" WHERE customer_key IN restore_keys GROUP BY customer_key, source, message_id")
 	if err != nil {
 		return nil, fmt.Errorf("load event history: %w", err)
 	}

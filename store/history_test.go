@@ -1,0 +1,95 @@
+package store_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/waymark-dev/waymark/ingest"
+	"github.com/waymark-dev/waymark/sessionize"
+)
+
+// historyEvent is a decoded Product Viewed of device anon with messageId msg at ts (RFC 3339).
+func historyEvent(t *testing.T, anon, msg, ts string) ingest.Event {
+	t.Helper()
+	raw, _ := json.Marshal(map[string]string{"type": "track", "event": "Product Viewed", "anonymousId": anon, "messageId": msg, "timestamp": ts})
+	e, err := ingest.Decode(raw, "shop", time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return e
+}
+
+// TestHistorySharedMessageID: two devices whose clients sent the same messageId (a buggy
+// integration). Each customer's restored history must not depend on which other keys are
+// restored with it: grouped by source and messageId alone, the event went to one of them, and a
+// restore then deleted the other's session and wrote it again without the event.
+func TestHistorySharedMessageID(t *testing.T) {
+	st := openStore(t)
+	ctx := context.Background()
+	evs := []ingest.Event{
+		historyEvent(t, "dupA", "shared-1", "2026-11-02T10:00:00Z"),
+		historyEvent(t, "dupA", "own-A", "2026-11-02T10:01:00Z"),
+		historyEvent(t, "dupB", "shared-1", "2026-11-02T10:00:00Z"),
+		historyEvent(t, "dupB", "own-B", "2026-11-02T10:01:00Z"),
+	}
+	if err := st.Write(ctx, sessionize.Batch{Events: evs}); err != nil {
+		t.Fatal(err)
+	}
+	count := func(keys ...string) map[string]int {
+		events, _, err := st.History(ctx, keys)
+		if err != nil {
+			t.Fatal(err)
+		}
+		n := map[string]int{}
+		for _, e := range events {
+			n[e.CustomerKey()]++
+		}
+		return n
+	}
+	alone := map[string]int{"dupA": count("dupA")["dupA"], "dupB": count("dupB")["dupB"]}
+	together := count("dupA", "dupB")
+	if together["dupA"] != alone["dupA"] || together["dupB"] != alone["dupB"] {
+		t.Errorf("events restored per customer: alone %v, restored together %v", alone, together)
+	}
+}
+
+// TestHistoryOddKeys: the keys go to ClickHouse as an external table; keys with odd bytes
+// (quotes, backslashes, NUL, 30,000 bytes, \N, control characters), duplicate and empty keys,
+// and 200,000 keys with nothing stored come back exact, in one restore.
+func TestHistoryOddKeys(t *testing.T) {
+	st := openStore(t)
+	ctx := context.Background()
+	odd := []string{"it's", `back\slash`, "nul\x00byte", strings.Repeat("L", 30000), "\\N", "a\tb\nc", "\u00fc\U0001F600", " "}
+	var evs []ingest.Event
+	for i, k := range odd {
+		evs = append(evs, historyEvent(t, k, fmt.Sprint("m", i), "2026-11-02T10:00:00Z"))
+	}
+	if err := st.Write(ctx, sessionize.Batch{Events: evs}); err != nil {
+		t.Fatal(err)
+	}
+	keys := append([]string{"", "", "missing"}, odd...)
+	keys = append(keys, odd...) // each twice
+	for i := range 200000 {
+		keys = append(keys, fmt.Sprint("nobody-", i))
+	}
+	events, _, err := st.History(ctx, keys)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]int{}
+	for _, e := range events {
+		got[e.CustomerKey()]++
+	}
+	for _, k := range odd {
+		if got[k] != 1 {
+			t.Errorf("key %.20q: %d events restored, want 1", k, got[k])
+		}
+	}
+	if ev, ss, err := st.History(ctx, nil); err != nil || ev != nil || ss != nil {
+		t.Errorf("History(nil) = %v %v %v", ev, ss, err)
+	}
+}
