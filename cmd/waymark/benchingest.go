@@ -66,8 +66,8 @@ func runBenchIngest(ctx context.Context, args []string, stdout io.Writer, log *s
 		return fmt.Errorf("--restart-share: must be in [0, 1), got %v", *restartShare)
 	case *restartRate < 1:
 		return fmt.Errorf("--restart-rate: must be at least 1, got %d", *restartRate)
-	case *partitions < 1:
-		return fmt.Errorf("--partitions: must be at least 1, got %d", *partitions)
+	case *partitions < 1 || *partitions > maxDevPartitions:
+		return fmt.Errorf("--partitions: must be in [1, %d], got %d", maxDevPartitions, *partitions)
 	case *batchSize < 1 || *flushInterval < time.Millisecond:
 		return errors.New("--batch-size must be at least 1 and --flush-interval at least 1ms")
 	}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 
@@ -150,11 +151,42 @@ func addStoreFlags(fs *flag.FlagSet) *clickhouseFlags {
 	fs.StringVar(&c.cfg.User, "clickhouse-user", "default", "ClickHouse user")
 	fs.StringVar(&c.cfg.Password, "clickhouse-password", "", "ClickHouse password")
 	fs.DurationVar(&c.cfg.DialTimeout, "clickhouse-dial-timeout", 5*time.Second, "time allowed to connect to ClickHouse")
-	fs.DurationVar(&c.cfg.QueryTimeout, "query-timeout", time.Minute, "time limit of each journey query, its ClickHouse queries (max_execution_time) and the matching in Waymark; over it the API answers 503")
-	fs.Uint64Var(&c.cfg.QueryMaxMemory, "query-max-memory", 4<<30, "memory limit of each journey query in ClickHouse, in bytes (max_memory_usage)")
+	c.cfg.QueryTimeout, c.cfg.QueryMaxMemory = time.Minute, 4<<30
+	fs.Var(positive[time.Duration]{&c.cfg.QueryTimeout, time.ParseDuration}, "query-timeout", "time limit of each journey query, its ClickHouse queries (max_execution_time) and the matching in Waymark; over it the API answers 503")
+	fs.Var(positive[uint64]{&c.cfg.QueryMaxMemory, parseBytes}, "query-max-memory", "memory limit of each journey query in ClickHouse, in bytes (max_memory_usage)")
 	fs.StringVar(&c.cfg.Cluster, "clickhouse-cluster", "", "ClickHouse cluster name: migrate emits ON CLUSTER DDL with Replicated tables under Distributed ones; empty: single node")
 	return c
 }
+
+// positive is a flag.Value that refuses zero and negative values when the flag is parsed, so the
+// error names the flag: a store.Config field whose zero means "the default" would otherwise
+// take --query-timeout 0 or -5s for the default silently.
+type positive[T time.Duration | uint64] struct {
+	v     *T
+	parse func(string) (T, error)
+}
+
+func (p positive[T]) String() string {
+	if p.v == nil {
+		return ""
+	}
+	return fmt.Sprint(*p.v)
+}
+
+func (p positive[T]) Set(s string) error {
+	v, err := p.parse(s)
+	switch {
+	case err != nil:
+		return err
+	case v <= 0:
+		return fmt.Errorf("must be positive, got %s", s)
+	}
+	*p.v = v
+	return nil
+}
+
+// parseBytes reads a whole number of bytes.
+func parseBytes(s string) (uint64, error) { return strconv.ParseUint(s, 10, 64) }
 
 // rangeFlags are --from and --to, bounding a time range.
 type rangeFlags struct{ from, to *string }

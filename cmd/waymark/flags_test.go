@@ -1,6 +1,7 @@
 package main
 
 import (
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -90,6 +91,45 @@ func TestFunnelMatchingOnlyWhereItCounts(t *testing.T) {
 			if fs.Lookup(flagName(p.Name)) == nil {
 				t.Errorf("%s: no flag --%s", name, flagName(p.Name))
 			}
+		}
+	}
+}
+
+// TestQueryLimitFlagsArePositive: a zero or negative --query-timeout or --query-max-memory was
+// taken for the default (store.Config reads zero as "the default"); it is refused, naming the
+// flag, from the command line and from the environment alike.
+func TestQueryLimitFlagsArePositive(t *testing.T) {
+	tests := []struct {
+		args    []string
+		env     string // WAYMARK_QUERY_TIMEOUT
+		want    string // "" for success, else a part of the error
+		timeout time.Duration
+	}{
+		{nil, "", "", time.Minute},
+		{[]string{"--query-timeout", "90s", "--query-max-memory", "1048576"}, "", "", 90 * time.Second},
+		{[]string{"--query-timeout", "-5s"}, "", "-query-timeout", 0},
+		{[]string{"--query-timeout", "0"}, "", "-query-timeout", 0},
+		{[]string{"--query-timeout", "-1ns"}, "", "-query-timeout", 0},
+		{[]string{"--query-max-memory", "0"}, "", "-query-max-memory", 0},
+		{[]string{"--query-max-memory", "-1"}, "", "-query-max-memory", 0},
+		{nil, "-5s", "-query-timeout", 0},
+		{nil, "2m", "", 2 * time.Minute},
+	}
+	for _, tt := range tests {
+		t.Setenv("WAYMARK_QUERY_TIMEOUT", tt.env) // restored after the test
+		if tt.env == "" {
+			os.Unsetenv("WAYMARK_QUERY_TIMEOUT")
+		}
+		fs := newFlagSet("funnel", "funnel")
+		cf := addStoreFlags(fs)
+		err := parseFlags(fs, tt.args)
+		switch {
+		case tt.want == "" && err != nil:
+			t.Errorf("%q %q: %v", tt.args, tt.env, err)
+		case tt.want != "" && (err == nil || !strings.Contains(err.Error(), tt.want)):
+			t.Errorf("%q %q: error %v, want one naming %s", tt.args, tt.env, err, tt.want)
+		case tt.want == "" && cf.cfg.QueryTimeout != tt.timeout:
+			t.Errorf("%q %q: timeout %s, want %s", tt.args, tt.env, cf.cfg.QueryTimeout, tt.timeout)
 		}
 	}
 }

@@ -23,6 +23,10 @@ import (
 	"github.com/waymark-dev/waymark/store/queryapi"
 )
 
+// maxDevPartitions bounds the partitions of a dev broker's topic: the in-process broker keeps
+// each one's buffers in memory, and 100,000,000 of them ran it out of memory instead of failing.
+const maxDevPartitions = 1024
+
 func runServe(ctx context.Context, args []string, log *slog.Logger) error {
 	fs := newFlagSet("serve", "serve [flags]")
 	kf := addKafkaFlags(fs)
@@ -50,6 +54,9 @@ func runServe(ctx context.Context, args []string, log *slog.Logger) error {
 	roles, err := parseRoles(*rolesFlag)
 	if err != nil {
 		return err
+	}
+	if *partitions < 1 || *partitions > maxDevPartitions {
+		return fmt.Errorf("--dev-broker-partitions: must be in [1, %d], got %d", maxDevPartitions, *partitions)
 	}
 	if cf.cfg.QueryConcurrency < 1 {
 		return fmt.Errorf("--query-concurrency: %d, want at least 1", cf.cfg.QueryConcurrency)
