@@ -77,6 +77,10 @@ type ConsumerConfig struct {
 	// there does not move before the consumer logs a warning (waymark_consumer_stalled_seconds
 	// shows the wait all along). Default 5m.
 	StallAfter time.Duration
+	// OnRebalance, when set, is called each time the consumer joins a group generation, before
+	// it reads a message of it: partitions may have come from another consumer, and what a cache
+	// knows of what is stored (store.Store.RefreshStoredKeys) must take in that consumer's writes.
+	OnRebalance func()
 }
 
 func (c *ConsumerConfig) setDefaults() {
@@ -341,6 +345,9 @@ func (c *Consumer) fetch(ctx context.Context, group *kafka.ConsumerGroup, out ch
 		}
 		c.health.clearStep(join)
 		c.metrics.rebalances.Inc()
+		if c.cfg.OnRebalance != nil {
+			c.cfg.OnRebalance()
+		}
 		ended, end := context.WithCancel(context.Background())
 		gen := &generation{Generation: kgen, ended: ended}
 		assigned := kgen.Assignments[c.cfg.Topic]

@@ -17,9 +17,10 @@ import (
 // stored state left off. Events come back decoded from the bytes that were stored; one that no
 // longer decodes (stored by a version with a more lenient decoder) is left out, with a warning.
 //
-// It takes one query to find which keys have stored events (usually few: most customers a
-// consumer meets for the first time are new), then one for their events and one for their
-// sessions, however many keys: the keys go as an external table. A batch's keys are spread over
+// Most customers a consumer meets for the first time are new, and a filter of the keys with
+// stored events rules them out without a query (see storedKeys). The others take one query to
+// find which have stored events, then one for their events and one for their sessions, however
+// many keys: the keys go as an external table. A batch's keys are spread over
 // the whole table, so each query reads about one granule per key and part; in chunks of 1,000
 // literals (the query size limit), 15,000 keys made 15 passes over most of the table.
 func (s *Store) History(ctx context.Context, keys []string) ([]ingest.Event, []sessionize.Session, error) {
@@ -53,10 +54,12 @@ func withKeys(ctx context.Context, keys []string) (context.Context, error) {
 	return clickhouse.Context(ctx, clickhouse.WithExternalTable(t)), nil
 }
 
-// customersStored returns the keys that have stored events.
+// customersStored returns the keys that have stored events: those the filter of stored keys
+// does not rule out (see storedKeys), looked up.
 func (s *Store) customersStored(ctx context.Context, keys []string) ([]string, error) {
-	if len(keys) == 0 {
-		return nil, nil
+	keys, err := s.maybeStored(ctx, keys)
+	if err != nil || len(keys) == 0 {
+		return nil, err
 	}
 	kctx, err := withKeys(ctx, keys)
 	if err != nil {

@@ -4,12 +4,14 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/waymark-dev/waymark/ingest"
 	"github.com/waymark-dev/waymark/sessionize"
+	"github.com/waymark-dev/waymark/store"
 )
 
 // historyEvent is a decoded Product Viewed of device anon with messageId msg at ts (RFC 3339).
@@ -91,5 +93,51 @@ func TestHistoryOddKeys(t *testing.T) {
 	}
 	if ev, ss, err := st.History(ctx, nil); err != nil || ev != nil || ss != nil {
 		t.Errorf("History(nil) = %v %v %v", ev, ss, err)
+	}
+}
+
+// TestStoredKeysFilter: a store rules out keys it knows have no stored events without a query
+// (see storedKeys), so a key another process stored after the filter was loaded stays unknown
+// until RefreshStoredKeys, which the consumer calls at each rebalance; keys it stores itself are
+// known at once, and keys stored before the first restore are found by the load.
+func TestStoredKeysFilter(t *testing.T) {
+	ctx := context.Background()
+	var database string
+	a := openStoreWith(t, func(c *store.Config) { database = c.Database })
+	b := openStoreWith(t, func(c *store.Config) { c.Database = database }) // another process
+	write := func(st *store.Store, key string) {
+		t.Helper()
+		if err := st.Write(ctx, sessionize.Batch{Events: []ingest.Event{historyEvent(t, key, "m-"+key, "2026-11-02T10:00:00Z")}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	restored := func(st *store.Store, keys ...string) []string {
+		t.Helper()
+		events, _, err := st.History(ctx, keys)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []string
+		for _, e := range events {
+			got = append(got, e.CustomerKey())
+		}
+		slices.Sort(got)
+		return got
+	}
+	write(a, "before")
+	if got := restored(b, "before", "new"); !slices.Equal(got, []string{"before"}) {
+		t.Errorf("first restore: %v, want [before] (the load finds what was stored before)", got)
+	}
+	write(b, "own")
+	if got := restored(b, "own"); !slices.Equal(got, []string{"own"}) {
+		t.Errorf("a key the store wrote itself: %v, want [own]", got)
+	}
+	write(a, "other")
+	if got := restored(b, "other"); len(got) != 0 {
+		t.Errorf("a key another process stored after the load: %v, want none until a refresh", got)
+	}
+	b.RefreshStoredKeys()
+	if got := restored(b, "other", "before", "own", "new"); !slices.Equal(got, []string{"before", "other", "own"}) {
+		t.Errorf("after a refresh: %v, want [before other own]", got)
 	}
 }

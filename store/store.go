@@ -103,6 +103,8 @@ type Store struct {
 	metrics *metrics
 	slots   chan struct{} // one per journey query in flight
 
+	storedKeys storedKeys // customer keys that may have stored events (see maybeStored)
+
 	namesMu    sync.Mutex
 	names      map[string]bool // event names known to be stored
 	properties map[string]bool // property keys known to be stored (traits as traits.NAME)

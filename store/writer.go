@@ -22,6 +22,11 @@ func (s *Store) Write(ctx context.Context, b sessionize.Batch) error {
 			if err := s.insert(gctx, "events", eventColumns(b.Events, b.Channels, b.PersonIDs)); err != nil {
 				return err
 			}
+			keys := make([]string, len(b.Events))
+			for i := range b.Events {
+				keys[i] = b.Events[i].CustomerKey()
+			}
+			s.noteStored(keys)
 			now := time.Now()
 			for i := range b.Events {
 				// receivedAt is a client's claim when a message came straight to Kafka: one of

@@ -193,7 +193,7 @@ func benchConsumer(ctx context.Context, brokers []string, cfg store.Config, jm *
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	ccfg.Brokers, ccfg.Group = brokers, group
+	ccfg.Brokers, ccfg.Group, ccfg.OnRebalance = brokers, group, st.RefreshStoredKeys
 	if consumer, err = ingest.NewConsumer(ccfg, runner, log, nil); err != nil {
 		return nil, nil, nil, err
 	}

@@ -150,6 +150,7 @@ func runServe(ctx context.Context, args []string, log *slog.Logger) error {
 		}
 		ccfg := kf.consumerConfig()
 		ccfg.BatchSize, ccfg.FlushInterval, ccfg.DLQTimeout = *batchSize, *flushInterval, *dlqTimeout
+		ccfg.OnRebalance = st.RefreshStoredKeys // partitions another process wrote may come to this one
 		if consumer, err = ingest.NewConsumer(ccfg, runner, log, reg); err != nil {
 			return err
 		}
