@@ -165,12 +165,7 @@ func decodeCustomer(data []byte, strs []string) (*customer, error) {
 		return nil, fmt.Errorf("%d bytes after the customer", len(d.b))
 	}
 	if len(c.points) > idIndexFrom {
-		ids := make([]uint64, len(c.points))
-		for i, p := range c.points {
-			ids[i] = p.id
-		}
-		slices.Sort(ids)
-		c.ids = &ids
+		c.indexIDs()
 	}
 	return c, nil
 }

@@ -44,12 +44,7 @@ func TestColdCustomerRoundTrip(t *testing.T) {
 			want := tc.c
 			want.sorted = len(want.points)
 			if len(want.points) > idIndexFrom {
-				ids := make([]uint64, len(want.points))
-				for i, p := range want.points {
-					ids[i] = p.id
-				}
-				slices.Sort(ids)
-				want.ids = &ids
+				want.indexIDs()
 			}
 			got := decodeOrFail(t, encodeCustomer(&want, uint32(slices.Index(strs, want.firstChannel))), strs)
 			compareCustomers(t, got, &want)

@@ -500,13 +500,18 @@ func (c *customer) add(p point) {
 		i, _ := slices.BinarySearch(*c.ids, p.id)
 		*c.ids = slices.Insert(*c.ids, i, p.id)
 	case len(c.points) > idIndexFrom:
-		ids := make([]uint64, len(c.points))
-		for i, q := range c.points {
-			ids[i] = q.id
-		}
-		slices.Sort(ids)
-		c.ids = &ids
+		c.indexIDs()
 	}
+}
+
+// indexIDs builds the sorted index of the points' ids (see idIndexFrom).
+func (c *customer) indexIDs() {
+	ids := make([]uint64, len(c.points))
+	for i, q := range c.points {
+		ids[i] = q.id
+	}
+	slices.Sort(ids)
+	c.ids = &ids
 }
 
 func (c *customer) sort() {
