@@ -670,6 +670,10 @@ func startChildBroker(ctx context.Context, partitions int) (*childBroker, error)
 	}
 	cmd := exec.CommandContext(ctx, self, "bench", "broker", "--partitions", strconv.Itoa(partitions))
 	cmd.Stderr = os.Stderr
+	// The broker holds the whole topic, several GB at scale: a GOMEMLIMIT meant for Waymark's
+	// process (to measure it under a bound) made the broker collect without end, and the import
+	// never started.
+	cmd.Env = slices.DeleteFunc(os.Environ(), func(kv string) bool { return strings.HasPrefix(kv, "GOMEMLIMIT=") })
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
 		return nil, err
