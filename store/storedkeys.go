@@ -27,6 +27,7 @@ type storedKeys struct {
 	loading  bool               // a load is running: writes keep their keys in pending too
 	pending  []string           // keys written while loading
 	sizedFor uint               // keys the filter was sized for; past them it is loaded again, larger
+	refresh  uint64             // counts RefreshStoredKeys calls: a load one overtook is not kept
 }
 
 const (
@@ -46,6 +47,7 @@ const (
 func (s *Store) RefreshStoredKeys() {
 	s.storedKeys.mu.Lock()
 	s.storedKeys.filter = nil
+	s.storedKeys.refresh++
 	s.storedKeys.mu.Unlock()
 }
 
@@ -68,10 +70,12 @@ func (s *Store) noteStored(keys []string) {
 }
 
 // maybeStored returns the keys that may have stored events, loading the filter first if needed.
+// Restores call it one at a time (a Runner restores under its lock); writes and refreshes may
+// come from other goroutines at any time.
 func (s *Store) maybeStored(ctx context.Context, keys []string) ([]string, error) {
 	k := &s.storedKeys
 	k.mu.Lock()
-	filter := k.filter
+	filter, refresh := k.filter, k.refresh
 	if filter == nil {
 		k.loading, k.pending = true, nil
 	}
@@ -89,7 +93,10 @@ func (s *Store) maybeStored(ctx context.Context, keys []string) ([]string, error
 		for _, key := range k.pending {
 			filter.AddString(key)
 		}
-		k.filter, k.sizedFor, k.loading, k.pending = filter, sizedFor, false, nil
+		if k.refresh == refresh { // else a rebalance came during the load: it serves this batch only
+			k.filter, k.sizedFor = filter, sizedFor
+		}
+		k.loading, k.pending = false, nil
 		k.mu.Unlock()
 	}
 	var maybe []string
