@@ -44,4 +44,5 @@ scale=${WAYMARK_FUZZ_EXECS:-1}
 go test -run '^$' -timeout 10m -fuzz '^FuzzDecode$' -fuzztime "$((80000 * scale))x" ./ingest
 go test -run '^$' -timeout 10m -fuzz '^FuzzParseMap$' -fuzztime "$((100000 * scale))x" ./sessionize
 go test -run '^$' -timeout 10m -fuzz '^FuzzRunnerMetrics$' -fuzztime "$((50000 * scale))x" ./sessionize
+go test -run '^$' -timeout 10m -fuzz '^FuzzColdCustomer$' -fuzztime "$((100000 * scale))x" ./sessionize
 go test -run '^$' -timeout 10m -fuzz '^FuzzParseFunnelQuery$' -fuzztime "$((80000 * scale))x" ./store
