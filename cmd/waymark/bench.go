@@ -37,7 +37,8 @@ func runBench(ctx context.Context, args []string, stdout io.Writer, log *slog.Lo
 		}
 	}
 	fs := newFlagSet("bench", "bench [--events N] [--clickhouse-addr HOST:PORT]\n       waymark bench ingest -h   (a month of a shop's events imported at scale)")
-	cf := addClickHouseFlags(fs)
+	cf := addStoreFlags(fs)
+	addFunnelMatchingFlag(fs, cf)
 	n := fs.Int("events", 1_000_000, "events to send")
 	clients := fs.Int("clients", 8, "concurrent collector clients, each sending batches of 100")
 	batchSize := fs.Int("batch-size", 20000, "events the consumer writes to ClickHouse at most in one insert (as serve's --batch-size)")

@@ -38,7 +38,8 @@ import (
 // 3-step funnel and the session count) against the generator's ground truth.
 func runBenchIngest(ctx context.Context, args []string, stdout io.Writer, log *slog.Logger) error {
 	fs := newFlagSet("bench ingest", "bench ingest [--persons N] [--events N] [--order time|random] [--max-customers N] [--clickhouse-addr HOST:PORT]")
-	cf := addClickHouseFlags(fs)
+	cf := addStoreFlags(fs)
+	addFunnelMatchingFlag(fs, cf)
 	sessCfg := addSessionizerFlags(fs)
 	persons := fs.Int("persons", 50_000, "persons in the generated month")
 	events := fs.Int("events", 1_000_000, "events to generate (identify calls included)")

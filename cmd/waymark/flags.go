@@ -133,17 +133,10 @@ type clickhouseFlags struct {
 	cfg store.Config
 }
 
-// addClickHouseFlags adds the store's flags (see addStoreFlags) and --funnel-matching: the flags
-// of commands that talk to ClickHouse and may answer funnels.
-func addClickHouseFlags(fs *flag.FlagSet) *clickhouseFlags {
-	c := addStoreFlags(fs)
-	fs.StringVar(&c.cfg.FunnelMatching, "funnel-matching", store.MatchAuto, "where a funnel's per-person matching runs: auto (in ClickHouse when it has the waymark_funnel UDF, see docs/udf.md), engine or process")
-	return c
-}
-
 // addStoreFlags adds the flags of the store's configuration but --funnel-matching: the
-// connection to ClickHouse and the limits of each query. The journey queries that match no funnel
-// where Config.FunnelMatching says (store.QueryUsesFunnelMatching) take these alone.
+// connection to ClickHouse and the limits of each query. Commands that answer funnels add
+// addFunnelMatchingFlag to them; the others (migrate, resessionize, the journey queries that
+// match no funnel where Config.FunnelMatching says) take these alone.
 func addStoreFlags(fs *flag.FlagSet) *clickhouseFlags {
 	c := &clickhouseFlags{}
 	fs.StringVar(&c.cfg.Addr, "clickhouse-addr", "127.0.0.1:9000", "ClickHouse native protocol address host:port")
@@ -156,6 +149,12 @@ func addStoreFlags(fs *flag.FlagSet) *clickhouseFlags {
 	fs.Var(positive[uint64]{&c.cfg.QueryMaxMemory, parseBytes}, "query-max-memory", "memory limit of each journey query in ClickHouse, in bytes (max_memory_usage)")
 	fs.StringVar(&c.cfg.Cluster, "clickhouse-cluster", "", "ClickHouse cluster name: migrate emits ON CLUSTER DDL with Replicated tables under Distributed ones; empty: single node")
 	return c
+}
+
+// addFunnelMatchingFlag adds --funnel-matching, into c, for the commands that answer funnels
+// (serve, bench, the funnel query): where a funnel's per-person matching runs.
+func addFunnelMatchingFlag(fs *flag.FlagSet, c *clickhouseFlags) {
+	fs.StringVar(&c.cfg.FunnelMatching, "funnel-matching", store.MatchAuto, "where a funnel's per-person matching runs: auto (in ClickHouse when it has the waymark_funnel UDF, see docs/udf.md), engine or process")
 }
 
 // positive is a flag.Value that refuses zero and negative values when the flag is parsed, so the

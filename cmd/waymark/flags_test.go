@@ -1,7 +1,13 @@
 package main
 
 import (
+	"context"
+	"errors"
+	"flag"
+	"io"
+	"log/slog"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -78,21 +84,60 @@ func TestSessionizerFlagsAreChecked(t *testing.T) {
 	}
 }
 
-// TestFunnelMatchingOnlyWhereItCounts: among the query commands, only funnel offers
-// --funnel-matching; the others match in Waymark whatever it says, and listing it in their help
-// misled. Each still takes the store's other flags and its parameters.
+// TestFunnelMatchingOnlyWhereItCounts: --funnel-matching is in the help of the commands that
+// answer funnels (serve, bench, bench ingest and the funnel query) and of no other: migrate,
+// resessionize and the other queries run no funnel (dropoff and the rest match in Waymark
+// whatever it says), and listing it in their help misled.
 func TestFunnelMatchingOnlyWhereItCounts(t *testing.T) {
-	for _, name := range store.QueryNames() {
-		fs := newQueryFlags(name).fs
-		if got, want := fs.Lookup("funnel-matching") != nil, name == "funnel"; got != want {
-			t.Errorf("%s: --funnel-matching offered %v, want %v", name, got, want)
-		}
-		for _, p := range append(store.QueryParams(name), store.Param{Name: "clickhouse-addr"}, store.Param{Name: "query-timeout"}) {
-			if fs.Lookup(flagName(p.Name)) == nil {
-				t.Errorf("%s: no flag --%s", name, flagName(p.Name))
-			}
-		}
+	tests := []struct {
+		args []string
+		want bool
+	}{
+		{[]string{"serve"}, true},
+		{[]string{"bench"}, true},
+		{[]string{"bench", "ingest"}, true},
+		{[]string{"bench", "broker"}, false},
+		{[]string{"migrate"}, false},
+		{[]string{"resessionize"}, false},
+		{[]string{"replay"}, false},
+		{[]string{"healthcheck"}, false},
+		{[]string{"journey-map", "show"}, false},
 	}
+	for _, name := range store.QueryNames() {
+		tests = append(tests, struct {
+			args []string
+			want bool
+		}{[]string{name}, name == "funnel"})
+	}
+	for _, tt := range tests {
+		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
+			if got := strings.Contains(commandHelp(t, tt.args...), "--funnel-matching "); got != tt.want {
+				t.Errorf("waymark %s -h lists --funnel-matching: %v, want %v", strings.Join(tt.args, " "), got, tt.want)
+			}
+		})
+	}
+}
+
+// commandHelp runs `waymark ARGS -h` in this process and returns the help it prints.
+func commandHelp(t *testing.T, args ...string) string {
+	t.Helper()
+	f, err := os.Create(filepath.Join(t.TempDir(), "stderr"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	stderr := os.Stderr
+	os.Stderr = f // the flag sets print their help there
+	err = run(context.Background(), append(args, "-h"), io.Discard, slog.New(slog.DiscardHandler))
+	os.Stderr = stderr
+	help, rerr := os.ReadFile(f.Name())
+	if rerr != nil {
+		t.Fatal(rerr)
+	}
+	if !errors.Is(err, flag.ErrHelp) {
+		t.Fatalf("waymark %s -h: %v, want the help\n%s", strings.Join(args, " "), err, help)
+	}
+	return string(help)
 }
 
 // TestQueryLimitFlagsArePositive: a zero or negative --query-timeout or --query-max-memory was

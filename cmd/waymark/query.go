@@ -48,11 +48,10 @@ type queryFlags struct {
 // newQueryFlags returns the flags of the named query's command.
 func newQueryFlags(name string) *queryFlags {
 	f := &queryFlags{fs: newFlagSet(name, queryCommands[name].synopsis), params: map[string]*string{}}
-	addStore := addStoreFlags
+	f.store = addStoreFlags(f.fs)
 	if store.QueryUsesFunnelMatching(name) {
-		addStore = addClickHouseFlags
+		addFunnelMatchingFlag(f.fs, f.store)
 	}
-	f.store = addStore(f.fs)
 	for _, p := range store.QueryParams(name) {
 		f.params[p.Name] = f.fs.String(flagName(p.Name), p.Default, p.Usage)
 	}

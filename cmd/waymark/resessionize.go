@@ -12,7 +12,7 @@ import (
 
 func runResessionize(ctx context.Context, args []string, stdout io.Writer, log *slog.Logger) error {
 	fs := newFlagSet("resessionize", "resessionize [--from T] [--to T] [--session-gap 30m] [--session-max 24h] [--journey-map FILE]")
-	cf := addClickHouseFlags(fs)
+	cf := addStoreFlags(fs)
 	rng := addRangeFlags(fs, "customers with events")
 	mapPath := fs.String("journey-map", "", "journey map YAML file; empty: the built-in shop map")
 	var cfg sessionize.Config

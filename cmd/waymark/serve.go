@@ -30,7 +30,8 @@ const maxDevPartitions = 1024
 func runServe(ctx context.Context, args []string, log *slog.Logger) error {
 	fs := newFlagSet("serve", "serve [flags]")
 	kf := addKafkaFlags(fs)
-	cf := addClickHouseFlags(fs)
+	cf := addStoreFlags(fs)
+	addFunnelMatchingFlag(fs, cf)
 	httpAddr := fs.String("http-addr", "127.0.0.1:8080", "HTTP address: tracking API (collector role), /metrics, /healthz, /readyz")
 	rolesFlag := fs.String("roles", "collector,ingest,query", "comma-separated roles to run: collector (Segment HTTP API to Kafka), ingest (Kafka to ClickHouse), query (/api/v1/)")
 	writeKeysPath := fs.String("write-keys", "", "file of write keys for the collector, one \"KEY SOURCE\" per line")
