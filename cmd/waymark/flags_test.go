@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -115,6 +116,38 @@ func TestFunnelMatchingOnlyWhereItCounts(t *testing.T) {
 				t.Errorf("waymark %s -h lists --funnel-matching: %v, want %v", strings.Join(tt.args, " "), got, tt.want)
 			}
 		})
+	}
+}
+
+// TestEveryQueryIsACommand: each query of the store's registry is a command listed in the usage,
+// whose help offers the query's parameters as flags and the store's flags.
+func TestEveryQueryIsACommand(t *testing.T) {
+	var usageText strings.Builder
+	if err := run(context.Background(), []string{"help"}, &usageText, slog.New(slog.DiscardHandler)); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range store.QueryNames() {
+		t.Run(name, func(t *testing.T) {
+			if !strings.Contains(usageText.String(), "\n  "+name+" ") {
+				t.Errorf("the usage lists no command %s:\n%s", name, usageText.String())
+			}
+			help := commandHelp(t, name)
+			if !strings.HasPrefix(help, "Usage: waymark "+name) {
+				t.Errorf("waymark %s -h:\n%s\nwant its own usage", name, help)
+			}
+			for _, p := range append(store.QueryParams(name), store.Param{Name: "clickhouse-addr"}, store.Param{Name: "query-timeout"}, store.Param{Name: "json"}) {
+				if !strings.Contains(help, "--"+flagName(p.Name)+" ") {
+					t.Errorf("waymark %s -h lists no flag --%s", name, flagName(p.Name))
+				}
+			}
+		})
+	}
+	// How the CLI shows a query names one of the registry: a query renamed or removed there
+	// leaves nothing behind here.
+	for _, c := range queryCommands {
+		if !slices.Contains(store.QueryNames(), c.name) {
+			t.Errorf("queryCommands shows %q, which is no query of the store's registry", c.name)
+		}
 	}
 }
 

@@ -16,24 +16,22 @@ import (
 	"os"
 	"os/signal"
 	"runtime/debug"
+	"strings"
 	"syscall"
 
 	"github.com/waymark-dev/waymark/store"
 )
 
-const usage = `Usage: waymark <command> [flags]
+// usageHead and usageTail are the usage's lines before and after the journey queries, which
+// usage lists from the store's registry (journeyCommands).
+const (
+	usageHead = `Usage: waymark <command> [flags]
 
 Commands:
   serve        consume events from Kafka, sessionize them and store them in ClickHouse
   replay       send a dataset (taobao, rees46, otto, segment) to Kafka as Segment track calls
-  funnel       count customers through a sequence of steps (modes, exclusions, breakdowns)
-  dropoff      where the customers who did not reach the next step left from, and what they did instead
-  paths        the top touchpoint sequences starting or ending at an event or stage
-  next         where customers go right after (or came from right before) an event or stage
-  retention    cohorts by first order: who comes back, time to second order, repeat rate by channel
-  stages       per journey stage: people entering, dwell time, exit rate, touchpoints, survey scores
-  sessions     summarize sessions: counts, persons, durations, end reasons, entry channels
-  resessionize recompute stored sessions for a time range (e.g. after changing --session-gap)
+`
+	usageTail = `  resessionize recompute stored sessions for a time range (e.g. after changing --session-gap)
   migrate      create or upgrade the ClickHouse schema
   journey-map  check a journey map file, or show the effective one
   healthcheck  exit 0 when a running Waymark is ready (for container healthchecks)
@@ -43,6 +41,18 @@ Commands:
 
 Run 'waymark <command> -h' for the flags of a command.
 `
+)
+
+// usage is the command's help: every command, the journey queries among them.
+func usage() string {
+	var b strings.Builder
+	b.WriteString(usageHead)
+	for _, c := range journeyCommands() {
+		fmt.Fprintf(&b, "  %-12s %s\n", c.name, c.summary)
+	}
+	b.WriteString(usageTail)
+	return b.String()
+}
 
 func main() {
 	// SIGINT or SIGTERM cancels ctx: serve shuts down in order, a query stops at once. A second
@@ -67,7 +77,7 @@ func main() {
 // run dispatches to a subcommand.
 func run(ctx context.Context, args []string, stdout io.Writer, log *slog.Logger) error {
 	if len(args) == 0 {
-		fmt.Fprint(os.Stderr, usage)
+		fmt.Fprint(os.Stderr, usage())
 		return errors.New("no command given")
 	}
 	cmd, rest := args[0], args[1:]
@@ -76,8 +86,6 @@ func run(ctx context.Context, args []string, stdout io.Writer, log *slog.Logger)
 		return runServe(ctx, rest, log)
 	case "replay":
 		return runReplay(ctx, rest, stdout)
-	case "funnel", "dropoff", "paths", "next", "retention", "stages", "sessions":
-		return runQuery(ctx, cmd, rest, stdout, log)
 	case "resessionize":
 		return runResessionize(ctx, rest, stdout, log)
 	case "migrate":
@@ -97,9 +105,12 @@ func run(ctx context.Context, args []string, stdout io.Writer, log *slog.Logger)
 		debug.SetMemoryLimit(512 << 20)
 		return store.ServeFunnelUDF(os.Stdin, stdout)
 	case "-h", "--help", "help":
-		fmt.Fprint(stdout, usage)
+		fmt.Fprint(stdout, usage())
 		return nil
 	}
-	fmt.Fprint(os.Stderr, usage)
+	if q, ok := commandFor(cmd); ok { // a journey query of the store's registry
+		return runQuery(ctx, q, rest, stdout, log)
+	}
+	fmt.Fprint(os.Stderr, usage())
 	return fmt.Errorf("unknown command %q", cmd)
 }

@@ -10,25 +10,70 @@ import (
 	"io"
 	"log/slog"
 	"net/url"
+	"slices"
 	"strings"
 	"text/tabwriter"
 
 	"github.com/waymark-dev/waymark/store"
 )
 
-// queryCommands are the CLI's journey queries; each answers exactly as its /api/v1/ endpoint and
-// takes its parameters (store.QueryParams) as flags, with dashes for underscores.
-var queryCommands = map[string]struct {
-	synopsis string
-	print    func(io.Writer, any)
-}{
-	"funnel":    {`funnel --steps "Product Viewed,Product Added,Order Completed" [--window 24h] [--mode ordered] [--breakdown channel] [--json]`, printFunnel},
-	"dropoff":   {`dropoff --steps "Product Viewed,Order Completed" [--step 1] [--json | --csv]`, printDropoff},
-	"paths":     {`paths --anchor "Product Viewed" [--direction start|end] [--depth 4] [--convert "Order Completed"] [--json]`, printPaths},
-	"next":      {`next --anchor "Product Added" [--direction next|previous] [--json]`, printNext},
-	"retention": {`retention [--conversion "Order Completed"] [--return EVENT] [--period week|month] [--json]`, printRetention},
-	"stages":    {`stages [--from T] [--to T] [--json]`, printStages},
-	"sessions":  {`sessions [--from T] [--to T] [--json]`, printSessions},
+// queryCommand is how the CLI shows one of the store's journey queries: its line in the usage,
+// the synopsis of its help and the table it prints (nil: the API's JSON, as --json).
+type queryCommand struct {
+	name, summary, synopsis string
+	print                   func(io.Writer, any)
+}
+
+// queryCommands show the store's journey queries (store.QueryNames), in the order the usage lists
+// them. Each query of the registry is a command whether or not it is here (see commandFor): each
+// answers exactly as its /api/v1/ endpoint and takes its parameters (store.QueryParams) as flags,
+// with dashes for underscores.
+var queryCommands = []queryCommand{
+	{"funnel", "count customers through a sequence of steps (modes, exclusions, breakdowns)",
+		`funnel --steps "Product Viewed,Product Added,Order Completed" [--window 24h] [--mode ordered] [--breakdown channel] [--json]`, printFunnel},
+	{"dropoff", "where the customers who did not reach the next step left from, and what they did instead",
+		`dropoff --steps "Product Viewed,Order Completed" [--step 1] [--json | --csv]`, printDropoff},
+	{"paths", "the top touchpoint sequences starting or ending at an event or stage",
+		`paths --anchor "Product Viewed" [--direction start|end] [--depth 4] [--convert "Order Completed"] [--json]`, printPaths},
+	{"next", "where customers go right after (or came from right before) an event or stage",
+		`next --anchor "Product Added" [--direction next|previous] [--json]`, printNext},
+	{"retention", "cohorts by first order: who comes back, time to second order, repeat rate by channel",
+		`retention [--conversion "Order Completed"] [--return EVENT] [--period week|month] [--json]`, printRetention},
+	{"stages", "per journey stage: people entering, dwell time, exit rate, touchpoints, survey scores",
+		`stages [--from T] [--to T] [--json]`, printStages},
+	{"sessions", "summarize sessions: counts, persons, durations, end reasons, entry channels",
+		`sessions [--from T] [--to T] [--json]`, printSessions},
+}
+
+// journeyCommands returns a command for each query of the store's registry: those of
+// queryCommands in their order, then any other query of the registry with a plain synopsis,
+// printing JSON.
+func journeyCommands() []queryCommand {
+	names := store.QueryNames()
+	var out []queryCommand
+	for _, c := range queryCommands {
+		if slices.Contains(names, c.name) {
+			out = append(out, c)
+		}
+	}
+	for _, name := range names {
+		if !slices.ContainsFunc(out, func(c queryCommand) bool { return c.name == name }) {
+			out = append(out, queryCommand{name: name, summary: "the " + name + " journey query (/api/v1/" + name + "), as JSON",
+				synopsis: name + " [flags]"})
+		}
+	}
+	return out
+}
+
+// commandFor returns the command of the named query of the store's registry; false when there is
+// no such query.
+func commandFor(name string) (queryCommand, bool) {
+	cmds := journeyCommands()
+	i := slices.IndexFunc(cmds, func(c queryCommand) bool { return c.name == name })
+	if i < 0 {
+		return queryCommand{}, false
+	}
+	return cmds[i], true
 }
 
 // flagName is the CLI's flag for a query parameter: count_by is --count-by.
@@ -45,9 +90,10 @@ type queryFlags struct {
 	asCSV   *bool // dropoff's only; nil for the others
 }
 
-// newQueryFlags returns the flags of the named query's command.
-func newQueryFlags(name string) *queryFlags {
-	f := &queryFlags{fs: newFlagSet(name, queryCommands[name].synopsis), params: map[string]*string{}}
+// newQueryFlags returns the flags of the query's command.
+func newQueryFlags(cmd queryCommand) *queryFlags {
+	name := cmd.name
+	f := &queryFlags{fs: newFlagSet(name, cmd.synopsis), params: map[string]*string{}}
 	f.store = addStoreFlags(f.fs)
 	if store.QueryUsesFunnelMatching(name) {
 		addFunnelMatchingFlag(f.fs, f.store)
@@ -64,8 +110,9 @@ func newQueryFlags(name string) *queryFlags {
 }
 
 // runQuery runs one of the journey queries from the command line.
-func runQuery(ctx context.Context, name string, args []string, stdout io.Writer, log *slog.Logger) error {
-	f := newQueryFlags(name)
+func runQuery(ctx context.Context, cmd queryCommand, args []string, stdout io.Writer, log *slog.Logger) error {
+	name := cmd.name
+	f := newQueryFlags(cmd)
 	if err := parseFlags(f.fs, args); err != nil {
 		return err
 	}
@@ -99,7 +146,7 @@ func runQuery(ctx context.Context, name string, args []string, stdout io.Writer,
 		return flagError(err)
 	}
 	switch {
-	case *f.asJSON:
+	case *f.asJSON || cmd.print == nil:
 		enc := json.NewEncoder(stdout)
 		enc.SetIndent("", "  ")
 		enc.SetEscapeHTML(false)
@@ -113,7 +160,7 @@ func runQuery(ctx context.Context, name string, args []string, stdout io.Writer,
 		w.Flush()
 		return w.Error()
 	}
-	queryCommands[name].print(stdout, res)
+	cmd.print(stdout, res)
 	return nil
 }
 
