@@ -6,6 +6,7 @@ import (
 	"maps"
 	"net/url"
 	"slices"
+	"sync"
 
 	"github.com/waymark-dev/waymark/sessionize"
 )
@@ -37,11 +38,19 @@ func endpoint[Q, R any](params []Param, parse func(url.Values) (Q, error), answe
 	}
 }
 
-// queries are the journey questions, by the name of their endpoint and CLI command.
-func queries() map[string]query {
+// registry is the journey questions, by the name of their endpoint and CLI command, and their
+// names sorted. It is built once (queries) and never changed: what the functions below hand out
+// of it are copies.
+type registry struct {
+	byName map[string]query
+	names  []string
+}
+
+// queries returns the registry, built on first use.
+var queries = sync.OnceValue(func() registry {
 	funnel := endpoint(funnelParams(), ParseFunnelQuery, (*Store).Funnel)
 	funnel.funnelMatching = true // the others, dropoff included, match in Waymark
-	return map[string]query{
+	byName := map[string]query{
 		"funnel":    funnel,
 		"dropoff":   endpoint(dropoffParams(), ParseDropoffQuery, (*Store).Dropoff),
 		"paths":     endpoint(pathsParams(), ParsePathsQuery, (*Store).Paths),
@@ -52,25 +61,26 @@ func queries() map[string]query {
 			return s.Sessions(ctx, q)
 		}),
 	}
-}
+	return registry{byName: byName, names: slices.Sorted(maps.Keys(byName))}
+})
 
 // QueryNames lists the journey queries, sorted: each is an endpoint /api/v1/NAME and a command.
-func QueryNames() []string { return slices.Sorted(maps.Keys(queries())) }
+func QueryNames() []string { return slices.Clone(queries().names) }
 
 // QueryParams returns the parameters of the named query in the order it lists them; nil when
 // there is no such query.
-func QueryParams(name string) []Param { return queries()[name].params }
+func QueryParams(name string) []Param { return slices.Clone(queries().byName[name].params) }
 
 // QueryUsesFunnelMatching reports whether the named query heeds Config.FunnelMatching (funnel
 // does; dropoff, paths and the rest match in Waymark whatever it says), so that a command offers
 // --funnel-matching only where it means something.
-func QueryUsesFunnelMatching(name string) bool { return queries()[name].funnelMatching }
+func QueryUsesFunnelMatching(name string) bool { return queries().byName[name].funnelMatching }
 
 // Query runs the named journey query (one of QueryNames) with text parameters, as the API's
 // query string and the CLI's flags give them, resolving stage names with jm: both answer through
 // it, so they give the same answers and errors. A problem with a parameter is a *ParamError.
 func (s *Store) Query(ctx context.Context, jm *sessionize.Map, name string, v url.Values) (any, error) {
-	q, ok := queries()[name]
+	q, ok := queries().byName[name]
 	if !ok {
 		return nil, errors.New("unknown query " + name)
 	}
@@ -80,7 +90,7 @@ func (s *Store) Query(ctx context.Context, jm *sessionize.Map, name string, v ur
 // CheckParams reads the parameters of the named query without running it, so a command can
 // report a bad flag before it connects anywhere. Names of events are checked when the query runs.
 func CheckParams(name string, v url.Values) error {
-	q, ok := queries()[name]
+	q, ok := queries().byName[name]
 	if !ok {
 		return errors.New("unknown query " + name)
 	}

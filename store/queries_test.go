@@ -101,3 +101,18 @@ func TestQueryParametersResistInjection(t *testing.T) {
 		t.Errorf("data changed: %+v, then %+v", before, after)
 	}
 }
+
+// TestQueryRegistryIsBuiltOnce: the registry is built once, not on each look-up (every API
+// request and command looks its query up), and what it hands out are copies a caller may change.
+func TestQueryRegistryIsBuiltOnce(t *testing.T) {
+	if n := testing.AllocsPerRun(10, func() { store.QueryUsesFunnelMatching("funnel") }); n != 0 {
+		t.Errorf("a look-up allocates %.0f times, want 0: the registry is built again", n)
+	}
+	params := store.QueryParams("funnel")
+	params[0].Name = "changed"
+	names := store.QueryNames()
+	names[0] = "changed"
+	if store.QueryParams("funnel")[0].Name == "changed" || store.QueryNames()[0] == "changed" {
+		t.Error("changing what QueryParams or QueryNames returned changed the registry")
+	}
+}
