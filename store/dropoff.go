@@ -104,64 +104,49 @@ func (s *Store) dropoffQuery(ctx context.Context, jm *sessionize.Map, q DropoffQ
 	if len(plan.scan.preds) > 64 {
 		return nil, paramErrorf("steps", "too many conditions")
 	}
-	var sessions map[string][]span
-	if fq.CountBy == CountSessions {
-		if sessions, err = s.sessionSpans(ctx, fq.From); err != nil {
-			return nil, err
-		}
-	}
 	agg := newFunnelAgg(n, false)
 	levels := make([]dropoffLevel, n)
 	for i := range levels {
 		levels[i] = dropoffLevel{events: map[string]int64{}, locations: map[string]int64{}, channels: map[string]int64{}, next: map[string]int64{}, persons: map[string]bool{}}
 	}
-	finder := newPathFinder(plan.spec)
-	err = s.scan(ctx, plan.scan, func(person string, events []scannedEvent) error {
-		for _, unit := range plan.units(events, sessions) {
-			level, path, err := s.match(ctx, finder, "dropoff", unit)
-			if err != nil {
-				return err
-			}
-			agg.add(fq.Mode, unit, level, path)
-			if level == 0 || level == n {
+	err = s.matchHere(ctx, "dropoff", plan, fq, agg, func(person string, unit []unitEvent, level int, path []int) {
+		if level == 0 || level == n {
+			return
+		}
+		l := &levels[level]
+		l.dropped++
+		// the step event: the last one of the path, or in mode any the first step's event
+		// Last touchpoint: the latest tracked event from the step event to the end of the
+		// window; next: the earliest one after the step event's time. Ties go to the smallest
+		// (event, location, channel), so the answer does not depend on how ties are stored.
+		at := path[len(path)-1]
+		end := unit[path[0]].t + plan.spec.window
+		attrs := func(i int) []string { return unit[i].attrs[first : first+3] }
+		last, next := at, -1
+		from := at
+		for from > 0 && unit[from-1].t == unit[at].t {
+			from--
+		}
+		for i := from; i < len(unit) && unit[i].t <= end; i++ {
+			if unit[i].mask&tracked == 0 {
 				continue
 			}
-			l := &levels[level]
-			l.dropped++
-			// the step event: the last one of the path, or in mode any the first step's event
-			// Last touchpoint: the latest tracked event from the step event to the end of the
-			// window; next: the earliest one after the step event's time. Ties go to the smallest
-			// (event, location, channel), so the answer does not depend on how ties are stored.
-			at := path[len(path)-1]
-			end := unit[path[0]].t + plan.spec.window
-			attrs := func(i int) []string { return unit[i].attrs[first : first+3] }
-			last, next := at, -1
-			from := at
-			for from > 0 && unit[from-1].t == unit[at].t {
-				from--
+			if unit[i].t > unit[last].t || unit[i].t == unit[last].t && slices.Compare(attrs(i), attrs(last)) < 0 {
+				last = i
 			}
-			for i := from; i < len(unit) && unit[i].t <= end; i++ {
-				if unit[i].mask&tracked == 0 {
-					continue
-				}
-				if unit[i].t > unit[last].t || unit[i].t == unit[last].t && slices.Compare(attrs(i), attrs(last)) < 0 {
-					last = i
-				}
-				if unit[i].t > unit[at].t && (next < 0 || unit[i].t == unit[next].t && slices.Compare(attrs(i), attrs(next)) < 0) {
-					next = i
-				}
+			if unit[i].t > unit[at].t && (next < 0 || unit[i].t == unit[next].t && slices.Compare(attrs(i), attrs(next)) < 0) {
+				next = i
 			}
-			l.events[attrs(last)[0]]++
-			l.locations[attrs(last)[1]]++
-			l.channels[attrs(last)[2]]++
-			if next >= 0 {
-				l.next[attrs(next)[0]]++
-			} else {
-				l.next["(none)"]++
-			}
-			l.persons[person] = true
 		}
-		return nil
+		l.events[attrs(last)[0]]++
+		l.locations[attrs(last)[1]]++
+		l.channels[attrs(last)[2]]++
+		if next >= 0 {
+			l.next[attrs(next)[0]]++
+		} else {
+			l.next["(none)"]++
+		}
+		l.persons[person] = true
 	})
 	if err != nil {
 		return nil, err

@@ -210,25 +210,8 @@ func (s *Store) funnel(ctx context.Context, jm *sessionize.Map, q FunnelQuery) (
 			return s.funnelInEngine(ctx, plan, spec, q)
 		}
 	}
-	var sessions map[string][]span
-	if q.CountBy == CountSessions {
-		if sessions, err = s.sessionSpans(ctx, q.From); err != nil {
-			return nil, err
-		}
-	}
 	agg := newFunnelAgg(len(q.Steps), q.Breakdown.By != "")
-	finder := newPathFinder(plan.spec)
-	err = s.scan(ctx, plan.scan, func(_ string, events []scannedEvent) error {
-		for _, unit := range plan.units(events, sessions) {
-			level, path, err := s.match(ctx, finder, "funnel", unit)
-			if err != nil {
-				return err
-			}
-			agg.add(q.Mode, unit, level, path)
-		}
-		return nil
-	})
-	if err != nil {
+	if err := s.matchHere(ctx, "funnel", plan, q, agg, nil); err != nil {
 		return nil, err
 	}
 	return agg.result(q), nil
@@ -238,12 +221,36 @@ func (s *Store) funnel(ctx context.Context, jm *sessionize.Map, q FunnelQuery) (
 // take long (a bot sends that many), and the log says why a query is slow.
 const largeUnit = 10_000
 
-// match runs finder on one unit of a query of kind.
-func (s *Store) match(ctx context.Context, finder *pathFinder, kind string, unit []unitEvent) (int, []int, error) {
-	if len(unit) >= largeUnit {
-		s.log.Info("matching a unit with many events; --query-timeout bounds the query", "query", kind, "events", len(unit))
+// matchHere is the matching in Waymark of a query of kind (funnel, dropoff): it reads plan's
+// events person by person, matches each unit (a person, or each of their sessions when q counts
+// sessions) against plan's steps and adds it to agg; then, unless each is nil, it hands each the
+// unit's person, its events, the steps it reached (level) and the events that took them (path).
+func (s *Store) matchHere(ctx context.Context, kind string, plan *funnelPlan, q FunnelQuery, agg *funnelAgg,
+	each func(person string, unit []unitEvent, level int, path []int)) error {
+	var sessions map[string][]span
+	if q.CountBy == CountSessions {
+		var err error
+		if sessions, err = s.sessionSpans(ctx, q.From); err != nil {
+			return err
+		}
 	}
-	return finder.reach(ctx, unit)
+	finder := newPathFinder(plan.spec)
+	return s.scan(ctx, plan.scan, func(person string, events []scannedEvent) error {
+		for _, unit := range plan.units(events, sessions) {
+			if len(unit) >= largeUnit {
+				s.log.Info("matching a unit with many events; --query-timeout bounds the query", "query", kind, "events", len(unit))
+			}
+			level, path, err := finder.reach(ctx, unit)
+			if err != nil {
+				return err
+			}
+			agg.add(q.Mode, unit, level, path)
+			if each != nil {
+				each(person, unit, level, path)
+			}
+		}
+		return nil
+	})
 }
 
 // condition is a journey-map rule without its nth requirement; steps share conditions.
