@@ -131,6 +131,12 @@ func startServe(t testing.TB, extra ...string) *server {
 	})
 	deadline := time.Now().Add(2 * time.Minute) // a hang guard, not a speed bound
 	for {
+		select {
+		case err := <-s.exited:
+			s.exited <- err // for the cleanup
+			t.Fatalf("waymark serve exited before it was ready: %v", err)
+		default:
+		}
 		resp, err := http.Get("http://" + s.http + "/readyz")
 		if err == nil {
 			resp.Body.Close()

@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net"
+	"net/http"
 	"strconv"
 	"strings"
 	"syscall"
@@ -106,6 +108,26 @@ func TestScaleOutSurvivesKill9(t *testing.T) {
 			if st.Customers != passes*k.want[i] {
 				t.Errorf("funnel %s window %s step %d: %d customers, want %d", k.steps, k.window, i+1, st.Customers, passes*k.want[i])
 			}
+		}
+	}
+}
+
+// TestQueryOnlyServeStartsNoBroker: a `waymark serve --roles query` talks to no Kafka, so it
+// starts no dev broker, and two of them run side by side on one host with the same (default)
+// --dev-broker-addr, here held by another process's listener. Each answers queries.
+func TestQueryOnlyServeStartsNoBroker(t *testing.T) {
+	held, err := net.Listen("tcp", "127.0.0.1:0") // the port a dev broker would take
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer held.Close()
+	for i := range 2 {
+		s := startServe(t, "--roles", "query", "--dev-broker-addr", held.Addr().String())
+		if status, body := httpGet(t, "http://"+s.http+"/api/v1/sessions"); status != http.StatusOK {
+			t.Errorf("query-only serve %d: GET /api/v1/sessions answered %d %s", i+1, status, body)
+		}
+		if strings.Contains(s.log.String(), "DEV BROKER") {
+			t.Errorf("query-only serve %d started the dev broker:\n%s", i+1, s.log)
 		}
 	}
 }

@@ -91,7 +91,9 @@ func runServe(ctx context.Context, args []string, log *slog.Logger) error {
 	if err != nil {
 		return fmt.Errorf("--journey-map: %w", err)
 	}
-	if kf.brokers == "" {
+	// Only the collector (which produces) and ingest (which consumes) talk to Kafka: a query-only
+	// process starts no dev broker, so several of them run side by side on one host.
+	if kf.brokers == "" && (roles["collector"] || roles["ingest"]) {
 		broker, err := ingest.StartDevBroker(kf.devBrokerAddr, *partitions, kf.topic, kf.dlqTopic)
 		if err != nil {
 			return fmt.Errorf("--dev-broker-addr: %w", err)
