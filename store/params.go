@@ -22,66 +22,69 @@ type Param struct {
 	Default string `json:"default"`
 	// Usage says what it means, for the CLI's help and the page.
 	Usage string `json:"usage"`
+	// Bool is set on a true-or-false parameter: the CLI makes it a boolean flag (--collapse,
+	// --collapse=false); the query string takes true or false.
+	Bool bool `json:"bool,omitempty"`
 }
 
 func rangeParams() []Param {
 	return []Param{
-		{"from", "", "start of the time range: RFC 3339 or YYYY-MM-DD (UTC); empty: all time"},
-		{"to", "", "end of the time range (exclusive): RFC 3339 or YYYY-MM-DD (UTC); empty: all time"},
+		{Name: "from", Usage: "start of the time range: RFC 3339 or YYYY-MM-DD (UTC); empty: all time"},
+		{Name: "to", Usage: "end of the time range (exclusive): RFC 3339 or YYYY-MM-DD (UTC); empty: all time"},
 	}
 }
 
 func funnelParams() []Param {
 	return append([]Param{
-		{"steps", "", "comma-separated steps: event names or stage names of the journey map (required)"},
-		{"window", "24h", "longest time from a customer's first step to their last (30m, 24h, 7d)"},
-		{"mode", string(ModeOrdered), "ordered, strict (no other tracked event between steps) or any (any order within the window)"},
-		{"exclude", "", `comma-separated exclusions "Event" (between first and last step) or "Event:2-3"`},
-		{"count_by", CountPersons, "persons, or sessions (each session is the window)"},
-		{"breakdown", "", "channel, campaign, device, trait:NAME or property:NAME (value at step 1)"},
-		{"breakdown_limit", "20", "breakdown values listed; the rest are summed as (other)"},
+		{Name: "steps", Usage: "comma-separated steps: event names or stage names of the journey map (required)"},
+		{Name: "window", Default: "24h", Usage: "longest time from a customer's first step to their last (30m, 24h, 7d)"},
+		{Name: "mode", Default: string(ModeOrdered), Usage: "ordered, strict (no other tracked event between steps) or any (any order within the window)"},
+		{Name: "exclude", Usage: `comma-separated exclusions "Event" (between first and last step) or "Event:2-3"`},
+		{Name: "count_by", Default: CountPersons, Usage: "persons, or sessions (each session is the window)"},
+		{Name: "breakdown", Usage: "channel, campaign, device, trait:NAME or property:NAME (value at step 1)"},
+		{Name: "breakdown_limit", Default: "20", Usage: "breakdown values listed; the rest are summed as (other)"},
 	}, rangeParams()...)
 }
 
 func dropoffParams() []Param {
 	return append(funnelParams(),
-		Param{"step", "0", "1-based step they reached and did not go on from; 0: the largest drop-off"},
-		Param{"limit", "10", "rows per ranking"},
-		Param{"ids_limit", "100", "person ids listed"})
+		Param{Name: "step", Default: "0", Usage: "1-based step they reached and did not go on from; 0: the largest drop-off"},
+		Param{Name: "limit", Default: "10", Usage: "rows per ranking"},
+		Param{Name: "ids_limit", Default: "100", Usage: "person ids listed"})
 }
 
 func anchorParams() []Param {
 	return append([]Param{
-		{"anchor", "", "event or stage name the touchpoints are counted from (required)"},
-		{"window", "24h", "how far from the anchor to look"},
-		{"limit", "10", "rows listed"},
-		{"collapse", "false", "count consecutive repeats of a touchpoint once"},
+		{Name: "anchor", Usage: "event or stage name the touchpoints are counted from (required)"},
+		{Name: "window", Default: "24h", Usage: "how far from the anchor to look"},
+		{Name: "limit", Default: "10", Usage: "rows listed"},
+		{Name: "collapse", Default: "false", Usage: "count consecutive repeats of a touchpoint once", Bool: true},
 	}, rangeParams()...)
 }
 
 func pathsParams() []Param {
 	return append(anchorParams(),
-		Param{"direction", "start", "start: sequences starting at the anchor; end: ending at it"},
-		Param{"depth", "4", "touchpoints per sequence, the anchor included"},
-		Param{"convert", "Order Completed", "event or stage counting as a conversion after the anchor"})
+		Param{Name: "direction", Default: "start", Usage: "start: sequences starting at the anchor; end: ending at it"},
+		Param{Name: "depth", Default: "4", Usage: "touchpoints per sequence, the anchor included"},
+		Param{Name: "convert", Default: "Order Completed", Usage: "event or stage counting as a conversion after the anchor"})
 }
 
 func nextParams() []Param {
 	return append(anchorParams(),
-		Param{"direction", "next", "next: where people go after the anchor; previous: where they came from"})
+		Param{Name: "direction", Default: "next", Usage: "next: where people go after the anchor; previous: where they came from"})
 }
 
 func retentionParams() []Param {
 	return append([]Param{
-		{"period", "week", "cohort period: week (ISO, UTC) or month"},
-		{"periods", "8", "later periods reported per cohort"},
-		{"conversion", "Order Completed", "event or stage whose first occurrence puts a person in a cohort"},
-		{"return", "", "event or stage that counts as coming back; empty: the conversion again"},
+		{Name: "period", Default: "week", Usage: "cohort period: week (ISO, UTC) or month"},
+		{Name: "periods", Default: "8", Usage: "later periods reported per cohort"},
+		{Name: "conversion", Default: "Order Completed", Usage: "event or stage whose first occurrence puts a person in a cohort"},
+		{Name: "return", Usage: "event or stage that counts as coming back; empty: the conversion again"},
 	}, rangeParams()...)
 }
 
 func stagesParams() []Param {
-	return append([]Param{{"limit", "5", "touchpoints listed per stage"}}, rangeParams()...)
+	return append([]Param{{Name: "limit", Default: "5", Usage: "touchpoints listed per stage"}}, rangeParams()...)
 }
 
 func sessionsParams() []Param { return rangeParams() }
@@ -161,22 +164,30 @@ func IsParamError(err error) bool {
 // exclusion): longer ones are refused, as ClickHouse limits the size of a query.
 const MaxTextBytes = 1000
 
-// get reads a parameter as given, trimmed, and its default.
-func (p *params) get(name string) (value, def string) {
+// get reads a parameter as given, trimmed, and its default. A parameter read as true or false
+// (isBool) must be declared Bool in the schema and the others not, so that the CLI's flags take
+// each the way the query reads it.
+func (p *params) get(name string, isBool bool) (value, def string) {
 	i := slices.IndexFunc(p.schema, func(sp Param) bool { return sp.Name == name })
-	if i < 0 {
+	switch {
+	case i < 0:
 		if p.err == nil {
 			p.err = fmt.Errorf("internal error: the query reads %s, which its schema does not declare", name)
 		}
 		return "", ""
+	case p.schema[i].Bool != isBool && p.err == nil:
+		p.err = fmt.Errorf("internal error: the query reads %s as true or false (%v), and its schema's Bool is %v", name, isBool, p.schema[i].Bool)
 	}
 	p.read[name] = true
 	return strings.TrimSpace(p.v.Get(name)), p.schema[i].Default
 }
 
 // str reads a text parameter, its default when absent or empty.
-func (p *params) str(name string) string {
-	s, def := p.get(name)
+func (p *params) str(name string) string { return p.text(name, false) }
+
+// text reads a parameter's text, its default when absent or empty; isBool as for get.
+func (p *params) text(name string, isBool bool) string {
+	s, def := p.get(name, isBool)
 	if len(s) > MaxTextBytes {
 		p.fail(name, "%d bytes, at most %d", len(s), MaxTextBytes)
 		return def
@@ -190,7 +201,7 @@ func (p *params) str(name string) string {
 // list splits a comma-separated parameter (its default when absent or empty), dropping empty
 // entries; each entry is at most MaxTextBytes.
 func (p *params) list(name string) []string {
-	s, def := p.get(name)
+	s, def := p.get(name, false)
 	if s == "" {
 		s = def
 	}
@@ -237,7 +248,7 @@ func (p *params) int(name string, lo, hi int) int {
 }
 
 func (p *params) bool(name string) bool {
-	s := p.str(name)
+	s := p.text(name, true)
 	b, err := strconv.ParseBool(s)
 	if err != nil {
 		p.fail(name, "%q is not true or false", s)

@@ -211,3 +211,58 @@ func TestQueryLimitFlagsArePositive(t *testing.T) {
 		}
 	}
 }
+
+// TestBooleanParametersAreBooleanFlags: a true-or-false query parameter (--collapse) is a boolean
+// flag, as --json is: the README's `next --anchor … --collapse` failed with "flag needs an
+// argument", and `--collapse --json` took "--json" for collapse's value.
+func TestBooleanParametersAreBooleanFlags(t *testing.T) {
+	tests := []struct {
+		cmd      string
+		args     []string
+		env      string // WAYMARK_COLLAPSE, "" for none
+		collapse string // the parameter the query is given; "" when the flags are refused
+		json     bool
+	}{
+		{"next", []string{"--anchor", "Checkout Started", "--direction", "next", "--collapse"}, "", "true", false},
+		{"next", []string{"--anchor", "A", "--collapse", "--json"}, "", "true", true},
+		{"paths", []string{"--anchor", "A", "--collapse=true"}, "", "true", false},
+		{"paths", []string{"--anchor", "A", "--collapse=false", "--json"}, "", "false", true},
+		{"next", []string{"--anchor", "A"}, "", "false", false},
+		{"next", []string{"--anchor", "A"}, "true", "true", false},
+		{"next", []string{"--anchor", "A", "--collapse=false"}, "true", "false", false},
+		{"next", []string{"--anchor", "A", "--collapse=maybe"}, "", "", false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.cmd+" "+strings.Join(tt.args, " ")+" "+tt.env, func(t *testing.T) {
+			if tt.env != "" {
+				t.Setenv("WAYMARK_COLLAPSE", tt.env)
+			}
+			cmd, _ := commandFor(tt.cmd)
+			f := newQueryFlags(cmd)
+			err := parseFlags(f.fs, tt.args)
+			switch {
+			case tt.collapse == "":
+				if err == nil || !strings.Contains(err.Error(), "-collapse") {
+					t.Errorf("error %v, want one naming --collapse", err)
+				}
+			case err != nil:
+				t.Errorf("%v", err)
+			case f.values().Get("collapse") != tt.collapse || *f.asJSON != tt.json:
+				t.Errorf("collapse=%q json=%v, want %q %v", f.values().Get("collapse"), *f.asJSON, tt.collapse, tt.json)
+			case store.CheckParams(tt.cmd, f.values()) != nil:
+				t.Errorf("the query refuses the flags' parameters: %v", store.CheckParams(tt.cmd, f.values()))
+			}
+		})
+	}
+	// Every true-or-false parameter of every query is a boolean flag.
+	for _, name := range store.QueryNames() {
+		cmd, _ := commandFor(name)
+		f := newQueryFlags(cmd)
+		for _, p := range store.QueryParams(name) {
+			b, ok := f.fs.Lookup(flagName(p.Name)).Value.(interface{ IsBoolFlag() bool })
+			if isBool := ok && b.IsBoolFlag(); isBool != p.Bool {
+				t.Errorf("%s --%s: a boolean flag %v, want %v", name, flagName(p.Name), isBool, p.Bool)
+			}
+		}
+	}
+}

@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net/url"
 	"slices"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 
@@ -99,7 +100,13 @@ func newQueryFlags(cmd queryCommand) *queryFlags {
 		addFunnelMatchingFlag(f.fs, f.store)
 	}
 	for _, p := range store.QueryParams(name) {
-		f.params[p.Name] = f.fs.String(flagName(p.Name), p.Default, p.Usage)
+		v := p.Default
+		if p.Bool {
+			f.fs.Var(boolParam{&v}, flagName(p.Name), p.Usage)
+		} else {
+			f.fs.StringVar(&v, flagName(p.Name), p.Default, p.Usage)
+		}
+		f.params[p.Name] = &v
 	}
 	f.mapPath = f.fs.String("journey-map", "", "journey map YAML file; empty: the built-in shop map")
 	f.asJSON = f.fs.Bool("json", false, "print JSON (the API's) instead of a table")
@@ -109,6 +116,43 @@ func newQueryFlags(cmd queryCommand) *queryFlags {
 	return f
 }
 
+// boolParam is the flag of a true-or-false query parameter (store.Param.Bool): a boolean flag,
+// --collapse or --collapse=false, as --json is, keeping the text the query's parameters take.
+type boolParam struct{ s *string }
+
+func (b boolParam) String() string {
+	if b.s == nil {
+		return ""
+	}
+	return *b.s
+}
+
+func (b boolParam) Set(s string) error {
+	v, err := strconv.ParseBool(s)
+	if err != nil {
+		return fmt.Errorf("%q is not true or false", s)
+	}
+	*b.s = strconv.FormatBool(v)
+	return nil
+}
+
+func (b boolParam) IsBoolFlag() bool { return true }
+
+// values returns the query's parameters as the parsed flags give them; --csv asks for every
+// person id.
+func (f *queryFlags) values() url.Values {
+	v := url.Values{}
+	for name, s := range f.params {
+		if *s != "" {
+			v.Set(name, *s)
+		}
+	}
+	if f.asCSV != nil && *f.asCSV {
+		v.Set("ids_limit", "100000")
+	}
+	return v
+}
+
 // runQuery runs one of the journey queries from the command line.
 func runQuery(ctx context.Context, cmd queryCommand, args []string, stdout io.Writer, log *slog.Logger) error {
 	name := cmd.name
@@ -116,16 +160,8 @@ func runQuery(ctx context.Context, cmd queryCommand, args []string, stdout io.Wr
 	if err := parseFlags(f.fs, args); err != nil {
 		return err
 	}
-	v := url.Values{}
-	for _, p := range store.QueryParams(name) {
-		if s := *f.params[p.Name]; s != "" {
-			v.Set(p.Name, s)
-		}
-	}
+	v := f.values()
 	asCSV := f.asCSV != nil && *f.asCSV
-	if asCSV {
-		v.Set("ids_limit", "100000")
-	}
 	flagError := func(err error) error {
 		var pe *store.ParamError
 		if errors.As(err, &pe) {
