@@ -182,7 +182,7 @@ func TestLoadKeys(t *testing.T) {
 		{"a write key is not a read key", "", "k1=alice", map[string]string{"k1": "web"}, nil, "also a write key"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			keys, err := loadReadKeys(tt.path, tt.inline, tt.write)
+			keys, err := loadReadKeys(newFlagSet("serve", "serve").ref, tt.path, tt.inline, tt.write)
 			if tt.err != "" {
 				if err == nil || !strings.Contains(err.Error(), tt.err) {
 					t.Fatalf("error %v, want one containing %q", err, tt.err)
@@ -204,7 +204,7 @@ func TestLoadKeys(t *testing.T) {
 		})
 	}
 	// Write keys are read by the same code, with their own flag names.
-	if _, err := loadWriteKeys("", "w1"); err == nil || !strings.Contains(err.Error(), "--write-keys-inline") {
+	if _, err := loadWriteKeys(newFlagSet("serve", "serve").ref, "", "w1"); err == nil || !strings.Contains(err.Error(), "--write-keys-inline") {
 		t.Errorf("bad write key: %v, want an error naming --write-keys-inline", err)
 	}
 }
@@ -227,7 +227,7 @@ func TestCheckOpenQueryAPI(t *testing.T) {
 		{"no-port", true, false},
 	} {
 		var log bytes.Buffer
-		err := checkOpenQueryAPI(context.Background(), tt.addr, tt.insecure, slog.New(slog.NewTextHandler(&log, nil)))
+		err := checkOpenQueryAPI(context.Background(), newFlagSet("serve", "serve"), tt.addr, tt.insecure, slog.New(slog.NewTextHandler(&log, nil)))
 		if (err == nil) != tt.ok {
 			t.Errorf("%s insecure=%v: %v, want ok %v", tt.addr, tt.insecure, err, tt.ok)
 		}

@@ -94,7 +94,7 @@ func runBench(ctx context.Context, args []string, stdout io.Writer, log *slog.Lo
 	// Waymark, and formatting JSON is their work, not Waymark's.
 	bodies := syntheticBatches(*n)
 	log.Info("bench: sending", "events", *n, "clients", *clients)
-	stopProfile, err := startCPUProfile(*cpuProfile)
+	stopProfile, err := startCPUProfile(fs, *cpuProfile)
 	if err != nil {
 		return err
 	}
@@ -356,18 +356,19 @@ func baselineCopy(ctx context.Context, broker string, cfg store.Config, want int
 	return took, nil
 }
 
-// startCPUProfile writes a CPU profile to path until stop is called; with path "" it does nothing.
-func startCPUProfile(path string) (stop func(), err error) {
+// startCPUProfile writes a CPU profile to path, the --cpuprofile of fs, until stop is called;
+// with path "" it does nothing.
+func startCPUProfile(fs *flagSet, path string) (stop func(), err error) {
 	if path == "" {
 		return func() {}, nil
 	}
 	f, err := os.Create(path)
 	if err != nil {
-		return nil, fmt.Errorf("--cpuprofile: %w", err)
+		return nil, fs.errorf("cpuprofile", "%w", err)
 	}
 	if err := pprof.StartCPUProfile(f); err != nil {
 		f.Close()
-		return nil, fmt.Errorf("--cpuprofile: %w", err)
+		return nil, fs.errorf("cpuprofile", "%w", err)
 	}
 	return func() { pprof.StopCPUProfile(); f.Close() }, nil
 }

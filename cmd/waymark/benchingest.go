@@ -58,21 +58,21 @@ func runBenchIngest(ctx context.Context, args []string, stdout io.Writer, log *s
 	}
 	switch {
 	case *persons < 1:
-		return fmt.Errorf("--persons: must be at least 1, got %d", *persons)
+		return fs.errorf("persons", "must be at least 1, got %d", *persons)
 	case *events < *persons:
-		return fmt.Errorf("--events: must be at least --persons (%d), got %d", *persons, *events)
+		return fs.errorf("events", "must be at least %s (%d), got %d", fs.ref("persons"), *persons, *events)
 	case *order != "time" && *order != "random":
-		return fmt.Errorf("--order: %q is not time or random", *order)
+		return fs.errorf("order", "%q is not time or random", *order)
 	case !(*restartShare >= 0 && *restartShare < 1): // NaN fails too
-		return fmt.Errorf("--restart-share: must be in [0, 1), got %v", *restartShare)
+		return fs.errorf("restart-share", "must be in [0, 1), got %v", *restartShare)
 	case *restartRate < 1:
-		return fmt.Errorf("--restart-rate: must be at least 1, got %d", *restartRate)
+		return fs.errorf("restart-rate", "must be at least 1, got %d", *restartRate)
 	case *partitions < 1 || *partitions > maxDevPartitions:
-		return fmt.Errorf("--partitions: must be in [1, %d], got %d", maxDevPartitions, *partitions)
+		return fs.errorf("partitions", "must be in [1, %d], got %d", maxDevPartitions, *partitions)
 	case *batchSize < 1 || *flushInterval < time.Millisecond:
 		return errors.New("--batch-size must be at least 1 and --flush-interval at least 1ms")
 	}
-	if err := checkSessionizerFlags(sessCfg); err != nil {
+	if err := checkSessionizerFlags(fs, sessCfg); err != nil {
 		return err
 	}
 	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
@@ -144,7 +144,7 @@ func runBenchIngest(ctx context.Context, args []string, stdout io.Writer, log *s
 	ccfg := ingest.ConsumerConfig{Brokers: brokers, Group: "waymark-bench-ingest", BatchSize: *batchSize, FlushInterval: *flushInterval}
 
 	// The import: the consumer meets the whole head of the topic at once.
-	stopProfile, err := startCPUProfile(*cpuProfile)
+	stopProfile, err := startCPUProfile(fs, *cpuProfile)
 	if err != nil {
 		return err
 	}

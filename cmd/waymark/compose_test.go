@@ -122,7 +122,7 @@ func TestComposeWiring(t *testing.T) {
 	// The query API needs a read key (one that is not a write key), and its port is published
 	// on loopback only, since the default key is no secret.
 	query := p.Services["waymark-query"]
-	rk, err := loadReadKeys("", env(query, "WAYMARK_READ_KEYS_INLINE"), mustWriteKeys(t, env(p.Services["waymark-collector"], "WAYMARK_WRITE_KEYS_INLINE")))
+	rk, err := loadReadKeys(newFlagSet("serve", "serve").ref, "", env(query, "WAYMARK_READ_KEYS_INLINE"), mustWriteKeys(t, env(p.Services["waymark-collector"], "WAYMARK_WRITE_KEYS_INLINE")))
 	if err != nil || len(rk.hashes) == 0 {
 		t.Errorf("waymark-query: read keys %q: %v; want at least one", env(query, "WAYMARK_READ_KEYS_INLINE"), err)
 	}
@@ -191,7 +191,7 @@ func TestComposeWiring(t *testing.T) {
 
 func mustWriteKeys(t *testing.T, inline string) map[string]string {
 	t.Helper()
-	keys, err := loadWriteKeys("", inline)
+	keys, err := loadWriteKeys(newFlagSet("serve", "serve").ref, "", inline)
 	if err != nil {
 		t.Fatal(err)
 	}

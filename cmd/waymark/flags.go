@@ -2,8 +2,10 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"strconv"
@@ -21,46 +23,161 @@ func envName(flagName string) string {
 	return "WAYMARK_" + strings.ToUpper(strings.ReplaceAll(flagName, "-", "_"))
 }
 
-// newFlagSet returns a flag set whose help lists each flag's environment variable.
-func newFlagSet(name, synopsis string) *flag.FlagSet {
-	fs := flag.NewFlagSet(name, flag.ContinueOnError)
-	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "Usage: waymark %s\n\nFlags (each can also be set by the environment variable shown):\n", synopsis)
-		fs.VisitAll(func(f *flag.Flag) {
-			def := ""
-			if f.DefValue != "" {
-				def = fmt.Sprintf(" (default %q)", f.DefValue)
-			}
-			fmt.Fprintf(fs.Output(), "  --%s  [%s]\n      %s%s\n", f.Name, envName(f.Name), f.Usage, def)
-		})
-	}
+// flagSet is a command's flags: a flag.FlagSet whose flags are read from the command line, then
+// from their environment variables, and whose errors name each flag as its value was given.
+type flagSet struct {
+	*flag.FlagSet
+	synopsis string
+	fromEnv  map[string]bool // the flags whose value came from the environment
+}
+
+// newFlagSet returns the flags of the command name; synopsis heads its help, after "waymark ".
+func newFlagSet(name, synopsis string) *flagSet {
+	fs := &flagSet{FlagSet: flag.NewFlagSet(name, flag.ContinueOnError), synopsis: synopsis, fromEnv: map[string]bool{}}
+	// parseFlags reports each problem itself, in one line naming the flag; the flag package's own
+	// report (the flag with one dash, then the whole help, to standard error) is not printed.
+	fs.SetOutput(io.Discard)
+	fs.Usage = func() {}
 	return fs
 }
 
+// help is the command's help: its synopsis, and each flag with its environment variable.
+func (fs *flagSet) help() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "Usage: waymark %s\n", fs.synopsis)
+	first := true
+	fs.VisitAll(func(f *flag.Flag) {
+		if first {
+			b.WriteString("\nFlags (each can also be set by the environment variable shown):\n")
+			first = false
+		}
+		def := ""
+		if f.DefValue != "" {
+			def = fmt.Sprintf(" (default %q)", f.DefValue)
+		}
+		fmt.Fprintf(&b, "  --%s  [%s]\n      %s%s\n", f.Name, envName(f.Name), f.Usage, def)
+	})
+	return b.String()
+}
+
+// ref names a flag in an error as its value was given: --name, or WAYMARK_NAME (--name) when the
+// value came from the environment.
+func (fs *flagSet) ref(name string) string {
+	if fs.fromEnv[name] {
+		return envName(name) + " (--" + name + ")"
+	}
+	return "--" + name
+}
+
+// errorf returns an error about the named flag's value: "REF: problem", REF as ref names it.
+func (fs *flagSet) errorf(name, format string, args ...any) error {
+	return fmt.Errorf("%s: %w", fs.ref(name), fmt.Errorf(format, args...))
+}
+
+// seeHelp points at the command's help, for errors in its flags.
+func (fs *flagSet) seeHelp() string { return "'waymark " + fs.Name() + " -h' lists the flags" }
+
+// helpRequest is the answer to -h, --help or `waymark help COMMAND`: not a failure but text for
+// standard output (run prints it; the status is 0).
+type helpRequest struct{ text string }
+
+func (h *helpRequest) Error() string { return "help requested" }
+
+// isHelpFlag reports whether arg asks for help as the flag package reads it.
+func isHelpFlag(arg string) bool {
+	return arg == "-h" || arg == "--h" || arg == "-help" || arg == "--help"
+}
+
 // parseFlags parses args, then fills every flag not given on the command line from its
-// environment variable. Errors name the flag. An argument that is not a flag is an error: the
-// flag package stops reading flags there and would ignore every flag after it, so the command
-// would answer another question than the one asked. A flag given twice keeps its last value, as
-// in every Go and getopt program (scripts append overrides to a base command line).
-func parseFlags(fs *flag.FlagSet, args []string) error {
+// environment variable. -h or --help is a *helpRequest with the command's help. Errors name the
+// flag as its value was given (flagSet.ref), in one line. An argument that is not a flag is an
+// error: the flag package stops reading flags there and would ignore every flag after it, so the
+// command would answer another question than the one asked. A flag given twice keeps its last
+// value, as in every Go and getopt program (scripts append overrides to a base command line).
+func parseFlags(fs *flagSet, args []string) error {
+	// The flag package's errors are text that names the flag with one dash; each value is set
+	// through a setter instead, which keeps its error naming the flag as given.
+	var failed error
+	fs.VisitAll(func(f *flag.Flag) { f.Value = setter{Value: f.Value, fs: fs, flag: f, failed: &failed} })
 	if err := fs.Parse(args); err != nil {
-		return err
+		switch {
+		case errors.Is(err, flag.ErrHelp):
+			return &helpRequest{fs.help()}
+		case failed != nil:
+			return failed
+		}
+		return fs.syntaxError(args, err)
 	}
 	if fs.NArg() > 0 {
 		return fmt.Errorf("unexpected argument %q: every value is given with its flag (--name value); quote a value with spaces", fs.Arg(0))
 	}
 	set := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
-	var err error
 	fs.VisitAll(func(f *flag.Flag) {
 		v, ok := os.LookupEnv(envName(f.Name))
-		if set[f.Name] || !ok || err != nil {
+		if set[f.Name] || !ok || failed != nil {
 			return
 		}
-		if e := f.Value.Set(v); e != nil {
-			err = fmt.Errorf("%s=%q (for --%s): %w", envName(f.Name), v, f.Name, e)
-		}
+		fs.fromEnv[f.Name] = true
+		_ = f.Value.Set(v) // a failure is in failed, naming the variable
 	})
+	return failed
+}
+
+// setter sets a flag's value for parseFlags, keeping the first error in failed, naming the flag
+// as given.
+type setter struct {
+	flag.Value
+	fs     *flagSet
+	flag   *flag.Flag
+	failed *error
+}
+
+func (s setter) Set(v string) error {
+	err := s.Value.Set(v)
+	if err != nil {
+		err = fmt.Errorf("invalid value %q: %w", v, err)
+	}
+	if err != nil && *s.failed == nil {
+		*s.failed = s.fs.errorf(s.flag.Name, "%w", err)
+	}
+	return err
+}
+
+// IsBoolFlag tells the flag package that a boolean flag needs no value.
+func (s setter) IsBoolFlag() bool { return isBoolFlag(s.Value) }
+
+func isBoolFlag(v flag.Value) bool {
+	b, ok := v.(interface{ IsBoolFlag() bool })
+	return ok && b.IsBoolFlag()
+}
+
+// syntaxError says why the flag package stopped reading args before their end, when no value
+// was refused: a flag the command does not have, a flag without its value, or a word that is no
+// flag. It reads args as the flag package does, up to the first problem; err, the package's own
+// error, stands when it finds none.
+func (fs *flagSet) syntaxError(args []string, err error) error {
+	for i := 0; i < len(args); i++ {
+		arg := args[i]
+		if arg == "--" || len(arg) < 2 || arg[0] != '-' {
+			break
+		}
+		name := strings.TrimPrefix(arg[1:], "-")
+		if name == "" || name[0] == '-' || name[0] == '=' {
+			return fmt.Errorf("%q is not a flag (--name, --name=value); %s", arg, fs.seeHelp())
+		}
+		name, _, hasValue := strings.Cut(name, "=")
+		f := fs.Lookup(name)
+		switch {
+		case f == nil:
+			return fmt.Errorf("unknown flag --%s; %s", name, fs.seeHelp())
+		case hasValue || isBoolFlag(f.Value):
+		case i+1 == len(args):
+			return fmt.Errorf("--%s needs a value; %s", name, fs.seeHelp())
+		default:
+			i++ // its value
+		}
+	}
 	return err
 }
 
@@ -73,7 +190,7 @@ type kafkaFlags struct {
 	group         string
 }
 
-func addKafkaFlags(fs *flag.FlagSet) *kafkaFlags {
+func addKafkaFlags(fs *flagSet) *kafkaFlags {
 	k := &kafkaFlags{}
 	fs.StringVar(&k.brokers, "kafka-brokers", "", "comma-separated Kafka bootstrap brokers; empty: use the embedded dev broker (in memory only)")
 	fs.StringVar(&k.devBrokerAddr, "dev-broker-addr", "127.0.0.1:9092", "address of the embedded dev broker, used when --kafka-brokers is empty")
@@ -103,7 +220,7 @@ func (k *kafkaFlags) consumerConfig() ingest.ConsumerConfig {
 
 // addSessionizerFlags adds the sessionizer's flags (serve's and bench ingest's) to fs; call
 // checkSessionizerFlags on the result once they are parsed.
-func addSessionizerFlags(fs *flag.FlagSet) *sessionize.Config {
+func addSessionizerFlags(fs *flagSet) *sessionize.Config {
 	var c sessionize.Config
 	fs.DurationVar(&c.Gap, "session-gap", 30*time.Minute, "inactivity that ends a session")
 	fs.DurationVar(&c.MaxDuration, "session-max", 24*time.Hour, "longest session; longer runs are cut")
@@ -114,16 +231,16 @@ func addSessionizerFlags(fs *flag.FlagSet) *sessionize.Config {
 
 // checkSessionizerFlags reports the first sessionizer flag whose value cannot work, naming it
 // (the sessionizer would read 0 as its default, and a negative cap evicts more than it holds).
-func checkSessionizerFlags(c *sessionize.Config) error {
+func checkSessionizerFlags(fs *flagSet, c *sessionize.Config) error {
 	switch {
 	case c.Gap <= 0:
-		return fmt.Errorf("--session-gap: must be positive, got %s", c.Gap)
+		return fs.errorf("session-gap", "must be positive, got %s", c.Gap)
 	case c.MaxDuration < c.Gap:
-		return fmt.Errorf("--session-max: must be at least --session-gap %s, got %s", c.Gap, c.MaxDuration)
+		return fs.errorf("session-max", "must be at least %s %s, got %s", fs.ref("session-gap"), c.Gap, c.MaxDuration)
 	case c.AllowedLateness <= 0:
-		return fmt.Errorf("--allowed-lateness: must be positive, got %s", c.AllowedLateness)
+		return fs.errorf("allowed-lateness", "must be positive, got %s", c.AllowedLateness)
 	case c.MaxCustomers < 1:
-		return fmt.Errorf("--max-customers: must be at least 1, got %d", c.MaxCustomers)
+		return fs.errorf("max-customers", "must be at least 1, got %d", c.MaxCustomers)
 	}
 	return nil
 }
@@ -137,7 +254,7 @@ type clickhouseFlags struct {
 // connection to ClickHouse and the limits of each query. Commands that answer funnels add
 // addFunnelMatchingFlag to them; the others (migrate, resessionize, the journey queries that
 // match no funnel where Config.FunnelMatching says) take these alone.
-func addStoreFlags(fs *flag.FlagSet) *clickhouseFlags {
+func addStoreFlags(fs *flagSet) *clickhouseFlags {
 	c := &clickhouseFlags{}
 	fs.StringVar(&c.cfg.Addr, "clickhouse-addr", "127.0.0.1:9000", "ClickHouse native protocol address host:port")
 	fs.StringVar(&c.cfg.Database, "clickhouse-database", "waymark", "ClickHouse database of Waymark's tables")
@@ -153,7 +270,7 @@ func addStoreFlags(fs *flag.FlagSet) *clickhouseFlags {
 
 // addFunnelMatchingFlag adds --funnel-matching, into c, for the commands that answer funnels
 // (serve, bench, the funnel query): where a funnel's per-person matching runs.
-func addFunnelMatchingFlag(fs *flag.FlagSet, c *clickhouseFlags) {
+func addFunnelMatchingFlag(fs *flagSet, c *clickhouseFlags) {
 	fs.StringVar(&c.cfg.FunnelMatching, "funnel-matching", store.MatchAuto, "where a funnel's per-person matching runs: auto (in ClickHouse when it has the waymark_funnel UDF, see docs/udf.md), engine or process")
 }
 
@@ -178,7 +295,7 @@ func (p positive[T]) Set(s string) error {
 	case err != nil:
 		return err
 	case v <= 0:
-		return fmt.Errorf("must be positive, got %s", s)
+		return errors.New("must be positive")
 	}
 	*p.v = v
 	return nil
@@ -188,10 +305,14 @@ func (p positive[T]) Set(s string) error {
 func parseBytes(s string) (uint64, error) { return strconv.ParseUint(s, 10, 64) }
 
 // rangeFlags are --from and --to, bounding a time range.
-type rangeFlags struct{ from, to *string }
+type rangeFlags struct {
+	fs       *flagSet
+	from, to *string
+}
 
-func addRangeFlags(fs *flag.FlagSet, what string) rangeFlags {
+func addRangeFlags(fs *flagSet, what string) rangeFlags {
 	return rangeFlags{
+		fs:   fs,
 		from: fs.String("from", "", what+" at or after this time: RFC 3339 or YYYY-MM-DD (UTC); empty: all time"),
 		to:   fs.String("to", "", what+" before this time: RFC 3339 or YYYY-MM-DD (UTC); empty: all time"),
 	}
@@ -200,20 +321,20 @@ func addRangeFlags(fs *flag.FlagSet, what string) rangeFlags {
 // parse returns the range; zero times are unbounded. Errors name the flag.
 func (r rangeFlags) parse() (from, to time.Time, err error) {
 	if from, err = store.ParseTime(*r.from); err != nil {
-		return from, to, fmt.Errorf("--from: %w", err)
+		return from, to, r.fs.errorf("from", "%w", err)
 	}
 	if to, err = store.ParseTime(*r.to); err != nil {
-		return from, to, fmt.Errorf("--to: %w", err)
+		return from, to, r.fs.errorf("to", "%w", err)
 	}
 	return from, to, nil
 }
 
-// openWithMap loads the journey map (errors name --journey-map) and connects to ClickHouse, for
-// the commands that query stored events.
-func openWithMap(ctx context.Context, cf *clickhouseFlags, mapPath string, log *slog.Logger) (*store.Store, *sessionize.Map, error) {
+// openWithMap loads the journey map (errors name --journey-map, a flag of fs) and connects to
+// ClickHouse, for the commands that query stored events.
+func openWithMap(ctx context.Context, fs *flagSet, cf *clickhouseFlags, mapPath string, log *slog.Logger) (*store.Store, *sessionize.Map, error) {
 	jm, err := sessionize.LoadMap(mapPath)
 	if err != nil {
-		return nil, nil, fmt.Errorf("--journey-map: %w", err)
+		return nil, nil, fs.errorf("journey-map", "%w", err)
 	}
 	st, err := store.Open(ctx, cf.cfg, log, nil)
 	if err != nil {

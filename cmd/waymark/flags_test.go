@@ -2,9 +2,7 @@ package main
 
 import (
 	"context"
-	"errors"
-	"flag"
-	"io"
+	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -78,7 +76,7 @@ func TestSessionizerFlagsAreChecked(t *testing.T) {
 	for i, tt := range tests {
 		c := ok
 		tt.change(&c)
-		err := checkSessionizerFlags(&c)
+		err := checkSessionizerFlags(newFlagSet("serve", "serve"), &c)
 		if (err == nil) != (tt.want == "") || err != nil && !strings.HasPrefix(err.Error(), tt.want+":") {
 			t.Errorf("case %d: %v, want %q", i, err, tt.want)
 		}
@@ -151,26 +149,15 @@ func TestEveryQueryIsACommand(t *testing.T) {
 	}
 }
 
-// commandHelp runs `waymark ARGS -h` in this process and returns the help it prints.
+// commandHelp runs `waymark ARGS -h` in this process and returns the help it prints, which is
+// on standard output with no error.
 func commandHelp(t *testing.T, args ...string) string {
 	t.Helper()
-	f, err := os.Create(filepath.Join(t.TempDir(), "stderr"))
-	if err != nil {
-		t.Fatal(err)
+	var help strings.Builder
+	if err := run(context.Background(), append(args, "-h"), &help, slog.New(slog.DiscardHandler)); err != nil {
+		t.Fatalf("waymark %s -h: %v, want the help", strings.Join(args, " "), err)
 	}
-	defer f.Close()
-	stderr := os.Stderr
-	os.Stderr = f // the flag sets print their help there
-	err = run(context.Background(), append(args, "-h"), io.Discard, slog.New(slog.DiscardHandler))
-	os.Stderr = stderr
-	help, rerr := os.ReadFile(f.Name())
-	if rerr != nil {
-		t.Fatal(rerr)
-	}
-	if !errors.Is(err, flag.ErrHelp) {
-		t.Fatalf("waymark %s -h: %v, want the help\n%s", strings.Join(args, " "), err, help)
-	}
-	return string(help)
+	return help.String()
 }
 
 // TestQueryLimitFlagsArePositive: a zero or negative --query-timeout or --query-max-memory was
@@ -265,4 +252,214 @@ func TestBooleanParametersAreBooleanFlags(t *testing.T) {
 			}
 		}
 	}
+}
+
+// runCapturing runs `waymark ARGS` in this process, with nothing reachable behind the flags'
+// defaults (ClickHouse on a port nothing listens on, the dev broker and HTTP on any free port, ctx cancelled), and
+// returns its error, standard output and standard error.
+func runCapturing(t *testing.T, args ...string) (err error, stdout, stderr string) {
+	t.Helper()
+	t.Setenv("WAYMARK_CLICKHOUSE_ADDR", "127.0.0.1:1")
+	t.Setenv("WAYMARK_DEV_BROKER_ADDR", "127.0.0.1:0")
+	t.Setenv("WAYMARK_HTTP_ADDR", "127.0.0.1:0")
+	f, ferr := os.Create(filepath.Join(t.TempDir(), "stderr"))
+	if ferr != nil {
+		t.Fatal(ferr)
+	}
+	defer f.Close()
+	saved := os.Stderr
+	os.Stderr = f
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	var out strings.Builder
+	err = run(ctx, args, &out, slog.New(slog.DiscardHandler))
+	os.Stderr = saved
+	errText, ferr := os.ReadFile(f.Name())
+	if ferr != nil {
+		t.Fatal(ferr)
+	}
+	return err, out.String(), string(errText)
+}
+
+// TestFlagErrorsNameTheFlag: a problem with a flag is one line naming it with two dashes, or its
+// environment variable when the value came from there, with nothing else printed: the flag
+// package's own report said -Steps, printed the message twice and the whole help after it, and a
+// value from WAYMARK_DIRECTION was reported as --direction's.
+func TestFlagErrorsNameTheFlag(t *testing.T) {
+	tests := []struct {
+		args []string
+		env  map[string]string
+		want string
+	}{
+		{[]string{"funnel", "--Steps", "A,B"}, nil, "unknown flag --Steps; 'waymark funnel -h' lists the flags"},
+		{[]string{"funnel", "-steps=A", "-Window", "1h"}, nil, "unknown flag --Window; 'waymark funnel -h' lists the flags"},
+		{[]string{"bench", "ingest", "--nope"}, nil, "unknown flag --nope; 'waymark bench ingest -h' lists the flags"},
+		{[]string{"funnel", "--json", "--steps"}, nil, "--steps needs a value; 'waymark funnel -h' lists the flags"},
+		{[]string{"funnel", "---steps", "A"}, nil, `"---steps" is not a flag (--name, --name=value); 'waymark funnel -h' lists the flags`},
+		{[]string{"next", "--anchor", "A", "--collapse=maybe"}, nil, `--collapse: invalid value "maybe": not true or false`},
+		{[]string{"funnel", "--steps", "A", "--query-timeout", "-5s"}, nil, `--query-timeout: invalid value "-5s": must be positive`},
+		{[]string{"funnel", "--steps", "A"}, map[string]string{"WAYMARK_QUERY_TIMEOUT": "-5s"}, `WAYMARK_QUERY_TIMEOUT (--query-timeout): invalid value "-5s": must be positive`},
+		{[]string{"paths", "--anchor", "A"}, map[string]string{"WAYMARK_DIRECTION": "previous"}, `WAYMARK_DIRECTION (--direction): "previous" is not one of start, end`},
+		{[]string{"paths", "--anchor", "A", "--direction", "previous"}, nil, `--direction: "previous" is not one of start, end`},
+		{[]string{"resessionize"}, map[string]string{"WAYMARK_FROM": "yesterday"}, "WAYMARK_FROM (--from): "},
+		{[]string{"serve"}, map[string]string{"WAYMARK_ROLES": "query,bogus"}, `WAYMARK_ROLES (--roles): unknown role "bogus"`},
+		{[]string{"serve", "--write-keys-inline", "k"}, nil, "--write-keys-inline: want KEY=NAME or KEY NAME"},
+		{[]string{"serve"}, map[string]string{"WAYMARK_WRITE_KEYS_INLINE": "k"}, "WAYMARK_WRITE_KEYS_INLINE (--write-keys-inline): want KEY=NAME or KEY NAME"},
+		{[]string{"serve", "--session-max", "1m"}, nil, "--session-max: must be at least --session-gap 30m0s, got 1m0s"},
+		{[]string{"serve"}, map[string]string{"WAYMARK_SESSION_GAP": "48h"}, "--session-max: must be at least WAYMARK_SESSION_GAP (--session-gap) 48h0m0s, got 24h0m0s"},
+	}
+	for _, tt := range tests {
+		t.Run(strings.Join(tt.args, " ")+fmt.Sprint(tt.env), func(t *testing.T) {
+			for k, v := range tt.env {
+				t.Setenv(k, v)
+			}
+			err, stdout, stderr := runCapturing(t, tt.args...)
+			if err == nil || !strings.HasPrefix(err.Error(), tt.want) || strings.Contains(err.Error(), "\n") {
+				t.Errorf("error %v, want one line starting %q", err, tt.want)
+			}
+			if stdout != "" || stderr != "" {
+				t.Errorf("printed %q and %q besides the error", stdout, stderr)
+			}
+		})
+	}
+}
+
+// TestHelpIsPrintedToStdout: help asked for (-h, --help, `waymark help COMMAND`) is the command's
+// own help on standard output, with no error (status 0); `help funnel` printed the general help,
+// `help bogus` nothing with status 0, and journey-map, its check and udf-funnel took -h for an
+// argument.
+func TestHelpIsPrintedToStdout(t *testing.T) {
+	tests := []struct {
+		args []string
+		want string // the help's start; "" when the answer is an error naming the command
+	}{
+		{[]string{"help"}, "Usage: waymark <command>"},
+		{[]string{"-h"}, "Usage: waymark <command>"},
+		{[]string{"--help"}, "Usage: waymark <command>"},
+		{[]string{"funnel", "-h"}, "Usage: waymark funnel "},
+		{[]string{"funnel", "--steps", "A", "--help"}, "Usage: waymark funnel "},
+		{[]string{"help", "funnel"}, "Usage: waymark funnel "},
+		{[]string{"help", "serve"}, "Usage: waymark serve "},
+		{[]string{"serve", "-h"}, "Usage: waymark serve "},
+		{[]string{"bench", "ingest", "-h"}, "Usage: waymark bench ingest "},
+		{[]string{"help", "bench"}, "Usage: waymark bench "},
+		{[]string{"journey-map", "-h"}, "Usage: waymark journey-map check FILE | journey-map show"},
+		{[]string{"journey-map", "help"}, "Usage: waymark journey-map check FILE | journey-map show"},
+		{[]string{"help", "journey-map"}, "Usage: waymark journey-map check FILE | journey-map show"},
+		{[]string{"journey-map", "check", "-h"}, "Usage: waymark journey-map check FILE\n"},
+		{[]string{"journey-map", "show", "--help"}, "Usage: waymark journey-map show "},
+		{[]string{"udf-funnel", "-h"}, "Usage: waymark udf-funnel\n"},
+		{[]string{"help", "udf-funnel"}, "Usage: waymark udf-funnel\n"},
+		{[]string{"healthcheck", "-h"}, "Usage: waymark healthcheck "},
+		{[]string{"help", "bogus"}, ""},
+	}
+	for _, tt := range tests {
+		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
+			err, stdout, stderr := runCapturing(t, tt.args...)
+			if tt.want == "" {
+				if err == nil || !strings.Contains(err.Error(), `unknown command "bogus"`) {
+					t.Errorf("error %v, want one naming the unknown command", err)
+				}
+				return
+			}
+			if err != nil || !strings.HasPrefix(stdout, tt.want) || stderr != "" {
+				t.Errorf("error %v, stdout %.80q, stderr %.80q; want the help starting %q on stdout alone", err, stdout, stderr, tt.want)
+			}
+		})
+	}
+}
+
+// TestDocumentedCommandLinesParse: every waymark command line in the README's and docs' shell
+// examples (and the README's inline ones) parses: run with -h after its flags, it prints its
+// command's help, which it reaches only when every flag before it was read. The README's `next
+// … --collapse` failed so.
+func TestDocumentedCommandLinesParse(t *testing.T) {
+	docs, err := filepath.Glob("../../docs/*.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var lines []string // each a command line, from "waymark"
+	for _, path := range append([]string{"../../README.md"}, docs...) {
+		text, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		inShell := false
+		for line := range strings.Lines(string(text)) {
+			if fence, ok := strings.CutPrefix(strings.TrimSpace(line), "```"); ok {
+				inShell = !inShell && (fence == "sh" || fence == "bash" || fence == "shell")
+				continue
+			}
+			if inShell {
+				line = strings.Replace(line, "go run ./cmd/waymark ", "waymark ", 1)
+				if rest, ok := strings.CutPrefix(strings.TrimSpace(line), "waymark "); ok {
+					lines = append(lines, "waymark "+rest)
+				}
+			} else if path == "../../README.md" {
+				parts := strings.Split(line, "`")
+				for i := 1; i+1 < len(parts); i += 2 { // the spans closed on the line
+					if span := parts[i]; strings.HasPrefix(span, "waymark ") && strings.Contains(span, " --") && !strings.ContainsAny(span, "<…") {
+						lines = append(lines, span)
+					}
+				}
+			}
+		}
+	}
+	if len(lines) < 15 {
+		t.Fatalf("found %d command lines in the docs: %q", len(lines), lines)
+	}
+	for _, line := range lines {
+		t.Run(line, func(t *testing.T) {
+			args := shellWords(t, line)[1:]
+			cmd := args[0]
+			if len(args) > 1 && (cmd == "bench" || cmd == "journey-map") && !strings.HasPrefix(args[1], "-") {
+				cmd += " " + args[1]
+			}
+			err, stdout, stderr := runCapturing(t, append(args, "-h")...)
+			if err != nil || !strings.HasPrefix(stdout, "Usage: waymark "+cmd) {
+				t.Errorf("%s -h: %v\nstdout %.100q\nstderr %.300q\nwant its help", line, err, stdout, stderr)
+			}
+		})
+	}
+}
+
+// shellWords splits a shell command line into words as sh would, for the simple lines of the
+// docs: quotes group, and an unquoted #, >, | or & ends the command.
+func shellWords(t *testing.T, line string) []string {
+	t.Helper()
+	var words []string
+	var word strings.Builder
+	inWord := false
+	var quote rune
+	for _, r := range line {
+		switch {
+		case quote != 0 && r == quote:
+			quote = 0
+		case quote != 0:
+			word.WriteRune(r)
+		case r == '"' || r == '\'':
+			quote, inWord = r, true
+		case strings.ContainsRune("#>|&", r):
+			quote = -1 // the end of the command
+		case r == ' ' || r == '\t' || r == '\n':
+			if inWord {
+				words = append(words, word.String())
+				word.Reset()
+				inWord = false
+			}
+		default:
+			word.WriteRune(r)
+			inWord = true
+		}
+		if quote == -1 {
+			break
+		}
+	}
+	if inWord {
+		words = append(words, word.String())
+	}
+	if quote > 0 {
+		t.Fatalf("%s: unbalanced quotes", line)
+	}
+	return words
 }

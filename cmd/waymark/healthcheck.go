@@ -20,7 +20,7 @@ func runHealthcheck(ctx context.Context, args []string) error {
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, *url, nil)
 	if err != nil {
-		return fmt.Errorf("--url: %w", err)
+		return fs.errorf("url", "%w", err)
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {

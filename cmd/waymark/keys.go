@@ -13,8 +13,8 @@ import (
 // loadKeys reads the keys of one kind from the file named by --FLAG (one "KEY NAME" or
 // "KEY=NAME" per line, # starts a comment) and from --FLAG-inline ("KEY=NAME,KEY=NAME"). The name
 // is what a key stands for: the source stored with a write key's events, the holder of a read
-// key. Errors name the flag, and the file's line.
-func loadKeys(flag, path, inline string) (map[string]string, error) {
+// key. Errors name the flag as ref names it (flagSet.ref), and the file's line.
+func loadKeys(ref func(flag string) string, flag, path, inline string) (map[string]string, error) {
 	keys := map[string]string{}
 	add := func(where, entry string) error {
 		key, name, ok := strings.Cut(entry, "=")
@@ -37,7 +37,7 @@ func loadKeys(flag, path, inline string) (map[string]string, error) {
 	if path != "" {
 		f, err := os.Open(path)
 		if err != nil {
-			return nil, fmt.Errorf("--%s: %w", flag, err)
+			return nil, fmt.Errorf("%s: %w", ref(flag), err)
 		}
 		defer f.Close()
 		sc := bufio.NewScanner(f)
@@ -46,19 +46,19 @@ func loadKeys(flag, path, inline string) (map[string]string, error) {
 			if strings.TrimSpace(text) == "" {
 				continue
 			}
-			if err := add(fmt.Sprintf("--%s %s line %d", flag, path, line), text); err != nil {
+			if err := add(fmt.Sprintf("%s %s line %d", ref(flag), path, line), text); err != nil {
 				return nil, err
 			}
 		}
 		if err := sc.Err(); err != nil {
-			return nil, fmt.Errorf("--%s: %w", flag, err)
+			return nil, fmt.Errorf("%s: %w", ref(flag), err)
 		}
 	}
 	for _, entry := range strings.Split(inline, ",") {
 		if strings.TrimSpace(entry) == "" {
 			continue
 		}
-		if err := add("--"+flag+"-inline", entry); err != nil {
+		if err := add(ref(flag+"-inline"), entry); err != nil {
 			return nil, err
 		}
 	}
@@ -66,23 +66,24 @@ func loadKeys(flag, path, inline string) (map[string]string, error) {
 }
 
 // loadWriteKeys reads --write-keys and --write-keys-inline: each key with the source stored with
-// its events.
-func loadWriteKeys(path, inline string) (map[string]string, error) {
-	return loadKeys("write-keys", path, inline)
+// its events. Errors name the flags as ref does.
+func loadWriteKeys(ref func(flag string) string, path, inline string) (map[string]string, error) {
+	return loadKeys(ref, "write-keys", path, inline)
 }
 
-// loadReadKeys reads --read-keys and --read-keys-inline: each key with the name of its holder.
+// loadReadKeys reads --read-keys and --read-keys-inline: each key with the name of its holder
+// (errors name the flags as ref does).
 // A key may not be both: a write key (which web pages carry, readable by anyone) must never read,
 // and a read key must never write, so a key in both lists is an error.
-func loadReadKeys(path, inline string, writeKeys map[string]string) (readKeys, error) {
-	keys, err := loadKeys("read-keys", path, inline)
+func loadReadKeys(ref func(flag string) string, path, inline string, writeKeys map[string]string) (readKeys, error) {
+	keys, err := loadKeys(ref, "read-keys", path, inline)
 	if err != nil {
 		return readKeys{}, err
 	}
 	var rk readKeys
 	for key, name := range keys {
 		if _, both := writeKeys[key]; both {
-			return readKeys{}, fmt.Errorf("--read-keys: the key of %q is also a write key; give reading and writing different keys", name)
+			return readKeys{}, fmt.Errorf("%s: the key of %q is also a write key; give reading and writing different keys", ref("read-keys"), name)
 		}
 		rk.hashes = append(rk.hashes, sha256.Sum256([]byte(key)))
 		rk.names = append(rk.names, name)

@@ -9,7 +9,6 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -62,9 +61,6 @@ func main() {
 	context.AfterFunc(ctx, stop)
 	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
 	if err := run(ctx, os.Args[1:], os.Stdout, log); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			os.Exit(0)
-		}
 		if ctx.Err() != nil {
 			fmt.Fprintf(os.Stderr, "waymark: stopped (%v): %v\n", context.Cause(ctx), err)
 			os.Exit(1)
@@ -74,8 +70,19 @@ func main() {
 	}
 }
 
-// run dispatches to a subcommand.
+// run runs the command args name. Help asked for (-h, --help, `help COMMAND`) is printed to
+// stdout and is no error.
 func run(ctx context.Context, args []string, stdout io.Writer, log *slog.Logger) error {
+	err := dispatch(ctx, args, stdout, log)
+	var help *helpRequest
+	if errors.As(err, &help) {
+		_, err = io.WriteString(stdout, help.text)
+	}
+	return err
+}
+
+// dispatch runs a subcommand.
+func dispatch(ctx context.Context, args []string, stdout io.Writer, log *slog.Logger) error {
 	if len(args) == 0 {
 		fmt.Fprint(os.Stderr, usage())
 		return errors.New("no command given")
@@ -97,20 +104,40 @@ func run(ctx context.Context, args []string, stdout io.Writer, log *slog.Logger)
 	case "bench":
 		return runBench(ctx, rest, stdout, log)
 	case "udf-funnel": // run by ClickHouse as the waymark_funnel function (docs/udf.md)
-		if len(rest) > 0 {
-			return errors.New("udf-funnel takes no arguments: ClickHouse runs it and speaks to it on stdin and stdout (docs/udf.md)")
+		return runUDFFunnel(rest, stdout)
+	case "help":
+		switch len(rest) {
+		case 0:
+			return &helpRequest{usage()}
+		case 1: // `waymark help funnel` is `waymark funnel -h`
+			return dispatch(ctx, []string{rest[0], "-h"}, stdout, log)
 		}
-		// A soft limit: the collector works harder rather than let one process of the pool grow to
-		// twice what it holds.
-		debug.SetMemoryLimit(512 << 20)
-		return store.ServeFunnelUDF(os.Stdin, stdout)
-	case "-h", "--help", "help":
-		fmt.Fprint(stdout, usage())
-		return nil
+		return fmt.Errorf("help takes one command, got %q", rest)
+	}
+	if isHelpFlag(cmd) {
+		return &helpRequest{usage()}
 	}
 	if q, ok := commandFor(cmd); ok { // a journey query of the store's registry
 		return runQuery(ctx, q, rest, stdout, log)
 	}
 	fmt.Fprint(os.Stderr, usage())
 	return fmt.Errorf("unknown command %q", cmd)
+}
+
+// runUDFFunnel serves ClickHouse's waymark_funnel executable UDF on stdin and stdout.
+func runUDFFunnel(args []string, stdout io.Writer) error {
+	fs := newFlagSet("udf-funnel", "udf-funnel\n\n"+
+		"Serves ClickHouse's waymark_funnel executable UDF: ClickHouse runs it and speaks to it on standard\n"+
+		"input and output (docs/udf.md). It takes no flags or arguments.")
+	if err := parseFlags(fs, args); err != nil {
+		var help *helpRequest
+		if errors.As(err, &help) {
+			return err
+		}
+		return errors.New("udf-funnel takes no arguments: ClickHouse runs it and speaks to it on stdin and stdout (docs/udf.md)")
+	}
+	// A soft limit: the collector works harder rather than let one process of the pool grow to
+	// twice what it holds.
+	debug.SetMemoryLimit(512 << 20)
+	return store.ServeFunnelUDF(os.Stdin, stdout)
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"slices"
 	"strings"
 
 	"github.com/waymark-dev/waymark/sessionize"
@@ -39,8 +40,17 @@ func runJourneyMap(args []string, stdout io.Writer) error {
 	if len(args) == 0 {
 		return fmt.Errorf("usage: waymark %s", synopsis)
 	}
+	if args[0] == "help" || isHelpFlag(args[0]) {
+		return &helpRequest{"Usage: waymark " + synopsis + "\n\n" +
+			"  check FILE  check a journey map file and print how many stages it has\n" +
+			"  show        print the journey map in effect: --journey-map's, or the built-in shop map\n\n" +
+			"Run 'waymark journey-map show -h' for its flags.\n"}
+	}
 	switch args[0] {
 	case "check":
+		if slices.ContainsFunc(args[1:], isHelpFlag) {
+			return &helpRequest{"Usage: waymark journey-map check FILE\n\nChecks the journey map in FILE and prints how many stages it has.\n"}
+		}
 		if len(args) != 2 {
 			return fmt.Errorf("usage: waymark %s", synopsis)
 		}
@@ -58,7 +68,7 @@ func runJourneyMap(args []string, stdout io.Writer) error {
 		}
 		jm, err := sessionize.LoadMap(*mapPath)
 		if err != nil {
-			return fmt.Errorf("--journey-map: %w", err)
+			return fs.errorf("journey-map", "%w", err)
 		}
 		out, err := jm.YAML()
 		if err != nil {

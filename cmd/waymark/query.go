@@ -5,7 +5,6 @@ import (
 	"encoding/csv"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -83,7 +82,7 @@ func flagName(param string) string { return strings.ReplaceAll(param, "_", "-") 
 // queryFlags are the flags of a journey query's command: its parameters, by the query's schema;
 // the store's, --funnel-matching only where the query heeds it; and the output's.
 type queryFlags struct {
-	fs      *flag.FlagSet
+	fs      *flagSet
 	store   *clickhouseFlags
 	params  map[string]*string // by parameter name
 	mapPath *string
@@ -130,7 +129,7 @@ func (b boolParam) String() string {
 func (b boolParam) Set(s string) error {
 	v, err := strconv.ParseBool(s)
 	if err != nil {
-		return fmt.Errorf("%q is not true or false", s)
+		return errors.New("not true or false")
 	}
 	*b.s = strconv.FormatBool(v)
 	return nil
@@ -165,14 +164,14 @@ func runQuery(ctx context.Context, cmd queryCommand, args []string, stdout io.Wr
 	flagError := func(err error) error {
 		var pe *store.ParamError
 		if errors.As(err, &pe) {
-			return fmt.Errorf("--%s: %w", flagName(pe.Param), pe.Err)
+			return f.fs.errorf(flagName(pe.Param), "%w", pe.Err)
 		}
 		return err
 	}
 	if err := store.CheckParams(name, v); err != nil {
 		return flagError(err)
 	}
-	st, jm, err := openWithMap(ctx, f.store, *f.mapPath, log)
+	st, jm, err := openWithMap(ctx, f.fs, f.store, *f.mapPath, log)
 	if err != nil {
 		return err
 	}

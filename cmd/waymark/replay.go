@@ -30,16 +30,16 @@ func runReplay(ctx context.Context, args []string, stdout io.Writer) error {
 	case *format == "":
 		return fmt.Errorf("--format is required (%s)", strings.Join(ingest.Formats, ", "))
 	case !slices.Contains(ingest.Formats, *format):
-		return fmt.Errorf("--format %q is not one of %s", *format, strings.Join(ingest.Formats, ", "))
+		return fs.errorf("format", "%q is not one of %s", *format, strings.Join(ingest.Formats, ", "))
 	case *file == "":
 		return fmt.Errorf("--file is required")
 	case *collector != "" && *writeKey == "":
-		return fmt.Errorf("--write-key is required with --collector")
+		return fmt.Errorf("--write-key is required with %s", fs.ref("collector"))
 	case *repeat < 1:
-		return fmt.Errorf("--repeat must be 1 or more, got %d", *repeat)
+		return fs.errorf("repeat", "must be 1 or more, got %d", *repeat)
 	}
 	if _, err := os.Stat(*file); err != nil {
-		return fmt.Errorf("--file: %w", err)
+		return fs.errorf("file", "%w", err)
 	}
 	cfg := ingest.ReplayConfig{Brokers: kf.brokerList(), Topic: kf.topic, Format: *format, File: *file, Repeat: *repeat,
 		Collector: *collector, WriteKey: *writeKey}
@@ -81,7 +81,7 @@ func runReplay(ctx context.Context, args []string, stdout io.Writer) error {
 		wctx, cancel := context.WithTimeout(ctx, *wait)
 		defer cancel()
 		if err := ingest.WaitCaughtUp(wctx, cfg.Brokers, kf.group, kf.topic); err != nil {
-			return fmt.Errorf("--wait: %w", err)
+			return fs.errorf("wait", "%w", err)
 		}
 		fmt.Fprintf(stdout, "stored: consumer group %s has committed everything on %s (%s after start)\n",
 			kf.group, kf.topic, time.Since(start).Round(time.Millisecond))

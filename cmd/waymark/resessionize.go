@@ -25,7 +25,7 @@ func runResessionize(ctx context.Context, args []string, stdout io.Writer, log *
 	if err != nil {
 		return err
 	}
-	st, jm, err := openWithMap(ctx, cf, *mapPath, log)
+	st, jm, err := openWithMap(ctx, fs, cf, *mapPath, log)
 	if err != nil {
 		return err
 	}

@@ -52,30 +52,30 @@ func runServe(ctx context.Context, args []string, log *slog.Logger) error {
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	roles, err := parseRoles(*rolesFlag)
+	roles, err := parseRoles(fs, *rolesFlag)
 	if err != nil {
 		return err
 	}
 	if *partitions < 1 || *partitions > maxDevPartitions {
-		return fmt.Errorf("--dev-broker-partitions: must be in [1, %d], got %d", maxDevPartitions, *partitions)
+		return fs.errorf("dev-broker-partitions", "must be in [1, %d], got %d", maxDevPartitions, *partitions)
 	}
 	if cf.cfg.QueryConcurrency < 1 {
-		return fmt.Errorf("--query-concurrency: %d, want at least 1", cf.cfg.QueryConcurrency)
+		return fs.errorf("query-concurrency", "%d, want at least 1", cf.cfg.QueryConcurrency)
 	}
-	if err := checkSessionizerFlags(sessCfg); err != nil {
+	if err := checkSessionizerFlags(fs, sessCfg); err != nil {
 		return err
 	}
-	writeKeys, err := loadWriteKeys(*writeKeysPath, *writeKeysInline)
+	writeKeys, err := loadWriteKeys(fs.ref, *writeKeysPath, *writeKeysInline)
 	if err != nil {
 		return err
 	}
 	var queryKeys readKeys
 	if roles["query"] {
-		if queryKeys, err = loadReadKeys(*readKeysPath, *readKeysInline, writeKeys); err != nil {
+		if queryKeys, err = loadReadKeys(fs.ref, *readKeysPath, *readKeysInline, writeKeys); err != nil {
 			return err
 		}
 		if len(queryKeys.hashes) == 0 {
-			if err := checkOpenQueryAPI(ctx, *httpAddr, *insecureOpen, log); err != nil {
+			if err := checkOpenQueryAPI(ctx, fs, *httpAddr, *insecureOpen, log); err != nil {
 				return err
 			}
 		}
@@ -89,14 +89,14 @@ func runServe(ctx context.Context, args []string, log *slog.Logger) error {
 	)
 	jm, err := sessionize.LoadMap(*mapPath)
 	if err != nil {
-		return fmt.Errorf("--journey-map: %w", err)
+		return fs.errorf("journey-map", "%w", err)
 	}
 	// Only the collector (which produces) and ingest (which consumes) talk to Kafka: a query-only
 	// process starts no dev broker, so several of them run side by side on one host.
 	if kf.brokers == "" && (roles["collector"] || roles["ingest"]) {
 		broker, err := ingest.StartDevBroker(kf.devBrokerAddr, *partitions, kf.topic, kf.dlqTopic)
 		if err != nil {
-			return fmt.Errorf("--dev-broker-addr: %w", err)
+			return fs.errorf("dev-broker-addr", "%w", err)
 		}
 		defer broker.Close()
 		kf.devBrokerAddr = broker.Addr()
@@ -191,7 +191,7 @@ func runServe(ctx context.Context, args []string, log *slog.Logger) error {
 	})
 	ln, err := net.Listen("tcp", *httpAddr)
 	if err != nil {
-		return fmt.Errorf("--http-addr: %w", err)
+		return fs.errorf("http-addr", "%w", err)
 	}
 	srv := &http.Server{
 		Handler:           mux,
@@ -237,13 +237,13 @@ func runServe(ctx context.Context, args []string, log *slog.Logger) error {
 }
 
 // checkOpenQueryAPI decides whether the query API may serve without read keys on addr (the
-// --http-addr): only on a loopback address, where no one but this machine reaches it, unless
-// insecure (--insecure-open-query-api) says otherwise, which is logged as a warning. A host name
-// counts as loopback when every address it resolves to is.
-func checkOpenQueryAPI(ctx context.Context, addr string, insecure bool, log *slog.Logger) error {
+// --http-addr of fs): only on a loopback address, where no one but this machine reaches it,
+// unless insecure (--insecure-open-query-api) says otherwise, which is logged as a warning. A host
+// name counts as loopback when every address it resolves to is.
+func checkOpenQueryAPI(ctx context.Context, fs *flagSet, addr string, insecure bool, log *slog.Logger) error {
 	host, _, err := net.SplitHostPort(addr)
 	if err != nil {
-		return fmt.Errorf("--http-addr: %w", err)
+		return fs.errorf("http-addr", "%w", err)
 	}
 	loopback := false
 	if ip := net.ParseIP(host); ip != nil {
@@ -260,7 +260,7 @@ func checkOpenQueryAPI(ctx context.Context, addr string, insecure bool, log *slo
 		log.Info("query API without read keys, on a loopback address only", "http_addr", addr)
 		return nil
 	case !insecure:
-		return fmt.Errorf("--http-addr %s is not a loopback address and the query role has no read keys: anyone who reaches it "+
+		return fs.errorf("http-addr", "%s is not a loopback address and the query role has no read keys: anyone who reaches it "+
 			"would read every journey and person id; set --read-keys or --read-keys-inline (or serve on 127.0.0.1, "+
 			"or pass --insecure-open-query-api to open it anyway)", addr)
 	}
@@ -269,8 +269,8 @@ func checkOpenQueryAPI(ctx context.Context, addr string, insecure bool, log *slo
 	return nil
 }
 
-// parseRoles reads --roles.
-func parseRoles(s string) (map[string]bool, error) {
+// parseRoles reads --roles, a flag of fs.
+func parseRoles(fs *flagSet, s string) (map[string]bool, error) {
 	roles := map[string]bool{}
 	for _, r := range strings.Split(s, ",") {
 		switch r = strings.TrimSpace(r); r {
@@ -278,11 +278,11 @@ func parseRoles(s string) (map[string]bool, error) {
 			roles[r] = true
 		case "":
 		default:
-			return nil, fmt.Errorf("--roles: unknown role %q (want collector, ingest, query)", r)
+			return nil, fs.errorf("roles", "unknown role %q (want collector, ingest, query)", r)
 		}
 	}
 	if len(roles) == 0 {
-		return nil, fmt.Errorf("--roles: at least one role is required")
+		return nil, fs.errorf("roles", "at least one role is required")
 	}
 	return roles, nil
 }
