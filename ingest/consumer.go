@@ -58,8 +58,10 @@ type ConsumerConfig struct {
 	DLQTopic string   // dead-letter topic; default "waymark.dlq"
 	Group    string   // consumer group id; default "waymark"
 
-	BatchSize     int           // events handed to the sink at most at once; default 20000
-	FlushInterval time.Duration // longest wait before a partial batch is written; default 500ms
+	BatchSize int // events handed to the sink at most at once; default 20000
+	// FlushInterval is the longest wait before a partial batch is written, at least
+	// MinFlushInterval; default 500ms.
+	FlushInterval time.Duration
 	RetryMax      time.Duration // longest backoff between retries of a failing batch; default 10s
 	StopTimeout   time.Duration // time allowed to write and commit the last batch on shutdown; default 15s
 	LagInterval   time.Duration // how often consumer lag is measured for metrics; default 5s
@@ -119,6 +121,9 @@ func (c *ConsumerConfig) setDefaults() {
 	}
 }
 
+// MinFlushInterval is the shortest ConsumerConfig.FlushInterval.
+const MinFlushInterval = time.Millisecond
+
 // Validate reports the first setting that cannot work.
 func (c *ConsumerConfig) Validate() error {
 	switch {
@@ -128,8 +133,8 @@ func (c *ConsumerConfig) Validate() error {
 		return fmt.Errorf("dlq topic: must differ from the topic %q", c.Topic)
 	case c.BatchSize < 1:
 		return fmt.Errorf("batch size: must be positive, got %d", c.BatchSize)
-	case c.FlushInterval < time.Millisecond:
-		return fmt.Errorf("flush interval: must be at least 1ms, got %s", c.FlushInterval)
+	case c.FlushInterval < MinFlushInterval:
+		return fmt.Errorf("flush interval: must be at least %s, got %s", MinFlushInterval, c.FlushInterval)
 	}
 	return nil
 }

@@ -78,16 +78,36 @@ func (c *Config) setDefaults() {
 
 var identifier = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
 
+// CheckIdentifier reports whether name can be Config.Database or Config.Cluster: a plain
+// identifier (letters, digits, _), which DDL takes unquoted.
+func CheckIdentifier(name string) error {
+	if !identifier.MatchString(name) {
+		return errors.New("not a plain identifier (letters, digits, _)")
+	}
+	return nil
+}
+
+// CheckFunnelMatching reports whether s can be Config.FunnelMatching: MatchAuto, MatchEngine or
+// MatchProcess.
+func CheckFunnelMatching(s string) error {
+	if s != MatchAuto && s != MatchEngine && s != MatchProcess {
+		return fmt.Errorf("not one of %s, %s, %s", MatchAuto, MatchEngine, MatchProcess)
+	}
+	return nil
+}
+
 // Validate reports the first setting that cannot work.
 func (c *Config) Validate() error {
-	if !identifier.MatchString(c.Database) {
-		return fmt.Errorf("clickhouse database: %q is not a plain identifier (letters, digits, _)", c.Database)
+	if err := CheckIdentifier(c.Database); err != nil {
+		return fmt.Errorf("clickhouse database %q: %w", c.Database, err)
 	}
-	if c.Cluster != "" && !identifier.MatchString(c.Cluster) {
-		return fmt.Errorf("clickhouse cluster: %q is not a plain identifier (letters, digits, _)", c.Cluster)
+	if c.Cluster != "" {
+		if err := CheckIdentifier(c.Cluster); err != nil {
+			return fmt.Errorf("clickhouse cluster %q: %w", c.Cluster, err)
+		}
 	}
-	if c.FunnelMatching != MatchAuto && c.FunnelMatching != MatchEngine && c.FunnelMatching != MatchProcess {
-		return fmt.Errorf("funnel matching: %q is not one of %s, %s, %s", c.FunnelMatching, MatchAuto, MatchEngine, MatchProcess)
+	if err := CheckFunnelMatching(c.FunnelMatching); err != nil {
+		return fmt.Errorf("funnel matching %q: %w", c.FunnelMatching, err)
 	}
 	if c.QueryConcurrency < 0 {
 		return fmt.Errorf("query concurrency: %d is negative", c.QueryConcurrency)

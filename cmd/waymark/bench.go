@@ -39,17 +39,15 @@ func runBench(ctx context.Context, args []string, stdout io.Writer, log *slog.Lo
 	fs := newFlagSet("bench", "bench [--events N] [--clickhouse-addr HOST:PORT]\n       waymark bench ingest -h   (a month of a shop's events imported at scale)")
 	cf := addStoreFlags(fs)
 	addFunnelMatchingFlag(fs, cf)
-	n := fs.Int("events", 1_000_000, "events to send")
-	clients := fs.Int("clients", 8, "concurrent collector clients, each sending batches of 100")
-	batchSize := fs.Int("batch-size", 20000, "events the consumer writes to ClickHouse at most in one insert (as serve's --batch-size)")
-	flushInterval := fs.Duration("flush-interval", 500*time.Millisecond, "longest wait before the consumer writes a partial batch (as serve's --flush-interval)")
+	var n, clients int
+	checkedVar(fs, &n, "events", 1_000_000, "events to send", strconv.Atoi, atLeast(1000))
+	checkedVar(fs, &clients, "clients", 8, "concurrent collector clients, each sending batches of 100", strconv.Atoi, atLeast(1))
+	var ccfg ingest.ConsumerConfig
+	addBatchFlags(fs, &ccfg)
 	keep := fs.Bool("keep", false, "keep the benchmark's databases afterwards")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the pipeline run (not the baseline) to this file")
 	if err := parseFlags(fs, args); err != nil {
 		return err
-	}
-	if *n < 1000 || *clients < 1 || *batchSize < 1 || *flushInterval < time.Millisecond {
-		return errors.New("--events must be at least 1000, --clients and --batch-size at least 1, --flush-interval at least 1ms")
 	}
 	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
 	cfg := cf.cfg
@@ -65,7 +63,6 @@ func runBench(ctx context.Context, args []string, stdout io.Writer, log *slog.Lo
 	if err != nil {
 		return err
 	}
-	ccfg := ingest.ConsumerConfig{BatchSize: *batchSize, FlushInterval: *flushInterval}
 	st, consumer, closeStore, err := benchConsumer(ctx, brokers, cfg, jm, "waymark", ccfg, *keep, quiet)
 	if err != nil {
 		return err
@@ -92,15 +89,15 @@ func runBench(ctx context.Context, args []string, stdout io.Writer, log *slog.Lo
 
 	// The request bodies are built before the clock starts: the clients share the machine with
 	// Waymark, and formatting JSON is their work, not Waymark's.
-	bodies := syntheticBatches(*n)
-	log.Info("bench: sending", "events", *n, "clients", *clients)
+	bodies := syntheticBatches(n)
+	log.Info("bench: sending", "events", n, "clients", clients)
 	stopProfile, err := startCPUProfile(fs, *cpuProfile)
 	if err != nil {
 		return err
 	}
 	defer stopProfile()
 	start := time.Now()
-	latencies, err := sendSynthetic(ctx, "http://"+ln.Addr().String(), bodies, *clients)
+	latencies, err := sendSynthetic(ctx, "http://"+ln.Addr().String(), bodies, clients)
 	if err != nil {
 		return err
 	}
@@ -146,19 +143,19 @@ func runBench(ctx context.Context, args []string, stdout io.Writer, log *slog.Lo
 	}
 
 	log.Info("bench: baseline kcat | clickhouse-client")
-	baseline, err := baselineCopy(ctx, broker.Addr(), cfg, *n)
+	baseline, err := baselineCopy(ctx, broker.Addr(), cfg, n)
 	if err != nil {
 		return err
 	}
 	slices.Sort(latencies)
 	pct := func(p float64) time.Duration { return latencies[int(p*float64(len(latencies)-1))] }
-	rate, consumeRate, baseRate := float64(*n)/total.Seconds(), float64(*n)/consumeTook.Seconds(), float64(*n)/baseline.Seconds()
+	rate, consumeRate, baseRate := float64(n)/total.Seconds(), float64(n)/consumeTook.Seconds(), float64(n)/baseline.Seconds()
 	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
-	fmt.Fprintf(tw, "events\t%d (synthetic, %d clients, batches of 100, loopback)\n", *n, *clients)
-	fmt.Fprintf(tw, "collector\t%s to accept all (%.0f events/s), p50 %s, p99 %s per batch\n", sent.Round(time.Millisecond), float64(*n)/sent.Seconds(), pct(0.5).Round(time.Microsecond), pct(0.99).Round(time.Microsecond))
+	fmt.Fprintf(tw, "events\t%d (synthetic, %d clients, batches of 100, loopback)\n", n, clients)
+	fmt.Fprintf(tw, "collector\t%s to accept all (%.0f events/s), p50 %s, p99 %s per batch\n", sent.Round(time.Millisecond), float64(n)/sent.Seconds(), pct(0.5).Round(time.Microsecond), pct(0.99).Round(time.Microsecond))
 	fmt.Fprintf(tw, "end to end\t%s until all stored: %.0f events/s\n", total.Round(time.Millisecond), rate)
 	fmt.Fprintf(tw, "lag receivedAt → stored\tp50 %s, p95 %s, p99 %s\n", lag[0].Round(time.Millisecond), lag[1].Round(time.Millisecond), lag[2].Round(time.Millisecond))
-	fmt.Fprintf(tw, "funnel query\tp50 %s (3 steps, %d events)\n", funnelP50.Round(time.Microsecond), *n)
+	fmt.Fprintf(tw, "funnel query\tp50 %s (3 steps, %d events)\n", funnelP50.Round(time.Microsecond), n)
 	fmt.Fprintf(tw, "Kafka → ClickHouse\t%s: %.0f events/s (the topic again: decode, sessionize, stitch, store; same funnel)\n", consumeTook.Round(time.Millisecond), consumeRate)
 	fmt.Fprintf(tw, "baseline\t%s: %.0f events/s (kcat consuming the topic | clickhouse-client JSONEachRow)\n", baseline.Round(time.Millisecond), baseRate)
 	fmt.Fprintf(tw, "ratio\tWaymark / baseline = %.2f on the same path (Kafka → ClickHouse); %.2f end to end (with the collector)\n", consumeRate/baseRate, rate/baseRate)

@@ -47,8 +47,8 @@ func runBenchIngest(ctx context.Context, args []string, stdout io.Writer, log *s
 	seed := fs.Uint64("seed", 1, "seed of the generator")
 	brokersFlag := fs.String("kafka-brokers", "", "comma-separated brokers; empty starts a dev broker in a child process (its memory is reported apart)")
 	partitions := fs.Int("partitions", 6, "partitions of the events topic (dev broker)")
-	batchSize := fs.Int("batch-size", 20000, "events the consumer writes to ClickHouse at most in one insert (as serve's --batch-size)")
-	flushInterval := fs.Duration("flush-interval", 500*time.Millisecond, "longest wait before the consumer writes a partial batch (as serve's --flush-interval)")
+	ccfg := ingest.ConsumerConfig{Group: "waymark-bench-ingest"}
+	addBatchFlags(fs, &ccfg)
 	restartShare := fs.Float64("restart-share", 0.05, "share of the events (the last ones sent) held back and sent after a restart of the consumer, at --restart-rate")
 	restartRate := fs.Int("restart-rate", 5000, "events per second sent after the restart (a shop's live traffic)")
 	keep := fs.Bool("keep", false, "keep the benchmark's database afterwards")
@@ -69,8 +69,6 @@ func runBenchIngest(ctx context.Context, args []string, stdout io.Writer, log *s
 		return fs.errorf("restart-rate", "must be at least 1, got %d", *restartRate)
 	case *partitions < 1 || *partitions > maxDevPartitions:
 		return fs.errorf("partitions", "must be in [1, %d], got %d", maxDevPartitions, *partitions)
-	case *batchSize < 1 || *flushInterval < time.Millisecond:
-		return errors.New("--batch-size must be at least 1 and --flush-interval at least 1ms")
 	}
 	if err := checkSessionizerFlags(fs, sessCfg); err != nil {
 		return err
@@ -141,7 +139,7 @@ func runBenchIngest(ctx context.Context, args []string, stdout io.Writer, log *s
 	if err := st.Migrate(ctx); err != nil {
 		return err
 	}
-	ccfg := ingest.ConsumerConfig{Brokers: brokers, Group: "waymark-bench-ingest", BatchSize: *batchSize, FlushInterval: *flushInterval}
+	ccfg.Brokers = brokers
 
 	// The import: the consumer meets the whole head of the topic at once.
 	stopProfile, err := startCPUProfile(fs, *cpuProfile)

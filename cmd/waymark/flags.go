@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"flag"
@@ -125,7 +126,9 @@ func parseFlags(fs *flagSet, args []string) error {
 }
 
 // setter sets a flag's value for parseFlags, keeping the first error in failed, naming the flag
-// as given.
+// as given. A blank value is refused for a flag whose default is not blank: `--window ""` or
+// --clickhouse-addr "" would otherwise silently mean the default, which is what leaving the flag
+// out is for.
 type setter struct {
 	flag.Value
 	fs     *flagSet
@@ -134,8 +137,10 @@ type setter struct {
 }
 
 func (s setter) Set(v string) error {
-	err := s.Value.Set(v)
-	if err != nil {
+	var err error
+	if strings.TrimSpace(v) == "" && strings.TrimSpace(s.flag.DefValue) != "" {
+		err = fmt.Errorf("empty value; leave it out for the default %s", s.flag.DefValue)
+	} else if err = s.Value.Set(v); err != nil {
 		err = fmt.Errorf("invalid value %q: %w", v, err)
 	}
 	if err != nil && *s.failed == nil {
@@ -214,35 +219,32 @@ func (k *kafkaFlags) brokerList() []string {
 	return out
 }
 
-func (k *kafkaFlags) consumerConfig() ingest.ConsumerConfig {
-	return ingest.ConsumerConfig{Brokers: k.brokerList(), Topic: k.topic, DLQTopic: k.dlqTopic, Group: k.group}
-}
-
 // addSessionizerFlags adds the sessionizer's flags (serve's and bench ingest's) to fs; call
-// checkSessionizerFlags on the result once they are parsed.
+// checkSessionizerFlags on the result once they are parsed. Each refuses what the sessionizer
+// would read as its default (0), or what breaks it (a negative cap evicted more customers than it
+// held).
 func addSessionizerFlags(fs *flagSet) *sessionize.Config {
 	var c sessionize.Config
-	fs.DurationVar(&c.Gap, "session-gap", 30*time.Minute, "inactivity that ends a session")
+	checkedVar(fs, &c.Gap, "session-gap", 30*time.Minute, "inactivity that ends a session", time.ParseDuration, positive)
 	fs.DurationVar(&c.MaxDuration, "session-max", 24*time.Hour, "longest session; longer runs are cut")
-	fs.DurationVar(&c.AllowedLateness, "allowed-lateness", 72*time.Hour, "how late an event may arrive and still be expected (older ones are stored and counted)")
-	fs.IntVar(&c.MaxCustomers, "max-customers", 1_000_000, "customers (devices, and userIds without a device) the sessionizer holds in memory; above it the least recently active are evicted and restored from ClickHouse when they return")
+	checkedVar(fs, &c.AllowedLateness, "allowed-lateness", 72*time.Hour, "how late an event may arrive and still be expected (older ones are stored and counted)", time.ParseDuration, positive)
+	checkedVar(fs, &c.MaxCustomers, "max-customers", 1_000_000, "customers (devices, and userIds without a device) the sessionizer holds in memory; above it the least recently active are evicted and restored from ClickHouse when they return", strconv.Atoi, atLeast(1))
 	return &c
 }
 
-// checkSessionizerFlags reports the first sessionizer flag whose value cannot work, naming it
-// (the sessionizer would read 0 as its default, and a negative cap evicts more than it holds).
+// checkSessionizerFlags reports what the sessionizer's flags cannot do together, naming the flag.
 func checkSessionizerFlags(fs *flagSet, c *sessionize.Config) error {
-	switch {
-	case c.Gap <= 0:
-		return fs.errorf("session-gap", "must be positive, got %s", c.Gap)
-	case c.MaxDuration < c.Gap:
+	if c.MaxDuration < c.Gap {
 		return fs.errorf("session-max", "must be at least %s %s, got %s", fs.ref("session-gap"), c.Gap, c.MaxDuration)
-	case c.AllowedLateness <= 0:
-		return fs.errorf("allowed-lateness", "must be positive, got %s", c.AllowedLateness)
-	case c.MaxCustomers < 1:
-		return fs.errorf("max-customers", "must be at least 1, got %d", c.MaxCustomers)
 	}
 	return nil
+}
+
+// addBatchFlags adds the consumer's --batch-size and --flush-interval (serve's, bench's and bench
+// ingest's) into c; the consumer would read 0 as its default.
+func addBatchFlags(fs *flagSet, c *ingest.ConsumerConfig) {
+	checkedVar(fs, &c.BatchSize, "batch-size", 20000, "events written to ClickHouse at most in one insert", strconv.Atoi, atLeast(1))
+	checkedVar(fs, &c.FlushInterval, "flush-interval", 500*time.Millisecond, "longest wait before a partial batch is written", time.ParseDuration, atLeast(ingest.MinFlushInterval))
 }
 
 // clickhouseFlags are the flags of commands that talk to ClickHouse.
@@ -253,53 +255,100 @@ type clickhouseFlags struct {
 // addStoreFlags adds the flags of the store's configuration but --funnel-matching: the
 // connection to ClickHouse and the limits of each query. Commands that answer funnels add
 // addFunnelMatchingFlag to them; the others (migrate, resessionize, the journey queries that
-// match no funnel where Config.FunnelMatching says) take these alone.
+// match no funnel where Config.FunnelMatching says) take these alone. Each flag refuses what
+// store.Open would refuse, or take for its default (0), when it is parsed.
 func addStoreFlags(fs *flagSet) *clickhouseFlags {
 	c := &clickhouseFlags{}
 	fs.StringVar(&c.cfg.Addr, "clickhouse-addr", "127.0.0.1:9000", "ClickHouse native protocol address host:port")
-	fs.StringVar(&c.cfg.Database, "clickhouse-database", "waymark", "ClickHouse database of Waymark's tables")
+	checkedVar(fs, &c.cfg.Database, "clickhouse-database", "waymark", "ClickHouse database of Waymark's tables", text, store.CheckIdentifier)
 	fs.StringVar(&c.cfg.User, "clickhouse-user", "default", "ClickHouse user")
 	fs.StringVar(&c.cfg.Password, "clickhouse-password", "", "ClickHouse password")
-	fs.DurationVar(&c.cfg.DialTimeout, "clickhouse-dial-timeout", 5*time.Second, "time allowed to connect to ClickHouse")
-	c.cfg.QueryTimeout, c.cfg.QueryMaxMemory = time.Minute, 4<<30
-	fs.Var(positive[time.Duration]{&c.cfg.QueryTimeout, time.ParseDuration}, "query-timeout", "time limit of each journey query, its ClickHouse queries (max_execution_time) and the matching in Waymark; over it the API answers 503")
-	fs.Var(positive[uint64]{&c.cfg.QueryMaxMemory, parseBytes}, "query-max-memory", "memory limit of each journey query in ClickHouse, in bytes (max_memory_usage)")
-	fs.StringVar(&c.cfg.Cluster, "clickhouse-cluster", "", "ClickHouse cluster name: migrate emits ON CLUSTER DDL with Replicated tables under Distributed ones; empty: single node")
+	checkedVar(fs, &c.cfg.DialTimeout, "clickhouse-dial-timeout", 5*time.Second, "time allowed to connect to ClickHouse", time.ParseDuration, positive)
+	checkedVar(fs, &c.cfg.QueryTimeout, "query-timeout", time.Minute, "time limit of each journey query, its ClickHouse queries (max_execution_time) and the matching in Waymark; over it the API answers 503", time.ParseDuration, positive)
+	checkedVar(fs, &c.cfg.QueryMaxMemory, "query-max-memory", 4<<30, "memory limit of each journey query in ClickHouse, in bytes (max_memory_usage)", parseBytes, positive)
+	checkedVar(fs, &c.cfg.Cluster, "clickhouse-cluster", "", "ClickHouse cluster name: migrate emits ON CLUSTER DDL with Replicated tables under Distributed ones; empty: single node", text, func(s string) error {
+		if s == "" {
+			return nil
+		}
+		return store.CheckIdentifier(s)
+	})
 	return c
 }
 
 // addFunnelMatchingFlag adds --funnel-matching, into c, for the commands that answer funnels
 // (serve, bench, the funnel query): where a funnel's per-person matching runs.
 func addFunnelMatchingFlag(fs *flagSet, c *clickhouseFlags) {
-	fs.StringVar(&c.cfg.FunnelMatching, "funnel-matching", store.MatchAuto, "where a funnel's per-person matching runs: auto (in ClickHouse when it has the waymark_funnel UDF, see docs/udf.md), engine or process")
+	checkedVar(fs, &c.cfg.FunnelMatching, "funnel-matching", store.MatchAuto, "where a funnel's per-person matching runs: auto (in ClickHouse when it has the waymark_funnel UDF, see docs/udf.md), engine or process", text, store.CheckFunnelMatching)
 }
 
-// positive is a flag.Value that refuses zero and negative values when the flag is parsed, so the
-// error names the flag: a store.Config field whose zero means "the default" would otherwise
-// take --query-timeout 0 or -5s for the default silently.
-type positive[T time.Duration | uint64] struct {
+// checked is a flag.Value that reads its text with parse and refuses what check refuses, when
+// the flags are parsed: the error then names the flag (or its environment variable) before the
+// command starts anything, and a value a Config would refuse later, without the flag's name, or
+// silently take for its default (0), never reaches it.
+type checked[T any] struct {
 	v     *T
 	parse func(string) (T, error)
+	check func(T) error
 }
 
-func (p positive[T]) String() string {
-	if p.v == nil {
+// checkedVar defines a checked flag of fs that stores its value in p, def until it is set.
+func checkedVar[T any](fs *flagSet, p *T, name string, def T, usage string, parse func(string) (T, error), check func(T) error) {
+	*p = def
+	fs.Var(checked[T]{p, parse, check}, name, usage)
+}
+
+func (c checked[T]) String() string {
+	if c.v == nil {
 		return ""
 	}
-	return fmt.Sprint(*p.v)
+	return fmt.Sprint(*c.v)
 }
 
-func (p positive[T]) Set(s string) error {
-	v, err := p.parse(s)
-	switch {
-	case err != nil:
-		return err
-	case v <= 0:
-		return errors.New("must be positive")
+func (c checked[T]) Set(s string) error {
+	v, err := c.parse(s)
+	if err == nil {
+		err = c.check(v)
 	}
-	*p.v = v
+	if err != nil {
+		return err
+	}
+	*c.v = v
 	return nil
 }
+
+// positive refuses zero and negative values.
+func positive[T cmp.Ordered](v T) error {
+	var zero T
+	if v <= zero {
+		return errors.New("must be positive")
+	}
+	return nil
+}
+
+// atLeast refuses values below lo.
+func atLeast[T cmp.Ordered](lo T) func(T) error {
+	return func(v T) error {
+		if v < lo {
+			return fmt.Errorf("must be at least %v", lo)
+		}
+		return nil
+	}
+}
+
+// between refuses values outside [lo, hi].
+func between[T cmp.Ordered](lo, hi T) func(T) error {
+	return func(v T) error {
+		if v < lo || v > hi {
+			return fmt.Errorf("must be in [%v, %v]", lo, hi)
+		}
+		return nil
+	}
+}
+
+// text reads a text flag as it is.
+func text(s string) (string, error) { return s, nil }
+
+func parseFloat(s string) (float64, error) { return strconv.ParseFloat(s, 64) }
 
 // parseBytes reads a whole number of bytes.
 func parseBytes(s string) (uint64, error) { return strconv.ParseUint(s, 10, 64) }

@@ -11,7 +11,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/waymark-dev/waymark/sessionize"
 	"github.com/waymark-dev/waymark/store"
 )
 
@@ -60,25 +59,29 @@ func TestFlagsAreReadWhole(t *testing.T) {
 // break it (a negative cap evicted more customers than it held, and every event then panicked
 // into the dead-letter topic) are refused before serve starts, naming the flag.
 func TestSessionizerFlagsAreChecked(t *testing.T) {
-	ok := sessionize.Config{Gap: 30 * time.Minute, MaxDuration: 24 * time.Hour, AllowedLateness: 72 * time.Hour, MaxCustomers: 1000}
 	tests := []struct {
-		change func(*sessionize.Config)
-		want   string
+		args []string
+		want string // "" for success, else the flag the error starts with
 	}{
-		{func(*sessionize.Config) {}, ""},
-		{func(c *sessionize.Config) { c.MaxCustomers = -1 }, "--max-customers"},
-		{func(c *sessionize.Config) { c.MaxCustomers = 0 }, "--max-customers"},
-		{func(c *sessionize.Config) { c.Gap = 0 }, "--session-gap"},
-		{func(c *sessionize.Config) { c.MaxDuration = time.Minute }, "--session-max"},
-		{func(c *sessionize.Config) { c.AllowedLateness = -time.Hour }, "--allowed-lateness"},
-		{func(c *sessionize.Config) { c.AllowedLateness = 0 }, "--allowed-lateness"},
+		{nil, ""},
+		{[]string{"--max-customers", "1000", "--session-gap", "1h", "--session-max", "1h"}, ""},
+		{[]string{"--max-customers", "-1"}, "--max-customers"},
+		{[]string{"--max-customers", "0"}, "--max-customers"},
+		{[]string{"--session-gap", "0"}, "--session-gap"},
+		{[]string{"--session-max", "1m"}, "--session-max"},
+		{[]string{"--session-gap", "25h"}, "--session-max"},
+		{[]string{"--allowed-lateness", "-1h"}, "--allowed-lateness"},
+		{[]string{"--allowed-lateness", "0"}, "--allowed-lateness"},
 	}
-	for i, tt := range tests {
-		c := ok
-		tt.change(&c)
-		err := checkSessionizerFlags(newFlagSet("serve", "serve"), &c)
+	for _, tt := range tests {
+		fs := newFlagSet("serve", "serve")
+		c := addSessionizerFlags(fs)
+		err := parseFlags(fs, tt.args)
+		if err == nil {
+			err = checkSessionizerFlags(fs, c)
+		}
 		if (err == nil) != (tt.want == "") || err != nil && !strings.HasPrefix(err.Error(), tt.want+":") {
-			t.Errorf("case %d: %v, want %q", i, err, tt.want)
+			t.Errorf("%q: %v, want %q", tt.args, err, tt.want)
 		}
 	}
 }
@@ -319,6 +322,69 @@ func TestFlagErrorsNameTheFlag(t *testing.T) {
 			}
 			if stdout != "" || stderr != "" {
 				t.Errorf("printed %q and %q besides the error", stdout, stderr)
+			}
+		})
+	}
+}
+
+// TestFlagValuesAreCheckedWhenParsed: a value that cannot work is refused when the flags are
+// parsed, naming the flag (or its variable), before the command starts anything: --funnel-matching
+// bogus was refused only by store.Open, without the flag's name, after bench ingest had generated
+// and sent the whole shop and serve had started its dev broker; --batch-size -1, --flush-interval,
+// --rate-limit and --clickhouse-database failed in their package's Validate without the flag's
+// name; healthcheck --timeout -1s failed with "context deadline exceeded"; and the zeros a Config
+// reads as its default (--batch-size 0, --clickhouse-dial-timeout 0) were silently taken for it.
+// A blank value given for a flag whose default is not blank silently meant the default: it is
+// refused too; where the default is blank, a blank value is that default.
+func TestFlagValuesAreCheckedWhenParsed(t *testing.T) {
+	tests := []struct {
+		args []string
+		env  map[string]string
+		want string // the error's start; "" when the flags are accepted
+	}{
+		{[]string{"bench", "ingest", "--funnel-matching", "bogus"}, nil, `--funnel-matching: invalid value "bogus": not one of auto, engine, process`},
+		{[]string{"serve", "--funnel-matching", "bogus"}, nil, `--funnel-matching: invalid value "bogus": not one of auto, engine, process`},
+		{[]string{"funnel", "--steps", "A"}, map[string]string{"WAYMARK_FUNNEL_MATCHING": "bogus"}, `WAYMARK_FUNNEL_MATCHING (--funnel-matching): invalid value "bogus": not one of`},
+		{[]string{"serve", "--batch-size", "-1"}, nil, `--batch-size: invalid value "-1": must be at least 1`},
+		{[]string{"serve", "--batch-size", "0"}, nil, `--batch-size: invalid value "0": must be at least 1`},
+		{[]string{"bench", "--batch-size", "0"}, nil, `--batch-size: invalid value "0": must be at least 1`},
+		{[]string{"serve", "--flush-interval", "0"}, nil, `--flush-interval: invalid value "0": must be at least 1ms`},
+		{[]string{"bench", "ingest", "--flush-interval", "500us"}, nil, `--flush-interval: invalid value "500us": must be at least 1ms`},
+		{[]string{"serve", "--rate-limit", "-1"}, nil, `--rate-limit: invalid value "-1": must be a finite number, at least 0`},
+		{[]string{"serve", "--rate-limit", "NaN"}, nil, `--rate-limit: invalid value "NaN": must be a finite number, at least 0`},
+		{[]string{"serve", "--dlq-timeout", "0"}, nil, `--dlq-timeout: invalid value "0": must be positive`},
+		{[]string{"serve", "--dev-broker-partitions", "0"}, nil, `--dev-broker-partitions: invalid value "0": must be in [1, 1024]`},
+		{[]string{"serve", "--query-concurrency", "0"}, nil, `--query-concurrency: invalid value "0": must be at least 1`},
+		{[]string{"funnel", "--steps", "A", "--clickhouse-database", "a`b"}, nil, "--clickhouse-database: invalid value \"a`b\": not a plain identifier"},
+		{[]string{"migrate", "--clickhouse-cluster", "a-b"}, nil, `--clickhouse-cluster: invalid value "a-b": not a plain identifier`},
+		{[]string{"funnel", "--steps", "A", "--clickhouse-dial-timeout", "0"}, nil, `--clickhouse-dial-timeout: invalid value "0": must be positive`},
+		{[]string{"healthcheck", "--timeout", "-1s"}, nil, `--timeout: invalid value "-1s": must be positive`},
+		{[]string{"healthcheck", "--timeout", "0"}, nil, `--timeout: invalid value "0": must be positive`},
+		{[]string{"funnel", "--steps", "A", "--window", ""}, nil, "--window: empty value; leave it out for the default 24h"},
+		{[]string{"funnel", "--steps", "A", "--window", " "}, nil, "--window: empty value; leave it out for the default 24h"},
+		{[]string{"funnel", "--steps", "A", "--mode", " "}, nil, "--mode: empty value; leave it out for the default ordered"},
+		{[]string{"next", "--anchor", "A", "--limit", " "}, nil, "--limit: empty value; leave it out for the default 10"},
+		{[]string{"funnel", "--steps", "A", "--funnel-matching", ""}, nil, "--funnel-matching: empty value; leave it out for the default auto"},
+		{[]string{"funnel", "--steps", "A", "--clickhouse-addr", ""}, nil, "--clickhouse-addr: empty value; leave it out for the default 127.0.0.1:9000"},
+		{[]string{"funnel", "--steps", "A", "--json="}, nil, "--json: empty value; leave it out for the default false"},
+		{[]string{"funnel", "--steps", "A"}, map[string]string{"WAYMARK_WINDOW": " "}, "WAYMARK_WINDOW (--window): empty value; leave it out for the default 24h"},
+		// Accepted: a blank value where the default is blank, 0 where it means something.
+		{[]string{"funnel", "--steps", "A", "--from", "", "--breakdown", " "}, nil, ""},
+		{[]string{"serve", "--rate-limit", "0", "--kafka-brokers", ""}, nil, ""},
+	}
+	for _, tt := range tests {
+		t.Run(strings.Join(tt.args, " ")+fmt.Sprint(tt.env), func(t *testing.T) {
+			for k, v := range tt.env {
+				t.Setenv(k, v)
+			}
+			err, stdout, _ := runCapturing(t, tt.args...)
+			switch {
+			case tt.want == "" && err != nil && strings.HasPrefix(err.Error(), "--"):
+				t.Errorf("refused: %v", err) // past the flags, nothing answers on the defaults runCapturing sets
+			case tt.want != "" && (err == nil || !strings.HasPrefix(err.Error(), tt.want)):
+				t.Errorf("error %v, want one starting %q", err, tt.want)
+			case tt.want != "" && stdout != "":
+				t.Errorf("printed %q", stdout)
 			}
 		})
 	}

@@ -12,11 +12,12 @@ import (
 func runHealthcheck(ctx context.Context, args []string) error {
 	fs := newFlagSet("healthcheck", "healthcheck [--url http://127.0.0.1:8080/readyz]")
 	url := fs.String("url", "http://127.0.0.1:8080/readyz", "readiness URL to ask")
-	timeout := fs.Duration("timeout", 3*time.Second, "how long to wait for the answer")
+	var timeout time.Duration
+	checkedVar(fs, &timeout, "timeout", 3*time.Second, "how long to wait for the answer", time.ParseDuration, positive)
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	ctx, cancel := context.WithTimeout(ctx, *timeout)
+	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, *url, nil)
 	if err != nil {

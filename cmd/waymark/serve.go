@@ -6,8 +6,10 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"net"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 
@@ -39,13 +41,20 @@ func runServe(ctx context.Context, args []string, log *slog.Logger) error {
 	readKeysPath := fs.String("read-keys", "", "file of read keys for the query API (/api/v1/) and the journey map page, one \"KEY NAME\" per line")
 	readKeysInline := fs.String("read-keys-inline", "", "read keys for the query API as KEY=NAME,KEY=NAME")
 	insecureOpen := fs.Bool("insecure-open-query-api", false, "query role without read keys: serve /api/v1/ on a non-loopback --http-addr anyway, open to anyone who reaches it")
-	rateLimit := fs.Float64("rate-limit", 0, "collector: events per second allowed per write key (0: no limit)")
+	var rateLimit float64
+	checkedVar(fs, &rateLimit, "rate-limit", 0, "collector: events per second allowed per write key (0: no limit)", parseFloat, func(r float64) error {
+		if !(r >= 0) || math.IsInf(r, 0) { // NaN fails too
+			return errors.New("must be a finite number, at least 0 (0: no limit)")
+		}
+		return nil
+	})
 	mapPath := fs.String("journey-map", "", "journey map YAML file; empty: the built-in shop map")
-	fs.IntVar(&cf.cfg.QueryConcurrency, "query-concurrency", 4, "journey queries (/api/v1/) answered at once; beyond them the API answers 503 with Retry-After")
-	partitions := fs.Int("dev-broker-partitions", 6, "partitions of the dev broker's topics")
-	batchSize := fs.Int("batch-size", 20000, "events written to ClickHouse at most in one insert")
-	flushInterval := fs.Duration("flush-interval", 500*time.Millisecond, "longest wait before a partial batch is written")
-	dlqTimeout := fs.Duration("dlq-timeout", time.Minute, "how long writes to the dead-letter topic are retried before the dead letter is logged in full instead")
+	checkedVar(fs, &cf.cfg.QueryConcurrency, "query-concurrency", 4, "journey queries (/api/v1/) answered at once; beyond them the API answers 503 with Retry-After", strconv.Atoi, atLeast(1))
+	var partitions int
+	checkedVar(fs, &partitions, "dev-broker-partitions", 6, "partitions of the dev broker's topics", strconv.Atoi, between(1, maxDevPartitions))
+	var ccfg ingest.ConsumerConfig
+	addBatchFlags(fs, &ccfg)
+	checkedVar(fs, &ccfg.DLQTimeout, "dlq-timeout", time.Minute, "how long writes to the dead-letter topic are retried before the dead letter is logged in full instead", time.ParseDuration, positive)
 	readHeaderTimeout := fs.Duration("http-read-header-timeout", 5*time.Second, "time allowed to read a request's headers")
 	readTimeout := fs.Duration("http-read-timeout", 30*time.Second, "time allowed to read a whole request, body included")
 	sessCfg := addSessionizerFlags(fs)
@@ -55,12 +64,6 @@ func runServe(ctx context.Context, args []string, log *slog.Logger) error {
 	roles, err := parseRoles(fs, *rolesFlag)
 	if err != nil {
 		return err
-	}
-	if *partitions < 1 || *partitions > maxDevPartitions {
-		return fs.errorf("dev-broker-partitions", "must be in [1, %d], got %d", maxDevPartitions, *partitions)
-	}
-	if cf.cfg.QueryConcurrency < 1 {
-		return fs.errorf("query-concurrency", "%d, want at least 1", cf.cfg.QueryConcurrency)
 	}
 	if err := checkSessionizerFlags(fs, sessCfg); err != nil {
 		return err
@@ -94,7 +97,7 @@ func runServe(ctx context.Context, args []string, log *slog.Logger) error {
 	// Only the collector (which produces) and ingest (which consumes) talk to Kafka: a query-only
 	// process starts no dev broker, so several of them run side by side on one host.
 	if kf.brokers == "" && (roles["collector"] || roles["ingest"]) {
-		broker, err := ingest.StartDevBroker(kf.devBrokerAddr, *partitions, kf.topic, kf.dlqTopic)
+		broker, err := ingest.StartDevBroker(kf.devBrokerAddr, partitions, kf.topic, kf.dlqTopic)
 		if err != nil {
 			return fs.errorf("dev-broker-addr", "%w", err)
 		}
@@ -109,7 +112,7 @@ func runServe(ctx context.Context, args []string, log *slog.Logger) error {
 	var collector *ingest.Collector
 	if roles["collector"] {
 		collector, err = ingest.NewCollector(ingest.CollectorConfig{
-			Brokers: kf.brokerList(), Topic: kf.topic, DLQTopic: kf.dlqTopic, WriteKeys: writeKeys, RateLimit: *rateLimit,
+			Brokers: kf.brokerList(), Topic: kf.topic, DLQTopic: kf.dlqTopic, WriteKeys: writeKeys, RateLimit: rateLimit,
 		}, log, reg)
 		if err != nil {
 			return err
@@ -151,8 +154,7 @@ func runServe(ctx context.Context, args []string, log *slog.Logger) error {
 		if err != nil {
 			return err
 		}
-		ccfg := kf.consumerConfig()
-		ccfg.BatchSize, ccfg.FlushInterval, ccfg.DLQTimeout = *batchSize, *flushInterval, *dlqTimeout
+		ccfg.Brokers, ccfg.Topic, ccfg.DLQTopic, ccfg.Group = kf.brokerList(), kf.topic, kf.dlqTopic, kf.group
 		ccfg.OnRebalance = st.RefreshStoredKeys // partitions another process wrote may come to this one
 		if consumer, err = ingest.NewConsumer(ccfg, runner, log, reg); err != nil {
 			return err
