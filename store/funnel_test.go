@@ -3,7 +3,9 @@ package store_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"net/url"
 	"strings"
 	"testing"
 	"time"
@@ -160,6 +162,37 @@ func TestFunnelResultFields(t *testing.T) {
 	}
 	if res.WindowSeconds != 60 {
 		t.Errorf("window_seconds = %d, want 60", res.WindowSeconds)
+	}
+}
+
+// TestEmptyListEntriesAreRefused: an empty entry in a list parameter ("A,,B", a comma at an end)
+// is a ParamError naming the parameter; it was dropped, and the query answered for another list
+// than the one written. An empty parameter is still its default.
+func TestEmptyListEntriesAreRefused(t *testing.T) {
+	tests := []struct {
+		query string
+		v     url.Values
+		param string // "" when the parameters are accepted
+	}{
+		{"funnel", url.Values{"steps": {"A,,B"}}, "steps"},
+		{"funnel", url.Values{"steps": {"A,B,"}}, "steps"},
+		{"funnel", url.Values{"steps": {",A"}}, "steps"},
+		{"funnel", url.Values{"steps": {"A, ,B"}}, "steps"},
+		{"funnel", url.Values{"steps": {" , "}}, "steps"},
+		{"dropoff", url.Values{"steps": {"A,,B"}}, "steps"},
+		{"funnel", url.Values{"steps": {"A,B"}, "exclude": {"X,,Y"}}, "exclude"},
+		{"funnel", url.Values{"steps": {"A , B"}, "exclude": {"X, Y:1-2"}}, ""},
+		{"funnel", url.Values{"steps": {"A,B"}, "exclude": {""}}, ""},
+	}
+	for _, tt := range tests {
+		err := store.CheckParams(tt.query, tt.v)
+		var pe *store.ParamError
+		switch {
+		case tt.param == "" && err != nil:
+			t.Errorf("%s?%s: %v", tt.query, tt.v.Encode(), err)
+		case tt.param != "" && (!errors.As(err, &pe) || pe.Param != tt.param || !strings.Contains(err.Error(), "empty")):
+			t.Errorf("%s?%s: %v, want a ParamError naming %s saying an entry is empty", tt.query, tt.v.Encode(), err, tt.param)
+		}
 	}
 }
 

@@ -198,19 +198,26 @@ func (p *params) text(name string, isBool bool) string {
 	return def
 }
 
-// list splits a comma-separated parameter (its default when absent or empty), dropping empty
-// entries; each entry is at most MaxTextBytes.
+// list splits a comma-separated parameter, its default when absent or empty. Each entry is at
+// most MaxTextBytes, and none is empty: "A,,B" or "A,B," is refused rather than read as "A,B",
+// which may not be the list meant.
 func (p *params) list(name string) []string {
 	s, def := p.get(name, false)
 	if s == "" {
 		s = def
 	}
+	if s == "" {
+		return nil
+	}
 	var out []string
-	for _, s := range strings.Split(s, ",") {
-		if s = strings.TrimSpace(s); len(s) > MaxTextBytes {
-			p.fail(name, "%.40q… is %d bytes, at most %d", s, len(s), MaxTextBytes)
-		} else if s != "" {
-			out = append(out, s)
+	for i, e := range strings.Split(s, ",") {
+		switch e = strings.TrimSpace(e); {
+		case e == "":
+			p.fail(name, "entry %d is empty (two commas in a row, or one at an end)", i+1)
+		case len(e) > MaxTextBytes:
+			p.fail(name, "%.40q… is %d bytes, at most %d", e, len(e), MaxTextBytes)
+		default:
+			out = append(out, e)
 		}
 	}
 	return out

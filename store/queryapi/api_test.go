@@ -90,6 +90,18 @@ func TestUnknownAndRepeatedParametersAre400(t *testing.T) {
 	}
 }
 
+// TestEmptyStepIs400: an empty step ("V,,W") is a 400 naming steps, as in the CLI (both read the
+// parameters in store); it was dropped and the funnel answered for V,W.
+func TestEmptyStepIs400(t *testing.T) {
+	srv := serve(t, nil, "V", "W")
+	for _, steps := range []string{"V,,W", "V,W,"} {
+		code, body := getJSON(t, srv, "/api/v1/funnel", url.Values{"steps": {steps}})
+		if code != 400 || body["param"] != "steps" || !strings.Contains(fmt.Sprint(body["error"]), "empty") {
+			t.Errorf("steps=%s: %d %v, want 400 naming steps", steps, code, body)
+		}
+	}
+}
+
 // TestQuerySchema: one schema of parameters gives the query string, the CLI's flags and the page's
 // defaults; GET /api/v1/queries lists it, and each query reads exactly the parameters it lists.
 func TestQuerySchema(t *testing.T) {
