@@ -38,6 +38,8 @@ func runBench(ctx context.Context, args []string, stdout io.Writer, log *slog.Lo
 	}
 	fs := newFlagSet("bench", "bench [--events N] [--clickhouse-addr HOST:PORT]\n       waymark bench ingest -h   (a month of a shop's events imported at scale)")
 	cf := addStoreFlags(fs)
+	addClusterFlag(fs, cf)
+	addQueryLimitFlags(fs, cf, "over it the benchmark fails")
 	addFunnelMatchingFlag(fs, cf)
 	var n, clients int
 	checkedVar(fs, &n, "events", 1_000_000, "events to send", strconv.Atoi, atLeast(1000))

@@ -39,6 +39,8 @@ import (
 func runBenchIngest(ctx context.Context, args []string, stdout io.Writer, log *slog.Logger) error {
 	fs := newFlagSet("bench ingest", "bench ingest [--persons N] [--events N] [--order time|random] [--max-customers N] [--clickhouse-addr HOST:PORT]")
 	cf := addStoreFlags(fs)
+	addClusterFlag(fs, cf)
+	addQueryLimitFlags(fs, cf, "over it the benchmark fails")
 	addFunnelMatchingFlag(fs, cf)
 	sessCfg := addSessionizerFlags(fs)
 	persons := fs.Int("persons", 50_000, "persons in the generated month")

@@ -252,11 +252,11 @@ type clickhouseFlags struct {
 	cfg store.Config
 }
 
-// addStoreFlags adds the flags of the store's configuration but --funnel-matching: the
-// connection to ClickHouse and the limits of each query. Commands that answer funnels add
-// addFunnelMatchingFlag to them; the others (migrate, resessionize, the journey queries that
-// match no funnel where Config.FunnelMatching says) take these alone. Each flag refuses what
-// store.Open would refuse, or take for its default (0), when it is parsed.
+// addStoreFlags adds the flags of the connection to ClickHouse, which every command that talks
+// to it takes. Each command adds the other parts of the store's configuration where they apply
+// to it: addClusterFlag, addQueryLimitFlags, addFunnelMatchingFlag (a flag that changes nothing
+// misleads in the help). Each flag refuses what store.Open would refuse, or take for its default
+// (0), when it is parsed.
 func addStoreFlags(fs *flagSet) *clickhouseFlags {
 	c := &clickhouseFlags{}
 	fs.StringVar(&c.cfg.Addr, "clickhouse-addr", "127.0.0.1:9000", "ClickHouse native protocol address host:port")
@@ -264,15 +264,26 @@ func addStoreFlags(fs *flagSet) *clickhouseFlags {
 	fs.StringVar(&c.cfg.User, "clickhouse-user", "default", "ClickHouse user")
 	fs.StringVar(&c.cfg.Password, "clickhouse-password", "", "ClickHouse password")
 	checkedVar(fs, &c.cfg.DialTimeout, "clickhouse-dial-timeout", 5*time.Second, "time allowed to connect to ClickHouse", time.ParseDuration, positive)
-	checkedVar(fs, &c.cfg.QueryTimeout, "query-timeout", time.Minute, "time limit of each journey query, its ClickHouse queries (max_execution_time) and the matching in Waymark; over it the API answers 503", time.ParseDuration, positive)
-	checkedVar(fs, &c.cfg.QueryMaxMemory, "query-max-memory", 4<<30, "memory limit of each journey query in ClickHouse, in bytes (max_memory_usage)", parseBytes, positive)
-	checkedVar(fs, &c.cfg.Cluster, "clickhouse-cluster", "", "ClickHouse cluster name: migrate emits ON CLUSTER DDL with Replicated tables under Distributed ones; empty: single node", text, func(s string) error {
+	return c
+}
+
+// addClusterFlag adds --clickhouse-cluster, into c, for the commands that create (or drop)
+// Waymark's schema: serve, migrate, bench and bench ingest.
+func addClusterFlag(fs *flagSet, c *clickhouseFlags) {
+	checkedVar(fs, &c.cfg.Cluster, "clickhouse-cluster", "", "ClickHouse cluster name: the schema is created ON CLUSTER, with Replicated tables under Distributed ones; empty: a single node", text, func(s string) error {
 		if s == "" {
 			return nil
 		}
 		return store.CheckIdentifier(s)
 	})
-	return c
+}
+
+// addQueryLimitFlags adds --query-timeout and --query-max-memory, into c, for the commands that
+// answer journey queries: serve, the query commands, bench and bench ingest. over says what
+// happens to a query over them.
+func addQueryLimitFlags(fs *flagSet, c *clickhouseFlags, over string) {
+	checkedVar(fs, &c.cfg.QueryTimeout, "query-timeout", time.Minute, "time limit of each journey query, its ClickHouse queries (max_execution_time) and the matching in Waymark; "+over, time.ParseDuration, positive)
+	checkedVar(fs, &c.cfg.QueryMaxMemory, "query-max-memory", 4<<30, "memory limit of each journey query in ClickHouse, in bytes (max_memory_usage); "+over, parseBytes, positive)
 }
 
 // addFunnelMatchingFlag adds --funnel-matching, into c, for the commands that answer funnels

@@ -86,35 +86,55 @@ func TestSessionizerFlagsAreChecked(t *testing.T) {
 	}
 }
 
-// TestFunnelMatchingOnlyWhereItCounts: --funnel-matching is in the help of the commands that
-// answer funnels (serve, bench, bench ingest and the funnel query) and of no other: migrate,
-// resessionize and the other queries run no funnel (dropoff and the rest match in Waymark
-// whatever it says), and listing it in their help misled.
-func TestFunnelMatchingOnlyWhereItCounts(t *testing.T) {
+// TestStoreFlagsOnlyWhereTheyApply: each part of the store's configuration is in the help of the
+// commands it changes and of no other, with help text that fits the command.
+// --funnel-matching: the commands that answer funnels (serve, bench, bench ingest and the funnel
+// query); migrate, resessionize and the other queries run no funnel (dropoff and the rest match
+// in Waymark whatever it says). --query-timeout and --query-max-memory: the commands that answer
+// journey queries; migrate and resessionize offered them. --clickhouse-cluster: the commands that
+// create the schema; the query commands offered it, with help about migrate. The query commands'
+// --query-timeout said "over it the API answers 503".
+func TestStoreFlagsOnlyWhereTheyApply(t *testing.T) {
+	const (
+		matching = "--funnel-matching "
+		timeout  = "--query-timeout "
+		memory   = "--query-max-memory "
+		cluster  = "--clickhouse-cluster "
+	)
 	tests := []struct {
 		args []string
-		want bool
+		want []string // of the flags above
 	}{
-		{[]string{"serve"}, true},
-		{[]string{"bench"}, true},
-		{[]string{"bench", "ingest"}, true},
-		{[]string{"bench", "broker"}, false},
-		{[]string{"migrate"}, false},
-		{[]string{"resessionize"}, false},
-		{[]string{"replay"}, false},
-		{[]string{"healthcheck"}, false},
-		{[]string{"journey-map", "show"}, false},
+		{[]string{"serve"}, []string{matching, timeout, memory, cluster}},
+		{[]string{"bench"}, []string{matching, timeout, memory, cluster}},
+		{[]string{"bench", "ingest"}, []string{matching, timeout, memory, cluster}},
+		{[]string{"bench", "broker"}, nil},
+		{[]string{"migrate"}, []string{cluster}},
+		{[]string{"resessionize"}, nil},
+		{[]string{"replay"}, nil},
+		{[]string{"healthcheck"}, nil},
+		{[]string{"journey-map", "show"}, nil},
 	}
 	for _, name := range store.QueryNames() {
+		want := []string{timeout, memory}
+		if name == "funnel" {
+			want = append(want, matching)
+		}
 		tests = append(tests, struct {
 			args []string
-			want bool
-		}{[]string{name}, name == "funnel"})
+			want []string
+		}{[]string{name}, want})
 	}
 	for _, tt := range tests {
 		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
-			if got := strings.Contains(commandHelp(t, tt.args...), "--funnel-matching "); got != tt.want {
-				t.Errorf("waymark %s -h lists --funnel-matching: %v, want %v", strings.Join(tt.args, " "), got, tt.want)
+			help := commandHelp(t, tt.args...)
+			for _, flag := range []string{matching, timeout, memory, cluster} {
+				if got, want := strings.Contains(help, "\n  "+flag), slices.Contains(tt.want, flag); got != want {
+					t.Errorf("waymark %s -h lists %s: %v, want %v", strings.Join(tt.args, " "), flag, got, want)
+				}
+			}
+			if _, isQuery := commandFor(tt.args[0]); isQuery && (strings.Contains(help, "API answers") || strings.Contains(help, "migrate")) {
+				t.Errorf("waymark %s -h speaks of the API or migrate:\n%s", tt.args[0], help)
 			}
 		})
 	}
@@ -149,6 +169,30 @@ func TestEveryQueryIsACommand(t *testing.T) {
 		if !slices.Contains(store.QueryNames(), c.name) {
 			t.Errorf("queryCommands shows %q, which is no query of the store's registry", c.name)
 		}
+	}
+}
+
+// TestReadmeListsEveryCommand: the README's list of commands has every command of the usage; it
+// left out bench and udf-funnel.
+func TestReadmeListsEveryCommand(t *testing.T) {
+	readme, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, commands, _ := strings.Cut(usage(), "Commands:\n")
+	n := 0
+	for line := range strings.Lines(commands) {
+		if !strings.HasPrefix(line, "  ") || strings.HasPrefix(line, "   ") {
+			continue // not a command's line (a continuation, the last words)
+		}
+		name := strings.Fields(line)[0]
+		n++
+		if !strings.Contains(string(readme), "\nwaymark "+name+" ") {
+			t.Errorf("the README's list of commands has no %s", name)
+		}
+	}
+	if n < 15 {
+		t.Errorf("read %d commands from the usage:\n%s", n, usage())
 	}
 }
 
@@ -190,6 +234,7 @@ func TestQueryLimitFlagsArePositive(t *testing.T) {
 		}
 		fs := newFlagSet("funnel", "funnel")
 		cf := addStoreFlags(fs)
+		addQueryLimitFlags(fs, cf, "")
 		err := parseFlags(fs, tt.args)
 		switch {
 		case tt.want == "" && err != nil:

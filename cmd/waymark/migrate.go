@@ -15,6 +15,7 @@ import (
 func runMigrate(ctx context.Context, args []string, stdout io.Writer, log *slog.Logger) error {
 	fs := newFlagSet("migrate", "migrate [flags]")
 	cf := addStoreFlags(fs)
+	addClusterFlag(fs, cf)
 	printOnly := fs.Bool("print", false, "print the DDL for an empty database (with --clickhouse-cluster: the cluster DDL) instead of running it")
 	if err := parseFlags(fs, args); err != nil {
 		return err

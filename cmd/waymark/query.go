@@ -95,6 +95,7 @@ func newQueryFlags(cmd queryCommand) *queryFlags {
 	name := cmd.name
 	f := &queryFlags{fs: newFlagSet(name, cmd.synopsis), params: map[string]*string{}}
 	f.store = addStoreFlags(f.fs)
+	addQueryLimitFlags(f.fs, f.store, "over it the command fails")
 	if store.QueryUsesFunnelMatching(name) {
 		addFunnelMatchingFlag(f.fs, f.store)
 	}

@@ -33,6 +33,8 @@ func runServe(ctx context.Context, args []string, log *slog.Logger) error {
 	fs := newFlagSet("serve", "serve [flags]")
 	kf := addKafkaFlags(fs)
 	cf := addStoreFlags(fs)
+	addClusterFlag(fs, cf)
+	addQueryLimitFlags(fs, cf, "over it the API answers 503 with Retry-After")
 	addFunnelMatchingFlag(fs, cf)
 	httpAddr := fs.String("http-addr", "127.0.0.1:8080", "HTTP address: tracking API (collector role), /metrics, /healthz, /readyz")
 	rolesFlag := fs.String("roles", "collector,ingest,query", "comma-separated roles to run: collector (Segment HTTP API to Kafka), ingest (Kafka to ClickHouse), query (/api/v1/)")
