@@ -354,6 +354,8 @@ func TestFlagErrorsNameTheFlag(t *testing.T) {
 		{[]string{"serve", "--write-keys-inline", "k"}, nil, "--write-keys-inline: want KEY=NAME or KEY NAME"},
 		{[]string{"serve"}, map[string]string{"WAYMARK_WRITE_KEYS_INLINE": "k"}, "WAYMARK_WRITE_KEYS_INLINE (--write-keys-inline): want KEY=NAME or KEY NAME"},
 		{[]string{"serve", "--session-max", "1m"}, nil, "--session-max: must be at least --session-gap 30m0s, got 1m0s"},
+		{[]string{"dropoff", "--steps", "A,B", "--csv", "--json"}, nil, "--csv and --json: give one of them"},
+		{[]string{"dropoff", "--steps", "A,B", "--csv"}, map[string]string{"WAYMARK_JSON": "true"}, "--csv and WAYMARK_JSON (--json): give one of them"},
 		{[]string{"serve"}, map[string]string{"WAYMARK_SESSION_GAP": "48h"}, "--session-max: must be at least WAYMARK_SESSION_GAP (--session-gap) 48h0m0s, got 24h0m0s"},
 	}
 	for _, tt := range tests {

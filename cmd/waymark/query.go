@@ -162,6 +162,9 @@ func runQuery(ctx context.Context, cmd queryCommand, args []string, stdout io.Wr
 	}
 	v := f.values()
 	asCSV := f.asCSV != nil && *f.asCSV
+	if asCSV && *f.asJSON {
+		return fmt.Errorf("%s and %s: give one of them (--csv prints the person ids, --json the whole answer)", f.fs.ref("csv"), f.fs.ref("json"))
+	}
 	flagError := func(err error) error {
 		var pe *store.ParamError
 		if errors.As(err, &pe) {
