@@ -278,12 +278,21 @@ func addClusterFlag(fs *flagSet, c *clickhouseFlags) {
 	})
 }
 
+// minQueryMemory is the least --query-max-memory: no journey query runs in less, and the store
+// reports the limit in MiB (--query-max-memory 1 was "memory 0 MiB").
+const minQueryMemory = 1 << 20
+
 // addQueryLimitFlags adds --query-timeout and --query-max-memory, into c, for the commands that
 // answer journey queries: serve, the query commands, bench and bench ingest. over says what
 // happens to a query over them.
 func addQueryLimitFlags(fs *flagSet, c *clickhouseFlags, over string) {
 	checkedVar(fs, &c.cfg.QueryTimeout, "query-timeout", time.Minute, "time limit of each journey query, its ClickHouse queries (max_execution_time) and the matching in Waymark; "+over, time.ParseDuration, positive)
-	checkedVar(fs, &c.cfg.QueryMaxMemory, "query-max-memory", 4<<30, "memory limit of each journey query in ClickHouse, in bytes (max_memory_usage); "+over, parseBytes, positive)
+	checkedVar(fs, &c.cfg.QueryMaxMemory, "query-max-memory", 4<<30, "memory limit of each journey query in ClickHouse, in bytes (max_memory_usage), at least 1 MiB; "+over, parseBytes, func(b uint64) error {
+		if b < minQueryMemory {
+			return fmt.Errorf("must be at least %d (1 MiB)", minQueryMemory)
+		}
+		return nil
+	})
 }
 
 // addFunnelMatchingFlag adds --funnel-matching, into c, for the commands that answer funnels

@@ -209,7 +209,8 @@ func commandHelp(t *testing.T, args ...string) string {
 
 // TestQueryLimitFlagsArePositive: a zero or negative --query-timeout or --query-max-memory was
 // taken for the default (store.Config reads zero as "the default"); it is refused, naming the
-// flag, from the command line and from the environment alike.
+// flag, from the command line and from the environment alike. So is a memory limit below 1 MiB,
+// in which no query runs (--query-max-memory 1 was reported as "memory 0 MiB").
 func TestQueryLimitFlagsArePositive(t *testing.T) {
 	tests := []struct {
 		args    []string
@@ -224,6 +225,8 @@ func TestQueryLimitFlagsArePositive(t *testing.T) {
 		{[]string{"--query-timeout", "-1ns"}, "", "-query-timeout", 0},
 		{[]string{"--query-max-memory", "0"}, "", "-query-max-memory", 0},
 		{[]string{"--query-max-memory", "-1"}, "", "-query-max-memory", 0},
+		{[]string{"--query-max-memory", "1"}, "", "--query-max-memory: invalid value \"1\": must be at least 1048576 (1 MiB)", 0},
+		{[]string{"--query-max-memory", "1048575"}, "", "--query-max-memory", 0},
 		{nil, "-5s", "-query-timeout", 0},
 		{nil, "2m", "", 2 * time.Minute},
 	}
