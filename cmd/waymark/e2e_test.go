@@ -379,9 +379,9 @@ func readDLQ(ctx context.Context, broker string) (map[string]string, error) {
 	return out, err
 }
 
-func TestServeStopsCleanlyOnSIGTERM(t *testing.T) {
-	s := startServe(t)
-	s.replayTaobao(t)
+// stop sends serve SIGTERM and waits until it has exited, cleanly.
+func (s *server) stop(t *testing.T) {
+	t.Helper()
 	if err := s.cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
@@ -394,6 +394,12 @@ func TestServeStopsCleanlyOnSIGTERM(t *testing.T) {
 	case <-time.After(2 * time.Minute): // a hang guard: it must stop, however slowly
 		t.Fatal("serve did not stop within 2 minutes of SIGTERM")
 	}
+}
+
+func TestServeStopsCleanlyOnSIGTERM(t *testing.T) {
+	s := startServe(t)
+	s.replayTaobao(t)
+	s.stop(t)
 	if !strings.Contains(s.log.String(), "consumer flushed") && !strings.Contains(s.log.String(), "stopped") {
 		t.Errorf("no shutdown log lines:\n%s", s.log)
 	}

@@ -114,7 +114,9 @@ func TestScaleOutSurvivesKill9(t *testing.T) {
 
 // TestQueryOnlyServeStartsNoBroker: a `waymark serve --roles query` talks to no Kafka, so it
 // starts no dev broker, and two of them run side by side on one host with the same (default)
-// --dev-broker-addr, here held by another process's listener. Each answers queries.
+// --dev-broker-addr, here held by another process's listener. Each answers queries, and logs
+// nothing of brokers or a consumer it does not have (it logged brokers=[127.0.0.1:9092] and
+// "consumer flushed and committed" on shutdown).
 func TestQueryOnlyServeStartsNoBroker(t *testing.T) {
 	held, err := net.Listen("tcp", "127.0.0.1:0") // the port a dev broker would take
 	if err != nil {
@@ -128,6 +130,15 @@ func TestQueryOnlyServeStartsNoBroker(t *testing.T) {
 		}
 		if strings.Contains(s.log.String(), "DEV BROKER") {
 			t.Errorf("query-only serve %d started the dev broker:\n%s", i+1, s.log)
+		}
+		s.stop(t)
+		for _, kafka := range []string{"brokers=", "consumer", "Kafka"} {
+			if strings.Contains(s.log.String(), kafka) {
+				t.Errorf("query-only serve %d logged %q:\n%s", i+1, kafka, s.log)
+			}
+		}
+		if !strings.Contains(s.log.String(), "closing ClickHouse clients") {
+			t.Errorf("query-only serve %d logged no shutdown:\n%s", i+1, s.log)
 		}
 	}
 }

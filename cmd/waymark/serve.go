@@ -97,8 +97,10 @@ func runServe(ctx context.Context, args []string, log *slog.Logger) error {
 		return fs.errorf("journey-map", "%w", err)
 	}
 	// Only the collector (which produces) and ingest (which consumes) talk to Kafka: a query-only
-	// process starts no dev broker, so several of them run side by side on one host.
-	if kf.brokers == "" && (roles["collector"] || roles["ingest"]) {
+	// process starts no dev broker, so several of them run side by side on one host, and logs
+	// nothing about Kafka. Only ingest (which writes) and query (which reads) talk to ClickHouse.
+	usesKafka, usesClickHouse := roles["collector"] || roles["ingest"], roles["ingest"] || roles["query"]
+	if kf.brokers == "" && usesKafka {
 		broker, err := ingest.StartDevBroker(kf.devBrokerAddr, partitions, kf.topic, kf.dlqTopic)
 		if err != nil {
 			return fs.errorf("dev-broker-addr", "%w", err)
@@ -124,7 +126,7 @@ func runServe(ctx context.Context, args []string, log *slog.Logger) error {
 		ready = append(ready, func(context.Context) error { return collector.Ready() })
 	}
 	var st *store.Store
-	if roles["ingest"] || roles["query"] {
+	if usesClickHouse {
 		if st, err = store.Open(ctx, cf.cfg, log, reg); err != nil {
 			return err
 		}
@@ -205,8 +207,14 @@ func runServe(ctx context.Context, args []string, log *slog.Logger) error {
 		IdleTimeout:       2 * time.Minute,
 		MaxHeaderBytes:    64 << 10,
 	}
-	log.Info("serving", "roles", *rolesFlag, "http", ln.Addr().String(), "clickhouse", cf.cfg.Addr,
-		"database", cf.cfg.Database, "brokers", kf.brokerList(), "journey_map", jm.Version)
+	attrs := []any{"roles", *rolesFlag, "http", ln.Addr().String()}
+	if usesClickHouse {
+		attrs = append(attrs, "clickhouse", cf.cfg.Addr, "database", cf.cfg.Database, "journey_map", jm.Version)
+	}
+	if usesKafka {
+		attrs = append(attrs, "brokers", kf.brokerList())
+	}
+	log.Info("serving", attrs...)
 
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error {
@@ -236,7 +244,17 @@ func runServe(ctx context.Context, args []string, log *slog.Logger) error {
 		return err
 	})
 	err = g.Wait()
-	log.Info("stopped: requests answered, consumer flushed and committed; closing Kafka and ClickHouse clients")
+	done, clients := []string{"requests answered"}, []string{}
+	if consumer != nil {
+		done = append(done, "consumer flushed and committed")
+	}
+	if usesKafka {
+		clients = append(clients, "Kafka")
+	}
+	if usesClickHouse {
+		clients = append(clients, "ClickHouse")
+	}
+	log.Info("stopped: " + strings.Join(done, ", ") + "; closing " + strings.Join(clients, " and ") + " clients")
 	return err
 }
 
