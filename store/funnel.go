@@ -103,8 +103,9 @@ type FunnelResult struct {
 	Breakdown string        `json:"breakdown,omitempty"`
 	Groups    []FunnelGroup `json:"breakdown_groups,omitempty"`
 	// TimeToConvert is the distribution of the time from the first step to the last among the
-	// units that reach the last step (not in mode any).
-	TimeToConvert []Bucket   `json:"time_to_convert"`
+	// units that reach the last step; nil (left out of the JSON) in mode any, where steps are
+	// taken in any order and no time from the first to the last is computed.
+	TimeToConvert []Bucket   `json:"time_to_convert,omitempty"`
 	WindowSeconds int64      `json:"window_seconds"`
 	From          *time.Time `json:"from,omitempty"`
 	To            *time.Time `json:"to,omitempty"`
@@ -618,7 +619,9 @@ func (a *funnelAgg) result(q FunnelQuery) *FunnelResult {
 		res.To = &q.To
 	}
 	res.Steps = funnelSteps(q.Steps, a.total)
-	res.TimeToConvert = a.toConvert.buckets()
+	if q.Mode != ModeAny {
+		res.TimeToConvert = a.toConvert.buckets()
+	}
 	if a.groups == nil {
 		return res
 	}

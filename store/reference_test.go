@@ -498,8 +498,10 @@ func refFunnel(jm *sessionize.Map, d refData, q store.FunnelQuery) string {
 		}
 		out = append(out, g+" "+strings.Join(parts, " "))
 	}
-	for _, b := range []string{"≤ 1m", "1–10m", "10m–1h", "1–6h", "6–24h", "1–7d", "> 7d"} {
-		out = append(out, fmt.Sprintf("~%s %d", b, toConvert[b]))
+	if q.Mode != store.ModeAny { // not computed in any order
+		for _, b := range []string{"≤ 1m", "1–10m", "10m–1h", "1–6h", "6–24h", "1–7d", "> 7d"} {
+			out = append(out, fmt.Sprintf("~%s %d", b, toConvert[b]))
+		}
 	}
 	return strings.Join(out, "\n")
 }

@@ -102,6 +102,26 @@ func TestEmptyStepIs400(t *testing.T) {
 	}
 }
 
+// TestTimeToConvertOnlyWhereComputed: in mode any no time from the first step to the last is
+// computed, and time_to_convert is left out; it was a histogram of zeros while people converted.
+func TestTimeToConvertOnlyWhereComputed(t *testing.T) {
+	srv := serve(t, nil, "V", "W")
+	for _, mode := range []string{"ordered", "strict", "any"} {
+		code, body := getJSON(t, srv, "/api/v1/funnel", url.Values{"steps": {"V,W"}, "mode": {mode}})
+		steps, _ := body["steps"].([]any)
+		if code != 200 || len(steps) != 2 || steps[1].(map[string]any)["customers"] != 1.0 {
+			t.Fatalf("mode=%s: %d %v, want a's conversion", mode, code, body)
+		}
+		buckets, has := body["time_to_convert"].([]any)
+		switch {
+		case mode == "any" && has:
+			t.Errorf("mode=any: time_to_convert %v, want it left out", body["time_to_convert"])
+		case mode != "any" && (len(buckets) == 0 || buckets[0].(map[string]any)["count"] != 1.0):
+			t.Errorf("mode=%s: time_to_convert %v, want a's second in the first bucket", mode, body["time_to_convert"])
+		}
+	}
+}
+
 // TestQuerySchema: one schema of parameters gives the query string, the CLI's flags and the page's
 // defaults; GET /api/v1/queries lists it, and each query reads exactly the parameters it lists.
 func TestQuerySchema(t *testing.T) {
