@@ -13,6 +13,10 @@ type migration interface {
 	// ddl renders the step's statements for database db: on a single node, or with cluster set,
 	// ON CLUSTER for every node of that cluster.
 	ddl(db, cluster string) []string
+	// apply brings the store's database to the step's end state from any state on the way to it:
+	// other processes may be applying the same step at once, and one may have applied it and died
+	// before recording it. A state it cannot reach (a column of another type) is an error.
+	apply(ctx context.Context, s *Store) error
 	// String says what the step does, for the log.
 	String() string
 }
@@ -29,11 +33,13 @@ type tableDef struct {
 	shardKey  string // Distributed sharding expression; default cityHash64(customer_key)
 }
 
-// migrations are applied in order, once each; their index+1 is the schema version. Never edit
-// one that has shipped: append a new one (a new column is an addColumns, never a change to a
-// shipped tableDef). Statements must run on ClickHouse 18.16 and current releases (no ADD COLUMN
-// IF NOT EXISTS on 18.16, hence the version table). An empty database runs them all, so its tables
-// end up as an upgraded one's.
+// migrations are applied in order; their index+1 is the schema version. Never edit one that has
+// shipped: append a new one (a new column is an addColumns, never a change to a shipped
+// tableDef). Statements must run on ClickHouse 18.16 and current releases (no ADD COLUMN IF NOT
+// EXISTS on 18.16, hence the version table, and addColumns checking system.columns itself). Each
+// must be idempotent by its end state (see migration.apply): ClickHouse has no locks, so several
+// processes may apply the same one at once. An empty database runs them all, so its tables end up
+// as an upgraded one's.
 var migrations = []migration{
 	tableDef{
 		name: "events",
@@ -176,6 +182,16 @@ func (t tableDef) ddl(db, cluster string) []string {
 	}
 }
 
+// apply creates the tables unless they exist (CREATE TABLE IF NOT EXISTS, safe to run at once).
+func (t tableDef) apply(ctx context.Context, s *Store) error {
+	for _, stmt := range t.ddl(s.cfg.Database, s.cfg.Cluster) {
+		if err := s.conn.Exec(ctx, stmt); err != nil {
+			return fmt.Errorf("%s: %w", firstLine(stmt), err)
+		}
+	}
+	return nil
+}
+
 func (t tableDef) String() string { return "create table " + t.name }
 
 // addColumns adds columns at the end of an existing table. Rows stored before read each new
@@ -192,24 +208,104 @@ type columnDef struct {
 	def  string // DEFAULT expression, e.g. another column; empty: the type's zero value
 }
 
-// ddl renders the ALTER TABLE that adds the columns in database db. With a cluster, the local
-// tables change first, then the Distributed table over them: it was created AS the local table
-// and does not follow it, and a column it has but they lack would fail its reads.
+// ddl renders the ALTER TABLE that adds the columns in database db, one per table of tables.
 func (a addColumns) ddl(db, cluster string) []string {
-	adds := make([]string, len(a.columns))
-	for i, c := range a.columns {
+	var out []string
+	for _, table := range a.tables(cluster) {
+		out = append(out, alterAdd(db, cluster, table, a.columns))
+	}
+	return out
+}
+
+// tables returns the tables that get the columns, in order. With a cluster, the local tables
+// change first, then the Distributed table over them: it was created AS the local table and does
+// not follow it, and a column it has but they lack would fail its reads.
+func (a addColumns) tables(cluster string) []string {
+	if cluster == "" {
+		return []string{a.table}
+	}
+	return []string{a.table + "_local", a.table}
+}
+
+// alterAdd renders the ALTER TABLE that adds columns to table in database db.
+func alterAdd(db, cluster, table string, columns []columnDef) string {
+	adds := make([]string, len(columns))
+	for i, c := range columns {
 		adds[i] = "ADD COLUMN " + c.name + " " + c.typ
 		if c.def != "" {
 			adds[i] += " DEFAULT " + c.def
 		}
 	}
-	alter := func(table string) string {
-		return "ALTER TABLE " + qualified(db, table) + onCluster(cluster) + " " + strings.Join(adds, ", ")
+	return "ALTER TABLE " + qualified(db, table) + onCluster(cluster) + " " + strings.Join(adds, ", ")
+}
+
+// apply adds to each table the columns it lacks. When the ALTER fails, another process may have
+// added them meanwhile (its ALTER ran first, so ours found them there): if the table now has them
+// all, with the intended types, that is the end state wanted.
+//
+// With a cluster, the columns seen are those of the node the store is connected to, while the
+// ALTER, ON CLUSTER, runs on every node: a failed ALTER accepted by this node's columns is logged
+// as a warning with its error, which names any node where it failed for another reason.
+func (a addColumns) apply(ctx context.Context, s *Store) error {
+	db, cluster := s.cfg.Database, s.cfg.Cluster
+	for _, table := range a.tables(cluster) {
+		missing, err := a.missing(ctx, s, table)
+		if err != nil {
+			return err
+		}
+		if len(missing) == 0 {
+			continue
+		}
+		stmt := alterAdd(db, cluster, table, missing)
+		if err := s.conn.Exec(ctx, stmt); err != nil {
+			still, checkErr := a.missing(ctx, s, table)
+			if checkErr != nil {
+				return fmt.Errorf("%s: %w (then: %w)", stmt, err, checkErr)
+			}
+			if len(still) > 0 {
+				return fmt.Errorf("%s: %w", stmt, err)
+			}
+			if cluster == "" {
+				s.log.Info("schema migration: columns added by another process", "table", table, "migration", a.String())
+				continue
+			}
+			s.log.Warn("schema migration: ALTER failed but this node has the columns; not checked on the other nodes",
+				"table", table, "migration", a.String(), "error", err)
+		}
 	}
-	if cluster == "" {
-		return []string{alter(a.table)}
+	return nil
+}
+
+// missing returns the columns of a that table (in the store's database) lacks, in their order,
+// or an error when it has one of them with another type.
+func (a addColumns) missing(ctx context.Context, s *Store, table string) ([]columnDef, error) {
+	rows, err := s.conn.Query(ctx, "SELECT name, type FROM system.columns WHERE database = ? AND table = ?", s.cfg.Database, table)
+	if err != nil {
+		return nil, fmt.Errorf("read the columns of %s: %w", table, err)
 	}
-	return []string{alter(a.table + "_local"), alter(a.table)}
+	defer rows.Close()
+	types := map[string]string{}
+	for rows.Next() {
+		var name, typ string
+		if err := rows.Scan(&name, &typ); err != nil {
+			return nil, fmt.Errorf("read the columns of %s: %w", table, err)
+		}
+		types[name] = typ
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("read the columns of %s: %w", table, err)
+	}
+	var missing []columnDef
+	for _, c := range a.columns {
+		typ, ok := types[c.name]
+		switch {
+		case !ok:
+			missing = append(missing, c)
+		case typ != c.typ:
+			return nil, fmt.Errorf("%s has a column %s of type %s, not %s", qualified(s.cfg.Database, table), c.name, typ, c.typ)
+		}
+	}
+	return missing, nil
 }
 
 func (a addColumns) String() string {
@@ -255,8 +351,11 @@ func createMigrationsTable(db, cluster string) string {
 		" (version UInt32, applied_at DateTime) ENGINE = " + engine + " ORDER BY version"
 }
 
-// Migrate creates the database and tables, or upgrades them, idempotently: it applies the
-// migrations newer than the recorded schema version and records each.
+// Migrate creates the database and tables, or upgrades them: it applies the migrations newer
+// than the recorded schema version and records each. Any number of processes may migrate the same
+// database at once (each migration is idempotent by its end state), and a process that died
+// between a migration and its record runs it again. A version may then be recorded more than
+// once: schema_migrations is read only here, for its maximum, which duplicates do not change.
 func (s *Store) Migrate(ctx context.Context) error {
 	db, cluster := s.cfg.Database, s.cfg.Cluster
 	for _, stmt := range []string{createDatabase(db, cluster), createMigrationsTable(db, cluster)} {
@@ -269,10 +368,8 @@ func (s *Store) Migrate(ctx context.Context) error {
 		return fmt.Errorf("read schema version: %w", err)
 	}
 	for i := int(current); i < len(migrations); i++ {
-		for _, stmt := range migrations[i].ddl(db, cluster) {
-			if err := s.conn.Exec(ctx, stmt); err != nil {
-				return fmt.Errorf("apply migration %d (%s): %w", i+1, firstLine(stmt), err)
-			}
+		if err := migrations[i].apply(ctx, s); err != nil {
+			return fmt.Errorf("apply migration %d (%s): %w", i+1, migrations[i], err)
 		}
 		record := []column{{"version", []uint32{uint32(i + 1)}}, {"applied_at", []time.Time{time.Now().UTC()}}}
 		if err := s.insertColumns(ctx, "schema_migrations", record); err != nil {
