@@ -225,11 +225,18 @@ func (k *kafkaFlags) brokerList() []string {
 // held).
 func addSessionizerFlags(fs *flagSet) *sessionize.Config {
 	var c sessionize.Config
-	checkedVar(fs, &c.Gap, "session-gap", 30*time.Minute, "inactivity that ends a session", time.ParseDuration, positive)
-	fs.DurationVar(&c.MaxDuration, "session-max", 24*time.Hour, "longest session; longer runs are cut")
+	addSessionFlags(fs, &c)
 	checkedVar(fs, &c.AllowedLateness, "allowed-lateness", 72*time.Hour, "how late an event may arrive and still be expected (older ones are stored and counted)", time.ParseDuration, positive)
 	checkedVar(fs, &c.MaxCustomers, "max-customers", 1_000_000, "customers (devices, and userIds without a device) the sessionizer holds in memory; above it the least recently active are evicted and restored from ClickHouse when they return", strconv.Atoi, atLeast(1))
 	return &c
+}
+
+// addSessionFlags adds --session-gap and --session-max, what makes a session, into c: the
+// sessionizer's flags that resessionize takes too (it holds no customers between runs, so the
+// others change nothing there). Call checkSessionizerFlags once they are parsed.
+func addSessionFlags(fs *flagSet, c *sessionize.Config) {
+	checkedVar(fs, &c.Gap, "session-gap", 30*time.Minute, "inactivity that ends a session", time.ParseDuration, positive)
+	checkedVar(fs, &c.MaxDuration, "session-max", 24*time.Hour, "longest session; longer runs are cut", time.ParseDuration, positive)
 }
 
 // checkSessionizerFlags reports what the sessionizer's flags cannot do together, naming the flag.
@@ -389,11 +396,21 @@ func addRangeFlags(fs *flagSet, what string) rangeFlags {
 
 // parse returns the range; zero times are unbounded. Errors name the flag.
 func (r rangeFlags) parse() (from, to time.Time, err error) {
-	if from, err = store.ParseTime(*r.from); err != nil {
-		return from, to, r.fs.errorf("from", "%w", err)
+	return parseRange(r.fs, *r.from, *r.to)
+}
+
+// parseRange reads --from and --to, flags of fs, as the store does (store.ParseTime), and refuses
+// a --to not after --from, naming --to: the range the two give holds no time. Zero times are
+// unbounded.
+func parseRange(fs *flagSet, fromText, toText string) (from, to time.Time, err error) {
+	if from, err = store.ParseTime(fromText); err != nil {
+		return from, to, fs.errorf("from", "%w", err)
 	}
-	if to, err = store.ParseTime(*r.to); err != nil {
-		return from, to, r.fs.errorf("to", "%w", err)
+	if to, err = store.ParseTime(toText); err != nil {
+		return from, to, fs.errorf("to", "%w", err)
+	}
+	if !from.IsZero() && !to.IsZero() && !to.After(from) {
+		return from, to, fs.errorf("to", "%s is not after %s %s", to.Format(time.RFC3339), fs.ref("from"), from.Format(time.RFC3339))
 	}
 	return from, to, nil
 }

@@ -360,6 +360,15 @@ func TestFlagErrorsNameTheFlag(t *testing.T) {
 		{[]string{"dropoff", "--steps", "A,B", "--csv", "--json"}, nil, "--csv and --json: give one of them"},
 		{[]string{"dropoff", "--steps", "A,B", "--csv"}, map[string]string{"WAYMARK_JSON": "true"}, "--csv and WAYMARK_JSON (--json): give one of them"},
 		{[]string{"serve"}, map[string]string{"WAYMARK_SESSION_GAP": "48h"}, "--session-max: must be at least WAYMARK_SESSION_GAP (--session-gap) 48h0m0s, got 24h0m0s"},
+		// resessionize printed "gap 0s" and sessionized with the default 30m, and reported a
+		// negative gap or a max below the gap without the flag; it accepted --to before --from.
+		{[]string{"resessionize", "--session-gap", "0"}, nil, `--session-gap: invalid value "0": must be positive`},
+		{[]string{"resessionize", "--session-gap", "-1m"}, nil, `--session-gap: invalid value "-1m": must be positive`},
+		{[]string{"resessionize", "--session-max", "0"}, nil, `--session-max: invalid value "0": must be positive`},
+		{[]string{"resessionize", "--session-max", "1m"}, nil, "--session-max: must be at least --session-gap 30m0s, got 1m0s"},
+		{[]string{"resessionize", "--from", "2017-12-01", "--to", "2017-11-01"}, nil, "--to: 2017-11-01T00:00:00Z is not after --from 2017-12-01T00:00:00Z"},
+		{[]string{"resessionize", "--to", "2017-12-01"}, map[string]string{"WAYMARK_FROM": "2017-12-01"}, "--to: 2017-12-01T00:00:00Z is not after WAYMARK_FROM (--from) 2017-12-01T00:00:00Z"},
+		{[]string{"resessionize"}, map[string]string{"WAYMARK_SESSION_GAP": "0"}, `WAYMARK_SESSION_GAP (--session-gap): invalid value "0": must be positive`},
 	}
 	for _, tt := range tests {
 		t.Run(strings.Join(tt.args, " ")+fmt.Sprint(tt.env), func(t *testing.T) {
