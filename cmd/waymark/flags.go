@@ -110,7 +110,7 @@ func parseFlags(fs *flagSet, args []string) error {
 		return fs.syntaxError(args, err)
 	}
 	if fs.NArg() > 0 {
-		return fmt.Errorf("unexpected argument %q: every value is given with its flag (--name value); quote a value with spaces", fs.Arg(0))
+		return fs.strayError(args)
 	}
 	set := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
@@ -141,6 +141,9 @@ func (s setter) Set(v string) error {
 	if strings.TrimSpace(v) == "" && strings.TrimSpace(s.flag.DefValue) != "" {
 		err = fmt.Errorf("empty value; leave it out for the default %s", s.flag.DefValue)
 	} else if err = s.Value.Set(v); err != nil {
+		if isBoolFlag(s.Value) { // the flag package says "parse error"
+			err = errors.New("not true or false")
+		}
 		err = fmt.Errorf("invalid value %q: %w", v, err)
 	}
 	if err != nil && *s.failed == nil {
@@ -155,6 +158,22 @@ func (s setter) IsBoolFlag() bool { return isBoolFlag(s.Value) }
 func isBoolFlag(v flag.Value) bool {
 	b, ok := v.(interface{ IsBoolFlag() bool })
 	return ok && b.IsBoolFlag()
+}
+
+// strayError is the error for the arguments left once the flags are read: the first is no flag.
+// When it follows a boolean flag and reads as true or false, it was meant as that flag's value,
+// which a boolean flag takes only after "=" (the flag package reads `--json false` as --json and
+// an argument "false").
+func (fs *flagSet) strayError(args []string) error {
+	stray := fs.Arg(0)
+	if i := len(args) - fs.NArg(); i > 0 && strings.HasPrefix(args[i-1], "-") {
+		name := strings.TrimPrefix(strings.TrimPrefix(args[i-1], "-"), "-")
+		_, notWord := strconv.ParseBool(stray)
+		if f := fs.Lookup(name); f != nil && isBoolFlag(f.Value) && notWord == nil {
+			return fmt.Errorf("--%s is a true/false flag: write --%s or --%s=false, not --%s %s", name, name, name, name, stray)
+		}
+	}
+	return fmt.Errorf("unexpected argument %q: every value is given with its flag (--name value); quote a value with spaces", stray)
 }
 
 // syntaxError says why the flag package stopped reading args before their end, when no value

@@ -348,6 +348,14 @@ func TestFlagErrorsNameTheFlag(t *testing.T) {
 		{[]string{"funnel", "--json", "--steps"}, nil, "--steps needs a value; 'waymark funnel -h' lists the flags"},
 		{[]string{"funnel", "---steps", "A"}, nil, `"---steps" is not a flag (--name, --name=value); 'waymark funnel -h' lists the flags`},
 		{[]string{"next", "--anchor", "A", "--collapse=maybe"}, nil, `--collapse: invalid value "maybe": not true or false`},
+		// A boolean flag's value follows "="; `--collapse true` worked when --collapse was a text flag.
+		{[]string{"next", "--anchor", "A", "--collapse", "true"}, nil, "--collapse is a true/false flag: write --collapse or --collapse=false, not --collapse true"},
+		{[]string{"funnel", "--steps", "A", "-json", "false", "--window", "1h"}, nil, "--json is a true/false flag: write --json or --json=false, not --json false"},
+		{[]string{"funnel", "--steps", "A", "--json", "x"}, nil, `unexpected argument "x"`},
+		// The flag package said a bare "parse error" for every boolean flag but --collapse.
+		{[]string{"funnel", "--steps", "A", "--json=maybe"}, nil, `--json: invalid value "maybe": not true or false`},
+		{[]string{"serve", "--insecure-open-query-api=2"}, nil, `--insecure-open-query-api: invalid value "2": not true or false`},
+		{[]string{"serve"}, map[string]string{"WAYMARK_INSECURE_OPEN_QUERY_API": "yes"}, `WAYMARK_INSECURE_OPEN_QUERY_API (--insecure-open-query-api): invalid value "yes": not true or false`},
 		{[]string{"funnel", "--steps", "A", "--query-timeout", "-5s"}, nil, `--query-timeout: invalid value "-5s": must be positive`},
 		{[]string{"funnel", "--steps", "A"}, map[string]string{"WAYMARK_QUERY_TIMEOUT": "-5s"}, `WAYMARK_QUERY_TIMEOUT (--query-timeout): invalid value "-5s": must be positive`},
 		{[]string{"paths", "--anchor", "A"}, map[string]string{"WAYMARK_DIRECTION": "previous"}, `WAYMARK_DIRECTION (--direction): "previous" is not one of start, end`},

@@ -127,10 +127,12 @@ func (b boolParam) String() string {
 	return *b.s
 }
 
+// Set reads s as strconv.ParseBool does; the setter of parseFlags says "not true or false" for
+// every boolean flag.
 func (b boolParam) Set(s string) error {
 	v, err := strconv.ParseBool(s)
 	if err != nil {
-		return errors.New("not true or false")
+		return err
 	}
 	*b.s = strconv.FormatBool(v)
 	return nil
