@@ -364,6 +364,8 @@ func TestFlagErrorsNameTheFlag(t *testing.T) {
 		{[]string{"serve"}, map[string]string{"WAYMARK_ROLES": "query,bogus"}, `WAYMARK_ROLES (--roles): unknown role "bogus"`},
 		{[]string{"serve", "--write-keys-inline", "k"}, nil, "--write-keys-inline: want KEY=NAME or KEY NAME"},
 		{[]string{"serve"}, map[string]string{"WAYMARK_WRITE_KEYS_INLINE": "k"}, "WAYMARK_WRITE_KEYS_INLINE (--write-keys-inline): want KEY=NAME or KEY NAME"},
+		{[]string{"serve", "--write-keys-inline", "k=a", "--read-keys-inline", "k=b"}, nil, `--read-keys-inline: the key of "b" is also a write key`},
+		{[]string{"serve", "--write-keys-inline", "k=a"}, map[string]string{"WAYMARK_READ_KEYS_INLINE": "k=b"}, `WAYMARK_READ_KEYS_INLINE (--read-keys-inline): the key of "b" is also a write key`},
 		{[]string{"serve", "--session-max", "1m"}, nil, "--session-max: must be at least --session-gap 30m0s, got 1m0s"},
 		{[]string{"dropoff", "--steps", "A,B", "--csv", "--json"}, nil, "--csv and --json: give one of them"},
 		{[]string{"dropoff", "--steps", "A,B", "--csv"}, map[string]string{"WAYMARK_JSON": "true"}, "--csv and WAYMARK_JSON (--json): give one of them"},
