@@ -365,6 +365,23 @@ func TestFlagErrorsNameTheFlag(t *testing.T) {
 		{[]string{"serve", "--write-keys-inline", "k"}, nil, "--write-keys-inline: want KEY=NAME or KEY NAME"},
 		{[]string{"serve"}, map[string]string{"WAYMARK_WRITE_KEYS_INLINE": "k"}, "WAYMARK_WRITE_KEYS_INLINE (--write-keys-inline): want KEY=NAME or KEY NAME"},
 		{[]string{"serve", "--write-keys-inline", "k=a", "--read-keys-inline", "k=b"}, nil, `--read-keys-inline: the key of "b" is also a write key`},
+		// These failed later without the flag's name ("kafka brokers: at least one is required",
+		// "unsupported protocol scheme"), or named --from for a --to before it.
+		{[]string{"serve", "--kafka-brokers", ",,,"}, nil, `--kafka-brokers: invalid value ",,,": an empty entry`},
+		{[]string{"serve", "--kafka-brokers", " "}, nil, `--kafka-brokers: invalid value " ": an empty entry`},
+		{[]string{"replay", "--format", "taobao", "--file", "x"}, map[string]string{"WAYMARK_KAFKA_BROKERS": "a:9092,,b:9092"}, `WAYMARK_KAFKA_BROKERS (--kafka-brokers): invalid value "a:9092,,b:9092": an empty entry`},
+		{[]string{"bench", "ingest", "--kafka-brokers", "a:9092,"}, nil, `--kafka-brokers: invalid value "a:9092,": an empty entry`},
+		{[]string{"healthcheck", "--url", "not a url"}, nil, `--url: invalid value "not a url": not an http:// or https:// URL with a host`},
+		{[]string{"healthcheck", "--url", "ftp://127.0.0.1/readyz"}, nil, `--url: invalid value "ftp://127.0.0.1/readyz": not an http`},
+		{[]string{"funnel", "--steps", "A", "--from", "2017-12-01", "--to", "2017-11-01"}, nil, "--to: 2017-11-01T00:00:00Z is not after --from 2017-12-01T00:00:00Z"},
+		{[]string{"sessions", "--from", "2017-12-01"}, map[string]string{"WAYMARK_TO": "2017-12-01"}, "WAYMARK_TO (--to): 2017-12-01T00:00:00Z is not after --from 2017-12-01T00:00:00Z"},
+		// A value with a newline is shown escaped, on one line, where this code or another
+		// package's error repeats it.
+		{[]string{"serve", "--roles", "query\nx"}, nil, `--roles: unknown role "query\nx"`},
+		{[]string{"serve", "--http-addr", "a\nb"}, nil, `--http-addr: address a\nb: missing port`},
+		{[]string{"replay", "--format", "taobao", "--file", "a\nb"}, nil, `--file: stat a\nb: `},
+		{[]string{"serve", "--write-keys", "a\nb"}, nil, `--write-keys: open a\nb: `},
+		{[]string{"funnel", "--steps", "A", "--json", "a\nb"}, nil, `unexpected argument "a\nb"`},
 		{[]string{"serve", "--write-keys-inline", "k=a"}, map[string]string{"WAYMARK_READ_KEYS_INLINE": "k=b"}, `WAYMARK_READ_KEYS_INLINE (--read-keys-inline): the key of "b" is also a write key`},
 		{[]string{"serve", "--session-max", "1m"}, nil, "--session-max: must be at least --session-gap 30m0s, got 1m0s"},
 		{[]string{"dropoff", "--steps", "A,B", "--csv", "--json"}, nil, "--csv and --json: give one of them"},
@@ -393,6 +410,26 @@ func TestFlagErrorsNameTheFlag(t *testing.T) {
 				t.Errorf("printed %q and %q besides the error", stdout, stderr)
 			}
 		})
+	}
+}
+
+// TestFlagErrorsShowValuesShort: a long value is shown once, cut after 64 characters: a 100 KB
+// --batch-size was echoed in full twice (in the setter's words and strconv's).
+func TestFlagErrorsShowValuesShort(t *testing.T) {
+	long := strings.Repeat("9", 100_000) + "x"
+	for _, args := range [][]string{
+		{"serve", "--batch-size", long},
+		{"serve", "--session-gap", long},
+		{"serve", "--roles", long},
+		{"replay", "--file", "x", "--format", long},
+		{"serve", "--write-keys-inline", long},
+		{"funnel", "--steps", "A", "--json", long},
+	} {
+		err, _, _ := runCapturing(t, args...)
+		want := `"` + long[:64] + `"…`
+		if err == nil || len(err.Error()) > 300 || !strings.Contains(err.Error(), want) {
+			t.Errorf("%s %s: error %.400q, want one under 300 bytes showing %s", args[0], args[len(args)-2], err, want)
+		}
 	}
 }
 

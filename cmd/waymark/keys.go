@@ -27,7 +27,7 @@ func loadKeys(ref func(flag string) string, flag, path, inline string) (keys, fr
 		}
 		key, name = strings.TrimSpace(key), strings.TrimSpace(name)
 		if !ok || key == "" || name == "" {
-			return fmt.Errorf("%s: want KEY=NAME or KEY NAME, got %q", where, entry)
+			return fmt.Errorf("%s: want KEY=NAME or KEY NAME, got %s", where, quoteValue(entry))
 		}
 		if prev, dup := keys[key]; dup && prev != name {
 			return fmt.Errorf("%s: key given twice, for %q and %q", where, prev, name)
@@ -41,7 +41,7 @@ func loadKeys(ref func(flag string) string, flag, path, inline string) (keys, fr
 	if path != "" {
 		f, err := os.Open(path)
 		if err != nil {
-			return nil, nil, fmt.Errorf("%s: %w", ref(flag), err)
+			return nil, nil, &flagError{ref: ref(flag), err: err}
 		}
 		defer f.Close()
 		sc := bufio.NewScanner(f)
@@ -55,7 +55,7 @@ func loadKeys(ref func(flag string) string, flag, path, inline string) (keys, fr
 			}
 		}
 		if err := sc.Err(); err != nil {
-			return nil, nil, fmt.Errorf("%s: %w", ref(flag), err)
+			return nil, nil, &flagError{ref: ref(flag), err: err}
 		}
 	}
 	for _, entry := range strings.Split(inline, ",") {

@@ -174,6 +174,13 @@ func runQuery(ctx context.Context, cmd queryCommand, args []string, stdout io.Wr
 		}
 		return err
 	}
+	if from, to := f.params["from"], f.params["to"]; from != nil && to != nil {
+		// The store refuses a from not before to too, naming from, as the API answers; the
+		// commands name --to, as resessionize does.
+		if _, _, err := parseRange(f.fs, *from, *to); err != nil {
+			return err
+		}
+	}
 	if err := store.CheckParams(name, v); err != nil {
 		return flagError(err)
 	}

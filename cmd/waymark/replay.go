@@ -30,7 +30,7 @@ func runReplay(ctx context.Context, args []string, stdout io.Writer) error {
 	case *format == "":
 		return fmt.Errorf("--format is required (%s)", strings.Join(ingest.Formats, ", "))
 	case !slices.Contains(ingest.Formats, *format):
-		return fs.errorf("format", "%q is not one of %s", *format, strings.Join(ingest.Formats, ", "))
+		return fs.errorf("format", "%s is not one of %s", quoteValue(*format), strings.Join(ingest.Formats, ", "))
 	case *file == "":
 		return fmt.Errorf("--file is required")
 	case *collector != "" && *writeKey == "":

@@ -56,7 +56,7 @@ func runServe(ctx context.Context, args []string, log *slog.Logger) error {
 	checkedVar(fs, &partitions, "dev-broker-partitions", 6, "partitions of the dev broker's topics", strconv.Atoi, between(1, maxDevPartitions))
 	var ccfg ingest.ConsumerConfig
 	addBatchFlags(fs, &ccfg)
-	checkedVar(fs, &ccfg.DLQTimeout, "dlq-timeout", time.Minute, "how long writes to the dead-letter topic are retried before the dead letter is logged in full instead", time.ParseDuration, positive)
+	checkedVar(fs, &ccfg.DLQTimeout, "dlq-timeout", time.Minute, "how long writes to the dead-letter topic are retried before the dead letter is logged in full instead", parseDuration, positive)
 	readHeaderTimeout := fs.Duration("http-read-header-timeout", 5*time.Second, "time allowed to read a request's headers")
 	readTimeout := fs.Duration("http-read-timeout", 30*time.Second, "time allowed to read a whole request, body included")
 	sessCfg := addSessionizerFlags(fs)
@@ -300,7 +300,7 @@ func parseRoles(fs *flagSet, s string) (map[string]bool, error) {
 			roles[r] = true
 		case "":
 		default:
-			return nil, fs.errorf("roles", "unknown role %q (want collector, ingest, query)", r)
+			return nil, fs.errorf("roles", "unknown role %s (want collector, ingest, query)", quoteValue(r))
 		}
 	}
 	if len(roles) == 0 {
