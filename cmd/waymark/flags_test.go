@@ -361,7 +361,7 @@ func TestFlagErrorsNameTheFlag(t *testing.T) {
 		{[]string{"paths", "--anchor", "A"}, map[string]string{"WAYMARK_DIRECTION": "previous"}, `WAYMARK_DIRECTION (--direction): "previous" is not one of start, end`},
 		{[]string{"paths", "--anchor", "A", "--direction", "previous"}, nil, `--direction: "previous" is not one of start, end`},
 		{[]string{"resessionize"}, map[string]string{"WAYMARK_FROM": "yesterday"}, "WAYMARK_FROM (--from): "},
-		{[]string{"serve"}, map[string]string{"WAYMARK_ROLES": "query,bogus"}, `WAYMARK_ROLES (--roles): unknown role "bogus"`},
+		{[]string{"serve"}, map[string]string{"WAYMARK_ROLES": "query,bogus"}, `WAYMARK_ROLES (--roles): invalid value "query,bogus": unknown role "bogus"`},
 		{[]string{"serve", "--write-keys-inline", "k"}, nil, "--write-keys-inline: want KEY=NAME or KEY NAME"},
 		{[]string{"serve"}, map[string]string{"WAYMARK_WRITE_KEYS_INLINE": "k"}, "WAYMARK_WRITE_KEYS_INLINE (--write-keys-inline): want KEY=NAME or KEY NAME"},
 		{[]string{"serve", "--write-keys-inline", "k=a", "--read-keys-inline", "k=b"}, nil, `--read-keys-inline: the key of "b" is also a write key`},
@@ -377,7 +377,7 @@ func TestFlagErrorsNameTheFlag(t *testing.T) {
 		{[]string{"sessions", "--from", "2017-12-01"}, map[string]string{"WAYMARK_TO": "2017-12-01"}, "WAYMARK_TO (--to): 2017-12-01T00:00:00Z is not after --from 2017-12-01T00:00:00Z"},
 		// A value with a newline is shown escaped, on one line, where this code or another
 		// package's error repeats it.
-		{[]string{"serve", "--roles", "query\nx"}, nil, `--roles: unknown role "query\nx"`},
+		{[]string{"serve", "--roles", "query\nx"}, nil, `--roles: invalid value "query\nx": unknown role "query\nx"`},
 		{[]string{"serve", "--http-addr", "a\nb"}, nil, `--http-addr: address a\nb: missing port`},
 		{[]string{"replay", "--format", "taobao", "--file", "a\nb"}, nil, `--file: stat a\nb: `},
 		{[]string{"serve", "--write-keys", "a\nb"}, nil, `--write-keys: open a\nb: `},
@@ -385,6 +385,8 @@ func TestFlagErrorsNameTheFlag(t *testing.T) {
 		{[]string{"serve", "--write-keys-inline", "k=a"}, map[string]string{"WAYMARK_READ_KEYS_INLINE": "k=b"}, `WAYMARK_READ_KEYS_INLINE (--read-keys-inline): the key of "b" is also a write key`},
 		{[]string{"serve", "--session-max", "1m"}, nil, "--session-max: must be at least --session-gap 30m0s, got 1m0s"},
 		{[]string{"dropoff", "--steps", "A,B", "--csv", "--json"}, nil, "--csv and --json: give one of them"},
+		{[]string{"dropoff", "--steps", "A,B", "--csv", "--ids-limit", "3"}, nil, "--csv and --ids-limit: give one of them"},
+		{[]string{"dropoff", "--steps", "A,B", "--csv"}, map[string]string{"WAYMARK_IDS_LIMIT": "3"}, "--csv and WAYMARK_IDS_LIMIT (--ids-limit): give one of them"},
 		{[]string{"dropoff", "--steps", "A,B", "--csv"}, map[string]string{"WAYMARK_JSON": "true"}, "--csv and WAYMARK_JSON (--json): give one of them"},
 		{[]string{"serve"}, map[string]string{"WAYMARK_SESSION_GAP": "48h"}, "--session-max: must be at least WAYMARK_SESSION_GAP (--session-gap) 48h0m0s, got 24h0m0s"},
 		// resessionize printed "gap 0s" and sessionized with the default 30m, and reported a
@@ -466,6 +468,17 @@ func TestFlagValuesAreCheckedWhenParsed(t *testing.T) {
 		{[]string{"funnel", "--steps", "A", "--clickhouse-dial-timeout", "0"}, nil, `--clickhouse-dial-timeout: invalid value "0": must be positive`},
 		{[]string{"healthcheck", "--timeout", "-1s"}, nil, `--timeout: invalid value "-1s": must be positive`},
 		{[]string{"healthcheck", "--timeout", "0"}, nil, `--timeout: invalid value "0": must be positive`},
+		// 0 turned net/http's read timeouts off; replay --wait -1s was taken for 0; empty or
+		// repeated roles were dropped from the list.
+		{[]string{"serve", "--http-read-timeout", "0"}, nil, `--http-read-timeout: invalid value "0": must be positive`},
+		{[]string{"serve", "--http-read-header-timeout", "-5s"}, nil, `--http-read-header-timeout: invalid value "-5s": must be positive`},
+		{[]string{"serve", "--http-read-timeout", "x"}, nil, `--http-read-timeout: invalid value "x": not a duration`},
+		{[]string{"replay", "--format", "taobao", "--file", "x", "--wait", "-1s"}, nil, `--wait: invalid value "-1s": must be at least 0s`},
+		{[]string{"replay", "--format", "taobao", "--file", "x", "--repeat", "0"}, nil, `--repeat: invalid value "0": must be at least 1`},
+		{[]string{"serve", "--roles", "collector,,query"}, nil, `--roles: invalid value "collector,,query": an empty entry`},
+		{[]string{"serve", "--roles", "query,query"}, nil, `--roles: invalid value "query,query": query given twice`},
+		{[]string{"serve", "--roles", "query,"}, nil, `--roles: invalid value "query,": an empty entry`},
+		{[]string{"serve", "--roles", "query, bogus"}, nil, `--roles: invalid value "query, bogus": unknown role "bogus"`},
 		{[]string{"funnel", "--steps", "A", "--window", ""}, nil, "--window: empty value; leave it out for the default 24h"},
 		{[]string{"funnel", "--steps", "A", "--window", " "}, nil, "--window: empty value; leave it out for the default 24h"},
 		{[]string{"funnel", "--steps", "A", "--mode", " "}, nil, "--mode: empty value; leave it out for the default ordered"},
@@ -477,6 +490,8 @@ func TestFlagValuesAreCheckedWhenParsed(t *testing.T) {
 		// Accepted: a blank value where the default is blank, 0 where it means something.
 		{[]string{"funnel", "--steps", "A", "--from", "", "--breakdown", " "}, nil, ""},
 		{[]string{"serve", "--rate-limit", "0", "--kafka-brokers", ""}, nil, ""},
+		{[]string{"serve", "--roles", " query , ingest", "--http-read-timeout", "1s"}, nil, ""},
+		{[]string{"replay", "--format", "taobao", "--file", "x", "--wait", "0"}, nil, `--file: stat x`}, // past --wait
 	}
 	for _, tt := range tests {
 		t.Run(strings.Join(tt.args, " ")+fmt.Sprint(tt.env), func(t *testing.T) {

@@ -167,6 +167,9 @@ func runQuery(ctx context.Context, cmd queryCommand, args []string, stdout io.Wr
 	if asCSV && *f.asJSON {
 		return fmt.Errorf("%s and %s: give one of them (--csv prints the person ids, --json the whole answer)", f.fs.ref("csv"), f.fs.ref("json"))
 	}
+	if asCSV && f.fs.given("ids-limit") { // --csv lists every person; it ignored --ids-limit
+		return fmt.Errorf("%s and %s: give one of them (--csv prints the id of every person who dropped off, --ids-limit caps the ids of the table or --json)", f.fs.ref("csv"), f.fs.ref("ids-limit"))
+	}
 	flagError := func(err error) error {
 		var pe *store.ParamError
 		if errors.As(err, &pe) {
