@@ -539,6 +539,11 @@ func TestHelpIsPrintedToStdout(t *testing.T) {
 		{[]string{"help", "udf-funnel"}, "Usage: waymark udf-funnel\n"},
 		{[]string{"healthcheck", "-h"}, "Usage: waymark healthcheck "},
 		{[]string{"help", "bogus"}, ""},
+		// A subcommand's help: these said "help takes one command".
+		{[]string{"help", "bench", "ingest"}, "Usage: waymark bench ingest "},
+		{[]string{"help", "journey-map", "show"}, "Usage: waymark journey-map show "},
+		{[]string{"help", "journey-map", "check"}, "Usage: waymark journey-map check FILE\n"},
+		{[]string{"help", "dropoff"}, "Usage: waymark dropoff "},
 	}
 	for _, tt := range tests {
 		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
@@ -551,6 +556,10 @@ func TestHelpIsPrintedToStdout(t *testing.T) {
 			}
 			if err != nil || !strings.HasPrefix(stdout, tt.want) || stderr != "" {
 				t.Errorf("error %v, stdout %.80q, stderr %.80q; want the help starting %q on stdout alone", err, stdout, stderr, tt.want)
+			}
+			// A boolean flag is off unless given: its help said (default "false").
+			if strings.Contains(stdout, `(default "false")`) {
+				t.Errorf("the help shows a false boolean default:\n%s", stdout)
 			}
 		})
 	}
