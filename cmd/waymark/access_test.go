@@ -179,7 +179,8 @@ func TestLoadKeys(t *testing.T) {
 		{"bad inline entry", "", "k1", nil, nil, "--read-keys-inline"},
 		{"missing file", filepath.Join(dir, "absent"), "", nil, nil, "--read-keys:"},
 		{"one key for two holders", file, "k1=mallory", nil, nil, "key given twice"},
-		{"a write key is not a read key", "", "k1=alice", map[string]string{"k1": "web"}, nil, "also a write key"},
+		{"a write key is not a read key", "", "k1=alice", map[string]string{"k1": "web"}, nil, "--read-keys-inline: the key of \"alice\" is also a write key"},
+		{"a write key in the file is not a read key", file, "", map[string]string{"k2": "web"}, nil, "--read-keys: the key of \"bob\" is also a write key"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			keys, err := loadReadKeys(newFlagSet("serve", "serve").ref, tt.path, tt.inline, tt.write)

@@ -47,7 +47,8 @@ func runBenchIngest(ctx context.Context, args []string, stdout io.Writer, log *s
 	events := fs.Int("events", 1_000_000, "events to generate (identify calls included)")
 	order := fs.String("order", "time", "order the events are sent in: time (event time) or random (an export sorted by something else)")
 	seed := fs.Uint64("seed", 1, "seed of the generator")
-	brokersFlag := fs.String("kafka-brokers", "", "comma-separated brokers; empty starts a dev broker in a child process (its memory is reported apart)")
+	brokersFlag := new(string)
+	checkedVar(fs, brokersFlag, "kafka-brokers", "", "comma-separated brokers; empty starts a dev broker in a child process (its memory is reported apart)", text, checkBrokers)
 	partitions := fs.Int("partitions", 6, "partitions of the events topic (dev broker)")
 	ccfg := ingest.ConsumerConfig{Group: "waymark-bench-ingest"}
 	addBatchFlags(fs, &ccfg)

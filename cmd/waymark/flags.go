@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
 
 	"github.com/waymark-dev/waymark/ingest"
 	"github.com/waymark-dev/waymark/sessionize"
@@ -53,7 +54,7 @@ func (fs *flagSet) help() string {
 			first = false
 		}
 		def := ""
-		if f.DefValue != "" {
+		if f.DefValue != "" && !(isBoolFlag(f.Value) && f.DefValue == "false") { // a boolean flag is off unless given
 			def = fmt.Sprintf(" (default %q)", f.DefValue)
 		}
 		fmt.Fprintf(&b, "  --%s  [%s]\n      %s%s\n", f.Name, envName(f.Name), f.Usage, def)
@@ -72,7 +73,67 @@ func (fs *flagSet) ref(name string) string {
 
 // errorf returns an error about the named flag's value: "REF: problem", REF as ref names it.
 func (fs *flagSet) errorf(name, format string, args ...any) error {
-	return fmt.Errorf("%s: %w", fs.ref(name), fmt.Errorf(format, args...))
+	return &flagError{ref: fs.ref(name), err: fmt.Errorf(format, args...)}
+}
+
+// given reports whether the named flag was set, on the command line or by its environment
+// variable, once the flags are parsed.
+func (fs *flagSet) given(name string) bool {
+	set := fs.fromEnv[name]
+	fs.Visit(func(f *flag.Flag) { set = set || f.Name == name })
+	return set
+}
+
+// flagError is an error about a flag's value, naming the flag as ref does. It is one line: a
+// control character in the problem (a newline in a file name that another package's error
+// echoes) is written as its Go escape, \n.
+type flagError struct {
+	ref string
+	err error
+}
+
+func (e *flagError) Error() string {
+	msg := e.err.Error()
+	if strings.IndexFunc(msg, unicode.IsControl) < 0 {
+		return e.ref + ": " + msg
+	}
+	var b strings.Builder
+	b.WriteString(e.ref + ": ")
+	for _, r := range msg {
+		if unicode.IsControl(r) {
+			q := strconv.QuoteRune(r) // '\n'
+			b.WriteString(q[1 : len(q)-1])
+			continue
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
+}
+
+func (e *flagError) Unwrap() error { return e.err }
+
+// maxShownValue is how much of a value quoteValue shows, in characters.
+const maxShownValue = 64
+
+// quoteValue is a flag's value as errors show it: quoted as by %q, so that a newline or another
+// control character shows as its escape, and cut after maxShownValue characters with "…", so
+// that a 100 KB value is not echoed in full. Every error that repeats a value given shows it so.
+func quoteValue(v string) string {
+	if i := runeOffset(v, maxShownValue); i < len(v) {
+		return strconv.Quote(v[:i]) + "…"
+	}
+	return strconv.Quote(v)
+}
+
+// runeOffset returns the byte offset of the nth rune of s, or len(s) when s has fewer.
+func runeOffset(s string, n int) int {
+	for i := range s {
+		if n == 0 {
+			return i
+		}
+		n--
+	}
+	return len(s)
 }
 
 // seeHelp points at the command's help, for errors in its flags.
@@ -110,7 +171,7 @@ func parseFlags(fs *flagSet, args []string) error {
 		return fs.syntaxError(args, err)
 	}
 	if fs.NArg() > 0 {
-		return fmt.Errorf("unexpected argument %q: every value is given with its flag (--name value); quote a value with spaces", fs.Arg(0))
+		return fs.strayError(args)
 	}
 	set := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
@@ -141,7 +202,14 @@ func (s setter) Set(v string) error {
 	if strings.TrimSpace(v) == "" && strings.TrimSpace(s.flag.DefValue) != "" {
 		err = fmt.Errorf("empty value; leave it out for the default %s", s.flag.DefValue)
 	} else if err = s.Value.Set(v); err != nil {
-		err = fmt.Errorf("invalid value %q: %w", v, err)
+		var num *strconv.NumError
+		switch {
+		case isBoolFlag(s.Value): // the flag package says "parse error"
+			err = errors.New("not true or false")
+		case errors.As(err, &num): // which repeats the value
+			err = num.Err
+		}
+		err = fmt.Errorf("invalid value %s: %w", quoteValue(v), err)
 	}
 	if err != nil && *s.failed == nil {
 		*s.failed = s.fs.errorf(s.flag.Name, "%w", err)
@@ -155,6 +223,22 @@ func (s setter) IsBoolFlag() bool { return isBoolFlag(s.Value) }
 func isBoolFlag(v flag.Value) bool {
 	b, ok := v.(interface{ IsBoolFlag() bool })
 	return ok && b.IsBoolFlag()
+}
+
+// strayError is the error for the arguments left once the flags are read: the first is no flag.
+// When it follows a boolean flag and reads as true or false, it was meant as that flag's value,
+// which a boolean flag takes only after "=" (the flag package reads `--json false` as --json and
+// an argument "false").
+func (fs *flagSet) strayError(args []string) error {
+	stray := fs.Arg(0)
+	if i := len(args) - fs.NArg(); i > 0 && strings.HasPrefix(args[i-1], "-") {
+		name := strings.TrimPrefix(strings.TrimPrefix(args[i-1], "-"), "-")
+		_, notWord := strconv.ParseBool(stray)
+		if f := fs.Lookup(name); f != nil && isBoolFlag(f.Value) && notWord == nil {
+			return fmt.Errorf("--%s is a true/false flag: write --%s or --%s=false, not --%s %s", name, name, name, name, stray)
+		}
+	}
+	return fmt.Errorf("unexpected argument %s: every value is given with its flag (--name value); quote a value with spaces", quoteValue(stray))
 }
 
 // syntaxError says why the flag package stopped reading args before their end, when no value
@@ -197,12 +281,26 @@ type kafkaFlags struct {
 
 func addKafkaFlags(fs *flagSet) *kafkaFlags {
 	k := &kafkaFlags{}
-	fs.StringVar(&k.brokers, "kafka-brokers", "", "comma-separated Kafka bootstrap brokers; empty: use the embedded dev broker (in memory only)")
+	checkedVar(fs, &k.brokers, "kafka-brokers", "", "comma-separated Kafka bootstrap brokers; empty: use the embedded dev broker (in memory only)", text, checkBrokers)
 	fs.StringVar(&k.devBrokerAddr, "dev-broker-addr", "127.0.0.1:9092", "address of the embedded dev broker, used when --kafka-brokers is empty")
 	fs.StringVar(&k.topic, "topic", "waymark.events", "Kafka topic of incoming events")
 	fs.StringVar(&k.dlqTopic, "dlq-topic", "waymark.dlq", "Kafka topic for events that cannot be used, with the reason in a header")
 	fs.StringVar(&k.group, "group", "waymark", "Kafka consumer group")
 	return k
+}
+
+// checkBrokers refuses a --kafka-brokers list with an empty entry (",,," or " "): the Kafka client
+// found no broker in it only when it started. An empty value is no list: the dev broker.
+func checkBrokers(s string) error {
+	if s == "" {
+		return nil
+	}
+	for _, b := range strings.Split(s, ",") {
+		if strings.TrimSpace(b) == "" {
+			return errors.New("an empty entry; give HOST:PORT,HOST:PORT (or leave the flag out for the dev broker)")
+		}
+	}
+	return nil
 }
 
 // brokerList returns the brokers to use: --kafka-brokers, or the dev broker's address.
@@ -225,11 +323,18 @@ func (k *kafkaFlags) brokerList() []string {
 // held).
 func addSessionizerFlags(fs *flagSet) *sessionize.Config {
 	var c sessionize.Config
-	checkedVar(fs, &c.Gap, "session-gap", 30*time.Minute, "inactivity that ends a session", time.ParseDuration, positive)
-	fs.DurationVar(&c.MaxDuration, "session-max", 24*time.Hour, "longest session; longer runs are cut")
-	checkedVar(fs, &c.AllowedLateness, "allowed-lateness", 72*time.Hour, "how late an event may arrive and still be expected (older ones are stored and counted)", time.ParseDuration, positive)
+	addSessionFlags(fs, &c)
+	checkedVar(fs, &c.AllowedLateness, "allowed-lateness", 72*time.Hour, "how late an event may arrive and still be expected (older ones are stored and counted)", parseDuration, positive)
 	checkedVar(fs, &c.MaxCustomers, "max-customers", 1_000_000, "customers (devices, and userIds without a device) the sessionizer holds in memory; above it the least recently active are evicted and restored from ClickHouse when they return", strconv.Atoi, atLeast(1))
 	return &c
+}
+
+// addSessionFlags adds --session-gap and --session-max, what makes a session, into c: the
+// sessionizer's flags that resessionize takes too (it holds no customers between runs, so the
+// others change nothing there). Call checkSessionizerFlags once they are parsed.
+func addSessionFlags(fs *flagSet, c *sessionize.Config) {
+	checkedVar(fs, &c.Gap, "session-gap", 30*time.Minute, "inactivity that ends a session", parseDuration, positive)
+	checkedVar(fs, &c.MaxDuration, "session-max", 24*time.Hour, "longest session; longer runs are cut", parseDuration, positive)
 }
 
 // checkSessionizerFlags reports what the sessionizer's flags cannot do together, naming the flag.
@@ -244,7 +349,7 @@ func checkSessionizerFlags(fs *flagSet, c *sessionize.Config) error {
 // ingest's) into c; the consumer would read 0 as its default.
 func addBatchFlags(fs *flagSet, c *ingest.ConsumerConfig) {
 	checkedVar(fs, &c.BatchSize, "batch-size", 20000, "events written to ClickHouse at most in one insert", strconv.Atoi, atLeast(1))
-	checkedVar(fs, &c.FlushInterval, "flush-interval", 500*time.Millisecond, "longest wait before a partial batch is written", time.ParseDuration, atLeast(ingest.MinFlushInterval))
+	checkedVar(fs, &c.FlushInterval, "flush-interval", 500*time.Millisecond, "longest wait before a partial batch is written", parseDuration, atLeast(ingest.MinFlushInterval))
 }
 
 // clickhouseFlags are the flags of commands that talk to ClickHouse.
@@ -263,7 +368,7 @@ func addStoreFlags(fs *flagSet) *clickhouseFlags {
 	checkedVar(fs, &c.cfg.Database, "clickhouse-database", "waymark", "ClickHouse database of Waymark's tables", text, store.CheckIdentifier)
 	fs.StringVar(&c.cfg.User, "clickhouse-user", "default", "ClickHouse user")
 	fs.StringVar(&c.cfg.Password, "clickhouse-password", "", "ClickHouse password")
-	checkedVar(fs, &c.cfg.DialTimeout, "clickhouse-dial-timeout", 5*time.Second, "time allowed to connect to ClickHouse", time.ParseDuration, positive)
+	checkedVar(fs, &c.cfg.DialTimeout, "clickhouse-dial-timeout", 5*time.Second, "time allowed to connect to ClickHouse", parseDuration, positive)
 	return c
 }
 
@@ -286,7 +391,7 @@ const minQueryMemory = 1 << 20
 // answer journey queries: serve, the query commands, bench and bench ingest. over says what
 // happens to a query over them.
 func addQueryLimitFlags(fs *flagSet, c *clickhouseFlags, over string) {
-	checkedVar(fs, &c.cfg.QueryTimeout, "query-timeout", time.Minute, "time limit of each journey query, its ClickHouse queries (max_execution_time) and the matching in Waymark; "+over, time.ParseDuration, positive)
+	checkedVar(fs, &c.cfg.QueryTimeout, "query-timeout", time.Minute, "time limit of each journey query, its ClickHouse queries (max_execution_time) and the matching in Waymark; "+over, parseDuration, positive)
 	checkedVar(fs, &c.cfg.QueryMaxMemory, "query-max-memory", 4<<30, "memory limit of each journey query in ClickHouse, in bytes (max_memory_usage), at least 1 MiB; "+over, parseBytes, func(b uint64) error {
 		if b < minQueryMemory {
 			return fmt.Errorf("must be at least %d (1 MiB)", minQueryMemory)
@@ -365,6 +470,16 @@ func between[T cmp.Ordered](lo, hi T) func(T) error {
 	}
 }
 
+// parseDuration reads a duration in Go syntax; its error does not repeat the value (the setter
+// shows it), unlike time.ParseDuration's.
+func parseDuration(s string) (time.Duration, error) {
+	d, err := time.ParseDuration(s)
+	if err != nil {
+		return 0, errors.New("not a duration like 500ms, 90s, 5m or 2h")
+	}
+	return d, nil
+}
+
 // text reads a text flag as it is.
 func text(s string) (string, error) { return s, nil }
 
@@ -389,11 +504,22 @@ func addRangeFlags(fs *flagSet, what string) rangeFlags {
 
 // parse returns the range; zero times are unbounded. Errors name the flag.
 func (r rangeFlags) parse() (from, to time.Time, err error) {
-	if from, err = store.ParseTime(*r.from); err != nil {
-		return from, to, r.fs.errorf("from", "%w", err)
+	return parseRange(r.fs, *r.from, *r.to)
+}
+
+// parseRange reads --from and --to, flags of fs, as the store does (store.ParseTime), and refuses
+// a --to not after --from, naming --to: the range the two give holds no time. Zero times are
+// unbounded. The query commands check their --from and --to with it too, before the store does:
+// the store's error names the parameter from, as the API answers.
+func parseRange(fs *flagSet, fromText, toText string) (from, to time.Time, err error) {
+	if from, err = store.ParseTime(fromText); err != nil {
+		return from, to, fs.errorf("from", "%w", err)
 	}
-	if to, err = store.ParseTime(*r.to); err != nil {
-		return from, to, r.fs.errorf("to", "%w", err)
+	if to, err = store.ParseTime(toText); err != nil {
+		return from, to, fs.errorf("to", "%w", err)
+	}
+	if !from.IsZero() && !to.IsZero() && !to.After(from) {
+		return from, to, fs.errorf("to", "%s is not after %s %s", to.Format(time.RFC3339), fs.ref("from"), from.Format(time.RFC3339))
 	}
 	return from, to, nil
 }

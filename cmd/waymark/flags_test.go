@@ -348,18 +348,56 @@ func TestFlagErrorsNameTheFlag(t *testing.T) {
 		{[]string{"funnel", "--json", "--steps"}, nil, "--steps needs a value; 'waymark funnel -h' lists the flags"},
 		{[]string{"funnel", "---steps", "A"}, nil, `"---steps" is not a flag (--name, --name=value); 'waymark funnel -h' lists the flags`},
 		{[]string{"next", "--anchor", "A", "--collapse=maybe"}, nil, `--collapse: invalid value "maybe": not true or false`},
+		// A boolean flag's value follows "="; `--collapse true` worked when --collapse was a text flag.
+		{[]string{"next", "--anchor", "A", "--collapse", "true"}, nil, "--collapse is a true/false flag: write --collapse or --collapse=false, not --collapse true"},
+		{[]string{"funnel", "--steps", "A", "-json", "false", "--window", "1h"}, nil, "--json is a true/false flag: write --json or --json=false, not --json false"},
+		{[]string{"funnel", "--steps", "A", "--json", "x"}, nil, `unexpected argument "x"`},
+		// The flag package said a bare "parse error" for every boolean flag but --collapse.
+		{[]string{"funnel", "--steps", "A", "--json=maybe"}, nil, `--json: invalid value "maybe": not true or false`},
+		{[]string{"serve", "--insecure-open-query-api=2"}, nil, `--insecure-open-query-api: invalid value "2": not true or false`},
+		{[]string{"serve"}, map[string]string{"WAYMARK_INSECURE_OPEN_QUERY_API": "yes"}, `WAYMARK_INSECURE_OPEN_QUERY_API (--insecure-open-query-api): invalid value "yes": not true or false`},
 		{[]string{"funnel", "--steps", "A", "--query-timeout", "-5s"}, nil, `--query-timeout: invalid value "-5s": must be positive`},
 		{[]string{"funnel", "--steps", "A"}, map[string]string{"WAYMARK_QUERY_TIMEOUT": "-5s"}, `WAYMARK_QUERY_TIMEOUT (--query-timeout): invalid value "-5s": must be positive`},
 		{[]string{"paths", "--anchor", "A"}, map[string]string{"WAYMARK_DIRECTION": "previous"}, `WAYMARK_DIRECTION (--direction): "previous" is not one of start, end`},
 		{[]string{"paths", "--anchor", "A", "--direction", "previous"}, nil, `--direction: "previous" is not one of start, end`},
 		{[]string{"resessionize"}, map[string]string{"WAYMARK_FROM": "yesterday"}, "WAYMARK_FROM (--from): "},
-		{[]string{"serve"}, map[string]string{"WAYMARK_ROLES": "query,bogus"}, `WAYMARK_ROLES (--roles): unknown role "bogus"`},
+		{[]string{"serve"}, map[string]string{"WAYMARK_ROLES": "query,bogus"}, `WAYMARK_ROLES (--roles): invalid value "query,bogus": unknown role "bogus"`},
 		{[]string{"serve", "--write-keys-inline", "k"}, nil, "--write-keys-inline: want KEY=NAME or KEY NAME"},
 		{[]string{"serve"}, map[string]string{"WAYMARK_WRITE_KEYS_INLINE": "k"}, "WAYMARK_WRITE_KEYS_INLINE (--write-keys-inline): want KEY=NAME or KEY NAME"},
+		{[]string{"serve", "--write-keys-inline", "k=a", "--read-keys-inline", "k=b"}, nil, `--read-keys-inline: the key of "b" is also a write key`},
+		// These failed later without the flag's name ("kafka brokers: at least one is required",
+		// "unsupported protocol scheme"), or named --from for a --to before it.
+		{[]string{"serve", "--kafka-brokers", ",,,"}, nil, `--kafka-brokers: invalid value ",,,": an empty entry`},
+		{[]string{"serve", "--kafka-brokers", " "}, nil, `--kafka-brokers: invalid value " ": an empty entry`},
+		{[]string{"replay", "--format", "taobao", "--file", "x"}, map[string]string{"WAYMARK_KAFKA_BROKERS": "a:9092,,b:9092"}, `WAYMARK_KAFKA_BROKERS (--kafka-brokers): invalid value "a:9092,,b:9092": an empty entry`},
+		{[]string{"bench", "ingest", "--kafka-brokers", "a:9092,"}, nil, `--kafka-brokers: invalid value "a:9092,": an empty entry`},
+		{[]string{"healthcheck", "--url", "not a url"}, nil, `--url: invalid value "not a url": not an http:// or https:// URL with a host`},
+		{[]string{"healthcheck", "--url", "ftp://127.0.0.1/readyz"}, nil, `--url: invalid value "ftp://127.0.0.1/readyz": not an http`},
+		{[]string{"funnel", "--steps", "A", "--from", "2017-12-01", "--to", "2017-11-01"}, nil, "--to: 2017-11-01T00:00:00Z is not after --from 2017-12-01T00:00:00Z"},
+		{[]string{"sessions", "--from", "2017-12-01"}, map[string]string{"WAYMARK_TO": "2017-12-01"}, "WAYMARK_TO (--to): 2017-12-01T00:00:00Z is not after --from 2017-12-01T00:00:00Z"},
+		// A value with a newline is shown escaped, on one line, where this code or another
+		// package's error repeats it.
+		{[]string{"serve", "--roles", "query\nx"}, nil, `--roles: invalid value "query\nx": unknown role "query\nx"`},
+		{[]string{"serve", "--http-addr", "a\nb"}, nil, `--http-addr: address a\nb: missing port`},
+		{[]string{"replay", "--format", "taobao", "--file", "a\nb"}, nil, `--file: stat a\nb: `},
+		{[]string{"serve", "--write-keys", "a\nb"}, nil, `--write-keys: open a\nb: `},
+		{[]string{"funnel", "--steps", "A", "--json", "a\nb"}, nil, `unexpected argument "a\nb"`},
+		{[]string{"serve", "--write-keys-inline", "k=a"}, map[string]string{"WAYMARK_READ_KEYS_INLINE": "k=b"}, `WAYMARK_READ_KEYS_INLINE (--read-keys-inline): the key of "b" is also a write key`},
 		{[]string{"serve", "--session-max", "1m"}, nil, "--session-max: must be at least --session-gap 30m0s, got 1m0s"},
 		{[]string{"dropoff", "--steps", "A,B", "--csv", "--json"}, nil, "--csv and --json: give one of them"},
+		{[]string{"dropoff", "--steps", "A,B", "--csv", "--ids-limit", "3"}, nil, "--csv and --ids-limit: give one of them"},
+		{[]string{"dropoff", "--steps", "A,B", "--csv"}, map[string]string{"WAYMARK_IDS_LIMIT": "3"}, "--csv and WAYMARK_IDS_LIMIT (--ids-limit): give one of them"},
 		{[]string{"dropoff", "--steps", "A,B", "--csv"}, map[string]string{"WAYMARK_JSON": "true"}, "--csv and WAYMARK_JSON (--json): give one of them"},
 		{[]string{"serve"}, map[string]string{"WAYMARK_SESSION_GAP": "48h"}, "--session-max: must be at least WAYMARK_SESSION_GAP (--session-gap) 48h0m0s, got 24h0m0s"},
+		// resessionize printed "gap 0s" and sessionized with the default 30m, and reported a
+		// negative gap or a max below the gap without the flag; it accepted --to before --from.
+		{[]string{"resessionize", "--session-gap", "0"}, nil, `--session-gap: invalid value "0": must be positive`},
+		{[]string{"resessionize", "--session-gap", "-1m"}, nil, `--session-gap: invalid value "-1m": must be positive`},
+		{[]string{"resessionize", "--session-max", "0"}, nil, `--session-max: invalid value "0": must be positive`},
+		{[]string{"resessionize", "--session-max", "1m"}, nil, "--session-max: must be at least --session-gap 30m0s, got 1m0s"},
+		{[]string{"resessionize", "--from", "2017-12-01", "--to", "2017-11-01"}, nil, "--to: 2017-11-01T00:00:00Z is not after --from 2017-12-01T00:00:00Z"},
+		{[]string{"resessionize", "--to", "2017-12-01"}, map[string]string{"WAYMARK_FROM": "2017-12-01"}, "--to: 2017-12-01T00:00:00Z is not after WAYMARK_FROM (--from) 2017-12-01T00:00:00Z"},
+		{[]string{"resessionize"}, map[string]string{"WAYMARK_SESSION_GAP": "0"}, `WAYMARK_SESSION_GAP (--session-gap): invalid value "0": must be positive`},
 	}
 	for _, tt := range tests {
 		t.Run(strings.Join(tt.args, " ")+fmt.Sprint(tt.env), func(t *testing.T) {
@@ -374,6 +412,26 @@ func TestFlagErrorsNameTheFlag(t *testing.T) {
 				t.Errorf("printed %q and %q besides the error", stdout, stderr)
 			}
 		})
+	}
+}
+
+// TestFlagErrorsShowValuesShort: a long value is shown once, cut after 64 characters: a 100 KB
+// --batch-size was echoed in full twice (in the setter's words and strconv's).
+func TestFlagErrorsShowValuesShort(t *testing.T) {
+	long := strings.Repeat("9", 100_000) + "x"
+	for _, args := range [][]string{
+		{"serve", "--batch-size", long},
+		{"serve", "--session-gap", long},
+		{"serve", "--roles", long},
+		{"replay", "--file", "x", "--format", long},
+		{"serve", "--write-keys-inline", long},
+		{"funnel", "--steps", "A", "--json", long},
+	} {
+		err, _, _ := runCapturing(t, args...)
+		want := `"` + long[:64] + `"…`
+		if err == nil || len(err.Error()) > 300 || !strings.Contains(err.Error(), want) {
+			t.Errorf("%s %s: error %.400q, want one under 300 bytes showing %s", args[0], args[len(args)-2], err, want)
+		}
 	}
 }
 
@@ -410,6 +468,17 @@ func TestFlagValuesAreCheckedWhenParsed(t *testing.T) {
 		{[]string{"funnel", "--steps", "A", "--clickhouse-dial-timeout", "0"}, nil, `--clickhouse-dial-timeout: invalid value "0": must be positive`},
 		{[]string{"healthcheck", "--timeout", "-1s"}, nil, `--timeout: invalid value "-1s": must be positive`},
 		{[]string{"healthcheck", "--timeout", "0"}, nil, `--timeout: invalid value "0": must be positive`},
+		// 0 turned net/http's read timeouts off; replay --wait -1s was taken for 0; empty or
+		// repeated roles were dropped from the list.
+		{[]string{"serve", "--http-read-timeout", "0"}, nil, `--http-read-timeout: invalid value "0": must be positive`},
+		{[]string{"serve", "--http-read-header-timeout", "-5s"}, nil, `--http-read-header-timeout: invalid value "-5s": must be positive`},
+		{[]string{"serve", "--http-read-timeout", "x"}, nil, `--http-read-timeout: invalid value "x": not a duration`},
+		{[]string{"replay", "--format", "taobao", "--file", "x", "--wait", "-1s"}, nil, `--wait: invalid value "-1s": must be at least 0s`},
+		{[]string{"replay", "--format", "taobao", "--file", "x", "--repeat", "0"}, nil, `--repeat: invalid value "0": must be at least 1`},
+		{[]string{"serve", "--roles", "collector,,query"}, nil, `--roles: invalid value "collector,,query": an empty entry`},
+		{[]string{"serve", "--roles", "query,query"}, nil, `--roles: invalid value "query,query": query given twice`},
+		{[]string{"serve", "--roles", "query,"}, nil, `--roles: invalid value "query,": an empty entry`},
+		{[]string{"serve", "--roles", "query, bogus"}, nil, `--roles: invalid value "query, bogus": unknown role "bogus"`},
 		{[]string{"funnel", "--steps", "A", "--window", ""}, nil, "--window: empty value; leave it out for the default 24h"},
 		{[]string{"funnel", "--steps", "A", "--window", " "}, nil, "--window: empty value; leave it out for the default 24h"},
 		{[]string{"funnel", "--steps", "A", "--mode", " "}, nil, "--mode: empty value; leave it out for the default ordered"},
@@ -421,6 +490,8 @@ func TestFlagValuesAreCheckedWhenParsed(t *testing.T) {
 		// Accepted: a blank value where the default is blank, 0 where it means something.
 		{[]string{"funnel", "--steps", "A", "--from", "", "--breakdown", " "}, nil, ""},
 		{[]string{"serve", "--rate-limit", "0", "--kafka-brokers", ""}, nil, ""},
+		{[]string{"serve", "--roles", " query , ingest", "--http-read-timeout", "1s"}, nil, ""},
+		{[]string{"replay", "--format", "taobao", "--file", "x", "--wait", "0"}, nil, `--file: stat x`}, // past --wait
 	}
 	for _, tt := range tests {
 		t.Run(strings.Join(tt.args, " ")+fmt.Sprint(tt.env), func(t *testing.T) {
@@ -468,6 +539,11 @@ func TestHelpIsPrintedToStdout(t *testing.T) {
 		{[]string{"help", "udf-funnel"}, "Usage: waymark udf-funnel\n"},
 		{[]string{"healthcheck", "-h"}, "Usage: waymark healthcheck "},
 		{[]string{"help", "bogus"}, ""},
+		// A subcommand's help: these said "help takes one command".
+		{[]string{"help", "bench", "ingest"}, "Usage: waymark bench ingest "},
+		{[]string{"help", "journey-map", "show"}, "Usage: waymark journey-map show "},
+		{[]string{"help", "journey-map", "check"}, "Usage: waymark journey-map check FILE\n"},
+		{[]string{"help", "dropoff"}, "Usage: waymark dropoff "},
 	}
 	for _, tt := range tests {
 		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
@@ -480,6 +556,10 @@ func TestHelpIsPrintedToStdout(t *testing.T) {
 			}
 			if err != nil || !strings.HasPrefix(stdout, tt.want) || stderr != "" {
 				t.Errorf("error %v, stdout %.80q, stderr %.80q; want the help starting %q on stdout alone", err, stdout, stderr, tt.want)
+			}
+			// A boolean flag is off unless given: its help said (default "false").
+			if strings.Contains(stdout, `(default "false")`) {
+				t.Errorf("the help shows a false boolean default:\n%s", stdout)
 			}
 		})
 	}

@@ -13,10 +13,11 @@ import (
 // loadKeys reads the keys of one kind from the file named by --FLAG (one "KEY NAME" or
 // "KEY=NAME" per line, # starts a comment) and from --FLAG-inline ("KEY=NAME,KEY=NAME"). The name
 // is what a key stands for: the source stored with a write key's events, the holder of a read
-// key. Errors name the flag as ref names it (flagSet.ref), and the file's line.
-func loadKeys(ref func(flag string) string, flag, path, inline string) (map[string]string, error) {
-	keys := map[string]string{}
-	add := func(where, entry string) error {
+// key. from holds the flag each key was first given with, as ref names it (flagSet.ref). Errors
+// name the flag so too, and the file's line.
+func loadKeys(ref func(flag string) string, flag, path, inline string) (keys, from map[string]string, err error) {
+	keys, from = map[string]string{}, map[string]string{}
+	add := func(given, where, entry string) error {
 		key, name, ok := strings.Cut(entry, "=")
 		if !ok {
 			f := strings.Fields(entry)
@@ -26,18 +27,21 @@ func loadKeys(ref func(flag string) string, flag, path, inline string) (map[stri
 		}
 		key, name = strings.TrimSpace(key), strings.TrimSpace(name)
 		if !ok || key == "" || name == "" {
-			return fmt.Errorf("%s: want KEY=NAME or KEY NAME, got %q", where, entry)
+			return fmt.Errorf("%s: want KEY=NAME or KEY NAME, got %s", where, quoteValue(entry))
 		}
 		if prev, dup := keys[key]; dup && prev != name {
 			return fmt.Errorf("%s: key given twice, for %q and %q", where, prev, name)
 		}
 		keys[key] = name
+		if from[key] == "" {
+			from[key] = given
+		}
 		return nil
 	}
 	if path != "" {
 		f, err := os.Open(path)
 		if err != nil {
-			return nil, fmt.Errorf("%s: %w", ref(flag), err)
+			return nil, nil, &flagError{ref: ref(flag), err: err}
 		}
 		defer f.Close()
 		sc := bufio.NewScanner(f)
@@ -46,29 +50,30 @@ func loadKeys(ref func(flag string) string, flag, path, inline string) (map[stri
 			if strings.TrimSpace(text) == "" {
 				continue
 			}
-			if err := add(fmt.Sprintf("%s %s line %d", ref(flag), path, line), text); err != nil {
-				return nil, err
+			if err := add(ref(flag), fmt.Sprintf("%s %s line %d", ref(flag), path, line), text); err != nil {
+				return nil, nil, err
 			}
 		}
 		if err := sc.Err(); err != nil {
-			return nil, fmt.Errorf("%s: %w", ref(flag), err)
+			return nil, nil, &flagError{ref: ref(flag), err: err}
 		}
 	}
 	for _, entry := range strings.Split(inline, ",") {
 		if strings.TrimSpace(entry) == "" {
 			continue
 		}
-		if err := add(ref(flag+"-inline"), entry); err != nil {
-			return nil, err
+		if err := add(ref(flag+"-inline"), ref(flag+"-inline"), entry); err != nil {
+			return nil, nil, err
 		}
 	}
-	return keys, nil
+	return keys, from, nil
 }
 
 // loadWriteKeys reads --write-keys and --write-keys-inline: each key with the source stored with
 // its events. Errors name the flags as ref does.
 func loadWriteKeys(ref func(flag string) string, path, inline string) (map[string]string, error) {
-	return loadKeys(ref, "write-keys", path, inline)
+	keys, _, err := loadKeys(ref, "write-keys", path, inline)
+	return keys, err
 }
 
 // loadReadKeys reads --read-keys and --read-keys-inline: each key with the name of its holder
@@ -76,14 +81,14 @@ func loadWriteKeys(ref func(flag string) string, path, inline string) (map[strin
 // A key may not be both: a write key (which web pages carry, readable by anyone) must never read,
 // and a read key must never write, so a key in both lists is an error.
 func loadReadKeys(ref func(flag string) string, path, inline string, writeKeys map[string]string) (readKeys, error) {
-	keys, err := loadKeys(ref, "read-keys", path, inline)
+	keys, from, err := loadKeys(ref, "read-keys", path, inline)
 	if err != nil {
 		return readKeys{}, err
 	}
 	var rk readKeys
 	for key, name := range keys {
 		if _, both := writeKeys[key]; both {
-			return readKeys{}, fmt.Errorf("%s: the key of %q is also a write key; give reading and writing different keys", ref("read-keys"), name)
+			return readKeys{}, fmt.Errorf("%s: the key of %q is also a write key; give reading and writing different keys", from[key], name)
 		}
 		rk.hashes = append(rk.hashes, sha256.Sum256([]byte(key)))
 		rk.names = append(rk.names, name)

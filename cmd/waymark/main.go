@@ -106,13 +106,11 @@ func dispatch(ctx context.Context, args []string, stdout io.Writer, log *slog.Lo
 	case "udf-funnel": // run by ClickHouse as the waymark_funnel function (docs/udf.md)
 		return runUDFFunnel(rest, stdout)
 	case "help":
-		switch len(rest) {
-		case 0:
+		if len(rest) == 0 {
 			return &helpRequest{usage()}
-		case 1: // `waymark help funnel` is `waymark funnel -h`
-			return dispatch(ctx, []string{rest[0], "-h"}, stdout, log)
 		}
-		return fmt.Errorf("help takes one command, got %q", rest)
+		// `waymark help funnel` is `waymark funnel -h`, `help bench ingest` `bench ingest -h`.
+		return dispatch(ctx, append(rest[:len(rest):len(rest)], "-h"), stdout, log)
 	}
 	if isHelpFlag(cmd) {
 		return &helpRequest{usage()}

@@ -127,10 +127,12 @@ func (b boolParam) String() string {
 	return *b.s
 }
 
+// Set reads s as strconv.ParseBool does; the setter of parseFlags says "not true or false" for
+// every boolean flag.
 func (b boolParam) Set(s string) error {
 	v, err := strconv.ParseBool(s)
 	if err != nil {
-		return errors.New("not true or false")
+		return err
 	}
 	*b.s = strconv.FormatBool(v)
 	return nil
@@ -165,12 +167,22 @@ func runQuery(ctx context.Context, cmd queryCommand, args []string, stdout io.Wr
 	if asCSV && *f.asJSON {
 		return fmt.Errorf("%s and %s: give one of them (--csv prints the person ids, --json the whole answer)", f.fs.ref("csv"), f.fs.ref("json"))
 	}
+	if asCSV && f.fs.given("ids-limit") { // --csv lists every person; it ignored --ids-limit
+		return fmt.Errorf("%s and %s: give one of them (--csv prints the id of every person who dropped off, --ids-limit caps the ids of the table or --json)", f.fs.ref("csv"), f.fs.ref("ids-limit"))
+	}
 	flagError := func(err error) error {
 		var pe *store.ParamError
 		if errors.As(err, &pe) {
 			return f.fs.errorf(flagName(pe.Param), "%w", pe.Err)
 		}
 		return err
+	}
+	if from, to := f.params["from"], f.params["to"]; from != nil && to != nil {
+		// The store refuses a from not before to too, naming from, as the API answers; the
+		// commands name --to, as resessionize does.
+		if _, _, err := parseRange(f.fs, *from, *to); err != nil {
+			return err
+		}
 	}
 	if err := store.CheckParams(name, v); err != nil {
 		return flagError(err)

@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -19,10 +20,12 @@ func runReplay(ctx context.Context, args []string, stdout io.Writer) error {
 	kf := addKafkaFlags(fs)
 	format := fs.String("format", "", "dataset format: "+strings.Join(ingest.Formats, ", "))
 	file := fs.String("file", "", "dataset file to replay")
-	repeat := fs.Int("repeat", 1, "passes over the file; each pass after the first uses fresh customer and message ids")
+	var repeat int
+	checkedVar(fs, &repeat, "repeat", 1, "passes over the file, at least 1; each pass after the first uses fresh customer and message ids", strconv.Atoi, atLeast(1))
 	collector := fs.String("collector", "", "base URL of a collector (e.g. http://127.0.0.1:8080): send through its HTTP API instead of straight to Kafka")
 	writeKey := fs.String("write-key", "", "write key for --collector")
-	wait := fs.Duration("wait", 0, "after sending, wait up to this long until the consumer group has stored everything (0: don't wait)")
+	var wait time.Duration
+	checkedVar(fs, &wait, "wait", 0, "after sending, wait up to this long until the consumer group has stored everything (0: don't wait)", parseDuration, atLeast(time.Duration(0)))
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -30,18 +33,16 @@ func runReplay(ctx context.Context, args []string, stdout io.Writer) error {
 	case *format == "":
 		return fmt.Errorf("--format is required (%s)", strings.Join(ingest.Formats, ", "))
 	case !slices.Contains(ingest.Formats, *format):
-		return fs.errorf("format", "%q is not one of %s", *format, strings.Join(ingest.Formats, ", "))
+		return fs.errorf("format", "%s is not one of %s", quoteValue(*format), strings.Join(ingest.Formats, ", "))
 	case *file == "":
 		return fmt.Errorf("--file is required")
 	case *collector != "" && *writeKey == "":
 		return fmt.Errorf("--write-key is required with %s", fs.ref("collector"))
-	case *repeat < 1:
-		return fs.errorf("repeat", "must be 1 or more, got %d", *repeat)
 	}
 	if _, err := os.Stat(*file); err != nil {
 		return fs.errorf("file", "%w", err)
 	}
-	cfg := ingest.ReplayConfig{Brokers: kf.brokerList(), Topic: kf.topic, Format: *format, File: *file, Repeat: *repeat,
+	cfg := ingest.ReplayConfig{Brokers: kf.brokerList(), Topic: kf.topic, Format: *format, File: *file, Repeat: repeat,
 		Collector: *collector, WriteKey: *writeKey}
 	start := time.Now()
 	if isTerminal(os.Stderr) {
@@ -77,8 +78,8 @@ func runReplay(ctx context.Context, args []string, stdout io.Writer) error {
 		}
 		return err
 	}
-	if *wait > 0 {
-		wctx, cancel := context.WithTimeout(ctx, *wait)
+	if wait > 0 {
+		wctx, cancel := context.WithTimeout(ctx, wait)
 		defer cancel()
 		if err := ingest.WaitCaughtUp(wctx, cfg.Brokers, kf.group, kf.topic); err != nil {
 			return fs.errorf("wait", "%w", err)

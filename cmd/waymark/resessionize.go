@@ -16,9 +16,11 @@ func runResessionize(ctx context.Context, args []string, stdout io.Writer, log *
 	rng := addRangeFlags(fs, "customers with events")
 	mapPath := fs.String("journey-map", "", "journey map YAML file; empty: the built-in shop map")
 	var cfg sessionize.Config
-	fs.DurationVar(&cfg.Gap, "session-gap", 30*time.Minute, "inactivity that ends a session")
-	fs.DurationVar(&cfg.MaxDuration, "session-max", 24*time.Hour, "longest session; longer runs are cut")
+	addSessionFlags(fs, &cfg)
 	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if err := checkSessionizerFlags(fs, &cfg); err != nil {
 		return err
 	}
 	f, t, err := rng.parse()

@@ -37,7 +37,11 @@ func runServe(ctx context.Context, args []string, log *slog.Logger) error {
 	addQueryLimitFlags(fs, cf, "over it the API answers 503 with Retry-After")
 	addFunnelMatchingFlag(fs, cf)
 	httpAddr := fs.String("http-addr", "127.0.0.1:8080", "HTTP address: tracking API (collector role), /metrics, /healthz, /readyz")
-	rolesFlag := fs.String("roles", "collector,ingest,query", "comma-separated roles to run: collector (Segment HTTP API to Kafka), ingest (Kafka to ClickHouse), query (/api/v1/)")
+	var rolesFlag string
+	checkedVar(fs, &rolesFlag, "roles", "collector,ingest,query", "comma-separated roles to run, each once (spaces around one are ignored): collector (Segment HTTP API to Kafka), ingest (Kafka to ClickHouse), query (/api/v1/)", text, func(s string) error {
+		_, err := parseRoles(s)
+		return err
+	})
 	writeKeysPath := fs.String("write-keys", "", "file of write keys for the collector, one \"KEY SOURCE\" per line")
 	writeKeysInline := fs.String("write-keys-inline", "", "write keys for the collector as KEY=SOURCE,KEY=SOURCE")
 	readKeysPath := fs.String("read-keys", "", "file of read keys for the query API (/api/v1/) and the journey map page, one \"KEY NAME\" per line")
@@ -56,17 +60,17 @@ func runServe(ctx context.Context, args []string, log *slog.Logger) error {
 	checkedVar(fs, &partitions, "dev-broker-partitions", 6, "partitions of the dev broker's topics", strconv.Atoi, between(1, maxDevPartitions))
 	var ccfg ingest.ConsumerConfig
 	addBatchFlags(fs, &ccfg)
-	checkedVar(fs, &ccfg.DLQTimeout, "dlq-timeout", time.Minute, "how long writes to the dead-letter topic are retried before the dead letter is logged in full instead", time.ParseDuration, positive)
-	readHeaderTimeout := fs.Duration("http-read-header-timeout", 5*time.Second, "time allowed to read a request's headers")
-	readTimeout := fs.Duration("http-read-timeout", 30*time.Second, "time allowed to read a whole request, body included")
+	checkedVar(fs, &ccfg.DLQTimeout, "dlq-timeout", time.Minute, "how long writes to the dead-letter topic are retried before the dead letter is logged in full instead", parseDuration, positive)
+	// 0 would turn net/http's timeout off, which lets slow clients hold connections open forever
+	// (hostile_test.go): the timeouts are refused unless positive.
+	var readHeaderTimeout, readTimeout time.Duration
+	checkedVar(fs, &readHeaderTimeout, "http-read-header-timeout", 5*time.Second, "time allowed to read a request's headers", parseDuration, positive)
+	checkedVar(fs, &readTimeout, "http-read-timeout", 30*time.Second, "time allowed to read a whole request, body included", parseDuration, positive)
 	sessCfg := addSessionizerFlags(fs)
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	roles, err := parseRoles(fs, *rolesFlag)
-	if err != nil {
-		return err
-	}
+	roles, _ := parseRoles(rolesFlag) // checked when parsed
 	if err := checkSessionizerFlags(fs, sessCfg); err != nil {
 		return err
 	}
@@ -201,13 +205,13 @@ func runServe(ctx context.Context, args []string, log *slog.Logger) error {
 	}
 	srv := &http.Server{
 		Handler:           mux,
-		ReadHeaderTimeout: *readHeaderTimeout,
-		ReadTimeout:       *readTimeout,
+		ReadHeaderTimeout: readHeaderTimeout,
+		ReadTimeout:       readTimeout,
 		WriteTimeout:      30 * time.Second,
 		IdleTimeout:       2 * time.Minute,
 		MaxHeaderBytes:    64 << 10,
 	}
-	attrs := []any{"roles", *rolesFlag, "http", ln.Addr().String()}
+	attrs := []any{"roles", rolesFlag, "http", ln.Addr().String()}
 	if usesClickHouse {
 		attrs = append(attrs, "clickhouse", cf.cfg.Addr, "database", cf.cfg.Database, "journey_map", jm.Version)
 	}
@@ -291,20 +295,23 @@ func checkOpenQueryAPI(ctx context.Context, fs *flagSet, addr string, insecure b
 	return nil
 }
 
-// parseRoles reads --roles, a flag of fs.
-func parseRoles(fs *flagSet, s string) (map[string]bool, error) {
+// parseRoles reads the value of --roles: roles separated by commas, each once, with the spaces
+// around one ignored. An empty entry ("collector,,query") or a role given twice is refused: each
+// was silently taken for a list without it.
+func parseRoles(s string) (map[string]bool, error) {
 	roles := map[string]bool{}
 	for _, r := range strings.Split(s, ",") {
 		switch r = strings.TrimSpace(r); r {
 		case "collector", "ingest", "query":
+			if roles[r] {
+				return nil, fmt.Errorf("%s given twice", r)
+			}
 			roles[r] = true
 		case "":
+			return nil, errors.New("an empty entry; give roles separated by commas (collector, ingest, query)")
 		default:
-			return nil, fs.errorf("roles", "unknown role %q (want collector, ingest, query)", r)
+			return nil, fmt.Errorf("unknown role %s (want collector, ingest, query)", quoteValue(r))
 		}
-	}
-	if len(roles) == 0 {
-		return nil, fs.errorf("roles", "at least one role is required")
 	}
 	return roles, nil
 }
