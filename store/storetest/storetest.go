@@ -101,32 +101,25 @@ func Start(dir string) (*Server, error) {
 }
 
 // StartEngine starts a server of the given engine (Debian or Chdb), whose files live in dir, and
-// waits until it answers.
+// waits until it answers. Its ports are picked free just before it starts, so on a busy machine
+// another process may take one first: a start that fails on a port in use is tried again on
+// other ports, up to startAttempts times.
 func StartEngine(engine, dir string) (*Server, error) {
-	// The chdb engine listens on two more ports of its own, behind chdbserver's relay.
-	ports, err := freePorts(4)
-	if err != nil {
-		return nil, err
-	}
-	s := &Server{
-		Engine:   engine,
-		Addr:     net.JoinHostPort("127.0.0.1", strconv.Itoa(ports[0])),
-		HTTPAddr: net.JoinHostPort("127.0.0.1", strconv.Itoa(ports[1])),
-		Dir:      dir,
-	}
 	if err := os.MkdirAll(filepath.Join(dir, "log"), 0o755); err != nil {
 		return nil, fmt.Errorf("create clickhouse dir: %w", err)
 	}
 	confPath := filepath.Join(dir, "config.xml")
+	// argv returns the command line of a server on the given ports (TCP, HTTP, and for the chdb
+	// engine the two of the engine behind chdbserver's relay), after writing its config.
+	var argv func(ports []int) ([]string, error)
 	switch engine {
 	case Debian:
 		bin, err := debianBinary()
 		if err != nil {
 			return nil, err
 		}
-		s.argv = []string{bin, "--config-file=" + confPath}
-		if err := writeConfig(confPath, dir, ports[0], ports[1]); err != nil {
-			return nil, err
+		argv = func(ports []int) ([]string, error) {
+			return []string{bin, "--config-file=" + confPath}, writeConfig(confPath, dir, ports[0], ports[1])
 		}
 	case Chdb:
 		lib, err := libchdb()
@@ -137,25 +130,45 @@ func StartEngine(engine, dir string) (*Server, error) {
 		if out, err := exec.Command("go", "build", "-o", bin, filepath.Join(repoRoot(), "store", "storetest", "chdbserver")).CombinedOutput(); err != nil {
 			return nil, fmt.Errorf("build chdbserver: %v\n%s", err, out)
 		}
-		engineTCP := net.JoinHostPort("127.0.0.1", strconv.Itoa(ports[2]))
-		engineHTTP := net.JoinHostPort("127.0.0.1", strconv.Itoa(ports[3]))
-		s.argv = []string{bin, "--lib", lib, "--config", confPath,
-			"--tcp", s.Addr, "--engine-tcp", engineTCP, "--http", s.HTTPAddr, "--engine-http", engineHTTP}
-		if err := writeConfig(confPath, dir, ports[2], ports[3]); err != nil {
-			return nil, err
-		}
 		if err := installFunnelUDF(dir); err != nil {
 			return nil, err
 		}
-		s.FunnelUDF = true
+		argv = func(ports []int) ([]string, error) {
+			args := []string{bin, "--lib", lib, "--config", confPath, "--tcp", addr(ports[0]), "--http", addr(ports[1]),
+				"--engine-tcp", addr(ports[2]), "--engine-http", addr(ports[3])}
+			return args, writeConfig(confPath, dir, ports[2], ports[3])
+		}
 	default:
 		return nil, fmt.Errorf("unknown clickhouse engine %q: want %s or %s", engine, Debian, Chdb)
 	}
-	if err := s.start(); err != nil {
-		return nil, err
+	for attempt := 1; ; attempt++ {
+		ports, err := freePorts(4)
+		if err != nil {
+			return nil, err
+		}
+		s := &Server{Engine: engine, Addr: addr(ports[0]), HTTPAddr: addr(ports[1]), Dir: dir, FunnelUDF: engine == Chdb}
+		if s.argv, err = argv(ports); err != nil {
+			return nil, err
+		}
+		err = s.start()
+		if err == nil {
+			return s, nil
+		}
+		if attempt == startAttempts || !strings.Contains(strings.ToLower(err.Error()), "address already in use") {
+			return nil, err
+		}
+		// The next attempt's log tail must not show this one's clash.
+		for _, f := range []string{filepath.Join(dir, "log", "clickhouse-server.err.log"), s.stdoutLog()} {
+			_ = os.Remove(f)
+		}
 	}
-	return s, nil
 }
+
+// startAttempts is how many times StartEngine tries to start a server whose port was taken.
+const startAttempts = 5
+
+// addr is the loopback address of port.
+func addr(port int) string { return net.JoinHostPort("127.0.0.1", strconv.Itoa(port)) }
 
 // installFunnelUDF sets up the waymark_funnel executable UDF in dir before the server starts:
 // config.d/udf.xml (merged into config.xml) points the server at dir's *_function.xml and at
