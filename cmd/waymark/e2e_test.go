@@ -95,6 +95,23 @@ const testReadKey = "test-read-key"
 // testReadKey), plus extra flags. An --http-addr among them is polled on 127.0.0.1 and its port.
 func startServe(t testing.TB, extra ...string) *server {
 	t.Helper()
+	// The ports are picked free just before serve starts, so on a busy machine another process
+	// may take one first: a serve that exits on a port in use is started again on other ports.
+	for attempt := 1; ; attempt++ {
+		s, err := launchServe(t, extra)
+		if err == nil {
+			return s
+		}
+		if attempt == 5 || !strings.Contains(s.log.String(), "address already in use") {
+			t.Fatal(err)
+		}
+		t.Logf("attempt %d: %v; trying other ports", attempt, err)
+	}
+}
+
+// launchServe is one attempt of startServe: it fails when serve exits before it is ready.
+func launchServe(t testing.TB, extra []string) (*server, error) {
+	t.Helper()
 	s := &server{
 		broker:   freeAddr(t),
 		http:     freeAddr(t),
@@ -134,14 +151,14 @@ func startServe(t testing.TB, extra ...string) *server {
 		select {
 		case err := <-s.exited:
 			s.exited <- err // for the cleanup
-			t.Fatalf("waymark serve exited before it was ready: %v", err)
+			return s, fmt.Errorf("waymark serve exited before it was ready: %v", err)
 		default:
 		}
 		resp, err := http.Get("http://" + s.http + "/readyz")
 		if err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {
-				return s
+				return s, nil
 			}
 		}
 		if time.Now().After(deadline) {
