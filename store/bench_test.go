@@ -1,6 +1,7 @@
 package store_test
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -153,11 +154,19 @@ func BenchmarkMergedPersons(b *testing.B) {
 //	go test -run '^$' -bench QueryScale -benchtime 3x -timeout 90m ./store
 //	WAYMARK_BENCH_EVENTS=100000000 go test -run '^$' -bench QueryScale -benchtime 1x -timeout 600m ./store
 //	go test -run '^$' -bench 'QueryScale/.*/.*/query=(windowFunnel|groupby|funnel-3-steps)$' -benchtime 3x ./store
+//	WAYMARK_BENCH_CLICKHOUSE=127.0.0.1:9000 go test -run '^$' -bench QueryScale ./store   # generate once, keep, measure again
+//	WAYMARK_BENCH_PASS_EVENTS=1000000 go test -run '^$' -bench QueryScale ./store        # passes of 1M events
 func BenchmarkQueryScale(b *testing.B) {
 	n := benchEvents()
 	ctx := context.Background()
+	// WAYMARK_BENCH_CLICKHOUSE=host:port keeps the generated databases on that server
+	// (queryscale_<events>_<persons>) and measures them again on later runs without generating
+	// them again, so two builds can be compared on the same events.
+	keep := os.Getenv("WAYMARK_BENCH_CLICKHOUSE")
+	// WAYMARK_BENCH_PASS_EVENTS sets Config.QueryPassEvents (default: the store's).
+	passEvents, _ := strconv.ParseUint(os.Getenv("WAYMARK_BENCH_PASS_EVENTS"), 10, 64)
 	conn, err := clickhouse.Open(&clickhouse.Options{
-		Addr:        []string{server.Addr},
+		Addr:        []string{cmp.Or(keep, server.Addr)},
 		Compression: &clickhouse.Compression{Method: clickhouse.CompressionLZ4}, // as the store's
 	})
 	if err != nil {
@@ -172,24 +181,38 @@ func BenchmarkQueryScale(b *testing.B) {
 		}{{"unmerged", 0}, {"merged", 0.4}} {
 			b.Run("persons="+persons.name, func(b *testing.B) {
 				var db string
-				s := openStoreWith(b, func(c *store.Config) {
+				configure := func(c *store.Config) {
 					db = c.Database
 					c.QueryTimeout = 30 * time.Minute // a measure, not a limit: the machine may be busy
-				})
-				start := time.Now()
-				if err := s.GenerateSynthetic(ctx, n, 1_000_000, store.SyntheticOptions{MergedShare: persons.share}); err != nil {
-					b.Fatal(err)
+					c.QueryPassEvents = passEvents
+				}
+				var s *store.Store
+				if keep == "" {
+					s = openStoreWith(b, configure)
+					defer func() {
+						if err := s.DropDatabase(ctx); err != nil {
+							b.Error(err)
+						}
+					}()
+				} else {
+					s = server.OpenStore(b, func(c *store.Config) {
+						c.Addr, c.Database = keep, fmt.Sprintf("queryscale_%d_%s", n, persons.name)
+						configure(c)
+					})
 				}
 				base := baselines{conn: conn, db: db}
-				if err := base.createPlain(ctx); err != nil {
+				if generated, err := base.generated(ctx, n); err != nil {
 					b.Fatal(err)
-				}
-				b.Logf("generated %d events and their plain table in %s", n, time.Since(start).Round(time.Millisecond))
-				defer func() {
-					if err := s.DropDatabase(ctx); err != nil {
-						b.Error(err)
+				} else if !generated {
+					start := time.Now()
+					if err := s.GenerateSynthetic(ctx, n, 1_000_000, store.SyntheticOptions{MergedShare: persons.share}); err != nil {
+						b.Fatal(err)
 					}
-				}()
+					if err := base.createPlain(ctx); err != nil {
+						b.Fatal(err)
+					}
+					b.Logf("generated %d events and their plain table in %s", n, time.Since(start).Round(time.Millisecond))
+				}
 				var windowFunnel, groupBy time.Duration
 				var levels []uint64
 				queries := []journeyQuery{
@@ -236,6 +259,26 @@ type baselines struct {
 // sql puts the database's name in place of "DB." in query.
 func (bl baselines) sql(query string) string {
 	return strings.ReplaceAll(query, "DB.", "`"+bl.db+"`.")
+}
+
+// generated reports whether the database holds n generated events and their plain table, from
+// an earlier run that kept them; a database with anything else is an error (a run stopped while
+// it generated leaves one: drop it).
+func (bl baselines) generated(ctx context.Context, n int) (bool, error) {
+	var events, plain uint64
+	if err := bl.conn.QueryRow(ctx, bl.sql("SELECT count() FROM DB.events")).Scan(&events); err != nil {
+		return false, fmt.Errorf("count the events: %w", err)
+	}
+	if err := bl.conn.QueryRow(ctx, "SELECT count() FROM system.tables WHERE database = ? AND name = 'plain'", bl.db).Scan(&plain); err != nil {
+		return false, fmt.Errorf("look for the plain table: %w", err)
+	}
+	switch {
+	case events == 0 && plain == 0:
+		return false, nil
+	case events == uint64(n) && plain == 1:
+		return true, nil
+	}
+	return false, fmt.Errorf("database %s holds %d events (want 0 or %d) and %d plain tables: drop it", bl.db, events, n, plain)
 }
 
 // createPlain creates the table plain (person, t, event) ordered by (person, t) and fills it with

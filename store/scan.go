@@ -8,6 +8,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+
 	"github.com/waymark-dev/waymark/sessionize"
 )
 
@@ -72,11 +74,65 @@ type scannedEvent struct {
 // Persons on events: each event is stored with the person known at ingest, and ClickHouse groups
 // the events by that person after applying the overrides of later merges (see personOverrides),
 // so the query process holds one person's events at a time however many persons were merged.
+// A large events table is read in passes over ranges of persons (see scanPasses); each person
+// comes in one pass, and fn sees the persons in no particular order.
 func (s *Store) scan(ctx context.Context, sc eventScan, fn func(person string, events []scannedEvent) error) error {
-	rows, args, none, err := s.personRows(ctx, sc)
-	if err != nil || none {
+	id, passes, err := s.scanPasses(ctx, sc)
+	if err != nil {
 		return err
 	}
+	// Each pass is sent before the one before it is read, so ClickHouse reads and groups the next
+	// range of persons while Waymark matches the persons of the last.
+	ctx, cancel := context.WithCancel(ctx)
+	var running []driver.Rows // passes sent and not read through; nil: a pass with no events
+	defer func() {
+		cancel() // a pass still running stops rather than runs to its end
+		for _, rows := range running {
+			if rows != nil {
+				rows.Close()
+			}
+		}
+	}()
+	sent := 0
+	sendNext := func() error {
+		if sent == len(passes) {
+			return nil
+		}
+		rows, err := s.sendPass(ctx, sc, id, passes[sent])
+		if err != nil {
+			return err
+		}
+		sent++
+		running = append(running, rows)
+		return nil
+	}
+	if err := sendNext(); err != nil {
+		return err
+	}
+	for range passes {
+		if err := sendNext(); err != nil {
+			return err
+		}
+		rows := running[0]
+		if err := readPersons(ctx, rows, len(sc.attrs), fn); err != nil {
+			return err
+		}
+		if rows != nil {
+			rows.Close() // read through: nothing left to wait for
+		}
+		running = running[1:]
+	}
+	return nil
+}
+
+// sendPass sends the query of one pass of scan, over the persons in r, whose rows are (person,
+// packed events, packed attributes…); nil when no event can match.
+func (s *Store) sendPass(ctx context.Context, sc eventScan, id identitySnapshot, r personRange) (driver.Rows, error) {
+	rows, args, none, err := s.personRows(sc, id, r)
+	if err != nil || none {
+		return nil, err
+	}
+	s.metrics.scanPasses.Inc()
 	// Each person's events come in (time, seq, id) order, the tie rule, as one text column (and one per attribute)
 	// rather than arrays: the client reads arrays through reflection, several times slower than
 	// this parse, and ClickHouse sorts them while Waymark reads the previous customers.
@@ -91,17 +147,128 @@ FROM (
 	` + rows + `
 )
 GROUP BY person`
-	return s.scanQuery(ctx, query, args, len(sc.attrs), fn)
+	res, err := s.conn.Query(ctx, query, args...)
+	if err != nil {
+		return nil, fmt.Errorf("scan events: %w", err)
+	}
+	return res, nil
 }
 
-// personRows builds the query of the rows a scan reads, one per stored event (copies included),
-// with its arguments: columns person (after merges), t (ms), seq, mask (UInt64, bit i: preds[i]),
-// id (UInt64, per source and message id) and a0, a1… (the attributes, String). none is set
-// when no event can match (the query need not run). Both the in-process scan and the in-engine
-// funnel group these rows by person.
-func (s *Store) personRows(ctx context.Context, sc eventScan) (query string, args []any, none bool, err error) {
+// personRange is the persons from lo (inclusive) to hi (exclusive), in byte order of their ids;
+// an empty lo or hi leaves that end open, and the zero value is every person.
+type personRange struct{ lo, hi string }
+
+// sql is the condition that expr (a String) is in r, with its arguments; "1" for every person.
+func (r personRange) sql(expr string) predicate {
+	var parts []string
+	var args []any
+	if r.lo != "" {
+		parts, args = append(parts, expr+" >= ?"), append(args, r.lo)
+	}
+	if r.hi != "" {
+		parts, args = append(parts, expr+" < ?"), append(args, r.hi)
+	}
+	if len(parts) == 0 {
+		return predicate{sql: "1"}
+	}
+	return predicate{sql: "(" + strings.Join(parts, " AND ") + ")", args: args}
+}
+
+// bytesPerPassEvent is what the default Config.QueryPassEvents allows ClickHouse per stored event
+// of a pass, in bytes of QueryMaxMemory: grouping spills to disk past half of it, and the widest
+// scan (drop-off's, with three text attributes) grouped 10M events in about 1 GB.
+const bytesPerPassEvent = 400
+
+// passSample is how many stored events per pass scanPasses samples to place the passes' bounds.
+const passSample = 1000
+
+// maxPasses bounds the passes of a scan: past it they grow larger than Config.QueryPassEvents
+// rather than more numerous (each costs a query, and reads the persons column whole).
+const maxPasses = 256
+
+// scanPasses cuts a scan into passes over ranges of persons, so that each groups about
+// Config.QueryPassEvents stored events or fewer: at 100M events one grouping of every person's
+// events spilled to disk past half of --query-max-memory and ran several times slower
+// (docs/query-scale.md). The bounds are taken from a sample of the stored persons of the scan's
+// time range, weighted by their events. A range of QueryPassEvents events or fewer is read in one
+// pass. It also fixes the identity snapshot every pass reads.
+func (s *Store) scanPasses(ctx context.Context, sc eventScan) (identitySnapshot, []personRange, error) {
+	one := []personRange{{}}
+	id, err := s.identitySnapshot(ctx)
+	if err != nil || sc.to < 0 {
+		return id, one, err
+	}
+	inRange := sc.timeRange()
+	var n uint64
+	if err := s.conn.QueryRow(ctx, "SELECT count() FROM "+s.table("events")+" WHERE "+inRange.sql, inRange.args...).Scan(&n); err != nil {
+		return id, nil, fmt.Errorf("count events: %w", err)
+	}
+	if n <= s.cfg.QueryPassEvents {
+		return id, one, nil
+	}
+	passes := min(maxPasses, (n-1)/s.cfg.QueryPassEvents+1)
+	rows, err := s.conn.Query(ctx, "SELECT person_id FROM "+s.table("events")+" WHERE "+inRange.sql+" AND rand() % ? = 0",
+		append(inRange.args, max(1, n/(passes*passSample)))...)
+	if err != nil {
+		return id, nil, fmt.Errorf("sample persons: %w", err)
+	}
+	defer rows.Close()
+	var sample []string
+	for rows.Next() {
+		var p string
+		if err := rows.Scan(&p); err != nil {
+			return id, nil, fmt.Errorf("sample persons: %w", err)
+		}
+		sample = append(sample, p)
+	}
+	if err := rows.Err(); err != nil {
+		return id, nil, fmt.Errorf("sample persons: %w", err)
+	}
+	if len(sample) == 0 {
+		return id, one, nil
+	}
+	slices.Sort(sample)
+	ranges := one
+	for i := uint64(1); i < passes; i++ {
+		bound := sample[i*uint64(len(sample))/passes]
+		if last := &ranges[len(ranges)-1]; bound > last.lo { // one busy person's events are never cut
+			last.hi = bound
+			ranges = append(ranges, personRange{lo: bound})
+		}
+	}
+	return id, ranges, nil
+}
+
+// timeRange is the condition that an event of the events table is in the scan's time range.
+// Its date bounds (a day wider, whatever the server's time zone) let ClickHouse skip the monthly
+// partitions outside the range. They are worked out here: ClickHouse's Date arithmetic wraps
+// below 1970. Events are stored at ts_ms ≥ 0.
+func (sc eventScan) timeRange() predicate {
+	const dayMs = 24 * 60 * 60 * 1000
+	day := func(ms int64) string { return time.UnixMilli(max(ms, 0)).UTC().Format(time.DateOnly) }
+	parts, args := []string{"1"}, []any{}
+	if sc.from > 0 {
+		parts = append(parts, "date >= toDate(?) AND ts_ms >= ?")
+		args = append(args, day(sc.from-dayMs), uint64(sc.from))
+	}
+	if sc.to > 0 {
+		parts = append(parts, "date <= toDate(?) AND ts_ms <= ?")
+		args = append(args, day(sc.to+dayMs), uint64(sc.to))
+	}
+	return predicate{sql: strings.Join(parts, " AND "), args: args}
+}
+
+// personRows builds the query of the rows a scan reads, one per stored event (copies included)
+// of the persons in r, with its arguments: columns person (after merges), t (ms), seq, mask
+// (UInt64, bit i: preds[i]), id (UInt64, per source and message id) and a0, a1… (the attributes,
+// String). none is set when no event can match (the query need not run). Both the in-process scan
+// and the in-engine funnel group these rows by person.
+func (s *Store) personRows(sc eventScan, id identitySnapshot, r personRange) (query string, args []any, none bool, err error) {
 	if len(sc.preds) == 0 || len(sc.preds) > 64 {
 		return "", nil, false, fmt.Errorf("scan: %d conditions, want 1 to 64", len(sc.preds))
+	}
+	if sc.to < 0 {
+		return "", nil, true, nil // no event is that early
 	}
 	maskTerms := make([]string, len(sc.preds))
 	ors := make([]string, len(sc.preds))
@@ -114,27 +281,27 @@ func (s *Store) personRows(ctx context.Context, sc eventScan) (query string, arg
 		attrCols += fmt.Sprintf(", %s AS a%d", a.sql, i)
 		args = append(args, a.args...)
 	}
+	// The events a pass reads: those stored with a person in r, or with one merged since into a
+	// person in r, or of a device several users signed in on (whose events go to the user signed
+	// in). That is every event whose person is in r, and a few more, which the outer query drops.
+	// It is a PREWHERE: ClickHouse reads the other columns only where it holds, and the
+	// table's order by customer key, which is mostly the person, keeps those rows together.
+	prewhere, outer := "", r.sql(resolvedPerson)
+	if r != (personRange{}) {
+		stored, merged := r.sql("person_id"), r.sql("merged_into")
+		prewhere = "PREWHERE " + stored.sql + " OR person_id IN (SELECT person_id FROM (" + s.personOverrides(id.persons) + ") WHERE " + merged.sql + ")"
+		if id.shared {
+			prewhere += " OR customer_key IN (SELECT customer_key FROM (" + s.signIns(id.signIns) + "))"
+		}
+		args = append(append(args, stored.args...), merged.args...)
+	}
 	for i, p := range sc.preds {
 		ors[i] = p.sql
 		args = append(args, p.args...)
 	}
-	where := "(" + strings.Join(ors, " OR ") + ")"
-	// The date bounds (a day wider, whatever the server's time zone) let ClickHouse skip the
-	// monthly partitions outside the range. They are worked out here: ClickHouse's Date
-	// arithmetic wraps below 1970. Events are stored at ts_ms ≥ 0.
-	const dayMs = 24 * 60 * 60 * 1000
-	day := func(ms int64) string { return time.UnixMilli(max(ms, 0)).UTC().Format(time.DateOnly) }
-	if sc.to < 0 {
-		return "", nil, true, nil // no event is that early
-	}
-	if sc.from > 0 {
-		where += " AND date >= toDate(?) AND ts_ms >= ?"
-		args = append(args, day(sc.from-dayMs), uint64(sc.from))
-	}
-	if sc.to > 0 {
-		where += " AND date <= toDate(?) AND ts_ms <= ?"
-		args = append(args, day(sc.to+dayMs), uint64(sc.to))
-	}
+	inRange := sc.timeRange()
+	where := "(" + strings.Join(ors, " OR ") + ") AND " + inRange.sql
+	args = append(args, inRange.args...)
 	attrNames := ""
 	for i := range sc.attrs {
 		attrNames += fmt.Sprintf(", a%d", i)
@@ -142,35 +309,32 @@ func (s *Store) personRows(ctx context.Context, sc eventScan) (query string, arg
 	rowsSQL := `SELECT person_id, ts_ms AS t, seq, ` + strings.Join(maskTerms, " + ") + ` AS mask,
 			cityHash64(source, message_id) AS id` + attrCols + `
 		FROM ` + s.table("events") + `
+		` + prewhere + `
 		WHERE ` + where
-	shared, err := s.hasSharedDevices(ctx)
-	if err != nil {
-		return "", nil, false, err
-	}
-	if shared {
+	if id.shared {
 		rowsSQL = `SELECT ` + signedInPerson + ` AS person_id, t, seq, mask, id` + attrNames + `
 		FROM (
 			SELECT person_id AS stored_person, customer_key, user_id, ts_ms AS t, seq, ` + strings.Join(maskTerms, " + ") + ` AS mask,
 				cityHash64(source, message_id) AS id` + attrCols + `
 			FROM ` + s.table("events") + `
+			` + prewhere + `
 			WHERE ` + where + `
-		) AS ev ANY LEFT JOIN (` + s.signIns() + `) AS d USING customer_key`
+		) AS ev ANY LEFT JOIN (` + s.signIns(id.signIns) + `) AS d USING customer_key`
 	}
 	query = `SELECT ` + resolvedPerson + ` AS person, t, seq, mask, id` + attrNames + `
 	FROM (
 		` + rowsSQL + `
-	) AS e ANY LEFT JOIN (` + s.personOverrides() + `) AS o USING person_id`
-	return query, args, false, nil
+	) AS e ANY LEFT JOIN (` + s.personOverrides(id.persons) + `) AS o USING person_id
+	WHERE ` + outer.sql
+	return query, append(args, outer.args...), false, nil
 }
 
-// scanQuery runs a scan's query, whose rows are (person, packed events, packed attributes…), and
-// streams each person's events to fn.
-func (s *Store) scanQuery(ctx context.Context, query string, args []any, nAttrs int, fn func(person string, events []scannedEvent) error) error {
-	rows, err := s.conn.Query(ctx, query, args...)
-	if err != nil {
-		return fmt.Errorf("scan events: %w", err)
+// readPersons reads a pass's rows (see sendPass) through, and streams each person's events to
+// fn; nil rows have none.
+func readPersons(ctx context.Context, rows driver.Rows, nAttrs int, fn func(person string, events []scannedEvent) error) error {
+	if rows == nil {
+		return nil
 	}
-	defer rows.Close()
 	var (
 		key, packed string
 		attrs       = make([]string, nAttrs)
@@ -191,6 +355,7 @@ func (s *Store) scanQuery(ctx context.Context, query string, args []any, nAttrs 
 		if err := rows.Scan(dest...); err != nil {
 			return fmt.Errorf("scan events: read row: %w", err)
 		}
+		var err error
 		if events, err = unpackEvents(events[:0], packed, attrs); err != nil {
 			return fmt.Errorf("scan events of %q: %w", key, err)
 		}
@@ -301,33 +466,49 @@ const signedInPerson = `if(user_id = '' AND arrayCount(f -> f <= t, sign_in_from
 	sign_in_users[arrayCount(f -> f <= t, sign_in_from)], stored_person)`
 
 // signIns selects, per device that several userIds signed in on, who was signed in from when
-// (table device_sign_ins, written by the sessionizer; the newest version per device wins).
-func (s *Store) signIns() string {
-	return `SELECT device AS customer_key, sign_in_from, sign_in_users FROM (
+// (table device_sign_ins, written by the sessionizer; the newest version up to upTo per device
+// wins).
+func (s *Store) signIns(upTo uint64) string {
+	return fmt.Sprintf(`SELECT device AS customer_key, sign_in_from, sign_in_users FROM (
 		SELECT device, argMax(from_ms, version) AS sign_in_from, argMax(users, version) AS sign_in_users
-		FROM ` + s.table("device_sign_ins") + ` GROUP BY device
-	) AS signed`
+		FROM %s WHERE version <= %d GROUP BY device
+	) AS signed`, s.table("device_sign_ins"), upTo)
 }
 
-// hasSharedDevices reports whether any device has sign-ins of several users: only then do scans
-// join them (most shops' queries skip the join and the two columns it reads).
-func (s *Store) hasSharedDevices(ctx context.Context) (bool, error) {
-	var n uint64
-	if err := s.conn.QueryRow(ctx, "SELECT count() FROM "+s.table("device_sign_ins")).Scan(&n); err != nil {
-		return false, fmt.Errorf("look for shared devices: %w", err)
+// identitySnapshot is how far a scan reads the identity tables, fixed when it begins: every pass
+// of a scan applies the same merges and sign-ins however many the sessionizer writes meanwhile,
+// so a person merged during a query is counted once, before or after the merge.
+type identitySnapshot struct {
+	persons uint64 // the newest version of the persons table read
+	signIns uint64 // the same for device_sign_ins
+	// shared says some device has sign-ins of several users: only then do scans join them (most
+	// shops' queries skip the join and the two columns it reads).
+	shared bool
+}
+
+// identitySnapshot reads how far the identity tables go now.
+func (s *Store) identitySnapshot(ctx context.Context) (identitySnapshot, error) {
+	var id identitySnapshot
+	var devices uint64
+	if err := s.conn.QueryRow(ctx, "SELECT max(version) FROM "+s.table("persons")).Scan(&id.persons); err != nil {
+		return id, fmt.Errorf("read the persons' version: %w", err)
 	}
-	return n > 0, nil
+	if err := s.conn.QueryRow(ctx, "SELECT max(version), count() FROM "+s.table("device_sign_ins")).Scan(&id.signIns, &devices); err != nil {
+		return id, fmt.Errorf("look for shared devices: %w", err)
+	}
+	id.shared = devices > 0
+	return id, nil
 }
 
 // personOverrides selects, per person id, the person it was merged into, as last stitched: the
-// persons table, whose newest version per id wins. Joined to events or sessions USING person_id,
-// it moves what was stored under an anonymous person to the user who logged in later. It has a
-// row per id of every merged person except the person's own id (which maps to itself and would
-// only make the join ClickHouse builds larger), so it stays small next to the events (PostHog's
-// person overrides play the same part).
-func (s *Store) personOverrides() string {
-	return `SELECT merged_key AS person_id, merged_into FROM (
-		SELECT customer_key AS merged_key, argMax(person_id, version) AS merged_into FROM ` + s.table("persons") + ` GROUP BY customer_key
+// persons table, whose newest version up to upTo per id wins. Joined to events or sessions USING
+// person_id, it moves what was stored under an anonymous person to the user who logged in later.
+// It has a row per id of every merged person except the person's own id (which maps to itself and
+// would only make the join ClickHouse builds larger), so it stays small next to the events
+// (PostHog's person overrides play the same part).
+func (s *Store) personOverrides(upTo uint64) string {
+	return fmt.Sprintf(`SELECT merged_key AS person_id, merged_into FROM (
+		SELECT customer_key AS merged_key, argMax(person_id, version) AS merged_into FROM %s WHERE version <= %d GROUP BY customer_key
 		HAVING merged_into != merged_key
-	) AS merged`
+	) AS merged`, s.table("persons"), upTo)
 }

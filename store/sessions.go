@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"fmt"
+	"math"
 	"net/url"
 	"time"
 )
@@ -61,7 +62,7 @@ func (s *Store) sessions(ctx context.Context, from, to time.Time) (*SessionSumma
 		FROM ` + s.table("sessions") + `
 		GROUP BY session_id
 		HAVING gone = 0 AND start >= ? AND start < ?
-	) AS s ANY LEFT JOIN (` + s.personOverrides() + `) AS p USING person_id`
+	) AS s ANY LEFT JOIN (` + s.personOverrides(math.MaxUint64) + `) AS p USING person_id`
 	sum := &SessionSummary{ByEndReason: map[string]uint64{}, ByEntryChannel: map[string]uint64{}}
 	if !from.IsZero() {
 		sum.From = &from

@@ -32,6 +32,11 @@ type Config struct {
 	// QueryMaxMemory limits the memory of each journey query in ClickHouse, in bytes (its
 	// max_memory_usage); default 4 GiB.
 	QueryMaxMemory uint64
+	// QueryPassEvents is the most stored events a journey query groups by person in one
+	// ClickHouse query: a larger events table is read in passes, each over a range of persons, so
+	// no grouping spills to disk past half of QueryMaxMemory (docs/query-scale.md). Default
+	// QueryMaxMemory / 400: 10.7M events for the default 4 GiB (see bytesPerPassEvent).
+	QueryPassEvents uint64
 	// Cluster, when set, names the ClickHouse cluster: migrations emit ON CLUSTER DDL with
 	// Replicated* engines under Distributed tables sharded by customer key. Default: single node.
 	Cluster string
@@ -67,6 +72,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.QueryMaxMemory == 0 {
 		c.QueryMaxMemory = 4 << 30
+	}
+	if c.QueryPassEvents == 0 {
+		c.QueryPassEvents = max(1, c.QueryMaxMemory/bytesPerPassEvent)
 	}
 	if c.QueryConcurrency == 0 {
 		c.QueryConcurrency = 4
@@ -272,6 +280,7 @@ type metrics struct {
 	insertErrors  *prometheus.CounterVec
 	querySeconds  *prometheus.HistogramVec
 	queryErrors   *prometheus.CounterVec
+	scanPasses    prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -301,9 +310,13 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		queryErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "waymark_store_query_errors_total", Help: "Failed queries, by query type.",
 		}, []string{"query"}),
+		scanPasses: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "waymark_store_scan_passes_total",
+			Help: "Passes the journey queries made over ranges of persons, one ClickHouse query each (a table of more than --query-pass-events events takes several).",
+		}),
 	}
 	if reg != nil {
-		for _, c := range []prometheus.Collector{m.rows, m.batches, m.storedLag, m.insertSeconds, m.insertErrors, m.querySeconds, m.queryErrors} {
+		for _, c := range []prometheus.Collector{m.rows, m.batches, m.storedLag, m.insertSeconds, m.insertErrors, m.querySeconds, m.queryErrors, m.scanPasses} {
 			if err := reg.Register(c); err != nil {
 				return nil, fmt.Errorf("register store metrics: %w", err)
 			}

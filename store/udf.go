@@ -453,13 +453,25 @@ func (s *Store) matchInEngine(ctx context.Context) (bool, error) {
 // path sums units.
 func (s *Store) funnelInEngine(ctx context.Context, plan *funnelPlan, spec string, q FunnelQuery) (*FunnelResult, error) {
 	agg := newFunnelAgg(len(q.Steps), q.Breakdown.By != "")
-	rows, args, none, err := s.personRows(ctx, plan.scan)
+	id, passes, err := s.scanPasses(ctx, plan.scan)
 	if err != nil {
 		return nil, err
 	}
-	if none {
-		return agg.result(q), nil
+	for _, persons := range passes {
+		if err := s.funnelPassInEngine(ctx, plan, spec, q, id, persons, agg); err != nil {
+			return nil, err
+		}
 	}
+	return agg.result(q), nil
+}
+
+// funnelPassInEngine is one pass of funnelInEngine, over the persons in r.
+func (s *Store) funnelPassInEngine(ctx context.Context, plan *funnelPlan, spec string, q FunnelQuery, id identitySnapshot, r personRange, agg *funnelAgg) error {
+	rows, args, none, err := s.personRows(plan.scan, id, r)
+	if err != nil || none {
+		return err
+	}
+	s.metrics.scanPasses.Inc()
 	attr := "CAST([], 'Array(String)')"
 	if plan.attr >= 0 {
 		attr = fmt.Sprintf("groupArray(a%d)", plan.attr)
@@ -473,25 +485,25 @@ func (s *Store) funnelInEngine(ctx context.Context, plan *funnelPlan, spec strin
 ) WHERE r != ''`
 	res, err := s.conn.Query(ctx, query, append([]any{spec}, args...)...)
 	if err != nil {
-		return nil, fmt.Errorf("match funnel in clickhouse: %w", err)
+		return fmt.Errorf("match funnel in clickhouse: %w", err)
 	}
 	defer res.Close()
-	var r string
+	var out string
 	for n := 1; res.Next(); n++ {
 		if n%256 == 0 && ctx.Err() != nil {
-			return nil, fmt.Errorf("match funnel in clickhouse: %w", ctx.Err())
+			return fmt.Errorf("match funnel in clickhouse: %w", ctx.Err())
 		}
-		if err := res.Scan(&r); err != nil {
-			return nil, fmt.Errorf("match funnel in clickhouse: read row: %w", err)
+		if err := res.Scan(&out); err != nil {
+			return fmt.Errorf("match funnel in clickhouse: read row: %w", err)
 		}
-		o, err := decodeFunnelOutcome(r)
+		o, err := decodeFunnelOutcome(out)
 		if err != nil {
-			return nil, fmt.Errorf("match funnel in clickhouse: %w", err)
+			return fmt.Errorf("match funnel in clickhouse: %w", err)
 		}
 		o.addTo(agg, q.Mode)
 	}
 	if err := res.Err(); err != nil {
-		return nil, fmt.Errorf("match funnel in clickhouse: %w", err)
+		return fmt.Errorf("match funnel in clickhouse: %w", err)
 	}
-	return agg.result(q), nil
+	return nil
 }

@@ -387,14 +387,24 @@ func addClusterFlag(fs *flagSet, c *clickhouseFlags) {
 // reports the limit in MiB (--query-max-memory 1 was "memory 0 MiB").
 const minQueryMemory = 1 << 20
 
-// addQueryLimitFlags adds --query-timeout and --query-max-memory, into c, for the commands that
-// answer journey queries: serve, the query commands, bench and bench ingest. over says what
-// happens to a query over them.
+// minPassEvents is the least --query-pass-events: a pass is a ClickHouse query, and smaller ones
+// cost more than the grouping they save.
+const minPassEvents = 10_000
+
+// addQueryLimitFlags adds --query-timeout, --query-max-memory and --query-pass-events, into c,
+// for the commands that answer journey queries: serve, the query commands, bench and bench
+// ingest. over says what happens to a query over the first two.
 func addQueryLimitFlags(fs *flagSet, c *clickhouseFlags, over string) {
 	checkedVar(fs, &c.cfg.QueryTimeout, "query-timeout", time.Minute, "time limit of each journey query, its ClickHouse queries (max_execution_time) and the matching in Waymark; "+over, parseDuration, positive)
 	checkedVar(fs, &c.cfg.QueryMaxMemory, "query-max-memory", 4<<30, "memory limit of each journey query in ClickHouse, in bytes (max_memory_usage), at least 1 MiB; "+over, parseBytes, func(b uint64) error {
 		if b < minQueryMemory {
 			return fmt.Errorf("must be at least %d (1 MiB)", minQueryMemory)
+		}
+		return nil
+	})
+	checkedVar(fs, &c.cfg.QueryPassEvents, "query-pass-events", 0, "most stored events a journey query groups by person in one ClickHouse query, 0 or at least 10000; more are read in passes over ranges of persons (docs/query-scale.md); 0: --query-max-memory / 400", parseBytes, func(n uint64) error {
+		if n != 0 && n < minPassEvents {
+			return fmt.Errorf("must be 0 or at least %d", minPassEvents)
 		}
 		return nil
 	})

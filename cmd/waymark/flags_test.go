@@ -210,7 +210,8 @@ func commandHelp(t *testing.T, args ...string) string {
 // TestQueryLimitFlagsArePositive: a zero or negative --query-timeout or --query-max-memory was
 // taken for the default (store.Config reads zero as "the default"); it is refused, naming the
 // flag, from the command line and from the environment alike. So is a memory limit below 1 MiB,
-// in which no query runs (--query-max-memory 1 was reported as "memory 0 MiB").
+// in which no query runs (--query-max-memory 1 was reported as "memory 0 MiB"), and passes of
+// fewer than 10,000 events (0 is the default's).
 func TestQueryLimitFlagsArePositive(t *testing.T) {
 	tests := []struct {
 		args    []string
@@ -227,6 +228,10 @@ func TestQueryLimitFlagsArePositive(t *testing.T) {
 		{[]string{"--query-max-memory", "-1"}, "", "-query-max-memory", 0},
 		{[]string{"--query-max-memory", "1"}, "", "--query-max-memory: invalid value \"1\": must be at least 1048576 (1 MiB)", 0},
 		{[]string{"--query-max-memory", "1048575"}, "", "--query-max-memory", 0},
+		{[]string{"--query-pass-events", "0"}, "", "", time.Minute},
+		{[]string{"--query-pass-events", "10000"}, "", "", time.Minute},
+		{[]string{"--query-pass-events", "9999"}, "", "--query-pass-events: invalid value \"9999\": must be 0 or at least 10000", 0},
+		{[]string{"--query-pass-events", "-1"}, "", "-query-pass-events", 0},
 		{nil, "-5s", "-query-timeout", 0},
 		{nil, "2m", "", 2 * time.Minute},
 	}

@@ -1,0 +1,269 @@
+package store_test
+
+import (
+	"cmp"
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/waymark-dev/waymark/ingest"
+	"github.com/waymark-dev/waymark/sessionize"
+	"github.com/waymark-dev/waymark/store"
+	"github.com/waymark-dev/waymark/store/storetest"
+)
+
+// identityShop is a shop's events in every identity situation that puts an event under another
+// person than its customer key, in time order: persons by userId alone; devices that browse and
+// then log in (later events carry both ids, and the device's first events are merged into the
+// user afterwards); kiosks several users sign in on (their anonymous events go to whoever signed
+// in last); users on more devices than a person may hold (the links past the limit are refused,
+// so events with both ids stay with the user while their device is another person); devices that
+// never log in.
+func identityShop(seed uint64, persons int) []string {
+	rng := rand.New(rand.NewPCG(seed, seed+1))
+	t0 := time.Date(2026, 2, 2, 8, 0, 0, 0, time.UTC)
+	type raw struct {
+		t    time.Time
+		json string
+	}
+	var events []raw
+	n := 0
+	add := func(t time.Time, typ, event, userID, anonymousID string) {
+		n++
+		m := map[string]any{"type": typ, "messageId": fmt.Sprintf("m%d", n), "timestamp": t.Format(time.RFC3339Nano)}
+		if event != "" {
+			m["event"] = event
+		}
+		if userID != "" {
+			m["userId"] = userID
+		}
+		if anonymousID != "" {
+			m["anonymousId"] = anonymousID
+		}
+		b, _ := json.Marshal(m)
+		events = append(events, raw{t, string(b)})
+	}
+	names := []string{"Product Viewed", "Product Viewed", "Product Added", "Checkout Started", "Order Completed"}
+	browse := func(t time.Time, userID, anonymousID string, k int) time.Time {
+		for range k {
+			t = t.Add(time.Duration(rng.IntN(40)) * time.Minute) // ties too
+			if rng.IntN(4) == 0 {
+				add(t, "page", "", userID, anonymousID)
+			} else {
+				add(t, "track", names[rng.IntN(len(names))], userID, anonymousID)
+			}
+		}
+		return t
+	}
+	for p := range persons {
+		user, device := fmt.Sprintf("u%03d", p), fmt.Sprintf("d%03d", p)
+		t := t0.Add(time.Duration(rng.IntN(20*24)) * time.Hour)
+		switch p % 5 {
+		case 0:
+			browse(t, user, "", 3+rng.IntN(6))
+		case 1:
+			t = browse(t, "", device, 2+rng.IntN(4))
+			add(t, "identify", "", user, device)
+			browse(t, user, device, 2+rng.IntN(6))
+		case 2:
+			kiosk := fmt.Sprintf("kiosk%d", p%3)
+			add(t, "identify", "", user, kiosk)
+			t = browse(t, user, kiosk, 1+rng.IntN(4))
+			browse(t, "", kiosk, 1+rng.IntN(3))
+		case 3:
+			for d := range 5 {
+				own := fmt.Sprintf("%s-%d", device, d)
+				add(t, "identify", "", user, own)
+				t = browse(t, user, own, 1+rng.IntN(3))
+			}
+		case 4:
+			browse(t, "", device, 1+rng.IntN(5))
+		}
+	}
+	slices.SortStableFunc(events, func(a, b raw) int { return a.t.Compare(b.t) })
+	out := make([]string, len(events))
+	for i, e := range events {
+		out[i] = e.json
+	}
+	return out
+}
+
+// TestPassesGiveTheSameAnswers: a store that reads the events in many passes over ranges of
+// persons (Config.QueryPassEvents) answers every journey query as one that reads them in one,
+// whatever persons the events were stored under and merged into since.
+func TestPassesGiveTheSameAnswers(t *testing.T) {
+	ctx := context.Background()
+	var db string
+	one := openStoreWith(t, func(c *store.Config) { db, c.FunnelMatching = c.Database, store.MatchProcess })
+	jm := defaultMap(t)
+	sz, err := sessionize.New(sessionize.Config{MaxIDsPerPerson: 3}, jm)
+	if err != nil {
+		t.Fatal(err)
+	}
+	runner, err := sessionize.NewRunner(sz, one, one, prometheus.NewRegistry())
+	if err != nil {
+		t.Fatal(err)
+	}
+	received := time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC)
+	lines := identityShop(5, 120)
+	// Every fourth event arrives after the rest: a login can reach the sessionizer after the
+	// events it gives to its user, which are then stored under another person.
+	var onTime, late []ingest.Event
+	for i, l := range lines {
+		e, err := ingest.Decode([]byte(l), "passes", received)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if i%4 == 3 {
+			late = append(late, e)
+		} else {
+			onTime = append(onTime, e)
+		}
+	}
+	events := append(onTime, late...)
+	for batch := range slices.Chunk(events, 97) {
+		if err := runner.Write(ctx, batch); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	// A kiosk's anonymous events stored under the kiosk, before the sign-ins that give them to
+	// two users were known: their persons come from the sign-ins alone.
+	kiosk := time.Date(2026, 2, 10, 9, 0, 0, 0, time.UTC)
+	var b sessionize.Batch
+	for i, who := range []string{"a-shopper", "", "b-shopper", "", ""} {
+		e := ingest.Event{Source: "passes", Type: "track", Event: "Product Viewed", MessageID: fmt.Sprintf("kiosk-%d", i),
+			UserID: who, AnonymousID: "zz-kiosk", Timestamp: kiosk.Add(time.Duration(i) * time.Minute), ReceivedAt: received, Raw: []byte("{}")}
+		if i == 4 {
+			e.Event = "Order Completed"
+		}
+		b.Events, b.Channels, b.PersonIDs = append(b.Events, e), append(b.Channels, ""), append(b.PersonIDs, cmp.Or(who, "zz-kiosk"))
+	}
+	b.SignIns = []sessionize.DeviceSignIns{{Device: "zz-kiosk", From: []int64{kiosk.UnixMilli(), kiosk.Add(2 * time.Minute).UnixMilli()}, Users: []string{"a-shopper", "b-shopper"}}}
+	if err := one.Write(ctx, b); err != nil {
+		t.Fatal(err)
+	}
+
+	open := func(matching string) (*store.Store, *prometheus.Registry) {
+		reg := prometheus.NewRegistry()
+		s, err := store.Open(ctx, store.Config{Addr: server.Addr, Database: db, FunnelMatching: matching, QueryPassEvents: 40}, slog.New(slog.DiscardHandler), reg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { s.Close() })
+		return s, reg
+	}
+	many, reg := open(store.MatchProcess)
+	type answer func(s *store.Store) (any, error)
+	funnel := store.FunnelQuery{Steps: []string{"Product Viewed", "Product Added", "Order Completed"}, Window: 7 * 24 * time.Hour}
+	tests := []struct {
+		name string
+		ask  answer
+	}{
+		{"funnel", func(s *store.Store) (any, error) { return s.Funnel(ctx, jm, funnel) }},
+		{"funnel by channel", func(s *store.Store) (any, error) {
+			q := funnel
+			q.Breakdown = store.Breakdown{By: "channel"}
+			return s.Funnel(ctx, jm, q)
+		}},
+		{"dropoff", func(s *store.Store) (any, error) {
+			return s.Dropoff(ctx, jm, store.DropoffQuery{Funnel: funnel, Step: 1, Limit: 1000, IDsLimit: 1000})
+		}},
+		{"next", func(s *store.Store) (any, error) { return s.Next(ctx, jm, store.NextQuery{Anchor: "Product Viewed"}) }},
+		{"paths", func(s *store.Store) (any, error) { return s.Paths(ctx, jm, store.PathsQuery{Anchor: "Product Viewed"}) }},
+		{"retention", func(s *store.Store) (any, error) {
+			return s.Retention(ctx, jm, store.RetentionQuery{Conversion: "Product Viewed"})
+		}},
+		{"stages", func(s *store.Store) (any, error) { return s.Stages(ctx, jm, store.StagesQuery{}) }},
+	}
+	text := func(s *store.Store, ask answer) string {
+		t.Helper()
+		res, err := ask(s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := json.Marshal(res)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(b)
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			before := gatherCounters(t, reg)["waymark_store_scan_passes_total"]
+			want := text(one, tt.ask)
+			if got := text(many, tt.ask); got != want {
+				t.Errorf("in passes:\n%s\nin one:\n%s", got, want)
+			}
+			if passes := gatherCounters(t, reg)["waymark_store_scan_passes_total"] - before; passes < 10 {
+				t.Errorf("%v passes of %d events, want at least 10", passes, len(lines))
+			}
+		})
+	}
+	res, err := one.Funnel(ctx, jm, funnel)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Steps[0].Customers < 50 || res.Steps[2].Customers == 0 {
+		t.Errorf("funnel %+v: the shop is too small to say anything", res.Steps)
+	}
+	if server.FunnelUDF { // the in-engine funnel reads in the same passes
+		engine, _ := open(store.MatchEngine)
+		want := text(one, func(s *store.Store) (any, error) { return s.Funnel(ctx, jm, funnel) })
+		if got := text(engine, func(s *store.Store) (any, error) { return s.Funnel(ctx, jm, funnel) }); got != want {
+			t.Errorf("in engine, in passes:\n%s\nin process, in one:\n%s", got, want)
+		}
+	}
+}
+
+// TestPassesReadEventsStoredBeforePersonsOnEvents: events stored at schema version 4 have no
+// person_id in their parts (ClickHouse computes its default, the customer key, when it reads
+// them), and the passes select by it before any other column: they must still find every one.
+func TestPassesReadEventsStoredBeforePersonsOnEvents(t *testing.T) {
+	ctx := context.Background()
+	conn := rawConn(t)
+	db := storetest.Database()
+	createV4(t, conn, db)
+	day := time.Date(2026, 1, 5, 0, 0, 0, 0, time.UTC)
+	var rows [][]any
+	var merges [][]any
+	for c := range 40 {
+		key := fmt.Sprintf("u:%02d", c)
+		if c%3 == 0 { // browsed anonymously, merged into the user since
+			key = fmt.Sprintf("a:%02d", c)
+			merges = append(merges, []any{key, fmt.Sprintf("u:%02d", c), uint64(2)})
+		}
+		for i, event := range []string{"Product Viewed", "Product Added", "Order Completed"}[:1+c%3] {
+			ms := uint64(day.UnixMilli()) + uint64(c*60_000+i*1000)
+			rows = append(rows, []any{"web", fmt.Sprintf("m%d-%d", c, i), "track", event, "", key, ms, day})
+		}
+	}
+	insert(t, conn, db+".events", "source, message_id, type, event, user_id, customer_key, ts_ms, date", rows...)
+	insert(t, conn, db+".persons", "customer_key, person_id, version", merges...)
+
+	one := openStoreWith(t, func(c *store.Config) { c.Database = db }) // migrates
+	many := openStoreWith(t, func(c *store.Config) { c.Database, c.QueryPassEvents = db, 5 })
+	jm := defaultMap(t)
+	q := store.FunnelQuery{Steps: []string{"Product Viewed", "Product Added", "Order Completed"}, Window: time.Hour}
+	var answers []string
+	for _, s := range []*store.Store{one, many} {
+		res, err := s.Funnel(ctx, jm, q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := json.Marshal(res.Steps)
+		answers = append(answers, string(b))
+		if res.Steps[0].Customers != 40 {
+			t.Errorf("%d customers viewed a product, want 40", res.Steps[0].Customers)
+		}
+	}
+	if answers[0] != answers[1] {
+		t.Errorf("in passes: %s\nin one: %s", answers[1], answers[0])
+	}
+}
