@@ -182,6 +182,16 @@ const bytesPerPassEvent = 400
 // passSample is how many stored events per pass scanPasses samples to place the passes' bounds.
 const passSample = 1000
 
+// A scan of more than pipelinedPassEvents events is read in at least two passes, up to
+// pipelinedPasses, however much memory allows: ClickHouse groups one while Waymark matches the
+// persons of the one before, so the two work at once. At 10M events, 4 passes took the 3-step
+// funnel from 7.9 s to 7.5 s and the drop-off from 19–20 s to 14.4 s; 34 passes were slower than
+// one (docs/query-scale.md).
+const (
+	pipelinedPassEvents = 1_000_000
+	pipelinedPasses     = 4
+)
+
 // maxPasses bounds the passes of a scan: past it they grow larger than Config.QueryPassEvents
 // rather than more numerous (each costs a query, and reads the persons column whole).
 const maxPasses = 256
@@ -189,9 +199,9 @@ const maxPasses = 256
 // scanPasses cuts a scan into passes over ranges of persons, so that each groups about
 // Config.QueryPassEvents stored events or fewer: at 100M events one grouping of every person's
 // events spilled to disk past half of --query-max-memory and ran several times slower
-// (docs/query-scale.md). The bounds are taken from a sample of the stored persons of the scan's
-// time range, weighted by their events. A range of QueryPassEvents events or fewer is read in one
-// pass. It also fixes the identity snapshot every pass reads.
+// (docs/query-scale.md). Scans of a few million events take a few passes too (see
+// pipelinedPasses). The bounds are taken from a sample of the stored persons of the scan's time
+// range, weighted by their events. It also fixes the identity snapshot every pass reads.
 func (s *Store) scanPasses(ctx context.Context, sc eventScan) (identitySnapshot, []personRange, error) {
 	one := []personRange{{}}
 	id, err := s.identitySnapshot(ctx)
@@ -203,10 +213,14 @@ func (s *Store) scanPasses(ctx context.Context, sc eventScan) (identitySnapshot,
 	if err := s.conn.QueryRow(ctx, "SELECT count() FROM "+s.table("events")+" WHERE "+inRange.sql, inRange.args...).Scan(&n); err != nil {
 		return id, nil, fmt.Errorf("count events: %w", err)
 	}
-	if n <= s.cfg.QueryPassEvents {
+	passes := uint64(1)
+	if n > 0 {
+		passes = max((n-1)/s.cfg.QueryPassEvents+1, min(pipelinedPasses, (n-1)/pipelinedPassEvents+1))
+		passes = min(passes, maxPasses)
+	}
+	if passes == 1 {
 		return id, one, nil
 	}
-	passes := min(maxPasses, (n-1)/s.cfg.QueryPassEvents+1)
 	rows, err := s.conn.Query(ctx, "SELECT person_id FROM "+s.table("events")+" WHERE "+inRange.sql+" AND rand() % ? = 0",
 		append(inRange.args, max(1, n/(passes*passSample)))...)
 	if err != nil {

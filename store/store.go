@@ -225,6 +225,10 @@ func (s *Store) queryContext(ctx context.Context) (context.Context, context.Canc
 		"max_memory_usage":   int(s.cfg.QueryMaxMemory),
 		// Past half the limit, grouping spills to disk rather than failing.
 		"max_bytes_before_external_group_by": int(s.cfg.QueryMaxMemory / 2),
+		// Two-level grouping merges and finishes the groups on every core. ClickHouse picks it
+		// past 100,000 keys; a scan's pass over a range of persons often has fewer, and took
+		// three times as long without it (2.7 s against 0.9 s for 74,000 persons, 18.16).
+		"group_by_two_level_threshold": 1000,
 		// The largest steps the parameters allow (MaxFunnelSteps of MaxTextBytes with
 		// MaxStepFilters filters, on stages of several rules) make a query of about a megabyte,
 		// over ClickHouse's defaults of 256 KiB and 50,000 syntax tree elements.
