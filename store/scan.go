@@ -147,7 +147,7 @@ FROM (
 	` + rows + `
 )
 GROUP BY person`
-	res, err := s.conn.Query(ctx, query, args...)
+	res, err := s.conn.Query(s.withQuerySettings(ctx), query, args...) // runs beside the pass before
 	if err != nil {
 		return nil, fmt.Errorf("scan events: %w", err)
 	}

@@ -219,8 +219,16 @@ const maxQueryBytes = 16 << 20
 
 // queryContext carries the query limits to ClickHouse, and bounds the time spent here too.
 func (s *Store) queryContext(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(s.withQuerySettings(ctx), s.cfg.QueryTimeout)
+}
+
+// withQuerySettings returns ctx carrying the settings of a journey query's ClickHouse queries, in
+// a map of its own: clickhouse-go writes into the settings of a query's context each time it
+// reads a block (max_execution_time, from the deadline), so queries that run at once, like a
+// scan's passes, must not share one.
+func (s *Store) withQuerySettings(ctx context.Context) context.Context {
 	seconds := max(1, int(math.Ceil(s.cfg.QueryTimeout.Seconds()))) // 0 would be no limit
-	ctx = clickhouse.Context(ctx, clickhouse.WithSettings(clickhouse.Settings{
+	return clickhouse.Context(ctx, clickhouse.WithSettings(clickhouse.Settings{
 		"max_execution_time": seconds,
 		"max_memory_usage":   int(s.cfg.QueryMaxMemory),
 		// Past half the limit, grouping spills to disk rather than failing.
@@ -236,7 +244,6 @@ func (s *Store) queryContext(ctx context.Context) (context.Context, context.Canc
 		"max_ast_elements":          maxQueryBytes / 4,
 		"max_expanded_ast_elements": maxQueryBytes / 4,
 	}))
-	return context.WithTimeout(ctx, s.cfg.QueryTimeout)
 }
 
 // queryError describes a failed query, as ErrQueryLimit when it ran over a limit (ClickHouse's,
