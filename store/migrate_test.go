@@ -24,9 +24,7 @@ import (
 // of a database migrated from empty.
 func TestMigrateUpgradesVersion4(t *testing.T) {
 	ctx := context.Background()
-	conn := rawConn(t)
-	db := storetest.Database()
-	createV4(t, conn, db)
+	conn, db := v4Database(t)
 	day := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	// Rows with the columns of version 4 only.
 	insert(t, conn, db+".events", "source, message_id, type, event, user_id, customer_key, ts_ms, date",
@@ -111,6 +109,15 @@ func exec(t testing.TB, conn driver.Conn, stmt string) {
 	if err := conn.Exec(context.Background(), stmt); err != nil {
 		t.Fatalf("%s: %v", stmt, err)
 	}
+}
+
+// v4Database creates a database of its own as schema version 4 left it (see createV4), and
+// returns a connection to the test server and the database's name.
+func v4Database(t testing.TB) (driver.Conn, string) {
+	t.Helper()
+	conn, db := rawConn(t), storetest.Database()
+	createV4(t, conn, db)
+	return conn, db
 }
 
 // createV4 creates database db as Migrate at schema version 4 did: its DDL, then one row per

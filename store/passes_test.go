@@ -15,7 +15,6 @@ import (
 	"github.com/waymark-dev/waymark/ingest"
 	"github.com/waymark-dev/waymark/sessionize"
 	"github.com/waymark-dev/waymark/store"
-	"github.com/waymark-dev/waymark/store/storetest"
 )
 
 // identityShop is a shop's events in every identity situation that puts an event under another
@@ -227,9 +226,7 @@ func TestPassesGiveTheSameAnswers(t *testing.T) {
 // them), and the passes select by it before any other column: they must still find every one.
 func TestPassesReadEventsStoredBeforePersonsOnEvents(t *testing.T) {
 	ctx := context.Background()
-	conn := rawConn(t)
-	db := storetest.Database()
-	createV4(t, conn, db)
+	conn, db := v4Database(t)
 	day := time.Date(2026, 1, 5, 0, 0, 0, 0, time.UTC)
 	var rows [][]any
 	var merges [][]any
