@@ -176,7 +176,8 @@ func (r personRange) sql(expr string) predicate {
 
 // bytesPerPassEvent is what the default Config.QueryPassEvents allows ClickHouse per stored event
 // of a pass, in bytes of QueryMaxMemory: grouping spills to disk past half of it, and the widest
-// scan (drop-off's, with three text attributes) grouped 10M events in about 1 GB.
+// scan (drop-off's, with three text attributes) took up to 1.94 GiB for a pass of about 10M
+// events (100M events, 10 passes): just under the 2 GiB threshold of the default 4 GiB.
 const bytesPerPassEvent = 400
 
 // passSample is how many stored events per pass scanPasses samples to place the passes' bounds.
