@@ -3,6 +3,7 @@ package store
 import (
 	"cmp"
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -76,14 +77,49 @@ type scannedEvent struct {
 // so the query process holds one person's events at a time however many persons were merged.
 // A large events table is read in passes over ranges of persons (see scanPasses); each person
 // comes in one pass, and fn sees the persons in no particular order.
+//
+// A query of a batch (QueryBatch) shares its scan with the batch's other queries: see scanShare.
 func (s *Store) scan(ctx context.Context, sc eventScan, fn func(person string, events []scannedEvent) error) error {
+	if share := shareOf(ctx); share != nil {
+		return share.scan(ctx, scanReader{scan: sc, fn: fn})
+	}
+	r := &scanReader{scan: sc, fn: fn}
+	if err := s.scanTogether(ctx, []*scanReader{r}); err != nil {
+		return err
+	}
+	return r.err
+}
+
+// scanReader is one query's part of a scan: what it reads, and the function its persons go to.
+type scanReader struct {
+	scan eventScan
+	fn   func(person string, events []scannedEvent) error
+	// ctx, when set, is the reader's own: once it ends, the reader is given no more persons
+	// (a query of a batch, whose scan reads on for the others).
+	ctx context.Context
+	// Set by scanTogether: where the reader's conditions and attributes are in the scan read for
+	// all (its bits of the mask, from predOffset; its attributes, from attrOffset).
+	predOffset, attrOffset int
+	events                 []scannedEvent // its part of the person being read
+	ids                    []uint64       // dedupe's scratch space
+	err                    error          // the error fn returned; it is given no more persons
+}
+
+// scanTogether reads the events of every reader's scan in one scan, whose conditions and
+// attributes are all of theirs (at most 64 conditions) over the smallest time range holding
+// theirs, and gives each reader its events of each person: those that match its conditions, in
+// its time range, with its mask bits and attributes, duplicates dropped, as if it had scanned
+// alone. An error of a reader's function stops that reader (it is left in its err), and the
+// scan when none is left; scanTogether returns the scan's own error (ClickHouse's, ctx's).
+func (s *Store) scanTogether(ctx context.Context, readers []*scanReader) error {
+	sc := combineScans(readers)
 	id, passes, err := s.scanPasses(ctx, sc)
 	if err != nil {
 		return err
 	}
+	ctx, cancel := context.WithCancel(ctx)
 	// Each pass is sent before the one before it is read, so ClickHouse reads and groups the next
 	// range of persons while Waymark matches the persons of the last.
-	ctx, cancel := context.WithCancel(ctx)
 	var running []driver.Rows // passes sent and not read through; nil: a pass with no events
 	defer func() {
 		cancel() // a pass still running stops rather than runs to its end
@@ -109,20 +145,99 @@ func (s *Store) scan(ctx context.Context, sc eventScan, fn func(person string, e
 	if err := sendNext(); err != nil {
 		return err
 	}
+	give := func(person string, events []scannedEvent) error {
+		left := 0
+		for _, r := range readers {
+			if r.err == nil && r.ctx != nil && r.ctx.Err() != nil {
+				r.err = fmt.Errorf("scan events: %w", r.ctx.Err())
+			}
+			if r.err == nil {
+				r.err = r.give(person, events, len(readers) > 1)
+			}
+			if r.err == nil {
+				left++
+			}
+		}
+		if left == 0 {
+			return errReadersDone
+		}
+		return nil
+	}
 	for range passes {
 		if err := sendNext(); err != nil {
 			return err
 		}
 		rows := running[0]
-		if err := readPersons(ctx, rows, len(sc.attrs), fn); err != nil {
+		if err := readPersons(ctx, rows, len(sc.attrs), give); err != nil && !errors.Is(err, errReadersDone) {
 			return err
 		}
 		if rows != nil {
 			rows.Close() // read through: nothing left to wait for
 		}
 		running = running[1:]
+		if slices.IndexFunc(readers, func(r *scanReader) bool { return r.err == nil }) < 0 {
+			break
+		}
 	}
 	return nil
+}
+
+// errReadersDone stops a scan whose readers have all failed.
+var errReadersDone = errors.New("every reader of the scan has stopped")
+
+// combineScans is the scan that reads what each of readers' scans reads, and sets where each
+// reader's conditions and attributes are in it. The caller keeps the conditions to at most 64.
+func combineScans(readers []*scanReader) eventScan {
+	if len(readers) == 1 {
+		return readers[0].scan
+	}
+	sc := eventScan{from: readers[0].scan.from, to: readers[0].scan.to}
+	for i, r := range readers {
+		r.predOffset, r.attrOffset = len(sc.preds), len(sc.attrs)
+		sc.preds = append(sc.preds, r.scan.preds...)
+		sc.attrs = append(sc.attrs, r.scan.attrs...)
+		if i == 0 {
+			continue
+		}
+		// A bound of 0 is open (and so is a start ≤ 0); an end < 0 reads nothing.
+		if sc.from <= 0 || r.scan.from <= 0 {
+			sc.from = 0
+		} else {
+			sc.from = min(sc.from, r.scan.from)
+		}
+		if sc.to == 0 || r.scan.to == 0 {
+			sc.to = 0
+		} else {
+			sc.to = max(sc.to, r.scan.to)
+		}
+	}
+	return sc
+}
+
+// give hands the reader its events of one person, from events of a scan that may have read for
+// other readers too (shared): those matching one of its conditions in its time range, with its
+// mask bits and attributes, duplicates dropped.
+func (r *scanReader) give(person string, events []scannedEvent, shared bool) error {
+	if shared {
+		n := len(r.scan.preds)
+		bits := ^uint64(0) >> (64 - n) // n is 1 to 64
+		mine := r.events[:0]
+		for _, e := range events {
+			e.mask = e.mask >> r.predOffset & bits
+			if e.mask == 0 || r.scan.from > 0 && e.t < r.scan.from || r.scan.to != 0 && e.t > r.scan.to {
+				continue
+			}
+			if e.attrs != nil {
+				e.attrs = e.attrs[r.attrOffset : r.attrOffset+len(r.scan.attrs) : r.attrOffset+len(r.scan.attrs)]
+			}
+			mine = append(mine, e)
+		}
+		r.events, events = mine, mine
+	}
+	if len(events) == 0 {
+		return nil
+	}
+	return r.fn(person, dedupe(events, &r.ids))
 }
 
 // sendPass sends the query of one pass of scan, over the persons in r, whose rows are (person,
@@ -345,7 +460,7 @@ func (s *Store) personRows(sc eventScan, id identitySnapshot, r personRange) (qu
 }
 
 // readPersons reads a pass's rows (see sendPass) through, and streams each person's events to
-// fn; nil rows have none.
+// fn, copies included (see dedupe), in a slice fn may not keep; nil rows have none.
 func readPersons(ctx context.Context, rows driver.Rows, nAttrs int, fn func(person string, events []scannedEvent) error) error {
 	if rows == nil {
 		return nil
@@ -354,7 +469,6 @@ func readPersons(ctx context.Context, rows driver.Rows, nAttrs int, fn func(pers
 		key, packed string
 		attrs       = make([]string, nAttrs)
 		events      []scannedEvent
-		ids         []uint64 // dedupe's scratch space
 	)
 	dest := []any{&key, &packed}
 	for i := range attrs {
@@ -374,7 +488,7 @@ func readPersons(ctx context.Context, rows driver.Rows, nAttrs int, fn func(pers
 		if events, err = unpackEvents(events[:0], packed, attrs); err != nil {
 			return fmt.Errorf("scan events of %q: %w", key, err)
 		}
-		if err := fn(key, dedupe(events, &ids)); err != nil {
+		if err := fn(key, events); err != nil {
 			return err
 		}
 	}

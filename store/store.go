@@ -193,25 +193,38 @@ var ErrQueryLimit = errors.New("the query ran over its limit")
 var ErrBusy = errors.New("too many queries in flight")
 
 // runQuery answers one journey query of kind within the store's limits: it takes one of the
-// QueryConcurrency slots (ErrBusy when none is free), bounds all of the work, ClickHouse's and
+// QueryConcurrency slots (ErrBusy when none is free; a batch's queries share the batch's), bounds all of the work, ClickHouse's and
 // the matching here, by QueryTimeout (ErrQueryLimit past it), and records the duration and any
 // failure. A cancelled ctx (the client went away, the CLI got SIGINT) stops it with ctx's error.
 func runQuery[R any](ctx context.Context, s *Store, kind string, answer func(context.Context) (R, error)) (R, error) {
 	start := time.Now()
 	var res R
 	var err error
-	select {
-	case s.slots <- struct{}{}:
+	run := func() {
 		qctx, cancel := s.queryContext(ctx)
 		res, err = answer(qctx)
 		err = s.queryError(kind, qctx, err)
 		cancel()
+	}
+	if shareOf(ctx) != nil {
+		run() // a query of a batch: the batch holds the slot
+	} else if err = s.takeSlot(kind); err == nil {
+		run()
 		<-s.slots
-	default:
-		err = fmt.Errorf("%s: %w: %d are running, the most --query-concurrency allows", kind, ErrBusy, s.cfg.QueryConcurrency)
 	}
 	s.observeQuery(kind, start, err)
 	return res, err
+}
+
+// takeSlot takes one of the QueryConcurrency slots for a query of kind, or fails with ErrBusy;
+// whoever takes one gives it back (<-s.slots).
+func (s *Store) takeSlot(kind string) error {
+	select {
+	case s.slots <- struct{}{}:
+		return nil
+	default:
+		return fmt.Errorf("%s: %w: %d are running, the most --query-concurrency allows", kind, ErrBusy, s.cfg.QueryConcurrency)
+	}
 }
 
 // maxQueryBytes is the longest SQL of a journey query ClickHouse is asked to accept.

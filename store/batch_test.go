@@ -1,0 +1,165 @@
+package store_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/waymark-dev/waymark/ingest"
+	"github.com/waymark-dev/waymark/sessionize"
+	"github.com/waymark-dev/waymark/store"
+)
+
+// TestBatchGivesTheSameAnswers: queries asked in one batch, which read the events together,
+// answer exactly what each answers alone, errors included, on a store that reads in one pass and
+// on one that reads in many; and the batch reads the events fewer times than the queries alone.
+func TestBatchGivesTheSameAnswers(t *testing.T) {
+	ctx := context.Background()
+	one, db, jm, _ := identityStore(t)
+	// Copies at other times (a message sent again from a second device): a query over a range
+	// holding only the later copy counts that copy, though another query of its batch reads both.
+	var b sessionize.Batch
+	for i := range 10 {
+		for _, day := range []int{9, 11} { // from two devices of the user's, stored under each
+			person := fmt.Sprintf("u%03d", i)
+			b.Events = append(b.Events, ingest.Event{Source: "passes", Type: "track", Event: "Coupon Applied", MessageID: fmt.Sprintf("coupon-%d", i),
+				AnonymousID: fmt.Sprintf("coupon-device-%d-%d", i, day), Timestamp: time.Date(2026, 2, day, 10, i, 0, 0, time.UTC), ReceivedAt: time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC), Raw: []byte("{}")})
+			b.Channels, b.PersonIDs = append(b.Channels, ""), append(b.PersonIDs, person)
+		}
+	}
+	if err := one.Write(ctx, b); err != nil {
+		t.Fatal(err)
+	}
+	reg := prometheus.NewRegistry()
+	many, err := store.Open(ctx, store.Config{Addr: server.Addr, Database: db, FunnelMatching: store.MatchProcess, QueryPassEvents: 40}, slog.New(slog.DiscardHandler), reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { many.Close() })
+
+	var stages []string
+	for _, st := range jm.Stages {
+		stages = append(stages, st.Name)
+	}
+	// longSteps is a funnel of 30 steps, each with its own condition (a filter every event
+	// passes, different in each funnel): two of them fill most of a scan's 64 conditions, so a
+	// batch of three reads in two scans.
+	longSteps := func(f int) string {
+		var steps []string
+		for i := range 30 {
+			steps = append(steps, fmt.Sprintf("%s[page.path~=(x{%d})?]", []string{"Product Viewed", "Product Added", "Order Completed"}[i%3], f*100+i))
+		}
+		return strings.Join(steps, ",")
+	}
+	q := func(name string, kv ...string) store.BatchQuery {
+		v := url.Values{}
+		for i := 0; i < len(kv); i += 2 {
+			v.Set(kv[i], kv[i+1])
+		}
+		return store.BatchQuery{Name: name, Params: v}
+	}
+	page := []store.BatchQuery{ // the journey page's first load
+		q("stages", "limit", "6"),
+		q("paths", "anchor", stages[0], "depth", "4", "limit", "12", "collapse", "true", "window", "24h"),
+		q("funnel", "steps", strings.Join(stages[:3], ","), "window", "24h", "mode", "ordered", "count_by", "persons"),
+	}
+	tests := []struct {
+		name  string
+		batch []store.BatchQuery
+	}{
+		{"journey page", page},
+		{"every query, ranges of their own", []store.BatchQuery{
+			q("funnel", "steps", "Product Viewed,Product Added,Order Completed", "window", "7d", "from", "2026-02-05", "to", "2026-02-15"),
+			q("funnel", "steps", "Product Viewed,Order Completed", "window", "1h", "breakdown", "channel", "from", "2026-02-10"),
+			q("funnel", "steps", "Product Viewed,Product Added", "count_by", "sessions", "to", "2026-02-12"),
+			q("dropoff", "steps", "Product Viewed,Product Added,Order Completed", "window", "7d", "ids_limit", "1000", "to", "2026-02-20"),
+			q("next", "anchor", "Product Added", "direction", "previous", "from", "2026-02-08", "to", "2026-02-18"),
+			q("paths", "anchor", "Product Viewed", "direction", "end", "convert", "Checkout Started"),
+			q("retention", "conversion", "Product Viewed", "return", "Order Completed", "period", "week"),
+			q("stages", "from", "2026-02-12"),
+			q("sessions"),
+		}},
+		{"copies in one range and not in another", []store.BatchQuery{
+			q("funnel", "steps", "Coupon Applied,Product Viewed", "window", "30d", "from", "2026-02-10"),
+			q("next", "anchor", "Coupon Applied", "from", "2026-02-10"),
+			q("paths", "anchor", "Coupon Applied", "direction", "end", "to", "2026-02-10"),
+			q("retention", "conversion", "Coupon Applied", "from", "2026-02-10"),
+			q("stages"),
+		}},
+		{"errors beside answers", []store.BatchQuery{
+			q("funnel", "steps", "Product Viewed,No Such Event"),
+			q("funnel", "window", "24h"),
+			q("paths", "anchor", "Product Viewed", "windw", "7d"),
+			q("no-such-query"),
+			q("next", "anchor", "Order Completed"),
+		}},
+		{"more conditions than one scan reads", []store.BatchQuery{
+			q("funnel", "steps", longSteps(1), "window", "7d"),
+			q("funnel", "steps", longSteps(2), "window", "7d", "mode", "any"),
+			q("funnel", "steps", longSteps(3), "window", "7d", "from", "2026-02-06"),
+			q("stages"),
+		}},
+	}
+	text := func(res any, err error) string {
+		if err != nil {
+			return "error: " + err.Error()
+		}
+		b, err := json.Marshal(res)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(b)
+	}
+	for _, tt := range tests {
+		for _, s := range []struct {
+			name  string
+			store *store.Store
+		}{{"one pass", one}, {"passes", many}} {
+			t.Run(tt.name+"/"+s.name, func(t *testing.T) {
+				before := gatherCounters(t, reg)["waymark_store_scan_passes_total"]
+				var alone []string
+				for _, bq := range tt.batch {
+					alone = append(alone, text(s.store.Query(ctx, jm, bq.Name, bq.Params)))
+				}
+				between := gatherCounters(t, reg)["waymark_store_scan_passes_total"]
+				answers := s.store.QueryBatch(ctx, jm, tt.batch)
+				if len(answers) != len(tt.batch) {
+					t.Fatalf("%d answers to %d queries", len(answers), len(tt.batch))
+				}
+				for i, a := range answers {
+					if got := text(a.Result, a.Err); got != alone[i] {
+						t.Errorf("%s in the batch:\n%s\nalone:\n%s", tt.batch[i].Name, got, alone[i])
+					}
+				}
+				after := gatherCounters(t, reg)["waymark_store_scan_passes_total"]
+				if s.store == many && tt.name != "errors beside answers" && after-between >= between-before {
+					t.Errorf("the batch read %v passes, the queries alone %v: it shared no scan", after-between, between-before)
+				}
+			})
+		}
+	}
+}
+
+// TestBatchStopsWithItsContext: a batch whose context has ended answers every query with an
+// error, and returns.
+func TestBatchStopsWithItsContext(t *testing.T) {
+	one, _, jm, _ := identityStore(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	answers := one.QueryBatch(ctx, jm, []store.BatchQuery{
+		{Name: "stages"},
+		{Name: "funnel", Params: url.Values{"steps": {"Product Viewed,Order Completed"}}},
+		{Name: "sessions"},
+	})
+	for i, a := range answers {
+		if a.Err == nil {
+			t.Errorf("query %d answered %v after its context ended", i, a.Result)
+		}
+	}
+}
