@@ -19,7 +19,6 @@ import (
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 	"github.com/waymark-dev/waymark/sessionize"
 	"github.com/waymark-dev/waymark/store"
-	"golang.org/x/sync/errgroup"
 )
 
 // BenchmarkJourneyQueries measures the journey queries over synthetic events generated inside
@@ -403,39 +402,29 @@ func journeyQueries(tb testing.TB, s *store.Store) []journeyQuery {
 }
 
 // loadJourneyPage asks s what the journey page (cmd/waymark/web/static/app.js, loadAll) asks on
-// a first visit, with no state in its address, in the same order: the stages; then at once the
-// flow's paths from the first stage and the funnel through the first three stages. The page opens
-// no fork on a first visit.
+// a first visit, with no state in its address: the journey map's stages (which it reads from
+// /api/v1/map, no query), then in one batch the stages, the flow's paths from the first stage
+// and the funnel through the first three stages. The page opens no fork on a first visit.
 func loadJourneyPage(ctx context.Context, s *store.Store, jm *sessionize.Map) error {
-	res, err := s.Query(ctx, jm, "stages", url.Values{"limit": {"6"}})
-	if err != nil {
-		return fmt.Errorf("journey page: stages: %w", err)
-	}
 	var stages []string
-	for _, st := range res.(*store.StagesResult).Stages {
-		stages = append(stages, st.Stage)
+	for _, st := range jm.Stages {
+		stages = append(stages, st.Name)
 	}
 	if len(stages) == 0 {
 		return errors.New("journey page: the journey map has no stages")
 	}
-	var g errgroup.Group
-	g.Go(func() error {
-		_, err := s.Query(ctx, jm, "paths", url.Values{"anchor": {stages[0]}, "depth": {"4"}, "limit": {"12"},
-			"collapse": {"true"}, "window": {"24h"}})
-		if err != nil {
-			return fmt.Errorf("journey page: paths: %w", err)
-		}
-		return nil
+	answers := s.QueryBatch(ctx, jm, []store.BatchQuery{
+		{Name: "stages", Params: url.Values{"limit": {"6"}}},
+		{Name: "paths", Params: url.Values{"anchor": {stages[0]}, "depth": {"4"}, "limit": {"12"}, "collapse": {"true"}, "window": {"24h"}}},
+		{Name: "funnel", Params: url.Values{"steps": {strings.Join(stages[:min(3, len(stages))], ",")},
+			"window": {"24h"}, "mode": {"ordered"}, "count_by": {"persons"}}},
 	})
-	g.Go(func() error {
-		_, err := s.Query(ctx, jm, "funnel", url.Values{"steps": {strings.Join(stages[:min(3, len(stages))], ",")},
-			"window": {"24h"}, "mode": {"ordered"}, "count_by": {"persons"}})
-		if err != nil {
-			return fmt.Errorf("journey page: funnel: %w", err)
+	for i, name := range []string{"stages", "paths", "funnel"} {
+		if answers[i].Err != nil {
+			return fmt.Errorf("journey page: %s: %w", name, answers[i].Err)
 		}
-		return nil
-	})
-	return g.Wait()
+	}
+	return nil
 }
 
 // benchEvents is how many synthetic events the journey benchmarks generate: WAYMARK_BENCH_EVENTS,

@@ -40,6 +40,11 @@ func TestQueryAPINeedsAReadKey(t *testing.T) {
 		{"read key as Bearer", "GET", "/api/v1/stages", bearer(testReadKey), 200},
 		{"read key as Basic user name", "GET", "/api/v1/stages", basic(testReadKey), 200},
 		{"read key, lower-case scheme", "GET", "/api/v1/stages", func(r *http.Request) { r.Header.Set("Authorization", "bearer "+testReadKey) }, 200},
+		{"no key, batch", "POST", "/api/v1/batch", nil, 401},
+		{"write key, batch", "POST", "/api/v1/batch", bearer("test-key"), 401},
+		{"read key, batch", "POST", "/api/v1/batch", bearer(testReadKey), 200},
+		{"no key, journey map", "GET", "/api/v1/map", nil, 401},
+		{"read key, journey map", "GET", "/api/v1/map", bearer(testReadKey), 200},
 		{"read key cannot write (Basic)", "POST", "/v1/track", basic(testReadKey), 401},
 		{"read key cannot write (X-Write-Key)", "POST", "/v1/track", func(r *http.Request) { r.Header.Set("X-Write-Key", testReadKey) }, 401},
 		{"metrics open", "GET", "/metrics", nil, 200},
@@ -51,6 +56,9 @@ func TestQueryAPINeedsAReadKey(t *testing.T) {
 			var body io.Reader
 			if tt.method == "POST" {
 				body = strings.NewReader(post)
+				if tt.path == "/api/v1/batch" {
+					body = strings.NewReader(`{"queries": [{"query": "stages"}, {"query": "sessions"}]}`)
+				}
 			}
 			req, err := http.NewRequest(tt.method, base+tt.path, body)
 			if err != nil {

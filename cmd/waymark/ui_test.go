@@ -6,6 +6,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -65,6 +67,7 @@ func TestJourneyMapPageInChromium(t *testing.T) {
 		Asked, AskedAfterReload   int
 		StagesAfterReload         int
 		KeptIn                    struct{ Session, Local int }
+		FirstLoad                 []string // the API calls until the first load showed
 	}
 	if err := json.Unmarshal(raw, &got); err != nil {
 		t.Fatalf("%v: %s", err, raw)
@@ -80,6 +83,12 @@ func TestJourneyMapPageInChromium(t *testing.T) {
 	if got.KeptIn.Session != 1 || got.KeptIn.Local != 0 || got.AskedAfterReload != 0 || got.StagesAfterReload == 0 {
 		t.Errorf("key kept in %+v (want session storage only); after a reload asked %d times, %d stages shown (want 0 and the stages)",
 			got.KeptIn, got.AskedAfterReload, got.StagesAfterReload)
+	}
+
+	// The first load asked its panels in one batch, which reads the events once.
+	if !slices.Contains(got.FirstLoad, "POST /api/v1/batch stages,paths,funnel") ||
+		slices.ContainsFunc(got.FirstLoad, func(r string) bool { return regexp.MustCompile(`^GET /api/v1/(stages|paths|funnel)$`).MatchString(r) }) {
+		t.Errorf("the first load called %q, want the stages, paths and funnel in one batch", got.FirstLoad)
 	}
 
 	// The stage numbers are the API's.

@@ -33,9 +33,11 @@ func New(st *store.Store, jm *sessionize.Map, log *slog.Logger) *API {
 	return &API{store: st, jm: jm, log: log}
 }
 
-// Register mounts the API's endpoints on mux, and GET /api/v1/queries, which lists each query's
-// parameters with their defaults and meaning ({"funnel": [{"name", "default", "usage"}, …], …}),
-// the schema the page reads its defaults from.
+// Register mounts the API's endpoints on mux: GET /api/v1/NAME for each query; GET
+// /api/v1/queries, which lists each query's parameters with their defaults and meaning
+// ({"funnel": [{"name", "default", "usage"}, …], …}), the schema the page reads its defaults
+// from; GET /api/v1/map, the journey map's stages ({"version", "stages": [{"name",
+// "description"}, …]}); and POST /api/v1/batch, several queries answered together (see batch).
 // Any other path under /api/v1/, or another method, gets a JSON 404 or 405 like every other
 // answer of the API.
 func (a *API) Register(mux *http.ServeMux) {
@@ -51,9 +53,29 @@ func (a *API) Register(mux *http.ServeMux) {
 		w.Header().Set("Content-Type", "application/json")
 		_ = json.NewEncoder(w).Encode(schema)
 	})
+	mux.HandleFunc("GET /api/v1/map", func(w http.ResponseWriter, r *http.Request) {
+		type stage struct {
+			Name        string `json:"name"`
+			Description string `json:"description,omitempty"`
+		}
+		m := struct {
+			Version string  `json:"version"`
+			Stages  []stage `json:"stages"`
+		}{Version: a.jm.Version, Stages: []stage{}}
+		for _, st := range a.jm.Stages {
+			m.Stages = append(m.Stages, stage{st.Name, st.Description})
+		}
+		writeJSON(w, m)
+	})
+	mux.HandleFunc("POST /api/v1/batch", a.batch)
 	mux.HandleFunc("/api/v1/", func(w http.ResponseWriter, r *http.Request) {
 		name := strings.TrimPrefix(r.URL.Path, "/api/v1/")
-		if slices.Contains(names, name) || name == "queries" {
+		if name == "batch" {
+			w.Header().Set("Allow", "POST")
+			writeError(w, http.StatusMethodNotAllowed, "", r.Method+" "+r.URL.Path+`: a batch is sent with POST, its queries in a JSON body {"queries": [{"query": NAME, "params": {…}}, …]}`)
+			return
+		}
+		if slices.Contains(names, name) || name == "queries" || name == "map" {
 			w.Header().Set("Allow", "GET, HEAD")
 			writeError(w, http.StatusMethodNotAllowed, "", r.Method+" "+r.URL.Path+": the journey queries are read with GET")
 			return
@@ -73,33 +95,56 @@ func (a *API) handle(name string) http.HandlerFunc {
 			a.fail(w, r, name, err)
 			return
 		}
-		w.Header().Set("Content-Type", "application/json")
-		enc := json.NewEncoder(w)
-		enc.SetEscapeHTML(false) // step names like "Order Completed[revenue>=100]" stay readable
-		_ = enc.Encode(res)
+		writeJSON(w, res)
 	}
 }
 
-// fail answers r, a request for the named query, which failed with err: the client's fault (400,
-// naming the parameter), a limit (503, with when to try again), or the server's (500, logged);
-// when the client went away, nothing is answered and the stop is logged as information.
+// fail answers r, a request for the named query, which failed with err, as failure says; when
+// the client went away, nothing is answered and the stop is logged as information.
 func (a *API) fail(w http.ResponseWriter, r *http.Request, name string, err error) {
+	if r.Context().Err() != nil {
+		a.log.Info("query stopped: the client went away", "query", name, "err", err)
+		return
+	}
+	f := a.failure(name, err)
+	if f.RetryAfter != "" {
+		w.Header().Set("Retry-After", f.RetryAfter)
+	}
+	writeError(w, f.Status, f.Param, f.Error)
+}
+
+// failure is how a query that failed is answered: its status, the error, the parameter at
+// fault ("" when none is), and when to try again (seconds, "" when not).
+type failure struct {
+	Status     int    `json:"status"`
+	Error      string `json:"error"`
+	Param      string `json:"param"`
+	RetryAfter string `json:"retry_after,omitempty"`
+}
+
+// failure says how to answer the named query, which failed with err: the client's fault (400,
+// naming the parameter), a limit (503, with when to try again), or the server's (500, logged).
+func (a *API) failure(name string, err error) failure {
 	var perr *store.ParamError
 	switch {
 	case errors.As(err, &perr):
-		writeError(w, http.StatusBadRequest, perr.Param, err.Error())
+		return failure{Status: http.StatusBadRequest, Error: err.Error(), Param: perr.Param}
 	case errors.Is(err, store.ErrQueryLimit):
-		w.Header().Set("Retry-After", "60")
-		writeError(w, http.StatusServiceUnavailable, "", err.Error())
+		return failure{Status: http.StatusServiceUnavailable, Error: err.Error(), RetryAfter: "60"}
 	case errors.Is(err, store.ErrBusy):
-		w.Header().Set("Retry-After", "5")
-		writeError(w, http.StatusServiceUnavailable, "", err.Error())
-	case r.Context().Err() != nil:
-		a.log.Info("query stopped: the client went away", "query", name, "err", err)
+		return failure{Status: http.StatusServiceUnavailable, Error: err.Error(), RetryAfter: "5"}
 	default:
 		a.log.Error("query failed", "query", name, "err", err)
-		writeError(w, http.StatusInternalServerError, "", "the "+name+" query failed; see the server log")
+		return failure{Status: http.StatusInternalServerError, Error: "the " + name + " query failed; see the server log"}
 	}
+}
+
+// writeJSON answers with v as JSON.
+func writeJSON(w http.ResponseWriter, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	enc := json.NewEncoder(w)
+	enc.SetEscapeHTML(false) // step names like "Order Completed[revenue>=100]" stay readable
+	_ = enc.Encode(v)
 }
 
 // parseQueryString reads a query string as url.ParseQuery does, but refuses what it would drop:

@@ -42,6 +42,8 @@ func TestUnknownPathsAndMethodsAnswerJSON(t *testing.T) {
 		{http.MethodGet, "/api/v1/", 404, "no such query"},
 		{http.MethodPost, "/api/v1/funnel", 405, "GET"},
 		{http.MethodDelete, "/api/v1/dropoff", 405, "GET"},
+		{http.MethodGet, "/api/v1/batch", 405, "POST"},
+		{http.MethodPost, "/api/v1/map", 405, "GET"},
 	} {
 		req, _ := http.NewRequest(tt.method, srv.URL+tt.path, nil)
 		resp, err := http.DefaultClient.Do(req)

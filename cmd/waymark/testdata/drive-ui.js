@@ -38,7 +38,14 @@ async function funnelOn (page) {
   page.on('console', (m) => {
     if (m.type() === 'error' && !m.text().includes('400 (Bad Request)') && !m.text().includes('401 (Unauthorized)')) errors.push(m.text())
   })
-  const out = { errors }
+  const out = { errors, requests: [] }
+  // The API calls, as "METHOD PATH" and for a batch its queries' names.
+  page.on('request', (r) => {
+    const path = new URL(r.url()).pathname
+    if (!path.startsWith('/api/v1/')) return
+    const batch = r.method() === 'POST' ? ' ' + JSON.parse(r.postData()).queries.map(q => q.query).join(',') : ''
+    out.requests.push(r.method() + ' ' + path + batch)
+  })
 
   // The page asks for the key; a wrong one is refused and asked for again.
   await page.goto(base + '/')
@@ -50,6 +57,7 @@ async function funnelOn (page) {
   out.stages = await stagesOn(page)
   out.firstFunnel = await funnelOn(page)
   await page.waitForSelector('#flow .sankey svg')
+  out.firstLoad = out.requests.slice()
   await page.screenshot({ path: outDir + '/journey-map-1280x800.png', fullPage: true })
 
   // Change the funnel with the keyboard: the second step becomes Product Added, then Enter.

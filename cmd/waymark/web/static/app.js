@@ -95,14 +95,20 @@ function askKey (refused) {
 }
 
 async function api (path, params) {
-  const q = new URLSearchParams(params)
+  return call(path + '?' + new URLSearchParams(params).toString(), { method: 'GET' })
+}
+
+// call sends a request to /api/v1/PATH with the read key, asking for it again on a 401, and
+// returns the JSON answer; an answer that is not 2xx is thrown as an APIError.
+async function call (path, init) {
   for (;;) {
     const key = sessionStorage.getItem(KEY_ITEM)
     const headers = { Accept: 'application/json' }
+    if (init.body) headers['Content-Type'] = 'application/json'
     if (key) headers.Authorization = 'Bearer ' + key
     let resp
     try {
-      resp = await fetch('/api/v1/' + path + '?' + q.toString(), { headers })
+      resp = await fetch('/api/v1/' + path, { ...init, headers })
     } catch (e) {
       throw new APIError('Waymark did not answer: ' + e.message)
     }
@@ -115,12 +121,36 @@ async function api (path, params) {
     }
     let body = null
     try { body = await resp.json() } catch (e) { /* not JSON */ }
-    if (!resp.ok) {
-      const msg = body && body.error ? body.error : 'the server answered ' + resp.status
-      throw new APIError(resp.status === 503 ? msg + ' — try a shorter range' : msg, body && body.param)
-    }
+    if (!resp.ok) throw failed(resp.status, body)
     return body
   }
+}
+
+// failed is the APIError of an answer with status and JSON body (null when not JSON).
+function failed (status, body) {
+  const msg = body && body.error ? body.error : 'the server answered ' + status
+  return new APIError(status === 503 ? msg + ' — try a shorter range' : msg, body && body.param)
+}
+
+// batcher returns an ask like api, which collects the queries asked of it until ask.send()
+// sends them in one POST /api/v1/batch: Waymark then reads the events once for all of them.
+// Each ask's promise settles with its own query's answer.
+function batcher () {
+  const asked = []
+  const ask = (query, params) => new Promise((resolve, reject) => asked.push({ query, params, resolve, reject }))
+  ask.send = async () => {
+    if (asked.length === 0) return
+    let results
+    try {
+      const queries = asked.map(a => ({ query: a.query, params: a.params }))
+      results = (await call('batch', { method: 'POST', body: JSON.stringify({ queries }) })).results
+    } catch (e) {
+      for (const a of asked) a.reject(e)
+      return
+    }
+    results.forEach((r, i) => r.status === 200 ? asked[i].resolve(r.result) : asked[i].reject(failed(r.status, r)))
+  }
+  return ask
 }
 
 // schema holds each query's parameters as the API lists them (/api/v1/queries): the page's
@@ -155,10 +185,11 @@ async function load (section, label, fn) {
 let stageNames = []
 const touchpointNames = new Set()
 
-async function loadStages () {
+// loadStages asks for the stages (of ask, api by default) and shows them.
+async function loadStages (ask = api) {
   const section = $('#map')
   await load(section, 'the stages', async () => {
-    const res = await api('stages', { ...rangeParams(), limit: 6 })
+    const res = await ask('stages', { ...rangeParams(), limit: 6 })
     stageNames = res.stages.map(s => s.stage)
     const box = $('.stages', section)
     box.replaceChildren()
@@ -232,7 +263,7 @@ function drawCurve (stages) {
 
 // ---- Fork ---------------------------------------------------------------------------------------
 
-async function openFork (name, dir) {
+async function openFork (name, dir, ask = api) {
   dir = dir || state.get('dir') || 'next'
   setState({ fork: name, dir })
   for (const b of document.querySelectorAll('[data-touchpoint]')) {
@@ -244,7 +275,7 @@ async function openFork (name, dir) {
   $('#fork-title').textContent = (dir === 'next' ? 'After ' : 'Before ') + name
   section.focus()
   await load(section, 'the fork', async () => {
-    const res = await api('next', { anchor: name, direction: dir, window: state.get('window') || def('next', 'window'), limit: 12, collapse: 'true', ...rangeParams() })
+    const res = await ask('next', { anchor: name, direction: dir, window: state.get('window') || def('next', 'window'), limit: 12, collapse: 'true', ...rangeParams() })
     const list = $('.bars', section)
     list.replaceChildren()
     list.dataset.persons = res.persons
@@ -286,14 +317,14 @@ function fillAnchors () {
   }
 }
 
-async function loadFlow () {
+async function loadFlow (ask = api) {
   const section = $('#flow')
   const anchor = state.get('anchor') || stageNames[0]
   const depth = state.get('depth') || def('paths', 'depth')
   $('select[name=depth]', section).value = depth
   if (!anchor) return
   await load(section, 'the paths', async () => {
-    const res = await api('paths', { anchor, depth, limit: 12, collapse: 'true', window: state.get('window') || def('paths', 'window'), ...rangeParams() })
+    const res = await ask('paths', { anchor, depth, limit: 12, collapse: 'true', window: state.get('window') || def('paths', 'window'), ...rangeParams() })
     drawSankey($('.sankey', section), res.paths)
     const body = $('tbody', section)
     body.replaceChildren(...res.paths.map(p => el('tr', {},
@@ -396,7 +427,7 @@ function funnelFormFromState () {
   form.breakdown.value = state.get('breakdown') || ''
 }
 
-async function loadFunnel () {
+async function loadFunnel (ask = api) {
   const form = $('#funnel-form')
   const steps = [...form.querySelectorAll('input[name=step]')].map(i => i.value.trim()).filter(Boolean)
   const params = { steps: steps.join(','), window: form.window.value.trim(), mode: form.mode.value, count_by: form.count_by.value, breakdown: form.breakdown.value.trim(), ...rangeParams() }
@@ -407,7 +438,7 @@ async function loadFunnel () {
   await load(section, 'the funnel', async () => {
     let res
     try {
-      res = await api('funnel', params)
+      res = await ask('funnel', params)
     } catch (e) {
       const field = e.param === 'steps' ? form.querySelector('input[name=step]') : (e.param && form.elements[e.param])
       if (field && field.setAttribute) field.setAttribute('aria-invalid', 'true')
@@ -455,10 +486,24 @@ function renderFunnel (box, res) {
 
 // ---- Wiring ----------------------------------------------------------------------------------------
 
+// loadAll loads every panel in one batch, so Waymark reads the events once for all of them. The
+// flow and the funnel start from the journey map's stages, read first (once) from /api/v1/map.
 async function loadAll () {
-  await loadStages()
+  if (stageNames.length === 0) {
+    try {
+      stageNames = (await api('map', {})).stages.map(s => s.name)
+    } catch (e) {
+      const status = $('#map .status')
+      status.classList.add('error')
+      status.textContent = 'Could not read the journey map: ' + e.message
+      return
+    }
+  }
   if (!state.get('steps') || !$('#funnel .steps').children.length) funnelFormFromState()
-  await Promise.all([loadFlow(), loadFunnel(), state.get('fork') ? openFork(state.get('fork'), state.get('dir')) : null])
+  const ask = batcher()
+  const loaded = Promise.all([loadStages(ask), loadFlow(ask), loadFunnel(ask), state.get('fork') ? openFork(state.get('fork'), state.get('dir'), ask) : null])
+  await ask.send()
+  await loaded
 }
 
 document.addEventListener('DOMContentLoaded', async () => {

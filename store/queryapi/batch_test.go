@@ -1,0 +1,117 @@
+package queryapi_test
+
+import (
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/url"
+	"reflect"
+	"strings"
+	"testing"
+)
+
+// postBatch sends body to srv's /api/v1/batch and returns the status and the JSON answer.
+func postBatch(t *testing.T, srvURL, body string) (int, map[string]any) {
+	t.Helper()
+	resp, err := http.Post(srvURL+"/api/v1/batch", "application/json", strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(resp.Body)
+	var out map[string]any
+	if err := json.Unmarshal(raw, &out); err != nil || resp.Header.Get("Content-Type") != "application/json" {
+		t.Fatalf("%d, body not JSON (%v): %s", resp.StatusCode, err, raw)
+	}
+	return resp.StatusCode, out
+}
+
+// TestBatchAnswersAsEachQuery: each query of a batch gets, with its status, what its GET
+// answers, errors included; parameters may be JSON strings, numbers, booleans or arrays.
+func TestBatchAnswersAsEachQuery(t *testing.T) {
+	srv := serve(t, nil, "Product Viewed", "Product Added", "Order Completed", "Product Viewed")
+	status, body := postBatch(t, srv.URL, `{"queries": [
+		{"query": "funnel", "params": {"steps": "Product Viewed,Order Completed", "window": "1h"}},
+		{"query": "stages", "params": {"limit": 3}},
+		{"query": "paths", "params": {"anchor": "Product Viewed", "collapse": true, "depth": [3]}},
+		{"query": "funnel", "params": {"steps": "Product Viewed,Nope"}},
+		{"query": "next", "params": {"anchor": "Product Viewed", "windw": "7d"}},
+		{"query": "sessions"}
+	]}`)
+	gets := []url.Values{
+		{"steps": {"Product Viewed,Order Completed"}, "window": {"1h"}},
+		{"limit": {"3"}},
+		{"anchor": {"Product Viewed"}, "collapse": {"true"}, "depth": {"3"}},
+		{"steps": {"Product Viewed,Nope"}},
+		{"anchor": {"Product Viewed"}, "windw": {"7d"}},
+		{},
+	}
+	names := []string{"funnel", "stages", "paths", "funnel", "next", "sessions"}
+	results, _ := body["results"].([]any)
+	if status != 200 || len(results) != len(gets) {
+		t.Fatalf("%d %v, want 200 with %d results", status, body, len(gets))
+	}
+	for i, v := range gets {
+		wantStatus, want := getJSON(t, srv, "/api/v1/"+names[i], v)
+		got := results[i].(map[string]any)
+		if got["query"] != names[i] || got["status"] != float64(wantStatus) {
+			t.Errorf("result %d: %v %v, want %s %d", i, got["query"], got["status"], names[i], wantStatus)
+		}
+		if wantStatus == 200 {
+			if !reflect.DeepEqual(got["result"], any(want)) {
+				t.Errorf("result %d: %v\nGET answers %v", i, got["result"], want)
+			}
+			continue
+		}
+		if got["error"] != want["error"] || got["param"] != want["param"] || got["result"] != nil {
+			t.Errorf("result %d: %v, GET answers %d %v", i, got, wantStatus, want)
+		}
+	}
+	if results[3].(map[string]any)["param"] != "steps" || results[4].(map[string]any)["param"] != "windw" {
+		t.Errorf("the failed queries name %v and %v, want steps and windw", results[3], results[4])
+	}
+}
+
+// TestBadBatchesAre4xx: a body that is no batch is refused whole, naming the field at fault, and
+// nothing runs.
+func TestBadBatchesAre4xx(t *testing.T) {
+	srv := serve(t, nil, "Product Viewed")
+	nine := `{"queries": [` + strings.Repeat(`{"query": "sessions"},`, 8) + `{"query": "sessions"}]}`
+	tests := []struct {
+		name, body string
+		status     int
+		param      string
+	}{
+		{"not JSON", `steps=a,b`, 400, ""},
+		{"no queries", `{"queries": []}`, 400, "queries"},
+		{"nothing", `{}`, 400, "queries"},
+		{"too many", nine, 400, "queries"},
+		{"unknown field", `{"queries": [{"query": "sessions"}], "timeout": 5}`, 400, "timeout"},
+		{"unknown query field", `{"queries": [{"query": "sessions", "parms": {}}]}`, 400, "parms"},
+		{"queries not a list", `{"queries": {"query": "sessions"}}`, 400, "queries"},
+		{"unknown query", `{"queries": [{"query": "sessions"}, {"query": "funel"}]}`, 400, "queries[1].query"},
+		{"null value", `{"queries": [{"query": "stages", "params": {"limit": null}}]}`, 400, "queries[0].params.limit"},
+		{"object value", `{"queries": [{"query": "stages", "params": {"limit": {"n": 3}}}]}`, 400, "queries[0].params.limit"},
+		{"empty array", `{"queries": [{"query": "stages", "params": {"limit": []}}]}`, 400, "queries[0].params.limit"},
+		{"two objects", `{"queries": [{"query": "sessions"}]} {"queries": []}`, 400, ""},
+		{"over a mebibyte", `{"queries": [{"query": "stages", "params": {"limit": "` + strings.Repeat("9", 1<<20) + `"}}]}`, 413, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			status, body := postBatch(t, srv.URL, tt.body)
+			if status != tt.status || body["param"] != tt.param || body["error"] == "" || body["results"] != nil {
+				t.Errorf("%d %v, want %d naming %q", status, body, tt.status, tt.param)
+			}
+		})
+	}
+}
+
+// TestJourneyMap: /api/v1/map lists the journey map's stages in order.
+func TestJourneyMap(t *testing.T) {
+	srv := serve(t, nil)
+	status, body := getJSON(t, srv, "/api/v1/map", nil)
+	stages, _ := body["stages"].([]any)
+	if status != 200 || len(stages) < 2 || stages[0].(map[string]any)["name"] != "awareness" || body["version"] == "" {
+		t.Errorf("%d %v, want the stages from awareness on", status, body)
+	}
+}
