@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"net/url"
+	"runtime/debug"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -33,31 +34,39 @@ const MaxBatchQueries = 8
 // stages, paths and funnel together, over one date range; alone, each would have ClickHouse
 // group every person's events, which is most of a query's time (docs/query-scale.md).
 //
-// The batch takes one of Config.QueryConcurrency slots (when none is free, every query fails
-// with ErrBusy), and its queries run at once in it, each within Config.QueryTimeout. Their scans
-// wait for each other, and are read as one when every query still running waits for its scan
-// (see scanShare), so the matching of all of them runs on one core, as one query's does. Names
-// not in QueryNames fail as Query fails them. The caller bounds len(qs) (MaxBatchQueries).
-func (s *Store) QueryBatch(ctx context.Context, jm *sessionize.Map, qs []BatchQuery) []BatchAnswer {
-	answers := make([]BatchAnswer, len(qs))
+// The batch takes one of Config.QueryConcurrency slots: when none is free it fails whole with
+// ErrBusy and runs nothing. Its queries run at once in that slot, each within
+// Config.QueryTimeout. Their scans wait for each other, and are read as one when every query
+// still running waits for its scan (see scanShare), so a query may take as long as the read of
+// all; and since that read is one ClickHouse query per pass, a limit it runs over
+// (Config.QueryMaxMemory) fails every query of it. Names not in QueryNames fail as Query fails
+// them. The caller bounds len(qs) (MaxBatchQueries).
+func (s *Store) QueryBatch(ctx context.Context, jm *sessionize.Map, qs []BatchQuery) ([]BatchAnswer, error) {
 	if err := s.takeSlot("batch"); err != nil {
-		for i := range answers {
-			answers[i].Err = err
-		}
-		return answers
+		s.metrics.queryErrors.WithLabelValues("batch").Inc()
+		return nil, err
 	}
 	defer func() { <-s.slots }()
 	share := &scanShare{store: s, running: len(qs)}
 	ctx = context.WithValue(ctx, scanShareKey{}, share)
+	answers := make([]BatchAnswer, len(qs))
 	var wg sync.WaitGroup
 	for i, q := range qs {
 		wg.Go(func() {
 			defer share.leave()
+			defer func() {
+				// The queries run apart from the caller's goroutine, where a panic would end the
+				// process rather than the request (net/http recovers a handler's).
+				if p := recover(); p != nil {
+					s.log.Error("query panicked", "query", q.Name, "panic", p, "stack", string(debug.Stack()))
+					answers[i].Err = fmt.Errorf("%s: panic: %v", q.Name, p)
+				}
+			}()
 			answers[i].Result, answers[i].Err = s.Query(ctx, jm, q.Name, q.Params)
 		})
 	}
 	wg.Wait()
-	return answers
+	return answers, nil
 }
 
 // scanShareKey is the context key of a batch's scanShare.
@@ -70,10 +79,10 @@ func shareOf(ctx context.Context) *scanShare {
 }
 
 // scanShare lets the queries of a batch share their scans. A query's scan waits until every
-// query of the batch still running waits for one too; then the waiting scans are read together
-// (scanTogether), as many in each read as their conditions fit one 64-bit mask, and each read
-// begins at once. A query that never scans (sessions, a funnel matched in ClickHouse) holds the
-// others back until it ends.
+// query of the batch still running waits for one too; then as many of the waiting scans as their
+// conditions fit one 64-bit mask are read together (scanTogether). The others wait for those
+// queries to end and are read next: a batch reads one scan at a time, as one query does. A query
+// that never scans (sessions, a funnel matched in ClickHouse) holds the others back until it ends.
 type scanShare struct {
 	store   *Store
 	mu      sync.Mutex
@@ -89,12 +98,18 @@ type sharedScan struct {
 
 // scan reads r's scan together with the batch's other scans, and returns as Store.scan does.
 func (sh *scanShare) scan(ctx context.Context, r scanReader) error {
+	if n := len(r.scan.preds); n == 0 || n > 64 {
+		return fmt.Errorf("scan: %d conditions, want 1 to 64", n) // as personRows says alone
+	}
 	w := &sharedScan{reader: r, done: make(chan error, 1)}
 	w.reader.ctx = ctx
 	sh.mu.Lock()
 	sh.waiting = append(sh.waiting, w)
-	sh.startReady()
+	ready := sh.takeReady()
 	sh.mu.Unlock()
+	if ready != nil {
+		go sh.read(ready)
+	}
 	select {
 	case err := <-w.done:
 		return cmp.Or(err, w.reader.err)
@@ -117,28 +132,31 @@ func (sh *scanShare) scan(ctx context.Context, r scanReader) error {
 func (sh *scanShare) leave() {
 	sh.mu.Lock()
 	sh.running--
-	sh.startReady()
+	ready := sh.takeReady()
 	sh.mu.Unlock()
+	if ready != nil {
+		go sh.read(ready)
+	}
 }
 
-// startReady begins the waiting scans once every running query waits for one. sh.mu is held.
-func (sh *scanShare) startReady() {
+// takeReady takes the waiting scans to read next, once every running query waits for one: as
+// many as fit one mask, in the order they were asked; nil when none are to be read yet. sh.mu is
+// held.
+func (sh *scanShare) takeReady() []*sharedScan {
 	if len(sh.waiting) == 0 || len(sh.waiting) < sh.running {
-		return
+		return nil
 	}
-	for len(sh.waiting) > 0 {
-		var read, rest []*sharedScan
-		preds := 0
-		for _, w := range sh.waiting {
-			if n := len(w.reader.scan.preds); len(read) == 0 || preds+n <= 64 {
-				read, preds = append(read, w), preds+n
-			} else {
-				rest = append(rest, w)
-			}
+	var read, rest []*sharedScan
+	preds := 0
+	for _, w := range sh.waiting {
+		if n := len(w.reader.scan.preds); len(read) == 0 || preds+n <= 64 {
+			read, preds = append(read, w), preds+n
+		} else {
+			rest = append(rest, w)
 		}
-		sh.waiting = rest
-		go sh.read(read)
 	}
+	sh.waiting = rest
+	return read
 }
 
 // read reads scans together, until all of their queries have stopped waiting (each one's context
@@ -162,7 +180,15 @@ func (sh *scanShare) read(scans []*sharedScan) {
 		})
 		defer stop()
 	}
-	err := sh.store.scanTogether(ctx, readers)
+	err := func() (err error) {
+		defer func() {
+			if p := recover(); p != nil { // a reader's matching runs here, apart from its query
+				sh.store.log.Error("scan panicked", "panic", p, "stack", string(debug.Stack()))
+				err = fmt.Errorf("scan events: panic: %v", p)
+			}
+		}()
+		return sh.store.scanTogether(ctx, readers)
+	}()
 	for _, w := range scans {
 		w.done <- err
 	}

@@ -413,12 +413,15 @@ func loadJourneyPage(ctx context.Context, s *store.Store, jm *sessionize.Map) er
 	if len(stages) == 0 {
 		return errors.New("journey page: the journey map has no stages")
 	}
-	answers := s.QueryBatch(ctx, jm, []store.BatchQuery{
+	answers, err := s.QueryBatch(ctx, jm, []store.BatchQuery{
 		{Name: "stages", Params: url.Values{"limit": {"6"}}},
 		{Name: "paths", Params: url.Values{"anchor": {stages[0]}, "depth": {"4"}, "limit": {"12"}, "collapse": {"true"}, "window": {"24h"}}},
 		{Name: "funnel", Params: url.Values{"steps": {strings.Join(stages[:min(3, len(stages))], ",")},
 			"window": {"24h"}, "mode": {"ordered"}, "count_by": {"persons"}}},
 	})
+	if err != nil {
+		return fmt.Errorf("journey page: %w", err)
+	}
 	for i, name := range []string{"stages", "paths", "funnel"} {
 		if answers[i].Err != nil {
 			return fmt.Errorf("journey page: %s: %w", name, answers[i].Err)

@@ -97,12 +97,15 @@ type scanReader struct {
 	// ctx, when set, is the reader's own: once it ends, the reader is given no more persons
 	// (a query of a batch, whose scan reads on for the others).
 	ctx context.Context
-	// Set by scanTogether: where the reader's conditions and attributes are in the scan read for
-	// all (its bits of the mask, from predOffset; its attributes, from attrOffset).
-	predOffset, attrOffset int
-	events                 []scannedEvent // its part of the person being read
-	ids                    []uint64       // dedupe's scratch space
-	err                    error          // the error fn returned; it is given no more persons
+	// Set by scanTogether (combineScans) when the scan reads for other readers too: which of its
+	// conditions is each of the reader's (their bits of the mask), and which of its attributes.
+	// shift ≥ 0 says the reader's conditions are the scan's from bit shift on, in order.
+	predBits, attrCols []int
+	shift              int
+	events             []scannedEvent // its part of the person being read
+	attrs              []string       // their attributes
+	ids                []uint64       // dedupe's scratch space
+	err                error          // the error fn returned; it is given no more persons
 }
 
 // scanTogether reads the events of every reader's scan in one scan, whose conditions and
@@ -186,29 +189,51 @@ func (s *Store) scanTogether(ctx context.Context, readers []*scanReader) error {
 var errReadersDone = errors.New("every reader of the scan has stopped")
 
 // combineScans is the scan that reads what each of readers' scans reads, and sets where each
-// reader's conditions and attributes are in it. The caller keeps the conditions to at most 64.
+// reader's conditions and attributes are in it: one condition or attribute that several readers
+// have (the same SQL and arguments) is read once. The caller keeps the conditions to at most 64.
 func combineScans(readers []*scanReader) eventScan {
 	if len(readers) == 1 {
 		return readers[0].scan
 	}
-	sc := eventScan{from: readers[0].scan.from, to: readers[0].scan.to}
-	for i, r := range readers {
-		r.predOffset, r.attrOffset = len(sc.preds), len(sc.attrs)
-		sc.preds = append(sc.preds, r.scan.preds...)
-		sc.attrs = append(sc.attrs, r.scan.attrs...)
-		if i == 0 {
-			continue
+	sc := eventScan{to: -1} // nothing, until a reader reads something
+	preds, attrs := map[string]int{}, map[string]int{}
+	place := func(list *[]predicate, seen map[string]int, p predicate) int {
+		key := fmt.Sprintf("%s\x00%#v", p.sql, p.args)
+		i, ok := seen[key]
+		if !ok {
+			i = len(*list)
+			*list, seen[key] = append(*list, p), i
+		}
+		return i
+	}
+	reads := false
+	for _, r := range readers {
+		r.predBits, r.attrCols, r.shift = nil, nil, -1
+		for _, p := range r.scan.preds {
+			r.predBits = append(r.predBits, place(&sc.preds, preds, p))
+		}
+		for _, a := range r.scan.attrs {
+			r.attrCols = append(r.attrCols, place(&sc.attrs, attrs, a))
+		}
+		if len(r.predBits) > 0 && r.predBits[len(r.predBits)-1]-r.predBits[0] == len(r.predBits)-1 && slices.IsSorted(r.predBits) {
+			r.shift = r.predBits[0]
 		}
 		// A bound of 0 is open (and so is a start ≤ 0); an end < 0 reads nothing.
-		if sc.from <= 0 || r.scan.from <= 0 {
-			sc.from = 0
-		} else {
-			sc.from = min(sc.from, r.scan.from)
-		}
-		if sc.to == 0 || r.scan.to == 0 {
-			sc.to = 0
-		} else {
-			sc.to = max(sc.to, r.scan.to)
+		switch {
+		case r.scan.to < 0:
+		case !reads:
+			sc.from, sc.to, reads = r.scan.from, r.scan.to, true
+		default:
+			if sc.from <= 0 || r.scan.from <= 0 {
+				sc.from = 0
+			} else {
+				sc.from = min(sc.from, r.scan.from)
+			}
+			if sc.to == 0 || r.scan.to == 0 {
+				sc.to = 0
+			} else {
+				sc.to = max(sc.to, r.scan.to)
+			}
 		}
 	}
 	return sc
@@ -221,16 +246,42 @@ func (r *scanReader) give(person string, events []scannedEvent, shared bool) err
 	if shared {
 		n := len(r.scan.preds)
 		bits := ^uint64(0) >> (64 - n) // n is 1 to 64
-		mine := r.events[:0]
+		mine, attrs := r.events[:0], r.attrs[:0]
 		for _, e := range events {
-			e.mask = e.mask >> r.predOffset & bits
-			if e.mask == 0 || r.scan.from > 0 && e.t < r.scan.from || r.scan.to != 0 && e.t > r.scan.to {
+			if r.scan.from > 0 && e.t < r.scan.from || r.scan.to != 0 && e.t > r.scan.to {
 				continue
 			}
-			if e.attrs != nil {
-				e.attrs = e.attrs[r.attrOffset : r.attrOffset+len(r.scan.attrs) : r.attrOffset+len(r.scan.attrs)]
+			mask := e.mask
+			if r.shift >= 0 {
+				e.mask = mask >> r.shift & bits
+			} else {
+				e.mask = 0
+				for i, b := range r.predBits {
+					e.mask |= (mask >> b & 1) << i
+				}
+			}
+			if e.mask == 0 {
+				continue
+			}
+			if len(r.attrCols) > 0 {
+				start := len(attrs)
+				for _, c := range r.attrCols {
+					attrs = append(attrs, e.attrs[c])
+				}
+				e.attrs = attrs[start:len(attrs):len(attrs)]
+			} else {
+				e.attrs = nil
 			}
 			mine = append(mine, e)
+		}
+		r.attrs = attrs
+		// Copies of one event came ordered by every reader's mask and attributes; alone, this
+		// reader would have had them by its own (see sendPass), and dedupe keeps the first.
+		for i := 1; i < len(mine); i++ {
+			if compareScanned(mine[i-1], mine[i]) == 0 {
+				slices.SortFunc(mine, compareCopies)
+				break
+			}
 		}
 		r.events, events = mine, mine
 	}
@@ -248,20 +299,26 @@ func (s *Store) sendPass(ctx context.Context, sc eventScan, id identitySnapshot,
 		return nil, err
 	}
 	s.metrics.scanPasses.Inc()
-	// Each person's events come in (time, seq, id) order, the tie rule, as one text column (and one per attribute)
-	// rather than arrays: the client reads arrays through reflection, several times slower than
-	// this parse, and ClickHouse sorts them while Waymark reads the previous customers.
-	attrArrays := ""
+	// Each person's events come in (time, seq, id) order, the tie rule, as one text column (and one
+	// per attribute) rather than arrays: the client reads arrays through reflection, several times
+	// slower than this parse, and ClickHouse sorts them while Waymark reads the previous
+	// customers. Copies of one event (equal time, seq and id: stored twice before ClickHouse
+	// merged them) are ordered by their mask and attributes too, so which one dedupe keeps does
+	// not depend on the order ClickHouse read them in.
+	tuple, attrLists := "t, seq, id, mask", ""
 	for i := range sc.attrs {
-		attrArrays += fmt.Sprintf(`, arrayStringConcat(arraySort((v, k) -> k, groupArray(replaceAll(replaceAll(a%d, '\\', '\\\\'), '\x1f', '\\f')), groupArray((t, seq, id))), '\x1f')`, i)
+		tuple += fmt.Sprintf(", a%d", i)
+		attrLists += fmt.Sprintf(`, arrayStringConcat(arrayMap(e -> replaceAll(replaceAll(tupleElement(e, %d), '\\', '\\\\'), '\x1f', '\\f'), evs), '\x1f')`, 5+i)
 	}
 	query := `SELECT person, arrayStringConcat(arrayMap(e -> concat(toString(tupleElement(e, 1)), ' ',
-		toString(tupleElement(e, 2)), ' ', toString(tupleElement(e, 4)), ' ', toString(tupleElement(e, 3))),
-		arraySort(groupArray((t, seq, id, mask)))), ',')` + attrArrays + `
+		toString(tupleElement(e, 2)), ' ', toString(tupleElement(e, 4)), ' ', toString(tupleElement(e, 3))), evs), ',')` + attrLists + `
 FROM (
-	` + rows + `
-)
-GROUP BY person`
+	SELECT person, arraySort(groupArray((` + tuple + `))) AS evs
+	FROM (
+		` + rows + `
+	)
+	GROUP BY person
+)`
 	res, err := s.conn.Query(s.withQuerySettings(ctx), query, args...) // runs beside the pass before
 	if err != nil {
 		return nil, fmt.Errorf("scan events: %w", err)
@@ -294,6 +351,10 @@ func (r personRange) sql(expr string) predicate {
 // scan (drop-off's, with three text attributes) took up to 1.94 GiB for a pass of about 10M
 // events (100M events, 10 passes): just under the 2 GiB threshold of the default 4 GiB.
 const bytesPerPassEvent = 400
+
+// passSizeAttrs is how many text attributes the scan that bytesPerPassEvent was measured on
+// read per event (drop-off's: event, location, channel).
+const passSizeAttrs = 3
 
 // passSample is how many stored events per pass scanPasses samples to place the passes' bounds.
 const passSample = 1000
@@ -331,7 +392,10 @@ func (s *Store) scanPasses(ctx context.Context, sc eventScan) (identitySnapshot,
 	}
 	passes := uint64(1)
 	if n > 0 {
-		passes = max((n-1)/s.cfg.QueryPassEvents+1, min(pipelinedPasses, (n-1)/pipelinedPassEvents+1))
+		// A scan with more attributes than the one the pass size was measured on (see
+		// bytesPerPassEvent), as a batch's may have, takes smaller passes.
+		passEvents := max(1, s.cfg.QueryPassEvents*passSizeAttrs/max(passSizeAttrs, uint64(len(sc.attrs))))
+		passes = max((n-1)/passEvents+1, min(pipelinedPasses, (n-1)/pipelinedPassEvents+1))
 		passes = min(passes, maxPasses)
 	}
 	if passes == 1 {
@@ -502,6 +566,12 @@ func readPersons(ctx context.Context, rows driver.Rows, nAttrs int, fn func(pers
 // order (seq), then id. The sessionizer orders its points the same way (sessionize.comparePoints).
 func compareScanned(a, b scannedEvent) int {
 	return cmp.Or(cmp.Compare(a.t, b.t), cmp.Compare(a.seq, b.seq), cmp.Compare(a.id, b.id))
+}
+
+// compareCopies orders events as a scan's query does (see sendPass): by the tie rule, then
+// copies of one event by their mask and attributes.
+func compareCopies(a, b scannedEvent) int {
+	return cmp.Or(compareScanned(a, b), cmp.Compare(a.mask, b.mask), slices.Compare(a.attrs, b.attrs))
 }
 
 // unpackEvents parses one person's events, "t seq mask id" joined by ",", and their attributes,

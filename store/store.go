@@ -26,8 +26,8 @@ type Config struct {
 	// max_execution_time it sets, in whole seconds, at least 1) and the matching in Go; over it the
 	// query fails with ErrQueryLimit. Default 60s.
 	QueryTimeout time.Duration
-	// QueryConcurrency is how many journey queries may run at once; one more fails at once with
-	// ErrBusy. Default 4.
+	// QueryConcurrency is how many journey queries may run at once (a batch, QueryBatch, counts
+	// as one); one more fails at once with ErrBusy. Default 4.
 	QueryConcurrency int
 	// QueryMaxMemory limits the memory of each journey query in ClickHouse, in bytes (its
 	// max_memory_usage); default 4 GiB.

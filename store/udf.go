@@ -3,7 +3,6 @@ package store
 import (
 	"bufio"
 	"bytes"
-	"cmp"
 	"context"
 	"encoding/binary"
 	"encoding/json"
@@ -326,10 +325,7 @@ func (u *udfMatcher) row(in *bufio.Reader, out *bufio.Writer) error {
 		}
 		u.events = append(u.events, e)
 	}
-	// scan's order: (t, seq, id, mask); the attribute last, so equal copies sort the same way too.
-	slices.SortFunc(u.events, func(a, b scannedEvent) int {
-		return cmp.Or(compareScanned(a, b), cmp.Compare(a.mask, b.mask), slices.Compare(a.attrs, b.attrs))
-	})
+	slices.SortFunc(u.events, compareCopies) // the scan's order, so equal copies sort the same way too
 	units := u.plan.units(dedupe(u.events, &u.ids), nil)
 	var o funnelOutcome
 	if len(units) == 1 {

@@ -14,6 +14,7 @@ import (
 	"net/http"
 	"net/url"
 	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/waymark-dev/waymark/sessionize"
@@ -107,19 +108,19 @@ func (a *API) fail(w http.ResponseWriter, r *http.Request, name string, err erro
 		return
 	}
 	f := a.failure(name, err)
-	if f.RetryAfter != "" {
-		w.Header().Set("Retry-After", f.RetryAfter)
+	if f.RetryAfter > 0 {
+		w.Header().Set("Retry-After", strconv.Itoa(f.RetryAfter))
 	}
 	writeError(w, f.Status, f.Param, f.Error)
 }
 
 // failure is how a query that failed is answered: its status, the error, the parameter at
-// fault ("" when none is), and when to try again (seconds, "" when not).
+// fault ("" when none is), and when to try again (seconds, 0 when not).
 type failure struct {
 	Status     int    `json:"status"`
 	Error      string `json:"error"`
 	Param      string `json:"param"`
-	RetryAfter string `json:"retry_after,omitempty"`
+	RetryAfter int    `json:"retry_after,omitempty"`
 }
 
 // failure says how to answer the named query, which failed with err: the client's fault (400,
@@ -130,9 +131,9 @@ func (a *API) failure(name string, err error) failure {
 	case errors.As(err, &perr):
 		return failure{Status: http.StatusBadRequest, Error: err.Error(), Param: perr.Param}
 	case errors.Is(err, store.ErrQueryLimit):
-		return failure{Status: http.StatusServiceUnavailable, Error: err.Error(), RetryAfter: "60"}
+		return failure{Status: http.StatusServiceUnavailable, Error: err.Error(), RetryAfter: 60}
 	case errors.Is(err, store.ErrBusy):
-		return failure{Status: http.StatusServiceUnavailable, Error: err.Error(), RetryAfter: "5"}
+		return failure{Status: http.StatusServiceUnavailable, Error: err.Error(), RetryAfter: 5}
 	default:
 		a.log.Error("query failed", "query", name, "err", err)
 		return failure{Status: http.StatusInternalServerError, Error: "the " + name + " query failed; see the server log"}

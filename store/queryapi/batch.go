@@ -5,7 +5,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"maps"
+	"mime"
 	"net/http"
 	"net/url"
 	"slices"
@@ -16,13 +18,6 @@ import (
 
 // maxBatchBytes bounds the body of a batch.
 const maxBatchBytes = 1 << 20
-
-// batchQuery is one query of a batch's body: a query's name and its parameters, each a string,
-// number or boolean, or an array of them for a parameter given more than once.
-type batchQuery struct {
-	Query  string                     `json:"query"`
-	Params map[string]json.RawMessage `json:"params"`
-}
 
 // batchAnswer is one query's answer in a batch's: its status and its result, or what a GET of
 // the query would have answered as an error.
@@ -38,18 +33,24 @@ type batchAnswer struct {
 // through it.
 //
 // The body is {"queries": [{"query": "funnel", "params": {"steps": "a,b", "window": "24h"}}, …]},
-// 1 to store.MaxBatchQueries queries of /api/v1/queries with the parameters their GET takes. The
-// answer is 200 with {"results": [{"query", "status", "result"}, …]} in the order asked, each
-// status what the query's GET would answer, with its "error", "param" and "retry_after"
-// (seconds) when it is not 200, in the manner of Elasticsearch's multi-search. A body that cannot
-// be read is a 400 naming the field at fault (a 413 past 1 MiB), and none of its queries runs.
+// 1 to store.MaxBatchQueries queries of /api/v1/queries, each parameter a string, number or
+// boolean as its GET takes it. The answer is 200 with {"results": [{"query", "status",
+// "result"}, …]} in the order asked, each status what the query's GET would answer, with its
+// "error", "param" and "retry_after" (seconds) when it is not 200, in the manner of
+// Elasticsearch's multi-search. A body that cannot be read is a 400 naming the field at fault
+// (413 past 1 MiB; 415 for another Content-Type than JSON, or a Content-Encoding), and none of
+// its queries runs; a batch that finds no free query slot is a 503 with Retry-After.
 func (a *API) batch(w http.ResponseWriter, r *http.Request) {
 	qs, status, param, err := readBatch(w, r)
 	if err != nil {
 		writeError(w, status, param, err.Error())
 		return
 	}
-	answers := a.store.QueryBatch(r.Context(), a.jm, qs)
+	answers, err := a.store.QueryBatch(r.Context(), a.jm, qs)
+	if err != nil {
+		a.fail(w, r, "batch", err)
+		return
+	}
 	if r.Context().Err() != nil {
 		a.log.Info("batch stopped: the client went away", "queries", len(qs))
 		return
@@ -65,86 +66,128 @@ func (a *API) batch(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, map[string]any{"results": out})
 }
 
+// batchShape is what a batch's body looks like, for the errors that say it is not one.
+const batchShape = `{"queries": [{"query": NAME, "params": {…}}, …]}`
+
 // readBatch reads a batch's body into its queries; on failure it returns the status, the field
-// at fault and why.
+// at fault and why. It reads the JSON strictly: a member given twice, or named in other letter
+// case, is an error (Go's decoder would take the last, or match it).
 func readBatch(w http.ResponseWriter, r *http.Request) (qs []store.BatchQuery, status int, param string, err error) {
-	var body struct {
-		Queries []batchQuery `json:"queries"`
+	if enc := r.Header.Get("Content-Encoding"); enc != "" && !strings.EqualFold(enc, "identity") {
+		return nil, http.StatusUnsupportedMediaType, "Content-Encoding", fmt.Errorf("Content-Encoding %q: send the batch uncompressed", enc)
 	}
-	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxBatchBytes))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&body); err != nil {
-		var tooLarge *http.MaxBytesError
-		var typeErr *json.UnmarshalTypeError
-		switch {
-		case errors.As(err, &tooLarge):
-			return nil, http.StatusRequestEntityTooLarge, "", fmt.Errorf("the body is over %d bytes", maxBatchBytes)
-		case errors.As(err, &typeErr):
-			return nil, http.StatusBadRequest, typeErr.Field, fmt.Errorf("the body: %s: want a %s, not a JSON %s", typeErr.Field, typeErr.Type, typeErr.Value)
-		case strings.HasPrefix(err.Error(), "json: unknown field "):
-			field := strings.Trim(strings.TrimPrefix(err.Error(), "json: unknown field "), `"`)
-			return nil, http.StatusBadRequest, field, fmt.Errorf(`the body: unknown field %q: a batch is {"queries": [{"query": NAME, "params": {…}}, …]}`, field)
-		default:
-			return nil, http.StatusBadRequest, "", fmt.Errorf(`the body is not a batch, {"queries": [{"query": NAME, "params": {…}}, …]}: %w`, err)
+	if ct := r.Header.Get("Content-Type"); ct != "" {
+		if mt, _, err := mime.ParseMediaType(ct); err != nil || mt != "application/json" {
+			return nil, http.StatusUnsupportedMediaType, "Content-Type", fmt.Errorf("Content-Type %q: a batch is JSON, application/json", ct)
 		}
 	}
-	if dec.More() {
-		return nil, http.StatusBadRequest, "", errors.New("the body has more after the batch's JSON object")
+	raw, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBatchBytes))
+	var tooLarge *http.MaxBytesError
+	switch {
+	case errors.As(err, &tooLarge):
+		return nil, http.StatusRequestEntityTooLarge, "", fmt.Errorf("the body is over %d bytes", maxBatchBytes)
+	case err != nil:
+		return nil, http.StatusBadRequest, "", fmt.Errorf("read the body: %w", err)
 	}
-	if len(body.Queries) == 0 || len(body.Queries) > store.MaxBatchQueries {
-		return nil, http.StatusBadRequest, "queries", fmt.Errorf("%d queries: a batch asks 1 to %d", len(body.Queries), store.MaxBatchQueries)
+	var whole json.RawMessage
+	if err := json.Unmarshal(raw, &whole); err != nil {
+		return nil, http.StatusBadRequest, "", fmt.Errorf("the body is not JSON: %w", err)
+	}
+	body, err := objectMembers(whole, "queries")
+	if err != nil {
+		return nil, http.StatusBadRequest, fieldOf(err, ""), fmt.Errorf("the body: %w; a batch is %s", err, batchShape)
+	}
+	var list []json.RawMessage
+	if err := json.Unmarshal(body["queries"], &list); err != nil || body["queries"] == nil {
+		return nil, http.StatusBadRequest, "queries", fmt.Errorf("queries: want an array of queries; a batch is %s", batchShape)
+	}
+	if len(list) == 0 || len(list) > store.MaxBatchQueries {
+		return nil, http.StatusBadRequest, "queries", fmt.Errorf("%d queries: a batch asks 1 to %d", len(list), store.MaxBatchQueries)
 	}
 	names := store.QueryNames()
-	for i, q := range body.Queries {
+	for i, item := range list {
 		at := fmt.Sprintf("queries[%d]", i)
-		if !slices.Contains(names, q.Query) {
-			return nil, http.StatusBadRequest, at + ".query", fmt.Errorf("%s.query: %q is not a query; the queries are %s", at, q.Query, strings.Join(names, ", "))
+		q, err := objectMembers(item, "query", "params")
+		if err != nil {
+			return nil, http.StatusBadRequest, fieldOf(err, at), fmt.Errorf("%s: %w", at, err)
+		}
+		var name string
+		if err := json.Unmarshal(q["query"], &name); err != nil || !slices.Contains(names, name) {
+			return nil, http.StatusBadRequest, at + ".query", fmt.Errorf("%s.query: %s is not a query; the queries are %s", at, q["query"], strings.Join(names, ", "))
 		}
 		v := url.Values{}
-		for _, name := range slices.Sorted(maps.Keys(q.Params)) {
-			values, err := paramText(q.Params[name])
+		if raw, ok := q["params"]; ok {
+			params, err := objectMembers(raw)
 			if err != nil {
-				return nil, http.StatusBadRequest, at + ".params." + name, fmt.Errorf("%s.params.%s: %w", at, name, err)
+				return nil, http.StatusBadRequest, fieldOf(err, at+".params"), fmt.Errorf("%s.params: %w", at, err)
 			}
-			v[name] = values
+			for _, p := range slices.Sorted(maps.Keys(params)) {
+				value, err := scalarText(params[p])
+				if err != nil {
+					return nil, http.StatusBadRequest, at + ".params." + p, fmt.Errorf("%s.params.%s: %w", at, p, err)
+				}
+				v.Set(p, value)
+			}
 		}
-		qs = append(qs, store.BatchQuery{Name: q.Query, Params: v})
+		qs = append(qs, store.BatchQuery{Name: name, Params: v})
 	}
 	return qs, 0, "", nil
 }
 
-// paramText is a parameter's JSON value as the text values a query string would give: a string
-// as it is, a number or boolean as written, an array as one value per element.
-func paramText(raw json.RawMessage) ([]string, error) {
-	raw = bytes.TrimSpace(raw)
-	if len(raw) > 0 && raw[0] == '[' {
-		var list []json.RawMessage
-		if err := json.Unmarshal(raw, &list); err != nil {
-			return nil, err
-		}
-		var out []string
-		for _, e := range list {
-			v, err := scalarText(e)
-			if err != nil {
-				return nil, err
-			}
-			out = append(out, v)
-		}
-		if len(out) == 0 {
-			return nil, errors.New("an empty array: leave the parameter out instead")
-		}
-		return out, nil
-	}
-	v, err := scalarText(raw)
-	if err != nil {
-		return nil, err
-	}
-	return []string{v}, nil
+// memberError is an error of one member of a JSON object.
+type memberError struct {
+	member string
+	err    error
 }
 
-// scalarText is the text of a JSON string, number or boolean.
+func (e *memberError) Error() string { return fmt.Sprintf("%q: %v", e.member, e.err) }
+
+// fieldOf names the field an error of objectMembers is about, under parent ("" at the top);
+// parent itself when it is about the whole object.
+func fieldOf(err error, parent string) string {
+	var m *memberError
+	if !errors.As(err, &m) {
+		return parent
+	}
+	if parent == "" {
+		return m.member
+	}
+	return parent + "." + m.member
+}
+
+// objectMembers reads raw, a JSON value, as an object, and returns its members. A member given
+// twice is a *memberError, and so is one not in allowed when allowed is given (names are
+// compared exactly).
+func objectMembers(raw json.RawMessage, allowed ...string) (map[string]json.RawMessage, error) {
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	if tok, err := dec.Token(); err != nil || tok != json.Delim('{') {
+		return nil, fmt.Errorf("want a JSON object, not %.40s", raw)
+	}
+	out := map[string]json.RawMessage{}
+	for dec.More() {
+		tok, err := dec.Token()
+		if err != nil {
+			return nil, err
+		}
+		name, _ := tok.(string)
+		if _, dup := out[name]; dup {
+			return nil, &memberError{name, errors.New("given twice")}
+		}
+		if len(allowed) > 0 && !slices.Contains(allowed, name) {
+			return nil, &memberError{name, fmt.Errorf("unknown; the members are %s", strings.Join(allowed, ", "))}
+		}
+		var v json.RawMessage
+		if err := dec.Decode(&v); err != nil {
+			return nil, &memberError{name, err}
+		}
+		out[name] = v
+	}
+	return out, nil
+}
+
+// scalarText is the text of a parameter's JSON value, as a query string would give it: a string
+// as it is, a number or boolean as written.
 func scalarText(raw json.RawMessage) (string, error) {
-	raw = bytes.TrimSpace(raw)
 	var v any
 	dec := json.NewDecoder(bytes.NewReader(raw))
 	dec.UseNumber()
@@ -159,6 +202,6 @@ func scalarText(raw json.RawMessage) (string, error) {
 	case bool:
 		return fmt.Sprint(v), nil
 	default:
-		return "", fmt.Errorf("want a string, number or boolean, or an array of them, not %s", raw)
+		return "", fmt.Errorf("want a string, number or boolean, not %.40s", raw)
 	}
 }

@@ -10,10 +10,11 @@ import (
 	"testing"
 )
 
-// postBatch sends body to srv's /api/v1/batch and returns the status and the JSON answer.
-func postBatch(t *testing.T, srvURL, body string) (int, map[string]any) {
+// postBatch sends body to srv's /api/v1/batch as contentType and returns the status and the
+// JSON answer.
+func postBatch(t *testing.T, srvURL, contentType, body string) (int, map[string]any) {
 	t.Helper()
-	resp, err := http.Post(srvURL+"/api/v1/batch", "application/json", strings.NewReader(body))
+	resp, err := http.Post(srvURL+"/api/v1/batch", contentType, strings.NewReader(body))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -27,13 +28,13 @@ func postBatch(t *testing.T, srvURL, body string) (int, map[string]any) {
 }
 
 // TestBatchAnswersAsEachQuery: each query of a batch gets, with its status, what its GET
-// answers, errors included; parameters may be JSON strings, numbers, booleans or arrays.
+// answers, errors included; parameters may be JSON strings, numbers or booleans.
 func TestBatchAnswersAsEachQuery(t *testing.T) {
 	srv := serve(t, nil, "Product Viewed", "Product Added", "Order Completed", "Product Viewed")
-	status, body := postBatch(t, srv.URL, `{"queries": [
+	status, body := postBatch(t, srv.URL, "application/json", `{"queries": [
 		{"query": "funnel", "params": {"steps": "Product Viewed,Order Completed", "window": "1h"}},
 		{"query": "stages", "params": {"limit": 3}},
-		{"query": "paths", "params": {"anchor": "Product Viewed", "collapse": true, "depth": [3]}},
+		{"query": "paths", "params": {"anchor": "Product Viewed", "collapse": true, "depth": 3}},
 		{"query": "funnel", "params": {"steps": "Product Viewed,Nope"}},
 		{"query": "next", "params": {"anchor": "Product Viewed", "windw": "7d"}},
 		{"query": "sessions"}
@@ -87,22 +88,66 @@ func TestBadBatchesAre4xx(t *testing.T) {
 		{"nothing", `{}`, 400, "queries"},
 		{"too many", nine, 400, "queries"},
 		{"unknown field", `{"queries": [{"query": "sessions"}], "timeout": 5}`, 400, "timeout"},
-		{"unknown query field", `{"queries": [{"query": "sessions", "parms": {}}]}`, 400, "parms"},
+		{"unknown query field", `{"queries": [{"query": "sessions", "parms": {}}]}`, 400, "queries[0].parms"},
 		{"queries not a list", `{"queries": {"query": "sessions"}}`, 400, "queries"},
 		{"unknown query", `{"queries": [{"query": "sessions"}, {"query": "funel"}]}`, 400, "queries[1].query"},
 		{"null value", `{"queries": [{"query": "stages", "params": {"limit": null}}]}`, 400, "queries[0].params.limit"},
 		{"object value", `{"queries": [{"query": "stages", "params": {"limit": {"n": 3}}}]}`, 400, "queries[0].params.limit"},
-		{"empty array", `{"queries": [{"query": "stages", "params": {"limit": []}}]}`, 400, "queries[0].params.limit"},
+		{"array value", `{"queries": [{"query": "stages", "params": {"limit": [3]}}]}`, 400, "queries[0].params.limit"},
 		{"two objects", `{"queries": [{"query": "sessions"}]} {"queries": []}`, 400, ""},
+		{"trailing brackets", `{"queries": [{"query": "sessions"}]}]]]}}}`, 400, ""},
+		{"an array, not an object", `[]`, 400, ""},
+		{"a parameter twice", `{"queries": [{"query": "stages", "params": {"limit": 3, "limit": 4}}]}`, 400, "queries[0].params.limit"},
+		{"queries twice", `{"queries": [{"query": "stages"}], "queries": [{"query": "sessions"}]}`, 400, "queries"},
+		{"other letter case", `{"QUERIES": [{"query": "stages"}]}`, 400, "QUERIES"},
+		{"other letter case in a query", `{"queries": [{"Query": "stages"}]}`, 400, "queries[0].Query"},
+		{"no query name", `{"queries": [{"params": {}}]}`, 400, "queries[0].query"},
+		{"params not an object", `{"queries": [{"query": "stages", "params": "limit=3"}]}`, 400, "queries[0].params"},
 		{"over a mebibyte", `{"queries": [{"query": "stages", "params": {"limit": "` + strings.Repeat("9", 1<<20) + `"}}]}`, 413, ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			status, body := postBatch(t, srv.URL, tt.body)
+			status, body := postBatch(t, srv.URL, "application/json", tt.body)
 			if status != tt.status || body["param"] != tt.param || body["error"] == "" || body["results"] != nil {
 				t.Errorf("%d %v, want %d naming %q", status, body, tt.status, tt.param)
 			}
 		})
+	}
+}
+
+// TestBatchBodyIsPlainJSON: a batch is JSON, uncompressed; another Content-Type or a
+// Content-Encoding is a 415 naming the header. No Content-Type, or one with a charset, is read.
+func TestBatchBodyIsPlainJSON(t *testing.T) {
+	srv := serve(t, nil, "Product Viewed")
+	body := `{"queries": [{"query": "sessions"}]}`
+	for _, tt := range []struct {
+		contentType, encoding string
+		status                int
+		param                 string
+	}{
+		{"", "", 200, ""},
+		{"application/json; charset=utf-8", "", 200, ""},
+		{"text/plain", "", 415, "Content-Type"},
+		{"application/x-www-form-urlencoded", "", 415, "Content-Type"},
+		{"application/json", "gzip", 415, "Content-Encoding"},
+	} {
+		req, _ := http.NewRequest(http.MethodPost, srv.URL+"/api/v1/batch", strings.NewReader(body))
+		if tt.contentType != "" {
+			req.Header.Set("Content-Type", tt.contentType)
+		}
+		if tt.encoding != "" {
+			req.Header.Set("Content-Encoding", tt.encoding)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got map[string]any
+		err = json.NewDecoder(resp.Body).Decode(&got)
+		resp.Body.Close()
+		if resp.StatusCode != tt.status || err != nil || tt.status != 200 && got["param"] != tt.param {
+			t.Errorf("Content-Type %q, Content-Encoding %q: %d %v (%v), want %d naming %q", tt.contentType, tt.encoding, resp.StatusCode, got, err, tt.status, tt.param)
+		}
 	}
 }
 

@@ -121,15 +121,18 @@ async function call (path, init) {
     }
     let body = null
     try { body = await resp.json() } catch (e) { /* not JSON */ }
-    if (!resp.ok) throw failed(resp.status, body)
+    if (!resp.ok) throw failed(resp.status, body, Number(resp.headers.get('Retry-After')))
     return body
   }
 }
 
-// failed is the APIError of an answer with status and JSON body (null when not JSON).
-function failed (status, body) {
-  const msg = body && body.error ? body.error : 'the server answered ' + status
-  return new APIError(status === 503 ? msg + ' — try a shorter range' : msg, body && body.param)
+// failed is the APIError of an answer with status, JSON body (null when not JSON) and the
+// seconds it says to wait: a 503 over a query's limits (60) is helped by a shorter range, one of
+// a busy server (5) by trying again.
+function failed (status, body, retryAfter) {
+  let msg = body && body.error ? body.error : 'the server answered ' + status
+  if (status === 503) msg += retryAfter >= 60 ? ' — try a shorter range' : ' — try again in a moment'
+  return new APIError(msg, body && body.param)
 }
 
 // batcher returns an ask like api, which collects the queries asked of it until ask.send()
@@ -148,7 +151,7 @@ function batcher () {
       for (const a of asked) a.reject(e)
       return
     }
-    results.forEach((r, i) => r.status === 200 ? asked[i].resolve(r.result) : asked[i].reject(failed(r.status, r)))
+    results.forEach((r, i) => r.status === 200 ? asked[i].resolve(r.result) : asked[i].reject(failed(r.status, r, r.retry_after)))
   }
   return ask
 }

@@ -1,0 +1,96 @@
+package store
+
+import (
+	"fmt"
+	"testing"
+)
+
+// TestBatchReadsOneScanAtATime: a batch's scans begin once every running query waits for one;
+// as many as fit one 64-bit mask are read together, and the rest wait for those queries to end,
+// so a batch never has ClickHouse read two of its scans at once.
+func TestBatchReadsOneScanAtATime(t *testing.T) {
+	waiting := func(conditions ...int) []*sharedScan {
+		var out []*sharedScan
+		for _, n := range conditions {
+			out = append(out, &sharedScan{reader: scanReader{scan: eventScan{preds: make([]predicate, n)}}})
+		}
+		return out
+	}
+	conditions := func(scans []*sharedScan) string {
+		var out []int
+		for _, w := range scans {
+			out = append(out, len(w.reader.scan.preds))
+		}
+		return fmt.Sprint(out)
+	}
+	tests := []struct {
+		name           string
+		running        int
+		waiting        []int
+		read, leftOver string
+	}{
+		{"one query of two waits", 2, []int{5}, "[]", "[5]"},
+		{"every query waits", 3, []int{5, 10, 3}, "[5 10 3]", "[]"},
+		{"more than one mask", 4, []int{30, 30, 30, 4}, "[30 30 4]", "[30]"},
+		{"one full mask each", 2, []int{64, 64}, "[64]", "[64]"},
+		{"the rest, once the first read's queries end", 1, []int{30}, "[30]", "[]"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			sh := &scanShare{running: tt.running, waiting: waiting(tt.waiting...)}
+			read := sh.takeReady()
+			if got := conditions(read); got != tt.read && !(read == nil && tt.read == "[]") {
+				t.Errorf("read %s, want %s", got, tt.read)
+			}
+			if got := conditions(sh.waiting); got != tt.leftOver && !(len(sh.waiting) == 0 && tt.leftOver == "[]") {
+				t.Errorf("left waiting %s, want %s", got, tt.leftOver)
+			}
+			if again := sh.takeReady(); len(read) > 0 && again != nil {
+				t.Errorf("read %s beside %s", conditions(again), conditions(read))
+			}
+		})
+	}
+}
+
+// TestCombineScans: a scan read for several readers reads each condition and attribute once, over
+// the smallest time range holding every reader's, and each reader gets its events back with its
+// own mask bits and attributes, in its time range.
+func TestCombineScans(t *testing.T) {
+	p := func(sql string, args ...any) predicate { return predicate{sql: sql, args: args} }
+	viewed, added, ordered := p("event IN (?)", "Product Viewed"), p("event IN (?)", "Product Added"), p("event IN (?)", "Order Completed")
+	a := &scanReader{scan: eventScan{preds: []predicate{viewed, added}, attrs: []predicate{p("channel")}, from: 100, to: 200}}
+	b := &scanReader{scan: eventScan{preds: []predicate{ordered, viewed}, attrs: []predicate{p("page_path"), p("channel")}, from: 50}}
+	c := &scanReader{scan: eventScan{preds: []predicate{p("event IN (?, ?)", "Product V", "iewed")}, to: -1}}
+	sc := combineScans([]*scanReader{a, b, c})
+	if len(sc.preds) != 4 || len(sc.attrs) != 2 || sc.from != 50 || sc.to != 0 {
+		t.Fatalf("combined %d conditions, %d attributes, from %d to %d; want 4, 2, from 50, open", len(sc.preds), len(sc.attrs), sc.from, sc.to)
+	}
+	if fmt.Sprint(a.predBits, a.shift, b.predBits, b.shift, b.attrCols) != "[0 1] 0 [2 0] -1 [1 0]" {
+		t.Errorf("a's bits %v (shift %d), b's %v (shift %d) and columns %v", a.predBits, a.shift, b.predBits, b.shift, b.attrCols)
+	}
+	// Events of one person as the combined scan reads them: mask bits 0 viewed, 1 added,
+	// 2 ordered, 3 c's; attributes channel, page_path.
+	events := []scannedEvent{
+		{t: 60, id: 1, mask: 0b0001, attrs: []string{"email", "/a"}},
+		{t: 150, id: 2, mask: 0b0010, attrs: []string{"ads", "/b"}},
+		{t: 160, id: 3, mask: 0b0100, attrs: []string{"ads", "/c"}},
+		{t: 250, id: 4, mask: 0b1001, attrs: []string{"", "/d"}},
+	}
+	var got []string
+	for _, r := range []*scanReader{a, b, c} {
+		r.fn = func(_ string, evs []scannedEvent) error {
+			got = append(got, fmt.Sprint(evs))
+			return nil
+		}
+		if err := r.give("p", events, true); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want := []string{
+		"[{150 0 2 2 [ads]}]",
+		"[{60 0 1 2 [/a email]} {160 0 3 1 [/c ads]} {250 0 4 2 [/d ]}]",
+	}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("readers got\n%v\nwant\n%v", got, want)
+	}
+}
