@@ -207,9 +207,11 @@ func runServe(ctx context.Context, args []string, log *slog.Logger) error {
 		Handler:           mux,
 		ReadHeaderTimeout: readHeaderTimeout,
 		ReadTimeout:       readTimeout,
-		WriteTimeout:      30 * time.Second,
-		IdleTimeout:       2 * time.Minute,
-		MaxHeaderBytes:    64 << 10,
+		// A query answers within --query-timeout (a batch too: its queries run at once), a 503
+		// at the latest; the connection must outlive it to carry the answer.
+		WriteTimeout:   max(30*time.Second, cf.cfg.QueryTimeout+15*time.Second),
+		IdleTimeout:    2 * time.Minute,
+		MaxHeaderBytes: 64 << 10,
 	}
 	attrs := []any{"roles", rolesFlag, "http", ln.Addr().String()}
 	if usesClickHouse {
