@@ -1,10 +1,12 @@
 package main
 
 import (
+	"bytes"
 	"cmp"
 	"encoding/json"
 	"fmt"
 	"maps"
+	"net/http"
 	"net/url"
 	"os"
 	"os/exec"
@@ -240,6 +242,9 @@ func TestCaseRetriedEventCountsOnce(t *testing.T) {
 			if sum := s.sessions(t); sum.Events != 3 {
 				t.Errorf("%s (merged %v): sessions count %d events, want 3", s.database, merged, sum.Events)
 			}
+			s.batchAnswersAsAlone(t, "/api/v1/funnel?steps=Order+Completed,Order+Completed&window=720h",
+				"/api/v1/funnel?steps=conversion,loyalty&window=720h", "/api/v1/retention?period=month",
+				"/api/v1/stages", "/api/v1/paths?anchor=Order+Completed&direction=end", "/api/v1/sessions")
 			code, body := httpGet(t, "http://"+s.http+"/api/v1/retention?period=month")
 			var r struct {
 				Repeaters  int64   `json:"repeaters"`
@@ -263,6 +268,61 @@ func optimizeFinal(t *testing.T, table string) {
 	defer conn.Close()
 	if err := conn.Exec(t.Context(), "OPTIMIZE TABLE "+table+" FINAL"); err != nil {
 		t.Fatalf("optimize %s: %v", table, err)
+	}
+}
+
+// batchAnswersAsAlone asks s the queries of gets ("/api/v1/NAME?QUERY") in one POST
+// /api/v1/batch, as the journey page asks its panels, and checks that each result is what the
+// query's own GET answers, byte for byte: a batch reads the events once for all of them, and
+// must still count each field case as the query alone does.
+func (s *server) batchAnswersAsAlone(t *testing.T, gets ...string) {
+	t.Helper()
+	type query struct {
+		Query  string            `json:"query"`
+		Params map[string]string `json:"params"`
+	}
+	var batch struct {
+		Queries []query `json:"queries"`
+	}
+	for _, g := range gets {
+		name, raw, _ := strings.Cut(strings.TrimPrefix(g, "/api/v1/"), "?")
+		v, err := url.ParseQuery(raw)
+		if err != nil {
+			t.Fatal(err)
+		}
+		q := query{Query: name, Params: map[string]string{}}
+		for k := range v {
+			q.Params[k] = v.Get(k)
+		}
+		batch.Queries = append(batch.Queries, q)
+	}
+	body, _ := json.Marshal(batch)
+	req, err := http.NewRequest(http.MethodPost, "http://"+s.http+"/api/v1/batch", bytes.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer "+testReadKey)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var answer struct {
+		Results []struct {
+			Status int             `json:"status"`
+			Result json.RawMessage `json:"result"`
+		} `json:"results"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&answer); err != nil || resp.StatusCode != 200 || len(answer.Results) != len(gets) {
+		t.Fatalf("%s: batch %s: %d, %d results (%v)", s.database, body, resp.StatusCode, len(answer.Results), err)
+	}
+	for i, g := range gets {
+		code, alone := httpGet(t, "http://"+s.http+g)
+		got := answer.Results[i]
+		if got.Status != code || code == 200 && compactJSON(t, string(got.Result)) != compactJSON(t, alone) {
+			t.Errorf("%s: %s in a batch: %d %s\nalone: %d %s", s.database, g, got.Status, got.Result, code, alone)
+		}
 	}
 }
 
@@ -301,6 +361,9 @@ func TestCaseSharedDeviceTwoUsers(t *testing.T) {
 		if len(got) != 1 || !slices.Equal(got["free"], []int64{1, 0}) {
 			t.Errorf("%s: breakdown trait:plan %v, want free: [1 0] only", s.database, got)
 		}
+		s.batchAnswersAsAlone(t, "/api/v1/funnel?steps=Product+Viewed,Order+Completed&breakdown=trait:plan",
+			"/api/v1/funnel?steps=Product+Viewed,Order+Completed&window=24h",
+			"/api/v1/dropoff?steps=Product+Viewed,Order+Completed&ids_limit=10", "/api/v1/next?anchor=Product+Viewed", "/api/v1/stages")
 	}
 }
 
@@ -372,6 +435,10 @@ func TestCaseLoginMidVisit(t *testing.T) {
 		if err := json.Unmarshal([]byte(body), &d); code != 200 || err != nil || !slices.Equal(d.Persons, []string{"user-314"}) {
 			t.Errorf("%s: dropoff: %d %s; want the person listed as user-314", s.database, code, body)
 		}
+		s.batchAnswersAsAlone(t, "/api/v1/funnel?window=24h&count_by=sessions&steps="+url.QueryEscape("Product Viewed,Product Added,Order Completed"),
+			"/api/v1/funnel?window=24h&steps="+url.QueryEscape("Product Viewed,Product Added,Order Completed"),
+			"/api/v1/dropoff?window=24h&step=1&steps="+url.QueryEscape("Product Viewed,Product Viewed"),
+			"/api/v1/paths?anchor=Home&depth=4&collapse=true", "/api/v1/stages", "/api/v1/sessions")
 	}
 }
 
