@@ -47,7 +47,7 @@ func (s *Store) QueryBatch(ctx context.Context, jm *sessionize.Map, qs []BatchQu
 		return nil, err
 	}
 	defer func() { <-s.slots }()
-	share := &scanShare{store: s, running: len(qs)}
+	share := &scanShare{store: s, running: len(qs), engine: make(chan struct{}, 1)}
 	ctx = context.WithValue(ctx, scanShareKey{}, share)
 	answers := make([]BatchAnswer, len(qs))
 	var wg sync.WaitGroup
@@ -88,6 +88,21 @@ type scanShare struct {
 	mu      sync.Mutex
 	running int           // queries of the batch that have not ended
 	waiting []*sharedScan // scans asked for and not begun
+	// engine is held by a funnel of the batch matched in ClickHouse (funnelInEngine), which
+	// reads the events on its own: such funnels read one after another. The shared reads never
+	// overlap them, as they begin only once every running query waits for one.
+	engine chan struct{}
+}
+
+// takeEngineTurn waits until no other funnel of the batch is being matched in ClickHouse, or ctx
+// ends; release ends the turn.
+func (sh *scanShare) takeEngineTurn(ctx context.Context) (release func(), err error) {
+	select {
+	case sh.engine <- struct{}{}:
+		return func() { <-sh.engine }, nil
+	case <-ctx.Done():
+		return nil, fmt.Errorf("funnel: wait for the batch's other funnels: %w", ctx.Err())
+	}
 }
 
 // sharedScan is one query's scan in a batch.
@@ -140,19 +155,29 @@ func (sh *scanShare) leave() {
 }
 
 // takeReady takes the waiting scans to read next, once every running query waits for one: as
-// many as fit one mask, in the order they were asked; nil when none are to be read yet. sh.mu is
+// many as fit one mask (a condition several of them have counts once), in the order they were
+// asked; nil when none are to be read yet. sh.mu is
 // held.
 func (sh *scanShare) takeReady() []*sharedScan {
 	if len(sh.waiting) == 0 || len(sh.waiting) < sh.running {
 		return nil
 	}
 	var read, rest []*sharedScan
-	preds := 0
+	preds := map[string]bool{} // the conditions of the read, each read once (see combineScans)
 	for _, w := range sh.waiting {
-		if n := len(w.reader.scan.preds); len(read) == 0 || preds+n <= 64 {
-			read, preds = append(read, w), preds+n
-		} else {
+		var added []string
+		for _, p := range w.reader.scan.preds {
+			if k := p.key(); !preds[k] && !slices.Contains(added, k) {
+				added = append(added, k)
+			}
+		}
+		if len(read) > 0 && len(preds)+len(added) > 64 {
 			rest = append(rest, w)
+			continue
+		}
+		read = append(read, w)
+		for _, k := range added {
+			preds[k] = true
 		}
 	}
 	sh.waiting = rest

@@ -1,6 +1,7 @@
 package store
 
 import (
+	"context"
 	"fmt"
 	"testing"
 )
@@ -9,10 +10,19 @@ import (
 // as many as fit one 64-bit mask are read together, and the rest wait for those queries to end,
 // so a batch never has ClickHouse read two of its scans at once.
 func TestBatchReadsOneScanAtATime(t *testing.T) {
-	waiting := func(conditions ...int) []*sharedScan {
+	// waiting makes scans of n conditions each, each its own, or the same n when shared.
+	waiting := func(shared bool, conditions ...int) []*sharedScan {
 		var out []*sharedScan
-		for _, n := range conditions {
-			out = append(out, &sharedScan{reader: scanReader{scan: eventScan{preds: make([]predicate, n)}}})
+		for s, n := range conditions {
+			var preds []predicate
+			for i := range n {
+				if shared {
+					preds = append(preds, predicate{sql: fmt.Sprintf("c%d", i)})
+				} else {
+					preds = append(preds, predicate{sql: "c", args: []any{s, i}})
+				}
+			}
+			out = append(out, &sharedScan{reader: scanReader{scan: eventScan{preds: preds}}})
 		}
 		return out
 	}
@@ -26,18 +36,20 @@ func TestBatchReadsOneScanAtATime(t *testing.T) {
 	tests := []struct {
 		name           string
 		running        int
+		shared         bool // the scans have the same conditions
 		waiting        []int
 		read, leftOver string
 	}{
-		{"one query of two waits", 2, []int{5}, "[]", "[5]"},
-		{"every query waits", 3, []int{5, 10, 3}, "[5 10 3]", "[]"},
-		{"more than one mask", 4, []int{30, 30, 30, 4}, "[30 30 4]", "[30]"},
-		{"one full mask each", 2, []int{64, 64}, "[64]", "[64]"},
-		{"the rest, once the first read's queries end", 1, []int{30}, "[30]", "[]"},
+		{"one query of two waits", 2, false, []int{5}, "[]", "[5]"},
+		{"every query waits", 3, false, []int{5, 10, 3}, "[5 10 3]", "[]"},
+		{"more than one mask", 4, false, []int{30, 30, 30, 4}, "[30 30 4]", "[30]"},
+		{"one full mask each", 2, false, []int{64, 64}, "[64]", "[64]"},
+		{"the rest, once the first read's queries end", 1, false, []int{30}, "[30]", "[]"},
+		{"the same conditions count once", 8, true, []int{32, 32, 32, 32, 32, 32, 32, 40}, "[32 32 32 32 32 32 32 40]", "[]"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			sh := &scanShare{running: tt.running, waiting: waiting(tt.waiting...)}
+			sh := &scanShare{running: tt.running, waiting: waiting(tt.shared, tt.waiting...)}
 			read := sh.takeReady()
 			if got := conditions(read); got != tt.read && !(read == nil && tt.read == "[]") {
 				t.Errorf("read %s, want %s", got, tt.read)
@@ -93,4 +105,25 @@ func TestCombineScans(t *testing.T) {
 	if fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Errorf("readers got\n%v\nwant\n%v", got, want)
 	}
+}
+
+// TestBatchEngineFunnelsTakeTurns: a batch's funnels matched in ClickHouse read one at a time; a
+// funnel waiting for its turn stops when its context ends.
+func TestBatchEngineFunnelsTakeTurns(t *testing.T) {
+	sh := &scanShare{engine: make(chan struct{}, 1)}
+	release, err := sh.takeEngineTurn(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	cancel()
+	if _, err := sh.takeEngineTurn(ctx); err == nil {
+		t.Error("a second funnel took a turn while the first had it")
+	}
+	release()
+	again, err := sh.takeEngineTurn(t.Context())
+	if err != nil {
+		t.Fatalf("no turn after the first ended: %v", err)
+	}
+	again()
 }

@@ -20,6 +20,9 @@ type predicate struct {
 	args []any
 }
 
+// key is the same for predicates of the same SQL with the same arguments, and differs otherwise.
+func (p predicate) key() string { return fmt.Sprintf("%s\x00%#v", p.sql, p.args) }
+
 // rulePredicate translates a journey-map rule (without its nth requirement) into a predicate with
 // the same meaning as Rule matching in the sessionizer.
 func rulePredicate(r sessionize.Rule) predicate {
@@ -198,11 +201,10 @@ func combineScans(readers []*scanReader) eventScan {
 	sc := eventScan{to: -1} // nothing, until a reader reads something
 	preds, attrs := map[string]int{}, map[string]int{}
 	place := func(list *[]predicate, seen map[string]int, p predicate) int {
-		key := fmt.Sprintf("%s\x00%#v", p.sql, p.args)
-		i, ok := seen[key]
+		i, ok := seen[p.key()]
 		if !ok {
 			i = len(*list)
-			*list, seen[key] = append(*list, p), i
+			*list, seen[p.key()] = append(*list, p), i
 		}
 		return i
 	}

@@ -448,6 +448,13 @@ func (s *Store) matchInEngine(ctx context.Context) (bool, error) {
 // into arrays for waymark_funnel, whose per-person outcomes are summed here as the in-process
 // path sums units.
 func (s *Store) funnelInEngine(ctx context.Context, plan *funnelPlan, spec string, q FunnelQuery) (*FunnelResult, error) {
+	if share := shareOf(ctx); share != nil { // a batch's funnels matched in ClickHouse read apart, in turn
+		release, err := share.takeEngineTurn(ctx)
+		if err != nil {
+			return nil, err
+		}
+		defer release()
+	}
 	agg := newFunnelAgg(len(q.Steps), q.Breakdown.By != "")
 	id, passes, err := s.scanPasses(ctx, plan.scan)
 	if err != nil {
