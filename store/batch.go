@@ -156,8 +156,7 @@ func (sh *scanShare) leave() {
 
 // takeReady takes the waiting scans to read next, once every running query waits for one: as
 // many as fit one mask (a condition several of them have counts once), in the order they were
-// asked; nil when none are to be read yet. sh.mu is
-// held.
+// asked; nil when none are to be read yet. sh.mu is held.
 func (sh *scanShare) takeReady() []*sharedScan {
 	if len(sh.waiting) == 0 || len(sh.waiting) < sh.running {
 		return nil
