@@ -130,20 +130,18 @@ func TestBatchGivesTheSameAnswers(t *testing.T) {
 		}
 		return string(b)
 	}
-	stores := []struct {
+	type namedStore struct {
 		name  string
 		store *store.Store
-	}{{"one pass", one}, {"passes", many}}
+	}
+	stores := []namedStore{{"one pass", one}, {"passes", many}}
 	if server.FunnelUDF { // funnels matched in ClickHouse read apart from the batch's shared read
 		engine, err := store.Open(ctx, store.Config{Addr: server.Addr, Database: db, FunnelMatching: store.MatchEngine, QueryPassEvents: 40}, slog.New(slog.DiscardHandler), prometheus.NewRegistry())
 		if err != nil {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { engine.Close() })
-		stores = append(stores, struct {
-			name  string
-			store *store.Store
-		}{"funnels in the engine", engine})
+		stores = append(stores, namedStore{"funnels in the engine", engine})
 	}
 	for _, tt := range tests {
 		for _, s := range stores {

@@ -174,16 +174,17 @@ func (s *Store) scanTogether(ctx context.Context, readers []*scanReader) error {
 			return err
 		}
 		rows := running[0]
-		if err := readPersons(ctx, rows, len(sc.attrs), give); err != nil && !errors.Is(err, errReadersDone) {
+		err := readPersons(ctx, rows, len(sc.attrs), give)
+		if errors.Is(err, errReadersDone) {
+			return nil // the deferred cancel stops the passes still running
+		}
+		if err != nil {
 			return err
 		}
 		if rows != nil {
 			rows.Close() // read through: nothing left to wait for
 		}
 		running = running[1:]
-		if slices.IndexFunc(readers, func(r *scanReader) bool { return r.err == nil }) < 0 {
-			break
-		}
 	}
 	return nil
 }
