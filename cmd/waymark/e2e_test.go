@@ -532,7 +532,12 @@ func startOwnClickHouse(t *testing.T) *storetest.Server {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(ch.Stop)
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("clickhouse log:\n%s", ch.LogTail(80))
+		}
+		ch.Stop()
+	})
 	return ch
 }
 

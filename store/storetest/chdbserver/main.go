@@ -6,12 +6,20 @@
 // needs it), calls chdb_query_cmdline with the server config and a query that starts the native and
 // HTTP listeners and then keeps running, and relays the ports the tests use to the engine's own.
 //
-// The relay exists because the engine aborts when a native-protocol connection that finished its
-// handshake ends with a TCP reset (a client killed with kill -9, for example): chDB lets that
-// connection's exception escape its thread. The relay turns every end of a client connection into
-// a graceful close of its engine connection (FIN after everything the client sent, then it reads the
-// engine's side until the engine closes it) and dials the engine only once the client has sent
-// something, so a connection that sends nothing never reaches it.
+// The engine is clickhouse-local's, which terminates the whole process when an exception escapes
+// a connection's handler (a malformed packet, a client gone in the middle of its handshake:
+// ClickHouse issue #115666, fixed after 26.7 by pull request #115715), unless its standard input is
+// a terminal and it runs --interactive. So chdbserver gives it a pseudo-terminal as standard input
+// and --interactive: it runs the serving query first, which never ends, and so never prompts. When
+// a listener cannot start (its port taken), the engine then waits at its prompt rather than
+// exiting; the harness sees no answer on /ping and stops it.
+//
+// The relay came first, against one such exception (a native-protocol connection that finished its
+// handshake ending with a TCP reset: a client killed with kill -9), and stays as a second guard
+// for exceptions thrown where no handler catches them. It turns every end of a client connection into a graceful close
+// of its engine connection (FIN after everything the client sent, then it reads the engine's side
+// until the engine closes it) and dials the engine only once the client has sent something, so a
+// connection that sends nothing never reaches it.
 //
 // Usage:
 //
@@ -30,8 +38,10 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"syscall"
 	"unsafe"
 
+	"github.com/creack/pty"
 	"github.com/ebitengine/purego"
 )
 
@@ -64,6 +74,10 @@ func main() {
 		}
 		go relay(l, r[1], log)
 	}
+	if err := terminalStdin(log); err != nil {
+		fmt.Fprintln(os.Stderr, "chdbserver:", err)
+		os.Exit(1)
+	}
 	if err := runEngine(*lib, *config); err != nil {
 		fmt.Fprintln(os.Stderr, "chdbserver:", err)
 		os.Exit(1)
@@ -81,7 +95,7 @@ func runEngine(lib, config string) error {
 	var resultError func(result uintptr) *byte
 	purego.RegisterLibFunc(&queryCmdline, handle, "chdb_query_cmdline")
 	purego.RegisterLibFunc(&resultError, handle, "chdb_result_error")
-	args := []string{"clickhouse", "--config-file=" + config, "--multiquery", "--query=" + serveQuery}
+	args := []string{"clickhouse", "--config-file=" + config, "--multiquery", "--query=" + serveQuery, "--interactive", "--progress=off"}
 	argv := make([]*byte, len(args)+1) // NULL-terminated, as main's argv
 	for i, a := range args {
 		argv[i] = &append([]byte(a), 0)[0]
@@ -94,6 +108,27 @@ func runEngine(lib, config string) error {
 		return fmt.Errorf("the engine stopped: %s", cString(msg))
 	}
 	return errors.New("the engine stopped: its serving query ended")
+}
+
+// terminalStdin makes the process's standard input a pseudo-terminal. Nothing is typed on it;
+// what the engine writes to it is read and dropped, so a write never blocks.
+func terminalStdin(log *slog.Logger) error {
+	master, tty, err := pty.Open()
+	if err != nil {
+		return fmt.Errorf("open a pseudo-terminal: %w", err)
+	}
+	if err := syscall.Dup3(int(tty.Fd()), 0, 0); err != nil {
+		return fmt.Errorf("make the pseudo-terminal standard input: %w", err)
+	}
+	if err := tty.Close(); err != nil {
+		return fmt.Errorf("close the pseudo-terminal's copy: %w", err)
+	}
+	go func() {
+		if _, err := io.Copy(io.Discard, master); err != nil {
+			log.Warn("read the pseudo-terminal", "err", err)
+		}
+	}()
+	return nil
 }
 
 // cString copies a NUL-terminated C string.
