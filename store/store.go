@@ -148,12 +148,7 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger, reg prometheus.Regi
 	if err != nil {
 		return nil, err
 	}
-	conn, err := clickhouse.Open(&clickhouse.Options{
-		Addr:        []string{cfg.Addr},
-		Auth:        clickhouse.Auth{Username: cfg.User, Password: cfg.Password},
-		DialTimeout: cfg.DialTimeout,
-		Compression: &clickhouse.Compression{Method: clickhouse.CompressionLZ4},
-	})
+	conn, err := clickhouse.Open(clickhouseOptions(cfg))
 	if err != nil {
 		return nil, fmt.Errorf("open clickhouse %s: %w", cfg.Addr, err)
 	}
@@ -163,6 +158,26 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger, reg prometheus.Regi
 		return nil, err
 	}
 	return s, nil
+}
+
+// outsideSlotConns is how many ClickHouse connections Store keeps for the work outside the query
+// slots: the writer's inserts (events and sessions at once), its restores and stored-key checks,
+// the identity tables, readiness pings.
+const outsideSlotConns = 10
+
+// clickhouseOptions are the client's options for cfg (defaults set). The pool holds what the
+// query slots can run at once, MaxBatchQueries ClickHouse queries per slot (a batch's queries run
+// together: eight sessions summaries, or eight name checks), beside what the writer needs: with
+// the client's default of 10 connections, four batches took every one, and queries and inserts
+// waiting past DialTimeout failed ("acquire conn timeout": a 500, and the consumer retrying).
+func clickhouseOptions(cfg Config) *clickhouse.Options {
+	return &clickhouse.Options{
+		Addr:         []string{cfg.Addr},
+		Auth:         clickhouse.Auth{Username: cfg.User, Password: cfg.Password},
+		DialTimeout:  cfg.DialTimeout,
+		Compression:  &clickhouse.Compression{Method: clickhouse.CompressionLZ4},
+		MaxOpenConns: cfg.QueryConcurrency*MaxBatchQueries + outsideSlotConns,
+	}
 }
 
 // Ping checks that ClickHouse answers.
