@@ -207,11 +207,9 @@ func runServe(ctx context.Context, args []string, log *slog.Logger) error {
 		Handler:           mux,
 		ReadHeaderTimeout: readHeaderTimeout,
 		ReadTimeout:       readTimeout,
-		// A query answers within --query-timeout (a batch too: its queries run at once), a 503
-		// at the latest; the connection must outlive it to carry the answer.
-		WriteTimeout:   max(30*time.Second, cf.cfg.QueryTimeout+15*time.Second),
-		IdleTimeout:    2 * time.Minute,
-		MaxHeaderBytes: 64 << 10,
+		WriteTimeout:      writeTimeout(readTimeout, cf.cfg.QueryTimeout),
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    64 << 10,
 	}
 	attrs := []any{"roles", rolesFlag, "http", ln.Addr().String()}
 	if usesClickHouse {
@@ -322,4 +320,13 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
 	_ = json.NewEncoder(w).Encode(v)
+}
+
+// writeTimeout is the time allowed to answer a request, counted as net/http counts it: from the
+// end of its headers. A query answers within queryTimeout (a batch too: its queries run at once),
+// a 503 at the latest, and the connection must outlive it to carry the answer; a batch's body,
+// read first, may take up to readTimeout, so that time counts too (without it, a body that took
+// 29 s and queries of 6 s lost their answer to a 30 s limit: the client got no response).
+func writeTimeout(readTimeout, queryTimeout time.Duration) time.Duration {
+	return max(30*time.Second, readTimeout+queryTimeout+15*time.Second)
 }
