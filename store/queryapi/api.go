@@ -11,6 +11,7 @@ import (
 	"encoding/json"
 	"errors"
 	"log/slog"
+	"maps"
 	"net/http"
 	"net/url"
 	"slices"
@@ -47,6 +48,9 @@ func (a *API) Register(mux *http.ServeMux) {
 		mux.HandleFunc("GET /api/v1/"+name, a.handle(name))
 	}
 	mux.HandleFunc("GET /api/v1/queries", func(w http.ResponseWriter, r *http.Request) {
+		if !noParameters(w, r) {
+			return
+		}
 		schema := map[string][]store.Param{}
 		for _, name := range names {
 			schema[name] = store.QueryParams(name)
@@ -55,9 +59,12 @@ func (a *API) Register(mux *http.ServeMux) {
 		_ = json.NewEncoder(w).Encode(schema)
 	})
 	mux.HandleFunc("GET /api/v1/map", func(w http.ResponseWriter, r *http.Request) {
+		if !noParameters(w, r) {
+			return
+		}
 		type stage struct {
 			Name        string `json:"name"`
-			Description string `json:"description,omitempty"`
+			Description string `json:"description"`
 		}
 		m := struct {
 			Version string  `json:"version"`
@@ -173,6 +180,27 @@ func parseQueryString(raw string) (url.Values, error) {
 		v[name] = append(v[name], val)
 	}
 	return v, nil
+}
+
+// noParameters reports whether r, a request to an endpoint that takes no parameters, has none;
+// when it has, it answers 400 naming the first, as a query answers a parameter it does not take
+// (a misspelt one would otherwise be ignored without a word).
+func noParameters(w http.ResponseWriter, r *http.Request) bool {
+	v, err := parseQueryString(r.URL.RawQuery)
+	if err != nil {
+		param := ""
+		if pe := (*store.ParamError)(nil); errors.As(err, &pe) {
+			param = pe.Param
+		}
+		writeError(w, http.StatusBadRequest, param, err.Error())
+		return false
+	}
+	if len(v) > 0 {
+		first := slices.Min(slices.Collect(maps.Keys(v)))
+		writeError(w, http.StatusBadRequest, first, first+": "+r.URL.Path+" takes no parameters")
+		return false
+	}
+	return true
 }
 
 // writeError answers with status and the JSON {"error": message, "param": param}; param is the

@@ -70,7 +70,7 @@ func (a *API) batch(w http.ResponseWriter, r *http.Request) {
 const batchShape = `{"queries": [{"query": NAME, "params": {…}}, …]}`
 
 // readBatch reads a batch's body into its queries; on failure it returns the status, the field
-// at fault and why. It reads the JSON strictly: a member given twice, or named in other letter
+// at fault ("body" when the body as a whole is: too large, not JSON, not an object) and why. It reads the JSON strictly: a member given twice, or named in other letter
 // case, is an error (Go's decoder would take the last, or match it).
 func readBatch(w http.ResponseWriter, r *http.Request) (qs []store.BatchQuery, status int, param string, err error) {
 	if enc := r.Header.Get("Content-Encoding"); enc != "" && !strings.EqualFold(enc, "identity") {
@@ -85,17 +85,21 @@ func readBatch(w http.ResponseWriter, r *http.Request) (qs []store.BatchQuery, s
 	var tooLarge *http.MaxBytesError
 	switch {
 	case errors.As(err, &tooLarge):
-		return nil, http.StatusRequestEntityTooLarge, "", fmt.Errorf("the body is over %d bytes", maxBatchBytes)
+		return nil, http.StatusRequestEntityTooLarge, "body", fmt.Errorf("the body is over %d bytes", maxBatchBytes)
 	case err != nil:
-		return nil, http.StatusBadRequest, "", fmt.Errorf("read the body: %w", err)
+		return nil, http.StatusBadRequest, "body", fmt.Errorf("read the body: %w", err)
 	}
 	var whole json.RawMessage
 	if err := json.Unmarshal(raw, &whole); err != nil {
-		return nil, http.StatusBadRequest, "", fmt.Errorf("the body is not JSON: %w", err)
+		return nil, http.StatusBadRequest, "body", fmt.Errorf("the body is not JSON: %w", err)
 	}
 	body, err := objectMembers(whole, "queries")
 	if err != nil {
-		return nil, http.StatusBadRequest, fieldOf(err, ""), fmt.Errorf("the body: %w; a batch is %s", err, batchShape)
+		param := fieldOf(err, "")
+		if param == "" {
+			param = "body" // not an object: the collector names it so too
+		}
+		return nil, http.StatusBadRequest, param, fmt.Errorf("the body: %w; a batch is %s", err, batchShape)
 	}
 	var list []json.RawMessage
 	if err := json.Unmarshal(body["queries"], &list); err != nil || body["queries"] == nil {

@@ -83,7 +83,7 @@ func TestBadBatchesAre4xx(t *testing.T) {
 		status     int
 		param      string
 	}{
-		{"not JSON", `steps=a,b`, 400, ""},
+		{"not JSON", `steps=a,b`, 400, "body"},
 		{"no queries", `{"queries": []}`, 400, "queries"},
 		{"nothing", `{}`, 400, "queries"},
 		{"too many", nine, 400, "queries"},
@@ -94,16 +94,16 @@ func TestBadBatchesAre4xx(t *testing.T) {
 		{"null value", `{"queries": [{"query": "stages", "params": {"limit": null}}]}`, 400, "queries[0].params.limit"},
 		{"object value", `{"queries": [{"query": "stages", "params": {"limit": {"n": 3}}}]}`, 400, "queries[0].params.limit"},
 		{"array value", `{"queries": [{"query": "stages", "params": {"limit": [3]}}]}`, 400, "queries[0].params.limit"},
-		{"two objects", `{"queries": [{"query": "sessions"}]} {"queries": []}`, 400, ""},
-		{"trailing brackets", `{"queries": [{"query": "sessions"}]}]]]}}}`, 400, ""},
-		{"an array, not an object", `[]`, 400, ""},
+		{"two objects", `{"queries": [{"query": "sessions"}]} {"queries": []}`, 400, "body"},
+		{"trailing brackets", `{"queries": [{"query": "sessions"}]}]]]}}}`, 400, "body"},
+		{"an array, not an object", `[]`, 400, "body"},
 		{"a parameter twice", `{"queries": [{"query": "stages", "params": {"limit": 3, "limit": 4}}]}`, 400, "queries[0].params.limit"},
 		{"queries twice", `{"queries": [{"query": "stages"}], "queries": [{"query": "sessions"}]}`, 400, "queries"},
 		{"other letter case", `{"QUERIES": [{"query": "stages"}]}`, 400, "QUERIES"},
 		{"other letter case in a query", `{"queries": [{"Query": "stages"}]}`, 400, "queries[0].Query"},
 		{"no query name", `{"queries": [{"params": {}}]}`, 400, "queries[0].query"},
 		{"params not an object", `{"queries": [{"query": "stages", "params": "limit=3"}]}`, 400, "queries[0].params"},
-		{"over a mebibyte", `{"queries": [{"query": "stages", "params": {"limit": "` + strings.Repeat("9", 1<<20) + `"}}]}`, 413, ""},
+		{"over a mebibyte", `{"queries": [{"query": "stages", "params": {"limit": "` + strings.Repeat("9", 1<<20) + `"}}]}`, 413, "body"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -158,5 +158,38 @@ func TestJourneyMap(t *testing.T) {
 	stages, _ := body["stages"].([]any)
 	if status != 200 || len(stages) < 2 || stages[0].(map[string]any)["name"] != "awareness" || body["version"] == "" {
 		t.Errorf("%d %v, want the stages from awareness on", status, body)
+	}
+	if _, ok := stages[0].(map[string]any)["description"]; !ok {
+		t.Errorf("%v: a stage without a description has no description member; want it empty", stages[0])
+	}
+}
+
+// TestEndpointsWithoutParameters: /api/v1/map and /api/v1/queries take no parameters, and answer
+// one (a misspelt parameter meant elsewhere) with a 400 naming it, as the queries do.
+func TestEndpointsWithoutParameters(t *testing.T) {
+	srv := serve(t, nil)
+	for _, path := range []string{"/api/v1/map", "/api/v1/queries"} {
+		for _, tt := range []struct {
+			query  string
+			status int
+			param  string
+		}{
+			{"", 200, ""},
+			{"foo=bar", 400, "foo"},
+			{"x=1&a=2", 400, "a"},
+			{"steps", 400, "steps"},
+			{"a;b=1", 400, "a;b"},
+		} {
+			resp, err := http.Get(srv.URL + path + "?" + tt.query)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var body map[string]any
+			err = json.NewDecoder(resp.Body).Decode(&body)
+			resp.Body.Close()
+			if resp.StatusCode != tt.status || err != nil || tt.status != 200 && (body["param"] != tt.param || body["error"] == "") {
+				t.Errorf("%s?%s: %d %v (%v), want %d naming %q", path, tt.query, resp.StatusCode, body, err, tt.status, tt.param)
+			}
+		}
 	}
 }
