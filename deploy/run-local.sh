@@ -31,7 +31,9 @@ fi
 
 deploy/install-deps.sh
 
-if curl -fsS http://127.0.0.1:8123/ping >/dev/null 2>&1 || clickhouse-client --host 127.0.0.1 --port 9000 -q 'SELECT 1' >/dev/null 2>&1; then
+# Waymark talks to ClickHouse's native port, so that is the one to find answering (a server with
+# only its HTTP port here would leave Waymark unable to connect).
+if clickhouse-client --host 127.0.0.1 --port 9000 -q 'SELECT 1' >/dev/null 2>&1; then
   echo "using the ClickHouse already listening on 127.0.0.1:9000"
 else
   echo "starting clickhouse-server on 127.0.0.1:9000 with data in $ch_dir"
