@@ -529,7 +529,8 @@ func (s *Store) personRows(sc eventScan, id identitySnapshot, r personRange) (qu
 }
 
 // readPersons reads a pass's rows (see sendPass) through, and streams each person's events to
-// fn, copies included (see dedupe), in a slice fn may not keep; nil rows have none.
+// fn, copies included (see dedupe), in a slice fn may not keep (nor their attribute slices: both
+// are reused for the next person); nil rows have none.
 func readPersons(ctx context.Context, rows driver.Rows, nAttrs int, fn func(person string, events []scannedEvent) error) error {
 	if rows == nil {
 		return nil
@@ -538,6 +539,7 @@ func readPersons(ctx context.Context, rows driver.Rows, nAttrs int, fn func(pers
 		key, packed string
 		attrs       = make([]string, nAttrs)
 		events      []scannedEvent
+		dec         eventDecoder
 	)
 	dest := []any{&key, &packed}
 	for i := range attrs {
@@ -554,7 +556,7 @@ func readPersons(ctx context.Context, rows driver.Rows, nAttrs int, fn func(pers
 			return fmt.Errorf("scan events: read row: %w", err)
 		}
 		var err error
-		if events, err = unpackEvents(events[:0], packed, attrs); err != nil {
+		if events, err = dec.unpack(packed, attrs); err != nil {
 			return fmt.Errorf("scan events of %q: %w", key, err)
 		}
 		if err := fn(key, events); err != nil {
@@ -579,14 +581,26 @@ func compareCopies(a, b scannedEvent) int {
 	return cmp.Or(compareScanned(a, b), cmp.Compare(a.mask, b.mask), slices.Compare(a.attrs, b.attrs))
 }
 
-// unpackEvents parses one person's events, "[(t,seq,id,mask),…]" (ClickHouse's text of an array
-// of tuples of unsigned integers), and their attributes, each a list joined by 0x1f with "\\" and
-// 0x1f escaped as "\\\\" and "\\f".
-func unpackEvents(events []scannedEvent, packed string, attrs []string) ([]scannedEvent, error) {
+// eventDecoder parses persons' rows of a scan, one person at a time, into buffers it reuses:
+// what unpack returns is valid until its next call.
+type eventDecoder struct {
+	events []scannedEvent
+	attrs  []string // every event's attributes, one after another
+}
+
+// attrUnescaper undoes the escapes of an attribute value (see sendPass). It is never changed
+// (strings.Replacer is safe for concurrent use).
+var attrUnescaper = strings.NewReplacer(`\\`, `\`, `\f`, "\x1f")
+
+// unpack parses one person's events, "[(t,seq,id,mask),…]" (ClickHouse's text of an array of
+// tuples of unsigned integers), and their attributes, each a list of one value per event joined
+// by 0x1f, with "\\" and 0x1f escaped as "\\\\" and "\\f". The values are substrings of attrs:
+// nothing is copied but what was escaped.
+func (d *eventDecoder) unpack(packed string, attrs []string) ([]scannedEvent, error) {
 	if len(packed) < 2 || packed[0] != '[' || packed[len(packed)-1] != ']' {
 		return nil, errors.New("bad event list: not an array")
 	}
-	list := packed[1 : len(packed)-1]
+	events, list := d.events[:0], packed[1:len(packed)-1]
 	for i := 0; i < len(list); {
 		if list[i] != '(' {
 			return nil, fmt.Errorf("bad event list at byte %d", i+1)
@@ -615,20 +629,31 @@ func unpackEvents(events []scannedEvent, packed string, attrs []string) ([]scann
 			i++
 		}
 	}
+	d.events = events
+	n := len(attrs)
+	if n == 0 {
+		return events, nil
+	}
 	for a, list := range attrs {
-		values := strings.Split(list, "\x1f")
-		if len(values) != len(events) {
-			return nil, fmt.Errorf("%d values of attribute %d for %d events", len(values), a, len(events))
+		if values := strings.Count(list, "\x1f") + 1; values != len(events) {
+			return nil, fmt.Errorf("%d values of attribute %d for %d events", values, a, len(events))
 		}
-		for i, v := range values {
-			if events[i].attrs == nil {
-				events[i].attrs = make([]string, len(attrs))
-			}
+	}
+	if need := len(events) * n; cap(d.attrs) < need {
+		d.attrs = make([]string, need)
+	}
+	buf := d.attrs[:len(events)*n]
+	for a, list := range attrs {
+		for i := range events {
+			v, rest, _ := strings.Cut(list, "\x1f")
 			if strings.IndexByte(v, '\\') >= 0 {
-				v = strings.NewReplacer(`\\`, `\`, `\f`, "\x1f").Replace(v)
+				v = attrUnescaper.Replace(v)
 			}
-			events[i].attrs[a] = v
+			buf[i*n+a], list = v, rest
 		}
+	}
+	for i := range events {
+		events[i].attrs = buf[i*n : (i+1)*n : (i+1)*n]
 	}
 	return events, nil
 }

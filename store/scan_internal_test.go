@@ -5,6 +5,8 @@ import (
 	"testing"
 )
 
+// TestUnpackEvents: a person's row as ClickHouse sends it (see sendPass) parses into its events
+// and their attributes, and a malformed one is an error, never a panic or a wrong event.
 func TestUnpackEvents(t *testing.T) {
 	tests := []struct {
 		packed string
@@ -16,6 +18,10 @@ func TestUnpackEvents(t *testing.T) {
 		{"[(1,0,3,2),(4,9,6,5)]", []string{"a\x1fb"}, "[{1 0 3 2 [a]} {4 9 6 5 [b]}]", false},
 		{"[(1,0,3,2),(4,0,6,5)]", []string{`x\\y\f` + "\x1f"}, "[{1 0 3 2 [x\\y\x1f]} {4 0 6 5 []}]", false},
 		{"[]", nil, "[]", false},
+		{"[(1,0,3,2),(4,0,6,5),(7,0,9,8)]", []string{"a\x1f\x1fc", `\\f` + "\x1fy\x1fz"}, "[{1 0 3 2 [a \\f]} {4 0 6 5 [ y]} {7 0 9 8 [c z]}]", false},
+		{"[(1,0,3,2)]", []string{"one", "two"}, "[{1 0 3 2 [one two]}]", false},
+		{"[(1,0,3,2),(4,0,6,5)]", []string{"a\x1fb\x1fc"}, "", true},
+		{"[(1,0,3,2),(4,0,6,5)]", []string{"a\x1fb", "only one"}, "", true},
 		{"[(1,0,3,2),(4,0,6,5)]", []string{"only one"}, "", true},
 		{"[(1,0,3)]", nil, "", true},
 		{"[(1,0,3,2,7)]", nil, "", true},
@@ -29,8 +35,9 @@ func TestUnpackEvents(t *testing.T) {
 		{"[(123456789012345678901,0,3,2)]", nil, "", true},
 		{"", nil, "", true},
 	}
+	var d eventDecoder // one for every row, as a scan reads them: what it reuses must not leak
 	for _, tt := range tests {
-		got, err := unpackEvents(nil, tt.packed, tt.attrs)
+		got, err := d.unpack(tt.packed, tt.attrs)
 		if (err != nil) != tt.err {
 			t.Errorf("%q: error %v, want error %v", tt.packed, err, tt.err)
 			continue
