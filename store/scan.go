@@ -538,7 +538,6 @@ func readPersons(ctx context.Context, rows driver.Rows, nAttrs int, fn func(pers
 	var (
 		key, packed string
 		attrs       = make([]string, nAttrs)
-		events      []scannedEvent
 		dec         eventDecoder
 	)
 	dest := []any{&key, &packed}
@@ -555,8 +554,8 @@ func readPersons(ctx context.Context, rows driver.Rows, nAttrs int, fn func(pers
 		if err := rows.Scan(dest...); err != nil {
 			return fmt.Errorf("scan events: read row: %w", err)
 		}
-		var err error
-		if events, err = dec.unpack(packed, attrs); err != nil {
+		events, err := dec.unpack(packed, attrs)
+		if err != nil {
 			return fmt.Errorf("scan events of %q: %w", key, err)
 		}
 		if err := fn(key, events); err != nil {
