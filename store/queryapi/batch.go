@@ -70,8 +70,9 @@ func (a *API) batch(w http.ResponseWriter, r *http.Request) {
 const batchShape = `{"queries": [{"query": NAME, "params": {…}}, …]}`
 
 // readBatch reads a batch's body into its queries; on failure it returns the status, the field
-// at fault ("body" when the body as a whole is: too large, not JSON, not an object) and why. It reads the JSON strictly: a member given twice, or named in other letter
-// case, is an error (Go's decoder would take the last, or match it).
+// at fault ("body" when the body as a whole is: too large, not JSON, not an object) and why. It
+// reads the JSON strictly: a member given twice, or named in other letter case, is an error (Go's
+// decoder would take the last, or match it).
 func readBatch(w http.ResponseWriter, r *http.Request) (qs []store.BatchQuery, status int, param string, err error) {
 	if enc := r.Header.Get("Content-Encoding"); enc != "" && !strings.EqualFold(enc, "identity") {
 		return nil, http.StatusUnsupportedMediaType, "Content-Encoding", fmt.Errorf("Content-Encoding %q: send the batch uncompressed", enc)

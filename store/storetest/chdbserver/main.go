@@ -16,10 +16,10 @@
 //
 // The relay came first, against one such exception (a native-protocol connection that finished its
 // handshake ending with a TCP reset: a client killed with kill -9), and stays as a second guard
-// for exceptions thrown where no handler catches them. It turns every end of a client connection into a graceful close
-// of its engine connection (FIN after everything the client sent, then it reads the engine's side
-// until the engine closes it) and dials the engine only once the client has sent something, so a
-// connection that sends nothing never reaches it.
+// for exceptions thrown where no handler catches them. It turns every end of a client connection
+// into a graceful close of its engine connection (FIN after everything the client sent, then it
+// reads the engine's side until the engine closes it) and dials the engine only once the client
+// has sent something, so a connection that sends nothing never reaches it.
 //
 // Usage:
 //
