@@ -101,7 +101,7 @@ func (sh *scanShare) takeEngineTurn(ctx context.Context) (release func(), err er
 	case sh.engine <- struct{}{}:
 		return func() { <-sh.engine }, nil
 	case <-ctx.Done():
-		return nil, fmt.Errorf("funnel: wait for the batch's other funnels: %w", ctx.Err())
+		return nil, fmt.Errorf("wait for the batch's other queries matched in clickhouse: %w", ctx.Err())
 	}
 }
 

@@ -3,6 +3,7 @@ package store_test
 import (
 	"cmp"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -520,11 +521,11 @@ func BenchmarkHostileFunnel(b *testing.B) {
 	}
 }
 
-// BenchmarkFunnelMatching compares where a funnel's per-person matching runs (issue 16): in this
-// process, or inside ClickHouse in the waymark_funnel UDF (the chdb engine only), over the
-// synthetic events of BenchmarkJourneyQueries (WAYMARK_BENCH_EVENTS, default 10,000,000, for
-// 1,000,000 persons). Per query it checks that both places give the same answer, then reports
-// each one's median as p50-ms and, for the engine, the ratio engine/process. Run with
+// BenchmarkFunnelMatching compares where the per-person matching of funnels and drop-offs runs
+// (issue 16): in this process, or inside ClickHouse in the waymark_funnel UDF (the chdb engine
+// only), over the synthetic events of BenchmarkJourneyQueries (WAYMARK_BENCH_EVENTS, default
+// 10,000,000, for 1,000,000 persons). Per query it checks that both places give the same answer,
+// then reports each one's median as p50-ms and, for the engine, the ratio engine/process. Run with
 //
 //	WAYMARK_TEST_CLICKHOUSE=chdb go test -run '^$' -bench FunnelMatching -benchtime 5x -timeout 60m ./store
 func BenchmarkFunnelMatching(b *testing.B) {
@@ -550,23 +551,27 @@ func BenchmarkFunnelMatching(b *testing.B) {
 	}
 	b.Logf("generated %d events in %s", n, time.Since(start).Round(time.Millisecond))
 	jm := defaultMap(b)
-	day := 24 * time.Hour
+	steps3 := "Product Viewed,Product Added,Order Completed"
 	for _, q := range []struct {
-		name string
-		q    store.FunnelQuery
+		name, query string
+		params      url.Values
 	}{
-		{"funnel-3-steps", store.FunnelQuery{Steps: []string{"Product Viewed", "Product Added", "Order Completed"}, Window: day}},
-		{"funnel-5-steps-by-channel", store.FunnelQuery{Steps: []string{"Product Viewed", "Product Added", "Checkout Started", "Order Completed", "Product Reviewed"},
-			Window: 7 * day, Breakdown: store.Breakdown{By: "channel"}}},
+		{"funnel-3-steps", "funnel", url.Values{"steps": {steps3}, "window": {"24h"}}},
+		{"funnel-5-steps-by-channel", "funnel", url.Values{"steps": {steps3 + ",Checkout Started,Product Reviewed"}, "window": {"168h"}, "breakdown": {"channel"}}},
+		{"dropoff", "dropoff", url.Values{"steps": {steps3}, "window": {"24h"}, "step": {"2"}}},
 	} {
 		b.Run(q.name, func(b *testing.B) {
 			var answers [2]string
 			for i, place := range []string{store.MatchProcess, store.MatchEngine} {
-				res, err := stores[place].Funnel(ctx, jm, q.q)
+				res, err := stores[place].Query(ctx, jm, q.query, q.params)
 				if err != nil {
 					b.Fatal(err)
 				}
-				answers[i] = funnelText(res)
+				text, err := json.MarshalIndent(res, "", " ")
+				if err != nil {
+					b.Fatal(err)
+				}
+				answers[i] = string(text)
 			}
 			if answers[0] != answers[1] {
 				b.Fatalf("in process:\n%s\nin the engine:\n%s", answers[0], answers[1])
@@ -575,7 +580,7 @@ func BenchmarkFunnelMatching(b *testing.B) {
 			for _, place := range []string{store.MatchProcess, store.MatchEngine} {
 				b.Run("matching="+place, func(b *testing.B) {
 					p50 := measureQuery(b, func() error {
-						_, err := stores[place].Funnel(ctx, jm, q.q)
+						_, err := stores[place].Query(ctx, jm, q.query, q.params)
 						return err
 					})
 					b.ReportMetric(float64(p50.Milliseconds()), "p50-ms")

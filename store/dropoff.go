@@ -2,10 +2,12 @@ package store
 
 import (
 	"cmp"
+	"container/heap"
 	"context"
-	"maps"
+	"fmt"
 	"net/url"
 	"slices"
+	"strings"
 
 	"github.com/waymark-dev/waymark/sessionize"
 )
@@ -72,11 +74,74 @@ var locationSQL = predicate{sql: "if(page_path != '', page_path, prop_values[ind
 type dropoffLevel struct {
 	dropped                           int64
 	events, locations, channels, next map[string]int64
-	persons                           map[string]bool
+	persons                           smallestIDs
+}
+
+// add counts one unit that stopped at the level.
+func (l *dropoffLevel) add(person string, d dropout) {
+	l.dropped++
+	countKey(l.events, d.last[0])
+	countKey(l.locations, d.last[1])
+	countKey(l.channels, d.last[2])
+	if d.hasNext {
+		countKey(l.next, d.next)
+	} else {
+		countKey(l.next, "(none)")
+	}
+	l.persons.add(person)
+}
+
+// dropoffPlan is what a drop-off reads besides its funnel: the mask bit of the tracked
+// touchpoints and where their attributes (label, location, channel) start among a unit event's.
+type dropoffPlan struct {
+	tracked uint64
+	first   int
+}
+
+// dropout is where a unit that stopped at a step left from: its last tracked touchpoint from
+// the step's event to the end of the window (label, location, channel), and the label of the
+// first one after the step event's time, when there is one (hasNext).
+type dropout struct {
+	last    [3]string
+	next    string
+	hasNext bool
+}
+
+// of works out the dropout of a unit whose match stopped with path (the events that took its
+// steps), within window ms of its first step. Ties go to the smallest (label, location,
+// channel), so the answer does not depend on how ties are stored.
+func (d dropoffPlan) of(unit []unitEvent, path []int, window int64) dropout {
+	// the step event: the last one of the path, or in mode any the first step's event
+	at := path[len(path)-1]
+	end := unit[path[0]].t + window
+	attrs := func(i int) []string { return unit[i].attrs[d.first : d.first+3] }
+	last, next := at, -1
+	from := at
+	for from > 0 && unit[from-1].t == unit[at].t {
+		from--
+	}
+	for i := from; i < len(unit) && unit[i].t <= end; i++ {
+		if unit[i].mask&d.tracked == 0 {
+			continue
+		}
+		if unit[i].t > unit[last].t || unit[i].t == unit[last].t && slices.Compare(attrs(i), attrs(last)) < 0 {
+			last = i
+		}
+		if unit[i].t > unit[at].t && (next < 0 || unit[i].t == unit[next].t && slices.Compare(attrs(i), attrs(next)) < 0) {
+			next = i
+		}
+	}
+	var out dropout
+	copy(out.last[:], attrs(last))
+	if next >= 0 {
+		out.next, out.hasNext = attrs(next)[0], true
+	}
+	return out
 }
 
 // Dropoff answers a DropoffQuery in one pass over the events: it gathers every level's drop-outs
-// and reports the asked one.
+// and reports the asked one. Like the funnel, the matching runs inside ClickHouse when the
+// server has waymark_funnel (Config.FunnelMatching, docs/udf.md), else here.
 func (s *Store) Dropoff(ctx context.Context, jm *sessionize.Map, q DropoffQuery) (*DropoffResult, error) {
 	return runQuery(ctx, s, "dropoff", func(ctx context.Context) (*DropoffResult, error) { return s.dropoffQuery(ctx, jm, q) })
 }
@@ -104,50 +169,38 @@ func (s *Store) dropoffQuery(ctx context.Context, jm *sessionize.Map, q DropoffQ
 	if len(plan.scan.preds) > 64 {
 		return nil, paramErrorf("steps", "too many conditions")
 	}
+	plan.dropoff = &dropoffPlan{tracked: tracked, first: first}
 	agg := newFunnelAgg(n, false)
 	levels := make([]dropoffLevel, n)
 	for i := range levels {
-		levels[i] = dropoffLevel{events: map[string]int64{}, locations: map[string]int64{}, channels: map[string]int64{}, next: map[string]int64{}, persons: map[string]bool{}}
+		levels[i] = dropoffLevel{events: map[string]int64{}, locations: map[string]int64{}, channels: map[string]int64{}, next: map[string]int64{},
+			persons: smallestIDs{limit: max(q.IDsLimit, 0), kept: map[string]bool{}}}
 	}
-	err = s.matchHere(ctx, "dropoff", plan, fq, agg, func(person string, unit []unitEvent, level int, path []int) {
-		if level == 0 || level == n {
-			return
+	inEngine := false
+	spec, ok := plan.udfSpec(s.cfg.QueryTimeout)
+	if ok {
+		if inEngine, err = s.matchInEngine(ctx); err != nil {
+			return nil, err
 		}
-		l := &levels[level]
-		l.dropped++
-		// the step event: the last one of the path, or in mode any the first step's event
-		// Last touchpoint: the latest tracked event from the step event to the end of the
-		// window; next: the earliest one after the step event's time. Ties go to the smallest
-		// (event, location, channel), so the answer does not depend on how ties are stored.
-		at := path[len(path)-1]
-		end := unit[path[0]].t + plan.spec.window
-		attrs := func(i int) []string { return unit[i].attrs[first : first+3] }
-		last, next := at, -1
-		from := at
-		for from > 0 && unit[from-1].t == unit[at].t {
-			from--
-		}
-		for i := from; i < len(unit) && unit[i].t <= end; i++ {
-			if unit[i].mask&tracked == 0 {
-				continue
+	}
+	if inEngine {
+		err = s.matchInClickHouse(ctx, plan, spec, true, func(person string, o funnelOutcome) error {
+			if (o.drop != nil) != (o.level > 0 && o.level < n) {
+				return fmt.Errorf("match in clickhouse: person %.60q reached %d of %d steps, with a drop-off: %t", person, o.level, n, o.drop != nil)
 			}
-			if unit[i].t > unit[last].t || unit[i].t == unit[last].t && slices.Compare(attrs(i), attrs(last)) < 0 {
-				last = i
+			o.addTo(agg, fq.Mode)
+			if o.drop != nil {
+				levels[o.level].add(person, *o.drop)
 			}
-			if unit[i].t > unit[at].t && (next < 0 || unit[i].t == unit[next].t && slices.Compare(attrs(i), attrs(next)) < 0) {
-				next = i
+			return nil
+		})
+	} else {
+		err = s.matchHere(ctx, "dropoff", plan, fq, agg, func(person string, unit []unitEvent, level int, path []int) {
+			if level > 0 && level < n {
+				levels[level].add(person, plan.dropoff.of(unit, path, plan.spec.window))
 			}
-		}
-		l.events[attrs(last)[0]]++
-		l.locations[attrs(last)[1]]++
-		l.channels[attrs(last)[2]]++
-		if next >= 0 {
-			l.next[attrs(next)[0]]++
-		} else {
-			l.next["(none)"]++
-		}
-		l.persons[person] = true
-	})
+		})
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -166,14 +219,55 @@ func (s *Store) dropoffQuery(ctx context.Context, jm *sessionize.Map, q DropoffQ
 		LastEvents: rank(l.events, l.dropped, q.Limit), LastLocations: rank(l.locations, l.dropped, q.Limit),
 		LastChannels: rank(l.channels, l.dropped, q.Limit), NextEvents: rank(l.next, l.dropped, q.Limit)}
 	// The smallest ids, so a bounded list is the same whatever order the rows came in.
-	res.Persons = slices.Sorted(maps.Keys(l.persons))
-	if len(res.Persons) > q.IDsLimit {
-		res.Persons, res.PersonsTruncated = res.Persons[:q.IDsLimit], true
-	}
-	if res.Persons == nil {
-		res.Persons = []string{} // JSON [] rather than null
-	}
+	res.Persons, res.PersonsTruncated = l.persons.sorted(), l.persons.more
 	return res, nil
+}
+
+// smallestIDs keeps the limit smallest distinct ids it is given, and whether it was given more
+// (more): a drop-off lists a bounded number of its persons, in memory bounded by that number.
+type smallestIDs struct {
+	limit int
+	heap  idHeap          // the kept ids, largest first
+	kept  map[string]bool // the same ids
+	more  bool
+}
+
+// add offers id; a kept id is a copy, so it does not hold on to the text it was cut from.
+func (s *smallestIDs) add(id string) {
+	if s.kept[id] {
+		return
+	}
+	if len(s.heap) == s.limit {
+		s.more = true // a distinct id beyond the limit
+		if s.limit == 0 || id >= s.heap[0] {
+			return
+		}
+		delete(s.kept, heap.Pop(&s.heap).(string))
+	}
+	id = strings.Clone(id)
+	heap.Push(&s.heap, id)
+	s.kept[id] = true
+}
+
+// sorted lists the kept ids in order; never nil (JSON [] rather than null).
+func (s *smallestIDs) sorted() []string {
+	out := append([]string{}, s.heap...)
+	slices.Sort(out)
+	return out
+}
+
+// idHeap is a max-heap of ids (container/heap).
+type idHeap []string
+
+func (h idHeap) Len() int           { return len(h) }
+func (h idHeap) Less(i, j int) bool { return h[i] > h[j] }
+func (h idHeap) Swap(i, j int)      { h[i], h[j] = h[j], h[i] }
+func (h *idHeap) Push(x any)        { *h = append(*h, x.(string)) }
+func (h *idHeap) Pop() any {
+	old := *h
+	x := old[len(old)-1]
+	*h = old[:len(old)-1]
+	return x
 }
 
 // readAlso makes the scan read every tracked event as well, with attrs; it returns the mask bit

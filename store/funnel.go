@@ -278,6 +278,7 @@ type funnelPlan struct {
 	traitCond   int           // condition marking events that carry the trait, or -1
 	keyAttr     int           // index of the customer_key attribute (count by sessions), or -1
 	keep        uint64        // conditions whose events are kept though they take no step
+	dropoff     *dropoffPlan  // a drop-off's own reads, or nil
 	udfTimeout  time.Duration // in the UDF: the longest a chunk's matching may take, 0 unbounded
 	// scratch space units reuses from person to person: a query matches one person at a time
 	counts  []int
@@ -596,7 +597,7 @@ func (a *funnelAgg) add(mode Mode, unit []unitEvent, level int, path []int) {
 		g := a.groups[value]
 		if g == nil {
 			g = newStepCounts(a.steps)
-			a.groups[value] = g
+			a.groups[strings.Clone(value)] = g // not the row's text the value was cut from
 		}
 		targets = append(targets, g)
 	}

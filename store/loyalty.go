@@ -8,6 +8,7 @@ import (
 	"net/url"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/waymark-dev/waymark/sessionize"
@@ -215,7 +216,7 @@ func (s *Store) retentionQuery(ctx context.Context, jm *sessionize.Map, q Retent
 		ch := channels[acquired]
 		if ch == nil {
 			ch = &channelCounts{}
-			channels[acquired] = ch
+			channels[strings.Clone(acquired)] = ch // not the row's text it was cut from
 		}
 		ch.persons++
 		seen := make([]bool, q.Periods)
@@ -391,7 +392,7 @@ func (s *Store) stagesQuery(ctx context.Context, jm *sessionize.Map, q StagesQue
 				if e.mask&tracked == 0 {
 					continue
 				}
-				aggs[current].touchpoints[e.attrs[0]]++
+				countKey(aggs[current].touchpoints, e.attrs[0])
 				if slices.Contains(surveyEvents, e.attrs[0]) {
 					if score, err := strconv.ParseFloat(e.attrs[1], 64); err == nil && !math.IsNaN(score) && !math.IsInf(score, 0) {
 						aggs[current].responses++

@@ -211,7 +211,7 @@ func (s *Store) pathsQuery(ctx context.Context, jm *sessionize.Map, q PathsQuery
 		c := seqs[key]
 		if c == nil {
 			c = &counts{}
-			seqs[key] = c
+			seqs[strings.Clone(key)] = c // one label is the row's text it was cut from
 		}
 		c.persons++
 		if converted {
@@ -274,7 +274,7 @@ func (s *Store) nextQuery(ctx context.Context, jm *sessionize.Map, q NextQuery) 
 				}
 			}
 		}
-		counts[found]++
+		countKey(counts, found)
 	})
 	if err != nil {
 		return nil, err

@@ -49,10 +49,11 @@ type registry struct {
 // queries returns the registry, built on first use.
 var queries = sync.OnceValue(func() registry {
 	funnel := endpoint(funnelParams(), ParseFunnelQuery, (*Store).Funnel)
-	funnel.funnelMatching = true // the others, dropoff included, match in Waymark
+	dropoff := endpoint(dropoffParams(), ParseDropoffQuery, (*Store).Dropoff)
+	funnel.funnelMatching, dropoff.funnelMatching = true, true // the others match in Waymark
 	byName := map[string]query{
 		"funnel":    funnel,
-		"dropoff":   endpoint(dropoffParams(), ParseDropoffQuery, (*Store).Dropoff),
+		"dropoff":   dropoff,
 		"paths":     endpoint(pathsParams(), ParsePathsQuery, (*Store).Paths),
 		"next":      endpoint(nextParams(), ParseNextQuery, (*Store).Next),
 		"retention": endpoint(retentionParams(), ParseRetentionQuery, (*Store).Retention),
@@ -72,7 +73,7 @@ func QueryNames() []string { return slices.Clone(queries().names) }
 func QueryParams(name string) []Param { return slices.Clone(queries().byName[name].params) }
 
 // QueryUsesFunnelMatching reports whether the named query heeds Config.FunnelMatching (funnel
-// does; dropoff, paths and the rest match in Waymark whatever it says), so that a command offers
+// and dropoff do; paths and the rest match in Waymark whatever it says), so that a command offers
 // --funnel-matching only where it means something.
 func QueryUsesFunnelMatching(name string) bool { return queries().byName[name].funnelMatching }
 

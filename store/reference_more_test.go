@@ -95,27 +95,45 @@ func refDropoff(jm *sessionize.Map, d refData, q store.FunnelQuery, k int) strin
 	return strings.Join([]string{rankText(events), rankText(locations), rankText(channels), rankText(next), strings.Join(persons, ",")}, "\n")
 }
 
+// TestDropoffAgreesWithTheReference asks drop-offs matched in Waymark and, on an engine with
+// the waymark_funnel UDF, in ClickHouse; a bounded list of persons holds the smallest ids.
 func TestDropoffAgreesWithTheReference(t *testing.T) {
-	d, s := storedRefData(t, 11, 250)
+	d, paths := storedRefDataPaths(t, 11, 250)
 	jm := defaultMap(t)
-	for _, q := range []store.DropoffQuery{
-		{Funnel: store.FunnelQuery{Steps: []string{"Product Viewed", "Product Added", "Order Completed"}, Window: 24 * time.Hour}, Step: 1},
-		{Funnel: store.FunnelQuery{Steps: []string{"Product Viewed", "Product Added", "Order Completed"}, Window: 24 * time.Hour}, Step: 2},
-		{Funnel: store.FunnelQuery{Steps: []string{"awareness", "conversion"}, Window: 7 * 24 * time.Hour, Mode: store.ModeStrict}, Step: 1},
-	} {
-		q.Limit, q.IDsLimit = 1000, 1000
-		res, err := s.Dropoff(context.Background(), jm, q)
-		if err != nil {
-			t.Fatal(err)
-		}
-		got := strings.Join([]string{rankedText(res.LastEvents), rankedText(res.LastLocations), rankedText(res.LastChannels),
-			rankedText(res.NextEvents), strings.Join(res.Persons, ",")}, "\n")
-		q.Funnel.Mode = cmp.Or(q.Funnel.Mode, store.ModeOrdered)
-		if want := refDropoff(jm, d, q.Funnel, q.Step); got != want {
-			t.Errorf("%+v\ngot:\n%s\nwant:\n%s", q, got, want)
-		}
-		if res.Dropped == 0 || int64(len(res.Persons)) != res.Dropped {
-			t.Errorf("dropped %d, persons %d", res.Dropped, len(res.Persons))
+	for _, path := range paths {
+		for _, q := range []store.DropoffQuery{
+			{Funnel: store.FunnelQuery{Steps: []string{"Product Viewed", "Product Added", "Order Completed"}, Window: 24 * time.Hour}, Step: 1},
+			{Funnel: store.FunnelQuery{Steps: []string{"Product Viewed", "Product Added", "Order Completed"}, Window: 24 * time.Hour}, Step: 2},
+			{Funnel: store.FunnelQuery{Steps: []string{"awareness", "conversion"}, Window: 7 * 24 * time.Hour, Mode: store.ModeStrict}, Step: 1},
+			{Funnel: store.FunnelQuery{Steps: []string{"Product Viewed", "Order Completed"}, Window: 24 * time.Hour, Mode: store.ModeAny,
+				Breakdown: store.Breakdown{By: "channel"}}, Step: 1},
+		} {
+			q.Limit, q.IDsLimit = 1000, 1000
+			res, err := path.s.Dropoff(context.Background(), jm, q)
+			if err != nil {
+				t.Fatal(path.name, err)
+			}
+			got := strings.Join([]string{rankedText(res.LastEvents), rankedText(res.LastLocations), rankedText(res.LastChannels),
+				rankedText(res.NextEvents), strings.Join(res.Persons, ",")}, "\n")
+			q.Funnel.Mode = cmp.Or(q.Funnel.Mode, store.ModeOrdered)
+			want := refDropoff(jm, d, q.Funnel, q.Step)
+			if got != want {
+				t.Errorf("%s: %+v\ngot:\n%s\nwant:\n%s", path.name, q, got, want)
+			}
+			if res.Dropped == 0 || int64(len(res.Persons)) != res.Dropped || res.PersonsTruncated {
+				t.Errorf("%s: dropped %d, persons %d, truncated %t", path.name, res.Dropped, len(res.Persons), res.PersonsTruncated)
+			}
+			all := strings.Split(want[strings.LastIndex(want, "\n")+1:], ",")
+			for _, limit := range []int{0, 1, 7, len(all) - 1, len(all)} {
+				q.IDsLimit = limit
+				res, err := path.s.Dropoff(context.Background(), jm, q)
+				if err != nil {
+					t.Fatal(path.name, err)
+				}
+				if want := all[:limit]; !slices.Equal(res.Persons, want) || res.PersonsTruncated != (limit < len(all)) {
+					t.Errorf("%s: ids_limit %d: got %q (truncated %t), want %q", path.name, limit, res.Persons, res.PersonsTruncated, want)
+				}
+			}
 		}
 	}
 }

@@ -72,6 +72,17 @@ type scannedEvent struct {
 	attrs []string
 }
 
+// countKey adds one to m[key], storing a new key as a copy: a scannedEvent's attributes are cut
+// from their row's text, and a map key cut so would keep that whole text in memory as long as
+// the map lives.
+func countKey(m map[string]int64, key string) {
+	if _, ok := m[key]; ok {
+		m[key]++
+		return
+	}
+	m[strings.Clone(key)] = 1
+}
+
 // scan streams each person's events to fn, duplicates (a redelivered message) read once, in
 // (time, id) order.
 //

@@ -9,17 +9,18 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math/bits"
 	"slices"
 	"strconv"
 	"strings"
 	"time"
 )
 
-// The funnel's per-person matching can run inside ClickHouse, as the executable UDF
-// waymark_funnel (deploy/clickhouse/waymark_funnel_function.xml; docs/udf.md): ClickHouse groups
-// each person's events into arrays and pipes them to `waymark udf-funnel`, which runs the same
-// units and pathFinder as the in-process path and answers a few bytes per person. Over a
-// Distributed table sharded by person, the matching can then run on the shards.
+// The per-person matching of funnels and drop-offs can run inside ClickHouse, as the executable
+// UDF waymark_funnel (deploy/clickhouse/waymark_funnel_function.xml; docs/udf.md): ClickHouse
+// groups each person's events into arrays and pipes them to `waymark udf-funnel`, which runs the
+// same units, pathFinder and dropoffPlan as the in-process path and answers a few bytes per
+// person. Over a Distributed table sharded by person, the matching can then run on the shards.
 //
 // Wire format (executable_pool, RowBinary, send_chunk_header=1): each chunk is "N\n" then N rows;
 // each row is
@@ -27,7 +28,9 @@ import (
 //	spec             String         udfSpec as JSON, the same in every row of a query
 //	t, seq, mask, id Array(UInt64)  the person's events (ms, seq, condition bits, event id),
 //	                                aligned (one groupArray each), in any order, copies included
-//	attr             Array(String)  the breakdown attribute per event, or empty without one
+//	attrs            Array(String)  the spec's attribute columns, one after another: every
+//	                                event's first attribute, then every event's second…;
+//	                                empty when the spec reads none
 //
 // and each answer is a String, funnelOutcome's encoding. The answers of a chunk are flushed
 // together, in order.
@@ -37,12 +40,13 @@ const FunnelUDFName = "waymark_funnel"
 
 // udfSpecVersion changes whenever udfSpec or funnelOutcome's encoding changes meaning: a server
 // running another release's binary then fails the query with a message saying so.
-const udfSpecVersion = 1
+const udfSpecVersion = 2
 
 // Limits on one row of UDF input: more is an error, not an allocation.
 const (
 	maxUDFSpecBytes  = 1 << 16 // the spec's JSON
 	maxUDFEvents     = 1 << 20 // events of one person (about 540 bytes of memory each while matched)
+	maxUDFAttrCols   = 8       // attribute columns per event (a drop-off by breakdown reads 4)
 	maxUDFAttrBytes  = 1 << 20 // one attribute value
 	maxUDFAttrsBytes = 1 << 26 // all attribute values of one person
 )
@@ -60,13 +64,23 @@ type udfSpec struct {
 	Blocks    []uint64 `json:"blocks"`     // per condition: the gaps its events block
 	StepConds [][]int  `json:"step_conds"` // per step: the conditions that match it
 	StepNth   [][]int  `json:"step_nth"`   // per step, per condition: the nth requirement
-	Attr      int      `json:"attr"`       // 0: the breakdown attribute is read; -1: none
+	Attrs     int      `json:"attrs"`      // attribute columns read per event
+	Attr      int      `json:"attr"`       // which of them is the breakdown, or -1: none
 	TraitCond int      `json:"trait_cond"` // the condition marking trait events, or -1
 	Keep      uint64   `json:"keep"`       // conditions whose events are kept though they take no step
+	// Dropoff, when set, asks for each unit that stops before the last step where it left from
+	// (dropoffPlan).
+	Dropoff *udfDropoff `json:"dropoff,omitempty"`
 	// TimeoutMs bounds the matching of one chunk, ms; 0: no bound. It is the query's timeout: a
 	// chunk that takes longer belongs to a query that has failed already, and ClickHouse lets a
 	// pool process finish its chunk.
 	TimeoutMs int64 `json:"timeout_ms"`
+}
+
+// udfDropoff is a dropoffPlan on the wire.
+type udfDropoff struct {
+	Tracked uint64 `json:"tracked"` // the condition bit of tracked touchpoints
+	First   int    `json:"first"`   // the first of their three attribute columns
 }
 
 // udfSpec encodes the plan's matching for the UDF, whose matching of a chunk stops after
@@ -77,9 +91,12 @@ func (p *funnelPlan) udfSpec(timeout time.Duration) (spec string, ok bool) {
 		return "", false
 	}
 	u := udfSpec{Version: udfSpecVersion, Steps: p.spec.steps, Mode: p.spec.mode, From: p.spec.from, To: p.spec.to,
-		Window: p.spec.window, Start: p.from, Blocks: make([]uint64, len(p.conds)), Attr: p.attr, TraitCond: p.traitCond, Keep: p.keep,
-		TimeoutMs: max(timeout.Milliseconds(), 0)}
+		Window: p.spec.window, Start: p.from, Blocks: make([]uint64, len(p.conds)), Attrs: len(p.scan.attrs), Attr: p.attr,
+		TraitCond: p.traitCond, Keep: p.keep, TimeoutMs: max(timeout.Milliseconds(), 0)}
 	copy(u.Blocks, p.blocks)
+	if d := p.dropoff; d != nil {
+		u.Dropoff = &udfDropoff{Tracked: d.tracked, First: d.first}
+	}
 	for _, sp := range p.steps {
 		u.StepConds = append(u.StepConds, sp.conds)
 		u.StepNth = append(u.StepNth, sp.nth)
@@ -92,7 +109,7 @@ func (p *funnelPlan) udfSpec(timeout time.Duration) (spec string, ok bool) {
 }
 
 // parseUDFSpec decodes and checks a spec, and rebuilds the plan it came from (its matching
-// fields: no SQL, no rules).
+// fields: no SQL, no rules; its scan's attributes only counted, as placeholders).
 func parseUDFSpec(spec []byte) (*funnelPlan, error) {
 	var u udfSpec
 	dec := json.NewDecoder(bytes.NewReader(spec))
@@ -123,14 +140,22 @@ func parseUDFSpec(spec []byte) (*funnelPlan, error) {
 		return nil, fmt.Errorf("spec: %d conditions, want 1 to 64", len(u.Blocks))
 	case len(u.StepConds) != u.Steps || len(u.StepNth) != u.Steps:
 		return nil, fmt.Errorf("spec: %d steps with %d condition lists and %d nth lists", u.Steps, len(u.StepConds), len(u.StepNth))
-	case u.Attr != -1 && u.Attr != 0:
-		return nil, fmt.Errorf("spec: attribute %d, want -1 or 0", u.Attr)
+	case u.Attrs < 0 || u.Attrs > maxUDFAttrCols:
+		return nil, fmt.Errorf("spec: %d attribute columns, want 0 to %d", u.Attrs, maxUDFAttrCols)
+	case u.Attr < -1 || u.Attr >= u.Attrs:
+		return nil, fmt.Errorf("spec: breakdown attribute %d of %d", u.Attr, u.Attrs)
+	case u.Dropoff != nil && (u.Dropoff.First < 0 || u.Dropoff.First+3 > u.Attrs || bits.OnesCount64(u.Dropoff.Tracked) != 1 || u.Keep&u.Dropoff.Tracked == 0):
+		return nil, fmt.Errorf("spec: drop-off attributes from %d of %d, tracked bit %#x", u.Dropoff.First, u.Attrs, u.Dropoff.Tracked)
 	case u.TraitCond < -1 || u.TraitCond >= 64 || u.TraitCond >= 0 && u.Attr != 0:
 		return nil, fmt.Errorf("spec: trait condition %d (attribute %d)", u.TraitCond, u.Attr)
 	}
 	p := &funnelPlan{conds: make([]condition, len(u.Blocks)), blocks: u.Blocks, from: u.Start,
 		attr: u.Attr, traitCond: u.TraitCond, keyAttr: -1, keep: u.Keep,
-		spec: matchSpec{steps: u.Steps, mode: u.Mode, from: u.From, to: u.To, window: u.Window}}
+		spec: matchSpec{steps: u.Steps, mode: u.Mode, from: u.From, to: u.To, window: u.Window},
+		scan: eventScan{attrs: make([]predicate, u.Attrs)}}
+	if u.Dropoff != nil {
+		p.dropoff = &dropoffPlan{tracked: u.Dropoff.Tracked, first: u.Dropoff.First}
+	}
 	if u.TimeoutMs > 0 {
 		p.udfTimeout = time.Duration(u.TimeoutMs) * time.Millisecond
 	}
@@ -149,17 +174,38 @@ func parseUDFSpec(spec []byte) (*funnelPlan, error) {
 	return p, nil
 }
 
-// funnelOutcome is one person's answer: the steps reached and what funnelAgg.add reads off the
+// funnelOutcome is one unit's answer: the steps reached and what funnelAgg.add reads off the
 // canonical path, the times of its events (ms; only the first in mode any) and the first event's
-// breakdown value.
+// breakdown value; for a drop-off's unit that stopped before the last step, where it left from.
 type funnelOutcome struct {
 	level int
 	times []int64
 	attr  string
+	drop  *dropout
+}
+
+// outcomeOf is the outcome of a unit matched by plan: it reached level steps with the events of
+// path.
+func outcomeOf(plan *funnelPlan, unit []unitEvent, level int, path []int) funnelOutcome {
+	o := funnelOutcome{level: level}
+	if level == 0 {
+		return o
+	}
+	for _, i := range path {
+		o.times = append(o.times, unit[i].t)
+	}
+	o.attr = unit[path[0]].attr
+	if plan.dropoff != nil && level < plan.spec.steps {
+		d := plan.dropoff.of(unit, path, plan.spec.window)
+		o.drop = &d
+	}
+	return o
 }
 
 // encode writes o as text: "" when no step is reached, else the level and the path's times
-// separated by spaces, then "|" and the breakdown value when there is a breakdown.
+// separated by spaces, then its texts, each as "|", its length in bytes, ":" and the text: the
+// breakdown value when there is a breakdown, then a dropout's three last values and its next
+// one when it has one.
 func (o funnelOutcome) encode(b []byte, breakdown bool) []byte {
 	if o.level == 0 {
 		return b
@@ -169,21 +215,33 @@ func (o funnelOutcome) encode(b []byte, breakdown bool) []byte {
 		b = append(b, ' ')
 		b = strconv.AppendInt(b, t, 10)
 	}
-	if breakdown {
+	text := func(s string) {
 		b = append(b, '|')
-		b = append(b, o.attr...)
+		b = strconv.AppendInt(b, int64(len(s)), 10)
+		b = append(b, ':')
+		b = append(b, s...)
+	}
+	if breakdown {
+		text(o.attr)
+	}
+	if d := o.drop; d != nil {
+		for _, s := range d.last {
+			text(s)
+		}
+		if d.hasNext {
+			text(d.next)
+		}
 	}
 	return b
 }
 
 // decodeFunnelOutcome parses encode's text.
-func decodeFunnelOutcome(s string) (funnelOutcome, error) {
+func decodeFunnelOutcome(s string, breakdown bool) (funnelOutcome, error) {
 	var o funnelOutcome
 	if s == "" {
 		return o, nil
 	}
-	nums, attr, _ := strings.Cut(s, "|")
-	o.attr = attr
+	nums, rest, more := strings.Cut(s, "|")
 	fields := strings.Fields(nums)
 	if len(fields) < 2 {
 		return o, fmt.Errorf("funnel outcome %.60q: want a level and times", s)
@@ -200,10 +258,43 @@ func decodeFunnelOutcome(s string) (funnelOutcome, error) {
 		}
 		o.times = append(o.times, t)
 	}
+	var texts []string
+	for more {
+		n, after, ok := strings.Cut(rest, ":")
+		size, err := strconv.Atoi(n)
+		if !ok || err != nil || size < 0 || size > len(after) || n != strconv.Itoa(size) {
+			return o, fmt.Errorf("funnel outcome %.60q: bad text length %.20q", s, n)
+		}
+		texts = append(texts, after[:size])
+		if rest = after[size:]; rest == "" {
+			break
+		}
+		if rest[0] != '|' {
+			return o, fmt.Errorf("funnel outcome %.60q: want | after a text", s)
+		}
+		rest = rest[1:]
+	}
+	if breakdown {
+		if len(texts) == 0 {
+			return o, fmt.Errorf("funnel outcome %.60q: no breakdown value", s)
+		}
+		o.attr, texts = texts[0], texts[1:]
+	}
+	switch len(texts) {
+	case 0:
+	case 3, 4:
+		o.drop = &dropout{hasNext: len(texts) == 4}
+		copy(o.drop.last[:], texts)
+		if o.drop.hasNext {
+			o.drop.next = texts[3]
+		}
+	default:
+		return o, fmt.Errorf("funnel outcome %.60q: %d texts", s, len(texts))
+	}
 	return o, nil
 }
 
-// add sums the outcome into a, as funnelAgg.add does for the unit and path it came from.
+// addTo sums the outcome into a, as funnelAgg.add does for the unit and path it came from.
 func (o funnelOutcome) addTo(a *funnelAgg, mode Mode) {
 	if o.level == 0 {
 		return
@@ -281,7 +372,8 @@ type udfMatcher struct {
 	plan       *funnelPlan
 	finder     *pathFinder
 	cols       [4][]uint64 // t, seq, mask, id
-	attrs      []string
+	attrs      []string    // as read: one attribute column after another
+	eventAttrs []string    // the same, event after event
 	events     []scannedEvent
 	ids        []uint64
 	buf        []byte
@@ -310,18 +402,24 @@ func (u *udfMatcher) row(in *bufio.Reader, out *bufio.Writer) error {
 			return fmt.Errorf("%d values of %s for %d events", len(u.cols[i]), name, len(u.cols[0]))
 		}
 	}
-	if u.attrs, err = readStrings(in, u.attrs[:0]); err != nil {
-		return fmt.Errorf("read attr: %w", err)
+	if u.attrs, err = readStrings(in, u.attrs[:0], maxUDFEvents*maxUDFAttrCols); err != nil {
+		return fmt.Errorf("read attrs: %w", err)
 	}
-	n := len(u.cols[0])
-	if want := n * (u.plan.attr + 1); len(u.attrs) != want {
-		return fmt.Errorf("%d attribute values for %d events, want %d", len(u.attrs), n, want)
+	n, cols := len(u.cols[0]), len(u.plan.scan.attrs)
+	if want := n * cols; len(u.attrs) != want {
+		return fmt.Errorf("%d attribute values for %d events of %d attributes, want %d", len(u.attrs), n, cols, want)
+	}
+	u.eventAttrs = slices.Grow(u.eventAttrs[:0], n*cols)[:n*cols]
+	for c := range cols {
+		for i := range n {
+			u.eventAttrs[i*cols+c] = u.attrs[c*n+i]
+		}
 	}
 	u.events = u.events[:0]
 	for i := range n {
 		e := scannedEvent{t: int64(u.cols[0][i]), seq: int64(u.cols[1][i]), mask: u.cols[2][i], id: u.cols[3][i]}
-		if u.plan.attr >= 0 {
-			e.attrs = u.attrs[i : i+1 : i+1]
+		if cols > 0 {
+			e.attrs = u.eventAttrs[i*cols : (i+1)*cols : (i+1)*cols]
 		}
 		u.events = append(u.events, e)
 	}
@@ -342,13 +440,7 @@ func (u *udfMatcher) row(in *bufio.Reader, out *bufio.Writer) error {
 		if err != nil {
 			return fmt.Errorf("match: %w", err)
 		}
-		o.level = level
-		for _, i := range path {
-			o.times = append(o.times, unit[i].t)
-		}
-		if level > 0 {
-			o.attr = unit[path[0]].attr
-		}
+		o = outcomeOf(u.plan, unit, level, path)
 	}
 	answer := o.encode(u.buf[:0], u.plan.attr >= 0)
 	u.buf = answer
@@ -403,10 +495,10 @@ func (u *udfMatcher) readUint64s(in *bufio.Reader, dst []uint64) ([]uint64, erro
 	return dst, nil
 }
 
-// readStrings reads a RowBinary Array(String) of at most maxUDFEvents values, each at most
+// readStrings reads a RowBinary Array(String) of at most limit values, each at most
 // maxUDFAttrBytes and all together at most maxUDFAttrsBytes, appending to dst.
-func readStrings(in *bufio.Reader, dst []string) ([]string, error) {
-	n, err := readLen(in, maxUDFEvents)
+func readStrings(in *bufio.Reader, dst []string, limit int) ([]string, error) {
+	n, err := readLen(in, limit)
 	if err != nil {
 		return dst, err
 	}
@@ -444,43 +536,65 @@ func (s *Store) matchInEngine(ctx context.Context) (bool, error) {
 	return n > 0, nil
 }
 
-// funnelInEngine answers a funnel with the matching in ClickHouse: personRows grouped by person
-// into arrays for waymark_funnel, whose per-person outcomes are summed here as the in-process
-// path sums units.
+// funnelInEngine answers a funnel with the matching in ClickHouse (matchInClickHouse), whose
+// per-person outcomes are summed here as the in-process path sums units.
 func (s *Store) funnelInEngine(ctx context.Context, plan *funnelPlan, spec string, q FunnelQuery) (*FunnelResult, error) {
-	if share := shareOf(ctx); share != nil { // a batch's funnels matched in ClickHouse read apart, in turn
-		release, err := share.takeEngineTurn(ctx)
-		if err != nil {
-			return nil, err
-		}
-		defer release()
-	}
 	agg := newFunnelAgg(len(q.Steps), q.Breakdown.By != "")
-	id, passes, err := s.scanPasses(ctx, plan.scan)
-	if err != nil {
+	if err := s.matchInClickHouse(ctx, plan, spec, false, func(_ string, o funnelOutcome) error {
+		o.addTo(agg, q.Mode)
+		return nil
+	}); err != nil {
 		return nil, err
-	}
-	for _, persons := range passes {
-		if err := s.funnelPassInEngine(ctx, plan, spec, q, id, persons, agg); err != nil {
-			return nil, err
-		}
 	}
 	return agg.result(q), nil
 }
 
-// funnelPassInEngine is one pass of funnelInEngine, over the persons in r.
-func (s *Store) funnelPassInEngine(ctx context.Context, plan *funnelPlan, spec string, q FunnelQuery, id identitySnapshot, r personRange, agg *funnelAgg) error {
+// matchInClickHouse matches plan's units in ClickHouse: personRows grouped by person into arrays
+// for waymark_funnel with spec, in the plan's passes; it hands fn each person's outcome (with the
+// person's id when withPerson is set, else ""), persons who reach no step left out; an error of
+// fn stops the matching and is returned.
+func (s *Store) matchInClickHouse(ctx context.Context, plan *funnelPlan, spec string, withPerson bool, fn func(person string, o funnelOutcome) error) error {
+	if share := shareOf(ctx); share != nil { // a batch's queries matched in ClickHouse read apart, in turn
+		release, err := share.takeEngineTurn(ctx)
+		if err != nil {
+			return err
+		}
+		defer release()
+	}
+	id, passes, err := s.scanPasses(ctx, plan.scan)
+	if err != nil {
+		return err
+	}
+	for _, persons := range passes {
+		if err := s.matchPassInClickHouse(ctx, plan, spec, id, persons, withPerson, fn); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// matchPassInClickHouse is one pass of matchInClickHouse, over the persons in r.
+func (s *Store) matchPassInClickHouse(ctx context.Context, plan *funnelPlan, spec string, id identitySnapshot, r personRange,
+	withPerson bool, fn func(person string, o funnelOutcome) error) error {
 	rows, args, none, err := s.personRows(plan.scan, id, r)
 	if err != nil || none {
 		return err
 	}
 	s.metrics.scanPasses.Inc()
-	attr := "CAST([], 'Array(String)')"
-	if plan.attr >= 0 {
-		attr = fmt.Sprintf("groupArray(a%d)", plan.attr)
+	attrs := "CAST([], 'Array(String)')"
+	if len(plan.scan.attrs) > 0 {
+		var cols []string
+		for i := range plan.scan.attrs {
+			cols = append(cols, fmt.Sprintf("groupArray(a%d)", i))
+		}
+		attrs = "arrayConcat(" + strings.Join(cols, ", ") + ")"
 	}
-	query := `SELECT r FROM (
-	SELECT ` + FunnelUDFName + `(?, groupArray(t), groupArray(seq), groupArray(mask), groupArray(id), ` + attr + `) AS r
+	person := "'' AS person"
+	if withPerson {
+		person = "person"
+	}
+	query := `SELECT ` + person + `, r FROM (
+	SELECT person, ` + FunnelUDFName + `(?, groupArray(t), groupArray(seq), groupArray(mask), groupArray(id), ` + attrs + `) AS r
 	FROM (
 		` + rows + `
 	)
@@ -488,25 +602,27 @@ func (s *Store) funnelPassInEngine(ctx context.Context, plan *funnelPlan, spec s
 ) WHERE r != ''`
 	res, err := s.conn.Query(ctx, query, append([]any{spec}, args...)...)
 	if err != nil {
-		return fmt.Errorf("match funnel in clickhouse: %w", err)
+		return fmt.Errorf("match in clickhouse: %w", err)
 	}
 	defer res.Close()
-	var out string
+	var who, out string
 	for n := 1; res.Next(); n++ {
 		if n%256 == 0 && ctx.Err() != nil {
-			return fmt.Errorf("match funnel in clickhouse: %w", ctx.Err())
+			return fmt.Errorf("match in clickhouse: %w", ctx.Err())
 		}
-		if err := res.Scan(&out); err != nil {
-			return fmt.Errorf("match funnel in clickhouse: read row: %w", err)
+		if err := res.Scan(&who, &out); err != nil {
+			return fmt.Errorf("match in clickhouse: read row: %w", err)
 		}
-		o, err := decodeFunnelOutcome(out)
+		o, err := decodeFunnelOutcome(out, plan.attr >= 0)
 		if err != nil {
-			return fmt.Errorf("match funnel in clickhouse: %w", err)
+			return fmt.Errorf("match in clickhouse: %w", err)
 		}
-		o.addTo(agg, q.Mode)
+		if err := fn(who, o); err != nil {
+			return err
+		}
 	}
 	if err := res.Err(); err != nil {
-		return fmt.Errorf("match funnel in clickhouse: %w", err)
+		return fmt.Errorf("match in clickhouse: %w", err)
 	}
 	return nil
 }

@@ -79,7 +79,7 @@ func twoSteps(t *testing.T, breakdown bool) string {
 		steps: []stepPlan{{conds: []int{0}, nth: []int{1}}, {conds: []int{1}, nth: []int{1}}},
 		spec:  matchSpec{steps: 2, mode: ModeOrdered, from: math.MinInt64, to: math.MaxInt64, window: 10}}
 	if breakdown {
-		p.attr = 0
+		p.attr, p.scan.attrs = 0, make([]predicate, 1)
 	}
 	spec, ok := p.udfSpec(time.Minute)
 	if !ok {
@@ -101,19 +101,90 @@ func TestServeFunnelUDF(t *testing.T) {
 			{spec: byAttr, t: []uint64{1, 1, 2}, seq: []uint64{0, 1, 2}, mask: []uint64{1, 1, 2}, id: []uint64{1, 2, 3}, attrs: []string{"web", "ads|x", "email"}},
 		},
 		nil, // an empty chunk
+		[]udfRow{
+			// A drop-off by breakdown: step 1 at 3 (tracked, with a copy), then tracked touchpoints
+			// at 4 (two at once: the smallest values go last and next), 13 (inside the window) and
+			// 14 (outside); no step 2. Attribute columns: breakdown, label, location, channel.
+			{spec: dropoffSpec, t: []uint64{14, 4, 3, 4, 13, 3}, seq: make([]uint64, 6), mask: []uint64{4, 4, 5, 4, 4, 5}, id: []uint64{6, 4, 3, 5, 7, 3},
+				attrs: slices.Concat(
+					[]string{"x", "b", "web", "a", "y", "web"},
+					[]string{"Late", "Viewed", "Step", "Viewed", "Cart", "Step"},
+					[]string{"/z", "/b|:", "/s", "/a", "/c", "/s"},
+					[]string{"ads", "email", "ads", "email", "ads", "ads"})},
+			// Step 1 alone: no tracked touchpoint after it, so none is next.
+			{spec: dropoffSpec, t: []uint64{3}, seq: []uint64{0}, mask: []uint64{5}, id: []uint64{1}, attrs: []string{"", "Step", "", "direct"}},
+			// Both steps: no drop-off.
+			{spec: dropoffSpec, t: []uint64{3, 4}, seq: []uint64{0, 0}, mask: []uint64{5, 6}, id: []uint64{1, 2}, attrs: []string{"w", "v", "S", "T", "", "", "c", "d"}},
+		},
 	)
 	var out bytes.Buffer
 	if err := ServeFunnelUDF(iotest.OneByteReader(bytes.NewReader(input)), &out); err != nil {
 		t.Fatal(err)
 	}
 	got := readAnswers(t, out.Bytes())
-	want := []string{"2 3 5", "", "", "2 1 2|ads|x"} // the smallest breakdown value takes step 1
+	want := []string{"2 3 5", "", "", "2 1 2|5:ads|x", // the smallest breakdown value takes step 1
+		"1 3|3:web|4:Cart|2:/c|3:ads|6:Viewed", "1 3|0:|4:Step|0:|6:direct", "2 3 4|1:w"}
 	if !slices.Equal(got, want) {
-		t.Errorf("got %q, want %q", got, want)
+		t.Errorf("got %q,\nwant %q", got, want)
 	}
-	o, err := decodeFunnelOutcome(got[3])
-	if err != nil || o.level != 2 || !slices.Equal(o.times, []int64{1, 2}) || o.attr != "ads|x" {
+	o, err := decodeFunnelOutcome(got[3], true)
+	if err != nil || o.level != 2 || !slices.Equal(o.times, []int64{1, 2}) || o.attr != "ads|x" || o.drop != nil {
 		t.Errorf("decode %q: %+v %v", got[3], o, err)
+	}
+	o, err = decodeFunnelOutcome(got[4], true)
+	if err != nil || o.level != 1 || o.attr != "web" || o.drop == nil || *o.drop != (dropout{last: [3]string{"Cart", "/c", "ads"}, next: "Viewed", hasNext: true}) {
+		t.Errorf("decode %q: %+v %+v %v", got[4], o, o.drop, err)
+	}
+}
+
+// dropoffSpec is a drop-off's spec: two steps (conditions 0 and 1), tracked touchpoints
+// (condition 2), 10 ms window, breakdown attribute 0 and the drop-off's three after it.
+var dropoffSpec = func() string {
+	p := &funnelPlan{conds: make([]condition, 2), blocks: []uint64{0, 0}, from: math.MinInt64, attr: 0, traitCond: -1, keyAttr: -1, keep: 4,
+		steps:   []stepPlan{{conds: []int{0}, nth: []int{1}}, {conds: []int{1}, nth: []int{1}}},
+		spec:    matchSpec{steps: 2, mode: ModeOrdered, from: math.MinInt64, to: math.MaxInt64, window: 10},
+		scan:    eventScan{attrs: make([]predicate, 4)},
+		dropoff: &dropoffPlan{tracked: 4, first: 1}}
+	spec, _ := p.udfSpec(time.Minute)
+	return spec
+}()
+
+func TestDecodeFunnelOutcome(t *testing.T) {
+	tests := []struct {
+		in        string
+		breakdown bool
+		want      string // the outcome re-encoded, or the error's text
+	}{
+		{"", false, ""},
+		{"3 1 2 3", false, "3 1 2 3"},
+		{"2 1 2|0:", true, "2 1 2|0:"},
+		{"1 5|2:a||4:b|:c|1:d", false, "1 5|2:a||4:b|:c|1:d"},
+		{"1 5|1:x|1:a|0:|1:c", true, "1 5|1:x|1:a|0:|1:c"},
+		{"1 5|1:x|1:a|0:|1:c|2:nn", true, "1 5|1:x|1:a|0:|1:c|2:nn"},
+		{"1", false, "want a level and times"},
+		{"x 1", false, "bad level"},
+		{"2 1 2 3", false, "bad level"},
+		{"1 x", false, "invalid syntax"},
+		{"2 1 2|ads", true, "bad text length"},
+		{"2 1 2|9:ads", true, "bad text length"},
+		{"2 1 2|-1:", true, "bad text length"},
+		{"2 1 2|+3:ads", true, "bad text length"},
+		{"2 1 2|03:ads", true, "bad text length"},
+		{"2 1 2|3:adsx", true, "want | after a text"},
+		{"2 1 2|3:ads|", true, "bad text length"},
+		{"2 1 2", true, "no breakdown value"},
+		{"2 1 2|1:a|1:b", false, "2 texts"},
+		{"1 5|1:x|1:a|0:|1:c|2:nn|0:", true, "5 texts"},
+	}
+	for _, tt := range tests {
+		o, err := decodeFunnelOutcome(tt.in, tt.breakdown)
+		got := string(o.encode(nil, tt.breakdown))
+		if err != nil {
+			got = err.Error()
+		}
+		if !strings.Contains(got, tt.want) || tt.want == "" && got != "" {
+			t.Errorf("%q (breakdown %t): got %q, want %q", tt.in, tt.breakdown, got, tt.want)
+		}
 	}
 }
 
@@ -121,7 +192,7 @@ func TestServeFunnelUDFRejectsBadInput(t *testing.T) {
 	spec := twoSteps(t, false)
 	good := udfRow{spec: spec, t: []uint64{1}, seq: []uint64{0}, mask: []uint64{1}, id: []uint64{1}}
 	row := good.appendRowBinary(nil)
-	oldSpec := strings.Replace(spec, `"v":1`, `"v":2`, 1)
+	oldSpec := strings.Replace(spec, `"v":2`, `"v":3`, 1)
 	tests := []struct {
 		name  string
 		input []byte
@@ -135,7 +206,13 @@ func TestServeFunnelUDFRejectsBadInput(t *testing.T) {
 		{"row cut short", append([]byte("1\n"), row[:len(row)-3]...), "unexpected EOF"},
 		{"fewer rows than the header", append([]byte("2\n"), row...), "row 2"},
 		{"spec not json", udfChunks([]udfRow{{spec: "{", t: nil}}), "decode spec"},
-		{"spec of another release", udfChunks([]udfRow{{spec: oldSpec}}), "spec version 2"},
+		{"spec of another release", udfChunks([]udfRow{{spec: oldSpec}}), "spec version 3"},
+		{"spec with too many attributes", udfChunks([]udfRow{{spec: strings.Replace(spec, `"attrs":0`, `"attrs":9`, 1)}}), "9 attribute columns"},
+		{"spec with a breakdown it does not read", udfChunks([]udfRow{{spec: strings.Replace(spec, `"attr":-1`, `"attr":0`, 1)}}), "breakdown attribute 0 of 0"},
+		{"drop-off attributes it does not read", udfChunks([]udfRow{{spec: strings.Replace(dropoffSpec, `"first":1`, `"first":2`, 1)}}), "drop-off attributes from 2 of 4"},
+		{"drop-off tracking two conditions", udfChunks([]udfRow{{spec: strings.Replace(dropoffSpec, `"tracked":4`, `"tracked":6`, 1)}}), "tracked bit 0x6"},
+		{"drop-off tracking what it does not keep", udfChunks([]udfRow{{spec: strings.Replace(dropoffSpec, `"keep":4`, `"keep":0`, 1)}}), "tracked bit 0x4"},
+		{"drop-off attributes missing", udfChunks([]udfRow{{spec: dropoffSpec, t: []uint64{1}, seq: []uint64{0}, mask: []uint64{1}, id: []uint64{1}, attrs: []string{"a", "b", "c"}}}), "3 attribute values for 1 events of 4 attributes"},
 		{"spec with unknown field", udfChunks([]udfRow{{spec: strings.Replace(spec, `{`, `{"x":1,`, 1)}}), "unknown field"},
 		{"spec with too many steps", udfChunks([]udfRow{{spec: strings.Replace(spec, `"steps":2`, `"steps":99`, 1)}}), "99 steps"},
 		{"spec with a bad condition", udfChunks([]udfRow{{spec: strings.Replace(spec, `"step_conds":[[0],[1]]`, `"step_conds":[[0],[5]]`, 1)}}), "condition 5"},
@@ -165,7 +242,8 @@ func TestServeFunnelUDFRejectsBadInput(t *testing.T) {
 }
 
 // TestServeFunnelUDFAgreesWithInProcess runs random persons, shuffled and with copies, through
-// the UDF and through the in-process path (sorted, deduplicated, units, reach) of the same plan.
+// the UDF and through the in-process path (sorted, deduplicated, units, reach, dropout) of the
+// same plan: funnels with and without a breakdown, and drop-offs.
 func TestServeFunnelUDFAgreesWithInProcess(t *testing.T) {
 	rng := rand.New(rand.NewPCG(16, 1))
 	modes := []Mode{ModeOrdered, ModeStrict, ModeAny}
@@ -183,10 +261,17 @@ func TestServeFunnelUDFAgreesWithInProcess(t *testing.T) {
 		}
 		if rng.IntN(2) == 0 {
 			p.attr = 0
+			p.scan.attrs = make([]predicate, 1)
 			if rng.IntN(3) == 0 {
 				p.traitCond = nconds
 			}
 		}
+		if steps > 1 && rng.IntN(2) == 0 {
+			p.dropoff = &dropoffPlan{tracked: 1 << (nconds + 1), first: len(p.scan.attrs)}
+			p.keep |= p.dropoff.tracked
+			p.scan.attrs = append(p.scan.attrs, make([]predicate, 3)...)
+		}
+		cols := len(p.scan.attrs)
 		p.spec = matchSpec{steps: steps, mode: mode, from: int64(rng.IntN(5)), to: int64(10 + rng.IntN(20)), window: int64(rng.IntN(15))}
 		if rng.IntN(2) == 0 {
 			p.from = p.spec.from
@@ -197,9 +282,9 @@ func TestServeFunnelUDFAgreesWithInProcess(t *testing.T) {
 		for range 5 {
 			var events []scannedEvent
 			for i := range rng.IntN(12) {
-				e := scannedEvent{t: int64(rng.IntN(30)), seq: int64(rng.IntN(3)), id: uint64(i), mask: rng.Uint64() & (1<<(nconds+1) - 1)}
-				if p.attr >= 0 {
-					e.attrs = []string{[]string{"", "a", "b"}[rng.IntN(3)]}
+				e := scannedEvent{t: int64(rng.IntN(30)), seq: int64(rng.IntN(3)), id: uint64(i), mask: rng.Uint64() & (1<<(nconds+2) - 1)}
+				for range cols {
+					e.attrs = append(e.attrs, []string{"", "a", "b", "a|1:b"}[rng.IntN(4)])
 				}
 				events = append(events, e)
 				switch rng.IntN(6) {
@@ -214,8 +299,10 @@ func TestServeFunnelUDFAgreesWithInProcess(t *testing.T) {
 			r := udfRow{spec: spec}
 			for _, e := range events {
 				r.t, r.seq, r.mask, r.id = append(r.t, uint64(e.t)), append(r.seq, uint64(e.seq)), append(r.mask, e.mask), append(r.id, e.id)
-				if p.attr >= 0 {
-					r.attrs = append(r.attrs, e.attrs[0])
+			}
+			for c := range cols { // one attribute column after another
+				for _, e := range events {
+					r.attrs = append(r.attrs, e.attrs[c])
 				}
 			}
 			rows = append(rows, r)
@@ -242,14 +329,7 @@ func inProcessOutcome(t *testing.T, p *funnelPlan, events []scannedEvent) string
 	if err != nil {
 		t.Fatal(err)
 	}
-	o := funnelOutcome{level: level}
-	for _, i := range path {
-		o.times = append(o.times, unit[i].t)
-	}
-	if level > 0 {
-		o.attr = unit[path[0]].attr
-	}
-	return string(o.encode(nil, p.attr >= 0))
+	return string(outcomeOf(p, unit, level, path).encode(nil, p.attr >= 0))
 }
 
 // TestServeFunnelUDFStopsAtTheTimeout: a person whose matching takes minutes (any order, 31
