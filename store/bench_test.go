@@ -521,11 +521,13 @@ func BenchmarkHostileFunnel(b *testing.B) {
 	}
 }
 
-// BenchmarkFunnelMatching compares where the per-person matching of funnels and drop-offs runs
-// (issue 16): in this process, or inside ClickHouse in the waymark_funnel UDF (the chdb engine
-// only), over the synthetic events of BenchmarkJourneyQueries (WAYMARK_BENCH_EVENTS, default
-// 10,000,000, for 1,000,000 persons). Per query it checks that both places give the same answer,
-// then reports each one's median as p50-ms and, for the engine, the ratio engine/process. Run with
+// BenchmarkFunnelMatching compares where the per-person matching of funnels, drop-offs, paths and
+// next runs (issue 16): in this process, or inside ClickHouse in the waymark_funnel UDF (the chdb
+// engine only), over the synthetic events of BenchmarkJourneyQueries (WAYMARK_BENCH_EVENTS,
+// default 10,000,000, for 1,000,000 persons). Per query it checks that both places give the same answer,
+// then reports each one's median as p50-ms, this process's peak resident memory as peak-rss-MiB
+// (the chdb engine and its UDF processes run in others) and, for the engine, the ratio
+// engine/process. Run with
 //
 //	WAYMARK_TEST_CLICKHOUSE=chdb go test -run '^$' -bench FunnelMatching -benchtime 5x -timeout 60m ./store
 func BenchmarkFunnelMatching(b *testing.B) {
@@ -559,6 +561,8 @@ func BenchmarkFunnelMatching(b *testing.B) {
 		{"funnel-3-steps", "funnel", url.Values{"steps": {steps3}, "window": {"24h"}}},
 		{"funnel-5-steps-by-channel", "funnel", url.Values{"steps": {steps3 + ",Checkout Started,Product Reviewed"}, "window": {"168h"}, "breakdown": {"channel"}}},
 		{"dropoff", "dropoff", url.Values{"steps": {steps3}, "window": {"24h"}, "step": {"2"}}},
+		{"paths", "paths", url.Values{"anchor": {"Product Viewed"}, "depth": {"4"}, "window": {"24h"}, "convert": {"Order Completed"}}},
+		{"next", "next", url.Values{"anchor": {"Product Added"}, "window": {"24h"}}},
 	} {
 		b.Run(q.name, func(b *testing.B) {
 			var answers [2]string
@@ -579,11 +583,10 @@ func BenchmarkFunnelMatching(b *testing.B) {
 			var process time.Duration
 			for _, place := range []string{store.MatchProcess, store.MatchEngine} {
 				b.Run("matching="+place, func(b *testing.B) {
-					p50 := measureQuery(b, func() error {
+					p50 := measureWithRSS(b, func() error {
 						_, err := stores[place].Query(ctx, jm, q.query, q.params)
 						return err
 					})
-					b.ReportMetric(float64(p50.Milliseconds()), "p50-ms")
 					if place == store.MatchProcess {
 						process = p50
 					} else if process > 0 {

@@ -184,7 +184,11 @@ func (s *Store) dropoffQuery(ctx context.Context, jm *sessionize.Map, q DropoffQ
 		}
 	}
 	if inEngine {
-		err = s.matchInClickHouse(ctx, plan, spec, true, func(person string, o funnelOutcome) error {
+		err = s.matchInClickHouse(ctx, plan, spec, true, func(person, answer string) error {
+			o, err := decodeFunnelOutcome(answer, plan.attr >= 0)
+			if err != nil {
+				return fmt.Errorf("match in clickhouse: %w", err)
+			}
 			if (o.drop != nil) != (o.level > 0 && o.level < n) {
 				return fmt.Errorf("match in clickhouse: person %.60q reached %d of %d steps, with a drop-off: %t", person, o.level, n, o.drop != nil)
 			}

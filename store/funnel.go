@@ -279,6 +279,7 @@ type funnelPlan struct {
 	keyAttr     int           // index of the customer_key attribute (count by sessions), or -1
 	keep        uint64        // conditions whose events are kept though they take no step
 	dropoff     *dropoffPlan  // a drop-off's own reads, or nil
+	anchor      *anchorWalk   // what paths or next read around the anchor, or nil
 	udfTimeout  time.Duration // in the UDF: the longest a chunk's matching may take, 0 unbounded
 	// scratch space units reuses from person to person: a query matches one person at a time
 	counts  []int
@@ -348,6 +349,8 @@ func plainPlan(jm *sessionize.Map, names []string) *funnelPlan {
 	p := planSteps(jm, names)
 	p.blocks = make([]uint64, len(p.conds))
 	p.attr, p.traitCond, p.keyAttr, p.from = -1, -1, -1, math.MinInt64
+	// Never matched as a funnel; its steps and a mode make it a plan the UDF takes (udfSpec).
+	p.spec = matchSpec{steps: len(p.steps), mode: ModeOrdered}
 	for _, c := range p.conds {
 		p.scan.preds = append(p.scan.preds, rulePredicate(c.rule))
 	}

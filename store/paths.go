@@ -3,6 +3,7 @@ package store
 import (
 	"cmp"
 	"context"
+	"fmt"
 	"math"
 	"net/url"
 	"slices"
@@ -82,7 +83,7 @@ func ParsePathsQuery(v url.Values) (PathsQuery, error) {
 	q := PathsQuery{}
 	q.Anchor, q.Window, q.From, q.To = parseAnchor(p)
 	q.Direction = p.oneOf("direction", "start", "end")
-	q.Depth = p.int("depth", 2, 10)
+	q.Depth = p.int("depth", 2, maxPathDepth)
 	q.Limit = p.int("limit", 1, 1000)
 	q.Collapse = p.bool("collapse")
 	q.Convert = p.str("convert")
@@ -100,22 +101,37 @@ func ParseNextQuery(v url.Values) (NextQuery, error) {
 	return q, p.finish()
 }
 
+// maxPathDepth is the most touchpoints a path lists.
+const maxPathDepth = 10
+
 // anchorScan reads each person's tracked events in [from-window, to+window] with their labels;
 // step bit 0 marks anchor events, bit 1 conversion events (when convert is set).
 type anchorScan struct {
-	plan           *funnelPlan
-	tracked        uint64
-	from, to, wind int64
+	plan *funnelPlan
+	anchorWalk
 }
 
-func newAnchorScan(jm *sessionize.Map, anchor, convert string, from, to time.Time, window time.Duration) (*anchorScan, error) {
+// anchorWalk is what paths and next read around each person's first anchor event in [from, to)
+// (ms): the tracked touchpoints (mask bit tracked, label their first attribute) within wind ms
+// of it, in direction, at most depth of them for paths, consecutive repeats once when collapse.
+type anchorWalk struct {
+	kind           string // paths or next
+	tracked        uint64
+	from, to, wind int64
+	direction      string
+	depth          int
+	collapse       bool
+}
+
+func newAnchorScan(jm *sessionize.Map, kind, anchor, convert string, from, to time.Time, window time.Duration) (*anchorScan, error) {
 	names := []string{anchor}
 	if convert != "" {
 		names = append(names, convert)
 	}
 	p := plainPlan(jm, names)
 	tracked, _ := p.readAlso(labelSQL)
-	a := &anchorScan{plan: p, tracked: tracked, from: math.MinInt64, to: math.MaxInt64, wind: window.Milliseconds()}
+	a := &anchorScan{plan: p, anchorWalk: anchorWalk{kind: kind, tracked: tracked, from: math.MinInt64, to: math.MaxInt64, wind: window.Milliseconds()}}
+	p.anchor = &a.anchorWalk
 	if !from.IsZero() {
 		a.from = from.UnixMilli()
 		if !p.needHistory {
@@ -135,20 +151,144 @@ func newAnchorScan(jm *sessionize.Map, anchor, convert string, from, to time.Tim
 // label is a touchpoint's label.
 func label(e unitEvent) string { return e.attrs[0] }
 
-// eachAnchor calls fn with each person's events and the index of their first anchor event in
-// range.
-func (s *Store) eachAnchor(ctx context.Context, a *anchorScan, fn func(person string, ev []unitEvent, at int)) error {
-	return s.scan(ctx, a.plan.scan, func(person string, events []scannedEvent) error {
-		// In the scan's order: equal times as the client sent them (the tie rule sessions follow).
+// first is the index of the unit's first anchor event in range, -1 when none. The unit is in the
+// scan's order: equal times as the client sent them (the tie rule sessions follow).
+func (w *anchorWalk) first(unit []unitEvent) int {
+	for i, e := range unit {
+		if e.t >= w.to {
+			break
+		}
+		if e.t >= w.from && e.steps&1 != 0 && e.mask&w.tracked != 0 {
+			return i
+		}
+	}
+	return -1
+}
+
+// anchorOutcome is what paths or next read around one person's anchor: the path's touchpoints
+// and whether the person converted within the window after the anchor (paths), or the one
+// touchpoint found (next).
+type anchorOutcome struct {
+	touchpoints []string
+	converted   bool
+}
+
+// walk reads around the anchor event unit[at].
+func (w *anchorWalk) walk(unit []unitEvent, at int) anchorOutcome {
+	if w.kind == "next" {
+		return anchorOutcome{touchpoints: []string{w.next(unit, at)}}
+	}
+	return w.path(unit, at)
+}
+
+// path is the touchpoints of the path from (direction start) or to (end) the anchor: at most
+// depth, within the window, "(exit)" or "(start)" added when fewer; and whether a conversion
+// event (step bit 1) follows the anchor within the window.
+func (w *anchorWalk) path(ev []unitEvent, at int) anchorOutcome {
+	seq := []string{label(ev[at])}
+	add := func(e unitEvent) bool {
+		if e.mask&w.tracked == 0 || (w.collapse && label(e) == seq[len(seq)-1]) {
+			return false
+		}
+		seq = append(seq, label(e))
+		return len(seq) == w.depth
+	}
+	full := false
+	if w.direction == "end" {
+		for i := at - 1; i >= 0 && ev[i].t >= ev[at].t-w.wind && !full; i-- {
+			full = add(ev[i])
+		}
+		if !full {
+			seq = append(seq, "(start)")
+		}
+		slices.Reverse(seq)
+	} else {
+		for i := at + 1; i < len(ev) && ev[i].t <= ev[at].t+w.wind && !full; i++ {
+			full = add(ev[i])
+		}
+		if !full {
+			seq = append(seq, "(exit)")
+		}
+	}
+	converted := false
+	for i := at + 1; i < len(ev) && ev[i].t <= ev[at].t+w.wind; i++ {
+		converted = converted || ev[i].steps&2 != 0
+	}
+	return anchorOutcome{touchpoints: seq, converted: converted}
+}
+
+// next is the first tracked touchpoint after (direction next) or before (previous) the anchor
+// within the window, skipping repeats of the anchor's own when collapse; "(exit)" or "(start)"
+// when none.
+func (w *anchorWalk) next(ev []unitEvent, at int) string {
+	skip := func(e unitEvent) bool {
+		return e.mask&w.tracked == 0 || (w.collapse && label(e) == label(ev[at]))
+	}
+	if w.direction == "previous" {
+		for i := at - 1; i >= 0 && ev[i].t >= ev[at].t-w.wind; i-- {
+			if !skip(ev[i]) {
+				return label(ev[i])
+			}
+		}
+		return "(start)"
+	}
+	for i := at + 1; i < len(ev) && ev[i].t <= ev[at].t+w.wind; i++ {
+		if !skip(ev[i]) {
+			return label(ev[i])
+		}
+	}
+	return "(exit)"
+}
+
+// encode writes o as text for the UDF's answer: "1" when converted, else "0", then each
+// touchpoint as an appendText text.
+func (o anchorOutcome) encode(b []byte) []byte {
+	if o.converted {
+		b = append(b, '1')
+	} else {
+		b = append(b, '0')
+	}
+	for _, t := range o.touchpoints {
+		b = appendText(b, t)
+	}
+	return b
+}
+
+// decodeAnchorOutcome parses encode's text.
+func decodeAnchorOutcome(s string) (anchorOutcome, error) {
+	head, texts, err := cutTexts(s)
+	if err != nil {
+		return anchorOutcome{}, err
+	}
+	if head != "0" && head != "1" || len(texts) == 0 || len(texts) > maxPathDepth+1 {
+		return anchorOutcome{}, fmt.Errorf("anchor outcome %.60q: want 0 or 1 and 1 to %d texts", s, maxPathDepth+1)
+	}
+	return anchorOutcome{touchpoints: texts, converted: head == "1"}, nil
+}
+
+// eachAnchor calls fn with the outcome of each person with an anchor event in range: matched in
+// ClickHouse when the server has waymark_funnel (Config.FunnelMatching, docs/udf.md), else here.
+func (s *Store) eachAnchor(ctx context.Context, a *anchorScan, fn func(o anchorOutcome)) error {
+	if spec, ok := a.plan.udfSpec(s.cfg.QueryTimeout); ok {
+		inEngine, err := s.matchInEngine(ctx)
+		if err != nil {
+			return err
+		}
+		if inEngine {
+			return s.matchInClickHouse(ctx, a.plan, spec, false, func(_, answer string) error {
+				o, err := decodeAnchorOutcome(answer)
+				if err != nil {
+					return fmt.Errorf("match in clickhouse: %w", err)
+				}
+				fn(o)
+				return nil
+			})
+		}
+	}
+	return s.scan(ctx, a.plan.scan, func(_ string, events []scannedEvent) error {
 		unit := a.plan.units(events, nil)[0]
-		for i, e := range unit {
-			if e.t >= a.to {
-				break
-			}
-			if e.t >= a.from && e.steps&1 != 0 && e.mask&a.tracked != 0 {
-				fn(person, unit, i)
-				break
-			}
+		if at := a.first(unit); at >= 0 {
+			fn(a.walk(unit, at))
 		}
 		return nil
 	})
@@ -163,58 +303,38 @@ func (s *Store) pathsQuery(ctx context.Context, jm *sessionize.Map, q PathsQuery
 	if err := checkRange(q.From, q.To); err != nil {
 		return nil, err
 	}
+	// The defaults PathsQuery documents, for callers that leave a field zero.
+	q.Depth, q.Limit, q.Window = cmp.Or(q.Depth, 4), cmp.Or(q.Limit, 10), cmp.Or(q.Window, 24*time.Hour)
+	if q.Depth < 2 || q.Depth > maxPathDepth {
+		return nil, paramErrorf("depth", "%d touchpoints, want 2 to %d", q.Depth, maxPathDepth)
+	}
 	if err := s.checkNames(ctx, jm, "anchor", q.Anchor); err != nil {
 		return nil, err
 	}
 	if err := s.checkNames(ctx, jm, "convert", q.Convert); err != nil {
 		return nil, err
 	}
-	a, err := newAnchorScan(jm, q.Anchor, q.Convert, q.From, q.To, q.Window)
+	a, err := newAnchorScan(jm, "paths", q.Anchor, q.Convert, q.From, q.To, q.Window)
 	if err != nil {
 		return nil, err
+	}
+	a.direction, a.depth, a.collapse = "start", q.Depth, q.Collapse
+	if q.Direction == "end" {
+		a.direction = "end"
 	}
 	type counts struct{ persons, converted int64 }
 	seqs := map[string]*counts{}
 	res := &PathsResult{Anchor: q.Anchor, Direction: q.Direction, Convert: q.Convert, Paths: []PathRow{}}
-	err = s.eachAnchor(ctx, a, func(_ string, ev []unitEvent, at int) {
+	err = s.eachAnchor(ctx, a, func(o anchorOutcome) {
 		res.Persons++
-		seq := []string{label(ev[at])}
-		add := func(e unitEvent) bool {
-			if e.mask&a.tracked == 0 || (q.Collapse && label(e) == seq[len(seq)-1]) {
-				return false
-			}
-			seq = append(seq, label(e))
-			return len(seq) == q.Depth
-		}
-		full := false
-		if q.Direction == "end" {
-			for i := at - 1; i >= 0 && ev[i].t >= ev[at].t-a.wind && !full; i-- {
-				full = add(ev[i])
-			}
-			if !full {
-				seq = append(seq, "(start)")
-			}
-			slices.Reverse(seq)
-		} else {
-			for i := at + 1; i < len(ev) && ev[i].t <= ev[at].t+a.wind && !full; i++ {
-				full = add(ev[i])
-			}
-			if !full {
-				seq = append(seq, "(exit)")
-			}
-		}
-		converted := false
-		for i := at + 1; i < len(ev) && ev[i].t <= ev[at].t+a.wind; i++ {
-			converted = converted || ev[i].steps&2 != 0
-		}
-		key := strings.Join(seq, "\x00")
+		key := strings.Join(o.touchpoints, "\x00")
 		c := seqs[key]
 		if c == nil {
 			c = &counts{}
 			seqs[strings.Clone(key)] = c // one label is the row's text it was cut from
 		}
 		c.persons++
-		if converted {
+		if o.converted {
 			c.converted++
 		}
 	})
@@ -245,36 +365,20 @@ func (s *Store) nextQuery(ctx context.Context, jm *sessionize.Map, q NextQuery) 
 	if err := s.checkNames(ctx, jm, "anchor", q.Anchor); err != nil {
 		return nil, err
 	}
-	a, err := newAnchorScan(jm, q.Anchor, "", q.From, q.To, q.Window)
+	q.Limit = cmp.Or(q.Limit, 10) // the default NextQuery documents
+	a, err := newAnchorScan(jm, "next", q.Anchor, "", q.From, q.To, q.Window)
 	if err != nil {
 		return nil, err
 	}
+	a.direction, a.collapse = "next", q.Collapse
+	if q.Direction == "previous" {
+		a.direction = "previous"
+	}
 	counts := map[string]int64{}
 	res := &NextResult{Anchor: q.Anchor, Direction: q.Direction}
-	err = s.eachAnchor(ctx, a, func(_ string, ev []unitEvent, at int) {
+	err = s.eachAnchor(ctx, a, func(o anchorOutcome) {
 		res.Persons++
-		found := ""
-		skip := func(e unitEvent) bool {
-			return e.mask&a.tracked == 0 || (q.Collapse && label(e) == label(ev[at]))
-		}
-		if q.Direction == "previous" {
-			found = "(start)"
-			for i := at - 1; i >= 0 && ev[i].t >= ev[at].t-a.wind; i-- {
-				if !skip(ev[i]) {
-					found = label(ev[i])
-					break
-				}
-			}
-		} else {
-			found = "(exit)"
-			for i := at + 1; i < len(ev) && ev[i].t <= ev[at].t+a.wind; i++ {
-				if !skip(ev[i]) {
-					found = label(ev[i])
-					break
-				}
-			}
-		}
-		countKey(counts, found)
+		countKey(counts, o.touchpoints[0])
 	})
 	if err != nil {
 		return nil, err

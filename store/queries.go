@@ -50,12 +50,16 @@ type registry struct {
 var queries = sync.OnceValue(func() registry {
 	funnel := endpoint(funnelParams(), ParseFunnelQuery, (*Store).Funnel)
 	dropoff := endpoint(dropoffParams(), ParseDropoffQuery, (*Store).Dropoff)
-	funnel.funnelMatching, dropoff.funnelMatching = true, true // the others match in Waymark
+	paths := endpoint(pathsParams(), ParsePathsQuery, (*Store).Paths)
+	next := endpoint(nextParams(), ParseNextQuery, (*Store).Next)
+	for _, q := range []*query{&funnel, &dropoff, &paths, &next} {
+		q.funnelMatching = true // retention, stages and sessions match in Waymark
+	}
 	byName := map[string]query{
 		"funnel":    funnel,
 		"dropoff":   dropoff,
-		"paths":     endpoint(pathsParams(), ParsePathsQuery, (*Store).Paths),
-		"next":      endpoint(nextParams(), ParseNextQuery, (*Store).Next),
+		"paths":     paths,
+		"next":      next,
 		"retention": endpoint(retentionParams(), ParseRetentionQuery, (*Store).Retention),
 		"stages":    endpoint(stagesParams(), ParseStagesQuery, (*Store).Stages),
 		"sessions": endpoint(sessionsParams(), ParseSessionsQuery, func(s *Store, ctx context.Context, _ *sessionize.Map, q SessionsQuery) (*SessionSummary, error) {
@@ -72,8 +76,8 @@ func QueryNames() []string { return slices.Clone(queries().names) }
 // there is no such query.
 func QueryParams(name string) []Param { return slices.Clone(queries().byName[name].params) }
 
-// QueryUsesFunnelMatching reports whether the named query heeds Config.FunnelMatching (funnel
-// and dropoff do; paths and the rest match in Waymark whatever it says), so that a command offers
+// QueryUsesFunnelMatching reports whether the named query heeds Config.FunnelMatching (funnel,
+// dropoff, paths and next do; the rest match in Waymark whatever it says), so that a command offers
 // --funnel-matching only where it means something.
 func QueryUsesFunnelMatching(name string) bool { return queries().byName[name].funnelMatching }
 

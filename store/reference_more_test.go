@@ -159,8 +159,16 @@ func refAnchor(jm *sessionize.Map, d refData, anchor string, from, to time.Time,
 	}
 }
 
+// TestPathsAndNextAgreeWithTheReference asks paths and next read in Waymark and, on an engine
+// with the waymark_funnel UDF, in ClickHouse.
 func TestPathsAndNextAgreeWithTheReference(t *testing.T) {
-	d, s := storedRefData(t, 13, 250)
+	d, paths := storedRefDataPaths(t, 13, 250)
+	for _, path := range paths {
+		t.Run(path.name, func(t *testing.T) { pathsAndNextAgree(t, d, path.s) })
+	}
+}
+
+func pathsAndNextAgree(t *testing.T, d refData, s *store.Store) {
 	jm := defaultMap(t)
 	ctx := context.Background()
 	for _, q := range []store.PathsQuery{
@@ -232,6 +240,7 @@ func TestPathsAndNextAgreeWithTheReference(t *testing.T) {
 		{Anchor: "Product Viewed", Direction: "next", Window: 24 * time.Hour},
 		{Anchor: "Product Viewed", Direction: "next", Window: 24 * time.Hour, Collapse: true},
 		{Anchor: "Order Completed", Direction: "previous", Window: time.Hour},
+		{Anchor: "consideration", Direction: "previous", Window: 24 * time.Hour, Collapse: true, From: t0.Add(3 * 24 * time.Hour), To: t0.Add(20 * 24 * time.Hour)},
 	} {
 		q.Limit = 1000
 		res, err := s.Next(ctx, jm, q)

@@ -32,13 +32,13 @@ import (
 //	                                event's first attribute, then every event's second…;
 //	                                empty when the spec reads none
 //
-// and each answer is a String, funnelOutcome's encoding. The answers of a chunk are flushed
-// together, in order.
+// and each answer is a String: funnelOutcome's encoding, or anchorOutcome's when the spec has an
+// anchor. The answers of a chunk are flushed together, in order.
 
 // FunnelUDFName is the name the executable UDF is installed under.
 const FunnelUDFName = "waymark_funnel"
 
-// udfSpecVersion changes whenever udfSpec or funnelOutcome's encoding changes meaning: a server
+// udfSpecVersion changes whenever udfSpec or an answer's encoding changes meaning: a server
 // running another release's binary then fails the query with a message saying so.
 const udfSpecVersion = 2
 
@@ -71,6 +71,9 @@ type udfSpec struct {
 	// Dropoff, when set, asks for each unit that stops before the last step where it left from
 	// (dropoffPlan).
 	Dropoff *udfDropoff `json:"dropoff,omitempty"`
+	// Anchor, when set, asks for what paths or next read around each person's anchor event
+	// (anchorWalk) instead of a funnel's match.
+	Anchor *udfAnchor `json:"anchor,omitempty"`
 	// TimeoutMs bounds the matching of one chunk, ms; 0: no bound. It is the query's timeout: a
 	// chunk that takes longer belongs to a query that has failed already, and ClickHouse lets a
 	// pool process finish its chunk.
@@ -81,6 +84,35 @@ type udfSpec struct {
 type udfDropoff struct {
 	Tracked uint64 `json:"tracked"` // the condition bit of tracked touchpoints
 	First   int    `json:"first"`   // the first of their three attribute columns
+}
+
+// udfAnchor is an anchorWalk on the wire.
+type udfAnchor struct {
+	Kind      string `json:"kind"` // paths or next
+	Tracked   uint64 `json:"tracked"`
+	From      int64  `json:"from"`
+	To        int64  `json:"to"`
+	Window    int64  `json:"window"`
+	Direction string `json:"direction"`
+	Depth     int    `json:"depth"`
+	Collapse  bool   `json:"collapse"`
+}
+
+// check reports what is wrong with an anchor of a spec reading attrs attribute columns and
+// keeping the conditions of keep; its labels are the first column.
+func (a *udfAnchor) check(attrs int, keep uint64) error {
+	switch {
+	case a.Kind == "paths" && a.Direction != "start" && a.Direction != "end",
+		a.Kind == "next" && a.Direction != "next" && a.Direction != "previous":
+		return fmt.Errorf("spec: %s direction %q", a.Kind, a.Direction)
+	case a.Kind != "paths" && a.Kind != "next":
+		return fmt.Errorf("spec: anchor kind %q", a.Kind)
+	case a.Kind == "paths" && (a.Depth < 2 || a.Depth > maxPathDepth):
+		return fmt.Errorf("spec: depth %d, want 2 to %d", a.Depth, maxPathDepth)
+	case a.Window < 0 || attrs < 1 || bits.OnesCount64(a.Tracked) != 1 || keep&a.Tracked == 0:
+		return fmt.Errorf("spec: anchor window %d ms over %d attributes, tracked bit %#x", a.Window, attrs, a.Tracked)
+	}
+	return nil
 }
 
 // udfSpec encodes the plan's matching for the UDF, whose matching of a chunk stops after
@@ -96,6 +128,10 @@ func (p *funnelPlan) udfSpec(timeout time.Duration) (spec string, ok bool) {
 	copy(u.Blocks, p.blocks)
 	if d := p.dropoff; d != nil {
 		u.Dropoff = &udfDropoff{Tracked: d.tracked, First: d.first}
+	}
+	if w := p.anchor; w != nil {
+		u.Anchor = &udfAnchor{Kind: w.kind, Tracked: w.tracked, From: w.from, To: w.to, Window: w.wind, Direction: w.direction,
+			Depth: w.depth, Collapse: w.collapse}
 	}
 	for _, sp := range p.steps {
 		u.StepConds = append(u.StepConds, sp.conds)
@@ -146,6 +182,12 @@ func parseUDFSpec(spec []byte) (*funnelPlan, error) {
 		return nil, fmt.Errorf("spec: breakdown attribute %d of %d", u.Attr, u.Attrs)
 	case u.Dropoff != nil && (u.Dropoff.First < 0 || u.Dropoff.First+3 > u.Attrs || bits.OnesCount64(u.Dropoff.Tracked) != 1 || u.Keep&u.Dropoff.Tracked == 0):
 		return nil, fmt.Errorf("spec: drop-off attributes from %d of %d, tracked bit %#x", u.Dropoff.First, u.Attrs, u.Dropoff.Tracked)
+	case u.Anchor != nil && u.Dropoff != nil:
+		return nil, errors.New("spec: an anchor and a drop-off")
+	case u.Anchor != nil:
+		if err := u.Anchor.check(u.Attrs, u.Keep); err != nil {
+			return nil, err
+		}
 	case u.TraitCond < -1 || u.TraitCond >= 64 || u.TraitCond >= 0 && u.Attr != 0:
 		return nil, fmt.Errorf("spec: trait condition %d (attribute %d)", u.TraitCond, u.Attr)
 	}
@@ -155,6 +197,10 @@ func parseUDFSpec(spec []byte) (*funnelPlan, error) {
 		scan: eventScan{attrs: make([]predicate, u.Attrs)}}
 	if u.Dropoff != nil {
 		p.dropoff = &dropoffPlan{tracked: u.Dropoff.Tracked, first: u.Dropoff.First}
+	}
+	if a := u.Anchor; a != nil {
+		p.anchor = &anchorWalk{kind: a.Kind, tracked: a.Tracked, from: a.From, to: a.To, wind: a.Window, direction: a.Direction,
+			depth: a.Depth, collapse: a.Collapse}
 	}
 	if u.TimeoutMs > 0 {
 		p.udfTimeout = time.Duration(u.TimeoutMs) * time.Millisecond
@@ -215,24 +261,48 @@ func (o funnelOutcome) encode(b []byte, breakdown bool) []byte {
 		b = append(b, ' ')
 		b = strconv.AppendInt(b, t, 10)
 	}
-	text := func(s string) {
-		b = append(b, '|')
-		b = strconv.AppendInt(b, int64(len(s)), 10)
-		b = append(b, ':')
-		b = append(b, s...)
-	}
 	if breakdown {
-		text(o.attr)
+		b = appendText(b, o.attr)
 	}
 	if d := o.drop; d != nil {
 		for _, s := range d.last {
-			text(s)
+			b = appendText(b, s)
 		}
 		if d.hasNext {
-			text(d.next)
+			b = appendText(b, d.next)
 		}
 	}
 	return b
+}
+
+// appendText appends s as an answer's text: "|", its length in bytes, ":" and s, so s may hold
+// any byte.
+func appendText(b []byte, s string) []byte {
+	b = append(b, '|')
+	b = strconv.AppendInt(b, int64(len(s)), 10)
+	b = append(b, ':')
+	return append(b, s...)
+}
+
+// cutTexts splits an answer into what comes before its first text and its texts (appendText's).
+func cutTexts(s string) (head string, texts []string, err error) {
+	head, rest, more := strings.Cut(s, "|")
+	for more {
+		n, after, ok := strings.Cut(rest, ":")
+		size, err := strconv.Atoi(n)
+		if !ok || err != nil || size < 0 || size > len(after) || n != strconv.Itoa(size) {
+			return head, texts, fmt.Errorf("answer %.60q: bad text length %.20q", s, n)
+		}
+		texts = append(texts, after[:size])
+		if rest = after[size:]; rest == "" {
+			break
+		}
+		if rest[0] != '|' {
+			return head, texts, fmt.Errorf("answer %.60q: want | after a text", s)
+		}
+		rest = rest[1:]
+	}
+	return head, texts, nil
 }
 
 // decodeFunnelOutcome parses encode's text.
@@ -241,7 +311,10 @@ func decodeFunnelOutcome(s string, breakdown bool) (funnelOutcome, error) {
 	if s == "" {
 		return o, nil
 	}
-	nums, rest, more := strings.Cut(s, "|")
+	nums, texts, err := cutTexts(s)
+	if err != nil {
+		return o, err
+	}
 	fields := strings.Fields(nums)
 	if len(fields) < 2 {
 		return o, fmt.Errorf("funnel outcome %.60q: want a level and times", s)
@@ -257,22 +330,6 @@ func decodeFunnelOutcome(s string, breakdown bool) (funnelOutcome, error) {
 			return o, fmt.Errorf("funnel outcome %.60q: %w", s, err)
 		}
 		o.times = append(o.times, t)
-	}
-	var texts []string
-	for more {
-		n, after, ok := strings.Cut(rest, ":")
-		size, err := strconv.Atoi(n)
-		if !ok || err != nil || size < 0 || size > len(after) || n != strconv.Itoa(size) {
-			return o, fmt.Errorf("funnel outcome %.60q: bad text length %.20q", s, n)
-		}
-		texts = append(texts, after[:size])
-		if rest = after[size:]; rest == "" {
-			break
-		}
-		if rest[0] != '|' {
-			return o, fmt.Errorf("funnel outcome %.60q: want | after a text", s)
-		}
-		rest = rest[1:]
 	}
 	if breakdown {
 		if len(texts) == 0 {
@@ -425,6 +482,13 @@ func (u *udfMatcher) row(in *bufio.Reader, out *bufio.Writer) error {
 	}
 	slices.SortFunc(u.events, compareCopies) // the scan's order, so equal copies sort the same way too
 	units := u.plan.units(dedupe(u.events, &u.ids), nil)
+	answer := u.buf[:0]
+	if w := u.plan.anchor; w != nil {
+		if at := w.first(units[0]); at >= 0 {
+			answer = w.walk(units[0], at).encode(answer)
+		}
+		return u.answer(out, answer)
+	}
 	var o funnelOutcome
 	if len(units) == 1 {
 		unit := units[0]
@@ -442,7 +506,11 @@ func (u *udfMatcher) row(in *bufio.Reader, out *bufio.Writer) error {
 		}
 		o = outcomeOf(u.plan, unit, level, path)
 	}
-	answer := o.encode(u.buf[:0], u.plan.attr >= 0)
+	return u.answer(out, o.encode(answer, u.plan.attr >= 0))
+}
+
+// answer writes a row's answer, a RowBinary String, and keeps its buffer for the next row.
+func (u *udfMatcher) answer(out *bufio.Writer, answer []byte) error {
 	u.buf = answer
 	var lenBuf [binary.MaxVarintLen64]byte
 	out.Write(lenBuf[:binary.PutUvarint(lenBuf[:], uint64(len(answer)))])
@@ -540,7 +608,11 @@ func (s *Store) matchInEngine(ctx context.Context) (bool, error) {
 // per-person outcomes are summed here as the in-process path sums units.
 func (s *Store) funnelInEngine(ctx context.Context, plan *funnelPlan, spec string, q FunnelQuery) (*FunnelResult, error) {
 	agg := newFunnelAgg(len(q.Steps), q.Breakdown.By != "")
-	if err := s.matchInClickHouse(ctx, plan, spec, false, func(_ string, o funnelOutcome) error {
+	if err := s.matchInClickHouse(ctx, plan, spec, false, func(_, answer string) error {
+		o, err := decodeFunnelOutcome(answer, plan.attr >= 0)
+		if err != nil {
+			return fmt.Errorf("match in clickhouse: %w", err)
+		}
 		o.addTo(agg, q.Mode)
 		return nil
 	}); err != nil {
@@ -550,10 +622,10 @@ func (s *Store) funnelInEngine(ctx context.Context, plan *funnelPlan, spec strin
 }
 
 // matchInClickHouse matches plan's units in ClickHouse: personRows grouped by person into arrays
-// for waymark_funnel with spec, in the plan's passes; it hands fn each person's outcome (with the
-// person's id when withPerson is set, else ""), persons who reach no step left out; an error of
-// fn stops the matching and is returned.
-func (s *Store) matchInClickHouse(ctx context.Context, plan *funnelPlan, spec string, withPerson bool, fn func(person string, o funnelOutcome) error) error {
+// for waymark_funnel with spec, in the plan's passes; it hands fn each person's answer (with the
+// person's id when withPerson is set, else ""), persons with an empty answer (no step reached, no
+// anchor) left out; an error of fn stops the matching and is returned.
+func (s *Store) matchInClickHouse(ctx context.Context, plan *funnelPlan, spec string, withPerson bool, fn func(person, answer string) error) error {
 	if share := shareOf(ctx); share != nil { // a batch's queries matched in ClickHouse read apart, in turn
 		release, err := share.takeEngineTurn(ctx)
 		if err != nil {
@@ -575,7 +647,7 @@ func (s *Store) matchInClickHouse(ctx context.Context, plan *funnelPlan, spec st
 
 // matchPassInClickHouse is one pass of matchInClickHouse, over the persons in r.
 func (s *Store) matchPassInClickHouse(ctx context.Context, plan *funnelPlan, spec string, id identitySnapshot, r personRange,
-	withPerson bool, fn func(person string, o funnelOutcome) error) error {
+	withPerson bool, fn func(person, answer string) error) error {
 	rows, args, none, err := s.personRows(plan.scan, id, r)
 	if err != nil || none {
 		return err
@@ -613,11 +685,7 @@ func (s *Store) matchPassInClickHouse(ctx context.Context, plan *funnelPlan, spe
 		if err := res.Scan(&who, &out); err != nil {
 			return fmt.Errorf("match in clickhouse: read row: %w", err)
 		}
-		o, err := decodeFunnelOutcome(out, plan.attr >= 0)
-		if err != nil {
-			return fmt.Errorf("match in clickhouse: %w", err)
-		}
-		if err := fn(who, o); err != nil {
+		if err := fn(who, out); err != nil {
 			return err
 		}
 	}

@@ -149,6 +149,63 @@ var dropoffSpec = func() string {
 	return spec
 }()
 
+// anchorPlan is the plan of paths or next: anchor events match condition 0, conversions
+// condition 1, tracked touchpoints condition 2 (bit 4), labels the one attribute column.
+func anchorPlan(w anchorWalk) *funnelPlan {
+	w.tracked = 4
+	p := &funnelPlan{conds: make([]condition, 2), blocks: []uint64{0, 0}, from: math.MinInt64, attr: -1, traitCond: -1, keyAttr: -1, keep: 4,
+		steps: []stepPlan{{conds: []int{0}, nth: []int{1}}, {conds: []int{1}, nth: []int{1}}},
+		spec:  matchSpec{steps: 2, mode: ModeOrdered},
+		scan:  eventScan{attrs: make([]predicate, 1)}}
+	p.anchor = &w
+	return p
+}
+
+func anchorSpec(t *testing.T, w anchorWalk) string {
+	t.Helper()
+	spec, ok := anchorPlan(w).udfSpec(time.Minute)
+	if !ok {
+		t.Fatal("no spec")
+	}
+	return spec
+}
+
+func TestServeFunnelUDFAnchors(t *testing.T) {
+	all := anchorWalk{from: math.MinInt64, to: math.MaxInt64, wind: 10}
+	paths, pathsEnd, next, previous := all, all, all, all
+	paths.kind, paths.direction, paths.depth = "paths", "start", 3
+	pathsEnd.kind, pathsEnd.direction, pathsEnd.depth, pathsEnd.collapse = "paths", "end", 3, true
+	next.kind, next.direction, next.collapse = "next", "next", true
+	previous.kind, previous.direction, previous.from = "next", "previous", 5
+	// One person, shuffled, with a copy: tracked touchpoints A at 1, anchor B at 2 (twice: the
+	// first counts), C at 4 (a conversion), B again at 5 and D at 20 (outside the window).
+	row := func(spec string) udfRow {
+		return udfRow{spec: spec, t: []uint64{20, 4, 2, 1, 5, 2}, seq: make([]uint64, 6), mask: []uint64{4, 6, 5, 4, 5, 5}, id: []uint64{5, 3, 2, 1, 4, 2},
+			attrs: []string{"D", "C|1:x", "B", "A", "B", "B"}}
+	}
+	input := udfChunks([]udfRow{
+		row(anchorSpec(t, paths)), row(anchorSpec(t, pathsEnd)), row(anchorSpec(t, next)), row(anchorSpec(t, previous)),
+		{spec: anchorSpec(t, paths), t: []uint64{1}, seq: []uint64{0}, mask: []uint64{4}, id: []uint64{1}, attrs: []string{"A"}}, // no anchor
+	})
+	var out bytes.Buffer
+	if err := ServeFunnelUDF(bytes.NewReader(input), &out); err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"1|1:B|5:C|1:x|1:B", "1|7:(start)|1:A|1:B", "0|5:C|1:x", "0|5:C|1:x", ""}
+	if got := readAnswers(t, out.Bytes()); !slices.Equal(got, want) {
+		t.Errorf("got  %q\nwant %q", got, want)
+	}
+	o, err := decodeAnchorOutcome(want[0])
+	if err != nil || !o.converted || !slices.Equal(o.touchpoints, []string{"B", "C|1:x", "B"}) {
+		t.Errorf("decode %q: %+v %v", want[0], o, err)
+	}
+	for _, bad := range []string{"", "2|1:a", "1", "1|1:a|1:b|1:c|1:d|1:e|1:f|1:g|1:h|1:i|1:j|1:k|1:l", "1|2:a"} {
+		if o, err := decodeAnchorOutcome(bad); err == nil {
+			t.Errorf("decode %q: %+v, want an error", bad, o)
+		}
+	}
+}
+
 func TestDecodeFunnelOutcome(t *testing.T) {
 	tests := []struct {
 		in        string
@@ -212,6 +269,12 @@ func TestServeFunnelUDFRejectsBadInput(t *testing.T) {
 		{"drop-off attributes it does not read", udfChunks([]udfRow{{spec: strings.Replace(dropoffSpec, `"first":1`, `"first":2`, 1)}}), "drop-off attributes from 2 of 4"},
 		{"drop-off tracking two conditions", udfChunks([]udfRow{{spec: strings.Replace(dropoffSpec, `"tracked":4`, `"tracked":6`, 1)}}), "tracked bit 0x6"},
 		{"drop-off tracking what it does not keep", udfChunks([]udfRow{{spec: strings.Replace(dropoffSpec, `"keep":4`, `"keep":0`, 1)}}), "tracked bit 0x4"},
+		{"anchor of no kind", udfChunks([]udfRow{{spec: strings.Replace(anchorSpec(t, anchorWalk{kind: "next", direction: "next"}), `"kind":"next"`, `"kind":"x"`, 1)}}), `anchor kind "x"`},
+		{"paths going next", udfChunks([]udfRow{{spec: anchorSpec(t, anchorWalk{kind: "paths", direction: "next", depth: 3})}}), `paths direction "next"`},
+		{"next going to the end", udfChunks([]udfRow{{spec: anchorSpec(t, anchorWalk{kind: "next", direction: "end"})}}), `next direction "end"`},
+		{"paths too deep", udfChunks([]udfRow{{spec: anchorSpec(t, anchorWalk{kind: "paths", direction: "start", depth: 11})}}), "depth 11"},
+		{"anchor with a negative window", udfChunks([]udfRow{{spec: anchorSpec(t, anchorWalk{kind: "next", direction: "next", wind: -1})}}), "anchor window -1"},
+		{"anchor and drop-off", udfChunks([]udfRow{{spec: strings.Replace(dropoffSpec, `"dropoff"`, `"anchor":{"kind":"next","direction":"next","tracked":4},"dropoff"`, 1)}}), "an anchor and a drop-off"},
 		{"drop-off attributes missing", udfChunks([]udfRow{{spec: dropoffSpec, t: []uint64{1}, seq: []uint64{0}, mask: []uint64{1}, id: []uint64{1}, attrs: []string{"a", "b", "c"}}}), "3 attribute values for 1 events of 4 attributes"},
 		{"spec with unknown field", udfChunks([]udfRow{{spec: strings.Replace(spec, `{`, `{"x":1,`, 1)}}), "unknown field"},
 		{"spec with too many steps", udfChunks([]udfRow{{spec: strings.Replace(spec, `"steps":2`, `"steps":99`, 1)}}), "99 steps"},
