@@ -521,8 +521,8 @@ func BenchmarkHostileFunnel(b *testing.B) {
 	}
 }
 
-// BenchmarkFunnelMatching compares where the per-person matching of funnels, drop-offs, paths and
-// next runs (issue 16): in this process, or inside ClickHouse in the waymark_funnel UDF (the chdb
+// BenchmarkFunnelMatching compares where the per-person work of funnels, drop-offs, paths, next
+// and retention runs (issue 16): in this process, or inside ClickHouse in the waymark_funnel UDF (the chdb
 // engine only), over the synthetic events of BenchmarkJourneyQueries (WAYMARK_BENCH_EVENTS,
 // default 10,000,000, for 1,000,000 persons). Per query it checks that both places give the same answer,
 // then reports each one's median as p50-ms, this process's peak resident memory as peak-rss-MiB
@@ -563,6 +563,7 @@ func BenchmarkFunnelMatching(b *testing.B) {
 		{"dropoff", "dropoff", url.Values{"steps": {steps3}, "window": {"24h"}, "step": {"2"}}},
 		{"paths", "paths", url.Values{"anchor": {"Product Viewed"}, "depth": {"4"}, "window": {"24h"}, "convert": {"Order Completed"}}},
 		{"next", "next", url.Values{"anchor": {"Product Added"}, "window": {"24h"}}},
+		{"retention", "retention", url.Values{"period": {"week"}, "periods": {"8"}, "conversion": {"Order Completed"}}},
 	} {
 		b.Run(q.name, func(b *testing.B) {
 			var answers [2]string

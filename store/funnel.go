@@ -273,14 +273,15 @@ type funnelPlan struct {
 	spec        matchSpec
 	scan        eventScan
 	from        int64
-	blocks      []uint64      // per condition: the gaps an event matching it blocks
-	attr        int           // index of the breakdown attribute read per event, or -1
-	traitCond   int           // condition marking events that carry the trait, or -1
-	keyAttr     int           // index of the customer_key attribute (count by sessions), or -1
-	keep        uint64        // conditions whose events are kept though they take no step
-	dropoff     *dropoffPlan  // a drop-off's own reads, or nil
-	anchor      *anchorWalk   // what paths or next read around the anchor, or nil
-	udfTimeout  time.Duration // in the UDF: the longest a chunk's matching may take, 0 unbounded
+	blocks      []uint64       // per condition: the gaps an event matching it blocks
+	attr        int            // index of the breakdown attribute read per event, or -1
+	traitCond   int            // condition marking events that carry the trait, or -1
+	keyAttr     int            // index of the customer_key attribute (count by sessions), or -1
+	keep        uint64         // conditions whose events are kept though they take no step
+	dropoff     *dropoffPlan   // a drop-off's own reads, or nil
+	anchor      *anchorWalk    // what paths or next read around the anchor, or nil
+	retention   *retentionWalk // what a retention query reads of each person, or nil
+	udfTimeout  time.Duration  // in the UDF: the longest a chunk's matching may take, 0 unbounded
 	// scratch space units reuses from person to person: a query matches one person at a time
 	counts  []int
 	unitBuf []unitEvent

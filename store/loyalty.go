@@ -3,6 +3,7 @@ package store
 import (
 	"cmp"
 	"context"
+	"fmt"
 	"math"
 	"math/bits"
 	"net/url"
@@ -65,7 +66,7 @@ type RetentionResult struct {
 // ParseRetentionQuery reads period, periods, conversion, return, from and to.
 func ParseRetentionQuery(v url.Values) (RetentionQuery, error) {
 	p := newParams(v, retentionParams())
-	q := RetentionQuery{Period: p.oneOf("period", "week", "month"), Periods: p.int("periods", 1, 52)}
+	q := RetentionQuery{Period: p.oneOf("period", "week", "month"), Periods: p.int("periods", 1, maxRetentionPeriods)}
 	q.Conversion = p.str("conversion")
 	if q.Return = p.str("return"); q.Return == "" {
 		q.Return = q.Conversion
@@ -73,6 +74,9 @@ func ParseRetentionQuery(v url.Values) (RetentionQuery, error) {
 	q.From, q.To = p.timeRange()
 	return q, p.finish()
 }
+
+// maxRetentionPeriods is the most periods a retention query counts returns in.
+const maxRetentionPeriods = 52
 
 // periodStart is the start of the week (Monday, UTC) or month holding ms.
 func periodStart(period string, ms int64) time.Time {
@@ -129,6 +133,109 @@ func (h *histogram) buckets() []Bucket {
 var returnBars = []bar{{"≤ 1d", 24 * time.Hour}, {"1–7d", 7 * 24 * time.Hour}, {"7–30d", 30 * 24 * time.Hour},
 	{"30–90d", 90 * 24 * time.Hour}, {"> 90d", math.MaxInt64}}
 
+// retentionWalk is what a retention query reads of each person's events (step bit 0: the
+// conversion, bit 1: the return, attribute 0: the channel): the first conversion, which counts
+// when in [from, to) (ms), and the returns after it, by period (week or month) up to periods.
+type retentionWalk struct {
+	period   string
+	periods  int
+	from, to int64
+}
+
+// retentionOutcome is one person's part of a retention answer: their first conversion's time
+// (ms), their acquisition channel ("" when none is set), the ms from the first conversion to the
+// first return (-1: they never returned) and the periods after the first conversion's (1 to
+// periods, each once) in which they returned.
+type retentionOutcome struct {
+	first    int64
+	acquired string
+	gap      int64
+	returned []int
+}
+
+// of reads one person's events, in the scan's order; ok is false when the person's first
+// conversion is not in range (or they have none).
+func (w *retentionWalk) of(ev []unitEvent) (o retentionOutcome, ok bool) {
+	if len(ev) == 0 {
+		return o, false
+	}
+	first := -1
+	for i, e := range ev {
+		if e.steps&1 != 0 {
+			first = i
+			break
+		}
+	}
+	if first < 0 || ev[first].t < w.from || ev[first].t >= w.to {
+		return o, false
+	}
+	o.first, o.gap = ev[first].t, -1
+	// The acquisition channel is the first touch's; among equal first times, the smallest
+	// channel that is set.
+	for _, e := range ev {
+		if e.t > ev[0].t {
+			break
+		}
+		if ch := e.attrs[0]; ch != "" && (o.acquired == "" || ch < o.acquired) {
+			o.acquired = ch
+		}
+	}
+	cohort := periodStart(w.period, o.first)
+	var seen uint64 // bit k-1: returned k periods after; periods ≤ maxRetentionPeriods
+	for _, e := range ev[first+1:] {
+		if e.steps&2 == 0 || e.t == o.first {
+			continue // a return is strictly later than the first conversion
+		}
+		if o.gap < 0 {
+			o.gap = e.t - o.first
+		}
+		k := periodsBetween(w.period, cohort, periodStart(w.period, e.t))
+		if k >= 1 && k <= w.periods && seen&(1<<(k-1)) == 0 {
+			seen |= 1 << (k - 1)
+			o.returned = append(o.returned, k)
+		}
+	}
+	return o, true
+}
+
+// encode writes o as text for the UDF's answer: the first conversion's time, the gap and the
+// periods returned in, separated by spaces, then the channel as an appendText text.
+func (o retentionOutcome) encode(b []byte) []byte {
+	b = strconv.AppendInt(b, o.first, 10)
+	b = append(b, ' ')
+	b = strconv.AppendInt(b, o.gap, 10)
+	for _, k := range o.returned {
+		b = append(b, ' ')
+		b = strconv.AppendInt(b, int64(k), 10)
+	}
+	return appendText(b, o.acquired)
+}
+
+// decodeRetentionOutcome parses encode's text.
+func decodeRetentionOutcome(s string) (retentionOutcome, error) {
+	var o retentionOutcome
+	head, texts, err := cutTexts(s)
+	if err != nil {
+		return o, err
+	}
+	fields := strings.Fields(head)
+	if len(texts) != 1 || len(fields) < 2 || len(fields) > 2+maxRetentionPeriods {
+		return o, fmt.Errorf("retention outcome %.60q: want a time, a gap, at most %d periods and a channel", s, maxRetentionPeriods)
+	}
+	o.acquired = texts[0]
+	nums := make([]int64, len(fields))
+	for i, f := range fields {
+		if nums[i], err = strconv.ParseInt(f, 10, 64); err != nil {
+			return o, fmt.Errorf("retention outcome %.60q: %w", s, err)
+		}
+	}
+	o.first, o.gap = nums[0], nums[1]
+	for _, k := range nums[2:] {
+		o.returned = append(o.returned, int(k))
+	}
+	return o, nil
+}
+
 // Retention answers a RetentionQuery.
 func (s *Store) Retention(ctx context.Context, jm *sessionize.Map, q RetentionQuery) (*RetentionResult, error) {
 	return runQuery(ctx, s, "retention", func(ctx context.Context) (*RetentionResult, error) { return s.retentionQuery(ctx, jm, q) })
@@ -143,6 +250,12 @@ func (s *Store) retentionQuery(ctx context.Context, jm *sessionize.Map, q Retent
 	}
 	if q.Periods <= 0 {
 		q.Periods = 8
+	}
+	if q.Period != "week" && q.Period != "month" {
+		return nil, paramErrorf("period", "%q is not week or month", q.Period)
+	}
+	if q.Periods > maxRetentionPeriods {
+		return nil, paramErrorf("periods", "%d periods, at most %d", q.Periods, maxRetentionPeriods)
 	}
 	if err := s.checkNames(ctx, jm, "conversion", q.Conversion); err != nil {
 		return nil, err
@@ -166,6 +279,8 @@ func (s *Store) retentionQuery(ctx context.Context, jm *sessionize.Map, q Retent
 	if !q.To.IsZero() {
 		to = q.To.UnixMilli()
 	}
+	w := &retentionWalk{period: q.Period, periods: q.Periods, from: from, to: to}
+	p.retention = w
 	type cohortCounts struct {
 		persons  int64
 		returned []int64
@@ -176,73 +291,60 @@ func (s *Store) retentionQuery(ctx context.Context, jm *sessionize.Map, q Retent
 	res := &RetentionResult{Period: q.Period, Conversion: q.Conversion, Return: q.Return, Cohorts: []Cohort{}, ByChannel: []ChannelRepeat{}}
 	var gaps []int64
 	hist := newHistogram(returnBars)
-	err := s.scan(ctx, p.scan, func(_ string, events []scannedEvent) error {
-		ev := p.units(events, nil)[0]
-		if len(ev) == 0 {
-			return nil
-		}
-		first := -1
-		for i, e := range ev {
-			if e.steps&1 != 0 {
-				first = i
-				break
-			}
-		}
-		if first < 0 || ev[first].t < from || ev[first].t >= to {
-			return nil
-		}
+	add := func(o retentionOutcome) error {
 		res.Persons++
-		cohort := periodStart(q.Period, ev[first].t)
+		cohort := periodStart(q.Period, o.first)
 		c := cohorts[cohort]
 		if c == nil {
 			c = &cohortCounts{returned: make([]int64, q.Periods)}
 			cohorts[cohort] = c
 		}
 		c.persons++
-		// The acquisition channel is the first touch's; among equal first times, the smallest
-		// channel that is set.
-		acquired := ""
-		for _, e := range ev {
-			if e.t > ev[0].t {
-				break
-			}
-			if ch := e.attrs[0]; ch != "" && (acquired == "" || ch < acquired) {
-				acquired = ch
-			}
-		}
-		if acquired == "" {
-			acquired = "(none)"
-		}
+		acquired := cmp.Or(o.acquired, "(none)")
 		ch := channels[acquired]
 		if ch == nil {
 			ch = &channelCounts{}
 			channels[strings.Clone(acquired)] = ch // not the row's text it was cut from
 		}
 		ch.persons++
-		seen := make([]bool, q.Periods)
-		returned := false
-		for _, e := range ev[first+1:] {
-			if e.steps&2 == 0 || e.t == ev[first].t {
-				continue // a return is strictly later than the first conversion
+		for _, k := range o.returned {
+			if k < 1 || k > q.Periods {
+				return fmt.Errorf("retention: a return %d periods after the first conversion, want 1 to %d", k, q.Periods)
 			}
-			if !returned {
-				returned = true
-				gap := e.t - ev[first].t
-				gaps = append(gaps, gap)
-				hist.add(time.Duration(gap) * time.Millisecond)
-			}
-			k := periodsBetween(q.Period, cohort, periodStart(q.Period, e.t))
-			if k >= 1 && k <= q.Periods && !seen[k-1] {
-				seen[k-1] = true
-				c.returned[k-1]++
-			}
+			c.returned[k-1]++
 		}
-		if returned {
+		if o.gap >= 0 {
+			gaps = append(gaps, o.gap)
+			hist.add(time.Duration(o.gap) * time.Millisecond)
 			res.Repeaters++
 			ch.repeaters++
 		}
 		return nil
-	})
+	}
+	var err error
+	inEngine := false
+	spec, ok := p.udfSpec(s.cfg.QueryTimeout)
+	if ok {
+		if inEngine, err = s.matchInEngine(ctx); err != nil {
+			return nil, err
+		}
+	}
+	if inEngine {
+		err = s.matchInClickHouse(ctx, p, spec, false, func(_, answer string) error {
+			o, err := decodeRetentionOutcome(answer)
+			if err != nil {
+				return fmt.Errorf("match in clickhouse: %w", err)
+			}
+			return add(o)
+		})
+	} else {
+		err = s.scan(ctx, p.scan, func(_ string, events []scannedEvent) error {
+			if o, ok := w.of(p.units(events, nil)[0]); ok {
+				return add(o)
+			}
+			return nil
+		})
+	}
 	if err != nil {
 		return nil, err
 	}

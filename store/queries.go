@@ -52,15 +52,16 @@ var queries = sync.OnceValue(func() registry {
 	dropoff := endpoint(dropoffParams(), ParseDropoffQuery, (*Store).Dropoff)
 	paths := endpoint(pathsParams(), ParsePathsQuery, (*Store).Paths)
 	next := endpoint(nextParams(), ParseNextQuery, (*Store).Next)
-	for _, q := range []*query{&funnel, &dropoff, &paths, &next} {
-		q.funnelMatching = true // retention, stages and sessions match in Waymark
+	retention := endpoint(retentionParams(), ParseRetentionQuery, (*Store).Retention)
+	for _, q := range []*query{&funnel, &dropoff, &paths, &next, &retention} {
+		q.funnelMatching = true // stages and sessions match in Waymark
 	}
 	byName := map[string]query{
 		"funnel":    funnel,
 		"dropoff":   dropoff,
 		"paths":     paths,
 		"next":      next,
-		"retention": endpoint(retentionParams(), ParseRetentionQuery, (*Store).Retention),
+		"retention": retention,
 		"stages":    endpoint(stagesParams(), ParseStagesQuery, (*Store).Stages),
 		"sessions": endpoint(sessionsParams(), ParseSessionsQuery, func(s *Store, ctx context.Context, _ *sessionize.Map, q SessionsQuery) (*SessionSummary, error) {
 			return s.Sessions(ctx, q)
@@ -77,7 +78,8 @@ func QueryNames() []string { return slices.Clone(queries().names) }
 func QueryParams(name string) []Param { return slices.Clone(queries().byName[name].params) }
 
 // QueryUsesFunnelMatching reports whether the named query heeds Config.FunnelMatching (funnel,
-// dropoff, paths and next do; the rest match in Waymark whatever it says), so that a command offers
+// dropoff, paths, next and retention do; stages and sessions match in Waymark whatever it says),
+// so that a command offers
 // --funnel-matching only where it means something.
 func QueryUsesFunnelMatching(name string) bool { return queries().byName[name].funnelMatching }
 

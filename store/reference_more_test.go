@@ -269,12 +269,21 @@ func pathsAndNextAgree(t *testing.T, d refData, s *store.Store) {
 	}
 }
 
+// TestRetentionAgreesWithTheReference asks retention read in Waymark and, on an engine with the
+// waymark_funnel UDF, in ClickHouse.
 func TestRetentionAgreesWithTheReference(t *testing.T) {
-	d, s := storedRefData(t, 17, 300)
+	d, paths := storedRefDataPaths(t, 17, 300)
+	for _, path := range paths {
+		t.Run(path.name, func(t *testing.T) { retentionAgrees(t, d, path.s) })
+	}
+}
+
+func retentionAgrees(t *testing.T, d refData, s *store.Store) {
 	jm := defaultMap(t)
 	for _, q := range []store.RetentionQuery{
 		{Period: "week", Periods: 6, Conversion: "Order Completed", Return: "Order Completed"},
 		{Period: "month", Periods: 3, Conversion: "Product Added", Return: "Order Completed", From: t0.Add(7 * 24 * time.Hour)},
+		{Period: "week", Periods: 52, Conversion: "consideration", Return: "Product Added", To: t0.Add(20 * 24 * time.Hour)},
 	} {
 		res, err := s.Retention(context.Background(), jm, q)
 		if err != nil {
@@ -302,7 +311,7 @@ func TestRetentionAgreesWithTheReference(t *testing.T) {
 					break
 				}
 			}
-			if first < 0 || !q.From.IsZero() && evs[first].t < q.From.UnixMilli() {
+			if first < 0 || !q.From.IsZero() && evs[first].t < q.From.UnixMilli() || !q.To.IsZero() && evs[first].t >= q.To.UnixMilli() {
 				continue
 			}
 			persons++

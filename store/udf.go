@@ -33,7 +33,7 @@ import (
 //	                                empty when the spec reads none
 //
 // and each answer is a String: funnelOutcome's encoding, or anchorOutcome's when the spec has an
-// anchor. The answers of a chunk are flushed together, in order.
+// anchor, retentionOutcome's when it has a retention. The answers of a chunk are flushed together, in order.
 
 // FunnelUDFName is the name the executable UDF is installed under.
 const FunnelUDFName = "waymark_funnel"
@@ -74,6 +74,9 @@ type udfSpec struct {
 	// Anchor, when set, asks for what paths or next read around each person's anchor event
 	// (anchorWalk) instead of a funnel's match.
 	Anchor *udfAnchor `json:"anchor,omitempty"`
+	// Retention, when set, asks for each person's part of a retention answer (retentionWalk)
+	// instead of a funnel's match.
+	Retention *udfRetention `json:"retention,omitempty"`
 	// TimeoutMs bounds the matching of one chunk, ms; 0: no bound. It is the query's timeout: a
 	// chunk that takes longer belongs to a query that has failed already, and ClickHouse lets a
 	// pool process finish its chunk.
@@ -96,6 +99,14 @@ type udfAnchor struct {
 	Direction string `json:"direction"`
 	Depth     int    `json:"depth"`
 	Collapse  bool   `json:"collapse"`
+}
+
+// udfRetention is a retentionWalk on the wire.
+type udfRetention struct {
+	Period  string `json:"period"` // week or month
+	Periods int    `json:"periods"`
+	From    int64  `json:"from"`
+	To      int64  `json:"to"`
 }
 
 // check reports what is wrong with an anchor of a spec reading attrs attribute columns and
@@ -128,6 +139,9 @@ func (p *funnelPlan) udfSpec(timeout time.Duration) (spec string, ok bool) {
 	copy(u.Blocks, p.blocks)
 	if d := p.dropoff; d != nil {
 		u.Dropoff = &udfDropoff{Tracked: d.tracked, First: d.first}
+	}
+	if w := p.retention; w != nil {
+		u.Retention = &udfRetention{Period: w.period, Periods: w.periods, From: w.from, To: w.to}
 	}
 	if w := p.anchor; w != nil {
 		u.Anchor = &udfAnchor{Kind: w.kind, Tracked: w.tracked, From: w.from, To: w.to, Window: w.wind, Direction: w.direction,
@@ -182,8 +196,11 @@ func parseUDFSpec(spec []byte) (*funnelPlan, error) {
 		return nil, fmt.Errorf("spec: breakdown attribute %d of %d", u.Attr, u.Attrs)
 	case u.Dropoff != nil && (u.Dropoff.First < 0 || u.Dropoff.First+3 > u.Attrs || bits.OnesCount64(u.Dropoff.Tracked) != 1 || u.Keep&u.Dropoff.Tracked == 0):
 		return nil, fmt.Errorf("spec: drop-off attributes from %d of %d, tracked bit %#x", u.Dropoff.First, u.Attrs, u.Dropoff.Tracked)
-	case u.Anchor != nil && u.Dropoff != nil:
-		return nil, errors.New("spec: an anchor and a drop-off")
+	case (u.Anchor != nil) && (u.Dropoff != nil || u.Retention != nil) || u.Dropoff != nil && u.Retention != nil:
+		return nil, errors.New("spec: more than one of an anchor, a drop-off and a retention")
+	case u.Retention != nil && (u.Retention.Period != "week" && u.Retention.Period != "month" ||
+		u.Retention.Periods < 1 || u.Retention.Periods > maxRetentionPeriods || u.Attrs < 1):
+		return nil, fmt.Errorf("spec: retention by %q over %d periods, %d attributes", u.Retention.Period, u.Retention.Periods, u.Attrs)
 	case u.Anchor != nil:
 		if err := u.Anchor.check(u.Attrs, u.Keep); err != nil {
 			return nil, err
@@ -197,6 +214,9 @@ func parseUDFSpec(spec []byte) (*funnelPlan, error) {
 		scan: eventScan{attrs: make([]predicate, u.Attrs)}}
 	if u.Dropoff != nil {
 		p.dropoff = &dropoffPlan{tracked: u.Dropoff.Tracked, first: u.Dropoff.First}
+	}
+	if r := u.Retention; r != nil {
+		p.retention = &retentionWalk{period: r.Period, periods: r.Periods, from: r.From, to: r.To}
 	}
 	if a := u.Anchor; a != nil {
 		p.anchor = &anchorWalk{kind: a.Kind, tracked: a.Tracked, from: a.From, to: a.To, wind: a.Window, direction: a.Direction,
@@ -486,6 +506,12 @@ func (u *udfMatcher) row(in *bufio.Reader, out *bufio.Writer) error {
 	if w := u.plan.anchor; w != nil {
 		if at := w.first(units[0]); at >= 0 {
 			answer = w.walk(units[0], at).encode(answer)
+		}
+		return u.answer(out, answer)
+	}
+	if w := u.plan.retention; w != nil {
+		if o, ok := w.of(units[0]); ok {
+			answer = o.encode(answer)
 		}
 		return u.answer(out, answer)
 	}

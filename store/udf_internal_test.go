@@ -206,6 +206,55 @@ func TestServeFunnelUDFAnchors(t *testing.T) {
 	}
 }
 
+// retentionSpec is a retention's spec: conversions condition 0, returns condition 1, every event
+// condition 2, the channel the one attribute.
+func retentionSpec(t *testing.T, period string, periods int) string {
+	t.Helper()
+	p := &funnelPlan{conds: make([]condition, 2), blocks: []uint64{0, 0}, from: math.MinInt64, attr: -1, traitCond: -1, keyAttr: -1, keep: 4,
+		steps:     []stepPlan{{conds: []int{0}, nth: []int{1}}, {conds: []int{1}, nth: []int{1}}},
+		spec:      matchSpec{steps: 2, mode: ModeOrdered},
+		scan:      eventScan{attrs: make([]predicate, 1)},
+		retention: &retentionWalk{period: period, periods: periods, from: math.MinInt64, to: math.MaxInt64}}
+	spec, ok := p.udfSpec(time.Minute)
+	if !ok {
+		t.Fatal("no spec")
+	}
+	return spec
+}
+
+func TestServeFunnelUDFRetention(t *testing.T) {
+	const day = 24 * 3600 * 1000
+	monday := uint64(time.Date(2026, 11, 30, 0, 0, 0, 0, time.UTC).UnixMilli())
+	// A first touch at the week's start from two channels at once (the smallest that is set
+	// counts), the first conversion a day later, returns 2 h after it, then 1 and 3 weeks later
+	// (twice in the third week); a copy of the first return.
+	input := udfChunks([]udfRow{
+		{spec: retentionSpec(t, "week", 2), t: []uint64{monday, monday, monday + day, monday + day + 7200000, monday + day + 7200000, monday + 8*day, monday + 22*day, monday + 23*day},
+			seq: make([]uint64, 8), mask: []uint64{4, 4, 5, 6, 6, 6, 6, 6}, id: []uint64{1, 2, 3, 4, 4, 5, 6, 7},
+			attrs: []string{"web|2:x", "", "ads", "email", "email", "", "", ""}},
+		{spec: retentionSpec(t, "week", 2), t: []uint64{monday}, seq: []uint64{0}, mask: []uint64{4}, id: []uint64{1}, attrs: []string{"web"}}, // never converts
+		{spec: retentionSpec(t, "month", 3), t: []uint64{monday + day}, seq: []uint64{0}, mask: []uint64{5}, id: []uint64{1}, attrs: []string{""}},
+	})
+	var out bytes.Buffer
+	if err := ServeFunnelUDF(bytes.NewReader(input), &out); err != nil {
+		t.Fatal(err)
+	}
+	first := strconv.FormatUint(monday+day, 10)
+	want := []string{first + " 7200000 1|7:web|2:x", "", first + " -1|0:"}
+	if got := readAnswers(t, out.Bytes()); !slices.Equal(got, want) {
+		t.Errorf("got  %q\nwant %q", got, want)
+	}
+	o, err := decodeRetentionOutcome(want[0])
+	if err != nil || o.first != int64(monday+day) || o.gap != 7200000 || !slices.Equal(o.returned, []int{1}) || o.acquired != "web|2:x" {
+		t.Errorf("decode %q: %+v %v", want[0], o, err)
+	}
+	for _, bad := range []string{"", "1|0:", "1 2", "1 2|0:|0:", "x 2|0:", "1 2 y|0:", "1 2" + strings.Repeat(" 1", 53) + "|0:"} {
+		if o, err := decodeRetentionOutcome(bad); err == nil {
+			t.Errorf("decode %q: %+v, want an error", bad, o)
+		}
+	}
+}
+
 func TestDecodeFunnelOutcome(t *testing.T) {
 	tests := []struct {
 		in        string
@@ -274,7 +323,9 @@ func TestServeFunnelUDFRejectsBadInput(t *testing.T) {
 		{"next going to the end", udfChunks([]udfRow{{spec: anchorSpec(t, anchorWalk{kind: "next", direction: "end"})}}), `next direction "end"`},
 		{"paths too deep", udfChunks([]udfRow{{spec: anchorSpec(t, anchorWalk{kind: "paths", direction: "start", depth: 11})}}), "depth 11"},
 		{"anchor with a negative window", udfChunks([]udfRow{{spec: anchorSpec(t, anchorWalk{kind: "next", direction: "next", wind: -1})}}), "anchor window -1"},
-		{"anchor and drop-off", udfChunks([]udfRow{{spec: strings.Replace(dropoffSpec, `"dropoff"`, `"anchor":{"kind":"next","direction":"next","tracked":4},"dropoff"`, 1)}}), "an anchor and a drop-off"},
+		{"anchor and drop-off", udfChunks([]udfRow{{spec: strings.Replace(dropoffSpec, `"dropoff"`, `"anchor":{"kind":"next","direction":"next","tracked":4},"dropoff"`, 1)}}), "more than one of an anchor, a drop-off and a retention"},
+		{"retention by day", udfChunks([]udfRow{{spec: retentionSpec(t, "day", 8)}}), `retention by "day"`},
+		{"retention over too many periods", udfChunks([]udfRow{{spec: retentionSpec(t, "week", 53)}}), "over 53 periods"},
 		{"drop-off attributes missing", udfChunks([]udfRow{{spec: dropoffSpec, t: []uint64{1}, seq: []uint64{0}, mask: []uint64{1}, id: []uint64{1}, attrs: []string{"a", "b", "c"}}}), "3 attribute values for 1 events of 4 attributes"},
 		{"spec with unknown field", udfChunks([]udfRow{{spec: strings.Replace(spec, `{`, `{"x":1,`, 1)}}), "unknown field"},
 		{"spec with too many steps", udfChunks([]udfRow{{spec: strings.Replace(spec, `"steps":2`, `"steps":99`, 1)}}), "99 steps"},
