@@ -35,6 +35,11 @@ for engine in $engines; do
   # on both engines; it measures nothing worth reading at this size.
   echo "== journey query benchmark, 20,000 events (ClickHouse engine: $engine)" >&2
   WAYMARK_TEST_CLICKHOUSE=$engine WAYMARK_BENCH_EVENTS=20000 go test -count=1 -run '^$' -bench QueryScale -benchtime 1x ./store
+  # Where the per-person work runs, compared at the same size: it first checks that every
+  # journey query (and the journey page's batch) answers the same in Waymark and in ClickHouse.
+  # It needs the waymark_funnel UDF: on an engine without it, it skips.
+  echo "== in-engine matching benchmark, 20,000 events (ClickHouse engine: $engine)" >&2
+  WAYMARK_TEST_CLICKHOUSE=$engine WAYMARK_BENCH_EVENTS=20000 go test -count=1 -run '^$' -bench FunnelMatching -benchtime 1x ./store
 done
 echo "== fuzz (bounded)" >&2
 # Bounded by executions, not by time: Go 1.26's fuzz coordinator can report a spurious

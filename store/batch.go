@@ -82,19 +82,19 @@ func shareOf(ctx context.Context) *scanShare {
 // query of the batch still running waits for one too; then as many of the waiting scans as their
 // conditions fit one 64-bit mask are read together (scanTogether). The others wait for those
 // queries to end and are read next: a batch reads one scan at a time, as one query does. A query
-// that never scans (sessions, a funnel matched in ClickHouse) holds the others back until it ends.
+// that never scans (sessions, a query matched in ClickHouse) holds the others back until it ends.
 type scanShare struct {
 	store   *Store
 	mu      sync.Mutex
 	running int           // queries of the batch that have not ended
 	waiting []*sharedScan // scans asked for and not begun
-	// engine is held by a funnel of the batch matched in ClickHouse (funnelInEngine), which
-	// reads the events on its own: such funnels read one after another. The shared reads never
+	// engine is held by a query of the batch matched in ClickHouse (matchInClickHouse), which
+	// reads the events on its own: such queries read one after another. The shared reads never
 	// overlap them, as they begin only once every running query waits for one.
 	engine chan struct{}
 }
 
-// takeEngineTurn waits until no other funnel of the batch is being matched in ClickHouse, or ctx
+// takeEngineTurn waits until no other query of the batch is being matched in ClickHouse, or ctx
 // ends; release ends the turn.
 func (sh *scanShare) takeEngineTurn(ctx context.Context) (release func(), err error) {
 	select {

@@ -105,6 +105,26 @@ func TestCombineScans(t *testing.T) {
 	if fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Errorf("readers got\n%v\nwant\n%v", got, want)
 	}
+
+	// A reader with one condition twice (a strict drop-off's blocking touchpoints are its tracked
+	// ones too) after another: its bits [0 2 2] are sorted and span three, but do not shift.
+	d := &scanReader{scan: eventScan{preds: []predicate{viewed, added}}}
+	e := &scanReader{scan: eventScan{preds: []predicate{viewed, ordered, ordered}}}
+	combineScans([]*scanReader{d, e})
+	if fmt.Sprint(e.predBits, e.shift) != "[0 2 2] -1" {
+		t.Errorf("e's bits %v (shift %d), want [0 2 2] -1", e.predBits, e.shift)
+	}
+	got = nil
+	e.fn = func(_ string, evs []scannedEvent) error {
+		got = append(got, fmt.Sprint(evs))
+		return nil
+	}
+	if err := e.give("p", []scannedEvent{{t: 1, id: 1, mask: 0b010}, {t: 2, id: 2, mask: 0b100}}, true); err != nil {
+		t.Fatal(err)
+	}
+	if fmt.Sprint(got) != "[[{2 0 2 6 []}]]" { // added is none of e's; ordered is its bits 1 and 2
+		t.Errorf("e got %v", got)
+	}
 }
 
 // TestBatchEngineFunnelsTakeTurns: a batch's funnels matched in ClickHouse read one at a time; a

@@ -281,6 +281,7 @@ type funnelPlan struct {
 	dropoff     *dropoffPlan   // a drop-off's own reads, or nil
 	anchor      *anchorWalk    // what paths or next read around the anchor, or nil
 	retention   *retentionWalk // what a retention query reads of each person, or nil
+	stages      *stagesWalk    // what a stages query reads of each person, or nil
 	udfTimeout  time.Duration  // in the UDF: the longest a chunk's matching may take, 0 unbounded
 	// scratch space units reuses from person to person: a query matches one person at a time
 	counts  []int

@@ -403,6 +403,257 @@ func ParseStagesQuery(v url.Values) (StagesQuery, error) {
 	return q, p.finish()
 }
 
+// stagesWalk is what a stages query reads of each person's events in [from, to) (ms): step bit
+// st marks the events that enter stage st; tracked touchpoints (mask bit tracked) carry their
+// label (attribute 0) and their "score" property (attribute 1).
+type stagesWalk struct {
+	from, to int64
+	tracked  uint64
+}
+
+// stagesSink takes what stagesWalk.of reads of one person: the stages they entered, those they
+// went on from (after dwell ms), the touchpoints they had in each and the survey scores they gave
+// in each.
+type stagesSink interface {
+	enter(stage int)
+	moveOn(stage int, dwell int64)
+	touch(stage int, label string, n int64)
+	respond(stage int, score float64)
+}
+
+// of reads one person's events, in the scan's order, into sink; entered and left are scratch
+// space, one per stage. A person's stage at any moment is the furthest they have entered so far;
+// events of one time move the person on together, then count in the stage reached, so the
+// answer does not depend on how ties are stored.
+func (w *stagesWalk) of(unit []unitEvent, entered []int64, left []bool, sink stagesSink) {
+	for i := range entered {
+		entered[i], left[i] = -1, false
+	}
+	current := -1
+	for i := 0; i < len(unit); {
+		j := i
+		var steps uint64
+		for ; j < len(unit) && unit[j].t == unit[i].t; j++ {
+			steps |= unit[j].steps
+		}
+		block, t := unit[i:j], unit[i].t
+		i = j
+		if t < w.from || t >= w.to {
+			continue
+		}
+		if steps != 0 {
+			for st := range entered {
+				if steps&(1<<st) != 0 && entered[st] < 0 {
+					entered[st] = t
+					sink.enter(st)
+				}
+			}
+			if furthest := bits.Len64(steps) - 1; furthest > current {
+				// Moving on: every stage entered before the furthest one is left now.
+				for st := range furthest {
+					if entered[st] >= 0 && !left[st] {
+						left[st] = true
+						sink.moveOn(st, t-entered[st])
+					}
+				}
+				current = furthest
+			}
+		}
+		if current < 0 {
+			continue
+		}
+		for _, e := range block {
+			if e.mask&w.tracked == 0 {
+				continue
+			}
+			sink.touch(current, e.attrs[0], 1)
+			if slices.Contains(surveyEvents, e.attrs[0]) {
+				if score, err := strconv.ParseFloat(e.attrs[1], 64); err == nil && !math.IsNaN(score) && !math.IsInf(score, 0) {
+					sink.respond(current, score)
+				}
+			}
+		}
+	}
+}
+
+// stageAggs sums what persons did in each stage (a stagesSink).
+type stageAggs []stageAgg
+
+type stageAgg struct {
+	entered, movedOn int64
+	dwell            []int64
+	touchpoints      map[string]int64
+	responses        int64
+	scoreSum         float64
+}
+
+func (a stageAggs) enter(st int) { a[st].entered++ }
+func (a stageAggs) moveOn(st int, dwell int64) {
+	a[st].movedOn++
+	a[st].dwell = append(a[st].dwell, dwell)
+}
+func (a stageAggs) touch(st int, label string, n int64) {
+	m := a[st].touchpoints
+	if _, ok := m[label]; !ok {
+		label = strings.Clone(label) // not the row's text it was cut from
+	}
+	m[label] += n
+}
+func (a stageAggs) respond(st int, score float64) {
+	a[st].responses++
+	a[st].scoreSum += score
+}
+
+// stagesOutcome is one person's part of a stages answer, as the UDF sends it (a stagesSink).
+type stagesOutcome struct {
+	entered []bool
+	dwell   []int64 // per stage: ms before going on from it, -1 when they did not
+	touches []stageTouch
+	scores  []stageScore
+}
+
+type stageTouch struct {
+	stage int
+	label string
+	n     int64
+}
+
+type stageScore struct {
+	stage int
+	score float64
+}
+
+// reset makes o an empty outcome of n stages, keeping its space.
+func (o *stagesOutcome) reset(n int) {
+	o.entered, o.dwell = slices.Grow(o.entered[:0], n)[:n], slices.Grow(o.dwell[:0], n)[:n]
+	for st := range n {
+		o.entered[st], o.dwell[st] = false, -1
+	}
+	o.touches, o.scores = o.touches[:0], o.scores[:0]
+}
+
+func (o *stagesOutcome) enter(st int)               { o.entered[st] = true }
+func (o *stagesOutcome) moveOn(st int, dwell int64) { o.dwell[st] = dwell }
+func (o *stagesOutcome) respond(st int, score float64) {
+	o.scores = append(o.scores, stageScore{st, score})
+}
+func (o *stagesOutcome) touch(st int, label string, n int64) {
+	for i := range o.touches {
+		if t := &o.touches[i]; t.stage == st && t.label == label {
+			t.n += n
+			return
+		}
+	}
+	o.touches = append(o.touches, stageTouch{st, label, n})
+}
+
+// encode writes o as text for the UDF's answer, "" when the person did nothing in range: the
+// number of stages; per stage 1 or 0 (entered) and the dwell (-1: not gone on); the number of
+// touchpoint counts and, per count, its stage and count; the number of scores and, per score, its
+// stage and score (shortest text that reads back the same float); all separated by spaces, then
+// the touchpoints' labels as appendText texts.
+func (o *stagesOutcome) encode(b []byte) []byte {
+	if !slices.Contains(o.entered, true) && len(o.touches) == 0 {
+		return b
+	}
+	b = strconv.AppendInt(b, int64(len(o.entered)), 10)
+	for st, e := range o.entered {
+		b = append(b, " 0"...)
+		if e {
+			b[len(b)-1] = '1'
+		}
+		b = append(b, ' ')
+		b = strconv.AppendInt(b, o.dwell[st], 10)
+	}
+	b = append(b, ' ')
+	b = strconv.AppendInt(b, int64(len(o.touches)), 10)
+	for _, t := range o.touches {
+		b = append(b, ' ')
+		b = strconv.AppendInt(b, int64(t.stage), 10)
+		b = append(b, ' ')
+		b = strconv.AppendInt(b, t.n, 10)
+	}
+	b = append(b, ' ')
+	b = strconv.AppendInt(b, int64(len(o.scores)), 10)
+	for _, s := range o.scores {
+		b = append(b, ' ')
+		b = strconv.AppendInt(b, int64(s.stage), 10)
+		b = append(b, ' ')
+		b = strconv.AppendFloat(b, s.score, 'g', -1, 64)
+	}
+	for _, t := range o.touches {
+		b = appendText(b, t.label)
+	}
+	return b
+}
+
+// decodeStagesOutcome parses encode's text for n stages into sink.
+func decodeStagesOutcome(s string, n int, sink stagesSink) error {
+	head, texts, err := cutTexts(s)
+	if err != nil {
+		return err
+	}
+	fields := strings.Fields(head)
+	bad := func(what string) error { return fmt.Errorf("stages outcome %.60q: %s", s, what) }
+	pos := 0
+	next := func(lo, hi int64) (int64, bool) {
+		if pos == len(fields) {
+			return 0, false
+		}
+		v, err := strconv.ParseInt(fields[pos], 10, 64)
+		pos++
+		return v, err == nil && v >= lo && v <= hi
+	}
+	if k, ok := next(int64(n), int64(n)); !ok {
+		return bad(fmt.Sprintf("want %d stages, not %d", n, k))
+	}
+	for st := range n {
+		entered, ok1 := next(0, 1)
+		dwell, ok2 := next(-1, math.MaxInt64)
+		if !ok1 || !ok2 || entered == 0 && dwell >= 0 {
+			return bad(fmt.Sprintf("stage %d", st))
+		}
+		if entered == 1 {
+			sink.enter(st)
+		}
+		if dwell >= 0 {
+			sink.moveOn(st, dwell)
+		}
+	}
+	touches, ok := next(0, int64(len(texts)))
+	if !ok || touches != int64(len(texts)) {
+		return bad("touchpoint counts and labels differ")
+	}
+	for i := range touches {
+		st, ok1 := next(0, int64(n-1))
+		count, ok2 := next(1, math.MaxInt64)
+		if !ok1 || !ok2 {
+			return bad("a touchpoint count")
+		}
+		sink.touch(int(st), texts[i], count)
+	}
+	scores, ok := next(0, math.MaxInt32)
+	if !ok {
+		return bad("the scores")
+	}
+	for range scores {
+		st, ok := next(0, int64(n-1))
+		if !ok || pos == len(fields) {
+			return bad("a score")
+		}
+		score, err := strconv.ParseFloat(fields[pos], 64)
+		pos++
+		if err != nil || math.IsNaN(score) || math.IsInf(score, 0) {
+			return bad("a score")
+		}
+		sink.respond(int(st), score)
+	}
+	if pos != len(fields) {
+		return bad("more after the scores")
+	}
+	return nil
+}
+
 // Stages answers a StagesQuery.
 func (s *Store) Stages(ctx context.Context, jm *sessionize.Map, q StagesQuery) (*StagesResult, error) {
 	return runQuery(ctx, s, "stages", func(ctx context.Context) (*StagesResult, error) { return s.stagesQuery(ctx, jm, q) })
@@ -436,75 +687,35 @@ func (s *Store) stagesQuery(ctx context.Context, jm *sessionize.Map, q StagesQue
 		p.scan.to = to - 1
 	}
 	n := len(names)
-	type stageAgg struct {
-		entered, movedOn int64
-		dwell            []int64
-		touchpoints      map[string]int64
-		responses        int64
-		scoreSum         float64
-	}
-	aggs := make([]stageAgg, n)
+	w := &stagesWalk{from: from, to: to, tracked: tracked}
+	p.stages = w
+	aggs := make(stageAggs, n)
 	for i := range aggs {
 		aggs[i].touchpoints = map[string]int64{}
 	}
-	entered := make([]int64, n) // per stage: when the person entered it, -1 not yet
-	left := make([]bool, n)     // per stage: whether the person went on to a later one
-	err := s.scan(ctx, p.scan, func(_ string, events []scannedEvent) error {
-		for i := range entered {
-			entered[i], left[i] = -1, false
+	var err error
+	inEngine := false
+	spec, ok := p.udfSpec(s.cfg.QueryTimeout)
+	if ok {
+		if inEngine, err = s.matchInEngine(ctx); err != nil {
+			return nil, err
 		}
-		current := -1
-		unit := p.units(events, nil)[0]
-		// Events of one time move the person on together, then count in the stage reached, so
-		// the answer does not depend on how ties are stored.
-		for i := 0; i < len(unit); {
-			j := i
-			var steps uint64
-			for ; j < len(unit) && unit[j].t == unit[i].t; j++ {
-				steps |= unit[j].steps
+	}
+	if inEngine {
+		err = s.matchInClickHouse(ctx, p, spec, false, func(_, answer string) error {
+			if err := decodeStagesOutcome(answer, n, aggs); err != nil {
+				return fmt.Errorf("match in clickhouse: %w", err)
 			}
-			block, t := unit[i:j], unit[i].t
-			i = j
-			if t < from || t >= to {
-				continue
-			}
-			if steps != 0 {
-				for st := range n {
-					if steps&(1<<st) != 0 && entered[st] < 0 {
-						entered[st] = t
-						aggs[st].entered++
-					}
-				}
-				if furthest := bits.Len64(steps) - 1; furthest > current {
-					// Moving on: every stage entered before the furthest one is left now.
-					for st := range furthest {
-						if entered[st] >= 0 && !left[st] {
-							left[st] = true
-							aggs[st].movedOn++
-							aggs[st].dwell = append(aggs[st].dwell, t-entered[st])
-						}
-					}
-					current = furthest
-				}
-			}
-			if current < 0 {
-				continue
-			}
-			for _, e := range block {
-				if e.mask&tracked == 0 {
-					continue
-				}
-				countKey(aggs[current].touchpoints, e.attrs[0])
-				if slices.Contains(surveyEvents, e.attrs[0]) {
-					if score, err := strconv.ParseFloat(e.attrs[1], 64); err == nil && !math.IsNaN(score) && !math.IsInf(score, 0) {
-						aggs[current].responses++
-						aggs[current].scoreSum += score
-					}
-				}
-			}
-		}
-		return nil
-	})
+			return nil
+		})
+	} else {
+		entered := make([]int64, n) // per stage: when the person entered it, -1 not yet
+		left := make([]bool, n)     // per stage: whether the person went on to a later one
+		err = s.scan(ctx, p.scan, func(_ string, events []scannedEvent) error {
+			w.of(p.units(events, nil)[0], entered, left, aggs)
+			return nil
+		})
+	}
 	if err != nil {
 		return nil, err
 	}

@@ -7,7 +7,6 @@ import (
 	"math"
 	"net/url"
 	"slices"
-	"strings"
 	"time"
 
 	"github.com/waymark-dev/waymark/sessionize"
@@ -26,7 +25,7 @@ type PathsQuery struct {
 	Window   time.Duration
 	From, To time.Time
 	// Convert is the event or stage that counts as converting after the anchor (within the
-	// window); default "Order Completed".
+	// window); none when empty (the API's and CLI's default is "Order Completed").
 	Convert string
 }
 
@@ -305,6 +304,9 @@ func (s *Store) pathsQuery(ctx context.Context, jm *sessionize.Map, q PathsQuery
 	}
 	// The defaults PathsQuery documents, for callers that leave a field zero.
 	q.Depth, q.Limit, q.Window = cmp.Or(q.Depth, 4), cmp.Or(q.Limit, 10), cmp.Or(q.Window, 24*time.Hour)
+	if q.Window < 0 {
+		return nil, paramErrorf("window", "%s is negative", q.Window)
+	}
 	if q.Depth < 2 || q.Depth > maxPathDepth {
 		return nil, paramErrorf("depth", "%d touchpoints, want 2 to %d", q.Depth, maxPathDepth)
 	}
@@ -322,16 +324,22 @@ func (s *Store) pathsQuery(ctx context.Context, jm *sessionize.Map, q PathsQuery
 	if q.Direction == "end" {
 		a.direction = "end"
 	}
+	q.Direction = a.direction
 	type counts struct{ persons, converted int64 }
 	seqs := map[string]*counts{}
 	res := &PathsResult{Anchor: q.Anchor, Direction: q.Direction, Convert: q.Convert, Paths: []PathRow{}}
+	var keyBuf []byte
 	err = s.eachAnchor(ctx, a, func(o anchorOutcome) {
 		res.Persons++
-		key := strings.Join(o.touchpoints, "\x00")
-		c := seqs[key]
+		// The touchpoints as appendText texts, so a label may hold any byte.
+		keyBuf = keyBuf[:0]
+		for _, t := range o.touchpoints {
+			keyBuf = appendText(keyBuf, t)
+		}
+		c := seqs[string(keyBuf)]
 		if c == nil {
 			c = &counts{}
-			seqs[strings.Clone(key)] = c // one label is the row's text it was cut from
+			seqs[string(keyBuf)] = c
 		}
 		c.persons++
 		if o.converted {
@@ -342,7 +350,11 @@ func (s *Store) pathsQuery(ctx context.Context, jm *sessionize.Map, q PathsQuery
 		return nil, err
 	}
 	for key, c := range seqs {
-		res.Paths = append(res.Paths, PathRow{Touchpoints: strings.Split(key, "\x00"), Persons: c.persons, Converted: c.converted, ConversionRate: ratio(c.converted, c.persons)})
+		_, touchpoints, err := cutTexts(key)
+		if err != nil {
+			panic("BUG: paths key " + err.Error())
+		}
+		res.Paths = append(res.Paths, PathRow{Touchpoints: touchpoints, Persons: c.persons, Converted: c.converted, ConversionRate: ratio(c.converted, c.persons)})
 	}
 	slices.SortFunc(res.Paths, func(x, y PathRow) int {
 		return cmp.Or(cmp.Compare(y.Persons, x.Persons), slices.Compare(x.Touchpoints, y.Touchpoints))
@@ -366,6 +378,9 @@ func (s *Store) nextQuery(ctx context.Context, jm *sessionize.Map, q NextQuery) 
 		return nil, err
 	}
 	q.Limit = cmp.Or(q.Limit, 10) // the default NextQuery documents
+	if q.Window < 0 {
+		return nil, paramErrorf("window", "%s is negative", q.Window)
+	}
 	a, err := newAnchorScan(jm, "next", q.Anchor, "", q.From, q.To, q.Window)
 	if err != nil {
 		return nil, err
@@ -374,6 +389,7 @@ func (s *Store) nextQuery(ctx context.Context, jm *sessionize.Map, q NextQuery) 
 	if q.Direction == "previous" {
 		a.direction = "previous"
 	}
+	q.Direction = a.direction
 	counts := map[string]int64{}
 	res := &NextResult{Anchor: q.Anchor, Direction: q.Direction}
 	err = s.eachAnchor(ctx, a, func(o anchorOutcome) {

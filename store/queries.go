@@ -53,8 +53,9 @@ var queries = sync.OnceValue(func() registry {
 	paths := endpoint(pathsParams(), ParsePathsQuery, (*Store).Paths)
 	next := endpoint(nextParams(), ParseNextQuery, (*Store).Next)
 	retention := endpoint(retentionParams(), ParseRetentionQuery, (*Store).Retention)
-	for _, q := range []*query{&funnel, &dropoff, &paths, &next, &retention} {
-		q.funnelMatching = true // stages and sessions match in Waymark
+	stages := endpoint(stagesParams(), ParseStagesQuery, (*Store).Stages)
+	for _, q := range []*query{&funnel, &dropoff, &paths, &next, &retention, &stages} {
+		q.funnelMatching = true // sessions are read in Waymark
 	}
 	byName := map[string]query{
 		"funnel":    funnel,
@@ -62,7 +63,7 @@ var queries = sync.OnceValue(func() registry {
 		"paths":     paths,
 		"next":      next,
 		"retention": retention,
-		"stages":    endpoint(stagesParams(), ParseStagesQuery, (*Store).Stages),
+		"stages":    stages,
 		"sessions": endpoint(sessionsParams(), ParseSessionsQuery, func(s *Store, ctx context.Context, _ *sessionize.Map, q SessionsQuery) (*SessionSummary, error) {
 			return s.Sessions(ctx, q)
 		}),
@@ -78,7 +79,7 @@ func QueryNames() []string { return slices.Clone(queries().names) }
 func QueryParams(name string) []Param { return slices.Clone(queries().byName[name].params) }
 
 // QueryUsesFunnelMatching reports whether the named query heeds Config.FunnelMatching (funnel,
-// dropoff, paths, next and retention do; stages and sessions match in Waymark whatever it says),
+// dropoff, paths, next, retention and stages do; sessions are read in Waymark whatever it says),
 // so that a command offers
 // --funnel-matching only where it means something.
 func QueryUsesFunnelMatching(name string) bool { return queries().byName[name].funnelMatching }

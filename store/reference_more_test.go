@@ -7,6 +7,7 @@ import (
 	"maps"
 	"math"
 	"os"
+	"reflect"
 	"slices"
 	"strconv"
 	"strings"
@@ -409,8 +410,16 @@ func refPeriods(period string, a, b time.Time) int {
 	return n
 }
 
+// TestStagesAgreeWithTheReference asks the stages read in Waymark and, on an engine with the
+// waymark_funnel UDF, in ClickHouse.
 func TestStagesAgreeWithTheReference(t *testing.T) {
-	d, s := storedRefData(t, 19, 300)
+	d, paths := storedRefDataPaths(t, 19, 300)
+	for _, path := range paths {
+		t.Run(path.name, func(t *testing.T) { stagesAgree(t, d, path.s) })
+	}
+}
+
+func stagesAgree(t *testing.T, d refData, s *store.Store) {
 	jm := defaultMap(t)
 	res, err := s.Stages(context.Background(), jm, store.StagesQuery{Limit: 100})
 	if err != nil {
@@ -552,5 +561,37 @@ func TestTaobaoSampleAgreesWithTheReference(t *testing.T) {
 		rankedText(res.NextEvents), strings.Join(res.Persons, ",")}, "\n")
 	if want := refDropoff(jm, d, q, 2); got != want {
 		t.Errorf("dropoff\ngot:\n%s\nwant:\n%s", got, want)
+	}
+}
+
+// TestPathsKeepLabelsWhole: a touchpoint's label may hold any byte (a NUL, "|", ":"), and a path
+// lists it as one touchpoint, in Waymark and in ClickHouse.
+func TestPathsKeepLabelsWhole(t *testing.T) {
+	var db string
+	s := openStoreWith(t, func(c *store.Config) { db, c.FunnelMatching = c.Database, store.MatchProcess })
+	labels := []string{"Product Viewed", "a\x00b", "c|1:d", "e:f", ""}
+	var events []ingest.Event
+	for i, l := range labels {
+		events = append(events, ev("u1", l, i), ev("u2", l, 10*i))
+	}
+	events = append(events, ev("u2", "Order Completed", 45))
+	writeEvents(t, s, events)
+	jm := defaultMap(t)
+	for _, path := range append([]matchingPath{{store.MatchProcess, s}}, enginePaths(t, db)...) {
+		res, err := path.s.Paths(context.Background(), jm, store.PathsQuery{Anchor: "Product Viewed", Depth: 5, Convert: "Order Completed"})
+		if err != nil {
+			t.Fatal(path.name, err)
+		}
+		want := []store.PathRow{{Touchpoints: []string{"Product Viewed", "a\x00b", "c|1:d", "e:f", "track"}, Persons: 2, Converted: 1, ConversionRate: 0.5}}
+		if !reflect.DeepEqual(res.Paths, want) || res.Persons != 2 || res.Direction != "start" {
+			t.Errorf("%s: got %+v (%d persons, direction %q), want %+v", path.name, res.Paths, res.Persons, res.Direction, want)
+		}
+		next, err := path.s.Next(context.Background(), jm, store.NextQuery{Anchor: "c|1:d", Window: time.Hour})
+		if err != nil {
+			t.Fatal(path.name, err)
+		}
+		if got := rankedText(next.Touchpoints); got != "e:f=2" || next.Direction != "next" {
+			t.Errorf("%s: next %q (direction %q)", path.name, got, next.Direction)
+		}
 	}
 }

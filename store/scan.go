@@ -229,7 +229,9 @@ func combineScans(readers []*scanReader) eventScan {
 		for _, a := range r.scan.attrs {
 			r.attrCols = append(r.attrCols, place(&sc.attrs, attrs, a))
 		}
-		if len(r.predBits) > 0 && r.predBits[len(r.predBits)-1]-r.predBits[0] == len(r.predBits)-1 && slices.IsSorted(r.predBits) {
+		// A reader may have one condition twice (a strict drop-off's blocking touchpoints are also
+		// its tracked ones): its bits then repeat, and only bits first, first+1, … in order shift.
+		if len(r.predBits) > 0 && slices.Equal(r.predBits, consecutive(r.predBits[0], len(r.predBits))) {
 			r.shift = r.predBits[0]
 		}
 		// A bound of 0 is open (and so is a start ≤ 0); an end < 0 reads nothing.
@@ -251,6 +253,15 @@ func combineScans(readers []*scanReader) eventScan {
 		}
 	}
 	return sc
+}
+
+// consecutive is [first, first+1, …], n of them.
+func consecutive(first, n int) []int {
+	out := make([]int, n)
+	for i := range out {
+		out[i] = first + i
+	}
+	return out
 }
 
 // give hands the reader its events of one person, from events of a scan that may have read for

@@ -40,15 +40,14 @@ type Config struct {
 	// Cluster, when set, names the ClickHouse cluster: migrations emit ON CLUSTER DDL with
 	// Replicated* engines under Distributed tables sharded by customer key. Default: single node.
 	Cluster string
-	// FunnelMatching says where the per-person work of funnels, drop-offs, paths, next and
-	// retention runs: MatchAuto (default) inside ClickHouse when the server has the waymark_funnel function
+	// FunnelMatching says where the per-person work of the journey queries (all but sessions)
+	// runs: MatchAuto (default) inside ClickHouse when the server has the waymark_funnel function
 	// (docs/udf.md), else here; MatchEngine inside ClickHouse, failing the queries it could take
 	// when the function is missing; MatchProcess here. Those counting sessions always match here.
 	FunnelMatching string
 }
 
-// Where the per-person work of funnels, drop-offs, paths, next and retention runs
-// (Config.FunnelMatching).
+// Where the per-person work of the journey queries runs (Config.FunnelMatching).
 const (
 	MatchAuto    = "auto"
 	MatchEngine  = "engine"

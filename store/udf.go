@@ -16,11 +16,12 @@ import (
 	"time"
 )
 
-// The per-person matching of funnels and drop-offs can run inside ClickHouse, as the executable
-// UDF waymark_funnel (deploy/clickhouse/waymark_funnel_function.xml; docs/udf.md): ClickHouse
-// groups each person's events into arrays and pipes them to `waymark udf-funnel`, which runs the
-// same units, pathFinder and dropoffPlan as the in-process path and answers a few bytes per
-// person. Over a Distributed table sharded by person, the matching can then run on the shards.
+// The per-person work of the journey queries (all but sessions) can run inside ClickHouse, as the
+// executable UDF waymark_funnel (deploy/clickhouse/waymark_funnel_function.xml; docs/udf.md):
+// ClickHouse groups each person's events into arrays and pipes them to `waymark udf-funnel`,
+// which runs the same units, pathFinder, dropoffPlan, anchorWalk, retentionWalk and stagesWalk as
+// the in-process path and answers a few bytes per person. Over a Distributed table sharded by
+// person, the matching can then run on the shards.
 //
 // Wire format (executable_pool, RowBinary, send_chunk_header=1): each chunk is "N\n" then N rows;
 // each row is
@@ -33,7 +34,7 @@ import (
 //	                                empty when the spec reads none
 //
 // and each answer is a String: funnelOutcome's encoding, or anchorOutcome's when the spec has an
-// anchor, retentionOutcome's when it has a retention. The answers of a chunk are flushed together, in order.
+// anchor, retentionOutcome's when it has a retention, stagesOutcome's when it has stages. The answers of a chunk are flushed together, in order.
 
 // FunnelUDFName is the name the executable UDF is installed under.
 const FunnelUDFName = "waymark_funnel"
@@ -77,6 +78,9 @@ type udfSpec struct {
 	// Retention, when set, asks for each person's part of a retention answer (retentionWalk)
 	// instead of a funnel's match.
 	Retention *udfRetention `json:"retention,omitempty"`
+	// Stages, when set, asks for each person's part of a stages answer (stagesWalk) instead of
+	// a funnel's match.
+	Stages *udfStages `json:"stages,omitempty"`
 	// TimeoutMs bounds the matching of one chunk, ms; 0: no bound. It is the query's timeout: a
 	// chunk that takes longer belongs to a query that has failed already, and ClickHouse lets a
 	// pool process finish its chunk.
@@ -109,6 +113,13 @@ type udfRetention struct {
 	To      int64  `json:"to"`
 }
 
+// udfStages is a stagesWalk on the wire.
+type udfStages struct {
+	From    int64  `json:"from"`
+	To      int64  `json:"to"`
+	Tracked uint64 `json:"tracked"`
+}
+
 // check reports what is wrong with an anchor of a spec reading attrs attribute columns and
 // keeping the conditions of keep; its labels are the first column.
 func (a *udfAnchor) check(attrs int, keep uint64) error {
@@ -139,6 +150,9 @@ func (p *funnelPlan) udfSpec(timeout time.Duration) (spec string, ok bool) {
 	copy(u.Blocks, p.blocks)
 	if d := p.dropoff; d != nil {
 		u.Dropoff = &udfDropoff{Tracked: d.tracked, First: d.first}
+	}
+	if w := p.stages; w != nil {
+		u.Stages = &udfStages{From: w.from, To: w.to, Tracked: w.tracked}
 	}
 	if w := p.retention; w != nil {
 		u.Retention = &udfRetention{Period: w.period, Periods: w.periods, From: w.from, To: w.to}
@@ -196,17 +210,20 @@ func parseUDFSpec(spec []byte) (*funnelPlan, error) {
 		return nil, fmt.Errorf("spec: breakdown attribute %d of %d", u.Attr, u.Attrs)
 	case u.Dropoff != nil && (u.Dropoff.First < 0 || u.Dropoff.First+3 > u.Attrs || bits.OnesCount64(u.Dropoff.Tracked) != 1 || u.Keep&u.Dropoff.Tracked == 0):
 		return nil, fmt.Errorf("spec: drop-off attributes from %d of %d, tracked bit %#x", u.Dropoff.First, u.Attrs, u.Dropoff.Tracked)
-	case (u.Anchor != nil) && (u.Dropoff != nil || u.Retention != nil) || u.Dropoff != nil && u.Retention != nil:
-		return nil, errors.New("spec: more than one of an anchor, a drop-off and a retention")
+	case countSet(u.Anchor != nil, u.Dropoff != nil, u.Retention != nil, u.Stages != nil) > 1:
+		return nil, errors.New("spec: more than one of an anchor, a drop-off, a retention and stages")
+	case u.Stages != nil && (u.Attrs < 2 || bits.OnesCount64(u.Stages.Tracked) != 1 || u.Keep&u.Stages.Tracked == 0):
+		return nil, fmt.Errorf("spec: stages over %d attributes, tracked bit %#x", u.Attrs, u.Stages.Tracked)
 	case u.Retention != nil && (u.Retention.Period != "week" && u.Retention.Period != "month" ||
 		u.Retention.Periods < 1 || u.Retention.Periods > maxRetentionPeriods || u.Attrs < 1):
 		return nil, fmt.Errorf("spec: retention by %q over %d periods, %d attributes", u.Retention.Period, u.Retention.Periods, u.Attrs)
-	case u.Anchor != nil:
+	case u.TraitCond < -1 || u.TraitCond >= 64 || u.TraitCond >= 0 && u.Attr != 0:
+		return nil, fmt.Errorf("spec: trait condition %d (attribute %d)", u.TraitCond, u.Attr)
+	}
+	if u.Anchor != nil {
 		if err := u.Anchor.check(u.Attrs, u.Keep); err != nil {
 			return nil, err
 		}
-	case u.TraitCond < -1 || u.TraitCond >= 64 || u.TraitCond >= 0 && u.Attr != 0:
-		return nil, fmt.Errorf("spec: trait condition %d (attribute %d)", u.TraitCond, u.Attr)
 	}
 	p := &funnelPlan{conds: make([]condition, len(u.Blocks)), blocks: u.Blocks, from: u.Start,
 		attr: u.Attr, traitCond: u.TraitCond, keyAttr: -1, keep: u.Keep,
@@ -214,6 +231,9 @@ func parseUDFSpec(spec []byte) (*funnelPlan, error) {
 		scan: eventScan{attrs: make([]predicate, u.Attrs)}}
 	if u.Dropoff != nil {
 		p.dropoff = &dropoffPlan{tracked: u.Dropoff.Tracked, first: u.Dropoff.First}
+	}
+	if w := u.Stages; w != nil {
+		p.stages = &stagesWalk{from: w.From, to: w.To, tracked: w.Tracked}
 	}
 	if r := u.Retention; r != nil {
 		p.retention = &retentionWalk{period: r.Period, periods: r.Periods, from: r.From, to: r.To}
@@ -403,7 +423,7 @@ func ServeFunnelUDF(r io.Reader, w io.Writer) error {
 		}
 		u.chunkStart = time.Now()
 		for row := uint64(1); row <= n; row++ {
-			if err := u.row(in, out); err != nil {
+			if err := u.safeRow(in, out); err != nil {
 				return fmt.Errorf("waymark_funnel: chunk %d, row %d: %w", chunk, row, err)
 			}
 		}
@@ -451,10 +471,25 @@ type udfMatcher struct {
 	cols       [4][]uint64 // t, seq, mask, id
 	attrs      []string    // as read: one attribute column after another
 	eventAttrs []string    // the same, event after event
-	events     []scannedEvent
-	ids        []uint64
-	buf        []byte
-	scratch    [8 * 1024]byte
+	// a stages query's scratch space and outcome
+	stageEntered []int64
+	stageLeft    []bool
+	stageOutcome stagesOutcome
+	events       []scannedEvent
+	ids          []uint64
+	buf          []byte
+	scratch      [8 * 1024]byte
+}
+
+// safeRow is row, with a panic (a bug: input is checked before it is used) turned into the
+// row's error, so ClickHouse reports it rather than a process that died.
+func (u *udfMatcher) safeRow(in *bufio.Reader, out *bufio.Writer) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("internal error: %v", p)
+		}
+	}()
+	return u.row(in, out)
 }
 
 // row reads one row and writes its answer.
@@ -509,6 +544,13 @@ func (u *udfMatcher) row(in *bufio.Reader, out *bufio.Writer) error {
 		}
 		return u.answer(out, answer)
 	}
+	if w := u.plan.stages; w != nil {
+		n := len(u.plan.steps)
+		u.stageEntered, u.stageLeft = slices.Grow(u.stageEntered[:0], n)[:n], slices.Grow(u.stageLeft[:0], n)[:n]
+		u.stageOutcome.reset(n)
+		w.of(units[0], u.stageEntered, u.stageLeft, &u.stageOutcome)
+		return u.answer(out, u.stageOutcome.encode(answer))
+	}
 	if w := u.plan.retention; w != nil {
 		if o, ok := w.of(units[0]); ok {
 			answer = o.encode(answer)
@@ -542,6 +584,17 @@ func (u *udfMatcher) answer(out *bufio.Writer, answer []byte) error {
 	out.Write(lenBuf[:binary.PutUvarint(lenBuf[:], uint64(len(answer)))])
 	out.Write(answer)
 	return nil
+}
+
+// countSet is how many of set are true.
+func countSet(set ...bool) int {
+	n := 0
+	for _, b := range set {
+		if b {
+			n++
+		}
+	}
+	return n
 }
 
 // readLen reads a RowBinary length (LEB128) and checks it against limit.
@@ -614,7 +667,7 @@ func readStrings(in *bufio.Reader, dst []string, limit int) ([]string, error) {
 // for in-engine matching.
 var errNoFunnelUDF = errors.New("the server has no " + FunnelUDFName + " function (see docs/udf.md), which --funnel-matching=engine requires")
 
-// matchInEngine reports whether a funnel the UDF can take runs in ClickHouse, per
+// matchInEngine reports whether a query the UDF can take (udfSpec) runs in ClickHouse, per
 // Config.FunnelMatching and the server's functions.
 func (s *Store) matchInEngine(ctx context.Context) (bool, error) {
 	if s.cfg.FunnelMatching == MatchProcess {

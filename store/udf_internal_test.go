@@ -255,6 +255,60 @@ func TestServeFunnelUDFRetention(t *testing.T) {
 	}
 }
 
+// stagesSpec is a stages query's spec: stages 0 to 2 entered by conditions 0 to 2, tracked
+// touchpoints condition 3 (bit 8), attributes label and score.
+func stagesSpec(t *testing.T) string {
+	t.Helper()
+	p := &funnelPlan{conds: make([]condition, 3), blocks: []uint64{0, 0, 0}, from: math.MinInt64, attr: -1, traitCond: -1, keyAttr: -1, keep: 8,
+		steps:  []stepPlan{{conds: []int{0}, nth: []int{1}}, {conds: []int{1}, nth: []int{1}}, {conds: []int{2}, nth: []int{1}}},
+		spec:   matchSpec{steps: 3, mode: ModeOrdered},
+		scan:   eventScan{attrs: make([]predicate, 2)},
+		stages: &stagesWalk{from: math.MinInt64, to: math.MaxInt64, tracked: 8}}
+	spec, ok := p.udfSpec(time.Minute)
+	if !ok {
+		t.Fatal("no spec")
+	}
+	return spec
+}
+
+func TestServeFunnelUDFStages(t *testing.T) {
+	// Stage 0 at 10 (a page), a survey answered at 11 (score 9.5) and a bad score at 12, stage 2
+	// at 20 together with a page (counted in stage 2: a time's events move on first), a copy of it.
+	input := udfChunks([]udfRow{
+		{spec: stagesSpec(t), t: []uint64{20, 10, 11, 12, 20, 20}, seq: []uint64{1, 0, 0, 0, 2, 2}, mask: []uint64{12, 9, 8, 8, 8, 8}, id: []uint64{5, 1, 2, 3, 4, 4},
+			attrs: slices.Concat([]string{"Order|1:x", "Page", "Survey Answered", "NPS Submitted", "Page", "Page"}, []string{"", "", "9.5", "ten", "", ""})},
+		{spec: stagesSpec(t), t: []uint64{5}, seq: []uint64{0}, mask: []uint64{8}, id: []uint64{1}, attrs: []string{"Page", ""}}, // no stage
+	})
+	var out bytes.Buffer
+	if err := ServeFunnelUDF(bytes.NewReader(input), &out); err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"3 1 10 0 -1 1 -1 5 0 1 0 1 0 1 2 1 2 1 1 0 9.5|4:Page|15:Survey Answered|13:NPS Submitted|9:Order|1:x|4:Page", ""}
+	if got := readAnswers(t, out.Bytes()); !slices.Equal(got, want) {
+		t.Errorf("got  %q\nwant %q", got, want)
+	}
+	aggs := make(stageAggs, 3)
+	for i := range aggs {
+		aggs[i].touchpoints = map[string]int64{}
+	}
+	if err := decodeStagesOutcome(want[0], 3, aggs); err != nil {
+		t.Fatal(err)
+	}
+	if aggs[0].entered != 1 || aggs[0].movedOn != 1 || !slices.Equal(aggs[0].dwell, []int64{10}) || aggs[2].entered != 1 || aggs[1].entered != 0 ||
+		aggs[0].responses != 1 || aggs[0].scoreSum != 9.5 || aggs[2].touchpoints["Page"] != 1 || aggs[0].touchpoints["NPS Submitted"] != 1 {
+		t.Errorf("decoded %+v", aggs)
+	}
+	for _, bad := range []string{
+		"", "2 1 -1 0 -1 0 0", "3 1 -1 0 -1 0 -1 0", "3 1 -1 0 5 0 -1 0 0", "3 1 -1 0 -1 0 -1 1 0 0 0|1:a",
+		"3 1 -1 0 -1 0 -1 1 3 1 0|1:a", "3 1 -1 0 -1 0 -1 1 0 1 0", "3 1 -1 0 -1 0 -1 0 1 0 NaN", "3 1 -1 0 -1 0 -1 0 1 0",
+		"3 1 -1 0 -1 0 -1 0 0 7", "3 2 -1 0 -1 0 -1 0 0",
+	} {
+		if err := decodeStagesOutcome(bad, 3, aggs); err == nil {
+			t.Errorf("decode %q: no error", bad)
+		}
+	}
+}
+
 func TestDecodeFunnelOutcome(t *testing.T) {
 	tests := []struct {
 		in        string
@@ -318,12 +372,15 @@ func TestServeFunnelUDFRejectsBadInput(t *testing.T) {
 		{"drop-off attributes it does not read", udfChunks([]udfRow{{spec: strings.Replace(dropoffSpec, `"first":1`, `"first":2`, 1)}}), "drop-off attributes from 2 of 4"},
 		{"drop-off tracking two conditions", udfChunks([]udfRow{{spec: strings.Replace(dropoffSpec, `"tracked":4`, `"tracked":6`, 1)}}), "tracked bit 0x6"},
 		{"drop-off tracking what it does not keep", udfChunks([]udfRow{{spec: strings.Replace(dropoffSpec, `"keep":4`, `"keep":0`, 1)}}), "tracked bit 0x4"},
+		{"anchor with a trait but no breakdown", udfChunks([]udfRow{{spec: strings.Replace(anchorSpec(t, anchorWalk{kind: "next", direction: "next"}), `"trait_cond":-1`, `"trait_cond":0`, 1),
+			t: []uint64{1}, seq: []uint64{0}, mask: []uint64{5}, id: []uint64{1}, attrs: []string{"a"}}}), "trait condition 0 (attribute -1)"},
 		{"anchor of no kind", udfChunks([]udfRow{{spec: strings.Replace(anchorSpec(t, anchorWalk{kind: "next", direction: "next"}), `"kind":"next"`, `"kind":"x"`, 1)}}), `anchor kind "x"`},
 		{"paths going next", udfChunks([]udfRow{{spec: anchorSpec(t, anchorWalk{kind: "paths", direction: "next", depth: 3})}}), `paths direction "next"`},
 		{"next going to the end", udfChunks([]udfRow{{spec: anchorSpec(t, anchorWalk{kind: "next", direction: "end"})}}), `next direction "end"`},
 		{"paths too deep", udfChunks([]udfRow{{spec: anchorSpec(t, anchorWalk{kind: "paths", direction: "start", depth: 11})}}), "depth 11"},
 		{"anchor with a negative window", udfChunks([]udfRow{{spec: anchorSpec(t, anchorWalk{kind: "next", direction: "next", wind: -1})}}), "anchor window -1"},
-		{"anchor and drop-off", udfChunks([]udfRow{{spec: strings.Replace(dropoffSpec, `"dropoff"`, `"anchor":{"kind":"next","direction":"next","tracked":4},"dropoff"`, 1)}}), "more than one of an anchor, a drop-off and a retention"},
+		{"anchor and drop-off", udfChunks([]udfRow{{spec: strings.Replace(dropoffSpec, `"dropoff"`, `"anchor":{"kind":"next","direction":"next","tracked":4},"dropoff"`, 1)}}), "more than one of an anchor, a drop-off, a retention and stages"},
+		{"stages without scores", udfChunks([]udfRow{{spec: strings.Replace(stagesSpec(t), `"attrs":2`, `"attrs":1`, 1)}}), "stages over 1 attributes"},
 		{"retention by day", udfChunks([]udfRow{{spec: retentionSpec(t, "day", 8)}}), `retention by "day"`},
 		{"retention over too many periods", udfChunks([]udfRow{{spec: retentionSpec(t, "week", 53)}}), "over 53 periods"},
 		{"drop-off attributes missing", udfChunks([]udfRow{{spec: dropoffSpec, t: []uint64{1}, seq: []uint64{0}, mask: []uint64{1}, id: []uint64{1}, attrs: []string{"a", "b", "c"}}}), "3 attribute values for 1 events of 4 attributes"},

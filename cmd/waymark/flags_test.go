@@ -89,8 +89,8 @@ func TestSessionizerFlagsAreChecked(t *testing.T) {
 // TestStoreFlagsOnlyWhereTheyApply: each part of the store's configuration is in the help of the
 // commands it changes and of no other, with help text that fits the command.
 // --funnel-matching: the commands that answer funnels (serve, bench, bench ingest and the funnel
-// dropoff, paths, next and retention queries); migrate, resessionize and the other queries run no
-// funnel (stages and sessions match in Waymark whatever it says). --query-timeout and --query-max-memory: the commands that answer
+// dropoff, paths, next, retention and stages queries); migrate, resessionize and the sessions
+// query run no funnel (sessions are read in Waymark whatever it says). --query-timeout and --query-max-memory: the commands that answer
 // journey queries; migrate and resessionize offered them. --clickhouse-cluster: the commands that
 // create the schema; the query commands offered it, with help about migrate. The query commands'
 // --query-timeout said "over it the API answers 503".
@@ -117,7 +117,7 @@ func TestStoreFlagsOnlyWhereTheyApply(t *testing.T) {
 	}
 	for _, name := range store.QueryNames() {
 		want := []string{timeout, memory}
-		if name != "stages" && name != "sessions" {
+		if name != "sessions" {
 			want = append(want, matching)
 		}
 		tests = append(tests, struct {
