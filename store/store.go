@@ -42,8 +42,9 @@ type Config struct {
 	Cluster string
 	// FunnelMatching says where the per-person work of the journey queries (all but sessions)
 	// runs: MatchAuto (default) inside ClickHouse when the server has the waymark_funnel function
-	// (docs/udf.md), else here; MatchEngine inside ClickHouse, failing the queries it could take
-	// when the function is missing; MatchProcess here. Those counting sessions always match here.
+	// (docs/udf.md), else here, and a batch's queries here, in one shared read; MatchEngine inside
+	// ClickHouse, failing the queries it could take when the function is missing; MatchProcess
+	// here. Those counting sessions always match here.
 	FunnelMatching string
 }
 

@@ -668,9 +668,12 @@ func readStrings(in *bufio.Reader, dst []string, limit int) ([]string, error) {
 var errNoFunnelUDF = errors.New("the server has no " + FunnelUDFName + " function (see docs/udf.md), which --funnel-matching=engine requires")
 
 // matchInEngine reports whether a query the UDF can take (udfSpec) runs in ClickHouse, per
-// Config.FunnelMatching and the server's functions.
+// Config.FunnelMatching and the server's functions. Under MatchAuto the queries of a batch
+// (QueryBatch) match in Waymark, in the batch's shared read: one read for all of them cost half
+// the time of one read per query in ClickHouse (the journey page on 3M events, 5.6 s against
+// 10.8 s; docs/udf.md).
 func (s *Store) matchInEngine(ctx context.Context) (bool, error) {
-	if s.cfg.FunnelMatching == MatchProcess {
+	if s.cfg.FunnelMatching == MatchProcess || s.cfg.FunnelMatching == MatchAuto && shareOf(ctx) != nil {
 		return false, nil
 	}
 	var n uint64
