@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"math"
+	"math/big"
 	"math/bits"
 	"net/url"
 	"slices"
@@ -484,7 +485,23 @@ type stageAgg struct {
 	dwell            []int64
 	touchpoints      map[string]int64
 	responses        int64
-	scoreSum         float64
+	scoreSum         *big.Float // exact (see exactSumPrec): the same whatever order persons come in
+}
+
+// exactSumPrec is the precision, in bits, of a sum of float64 values that holds it exactly: the
+// 2,098 bits from a float64's largest exponent to its smallest subnormal's, and 64 more for the
+// carries of up to 2^64 terms. A plain float64 sum depends on the order of its terms, and the
+// persons of a query come in ClickHouse's grouping order, which changes from run to run.
+const exactSumPrec = 2098 + 64
+
+// meanScore is sum/n rounded to 4 decimals (not rounded past 1e15, where a float64 has no
+// decimals left and the rounding would overflow).
+func meanScore(sum *big.Float, n int64) float64 {
+	mean, _ := new(big.Float).Quo(sum, new(big.Float).SetInt64(n)).Float64()
+	if math.Abs(mean) < 1e15 {
+		mean = math.Round(mean*1e4) / 1e4
+	}
+	return mean
 }
 
 func (a stageAggs) enter(st int) { a[st].entered++ }
@@ -501,7 +518,10 @@ func (a stageAggs) touch(st int, label string, n int64) {
 }
 func (a stageAggs) respond(st int, score float64) {
 	a[st].responses++
-	a[st].scoreSum += score
+	if a[st].scoreSum == nil {
+		a[st].scoreSum = new(big.Float).SetPrec(exactSumPrec)
+	}
+	a[st].scoreSum.Add(a[st].scoreSum, big.NewFloat(score))
 }
 
 // stagesOutcome is one person's part of a stages answer, as the UDF sends it (a stagesSink).
@@ -510,6 +530,14 @@ type stagesOutcome struct {
 	dwell   []int64 // per stage: ms before going on from it, -1 when they did not
 	touches []stageTouch
 	scores  []stageScore
+	// touchIndex is where each (stage, label) is in touches: a bot has many labels
+	touchIndex map[stageLabel]int
+}
+
+// stageLabel is a touchpoint's label in a stage.
+type stageLabel struct {
+	stage int
+	label string
 }
 
 type stageTouch struct {
@@ -530,6 +558,10 @@ func (o *stagesOutcome) reset(n int) {
 		o.entered[st], o.dwell[st] = false, -1
 	}
 	o.touches, o.scores = o.touches[:0], o.scores[:0]
+	if o.touchIndex == nil {
+		o.touchIndex = map[stageLabel]int{}
+	}
+	clear(o.touchIndex)
 }
 
 func (o *stagesOutcome) enter(st int)               { o.entered[st] = true }
@@ -538,12 +570,12 @@ func (o *stagesOutcome) respond(st int, score float64) {
 	o.scores = append(o.scores, stageScore{st, score})
 }
 func (o *stagesOutcome) touch(st int, label string, n int64) {
-	for i := range o.touches {
-		if t := &o.touches[i]; t.stage == st && t.label == label {
-			t.n += n
-			return
-		}
+	k := stageLabel{st, label}
+	if i, ok := o.touchIndex[k]; ok {
+		o.touches[i].n += n
+		return
 	}
+	o.touchIndex[k] = len(o.touches)
 	o.touches = append(o.touches, stageTouch{st, label, n})
 }
 
@@ -733,7 +765,7 @@ func (s *Store) stagesQuery(ctx context.Context, jm *sessionize.Map, q StagesQue
 		}
 		h.TopTouchpoints = rank(a.touchpoints, total, q.Limit)
 		if a.responses > 0 {
-			mean := math.Round(a.scoreSum/float64(a.responses)*1e4) / 1e4
+			mean := meanScore(a.scoreSum, a.responses)
 			h.MeanScore = &mean
 		}
 		res.Stages = append(res.Stages, h)

@@ -538,6 +538,11 @@ func (u *udfMatcher) row(in *bufio.Reader, out *bufio.Writer) error {
 	slices.SortFunc(u.events, compareCopies) // the scan's order, so equal copies sort the same way too
 	units := u.plan.units(dedupe(u.events, &u.ids), nil)
 	answer := u.buf[:0]
+	// The walks below take time linear in the row; the funnel's path search checks the timeout
+	// itself, as it goes.
+	if !u.matchesFunnel() && u.plan.udfTimeout > 0 && time.Since(u.chunkStart) > u.plan.udfTimeout {
+		return fmt.Errorf("read %d events: the chunk took over the query's timeout %s", len(units[0]), u.plan.udfTimeout)
+	}
 	if w := u.plan.anchor; w != nil {
 		if at := w.first(units[0]); at >= 0 {
 			answer = w.walk(units[0], at).encode(answer)
@@ -575,6 +580,12 @@ func (u *udfMatcher) row(in *bufio.Reader, out *bufio.Writer) error {
 		o = outcomeOf(u.plan, unit, level, path)
 	}
 	return u.answer(out, o.encode(answer, u.plan.attr >= 0))
+}
+
+// matchesFunnel reports whether the plan is a funnel's or a drop-off's (a path search), not a
+// walk of paths, next, retention or stages.
+func (u *udfMatcher) matchesFunnel() bool {
+	return u.plan.anchor == nil && u.plan.retention == nil && u.plan.stages == nil
 }
 
 // answer writes a row's answer, a RowBinary String, and keeps its buffer for the next row.

@@ -295,7 +295,7 @@ func TestServeFunnelUDFStages(t *testing.T) {
 		t.Fatal(err)
 	}
 	if aggs[0].entered != 1 || aggs[0].movedOn != 1 || !slices.Equal(aggs[0].dwell, []int64{10}) || aggs[2].entered != 1 || aggs[1].entered != 0 ||
-		aggs[0].responses != 1 || aggs[0].scoreSum != 9.5 || aggs[2].touchpoints["Page"] != 1 || aggs[0].touchpoints["NPS Submitted"] != 1 {
+		aggs[0].responses != 1 || meanScore(aggs[0].scoreSum, 1) != 9.5 || aggs[2].touchpoints["Page"] != 1 || aggs[0].touchpoints["NPS Submitted"] != 1 {
 		t.Errorf("decoded %+v", aggs)
 	}
 	for _, bad := range []string{
@@ -306,6 +306,26 @@ func TestServeFunnelUDFStages(t *testing.T) {
 		if err := decodeStagesOutcome(bad, 3, aggs); err == nil {
 			t.Errorf("decode %q: no error", bad)
 		}
+	}
+}
+
+// TestServeFunnelUDFWalksStopAtTheTimeout: a chunk of a walk (here a retention's) stops once the
+// spec's timeout has passed: a million events take far more than its millisecond.
+func TestServeFunnelUDFWalksStopAtTheTimeout(t *testing.T) {
+	p := &funnelPlan{conds: make([]condition, 2), blocks: []uint64{0, 0}, from: math.MinInt64, attr: -1, traitCond: -1, keyAttr: -1, keep: 4,
+		steps:     []stepPlan{{conds: []int{0}, nth: []int{1}}, {conds: []int{1}, nth: []int{1}}},
+		spec:      matchSpec{steps: 2, mode: ModeOrdered},
+		scan:      eventScan{attrs: make([]predicate, 1)},
+		retention: &retentionWalk{period: "week", periods: 8, from: math.MinInt64, to: math.MaxInt64}}
+	spec, _ := p.udfSpec(time.Millisecond)
+	r := udfRow{spec: spec}
+	for i := range 2000 {
+		r.t, r.seq, r.mask, r.id = append(r.t, uint64(i)*1000), append(r.seq, 0), append(r.mask, 7), append(r.id, uint64(i))
+		r.attrs = append(r.attrs, "web")
+	}
+	err := ServeFunnelUDF(bytes.NewReader(udfChunks(slices.Repeat([]udfRow{r}, 500))), io.Discard)
+	if err == nil || !strings.Contains(err.Error(), "timeout") {
+		t.Errorf("got %v, want the timeout", err)
 	}
 }
 

@@ -7,6 +7,7 @@
 package queryapi
 
 import (
+	"bytes"
 	"cmp"
 	"encoding/json"
 	"errors"
@@ -73,7 +74,7 @@ func (a *API) Register(mux *http.ServeMux) {
 		for _, st := range a.jm.Stages {
 			m.Stages = append(m.Stages, stage{st.Name, st.Description})
 		}
-		writeJSON(w, m)
+		a.writeJSON(w, "map", m)
 	})
 	mux.HandleFunc("POST /api/v1/batch", a.batch)
 	mux.HandleFunc("/api/v1/", func(w http.ResponseWriter, r *http.Request) {
@@ -103,7 +104,7 @@ func (a *API) handle(name string) http.HandlerFunc {
 			a.fail(w, r, name, err)
 			return
 		}
-		writeJSON(w, res)
+		a.writeJSON(w, name, res)
 	}
 }
 
@@ -147,12 +148,26 @@ func (a *API) failure(name string, err error) failure {
 	}
 }
 
-// writeJSON answers with v as JSON.
-func writeJSON(w http.ResponseWriter, v any) {
+// writeJSON answers with v as JSON; when v cannot be encoded (a bug: a query's answer holds only
+// finite numbers), with a 500 naming what, logged.
+func (a *API) writeJSON(w http.ResponseWriter, what string, v any) {
+	b, err := encodeJSON(v)
+	if err != nil {
+		a.log.Error("encode an answer", "answer", what, "err", err)
+		writeError(w, http.StatusInternalServerError, "", "the "+what+" answer could not be written as JSON; see the server log")
+		return
+	}
 	w.Header().Set("Content-Type", "application/json")
-	enc := json.NewEncoder(w)
+	_, _ = w.Write(b)
+}
+
+// encodeJSON is v as JSON, with a newline.
+func encodeJSON(v any) ([]byte, error) {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
 	enc.SetEscapeHTML(false) // step names like "Order Completed[revenue>=100]" stay readable
-	_ = enc.Encode(v)
+	err := enc.Encode(v)
+	return buf.Bytes(), err
 }
 
 // parseQueryString reads a query string as url.ParseQuery does, but refuses what it would drop:

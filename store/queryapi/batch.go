@@ -58,12 +58,17 @@ func (a *API) batch(w http.ResponseWriter, r *http.Request) {
 	out := make([]batchAnswer, len(qs))
 	for i, ans := range answers {
 		out[i] = batchAnswer{Query: qs[i].Name, Status: http.StatusOK, Result: ans.Result}
+		if ans.Err == nil {
+			if _, err := encodeJSON(ans.Result); err != nil { // a bug; the other answers still go out
+				ans.Err = fmt.Errorf("encode the answer as JSON: %w", err)
+			}
+		}
 		if ans.Err != nil {
 			f := a.failure(qs[i].Name, ans.Err)
 			out[i] = batchAnswer{Query: qs[i].Name, Status: f.Status, failure: &f}
 		}
 	}
-	writeJSON(w, map[string]any{"results": out})
+	a.writeJSON(w, "batch", map[string]any{"results": out})
 }
 
 // batchShape is what a batch's body looks like, for the errors that say it is not one.
