@@ -176,21 +176,18 @@ func (s *Store) dropoffQuery(ctx context.Context, jm *sessionize.Map, q DropoffQ
 		levels[i] = dropoffLevel{events: map[string]int64{}, locations: map[string]int64{}, channels: map[string]int64{}, next: map[string]int64{},
 			persons: smallestIDs{limit: max(q.IDsLimit, 0), kept: map[string]bool{}}}
 	}
-	inEngine := false
-	spec, ok := plan.udfSpec(s.cfg.QueryTimeout)
-	if ok {
-		if inEngine, err = s.matchInEngine(ctx); err != nil {
-			return nil, err
-		}
+	spec, err := s.engineSpec(ctx, plan)
+	if err != nil {
+		return nil, err
 	}
-	if inEngine {
+	if spec != "" {
 		err = s.matchInClickHouse(ctx, plan, spec, true, func(person, answer string) error {
 			o, err := decodeFunnelOutcome(answer, plan.attr >= 0)
 			if err != nil {
-				return fmt.Errorf("match in clickhouse: %w", err)
+				return err
 			}
 			if (o.drop != nil) != (o.level > 0 && o.level < n) {
-				return fmt.Errorf("match in clickhouse: person %.60q reached %d of %d steps, with a drop-off: %t", person, o.level, n, o.drop != nil)
+				return fmt.Errorf("person %.60q reached %d of %d steps, with a drop-off: %t", person, o.level, n, o.drop != nil)
 			}
 			o.addTo(agg, fq.Mode)
 			if o.drop != nil {

@@ -202,14 +202,12 @@ func (s *Store) funnel(ctx context.Context, jm *sessionize.Map, q FunnelQuery) (
 	if err != nil {
 		return nil, err
 	}
-	if spec, ok := plan.udfSpec(s.cfg.QueryTimeout); ok {
-		inEngine, err := s.matchInEngine(ctx)
-		if err != nil {
-			return nil, err
-		}
-		if inEngine {
-			return s.funnelInEngine(ctx, plan, spec, q)
-		}
+	spec, err := s.engineSpec(ctx, plan)
+	if err != nil {
+		return nil, err
+	}
+	if spec != "" {
+		return s.funnelInEngine(ctx, plan, spec, q)
 	}
 	agg := newFunnelAgg(len(q.Steps), q.Breakdown.By != "")
 	if err := s.matchHere(ctx, "funnel", plan, q, agg, nil); err != nil {

@@ -322,19 +322,15 @@ func (s *Store) retentionQuery(ctx context.Context, jm *sessionize.Map, q Retent
 		}
 		return nil
 	}
-	var err error
-	inEngine := false
-	spec, ok := p.udfSpec(s.cfg.QueryTimeout)
-	if ok {
-		if inEngine, err = s.matchInEngine(ctx); err != nil {
-			return nil, err
-		}
+	spec, err := s.engineSpec(ctx, p)
+	if err != nil {
+		return nil, err
 	}
-	if inEngine {
+	if spec != "" {
 		err = s.matchInClickHouse(ctx, p, spec, false, func(_, answer string) error {
 			o, err := decodeRetentionOutcome(answer)
 			if err != nil {
-				return fmt.Errorf("match in clickhouse: %w", err)
+				return err
 			}
 			return add(o)
 		})
@@ -588,28 +584,28 @@ func (o *stagesOutcome) encode(b []byte) []byte {
 	if !slices.Contains(o.entered, true) && len(o.touches) == 0 {
 		return b
 	}
+	// nums appends each of vs, after a space.
+	nums := func(vs ...int64) {
+		for _, v := range vs {
+			b = append(b, ' ')
+			b = strconv.AppendInt(b, v, 10)
+		}
+	}
 	b = strconv.AppendInt(b, int64(len(o.entered)), 10)
 	for st, e := range o.entered {
-		b = append(b, " 0"...)
+		entered := int64(0)
 		if e {
-			b[len(b)-1] = '1'
+			entered = 1
 		}
-		b = append(b, ' ')
-		b = strconv.AppendInt(b, o.dwell[st], 10)
+		nums(entered, o.dwell[st])
 	}
-	b = append(b, ' ')
-	b = strconv.AppendInt(b, int64(len(o.touches)), 10)
+	nums(int64(len(o.touches)))
 	for _, t := range o.touches {
-		b = append(b, ' ')
-		b = strconv.AppendInt(b, int64(t.stage), 10)
-		b = append(b, ' ')
-		b = strconv.AppendInt(b, t.n, 10)
+		nums(int64(t.stage), t.n)
 	}
-	b = append(b, ' ')
-	b = strconv.AppendInt(b, int64(len(o.scores)), 10)
+	nums(int64(len(o.scores)))
 	for _, s := range o.scores {
-		b = append(b, ' ')
-		b = strconv.AppendInt(b, int64(s.stage), 10)
+		nums(int64(s.stage))
 		b = append(b, ' ')
 		b = strconv.AppendFloat(b, s.score, 'g', -1, 64)
 	}
@@ -725,20 +721,13 @@ func (s *Store) stagesQuery(ctx context.Context, jm *sessionize.Map, q StagesQue
 	for i := range aggs {
 		aggs[i].touchpoints = map[string]int64{}
 	}
-	var err error
-	inEngine := false
-	spec, ok := p.udfSpec(s.cfg.QueryTimeout)
-	if ok {
-		if inEngine, err = s.matchInEngine(ctx); err != nil {
-			return nil, err
-		}
+	spec, err := s.engineSpec(ctx, p)
+	if err != nil {
+		return nil, err
 	}
-	if inEngine {
+	if spec != "" {
 		err = s.matchInClickHouse(ctx, p, spec, false, func(_, answer string) error {
-			if err := decodeStagesOutcome(answer, n, aggs); err != nil {
-				return fmt.Errorf("match in clickhouse: %w", err)
-			}
-			return nil
+			return decodeStagesOutcome(answer, n, aggs)
 		})
 	} else {
 		entered := make([]int64, n) // per stage: when the person entered it, -1 not yet

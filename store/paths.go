@@ -268,21 +268,18 @@ func decodeAnchorOutcome(s string) (anchorOutcome, error) {
 // eachAnchor calls fn with the outcome of each person with an anchor event in range: matched in
 // ClickHouse when the server has waymark_funnel (Config.FunnelMatching, docs/udf.md), else here.
 func (s *Store) eachAnchor(ctx context.Context, a *anchorScan, fn func(o anchorOutcome)) error {
-	if spec, ok := a.plan.udfSpec(s.cfg.QueryTimeout); ok {
-		inEngine, err := s.matchInEngine(ctx)
-		if err != nil {
-			return err
-		}
-		if inEngine {
-			return s.matchInClickHouse(ctx, a.plan, spec, false, func(_, answer string) error {
-				o, err := decodeAnchorOutcome(answer)
-				if err != nil {
-					return fmt.Errorf("match in clickhouse: %w", err)
-				}
+	spec, err := s.engineSpec(ctx, a.plan)
+	if err != nil {
+		return err
+	}
+	if spec != "" {
+		return s.matchInClickHouse(ctx, a.plan, spec, false, func(_, answer string) error {
+			o, err := decodeAnchorOutcome(answer)
+			if err == nil {
 				fn(o)
-				return nil
-			})
-		}
+			}
+			return err
+		})
 	}
 	return s.scan(ctx, a.plan.scan, func(_ string, events []scannedEvent) error {
 		unit := a.plan.units(events, nil)[0]

@@ -678,6 +678,20 @@ func readStrings(in *bufio.Reader, dst []string, limit int) ([]string, error) {
 // for in-engine matching.
 var errNoFunnelUDF = errors.New("the server has no " + FunnelUDFName + " function (see docs/udf.md), which --funnel-matching=engine requires")
 
+// engineSpec is plan's UDF spec (udfSpec) when its per-person work runs in ClickHouse
+// (matchInEngine); "" when it runs here.
+func (s *Store) engineSpec(ctx context.Context, plan *funnelPlan) (string, error) {
+	spec, ok := plan.udfSpec(s.cfg.QueryTimeout)
+	if !ok {
+		return "", nil
+	}
+	inEngine, err := s.matchInEngine(ctx)
+	if err != nil || !inEngine {
+		return "", err
+	}
+	return spec, nil
+}
+
 // matchInEngine reports whether a query the UDF can take (udfSpec) runs in ClickHouse, per
 // Config.FunnelMatching and the server's functions. Under MatchAuto the queries of a batch
 // (QueryBatch) match in Waymark, in the batch's shared read: one read for all of them cost half
@@ -703,11 +717,10 @@ func (s *Store) funnelInEngine(ctx context.Context, plan *funnelPlan, spec strin
 	agg := newFunnelAgg(len(q.Steps), q.Breakdown.By != "")
 	if err := s.matchInClickHouse(ctx, plan, spec, false, func(_, answer string) error {
 		o, err := decodeFunnelOutcome(answer, plan.attr >= 0)
-		if err != nil {
-			return fmt.Errorf("match in clickhouse: %w", err)
+		if err == nil {
+			o.addTo(agg, q.Mode)
 		}
-		o.addTo(agg, q.Mode)
-		return nil
+		return err
 	}); err != nil {
 		return nil, err
 	}
@@ -717,7 +730,7 @@ func (s *Store) funnelInEngine(ctx context.Context, plan *funnelPlan, spec strin
 // matchInClickHouse matches plan's units in ClickHouse: personRows grouped by person into arrays
 // for waymark_funnel with spec, in the plan's passes; it hands fn each person's answer (with the
 // person's id when withPerson is set, else ""), persons with an empty answer (no step reached, no
-// anchor) left out; an error of fn stops the matching and is returned.
+// anchor) left out; an error of fn stops the matching and is returned, wrapped.
 func (s *Store) matchInClickHouse(ctx context.Context, plan *funnelPlan, spec string, withPerson bool, fn func(person, answer string) error) error {
 	if share := shareOf(ctx); share != nil { // a batch's queries matched in ClickHouse read apart, in turn
 		release, err := share.takeEngineTurn(ctx)
@@ -779,7 +792,7 @@ func (s *Store) matchPassInClickHouse(ctx context.Context, plan *funnelPlan, spe
 			return fmt.Errorf("match in clickhouse: read row: %w", err)
 		}
 		if err := fn(who, out); err != nil {
-			return err
+			return fmt.Errorf("match in clickhouse: %w", err)
 		}
 	}
 	if err := res.Err(); err != nil {
