@@ -88,13 +88,16 @@ func TestCombineScans(t *testing.T) {
 		{t: 160, id: 3, mask: 0b0100, attrs: []string{"ads", "/c"}},
 		{t: 250, id: 4, mask: 0b1001, attrs: []string{"", "/d"}},
 	}
-	var got []string
+	var (
+		got     []string
+		scratch readerScratch // one for the three readers, as in a scan
+	)
 	for _, r := range []*scanReader{a, b, c} {
 		r.fn = func(_ string, evs []scannedEvent) error {
 			got = append(got, fmt.Sprint(evs))
 			return nil
 		}
-		if err := r.give("p", events, true); err != nil {
+		if err := r.give("p", events, true, &scratch); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -119,11 +122,57 @@ func TestCombineScans(t *testing.T) {
 		got = append(got, fmt.Sprint(evs))
 		return nil
 	}
-	if err := e.give("p", []scannedEvent{{t: 1, id: 1, mask: 0b010}, {t: 2, id: 2, mask: 0b100}}, true); err != nil {
+	if err := e.give("p", []scannedEvent{{t: 1, id: 1, mask: 0b010}, {t: 2, id: 2, mask: 0b100}}, true, &readerScratch{}); err != nil {
 		t.Fatal(err)
 	}
 	if fmt.Sprint(got) != "[[{2 0 2 6 []}]]" { // added is none of e's; ordered is its bits 1 and 2
 		t.Errorf("e got %v", got)
+	}
+}
+
+// TestScratchLetsGoOfHeavyPersons: a scan's readers share one scratch space for their part of a
+// person; a heavy person's is let go once every reader has read them, and the next person's
+// parts are whole.
+func TestScratchLetsGoOfHeavyPersons(t *testing.T) {
+	p := func(sql string) predicate { return predicate{sql: sql} }
+	a := &scanReader{scan: eventScan{preds: []predicate{p("viewed")}, attrs: []predicate{p("channel")}}}
+	b := &scanReader{scan: eventScan{preds: []predicate{p("ordered"), p("viewed")}}}
+	combineScans([]*scanReader{a, b})
+	person := func(n int) []scannedEvent {
+		events := make([]scannedEvent, n)
+		for i := range events {
+			events[i] = scannedEvent{t: int64(i), id: uint64(i), mask: 1 + uint64(i%2)<<1, attrs: []string{fmt.Sprint("c", i)}}
+		}
+		return events
+	}
+	got := map[*scanReader][]string{}
+	for _, r := range []*scanReader{a, b} {
+		r.fn = func(_ string, evs []scannedEvent) error {
+			got[r] = append(got[r], fmt.Sprint(len(evs), evs[len(evs)-1]))
+			return nil
+		}
+	}
+	var scratch readerScratch
+	for _, n := range []int{scratchKeep + 5, 3} {
+		for _, r := range []*scanReader{a, b} {
+			if err := r.give("p", person(n), true, &scratch); err != nil {
+				t.Fatal(err)
+			}
+		}
+		scratch.trim()
+		if n > scratchKeep && (scratch.events != nil || scratch.attrs != nil || scratch.ids != nil) {
+			t.Errorf("after %d events the scratch keeps %d events, %d attributes, %d ids", n, cap(scratch.events), cap(scratch.attrs), cap(scratch.ids))
+		}
+	}
+	last := fmt.Sprint(scratchKeep + 4)
+	want := map[*scanReader][]string{
+		a: {fmt.Sprint(scratchKeep+5, " {", last, " 0 ", last, " 1 [c", last, "]}"), "3 {2 0 2 1 [c2]}"},
+		b: {fmt.Sprint(scratchKeep+5, " {", last, " 0 ", last, " 2 []}"), "3 {2 0 2 2 []}"},
+	}
+	for r, name := range map[*scanReader]string{a: "a", b: "b"} {
+		if fmt.Sprint(got[r]) != fmt.Sprint(want[r]) {
+			t.Errorf("reader %s got %v, want %v", name, got[r], want[r])
+		}
 	}
 }
 

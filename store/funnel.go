@@ -448,7 +448,7 @@ func (p *funnelPlan) units(events []scannedEvent, sessions map[string][]span) []
 	counts := append(p.counts[:0], make([]int, len(p.conds))...)
 	trait := ""
 	out, keys := p.unitBuf[:0], p.keyBuf[:0]
-	defer func() { p.counts, p.unitBuf, p.keyBuf = counts, out[:0], keys[:0] }()
+	defer func() { p.counts, p.unitBuf, p.keyBuf = counts, reuse(out), reuse(keys) }()
 	for _, e := range events {
 		u := unitEvent{t: e.t, id: e.id, mask: e.mask, attrs: e.attrs}
 		for c := range p.conds {

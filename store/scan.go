@@ -116,10 +116,34 @@ type scanReader struct {
 	// shift ≥ 0 says the reader's conditions are the scan's from bit shift on, in order.
 	predBits, attrCols []int
 	shift              int
-	events             []scannedEvent // its part of the person being read
-	attrs              []string       // their attributes
-	ids                []uint64       // dedupe's scratch space
-	err                error          // the error fn returned; it is given no more persons
+	err                error // the error fn returned; it is given no more persons
+}
+
+// readerScratch is the space a scan's readers get their part of each person in, reused from
+// person to person. One is shared by all the readers of a scan, which read a person one after
+// another, so a batch holds one copy of a heavy person's events, not one per query.
+type readerScratch struct {
+	events []scannedEvent // a reader's part of the person being read
+	attrs  []string       // their attributes
+	ids    []uint64       // dedupe's scratch space
+}
+
+// trim lets go of the space a heavy person grew (see reuse).
+func (s *readerScratch) trim() {
+	s.events, s.attrs, s.ids = reuse(s.events), reuse(s.attrs), reuse(s.ids)
+}
+
+// scratchKeep is the most elements a per-person scratch buffer keeps for the next person.
+const scratchKeep = 1 << 16
+
+// reuse is buf emptied for the next person, or nil when a heavy person (a bot's million events)
+// grew it past scratchKeep elements: that space is let go once the person is read, rather than
+// held for the rest of the query beside the next heavy person's.
+func reuse[T any](buf []T) []T {
+	if cap(buf) > scratchKeep {
+		return nil
+	}
+	return buf[:0]
 }
 
 // scanTogether reads the events of every reader's scan in one scan, whose conditions and
@@ -162,14 +186,16 @@ func (s *Store) scanTogether(ctx context.Context, readers []*scanReader) error {
 	if err := sendNext(); err != nil {
 		return err
 	}
+	var scratch readerScratch
 	give := func(person string, events []scannedEvent) error {
+		defer scratch.trim()
 		left := 0
 		for _, r := range readers {
 			if r.err == nil && r.ctx != nil && r.ctx.Err() != nil {
 				r.err = fmt.Errorf("scan events: %w", r.ctx.Err())
 			}
 			if r.err == nil {
-				r.err = r.give(person, events, len(readers) > 1)
+				r.err = r.give(person, events, len(readers) > 1, &scratch)
 			}
 			if r.err == nil {
 				left++
@@ -266,12 +292,12 @@ func consecutive(first, n int) []int {
 
 // give hands the reader its events of one person, from events of a scan that may have read for
 // other readers too (shared): those matching one of its conditions in its time range, with its
-// mask bits and attributes, duplicates dropped.
-func (r *scanReader) give(person string, events []scannedEvent, shared bool) error {
+// mask bits and attributes, duplicates dropped. Its part is made in scratch.
+func (r *scanReader) give(person string, events []scannedEvent, shared bool, scratch *readerScratch) error {
 	if shared {
 		n := len(r.scan.preds)
 		bits := ^uint64(0) >> (64 - n) // n is 1 to 64
-		mine, attrs := r.events[:0], r.attrs[:0]
+		mine, attrs := scratch.events[:0], scratch.attrs[:0]
 		for _, e := range events {
 			if r.scan.from > 0 && e.t < r.scan.from || r.scan.to != 0 && e.t > r.scan.to {
 				continue
@@ -299,7 +325,7 @@ func (r *scanReader) give(person string, events []scannedEvent, shared bool) err
 			}
 			mine = append(mine, e)
 		}
-		r.attrs = attrs
+		scratch.attrs = attrs
 		// Copies of one event came ordered by every reader's mask and attributes; alone, this
 		// reader would have had them by its own (see sendPass), and dedupe keeps the first.
 		for i := 1; i < len(mine); i++ {
@@ -308,12 +334,12 @@ func (r *scanReader) give(person string, events []scannedEvent, shared bool) err
 				break
 			}
 		}
-		r.events, events = mine, mine
+		scratch.events, events = mine, mine
 	}
 	if len(events) == 0 {
 		return nil
 	}
-	return r.fn(person, dedupe(events, &r.ids))
+	return r.fn(person, dedupe(events, &scratch.ids))
 }
 
 // sendPass sends the query of one pass of scan, over the persons in r, whose rows are (person,
@@ -583,6 +609,7 @@ func readPersons(ctx context.Context, rows driver.Rows, nAttrs int, fn func(pers
 		if err := fn(key, events); err != nil {
 			return err
 		}
+		dec.events, dec.attrs = reuse(dec.events), reuse(dec.attrs)
 	}
 	if err := rows.Err(); err != nil {
 		return fmt.Errorf("scan events: %w", err)
