@@ -447,10 +447,10 @@ func (p *funnelPlan) units(events []scannedEvent, sessions map[string][]span) []
 	}
 	counts := append(p.counts[:0], make([]int, len(p.conds))...)
 	trait := ""
-	out, keys := p.unitBuf[:0], p.keyBuf[:0]
+	out, keys := slices.Grow(p.unitBuf[:0], len(events)), p.keyBuf[:0] // out sized once, for a heavy person's sake
 	defer func() { p.counts, p.unitBuf, p.keyBuf = counts, reuse(out), reuse(keys) }()
 	for _, e := range events {
-		u := unitEvent{t: e.t, id: e.id, mask: e.mask, attrs: e.attrs}
+		u := unitEvent{t: e.t, mask: e.mask, attrs: e.attrs}
 		for c := range p.conds {
 			if e.mask&(1<<c) != 0 {
 				counts[c]++

@@ -23,8 +23,7 @@ const (
 
 // unitEvent is one distinct event of a funnel unit (a person, or one of their sessions).
 type unitEvent struct {
-	t      int64    // ms
-	id     uint64   // orders events of equal time
+	t      int64    // ms; events of equal time are in the tie rule's order (compareScanned)
 	mask   uint64   // the query's conditions it matches
 	steps  uint64   // steps it can take, nth rules applied
 	blocks uint64   // gaps it blocks: bit g = strictly between step g+1 and step g+2

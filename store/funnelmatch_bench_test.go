@@ -13,7 +13,7 @@ func tiedUnit(n, steps int) (matchSpec, []unitEvent) {
 	spec := matchSpec{steps: steps, mode: ModeOrdered, from: -1 << 62, to: 1 << 62, window: 86_400_000}
 	ev := make([]unitEvent, n)
 	for i := range ev {
-		ev[i] = unitEvent{t: 1_700_000_000_000, id: uint64(i), steps: 1<<steps - 1}
+		ev[i] = unitEvent{t: 1_700_000_000_000, steps: 1<<steps - 1}
 	}
 	return spec, ev
 }
@@ -40,7 +40,7 @@ func BenchmarkPathFinderDay(b *testing.B) {
 	spec := matchSpec{steps: 32, mode: ModeOrdered, from: -1 << 62, to: 1 << 62, window: 86_400_000}
 	ev := make([]unitEvent, 100_000)
 	for i := range ev {
-		ev[i] = unitEvent{t: int64(i) * 400, id: uint64(i), steps: 1<<31 - 1}
+		ev[i] = unitEvent{t: int64(i) * 400, steps: 1<<31 - 1}
 	}
 	b.ReportAllocs()
 	for b.Loop() {
@@ -60,9 +60,9 @@ func BenchmarkPathFinderTypical(b *testing.B) {
 	for range 10000 {
 		var ev []unitEvent
 		t := int64(0)
-		for i := range 2 + rng.IntN(30) {
+		for range 2 + rng.IntN(30) {
 			t += int64(rng.IntN(600)) * 1000
-			ev = append(ev, unitEvent{t: t, id: uint64(i), steps: 1 << rng.IntN(5)})
+			ev = append(ev, unitEvent{t: t, steps: 1 << rng.IntN(5)})
 		}
 		units = append(units, ev)
 	}

@@ -12,11 +12,10 @@ import (
 	"time"
 )
 
-// sortUnitEvents puts events in (time, id) order, the order every rule counts in.
+// sortUnitEvents puts events in time order, equal times in the order they were made: the tie
+// rule's order, which every rule counts in.
 func sortUnitEvents(ev []unitEvent) {
-	slices.SortFunc(ev, func(a, b unitEvent) int {
-		return cmp.Or(cmp.Compare(a.t, b.t), cmp.Compare(a.id, b.id))
-	})
+	slices.SortStableFunc(ev, func(a, b unitEvent) int { return cmp.Compare(a.t, b.t) })
 }
 
 // brutePath applies the funnel definition literally: every sequence of distinct events is tried,
@@ -147,8 +146,8 @@ func TestPathFinderAgreesWithTheDefinition(t *testing.T) {
 			spec.to = int64(1000 * (3 + rng.IntN(3)))
 		}
 		var ev []unitEvent
-		for i := range rng.IntN(9) {
-			e := unitEvent{t: int64(1000 * rng.IntN(6)), id: uint64(i), steps: uint64(rng.IntN(1 << spec.steps)), attr: string(rune('a' + rng.IntN(3)))}
+		for range rng.IntN(9) {
+			e := unitEvent{t: int64(1000 * rng.IntN(6)), steps: uint64(rng.IntN(1 << spec.steps)), attr: string(rune('a' + rng.IntN(3)))}
 			if spec.mode != ModeAny && rng.IntN(4) == 0 {
 				e.blocks = uint64(rng.IntN(1 << spec.steps))
 			}
@@ -205,8 +204,8 @@ func TestPathFinderWithTiesAgreesWithTheDefinition(t *testing.T) {
 		}
 		all := uint64(1)<<steps - 1
 		var ev []unitEvent
-		for i := range 1 + rng.IntN(9) {
-			e := unitEvent{t: int64(1000 * rng.IntN(spread)), id: uint64(i), attr: string(rune('a' + rng.IntN(3)))}
+		for range 1 + rng.IntN(9) {
+			e := unitEvent{t: int64(1000 * rng.IntN(spread)), attr: string(rune('a' + rng.IntN(3)))}
 			switch rng.IntN(4) {
 			case 0: // a repeated step: it can take every step
 				e.steps = all
@@ -285,7 +284,7 @@ func TestPathFinderStopsWhenTheQueryIsDone(t *testing.T) {
 	spec := matchSpec{steps: 32, mode: ModeAny, from: -1 << 62, to: 1 << 62, window: 86_400_000}
 	ev := make([]unitEvent, 20000)
 	for i := range ev {
-		ev[i] = unitEvent{t: int64(i) * 1000, id: uint64(i), steps: 1<<31 - 1}
+		ev[i] = unitEvent{t: int64(i) * 1000, steps: 1<<31 - 1}
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()

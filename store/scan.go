@@ -297,7 +297,9 @@ func (r *scanReader) give(person string, events []scannedEvent, shared bool, scr
 	if shared {
 		n := len(r.scan.preds)
 		bits := ^uint64(0) >> (64 - n) // n is 1 to 64
-		mine, attrs := scratch.events[:0], scratch.attrs[:0]
+		// Sized once: growing by appends would hold a heavy person's part about twice over.
+		mine := slices.Grow(scratch.events[:0], len(events))
+		attrs := slices.Grow(scratch.attrs[:0], len(events)*len(r.attrCols))
 		for _, e := range events {
 			if r.scan.from > 0 && e.t < r.scan.from || r.scan.to != 0 && e.t > r.scan.to {
 				continue
@@ -648,7 +650,8 @@ func (d *eventDecoder) unpack(packed string, attrs []string) ([]scannedEvent, er
 	if len(packed) < 2 || packed[0] != '[' || packed[len(packed)-1] != ']' {
 		return nil, errors.New("bad event list: not an array")
 	}
-	events, list := d.events[:0], packed[1:len(packed)-1]
+	list := packed[1 : len(packed)-1]
+	events := slices.Grow(d.events[:0], strings.Count(list, "(")) // sized once, for a heavy person's sake
 	for i := 0; i < len(list); {
 		if list[i] != '(' {
 			return nil, fmt.Errorf("bad event list at byte %d", i+1)
@@ -717,7 +720,7 @@ func dedupe(events []scannedEvent, ids *[]uint64) []scannedEvent {
 	if len(events) < 2 {
 		return events
 	}
-	sorted := (*ids)[:0]
+	sorted := slices.Grow((*ids)[:0], len(events))
 	for _, e := range events {
 		sorted = append(sorted, e.id)
 	}
