@@ -144,7 +144,7 @@ func decode(raw []byte, source string, receivedAt time.Time, forceReceivedAt boo
 		return Event{}, err
 	}
 	if forceReceivedAt {
-		w.ReceivedAt = ""
+		w.ReceivedAt = timeMember{}
 	}
 	return w.event(raw, source, receivedAt)
 }
@@ -189,8 +189,8 @@ func check(raw []byte, receivedAt time.Time) (string, error) {
 type wire struct {
 	Type, Event, Name                            string
 	MessageID, UserID, AnonymousID, PreviousID   string
-	Timestamp, OriginalTimestamp, SentAt         string
-	ReceivedAt                                   string
+	Timestamp, OriginalTimestamp, SentAt         timeMember
+	ReceivedAt                                   timeMember
 	DeviceType, UserAgent                        string
 	PagePath, PageURL, Referrer                  string
 	CampaignSource, CampaignMedium, CampaignName string
@@ -357,12 +357,13 @@ func (w *wire) event(raw []byte, source string, receivedAt time.Time) (Event, er
 func (e *Event) setTimes(w *wire, receivedAt time.Time) error {
 	var err error
 	// parse reads a time member and whether it was sent. A sent time counts as sent even when it
-	// is 0001-01-01T00:00:00Z, Go's zero time: it must not pass for absent and be replaced.
-	parse := func(field, s string) (time.Time, bool) {
-		if s == "" || err != nil {
+	// is "" or 0001-01-01T00:00:00Z, Go's zero time: neither may pass for absent and be replaced
+	// by another time; "" is an invalid_timestamp like any text ParseTimestamp cannot read.
+	parse := func(field string, m timeMember) (time.Time, bool) {
+		if !m.sent || err != nil {
 			return time.Time{}, false
 		}
-		t, perr := ParseTimestamp(s)
+		t, perr := ParseTimestamp(m.text)
 		if perr != nil {
 			err = &InvalidError{Reason: ReasonInvalidTimestamp, Field: field, Err: perr}
 		}

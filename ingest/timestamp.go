@@ -20,9 +20,13 @@ var timestampLayouts = [...]string{
 // receivedAt) and returns it in UTC. It accepts every RFC 3339 date-time (RFC 3339 §5.6 allows
 // 't' and 'z' in lower case) and the ISO 8601 forms SDKs send besides: a space for the 'T', an
 // offset written +0000 or +02, and no zone at all, read as UTC as PostHog and Segment's own
-// libraries do. Anything else is an error; a time is never guessed.
+// libraries do. An offset is at most 23:59 either way (RFC 3339 §5.6: time-hour 00-23,
+// time-minute 00-59). Anything else, "" included, is an error; a time is never guessed. It is
+// Waymark's one reader of a client's times: the collector, the consumer and the query API's
+// from and to (store.ParseTime) all read times with it.
 func ParseTimestamp(s string) (time.Time, error) {
-	if len(s) < len("2006-01-02T15:04:05") {
+	const dateTime = len("2006-01-02T15:04:05")
+	if len(s) < dateTime {
 		return time.Time{}, errors.New("not an ISO 8601 date-time (YYYY-MM-DDThh:mm:ss with an optional fraction and zone)")
 	}
 	b := []byte(s)
@@ -33,11 +37,8 @@ func ParseTimestamp(s string) (time.Time, error) {
 		b[last] = 'Z'
 	}
 	norm := string(b)
-	// Go reads an offset's minutes up to 99 (+0260 as +03:00); ISO 8601 stops at 59.
-	if i := strings.LastIndexAny(norm[len("2006-01-02T15:04:05"):], "+-"); i >= 0 {
-		if zone := strings.ReplaceAll(norm[len("2006-01-02T15:04:05")+i+1:], ":", ""); len(zone) == 4 && zone[2:] >= "60" {
-			return time.Time{}, fmt.Errorf("offset %s: minutes above 59", zone)
-		}
+	if err := checkOffset(norm[dateTime:]); err != nil {
+		return time.Time{}, err
 	}
 	var first error
 	for _, layout := range timestampLayouts {
@@ -52,12 +53,43 @@ func ParseTimestamp(s string) (time.Time, error) {
 	return time.Time{}, first
 }
 
+// checkOffset refuses a numeric offset beyond 23:59 at the end of rest (what follows a time's
+// seconds): Go's time.Parse reads hours up to 24 and minutes up to 99 (+24:00 as a day, +0260 as
+// +03:00). Other faults of rest are time.Parse's to report.
+func checkOffset(rest string) error {
+	i := strings.LastIndexAny(rest, "+-")
+	if i < 0 {
+		return nil
+	}
+	zone := strings.ReplaceAll(rest[i+1:], ":", "")
+	if len(zone) != 2 && len(zone) != 4 || strings.Trim(zone, "0123456789") != "" {
+		return nil
+	}
+	if zone[:2] > "23" || len(zone) == 4 && zone[2:] > "59" {
+		return fmt.Errorf("offset %s: beyond 23:59 (RFC 3339 §5.6)", rest[i:])
+	}
+	return nil
+}
+
+// timeMember is a time member of a message as sent: its text, and whether a string was sent. JSON
+// null, like an absent member, is not sent (the time is then taken from another member); "" is
+// sent, and refused as an invalid_timestamp, never replaced by another time.
+type timeMember struct {
+	text string
+	sent bool
+}
+
 // timestamp reads a time member (a string, or null) into *dst; any other JSON type is an
 // invalid_timestamp naming the field, like a string ParseTimestamp cannot read: an epoch number,
-// for one, says neither its unit nor that it is UTC.
-func (s *jsonScanner) timestamp(field string, dst *string) error {
-	if c := s.peek(); c == '"' || c == 'n' {
-		return s.str(field, dst)
+// for one, says neither its unit nor that it is UTC. Of repeated members the last string wins.
+func (s *jsonScanner) timestamp(field string, dst *timeMember) error {
+	switch s.peek() {
+	case '"':
+		raw, escaped, err := s.rawString()
+		*dst = timeMember{text: unquote(raw, escaped), sent: true}
+		return err
+	case 'n':
+		return s.literal("null")
 	}
 	raw, err := s.value()
 	if err == nil && s.typeErr == nil {

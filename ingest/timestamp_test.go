@@ -37,6 +37,19 @@ func TestParseTimestamp(t *testing.T) {
 		{"2024-05-15T12:00:00+0260", time.Time{}},
 		{"2024-05-15T12:00:00+02:60", time.Time{}},
 		{"2024-05-15T12:59:00+02:59", ten},
+		// RFC 3339 §5.6: an offset's hour is 00-23; Go's time.Parse reads 24 too.
+		{"2024-05-16T09:59:00+23:59", ten},
+		{"2024-05-14T10:01:00-23:59", ten},
+		{"2024-05-16T09:59:00+2359", ten},
+		{"2024-05-16T09:00:00+23", ten},
+		{"2024-05-16T10:00:00+24:00", time.Time{}},
+		{"2024-05-14T10:00:00-24:00", time.Time{}},
+		{"2024-05-14T09:00:00-25:00", time.Time{}},
+		{"2024-05-16T10:00:00+2400", time.Time{}},
+		{"2024-05-16T10:00:00+24", time.Time{}},
+		{"2024-05-16t10:00:00.5+24:00", time.Time{}},
+		{"2024-05-16 10:00:00+24:30", time.Time{}},
+		{"2024-05-16T10:00:00+99:00", time.Time{}},
 	}
 	for _, tt := range tests {
 		got, err := ParseTimestamp(tt.in)
@@ -57,12 +70,52 @@ func TestDecodeRejectsTimesLoudly(t *testing.T) {
 		{`{"type":"track","userId":"u","event":"V","sentAt":true}`, "sentAt"},
 		{`{"type":"track","userId":"u","event":"V","originalTimestamp":"15/05/2024 10:00"}`, "originalTimestamp"},
 		{`{"type":"track","userId":"u","event":"V","receivedAt":{}}`, "receivedAt"},
+		// "" is sent, not absent: never replaced by another time.
+		{`{"type":"track","userId":"u","event":"V","timestamp":""}`, "timestamp"},
+		{`{"type":"track","userId":"u","event":"V","originalTimestamp":""}`, "originalTimestamp"},
+		{`{"type":"track","userId":"u","event":"V","timestamp":"2024-05-15T10:00:00Z","sentAt":""}`, "sentAt"},
+		{`{"type":"track","userId":"u","event":"V","receivedAt":""}`, "receivedAt"},
+		{`{"type":"track","userId":"u","event":"V","timestamp":"2024-05-15T10:00:00Z","timestamp":""}`, "timestamp"},
+		{`{"type":"track","userId":"u","event":"V","timestamp":"","originalTimestamp":"2024-05-15T10:00:00Z"}`, "timestamp"},
+		// Offsets beyond 23:59.
+		{`{"type":"track","userId":"u","event":"V","timestamp":"2024-05-16T10:00:00+24:00"}`, "timestamp"},
+		{`{"type":"track","userId":"u","event":"V","originalTimestamp":"2024-05-14T10:00:00-24:00"}`, "originalTimestamp"},
+		{`{"type":"track","userId":"u","event":"V","sentAt":"2024-05-16T10:00:00+2400"}`, "sentAt"},
+		{`{"type":"track","userId":"u","event":"V","receivedAt":"2024-05-16T10:00:00-25:00"}`, "receivedAt"},
 	}
 	for _, tt := range tests {
 		_, err := Decode([]byte(tt.raw), "s", time.Now())
 		var inv *InvalidError
 		if !errors.As(err, &inv) || inv.Reason != ReasonInvalidTimestamp || inv.Field != tt.field {
 			t.Errorf("Decode(%s): %v, want %s naming %s", tt.raw, err, ReasonInvalidTimestamp, tt.field)
+		}
+	}
+}
+
+// TestDecodeAtRejectsTimesLoudly: a message produced straight to Kafka is held to the same
+// rules for its own times; only its receivedAt, which Waymark sets, is not read.
+func TestDecodeAtRejectsTimesLoudly(t *testing.T) {
+	received := time.Date(2026, 5, 1, 12, 0, 0, 0, time.UTC)
+	tests := []struct {
+		raw, field string // field "": decoded, received at received
+	}{
+		{`{"type":"track","userId":"u","event":"V","timestamp":""}`, "timestamp"},
+		{`{"type":"track","userId":"u","event":"V","originalTimestamp":""}`, "originalTimestamp"},
+		{`{"type":"track","userId":"u","event":"V","originalTimestamp":"2026-05-01T11:00:00Z","sentAt":""}`, "sentAt"},
+		{`{"type":"track","userId":"u","event":"V","timestamp":"2026-05-01T11:00:00+24:00"}`, "timestamp"},
+		{`{"type":"track","userId":"u","event":"V","sentAt":"2026-05-01T11:00:00-24:00"}`, "sentAt"},
+		{`{"type":"track","userId":"u","event":"V","receivedAt":""}`, ""},
+		{`{"type":"track","userId":"u","event":"V","receivedAt":"2026-05-01T11:00:00+24:00"}`, ""},
+		{`{"type":"track","userId":"u","event":"V","timestamp":null}`, ""},
+	}
+	for _, tt := range tests {
+		e, err := DecodeAt([]byte(tt.raw), "kafka", received)
+		var inv *InvalidError
+		switch {
+		case tt.field == "" && (err != nil || !e.Timestamp.Equal(received) || !e.ReceivedAt.Equal(received)):
+			t.Errorf("DecodeAt(%s): %v at %s received %s, want an event at %s", tt.raw, err, e.Timestamp, e.ReceivedAt, received)
+		case tt.field != "" && (!errors.As(err, &inv) || inv.Reason != ReasonInvalidTimestamp || inv.Field != tt.field):
+			t.Errorf("DecodeAt(%s): %v, want %s naming %s", tt.raw, err, ReasonInvalidTimestamp, tt.field)
 		}
 	}
 }

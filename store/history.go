@@ -105,9 +105,10 @@ func (s *Store) historyEvents(ctx context.Context, keys []string) ([]ingest.Even
 		e, err := ingest.DecodeAt([]byte(raw), source, time.UnixMilli(int64(received)))
 		if err != nil {
 			// Stored by a version whose decoder was more lenient (it took a sent time of
-			// 0001-01-01T00:00:00Z for an absent one): it stays stored, and out of the restored
-			// history, as it would be dead-lettered today. Failing the restore instead would
-			// stall every batch with one of this customer's events, forever.
+			// 0001-01-01T00:00:00Z or "" for an absent one, an offset of +24:00 for a day): it
+			// stays stored, and out of the restored history, as it would be dead-lettered today.
+			// Failing the restore instead would stall every batch with one of this customer's
+			// events, forever.
 			s.log.Warn("a stored event no longer decodes; restoring its customer without it",
 				"source", source, "message_id", id, "err", err)
 			continue

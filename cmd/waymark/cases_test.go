@@ -18,6 +18,8 @@ import (
 	"time"
 
 	"github.com/ClickHouse/clickhouse-go/v2"
+
+	"github.com/waymark-dev/waymark/ingest/ingesttest"
 )
 
 // casesDir holds the field cases beside the repository (../shared/cases): small inputs from
@@ -100,6 +102,148 @@ func TestCaseTimestampForms(t *testing.T) {
 	}
 	if msg := dlq["invalid_timestamp"]; !strings.Contains(msg, `"messageId":"f4"`) {
 		t.Errorf("no dead letter invalid_timestamp for the epoch-number message (dead letters: %v)", dlq)
+	}
+}
+
+// TestInvalidTimestampsAreRefusedLoudly holds the kind of field case identity/11 the case itself
+// does not show: a time member sent as "" (never taken for an absent one and replaced by the
+// receive time) or with an offset beyond 23:59 (RFC 3339 §5.6) is refused as invalid_timestamp on
+// every path, through /v1/batch (listed with batch[i].field), a single call (400 naming the
+// field) and straight through Kafka, dead-lettered with its reason and counted; never stored.
+func TestInvalidTimestampsAreRefusedLoudly(t *testing.T) {
+	const at = `"2024-05-15T10:00:00Z"`
+	tests := []struct {
+		name, times string // the time members of a track call
+		field       string // the member refused; "": stored at 2024-05-15 10:00 UTC
+	}{
+		{"empty timestamp", `"timestamp":""`, "timestamp"},
+		{"empty timestamp beside an originalTimestamp", `"timestamp":"","originalTimestamp":` + at, "timestamp"},
+		{"empty originalTimestamp", `"originalTimestamp":""`, "originalTimestamp"},
+		{"empty sentAt", `"timestamp":` + at + `,"sentAt":""`, "sentAt"},
+		{"empty sentAt beside an originalTimestamp", `"originalTimestamp":` + at + `,"sentAt":""`, "sentAt"},
+		{"offset +24:00", `"timestamp":"2024-05-16T10:00:00+24:00"`, "timestamp"},
+		{"offset -24:00", `"originalTimestamp":"2024-05-14T10:00:00-24:00"`, "originalTimestamp"},
+		{"offset -25:00", `"timestamp":"2024-05-14T09:00:00-25:00"`, "timestamp"},
+		{"offset +2400", `"timestamp":` + at + `,"sentAt":"2024-05-16T10:00:00+2400"`, "sentAt"},
+		{"offset +24:00 in lower case", `"timestamp":"2024-05-16t10:00:00+24:00"`, "timestamp"},
+		{"offset +23:59", `"timestamp":"2024-05-16T09:59:00+23:59"`, ""},
+		{"offset -23:59", `"timestamp":"2024-05-14T10:01:00-23:59"`, ""},
+		{"empty receivedAt, which is Waymark's to set", `"timestamp":` + at + `,"receivedAt":""`, ""},
+	}
+	message := func(path string, i int) string {
+		return fmt.Sprintf(`{"type":"track","userId":"%s%d","event":"Product Viewed","messageId":"%s-%d",%s}`, path, i, path, i, tests[i].times)
+	}
+	s := startServe(t)
+	bad, want := map[string]string{}, []string{} // refused: messageId to field; stored: messageIds
+	note := func(id, field string) {
+		if field == "" {
+			want = append(want, id)
+		} else {
+			bad[id] = field
+		}
+	}
+
+	// HTTP: all in one /v1/batch; each alone on /v1/track; and a batch whose own sentAt is "".
+	var batch []string
+	for i := range tests {
+		batch = append(batch, message("b", i))
+		note(fmt.Sprintf("b-%d", i), tests[i].field)
+	}
+	status, answer := s.track(t, "/v1/batch", `{"batch":[`+strings.Join(batch, ",")+`]}`)
+	var got struct {
+		Rejected []struct {
+			Index         int
+			Reason, Field string
+		}
+	}
+	if err := json.Unmarshal([]byte(answer), &got); err != nil || status != 200 {
+		t.Fatalf("POST /v1/batch: %d %s", status, answer)
+	}
+	var gotRejected, wantRejected []string
+	for _, r := range got.Rejected {
+		gotRejected = append(gotRejected, fmt.Sprintf("%d %s %s", r.Index, r.Reason, r.Field))
+	}
+	for i, tt := range tests {
+		if tt.field != "" {
+			wantRejected = append(wantRejected, fmt.Sprintf("%d invalid_timestamp batch[%d].%s", i, i, tt.field))
+		}
+	}
+	if fmt.Sprint(gotRejected) != fmt.Sprint(wantRejected) {
+		t.Errorf("POST /v1/batch rejected\n%v\nwant\n%v", gotRejected, wantRejected)
+	}
+	for i, tt := range tests {
+		status, answer := s.track(t, "/v1/track", message("s", i))
+		var body struct{ Field string }
+		json.Unmarshal([]byte(answer), &body)
+		switch {
+		case tt.field == "" && status != 200:
+			t.Errorf("%s: POST /v1/track answered %d %s, want 200", tt.name, status, answer)
+		case tt.field != "" && (status != 400 || body.Field != tt.field || !strings.Contains(answer, "invalid_timestamp")):
+			t.Errorf("%s: POST /v1/track answered %d %s, want 400 invalid_timestamp naming %s", tt.name, status, answer, tt.field)
+		}
+		note(fmt.Sprintf("s-%d", i), tt.field)
+	}
+	status, answer = s.track(t, "/v1/batch", `{"sentAt":"","batch":[{"type":"track","userId":"bs","event":"Product Viewed","messageId":"bs-0","timestamp":`+at+`}]}`)
+	if status != 200 || !strings.Contains(answer, `"field":"batch[0].sentAt"`) || !strings.Contains(answer, "invalid_timestamp") {
+		t.Errorf("a batch whose sentAt is \"\": %d %s, want batch[0].sentAt refused as invalid_timestamp", status, answer)
+	}
+	note("bs-0", "sentAt")
+	collectorRefused := len(bad)
+
+	// Kafka: each message produced as it is.
+	var lines []string
+	for i, tt := range tests {
+		lines = append(lines, message("k", i))
+		note(fmt.Sprintf("k-%d", i), tt.field)
+	}
+	produceWithKcat(t, s.broker, lines)
+	s.waitStored(t)
+
+	// Stored: only the good ones, at the time they say.
+	var stored []string
+	for _, r := range queryStrings(t, "SELECT concat(message_id, ' ', toString(ts_ms)) FROM "+s.database+".events ORDER BY message_id") {
+		id, ms, _ := strings.Cut(r, " ")
+		stored = append(stored, id)
+		if n, _ := strconv.ParseInt(ms, 10, 64); !time.UnixMilli(n).Equal(time.Date(2024, 5, 15, 10, 0, 0, 0, time.UTC)) {
+			t.Errorf("%s stored at %s, want 2024-05-15 10:00 UTC", id, time.UnixMilli(n).UTC())
+		}
+	}
+	slices.Sort(want)
+	if fmt.Sprint(stored) != fmt.Sprint(want) {
+		t.Errorf("stored %v, want %v", stored, want)
+	}
+
+	// Dead-lettered: each refused message once, with its reason and the field in its error.
+	dead, err := ingesttest.ReadTopic(t.Context(), s.broker, "waymark.dlq")
+	if err != nil {
+		t.Fatal(err)
+	}
+	letters := map[string]string{}
+	for _, m := range dead {
+		var v struct{ MessageID string }
+		json.Unmarshal(m.Value, &v)
+		headers := map[string]string{}
+		for _, h := range m.Headers {
+			headers[h.Key] = string(h.Value)
+		}
+		letters[v.MessageID] += headers["waymark-dlq-reason"] + " " + headers["waymark-dlq-error"] + ";"
+	}
+	for id, field := range bad {
+		if l := letters[id]; strings.Count(l, ";") != 1 || !strings.HasPrefix(l, "invalid_timestamp invalid_timestamp (field "+field+")") {
+			t.Errorf("%s: dead letters %q, want one invalid_timestamp naming %s", id, l, field)
+		}
+	}
+	if len(letters) != len(bad) {
+		t.Errorf("%d messages dead-lettered, want the %d refused", len(letters), len(bad))
+	}
+
+	// Counted: by the collector and by the consumer, with their reason.
+	metrics := scrape(t, s.http)
+	if n := metricValue(t, metrics, `waymark_collector_events_total{outcome="rejected",reason="invalid_timestamp"}`); int(n) != collectorRefused {
+		t.Errorf("the collector counted %v events refused as invalid_timestamp, want %d", n, collectorRefused)
+	}
+	if n := metricValue(t, metrics, `waymark_consumer_dlq_messages_total{reason="invalid_timestamp"}`); int(n) != len(bad)-collectorRefused {
+		t.Errorf("the consumer counted %v dead letters invalid_timestamp, want %d", n, len(bad)-collectorRefused)
 	}
 }
 
