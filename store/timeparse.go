@@ -6,6 +6,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/waymark-dev/waymark/ingest"
 )
 
 // The times a query may name, in ms since 1970: from 1970-01-01, where ClickHouse's Date and
@@ -17,14 +19,15 @@ const (
 	latestTimeMs   = 4_102_444_800_000 // 2100-01-01T00:00:00Z
 )
 
-// ParseTime reads a time given as RFC 3339 or as a UTC date YYYY-MM-DD, from 1970-01-01 to
-// 2100-01-01 (what ClickHouse can hold with a year's window to spare). "" is the zero time
-// (unbounded).
+// ParseTime reads a time given as a UTC date YYYY-MM-DD or as a date-time in any form an event's
+// timestamp may take (ingest.ParseTimestamp: every RFC 3339 form, lower-case 't' and 'z' included,
+// and the ISO 8601 forms it reads besides), from 1970-01-01 to 2100-01-01 (what ClickHouse can
+// hold with a year's window to spare). "" is the zero time (unbounded).
 func ParseTime(s string) (time.Time, error) {
 	if s == "" {
 		return time.Time{}, nil
 	}
-	t, err := time.Parse(time.RFC3339Nano, s)
+	t, err := ingest.ParseTimestamp(s)
 	if err != nil {
 		if t, err = time.Parse("2006-01-02", s); err != nil {
 			return time.Time{}, fmt.Errorf("%q is neither RFC 3339 (2017-11-25T00:00:00Z) nor a date (2017-11-25)", s)

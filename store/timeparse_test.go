@@ -1,0 +1,50 @@
+package store_test
+
+import (
+	"testing"
+	"time"
+
+	"github.com/waymark-dev/waymark/store"
+)
+
+// TestParseTime: a query's from and to take every form of time an event may carry (one parser,
+// ingest.ParseTimestamp) and a UTC date; anything else, or a time outside 1970..2100, is an error.
+func TestParseTime(t *testing.T) {
+	ten := time.Date(2017, 11, 25, 10, 0, 0, 0, time.UTC)
+	tests := []struct {
+		in   string
+		want time.Time // zero: an error, unless in is "" (unbounded)
+	}{
+		{"", time.Time{}},
+		{"2017-11-25", time.Date(2017, 11, 25, 0, 0, 0, 0, time.UTC)},
+		{"2017-11-25T10:00:00Z", ten},
+		{"2017-11-25t10:00:00z", ten}, // RFC 3339 §5.6: t and z may be lower case
+		{"2017-11-25t10:00:00Z", ten},
+		{"2017-11-25T10:00:00z", ten},
+		{"2017-11-25t12:00:00+02:00", ten},
+		{"2017-11-25T10:00:00.250z", ten.Add(250 * time.Millisecond)},
+		{"2017-11-25T07:30:00-02:30", ten},
+		{"2017-11-25 10:00:00", ten}, // as ingest reads it: no zone is UTC
+		{"2017-11-25T10:00:00+0000", ten},
+		{"2017-11-26T10:00:00+24:00", time.Time{}},
+		{"2017-11-24T10:00:00-24:00", time.Time{}},
+		{"2017-11-25T10:00:00+02:60", time.Time{}},
+		{"2017-11-25T12:00:00 02:00", time.Time{}}, // a '+' that a URL turned into a space
+		{"25/11/2017", time.Time{}},
+		{"1511604000", time.Time{}},
+		{"2017-11-25T10:00", time.Time{}},
+		{"1969-12-31t23:59:59z", time.Time{}},
+		{"2100-01-02", time.Time{}},
+	}
+	for _, tt := range tests {
+		got, err := store.ParseTime(tt.in)
+		switch {
+		case tt.want.IsZero() && tt.in != "" && err == nil:
+			t.Errorf("ParseTime(%q) = %s, want an error", tt.in, got)
+		case (!tt.want.IsZero() || tt.in == "") && err != nil:
+			t.Errorf("ParseTime(%q): %v, want %s", tt.in, err, tt.want)
+		case err == nil && (!got.Equal(tt.want) || !got.IsZero() && got.Location() != time.UTC):
+			t.Errorf("ParseTime(%q) = %s, want %s in UTC", tt.in, got, tt.want)
+		}
+	}
+}
