@@ -171,8 +171,11 @@ func readRees46(r io.Reader, pass int, emit func(Message) error, skip func(Skip)
 			skip(Skip{line, fmt.Sprintf("unknown event_type %q", get(rec, "event_type"))})
 			continue
 		}
-		t, err := time.Parse("2006-01-02 15:04:05 MST", get(rec, "event_time"))
-		if err != nil || get(rec, "user_id") == "" {
+		// REES46 writes its times in UTC, with the zone's name: 2019-10-01 00:00:00 UTC. Another
+		// name is not guessed at (Go's time.Parse reads an unknown one as UTC).
+		text, utc := strings.CutSuffix(get(rec, "event_time"), " UTC")
+		t, err := ParseTimestamp(text)
+		if !utc || err != nil || get(rec, "user_id") == "" {
 			skip(Skip{line, fmt.Sprintf("bad user_id or event_time %q", get(rec, "event_time"))})
 			continue
 		}

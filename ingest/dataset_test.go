@@ -44,7 +44,7 @@ func TestDatasets(t *testing.T) {
 		}, []int{4, 5, 7}},
 		{"rees46", "testdata/rees46.csv", []string{
 			"541312140/Product Viewed/2019-10-01T00:00:00Z", "554748717/Order Completed/2019-10-01T00:00:01Z",
-		}, []int{4}},
+		}, []int{4, 5, 6, 7}},
 		{"otto", "testdata/otto.jsonl", []string{
 			"0/Product Viewed/2022-07-31T22:00:00.025Z", "0/Product Added/2022-07-31T22:01:44.511Z", "1/Order Completed/2022-07-31T22:00:00.025Z",
 		}, []int{1, 3}},
