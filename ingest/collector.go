@@ -270,7 +270,9 @@ func (c *Collector) Close() error {
 	return err
 }
 
-// endpoints maps each tracking path to its call type ("batch" for batches).
+// endpoints maps each tracking path to its call type ("batch" for batches). A single call's type is
+// its endpoint's whatever type its body names, as in Segment's HTTP API (/v1/track is a track):
+// stamp replaces the body's. Refusing a body that disagrees would break clients Segment takes.
 var endpoints = map[string]string{
 	"/v1/batch": "batch", "/v1/b": "batch", "/b": "batch", "/batch": "batch",
 	"/v1/track": "track", "/v1/t": "track",
@@ -375,7 +377,11 @@ func (c *Collector) handle(w http.ResponseWriter, r *http.Request, kind string) 
 	c.countRejected(rejected)
 	resp := batchResponse{Success: true, Accepted: len(accepted)}
 	for _, rj := range rejected {
-		resp.Rejected = append(resp.Rejected, rejection{Index: rj.index, Reason: rj.reason, Field: rj.field, Error: rj.err.Error()})
+		field := "batch[" + strconv.Itoa(rj.index) + "]" // every event of a batch, a batch of one too
+		if rj.field != "" {
+			field += "." + rj.field
+		}
+		resp.Rejected = append(resp.Rejected, rejection{Index: rj.index, Reason: rj.reason, Field: field, Error: rj.err.Error()})
 	}
 	writeJSON(w, http.StatusOK, resp)
 	return nil
@@ -445,9 +451,11 @@ type trackingRequest struct {
 	// sentAtJSON and context are the batch's sentAt and context as sent, given to events that
 	// have none; nil when absent.
 	sentAtJSON, context []byte
-	// defaultType is the call type of a single call, given to an event that names none.
-	defaultType string
-	events      [][]byte // each event as sent
+	// callType is the call type of a single call, set by its endpoint: /v1/track is a track
+	// whatever type its body names, as in Segment's HTTP API; "" for a batch, whose events name
+	// their own.
+	callType string
+	events   [][]byte // each event as sent
 }
 
 // errTooManyEvents stops reading a batch at its MaxBatchEvents+1st event.
@@ -478,17 +486,13 @@ func parseRequest(body []byte, kind string) (*trackingRequest, error) {
 	}
 	req := &trackingRequest{}
 	batch := kind == "batch"
-	hasBatch, typeGiven := false, false
-	var typ string
+	hasBatch := false
 	field := "body" // where reading is, for a nesting error: a member, or an event of the batch
 	err := s.object(func(nameBytes []byte) error {
 		field = string(nameBytes)
 		switch name := field; {
 		case name == "writeKey":
 			return s.str("writeKey", &req.writeKey)
-		case name == "type" && !batch:
-			typeGiven = true
-			return s.str("type", &typ)
 		case name == "sentAt" && batch:
 			if s.peek() != '"' {
 				return s.str("sentAt", &req.sentAt) // null, or a type error
@@ -540,9 +544,7 @@ func parseRequest(body []byte, kind string) (*trackingRequest, error) {
 		return nil, &requestError{http.StatusBadRequest, s.typeErr.Field, s.typeErr.Field + " must be a string"}
 	}
 	if !batch {
-		if typ == "" || !typeGiven {
-			req.defaultType = kind
-		}
+		req.callType = kind
 		req.events = [][]byte{body}
 	}
 	return req, nil
@@ -592,7 +594,7 @@ func (c *Collector) allow(w http.ResponseWriter, key string, events int) error {
 type rejectedEvent struct {
 	index  int
 	reason string
-	field  string
+	field  string // the member at fault within the event ("timestamp"), "" for the whole event
 	err    error
 	raw    []byte
 	key    string
@@ -621,7 +623,6 @@ func (c *Collector) prepare(req *trackingRequest, source string, now time.Time) 
 	// Reused from event to event: appendObject copies what they hold.
 	skipBuf, extraBuf := make([]string, 0, 8), make([]field, 0, 8)
 	for i, raw := range req.events {
-		index := func() string { return "batch[" + strconv.Itoa(i) + "]" } // only for rejections
 		var err error
 		if len(raw) > c.cfg.MaxEventBytes {
 			err = &InvalidError{Reason: ReasonTooLarge, Err: fmt.Errorf("event of %d bytes is larger than %d", len(raw), c.cfg.MaxEventBytes)}
@@ -629,7 +630,7 @@ func (c *Collector) prepare(req *trackingRequest, source string, now time.Time) 
 			err = &InvalidError{Reason: ReasonInvalidJSON, Err: errors.New("event is not a JSON object")}
 		}
 		if err != nil {
-			rejected = append(rejected, rejectedEvent{index: i, reason: RejectReason(err), field: index(), err: err, raw: raw})
+			rejected = append(rejected, rejectedEvent{index: i, reason: RejectReason(err), err: err, raw: raw})
 			continue
 		}
 		skip, extra := stamp(members, raw, req, source, skipBuf[:0], extraBuf[:0])
@@ -640,26 +641,23 @@ func (c *Collector) prepare(req *trackingRequest, source string, now time.Time) 
 		out := buf[start:len(buf):len(buf)]
 		key, err := check(out, now)
 		if err != nil {
+			var field string
 			var ie *InvalidError
-			errors.As(err, &ie)
-			field := index()
-			if ie != nil && ie.Field != "" {
-				field += "." + ie.Field
+			if errors.As(err, &ie) {
+				field = ie.Field
 			}
 			rejected = append(rejected, rejectedEvent{index: i, reason: RejectReason(err), field: field, err: err, raw: out, key: key})
 			continue
 		}
 		accepted = append(accepted, preparedEvent{key: key, raw: out})
 	}
-	if len(req.events) == 1 && len(rejected) == 1 {
-		rejected[0].field = strings.TrimPrefix(strings.TrimPrefix(rejected[0].field, "batch[0]"), ".")
-	}
 	return accepted, rejected
 }
 
 // stamp returns the members to drop from an event and the ones to add: a messageId derived from
 // the event's bytes when it has none (so a retried event keeps its id), the call type of a single
-// call, and the batch's sentAt and context. writeKey and receivedAt are dropped: the key is a
+// call (its endpoint's, replacing any type the body names: Segment's HTTP API takes the type from
+// the endpoint), and the batch's sentAt and context. writeKey and receivedAt are dropped: the key is a
 // secret, and receivedAt is the collector's to set.
 func stamp(members []member, raw []byte, req *trackingRequest, source string, skip []string, extra []field) ([]string, []field) {
 	skip = append(skip, "writeKey", "receivedAt")
@@ -667,9 +665,9 @@ func stamp(members []member, raw []byte, req *trackingRequest, source string, sk
 		skip = append(skip, "messageId")
 		extra = append(extra, field{"messageId", quoteASCII(DerivedMessageID(source, raw))})
 	}
-	if req.defaultType != "" {
+	if req.callType != "" {
 		skip = append(skip, "type")
-		extra = append(extra, field{"type", quoteASCII(req.defaultType)})
+		extra = append(extra, field{"type", quoteASCII(req.callType)})
 	}
 	if lookup(members, "sentAt") == nil && req.sentAtJSON != nil {
 		extra = append(extra, field{"sentAt", req.sentAtJSON})

@@ -425,3 +425,90 @@ func TestCorrectSkew(t *testing.T) {
 		})
 	}
 }
+
+// TestCollectorBatchNamesEachEventByIndex: /v1/batch names a rejected event's field with its
+// index, batch[i].field, in a batch of one as in a longer one; a single call names the field
+// alone (there is no batch).
+func TestCollectorBatchNamesEachEventByIndex(t *testing.T) {
+	e := startCollector(t, nil)
+	good := `{"type":"track","userId":"u","event":"A"}`
+	tests := []struct {
+		name, path, body string
+		fields           []string // the fields named, in order
+	}{
+		{"one event without a name", "/v1/batch", `{"batch":[{"type":"track","userId":"u"}]}`, []string{"batch[0].event"}},
+		{"one event without identity", "/v1/b", `{"batch":[{"type":"track","event":"A"}]}`, []string{"batch[0].userId"}},
+		{"one event with an empty timestamp", "/batch", `{"batch":[{"type":"track","userId":"u","event":"A","timestamp":""}]}`, []string{"batch[0].timestamp"}},
+		{"one event of an unknown type", "/v1/batch", `{"batch":[{"type":"click","userId":"u"}]}`, []string{"batch[0].type"}},
+		{"one event that is not an object", "/v1/batch", `{"batch":[7]}`, []string{"batch[0]"}},
+		{"two bad of three", "/v1/batch", `{"batch":[{"type":"track","userId":"u"},` + good + `,{"type":"track","userId":"u","event":"A","sentAt":"2024-05-15T10:00:00+24:00"}]}`,
+			[]string{"batch[0].event", "batch[2].sentAt"}},
+		{"a single call", "/v1/track", `{"userId":"u"}`, []string{"event"}},
+		{"a single call with an empty originalTimestamp", "/v1/page", `{"userId":"u","originalTimestamp":""}`, []string{"originalTimestamp"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			status, _, body := e.do(t, call{path: tt.path, headers: basicWeb, body: []byte(tt.body)})
+			var got []string
+			if status == 400 {
+				got = append(got, fmt.Sprint(body["field"]))
+			} else if rejected, ok := body["rejected"].([]any); status == 200 && ok {
+				for _, r := range rejected {
+					got = append(got, fmt.Sprint(r.(map[string]any)["field"]))
+				}
+			}
+			if fmt.Sprint(got) != fmt.Sprint(tt.fields) {
+				t.Errorf("status %d, body %v: fields named %v, want %v", status, body, got, tt.fields)
+			}
+		})
+	}
+}
+
+// TestCollectorEndpointSetsTheType: a single call's type is its endpoint's, whatever type its
+// body names, as in Segment's HTTP API; the events of a batch name their own.
+func TestCollectorEndpointSetsTheType(t *testing.T) {
+	e := startCollector(t, nil)
+	tests := []struct {
+		path, body string
+		status     int    // 400 names field
+		want       string // the type stored (of the event messageId id), or the field a 400 names
+	}{
+		{"/v1/track", `{"type":"identify","userId":"u","event":"x","messageId":"t1"}`, 200, "track"},
+		{"/v1/t", `{"type":"page","userId":"u","event":"x","messageId":"t2"}`, 200, "track"},
+		{"/v1/track", `{"type":5,"userId":"u","event":"x","messageId":"t3"}`, 200, "track"},
+		{"/v1/track", `{"type":"","userId":"u","event":"x","messageId":"t4"}`, 200, "track"},
+		{"/v1/identify", `{"type":"track","userId":"u","event":"x","messageId":"t5"}`, 200, "identify"},
+		{"/v1/page", `{"type":"screen","anonymousId":"a","name":"Home","messageId":"t6"}`, 200, "page"},
+		{"/v1/alias", `{"type":"group","userId":"u","previousId":"a","messageId":"t7"}`, 200, "alias"},
+		{"/v1/track", `{"type":"identify","userId":"u","traits":{"plan":"pro"},"messageId":"t8"}`, 400, "event"}, // a track needs its name
+		{"/v1/batch", `{"batch":[{"type":"identify","userId":"u","messageId":"t9"}]}`, 200, "identify"},
+	}
+	stored := 0
+	for _, tt := range tests {
+		status, _, body := e.do(t, call{path: tt.path, headers: basicWeb, body: []byte(tt.body)})
+		switch {
+		case status != tt.status:
+			t.Errorf("POST %s %s: status %d (%v), want %d", tt.path, tt.body, status, body, tt.status)
+		case status == 400 && body["field"] != tt.want:
+			t.Errorf("POST %s %s: %v, want a 400 naming %s", tt.path, tt.body, body, tt.want)
+		case status == 200:
+			stored++
+		}
+	}
+	types := map[string]string{}
+	for _, m := range topicMessages(t, e.broker.Addr(), "events") {
+		ev, err := Decode(m.Value, "web", time.Time{})
+		if err != nil {
+			t.Fatalf("a stored message does not decode: %v\n%s", err, m.Value)
+		}
+		types[ev.MessageID] = ev.Type
+	}
+	if len(types) != stored {
+		t.Errorf("%d events on the topic, want %d", len(types), stored)
+	}
+	for i, tt := range tests {
+		if id := fmt.Sprintf("t%d", i+1); tt.status == 200 && types[id] != tt.want {
+			t.Errorf("POST %s %s stored as %q, want %s", tt.path, tt.body, types[id], tt.want)
+		}
+	}
+}

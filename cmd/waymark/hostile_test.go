@@ -298,7 +298,9 @@ func TestHostileEventsAreStoredOrDeadLettered(t *testing.T) {
 	var wantStored []string
 	for i, h := range hostileEvents {
 		id := fmt.Sprintf("http-hostile-%d", i)
-		req, _ := http.NewRequest(http.MethodPost, "http://"+s.http+"/v1/track", strings.NewReader(fmt.Sprintf(h.msg, id)))
+		// Each to its type's endpoint (/v1/page for a page): the endpoint sets a call's type.
+		typ, _, _ := strings.Cut(strings.TrimPrefix(h.msg, `{"type":"`), `"`)
+		req, _ := http.NewRequest(http.MethodPost, "http://"+s.http+"/v1/"+typ, strings.NewReader(fmt.Sprintf(h.msg, id)))
 		req.SetBasicAuth("test-key", "")
 		resp, err := http.DefaultClient.Do(req)
 		if err != nil {
@@ -314,7 +316,7 @@ func TestHostileEventsAreStoredOrDeadLettered(t *testing.T) {
 			wantStored = append(wantStored, id)
 		}
 		if resp.StatusCode != want {
-			t.Errorf("%s: POST /v1/track answered %d %s, want %d", h.name, resp.StatusCode, body, want)
+			t.Errorf("%s: POST /v1/%s answered %d %s, want %d", h.name, typ, resp.StatusCode, body, want)
 		}
 	}
 	good, stored := produceHostile(t, s.broker, "kafka-")
