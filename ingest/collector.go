@@ -88,6 +88,12 @@ func (c *CollectorConfig) Validate() error {
 	case c.RateLimit < 0:
 		return fmt.Errorf("rate limit: must not be negative, got %v", c.RateLimit)
 	}
+	if err := CheckTopic(c.Topic); err != nil {
+		return fmt.Errorf("topic: %w", err)
+	}
+	if err := CheckTopic(c.DLQTopic); err != nil {
+		return fmt.Errorf("dlq topic: %w", err)
+	}
 	for k, src := range c.WriteKeys {
 		if k == "" || src == "" {
 			return fmt.Errorf("write keys: key %q has source %q; both must be set", k, src)

@@ -136,6 +136,12 @@ func (c *ConsumerConfig) Validate() error {
 	case c.FlushInterval < MinFlushInterval:
 		return fmt.Errorf("flush interval: must be at least %s, got %s", MinFlushInterval, c.FlushInterval)
 	}
+	if err := CheckTopic(c.Topic); err != nil {
+		return fmt.Errorf("topic: %w", err)
+	}
+	if err := CheckTopic(c.DLQTopic); err != nil {
+		return fmt.Errorf("dlq topic: %w", err)
+	}
 	return nil
 }
 

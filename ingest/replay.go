@@ -52,6 +52,9 @@ func Replay(ctx context.Context, cfg ReplayConfig) (ReplaySummary, error) {
 	if cfg.Topic == "" {
 		cfg.Topic = "waymark.events"
 	}
+	if err := CheckTopic(cfg.Topic); err != nil {
+		return sum, fmt.Errorf("replay: topic: %w", err)
+	}
 	if cfg.Repeat == 0 {
 		cfg.Repeat = 1
 	}

@@ -283,10 +283,19 @@ func addKafkaFlags(fs *flagSet) *kafkaFlags {
 	k := &kafkaFlags{}
 	checkedVar(fs, &k.brokers, "kafka-brokers", "", "comma-separated Kafka bootstrap brokers; empty: use the embedded dev broker (in memory only)", text, checkBrokers)
 	fs.StringVar(&k.devBrokerAddr, "dev-broker-addr", "127.0.0.1:9092", "address of the embedded dev broker, used when --kafka-brokers is empty")
-	fs.StringVar(&k.topic, "topic", "waymark.events", "Kafka topic of incoming events")
-	fs.StringVar(&k.dlqTopic, "dlq-topic", "waymark.dlq", "Kafka topic for events that cannot be used, with the reason in a header")
+	checkedVar(fs, &k.topic, "topic", "waymark.events", "Kafka topic of incoming events", text, ingest.CheckTopic)
+	checkedVar(fs, &k.dlqTopic, "dlq-topic", "waymark.dlq", "Kafka topic for events that cannot be used, with the reason in a header", text, ingest.CheckTopic)
 	fs.StringVar(&k.group, "group", "waymark", "Kafka consumer group")
 	return k
+}
+
+// check reports what the Kafka flags cannot do together, naming the flag: events dead-lettered
+// onto the topic they came from would be read again, forever.
+func (k *kafkaFlags) check(fs *flagSet) error {
+	if k.dlqTopic == k.topic {
+		return fs.errorf("dlq-topic", "must differ from %s %s", fs.ref("topic"), quoteValue(k.topic))
+	}
+	return nil
 }
 
 // checkBrokers refuses a --kafka-brokers list with an empty entry (",,," or " "): the Kafka client

@@ -74,6 +74,9 @@ func runServe(ctx context.Context, args []string, log *slog.Logger) error {
 	if err := checkSessionizerFlags(fs, sessCfg); err != nil {
 		return err
 	}
+	if err := kf.check(fs); err != nil {
+		return err
+	}
 	writeKeys, err := loadWriteKeys(fs.ref, *writeKeysPath, *writeKeysInline)
 	if err != nil {
 		return err
