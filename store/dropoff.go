@@ -27,7 +27,7 @@ type DropoffQuery struct {
 type Ranked struct {
 	Value string  `json:"value"`
 	Count int64   `json:"count"`
-	Share float64 `json:"share"`
+	Share float64 `json:"share"` // Count / the units ranked (ratio)
 }
 
 // DropoffResult says where the units that dropped off after a step left from and what they did

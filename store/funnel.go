@@ -74,14 +74,16 @@ func (b Breakdown) String() string {
 	return b.By + ":" + b.Name
 }
 
-// FunnelStep is one row of a funnel answer.
+// FunnelStep is one row of a funnel answer. Its rates are ratios as ratio computes them, 0 when
+// the step they are taken of has no units: step 1's ConversionFromPrevious is 1 when anyone
+// reached it, like its ConversionFromFirst, and 0 when no one did.
 type FunnelStep struct {
 	Name                   string  `json:"name"`
 	Customers              int64   `json:"customers"`
-	ConversionFromFirst    float64 `json:"conversion_from_first"`
-	ConversionFromPrevious float64 `json:"conversion_from_previous"`
-	DropOff                int64   `json:"drop_off"`
-	DropOffRate            float64 `json:"drop_off_rate"`
+	ConversionFromFirst    float64 `json:"conversion_from_first"`    // Customers / step 1's
+	ConversionFromPrevious float64 `json:"conversion_from_previous"` // Customers / the previous step's
+	DropOff                int64   `json:"drop_off"`                 // Customers - the next step's
+	DropOffRate            float64 `json:"drop_off_rate"`            // DropOff / Customers
 	LargestDropOff         bool    `json:"largest_drop_off,omitempty"`
 	// Time from the previous step on the units' canonical paths, in seconds (not for step 1, nor
 	// in mode any).
@@ -663,7 +665,7 @@ func funnelSteps(names []string, sc *stepCounts) []FunnelStep {
 	for k, name := range names {
 		st := FunnelStep{Name: name, Customers: reached[k]}
 		st.ConversionFromFirst = ratio(reached[k], reached[0])
-		st.ConversionFromPrevious = 1
+		st.ConversionFromPrevious = st.ConversionFromFirst // step 1 is its own previous
 		if k > 0 {
 			st.ConversionFromPrevious = ratio(reached[k], reached[k-1])
 			st.MedianSecondsFromPrevious = quantileSeconds(sc.gaps[k], 0.5)
@@ -695,7 +697,9 @@ func quantileSeconds(ms []int64, q float64) *float64 {
 	return &v
 }
 
-// ratio is a/b rounded to 4 decimals, 0 when b is 0.
+// ratio is a/b rounded to 4 decimals, 0 when b is 0: the rule of every rate and share in an
+// answer (funnel conversions and drop-off rates, drop-off shares, paths' conversion rates,
+// retention rates, a stage's exit rate). Of no units none converted, so 0/0 is 0, never 100%.
 func ratio(a, b int64) float64 {
 	if b == 0 {
 		return 0

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -297,5 +298,86 @@ func TestFunnelConditionsMatchTheMapInGoAndSQL(t *testing.T) {
 		if res.Steps[0].Customers != goMatches {
 			t.Errorf("stage %s: SQL finds %d customers, Go %d", st.Name, res.Steps[0].Customers, goMatches)
 		}
+	}
+}
+
+// TestRatiosOfNoUnitsAreZero: every rate and share of an answer is 0 when what it is taken of is
+// empty (of no units none converted), never 1: a funnel whose first step no one reached reported
+// conversion_from_previous 1. Step 1's conversion_from_previous is its conversion_from_first.
+func TestRatiosOfNoUnitsAreZero(t *testing.T) {
+	s := openStore(t)
+	writeEvents(t, s, []ingest.Event{
+		ev("a", "A", 0), ev("a", "B", 10), ev("a", "Order Completed", 20), ev("a", "Order Completed", 86400*40),
+		ev("b", "A", 0), ev("c", "C", 0),
+	})
+	empty := url.Values{"from": {"2020-01-01"}, "to": {"2020-01-02"}} // a range without events
+	with := func(v url.Values, kv ...string) url.Values {
+		out := url.Values{}
+		for k, vs := range v {
+			out[k] = vs
+		}
+		for i := 0; i < len(kv); i += 2 {
+			out.Set(kv[i], kv[i+1])
+		}
+		return out
+	}
+	// steps is a funnel answer's steps as customers/conversion_from_first/conversion_from_previous/drop_off_rate.
+	steps := func(body map[string]any) string {
+		var out []string
+		for _, st := range body["steps"].([]any) {
+			m := st.(map[string]any)
+			out = append(out, fmt.Sprintf("%v/%v/%v/%v", m["customers"], m["conversion_from_first"], m["conversion_from_previous"], m["drop_off_rate"]))
+		}
+		return strings.Join(out, " ")
+	}
+	tests := []struct {
+		name, query string
+		params      url.Values
+		got         func(map[string]any) string
+		want        string
+	}{
+		{"funnel, units at each step", "funnel", url.Values{"steps": {"A,B"}}, steps, "2/1/1/0.5 1/0.5/0.5/0"},
+		{"funnel, no one at step 1", "funnel", with(empty, "steps", "A,B"), steps, "0/0/0/0 0/0/0/0"},
+		{"funnel of one step, no one at it", "funnel", with(empty, "steps", "A"), steps, "0/0/0/0"},
+		{"funnel, no one at step 2", "funnel", url.Values{"steps": {"A,C,B"}}, steps, "2/1/1/1 0/0/0/0 0/0/0/0"},
+		{"funnel in any order, no one at step 1", "funnel", with(empty, "steps", "A,B", "mode", "any"), steps, "0/0/0/0 0/0/0/0"},
+		{"funnel by sessions, none stored", "funnel", url.Values{"steps": {"A,B"}, "count_by": {"sessions"}}, steps, "0/0/0/0 0/0/0/0"},
+		{"funnel broken down, no one at step 1", "funnel", with(empty, "steps", "A,B", "breakdown", "channel"), func(b map[string]any) string {
+			groups, _ := b["breakdown_groups"].([]any) // left out when empty
+			return steps(b) + fmt.Sprintf(" groups %d", len(groups))
+		}, "0/0/0/0 0/0/0/0 groups 0"},
+		{"retention, no one converted", "retention", empty, func(b map[string]any) string {
+			cohorts, _ := b["cohorts"].([]any)
+			return fmt.Sprintf("%v %v %d", b["persons"], b["repeat_rate"], len(cohorts))
+		}, "0 0 0"},
+		{"retention, one converted and returned", "retention", url.Values{"period": {"month"}}, func(b map[string]any) string {
+			return fmt.Sprintf("%v %v", b["persons"], b["repeat_rate"])
+		}, "1 1"},
+		{"stages, no one entered", "stages", empty, func(b map[string]any) string {
+			var out []string
+			for _, st := range b["stages"].([]any) {
+				m := st.(map[string]any)
+				out = append(out, fmt.Sprintf("%v/%v", m["entered"], m["exit_rate"]))
+			}
+			return strings.Join(slices.Compact(out), " ")
+		}, "0/0"},
+		{"drop-off, no one at the step", "dropoff", with(empty, "steps", "A,B", "step", "1"), func(b map[string]any) string {
+			return fmt.Sprint(b["dropped"])
+		}, "0"},
+		{"paths, no anchor in range", "paths", with(empty, "anchor", "A"), func(b map[string]any) string {
+			paths, _ := b["paths"].([]any)
+			return fmt.Sprint(len(paths))
+		}, "0"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			body, err := ask(t, s, tt.query, tt.params)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := tt.got(body); got != tt.want {
+				t.Errorf("%s?%s: %s, want %s", tt.query, tt.params.Encode(), got, tt.want)
+			}
+		})
 	}
 }

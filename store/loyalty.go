@@ -29,7 +29,8 @@ type RetentionQuery struct {
 type Cohort struct {
 	Start   time.Time `json:"start"`
 	Persons int64     `json:"persons"`
-	// Returned[i] is how many came back in period i+1 after the cohort's; Rates their share.
+	// Returned[i] is how many came back in period i+1 after the cohort's; Rates their share of
+	// Persons (a ratio: 0 when Persons is 0).
 	Returned []int64   `json:"returned"`
 	Rates    []float64 `json:"rates"`
 }
@@ -45,7 +46,7 @@ type ChannelRepeat struct {
 	Channel    string  `json:"channel"`
 	Persons    int64   `json:"persons"`
 	Repeaters  int64   `json:"repeaters"`
-	RepeatRate float64 `json:"repeat_rate"`
+	RepeatRate float64 `json:"repeat_rate"` // Repeaters / Persons, 0 when Persons is 0 (ratio)
 }
 
 // RetentionResult answers a RetentionQuery. Persons are those whose first conversion ever is in
@@ -56,7 +57,7 @@ type RetentionResult struct {
 	Return        string          `json:"return"`
 	Persons       int64           `json:"persons"`
 	Repeaters     int64           `json:"repeaters"`
-	RepeatRate    float64         `json:"repeat_rate"`
+	RepeatRate    float64         `json:"repeat_rate"` // Repeaters / Persons, 0 when Persons is 0 (ratio)
 	Cohorts       []Cohort        `json:"cohorts"`
 	MedianSeconds *float64        `json:"median_seconds_to_return,omitempty"`
 	P90Seconds    *float64        `json:"p90_seconds_to_return,omitempty"`
@@ -377,7 +378,7 @@ type StageHealth struct {
 	Stage              string   `json:"stage"`
 	Entered            int64    `json:"entered"`
 	MovedOn            int64    `json:"moved_on"`
-	ExitRate           float64  `json:"exit_rate"`
+	ExitRate           float64  `json:"exit_rate"` // 1 - MovedOn / Entered, 0 when Entered is 0 (see ratio)
 	MedianDwellSeconds *float64 `json:"median_dwell_seconds,omitempty"`
 	TopTouchpoints     []Ranked `json:"top_touchpoints"`
 	SurveyResponses    int64    `json:"survey_responses"`

@@ -34,7 +34,7 @@ type PathRow struct {
 	Touchpoints    []string `json:"touchpoints"`
 	Persons        int64    `json:"persons"`
 	Converted      int64    `json:"converted"`
-	ConversionRate float64  `json:"conversion_rate"`
+	ConversionRate float64  `json:"conversion_rate"` // Converted / Persons (ratio)
 }
 
 // PathsResult lists the top sequences.
