@@ -13,7 +13,8 @@ import (
 // integration), never silently merging everyone.
 //
 // It also remembers, per device (anonymousId), which userId was signed in on it from when, so an
-// anonymous event is given to the user last signed in on its device before it (see personAt).
+// anonymous event of a device several users signed in on is given to whoever was signed in (see
+// personAt and DeviceSignIns, which state the rule).
 type identities struct {
 	parent  map[string]string
 	members map[string][]string // root -> every id of the person
@@ -68,30 +69,39 @@ func (g *identities) personOf(id string) string {
 }
 
 // personAt is the person an event is stored with: its userId's person when it has one; else, on
-// a device where users signed in, the person of the user signed in last at or before ms; else
-// the device's own person (which a first sign-in on the device joins to that user, so browsing
-// before a login goes to whoever logged in first: PostHog's rule for an anonymous id).
+// a device several users signed in on, the person DeviceSignIns gives it (the user signed in last
+// at or before ms; before the first sign-in, the first user); else the device's own person (which
+// the device's one user's sign-in joins to that user).
 func (g *identities) personAt(userID, anonymousID string, ms int64) string {
 	if userID != "" {
 		return g.personOf("u:" + userID)
 	}
 	list := g.users["a:"+anonymousID]
 	i, _ := slices.BinarySearchFunc(list, ms+1, func(s signIn, t int64) int { return cmp.Compare(s.ms, t) })
-	if i > 0 {
+	switch {
+	case i > 0:
 		return g.personOf(list[i-1].user)
+	case shared(list):
+		return g.personOf(list[0].user)
 	}
 	return g.personOf("a:" + anonymousID)
 }
 
+// shared reports whether sign-ins hold more than one userId.
+func shared(list []signIn) bool {
+	return slices.ContainsFunc(list, func(s signIn) bool { return s.user != list[0].user })
+}
+
 // signedIn records that user ("u:" id) was signed in on device ("a:" id) at ms, and reports
 // whether that changed the device's sign-ins. A device only one user signed in on keeps that
-// user's first and last sign-in; a shared one keeps every distinct sign-in (the newest
-// maxSignIns), so its runs of users come out the same in any arrival order. (What is lost: sign-ins
-// of the first user between its first and last that arrived before the second user's.)
+// user's first and last sign-in; a shared one keeps every distinct sign-in: its first, which
+// decides who the browsing before any sign-in goes to, and the newest maxSignIns-1 after it. So
+// its runs of users come out the same in any arrival order. (What is lost: sign-ins of the first
+// user between its first and last that arrived before the second user's; and past maxSignIns,
+// the oldest but the first.)
 func (g *identities) signedIn(device, user string, ms int64) bool {
 	list := g.users[device]
-	if len(list) > 0 && list[0].ms <= ms && ms <= list[len(list)-1].ms &&
-		!slices.ContainsFunc(list, func(s signIn) bool { return s.user != user }) {
+	if len(list) > 0 && list[0].ms <= ms && ms <= list[len(list)-1].ms && list[0].user == user && !shared(list) {
 		return false // inside the one user's span: nothing to keep (the common case, every call of a logged-in visitor)
 	}
 	i, _ := slices.BinarySearchFunc(list, ms, func(s signIn, t int64) int { return cmp.Compare(s.ms, t) })
@@ -102,21 +112,33 @@ func (g *identities) signedIn(device, user string, ms int64) bool {
 	}
 	list = slices.Insert(list, i, signIn{ms, user})
 	switch {
-	case !slices.ContainsFunc(list, func(s signIn) bool { return s.user != user }):
+	case !shared(list):
 		if len(list) > 2 {
 			list = append(list[:1], list[len(list)-1])
 		}
 	case len(list) > maxSignIns:
-		list = slices.Delete(list, 0, 1)
+		list = slices.Delete(list, 1, 2) // the first stays: see DeviceSignIns
 	}
 	g.users[device] = list
 	return true
 }
 
 // DeviceSignIns says who was signed in on a device that several userIds used: Users[i] from
-// From[i] (unix ms, ascending) until From[i+1]. Stored, it gives each anonymous event of the
-// device to the user signed in last before it at query time, whatever order the events and
-// logins arrived in.
+// From[i] (unix ms, ascending) until From[i+1]. Stored, it decides at query time whose each
+// anonymous event of the device is, by event time, whatever order the events and logins arrived
+// in:
+//
+//   - at or after a sign-in: the user signed in last at or before it;
+//   - before the first sign-in: the first user to sign in (Users[0]).
+//
+// That is Adobe Customer Journey Analytics' "device split" for shared devices (anonymous activity
+// goes to the last user authenticated before it, and what came before any authentication to the
+// first), and PostHog's and Mixpanel's rule that a device's anonymous history goes to the first
+// user identified on it, who keeps it when another user identifies later (PostHog refuses to
+// merge an already identified person; Mixpanel merges a $device_id with the first $user_id it
+// comes with). Those two take "first" in processing order; here it is in event time, so that the
+// answer does not depend on the order the messages arrive in. The sessionizer stores events and
+// sessions with the same persons (personAt); store's signedInPerson is its SQL.
 type DeviceSignIns struct {
 	Device string // the anonymousId
 	From   []int64
@@ -127,7 +149,7 @@ type DeviceSignIns struct {
 // on it; ok is false otherwise (one user's device needs none: its person is that user's).
 func (g *identities) sharedSignIns(device string) (d DeviceSignIns, ok bool) {
 	list := g.users[device]
-	if !slices.ContainsFunc(list, func(s signIn) bool { return s.user != list[0].user }) {
+	if !shared(list) {
 		return d, false
 	}
 	d.Device = device[2:]

@@ -56,59 +56,67 @@ func TestIdentityCallsAreNotSessions(t *testing.T) {
 	}
 }
 
-// TestSharedDeviceGoesToWhoeverIsSignedIn: on a device two users share, an anonymous event goes
-// to the user signed in last before it, and the browsing before the first login to that first
-// user (through the device's override), one event per batch in time order.
+// TestSharedDeviceGoesToWhoeverIsSignedIn: on a device three users sign in on without a reset,
+// a session of anonymous events goes to the user signed in last before it, and the browsing
+// before the first sign-in to the first user to sign in (by event time), in any arrival order,
+// one event per batch (the worst arrival): in order, reversed and shuffled.
 func TestSharedDeviceGoesToWhoeverIsSignedIn(t *testing.T) {
-	events := []ingest.Event{
-		call("page", "Home", "dev", "", 0),      // before any login: alice, by override
-		call("identify", "", "dev", "alice", 1), // alice
-		call("page", "Cart", "dev", "", 2),      // alice signed in last
-		call("identify", "", "dev", "bob", 60),  // bob: refused as a merge, signed in
-		call("page", "Checkout", "dev", "", 61), // bob
-		call("track", "Order Completed", "dev", "bob", 62),
+	events := []ingest.Event{ // four sessions, 30 minutes apart or more
+		call("page", "Home", "dev", "", -120), // before any sign-in: carl, the first to sign in
+		call("identify", "", "dev", "carl", 0),
+		call("page", "Catalog", "dev", "", 2), // carl
+		call("identify", "", "dev", "dora", 60),
+		call("page", "Cart", "dev", "", 62),
+		call("track", "Order Completed", "dev", "dora", 63), // the session's last touchpoint: dora
+		call("identify", "", "dev", "erin", 120),
+		call("page", "Wishlist", "dev", "", 125), // erin
 	}
-	want := map[string]string{"Home": "alice", "Cart": "alice", "Checkout": "bob", "Order Completed": "bob"}
-	for seed := range 1 {
-		shuffled := slices.Clone(events)
-		if seed > 0 {
-			r := rand.New(rand.NewPCG(uint64(seed), 0))
-			r.Shuffle(len(shuffled), func(i, j int) { shuffled[i], shuffled[j] = shuffled[j], shuffled[i] })
-		}
+	want := "Cart:dora Catalog:carl Home:carl Wishlist:erin"
+	for name, order := range arrivalOrders(len(events), 10) {
 		s := newTestSessionizer(t)
-		var overrides map[string]string
-		got := map[string]string{}
-		for _, e := range shuffled { // one event per batch: the worst arrival
-			out, _ := s.Push(base, []ingest.Event{e})
-			if e.Event != "" {
-				got[e.Event] = out.PersonIDs[0]
+		live := map[string]Session{} // by id, the latest emitted
+		for _, i := range order {
+			out, _ := s.Push(base, []ingest.Event{events[i]})
+			for _, ss := range out.Sessions {
+				live[ss.ID] = ss
 			}
-			for _, p := range out.Persons {
-				if overrides == nil {
-					overrides = map[string]string{}
+		}
+		var got []string
+		for _, ss := range live {
+			if !ss.Deleted {
+				got = append(got, ss.EntryEvent+":"+ss.PersonID)
+			}
+		}
+		slices.Sort(got)
+		if strings.Join(got, " ") != want {
+			t.Errorf("%s: sessions' persons %v, want %s", name, got, want)
+		}
+		for _, e := range events { // the person an anonymous event arriving now is stored with
+			if e.UserID == "" {
+				if p := s.ids.personAt("", "dev", e.Timestamp.UnixMilli())[2:]; !strings.Contains(want, e.Event+":"+p) {
+					t.Errorf("%s: %s would be stored as %s's", name, e.Event, p)
 				}
-				overrides[p.CustomerKey] = p.PersonID
-			}
-		}
-		for ev, p := range got {
-			if o, ok := overrides[p]; ok {
-				got[ev] = o
-			}
-		}
-		// The browsing before the first login goes to whoever's login arrived first. The rest
-		// goes to whoever was signed in at the time, which queries decide from the stored
-		// sign-ins whatever the order (TestSharedDeviceSignInsDoNotDependOnOrder): at ingest
-		// it holds in time order.
-		if seed == 0 && got["Home"] != "alice" {
-			t.Errorf("in order: Home went to %s, want alice", got["Home"])
-		}
-		delete(got, "Home")
-		for ev, p := range got {
-			if want[ev] != p {
-				t.Errorf("seed %d: %s went to %s, want %s (all: %v)", seed, ev, p, want[ev], got)
 			}
 		}
 	}
+}
+
+// arrivalOrders returns orders of n events by name: in order, reversed, and shuffles with fixed
+// seeds.
+func arrivalOrders(n, shuffles int) map[string][]int {
+	inOrder := make([]int, n)
+	for i := range inOrder {
+		inOrder[i] = i
+	}
+	reversed := slices.Clone(inOrder)
+	slices.Reverse(reversed)
+	orders := map[string][]int{"in order": inOrder, "reversed": reversed}
+	for seed := range shuffles {
+		o := slices.Clone(inOrder)
+		rand.New(rand.NewPCG(uint64(seed), 2)).Shuffle(n, func(i, j int) { o[i], o[j] = o[j], o[i] })
+		orders[fmt.Sprintf("shuffle %d", seed)] = o
+	}
+	return orders
 }
 
 // TestAliasChainEndsAtTheNewestUserID: alias calls make previousId an alias of userId (Segment),

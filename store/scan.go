@@ -753,10 +753,11 @@ func dedupe(events []scannedEvent, ids *[]uint64) []scannedEvent {
 const resolvedPerson = "if(merged_into = '', person_id, merged_into)"
 
 // signedInPerson is the person of a row of events joined to signIns: for an anonymous event of
-// a device several users signed in on, the user signed in last at or before it; else the person
-// it was stored with.
-const signedInPerson = `if(user_id = '' AND arrayCount(f -> f <= t, sign_in_from) > 0,
-	sign_in_users[arrayCount(f -> f <= t, sign_in_from)], stored_person)`
+// a device several users signed in on, the user signed in last at or before it, or before the
+// device's first sign-in the first user (sessionize.DeviceSignIns states the rule and its
+// sources); else the person it was stored with.
+const signedInPerson = `if(user_id = '' AND notEmpty(sign_in_users),
+	sign_in_users[greatest(arrayCount(f -> f <= t, sign_in_from), 1)], stored_person)`
 
 // signIns selects, per device that several userIds signed in on, who was signed in from when
 // (table device_sign_ins, written by the sessionizer; the newest version up to upTo per device
