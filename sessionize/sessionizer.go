@@ -116,8 +116,20 @@ type point struct {
 	touch    uint32 // touchpoint label (interned)
 	channel  uint32 // channel (interned)
 	campaign uint32 // utm_campaign (interned)
-	session  uint32 // hash of the client's session id, 0 when none
+	// session is the hash of the client's session id in bits 0-30 (bit 0 set), 0 when none; bit
+	// 31 is signedInBit.
+	session uint32
 }
+
+// signedInBit marks, in a point's session, an event that carried a userId and the device's
+// anonymousId: a sign-in, which the device's sign-ins may need again (see signIn).
+const signedInBit = 1 << 31
+
+// clientSession is the hash of the client's session id, 0 when none.
+func (p point) clientSession() uint32 { return p.session &^ signedInBit }
+
+// signedIn reports whether the point's event carried a userId and an anonymousId.
+func (p point) signedIn() bool { return p.session&signedInBit != 0 }
 
 // identityLabel is the touchpoint label of an identify, alias or group call: such points are kept
 // to drop their copies, but they are not touchpoints, so they are never part of a session, and
@@ -147,7 +159,10 @@ func (s *Sessionizer) newPoint(e *ingest.Event) point {
 	if e.SessionID != "" {
 		h := fnv.New32a()
 		h.Write([]byte(e.SessionID))
-		p.session = h.Sum32() | 1
+		p.session = (h.Sum32() | 1) &^ signedInBit
+	}
+	if e.UserID != "" && e.AnonymousID != "" {
+		p.session |= signedInBit
 	}
 	return p
 }
@@ -322,7 +337,7 @@ func (s *Sessionizer) Push(now time.Time, events []ingest.Event) (Output, Stats)
 			continue
 		}
 		s.observe(c, e, p, &stats, &merged)
-		if e.UserID != "" && e.AnonymousID != "" && s.ids.signedIn("a:"+e.AnonymousID, "u:"+e.UserID, p.ms) {
+		if e.UserID != "" && e.AnonymousID != "" && s.signIn(c, e, p.ms) {
 			signIns["a:"+e.AnonymousID] = true
 		}
 		personIDs[i], seqs[i] = s.ids.personAt(e.UserID, e.AnonymousID, p.ms)[2:], p.seq
@@ -528,6 +543,28 @@ func comparePoints(a, b point) int {
 	return cmp.Or(cmp.Compare(a.ms, b.ms), cmp.Compare(a.seq, b.seq), cmp.Compare(a.id, b.id))
 }
 
+// signIn records that e's userId was signed in on its device, customer c, at ms, and reports
+// whether that changed the device's sign-ins. While one user signs in on a device, identities keep
+// only the first and last of their sign-ins (see identities.signedIn); when a second user comes,
+// the first user's others are taken back from the device's points that carried a userId, all of
+// them the first user's, so the device's sign-ins come out the same in any arrival order.
+func (s *Sessionizer) signIn(c *customer, e *ingest.Event, ms int64) bool {
+	device, user := "a:"+e.AnonymousID, "u:"+e.UserID
+	first := ""
+	if list := s.ids.users[device]; len(list) > 0 && !shared(list) {
+		first = list[0].user
+	}
+	changed := s.ids.signedIn(device, user, ms)
+	if first != "" && first != user {
+		for _, q := range c.points {
+			if q.signedIn() {
+				s.ids.signedIn(device, first, q.ms)
+			}
+		}
+	}
+	return changed
+}
+
 // observe updates the counters an arriving event feeds: lateness, identity links and the live
 // journey (stage entries in arrival order, orders, revenue and refunds).
 func (s *Sessionizer) observe(c *customer, e *ingest.Event, p point, stats *Stats, merged *[][2]string) {
@@ -703,11 +740,19 @@ func (s *Sessionizer) holds(key string) bool {
 func (s *Sessionizer) Restore(key string, events []ingest.Event, sessions []Session) {
 	c := &customer{dirty: true, byUser: len(events) > 0 && events[0].AnonymousID == ""}
 	first := int64(math.MaxInt64)
-	for i := range events { // the identities first: they decide the events' persons
-		e := &events[i]
-		if e.UserID != "" && e.AnonymousID != "" {
-			s.ids.signedIn("a:"+e.AnonymousID, "u:"+e.UserID, e.Timestamp.UnixMilli())
+	// The identities first: they decide the events' persons. The sign-ins of one event of each
+	// user go first, so that a device several users signed in on keeps all of theirs (see signIn).
+	firstOf := map[string]bool{}
+	for all := range 2 {
+		for i := range events {
+			if e := &events[i]; e.UserID != "" && e.AnonymousID != "" && (all == 1 || !firstOf[e.UserID]) {
+				firstOf[e.UserID] = true
+				s.ids.signedIn("a:"+e.AnonymousID, "u:"+e.UserID, e.Timestamp.UnixMilli())
+			}
 		}
+	}
+	for i := range events {
+		e := &events[i]
 		for _, pair := range linkPairs(e.UserID, e.AnonymousID, e.PreviousID, e.Type) {
 			s.ids.link(pair[0], pair[1], e.Type == "alias")
 		}
@@ -822,9 +867,10 @@ func (s *Sessionizer) cut(key string, c *customer) []Session {
 	for i, p := range points {
 		if i > start {
 			prev := points[i-1]
-			sameClientSession := p.session != 0 && p.session == prev.session
+			ps, prevs := p.clientSession(), prev.clientSession()
+			sameClientSession := ps != 0 && ps == prevs
 			switch {
-			case p.session != 0 && prev.session != 0 && p.session != prev.session:
+			case ps != 0 && prevs != 0 && ps != prevs:
 				closeAt(i, EndClientSession)
 			case p.ms-prev.ms > gap && !sameClientSession:
 				closeAt(i, EndTimeout)
