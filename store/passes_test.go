@@ -213,18 +213,19 @@ func identityStore(t *testing.T) (*store.Store, string, *sessionize.Map, int) {
 	}
 
 	// A kiosk's anonymous events stored under the kiosk, before the sign-ins that give them to
-	// two users were known: their persons come from the sign-ins alone.
+	// two users were known: their persons come from the sign-ins alone (the first, before any
+	// sign-in, is the first user's).
 	kiosk := time.Date(2026, 2, 10, 9, 0, 0, 0, time.UTC)
 	var b sessionize.Batch
-	for i, who := range []string{"a-shopper", "", "b-shopper", "", ""} {
+	for i, who := range []string{"", "a-shopper", "", "b-shopper", "", ""} {
 		e := ingest.Event{Source: "passes", Type: "track", Event: "Product Viewed", MessageID: fmt.Sprintf("kiosk-%d", i),
 			UserID: who, AnonymousID: "zz-kiosk", Timestamp: kiosk.Add(time.Duration(i) * time.Minute), ReceivedAt: received, Raw: []byte("{}")}
-		if i == 4 {
+		if i == 5 {
 			e.Event = "Order Completed"
 		}
 		b.Events, b.Channels, b.PersonIDs = append(b.Events, e), append(b.Channels, ""), append(b.PersonIDs, cmp.Or(who, "zz-kiosk"))
 	}
-	b.SignIns = []sessionize.DeviceSignIns{{Device: "zz-kiosk", From: []int64{kiosk.UnixMilli(), kiosk.Add(2 * time.Minute).UnixMilli()}, Users: []string{"a-shopper", "b-shopper"}}}
+	b.SignIns = []sessionize.DeviceSignIns{{Device: "zz-kiosk", From: []int64{kiosk.Add(time.Minute).UnixMilli(), kiosk.Add(3 * time.Minute).UnixMilli()}, Users: []string{"a-shopper", "b-shopper"}}}
 	if err := one.Write(ctx, b); err != nil {
 		t.Fatal(err)
 	}
