@@ -96,9 +96,10 @@ func shared(list []signIn) bool {
 // whether that changed the device's sign-ins. A device only one user signed in on keeps that
 // user's first and last sign-in; a shared one keeps every distinct sign-in: its first, which
 // decides who the browsing before any sign-in goes to, and the newest maxSignIns-1 after it. So
-// its runs of users come out the same in any arrival order. (What is lost: sign-ins of the first
-// user between its first and last that arrived before the second user's; and past maxSignIns,
-// the oldest but the first.)
+// its runs of users come out the same in any arrival order. (What is lost here: sign-ins of the
+// first user between its first and last that arrived before the second user's, which the
+// sessionizer gives back from the device's events (Sessionizer.signIn); and past maxSignIns, the
+// oldest but the first.)
 func (g *identities) signedIn(device, user string, ms int64) bool {
 	list := g.users[device]
 	if len(list) > 0 && list[0].ms <= ms && ms <= list[len(list)-1].ms && list[0].user == user && !shared(list) {
