@@ -34,7 +34,7 @@ type Event struct {
 	ReceivedAt        time.Time
 
 	PropertyKeys   []string // sorted property names
-	PropertyValues []string // values as text: strings as they are, everything else as JSON
+	PropertyValues []string // values as text: strings as they are, numbers as CanonicalNumber, everything else as JSON
 	PagePath       string   // context.page.path, or properties.path for page calls
 	PageURL        string   // context.page.url, or properties.url for page calls
 	Referrer       string   // context.page.referrer
@@ -219,7 +219,8 @@ func (w *wire) read(raw []byte) error {
 		return &InvalidError{Reason: ReasonInvalidJSON, Err: errors.New("a message is a JSON object")}
 	}
 	// props collects an object's members under prefix: a nested object's members under
-	// "name.", so they are addressable as product.category; null is kept as "no value".
+	// "name.", so they are addressable as product.category; null is kept as "no value"; a
+	// number is kept in its canonical text (CanonicalNumber).
 	var props func(prefix string, rank int) func([]byte) error
 	props = func(prefix string, rank int) func([]byte) error {
 		return func(name []byte) error {
@@ -235,7 +236,11 @@ func (w *wire) read(raw []byte) error {
 				w.Props = append(w.Props, prop{key: key, rank: rank, null: true})
 				return s.literal("null")
 			}
+			number := s.peek() == '-' || s.peek() >= '0' && s.peek() <= '9'
 			v, err := s.text()
+			if number {
+				v, _ = CanonicalNumber(v)
+			}
 			w.Props = append(w.Props, prop{key: key, value: v, rank: rank})
 			return err
 		}
@@ -415,7 +420,7 @@ func InTimeRange(t time.Time) bool {
 // Where names repeat, properties win over traits and traits over context.traits. A nested object's
 // members are properties named with dots (properties.product.category is "product.category");
 // JSON null is no value (it is not stored, so it reads as unset, and it hides a value it overrides);
-// an array is kept as its JSON text.
+// a number is kept as CanonicalNumber's text; an array is kept as its JSON text.
 func (e *Event) setProperties(w *wire) {
 	props := w.Props
 	if device := deviceType(w.DeviceType, w.UserAgent); device != "" {

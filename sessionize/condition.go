@@ -26,8 +26,9 @@ type Condition struct {
 	LT     *float64 `yaml:"lt,omitempty"`
 	LTE    *float64 `yaml:"lte,omitempty"`
 
-	re   *regexp.Regexp
-	line int
+	re    *regexp.Regexp
+	equal []string // EqualTexts, worked out by check
+	line  int
 }
 
 // ContextFields are the event fields a condition can name besides properties
@@ -57,6 +58,7 @@ func (c *Condition) check() error {
 			return fmt.Errorf("condition on %q: %v is not a finite number", c.Field, *f)
 		}
 	}
+	c.equal = c.EqualTexts()
 	if c.Regexp != nil {
 		re, err := regexp.Compile(*c.Regexp)
 		if err != nil {
@@ -139,6 +141,36 @@ func (c *Condition) value(e *ingest.Event) (string, bool) {
 	return e.Property(strings.TrimPrefix(c.Field, "properties."))
 }
 
+// EqualTexts returns the stored texts that equals (or one_of) accepts, nil for the other
+// operators: each value as written and, for a value that is a JSON number, also its canonical
+// text (ingest.CanonicalNumber), which is how JSON numbers are stored. So price=100, price=100.0
+// and price=1e2 all find the number 100 however the client wrote it, and the string "100" too
+// (it has the same text); the strings "100.0" and "1e2" are found by exactly their text. This is
+// the one definition of equality: Matches uses it and the store renders it as SQL. The reasons
+// are in docs/values.md.
+//
+// Numbers stored before Waymark kept numbers in canonical form (schema version 9) keep the text
+// the client sent: a filter written in that text (price=100.0) finds them.
+func (c *Condition) EqualTexts() []string {
+	var values []string
+	switch {
+	case c.Equals != nil:
+		values = []string{*c.Equals}
+	case c.OneOf != nil:
+		values = c.OneOf
+	default:
+		return nil
+	}
+	texts := make([]string, 0, len(values))
+	for _, v := range values {
+		texts = append(texts, v)
+		if n, ok := ingest.CanonicalNumber(v); ok && n != v {
+			texts = append(texts, n)
+		}
+	}
+	return texts
+}
+
 // Matches reports whether e passes the condition.
 func (c *Condition) Matches(e *ingest.Event) bool {
 	v, ok := c.value(e)
@@ -146,10 +178,12 @@ func (c *Condition) Matches(e *ingest.Event) bool {
 		return false
 	}
 	switch {
-	case c.Equals != nil:
-		return v == *c.Equals
-	case c.OneOf != nil:
-		return slices.Contains(c.OneOf, v)
+	case c.Equals != nil || c.OneOf != nil:
+		texts := c.equal
+		if texts == nil { // a Condition built without check
+			texts = c.EqualTexts()
+		}
+		return slices.Contains(texts, v)
 	case c.Prefix != nil:
 		return strings.HasPrefix(v, *c.Prefix)
 	case c.re != nil:

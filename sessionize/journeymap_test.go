@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/waymark-dev/waymark/ingest"
 )
@@ -146,6 +148,48 @@ func TestNumericConditionsCompareFiniteDecimals(t *testing.T) {
 		e := ingest.Event{PropertyKeys: []string{"revenue"}, PropertyValues: []string{tt.value}}
 		if got := gt.Matches(&e); got != tt.want {
 			t.Errorf("revenue %q > 100: %v, want %v", tt.value, got, tt.want)
+		}
+	}
+}
+
+// TestEqualsComparesNumbersByValue: equals and one_of find a JSON number however the filter
+// writes it (stored numbers are ingest.CanonicalNumber's text) and a string by its exact text.
+func TestEqualsComparesNumbersByValue(t *testing.T) {
+	stored := func(raw string) ingest.Event {
+		e, err := ingest.Decode([]byte(`{"type":"track","event":"A","userId":"u","properties":{"price":`+raw+`}}`), "s", time.Now())
+		if err != nil {
+			t.Fatal(err)
+		}
+		return e
+	}
+	for _, tt := range []struct {
+		op, value string
+		texts     []string
+		matches   []string // of 100, 100.0, 1e2, "100", "100.0", "1e2", 150, "SKU-1"
+	}{
+		{"equals", "100", []string{"100"}, []string{`100`, `100.0`, `1e2`, `"100"`}},
+		{"equals", "100.0", []string{"100.0", "100"}, []string{`100`, `100.0`, `1e2`, `"100"`, `"100.0"`}},
+		{"equals", "1e2", []string{"1e2", "100"}, []string{`100`, `100.0`, `1e2`, `"100"`, `"1e2"`}},
+		{"one_of", "1.5e2|SKU-1", []string{"1.5e2", "150", "SKU-1"}, []string{`150`, `"SKU-1"`}},
+		{"equals", "0100", []string{"0100"}, nil}, // not a JSON number: text only
+		{"prefix", "1", nil, []string{`100`, `100.0`, `1e2`, `"100"`, `"100.0"`, `"1e2"`, `150`}},
+	} {
+		c, err := NewCondition("price", tt.op, tt.value)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := c.EqualTexts(); !slices.Equal(got, tt.texts) {
+			t.Errorf("%s %s: texts %q, want %q", tt.op, tt.value, got, tt.texts)
+		}
+		var got []string
+		for _, raw := range []string{`100`, `100.0`, `1e2`, `"100"`, `"100.0"`, `"1e2"`, `150`, `"SKU-1"`} {
+			e := stored(raw)
+			if c.Matches(&e) {
+				got = append(got, raw)
+			}
+		}
+		if !slices.Equal(got, tt.matches) {
+			t.Errorf("%s %s matches %v, want %v", tt.op, tt.value, got, tt.matches)
 		}
 	}
 }

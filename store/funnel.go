@@ -718,10 +718,9 @@ func conditionSQL(c *sessionize.Condition) (string, []any) {
 	var op string
 	var args []any
 	switch {
-	case c.Equals != nil:
-		op, args = value+" = ?", []any{*c.Equals}
-	case c.OneOf != nil:
-		op, args = value+" IN ("+placeholders(len(c.OneOf))+")", appendStrings(nil, c.OneOf)
+	case c.Equals != nil || c.OneOf != nil:
+		texts := c.EqualTexts()
+		op, args = value+" IN ("+placeholders(len(texts))+")", appendStrings(nil, texts)
 	case c.Prefix != nil:
 		op, args = "substring("+value+", 1, ?) = ?", []any{len(*c.Prefix), *c.Prefix}
 	case c.Regexp != nil:
