@@ -43,6 +43,11 @@ type Event struct {
 	CampaignName   string   // context.campaign.name (utm_campaign)
 	SessionID      string   // a client-provided session id: context.sessionId, else properties.session_id
 
+	// NullKeys are the property and trait names (sorted) whose value is JSON null: no value, so
+	// they are not among PropertyKeys, but a trait sent as null clears the person's earlier value
+	// of it (a trait is the latest value a person was given, null included).
+	NullKeys []string
+
 	// Seq is the event's place in its Kafka partition (its offset), set by the consumer: a
 	// device's events are in one partition, so among its events with equal timestamps Seq is the
 	// client's order (the collector produces a batch in order). 0 when unknown.
@@ -419,8 +424,9 @@ func InTimeRange(t time.Time) bool {
 // context.traits, under TraitPrefix) and its device type (under DeviceTypeKey), sorted by name.
 // Where names repeat, properties win over traits and traits over context.traits. A nested object's
 // members are properties named with dots (properties.product.category is "product.category");
-// JSON null is no value (it is not stored, so it reads as unset, and it hides a value it overrides);
-// a number is kept as CanonicalNumber's text; an array is kept as its JSON text.
+// JSON null is no value (it is not a property, so it reads as unset, and it hides a value it
+// overrides; its name goes to NullKeys); a number is kept as CanonicalNumber's text; an array is
+// kept as its JSON text.
 func (e *Event) setProperties(w *wire) {
 	props := w.Props
 	if device := deviceType(w.DeviceType, w.UserAgent); device != "" {
@@ -439,7 +445,11 @@ func (e *Event) setProperties(w *wire) {
 	e.PropertyKeys = make([]string, 0, len(props))
 	e.PropertyValues = make([]string, 0, len(props))
 	for i, p := range props {
-		if i+1 < len(props) && props[i+1].key == p.key || p.null {
+		if i+1 < len(props) && props[i+1].key == p.key {
+			continue
+		}
+		if p.null {
+			e.NullKeys = append(e.NullKeys, p.key)
 			continue
 		}
 		e.PropertyKeys = append(e.PropertyKeys, p.key)

@@ -3,6 +3,7 @@ package ingest
 import (
 	"encoding/json"
 	"math"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -86,6 +87,9 @@ func TestDecodeNumbersAndNulls(t *testing.T) {
 		}
 		if got := strings.Join(props, " "); got != tt.props {
 			t.Errorf("%s: properties %q, want %q", tt.members, got, tt.props)
+		}
+		if got := strings.Join(e.NullKeys, " "); got != tt.nulls || !slices.IsSorted(e.NullKeys) {
+			t.Errorf("%s: null keys %q, want %q", tt.members, got, tt.nulls)
 		}
 	}
 }

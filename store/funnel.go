@@ -407,8 +407,11 @@ func planFunnel(jm *sessionize.Map, q FunnelQuery) (*funnelPlan, error) {
 		preds = append(preds, rulePredicate(c.rule))
 	}
 	if q.Breakdown.By == "trait" {
+		// The events that give the trait a value, or clear it with null (its value then reads ""):
+		// the latest of them is the person's value.
 		p.traitCond = len(preds)
-		preds = append(preds, predicate{sql: "has(prop_keys, ?)", args: []any{ingest.TraitPrefix + q.Breakdown.Name}})
+		trait := ingest.TraitPrefix + q.Breakdown.Name
+		preds = append(preds, predicate{sql: "(has(prop_keys, ?) OR has(null_keys, ?))", args: []any{trait, trait}})
 	}
 	if q.CountBy == CountSessions {
 		p.keyAttr = len(attrs)

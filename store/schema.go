@@ -151,6 +151,13 @@ var migrations = []migration{
 		table:   "events",
 		columns: []columnDef{{name: "seq", typ: "UInt64"}},
 	},
+	// Version 9: the properties and traits the event set to JSON null (ingest.Event.NullKeys),
+	// which are no value but clear a person's earlier value of a trait. Events stored before
+	// have none: a null trait among them does not clear the trait.
+	addColumns{
+		table:   "events",
+		columns: []columnDef{{name: "null_keys", typ: "Array(String)"}},
+	},
 }
 
 // SchemaVersion is the schema version this build migrates to.

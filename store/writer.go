@@ -150,7 +150,7 @@ func eventColumns(events []ingest.Event, channels, personIDs []string) []column 
 		ts, origTS, sentAt, receivedAt                          = make([]uint64, n), make([]uint64, n), make([]uint64, n), make([]uint64, n)
 		date                                                    = make([]time.Time, n)
 		storedAt, seq                                           = make([]uint64, n), make([]uint64, n)
-		propKeys, propValues                                    = make([][]string, n), make([][]string, n)
+		propKeys, propValues, nullKeys                          = make([][]string, n), make([][]string, n), make([][]string, n)
 		path, referrer, campSource, campMedium, campName, raw   = make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n)
 	)
 	now := millis(time.Now())
@@ -161,7 +161,7 @@ func eventColumns(events []ingest.Event, channels, personIDs []string) []column 
 		ts[i], origTS[i], sentAt[i], receivedAt[i] = millis(e.Timestamp), millis(e.OriginalTimestamp), millis(e.SentAt), millis(e.ReceivedAt)
 		date[i], storedAt[i] = e.Timestamp.UTC(), now // when the batch was handed to ClickHouse
 		seq[i] = uint64(max(e.Seq, 0))
-		propKeys[i], propValues[i] = orEmpty(e.PropertyKeys), orEmpty(e.PropertyValues)
+		propKeys[i], propValues[i], nullKeys[i] = orEmpty(e.PropertyKeys), orEmpty(e.PropertyValues), orEmpty(e.NullKeys)
 		path[i], referrer[i] = e.PagePath, e.Referrer
 		campSource[i], campMedium[i], campName[i] = e.CampaignSource, e.CampaignMedium, e.CampaignName
 		raw[i] = string(e.Raw)
@@ -171,7 +171,7 @@ func eventColumns(events []ingest.Event, channels, personIDs []string) []column 
 		{"user_id", userID}, {"anonymous_id", anonID}, {"customer_key", customer}, {"person_id", person},
 		{"ts_ms", ts}, {"date", date}, {"original_ts_ms", origTS}, {"sent_at_ms", sentAt},
 		{"received_at_ms", receivedAt}, {"stored_at_ms", storedAt}, {"seq", seq},
-		{"prop_keys", propKeys}, {"prop_values", propValues},
+		{"prop_keys", propKeys}, {"prop_values", propValues}, {"null_keys", nullKeys},
 		{"page_path", path}, {"referrer", referrer},
 		{"campaign_source", campSource}, {"campaign_medium", campMedium}, {"campaign_name", campName},
 		{"channel", channelColumn(channels, n)}, {"raw", raw},

@@ -100,3 +100,7 @@ ENGINE = Distributed(`waymark_cluster`, `waymark`, `device_sign_ins_local`, city
 ALTER TABLE `waymark`.`events_local` ON CLUSTER `waymark_cluster` ADD COLUMN seq UInt64;
 
 ALTER TABLE `waymark`.`events` ON CLUSTER `waymark_cluster` ADD COLUMN seq UInt64;
+
+ALTER TABLE `waymark`.`events_local` ON CLUSTER `waymark_cluster` ADD COLUMN null_keys Array(String);
+
+ALTER TABLE `waymark`.`events` ON CLUSTER `waymark_cluster` ADD COLUMN null_keys Array(String);

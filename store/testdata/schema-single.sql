@@ -79,3 +79,5 @@ PARTITION BY tuple()
 ORDER BY device;
 
 ALTER TABLE `waymark`.`events` ADD COLUMN seq UInt64;
+
+ALTER TABLE `waymark`.`events` ADD COLUMN null_keys Array(String);
