@@ -5,6 +5,7 @@ import (
 	"container/heap"
 	"context"
 	"fmt"
+	"maps"
 	"net/url"
 	"slices"
 	"strings"
@@ -25,9 +26,10 @@ type DropoffQuery struct {
 
 // Ranked is one value of a ranking, with how many units it holds for and their share.
 type Ranked struct {
-	Value string  `json:"value"`
-	Count int64   `json:"count"`
-	Share float64 `json:"share"` // Count / the units ranked (ratio)
+	Value  string  `json:"value"`            // "" when Marker is set
+	Marker string  `json:"marker,omitempty"` // MarkerNone, MarkerExit or MarkerStart: no real value (labels.go)
+	Count  int64   `json:"count"`
+	Share  float64 `json:"share"` // Count / the units ranked (ratio)
 }
 
 // DropoffResult says where the units that dropped off after a step left from and what they did
@@ -43,7 +45,8 @@ type DropoffResult struct {
 	LastEvents    []Ranked `json:"last_events"`
 	LastLocations []Ranked `json:"last_locations"`
 	LastChannels  []Ranked `json:"last_channels"`
-	// What they did instead: the event right after their step event, "(none)" when nothing.
+	// What they did instead: the event right after their step event, marker MarkerNone when
+	// nothing.
 	NextEvents []Ranked `json:"next_events"`
 	// Person ids, sorted, at most IDsLimit of them.
 	Persons          []string `json:"persons"`
@@ -86,7 +89,7 @@ func (l *dropoffLevel) add(person string, d dropout) {
 	if d.hasNext {
 		countKey(l.next, d.next)
 	} else {
-		countKey(l.next, "(none)")
+		countKey(l.next, markNone)
 	}
 	l.persons.add(person)
 }
@@ -282,19 +285,23 @@ func (p *funnelPlan) readAlso(attrs ...predicate) (uint64, int) {
 	return bit, first
 }
 
-// rank lists the limit largest counts, largest first (ties by value), with their share of total;
-// an empty value shows as "(none)".
+// rank lists the limit largest counts, largest first (ties by value, markers last), with their
+// share of total; an empty value is no value (MarkerNone), and a marker's text (labels.go) is
+// listed as its marker.
 func rank(counts map[string]int64, total int64, limit int) []Ranked {
-	out := make([]Ranked, 0, len(counts))
+	merged := make(map[string]int64, len(counts))
 	for v, n := range counts {
-		if v == "" {
-			v = "(none)"
-		}
-		out = append(out, Ranked{Value: v, Count: n, Share: ratio(n, total)})
+		merged[cmp.Or(v, markNone)] += n
 	}
-	slices.SortFunc(out, func(a, b Ranked) int { return cmp.Or(cmp.Compare(b.Count, a.Count), cmp.Compare(a.Value, b.Value)) })
-	if len(out) > limit {
-		out = out[:limit]
+	texts := slices.Collect(maps.Keys(merged))
+	slices.SortFunc(texts, func(a, b string) int { return cmp.Or(cmp.Compare(merged[b], merged[a]), cmp.Compare(a, b)) })
+	if len(texts) > limit {
+		texts = texts[:limit]
+	}
+	out := make([]Ranked, 0, len(texts))
+	for _, text := range texts {
+		value, marker := splitLabel(text)
+		out = append(out, Ranked{Value: value, Marker: marker, Count: merged[text], Share: ratio(merged[text], total)})
 	}
 	return out
 }

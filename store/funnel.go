@@ -49,7 +49,7 @@ type FunnelQuery struct {
 	// Breakdown splits the answer by a value; zero: no breakdown.
 	Breakdown Breakdown
 	// BreakdownLimit is how many breakdown values are listed, the largest first; the rest are
-	// summed as "(other)". Default 20.
+	// summed in a group marked MarkerOther. Default 20.
 	BreakdownLimit int
 }
 
@@ -93,8 +93,11 @@ type FunnelStep struct {
 
 // FunnelGroup is the funnel of the units with one breakdown value.
 type FunnelGroup struct {
-	Value string       `json:"value"`
-	Steps []FunnelStep `json:"steps"`
+	Value string `json:"value"` // "" when Marker is set
+	// Marker is MarkerNone for the units with no value (unset, empty or null), MarkerOther for
+	// the values beyond BreakdownLimit summed; empty for a real value (labels.go).
+	Marker string       `json:"marker,omitempty"`
+	Steps  []FunnelStep `json:"steps"`
 }
 
 // FunnelResult is the answer to a FunnelQuery.
@@ -598,10 +601,7 @@ func (a *funnelAgg) add(mode Mode, unit []unitEvent, level int, path []int) {
 	}
 	targets := []*stepCounts{a.total}
 	if a.groups != nil {
-		value := unit[path[0]].attr
-		if value == "" {
-			value = "(none)"
-		}
+		value := cmp.Or(unit[path[0]].attr, markNone)
 		g := a.groups[value]
 		if g == nil {
 			g = newStepCounts(a.steps)
@@ -644,7 +644,8 @@ func (a *funnelAgg) result(q FunnelQuery) *FunnelResult {
 	var other *stepCounts
 	for i, v := range values {
 		if i < q.BreakdownLimit {
-			res.Groups = append(res.Groups, FunnelGroup{Value: v, Steps: funnelSteps(q.Steps, a.groups[v])})
+			value, marker := splitLabel(v)
+			res.Groups = append(res.Groups, FunnelGroup{Value: value, Marker: marker, Steps: funnelSteps(q.Steps, a.groups[v])})
 			continue
 		}
 		if other == nil {
@@ -656,7 +657,7 @@ func (a *funnelAgg) result(q FunnelQuery) *FunnelResult {
 		}
 	}
 	if other != nil {
-		res.Groups = append(res.Groups, FunnelGroup{Value: "(other)", Steps: funnelSteps(q.Steps, other)})
+		res.Groups = append(res.Groups, FunnelGroup{Marker: MarkerOther, Steps: funnelSteps(q.Steps, other)})
 	}
 	return res
 }

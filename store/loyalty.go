@@ -43,7 +43,8 @@ type Bucket struct {
 
 // ChannelRepeat is the repeat rate of the persons one channel first brought.
 type ChannelRepeat struct {
-	Channel    string  `json:"channel"`
+	Channel    string  `json:"channel"`          // "" when Marker is set
+	Marker     string  `json:"marker,omitempty"` // MarkerNone: no acquisition channel known
 	Persons    int64   `json:"persons"`
 	Repeaters  int64   `json:"repeaters"`
 	RepeatRate float64 `json:"repeat_rate"` // Repeaters / Persons, 0 when Persons is 0 (ratio)
@@ -302,7 +303,7 @@ func (s *Store) retentionQuery(ctx context.Context, jm *sessionize.Map, q Retent
 			cohorts[cohort] = c
 		}
 		c.persons++
-		acquired := cmp.Or(o.acquired, "(none)")
+		acquired := cmp.Or(o.acquired, markNone)
 		ch := channels[acquired]
 		if ch == nil {
 			ch = &channelCounts{}
@@ -357,12 +358,18 @@ func (s *Store) retentionQuery(ctx context.Context, jm *sessionize.Map, q Retent
 		res.Cohorts = append(res.Cohorts, co)
 	}
 	slices.SortFunc(res.Cohorts, func(a, b Cohort) int { return a.Start.Compare(b.Start) })
-	for name, c := range channels {
-		res.ByChannel = append(res.ByChannel, ChannelRepeat{Channel: name, Persons: c.persons, Repeaters: c.repeaters, RepeatRate: ratio(c.repeaters, c.persons)})
+	names := make([]string, 0, len(channels))
+	for name := range channels {
+		names = append(names, name)
 	}
-	slices.SortFunc(res.ByChannel, func(a, b ChannelRepeat) int {
-		return cmp.Or(cmp.Compare(b.Persons, a.Persons), cmp.Compare(a.Channel, b.Channel))
+	slices.SortFunc(names, func(a, b string) int { // markers (markPrefix) after the channels
+		return cmp.Or(cmp.Compare(channels[b].persons, channels[a].persons), cmp.Compare(a, b))
 	})
+	for _, name := range names {
+		c := channels[name]
+		channel, marker := splitLabel(name)
+		res.ByChannel = append(res.ByChannel, ChannelRepeat{Channel: channel, Marker: marker, Persons: c.persons, Repeaters: c.repeaters, RepeatRate: ratio(c.repeaters, c.persons)})
+	}
 	return res, nil
 }
 

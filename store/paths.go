@@ -31,10 +31,14 @@ type PathsQuery struct {
 
 // PathRow is one touchpoint sequence with the persons who took it.
 type PathRow struct {
-	Touchpoints    []string `json:"touchpoints"`
-	Persons        int64    `json:"persons"`
-	Converted      int64    `json:"converted"`
-	ConversionRate float64  `json:"conversion_rate"` // Converted / Persons (ratio)
+	Touchpoints []string `json:"touchpoints"`
+	// Marker is MarkerExit when the journey ended after the touchpoints (direction start: nothing
+	// more within the window before depth), MarkerStart when it began with them (direction end);
+	// empty when the path has depth touchpoints. Never among the touchpoints (labels.go).
+	Marker         string  `json:"marker,omitempty"`
+	Persons        int64   `json:"persons"`
+	Converted      int64   `json:"converted"`
+	ConversionRate float64 `json:"conversion_rate"` // Converted / Persons (ratio)
 }
 
 // PathsResult lists the top sequences.
@@ -57,8 +61,8 @@ type NextQuery struct {
 	From, To  time.Time
 }
 
-// NextResult is the distribution of next (or previous) touchpoints; "(exit)" counts persons who did
-// nothing more within the window, "(start)" those with nothing before.
+// NextResult is the distribution of next (or previous) touchpoints; marker MarkerExit counts persons
+// who did nothing more within the window, MarkerStart those with nothing before.
 type NextResult struct {
 	Anchor      string   `json:"anchor"`
 	Direction   string   `json:"direction"`
@@ -181,7 +185,7 @@ func (w *anchorWalk) walk(unit []unitEvent, at int) anchorOutcome {
 }
 
 // path is the touchpoints of the path from (direction start) or to (end) the anchor: at most
-// depth, within the window, "(exit)" or "(start)" added when fewer; and whether a conversion
+// depth, within the window, markExit or markStart added when fewer; and whether a conversion
 // event (step bit 1) follows the anchor within the window.
 func (w *anchorWalk) path(ev []unitEvent, at int) anchorOutcome {
 	seq := []string{label(ev[at])}
@@ -198,7 +202,7 @@ func (w *anchorWalk) path(ev []unitEvent, at int) anchorOutcome {
 			full = add(ev[i])
 		}
 		if !full {
-			seq = append(seq, "(start)")
+			seq = append(seq, markStart)
 		}
 		slices.Reverse(seq)
 	} else {
@@ -206,7 +210,7 @@ func (w *anchorWalk) path(ev []unitEvent, at int) anchorOutcome {
 			full = add(ev[i])
 		}
 		if !full {
-			seq = append(seq, "(exit)")
+			seq = append(seq, markExit)
 		}
 	}
 	converted := false
@@ -217,7 +221,7 @@ func (w *anchorWalk) path(ev []unitEvent, at int) anchorOutcome {
 }
 
 // next is the first tracked touchpoint after (direction next) or before (previous) the anchor
-// within the window, skipping repeats of the anchor's own when collapse; "(exit)" or "(start)"
+// within the window, skipping repeats of the anchor's own when collapse; markExit or markStart
 // when none.
 func (w *anchorWalk) next(ev []unitEvent, at int) string {
 	skip := func(e unitEvent) bool {
@@ -229,14 +233,14 @@ func (w *anchorWalk) next(ev []unitEvent, at int) string {
 				return label(ev[i])
 			}
 		}
-		return "(start)"
+		return markStart
 	}
 	for i := at + 1; i < len(ev) && ev[i].t <= ev[at].t+w.wind; i++ {
 		if !skip(ev[i]) {
 			return label(ev[i])
 		}
 	}
-	return "(exit)"
+	return markExit
 }
 
 // encode writes o as text for the UDF's answer: "1" when converted, else "0", then each
@@ -346,18 +350,32 @@ func (s *Store) pathsQuery(ctx context.Context, jm *sessionize.Map, q PathsQuery
 	if err != nil {
 		return nil, err
 	}
+	type counted struct {
+		texts []string // the touchpoints as counted, a marker as its text (labels.go)
+		*counts
+	}
+	rows := make([]counted, 0, len(seqs))
 	for key, c := range seqs {
-		_, touchpoints, err := cutTexts(key)
+		_, texts, err := cutTexts(key)
 		if err != nil {
 			panic("BUG: paths key " + err.Error())
 		}
-		res.Paths = append(res.Paths, PathRow{Touchpoints: touchpoints, Persons: c.persons, Converted: c.converted, ConversionRate: ratio(c.converted, c.persons)})
+		rows = append(rows, counted{texts, c})
 	}
-	slices.SortFunc(res.Paths, func(x, y PathRow) int {
-		return cmp.Or(cmp.Compare(y.Persons, x.Persons), slices.Compare(x.Touchpoints, y.Touchpoints))
+	slices.SortFunc(rows, func(x, y counted) int {
+		return cmp.Or(cmp.Compare(y.persons, x.persons), slices.Compare(x.texts, y.texts))
 	})
-	if len(res.Paths) > q.Limit {
-		res.Paths = res.Paths[:q.Limit]
+	rows = rows[:min(len(rows), q.Limit)]
+	for _, r := range rows {
+		row := PathRow{Touchpoints: make([]string, 0, len(r.texts)), Persons: r.persons, Converted: r.converted, ConversionRate: ratio(r.converted, r.persons)}
+		for _, t := range r.texts {
+			if value, marker := splitLabel(t); marker != "" {
+				row.Marker = marker
+			} else {
+				row.Touchpoints = append(row.Touchpoints, value)
+			}
+		}
+		res.Paths = append(res.Paths, row)
 	}
 	return res, nil
 }

@@ -19,6 +19,19 @@ import (
 	"github.com/waymark-dev/waymark/store"
 )
 
+// refMarker is how the references write a marker where the store's answer has a real value:
+// apart from every real value (0xff is never in one) and after all of them in the order of
+// values, as the store ranks markers.
+func refMarker(marker string) string { return "\xff(" + marker + ")" }
+
+// shown renders a value of the store's answer as the references write it.
+func shown(value, marker string) string {
+	if marker != "" {
+		return refMarker(marker)
+	}
+	return value
+}
+
 // rankText renders counts largest first (ties by value), as the store ranks them.
 func rankText(counts map[string]int64) string {
 	type kv struct {
@@ -27,7 +40,7 @@ func rankText(counts map[string]int64) string {
 	}
 	var rows []kv
 	for k, v := range counts {
-		rows = append(rows, kv{cmp.Or(k, "(none)"), v})
+		rows = append(rows, kv{cmp.Or(k, refMarker(store.MarkerNone)), v})
 	}
 	slices.SortFunc(rows, func(a, b kv) int { return cmp.Or(cmp.Compare(b.v, a.v), cmp.Compare(a.k, b.k)) })
 	var out []string
@@ -40,7 +53,7 @@ func rankText(counts map[string]int64) string {
 func rankedText(rows []store.Ranked) string {
 	var out []string
 	for _, r := range rows {
-		out = append(out, fmt.Sprintf("%s=%d", r.Value, r.Count))
+		out = append(out, fmt.Sprintf("%s=%d", shown(r.Value, r.Marker), r.Count))
 	}
 	return strings.Join(out, ",")
 }
@@ -85,7 +98,7 @@ func refDropoff(jm *sessionize.Map, d refData, q store.FunnelQuery, k int) strin
 			if nxt >= 0 {
 				next[unit[nxt].label()]++
 			} else {
-				next["(none)"]++
+				next[refMarker(store.MarkerNone)]++
 			}
 			if !slices.Contains(persons, person) {
 				persons = append(persons, person)
@@ -184,7 +197,14 @@ func pathsAndNextAgree(t *testing.T, d refData, s *store.Store) {
 		}
 		var got []string
 		for _, p := range res.Paths {
-			got = append(got, fmt.Sprintf("%s %d %d", strings.Join(p.Touchpoints, ">"), p.Persons, p.Converted))
+			seq := slices.Clone(p.Touchpoints)
+			switch p.Marker {
+			case store.MarkerExit:
+				seq = append(seq, refMarker(p.Marker))
+			case store.MarkerStart:
+				seq = append([]string{refMarker(p.Marker)}, seq...)
+			}
+			got = append(got, fmt.Sprintf("%s %d %d", strings.Join(seq, ">"), p.Persons, p.Converted))
 		}
 		type counts struct{ persons, converted int }
 		want := map[string]*counts{}
@@ -201,7 +221,7 @@ func pathsAndNextAgree(t *testing.T, d refData, s *store.Store) {
 				}
 			}
 			if len(seq) < q.Depth {
-				seq = append(seq, map[int]string{1: "(exit)", -1: "(start)"}[step])
+				seq = append(seq, refMarker(map[int]string{1: store.MarkerExit, -1: store.MarkerStart}[step]))
 			}
 			if step < 0 {
 				slices.Reverse(seq)
@@ -251,10 +271,10 @@ func pathsAndNextAgree(t *testing.T, d refData, s *store.Store) {
 		want := map[string]int64{}
 		w := q.Window.Milliseconds()
 		refAnchor(jm, d, q.Anchor, q.From, q.To, func(evs []refEvent, at int) {
-			found := "(exit)"
+			found := refMarker(store.MarkerExit)
 			step := 1
 			if q.Direction == "previous" {
-				found, step = "(start)", -1
+				found, step = refMarker(store.MarkerStart), -1
 			}
 			for i := at + step; i >= 0 && i < len(evs) && (evs[i].t-evs[at].t)*int64(step) <= w; i += step {
 				if !q.Collapse || evs[i].label() != evs[at].label() {
@@ -295,7 +315,7 @@ func retentionAgrees(t *testing.T, d refData, s *store.Store) {
 			got = append(got, fmt.Sprintf("%s %d %v", c.Start.Format("2006-01-02"), c.Persons, c.Returned))
 		}
 		for _, c := range res.ByChannel {
-			got = append(got, fmt.Sprintf("%s %d %d", c.Channel, c.Persons, c.Repeaters))
+			got = append(got, fmt.Sprintf("%s %d %d", shown(c.Channel, c.Marker), c.Persons, c.Repeaters))
 		}
 		got = append(got, fmt.Sprintf("%d %d %v", res.Persons, res.Repeaters, res.Histogram))
 
@@ -356,7 +376,7 @@ func retentionAgrees(t *testing.T, d refData, s *store.Store) {
 					ch = e.channel
 				}
 			}
-			ch = cmp.Or(ch, "(none)")
+			ch = cmp.Or(ch, refMarker(store.MarkerNone))
 			c := chans[ch]
 			c[0]++
 			if returned {

@@ -477,7 +477,7 @@ func refFunnel(jm *sessionize.Map, d refData, q store.FunnelQuery) string {
 			}
 			targets := []*counts{get("")}
 			if q.Breakdown.By != "" {
-				targets = append(targets, get("="+cmp.Or(attr(unit[path[0]]), "(none)")))
+				targets = append(targets, get("="+cmp.Or(attr(unit[path[0]]), refMarker(store.MarkerNone))))
 			}
 			for _, c := range targets {
 				for k := range level {
@@ -523,7 +523,7 @@ func funnelText(res *store.FunnelResult) string {
 	}
 	out := []string{" " + steps(res.Steps)}
 	for _, g := range res.Groups {
-		out = append(out, "="+g.Value+" "+steps(g.Steps))
+		out = append(out, "="+shown(g.Value, g.Marker)+" "+steps(g.Steps))
 	}
 	slices.Sort(out)
 	for _, b := range res.TimeToConvert {

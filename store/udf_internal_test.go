@@ -191,7 +191,7 @@ func TestServeFunnelUDFAnchors(t *testing.T) {
 	if err := ServeFunnelUDF(bytes.NewReader(input), &out); err != nil {
 		t.Fatal(err)
 	}
-	want := []string{"1|1:B|5:C|1:x|1:B", "1|7:(start)|1:A|1:B", "0|5:C|1:x", "0|5:C|1:x", ""}
+	want := []string{"1|1:B|5:C|1:x|1:B", "1|6:\xffstart|1:A|1:B", "0|5:C|1:x", "0|5:C|1:x", ""}
 	if got := readAnswers(t, out.Bytes()); !slices.Equal(got, want) {
 		t.Errorf("got  %q\nwant %q", got, want)
 	}

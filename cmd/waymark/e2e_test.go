@@ -275,7 +275,7 @@ func TestTaobaoKnownAnswersAndIdempotentReplay(t *testing.T) {
 	}{
 		{[]string{"funnel", "--steps", "awareness,conversion,loyalty", "--window", "7d"}, "funnel?steps=awareness,conversion,loyalty&window=7d", "MEDIAN TIME"},
 		{[]string{"funnel", "--steps", "Product Viewed,Order Completed", "--mode", "strict", "--breakdown", "property:category", "--breakdown-limit", "3"},
-			"funnel?steps=Product+Viewed,Order+Completed&mode=strict&breakdown=property:category&breakdown_limit=3", "property:category = (other)"},
+			"funnel?steps=Product+Viewed,Order+Completed&mode=strict&breakdown=property:category&breakdown_limit=3", "property:category = (other values)"},
 		{[]string{"dropoff", "--steps", "Product Viewed,Product Added,Order Completed"}, "dropoff?steps=Product+Viewed,Product+Added,Order+Completed", "What they did instead"},
 		{[]string{"paths", "--anchor", "Product Added", "--depth", "3"}, "paths?anchor=Product+Added&depth=3", "Product Added →"},
 		{[]string{"next", "--anchor", "Product Added", "--direction", "previous"}, "next?anchor=Product+Added&direction=previous", "previous touchpoint"},

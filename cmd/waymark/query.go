@@ -283,7 +283,7 @@ func printFunnel(w io.Writer, v any) {
 		tw.Flush()
 	}
 	for _, g := range res.Groups {
-		fmt.Fprintf(w, "\n%s = %s\n", res.Breakdown, g.Value)
+		fmt.Fprintf(w, "\n%s = %s\n", res.Breakdown, label(g.Value, g.Marker))
 		printFunnelSteps(w, g.Steps)
 	}
 }
@@ -298,13 +298,32 @@ func formatSeconds(s int64) string {
 	return fmt.Sprintf("%ds", s)
 }
 
+// label is how the tables show a value of an answer: a marker (store.MarkerNone, …) as words in
+// parentheses, a real value as it is, or quoted when it could be read as a marker (it is in
+// parentheses) or is empty, so an event named "(exit)" never reads as the exit marker.
+func label(value, marker string) string {
+	switch marker {
+	case "":
+	case store.MarkerNone:
+		return "(no value)"
+	case store.MarkerOther:
+		return "(other values)"
+	default:
+		return "(" + marker + ")"
+	}
+	if value == "" || strings.HasPrefix(value, "(") && strings.HasSuffix(value, ")") {
+		return strconv.Quote(value)
+	}
+	return value
+}
+
 func printRanked(w io.Writer, title string, rows []store.Ranked) {
 	if title != "" {
 		fmt.Fprintf(w, "\n%s\n", title)
 	}
 	tw := table(w)
 	for _, r := range rows {
-		fmt.Fprintf(tw, "  %s\t%d\t%.1f%%\t\n", r.Value, r.Count, 100*r.Share)
+		fmt.Fprintf(tw, "  %s\t%d\t%.1f%%\t\n", label(r.Value, r.Marker), r.Count, 100*r.Share)
 	}
 	tw.Flush()
 }
@@ -329,7 +348,17 @@ func printPaths(w io.Writer, v any) {
 	tw := table(w)
 	fmt.Fprintln(tw, "PERSONS\tCONVERTED\tRATE\t  PATH")
 	for _, p := range res.Paths {
-		fmt.Fprintf(tw, "%d\t%d\t%.1f%%\t  %s\n", p.Persons, p.Converted, 100*p.ConversionRate, strings.Join(p.Touchpoints, " → "))
+		steps := make([]string, 0, len(p.Touchpoints)+1)
+		for _, t := range p.Touchpoints {
+			steps = append(steps, label(t, ""))
+		}
+		switch p.Marker {
+		case store.MarkerStart:
+			steps = append([]string{label("", p.Marker)}, steps...)
+		case store.MarkerExit:
+			steps = append(steps, label("", p.Marker))
+		}
+		fmt.Fprintf(tw, "%d\t%d\t%.1f%%\t  %s\n", p.Persons, p.Converted, 100*p.ConversionRate, strings.Join(steps, " → "))
 	}
 	tw.Flush()
 }
@@ -369,7 +398,7 @@ func printRetention(w io.Writer, v any) {
 	fmt.Fprintln(w, "\nRepeat rate by acquisition channel (first touch)")
 	tw = table(w)
 	for _, c := range res.ByChannel {
-		fmt.Fprintf(tw, "  %s\t%d\t%d\t%.1f%%\t\n", c.Channel, c.Persons, c.Repeaters, 100*c.RepeatRate)
+		fmt.Fprintf(tw, "  %s\t%d\t%d\t%.1f%%\t\n", label(c.Channel, c.Marker), c.Persons, c.Repeaters, 100*c.RepeatRate)
 	}
 	tw.Flush()
 }
@@ -385,7 +414,7 @@ func printStages(w io.Writer, v any) {
 		}
 		var top []string
 		for _, t := range s.TopTouchpoints {
-			top = append(top, fmt.Sprintf("%s %.0f%%", t.Value, 100*t.Share))
+			top = append(top, fmt.Sprintf("%s %.0f%%", label(t.Value, t.Marker), 100*t.Share))
 		}
 		fmt.Fprintf(tw, "%s\t%d\t%d\t%.1f%%\t%s\t%d\t%s\t  %s\n", s.Stage, s.Entered, s.MovedOn, 100*s.ExitRate,
 			seconds(s.MedianDwellSeconds), s.SurveyResponses, score, strings.Join(top, ", "))

@@ -285,8 +285,8 @@ async function openFork (name, dir, ask = api) {
     list.setAttribute('aria-label', num(res.persons) + ' people; their ' + (dir === 'next' ? 'next' : 'previous') + ' touchpoint')
     if (res.touchpoints.length === 0) list.append(el('li', { text: 'Nobody did ' + name + ' in this range.' }))
     for (const t of res.touchpoints) {
-      const terminal = t.value === '(exit)' || t.value === '(start)'
-      const label = !terminal ? t.value : t.value === '(exit)' ? 'left (nothing more)' : 'arrived here first'
+      const terminal = Boolean(t.marker)
+      const label = terminal ? MARKER_TEXT[t.marker] : t.value
       list.append(el('li', {}, el('button', {
         type: 'button',
         disabled: terminal,
@@ -294,7 +294,7 @@ async function openFork (name, dir, ask = api) {
         onclick: terminal ? null : () => openFork(t.value, dir)
       },
       el('span', { class: 'fill', style: 'width:' + (100 * t.share).toFixed(1) + '%' }),
-      el('span', { class: 'label', text: label }),
+      el('span', { class: terminal ? 'label marker' : 'label', text: label }),
       el('span', { class: 'share', text: num(t.count) + ' · ' + pct(t.share) }))))
     }
   })
@@ -310,6 +310,19 @@ function closeFork () {
 }
 
 // ---- Flow (Sankey of the top paths) ----------------------------------------------------------------
+
+// MARKER_TEXT is how the page shows an answer's markers (its "marker" fields: no real value there),
+// in their own style, so a real event or value that reads "(exit)" or "(none)" is never taken for one.
+const MARKER_TEXT = { none: 'no value', other: 'other values', exit: 'left (nothing more)', start: 'arrived here first' }
+
+// pathNodes is a path's touchpoints as nodes {name} with its marker, if any, as a node {marker}
+// before them (start) or after them (exit).
+function pathNodes (p) {
+  const nodes = p.touchpoints.map(name => ({ name }))
+  if (p.marker === 'start') nodes.unshift({ marker: p.marker })
+  if (p.marker === 'exit') nodes.push({ marker: p.marker })
+  return nodes
+}
 
 function fillAnchors () {
   const select = $('#flow select[name=anchor]')
@@ -331,7 +344,7 @@ async function loadFlow (ask = api) {
     drawSankey($('.sankey', section), res.paths)
     const body = $('tbody', section)
     body.replaceChildren(...res.paths.map(p => el('tr', {},
-      el('td', { text: p.touchpoints.join(' → ') }),
+      el('td', { text: pathNodes(p).map(n => n.marker ? '(' + MARKER_TEXT[n.marker] + ')' : n.name).join(' → ') }),
       el('td', { class: 'num', text: num(p.persons) }),
       el('td', { class: 'num', text: num(p.converted) + ' (' + pct(p.conversion_rate) + ')' }))))
     section.dataset.paths = res.paths.length
@@ -344,16 +357,18 @@ function drawSankey (box, paths) {
     box.append(el('p', { text: 'No paths in this range.' }))
     return
   }
-  const columns = Math.max(...paths.map(p => p.touchpoints.length))
-  const nodes = new Map() // "col\0name" -> {col, name, value}
+  const columns = Math.max(...paths.map(p => pathNodes(p).length))
+  const nodes = new Map() // "col\0name" (a marker: "col\1marker") -> {col, name, marker, value}
   const links = new Map() // "a\0b" -> {source, target, value}
+  const nodeKey = (col, n) => col + (n.marker ? '\x01' + n.marker : '\0' + n.name)
   for (const p of paths) {
-    p.touchpoints.forEach((name, col) => {
-      const key = col + '\0' + name
-      if (!nodes.has(key)) nodes.set(key, { col, name, value: 0, out: 0, in: 0 })
+    const steps = pathNodes(p)
+    steps.forEach((n, col) => {
+      const key = nodeKey(col, n)
+      if (!nodes.has(key)) nodes.set(key, { col, name: n.marker ? MARKER_TEXT[n.marker] : n.name, marker: n.marker, value: 0, out: 0, in: 0 })
       nodes.get(key).value += p.persons
       if (col > 0) {
-        const from = (col - 1) + '\0' + p.touchpoints[col - 1]
+        const from = nodeKey(col - 1, steps[col - 1])
         const k = from + '\0' + key
         if (!links.has(k)) links.set(k, { source: nodes.get(from), target: nodes.get(key), value: 0 })
         links.get(k).value += p.persons
@@ -389,7 +404,7 @@ function drawSankey (box, paths) {
     root.append(path)
   }
   for (const n of nodes.values()) {
-    const terminal = n.name === '(exit)' || n.name === '(start)'
+    const terminal = Boolean(n.marker)
     const g = svg('g', { class: 'node' + (terminal ? ' end' : ''), tabindex: terminal ? -1 : 0, role: terminal ? 'img' : 'button', 'aria-label': `${n.name}, step ${n.col + 1}: ${num(n.value)} people` })
     g.append(svg('rect', { x: n.x, y: n.y, width: nodeW, height: n.h }))
     const label = svg('text', { x: n.x + nodeW + 4, y: n.y + n.h / 2 + 4 })
@@ -479,7 +494,7 @@ function renderFunnel (box, res) {
       el('thead', {}, el('tr', {}, el('th', { scope: 'col', text: res.breakdown }),
         ...res.steps.map(s => el('th', { scope: 'col', class: 'num', text: s.name })), el('th', { scope: 'col', class: 'num', text: 'conversion' }))),
       el('tbody', {}, ...res.breakdown_groups.map(g => el('tr', {},
-        el('th', { scope: 'row', text: g.value }),
+        g.marker ? el('th', { scope: 'row', class: 'marker', text: MARKER_TEXT[g.marker] }) : el('th', { scope: 'row', text: g.value }),
         ...g.steps.map(s => el('td', { class: 'num', text: num(s.customers) })),
         el('td', { class: 'num', text: pct(g.steps[g.steps.length - 1].conversion_from_first) })))))
     parts.push(table)
