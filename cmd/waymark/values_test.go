@@ -1,0 +1,127 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/url"
+	"os"
+	"strings"
+	"testing"
+)
+
+// TestPropertyValuesThroughThePipeline sends store/testdata/property-values.jsonl (the store's
+// values tests read it too) through the collector, Kafka and serve, and asks the query API and
+// the CLI: the answers' markers never merge with event names or values that read like them
+// ("(exit)", "(none)", …), a trait set to JSON null later is no value, and a JSON number is one
+// value however it is written.
+func TestPropertyValuesThroughThePipeline(t *testing.T) {
+	raw, err := os.ReadFile("../../store/testdata/property-values.jsonl")
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSpace(string(raw)), "\n")
+	s := startServe(t)
+	if status, answer := s.track(t, "/v1/batch", `{"batch":[`+strings.Join(lines, ",")+`]}`); status != 200 || !strings.Contains(answer, fmt.Sprintf(`"accepted":%d`, len(lines))) {
+		t.Fatalf("POST /v1/batch: %d %s", status, answer)
+	}
+	s.waitStored(t)
+
+	// label renders an answer's value, a marker as <marker>.
+	type labelled struct {
+		Value, Marker string
+		Count         int64
+		Steps         []struct{ Customers int64 }
+	}
+	label := func(v labelled) string {
+		if v.Marker != "" {
+			return "<" + v.Marker + ">"
+		}
+		return v.Value
+	}
+	get := func(query string, into any) {
+		t.Helper()
+		code, body := httpGet(t, "http://"+s.http+"/api/v1/"+query)
+		if err := json.Unmarshal([]byte(body), into); code != 200 || err != nil {
+			t.Fatalf("%s: %d %s", query, code, body)
+		}
+	}
+	groups := func(params string) string {
+		t.Helper()
+		var res struct {
+			Groups []labelled `json:"breakdown_groups"`
+		}
+		get("funnel?window=1h&"+params, &res)
+		var out []string
+		for _, g := range res.Groups {
+			out = append(out, fmt.Sprintf("%s=%d", label(g), g.Steps[0].Customers))
+		}
+		return strings.Join(out, " ")
+	}
+	for _, tt := range []struct{ params, want string }{
+		{"steps=Collide+Viewed&breakdown=property:coupon", "<none>=3 SPRING=2 (none)=1 (other)=1"},
+		{"steps=Collide+Viewed&breakdown=property:coupon&breakdown_limit=2", "<none>=3 SPRING=2 <other>=2"},
+		{"steps=Tier+Viewed&breakdown=trait:tier", "gold=2 <none>=2 silver=1"},
+		{"steps=Priced+Viewed&breakdown=property:price", "100=4 0=1 100.0=1 100.5=1 12345678901234567890=1 150=1 1e2=1 99.99=1"},
+	} {
+		if got := groups(tt.params); got != tt.want {
+			t.Errorf("funnel?%s: %s\nwant %s", tt.params, got, tt.want)
+		}
+	}
+	for _, tt := range []struct {
+		filter string
+		want   int64
+	}{
+		{"price=100", 4}, {"price=1e2", 5}, {"price=100.0", 5}, {"price=100|150", 5}, {"price=100.50", 1},
+		{"price=-0", 1}, {"price>=100", 9}, {"price<=100", 8}, {"price>100", 3}, {"price<100", 2},
+	} {
+		var res struct{ Steps []struct{ Customers int64 } }
+		get("funnel?window=1h&steps="+url.QueryEscape("Priced Viewed["+tt.filter+"]"), &res)
+		if res.Steps[0].Customers != tt.want {
+			t.Errorf("Priced Viewed[%s]: %d customers, want %d", tt.filter, res.Steps[0].Customers, tt.want)
+		}
+	}
+	for _, tt := range []struct{ direction, want string }{{"next", "<exit>=6 (exit)=1"}, {"previous", "<start>=6 (start)=1"}} {
+		var res struct{ Touchpoints []labelled }
+		get("next?window=1h&anchor=Collide+Viewed&direction="+tt.direction, &res)
+		var got []string
+		for _, tp := range res.Touchpoints {
+			got = append(got, fmt.Sprintf("%s=%d", label(tp), tp.Count))
+		}
+		if strings.Join(got, " ") != tt.want {
+			t.Errorf("next %s: %s, want %s", tt.direction, strings.Join(got, " "), tt.want)
+		}
+	}
+	var paths struct {
+		Paths []struct {
+			Touchpoints []string
+			Marker      string
+			Persons     int64
+		}
+	}
+	get("paths?window=1h&depth=3&anchor=Collide+Viewed", &paths)
+	var got []string
+	for _, p := range paths.Paths {
+		got = append(got, fmt.Sprintf("%s <%s> %d", strings.Join(p.Touchpoints, " > "), p.Marker, p.Persons))
+	}
+	if want := "Collide Viewed <exit> 6; Collide Viewed > (exit) > Order Completed <> 1"; strings.Join(got, "; ") != want {
+		t.Errorf("paths: %s, want %s", strings.Join(got, "; "), want)
+	}
+
+	// The CLI's tables show markers as words and quote a real value that reads like one.
+	for _, tt := range []struct {
+		args []string
+		want []string
+	}{
+		{[]string{"next", "--anchor", "Collide Viewed", "--window", "1h"}, []string{"(exit) ", `"(exit)" `}},
+		{[]string{"paths", "--anchor", "Collide Viewed", "--depth", "3", "--window", "1h"}, []string{"Collide Viewed → (exit)\n", `Collide Viewed → "(exit)" → Order Completed`}},
+		{[]string{"funnel", "--steps", "Collide Viewed", "--window", "1h", "--breakdown", "property:coupon"},
+			[]string{"property:coupon = (no value)\n", `property:coupon = "(none)"`, `property:coupon = "(other)"`}},
+	} {
+		table := s.waymark(t, tt.args...)
+		for _, w := range tt.want {
+			if !strings.Contains(table, w) {
+				t.Errorf("%v: table lacks %q:\n%s", tt.args, w, table)
+			}
+		}
+	}
+}
