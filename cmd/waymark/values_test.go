@@ -5,16 +5,16 @@ import (
 	"fmt"
 	"net/url"
 	"os"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 )
 
-// TestPropertyValuesThroughThePipeline sends store/testdata/property-values.jsonl (the store's
-// values tests read it too) through the collector, Kafka and serve, and asks the query API and
-// the CLI: the answers' markers never merge with event names or values that read like them
-// ("(exit)", "(none)", …), a trait set to JSON null later is no value, and a JSON number is one
-// value however it is written.
-func TestPropertyValuesThroughThePipeline(t *testing.T) {
+// startValuesServe starts serve and sends it store/testdata/property-values.jsonl through the
+// collector, as one batch, and waits until it is stored.
+func startValuesServe(t *testing.T) *server {
+	t.Helper()
 	raw, err := os.ReadFile("../../store/testdata/property-values.jsonl")
 	if err != nil {
 		t.Fatal(err)
@@ -25,6 +25,16 @@ func TestPropertyValuesThroughThePipeline(t *testing.T) {
 		t.Fatalf("POST /v1/batch: %d %s", status, answer)
 	}
 	s.waitStored(t)
+	return s
+}
+
+// TestPropertyValuesThroughThePipeline sends store/testdata/property-values.jsonl (the store's
+// values tests read it too) through the collector, Kafka and serve, and asks the query API and
+// the CLI: the answers' markers never merge with event names or values that read like them
+// ("(exit)", "(none)", …), a trait set to JSON null later is no value, and a JSON number is one
+// value however it is written.
+func TestPropertyValuesThroughThePipeline(t *testing.T) {
+	s := startValuesServe(t)
 
 	// label renders an answer's value, a marker as <marker>.
 	type labelled struct {
@@ -122,6 +132,70 @@ func TestPropertyValuesThroughThePipeline(t *testing.T) {
 			if !strings.Contains(table, w) {
 				t.Errorf("%v: table lacks %q:\n%s", tt.args, w, table)
 			}
+		}
+	}
+}
+
+// TestJourneyMapPageShowsMarkersApart opens the journey map page (headless Chromium) on the
+// values fixture: the fork, the flow and the funnel's breakdown show the markers in words, as
+// markers that cannot be opened, and the event "(exit)" and the coupons "(none)" and "(other)"
+// as the real values they are.
+func TestJourneyMapPageShowsMarkersApart(t *testing.T) {
+	if _, err := os.Stat("/usr/bin/chromium"); err != nil {
+		t.Fatal("/usr/bin/chromium not found: run deploy/test.sh, which installs Debian's chromium")
+	}
+	s := startValuesServe(t)
+	dir := npmInstall(t, "playwright-core")
+	view := url.Values{"fork": {"Collide Viewed"}, "dir": {"next"}, "anchor": {"Collide Viewed"}, "depth": {"3"},
+		"steps": {"Collide Viewed"}, "breakdown": {"property:coupon"}, "window": {"1h"}}
+	cmd := exec.Command("node", filepath.Join(mustAbs(t, "testdata"), "drive-markers.js"), "http://"+s.http+"/?"+view.Encode(),
+		testOutput(t, "markers"), testReadKey)
+	cmd.Env = append(os.Environ(), "NODE_PATH="+filepath.Join(dir, "node_modules"))
+	cmd.Stderr = os.Stderr
+	raw, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("chromium: %v\n%s", err, raw)
+	}
+	type entry struct {
+		Text       string
+		Marker     bool
+		Disabled   bool
+		Touchpoint string
+	}
+	var got struct {
+		Errors                []string
+		Fork, Flow, Breakdown []entry
+		Paths                 []string
+	}
+	if err := json.Unmarshal(raw, &got); err != nil {
+		t.Fatalf("%v: %s", err, raw)
+	}
+	if len(got.Errors) > 0 {
+		t.Errorf("page errors: %v", got.Errors)
+	}
+	shown := func(entries []entry) string {
+		var out []string
+		for _, e := range entries {
+			text := strings.TrimSpace(e.Text)
+			if e.Marker {
+				text = "<" + text + ">"
+			}
+			if e.Disabled || e.Touchpoint != "" {
+				text += fmt.Sprintf(" disabled=%v touchpoint=%q", e.Disabled, e.Touchpoint)
+			}
+			out = append(out, text)
+		}
+		return strings.Join(out, "; ")
+	}
+	for _, tt := range []struct{ what, got, want string }{
+		{"fork", shown(got.Fork), `<left (nothing more)> disabled=true touchpoint=""; (exit)`},
+		{"breakdown", shown(got.Breakdown), "<no value>; SPRING; (none); (other)"},
+		{"flow", shown(got.Flow), `Collide Viewed (7) disabled=false touchpoint="Collide Viewed"; <left (nothing more) (6)>; ` +
+			`(exit) (1) disabled=false touchpoint="(exit)"; Order Completed (1) disabled=false touchpoint="Order Completed"`},
+		{"paths", strings.Join(got.Paths, "; "), "Collide Viewed → (left (nothing more)); Collide Viewed → (exit) → Order Completed"},
+	} {
+		if tt.got != tt.want {
+			t.Errorf("%s shows %s\nwant %s", tt.what, tt.got, tt.want)
 		}
 	}
 }
