@@ -1,0 +1,192 @@
+package store_test
+
+import (
+	"cmp"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/url"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/waymark-dev/waymark/ingest"
+	"github.com/waymark-dev/waymark/sessionize"
+	"github.com/waymark-dev/waymark/store"
+)
+
+// copyArrival is one Segment message as a client sends it, for the sessions tests.
+func copyArrival(anon, user, event, id, ts string) string {
+	m := map[string]string{"type": "track", "event": event, "messageId": id, "timestamp": ts}
+	if anon != "" {
+		m["anonymousId"] = anon
+	}
+	if user != "" {
+		m["userId"] = user
+	}
+	b, _ := json.Marshal(m)
+	return string(b)
+}
+
+// TestSessionsCountEachMessageOnce: a message stored more than once under different device keys
+// (sent with an anonymousId and the userId, then with the userId alone; from two devices; re-
+// stamped into another visit, day or month) counts once in the sessions summary, as in every
+// other query: the summary equals the one of the same arrivals without the later copies, the
+// answer had each message been delivered once. Checked over every session and over a range that
+// holds the later copies but not the earliest, on a store that reads in one pass and on one that
+// reads in many, alone and in a batch, before and after ClickHouse merges the parts.
+func TestSessionsCountEachMessageOnce(t *testing.T) {
+	a := copyArrival
+	tests := []struct {
+		name     string
+		arrivals []string // in the order they reach Waymark
+		from     time.Time
+	}{
+		{"copy on the userId alone, re-stamped two weeks later", []string{
+			a("dk-anon", "", "Product Viewed", "dk-v1", "2024-07-02T09:58:00Z"),
+			a("dk-anon", "dk-user", "Order Completed", "dk-o1", "2024-07-02T10:00:00Z"),
+			a("", "dk-user", "Order Completed", "dk-o1", "2024-07-15T10:00:00Z"),
+		}, time.Date(2024, 7, 10, 0, 0, 0, 0, time.UTC)},
+		{"copy at the same time from another device", []string{
+			a("dA", "hu", "Order Completed", "mh1", "2024-06-14T10:00:00Z"),
+			a("dB", "hu", "Order Completed", "mh1", "2024-06-14T10:00:00Z"),
+			a("dB", "hu", "Product Viewed", "mh2", "2024-06-14T12:00:00Z"),
+		}, time.Date(2024, 6, 14, 11, 0, 0, 0, time.UTC)},
+		{"copy inside another visit of the userId", []string{
+			a("", "vu", "Product Viewed", "vu-1", "2024-06-20T10:00:00Z"),
+			a("dv", "vu", "Product Added", "vu-2", "2024-06-20T10:04:00Z"),
+			a("", "vu", "Product Added", "vu-2", "2024-06-20T10:05:00Z"),
+			a("", "vu", "Order Completed", "vu-3", "2024-06-20T10:10:00Z"),
+		}, time.Date(2024, 6, 21, 0, 0, 0, 0, time.UTC)},
+		{"copy re-stamped into the next month", []string{
+			a("mb-anon", "cust-b", "Order Completed", "m-order-b", "2024-05-31T23:59:58Z"),
+			a("", "cust-b", "Order Completed", "m-order-b", "2024-06-01T00:00:03Z"),
+		}, time.Date(2024, 6, 1, 0, 0, 0, 0, time.UTC)},
+		{"the later copy arrives first", []string{
+			a("", "lu", "Order Completed", "lu-o1", "2024-08-03T10:00:00Z"),
+			a("", "lu", "Product Viewed", "lu-v2", "2024-08-03T10:01:00Z"),
+			a("ld", "lu", "Product Viewed", "lu-v1", "2024-08-01T09:00:00Z"),
+			a("ld", "lu", "Order Completed", "lu-o1", "2024-08-01T09:02:00Z"),
+		}, time.Date(2024, 8, 2, 0, 0, 0, 0, time.UTC)},
+		{"three copies on three keys", []string{
+			a("t2", "tu", "Order Completed", "tu-o1", "2024-09-02T10:00:00Z"),
+			a("", "tu", "Order Completed", "tu-o1", "2024-10-11T10:00:00Z"),
+			a("t1", "tu", "Order Completed", "tu-o1", "2024-09-01T10:00:00Z"),
+			a("t1", "tu", "Product Viewed", "tu-v1", "2024-09-01T09:59:00Z"),
+		}, time.Date(2024, 9, 1, 12, 0, 0, 0, time.UTC)},
+		{"a whole visit sent again from a second device", []string{
+			a("w1", "wu", "Product Viewed", "wu-1", "2024-06-05T10:00:00Z"),
+			a("w1", "wu", "Product Added", "wu-2", "2024-06-05T10:01:00Z"),
+			a("w1", "wu", "Order Completed", "wu-3", "2024-06-05T10:02:00Z"),
+			a("w2", "wu", "Product Viewed", "wu-1", "2024-06-05T11:00:00Z"),
+			a("w2", "wu", "Product Added", "wu-2", "2024-06-05T11:01:00Z"),
+			a("w2", "wu", "Order Completed", "wu-3", "2024-06-05T11:02:00Z"),
+		}, time.Date(2024, 6, 5, 10, 30, 0, 0, time.UTC)},
+		{"no copies", []string{
+			a("n1", "", "Product Viewed", "n-1", "2024-06-05T10:00:00Z"),
+			a("n1", "nu", "Order Completed", "n-2", "2024-06-05T10:01:00Z"),
+			a("", "nu", "Product Viewed", "n-3", "2024-06-06T10:00:00Z"),
+		}, time.Date(2024, 6, 6, 0, 0, 0, 0, time.UTC)},
+	}
+	ctx := context.Background()
+	jm := defaultMap(t)
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			events := decodeArrivals(t, tc.arrivals)
+			got, db := sessionizedStore(t, jm, events)
+			want, _ := sessionizedStore(t, jm, earliestCopies(events))
+			many := openStoreWith(t, func(c *store.Config) { c.Database, c.QueryPassEvents = db, 2 })
+			ranges := []store.SessionsQuery{{}, {From: tc.from}}
+			for _, merged := range []bool{false, true} {
+				if merged {
+					conn := rawConn(t)
+					exec(t, conn, "OPTIMIZE TABLE `"+db+"`.events FINAL")
+					exec(t, conn, "OPTIMIZE TABLE `"+db+"`.sessions FINAL")
+				}
+				for _, q := range ranges {
+					w, err := want.Sessions(ctx, q)
+					if err != nil {
+						t.Fatal(err)
+					}
+					for name, s := range map[string]*store.Store{"one pass": got, "passes": many} {
+						g, err := s.Sessions(ctx, q)
+						if err != nil {
+							t.Fatal(err)
+						}
+						if mustJSON(t, g) != mustJSON(t, w) {
+							t.Errorf("merged %v, from %s, %s: %s\ndelivered once: %s", merged, q.From.Format(time.RFC3339), name, mustJSON(t, g), mustJSON(t, w))
+						}
+					}
+				}
+				// In a batch beside a query that scans, as the journey page asks.
+				v := url.Values{}
+				v.Set("from", tc.from.Format(time.RFC3339))
+				answers, err := got.QueryBatch(ctx, jm, []store.BatchQuery{{Name: "sessions", Params: v}, {Name: "funnel", Params: url.Values{"steps": {"Order Completed"}}}})
+				if err != nil || answers[0].Err != nil {
+					t.Fatalf("batch: %v %v", err, answers[0].Err)
+				}
+				w, err := want.Sessions(ctx, store.SessionsQuery{From: tc.from})
+				if err != nil {
+					t.Fatal(err)
+				}
+				if mustJSON(t, answers[0].Result) != mustJSON(t, w) {
+					t.Errorf("merged %v: in a batch: %s\ndelivered once: %s", merged, mustJSON(t, answers[0].Result), mustJSON(t, w))
+				}
+			}
+		})
+	}
+}
+
+// decodeArrivals decodes Segment messages in arrival order, each with its place as its Seq (one
+// partition's offsets).
+func decodeArrivals(t *testing.T, lines []string) []ingest.Event {
+	t.Helper()
+	received := time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)
+	var out []ingest.Event
+	for i, l := range lines {
+		e, err := ingest.Decode([]byte(l), "sessions-test", received)
+		if err != nil {
+			t.Fatalf("%s: %v", l, err)
+		}
+		e.Seq = int64(i + 1)
+		out = append(out, e)
+	}
+	return out
+}
+
+// earliestCopies is events without the later copies of each message: of the events with one
+// messageId it keeps the earliest, by time and then arrival (Seq), the copy every query counts.
+func earliestCopies(events []ingest.Event) []ingest.Event {
+	first := map[string]ingest.Event{}
+	for _, e := range events {
+		f, ok := first[e.MessageID]
+		if !ok || cmp.Or(e.Timestamp.Compare(f.Timestamp), cmp.Compare(e.Seq, f.Seq)) < 0 {
+			first[e.MessageID] = e
+		}
+	}
+	return slices.DeleteFunc(slices.Clone(events), func(e ingest.Event) bool { return first[e.MessageID].Seq != e.Seq })
+}
+
+// sessionizedStore writes events, one call each in their order, through the real sessionizer
+// into a database of their own, and returns a store over it that matches in Waymark, and the
+// database's name.
+func sessionizedStore(t *testing.T, jm *sessionize.Map, events []ingest.Event) (*store.Store, string) {
+	t.Helper()
+	var db string
+	s := openStoreWith(t, func(c *store.Config) { db, c.FunnelMatching = c.Database, store.MatchProcess })
+	sz, err := sessionize.New(sessionize.Config{}, jm)
+	if err != nil {
+		t.Fatal(err)
+	}
+	runner, err := sessionize.NewRunner(sz, s, s, prometheus.NewRegistry())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range events {
+		if err := runner.Write(context.Background(), []ingest.Event{e}); err != nil {
+			t.Fatal(fmt.Errorf("write %s: %w", e.MessageID, err))
+		}
+	}
+	return s, db
+}
