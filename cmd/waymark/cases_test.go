@@ -384,8 +384,8 @@ func TestCaseRetriedEventCountsOnce(t *testing.T) {
 					t.Errorf("%s (merged %v): funnel %s: %v, want %v", s.database, merged, f.steps, counts, f.want)
 				}
 			}
-			if sum := s.sessions(t); sum.Events != 3 {
-				t.Errorf("%s (merged %v): sessions count %d events, want 3", s.database, merged, sum.Events)
+			if sum := s.sessions(t); sum.Events != 3 || sum.Sessions != 2 || sum.Persons != 2 {
+				t.Errorf("%s (merged %v): sessions count %d sessions, %d persons, %d events; want 2, 2, 3", s.database, merged, sum.Sessions, sum.Persons, sum.Events)
 			}
 			s.batchAnswersAsAlone(t, "/api/v1/funnel?steps=Order+Completed,Order+Completed&window=720h",
 				"/api/v1/funnel?steps=conversion,loyalty&window=720h", "/api/v1/retention?period=month",
@@ -739,6 +739,137 @@ func TestCopyFromAnotherDeviceCountsOnce(t *testing.T) {
 	if !slices.Equal(counts, []int64{1, 0}) {
 		t.Errorf("funnel Order Completed twice: %v, want [1 0] (one order)", counts)
 	}
+	// The second device's session holds only the copy: no session of its own.
+	if sum := s.sessions(t); sum.Sessions != 1 || sum.Events != 1 || sum.Persons != 1 {
+		t.Errorf("sessions: %d sessions, %d events, %d persons; want 1, 1, 1 (one order)", sum.Sessions, sum.Events, sum.Persons)
+	}
+}
+
+// TestCopiesOnOtherKeysCountOnceInSessions: a message stored under several device keys (sent with
+// an anonymousId and the userId, then with the userId alone; from a second device; re-stamped
+// into another visit, day or month; the later copy arriving first; three copies) counts once in
+// sessions, as in every other answer. Each answer of a Waymark that got every copy, through the
+// collector one call each, equals that of a Waymark that got each message once (its earliest
+// copy): sessions over all time and from a time that leaves the earliest copy out, funnels and
+// retention, before and after ClickHouse merges the parts.
+func TestCopiesOnOtherKeysCountOnceInSessions(t *testing.T) {
+	msg := func(anon, user, event, id, ts string) string {
+		m := map[string]string{"type": "track", "event": event, "messageId": id, "timestamp": ts}
+		if anon != "" {
+			m["anonymousId"] = anon
+		}
+		if user != "" {
+			m["userId"] = user
+		}
+		b, _ := json.Marshal(m)
+		return string(b)
+	}
+	cases := []struct {
+		name     string
+		arrivals []string // in the order they are sent
+		from     string   // a time after the earliest copy of a message, before a later one
+	}{
+		{"copy on the userId alone, two weeks later (the tester's)", []string{
+			msg("dk-anon", "dk-user", "Order Completed", "dk-o1", "2024-07-02T10:00:00Z"),
+			msg("", "dk-user", "Order Completed", "dk-o1", "2024-07-15T10:00:00Z"),
+		}, "2024-07-10"},
+		{"copy at the same time from another device", []string{
+			msg("hA", "hu", "Order Completed", "hu-o1", "2024-06-14T10:00:00Z"),
+			msg("hB", "hu", "Order Completed", "hu-o1", "2024-06-14T10:00:00Z"),
+		}, "2024-06-14T10:00:00Z"},
+		{"copy inside another visit", []string{
+			msg("", "vu", "Product Viewed", "vu-1", "2024-06-20T10:00:00Z"),
+			msg("dv", "vu", "Product Added", "vu-2", "2024-06-20T10:04:00Z"),
+			msg("", "vu", "Product Added", "vu-2", "2024-06-20T10:05:00Z"),
+			msg("", "vu", "Order Completed", "vu-3", "2024-06-20T10:10:00Z"),
+		}, "2024-06-20T10:02:00Z"},
+		{"copy re-stamped into the next month", []string{
+			msg("mb-anon", "mb", "Order Completed", "mb-o1", "2024-05-31T23:59:58Z"),
+			msg("", "mb", "Order Completed", "mb-o1", "2024-06-01T00:00:03Z"),
+		}, "2024-06-01"},
+		{"the later copy arrives first", []string{
+			msg("", "lu", "Order Completed", "lu-o1", "2024-08-03T10:00:00Z"),
+			msg("", "lu", "Product Viewed", "lu-v2", "2024-08-03T10:01:00Z"),
+			msg("ld", "lu", "Product Viewed", "lu-v1", "2024-08-01T09:00:00Z"),
+			msg("ld", "lu", "Order Completed", "lu-o1", "2024-08-01T09:02:00Z"),
+		}, "2024-08-02"},
+		{"three copies on three keys", []string{
+			msg("t2", "tu", "Order Completed", "tu-o1", "2024-09-02T10:00:00Z"),
+			msg("", "tu", "Order Completed", "tu-o1", "2024-10-11T10:00:00Z"),
+			msg("t1", "tu", "Order Completed", "tu-o1", "2024-09-01T10:00:00Z"),
+			msg("t1", "tu", "Product Viewed", "tu-v1", "2024-09-01T09:59:00Z"),
+		}, "2024-09-01T12:00:00Z"},
+		{"a whole visit sent again from a second device", []string{
+			msg("w1", "wu", "Product Viewed", "wu-1", "2024-11-05T10:00:00Z"),
+			msg("w1", "wu", "Order Completed", "wu-2", "2024-11-05T10:02:00Z"),
+			msg("w2", "wu", "Product Viewed", "wu-1", "2024-11-05T11:00:00Z"),
+			msg("w2", "wu", "Order Completed", "wu-2", "2024-11-05T11:02:00Z"),
+		}, "2024-11-05T10:30:00Z"},
+	}
+	every, once := startServe(t), startServe(t)
+	gets := []string{"/api/v1/sessions", "/api/v1/funnel?steps=Order+Completed,Order+Completed&window=720h",
+		"/api/v1/retention?period=month", "/api/v1/stages"}
+	for _, c := range cases {
+		for _, l := range c.arrivals {
+			if status, answer := every.track(t, "/v1/track", l); status != 200 {
+				t.Fatalf("%s: POST /v1/track %s: %d %s", c.name, l, status, answer)
+			}
+		}
+		for _, l := range earliestCopiesOnly(t, c.arrivals) {
+			if status, answer := once.track(t, "/v1/track", l); status != 200 {
+				t.Fatalf("%s: POST /v1/track %s: %d %s", c.name, l, status, answer)
+			}
+		}
+		gets = append(gets, "/api/v1/sessions?from="+url.QueryEscape(c.from))
+	}
+	every.waitStored(t)
+	once.waitStored(t)
+	for _, merged := range []bool{false, true} {
+		if merged {
+			optimizeFinal(t, every.database+".events")
+			optimizeFinal(t, every.database+".sessions")
+		}
+		for _, g := range gets {
+			code, got := httpGet(t, "http://"+every.http+g)
+			wantCode, want := httpGet(t, "http://"+once.http+g)
+			if code != 200 || wantCode != 200 || compactJSON(t, got) != compactJSON(t, want) {
+				t.Errorf("merged %v: %s: %d %s\ndelivered once: %d %s", merged, g, code, got, wantCode, want)
+			}
+		}
+		every.batchAnswersAsAlone(t, gets[:4]...)
+	}
+}
+
+// earliestCopiesOnly is lines (Segment messages, in the order they are sent) without the later
+// copies of each messageId: it keeps the earliest by timestamp, the first sent at equal times.
+func earliestCopiesOnly(t *testing.T, lines []string) []string {
+	t.Helper()
+	type copyOf struct {
+		at    time.Time
+		index int
+	}
+	first := map[string]copyOf{}
+	ids := make([]string, len(lines))
+	for i, l := range lines {
+		var m struct {
+			MessageID string
+			Timestamp time.Time
+		}
+		if err := json.Unmarshal([]byte(l), &m); err != nil {
+			t.Fatal(err)
+		}
+		ids[i] = m.MessageID
+		if f, ok := first[m.MessageID]; !ok || m.Timestamp.Before(f.at) {
+			first[m.MessageID] = copyOf{m.Timestamp, i}
+		}
+	}
+	var out []string
+	for i, l := range lines {
+		if first[ids[i]].index == i {
+			out = append(out, l)
+		}
+	}
+	return out
 }
 
 // TestEqualTimesKeepTheClientsOrder: SDKs stamp events to the second, so a visit's events often
