@@ -156,11 +156,11 @@ func (s *Store) sessions(ctx context.Context, from, to time.Time) (*SessionSumma
 
 // sessionFix is what the later copies cut into one stored session change of it.
 type sessionFix struct {
-	copies     uint32 // later copies in it
-	start, end int64  // ms: its first and last remaining event; both 0 when none remains
-	channel    string // the channel of its first remaining event
-	first      remainingEvent
-	remains    bool // some event of it is not a later copy
+	copies     uint32         // later copies in it
+	start, end int64          // ms: its first and last remaining event; both 0 when none remains
+	channel    string         // the channel of its first remaining event
+	first      remainingEvent // its first remaining event, in the sessionizer's order
+	remains    bool           // some event of it is not a later copy
 }
 
 // laterCopiesInSessions returns, per live session of those that started in [lo, hi) (ms) that
@@ -197,7 +197,7 @@ func (s *Store) laterCopiesInSessions(ctx context.Context, lo, hi uint64) (map[s
 	fixes := map[string]*sessionFix{}
 	lowest, highest := int64(math.MaxInt64), int64(0)
 	for _, c := range copies {
-		if ks, ok := sessionAt(spans[c.key], c.t); ok {
+		if ks, ok := sessionAt(spans[c.key], c.t); ok && uint64(ks.start) >= lo && uint64(ks.start) < hi {
 			if fixes[ks.id] == nil {
 				fixes[ks.id] = &sessionFix{}
 				lowest, highest = min(lowest, ks.start), max(highest, ks.end)
