@@ -1,6 +1,7 @@
 package sessionize
 
 import (
+	"cmp"
 	"fmt"
 	"math"
 	"regexp"
@@ -189,21 +190,120 @@ func (c *Condition) Matches(e *ingest.Event) bool {
 	case c.re != nil:
 		return c.re.MatchString(v)
 	}
-	f, err := strconv.ParseFloat(v, 64)
-	if err != nil || !decimal(v) || math.IsInf(f, 0) || math.IsNaN(f) {
-		return false // only a finite decimal number compares
+	op, bound := c.Bound()
+	d, ok := ParseDecimal(v)
+	if !ok {
+		return false // only a decimal number compares
 	}
-	switch {
-	case c.GT != nil:
-		return f > *c.GT
-	case c.GTE != nil:
-		return f >= *c.GTE
-	case c.LT != nil:
-		return f < *c.LT
-	case c.LTE != nil:
-		return f <= *c.LTE
+	switch n := d.Compare(bound); op {
+	case ">":
+		return n > 0
+	case ">=":
+		return n >= 0
+	case "<":
+		return n < 0
+	case "<=":
+		return n <= 0
 	}
 	return false
+}
+
+// Bound returns a bound condition's operator (">", ">=", "<" or "<=") and its bound as a decimal:
+// the shortest decimal that reads as the condition's float64 (so a filter's 0.1 is 0.1, not the
+// float64 nearest it). It returns "" for the other operators.
+func (c *Condition) Bound() (string, Decimal) {
+	op, f := "", (*float64)(nil)
+	switch {
+	case c.GT != nil:
+		op, f = ">", c.GT
+	case c.GTE != nil:
+		op, f = ">=", c.GTE
+	case c.LT != nil:
+		op, f = "<", c.LT
+	case c.LTE != nil:
+		op, f = "<=", c.LTE
+	default:
+		return "", Decimal{}
+	}
+	d, ok := ParseDecimal(strconv.FormatFloat(*f, 'g', -1, 64))
+	if !ok {
+		panic(fmt.Sprintf("BUG: bound %v of %q is not a decimal number", *f, c.Field))
+	}
+	return op, d
+}
+
+// NumberPattern is the text a value needs to compare with a bound (gt, gte, lt, lte): a decimal
+// number with an optional sign, digits with an optional point (".5" and "5." included) and an
+// optional exponent, and nothing around it: no space, no "_", no hexadecimal, no Inf or NaN. It
+// is RE2 syntax, which Go's regexp and ClickHouse's match both read, and has no "?" (the
+// ClickHouse client binds every "?").
+const NumberPattern = `^[-+]{0,1}([0-9]+[.]{0,1}[0-9]*|[.][0-9]+)([eE][-+]{0,1}[0-9]+){0,1}$`
+
+// MaxExponentDigits bounds the digits of an exponent ParseDecimal reads: a larger exponent is
+// read as ±10^MaxExponentDigits. That changes no comparison, as no text is long enough for its
+// digits to move the point back within reach of a float64 bound.
+const MaxExponentDigits = 15
+
+// Decimal is a decimal number exactly: Sign × 0.Digits × 10^Point.
+type Decimal struct {
+	Sign   int    // -1, 0 (the number 0) or 1
+	Digits string // no leading or trailing zeros; "" when Sign is 0
+	Point  int64  // where the decimal point is, counted from the left of Digits
+}
+
+// ParseDecimal reads text as a decimal number (NumberPattern) and false when it is not one. The
+// number is kept exactly, however many digits or how large an exponent it has: 1e400 is a number
+// larger than any float64, 100.000000000000000001 is larger than 100. This is the one reading of
+// a value for the bound operators; Matches uses it and the store renders it as SQL.
+func ParseDecimal(text string) (Decimal, bool) {
+	if !numberRE.MatchString(text) {
+		return Decimal{}, false
+	}
+	neg := strings.HasPrefix(text, "-")
+	mant, exp, _ := strings.Cut(strings.ToLower(strings.TrimLeft(text, "+-")), "e")
+	whole, frac, _ := strings.Cut(mant, ".")
+	all := whole + frac
+	digits := strings.TrimLeft(all, "0")
+	lead := len(all) - len(digits)
+	digits = strings.TrimRight(digits, "0")
+	if digits == "" {
+		return Decimal{}, true
+	}
+	d := Decimal{Sign: 1, Digits: digits, Point: int64(len(whole)-lead) + exponent(exp)}
+	if neg {
+		d.Sign = -1
+	}
+	return d, true
+}
+
+// numberRE is NumberPattern compiled.
+var numberRE = regexp.MustCompile(NumberPattern)
+
+// exponent reads an exponent's text (an optional sign and digits, or ""), held to
+// ±10^MaxExponentDigits.
+func exponent(text string) int64 {
+	digits := strings.TrimLeft(strings.TrimLeft(text, "+-"), "0")
+	e, _ := strconv.ParseInt(digits, 10, 64) // "" is 0
+	if len(digits) > MaxExponentDigits {
+		e = int64(math.Pow10(MaxExponentDigits))
+	}
+	if strings.HasPrefix(text, "-") {
+		return -e
+	}
+	return e
+}
+
+// Compare returns -1, 0 or 1 as d is less than, equal to or greater than b.
+func (d Decimal) Compare(b Decimal) int {
+	switch {
+	case d.Sign != b.Sign:
+		return cmp.Compare(d.Sign, b.Sign)
+	case d.Sign == 0:
+		return 0
+	case d.Point != b.Point:
+		return d.Sign * cmp.Compare(d.Point, b.Point)
+	}
+	return d.Sign * strings.Compare(d.Digits, b.Digits)
 }
 
 // Key identifies the condition's meaning, for sharing SQL between steps.

@@ -133,9 +133,10 @@ func TestShippedMapsAreValid(t *testing.T) {
 	}
 }
 
-// TestNumericConditionsCompareFiniteDecimals: gt/gte/lt/lte compare only finite decimal numbers:
-// "Infinity", "NaN", Go's 1_000 and hexadecimal forms match no bound.
-func TestNumericConditionsCompareFiniteDecimals(t *testing.T) {
+// TestNumericConditionsCompareDecimals: gt/gte/lt/lte compare only decimal numbers, exactly:
+// "Infinity", "NaN", Go's 1_000 and hexadecimal forms, and numbers with spaces around them match
+// no bound; a number beyond float64 compares by its value.
+func TestNumericConditionsCompareDecimals(t *testing.T) {
 	hundred := 100.0
 	gt := Condition{Field: "properties.revenue", GT: &hundred}
 	for _, tt := range []struct {
@@ -144,10 +145,38 @@ func TestNumericConditionsCompareFiniteDecimals(t *testing.T) {
 	}{
 		{"150", true}, {"1e3", true}, {"100.5", true}, {"100", false}, {"-5", false},
 		{"Infinity", false}, {"+Inf", false}, {"NaN", false}, {"1_000", false}, {"0x1p10", false}, {"12 EUR", false},
+		{" 150", false}, {"150 ", false}, {"\t150", false}, {"150\n", false}, {"", false}, {"150\u200b", false},
+		{"+150", true}, {"150.", true}, {".5e3", true}, {"00150", true}, {"1e400", true}, {"-1e400", false},
+		{"1e999999999999", true}, {"10e999999999998", true}, {"1e99999999999999999999", true},
+		{"1e-99999999999999999999", false}, {"0e99999999999999999999", false},
+		{"100.000000000000000001", true}, {"99.9999999999999999999", false}, {"100.000", false},
 	} {
 		e := ingest.Event{PropertyKeys: []string{"revenue"}, PropertyValues: []string{tt.value}}
 		if got := gt.Matches(&e); got != tt.want {
 			t.Errorf("revenue %q > 100: %v, want %v", tt.value, got, tt.want)
+		}
+	}
+}
+
+// TestParseDecimal: one exact decimal per number, however it is written.
+func TestParseDecimal(t *testing.T) {
+	for _, tt := range []struct {
+		text string
+		want Decimal
+		ok   bool
+	}{
+		{"100", Decimal{1, "1", 3}, true}, {"1e2", Decimal{1, "1", 3}, true}, {"+100.00", Decimal{1, "1", 3}, true},
+		{"0.00123", Decimal{1, "123", -2}, true}, {".5", Decimal{1, "5", 0}, true}, {"5.", Decimal{1, "5", 1}, true},
+		{"-0", Decimal{}, true}, {"0e99999999999999999999", Decimal{}, true}, {"-0.000e-5", Decimal{}, true},
+		{"1e999999999999", Decimal{1, "1", 1_000_000_000_000}, true}, {"10e999999999998", Decimal{1, "1", 1_000_000_000_000}, true},
+		{"-1e99999999999999999999", Decimal{-1, "1", 1_000_000_000_000_001}, true},
+		{" 1", Decimal{}, false}, {"1 ", Decimal{}, false}, {"inf", Decimal{}, false}, {"nan", Decimal{}, false},
+		{"0x10", Decimal{}, false}, {"1_0", Decimal{}, false}, {".", Decimal{}, false}, {"1e", Decimal{}, false},
+		{"--1", Decimal{}, false}, {"１", Decimal{}, false},
+	} {
+		got, ok := ParseDecimal(tt.text)
+		if got != tt.want || ok != tt.ok {
+			t.Errorf("ParseDecimal(%q) = %+v, %v; want %+v, %v", tt.text, got, ok, tt.want, tt.ok)
 		}
 	}
 }

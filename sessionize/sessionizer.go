@@ -678,7 +678,7 @@ func OrderAmount(e *ingest.Event) (amount float64, ignored string) {
 
 // decimal reports whether a number ParseFloat read was written in decimal, as JSON and people
 // write numbers: ParseFloat also takes Go's forms, 1_000 and hexadecimal 0x1p4, which no shop
-// means as an amount or a value to compare.
+// means as an amount. (Filters read values with ParseDecimal.)
 func decimal(v string) bool {
 	return !strings.ContainsAny(v, "_xX")
 }

@@ -730,21 +730,36 @@ func conditionSQL(c *sessionize.Condition) (string, []any) {
 	case c.Regexp != nil:
 		op, args = "match("+value+", ?)", []any{*c.Regexp}
 	default:
-		cmp, bound := ">", c.GT
-		switch {
-		case c.GTE != nil:
-			cmp, bound = ">=", c.GTE
-		case c.LT != nil:
-			cmp, bound = "<", c.LT
-		case c.LTE != nil:
-			cmp, bound = "<=", c.LTE
-		}
-		// toFloat64OrZero reads anything that is not a number as 0: require a number, as Matches
-		// does. (No "?" in the literal: the client binds every "?".)
-		op = "match(" + value + ", " + sqlString(`^\s*[-+]{0,1}([0-9]+[.]{0,1}[0-9]*|[.][0-9]+)([eE][-+]{0,1}[0-9]+){0,1}\s*$`) + ") AND toFloat64OrZero(" + value + ") " + cmp + " ?"
-		args = []any{*bound}
+		op, args = boundSQL(c, value)
 	}
 	return "(" + present + " AND " + op + ")", args
+}
+
+// boundSQL renders a bound condition (gt, gte, lt, lte) on the text value as
+// sessionize.Condition.Matches reads it: the text must be a decimal number
+// (sessionize.NumberPattern), read exactly as sessionize.ParseDecimal reads it, and is compared
+// with the bound's sessionize.Decimal by sign, then point, then digits. ClickHouse's own readers of
+// numbers are not used: toFloat64OrZero reads " 100" and "+5" as 0 on 18.16 and 1e400 as inf, and
+// the engines round long and extreme numbers differently.
+func boundSQL(c *sessionize.Condition, value string) (string, []any) {
+	op, b := c.Bound()
+	whole := "extract(" + value + ", '^[-+]{0,1}([0-9]*)')"
+	all := "concat(" + whole + ", extract(" + value + ", '[.]([0-9]*)'))"
+	unled := "replaceRegexpOne(" + all + ", '^0+', '')"
+	digits := "replaceRegexpOne(" + unled + ", '0+$', '')"
+	exp := "extract(" + value + ", '[eE]([-+]{0,1}[0-9]+)$')"
+	expDigits := "replaceRegexpOne(" + exp + ", '^[-+]{0,1}0*', '')"
+	expAbs := fmt.Sprintf("if(length(%s) > %d, toInt64(%d), toInt64OrZero(%s))",
+		expDigits, sessionize.MaxExponentDigits, int64(math.Pow10(sessionize.MaxExponentDigits)), expDigits)
+	point := "(toInt64(length(" + whole + ")) - (toInt64(length(" + all + ")) - toInt64(length(" + unled + "))) + " +
+		"if(match(" + exp + ", '^-'), -" + expAbs + ", " + expAbs + "))"
+	sign := "if(" + digits + " = '', 0, if(match(" + value + ", '^-'), -1, 1))"
+	// -1, 0 or 1 as the value is below, at or above the bound: sessionize.Decimal.Compare.
+	compare := "multiIf(" + sign + " != ?, if(" + sign + " > ?, 1, -1), " + sign + " = 0, 0, " +
+		point + " != ?, if(" + point + " > ?, 1, -1) * " + sign + ", " +
+		digits + " = ?, 0, if(" + digits + " > ?, 1, -1) * " + sign + ")"
+	sql := "match(" + value + ", " + sqlString(sessionize.NumberPattern) + ") AND " + compare + " " + op + " 0"
+	return sql, []any{int64(b.Sign), int64(b.Sign), b.Point, b.Point, b.Digits, b.Digits}
 }
 
 // contextColumn is the events table's column of a context field a condition can test
