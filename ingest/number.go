@@ -1,6 +1,7 @@
 package ingest
 
 import (
+	"math/big"
 	"strconv"
 	"strings"
 )
@@ -17,14 +18,19 @@ import (
 //
 // A JSON string is stored as sent: the string "100" has the text of the number 100 and so equals
 // it, as in Amplitude's and PostHog's property filters; the strings "100.0" and "1e2" stay text.
+//
+// An exponent of any size is read: 0e99999999999999999999 is "0", and 1e999999999999,
+// 10e999999999998 and 0.1e1000000000000 are all "1e+999999999999", in the same form as 1e400's
+// "1e+400".
 func CanonicalNumber(text string) (string, bool) {
 	neg, mant, exp, ok := splitNumber(text)
 	if !ok {
 		return text, false
 	}
-	// digits × 10^(point − len(digits)) is the value, with no leading or trailing zeros in digits.
+	// digits × 10^(point − len(digits)) is the value, with no leading or trailing zeros in digits;
+	// point is exp plus shift.
 	digits := strings.TrimLeft(mant.digits, "0")
-	point := int64(mant.point) - int64(len(mant.digits)-len(digits)) + exp
+	shift := int64(mant.point) - int64(len(mant.digits)-len(digits))
 	digits = strings.TrimRight(digits, "0")
 	if digits == "" {
 		return "0", true
@@ -33,7 +39,14 @@ func CanonicalNumber(text string) (string, bool) {
 	if neg {
 		b.WriteByte('-')
 	}
-	k, n := int64(len(digits)), point
+	if len(exp) > maxExponentDigits+1 { // the sign and more digits than int64 arithmetic takes
+		e, _ := new(big.Int).SetString(exp, 10)
+		e.Add(e, big.NewInt(shift-1))
+		writeExponentForm(&b, digits, e.Sign() >= 0, e.String())
+		return b.String(), true
+	}
+	e, _ := strconv.ParseInt(exp, 10, 64)
+	k, n := int64(len(digits)), shift+e
 	switch {
 	case k <= n && n <= 21:
 		b.WriteString(digits)
@@ -47,18 +60,24 @@ func CanonicalNumber(text string) (string, bool) {
 		b.WriteString(strings.Repeat("0", int(-n)))
 		b.WriteString(digits)
 	default:
-		b.WriteString(digits[:1])
-		if k > 1 {
-			b.WriteByte('.')
-			b.WriteString(digits[1:])
-		}
-		b.WriteByte('e')
-		if n-1 >= 0 {
-			b.WriteByte('+')
-		}
-		b.WriteString(strconv.FormatInt(n-1, 10))
+		writeExponentForm(&b, digits, n-1 >= 0, strconv.FormatInt(n-1, 10))
 	}
 	return b.String(), true
+}
+
+// writeExponentForm writes d.ddde+N or d.ddde-N: digits with a point after the first, and the
+// exponent's text, with "+" before it when it is not negative.
+func writeExponentForm(b *strings.Builder, digits string, nonNegative bool, exp string) {
+	b.WriteString(digits[:1])
+	if len(digits) > 1 {
+		b.WriteByte('.')
+		b.WriteString(digits[1:])
+	}
+	b.WriteByte('e')
+	if nonNegative {
+		b.WriteByte('+')
+	}
+	b.WriteString(exp)
 }
 
 // mantissa is a JSON number's digits without its point, and where the point was (how many of
@@ -68,49 +87,44 @@ type mantissa struct {
 	point  int
 }
 
-// maxExponent bounds the exponent CanonicalNumber reads (|e| ≤ 1e9); a JSON number with a larger
-// one is kept as sent rather than overflow the arithmetic. No real property comes near it.
-const maxExponent = 1_000_000_000
+// maxExponentDigits is how many digits of an exponent CanonicalNumber adds in int64 arithmetic:
+// a longer exponent (|e| ≥ 10^15) is added as a big.Int.
+const maxExponentDigits = 15
 
-// splitNumber reads text as a JSON number: its sign, mantissa and exponent.
-func splitNumber(text string) (neg bool, m mantissa, exp int64, ok bool) {
+// splitNumber reads text as a JSON number: its sign, mantissa and exponent, the exponent as
+// "-" or "+" and its digits without leading zeros ("+" for none).
+func splitNumber(text string) (neg bool, m mantissa, exp string, ok bool) {
 	s := text
 	if neg = strings.HasPrefix(s, "-"); neg {
 		s = s[1:]
 	}
 	intEnd := digitsEnd(s)
 	if intEnd == 0 || intEnd > 1 && s[0] == '0' {
-		return false, m, 0, false
+		return false, m, "", false
 	}
 	whole, s := s[:intEnd], s[intEnd:]
 	frac := ""
 	if strings.HasPrefix(s, ".") {
 		end := digitsEnd(s[1:])
 		if end == 0 {
-			return false, m, 0, false
+			return false, m, "", false
 		}
 		frac, s = s[1:1+end], s[1+end:]
 	}
+	exp = "+"
 	if s != "" {
 		if s[0] != 'e' && s[0] != 'E' {
-			return false, m, 0, false
+			return false, m, "", false
 		}
 		s = s[1:]
-		sign := int64(1)
 		if s != "" && (s[0] == '+' || s[0] == '-') {
-			if s[0] == '-' {
-				sign = -1
-			}
+			exp = s[:1]
 			s = s[1:]
 		}
 		if s == "" || digitsEnd(s) != len(s) {
-			return false, m, 0, false
+			return false, m, "", false
 		}
-		e, err := strconv.ParseInt(s, 10, 64)
-		if err != nil || e > maxExponent {
-			return false, m, 0, false
-		}
-		exp = sign * e
+		exp += strings.TrimLeft(s, "0")
 	}
 	return neg, mantissa{digits: whole + frac, point: len(whole)}, exp, true
 }

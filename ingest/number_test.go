@@ -1,8 +1,10 @@
 package ingest
 
 import (
+	"cmp"
 	"encoding/json"
 	"math"
+	"math/big"
 	"slices"
 	"strconv"
 	"strings"
@@ -24,12 +26,23 @@ func TestCanonicalNumber(t *testing.T) {
 		{"1234567890123456789012", "1.234567890123456789012e+21", true},
 		{"1e21", "1e+21", true}, {"1e20", "100000000000000000000", true},
 		{"0.000001", "0.000001", true}, {"1e-7", "1e-7", true}, {"1.5e-7", "1.5e-7", true}, {"-2.5E-10", "-2.5e-10", true},
-		{"1e999999999", "1e+999999999", true},
+		{"1e999999999", "1e+999999999", true}, {"1e400", "1e+400", true}, {"-1E400", "-1e+400", true},
+		// exponents of any size: one text per number, in the same form
+		{"0e99999999999999999999", "0", true}, {"-0.000e-99999999999999999999", "0", true},
+		{"1e999999999999", "1e+999999999999", true}, {"10e999999999998", "1e+999999999999", true},
+		{"0.1e1000000000000", "1e+999999999999", true}, {"100e0999999999999", "1e+1000000000001", true},
+		{"1e99999999999999999999", "1e+99999999999999999999", true},
+		{"10e99999999999999999998", "1e+99999999999999999999", true},
+		{"0.001e100000000000000000002", "1e+99999999999999999999", true},
+		{"-1.50e-99999999999999999999", "-1.5e-99999999999999999999", true},
+		{"15e-99999999999999999999", "1.5e-99999999999999999998", true},
+		{"12345678901234567890e1000000000000000000000", "1.234567890123456789e+1000000000000000000019", true},
+		{"1e000000000000000000000000002", "100", true}, {"1e-0000000000000000000000000", "1", true},
 		// not JSON numbers: kept as they are
 		{"", "", false}, {"-", "-", false}, {"+1", "+1", false}, {"01", "01", false}, {"1.", "1.", false},
 		{".5", ".5", false}, {"1e", "1e", false}, {"1e+", "1e+", false}, {" 1", " 1", false}, {"1 ", "1 ", false},
 		{"0x10", "0x10", false}, {"NaN", "NaN", false}, {"Infinity", "Infinity", false}, {"1_000", "1_000", false},
-		{"1e99999999999999999999", "1e99999999999999999999", false}, {"100 EUR", "100 EUR", false},
+		{"1e99999999999999999999 ", "1e99999999999999999999 ", false}, {"100 EUR", "100 EUR", false},
 	} {
 		got, number := CanonicalNumber(tt.text)
 		if got != tt.want || number != tt.number {
@@ -95,9 +108,11 @@ func TestDecodeNumbersAndNulls(t *testing.T) {
 }
 
 // FuzzCanonicalNumber: a text is a JSON number to CanonicalNumber exactly when encoding/json reads
-// it as one; its canonical text is a JSON number of the same float64 value, and canonical again.
+// it as one, whatever the size of its exponent; its canonical text is a JSON number of the same
+// float64 value, canonical again, and the text of the same number written with another exponent.
 func FuzzCanonicalNumber(f *testing.F) {
-	for _, s := range []string{"100", "100.0", "1e2", "-0.0", "0.5e-7", "12345678901234567890", "01", "1e", "NaN", "1e400"} {
+	for _, s := range []string{"100", "100.0", "1e2", "-0.0", "0.5e-7", "12345678901234567890", "01", "1e", "NaN", "1e400",
+		"0e99999999999999999999", "1e999999999999", "-1.5e-99999999999999999999", "1e0000000000000000000002"} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, text string) {
@@ -107,7 +122,7 @@ func FuzzCanonicalNumber(f *testing.F) {
 		isJSON := dec.Decode(&n) == nil && string(n) == text // a JSON string or padding would differ
 		canon, number := CanonicalNumber(text)
 		if !number {
-			if isJSON && !strings.ContainsAny(text, "eE") { // only an exponent beyond maxExponent is kept
+			if isJSON {
 				t.Fatalf("%q: encoding/json reads a number, CanonicalNumber does not", text)
 			}
 			if canon != text {
@@ -121,6 +136,18 @@ func FuzzCanonicalNumber(f *testing.F) {
 		again, ok := CanonicalNumber(canon)
 		if !ok || again != canon {
 			t.Fatalf("%q → %q → %q, %v", text, canon, again, ok)
+		}
+		// The same number times 10 with its exponent one less has the same text, for an exponent
+		// of any size.
+		if mant, exp, _ := strings.Cut(strings.ToLower(text), "e"); !strings.Contains(mant, ".") && strings.TrimPrefix(mant, "-") != "0" {
+			e, ok := new(big.Int).SetString(cmp.Or(exp, "0"), 10)
+			if !ok {
+				t.Fatalf("%q: exponent %q", text, exp)
+			}
+			moved := mant + "0e" + e.Sub(e, big.NewInt(1)).String()
+			if got, _ := CanonicalNumber(moved); got != canon {
+				t.Fatalf("%q → %q, but %q → %q", text, canon, moved, got)
+			}
 		}
 		a, errA := strconv.ParseFloat(text, 64)
 		b, errB := strconv.ParseFloat(canon, 64)
