@@ -13,6 +13,8 @@ import (
 	"strconv"
 	"strings"
 	"text/tabwriter"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/waymark-dev/waymark/store"
 )
@@ -299,8 +301,9 @@ func formatSeconds(s int64) string {
 }
 
 // label is how the tables show a value of an answer: a marker (store.MarkerNone, …) as words in
-// parentheses, a real value as it is, or quoted when it could be read as a marker (it is in
-// parentheses) or is empty, so an event named "(exit)" never reads as the exit marker.
+// parentheses, a real value as it is, or Go-quoted (quote) when it could be mistaken (mistakable),
+// so two values never print alike and a value never prints like a marker: an event named
+// "(exit)" prints as "(exit)" in quotes, the value " 100" as " 100" in quotes.
 func label(value, marker string) string {
 	switch marker {
 	case "":
@@ -311,10 +314,56 @@ func label(value, marker string) string {
 	default:
 		return "(" + marker + ")"
 	}
-	if value == "" || strings.HasPrefix(value, "(") && strings.HasSuffix(value, ")") {
-		return strconv.Quote(value)
+	if mistakable(value) {
+		return quote(value)
 	}
 	return value
+}
+
+// mistakable reports whether a real value printed as it is could be read as a marker or as
+// another value: it is empty; in parentheses, like a marker; starts with a quote, like a quoted
+// value; has space at either end; holds a character that does not print or prints as nothing
+// (invisible); is not UTF-8; or holds a separator the tables put between values (" → " in paths,
+// ", " in top touchpoints). Values printed as they are never start with a quote and are never
+// in parentheses, so they are apart from the quoted ones and from the markers.
+func mistakable(v string) bool {
+	if v == "" || !utf8.ValidString(v) {
+		return true
+	}
+	first, _ := utf8.DecodeRuneInString(v)
+	last, _ := utf8.DecodeLastRuneInString(v)
+	return strings.HasPrefix(v, "(") && strings.HasSuffix(v, ")") || first == '"' ||
+		unicode.IsSpace(first) || unicode.IsSpace(last) ||
+		strings.Contains(v, " → ") || strings.Contains(v, ", ") || strings.ContainsFunc(v, invisible)
+}
+
+// invisible reports whether r prints as nothing or not at all: not printable (control and
+// format characters such as U+200B and U+202E, spaces other than ASCII's), or a default-ignorable
+// code point (Unicode's DerivedCoreProperties: variation selectors, the Hangul fillers, U+034F).
+func invisible(r rune) bool {
+	return !unicode.IsPrint(r) || unicode.In(r, unicode.Variation_Selector, unicode.Other_Default_Ignorable_Code_Point)
+}
+
+// quote is strconv.Quote(v) with every invisible character escaped (strconv.Quote leaves
+// printable ones as they are), so two values never look alike quoted; strconv.Unquote reads it
+// back.
+func quote(v string) string {
+	q := strconv.Quote(v)
+	if !strings.ContainsFunc(q, invisible) {
+		return q
+	}
+	var b strings.Builder
+	for _, r := range q {
+		switch {
+		case !invisible(r):
+			b.WriteRune(r)
+		case r > 0xFFFF:
+			fmt.Fprintf(&b, `\U%08x`, r)
+		default:
+			fmt.Fprintf(&b, `\u%04x`, r)
+		}
+	}
+	return b.String()
 }
 
 func printRanked(w io.Writer, title string, rows []store.Ranked) {

@@ -7,8 +7,11 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/waymark-dev/waymark/store"
 )
 
 // startValuesServe starts serve and sends it store/testdata/property-values.jsonl through the
@@ -196,6 +199,46 @@ func TestJourneyMapPageShowsMarkersApart(t *testing.T) {
 	} {
 		if tt.got != tt.want {
 			t.Errorf("%s shows %s\nwant %s", tt.what, tt.got, tt.want)
+		}
+	}
+}
+
+// TestLabelTellsValuesApart: the CLI's tables print every real value apart from every other and
+// from the markers, however alike they read: values in parentheses or quotes, with spaces at an
+// end, with invisible characters, or holding the tables' separators.
+func TestLabelTellsValuesApart(t *testing.T) {
+	values := []string{
+		"", " ", "  ", "100", " 100", "100 ", "\t100", "100\n", "\u00a0100", "100\u200b", "\u200b100", "１００",
+		"(none)", `"(none)"`, `"(none)`, "(none)\u200b", "(no value)", "(no value)\u200b", "(no value) ", "(other values)",
+		"(exit)", "(start)", `"`, `""`, `"100"`, `\"100\"`, "(", ")", "()", "(exit", "exit)", "none",
+		"A → B", "A", "B", "A, B 50%", "A\ufe0f", "A\u034f", "A\u3164", "A\u202eB", "A\u2028B", "caf\u00e9", "cafe\u0301",
+		"\xff", "\xfe", "\\xff", "😀", "😀\U000e0001", "SPRING", "a\x00b", "a b",
+	}
+	markers := map[string]string{}
+	for _, m := range []string{store.MarkerNone, store.MarkerOther, store.MarkerExit, store.MarkerStart} {
+		markers[label("", m)] = "marker " + m
+	}
+	seen := map[string]string{}
+	for k, v := range markers {
+		seen[k] = v
+	}
+	for _, v := range values {
+		got := label(v, "")
+		if other, ok := seen[got]; ok {
+			t.Errorf("%q prints as %s, as %s does", v, got, other)
+		}
+		seen[got] = fmt.Sprintf("%q", v)
+		if strings.ContainsFunc(got, invisible) || strings.HasPrefix(got, " ") || strings.HasSuffix(got, " ") {
+			t.Errorf("%q prints as %q, with a character one cannot see", v, got)
+		}
+		if back, err := strconv.Unquote(got); err == nil && back != v {
+			t.Errorf("%q prints as %s, which reads back as %q", v, got, back)
+		}
+	}
+	for v, want := range map[string]string{"SPRING": "SPRING", "A → B": `"A → B"`, " 100": `" 100"`, `"(none)"`: `"\"(none)\""`,
+		"(none)": `"(none)"`, "(no value)\u200b": `"(no value)\u200b"`, "A\ufe0f": `"A\ufe0f"`, "café": "café"} {
+		if got := label(v, ""); got != want {
+			t.Errorf("%q prints as %s, want %s", v, got, want)
 		}
 	}
 }
