@@ -308,3 +308,53 @@ func TestNumericFiltersAgreeWithGo(t *testing.T) {
 		}
 	}
 }
+
+// TestNumbersOfAnyExponentAreOneValue: JSON numbers with exponents beyond float64 and beyond int64
+// are stored as one text per number (ingest.CanonicalNumber), so a breakdown lists each number
+// once, = finds a zero written 0e99999999999999999999, and the bounds order them by value.
+func TestNumbersOfAnyExponentAreOneValue(t *testing.T) {
+	s := openStore(t)
+	numbers := []string{"0e99999999999999999999", "-0.0e-99999999999999999999", "1e999999999999", "10e999999999998",
+		"0.1e1000000000000", "1e400", "1E+400", "-1e400", "1e-400", "5"}
+	var events []ingest.Event
+	for i, n := range numbers {
+		line := fmt.Sprintf(`{"type":"track","userId":"x%d","event":"Amount Seen","messageId":"x%d","timestamp":%q,"properties":{"amt":%s}}`,
+			i, i, t0.Format(time.RFC3339), n)
+		e, err := ingest.Decode([]byte(line), "test", t0)
+		if err != nil {
+			t.Fatalf("decode %s: %v", line, err)
+		}
+		events = append(events, e)
+	}
+	jm := defaultMap(t)
+	channels := make([]string, len(events))
+	for i := range events {
+		channels[i] = jm.Channel(&events[i])
+	}
+	ctx := context.Background()
+	if err := s.Write(ctx, sessionize.Batch{Events: events, Channels: channels}); err != nil {
+		t.Fatal(err)
+	}
+	res, err := s.Funnel(ctx, jm, store.FunnelQuery{Steps: []string{"Amount Seen"}, Window: time.Hour,
+		Breakdown: store.Breakdown{By: "property", Name: "amt"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := groupsText(res), "1e+999999999999=3 0=2 1e+400=2 -1e+400=1 1e-400=1 5=1"; got != want {
+		t.Errorf("breakdown property:amt: %s\nwant %s", got, want)
+	}
+	for _, tt := range []struct {
+		filter string
+		want   int64
+	}{
+		{"amt=0", 2}, {"amt<=0", 3}, {"amt>0", 7}, {"amt>1e308", 5}, {"amt=1e400", 2}, {"amt<5", 4}, {"amt>=5", 6},
+	} {
+		res, err := s.Funnel(ctx, jm, store.FunnelQuery{Steps: []string{"Amount Seen[" + tt.filter + "]"}, Window: time.Hour})
+		if err != nil {
+			t.Fatal(tt.filter, err)
+		}
+		if got := res.Steps[0].Customers; got != tt.want {
+			t.Errorf("Amount Seen[%s]: %d, want %d", tt.filter, got, tt.want)
+		}
+	}
+}
