@@ -86,12 +86,30 @@ func TestPropertyValuesThroughThePipeline(t *testing.T) {
 	}{
 		{"price=100", 4}, {"price=1e2", 5}, {"price=100.0", 5}, {"price=100|150", 5}, {"price=100.50", 1},
 		{"price=-0", 1}, {"price>=100", 9}, {"price<=100", 8}, {"price>100", 3}, {"price<100", 2},
+		// padded text is no number; exponents of any size are one number; a number beyond float64 orders
+		{"Amount Seen[amt<=0]", 1}, {"Amount Seen[amt>=0]", 6}, {"Amount Seen[amt>99]", 5}, {"Amount Seen[amt=0]", 1},
+		{"Amount Seen[amt=1e999999999999]", 3},
 	} {
-		var res struct{ Steps []struct{ Customers int64 } }
-		get("funnel?window=1h&steps="+url.QueryEscape("Priced Viewed["+tt.filter+"]"), &res)
-		if res.Steps[0].Customers != tt.want {
-			t.Errorf("Priced Viewed[%s]: %d customers, want %d", tt.filter, res.Steps[0].Customers, tt.want)
+		step := "Priced Viewed[" + tt.filter + "]"
+		if strings.Contains(tt.filter, "[") {
+			step = tt.filter
 		}
+		var res struct{ Steps []struct{ Customers int64 } }
+		get("funnel?window=1h&steps="+url.QueryEscape(step), &res)
+		if res.Steps[0].Customers != tt.want {
+			t.Errorf("%s: %d customers, want %d", step, res.Steps[0].Customers, tt.want)
+		}
+	}
+	var amounts struct {
+		Groups []labelled `json:"breakdown_groups"`
+	}
+	get("funnel?window=1h&steps=Amount+Seen&breakdown=property:amt", &amounts)
+	var gotAmounts []string
+	for _, g := range amounts.Groups {
+		gotAmounts = append(gotAmounts, fmt.Sprintf("%q=%d", label(g), g.Steps[0].Customers))
+	}
+	if got, want := strings.Join(gotAmounts, " "), `"1e+999999999999"=3 "\t100"=1 " 100"=1 "\"(none)\""=1 "(no value)\u200b"=1 "0"=1 "100 "=1 "1e+400"=1 "1e400"=1`; got != want {
+		t.Errorf("breakdown property:amt: %s\nwant %s", got, want)
 	}
 	for _, tt := range []struct{ direction, want string }{{"next", "<exit>=6 (exit)=1"}, {"previous", "<start>=6 (start)=1"}} {
 		var res struct{ Touchpoints []labelled }
@@ -129,6 +147,9 @@ func TestPropertyValuesThroughThePipeline(t *testing.T) {
 		{[]string{"paths", "--anchor", "Collide Viewed", "--depth", "3", "--window", "1h"}, []string{"Collide Viewed → (exit)\n", `Collide Viewed → "(exit)" → Order Completed`}},
 		{[]string{"funnel", "--steps", "Collide Viewed", "--window", "1h", "--breakdown", "property:coupon"},
 			[]string{"property:coupon = (no value)\n", `property:coupon = "(none)"`, `property:coupon = "(other)"`}},
+		{[]string{"funnel", "--steps", "Amount Seen", "--window", "1h", "--breakdown", "property:amt"},
+			[]string{"property:amt = 1e+999999999999\n", `property:amt = " 100"` + "\n", `property:amt = "100 "` + "\n",
+				`property:amt = "\t100"`, `property:amt = "(no value)\u200b"`, `property:amt = "\"(none)\""`, "property:amt = 0\n"}},
 	} {
 		table := s.waymark(t, tt.args...)
 		for _, w := range tt.want {
