@@ -3,6 +3,7 @@ package sessionize
 import (
 	"context"
 	"math"
+	"math/big"
 	"strings"
 	"testing"
 
@@ -93,6 +94,38 @@ func FuzzRunnerMetrics(f *testing.F) {
 					}
 				}
 			}
+		}
+	})
+}
+
+// FuzzDecimalCompare: Decimal.Compare orders two decimal numbers as exact rationals do
+// (math/big), for exponents small enough for big.Rat; a text ParseDecimal refuses is no
+// number big.Rat reads in that form.
+func FuzzDecimalCompare(f *testing.F) {
+	for _, pair := range [][2]string{{"100", "1e2"}, {"+5", "5."}, {".5", "0.50"}, {"-0", "0e5"}, {"100.000000000000000001", "100"},
+		{"1e400", "-1e400"}, {"00100", "99.99"}, {" 100", "100"}, {"0x10", "16"}} {
+		f.Add(pair[0], pair[1])
+	}
+	f.Fuzz(func(t *testing.T, a, b string) {
+		da, okA := ParseDecimal(a)
+		db, okB := ParseDecimal(b)
+		if !okA || !okB {
+			return
+		}
+		small := func(s string) bool {
+			_, exp, _ := strings.Cut(strings.ToLower(s), "e")
+			return len(strings.TrimLeft(strings.TrimLeft(exp, "+-"), "0")) <= 3
+		}
+		if !small(a) || !small(b) {
+			return
+		}
+		ra, okRA := new(big.Rat).SetString(strings.TrimSuffix(strings.Replace(a, ".e", "e", 1), "."))
+		rb, okRB := new(big.Rat).SetString(strings.TrimSuffix(strings.Replace(b, ".e", "e", 1), "."))
+		if !okRA || !okRB {
+			t.Fatalf("big.Rat reads %q: %v, %q: %v", a, okRA, b, okRB)
+		}
+		if got, want := da.Compare(db), ra.Cmp(rb); got != want {
+			t.Fatalf("%q vs %q: Compare %d, big.Rat %d (%+v, %+v)", a, b, got, want, da, db)
 		}
 	})
 }
