@@ -780,10 +780,17 @@ func contextColumn(field string) string {
 	return ""
 }
 
-// sqlString quotes s as a ClickHouse string literal.
+// sqlString quotes s as a ClickHouse string literal. "?" and "$" are written as the escapes
+// \x3F and \x24: clickhouse-go binds every "?" of a query's text to an argument, inside a
+// literal too, and refuses a query where "$1" stands beside "?" (bind.go), so a property name
+// with either would shift the arguments, or make them part of the SQL, or fail the query.
 func sqlString(s string) string {
-	return "'" + strings.NewReplacer(`\`, `\\`, `'`, `\'`).Replace(s) + "'"
+	return "'" + sqlLiteralEscaper.Replace(s) + "'"
 }
+
+// sqlLiteralEscaper escapes a string for sqlString. It is never changed (strings.Replacer is safe
+// for concurrent use).
+var sqlLiteralEscaper = strings.NewReplacer(`\`, `\\`, `'`, `\'`, `?`, `\x3F`, `$`, `\x24`)
 
 func placeholders(n int) string {
 	return strings.TrimSuffix(strings.Repeat("?, ", n), ", ")

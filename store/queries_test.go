@@ -8,6 +8,8 @@ import (
 	"net/url"
 	"testing"
 
+	"github.com/waymark-dev/waymark/ingest"
+	"github.com/waymark-dev/waymark/sessionize"
 	"github.com/waymark-dev/waymark/store"
 )
 
@@ -99,6 +101,53 @@ func TestQueryParametersResistInjection(t *testing.T) {
 	}
 	if fmt.Sprint(before) != fmt.Sprint(after) || before.Sessions == 0 {
 		t.Errorf("data changed: %+v, then %+v", before, after)
+	}
+}
+
+// TestPropertyNamesWithPlaceholderCharacters: a filter's property name is written into the SQL
+// as a literal, and the client replaces every "?" of a query's text with an argument, inside
+// literals too ("$1" makes it refuse the query): property names a client sent with those
+// characters must find their events, and a filter value must never become SQL.
+func TestPropertyNamesWithPlaceholderCharacters(t *testing.T) {
+	s := openStore(t)
+	lines := []string{
+		`{"type":"track","userId":"p1","event":"Product Viewed","messageId":"q1","timestamp":"2026-03-01T10:00:00Z","properties":{"a?b":"x","c$1":"y","d\\?":"z"}}`,
+		`{"type":"track","userId":"p2","event":"Product Viewed","messageId":"q2","timestamp":"2026-03-01T10:00:00Z","properties":{"a?b":"w"}}`,
+		`{"type":"track","userId":"p3","event":"Product Viewed","messageId":"q3","timestamp":"2026-03-01T10:00:00Z","properties":{"e":"x"}}`,
+	}
+	var events []ingest.Event
+	for _, l := range lines {
+		e, err := ingest.Decode([]byte(l), "test", t0)
+		if err != nil {
+			t.Fatalf("decode %s: %v", l, err)
+		}
+		events = append(events, e)
+	}
+	if err := s.Write(context.Background(), sessionize.Batch{Events: events, Channels: make([]string, len(events))}); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		step string
+		want float64
+	}{
+		{`Product Viewed[a?b=x]`, 1},
+		{`Product Viewed[a?b=x|w]`, 2},
+		{`Product Viewed[a?b^=w]`, 1},
+		{`Product Viewed[c$1=y]`, 1},
+		{`Product Viewed[d\?=z]`, 1},
+		{`Product Viewed[a?b=x') OR 1=1 OR (']`, 0},
+		{`Product Viewed[a?b=) OR 1 OR (]`, 0},
+		{`Product Viewed[c$1=$1]`, 0},
+	} {
+		v := url.Values{"steps": {c.step}, "from": {"2026-03-01"}, "to": {"2026-03-02"}}
+		body, err := ask(t, s, "funnel", v)
+		if err != nil {
+			t.Errorf("%s: %v", c.step, err)
+			continue
+		}
+		if got := body["steps"].([]any)[0].(map[string]any)["customers"]; got != c.want {
+			t.Errorf("%s: %v persons, want %v", c.step, got, c.want)
+		}
 	}
 }
 
