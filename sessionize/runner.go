@@ -106,7 +106,7 @@ func (r *Runner) Prepare(ctx context.Context, events []ingest.Event) (func(conte
 		}
 	}
 	personIDs := out.PersonIDs
-	if len(out.LaterCopies) > 0 { // the first copy of an event is the one stored
+	if len(out.LaterCopies) > 0 { // the earliest copy of an event is the one stored
 		if !cloned {
 			events = slices.Clone(events)
 		}

@@ -289,9 +289,23 @@ type Output struct {
 	// Seqs are the Seq each pushed event is stored with: its own, or for an event delivered again
 	// the first delivery's, so the copies ClickHouse keeps agree on the order of ties.
 	Seqs []int64
-	// LaterCopies are the indexes of the pushed events that are copies of an event seen before
-	// (same source and messageId) at another time: a retry that was stamped again, a resend
-	// without timestamp. The first copy seen is the event; these must not be stored.
+	// LaterCopies are the indexes, ascending, of the pushed events that must not be stored: copies
+	// of an event (same source and messageId) of the same customer key at a later time than a
+	// copy the sessionizer holds (a retry that was stamped again, a resend without timestamp),
+	// and the copies of this push that an earlier copy pushed after them replaced. The earliest
+	// copy by event time is the event, whatever order the copies arrive in, as queries count
+	// it (store's dedupe keeps each person's earliest copy by time, seq, id).
+	//
+	// A copy earlier than the one held replaces it: the customer's point moves to the earlier
+	// time (its sessions are cut again and the changed ones emitted), and the copy is stored.
+	// The events table is a ReplacingMergeTree without a version column, ordered by
+	// (customer_key, source, message_id) (store/schema.go): the held copy's row, stored before,
+	// has the same sort key, and when ClickHouse merges the parts it keeps the row inserted last,
+	// the earlier copy, as batches are stored in the order they are pushed (Runner.Prepare).
+	// Until then both rows are stored, and every query keeps the person's earliest copy, the same
+	// one; the sessions query counts only the earliest row of a key as in a session (store's
+	// laterCopies). Later copies are never stored after an earlier one, so on every key the row
+	// kept on merge is the earliest copy that arrived.
 	LaterCopies []int
 }
 
@@ -331,9 +345,23 @@ func (s *Sessionizer) Push(now time.Time, events []ingest.Event) (Output, Stats)
 			personIDs[i], seqs[i] = s.ids.personAt(e.UserID, e.AnonymousID, p.ms)[2:], held.seq
 			continue
 		}
-		if c.holds(p.id) { // a copy at another time (a retry re-stamped): the first one counts
+		if c.holds(p.id) { // a copy at another time (a retry re-stamped): the earliest one counts
 			stats.Duplicates++
-			later = append(later, i)
+			j := c.copyOf(p.id)
+			if p.ms >= c.points[j].ms {
+				later = append(later, i)
+				continue
+			}
+			// An earlier copy: it is the event from now on (see Output.LaterCopies).
+			moved := c.points[j]
+			c.replace(j, p)
+			later = append(later, pushedCopies(events[:i], key, moved)...)
+			s.earlierCopy(c, e, p, &stats, &merged, signIns)
+			personIDs[i], seqs[i] = s.ids.personAt(e.UserID, e.AnonymousID, p.ms)[2:], p.seq
+			if !c.dirty {
+				c.dirty = true
+				touched = append(touched, key)
+			}
 			continue
 		}
 		s.observe(c, e, p, &stats, &merged)
@@ -347,6 +375,8 @@ func (s *Sessionizer) Push(now time.Time, events []ingest.Event) (Output, Stats)
 			touched = append(touched, key)
 		}
 	}
+	slices.Sort(later)
+	later = slices.Compact(later)
 	s.version = max(s.version+1, uint64(now.UnixNano()))
 	out := Output{Version: s.version, Links: merged, PersonIDs: personIDs, Seqs: seqs, LaterCopies: later}
 	for _, device := range slices.Sorted(maps.Keys(signIns)) {
@@ -507,6 +537,39 @@ func (c *customer) holds(id uint64) bool {
 	return found
 }
 
+// copyOf returns the index in points of the customer's point with id, which it holds.
+func (c *customer) copyOf(id uint64) int {
+	i := slices.IndexFunc(c.points, func(q point) bool { return q.id == id })
+	if i < 0 {
+		panic(fmt.Sprintf("BUG: customer holds id %x but no point has it", id))
+	}
+	return i
+}
+
+// replace puts p, a copy of the event of points[i] (same id), in its place: appended unsorted,
+// as add does. The index of ids stays as it is.
+func (c *customer) replace(i int, p point) {
+	c.points = slices.Delete(c.points, i, i+1)
+	if i < c.sorted {
+		c.sorted--
+	}
+	c.points = append(c.points, p)
+}
+
+// pushedCopies returns the indexes of the events of pushed (a push's events so far) that are
+// copies of held, a point of customer key that a copy earlier in time has replaced: they were
+// to be stored, and must not be now.
+func pushedCopies(pushed []ingest.Event, key string, held point) []int {
+	var out []int
+	for i := range pushed {
+		e := &pushed[i]
+		if e.Timestamp.UnixMilli() == held.ms && e.CustomerKey() == key && eventHash(e) == held.id {
+			out = append(out, i)
+		}
+	}
+	return out
+}
+
 // add appends a point the customer does not hold.
 func (c *customer) add(p point) {
 	c.points = append(c.points, p)
@@ -577,48 +640,8 @@ func (s *Sessionizer) observe(c *customer, e *ingest.Event, p point, stats *Stat
 	}
 	c.latest = max(c.latest, p.ms)
 	s.watermark = max(s.watermark, p.ms)
-
-	for _, pair := range linkPairs(e.UserID, e.AnonymousID, e.PreviousID, e.Type) {
-		stats.IdentityLinks++
-		switch s.ids.link(pair[0], pair[1], e.Type == "alias") {
-		case linkMerged:
-			stats.IdentityMerges++
-			*merged = append(*merged, pair)
-		case linkRefused:
-			stats.RunawayMerges++
-		case linkTwoUserIDs:
-			stats.UserIDConflicts++
-		}
-	}
-
-	var stages uint64
-	for r := range s.rules {
-		if p.rules&(1<<r) == 0 {
-			continue
-		}
-		if nth := s.rules[r].Needs(); nth > 1 && c.reached&(1<<s.ruleStage[r]) == 0 {
-			// Counted only until the stage is reached (it enters once), and only up to nth: a
-			// customer with a million matching events costs no scan per event.
-			n := 1 // this event
-			for _, q := range c.points {
-				if q.rules&(1<<r) != 0 {
-					if n++; n >= nth {
-						break
-					}
-				}
-			}
-			if n < nth {
-				continue
-			}
-		}
-		stages |= 1 << s.ruleStage[r]
-	}
-	for i, st := range s.jm.Stages {
-		if stages&^c.reached&(1<<i) != 0 {
-			stats.StageEntries[StageChannel{st.Name, c.firstChannel}]++
-		}
-	}
-	c.reached |= stages
+	s.link(e, stats, merged)
+	s.enter(c, p, stats)
 	if e.Type != "track" || e.Event != "Order Completed" && e.Event != "Order Refunded" {
 		return
 	}
@@ -636,6 +659,68 @@ func (s *Sessionizer) observe(c *customer, e *ingest.Event, p point, stats *Stat
 	case v < 0:
 		stats.Refunds[c.firstChannel] -= v
 	}
+}
+
+// earlierCopy takes in a copy of an event the customer holds at a later time, which replaced
+// that point (see Output.LaterCopies): the identity links and the sign-in it carries, and the
+// stages its point reaches that the customer had not reached. It is the same message, so it is
+// not late, and the live orders, revenue and refunds, counted when its first copy arrived (with
+// that copy's amount), are not counted again: counters cannot be taken back.
+func (s *Sessionizer) earlierCopy(c *customer, e *ingest.Event, p point, stats *Stats, merged *[][2]string, signIns map[string]bool) {
+	s.link(e, stats, merged)
+	s.enter(c, p, stats)
+	if e.UserID != "" && e.AnonymousID != "" && s.signIn(c, e, p.ms) {
+		signIns["a:"+e.AnonymousID] = true
+	}
+}
+
+// link applies the identity links an event carries.
+func (s *Sessionizer) link(e *ingest.Event, stats *Stats, merged *[][2]string) {
+	for _, pair := range linkPairs(e.UserID, e.AnonymousID, e.PreviousID, e.Type) {
+		stats.IdentityLinks++
+		switch s.ids.link(pair[0], pair[1], e.Type == "alias") {
+		case linkMerged:
+			stats.IdentityMerges++
+			*merged = append(*merged, pair)
+		case linkRefused:
+			stats.RunawayMerges++
+		case linkTwoUserIDs:
+			stats.UserIDConflicts++
+		}
+	}
+}
+
+// enter counts the customer's entries into the stages p reaches (in arrival order: a stage
+// enters once). A copy of p the customer holds is p, not another event.
+func (s *Sessionizer) enter(c *customer, p point, stats *Stats) {
+	var stages uint64
+	for r := range s.rules {
+		if p.rules&(1<<r) == 0 {
+			continue
+		}
+		if nth := s.rules[r].Needs(); nth > 1 && c.reached&(1<<s.ruleStage[r]) == 0 {
+			// Counted only until the stage is reached (it enters once), and only up to nth: a
+			// customer with a million matching events costs no scan per event.
+			n := 1 // this event
+			for _, q := range c.points {
+				if q.rules&(1<<r) != 0 && q.id != p.id {
+					if n++; n >= nth {
+						break
+					}
+				}
+			}
+			if n < nth {
+				continue
+			}
+		}
+		stages |= 1 << s.ruleStage[r]
+	}
+	for i, st := range s.jm.Stages {
+		if stages&^c.reached&(1<<i) != 0 {
+			stats.StageEntries[StageChannel{st.Name, c.firstChannel}]++
+		}
+	}
+	c.reached |= stages
 }
 
 // MaxOrderAmount bounds the amount of one order (or refund) that live metrics count: a larger one
@@ -735,11 +820,11 @@ func (s *Sessionizer) holds(key string) bool {
 }
 
 // Restore gives the sessionizer a customer's stored history: every stored event and the live
-// sessions as last stored. The next Push recomputes the customer's sessions and emits only what
+// sessions as last stored. Of the stored copies of an event at other times (both are stored
+// until ClickHouse merges them) it keeps the earliest, as Push does (see Output.LaterCopies). The next Push recomputes the customer's sessions and emits only what
 // differs from the stored ones (e.g. sessions a crash kept from being stored).
 func (s *Sessionizer) Restore(key string, events []ingest.Event, sessions []Session) {
 	c := &customer{dirty: true, byUser: len(events) > 0 && events[0].AnonymousID == ""}
-	first := int64(math.MaxInt64)
 	// The identities first: they decide the events' persons. The sign-ins of one event of each
 	// user go first, so that a device several users signed in on keeps all of theirs (see signIn).
 	firstOf := map[string]bool{}
@@ -760,16 +845,18 @@ func (s *Sessionizer) Restore(key string, events []ingest.Event, sessions []Sess
 	for i := range events {
 		e := &events[i]
 		p := s.newPoint(e)
-		if c.holds(p.id) {
-			continue
-		}
-		c.add(p)
-		c.latest = max(c.latest, p.ms)
-		if p.ms < first {
-			first, c.firstChannel = p.ms, s.strs[p.channel]
+		if !c.holds(p.id) {
+			c.add(p)
+		} else if j := c.copyOf(p.id); comparePoints(p, c.points[j]) < 0 {
+			// Copies at other times are all stored until ClickHouse merges them: the earliest
+			// is the event, as in Push (see Output.LaterCopies).
+			c.replace(j, p)
 		}
 	}
 	c.sort()
+	if len(c.points) > 0 {
+		c.latest, c.firstChannel = c.points[len(c.points)-1].ms, s.strs[c.points[0].channel]
+	}
 	for _, ss := range sessions {
 		stored := s.store(ss)
 		c.reached |= stored.stages

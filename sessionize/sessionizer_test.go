@@ -598,7 +598,8 @@ func TestStringTableStaysBounded(t *testing.T) {
 
 // TestLaterCopiesAreNotEvents: a copy of an event (same source and messageId) at another time, a
 // retry that was stamped again, counts nowhere, in the same push or a later one, whichever of
-// them holds it; the first copy seen is the event. The same copy delivered again is kept (it is
+// them holds it; the earliest copy is the event (see TestEarliestCopyIsTheEvent for copies that
+// arrive before the earliest). The same copy delivered again is kept (it is
 // written again, which changes nothing) but not counted twice.
 func TestLaterCopiesAreNotEvents(t *testing.T) {
 	order := at("a", "Order Completed", 5)

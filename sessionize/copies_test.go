@@ -1,0 +1,205 @@
+package sessionize
+
+import (
+	"fmt"
+	"maps"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/waymark-dev/waymark/ingest"
+)
+
+// storedRows plays the store for a sessionizer: the events table (rows in insertion order, as a
+// ReplacingMergeTree without version keeps the last inserted of a sort key on merge) and every
+// session row emitted.
+type storedRows struct {
+	events   []ingest.Event
+	sessions []Session
+}
+
+// push pushes batch as a Runner does (each event's seq is its place in the partition, rewritten
+// to Output.Seqs; LaterCopies are not stored) and returns its stats.
+func (st *storedRows) push(s *Sessionizer, now time.Time, batch []ingest.Event) Stats {
+	out, stats := s.Push(now, batch)
+	for i, e := range batch {
+		if !slices.Contains(out.LaterCopies, i) {
+			e.Seq = out.Seqs[i]
+			st.events = append(st.events, e)
+		}
+	}
+	st.sessions = append(st.sessions, out.Sessions...)
+	return stats
+}
+
+// restart is a new sessionizer that restores every customer from the rows, as store.History
+// reads them: each message once per time it is stored at, with its smallest seq.
+func (st *storedRows) restart(t *testing.T) *Sessionizer {
+	t.Helper()
+	type at struct {
+		key, id string
+		ms      int64
+	}
+	byCopy := map[at]ingest.Event{}
+	for _, e := range st.events {
+		k := at{e.CustomerKey(), e.MessageID, e.Timestamp.UnixMilli()}
+		if prev, ok := byCopy[k]; !ok || e.Seq < prev.Seq {
+			byCopy[k] = e
+		}
+	}
+	var history []ingest.Event
+	var keys []string
+	for _, k := range slices.SortedFunc(maps.Keys(byCopy), func(a, b at) int { return strings.Compare(fmt.Sprint(b), fmt.Sprint(a)) }) {
+		history = append(history, byCopy[k]) // newest first: Restore must not keep the first it reads
+		if !slices.Contains(keys, k.key) {
+			keys = append(keys, k.key)
+		}
+	}
+	var sessions []Session
+	for _, ss := range live(st.sessions) {
+		sessions = append(sessions, ss)
+	}
+	s := newTestSessionizer(t)
+	s.RestoreHistory(keys, history, sessions)
+	return s
+}
+
+// merged is the events table after ClickHouse merges its parts: per (customer key, source,
+// messageId), the row inserted last; as "key id time seq" lines, sorted.
+func (st *storedRows) merged() []string {
+	last := map[string]ingest.Event{}
+	for _, e := range st.events {
+		last[e.CustomerKey()+" "+e.Source+" "+e.MessageID] = e
+	}
+	var out []string
+	for _, e := range last {
+		out = append(out, fmt.Sprintf("%s %s %s seq=%d", e.CustomerKey(), e.MessageID, e.Timestamp.Format(time.RFC3339), e.Seq))
+	}
+	slices.Sort(out)
+	return out
+}
+
+// earliest is the events table had only each message's earliest copy (by time, then its first
+// delivery) been sent: what merged must be.
+func earliest(events []ingest.Event) []string {
+	first := map[string]ingest.Event{}
+	for _, e := range events {
+		k := e.CustomerKey() + " " + e.Source + " " + e.MessageID
+		if f, ok := first[k]; !ok || e.Timestamp.Before(f.Timestamp) || e.Timestamp.Equal(f.Timestamp) && e.Seq < f.Seq {
+			first[k] = e
+		}
+	}
+	return (&storedRows{events: slices.Collect(maps.Values(first))}).merged()
+}
+
+// permutations returns every order of n items, as index lists.
+func permutations(n int) [][]int {
+	if n == 0 {
+		return [][]int{nil}
+	}
+	var out [][]int
+	for _, p := range permutations(n - 1) {
+		for i := 0; i <= len(p); i++ {
+			out = append(out, slices.Insert(slices.Clone(p), i, n-1))
+		}
+	}
+	return out
+}
+
+// TestEarliestCopyIsTheEvent: copies of a message on one customer key (same source and
+// messageId, stamped again: seconds later, in another visit, in the next month; three copies; a
+// copy delivered twice) make the same sessions, the same stored rows once ClickHouse merges them
+// (the earliest copy, with its first delivery's seq) and the same live order count in every
+// arrival order: all in one push, one push each, one push each with the customer kept cold
+// between them, and with a restart from the stored rows after each push.
+func TestEarliestCopyIsTheEvent(t *testing.T) {
+	copyAt := func(e ingest.Event, ts time.Time) ingest.Event {
+		e.Timestamp = ts
+		return e
+	}
+	order := at("a", "Order Completed", 5)
+	monthEnd := at("b", "Order Completed", 0)
+	monthEnd.Timestamp = time.Date(2026, 2, 28, 23, 59, 58, 0, time.UTC)
+	inVisit := at("c", "Order Completed", 20)
+	tests := []struct {
+		name   string
+		events []ingest.Event // in time order, each message's earliest copy first
+		orders int            // distinct Order Completed messages
+	}{
+		{"re-stamped seconds later, in the visit", []ingest.Event{
+			at("a", "Product Viewed", 0), order, copyAt(order, order.Timestamp.Add(7*time.Second)),
+		}, 1},
+		{"re-stamped into the next month", []ingest.Event{
+			monthEnd, copyAt(monthEnd, monthEnd.Timestamp.Add(5*time.Second)),
+		}, 1},
+		{"an earlier copy inside the visit of the later", []ingest.Event{
+			at("c", "Product Viewed", 0), copyAt(inVisit, base.Add(5*time.Minute)), at("c", "Product Added", 10), inVisit,
+		}, 1},
+		{"three copies in three visits", []ingest.Event{
+			at("a", "Product Viewed", 0), order, at("a", "Product Viewed", 45),
+			copyAt(order, base.Add(50*time.Minute)), copyAt(order, base.Add(200*time.Minute)),
+		}, 1},
+		{"a copy delivered twice", []ingest.Event{
+			order, order, copyAt(order, base.Add(90*time.Minute)),
+		}, 1},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			// The reference: in time order, in one push.
+			ref := &storedRows{}
+			reference := slices.Clone(tc.events)
+			for i := range reference {
+				reference[i].Seq = int64(i)
+			}
+			ref.push(newTestSessionizer(t), base, reference)
+			want := describe(live(ref.sessions))
+			wantRows := earliest(reference)
+			if got := ref.merged(); !slices.Equal(got, wantRows) {
+				t.Fatalf("in time order: merged rows %q, want %q", got, wantRows)
+			}
+			for _, perm := range permutations(len(tc.events)) {
+				arrivals := make([]ingest.Event, len(perm))
+				for i, j := range perm {
+					arrivals[i] = tc.events[j]
+					arrivals[i].Seq = int64(i) // its place in the partition
+				}
+				wantRows := earliest(arrivals)
+				for _, mode := range []string{"one push", "one push each", "cold between pushes", "restart after each push"} {
+					st := &storedRows{}
+					s := newTestSessionizer(t)
+					if mode == "cold between pushes" {
+						s.hotCap = 0
+					}
+					now := base
+					orders := 0
+					batches := [][]ingest.Event{arrivals}
+					if mode != "one push" {
+						batches = nil
+						for i := range arrivals {
+							batches = append(batches, arrivals[i:i+1])
+						}
+					}
+					for _, b := range batches {
+						now = now.Add(time.Second) // versions rise, across restarts too
+						stats := st.push(s, now, b)
+						orders += stats.Orders[ChannelDirect]
+						if mode == "restart after each push" {
+							s = st.restart(t)
+						}
+					}
+					name := fmt.Sprintf("%s, arrival order %v", mode, perm)
+					if got := describe(live(st.sessions)); !slices.Equal(got, want) {
+						t.Errorf("%s: sessions\n%s\nwant (in time order)\n%s", name, strings.Join(got, "\n"), strings.Join(want, "\n"))
+					}
+					if got := st.merged(); !slices.Equal(got, wantRows) {
+						t.Errorf("%s: merged rows %q, want %q", name, got, wantRows)
+					}
+					if orders != tc.orders {
+						t.Errorf("%s: live orders %d, want %d", name, orders, tc.orders)
+					}
+				}
+			}
+		})
+	}
+}
