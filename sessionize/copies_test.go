@@ -12,11 +12,17 @@ import (
 )
 
 // storedRows plays the store for a sessionizer: the events table (rows in insertion order, as a
-// ReplacingMergeTree without version keeps the last inserted of a sort key on merge) and every
-// session row emitted.
+// ReplacingMergeTree without version keeps the last inserted of a sort key on merge, within a
+// month's partition), the superseded copies, and every session row emitted.
 type storedRows struct {
-	events   []ingest.Event
-	sessions []Session
+	events     []ingest.Event
+	superseded []Copy
+	sessions   []Session
+}
+
+// isSuperseded reports whether the row e is a superseded copy, which queries leave out.
+func (st *storedRows) isSuperseded(e ingest.Event) bool {
+	return slices.Contains(st.superseded, Copy{e.CustomerKey(), e.Source, e.MessageID, e.Timestamp.UTC()})
 }
 
 // push pushes batch as a Runner does (each event's seq is its place in the partition, rewritten
@@ -30,11 +36,13 @@ func (st *storedRows) push(s *Sessionizer, now time.Time, batch []ingest.Event) 
 		}
 	}
 	st.sessions = append(st.sessions, out.Sessions...)
+	st.superseded = append(st.superseded, out.Superseded...)
 	return stats
 }
 
 // restart is a new sessionizer that restores every customer from the rows, as store.History
-// reads them: each message once per time it is stored at, with its smallest seq.
+// reads them: each message once per time it is stored at, with its smallest seq, but the
+// superseded copies.
 func (st *storedRows) restart(t *testing.T) *Sessionizer {
 	t.Helper()
 	type at struct {
@@ -43,6 +51,9 @@ func (st *storedRows) restart(t *testing.T) *Sessionizer {
 	}
 	byCopy := map[at]ingest.Event{}
 	for _, e := range st.events {
+		if st.isSuperseded(e) {
+			continue
+		}
 		k := at{e.CustomerKey(), e.MessageID, e.Timestamp.UnixMilli()}
 		if prev, ok := byCopy[k]; !ok || e.Seq < prev.Seq {
 			byCopy[k] = e
@@ -65,15 +76,19 @@ func (st *storedRows) restart(t *testing.T) *Sessionizer {
 	return s
 }
 
-// merged is the events table after ClickHouse merges its parts: per (customer key, source,
-// messageId), the row inserted last; as "key id time seq" lines, sorted.
+// merged is what queries read of the events table after ClickHouse merges its parts: per
+// (customer key, source, messageId) and month (the partition), the row inserted last, but the
+// superseded copies; as "key id time seq" lines, sorted.
 func (st *storedRows) merged() []string {
 	last := map[string]ingest.Event{}
 	for _, e := range st.events {
-		last[e.CustomerKey()+" "+e.Source+" "+e.MessageID] = e
+		last[e.CustomerKey()+" "+e.Source+" "+e.MessageID+" "+e.Timestamp.Format("2006-01")] = e
 	}
 	var out []string
 	for _, e := range last {
+		if st.isSuperseded(e) {
+			continue
+		}
 		out = append(out, fmt.Sprintf("%s %s %s seq=%d", e.CustomerKey(), e.MessageID, e.Timestamp.Format(time.RFC3339), e.Seq))
 	}
 	slices.Sort(out)
@@ -109,8 +124,9 @@ func permutations(n int) [][]int {
 
 // TestEarliestCopyIsTheEvent: copies of a message on one customer key (same source and
 // messageId, stamped again: seconds later, in another visit, in the next month; three copies; a
-// copy delivered twice) make the same sessions, the same stored rows once ClickHouse merges them
-// (the earliest copy, with its first delivery's seq) and the same live order count in every
+// copy delivered twice) make the same sessions, the same rows for queries once ClickHouse merges
+// them (the earliest copy, with its first delivery's seq; superseded copies left out, which stay
+// when their month is not the earliest's) and the same live order count in every
 // arrival order: all in one push, one push each, one push each with the customer kept cold
 // between them, and with a restart from the stored rows after each push.
 func TestEarliestCopyIsTheEvent(t *testing.T) {

@@ -22,7 +22,10 @@ type Batch struct {
 	Links     [][2]string
 	Persons   []PersonLink
 	SignIns   []DeviceSignIns // devices several userIds used, their sign-ins as they are now
-	Version   uint64
+	// Superseded are stored copies of events that an earlier copy replaced (see
+	// Output.Superseded): the sink writes them before Events, and queries leave them out.
+	Superseded []Copy
+	Version    uint64
 }
 
 // Sink stores batches. Write returns when the batch is durable.
@@ -128,7 +131,10 @@ func (r *Runner) Prepare(ctx context.Context, events []ingest.Event) (func(conte
 		Links:     append(r.pending.Links, out.Links...),
 		Persons:   latestPersons(append(r.pending.Persons, out.Persons...)),
 		SignIns:   latestSignIns(append(r.pending.SignIns, out.SignIns...)),
-		Version:   out.Version,
+		// Kept for a retry as sessions are: the sessionizer has absorbed the earlier copies,
+		// and does not see them replace anything again.
+		Superseded: append(r.pending.Superseded, out.Superseded...),
+		Version:    out.Version,
 	}
 	r.pending = Batch{}
 	r.metrics.customers.Set(float64(r.core.Customers()))
@@ -174,10 +180,11 @@ func (r *Runner) store(ctx context.Context, b Batch, changed []Session, gen uint
 	if err := r.write(ctx, b); err != nil {
 		r.mu.Lock()
 		r.pending = Batch{
-			Sessions: append(b.Sessions, r.pending.Sessions...),
-			Links:    append(b.Links, r.pending.Links...),
-			Persons:  latestPersons(append(b.Persons, r.pending.Persons...)),
-			SignIns:  latestSignIns(append(b.SignIns, r.pending.SignIns...)),
+			Sessions:   append(b.Sessions, r.pending.Sessions...),
+			Links:      append(b.Links, r.pending.Links...),
+			Persons:    latestPersons(append(b.Persons, r.pending.Persons...)),
+			SignIns:    latestSignIns(append(b.SignIns, r.pending.SignIns...)),
+			Superseded: append(b.Superseded, r.pending.Superseded...),
 		}
 		r.mu.Unlock()
 		return fmt.Errorf("store %d events and %d sessions: %w", len(b.Events), len(b.Sessions), err)
@@ -303,7 +310,7 @@ func newRunnerMetrics(reg prometheus.Registerer) (*runnerMetrics, error) {
 		sessions: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "waymark_sessionizer_session_updates_total", Help: "Sessions emitted (new or changed), by end reason.",
 		}, []string{"end_reason"}),
-		duplicates:     counter("waymark_sessionizer_duplicates_total", "Events dropped because the same source and messageId was seen before."),
+		duplicates:     counter("waymark_sessionizer_duplicates_total", "Copies of an event seen before (same source and messageId): dropped, or taking the place of a later copy."),
 		late:           counter("waymark_sessionizer_late_events_total", "Events older than their customer's newest event by more than the session gap."),
 		beyondLateness: counter("waymark_sessionizer_events_beyond_lateness_total", "Events older than the newest event by more than the allowed lateness (stored, counted)."),
 		links:          counter("waymark_sessionizer_identity_links_total", "Identity links seen (identify, alias, events carrying both ids)."),

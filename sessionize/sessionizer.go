@@ -206,8 +206,10 @@ type customer struct {
 
 // Stats counts what one Push saw, for metrics.
 type Stats struct {
-	Events         int // events pushed
-	Duplicates     int // events seen before (same source and messageId, at any time), dropped
+	Events int // events pushed
+	// Duplicates are copies of an event seen before (same source and messageId, at any time):
+	// dropped, or, when earlier than the copy held, taking its place (see Output.LaterCopies).
+	Duplicates     int
 	Late           int // events older than their customer's newest event by more than the gap
 	BeyondLateness int // events older than the newest event overall by more than AllowedLateness
 	IdentityLinks  int // id pairs linked by identify, alias or events carrying both ids
@@ -297,16 +299,29 @@ type Output struct {
 	// it (store's dedupe keeps each person's earliest copy by time, seq, id).
 	//
 	// A copy earlier than the one held replaces it: the customer's point moves to the earlier
-	// time (its sessions are cut again and the changed ones emitted), and the copy is stored.
-	// The events table is a ReplacingMergeTree without a version column, ordered by
-	// (customer_key, source, message_id) (store/schema.go): the held copy's row, stored before,
-	// has the same sort key, and when ClickHouse merges the parts it keeps the row inserted last,
-	// the earlier copy, as batches are stored in the order they are pushed (Runner.Prepare).
-	// Until then both rows are stored, and every query keeps the person's earliest copy, the same
-	// one; the sessions query counts only the earliest row of a key as in a session (store's
-	// laterCopies). Later copies are never stored after an earlier one, so on every key the row
-	// kept on merge is the earliest copy that arrived.
+	// time (its sessions are cut again, and the changed ones emitted), and the copy is stored.
+	// The held copy's row, stored before, stays until ClickHouse merges it away. The events
+	// table (store/schema.go) is a ReplacingMergeTree without a version column, ordered by
+	// (customer_key, source, message_id) and partitioned by month: on merge it keeps the row
+	// inserted last, the earlier copy (batches are stored in the order they are pushed, and a
+	// later copy is never stored after an earlier one), but it merges rows within a partition
+	// only, so a held copy in another month than the earlier one would stay for good, and a
+	// query of its month alone, which does not read the earlier copy, would count it. Until a
+	// merge, every query keeping a person's earliest copy (store's dedupe) would count the
+	// earlier one, but the sessions query would take the held row for a later copy cut into a
+	// session. So the replaced copy is in Superseded, which the store writes before the events
+	// and every read of events leaves out: before and after merges, in any month, the earlier
+	// copy is the only one read, as if the copies had arrived in time order.
 	LaterCopies []int
+	// Superseded are the stored copies (of the same customer key) that an earlier copy pushed
+	// now replaced, to be left out of every answer (see LaterCopies).
+	Superseded []Copy
+}
+
+// Copy names one stored copy of an event: its customer key, source, messageId and time.
+type Copy struct {
+	CustomerKey, Source, MessageID string
+	Time                           time.Time
 }
 
 // Push adds events and returns the sessions and persons they created or changed, each with a
@@ -321,6 +336,7 @@ func (s *Sessionizer) Push(now time.Time, events []ingest.Event) (Output, Stats)
 	s.evicting = nil
 	var merged [][2]string
 	var later []int
+	var superseded []Copy
 	signIns := map[string]bool{} // devices whose sign-ins changed
 	personIDs, seqs := make([]string, len(events)), make([]int64, len(events))
 	for i := range events {
@@ -356,6 +372,7 @@ func (s *Sessionizer) Push(now time.Time, events []ingest.Event) (Output, Stats)
 			moved := c.points[j]
 			c.replace(j, p)
 			later = append(later, pushedCopies(events[:i], key, moved)...)
+			superseded = append(superseded, Copy{key, e.Source, e.MessageID, time.UnixMilli(moved.ms).UTC()})
 			s.earlierCopy(c, e, p, &stats, &merged, signIns)
 			personIDs[i], seqs[i] = s.ids.personAt(e.UserID, e.AnonymousID, p.ms)[2:], p.seq
 			if !c.dirty {
@@ -378,7 +395,8 @@ func (s *Sessionizer) Push(now time.Time, events []ingest.Event) (Output, Stats)
 	slices.Sort(later)
 	later = slices.Compact(later)
 	s.version = max(s.version+1, uint64(now.UnixNano()))
-	out := Output{Version: s.version, Links: merged, PersonIDs: personIDs, Seqs: seqs, LaterCopies: later}
+	out := Output{Version: s.version, Links: merged, PersonIDs: personIDs, Seqs: seqs, LaterCopies: later,
+		Superseded: superseded}
 	for _, device := range slices.Sorted(maps.Keys(signIns)) {
 		if d, ok := s.ids.sharedSignIns(device); ok {
 			out.SignIns = append(out.SignIns, d)

@@ -16,9 +16,10 @@ import (
 // sessionizer that starts (or meets a customer it no longer holds) continues exactly where the
 // stored state left off. Events come back decoded from the bytes that were stored; one that no
 // longer decodes (stored by a version with a more lenient decoder) is left out, with a warning.
-// Each event comes back once per time it is stored at: copies of a message at other times are all
-// stored until ClickHouse merges them (then the earliest stays), and the sessionizer keeps the
-// earliest (see sessionize.Output.LaterCopies); copies at one time come back once.
+// Superseded copies (see notSuperseded) are left out. Each event comes back once per time it is
+// stored at (copies at one time come back once); should copies at two times be stored and not
+// superseded (stored by an older version, or by two consumers), the sessionizer keeps the
+// earliest (see sessionize.Output.LaterCopies).
 //
 // Most customers a consumer meets for the first time are new, and a filter of the keys with
 // stored events rules them out without a query (see storedKeys). The others take one query to
@@ -93,7 +94,7 @@ func (s *Store) historyEvents(ctx context.Context, keys []string) ([]ingest.Even
 		return nil, fmt.Errorf("load event history: %w", err)
 	}
 	rows, err := s.conn.Query(kctx, "SELECT source, message_id, any(raw), any(received_at_ms), min(seq) FROM "+s.table("events")+
-		" WHERE customer_key IN restore_keys GROUP BY customer_key, source, message_id, ts_ms")
+		" WHERE customer_key IN restore_keys AND "+s.notSuperseded()+" GROUP BY customer_key, source, message_id, ts_ms")
 	if err != nil {
 		return nil, fmt.Errorf("load event history: %w", err)
 	}

@@ -549,7 +549,7 @@ func (s *Store) personRows(sc eventScan, id identitySnapshot, r personRange) (qu
 		args = append(args, p.args...)
 	}
 	inRange := sc.timeRange()
-	where := "(" + strings.Join(ors, " OR ") + ") AND " + inRange.sql
+	where := "(" + strings.Join(ors, " OR ") + ") AND " + inRange.sql + " AND " + s.notSuperseded()
 	args = append(args, inRange.args...)
 	attrNames := ""
 	for i := range sc.attrs {

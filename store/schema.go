@@ -158,6 +158,20 @@ var migrations = []migration{
 		table:   "events",
 		columns: []columnDef{{name: "null_keys", typ: "Array(String)"}},
 	},
+	tableDef{
+		// Version 10: stored copies of events that a copy earlier in time, arriving after them,
+		// replaced (sessionize.Output.Superseded); every query leaves them out (see
+		// notSuperseded). An events row with the same sort key replaces them when ClickHouse
+		// merges a partition, but only within it: a copy in another month stays.
+		name: "superseded_events",
+		columns: `customer_key String,
+	source String,
+	message_id String,
+	ts_ms UInt64`,
+		engine:    "ReplacingMergeTree",
+		partition: "tuple()",
+		order:     "(customer_key, source, message_id, ts_ms)",
+	},
 }
 
 // SchemaVersion is the schema version this build migrates to.

@@ -266,7 +266,7 @@ func (s *Store) touchpointsOf(ctx context.Context, keys []string, lo, hi int64, 
 	touch := rulePredicate(sessionize.Rule{Types: sessionize.TouchpointTypes()})
 	rows, err := s.conn.Query(kctx, `SELECT customer_key, ts_ms, min(seq), cityHash64(source, message_id) AS id, min(channel)
 		FROM `+s.table("events")+`
-		WHERE customer_key IN restore_keys AND ts_ms >= ? AND ts_ms <= ? AND `+touch.sql+`
+		WHERE customer_key IN restore_keys AND ts_ms >= ? AND ts_ms <= ? AND `+touch.sql+` AND `+s.notSuperseded()+`
 		GROUP BY customer_key, ts_ms, id`, append([]any{uint64(lo), uint64(hi)}, touch.args...)...)
 	if err != nil {
 		return fmt.Errorf("read the events beside later copies: %w", err)

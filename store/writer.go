@@ -14,11 +14,20 @@ import (
 // Write inserts a batch of events and the sessions they changed. It returns when ClickHouse has
 // acknowledged both, so the caller may commit the Kafka offsets behind them. A batch written twice
 // changes no answer: rows with the same key collapse on merge and queries count distinct events.
-// The events and the rest go in two inserts side by side (ClickHouse takes each on its own thread).
+// The events and the rest go in two inserts side by side (ClickHouse takes each on its own thread);
+// the copies the batch's events supersede go in before the events (see writeSuperseded).
 func (s *Store) Write(ctx context.Context, b sessionize.Batch) error {
 	g, gctx := errgroup.WithContext(ctx)
-	if len(b.Events) > 0 {
+	if len(b.Events) > 0 || len(b.Superseded) > 0 {
 		g.Go(func() error {
+			if len(b.Superseded) > 0 {
+				if err := s.writeSuperseded(gctx, b.Superseded); err != nil {
+					return err
+				}
+			}
+			if len(b.Events) == 0 {
+				return nil
+			}
 			if err := s.insert(gctx, "events", eventColumns(b.Events, b.Channels, b.PersonIDs)); err != nil {
 				return err
 			}

@@ -104,3 +104,15 @@ ALTER TABLE `waymark`.`events` ON CLUSTER `waymark_cluster` ADD COLUMN seq UInt6
 ALTER TABLE `waymark`.`events_local` ON CLUSTER `waymark_cluster` ADD COLUMN null_keys Array(String);
 
 ALTER TABLE `waymark`.`events` ON CLUSTER `waymark_cluster` ADD COLUMN null_keys Array(String);
+
+CREATE TABLE IF NOT EXISTS `waymark`.`superseded_events_local` ON CLUSTER `waymark_cluster` (
+	customer_key String,
+	source String,
+	message_id String,
+	ts_ms UInt64
+) ENGINE = ReplicatedReplacingMergeTree('/clickhouse/tables/{shard}/waymark/superseded_events_local', '{replica}')
+PARTITION BY tuple()
+ORDER BY (customer_key, source, message_id, ts_ms);
+
+CREATE TABLE IF NOT EXISTS `waymark`.`superseded_events` ON CLUSTER `waymark_cluster` AS `waymark`.`superseded_events_local`
+ENGINE = Distributed(`waymark_cluster`, `waymark`, `superseded_events_local`, cityHash64(customer_key));

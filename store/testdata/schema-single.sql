@@ -81,3 +81,12 @@ ORDER BY device;
 ALTER TABLE `waymark`.`events` ADD COLUMN seq UInt64;
 
 ALTER TABLE `waymark`.`events` ADD COLUMN null_keys Array(String);
+
+CREATE TABLE IF NOT EXISTS `waymark`.`superseded_events` (
+	customer_key String,
+	source String,
+	message_id String,
+	ts_ms UInt64
+) ENGINE = ReplacingMergeTree()
+PARTITION BY tuple()
+ORDER BY (customer_key, source, message_id, ts_ms);

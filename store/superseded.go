@@ -1,0 +1,29 @@
+package store
+
+import (
+	"context"
+
+	"github.com/waymark-dev/waymark/sessionize"
+)
+
+// notSuperseded is the condition that a row of the events table is not a superseded copy: a copy
+// of an event that a copy earlier in time replaced (sessionize.Output.LaterCopies). Such a row
+// stays stored until ClickHouse merges its partition, and for good when the earlier copy is in
+// another month (events are partitioned by month, and rows replace each other within a
+// partition only); every read of events that counts, orders or restores them applies it. The
+// table is small (copies re-stamped and delivered out of order), so the set is cheap.
+func (s *Store) notSuperseded() string {
+	return "(customer_key, source, message_id, ts_ms) NOT IN (SELECT customer_key, source, message_id, ts_ms FROM " +
+		s.table("superseded_events") + ")"
+}
+
+// writeSuperseded stores the copies an earlier copy replaced. Write calls it before it inserts
+// the batch's events, so a row the earlier copy replaces is never counted beside it.
+func (s *Store) writeSuperseded(ctx context.Context, copies []sessionize.Copy) error {
+	n := len(copies)
+	keys, sources, ids, ts := make([]string, n), make([]string, n), make([]string, n), make([]uint64, n)
+	for i, c := range copies {
+		keys[i], sources[i], ids[i], ts[i] = c.CustomerKey, c.Source, c.MessageID, uint64(max(c.Time.UnixMilli(), 0))
+	}
+	return s.insert(ctx, "superseded_events", []column{{"customer_key", keys}, {"source", sources}, {"message_id", ids}, {"ts_ms", ts}})
+}
