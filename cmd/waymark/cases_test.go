@@ -416,6 +416,19 @@ func optimizeFinal(t *testing.T, table string) {
 	}
 }
 
+// execClickHouse runs a statement on the test ClickHouse server.
+func execClickHouse(t *testing.T, statement string) {
+	t.Helper()
+	conn, err := clickhouse.Open(&clickhouse.Options{Addr: []string{chServer.Addr}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if err := conn.Exec(t.Context(), statement); err != nil {
+		t.Fatalf("%s: %v", statement, err)
+	}
+}
+
 // batchAnswersAsAlone asks s the queries of gets ("/api/v1/NAME?QUERY") in one POST
 // /api/v1/batch, as the journey page asks its panels, and checks that each result is what the
 // query's own GET answers, byte for byte: a batch reads the events once for all of them, and
@@ -927,5 +940,99 @@ func TestEqualTimesKeepTheClientsOrder(t *testing.T) {
 		if want := []string{"Home > <exit>", "Home > Product Viewed > Product Added > <>"}; !slices.Equal(gotPaths, want) {
 			t.Errorf("%s: paths from Home %v, want %v (fwd goes on, bwd ends at Home)", s.database, gotPaths, want)
 		}
+	}
+}
+
+// TestCaseRetriedEventAnswersAlikeInAnyArrivalOrder runs field case identity/01 and
+// testdata/copy-inside-visit.jsonl (an order re-stamped to a time inside the same visit) in time
+// order and reversed, so the re-stamped copy of each order arrives before the original: one
+// /v1/track call each, reversed in one /v1/batch call, and reversed straight to Kafka. The
+// earliest copy of a message is the event whatever order its copies arrive in: every answer
+// (funnels over all time and per month, sessions, retention, stages, drop-off, paths) is the
+// same, byte for byte, before and after ClickHouse merges the events' parts.
+func TestCaseRetriedEventAnswersAlikeInAnyArrivalOrder(t *testing.T) {
+	lines := append(readLines(t, casesDir+"/identity/01-dup-messageid-new-timestamp/events.jsonl"), readLines(t, "testdata/copy-inside-visit.jsonl")...)
+	inOrder, reversedCalls, reversedBatch := startServe(t), startServe(t), startServe(t)
+	viaKafka := startServe(t)
+	// Each message stored on its own, and kept apart until the test merges them: the copies of
+	// an order are two rows, as when ClickHouse has not merged them yet.
+	execClickHouse(t, "SYSTEM STOP MERGES "+reversedCalls.database+".events")
+	for _, send := range []struct {
+		s     *server
+		lines []string
+	}{{inOrder, lines}, {reversedCalls, reversed(lines)}} {
+		for _, l := range send.lines { // one call per message, as a retrying SDK sends them
+			if status, answer := send.s.track(t, "/v1/track", l); status != 200 {
+				t.Fatalf("POST /v1/track %s: %d %s", l, status, answer)
+			}
+			send.s.waitStored(t)
+		}
+	}
+	if rows := queryStrings(t, "SELECT toString(count()) FROM "+reversedCalls.database+".events"); !slices.Equal(rows, []string{strconv.Itoa(len(lines))}) {
+		t.Fatalf("reversed, one call each: %v rows stored, want one per message sent (%d): the test needs them unmerged", rows, len(lines))
+	}
+	if status, answer := reversedBatch.track(t, "/v1/batch", `{"batch":[`+strings.Join(reversed(lines), ",")+`]}`); status != 200 {
+		t.Fatalf("POST /v1/batch: %d %s", status, answer)
+	}
+	produceWithKcat(t, viaKafka.broker, reversed(lines))
+	servers := []struct {
+		name string
+		s    *server
+	}{{"in order", inOrder}, {"reversed, one call each", reversedCalls}, {"reversed, one batch", reversedBatch}, {"reversed, through kcat", viaKafka}}
+	for _, s := range servers {
+		s.s.waitStored(t)
+	}
+	gets := []string{
+		"/api/v1/funnel?steps=Order+Completed,Order+Completed&window=720h",
+		"/api/v1/funnel?steps=Order+Completed,Order+Completed&window=720h&from=2024-05-01&to=2024-06-01",
+		"/api/v1/funnel?steps=Order+Completed,Order+Completed&window=720h&from=2024-06-01&to=2024-07-01",
+		"/api/v1/funnel?steps=conversion,loyalty&window=720h",
+		"/api/v1/funnel?steps=Product+Viewed,Order+Completed,Product+Added&window=24h",
+		"/api/v1/sessions",
+		"/api/v1/sessions?from=2024-05-01&to=2024-06-01",
+		"/api/v1/sessions?from=2024-06-01&to=2024-07-01",
+		"/api/v1/retention?period=month",
+		"/api/v1/stages",
+		"/api/v1/dropoff?steps=Product+Viewed,Order+Completed,Checkout+Started&window=24h",
+		"/api/v1/paths?anchor=Order+Completed&direction=end&depth=4",
+		"/api/v1/paths?anchor=Product+Viewed&depth=4",
+	}
+	want := map[string]string{} // in order, before the merge
+	for _, merged := range []bool{false, true} {
+		for _, s := range servers {
+			if merged {
+				execClickHouse(t, "SYSTEM START MERGES "+s.s.database+".events")
+				optimizeFinal(t, s.s.database+".events")
+			}
+			for _, g := range gets {
+				code, body := httpGet(t, "http://"+s.s.http+g)
+				if code != 200 {
+					t.Fatalf("%s (merged %v): %s: %d %s", s.name, merged, g, code, body)
+				}
+				got := compactJSON(t, body)
+				if w, ok := want[g]; !ok {
+					want[g] = got
+				} else if got != w {
+					t.Errorf("%s (merged %v): %s answers\n%s\nin order, unmerged:\n%s", s.name, merged, g, got, w)
+				}
+			}
+		}
+	}
+	// Each order in the month of its earliest copy: cust-b's on May 31, none in June.
+	for g, steps := range map[string][]int64{gets[1]: {3, 0}, gets[2]: {0, 0}} {
+		var f funnelJSON
+		if err := json.Unmarshal([]byte(want[g]), &f); err != nil {
+			t.Fatal(err)
+		}
+		var counts []int64
+		for _, st := range f.Steps {
+			counts = append(counts, st.Customers)
+		}
+		if !slices.Equal(counts, steps) {
+			t.Errorf("%s: %v, want %v", g, counts, steps)
+		}
+	}
+	if sum := inOrder.sessions(t); sum.Sessions != 3 || sum.Events != 7 {
+		t.Errorf("sessions: %d sessions, %d events; want 3 and 7 (cust-a 2, cust-b 1, cust-v 4)", sum.Sessions, sum.Events)
 	}
 }
