@@ -1,6 +1,8 @@
 package sessionize
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"maps"
 	"slices"
@@ -217,5 +219,50 @@ func TestEarliestCopyIsTheEvent(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// sinkFunc adapts a function to Sink.
+type sinkFunc func(ctx context.Context, b Batch) error
+
+func (f sinkFunc) Write(ctx context.Context, b Batch) error { return f(ctx, b) }
+
+// TestRunnerKeepsSupersededCopiesOfAFailedWrite: the write of the batch whose earlier copy
+// replaced a stored one fails, and the batch comes again (the consumer retries it). The
+// sessionizer has absorbed the earlier copy, so it replaces nothing the second time: the
+// superseded copy must still reach the store, with the retried batch, and the earlier copy be
+// stored.
+func TestRunnerKeepsSupersededCopiesOfAFailedWrite(t *testing.T) {
+	order := at("a", "Order Completed", 5)
+	restamped := order
+	restamped.Timestamp = time.Date(2026, 3, 1, 0, 0, 3, 0, time.UTC) // the next month
+	var stored []Batch
+	fail := false
+	r, err := NewRunner(newTestSessionizer(t), sinkFunc(func(_ context.Context, b Batch) error {
+		if fail {
+			return errors.New("ClickHouse is down")
+		}
+		stored = append(stored, b)
+		return nil
+	}), nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	if err := r.Write(ctx, []ingest.Event{restamped}); err != nil {
+		t.Fatal(err)
+	}
+	fail = true
+	if err := r.Write(ctx, []ingest.Event{order}); err == nil {
+		t.Fatal("the failing write returned no error")
+	}
+	fail = false
+	if err := r.Write(ctx, []ingest.Event{order}); err != nil {
+		t.Fatal(err)
+	}
+	want := []Copy{{"a", order.Source, order.MessageID, restamped.Timestamp}}
+	if got := stored[len(stored)-1]; !slices.Equal(got.Superseded, want) || len(got.Events) != 1 || !got.Events[0].Timestamp.Equal(order.Timestamp) {
+		t.Errorf("the retried batch stores events %v and superseded %v; want the order at %s and superseded %v",
+			got.Events, got.Superseded, order.Timestamp, want)
 	}
 }
