@@ -549,7 +549,10 @@ func (s *Store) personRows(sc eventScan, id identitySnapshot, r personRange) (qu
 		args = append(args, p.args...)
 	}
 	inRange := sc.timeRange()
-	where := "(" + strings.Join(ors, " OR ") + ") AND " + inRange.sql + " AND " + s.notSuperseded()
+	where := "(" + strings.Join(ors, " OR ") + ") AND " + inRange.sql
+	if id.superseded {
+		where += " AND " + s.notSuperseded()
+	}
 	args = append(args, inRange.args...)
 	attrNames := ""
 	for i := range sc.attrs {
@@ -778,9 +781,13 @@ type identitySnapshot struct {
 	// shared says some device has sign-ins of several users: only then do scans join them (most
 	// shops' queries skip the join and the two columns it reads).
 	shared bool
+	// superseded says some stored copy was superseded by an earlier one (notSuperseded): only
+	// then do scans leave them out, a look-up of four columns per row (most shops have none).
+	superseded bool
 }
 
-// identitySnapshot reads how far the identity tables go now.
+// identitySnapshot reads how far the identity tables go now, and whether any copy was
+// superseded.
 func (s *Store) identitySnapshot(ctx context.Context) (identitySnapshot, error) {
 	var id identitySnapshot
 	var devices uint64
@@ -791,6 +798,11 @@ func (s *Store) identitySnapshot(ctx context.Context) (identitySnapshot, error) 
 		return id, fmt.Errorf("look for shared devices: %w", err)
 	}
 	id.shared = devices > 0
+	var superseded uint64
+	if err := s.conn.QueryRow(ctx, "SELECT count() FROM "+s.table("superseded_events")).Scan(&superseded); err != nil {
+		return id, fmt.Errorf("look for superseded copies: %w", err)
+	}
+	id.superseded = superseded > 0
 	return id, nil
 }
 
