@@ -25,9 +25,21 @@ type identities struct {
 }
 
 // signIn is a userId ("u:" id) seen on a device at ms: signed in from then to the next signIn.
+// seq and id are those of the event that carried it (see point): sign-ins at the same ms are
+// ordered by the one tie rule, as the client sent them (compareSignIns).
 type signIn struct {
 	ms   int64
+	seq  int64
+	id   uint64
 	user string
+}
+
+// compareSignIns orders sign-ins as comparePoints orders their events: by time, equal times in
+// the client's order (seq, the Kafka offset of the event's first delivery), then by event id.
+// So of two users signing in on a device in the same millisecond, the one the client sent first
+// signed in first, whatever order the events reach the sessionizer in.
+func compareSignIns(a, b signIn) int {
+	return cmp.Or(cmp.Compare(a.ms, b.ms), cmp.Compare(a.seq, b.seq), cmp.Compare(a.id, b.id))
 }
 
 // maxSignIns bounds the sign-ins kept per device; the oldest go first (a shop's kiosk).
@@ -92,26 +104,24 @@ func shared(list []signIn) bool {
 	return slices.ContainsFunc(list, func(s signIn) bool { return s.user != list[0].user })
 }
 
-// signedIn records that user ("u:" id) was signed in on device ("a:" id) at ms, and reports
-// whether that changed the device's sign-ins. A device only one user signed in on keeps that
-// user's first and last sign-in; a shared one keeps every distinct sign-in: its first, which
-// decides who the browsing before any sign-in goes to, and the newest maxSignIns-1 after it. So
-// its runs of users come out the same in any arrival order. (What is lost here: sign-ins of the
-// first user between its first and last that arrived before the second user's, which the
-// sessionizer gives back from the device's events (Sessionizer.signIn); and past maxSignIns, the
-// oldest but the first.)
-func (g *identities) signedIn(device, user string, ms int64) bool {
+// signedIn records the sign-in in on device ("a:" id), and reports whether that changed the
+// device's sign-ins, which it keeps in compareSignIns order. A device only one user signed in on
+// keeps that user's first and last sign-in; a shared one keeps every distinct sign-in (a distinct
+// event): its first, which decides who the browsing before any sign-in goes to, and the newest
+// maxSignIns-1 after it. So its runs of users come out the same in any arrival order. (What is
+// lost here: sign-ins of the first user between its first and last that arrived before the
+// second user's, which the sessionizer gives back from the device's events (Sessionizer.signIn);
+// and past maxSignIns, the oldest but the first.)
+func (g *identities) signedIn(device string, in signIn) bool {
 	list := g.users[device]
-	if len(list) > 0 && list[0].ms <= ms && ms <= list[len(list)-1].ms && list[0].user == user && !shared(list) {
+	if len(list) > 0 && compareSignIns(list[0], in) <= 0 && compareSignIns(in, list[len(list)-1]) <= 0 && list[0].user == in.user && !shared(list) {
 		return false // inside the one user's span: nothing to keep (the common case, every call of a logged-in visitor)
 	}
-	i, _ := slices.BinarySearchFunc(list, ms, func(s signIn, t int64) int { return cmp.Compare(s.ms, t) })
-	for j := i; j < len(list) && list[j].ms == ms; j++ {
-		if list[j].user == user {
-			return false // seen
-		}
+	i, seen := slices.BinarySearchFunc(list, in, compareSignIns)
+	if seen {
+		return false
 	}
-	list = slices.Insert(list, i, signIn{ms, user})
+	list = slices.Insert(list, i, in)
 	switch {
 	case !shared(list):
 		if len(list) > 2 {
@@ -125,11 +135,14 @@ func (g *identities) signedIn(device, user string, ms int64) bool {
 }
 
 // DeviceSignIns says who was signed in on a device that several userIds used: Users[i] from
-// From[i] (unix ms, ascending) until From[i+1]. Stored, it decides at query time whose each
-// anonymous event of the device is, by event time, whatever order the events and logins arrived
-// in:
+// From[i] (unix ms, ascending) until From[i+1]. Sign-ins in the same millisecond are listed by
+// the one tie rule (README), in the order the client sent them, so From may repeat a time: of
+// bob's and alice's sign-ins at 09:05, sent in that order, bob's is first. Stored, it decides at
+// query time whose each anonymous event of the device is, by event time, whatever order the
+// events and logins arrived in:
 //
-//   - at or after a sign-in: the user signed in last at or before it;
+//   - at or after a sign-in: the user signed in last at or before it (of several sign-ins in
+//     its millisecond, the last sent; times are compared to the millisecond);
 //   - before the first sign-in: the first user to sign in (Users[0]).
 //
 // That is Adobe Customer Journey Analytics' "device split" for shared devices (anonymous activity

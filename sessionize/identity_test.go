@@ -192,3 +192,81 @@ func TestSharedDeviceSignInsDoNotDependOnOrder(t *testing.T) {
 		}
 	}
 }
+
+// TestSignInsInOneMillisecondFollowTheClientsOrder is defect 2 of the second tester's report:
+// three users sign in on a device in the same millisecond, in separate calls, between two
+// anonymous page views. The one tie rule orders them as the client sent them (seq, the Kafka
+// offset of the first delivery), so the view before them is the first sender's and the view
+// after them the last sender's, and the device's sign-ins list them in that order: in every
+// arrival order, one event per batch, and when the sessionizer restarts part way (restoring the
+// device from its stored events) and the rest arrive after.
+func TestSignInsInOneMillisecondFollowTheClientsOrder(t *testing.T) {
+	for _, sent := range [][]string{{"bob", "alice", "carl"}, {"carl", "alice", "bob"}} {
+		events := []ingest.Event{call("page", "Tie View", "dev", "", 0)}
+		for _, user := range sent {
+			events = append(events, call("identify", "", "dev", user, 5))
+		}
+		events = append(events, call("page", "After", "dev", "", 6))
+		for i := range events {
+			events[i].Seq = int64(100 + i) // the client's order
+		}
+		at5 := base.Add(5 * time.Minute).UnixMilli()
+		wantSignIns := fmt.Sprint([]DeviceSignIns{{Device: "dev", From: []int64{at5, at5, at5}, Users: sent}})
+		wantPerson := map[string]string{"Tie View": sent[0], "After": sent[2]}
+		wantSession := "Tie View>After:" + sent[2] // one visit; its person is its last touchpoint's
+		for name, order := range arrivalOrders(len(events), 20) {
+			for restartAt := range len(events) { // 0: no restart
+				s := newTestSessionizer(t)
+				live := map[string]Session{}
+				var signIns []DeviceSignIns
+				for k, i := range order {
+					if k == restartAt && k > 0 {
+						var stored []ingest.Event
+						for _, j := range order[:k] {
+							stored = append(stored, events[j])
+						}
+						var sessions []Session // as stored
+						for _, ss := range live {
+							if !ss.Deleted {
+								sessions = append(sessions, ss)
+							}
+						}
+						s = newTestSessionizer(t)
+						s.Restore("dev", stored, sessions)
+						d, _ := s.ids.sharedSignIns("a:dev")
+						signIns = []DeviceSignIns{d}
+					}
+					out, _ := s.Push(base, []ingest.Event{events[i]})
+					for _, ss := range out.Sessions {
+						live[ss.ID] = ss
+					}
+					if out.SignIns != nil {
+						signIns = out.SignIns
+					}
+				}
+				what := fmt.Sprintf("sent %v, %s, restart at %d", sent, name, restartAt)
+				if got := fmt.Sprint(signIns); got != wantSignIns {
+					t.Errorf("%s: sign-ins %s, want %s", what, got, wantSignIns)
+				}
+				for event, want := range wantPerson {
+					ms := base.UnixMilli()
+					if event == "After" {
+						ms = base.Add(6 * time.Minute).UnixMilli()
+					}
+					if got := s.ids.personAt("", "dev", ms)[2:]; got != want {
+						t.Errorf("%s: %s would be stored as %s's, want %s's", what, event, got, want)
+					}
+				}
+				var got []string
+				for _, ss := range live {
+					if !ss.Deleted {
+						got = append(got, ss.EntryEvent+">"+ss.ExitEvent+":"+ss.PersonID)
+					}
+				}
+				if strings.Join(got, " ") != wantSession {
+					t.Errorf("%s: sessions %v, want %s", what, got, wantSession)
+				}
+			}
+		}
+	}
+}

@@ -630,16 +630,16 @@ func comparePoints(a, b point) int {
 // the first user's others are taken back from the device's points that carried a userId, all of
 // them the first user's, so the device's sign-ins come out the same in any arrival order.
 func (s *Sessionizer) signIn(c *customer, e *ingest.Event, ms int64) bool {
-	device, user := "a:"+e.AnonymousID, "u:"+e.UserID
+	device, in := "a:"+e.AnonymousID, signIn{ms: ms, seq: e.Seq, id: eventHash(e), user: "u:" + e.UserID}
 	first := ""
 	if list := s.ids.users[device]; len(list) > 0 && !shared(list) {
 		first = list[0].user
 	}
-	changed := s.ids.signedIn(device, user, ms)
-	if first != "" && first != user {
+	changed := s.ids.signedIn(device, in)
+	if first != "" && first != in.user {
 		for _, q := range c.points {
 			if q.signedIn() {
-				s.ids.signedIn(device, first, q.ms)
+				s.ids.signedIn(device, signIn{ms: q.ms, seq: q.seq, id: q.id, user: first})
 			}
 		}
 	}
@@ -850,7 +850,7 @@ func (s *Sessionizer) Restore(key string, events []ingest.Event, sessions []Sess
 		for i := range events {
 			if e := &events[i]; e.UserID != "" && e.AnonymousID != "" && (all == 1 || !firstOf[e.UserID]) {
 				firstOf[e.UserID] = true
-				s.ids.signedIn("a:"+e.AnonymousID, "u:"+e.UserID, e.Timestamp.UnixMilli())
+				s.ids.signedIn("a:"+e.AnonymousID, signIn{ms: e.Timestamp.UnixMilli(), seq: e.Seq, id: eventHash(e), user: "u:" + e.UserID})
 			}
 		}
 	}
