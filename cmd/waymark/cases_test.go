@@ -1036,3 +1036,81 @@ func TestCaseRetriedEventAnswersAlikeInAnyArrivalOrder(t *testing.T) {
 		t.Errorf("sessions: %d sessions, %d events; want 3 and 7 (cust-a 2, cust-b 1, cust-v 4)", sum.Sessions, sum.Events)
 	}
 }
+
+// TestSignInsAtOneTimeFollowTheClientsOrder is defect 2 of the second tester's report: three users
+// sign in on one device at the same timestamp, in separate calls (testdata/shared-device-ties.jsonl),
+// between two anonymous page views. By the one tie rule the first sign-in sent is the first, so the
+// view before them is its user's, and the view after them the last sent's, in both client orders
+// and in every arrival order that keeps the client's order of the sign-ins: one call each in
+// order, the views first, the sign-ins in one batch, through kcat, and with serve restarted (on
+// the same database) between the sign-ins and the views, so the device is restored from the store.
+func TestSignInsAtOneTimeFollowTheClientsOrder(t *testing.T) {
+	lines := readLines(t, "testdata/shared-device-ties.jsonl")
+	view, signIns, after := lines[0], lines[1:4], lines[4]
+	clientOrders := map[string][]string{"bob, alice, carl": {"bob", "alice", "carl"}, "carl, alice, bob": {"carl", "alice", "bob"}}
+	for name, users := range clientOrders {
+		sent := slices.Clone(signIns)
+		if users[0] == "carl" {
+			slices.Reverse(sent)
+		}
+		calls := func(ls ...string) [][]string { // one call per line
+			var c [][]string
+			for _, l := range ls {
+				c = append(c, []string{l})
+			}
+			return c
+		}
+		arrivals := map[string][][][]string{ // parts, each of calls, each of lines; serve restarts between parts
+			"one call each":            {calls(append(append([]string{view}, sent...), after)...)},
+			"views first":              {calls(append([]string{after, view}, sent...)...)},
+			"sign-ins in one batch":    {{sent, {after}, {view}}},
+			"restart before the views": {calls(sent...), calls(after, view)},
+		}
+		for arrival, parts := range arrivals {
+			what := "sent " + name + ", " + arrival
+			var s *server
+			for i, part := range parts {
+				if i == 0 {
+					s = startServe(t)
+				} else {
+					s.stop(t)
+					database := s.database
+					s = startServe(t, "--clickhouse-database", database)
+					s.database = database
+				}
+				for _, c := range part {
+					if status, answer := s.track(t, "/v1/batch", `{"batch":[`+strings.Join(c, ",")+`]}`); status != 200 {
+						t.Fatalf("%s: POST /v1/batch: %d %s", what, status, answer)
+					}
+				}
+				s.waitStored(t)
+			}
+			s.checkTies(t, what, users)
+		}
+		viaKafka := startServe(t)
+		produceWithKcat(t, viaKafka.broker, append(append([]string{view}, sent...), after))
+		viaKafka.waitStored(t)
+		viaKafka.checkTies(t, "sent "+name+", through kcat", users)
+	}
+}
+
+// checkTies checks the answers of TestSignInsAtOneTimeFollowTheClientsOrder: users signed in at
+// one time in that order.
+func (s *server) checkTies(t *testing.T, what string, users []string) {
+	t.Helper()
+	for page, want := range map[string]string{"Tie View": users[0], "Tie After": users[2]} {
+		code, body := httpGet(t, "http://"+s.http+"/api/v1/dropoff?window=24h&step=1&steps="+url.QueryEscape(page+","+page))
+		var d struct{ Persons []string }
+		if err := json.Unmarshal([]byte(body), &d); code != 200 || err != nil || !slices.Equal(d.Persons, []string{want}) {
+			t.Errorf("%s: %s went to %d %s, want %s", what, page, code, body, want)
+		}
+	}
+	stored := queryStrings(t, "SELECT arrayStringConcat(argMax(users, version), ',') FROM "+s.database+".device_sign_ins WHERE device = 'tie-dev'")
+	if want := strings.Join(users, ","); !slices.Equal(stored, []string{want}) {
+		t.Errorf("%s: stored sign-ins %v, want %s", what, stored, want)
+	}
+	sessions := queryStrings(t, "SELECT entry_event || '>' || exit_event || '@' || person_id FROM "+s.database+".sessions FINAL WHERE deleted = 0")
+	if want := "Tie View>Tie After@" + users[2]; !slices.Equal(sessions, []string{want}) {
+		t.Errorf("%s: sessions %v, want %s (one visit, its last touchpoint's person)", what, sessions, want)
+	}
+}
