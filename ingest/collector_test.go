@@ -406,6 +406,9 @@ func TestCorrectSkew(t *testing.T) {
 		{"own sentAt over the batch's", `{"timestamp":"2026-05-01T09:59:00Z","sentAt":"2026-05-01T12:00:00Z"}`, "2026-05-01T10:00:00Z", "2026-05-01T09:59:00Z", "2026-05-01T09:59:00Z"},
 		{"no sentAt", `{"timestamp":"2026-05-01T09:00:00Z"}`, "", "2026-05-01T09:00:00Z", "2026-05-01T09:00:00Z"},
 		{"original kept", `{"timestamp":"2026-05-01T09:59:00Z","originalTimestamp":"2026-05-01T09:58:00Z","sentAt":"2026-05-01T10:00:00Z"}`, "", "2026-05-01T11:59:00Z", "2026-05-01T09:58:00Z"},
+		// Times that disagree with each other, either way: the client's own time stands.
+		{"sentAt decades ahead", `{"timestamp":"2000-01-01T00:00:05Z","sentAt":"2099-06-01T00:00:00Z"}`, "", "2000-01-01T00:00:05Z", "2000-01-01T00:00:05Z"},
+		{"sentAt decades behind", `{"timestamp":"2099-06-01T00:00:00Z","sentAt":"2000-01-01T00:00:05Z"}`, "", "2099-06-01T00:00:00Z", "2099-06-01T00:00:00Z"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -443,6 +446,12 @@ func TestCollectorBatchNamesEachEventByIndex(t *testing.T) {
 		{"one event that is not an object", "/v1/batch", `{"batch":[7]}`, []string{"batch[0]"}},
 		{"two bad of three", "/v1/batch", `{"batch":[{"type":"track","userId":"u"},` + good + `,{"type":"track","userId":"u","event":"A","sentAt":"2024-05-15T10:00:00+24:00"}]}`,
 			[]string{"batch[0].event", "batch[2].sentAt"}},
+		// The batch's own sentAt is named as the client sent it, at the top level, for each
+		// event that took it; an event's own sentAt is the event's.
+		{"the batch's empty sentAt", "/v1/batch", `{"batch":[` + good + `,` + good + `],"sentAt":""}`, []string{"sentAt", "sentAt"}},
+		{"the batch's sentAt beyond 23:59", "/v1/batch", `{"batch":[` + good + `],"sentAt":"2024-05-15T10:00:00+25:00"}`, []string{"sentAt"}},
+		{"the batch's bad sentAt, an event's own good one", "/v1/batch", `{"batch":[{"type":"track","userId":"u","event":"A","sentAt":"2024-05-15T10:00:00Z"},` + good + `],"sentAt":"x"}`, []string{"sentAt"}},
+		{"an event's own bad sentAt, the batch's good one", "/v1/batch", `{"batch":[{"type":"track","userId":"u","event":"A","sentAt":""}],"sentAt":"2024-05-15T10:00:00Z"}`, []string{"batch[0].sentAt"}},
 		{"a single call", "/v1/track", `{"userId":"u"}`, []string{"event"}},
 		{"a single call with an empty originalTimestamp", "/v1/page", `{"userId":"u","originalTimestamp":""}`, []string{"originalTimestamp"}},
 	}

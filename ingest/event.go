@@ -164,19 +164,24 @@ func DerivedMessageID(source string, raw []byte) string {
 
 // SkewCorrected returns the event time of a message sent at sent by a client whose clock says t,
 // received at received: t moved by received − sent when the client's clock is off by more than
-// MaxClockSkew, else t. One offset per message (the collector: per request), so a device's own
-// order of events is never changed. A correction that would put the event after it was received
-// (beyond MaxClockSkew) shows that the client's times disagree with each other, not that its clock
-// is off: then t stands, as the client said it.
+// MaxClockSkew, else t. That is Segment's rule (its spec's common fields: timestamp =
+// receivedAt − (sentAt − originalTimestamp)), applied only past MaxClockSkew. One offset per
+// message (the collector: per request), so a device's own order of events is never changed.
+//
+// A correction that would put the event where no event can be, after it was received (beyond
+// MaxClockSkew) or before the earliest time Waymark accepts (InTimeRange), shows that the
+// client's times disagree with each other (a sentAt decades off), not that its clock is: then t
+// stands, as the client said it, either way, and t alone decides whether the event is taken.
 func SkewCorrected(t, sent, received time.Time) time.Time {
 	skew := received.Sub(sent)
 	if skew <= MaxClockSkew && skew >= -MaxClockSkew {
 		return t
 	}
-	if corrected := t.Add(skew); !corrected.After(received.Add(MaxClockSkew)) {
-		return corrected
+	corrected := t.Add(skew)
+	if corrected.After(received.Add(MaxClockSkew)) || corrected.Before(time.UnixMilli(EarliestEventMs)) {
+		return t
 	}
-	return t
+	return corrected
 }
 
 // check validates a message as Decode does and returns its customer key, without collecting its
@@ -390,34 +395,42 @@ func (e *Event) setTimes(w *wire, receivedAt time.Time) error {
 		received = receivedAt.UTC()
 	}
 	e.OriginalTimestamp, e.SentAt, e.ReceivedAt = orig, sent, received
-	from := "timestamp" // the member the event time comes from, for the error
+	from := "timestamp" // the member the event time comes from, which an error names
 	switch {
 	case hasTS:
 		e.Timestamp = ts
 	case hasOrig:
 		e.Timestamp, from = orig, "originalTimestamp"
 		if hasSent {
-			if e.Timestamp = SkewCorrected(orig, sent, received); !e.Timestamp.Equal(orig) {
-				from = "originalTimestamp+receivedAt-sentAt"
-			}
+			e.Timestamp = SkewCorrected(orig, sent, received)
 		}
 	default:
 		e.Timestamp, from = received, "receivedAt"
 	}
 	if !InTimeRange(e.Timestamp) {
-		return &InvalidError{Reason: ReasonInvalidTimestamp, Field: "timestamp",
-			Err: fmt.Errorf("%s (from %s) is outside 2000..2100", e.Timestamp.Format(time.RFC3339), from)}
+		return &InvalidError{Reason: ReasonInvalidTimestamp, Field: from,
+			Err: fmt.Errorf("%s is outside %s … %s (excluded), the event times Waymark accepts", e.Timestamp.Format(time.RFC3339Nano),
+				time.UnixMilli(EarliestEventMs).UTC().Format(time.RFC3339), time.UnixMilli(LatestEventMs).UTC().Format(time.RFC3339))}
 	}
 	return nil
 }
 
-// InTimeRange reports whether t lies in the years 2000 to 2100, the event times Waymark accepts:
-// an event whose time is outside goes to the dead-letter topic (ReasonInvalidTimestamp). The range
-// is Waymark's rule, well inside what ClickHouse stores (its Date column, which partitions events,
-// holds 1970 to 2149). The other times of a message (originalTimestamp, sentAt, receivedAt) only
-// need to parse: they are stored as sent, as epoch milliseconds (0 before 1970).
+// The event times Waymark accepts, in unix milliseconds: from EarliestEventMs (2000-01-01,
+// included) to LatestEventMs (2100-01-01, excluded). A query names times up to LatestEventMs too
+// (store.ParseTime; its to is excluded), so every event stored can be read. The range is
+// Waymark's rule, inside what ClickHouse stores (its Date column, which partitions events, holds
+// 1970 to 2149 on 26.7 and to 2105 on 18.16).
+const (
+	EarliestEventMs = 946_684_800_000   // 2000-01-01T00:00:00Z
+	LatestEventMs   = 4_102_444_800_000 // 2100-01-01T00:00:00Z
+)
+
+// InTimeRange reports whether t lies from EarliestEventMs (included) to LatestEventMs (excluded),
+// the event times Waymark accepts: an event whose time is outside goes to the dead-letter topic
+// (ReasonInvalidTimestamp). The other times of a message (originalTimestamp, sentAt, receivedAt)
+// only need to parse: they are stored as sent, as epoch milliseconds (0 before 1970).
 func InTimeRange(t time.Time) bool {
-	return t.Year() >= 2000 && t.Year() <= 2100
+	return !t.Before(time.UnixMilli(EarliestEventMs)) && t.Before(time.UnixMilli(LatestEventMs))
 }
 
 // setProperties collects the event's properties, its traits (identify calls' traits and

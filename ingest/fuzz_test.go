@@ -32,7 +32,7 @@ func FuzzDecode(f *testing.F) {
 			}
 			return
 		}
-		if e.CustomerKey() == "" || e.MessageID == "" || e.Timestamp.Year() < 2000 || e.Timestamp.Year() > 2100 {
+		if e.CustomerKey() == "" || e.MessageID == "" || !InTimeRange(e.Timestamp) {
 			t.Fatalf("accepted an unusable event: %+v", e)
 		}
 		if len(e.PropertyKeys) != len(e.PropertyValues) {

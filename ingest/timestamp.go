@@ -16,22 +16,34 @@ var timestampLayouts = [...]string{
 	"2006-01-02T15:04:05.999999999",       // no zone: UTC
 }
 
+// dateTimeShape is how every time ParseTimestamp reads begins, once its separator is 'T': a '0'
+// stands for any digit. Its fields are RFC 3339's, each of fixed width.
+const dateTimeShape = "0000-00-00T00:00:00"
+
 // ParseTimestamp reads a Segment message's time (timestamp, originalTimestamp, sentAt,
 // receivedAt) and returns it in UTC. It accepts every RFC 3339 date-time (RFC 3339 §5.6 allows
 // 't' and 'z' in lower case) and the ISO 8601 forms SDKs send besides: a space for the 'T', an
 // offset written +0000 or +02, and no zone at all, read as UTC as PostHog and Segment's own
-// libraries do. An offset is at most 23:59 either way (RFC 3339 §5.6: time-hour 00-23,
-// time-minute 00-59). Anything else, "" included, is an error; a time is never guessed. It is
+// libraries do. Every field has RFC 3339's width (§5.6: date-fullyear 4 digits, the others 2):
+// Go's time.Parse reads an hour of one digit, 2024-05-01T1:00:00Z, which is refused here. An
+// offset is at most 23:59 either way (RFC 3339 §5.6: time-hour 00-23, time-minute 00-59).
+// Anything else, "" included, is an error; a time is never guessed. It is
 // Waymark's one reader of a client's times: the collector, the consumer and the query API's
 // from and to (store.ParseTime) all read times with it.
 func ParseTimestamp(s string) (time.Time, error) {
-	const dateTime = len("2006-01-02T15:04:05")
+	const dateTime = len(dateTimeShape)
+	notDateTime := errors.New("not an ISO 8601 date-time (YYYY-MM-DDThh:mm:ss with an optional fraction and zone)")
 	if len(s) < dateTime {
-		return time.Time{}, errors.New("not an ISO 8601 date-time (YYYY-MM-DDThh:mm:ss with an optional fraction and zone)")
+		return time.Time{}, notDateTime
 	}
 	b := []byte(s)
 	if c := b[10]; c == 't' || c == ' ' {
 		b[10] = 'T'
+	}
+	for i := range dateTime {
+		if want := dateTimeShape[i]; want == '0' && (b[i] < '0' || b[i] > '9') || want != '0' && b[i] != want {
+			return time.Time{}, notDateTime
+		}
 	}
 	if last := len(b) - 1; b[last] == 'z' {
 		b[last] = 'Z'

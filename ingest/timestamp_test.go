@@ -2,6 +2,7 @@ package ingest
 
 import (
 	"errors"
+	"strings"
 	"testing"
 	"time"
 )
@@ -50,6 +51,22 @@ func TestParseTimestamp(t *testing.T) {
 		{"2024-05-16t10:00:00.5+24:00", time.Time{}},
 		{"2024-05-16 10:00:00+24:30", time.Time{}},
 		{"2024-05-16T10:00:00+99:00", time.Time{}},
+		// Every field has RFC 3339's width; Go's time.Parse reads a one-digit hour.
+		{"2024-05-15T1:00:00Z", time.Time{}},
+		{"2024-05-15t1:00:00z", time.Time{}},
+		{"2024-05-15 1:00:00", time.Time{}},
+		{"2024-05-15T1:00:00+00:00", time.Time{}},
+		{"2024-05-15T10:0:00Z", time.Time{}},
+		{"2024-05-15T10:00:0Z", time.Time{}},
+		{"2024-05-15T10:00:0.5Z", time.Time{}},
+		{"2024-5-15T10:00:00Z", time.Time{}},
+		{"2024-05-5T10:00:00Z", time.Time{}},
+		{"24-05-15T10:00:00Z", time.Time{}},
+		{"+2024-05-15T10:00:00Z", time.Time{}},
+		{"2024-05-15T10:00:00+2:00", time.Time{}},
+		{"2024-05-15T10:00:00+02:0", time.Time{}},
+		{"2024-05-15T10:00:00+2", time.Time{}},
+		{"２０２４-05-15T10:00:00Z", time.Time{}}, // digits other than ASCII
 	}
 	for _, tt := range tests {
 		got, err := ParseTimestamp(tt.in)
@@ -132,10 +149,62 @@ func TestSkewCorrected(t *testing.T) {
 		// sentAt decades before the event's own time: the correction would land in 2051.
 		{"times that disagree", time.Date(2024, 5, 15, 10, 0, 0, 0, time.UTC), time.Date(2000, 1, 1, 0, 0, 0, 0, time.UTC), time.Date(2024, 5, 15, 10, 0, 0, 0, time.UTC)},
 		{"sentAt year 1", time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC), time.Time{}, time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)},
+		// sentAt decades after the event's own time: the correction would land in 1927, before
+		// any time Waymark accepts; the other way round it would land after received. Either
+		// way the client's own time stands.
+		{"sentAt decades ahead", time.Date(2000, 1, 1, 0, 0, 5, 0, time.UTC), time.Date(2099, 12, 31, 0, 0, 0, 0, time.UTC), time.Date(2000, 1, 1, 0, 0, 5, 0, time.UTC)},
+		{"sentAt decades behind", time.Date(2099, 12, 31, 0, 0, 0, 0, time.UTC), time.Date(2000, 1, 1, 0, 0, 5, 0, time.UTC), time.Date(2099, 12, 31, 0, 0, 0, 0, time.UTC)},
+		{"correction to the earliest time", time.Date(2000, 1, 1, 2, 0, 0, 0, time.UTC), received.Add(2 * time.Hour), time.Date(2000, 1, 1, 0, 0, 0, 0, time.UTC)},
+		{"correction just before it", time.Date(2000, 1, 1, 1, 59, 59, 0, time.UTC), received.Add(2 * time.Hour), time.Date(2000, 1, 1, 1, 59, 59, 0, time.UTC)},
 	}
 	for _, tt := range tests {
 		if got := SkewCorrected(tt.t, tt.sent, received); !got.Equal(tt.want) {
 			t.Errorf("%s: %s, want %s", tt.name, got, tt.want)
+		}
+	}
+}
+
+// TestEventTimeRange: an event's time lies from 2000-01-01 (included) to 2100-01-01 (excluded),
+// the times a query can name (store.ParseTime), whatever member it comes from and whatever
+// offset it is written with; a time outside is refused naming the member the client sent it in
+// (or receivedAt, when it sent none). originalTimestamp, sentAt and timestamp that disagree with
+// each other keep the client's own time, whichever way they disagree.
+func TestEventTimeRange(t *testing.T) {
+	received := time.Date(2026, 5, 1, 12, 0, 0, 0, time.UTC)
+	tests := []struct {
+		name, times string
+		want        string // the event time (RFC 3339), or the field named when refused
+	}{
+		{"the last millisecond", `"timestamp":"2099-12-31T23:59:59.999Z"`, "2099-12-31T23:59:59.999Z"},
+		{"the first", `"timestamp":"2000-01-01T00:00:00Z"`, "2000-01-01T00:00:00Z"},
+		{"2100", `"timestamp":"2100-12-31T23:59:59Z"`, "timestamp"},
+		{"2100 by its offset", `"timestamp":"2099-12-31T23:59:59-01:00"`, "timestamp"},
+		{"2100 at midnight", `"timestamp":"2100-01-01T00:00:00Z"`, "timestamp"},
+		{"1999 by its offset", `"timestamp":"2000-01-01T00:59:59+01:00"`, "timestamp"},
+		{"originalTimestamp in 2100", `"originalTimestamp":"2100-01-01T00:00:00Z"`, "originalTimestamp"},
+		{"originalTimestamp in 1999", `"originalTimestamp":"1999-12-31T23:59:59Z"`, "originalTimestamp"},
+		{"receivedAt in 2100", `"receivedAt":"2100-06-01T00:00:00Z"`, "receivedAt"},
+		// Disagreements, as the tester sent them: the client's own time, both ways.
+		{"sentAt decades ahead", `"originalTimestamp":"2000-01-01T00:00:05Z","sentAt":"2099-12-31T00:00:00Z"`, "2000-01-01T00:00:05Z"},
+		{"sentAt decades behind", `"originalTimestamp":"2099-12-31T00:00:00Z","sentAt":"2000-01-01T00:00:05Z"`, "2099-12-31T00:00:00Z"},
+		{"sentAt decades ahead of a time outside", `"originalTimestamp":"1999-12-31T00:00:00Z","sentAt":"2099-12-31T00:00:00Z"`, "originalTimestamp"},
+		{"sentAt decades behind a time outside", `"originalTimestamp":"2100-06-01T00:00:00Z","sentAt":"2000-01-01T00:00:05Z"`, "originalTimestamp"},
+		{"sentAt at year 9999", `"originalTimestamp":"2026-01-01T00:00:00Z","sentAt":"9999-12-31T23:59:59Z"`, "2026-01-01T00:00:00Z"},
+		// A clock that is off, consistently: corrected into the range.
+		{"a clock in 2100", `"originalTimestamp":"2100-06-01T09:00:00Z","sentAt":"2100-06-01T11:00:00Z"`, "2026-05-01T10:00:00Z"},
+		{"timestamp wins", `"timestamp":"2100-06-01T09:00:00Z","originalTimestamp":"2026-05-01T09:00:00Z"`, "timestamp"},
+	}
+	for _, tt := range tests {
+		raw := `{"type":"track","userId":"u","event":"V",` + tt.times + `}`
+		e, err := Decode([]byte(raw), "s", received)
+		var inv *InvalidError
+		switch {
+		case strings.Contains(tt.want, ":"):
+			if want, _ := time.Parse(time.RFC3339Nano, tt.want); err != nil || !e.Timestamp.Equal(want) {
+				t.Errorf("%s: Decode(%s) = %s, %v; want an event at %s", tt.name, raw, e.Timestamp, err, tt.want)
+			}
+		case !errors.As(err, &inv) || inv.Reason != ReasonInvalidTimestamp || inv.Field != tt.want:
+			t.Errorf("%s: Decode(%s) = %s, %v; want %s naming %s", tt.name, raw, e.Timestamp, err, ReasonInvalidTimestamp, tt.want)
 		}
 	}
 }

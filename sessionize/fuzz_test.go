@@ -51,7 +51,7 @@ func FuzzRunnerMetrics(f *testing.F) {
 		`{"type":"track","event":"Order Refunded","userId":"u","properties":{"total":"-1e999"}}`,
 		`{"type":"identify","userId":"u","anonymousId":"a","traits":{"x":[1,{"y":null}]}}`,
 		`{"type":"alias","userId":"u","previousId":"u"}`,
-		`{"type":"page","anonymousId":"a","timestamp":"2100-12-31T23:59:59.999999999Z","context":{"page":{"url":"http://x/?gclid=%zz","referrer":"::"}}}`,
+		`{"type":"page","anonymousId":"a","timestamp":"2099-12-31T23:59:59.999999999Z","context":{"page":{"url":"http://x/?gclid=%zz","referrer":"::"}}}`,
 		`{"type":"track","event":"Order Completed","userId":"u","originalTimestamp":"2026-01-01T00:00:00Z","sentAt":"2025-01-01T00:00:00Z"}`,
 		`{"type":"screen","userId":"","anonymousId":-0,"name":"\u0000","context":{"sessionId":1e999}}`,
 	} {

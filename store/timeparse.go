@@ -11,12 +11,14 @@ import (
 )
 
 // The times a query may name, in ms since 1970: from 1970-01-01, where ClickHouse's Date and
-// DateTime start (events are stored at ts_ms ≥ 0), to 2100-01-01. ClickHouse 18.16's Date ends
-// in 2105 (it reads later dates as 0000-00-00, and a year of five digits not at all); the margin
-// leaves room for a 366-day window and the day added to the date bounds of a scan.
+// DateTime start (events are stored at ts_ms ≥ 0), to 2100-01-01, the end of the event times
+// ingest accepts (ingest.LatestEventMs, excluded there as a query's to is), so that every event
+// stored can be read. ClickHouse 18.16's Date ends in 2105 (it reads later dates as 0000-00-00,
+// and a year of five digits not at all); the margin leaves room for a 366-day window and the day
+// added to the date bounds of a scan.
 const (
 	earliestTimeMs = 0
-	latestTimeMs   = 4_102_444_800_000 // 2100-01-01T00:00:00Z
+	latestTimeMs   = ingest.LatestEventMs
 )
 
 // ParseTime reads a time given as a UTC date YYYY-MM-DD or as a date-time in any form an event's
@@ -34,23 +36,26 @@ func ParseTime(s string) (time.Time, error) {
 		}
 	}
 	if t = t.UTC(); outOfRange(t) { // 0001-01-01 too, which is the zero time
-		return time.Time{}, fmt.Errorf("%q %s", s, outOfRangeText)
+		return time.Time{}, fmt.Errorf("%q %s", s, outOfRangeText())
 	}
 	return t, nil
 }
 
-const outOfRangeText = "is outside 1970-01-01 … 2100-01-01, the times a query can name"
+// outOfRangeText says which times a query can name, in errors.
+func outOfRangeText() string {
+	return fmt.Sprintf("is outside %s … %s, the times a query can name", time.UnixMilli(earliestTimeMs).UTC().Format(time.DateOnly),
+		time.UnixMilli(latestTimeMs).UTC().Format(time.DateOnly))
+}
 
 // outOfRange reports whether t lies outside 1970-01-01 … 2100-01-01.
 func outOfRange(t time.Time) bool {
-	ms := t.UnixMilli() // saturates rather than wraps far outside
-	return t.Year() < 1970 || t.Year() > 2100 || ms < earliestTimeMs || ms > latestTimeMs
+	return t.Before(time.UnixMilli(earliestTimeMs)) || t.After(time.UnixMilli(latestTimeMs))
 }
 
 // checkTime reports a time outside 1970-01-01 … 2100-01-01; the zero time (unbounded) is fine.
 func checkTime(t time.Time) error {
 	if !t.IsZero() && outOfRange(t) {
-		return errors.New(outOfRangeText)
+		return errors.New(outOfRangeText())
 	}
 	return nil
 }

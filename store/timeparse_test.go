@@ -4,6 +4,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/waymark-dev/waymark/ingest"
 	"github.com/waymark-dev/waymark/store"
 )
 
@@ -35,6 +36,11 @@ func TestParseTime(t *testing.T) {
 		{"2017-11-25T10:00", time.Time{}},
 		{"1969-12-31t23:59:59z", time.Time{}},
 		{"2100-01-02", time.Time{}},
+		{"2100-01-01", time.Date(2100, 1, 1, 0, 0, 0, 0, time.UTC)},
+		{"2100-01-01T00:00:00.001Z", time.Time{}},
+		{"2017-11-25T1:00:00Z", time.Time{}}, // RFC 3339's hour has two digits
+		{"2017-11-25t1:00:00z", time.Time{}},
+		{"2017-11-25 1:00:00", time.Time{}},
 	}
 	for _, tt := range tests {
 		got, err := store.ParseTime(tt.in)
@@ -45,6 +51,26 @@ func TestParseTime(t *testing.T) {
 			t.Errorf("ParseTime(%q): %v, want %s", tt.in, err, tt.want)
 		case err == nil && (!got.Equal(tt.want) || !got.IsZero() && got.Location() != time.UTC):
 			t.Errorf("ParseTime(%q) = %s, want %s in UTC", tt.in, got, tt.want)
+		}
+	}
+}
+
+// TestEveryEventTimeCanBeQueried: the event times ingest accepts and the times a query can name
+// share their end (ingest.LatestEventMs), so the last event time accepted lies before a to that
+// ParseTime takes, and the first refused does not.
+func TestEveryEventTimeCanBeQueried(t *testing.T) {
+	last := time.UnixMilli(ingest.LatestEventMs - 1).UTC()
+	if !ingest.InTimeRange(last) || ingest.InTimeRange(last.Add(time.Millisecond)) {
+		t.Fatalf("ingest's last event time is not %s", last)
+	}
+	for _, at := range []time.Time{time.UnixMilli(ingest.EarliestEventMs), last} {
+		from, err := store.ParseTime(at.Format(time.RFC3339Nano))
+		if err != nil {
+			t.Errorf("from %s: %v", at, err)
+		}
+		to, err := store.ParseTime(at.Add(time.Millisecond).Format(time.RFC3339Nano)) // to is excluded
+		if err != nil || !from.Before(to) {
+			t.Errorf("to %s: %v", at.Add(time.Millisecond), err)
 		}
 	}
 }
