@@ -88,11 +88,8 @@ func (c *CollectorConfig) Validate() error {
 	case c.RateLimit < 0:
 		return fmt.Errorf("rate limit: must not be negative, got %v", c.RateLimit)
 	}
-	if err := CheckTopic(c.Topic); err != nil {
-		return fmt.Errorf("topic: %w", err)
-	}
-	if err := CheckTopic(c.DLQTopic); err != nil {
-		return fmt.Errorf("dlq topic: %w", err)
+	if err := checkTopics(c.Topic, c.DLQTopic); err != nil {
+		return err
 	}
 	for k, src := range c.WriteKeys {
 		if k == "" || src == "" {

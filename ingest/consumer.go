@@ -129,20 +129,12 @@ func (c *ConsumerConfig) Validate() error {
 	switch {
 	case len(c.Brokers) == 0:
 		return errors.New("kafka brokers: at least one is required")
-	case c.Topic == c.DLQTopic:
-		return fmt.Errorf("dlq topic: must differ from the topic %q", c.Topic)
 	case c.BatchSize < 1:
 		return fmt.Errorf("batch size: must be positive, got %d", c.BatchSize)
 	case c.FlushInterval < MinFlushInterval:
 		return fmt.Errorf("flush interval: must be at least %s, got %s", MinFlushInterval, c.FlushInterval)
 	}
-	if err := CheckTopic(c.Topic); err != nil {
-		return fmt.Errorf("topic: %w", err)
-	}
-	if err := CheckTopic(c.DLQTopic); err != nil {
-		return fmt.Errorf("dlq topic: %w", err)
-	}
-	return nil
+	return checkTopics(c.Topic, c.DLQTopic)
 }
 
 // Consumer reads the events topic in a consumer group, decodes each message, sends the ones it

@@ -34,3 +34,31 @@ func CheckTopic(name string) error {
 func topicRune(r rune) bool {
 	return 'a' <= r && r <= 'z' || 'A' <= r && r <= 'Z' || '0' <= r && r <= '9' || r == '.' || r == '_' || r == '-'
 }
+
+// TopicsCollide reports whether Kafka takes the topic names a and b for one topic: they are equal,
+// or differ only where one has '.' and the other '_'. That is Kafka's own rule
+// (org.apache.kafka.common.internals.Topic.hasCollision): its metrics name a topic with '.'
+// replaced by '_', so a broker refuses to create a topic that collides with an existing one, and
+// the second topic would be missing only once the first event for it is produced.
+func TopicsCollide(a, b string) bool {
+	return strings.ReplaceAll(a, ".", "_") == strings.ReplaceAll(b, ".", "_")
+}
+
+// checkTopics reports an events topic or dead-letter topic that is not a Kafka topic name, or
+// the two colliding (TopicsCollide): events dead-lettered onto the topic they came from would be
+// read again, forever.
+func checkTopics(topic, dlqTopic string) error {
+	if err := CheckTopic(topic); err != nil {
+		return fmt.Errorf("topic: %w", err)
+	}
+	if err := CheckTopic(dlqTopic); err != nil {
+		return fmt.Errorf("dlq topic: %w", err)
+	}
+	switch {
+	case topic == dlqTopic:
+		return fmt.Errorf("dlq topic: must differ from the topic %q", topic)
+	case TopicsCollide(topic, dlqTopic):
+		return fmt.Errorf("dlq topic: %q collides with the topic %q: Kafka reads '.' and '_' in topic names as one", dlqTopic, topic)
+	}
+	return nil
+}

@@ -47,3 +47,38 @@ func TestCheckTopic(t *testing.T) {
 		}
 	}
 }
+
+// TestTopicsCollide: Kafka's Topic.hasCollision, '.' and '_' read as one; the configs refuse an
+// events topic and a dead-letter topic that collide, as the flags do.
+func TestTopicsCollide(t *testing.T) {
+	tests := []struct {
+		a, b    string
+		collide bool
+	}{
+		{"waymark.events", "waymark.events", true},
+		{"waymark.events", "waymark_events", true},
+		{"a_b.c", "a.b_c", true},
+		{"a..b", "a__b", true},
+		{"waymark.events", "waymark.dlq", false},
+		{"a.b", "a-b", false},
+		{"a.b", "A.b", false}, // Kafka's names are case-sensitive
+		{"a.b", "a.b.", false},
+	}
+	for _, tt := range tests {
+		if got := TopicsCollide(tt.a, tt.b); got != tt.collide {
+			t.Errorf("TopicsCollide(%q, %q) = %v, want %v", tt.a, tt.b, got, tt.collide)
+		}
+		if got := TopicsCollide(tt.b, tt.a); got != tt.collide {
+			t.Errorf("TopicsCollide(%q, %q) = %v, want %v", tt.b, tt.a, got, tt.collide)
+		}
+		col := CollectorConfig{Brokers: []string{"127.0.0.1:1"}, Topic: tt.a, DLQTopic: tt.b}
+		col.setDefaults()
+		con := ConsumerConfig{Brokers: []string{"127.0.0.1:1"}, Topic: tt.a, DLQTopic: tt.b}
+		con.setDefaults()
+		for name, err := range map[string]error{"CollectorConfig": col.Validate(), "ConsumerConfig": con.Validate()} {
+			if (err != nil) != tt.collide || err != nil && !strings.Contains(err.Error(), "dlq topic") {
+				t.Errorf("%s{Topic: %q, DLQTopic: %q}.Validate() = %v, want an error naming the dlq topic: %v", name, tt.a, tt.b, err, tt.collide)
+			}
+		}
+	}
+}

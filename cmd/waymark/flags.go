@@ -290,10 +290,14 @@ func addKafkaFlags(fs *flagSet) *kafkaFlags {
 }
 
 // check reports what the Kafka flags cannot do together, naming the flag: events dead-lettered
-// onto the topic they came from would be read again, forever.
+// onto the topic they came from would be read again, forever, and Kafka refuses to create a
+// topic whose name collides with another's (ingest.TopicsCollide).
 func (k *kafkaFlags) check(fs *flagSet) error {
-	if k.dlqTopic == k.topic {
+	switch {
+	case k.dlqTopic == k.topic:
 		return fs.errorf("dlq-topic", "must differ from %s %s", fs.ref("topic"), quoteValue(k.topic))
+	case ingest.TopicsCollide(k.dlqTopic, k.topic):
+		return fs.errorf("dlq-topic", "%s collides with %s %s: Kafka reads '.' and '_' in topic names as one", quoteValue(k.dlqTopic), fs.ref("topic"), quoteValue(k.topic))
 	}
 	return nil
 }

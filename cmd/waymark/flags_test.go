@@ -497,6 +497,10 @@ func TestFlagValuesAreCheckedWhenParsed(t *testing.T) {
 		{[]string{"replay", "--format", "taobao", "--file", "x", "--topic", "a:b"}, nil, `--topic: invalid value "a:b": ':' is not allowed in a Kafka topic name`},
 		{[]string{"serve", "--dlq-topic", "waymark.events"}, nil, `--dlq-topic: must differ from --topic "waymark.events"`},
 		{[]string{"serve", "--topic", "shop.events"}, map[string]string{"WAYMARK_DLQ_TOPIC": "shop.events"}, `WAYMARK_DLQ_TOPIC (--dlq-topic): must differ from --topic "shop.events"`},
+		// Kafka's Topic.hasCollision: '.' and '_' are one in topic names.
+		{[]string{"serve"}, map[string]string{"WAYMARK_DLQ_TOPIC": "waymark_events"}, `WAYMARK_DLQ_TOPIC (--dlq-topic): "waymark_events" collides with --topic "waymark.events": Kafka reads '.' and '_' in topic names as one`},
+		{[]string{"serve", "--topic", "shop_events.v1", "--dlq-topic", "shop.events_v1"}, nil, `--dlq-topic: "shop.events_v1" collides with --topic "shop_events.v1"`},
+		{[]string{"serve", "--topic", "a.b", "--dlq-topic", "a-b"}, nil, ""}, // '-' is not '.'
 		{[]string{"serve", "--topic", "Shop_events-v2.1", "--dlq-topic", strings.Repeat("d", 249)}, nil, ""},
 		{[]string{"funnel", "--steps", "A", "--window", ""}, nil, "--window: empty value; leave it out for the default 24h"},
 		{[]string{"funnel", "--steps", "A", "--window", " "}, nil, "--window: empty value; leave it out for the default 24h"},
