@@ -108,9 +108,12 @@ func TestCaseTimestampForms(t *testing.T) {
 
 // TestInvalidTimestampsAreRefusedLoudly holds the kind of field case identity/11 the case itself
 // does not show: a time member sent as "" (never taken for an absent one and replaced by the
-// receive time) or with an offset beyond 23:59 (RFC 3339 §5.6) is refused as invalid_timestamp on
-// every path, through /v1/batch (listed with batch[i].field), a single call (400 naming the
-// field) and straight through Kafka, dead-lettered with its reason and counted; never stored.
+// receive time), with an offset beyond 23:59 (RFC 3339 §5.6), with a field narrower than RFC 3339's
+// (a one-digit hour) or at a time no query can name (2100) is refused as invalid_timestamp on
+// every path, through /v1/batch (listed with batch[i].field, or sentAt for the batch's own), a
+// single call (400 naming the field) and straight through Kafka, dead-lettered with its reason
+// and counted; never stored. Times that disagree with each other (a sentAt decades off, either
+// way) keep the client's own time on every path.
 func TestInvalidTimestampsAreRefusedLoudly(t *testing.T) {
 	const at = `"2024-05-15T10:00:00Z"`
 	tests := []struct {
@@ -130,6 +133,20 @@ func TestInvalidTimestampsAreRefusedLoudly(t *testing.T) {
 		{"offset +23:59", `"timestamp":"2024-05-16T09:59:00+23:59"`, ""},
 		{"offset -23:59", `"timestamp":"2024-05-14T10:01:00-23:59"`, ""},
 		{"empty receivedAt, which is Waymark's to set", `"timestamp":` + at + `,"receivedAt":""`, ""},
+		// RFC 3339's field widths: Go's time.Parse reads a one-digit hour.
+		{"one-digit hour", `"timestamp":"2024-05-15T1:00:00Z"`, "timestamp"},
+		{"one-digit hour in lower case", `"timestamp":"2024-05-15t1:00:00z"`, "timestamp"},
+		{"one-digit hour with a space", `"originalTimestamp":"2024-05-15 1:00:00"`, "originalTimestamp"},
+		{"one-digit hour in sentAt", `"timestamp":` + at + `,"sentAt":"2024-05-15T1:00:00Z"`, "sentAt"},
+		// Event times end at 2100-01-01, where a query's to does: what is stored can be read.
+		{"2100", `"timestamp":"2100-12-31T23:59:59Z"`, "timestamp"},
+		{"2100 by its offset", `"timestamp":"2099-12-31T23:59:59-01:00"`, "timestamp"},
+		{"originalTimestamp in 2100", `"originalTimestamp":"2100-01-01T00:00:00Z"`, "originalTimestamp"},
+		// Times that disagree with each other, either way: the client's own time stands.
+		{"sentAt decades ahead of timestamp", `"timestamp":` + at + `,"sentAt":"2099-12-31T00:00:00Z"`, ""},
+		{"sentAt decades behind timestamp", `"timestamp":` + at + `,"sentAt":"2000-01-01T00:00:05Z"`, ""},
+		{"sentAt decades ahead of originalTimestamp", `"originalTimestamp":` + at + `,"sentAt":"2099-12-31T00:00:00Z"`, ""},
+		{"sentAt decades behind originalTimestamp", `"originalTimestamp":` + at + `,"sentAt":"2000-01-01T00:00:05Z"`, ""},
 	}
 	message := func(path string, i int) string {
 		return fmt.Sprintf(`{"type":"track","userId":"%s%d","event":"Product Viewed","messageId":"%s-%d",%s}`, path, i, path, i, tests[i].times)
@@ -184,11 +201,20 @@ func TestInvalidTimestampsAreRefusedLoudly(t *testing.T) {
 		}
 		note(fmt.Sprintf("s-%d", i), tt.field)
 	}
-	status, answer = s.track(t, "/v1/batch", `{"sentAt":"","batch":[{"type":"track","userId":"bs","event":"Product Viewed","messageId":"bs-0","timestamp":`+at+`}]}`)
-	if status != 200 || !strings.Contains(answer, `"field":"batch[0].sentAt"`) || !strings.Contains(answer, "invalid_timestamp") {
-		t.Errorf("a batch whose sentAt is \"\": %d %s, want batch[0].sentAt refused as invalid_timestamp", status, answer)
+	// A batch's own sentAt that cannot be read: each event that took it is refused, naming the
+	// batch's sentAt, the member the client sent (not batch[i].sentAt, which it did not).
+	for i, sentAt := range []string{`""`, `"2024-05-15T10:00:00+25:00"`, `"2024-05-15T1:00:00Z"`} {
+		ids := []string{fmt.Sprintf("bs-%d-0", i), fmt.Sprintf("bs-%d-1", i)}
+		status, answer = s.track(t, "/v1/batch", `{"sentAt":`+sentAt+`,"batch":[`+
+			`{"type":"track","userId":"bs","event":"Product Viewed","messageId":"`+ids[0]+`","timestamp":`+at+`},`+
+			`{"type":"track","userId":"bs","event":"Product Viewed","messageId":"`+ids[1]+`","timestamp":`+at+`}]}`)
+		if status != 200 || strings.Count(answer, `"field":"sentAt"`) != 2 || strings.Contains(answer, "batch[") || strings.Count(answer, "invalid_timestamp") < 2 {
+			t.Errorf("a batch whose sentAt is %s: %d %s, want both events refused as invalid_timestamp naming sentAt", sentAt, status, answer)
+		}
+		for _, id := range ids {
+			note(id, "sentAt")
+		}
 	}
-	note("bs-0", "sentAt")
 	collectorRefused := len(bad)
 
 	// Kafka: each message produced as it is.
@@ -1112,5 +1138,27 @@ func (s *server) checkTies(t *testing.T, what string, users []string) {
 	sessions := queryStrings(t, "SELECT entry_event || '>' || exit_event || '@' || person_id FROM "+s.database+".sessions FINAL WHERE deleted = 0")
 	if want := "Tie View>Tie After@" + users[2]; !slices.Equal(sessions, []string{want}) {
 		t.Errorf("%s: sessions %v, want %s (one visit, its last touchpoint's person)", what, sessions, want)
+	}
+}
+
+// TestEveryAcceptedTimeCanBeQueried: the event times ingest accepts end where the times a query
+// can name do (2100-01-01, one constant): an event in the last second accepted, sent through the
+// collector and straight through Kafka, is counted by a funnel whose to is that end; one a second
+// later is refused (TestInvalidTimestampsAreRefusedLoudly).
+func TestEveryAcceptedTimeCanBeQueried(t *testing.T) {
+	s := startServe(t)
+	last := func(id, anon string) string {
+		return `{"type":"track","anonymousId":"` + anon + `","event":"Last View","messageId":"` + id + `","timestamp":"2099-12-31T23:59:59.999Z"}`
+	}
+	if status, answer := s.track(t, "/v1/batch", `{"batch":[`+last("l1", "dev-http")+`,`+
+		`{"type":"track","anonymousId":"dev-offset","event":"Last View","messageId":"l2","timestamp":"2099-12-31T22:59:59-01:00"}]}`); status != 200 || strings.Contains(answer, "rejected") {
+		t.Fatalf("POST /v1/batch: %d %s", status, answer)
+	}
+	produceWithKcat(t, s.broker, []string{last("l3", "dev-kafka")})
+	s.waitStored(t)
+	code, body := httpGet(t, "http://"+s.http+"/api/v1/funnel?steps=Last+View&from=2099-12-31&to=2100-01-01")
+	var f funnelJSON
+	if err := json.Unmarshal([]byte(body), &f); code != 200 || err != nil || len(f.Steps) != 1 || f.Steps[0].Customers != 3 {
+		t.Errorf("funnel to 2100-01-01: %d %s, want the 3 events of the last second counted", code, body)
 	}
 }
