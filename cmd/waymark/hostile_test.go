@@ -165,6 +165,10 @@ var hostileEvents = []struct {
 	// The correction for its skew would put it after it was received: its own time stands (2026).
 	{name: "device clock at year 1", msg: `{"type":"track","event":"Product Viewed","userId":"h4","messageId":"%[1]s","originalTimestamp":"2026-01-01T00:00:00Z","sentAt":"0001-01-01T00:00:00Z"}`},
 	{name: "sentAt decades before timestamp", msg: `{"type":"track","event":"Product Viewed","userId":"h4","messageId":"%[1]s","timestamp":"2024-05-15T10:00:00Z","sentAt":"2000-01-01T00:00:00Z"}`},
+	// The correction would put it before 2000: its own time stands too (2000-01-01 00:00:05).
+	{name: "sentAt decades after originalTimestamp", msg: `{"type":"track","event":"Product Viewed","userId":"h4","messageId":"%[1]s","originalTimestamp":"2000-01-01T00:00:05Z","sentAt":"2099-12-31T00:00:00Z"}`},
+	{name: "timestamp in 2100, which no query can name", msg: `{"type":"track","event":"Product Viewed","userId":"h4","messageId":"%[1]s","timestamp":"2100-12-31T23:59:59Z"}`, dlq: "invalid_timestamp"},
+	{name: "one-digit hour", msg: `{"type":"track","event":"Product Viewed","userId":"h4","messageId":"%[1]s","timestamp":"2024-05-15T1:00:00Z"}`, dlq: "invalid_timestamp"},
 	// Deeper than encoding/json (10,000) and the scanner (512) accept.
 	{name: "nesting 10,500 deep", msg: `{"type":"track","event":"Product Viewed","userId":"h5","messageId":"%[1]s","properties":{"a":` + strings.Repeat(`[`, 10500) + strings.Repeat(`]`, 10500) + `}}`, dlq: "invalid_json"},
 	{name: "event name of the wrong type", msg: `{"type":"track","event":5,"userId":"h5","messageId":"%[1]s"}`, dlq: "invalid_field"},
