@@ -89,8 +89,10 @@ func NewCondition(field, op, value string) (Condition, error) {
 	case "regexp":
 		c.Regexp = &value
 	case "gt", "gte", "lt", "lte":
+		// A bound is written as a value must be to compare with it (NumberPattern): ParseFloat
+		// alone also reads 1_000, 0x1p4 and Inf.
 		n, err := strconv.ParseFloat(value, 64)
-		if err != nil || math.IsNaN(n) || math.IsInf(n, 0) {
+		if err != nil || !numberRE.MatchString(value) || math.IsNaN(n) || math.IsInf(n, 0) {
 			return Condition{}, fmt.Errorf("%q is not a finite number", value)
 		}
 		switch op {
