@@ -2,7 +2,7 @@
 // from them.
 //
 // The same SQL runs on ClickHouse 18.16 (CI) and current releases (production): see the
-// compatibility floor in the README. Events are stored as they came, one row per (source,
+// compatibility floor in docs/operations.md. Events are stored as they came, one row per (source,
 // messageId) after merges; every query counts distinct events, so a replayed batch never changes
 // an answer.
 //
