@@ -42,6 +42,15 @@ func compareSignIns(a, b signIn) int {
 	return cmp.Or(cmp.Compare(a.ms, b.ms), cmp.Compare(a.seq, b.seq), cmp.Compare(a.id, b.id))
 }
 
+// atOrBefore reports whether the sign-in came at or before an event at ms with seq: earlier in
+// time, or in the same millisecond and not later in the client's order (seq). Two events of a
+// device share a seq only when both were stored before seq existed (0): then the sign-in counts
+// from its millisecond on, as before seq. The event id, which orders what seq leaves tied, is not
+// compared, for the same reason. store's signedInPerson is the same comparison in SQL.
+func (s signIn) atOrBefore(ms, seq int64) bool {
+	return s.ms < ms || s.ms == ms && s.seq <= seq
+}
+
 // maxSignIns bounds the sign-ins kept per device; the oldest go first (a shop's kiosk).
 const maxSignIns = 64
 
@@ -80,16 +89,23 @@ func (g *identities) personOf(id string) string {
 	return id // never linked
 }
 
-// personAt is the person an event is stored with: its userId's person when it has one; else, on
-// a device several users signed in on, the person DeviceSignIns gives it (the user signed in last
-// at or before ms; before the first sign-in, the first user); else the device's own person (which
-// the device's one user's sign-in joins to that user).
-func (g *identities) personAt(userID, anonymousID string, ms int64) string {
+// personAt is the person an event at ms with seq (its place in the partition, see point) is
+// stored with: its userId's person when it has one; else, on a device several users signed in
+// on, the person DeviceSignIns gives it (the user signed in last at or before it by (time, seq);
+// before the first sign-in, the first user); else the device's own person (which the device's one
+// user's sign-in joins to that user).
+func (g *identities) personAt(userID, anonymousID string, ms, seq int64) string {
 	if userID != "" {
 		return g.personOf("u:" + userID)
 	}
 	list := g.users["a:"+anonymousID]
-	i, _ := slices.BinarySearchFunc(list, ms+1, func(s signIn, t int64) int { return cmp.Compare(s.ms, t) })
+	// The sign-ins at or before the event are a prefix of the list (compareSignIns order).
+	i, _ := slices.BinarySearchFunc(list, signIn{ms: ms, seq: seq}, func(s, event signIn) int {
+		if s.atOrBefore(event.ms, event.seq) {
+			return -1
+		}
+		return 1
+	})
 	switch {
 	case i > 0:
 		return g.personOf(list[i-1].user)
@@ -134,15 +150,19 @@ func (g *identities) signedIn(device string, in signIn) bool {
 	return true
 }
 
-// DeviceSignIns says who was signed in on a device that several userIds used: Users[i] from
-// From[i] (unix ms, ascending) until From[i+1]. Sign-ins in the same millisecond are listed by
-// the one tie rule (README), in the order the client sent them, so From may repeat a time: of
-// bob's and alice's sign-ins at 09:05, sent in that order, bob's is first. Stored, it decides at
-// query time whose each anonymous event of the device is, by event time, whatever order the
-// events and logins arrived in:
+// DeviceSignIns says who was signed in on a device that several userIds used: Users[i] from the
+// sign-in at From[i] (unix ms) with Seqs[i] (its place in the partition: the Kafka offset of its
+// first delivery, ingest.Event.Seq) until the next one. Sign-ins are listed by the one tie rule
+// (README): by time, sign-ins in the same millisecond in the order the client sent them (Seqs), so
+// From may repeat a time: of bob's and alice's sign-ins at 09:05, sent in that order, bob's is
+// first. Stored, it decides at query time whose each anonymous event of the device is, by the
+// event's time and seq, whatever order the events and logins arrived in:
 //
-//   - at or after a sign-in: the user signed in last at or before it (of several sign-ins in
-//     its millisecond, the last sent; times are compared to the millisecond);
+//   - at or after a sign-in: the user signed in last at or before it, comparing (time, seq) in
+//     that order: an event in the same millisecond as sign-ins (SDKs that stamp to the second
+//     make many) is the user's whose sign-in the client sent last before it. A sign-in and an
+//     event with the same time and seq (both stored before seq existed, 0) count the sign-in as
+//     first, the rule before seq;
 //   - before the first sign-in: the first user to sign in (Users[0]).
 //
 // That is Adobe Customer Journey Analytics' "device split" for shared devices (anonymous activity
@@ -150,12 +170,14 @@ func (g *identities) signedIn(device string, in signIn) bool {
 // first), and PostHog's and Mixpanel's rule that a device's anonymous history goes to the first
 // user identified on it, who keeps it when another user identifies later (PostHog refuses to
 // merge an already identified person; Mixpanel merges a $device_id with the first $user_id it
-// comes with). Those two take "first" in processing order; here it is in event time, so that the
-// answer does not depend on the order the messages arrive in. The sessionizer stores events and
-// sessions with the same persons (personAt); store's signedInPerson is its SQL.
+// comes with). Those two take "first" in processing order; here it is in event time, then the
+// client's order, so that the answer does not depend on the order the messages arrive in. The
+// sessionizer stores events and sessions with the same persons (personAt); store's
+// signedInPerson is its SQL.
 type DeviceSignIns struct {
 	Device string // the anonymousId
 	From   []int64
+	Seqs   []int64 // one per From
 	Users  []string
 }
 
@@ -169,7 +191,7 @@ func (g *identities) sharedSignIns(device string) (d DeviceSignIns, ok bool) {
 	d.Device = device[2:]
 	for i, s := range list {
 		if i == 0 || s.user != list[i-1].user { // the start of a run of one user
-			d.From, d.Users = append(d.From, s.ms), append(d.Users, s.user[2:])
+			d.From, d.Seqs, d.Users = append(d.From, s.ms), append(d.Seqs, s.seq), append(d.Users, s.user[2:])
 		}
 	}
 	return d, true

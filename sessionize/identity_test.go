@@ -99,7 +99,7 @@ func TestSharedDeviceGoesToWhoeverIsSignedIn(t *testing.T) {
 		}
 		for _, e := range events { // the person an anonymous event arriving now is stored with
 			if want, ok := wantAnonymous[e.Event]; ok {
-				if p := s.ids.personAt("", "dev", e.Timestamp.UnixMilli())[2:]; p != want {
+				if p := s.ids.personAt("", "dev", e.Timestamp.UnixMilli(), e.Seq)[2:]; p != want {
 					t.Errorf("%s: %s would be stored as %s's, want %s's", name, e.Event, p, want)
 				}
 			}
@@ -169,7 +169,7 @@ func TestSharedDeviceSignInsDoNotDependOnOrder(t *testing.T) {
 		call("identify", "", "dev", "alice", 120),
 		call("identify", "", "laptop", "carol", 5), // one user's device
 	}
-	want := fmt.Sprint([]DeviceSignIns{{Device: "dev", From: []int64{base.Add(time.Minute).UnixMilli(), base.Add(time.Hour).UnixMilli(), base.Add(90 * time.Minute).UnixMilli()}, Users: []string{"alice", "bob", "alice"}}})
+	want := fmt.Sprint([]DeviceSignIns{{Device: "dev", From: []int64{base.Add(time.Minute).UnixMilli(), base.Add(time.Hour).UnixMilli(), base.Add(90 * time.Minute).UnixMilli()}, Seqs: []int64{0, 0, 0}, Users: []string{"alice", "bob", "alice"}}})
 	for seed := range 30 {
 		shuffled := slices.Clone(events)
 		rand.New(rand.NewPCG(uint64(seed), 1)).Shuffle(len(shuffled), func(i, j int) { shuffled[i], shuffled[j] = shuffled[j], shuffled[i] })
@@ -211,62 +211,135 @@ func TestSignInsInOneMillisecondFollowTheClientsOrder(t *testing.T) {
 			events[i].Seq = int64(100 + i) // the client's order
 		}
 		at5 := base.Add(5 * time.Minute).UnixMilli()
-		wantSignIns := fmt.Sprint([]DeviceSignIns{{Device: "dev", From: []int64{at5, at5, at5}, Users: sent}})
+		wantSignIns := fmt.Sprint([]DeviceSignIns{{Device: "dev", From: []int64{at5, at5, at5}, Seqs: []int64{101, 102, 103}, Users: sent}})
 		wantPerson := map[string]string{"Tie View": sent[0], "After": sent[2]}
 		wantSession := "Tie View>After:" + sent[2] // one visit; its person is its last touchpoint's
 		for name, order := range arrivalOrders(len(events), 20) {
 			for restartAt := range len(events) { // 0: no restart
-				s := newTestSessionizer(t)
-				live := map[string]Session{}
-				var signIns []DeviceSignIns
-				for k, i := range order {
-					if k == restartAt && k > 0 {
-						var stored []ingest.Event
-						for _, j := range order[:k] {
-							stored = append(stored, events[j])
-						}
-						var sessions []Session // as stored
-						for _, ss := range live {
-							if !ss.Deleted {
-								sessions = append(sessions, ss)
-							}
-						}
-						s = newTestSessionizer(t)
-						s.Restore("dev", stored, sessions)
-						d, _ := s.ids.sharedSignIns("a:dev")
-						signIns = []DeviceSignIns{d}
-					}
-					out, _ := s.Push(base, []ingest.Event{events[i]})
-					for _, ss := range out.Sessions {
-						live[ss.ID] = ss
-					}
-					if out.SignIns != nil {
-						signIns = out.SignIns
-					}
-				}
+				s, live, signIns := replayDevice(t, events, order, restartAt)
 				what := fmt.Sprintf("sent %v, %s, restart at %d", sent, name, restartAt)
 				if got := fmt.Sprint(signIns); got != wantSignIns {
 					t.Errorf("%s: sign-ins %s, want %s", what, got, wantSignIns)
 				}
-				for event, want := range wantPerson {
-					ms := base.UnixMilli()
-					if event == "After" {
-						ms = base.Add(6 * time.Minute).UnixMilli()
-					}
-					if got := s.ids.personAt("", "dev", ms)[2:]; got != want {
+				for _, e := range []ingest.Event{events[0], events[len(events)-1]} {
+					event, want := e.Event, wantPerson[e.Event]
+					if got := s.ids.personAt("", "dev", e.Timestamp.UnixMilli(), e.Seq)[2:]; got != want {
 						t.Errorf("%s: %s would be stored as %s's, want %s's", what, event, got, want)
 					}
 				}
-				var got []string
-				for _, ss := range live {
-					if !ss.Deleted {
-						got = append(got, ss.EntryEvent+">"+ss.ExitEvent+":"+ss.PersonID)
-					}
-				}
-				if strings.Join(got, " ") != wantSession {
+				if got := liveSessions(live); got != wantSession {
 					t.Errorf("%s: sessions %v, want %s", what, got, wantSession)
 				}
 			}
 		}
 	}
+}
+
+// TestAnonymousEventsInASignInsMillisecondFollowTheClientsOrder: SDKs that stamp to the second
+// put a shared device's page views and sign-ins in one timestamp. The one tie rule orders them as
+// the client sent them (seq), so a view goes to the user the client signed in last before it,
+// and one before every sign-in to the first user, not to whoever signed in last in that
+// millisecond: in every arrival order, one event per batch, with the sessionizer restarted part
+// way, and with every event delivered again afterwards (a retried batch, at later offsets, which
+// keeps its first seq and person). Sessions take their last touchpoint's person the same way.
+func TestAnonymousEventsInASignInsMillisecondFollowTheClientsOrder(t *testing.T) {
+	events := []ingest.Event{ // the client's order; all but the last in one millisecond
+		call("page", "Door", "dev", "", 0),
+		call("identify", "", "dev", "alice", 0),
+		call("page", "Shelf", "dev", "", 0),
+		call("identify", "", "dev", "bob", 0),
+		call("page", "Counter", "dev", "", 0),
+		call("track", "Product Viewed", "dev", "bob", 0),
+		call("identify", "", "dev", "alice", 0), // alice again
+		call("page", "Till", "dev", "", 0),
+		call("identify", "", "dev", "carl", 0),
+		call("page", "Exit", "dev", "", 60),
+	}
+	for i := range events {
+		events[i].MessageID = fmt.Sprintf("m%d", i) // the calls at one time are distinct messages
+		events[i].Seq = int64(100 + i)
+	}
+	wantPerson := map[string]string{"Door": "alice", "Shelf": "alice", "Counter": "bob", "Till": "alice", "Exit": "carl"}
+	at0 := base.UnixMilli()
+	wantSignIns := fmt.Sprint([]DeviceSignIns{{Device: "dev", From: []int64{at0, at0, at0, at0},
+		Seqs: []int64{101, 103, 106, 108}, Users: []string{"alice", "bob", "alice", "carl"}}})
+	wantSessions := "Door>Till:alice Exit>Exit:carl" // Till, the visit's last touchpoint, is alice's
+	for name, order := range arrivalOrders(len(events), 20) {
+		for restartAt := range len(events) { // 0: no restart
+			what := fmt.Sprintf("%s, restart at %d", name, restartAt)
+			s, live, signIns := replayDevice(t, events, order, restartAt)
+			if got := fmt.Sprint(signIns); got != wantSignIns {
+				t.Errorf("%s: sign-ins %s, want %s", what, got, wantSignIns)
+			}
+			if got := liveSessions(live); got != wantSessions {
+				t.Errorf("%s: sessions %s, want %s", what, got, wantSessions)
+			}
+			again := slices.Clone(events)
+			for i := range again {
+				again[i].Seq += 1000
+			}
+			out, _ := s.Push(base, again)
+			if out.SignIns != nil || len(out.Sessions) != 0 {
+				t.Errorf("%s: delivered again, changed sign-ins %v, sessions %v", what, out.SignIns, out.Sessions)
+			}
+			for i, e := range events {
+				if out.Seqs[i] != e.Seq {
+					t.Errorf("%s: %d delivered again is stored with seq %d, want its first, %d", what, i, out.Seqs[i], e.Seq)
+				}
+				if want, ok := wantPerson[e.Event]; ok && out.PersonIDs[i] != want {
+					t.Errorf("%s: %s delivered again is stored as %s's, want %s's", what, e.Event, out.PersonIDs[i], want)
+				}
+			}
+		}
+	}
+}
+
+// replayDevice pushes events, one per batch, to a new sessionizer in order (indexes of events);
+// at restartAt > 0 it starts another that restores the events pushed so far and the sessions
+// stored so far, as serve restarted does, and pushes the rest to it. It returns the sessionizer
+// last used, the live sessions by id as last emitted, and the device's sign-ins as last emitted.
+func replayDevice(t *testing.T, events []ingest.Event, order []int, restartAt int) (*Sessionizer, map[string]Session, []DeviceSignIns) {
+	t.Helper()
+	s := newTestSessionizer(t)
+	live := map[string]Session{}
+	var signIns []DeviceSignIns
+	for k, i := range order {
+		if k == restartAt && k > 0 {
+			var stored []ingest.Event
+			for _, j := range order[:k] {
+				stored = append(stored, events[j])
+			}
+			var sessions []Session // as stored
+			for _, ss := range live {
+				if !ss.Deleted {
+					sessions = append(sessions, ss)
+				}
+			}
+			s = newTestSessionizer(t)
+			s.Restore("dev", stored, sessions)
+			if d, ok := s.ids.sharedSignIns("a:dev"); ok {
+				signIns = []DeviceSignIns{d}
+			}
+		}
+		out, _ := s.Push(base, []ingest.Event{events[i]})
+		for _, ss := range out.Sessions {
+			live[ss.ID] = ss
+		}
+		if out.SignIns != nil {
+			signIns = out.SignIns
+		}
+	}
+	return s, live, signIns
+}
+
+// liveSessions lists the sessions not deleted as "entry>exit:person", sorted, space-separated.
+func liveSessions(live map[string]Session) string {
+	var got []string
+	for _, ss := range live {
+		if !ss.Deleted {
+			got = append(got, ss.EntryEvent+">"+ss.ExitEvent+":"+ss.PersonID)
+		}
+	}
+	slices.Sort(got)
+	return strings.Join(got, " ")
 }

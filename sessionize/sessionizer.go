@@ -358,7 +358,7 @@ func (s *Sessionizer) Push(now time.Time, events []ingest.Event) (Output, Stats)
 		}
 		if held, ok := c.held(p); ok { // delivered again: stored again, which changes nothing
 			stats.Duplicates++
-			personIDs[i], seqs[i] = s.ids.personAt(e.UserID, e.AnonymousID, p.ms)[2:], held.seq
+			personIDs[i], seqs[i] = s.ids.personAt(e.UserID, e.AnonymousID, held.ms, held.seq)[2:], held.seq
 			continue
 		}
 		if c.holds(p.id) { // a copy at another time (a retry re-stamped): the earliest one counts
@@ -374,7 +374,7 @@ func (s *Sessionizer) Push(now time.Time, events []ingest.Event) (Output, Stats)
 			later = append(later, pushedCopies(events[:i], key, moved)...)
 			superseded = append(superseded, Copy{key, e.Source, e.MessageID, time.UnixMilli(moved.ms).UTC()})
 			s.earlierCopy(c, e, p, &stats, &merged, signIns)
-			personIDs[i], seqs[i] = s.ids.personAt(e.UserID, e.AnonymousID, p.ms)[2:], p.seq
+			personIDs[i], seqs[i] = s.ids.personAt(e.UserID, e.AnonymousID, p.ms, p.seq)[2:], p.seq
 			if !c.dirty {
 				c.dirty = true
 				touched = append(touched, key)
@@ -385,7 +385,7 @@ func (s *Sessionizer) Push(now time.Time, events []ingest.Event) (Output, Stats)
 		if e.UserID != "" && e.AnonymousID != "" && s.signIn(c, e, p.ms) {
 			signIns["a:"+e.AnonymousID] = true
 		}
-		personIDs[i], seqs[i] = s.ids.personAt(e.UserID, e.AnonymousID, p.ms)[2:], p.seq
+		personIDs[i], seqs[i] = s.ids.personAt(e.UserID, e.AnonymousID, p.ms, p.seq)[2:], p.seq
 		c.add(p)
 		if !c.dirty {
 			c.dirty = true
@@ -938,11 +938,11 @@ func (s *Sessionizer) cut(key string, c *customer) []Session {
 	if slices.ContainsFunc(points, s.isIdentity) {
 		points = slices.DeleteFunc(slices.Clone(points), s.isIdentity)
 	}
-	person := func(ms int64) string {
+	person := func(p point) string {
 		if c.byUser {
 			return s.ids.personOf("u:" + key)[2:]
 		}
-		return s.ids.personAt("", key, ms)[2:]
+		return s.ids.personAt("", key, p.ms, p.seq)[2:]
 	}
 	gap, maxDur := s.cfg.Gap.Milliseconds(), s.cfg.MaxDuration.Milliseconds()
 	counts := make([]int, len(s.rules))
@@ -954,7 +954,7 @@ func (s *Sessionizer) cut(key string, c *customer) []Session {
 		sessions = append(sessions, Session{
 			ID:            sessionID(key, first.ms),
 			CustomerKey:   key,
-			PersonID:      person(last.ms),
+			PersonID:      person(last),
 			Start:         time.UnixMilli(first.ms).UTC(),
 			End:           time.UnixMilli(last.ms).UTC(),
 			Events:        end - start,
