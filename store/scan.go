@@ -758,16 +758,26 @@ const resolvedPerson = "if(merged_into = '', person_id, merged_into)"
 // signedInPerson is the person of a row of events joined to signIns: for an anonymous event of
 // a device several users signed in on, the user signed in last at or before it, or before the
 // device's first sign-in the first user (sessionize.DeviceSignIns states the rule and its
-// sources); else the person it was stored with.
+// sources); else the person it was stored with. A sign-in is at or before the event when it is
+// earlier in time, or in the same millisecond and not later in the client's order (seq), as
+// sessionize's signIn.atOrBefore.
 const signedInPerson = `if(user_id = '' AND notEmpty(sign_in_users),
-	sign_in_users[greatest(arrayCount(f -> f <= t, sign_in_from), 1)], stored_person)`
+	sign_in_users[greatest(arrayCount((f, s) -> f < t OR (f = t AND s <= seq), sign_in_from, sign_in_seq), 1)],
+	stored_person)`
 
 // signIns selects, per device that several userIds signed in on, who was signed in from when
 // (table device_sign_ins, written by the sessionizer; the newest version up to upTo per device
-// wins).
+// wins): columns customer_key, sign_in_from (ms), sign_in_seq and sign_in_users. sign_in_seq has
+// one seq per sign_in_from, read by index, which gives 0 past the end of from_seq: a row stored
+// before from_seq existed (empty) counts every sign-in from its millisecond on, as before, and
+// arrays of other lengths cannot fail a query. (The padding is done here, not in
+// signedInPerson's lambda: ClickHouse 18.16 does not find a joined column used only inside one.)
 func (s *Store) signIns(upTo uint64) string {
-	return fmt.Sprintf(`SELECT device AS customer_key, sign_in_from, sign_in_users FROM (
-		SELECT device, argMax(from_ms, version) AS sign_in_from, argMax(users, version) AS sign_in_users
+	return fmt.Sprintf(`SELECT device AS customer_key, sign_in_from, if(length(stored_seq) = length(sign_in_from), stored_seq,
+			arrayMap(i -> stored_seq[i], arrayEnumerate(sign_in_from))) AS sign_in_seq,
+		sign_in_users FROM (
+		SELECT device, argMax(from_ms, version) AS sign_in_from, argMax(from_seq, version) AS stored_seq,
+			argMax(users, version) AS sign_in_users
 		FROM %s WHERE version <= %d GROUP BY device
 	) AS signed`, s.table("device_sign_ins"), upTo)
 }

@@ -130,7 +130,7 @@ var migrations = []migration{
 	},
 	tableDef{
 		// Version 7: who was signed in on a device that several userIds used, from when
-		// (ascending from_ms; users[i] from from_ms[i]), to give its anonymous events to the user
+		// (from_ms ascending, then from_seq (version 11); users[i] from from_ms[i]), to give its anonymous events to the user
 		// signed in before them whatever order they arrived in. The row with the highest
 		// version wins.
 		name: "device_sign_ins",
@@ -171,6 +171,15 @@ var migrations = []migration{
 		engine:    "ReplacingMergeTree",
 		partition: "tuple()",
 		order:     "(customer_key, source, message_id, ts_ms)",
+	},
+	// Version 11: each sign-in's place in its partition (from_seq[i], the Kafka offset of its
+	// first delivery, beside from_ms[i]; sessionize.DeviceSignIns.Seqs): an anonymous event in
+	// the same millisecond as sign-ins goes to the user the client signed in last before it.
+	// Rows stored before have none, read as 0 (see signedInPerson): their sign-ins count from
+	// their millisecond, as before.
+	addColumns{
+		table:   "device_sign_ins",
+		columns: []columnDef{{name: "from_seq", typ: "Array(UInt64)"}},
 	},
 }
 

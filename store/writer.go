@@ -69,14 +69,18 @@ func (s *Store) writeJourneys(ctx context.Context, b sessionize.Batch) error {
 	}
 	if len(b.SignIns) > 0 {
 		n := len(b.SignIns)
-		device, from, users, v := make([]string, n), make([][]uint64, n), make([][]string, n), make([]uint64, n)
+		device, from, seq, users, v := make([]string, n), make([][]uint64, n), make([][]uint64, n), make([][]string, n), make([]uint64, n)
 		for i, d := range b.SignIns {
 			device[i], users[i], v[i] = d.Device, d.Users, b.Version
-			for _, ms := range d.From {
-				from[i] = append(from[i], uint64(max(ms, 0)))
+			from[i], seq[i] = make([]uint64, len(d.From)), make([]uint64, len(d.From))
+			for j, ms := range d.From {
+				from[i][j] = uint64(max(ms, 0))
+				if j < len(d.Seqs) {
+					seq[i][j] = uint64(max(d.Seqs[j], 0))
+				}
 			}
 		}
-		if err := s.insert(ctx, "device_sign_ins", []column{{"device", device}, {"from_ms", from}, {"users", users}, {"version", v}}); err != nil {
+		if err := s.insert(ctx, "device_sign_ins", []column{{"device", device}, {"from_ms", from}, {"from_seq", seq}, {"users", users}, {"version", v}}); err != nil {
 			return err
 		}
 	}

@@ -116,3 +116,7 @@ ORDER BY (customer_key, source, message_id, ts_ms);
 
 CREATE TABLE IF NOT EXISTS `waymark`.`superseded_events` ON CLUSTER `waymark_cluster` AS `waymark`.`superseded_events_local`
 ENGINE = Distributed(`waymark_cluster`, `waymark`, `superseded_events_local`, cityHash64(customer_key));
+
+ALTER TABLE `waymark`.`device_sign_ins_local` ON CLUSTER `waymark_cluster` ADD COLUMN from_seq Array(UInt64);
+
+ALTER TABLE `waymark`.`device_sign_ins` ON CLUSTER `waymark_cluster` ADD COLUMN from_seq Array(UInt64);

@@ -90,3 +90,5 @@ CREATE TABLE IF NOT EXISTS `waymark`.`superseded_events` (
 ) ENGINE = ReplacingMergeTree()
 PARTITION BY tuple()
 ORDER BY (customer_key, source, message_id, ts_ms);
+
+ALTER TABLE `waymark`.`device_sign_ins` ADD COLUMN from_seq Array(UInt64);

@@ -1,0 +1,85 @@
+package store_test
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/waymark-dev/waymark/ingest"
+	"github.com/waymark-dev/waymark/sessionize"
+	"github.com/waymark-dev/waymark/store"
+	"github.com/waymark-dev/waymark/store/storetest"
+)
+
+// TestSignInsInAnEventsMillisecondCompareSeq: a shared device's page views and sign-ins stamped
+// to one second. A view goes to the user signed in last at or before it by (time, seq): in the
+// second's own ties by seq, the client's order (sessionize.DeviceSignIns). Sign-ins stored before
+// from_seq existed, and events and sign-ins stored before seq existed (all 0), count every
+// sign-in from its millisecond, as before; a from_seq shorter or longer than from_ms (never
+// written, but a query must not fail on it) reads a missing seq as 0.
+func TestSignInsInAnEventsMillisecondCompareSeq(t *testing.T) {
+	ctx := context.Background()
+	at := time.Date(2026, 3, 2, 10, 0, 0, 0, time.UTC)
+	ms := uint64(at.UnixMilli())
+	// The device's events in the client's order: views and sign-ins in one second, then Exit.
+	type sent struct{ name, user string }
+	events := []sent{{"Door", ""}, {"", "alice"}, {"Shelf", ""}, {"", "bob"}, {"Counter", ""}, {"Exit", ""}}
+	clientSeqs := []int64{10, 11, 12, 13, 14, 15}
+	tests := []struct {
+		name      string
+		eventSeqs []int64
+		signInSeq []uint64 // nil: a row stored before from_seq existed
+		want      map[string]string
+	}{
+		{"seqs", clientSeqs, []uint64{11, 13},
+			map[string]string{"Door": "alice", "Shelf": "alice", "Counter": "bob", "Exit": "bob"}},
+		{"sign-ins stored before from_seq", clientSeqs, nil,
+			map[string]string{"Door": "bob", "Shelf": "bob", "Counter": "bob", "Exit": "bob"}},
+		{"everything stored before seq", make([]int64, len(events)), []uint64{0, 0},
+			map[string]string{"Door": "bob", "Shelf": "bob", "Counter": "bob", "Exit": "bob"}},
+		{"from_seq longer", clientSeqs, []uint64{11, 13, 1},
+			map[string]string{"Door": "alice", "Shelf": "alice", "Counter": "bob", "Exit": "bob"}},
+		{"from_seq shorter", clientSeqs, []uint64{11}, // bob's sign-in counts from the second's start
+			map[string]string{"Door": "alice", "Shelf": "bob", "Counter": "bob", "Exit": "bob"}},
+	}
+	jm := defaultMap(t)
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			db := storetest.Database()
+			s := openStoreWith(t, func(c *store.Config) { c.Database = db })
+			var b sessionize.Batch
+			for i, e := range events {
+				ev := ingest.Event{Source: "web", Type: "page", Event: e.name, MessageID: fmt.Sprintf("m%d", i), UserID: e.user,
+					AnonymousID: "kiosk", Timestamp: at, Seq: tt.eventSeqs[i], ReceivedAt: at, Raw: []byte("{}")}
+				if e.user != "" {
+					ev.Type, ev.Event = "identify", ""
+				}
+				if e.name == "Exit" {
+					ev.Timestamp = at.Add(time.Second)
+				}
+				b.Events, b.Channels, b.PersonIDs = append(b.Events, ev), append(b.Channels, ""), append(b.PersonIDs, "kiosk")
+			}
+			if err := s.Write(ctx, b); err != nil {
+				t.Fatal(err)
+			}
+			conn := rawConn(t)
+			if tt.signInSeq == nil {
+				insert(t, conn, db+".device_sign_ins", "device, from_ms, users, version", []any{"kiosk", []uint64{ms, ms}, []string{"alice", "bob"}, uint64(1)})
+			} else {
+				insert(t, conn, db+".device_sign_ins", "device, from_ms, from_seq, users, version",
+					[]any{"kiosk", []uint64{ms, ms}, tt.signInSeq, []string{"alice", "bob"}, uint64(1)})
+			}
+			for page, want := range tt.want {
+				res, err := s.Dropoff(ctx, jm, store.DropoffQuery{Funnel: store.FunnelQuery{Steps: []string{page, page}, Window: time.Hour}, Step: 1, IDsLimit: 10})
+				if err != nil {
+					t.Fatalf("drop-off at %s: %v", page, err)
+				}
+				if !slices.Equal(res.Persons, []string{want}) {
+					t.Errorf("%s went to %v, want %s", page, res.Persons, want)
+				}
+			}
+		})
+	}
+}
