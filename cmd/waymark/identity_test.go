@@ -1,8 +1,14 @@
 package main
 
 import (
+	"encoding/json"
 	"fmt"
+	"net/url"
+	"slices"
+	"strings"
 	"testing"
+
+	"github.com/waymark-dev/waymark/ingest"
 )
 
 // TestCrossDeviceJourneyIsOnePerson: anonymous browsing on device A, an anonymous cart on device
@@ -31,5 +37,157 @@ func TestCrossDeviceJourneyIsOnePerson(t *testing.T) {
 	// The stored events keep the ids they came with.
 	if ids := queryStrings(t, "SELECT DISTINCT customer_key FROM "+s.database+".events ORDER BY customer_key"); fmt.Sprint(ids) != "[alice device-a device-b]" {
 		t.Errorf("stored customer keys %v, want the events as they came", ids)
+	}
+}
+
+// TestAnonymousEventsInASignInsSecondFollowTheClientsOrder: many SDKs stamp to the second, so on
+// a shared device page views and sign-ins share a timestamp (testdata/shared-device-one-second.jsonl:
+// alice, bob, alice again and carl sign in within one second, between anonymous views and
+// events). By the one tie rule each goes to the user the client signed in last before it, the
+// views before any sign-in to the first user, and not all to carl, who signed in last in that
+// second; the visit, whose last touchpoint came before carl's sign-in, is alice's. The client's
+// order is the events' order in their Kafka partition, so the arrivals vary all but that: one
+// call each, one batch, the later visit first, through kcat, calls retried (copies at later
+// offsets keep their first), and serve restarted among the sign-ins, on the same broker (offsets
+// go on) and database (the device is restored from the store). Every query answers the same in
+// each, whether funnels are matched in ClickHouse or in Waymark.
+func TestAnonymousEventsInASignInsSecondFollowTheClientsOrder(t *testing.T) {
+	lines := readLines(t, "testdata/shared-device-one-second.jsonl")
+	wantPerson := map[string]string{ // whose each anonymous event is
+		"Door": "alice", "Shelf": "alice", "Counter": "bob", "Product Viewed": "bob",
+		"Product Added": "alice", "Till": "alice", "Exit": "carl", "Order Completed": "carl",
+	}
+	queries := []string{
+		"/api/v1/funnel?window=24h&steps=Product+Viewed,Product+Added",
+		"/api/v1/funnel?window=24h&steps=Product+Viewed,Product+Added&breakdown=trait:plan",
+		"/api/v1/funnel?window=24h&steps=Shelf,Counter,Till&count_by=sessions",
+		"/api/v1/dropoff?window=24h&steps=Door,Counter,Order+Completed",
+		"/api/v1/next?anchor=Shelf",
+		"/api/v1/paths?anchor=Door&depth=4",
+		"/api/v1/paths?anchor=Order+Completed&direction=end&depth=4",
+		"/api/v1/retention?period=week&conversion=Product+Viewed&return=Order+Completed",
+		"/api/v1/stages",
+		"/api/v1/sessions",
+	}
+	for step := range wantPerson {
+		queries = append(queries, "/api/v1/dropoff?window=24h&step=1&steps="+url.QueryEscape(step+","+step))
+	}
+	calls := func(ls ...string) [][]string { // one call per line
+		var c [][]string
+		for _, l := range ls {
+			c = append(c, []string{l})
+		}
+		return c
+	}
+	arrivals := []struct {
+		name  string
+		parts [][][]string // parts, each of calls, each of lines; serve restarts between parts
+		kcat  bool
+	}{
+		{name: "one call each", parts: [][][]string{calls(lines...)}},
+		{name: "one batch", parts: [][][]string{{lines}}},
+		{name: "the later visit first", parts: [][][]string{calls(append(slices.Clone(lines[10:]), lines[:10]...)...)}},
+		{name: "through kcat", kcat: true},
+		{name: "a batch retried", parts: [][][]string{{lines[:6], lines[:6], lines[6:]}}},
+		{name: "restart among the sign-ins", parts: [][][]string{calls(lines[:5]...), calls(lines[5:]...)}},
+		{name: "calls retried after a restart", parts: [][][]string{calls(lines[:6]...), calls(lines...)}},
+	}
+	var answers map[string]string // of the first arrival
+	for n, a := range arrivals {
+		broker, err := ingest.StartDevBroker(freeAddr(t), 3, "waymark.events", "waymark.dlq")
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(broker.Close)
+		database := fmt.Sprintf("e2e_%d", dbSeq.Add(1))
+		flags := []string{"--kafka-brokers", broker.Addr(), "--clickhouse-database", database}
+		if n%2 == 1 && chServer.FunnelUDF {
+			flags = append(flags, "--funnel-matching", "process")
+		}
+		serve := func() *server {
+			s := startServe(t, flags...)
+			s.broker, s.database = broker.Addr(), database
+			return s
+		}
+		s := serve()
+		if a.kcat {
+			produceWithKcat(t, s.broker, lines)
+			s.waitStored(t)
+		}
+		for i, part := range a.parts {
+			if i > 0 {
+				s.stop(t)
+				s = serve()
+			}
+			for _, c := range part {
+				if status, answer := s.track(t, "/v1/batch", `{"batch":[`+strings.Join(c, ",")+`]}`); status != 200 {
+					t.Fatalf("%s: POST /v1/batch: %d %s", a.name, status, answer)
+				}
+			}
+			s.waitStored(t)
+		}
+		got := map[string]string{}
+		for _, q := range queries {
+			code, body := httpGet(t, "http://"+s.http+q)
+			if code != 200 {
+				t.Fatalf("%s: %s: %d %s", a.name, q, code, body)
+			}
+			got[q] = compactJSON(t, body)
+		}
+		s.checkOneSecond(t, a.name, got, wantPerson)
+		if answers == nil {
+			answers = got
+			continue
+		}
+		for _, q := range queries {
+			if got[q] != answers[q] {
+				t.Errorf("%s: %s answers\n%s\n%s answers:\n%s", a.name, q, got[q], arrivals[0].name, answers[q])
+			}
+		}
+	}
+}
+
+// checkOneSecond checks the answers got (by query) of
+// TestAnonymousEventsInASignInsSecondFollowTheClientsOrder, and what s stored.
+func (s *server) checkOneSecond(t *testing.T, what string, got, wantPerson map[string]string) {
+	t.Helper()
+	for step, person := range wantPerson {
+		var d struct{ Persons []string }
+		body := got["/api/v1/dropoff?window=24h&step=1&steps="+url.QueryEscape(step+","+step)]
+		if err := json.Unmarshal([]byte(body), &d); err != nil || !slices.Equal(d.Persons, []string{person}) {
+			t.Errorf("%s: %s went to %s, want %s", what, step, body, person)
+		}
+	}
+	var f funnelJSON
+	if err := json.Unmarshal([]byte(got["/api/v1/funnel?window=24h&steps=Product+Viewed,Product+Added"]), &f); err != nil {
+		t.Fatal(err)
+	}
+	var counts []int64
+	for _, st := range f.Steps {
+		counts = append(counts, st.Customers)
+	}
+	if !slices.Equal(counts, []int64{1, 0}) {
+		t.Errorf("%s: funnel Product Viewed, Product Added: %v, want [1 0] (bob viewed, alice added)", what, counts)
+	}
+	var next struct {
+		Touchpoints []struct {
+			Value string
+			Count int64
+		}
+	}
+	if err := json.Unmarshal([]byte(got["/api/v1/next?anchor=Shelf"]), &next); err != nil {
+		t.Fatal(err)
+	}
+	if len(next.Touchpoints) != 1 || next.Touchpoints[0].Value != "Product Added" || next.Touchpoints[0].Count != 1 {
+		t.Errorf("%s: next after Shelf %+v, want alice's Product Added once", what, next.Touchpoints)
+	}
+	sessions := queryStrings(t, "SELECT entry_event || '>' || exit_event || '@' || person_id FROM "+s.database+".sessions FINAL WHERE deleted = 0 ORDER BY start_ms")
+	if want := []string{"Door>Till@alice", "Exit>Order Completed@carl"}; !slices.Equal(sessions, want) {
+		t.Errorf("%s: sessions %v, want %v (a visit is its last touchpoint's person's)", what, sessions, want)
+	}
+	signIns := queryStrings(t, "SELECT arrayStringConcat(argMax(users, version), ',') || ' ' || toString(arraySort(argMax(from_seq, version)) = argMax(from_seq, version)) FROM "+
+		s.database+".device_sign_ins WHERE device = 'sec-dev'")
+	if want := []string{"alice,bob,alice,carl 1"}; !slices.Equal(signIns, want) {
+		t.Errorf("%s: stored sign-ins %v, want %v (in the client's order, from_seq ascending)", what, signIns, want)
 	}
 }
