@@ -19,7 +19,8 @@ type identities struct {
 	parent  map[string]string
 	members map[string][]string // root -> every id of the person
 	name    map[string]string   // root -> the person id (see link)
-	// users is, per device that has carried a userId, who was signed in from when, in time order.
+	// users is, per device that has carried a userId, who was signed in from when, in
+	// compareSignIns order (time, then the client's order).
 	users  map[string][]signIn
 	maxIDs int
 }
