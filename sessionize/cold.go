@@ -8,8 +8,8 @@ import (
 )
 
 // A customer the sessionizer holds but no recent Push changed is kept cold: encoded into one
-// byte slice about a third of its decoded size (points as deltas and varints, about 20 bytes
-// instead of 48; sessions about 30 instead of 64; no per-customer struct or slice headers),
+// byte slice about a third of its decoded size (points as deltas and varints, about 24 bytes
+// instead of 56; sessions about 30 instead of 64; no per-customer struct or slice headers),
 // and decoded when their next event comes. Nothing is lost: a cold customer decodes to exactly
 // the customer that was encoded, so sessions, duplicates and stage counts are the same as if it
 // had stayed decoded. It is what lets a sessionizer hold a large shop's customers (a month of
@@ -82,11 +82,11 @@ func coldLatest(data []byte) int64 {
 //
 //	latest, reached, channel, byUser
 //	len(points), then per point: ms and seq as deltas from the point before, id (8 bytes little
-//	  endian), rules, touch, channel, campaign, session
+//	  endian), payload (4 bytes little endian), rules, touch, channel, campaign, session
 //	len(sessions), then per session: startMs as a delta from the session before, endMs-startMs,
 //	  version, events, entry, exit, channel, campaign, reason, person, stages
 func encodeCustomer(c *customer, channel uint32) []byte {
-	b := make([]byte, 0, 16+len(c.points)*24+len(c.sessions)*32)
+	b := make([]byte, 0, 16+len(c.points)*28+len(c.sessions)*32)
 	b = binary.AppendVarint(b, c.latest)
 	b = binary.AppendUvarint(b, c.reached)
 	b = binary.AppendUvarint(b, uint64(channel))
@@ -98,6 +98,7 @@ func encodeCustomer(c *customer, channel uint32) []byte {
 		b = binary.AppendVarint(b, p.seq-seq)
 		ms, seq = p.ms, p.seq
 		b = binary.LittleEndian.AppendUint64(b, p.id)
+		b = binary.LittleEndian.AppendUint32(b, p.payload)
 		for _, v := range [...]uint64{p.rules, uint64(p.touch), uint64(p.channel), uint64(p.campaign), uint64(p.session)} {
 			b = binary.AppendUvarint(b, v)
 		}
@@ -136,14 +137,14 @@ func decodeCustomer(data []byte, strs []string) (*customer, error) {
 	if d.err == nil {
 		c.firstChannel = strs[channel]
 	}
-	n := d.count(9) // at least 9 bytes a point
+	n := d.count(13) // at least 13 bytes a point
 	c.points = make([]point, n)
 	var ms, seq int64
 	for i := range c.points {
 		ms += d.varint()
 		seq += d.varint()
 		p := &c.points[i]
-		p.ms, p.seq, p.id = ms, seq, d.uint64()
+		p.ms, p.seq, p.id, p.payload = ms, seq, d.uint64(), d.fixed32()
 		p.rules, p.touch, p.channel, p.campaign, p.session = d.uvarint(), d.uint32(), d.uint32(), d.uint32(), d.uint32()
 	}
 	c.sorted = len(c.points)
@@ -203,6 +204,16 @@ func (d *decoder) uint32() uint32 {
 		return 0
 	}
 	return uint32(v)
+}
+
+func (d *decoder) fixed32() uint32 {
+	if len(d.b) < 4 {
+		d.fail("4 bytes")
+		return 0
+	}
+	v := binary.LittleEndian.Uint32(d.b)
+	d.b = d.b[4:]
+	return v
 }
 
 func (d *decoder) uint64() uint64 {

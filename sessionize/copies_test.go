@@ -266,3 +266,148 @@ func TestRunnerKeepsSupersededCopiesOfAFailedWrite(t *testing.T) {
 			got.Events, got.Superseded, order.Timestamp, want)
 	}
 }
+
+// TestSameTimeCopyKeepsTheFirstToArrive: two copies of a message (same source and messageId) at
+// the same time but with other payloads (another amount, another event name) are two Kafka
+// messages; the first to arrive is the event, as Segment drops a repeated messageId at ingest.
+// In both arrival orders, in one push, one push each, kept cold between them and restarted from
+// the stored rows between them (which hold the copy's bytes, Raw), every stored row of the message is the first copy's (so
+// whichever ClickHouse keeps when it merges them, and whichever a read meets first, is the
+// first), the sessions and live orders and revenue are those of the first copy alone, and the
+// second copy is counted as a duplicate. A delivery of the first copy again (the same Kafka
+// message, same bytes: a redelivery, a retried write) is stored again, as before.
+func TestSameTimeCopyKeepsTheFirstToArrive(t *testing.T) {
+	withRevenue := func(e ingest.Event, revenue string) ingest.Event {
+		e.PropertyKeys, e.PropertyValues = []string{"revenue"}, []string{revenue}
+		e.Raw = fmt.Appendf(nil, `{"event":%q,"properties":{"revenue":%s}}`, e.Event, revenue)
+		return e
+	}
+	renamed := func(e ingest.Event, name string) ingest.Event {
+		e.Event = name
+		e.Raw = fmt.Appendf(nil, `{"event":%q}`, name)
+		return e
+	}
+	order := renamed(at("a", "Order Completed", 5), "Order Completed")
+	view := at("a", "Product Viewed", 0)
+	tests := []struct {
+		name          string
+		copies        [2]ingest.Event // two copies of one message at one time
+		before, after []ingest.Event  // other events of the customer, sent before and after them
+	}{
+		{"another amount", [2]ingest.Event{withRevenue(order, "10"), withRevenue(order, "20")}, []ingest.Event{view}, nil},
+		{"another event name", [2]ingest.Event{order, renamed(order, "Product Added")}, []ingest.Event{view}, []ingest.Event{at("a", "Product Viewed", 10)}},
+		{"first in a visit of its own", [2]ingest.Event{order, renamed(order, "Product Viewed")}, nil, nil},
+	}
+	payload := func(e ingest.Event) string { return fmt.Sprintf("%s %v", e.Event, e.PropertyValues) }
+	for _, tc := range tests {
+		for _, firstIdx := range []int{0, 1} {
+			first, second := tc.copies[firstIdx], tc.copies[1-firstIdx]
+			var sent []ingest.Event // in arrival order, each its place in the partition as seq
+			sent = append(sent, tc.before...)
+			sent = append(sent, first, second)
+			sent = append(sent, tc.after...)
+			sent = append(sent, first) // the first copy's Kafka message delivered again
+			for i := range sent {
+				sent[i].Seq = int64(i)
+			}
+			sent[len(sent)-1].Seq = sent[len(tc.before)].Seq
+			first = sent[len(tc.before)]
+			// The reference: the first copy alone.
+			ref := &storedRows{}
+			alone := slices.DeleteFunc(slices.Clone(sent), func(e ingest.Event) bool { return e.Seq == sent[len(tc.before)+1].Seq })
+			refStats := ref.push(newTestSessionizer(t), base, alone[:len(alone)-1])
+			want := describe(live(ref.sessions))
+			for _, mode := range []string{"one push", "one push each", "cold between pushes", "restart after each push"} {
+				name := fmt.Sprintf("%s, %s first, %s", tc.name, payload(first), mode)
+				t.Run(name, func(t *testing.T) {
+					st := &storedRows{}
+					s := newTestSessionizer(t)
+					if mode == "cold between pushes" {
+						s.hotCap = 0
+					}
+					batches := [][]ingest.Event{sent}
+					if mode != "one push" {
+						batches = nil
+						for i := range sent {
+							batches = append(batches, sent[i:i+1])
+						}
+					}
+					now := base
+					var orders, duplicates int
+					var revenue float64
+					for _, b := range batches {
+						now = now.Add(time.Second)
+						stats := st.push(s, now, b)
+						orders, revenue, duplicates = orders+stats.Orders[ChannelDirect], revenue+stats.Revenue[ChannelDirect], duplicates+stats.Duplicates
+						if mode == "restart after each push" {
+							s = st.restart(t)
+						}
+					}
+					if got := describe(live(st.sessions)); !slices.Equal(got, want) {
+						t.Errorf("sessions\n%s\nwant (the first copy alone)\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+					}
+					stored := 0
+					for _, e := range st.events {
+						if e.MessageID != order.MessageID {
+							continue
+						}
+						if stored++; payload(e) != payload(first) || e.Seq != first.Seq {
+							t.Errorf("stored a copy %s seq %d, want only the first to arrive: %s seq %d", payload(e), e.Seq, payload(first), first.Seq)
+						}
+					}
+					if stored != 2 {
+						t.Errorf("the message is stored %d times, want 2 (the first copy and its redelivery)", stored)
+					}
+					if orders != refStats.Orders[ChannelDirect] || revenue != refStats.Revenue[ChannelDirect] {
+						t.Errorf("live orders %d, revenue %v; want the first copy's: %d, %v", orders, revenue, refStats.Orders[ChannelDirect], refStats.Revenue[ChannelDirect])
+					}
+					if duplicates != 2 {
+						t.Errorf("%d duplicates counted, want 2 (the second copy and the redelivery)", duplicates)
+					}
+				})
+			}
+		}
+	}
+}
+
+// TestRunnerStoresARetriedWriteButNotASameTimeCopy: the write of a batch fails and the consumer
+// writes the same messages again (the same bytes): the sessionizer has absorbed them, and they
+// are stored all the same; a copy at the same time with other bytes (another Kafka message), in
+// the retried batch or after it, is not.
+func TestRunnerStoresARetriedWriteButNotASameTimeCopy(t *testing.T) {
+	order := at("a", "Order Completed", 5)
+	order.Seq, order.Raw = 7, []byte(`{"event":"Order Completed"}`)
+	other := order
+	other.Event, other.Seq, other.Raw = "Product Viewed", 8, []byte(`{"event":"Product Viewed"}`)
+	var stored []Batch
+	fail := true
+	r, err := NewRunner(newTestSessionizer(t), sinkFunc(func(_ context.Context, b Batch) error {
+		if fail {
+			return errors.New("ClickHouse is down")
+		}
+		stored = append(stored, b)
+		return nil
+	}), nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	if err := r.Write(ctx, []ingest.Event{order, other}); err == nil {
+		t.Fatal("the failing write returned no error")
+	}
+	fail = false
+	for _, b := range [][]ingest.Event{{order, other}, {other}} {
+		if err := r.Write(ctx, b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var got []string
+	for _, b := range stored {
+		for _, e := range b.Events {
+			got = append(got, fmt.Sprintf("%s seq %d", e.Event, e.Seq))
+		}
+	}
+	if want := []string{"Order Completed seq 7"}; !slices.Equal(got, want) {
+		t.Errorf("stored %q, want %q", got, want)
+	}
+}

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"hash/fnv"
+	"hash/maphash"
 	"iter"
 	"maps"
 	"math"
@@ -107,7 +108,7 @@ type Session struct {
 	Deleted       bool
 }
 
-// point is what the sessionizer keeps of one event: 48 bytes, strings interned.
+// point is what the sessionizer keeps of one event: 56 bytes, strings interned.
 type point struct {
 	ms       int64  // event time, unix milliseconds
 	seq      int64  // place in the partition (ingest.Event.Seq): orders equal times as the client sent them
@@ -119,6 +120,9 @@ type point struct {
 	// session is the hash of the client's session id in bits 0-30 (bit 0 set), 0 when none; bit
 	// 31 is signedInBit.
 	session uint32
+	// payload is the hash of the copy's bytes (ingest.Event.Raw, see Sessionizer.payloadHash): a
+	// copy at the same time with other bytes is another copy, not the same one delivered again.
+	payload uint32
 }
 
 // signedInBit marks, in a point's session, an event that carried a userId and the device's
@@ -155,7 +159,7 @@ func (s *Sessionizer) newPoint(e *ingest.Event) point {
 		label = identityLabel(e.Type)
 	}
 	p := point{ms: e.Timestamp.UnixMilli(), seq: e.Seq, id: eventHash(e), rules: s.matchRules(e, channel),
-		touch: s.intern(label), channel: s.intern(channel), campaign: s.intern(e.CampaignName)}
+		touch: s.intern(label), channel: s.intern(channel), campaign: s.intern(e.CampaignName), payload: s.payloadHash(e)}
 	if e.SessionID != "" {
 		h := fnv.New32a()
 		h.Write([]byte(e.SessionID))
@@ -208,7 +212,8 @@ type customer struct {
 type Stats struct {
 	Events int // events pushed
 	// Duplicates are copies of an event seen before (same source and messageId, at any time):
-	// dropped, or, when earlier than the copy held, taking its place (see Output.LaterCopies).
+	// dropped, or, when earlier than the copy held, taking its place, or, when the same bytes at
+	// the same time (delivered again), stored again (see Output.LaterCopies).
 	Duplicates     int
 	Late           int // events older than their customer's newest event by more than the gap
 	BeyondLateness int // events older than the newest event overall by more than AllowedLateness
@@ -252,7 +257,8 @@ type Sessionizer struct {
 	evicting  map[string]*customer // customers the last Push changed and evicted (see holds)
 	strs      []string             // interned strings
 	strIndex  map[string]uint32
-	compactAt int // size of strs at which it is rebuilt from the strings in use (see compactStrings)
+	compactAt int          // size of strs at which it is rebuilt from the strings in use (see compactStrings)
+	seed      maphash.Seed // of payloadHash: held in memory only, and computed again on restore
 }
 
 // New builds a Sessionizer for the journey map jm.
@@ -263,7 +269,7 @@ func New(cfg Config, jm *Map) (*Sessionizer, error) {
 	}
 	s := &Sessionizer{cfg: cfg, jm: jm, customers: map[string]*customer{}, cold: map[string][]byte{},
 		hotCap: defaultHotCustomers, ids: newIdentities(cfg.MaxIDsPerPerson), strIndex: map[string]uint32{},
-		compactAt: minCompactStrings}
+		compactAt: minCompactStrings, seed: maphash.MakeSeed()}
 	for i, st := range jm.Stages {
 		for _, r := range st.Rules {
 			s.rules = append(s.rules, r)
@@ -297,6 +303,15 @@ type Output struct {
 	// and the copies of this push that an earlier copy pushed after them replaced. The earliest
 	// copy by event time is the event, whatever order the copies arrive in, as queries count
 	// it (store's dedupe keeps each person's earliest copy by time, seq, id).
+	//
+	// Of the copies at the time held, the first to arrive is the event, as Segment keeps the
+	// first copy of a messageId: one with other bytes (a resend with another amount, another
+	// name, or only another receivedAt) is a later copy too, never stored. The same bytes
+	// (see payloadHash) are the same message delivered again (a Kafka redelivery, a batch the
+	// consumer writes again after its write failed, which the sessionizer had absorbed): stored
+	// again, with the held copy's Seq, an identical row. So every row of an event at its time
+	// carries the first copy's payload, and answers do not depend on which row ClickHouse keeps
+	// when it merges them (the events table keeps the one inserted last) or a read meets first.
 	//
 	// A copy earlier than the one held replaces it: the customer's point moves to the earlier
 	// time (its sessions are cut again, and the changed ones emitted), and the copy is stored.
@@ -356,10 +371,13 @@ func (s *Sessionizer) Push(now time.Time, events []ingest.Event) (Output, Stats)
 			c = &customer{firstChannel: s.strs[p.channel], byUser: e.AnonymousID == ""}
 			s.customers[key] = c
 		}
-		if held, ok := c.held(p); ok { // delivered again: stored again, which changes nothing
+		if held, ok := c.held(p); ok {
 			stats.Duplicates++
 			personIDs[i], seqs[i] = s.ids.personAt(e.UserID, e.AnonymousID, held.ms, held.seq)[2:], held.seq
-			continue
+			if p.payload != held.payload { // another copy at the same time: the first to arrive is the event
+				later = append(later, i)
+			}
+			continue // the same bytes delivered again: stored again, which changes nothing
 		}
 		if c.holds(p.id) { // a copy at another time (a retry re-stamped): the earliest one counts
 			stats.Duplicates++
@@ -840,7 +858,9 @@ func (s *Sessionizer) holds(key string) bool {
 // Restore gives the sessionizer a customer's stored history: every stored event and the live
 // sessions as last stored. Of the stored copies of an event at other times (both are stored
 // until ClickHouse merges them) it keeps the earliest, as Push does (see Output.LaterCopies). The next Push recomputes the customer's sessions and emits only what
-// differs from the stored ones (e.g. sessions a crash kept from being stored).
+// differs from the stored ones (e.g. sessions a crash kept from being stored). Each point's
+// payload hash is taken from the stored bytes (Raw), so a copy at the time of a stored one is
+// told from the same message delivered again as it was before the restart.
 func (s *Sessionizer) Restore(key string, events []ingest.Event, sessions []Session) {
 	c := &customer{dirty: true, byUser: len(events) > 0 && events[0].AnonymousID == ""}
 	// The identities first: they decide the events' persons. The sign-ins of one event of each
@@ -1089,6 +1109,15 @@ func touchpoint(e *ingest.Event) string {
 		return e.Event
 	}
 	return e.Type
+}
+
+// payloadHash hashes the bytes of a copy of an event (ingest.Event.Raw, as stored and as read back
+// on restore): the same message delivered again (a Kafka redelivery, a batch written again after a
+// failed write) has the same bytes, while another copy sent with the same messageId has other
+// ones (at least the receivedAt the collector stamps on each call). 32 bits: two copies with other
+// bytes and one hash (one pair in 4 billion) are both stored, as copies at one time were before.
+func (s *Sessionizer) payloadHash(e *ingest.Event) uint32 {
+	return uint32(maphash.Bytes(s.seed, e.Raw))
 }
 
 // eventHash identifies an event by source and messageId; it also orders events with equal times,

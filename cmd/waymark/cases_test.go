@@ -1063,6 +1063,129 @@ func TestCaseRetriedEventAnswersAlikeInAnyArrivalOrder(t *testing.T) {
 	}
 }
 
+// TestSameTimeCopyAnswersAsTheFirstToArrive: two messages with one messageId and one timestamp
+// but other payloads (testdata/same-time-copies.jsonl: cust-s's order of 10 resent as 20,
+// cust-t's order resent as a Product Added) are one event, the first to arrive, as Segment keeps
+// the first copy of a messageId. Every answer is, byte for byte, what Waymark answers when only
+// the first copies were sent: in both orders (the first copies first, the second copies first),
+// one call each, in one batch, through kcat, and with serve restarted (same database) between the
+// copies, so the customers are restored from the store; before ClickHouse merges the events'
+// parts (merges stopped) and after (OPTIMIZE FINAL). Each message's stored rows carry the first
+// copy's payload, and the live revenue is the first copy's.
+func TestSameTimeCopyAnswersAsTheFirstToArrive(t *testing.T) {
+	lines := readLines(t, "testdata/same-time-copies.jsonl")
+	view, copies := lines[0], [2][]string{lines[1:3], lines[3:5]} // copies[0]: the orders; [1]: their copies
+	gets := []string{
+		"/api/v1/funnel?steps=" + url.QueryEscape("Product Viewed,Order Completed[revenue>=15]") + "&window=24h",
+		"/api/v1/funnel?steps=Order+Completed&window=720h",
+		"/api/v1/funnel?steps=Product+Added,Order+Completed&window=720h",
+		"/api/v1/funnel?steps=conversion,loyalty&window=720h",
+		"/api/v1/sessions",
+		"/api/v1/retention?period=month",
+		"/api/v1/stages",
+		"/api/v1/dropoff?steps=Product+Viewed,Order+Completed&window=24h",
+		"/api/v1/paths?anchor=Order+Completed&direction=end&depth=4",
+	}
+	type payload struct{ event, revenue string }
+	stored := func(s *server) map[string][]payload { // each message's distinct stored payloads
+		out := map[string][]payload{}
+		for _, r := range queryStrings(t, "SELECT DISTINCT message_id || ' ' || event || ' ' || arrayStringConcat(prop_values, ',') FROM "+s.database+".events WHERE message_id != 'm-s-view' ORDER BY 1") {
+			f := strings.SplitN(r, " ", 2)
+			event, revenue, _ := strings.Cut(f[1], " ")
+			out[f[0]] = append(out[f[0]], payload{event, revenue})
+		}
+		return out
+	}
+	track := func(s *server, what string, calls ...[]string) {
+		for _, c := range calls {
+			if status, answer := s.track(t, "/v1/batch", `{"batch":[`+strings.Join(c, ",")+`]}`); status != 200 {
+				t.Fatalf("%s: POST /v1/batch: %d %s", what, status, answer)
+			}
+			s.waitStored(t)
+		}
+	}
+	each := func(ls ...string) [][]string { // one call per line
+		var c [][]string
+		for _, l := range ls {
+			c = append(c, []string{l})
+		}
+		return c
+	}
+	var revenues []string
+	for first := range 2 {
+		second := 1 - first
+		name := map[int]string{0: "the orders first", 1: "their copies first"}[first]
+		alone := startServe(t)
+		track(alone, name+", alone", each(append([]string{view}, copies[first]...)...)...)
+		wantStored := stored(alone)
+		type arrival struct {
+			name string
+			s    *server
+		}
+		var arrivals []arrival
+		for _, how := range []string{"one call each", "one batch", "restart between the copies"} {
+			s := startServe(t)
+			// Each message stored on its own and kept apart until the test merges them, as
+			// when ClickHouse has not merged the copies' parts yet.
+			execClickHouse(t, "SYSTEM STOP MERGES "+s.database+".events")
+			switch how {
+			case "one call each":
+				track(s, name+", "+how, each(append(append([]string{view}, copies[first]...), copies[second]...)...)...)
+			case "one batch":
+				track(s, name+", "+how, append(append([]string{view}, copies[first]...), copies[second]...))
+			case "restart between the copies":
+				track(s, name+", "+how, each(append([]string{view}, copies[first]...)...)...)
+				s.stop(t)
+				database := s.database
+				s = startServe(t, "--clickhouse-database", database)
+				s.database = database
+				track(s, name+", "+how, each(copies[second]...)...)
+			}
+			if how != "restart between the copies" {
+				metrics := scrape(t, s.http)
+				if n := metricValue(t, metrics, "waymark_sessionizer_duplicates_total"); n != 2 {
+					t.Errorf("%s, %s: %v duplicates counted, want 2 (the copies)", name, how, n)
+				}
+				want := metricValue(t, scrape(t, alone.http), `waymark_journey_revenue_total{channel="direct"}`)
+				if got := metricValue(t, metrics, `waymark_journey_revenue_total{channel="direct"}`); got != want {
+					t.Errorf("%s, %s: live revenue %v, want the first copies' %v", name, how, got, want)
+				}
+			}
+			arrivals = append(arrivals, arrival{name + ", " + how, s})
+		}
+		viaKafka := startServe(t)
+		produceWithKcat(t, viaKafka.broker, append(append([]string{view}, copies[first]...), copies[second]...))
+		viaKafka.waitStored(t)
+		arrivals = append(arrivals, arrival{name + ", through kcat", viaKafka})
+		want := map[string]string{} // code and answer: an event name never stored is refused
+		for _, g := range gets {
+			code, body := httpGet(t, "http://"+alone.http+g)
+			want[g] = fmt.Sprintf("%d %s", code, compactJSON(t, body))
+		}
+		revenues = append(revenues, want[gets[0]])
+		for _, merged := range []bool{false, true} {
+			for _, a := range arrivals {
+				if merged {
+					execClickHouse(t, "SYSTEM START MERGES "+a.s.database+".events")
+					optimizeFinal(t, a.s.database+".events")
+				}
+				for _, g := range gets {
+					code, body := httpGet(t, "http://"+a.s.http+g)
+					if got := fmt.Sprintf("%d %s", code, compactJSON(t, body)); got != want[g] {
+						t.Errorf("%s (merged %v): %s answers\n%s\nthe first copies alone:\n%s", a.name, merged, g, got, want[g])
+					}
+				}
+				if got := stored(a.s); !maps.EqualFunc(got, wantStored, slices.Equal) {
+					t.Errorf("%s (merged %v): stored payloads %v, want the first copies' %v", a.name, merged, got, wantStored)
+				}
+			}
+		}
+	}
+	if revenues[0] == revenues[1] {
+		t.Errorf("the orders and their copies answer the revenue funnel alike (%s): the test cannot tell which copy counts", revenues[0])
+	}
+}
+
 // TestSignInsAtOneTimeFollowTheClientsOrder is defect 2 of the second tester's report: three users
 // sign in on one device at the same timestamp, in separate calls (testdata/shared-device-ties.jsonl),
 // between two anonymous page views. By the one tie rule the first sign-in sent is the first, so the
