@@ -17,7 +17,8 @@ import (
 // stored state left off. Events come back decoded from the bytes that were stored; one that no
 // longer decodes (stored by a version with a more lenient decoder) is left out, with a warning.
 // Superseded copies (see notSuperseded) are left out. Each event comes back once per time it is
-// stored at (copies at one time come back once); should copies at two times be stored and not
+// stored at (copies at one time come back once: the same bytes, as the sessionizer stores no
+// other copy at the time of one it holds); should copies at two times be stored and not
 // superseded (stored by an older version, or by two consumers), the sessionizer keeps the
 // earliest (see sessionize.Output.LaterCopies).
 //

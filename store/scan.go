@@ -358,8 +358,9 @@ func (s *Store) sendPass(ctx context.Context, sc eventScan, id identitySnapshot,
 	// customers. The numbers are ClickHouse's own text of the sorted array of tuples, which it
 	// writes in one go: formatting each event with concat took half again as long per pass.
 	// Copies of one event (equal time, seq and id: stored twice before ClickHouse merged them)
-	// are ordered by their mask and attributes too, so which one dedupe keeps does not depend on
-	// the order ClickHouse read them in.
+	// are the same bytes as the sessionizer stores them (sessionize.Output.LaterCopies), but rows
+	// an older version stored may differ: they are ordered by their mask and attributes too, so
+	// which one dedupe keeps does not depend on the order ClickHouse read them in.
 	tuple, numbers, attrLists := "t, seq, id, mask", "toString(evs)", ""
 	for i := range sc.attrs {
 		tuple += fmt.Sprintf(", a%d", i)
