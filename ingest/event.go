@@ -37,7 +37,7 @@ type Event struct {
 	PropertyValues []string // values as text: strings as they are, numbers as CanonicalNumber, everything else as JSON
 	PagePath       string   // context.page.path, or properties.path for page calls
 	PageURL        string   // context.page.url, or properties.url for page calls
-	Referrer       string   // context.page.referrer
+	Referrer       string   // context.page.referrer, or properties.referrer for page calls
 	CampaignSource string   // context.campaign.source (utm_source)
 	CampaignMedium string   // context.campaign.medium (utm_medium)
 	CampaignName   string   // context.campaign.name (utm_campaign)
@@ -364,6 +364,9 @@ func (w *wire) event(raw []byte, source string, receivedAt time.Time) (Event, er
 		}
 		if e.PageURL == "" {
 			e.PageURL, _ = e.Property("url")
+		}
+		if e.Referrer == "" {
+			e.Referrer, _ = e.Property("referrer")
 		}
 	}
 	return e, nil

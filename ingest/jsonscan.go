@@ -367,14 +367,16 @@ func (s *jsonScanner) stringMembers(field string, fields ...stringField) error {
 	})
 }
 
-// id reads an id sent as a string or a number; null is "".
+// id reads an id sent as a string or a number; null is "". A number is one id however it is
+// written: its CanonicalNumber text, so userId 4200, 4.2e3 and 4200.0 are the person "4200", as
+// the string "4200" is (messageId, userId, anonymousId, previousId and context.sessionId alike).
 func (s *jsonScanner) id(field string, dst *string) error {
 	switch c := s.peek(); {
 	case c == '"' || c == 'n':
 		return s.str(field, dst)
 	case c == '-' || c >= '0' && c <= '9':
 		raw, err := s.value()
-		*dst = string(raw)
+		*dst, _ = CanonicalNumber(string(raw)) // 4200, 4.2e3 and 4200.0 are one id
 		return err
 	}
 	return s.wrongType(field, "a string or a number")
