@@ -33,6 +33,14 @@ const (
 	MaxBatchEvents = 5000
 )
 
+// MaxStampBytes is the most the collector's stamps (receivedAt, messageId, type, the corrected
+// timestamp and the client's as originalTimestamp) and a batch's sentAt and context, copied into
+// an event without them, may add to an event of at most the event limit. The collector
+// dead-letters an event that grows more (too_large), so the consumer holds every message it
+// reads to a limit: a message produced straight to Kafka to the event limit, one carrying the
+// collector's header (HeaderSource) to the event limit plus MaxStampBytes.
+const MaxStampBytes = 1 << 10
+
 // CollectorConfig configures a Collector.
 type CollectorConfig struct {
 	Brokers  []string // Kafka bootstrap brokers; required
@@ -648,6 +656,11 @@ func (c *Collector) prepare(req *trackingRequest, source string, now time.Time) 
 		start := len(buf)
 		buf = appendObject(buf, raw, members, skip, extra)
 		out := buf[start:len(buf):len(buf)]
+		if limit := c.cfg.MaxEventBytes + MaxStampBytes; len(out) > limit {
+			err := &InvalidError{Reason: ReasonTooLarge, Err: fmt.Errorf("event of %d bytes with the batch's sentAt and context and the collector's stamps is larger than %d", len(out), limit)}
+			rejected = append(rejected, rejectedEvent{index: i, reason: ReasonTooLarge, err: err, raw: out})
+			continue
+		}
 		key, err := check(out, now)
 		if err != nil {
 			var field string
@@ -690,7 +703,8 @@ func stamp(members []member, raw []byte, req *trackingRequest, source string, sk
 
 // correctSkew moves the client's timestamp to originalTimestamp and sets timestamp to it, shifted
 // by receivedAt − sentAt when the client clock is off by more than MaxClockSkew (one offset for
-// the whole batch, so the device's own order is kept). It returns the members to skip and add.
+// the whole batch, so the device's own order is kept): SkewCorrected, the rule DecodeClient
+// applies to a message produced straight to Kafka. It returns the members to skip and add.
 func correctSkew(members []member, batchSentAt string, received time.Time, skip []string, extra []field) ([]string, []field) {
 	ts := lookup(members, "timestamp")
 	if ts == nil {

@@ -65,10 +65,10 @@ type ConsumerConfig struct {
 	RetryMax      time.Duration // longest backoff between retries of a failing batch; default 10s
 	StopTimeout   time.Duration // time allowed to write and commit the last batch on shutdown; default 15s
 	LagInterval   time.Duration // how often consumer lag is measured for metrics; default 5s
-	// MaxEventBytes limits a message produced straight to Kafka, as the collector limits an
-	// event it is sent (Segment's 32 KiB); a larger one is dead-lettered as too_large. Messages
-	// the collector produced (they carry the waymark-source header) were checked by it, before
-	// it added its stamped members. Default DefaultMaxEventBytes.
+	// MaxEventBytes limits every message, as the collector limits an event it is sent
+	// (Segment's 32 KiB): one produced straight to Kafka to MaxEventBytes, one carrying the
+	// waymark-source header (the collector's, stamped by it) to MaxEventBytes + MaxStampBytes; a
+	// larger one is dead-lettered as too_large. Default DefaultMaxEventBytes.
 	MaxEventBytes int
 	// DLQTimeout is how long writes to the dead-letter topic are retried. After it, each dead
 	// letter is logged in full at ERROR level and counted in waymark_consumer_dlq_write_failures_total,
@@ -425,15 +425,20 @@ func (c *Consumer) decode(msg kafka.Message) (e Event, err error) {
 			e, err = Event{}, &InvalidError{Reason: ReasonPanic, Err: fmt.Errorf("decoding panicked: %v\n%s", v, stack)}
 		}
 	}()
-	if source := headerValue(msg.Headers, HeaderSource, ""); source != "" {
-		return Decode(msg.Value, source, msg.Time) // the collector's: checked and stamped by it
+	source := headerValue(msg.Headers, HeaderSource, "")
+	limit := c.cfg.MaxEventBytes
+	if source != "" {
+		limit += MaxStampBytes // the collector's stamps (see MaxStampBytes)
 	}
-	// Produced straight to Kafka: held to the collector's limits, and received when Kafka got it,
-	// whatever receivedAt it claims.
-	if len(msg.Value) > c.cfg.MaxEventBytes {
-		return Event{}, &InvalidError{Reason: ReasonTooLarge, Err: fmt.Errorf("message of %d bytes is larger than %d", len(msg.Value), c.cfg.MaxEventBytes)}
+	if len(msg.Value) > limit {
+		return Event{}, &InvalidError{Reason: ReasonTooLarge, Err: fmt.Errorf("message of %d bytes is larger than %d", len(msg.Value), limit)}
 	}
-	return DecodeAt(msg.Value, "kafka", msg.Time)
+	if source != "" {
+		return Decode(msg.Value, source, msg.Time) // the collector's or replay's: stamped by it
+	}
+	// Produced straight to Kafka: a client's message, held to the collector's rules and received
+	// when Kafka got it, whatever receivedAt it claims.
+	return DecodeClient(msg.Value, "kafka", msg.Time)
 }
 
 // inflight is a batch being written.

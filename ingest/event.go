@@ -120,38 +120,56 @@ func RejectReason(err error) string {
 
 var knownTypes = map[string]bool{"track": true, "page": true, "screen": true, "identify": true, "alias": true, "group": true}
 
-// Decode parses and validates one Segment message. receivedAt is used when the message carries no
-// receivedAt of its own (the Kafka record time for messages produced straight to Kafka).
+// Decode parses and validates one Segment message as a receiver stamped it: the collector (the
+// messages it produced carry the waymark-source header), `waymark replay` (a dataset, or a
+// Segment export: history) or Segment itself. receivedAt is used when the message carries no
+// receivedAt of its own.
 //
-// The event time is the message's timestamp if set, else originalTimestamp, else receivedAt. When
-// only originalTimestamp is set and sentAt differs from receivedAt by more than MaxClockSkew, the
-// time is corrected by that difference. A message without messageId gets one derived from its
+// A stamped message's timestamp is its event time, already corrected for the client's clock
+// (Segment's spec: the timestamp "used for historical replays"); only a message with no timestamp
+// gets one from its originalTimestamp, corrected by the skew between its sentAt and receivedAt
+// (SkewCorrected), else its receivedAt. A message without messageId gets one derived from its
 // bytes, so the same message sent twice is one event.
 func Decode(raw []byte, source string, receivedAt time.Time) (Event, error) {
-	return decode(raw, source, receivedAt, false)
+	return decode(raw, source, receivedAt, asStamped)
 }
 
-// DecodeAt is Decode for a message whose receive time Waymark knows itself: receivedAt is used
-// whatever receivedAt member the message carries, as the collector drops a client's. The consumer
-// decodes so the messages produced straight to Kafka (not through the collector), whose producer
-// must not move an event in time by claiming a receive time, and the store decodes so the events
-// it restores, with the receive time it stored.
+// DecodeAt is Decode for a stamped message whose receive time Waymark knows itself: receivedAt is
+// used whatever receivedAt member the message carries, of whatever type. The store decodes so the
+// events it restores, with the receive time it stored.
 func DecodeAt(raw []byte, source string, receivedAt time.Time) (Event, error) {
-	return decode(raw, source, receivedAt, true)
+	return decode(raw, source, receivedAt, asStampedAt)
 }
 
-func decode(raw []byte, source string, receivedAt time.Time, forceReceivedAt bool) (Event, error) {
+// DecodeClient decodes a message as a client wrote it, received at receivedAt, by the rules the
+// collector applies to what it is sent: receivedAt is the time given, whatever receivedAt member
+// the message carries, of whatever type (the collector drops a client's); the event time is the
+// client's timestamp, else its originalTimestamp, corrected by SkewCorrected when the message
+// says when it was sent; a client's timestamp is its originalTimestamp when it sent none. The
+// consumer decodes so the messages produced straight to Kafka (kcat, any producer), received
+// when Kafka got them, so that a message gets the same time whichever way it came.
+func DecodeClient(raw []byte, source string, receivedAt time.Time) (Event, error) {
+	return decode(raw, source, receivedAt, asClient)
+}
+
+// origin says whose times a message carries, and so how decode reads them.
+type origin int
+
+const (
+	asStamped   origin = iota // a receiver's: its receivedAt, and its timestamp the event time
+	asStampedAt               // a receiver's, received at the time given
+	asClient                  // a client's, received at the time given: see DecodeClient
+)
+
+func decode(raw []byte, source string, receivedAt time.Time, from origin) (Event, error) {
 	if !utf8.Valid(raw) { // RFC 8259 §8.1: JSON exchanged between systems is UTF-8
 		return Event{}, &InvalidError{Reason: ReasonInvalidJSON, Err: errors.New("the message is not valid UTF-8")}
 	}
-	w := wire{withProps: true, Props: make([]prop, 0, 8)}
+	w := wire{withProps: true, Props: make([]prop, 0, 8), skipReceivedAt: from != asStamped}
 	if err := w.read(raw); err != nil {
 		return Event{}, err
 	}
-	if forceReceivedAt {
-		w.ReceivedAt = timeMember{}
-	}
-	return w.event(raw, source, receivedAt)
+	return w.event(raw, source, receivedAt, from)
 }
 
 // DerivedMessageID is the messageId of a message that has none: derived from its source and
@@ -167,6 +185,14 @@ func DerivedMessageID(source string, raw []byte) string {
 // MaxClockSkew, else t. That is Segment's rule (its spec's common fields: timestamp =
 // receivedAt − (sentAt − originalTimestamp)), applied only past MaxClockSkew. One offset per
 // message (the collector: per request), so a device's own order of events is never changed.
+//
+// It is Waymark's one clock-skew rule, applied to a message as a client sent it wherever it
+// arrives: by the collector, with its own clock as received (it then stamps the corrected
+// timestamp and keeps the client's as originalTimestamp), and by the consumer to a message
+// produced straight to Kafka, with Kafka's time as received (DecodeClient). A message a
+// receiver stamped (the collector's, `waymark replay`'s, a Segment export) carries its corrected
+// timestamp already and keeps it: Segment's spec names timestamp the time "used for historical
+// replays", and a replayed export's sentAt is history, not a clock to correct.
 //
 // A correction that would put the event where no event can be, after it was received (beyond
 // MaxClockSkew) or before the earliest time Waymark accepts (InTimeRange), shows that the
@@ -191,7 +217,7 @@ func check(raw []byte, receivedAt time.Time) (string, error) {
 	if err := w.read(raw); err != nil {
 		return "", err
 	}
-	e, err := w.event(raw, "", receivedAt)
+	e, err := w.event(raw, "", receivedAt, asStamped)
 	return e.CustomerKey(), err
 }
 
@@ -206,6 +232,9 @@ type wire struct {
 	CampaignSource, CampaignMedium, CampaignName string
 	SessionID                                    string
 	withProps                                    bool // whether read collects Props
+	// skipReceivedAt makes read pass over receivedAt members, whatever their type: the receive
+	// time is Waymark's own (DecodeAt, DecodeClient), so what the message claims is not read.
+	skipReceivedAt bool
 	// Props are the properties and traits in the order read: context.traits and traits under
 	// TraitPrefix, then properties (the message's order of members may differ; see setProperties).
 	Props []prop
@@ -278,6 +307,10 @@ func (w *wire) read(raw []byte) error {
 		case "sentAt":
 			return s.timestamp("sentAt", &w.SentAt)
 		case "receivedAt":
+			if w.skipReceivedAt {
+				_, err := s.value()
+				return err
+			}
 			return s.timestamp("receivedAt", &w.ReceivedAt)
 		case "properties":
 			return s.members("properties", props("", 2))
@@ -328,7 +361,7 @@ func (w *wire) readContext(s *jsonScanner, name []byte, traits func([]byte) erro
 }
 
 // event validates the message's fields and builds its Event.
-func (w *wire) event(raw []byte, source string, receivedAt time.Time) (Event, error) {
+func (w *wire) event(raw []byte, source string, receivedAt time.Time, from origin) (Event, error) {
 	e := Event{Source: source, Type: w.Type, Raw: raw}
 	if !knownTypes[w.Type] {
 		return Event{}, &InvalidError{Reason: ReasonInvalidType, Field: "type", Err: fmt.Errorf("%q is not one of track, page, screen, identify, alias, group", w.Type)}
@@ -349,7 +382,7 @@ func (w *wire) event(raw []byte, source string, receivedAt time.Time) (Event, er
 	if e.MessageID == "" {
 		e.MessageID = DerivedMessageID(source, raw)
 	}
-	if err := e.setTimes(w, receivedAt); err != nil {
+	if err := e.setTimes(w, receivedAt, from); err != nil {
 		return Event{}, err
 	}
 	e.PagePath, e.PageURL, e.Referrer = w.PagePath, w.PageURL, w.Referrer
@@ -372,7 +405,9 @@ func (w *wire) event(raw []byte, source string, receivedAt time.Time) (Event, er
 	return e, nil
 }
 
-func (e *Event) setTimes(w *wire, receivedAt time.Time) error {
+// setTimes sets the event's times from the message's time members, received at receivedAt when
+// the message has no receivedAt member that read took (see Decode and DecodeClient).
+func (e *Event) setTimes(w *wire, receivedAt time.Time, from origin) error {
 	var err error
 	// parse reads a time member and whether it was sent. A sent time counts as sent even when it
 	// is "" or 0001-01-01T00:00:00Z, Go's zero time: neither may pass for absent and be replaced
@@ -398,20 +433,26 @@ func (e *Event) setTimes(w *wire, receivedAt time.Time) error {
 		received = receivedAt.UTC()
 	}
 	e.OriginalTimestamp, e.SentAt, e.ReceivedAt = orig, sent, received
-	from := "timestamp" // the member the event time comes from, which an error names
+	field := "timestamp" // the member the event time comes from, which an error names
 	switch {
-	case hasTS:
+	case hasTS && from != asClient: // stamped: the timestamp is the event time, corrected already
 		e.Timestamp = ts
-	case hasOrig:
-		e.Timestamp, from = orig, "originalTimestamp"
+	case hasTS || hasOrig: // the client's own time, corrected for its clock
+		t := ts
+		if !hasTS {
+			t, field = orig, "originalTimestamp"
+		} else if !hasOrig {
+			e.OriginalTimestamp = ts // as the collector stamps it
+		}
+		e.Timestamp = t
 		if hasSent {
-			e.Timestamp = SkewCorrected(orig, sent, received)
+			e.Timestamp = SkewCorrected(t, sent, received)
 		}
 	default:
-		e.Timestamp, from = received, "receivedAt"
+		e.Timestamp, field = received, "receivedAt"
 	}
 	if !InTimeRange(e.Timestamp) {
-		return &InvalidError{Reason: ReasonInvalidTimestamp, Field: from,
+		return &InvalidError{Reason: ReasonInvalidTimestamp, Field: field,
 			Err: fmt.Errorf("%s is outside %s … %s (excluded), the event times Waymark accepts", e.Timestamp.Format(time.RFC3339Nano),
 				time.UnixMilli(EarliestEventMs).UTC().Format(time.RFC3339), time.UnixMilli(LatestEventMs).UTC().Format(time.RFC3339))}
 	}

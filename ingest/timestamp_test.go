@@ -109,8 +109,9 @@ func TestDecodeRejectsTimesLoudly(t *testing.T) {
 	}
 }
 
-// TestDecodeAtRejectsTimesLoudly: a message produced straight to Kafka is held to the same
-// rules for its own times; only its receivedAt, which Waymark sets, is not read.
+// TestDecodeAtRejectsTimesLoudly: a message produced straight to Kafka (DecodeClient), or
+// restored from the store (DecodeAt), is held to the same rules for its own times; only its
+// receivedAt, which Waymark sets, is not read, whatever its type.
 func TestDecodeAtRejectsTimesLoudly(t *testing.T) {
 	received := time.Date(2026, 5, 1, 12, 0, 0, 0, time.UTC)
 	tests := []struct {
@@ -124,15 +125,21 @@ func TestDecodeAtRejectsTimesLoudly(t *testing.T) {
 		{`{"type":"track","userId":"u","event":"V","receivedAt":""}`, ""},
 		{`{"type":"track","userId":"u","event":"V","receivedAt":"2026-05-01T11:00:00+24:00"}`, ""},
 		{`{"type":"track","userId":"u","event":"V","timestamp":null}`, ""},
+		{`{"type":"track","userId":"u","event":"V","receivedAt":12345}`, ""},
+		{`{"type":"track","userId":"u","event":"V","receivedAt":["2026-05-01T11:00:00Z"]}`, ""},
+		{`{"type":"track","userId":"u","event":"V","receivedAt":"garbage","receivedAt":true}`, ""},
 	}
-	for _, tt := range tests {
-		e, err := DecodeAt([]byte(tt.raw), "kafka", received)
-		var inv *InvalidError
-		switch {
-		case tt.field == "" && (err != nil || !e.Timestamp.Equal(received) || !e.ReceivedAt.Equal(received)):
-			t.Errorf("DecodeAt(%s): %v at %s received %s, want an event at %s", tt.raw, err, e.Timestamp, e.ReceivedAt, received)
-		case tt.field != "" && (!errors.As(err, &inv) || inv.Reason != ReasonInvalidTimestamp || inv.Field != tt.field):
-			t.Errorf("DecodeAt(%s): %v, want %s naming %s", tt.raw, err, ReasonInvalidTimestamp, tt.field)
+	decoders := map[string]func([]byte, string, time.Time) (Event, error){"DecodeAt": DecodeAt, "DecodeClient": DecodeClient}
+	for name, decode := range decoders {
+		for _, tt := range tests {
+			e, err := decode([]byte(tt.raw), "kafka", received)
+			var inv *InvalidError
+			switch {
+			case tt.field == "" && (err != nil || !e.Timestamp.Equal(received) || !e.ReceivedAt.Equal(received)):
+				t.Errorf("%s(%s): %v at %s received %s, want an event at %s", name, tt.raw, err, e.Timestamp, e.ReceivedAt, received)
+			case tt.field != "" && (!errors.As(err, &inv) || inv.Reason != ReasonInvalidTimestamp || inv.Field != tt.field):
+				t.Errorf("%s(%s): %v, want %s naming %s", name, tt.raw, err, ReasonInvalidTimestamp, tt.field)
+			}
 		}
 	}
 }

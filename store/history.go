@@ -94,7 +94,7 @@ func (s *Store) historyEvents(ctx context.Context, keys []string) ([]ingest.Even
 	if err != nil {
 		return nil, fmt.Errorf("load event history: %w", err)
 	}
-	rows, err := s.conn.Query(kctx, "SELECT source, message_id, any(raw), any(received_at_ms), min(seq) FROM "+s.table("events")+
+	rows, err := s.conn.Query(kctx, "SELECT source, message_id, any(raw), any(received_at_ms), min(seq), ts_ms FROM "+s.table("events")+
 		" WHERE customer_key IN restore_keys AND "+s.notSuperseded()+" GROUP BY customer_key, source, message_id, ts_ms")
 	if err != nil {
 		return nil, fmt.Errorf("load event history: %w", err)
@@ -103,8 +103,8 @@ func (s *Store) historyEvents(ctx context.Context, keys []string) ([]ingest.Even
 	var out []ingest.Event
 	for rows.Next() {
 		var source, id, raw string
-		var received, seq uint64
-		if err := rows.Scan(&source, &id, &raw, &received, &seq); err != nil {
+		var received, seq, ts uint64
+		if err := rows.Scan(&source, &id, &raw, &received, &seq, &ts); err != nil {
 			return nil, fmt.Errorf("load event history: %w", err)
 		}
 		e, err := ingest.DecodeAt([]byte(raw), source, time.UnixMilli(int64(received)))
@@ -117,6 +117,13 @@ func (s *Store) historyEvents(ctx context.Context, keys []string) ([]ingest.Even
 			s.log.Warn("a stored event no longer decodes; restoring its customer without it",
 				"source", source, "message_id", id, "err", err)
 			continue
+		}
+		// The stored time is the event's: a message produced straight to Kafka was corrected
+		// for its client's clock by the consumer (ingest.DecodeClient), against the time Kafka
+		// got it, and its bytes still carry the client's times. A time within the stored
+		// millisecond keeps its finer part.
+		if e.Timestamp.UnixMilli() != int64(ts) {
+			e.Timestamp = time.UnixMilli(int64(ts)).UTC()
 		}
 		e.Seq = int64(seq)
 		out = append(out, e)

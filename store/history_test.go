@@ -141,3 +141,38 @@ func TestStoredKeysFilter(t *testing.T) {
 		t.Errorf("after a refresh: %v, want [before other own]", got)
 	}
 }
+
+// TestHistoryKeepsTheStoredTime: an event is restored at the time it was stored. A message
+// produced straight to Kafka by a client whose clock is 2 h slow is corrected by the consumer
+// (ingest.DecodeClient, against the time Kafka got it) while its stored bytes keep the client's
+// times; a stamped event's time keeps its sub-millisecond part.
+func TestHistoryKeepsTheStoredTime(t *testing.T) {
+	st := openStore(t)
+	ctx := context.Background()
+	kafkaTime := time.Date(2026, 11, 2, 12, 0, 0, 0, time.UTC)
+	skewed, err := ingest.DecodeClient([]byte(`{"type":"track","event":"Product Viewed","anonymousId":"skewed","messageId":"s1",`+
+		`"timestamp":"2026-11-02T09:50:00Z","sentAt":"2026-11-02T10:00:00Z","receivedAt":12345}`), "kafka", kafkaTime)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fine := historyEvent(t, "fine", "f1", "2026-11-02T10:00:00.000250Z")
+	want := map[string]time.Time{"skewed": time.Date(2026, 11, 2, 11, 50, 0, 0, time.UTC), "fine": fine.Timestamp}
+	if !skewed.Timestamp.Equal(want["skewed"]) {
+		t.Fatalf("decoded at %s, want %s", skewed.Timestamp, want["skewed"])
+	}
+	if err := st.Write(ctx, sessionize.Batch{Events: []ingest.Event{skewed, fine}}); err != nil {
+		t.Fatal(err)
+	}
+	events, _, err := st.History(ctx, []string{"skewed", "fine"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(events) != 2 {
+		t.Fatalf("restored %d events, want 2", len(events))
+	}
+	for _, e := range events {
+		if !e.Timestamp.Equal(want[e.CustomerKey()]) {
+			t.Errorf("%s restored at %s, want %s, the time stored", e.CustomerKey(), e.Timestamp, want[e.CustomerKey()])
+		}
+	}
+}

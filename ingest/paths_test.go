@@ -1,0 +1,151 @@
+package ingest
+
+import (
+	"fmt"
+	"log/slog"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+)
+
+// TestOneOutcomeWhicheverPath: a client's message gets the same event (times, ids, page fields)
+// or the same rejection whether it is posted to the collector (whose output the consumer reads
+// with the collector's header) or produced straight to Kafka (read by the consumer as a
+// client's, received when Kafka got it). Both paths run the real code: the collector's prepare
+// and the consumer's decode.
+func TestOneOutcomeWhicheverPath(t *testing.T) {
+	now := time.Date(2026, 12, 1, 22, 0, 0, 0, time.UTC)
+	at := func(d time.Duration) string { return now.Add(d).Format(time.RFC3339) }
+	tests := []struct {
+		name   string
+		fields string // members of a track call besides type, event and messageId
+		want   string // the event time (RFC 3339), or the rejection reason
+	}{
+		{"clock 2 h slow", `"userId":"u","timestamp":"` + at(-130*time.Minute) + `","sentAt":"` + at(-120*time.Minute) + `"`, at(-10 * time.Minute)},
+		{"clock 2 h slow, originalTimestamp", `"userId":"u","originalTimestamp":"` + at(-130*time.Minute) + `","sentAt":"` + at(-120*time.Minute) + `"`, at(-10 * time.Minute)},
+		{"clock right", `"userId":"u","timestamp":"` + at(-10*time.Minute) + `","sentAt":"` + at(-30*time.Second) + `"`, at(-10 * time.Minute)},
+		{"no sentAt", `"userId":"u","timestamp":"2024-10-02T10:00:00Z"`, "2024-10-02T10:00:00Z"},
+		{"sentAt decades before", `"userId":"u","timestamp":"2024-05-15T10:00:00Z","sentAt":"2000-01-01T00:00:00Z"`, "2024-05-15T10:00:00Z"},
+		{"receivedAt a number", `"userId":"u","timestamp":"2024-11-07T10:00:00Z","receivedAt":12345`, "2024-11-07T10:00:00Z"},
+		{"receivedAt garbage", `"userId":"u","timestamp":"2024-11-07T10:00:00Z","receivedAt":"garbage"`, "2024-11-07T10:00:00Z"},
+		{"receivedAt an object", `"userId":"u","receivedAt":{"at":1}`, now.Format(time.RFC3339)},
+		{"receivedAt claimed", `"userId":"u","receivedAt":"2001-01-01T00:00:00Z"`, now.Format(time.RFC3339)},
+		{"userId 4200", `"userId":4200,"timestamp":"2024-11-07T10:00:00Z"`, "2024-11-07T10:00:00Z"},
+		{"userId 4.2e3", `"userId":4.2e3,"anonymousId":4200.0,"timestamp":"2024-11-07T10:00:00Z"`, "2024-11-07T10:00:00Z"},
+		{"timestamp a number", `"userId":"u","timestamp":12345`, ReasonInvalidTimestamp},
+		{"40 KB", `"userId":"u","properties":{"blob":"` + strings.Repeat("x", 40<<10) + `"}`, ReasonTooLarge},
+	}
+	c := &Collector{cfg: CollectorConfig{Brokers: []string{"unused:9092"}}}
+	c.cfg.setDefaults()
+	cons, err := NewConsumer(ConsumerConfig{Brokers: []string{"unused:9092"}}, SinkFunc(nil), slog.New(slog.DiscardHandler), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			msg := fmt.Sprintf(`{"type":"track","event":"View","messageId":"m%d",%s}`, i, tt.fields)
+			req, err := parseRequest([]byte(`{"batch":[`+msg+`]}`), "batch")
+			if err != nil {
+				t.Fatal(err)
+			}
+			var viaHTTP Event
+			var httpErr error
+			accepted, rejected := c.prepare(req, "web", now)
+			switch {
+			case len(accepted) == 1:
+				// The consumer reads it later, with the collector's header.
+				viaHTTP, httpErr = cons.decode(kafka.Message{Value: accepted[0].raw, Time: now.Add(time.Hour),
+					Headers: []kafka.Header{{Key: HeaderSource, Value: []byte("web")}}})
+			case len(rejected) == 1:
+				httpErr = rejected[0].err
+			}
+			viaKafka, kafkaErr := cons.decode(kafka.Message{Value: []byte(msg), Time: now})
+			if RejectReason(httpErr) != RejectReason(kafkaErr) {
+				t.Fatalf("collector: %v; straight to Kafka: %v", httpErr, kafkaErr)
+			}
+			if kafkaErr != nil {
+				if RejectReason(kafkaErr) != tt.want {
+					t.Errorf("rejected as %v, want %s", kafkaErr, tt.want)
+				}
+				return
+			}
+			if got := viaKafka.Timestamp.Format(time.RFC3339); got != tt.want {
+				t.Errorf("event time %s, want %s", got, tt.want)
+			}
+			type seen struct {
+				Timestamp, OriginalTimestamp, SentAt, ReceivedAt time.Time
+				UserID, AnonymousID, MessageID, CustomerKey      string
+			}
+			see := func(e Event) seen {
+				return seen{e.Timestamp, e.OriginalTimestamp, e.SentAt, e.ReceivedAt, e.UserID, e.AnonymousID, e.MessageID, e.CustomerKey()}
+			}
+			if h, k := see(viaHTTP), see(viaKafka); h != k {
+				t.Errorf("collector: %+v\nstraight to Kafka: %+v", h, k)
+			}
+		})
+	}
+}
+
+// TestConsumerLimitsEveryMessage: the consumer holds a message carrying the collector's header to
+// the event limit plus what the collector's stamps add, not trusting the header to have been
+// checked; one without the header to the event limit.
+func TestConsumerLimitsEveryMessage(t *testing.T) {
+	cons, err := NewConsumer(ConsumerConfig{Brokers: []string{"unused:9092"}}, SinkFunc(nil), slog.New(slog.DiscardHandler), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	event := func(size int) []byte {
+		head := `{"type":"track","event":"A","userId":"u","properties":{"blob":"`
+		return []byte(head + strings.Repeat("x", size-len(head)-3) + `"}}`)
+	}
+	stamped := []kafka.Header{{Key: HeaderSource, Value: []byte("web")}}
+	tests := []struct {
+		name    string
+		size    int
+		headers []kafka.Header
+		want    string // rejection reason, "" when decoded
+	}{
+		{"at the limit", DefaultMaxEventBytes, nil, ""},
+		{"over the limit", DefaultMaxEventBytes + 1, nil, ReasonTooLarge},
+		{"collector's, stamped", DefaultMaxEventBytes + MaxStampBytes, stamped, ""},
+		{"collector's header, 40 KB", 40 << 10, stamped, ReasonTooLarge},
+	}
+	for _, tt := range tests {
+		_, err := cons.decode(kafka.Message{Value: event(tt.size), Headers: tt.headers, Time: recv})
+		if got := RejectReason(err); got != tt.want {
+			t.Errorf("%s: %v, want %q", tt.name, err, tt.want)
+		}
+	}
+}
+
+// TestCollectorStampsWithinTheLimit: an event the collector takes (at most the event limit) is
+// still within what the consumer reads after the collector's stamps, with the most the stamps
+// can add; an event that a batch's context makes larger is refused as too_large.
+func TestCollectorStampsWithinTheLimit(t *testing.T) {
+	c := &Collector{cfg: CollectorConfig{Brokers: []string{"unused:9092"}}}
+	c.cfg.setDefaults()
+	head := `{"type":"identify","userId":"u","timestamp":"2026-05-01T09:59:00.123456789+00:00","traits":{"blob":"`
+	big := head + strings.Repeat("x", DefaultMaxEventBytes-len(head)-3) + `"}}`
+	tests := []struct {
+		name, body string
+		want       string
+	}{
+		{"event at the limit, every stamp", `{"batch":[` + big + `],"sentAt":"2026-05-01T10:00:00.123456789+00:00"}`, ""},
+		{"batch context over the limit", `{"batch":[` + big + `],"context":{"x":"` + strings.Repeat("y", 2*MaxStampBytes) + `"}}`, ReasonTooLarge},
+	}
+	for _, tt := range tests {
+		req, err := parseRequest([]byte(tt.body), "batch")
+		if err != nil {
+			t.Fatal(err)
+		}
+		accepted, rejected := c.prepare(req, "web", recv)
+		switch {
+		case tt.want == "" && (len(accepted) != 1 || len(accepted[0].raw) > DefaultMaxEventBytes+MaxStampBytes):
+			t.Errorf("%s: accepted %d, rejected %v; want it accepted within the limit", tt.name, len(accepted), rejected)
+		case tt.want != "" && (len(rejected) != 1 || rejected[0].reason != tt.want):
+			t.Errorf("%s: rejected %v, want %s", tt.name, rejected, tt.want)
+		}
+	}
+}
