@@ -240,20 +240,31 @@ func readOtto(r io.Reader, pass int, emit func(Message) error, skip func(Skip)) 
 	})
 }
 
-// readSegment reads JSON Lines of Segment messages and sends them as they are (a fresh pass only
-// renames the ids). Lines that are not valid Segment messages are skipped with the reason.
+// readSegment reads JSON Lines of Segment messages (an export: history, whose times a receiver
+// stamped) and sends them as they are: a fresh pass only renames the ids, and a message that
+// dates its event by originalTimestamp alone gets the timestamp Segment's rule gives it
+// (SkewCorrected, against its own sentAt and receivedAt), so that it keeps that time however it
+// is replayed. Lines that are not valid Segment messages are skipped with the reason.
 func readSegment(r io.Reader, pass int, emit func(Message) error, skip func(Skip)) error {
 	return eachLine(r, func(line int, text string) error {
 		raw := []byte(text)
 		if pass > 0 {
+			dec := json.NewDecoder(bytes.NewReader(raw))
+			dec.UseNumber() // numbers as sent: an id of 20 digits keeps them all
 			var m map[string]any
-			if err := json.Unmarshal(raw, &m); err != nil {
+			if err := dec.Decode(&m); err != nil {
 				skip(Skip{line, "invalid JSON: " + err.Error()})
 				return nil
 			}
 			for _, k := range []string{"userId", "anonymousId", "messageId"} {
-				if v, ok := m[k].(string); ok && v != "" {
-					m[k] = v + "~" + strconv.Itoa(pass)
+				switch v := m[k].(type) {
+				case string:
+					if v != "" {
+						m[k] = v + "~" + strconv.Itoa(pass)
+					}
+				case json.Number: // one id however it is written (CanonicalNumber)
+					id, _ := CanonicalNumber(v.String())
+					m[k] = id + "~" + strconv.Itoa(pass)
 				}
 			}
 			var err error
@@ -266,8 +277,29 @@ func readSegment(r io.Reader, pass int, emit func(Message) error, skip func(Skip
 			skip(Skip{line, err.Error()})
 			return nil
 		}
+		members, err := objectMembers(raw, nil)
+		if err != nil {
+			return fmt.Errorf("BUG: line %d decoded but is not an object: %w", line, err)
+		}
+		if m := lookup(members, "timestamp"); (m == nil || string(m.value) == "null") && !e.OriginalTimestamp.IsZero() {
+			raw = appendObject(nil, raw, members, []string{"timestamp"},
+				[]field{{"timestamp", quoteASCII(e.Timestamp.Format(time.RFC3339Nano))}})
+		}
 		return emit(Message{Key: e.CustomerKey(), Value: raw, Line: line})
 	})
+}
+
+// withinEventLimit passes on to emit the messages of at most DefaultMaxEventBytes and skips the
+// others with the reason, as the collector refuses such an event with 400 and the consumer
+// dead-letters such a message (too_large): a replay is held to the limit of every path.
+func withinEventLimit(emit func(Message) error, skip func(Skip)) func(Message) error {
+	return func(m Message) error {
+		if len(m.Value) > DefaultMaxEventBytes {
+			skip(Skip{m.Line, fmt.Sprintf("%s: message of %d bytes is larger than %d", ReasonTooLarge, len(m.Value), DefaultMaxEventBytes)})
+			return nil
+		}
+		return emit(m)
+	}
 }
 
 // eachLine calls fn for every non-empty line, numbered from 1.
@@ -298,5 +330,5 @@ func ReadDataset(r io.Reader, format string, emit func(Message) error, skip func
 	if err != nil {
 		return err
 	}
-	return read(r, 0, emit, skip)
+	return read(r, 0, withinEventLimit(emit, skip), skip)
 }

@@ -125,7 +125,7 @@ func Replay(ctx context.Context, cfg ReplayConfig) (ReplaySummary, error) {
 			return sum, errors.New("replay: a reader is read once; repeat must be 1")
 		}
 		skip := func(s Skip) { sum.Skipped = append(sum.Skipped, s) }
-		if err := read(cfg.Reader, 0, emit, skip); err != nil {
+		if err := read(cfg.Reader, 0, withinEventLimit(emit, skip), skip); err != nil {
 			return sum, fmt.Errorf("replay: %w", err)
 		}
 		return sum, flush()
@@ -136,7 +136,7 @@ func Replay(ctx context.Context, cfg ReplayConfig) (ReplaySummary, error) {
 				sum.Skipped = append(sum.Skipped, s)
 			}
 		}
-		if err := replayFile(cfg.File, pass, read, emit, skip); err != nil {
+		if err := replayFile(cfg.File, pass, read, withinEventLimit(emit, skip), skip); err != nil {
 			return sum, err
 		}
 	}
@@ -157,56 +157,93 @@ func kafkaSender(ctx context.Context, w *kafka.Writer, format string) func([]Mes
 	}
 }
 
-// collectorSender posts batches to a collector's /v1/batch, retrying what the Segment libraries
-// retry (5xx, 429, network errors) with backoff, and failing on anything else.
+// collectorSender posts batches to a collector's /v1/batch, in bodies within the collector's
+// DefaultMaxBatchBytes, retrying what the Segment libraries retry (5xx, 429, network errors) with
+// backoff, and failing on anything else.
+//
+// A replay is an import: its events' timestamps are final, and the sentAt a Segment export
+// carries is history (when its client sent it, long ago), not a clock to correct. So each event
+// goes without its own sentAt, under the batch's, the replay's send time, as Segment advises for
+// historical imports (set timestamp; the server libraries send sentAt when they send): the
+// collector's clock-skew rule (SkewCorrected) then keeps every event's time, as a replay straight
+// to Kafka does.
 func collectorSender(ctx context.Context, baseURL, writeKey string) func([]Message) (int, error) {
 	client := &http.Client{Timeout: 30 * time.Second}
 	url := strings.TrimRight(baseURL, "/") + "/v1/batch"
+	var members []member
 	return func(batch []Message) (int, error) {
-		var body bytes.Buffer
-		body.WriteString(`{"batch":[`)
-		for i, m := range batch {
-			if i > 0 {
-				body.WriteByte(',')
+		var bodies [][]byte
+		var body []byte
+		for _, m := range batch {
+			var err error
+			if members, err = objectMembers(m.Value, members[:0]); err != nil {
+				return 0, fmt.Errorf("BUG: line %d is not a JSON object: %w", m.Line, err)
 			}
-			body.Write(m.Value)
+			event := appendObject(nil, m.Value, members, []string{"sentAt"}, nil)
+			const envelope = 100 // {"batch":[…],"sentAt":"…"}
+			if len(body) > 0 && len(body)+1+len(event)+envelope > DefaultMaxBatchBytes {
+				bodies, body = append(bodies, body), nil
+			}
+			if len(body) == 0 {
+				body = append(body, `{"batch":[`...)
+			} else {
+				body = append(body, ',')
+			}
+			body = append(body, event...)
 		}
-		fmt.Fprintf(&body, `],"sentAt":%q}`, time.Now().UTC().Format(time.RFC3339Nano))
-		backoff := 100 * time.Millisecond
-		for attempt := 1; ; attempt++ {
-			req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body.Bytes()))
+		if len(body) > 0 {
+			bodies = append(bodies, body)
+		}
+		rejected := 0
+		for _, b := range bodies {
+			b = fmt.Appendf(b, `],"sentAt":%q}`, time.Now().UTC().Format(time.RFC3339Nano))
+			n, err := post(ctx, client, url, writeKey, b)
 			if err != nil {
-				return 0, fmt.Errorf("post to collector: %w", err)
+				return rejected, err
 			}
-			req.SetBasicAuth(writeKey, "")
-			req.Header.Set("Content-Type", "application/json")
-			resp, err := client.Do(req)
-			var status int
-			var msg []byte
-			if err == nil {
-				status = resp.StatusCode
-				msg, _ = io.ReadAll(io.LimitReader(resp.Body, 1<<20))
-				resp.Body.Close()
-				if status == http.StatusOK {
-					var ok struct{ Rejected []json.RawMessage }
-					_ = json.Unmarshal(msg, &ok)
-					return len(ok.Rejected), nil
-				}
-				if status < 500 && status != http.StatusTooManyRequests {
-					return 0, fmt.Errorf("collector %s answered %d: %s", url, status, bytes.TrimSpace(msg))
-				}
-				err = fmt.Errorf("collector answered %d: %s", status, bytes.TrimSpace(msg))
-			}
-			if attempt == 10 {
-				return 0, fmt.Errorf("post to collector %s, %d attempts: %w", url, attempt, err)
-			}
-			select {
-			case <-ctx.Done():
-				return 0, ctx.Err()
-			case <-time.After(backoff):
-			}
-			backoff = min(2*backoff, 5*time.Second)
+			rejected += n
 		}
+		return rejected, nil
+	}
+}
+
+// post posts one batch body to a collector, retrying as collectorSender says, and returns how
+// many of its events the collector rejected.
+func post(ctx context.Context, client *http.Client, url, writeKey string, body []byte) (int, error) {
+	backoff := 100 * time.Millisecond
+	for attempt := 1; ; attempt++ {
+		req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
+		if err != nil {
+			return 0, fmt.Errorf("post to collector: %w", err)
+		}
+		req.SetBasicAuth(writeKey, "")
+		req.Header.Set("Content-Type", "application/json")
+		resp, err := client.Do(req)
+		var status int
+		var msg []byte
+		if err == nil {
+			status = resp.StatusCode
+			msg, _ = io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+			resp.Body.Close()
+			if status == http.StatusOK {
+				var ok struct{ Rejected []json.RawMessage }
+				_ = json.Unmarshal(msg, &ok)
+				return len(ok.Rejected), nil
+			}
+			if status < 500 && status != http.StatusTooManyRequests {
+				return 0, fmt.Errorf("collector %s answered %d: %s", url, status, bytes.TrimSpace(msg))
+			}
+			err = fmt.Errorf("collector answered %d: %s", status, bytes.TrimSpace(msg))
+		}
+		if attempt == 10 {
+			return 0, fmt.Errorf("post to collector %s, %d attempts: %w", url, attempt, err)
+		}
+		select {
+		case <-ctx.Done():
+			return 0, ctx.Err()
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, 5*time.Second)
 	}
 }
 

@@ -1,0 +1,74 @@
+package ingest
+
+import (
+	"encoding/json"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestSegmentReplayKeepsEventTimes: a replayed Segment export keeps its events' times: a line
+// dated by originalTimestamp alone gets the timestamp Segment's rule gives it from its own
+// sentAt and receivedAt, so a replay through the collector (which drops the events' sentAt, see
+// collectorSender) stores it at the same time as one straight to Kafka; a line over the event
+// limit is skipped with the reason.
+func TestSegmentReplayKeepsEventTimes(t *testing.T) {
+	lines := strings.Join([]string{
+		`{"type":"track","event":"A","userId":"u","messageId":"a","timestamp":"2024-10-02T10:00:00Z","originalTimestamp":"2024-10-02T08:00:00Z","sentAt":"2024-10-02T08:00:01Z","receivedAt":"2024-10-02T10:00:01Z"}`,
+		`{"type":"track","event":"B","userId":"u","messageId":"b","originalTimestamp":"2024-10-02T08:05:00Z","sentAt":"2024-10-02T08:05:01Z","receivedAt":"2024-10-02T10:05:01Z"}`,
+		`{"type":"track","event":"C","userId":"u","messageId":"c","properties":{"blob":"` + strings.Repeat("x", 40<<10) + `"}}`,
+		`{"type":"track","event":"D","userId":4.2e3,"messageId":"d","timestamp":"2024-10-02T10:10:00Z"}`,
+	}, "\n")
+	var msgs []Message
+	var skips []Skip
+	skip := func(s Skip) { skips = append(skips, s) }
+	if err := readSegment(strings.NewReader(lines), 0, withinEventLimit(func(m Message) error { msgs = append(msgs, m); return nil }, skip), skip); err != nil {
+		t.Fatal(err)
+	}
+	if len(skips) != 1 || skips[0].Line != 3 || !strings.Contains(skips[0].Reason, ReasonTooLarge) {
+		t.Errorf("skipped %v, want line 3 as %s", skips, ReasonTooLarge)
+	}
+	want := []string{"2024-10-02T10:00:00Z", "2024-10-02T10:05:00Z", "2024-10-02T10:10:00Z"}
+	if len(msgs) != len(want) {
+		t.Fatalf("messages %d, want %d", len(msgs), len(want))
+	}
+	c := &Collector{cfg: CollectorConfig{Brokers: []string{"unused:9092"}}}
+	c.cfg.setDefaults()
+	for i, m := range msgs {
+		direct, err := Decode(m.Value, "replay-segment", time.Now())
+		if err != nil {
+			t.Fatal(err)
+		}
+		// Through the collector: the body collectorSender posts, the collector's output.
+		var members []member
+		members, _ = objectMembers(m.Value, members)
+		body := `{"batch":[` + string(appendObject(nil, m.Value, members, []string{"sentAt"}, nil)) + `],"sentAt":"` + time.Now().UTC().Format(time.RFC3339Nano) + `"}`
+		req, err := parseRequest([]byte(body), "batch")
+		if err != nil {
+			t.Fatal(err)
+		}
+		accepted, rejected := c.prepare(req, "web", time.Now())
+		if len(accepted) != 1 {
+			t.Fatalf("line %d: collector rejected %v", m.Line, rejected)
+		}
+		viaCollector, err := Decode(accepted[0].raw, "web", time.Now())
+		if err != nil {
+			t.Fatal(err)
+		}
+		for path, e := range map[string]Event{"straight to Kafka": direct, "through the collector": viaCollector} {
+			if got := e.Timestamp.Format(time.RFC3339); got != want[i] {
+				t.Errorf("line %d %s: stored at %s, want %s", m.Line, path, got, want[i])
+			}
+		}
+	}
+	// A fresh pass gives a numeric id a fresh one too, from all its digits.
+	msgs = nil
+	line := `{"type":"track","event":"A","userId":12345678901234567890,"anonymousId":4.2e3,"timestamp":"2024-10-02T10:00:00Z"}`
+	if err := readSegment(strings.NewReader(line), 1, func(m Message) error { msgs = append(msgs, m); return nil }, skip); err != nil {
+		t.Fatal(err)
+	}
+	var ids struct{ UserID, AnonymousID string }
+	if len(msgs) != 1 || json.Unmarshal(msgs[0].Value, &ids) != nil || ids.UserID != "12345678901234567890~1" || ids.AnonymousID != "4200~1" {
+		t.Errorf("pass 1 sent %v, want userId 12345678901234567890~1 and anonymousId 4200~1", msgs)
+	}
+}
