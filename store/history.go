@@ -118,12 +118,16 @@ func (s *Store) historyEvents(ctx context.Context, keys []string) ([]ingest.Even
 				"source", source, "message_id", id, "err", err)
 			continue
 		}
-		// The stored time is the event's: a message produced straight to Kafka was corrected
-		// for its client's clock by the consumer (ingest.DecodeClient), against the time Kafka
-		// got it, and its bytes still carry the client's times. A time within the stored
-		// millisecond keeps its finer part.
+		// The stored time is the event's. A message produced straight to Kafka was corrected
+		// for its client's clock by the consumer (ingest.DecodeClient, against the time Kafka got
+		// it, stored as its receive time), and its bytes still carry the client's times: decoded
+		// so again, it comes back as it was sessionized, to the nanosecond.
 		if e.Timestamp.UnixMilli() != int64(ts) {
-			e.Timestamp = time.UnixMilli(int64(ts)).UTC()
+			if c, err := ingest.DecodeClient([]byte(raw), source, time.UnixMilli(int64(received))); err == nil && c.Timestamp.UnixMilli() == int64(ts) {
+				e = c
+			} else {
+				e.Timestamp = time.UnixMilli(int64(ts)).UTC()
+			}
 		}
 		e.Seq = int64(seq)
 		out = append(out, e)

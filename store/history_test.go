@@ -145,18 +145,18 @@ func TestStoredKeysFilter(t *testing.T) {
 // TestHistoryKeepsTheStoredTime: an event is restored at the time it was stored. A message
 // produced straight to Kafka by a client whose clock is 2 h slow is corrected by the consumer
 // (ingest.DecodeClient, against the time Kafka got it) while its stored bytes keep the client's
-// times; a stamped event's time keeps its sub-millisecond part.
+// times; it comes back at the time it was sessionized, to the nanosecond, as a stamped event does.
 func TestHistoryKeepsTheStoredTime(t *testing.T) {
 	st := openStore(t)
 	ctx := context.Background()
 	kafkaTime := time.Date(2026, 11, 2, 12, 0, 0, 0, time.UTC)
 	skewed, err := ingest.DecodeClient([]byte(`{"type":"track","event":"Product Viewed","anonymousId":"skewed","messageId":"s1",`+
-		`"timestamp":"2026-11-02T09:50:00Z","sentAt":"2026-11-02T10:00:00Z","receivedAt":12345}`), "kafka", kafkaTime)
+		`"timestamp":"2026-11-02T09:50:00Z","sentAt":"2026-11-02T10:00:00.000400Z","receivedAt":12345}`), "kafka", kafkaTime)
 	if err != nil {
 		t.Fatal(err)
 	}
 	fine := historyEvent(t, "fine", "f1", "2026-11-02T10:00:00.000250Z")
-	want := map[string]time.Time{"skewed": time.Date(2026, 11, 2, 11, 50, 0, 0, time.UTC), "fine": fine.Timestamp}
+	want := map[string]time.Time{"skewed": time.Date(2026, 11, 2, 11, 49, 59, 999600000, time.UTC), "fine": fine.Timestamp}
 	if !skewed.Timestamp.Equal(want["skewed"]) {
 		t.Fatalf("decoded at %s, want %s", skewed.Timestamp, want["skewed"])
 	}
