@@ -70,20 +70,27 @@ func (c *Condition) check() error {
 	return nil
 }
 
-// NewCondition returns the condition that field op value states, op being one of equals, one_of
-// (value: the options separated by "|"), prefix, regexp, gt, gte, lt, lte (value: a finite
-// decimal number). A field that is not a context field (ContextFields) nor properties.NAME is
-// read as the property of that name. Errors name what is wrong.
-func NewCondition(field, op, value string) (Condition, error) {
+// NewCondition returns the condition that field op values state, op being one of equals, one_of
+// (values: the options, one or more), prefix, regexp, gt, gte, lt, lte (value: a finite decimal
+// number); every op but one_of takes exactly one value. A field that is not a context field
+// (ContextFields) nor properties.NAME is read as the property of that name. Errors name what is
+// wrong.
+func NewCondition(field, op string, values ...string) (Condition, error) {
 	if !strings.HasPrefix(field, "properties.") && !slices.Contains(ContextFields(), field) {
 		field = "properties." + field
 	}
 	c := Condition{Field: field}
+	if op == "one_of" && len(values) > 0 {
+		c.OneOf = slices.Clone(values)
+		return c, c.check()
+	}
+	if len(values) != 1 {
+		return Condition{}, fmt.Errorf("%s takes one value, not %d", op, len(values))
+	}
+	value := values[0]
 	switch op {
 	case "equals":
 		c.Equals = &value
-	case "one_of":
-		c.OneOf = strings.Split(value, "|")
 	case "prefix":
 		c.Prefix = &value
 	case "regexp":

@@ -203,7 +203,7 @@ func TestEqualsComparesNumbersByValue(t *testing.T) {
 		{"equals", "0100", []string{"0100"}, nil}, // not a JSON number: text only
 		{"prefix", "1", nil, []string{`100`, `100.0`, `1e2`, `"100"`, `"100.0"`, `"1e2"`, `150`}},
 	} {
-		c, err := NewCondition("price", tt.op, tt.value)
+		c, err := NewCondition("price", tt.op, strings.Split(tt.value, "|")...)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -70,8 +70,8 @@ type RetentionResult struct {
 func ParseRetentionQuery(v url.Values) (RetentionQuery, error) {
 	p := newParams(v, retentionParams())
 	q := RetentionQuery{Period: p.oneOf("period", "week", "month"), Periods: p.int("periods", 1, maxRetentionPeriods)}
-	q.Conversion = p.str("conversion")
-	if q.Return = p.str("return"); q.Return == "" {
+	q.Conversion = p.step("conversion")
+	if q.Return = p.step("return"); q.Return == "" {
 		q.Return = q.Conversion
 	}
 	q.From, q.To = p.timeRange()

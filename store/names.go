@@ -21,7 +21,7 @@ var unnamedLabels = []string{"page", "screen"}
 // journey map, nor the label of unnamed pages or screens, nor an event name that has been stored:
 // most likely a typo, which would otherwise answer a silent zero.
 func (s *Store) checkNames(ctx context.Context, jm *sessionize.Map, param string, steps ...string) error {
-	regexps, err := checkSteps(param, steps...)
+	names, props, regexps, err := checkSteps(param, steps...)
 	if err != nil {
 		return err
 	}
@@ -35,18 +35,6 @@ func (s *Store) checkNames(ctx context.Context, jm *sessionize.Map, param string
 				return paramErrorf(param, "%.100s: ClickHouse cannot use the regular expression %q", step, re)
 			}
 			return fmt.Errorf("check regular expression: %w", err)
-		}
-	}
-	names := make([]string, len(steps))
-	var props []string
-	for i, step := range steps {
-		var filters string
-		names[i], filters = splitStep(step)
-		conds, _ := parseFilters(filters)
-		for _, c := range conds {
-			if key, ok := strings.CutPrefix(c.Field, "properties."); ok {
-				props = append(props, key)
-			}
 		}
 	}
 	if err := s.checkProperties(ctx, param, props...); err != nil {
@@ -90,7 +78,7 @@ func (s *Store) checkNames(ctx context.Context, jm *sessionize.Map, param string
 			for i, st := range jm.Stages {
 				stages[i] = st.Name
 			}
-			return paramErrorf(param, "%q is neither a stage (%s) nor an event that has been stored", n, strings.Join(stages, ", "))
+			return paramErrorf(param, "%q is neither a stage (%s) nor an event that has been stored; %s", n, strings.Join(stages, ", "), escapeHint)
 		}
 	}
 	return nil

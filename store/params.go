@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"maps"
 	"net/url"
-	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -25,6 +24,10 @@ type Param struct {
 	// Bool is set on a true-or-false parameter: the CLI makes it a boolean flag (--collapse,
 	// --collapse=false); the query string takes true or false.
 	Bool bool `json:"bool,omitempty"`
+	// List is set on a list of steps (steps, exclude): entries separated by commas, a comma in
+	// an entry escaped (\,; steps.go). A batch body may give it as a JSON array of steps
+	// instead, one entry each (JoinSteps).
+	List bool `json:"list,omitempty"`
 }
 
 func rangeParams() []Param {
@@ -36,10 +39,10 @@ func rangeParams() []Param {
 
 func funnelParams() []Param {
 	return append([]Param{
-		{Name: "steps", Usage: "comma-separated steps: event names or stage names of the journey map (required)"},
+		{Name: "steps", List: true, Usage: `comma-separated steps: event names or stage names of the journey map, [filters] optional (required); a backslash escapes , ; | [ ] in a name or value: Checkout\, Step 2`},
 		{Name: "window", Default: "24h", Usage: "longest time from a customer's first step to their last (30m, 24h, 7d)"},
 		{Name: "mode", Default: string(ModeOrdered), Usage: "ordered, strict (no other tracked event between steps) or any (any order within the window)"},
-		{Name: "exclude", Usage: `comma-separated exclusions "Event" (between first and last step) or "Event:2-3"`},
+		{Name: "exclude", List: true, Usage: `comma-separated exclusions "Event" (between first and last step) or "Event:2-3"; escapes as in steps`},
 		{Name: "count_by", Default: CountPersons, Usage: "persons, or sessions (each session is the window)"},
 		{Name: "breakdown", Usage: "channel, campaign, device, trait:NAME or property:NAME (value at step 1)"},
 		{Name: "breakdown_limit", Default: "20", Usage: "breakdown values listed; the rest are summed as (other)"},
@@ -55,7 +58,7 @@ func dropoffParams() []Param {
 
 func anchorParams() []Param {
 	return append([]Param{
-		{Name: "anchor", Usage: "event or stage name the touchpoints are counted from (required)"},
+		{Name: "anchor", Usage: `event or stage name the touchpoints are counted from, [filters] optional (required); escapes as in steps`},
 		{Name: "window", Default: "24h", Usage: "how far from the anchor to look"},
 		{Name: "limit", Default: "10", Usage: "rows listed"},
 		{Name: "collapse", Default: "false", Usage: "count consecutive repeats of a touchpoint once", Bool: true},
@@ -164,10 +167,11 @@ func IsParamError(err error) bool {
 // exclusion): longer ones are refused, as ClickHouse limits the size of a query.
 const MaxTextBytes = 1000
 
-// get reads a parameter as given, trimmed, and its default. A parameter read as true or false
+// get reads a parameter as given, untrimmed, and its default. A parameter read as true or false
 // (isBool) must be declared Bool in the schema and the others not, so that the CLI's flags take
-// each the way the query reads it.
-func (p *params) get(name string, isBool bool) (value, def string) {
+// each the way the query reads it; one read as a list (isList) must be declared List, so that a
+// batch takes a JSON array for it.
+func (p *params) get(name string, isBool, isList bool) (value, def string) {
 	i := slices.IndexFunc(p.schema, func(sp Param) bool { return sp.Name == name })
 	switch {
 	case i < 0:
@@ -177,17 +181,31 @@ func (p *params) get(name string, isBool bool) (value, def string) {
 		return "", ""
 	case p.schema[i].Bool != isBool && p.err == nil:
 		p.err = fmt.Errorf("internal error: the query reads %s as true or false (%v), and its schema's Bool is %v", name, isBool, p.schema[i].Bool)
+	case p.schema[i].List != isList && p.err == nil:
+		p.err = fmt.Errorf("internal error: the query reads %s as a list (%v), and its schema's List is %v", name, isList, p.schema[i].List)
 	}
 	p.read[name] = true
-	return strings.TrimSpace(p.v.Get(name)), p.schema[i].Default
+	return p.v.Get(name), p.schema[i].Default
 }
 
 // str reads a text parameter, its default when absent or empty.
 func (p *params) str(name string) string { return p.text(name, false) }
 
-// text reads a parameter's text, its default when absent or empty; isBool as for get.
+// step reads a parameter that is one step (an anchor, a conversion): its text trimmed as a
+// step is (an escaped space at an end stays), its default when absent or empty.
+func (p *params) step(name string) string {
+	s, def := p.get(name, false, false)
+	return p.checkText(name, trimStep(s), def)
+}
+
+// text reads a parameter's text, trimmed, its default when absent or empty; isBool as for get.
 func (p *params) text(name string, isBool bool) string {
-	s, def := p.get(name, isBool)
+	s, def := p.get(name, isBool, false)
+	return p.checkText(name, strings.TrimSpace(s), def)
+}
+
+// checkText returns s, at most MaxTextBytes, or def when s is empty.
+func (p *params) checkText(name, s, def string) string {
 	if len(s) > MaxTextBytes {
 		p.fail(name, "%d bytes, at most %d", len(s), MaxTextBytes)
 		return def
@@ -198,22 +216,22 @@ func (p *params) text(name string, isBool bool) string {
 	return def
 }
 
-// list splits a comma-separated parameter, its default when absent or empty. Each entry is at
-// most MaxTextBytes, and none is empty: "A,,B" or "A,B," is refused rather than read as "A,B",
-// which may not be the list meant.
+// list splits a comma-separated list of steps at its unescaped commas (splitList), its default
+// when absent or empty. Each entry is at most MaxTextBytes, and none is empty: "A,,B" or "A,B,"
+// is refused rather than read as "A,B", which may not be the list meant.
 func (p *params) list(name string) []string {
-	s, def := p.get(name, false)
-	if s == "" {
+	s, def := p.get(name, false, true)
+	if s = trimStep(s); s == "" {
 		s = def
 	}
 	if s == "" {
 		return nil
 	}
 	var out []string
-	for i, e := range strings.Split(s, ",") {
-		switch e = strings.TrimSpace(e); {
+	for i, e := range splitList(s) {
+		switch {
 		case e == "":
-			p.fail(name, "entry %d is empty (two commas in a row, or one at an end)", i+1)
+			p.fail(name, "entry %d is empty (two commas in a row, or one at an end; a comma in a name is written \\,)", i+1)
 		case len(e) > MaxTextBytes:
 			p.fail(name, "%.40q… is %d bytes, at most %d", e, len(e), MaxTextBytes)
 		default:
@@ -286,10 +304,9 @@ func (p *params) timeRange() (from, to time.Time) {
 	return from, to
 }
 
-var exclusionRange = regexp.MustCompile(`^(.*):\s*(\d+)\s*-\s*(\d+)$`)
-
-// ParseFunnelQuery builds a FunnelQuery from text parameters: steps (comma-separated), window,
-// from, to, mode, exclude ("Event" or "Event:2-3", comma-separated), count_by, breakdown
+// ParseFunnelQuery builds a FunnelQuery from text parameters: steps (comma-separated; a comma in
+// a step is escaped, \, as steps.go describes), window, from, to, mode, exclude ("Event" or
+// "Event:2-3", comma-separated), count_by, breakdown
 // ("channel", "trait:customer_type", …) and breakdown_limit. Errors start with the parameter's name.
 func ParseFunnelQuery(v url.Values) (FunnelQuery, error) {
 	p := newParams(v, funnelParams())
@@ -312,10 +329,8 @@ func parseFunnel(p *params) FunnelQuery {
 	q.CountBy = p.oneOf("count_by", CountPersons, CountSessions)
 	for _, x := range p.list("exclude") {
 		e := Exclusion{Step: x, After: 1, Before: len(q.Steps)}
-		if m := exclusionRange.FindStringSubmatch(x); m != nil {
-			e.Step = strings.TrimSpace(m[1])
-			e.After, _ = strconv.Atoi(m[2])
-			e.Before, _ = strconv.Atoi(m[3])
+		if step, after, before, ok := cutExclusionRange(x); ok {
+			e.Step, e.After, e.Before = step, after, before
 		}
 		q.Exclusions = append(q.Exclusions, e)
 	}

@@ -71,7 +71,7 @@ type NextResult struct {
 }
 
 func parseAnchor(p *params) (anchor string, window time.Duration, from, to time.Time) {
-	anchor = p.str("anchor")
+	anchor = p.step("anchor")
 	if anchor == "" {
 		p.fail("anchor", "an event or stage name is required")
 	}
@@ -89,7 +89,7 @@ func ParsePathsQuery(v url.Values) (PathsQuery, error) {
 	q.Depth = p.int("depth", 2, maxPathDepth)
 	q.Limit = p.int("limit", 1, 1000)
 	q.Collapse = p.bool("collapse")
-	q.Convert = p.str("convert")
+	q.Convert = p.step("convert")
 	return q, p.finish()
 }
 

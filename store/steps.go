@@ -2,8 +2,12 @@ package store
 
 import (
 	"fmt"
+	"regexp"
 	"slices"
+	"strconv"
 	"strings"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/waymark-dev/waymark/sessionize"
 )
@@ -18,63 +22,281 @@ import (
 // context fields a journey map condition can test (page.path, campaign.medium, …). OP is one of
 // = (equals; a|b|c: one of), ^= (prefix), ~= (regular expression), >, >=, <, <=. The filters mean
 // what the same conditions mean in the journey map, and are added to every rule of a stage.
+// Lists of steps (steps, exclude) separate them with ","; an exclusion may end in ":a-b".
+//
+// Escapes: a backslash before one of the characters the syntax gives a meaning to (stepSyntax:
+// , ; | [ ] = < > ^ ~ : \ and white space) stands for that character itself, so that any stored
+// name or value can be asked about: Checkout\, Step 2, [city=Washington\, D.C.], [coupon=A\|B],
+// [expr=x\;y], Ratio\:1-2. A backslash before any other character is itself (C:\temp and the
+// regular expression \d+ read as they always did). White space around a name, a field, a value
+// or an entry of a list is dropped unless escaped: [sp=\ padded\ ] is the value " padded ". A
+// regular expression (~=) gets its text with the backslashes kept: re2 reads an escaped
+// punctuation character or space as that character, so \, \; \] mean there what they mean
+// everywhere else. The journey map page escapes the names it sends (escapeName in app.js).
+// PostHog, Amplitude and Mixpanel take steps as JSON arrays, where no separator needs escaping;
+// a batch body may too (QueryParams marks the list parameters).
+
+// stepSyntax are the characters, besides white space, that a backslash escapes in a step.
+const stepSyntax = `,;|[]=<>^~:\`
+
+// escapeHint says how to write a name or value holding the syntax's characters, for errors.
+const escapeHint = `a backslash makes the next , ; | [ ] = < > ^ ~ : \ or space part of a name or value: Checkout\, Step 2 or [city=Washington\, D.C.] (docs/queries.md)`
+
+// EscapeStep returns name written as a step that means exactly name: every character of
+// stepSyntax, and the white space at its ends (which a step drops), preceded by a backslash. It
+// is how a client puts a stored event or stage name into steps, exclude or anchor; app.js's
+// escapeName does the same.
+func EscapeStep(name string) string {
+	first := len(name) - len(strings.TrimLeftFunc(name, unicode.IsSpace))
+	last := len(strings.TrimRightFunc(name, unicode.IsSpace))
+	var b strings.Builder
+	for i := 0; i < len(name); {
+		r, n := utf8.DecodeRuneInString(name[i:])
+		if strings.ContainsRune(stepSyntax, r) || (i < first || i >= last) && unicode.IsSpace(r) {
+			b.WriteByte('\\')
+		}
+		b.WriteString(name[i : i+n]) // the bytes as given, invalid UTF-8 included
+		i += n
+	}
+	return b.String()
+}
+
+// stepToken is one character of a step's text: an escaped one (written with a backslash before
+// it) is never syntax and never dropped as white space.
+type stepToken struct {
+	r       rune
+	esc     bool
+	at, end int // its bytes in the text, the backslash included
+}
+
+// stepText is some of a step's text, read into tokens; its parts share the text.
+type stepText struct {
+	src  string
+	toks []stepToken
+}
+
+func lexStep(s string) stepText {
+	t := stepText{src: s}
+	for i := 0; i < len(s); {
+		r, n := utf8.DecodeRuneInString(s[i:])
+		if r == '\\' && i+n < len(s) {
+			next, m := utf8.DecodeRuneInString(s[i+n:])
+			if strings.ContainsRune(stepSyntax, next) || unicode.IsSpace(next) {
+				t.toks = append(t.toks, stepToken{next, true, i, i + n + m})
+				i += n + m
+				continue
+			}
+		}
+		t.toks = append(t.toks, stepToken{r, false, i, i + n})
+		i += n
+	}
+	return t
+}
+
+func (t stepText) part(i, j int) stepText { return stepText{t.src, t.toks[i:j]} }
+
+// is reports whether token i is the unescaped r.
+func (t stepText) is(i int, r rune) bool {
+	return i >= 0 && i < len(t.toks) && !t.toks[i].esc && t.toks[i].r == r
+}
+
+// index is the first unescaped r at or after from, -1 when none.
+func (t stepText) index(r rune, from int) int {
+	for i := from; i < len(t.toks); i++ {
+		if t.is(i, r) {
+			return i
+		}
+	}
+	return -1
+}
+
+// split cuts t at each unescaped sep.
+func (t stepText) split(sep rune) []stepText {
+	var out []stepText
+	start := 0
+	for i := range t.toks {
+		if t.is(i, sep) {
+			out = append(out, t.part(start, i))
+			start = i + 1
+		}
+	}
+	return append(out, t.part(start, len(t.toks)))
+}
+
+// trim drops unescaped white space at both ends.
+func (t stepText) trim() stepText {
+	space := func(k stepToken) bool { return !k.esc && unicode.IsSpace(k.r) }
+	i, j := 0, len(t.toks)
+	for i < j && space(t.toks[i]) {
+		i++
+	}
+	for j > i && space(t.toks[j-1]) {
+		j--
+	}
+	return t.part(i, j)
+}
+
+// raw is t as written, escapes included.
+func (t stepText) raw() string {
+	if len(t.toks) == 0 {
+		return ""
+	}
+	return t.src[t.toks[0].at:t.toks[len(t.toks)-1].end]
+}
+
+// text is what t means: its characters with the escapes' backslashes taken away. It keeps the
+// bytes as given, invalid UTF-8 included.
+func (t stepText) text() string {
+	var b strings.Builder
+	for _, k := range t.toks {
+		at := k.at
+		if k.esc {
+			at++
+		}
+		b.WriteString(t.src[at:k.end])
+	}
+	return b.String()
+}
+
+// trimStep drops the unescaped white space around s, a step or a list of them.
+func trimStep(s string) string { return lexStep(s).trim().raw() }
+
+// splitList cuts a list of steps at its unescaped commas and trims each entry, which keeps its
+// escapes: each is a step to parse (parseStep) and the name it is shown by.
+func splitList(s string) []string {
+	var out []string
+	for _, e := range lexStep(s).split(',') {
+		out = append(out, e.trim().raw())
+	}
+	return out
+}
+
+// JoinSteps writes steps as one list (steps, exclude) that splitList reads back into them: each
+// step's unescaped commas escaped, and a backslash at its end, which the comma after it would
+// escape, doubled. A batch body's JSON array of steps is read so.
+func JoinSteps(steps []string) string {
+	var b strings.Builder
+	for i, s := range steps {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		t := lexStep(s)
+		for j, k := range t.toks {
+			switch {
+			case t.is(j, ','):
+				b.WriteString(`\,`)
+			case j == len(t.toks)-1 && t.is(j, '\\'):
+				b.WriteString(`\\`)
+			default:
+				b.WriteString(s[k.at:k.end])
+			}
+		}
+	}
+	return b.String()
+}
+
+var exclusionRange = regexp.MustCompile(`^\s*(\d+)\s*-\s*(\d+)$`)
+
+// cutExclusionRange reads an exclusion, "Event" or "Event:a-b" (the last unescaped colon), into
+// its step and the steps it lies between; ok is false when it has no range.
+func cutExclusionRange(x string) (step string, after, before int, ok bool) {
+	t := lexStep(x)
+	i := len(t.toks) - 1
+	for i >= 0 && !t.is(i, ':') {
+		i--
+	}
+	if i < 0 {
+		return x, 0, 0, false
+	}
+	m := exclusionRange.FindStringSubmatch(t.part(i+1, len(t.toks)).raw())
+	if m == nil {
+		return x, 0, 0, false
+	}
+	after, _ = strconv.Atoi(m[1])
+	before, _ = strconv.Atoi(m[2])
+	return t.part(0, i).trim().raw(), after, before, true
+}
 
 // stepFilterOps are the filter operators, longest first so ">=" is not read as ">".
 var stepFilterOps = []struct{ op, key string }{
 	{">=", "gte"}, {"<=", "lte"}, {"^=", "prefix"}, {"~=", "regexp"}, {"=", "equals"}, {">", "gt"}, {"<", "lt"},
 }
 
-// splitStep separates a step's name from its bracketed filters ("" when none).
-func splitStep(step string) (name, filters string) {
-	step = strings.TrimSpace(step)
-	if i := strings.IndexByte(step, '['); i > 0 && strings.HasSuffix(step, "]") {
-		return strings.TrimSpace(step[:i]), step[i+1 : len(step)-1]
-	}
-	return step, ""
-}
-
 // MaxStepFilters is the most filters one step may carry: each becomes a condition in the SQL of
 // every rule of the step, and ClickHouse limits the size of a query.
 const MaxStepFilters = 10
 
+// parseStep reads a step into the name it asks about and its filters (none when it has no
+// brackets, or empty ones). A name is what comes before the first unescaped "[" of a step that
+// ends in an unescaped "]"; otherwise the whole step, brackets included.
+func parseStep(step string) (name string, filters []sessionize.Condition, err error) {
+	t := lexStep(step).trim()
+	n := len(t.toks)
+	i := t.index('[', 0)
+	if i <= 0 || !t.is(n-1, ']') {
+		return t.text(), nil, nil
+	}
+	filters, err = parseFilters(t.part(i+1, n-1))
+	return t.part(0, i).trim().text(), filters, err
+}
+
 // parseFilters reads a step's filters as journey-map conditions (sessionize.NewCondition), so
 // they are checked and mean exactly what the map's conditions mean. At most MaxStepFilters.
-func parseFilters(filters string) ([]sessionize.Condition, error) {
+func parseFilters(filters stepText) ([]sessionize.Condition, error) {
 	var out []sessionize.Condition
-	for _, f := range strings.Split(filters, ";") {
-		if f = strings.TrimSpace(f); f == "" {
+	for _, f := range filters.split(';') {
+		if f = f.trim(); len(f.toks) == 0 {
 			continue
 		}
 		if len(out) == MaxStepFilters {
 			return nil, fmt.Errorf("more than %d filters", MaxStepFilters)
 		}
-		i, op, key := -1, "", ""
-		for _, o := range stepFilterOps {
-			if j := strings.Index(f, o.op); j > 0 && (i < 0 || j < i) {
-				i, op, key = j, o.op, o.key
-			}
-		}
+		i, op, key := filterOp(f)
 		if i < 0 {
-			return nil, fmt.Errorf("filter %q: want FIELD OP VALUE with OP one of =, ^=, ~=, >, >=, <, <=", f)
+			return nil, fmt.Errorf("filter %q: want FIELD OP VALUE with OP one of =, ^=, ~=, >, >=, <, <=; %s", f.raw(), escapeHint)
 		}
-		field, value := strings.TrimSpace(f[:i]), strings.TrimSpace(f[i+len(op):])
-		if key == "equals" && strings.Contains(value, "|") {
-			key = "one_of"
+		field, v := f.part(0, i).trim().text(), f.part(i+len(op), len(f.toks)).trim()
+		var values []string
+		switch key {
+		case "regexp":
+			values = []string{v.raw()}
+		case "equals":
+			for _, o := range v.split('|') {
+				values = append(values, o.text())
+			}
+			if len(values) > 1 {
+				key = "one_of"
+			}
+		default:
+			values = []string{v.text()}
 		}
-		c, err := sessionize.NewCondition(field, key, value)
+		c, err := sessionize.NewCondition(field, key, values...)
 		if err != nil {
-			return nil, fmt.Errorf("filter %q: %w", f, err)
+			return nil, fmt.Errorf("filter %q: %w", f.raw(), err)
 		}
 		out = append(out, c)
 	}
 	return out, nil
 }
 
+// filterOp finds a filter's operator: the first unescaped one after the field's first character,
+// the longest at that place. i is -1 when there is none.
+func filterOp(f stepText) (i int, op, key string) {
+	for i = 1; i < len(f.toks); i++ {
+		for _, o := range stepFilterOps {
+			if f.is(i, rune(o.op[0])) && (len(o.op) == 1 || f.is(i+1, rune(o.op[1]))) {
+				return i, o.op, o.key
+			}
+		}
+	}
+	return -1, "", ""
+}
+
 // stepRules resolves a step: a stage of the journey map means its rules, "page" and "screen"
 // the calls without a name, anything else an event name; filters are added to every rule.
 // Unparsable filters are reported by checkSteps, which runs first.
 func stepRules(jm *sessionize.Map, step string) []sessionize.Rule {
-	name, filters := splitStep(step)
+	name, conds, _ := parseStep(step)
 	var rules []sessionize.Rule
 	switch st, ok := jm.Stage(name); {
 	case ok:
@@ -84,10 +306,9 @@ func stepRules(jm *sessionize.Map, step string) []sessionize.Rule {
 	default:
 		rules = []sessionize.Rule{{Events: []string{name}}}
 	}
-	if filters == "" {
+	if len(conds) == 0 {
 		return rules
 	}
-	conds, _ := parseFilters(filters)
 	for i := range rules {
 		rules[i].Where = append(slices.Clone(rules[i].Where), conds...)
 	}
@@ -95,23 +316,26 @@ func stepRules(jm *sessionize.Map, step string) []sessionize.Rule {
 }
 
 // checkSteps reports the first step whose filters cannot be read, naming param, and returns the
-// regular expressions of the filters.
-func checkSteps(param string, steps ...string) (regexps map[string]string, err error) {
+// names the steps ask about, the property keys their filters test, and their regular
+// expressions (each with the step it is in).
+func checkSteps(param string, steps ...string) (names, props []string, regexps map[string]string, err error) {
 	for _, s := range steps {
-		if _, filters := splitStep(s); filters != "" {
-			conds, err := parseFilters(filters)
-			if err != nil {
-				return nil, paramErrorf(param, "%.100s: %w", s, err)
+		name, conds, err := parseStep(s)
+		if err != nil {
+			return nil, nil, nil, paramErrorf(param, "%.100s: %w", s, err)
+		}
+		names = append(names, name)
+		for _, c := range conds {
+			if key, ok := strings.CutPrefix(c.Field, "properties."); ok {
+				props = append(props, key)
 			}
-			for _, c := range conds {
-				if c.Regexp != nil {
-					if regexps == nil {
-						regexps = map[string]string{}
-					}
-					regexps[*c.Regexp] = s
+			if c.Regexp != nil {
+				if regexps == nil {
+					regexps = map[string]string{}
 				}
+				regexps[*c.Regexp] = s
 			}
 		}
 	}
-	return regexps, nil
+	return names, props, regexps, nil
 }

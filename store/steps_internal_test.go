@@ -1,6 +1,9 @@
 package store
 
 import (
+	"fmt"
+	"regexp/syntax"
+	"slices"
 	"strings"
 	"testing"
 
@@ -41,7 +44,7 @@ func TestStepFilters(t *testing.T) {
 		{"code~=(", nil, false, "regexp"},
 	}
 	for _, tt := range tests {
-		conds, err := parseFilters(tt.filters)
+		conds, err := parseFilters(lexStep(tt.filters))
 		if tt.err != "" {
 			if err == nil || !strings.Contains(err.Error(), tt.err) {
 				t.Errorf("%s: error %v, want one about %q", tt.filters, err, tt.err)
@@ -73,4 +76,217 @@ func TestEveryContextFieldHasAColumn(t *testing.T) {
 	if got := contextColumn("properties.page.path"); got != "" {
 		t.Errorf("properties.page.path reads column %q, want a property", got)
 	}
+}
+
+// condText describes a condition as "field op values" for the tables below.
+func condText(c sessionize.Condition) string {
+	switch {
+	case c.Equals != nil:
+		return fmt.Sprintf("%s equals %q", c.Field, *c.Equals)
+	case c.OneOf != nil:
+		return fmt.Sprintf("%s one_of %q", c.Field, c.OneOf)
+	case c.Prefix != nil:
+		return fmt.Sprintf("%s prefix %q", c.Field, *c.Prefix)
+	case c.Regexp != nil:
+		return fmt.Sprintf("%s regexp %q", c.Field, *c.Regexp)
+	case c.GTE != nil:
+		return fmt.Sprintf("%s gte %v", c.Field, *c.GTE)
+	case c.GT != nil:
+		return fmt.Sprintf("%s gt %v", c.Field, *c.GT)
+	}
+	return c.Field + " ?"
+}
+
+// TestParseStep: the escapes of steps.go reach every name and value, and steps without them
+// read as they always did.
+func TestParseStep(t *testing.T) {
+	tests := []struct {
+		step    string
+		name    string
+		filters []string
+		err     string
+	}{
+		{step: "Order Completed", name: "Order Completed"},
+		{step: "  Order Completed\t", name: "Order Completed"},
+		{step: `Checkout\, Step 2`, name: "Checkout, Step 2"},
+		{step: "Checkout, Step 2", name: "Checkout, Step 2"}, // one step: only a list splits at commas
+		{step: `A\[b\]`, name: "A[b]"},
+		{step: `A[b\]`, name: "A[b]"}, // no unescaped "]" at the end: all name
+		{step: "a[b", name: "a[b"},
+		{step: "[x]", name: "[x]"},
+		{step: "X[]", name: "X"},
+		{step: `C:\temp`, name: `C:\temp`},     // a backslash before an ordinary character is itself
+		{step: `a\\b`, name: `a\b`},            // an escaped backslash
+		{step: `x\`, name: `x\`},               // a backslash at the end is itself
+		{step: `\ padded\ `, name: " padded "}, // escaped spaces stay
+		{step: "Order Completed[revenue>=100;currency=EUR|USD]", name: "Order Completed",
+			filters: []string{`properties.revenue gte 100`, `properties.currency one_of ["EUR" "USD"]`}},
+		{step: `X[city=Washington\, D.C.]`, name: "X", filters: []string{`properties.city equals "Washington, D.C."`}},
+		{step: "X[city=Washington, D.C.]", name: "X", filters: []string{`properties.city equals "Washington, D.C."`}},
+		{step: `X[coupon=A\|B]`, name: "X", filters: []string{`properties.coupon equals "A|B"`}},
+		{step: `X[coupon=A|B\|C]`, name: "X", filters: []string{`properties.coupon one_of ["A" "B|C"]`}},
+		{step: `X[expr=x\;y]`, name: "X", filters: []string{`properties.expr equals "x;y"`}},
+		{step: "X[expr=x;y]", err: "want FIELD OP VALUE"},
+		{step: "X[sp= padded ]", name: "X", filters: []string{`properties.sp equals "padded"`}},
+		{step: `X[sp=\ padded\ ]`, name: "X", filters: []string{`properties.sp equals " padded "`}},
+		{step: `X[v=a\]]`, name: "X", filters: []string{`properties.v equals "a]"`}},
+		{step: `X[v=a\\]`, name: "X", filters: []string{`properties.v equals "a\\"`}},
+		{step: `X[a\=b=c]`, name: "X", filters: []string{`properties.a=b equals "c"`}},
+		{step: `X[a\>b>1]`, name: "X", filters: []string{`properties.a>b gt 1`}},
+		{step: "X[a=>1]", name: "X", filters: []string{`properties.a equals ">1"`}},
+		{step: `X[path=C:\temp]`, name: "X", filters: []string{`properties.path equals "C:\\temp"`}},
+		{step: `X[page.path^=/a\;b]`, name: "X", filters: []string{`page.path prefix "/a;b"`}},
+		{step: `X[p~=^\d+\,\;\]$]`, name: "X", filters: []string{`properties.p regexp "^\\d+\\,\\;\\]$"`}},
+		{step: `X[p~=a\|b]`, name: "X", filters: []string{`properties.p regexp "a\\|b"`}},
+		{step: "X[a=1; b=2;]", name: "X", filters: []string{`properties.a equals "1"`, `properties.b equals "2"`}},
+		{step: "X[revenue]", err: "backslash"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.step, func(t *testing.T) {
+			name, conds, err := parseStep(tt.step)
+			if tt.err != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.err) {
+					t.Fatalf("error %v, want one about %q", err, tt.err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got []string
+			for _, c := range conds {
+				got = append(got, condText(c))
+			}
+			if name != tt.name || !slices.Equal(got, tt.filters) {
+				t.Errorf("name %q filters %q, want %q %q", name, got, tt.name, tt.filters)
+			}
+		})
+	}
+}
+
+// TestStepRegexpEscapes: in a regular expression an escaped separator means the character, as
+// everywhere else.
+func TestStepRegexpEscapes(t *testing.T) {
+	_, conds, err := parseStep(`X[p~=^a\,b\;c\|d\]e\ $]`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := &ingest.Event{Event: "X", PropertyKeys: []string{"p"}, PropertyValues: []string{"a,b;c|d]e "}}
+	if !conds[0].Matches(e) {
+		t.Errorf("%s does not match %q", *conds[0].Regexp, e.PropertyValues[0])
+	}
+}
+
+func TestSplitList(t *testing.T) {
+	tests := []struct {
+		list string
+		want []string
+	}{
+		{"Product Viewed,Order Completed", []string{"Product Viewed", "Order Completed"}},
+		{" a , b ", []string{"a", "b"}},
+		{`Checkout\, Step 2,Order Completed`, []string{`Checkout\, Step 2`, "Order Completed"}},
+		{`X[city=Washington\, D.C.],Y`, []string{`X[city=Washington\, D.C.]`, "Y"}},
+		{`a\\,b`, []string{`a\\`, "b"}},
+		{`a\ ,b`, []string{`a\ `, "b"}},
+		{`C:\temp,x`, []string{`C:\temp`, "x"}},
+		{"a,,b", []string{"a", "", "b"}},
+	}
+	for _, tt := range tests {
+		if got := splitList(tt.list); !slices.Equal(got, tt.want) {
+			t.Errorf("splitList(%q) = %q, want %q", tt.list, got, tt.want)
+		}
+	}
+}
+
+func TestCutExclusionRange(t *testing.T) {
+	tests := []struct {
+		x             string
+		step          string
+		after, before int
+		ok            bool
+	}{
+		{"Coupon Removed", "Coupon Removed", 0, 0, false},
+		{"Coupon Removed:1-2", "Coupon Removed", 1, 2, true},
+		{"Coupon Removed : 1 - 3", "Coupon Removed", 1, 3, true},
+		{"V[a>1]:1-2", "V[a>1]", 1, 2, true},
+		{`Ratio\:1-2`, `Ratio\:1-2`, 0, 0, false},
+		{`Ratio\:1-2:2-3`, `Ratio\:1-2`, 2, 3, true},
+		{`a\\:1-2`, `a\\`, 1, 2, true},
+		{"a:b", "a:b", 0, 0, false},
+	}
+	for _, tt := range tests {
+		step, after, before, ok := cutExclusionRange(tt.x)
+		if step != tt.step || after != tt.after || before != tt.before || ok != tt.ok {
+			t.Errorf("cutExclusionRange(%q) = %q %d %d %v, want %q %d %d %v", tt.x, step, after, before, ok, tt.step, tt.after, tt.before, tt.ok)
+		}
+	}
+}
+
+// FuzzEscapeStep: any name, escaped, is read back as itself, alone, in a list and as an
+// exclusion with a range.
+func FuzzEscapeStep(f *testing.F) {
+	for _, s := range []string{"Checkout, Step 2", " padded ", "A|B[x]", `C:\temp`, `a\,b`, "\xff,", "x;y=z:1-2", "\u00a0", `\`, ""} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, name string) {
+		esc := EscapeStep(name)
+		if got, conds, err := parseStep(esc); got != name || conds != nil || err != nil {
+			t.Fatalf("parseStep(EscapeStep(%q) = %q) = %q %v %v", name, esc, got, conds, err)
+		}
+		if name == "" {
+			return
+		}
+		list := splitList(esc + "," + esc)
+		if len(list) != 2 || list[0] != esc || list[1] != esc {
+			t.Fatalf("splitList of %q twice: %q", esc, list)
+		}
+		if step, after, before, ok := cutExclusionRange(esc + ":1-2"); step != esc || after != 1 || before != 2 || !ok {
+			t.Fatalf("cutExclusionRange(%q) = %q %d %d %v", esc+":1-2", step, after, before, ok)
+		}
+	})
+}
+
+// FuzzJoinSteps: steps joined into one list (a batch's JSON array) are read back as the same
+// steps, meaning the same names and filters.
+func FuzzJoinSteps(f *testing.F) {
+	f.Add("Checkout, Step 2", `a\`)
+	f.Add("X[city=Washington, D.C.]", `Gift\[wrap\]`)
+	f.Add(`X[p~=\d+,x]`, ` y\ `)
+	f.Fuzz(func(t *testing.T, a, b string) {
+		if trimStep(a) == "" || trimStep(b) == "" {
+			return
+		}
+		list := splitList(JoinSteps([]string{a, b}))
+		if len(list) != 2 {
+			t.Fatalf("JoinSteps(%q, %q) = %q: %d entries", a, b, JoinSteps([]string{a, b}), len(list))
+		}
+		for i, step := range []string{a, b} {
+			if got, want := stepMeaning(list[i]), stepMeaning(step); got != want {
+				t.Fatalf("%q joined reads %q: %s, want %s", step, list[i], got, want)
+			}
+		}
+	})
+}
+
+// stepMeaning describes what a step asks about, for comparing two ways of writing one; a
+// regular expression by what it matches (JoinSteps escapes its commas, \, meaning a comma).
+func stepMeaning(step string) string {
+	name, conds, err := parseStep(step)
+	out := fmt.Sprintf("%q", name)
+	for _, c := range conds {
+		if c.Regexp != nil {
+			re, err := syntax.Parse(*c.Regexp, syntax.Perl)
+			if err != nil {
+				out += " bad regexp"
+				continue
+			}
+			out += " " + c.Field + " regexp " + re.Simplify().String()
+			continue
+		}
+		out += " " + condText(c)
+	}
+	if err != nil {
+		out += " error"
+	}
+	return out
 }

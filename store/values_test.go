@@ -201,7 +201,7 @@ func numbersAreOneValue(t *testing.T, s *store.Store, events []ingest.Event) {
 		if op == "equals" && strings.Contains(tt.value, "|") {
 			op = "one_of"
 		}
-		c, err := sessionize.NewCondition("price", op, tt.value)
+		c, err := sessionize.NewCondition("price", op, strings.Split(tt.value, "|")...)
 		if err != nil {
 			t.Fatal(err)
 		}

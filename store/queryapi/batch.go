@@ -34,7 +34,9 @@ type batchAnswer struct {
 //
 // The body is {"queries": [{"query": "funnel", "params": {"steps": "a,b", "window": "24h"}}, …]},
 // 1 to store.MaxBatchQueries queries of /api/v1/queries, each parameter a string, number or
-// boolean as its GET takes it. The answer is 200 with {"results": [{"query", "status",
+// boolean as its GET takes it; a list of steps (a Param with List: steps, exclude) may also be an
+// array of strings, one step each, in which a comma needs no escape: {"steps": ["Checkout, Step
+// 2", "Order Completed"]}, as PostHog's, Amplitude's and Mixpanel's APIs take event lists. The answer is 200 with {"results": [{"query", "status",
 // "result"}, …]} in the order asked, each status what the query's GET would answer, with its
 // "error", "param" and "retry_after" (seconds) when it is not 200, in the manner of
 // Elasticsearch's multi-search. A body that cannot be read is a 400 naming the field at fault
@@ -131,8 +133,10 @@ func readBatch(w http.ResponseWriter, r *http.Request) (qs []store.BatchQuery, s
 			if err != nil {
 				return nil, http.StatusBadRequest, fieldOf(err, at+".params"), fmt.Errorf("%s.params: %w", at, err)
 			}
+			schema := store.QueryParams(name)
 			for _, p := range slices.Sorted(maps.Keys(params)) {
-				value, err := scalarText(params[p])
+				isList := slices.ContainsFunc(schema, func(sp store.Param) bool { return sp.Name == p && sp.List })
+				value, err := paramText(params[p], isList)
 				if err != nil {
 					return nil, http.StatusBadRequest, at + ".params." + p, fmt.Errorf("%s.params.%s: %w", at, p, err)
 				}
@@ -193,6 +197,20 @@ func objectMembers(raw json.RawMessage, allowed ...string) (map[string]json.RawM
 		out[name] = v
 	}
 	return out, nil
+}
+
+// paramText is the text of a parameter's JSON value, as a query string would give it: a string
+// as it is, a number or boolean as written, and for a list of steps (isList: steps, exclude)
+// also an array of strings, each one step, joined as the list's text (store.JoinSteps).
+func paramText(raw json.RawMessage, isList bool) (string, error) {
+	if isList && bytes.HasPrefix(bytes.TrimSpace(raw), []byte("[")) {
+		var steps []string
+		if err := json.Unmarshal(raw, &steps); err != nil {
+			return "", fmt.Errorf("want an array of strings, one step each, or a string: %w", err)
+		}
+		return store.JoinSteps(steps), nil
+	}
+	return scalarText(raw)
 }
 
 // scalarText is the text of a parameter's JSON value, as a query string would give it: a string

@@ -193,3 +193,60 @@ func TestEndpointsWithoutParameters(t *testing.T) {
 		}
 	}
 }
+
+// TestBatchTakesStepArrays: in a batch, steps and exclude may be JSON arrays of steps, one entry
+// each, where a comma needs no escape: each answer is the GET's with the list escaped. Another
+// parameter given as an array, or an array of anything but strings, refuses the batch.
+func TestBatchTakesStepArrays(t *testing.T) {
+	srv := serve(t, nil, "Checkout, Step 2", "Pay|Now", "Gift[wrap]", `a\`, "Order Completed")
+	status, body := postBatch(t, srv.URL, "application/json", `{"queries": [
+		{"query": "funnel", "params": {"steps": ["Checkout, Step 2", "Pay|Now", "Gift\\[wrap\\]"]}},
+		{"query": "funnel", "params": {"steps": ["a\\", "Order Completed"]}},
+		{"query": "funnel", "params": {"steps": ["Checkout, Step 2", "Gift\\[wrap\\]"], "exclude": ["Pay|Now:1-2"]}},
+		{"query": "funnel", "params": {"steps": []}}
+	]}`)
+	gets := []url.Values{
+		{"steps": {`Checkout\, Step 2,Pay|Now,Gift\[wrap\]`}},
+		{"steps": {`a\\,Order Completed`}},
+		{"steps": {`Checkout\, Step 2,Gift\[wrap\]`}, "exclude": {`Pay|Now:1-2`}},
+		{"steps": {""}},
+	}
+	wantCustomers := [][]float64{{1, 1, 1}, {1, 1}, {1, 0}, nil}
+	results, _ := body["results"].([]any)
+	if status != 200 || len(results) != len(gets) {
+		t.Fatalf("%d %v, want 200 with %d results", status, body, len(gets))
+	}
+	for i, v := range gets {
+		wantStatus, want := getJSON(t, srv, "/api/v1/funnel", v)
+		got := results[i].(map[string]any)
+		if got["status"] != float64(wantStatus) {
+			t.Errorf("result %d: %v, GET answers %d %v", i, got, wantStatus, want)
+			continue
+		}
+		if wantStatus != 200 {
+			if got["param"] != "steps" || got["error"] != want["error"] {
+				t.Errorf("result %d: %v, GET answers %v", i, got, want)
+			}
+			continue
+		}
+		if !reflect.DeepEqual(got["result"], any(want)) {
+			t.Errorf("result %d: %v\nGET answers %v", i, got["result"], want)
+		}
+		var customers []float64
+		for _, s := range want["steps"].([]any) {
+			customers = append(customers, s.(map[string]any)["customers"].(float64))
+		}
+		if !reflect.DeepEqual(customers, wantCustomers[i]) {
+			t.Errorf("result %d: customers %v, want %v", i, customers, wantCustomers[i])
+		}
+	}
+	for _, tt := range []struct{ body, param string }{
+		{`{"queries": [{"query": "next", "params": {"anchor": ["Pay|Now"]}}]}`, "queries[0].params.anchor"},
+		{`{"queries": [{"query": "funnel", "params": {"steps": ["Pay|Now", 1]}}]}`, "queries[0].params.steps"},
+		{`{"queries": [{"query": "funnel", "params": {"steps": "Pay|Now", "window": ["1h"]}}]}`, "queries[0].params.window"},
+	} {
+		if status, body := postBatch(t, srv.URL, "application/json", tt.body); status != 400 || body["param"] != tt.param {
+			t.Errorf("%s: %d %v, want 400 naming %s", tt.body, status, body, tt.param)
+		}
+	}
+}
