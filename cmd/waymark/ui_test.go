@@ -62,6 +62,7 @@ func TestJourneyMapPageInChromium(t *testing.T) {
 			First   string
 		}
 		Link, RestoredFork, Error string
+		CommaStep                 string // the error of a step typed with a comma
 		NarrowOverflow            int
 		Refused                   string
 		Asked, AskedAfterReload   int
@@ -154,6 +155,9 @@ func TestJourneyMapPageInChromium(t *testing.T) {
 	}
 	if got.NarrowOverflow > 0 {
 		t.Errorf("a 390 px wide screen scrolls sideways by %d px", got.NarrowOverflow)
+	}
+	if !strings.Contains(got.CommaStep, `"Checkout, Step 2" is neither`) {
+		t.Errorf("a step typed with a comma shows %q, want the API's message about the one name", got.CommaStep)
 	}
 	if !strings.Contains(got.Error, "window") {
 		t.Errorf("a bad window shows %q, want a message naming the window", got.Error)

@@ -278,7 +278,7 @@ async function openFork (name, dir, ask = api) {
   $('#fork-title').textContent = (dir === 'next' ? 'After ' : 'Before ') + name
   section.focus()
   await load(section, 'the fork', async () => {
-    const res = await ask('next', { anchor: name, direction: dir, window: state.get('window') || def('next', 'window'), limit: 12, collapse: 'true', ...rangeParams() })
+    const res = await ask('next', { anchor: escapeName(name), direction: dir, window: state.get('window') || def('next', 'window'), limit: 12, collapse: 'true', ...rangeParams() })
     const list = $('.bars', section)
     list.replaceChildren()
     list.dataset.persons = res.persons
@@ -340,7 +340,7 @@ async function loadFlow (ask = api) {
   $('select[name=depth]', section).value = depth
   if (!anchor) return
   await load(section, 'the paths', async () => {
-    const res = await ask('paths', { anchor, depth, limit: 12, collapse: 'true', window: state.get('window') || def('paths', 'window'), ...rangeParams() })
+    const res = await ask('paths', { anchor: escapeName(anchor), depth, limit: 12, collapse: 'true', window: state.get('window') || def('paths', 'window'), ...rangeParams() })
     drawSankey($('.sankey', section), res.paths)
     const body = $('tbody', section)
     body.replaceChildren(...res.paths.map(p => el('tr', {},
@@ -420,6 +420,41 @@ function drawSankey (box, paths) {
   box.append(root)
 }
 
+// ---- Steps: the escapes of store/steps.go ----------------------------------------------------------
+
+// escapeName writes a stored event or stage name as a step that means exactly it: a backslash
+// before each character the step syntax gives a meaning to, and before white space at its ends
+// (which a step would otherwise drop), as store.EscapeStep does.
+function escapeName (name) {
+  return name.replace(/[,;|[\]=<>^~:\\]/g, '\\$&').replace(/^\s+|\s+$/g, (s) => s.replace(/[\s\S]/g, '\\$&'))
+}
+
+// stepParam is what one funnel input sends as an entry of steps: a name the page knows escaped
+// whole; a step typed by hand, which may carry [filters], with its unescaped commas escaped, so
+// that it stays one step ("Checkout, Step 2", "Product Viewed[city=Washington, D.C.]"), and a
+// backslash at its end doubled, so that it escapes no comma after it (store.JoinSteps).
+function stepParam (text) {
+  if (stageNames.includes(text) || touchpointNames.has(text)) return escapeName(text)
+  return text.replace(/\\[\s\S]|\\$|,/g, (m) => m === ',' ? '\\,' : m === '\\' ? '\\\\' : m)
+}
+
+// splitSteps cuts a steps list at its unescaped commas into the funnel's inputs, an escaped
+// comma read back as a comma (stepParam escapes it again).
+function splitSteps (list) {
+  const out = ['']
+  for (let i = 0; i < list.length; i++) {
+    if (list[i] === '\\' && i + 1 < list.length) {
+      out[out.length - 1] += list[i + 1] === ',' ? ',' : list[i] + list[i + 1]
+      i++
+    } else if (list[i] === ',') {
+      out.push('')
+    } else {
+      out[out.length - 1] += list[i]
+    }
+  }
+  return out.filter((s) => s.trim() !== '')
+}
+
 // ---- Funnel --------------------------------------------------------------------------------------
 
 function fillStepNames () {
@@ -436,7 +471,7 @@ function stepInput (value) {
 }
 
 function funnelFormFromState () {
-  const steps = (state.get('steps') || stageNames.slice(0, 3).join(',')).split(',').filter(Boolean)
+  const steps = state.get('steps') ? splitSteps(state.get('steps')) : stageNames.slice(0, 3)
   $('#funnel .steps').replaceChildren(...steps.map(stepInput))
   const form = $('#funnel-form')
   form.window.value = state.get('window') || def('funnel', 'window')
@@ -448,7 +483,7 @@ function funnelFormFromState () {
 async function loadFunnel (ask = api) {
   const form = $('#funnel-form')
   const steps = [...form.querySelectorAll('input[name=step]')].map(i => i.value.trim()).filter(Boolean)
-  const params = { steps: steps.join(','), window: form.window.value.trim(), mode: form.mode.value, count_by: form.count_by.value, breakdown: form.breakdown.value.trim(), ...rangeParams() }
+  const params = { steps: steps.map(stepParam).join(','), window: form.window.value.trim(), mode: form.mode.value, count_by: form.count_by.value, breakdown: form.breakdown.value.trim(), ...rangeParams() }
   setState({ steps: params.steps, window: params.window, mode: params.mode === def('funnel', 'mode') ? null : params.mode, count_by: params.count_by === def('funnel', 'count_by') ? null : params.count_by, breakdown: params.breakdown })
   if (!params.breakdown) delete params.breakdown
   const section = $('#funnel')
