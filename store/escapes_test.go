@@ -88,6 +88,8 @@ func TestEscapedNamesAndValues(t *testing.T) {
 			{`Checkout\, Step 2[sp= padded ]`, "", []int64{1}}, // unescaped spaces are dropped: p2's "padded"
 			{`Checkout\, Step 2[br=a\]b]`, "", []int64{1}},
 			{`Checkout\, Step 2[city~=^Washington\, D\.C\.$]`, "", []int64{1}},
+			{`Checkout\, Step 2[sp~=^\ padded\ $]`, "", []int64{1}},
+			{`Checkout\, Step 2[expr~=^x\;y$]`, "", []int64{1}},
 		} {
 			v := url.Values{"steps": {tt.steps}}
 			if tt.exclude != "" {
