@@ -36,10 +36,10 @@ type batchAnswer struct {
 // 1 to store.MaxBatchQueries queries of /api/v1/queries, each parameter a string, number or
 // boolean as its GET takes it; a list of steps (a Param with List: steps, exclude) may also be an
 // array of strings, one step each, in which a comma needs no escape: {"steps": ["Checkout, Step
-// 2", "Order Completed"]}, as PostHog's, Amplitude's and Mixpanel's APIs take event lists. The answer is 200 with {"results": [{"query", "status",
-// "result"}, …]} in the order asked, each status what the query's GET would answer, with its
-// "error", "param" and "retry_after" (seconds) when it is not 200, in the manner of
-// Elasticsearch's multi-search. A body that cannot be read is a 400 naming the field at fault
+// 2", "Order Completed"]}, as PostHog's, Amplitude's and Mixpanel's APIs take event lists. The
+// answer is 200 with {"results": [{"query", "status", "result"}, …]} in the order asked, each
+// status what the query's GET would answer, with its "error", "param" and "retry_after"
+// (seconds) when it is not 200, in the manner of Elasticsearch's multi-search. A body that cannot be read is a 400 naming the field at fault
 // (413 past 1 MiB; 415 for another Content-Type than JSON, or a Content-Encoding), and none of
 // its queries runs; a batch that finds no free query slot is a 503 with Retry-After.
 func (a *API) batch(w http.ResponseWriter, r *http.Request) {
