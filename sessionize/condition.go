@@ -22,10 +22,10 @@ type Condition struct {
 	OneOf  []string `yaml:"one_of,omitempty"`
 	Prefix *string  `yaml:"prefix,omitempty"`
 	Regexp *string  `yaml:"regexp,omitempty"`
-	GT     *float64 `yaml:"gt,omitempty"`
-	GTE    *float64 `yaml:"gte,omitempty"`
-	LT     *float64 `yaml:"lt,omitempty"`
-	LTE    *float64 `yaml:"lte,omitempty"`
+	GT     *Number  `yaml:"gt,omitempty"`
+	GTE    *Number  `yaml:"gte,omitempty"`
+	LT     *Number  `yaml:"lt,omitempty"`
+	LTE    *Number  `yaml:"lte,omitempty"`
 
 	re    *regexp.Regexp
 	equal []string // EqualTexts, worked out by check
@@ -54,9 +54,11 @@ func (c *Condition) check() error {
 	case set != 1:
 		return fmt.Errorf("condition on %q: want exactly one of equals, one_of, prefix, regexp, gt, gte, lt, lte; got %d", c.Field, set)
 	}
-	for _, f := range []*float64{c.GT, c.GTE, c.LT, c.LTE} {
-		if f != nil && (math.IsNaN(*f) || math.IsInf(*f, 0)) {
-			return fmt.Errorf("condition on %q: %v is not a finite number", c.Field, *f)
+	for _, n := range []*Number{c.GT, c.GTE, c.LT, c.LTE} {
+		if n != nil {
+			if err := n.check(); err != nil {
+				return fmt.Errorf("condition on %q: %w", c.Field, err)
+			}
 		}
 	}
 	c.equal = c.EqualTexts()
@@ -96,11 +98,9 @@ func NewCondition(field, op string, values ...string) (Condition, error) {
 	case "regexp":
 		c.Regexp = &value
 	case "gt", "gte", "lt", "lte":
-		// A bound is written as a value must be to compare with it (NumberPattern): ParseFloat
-		// alone also reads 1_000, 0x1p4 and Inf.
-		n, err := strconv.ParseFloat(value, 64)
-		if err != nil || !numberRE.MatchString(value) || math.IsNaN(n) || math.IsInf(n, 0) {
-			return Condition{}, fmt.Errorf("%q is not a finite number", value)
+		n := Number(value)
+		if err := n.check(); err != nil {
+			return Condition{}, err
 		}
 		switch op {
 		case "gt":
@@ -217,28 +217,62 @@ func (c *Condition) Matches(e *ingest.Event) bool {
 	return false
 }
 
-// Bound returns a bound condition's operator (">", ">=", "<" or "<=") and its bound as a decimal:
-// the shortest decimal that reads as the condition's float64 (so a filter's 0.1 is 0.1, not the
-// float64 nearest it). It returns "" for the other operators.
+// Bound returns a bound condition's operator (">", ">=", "<" or "<=") and its bound as a decimal,
+// exactly as written (9007199254740993 stays that, where a float64 would read 9007199254740992).
+// It returns "" for the other operators.
 func (c *Condition) Bound() (string, Decimal) {
-	op, f := "", (*float64)(nil)
+	op, n := "", (*Number)(nil)
 	switch {
 	case c.GT != nil:
-		op, f = ">", c.GT
+		op, n = ">", c.GT
 	case c.GTE != nil:
-		op, f = ">=", c.GTE
+		op, n = ">=", c.GTE
 	case c.LT != nil:
-		op, f = "<", c.LT
+		op, n = "<", c.LT
 	case c.LTE != nil:
-		op, f = "<=", c.LTE
+		op, n = "<=", c.LTE
 	default:
 		return "", Decimal{}
 	}
-	d, ok := ParseDecimal(strconv.FormatFloat(*f, 'g', -1, 64))
+	d, ok := ParseDecimal(string(*n))
 	if !ok {
-		panic(fmt.Sprintf("BUG: bound %v of %q is not a decimal number", *f, c.Field))
+		panic(fmt.Sprintf("BUG: bound %q of %q is not a decimal number", string(*n), c.Field))
 	}
 	return op, d
+}
+
+// Number is a bound's number (gt, gte, lt, lte) as written: a decimal number (NumberPattern)
+// within float64's range, kept as text so that it compares exactly (ParseDecimal), never rounded
+// through float64. In a journey map it is a YAML number (gt: 100, gte: 1e3); a quoted string, a
+// hexadecimal or 1_000 form, .inf and .nan are refused.
+type Number string
+
+// check verifies that n is written as a value must be to compare with it (NumberPattern:
+// strconv.ParseFloat alone also reads 1_000, 0x1p4 and Inf) and lies within float64's range, the
+// bounds Waymark takes (a larger exponent would reach the values ParseDecimal holds to
+// ±10^MaxExponentDigits).
+func (n Number) check() error {
+	if _, err := strconv.ParseFloat(string(n), 64); err != nil || !numberRE.MatchString(string(n)) {
+		return fmt.Errorf("%q is not a finite number", string(n))
+	}
+	return nil
+}
+
+// UnmarshalYAML reads a YAML number's text as written.
+func (n *Number) UnmarshalYAML(node *yaml.Node) error {
+	if tag := node.ShortTag(); node.Kind != yaml.ScalarNode || tag != "!!int" && tag != "!!float" {
+		return fmt.Errorf("line %d: %q is not a number", node.Line, node.Value)
+	}
+	if err := Number(node.Value).check(); err != nil {
+		return fmt.Errorf("line %d: %w", node.Line, err)
+	}
+	*n = Number(node.Value)
+	return nil
+}
+
+// MarshalYAML writes the number as it was written, unquoted.
+func (n Number) MarshalYAML() (any, error) {
+	return &yaml.Node{Kind: yaml.ScalarNode, Value: string(n)}, nil
 }
 
 // NumberPattern is the text a value needs to compare with a bound (gt, gte, lt, lte): a decimal
@@ -318,7 +352,7 @@ func (d Decimal) Compare(b Decimal) int {
 // Key identifies the condition's meaning, for sharing SQL between steps.
 func (c *Condition) Key() string {
 	return fmt.Sprintf("%s|%v|%v|%v|%v|%v|%v|%v|%v", c.Field, deref(c.Equals), c.OneOf, deref(c.Prefix), deref(c.Regexp),
-		derefF(c.GT), derefF(c.GTE), derefF(c.LT), derefF(c.LTE))
+		boundKey(c.GT), boundKey(c.GTE), boundKey(c.LT), boundKey(c.LTE))
 }
 
 func deref(s *string) string {
@@ -328,9 +362,11 @@ func deref(s *string) string {
 	return *s
 }
 
-func derefF(f *float64) string {
-	if f == nil {
+// boundKey is a bound's exact value (so 100 and 1e2 are one), "-" when unset.
+func boundKey(n *Number) string {
+	if n == nil {
 		return "-"
 	}
-	return strconv.FormatFloat(*f, 'g', -1, 64)
+	d, _ := ParseDecimal(string(*n))
+	return fmt.Sprint(d)
 }

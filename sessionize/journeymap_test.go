@@ -2,6 +2,7 @@ package sessionize
 
 import (
 	"bytes"
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
@@ -137,7 +138,7 @@ func TestShippedMapsAreValid(t *testing.T) {
 // "Infinity", "NaN", Go's 1_000 and hexadecimal forms, and numbers with spaces around them match
 // no bound; a number beyond float64 compares by its value.
 func TestNumericConditionsCompareDecimals(t *testing.T) {
-	hundred := 100.0
+	hundred := Number("100")
 	gt := Condition{Field: "properties.revenue", GT: &hundred}
 	for _, tt := range []struct {
 		value string
@@ -154,6 +155,59 @@ func TestNumericConditionsCompareDecimals(t *testing.T) {
 		e := ingest.Event{PropertyKeys: []string{"revenue"}, PropertyValues: []string{tt.value}}
 		if got := gt.Matches(&e); got != tt.want {
 			t.Errorf("revenue %q > 100: %v, want %v", tt.value, got, tt.want)
+		}
+	}
+}
+
+// TestBoundsAreExact: a bound (gt, gte, lt, lte), from a step's filter or a journey map's YAML,
+// is the decimal written, never the float64 nearest it: above 2^53, and at 0.1.
+func TestBoundsAreExact(t *testing.T) {
+	for _, tt := range []struct {
+		op, bound string
+		want      Decimal
+		matches   []string // of 9007199254740992, 9007199254740993, 12345678901234567890, 0.1
+	}{
+		{"gte", "9007199254740993", Decimal{1, "9007199254740993", 16}, []string{"9007199254740993", "12345678901234567890"}},
+		{"lt", "9007199254740993", Decimal{1, "9007199254740993", 16}, []string{"9007199254740992", "0.1"}},
+		{"lte", "12345678901234567890", Decimal{1, "1234567890123456789", 20}, []string{"9007199254740992", "9007199254740993", "12345678901234567890", "0.1"}},
+		{"gt", "12345678901234567890", Decimal{1, "1234567890123456789", 20}, nil},
+		{"gt", "12345678901234567889", Decimal{1, "12345678901234567889", 20}, []string{"12345678901234567890"}},
+		{"gte", "0.1", Decimal{1, "1", 0}, []string{"9007199254740992", "9007199254740993", "12345678901234567890", "0.1"}},
+		{"gt", "0.1", Decimal{1, "1", 0}, []string{"9007199254740992", "9007199254740993", "12345678901234567890"}},
+		{"lte", "9.007199254740993e15", Decimal{1, "9007199254740993", 16}, []string{"9007199254740992", "9007199254740993", "0.1"}},
+	} {
+		yamlMap := fmt.Sprintf("version: v\nstages:\n  - name: a\n    rules:\n      - where:\n          - field: id\n            %s: %s\n", tt.op, tt.bound)
+		m, err := ParseMap([]byte(yamlMap))
+		if err != nil {
+			t.Fatalf("%s %s: %v", tt.op, tt.bound, err)
+		}
+		fromFilter, err := NewCondition("id", tt.op, tt.bound)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for name, c := range map[string]*Condition{"filter": &fromFilter, "map": &m.Stages[0].Rules[0].Where[0]} {
+			if _, got := c.Bound(); got != tt.want {
+				t.Errorf("%s %s %s: bound %+v, want %+v", name, tt.op, tt.bound, got, tt.want)
+			}
+			var got []string
+			for _, v := range []string{"9007199254740992", "9007199254740993", "12345678901234567890", "0.1"} {
+				if c.Matches(&ingest.Event{PropertyKeys: []string{"id"}, PropertyValues: []string{v}}) {
+					got = append(got, v)
+				}
+			}
+			if !slices.Equal(got, tt.matches) {
+				t.Errorf("%s %s %s matches %v, want %v", name, tt.op, tt.bound, got, tt.matches)
+			}
+		}
+		shown, err := m.YAML()
+		if err != nil || !strings.Contains(string(shown), tt.op+": "+tt.bound+"\n") {
+			t.Errorf("%s %s: the map is shown as %s (%v)", tt.op, tt.bound, shown, err)
+		}
+	}
+	for _, bad := range []string{`"100"`, "0x10", "1_000", ".inf", ".nan", "1e400", "[1]"} {
+		_, err := ParseMap([]byte("version: v\nstages:\n  - name: a\n    rules:\n      - where:\n          - field: id\n            gt: " + bad + "\n"))
+		if err == nil || !strings.Contains(err.Error(), "line 7") {
+			t.Errorf("gt: %s: error %v, want one naming line 7", bad, err)
 		}
 	}
 }

@@ -32,6 +32,12 @@ func TestStepFilters(t *testing.T) {
 		{"currency=EUR", ev(), false, ""}, // a missing property fails every operator
 		{"page.path^=/checkout", ev(), true, ""},
 		{"coupon~=^SUMMER[0-9]+$", ev("coupon", "SUMMER24"), true, ""},
+		// a bound is kept exactly as written: above 2^53 a float64 would round it
+		{"id>=9007199254740993", ev("id", "9007199254740992"), false, ""},
+		{"id<9007199254740993", ev("id", "9007199254740992"), true, ""},
+		{"id<=12345678901234567890", ev("id", "12345678901234567890"), true, ""},
+		{"id>12345678901234567890", ev("id", "12345678901234567890"), false, ""},
+		{"revenue>0.1", ev("revenue", "0.1000000000000000055511151231257827"), true, ""},
 		{"revenue<=abc", nil, false, "is not a finite number"},
 		{"revenue>NaN", nil, false, "is not a finite number"},
 		{"revenue<-Inf", nil, false, "is not a finite number"},
