@@ -204,7 +204,7 @@ type customer struct {
 	dirty        bool
 	latest       int64  // newest event time, ms
 	reached      uint64 // stages reached so far, in arrival order (for live counters)
-	firstChannel string // channel of the first touchpoint that arrived
+	firstChannel string // channel of the first touchpoint that arrived ("" before one): identify, alias and group are none
 	byUser       bool   // the customer key is a userId (calls without an anonymousId), not a device
 }
 
@@ -368,7 +368,7 @@ func (s *Sessionizer) Push(now time.Time, events []ingest.Event) (Output, Stats)
 			c = s.warm(key)
 		}
 		if c == nil {
-			c = &customer{firstChannel: s.strs[p.channel], byUser: e.AnonymousID == ""}
+			c = &customer{byUser: e.AnonymousID == ""}
 			s.customers[key] = c
 		}
 		if held, ok := c.held(p); ok {
@@ -398,6 +398,9 @@ func (s *Sessionizer) Push(now time.Time, events []ingest.Event) (Output, Stats)
 				touched = append(touched, key)
 			}
 			continue
+		}
+		if c.firstChannel == "" && !s.isIdentity(p) {
+			c.firstChannel = s.strs[p.channel]
 		}
 		s.observe(c, e, p, &stats, &merged)
 		if e.UserID != "" && e.AnonymousID != "" && s.signIn(c, e, p.ms) {
@@ -893,7 +896,10 @@ func (s *Sessionizer) Restore(key string, events []ingest.Event, sessions []Sess
 	}
 	c.sort()
 	if len(c.points) > 0 {
-		c.latest, c.firstChannel = c.points[len(c.points)-1].ms, s.strs[c.points[0].channel]
+		c.latest = c.points[len(c.points)-1].ms
+		if i := slices.IndexFunc(c.points, func(p point) bool { return !s.isIdentity(p) }); i >= 0 {
+			c.firstChannel = s.strs[c.points[i].channel]
+		}
 	}
 	for _, ss := range sessions {
 		stored := s.store(ss)

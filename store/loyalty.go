@@ -137,12 +137,14 @@ var returnBars = []bar{{"≤ 1d", 24 * time.Hour}, {"1–7d", 7 * 24 * time.Hour
 	{"30–90d", 90 * 24 * time.Hour}, {"> 90d", math.MaxInt64}}
 
 // retentionWalk is what a retention query reads of each person's events (step bit 0: the
-// conversion, bit 1: the return, attribute 0: the channel): the first conversion, which counts
-// when in [from, to) (ms), and the returns after it, by period (week or month) up to periods.
+// conversion, bit 1: the return, mask bit tracked: a touchpoint, attribute 0: the channel): the
+// first conversion, which counts when in [from, to) (ms), the returns after it, by period (week
+// or month) up to periods, and the first touchpoint's channel.
 type retentionWalk struct {
 	period   string
 	periods  int
 	from, to int64
+	tracked  uint64
 }
 
 // retentionOutcome is one person's part of a retention answer: their first conversion's time
@@ -173,14 +175,12 @@ func (w *retentionWalk) of(ev []unitEvent) (o retentionOutcome, ok bool) {
 		return o, false
 	}
 	o.first, o.gap = ev[first].t, -1
-	// The acquisition channel is the first touch's; among equal first times, the smallest
-	// channel that is set.
+	// The acquisition channel is the first touchpoint's, by the tie rule (the events' order), as a
+	// session's entry channel is: identify, alias and group are not touchpoints.
 	for _, e := range ev {
-		if e.t > ev[0].t {
+		if e.mask&w.tracked != 0 {
+			o.acquired = e.attrs[0]
 			break
-		}
-		if ch := e.attrs[0]; ch != "" && (o.acquired == "" || ch < o.acquired) {
-			o.acquired = ch
 		}
 	}
 	cohort := periodStart(w.period, o.first)
@@ -267,11 +267,8 @@ func (s *Store) retentionQuery(ctx context.Context, jm *sessionize.Map, q Retent
 		return nil, err
 	}
 	p := plainPlan(jm, []string{q.Conversion, q.Return})
-	// Every event, for the person's first touch: its channel is the acquisition channel.
-	everything := uint64(1) << len(p.scan.preds)
-	p.scan.preds = append(p.scan.preds, predicate{sql: "1"})
-	p.keep |= everything
-	p.scan.attrs = append(p.scan.attrs, predicate{sql: "channel"})
+	// Every touchpoint, for the person's first: its channel is the acquisition channel.
+	tracked, _ := p.readAlso(predicate{sql: "channel"})
 	if len(p.scan.preds) > 64 {
 		return nil, paramErrorf("conversion", "too many conditions")
 	}
@@ -282,7 +279,7 @@ func (s *Store) retentionQuery(ctx context.Context, jm *sessionize.Map, q Retent
 	if !q.To.IsZero() {
 		to = q.To.UnixMilli()
 	}
-	w := &retentionWalk{period: q.Period, periods: q.Periods, from: from, to: to}
+	w := &retentionWalk{period: q.Period, periods: q.Periods, from: from, to: to, tracked: tracked}
 	p.retention = w
 	type cohortCounts struct {
 		persons  int64

@@ -370,10 +370,11 @@ func retentionAgrees(t *testing.T, d refData, s *store.Store) {
 					cohorts[key][p-1]++
 				}
 			}
-			ch := ""
+			ch := "" // the first touchpoint's channel
 			for _, e := range evs {
-				if e.t == evs[0].t && e.channel != "" && (ch == "" || e.channel < ch) {
+				if e.tracked {
 					ch = e.channel
+					break
 				}
 			}
 			ch = cmp.Or(ch, refMarker(store.MarkerNone))

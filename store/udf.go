@@ -111,6 +111,7 @@ type udfRetention struct {
 	Periods int    `json:"periods"`
 	From    int64  `json:"from"`
 	To      int64  `json:"to"`
+	Tracked uint64 `json:"tracked"` // the mask bit of touchpoints
 }
 
 // udfStages is a stagesWalk on the wire.
@@ -155,7 +156,7 @@ func (p *funnelPlan) udfSpec(timeout time.Duration) (spec string, ok bool) {
 		u.Stages = &udfStages{From: w.from, To: w.to, Tracked: w.tracked}
 	}
 	if w := p.retention; w != nil {
-		u.Retention = &udfRetention{Period: w.period, Periods: w.periods, From: w.from, To: w.to}
+		u.Retention = &udfRetention{Period: w.period, Periods: w.periods, From: w.from, To: w.to, Tracked: w.tracked}
 	}
 	if w := p.anchor; w != nil {
 		u.Anchor = &udfAnchor{Kind: w.kind, Tracked: w.tracked, From: w.from, To: w.to, Window: w.wind, Direction: w.direction,
@@ -215,8 +216,9 @@ func parseUDFSpec(spec []byte) (*funnelPlan, error) {
 	case u.Stages != nil && (u.Attrs < 2 || bits.OnesCount64(u.Stages.Tracked) != 1 || u.Keep&u.Stages.Tracked == 0):
 		return nil, fmt.Errorf("spec: stages over %d attributes, tracked bit %#x", u.Attrs, u.Stages.Tracked)
 	case u.Retention != nil && (u.Retention.Period != "week" && u.Retention.Period != "month" ||
-		u.Retention.Periods < 1 || u.Retention.Periods > maxRetentionPeriods || u.Attrs < 1):
-		return nil, fmt.Errorf("spec: retention by %q over %d periods, %d attributes", u.Retention.Period, u.Retention.Periods, u.Attrs)
+		u.Retention.Periods < 1 || u.Retention.Periods > maxRetentionPeriods || u.Attrs < 1 ||
+		bits.OnesCount64(u.Retention.Tracked) != 1 || u.Keep&u.Retention.Tracked == 0):
+		return nil, fmt.Errorf("spec: retention by %q over %d periods, %d attributes, tracked bit %#x", u.Retention.Period, u.Retention.Periods, u.Attrs, u.Retention.Tracked)
 	case u.TraitCond < -1 || u.TraitCond >= 64 || u.TraitCond >= 0 && u.Attr != 0:
 		return nil, fmt.Errorf("spec: trait condition %d (attribute %d)", u.TraitCond, u.Attr)
 	}
@@ -236,7 +238,7 @@ func parseUDFSpec(spec []byte) (*funnelPlan, error) {
 		p.stages = &stagesWalk{from: w.From, to: w.To, tracked: w.Tracked}
 	}
 	if r := u.Retention; r != nil {
-		p.retention = &retentionWalk{period: r.Period, periods: r.Periods, from: r.From, to: r.To}
+		p.retention = &retentionWalk{period: r.Period, periods: r.Periods, from: r.From, to: r.To, tracked: r.Tracked}
 	}
 	if a := u.Anchor; a != nil {
 		p.anchor = &anchorWalk{kind: a.Kind, tracked: a.Tracked, from: a.From, to: a.To, wind: a.Window, direction: a.Direction,

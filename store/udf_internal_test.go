@@ -206,7 +206,7 @@ func TestServeFunnelUDFAnchors(t *testing.T) {
 	}
 }
 
-// retentionSpec is a retention's spec: conversions condition 0, returns condition 1, every event
+// retentionSpec is a retention's spec: conversions condition 0, returns condition 1, touchpoints
 // condition 2, the channel the one attribute.
 func retentionSpec(t *testing.T, period string, periods int) string {
 	t.Helper()
@@ -214,7 +214,7 @@ func retentionSpec(t *testing.T, period string, periods int) string {
 		steps:     []stepPlan{{conds: []int{0}, nth: []int{1}}, {conds: []int{1}, nth: []int{1}}},
 		spec:      matchSpec{steps: 2, mode: ModeOrdered},
 		scan:      eventScan{attrs: make([]predicate, 1)},
-		retention: &retentionWalk{period: period, periods: periods, from: math.MinInt64, to: math.MaxInt64}}
+		retention: &retentionWalk{period: period, periods: periods, from: math.MinInt64, to: math.MaxInt64, tracked: 4}}
 	spec, ok := p.udfSpec(time.Minute)
 	if !ok {
 		t.Fatal("no spec")
@@ -225,13 +225,14 @@ func retentionSpec(t *testing.T, period string, periods int) string {
 func TestServeFunnelUDFRetention(t *testing.T) {
 	const day = 24 * 3600 * 1000
 	monday := uint64(time.Date(2026, 11, 30, 0, 0, 0, 0, time.UTC).UnixMilli())
-	// A first touch at the week's start from two channels at once (the smallest that is set
-	// counts), the first conversion a day later, returns 2 h after it, then 1 and 3 weeks later
+	// A return-matching identify (no touchpoint) first, then a first touch at the week's start
+	// from two channels at once (the first in the tie rule's order counts), the first conversion
+	// a day later, returns 2 h after it, then 1 and 3 weeks later
 	// (twice in the third week); a copy of the first return.
 	input := udfChunks([]udfRow{
-		{spec: retentionSpec(t, "week", 2), t: []uint64{monday, monday, monday + day, monday + day + 7200000, monday + day + 7200000, monday + 8*day, monday + 22*day, monday + 23*day},
-			seq: make([]uint64, 8), mask: []uint64{4, 4, 5, 6, 6, 6, 6, 6}, id: []uint64{1, 2, 3, 4, 4, 5, 6, 7},
-			attrs: []string{"web|2:x", "", "ads", "email", "email", "", "", ""}},
+		{spec: retentionSpec(t, "week", 2), t: []uint64{monday - 1, monday, monday, monday + day, monday + day + 7200000, monday + day + 7200000, monday + 8*day, monday + 22*day, monday + 23*day},
+			seq: make([]uint64, 9), mask: []uint64{2, 4, 4, 5, 6, 6, 6, 6, 6}, id: []uint64{8, 1, 2, 3, 4, 4, 5, 6, 7},
+			attrs: []string{"identified", "web|2:x", "", "ads", "email", "email", "", "", ""}},
 		{spec: retentionSpec(t, "week", 2), t: []uint64{monday}, seq: []uint64{0}, mask: []uint64{4}, id: []uint64{1}, attrs: []string{"web"}}, // never converts
 		{spec: retentionSpec(t, "month", 3), t: []uint64{monday + day}, seq: []uint64{0}, mask: []uint64{5}, id: []uint64{1}, attrs: []string{""}},
 	})
@@ -316,7 +317,7 @@ func TestServeFunnelUDFWalksStopAtTheTimeout(t *testing.T) {
 		steps:     []stepPlan{{conds: []int{0}, nth: []int{1}}, {conds: []int{1}, nth: []int{1}}},
 		spec:      matchSpec{steps: 2, mode: ModeOrdered},
 		scan:      eventScan{attrs: make([]predicate, 1)},
-		retention: &retentionWalk{period: "week", periods: 8, from: math.MinInt64, to: math.MaxInt64}}
+		retention: &retentionWalk{period: "week", periods: 8, from: math.MinInt64, to: math.MaxInt64, tracked: 4}}
 	spec, _ := p.udfSpec(time.Millisecond)
 	r := udfRow{spec: spec}
 	for i := range 2000 {

@@ -632,6 +632,49 @@ func TestCaseLoginMidVisit(t *testing.T) {
 	}
 }
 
+// TestAcquisitionChannelIsTheFirstTouchpoints (field case 07's kind: identify is not a
+// touchpoint): retention's repeat rate by channel and the live metrics' first-touch channel come
+// from the first track, page or screen, as a session's entry channel does, never from an identify
+// call's campaign. Alice signs in from a newsletter and orders with no campaign (direct); bob
+// signs in on the same device with none and orders from a paid search ad (paid_search).
+func TestAcquisitionChannelIsTheFirstTouchpoints(t *testing.T) {
+	s := startServe(t)
+	batch := `{"batch":[
+ {"type":"identify","anonymousId":"rd1","userId":"rd-alice","messageId":"rd-1","timestamp":"2024-10-21T09:00:00Z","context":{"campaign":{"source":"nl","medium":"email"}}},
+ {"type":"track","anonymousId":"rd1","event":"Order Completed","messageId":"rd-2","timestamp":"2024-10-21T09:05:00Z"},
+ {"type":"identify","anonymousId":"rd1","userId":"rd-bob","messageId":"rd-3","timestamp":"2024-10-29T09:00:00Z"},
+ {"type":"track","anonymousId":"rd1","event":"Order Completed","messageId":"rd-4","timestamp":"2024-10-29T09:05:00Z","context":{"campaign":{"source":"g","medium":"cpc"}}}]}`
+	if code, body := s.track(t, "/v1/batch", batch); code != 200 {
+		t.Fatalf("POST /v1/batch: %d %s", code, body)
+	}
+	s.waitStored(t)
+	if sum := s.sessions(t); !maps.Equal(sum.ByEntryChannel, map[string]uint64{"direct": 1, "paid_search": 1}) {
+		t.Errorf("sessions by entry channel %v, want direct 1, paid_search 1", sum.ByEntryChannel)
+	}
+	code, body := httpGet(t, "http://"+s.http+"/api/v1/retention?conversion=Order+Completed&from=2024-10-01&to=2024-11-01")
+	var r struct {
+		ByChannel []struct {
+			Channel, Marker string
+			Persons         int64
+		} `json:"by_acquisition_channel"`
+	}
+	if err := json.Unmarshal([]byte(body), &r); code != 200 || err != nil {
+		t.Fatalf("retention: %d %s", code, body)
+	}
+	var got []string
+	for _, c := range r.ByChannel {
+		got = append(got, fmt.Sprintf("%s%s=%d", c.Channel, c.Marker, c.Persons))
+	}
+	if want := []string{"direct=1", "paid_search=1"}; !slices.Equal(got, want) {
+		t.Errorf("retention by acquisition channel %v, want %v", got, want)
+	}
+	// The device's first touchpoint was direct: both orders count there, none under email.
+	metrics := scrape(t, s.http)
+	if v := metricValue(t, metrics, `waymark_journey_orders_total{channel="direct"}`); v != 2 || strings.Contains(metrics, `waymark_journey_orders_total{channel="email"}`) {
+		t.Errorf("orders by first-touch channel: direct %v, want 2 and none under email:\n%s", v, metrics)
+	}
+}
+
 // TestSharedDeviceAnswersDoNotDependOnArrivalOrder: on devices several users sign in on without
 // a reset (testdata/shared-devices.jsonl), an anonymous event goes to the user signed in last
 // before it, and one before the device's first sign-in to the first user to sign in, by event
