@@ -33,7 +33,10 @@ type Event struct {
 	SentAt            time.Time // zero when absent
 	ReceivedAt        time.Time
 
-	PropertyKeys   []string // sorted property names
+	// PropertyKeys are the stored keys, sorted, of the event's properties (PropertyKey), its
+	// traits (TraitPrefix) and its device type (DeviceTypeKey): three namespaces no key is in
+	// twice, so no property can pass for a trait.
+	PropertyKeys   []string
 	PropertyValues []string // values as text: strings as they are, numbers as CanonicalNumber, everything else as JSON
 	PagePath       string   // context.page.path, or properties.path for page calls
 	PageURL        string   // context.page.url, or properties.url for page calls
@@ -43,9 +46,10 @@ type Event struct {
 	CampaignName   string   // context.campaign.name (utm_campaign)
 	SessionID      string   // a client-provided session id: context.sessionId, else properties.session_id
 
-	// NullKeys are the property and trait names (sorted) whose value is JSON null: no value, so
-	// they are not among PropertyKeys, but a trait sent as null clears the person's earlier value
-	// of it (a trait is the latest value a person was given, null included).
+	// NullKeys are the stored keys (sorted, as in PropertyKeys) whose value is JSON null or an
+	// empty object: no value, so they are not among PropertyKeys, but a trait sent so clears the
+	// person's earlier value of it (a trait is the latest value a person was given, null
+	// included).
 	NullKeys []string
 
 	// Seq is the event's place in its Kafka partition (its offset), set by the consumer: a
@@ -68,10 +72,23 @@ func (e *Event) CustomerKey() string {
 	return e.UserID
 }
 
-// Property returns the text value of a property and whether it is set.
-func (e *Event) Property(name string) (string, bool) {
-	i := sort.SearchStrings(e.PropertyKeys, name)
-	if i < len(e.PropertyKeys) && e.PropertyKeys[i] == name {
+// Property returns the text value of the property name (properties.name) and whether it is set.
+func (e *Event) Property(name string) (string, bool) { return e.stored(PropertyKey(name)) }
+
+// Trait returns the text value of the trait name the event sets (an identify call's traits, or
+// context.traits) and whether it is set.
+func (e *Event) Trait(name string) (string, bool) { return e.stored(TraitPrefix + name) }
+
+// DeviceType returns the event's device type (DeviceTypeKey), "" when unknown.
+func (e *Event) DeviceType() string {
+	v, _ := e.stored(DeviceTypeKey)
+	return v
+}
+
+// stored returns the text value stored under key and whether there is one.
+func (e *Event) stored(key string) (string, bool) {
+	i := sort.SearchStrings(e.PropertyKeys, key)
+	if i < len(e.PropertyKeys) && e.PropertyKeys[i] == key {
 		return e.PropertyValues[i], true
 	}
 	return "", false
@@ -236,16 +253,25 @@ type wire struct {
 	// time is Waymark's own (DecodeAt, DecodeClient), so what the message claims is not read.
 	skipReceivedAt bool
 	// Props are the properties and traits in the order read: context.traits and traits under
-	// TraitPrefix, then properties (the message's order of members may differ; see setProperties).
+	// TraitPrefix, then properties by their dotted names, which setProperties stores under
+	// PropertyKey (the message's order of members may differ).
 	Props []prop
 }
 
-// prop is one property: its name and its value as text.
+// prop is one property or trait: its key (see wire.Props) and its value as text.
 type prop struct {
 	key, value string
-	rank       int  // where it comes from: 0 context.traits, 1 traits, 2 properties
-	null       bool // JSON null: no value, which hides the ones it overrides
+	rank       int  // where it comes from: rankContextTraits, rankTraits, rankProperties or rankDevice
+	null       bool // JSON null or {}: no value, which hides the ones it overrides
 }
+
+// Where a prop comes from; of a trait given twice, the higher rank wins.
+const (
+	rankContextTraits = iota
+	rankTraits
+	rankProperties
+	rankDevice
+)
 
 // read checks that raw is one JSON object and takes the members Waymark uses (the last of
 // repeated members wins, as in encoding/json). Syntax errors are reported before type errors.
@@ -258,8 +284,8 @@ func (w *wire) read(raw []byte) error {
 		return &InvalidError{Reason: ReasonInvalidJSON, Err: errors.New("a message is a JSON object")}
 	}
 	// props collects an object's members under prefix: a nested object's members under
-	// "name.", so they are addressable as product.category; null is kept as "no value"; a
-	// number is kept in its canonical text (CanonicalNumber).
+	// "name.", so they are addressable as product.category; null and an empty object are kept
+	// as "no value"; a number is kept in its canonical text (CanonicalNumber).
 	var props func(prefix string, rank int) func([]byte) error
 	props = func(prefix string, rank int) func([]byte) error {
 		return func(name []byte) error {
@@ -270,7 +296,12 @@ func (w *wire) read(raw []byte) error {
 			key := prefix + string(name)
 			switch s.peek() {
 			case '{':
-				return s.object(props(key+".", rank))
+				before := len(w.Props)
+				if err := s.object(props(key+".", rank)); err != nil || len(w.Props) > before {
+					return err
+				}
+				w.Props = append(w.Props, prop{key: key, rank: rank, null: true})
+				return nil
 			case 'n':
 				w.Props = append(w.Props, prop{key: key, rank: rank, null: true})
 				return s.literal("null")
@@ -313,11 +344,11 @@ func (w *wire) read(raw []byte) error {
 			}
 			return s.timestamp("receivedAt", &w.ReceivedAt)
 		case "properties":
-			return s.members("properties", props("", 2))
+			return s.members("properties", props("", rankProperties))
 		case "traits":
-			return s.members("traits", props(TraitPrefix, 1))
+			return s.members("traits", props(TraitPrefix, rankTraits))
 		case "context":
-			return s.members("context", func(name []byte) error { return w.readContext(s, name, props(TraitPrefix, 0)) })
+			return s.members("context", func(name []byte) error { return w.readContext(s, name, props(TraitPrefix, rankContextTraits)) })
 		}
 		_, err := s.value()
 		return err
@@ -477,22 +508,45 @@ func InTimeRange(t time.Time) bool {
 	return !t.Before(time.UnixMilli(EarliestEventMs)) && t.Before(time.UnixMilli(LatestEventMs))
 }
 
-// setProperties collects the event's properties, its traits (identify calls' traits and
-// context.traits, under TraitPrefix) and its device type (under DeviceTypeKey), sorted by name.
-// Where names repeat, properties win over traits and traits over context.traits. A nested object's
-// members are properties named with dots (properties.product.category is "product.category");
-// JSON null is no value (it is not a property, so it reads as unset, and it hides a value it
-// overrides; its name goes to NullKeys); a number is kept as CanonicalNumber's text; an array is
-// kept as its JSON text.
+// setProperties collects the event's properties (under PropertyKey), its traits (an identify
+// call's traits and any call's context.traits, under TraitPrefix: Segment's places for a user's
+// traits; a group call's traits are the group's, not the user's, and are not read) and its device
+// type (under DeviceTypeKey), sorted by key. A nested object's members are named with dots
+// (properties.product.category is "product.category"); JSON null and an empty object are no value
+// (not stored as a value, so it reads as unset, and it hides a value it overrides; its key goes
+// to NullKeys); a number is kept as CanonicalNumber's text; an array is kept as its JSON text.
+// A trait in traits replaces the whole of that trait in context.traits, as setting a trait
+// replaces its value (a dotted name, address.city, is read as the member city of the trait
+// address); within one object the last of repeated names wins.
 func (e *Event) setProperties(w *wire) {
 	props := w.Props
 	if device := deviceType(w.DeviceType, w.UserAgent); device != "" {
-		props = append(props, prop{key: DeviceTypeKey, value: device, rank: 3})
+		props = append(props, prop{key: DeviceTypeKey, value: device, rank: rankDevice})
 	}
 	if len(props) == 0 {
 		return
 	}
-	// Sorted by name and rank, stable for repeats within one object: the last of each run wins.
+	var given map[string]bool // the traits an identify call's traits set, by top-level key
+	for _, p := range props {
+		if p.rank == rankTraits && e.Type == "identify" {
+			if given == nil {
+				given = map[string]bool{}
+			}
+			given[topTrait(p.key)] = true
+		}
+	}
+	kept := props[:0] // filtered in place: the wire is this message's alone
+	for _, p := range props {
+		switch {
+		case p.rank == rankTraits && e.Type != "identify", p.rank == rankContextTraits && given[topTrait(p.key)]:
+			continue
+		case p.rank == rankProperties:
+			p.key = PropertyKey(p.key)
+		}
+		kept = append(kept, p)
+	}
+	props = kept
+	// Sorted by key and rank, stable for repeats within one object: the last of each run wins.
 	slices.SortStableFunc(props, func(a, b prop) int {
 		if c := strings.Compare(a.key, b.key); c != 0 {
 			return c
@@ -514,13 +568,58 @@ func (e *Event) setProperties(w *wire) {
 	}
 }
 
+// topTrait is the stored key of the top-level trait of a trait's key (TopTrait).
+func topTrait(key string) string {
+	return TraitPrefix + TopTrait(strings.TrimPrefix(key, TraitPrefix))
+}
+
+// TopTrait returns the top-level trait of a trait's name: the name up to its first dot
+// ("address" of "address.city"). Setting a trait replaces the whole of its top-level trait
+// (Segment's, PostHog's and Mixpanel's identify set traits at the top level), so a person's
+// value of address.city is the one given by the latest call that set address in any way.
+func TopTrait(name string) string {
+	top, _, _ := strings.Cut(name, ".")
+	return top
+}
+
 // TraitPrefix is put before a trait's name to store it with the event's properties, e.g.
 // "traits.customer_type".
 const TraitPrefix = "traits."
 
+// escapedPrefix is put before a property's name that would otherwise read as a trait
+// (TraitPrefix), a context field (contextPrefix) or an escaped name (see PropertyKey).
+const escapedPrefix = "properties."
+
+// contextPrefix starts the keys of what Waymark reads from the context, such as DeviceTypeKey.
+const contextPrefix = "context."
+
+// PropertyKey returns the key the property name (its dotted path under properties) is stored
+// under: name itself, or "properties."+name when name starts with "traits.", "context." or
+// "properties.", so that a property is never read as a trait or the device type, whatever the
+// client calls it (a track call's properties {"traits":{"plan":"x"}} is the property
+// traits.plan, not the trait plan). Filters and breakdowns name properties by name and find them
+// through PropertyKey. Events stored before it keep such properties under their name.
+func PropertyKey(name string) string {
+	for _, prefix := range []string{TraitPrefix, contextPrefix, escapedPrefix} {
+		if strings.HasPrefix(name, prefix) {
+			return escapedPrefix + name
+		}
+	}
+	return name
+}
+
+// PropertyName returns the name of the property stored under key, and false when key is not a
+// property's (a trait's or the device type's): the inverse of PropertyKey.
+func PropertyName(key string) (string, bool) {
+	if name, ok := strings.CutPrefix(key, escapedPrefix); ok {
+		return name, true
+	}
+	return key, !strings.HasPrefix(key, TraitPrefix) && !strings.HasPrefix(key, contextPrefix)
+}
+
 // DeviceTypeKey is the property under which an event's device type is stored: context.device.type
 // when the client sends one, else mobile, tablet or desktop from context.userAgent.
-const DeviceTypeKey = "context.device_type"
+const DeviceTypeKey = contextPrefix + "device_type"
 
 // deviceType is the client's device type, or one read from its user agent; "" when unknown.
 func deviceType(declared, userAgent string) string {

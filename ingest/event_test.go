@@ -190,7 +190,7 @@ func TestPropertiesNullAndNested(t *testing.T) {
 		{`{"a.b":"flat","a":{"b":"nested"}}`, `a.b=nested`},
 	}
 	for _, tt := range tests {
-		raw := `{"type":"track","event":"A","userId":"u","properties":` + tt.raw + `,"traits":{"plan":null},"context":{"traits":{"plan":"free"}}}`
+		raw := `{"type":"identify","userId":"u","properties":` + tt.raw + `,"traits":{"plan":null},"context":{"traits":{"plan":"free"}}}`
 		e, err := Decode([]byte(raw), "s", time.Now())
 		if err != nil {
 			t.Fatalf("%s: %v", tt.raw, err)
@@ -201,6 +201,70 @@ func TestPropertiesNullAndNested(t *testing.T) {
 		}
 		if g := strings.Join(got, " "); g != tt.want {
 			t.Errorf("properties %s: got %q, want %q", tt.raw, g, tt.want)
+		}
+	}
+}
+
+// TestTraitsComeFromTheirPlaces: a user's traits are read from an identify call's traits and any
+// call's context.traits (Segment's places for them), never from properties, whatever a property is
+// called, nor from a group call's traits (the group's); a property keeps its name under
+// PropertyKey, so a filter still finds it. A trait in traits replaces the whole of that trait in
+// context.traits, and an empty object is no value.
+func TestTraitsComeFromTheirPlaces(t *testing.T) {
+	for _, tt := range []struct {
+		raw, keys, nulls string
+		traitPlan        string // Trait("plan"), "-" when unset
+		propertyPlan     string // Property("traits.plan"), "-" when unset
+	}{
+		{`{"type":"track","event":"A","userId":"u","properties":{"traits":{"plan":"x"}}}`, "properties.traits.plan=x", "", "-", "x"},
+		{`{"type":"track","event":"A","userId":"u","properties":{"traits.plan":"x"}}`, "properties.traits.plan=x", "", "-", "x"},
+		{`{"type":"track","event":"A","userId":"u","properties":{"traits":{"plan":"x"}},"context":{"traits":{"plan":"y"}}}`, "properties.traits.plan=x traits.plan=y", "", "y", "x"},
+		{`{"type":"track","event":"A","userId":"u","properties":{"context":{"device_type":"fridge"}},"context":{"userAgent":"Mozilla/5.0 (iPhone; Mobile)"}}`,
+			"context.device_type=mobile properties.context.device_type=fridge", "", "-", "-"},
+		{`{"type":"track","event":"A","userId":"u","properties":{"properties":{"a":1},"plan":"p"}}`, "plan=p properties.properties.a=1", "", "-", "-"},
+		{`{"type":"track","event":"A","userId":"u","traits":{"plan":"x"}}`, "", "", "-", "-"},
+		{`{"type":"group","groupId":"g","userId":"u","traits":{"plan":"x"}}`, "", "", "-", "-"},
+		{`{"type":"group","groupId":"g","userId":"u","context":{"traits":{"plan":"x"}}}`, "traits.plan=x", "", "x", "-"},
+		{`{"type":"identify","userId":"u","traits":{"address":{"city":"L"}},"context":{"traits":{"address":{"zip":"1"},"name":"N"}}}`, "traits.address.city=L traits.name=N", "", "-", "-"},
+		{`{"type":"identify","userId":"u","traits":{"address":"L"},"context":{"traits":{"address":{"zip":"1"}}}}`, "traits.address=L", "", "-", "-"},
+		{`{"type":"identify","userId":"u","traits":{"address":{}},"context":{"traits":{"address":{"zip":"1"}}}}`, "", "traits.address", "-", "-"},
+		{`{"type":"identify","userId":"u","traits":{"address":{"geo":{}}},"properties":{"empty":{}}}`, "", "empty traits.address.geo", "-", "-"},
+	} {
+		e, err := Decode([]byte(tt.raw), "s", recv)
+		if err != nil {
+			t.Fatalf("%s: %v", tt.raw, err)
+		}
+		var keys []string
+		for i, k := range e.PropertyKeys {
+			keys = append(keys, k+"="+e.PropertyValues[i])
+		}
+		if got := strings.Join(keys, " "); got != tt.keys || !slices.IsSorted(e.PropertyKeys) {
+			t.Errorf("%s: keys %q, want %q", tt.raw, got, tt.keys)
+		}
+		if got := strings.Join(e.NullKeys, " "); got != tt.nulls {
+			t.Errorf("%s: null keys %q, want %q", tt.raw, got, tt.nulls)
+		}
+		show := func(v string, ok bool) string {
+			if !ok {
+				return "-"
+			}
+			return v
+		}
+		if got := show(e.Trait("plan")); got != tt.traitPlan {
+			t.Errorf("%s: trait plan %q, want %q", tt.raw, got, tt.traitPlan)
+		}
+		if got := show(e.Property("traits.plan")); got != tt.propertyPlan {
+			t.Errorf("%s: property traits.plan %q, want %q", tt.raw, got, tt.propertyPlan)
+		}
+	}
+	for _, name := range []string{"plan", "traits.plan", "context.device_type", "properties.a", "properties", "traits", "context"} {
+		if got, ok := PropertyName(PropertyKey(name)); !ok || got != name {
+			t.Errorf("PropertyName(PropertyKey(%q)) = %q, %v", name, got, ok)
+		}
+	}
+	for _, key := range []string{TraitPrefix + "plan", DeviceTypeKey} {
+		if name, ok := PropertyName(key); ok {
+			t.Errorf("PropertyName(%q) = %q, a property", key, name)
 		}
 	}
 }

@@ -324,7 +324,7 @@ func (s *Store) checkFunnelNames(ctx context.Context, jm *sessionize.Map, q Funn
 	}
 	switch q.Breakdown.By {
 	case "property":
-		return s.checkProperties(ctx, "breakdown", q.Breakdown.Name)
+		return s.checkProperties(ctx, "breakdown", ingest.PropertyKey(q.Breakdown.Name))
 	case "trait":
 		return s.checkProperties(ctx, "breakdown", ingest.TraitPrefix+q.Breakdown.Name)
 	}
@@ -397,11 +397,11 @@ func planFunnel(jm *sessionize.Map, q FunnelQuery) (*funnelPlan, error) {
 	case "campaign":
 		attrs = append(attrs, predicate{sql: "campaign_name"})
 	case "device":
-		attrs = append(attrs, propertyValue(ingest.DeviceTypeKey))
+		attrs = append(attrs, storedValue(ingest.DeviceTypeKey))
 	case "property":
 		attrs = append(attrs, propertyValue(b.Name))
 	case "trait":
-		attrs = append(attrs, propertyValue(ingest.TraitPrefix+b.Name))
+		attrs = append(attrs, storedValue(ingest.TraitPrefix+b.Name))
 	}
 	if len(attrs) > 0 {
 		p.attr = 0
@@ -411,11 +411,13 @@ func planFunnel(jm *sessionize.Map, q FunnelQuery) (*funnelPlan, error) {
 		preds = append(preds, rulePredicate(c.rule))
 	}
 	if q.Breakdown.By == "trait" {
-		// The events that give the trait a value, or clear it with null (its value then reads ""):
-		// the latest of them is the person's value.
+		// The events that set the trait's top-level trait in any way (a value, null, an object,
+		// a member of one), which replaces all of it: the latest of them gives the person's value
+		// (which reads "" when that event set the top-level trait but not this member).
 		p.traitCond = len(preds)
-		trait := ingest.TraitPrefix + q.Breakdown.Name
-		preds = append(preds, predicate{sql: "(has(prop_keys, ?) OR has(null_keys, ?))", args: []any{trait, trait}})
+		top := ingest.TraitPrefix + ingest.TopTrait(q.Breakdown.Name)
+		preds = append(preds, predicate{sql: "arrayExists(k -> k = ? OR substring(k, 1, ?) = ?, arrayConcat(prop_keys, null_keys))",
+			args: []any{top, len(top) + 1, top + "."}})
 	}
 	if q.CountBy == CountSessions {
 		p.keyAttr = len(attrs)
@@ -717,7 +719,7 @@ func ratio(a, b int64) float64 {
 func conditionSQL(c *sessionize.Condition) (string, []any) {
 	value, present := contextColumn(c.Field), contextColumn(c.Field)+" != ''"
 	if value == "" {
-		name := sqlString(strings.TrimPrefix(c.Field, "properties."))
+		name := sqlString(ingest.PropertyKey(strings.TrimPrefix(c.Field, "properties.")))
 		value, present = "prop_values[indexOf(prop_keys, "+name+")]", "has(prop_keys, "+name+")"
 	}
 	var op string

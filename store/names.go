@@ -84,8 +84,8 @@ func (s *Store) checkNames(ctx context.Context, jm *sessionize.Map, param string
 	return nil
 }
 
-// checkProperties returns a parameter error naming param when one of keys is a property (or
-// traits.NAME, a trait) that no stored event has: a filter or breakdown on it would answer a
+// checkProperties returns a parameter error naming param when one of keys (stored keys: a
+// property's ingest.PropertyKey, or traits.NAME, a trait) is one that no stored event has: a filter or breakdown on it would answer a
 // silent zero or a lone "(none)". Keys once found stay known.
 func (s *Store) checkProperties(ctx context.Context, param string, keys ...string) error {
 	var ask []string
@@ -127,7 +127,8 @@ func (s *Store) checkProperties(ctx context.Context, param string, keys ...strin
 			if trait, ok := strings.CutPrefix(k, ingest.TraitPrefix); ok {
 				return paramErrorf(param, "no stored event has the trait %q", trait)
 			}
-			return paramErrorf(param, "no stored event has the property %q (nested properties are named with dots: product.category)", k)
+			name, _ := ingest.PropertyName(k)
+			return paramErrorf(param, "no stored event has the property %q (nested properties are named with dots: product.category)", name)
 		}
 	}
 	return nil

@@ -411,7 +411,7 @@ func breakdownAttr(b store.Breakdown, personTrait string) func(refEvent) string 
 		case "campaign":
 			v = e.CampaignName
 		case "device":
-			v, _ = e.Property(ingest.DeviceTypeKey)
+			v = e.DeviceType()
 		case "property":
 			v, _ = e.Property(b.Name)
 		case "trait":
@@ -449,9 +449,14 @@ func refFunnel(jm *sessionize.Map, d refData, q store.FunnelQuery) string {
 	for _, evs := range d.persons() {
 		trait := ""
 		if q.Breakdown.By == "trait" {
+			// The latest event that sets the trait's top-level trait in any way replaces it.
+			top := ingest.TraitPrefix + ingest.TopTrait(q.Breakdown.Name)
 			for _, e := range evs {
-				if v, ok := e.Property("traits." + q.Breakdown.Name); ok {
-					trait = v
+				for _, k := range slices.Concat(e.PropertyKeys, e.NullKeys) {
+					if k == top || strings.HasPrefix(k, top+".") {
+						trait, _ = e.Trait(q.Breakdown.Name)
+						break
+					}
 				}
 			}
 		}

@@ -11,6 +11,7 @@ import (
 
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 
+	"github.com/waymark-dev/waymark/ingest"
 	"github.com/waymark-dev/waymark/sessionize"
 )
 
@@ -52,8 +53,12 @@ func rulePredicate(r sessionize.Rule) predicate {
 }
 
 // propertyValue is the text of property name on an event, "" when it has none.
-func propertyValue(name string) predicate {
-	return predicate{sql: "prop_values[indexOf(prop_keys, ?)]", args: []any{name}}
+func propertyValue(name string) predicate { return storedValue(ingest.PropertyKey(name)) }
+
+// storedValue is the text stored under key (ingest.Event.PropertyKeys) on an event, "" when it
+// has none.
+func storedValue(key string) predicate {
+	return predicate{sql: "prop_values[indexOf(prop_keys, ?)]", args: []any{key}}
 }
 
 // eventScan reads, per person, the distinct events that match at least one of its predicates.

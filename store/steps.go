@@ -9,6 +9,7 @@ import (
 	"unicode"
 	"unicode/utf8"
 
+	"github.com/waymark-dev/waymark/ingest"
 	"github.com/waymark-dev/waymark/sessionize"
 )
 
@@ -316,7 +317,8 @@ func stepRules(jm *sessionize.Map, step string) []sessionize.Rule {
 }
 
 // checkSteps reports the first step whose filters cannot be read, naming param, and returns the
-// names the steps ask about, the property keys their filters test, and their regular
+// names the steps ask about, the stored keys of the properties their filters test
+// (ingest.PropertyKey), and their regular
 // expressions (each with the step it is in).
 func checkSteps(param string, steps ...string) (names, props []string, regexps map[string]string, err error) {
 	for _, s := range steps {
@@ -326,8 +328,8 @@ func checkSteps(param string, steps ...string) (names, props []string, regexps m
 		}
 		names = append(names, name)
 		for _, c := range conds {
-			if key, ok := strings.CutPrefix(c.Field, "properties."); ok {
-				props = append(props, key)
+			if name, ok := strings.CutPrefix(c.Field, "properties."); ok {
+				props = append(props, ingest.PropertyKey(name))
 			}
 			if c.Regexp != nil {
 				if regexps == nil {

@@ -159,6 +159,53 @@ func nullTraitClears(t *testing.T, s *store.Store) {
 	}
 }
 
+// TestTraitsAreReplacedWhole: setting a trait replaces all of it (Segment's, PostHog's and
+// Mixpanel's identify set traits at the top level): a later object, string, null or {} leaves no
+// member of the earlier object behind, a later member replaces an earlier string, and traits
+// given in traits replace those in context.traits. A user's traits come only from identify's
+// traits and context.traits: a property named traits (or traits.plan, or context.device_type)
+// and a group call's traits are not the user's, and the property keeps its name for filters.
+func TestTraitsAreReplacedWhole(t *testing.T) {
+	paths, _ := storeValuesFixture(t)
+	for _, path := range paths {
+		t.Run(path.name, func(t *testing.T) { traitsReplacedWhole(t, path.s) })
+	}
+}
+
+func traitsReplacedWhole(t *testing.T, s *store.Store) {
+	ctx := context.Background()
+	for _, tt := range []struct {
+		step string
+		by   store.Breakdown
+		want string
+	}{
+		// tn1 {Paris, 75001} then {Lyon}; tn2 then "Lyon, France"; tn3 then null; tn4 "Lyon,
+		// France" then {Nice}; tn5 then {}; tn7 {Lyon} over context.traits' {zip}; tn8 {Paris, 75008}.
+		{"Address Viewed", store.Breakdown{By: "trait", Name: "address.city"}, "<none>=3 Lyon=2 Nice=1 Paris=1"},
+		{"Address Viewed", store.Breakdown{By: "trait", Name: "address.zip"}, "<none>=6 75008=1"},
+		{"Address Viewed", store.Breakdown{By: "trait", Name: "address"}, "<none>=6 Lyon, France=1"},
+		// tp1, tp2: free, then a property traits / traits.plan; tp3: free, then a group's plan;
+		// tp4: free, then context.traits pro; tp5: only a track call's top-level traits.
+		{"Plan Viewed", store.Breakdown{By: "trait", Name: "plan"}, "free=3 pro=1 <none>=1"},
+		{"Filter Used", store.Breakdown{By: "property", Name: "traits.plan"}, "enterprise=2 <none>=2"},
+		{"Filter Used", store.Breakdown{By: "device"}, "<none>=4"},
+		{"Filter Used[traits.plan=enterprise]", store.Breakdown{}, "2"},
+		{"Filter Used[context.device_type=fridge]", store.Breakdown{}, "1"},
+	} {
+		res, err := s.Funnel(ctx, defaultMap(t), store.FunnelQuery{Steps: []string{tt.step}, Window: time.Hour, Breakdown: tt.by})
+		if err != nil {
+			t.Fatal(tt.step, tt.by, err)
+		}
+		got := groupsText(res)
+		if tt.by.By == "" {
+			got = fmt.Sprint(res.Steps[0].Customers)
+		}
+		if got != tt.want {
+			t.Errorf("%s by %s: %s, want %s", tt.step, tt.by, got, tt.want)
+		}
+	}
+}
+
 // TestNumbersAreOneValue: a JSON number is one value however it is written (100, 100.0, 1e2,
 // 1.5E+2), in filters, breakdowns and ordering alike, in ClickHouse and in the journey map's Go
 // matcher; a JSON string is its text ("100" is the number's text, "100.0" and "1e2" are not).
@@ -176,21 +223,23 @@ func numbersAreOneValue(t *testing.T, s *store.Store, events []ingest.Event) {
 		op, value string
 		want      int64
 	}{
-		{"=", "100", 4},                  // 100, "100", 1e2, 100.0
-		{"=", "1e2", 5},                  // the same, and the string "1e2"
-		{"=", "100.0", 5},                // the same four, and the string "100.0"
-		{"=", "100.00", 4},               // as 100
-		{"=", "100|150", 5},              // and 1.5E+2
-		{"=", "100.5", 1},                // 100.50
-		{"=", "100.50", 1},               //
-		{"=", "12345678901234567890", 1}, // every digit kept
-		{"=", "12345678901234567891", 0}, //
-		{"=", "0", 1},                    // -0.0
-		{"=", "-0", 1},                   //
-		{">=", "100", 9},                 // all but 99.99 and -0.0 (the strings "100.0" and "1e2" read as numbers)
-		{"<=", "100", 8},                 // 100 ×4, "100.0", "1e2", 99.99, -0.0
-		{">", "100", 3},                  // 100.50, 1.5E+2, 12345678901234567890
-		{"<", "100", 2},                  // 99.99, -0.0
+		{"=", "100", 4},                    // 100, "100", 1e2, 100.0
+		{"=", "1e2", 5},                    // the same, and the string "1e2"
+		{"=", "100.0", 5},                  // the same four, and the string "100.0"
+		{"=", "100.00", 4},                 // as 100
+		{"=", "100|150", 5},                // and 1.5E+2
+		{"=", "100.5", 1},                  // 100.50
+		{"=", "100.50", 1},                 //
+		{"=", "12345678901234567890", 1},   // every digit kept
+		{"=", "12345678901234567891", 0},   //
+		{"=", "0", 1},                      // -0.0
+		{"=", "-0", 1},                     //
+		{">=", "100", 9},                   // all but 99.99 and -0.0 (the strings "100.0" and "1e2" read as numbers)
+		{"<=", "100", 8},                   // 100 ×4, "100.0", "1e2", 99.99, -0.0
+		{">", "100", 3},                    // 100.50, 1.5E+2, 12345678901234567890
+		{"<", "100", 2},                    // 99.99, -0.0
+		{"<=", "12345678901234567890", 11}, // every price: the bound is not rounded to 12345678901234567168
+		{">=", "12345678901234567891", 0},  //
 	} {
 		step := "Priced Viewed[price" + tt.op + tt.value + "]"
 		res, err := s.Funnel(ctx, jm, store.FunnelQuery{Steps: []string{step}, Window: time.Hour})

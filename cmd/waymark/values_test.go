@@ -86,6 +86,7 @@ func TestPropertyValuesThroughThePipeline(t *testing.T) {
 	}{
 		{"price=100", 4}, {"price=1e2", 5}, {"price=100.0", 5}, {"price=100|150", 5}, {"price=100.50", 1},
 		{"price=-0", 1}, {"price>=100", 9}, {"price<=100", 8}, {"price>100", 3}, {"price<100", 2},
+		{"price<=12345678901234567890", 11}, {"price>=12345678901234567891", 0}, // bounds are not rounded
 		// padded text is no number; exponents of any size are one number; a number beyond float64 orders
 		{"Amount Seen[amt<=0]", 1}, {"Amount Seen[amt>=0]", 6}, {"Amount Seen[amt>99]", 5}, {"Amount Seen[amt=0]", 1},
 		{"Amount Seen[amt=1e999999999999]", 3},
