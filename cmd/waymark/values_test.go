@@ -34,8 +34,9 @@ func startValuesServe(t *testing.T) *server {
 // TestPropertyValuesThroughThePipeline sends store/testdata/property-values.jsonl (the store's
 // values tests read it too) through the collector, Kafka and serve, and asks the query API and
 // the CLI: the answers' markers never merge with event names or values that read like them
-// ("(exit)", "(none)", …), a trait set to JSON null later is no value, and a JSON number is one
-// value however it is written.
+// ("(exit)", "(none)", …), a trait set to JSON null later is no value, setting a trait replaces
+// all of it, a property named traits.plan is no trait, a JSON number is one value however it is
+// written, and a bound above 2^53 is not rounded.
 func TestPropertyValuesThroughThePipeline(t *testing.T) {
 	s := startValuesServe(t)
 
@@ -74,6 +75,11 @@ func TestPropertyValuesThroughThePipeline(t *testing.T) {
 		{"steps=Collide+Viewed&breakdown=property:coupon", "<none>=3 SPRING=2 (none)=1 (other)=1"},
 		{"steps=Collide+Viewed&breakdown=property:coupon&breakdown_limit=2", "<none>=3 SPRING=2 <other>=2"},
 		{"steps=Tier+Viewed&breakdown=trait:tier", "gold=2 <none>=2 silver=1"},
+		// setting a trait replaces all of it; a property or a group's traits are not the user's
+		{"steps=Address+Viewed&breakdown=trait:address.city", "<none>=3 Lyon=2 Nice=1 Paris=1"},
+		{"steps=Address+Viewed&breakdown=trait:address.zip", "<none>=6 75008=1"},
+		{"steps=Plan+Viewed&breakdown=trait:plan", "free=3 pro=1 <none>=1"},
+		{"steps=Filter+Used&breakdown=property:traits.plan", "enterprise=2 <none>=2"},
 		{"steps=Priced+Viewed&breakdown=property:price", "100=4 0=1 100.0=1 100.5=1 12345678901234567890=1 150=1 1e2=1 99.99=1"},
 	} {
 		if got := groups(tt.params); got != tt.want {
@@ -87,6 +93,7 @@ func TestPropertyValuesThroughThePipeline(t *testing.T) {
 		{"price=100", 4}, {"price=1e2", 5}, {"price=100.0", 5}, {"price=100|150", 5}, {"price=100.50", 1},
 		{"price=-0", 1}, {"price>=100", 9}, {"price<=100", 8}, {"price>100", 3}, {"price<100", 2},
 		{"price<=12345678901234567890", 11}, {"price>=12345678901234567891", 0}, // bounds are not rounded
+		{"Filter Used[traits.plan=enterprise]", 2}, // a property named traits.plan is a property
 		// padded text is no number; exponents of any size are one number; a number beyond float64 orders
 		{"Amount Seen[amt<=0]", 1}, {"Amount Seen[amt>=0]", 6}, {"Amount Seen[amt>99]", 5}, {"Amount Seen[amt=0]", 1},
 		{"Amount Seen[amt=1e999999999999]", 3},
