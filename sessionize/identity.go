@@ -226,8 +226,8 @@ const (
 )
 
 // link joins the persons of a and b, a being the userId of the call that links them. Only an
-// explicit link (an alias call, or a link stored earlier) joins two persons that both have a
-// userId: an anonymousId shared by two userIds is a shared device (a family laptop, a shop's
+// explicit link (an alias's link of two userIds, see linksOf, or a link stored earlier) joins two
+// persons that both have a userId: an anonymousId shared by two userIds is a shared device (a family laptop, a shop's
 // tablet), not one person. That is PostHog's rule (it refuses to merge two identified persons) and
 // Segment's default identity limit (one user_id per profile); Mixpanel asks clients to reset the
 // device instead.
@@ -276,16 +276,34 @@ func (g *identities) hasUserID(root string) bool {
 	return slices.ContainsFunc(g.members[root], func(id string) bool { return strings.HasPrefix(id, "u:") })
 }
 
-// linkPairs returns the ids an event links, in pairs, the userId first: its userId with its
-// anonymousId, and an alias's userId with its previousId (an alias is explicit: see link).
-func linkPairs(userID, anonymousID, previousID, typ string) [][2]string {
-	var pairs [][2]string
+// idLink is one link an event carries: a, the event's userId ("u:" id), with b. Only an alias's
+// link of two userIds is explicit (see link).
+type idLink struct {
+	a, b     string
+	explicit bool
+}
+
+// linksOf returns the links an event carries, in the order to apply them. An event with both ids
+// links its userId with its anonymousId, an alias too: a device's anonymousId names a device, so
+// an alias from it (analytics.js sends alias with previousId the anonymousId) is that user signing
+// in on it, like identify (Segment: alias from an anonymous id merges it like identify; PostHog
+// refuses to merge two identified persons), and never joins a user signed in on the device before.
+// An alias's previousId other than its anonymousId may be an anonymous id or an earlier userId
+// (Segment's spec): its anonymousId reading is linked like a sign-in, and its userId reading
+// explicitly (the one way two userIds are joined), unless previousId is known as an anonymousId
+// and not as a userId: then it is a device, and reading it as a userId would give the device's
+// customer key to the alias's person. Those links come first, so that a device of the earlier
+// userId the alias carries is then known to be the alias's person, not a conflict.
+func (g *identities) linksOf(userID, anonymousID, previousID, typ string) []idLink {
+	var links []idLink
+	if typ == "alias" && previousID != "" && userID != "" && previousID != userID && previousID != anonymousID {
+		if _, device := g.parent["a:"+previousID]; !device || g.parent["u:"+previousID] != "" {
+			links = append(links, idLink{"u:" + userID, "u:" + previousID, true})
+		}
+		links = append(links, idLink{"u:" + userID, "a:" + previousID, false})
+	}
 	if userID != "" && anonymousID != "" {
-		pairs = append(pairs, [2]string{"u:" + userID, "a:" + anonymousID})
+		links = append(links, idLink{"u:" + userID, "a:" + anonymousID, false})
 	}
-	if typ == "alias" && previousID != "" && userID != "" && previousID != userID {
-		// previousId may be an anonymous id or an earlier user id; link both readings.
-		pairs = append(pairs, [2]string{"u:" + userID, "a:" + previousID}, [2]string{"u:" + userID, "u:" + previousID})
-	}
-	return pairs
+	return links
 }

@@ -343,3 +343,64 @@ func liveSessions(live map[string]Session) string {
 	slices.Sort(got)
 	return strings.Join(got, " ")
 }
+
+// TestAliasFromASharedDeviceIsASignIn is the kind of field case 05 an alias makes: alice signs in
+// on a device, then the device's alias (analytics.js: previousId is the anonymousId) names carol.
+// An alias from an anonymousId is that user signing in on the device, like identify (Segment;
+// PostHog refuses to merge two identified persons): alice and carol stay two persons, whatever
+// order the calls arrive in, the refused link is counted, and the device's anonymous events go to
+// whoever signed in last before them. The device's id is no userId. An alias from a userId still
+// joins two userIds.
+func TestAliasFromASharedDeviceIsASignIn(t *testing.T) {
+	alias := func(anon, prev, user string, minutes float64) ingest.Event {
+		e := call("alias", "", anon, user, minutes)
+		e.PreviousID = prev
+		return e
+	}
+	events := []ingest.Event{
+		call("identify", "", "dev", "alice", 0),
+		call("page", "View", "dev", "", 1),
+		alias("dev", "dev", "carol", 60),
+		call("page", "Cart", "dev", "", 61),
+		call("track", "Order", "dev", "carol", 62),
+		call("identify", "", "phone", "old", 0),
+		alias("", "old", "new", 30), // a server's alias of an earlier userId
+	}
+	wantAnonymous := map[string]string{"View": "alice", "Cart": "carol"}
+	wantPersons := map[string]string{"alice": "alice", "carol": "carol", "old": "new", "phone": "new", "new": "new"}
+	for name, order := range arrivalOrders(len(events), 6) {
+		s := newTestSessionizer(t)
+		persons, conflicts := map[string]string{}, 0
+		for _, i := range order {
+			out, stats := s.Push(base, []ingest.Event{events[i]})
+			conflicts += stats.UserIDConflicts
+			for _, p := range out.Persons {
+				persons[p.CustomerKey] = p.PersonID
+			}
+		}
+		for key, want := range wantPersons {
+			if got := s.ids.personOf("u:" + key); key != "phone" && got != "u:"+want {
+				t.Errorf("%s: %s is %s's, want %s's", name, key, got, want)
+			}
+			if got, ok := persons[key]; ok && got != want {
+				t.Errorf("%s: override %s=%s, want %s", name, key, got, want)
+			}
+		}
+		if _, ok := s.ids.parent["u:dev"]; ok {
+			t.Errorf("%s: the device's anonymousId was taken for a userId", name)
+		}
+		if conflicts == 0 {
+			t.Errorf("%s: no conflict counted, want carol's links to alice's device", name)
+		}
+		for _, e := range events {
+			if want, ok := wantAnonymous[e.Event]; ok {
+				if p := s.ids.personAt("", "dev", e.Timestamp.UnixMilli(), e.Seq)[2:]; p != want {
+					t.Errorf("%s: %s would be stored as %s's, want %s's", name, e.Event, p, want)
+				}
+			}
+		}
+		if d, ok := s.ids.sharedSignIns("a:dev"); !ok || !slices.Equal(d.Users, []string{"alice", "carol"}) {
+			t.Errorf("%s: sign-ins %+v, want alice then carol", name, d)
+		}
+	}
+}

@@ -715,12 +715,12 @@ func (s *Sessionizer) earlierCopy(c *customer, e *ingest.Event, p point, stats *
 
 // link applies the identity links an event carries.
 func (s *Sessionizer) link(e *ingest.Event, stats *Stats, merged *[][2]string) {
-	for _, pair := range linkPairs(e.UserID, e.AnonymousID, e.PreviousID, e.Type) {
+	for _, l := range s.ids.linksOf(e.UserID, e.AnonymousID, e.PreviousID, e.Type) {
 		stats.IdentityLinks++
-		switch s.ids.link(pair[0], pair[1], e.Type == "alias") {
+		switch s.ids.link(l.a, l.b, l.explicit) {
 		case linkMerged:
 			stats.IdentityMerges++
-			*merged = append(*merged, pair)
+			*merged = append(*merged, [2]string{l.a, l.b})
 		case linkRefused:
 			stats.RunawayMerges++
 		case linkTwoUserIDs:
@@ -879,8 +879,8 @@ func (s *Sessionizer) Restore(key string, events []ingest.Event, sessions []Sess
 	}
 	for i := range events {
 		e := &events[i]
-		for _, pair := range linkPairs(e.UserID, e.AnonymousID, e.PreviousID, e.Type) {
-			s.ids.link(pair[0], pair[1], e.Type == "alias")
+		for _, l := range s.ids.linksOf(e.UserID, e.AnonymousID, e.PreviousID, e.Type) {
+			s.ids.link(l.a, l.b, l.explicit)
 		}
 	}
 	for i := range events {
