@@ -1328,3 +1328,49 @@ func TestEveryAcceptedTimeCanBeQueried(t *testing.T) {
 		t.Errorf("funnel to 2100-01-01: %d %s, want the 3 events of the last second counted", code, body)
 	}
 }
+
+// TestAliasFromASharedDeviceIsASignIn is field case 05's kind made by an alias
+// (testdata/shared-device-alias.jsonl): alice signs in on a kiosk and views a page; then the
+// kiosk's alias, whose previousId is its anonymousId (analytics.js), names carol, who orders. An
+// alias from an anonymousId is that user signing in on the device (Segment: like identify;
+// PostHog refuses to merge two identified persons), so alice and carol stay two persons, in time
+// order and reversed, through the collector and kcat: alice's view is hers and carol's the order,
+// the refused link is counted, and the kiosk's id is no userId. A server's alias of an earlier
+// userId (old → new) still joins the two.
+func TestAliasFromASharedDeviceIsASignIn(t *testing.T) {
+	lines := readLines(t, "testdata/shared-device-alias.jsonl")
+	wantPersons := map[string]string{"View": "alice", "Cart": "carol", "Offer": "new"} // dropoff after step 1 lists the viewer
+	for _, s := range append(sendBothWays(t, lines), sendBothWays(t, reversed(lines))...) {
+		for step, want := range wantPersons {
+			code, body := httpGet(t, "http://"+s.http+"/api/v1/dropoff?window=24h&step=1&steps="+step+","+step)
+			var d struct{ Persons []string }
+			if err := json.Unmarshal([]byte(body), &d); code != 200 || err != nil || !slices.Equal(d.Persons, []string{want}) {
+				t.Errorf("%s: %s went to %s (%d), want %s", s.database, step, body, code, want)
+			}
+		}
+		for steps, want := range map[string][]int64{"View,Order Completed": {1, 0}, "Cart,Order Completed": {1, 1}, "Offer,Order Completed": {1, 1}} {
+			var counts []int64
+			for _, st := range s.funnel(t, steps, "24h").Steps {
+				counts = append(counts, st.Customers)
+			}
+			if !slices.Equal(counts, want) {
+				t.Errorf("%s: funnel %s: %v, want %v", s.database, steps, counts, want)
+			}
+		}
+		if sum := s.sessions(t); sum.Persons != 3 {
+			t.Errorf("%s: sessions count %d persons, want 3 (alice, carol, new)", s.database, sum.Persons)
+		}
+		merged := queryStrings(t, "SELECT customer_key || '=' || argMax(person_id, version) AS p FROM "+s.database+
+			".persons WHERE customer_key IN ('alice', 'carol', 'old', 'phone') GROUP BY customer_key HAVING argMax(person_id, version) != customer_key ORDER BY p")
+		if want := []string{"old=new", "phone=new"}; !slices.Equal(merged, want) {
+			t.Errorf("%s: persons overrides %v, want %v", s.database, merged, want)
+		}
+		signIns := queryStrings(t, "SELECT arrayStringConcat(argMax(users, version), ',') FROM "+s.database+".device_sign_ins WHERE device = 'kiosk'")
+		if want := []string{"alice,carol"}; !slices.Equal(signIns, want) {
+			t.Errorf("%s: kiosk sign-ins %v, want %v", s.database, signIns, want)
+		}
+		if n := metricValue(t, scrape(t, s.http), "waymark_sessionizer_identity_conflicts_total"); n == 0 {
+			t.Errorf("%s: no identity conflict counted", s.database)
+		}
+	}
+}
