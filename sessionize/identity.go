@@ -23,6 +23,8 @@ type identities struct {
 	// compareSignIns order (time, then the client's order).
 	users  map[string][]signIn
 	maxIDs int
+	// lost counts the sign-ins given to lostUser since takeLost was last called.
+	lost int
 }
 
 // signIn is a userId ("u:" id) seen on a device at ms: signed in from then to the next signIn.
@@ -52,8 +54,19 @@ func (s signIn) atOrBefore(ms, seq int64) bool {
 	return s.ms < ms || s.ms == ms && s.seq <= seq
 }
 
-// maxSignIns bounds the sign-ins kept per device; the oldest go first (a shop's kiosk).
-const maxSignIns = 64
+// maxSignIns bounds the sign-ins a device keeps: 4096 distinct sign-ins (events carrying a userId
+// and the device's anonymousId), about 160 KiB at 40 bytes each (a user's id string is shared
+// along a run of that user): months of a shop's kiosk or a family laptop. Past it the oldest but
+// the first are dropped, and their span is given to no user (see lostUser): better no user than
+// a wrong one.
+const maxSignIns = 4096
+
+// lostUser is the "user" of a device's sign-ins that maxSignIns dropped: a tombstone standing in
+// list[1] of a device's sign-ins, from the oldest dropped sign-in to the oldest kept after it.
+// The device's anonymous events in that span, whose user is no longer known, go to it: a person
+// id that no customer key can be linked to, NUL then the device's anonymousId, never the first
+// user (the rule before any sign-in) nor the one signed in before the span.
+func lostUser(device string) string { return "a:\x00" + device[2:] }
 
 func newIdentities(maxIDs int) *identities {
 	return &identities{parent: map[string]string{}, members: map[string][]string{}, name: map[string]string{},
@@ -121,34 +134,66 @@ func shared(list []signIn) bool {
 	return slices.ContainsFunc(list, func(s signIn) bool { return s.user != list[0].user })
 }
 
-// signedIn records the sign-in in on device ("a:" id), and reports whether that changed the
-// device's sign-ins, which it keeps in compareSignIns order. A device only one user signed in on
-// keeps that user's first and last sign-in; a shared one keeps every distinct sign-in (a distinct
-// event): its first, which decides who the browsing before any sign-in goes to, and the newest
-// maxSignIns-1 after it. So its runs of users come out the same in any arrival order. (What is
-// lost here: sign-ins of the first user between its first and last that arrived before the
-// second user's, which the sessionizer gives back from the device's events (Sessionizer.signIn);
-// and past maxSignIns, the oldest but the first.)
+// signedIn records the sign-in in on device ("a:" id), and reports whether that changed who
+// was signed in when: the starts of the device's runs of one user, which DeviceSignIns holds. It
+// keeps the device's sign-ins in compareSignIns order. A device only one user signed in on keeps
+// that user's first and last sign-in; a shared one keeps every distinct sign-in (a distinct
+// event), so its runs of users come out the same in any arrival order: a sign-in arriving late
+// inside another user's run splits it where that user's next sign-in resumes it. (What is lost
+// here: sign-ins of the first user between its first and last that arrived before the second
+// user's, which the sessionizer gives back from the device's events (Sessionizer.signIn).)
+//
+// Past maxSignIns the oldest but the first go: the first stays, as it decides who the browsing
+// before any sign-in goes to, and the span of the dropped ones, from the oldest dropped to the
+// oldest kept, becomes a tombstone (lostUser) in list[1], which no user's anonymous event in it
+// goes to; a sign-in arriving later inside that span is dropped too (its user's span would end
+// at a dropped sign-in). Each is counted (takeLost).
 func (g *identities) signedIn(device string, in signIn) bool {
 	list := g.users[device]
 	if len(list) > 0 && compareSignIns(list[0], in) <= 0 && compareSignIns(in, list[len(list)-1]) <= 0 && list[0].user == in.user && !shared(list) {
 		return false // inside the one user's span: nothing to keep (the common case, every call of a logged-in visitor)
 	}
 	i, seen := slices.BinarySearchFunc(list, in, compareSignIns)
-	if seen {
+	switch {
+	case seen:
 		return false
+	case i == 2 && list[1].user == lostUser(device):
+		g.lost++
+		return false
+	case i > 0 && list[i-1].user == in.user:
+		in.user = list[i-1].user // one string per run
 	}
+	changed := i == 0 || list[i-1].user != in.user // in starts a run, or starts one earlier
 	list = slices.Insert(list, i, in)
 	switch {
 	case !shared(list):
 		if len(list) > 2 {
 			list = append(list[:1], list[len(list)-1])
 		}
+		changed = true
 	case len(list) > maxSignIns:
-		list = slices.Delete(list, 1, 2) // the first stays: see DeviceSignIns
+		for lost := lostUser(device); len(list) > maxSignIns; {
+			if list[1].user != lost {
+				list[1].user = lost
+				g.lost++
+				continue
+			}
+			if list[2].user != lost { // else a tombstone that an earlier sign-in, now dropped, moved
+				g.lost++
+			}
+			list = slices.Delete(list, 2, 3)
+		}
+		changed = true
 	}
 	g.users[device] = list
-	return true
+	return changed
+}
+
+// takeLost returns how many sign-ins were given to lostUser since it was last called.
+func (g *identities) takeLost() int {
+	n := g.lost
+	g.lost = 0
+	return n
 }
 
 // DeviceSignIns says who was signed in on a device that several userIds used: Users[i] from the

@@ -404,3 +404,104 @@ func TestAliasFromASharedDeviceIsASignIn(t *testing.T) {
 		}
 	}
 }
+
+// TestKioskKeepsEveryUsersSignIn is field case 05 on a shop's kiosk: 70 customers sign in one
+// after another, each viewing a page anonymously 30 s later, and on a family laptop two users
+// take turns 80 times. Every view goes to the customer signed in before it, in any arrival order.
+func TestKioskKeepsEveryUsersSignIn(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		users int // distinct users
+		turns int // sign-ins
+	}{
+		{"kiosk", 70, 70},
+		{"laptop", 2, 160},
+	} {
+		var events []ingest.Event
+		want := map[string]string{} // view -> user
+		for i := range tc.turns {
+			user, view := fmt.Sprintf("u%02d", i%tc.users), fmt.Sprintf("view %d", i)
+			events = append(events, call("identify", "", "kiosk", user, float64(10*i)), call("page", view, "kiosk", "", float64(10*i)+0.5))
+			want[view] = user
+		}
+		for name, order := range arrivalOrders(len(events), 3) {
+			s := newTestSessionizer(t)
+			lost := 0
+			for _, i := range order {
+				_, stats := s.Push(base, []ingest.Event{events[i]})
+				lost += stats.SignInsLost
+			}
+			if lost != 0 {
+				t.Errorf("%s, %s: %d sign-ins lost", tc.name, name, lost)
+			}
+			for _, e := range events {
+				if user, ok := want[e.Event]; ok {
+					if got := s.ids.personAt("", "kiosk", e.Timestamp.UnixMilli(), e.Seq)[2:]; got != user {
+						t.Errorf("%s, %s: %s went to %s, want %s", tc.name, name, e.Event, got, user)
+					}
+				}
+			}
+		}
+	}
+}
+
+// TestSignInsPastTheBoundGoToNoUser: a device keeps maxSignIns sign-ins; past them the oldest but
+// the first are dropped and counted, and the anonymous events of their span go to no user: never
+// to the first user or to anyone else than who was signed in. In time order and reversed the
+// device keeps the same sign-ins (the newest); in any order no event goes to a wrong user.
+func TestSignInsPastTheBoundGoToNoUser(t *testing.T) {
+	const n = maxSignIns + 40
+	var events []ingest.Event
+	want := map[string]string{}
+	for i := range n {
+		user, view := fmt.Sprintf("u%d", i%3), fmt.Sprintf("view %d", i)
+		events = append(events, call("identify", "", "kiosk", user, float64(i)), call("page", view, "kiosk", "", float64(i)+0.5))
+		want[view] = user
+	}
+	var signIns []DeviceSignIns
+	for name, order := range arrivalOrders(len(events), 1) {
+		s := newTestSessionizer(t)
+		lost := 0
+		for chunk := range slices.Chunk(order, 100) { // a push per event would cut the device's sessions 8,000 times
+			batch := make([]ingest.Event, len(chunk))
+			for j, i := range chunk {
+				batch[j] = events[i]
+			}
+			_, stats := s.Push(base, batch)
+			lost += stats.SignInsLost
+		}
+		if lost == 0 {
+			t.Errorf("%s: no sign-in counted lost", name)
+		}
+		if got := len(s.ids.users["a:kiosk"]); got != maxSignIns {
+			t.Errorf("%s: %d sign-ins kept, want %d", name, got, maxSignIns)
+		}
+		nobody := 0
+		for i, e := range events {
+			user, ok := want[e.Event]
+			if !ok {
+				continue
+			}
+			got := s.ids.personAt("", "kiosk", e.Timestamp.UnixMilli(), e.Seq)[2:]
+			switch {
+			case got == "\x00kiosk":
+				nobody++
+			case got != user:
+				t.Errorf("%s: %s went to %s, want %s or no user", name, e.Event, got, user)
+			case i/2 > 0 && i/2 < n-maxSignIns+2 && name != "shuffle 0":
+				t.Errorf("%s: %s went to %s, though its sign-in was dropped", name, e.Event, got)
+			}
+		}
+		if nobody == 0 {
+			t.Errorf("%s: no view went to no user", name)
+		}
+		if name == "shuffle 0" {
+			continue
+		}
+		d, _ := s.ids.sharedSignIns("a:kiosk")
+		signIns = append(signIns, d)
+	}
+	if len(signIns) == 2 && fmt.Sprint(signIns[0]) != fmt.Sprint(signIns[1]) {
+		t.Errorf("in order and reversed keep different sign-ins")
+	}
+}

@@ -283,6 +283,7 @@ type runnerMetrics struct {
 	merges         prometheus.Counter
 	runaway        prometheus.Counter
 	userConflicts  prometheus.Counter
+	signInsLost    prometheus.Counter
 	evicted        prometheus.Counter
 	stageEntries   *prometheus.CounterVec
 	orders         *prometheus.CounterVec
@@ -318,6 +319,7 @@ func newRunnerMetrics(reg prometheus.Registerer) (*runnerMetrics, error) {
 		evicted:        counter("waymark_sessionizer_evictions_total", "Customers dropped from memory to stay under the cap (restored from ClickHouse if they return)."),
 		runaway:        counter("waymark_sessionizer_runaway_merges_total", "Identity links refused because the person would exceed the id cap."),
 		userConflicts:  counter("waymark_sessionizer_identity_conflicts_total", "Identity links refused because they would join two persons with distinct userIds through a shared anonymousId (a shared device)."),
+		signInsLost:    counter("waymark_sessionizer_sign_ins_lost_total", fmt.Sprintf("Sign-ins on shared devices dropped past the %d a device keeps: the device's anonymous events in their span go to no user.", maxSignIns)),
 		stageEntries: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "waymark_journey_stage_entries_total", Help: "Customers reaching a journey stage for the first time, by stage and first-touch channel.",
 		}, []string{"stage", "channel"}),
@@ -336,7 +338,7 @@ func newRunnerMetrics(reg prometheus.Registerer) (*runnerMetrics, error) {
 	}
 	if reg != nil {
 		for _, c := range []prometheus.Collector{m.restored, m.restoreSeconds, m.customers, m.open, m.sessions, m.duplicates, m.late, m.beyondLateness,
-			m.links, m.merges, m.runaway, m.userConflicts, m.evicted, m.stageEntries, m.orders, m.revenue, m.refunds, m.ignoredAmounts} {
+			m.links, m.merges, m.runaway, m.userConflicts, m.signInsLost, m.evicted, m.stageEntries, m.orders, m.revenue, m.refunds, m.ignoredAmounts} {
 			if err := reg.Register(c); err != nil {
 				return nil, fmt.Errorf("register sessionizer metrics: %w", err)
 			}
@@ -353,6 +355,7 @@ func (m *runnerMetrics) observe(s Stats) {
 	m.merges.Add(float64(s.IdentityMerges))
 	m.runaway.Add(float64(s.RunawayMerges))
 	m.userConflicts.Add(float64(s.UserIDConflicts))
+	m.signInsLost.Add(float64(s.SignInsLost))
 	m.evicted.Add(float64(s.Evicted))
 	for k, n := range s.StageEntries {
 		m.stageEntries.WithLabelValues(k.Stage, k.Channel).Add(float64(n))

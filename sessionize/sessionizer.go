@@ -223,7 +223,10 @@ type Stats struct {
 	// UserIDConflicts counts links refused because they would join two persons that both have a
 	// userId through a shared anonymousId (a shared device).
 	UserIDConflicts int
-	Evicted         int // customers dropped from memory to stay under MaxCustomers
+	// SignInsLost counts sign-ins on shared devices dropped past the bound a device keeps, whose
+	// span's anonymous events then go to no user (see identities.signedIn).
+	SignInsLost int
+	Evicted     int // customers dropped from memory to stay under MaxCustomers
 	// StageEntries counts customers reaching a stage for the first time, by stage and the
 	// customer's first-touch channel.
 	StageEntries map[StageChannel]int
@@ -413,6 +416,7 @@ func (s *Sessionizer) Push(now time.Time, events []ingest.Event) (Output, Stats)
 			touched = append(touched, key)
 		}
 	}
+	stats.SignInsLost = s.ids.takeLost()
 	slices.Sort(later)
 	later = slices.Compact(later)
 	s.version = max(s.version+1, uint64(now.UnixNano()))
