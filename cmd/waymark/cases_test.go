@@ -1374,3 +1374,42 @@ func TestAliasFromASharedDeviceIsASignIn(t *testing.T) {
 		}
 	}
 }
+
+// TestSharedDeviceKeepsEveryUsersSignIn is field case 05 on busy shared devices: on a shop's
+// kiosk 70 customers sign in one after another, each viewing a page anonymously 30 s later; on a
+// family laptop alice and bob take turns 80 times. Through the collector and kcat, in time order
+// and reversed, the kiosk's views are 70 persons', every laptop view is the viewer's (each names
+// who viewed it), and no sign-in is lost.
+func TestSharedDeviceKeepsEveryUsersSignIn(t *testing.T) {
+	var lines []string
+	at := func(minutes int, seconds int) string {
+		return time.Date(2024, 5, 1, 8, 0, 0, 0, time.UTC).Add(time.Duration(minutes)*time.Minute + time.Duration(seconds)*time.Second).Format(time.RFC3339)
+	}
+	for i := range 70 {
+		lines = append(lines,
+			fmt.Sprintf(`{"type":"identify","anonymousId":"kiosk1","userId":"kU%02d","messageId":"ki%d","timestamp":%q}`, i, i, at(10*i, 0)),
+			fmt.Sprintf(`{"type":"track","anonymousId":"kiosk1","event":"KI View","messageId":"kv%d","timestamp":%q}`, i, at(10*i, 30)))
+	}
+	for i := range 160 {
+		who := []string{"kj-alice", "kj-bob"}[i%2]
+		lines = append(lines,
+			fmt.Sprintf(`{"type":"identify","anonymousId":"kj1","userId":%q,"messageId":"ji%d","timestamp":%q}`, who, i, at(5*i, 0)),
+			fmt.Sprintf(`{"type":"track","anonymousId":"kj1","event":"KJ View","properties":{"who":%q},"messageId":"jv%d","timestamp":%q}`, who, i, at(5*i, 30)))
+	}
+	for _, s := range append(sendBothWays(t, lines), sendBothWays(t, reversed(lines))...) {
+		if got := s.funnel(t, "KI View", "24h").Steps[0].Customers; got != 70 {
+			t.Errorf("%s: the kiosk's views are %d persons', want 70", s.database, got)
+		}
+		for _, who := range []string{"kj-alice", "kj-bob"} {
+			step := url.QueryEscape("KJ View[who=" + who + "]")
+			code, body := httpGet(t, "http://"+s.http+"/api/v1/dropoff?window=24h&step=1&steps="+step+",KI+View")
+			var d struct{ Persons []string }
+			if err := json.Unmarshal([]byte(body), &d); code != 200 || err != nil || !slices.Equal(d.Persons, []string{who}) {
+				t.Errorf("%s: %s's views went to %s (%d), want %s only", s.database, who, body, code, who)
+			}
+		}
+		if n := metricValue(t, scrape(t, s.http), "waymark_sessionizer_sign_ins_lost_total"); n != 0 {
+			t.Errorf("%s: %v sign-ins lost", s.database, n)
+		}
+	}
+}
