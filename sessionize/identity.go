@@ -54,14 +54,14 @@ func (s signIn) atOrBefore(ms, seq int64) bool {
 	return s.ms < ms || s.ms == ms && s.seq <= seq
 }
 
-// maxSignIns bounds the sign-ins a device keeps: 4096 distinct sign-ins (events carrying a userId
+// MaxDeviceSignIns is how many sign-ins a device keeps: 4096 distinct sign-ins (events carrying a userId
 // and the device's anonymousId), about 160 KiB at 40 bytes each (a user's id string is shared
 // along a run of that user): months of a shop's kiosk or a family laptop. Past it the oldest but
 // the first are dropped, and their span is given to no user (see lostUser): better no user than
 // a wrong one.
-const maxSignIns = 4096
+const MaxDeviceSignIns = 4096
 
-// lostUser is the "user" of a device's sign-ins that maxSignIns dropped: a tombstone standing in
+// lostUser is the "user" of a device's sign-ins that MaxDeviceSignIns dropped: a tombstone standing in
 // list[1] of a device's sign-ins, from the oldest dropped sign-in to the oldest kept after it.
 // The device's anonymous events in that span, whose user is no longer known, go to it: a person
 // id that no customer key can be linked to, NUL then the device's anonymousId, never the first
@@ -143,7 +143,7 @@ func shared(list []signIn) bool {
 // here: sign-ins of the first user between its first and last that arrived before the second
 // user's, which the sessionizer gives back from the device's events (Sessionizer.signIn).)
 //
-// Past maxSignIns the oldest but the first go: the first stays, as it decides who the browsing
+// Past MaxDeviceSignIns the oldest but the first go: the first stays, as it decides who the browsing
 // before any sign-in goes to, and the span of the dropped ones, from the oldest dropped to the
 // oldest kept, becomes a tombstone (lostUser) in list[1], which no user's anonymous event in it
 // goes to; a sign-in arriving later inside that span is dropped too (its user's span would end
@@ -171,8 +171,8 @@ func (g *identities) signedIn(device string, in signIn) bool {
 			list = append(list[:1], list[len(list)-1])
 		}
 		changed = true
-	case len(list) > maxSignIns:
-		for lost := lostUser(device); len(list) > maxSignIns; {
+	case len(list) > MaxDeviceSignIns:
+		for lost := lostUser(device); len(list) > MaxDeviceSignIns; {
 			if list[1].user != lost {
 				list[1].user = lost
 				g.lost++

@@ -445,12 +445,12 @@ func TestKioskKeepsEveryUsersSignIn(t *testing.T) {
 	}
 }
 
-// TestSignInsPastTheBoundGoToNoUser: a device keeps maxSignIns sign-ins; past them the oldest but
+// TestSignInsPastTheBoundGoToNoUser: a device keeps MaxDeviceSignIns sign-ins; past them the oldest but
 // the first are dropped and counted, and the anonymous events of their span go to no user: never
 // to the first user or to anyone else than who was signed in. In time order and reversed the
 // device keeps the same sign-ins (the newest); in any order no event goes to a wrong user.
 func TestSignInsPastTheBoundGoToNoUser(t *testing.T) {
-	const n = maxSignIns + 40
+	const n = MaxDeviceSignIns + 40
 	var events []ingest.Event
 	want := map[string]string{}
 	for i := range n {
@@ -473,8 +473,8 @@ func TestSignInsPastTheBoundGoToNoUser(t *testing.T) {
 		if lost == 0 {
 			t.Errorf("%s: no sign-in counted lost", name)
 		}
-		if got := len(s.ids.users["a:kiosk"]); got != maxSignIns {
-			t.Errorf("%s: %d sign-ins kept, want %d", name, got, maxSignIns)
+		if got := len(s.ids.users["a:kiosk"]); got != MaxDeviceSignIns {
+			t.Errorf("%s: %d sign-ins kept, want %d", name, got, MaxDeviceSignIns)
 		}
 		nobody := 0
 		for i, e := range events {
@@ -488,7 +488,7 @@ func TestSignInsPastTheBoundGoToNoUser(t *testing.T) {
 				nobody++
 			case got != user:
 				t.Errorf("%s: %s went to %s, want %s or no user", name, e.Event, got, user)
-			case i/2 > 0 && i/2 < n-maxSignIns+2 && name != "shuffle 0":
+			case i/2 > 0 && i/2 < n-MaxDeviceSignIns+2 && name != "shuffle 0":
 				t.Errorf("%s: %s went to %s, though its sign-in was dropped", name, e.Event, got)
 			}
 		}

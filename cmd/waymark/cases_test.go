@@ -21,6 +21,7 @@ import (
 	"github.com/ClickHouse/clickhouse-go/v2"
 
 	"github.com/waymark-dev/waymark/ingest/ingesttest"
+	"github.com/waymark-dev/waymark/sessionize"
 )
 
 // casesDir holds the field cases beside the repository (../shared/cases): small inputs from
@@ -1410,6 +1411,44 @@ func TestSharedDeviceKeepsEveryUsersSignIn(t *testing.T) {
 		}
 		if n := metricValue(t, scrape(t, s.http), "waymark_sessionizer_sign_ins_lost_total"); n != 0 {
 			t.Errorf("%s: %v sign-ins lost", s.database, n)
+		}
+	}
+}
+
+// TestSignInsPastTheBoundGoToNoUser: a device keeps sessionize.MaxDeviceSignIns sign-ins. Past
+// them, three users taking turns on one device, the oldest but the first are dropped and counted,
+// and in every query the anonymous views of their span go to no user (a person of its own), never
+// to the first user nor to anyone but the viewer; through the collector and kcat.
+func TestSignInsPastTheBoundGoToNoUser(t *testing.T) {
+	const turns = sessionize.MaxDeviceSignIns + 40
+	users := []string{"bu0", "bu1", "bu2"}
+	var lines []string
+	for i := range turns {
+		at := time.Date(2024, 6, 1, 0, 0, 0, 0, time.UTC).Add(time.Duration(i) * time.Minute)
+		lines = append(lines,
+			fmt.Sprintf(`{"type":"identify","anonymousId":"busy","userId":%q,"messageId":"bi%d","timestamp":%q}`, users[i%3], i, at.Format(time.RFC3339)),
+			fmt.Sprintf(`{"type":"track","anonymousId":"busy","event":"BV","properties":{"who":%q},"messageId":"bv%d","timestamp":%q}`, users[i%3], i, at.Add(30*time.Second).Format(time.RFC3339)))
+	}
+	lines = append(lines, `{"type":"track","userId":"other","event":"BV End","messageId":"be","timestamp":"2024-06-01T00:00:00Z"}`)
+	viaHTTP, viaKafka := startServe(t), startServe(t)
+	for batch := range slices.Chunk(lines, 1000) { // a batch is at most 500 KB
+		if status, answer := viaHTTP.track(t, "/v1/batch", `{"batch":[`+strings.Join(batch, ",")+`]}`); status != 200 {
+			t.Fatalf("POST /v1/batch: %d %s", status, answer)
+		}
+	}
+	produceWithKcat(t, viaKafka.broker, lines)
+	for _, s := range []*server{viaHTTP, viaKafka} {
+		s.waitStored(t)
+		for _, who := range users {
+			step := url.QueryEscape("BV[who=" + who + "]")
+			code, body := httpGet(t, "http://"+s.http+"/api/v1/dropoff?step=1&ids_limit=10&steps="+step+",BV+End&from=2024-06-01&to=2024-06-05")
+			var d struct{ Persons []string }
+			if err := json.Unmarshal([]byte(body), &d); code != 200 || err != nil || !slices.Equal(d.Persons, []string{"\x00busy", who}) {
+				t.Errorf("%s: %s's views went to %s (%d), want %s and no user", s.database, who, body, code, who)
+			}
+		}
+		if n := metricValue(t, scrape(t, s.http), "waymark_sessionizer_sign_ins_lost_total"); n == 0 {
+			t.Errorf("%s: no sign-in counted lost", s.database)
 		}
 	}
 }
