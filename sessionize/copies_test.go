@@ -411,3 +411,40 @@ func TestRunnerStoresARetriedWriteButNotASameTimeCopy(t *testing.T) {
 		t.Errorf("stored %q, want %q", got, want)
 	}
 }
+
+// TestCopiesOnOtherKeysCountOnceLive is field case 01's kind in the live journey metrics: one
+// order sent from the browser (anonymousId and userId), retried by the server under the userId
+// alone, and copied from the person's laptop, in every arrival order, one push each. The live
+// orders, revenue and stage entries count it once, as the funnel does, and as they count the
+// order alone.
+func TestCopiesOnOtherKeysCountOnceLive(t *testing.T) {
+	order := func(anon string, seconds int) ingest.Event {
+		e := call("track", "Order Completed", anon, "u", float64(seconds)/60)
+		e.MessageID = "o"
+		e.PropertyKeys, e.PropertyValues = []string{"revenue"}, []string{"50"}
+		return e
+	}
+	events := []ingest.Event{order("web", 0), order("", 2), order("lap", 5)}
+	entries := func(st Stats) int {
+		n := 0
+		for _, v := range st.StageEntries {
+			n += v
+		}
+		return n
+	}
+	_, alone := newTestSessionizer(t).Push(base, events[:1])
+	if alone.Orders[ChannelDirect] != 1 || entries(alone) == 0 {
+		t.Fatalf("one order alone: %+v", alone)
+	}
+	for _, perm := range permutations(len(events)) {
+		s := newTestSessionizer(t)
+		orders, revenue, stages := 0, 0.0, 0
+		for _, i := range perm {
+			_, st := s.Push(base, events[i:i+1])
+			orders, revenue, stages = orders+st.Orders[ChannelDirect], revenue+st.Revenue[ChannelDirect], stages+entries(st)
+		}
+		if orders != 1 || revenue != 50 || stages != entries(alone) {
+			t.Errorf("arrival order %v: live orders %d, revenue %v, stage entries %d; want 1, 50, %d", perm, orders, revenue, stages, entries(alone))
+		}
+	}
+}

@@ -684,8 +684,13 @@ func (s *Sessionizer) observe(c *customer, e *ingest.Event, p point, stats *Stat
 	c.latest = max(c.latest, p.ms)
 	s.watermark = max(s.watermark, p.ms)
 	s.link(e, stats, merged)
-	s.enter(c, p, stats)
-	if e.Type != "track" || e.Event != "Order Completed" && e.Event != "Order Refunded" {
+	order := e.Type == "track" && (e.Event == "Order Completed" || e.Event == "Order Refunded")
+	entered := s.reach(c, p)
+	if (order || entered != 0) && s.copyElsewhere(e, p) {
+		return // its first copy was counted: the stages it reaches are reached, uncounted
+	}
+	s.countEntries(c, entered, stats)
+	if !order {
 		return
 	}
 	v, why := OrderAmount(e)
@@ -702,6 +707,31 @@ func (s *Sessionizer) observe(c *customer, e *ingest.Event, p point, stats *Stat
 	case v < 0:
 		stats.Refunds[c.firstChannel] -= v
 	}
+}
+
+// copyElsewhere reports whether another customer key of e's person (its userId's person, else
+// its device's) holds a copy of e (same source and messageId): a server's retry under the userId
+// of a message the client sent from the device, or a copy from another device of the person. Its
+// first copy fed the live counters, which count a message once, as queries do (they keep a
+// person's earliest copy). Customers the sessionizer no longer holds (evicted) are not asked.
+func (s *Sessionizer) copyElsewhere(e *ingest.Event, p point) bool {
+	id, key := "u:"+e.UserID, e.CustomerKey()
+	if e.UserID == "" {
+		id = "a:" + e.AnonymousID
+	}
+	for _, m := range s.ids.members[s.ids.find(id)] {
+		if m[2:] == key {
+			continue
+		}
+		c := s.customers[m[2:]]
+		if c == nil {
+			c = s.warm(m[2:])
+		}
+		if c != nil && c.holds(p.id) {
+			return true
+		}
+	}
+	return false
 }
 
 // earlierCopy takes in a copy of an event the customer holds at a later time, which replaced
@@ -733,9 +763,15 @@ func (s *Sessionizer) link(e *ingest.Event, stats *Stats, merged *[][2]string) {
 	}
 }
 
-// enter counts the customer's entries into the stages p reaches (in arrival order: a stage
-// enters once). A copy of p the customer holds is p, not another event.
+// enter counts the customer's entries into the stages p reaches (see reach).
 func (s *Sessionizer) enter(c *customer, p point, stats *Stats) {
+	s.countEntries(c, s.reach(c, p), stats)
+}
+
+// reach marks the stages p reaches as reached by the customer (in arrival order: a stage enters
+// once), and returns those it had not reached. A copy of p the customer holds is p, not another
+// event.
+func (s *Sessionizer) reach(c *customer, p point) uint64 {
 	var stages uint64
 	for r := range s.rules {
 		if p.rules&(1<<r) == 0 {
@@ -758,12 +794,19 @@ func (s *Sessionizer) enter(c *customer, p point, stats *Stats) {
 		}
 		stages |= 1 << s.ruleStage[r]
 	}
+	entered := stages &^ c.reached
+	c.reached |= stages
+	return entered
+}
+
+// countEntries counts the customer's entries into stages (bits by stage index), by its first
+// channel.
+func (s *Sessionizer) countEntries(c *customer, stages uint64, stats *Stats) {
 	for i, st := range s.jm.Stages {
-		if stages&^c.reached&(1<<i) != 0 {
+		if stages&(1<<i) != 0 {
 			stats.StageEntries[StageChannel{st.Name, c.firstChannel}]++
 		}
 	}
-	c.reached |= stages
 }
 
 // MaxOrderAmount bounds the amount of one order (or refund) that live metrics count: a larger one

@@ -1452,3 +1452,39 @@ func TestSignInsPastTheBoundGoToNoUser(t *testing.T) {
 		}
 	}
 }
+
+// TestCopiesOnOtherKeysCountOnceLive is field case 01's kind in the live journey metrics: one
+// order sent from the browser (anonymousId and userId), retried by the server under the userId
+// 2 s later, and copied from the person's laptop. The funnel counts it once, and so do the live
+// orders, revenue and conversion stage entries, through the collector and kcat, in time order
+// and reversed.
+func TestCopiesOnOtherKeysCountOnceLive(t *testing.T) {
+	lines := []string{
+		`{"type":"identify","anonymousId":"r4web","userId":"r4u","messageId":"r4-i","timestamp":"2024-12-08T09:00:00Z"}`,
+		`{"type":"track","anonymousId":"r4web","userId":"r4u","event":"Order Completed","messageId":"r4-o","timestamp":"2024-12-08T10:00:00Z","properties":{"revenue":50}}`,
+		`{"type":"track","userId":"r4u","event":"Order Completed","messageId":"r4-o","timestamp":"2024-12-08T10:00:02Z","properties":{"revenue":50}}`,
+		`{"type":"track","anonymousId":"r4lap","userId":"r4u","event":"Order Completed","messageId":"r4-o","timestamp":"2024-12-08T10:00:05Z","properties":{"revenue":50}}`,
+	}
+	for _, s := range append(sendBothWays(t, lines), sendBothWays(t, reversed(lines))...) {
+		if got := s.funnel(t, "Order Completed", "24h").Steps[0].Customers; got != 1 {
+			t.Errorf("%s: funnel Order Completed %d, want 1", s.database, got)
+		}
+		metrics := scrape(t, s.http)
+		got := map[string]float64{}
+		for _, line := range strings.Split(metrics, "\n") {
+			for _, name := range []string{"waymark_journey_orders_total{", "waymark_journey_revenue_total{", "waymark_journey_stage_entries_total{"} {
+				if strings.HasPrefix(line, name) && (!strings.Contains(name, "stage") || strings.Contains(line, `stage="conversion"`)) {
+					v, err := strconv.ParseFloat(line[strings.LastIndex(line, " ")+1:], 64)
+					if err != nil {
+						t.Fatalf("%s: %v", line, err)
+					}
+					got[strings.TrimSuffix(name, "{")] += v
+				}
+			}
+		}
+		want := map[string]float64{"waymark_journey_orders_total": 1, "waymark_journey_revenue_total": 50, "waymark_journey_stage_entries_total": 1}
+		if !maps.Equal(got, want) {
+			t.Errorf("%s: live metrics %v, want %v", s.database, got, want)
+		}
+	}
+}
