@@ -35,6 +35,9 @@ type signIn struct {
 	seq  int64
 	id   uint64
 	user string
+	// thinned says sign-ins of the previous entry's user were dropped between it and this one,
+	// both of that user, to keep the device under MaxDeviceSignIns (see thin).
+	thinned bool
 }
 
 // compareSignIns orders sign-ins as comparePoints orders their events: by time, equal times in
@@ -54,11 +57,12 @@ func (s signIn) atOrBefore(ms, seq int64) bool {
 	return s.ms < ms || s.ms == ms && s.seq <= seq
 }
 
-// MaxDeviceSignIns is how many sign-ins a device keeps: 4096 distinct sign-ins (events carrying a userId
-// and the device's anonymousId), about 160 KiB at 40 bytes each (a user's id string is shared
-// along a run of that user): months of a shop's kiosk or a family laptop. Past it the oldest but
-// the first are dropped, and their span is given to no user (see lostUser): better no user than
-// a wrong one.
+// MaxDeviceSignIns is how many sign-ins a device keeps: 4096 distinct sign-ins (events carrying a
+// userId and the device's anonymousId), 192 KiB at 48 bytes each (a user's id string is shared
+// along a run of that user). Past it a device first keeps only the first and last sign-in of each
+// run of one user, so 2048 user switches at least: months of a shop's kiosk, years of a family
+// laptop; then the oldest but the first are dropped, and their span is given to no user (see
+// lostUser): better no user than a wrong one.
 const MaxDeviceSignIns = 4096
 
 // lostUser is the "user" of a device's sign-ins that MaxDeviceSignIns dropped: a tombstone standing in
@@ -143,23 +147,33 @@ func shared(list []signIn) bool {
 // here: sign-ins of the first user between its first and last that arrived before the second
 // user's, which the sessionizer gives back from the device's events (Sessionizer.signIn).)
 //
-// Past MaxDeviceSignIns the oldest but the first go: the first stays, as it decides who the browsing
-// before any sign-in goes to, and the span of the dropped ones, from the oldest dropped to the
-// oldest kept, becomes a tombstone (lostUser) in list[1], which no user's anonymous event in it
-// goes to; a sign-in arriving later inside that span is dropped too (its user's span would end
-// at a dropped sign-in). Each is counted (takeLost).
+// Past MaxDeviceSignIns the sign-ins inside runs of one user go first (see thin): who was signed
+// in when stays the same. A sign-in of another user arriving later inside such a run, where that
+// run's user resumes is no longer known, gives its span to no user: it is kept as a tombstone
+// (lostUser) instead. If the device is still over the bound, the oldest but the first go: the
+// first stays, as it decides who the browsing before any sign-in goes to, and the span of the
+// dropped ones, from the oldest dropped to the oldest kept, becomes a tombstone in list[1]. A
+// sign-in arriving later inside a tombstone's span is dropped too (its user's span would end at a
+// dropped sign-in). Each sign-in given to no user is counted (takeLost).
 func (g *identities) signedIn(device string, in signIn) bool {
 	list := g.users[device]
 	if len(list) > 0 && compareSignIns(list[0], in) <= 0 && compareSignIns(in, list[len(list)-1]) <= 0 && list[0].user == in.user && !shared(list) {
 		return false // inside the one user's span: nothing to keep (the common case, every call of a logged-in visitor)
 	}
 	i, seen := slices.BinarySearchFunc(list, in, compareSignIns)
+	lost := lostUser(device)
+	in.thinned = false
 	switch {
 	case seen:
 		return false
-	case i == 2 && list[1].user == lostUser(device):
+	case i > 0 && list[i-1].user == lost: // inside a span given to no user
 		g.lost++
 		return false
+	case i > 0 && i < len(list) && list[i].thinned && list[i-1].user != in.user:
+		in.user, in.thinned = lost, true // the run it splits resumes at a dropped sign-in
+		g.lost++
+	case i > 0 && i < len(list) && list[i].thinned:
+		in.user, in.thinned = list[i-1].user, true
 	case i > 0 && list[i-1].user == in.user:
 		in.user = list[i-1].user // one string per run
 	}
@@ -172,7 +186,8 @@ func (g *identities) signedIn(device string, in signIn) bool {
 		}
 		changed = true
 	case len(list) > MaxDeviceSignIns:
-		for lost := lostUser(device); len(list) > MaxDeviceSignIns; {
+		list = thin(list)
+		for len(list) > MaxDeviceSignIns {
 			if list[1].user != lost {
 				list[1].user = lost
 				g.lost++
@@ -187,6 +202,20 @@ func (g *identities) signedIn(device string, in signIn) bool {
 	}
 	g.users[device] = list
 	return changed
+}
+
+// thin returns the sign-ins without those inside a run of one user, neither its first nor its
+// last, marking the kept sign-in after each dropped one thinned. The runs stay as they were.
+func thin(list []signIn) []signIn {
+	out := make([]signIn, 0, len(list))
+	for j, s := range list {
+		if j > 0 && j < len(list)-1 && list[j-1].user == s.user && s.user == list[j+1].user {
+			list[j+1].thinned = true
+			continue
+		}
+		out = append(out, s)
+	}
+	return out
 }
 
 // takeLost returns how many sign-ins were given to lostUser since it was last called.
