@@ -65,9 +65,9 @@ func (s signIn) atOrBefore(ms, seq int64) bool {
 // lostUser): better no user than a wrong one.
 const MaxDeviceSignIns = 4096
 
-// lostUser is the "user" of a device's sign-ins that MaxDeviceSignIns dropped: a tombstone standing in
-// list[1] of a device's sign-ins, from the oldest dropped sign-in to the oldest kept after it.
-// The device's anonymous events in that span, whose user is no longer known, go to it: a person
+// lostUser is the "user" of a tombstone in a device's sign-ins: a span, from it to the next sign-in
+// kept, whose user is no longer known because sign-ins in it were dropped to stay under
+// MaxDeviceSignIns (see signedIn). The device's anonymous events in that span go to it: a person
 // id that no customer key can be linked to, NUL then the device's anonymousId, never the first
 // user (the rule before any sign-in) nor the one signed in before the span.
 func lostUser(device string) string { return "a:\x00" + device[2:] }
@@ -300,9 +300,9 @@ const (
 )
 
 // link joins the persons of a and b, a being the userId of the call that links them. Only an
-// explicit link (an alias's link of two userIds, see linksOf, or a link stored earlier) joins two
-// persons that both have a userId: an anonymousId shared by two userIds is a shared device (a family laptop, a shop's
-// tablet), not one person. That is PostHog's rule (it refuses to merge two identified persons) and
+// explicit link (an alias's link of two userIds, see linksOf, or a link stored earlier) joins
+// two persons that both have a userId: an anonymousId shared by two userIds is a shared device
+// (a family laptop, a shop's tablet), not one person. That is PostHog's rule (it refuses to merge two identified persons) and
 // Segment's default identity limit (one user_id per profile); Mixpanel asks clients to reset the
 // device instead.
 //
