@@ -249,6 +249,9 @@ func (g *identities) takeLost() int {
 // client's order, so that the answer does not depend on the order the messages arrive in. The
 // sessionizer stores events and sessions with the same persons (personAt); store's
 // signedInPerson is its SQL.
+//
+// A user of NUL then Device stands for no user: a span whose sign-ins the device dropped to stay
+// under MaxDeviceSignIns, its anonymous events a person of their own rather than a wrong user.
 type DeviceSignIns struct {
 	Device string // the anonymousId
 	From   []int64
