@@ -1415,19 +1415,26 @@ func TestSharedDeviceKeepsEveryUsersSignIn(t *testing.T) {
 	}
 }
 
-// TestSignInsPastTheBoundGoToNoUser: a device keeps sessionize.MaxDeviceSignIns sign-ins. Past
-// them, three users taking turns on one device, the oldest but the first are dropped and counted,
-// and in every query the anonymous views of their span go to no user (a person of its own), never
-// to the first user nor to anyone but the viewer; through the collector and kcat.
+// TestSignInsPastTheBoundGoToNoUser: a device keeps sessionize.MaxDeviceSignIns sign-ins. Three
+// users take turns on one device, each turn three sign-ins (identify, then two events with both
+// ids) around an anonymous view, until even each turn's first and last sign-in are more than it
+// keeps: the sign-ins inside turns are dropped first, who was signed in when staying exact, then
+// the oldest but the first, counted. In every query the anonymous views of the dropped span go
+// to no user (a person of its own), never to the first user nor to anyone but the viewer; the
+// rest to the viewer. Through the collector and kcat.
 func TestSignInsPastTheBoundGoToNoUser(t *testing.T) {
-	const turns = sessionize.MaxDeviceSignIns + 40
+	const turns = sessionize.MaxDeviceSignIns/2 + 40
 	users := []string{"bu0", "bu1", "bu2"}
 	var lines []string
 	for i := range turns {
-		at := time.Date(2024, 6, 1, 0, 0, 0, 0, time.UTC).Add(time.Duration(i) * time.Minute)
+		at := func(seconds int) string {
+			return time.Date(2024, 6, 1, 0, 0, 0, 0, time.UTC).Add(time.Duration(i)*time.Minute + time.Duration(seconds)*time.Second).Format(time.RFC3339)
+		}
 		lines = append(lines,
-			fmt.Sprintf(`{"type":"identify","anonymousId":"busy","userId":%q,"messageId":"bi%d","timestamp":%q}`, users[i%3], i, at.Format(time.RFC3339)),
-			fmt.Sprintf(`{"type":"track","anonymousId":"busy","event":"BV","properties":{"who":%q},"messageId":"bv%d","timestamp":%q}`, users[i%3], i, at.Add(30*time.Second).Format(time.RFC3339)))
+			fmt.Sprintf(`{"type":"identify","anonymousId":"busy","userId":%q,"messageId":"bi%d","timestamp":%q}`, users[i%3], i, at(0)),
+			fmt.Sprintf(`{"type":"track","anonymousId":"busy","userId":%q,"event":"BT","messageId":"bs%d","timestamp":%q}`, users[i%3], i, at(10)),
+			fmt.Sprintf(`{"type":"track","anonymousId":"busy","event":"BV","properties":{"who":%q},"messageId":"bv%d","timestamp":%q}`, users[i%3], i, at(20)),
+			fmt.Sprintf(`{"type":"track","anonymousId":"busy","userId":%q,"event":"BT","messageId":"bt%d","timestamp":%q}`, users[i%3], i, at(30)))
 	}
 	lines = append(lines, `{"type":"track","userId":"other","event":"BV End","messageId":"be","timestamp":"2024-06-01T00:00:00Z"}`)
 	viaHTTP, viaKafka := startServe(t), startServe(t)
@@ -1449,6 +1456,12 @@ func TestSignInsPastTheBoundGoToNoUser(t *testing.T) {
 		}
 		if n := metricValue(t, scrape(t, s.http), "waymark_sessionizer_sign_ins_lost_total"); n == 0 {
 			t.Errorf("%s: no sign-in counted lost", s.database)
+		}
+		// The sign-ins inside turns went first: about 40 turns are lost, not the 700 that
+		// dropping the oldest sign-ins alone would lose.
+		runs := queryStrings(t, "SELECT toString(length(argMax(users, version))) FROM "+s.database+".device_sign_ins WHERE device = 'busy'")
+		if n, err := strconv.Atoi(strings.Join(runs, "")); err != nil || n < turns-100 || n >= turns {
+			t.Errorf("%s: %v runs of users stored, want fewer than the %d turns, by less than 100", s.database, runs, turns)
 		}
 	}
 }
