@@ -76,6 +76,8 @@ func TestEnginesGiveIdenticalAnswers(t *testing.T) {
 		{"funnel", "steps=Product Viewed,Order Completed&window=7d&breakdown=trait:customer_type&breakdown_limit=1"},
 		{"dropoff", "steps=" + steps + "&window=24h"},
 		{"dropoff", "steps=Product Viewed,Order Completed&window=7d&step=1&ids_limit=1000"},
+		{"funnel", "steps=Product Viewed,Survey Answered[score>=7],Order Completed&window=7d"},
+		{"dropoff", "steps=Survey Answered[score<=3%3Bscore>-0.5],Order Completed&window=7d"},
 		{"paths", "anchor=Product Viewed&direction=start&depth=4"},
 		{"paths", "anchor=Order Completed&direction=end&depth=3&collapse=true"},
 		{"next", "anchor=Product Added&direction=next"},

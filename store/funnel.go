@@ -7,6 +7,7 @@ import (
 	"hash/fnv"
 	"math"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -715,67 +716,110 @@ func ratio(a, b int64) float64 {
 }
 
 // conditionSQL translates a journey-map condition into a predicate on the events table, with the
-// same meaning as Condition.Matches: a missing field fails every operator.
-func conditionSQL(c *sessionize.Condition) (string, []any) {
+// same meaning as Condition.Matches: a missing field fails every operator. A bound (gt, gte, lt,
+// lte) compares the columns of its value's numberReading, which the predicate lists in numbers.
+func conditionSQL(c *sessionize.Condition) predicate {
 	value, present := contextColumn(c.Field), contextColumn(c.Field)+" != ''"
 	if value == "" {
 		name := sqlString(ingest.PropertyKey(strings.TrimPrefix(c.Field, "properties.")))
 		value, present = "prop_values[indexOf(prop_keys, "+name+")]", "has(prop_keys, "+name+")"
 	}
+	p := predicate{}
 	var op string
-	var args []any
 	switch {
 	case c.Equals != nil || c.OneOf != nil:
 		texts := c.EqualTexts()
-		op, args = value+" IN ("+placeholders(len(texts))+")", appendStrings(nil, texts)
+		op, p.args = value+" IN ("+placeholders(len(texts))+")", appendStrings(nil, texts)
 	case c.Prefix != nil:
-		op, args = "substring("+value+", 1, ?) = ?", []any{len(*c.Prefix), *c.Prefix}
+		op, p.args = "substring("+value+", 1, ?) = ?", []any{len(*c.Prefix), *c.Prefix}
 	case c.Regexp != nil:
-		op, args = "match("+value+", ?)", []any{*c.Regexp}
+		op, p.args = "match("+value+", ?)", []any{*c.Regexp}
 	default:
-		op, args = boundSQL(c, value)
+		op, p.args = boundSQL(c, numberColumns(value))
+		p.numbers = []string{value}
 	}
-	return "(" + present + " AND " + op + ")", args
+	p.sql = "(" + present + " AND " + op + ")"
+	return p
 }
 
-// boundSQL renders a bound condition (gt, gte, lt, lte) on the text value as
-// sessionize.Condition.Matches reads it: the text must be a decimal number
-// (sessionize.NumberPattern), read exactly as sessionize.ParseDecimal reads it, and is compared
-// with the bound's sessionize.Decimal by sign, then point, then digits. ClickHouse's own readers of
-// numbers are not used: toFloat64OrZero reads " 100" and "+5" as 0 on 18.16 and 1e400 as inf, and
-// the engines round long and extreme numbers differently.
-//
-// Each piece of the reading is an alias of the query (named for value, so every bound on one
-// value shares them, and ClickHouse computes each once a row): written as nested expressions
-// instead, each piece repeated the ones it is made of, 3.5 KB of SQL a bound, and a funnel at
-// its parameter limits (32 steps of 8 bounds) sent ClickHouse 18.16 analysing for over a minute.
-// It still takes about 40 s there (4 s before bounds were read exactly): 18.16 copies an alias's
-// expression into each place that names it. Computing each value's reading once, in a subquery
-// under the conditions, would end that.
-func boundSQL(c *sessionize.Condition, value string) (string, []any) {
+// boundSQL renders a bound condition (gt, gte, lt, lte) as sessionize.Condition.Matches reads
+// it, on the columns of its value's numberReading: the value must be a decimal number, and
+// compares with the bound's sessionize.Decimal as sessionize.Decimal.Compare does, by sign, then
+// magnitude.
+func boundSQL(c *sessionize.Condition, n numberReading) (string, []any) {
 	op, b := c.Bound()
+	switch b.Sign {
+	case 0:
+		return n.number + " AND " + n.sign + " " + op + " 0", nil
+	case 1:
+		// A value that is not positive has positive "", below every magnitude.
+		return n.number + " AND " + n.positive + " " + op + " ?", []any{magnitude(b)}
+	}
+	// Of negative numbers, the larger magnitude is the smaller number; a value that is not
+	// negative has negative "", below every magnitude, and is above the bound.
+	reversed := map[string]string{">": "<", ">=": "<=", "<": ">", "<=": ">="}[op]
+	return n.number + " AND " + n.negative + " " + reversed + " ?", []any{magnitude(b)}
+}
+
+// magnitude is a text whose byte order is the order of the absolute values of non-zero decimals
+// (sessionize.Decimal.Compare): d's Point plus pointOffset, which makes it 18 digits, then d's
+// Digits. numberSQL writes the same text in SQL.
+func magnitude(d sessionize.Decimal) string {
+	return strconv.FormatInt(d.Point+pointOffset, 10) + d.Digits
+}
+
+// pointOffset is added to a decimal's point in its magnitude: a point from -4e17 to 4e17 becomes
+// a number of 18 digits. A value's point is at most its text's length from its exponent, which
+// sessionize.ParseDecimal holds to ±10^sessionize.MaxExponentDigits.
+const pointOffset = 5e17
+
+// numberReading names the columns a scan reads a text value into as a decimal number d
+// (sessionize.ParseDecimal; see numberSQL): number (UInt8) says whether the text is one, sign is
+// d.Sign (0 when not a number), and positive and negative are d's magnitude when d is positive,
+// respectively negative, else "". The names are the value's: every bound on it shares them.
+type numberReading struct{ number, sign, positive, negative string }
+
+// numberColumns returns the names of value's numberReading (value is SQL over the events table).
+func numberColumns(value string) numberReading {
 	h := fnv.New64a()
 	h.Write([]byte(value))
 	prefix := fmt.Sprintf("num%x_", h.Sum64())
+	return numberReading{number: prefix + "number", sign: prefix + "sign", positive: prefix + "positive", negative: prefix + "negative"}
+}
+
+// numberSQL is the SQL of the columns of value's numberReading, for the select list of a query on
+// the events table (see personRows). The text must be a decimal number
+// (sessionize.NumberPattern), and is read exactly as sessionize.ParseDecimal reads it.
+// ClickHouse's own readers of numbers are not used: toFloat64OrZero reads " 100" and "+5" as 0 on
+// 18.16 and 1e400 as inf, and the engines round long and extreme numbers differently.
+//
+// The reading is columns of a subquery, computed once a row, that bounds compare with one
+// operator each. Written into each bound instead, as nested expressions or as aliases (which 18.16
+// copies into each place that names them), it took 18.16 40 s to over a minute to analyse a funnel
+// at its parameter limits (32 steps of 8 bounds). The pieces of the reading are aliases within it,
+// inside if's branches, which current ClickHouse works out only for the rows that take them (a
+// number, a non-zero one); 18.16 works out every piece for every row, as it did in the bounds.
+func numberSQL(value string) string {
+	n := numberColumns(value)
+	prefix := strings.TrimSuffix(n.number, "number")
 	// as defines a piece where it is first used; later uses name it.
 	as := func(name, expr string) string { return "(" + expr + " AS " + prefix + name + ")" }
-	text, whole, all, unled, digits := prefix+"text", prefix+"whole", prefix+"all", prefix+"unled", prefix+"digits"
-	exp, expDigits, expAbs, point, sign := prefix+"exp", prefix+"expdigits", prefix+"expabs", prefix+"point", prefix+"sign"
-	defDigits := as("digits", "replaceRegexpOne("+as("unled", "replaceRegexpOne("+as("all", "concat("+
-		as("whole", "extract("+as("text", value)+", '^[-+]{0,1}([0-9]*)')")+", extract("+text+", '[.]([0-9]*)'))")+
-		", '^0+', '')")+", '0+$', '')")
+	text, whole, all, unled, digits, exp, expDigits, expAbs, mag := prefix+"text", prefix+"whole", prefix+"all",
+		prefix+"unled", prefix+"digits", prefix+"exp", prefix+"expdigits", prefix+"expabs", prefix+"magnitude"
+	number := "match(" + as("text", value) + ", " + sqlString(sessionize.NumberPattern) + ")"
+	defDigits := as("digits", "if("+n.number+", replaceRegexpOne("+as("unled", "replaceRegexpOne("+as("all", "concat("+
+		as("whole", "extract("+text+", '^[-+]{0,1}([0-9]*)')")+", extract("+text+", '[.]([0-9]*)'))")+
+		", '^0+', '')")+", '0+$', ''), '')")
+	sign := "if(" + defDigits + " = '', 0, if(match(" + text + ", '^-'), -1, 1))"
 	defExpAbs := as("expabs", fmt.Sprintf("if(length(%s) > %d, toInt64(%d), toInt64OrZero(%s))",
 		as("expdigits", "replaceRegexpOne("+as("exp", "extract("+text+", '[eE]([-+]{0,1}[0-9]+)$')")+", '^[-+]{0,1}0*', '')"),
 		sessionize.MaxExponentDigits, int64(math.Pow10(sessionize.MaxExponentDigits)), expDigits))
-	defPoint := as("point", "toInt64(length("+whole+")) - (toInt64(length("+all+")) - toInt64(length("+unled+"))) + "+
-		"if(match("+exp+", '^-'), -"+defExpAbs+", "+expAbs+")")
-	defSign := as("sign", "if("+defDigits+" = '', 0, if(match("+text+", '^-'), -1, 1))")
-	// -1, 0 or 1 as the value is below, at or above the bound: sessionize.Decimal.Compare.
-	compare := "multiIf(" + defSign + " != ?, if(" + sign + " > ?, 1, -1), " + sign + " = 0, 0, " +
-		defPoint + " != ?, if(" + point + " > ?, 1, -1) * " + sign + ", " +
-		digits + " = ?, 0, if(" + digits + " > ?, 1, -1) * " + sign + ")"
-	sql := "match(" + value + ", " + sqlString(sessionize.NumberPattern) + ") AND " + compare + " " + op + " 0"
-	return sql, []any{int64(b.Sign), int64(b.Sign), b.Point, b.Point, b.Digits, b.Digits}
+	point := "toInt64(length(" + whole + ")) - (toInt64(length(" + all + ")) - toInt64(length(" + unled + "))) + " +
+		"if(match(" + exp + ", '^-'), -" + defExpAbs + ", " + expAbs + ")"
+	defMag := as("magnitude", fmt.Sprintf("concat(toString(%s + toInt64(%d)), %s)", point, int64(pointOffset), digits))
+	return number + " AS " + n.number + ", " + sign + " AS " + n.sign +
+		", if(" + n.sign + " = 1, " + defMag + ", '') AS " + n.positive +
+		", if(" + n.sign + " = -1, " + mag + ", '') AS " + n.negative
 }
 
 // contextColumn is the events table's column of a context field a condition can test

@@ -45,6 +45,9 @@ func identityShop(seed uint64, persons int) []string {
 		if anonymousID != "" {
 			m["anonymousId"] = anonymousID
 		}
+		if typ == "track" {
+			m["properties"] = map[string]any{"price": float64(n%41-20) / 4} // -5 to 5, for numeric filters
+		}
 		b, _ := json.Marshal(m)
 		events = append(events, raw{t, string(b)})
 	}
@@ -111,11 +114,14 @@ func TestPassesGiveTheSameAnswers(t *testing.T) {
 	many, reg := open(store.MatchProcess)
 	type answer func(s *store.Store) (any, error)
 	funnel := store.FunnelQuery{Steps: []string{"Product Viewed", "Product Added", "Order Completed"}, Window: 7 * 24 * time.Hour}
+	bounded := funnel
+	bounded.Steps = []string{"Product Viewed[price>-2.5]", "Product Added[price<=1.25]", "Order Completed[price>=0]"}
 	tests := []struct {
 		name string
 		ask  answer
 	}{
 		{"funnel", func(s *store.Store) (any, error) { return s.Funnel(ctx, jm, funnel) }},
+		{"funnel with numeric filters", func(s *store.Store) (any, error) { return s.Funnel(ctx, jm, bounded) }},
 		{"funnel by channel", func(s *store.Store) (any, error) {
 			q := funnel
 			q.Breakdown = store.Breakdown{By: "channel"}
@@ -162,11 +168,20 @@ func TestPassesGiveTheSameAnswers(t *testing.T) {
 	if res.Steps[0].Customers < 50 || res.Steps[2].Customers == 0 {
 		t.Errorf("funnel %+v: the shop is too small to say anything", res.Steps)
 	}
+	filtered, err := one.Funnel(ctx, jm, bounded)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if filtered.Steps[2].Customers == 0 || filtered.Steps[0].Customers == res.Steps[0].Customers {
+		t.Errorf("funnel %+v: the numeric filters keep nothing or drop nothing of %+v", filtered.Steps, res.Steps)
+	}
 	if server.FunnelUDF { // the in-engine funnel reads in the same passes
 		engine, _ := open(store.MatchEngine)
-		want := text(one, func(s *store.Store) (any, error) { return s.Funnel(ctx, jm, funnel) })
-		if got := text(engine, func(s *store.Store) (any, error) { return s.Funnel(ctx, jm, funnel) }); got != want {
-			t.Errorf("in engine, in passes:\n%s\nin process, in one:\n%s", got, want)
+		for _, q := range []store.FunnelQuery{funnel, bounded} {
+			want := text(one, func(s *store.Store) (any, error) { return s.Funnel(ctx, jm, q) })
+			if got := text(engine, func(s *store.Store) (any, error) { return s.Funnel(ctx, jm, q) }); got != want {
+				t.Errorf("in engine, in passes:\n%s\nin process, in one:\n%s", got, want)
+			}
 		}
 	}
 }

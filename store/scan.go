@@ -19,6 +19,9 @@ import (
 type predicate struct {
 	sql  string
 	args []any
+	// numbers are the values (SQL over the events table) whose numberReading sql compares: a
+	// scan reads their columns once a row (see personRows).
+	numbers []string
 }
 
 // key is the same for predicates of the same SQL with the same arguments, and differs otherwise.
@@ -41,15 +44,17 @@ func rulePredicate(r sessionize.Rule) predicate {
 		parts = append(parts, "channel IN ("+placeholders(len(r.Channels))+")")
 		args = appendStrings(args, r.Channels)
 	}
+	var numbers []string
 	for i := range r.Where {
-		sql, a := conditionSQL(&r.Where[i])
-		parts = append(parts, sql)
-		args = append(args, a...)
+		c := conditionSQL(&r.Where[i])
+		parts = append(parts, c.sql)
+		args = append(args, c.args...)
+		numbers = append(numbers, c.numbers...)
 	}
 	if len(parts) == 0 {
 		return predicate{sql: "1"}
 	}
-	return predicate{sql: "(" + strings.Join(parts, " AND ") + ")", args: args}
+	return predicate{sql: "(" + strings.Join(parts, " AND ") + ")", args: args, numbers: numbers}
 }
 
 // propertyValue is the text of property name on an event, "" when it has none.
@@ -550,33 +555,57 @@ func (s *Store) personRows(sc eventScan, id identitySnapshot, r personRange) (qu
 		}
 		args = append(append(args, stored.args...), merged.args...)
 	}
+	var numbers []string // the values bounds compare, each once
 	for i, p := range sc.preds {
 		ors[i] = p.sql
-		args = append(args, p.args...)
+		for _, v := range p.numbers {
+			if !slices.Contains(numbers, v) {
+				numbers = append(numbers, v)
+			}
+		}
 	}
 	inRange := sc.timeRange()
-	where := "(" + strings.Join(ors, " OR ") + ") AND " + inRange.sql
+	where := inRange.sql
 	if id.superseded {
 		where += " AND " + s.notSuperseded()
 	}
 	args = append(args, inRange.args...)
+	matching := "(" + strings.Join(ors, " OR ") + ")"
+	for _, p := range sc.preds {
+		args = append(args, p.args...)
+	}
+	// The events of the range that match a condition. When bounds compare values, a subquery
+	// reads each of those values as a number once a row (numberSQL), and the conditions compare
+	// its columns.
+	events := s.table("events") + `
+			` + prewhere + `
+			WHERE ` + where + " AND " + matching
+	if len(numbers) > 0 {
+		read := make([]string, len(numbers))
+		for i, v := range numbers {
+			read[i] = numberSQL(v)
+		}
+		events = `(
+			SELECT *, ` + strings.Join(read, ", ") + `
+			FROM ` + s.table("events") + `
+			` + prewhere + `
+			WHERE ` + where + `
+		)
+		WHERE ` + matching
+	}
 	attrNames := ""
 	for i := range sc.attrs {
 		attrNames += fmt.Sprintf(", a%d", i)
 	}
 	rowsSQL := `SELECT person_id, ts_ms AS t, seq, ` + strings.Join(maskTerms, " + ") + ` AS mask,
 			cityHash64(source, message_id) AS id` + attrCols + `
-		FROM ` + s.table("events") + `
-		` + prewhere + `
-		WHERE ` + where
+		FROM ` + events
 	if id.shared {
 		rowsSQL = `SELECT ` + signedInPerson + ` AS person_id, t, seq, mask, id` + attrNames + `
 		FROM (
 			SELECT person_id AS stored_person, customer_key, user_id, ts_ms AS t, seq, ` + strings.Join(maskTerms, " + ") + ` AS mask,
 				cityHash64(source, message_id) AS id` + attrCols + `
-			FROM ` + s.table("events") + `
-			` + prewhere + `
-			WHERE ` + where + `
+			FROM ` + events + `
 		) AS ev ANY LEFT JOIN (` + s.signIns(id.signIns) + `) AS d USING customer_key`
 	}
 	query = `SELECT ` + resolvedPerson + ` AS person, t, seq, mask, id` + attrNames + `
