@@ -570,17 +570,20 @@ func (s *Store) personRows(sc eventScan, id identitySnapshot, r personRange) (qu
 		where += " AND " + s.notSuperseded()
 	}
 	args = append(args, inRange.args...)
-	matching := "(" + strings.Join(ors, " OR ") + ")"
-	for _, p := range sc.preds {
-		args = append(args, p.args...)
-	}
-	// The events of the range that match a condition. When bounds compare values, a subquery
-	// reads each of those values as a number once a row (numberSQL), and the conditions compare
-	// its columns.
+	// The events of the range that match a condition: those whose mask is not 0, written as the
+	// conditions again (a WHERE ClickHouse can move to PREWHERE, on the table's columns).
 	events := s.table("events") + `
 			` + prewhere + `
-			WHERE ` + where + " AND " + matching
-	if len(numbers) > 0 {
+			WHERE ` + where + " AND (" + strings.Join(ors, " OR ") + ")"
+	if len(numbers) == 0 {
+		for _, p := range sc.preds {
+			args = append(args, p.args...)
+		}
+	} else {
+		// When bounds compare values, a subquery reads each of them as a number once a row
+		// (numberSQL), and the conditions, which compare its columns, are written once, in the
+		// mask: repeated in a WHERE, they doubled the SQL, and 26.7 analysed them more slowly
+		// there (the largest drop-off's 496 bounds: 3.6 s of CPU, against 2.6 s).
 		read := make([]string, len(numbers))
 		for i, v := range numbers {
 			read[i] = numberSQL(v)
@@ -591,7 +594,7 @@ func (s *Store) personRows(sc eventScan, id identitySnapshot, r personRange) (qu
 			` + prewhere + `
 			WHERE ` + where + `
 		)
-		WHERE ` + matching
+		WHERE mask != 0`
 	}
 	attrNames := ""
 	for i := range sc.attrs {
