@@ -448,3 +448,92 @@ func TestCopiesOnOtherKeysCountOnceLive(t *testing.T) {
 		}
 	}
 }
+
+// TestCopiesOnOtherKeysKeepTheFirst is field case 01's kind for the stored rows: one message
+// (same source and messageId) sent under two customer keys of one person, the device and the
+// userId, with another name and coupon. The earliest copy is the event, of copies at one time
+// the first to arrive; the other is not stored (or, stored before, is superseded), in every
+// arrival order, all in one push, one push each, cold between pushes, and restarted after
+// each push, whether an identify joined the keys before or the copy carrying both ids does. The
+// sessions are those of the event alone.
+func TestCopiesOnOtherKeysKeepTheFirst(t *testing.T) {
+	copyOf := func(anon, user, name, coupon string, minutes float64) ingest.Event {
+		e := call("track", name, anon, user, minutes)
+		e.MessageID = "m"
+		e.PropertyKeys, e.PropertyValues = []string{"coupon"}, []string{coupon}
+		e.Raw = fmt.Appendf(nil, `{"anonymousId":%q,"userId":%q,"event":%q,"coupon":%q}`, anon, user, name, coupon)
+		return e
+	}
+	identify := call("identify", "", "dev", "u", -60)
+	tests := []struct {
+		name   string
+		before []ingest.Event // sent before the copies, in this order
+		a, b   ingest.Event   // the copies; a is on the device
+	}{
+		{"same time", []ingest.Event{identify}, copyOf("dev", "", "C A", "A", 0), copyOf("", "u", "C B", "B", 0)},
+		{"userId copy later", []ingest.Event{identify}, copyOf("dev", "", "C A", "A", 0), copyOf("", "u", "C B", "B", 5)},
+		{"userId copy earlier", []ingest.Event{identify}, copyOf("dev", "", "C A", "A", 5), copyOf("", "u", "C B", "B", 0)},
+		{"same time, joined by the copy", nil, copyOf("dev", "u", "C A", "A", 0), copyOf("", "u", "C B", "B", 0)},
+		{"later, joined by the copy", nil, copyOf("dev", "u", "C A", "A", 0), copyOf("", "u", "C B", "B", 45)},
+		{"earlier, joined by the copy", nil, copyOf("dev", "u", "C A", "A", 45), copyOf("", "u", "C B", "B", 0)},
+	}
+	for _, tc := range tests {
+		for _, aFirst := range []bool{true, false} {
+			sent := slices.Clone(tc.before)
+			if aFirst {
+				sent = append(sent, tc.a, tc.b)
+			} else {
+				sent = append(sent, tc.b, tc.a)
+			}
+			for i := range sent {
+				sent[i].Seq = int64(i)
+			}
+			event := sent[len(tc.before)] // the first to arrive, unless the other is earlier
+			if other := sent[len(tc.before)+1]; other.Timestamp.Before(event.Timestamp) {
+				event = other
+			}
+			ref := &storedRows{}
+			ref.push(newTestSessionizer(t), base, append(slices.Clone(tc.before), event))
+			want := describe(live(ref.sessions))
+			for _, mode := range []string{"one push", "one push each", "cold between pushes", "restart after each push"} {
+				t.Run(fmt.Sprintf("%s, %s first, %s", tc.name, sent[len(tc.before)].Event, mode), func(t *testing.T) {
+					st := &storedRows{}
+					s := newTestSessionizer(t)
+					if mode == "cold between pushes" {
+						s.hotCap = 0
+					}
+					batches := [][]ingest.Event{sent}
+					if mode != "one push" {
+						batches = nil
+						for i := range sent {
+							batches = append(batches, sent[i:i+1])
+						}
+					}
+					now, duplicates := base, 0
+					for _, b := range batches {
+						now = now.Add(time.Second)
+						duplicates += st.push(s, now, b).Duplicates
+						if mode == "restart after each push" {
+							s = st.restart(t)
+						}
+					}
+					var rows []string
+					for _, e := range st.events {
+						if e.MessageID == "m" && !st.isSuperseded(e) {
+							rows = append(rows, fmt.Sprintf("%s %s %v", e.CustomerKey(), e.Event, e.PropertyValues))
+						}
+					}
+					if wantRow := fmt.Sprintf("%s %s %v", event.CustomerKey(), event.Event, event.PropertyValues); !slices.Equal(rows, []string{wantRow}) {
+						t.Errorf("rows read %q, want only %q", rows, wantRow)
+					}
+					if got := describe(live(st.sessions)); !slices.Equal(got, want) {
+						t.Errorf("sessions\n%s\nwant (the event alone)\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+					}
+					if duplicates != 1 {
+						t.Errorf("%d duplicates counted, want 1", duplicates)
+					}
+				})
+			}
+		}
+	}
+}

@@ -370,7 +370,8 @@ func (s *Sessionizer) Push(now time.Time, events []ingest.Event) (Output, Stats)
 		if c == nil {
 			c = s.warm(key)
 		}
-		if c == nil {
+		created := c == nil
+		if created {
 			c = &customer{byUser: e.AnonymousID == ""}
 			s.customers[key] = c
 		}
@@ -402,10 +403,34 @@ func (s *Sessionizer) Push(now time.Time, events []ingest.Event) (Output, Stats)
 			}
 			continue
 		}
+		// The links first: they may be what joins this key to the one holding a copy.
+		s.link(e, &stats, &merged)
+		other, oc, j := s.copyElsewhere(e, p)
+		if oc != nil {
+			// A copy under another key of the person (see Output.LaterCopies).
+			stats.Duplicates++
+			q := oc.points[j]
+			if p.ms >= q.ms {
+				later = append(later, i)
+				personIDs[i], seqs[i] = s.ids.personAt(e.UserID, e.AnonymousID, q.ms, q.seq)[2:], q.seq
+				if created && len(c.points) == 0 {
+					delete(s.customers, key) // nothing of it is stored
+				}
+				continue
+			}
+			// An earlier copy: it is the event; the other key's copy is superseded.
+			oc.remove(j)
+			later = append(later, pushedCopies(events[:i], other, q)...)
+			superseded = append(superseded, Copy{other, e.Source, e.MessageID, time.UnixMilli(q.ms).UTC()})
+			if !oc.dirty {
+				oc.dirty = true
+				touched = append(touched, other)
+			}
+		}
 		if c.firstChannel == "" && !s.isIdentity(p) {
 			c.firstChannel = s.strs[p.channel]
 		}
-		s.observe(c, e, p, &stats, &merged)
+		s.observe(c, e, p, &stats, oc != nil)
 		if e.UserID != "" && e.AnonymousID != "" && s.signIn(c, e, p.ms) {
 			signIns["a:"+e.AnonymousID] = true
 		}
@@ -599,6 +624,20 @@ func (c *customer) replace(i int, p point) {
 	c.points = append(c.points, p)
 }
 
+// remove drops points[i], a copy another key's earlier copy replaced.
+func (c *customer) remove(i int) {
+	id := c.points[i].id
+	c.points = slices.Delete(c.points, i, i+1)
+	if i < c.sorted {
+		c.sorted--
+	}
+	if c.ids != nil {
+		if k, found := slices.BinarySearch(*c.ids, id); found {
+			*c.ids = slices.Delete(*c.ids, k, k+1)
+		}
+	}
+}
+
 // pushedCopies returns the indexes of the events of pushed (a push's events so far) that are
 // copies of held, a point of customer key that a copy earlier in time has replaced: they were
 // to be stored, and must not be now.
@@ -671,9 +710,10 @@ func (s *Sessionizer) signIn(c *customer, e *ingest.Event, ms int64) bool {
 	return changed
 }
 
-// observe updates the counters an arriving event feeds: lateness, identity links and the live
-// journey (stage entries in arrival order, orders, revenue and refunds).
-func (s *Sessionizer) observe(c *customer, e *ingest.Event, p point, stats *Stats, merged *[][2]string) {
+// observe updates the counters an arriving event feeds: lateness and the live journey (stage
+// entries in arrival order, orders, revenue and refunds). copied says another key of the person
+// held a later copy of it (see copyElsewhere), whose arrival counted the message.
+func (s *Sessionizer) observe(c *customer, e *ingest.Event, p point, stats *Stats, copied bool) {
 	gap := s.cfg.Gap.Milliseconds()
 	if len(c.points) > 0 && p.ms < c.latest-gap {
 		stats.Late++
@@ -683,10 +723,9 @@ func (s *Sessionizer) observe(c *customer, e *ingest.Event, p point, stats *Stat
 	}
 	c.latest = max(c.latest, p.ms)
 	s.watermark = max(s.watermark, p.ms)
-	s.link(e, stats, merged)
 	order := e.Type == "track" && (e.Event == "Order Completed" || e.Event == "Order Refunded")
 	entered := s.reach(c, p)
-	if (order || entered != 0) && s.copyElsewhere(e, p) {
+	if (order || entered != 0) && copied {
 		return // its first copy was counted: the stages it reaches are reached, uncounted
 	}
 	s.countEntries(c, entered, stats)
@@ -709,12 +748,15 @@ func (s *Sessionizer) observe(c *customer, e *ingest.Event, p point, stats *Stat
 	}
 }
 
-// copyElsewhere reports whether another customer key of e's person (its userId's person, else
-// its device's) holds a copy of e (same source and messageId): a server's retry under the userId
-// of a message the client sent from the device, or a copy from another device of the person. Its
-// first copy fed the live counters, which count a message once, as queries do (they keep a
-// person's earliest copy). Customers the sessionizer no longer holds (evicted) are not asked.
-func (s *Sessionizer) copyElsewhere(e *ingest.Event, p point) bool {
+// copyElsewhere finds a copy of e (same source and messageId) that another customer key of e's
+// person (its userId's person, else its device's) holds: a server's retry under the userId of a
+// message the client sent from the device, or a copy from another device of the person. It
+// returns that key, its customer and the copy's index in its points, or a nil customer. The
+// earliest copy is the event, of copies at one time the first to arrive (see
+// Output.LaterCopies), and its arrival fed the live counters, which count a message once, as
+// queries do. Customers the sessionizer no longer holds (evicted, or not restored since a
+// restart) are not asked: their copies stay stored, and queries keep a person's earliest copy.
+func (s *Sessionizer) copyElsewhere(e *ingest.Event, p point) (string, *customer, int) {
 	id, key := "u:"+e.UserID, e.CustomerKey()
 	if e.UserID == "" {
 		id = "a:" + e.AnonymousID
@@ -728,10 +770,10 @@ func (s *Sessionizer) copyElsewhere(e *ingest.Event, p point) bool {
 			c = s.warm(m[2:])
 		}
 		if c != nil && c.holds(p.id) {
-			return true
+			return m[2:], c, c.copyOf(p.id)
 		}
 	}
-	return false
+	return "", nil, -1
 }
 
 // earlierCopy takes in a copy of an event the customer holds at a later time, which replaced
