@@ -403,8 +403,6 @@ func (s *Sessionizer) Push(now time.Time, events []ingest.Event) (Output, Stats)
 			}
 			continue
 		}
-		// The links first: they may be what joins this key to the one holding a copy.
-		s.link(e, &stats, &merged)
 		other, oc, j := s.copyElsewhere(e, p)
 		if oc != nil {
 			// A copy under another key of the person (see Output.LaterCopies).
@@ -430,6 +428,7 @@ func (s *Sessionizer) Push(now time.Time, events []ingest.Event) (Output, Stats)
 		if c.firstChannel == "" && !s.isIdentity(p) {
 			c.firstChannel = s.strs[p.channel]
 		}
+		s.link(e, &stats, &merged)
 		s.observe(c, e, p, &stats, oc != nil)
 		if e.UserID != "" && e.AnonymousID != "" && s.signIn(c, e, p.ms) {
 			signIns["a:"+e.AnonymousID] = true
@@ -749,28 +748,39 @@ func (s *Sessionizer) observe(c *customer, e *ingest.Event, p point, stats *Stat
 }
 
 // copyElsewhere finds a copy of e (same source and messageId) that another customer key of e's
-// person (its userId's person, else its device's) holds: a server's retry under the userId of a
-// message the client sent from the device, or a copy from another device of the person. It
-// returns that key, its customer and the copy's index in its points, or a nil customer. The
-// earliest copy is the event, of copies at one time the first to arrive (see
-// Output.LaterCopies), and its arrival fed the live counters, which count a message once, as
-// queries do. Customers the sessionizer no longer holds (evicted, or not restored since a
-// restart) are not asked: their copies stay stored, and queries keep a person's earliest copy.
+// persons holds (the persons of its userId and of its anonymousId, which e may be about to join):
+// a server's retry under the userId of a message the client sent from the device, or a copy from
+// another device of the person. It returns that key, its customer and the copy's index in its
+// points, or a nil customer. The earliest copy is the event, of copies at one time the first to
+// arrive (see Output.LaterCopies); a later copy is dropped whole, its identity links too, as a
+// later copy on its own key is, and as Segment drops a repeated messageId. The first copy's
+// arrival fed the live counters, which count a message once, as queries do. Customers the
+// sessionizer no longer holds (evicted, or not restored since a restart) are not asked: their
+// copies stay stored, and queries keep a person's earliest copy.
 func (s *Sessionizer) copyElsewhere(e *ingest.Event, p point) (string, *customer, int) {
-	id, key := "u:"+e.UserID, e.CustomerKey()
-	if e.UserID == "" {
-		id = "a:" + e.AnonymousID
+	key := e.CustomerKey()
+	var roots []string
+	for _, id := range []string{"u:" + e.UserID, "a:" + e.AnonymousID} {
+		if id != "u:" && id != "a:" && !slices.Contains(roots, s.ids.find(id)) {
+			roots = append(roots, s.ids.find(id))
+		}
 	}
-	for _, m := range s.ids.members[s.ids.find(id)] {
-		if m[2:] == key {
-			continue
+	for _, root := range roots {
+		members := s.ids.members[root]
+		if len(members) == 0 {
+			members = []string{root} // an id no link has named yet
 		}
-		c := s.customers[m[2:]]
-		if c == nil {
-			c = s.warm(m[2:])
-		}
-		if c != nil && c.holds(p.id) {
-			return m[2:], c, c.copyOf(p.id)
+		for _, m := range members {
+			if m[2:] == key {
+				continue
+			}
+			c := s.customers[m[2:]]
+			if c == nil {
+				c = s.warm(m[2:])
+			}
+			if c != nil && c.holds(p.id) {
+				return m[2:], c, c.copyOf(p.id)
+			}
 		}
 	}
 	return "", nil, -1

@@ -1501,3 +1501,126 @@ func TestCopiesOnOtherKeysCountOnceLive(t *testing.T) {
 		}
 	}
 }
+
+// TestCopiesOnOtherKeysAnswerAsTheFirst is the tester's N1, field case 01's kind with other
+// payloads: one message (same messageId) sent under the device key and under the userId of one
+// person, with another name and coupon. The earliest copy is the event, of copies at one time
+// the first to arrive (Segment keeps the first copy of a messageId): whether an identify joined
+// the keys before or the copy carrying both ids does, in either arrival order, at one time or
+// at two. Funnels, next, filters on the coupon and sessions of a Waymark that got every copy
+// (one call each, or all in one batch) answer, byte for byte, as one that got the events only,
+// before and after ClickHouse merges the events' parts.
+func TestCopiesOnOtherKeysAnswerAsTheFirst(t *testing.T) {
+	msg := func(typ, anon, user, event, id, ts, coupon string) string {
+		m := map[string]any{"type": typ, "messageId": id, "timestamp": ts}
+		if event != "" {
+			m["event"], m["properties"] = event, map[string]string{"coupon": coupon}
+		}
+		if anon != "" {
+			m["anonymousId"] = anon
+		}
+		if user != "" {
+			m["userId"] = user
+		}
+		b, _ := json.Marshal(m)
+		return string(b)
+	}
+	// copies sends, in this order: an identify of x's device and user when joined, x's device's
+	// view, and the copies (a, b) of x's order: a on the device (with the userId when not joined
+	// before), b on the userId alone.
+	copies := func(x string, joined, aFirst bool, aTime, bTime string) []string {
+		dev, user, anonUser := x+"dev", x+"u", ""
+		var out []string
+		if joined {
+			out = append(out, msg("identify", dev, user, "", x+"-0", "2024-12-20T09:00:00Z", ""))
+		} else {
+			anonUser = user
+		}
+		out = append(out, msg("track", dev, "", x+" View", x+"-v", "2024-12-20T09:55:00Z", "V"))
+		a := msg("track", dev, anonUser, x+" A", x+"-1", "2024-12-20T"+aTime+"Z", "A")
+		b := msg("track", "", user, x+" B", x+"-1", "2024-12-20T"+bTime+"Z", "B")
+		if aFirst {
+			return append(out, a, b)
+		}
+		return append(out, b, a)
+	}
+	cases := []struct {
+		x              string // the case's prefix of ids and event names
+		joined, aFirst bool
+		aTime, bTime   string
+	}{
+		{"C5", true, true, "10:00:00", "10:00:00"},  // the tester's
+		{"C3", true, false, "10:00:00", "10:00:00"}, // the userId copy first
+		{"C6", false, true, "10:00:00", "10:00:00"}, // joined by the copy
+		{"C7", false, false, "10:00:00", "10:00:00"},
+		{"C8", true, true, "10:05:00", "10:00:00"}, // the earlier copy arrives second
+		{"C9", true, true, "10:00:00", "10:05:00"}, // the later copy arrives second
+		{"CA", false, false, "10:00:00", "10:20:00"},
+		{"CB", false, false, "10:20:00", "10:00:00"},
+	}
+	// Every event name is stored by another person on another day, so that a name only a later
+	// copy carried is known to every server (a superseded copy's name stays known).
+	var catalog, gets, each, batch, first []string
+	for _, c := range cases {
+		x, lines := c.x, copies(c.x, c.joined, c.aFirst, c.aTime, c.bTime)
+		for _, name := range []string{" A", " B", " View"} {
+			catalog = append(catalog, msg("track", "", "names", c.x+name, c.x+name, "2024-11-01T10:00:00Z", "Z"))
+		}
+		first = append(first, earliestCopiesOnly(t, lines)...)
+		if c.aTime == c.bTime {
+			each = append(each, lines...) // other keys are other partitions: the batch has no order
+		} else {
+			batch = append(batch, lines...)
+		}
+		for _, steps := range []string{x + " A", x + " B", x + " View," + x + " A[coupon=A]", x + " View," + x + " B[coupon=B]",
+			x + " A[coupon=B]", x + " B[coupon=A]", x + " B," + x + " A"} {
+			gets = append(gets, "/api/v1/funnel?window=24h&steps="+url.QueryEscape(steps))
+		}
+		for _, anchor := range []string{x + " View", x + " A", x + " B", x + " A[coupon=A]", x + " B[coupon=B]"} {
+			gets = append(gets, "/api/v1/next?window=1h&anchor="+url.QueryEscape(anchor))
+		}
+	}
+	gets = append(gets, "/api/v1/sessions", "/api/v1/paths?anchor=C5+View&depth=3")
+	alone, oneEach, oneBatch := startServe(t), startServe(t), startServe(t)
+	post := func(s *server, what string, lines ...string) {
+		if status, answer := s.track(t, "/v1/batch", `{"batch":[`+strings.Join(lines, ",")+`]}`); status != 200 {
+			t.Fatalf("%s: POST /v1/batch: %d %s", what, status, answer)
+		}
+		s.waitStored(t)
+	}
+	for _, s := range []*server{alone, oneEach, oneBatch} {
+		post(s, "the names", catalog...)
+	}
+	for _, l := range first {
+		post(alone, "the events alone", l)
+	}
+	for _, s := range []*server{oneEach, oneBatch} {
+		execClickHouse(t, "SYSTEM STOP MERGES "+s.database+".events")
+		for _, l := range each {
+			post(s, "one call each", l)
+		}
+	}
+	for _, l := range batch {
+		post(oneEach, "one call each", l)
+	}
+	post(oneBatch, "copies at two times in one batch", batch...)
+	want := map[string]string{}
+	for _, g := range gets {
+		code, body := httpGet(t, "http://"+alone.http+g)
+		want[g] = fmt.Sprintf("%d %s", code, compactJSON(t, body))
+	}
+	for _, merged := range []bool{false, true} {
+		for name, s := range map[string]*server{"one call each": oneEach, "one batch": oneBatch} {
+			if merged {
+				execClickHouse(t, "SYSTEM START MERGES "+s.database+".events")
+				optimizeFinal(t, s.database+".events")
+			}
+			for _, g := range gets {
+				code, body := httpGet(t, "http://"+s.http+g)
+				if got := fmt.Sprintf("%d %s", code, compactJSON(t, body)); got != want[g] {
+					t.Errorf("%s (merged %v): %s answers\n%s\nthe events alone:\n%s", name, merged, g, got, want[g])
+				}
+			}
+		}
+	}
+}
