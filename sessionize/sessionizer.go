@@ -305,7 +305,10 @@ type Output struct {
 	// copy the sessionizer holds (a retry that was stamped again, a resend without timestamp),
 	// and the copies of this push that an earlier copy pushed after them replaced. The earliest
 	// copy by event time is the event, whatever order the copies arrive in, as queries count
-	// it (store's dedupe keeps each person's earliest copy by time, seq, id).
+	// it (store's dedupe keeps each person's earliest copy by time, seq, id). A copy under another
+	// key of the person that the sessionizer holds is handled alike (see copyElsewhere): at the
+	// time of the held copy or later it is not stored; earlier, it is, and the held copy is
+	// superseded and taken out of its key's sessions.
 	//
 	// Of the copies at the time held, the first to arrive is the event, as Segment keeps the
 	// first copy of a messageId: one with other bytes (a resend with another amount, another
@@ -331,8 +334,8 @@ type Output struct {
 	// and every read of events leaves out: before and after merges, in any month, the earlier
 	// copy is the only one read, as if the copies had arrived in time order.
 	LaterCopies []int
-	// Superseded are the stored copies (of the same customer key) that an earlier copy pushed
-	// now replaced, to be left out of every answer (see LaterCopies).
+	// Superseded are the stored copies (of the pushed copy's key or another key of its person)
+	// that an earlier copy pushed now replaced, to be left out of every answer (see LaterCopies).
 	Superseded []Copy
 }
 
