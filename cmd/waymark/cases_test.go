@@ -796,6 +796,15 @@ func readLines(t *testing.T, name string) []string {
 	return strings.Split(strings.TrimSpace(string(b)), "\n")
 }
 
+// oneCallEach makes each line a call of its own: the calls of a /v1/batch test, each a list of lines.
+func oneCallEach(lines ...string) [][]string {
+	calls := make([][]string, len(lines))
+	for i, l := range lines {
+		calls[i] = []string{l}
+	}
+	return calls
+}
+
 // reversed returns a reversed copy of lines.
 func reversed(lines []string) []string {
 	r := slices.Clone(lines)
@@ -1148,19 +1157,12 @@ func TestSameTimeCopyAnswersAsTheFirstToArrive(t *testing.T) {
 			s.waitStored(t)
 		}
 	}
-	each := func(ls ...string) [][]string { // one call per line
-		var c [][]string
-		for _, l := range ls {
-			c = append(c, []string{l})
-		}
-		return c
-	}
 	var revenues []string
 	for first := range 2 {
 		second := 1 - first
 		name := map[int]string{0: "the orders first", 1: "their copies first"}[first]
 		alone := startServe(t)
-		track(alone, name+", alone", each(append([]string{view}, copies[first]...)...)...)
+		track(alone, name+", alone", oneCallEach(append([]string{view}, copies[first]...)...)...)
 		wantStored := stored(alone)
 		type arrival struct {
 			name string
@@ -1174,16 +1176,16 @@ func TestSameTimeCopyAnswersAsTheFirstToArrive(t *testing.T) {
 			execClickHouse(t, "SYSTEM STOP MERGES "+s.database+".events")
 			switch how {
 			case "one call each":
-				track(s, name+", "+how, each(append(append([]string{view}, copies[first]...), copies[second]...)...)...)
+				track(s, name+", "+how, oneCallEach(append(append([]string{view}, copies[first]...), copies[second]...)...)...)
 			case "one batch":
 				track(s, name+", "+how, append(append([]string{view}, copies[first]...), copies[second]...))
 			case "restart between the copies":
-				track(s, name+", "+how, each(append([]string{view}, copies[first]...)...)...)
+				track(s, name+", "+how, oneCallEach(append([]string{view}, copies[first]...)...)...)
 				s.stop(t)
 				database := s.database
 				s = startServe(t, "--clickhouse-database", database)
 				s.database = database
-				track(s, name+", "+how, each(copies[second]...)...)
+				track(s, name+", "+how, oneCallEach(copies[second]...)...)
 			}
 			if how != "restart between the copies" {
 				metrics := scrape(t, s.http)
@@ -1246,18 +1248,11 @@ func TestSignInsAtOneTimeFollowTheClientsOrder(t *testing.T) {
 		if users[0] == "carl" {
 			slices.Reverse(sent)
 		}
-		calls := func(ls ...string) [][]string { // one call per line
-			var c [][]string
-			for _, l := range ls {
-				c = append(c, []string{l})
-			}
-			return c
-		}
 		arrivals := map[string][][][]string{ // parts, each of calls, each of lines; serve restarts between parts
-			"one call each":            {calls(append(append([]string{view}, sent...), after)...)},
-			"views first":              {calls(append([]string{after, view}, sent...)...)},
+			"one call each":            {oneCallEach(append(append([]string{view}, sent...), after)...)},
+			"views first":              {oneCallEach(append([]string{after, view}, sent...)...)},
 			"sign-ins in one batch":    {{sent, {after}, {view}}},
-			"restart before the views": {calls(sent...), calls(after, view)},
+			"restart before the views": {oneCallEach(sent...), oneCallEach(after, view)},
 		}
 		for arrival, parts := range arrivals {
 			what := "sent " + name + ", " + arrival

@@ -72,25 +72,18 @@ func TestAnonymousEventsInASignInsSecondFollowTheClientsOrder(t *testing.T) {
 	for step := range wantPerson {
 		queries = append(queries, "/api/v1/dropoff?window=24h&step=1&steps="+url.QueryEscape(step+","+step))
 	}
-	calls := func(ls ...string) [][]string { // one call per line
-		var c [][]string
-		for _, l := range ls {
-			c = append(c, []string{l})
-		}
-		return c
-	}
 	arrivals := []struct {
 		name  string
 		parts [][][]string // parts, each of calls, each of lines; serve restarts between parts
 		kcat  bool
 	}{
-		{name: "one call each", parts: [][][]string{calls(lines...)}},
+		{name: "one call each", parts: [][][]string{oneCallEach(lines...)}},
 		{name: "one batch", parts: [][][]string{{lines}}},
-		{name: "the later visit first", parts: [][][]string{calls(append(slices.Clone(lines[10:]), lines[:10]...)...)}},
+		{name: "the later visit first", parts: [][][]string{oneCallEach(append(slices.Clone(lines[10:]), lines[:10]...)...)}},
 		{name: "through kcat", kcat: true},
 		{name: "a batch retried", parts: [][][]string{{lines[:6], lines[:6], lines[6:]}}},
-		{name: "restart among the sign-ins", parts: [][][]string{calls(lines[:5]...), calls(lines[5:]...)}},
-		{name: "calls retried after a restart", parts: [][][]string{calls(lines[:6]...), calls(lines...)}},
+		{name: "restart among the sign-ins", parts: [][][]string{oneCallEach(lines[:5]...), oneCallEach(lines[5:]...)}},
+		{name: "calls retried after a restart", parts: [][][]string{oneCallEach(lines[:6]...), oneCallEach(lines...)}},
 	}
 	var answers map[string]string // of the first arrival
 	for n, a := range arrivals {
