@@ -262,6 +262,7 @@ type Sessionizer struct {
 	strIndex  map[string]uint32
 	compactAt int          // size of strs at which it is rebuilt from the strings in use (see compactStrings)
 	seed      maphash.Seed // of payloadHash: held in memory only, and computed again on restore
+	idBuf     []byte       // scratch of copyElsewhere
 }
 
 // New builds a Sessionizer for the journey map jm.
@@ -762,31 +763,49 @@ func (s *Sessionizer) observe(c *customer, e *ingest.Event, p point, stats *Stat
 // copies stay stored, and queries keep a person's earliest copy.
 func (s *Sessionizer) copyElsewhere(e *ingest.Event, p point) (string, *customer, int) {
 	key := e.CustomerKey()
-	var roots []string
-	for _, id := range []string{"u:" + e.UserID, "a:" + e.AnonymousID} {
-		if id != "u:" && id != "a:" && !slices.Contains(roots, s.ids.find(id)) {
-			roots = append(roots, s.ids.find(id))
+	var roots [2]string // the persons looked through, by the root of their ids
+	for i, id := range [2][2]string{{"u:", e.UserID}, {"a:", e.AnonymousID}} {
+		if id[1] == "" {
+			continue
 		}
-	}
-	for _, root := range roots {
-		members := s.ids.members[root]
-		if len(members) == 0 {
-			members = []string{root} // an id no link has named yet
+		// Most ids are linked to none (a device never signed in on, a user only ever seen
+		// alone): such an id is a person of its own, whose only key is the id. It is told
+		// without building the id's string, which every event would otherwise allocate.
+		s.idBuf = append(append(s.idBuf[:0], id[0]...), id[1]...)
+		if _, linked := s.ids.parent[string(s.idBuf)]; !linked {
+			if c, j := s.heldUnder(id[1], key, p); c != nil {
+				return id[1], c, j
+			}
+			continue
 		}
-		for _, m := range members {
-			if m[2:] == key {
-				continue
-			}
-			c := s.customers[m[2:]]
-			if c == nil {
-				c = s.warm(m[2:])
-			}
-			if c != nil && c.holds(p.id) {
-				return m[2:], c, c.copyOf(p.id)
+		root := s.ids.find(string(s.idBuf))
+		if i == 1 && root == roots[0] {
+			continue // the userId's person, looked through already
+		}
+		roots[i] = root
+		for _, m := range s.ids.members[root] {
+			if c, j := s.heldUnder(m[2:], key, p); c != nil {
+				return m[2:], c, j
 			}
 		}
 	}
 	return "", nil, -1
+}
+
+// heldUnder returns the customer held under key k, another than the event's own key, when it
+// holds a copy of p, and the copy's index in its points; else nil.
+func (s *Sessionizer) heldUnder(k, own string, p point) (*customer, int) {
+	if k == own {
+		return nil, -1
+	}
+	c := s.customers[k]
+	if c == nil {
+		c = s.warm(k)
+	}
+	if c == nil || !c.holds(p.id) {
+		return nil, -1
+	}
+	return c, c.copyOf(p.id)
 }
 
 // earlierCopy takes in a copy of an event the customer holds at a later time, which replaced
