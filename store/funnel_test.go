@@ -125,6 +125,12 @@ func TestUnknownNamesAreRejected(t *testing.T) {
 	if !store.IsParamError(err) || !strings.HasPrefix(err.Error(), `steps: "Prodcut Added" is neither a stage`) {
 		t.Errorf("typo in a step: %v", err)
 	}
+	for _, step := range []string{`Product Viewed[p~=\]`, `Product Viewed[p=x\]`} {
+		_, err = s.Funnel(ctx, jm, store.FunnelQuery{Steps: []string{step}, Window: time.Hour})
+		if !store.IsParamError(err) || !strings.Contains(err.Error(), `opens no filter`) {
+			t.Errorf("%s, a filter whose ] is escaped: %v", step, err)
+		}
+	}
 	_, err = s.Funnel(ctx, jm, store.FunnelQuery{Steps: []string{"awareness", "Product Viewed"}, Window: time.Hour,
 		Exclusions: []store.Exclusion{{Step: "Nope", After: 1, Before: 2}}})
 	if !store.IsParamError(err) || !strings.HasPrefix(err.Error(), "exclude:") {

@@ -78,7 +78,12 @@ func (s *Store) checkNames(ctx context.Context, jm *sessionize.Map, param string
 			for i, st := range jm.Stages {
 				stages[i] = st.Name
 			}
-			return paramErrorf(param, "%q is neither a stage (%s) nor an event that has been stored; %s", n, strings.Join(stages, ", "), escapeHint)
+			unclosed := ""
+			if strings.Contains(n, "[") {
+				// parseStep reads brackets as filters only when the step ends in an unescaped "]".
+				unclosed = ` (its "[" opens no filter: a filter ends in an unescaped "]")`
+			}
+			return paramErrorf(param, "%q is neither a stage (%s) nor an event that has been stored%s; %s", n, strings.Join(stages, ", "), unclosed, escapeHint)
 		}
 	}
 	return nil
