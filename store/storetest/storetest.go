@@ -246,6 +246,7 @@ func (s *Server) start() error {
 	cmd := exec.Command(s.argv[0], s.argv[1:]...)
 	cmd.Dir = s.Dir
 	cmd.Stdout, cmd.Stderr = out, out
+	cmd.SysProcAttr = serverProcAttr()
 	if err := cmd.Start(); err != nil {
 		return fmt.Errorf("start %s clickhouse: %w", s.Engine, err)
 	}
