@@ -468,6 +468,9 @@ func (e *Event) setTimes(w *wire, receivedAt time.Time, from origin) error {
 	switch {
 	case hasTS && from != asClient: // stamped: the timestamp is the event time, corrected already
 		e.Timestamp = ts
+		if !hasOrig {
+			e.OriginalTimestamp = ts // as a client's call stores it, so the same message stores alike on every path
+		}
 	case hasTS || hasOrig: // the client's own time, corrected for its clock
 		t := ts
 		if !hasTS {

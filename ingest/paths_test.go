@@ -14,7 +14,8 @@ import (
 // or the same rejection whether it is posted to the collector (whose output the consumer reads
 // with the collector's header) or produced straight to Kafka (read by the consumer as a
 // client's, received when Kafka got it). Both paths run the real code: the collector's prepare
-// and the consumer's decode.
+// and the consumer's decode. waymark replay (DecodeAt) stores the same times when the message has
+// no sentAt (replay keeps an export's times).
 func TestOneOutcomeWhicheverPath(t *testing.T) {
 	now := time.Date(2026, 12, 1, 22, 0, 0, 0, time.UTC)
 	at := func(d time.Duration) string { return now.Add(d).Format(time.RFC3339) }
@@ -83,6 +84,17 @@ func TestOneOutcomeWhicheverPath(t *testing.T) {
 			}
 			if h, k := see(viaHTTP), see(viaKafka); h != k {
 				t.Errorf("collector: %+v\nstraight to Kafka: %+v", h, k)
+			}
+			// waymark replay keeps an export's times (no skew correction), so with no sentAt
+			// it stores the same times too.
+			if !strings.Contains(tt.fields, "sentAt") {
+				viaReplay, err := DecodeAt([]byte(msg), "web", now)
+				if err != nil {
+					t.Fatalf("replay: %v", err)
+				}
+				if r, k := see(viaReplay), see(viaKafka); r.Timestamp != k.Timestamp || r.OriginalTimestamp != k.OriginalTimestamp {
+					t.Errorf("replay: %+v\nstraight to Kafka: %+v", r, k)
+				}
 			}
 		})
 	}
