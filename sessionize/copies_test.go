@@ -20,6 +20,7 @@ type storedRows struct {
 	events     []ingest.Event
 	superseded []Copy
 	sessions   []Session
+	links      [][2]string // the identity links stored (Output.Links)
 }
 
 // isSuperseded reports whether the row e is a superseded copy, which queries leave out.
@@ -39,21 +40,38 @@ func (st *storedRows) push(s *Sessionizer, now time.Time, batch []ingest.Event) 
 	}
 	st.sessions = append(st.sessions, out.Sessions...)
 	st.superseded = append(st.superseded, out.Superseded...)
+	st.links = append(st.links, out.Links...)
 	return stats
 }
 
-// restart is a new sessionizer that restores every customer from the rows, as store.History
-// reads them: each message once per time it is stored at, with its smallest seq, but the
-// superseded copies.
+// restart is a new sessionizer that restores every customer from the rows (see history).
 func (st *storedRows) restart(t *testing.T) *Sessionizer {
 	t.Helper()
+	keys, history, sessions := st.history(nil)
+	s := newTestSessionizer(t)
+	s.RestoreHistory(keys, history, sessions)
+	return s
+}
+
+// restoreFor restores, before batch is pushed, what a Runner restores: the keys s.toRestore
+// names, from one load of their history.
+func (st *storedRows) restoreFor(s *Sessionizer, batch []ingest.Event) {
+	keys := s.toRestore(batch)
+	_, history, sessions := st.history(keys)
+	s.RestoreHistory(keys, history, sessions)
+}
+
+// history is what store.History reads of the rows of customers keys (nil: all of them): each
+// message once per time it is stored at, with its smallest seq, but the superseded copies, and
+// the live sessions. It returns the keys with stored events too.
+func (st *storedRows) history(of []string) ([]string, []ingest.Event, []Session) {
 	type at struct {
 		key, id string
 		ms      int64
 	}
 	byCopy := map[at]ingest.Event{}
 	for _, e := range st.events {
-		if st.isSuperseded(e) {
+		if st.isSuperseded(e) || of != nil && !slices.Contains(of, e.CustomerKey()) {
 			continue
 		}
 		k := at{e.CustomerKey(), e.MessageID, e.Timestamp.UnixMilli()}
@@ -71,11 +89,11 @@ func (st *storedRows) restart(t *testing.T) *Sessionizer {
 	}
 	var sessions []Session
 	for _, ss := range live(st.sessions) {
-		sessions = append(sessions, ss)
+		if of == nil || slices.Contains(of, ss.CustomerKey) {
+			sessions = append(sessions, ss)
+		}
 	}
-	s := newTestSessionizer(t)
-	s.RestoreHistory(keys, history, sessions)
-	return s
+	return keys, history, sessions
 }
 
 // merged is what queries read of the events table after ClickHouse merges its parts: per
@@ -454,8 +472,9 @@ func TestCopiesOnOtherKeysCountOnceLive(t *testing.T) {
 // userId, with another name and coupon. The earliest copy is the event, of copies at one time
 // the first to arrive; the other is not stored (or, stored before, is superseded), in every
 // arrival order, all in one push, one push each, cold between pushes, and restarted after
-// each push, whether an identify joined the keys before or the copy carrying both ids does. The
-// sessions are those of the event alone.
+// each push (every customer restored, or only those a Runner restores before a push), and
+// evicted after each push (restored as a Runner does), whether an identify joined the keys
+// before or the copy carrying both ids does. The sessions are those of the event alone.
 func TestCopiesOnOtherKeysKeepTheFirst(t *testing.T) {
 	copyOf := func(anon, user, name, coupon string, minutes float64) ingest.Event {
 		e := call("track", name, anon, user, minutes)
@@ -495,12 +514,22 @@ func TestCopiesOnOtherKeysKeepTheFirst(t *testing.T) {
 			ref := &storedRows{}
 			ref.push(newTestSessionizer(t), base, append(slices.Clone(tc.before), event))
 			want := describe(live(ref.sessions))
-			for _, mode := range []string{"one push", "one push each", "cold between pushes", "restart after each push"} {
+			for _, mode := range []string{"one push", "one push each", "cold between pushes", "restart after each push",
+				"restart after each push, restoring as a Runner", "evicted between pushes, restoring as a Runner",
+				"evicted by each push, restoring as a Runner"} {
 				t.Run(fmt.Sprintf("%s, %s first, %s", tc.name, sent[len(tc.before)].Event, mode), func(t *testing.T) {
 					st := &storedRows{}
 					s := newTestSessionizer(t)
-					if mode == "cold between pushes" {
+					switch mode {
+					case "cold between pushes":
 						s.hotCap = 0
+					case "evicted between pushes, restoring as a Runner", "evicted by each push, restoring as a Runner":
+						s.cfg.MaxCustomers = 1
+					}
+					// Another customer, newer than the person: after the push that has it, it is
+					// the one customer held.
+					other := func(i int) []ingest.Event {
+						return []ingest.Event{at(fmt.Sprint("other-", i), "Product Viewed", 1000+float64(i))}
 					}
 					batches := [][]ingest.Event{sent}
 					if mode != "one push" {
@@ -510,11 +539,25 @@ func TestCopiesOnOtherKeysKeepTheFirst(t *testing.T) {
 						}
 					}
 					now, duplicates := base, 0
-					for _, b := range batches {
+					for i, b := range batches {
 						now = now.Add(time.Second)
+						if mode == "evicted by each push, restoring as a Runner" {
+							// The person's keys the push changes are kept aside for the next (see evict).
+							b = append(slices.Clone(b), other(i)...)
+						}
+						if strings.HasSuffix(mode, "restoring as a Runner") {
+							st.restoreFor(s, b)
+						}
 						duplicates += st.push(s, now, b).Duplicates
-						if mode == "restart after each push" {
+						switch mode {
+						case "restart after each push":
 							s = st.restart(t)
+						case "restart after each push, restoring as a Runner":
+							s = newTestSessionizer(t)
+							s.RestoreLinks(st.links)
+						case "evicted between pushes, restoring as a Runner":
+							st.restoreFor(s, other(i))
+							st.push(s, now, other(i))
 						}
 					}
 					var rows []string
@@ -526,8 +569,13 @@ func TestCopiesOnOtherKeysKeepTheFirst(t *testing.T) {
 					if wantRow := fmt.Sprintf("%s %s %v", event.CustomerKey(), event.Event, event.PropertyValues); !slices.Equal(rows, []string{wantRow}) {
 						t.Errorf("rows read %q, want only %q", rows, wantRow)
 					}
-					if got := describe(live(st.sessions)); !slices.Equal(got, want) {
+					sessions := live(st.sessions)
+					maps.DeleteFunc(sessions, func(_ string, ss Session) bool { return strings.HasPrefix(ss.CustomerKey, "other-") })
+					if got := describe(sessions); !slices.Equal(got, want) {
 						t.Errorf("sessions\n%s\nwant (the event alone)\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+					}
+					if s.cfg.MaxCustomers == 1 && s.Customers() > 1 {
+						t.Errorf("%d customers held, want 1: the test needs them evicted", s.Customers())
 					}
 					if duplicates != 1 {
 						t.Errorf("%d duplicates counted, want 1", duplicates)

@@ -236,7 +236,8 @@ func latest[T any](items []T, key func(T) string) []T {
 	return out
 }
 
-// restore loads the history of the batch's customers the sessionizer does not hold.
+// restore loads, in one history load, the customers the sessionizer does not hold of the batch and
+// of the persons of its events (see Sessionizer.toRestore).
 func (r *Runner) restore(ctx context.Context, events []ingest.Event) error {
 	if r.history == nil {
 		return nil
@@ -249,14 +250,7 @@ func (r *Runner) restore(ctx context.Context, events []ingest.Event) error {
 		r.core.RestoreLinks(links)
 		r.linksRestored = true
 	}
-	var keys []string
-	seen := map[string]bool{}
-	for i := range events {
-		if k := events[i].CustomerKey(); !seen[k] && !r.core.holds(k) {
-			seen[k] = true
-			keys = append(keys, k)
-		}
-	}
+	keys := r.core.toRestore(events)
 	if len(keys) == 0 {
 		return nil
 	}
@@ -266,12 +260,14 @@ func (r *Runner) restore(ctx context.Context, events []ingest.Event) error {
 		return fmt.Errorf("restore %d customers: %w", len(keys), err)
 	}
 	r.metrics.restoreSeconds.Observe(time.Since(start).Seconds())
+	r.metrics.restoredEvents.Add(float64(len(past)))
 	r.metrics.restored.Add(float64(r.core.RestoreHistory(keys, past, sessions)))
 	return nil
 }
 
 type runnerMetrics struct {
 	restored       prometheus.Counter
+	restoredEvents prometheus.Counter
 	restoreSeconds prometheus.Histogram
 	customers      prometheus.Gauge
 	open           prometheus.Gauge
@@ -297,7 +293,8 @@ func newRunnerMetrics(reg prometheus.Registerer) (*runnerMetrics, error) {
 		return prometheus.NewCounter(prometheus.CounterOpts{Name: name, Help: help})
 	}
 	m := &runnerMetrics{
-		restored: counter("waymark_sessionizer_customers_restored_total", "Customers whose state was restored from ClickHouse (after a restart, rebalance or eviction)."),
+		restored:       counter("waymark_sessionizer_customers_restored_total", "Customers whose state was restored from ClickHouse (after a restart, rebalance or eviction)."),
+		restoredEvents: counter("waymark_sessionizer_restored_events_total", "Stored events loaded to restore customers (a batch's own and the other keys of their persons)."),
 		restoreSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name: "waymark_sessionizer_restore_duration_seconds", Help: "Time to load a batch's unknown customers from ClickHouse.",
 			Buckets: prometheus.ExponentialBuckets(0.001, 3, 10),
@@ -337,7 +334,7 @@ func newRunnerMetrics(reg prometheus.Registerer) (*runnerMetrics, error) {
 		}, []string{"reason"}),
 	}
 	if reg != nil {
-		for _, c := range []prometheus.Collector{m.restored, m.restoreSeconds, m.customers, m.open, m.sessions, m.duplicates, m.late, m.beyondLateness,
+		for _, c := range []prometheus.Collector{m.restored, m.restoredEvents, m.restoreSeconds, m.customers, m.open, m.sessions, m.duplicates, m.late, m.beyondLateness,
 			m.links, m.merges, m.runaway, m.userConflicts, m.signInsLost, m.evicted, m.stageEntries, m.orders, m.revenue, m.refunds, m.ignoredAmounts} {
 			if err := reg.Register(c); err != nil {
 				return nil, fmt.Errorf("register sessionizer metrics: %w", err)

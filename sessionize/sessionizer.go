@@ -354,8 +354,6 @@ func (s *Sessionizer) Push(now time.Time, events []ingest.Event) (Output, Stats)
 		Revenue: map[string]float64{}, Refunds: map[string]float64{}, IgnoredAmounts: map[string]int{}}
 	touched := s.restored
 	s.restored = nil
-	evicting := s.evicting // evicted by the last Push: taken back if they come again
-	s.evicting = nil
 	var merged [][2]string
 	var later []int
 	var superseded []Copy
@@ -364,16 +362,8 @@ func (s *Sessionizer) Push(now time.Time, events []ingest.Event) (Output, Stats)
 	for i := range events {
 		e := &events[i]
 		key := e.CustomerKey()
-		c := s.customers[key]
+		c := s.customer(key)
 		p := s.newPoint(e)
-		if c == nil && evicting[key] != nil {
-			c = evicting[key]
-			s.customers[key] = c
-			delete(evicting, key)
-		}
-		if c == nil {
-			c = s.warm(key)
-		}
 		created := c == nil
 		if created {
 			c = &customer{byUser: e.AnonymousID == ""}
@@ -444,6 +434,7 @@ func (s *Sessionizer) Push(now time.Time, events []ingest.Event) (Output, Stats)
 			touched = append(touched, key)
 		}
 	}
+	s.evicting = nil // those the last Push evicted and this one did not take back are gone
 	stats.SignInsLost = s.ids.takeLost()
 	slices.Sort(later)
 	later = slices.Compact(later)
@@ -547,22 +538,47 @@ func chainMaps(a, b map[string]*customer) iter.Seq2[string, *customer] {
 // Those the Push changed (touched) are kept aside until the next Push (see holds): the Push's
 // events are being stored while the next batch is prepared, and a restore then would read the
 // customer without them.
+//
+// The keys of a person are aged by the newest event among them, and evicted together: a key
+// the sessionizer holds is asked for copies of the events of the person's other keys (see
+// copyElsewhere), and restored with them when they come back (see toRestore), so a key kept
+// while another of its person went would be restored with every batch of the other.
 func (s *Sessionizer) evict(touched []string) int {
 	if s.Customers() <= s.cfg.MaxCustomers {
 		return 0
 	}
 	type aged struct {
 		key    string
+		person string // the root of the key's person, "" for a key linked to none
 		latest int64
 	}
 	all := make([]aged, 0, s.Customers())
 	for k, c := range s.customers {
-		all = append(all, aged{k, c.latest})
+		all = append(all, aged{k, "", c.latest})
 	}
 	for k, data := range s.cold {
-		all = append(all, aged{k, coldLatest(data)})
+		all = append(all, aged{k, "", coldLatest(data)})
 	}
-	slices.SortFunc(all, func(a, b aged) int { return cmp.Compare(a.latest, b.latest) })
+	newest := map[string]int64{} // by person
+	for i := range all {
+		a := &all[i]
+		for _, prefix := range [2]string{"u:", "a:"} {
+			s.idBuf = append(append(s.idBuf[:0], prefix...), a.key...)
+			if _, linked := s.ids.parent[string(s.idBuf)]; linked {
+				a.person = s.ids.find(string(s.idBuf))
+				newest[a.person] = max(newest[a.person], a.latest)
+				break
+			}
+		}
+	}
+	for i := range all {
+		if all[i].person != "" {
+			all[i].latest = newest[all[i].person]
+		}
+	}
+	slices.SortFunc(all, func(a, b aged) int {
+		return cmp.Or(cmp.Compare(a.latest, b.latest), strings.Compare(a.person, b.person))
+	})
 	n := len(all) - s.cfg.MaxCustomers + s.cfg.MaxCustomers/10
 	inPush := make(map[string]bool, len(touched))
 	for _, k := range touched {
@@ -792,16 +808,27 @@ func (s *Sessionizer) copyElsewhere(e *ingest.Event, p point) (string, *customer
 	return "", nil, -1
 }
 
+// customer returns the customer held under key, decoded: hot, cold (warmed, see cool), or one the
+// last Push changed and evicted (taken back, see holds); nil when the sessionizer holds none.
+func (s *Sessionizer) customer(key string) *customer {
+	if c := s.customers[key]; c != nil {
+		return c
+	}
+	if c := s.evicting[key]; c != nil {
+		s.customers[key] = c
+		delete(s.evicting, key)
+		return c
+	}
+	return s.warm(key)
+}
+
 // heldUnder returns the customer held under key k, another than the event's own key, when it
 // holds a copy of p, and the copy's index in its points; else nil.
 func (s *Sessionizer) heldUnder(k, own string, p point) (*customer, int) {
 	if k == own {
 		return nil, -1
 	}
-	c := s.customers[k]
-	if c == nil {
-		c = s.warm(k)
-	}
+	c := s.customer(k)
 	if c == nil || !c.holds(p.id) {
 		return nil, -1
 	}
@@ -977,6 +1004,59 @@ func (s *Sessionizer) Known(key string) bool {
 func (s *Sessionizer) holds(key string) bool {
 	_, evicting := s.evicting[key]
 	return s.Known(key) || evicting
+}
+
+// toRestore returns the customer keys a Runner restores before it pushes events, each once, the
+// events' own keys first: those the sessionizer does not hold (see holds) of the events' keys and
+// of the other keys of their persons, which copyElsewhere looks through for a copy of an event (a
+// server's retry under the userId of a message a device sent, a copy from the person's other
+// device). Those persons are the persons of each event's userId and anonymousId, and of an alias's
+// previousId: the push may join them all. So after a restart, a rebalance or an eviction of the
+// key that holds the first copy, a later copy under another key of the person is still found.
+//
+// The cost is bounded by the identity graph's cap: a person has at most MaxIDsPerPerson ids, so
+// an event adds at most that many keys, once per person a batch. Most keys of a person are held
+// whenever one is (evict ages a person's keys together), and a key without stored events costs
+// the store's filter of stored keys a lookup (see store.History).
+func (s *Sessionizer) toRestore(events []ingest.Event) []string {
+	var keys []string
+	seen := map[string]bool{}
+	add := func(k string) {
+		if !seen[k] {
+			seen[k] = true
+			if !s.holds(k) {
+				keys = append(keys, k)
+			}
+		}
+	}
+	for i := range events {
+		add(events[i].CustomerKey())
+	}
+	persons := map[string]bool{} // by root
+	for i := range events {
+		e := &events[i]
+		ids := [4][2]string{{"u:", e.UserID}, {"a:", e.AnonymousID}}
+		if e.Type == "alias" {
+			ids[2], ids[3] = [2]string{"u:", e.PreviousID}, [2]string{"a:", e.PreviousID}
+		}
+		for _, id := range ids {
+			if id[1] == "" {
+				continue
+			}
+			s.idBuf = append(append(s.idBuf[:0], id[0]...), id[1]...)
+			if _, linked := s.ids.parent[string(s.idBuf)]; !linked {
+				add(id[1]) // a person of its own, whose only key is the id
+				continue
+			}
+			if root := s.ids.find(string(s.idBuf)); !persons[root] {
+				persons[root] = true
+				for _, m := range s.ids.members[root] {
+					add(m[2:])
+				}
+			}
+		}
+	}
+	return keys
 }
 
 // Restore gives the sessionizer a customer's stored history: every stored event and the live
