@@ -932,6 +932,150 @@ func TestCopiesOnOtherKeysCountOnceInSessions(t *testing.T) {
 	}
 }
 
+// TestCopiesOnOtherKeysCountOnceAfterRestartAndEviction: the other key of a person that holds a
+// copy of a message is restored with the key a later copy comes under, after a restart of serve
+// (same database) and after an eviction (--max-customers 1, other customers' visits between the
+// copies): a server's retry under the userId of an order the device sent anonymously before
+// identify; the same order from the user's second device; the later copy arriving first. The
+// copies carry other payloads (coupon A at the earliest, B at the later) and fall on both sides
+// of a query's from. Every answer (funnels over all time, from after the earliest copy, with the
+// filter of either coupon; sessions; retention; stages), before and after ClickHouse merges the
+// parts, equals that of a serve that got each message once (its earliest copy), and the live
+// order count counts each order once.
+func TestCopiesOnOtherKeysCountOnceAfterRestartAndEviction(t *testing.T) {
+	msg := func(typ, anon, user, id, ts, coupon string) string {
+		m := map[string]any{"type": typ, "messageId": id, "timestamp": ts}
+		if typ == "track" {
+			m["event"], m["properties"] = "Order Completed", map[string]string{"coupon": coupon}
+		}
+		if anon != "" {
+			m["anonymousId"] = anon
+		}
+		if user != "" {
+			m["userId"] = user
+		}
+		b, _ := json.Marshal(m)
+		return string(b)
+	}
+	const earliest, later = "2024-07-02T10:00:00Z", "2024-07-15T10:00:00Z"
+	// before are sent before the restart or the other customers' visits; after, after them.
+	var before, after []string
+	for _, c := range []struct{ before, after []string }{
+		{ // a server's retry under the userId
+			[]string{msg("track", "ra", "", "r-o1", earliest, "A"), msg("identify", "ra", "ru", "r-id", "2024-07-02T10:01:00Z", "")},
+			[]string{msg("track", "", "ru", "r-o1", later, "B")},
+		},
+		{ // the user's second device
+			[]string{msg("track", "da", "du", "d-o1", earliest, "A")},
+			[]string{msg("track", "db", "du", "d-o1", later, "B")},
+		},
+		{ // the later copy arrives first
+			[]string{msg("track", "la", "lu", "l-o1", later, "B")},
+			[]string{msg("track", "", "lu", "l-o1", earliest, "A")},
+		},
+	} {
+		before, after = append(before, c.before...), append(after, c.after...)
+	}
+	var visits []string // other customers, active after the copies' persons: evicted last
+	for i := range 3 {
+		visits = append(visits, fmt.Sprintf(`{"type":"track","event":"Product Viewed","anonymousId":"visitor-%d","messageId":"v-%d","timestamp":"2024-08-0%dT10:00:00Z"}`, i, i, i+1))
+	}
+	all := slices.Concat(before, visits, after)
+	orders := func(s *server) float64 { // the live order count, over channels
+		n := 0.0
+		for _, line := range strings.Split(scrape(t, s.http), "\n") {
+			if v, ok := strings.CutPrefix(line, "waymark_journey_orders_total{"); ok {
+				f, err := strconv.ParseFloat(v[strings.Index(v, "} ")+2:], 64)
+				if err != nil {
+					t.Fatalf("%s: %v", line, err)
+				}
+				n += f
+			}
+		}
+		return n
+	}
+	send := func(s *server, lines []string) {
+		for _, l := range lines {
+			if status, answer := s.track(t, "/v1/batch", `{"batch":[`+l+`]}`); status != 200 {
+				t.Fatalf("POST /v1/batch %s: %d %s", l, status, answer)
+			}
+			s.waitStored(t) // one batch each: the evictions come between them
+		}
+	}
+	once := startServe(t)
+	send(once, earliestCopiesOnly(t, all))
+	wantOrders := orders(once)
+
+	restarted := startServe(t)
+	send(restarted, slices.Concat(before, visits))
+	liveOrders := orders(restarted)
+	restarted.stop(t)
+	database := restarted.database
+	restarted = startServe(t, "--clickhouse-database", database)
+	restarted.database = database
+	send(restarted, after)
+	if n := metricValue(t, scrape(t, restarted.http), "waymark_sessionizer_duplicates_total"); n != float64(len(after)) {
+		t.Errorf("restarted: %v duplicates counted, want %d (the second copies)", n, len(after))
+	}
+	t.Logf("restarted: %v customers restored, %v stored events loaded", metricValue(t, scrape(t, restarted.http), "waymark_sessionizer_customers_restored_total"),
+		metricValue(t, scrape(t, restarted.http), "waymark_sessionizer_restored_events_total"))
+	if got := liveOrders + orders(restarted); got != wantOrders {
+		t.Errorf("restarted: %v orders counted live before and after the restart, want %v (each once)", got, wantOrders)
+	}
+
+	evicting := startServe(t, "--max-customers", "1")
+	send(evicting, all)
+	metrics := scrape(t, evicting.http)
+	if n := metricValue(t, metrics, "waymark_sessionizer_evictions_total"); n == 0 {
+		t.Errorf("evicting: no evictions with --max-customers 1: the test needs them")
+	}
+	if n := metricValue(t, metrics, "waymark_sessionizer_duplicates_total"); n != float64(len(after)) {
+		t.Errorf("evicting: %v duplicates counted, want %d (the second copies)", n, len(after))
+	}
+	t.Logf("evicting: %v customers restored, %v stored events loaded", metricValue(t, metrics, "waymark_sessionizer_customers_restored_total"),
+		metricValue(t, metrics, "waymark_sessionizer_restored_events_total"))
+	if got := orders(evicting); got != wantOrders {
+		t.Errorf("evicting: %v orders counted live, want %v (each once)", got, wantOrders)
+	}
+
+	gets := []string{
+		"/api/v1/funnel?steps=Order+Completed&window=720h",
+		"/api/v1/funnel?steps=Order+Completed&window=720h&from=2024-07-10",
+		"/api/v1/funnel?steps=" + url.QueryEscape("Order Completed[coupon=A]") + "&window=720h",
+		"/api/v1/funnel?steps=" + url.QueryEscape("Order Completed[coupon=B]") + "&window=720h",
+		"/api/v1/sessions",
+		"/api/v1/sessions?from=2024-07-10",
+		"/api/v1/retention?period=month",
+		"/api/v1/stages",
+	}
+	want := map[string]string{}
+	for _, g := range gets {
+		code, body := httpGet(t, "http://"+once.http+g)
+		want[g] = fmt.Sprintf("%d %s", code, compactJSON(t, body))
+	}
+	var f funnelJSON // the earliest copies: coupon A, all three before from
+	if err := json.Unmarshal([]byte(strings.TrimPrefix(want[gets[2]], "200 ")), &f); err != nil || len(f.Steps) != 1 || f.Steps[0].Customers != 3 {
+		t.Fatalf("delivered once: %s answers %s, want 3 customers", gets[2], want[gets[2]])
+	}
+	for _, merged := range []bool{false, true} {
+		for _, s := range []struct {
+			name string
+			s    *server
+		}{{"restarted", restarted}, {"evicting", evicting}} {
+			if merged {
+				optimizeFinal(t, s.s.database+".events")
+				optimizeFinal(t, s.s.database+".sessions")
+			}
+			for _, g := range gets {
+				code, body := httpGet(t, "http://"+s.s.http+g)
+				if got := fmt.Sprintf("%d %s", code, compactJSON(t, body)); got != want[g] {
+					t.Errorf("%s (merged %v): %s answers\n%s\ndelivered once:\n%s", s.name, merged, g, got, want[g])
+				}
+			}
+		}
+	}
+}
+
 // earliestCopiesOnly is lines (Segment messages, in the order they are sent) without the later
 // copies of each messageId: it keeps the earliest by timestamp, the first sent at equal times.
 func earliestCopiesOnly(t *testing.T, lines []string) []string {
