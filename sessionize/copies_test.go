@@ -585,3 +585,49 @@ func TestCopiesOnOtherKeysKeepTheFirst(t *testing.T) {
 		}
 	}
 }
+
+// TestToRestoreNamesThePersonsOtherKeys: before a push, a Runner restores the keys the sessionizer
+// does not hold of the batch and of its events' persons (the userId's, the anonymousId's, an
+// alias's previousId's), each once, the batch's own first; a person at the id cap adds no more
+// than the cap.
+func TestToRestoreNamesThePersonsOtherKeys(t *testing.T) {
+	links := [][2]string{{"u:u", "a:web"}, {"u:u", "a:phone"}, {"u:v", "a:tablet"}}
+	alias := call("alias", "", "", "v", 0)
+	alias.PreviousID = "old"
+	tests := []struct {
+		name  string
+		held  []ingest.Event // pushed before
+		batch []ingest.Event
+		want  []string
+	}{
+		{"a retry under the userId", nil, []ingest.Event{call("track", "Order Completed", "", "u", 0)}, []string{"u", "web", "phone"}},
+		{"a second device", nil, []ingest.Event{call("track", "Order Completed", "laptop", "u", 0)}, []string{"laptop", "u", "web", "phone"}},
+		{"other keys held", []ingest.Event{call("track", "Product Viewed", "web", "", 0)},
+			[]ingest.Event{call("track", "Order Completed", "", "u", 0)}, []string{"u", "phone"}},
+		{"two persons the event joins", nil, []ingest.Event{call("identify", "", "tablet", "u", 0)}, []string{"tablet", "u", "web", "phone", "v"}},
+		{"ids linked to none", nil, []ingest.Event{call("track", "Order Completed", "kiosk", "w", 0)}, []string{"kiosk", "w"}},
+		{"an alias's previousId", nil, []ingest.Event{alias}, []string{"v", "tablet", "old"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			s := newTestSessionizer(t)
+			s.RestoreLinks(links)
+			s.Push(base, tc.held)
+			if got := s.toRestore(tc.batch); !slices.Equal(got, tc.want) {
+				t.Errorf("toRestore = %q, want %q", got, tc.want)
+			}
+		})
+	}
+	t.Run("a person at the id cap", func(t *testing.T) {
+		s := newTestSessionizer(t)
+		var links [][2]string
+		for i := range 2 * s.cfg.MaxIDsPerPerson {
+			links = append(links, [2]string{"u:big", fmt.Sprint("a:device-", i)})
+		}
+		s.RestoreLinks(links)
+		got := s.toRestore([]ingest.Event{call("track", "Order Completed", "", "big", 0)})
+		if len(got) != s.cfg.MaxIDsPerPerson || got[0] != "big" {
+			t.Errorf("toRestore named %d keys (first %q), want the person's %d ids, its own key first", len(got), got[0], s.cfg.MaxIDsPerPerson)
+		}
+	})
+}

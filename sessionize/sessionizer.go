@@ -307,9 +307,15 @@ type Output struct {
 	// and the copies of this push that an earlier copy pushed after them replaced. The earliest
 	// copy by event time is the event, whatever order the copies arrive in, as queries count
 	// it (store's dedupe keeps each person's earliest copy by time, seq, id). A copy under another
-	// key of the person that the sessionizer holds is handled alike (see copyElsewhere): at the
-	// time of the held copy or later it is not stored; earlier, it is, and the held copy is
-	// superseded and taken out of its key's sessions.
+	// key of the person is handled alike (see copyElsewhere): at the time of the held copy or
+	// later it is not stored; earlier, it is, and the held copy is superseded and taken out of
+	// its key's sessions. The other key is held after a restart, a rebalance or an eviction too:
+	// a Runner restores the keys of the persons of a batch's events with the batch's own, in one
+	// load (see toRestore). Copies stay stored, and queries keep the person's earliest, where the
+	// sessionizer cannot know of the other: a copy not stored yet when its key is restored (the
+	// keys' partitions read by two consumers), copies under two keys joined into one person only
+	// after both arrived, or a device's anonymous copy given to a user by a shared device's
+	// sign-ins (see DeviceSignIns), whose person in the graph is another.
 	//
 	// Of the copies at the time held, the first to arrive is the event, as Segment keeps the
 	// first copy of a messageId: one with other bytes (a resend with another amount, another
@@ -774,9 +780,10 @@ func (s *Sessionizer) observe(c *customer, e *ingest.Event, p point, stats *Stat
 // points, or a nil customer. The earliest copy is the event, of copies at one time the first to
 // arrive (see Output.LaterCopies); a later copy is dropped whole, its identity links too, as a
 // later copy on its own key is, and as Segment drops a repeated messageId. The first copy's
-// arrival fed the live counters, which count a message once, as queries do. Customers the
-// sessionizer no longer holds (evicted, or not restored since a restart) are not asked: their
-// copies stay stored, and queries keep a person's earliest copy.
+// arrival fed the live counters, which count a message once, as queries do. The keys of those
+// persons that the sessionizer no longer held (evicted, or not restored since a restart) a Runner
+// restored before the push (see toRestore); without a Runner they are not asked, and both copies
+// stay stored (see Output.LaterCopies for the copies it cannot know of).
 func (s *Sessionizer) copyElsewhere(e *ingest.Event, p point) (string, *customer, int) {
 	key := e.CustomerKey()
 	var roots [2]string // the persons looked through, by the root of their ids

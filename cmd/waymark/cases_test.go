@@ -1017,8 +1017,7 @@ func TestCopiesOnOtherKeysCountOnceAfterRestartAndEviction(t *testing.T) {
 	if n := metricValue(t, scrape(t, restarted.http), "waymark_sessionizer_duplicates_total"); n != float64(len(after)) {
 		t.Errorf("restarted: %v duplicates counted, want %d (the second copies)", n, len(after))
 	}
-	t.Logf("restarted: %v customers restored, %v stored events loaded", metricValue(t, scrape(t, restarted.http), "waymark_sessionizer_customers_restored_total"),
-		metricValue(t, scrape(t, restarted.http), "waymark_sessionizer_restored_events_total"))
+	restoredLoads(t, "restarted", scrape(t, restarted.http), len(before))
 	if got := liveOrders + orders(restarted); got != wantOrders {
 		t.Errorf("restarted: %v orders counted live before and after the restart, want %v (each once)", got, wantOrders)
 	}
@@ -1032,8 +1031,7 @@ func TestCopiesOnOtherKeysCountOnceAfterRestartAndEviction(t *testing.T) {
 	if n := metricValue(t, metrics, "waymark_sessionizer_duplicates_total"); n != float64(len(after)) {
 		t.Errorf("evicting: %v duplicates counted, want %d (the second copies)", n, len(after))
 	}
-	t.Logf("evicting: %v customers restored, %v stored events loaded", metricValue(t, metrics, "waymark_sessionizer_customers_restored_total"),
-		metricValue(t, metrics, "waymark_sessionizer_restored_events_total"))
+	restoredLoads(t, "evicting", metrics, len(before))
 	if got := orders(evicting); got != wantOrders {
 		t.Errorf("evicting: %v orders counted live, want %v (each once)", got, wantOrders)
 	}
@@ -1073,6 +1071,19 @@ func TestCopiesOnOtherKeysCountOnceAfterRestartAndEviction(t *testing.T) {
 				}
 			}
 		}
+	}
+}
+
+// restoredLoads checks that the restores of a serve loaded want stored events (those of the
+// persons whose copies came again, each once, and none of the other customers'), and logs what
+// they loaded.
+func restoredLoads(t *testing.T, name, metrics string, want int) {
+	t.Helper()
+	customers := metricValue(t, metrics, "waymark_sessionizer_customers_restored_total")
+	events := metricValue(t, metrics, "waymark_sessionizer_restored_events_total")
+	t.Logf("%s: %v customers restored, %v stored events loaded", name, customers, events)
+	if events != float64(want) {
+		t.Errorf("%s: restores loaded %v stored events, want %d (the copied persons' events, once)", name, events, want)
 	}
 }
 
