@@ -690,6 +690,9 @@ func (c *Consumer) deadLetterInvalid(ctx context.Context, batch []fetchedMessage
 			dead = append(dead, deadLetter(m.msg, reason, m.err))
 			continue
 		}
+		for _, p := range m.event.Placeholders {
+			c.metrics.placeholders.WithLabelValues(p.Field, p.Name).Inc()
+		}
 		events = append(events, m.event)
 		msgs = append(msgs, m.msg)
 	}
@@ -868,6 +871,7 @@ type consumerMetrics struct {
 	staleCommits  prometheus.Counter
 	staleMessages prometheus.Counter
 	stalled       *prometheus.GaugeVec
+	placeholders  *prometheus.CounterVec
 }
 
 func newConsumerMetrics(reg prometheus.Registerer) (*consumerMetrics, error) {
@@ -912,9 +916,12 @@ func newConsumerMetrics(reg prometheus.Registerer) (*consumerMetrics, error) {
 		stalled: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "waymark_consumer_stalled_seconds", Help: "How long messages have waited on a partition while the consumer group's committed offset there has not moved (0 when none wait or it moves), by partition.",
 		}, []string{"partition"}),
+		placeholders: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "waymark_consumer_placeholder_ids_total", Help: "Ids of stored events that were placeholders a client sent for an id it did not have (\"undefined\", \"null\", 0, blank, …) and were read as no id, by field (userId, anonymousId, previousId) and placeholder. An event left with no id is dead-lettered as missing_identity instead.",
+		}, []string{"field", "placeholder"}),
 	}
 	if reg != nil {
-		for _, c := range []prometheus.Collector{m.messages, m.decoded, m.lag, m.rebalances, m.batches, m.dead, m.retries, m.dlqFailures, m.panics, m.commitSeconds, m.staleCommits, m.staleMessages, m.stalled} {
+		for _, c := range []prometheus.Collector{m.messages, m.decoded, m.lag, m.rebalances, m.batches, m.dead, m.retries, m.dlqFailures, m.panics, m.commitSeconds, m.staleCommits, m.staleMessages, m.stalled, m.placeholders} {
 			if err := reg.Register(c); err != nil {
 				return nil, fmt.Errorf("register consumer metrics: %w", err)
 			}

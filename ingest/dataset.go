@@ -66,7 +66,14 @@ type trackContext struct {
 	} `json:"library"`
 }
 
+// newTrack builds the track message of a dataset's row: user is the dataset's customer, named by
+// its number. A customer whose number reads as a placeholder id (Placeholder: OTTO numbers its
+// sessions from 0, and 0 is a client's unset id) is named format-number ("otto-0"): it is a real
+// customer of the dataset, which Decode would otherwise read as no id.
 func newTrack(format string, pass, line int, row, user, event string, t time.Time, props map[string]any) (Message, error) {
+	if _, placeholder := Placeholder(user); placeholder {
+		user = format + "-" + user
+	}
 	if pass > 0 {
 		user = user + "~" + strconv.Itoa(pass)
 	}
@@ -257,15 +264,19 @@ func readSegment(r io.Reader, pass int, emit func(Message) error, skip func(Skip
 				return nil
 			}
 			for _, k := range []string{"userId", "anonymousId", "messageId"} {
+				var id string
 				switch v := m[k].(type) {
 				case string:
-					if v != "" {
-						m[k] = v + "~" + strconv.Itoa(pass)
-					}
+					id = v
 				case json.Number: // one id however it is written (CanonicalNumber)
-					id, _ := CanonicalNumber(v.String())
-					m[k] = id + "~" + strconv.Itoa(pass)
+					id, _ = CanonicalNumber(v.String())
+				default:
+					continue
 				}
+				if _, placeholder := Placeholder(id); k != "messageId" && placeholder || id == "" {
+					continue // no id, in every pass: a placeholder renamed would pass for one
+				}
+				m[k] = id + "~" + strconv.Itoa(pass)
 			}
 			var err error
 			if raw, err = json.Marshal(m); err != nil {

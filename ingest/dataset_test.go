@@ -46,7 +46,8 @@ func TestDatasets(t *testing.T) {
 			"541312140/Product Viewed/2019-10-01T00:00:00Z", "554748717/Order Completed/2019-10-01T00:00:01Z",
 		}, []int{4, 5, 6, 7}},
 		{"otto", "testdata/otto.jsonl", []string{
-			"0/Product Viewed/2022-07-31T22:00:00.025Z", "0/Product Added/2022-07-31T22:01:44.511Z", "1/Order Completed/2022-07-31T22:00:00.025Z",
+			// OTTO's session 0, named so that it is not the placeholder id 0 (Placeholder).
+			"otto-0/Product Viewed/2022-07-31T22:00:00.025Z", "otto-0/Product Added/2022-07-31T22:01:44.511Z", "1/Order Completed/2022-07-31T22:00:00.025Z",
 		}, []int{1, 3}},
 		{"segment", "testdata/segment.jsonl", []string{
 			"u1/Product Viewed/2026-01-01T00:00:00Z", "anon-1/Home/2026-05-01T12:00:00Z", // no time given: receivedAt

@@ -28,6 +28,13 @@ type Event struct {
 	AnonymousID string
 	PreviousID  string // alias calls: the id being aliased to UserID
 
+	// Placeholders are the ids the message sent that are placeholders, not ids (Placeholder):
+	// Decode reads each as absent, so UserID, AnonymousID or PreviousID is "" for it. An event
+	// left with neither UserID nor AnonymousID is refused (ReasonMissingIdentity); one with an id
+	// left is kept with it: a userId "undefined" beside an anonymousId is an anonymous event of
+	// that device, and an identify or alias whose other id is a placeholder links nothing.
+	Placeholders []PlaceholderID
+
 	Timestamp         time.Time // derived event time, see Decode
 	OriginalTimestamp time.Time // zero when absent
 	SentAt            time.Time // zero when absent
@@ -398,8 +405,9 @@ func (w *wire) event(raw []byte, source string, receivedAt time.Time, from origi
 		return Event{}, &InvalidError{Reason: ReasonInvalidType, Field: "type", Err: fmt.Errorf("%q is not one of track, page, screen, identify, alias, group", w.Type)}
 	}
 	e.MessageID, e.UserID, e.AnonymousID, e.PreviousID = w.MessageID, w.UserID, w.AnonymousID, w.PreviousID
+	e.dropPlaceholders()
 	if e.UserID == "" && e.AnonymousID == "" {
-		return Event{}, &InvalidError{Reason: ReasonMissingIdentity, Field: "userId", Err: errors.New("one of userId or anonymousId is required")}
+		return Event{}, e.missingIdentity()
 	}
 	switch w.Type {
 	case "track":

@@ -1,0 +1,86 @@
+package ingest
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+)
+
+// placeholderIDs are the ids, lower case, that broken client code sends for an id it does not
+// have: JavaScript's identify(user.id) with user.id unset ("undefined", "[object Object]", NaN),
+// other languages' empty values ("null", "None", 0), booleans, and the names of the id itself
+// ("id", "distinct_id", "email", "anonymous", "guest", "not_authenticated"). It is PostHog's list
+// of illegal distinct ids (plugin-server/src/worker/ingestion/persons/person-merge-service.ts in
+// PostHog/posthog, commit 63b37ae, isDistinctIdIllegal: its case-insensitive and case-sensitive
+// lists), every entry read case-insensitively: PostHog takes "nan" and "Null" for ids, but no
+// shop names a customer so, and broken code writes them in any case ("NULL", "None").
+var placeholderIDs = map[string]bool{
+	"anonymous": true, "guest": true, "distinctid": true, "distinct_id": true, "id": true,
+	"not_authenticated": true, "email": true, "undefined": true, "true": true, "false": true,
+	"[object object]": true, "nan": true, "none": true, "null": true, "0": true,
+}
+
+// blankID is the Placeholder name of an id of nothing but white space.
+const blankID = "blank"
+
+// Placeholder reports whether id, as Decode reads it (a JSON number as its CanonicalNumber text,
+// so 0, 0.0 and "0" alike), is a placeholder a client sent for an id it does not have rather than
+// an id: empty or white space only (name "blank"), or, case-insensitively and with white space
+// around it ignored, one of the placeholder ids (placeholderIDs: "undefined", "null", "0",
+// "[object Object]", "true", "id", …), also when wrapped in single or double quotes ("'null'",
+// `"undefined"`), as PostHog has seen them sent. name is the list entry id matched, lower case,
+// unquoted ("undefined", "[object object]", "blank"): a small fixed set, fit for a metric label.
+//
+// Decode treats such an id as absent (see Event.Placeholders), so that the many visitors whose
+// client sent "undefined" are not merged into one person: PostHog refuses to identify or merge on
+// these ids (isDistinctIdIllegal, above), Amplitude refuses such user ids, and Segment's spec asks
+// for a userId that is "a unique identifier" of the user, which a placeholder is not.
+func Placeholder(id string) (name string, ok bool) {
+	s := strings.ToLower(strings.TrimSpace(id))
+	if len(s) >= 2 && (s[0] == '"' || s[0] == '\'') && s[len(s)-1] == s[0] {
+		s = s[1 : len(s)-1]
+	}
+	switch {
+	case strings.TrimSpace(s) == "":
+		return blankID, true
+	case placeholderIDs[s]:
+		return s, true
+	}
+	return "", false
+}
+
+// PlaceholderID is an id a message sent that Decode read as no id: Field is the member it was
+// sent in (userId, anonymousId or previousId), Name what Placeholder named it.
+type PlaceholderID struct {
+	Field, Name string
+}
+
+// dropPlaceholders clears the event's userId, anonymousId and previousId where they are
+// placeholders (Placeholder), and lists them in e.Placeholders. An absent id ("") is not one.
+func (e *Event) dropPlaceholders() {
+	for _, id := range []struct {
+		field string
+		value *string
+	}{{"userId", &e.UserID}, {"anonymousId", &e.AnonymousID}, {"previousId", &e.PreviousID}} {
+		if *id.value == "" {
+			continue
+		}
+		if name, ok := Placeholder(*id.value); ok {
+			e.Placeholders = append(e.Placeholders, PlaceholderID{Field: id.field, Name: name})
+			*id.value = ""
+		}
+	}
+}
+
+// missingIdentity is the error of an event with neither userId nor anonymousId once
+// placeholders are dropped: it names the placeholder the client sent, when it sent one.
+func (e *Event) missingIdentity() error {
+	const need = "one of userId or anonymousId is required"
+	for _, p := range e.Placeholders {
+		if p.Field == "userId" || p.Field == "anonymousId" {
+			return &InvalidError{Reason: ReasonMissingIdentity, Field: p.Field,
+				Err: fmt.Errorf("%s is a placeholder (%s), not an id: %s", p.Field, p.Name, need)}
+		}
+	}
+	return &InvalidError{Reason: ReasonMissingIdentity, Field: "userId", Err: errors.New(need)}
+}

@@ -1,0 +1,180 @@
+package ingest
+
+import (
+	"bytes"
+	"cmp"
+	"fmt"
+	"strings"
+	"testing"
+)
+
+// TestPlaceholder: the ids broken client code sends for an id it does not have are placeholders,
+// in any case, with white space around them or quotes inside; real ids, also ones that contain a
+// placeholder or look like a number, are not.
+func TestPlaceholder(t *testing.T) {
+	tests := []struct {
+		id, name string // name "": not a placeholder
+	}{
+		{"undefined", "undefined"},
+		{"Undefined", "undefined"},
+		{" UNDEFINED\t", "undefined"},
+		{`"undefined"`, "undefined"},
+		{"'null'", "null"},
+		{"null", "null"},
+		{"NULL", "null"},
+		{"None", "none"},
+		{"NaN", "nan"},
+		{"nan", "nan"},
+		{"0", "0"},
+		{"[object Object]", "[object object]"},
+		{"true", "true"},
+		{"False", "false"},
+		{"anonymous", "anonymous"},
+		{"guest", "guest"},
+		{"id", "id"},
+		{"ID", "id"},
+		{"distinct_id", "distinct_id"},
+		{"distinctId", "distinctid"},
+		{"email", "email"},
+		{"not_authenticated", "not_authenticated"},
+		{"", "blank"},
+		{"  ", "blank"},
+		{"\t\n", "blank"},
+		{`""`, "blank"},
+		{"' '", "blank"},
+		// Real ids.
+		{"alice", ""},
+		{"undefined-user", ""},
+		{"user_null", ""},
+		{"00", ""},
+		{"0.0", ""}, // the string "0.0" is text, not the number 0 (CanonicalNumber)
+		{"10", ""},
+		{"-1", ""},
+		{`"alice"`, ""},
+		{`"null`, ""},
+		{"'", ""},
+		{"alice@example.com", ""},
+	}
+	for _, tt := range tests {
+		name, ok := Placeholder(tt.id)
+		if name != tt.name || ok != (tt.name != "") {
+			t.Errorf("Placeholder(%q) = %q, %v; want %q, %v", tt.id, name, ok, tt.name, tt.name != "")
+		}
+	}
+}
+
+// TestDecodePlaceholderIDs: a placeholder userId, anonymousId or previousId is read as no id on
+// every decode (a receiver's message, a client's straight from Kafka, the collector's check), in
+// a string or as the number 0 however it is written: the event keeps its other id, and one left
+// with none is refused as missing_identity naming the field the placeholder was sent in.
+func TestDecodePlaceholderIDs(t *testing.T) {
+	tests := []struct {
+		name        string
+		raw         string
+		user, anon  string // the ids decoded
+		prev        string
+		placeholder string // the placeholders listed, "field:name" joined by ","
+		field       string // refused as missing_identity naming this field; "": decoded
+	}{
+		{"userId undefined beside an anonymousId", `{"type":"track","event":"A","userId":"undefined","anonymousId":"d1"}`, "", "d1", "", "userId:undefined", ""},
+		{"identify as undefined", `{"type":"identify","userId":"undefined","anonymousId":"d1"}`, "", "d1", "", "userId:undefined", ""},
+		{"identify as null", `{"type":"identify","userId":"null","anonymousId":"d1"}`, "", "d1", "", "userId:null", ""},
+		{"identify as whitespace", `{"type":"identify","userId":"  ","anonymousId":"d1"}`, "", "d1", "", "userId:blank", ""},
+		{"identify as [object Object]", `{"type":"identify","userId":"[object Object]","anonymousId":"d1"}`, "", "d1", "", "userId:[object object]", ""},
+		{"identify as the string 0", `{"type":"identify","userId":"0","anonymousId":"d1"}`, "", "d1", "", "userId:0", ""},
+		{"identify as the number 0", `{"type":"identify","userId":0,"anonymousId":"d1"}`, "", "d1", "", "userId:0", ""},
+		{"identify as the number 0.0", `{"type":"identify","userId":0.0,"anonymousId":"d1"}`, "", "d1", "", "userId:0", ""},
+		{"identify as the number -0e5", `{"type":"identify","userId":-0e5,"anonymousId":"d1"}`, "", "d1", "", "userId:0", ""},
+		{"the string 0.0 is an id", `{"type":"identify","userId":"0.0","anonymousId":"d1"}`, "0.0", "d1", "", "", ""},
+		{"the number 10 is an id", `{"type":"identify","userId":10,"anonymousId":"d1"}`, "10", "d1", "", "", ""},
+		{"a real userId beside a placeholder anonymousId", `{"type":"track","event":"A","userId":"alice","anonymousId":"undefined"}`, "alice", "", "", "anonymousId:undefined", ""},
+		{"alias from a placeholder", `{"type":"alias","userId":"alice","previousId":"null","anonymousId":"d1"}`, "alice", "d1", "", "previousId:null", ""},
+		{"alias to a placeholder", `{"type":"alias","userId":"NaN","previousId":"d0","anonymousId":"d1"}`, "", "d1", "d0", "userId:nan", ""},
+		{"alias to a placeholder without anonymousId", `{"type":"alias","userId":"Undefined","previousId":"d0"}`, "", "", "", "", "userId"},
+		{"only a placeholder userId", `{"type":"track","event":"A","userId":"undefined"}`, "", "", "", "", "userId"},
+		{"only the number 0 as userId", `{"type":"track","event":"A","userId":0}`, "", "", "", "", "userId"},
+		{"only a placeholder anonymousId", `{"type":"track","event":"A","anonymousId":" null "}`, "", "", "", "", "anonymousId"},
+		{"both placeholders", `{"type":"track","event":"A","userId":"guest","anonymousId":"anonymous"}`, "", "", "", "", "userId"},
+	}
+	decoders := []struct {
+		name   string
+		decode func(raw []byte) (Event, error)
+	}{
+		{"Decode", func(raw []byte) (Event, error) { return Decode(raw, "s", recv) }},
+		{"DecodeClient", func(raw []byte) (Event, error) { return DecodeClient(raw, "kafka", recv) }},
+		{"check", func(raw []byte) (Event, error) {
+			key, err := check(raw, recv)
+			return Event{AnonymousID: key}, err // check gives the key only
+		}},
+	}
+	for _, tt := range tests {
+		for _, d := range decoders {
+			t.Run(tt.name+"/"+d.name, func(t *testing.T) {
+				e, err := d.decode([]byte(tt.raw))
+				if tt.field != "" {
+					if RejectReason(err) != ReasonMissingIdentity || !strings.Contains(err.Error(), "(field "+tt.field+")") {
+						t.Fatalf("error %v, want missing_identity naming %s", err, tt.field)
+					}
+					if !strings.Contains(err.Error(), "placeholder") {
+						t.Errorf("error %q does not say the id sent is a placeholder", err)
+					}
+					return
+				}
+				if err != nil {
+					t.Fatal(err)
+				}
+				if d.name == "check" {
+					if want := cmp.Or(tt.anon, tt.user); e.AnonymousID != want {
+						t.Errorf("customer key %q, want %q", e.AnonymousID, want)
+					}
+					return
+				}
+				var placeholders []string
+				for _, p := range e.Placeholders {
+					placeholders = append(placeholders, p.Field+":"+p.Name)
+				}
+				got := fmt.Sprintf("user %q anon %q prev %q placeholders %q", e.UserID, e.AnonymousID, e.PreviousID, strings.Join(placeholders, ","))
+				want := fmt.Sprintf("user %q anon %q prev %q placeholders %q", tt.user, tt.anon, tt.prev, tt.placeholder)
+				if got != want {
+					t.Errorf("decoded %s, want %s", got, want)
+				}
+				if !bytes.Equal(e.Raw, []byte(tt.raw)) {
+					t.Errorf("raw %s, want the message as sent", e.Raw)
+				}
+			})
+		}
+	}
+}
+
+// TestReplayKeepsPlaceholdersNoID: a fresh pass of `waymark replay` over a Segment export
+// renames each id, but not a placeholder: "undefined~1" would pass for a real id and merge the
+// pass's visitors. A line left with no id is skipped with the reason, in every pass.
+func TestReplayKeepsPlaceholdersNoID(t *testing.T) {
+	for pass := range 2 {
+		r := readDataset(t, "segment", "testdata/segment-placeholders.jsonl", pass)
+		var got []string
+		for _, m := range r.msgs {
+			e, err := Decode(m.Value, "replay", recv)
+			if err != nil {
+				t.Fatalf("pass %d line %d: %v", pass, m.Line, err)
+			}
+			if m.Key != e.CustomerKey() {
+				t.Errorf("pass %d line %d: key %q, want the customer key %q", pass, m.Line, m.Key, e.CustomerKey())
+			}
+			got = append(got, fmt.Sprintf("%q/%q/%d", e.UserID, e.AnonymousID, len(e.Placeholders)))
+		}
+		suffix := ""
+		if pass > 0 {
+			suffix = "~1"
+		}
+		want := []string{
+			fmt.Sprintf(`""/"d1%s"/1`, suffix), fmt.Sprintf(`""/"d1%s"/1`, suffix), fmt.Sprintf(`"alice%s"/""/1`, suffix),
+		}
+		if fmt.Sprint(got) != fmt.Sprint(want) {
+			t.Errorf("pass %d: decoded %v, want %v", pass, got, want)
+		}
+		if len(r.skips) != 1 || r.skips[0].Line != 4 || !strings.Contains(r.skips[0].Reason, "missing_identity") {
+			t.Errorf("pass %d: skipped %v, want line 4 as missing_identity", pass, r.skips)
+		}
+	}
+}
