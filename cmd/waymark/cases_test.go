@@ -580,11 +580,15 @@ func produceWithKcat(t *testing.T, broker string, lines []string) {
 	t.Helper()
 	var in strings.Builder
 	for _, l := range lines {
-		var m struct{ UserID, AnonymousID string }
+		var m struct{ UserID, AnonymousID any } // a string, or a number as a client may send
 		if err := json.Unmarshal([]byte(l), &m); err != nil {
 			t.Fatal(err)
 		}
-		in.WriteString(cmp.Or(m.AnonymousID, m.UserID) + "\t" + l + "\n")
+		key := m.AnonymousID
+		if key == nil || key == "" {
+			key = m.UserID
+		}
+		in.WriteString(fmt.Sprint(key) + "\t" + l + "\n")
 	}
 	cmd := exec.Command("kcat", "-P", "-b", broker, "-t", "waymark.events", "-K", "\t")
 	cmd.Stdin = strings.NewReader(in.String())
