@@ -53,7 +53,7 @@ func FuzzRunnerMetrics(f *testing.F) {
 		`{"type":"alias","userId":"u","previousId":"u"}`,
 		`{"type":"page","anonymousId":"a","timestamp":"2099-12-31T23:59:59.999999999Z","context":{"page":{"url":"http://x/?gclid=%zz","referrer":"::"}}}`,
 		`{"type":"track","event":"Order Completed","userId":"u","originalTimestamp":"2026-01-01T00:00:00Z","sentAt":"2025-01-01T00:00:00Z"}`,
-		`{"type":"screen","userId":"","anonymousId":-0,"name":"\u0000","context":{"sessionId":1e999}}`,
+		`{"type":"screen","userId":"","anonymousId":-1.0e0,"name":"\u0000","context":{"sessionId":1e999}}`,
 	} {
 		f.Add([]byte(seed))
 	}
