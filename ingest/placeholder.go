@@ -38,10 +38,10 @@ const blankID = "blank"
 func Placeholder(id string) (name string, ok bool) {
 	s := strings.ToLower(strings.TrimSpace(id))
 	if len(s) >= 2 && (s[0] == '"' || s[0] == '\'') && s[len(s)-1] == s[0] {
-		s = s[1 : len(s)-1]
+		s = strings.TrimSpace(s[1 : len(s)-1])
 	}
 	switch {
-	case strings.TrimSpace(s) == "":
+	case s == "":
 		return blankID, true
 	case placeholderIDs[s]:
 		return s, true

@@ -20,6 +20,8 @@ func TestPlaceholder(t *testing.T) {
 		{" UNDEFINED\t", "undefined"},
 		{`"undefined"`, "undefined"},
 		{"'null'", "null"},
+		{`" Null "`, "null"},
+		{"\u00a0undefined\u3000", "undefined"}, // Unicode white space
 		{"null", "null"},
 		{"NULL", "null"},
 		{"None", "none"},
