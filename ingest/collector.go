@@ -678,13 +678,13 @@ func (c *Collector) prepare(req *trackingRequest, source string, now time.Time) 
 }
 
 // stamp returns the members to drop from an event and the ones to add: a messageId derived from
-// the event's bytes when it has none (so a retried event keeps its id), the call type of a single
+// the event's bytes when it has none or a placeholder (so a retried event keeps its id), the call type of a single
 // call (its endpoint's, replacing any type the body names: Segment's HTTP API takes the type from
 // the endpoint), and the batch's sentAt and context. writeKey and receivedAt are dropped: the key is a
 // secret, and receivedAt is the collector's to set.
 func stamp(members []member, raw []byte, req *trackingRequest, source string, skip []string, extra []field) ([]string, []field) {
 	skip = append(skip, "writeKey", "receivedAt")
-	if m := lookup(members, "messageId"); m == nil || string(m.value) == "null" || string(m.value) == `""` {
+	if m := lookup(members, "messageId"); m == nil || string(m.value) == "null" || placeholderJSON(m.value) {
 		skip = append(skip, "messageId")
 		extra = append(extra, field{"messageId", quoteASCII(DerivedMessageID(source, raw))})
 	}

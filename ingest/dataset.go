@@ -273,7 +273,7 @@ func readSegment(r io.Reader, pass int, emit func(Message) error, skip func(Skip
 				default:
 					continue
 				}
-				if _, placeholder := Placeholder(id); k != "messageId" && placeholder || id == "" {
+				if _, placeholder := Placeholder(id); placeholder {
 					continue // no id, in every pass: a placeholder renamed would pass for one
 				}
 				m[k] = id + "~" + strconv.Itoa(pass)

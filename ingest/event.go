@@ -152,8 +152,9 @@ var knownTypes = map[string]bool{"track": true, "page": true, "screen": true, "i
 // A stamped message's timestamp is its event time, already corrected for the client's clock
 // (Segment's spec: the timestamp "used for historical replays"); only a message with no timestamp
 // gets one from its originalTimestamp, corrected by the skew between its sentAt and receivedAt
-// (SkewCorrected), else its receivedAt. A message without messageId gets one derived from its
-// bytes, so the same message sent twice is one event.
+// (SkewCorrected), else its receivedAt. A message without messageId, or with a placeholder one
+// (Placeholder: "undefined", "null", 0, …), gets one derived from its bytes (DerivedMessageID),
+// so the same message sent twice is one event and two different ones are two.
 func Decode(raw []byte, source string, receivedAt time.Time) (Event, error) {
 	return decode(raw, source, receivedAt, asStamped)
 }
@@ -418,7 +419,9 @@ func (w *wire) event(raw []byte, source string, receivedAt time.Time, from origi
 	case "page", "screen":
 		e.Event = w.Name
 	}
-	if e.MessageID == "" {
+	if _, ok := Placeholder(e.MessageID); ok {
+		// No messageId, or one broken client code sends for every message ("undefined", "null",
+		// 0: see Placeholder), which would make all its messages copies of one event.
 		e.MessageID = DerivedMessageID(source, raw)
 	}
 	if err := e.setTimes(w, receivedAt, from); err != nil {

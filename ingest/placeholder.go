@@ -72,6 +72,19 @@ func (e *Event) dropPlaceholders() {
 	}
 }
 
+// placeholderJSON reports whether a member's JSON value is a placeholder id (Placeholder): a
+// string, or a number read as its CanonicalNumber text.
+func placeholderJSON(v []byte) bool {
+	text, ok := stringOf(v)
+	if !ok {
+		if text, ok = CanonicalNumber(string(v)); !ok {
+			return false
+		}
+	}
+	_, ok = Placeholder(text)
+	return ok
+}
+
 // missingIdentity is the error of an event with neither userId nor anonymousId once
 // placeholders are dropped: it names the placeholder the client sent, when it sent one.
 func (e *Event) missingIdentity() error {

@@ -4,8 +4,12 @@ import (
 	"bytes"
 	"cmp"
 	"fmt"
+	"log/slog"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/segmentio/kafka-go"
 )
 
 // TestPlaceholder: the ids broken client code sends for an id it does not have are placeholders,
@@ -177,6 +181,62 @@ func TestReplayKeepsPlaceholdersNoID(t *testing.T) {
 		}
 		if len(r.skips) != 1 || r.skips[0].Line != 4 || !strings.Contains(r.skips[0].Reason, "missing_identity") {
 			t.Errorf("pass %d: skipped %v, want line 4 as missing_identity", pass, r.skips)
+		}
+	}
+}
+
+// TestPlaceholderMessageIDs: a messageId broken client code sends for every message
+// ("undefined", "null", 0, "") is no messageId: each message gets one derived from its bytes, so
+// two different messages are two events and the same message sent again is one, whether posted
+// to the collector, produced straight to Kafka or replayed.
+func TestPlaceholderMessageIDs(t *testing.T) {
+	now := time.Date(2026, 12, 2, 1, 0, 0, 0, time.UTC)
+	c := &Collector{cfg: CollectorConfig{Brokers: []string{"unused:9092"}}}
+	c.cfg.setDefaults()
+	cons, err := NewConsumer(ConsumerConfig{Brokers: []string{"unused:9092"}}, SinkFunc(nil), slog.New(slog.DiscardHandler), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	paths := []struct {
+		name   string
+		decode func(msg string) (Event, error)
+	}{
+		{"collector", func(msg string) (Event, error) {
+			req, err := parseRequest([]byte(`{"batch":[`+msg+`]}`), "batch")
+			if err != nil {
+				return Event{}, err
+			}
+			accepted, rejected := c.prepare(req, "web", now)
+			if len(accepted) != 1 {
+				return Event{}, fmt.Errorf("collector refused it: %v", rejected)
+			}
+			return cons.decode(kafka.Message{Value: accepted[0].raw, Time: now, Headers: []kafka.Header{{Key: HeaderSource, Value: []byte("web")}}})
+		}},
+		{"straight to Kafka", func(msg string) (Event, error) { return cons.decode(kafka.Message{Value: []byte(msg), Time: now}) }},
+		{"replay", func(msg string) (Event, error) { return DecodeAt([]byte(msg), "replay", now) }},
+	}
+	for _, id := range []string{`"undefined"`, `"null"`, `"[object Object]"`, `0`, `""`, `" "`} {
+		for _, p := range paths {
+			t.Run(id+"/"+p.name, func(t *testing.T) {
+				msg := func(event string) string {
+					return `{"type":"track","event":"` + event + `","userId":"u","messageId":` + id + `,"timestamp":"2026-12-01T10:00:00Z"}`
+				}
+				a, err := p.decode(msg("Product Viewed"))
+				if err != nil {
+					t.Fatal(err)
+				}
+				again, err := p.decode(msg("Product Viewed"))
+				if err != nil {
+					t.Fatal(err)
+				}
+				b, err := p.decode(msg("Order Completed"))
+				if err != nil {
+					t.Fatal(err)
+				}
+				if !strings.HasPrefix(a.MessageID, "wm-") || a.MessageID == b.MessageID || a.MessageID != again.MessageID {
+					t.Errorf("messageIds %q, %q (the same message again), %q (another): want ids derived from each message's bytes", a.MessageID, again.MessageID, b.MessageID)
+				}
+			})
 		}
 	}
 }
