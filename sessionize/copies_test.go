@@ -20,7 +20,8 @@ type storedRows struct {
 	events     []ingest.Event
 	superseded []Copy
 	sessions   []Session
-	links      [][2]string // the identity links stored (Output.Links)
+	links      [][2]string              // the identity links stored (Output.Links)
+	signIns    map[string]DeviceSignIns // the latest stored of each device
 }
 
 // isSuperseded reports whether the row e is a superseded copy, which queries leave out.
@@ -41,6 +42,12 @@ func (st *storedRows) push(s *Sessionizer, now time.Time, batch []ingest.Event) 
 	st.sessions = append(st.sessions, out.Sessions...)
 	st.superseded = append(st.superseded, out.Superseded...)
 	st.links = append(st.links, out.Links...)
+	for _, d := range out.SignIns {
+		if st.signIns == nil {
+			st.signIns = map[string]DeviceSignIns{}
+		}
+		st.signIns[d.Device] = d
+	}
 	return stats
 }
 

@@ -204,6 +204,29 @@ func (g *identities) signedIn(device string, in signIn) bool {
 	return changed
 }
 
+// signedOut takes back the sign-in out of device ("a:" id): the sign-in of a copy of an event
+// that an earlier copy superseded (see Output.LaterCopies), which is no sign-in any more, as it is
+// none after a restart (store.History leaves superseded copies out). It reports whether that
+// changed who was signed in when (the runs DeviceSignIns holds), and whether the device was
+// shared before and no longer is. A tombstone (lostUser) is kept: its span's sign-ins are gone.
+func (g *identities) signedOut(device string, out signIn) (changed, unshared bool) {
+	list := g.users[device]
+	i, found := slices.BinarySearchFunc(list, out, compareSignIns)
+	if !found || list[i].user == lostUser(device) {
+		return false, false
+	}
+	before, wasShared := g.sharedSignIns(device)
+	if list = slices.Delete(list, i, i+1); len(list) == 0 {
+		delete(g.users, device)
+	} else {
+		g.users[device] = list
+	}
+	after, isShared := g.sharedSignIns(device)
+	changed = wasShared != isShared || !slices.Equal(before.From, after.From) || !slices.Equal(before.Seqs, after.Seqs) ||
+		!slices.Equal(before.Users, after.Users)
+	return changed, wasShared && !isShared
+}
+
 // thin returns the sign-ins without those inside a run of one user, neither its first nor its
 // last, marking the kept sign-in after each dropped one thinned. The runs stay as they were.
 func thin(list []signIn) []signIn {
@@ -262,17 +285,23 @@ type DeviceSignIns struct {
 // sharedSignIns returns the sign-ins of device ("a:" id) when more than one userId signed in
 // on it; ok is false otherwise (one user's device needs none: its person is that user's).
 func (g *identities) sharedSignIns(device string) (d DeviceSignIns, ok bool) {
-	list := g.users[device]
-	if !shared(list) {
+	if !shared(g.users[device]) {
 		return d, false
 	}
+	return g.signIns(device), true
+}
+
+// signIns returns the sign-ins of device ("a:" id), shared or not: the starts of its runs of one
+// user.
+func (g *identities) signIns(device string) (d DeviceSignIns) {
+	list := g.users[device]
 	d.Device = device[2:]
 	for i, s := range list {
 		if i == 0 || s.user != list[i-1].user { // the start of a run of one user
 			d.From, d.Seqs, d.Users = append(d.From, s.ms), append(d.Seqs, s.seq), append(d.Users, s.user[2:])
 		}
 	}
-	return d, true
+	return d
 }
 
 func (g *identities) find(id string) string {

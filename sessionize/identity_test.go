@@ -556,3 +556,61 @@ func TestLongRunsAreThinnedNotLost(t *testing.T) {
 		t.Logf("%s: %d sign-ins lost, %d views to no user", name, lost, nobody)
 	}
 }
+
+// TestSupersededCopyTakesBackItsSignIn: a sign-in whose retry was stamped again later (alice's
+// identify at 65 min) and whose first copy (at 1 min) arrives after it is one sign-in, at 1 min:
+// the superseded copy's sign-in is taken back, so the device's anonymous event at 70 min goes to
+// bob, who signed in at 60, in any arrival order, as after a restart from the stored events.
+func TestSupersededCopyTakesBackItsSignIn(t *testing.T) {
+	retry := call("identify", "", "dev", "alice", 65)
+	first := call("identify", "", "dev", "alice", 1)
+	retry.MessageID, first.MessageID = "alice-signs-in", "alice-signs-in"
+	events := []ingest.Event{
+		retry,
+		call("identify", "", "dev", "bob", 60),
+		call("page", "Home", "dev", "", 70),
+		first,
+	}
+	want := fmt.Sprint(DeviceSignIns{Device: "dev", From: []int64{base.Add(time.Minute).UnixMilli(), base.Add(time.Hour).UnixMilli()},
+		Seqs: []int64{0, 0}, Users: []string{"alice", "bob"}})
+	for _, order := range permutations(len(events)) {
+		s := newTestSessionizer(t)
+		st := &storedRows{}
+		for _, i := range order {
+			st.push(s, base, []ingest.Event{events[i]})
+		}
+		if got := fmt.Sprint(st.signIns["dev"]); got != want {
+			t.Errorf("order %v: stored sign-ins %s, want %s", order, got, want)
+		}
+		for name, s := range map[string]*Sessionizer{"live": s, "restarted": st.restart(t)} {
+			if d, _ := s.ids.sharedSignIns("a:dev"); fmt.Sprint(d) != want {
+				t.Errorf("order %v, %s: sign-ins %v, want %s", order, name, d, want)
+			}
+			if got := s.ids.personAt("", "dev", base.Add(70*time.Minute).UnixMilli(), 0); got != "u:bob" {
+				t.Errorf("order %v, %s: the page at 70 min is %s's, want bob's", order, name, got)
+			}
+		}
+	}
+}
+
+// TestSignInSupersededFromAnotherKeyIsTakenBack: alice's sign-in on a shared device (at 65 min)
+// that a copy sent earlier by a server (at 1 min, no anonymousId) supersedes is no sign-in: the
+// device's stored sign-ins are those a restart from the stored events knows (bob's alone, which
+// replace the shared ones stored before), in any arrival order.
+func TestSignInSupersededFromAnotherKeyIsTakenBack(t *testing.T) {
+	retry := call("identify", "", "dev", "alice", 65)
+	server := call("identify", "", "", "alice", 1)
+	retry.MessageID, server.MessageID = "alice-signs-in", "alice-signs-in"
+	events := []ingest.Event{retry, call("identify", "", "dev", "bob", 60), call("page", "Home", "dev", "", 70), server}
+	for _, order := range permutations(len(events)) {
+		s, st := newTestSessionizer(t), &storedRows{}
+		for _, i := range order {
+			st.push(s, base, []ingest.Event{events[i]})
+		}
+		stored := st.signIns["dev"]
+		want, shared := st.restart(t).ids.sharedSignIns("a:dev")
+		if shared && fmt.Sprint(stored) != fmt.Sprint(want) || !shared && len(stored.Users) > 1 {
+			t.Errorf("order %v: stored sign-ins %v, want those restored, %v", order, stored, want)
+		}
+	}
+}

@@ -363,7 +363,8 @@ func (s *Sessionizer) Push(now time.Time, events []ingest.Event) (Output, Stats)
 	var merged [][2]string
 	var later []int
 	var superseded []Copy
-	signIns := map[string]bool{} // devices whose sign-ins changed
+	signIns := map[string]bool{}  // devices whose sign-ins changed
+	unshared := map[string]bool{} // of them, those shared before that no longer are (see signOut)
 	personIDs, seqs := make([]string, len(events)), make([]int64, len(events))
 	for i := range events {
 		e := &events[i]
@@ -393,6 +394,7 @@ func (s *Sessionizer) Push(now time.Time, events []ingest.Event) (Output, Stats)
 			// An earlier copy: it is the event from now on (see Output.LaterCopies).
 			moved := c.points[j]
 			c.replace(j, p)
+			s.signOut(key, moved, signIns, unshared)
 			later = append(later, pushedCopies(events[:i], key, moved)...)
 			superseded = append(superseded, Copy{key, e.Source, e.MessageID, time.UnixMilli(moved.ms).UTC()})
 			s.earlierCopy(c, e, p, &stats, &merged, signIns)
@@ -418,6 +420,7 @@ func (s *Sessionizer) Push(now time.Time, events []ingest.Event) (Output, Stats)
 			}
 			// An earlier copy: it is the event; the other key's copy is superseded.
 			oc.remove(j)
+			s.signOut(other, q, signIns, unshared)
 			later = append(later, pushedCopies(events[:i], other, q)...)
 			superseded = append(superseded, Copy{other, e.Source, e.MessageID, time.UnixMilli(q.ms).UTC()})
 			if !oc.dirty {
@@ -450,6 +453,8 @@ func (s *Sessionizer) Push(now time.Time, events []ingest.Event) (Output, Stats)
 	for _, device := range slices.Sorted(maps.Keys(signIns)) {
 		if d, ok := s.ids.sharedSignIns(device); ok {
 			out.SignIns = append(out.SignIns, d)
+		} else if unshared[device] { // replaces the stored shared ones: the one user's
+			out.SignIns = append(out.SignIns, s.ids.signIns(device))
 		}
 	}
 	emitted := map[string]bool{}
@@ -733,6 +738,23 @@ func (s *Sessionizer) signIn(c *customer, e *ingest.Event, ms int64) bool {
 		}
 	}
 	return changed
+}
+
+// signOut takes back the sign-in of q, a point of customer key that an earlier copy superseded
+// (see identities.signedOut), marking its device in signIns when that changed its sign-ins, and
+// in unshared when it is no longer shared.
+func (s *Sessionizer) signOut(key string, q point, signIns, unshared map[string]bool) {
+	if !q.signedIn() {
+		return
+	}
+	device := "a:" + key
+	changed, noLonger := s.ids.signedOut(device, signIn{ms: q.ms, seq: q.seq, id: q.id})
+	if changed {
+		signIns[device] = true
+	}
+	if noLonger {
+		unshared[device] = true
+	}
 }
 
 // observe updates the counters an arriving event feeds: lateness and the live journey (stage

@@ -184,3 +184,23 @@ func (s *server) checkOneSecond(t *testing.T, what string, got, wantPerson map[s
 		t.Errorf("%s: stored sign-ins %v, want %v (in the client's order, from_seq ascending)", what, signIns, want)
 	}
 }
+
+// TestSupersededSignInIsTakenBack: on a shared device, alice's sign-in comes first as a retry
+// stamped again at 10:05, then bob signs in at 10:02, an anonymous Home view at 10:06, and last
+// the first copy of alice's sign-in, at 10:00. The message is one sign-in, at 10:00 (the earliest
+// copy counts), so the view is bob's, as it would be had the copies come in time order.
+func TestSupersededSignInIsTakenBack(t *testing.T) {
+	s := startServe(t)
+	postTrack(t, s, `{"batch":[
+		{"type":"identify","anonymousId":"tablet","userId":"alice","timestamp":"2026-06-01T10:05:00Z","messageId":"alice-in"},
+		{"type":"identify","anonymousId":"tablet","userId":"bob","timestamp":"2026-06-01T10:02:00Z","messageId":"bob-in"},
+		{"type":"page","anonymousId":"tablet","name":"Home","timestamp":"2026-06-01T10:06:00Z","messageId":"home"},
+		{"type":"identify","anonymousId":"tablet","userId":"alice","timestamp":"2026-06-01T10:00:00Z","messageId":"alice-in"}
+	]}`)
+	s.waitStored(t)
+	code, body := httpGet(t, "http://"+s.http+"/api/v1/dropoff?window=24h&step=1&steps=Home,Home")
+	var d struct{ Persons []string }
+	if err := json.Unmarshal([]byte(body), &d); code != 200 || err != nil || !slices.Equal(d.Persons, []string{"bob"}) {
+		t.Errorf("the Home view went to %d %s, want bob", code, body)
+	}
+}
