@@ -255,7 +255,14 @@ func readOtto(r io.Reader, pass int, emit func(Message) error, skip func(Skip)) 
 func readSegment(r io.Reader, pass int, emit func(Message) error, skip func(Skip)) error {
 	return eachLine(r, func(line int, text string) error {
 		raw := []byte(text)
+		e, err := Decode(raw, "replay", time.Now())
+		if err != nil {
+			skip(Skip{line, err.Error()})
+			return nil
+		}
 		if pass > 0 {
+			// The line is a message (Decode above: the same lines are skipped in every pass,
+			// which encoding/json, reading text after the message or invalid UTF-8, would not).
 			dec := json.NewDecoder(bytes.NewReader(raw))
 			dec.UseNumber() // numbers as sent: an id of 20 digits keeps them all
 			var m map[string]any
@@ -278,15 +285,13 @@ func readSegment(r io.Reader, pass int, emit func(Message) error, skip func(Skip
 				}
 				m[k] = id + "~" + strconv.Itoa(pass)
 			}
-			var err error
 			if raw, err = json.Marshal(m); err != nil {
 				return fmt.Errorf("encode line %d: %w", line, err)
 			}
-		}
-		e, err := Decode(raw, "replay", time.Now())
-		if err != nil {
-			skip(Skip{line, err.Error()})
-			return nil
+			if e, err = Decode(raw, "replay", time.Now()); err != nil {
+				skip(Skip{line, err.Error()})
+				return nil
+			}
 		}
 		members, err := objectMembers(raw, nil)
 		if err != nil {

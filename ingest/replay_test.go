@@ -2,6 +2,7 @@ package ingest
 
 import (
 	"encoding/json"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -70,5 +71,36 @@ func TestSegmentReplayKeepsEventTimes(t *testing.T) {
 	var ids struct{ UserID, AnonymousID string }
 	if len(msgs) != 1 || json.Unmarshal(msgs[0].Value, &ids) != nil || ids.UserID != "12345678901234567890~1" || ids.AnonymousID != "4200~1" {
 		t.Errorf("pass 1 sent %v, want userId 12345678901234567890~1 and anonymousId 4200~1", msgs)
+	}
+}
+
+// TestSegmentPassesSkipTheSameLines: a fresh pass of a Segment export (repeat > 1) skips the
+// lines the first pass skips, with the same reason, and sends the others: JSON with text after
+// the message, or not UTF-8, which encoding/json would read and rewrite, is no message in any pass.
+func TestSegmentPassesSkipTheSameLines(t *testing.T) {
+	lines := []string{
+		`{"type":"track","event":"A","userId":"u1","timestamp":"2024-10-02T10:00:00Z"}`,
+		`{"type":"track","event":"B","userId":"u2","timestamp":"2024-10-02T10:00:00Z"} {"type":"track"}`,
+		`{"type":"track","event":"C","userId":"u3","timestamp":"2024-10-02T10:00:00Z"}]`,
+		"{\"type\":\"track\",\"event\":\"D\xff\",\"userId\":\"u4\",\"timestamp\":\"2024-10-02T10:00:00Z\"}",
+		`{"type":"track","event":"E","userId":"u5","timestamp":"2024-10-02T10:00:00Z"}`,
+	}
+	read := func(pass int) (sent []int, skipped []Skip) {
+		emit := func(m Message) error { sent = append(sent, m.Line); return nil }
+		skip := func(s Skip) { skipped = append(skipped, s) }
+		if err := readSegment(strings.NewReader(strings.Join(lines, "\n")), pass, emit, skip); err != nil {
+			t.Fatal(err)
+		}
+		return sent, skipped
+	}
+	wantSent, wantSkipped := read(0)
+	if !slices.Equal(wantSent, []int{1, 5}) {
+		t.Fatalf("pass 0 sent lines %v, want 1 and 5", wantSent)
+	}
+	for pass := 1; pass <= 2; pass++ {
+		sent, skipped := read(pass)
+		if !slices.Equal(sent, wantSent) || !slices.Equal(skipped, wantSkipped) {
+			t.Errorf("pass %d sent lines %v and skipped %v, want %v and %v as pass 0", pass, sent, skipped, wantSent, wantSkipped)
+		}
 	}
 }
