@@ -248,10 +248,10 @@ func readOtto(r io.Reader, pass int, emit func(Message) error, skip func(Skip)) 
 }
 
 // readSegment reads JSON Lines of Segment messages (an export: history, whose times a receiver
-// stamped) and sends them as they are: a fresh pass only renames the ids, and a message that
-// dates its event by originalTimestamp alone gets the timestamp Segment's rule gives it
-// (SkewCorrected, against its own sentAt and receivedAt), so that it keeps that time however it
-// is replayed. Lines that are not valid Segment messages are skipped with the reason.
+// stamped) and sends them as they are: a fresh pass only renames the ids, and a message without
+// timestamp gets the one Decode gives it (by originalTimestamp, SkewCorrected against its own
+// sentAt and receivedAt; else its receivedAt, which the collector would replace by its own
+// clock), so that it keeps that time however it is replayed. Lines that are not valid Segment messages are skipped with the reason.
 func readSegment(r io.Reader, pass int, emit func(Message) error, skip func(Skip)) error {
 	return eachLine(r, func(line int, text string) error {
 		raw := []byte(text)
@@ -297,7 +297,8 @@ func readSegment(r io.Reader, pass int, emit func(Message) error, skip func(Skip
 		if err != nil {
 			return fmt.Errorf("BUG: line %d decoded but is not an object: %w", line, err)
 		}
-		if m := lookup(members, "timestamp"); (m == nil || string(m.value) == "null") && !e.OriginalTimestamp.IsZero() {
+		absent := func(name string) bool { m := lookup(members, name); return m == nil || string(m.value) == "null" }
+		if absent("timestamp") && (!e.OriginalTimestamp.IsZero() || !absent("receivedAt")) {
 			raw = appendObject(nil, raw, members, []string{"timestamp"},
 				[]field{{"timestamp", quoteASCII(e.Timestamp.Format(time.RFC3339Nano))}})
 		}

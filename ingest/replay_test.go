@@ -10,7 +10,7 @@ import (
 
 // TestSegmentReplayKeepsEventTimes: a replayed Segment export keeps its events' times: a line
 // dated by originalTimestamp alone gets the timestamp Segment's rule gives it from its own
-// sentAt and receivedAt, so a replay through the collector (which drops the events' sentAt, see
+// sentAt and receivedAt, and one dated by receivedAt alone that receivedAt, so a replay through the collector (which drops the events' sentAt, see
 // collectorSender) stores it at the same time as one straight to Kafka; a line over the event
 // limit is skipped with the reason.
 func TestSegmentReplayKeepsEventTimes(t *testing.T) {
@@ -19,6 +19,7 @@ func TestSegmentReplayKeepsEventTimes(t *testing.T) {
 		`{"type":"track","event":"B","userId":"u","messageId":"b","originalTimestamp":"2024-10-02T08:05:00Z","sentAt":"2024-10-02T08:05:01Z","receivedAt":"2024-10-02T10:05:01Z"}`,
 		`{"type":"track","event":"C","userId":"u","messageId":"c","properties":{"blob":"` + strings.Repeat("x", 40<<10) + `"}}`,
 		`{"type":"track","event":"D","userId":4.2e3,"messageId":"d","timestamp":"2024-10-02T10:10:00Z"}`,
+		`{"type":"track","event":"E","userId":"u","messageId":"e","receivedAt":"2024-10-02T10:15:00Z"}`,
 	}, "\n")
 	var msgs []Message
 	var skips []Skip
@@ -29,7 +30,7 @@ func TestSegmentReplayKeepsEventTimes(t *testing.T) {
 	if len(skips) != 1 || skips[0].Line != 3 || !strings.Contains(skips[0].Reason, ReasonTooLarge) {
 		t.Errorf("skipped %v, want line 3 as %s", skips, ReasonTooLarge)
 	}
-	want := []string{"2024-10-02T10:00:00Z", "2024-10-02T10:05:00Z", "2024-10-02T10:10:00Z"}
+	want := []string{"2024-10-02T10:00:00Z", "2024-10-02T10:05:00Z", "2024-10-02T10:10:00Z", "2024-10-02T10:15:00Z"}
 	if len(msgs) != len(want) {
 		t.Fatalf("messages %d, want %d", len(msgs), len(want))
 	}

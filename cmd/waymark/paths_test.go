@@ -26,7 +26,8 @@ import (
 // claimed receivedAt of any type is ignored, a page call's properties.referrer makes its channel,
 // numeric userIds written three ways are one person, and a 40 KB event is refused on every path
 // (the collector's header on a straight message included). A Segment export replayed, straight
-// to Kafka or through the collector, keeps its event times (a replay is an import).
+// to Kafka or through the collector, keeps its event times (a replay is an import), a line dated
+// by receivedAt alone included.
 func TestOneRuleOnEveryPath(t *testing.T) {
 	s := startServe(t)
 	start := time.Now().UTC()
@@ -71,14 +72,15 @@ func TestOneRuleOnEveryPath(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	// A Segment export (a view, and an order 5 minutes later), replayed both ways, with a 40 KB
-	// line that is skipped.
+	// A Segment export (a view, an order 5 minutes later, and an add dated by receivedAt alone),
+	// replayed both ways, with a 40 KB line that is skipped.
 	dir := t.TempDir()
 	export := func(suffix string) string {
 		path := filepath.Join(dir, suffix+".jsonl")
 		body := `{"type":"track","userId":"ex-` + suffix + `","event":"Product Viewed","messageId":"ex-view-` + suffix + `","timestamp":"2024-10-02T10:00:00Z","originalTimestamp":"2024-10-02T10:00:00Z","sentAt":"2024-10-02T10:00:02Z","receivedAt":"2024-10-02T10:00:02.500Z"}` + "\n" +
 			`{"type":"track","userId":"ex-` + suffix + `","event":"Order Completed","messageId":"ex-order-` + suffix + `","timestamp":"2024-10-02T10:05:00Z","originalTimestamp":"2024-10-02T10:05:00Z","sentAt":"2024-10-02T10:05:02Z","receivedAt":"2024-10-02T10:05:02.500Z"}` + "\n" +
-			fmt.Sprintf(both[len(both)-1].msg, suffix) + "\n"
+			fmt.Sprintf(both[len(both)-1].msg, suffix) + "\n" +
+			`{"type":"track","userId":"ex-` + suffix + `","event":"Product Added","messageId":"ex-add-` + suffix + `","receivedAt":"2024-10-02T10:02:00Z"}` + "\n"
 		if err := os.WriteFile(path, []byte(body), 0o644); err != nil {
 			t.Fatal(err)
 		}
@@ -89,8 +91,8 @@ func TestOneRuleOnEveryPath(t *testing.T) {
 		{"replay", "--format", "segment", "--file", export("collector"), "--collector", "http://" + s.http, "--write-key", "test-key"},
 	} {
 		out := s.waymark(t, replay...)
-		if !strings.Contains(out, "sent 2, skipped 1") || !strings.Contains(out, "skipped line 3: too_large") {
-			t.Errorf("waymark %s:\n%s\nwant 2 sent and line 3 skipped as too_large", strings.Join(replay, " "), out)
+		if !strings.Contains(out, "sent 3, skipped 1") || !strings.Contains(out, "skipped line 3: too_large") {
+			t.Errorf("waymark %s:\n%s\nwant 3 sent and line 3 skipped as too_large", strings.Join(replay, " "), out)
 		}
 	}
 	s.waitStored(t)
@@ -153,6 +155,9 @@ func TestOneRuleOnEveryPath(t *testing.T) {
 		view, order := at("ex-view-"+suffix), at("ex-order-"+suffix)
 		if !view.Equal(time.Date(2024, 10, 2, 10, 0, 0, 0, time.UTC)) || order.Sub(view) != 5*time.Minute {
 			t.Errorf("export replayed %s: view at %s, order at %s; want 2024-10-02 10:00 and 10:05", suffix, view, order)
+		}
+		if add := at("ex-add-" + suffix); !add.Equal(time.Date(2024, 10, 2, 10, 2, 0, 0, time.UTC)) {
+			t.Errorf("export replayed %s: a line dated by receivedAt alone stored at %s, want 2024-10-02 10:02", suffix, add)
 		}
 		if _, ok := stored["big-"+suffix]; ok {
 			t.Errorf("export replayed %s: the 40 KB line is stored", suffix)
