@@ -614,3 +614,18 @@ func TestSignInSupersededFromAnotherKeyIsTakenBack(t *testing.T) {
 		}
 	}
 }
+
+// TestRestoringADeviceCountsNoSignInLost: sign-ins a device drops past MaxDeviceSignIns are
+// counted lost when they arrive, not again each time the device is restored (after a restart, or
+// an eviction): a push after a restore counts only what it loses.
+func TestRestoringADeviceCountsNoSignInLost(t *testing.T) {
+	var events []ingest.Event
+	for i := range MaxDeviceSignIns + 40 {
+		events = append(events, call("identify", "", "kiosk", fmt.Sprintf("u%d", i%3), float64(i)))
+	}
+	s := newTestSessionizer(t)
+	s.Restore("kiosk", events, nil)
+	if _, stats := s.Push(base, []ingest.Event{call("page", "Home", "laptop", "", 1)}); stats.SignInsLost != 0 {
+		t.Errorf("a push of another device's page counted %d sign-ins lost", stats.SignInsLost)
+	}
+}

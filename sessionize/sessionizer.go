@@ -1107,6 +1107,7 @@ func (s *Sessionizer) Restore(key string, events []ingest.Event, sessions []Sess
 			}
 		}
 	}
+	s.ids.takeLost() // counted when they arrived (Stats.SignInsLost), not each time restored
 	for i := range events {
 		e := &events[i]
 		for _, l := range s.ids.linksOf(e.UserID, e.AnonymousID, e.PreviousID, e.Type) {
