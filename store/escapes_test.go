@@ -151,3 +151,34 @@ func TestEscapedNamesAndValues(t *testing.T) {
 		}
 	})
 }
+
+// TestStagesOfAnyName: the stages query reads each stage of the journey map by its name, whatever
+// characters of the step syntax the name holds ("Look [web]" is a stage, not the step Look with
+// a filter web; "Pay\, now" keeps its backslash; padding is the name's).
+func TestStagesOfAnyName(t *testing.T) {
+	jm, err := sessionize.ParseMap([]byte(`version: names-1
+stages:
+  - name: "Look [web]"
+    rules:
+      - event: [Product Viewed]
+  - name: 'Pay\, now '
+    rules:
+      - event: [Order Completed]
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := openStore(t)
+	writeEvents(t, s, []ingest.Event{ev("a", "Product Viewed", 0), ev("a", "Order Completed", 60), ev("b", "Product Viewed", 0)})
+	res, err := s.Stages(context.Background(), jm, store.StagesQuery{Limit: 5})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, st := range res.Stages {
+		got = append(got, fmt.Sprintf("%q entered %d", st.Stage, st.Entered))
+	}
+	if want := []string{`"Look [web]" entered 2`, `"Pay\\, now " entered 1`}; !slices.Equal(got, want) {
+		t.Errorf("stages %v, want %v", got, want)
+	}
+}

@@ -701,7 +701,7 @@ func (s *Store) stagesQuery(ctx context.Context, jm *sessionize.Map, q StagesQue
 	}
 	var names []string
 	for _, st := range jm.Stages {
-		names = append(names, st.Name)
+		names = append(names, EscapeStep(st.Name)) // a step that means the stage, whatever its name holds
 	}
 	p := plainPlan(jm, names)
 	tracked, _ := p.readAlso(labelSQL, propertyValue("score"))
@@ -747,7 +747,7 @@ func (s *Store) stagesQuery(ctx context.Context, jm *sessionize.Map, q StagesQue
 	}
 	res := &StagesResult{}
 	for i, a := range aggs {
-		h := StageHealth{Stage: names[i], Entered: a.entered, MovedOn: a.movedOn, ExitRate: 1 - ratio(a.movedOn, a.entered),
+		h := StageHealth{Stage: jm.Stages[i].Name, Entered: a.entered, MovedOn: a.movedOn, ExitRate: 1 - ratio(a.movedOn, a.entered),
 			MedianDwellSeconds: quantileSeconds(a.dwell, 0.5), SurveyResponses: a.responses}
 		if a.entered == 0 {
 			h.ExitRate = 0
