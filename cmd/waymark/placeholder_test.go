@@ -194,3 +194,50 @@ func lineOf(t *testing.T, lines []string, id string) int {
 	t.Fatalf("no line has messageId %s", id)
 	return -1
 }
+
+// TestPlaceholderMessageIDsAreNoID: a client that sends one placeholder messageId
+// ("undefined", "null", 0) with every message has each message counted, not all of them
+// deduplicated into its first one; the same message sent twice still counts once. Through the
+// collector, straight to Kafka and replay.
+func TestPlaceholderMessageIDsAreNoID(t *testing.T) {
+	line := func(user, event, id, ts string) string {
+		return fmt.Sprintf(`{"type":"track","userId":%q,"event":%q,"messageId":%s,"timestamp":"2024-05-15T%s:00Z"}`, user, event, id, ts)
+	}
+	var lines []string
+	for i, id := range []string{`"undefined"`, `"null"`, `0`} {
+		user := fmt.Sprintf("buyer-%d", i)
+		view := line(user, "PM View", id, "10:00")
+		lines = append(lines, view, view, // a retry of the same bytes: one event
+			line(user, "PM Order", id, "10:05"), line(user, "PM Order", id, "10:20"))
+	}
+	for _, arrival := range []string{"one batch", "kcat", "replay"} {
+		s := startServe(t)
+		switch arrival {
+		case "one batch":
+			if status, answer := s.track(t, "/v1/batch", `{"batch":[`+strings.Join(lines, ",")+`]}`); status != 200 {
+				t.Fatalf("POST /v1/batch: %d %s", status, answer)
+			}
+		case "kcat":
+			produceWithKcat(t, s.broker, lines)
+		case "replay":
+			file := filepath.Join(t.TempDir(), "export.jsonl")
+			if err := os.WriteFile(file, []byte(strings.Join(lines, "\n")+"\n"), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			s.waymark(t, "replay", "--format", "segment", "--file", file, "--wait", "2m")
+		}
+		s.waitStored(t)
+		for _, tt := range []struct{ steps, want string }{
+			{"PM View,PM Order,PM Order", "[3 3 3]"}, // every buyer ordered twice
+			{"PM View,PM View", "[3 0]"},             // the retried view is one event
+		} {
+			var counts []int64
+			for _, step := range s.funnel(t, tt.steps, "24h").Steps {
+				counts = append(counts, step.Customers)
+			}
+			if fmt.Sprint(counts) != tt.want {
+				t.Errorf("%s: funnel %s = %v, want %s", arrival, tt.steps, counts, tt.want)
+			}
+		}
+	}
+}
