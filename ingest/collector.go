@@ -401,9 +401,12 @@ func (c *Collector) handle(w http.ResponseWriter, r *http.Request, kind string) 
 	return nil
 }
 
+// countRejected counts events the dead-letter topic has taken: as received and rejected, and as
+// dead letters of the collector's path.
 func (c *Collector) countRejected(rejected []rejectedEvent) {
 	for _, rj := range rejected {
 		c.metrics.events.WithLabelValues("rejected", rj.reason).Inc()
+		c.metrics.dead.WithLabelValues(rj.reason).Inc()
 	}
 }
 
@@ -893,6 +896,7 @@ type collectorMetrics struct {
 	requests       *prometheus.CounterVec
 	seconds        *prometheus.HistogramVec
 	events         *prometheus.CounterVec
+	dead           *prometheus.CounterVec
 	bytes          prometheus.Counter
 	produceSeconds prometheus.Histogram
 }
@@ -909,6 +913,7 @@ func newCollectorMetrics(reg prometheus.Registerer) (*collectorMetrics, error) {
 		events: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "waymark_collector_events_total", Help: "Events received, by outcome (accepted, rejected) and rejection reason.",
 		}, []string{"outcome", "reason"}),
+		dead: newDeadLetterMetric("collector"),
 		bytes: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "waymark_collector_body_bytes_total", Help: "Request body bytes after decompression.",
 		}),
@@ -918,7 +923,7 @@ func newCollectorMetrics(reg prometheus.Registerer) (*collectorMetrics, error) {
 		}),
 	}
 	if reg != nil {
-		for _, c := range []prometheus.Collector{m.requests, m.seconds, m.events, m.bytes, m.produceSeconds} {
+		for _, c := range []prometheus.Collector{m.requests, m.seconds, m.events, m.dead, m.bytes, m.produceSeconds} {
 			if err := reg.Register(c); err != nil {
 				return nil, fmt.Errorf("register collector metrics: %w", err)
 			}

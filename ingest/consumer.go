@@ -200,7 +200,7 @@ func (c *Consumer) Healthy() error { return c.health.get() }
 // A panic while the sink prepares or stores a batch is recovered: the batch is written again in
 // halves, down to single events, after the batches before it and before the next one is
 // prepared, so that only the events that panic on their own go to the dead-letter topic (reason
-// ReasonPanic, counted in waymark_consumer_dlq_messages_total), the rest is stored and the offsets
+// ReasonPanic, counted in waymark_dlq_messages_total{path="consumer"}), the rest is stored and the offsets
 // move on. No input can make the consumer crash and read the same message again on every restart.
 // A Preparer that keeps state must make a batch written again after its panic come out right.
 //
@@ -836,6 +836,19 @@ func (c *Consumer) retry(ctx context.Context, what string, op func() error) erro
 	}
 }
 
+// newDeadLetterMetric returns waymark_dlq_messages_total{path, reason}, the one count of the
+// events sent to the dead-letter topic, for one path: "collector" (events refused in a tracking
+// call) or "consumer" (Kafka messages that could not be used, or whose writing panicked). The
+// collector and the consumer each register it with their own path, in one process or apart, so
+// that one sum over the name counts every dead letter whichever way its event came in.
+func newDeadLetterMetric(path string) *prometheus.CounterVec {
+	return prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name:        "waymark_dlq_messages_total",
+		Help:        "Events sent to the dead-letter topic, by path (collector: refused in a tracking call; consumer: a Kafka message that could not be used or whose writing panicked) and reason.",
+		ConstLabels: prometheus.Labels{"path": path},
+	}, []string{"reason"})
+}
+
 func deadLetter(msg kafka.Message, reason string, err error) kafka.Message {
 	headers := append([]kafka.Header(nil), msg.Headers...)
 	headers = append(headers,
@@ -891,9 +904,7 @@ func newConsumerMetrics(reg prometheus.Registerer) (*consumerMetrics, error) {
 		batches: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "waymark_consumer_batches_total", Help: "Batches written to the sink and committed.",
 		}),
-		dead: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "waymark_consumer_dlq_messages_total", Help: "Messages sent to the dead-letter topic, by reason.",
-		}, []string{"reason"}),
+		dead: newDeadLetterMetric("consumer"),
 		retries: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "waymark_consumer_retries_total", Help: "Retried consumer steps after an error, by step.",
 		}, []string{"step"}),

@@ -149,7 +149,7 @@ func TestPanicsAreRecoveredAndTheirEventsDeadLettered(t *testing.T) {
 		t.Errorf("dead letters %v, want the two poison events", deadIDs)
 	}
 	metrics := gatherCounters(t, reg)
-	if n := metrics[`waymark_consumer_dlq_messages_total{reason="panic"}`]; n != 2 {
+	if n := metrics[`waymark_dlq_messages_total{path="consumer",reason="panic"}`]; n != 2 {
 		t.Errorf("dead letters counted with reason panic: %v, want 2", n)
 	}
 	if n := metrics["waymark_consumer_panics_total"]; n < 2 {

@@ -270,7 +270,10 @@ func TestInvalidTimestampsAreRefusedLoudly(t *testing.T) {
 	if n := metricValue(t, metrics, `waymark_collector_events_total{outcome="rejected",reason="invalid_timestamp"}`); int(n) != collectorRefused {
 		t.Errorf("the collector counted %v events refused as invalid_timestamp, want %d", n, collectorRefused)
 	}
-	if n := metricValue(t, metrics, `waymark_consumer_dlq_messages_total{reason="invalid_timestamp"}`); int(n) != len(bad)-collectorRefused {
+	if n := metricValue(t, metrics, `waymark_dlq_messages_total{path="collector",reason="invalid_timestamp"}`); int(n) != collectorRefused {
+		t.Errorf("the collector counted %v dead letters invalid_timestamp, want %d", n, collectorRefused)
+	}
+	if n := metricValue(t, metrics, `waymark_dlq_messages_total{path="consumer",reason="invalid_timestamp"}`); int(n) != len(bad)-collectorRefused {
 		t.Errorf("the consumer counted %v dead letters invalid_timestamp, want %d", n, len(bad)-collectorRefused)
 	}
 }

@@ -329,24 +329,51 @@ func TestTaobaoKnownAnswersAndIdempotentReplay(t *testing.T) {
 	}
 }
 
+// TestBadMessagesGoToTheDeadLetterTopic sends unusable events by every path into the pipeline:
+// produced to Kafka (the consumer dead-letters them), in a batch to /v1/batch (listed in the 200
+// answer) and alone to /v1/track (a 400); the collector dead-letters those of the tracking calls.
+// Each is on the dead-letter topic with its reason, and counted once in
+// waymark_dlq_messages_total by the path it took and its reason, the one metric the alert reads.
 func TestBadMessagesGoToTheDeadLetterTopic(t *testing.T) {
 	s := startServe(t)
 	ctx := context.Background()
+	good := `{"type":"track","event":"Product Viewed","userId":"u1","messageId":"%s","timestamp":"2026-01-01T10:00:00Z"}`
+	tests := []struct {
+		reason, value string
+		http          bool // a tracking call can carry it: the others are not an event of a batch
+		single        bool // /v1/track can carry it: it stamps the type track
+	}{
+		{reason: "invalid_json", value: `{"type":"track",`},
+		{reason: "missing_identity", value: `{"type":"track","event":"Product Viewed","messageId":"%s"}`, http: true, single: true},
+		{reason: "missing_event", value: `{"type":"track","userId":"u1","messageId":"%s"}`, http: true, single: true},
+		{reason: "invalid_type", value: `{"type":"purchase","userId":"u1","messageId":"%s"}`, http: true},
+		{reason: "invalid_timestamp", value: `{"type":"track","event":"X","userId":"u1","messageId":"%s","timestamp":"yesterday"}`, http: true, single: true},
+	}
+	// want counts the dead letters sent, by "path reason".
+	want := map[string]int{}
+	msgs := []kafka.Message{{Key: []byte("u1"), Value: []byte(fmt.Sprintf(good, "m1"))}}
+	var batch []string
+	for i, tt := range tests {
+		msgs = append(msgs, kafka.Message{Key: []byte("u1"), Value: []byte(strings.Replace(tt.value, "%s", fmt.Sprint("k", i), 1))})
+		want["consumer "+tt.reason]++
+		if tt.http {
+			batch = append(batch, fmt.Sprintf(tt.value, fmt.Sprint("b", i)))
+			want["collector "+tt.reason]++
+		}
+		if tt.single {
+			if status, answer := s.track(t, "/v1/track", fmt.Sprintf(tt.value, fmt.Sprint("s", i))); status != 400 || !strings.Contains(answer, tt.reason) {
+				t.Errorf("POST /v1/track %s: %d %s, want 400 %s", tt.reason, status, answer, tt.reason)
+			}
+			want["collector "+tt.reason]++
+		}
+	}
+	msgs = append(msgs, kafka.Message{Key: []byte("u1"), Value: []byte(fmt.Sprintf(good, "m4"))})
+	batch = append(batch, fmt.Sprintf(good, "m5"))
+	if status, answer := s.track(t, "/v1/batch", `{"batch":[`+strings.Join(batch, ",")+`]}`); status != 200 || strings.Count(answer, `"reason"`) != len(batch)-1 {
+		t.Errorf("POST /v1/batch: %d %s, want 200 with %d rejected", status, answer, len(batch)-1)
+	}
 	w := &kafka.Writer{Addr: kafka.TCP(s.broker), Topic: "waymark.events", RequiredAcks: kafka.RequireAll}
 	defer w.Close()
-	good := `{"type":"track","event":"Product Viewed","userId":"u1","messageId":"m1","timestamp":"2026-01-01T10:00:00Z"}`
-	bad := map[string]string{
-		"invalid_json":      `{"type":"track",`,
-		"missing_identity":  `{"type":"track","event":"Product Viewed","messageId":"m2"}`,
-		"missing_event":     `{"type":"track","userId":"u1","messageId":"m3"}`,
-		"invalid_type":      `{"type":"purchase","userId":"u1"}`,
-		"invalid_timestamp": `{"type":"track","event":"X","userId":"u1","timestamp":"yesterday"}`,
-	}
-	msgs := []kafka.Message{{Key: []byte("u1"), Value: []byte(good)}}
-	for _, v := range bad {
-		msgs = append(msgs, kafka.Message{Key: []byte("u1"), Value: []byte(v)})
-	}
-	msgs = append(msgs, kafka.Message{Key: []byte("u1"), Value: []byte(strings.Replace(good, "m1", "m4", 1))})
 	if err := w.WriteMessages(ctx, msgs...); err != nil {
 		t.Fatal(err)
 	}
@@ -360,25 +387,41 @@ func TestBadMessagesGoToTheDeadLetterTopic(t *testing.T) {
 	if f := s.funnel(t, "Product Viewed", "1h"); f.Steps[0].Customers != 1 {
 		t.Errorf("customers with Product Viewed = %d, want 1", f.Steps[0].Customers)
 	}
-	// Every bad one is on the dead-letter topic with its reason.
+	// Every bad one is on the dead-letter topic with its reason: the consumer's name the topic
+	// they were read from, the collector's the source it stamps.
 	rctx, rcancel := context.WithTimeout(ctx, 2*time.Minute)
 	defer rcancel()
-	got, err := readDLQ(rctx, s.broker)
+	dead, err := ingesttest.ReadTopic(rctx, s.broker, "waymark.dlq")
 	if err != nil {
 		t.Fatalf("read dead letters: %v", err)
 	}
-	for reason, value := range bad {
-		if got[reason] != value {
-			t.Errorf("dead letter with reason %s = %q, want %q", reason, got[reason], value)
+	got := map[string]int{}
+	for _, m := range dead {
+		headers := map[string]string{}
+		for _, h := range m.Headers {
+			headers[h.Key] = string(h.Value)
+		}
+		path := "consumer"
+		if headers[ingest.HeaderDLQTopic] == "" {
+			path = "collector"
+		}
+		got[path+" "+headers[ingest.HeaderDLQReason]]++
+	}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("dead letters by path and reason %v, want %v", got, want)
+	}
+	// And each counted once, by path and reason, in the one dead-letter metric.
+	metrics := scrape(t, s.http)
+	counted := map[string]int{}
+	for _, line := range strings.Split(metrics, "\n") {
+		var path, reason string
+		var n float64
+		if _, err := fmt.Sscanf(strings.NewReplacer(`"`, " ", ",", " ", "}", " ").Replace(line), "waymark_dlq_messages_total{path= %s reason= %s %g", &path, &reason, &n); err == nil {
+			counted[path+" "+reason] = int(n)
 		}
 	}
-	// And counted in a metric by reason.
-	metrics := scrape(t, s.http)
-	for reason := range bad {
-		line := fmt.Sprintf(`waymark_consumer_dlq_messages_total{reason=%q} 1`, reason)
-		if !strings.Contains(metrics, line) {
-			t.Errorf("metrics lack %s", line)
-		}
+	if fmt.Sprint(counted) != fmt.Sprint(want) {
+		t.Errorf("waymark_dlq_messages_total by path and reason %v, want %v", counted, want)
 	}
 }
 

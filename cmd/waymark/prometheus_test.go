@@ -224,6 +224,47 @@ func TestDashboardsAndRulesReturnDataInPrometheus(t *testing.T) {
 	}
 }
 
+// TestDeadLetterAlertSeesRefusedTrackingCalls: an SDK release that sends a bad timestamp on every
+// event gets 200s, and every event goes to the dead-letter topic from the collector; a real
+// Prometheus with the shipped rules must put WaymarkDeadLetterRateHigh in pending (it fires after
+// its 10 min "for"; promtool's unit tests check the firing) though no Kafka message is unusable.
+func TestDeadLetterAlertSeesRefusedTrackingCalls(t *testing.T) {
+	if _, err := exec.LookPath("prometheus"); err != nil {
+		t.Fatal("prometheus not found: run deploy/test.sh, which installs Debian's prometheus")
+	}
+	s := startServe(t)
+	prom := startPrometheus(t, s.http)
+	stop := make(chan struct{})
+	defer close(stop)
+	go func() {
+		for i := 0; ; i++ {
+			select {
+			case <-stop:
+				return
+			case <-time.After(300 * time.Millisecond):
+				postTrack(t, s, fmt.Sprintf(`{"batch":[
+					{"type":"track","event":"Product Viewed","userId":"sdk-%d","timestamp":"2024-05-15T24:00:00Z"},
+					{"type":"track","event":"Order Completed","userId":"sdk-%d","timestamp":"1715767200"}]}`, i, i))
+			}
+		}
+	}()
+	alert := `ALERTS{alertname="WaymarkDeadLetterRateHigh",alertstate="pending"}`
+	for deadline := time.Now().Add(2 * time.Minute); ; time.Sleep(time.Second) { // a hang guard
+		n, err := prom.query(alert)
+		if err == nil && n == 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			ratio, _ := prom.query("waymark:dlq:ratio_rate5m > 0")
+			t.Fatalf("%s: %d series, %v; waymark:dlq:ratio_rate5m > 0: %d series", alert, n, err, ratio)
+		}
+	}
+	metrics := scrape(t, s.http)
+	if n := metricValue(t, metrics, `waymark_dlq_messages_total{path="collector",reason="invalid_timestamp"}`); n < 2 {
+		t.Errorf("dead letters of the collector counted %v, want every event sent", n)
+	}
+}
+
 func postTrack(t *testing.T, s *server, body string) {
 	req, _ := http.NewRequest(http.MethodPost, "http://"+s.http+"/v1/batch", strings.NewReader(body))
 	req.SetBasicAuth("test-key", "")
