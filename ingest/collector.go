@@ -318,11 +318,11 @@ func (c *Collector) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	case r.Method != http.MethodPost:
 		rec.Header().Set("Allow", "POST, OPTIONS")
-		writeError(rec, http.StatusMethodNotAllowed, "method", "tracking calls are POST requests")
+		WriteError(rec, http.StatusMethodNotAllowed, "method", "tracking calls are POST requests")
 		return
 	case c.draining.Load():
 		rec.Header().Set("Retry-After", "5")
-		writeError(rec, http.StatusServiceUnavailable, "", "the collector is shutting down; retry")
+		WriteError(rec, http.StatusServiceUnavailable, "", "the collector is shutting down; retry")
 		return
 	}
 	if err := c.handle(rec, r, kind); err != nil {
@@ -781,7 +781,7 @@ func (c *Collector) unavailable(w http.ResponseWriter, r *http.Request, err erro
 	}
 	c.log.Warn("kafka unavailable, answering 503", "err", err)
 	w.Header().Set("Retry-After", "5")
-	writeError(w, http.StatusServiceUnavailable, "", "events could not be stored durably; retry")
+	WriteError(w, http.StatusServiceUnavailable, "", "events could not be stored durably; retry")
 	return err
 }
 
@@ -793,7 +793,7 @@ func (c *Collector) fail(w http.ResponseWriter, err error) error {
 	if re.status == http.StatusUnsupportedMediaType {
 		w.Header().Set("Accept-Encoding", "gzip, deflate") // RFC 9110 §15.5.16
 	}
-	writeError(w, re.status, re.field, re.message)
+	WriteError(w, re.status, re.field, re.message)
 	return err
 }
 
@@ -803,7 +803,7 @@ func (c *Collector) settings(w http.ResponseWriter, r *http.Request) {
 	setCORS(w, r)
 	key := r.PathValue("writeKey")
 	if _, ok := c.cfg.WriteKeys[key]; !ok {
-		writeError(w, http.StatusNotFound, "writeKey", "unknown write key")
+		WriteError(w, http.StatusNotFound, "writeKey", "unknown write key")
 		return
 	}
 	proto := "http"
@@ -872,7 +872,9 @@ type errorBody struct {
 	Field   string `json:"field,omitempty"`
 }
 
-func writeError(w http.ResponseWriter, status int, field, message string) {
+// WriteError answers w with status and the tracking API's JSON error body, {"success": false,
+// "error": message, "field": field}, field left out when "".
+func WriteError(w http.ResponseWriter, status int, field, message string) {
 	writeJSON(w, status, errorBody{Error: message, Field: field})
 }
 

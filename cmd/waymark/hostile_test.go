@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"math"
@@ -333,4 +334,65 @@ func TestHostileEventsAreStoredOrDeadLettered(t *testing.T) {
 	default:
 	}
 	checkHostileOutcome(t, s, s.database, "kafka-", wantStored, 2) // through the collector and straight to Kafka
+}
+
+// TestOverlongRequestHeadsAnswerJSON sends requests whose URL or header fields are too long to
+// the tracking API and the query API of a running Waymark: each is answered 414 (URL) or 431
+// (header fields) with the API's JSON error body naming the longest parameter, "url", or the
+// longest header, as every other bad request is; just within the limits, the API itself answers.
+func TestOverlongRequestHeadsAnswerJSON(t *testing.T) {
+	s := startServe(t)
+	var values []string
+	for i := range 20000 {
+		values = append(values, strconv.Itoa(i))
+	}
+	hugeFilter := url.QueryEscape("Order Completed[q=" + strings.Join(values, "|") + "]")
+	pad := func(n int) string { return strings.Repeat("x", n) }
+	const readKey, writeKey = "Authorization: Bearer " + testReadKey, "X-Write-Key: test-key"
+	event := `{"userId":"long-heads","event":"Product Viewed"}`
+	tests := []struct {
+		name, method, target, header, body string
+		status                             int
+		key, name2                         string // the JSON member naming what is at fault, and its value
+	}{
+		{"a 20,000-value filter in steps", "GET", "/api/v1/funnel?steps=" + hugeFilter + "&from=2024-01-01", readKey, "", 414, "param", "steps"},
+		{"a long from", "GET", "/api/v1/funnel?steps=A&from=" + pad(70<<10), readKey, "", 414, "param", "from"},
+		{"a long encoded parameter name", "GET", "/api/v1/funnel?steps=A&" + url.QueryEscape("bad name") + "=" + pad(70<<10), readKey, "", 414, "param", "bad name"},
+		{"a long path", "GET", "/api/v1/" + pad(70<<10) + "?steps=A", readKey, "", 414, "param", "url"},
+		{"a long header", "GET", "/api/v1/funnel?steps=A", readKey + "\nX-Padding: " + pad(100<<10), "", 431, "param", "X-Padding"},
+		{"many headers, none long", "GET", "/api/v1/funnel?steps=A", readKey + strings.Repeat("\nX-Padding: "+pad(1000), 70), "", 431, "param", "X-Padding"},
+		{"a long from, within the limit", "GET", "/api/v1/funnel?steps=A&from=" + pad(60<<10), readKey, "", 400, "param", "from"},
+		{"tracking: a long query string", "POST", "/v1/track?pad=" + pad(70<<10), writeKey, event, 414, "field", "pad"},
+		{"tracking: a long cookie", "POST", "/v1/batch", writeKey + "\nCookie: a=" + pad(100<<10), `{"batch":[` + event + `]}`, 431, "field", "Cookie"},
+		{"tracking: a long header, within the limit", "POST", "/v1/track", writeKey + "\nX-Padding: " + pad(60<<10), event, 200, "", ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			req, err := http.NewRequest(tt.method, "http://"+s.http+"/", strings.NewReader(tt.body))
+			if err != nil {
+				t.Fatal(err)
+			}
+			req.URL.Opaque = strings.SplitN(tt.target, "?", 2)[0]
+			if _, q, ok := strings.Cut(tt.target, "?"); ok {
+				req.URL.RawQuery = q
+			}
+			for _, h := range strings.Split(tt.header, "\n") {
+				k, v, _ := strings.Cut(h, ": ")
+				req.Header.Add(k, v)
+			}
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer resp.Body.Close()
+			b, _ := io.ReadAll(resp.Body)
+			var body map[string]any
+			if resp.StatusCode != tt.status || resp.Header.Get("Content-Type") != "application/json" || json.Unmarshal(b, &body) != nil {
+				t.Fatalf("%d %s %.300s, want %d in JSON", resp.StatusCode, resp.Header.Get("Content-Type"), b, tt.status)
+			}
+			if tt.key != "" && body[tt.key] != tt.name2 {
+				t.Errorf("%s = %v, want %q: %.300s", tt.key, body[tt.key], tt.name2, b)
+			}
+		})
+	}
 }

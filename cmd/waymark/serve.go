@@ -207,12 +207,12 @@ func runServe(ctx context.Context, args []string, log *slog.Logger) error {
 		return fs.errorf("http-addr", "%w", err)
 	}
 	srv := &http.Server{
-		Handler:           mux,
+		Handler:           limitHead(mux),
 		ReadHeaderTimeout: readHeaderTimeout,
 		ReadTimeout:       readTimeout,
 		WriteTimeout:      writeTimeout(readTimeout, cf.cfg.QueryTimeout),
 		IdleTimeout:       2 * time.Minute,
-		MaxHeaderBytes:    64 << 10,
+		MaxHeaderBytes:    serverMaxHeaderBytes,
 	}
 	attrs := []any{"roles", rolesFlag, "http", ln.Addr().String()}
 	if usesClickHouse {

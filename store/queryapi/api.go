@@ -81,15 +81,15 @@ func (a *API) Register(mux *http.ServeMux) {
 		name := strings.TrimPrefix(r.URL.Path, "/api/v1/")
 		if name == "batch" {
 			w.Header().Set("Allow", "POST")
-			writeError(w, http.StatusMethodNotAllowed, "", r.Method+" "+r.URL.Path+`: a batch is sent with POST, its queries in a JSON body {"queries": [{"query": NAME, "params": {…}}, …]}`)
+			WriteError(w, http.StatusMethodNotAllowed, "", r.Method+" "+r.URL.Path+`: a batch is sent with POST, its queries in a JSON body {"queries": [{"query": NAME, "params": {…}}, …]}`)
 			return
 		}
 		if slices.Contains(names, name) || name == "queries" || name == "map" {
 			w.Header().Set("Allow", "GET, HEAD")
-			writeError(w, http.StatusMethodNotAllowed, "", r.Method+" "+r.URL.Path+": the journey queries are read with GET")
+			WriteError(w, http.StatusMethodNotAllowed, "", r.Method+" "+r.URL.Path+": the journey queries are read with GET")
 			return
 		}
-		writeError(w, http.StatusNotFound, "", r.URL.Path+": no such query; the queries are /api/v1/"+strings.Join(names, ", /api/v1/"))
+		WriteError(w, http.StatusNotFound, "", r.URL.Path+": no such query; the queries are /api/v1/"+strings.Join(names, ", /api/v1/"))
 	})
 }
 
@@ -119,7 +119,7 @@ func (a *API) fail(w http.ResponseWriter, r *http.Request, name string, err erro
 	if f.RetryAfter > 0 {
 		w.Header().Set("Retry-After", strconv.Itoa(f.RetryAfter))
 	}
-	writeError(w, f.Status, f.Param, f.Error)
+	WriteError(w, f.Status, f.Param, f.Error)
 }
 
 // failure is how a query that failed is answered: its status, the error, the parameter at
@@ -154,7 +154,7 @@ func (a *API) writeJSON(w http.ResponseWriter, what string, v any) {
 	b, err := encodeJSON(v)
 	if err != nil {
 		a.log.Error("encode an answer", "answer", what, "err", err)
-		writeError(w, http.StatusInternalServerError, "", "the "+what+" answer could not be written as JSON; see the server log")
+		WriteError(w, http.StatusInternalServerError, "", "the "+what+" answer could not be written as JSON; see the server log")
 		return
 	}
 	w.Header().Set("Content-Type", "application/json")
@@ -207,20 +207,20 @@ func noParameters(w http.ResponseWriter, r *http.Request) bool {
 		if pe := (*store.ParamError)(nil); errors.As(err, &pe) {
 			param = pe.Param
 		}
-		writeError(w, http.StatusBadRequest, param, err.Error())
+		WriteError(w, http.StatusBadRequest, param, err.Error())
 		return false
 	}
 	if len(v) > 0 {
 		first := slices.Min(slices.Collect(maps.Keys(v)))
-		writeError(w, http.StatusBadRequest, first, first+": "+r.URL.Path+" takes no parameters")
+		WriteError(w, http.StatusBadRequest, first, first+": "+r.URL.Path+" takes no parameters")
 		return false
 	}
 	return true
 }
 
-// writeError answers with status and the JSON {"error": message, "param": param}; param is the
-// parameter at fault, "" when none is.
-func writeError(w http.ResponseWriter, status int, param, message string) {
+// WriteError answers with status and the query API's JSON error body, {"error": message,
+// "param": param}; param is the parameter at fault, "" when none is.
+func WriteError(w http.ResponseWriter, status int, param, message string) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
 	_ = json.NewEncoder(w).Encode(map[string]string{"error": message, "param": param})

@@ -45,7 +45,7 @@ type batchAnswer struct {
 func (a *API) batch(w http.ResponseWriter, r *http.Request) {
 	qs, status, param, err := readBatch(w, r)
 	if err != nil {
-		writeError(w, status, param, err.Error())
+		WriteError(w, status, param, err.Error())
 		return
 	}
 	answers, err := a.store.QueryBatch(r.Context(), a.jm, qs)

@@ -1,0 +1,85 @@
+package main
+
+import (
+	"fmt"
+	"net/http"
+	"net/url"
+	"strings"
+
+	"github.com/waymark-dev/waymark/ingest"
+	"github.com/waymark-dev/waymark/store/queryapi"
+)
+
+// Limits on a request's head, answered in JSON naming what is too long. http.Server reads at
+// most serverMaxHeaderBytes of a request line and header fields (Go's default,
+// http.DefaultMaxHeaderBytes, 1 MiB, plus the 4 KiB net/http allows beyond it) and answers a
+// larger head itself, 431 in text/plain, before any handler sees it: that bounds what one
+// request holds in memory. Within it, limitHead answers a URL longer than maxURLBytes with 414
+// and header fields longer than maxHeaderBytes with 431, as the tracking API and the query API
+// answer every bad request: a JSON body naming the parameter or header.
+const (
+	serverMaxHeaderBytes = http.DefaultMaxHeaderBytes
+	maxURLBytes          = 64 << 10 // the request target: path and query string
+	maxHeaderBytes       = 64 << 10 // header fields: names, values, ": " and CRLF of each
+)
+
+// limitHead answers a request whose URL or header fields are too long (maxURLBytes,
+// maxHeaderBytes) with 414 or 431 and a JSON body naming the longest query parameter (or "url"
+// when the path is the longer part) or the longest header, in the shape of the API it was sent
+// to (the query API's under /api/v1/, the tracking API's elsewhere), and passes the others to
+// next.
+func limitHead(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		writeError, hint := ingest.WriteError, ""
+		if strings.HasPrefix(r.URL.Path, "/api/v1/") {
+			writeError, hint = queryapi.WriteError, "; send a query that long in the body of POST /api/v1/batch"
+		}
+		if n := len(r.RequestURI); n > maxURLBytes {
+			name, size := longestParam(r.URL.RawQuery)
+			if size < len(r.URL.EscapedPath()) {
+				name, size = "url", len(r.URL.EscapedPath())
+			}
+			part := "its path"
+			if name != "url" {
+				part = "parameter " + name
+			}
+			writeError(w, http.StatusRequestURITooLong, name, fmt.Sprintf(
+				"the request URL is %d bytes, at most %d (%s is %d bytes)%s", n, maxURLBytes, part, size, hint))
+			return
+		}
+		total, longest, longestSize := 0, "", 0
+		for name, values := range r.Header {
+			size := 0
+			for _, v := range values {
+				size += len(name) + len(": ") + len(v) + len("\r\n")
+			}
+			total += size
+			if size > longestSize || size == longestSize && name < longest {
+				longest, longestSize = name, size
+			}
+		}
+		if total > maxHeaderBytes {
+			writeError(w, http.StatusRequestHeaderFieldsTooLarge, longest, fmt.Sprintf(
+				"the request's header fields are %d bytes, at most %d (%s is %d bytes)", total, maxHeaderBytes, longest, longestSize))
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// longestParam returns the name of the longest name=value pair of a raw query string (its name
+// decoded when it can be) and the pair's length in bytes; "", 0 for an empty query.
+func longestParam(rawQuery string) (string, int) {
+	name, size := "", 0
+	for pair := range strings.SplitSeq(rawQuery, "&") {
+		if len(pair) <= size {
+			continue
+		}
+		key, _, _ := strings.Cut(pair, "=")
+		if k, err := url.QueryUnescape(key); err == nil {
+			key = k
+		}
+		name, size = key, len(pair)
+	}
+	return name, size
+}
