@@ -57,10 +57,16 @@ type DropoffResult struct {
 func ParseDropoffQuery(v url.Values) (DropoffQuery, error) {
 	p := newParams(v, dropoffParams())
 	fq := parseFunnel(p)
-	q := DropoffQuery{Funnel: fq, Step: p.int("step", 0, len(fq.Steps)), Limit: p.int("limit", 1, 1000), IDsLimit: p.int("ids_limit", 0, 100000)}
-	if p.err == nil && q.Step == len(fq.Steps) {
-		p.fail("step", "step %d is the last step: nobody drops off after it", q.Step)
+	q := DropoffQuery{Funnel: fq}
+	// step: 1 to the step before the last (nobody drops off after the last), or 0 (the default)
+	// for the step with the largest drop-off, which the answer names.
+	last, before := max(len(fq.Steps)-1, 0), p.err
+	q.Step = p.int("step", 0, last)
+	if before == nil && p.err != nil {
+		p.err = paramErrorf("step", "%q is not a step to count drop-offs after: give 1 to %d (the step before the last), or 0 for the step with the largest drop-off",
+			p.v.Get("step"), last)
 	}
+	q.Limit, q.IDsLimit = p.int("limit", 1, 1000), p.int("ids_limit", 0, 100000)
 	if err := p.finish(); err != nil {
 		return q, err
 	}

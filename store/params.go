@@ -51,7 +51,7 @@ func funnelParams() []Param {
 
 func dropoffParams() []Param {
 	return append(funnelParams(),
-		Param{Name: "step", Default: "0", Usage: "1-based step they reached and did not go on from; 0: the largest drop-off"},
+		Param{Name: "step", Default: "0", Usage: "1-based step they reached and did not go on from, up to the step before the last; 0: the step with the largest drop-off, which the answer's step names"},
 		Param{Name: "limit", Default: "10", Usage: "rows per ranking"},
 		Param{Name: "ids_limit", Default: "100", Usage: "person ids listed"})
 }

@@ -1,0 +1,92 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/url"
+	"strconv"
+	"strings"
+	"testing"
+)
+
+// TestIntegerParametersKeepTheirRange asks a running Waymark each journey query with every whole-
+// number parameter just inside and just outside the range docs/queries.md gives it: inside is
+// answered, outside is a 400 naming the parameter, never an answer for another value. A drop-off's
+// step=0 (its default) is the step with the largest drop-off, answered as that step asked by number.
+func TestIntegerParametersKeepTheirRange(t *testing.T) {
+	s := startServe(t)
+	// Five persons view, four add, one orders: one drops off after step 1, three after step 2.
+	var events []string
+	for i := range 5 {
+		for j, name := range []string{"PB View", "PB Add", "PB Order"}[:min(3, []int{3, 2, 2, 2, 1}[i])] {
+			events = append(events, fmt.Sprintf(`{"type":"track","userId":"pb-%d","event":%q,"messageId":"pb-%d-%d","timestamp":"2024-03-05T10:0%d:00Z"}`, i, name, i, j, j))
+		}
+	}
+	if status, answer := s.track(t, "/v1/batch", `{"batch":[`+strings.Join(events, ",")+`]}`); status != 200 || strings.Contains(answer, "rejected") {
+		t.Fatalf("POST /v1/batch: %d %s", status, answer)
+	}
+	s.waitStored(t)
+
+	const rng = "&from=2024-03-01&to=2024-04-01"
+	steps := "steps=" + url.QueryEscape("PB View,PB Add,PB Order") + rng
+	tests := []struct {
+		query, base, param string
+		lo, hi             int
+	}{
+		{"funnel", steps, "breakdown_limit", 1, 1000},
+		{"dropoff", steps, "step", 0, 2},
+		{"dropoff", steps, "limit", 1, 1000},
+		{"dropoff", steps, "ids_limit", 0, 100000},
+		{"paths", "anchor=PB+View&convert=PB+Order" + rng, "depth", 2, 10},
+		{"paths", "anchor=PB+View&convert=PB+Order" + rng, "limit", 1, 1000},
+		{"next", "anchor=PB+View" + rng, "limit", 1, 1000},
+		{"retention", "conversion=PB+View" + rng, "periods", 1, 52},
+		{"stages", rng[1:], "limit", 1, 100},
+	}
+	for _, tt := range tests {
+		for _, n := range []int{tt.lo - 1, tt.lo, tt.hi, tt.hi + 1} {
+			t.Run(fmt.Sprintf("%s %s=%d", tt.query, tt.param, n), func(t *testing.T) {
+				code, body := httpGet(t, "http://"+s.http+"/api/v1/"+tt.query+"?"+tt.base+"&"+tt.param+"="+strconv.Itoa(n))
+				var e struct{ Error, Param string }
+				json.Unmarshal([]byte(body), &e)
+				switch inside := n >= tt.lo && n <= tt.hi; {
+				case inside && code != 200:
+					t.Errorf("%d %s, want 200", code, body)
+				case !inside && (code != 400 || e.Param != tt.param):
+					t.Errorf("%d %s, want 400 naming %s", code, body, tt.param)
+				case tt.param == "step" && !inside && !strings.Contains(e.Error, "0 for the step with the largest drop-off"):
+					t.Errorf("%s: the error does not say what 0 means", e.Error)
+				}
+			})
+		}
+	}
+
+	// step=0, or none, is the step the most drop off after, by the answers for each step.
+	dropoff := func(params string) map[string]any {
+		t.Helper()
+		code, body := httpGet(t, "http://"+s.http+"/api/v1/dropoff?"+steps+params)
+		var res map[string]any
+		if err := json.Unmarshal([]byte(body), &res); code != 200 || err != nil {
+			t.Fatalf("dropoff?%s: %d %s", params, code, body)
+		}
+		return res
+	}
+	var largest map[string]any
+	for k := 1; k <= 2; k++ { // each step but the last
+		if res := dropoff("&step=" + strconv.Itoa(k)); largest == nil || res["dropped"].(float64) > largest["dropped"].(float64) {
+			largest = res
+		}
+	}
+	if largest["step"] != float64(2) {
+		t.Errorf("the largest drop-off is after step %v, want the data's step 2", largest["step"])
+	}
+	for _, params := range []string{"&step=0", ""} {
+		if got := dropoff(params); fmt.Sprint(got) != fmt.Sprint(largest) {
+			t.Errorf("dropoff?%s: %v, want the largest drop-off %v", params, got, largest)
+		}
+	}
+	// ids_limit=0 counts them and lists no one.
+	if res := dropoff("&step=2&ids_limit=0"); fmt.Sprint(res["persons"], res["persons_truncated"], res["dropped"]) != fmt.Sprint([]any{}, true, largest["dropped"]) {
+		t.Errorf("dropoff with ids_limit=0: persons %v, truncated %v, dropped %v; want none listed of %v", res["persons"], res["persons_truncated"], res["dropped"], largest["dropped"])
+	}
+}
