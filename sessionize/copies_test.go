@@ -638,3 +638,47 @@ func TestToRestoreNamesThePersonsOtherKeys(t *testing.T) {
 		}
 	})
 }
+
+// TestStageEntriesCountPersonsAfterRestore: after a restart, the customers a batch brings back
+// (its keys and its persons' other keys, see toRestore) are restored from the stored events, and
+// the live stage entries go on counting persons (see Stats.StageEntries): the stages a person
+// entered before are not entered again, a shared device's users stay apart, and a person's
+// other device, restored with the batch, counts towards a repeat order.
+func TestStageEntriesCountPersonsAfterRestore(t *testing.T) {
+	order := func(anon string, minutes float64) ingest.Event {
+		return call("track", "Order Completed", anon, "", minutes)
+	}
+	cases := []struct {
+		name          string
+		before, after []ingest.Event
+		want          map[string]int // entries of the after events, by stage
+	}{
+		{"shared device", []ingest.Event{
+			call("identify", "", "kiosk", "alice", 0), order("kiosk", 1), call("identify", "", "kiosk", "bob", 60),
+		}, []ingest.Event{order("kiosk", 61)}, map[string]int{"conversion": 1}}, // bob's first order
+		{"repeat order", []ingest.Event{
+			order("phone", 0), call("identify", "", "phone", "carol", 1),
+		}, []ingest.Event{order("phone", 60)}, map[string]int{"loyalty": 1}},
+		{"the person's other device", []ingest.Event{
+			call("page", "", "phone", "", 0), order("phone", 1), call("identify", "", "phone", "carol", 2),
+			call("identify", "", "laptop", "carol", 60),
+		}, []ingest.Event{order("laptop", 62)}, map[string]int{"loyalty": 1}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			s := newTestSessionizer(t)
+			out, _ := s.Push(base, c.before)
+			restarted := newTestSessionizer(t)
+			restarted.RestoreLinks(out.Links)
+			restarted.RestoreHistory(restarted.toRestore(c.after), c.before, out.Sessions)
+			_, st := restarted.Push(base, c.after)
+			got := map[string]int{}
+			for k, n := range st.StageEntries {
+				got[k.Stage] += n
+			}
+			if !maps.Equal(got, c.want) {
+				t.Errorf("stage entries after the restart %v, want %v", got, c.want)
+			}
+		})
+	}
+}

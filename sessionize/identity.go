@@ -21,8 +21,16 @@ type identities struct {
 	name    map[string]string   // root -> the person id (see link)
 	// users is, per device that has carried a userId, who was signed in from when, in
 	// compareSignIns order (time, then the client's order).
-	users  map[string][]signIn
-	maxIDs int
+	users map[string][]signIn
+	// sharedDevices is, per userId ("u:" id), the devices ("a:" ids) several users signed in on
+	// that it signed in on: where its anonymous events may be that are not under its own ids
+	// (see Sessionizer.heldPoints). Only shared devices are listed.
+	sharedDevices map[string][]string
+	// reached is, per person of linked ids (by root), the journey stages whose live entries
+	// counted it (see Stats.StageEntries); a person that is one customer key, never linked,
+	// keeps them on its customer until it is (see Sessionizer.linkIDs). A merge joins them.
+	reached map[string]uint64
+	maxIDs  int
 	// lost counts the sign-ins given to lostUser since takeLost was last called.
 	lost int
 }
@@ -74,7 +82,7 @@ func lostUser(device string) string { return "a:\x00" + device[2:] }
 
 func newIdentities(maxIDs int) *identities {
 	return &identities{parent: map[string]string{}, members: map[string][]string{}, name: map[string]string{},
-		users: map[string][]signIn{}, maxIDs: maxIDs}
+		users: map[string][]signIn{}, sharedDevices: map[string][]string{}, reached: map[string]uint64{}, maxIDs: maxIDs}
 }
 
 // PersonLink says which person a customer key (a userId or anonymousId) belongs to: stored as an
@@ -157,7 +165,8 @@ func shared(list []signIn) bool {
 // dropped sign-in). Each sign-in given to no user is counted (takeLost).
 func (g *identities) signedIn(device string, in signIn) bool {
 	list := g.users[device]
-	if len(list) > 0 && compareSignIns(list[0], in) <= 0 && compareSignIns(in, list[len(list)-1]) <= 0 && list[0].user == in.user && !shared(list) {
+	wasShared := shared(list)
+	if len(list) > 0 && compareSignIns(list[0], in) <= 0 && compareSignIns(in, list[len(list)-1]) <= 0 && list[0].user == in.user && !wasShared {
 		return false // inside the one user's span: nothing to keep (the common case, every call of a logged-in visitor)
 	}
 	i, seen := slices.BinarySearchFunc(list, in, compareSignIns)
@@ -201,6 +210,14 @@ func (g *identities) signedIn(device string, in signIn) bool {
 		changed = true
 	}
 	g.users[device] = list
+	switch {
+	case wasShared:
+		g.shareDevice(in.user, device)
+	case shared(list): // shared from now on: its users so far are the first one and in's
+		for _, s := range list {
+			g.shareDevice(s.user, device)
+		}
+	}
 	return changed
 }
 
@@ -225,6 +242,13 @@ func (g *identities) signedOut(device string, out signIn) (changed, unshared boo
 	changed = wasShared != isShared || !slices.Equal(before.From, after.From) || !slices.Equal(before.Seqs, after.Seqs) ||
 		!slices.Equal(before.Users, after.Users)
 	return changed, wasShared && !isShared
+}
+
+// shareDevice lists device among the shared devices of user, a "u:" id (not lostUser).
+func (g *identities) shareDevice(user, device string) {
+	if strings.HasPrefix(user, "u:") && !slices.Contains(g.sharedDevices[user], device) {
+		g.sharedDevices[user] = append(g.sharedDevices[user], device)
+	}
 }
 
 // thin returns the sign-ins without those inside a run of one user, neither its first nor its
@@ -374,6 +398,10 @@ func (g *identities) link(a, b string, explicit bool) linkResult {
 	g.name[ra] = name
 	delete(g.members, rb)
 	delete(g.name, rb)
+	if stages, ok := g.reached[rb]; ok {
+		g.reached[ra] |= stages
+		delete(g.reached, rb)
+	}
 	return linkMerged
 }
 

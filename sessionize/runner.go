@@ -318,7 +318,7 @@ func newRunnerMetrics(reg prometheus.Registerer) (*runnerMetrics, error) {
 		userConflicts:  counter("waymark_sessionizer_identity_conflicts_total", "Identity links refused because they would join two persons with distinct userIds through a shared anonymousId (a shared device)."),
 		signInsLost:    counter("waymark_sessionizer_sign_ins_lost_total", fmt.Sprintf("Sign-ins on shared devices dropped past the %d a device keeps: the device's anonymous events in their span go to no user.", MaxDeviceSignIns)),
 		stageEntries: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "waymark_journey_stage_entries_total", Help: "Customers reaching a journey stage for the first time, by stage and first-touch channel.",
+			Name: "waymark_journey_stage_entries_total", Help: "Persons entering a journey stage (the first event of the person reaching it to arrive), by stage and first-touch channel.",
 		}, []string{"stage", "channel"}),
 		orders: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "waymark_journey_orders_total", Help: "Order Completed events, by first-touch channel.",

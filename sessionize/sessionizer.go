@@ -197,13 +197,16 @@ type storedSession struct {
 }
 
 type customer struct {
-	points       []point // sorted by comparePoints up to sorted; appended after
-	sorted       int
-	ids          *[]uint64       // the ids of points, sorted, once there are more than idIndexFrom
-	sessions     []storedSession // as last emitted
-	dirty        bool
-	latest       int64  // newest event time, ms
-	reached      uint64 // stages reached so far, in arrival order (for live counters)
+	points   []point // sorted by comparePoints up to sorted; appended after
+	sorted   int
+	ids      *[]uint64       // the ids of points, sorted, once there are more than idIndexFrom
+	sessions []storedSession // as last emitted
+	dirty    bool
+	latest   int64 // newest event time, ms
+	// reached is the journey stages whose live entries counted the customer's person while that
+	// person is the customer key alone (its id never linked); then the identity graph keeps them
+	// (see Sessionizer.journey).
+	reached      uint64
 	firstChannel string // channel of the first touchpoint that arrived ("" before one): identify, alias and group are none
 	byUser       bool   // the customer key is a userId (calls without an anonymousId), not a device
 }
@@ -227,8 +230,28 @@ type Stats struct {
 	// span's anonymous events then go to no user (see identities.signedIn).
 	SignInsLost int
 	Evicted     int // customers dropped from memory to stay under MaxCustomers
-	// StageEntries counts customers reaching a stage for the first time, by stage and the
-	// customer's first-touch channel.
+	// StageEntries counts persons entering a journey stage, by stage and the first-touch
+	// channel of the customer key of the event that entered it: the first event to arrive by
+	// which its person reaches the stage, as the stages query counts persons. The person is the
+	// one the event is stored with (identities.personAt): its userId's person, else on a device
+	// several users signed in on the user signed in at its time (DeviceSignIns), else its
+	// device's person, with the merges made by identify, alias and events carrying both ids. An
+	// nth rule (a repeat order) counts the person's distinct events under every key of theirs
+	// the sessionizer holds, the shared devices they signed in on included. So the live entries
+	// agree with the stages query whenever the events arrive after the links that make their
+	// person one and the sessionizer holds the person's keys: after a restart or an eviction a
+	// Runner restores the keys of the persons a batch names (toRestore), but not a shared device
+	// another user's sign-in joined to them, until its own events come again.
+	//
+	// A counter cannot go down, so when a merge reveals that two keys counted one person (a
+	// phone's anonymous visit, then a login there), both entries stay, as a live count in
+	// Mixpanel or Amplitude does not change retroactively; from the merge on, the person enters
+	// each stage at most once. A stage the merged person reaches only with the events of both
+	// keys (the second order of an nth: 2 rule was on the other key) is counted at the merge:
+	// a demanding reader of the live graph wants every person who reached a stage counted once,
+	// at least (never fewer than the query's persons), rather than a stage the person reached
+	// left uncounted until some later event. Likewise a sign-in arriving after events it
+	// splits between two users of a device takes no entry back.
 	StageEntries map[StageChannel]int
 	Orders       map[string]int     // Order Completed events by first-touch channel
 	Revenue      map[string]float64 // their positive amounts (see OrderAmount), by channel
@@ -397,7 +420,7 @@ func (s *Sessionizer) Push(now time.Time, events []ingest.Event) (Output, Stats)
 			s.signOut(key, moved, signIns, unshared)
 			later = append(later, pushedCopies(events[:i], key, moved)...)
 			superseded = append(superseded, Copy{key, e.Source, e.MessageID, time.UnixMilli(moved.ms).UTC()})
-			s.earlierCopy(c, e, p, &stats, &merged, signIns)
+			s.earlierCopy(key, c, e, p, &stats, &merged, signIns)
 			personIDs[i], seqs[i] = s.ids.personAt(e.UserID, e.AnonymousID, p.ms, p.seq)[2:], p.seq
 			if !c.dirty {
 				c.dirty = true
@@ -431,12 +454,13 @@ func (s *Sessionizer) Push(now time.Time, events []ingest.Event) (Output, Stats)
 		if c.firstChannel == "" && !s.isIdentity(p) {
 			c.firstChannel = s.strs[p.channel]
 		}
-		s.link(e, &stats, &merged)
-		s.observe(c, e, p, &stats, oc != nil)
+		s.link(key, c, e, p, &stats, &merged)
+		person := s.ids.personAt(e.UserID, e.AnonymousID, p.ms, p.seq)
+		s.observe(key, c, e, p, person, &stats, oc != nil)
 		if e.UserID != "" && e.AnonymousID != "" && s.signIn(c, e, p.ms) {
 			signIns["a:"+e.AnonymousID] = true
 		}
-		personIDs[i], seqs[i] = s.ids.personAt(e.UserID, e.AnonymousID, p.ms, p.seq)[2:], p.seq
+		personIDs[i], seqs[i] = person[2:], p.seq
 		c.add(p)
 		if !c.dirty {
 			c.dirty = true
@@ -757,10 +781,11 @@ func (s *Sessionizer) signOut(key string, q point, signIns, unshared map[string]
 	}
 }
 
-// observe updates the counters an arriving event feeds: lateness and the live journey (stage
-// entries in arrival order, orders, revenue and refunds). copied says another key of the person
-// held a later copy of it (see copyElsewhere), whose arrival counted the message.
-func (s *Sessionizer) observe(c *customer, e *ingest.Event, p point, stats *Stats, copied bool) {
+// observe updates the counters an arriving event of customer key c feeds: lateness and the live
+// journey (stage entries of its person, in arrival order, orders, revenue and refunds). person
+// is the event's (identities.personAt). copied says another key of the person held a later copy
+// of it (see copyElsewhere), whose arrival counted the message.
+func (s *Sessionizer) observe(key string, c *customer, e *ingest.Event, p point, person string, stats *Stats, copied bool) {
 	gap := s.cfg.Gap.Milliseconds()
 	if len(c.points) > 0 && p.ms < c.latest-gap {
 		stats.Late++
@@ -771,7 +796,7 @@ func (s *Sessionizer) observe(c *customer, e *ingest.Event, p point, stats *Stat
 	c.latest = max(c.latest, p.ms)
 	s.watermark = max(s.watermark, p.ms)
 	order := e.Type == "track" && (e.Event == "Order Completed" || e.Event == "Order Refunded")
-	entered := s.reach(c, p)
+	entered := s.reach(key, c, p, person)
 	if (order || entered != 0) && copied {
 		return // its first copy was counted: the stages it reaches are reached, uncounted
 	}
@@ -869,22 +894,24 @@ func (s *Sessionizer) heldUnder(k, own string, p point) (*customer, int) {
 // stages its point reaches that the customer had not reached. It is the same message, so it is
 // not late, and the live orders, revenue and refunds, counted when its first copy arrived (with
 // that copy's amount), are not counted again: counters cannot be taken back.
-func (s *Sessionizer) earlierCopy(c *customer, e *ingest.Event, p point, stats *Stats, merged *[][2]string, signIns map[string]bool) {
-	s.link(e, stats, merged)
-	s.enter(c, p, stats)
+func (s *Sessionizer) earlierCopy(key string, c *customer, e *ingest.Event, p point, stats *Stats, merged *[][2]string, signIns map[string]bool) {
+	s.link(key, c, e, p, stats, merged)
+	s.countEntries(c, s.reach(key, c, p, s.ids.personAt(e.UserID, e.AnonymousID, p.ms, p.seq)), stats)
 	if e.UserID != "" && e.AnonymousID != "" && s.signIn(c, e, p.ms) {
 		signIns["a:"+e.AnonymousID] = true
 	}
 }
 
-// link applies the identity links an event carries.
-func (s *Sessionizer) link(e *ingest.Event, stats *Stats, merged *[][2]string) {
+// link applies the identity links an event e (point p) of customer key c carries, and counts
+// the stage entries a merge reveals (see enterMerged).
+func (s *Sessionizer) link(key string, c *customer, e *ingest.Event, p point, stats *Stats, merged *[][2]string) {
 	for _, l := range s.ids.linksOf(e.UserID, e.AnonymousID, e.PreviousID, e.Type) {
 		stats.IdentityLinks++
-		switch s.ids.link(l.a, l.b, l.explicit) {
+		switch s.linkIDs(l.a, l.b, l.explicit) {
 		case linkMerged:
 			stats.IdentityMerges++
 			*merged = append(*merged, [2]string{l.a, l.b})
+			s.enterMerged(key, c, p, s.ids.find(l.a), stats)
 		case linkRefused:
 			stats.RunawayMerges++
 		case linkTwoUserIDs:
@@ -893,48 +920,198 @@ func (s *Sessionizer) link(e *ingest.Event, stats *Stats, merged *[][2]string) {
 	}
 }
 
-// enter counts the customer's entries into the stages p reaches (see reach).
-func (s *Sessionizer) enter(c *customer, p point, stats *Stats) {
-	s.countEntries(c, s.reach(c, p), stats)
-}
-
-// reach marks the stages p reaches as reached by the customer (in arrival order: a stage enters
-// once), and returns those it had not reached. A copy of p the customer holds is p, not another
+// reach marks the stages p, an event of customer key c with person (identities.personAt),
+// reaches as entered by its person (in arrival order: a person enters a stage once), and returns
+// those the person had not entered (see Stats.StageEntries). A copy of p held is p, not another
 // event.
-func (s *Sessionizer) reach(c *customer, p point) uint64 {
+func (s *Sessionizer) reach(key string, c *customer, p point, person string) uint64 {
+	reached, root := s.journey(key, c, person)
 	var stages uint64
 	for r := range s.rules {
 		if p.rules&(1<<r) == 0 {
 			continue
 		}
-		if nth := s.rules[r].Needs(); nth > 1 && c.reached&(1<<s.ruleStage[r]) == 0 {
-			// Counted only until the stage is reached (it enters once), and only up to nth: a
-			// customer with a million matching events costs no scan per event.
-			n := 1 // this event
-			for _, q := range c.points {
-				if q.rules&(1<<r) != 0 && q.id != p.id {
-					if n++; n >= nth {
-						break
-					}
-				}
-			}
-			if n < nth {
-				continue
-			}
+		// Counted only until the stage is entered (it enters once), and only up to nth: a person
+		// with a million matching events costs no scan per event.
+		if nth := s.rules[r].Needs(); nth > 1 && reached&(1<<s.ruleStage[r]) == 0 && 1+s.matches(key, c, root, r, p.id, nth-1) < nth {
+			continue
 		}
 		stages |= 1 << s.ruleStage[r]
 	}
-	entered := stages &^ c.reached
-	c.reached |= stages
+	entered := stages &^ reached
+	if entered != 0 {
+		s.setJourney(c, root, reached|stages)
+	}
 	return entered
+}
+
+// enterMerged counts the stage entries of the person of ids root that a merge made: the stages
+// of nth rules that its held events reach together and that neither part had entered (see
+// Stats.StageEntries). p, the event of customer key c carrying the link, is left to reach. The
+// entries go to c's first-touch channel, or when the link is c's first call (a login on a new
+// device), to the first-touch channel of another key of the person.
+func (s *Sessionizer) enterMerged(key string, c *customer, p point, root string, stats *Stats) {
+	reached := s.ids.reached[root]
+	stages := reached
+	for r := range s.rules {
+		if nth := s.rules[r].Needs(); nth > 1 && stages&(1<<s.ruleStage[r]) == 0 && s.matches(key, c, root, r, p.id, nth) >= nth {
+			stages |= 1 << s.ruleStage[r]
+		}
+	}
+	entered := stages &^ reached
+	if entered == 0 {
+		return
+	}
+	s.ids.reached[root] = stages
+	channel := c.firstChannel
+	for _, m := range s.ids.members[root] {
+		if channel != "" {
+			break
+		}
+		if o := s.customerOf(m); o != nil {
+			channel = o.firstChannel
+		}
+	}
+	s.countEntriesAs(channel, entered, stats)
+}
+
+// matches counts the held events of the person of ids root ("" for customer key c alone) that
+// match rule r, other than the event with id except, up to limit.
+func (s *Sessionizer) matches(key string, c *customer, root string, r int, except uint64, limit int) int {
+	n := 0
+	for q := range s.heldPoints(key, c, root) {
+		if q.rules&(1<<r) != 0 && q.id != except {
+			if n++; n >= limit {
+				break
+			}
+		}
+	}
+	return n
+}
+
+// journey returns the stages whose live entries counted person, the person of an event of
+// customer key c, and the root of its ids: "" when the person is the key alone (never linked),
+// whose stages c keeps.
+func (s *Sessionizer) journey(key string, c *customer, person string) (reached uint64, root string) {
+	if _, linked := s.ids.parent[person]; !linked && person[2:] == key {
+		return c.reached, ""
+	}
+	root = s.ids.find(person) // a linked id's root, or lostUser's own
+	return s.ids.reached[root], root
+}
+
+// setJourney records the stages whose live entries counted the person of root (see journey).
+func (s *Sessionizer) setJourney(c *customer, root string, reached uint64) {
+	if root == "" {
+		c.reached = reached
+	} else {
+		s.ids.reached[root] = reached
+	}
+}
+
+// linkIDs links two ids (see identities.link). An id linked for the first time was a person of
+// its own, whose entered stages its customer kept: they go with it into the identity graph.
+func (s *Sessionizer) linkIDs(a, b string, explicit bool) linkResult {
+	for _, id := range [2]string{a, b} {
+		if _, linked := s.ids.parent[id]; linked {
+			continue
+		}
+		if c := s.customerOf(id); c != nil && c.reached != 0 {
+			s.ids.reached[id] = c.reached
+			c.reached = 0
+		}
+	}
+	return s.ids.link(a, b, explicit)
+}
+
+// customerOf returns the customer held under id's key ("u:" a userId's, "a:" a device's), nil
+// when none is held, or the key's customer is of the other kind.
+func (s *Sessionizer) customerOf(id string) *customer {
+	c := s.customers[id[2:]]
+	if c == nil {
+		c = s.warm(id[2:])
+	}
+	if c == nil || c.byUser != strings.HasPrefix(id, "u:") {
+		return nil
+	}
+	return c
+}
+
+// heldPoints yields the points the sessionizer holds of the person of ids root ("" for customer
+// key c alone): those of the customer keys of its ids, of the shared devices its users signed
+// in on, and of key, the key of the event being counted; of a key whose events belong to
+// several persons (a shared device), those DeviceSignIns gives to it. Customers not held
+// (evicted, not restored since a restart) are not read.
+func (s *Sessionizer) heldPoints(key string, c *customer, root string) iter.Seq[point] {
+	return func(yield func(point) bool) {
+		if root == "" {
+			for _, q := range c.points {
+				if !yield(q) {
+					return
+				}
+			}
+			return
+		}
+		own := "a:" + key
+		if c.byUser {
+			own = "u:" + key
+		}
+		ids := append([]string{own}, s.ids.members[root]...)
+		for _, m := range s.ids.members[root] {
+			ids = append(ids, s.ids.sharedDevices[m]...)
+		}
+		seen := make(map[string]bool, len(ids))
+		for _, id := range ids {
+			if seen[id] {
+				continue
+			}
+			seen[id] = true
+			kc := c
+			if id != own {
+				if kc = s.customerOf(id); kc == nil {
+					continue
+				}
+			}
+			whole, split := s.keyPerson(id)
+			if !split && whole != root {
+				continue
+			}
+			for _, q := range kc.points {
+				if split && s.ids.find(s.ids.personAt("", id[2:], q.ms, q.seq)) != root {
+					continue
+				}
+				if !yield(q) {
+					return
+				}
+			}
+		}
+	}
+}
+
+// keyPerson returns the root of the person whose events are those of the customer key of id (a
+// "u:" or "a:" id), "" when id was never linked; split is true instead when the key is a device
+// several users signed in on, whose events are the person's DeviceSignIns gives each.
+func (s *Sessionizer) keyPerson(id string) (root string, split bool) {
+	if _, linked := s.ids.parent[id]; !linked {
+		return "", false
+	}
+	if strings.HasPrefix(id, "a:") && shared(s.ids.users[id]) {
+		return "", true
+	}
+	return s.ids.find(id), false
 }
 
 // countEntries counts the customer's entries into stages (bits by stage index), by its first
 // channel.
 func (s *Sessionizer) countEntries(c *customer, stages uint64, stats *Stats) {
+	s.countEntriesAs(c.firstChannel, stages, stats)
+}
+
+// countEntriesAs counts entries into stages (bits by stage index) by channel.
+func (s *Sessionizer) countEntriesAs(channel string, stages uint64, stats *Stats) {
 	for i, st := range s.jm.Stages {
 		if stages&(1<<i) != 0 {
-			stats.StageEntries[StageChannel{st.Name, c.firstChannel}]++
+			stats.StageEntries[StageChannel{st.Name, channel}]++
 		}
 	}
 }
@@ -1016,7 +1193,7 @@ func (s *Sessionizer) OpenSessions() int {
 // without emitting anything: the persons they make are already stored.
 func (s *Sessionizer) RestoreLinks(links [][2]string) {
 	for _, l := range links {
-		s.ids.link(l[0], l[1], true) // merges made before, by the rules of their time
+		s.linkIDs(l[0], l[1], true) // merges made before, by the rules of their time
 	}
 }
 
@@ -1111,7 +1288,7 @@ func (s *Sessionizer) Restore(key string, events []ingest.Event, sessions []Sess
 	for i := range events {
 		e := &events[i]
 		for _, l := range s.ids.linksOf(e.UserID, e.AnonymousID, e.PreviousID, e.Type) {
-			s.ids.link(l.a, l.b, l.explicit)
+			s.linkIDs(l.a, l.b, l.explicit)
 		}
 	}
 	for i := range events {
@@ -1132,16 +1309,55 @@ func (s *Sessionizer) Restore(key string, events []ingest.Event, sessions []Sess
 			c.firstChannel = s.strs[c.points[i].channel]
 		}
 	}
+	s.restoreJourney(key, c)
 	for _, ss := range sessions {
-		stored := s.store(ss)
-		c.reached |= stored.stages
-		c.sessions = append(c.sessions, stored)
+		c.sessions = append(c.sessions, s.store(ss))
 	}
 	slices.SortFunc(c.sessions, func(a, b storedSession) int { return cmp.Compare(a.startMs, b.startMs) })
 	s.watermark = max(s.watermark, c.latest)
 	s.customers[key] = c
 	delete(s.cold, key)
 	s.restored = append(s.restored, key)
+}
+
+// restoreJourney records the stages a restored customer key's events reach as entered by their
+// persons (see Stats.StageEntries): every stored event arrived before. A device several users
+// signed in on gives each of them its events DeviceSignIns gives them.
+func (s *Sessionizer) restoreJourney(key string, c *customer) {
+	id := "a:" + key
+	if c.byUser {
+		id = "u:" + key
+	}
+	whole, split := s.keyPerson(id)
+	counts := map[string][]int{} // per person's root: the points matching each rule
+	for _, q := range c.points {
+		root := whole
+		if split {
+			root = s.ids.find(s.ids.personAt("", key, q.ms, q.seq))
+		}
+		n := counts[root]
+		if n == nil {
+			n = make([]int, len(s.rules))
+			counts[root] = n
+		}
+		for r := range s.rules {
+			if q.rules&(1<<r) != 0 {
+				n[r]++
+			}
+		}
+	}
+	for root, n := range counts {
+		reached := c.reached
+		if root != "" {
+			reached = s.ids.reached[root]
+		}
+		for r, count := range n {
+			if count >= s.rules[r].Needs() {
+				reached |= 1 << s.ruleStage[r]
+			}
+		}
+		s.setJourney(c, root, reached)
+	}
 }
 
 // RestoreHistory restores every customer of keys that has stored events or sessions, from one

@@ -1786,3 +1786,94 @@ func TestCopiesOnOtherKeysAnswerAsTheFirst(t *testing.T) {
 		}
 	}
 }
+
+// TestLiveStageEntriesCountPersons is field cases 05's and 07's kinds in the live journey
+// metrics (the tester's R10 and R11): waymark_journey_stage_entries_total counts persons entering
+// a stage as the stages query does, a shared device's users apart (sessionize.DeviceSignIns)
+// and a person's phone, laptop, server calls, shared-device visits and aliased userId together,
+// when each event arrives after the links that make its person one (here one HTTP call each,
+// each stored before the next is sent). A merge of two keys that had both entered a stage keeps
+// both entries (a counter cannot go down) and the person enters nothing again; a stage that
+// only both keys' events reach (a repeat order) is entered at the merge (see
+// sessionize.Stats.StageEntries).
+func TestLiveStageEntriesCountPersons(t *testing.T) {
+	cases := []struct {
+		file string
+		// query is the persons entering each stage, by the journey map's rules: the answer the
+		// stages query must give, and the live entries too unless live is set.
+		query map[string]int64
+		live  map[string]int64 // the live entries, when a merge came after both keys had entered
+	}{
+		// R10: alice and bob order once each, anonymously on one browser: no repeat order.
+		{"shared-device", map[string]int64{"awareness": 2, "conversion": 2}, nil},
+		// R11: carol orders on her phone, anonymous then identified, and on her laptop, logged in.
+		{"phone-then-laptop", map[string]int64{"awareness": 1, "conversion": 1, "loyalty": 1}, nil},
+		// bob orders on alice's kiosk, then on his own phone.
+		{"shared-device-then-own", map[string]int64{"awareness": 1, "conversion": 1, "loyalty": 1}, nil},
+		// dan's server sends his first order under his userId, his browser the second.
+		{"server-order", map[string]int64{"awareness": 1, "conversion": 1, "loyalty": 1}, nil},
+		// erin orders as erin-old, is aliased to erin, and orders again on another browser.
+		{"alias", map[string]int64{"conversion": 1, "loyalty": 1}, nil},
+		// fay orders anonymously on her phone and her laptop, then logs in on both, and orders
+		// again on her tablet: both first orders entered conversion; the merge makes her loyal;
+		// the tablet's order enters nothing.
+		{"merge-after-both-counted", map[string]int64{"conversion": 1, "loyalty": 1}, map[string]int64{"conversion": 2, "loyalty": 1}},
+	}
+	for _, c := range cases {
+		t.Run(c.file, func(t *testing.T) {
+			s := startServe(t)
+			for _, line := range readLines(t, filepath.Join("testdata", "live-entries", c.file+".jsonl")) {
+				if status, answer := s.track(t, "/v1/batch", `{"batch":[`+line+`]}`); status != 200 {
+					t.Fatalf("POST /v1/batch: %d %s", status, answer)
+				}
+				s.waitStored(t) // the next event arrives after this one
+			}
+			code, body := httpGet(t, "http://"+s.http+"/api/v1/stages")
+			var stages struct {
+				Stages []struct {
+					Stage   string
+					Entered int64
+				}
+			}
+			if err := json.Unmarshal([]byte(body), &stages); code != 200 || err != nil {
+				t.Fatalf("stages: %d %s", code, body)
+			}
+			query := map[string]int64{}
+			for _, st := range stages.Stages {
+				if st.Entered != 0 {
+					query[st.Stage] = st.Entered
+				}
+			}
+			if !maps.Equal(query, c.query) {
+				t.Errorf("stages query entered %v, want %v", query, c.query)
+			}
+			want := c.live
+			if want == nil {
+				want = query
+			}
+			if got := liveStageEntries(t, scrape(t, s.http)); !maps.Equal(got, want) {
+				t.Errorf("waymark_journey_stage_entries_total %v, want %v (the stages query: %v)", got, want, query)
+			}
+		})
+	}
+}
+
+// liveStageEntries sums waymark_journey_stage_entries_total by stage in a /metrics scrape.
+func liveStageEntries(t *testing.T, metrics string) map[string]int64 {
+	t.Helper()
+	got := map[string]int64{}
+	for _, line := range strings.Split(metrics, "\n") {
+		labels, ok := strings.CutPrefix(line, "waymark_journey_stage_entries_total{")
+		if !ok {
+			continue
+		}
+		_, stage, _ := strings.Cut(labels, `stage="`)
+		stage, _, _ = strings.Cut(stage, `"`)
+		v, err := strconv.ParseFloat(line[strings.LastIndex(line, " ")+1:], 64)
+		if err != nil {
+			t.Fatalf("%s: %v", line, err)
+		}
+		got[stage] += int64(v)
+	}
+	return got
+}
