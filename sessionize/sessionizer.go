@@ -979,8 +979,8 @@ func (s *Sessionizer) enterMerged(key string, c *customer, p point, root string,
 // match rule r, other than the event with id except, up to limit.
 func (s *Sessionizer) matches(key string, c *customer, root string, r int, except uint64, limit int) int {
 	n := 0
-	for q := range s.heldPoints(key, c, root) {
-		if q.rules&(1<<r) != 0 && q.id != except {
+	for q := range s.heldPoints(key, c, root, 1<<r) {
+		if q.id != except {
 			if n++; n >= limit {
 				break
 			}
@@ -1038,15 +1038,16 @@ func (s *Sessionizer) customerOf(id string) *customer {
 }
 
 // heldPoints yields the points the sessionizer holds of the person of ids root ("" for customer
-// key c alone): those of the customer keys of its ids, of the shared devices its users signed
-// in on, and of key, the key of the event being counted; of a key whose events belong to
-// several persons (a shared device), those DeviceSignIns gives to it. Customers not held
+// key c alone) that match one of rules (bits by rule index): those of the customer keys of its
+// ids, of the shared devices its users signed in on, and of key, the key of the event being
+// counted; of a key whose events belong to several persons (a shared device), those
+// DeviceSignIns gives to it, which is looked up for matching points only. Customers not held
 // (evicted, not restored since a restart) are not read.
-func (s *Sessionizer) heldPoints(key string, c *customer, root string) iter.Seq[point] {
+func (s *Sessionizer) heldPoints(key string, c *customer, root string, rules uint64) iter.Seq[point] {
 	return func(yield func(point) bool) {
 		if root == "" {
 			for _, q := range c.points {
-				if !yield(q) {
+				if q.rules&rules != 0 && !yield(q) {
 					return
 				}
 			}
@@ -1077,7 +1078,7 @@ func (s *Sessionizer) heldPoints(key string, c *customer, root string) iter.Seq[
 				continue
 			}
 			for _, q := range kc.points {
-				if split && s.ids.find(s.ids.personAt("", id[2:], q.ms, q.seq)) != root {
+				if q.rules&rules == 0 || split && s.ids.find(s.ids.personAt("", id[2:], q.ms, q.seq)) != root {
 					continue
 				}
 				if !yield(q) {
