@@ -433,6 +433,9 @@ func (w *wire) event(raw []byte, source string, receivedAt time.Time, from origi
 	if e.SessionID = w.SessionID; e.SessionID == "" {
 		e.SessionID, _ = e.Property("session_id")
 	}
+	if _, ok := Placeholder(e.SessionID); ok {
+		e.SessionID = "" // "undefined", 0, -1 (Amplitude's "no session"): no session id, not one shared
+	}
 	if w.Type == "page" {
 		if e.PagePath == "" {
 			e.PagePath, _ = e.Property("path")

@@ -55,7 +55,20 @@ func TestPlaceholder(t *testing.T) {
 		{"00", ""},
 		{"0.0", ""}, // the string "0.0" is text, not the number 0 (CanonicalNumber)
 		{"10", ""},
-		{"-1", ""},
+		{"-1", "-1"},
+		{"(null)", "(null)"},
+		{"<NULL>", "<null>"},
+		{"nil", "nil"},
+		{"[object Undefined]", "[object undefined]"},
+		{"undefined undefined", "undefined undefined"},
+		{"Unknown", "unknown"},
+		{"N/A", "n/a"},
+		{"00000000-0000-0000-0000-000000000000", "00000000-0000-0000-0000-000000000000"},
+		{"\u200b", "blank"},
+		{"\ufeffundefined\u200d", "undefined"},
+		{"-2", ""},
+		{"00000000-0000-0000-0000-000000000001", ""},
+		{"\ufeffalice", ""},
 		{`"alice"`, ""},
 		{`"null`, ""},
 		{"'", ""},
@@ -237,6 +250,29 @@ func TestPlaceholderMessageIDs(t *testing.T) {
 					t.Errorf("messageIds %q, %q (the same message again), %q (another): want ids derived from each message's bytes", a.MessageID, again.MessageID, b.MessageID)
 				}
 			})
+		}
+	}
+}
+
+// TestPlaceholderSessionIDs: a client's session id that is a placeholder ("undefined", 0, -1,
+// Amplitude's "no session") is no session id, so it neither opens a session of its own nor joins
+// the events of every visit that sent it.
+func TestPlaceholderSessionIDs(t *testing.T) {
+	tests := []struct{ fields, want string }{
+		{`"context":{"sessionId":1733000000}`, "1733000000"},
+		{`"context":{"sessionId":"undefined"}`, ""},
+		{`"context":{"sessionId":0}`, ""},
+		{`"context":{"sessionId":-1}`, ""},
+		{`"properties":{"session_id":"null"}`, ""},
+		{`"properties":{"session_id":"s-7"}`, "s-7"},
+	}
+	for _, tt := range tests {
+		e, err := Decode([]byte(`{"type":"track","event":"A","userId":"u",`+tt.fields+`}`), "s", recv)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if e.SessionID != tt.want {
+			t.Errorf("%s: session id %q, want %q", tt.fields, e.SessionID, tt.want)
 		}
 	}
 }

@@ -50,7 +50,7 @@ func placeholderLines(placeholders []string) (lines []string, refused []string) 
 // /v1/alias), straight through Kafka with kcat, and with `waymark replay` of the lines as a
 // Segment export; the answers are the same each way.
 func TestPlaceholderIDsMergeNobody(t *testing.T) {
-	placeholders := []string{`"undefined"`, `"null"`, `"0"`, `0`, `" "`, `"[object Object]"`, `"Undefined"`}
+	placeholders := []string{`"undefined"`, `"null"`, `"0"`, `0`, `" "`, `"[object Object]"`, `"Undefined"`, `"(null)"`, `"nil"`, `"00000000-0000-0000-0000-000000000000"`}
 	lines, refused := placeholderLines(placeholders)
 	var steps []string
 	for i := range placeholders {
@@ -239,5 +239,23 @@ func TestPlaceholderMessageIDsAreNoID(t *testing.T) {
 				t.Errorf("%s: funnel %s = %v, want %s", arrival, tt.steps, counts, tt.want)
 			}
 		}
+	}
+}
+
+// TestPlaceholderSessionIDsSplitNoVisit: a visit whose client sends a placeholder session id
+// ("undefined", 0) on some calls is one session: the placeholder is no session id, not a change
+// of session (tester4's repro).
+func TestPlaceholderSessionIDsSplitNoVisit(t *testing.T) {
+	s := startServe(t)
+	var lines []string
+	for i, id := range []string{`1733000000`, `"undefined"`, `1733000000`, `0`, `-1`} {
+		lines = append(lines, fmt.Sprintf(`{"type":"track","userId":"visitor","event":"PS View","messageId":"ps-%d","timestamp":"2024-05-15T10:%02d:00Z","context":{"sessionId":%s}}`, i, i, id))
+	}
+	if status, answer := s.track(t, "/v1/batch", `{"batch":[`+strings.Join(lines, ",")+`]}`); status != 200 {
+		t.Fatalf("POST /v1/batch: %d %s", status, answer)
+	}
+	s.waitStored(t)
+	if sum := s.sessions(t); sum.Sessions != 1 || sum.Events != uint64(len(lines)) {
+		t.Errorf("%d sessions of %d events, want 1 of %d", sum.Sessions, sum.Events, len(lines))
 	}
 }
