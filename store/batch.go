@@ -82,7 +82,7 @@ func shareOf(ctx context.Context) *scanShare {
 // query of the batch still running waits for one too; then as many of the waiting scans as their
 // conditions fit one 64-bit mask are read together (scanTogether). The others wait for those
 // queries to end and are read next: a batch reads one scan at a time, as one query does. A query
-// that never scans (sessions, a query matched in ClickHouse) holds the others back until it ends.
+// that never scans (a query matched in ClickHouse) holds the others back until it ends.
 type scanShare struct {
 	store   *Store
 	mu      sync.Mutex

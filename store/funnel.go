@@ -499,25 +499,45 @@ func (p *funnelPlan) units(events []scannedEvent, sessions map[string][]span) []
 	if p.keyAttr < 0 {
 		return [][]unitEvent{out}
 	}
-	return splitBySession(out, keys, sessions)
+	parts := splitBySession(out, keys, func(e unitEvent) int64 { return e.t }, sessions)
+	units := make([][]unitEvent, len(parts))
+	for i, p := range parts {
+		units[i] = p.events
+	}
+	return units
 }
 
-// span is one session's time range.
-type span struct{ start, end int64 }
+// span is one stored session (a visit of one device): its time range (ms) and end reason.
+type span struct {
+	start, end int64
+	reason     string
+}
 
-// splitBySession groups events by the session (of their customer key) they fall in; events of no
-// stored session yet are left out.
-func splitBySession(events []unitEvent, keys []string, sessions map[string][]span) [][]unitEvent {
+// sessionPart is one person's events within one visit: a session, as every query that counts
+// sessions counts them (see splitBySession).
+type sessionPart[E any] struct {
+	visit  span
+	events []E
+}
+
+// splitBySession is the rule of the session unit, which every query that counts sessions uses
+// (funnels and drop-offs by sessions, the sessions summary): it splits one person's events,
+// sorted, by the visit (stored session of their customer key, from sessions) each falls in, so
+// a session is a person's events within one visit of a device. A visit in which one person logs
+// in is one session; a visit shared by several signed-in persons is one session per person, as
+// Amplitude and Mixpanel count sessions per user. keys[i] is the customer key of events[i], and
+// at gives an event's time (ms). Events of no stored session yet are left out.
+func splitBySession[E any](events []E, keys []string, at func(E) int64, sessions map[string][]span) []sessionPart[E] {
 	type unitKey struct {
 		key   string
 		start int64
 	}
 	index := map[unitKey]int{}
-	var units [][]unitEvent
+	var units []sessionPart[E]
 	for i, e := range events {
-		spans := sessions[keys[i]]
-		j, _ := slices.BinarySearchFunc(spans, e.t, func(s span, t int64) int { return cmp.Compare(s.start, t+1) })
-		if j == 0 || spans[j-1].end < e.t {
+		t, spans := at(e), sessions[keys[i]]
+		j, _ := slices.BinarySearchFunc(spans, t, func(s span, t int64) int { return cmp.Compare(s.start, t+1) })
+		if j == 0 || spans[j-1].end < t {
 			continue
 		}
 		k := unitKey{keys[i], spans[j-1].start}
@@ -525,9 +545,9 @@ func splitBySession(events []unitEvent, keys []string, sessions map[string][]spa
 		if !ok {
 			u = len(units)
 			index[k] = u
-			units = append(units, nil)
+			units = append(units, sessionPart[E]{visit: spans[j-1]})
 		}
-		units[u] = append(units[u], e)
+		units[u].events = append(units[u].events, e)
 	}
 	return units
 }
@@ -538,9 +558,9 @@ func (s *Store) sessionSpans(ctx context.Context, from time.Time) (map[string][]
 	if !from.IsZero() {
 		lo = uint64(from.UnixMilli())
 	}
-	rows, err := s.conn.Query(ctx, `SELECT customer_key, start, end FROM (
+	rows, err := s.conn.Query(ctx, `SELECT customer_key, start, end, reason FROM (
 		SELECT session_id, argMax(customer_key, version) AS customer_key, argMax(start_ms, version) AS start,
-			argMax(end_ms, version) AS end, argMax(deleted, version) AS gone
+			argMax(end_ms, version) AS end, argMax(end_reason, version) AS reason, argMax(deleted, version) AS gone
 		FROM `+s.table("sessions")+`
 		GROUP BY session_id
 		HAVING gone = 0 AND end >= ?
@@ -551,12 +571,12 @@ func (s *Store) sessionSpans(ctx context.Context, from time.Time) (map[string][]
 	defer rows.Close()
 	out := map[string][]span{}
 	for rows.Next() {
-		var key string
+		var key, reason string
 		var start, end uint64
-		if err := rows.Scan(&key, &start, &end); err != nil {
+		if err := rows.Scan(&key, &start, &end, &reason); err != nil {
 			return nil, fmt.Errorf("read sessions: %w", err)
 		}
-		out[key] = append(out[key], span{int64(start), int64(end)})
+		out[key] = append(out[key], span{int64(start), int64(end), reason})
 	}
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("read sessions: %w", err)
