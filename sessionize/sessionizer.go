@@ -1419,7 +1419,10 @@ func (s *Sessionizer) cut(key string, c *customer) []Session {
 		return s.ids.personAt("", key, p.ms, p.seq)[2:]
 	}
 	gap, maxDur := s.cfg.Gap.Milliseconds(), s.cfg.MaxDuration.Milliseconds()
-	counts := make([]int, len(s.rules))
+	// counts is, per person, their events so far matching each rule: a rule that needs the nth
+	// matching event counts one person's events, not the device's, as the queries do (bob's
+	// first order on alice's device is not her second). Persons are looked up only then.
+	counts := map[string][]int{}
 	var sessions []Session
 	var stages uint64
 	start := 0
@@ -1459,14 +1462,26 @@ func (s *Sessionizer) cut(key string, c *customer) []Session {
 				closeAt(i, EndMaxEvents)
 			}
 		}
+		who := ""
 		for r := range s.rules {
 			if p.rules&(1<<r) == 0 {
 				continue
 			}
-			counts[r]++
-			if counts[r] >= s.rules[r].Needs() {
-				stages |= 1 << s.ruleStage[r]
+			nth := s.rules[r].Needs()
+			if nth > 1 {
+				if who == "" {
+					who = person(p)
+				}
+				n := counts[who]
+				if n == nil {
+					n = make([]int, len(s.rules))
+					counts[who] = n
+				}
+				if n[r]++; n[r] < nth {
+					continue
+				}
 			}
+			stages |= 1 << s.ruleStage[r]
 		}
 	}
 	if len(points) > start {
