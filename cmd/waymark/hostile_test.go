@@ -365,6 +365,9 @@ func TestOverlongRequestHeadsAnswerJSON(t *testing.T) {
 		{"tracking: a long query string", "POST", "/v1/track?pad=" + pad(70<<10), writeKey, event, 414, "field", "pad"},
 		{"tracking: a long cookie", "POST", "/v1/batch", writeKey + "\nCookie: a=" + pad(100<<10), `{"batch":[` + event + `]}`, 431, "field", "Cookie"},
 		{"tracking: a long header, within the limit", "POST", "/v1/track", writeKey + "\nX-Padding: " + pad(60<<10), event, 200, "", ""},
+		// A name that is itself too long is named by its first 256 bytes, so the answer stays small.
+		{"a long parameter name", "GET", "/api/v1/funnel?steps=A&" + pad(70<<10) + "=1", readKey, "", 414, "param", pad(256) + "…"},
+		{"a long header name", "GET", "/api/v1/funnel?steps=A", readKey + "\nX-" + pad(70<<10) + ": 1", "", 431, "param", "X-X" + pad(253) + "…"}, // canonical: X-Xxx…
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -391,7 +394,10 @@ func TestOverlongRequestHeadsAnswerJSON(t *testing.T) {
 				t.Fatalf("%d %s %.300s, want %d in JSON", resp.StatusCode, resp.Header.Get("Content-Type"), b, tt.status)
 			}
 			if tt.key != "" && body[tt.key] != tt.name2 {
-				t.Errorf("%s = %v, want %q: %.300s", tt.key, body[tt.key], tt.name2, b)
+				t.Errorf("%s = %.300v, want %.300q: %.300s", tt.key, body[tt.key], tt.name2, b)
+			}
+			if len(b) > 4<<10 {
+				t.Errorf("the answer is %d bytes: %.300s…", len(b), b)
 			}
 		})
 	}

@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/waymark-dev/waymark/ingest"
 	"github.com/waymark-dev/waymark/store/queryapi"
@@ -41,9 +42,9 @@ func limitHead(next http.Handler) http.Handler {
 			}
 			part := "its path"
 			if name != "url" {
-				part = "parameter " + name
+				part = fmt.Sprintf("parameter %q", clipName(name))
 			}
-			writeError(w, http.StatusRequestURITooLong, name, fmt.Sprintf(
+			writeError(w, http.StatusRequestURITooLong, clipName(name), fmt.Sprintf(
 				"the request URL is %d bytes, at most %d (%s is %d bytes)%s", n, maxURLBytes, part, size, hint))
 			return
 		}
@@ -59,8 +60,8 @@ func limitHead(next http.Handler) http.Handler {
 			}
 		}
 		if total > maxHeaderBytes {
-			writeError(w, http.StatusRequestHeaderFieldsTooLarge, longest, fmt.Sprintf(
-				"the request's header fields are %d bytes, at most %d (%s is %d bytes)", total, maxHeaderBytes, longest, longestSize))
+			writeError(w, http.StatusRequestHeaderFieldsTooLarge, clipName(longest), fmt.Sprintf(
+				"the request's header fields are %d bytes, at most %d (%q is %d bytes)", total, maxHeaderBytes, clipName(longest), longestSize))
 			return
 		}
 		next.ServeHTTP(w, r)
@@ -82,4 +83,20 @@ func longestParam(rawQuery string) (string, int) {
 		name, size = key, len(pair)
 	}
 	return name, size
+}
+
+// maxNameBytes is the most of a parameter's or header's name an answer repeats: a name may itself
+// be what makes a request too long.
+const maxNameBytes = 256
+
+// clipName returns name cut to maxNameBytes at a character boundary, with "…" when cut.
+func clipName(name string) string {
+	if len(name) <= maxNameBytes {
+		return name
+	}
+	i := maxNameBytes
+	for i > 0 && !utf8.RuneStart(name[i]) {
+		i--
+	}
+	return name[:i] + "…"
 }
