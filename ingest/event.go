@@ -236,13 +236,21 @@ func SkewCorrected(t, sent, received time.Time) time.Time {
 }
 
 // check validates a message as Decode does and returns its customer key, without collecting its
-// properties: the collector's check before it hands the message to Kafka.
+// properties: the collector's check before it hands the message to Kafka. A message it refuses
+// has the key its ids give, as far as they were read before the fault, "" when none was.
 func check(raw []byte, receivedAt time.Time) (string, error) {
 	var w wire
-	if err := w.read(raw); err != nil {
-		return "", err
+	err := w.read(raw)
+	var e Event
+	if err == nil {
+		e, err = w.event(raw, "", receivedAt, asStamped)
 	}
-	e, err := w.event(raw, "", receivedAt, asStamped)
+	if err != nil {
+		// A refused event's dead letter keeps the key the event would have had, as the
+		// consumer's dead letters keep their message's: a re-drive lands on its device's partition.
+		e = Event{UserID: w.UserID, AnonymousID: w.AnonymousID}
+		e.dropPlaceholders()
+	}
 	return e.CustomerKey(), err
 }
 

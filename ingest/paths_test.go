@@ -161,3 +161,31 @@ func TestCollectorStampsWithinTheLimit(t *testing.T) {
 		}
 	}
 }
+
+// TestRefusedEventsKeepTheirKey: an event the collector refuses goes to the dead-letter topic
+// under the key it would have had (its anonymousId, else its userId), as the consumer's dead
+// letters keep their message's key, so a re-drive reaches its device's partition.
+func TestRefusedEventsKeepTheirKey(t *testing.T) {
+	c := &Collector{cfg: CollectorConfig{Brokers: []string{"unused:9092"}}}
+	c.cfg.setDefaults()
+	tests := []struct{ event, key string }{
+		{`{"type":"track","event":"A","anonymousId":"d1","userId":"u1","timestamp":"yesterday"}`, "d1"},
+		{`{"type":"track","event":"A","userId":"u1","timestamp":12345}`, "u1"},
+		{`{"type":"track","anonymousId":"d1"}`, "d1"}, // no event name
+		{`{"type":"track","event":"A","anonymousId":"undefined","userId":"u1","timestamp":"x"}`, "u1"},
+		{`{"type":"track","event":"A","timestamp":"x"}`, ""},
+	}
+	for _, tt := range tests {
+		req, err := parseRequest([]byte(`{"batch":[`+tt.event+`]}`), "batch")
+		if err != nil {
+			t.Fatal(err)
+		}
+		accepted, rejected := c.prepare(req, "web", time.Now())
+		if len(accepted) != 0 || len(rejected) != 1 {
+			t.Fatalf("%s: accepted %d, refused %d; want it refused", tt.event, len(accepted), len(rejected))
+		}
+		if rejected[0].key != tt.key {
+			t.Errorf("%s: dead letter key %q, want %q", tt.event, rejected[0].key, tt.key)
+		}
+	}
+}
