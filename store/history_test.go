@@ -65,7 +65,7 @@ func TestHistorySharedMessageID(t *testing.T) {
 func TestHistoryOddKeys(t *testing.T) {
 	st := openStore(t)
 	ctx := context.Background()
-	odd := []string{"it's", `back\slash`, "nul\x00byte", strings.Repeat("L", 30000), "\\N", "a\tb\nc", "\u00fc\U0001F600", " "}
+	odd := []string{"it's", `back\slash`, "nul\x00byte", strings.Repeat("L", 30000), "\\N", "a\tb\nc", "\u00fc\U0001F600", " padded "}
 	var evs []ingest.Event
 	for i, k := range odd {
 		evs = append(evs, historyEvent(t, k, fmt.Sprint("m", i), "2026-11-02T10:00:00Z"))
