@@ -41,6 +41,7 @@ func (st *storedRows) push(s *Sessionizer, now time.Time, batch []ingest.Event) 
 	}
 	st.sessions = append(st.sessions, out.Sessions...)
 	st.superseded = append(st.superseded, out.Superseded...)
+	st.superseded = append(st.superseded, nameCopies(out.unnamed, st.events)...) // as a Runner does
 	st.links = append(st.links, out.Links...)
 	for _, d := range out.SignIns {
 		if st.signIns == nil {
@@ -583,6 +584,107 @@ func TestCopiesOnOtherKeysKeepTheFirst(t *testing.T) {
 					}
 					if s.cfg.MaxCustomers == 1 && s.Customers() > 1 {
 						t.Errorf("%d customers held, want 1: the test needs them evicted", s.Customers())
+					}
+					if duplicates != 1 {
+						t.Errorf("%d duplicates counted, want 1", duplicates)
+					}
+				})
+			}
+		}
+	}
+}
+
+// TestCopiesJoinedAfterBothArriveKeepTheEarliest is field case 01's kind where the two keys
+// holding copies of one message become one person only after both copies arrived (tester4's
+// t4b2, t4b3, t4b7): a device's anonymous copy and a copy under the userId, or on a second
+// device, then the identify or alias joining them. At the merge the earliest copy (by time) is
+// the event and the other is superseded, in either arrival order of the copies, all in one push,
+// one push each, and restarted or evicted after each push (restored as a Runner does): the rows
+// read and the sessions are those of a run that received the earliest copy alone.
+func TestCopiesJoinedAfterBothArriveKeepTheEarliest(t *testing.T) {
+	copyOf := func(anon, user, coupon string, minutes float64) ingest.Event {
+		e := call("track", "Order", anon, user, minutes)
+		e.MessageID = "m"
+		e.PropertyKeys, e.PropertyValues = []string{"coupon"}, []string{coupon}
+		e.Raw = fmt.Appendf(nil, `{"anonymousId":%q,"userId":%q,"coupon":%q}`, anon, user, coupon)
+		return e
+	}
+	alias := call("alias", "", "", "new", 10)
+	alias.PreviousID = "old"
+	tests := []struct {
+		name   string
+		early  ingest.Event   // the earliest copy
+		late   ingest.Event   // the later copy, under another key
+		others []ingest.Event // sent before the copies
+		links  []ingest.Event // sent after both copies, joining their keys
+	}{
+		{"device, then userId, identify", copyOf("a1", "", "A", 0), copyOf("", "u", "B", 5),
+			[]ingest.Event{call("page", "", "a1", "", -1)}, []ingest.Event{call("identify", "", "a1", "u", 10)}},
+		{"two devices, identified one by one", copyOf("a1", "", "A", 0), copyOf("a2", "", "B", 5),
+			[]ingest.Event{call("page", "", "a1", "", -1)},
+			[]ingest.Event{call("identify", "", "a1", "u", 10), call("identify", "", "a2", "u", 11)}},
+		{"two userIds, alias", copyOf("", "old", "A", 0), copyOf("", "new", "B", 5),
+			[]ingest.Event{call("page", "", "", "new", 4)}, []ingest.Event{alias}},
+	}
+	for _, tc := range tests {
+		for _, earlyFirst := range []bool{true, false} {
+			copies := []ingest.Event{tc.early, tc.late}
+			if !earlyFirst {
+				copies = []ingest.Event{tc.late, tc.early}
+			}
+			sent := slices.Concat(tc.others, copies, tc.links)
+			for i := range sent {
+				sent[i].Seq = int64(i)
+			}
+			ref := &storedRows{}
+			ref.push(newTestSessionizer(t), base, slices.DeleteFunc(slices.Clone(sent), func(e ingest.Event) bool {
+				return e.MessageID == tc.late.MessageID && e.CustomerKey() == tc.late.CustomerKey()
+			}))
+			want := describe(live(ref.sessions))
+			for _, mode := range []string{"one push", "one push each", "restart after each push, restoring as a Runner",
+				"evicted by each push, restoring as a Runner"} {
+				t.Run(fmt.Sprintf("%s, earliest first %v, %s", tc.name, earlyFirst, mode), func(t *testing.T) {
+					st := &storedRows{}
+					s := newTestSessionizer(t)
+					if strings.HasPrefix(mode, "evicted") {
+						s.cfg.MaxCustomers = 1
+					}
+					batches := [][]ingest.Event{sent}
+					if mode != "one push" {
+						batches = nil
+						for i := range sent {
+							batches = append(batches, sent[i:i+1])
+						}
+					}
+					now, duplicates := base, 0
+					for i, b := range batches {
+						now = now.Add(time.Second)
+						if strings.HasPrefix(mode, "evicted") {
+							b = append(slices.Clone(b), at(fmt.Sprint("other-", i), "Product Viewed", 1000+float64(i)))
+						}
+						if strings.HasSuffix(mode, "restoring as a Runner") {
+							st.restoreFor(s, b)
+						}
+						duplicates += st.push(s, now, b).Duplicates
+						if strings.HasPrefix(mode, "restart") {
+							s = newTestSessionizer(t)
+							s.RestoreLinks(st.links)
+						}
+					}
+					var rows []string
+					for _, e := range st.events {
+						if e.MessageID == "m" && !st.isSuperseded(e) {
+							rows = append(rows, fmt.Sprintf("%s %v %s", e.CustomerKey(), e.PropertyValues, e.Timestamp.Format(time.TimeOnly)))
+						}
+					}
+					e := tc.early
+					if wantRow := fmt.Sprintf("%s %v %s", e.CustomerKey(), e.PropertyValues, e.Timestamp.Format(time.TimeOnly)); !slices.Equal(rows, []string{wantRow}) {
+						t.Errorf("rows read %q, want only %q", rows, wantRow)
+					}
+					sessions := live(st.sessions)
+					maps.DeleteFunc(sessions, func(_ string, ss Session) bool { return strings.HasPrefix(ss.CustomerKey, "other-") })
+					if got := describe(sessions); !slices.Equal(got, want) {
+						t.Errorf("sessions\n%s\nwant (the earliest copy alone)\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 					}
 					if duplicates != 1 {
 						t.Errorf("%d duplicates counted, want 1", duplicates)

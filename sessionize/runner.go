@@ -26,6 +26,9 @@ type Batch struct {
 	// Output.Superseded): the sink writes them before Events, and queries leave them out.
 	Superseded []Copy
 	Version    uint64
+	// unnamed are superseded copies known by key, time and id (see Output.unnamed), which the
+	// Runner names from History before the sink writes the batch (see Runner.store).
+	unnamed []unnamedCopy
 }
 
 // Sink stores batches. Write returns when the batch is durable.
@@ -135,6 +138,7 @@ func (r *Runner) Prepare(ctx context.Context, events []ingest.Event) (func(conte
 		// and does not see them replace anything again.
 		Superseded: append(r.pending.Superseded, out.Superseded...),
 		Version:    out.Version,
+		unnamed:    append(r.pending.unnamed, out.unnamed...),
 	}
 	r.pending = Batch{}
 	r.metrics.customers.Set(float64(r.core.Customers()))
@@ -177,7 +181,11 @@ func (r *Runner) store(ctx context.Context, b Batch, changed []Session, gen uint
 		}
 		return store(ctx)
 	}
-	if err := r.write(ctx, b); err != nil {
+	err := r.name(ctx, &b)
+	if err == nil {
+		err = r.write(ctx, b)
+	}
+	if err != nil {
 		r.mu.Lock()
 		r.pending = Batch{
 			Sessions:   append(b.Sessions, r.pending.Sessions...),
@@ -185,6 +193,7 @@ func (r *Runner) store(ctx context.Context, b Batch, changed []Session, gen uint
 			Persons:    latestPersons(append(b.Persons, r.pending.Persons...)),
 			SignIns:    latestSignIns(append(b.SignIns, r.pending.SignIns...)),
 			Superseded: append(b.Superseded, r.pending.Superseded...),
+			unnamed:    append(b.unnamed, r.pending.unnamed...),
 		}
 		r.mu.Unlock()
 		return fmt.Errorf("store %d events and %d sessions: %w", len(b.Events), len(b.Sessions), err)
@@ -194,6 +203,31 @@ func (r *Runner) store(ctx context.Context, b Batch, changed []Session, gen uint
 			r.metrics.sessions.WithLabelValues(s.EndReason).Inc()
 		}
 	}
+	return nil
+}
+
+// name adds to b's Superseded its unnamed copies (superseded at a merge, see mergeCopies), named
+// by their source and messageId from the stored events of their keys. It runs where the batch is
+// stored, after the batches before it are: the copies were stored by those. Without a History
+// there is nothing stored to look up, and they are dropped.
+func (r *Runner) name(ctx context.Context, b *Batch) error {
+	if len(b.unnamed) == 0 {
+		return nil
+	}
+	if r.history != nil {
+		var keys []string
+		for _, u := range b.unnamed {
+			if !slices.Contains(keys, u.key) {
+				keys = append(keys, u.key)
+			}
+		}
+		stored, _, err := r.history.History(ctx, keys)
+		if err != nil {
+			return fmt.Errorf("look up %d copies superseded at a merge: %w", len(b.unnamed), err)
+		}
+		b.Superseded = append(b.Superseded, nameCopies(b.unnamed, stored)...)
+	}
+	b.unnamed = nil
 	return nil
 }
 

@@ -367,6 +367,34 @@ type Output struct {
 	// Superseded are the stored copies (of the pushed copy's key or another key of its person)
 	// that an earlier copy pushed now replaced, to be left out of every answer (see LaterCopies).
 	Superseded []Copy
+	// unnamed are superseded copies known by key, time and id only (see supersede): the Runner
+	// names them from the store (see nameCopies) and writes them with Superseded.
+	unnamed []unnamedCopy
+}
+
+// unnamedCopy is a stored copy of an event known by its customer key, time (unix ms) and id
+// (eventHash) only.
+type unnamedCopy struct {
+	key string
+	ms  int64
+	id  uint64
+}
+
+// nameCopies returns the copies of unnamed found among stored, events of their keys as the store
+// holds them, named by their source and messageId. A copy not found is not stored (it cannot be,
+// being held as stored) and needs no leaving out.
+func nameCopies(unnamed []unnamedCopy, stored []ingest.Event) []Copy {
+	var out []Copy
+	for _, u := range unnamed {
+		for i := range stored {
+			e := &stored[i]
+			if e.Timestamp.UnixMilli() == u.ms && e.CustomerKey() == u.key && eventHash(e) == u.id {
+				out = append(out, Copy{u.key, e.Source, e.MessageID, time.UnixMilli(u.ms).UTC()})
+				break
+			}
+		}
+	}
+	return out
 }
 
 // Copy names one stored copy of an event: its customer key, source, messageId and time.
@@ -379,17 +407,13 @@ type Copy struct {
 // version above every earlier one, and what it saw. Events already seen (same source and
 // messageId) are ignored, so redelivered batches change nothing.
 func (s *Sessionizer) Push(now time.Time, events []ingest.Event) (Output, Stats) {
-	stats := Stats{Events: len(events), StageEntries: map[StageChannel]int{}, Orders: map[string]int{},
-		Revenue: map[string]float64{}, Refunds: map[string]float64{}, IgnoredAmounts: map[string]int{}}
-	touched := s.restored
+	ps := &pushState{events: events, touched: s.restored, stats: Stats{Events: len(events), StageEntries: map[StageChannel]int{},
+		Orders: map[string]int{}, Revenue: map[string]float64{}, Refunds: map[string]float64{}, IgnoredAmounts: map[string]int{}}}
+	stats := &ps.stats
 	s.restored = nil
-	var merged [][2]string
-	var later []int
-	var superseded []Copy
-	signIns := map[string]bool{}  // devices whose sign-ins changed
-	unshared := map[string]bool{} // of them, those shared before that no longer are (see signOut)
 	personIDs, seqs := make([]string, len(events)), make([]int64, len(events))
 	for i := range events {
+		ps.i = i
 		e := &events[i]
 		key := e.CustomerKey()
 		c := s.customer(key)
@@ -403,7 +427,7 @@ func (s *Sessionizer) Push(now time.Time, events []ingest.Event) (Output, Stats)
 			stats.Duplicates++
 			personIDs[i], seqs[i] = s.ids.personAt(e.UserID, e.AnonymousID, held.ms, held.seq)[2:], held.seq
 			if p.payload != held.payload { // another copy at the same time: the first to arrive is the event
-				later = append(later, i)
+				ps.later = append(ps.later, i)
 			}
 			continue // the same bytes delivered again: stored again, which changes nothing
 		}
@@ -411,21 +435,15 @@ func (s *Sessionizer) Push(now time.Time, events []ingest.Event) (Output, Stats)
 			stats.Duplicates++
 			j := c.copyOf(p.id)
 			if p.ms >= c.points[j].ms {
-				later = append(later, i)
+				ps.later = append(ps.later, i)
 				continue
 			}
 			// An earlier copy: it is the event from now on (see Output.LaterCopies).
 			moved := c.points[j]
 			c.replace(j, p)
-			s.signOut(key, moved, signIns, unshared)
-			later = append(later, pushedCopies(events[:i], key, moved)...)
-			superseded = append(superseded, Copy{key, e.Source, e.MessageID, time.UnixMilli(moved.ms).UTC()})
-			s.earlierCopy(key, c, e, p, &stats, &merged, signIns)
+			s.supersede(ps, key, c, moved)
+			s.earlierCopy(ps, key, c, e, p)
 			personIDs[i], seqs[i] = s.ids.personAt(e.UserID, e.AnonymousID, p.ms, p.seq)[2:], p.seq
-			if !c.dirty {
-				c.dirty = true
-				touched = append(touched, key)
-			}
 			continue
 		}
 		other, oc, j := s.copyElsewhere(e, p)
@@ -434,7 +452,7 @@ func (s *Sessionizer) Push(now time.Time, events []ingest.Event) (Output, Stats)
 			stats.Duplicates++
 			q := oc.points[j]
 			if p.ms >= q.ms {
-				later = append(later, i)
+				ps.later = append(ps.later, i)
 				personIDs[i], seqs[i] = s.ids.personAt(e.UserID, e.AnonymousID, q.ms, q.seq)[2:], q.seq
 				if created && len(c.points) == 0 {
 					delete(s.customers, key) // nothing of it is stored
@@ -443,62 +461,109 @@ func (s *Sessionizer) Push(now time.Time, events []ingest.Event) (Output, Stats)
 			}
 			// An earlier copy: it is the event; the other key's copy is superseded.
 			oc.remove(j)
-			s.signOut(other, q, signIns, unshared)
-			later = append(later, pushedCopies(events[:i], other, q)...)
-			superseded = append(superseded, Copy{other, e.Source, e.MessageID, time.UnixMilli(q.ms).UTC()})
-			if !oc.dirty {
-				oc.dirty = true
-				touched = append(touched, other)
-			}
+			s.supersede(ps, other, oc, q)
 		}
 		if c.firstChannel == "" && !s.isIdentity(p) {
 			c.firstChannel = s.strs[p.channel]
 		}
-		s.link(key, c, e, p, &stats, &merged)
+		s.link(ps, key, c, e, p)
 		person := s.ids.personAt(e.UserID, e.AnonymousID, p.ms, p.seq)
-		s.observe(key, c, e, p, person, &stats, oc != nil)
+		s.observe(key, c, e, p, person, stats, oc != nil)
 		if e.UserID != "" && e.AnonymousID != "" && s.signIn(c, e, p.ms) {
-			signIns["a:"+e.AnonymousID] = true
+			ps.signedIn("a:" + e.AnonymousID)
 		}
 		personIDs[i], seqs[i] = person[2:], p.seq
 		c.add(p)
-		if !c.dirty {
-			c.dirty = true
-			touched = append(touched, key)
-		}
+		ps.touch(key, c)
 	}
 	s.evicting = nil // those the last Push evicted and this one did not take back are gone
 	stats.SignInsLost = s.ids.takeLost()
+	later := ps.later
 	slices.Sort(later)
 	later = slices.Compact(later)
 	s.version = max(s.version+1, uint64(now.UnixNano()))
-	out := Output{Version: s.version, Links: merged, PersonIDs: personIDs, Seqs: seqs, LaterCopies: later,
-		Superseded: superseded}
-	for _, device := range slices.Sorted(maps.Keys(signIns)) {
+	out := Output{Version: s.version, Links: ps.merged, PersonIDs: personIDs, Seqs: seqs, LaterCopies: later,
+		Superseded: ps.superseded, unnamed: ps.unnamed}
+	for _, device := range slices.Sorted(maps.Keys(ps.signIns)) {
 		if d, ok := s.ids.sharedSignIns(device); ok {
 			out.SignIns = append(out.SignIns, d)
-		} else if unshared[device] { // replaces the stored shared ones: the one user's
+		} else if ps.unshared[device] { // replaces the stored shared ones: the one user's
 			out.SignIns = append(out.SignIns, s.ids.signIns(device))
 		}
 	}
 	emitted := map[string]bool{}
-	for _, pair := range merged {
+	for _, pair := range ps.merged {
 		if root := s.ids.find(pair[0]); !emitted[root] { // each merged person once
 			emitted[root] = true
 			out.Persons = append(out.Persons, s.ids.person(root)...)
 		}
 	}
-	for _, key := range touched {
+	for _, key := range ps.touched {
 		c := s.customers[key]
 		c.dirty = false
 		c.sort()
 		next := s.cut(key, c)
 		out.Sessions = append(out.Sessions, s.diff(key, c, next)...)
 	}
-	stats.Evicted = s.evict(touched)
+	stats.Evicted = s.evict(ps.touched)
 	s.cool()
 	s.compactStrings()
-	return out, stats
+	return out, *stats
+}
+
+// pushState is what one Push gathers while it takes in its events. It stays on the stack: the
+// maps it makes only when needed, as what goes into the Output takes them to the heap.
+type pushState struct {
+	events     []ingest.Event // the pushed events
+	i          int            // the index of the event being taken in
+	stats      Stats
+	merged     [][2]string     // identity links that merged two persons (Output.Links)
+	later      []int           // Output.LaterCopies, unsorted
+	superseded []Copy          // Output.Superseded
+	unnamed    []unnamedCopy   // Output.unnamed
+	signIns    map[string]bool // devices whose sign-ins changed (nil: none)
+	unshared   map[string]bool // of them, those shared before that no longer are (see signOut)
+	touched    []string        // customer keys whose sessions are cut again
+}
+
+// signedIn marks device's sign-ins changed.
+func (ps *pushState) signedIn(device string) {
+	if ps.signIns == nil {
+		ps.signIns = map[string]bool{}
+	}
+	ps.signIns[device] = true
+}
+
+// touch marks customer key c changed: its sessions are cut again at the end of the push.
+func (ps *pushState) touch(key string, c *customer) {
+	if !c.dirty {
+		c.dirty = true
+		ps.touched = append(ps.touched, key)
+	}
+}
+
+// supersede records that q, a copy customer key c held, was replaced by an earlier copy and is
+// no longer c's (the caller took it out of c's points, or replaced it there): its sign-in is
+// taken back, the copies of it pushed before in this push are not stored, the stored copy is left
+// out of every answer (Output.Superseded), and c's sessions are cut again (see
+// Output.LaterCopies). The copy's source and messageId are a pushed copy's when there is one;
+// else (a copy found at a merge, see mergeCopies) only its id is known, and the Runner names it
+// from the store before the batch is written (see nameCopies).
+func (s *Sessionizer) supersede(ps *pushState, key string, c *customer, q point) {
+	s.signOut(ps, key, q)
+	pushed := pushedCopies(ps.events[:ps.i], key, q)
+	at := time.UnixMilli(q.ms).UTC()
+	switch e := &ps.events[ps.i]; {
+	case eventHash(e) == q.id:
+		ps.superseded = append(ps.superseded, Copy{key, e.Source, e.MessageID, at})
+	case len(pushed) > 0:
+		e = &ps.events[pushed[0]]
+		ps.superseded = append(ps.superseded, Copy{key, e.Source, e.MessageID, at})
+	default:
+		ps.unnamed = append(ps.unnamed, unnamedCopy{key, q.ms, q.id})
+	}
+	ps.later = append(ps.later, pushed...)
+	ps.touch(key, c)
 }
 
 // minCompactStrings is the size of the string table below which it is never rebuilt.
@@ -765,19 +830,22 @@ func (s *Sessionizer) signIn(c *customer, e *ingest.Event, ms int64) bool {
 }
 
 // signOut takes back the sign-in of q, a point of customer key that an earlier copy superseded
-// (see identities.signedOut), marking its device in signIns when that changed its sign-ins, and
-// in unshared when it is no longer shared.
-func (s *Sessionizer) signOut(key string, q point, signIns, unshared map[string]bool) {
+// (see identities.signedOut), marking its device's sign-ins changed when they did, and unshared
+// when it is no longer shared.
+func (s *Sessionizer) signOut(ps *pushState, key string, q point) {
 	if !q.signedIn() {
 		return
 	}
 	device := "a:" + key
 	changed, noLonger := s.ids.signedOut(device, signIn{ms: q.ms, seq: q.seq, id: q.id})
 	if changed {
-		signIns[device] = true
+		ps.signedIn(device)
 	}
 	if noLonger {
-		unshared[device] = true
+		if ps.unshared == nil {
+			ps.unshared = map[string]bool{}
+		}
+		ps.unshared[device] = true
 	}
 }
 
@@ -894,28 +962,90 @@ func (s *Sessionizer) heldUnder(k, own string, p point) (*customer, int) {
 // stages its point reaches that the customer had not reached. It is the same message, so it is
 // not late, and the live orders, revenue and refunds, counted when its first copy arrived (with
 // that copy's amount), are not counted again: counters cannot be taken back.
-func (s *Sessionizer) earlierCopy(key string, c *customer, e *ingest.Event, p point, stats *Stats, merged *[][2]string, signIns map[string]bool) {
-	s.link(key, c, e, p, stats, merged)
-	s.countEntries(c, s.reach(key, c, p, s.ids.personAt(e.UserID, e.AnonymousID, p.ms, p.seq)), stats)
+func (s *Sessionizer) earlierCopy(ps *pushState, key string, c *customer, e *ingest.Event, p point) {
+	s.link(ps, key, c, e, p)
+	s.countEntries(c, s.reach(key, c, p, s.ids.personAt(e.UserID, e.AnonymousID, p.ms, p.seq)), &ps.stats)
 	if e.UserID != "" && e.AnonymousID != "" && s.signIn(c, e, p.ms) {
-		signIns["a:"+e.AnonymousID] = true
+		ps.signedIn("a:" + e.AnonymousID)
 	}
 }
 
-// link applies the identity links an event e (point p) of customer key c carries, and counts
-// the stage entries a merge reveals (see enterMerged).
-func (s *Sessionizer) link(key string, c *customer, e *ingest.Event, p point, stats *Stats, merged *[][2]string) {
+// link applies the identity links an event e (point p) of customer key c carries, counts the
+// stage entries a merge reveals (see enterMerged), and keeps one copy of each event the joined
+// persons both held (see mergeCopies).
+func (s *Sessionizer) link(ps *pushState, key string, c *customer, e *ingest.Event, p point) {
+	stats := &ps.stats
 	for _, l := range s.ids.linksOf(e.UserID, e.AnonymousID, e.PreviousID, e.Type) {
 		stats.IdentityLinks++
-		switch s.linkIDs(l.a, l.b, l.explicit) {
+		result, joined := s.linkIDs(l.a, l.b, l.explicit)
+		switch result {
 		case linkMerged:
 			stats.IdentityMerges++
-			*merged = append(*merged, [2]string{l.a, l.b})
-			s.enterMerged(key, c, p, s.ids.find(l.a), stats)
+			ps.merged = append(ps.merged, [2]string{l.a, l.b})
+			root := s.ids.find(l.a)
+			s.enterMerged(key, c, p, root, stats)
+			s.mergeCopies(ps, root, joined)
 		case linkRefused:
 			stats.RunawayMerges++
 		case linkTwoUserIDs:
 			stats.UserIDConflicts++
+		}
+	}
+}
+
+// mergeCopies finds the copies of one event (same source and messageId) that the keys of two
+// persons a merge joined into the person of ids root hold, one under each, and keeps the
+// earliest by comparePoints as the event (the copy queries keep, see Output.LaterCopies): the
+// others are superseded as an earlier copy arriving later supersedes them (see supersede), so
+// every answer counts the event once, with the earliest copy's time and payload, whatever order
+// the copies and the link arrived in. joined is how many ids the smaller person had, the last
+// of root's members (see identities.link): its keys' points are looked up in the other person's
+// keys (customer.holds), so a device joining a user with many events costs a scan of the
+// device's few. Keys not held are not asked; a Runner restores the keys of both persons before
+// the push that links them (see toRestore). The live counters, which counted both copies when
+// they arrived, are not taken back (see Stats.StageEntries).
+//
+// A shared device's sign-ins (DeviceSignIns) give its anonymous events to the user signed in
+// at their time, who may hold a copy of one under another key: no merge joins them, and both
+// copies stay stored (see Output.LaterCopies).
+func (s *Sessionizer) mergeCopies(ps *pushState, root string, joined int) {
+	type held struct {
+		key string
+		c   *customer
+	}
+	members := s.ids.members[root]
+	var others []held
+	for _, m := range members[:len(members)-joined] {
+		if c := s.customerOf(m); c != nil && len(c.points) > 0 {
+			others = append(others, held{m[2:], c})
+		}
+	}
+	if len(others) == 0 {
+		return
+	}
+	for _, m := range members[len(members)-joined:] {
+		c := s.customerOf(m)
+		if c == nil {
+			continue
+		}
+		for k := 0; k < len(c.points); k++ {
+			q := c.points[k]
+			for _, o := range others {
+				if !o.c.holds(q.id) {
+					continue
+				}
+				ps.stats.Duplicates++
+				j := o.c.copyOf(q.id)
+				if r := o.c.points[j]; comparePoints(q, r) < 0 {
+					o.c.remove(j)
+					s.supersede(ps, o.key, o.c, r)
+					continue
+				}
+				c.remove(k)
+				s.supersede(ps, m[2:], c, q)
+				k--
+				break
+			}
 		}
 	}
 }
@@ -1011,9 +1141,11 @@ func (s *Sessionizer) setJourney(c *customer, root string, reached uint64) {
 
 // linkIDs links two ids (see identities.link). An id linked for the first time was a person of
 // its own, whose entered stages its customer kept: they go with it into the identity graph.
-func (s *Sessionizer) linkIDs(a, b string, explicit bool) linkResult {
-	for _, id := range [2]string{a, b} {
+func (s *Sessionizer) linkIDs(a, b string, explicit bool) (result linkResult, joined int) {
+	sizes := [2]int{1, 1} // the ids of a's and b's persons
+	for i, id := range [2]string{a, b} {
 		if _, linked := s.ids.parent[id]; linked {
+			sizes[i] = len(s.ids.members[s.ids.find(id)])
 			continue
 		}
 		if c := s.customerOf(id); c != nil && c.reached != 0 {
@@ -1021,16 +1153,13 @@ func (s *Sessionizer) linkIDs(a, b string, explicit bool) linkResult {
 			c.reached = 0
 		}
 	}
-	return s.ids.link(a, b, explicit)
+	return s.ids.link(a, b, explicit), min(sizes[0], sizes[1])
 }
 
 // customerOf returns the customer held under id's key ("u:" a userId's, "a:" a device's), nil
-// when none is held, or the key's customer is of the other kind.
+// when none is held (see customer), or the key's customer is of the other kind.
 func (s *Sessionizer) customerOf(id string) *customer {
-	c := s.customers[id[2:]]
-	if c == nil {
-		c = s.warm(id[2:])
-	}
+	c := s.customer(id[2:])
 	if c == nil || c.byUser != strings.HasPrefix(id, "u:") {
 		return nil
 	}
