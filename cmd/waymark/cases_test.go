@@ -1081,6 +1081,135 @@ func TestCopiesOnOtherKeysCountOnceAfterRestartAndEviction(t *testing.T) {
 	}
 }
 
+// TestCopiesJoinedAfterBothArriveCountOnce is field case 01's kind where the two keys holding
+// copies of one message become one person only after both copies are stored (tester4's finding
+// 1: t4b2, t4b3, t4b7): an order sent anonymously from a device (coupon A, the earliest copy) and
+// again under the userId, or from a second device, or under a second userId (coupon B, seconds
+// later), in either arrival order, then the identify or alias joining them; with a restart of
+// serve between the copies or between a copy and the link. Every answer (funnels over all
+// time, from between the copies, with either coupon's filter, the coupon B step before another
+// order; drop-off; sessions; stages; retention), before and after ClickHouse merges the parts,
+// equals that of a serve that got each message once (its earliest copy).
+func TestCopiesJoinedAfterBothArriveCountOnce(t *testing.T) {
+	msg := func(typ, anon, user, id, ts, coupon string) string {
+		m := map[string]any{"type": typ, "messageId": id, "timestamp": ts}
+		switch typ {
+		case "track":
+			m["event"], m["properties"] = "Order Completed", map[string]string{"coupon": coupon}
+		case "view":
+			m["type"], m["event"] = "track", "Product Viewed"
+		}
+		if anon != "" {
+			m["anonymousId"] = anon
+		}
+		if user != "" {
+			m["userId"] = user
+		}
+		b, _ := json.Marshal(m)
+		return string(b)
+	}
+	alias := func(user, previous, id, ts string) string {
+		return fmt.Sprintf(`{"type":"alias","userId":%q,"previousId":%q,"messageId":%q,"timestamp":%q}`, user, previous, id, ts)
+	}
+	// Each case on its own day, d: a view at 10:00, copy A at 10:05:00, copy B at 10:05:05, the
+	// links from 10:06. The restarted serve gets every case's before, restarts, then the afters.
+	at := func(d int, hms string) string { return fmt.Sprintf("2024-03-%02dT%sZ", d, hms) }
+	cases := []struct{ before, after []string }{
+		{ // device, then the userId; identify (t4b2's order, no restart between copies)
+			[]string{msg("view", "c1a", "", "c1v", at(1, "10:00:00"), ""), msg("track", "c1a", "", "c1m", at(1, "10:05:00"), "A")},
+			[]string{msg("track", "", "c1u", "c1m", at(1, "10:05:05"), "B"), msg("identify", "c1a", "c1u", "c1i", at(1, "10:06:00"), "")},
+		},
+		{ // the later copy first, under the userId
+			[]string{msg("track", "", "c2u", "c2m", at(2, "10:05:05"), "B")},
+			[]string{msg("view", "c2a", "", "c2v", at(2, "10:00:00"), ""), msg("track", "c2a", "", "c2m", at(2, "10:05:00"), "A"),
+				msg("identify", "c2a", "c2u", "c2i", at(2, "10:06:00"), "")},
+		},
+		{ // a second device identified only afterwards (t4b3, t4b7)
+			[]string{msg("view", "c3a", "", "c3v", at(3, "10:00:00"), ""), msg("track", "c3a", "", "c3m", at(3, "10:05:00"), "A"),
+				msg("identify", "c3a", "c3u", "c3i", at(3, "10:06:00"), "")},
+			[]string{msg("track", "c3b", "", "c3m", at(3, "10:05:05"), "B"), msg("identify", "c3b", "c3u", "c3j", at(3, "10:07:00"), "")},
+		},
+		{ // two userIds, both copies stored, then alias
+			[]string{msg("page", "", "c4old", "c4v", at(4, "10:00:00"), ""), msg("track", "", "c4old", "c4m", at(4, "10:05:00"), "A"),
+				msg("track", "", "c4new", "c4m", at(4, "10:05:05"), "B")},
+			[]string{alias("c4new", "c4old", "c4l", at(4, "10:06:00"))},
+		},
+		{ // the identify after the restart, then the userId's copy (t4b2)
+			[]string{msg("view", "c5a", "", "c5v", at(5, "10:00:00"), ""), msg("track", "c5a", "", "c5m", at(5, "10:05:00"), "A")},
+			[]string{msg("identify", "c5a", "c5u", "c5i", at(5, "10:06:00"), ""), msg("track", "", "c5u", "c5m", at(5, "10:05:05"), "B")},
+		},
+	}
+	send := func(s *server, lines []string) {
+		for _, l := range lines {
+			if status, answer := s.track(t, "/v1/batch", `{"batch":[`+l+`]}`); status != 200 {
+				t.Fatalf("POST /v1/batch %s: %d %s", l, status, answer)
+			}
+			s.waitStored(t) // one batch each: both copies are stored before the link
+		}
+	}
+	var inOrder, before, after []string
+	for _, c := range cases {
+		inOrder = slices.Concat(inOrder, c.before, c.after)
+		before, after = append(before, c.before...), append(after, c.after...)
+	}
+	once, every, restarted := startServe(t), startServe(t), startServe(t)
+	send(once, earliestCopiesOnly(t, inOrder))
+	send(every, inOrder)
+	send(restarted, before)
+	restarted.stop(t)
+	database := restarted.database
+	restarted = startServe(t, "--clickhouse-database", database)
+	restarted.database = database
+	send(restarted, after)
+
+	order := url.QueryEscape("Order Completed")
+	couponA, couponB := url.QueryEscape("Order Completed[coupon=A]"), url.QueryEscape("Order Completed[coupon=B]")
+	gets := []string{
+		"/api/v1/funnel?steps=" + order + "&window=720h",
+		"/api/v1/funnel?steps=" + couponA + "&window=720h",
+		"/api/v1/funnel?steps=" + couponB + "&window=720h",
+		"/api/v1/funnel?steps=" + couponB + "," + order + "&window=720h",
+		"/api/v1/funnel?steps=Product+Viewed," + couponB + "&window=720h",
+		"/api/v1/funnel?steps=" + order + "&breakdown=property:coupon",
+		"/api/v1/dropoff?steps=Product+Viewed," + couponB + "&step=1&window=720h",
+		"/api/v1/dropoff?steps=Product+Viewed," + couponA + "&step=1&window=720h",
+		"/api/v1/sessions",
+		"/api/v1/retention?period=week",
+		"/api/v1/stages",
+	}
+	for d := range len(cases) {
+		from := url.QueryEscape(at(d+1, "10:05:02")) + "&to=" + url.QueryEscape(at(d+2, "00:00:00"))
+		gets = append(gets, "/api/v1/funnel?steps="+order+"&from="+from, "/api/v1/sessions?from="+from,
+			"/api/v1/stages?from="+from)
+	}
+	want := map[string]string{}
+	for _, g := range gets {
+		code, body := httpGet(t, "http://"+once.http+g)
+		want[g] = fmt.Sprintf("%d %s", code, compactJSON(t, body))
+	}
+	var f funnelJSON // the earliest copies: coupon A, one order a person
+	if err := json.Unmarshal([]byte(strings.TrimPrefix(want[gets[1]], "200 ")), &f); err != nil || len(f.Steps) != 1 || f.Steps[0].Customers != int64(len(cases)) {
+		t.Fatalf("delivered once: %s answers %s, want %d customers", gets[1], want[gets[1]], len(cases))
+	}
+	for _, merged := range []bool{false, true} {
+		for _, s := range []struct {
+			name string
+			s    *server
+		}{{"in order", every}, {"restarted", restarted}} {
+			if merged {
+				optimizeFinal(t, s.s.database+".events")
+				optimizeFinal(t, s.s.database+".sessions")
+			}
+			for _, g := range gets {
+				code, body := httpGet(t, "http://"+s.s.http+g)
+				if got := fmt.Sprintf("%d %s", code, compactJSON(t, body)); got != want[g] {
+					t.Errorf("%s (merged %v): %s answers\n%s\ndelivered once:\n%s", s.name, merged, g, got, want[g])
+				}
+			}
+		}
+	}
+}
+
 // restoredLoads checks that the restores of a serve loaded want stored events (those of the
 // persons whose copies came again, each once, and none of the other customers'), and logs what
 // they loaded.
