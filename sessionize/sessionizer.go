@@ -216,7 +216,8 @@ type Stats struct {
 	Events int // events pushed
 	// Duplicates are copies of an event seen before (same source and messageId, at any time):
 	// dropped, or, when earlier than the copy held, taking its place, or, when the same bytes at
-	// the same time (delivered again), stored again (see Output.LaterCopies).
+	// the same time (delivered again), stored again (see Output.LaterCopies); and the copies
+	// superseded when a merge joins two persons' keys that both held one (see mergeCopies).
 	Duplicates     int
 	Late           int // events older than their customer's newest event by more than the gap
 	BeyondLateness int // events older than the newest event overall by more than AllowedLateness
@@ -251,7 +252,9 @@ type Stats struct {
 	// a demanding reader of the live graph wants every person who reached a stage counted once,
 	// at least (never fewer than the query's persons), rather than a stage the person reached
 	// left uncounted until some later event. Likewise a sign-in arriving after events it
-	// splits between two users of a device takes no entry back.
+	// splits between two users of a device takes no entry back, and a merge that finds copies
+	// of one message under the two persons' keys (see mergeCopies) takes back neither the
+	// entries nor the orders, revenue and refunds the later copy counted when it arrived.
 	StageEntries map[StageChannel]int
 	Orders       map[string]int     // Order Completed events by first-touch channel
 	Revenue      map[string]float64 // their positive amounts (see OrderAmount), by channel
@@ -334,11 +337,12 @@ type Output struct {
 	// later it is not stored; earlier, it is, and the held copy is superseded and taken out of
 	// its key's sessions. The other key is held after a restart, a rebalance or an eviction too:
 	// a Runner restores the keys of the persons of a batch's events with the batch's own, in one
-	// load (see toRestore). Copies stay stored, and queries keep the person's earliest, where the
-	// sessionizer cannot know of the other: a copy not stored yet when its key is restored (the
-	// keys' partitions read by two consumers), copies under two keys joined into one person only
-	// after both arrived, or a device's anonymous copy given to a user by a shared device's
-	// sign-ins (see DeviceSignIns), whose person in the graph is another.
+	// load (see toRestore). Copies under two keys joined into one person only after both arrived
+	// are found at the merge, and the later superseded (see mergeCopies). Copies stay stored, and
+	// queries keep the person's earliest, where the sessionizer cannot know of the other: a copy
+	// not stored yet when its key is restored (the keys' partitions read by two consumers), or a
+	// device's anonymous copy given to a user by a shared device's sign-ins (see DeviceSignIns),
+	// whose person in the graph is another.
 	//
 	// Of the copies at the time held, the first to arrive is the event, as Segment keeps the
 	// first copy of a messageId: one with other bytes (a resend with another amount, another
