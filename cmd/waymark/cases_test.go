@@ -1053,32 +1053,12 @@ func TestCopiesOnOtherKeysCountOnceAfterRestartAndEviction(t *testing.T) {
 		"/api/v1/retention?period=month",
 		"/api/v1/stages",
 	}
-	want := map[string]string{}
-	for _, g := range gets {
-		code, body := httpGet(t, "http://"+once.http+g)
-		want[g] = fmt.Sprintf("%d %s", code, compactJSON(t, body))
-	}
+	want := answersOf(t, once, gets)
 	var f funnelJSON // the earliest copies: coupon A, all three before from
 	if err := json.Unmarshal([]byte(strings.TrimPrefix(want[gets[2]], "200 ")), &f); err != nil || len(f.Steps) != 1 || f.Steps[0].Customers != 3 {
 		t.Fatalf("delivered once: %s answers %s, want 3 customers", gets[2], want[gets[2]])
 	}
-	for _, merged := range []bool{false, true} {
-		for _, s := range []struct {
-			name string
-			s    *server
-		}{{"restarted", restarted}, {"evicting", evicting}} {
-			if merged {
-				optimizeFinal(t, s.s.database+".events")
-				optimizeFinal(t, s.s.database+".sessions")
-			}
-			for _, g := range gets {
-				code, body := httpGet(t, "http://"+s.s.http+g)
-				if got := fmt.Sprintf("%d %s", code, compactJSON(t, body)); got != want[g] {
-					t.Errorf("%s (merged %v): %s answers\n%s\ndelivered once:\n%s", s.name, merged, g, got, want[g])
-				}
-			}
-		}
-	}
+	answerAsDeliveredOnce(t, want, gets, namedServer{"restarted", restarted}, namedServer{"evicting", evicting})
 }
 
 // TestCopiesJoinedAfterBothArriveCountOnce is field case 01's kind where the two keys holding
@@ -1182,28 +1162,45 @@ func TestCopiesJoinedAfterBothArriveCountOnce(t *testing.T) {
 		gets = append(gets, "/api/v1/funnel?steps="+order+"&from="+from, "/api/v1/sessions?from="+from,
 			"/api/v1/stages?from="+from)
 	}
-	want := map[string]string{}
-	for _, g := range gets {
-		code, body := httpGet(t, "http://"+once.http+g)
-		want[g] = fmt.Sprintf("%d %s", code, compactJSON(t, body))
-	}
+	want := answersOf(t, once, gets)
 	var f funnelJSON // the earliest copies: coupon A, one order a person
 	if err := json.Unmarshal([]byte(strings.TrimPrefix(want[gets[1]], "200 ")), &f); err != nil || len(f.Steps) != 1 || f.Steps[0].Customers != int64(len(cases)) {
 		t.Fatalf("delivered once: %s answers %s, want %d customers", gets[1], want[gets[1]], len(cases))
 	}
+	answerAsDeliveredOnce(t, want, gets, namedServer{"in order", every}, namedServer{"restarted", restarted})
+}
+
+// answersOf returns the status and compact JSON body s answers to each of gets.
+func answersOf(t *testing.T, s *server, gets []string) map[string]string {
+	t.Helper()
+	answers := map[string]string{}
+	for _, g := range gets {
+		code, body := httpGet(t, "http://"+s.http+g)
+		answers[g] = fmt.Sprintf("%d %s", code, compactJSON(t, body))
+	}
+	return answers
+}
+
+type namedServer struct {
+	name string
+	s    *server
+}
+
+// answerAsDeliveredOnce checks that each server answers every one of gets as a serve that got
+// each message once did (want, from answersOf), before and after ClickHouse merges their events
+// and sessions (OPTIMIZE FINAL).
+func answerAsDeliveredOnce(t *testing.T, want map[string]string, gets []string, servers ...namedServer) {
+	t.Helper()
 	for _, merged := range []bool{false, true} {
-		for _, s := range []struct {
-			name string
-			s    *server
-		}{{"in order", every}, {"restarted", restarted}} {
+		for _, s := range servers {
 			if merged {
 				optimizeFinal(t, s.s.database+".events")
 				optimizeFinal(t, s.s.database+".sessions")
 			}
+			got := answersOf(t, s.s, gets)
 			for _, g := range gets {
-				code, body := httpGet(t, "http://"+s.s.http+g)
-				if got := fmt.Sprintf("%d %s", code, compactJSON(t, body)); got != want[g] {
-					t.Errorf("%s (merged %v): %s answers\n%s\ndelivered once:\n%s", s.name, merged, g, got, want[g])
+				if got[g] != want[g] {
+					t.Errorf("%s (merged %v): %s answers\n%s\ndelivered once:\n%s", s.name, merged, g, got[g], want[g])
 				}
 			}
 		}
