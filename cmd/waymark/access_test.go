@@ -21,6 +21,7 @@ import (
 // write key is not a read key and a read key does not write; the page's files, /metrics,
 // /healthz and /readyz stay open.
 func TestQueryAPINeedsAReadKey(t *testing.T) {
+	t.Parallel()
 	s := startServe(t)
 	base := "http://" + s.http
 	const dropoff = "/api/v1/dropoff?steps=Product+Viewed,Order+Completed"
@@ -106,6 +107,7 @@ func basic(key string) func(*http.Request) {
 // serve refuses a non-loopback --http-addr for it unless --insecure-open-query-api, which it
 // warns about.
 func TestQueryRoleWithoutReadKeys(t *testing.T) {
+	t.Parallel()
 	t.Run("loopback: open", func(t *testing.T) {
 		s := startServe(t, "--roles", "query", "--read-keys-inline", "")
 		req, _ := http.NewRequest(http.MethodGet, "http://"+s.http+"/api/v1/stages", nil)
@@ -165,6 +167,7 @@ func TestQueryRoleWithoutReadKeys(t *testing.T) {
 }
 
 func TestLoadKeys(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	file := filepath.Join(dir, "keys")
 	if err := os.WriteFile(file, []byte("# analysts\nk1 alice\nk2=bob  # comment\n\n"), 0o600); err != nil {
@@ -219,6 +222,7 @@ func TestLoadKeys(t *testing.T) {
 }
 
 func TestCheckOpenQueryAPI(t *testing.T) {
+	t.Parallel()
 	for _, tt := range []struct {
 		addr     string
 		insecure bool

@@ -12,6 +12,7 @@ import (
 // --max-customers, and checks that its answer check passes on a correct run and fails when the
 // sessionizer is configured unlike the generator (a 1-minute gap splits the generated visits).
 func TestBenchIngest(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		name  string
 		extra []string
@@ -47,6 +48,7 @@ func TestBenchIngest(t *testing.T) {
 
 // TestShopReference checks the benchmark's reference answers on hand-made persons.
 func TestShopReference(t *testing.T) {
+	t.Parallel()
 	h := int64(time.Hour / time.Millisecond)
 	ev := func(person int32, ms int64, kind uint8, visit bool) shopEvent {
 		return shopEvent{ms: ms, person: person, kind: kind, visit: visit}

@@ -43,6 +43,7 @@ func readCase(t *testing.T, name string) []byte {
 // (2024-05-15 10:00 UTC); an epoch number is refused loudly (listed in the response with
 // invalid_timestamp, and dead-lettered from Kafka), never stored at another time.
 func TestCaseTimestampForms(t *testing.T) {
+	t.Parallel()
 	body := readCase(t, "identity/11-timestamp-forms/batch.json")
 	var batch struct{ Batch []json.RawMessage }
 	if err := json.Unmarshal(body, &batch); err != nil {
@@ -116,6 +117,7 @@ func TestCaseTimestampForms(t *testing.T) {
 // and counted; never stored. Times that disagree with each other (a sentAt decades off, either
 // way) keep the client's own time on every path.
 func TestInvalidTimestampsAreRefusedLoudly(t *testing.T) {
+	t.Parallel()
 	const at = `"2024-05-15T10:00:00Z"`
 	tests := []struct {
 		name, times string // the time members of a track call
@@ -283,6 +285,7 @@ func TestInvalidTimestampsAreRefusedLoudly(t *testing.T) {
 // "null"; nested properties are addressable with dots; a property never stored is a 400 naming
 // the parameter, never a silent zero.
 func TestCaseNullAndNestedProperties(t *testing.T) {
+	t.Parallel()
 	events := strings.TrimSpace(string(readCase(t, "identity/10-null-and-nested-properties/events.jsonl")))
 	s := startServe(t)
 	var lines strings.Builder
@@ -349,6 +352,7 @@ func TestCaseNullAndNestedProperties(t *testing.T) {
 // collector) that claims a receivedAt is received when Kafka got it, as the collector drops a
 // client's receivedAt; its time is never the claimed one.
 func TestKafkaProducerCannotMoveAnEventInTime(t *testing.T) {
+	t.Parallel()
 	s := startServe(t)
 	start := time.Now()
 	cmd := exec.Command("kcat", "-P", "-b", s.broker, "-t", "waymark.events", "-K", "\t")
@@ -383,6 +387,7 @@ func TestKafkaProducerCannotMoveAnEventInTime(t *testing.T) {
 // collector and, on a second Waymark, straight through Kafka: every answer counts each messageId
 // once, before and after ClickHouse merges the parts.
 func TestCaseRetriedEventCountsOnce(t *testing.T) {
+	t.Parallel()
 	lines := strings.Split(strings.TrimSpace(string(readCase(t, "identity/01-dup-messageid-new-timestamp/events.jsonl"))), "\n")
 	viaHTTP, viaKafka := startServe(t), startServe(t)
 	for _, l := range lines { // one call per message, as a retrying SDK sends them
@@ -519,6 +524,7 @@ func (s *server) batchAnswersAsAlone(t *testing.T, gets ...string) {
 // reversed: two userIds are two persons; bob's order is not alice's, and alice's plan is not bob's;
 // the Home page viewed before anyone logged in is alice's, the first to log in, in either order.
 func TestCaseSharedDeviceTwoUsers(t *testing.T) {
+	t.Parallel()
 	lines := strings.Split(strings.TrimSpace(string(readCase(t, "identity/05-shared-device-two-users/events.jsonl"))), "\n")
 	for _, s := range append(sendBothWays(t, lines), sendBothWays(t, reversed(lines))...) {
 		code, body := httpGet(t, "http://"+s.http+"/api/v1/dropoff?window=24h&step=1&steps=Home,Home")
@@ -603,6 +609,7 @@ func produceWithKcat(t *testing.T, broker string, lines []string) {
 // TestCaseLoginMidVisit is field case 07: a visit in which the customer logs in is one session
 // of one person, entered at Home; it converts whether funnels count persons or sessions.
 func TestCaseLoginMidVisit(t *testing.T) {
+	t.Parallel()
 	lines := strings.Split(strings.TrimSpace(string(readCase(t, "identity/07-login-mid-session/events.jsonl"))), "\n")
 	for _, s := range sendBothWays(t, lines) {
 		sum := s.sessions(t)
@@ -646,6 +653,7 @@ func TestCaseLoginMidVisit(t *testing.T) {
 // call's campaign. Alice signs in from a newsletter and orders with no campaign (direct); bob
 // signs in on the same device with none and orders from a paid search ad (paid_search).
 func TestAcquisitionChannelIsTheFirstTouchpoints(t *testing.T) {
+	t.Parallel()
 	s := startServe(t)
 	batch := `{"batch":[
  {"type":"identify","anonymousId":"rd1","userId":"rd-alice","messageId":"rd-1","timestamp":"2024-10-21T09:00:00Z","context":{"campaign":{"source":"nl","medium":"email"}}},
@@ -692,6 +700,7 @@ func TestAcquisitionChannelIsTheFirstTouchpoints(t *testing.T) {
 // the devices' later users last, and shuffled (the queries matched in ClickHouse for some orders
 // and in Waymark for others, where the engine can).
 func TestSharedDeviceAnswersDoNotDependOnArrivalOrder(t *testing.T) {
+	t.Parallel()
 	first, later := readLines(t, "testdata/shared-devices.jsonl"), readLines(t, "testdata/shared-devices-later.jsonl")
 	// Whose each anonymous page view is.
 	want := map[string]string{
@@ -823,6 +832,7 @@ func reversed(lines []string) []string {
 // device of the customer (another anonymousId, so another partition key), seconds later, is one
 // order, not a repeat purchase.
 func TestCopyFromAnotherDeviceCountsOnce(t *testing.T) {
+	t.Parallel()
 	s := startServe(t)
 	order := `{"type":"track","anonymousId":"%s","userId":"hu","event":"Order Completed","messageId":"mh1","timestamp":"2024-06-14T10:00:%s","properties":{"revenue":10}}`
 	for _, copy := range []string{fmt.Sprintf(order, "dA", "00Z"), fmt.Sprintf(order, "dB", "05Z")} {
@@ -852,6 +862,7 @@ func TestCopyFromAnotherDeviceCountsOnce(t *testing.T) {
 // copy): sessions over all time and from a time that leaves the earliest copy out, funnels and
 // retention, before and after ClickHouse merges the parts.
 func TestCopiesOnOtherKeysCountOnceInSessions(t *testing.T) {
+	t.Parallel()
 	msg := func(anon, user, event, id, ts string) string {
 		m := map[string]string{"type": "track", "event": event, "messageId": id, "timestamp": ts}
 		if anon != "" {
@@ -1256,6 +1267,7 @@ func earliestCopiesOnly(t *testing.T, lines []string) []string {
 // share a timestamp. Sessions, paths and next take them in the order the client sent them (their
 // place in the partition), one device forwards and one backwards, through HTTP and through kcat.
 func TestEqualTimesKeepTheClientsOrder(t *testing.T) {
+	t.Parallel()
 	event := func(device, typ, name, id string) string {
 		field := "event"
 		if typ == "page" {
@@ -1318,6 +1330,7 @@ func TestEqualTimesKeepTheClientsOrder(t *testing.T) {
 // (funnels over all time and per month, sessions, retention, stages, drop-off, paths) is the
 // same, byte for byte, before and after ClickHouse merges the events' parts.
 func TestCaseRetriedEventAnswersAlikeInAnyArrivalOrder(t *testing.T) {
+	t.Parallel()
 	lines := append(readLines(t, casesDir+"/identity/01-dup-messageid-new-timestamp/events.jsonl"), readLines(t, "testdata/copy-inside-visit.jsonl")...)
 	inOrder, reversedCalls, reversedBatch := startServe(t), startServe(t), startServe(t)
 	viaKafka := startServe(t)
@@ -1414,6 +1427,7 @@ func TestCaseRetriedEventAnswersAlikeInAnyArrivalOrder(t *testing.T) {
 // parts (merges stopped) and after (OPTIMIZE FINAL). Each message's stored rows carry the first
 // copy's payload, and the live revenue is the first copy's.
 func TestSameTimeCopyAnswersAsTheFirstToArrive(t *testing.T) {
+	t.Parallel()
 	lines := readLines(t, "testdata/same-time-copies.jsonl")
 	view, copies := lines[0], [2][]string{lines[1:3], lines[3:5]} // copies[0]: the orders; [1]: their copies
 	gets := []string{
@@ -1528,6 +1542,7 @@ func TestSameTimeCopyAnswersAsTheFirstToArrive(t *testing.T) {
 // order, the views first, the sign-ins in one batch, through kcat, and with serve restarted (on
 // the same database) between the sign-ins and the views, so the device is restored from the store.
 func TestSignInsAtOneTimeFollowTheClientsOrder(t *testing.T) {
+	t.Parallel()
 	lines := readLines(t, "testdata/shared-device-ties.jsonl")
 	view, signIns, after := lines[0], lines[1:4], lines[4]
 	clientOrders := map[string][]string{"bob, alice, carl": {"bob", "alice", "carl"}, "carl, alice, bob": {"carl", "alice", "bob"}}
@@ -1596,6 +1611,7 @@ func (s *server) checkTies(t *testing.T, what string, users []string) {
 // collector and straight through Kafka, is counted by a funnel whose to is that end; one a second
 // later is refused (TestInvalidTimestampsAreRefusedLoudly).
 func TestEveryAcceptedTimeCanBeQueried(t *testing.T) {
+	t.Parallel()
 	s := startServe(t)
 	last := func(id, anon string) string {
 		return `{"type":"track","anonymousId":"` + anon + `","event":"Last View","messageId":"` + id + `","timestamp":"2099-12-31T23:59:59.999Z"}`
@@ -1622,6 +1638,7 @@ func TestEveryAcceptedTimeCanBeQueried(t *testing.T) {
 // the refused link is counted, and the kiosk's id is no userId. A server's alias of an earlier
 // userId (old → new) still joins the two.
 func TestAliasFromASharedDeviceIsASignIn(t *testing.T) {
+	t.Parallel()
 	lines := readLines(t, "testdata/shared-device-alias.jsonl")
 	wantPersons := map[string]string{"View": "alice", "Cart": "carol", "Offer": "new"} // dropoff after step 1 lists the viewer
 	for _, s := range append(sendBothWays(t, lines), sendBothWays(t, reversed(lines))...) {
@@ -1665,6 +1682,7 @@ func TestAliasFromASharedDeviceIsASignIn(t *testing.T) {
 // and reversed, the kiosk's views are 70 persons', every laptop view is the viewer's (each names
 // who viewed it), and no sign-in is lost.
 func TestSharedDeviceKeepsEveryUsersSignIn(t *testing.T) {
+	t.Parallel()
 	var lines []string
 	at := func(minutes int, seconds int) string {
 		return time.Date(2024, 5, 1, 8, 0, 0, 0, time.UTC).Add(time.Duration(minutes)*time.Minute + time.Duration(seconds)*time.Second).Format(time.RFC3339)
@@ -1706,6 +1724,7 @@ func TestSharedDeviceKeepsEveryUsersSignIn(t *testing.T) {
 // to no user (a person of its own), never to the first user nor to anyone but the viewer; the
 // rest to the viewer. Through the collector and kcat.
 func TestSignInsPastTheBoundGoToNoUser(t *testing.T) {
+	t.Parallel()
 	const turns = sessionize.MaxDeviceSignIns/2 + 40
 	users := []string{"bu0", "bu1", "bu2"}
 	var lines []string
@@ -1755,6 +1774,7 @@ func TestSignInsPastTheBoundGoToNoUser(t *testing.T) {
 // orders, revenue and conversion stage entries, through the collector and kcat, in time order
 // and reversed.
 func TestCopiesOnOtherKeysCountOnceLive(t *testing.T) {
+	t.Parallel()
 	lines := []string{
 		`{"type":"identify","anonymousId":"r4web","userId":"r4u","messageId":"r4-i","timestamp":"2024-12-08T09:00:00Z"}`,
 		`{"type":"track","anonymousId":"r4web","userId":"r4u","event":"Order Completed","messageId":"r4-o","timestamp":"2024-12-08T10:00:00Z","properties":{"revenue":50}}`,
@@ -1794,6 +1814,7 @@ func TestCopiesOnOtherKeysCountOnceLive(t *testing.T) {
 // (one call each, or all in one batch) answer, byte for byte, as one that got the events only,
 // before and after ClickHouse merges the events' parts.
 func TestCopiesOnOtherKeysAnswerAsTheFirst(t *testing.T) {
+	t.Parallel()
 	msg := func(typ, anon, user, event, id, ts, coupon string) string {
 		m := map[string]any{"type": typ, "messageId": id, "timestamp": ts}
 		if event != "" {

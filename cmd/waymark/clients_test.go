@@ -55,6 +55,7 @@ func npmInstall(t *testing.T, pkgs ...string) string {
 }
 
 func TestAnalyticsNodeDeliversUnmodified(t *testing.T) {
+	t.Parallel()
 	if _, err := exec.LookPath("npm"); err != nil {
 		t.Fatal("npm not found: run deploy/test.sh, which installs it")
 	}
@@ -81,6 +82,7 @@ func TestAnalyticsNodeDeliversUnmodified(t *testing.T) {
 }
 
 func TestKcatProducesStraightToTheTopic(t *testing.T) {
+	t.Parallel()
 	if _, err := exec.LookPath("kcat"); err != nil {
 		t.Fatal("kcat not found: run deploy/test.sh, which installs it")
 	}
@@ -106,6 +108,7 @@ func TestKcatProducesStraightToTheTopic(t *testing.T) {
 }
 
 func TestReplayThroughTheCollector(t *testing.T) {
+	t.Parallel()
 	s := startServe(t)
 	// Twice, as a client retrying after a timeout would: each event is stored once.
 	for range 2 {
@@ -122,6 +125,7 @@ func TestReplayThroughTheCollector(t *testing.T) {
 }
 
 func TestAnalyticsJSInChromium(t *testing.T) {
+	t.Parallel()
 	if _, err := os.Stat("/usr/bin/chromium"); err != nil {
 		t.Fatal("/usr/bin/chromium not found: run deploy/test.sh, which installs Debian's chromium")
 	}

@@ -21,6 +21,7 @@ import (
 const composeFile = "../../docker-compose.yml"
 
 func TestDockerComposeConfigValidates(t *testing.T) {
+	t.Parallel()
 	if _, err := exec.LookPath("docker-compose"); err != nil {
 		t.Fatal("docker-compose not found: run deploy/test.sh, which installs Debian's docker-compose")
 	}
@@ -55,6 +56,7 @@ func env(s types.ServiceConfig, name string) string {
 }
 
 func TestComposeWiring(t *testing.T) {
+	t.Parallel()
 	p := loadCompose(t)
 	for _, name := range []string{"kafka", "clickhouse", "prometheus", "grafana", "kafka-exporter", "waymark-collector", "waymark-ingest", "waymark-query"} {
 		if _, ok := p.Services[name]; !ok {
@@ -202,6 +204,7 @@ func mustWriteKeys(t *testing.T, inline string) map[string]string {
 // waymark_funnel UDF, from the same build stage as Waymark's image (the UDF must be the same
 // release as the Waymark that queries), with the files it installs present.
 func TestComposeClickHouseHasTheFunnelUDF(t *testing.T) {
+	t.Parallel()
 	p := loadCompose(t)
 	ch := p.Services["clickhouse"]
 	if ch.Build == nil || ch.Build.Dockerfile != "deploy/clickhouse/Dockerfile" {

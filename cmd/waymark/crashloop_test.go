@@ -21,6 +21,7 @@ import (
 // end of the topic and keeps running; every good event and every storable hostile one is stored,
 // the rest is in the dead-letter topic with its reason, and the metrics are finite.
 func TestPoisonCannotCrashLoop(t *testing.T) {
+	t.Parallel()
 	addr := freeAddr(t)
 	broker, err := ingest.StartDevBroker(addr, 3, "waymark.events", "waymark.dlq")
 	if err != nil {

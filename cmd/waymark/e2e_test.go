@@ -247,6 +247,7 @@ func checkKnownAnswers(t *testing.T, s *server) {
 }
 
 func TestTaobaoKnownAnswersAndIdempotentReplay(t *testing.T) {
+	t.Parallel()
 	s := startServe(t)
 	s.replayTaobao(t)
 	checkKnownAnswers(t, s)
@@ -335,6 +336,7 @@ func TestTaobaoKnownAnswersAndIdempotentReplay(t *testing.T) {
 // Each is on the dead-letter topic with its reason, and counted once in
 // waymark_dlq_messages_total by the path it took and its reason, the one metric the alert reads.
 func TestBadMessagesGoToTheDeadLetterTopic(t *testing.T) {
+	t.Parallel()
 	s := startServe(t)
 	ctx := context.Background()
 	good := `{"type":"track","event":"Product Viewed","userId":"u1","messageId":"%s","timestamp":"2026-01-01T10:00:00Z"}`
@@ -457,6 +459,7 @@ func (s *server) stop(t *testing.T) {
 }
 
 func TestServeStopsCleanlyOnSIGTERM(t *testing.T) {
+	t.Parallel()
 	s := startServe(t)
 	s.replayTaobao(t)
 	s.stop(t)

@@ -19,6 +19,7 @@ import (
 // that topic cannot be written, the consumer retries for --dlq-timeout, then logs each dead letter
 // in full and counts it, and goes on with the good messages: it neither stalls nor skips silently.
 func TestPoisonMessagesWithTheDeadLetterTopicDown(t *testing.T) {
+	t.Parallel()
 	broker := startBrokerProcess(t)
 	s := startServe(t, "--roles", "ingest", "--kafka-brokers", broker, "--dlq-topic", "absent.dlq", "--dlq-timeout", "2s")
 	s.broker = broker
@@ -47,6 +48,7 @@ func TestPoisonMessagesWithTheDeadLetterTopicDown(t *testing.T) {
 // TestClickHouseOutage stops ClickHouse for 30 s in the middle of a stream: ingestion pauses
 // (nothing committed, readiness reports it, memory bounded), resumes by itself, and nothing is lost.
 func TestClickHouseOutage(t *testing.T) {
+	t.Parallel()
 	ch := startOwnClickHouse(t)
 	broker := startBrokerProcess(t)
 	s := startServe(t, "--roles", "ingest", "--kafka-brokers", broker, "--clickhouse-addr", ch.Addr, "--batch-size", "2000")
@@ -92,6 +94,7 @@ func TestClickHouseOutage(t *testing.T) {
 // TestBrokerOutageAnalyticsNodeDeliversOnceBack: with the broker down the collector answers 503
 // with Retry-After; @segment/analytics-node, which retries, delivers everything once it is back.
 func TestBrokerOutageAnalyticsNodeDeliversOnceBack(t *testing.T) {
+	t.Parallel()
 	addr := freeAddr(t)
 	broker, err := ingest.StartDevBroker(addr, 6, "waymark.events", "waymark.dlq")
 	if err != nil {
@@ -142,6 +145,7 @@ func TestBrokerOutageAnalyticsNodeDeliversOnceBack(t *testing.T) {
 // with no request coming, and is 200 again by itself once the broker is back; tracking calls
 // then succeed.
 func TestCollectorReadinessFollowsTheBroker(t *testing.T) {
+	t.Parallel()
 	addr := freeAddr(t)
 	broker, err := ingest.StartDevBroker(addr, 6, "waymark.events", "waymark.dlq")
 	if err != nil {

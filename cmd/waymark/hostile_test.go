@@ -28,6 +28,7 @@ import (
 // closed, nothing crashes, nothing is stored from a rejected request, and valid traffic is
 // unaffected. (The collector's table of bad bodies is TestCollectorSingleCallsAndAuth in ingest.)
 func TestHostileHTTPInputs(t *testing.T) {
+	t.Parallel()
 	s := startServe(t, "--http-read-header-timeout", "1s", "--http-read-timeout", "2s")
 	s.replayTaobao(t)
 	before := liveEvents(t, s.database)
@@ -299,6 +300,7 @@ func checkHostileOutcome(t *testing.T, s *server, database, kafkaPrefix string, 
 // them are stored, and the metrics stay finite. (TestPoisonCannotCrashLoop sends the same
 // events through an outside broker, with restarts.)
 func TestHostileEventsAreStoredOrDeadLettered(t *testing.T) {
+	t.Parallel()
 	s := startServe(t)
 	var wantStored []string
 	for i, h := range hostileEvents {

@@ -15,6 +15,7 @@ import (
 // B, a login on B, orders and a review on A after logging in there: one person who passed every
 // stage, in the funnel from the CLI, without rewriting any stored event.
 func TestCrossDeviceJourneyIsOnePerson(t *testing.T) {
+	t.Parallel()
 	s := startServe(t)
 	postTrack(t, s, `{"batch":[
 		{"type":"page","anonymousId":"device-a","name":"Home","timestamp":"2026-06-01T10:00:00Z","messageId":"x1"},
@@ -52,6 +53,7 @@ func TestCrossDeviceJourneyIsOnePerson(t *testing.T) {
 // go on) and database (the device is restored from the store). Every query answers the same in
 // each, whether funnels are matched in ClickHouse or in Waymark.
 func TestAnonymousEventsInASignInsSecondFollowTheClientsOrder(t *testing.T) {
+	t.Parallel()
 	lines := readLines(t, "testdata/shared-device-one-second.jsonl")
 	wantPerson := map[string]string{ // whose each anonymous event is
 		"Door": "alice", "Shelf": "alice", "Counter": "bob", "Product Viewed": "bob",

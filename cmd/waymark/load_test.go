@@ -17,6 +17,7 @@ import (
 // batches go out depends on how fast the machine is at the time, so the test logs the rate it
 // reached and asserts none: speed is measured by `waymark bench` and the benchmarks, not here.
 func TestCollectorLoad60s(t *testing.T) {
+	t.Parallel()
 	const (
 		duration  = 60 * time.Second
 		perSecond = 200

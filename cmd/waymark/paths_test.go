@@ -29,6 +29,7 @@ import (
 // to Kafka or through the collector, keeps its event times (a replay is an import), a line dated
 // by receivedAt alone included.
 func TestOneRuleOnEveryPath(t *testing.T) {
+	t.Parallel()
 	s := startServe(t)
 	start := time.Now().UTC()
 	ts, sent := start.Add(-130*time.Minute).Format(time.RFC3339), start.Add(-120*time.Minute).Format(time.RFC3339)

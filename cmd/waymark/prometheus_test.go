@@ -36,6 +36,7 @@ func promtool(t *testing.T, stdin string, args ...string) {
 }
 
 func TestPromtoolChecksConfigAndRules(t *testing.T) {
+	t.Parallel()
 	if _, err := exec.LookPath("promtool"); err != nil {
 		t.Fatal("promtool not found: run deploy/test.sh, which installs Debian's prometheus")
 	}
@@ -51,6 +52,7 @@ func TestPromtoolChecksConfigAndRules(t *testing.T) {
 
 // TestAlertRulesAllHaveUnitTests makes sure promtool's unit tests cover every alert.
 func TestAlertRulesAllHaveUnitTests(t *testing.T) {
+	t.Parallel()
 	alerts := map[string]bool{}
 	for _, r := range ruleExprs(t) {
 		if r.alert != "" {
@@ -152,6 +154,7 @@ func metricNames(expr string) []string {
 }
 
 func TestDashboardsAndRulesReturnDataInPrometheus(t *testing.T) {
+	t.Parallel()
 	if _, err := exec.LookPath("prometheus"); err != nil {
 		t.Fatal("prometheus not found: run deploy/test.sh, which installs Debian's prometheus")
 	}

@@ -21,6 +21,7 @@ import (
 // TestQueryStopsOnSignal: `waymark funnel` stops at once on SIGINT or SIGTERM, in the middle of
 // matching a person whose funnel would take many minutes, and says so.
 func TestQueryStopsOnSignal(t *testing.T) {
+	t.Parallel()
 	database := fmt.Sprintf("e2e_%d", dbSeq.Add(1))
 	ctx := context.Background()
 	st, err := store.Open(ctx, store.Config{Addr: chServer.Addr, Database: database}, slog.New(slog.DiscardHandler), nil)

@@ -25,6 +25,7 @@ import (
 // and the later half replayed, which the consumer fetches but can neither store nor commit; it is
 // killed once it has retried storing a batch of them, and ClickHouse comes back.
 func TestKill9RestartGivesTheSameSessions(t *testing.T) {
+	t.Parallel()
 	ch := startOwnClickHouse(t)
 	broker := startBrokerProcess(t)
 	const passes = 5

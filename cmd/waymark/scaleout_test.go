@@ -28,6 +28,7 @@ import (
 // the kill ClickHouse comes back and the survivors take over the victim's partitions from its
 // last committed offsets.
 func TestScaleOutSurvivesKill9(t *testing.T) {
+	t.Parallel()
 	ch := startOwnClickHouse(t)
 	broker := startBrokerProcess(t)
 	db := fmt.Sprintf("scaleout_%d", dbSeq.Add(1))
@@ -118,6 +119,7 @@ func TestScaleOutSurvivesKill9(t *testing.T) {
 // nothing of brokers or a consumer it does not have (it logged brokers=[127.0.0.1:9092] and
 // "consumer flushed and committed" on shutdown).
 func TestQueryOnlyServeStartsNoBroker(t *testing.T) {
+	t.Parallel()
 	held, err := net.Listen("tcp", "127.0.0.1:0") // the port a dev broker would take
 	if err != nil {
 		t.Fatal(err)

@@ -29,6 +29,7 @@ func (s *server) sessions(t *testing.T) sessionsJSON {
 // 30-minute gap the Taobao sample has 1,700 sessions and the OTTO sample (one customer per line)
 // 144; with a 10-minute gap, 2,072 and 162.
 func TestSessionKnownAnswers(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		format, file, gap string
 		sessions, persons uint64
@@ -64,6 +65,7 @@ func TestSessionKnownAnswers(t *testing.T) {
 // TestResessionize: sessions stored with a 30-minute gap, recomputed with a 10-minute gap from the
 // stored events, give the 10-minute answer; recomputing again changes nothing.
 func TestResessionize(t *testing.T) {
+	t.Parallel()
 	s := startServe(t)
 	s.replayTaobao(t)
 	if got := s.sessions(t).Sessions; got != 1700 {
@@ -82,6 +84,7 @@ func TestResessionize(t *testing.T) {
 // TestBenchCommand runs `waymark bench` small: the pipeline and the baseline both move every
 // event, and the report has every figure.
 func TestBenchCommand(t *testing.T) {
+	t.Parallel()
 	cmd := exec.Command(binary, "bench", "--events", "5000", "--clickhouse-addr", chServer.Addr)
 	out, err := cmd.CombinedOutput()
 	if err != nil {

@@ -9,6 +9,7 @@ import (
 // its queries up to --query-timeout after it; net/http counts the write timeout from the end of
 // the headers, so it must cover both, or the client gets no answer at all (not even the 503).
 func TestAnswersOutliveSlowBodies(t *testing.T) {
+	t.Parallel()
 	for _, tt := range []struct{ read, query time.Duration }{
 		{30 * time.Second, time.Minute}, // the defaults
 		{30 * time.Second, 10 * time.Second},

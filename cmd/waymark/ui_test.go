@@ -33,6 +33,7 @@ func testOutput(t *testing.T, name string) string {
 // screen needs no sideways scrolling, and that it asks for the read key once per tab, again
 // after a wrong one.
 func TestJourneyMapPageInChromium(t *testing.T) {
+	t.Parallel()
 	if _, err := os.Stat("/usr/bin/chromium"); err != nil {
 		t.Fatal("/usr/bin/chromium not found: run deploy/test.sh, which installs Debian's chromium")
 	}

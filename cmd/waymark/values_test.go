@@ -38,6 +38,7 @@ func startValuesServe(t *testing.T) *server {
 // all of it, a property named traits.plan is no trait, a JSON number is one value however it is
 // written, and a bound above 2^53 is not rounded.
 func TestPropertyValuesThroughThePipeline(t *testing.T) {
+	t.Parallel()
 	s := startValuesServe(t)
 
 	// label renders an answer's value, a marker as <marker>.
@@ -173,6 +174,7 @@ func TestPropertyValuesThroughThePipeline(t *testing.T) {
 // markers that cannot be opened, and the event "(exit)" and the coupons "(none)" and "(other)"
 // as the real values they are.
 func TestJourneyMapPageShowsMarkersApart(t *testing.T) {
+	t.Parallel()
 	if _, err := os.Stat("/usr/bin/chromium"); err != nil {
 		t.Fatal("/usr/bin/chromium not found: run deploy/test.sh, which installs Debian's chromium")
 	}
@@ -236,6 +238,7 @@ func TestJourneyMapPageShowsMarkersApart(t *testing.T) {
 // from the markers, however alike they read: values in parentheses or quotes, with spaces at an
 // end, with invisible characters, or holding the tables' separators.
 func TestLabelTellsValuesApart(t *testing.T) {
+	t.Parallel()
 	values := []string{
 		"", " ", "  ", "100", " 100", "100 ", "\t100", "100\n", "\u00a0100", "100\u200b", "\u200b100", "１００",
 		"(none)", `"(none)"`, `"(none)`, "(none)\u200b", "(no value)", "(no value)\u200b", "(no value) ", "(other values)",
