@@ -10,6 +10,7 @@ import (
 // as many as fit one 64-bit mask are read together, and the rest wait for those queries to end,
 // so a batch never has ClickHouse read two of its scans at once.
 func TestBatchReadsOneScanAtATime(t *testing.T) {
+	t.Parallel()
 	// waiting makes scans of n conditions each, each its own, or the same n when shared.
 	waiting := func(shared bool, conditions ...int) []*sharedScan {
 		var out []*sharedScan
@@ -68,6 +69,7 @@ func TestBatchReadsOneScanAtATime(t *testing.T) {
 // the smallest time range holding every reader's, and each reader gets its events back with its
 // own mask bits and attributes, in its time range.
 func TestCombineScans(t *testing.T) {
+	t.Parallel()
 	p := func(sql string, args ...any) predicate { return predicate{sql: sql, args: args} }
 	viewed, added, ordered := p("event IN (?)", "Product Viewed"), p("event IN (?)", "Product Added"), p("event IN (?)", "Order Completed")
 	a := &scanReader{scan: eventScan{preds: []predicate{viewed, added}, attrs: []predicate{p("channel")}, from: 100, to: 200}}
@@ -134,6 +136,7 @@ func TestCombineScans(t *testing.T) {
 // person; a heavy person's is let go once every reader has read them, and the next person's
 // parts are whole.
 func TestScratchLetsGoOfHeavyPersons(t *testing.T) {
+	t.Parallel()
 	p := func(sql string) predicate { return predicate{sql: sql} }
 	a := &scanReader{scan: eventScan{preds: []predicate{p("viewed")}, attrs: []predicate{p("channel")}}}
 	b := &scanReader{scan: eventScan{preds: []predicate{p("ordered"), p("viewed")}}}
@@ -179,6 +182,7 @@ func TestScratchLetsGoOfHeavyPersons(t *testing.T) {
 // TestBatchEngineFunnelsTakeTurns: a batch's funnels matched in ClickHouse read one at a time; a
 // funnel waiting for its turn stops when its context ends.
 func TestBatchEngineFunnelsTakeTurns(t *testing.T) {
+	t.Parallel()
 	sh := &scanShare{engine: make(chan struct{}, 1)}
 	release, err := sh.takeEngineTurn(t.Context())
 	if err != nil {

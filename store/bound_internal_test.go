@@ -11,6 +11,7 @@ import (
 // magnitudes is sessionize.Decimal.Compare's order (reversed for negatives), which is what
 // boundSQL relies on; the texts reach both ends of the points a value can have.
 func TestMagnitudeOrdersAsDecimalCompare(t *testing.T) {
+	t.Parallel()
 	texts := []string{"1", "9", "10", "100", "1e2", "99.99", "100.000000000000000001", "99.9999999999999999999",
 		"100.5", "101", "1e3", "0.1", "0.10000000000000001", "0.09", "0.001", "0.000999999999999999999",
 		"0.00100000000000000001", "1e-300", "1e-400", "1e308", "1e400", "1e999999999999", "10e999999999998",

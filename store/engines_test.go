@@ -16,6 +16,7 @@ import (
 // TestEngineVersion checks that the harness serves the engine WAYMARK_TEST_CLICKHOUSE asks for:
 // Debian's 18.16, or chDB's 26.7.
 func TestEngineVersion(t *testing.T) {
+	t.Parallel()
 	want := map[string]*regexp.Regexp{storetest.Debian: regexp.MustCompile(`^18\.16\.`), storetest.Chdb: regexp.MustCompile(`^26\.7\.`)}[server.Engine]
 	if got := engineVersion(t, openStore(t)); !want.MatchString(got) {
 		t.Errorf("engine %s serves ClickHouse %s, want %s", server.Engine, got, want)
@@ -36,6 +37,7 @@ func engineVersion(t *testing.T, s *store.Store) string {
 // and 26.7 and asks every journey question, in every mode, of both: the JSON must be byte for
 // byte the same.
 func TestEnginesGiveIdenticalAnswers(t *testing.T) {
+	t.Parallel()
 	other := storetest.Chdb
 	if server.Engine == storetest.Chdb {
 		other = storetest.Debian
@@ -138,6 +140,7 @@ func TestEnginesGiveIdenticalAnswers(t *testing.T) {
 // engine refuses to share it and exits, and Start must say so at once, with the end of the
 // engine's log, rather than wait for the test binary's timeout.
 func TestEngineThatDiesFailsFast(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	first, err := storetest.StartEngine(server.Engine, dir)
 	if err != nil {

@@ -20,6 +20,7 @@ import (
 // text parameters the API and the CLI pass, when escaped with a backslash; unescaped, a comma
 // still separates steps and the error says how to escape it.
 func TestEscapedNamesAndValues(t *testing.T) {
+	t.Parallel()
 	s := openStore(t)
 	const (
 		checkout = "Checkout, Step 2"

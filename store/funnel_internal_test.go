@@ -68,6 +68,7 @@ func bruteLevel(p funnelPlan, ev []funnelEvent, from, to, window int64) int {
 }
 
 func TestMatcherAgreesWithTheDefinition(t *testing.T) {
+	t.Parallel()
 	rng := rand.New(rand.NewPCG(1, 2))
 	for iter := range 3000 {
 		nConds := 1 + rng.IntN(3)

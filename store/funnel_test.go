@@ -55,6 +55,7 @@ func customers(res *store.FunnelResult) []int64 {
 }
 
 func TestFunnelSemantics(t *testing.T) {
+	t.Parallel()
 	const (
 		view  = "Product Viewed"
 		add   = "Product Added"
@@ -115,6 +116,7 @@ func TestFunnelSemantics(t *testing.T) {
 }
 
 func TestUnknownNamesAreRejected(t *testing.T) {
+	t.Parallel()
 	s := openStore(t)
 	ctx := context.Background()
 	if err := s.Write(ctx, sessionize.Batch{Events: []ingest.Event{ev("a", "Product Viewed", 0)}}); err != nil {
@@ -147,6 +149,7 @@ func TestUnknownNamesAreRejected(t *testing.T) {
 }
 
 func TestFunnelResultFields(t *testing.T) {
+	t.Parallel()
 	s := openStore(t)
 	ctx := context.Background()
 	events := []ingest.Event{ev("a", "A", 0), ev("a", "B", 1), ev("b", "A", 0), ev("c", "A", 0), ev("c", "B", 1), ev("c", "C", 2)}
@@ -176,6 +179,7 @@ func TestFunnelResultFields(t *testing.T) {
 // is a ParamError naming the parameter; it was dropped, and the query answered for another list
 // than the one written. An empty parameter is still its default.
 func TestEmptyListEntriesAreRefused(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		query string
 		v     url.Values
@@ -204,6 +208,7 @@ func TestEmptyListEntriesAreRefused(t *testing.T) {
 }
 
 func TestFunnelRejectsBadQueries(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name string
 		q    store.FunnelQuery
@@ -225,6 +230,7 @@ func TestFunnelRejectsBadQueries(t *testing.T) {
 }
 
 func TestMigrateIsIdempotent(t *testing.T) {
+	t.Parallel()
 	s := openStore(t)
 	for range 2 {
 		if err := s.Migrate(context.Background()); err != nil {
@@ -234,6 +240,7 @@ func TestMigrateIsIdempotent(t *testing.T) {
 }
 
 func TestFunnelConditionsMatchTheMapInGoAndSQL(t *testing.T) {
+	t.Parallel()
 	jm, err := sessionize.LoadMap("testdata/conditions-map.yaml")
 	if err != nil {
 		t.Fatal(err)
@@ -311,6 +318,7 @@ func TestFunnelConditionsMatchTheMapInGoAndSQL(t *testing.T) {
 // empty (of no units none converted), never 1: a funnel whose first step no one reached reported
 // conversion_from_previous 1. Step 1's conversion_from_previous is its conversion_from_first.
 func TestRatiosOfNoUnitsAreZero(t *testing.T) {
+	t.Parallel()
 	s := openStore(t)
 	writeEvents(t, s, []ingest.Event{
 		ev("a", "A", 0), ev("a", "B", 10), ev("a", "Order Completed", 20), ev("a", "Order Completed", 86400*40),

@@ -134,6 +134,7 @@ func bruteAny(spec matchSpec, ev []unitEvent) (int, []int) {
 }
 
 func TestPathFinderAgreesWithTheDefinition(t *testing.T) {
+	t.Parallel()
 	rng := rand.New(rand.NewPCG(3, 4))
 	modes := []Mode{ModeOrdered, ModeStrict, ModeAny}
 	for iter := range 20000 {
@@ -190,6 +191,7 @@ func agreesWithBruteForce(t *testing.T, iter int, spec matchSpec, ev []unitEvent
 // one time, steps repeated (one event can take any of them) and overlapping (an event matches
 // several steps), exclusions and strict mode, against the brute force on small units.
 func TestPathFinderWithTiesAgreesWithTheDefinition(t *testing.T) {
+	t.Parallel()
 	rng := rand.New(rand.NewPCG(5, 6))
 	modes := []Mode{ModeOrdered, ModeStrict, ModeAny}
 	for iter := range 40000 {
@@ -256,6 +258,7 @@ func validPath(spec matchSpec, ev []unitEvent, path []int) bool {
 // of one second can take every step, so the unit reaches every step, all at that second; with one
 // event fewer than steps it reaches as many steps as it has events.
 func TestPathFinderOnHostileUnits(t *testing.T) {
+	t.Parallel()
 	for _, c := range []struct{ events, steps, want int }{
 		{12, 12, 12}, {1000, 32, 32}, {31, 32, 31}, {1, 32, 1},
 	} {
@@ -279,6 +282,7 @@ func TestPathFinderOnHostileUnits(t *testing.T) {
 // TestPathFinderStopsWhenTheQueryIsDone: matching looks at the query's context, so a unit that
 // takes long to match does not outlive its query.
 func TestPathFinderStopsWhenTheQueryIsDone(t *testing.T) {
+	t.Parallel()
 	// 20,000 events one second apart, each able to take the first 31 of 32 steps, in any order:
 	// every start matches the whole day's events without reaching the last step.
 	spec := matchSpec{steps: 32, mode: ModeAny, from: -1 << 62, to: 1 << 62, window: 86_400_000}

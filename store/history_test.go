@@ -30,6 +30,7 @@ func historyEvent(t *testing.T, anon, msg, ts string) ingest.Event {
 // restored with it: grouped by source and messageId alone, the event went to one of them, and a
 // restore then deleted the other's session and wrote it again without the event.
 func TestHistorySharedMessageID(t *testing.T) {
+	t.Parallel()
 	st := openStore(t)
 	ctx := context.Background()
 	evs := []ingest.Event{
@@ -63,6 +64,7 @@ func TestHistorySharedMessageID(t *testing.T) {
 // (quotes, backslashes, NUL, 30,000 bytes, \N, control characters), duplicate and empty keys,
 // and 200,000 keys with nothing stored come back exact, in one restore.
 func TestHistoryOddKeys(t *testing.T) {
+	t.Parallel()
 	st := openStore(t)
 	ctx := context.Background()
 	odd := []string{"it's", `back\slash`, "nul\x00byte", strings.Repeat("L", 30000), "\\N", "a\tb\nc", "\u00fc\U0001F600", " padded "}
@@ -101,6 +103,7 @@ func TestHistoryOddKeys(t *testing.T) {
 // until RefreshStoredKeys, which the consumer calls at each rebalance; keys it stores itself are
 // known at once, and keys stored before the first restore are found by the load.
 func TestStoredKeysFilter(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	var database string
 	a := openStoreWith(t, func(c *store.Config) { database = c.Database })
@@ -147,6 +150,7 @@ func TestStoredKeysFilter(t *testing.T) {
 // (ingest.DecodeClient, against the time Kafka got it) while its stored bytes keep the client's
 // times; it comes back at the time it was sessionized, to the nanosecond, as a stamped event does.
 func TestHistoryKeepsTheStoredTime(t *testing.T) {
+	t.Parallel()
 	st := openStore(t)
 	ctx := context.Background()
 	kafkaTime := time.Date(2026, 11, 2, 12, 0, 0, 0, time.UTC)

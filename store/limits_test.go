@@ -46,6 +46,7 @@ func repeat(step string, n int) string {
 // TestHostileQueries holds the rows of the hostile-input table (../shared/cases/hostile/README.md)
 // that are queries, and their kin: each gets an exact answer or a ParamError naming the parameter.
 func TestHostileQueries(t *testing.T) {
+	t.Parallel()
 	s := openStore(t)
 	events := append(tiedEvents("twelve", "V", 12), tiedEvents("thousand", "V", 1000)...)
 	events = append(events, ev("other", "Order Completed", 60))
@@ -133,6 +134,7 @@ func TestHostileQueries(t *testing.T) {
 // TestParametersAtTheirLimitsRunOnClickHouse runs the largest queries validation lets through:
 // ClickHouse answers them all (an error here is a limit missing from validation).
 func TestParametersAtTheirLimitsRunOnClickHouse(t *testing.T) {
+	t.Parallel()
 	s := openStore(t)
 	writeEvents(t, s, []ingest.Event{withFilterProperties(ev("a", "V", 0)), ev("a", "Order Completed", 10), ev("b", "V", 5)})
 	// Steps as large as allowed: ten filters, with the operators that make the most SQL, filling
@@ -193,6 +195,7 @@ func TestParametersAtTheirLimitsRunOnClickHouse(t *testing.T) {
 // at every query: each is answered, or refused with a ParamError naming a parameter of the
 // request; never another error.
 func TestValidatedParametersNeverFailOnClickHouse(t *testing.T) {
+	t.Parallel()
 	s := openStore(t)
 	writeEvents(t, s, []ingest.Event{withFilterProperties(ev("a", "V", 0)), ev("a", "Order Completed", 10), ev("b", "V", 5)})
 	rng := rand.New(rand.NewPCG(14, 4))
@@ -357,6 +360,7 @@ var heavySteps = url.Values{"steps": {repeat("V", 31) + ",X"}, "mode": {"any"}}
 // Retry-After (queryapi's TestFailedQueriesAnswer). The matching runs in process (the in-engine
 // one is TestEngineMatchingIsBounded).
 func TestQueriesAreBounded(t *testing.T) {
+	t.Parallel()
 	var database string
 	writeEvents(t, openStoreWith(t, func(c *store.Config) { database = c.Database }), heavyPerson(100_000))
 	// A serving store: one query at a time, an hour for each; it logs to the test.

@@ -10,6 +10,7 @@ import (
 // (persons come in ClickHouse's grouping order, which changes from run to run), exact where a
 // float64 sum is not, and finite and encodable for the largest scores.
 func TestStageScoresAddExactly(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name   string
 		scores []float64

@@ -18,6 +18,7 @@ import (
 // Migrate must succeed, and each database must end with the columns of a database migrated once
 // and every version recorded (duplicates allowed: two processes may both record one).
 func TestMigrateConcurrently(t *testing.T) {
+	t.Parallel()
 	const rounds, migrators = 5, 8
 	conn := rawConn(t)
 	freshDB := storetest.Database()
@@ -49,6 +50,7 @@ func TestMigrateConcurrently(t *testing.T) {
 // database must end as a fresh one, unless a column exists with another type than the migration's:
 // then Migrate fails, naming it.
 func TestMigrateResumes(t *testing.T) {
+	t.Parallel()
 	conn := rawConn(t)
 	freshDB := storetest.Database()
 	openStoreWith(t, func(c *store.Config) { c.Database = freshDB })

@@ -23,6 +23,7 @@ import (
 // person_id given on insert is kept, a second Migrate changes nothing, and its columns are those
 // of a database migrated from empty.
 func TestMigrateUpgradesVersion4(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	conn, db := v4Database(t)
 	day := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)

@@ -100,6 +100,7 @@ func identityShop(seed uint64, persons int) []string {
 // persons (Config.QueryPassEvents) answers every journey query as one that reads them in one,
 // whatever persons the events were stored under and merged into since.
 func TestPassesGiveTheSameAnswers(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	one, db, jm, nEvents := identityStore(t)
 	open := func(matching string) (*store.Store, *prometheus.Registry) {
@@ -251,6 +252,7 @@ func identityStore(t *testing.T) (*store.Store, string, *sessionize.Map, int) {
 // person_id in their parts (ClickHouse computes its default, the customer key, when it reads
 // them), and the passes select by it before any other column: they must still find every one.
 func TestPassesReadEventsStoredBeforePersonsOnEvents(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	conn, db := v4Database(t)
 	day := time.Date(2026, 1, 5, 0, 0, 0, 0, time.UTC)

@@ -8,6 +8,7 @@ import "testing"
 // "acquire conn timeout". The client's default pool (10) made four batches of eight sessions
 // queries fail a third of them with a 500, and the consumer's inserts retry.
 func TestPoolHoldsTheQuerySlots(t *testing.T) {
+	t.Parallel()
 	for _, slots := range []int{1, 4, 20} {
 		cfg := Config{QueryConcurrency: slots}
 		cfg.setDefaults()

@@ -33,6 +33,7 @@ func ask(t testing.TB, s *store.Store, name string, v url.Values) (map[string]an
 // query: each answer matched nothing or is a ParamError naming the parameter, and the data is
 // untouched.
 func TestQueryParametersResistInjection(t *testing.T) {
+	t.Parallel()
 	_, s := storedRefData(t, 23, 50)
 	before, err := s.Sessions(context.Background(), store.SessionsQuery{From: t0.AddDate(-1, 0, 0), To: t0.AddDate(1, 0, 0)})
 	if err != nil {
@@ -109,6 +110,7 @@ func TestQueryParametersResistInjection(t *testing.T) {
 // literals too ("$1" makes it refuse the query): property names a client sent with those
 // characters must find their events, and a filter value must never become SQL.
 func TestPropertyNamesWithPlaceholderCharacters(t *testing.T) {
+	t.Parallel()
 	s := openStore(t)
 	lines := []string{
 		`{"type":"track","userId":"p1","event":"Product Viewed","messageId":"q1","timestamp":"2026-03-01T10:00:00Z","properties":{"a?b":"x","c$1":"y","d\\?":"z"}}`,

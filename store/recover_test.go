@@ -50,6 +50,7 @@ func (p panickingStore) History(ctx context.Context, keys []string) ([]ingest.Ev
 // rest of the stream is stored, offsets move on to the end, and the stored sessions are exactly
 // those of the good events alone.
 func TestPanicsAreRecoveredAndTheirEventsDeadLettered(t *testing.T) {
+	t.Parallel()
 	broker, err := ingest.StartDevBroker("127.0.0.1:0", 3, "events", "dlq")
 	if err != nil {
 		t.Fatal(err)
@@ -264,6 +265,7 @@ func gatherCounters(t *testing.T, reg *prometheus.Registry) map[string]float64 {
 // (it held the poison event), so B is prepared again on the restored state before it is stored:
 // the stored sessions are those of the good events alone.
 func TestRunnerPreparesAgainABatchPreparedBeforeAPanic(t *testing.T) {
+	t.Parallel()
 	st := openStore(t)
 	sink := panickingStore{Store: st, poisonWrite: "boom-write"}
 	jm, err := sessionize.LoadMap("")
@@ -338,6 +340,7 @@ func TestRunnerPreparesAgainABatchPreparedBeforeAPanic(t *testing.T) {
 // decoder must not make restoring its customer fail (which stalled every batch with one of the
 // customer's events, forever): it stays stored and is left out of the history.
 func TestHistoryLeavesOutEventsThatNoLongerDecode(t *testing.T) {
+	t.Parallel()
 	st := openStore(t)
 	ctx := context.Background()
 	good, err := ingest.Decode([]byte(`{"type":"track","event":"A","userId":"u","messageId":"ok","timestamp":"2026-03-01T09:00:00Z"}`), "s", time.Now())

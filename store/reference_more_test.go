@@ -112,6 +112,7 @@ func refDropoff(jm *sessionize.Map, d refData, q store.FunnelQuery, k int) strin
 // TestDropoffAgreesWithTheReference asks drop-offs matched in Waymark and, on an engine with
 // the waymark_funnel UDF, in ClickHouse; a bounded list of persons holds the smallest ids.
 func TestDropoffAgreesWithTheReference(t *testing.T) {
+	t.Parallel()
 	d, paths := storedRefDataPaths(t, 11, 250)
 	jm := defaultMap(t)
 	for _, path := range paths {
@@ -176,6 +177,7 @@ func refAnchor(jm *sessionize.Map, d refData, anchor string, from, to time.Time,
 // TestPathsAndNextAgreeWithTheReference asks paths and next read in Waymark and, on an engine
 // with the waymark_funnel UDF, in ClickHouse.
 func TestPathsAndNextAgreeWithTheReference(t *testing.T) {
+	t.Parallel()
 	d, paths := storedRefDataPaths(t, 13, 250)
 	for _, path := range paths {
 		t.Run(path.name, func(t *testing.T) { pathsAndNextAgree(t, d, path.s) })
@@ -293,6 +295,7 @@ func pathsAndNextAgree(t *testing.T, d refData, s *store.Store) {
 // TestRetentionAgreesWithTheReference asks retention read in Waymark and, on an engine with the
 // waymark_funnel UDF, in ClickHouse.
 func TestRetentionAgreesWithTheReference(t *testing.T) {
+	t.Parallel()
 	d, paths := storedRefDataPaths(t, 17, 300)
 	for _, path := range paths {
 		t.Run(path.name, func(t *testing.T) { retentionAgrees(t, d, path.s) })
@@ -434,6 +437,7 @@ func refPeriods(period string, a, b time.Time) int {
 // TestStagesAgreeWithTheReference asks the stages read in Waymark and, on an engine with the
 // waymark_funnel UDF, in ClickHouse.
 func TestStagesAgreeWithTheReference(t *testing.T) {
+	t.Parallel()
 	d, paths := storedRefDataPaths(t, 19, 300)
 	for _, path := range paths {
 		t.Run(path.name, func(t *testing.T) { stagesAgree(t, d, path.s) })
@@ -550,6 +554,7 @@ func taobaoData(t testing.TB, jm *sessionize.Map) refData {
 }
 
 func TestTaobaoSampleAgreesWithTheReference(t *testing.T) {
+	t.Parallel()
 	jm := defaultMap(t)
 	d := taobaoData(t, jm)
 	var db string
@@ -588,6 +593,7 @@ func TestTaobaoSampleAgreesWithTheReference(t *testing.T) {
 // TestPathsKeepLabelsWhole: a touchpoint's label may hold any byte (a NUL, "|", ":"), and a path
 // lists it as one touchpoint, in Waymark and in ClickHouse.
 func TestPathsKeepLabelsWhole(t *testing.T) {
+	t.Parallel()
 	var db string
 	s := openStoreWith(t, func(c *store.Config) { db, c.FunnelMatching = c.Database, store.MatchProcess })
 	labels := []string{"Product Viewed", "a\x00b", "c|1:d", "e:f", ""}

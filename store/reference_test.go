@@ -538,6 +538,7 @@ func funnelText(res *store.FunnelResult) string {
 }
 
 func TestFunnelAgreesWithTheReference(t *testing.T) {
+	t.Parallel()
 	d, paths := storedRefDataPaths(t, 7, 250)
 	jm := defaultMap(t)
 	const (
@@ -583,6 +584,7 @@ func TestFunnelAgreesWithTheReference(t *testing.T) {
 // ClickHouse it fails without the waymark_funnel UDF (18.16) and runs with it (chdb), except
 // funnels counting sessions, which match here either way.
 func TestFunnelMatchingPlace(t *testing.T) {
+	t.Parallel()
 	d := generateRefData(3, 20)
 	var db string
 	s := openStoreWith(t, func(c *store.Config) { db = c.Database })

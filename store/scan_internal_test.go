@@ -8,6 +8,7 @@ import (
 // TestUnpackEvents: a person's row as ClickHouse sends it (see sendPass) parses into its events
 // and their attributes, and a malformed one is an error, never a panic or a wrong event.
 func TestUnpackEvents(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		packed string
 		attrs  []string

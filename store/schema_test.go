@@ -14,6 +14,7 @@ var update = flag.Bool("update", false, "rewrite golden files")
 // TestSchemaDDLGolden pins the DDL of both modes. The single-node DDL also runs on the real server
 // in every test that opens a store; the cluster DDL is reviewed here (CI has no cluster).
 func TestSchemaDDLGolden(t *testing.T) {
+	t.Parallel()
 	tests := []struct{ cluster, golden string }{
 		{"", "testdata/schema-single.sql"},
 		{"waymark_cluster", "testdata/schema-cluster.sql"},

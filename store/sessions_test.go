@@ -37,6 +37,7 @@ func copyArrival(anon, user, event, id, ts string) string {
 // holds the later copies but not the earliest, on a store that reads in one pass and on one that
 // reads in many, alone and in a batch, before and after ClickHouse merges the parts.
 func TestSessionsCountEachMessageOnce(t *testing.T) {
+	t.Parallel()
 	a := copyArrival
 	tests := []struct {
 		name     string

@@ -20,6 +20,7 @@ import (
 // sign-in from its millisecond, as before; a from_seq shorter or longer than from_ms (never
 // written, but a query must not fail on it) reads a missing seq as 0.
 func TestSignInsInAnEventsMillisecondCompareSeq(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	at := time.Date(2026, 3, 2, 10, 0, 0, 0, time.UTC)
 	ms := uint64(at.UnixMilli())

@@ -12,6 +12,7 @@ import (
 )
 
 func TestStepFilters(t *testing.T) {
+	t.Parallel()
 	ev := func(kv ...string) *ingest.Event {
 		e := &ingest.Event{Type: "track", Event: "Order Completed", PagePath: "/checkout/pay"}
 		for i := 0; i < len(kv); i += 2 {
@@ -74,6 +75,7 @@ func TestStepFilters(t *testing.T) {
 // (sessionize.ContextFields) must be readable in SQL too, or a step filter on it would test a
 // property of that name instead.
 func TestEveryContextFieldHasAColumn(t *testing.T) {
+	t.Parallel()
 	for _, f := range sessionize.ContextFields() {
 		if contextColumn(f) == "" {
 			t.Errorf("context field %s has no column", f)
@@ -106,6 +108,7 @@ func condText(c sessionize.Condition) string {
 // TestParseStep: the escapes of steps.go reach every name and value, and steps without them
 // read as they always did.
 func TestParseStep(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		step    string
 		name    string
@@ -173,6 +176,7 @@ func TestParseStep(t *testing.T) {
 // TestStepRegexpEscapes: in a regular expression an escaped separator means the character, as
 // everywhere else.
 func TestStepRegexpEscapes(t *testing.T) {
+	t.Parallel()
 	_, conds, err := parseStep(`X[p~=^a\,b\;c\|d\]e\ $]`)
 	if err != nil {
 		t.Fatal(err)
@@ -184,6 +188,7 @@ func TestStepRegexpEscapes(t *testing.T) {
 }
 
 func TestSplitList(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		list string
 		want []string
@@ -205,6 +210,7 @@ func TestSplitList(t *testing.T) {
 }
 
 func TestCutExclusionRange(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		x             string
 		step          string

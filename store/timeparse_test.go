@@ -11,6 +11,7 @@ import (
 // TestParseTime: a query's from and to take every form of time an event may carry (one parser,
 // ingest.ParseTimestamp) and a UTC date; anything else, or a time outside 1970..2100, is an error.
 func TestParseTime(t *testing.T) {
+	t.Parallel()
 	ten := time.Date(2017, 11, 25, 10, 0, 0, 0, time.UTC)
 	tests := []struct {
 		in   string
@@ -59,6 +60,7 @@ func TestParseTime(t *testing.T) {
 // share their end (ingest.LatestEventMs), so the last event time accepted lies before a to that
 // ParseTime takes, and the first refused does not.
 func TestEveryEventTimeCanBeQueried(t *testing.T) {
+	t.Parallel()
 	last := time.UnixMilli(ingest.LatestEventMs - 1).UTC()
 	if !ingest.InTimeRange(last) || ingest.InTimeRange(last.Add(time.Millisecond)) {
 		t.Fatalf("ingest's last event time is not %s", last)

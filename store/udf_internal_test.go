@@ -89,6 +89,7 @@ func twoSteps(t *testing.T, breakdown bool) string {
 }
 
 func TestServeFunnelUDF(t *testing.T) {
+	t.Parallel()
 	spec, byAttr := twoSteps(t, false), twoSteps(t, true)
 	input := udfChunks(
 		[]udfRow{
@@ -171,6 +172,7 @@ func anchorSpec(t *testing.T, w anchorWalk) string {
 }
 
 func TestServeFunnelUDFAnchors(t *testing.T) {
+	t.Parallel()
 	all := anchorWalk{from: math.MinInt64, to: math.MaxInt64, wind: 10}
 	paths, pathsEnd, next, previous := all, all, all, all
 	paths.kind, paths.direction, paths.depth = "paths", "start", 3
@@ -223,6 +225,7 @@ func retentionSpec(t *testing.T, period string, periods int) string {
 }
 
 func TestServeFunnelUDFRetention(t *testing.T) {
+	t.Parallel()
 	const day = 24 * 3600 * 1000
 	monday := uint64(time.Date(2026, 11, 30, 0, 0, 0, 0, time.UTC).UnixMilli())
 	// A return-matching identify (no touchpoint) first, then a first touch at the week's start
@@ -273,6 +276,7 @@ func stagesSpec(t *testing.T) string {
 }
 
 func TestServeFunnelUDFStages(t *testing.T) {
+	t.Parallel()
 	// Stage 0 at 10 (a page), a survey answered at 11 (score 9.5) and a bad score at 12, stage 2
 	// at 20 together with a page (counted in stage 2: a time's events move on first), a copy of it.
 	input := udfChunks([]udfRow{
@@ -313,6 +317,7 @@ func TestServeFunnelUDFStages(t *testing.T) {
 // TestServeFunnelUDFWalksStopAtTheTimeout: a chunk of a walk (here a retention's) stops once the
 // spec's timeout has passed: a million events take far more than its millisecond.
 func TestServeFunnelUDFWalksStopAtTheTimeout(t *testing.T) {
+	t.Parallel()
 	p := &funnelPlan{conds: make([]condition, 2), blocks: []uint64{0, 0}, from: math.MinInt64, attr: -1, traitCond: -1, keyAttr: -1, keep: 4,
 		steps:     []stepPlan{{conds: []int{0}, nth: []int{1}}, {conds: []int{1}, nth: []int{1}}},
 		spec:      matchSpec{steps: 2, mode: ModeOrdered},
@@ -331,6 +336,7 @@ func TestServeFunnelUDFWalksStopAtTheTimeout(t *testing.T) {
 }
 
 func TestDecodeFunnelOutcome(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		in        string
 		breakdown bool
@@ -370,6 +376,7 @@ func TestDecodeFunnelOutcome(t *testing.T) {
 }
 
 func TestServeFunnelUDFRejectsBadInput(t *testing.T) {
+	t.Parallel()
 	spec := twoSteps(t, false)
 	good := udfRow{spec: spec, t: []uint64{1}, seq: []uint64{0}, mask: []uint64{1}, id: []uint64{1}}
 	row := good.appendRowBinary(nil)
@@ -437,6 +444,7 @@ func TestServeFunnelUDFRejectsBadInput(t *testing.T) {
 // the UDF and through the in-process path (sorted, deduplicated, units, reach, dropout) of the
 // same plan: funnels with and without a breakdown, and drop-offs.
 func TestServeFunnelUDFAgreesWithInProcess(t *testing.T) {
+	t.Parallel()
 	rng := rand.New(rand.NewPCG(16, 1))
 	modes := []Mode{ModeOrdered, ModeStrict, ModeAny}
 	for iter := range 300 {
@@ -527,6 +535,7 @@ func inProcessOutcome(t *testing.T, p *funnelPlan, events []scannedEvent) string
 // TestServeFunnelUDFStopsAtTheTimeout: a person whose matching takes minutes (any order, 31
 // steps over 20,000 events of one day) fails the chunk once the spec's timeout has passed.
 func TestServeFunnelUDFStopsAtTheTimeout(t *testing.T) {
+	t.Parallel()
 	const steps, n = 31, 20_000
 	p := &funnelPlan{conds: make([]condition, 2), blocks: []uint64{0, 0}, from: math.MinInt64, attr: -1, traitCond: -1, keyAttr: -1,
 		spec: matchSpec{steps: steps + 1, mode: ModeAny, from: math.MinInt64, to: math.MaxInt64, window: 24 * 3600 * 1000}}

@@ -78,6 +78,7 @@ func rankedLabels(rows []store.Ranked) string {
 // TestMarkersApartFromRealValues: an answer's markers (no value, other values, exit, start) are
 // never merged with an event or property value that reads like them.
 func TestMarkersApartFromRealValues(t *testing.T) {
+	t.Parallel()
 	paths, _ := storeValuesFixture(t)
 	for _, path := range paths {
 		t.Run(path.name, func(t *testing.T) { markersApart(t, path.s) })
@@ -140,6 +141,7 @@ func markersApart(t *testing.T, s *store.Store) {
 // TestNullTraitClearsTrait: a trait's value is the latest one a person was given, and JSON null
 // (in traits or context.traits) given later clears it; a null given earlier does not.
 func TestNullTraitClearsTrait(t *testing.T) {
+	t.Parallel()
 	paths, _ := storeValuesFixture(t)
 	for _, path := range paths {
 		t.Run(path.name, func(t *testing.T) { nullTraitClears(t, path.s) })
@@ -166,6 +168,7 @@ func nullTraitClears(t *testing.T, s *store.Store) {
 // traits and context.traits: a property named traits (or traits.plan, or context.device_type)
 // and a group call's traits are not the user's, and the property keeps its name for filters.
 func TestTraitsAreReplacedWhole(t *testing.T) {
+	t.Parallel()
 	paths, _ := storeValuesFixture(t)
 	for _, path := range paths {
 		t.Run(path.name, func(t *testing.T) { traitsReplacedWhole(t, path.s) })
@@ -210,6 +213,7 @@ func traitsReplacedWhole(t *testing.T, s *store.Store) {
 // 1.5E+2), in filters, breakdowns and ordering alike, in ClickHouse and in the journey map's Go
 // matcher; a JSON string is its text ("100" is the number's text, "100.0" and "1e2" are not).
 func TestNumbersAreOneValue(t *testing.T) {
+	t.Parallel()
 	paths, events := storeValuesFixture(t)
 	for _, path := range paths {
 		t.Run(path.name, func(t *testing.T) { numbersAreOneValue(t, path.s, events) })
@@ -308,6 +312,7 @@ var numericFilters = []struct{ op, value string }{
 // sessionize.Condition.Matches for every stored text, so a value compares where it is a decimal
 // number and nowhere else, and by its exact value (docs/values.md), whatever the engine.
 func TestNumericFiltersAgreeWithGo(t *testing.T) {
+	t.Parallel()
 	s := openStore(t)
 	var events []ingest.Event
 	for i, text := range numericTexts {
@@ -368,6 +373,7 @@ func TestNumericFiltersAgreeWithGo(t *testing.T) {
 // are stored as one text per number (ingest.CanonicalNumber), so a breakdown lists each number
 // once, = finds a zero written 0e99999999999999999999, and the bounds order them by value.
 func TestNumbersOfAnyExponentAreOneValue(t *testing.T) {
+	t.Parallel()
 	s := openStore(t)
 	numbers := []string{"0e99999999999999999999", "-0.0e-99999999999999999999", "1e999999999999", "10e999999999998",
 		"0.1e1000000000000", "1e400", "1E+400", "-1e400", "1e-400", "5"}

@@ -18,6 +18,7 @@ import (
 // and JSON body; a query whose client went away is logged and not answered, a failure of the
 // server logged with its cause while the client is told only where to look.
 func TestFailedQueriesAnswer(t *testing.T) {
+	t.Parallel()
 	gone, cancel := context.WithCancel(context.Background())
 	cancel()
 	tests := []struct {

@@ -16,6 +16,7 @@ import (
 // TestQueryOverItsLimitIs503: a query over its memory limit is a 503 with a message and
 // Retry-After.
 func TestQueryOverItsLimitIs503(t *testing.T) {
+	t.Parallel()
 	srv := serve(t, func(c *store.Config) { c.QueryMaxMemory = 1 << 10 }, "Product Viewed", "Order Completed")
 	resp, err := http.Get(srv.URL + "/api/v1/funnel?" + url.Values{"steps": {"Product Viewed,Order Completed"}}.Encode())
 	if err != nil {
@@ -32,6 +33,7 @@ func TestQueryOverItsLimitIs503(t *testing.T) {
 // TestUnknownPathsAndMethodsAnswerJSON: a path under /api/v1/ that is no query is a JSON 404
 // naming the queries; another method than GET on a query is a JSON 405 with Allow.
 func TestUnknownPathsAndMethodsAnswerJSON(t *testing.T) {
+	t.Parallel()
 	srv := serve(t, nil)
 	for _, tt := range []struct {
 		method, path string
@@ -65,6 +67,7 @@ func TestUnknownPathsAndMethodsAnswerJSON(t *testing.T) {
 // TestUnknownAndRepeatedParametersAre400: a misspelt parameter would otherwise be ignored and the
 // query answer another question than the one asked; a repeated one would use one of its values.
 func TestUnknownAndRepeatedParametersAre400(t *testing.T) {
+	t.Parallel()
 	srv := serve(t, nil, "V", "W")
 	for _, tt := range []struct {
 		path  string
@@ -95,6 +98,7 @@ func TestUnknownAndRepeatedParametersAre400(t *testing.T) {
 // TestEmptyStepIs400: an empty step ("V,,W") is a 400 naming steps, as in the CLI (both read the
 // parameters in store); it was dropped and the funnel answered for V,W.
 func TestEmptyStepIs400(t *testing.T) {
+	t.Parallel()
 	srv := serve(t, nil, "V", "W")
 	for _, steps := range []string{"V,,W", "V,W,"} {
 		code, body := getJSON(t, srv, "/api/v1/funnel", url.Values{"steps": {steps}})
@@ -107,6 +111,7 @@ func TestEmptyStepIs400(t *testing.T) {
 // TestTimeToConvertOnlyWhereComputed: in mode any no time from the first step to the last is
 // computed, and time_to_convert is left out; it was a histogram of zeros while people converted.
 func TestTimeToConvertOnlyWhereComputed(t *testing.T) {
+	t.Parallel()
 	srv := serve(t, nil, "V", "W")
 	for _, mode := range []string{"ordered", "strict", "any"} {
 		code, body := getJSON(t, srv, "/api/v1/funnel", url.Values{"steps": {"V,W"}, "mode": {mode}})
@@ -127,6 +132,7 @@ func TestTimeToConvertOnlyWhereComputed(t *testing.T) {
 // TestQuerySchema: one schema of parameters gives the query string, the CLI's flags and the page's
 // defaults; GET /api/v1/queries lists it, and each query reads exactly the parameters it lists.
 func TestQuerySchema(t *testing.T) {
+	t.Parallel()
 	srv := serve(t, nil, "V", "W")
 	resp, err := http.Get(srv.URL + "/api/v1/queries")
 	if err != nil {
@@ -178,6 +184,7 @@ func TestQuerySchema(t *testing.T) {
 // escape, which would answer the query without that parameter (over all time, for a dropped
 // from); each is a 400 naming the parameter instead.
 func TestQueryStringPairsAreNeverDropped(t *testing.T) {
+	t.Parallel()
 	srv := serve(t, nil, "V", "W")
 	for _, tt := range []struct{ query, param string }{
 		{"steps=V&from=2024-05-31;", "from"},

@@ -30,6 +30,7 @@ func postBatch(t *testing.T, srvURL, contentType, body string) (int, map[string]
 // TestBatchAnswersAsEachQuery: each query of a batch gets, with its status, what its GET
 // answers, errors included; parameters may be JSON strings, numbers or booleans.
 func TestBatchAnswersAsEachQuery(t *testing.T) {
+	t.Parallel()
 	srv := serve(t, nil, "Product Viewed", "Product Added", "Order Completed", "Product Viewed")
 	status, body := postBatch(t, srv.URL, "application/json", `{"queries": [
 		{"query": "funnel", "params": {"steps": "Product Viewed,Order Completed", "window": "1h"}},
@@ -76,6 +77,7 @@ func TestBatchAnswersAsEachQuery(t *testing.T) {
 // TestBadBatchesAre4xx: a body that is no batch is refused whole, naming the field at fault, and
 // nothing runs.
 func TestBadBatchesAre4xx(t *testing.T) {
+	t.Parallel()
 	srv := serve(t, nil, "Product Viewed")
 	nine := `{"queries": [` + strings.Repeat(`{"query": "sessions"},`, 8) + `{"query": "sessions"}]}`
 	tests := []struct {
@@ -118,6 +120,7 @@ func TestBadBatchesAre4xx(t *testing.T) {
 // TestBatchBodyIsPlainJSON: a batch is JSON, uncompressed; another Content-Type or a
 // Content-Encoding is a 415 naming the header. No Content-Type, or one with a charset, is read.
 func TestBatchBodyIsPlainJSON(t *testing.T) {
+	t.Parallel()
 	srv := serve(t, nil, "Product Viewed")
 	body := `{"queries": [{"query": "sessions"}]}`
 	for _, tt := range []struct {
@@ -153,6 +156,7 @@ func TestBatchBodyIsPlainJSON(t *testing.T) {
 
 // TestJourneyMap: /api/v1/map lists the journey map's stages in order.
 func TestJourneyMap(t *testing.T) {
+	t.Parallel()
 	srv := serve(t, nil)
 	status, body := getJSON(t, srv, "/api/v1/map", nil)
 	stages, _ := body["stages"].([]any)
@@ -167,6 +171,7 @@ func TestJourneyMap(t *testing.T) {
 // TestEndpointsWithoutParameters: /api/v1/map and /api/v1/queries take no parameters, and answer
 // one (a misspelt parameter meant elsewhere) with a 400 naming it, as the queries do.
 func TestEndpointsWithoutParameters(t *testing.T) {
+	t.Parallel()
 	srv := serve(t, nil)
 	for _, path := range []string{"/api/v1/map", "/api/v1/queries"} {
 		for _, tt := range []struct {
@@ -198,6 +203,7 @@ func TestEndpointsWithoutParameters(t *testing.T) {
 // each, where a comma needs no escape: each answer is the GET's with the list escaped. Another
 // parameter given as an array, or an array of anything but strings, refuses the batch.
 func TestBatchTakesStepArrays(t *testing.T) {
+	t.Parallel()
 	srv := serve(t, nil, "Checkout, Step 2", "Pay|Now", "Gift[wrap]", `a\`, "Order Completed")
 	status, body := postBatch(t, srv.URL, "application/json", `{"queries": [
 		{"query": "funnel", "params": {"steps": ["Checkout, Step 2", "Pay|Now", "Gift\\[wrap\\]"]}},

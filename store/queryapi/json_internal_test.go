@@ -12,6 +12,7 @@ import (
 // TestWriteJSONNeverAnswersEmpty: an answer JSON cannot hold (a bug) is a 500 with a JSON error,
 // not a 200 with an empty body; one that it can is written whole.
 func TestWriteJSONNeverAnswersEmpty(t *testing.T) {
+	t.Parallel()
 	a := &API{log: slog.New(slog.DiscardHandler)}
 	for _, tt := range []struct {
 		v      any
