@@ -238,7 +238,7 @@ func checkHostileOutcome(t *testing.T, s *server, database, kafkaPrefix string, 
 			t.Errorf("event %s is not stored", id)
 		}
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute) // a hang guard: on a busy machine the read takes long
 	defer cancel()
 	dead, err := ingesttest.ReadTopic(ctx, s.broker, "waymark.dlq")
 	if err != nil {

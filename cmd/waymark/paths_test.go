@@ -165,7 +165,7 @@ func TestOneRuleOnEveryPath(t *testing.T) {
 		}
 	}
 
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute) // a hang guard
 	defer cancel()
 	dead, err := ingesttest.ReadTopic(ctx, s.broker, "waymark.dlq")
 	if err != nil {
