@@ -157,6 +157,7 @@ func TestEscapedNamesAndValues(t *testing.T) {
 // characters of the step syntax the name holds ("Look [web]" is a stage, not the step Look with
 // a filter web; "Pay\, now" keeps its backslash; padding is the name's).
 func TestStagesOfAnyName(t *testing.T) {
+	t.Parallel()
 	jm, err := sessionize.ParseMap([]byte(`version: names-1
 stages:
   - name: "Look [web]"

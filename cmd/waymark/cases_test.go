@@ -961,6 +961,7 @@ func TestCopiesOnOtherKeysCountOnceInSessions(t *testing.T) {
 // parts, equals that of a serve that got each message once (its earliest copy), and the live
 // order count counts each order once.
 func TestCopiesOnOtherKeysCountOnceAfterRestartAndEviction(t *testing.T) {
+	t.Parallel()
 	msg := func(typ, anon, user, id, ts, coupon string) string {
 		m := map[string]any{"type": typ, "messageId": id, "timestamp": ts}
 		if typ == "track" {
@@ -1082,6 +1083,7 @@ func TestCopiesOnOtherKeysCountOnceAfterRestartAndEviction(t *testing.T) {
 // order; drop-off; sessions; stages; retention), before and after ClickHouse merges the parts,
 // equals that of a serve that got each message once (its earliest copy).
 func TestCopiesJoinedAfterBothArriveCountOnce(t *testing.T) {
+	t.Parallel()
 	msg := func(typ, anon, user, id, ts, coupon string) string {
 		m := map[string]any{"type": typ, "messageId": id, "timestamp": ts}
 		switch typ {
@@ -1944,6 +1946,7 @@ func TestCopiesOnOtherKeysAnswerAsTheFirst(t *testing.T) {
 // only both keys' events reach (a repeat order) is entered at the merge (see
 // sessionize.Stats.StageEntries).
 func TestLiveStageEntriesCountPersons(t *testing.T) {
+	t.Parallel()
 	cases := []struct {
 		file string
 		// query is the persons entering each stage, by the journey map's rules: the answer the

@@ -343,6 +343,7 @@ func TestHostileEventsAreStoredOrDeadLettered(t *testing.T) {
 // (header fields) with the API's JSON error body naming the longest parameter, "url", or the
 // longest header, as every other bad request is; just within the limits, the API itself answers.
 func TestOverlongRequestHeadsAnswerJSON(t *testing.T) {
+	t.Parallel()
 	s := startServe(t)
 	var values []string
 	for i := range 20000 {

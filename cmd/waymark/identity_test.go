@@ -192,6 +192,7 @@ func (s *server) checkOneSecond(t *testing.T, what string, got, wantPerson map[s
 // the first copy of alice's sign-in, at 10:00. The message is one sign-in, at 10:00 (the earliest
 // copy counts), so the view is bob's, as it would be had the copies come in time order.
 func TestSupersededSignInIsTakenBack(t *testing.T) {
+	t.Parallel()
 	s := startServe(t)
 	postTrack(t, s, `{"batch":[
 		{"type":"identify","anonymousId":"tablet","userId":"alice","timestamp":"2026-06-01T10:05:00Z","messageId":"alice-in"},

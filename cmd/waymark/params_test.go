@@ -14,6 +14,7 @@ import (
 // answered, outside is a 400 naming the parameter, never an answer for another value. A drop-off's
 // step=0 (its default) is the step with the largest drop-off, answered as that step asked by number.
 func TestIntegerParametersKeepTheirRange(t *testing.T) {
+	t.Parallel()
 	s := startServe(t)
 	// Five persons view, four add, one orders: one drops off after step 1, three after step 2.
 	var events []string

@@ -50,6 +50,7 @@ func placeholderLines(placeholders []string) (lines []string, refused []string) 
 // /v1/alias), straight through Kafka with kcat, and with `waymark replay` of the lines as a
 // Segment export; the answers are the same each way.
 func TestPlaceholderIDsMergeNobody(t *testing.T) {
+	t.Parallel()
 	placeholders := []string{`"undefined"`, `"null"`, `"0"`, `0`, `" "`, `"[object Object]"`, `"Undefined"`, `"(null)"`, `"nil"`, `"00000000-0000-0000-0000-000000000000"`}
 	lines, refused := placeholderLines(placeholders)
 	var steps []string
@@ -200,6 +201,7 @@ func lineOf(t *testing.T, lines []string, id string) int {
 // deduplicated into its first one; the same message sent twice still counts once. Through the
 // collector, straight to Kafka and replay.
 func TestPlaceholderMessageIDsAreNoID(t *testing.T) {
+	t.Parallel()
 	line := func(user, event, id, ts string) string {
 		return fmt.Sprintf(`{"type":"track","userId":%q,"event":%q,"messageId":%s,"timestamp":"2024-05-15T%s:00Z"}`, user, event, id, ts)
 	}
@@ -246,6 +248,7 @@ func TestPlaceholderMessageIDsAreNoID(t *testing.T) {
 // ("undefined", 0) on some calls is one session: the placeholder is no session id, not a change
 // of session (tester4's repro).
 func TestPlaceholderSessionIDsSplitNoVisit(t *testing.T) {
+	t.Parallel()
 	s := startServe(t)
 	var lines []string
 	for i, id := range []string{`1733000000`, `"undefined"`, `1733000000`, `0`, `-1`} {

@@ -232,6 +232,7 @@ func TestDashboardsAndRulesReturnDataInPrometheus(t *testing.T) {
 // Prometheus with the shipped rules must put WaymarkDeadLetterRateHigh in pending (it fires after
 // its 10 min "for"; promtool's unit tests check the firing) though no Kafka message is unusable.
 func TestDeadLetterAlertSeesRefusedTrackingCalls(t *testing.T) {
+	t.Parallel()
 	if _, err := exec.LookPath("prometheus"); err != nil {
 		t.Fatal("prometheus not found: run deploy/test.sh, which installs Debian's prometheus")
 	}

@@ -18,6 +18,7 @@ import (
 // stored with the visits agree: a stage is stored only when a person reached it, as the stages
 // query says (bob's first order on alice's device is not her second).
 func TestSessionIsOnePersonsVisit(t *testing.T) {
+	t.Parallel()
 	case05 := caseLines(t, "identity/05-shared-device-two-users/events.jsonl")
 	tests := []struct {
 		name     string
