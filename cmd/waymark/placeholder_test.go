@@ -105,11 +105,7 @@ func TestPlaceholderIDsMergeNobody(t *testing.T) {
 		case "kcat":
 			produceWithKcat(t, s.broker, lines)
 		case "replay":
-			file := filepath.Join(t.TempDir(), "export.jsonl")
-			if err := os.WriteFile(file, []byte(strings.Join(lines, "\n")+"\n"), 0o644); err != nil {
-				t.Fatal(err)
-			}
-			out := s.waymark(t, "replay", "--format", "segment", "--file", file, "--wait", "2m")
+			out := s.replayLines(t, lines)
 			if want := fmt.Sprintf("skipped %d lines", len(refused)); !strings.Contains(out, want) || strings.Count(out, "missing_identity (field userId)") != len(refused) {
 				t.Errorf("replay: %s\nwant %s, each as missing_identity (field userId)", out, want)
 			}
@@ -222,11 +218,7 @@ func TestPlaceholderMessageIDsAreNoID(t *testing.T) {
 		case "kcat":
 			produceWithKcat(t, s.broker, lines)
 		case "replay":
-			file := filepath.Join(t.TempDir(), "export.jsonl")
-			if err := os.WriteFile(file, []byte(strings.Join(lines, "\n")+"\n"), 0o644); err != nil {
-				t.Fatal(err)
-			}
-			s.waymark(t, "replay", "--format", "segment", "--file", file, "--wait", "2m")
+			s.replayLines(t, lines)
 		}
 		s.waitStored(t)
 		for _, tt := range []struct{ steps, want string }{
@@ -261,4 +253,15 @@ func TestPlaceholderSessionIDsSplitNoVisit(t *testing.T) {
 	if sum := s.sessions(t); sum.Sessions != 1 || sum.Events != uint64(len(lines)) {
 		t.Errorf("%d sessions of %d events, want 1 of %d", sum.Sessions, sum.Events, len(lines))
 	}
+}
+
+// replayLines replays lines, Segment messages, with `waymark replay --format segment` from a file
+// of them, waits until they are stored, and returns what replay printed.
+func (s *server) replayLines(t *testing.T, lines []string) string {
+	t.Helper()
+	file := filepath.Join(t.TempDir(), "export.jsonl")
+	if err := os.WriteFile(file, []byte(strings.Join(lines, "\n")+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return s.waymark(t, "replay", "--format", "segment", "--file", file, "--wait", "2m")
 }
