@@ -351,13 +351,7 @@ func TestSameTimeCopyKeepsTheFirstToArrive(t *testing.T) {
 					if mode == "cold between pushes" {
 						s.hotCap = 0
 					}
-					batches := [][]ingest.Event{sent}
-					if mode != "one push" {
-						batches = nil
-						for i := range sent {
-							batches = append(batches, sent[i:i+1])
-						}
-					}
+					batches := pushesOf(sent, mode)
 					now := base
 					var orders, duplicates int
 					var revenue float64
@@ -539,13 +533,7 @@ func TestCopiesOnOtherKeysKeepTheFirst(t *testing.T) {
 					other := func(i int) []ingest.Event {
 						return []ingest.Event{at(fmt.Sprint("other-", i), "Product Viewed", 1000+float64(i))}
 					}
-					batches := [][]ingest.Event{sent}
-					if mode != "one push" {
-						batches = nil
-						for i := range sent {
-							batches = append(batches, sent[i:i+1])
-						}
-					}
+					batches := pushesOf(sent, mode)
 					now, duplicates := base, 0
 					for i, b := range batches {
 						now = now.Add(time.Second)
@@ -649,13 +637,7 @@ func TestCopiesJoinedAfterBothArriveKeepTheEarliest(t *testing.T) {
 					if strings.HasPrefix(mode, "evicted") {
 						s.cfg.MaxCustomers = 1
 					}
-					batches := [][]ingest.Event{sent}
-					if mode != "one push" {
-						batches = nil
-						for i := range sent {
-							batches = append(batches, sent[i:i+1])
-						}
-					}
+					batches := pushesOf(sent, mode)
 					now, duplicates := base, 0
 					for i, b := range batches {
 						now = now.Add(time.Second)
@@ -783,4 +765,17 @@ func TestStageEntriesCountPersonsAfterRestore(t *testing.T) {
 			}
 		})
 	}
+}
+
+// pushesOf returns the pushes that send events: all in one for the mode "one push", else one push
+// each.
+func pushesOf(events []ingest.Event, mode string) [][]ingest.Event {
+	if mode == "one push" {
+		return [][]ingest.Event{events}
+	}
+	var pushes [][]ingest.Event
+	for i := range events {
+		pushes = append(pushes, events[i:i+1])
+	}
+	return pushes
 }
