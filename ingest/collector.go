@@ -311,7 +311,7 @@ func (c *Collector) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		c.metrics.requests.WithLabelValues(kind, strconv.Itoa(rec.status)).Inc()
 		c.metrics.seconds.WithLabelValues(kind).Observe(time.Since(start).Seconds())
 	}()
-	setCORS(rec, r)
+	SetCORS(rec, r)
 	switch {
 	case r.Method == http.MethodOptions:
 		rec.WriteHeader(http.StatusNoContent)
@@ -800,7 +800,7 @@ func (c *Collector) fail(w http.ResponseWriter, err error) error {
 // settings serves the document analytics.js loads from its CDN, pointing it back at this
 // collector, so `cdnURL` can be set to Waymark.
 func (c *Collector) settings(w http.ResponseWriter, r *http.Request) {
-	setCORS(w, r)
+	SetCORS(w, r)
 	key := r.PathValue("writeKey")
 	if _, ok := c.cfg.WriteKeys[key]; !ok {
 		WriteError(w, http.StatusNotFound, "writeKey", "unknown write key")
@@ -839,7 +839,9 @@ func (c *Collector) settings(w http.ResponseWriter, r *http.Request) {
 	})
 }
 
-func setCORS(w http.ResponseWriter, r *http.Request) {
+// SetCORS lets the page at the request's Origin read the answer (a browser's analytics.js posts
+// from the shop's own origin), with credentials; it does nothing for a request without Origin.
+func SetCORS(w http.ResponseWriter, r *http.Request) {
 	origin := r.Header.Get("Origin")
 	if origin == "" {
 		return

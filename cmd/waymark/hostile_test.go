@@ -386,6 +386,8 @@ func TestOverlongRequestHeadsAnswerJSON(t *testing.T) {
 				k, v, _ := strings.Cut(h, ": ")
 				req.Header.Add(k, v)
 			}
+			const origin = "https://shop.example"
+			req.Header.Set("Origin", origin) // a browser's page reads the tracking API's answers
 			resp, err := http.DefaultClient.Do(req)
 			if err != nil {
 				t.Fatal(err)
@@ -401,6 +403,9 @@ func TestOverlongRequestHeadsAnswerJSON(t *testing.T) {
 			}
 			if len(b) > 4<<10 {
 				t.Errorf("the answer is %d bytes: %.300s…", len(b), b)
+			}
+			if got := resp.Header.Get("Access-Control-Allow-Origin"); !strings.HasPrefix(tt.target, "/api/") && got != origin {
+				t.Errorf("Access-Control-Allow-Origin = %q, want %q: a page cannot read a tracking answer without it", got, origin)
 			}
 		})
 	}
