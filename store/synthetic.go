@@ -46,7 +46,8 @@ const syntheticLogin = "1767225600000 + (cityHash64(k, 7) % 2592000) * 1000"
 // follow a five-stage funnel with falling conversion (views, cart adds, checkouts, orders,
 // reviews), over 30 days from 2026-01-01, with six channels and twenty product categories. opts
 // can have a share of the customers browse anonymously before they log in: that changes the ids
-// their events are stored under, never an event's time, name, channel or category.
+// their events are stored under, never an event's time, name, channel or category. The sessions
+// table gets their visits (GenerateSyntheticSessions).
 func (s *Store) GenerateSynthetic(ctx context.Context, n, persons int, opts SyntheticOptions) error {
 	if opts.MergedShare < 0 || opts.MergedShare > 1 || math.IsNaN(opts.MergedShare) {
 		return fmt.Errorf("generate synthetic events: merged share %v is not between 0 and 1", opts.MergedShare)
@@ -58,6 +59,9 @@ func (s *Store) GenerateSynthetic(ctx context.Context, n, persons int, opts Synt
 		if err := s.generateChunk(ctx, start, min(syntheticChunk, n-start), customer, merged); err != nil {
 			return fmt.Errorf("generate %d synthetic events: %w", n, err)
 		}
+	}
+	if err := s.GenerateSyntheticSessions(ctx); err != nil {
+		return fmt.Errorf("generate %d synthetic events: %w", n, err)
 	}
 	if opts.MergedShare == 0 {
 		return nil
@@ -101,6 +105,44 @@ FROM (
 )`, s.table("events"), customer, merged, syntheticLogin, start, count)
 	if err := s.conn.Exec(ctx, query); err != nil {
 		return fmt.Errorf("rows %d to %d: %w", start, start+count, err)
+	}
+	return nil
+}
+
+// GenerateSyntheticSessions inserts into the sessions table the visits of the stored events, as
+// the sessionizer cuts them with its default settings, near enough for a benchmark: a customer
+// key's events in time order, a new visit after a gap of more than 30 minutes (end reason
+// "timeout") or at midnight UTC (which stands in for the 24-hour longest session), each visit's
+// person the key's. Entry event, channel, campaign and stages are left empty: the sessions query
+// reads them from the events. GenerateSynthetic calls it; a benchmark database generated before
+// it had no sessions calls it on its own.
+func (s *Store) GenerateSyntheticSessions(ctx context.Context) error {
+	// A lambda that reads a column it is not given (ts[i-1]) copies that column for every element
+	// of the array, which for a customer of 100,000 events is quadratic: the lambdas here are given
+	// every array they read, whole, in step (arrayDifference for the gaps).
+	query := fmt.Sprintf(`INSERT INTO %s (session_id, customer_key, person_id, start_ms, end_ms, date, events,
+	entry_event, exit_event, entry_channel, entry_campaign, stages, end_reason, map_version, version, deleted)
+SELECT concat(customer_key, '/', toString(start)), customer_key, customer_key, start, end, toDate(intDiv(start, 1000)), n,
+	'', '', '', '', [], 'timeout', '', 1, 0
+FROM (
+	SELECT customer_key,
+		arrayFilter((t, f) -> f, ts, first) AS starts,
+		arrayFilter((t, f) -> f, ts, last) AS ends,
+		arrayMap((a, b) -> toUInt32(b - a + 1),
+			arrayFilter((i, f) -> f, arrayEnumerate(ts), first), arrayFilter((i, f) -> f, arrayEnumerate(ts), last)) AS counts
+	FROM (
+		SELECT customer_key, ts, first, arrayPushBack(arrayPopFront(first), 1) AS last
+		FROM (
+			SELECT customer_key, ts,
+				arrayMap((i, gap, days) -> i = 1 OR gap > 1800000 OR days != 0,
+					arrayEnumerate(ts), arrayDifference(ts), arrayDifference(arrayMap(t -> intDiv(t, 86400000), ts))) AS first
+			FROM (SELECT customer_key, arraySort(groupArray(ts_ms)) AS ts FROM %s GROUP BY customer_key)
+		)
+	)
+)
+ARRAY JOIN starts AS start, ends AS end, counts AS n`, s.table("sessions"), s.table("events"))
+	if err := s.conn.Exec(ctx, query); err != nil {
+		return fmt.Errorf("generate the sessions of the synthetic events: %w", err)
 	}
 	return nil
 }
