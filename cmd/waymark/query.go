@@ -205,16 +205,33 @@ func runQuery(ctx context.Context, cmd queryCommand, args []string, stdout io.Wr
 		enc.SetEscapeHTML(false)
 		return enc.Encode(res)
 	case asCSV:
-		w := csv.NewWriter(stdout)
-		_ = w.Write([]string{"person_id"})
-		for _, p := range res.(*store.DropoffResult).Persons {
-			_ = w.Write([]string{p})
-		}
-		w.Flush()
-		return w.Error()
+		return writeDropoffCSV(stdout, res.(*store.DropoffResult).Persons)
 	}
 	cmd.print(stdout, res)
 	return nil
+}
+
+// writeDropoffCSV writes the person ids of a drop-off as CSV under the header person_id, each made
+// safe for a spreadsheet (csvCell).
+func writeDropoffCSV(out io.Writer, persons []string) error {
+	w := csv.NewWriter(out)
+	_ = w.Write([]string{"person_id"})
+	for _, p := range persons {
+		_ = w.Write([]string{csvCell(p)})
+	}
+	w.Flush()
+	return w.Error()
+}
+
+// csvCell returns a value for a CSV cell that a spreadsheet shows as text rather than runs as a
+// formula: a value beginning with =, +, -, @, a tab or a carriage return gets a leading
+// apostrophe, as OWASP's "CSV Injection" page advises (person ids are whatever a visitor's client
+// sent as userId). --json gives the ids as stored.
+func csvCell(v string) string {
+	if v != "" && strings.ContainsRune("=+-@\t\r", rune(v[0])) {
+		return "'" + v
+	}
+	return v
 }
 
 func table(w io.Writer) *tabwriter.Writer {
