@@ -115,6 +115,47 @@ func TestFunnelSemantics(t *testing.T) {
 	}
 }
 
+// TestEventNamedLikeAStage asks about a shop's event named "conversion", which the default
+// journey map also names a stage: a bare name is the stage, "event:" picks the event, "stage:"
+// the stage, and "stage:" with no such stage is a parameter error.
+func TestEventNamedLikeAStage(t *testing.T) {
+	t.Parallel()
+	s := openStore(t)
+	ctx := context.Background()
+	events := []ingest.Event{
+		ev("a", "conversion", 0),
+		ev("b", "Order Completed", 0), ev("c", "Order Completed", 0),
+		ev("d", "event:conversion", 0), // an event whose name has the prefix, asked with its colon escaped
+	}
+	if err := s.Write(ctx, sessionize.Batch{Events: events}); err != nil {
+		t.Fatal(err)
+	}
+	jm := defaultMap(t)
+	for _, tt := range []struct {
+		step string
+		want int64
+	}{
+		{"conversion", 2}, {"stage:conversion", 2}, {"stage: conversion", 2},
+		{"event:conversion", 1}, {`event\:conversion`, 1}, {"event:Order Completed", 2},
+	} {
+		res, err := s.Funnel(ctx, jm, store.FunnelQuery{Steps: []string{tt.step}, Window: time.Hour})
+		if err != nil {
+			t.Fatalf("%s: %v", tt.step, err)
+		}
+		if got := customers(res); len(got) != 1 || got[0] != tt.want {
+			t.Errorf("%s: customers = %v, want [%d]", tt.step, got, tt.want)
+		}
+	}
+	_, err := s.Funnel(ctx, jm, store.FunnelQuery{Steps: []string{"stage:Order Completed"}, Window: time.Hour})
+	if !store.IsParamError(err) || !strings.Contains(err.Error(), `no stage "Order Completed"`) {
+		t.Errorf("stage: naming an event: %v, want a parameter error", err)
+	}
+	_, err = s.Funnel(ctx, jm, store.FunnelQuery{Steps: []string{"event:awareness"}, Window: time.Hour})
+	if !store.IsParamError(err) || !strings.Contains(err.Error(), `"awareness" is neither`) {
+		t.Errorf("event: naming only a stage: %v, want a parameter error", err)
+	}
+}
+
 func TestUnknownNamesAreRejected(t *testing.T) {
 	t.Parallel()
 	s := openStore(t)

@@ -40,10 +40,21 @@ func (s *Store) checkNames(ctx context.Context, jm *sessionize.Map, param string
 	if err := s.checkProperties(ctx, param, props...); err != nil {
 		return err
 	}
+	stages := make([]string, len(jm.Stages))
+	for i, st := range jm.Stages {
+		stages[i] = st.Name
+	}
 	var ask []string
 	s.namesMu.Lock()
-	for _, n := range names {
-		if _, stage := jm.Stage(n); !stage && !slices.Contains(unnamedLabels, n) && !s.names[n] && !slices.Contains(ask, n) {
+	for _, sn := range names {
+		n := sn.name
+		_, stage := jm.Stage(n)
+		switch {
+		case sn.kind == stageOnly && !stage:
+			s.namesMu.Unlock()
+			return paramErrorf(param, "stage:%s: the journey map has no stage %q (its stages: %s)", n, n, strings.Join(stages, ", "))
+		case stage && sn.kind != eventOnly, slices.Contains(unnamedLabels, n) && sn.kind == stageOrEvent:
+		case !s.names[n] && !slices.Contains(ask, n):
 			ask = append(ask, n)
 		}
 	}
@@ -74,10 +85,6 @@ func (s *Store) checkNames(ctx context.Context, jm *sessionize.Map, param string
 	}
 	for _, n := range ask {
 		if !found[n] {
-			stages := make([]string, len(jm.Stages))
-			for i, st := range jm.Stages {
-				stages[i] = st.Name
-			}
 			unclosed := ""
 			if strings.Contains(n, "[") {
 				// parseStep reads brackets as filters only when the step ends in an unescaped "]".

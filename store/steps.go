@@ -227,18 +227,46 @@ var stepFilterOps = []struct{ op, key string }{
 // every rule of the step, and ClickHouse limits the size of a query.
 const MaxStepFilters = 10
 
-// parseStep reads a step into the name it asks about and its filters (none when it has no
-// brackets, or empty ones). A name is what comes before the first unescaped "[" of a step that
-// ends in an unescaped "]"; otherwise the whole step, brackets included.
-func parseStep(step string) (name string, filters []sessionize.Condition, err error) {
+// nameKind says what a step's name may be: a stage or else an event (a bare name), or only one
+// of them (the prefixes "event:" and "stage:").
+type nameKind int
+
+const (
+	stageOrEvent nameKind = iota // a stage of the journey map if there is one so named, else an event
+	eventOnly                    // "event:NAME": the event, even where a stage has its name
+	stageOnly                    // "stage:NAME": the stage; no such stage is an error
+)
+
+// namePrefixes are the prefixes that say what a name is, unescaped before their colon.
+var namePrefixes = []struct {
+	word string
+	kind nameKind
+}{{"event", eventOnly}, {"stage", stageOnly}}
+
+// parseStep reads a step into the name it asks about, what that name may be, and its filters
+// (none when it has no brackets, or empty ones). A name is what comes before the first unescaped
+// "[" of a step that ends in an unescaped "]"; otherwise the whole step, brackets included. A name
+// written "event:NAME" or "stage:NAME" is NAME, only as an event or only as a stage (an event
+// named like a stage of the map can be asked about so; "event\:x" is the name "event:x").
+func parseStep(step string) (name string, kind nameKind, filters []sessionize.Condition, err error) {
 	t := lexStep(step).trim()
 	n := len(t.toks)
-	i := t.index('[', 0)
-	if i <= 0 || !t.is(n-1, ']') {
-		return t.text(), nil, nil
+	nameText := t
+	if i := t.index('[', 0); i > 0 && t.is(n-1, ']') {
+		nameText = t.part(0, i).trim()
+		if filters, err = parseFilters(t.part(i+1, n-1)); err != nil {
+			return "", 0, nil, err
+		}
 	}
-	filters, err = parseFilters(t.part(i+1, n-1))
-	return t.part(0, i).trim().text(), filters, err
+	for _, p := range namePrefixes {
+		w := len(p.word)
+		if len(nameText.toks) > w && nameText.is(w, ':') && nameText.part(0, w).raw() == p.word {
+			if rest := nameText.part(w+1, len(nameText.toks)).trim(); len(rest.toks) > 0 {
+				return rest.text(), p.kind, filters, nil
+			}
+		}
+	}
+	return nameText.text(), stageOrEvent, filters, nil
 }
 
 // parseFilters reads a step's filters as journey-map conditions (sessionize.NewCondition), so
@@ -294,15 +322,16 @@ func filterOp(f stepText) (i int, op, key string) {
 }
 
 // stepRules resolves a step: a stage of the journey map means its rules, "page" and "screen"
-// the calls without a name, anything else an event name; filters are added to every rule.
+// the calls without a name, anything else an event name (a prefix, "event:" or "stage:", picks
+// one; see parseStep); filters are added to every rule.
 // Unparsable filters are reported by checkSteps, which runs first.
 func stepRules(jm *sessionize.Map, step string) []sessionize.Rule {
-	name, conds, _ := parseStep(step)
+	name, kind, conds, _ := parseStep(step)
 	var rules []sessionize.Rule
 	switch st, ok := jm.Stage(name); {
-	case ok:
+	case ok && kind != eventOnly:
 		rules = slices.Clone(st.Rules)
-	case slices.Contains(unnamedLabels, name):
+	case slices.Contains(unnamedLabels, name) && kind == stageOrEvent:
 		rules = []sessionize.Rule{{Events: []string{name}}, {Types: []string{name}, Events: []string{""}}}
 	default:
 		rules = []sessionize.Rule{{Events: []string{name}}}
@@ -316,17 +345,23 @@ func stepRules(jm *sessionize.Map, step string) []sessionize.Rule {
 	return rules
 }
 
+// stepName is the name a step asks about, and what it may be.
+type stepName struct {
+	name string
+	kind nameKind
+}
+
 // checkSteps reports the first step whose filters cannot be read, naming param, and returns the
 // names the steps ask about, the stored keys of the properties their filters test
 // (ingest.PropertyKey), and their regular
 // expressions (each with the step it is in).
-func checkSteps(param string, steps ...string) (names, props []string, regexps map[string]string, err error) {
+func checkSteps(param string, steps ...string) (names []stepName, props []string, regexps map[string]string, err error) {
 	for _, s := range steps {
-		name, conds, err := parseStep(s)
+		name, kind, conds, err := parseStep(s)
 		if err != nil {
 			return nil, nil, nil, paramErrorf(param, "%.100s: %w", s, err)
 		}
-		names = append(names, name)
+		names = append(names, stepName{name, kind})
 		for _, c := range conds {
 			if name, ok := strings.CutPrefix(c.Field, "properties."); ok {
 				props = append(props, ingest.PropertyKey(name))

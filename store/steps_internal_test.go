@@ -112,6 +112,7 @@ func TestParseStep(t *testing.T) {
 	tests := []struct {
 		step    string
 		name    string
+		kind    nameKind
 		filters []string
 		err     string
 	}{
@@ -149,10 +150,16 @@ func TestParseStep(t *testing.T) {
 		{step: `X[p~=a\|b]`, name: "X", filters: []string{`properties.p regexp "a\\|b"`}},
 		{step: "X[a=1; b=2;]", name: "X", filters: []string{`properties.a equals "1"`, `properties.b equals "2"`}},
 		{step: "X[revenue]", err: "backslash"},
+		{step: "event:conversion", name: "conversion", kind: eventOnly},
+		{step: " stage: awareness [a=1]", name: "awareness", kind: stageOnly, filters: []string{`properties.a equals "1"`}},
+		{step: `event\:conversion`, name: "event:conversion"},
+		{step: "events:x", name: "events:x"},
+		{step: "Event:x", name: "Event:x"},
+		{step: "event:", name: "event:"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.step, func(t *testing.T) {
-			name, conds, err := parseStep(tt.step)
+			name, kind, conds, err := parseStep(tt.step)
 			if tt.err != "" {
 				if err == nil || !strings.Contains(err.Error(), tt.err) {
 					t.Fatalf("error %v, want one about %q", err, tt.err)
@@ -166,8 +173,8 @@ func TestParseStep(t *testing.T) {
 			for _, c := range conds {
 				got = append(got, condText(c))
 			}
-			if name != tt.name || !slices.Equal(got, tt.filters) {
-				t.Errorf("name %q filters %q, want %q %q", name, got, tt.name, tt.filters)
+			if name != tt.name || kind != tt.kind || !slices.Equal(got, tt.filters) {
+				t.Errorf("name %q (kind %d) filters %q, want %q (kind %d) %q", name, kind, got, tt.name, tt.kind, tt.filters)
 			}
 		})
 	}
@@ -177,7 +184,7 @@ func TestParseStep(t *testing.T) {
 // everywhere else.
 func TestStepRegexpEscapes(t *testing.T) {
 	t.Parallel()
-	_, conds, err := parseStep(`X[p~=^a\,b\;c\|d\]e\ $]`)
+	_, _, conds, err := parseStep(`X[p~=^a\,b\;c\|d\]e\ $]`)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -242,7 +249,7 @@ func FuzzEscapeStep(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, name string) {
 		esc := EscapeStep(name)
-		if got, conds, err := parseStep(esc); got != name || conds != nil || err != nil {
+		if got, _, conds, err := parseStep(esc); got != name || conds != nil || err != nil {
 			t.Fatalf("parseStep(EscapeStep(%q) = %q) = %q %v %v", name, esc, got, conds, err)
 		}
 		if name == "" {
@@ -283,7 +290,7 @@ func FuzzJoinSteps(f *testing.F) {
 // stepMeaning describes what a step asks about, for comparing two ways of writing one; a
 // regular expression by what it matches (JoinSteps escapes its commas, \, meaning a comma).
 func stepMeaning(step string) string {
-	name, conds, err := parseStep(step)
+	name, _, conds, err := parseStep(step)
 	out := fmt.Sprintf("%q", name)
 	for _, c := range conds {
 		if c.Regexp != nil {
