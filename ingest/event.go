@@ -1,6 +1,7 @@
 package ingest
 
 import (
+	"cmp"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
@@ -279,6 +280,9 @@ type prop struct {
 	key, value string
 	rank       int  // where it comes from: rankContextTraits, rankTraits, rankProperties or rankDevice
 	null       bool // JSON null or {}: no value, which hides the ones it overrides
+	// depth is how many objects it is nested in below its place (0: a member of properties
+	// itself); uint16, beside null, keeps prop at 48 bytes (the scanner refuses deeper nesting).
+	depth uint16
 }
 
 // Where a prop comes from; of a trait given twice, the higher rank wins.
@@ -302,8 +306,8 @@ func (w *wire) read(raw []byte) error {
 	// props collects an object's members under prefix: a nested object's members under
 	// "name.", so they are addressable as product.category; null and an empty object are kept
 	// as "no value"; a number is kept in its canonical text (CanonicalNumber).
-	var props func(prefix string, rank int) func([]byte) error
-	props = func(prefix string, rank int) func([]byte) error {
+	var props func(prefix string, rank int, depth uint16) func([]byte) error
+	props = func(prefix string, rank int, depth uint16) func([]byte) error {
 		return func(name []byte) error {
 			if !w.withProps {
 				_, err := s.value()
@@ -313,13 +317,13 @@ func (w *wire) read(raw []byte) error {
 			switch s.peek() {
 			case '{':
 				before := len(w.Props)
-				if err := s.object(props(key+".", rank)); err != nil || len(w.Props) > before {
+				if err := s.object(props(key+".", rank, depth+1)); err != nil || len(w.Props) > before {
 					return err
 				}
-				w.Props = append(w.Props, prop{key: key, rank: rank, null: true})
+				w.Props = append(w.Props, prop{key: key, rank: rank, depth: depth, null: true})
 				return nil
 			case 'n':
-				w.Props = append(w.Props, prop{key: key, rank: rank, null: true})
+				w.Props = append(w.Props, prop{key: key, rank: rank, depth: depth, null: true})
 				return s.literal("null")
 			}
 			number := s.peek() == '-' || s.peek() >= '0' && s.peek() <= '9'
@@ -327,7 +331,7 @@ func (w *wire) read(raw []byte) error {
 			if number {
 				v, _ = CanonicalNumber(v)
 			}
-			w.Props = append(w.Props, prop{key: key, value: v, rank: rank})
+			w.Props = append(w.Props, prop{key: key, value: v, rank: rank, depth: depth})
 			return err
 		}
 	}
@@ -360,11 +364,11 @@ func (w *wire) read(raw []byte) error {
 			}
 			return s.timestamp("receivedAt", &w.ReceivedAt)
 		case "properties":
-			return s.members("properties", props("", rankProperties))
+			return s.members("properties", props("", rankProperties, 0))
 		case "traits":
-			return s.members("traits", props(TraitPrefix, rankTraits))
+			return s.members("traits", props(TraitPrefix, rankTraits, 0))
 		case "context":
-			return s.members("context", func(name []byte) error { return w.readContext(s, name, props(TraitPrefix, rankContextTraits)) })
+			return s.members("context", func(name []byte) error { return w.readContext(s, name, props(TraitPrefix, rankContextTraits, 0)) })
 		}
 		_, err := s.value()
 		return err
@@ -542,7 +546,8 @@ func InTimeRange(t time.Time) bool {
 // to NullKeys); a number is kept as CanonicalNumber's text; an array is kept as its JSON text.
 // A trait in traits replaces the whole of that trait in context.traits, as setting a trait
 // replaces its value (a dotted name, address.city, is read as the member city of the trait
-// address); within one object the last of repeated names wins.
+// address); within one object the last of repeated names wins, and of a dotted name and the nested
+// member it names, the nested member.
 func (e *Event) setProperties(w *wire) {
 	props := w.Props
 	if device := deviceType(w.DeviceType, w.UserAgent); device != "" {
@@ -571,12 +576,15 @@ func (e *Event) setProperties(w *wire) {
 		kept = append(kept, p)
 	}
 	props = kept
-	// Sorted by key and rank, stable for repeats within one object: the last of each run wins.
+	// Sorted by key, rank and depth, stable for repeats within one object: the last of each run
+	// wins. Of a dotted name and the nested member it also names ({"product.category": "hats",
+	// "product": {"category": "shoes"}}), the nested member wins whatever their order: dots name
+	// nested members (as PostHog's properties.product.category reads the nested one).
 	slices.SortStableFunc(props, func(a, b prop) int {
 		if c := strings.Compare(a.key, b.key); c != 0 {
 			return c
 		}
-		return a.rank - b.rank
+		return cmp.Or(a.rank-b.rank, int(a.depth)-int(b.depth))
 	})
 	e.PropertyKeys = make([]string, 0, len(props))
 	e.PropertyValues = make([]string, 0, len(props))

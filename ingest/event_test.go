@@ -188,6 +188,12 @@ func TestPropertiesNullAndNested(t *testing.T) {
 		{`{"coupon":"SPRING","coupon":null}`, ``},
 		{`{"coupon":null,"coupon":"SPRING"}`, `coupon=SPRING`},
 		{`{"a.b":"flat","a":{"b":"nested"}}`, `a.b=nested`},
+		// A dotted name and the nested member it names: the nested member, in either order.
+		{`{"a":{"b":"nested"},"a.b":"flat"}`, `a.b=nested`},
+		{`{"product":{"category":"shoes"},"product.category":"hats"}`, `product.category=shoes`},
+		{`{"a.b.c":1,"a":{"b.c":2}}`, `a.b.c=2`},
+		{`{"a":{"b":{"c":3}},"a.b.c":1,"a":{"b.c":2}}`, `a.b.c=3`},
+		{`{"a":{"b":null},"a.b":"flat"}`, ``},
 	}
 	for _, tt := range tests {
 		raw := `{"type":"identify","userId":"u","properties":` + tt.raw + `,"traits":{"plan":null},"context":{"traits":{"plan":"free"}}}`
