@@ -284,8 +284,10 @@ func (c *Collector) Close() error {
 // endpoints maps each tracking path to its call type ("batch" for batches). A single call's type is
 // its endpoint's whatever type its body names, as in Segment's HTTP API (/v1/track is a track):
 // stamp replaces the body's. Refusing a body that disagrees would break clients Segment takes.
+// /v1/import is /v1/batch under the name Segment's server libraries post to (analytics-ruby's
+// PATH '/v1/import', analytics-java's @POST("/v1/import")); Segment's HTTP API takes both.
 var endpoints = map[string]string{
-	"/v1/batch": "batch", "/v1/b": "batch", "/b": "batch", "/batch": "batch",
+	"/v1/batch": "batch", "/v1/import": "batch", "/v1/b": "batch", "/b": "batch", "/batch": "batch",
 	"/v1/track": "track", "/v1/t": "track",
 	"/v1/identify": "identify", "/v1/i": "identify",
 	"/v1/page": "page", "/v1/p": "page",
@@ -294,18 +296,41 @@ var endpoints = map[string]string{
 	"/v1/alias": "alias", "/v1/a": "alias",
 }
 
-// Register mounts the tracking endpoints and the settings endpoint on mux.
+// unknownEndpoint is the endpoint label of a request to a path under /v1/ that is no tracking
+// endpoint, answered 404.
+const unknownEndpoint = "unknown"
+
+// endpointOf returns the call type of a tracking path (endpoints), unknownEndpoint for any other.
+// One trailing slash is taken (/v1/batch/ is /v1/batch): it can mean no other endpoint, Segment's
+// libraries trim a host's trailing slash before they add the path, and a 404 would lose the
+// events of a hand-written client for good, since no Segment library retries a 4xx.
+func endpointOf(path string) string {
+	if kind, ok := endpoints[path]; ok {
+		return kind
+	}
+	if trimmed, ok := strings.CutSuffix(path, "/"); ok {
+		if kind, ok := endpoints[trimmed]; ok {
+			return kind
+		}
+	}
+	return unknownEndpoint
+}
+
+// Register mounts the tracking endpoints and the settings endpoint on mux, and answers every other
+// path under /v1/ with a JSON 404 naming it (counted as endpoint "unknown"), so a client posting to
+// a path Waymark does not serve learns why, and the loss shows in the requests metric.
 func (c *Collector) Register(mux *http.ServeMux) {
 	for path := range endpoints {
 		mux.Handle(path, c)
 	}
+	mux.Handle("/v1/", c) // every other path under /v1/, a trailing slash's too (endpointOf)
 	mux.HandleFunc("/v1/projects/{writeKey}/settings", c.settings)
 }
 
 // ServeHTTP handles one tracking call.
 func (c *Collector) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
-	kind := endpoints[r.URL.Path]
+	kind := endpointOf(r.URL.Path)
 	rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK}
 	defer func() {
 		c.metrics.requests.WithLabelValues(kind, strconv.Itoa(rec.status)).Inc()
@@ -313,6 +338,10 @@ func (c *Collector) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}()
 	SetCORS(rec, r)
 	switch {
+	case kind == unknownEndpoint:
+		writeJSON(rec, http.StatusNotFound, errorBody{Field: "path", Path: r.URL.Path,
+			Error: fmt.Sprintf("no tracking endpoint at %s: post batches to /v1/batch (or /v1/import), single calls to /v1/track, /v1/identify, /v1/page, /v1/screen, /v1/group, /v1/alias", r.URL.Path)})
+		return
 	case r.Method == http.MethodOptions:
 		rec.WriteHeader(http.StatusNoContent)
 		return
@@ -872,6 +901,7 @@ type errorBody struct {
 	Success bool   `json:"success"`
 	Error   string `json:"error"`
 	Field   string `json:"field,omitempty"`
+	Path    string `json:"path,omitempty"` // the path of a request to no endpoint
 }
 
 // WriteError answers w with status and the tracking API's JSON error body, {"success": false,

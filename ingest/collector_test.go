@@ -15,6 +15,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
 	"github.com/segmentio/kafka-go"
 
 	"github.com/waymark-dev/waymark/ingest/ingesttest"
@@ -520,4 +522,70 @@ func TestCollectorEndpointSetsTheType(t *testing.T) {
 			t.Errorf("POST %s %s stored as %q, want %s", tt.path, tt.body, types[id], tt.want)
 		}
 	}
+}
+
+// TestCollectorPaths: /v1/import is /v1/batch (the path analytics-ruby and analytics-java post
+// to), one trailing slash names the same endpoint, and any other path under /v1/ gets a JSON 404
+// naming it, whatever the method, counted under the endpoint "unknown".
+func TestCollectorPaths(t *testing.T) {
+	e := startCollector(t, nil)
+	batch := func(id string) []byte {
+		return []byte(`{"batch":[{"type":"track","event":"A","userId":"u","messageId":"` + id + `"}]}`)
+	}
+	tests := []struct {
+		method, path string
+		body         []byte
+		status       int
+		stored       string // the messageId stored, for a 200
+	}{
+		{"POST", "/v1/import", batch("import"), 200, "import"},
+		{"POST", "/v1/import/", batch("import-slash"), 200, "import-slash"},
+		{"POST", "/v1/batch/", batch("batch-slash"), 200, "batch-slash"},
+		{"POST", "/v1/track/", []byte(`{"event":"A","userId":"u","messageId":"track-slash"}`), 200, "track-slash"},
+		{"POST", "/v1/trak", batch("trak"), 404, ""},
+		{"POST", "/v1/batch/x", batch("below"), 404, ""},
+		{"POST", "/v1/", batch("root"), 404, ""},
+		{"GET", "/v1/imports", nil, 404, ""},
+		{"OPTIONS", "/v1/trak", nil, 404, ""},
+	}
+	want := map[string]bool{}
+	for _, tt := range tests {
+		status, _, body := e.do(t, call{method: tt.method, path: tt.path, headers: basicWeb, body: tt.body})
+		switch {
+		case status != tt.status:
+			t.Errorf("%s %s: status %d %v, want %d", tt.method, tt.path, status, body, tt.status)
+		case status == 404 && (body["path"] != tt.path || body["field"] != "path" || body["error"] == ""):
+			t.Errorf("%s %s: 404 %v, want a JSON error naming the path", tt.method, tt.path, body)
+		}
+		if tt.stored != "" {
+			want[tt.stored] = true
+		}
+	}
+	got := map[string]bool{}
+	for _, m := range topicMessages(t, e.broker.Addr(), "events") {
+		ev, err := Decode(m.Value, "web", time.Time{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		got[ev.MessageID] = true
+	}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("stored %v, want %v", got, want)
+	}
+	if n := counterValue(t, e.c.metrics.requests.WithLabelValues(unknownEndpoint, "404")); n != 5 {
+		t.Errorf(`waymark_collector_requests_total{endpoint="unknown",code="404"} = %v, want 5`, n)
+	}
+	if n := counterValue(t, e.c.metrics.requests.WithLabelValues("batch", "200")); n != 3 {
+		t.Errorf(`waymark_collector_requests_total{endpoint="batch",code="200"} = %v, want 3`, n)
+	}
+}
+
+// counterValue reads a counter's value.
+func counterValue(t *testing.T, c prometheus.Counter) float64 {
+	t.Helper()
+	var m dto.Metric
+	if err := c.Write(&m); err != nil {
+		t.Fatal(err)
+	}
+	return m.GetCounter().GetValue()
 }
