@@ -35,7 +35,7 @@ const (
 
 // MaxStampBytes is the most the collector's stamps (receivedAt, messageId, type, the corrected
 // timestamp and the client's as originalTimestamp) and a batch's sentAt and context, copied into
-// an event without them, may add to an event of at most the event limit. The collector
+// an event without them (the context's members the event's own lacks: mergeContext), may add to an event of at most the event limit. The collector
 // dead-letters an event that grows more (too_large), so the consumer holds every message it
 // reads to a limit: a message produced straight to Kafka to the event limit, one carrying the
 // collector's header (HeaderSource) to the event limit plus MaxStampBytes.
@@ -712,7 +712,8 @@ func (c *Collector) prepare(req *trackingRequest, source string, now time.Time) 
 // stamp returns the members to drop from an event and the ones to add: a messageId derived from
 // the event's bytes when it has none or a placeholder (so a retried event keeps its id), the call type of a single
 // call (its endpoint's, replacing any type the body names: Segment's HTTP API takes the type from
-// the endpoint), and the batch's sentAt and context. writeKey and receivedAt are dropped: the key is a
+// the endpoint), the batch's sentAt when it has none, and the batch's context: as it is when the
+// event has none (or null), else merged into the event's (mergeContext). writeKey and receivedAt are dropped: the key is a
 // secret, and receivedAt is the collector's to set.
 func stamp(members []member, raw []byte, req *trackingRequest, source string, skip []string, extra []field) ([]string, []field) {
 	skip = append(skip, "writeKey", "receivedAt")
@@ -727,10 +728,56 @@ func stamp(members []member, raw []byte, req *trackingRequest, source string, sk
 	if lookup(members, "sentAt") == nil && req.sentAtJSON != nil {
 		extra = append(extra, field{"sentAt", req.sentAtJSON})
 	}
-	if lookup(members, "context") == nil && req.context != nil {
-		extra = append(extra, field{"context", req.context})
+	if req.context != nil {
+		switch own := lookup(members, "context"); {
+		case own == nil:
+			extra = append(extra, field{"context", req.context})
+		case string(own.value) == "null":
+			skip = append(skip, "context")
+			extra = append(extra, field{"context", req.context})
+		default:
+			if merged := mergeContext(own.value, req.context); merged != nil {
+				skip = append(skip, "context")
+				extra = append(extra, field{"context", merged})
+			}
+		}
 	}
 	return skip, extra
+}
+
+// mergeContext returns an event's own context with the members of its batch's context that it
+// lacks added after its own, each copied as sent; nil when it lacks none, or when either is not
+// an object (an event's context of another type is refused by check). Segment's HTTP API merges
+// a batch's context "with any context inside each of the items in the batch"; the item's own
+// members win, whole: the merge is of the context's top-level members, not deep, because each
+// (campaign, page, device, traits) describes one thing, and a campaign made of the item's
+// utm_source and the batch's utm_medium would be one nobody ran. Of a member the batch's
+// context repeats, the last is taken, as everywhere.
+func mergeContext(own, batch []byte) []byte {
+	ownMembers, err1 := objectMembers(own, nil)
+	batchMembers, err2 := objectMembers(batch, nil)
+	if err1 != nil || err2 != nil {
+		return nil
+	}
+	var out []byte
+	n := len(ownMembers)
+	for i, m := range batchMembers {
+		if lookup(ownMembers, string(m.name)) != nil || lookup(batchMembers[i+1:], string(m.name)) != nil {
+			continue
+		}
+		if out == nil {
+			out = append(make([]byte, 0, len(own)+len(batch)), own[:len(own)-1]...) // up to its '}'
+		}
+		if n > 0 {
+			out = append(out, ',')
+		}
+		out = append(out, batch[m.start:m.end]...)
+		n++
+	}
+	if out == nil {
+		return nil
+	}
+	return append(out, '}')
 }
 
 // correctSkew moves the client's timestamp to originalTimestamp and sets timestamp to it, shifted

@@ -589,3 +589,56 @@ func counterValue(t *testing.T, c prometheus.Counter) float64 {
 	}
 	return m.GetCounter().GetValue()
 }
+
+// TestBatchContextIsMergedIntoEachEvent: a batch's context is merged into each event's own, as
+// Segment's HTTP API documents: the event's members win whole (campaign is not merged member by
+// member), members only the batch's context has are added, every member is kept byte for byte,
+// and what the merged context says is read (campaign, traits).
+func TestBatchContextIsMergedIntoEachEvent(t *testing.T) {
+	e := startCollector(t, nil)
+	const batchContext = `{"campaign":{"source":"newsletter","medium":"email"},"traits":{"seg":"x"},"library":{"name":"analytics-java"},"library":{"name":"last"}}`
+	tests := []struct {
+		name, context string // the event's context member, "" for none
+		want          string // the stored context
+	}{
+		{"none", ``, batchContext},
+		{"null", `,"context":null`, batchContext},
+		{"its own page", `,"context":{"page":{"path":"/home"}}`,
+			`{"page":{"path":"/home"},"campaign":{"source":"newsletter","medium":"email"},"traits":{"seg":"x"},"library":{"name":"last"}}`},
+		{"its own campaign wins whole", `,"context":{"campaign":{"source":"ads"}, "traits" : {"seg":"y"} }`,
+			`{"campaign":{"source":"ads"}, "traits" : {"seg":"y"} ,"library":{"name":"last"}}`},
+		{"empty", `,"context":{}`, `{"campaign":{"source":"newsletter","medium":"email"},"traits":{"seg":"x"},"library":{"name":"last"}}`},
+		{"escaped name", `,"context":{"c\u0061mpaign":{"source":"ads"},"traits":{},"library":{}}`, `{"c\u0061mpaign":{"source":"ads"},"traits":{},"library":{}}`},
+	}
+	var events []string
+	for i, tt := range tests {
+		events = append(events, fmt.Sprintf(`{"type":"page","anonymousId":"bc%d","name":"BC","messageId":"m%d"%s}`, i, i, tt.context))
+	}
+	status, _, body := e.do(t, call{path: "/v1/batch", headers: basicWeb,
+		body: []byte(`{"context":` + batchContext + `,"batch":[` + strings.Join(events, ",") + `]}`)})
+	if status != 200 || body["accepted"] != float64(len(tests)) {
+		t.Fatalf("status %d %v", status, body)
+	}
+	stored := map[string][]byte{}
+	for _, m := range topicMessages(t, e.broker.Addr(), "events") {
+		members, err := objectMembers(m.Value, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		id, _ := stringOf(lookup(members, "messageId").value)
+		stored[id] = lookup(members, "context").value
+	}
+	for i, tt := range tests {
+		if got := string(stored[fmt.Sprint("m", i)]); got != tt.want {
+			t.Errorf("%s: stored context\n%s\nwant\n%s", tt.name, got, tt.want)
+		}
+	}
+	raw := []byte(`{"type":"page","anonymousId":"bc","name":"BC","context":` + tests[2].want + `}`)
+	ev, err := Decode(raw, "web", time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if trait, _ := ev.Trait("seg"); ev.CampaignSource != "newsletter" || ev.CampaignMedium != "email" || ev.PagePath != "/home" || trait != "x" {
+		t.Errorf("merged context read as campaign %q/%q, page %q, trait seg %q", ev.CampaignSource, ev.CampaignMedium, ev.PagePath, trait)
+	}
+}
