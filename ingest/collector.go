@@ -414,6 +414,11 @@ func (c *Collector) handle(w http.ResponseWriter, r *http.Request, kind string) 
 	}
 	c.setKafka(nil)
 	c.metrics.events.WithLabelValues("accepted", "").Add(float64(len(accepted)))
+	for _, a := range accepted {
+		if a.future {
+			c.metrics.future.Inc()
+		}
+	}
 	c.countRejected(rejected)
 	resp := batchResponse{Success: true, Accepted: len(accepted)}
 	for _, rj := range rejected {
@@ -653,6 +658,9 @@ type rejectedEvent struct {
 type preparedEvent struct {
 	key string
 	raw []byte
+	// future says its client's time lay more than MaxFutureTimestamp after it was received and
+	// was set to the receive time (SkewCorrected).
+	future bool
 }
 
 // prepare stamps each event with receivedAt, the batch's sentAt and context where it has none, a
@@ -683,7 +691,7 @@ func (c *Collector) prepare(req *trackingRequest, source string, now time.Time) 
 			continue
 		}
 		skip, extra := stamp(members, raw, req, source, skipBuf[:0], extraBuf[:0])
-		skip, extra = correctSkew(members, req.sentAt, now, skip, extra)
+		skip, extra, future := correctSkew(members, req.sentAt, now, skip, extra)
 		extra = append(extra, field{"receivedAt", received})
 		start := len(buf)
 		buf = appendObject(buf, raw, members, skip, extra)
@@ -704,7 +712,7 @@ func (c *Collector) prepare(req *trackingRequest, source string, now time.Time) 
 			rejected = append(rejected, rejectedEvent{index: i, reason: RejectReason(err), field: field, ofBatch: ofBatch, err: err, raw: out, key: key})
 			continue
 		}
-		accepted = append(accepted, preparedEvent{key: key, raw: out})
+		accepted = append(accepted, preparedEvent{key: key, raw: out, future: future})
 	}
 	return accepted, rejected
 }
@@ -780,41 +788,54 @@ func mergeContext(own, batch []byte) []byte {
 	return append(out, '}')
 }
 
-// correctSkew moves the client's timestamp to originalTimestamp and sets timestamp to it, shifted
-// by receivedAt − sentAt when the client clock is off by more than MaxClockSkew (one offset for
-// the whole batch, so the device's own order is kept): SkewCorrected, the rule DecodeClient
+// correctSkew moves the client's timestamp to originalTimestamp and sets timestamp to the event
+// time SkewCorrected gives it: shifted by receivedAt − sentAt when the client clock is off by more
+// than MaxClockSkew (one offset for the whole batch, so the device's own order is kept), and
+// received when it lies more than MaxFutureTimestamp after it (future). A client that sent only
+// originalTimestamp gets the timestamp stamped when it differs. It is the rule DecodeClient
 // applies to a message produced straight to Kafka. It returns the members to skip and add.
-func correctSkew(members []member, batchSentAt string, received time.Time, skip []string, extra []field) ([]string, []field) {
+func correctSkew(members []member, batchSentAt string, received time.Time, skip []string, extra []field) ([]string, []field, bool) {
 	ts := lookup(members, "timestamp")
-	if ts == nil {
-		return skip, extra
+	from := ts
+	if ts == nil || string(ts.value) == "null" {
+		from = lookup(members, "originalTimestamp")
 	}
-	text, ok := stringOf(ts.value)
+	if from == nil {
+		return skip, extra, false
+	}
+	text, ok := stringOf(from.value)
 	if !ok || text == "" {
-		return skip, extra
+		return skip, extra, false
 	}
-	if lookup(members, "originalTimestamp") == nil {
+	if from == ts && lookup(members, "originalTimestamp") == nil {
 		extra = append(extra, field{"originalTimestamp", ts.value})
 	}
 	sent := batchSentAt
 	if m := lookup(members, "sentAt"); m != nil {
-		if sent, ok = stringOf(m.value); !ok {
-			return skip, extra
+		if string(m.value) == "null" {
+			sent = "" // as absent: Decode reads it so
+		} else if sent, ok = stringOf(m.value); !ok {
+			return skip, extra, false
 		}
 	}
-	if sent == "" {
-		return skip, extra
+	t, err := ParseTimestamp(text)
+	if err != nil {
+		return skip, extra, false // check reports bad timestamps
 	}
-	t, err1 := ParseTimestamp(text)
-	s, err2 := ParseTimestamp(sent)
-	if err1 != nil || err2 != nil {
-		return skip, extra // Decode reports bad timestamps
+	var s time.Time
+	if sent != "" {
+		if s, err = ParseTimestamp(sent); err != nil {
+			return skip, extra, false
+		}
 	}
-	if corrected := SkewCorrected(t, s, received); !corrected.Equal(t) {
-		skip = append(skip, "timestamp")
+	corrected, future := SkewCorrected(t, s, received)
+	if !corrected.Equal(t) {
+		if ts != nil {
+			skip = append(skip, "timestamp")
+		}
 		extra = append(extra, field{"timestamp", quoteASCII(corrected.UTC().Format(time.RFC3339Nano))})
 	}
-	return skip, extra
+	return skip, extra, future
 }
 
 // produce writes accepted events and dead letters, waiting for acknowledgement from all in-sync
@@ -978,6 +999,7 @@ type collectorMetrics struct {
 	seconds        *prometheus.HistogramVec
 	events         *prometheus.CounterVec
 	dead           *prometheus.CounterVec
+	future         prometheus.Counter
 	bytes          prometheus.Counter
 	produceSeconds prometheus.Histogram
 }
@@ -994,7 +1016,8 @@ func newCollectorMetrics(reg prometheus.Registerer) (*collectorMetrics, error) {
 		events: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "waymark_collector_events_total", Help: "Events received, by outcome (accepted, rejected) and rejection reason.",
 		}, []string{"outcome", "reason"}),
-		dead: newDeadLetterMetric("collector"),
+		dead:   newDeadLetterMetric("collector"),
+		future: newFutureTimestampMetric("collector"),
 		bytes: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "waymark_collector_body_bytes_total", Help: "Request body bytes after decompression.",
 		}),
@@ -1004,7 +1027,7 @@ func newCollectorMetrics(reg prometheus.Registerer) (*collectorMetrics, error) {
 		}),
 	}
 	if reg != nil {
-		for _, c := range []prometheus.Collector{m.requests, m.seconds, m.events, m.dead, m.bytes, m.produceSeconds} {
+		for _, c := range []prometheus.Collector{m.requests, m.seconds, m.events, m.dead, m.future, m.bytes, m.produceSeconds} {
 			if err := reg.Register(c); err != nil {
 				return nil, fmt.Errorf("register collector metrics: %w", err)
 			}

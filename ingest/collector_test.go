@@ -410,7 +410,15 @@ func TestCorrectSkew(t *testing.T) {
 		{"original kept", `{"timestamp":"2026-05-01T09:59:00Z","originalTimestamp":"2026-05-01T09:58:00Z","sentAt":"2026-05-01T10:00:00Z"}`, "", "2026-05-01T11:59:00Z", "2026-05-01T09:58:00Z"},
 		// Times that disagree with each other, either way: the client's own time stands.
 		{"sentAt decades ahead", `{"timestamp":"2000-01-01T00:00:05Z","sentAt":"2099-06-01T00:00:00Z"}`, "", "2000-01-01T00:00:05Z", "2000-01-01T00:00:05Z"},
-		{"sentAt decades behind", `{"timestamp":"2099-06-01T00:00:00Z","sentAt":"2000-01-01T00:00:05Z"}`, "", "2099-06-01T00:00:00Z", "2099-06-01T00:00:00Z"},
+		// A time more than 23 hours after it was received is set to the receive time, the
+		// client's kept as originalTimestamp (PostHog's rule).
+		{"sentAt decades behind", `{"timestamp":"2099-06-01T00:00:00Z","sentAt":"2000-01-01T00:00:05Z"}`, "", "2026-05-01T12:00:00Z", "2099-06-01T00:00:00Z"},
+		{"30 days ahead, sent now", `{"timestamp":"2026-05-31T12:00:00Z"}`, "2026-05-01T12:00:00Z", "2026-05-01T12:00:00Z", "2026-05-31T12:00:00Z"},
+		{"30 days ahead, no sentAt", `{"timestamp":"2026-05-31T12:00:00Z"}`, "", "2026-05-01T12:00:00Z", "2026-05-31T12:00:00Z"},
+		{"2099, null sentAt", `{"timestamp":"2099-12-31T23:59:59Z","sentAt":null}`, "", "2026-05-01T12:00:00Z", "2099-12-31T23:59:59Z"},
+		{"only originalTimestamp, in 2099", `{"originalTimestamp":"2099-12-31T23:59:59Z"}`, "", "2026-05-01T12:00:00Z", "2099-12-31T23:59:59Z"},
+		{"only originalTimestamp, 2h behind", `{"originalTimestamp":"2026-05-01T09:59:00Z","timestamp":null}`, "2026-05-01T10:00:00Z", "2026-05-01T11:59:00Z", "2026-05-01T09:59:00Z"},
+		{"22 hours ahead stands", `{"timestamp":"2026-05-02T10:00:00Z"}`, "", "2026-05-02T10:00:00Z", "2026-05-02T10:00:00Z"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -418,8 +426,11 @@ func TestCorrectSkew(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			skip, extra := correctSkew(members, tt.batchSentAt, received, nil, nil)
+			skip, extra, future := correctSkew(members, tt.batchSentAt, received, nil, nil)
 			out := appendObject(nil, []byte(tt.event), members, skip, extra)
+			if wantFuture := tt.want == "2026-05-01T12:00:00Z"; future != wantFuture {
+				t.Errorf("%s: future %v, want %v", out, future, wantFuture)
+			}
 			var got struct{ Timestamp, OriginalTimestamp string }
 			if err := json.Unmarshal(out, &got); err != nil {
 				t.Fatalf("%s: %v", out, err)

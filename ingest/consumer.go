@@ -693,6 +693,9 @@ func (c *Consumer) deadLetterInvalid(ctx context.Context, batch []fetchedMessage
 		for _, p := range m.event.Placeholders {
 			c.metrics.placeholders.WithLabelValues(p.Field, p.Name).Inc()
 		}
+		if m.event.FutureTimestamp {
+			c.metrics.future.Inc()
+		}
 		events = append(events, m.event)
 		msgs = append(msgs, m.msg)
 	}
@@ -849,6 +852,19 @@ func newDeadLetterMetric(path string) *prometheus.CounterVec {
 	}, []string{"reason"})
 }
 
+// newFutureTimestampMetric is the counter waymark_future_timestamps_total{path} of one path: the
+// accepted events whose time lay more than MaxFutureTimestamp after they were received and was
+// set to their receive time (SkewCorrected), counted where that was decided: "collector" (a
+// tracking call), "consumer" (a message produced straight to Kafka, or stamped by a receiver
+// without the rule). `waymark replay` reports its own in its summary.
+func newFutureTimestampMetric(path string) prometheus.Counter {
+	return prometheus.NewCounter(prometheus.CounterOpts{
+		Name:        "waymark_future_timestamps_total",
+		Help:        "Accepted events whose time was more than 23 hours after they were received and was set to the receive time (PostHog's event_timestamp_in_future), by path (collector: a tracking call; consumer: a Kafka message).",
+		ConstLabels: prometheus.Labels{"path": path},
+	})
+}
+
 func deadLetter(msg kafka.Message, reason string, err error) kafka.Message {
 	headers := append([]kafka.Header(nil), msg.Headers...)
 	headers = append(headers,
@@ -885,6 +901,7 @@ type consumerMetrics struct {
 	staleMessages prometheus.Counter
 	stalled       *prometheus.GaugeVec
 	placeholders  *prometheus.CounterVec
+	future        prometheus.Counter
 }
 
 func newConsumerMetrics(reg prometheus.Registerer) (*consumerMetrics, error) {
@@ -930,9 +947,10 @@ func newConsumerMetrics(reg prometheus.Registerer) (*consumerMetrics, error) {
 		placeholders: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "waymark_consumer_placeholder_ids_total", Help: "Ids of stored events that were placeholders a client sent for an id it did not have (\"undefined\", \"null\", 0, blank, …) and were read as no id, by field (userId, anonymousId, previousId) and placeholder. An event left with no id is dead-lettered as missing_identity instead.",
 		}, []string{"field", "placeholder"}),
+		future: newFutureTimestampMetric("consumer"),
 	}
 	if reg != nil {
-		for _, c := range []prometheus.Collector{m.messages, m.decoded, m.lag, m.rebalances, m.batches, m.dead, m.retries, m.dlqFailures, m.panics, m.commitSeconds, m.staleCommits, m.staleMessages, m.stalled, m.placeholders} {
+		for _, c := range []prometheus.Collector{m.messages, m.decoded, m.lag, m.rebalances, m.batches, m.dead, m.retries, m.dlqFailures, m.panics, m.commitSeconds, m.staleCommits, m.staleMessages, m.stalled, m.placeholders, m.future} {
 			if err := reg.Register(c); err != nil {
 				return nil, fmt.Errorf("register consumer metrics: %w", err)
 			}

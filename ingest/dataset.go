@@ -23,6 +23,9 @@ type Message struct {
 	Key   string
 	Value []byte
 	Line  int // line of the source file it came from
+	// FutureTimestamp says its time lay more than MaxFutureTimestamp after its receive time and
+	// was set to it (SkewCorrected): counted in ReplaySummary.FutureTimestamps.
+	FutureTimestamp bool
 }
 
 // Skip is a source line that could not be turned into a message, and why.
@@ -251,7 +254,11 @@ func readOtto(r io.Reader, pass int, emit func(Message) error, skip func(Skip)) 
 // stamped) and sends them as they are: a fresh pass only renames the ids, and a message without
 // timestamp gets the one Decode gives it (by originalTimestamp, SkewCorrected against its own
 // sentAt and receivedAt; else its receivedAt, which the collector would replace by its own
-// clock), so that it keeps that time however it is replayed. Lines that are not valid Segment messages are skipped with the reason.
+// clock), so that it keeps that time however it is replayed. A timestamp more than
+// MaxFutureTimestamp after the line's receive time (its receivedAt, else the time of the replay)
+// is set to that time, the line's kept as originalTimestamp (SkewCorrected: PostHog's rule, as
+// the collector and the consumer apply it), so that straight to Kafka and through a collector
+// store it alike. Lines that are not valid Segment messages are skipped with the reason.
 func readSegment(r io.Reader, pass int, emit func(Message) error, skip func(Skip)) error {
 	return eachLine(r, func(line int, text string) error {
 		raw := []byte(text)
@@ -298,11 +305,20 @@ func readSegment(r io.Reader, pass int, emit func(Message) error, skip func(Skip
 			return fmt.Errorf("BUG: line %d decoded but is not an object: %w", line, err)
 		}
 		absent := func(name string) bool { m := lookup(members, name); return m == nil || string(m.value) == "null" }
-		if absent("timestamp") && (!e.OriginalTimestamp.IsZero() || !absent("receivedAt")) {
+		switch {
+		case absent("timestamp") && (!e.OriginalTimestamp.IsZero() || !absent("receivedAt")):
 			raw = appendObject(nil, raw, members, []string{"timestamp"},
 				[]field{{"timestamp", quoteASCII(e.Timestamp.Format(time.RFC3339Nano))}})
+		case e.FutureTimestamp: // its timestamp, moved to its receive time: the client's is kept
+			skip, extra := []string{"timestamp"}, []field(nil)
+			if absent("originalTimestamp") {
+				skip = append(skip, "originalTimestamp") // a null one
+				extra = append(extra, field{"originalTimestamp", lookup(members, "timestamp").value})
+			}
+			raw = appendObject(nil, raw, members, skip,
+				append(extra, field{"timestamp", quoteASCII(e.Timestamp.Format(time.RFC3339Nano))}))
 		}
-		return emit(Message{Key: e.CustomerKey(), Value: raw, Line: line})
+		return emit(Message{Key: e.CustomerKey(), Value: raw, Line: line, FutureTimestamp: e.FutureTimestamp})
 	})
 }
 

@@ -40,6 +40,9 @@ type Event struct {
 	OriginalTimestamp time.Time // zero when absent
 	SentAt            time.Time // zero when absent
 	ReceivedAt        time.Time
+	// FutureTimestamp says that the time the message gave was more than MaxFutureTimestamp after
+	// ReceivedAt and Timestamp is ReceivedAt instead (SkewCorrected), set where that was decided.
+	FutureTimestamp bool
 
 	// PropertyKeys are the stored keys, sorted, of the event's properties (PropertyKey), its
 	// traits (TraitPrefix) and its device type (DeviceTypeKey): three namespaces no key is in
@@ -206,11 +209,26 @@ func DerivedMessageID(source string, raw []byte) string {
 	return "wm-" + hex.EncodeToString(sum[:16])
 }
 
-// SkewCorrected returns the event time of a message sent at sent by a client whose clock says t,
-// received at received: t moved by received − sent when the client's clock is off by more than
-// MaxClockSkew, else t. That is Segment's rule (its spec's common fields: timestamp =
-// receivedAt − (sentAt − originalTimestamp)), applied only past MaxClockSkew. One offset per
-// message (the collector: per request), so a device's own order of events is never changed.
+// MaxFutureTimestamp is how far after it was received an event time may lie: PostHog's cutoff
+// (FUTURE_EVENT_HOURS_CUTOFF_MILLIS, 23 hours, in parse_event_timestamp of
+// rust/common/types/src/timestamp.rs in PostHog/posthog; before it, plugin-server's
+// parseEventTimestamp). See SkewCorrected.
+const MaxFutureTimestamp = 23 * time.Hour
+
+// SkewCorrected returns the event time of a message sent at sent (the zero Time when it says
+// nothing of when it was sent) by a client whose clock says t, received at received: t moved by
+// received − sent when the client's clock is off by more than MaxClockSkew, else t. That is
+// Segment's rule (its spec's common fields: timestamp = receivedAt − (sentAt −
+// originalTimestamp)), applied only past MaxClockSkew. One offset per message (the collector: per
+// request), so a device's own order of events is never changed.
+//
+// A time, corrected or not, more than MaxFutureTimestamp after received is set to received, and
+// future reports it: no clock is that far off, so the time is wrong (a date typed by hand, a
+// year's typo, a device set to 2099), and an event stored there would sit at the end of every
+// journey until that day. That is PostHog's rule (the event time set to the receive time, with
+// the ingestion warning event_timestamp_in_future); its callers count it as theirs
+// (waymark_future_timestamps_total{path}). A time outside InTimeRange is left as it is: it is
+// refused, not moved.
 //
 // It is Waymark's one clock-skew rule, applied to a message as a client sent it wherever it
 // arrives: by the collector, with its own clock as received (it then stamps the corrected
@@ -224,16 +242,17 @@ func DerivedMessageID(source string, raw []byte) string {
 // MaxClockSkew) or before the earliest time Waymark accepts (InTimeRange), shows that the
 // client's times disagree with each other (a sentAt decades off), not that its clock is: then t
 // stands, as the client said it, either way, and t alone decides whether the event is taken.
-func SkewCorrected(t, sent, received time.Time) time.Time {
-	skew := received.Sub(sent)
-	if skew <= MaxClockSkew && skew >= -MaxClockSkew {
-		return t
+func SkewCorrected(t, sent, received time.Time) (corrected time.Time, future bool) {
+	corrected = t
+	if skew := received.Sub(sent); !sent.IsZero() && (skew > MaxClockSkew || skew < -MaxClockSkew) {
+		if c := t.Add(skew); !c.After(received.Add(MaxClockSkew)) && !c.Before(time.UnixMilli(EarliestEventMs)) {
+			corrected = c
+		}
 	}
-	corrected := t.Add(skew)
-	if corrected.After(received.Add(MaxClockSkew)) || corrected.Before(time.UnixMilli(EarliestEventMs)) {
-		return t
+	if corrected.Sub(received) > MaxFutureTimestamp && InTimeRange(corrected) {
+		return received, true
 	}
-	return corrected
+	return corrected, false
 }
 
 // check validates a message as Decode does and returns its customer key, without collecting its
@@ -481,7 +500,7 @@ func (e *Event) setTimes(w *wire, receivedAt time.Time, from origin) error {
 	}
 	ts, hasTS := parse("timestamp", w.Timestamp)
 	orig, hasOrig := parse("originalTimestamp", w.OriginalTimestamp)
-	sent, hasSent := parse("sentAt", w.SentAt)
+	sent, _ := parse("sentAt", w.SentAt) // zero when not sent: SkewCorrected's "no sentAt"
 	received, hasReceived := parse("receivedAt", w.ReceivedAt)
 	if err != nil {
 		return err
@@ -493,7 +512,9 @@ func (e *Event) setTimes(w *wire, receivedAt time.Time, from origin) error {
 	field := "timestamp" // the member the event time comes from, which an error names
 	switch {
 	case hasTS && from != asClient: // stamped: the timestamp is the event time, corrected already
-		e.Timestamp = ts
+		// Only a time past MaxFutureTimestamp is moved, as its receiver would have (one that
+		// stamped before that rule, or a Segment export replayed).
+		e.Timestamp, e.FutureTimestamp = SkewCorrected(ts, time.Time{}, received)
 		if !hasOrig {
 			e.OriginalTimestamp = ts // as a client's call stores it, so the same message stores alike on every path
 		}
@@ -504,10 +525,7 @@ func (e *Event) setTimes(w *wire, receivedAt time.Time, from origin) error {
 		} else if !hasOrig {
 			e.OriginalTimestamp = ts // as the collector stamps it
 		}
-		e.Timestamp = t
-		if hasSent {
-			e.Timestamp = SkewCorrected(t, sent, received)
-		}
+		e.Timestamp, e.FutureTimestamp = SkewCorrected(t, sent, received)
 	default:
 		e.Timestamp, field = received, "receivedAt"
 	}

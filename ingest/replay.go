@@ -42,6 +42,9 @@ type ReplaySummary struct {
 	Sent     int    // messages acknowledged by Kafka (or the collector)
 	Rejected int    // messages the collector accepted into its dead-letter topic instead
 	Skipped  []Skip // lines that could not be used
+	// FutureTimestamps counts the messages whose time lay more than MaxFutureTimestamp after
+	// their receive time and was set to it (readSegment).
+	FutureTimestamps int
 }
 
 // Replay turns a dataset into Segment track messages and produces them to Kafka, keyed by customer,
@@ -114,6 +117,9 @@ func Replay(ctx context.Context, cfg ReplayConfig) (ReplaySummary, error) {
 	}
 	emit := func(m Message) error {
 		sum.Read++
+		if m.FutureTimestamp {
+			sum.FutureTimestamps++
+		}
 		pending = append(pending, m)
 		if len(pending) == chunk {
 			return flush()

@@ -20,6 +20,9 @@ func TestSegmentReplayKeepsEventTimes(t *testing.T) {
 		`{"type":"track","event":"C","userId":"u","messageId":"c","properties":{"blob":"` + strings.Repeat("x", 40<<10) + `"}}`,
 		`{"type":"track","event":"D","userId":4.2e3,"messageId":"d","timestamp":"2024-10-02T10:10:00Z"}`,
 		`{"type":"track","event":"E","userId":"u","messageId":"e","receivedAt":"2024-10-02T10:15:00Z"}`,
+		// More than 23 hours after its receivedAt: set to it (PostHog's rule), on both ways.
+		`{"type":"track","event":"F","userId":"u","messageId":"f","timestamp":"2099-12-31T23:59:59Z","receivedAt":"2024-10-02T10:20:00Z"}`,
+		`{"type":"track","event":"G","userId":"u","messageId":"g","timestamp":"2024-11-01T10:00:00Z","originalTimestamp":"2024-11-01T09:00:00Z","receivedAt":"2024-10-02T10:25:00Z"}`,
 	}, "\n")
 	var msgs []Message
 	var skips []Skip
@@ -30,7 +33,8 @@ func TestSegmentReplayKeepsEventTimes(t *testing.T) {
 	if len(skips) != 1 || skips[0].Line != 3 || !strings.Contains(skips[0].Reason, ReasonTooLarge) {
 		t.Errorf("skipped %v, want line 3 as %s", skips, ReasonTooLarge)
 	}
-	want := []string{"2024-10-02T10:00:00Z", "2024-10-02T10:05:00Z", "2024-10-02T10:10:00Z", "2024-10-02T10:15:00Z"}
+	want := []string{"2024-10-02T10:00:00Z", "2024-10-02T10:05:00Z", "2024-10-02T10:10:00Z", "2024-10-02T10:15:00Z", "2024-10-02T10:20:00Z", "2024-10-02T10:25:00Z"}
+	wantOriginal := map[string]string{"f": "2099-12-31T23:59:59Z", "g": "2024-11-01T09:00:00Z"} // of the lines moved
 	if len(msgs) != len(want) {
 		t.Fatalf("messages %d, want %d", len(msgs), len(want))
 	}
@@ -61,6 +65,12 @@ func TestSegmentReplayKeepsEventTimes(t *testing.T) {
 			if got := e.Timestamp.Format(time.RFC3339); got != want[i] {
 				t.Errorf("line %d %s: stored at %s, want %s", m.Line, path, got, want[i])
 			}
+			if orig, ok := wantOriginal[e.MessageID]; ok && e.OriginalTimestamp.Format(time.RFC3339) != orig {
+				t.Errorf("line %d %s: originalTimestamp %s, want %s", m.Line, path, e.OriginalTimestamp, orig)
+			}
+		}
+		if _, moved := wantOriginal[direct.MessageID]; m.FutureTimestamp != moved {
+			t.Errorf("line %d: FutureTimestamp %v, want %v", m.Line, m.FutureTimestamp, moved)
 		}
 	}
 	// A fresh pass gives a numeric id a fresh one too, from all its digits.

@@ -160,13 +160,26 @@ func TestSkewCorrected(t *testing.T) {
 		// any time Waymark accepts; the other way round it would land after received. Either
 		// way the client's own time stands.
 		{"sentAt decades ahead", time.Date(2000, 1, 1, 0, 0, 5, 0, time.UTC), time.Date(2099, 12, 31, 0, 0, 0, 0, time.UTC), time.Date(2000, 1, 1, 0, 0, 5, 0, time.UTC)},
-		{"sentAt decades behind", time.Date(2099, 12, 31, 0, 0, 0, 0, time.UTC), time.Date(2000, 1, 1, 0, 0, 5, 0, time.UTC), time.Date(2099, 12, 31, 0, 0, 0, 0, time.UTC)},
+		// ... but a time more than 23 hours after it was received is set to the receive time
+		// (PostHog's rule), whether it was corrected or not, sent with a sentAt or without.
+		{"sentAt decades behind", time.Date(2099, 12, 31, 0, 0, 0, 0, time.UTC), time.Date(2000, 1, 1, 0, 0, 5, 0, time.UTC), received},
 		{"correction to the earliest time", time.Date(2000, 1, 1, 2, 0, 0, 0, time.UTC), received.Add(2 * time.Hour), time.Date(2000, 1, 1, 0, 0, 0, 0, time.UTC)},
 		{"correction just before it", time.Date(2000, 1, 1, 1, 59, 59, 0, time.UTC), received.Add(2 * time.Hour), time.Date(2000, 1, 1, 1, 59, 59, 0, time.UTC)},
+		{"30 days ahead, sent now", received.AddDate(0, 0, 30), received, received},
+		{"30 days ahead, no sentAt", received.AddDate(0, 0, 30), time.Time{}, received},
+		{"2099, no sentAt", time.Date(2099, 12, 31, 23, 59, 59, 0, time.UTC), time.Time{}, received},
+		{"23 hours ahead, no sentAt", received.Add(23 * time.Hour), time.Time{}, received.Add(23 * time.Hour)},
+		{"a moment past 23 hours", received.Add(23*time.Hour + time.Millisecond), time.Time{}, received},
+		{"a clock 30 days ahead, consistently", received.AddDate(0, 0, 30).Add(-time.Minute), received.AddDate(0, 0, 30), received.Add(-time.Minute)},
+		{"2100 is refused, not moved", time.Date(2100, 1, 1, 0, 0, 0, 0, time.UTC), time.Time{}, time.Date(2100, 1, 1, 0, 0, 0, 0, time.UTC)},
 	}
 	for _, tt := range tests {
-		if got := SkewCorrected(tt.t, tt.sent, received); !got.Equal(tt.want) {
+		got, future := SkewCorrected(tt.t, tt.sent, received)
+		if !got.Equal(tt.want) {
 			t.Errorf("%s: %s, want %s", tt.name, got, tt.want)
+		}
+		if wantFuture := tt.want.Equal(received) && !tt.t.Equal(received); future != wantFuture {
+			t.Errorf("%s: future %v, want %v", tt.name, future, wantFuture)
 		}
 	}
 }
@@ -182,7 +195,8 @@ func TestEventTimeRange(t *testing.T) {
 		name, times string
 		want        string // the event time (RFC 3339), or the field named when refused
 	}{
-		{"the last millisecond", `"timestamp":"2099-12-31T23:59:59.999Z"`, "2099-12-31T23:59:59.999Z"},
+		{"the last millisecond", `"timestamp":"2099-12-31T23:59:59.999Z","receivedAt":"2099-12-31T23:59:59.999Z"`, "2099-12-31T23:59:59.999Z"},
+		{"the last millisecond, received now", `"timestamp":"2099-12-31T23:59:59.999Z"`, "2026-05-01T12:00:00Z"},
 		{"the first", `"timestamp":"2000-01-01T00:00:00Z"`, "2000-01-01T00:00:00Z"},
 		{"2100", `"timestamp":"2100-12-31T23:59:59Z"`, "timestamp"},
 		{"2100 by its offset", `"timestamp":"2099-12-31T23:59:59-01:00"`, "timestamp"},
@@ -193,7 +207,7 @@ func TestEventTimeRange(t *testing.T) {
 		{"receivedAt in 2100", `"receivedAt":"2100-06-01T00:00:00Z"`, "receivedAt"},
 		// Disagreements, as the tester sent them: the client's own time, both ways.
 		{"sentAt decades ahead", `"originalTimestamp":"2000-01-01T00:00:05Z","sentAt":"2099-12-31T00:00:00Z"`, "2000-01-01T00:00:05Z"},
-		{"sentAt decades behind", `"originalTimestamp":"2099-12-31T00:00:00Z","sentAt":"2000-01-01T00:00:05Z"`, "2099-12-31T00:00:00Z"},
+		{"sentAt decades behind", `"originalTimestamp":"2099-12-31T00:00:00Z","sentAt":"2000-01-01T00:00:05Z"`, "2026-05-01T12:00:00Z"}, // and in the future
 		{"sentAt decades ahead of a time outside", `"originalTimestamp":"1999-12-31T00:00:00Z","sentAt":"2099-12-31T00:00:00Z"`, "originalTimestamp"},
 		{"sentAt decades behind a time outside", `"originalTimestamp":"2100-06-01T00:00:00Z","sentAt":"2000-01-01T00:00:05Z"`, "originalTimestamp"},
 		{"sentAt at year 9999", `"originalTimestamp":"2026-01-01T00:00:00Z","sentAt":"9999-12-31T23:59:59Z"`, "2026-01-01T00:00:00Z"},
@@ -212,6 +226,37 @@ func TestEventTimeRange(t *testing.T) {
 			}
 		case !errors.As(err, &inv) || inv.Reason != ReasonInvalidTimestamp || inv.Field != tt.want:
 			t.Errorf("%s: Decode(%s) = %s, %v; want %s naming %s", tt.name, raw, e.Timestamp, err, ReasonInvalidTimestamp, tt.want)
+		}
+	}
+}
+
+// TestFutureTimestampIsTheReceiveTime: a message's time more than 23 hours after it was received
+// is set to the receive time, its own kept as originalTimestamp, and the event says so
+// (FutureTimestamp), whichever decoder reads it: a client's message straight from Kafka, one
+// stamped by a receiver without the rule; a time up to 23 hours ahead stands.
+func TestFutureTimestampIsTheReceiveTime(t *testing.T) {
+	received := time.Date(2026, 5, 1, 12, 0, 0, 0, time.UTC)
+	tests := []struct {
+		name, times string
+		decode      func([]byte, string, time.Time) (Event, error)
+		future      bool
+	}{
+		{"client, 30 days ahead, sent now", `"timestamp":"2026-05-31T12:00:00Z","sentAt":"2026-05-01T12:00:00Z"`, DecodeClient, true},
+		{"client, 2099", `"timestamp":"2099-12-31T23:59:59Z"`, DecodeClient, true},
+		{"client, originalTimestamp in 2099", `"originalTimestamp":"2099-12-31T23:59:59Z"`, DecodeClient, true},
+		{"client, 22 hours ahead", `"timestamp":"2026-05-02T10:00:00Z"`, DecodeClient, false},
+		{"stamped, 2099", `"timestamp":"2099-12-31T23:59:59Z","receivedAt":"2026-05-01T12:00:00Z"`, Decode, true},
+		{"stamped, received then", `"timestamp":"2099-12-31T23:59:59Z","receivedAt":"2099-12-31T23:59:59Z"`, Decode, false},
+	}
+	for _, tt := range tests {
+		raw := `{"type":"track","userId":"u","event":"V",` + tt.times + `}`
+		e, err := tt.decode([]byte(raw), "s", received)
+		if err != nil {
+			t.Fatalf("%s: %v", tt.name, err)
+		}
+		if e.FutureTimestamp != tt.future || tt.future && (!e.Timestamp.Equal(e.ReceivedAt) || e.OriginalTimestamp.Year() != 2099 && e.OriginalTimestamp.Month() != 5) {
+			t.Errorf("%s: time %s, originalTimestamp %s, received %s, FutureTimestamp %v; want moved to the receive time: %v",
+				tt.name, e.Timestamp, e.OriginalTimestamp, e.ReceivedAt, e.FutureTimestamp, tt.future)
 		}
 	}
 }

@@ -19,7 +19,9 @@ import (
 	"time"
 
 	"github.com/ClickHouse/clickhouse-go/v2"
+	"github.com/segmentio/kafka-go"
 
+	"github.com/waymark-dev/waymark/ingest"
 	"github.com/waymark-dev/waymark/ingest/ingesttest"
 	"github.com/waymark-dev/waymark/sessionize"
 )
@@ -1609,20 +1611,26 @@ func (s *server) checkTies(t *testing.T, what string, users []string) {
 }
 
 // TestEveryAcceptedTimeCanBeQueried: the event times ingest accepts end where the times a query
-// can name do (2100-01-01, one constant): an event in the last second accepted, sent through the
-// collector and straight through Kafka, is counted by a funnel whose to is that end; one a second
-// later is refused (TestInvalidTimestampsAreRefusedLoudly).
+// can name do (2100-01-01, one constant): an event in the last second accepted, received then (a
+// live event's time is at most 23 hours after its receive time: TestFutureTimestamps), as a
+// replayed export with that receivedAt and as a receiver's message straight through Kafka, is
+// counted by a funnel whose to is that end; one a second later is refused
+// (TestInvalidTimestampsAreRefusedLoudly).
 func TestEveryAcceptedTimeCanBeQueried(t *testing.T) {
 	t.Parallel()
 	s := startServe(t)
-	last := func(id, anon string) string {
-		return `{"type":"track","anonymousId":"` + anon + `","event":"Last View","messageId":"` + id + `","timestamp":"2099-12-31T23:59:59.999Z"}`
+	last := func(id, anon, timestamp string) string {
+		return `{"type":"track","anonymousId":"` + anon + `","event":"Last View","messageId":"` + id + `","timestamp":"` + timestamp + `","receivedAt":"2099-12-31T23:59:59.999Z"}`
 	}
-	if status, answer := s.track(t, "/v1/batch", `{"batch":[`+last("l1", "dev-http")+`,`+
-		`{"type":"track","anonymousId":"dev-offset","event":"Last View","messageId":"l2","timestamp":"2099-12-31T22:59:59-01:00"}]}`); status != 200 || strings.Contains(answer, "rejected") {
-		t.Fatalf("POST /v1/batch: %d %s", status, answer)
+	if out := s.replayLines(t, []string{last("l1", "dev-replay", "2099-12-31T23:59:59.999Z"), last("l2", "dev-offset", "2099-12-31T22:59:59-01:00")}); !strings.Contains(out, "skipped 0 lines") {
+		t.Fatalf("replay: %s", out)
 	}
-	produceWithKcat(t, s.broker, []string{last("l3", "dev-kafka")})
+	w := &kafka.Writer{Addr: kafka.TCP(s.broker), Topic: "waymark.events", RequiredAcks: kafka.RequireAll}
+	defer w.Close()
+	if err := w.WriteMessages(t.Context(), kafka.Message{Key: []byte("dev-kafka"), Value: []byte(last("l3", "dev-kafka", "2099-12-31T23:59:59.999Z")),
+		Headers: []kafka.Header{{Key: ingest.HeaderSource, Value: []byte("a-receiver")}}}); err != nil {
+		t.Fatal(err)
+	}
 	s.waitStored(t)
 	code, body := httpGet(t, "http://"+s.http+"/api/v1/funnel?steps=Last+View&from=2099-12-31&to=2100-01-01")
 	var f funnelJSON

@@ -61,6 +61,10 @@ func runReplay(ctx context.Context, args []string, stdout io.Writer) error {
 	}
 	fmt.Fprintf(stdout, "replay %s: read %d, sent %d, skipped %d lines in %s (%.0f events/s) to %s\n",
 		*file, sum.Read, sum.Sent, len(sum.Skipped), took.Round(time.Millisecond), float64(sum.Sent)/took.Seconds(), dest)
+	if sum.FutureTimestamps > 0 {
+		fmt.Fprintf(stdout, "  %d events had a timestamp more than %s after their receive time (receivedAt, else now): set to it, the line's kept as originalTimestamp\n",
+			sum.FutureTimestamps, ingest.MaxFutureTimestamp)
+	}
 	if sum.Rejected > 0 {
 		fmt.Fprintf(stdout, "  the collector rejected %d events into the dead-letter topic\n", sum.Rejected)
 	}
