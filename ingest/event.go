@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"net/url"
 	"slices"
 	"sort"
 	"strings"
@@ -52,9 +53,9 @@ type Event struct {
 	PagePath       string   // context.page.path, or properties.path for page calls
 	PageURL        string   // context.page.url, or properties.url for page calls
 	Referrer       string   // context.page.referrer, or properties.referrer for page calls
-	CampaignSource string   // context.campaign.source (utm_source)
-	CampaignMedium string   // context.campaign.medium (utm_medium)
-	CampaignName   string   // context.campaign.name (utm_campaign)
+	CampaignSource string   // context.campaign.source, else the page URL's utm_source (campaignFromURL)
+	CampaignMedium string   // context.campaign.medium, else utm_medium when the context names no source
+	CampaignName   string   // context.campaign.name, else utm_campaign when the context names no source
 	SessionID      string   // a client-provided session id: context.sessionId, else properties.session_id
 
 	// NullKeys are the stored keys (sorted, as in PropertyKeys) whose value is JSON null or an
@@ -135,6 +136,9 @@ const (
 	ReasonInvalidTimestamp = "invalid_timestamp"
 	ReasonInvalidField     = "invalid_field"
 	ReasonTooLarge         = "too_large"
+	// ReasonMissingPreviousID is an alias call without previousId, which Segment's alias spec
+	// requires: it links nothing.
+	ReasonMissingPreviousID = "missing_previous_id"
 )
 
 // RejectReason returns the reason code of an error from Decode, or "" if it is not an InvalidError.
@@ -443,12 +447,18 @@ func (w *wire) event(raw []byte, source string, receivedAt time.Time, from origi
 	}
 	switch w.Type {
 	case "track":
-		if w.Event == "" {
-			return Event{}, &InvalidError{Reason: ReasonMissingEvent, Field: "event", Err: errors.New("a track call needs an event name")}
+		if strings.TrimFunc(w.Event, invisible) == "" {
+			// White space (or zero-width characters) only is no name either: no one can ask for
+			// it in a funnel step, and it would read as a blank row in every answer.
+			return Event{}, &InvalidError{Reason: ReasonMissingEvent, Field: "event", Err: errors.New("a track call needs an event name that is not blank")}
 		}
 		e.Event = w.Event
 	case "page", "screen":
 		e.Event = w.Name
+	case "alias":
+		if w.PreviousID == "" { // absent, null or "": a placeholder was sent, and is kept, linking nothing
+			return Event{}, &InvalidError{Reason: ReasonMissingPreviousID, Field: "previousId", Err: errors.New("an alias call needs the previousId it links to its userId (Segment's alias spec)")}
+		}
 	}
 	if _, ok := Placeholder(e.MessageID); ok {
 		// No messageId, or one broken client code sends for every message ("undefined", "null",
@@ -478,7 +488,32 @@ func (w *wire) event(raw []byte, source string, receivedAt time.Time, from origi
 			e.Referrer, _ = e.Property("referrer")
 		}
 	}
+	e.campaignFromURL()
 	return e, nil
+}
+
+// campaignFromURL reads the campaign from the page URL's utm_source, utm_medium and utm_campaign
+// when the context names no campaign source: analytics.js builds context.campaign from them on
+// the client, and PostHog and Amplitude read them from the URL on the server, so a client that
+// sends only the URL (a server library, a hand-written call, an old analytics.js) is attributed
+// as the same visit from analytics.js would be. Only the members the context lacks are taken.
+func (e *Event) campaignFromURL() {
+	if e.CampaignSource != "" || !strings.Contains(e.PageURL, "utm_") {
+		return
+	}
+	_, query, ok := strings.Cut(e.PageURL, "?")
+	if !ok {
+		return
+	}
+	query, _, _ = strings.Cut(query, "#")
+	values, _ := url.ParseQuery(query) // the parameters it could read, whatever else it holds
+	e.CampaignSource = values.Get("utm_source")
+	if e.CampaignMedium == "" {
+		e.CampaignMedium = values.Get("utm_medium")
+	}
+	if e.CampaignName == "" {
+		e.CampaignName = values.Get("utm_campaign")
+	}
 }
 
 // setTimes sets the event's times from the message's time members, received at receivedAt when

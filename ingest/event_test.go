@@ -1,6 +1,7 @@
 package ingest
 
 import (
+	"errors"
 	"reflect"
 	"slices"
 	"strings"
@@ -271,6 +272,48 @@ func TestTraitsComeFromTheirPlaces(t *testing.T) {
 	for _, key := range []string{TraitPrefix + "plan", DeviceTypeKey} {
 		if name, ok := PropertyName(key); ok {
 			t.Errorf("PropertyName(%q) = %q, a property", key, name)
+		}
+	}
+}
+
+// TestBlankNamesAliasesAndURLCampaigns: a track whose event is blank is refused as one without,
+// naming event; an alias without previousId is refused naming previousId (one whose previousId
+// is a placeholder is kept, linking nothing); a campaign the context does not name is read from
+// the page URL's utm_* parameters, on every decoder.
+func TestBlankNamesAliasesAndURLCampaigns(t *testing.T) {
+	tests := []struct {
+		name, raw string
+		reason    string // refused with it, naming field
+		field     string
+		campaign  string // source/medium/name read, when taken
+	}{
+		{"blank event", `{"type":"track","userId":"u","event":"   "}`, ReasonMissingEvent, "event", ""},
+		{"zero-width event", `{"type":"track","userId":"u","event":"\u200b\t"}`, ReasonMissingEvent, "event", ""},
+		{"event with spaces around", `{"type":"track","userId":"u","event":" Order "}`, "", "", "//"},
+		{"alias without previousId", `{"type":"alias","userId":"u"}`, ReasonMissingPreviousID, "previousId", ""},
+		{"alias with a null previousId", `{"type":"alias","userId":"u","previousId":null}`, ReasonMissingPreviousID, "previousId", ""},
+		{"alias with an empty previousId", `{"type":"alias","userId":"u","previousId":""}`, ReasonMissingPreviousID, "previousId", ""},
+		{"alias with a placeholder previousId", `{"type":"alias","userId":"u","previousId":"undefined"}`, "", "", "//"},
+		{"alias", `{"type":"alias","userId":"u","previousId":"a1"}`, "", "", "//"},
+		{"utm in the page URL", `{"type":"page","anonymousId":"a","context":{"page":{"url":"https://shop.example/?utm_source=newsletter&utm_medium=email&utm_campaign=spring%20sale&gclid=x#top"}}}`, "", "", "newsletter/email/spring sale"},
+		{"utm in a page's properties.url", `{"type":"page","anonymousId":"a","properties":{"url":"https://shop.example/p?utm_source=google&utm_medium=cpc"}}`, "", "", "google/cpc/"},
+		{"the context's campaign wins", `{"type":"page","anonymousId":"a","context":{"campaign":{"source":"ads"},"page":{"url":"https://shop.example/?utm_source=newsletter&utm_medium=email"}}}`, "", "", "ads//"},
+		{"a context campaign without source", `{"type":"track","event":"V","anonymousId":"a","context":{"campaign":{"medium":"social"},"page":{"url":"https://shop.example/?utm_source=fb&utm_medium=email&utm_campaign=c"}}}`, "", "", "fb/social/c"},
+		{"no utm", `{"type":"page","anonymousId":"a","context":{"page":{"url":"https://shop.example/?gclid=x"}}}`, "", "", "//"},
+		{"a bad escape beside", `{"type":"page","anonymousId":"a","context":{"page":{"url":"https://shop.example/?x=%zz&utm_source=newsletter"}}}`, "", "", "newsletter//"},
+	}
+	for _, tt := range tests {
+		for name, decode := range map[string]func([]byte, string, time.Time) (Event, error){"Decode": Decode, "DecodeClient": DecodeClient} {
+			e, err := decode([]byte(tt.raw), "s", time.Now())
+			var inv *InvalidError
+			switch {
+			case tt.reason != "" && (!errors.As(err, &inv) || inv.Reason != tt.reason || inv.Field != tt.field):
+				t.Errorf("%s: %s = %v, want %s naming %s", tt.name, name, err, tt.reason, tt.field)
+			case tt.reason == "" && err != nil:
+				t.Errorf("%s: %s: %v", tt.name, name, err)
+			case tt.reason == "" && e.CampaignSource+"/"+e.CampaignMedium+"/"+e.CampaignName != tt.campaign:
+				t.Errorf("%s: %s read campaign %s/%s/%s, want %s", tt.name, name, e.CampaignSource, e.CampaignMedium, e.CampaignName, tt.campaign)
+			}
 		}
 	}
 }
