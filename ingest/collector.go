@@ -35,10 +35,11 @@ const (
 
 // MaxStampBytes is the most the collector's stamps (receivedAt, messageId, type, the corrected
 // timestamp and the client's as originalTimestamp) and a batch's sentAt and context, copied into
-// an event without them (the context's members the event's own lacks: mergeContext), may add to an event of at most the event limit. The collector
-// dead-letters an event that grows more (too_large), so the consumer holds every message it
-// reads to a limit: a message produced straight to Kafka to the event limit, one carrying the
-// collector's header (HeaderSource) to the event limit plus MaxStampBytes.
+// an event without them (of the context, the members the event's own lacks: mergeContext), may
+// add to an event of at most the event limit. The collector dead-letters an event that grows
+// more (too_large), so the consumer holds every message it reads to a limit: a message produced
+// straight to Kafka to the event limit, one carrying the collector's header (HeaderSource) to the
+// event limit plus MaxStampBytes.
 const MaxStampBytes = 1 << 10
 
 // CollectorConfig configures a Collector.
@@ -721,8 +722,8 @@ func (c *Collector) prepare(req *trackingRequest, source string, now time.Time) 
 // the event's bytes when it has none or a placeholder (so a retried event keeps its id), the call type of a single
 // call (its endpoint's, replacing any type the body names: Segment's HTTP API takes the type from
 // the endpoint), the batch's sentAt when it has none, and the batch's context: as it is when the
-// event has none (or null), else merged into the event's (mergeContext). writeKey and receivedAt are dropped: the key is a
-// secret, and receivedAt is the collector's to set.
+// event has none (or null), else merged into the event's (mergeContext). writeKey and receivedAt
+// are dropped: the key is a secret, and receivedAt is the collector's to set.
 func stamp(members []member, raw []byte, req *trackingRequest, source string, skip []string, extra []field) ([]string, []field) {
 	skip = append(skip, "writeKey", "receivedAt")
 	if m := lookup(members, "messageId"); m == nil || string(m.value) == "null" || placeholderJSON(m.value) {
