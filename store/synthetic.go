@@ -117,6 +117,23 @@ FROM (
 // reads them from the events. GenerateSynthetic calls it; a benchmark database generated before
 // it had no sessions calls it on its own.
 func (s *Store) GenerateSyntheticSessions(ctx context.Context) error {
+	var n uint64
+	if err := s.conn.QueryRow(ctx, "SELECT count() FROM "+s.table("events")).Scan(&n); err != nil {
+		return fmt.Errorf("generate the sessions of the synthetic events: count the events: %w", err)
+	}
+	// One INSERT per syntheticChunk events or so, each over a share of the customer keys, for
+	// the client's read timeout (see syntheticChunk).
+	parts := max(1, (n+syntheticChunk-1)/syntheticChunk)
+	for part := range parts {
+		if err := s.generateSessionsPart(ctx, part, parts); err != nil {
+			return fmt.Errorf("generate the sessions of the synthetic events: part %d of %d: %w", part+1, parts, err)
+		}
+	}
+	return nil
+}
+
+// generateSessionsPart inserts the visits of the customer keys whose hash is part modulo parts.
+func (s *Store) generateSessionsPart(ctx context.Context, part, parts uint64) error {
 	// A lambda that reads a column it is not given (ts[i-1]) copies that column for every element
 	// of the array, which for a customer of 100,000 events is quadratic: the lambdas here are given
 	// every array they read, whole, in step (arrayDifference for the gaps).
@@ -136,13 +153,13 @@ FROM (
 			SELECT customer_key, ts,
 				arrayMap((i, gap, days) -> i = 1 OR gap > 1800000 OR days != 0,
 					arrayEnumerate(ts), arrayDifference(ts), arrayDifference(arrayMap(t -> intDiv(t, 86400000), ts))) AS first
-			FROM (SELECT customer_key, arraySort(groupArray(ts_ms)) AS ts FROM %s GROUP BY customer_key)
+			FROM (
+				SELECT customer_key, arraySort(groupArray(ts_ms)) AS ts FROM %s
+				WHERE cityHash64(customer_key) %% %d = %d GROUP BY customer_key
+			)
 		)
 	)
 )
-ARRAY JOIN starts AS start, ends AS end, counts AS n`, s.table("sessions"), s.table("events"))
-	if err := s.conn.Exec(ctx, query); err != nil {
-		return fmt.Errorf("generate the sessions of the synthetic events: %w", err)
-	}
-	return nil
+ARRAY JOIN starts AS start, ends AS end, counts AS n`, s.table("sessions"), s.table("events"), parts, part)
+	return s.conn.Exec(ctx, query)
 }
