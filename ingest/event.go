@@ -206,8 +206,15 @@ func decode(raw []byte, source string, receivedAt time.Time, from origin) (Event
 }
 
 // DerivedMessageID is the messageId of a message that has none: derived from its source and
-// bytes, so the same message sent again is the same event. The collector stamps it on what it
-// produces; Decode gives it to messages produced straight to Kafka without one.
+// bytes, so the same message sent again by the same path is the same event. The collector stamps
+// it on what it produces; Decode gives it to messages produced straight to Kafka without one.
+//
+// A message is its messageId whatever path it came by (see sessionize.Output.LaterCopies), but a
+// derived id keeps the path: two sources (two sites, an app and a server) sending the same bytes
+// without an id, such as a track call without a timestamp, are two messages the clients never
+// told apart, as Segment counts them: its libraries give every message an id of its own. The
+// path also keeps every id derived so far: a stored message's id is derived again from its
+// stored bytes and source on restore, and must come out as stored.
 func DerivedMessageID(source string, raw []byte) string {
 	sum := sha256.Sum256(append(append([]byte(source), 0), raw...))
 	return "wm-" + hex.EncodeToString(sum[:16])

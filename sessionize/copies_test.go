@@ -24,9 +24,10 @@ type storedRows struct {
 	signIns    map[string]DeviceSignIns // the latest stored of each device
 }
 
-// isSuperseded reports whether the row e is a superseded copy, which queries leave out.
+// isSuperseded reports whether the row e is a superseded copy, which queries leave out: one of
+// its customer key, messageId and time, whatever its source.
 func (st *storedRows) isSuperseded(e ingest.Event) bool {
-	return slices.Contains(st.superseded, Copy{e.CustomerKey(), e.Source, e.MessageID, e.Timestamp.UTC()})
+	return slices.Contains(st.superseded, Copy{e.CustomerKey(), e.MessageID, e.Timestamp.UTC()})
 }
 
 // push pushes batch as a Runner does (each event's seq is its place in the partition, rewritten
@@ -106,7 +107,8 @@ func (st *storedRows) history(of []string) ([]string, []ingest.Event, []Session)
 
 // merged is what queries read of the events table after ClickHouse merges its parts: per
 // (customer key, source, messageId) and month (the partition), the row inserted last, but the
-// superseded copies; as "key id time seq" lines, sorted.
+// superseded copies; as "key id time seq" lines, sorted. A message's copies by two paths (two
+// sources) are two rows for good: at most one of them is not superseded.
 func (st *storedRows) merged() []string {
 	last := map[string]ingest.Event{}
 	for _, e := range st.events {
@@ -124,16 +126,24 @@ func (st *storedRows) merged() []string {
 }
 
 // earliest is the events table had only each message's earliest copy (by time, then its first
-// delivery) been sent: what merged must be.
+// delivery), by whatever path, been sent: what merged must be.
 func earliest(events []ingest.Event) []string {
 	first := map[string]ingest.Event{}
 	for _, e := range events {
-		k := e.CustomerKey() + " " + e.Source + " " + e.MessageID
+		k := e.CustomerKey() + " " + e.MessageID
 		if f, ok := first[k]; !ok || e.Timestamp.Before(f.Timestamp) || e.Timestamp.Equal(f.Timestamp) && e.Seq < f.Seq {
 			first[k] = e
 		}
 	}
 	return (&storedRows{events: slices.Collect(maps.Values(first))}).merged()
+}
+
+// by is e as it came by another path: source is the one the consumer gives it (the collector's
+// write key's source name, "kafka" for a message produced straight to Kafka, "replay-segment"
+// for `waymark replay --format segment`).
+func by(source string, e ingest.Event) ingest.Event {
+	e.Source = source
+	return e
 }
 
 // permutations returns every order of n items, as index lists.
@@ -150,9 +160,10 @@ func permutations(n int) [][]int {
 	return out
 }
 
-// TestEarliestCopyIsTheEvent: copies of a message on one customer key (same source and
-// messageId, stamped again: seconds later, in another visit, in the next month; three copies; a
-// copy delivered twice) make the same sessions, the same rows for queries once ClickHouse merges
+// TestEarliestCopyIsTheEvent: copies of a message on one customer key (same messageId, stamped
+// again: seconds later, in another visit, in the next month; three copies; a copy delivered
+// twice; each of those by other paths too, as a message the collector took and then produced to
+// Kafka or replayed is, and the same bytes at the same time by another path) make the same sessions, the same rows for queries once ClickHouse merges
 // them (the earliest copy, with its first delivery's seq; superseded copies left out, which stay
 // when their month is not the earliest's) and the same live order count in every
 // arrival order: all in one push, one push each, one push each with the customer kept cold
@@ -186,6 +197,23 @@ func TestEarliestCopyIsTheEvent(t *testing.T) {
 		}, 1},
 		{"a copy delivered twice", []ingest.Event{
 			order, order, copyAt(order, base.Add(90*time.Minute)),
+		}, 1},
+		{"re-stamped seconds later, by Kafka and a replay", []ingest.Event{
+			at("a", "Product Viewed", 0), order, by("kafka", copyAt(order, order.Timestamp.Add(7*time.Second))),
+			by("replay-segment", copyAt(order, order.Timestamp.Add(12*time.Second))),
+		}, 1},
+		{"re-stamped into the next month, by Kafka", []ingest.Event{
+			monthEnd, by("kafka", copyAt(monthEnd, monthEnd.Timestamp.Add(5*time.Second))),
+		}, 1},
+		{"an earlier copy by a replay inside the visit of the later", []ingest.Event{
+			at("c", "Product Viewed", 0), by("replay-segment", copyAt(inVisit, base.Add(5*time.Minute))), at("c", "Product Added", 10), inVisit,
+		}, 1},
+		{"the same bytes at the same time by another path", []ingest.Event{
+			at("a", "Product Viewed", 0), order, by("kafka", order),
+		}, 1},
+		{"three copies by three paths in three visits", []ingest.Event{
+			at("a", "Product Viewed", 0), order, at("a", "Product Viewed", 45),
+			by("kafka", copyAt(order, base.Add(50*time.Minute))), by("replay-segment", copyAt(order, base.Add(200*time.Minute))),
 		}, 1},
 	}
 	for _, tc := range tests {
@@ -286,15 +314,16 @@ func TestRunnerKeepsSupersededCopiesOfAFailedWrite(t *testing.T) {
 	if err := r.Write(ctx, []ingest.Event{order}); err != nil {
 		t.Fatal(err)
 	}
-	want := []Copy{{"a", order.Source, order.MessageID, restamped.Timestamp}}
+	want := []Copy{{"a", order.MessageID, restamped.Timestamp}}
 	if got := stored[len(stored)-1]; !slices.Equal(got.Superseded, want) || len(got.Events) != 1 || !got.Events[0].Timestamp.Equal(order.Timestamp) {
 		t.Errorf("the retried batch stores events %v and superseded %v; want the order at %s and superseded %v",
 			got.Events, got.Superseded, order.Timestamp, want)
 	}
 }
 
-// TestSameTimeCopyKeepsTheFirstToArrive: two copies of a message (same source and messageId) at
-// the same time but with other payloads (another amount, another event name) are two Kafka
+// TestSameTimeCopyKeepsTheFirstToArrive: two copies of a message (same messageId) at the same
+// time but with other payloads (another amount, another event name), or with the same bytes by
+// another path (produced straight to Kafka besides through the collector), are two Kafka
 // messages; the first to arrive is the event, as Segment drops a repeated messageId at ingest.
 // In both arrival orders, in one push, one push each, kept cold between them and restarted from
 // the stored rows between them (which hold the copy's bytes, Raw), every stored row of the message is the first copy's (so
@@ -323,8 +352,10 @@ func TestSameTimeCopyKeepsTheFirstToArrive(t *testing.T) {
 		{"another amount", [2]ingest.Event{withRevenue(order, "10"), withRevenue(order, "20")}, []ingest.Event{view}, nil},
 		{"another event name", [2]ingest.Event{order, renamed(order, "Product Added")}, []ingest.Event{view}, []ingest.Event{at("a", "Product Viewed", 10)}},
 		{"first in a visit of its own", [2]ingest.Event{order, renamed(order, "Product Viewed")}, nil, nil},
+		{"another path, the same bytes", [2]ingest.Event{order, by("kafka", order)}, []ingest.Event{view}, nil},
+		{"another path, another amount", [2]ingest.Event{withRevenue(order, "10"), by("replay-segment", withRevenue(order, "20"))}, []ingest.Event{view}, nil},
 	}
-	payload := func(e ingest.Event) string { return fmt.Sprintf("%s %v", e.Event, e.PropertyValues) }
+	payload := func(e ingest.Event) string { return fmt.Sprintf("%s %s %v", e.Source, e.Event, e.PropertyValues) }
 	for _, tc := range tests {
 		for _, firstIdx := range []int{0, 1} {
 			first, second := tc.copies[firstIdx], tc.copies[1-firstIdx]
@@ -470,8 +501,8 @@ func TestCopiesOnOtherKeysCountOnceLive(t *testing.T) {
 }
 
 // TestCopiesOnOtherKeysKeepTheFirst is field case 01's kind for the stored rows: one message
-// (same source and messageId) sent under two customer keys of one person, the device and the
-// userId, with another name and coupon. The earliest copy is the event, of copies at one time
+// (same messageId) sent under two customer keys of one person, the device and the userId, with
+// another name and coupon, by one path or by two (the collector's and Kafka's). The earliest copy is the event, of copies at one time
 // the first to arrive; the other is not stored (or, stored before, is superseded), in every
 // arrival order, all in one push, one push each, cold between pushes, and restarted after
 // each push (every customer restored, or only those a Runner restores before a push), and
@@ -497,6 +528,9 @@ func TestCopiesOnOtherKeysKeepTheFirst(t *testing.T) {
 		{"same time, joined by the copy", nil, copyOf("dev", "u", "C A", "A", 0), copyOf("", "u", "C B", "B", 0)},
 		{"later, joined by the copy", nil, copyOf("dev", "u", "C A", "A", 0), copyOf("", "u", "C B", "B", 45)},
 		{"earlier, joined by the copy", nil, copyOf("dev", "u", "C A", "A", 45), copyOf("", "u", "C B", "B", 0)},
+		{"same time, by Kafka", []ingest.Event{identify}, copyOf("dev", "", "C A", "A", 0), by("kafka", copyOf("", "u", "C B", "B", 0))},
+		{"userId copy earlier, by Kafka", []ingest.Event{identify}, copyOf("dev", "", "C A", "A", 5), by("kafka", copyOf("", "u", "C B", "B", 0))},
+		{"later, joined by the copy, by a replay", nil, copyOf("dev", "u", "C A", "A", 0), by("replay-segment", copyOf("", "u", "C B", "B", 45))},
 	}
 	for _, tc := range tests {
 		for _, aFirst := range []bool{true, false} {
@@ -613,6 +647,10 @@ func TestCopiesJoinedAfterBothArriveKeepTheEarliest(t *testing.T) {
 			[]ingest.Event{call("identify", "", "a1", "u", 10), call("identify", "", "a2", "u", 11)}},
 		{"two userIds, alias", copyOf("", "old", "A", 0), copyOf("", "new", "B", 5),
 			[]ingest.Event{call("page", "", "", "new", 4)}, []ingest.Event{alias}},
+		{"device, then userId by Kafka, identify", copyOf("a1", "", "A", 0), by("kafka", copyOf("", "u", "B", 5)),
+			[]ingest.Event{call("page", "", "a1", "", -1)}, []ingest.Event{call("identify", "", "a1", "u", 10)}},
+		{"device by a replay, then userId, identify", by("replay-segment", copyOf("a1", "", "A", 0)), copyOf("", "u", "B", 5),
+			[]ingest.Event{call("page", "", "a1", "", -1)}, []ingest.Event{call("identify", "", "a1", "u", 10)}},
 	}
 	for _, tc := range tests {
 		for _, earlyFirst := range []bool{true, false} {

@@ -207,7 +207,7 @@ func (r *Runner) store(ctx context.Context, b Batch, changed []Session, gen uint
 }
 
 // name adds to b's Superseded its unnamed copies (superseded at a merge, see mergeCopies), named
-// by their source and messageId from the stored events of their keys. It runs where the batch is
+// by their messageId from the stored events of their keys. It runs where the batch is
 // stored, after the batches before it are: the copies were stored by those. Without a History
 // there is nothing stored to look up, and they are dropped.
 func (r *Runner) name(ctx context.Context, b *Batch) error {
@@ -342,7 +342,7 @@ func newRunnerMetrics(reg prometheus.Registerer) (*runnerMetrics, error) {
 		sessions: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "waymark_sessionizer_session_updates_total", Help: "Sessions emitted (new or changed), by end reason.",
 		}, []string{"end_reason"}),
-		duplicates:     counter("waymark_sessionizer_duplicates_total", "Copies of an event seen before (same source and messageId): dropped, or taking the place of a later copy."),
+		duplicates:     counter("waymark_sessionizer_duplicates_total", "Copies of an event seen before (same messageId, by any path): dropped, or taking the place of a later copy."),
 		late:           counter("waymark_sessionizer_late_events_total", "Events older than their customer's newest event by more than the session gap."),
 		beyondLateness: counter("waymark_sessionizer_events_beyond_lateness_total", "Events older than the newest event by more than the allowed lateness (stored, counted)."),
 		links:          counter("waymark_sessionizer_identity_links_total", "Identity links seen (identify, alias, events carrying both ids)."),

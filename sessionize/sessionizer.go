@@ -112,7 +112,7 @@ type Session struct {
 type point struct {
 	ms       int64  // event time, unix milliseconds
 	seq      int64  // place in the partition (ingest.Event.Seq): orders equal times as the client sent them
-	id       uint64 // hash of source and messageId, to drop duplicates (and order ties Seq leaves)
+	id       uint64 // hash of the messageId (eventHash), to drop duplicates (and order ties Seq leaves)
 	rules    uint64 // bit i: the base conditions of rule i hold
 	touch    uint32 // touchpoint label (interned)
 	channel  uint32 // channel (interned)
@@ -120,8 +120,9 @@ type point struct {
 	// session is the hash of the client's session id in bits 0-30 (bit 0 set), 0 when none; bit
 	// 31 is signedInBit.
 	session uint32
-	// payload is the hash of the copy's bytes (ingest.Event.Raw, see Sessionizer.payloadHash): a
-	// copy at the same time with other bytes is another copy, not the same one delivered again.
+	// payload is the hash of the copy's path and bytes (ingest.Event.Source and Raw, see
+	// Sessionizer.payloadHash): a copy at the same time with other bytes, or by another path, is
+	// another copy, not the same one delivered again.
 	payload uint32
 }
 
@@ -214,7 +215,7 @@ type customer struct {
 // Stats counts what one Push saw, for metrics.
 type Stats struct {
 	Events int // events pushed
-	// Duplicates are copies of an event seen before (same source and messageId, at any time):
+	// Duplicates are copies of an event seen before (same messageId, by any path, at any time):
 	// dropped, or, when earlier than the copy held, taking its place, or, when the same bytes at
 	// the same time (delivered again), stored again (see Output.LaterCopies); and the copies
 	// superseded when a merge joins two persons' keys that both held one (see mergeCopies).
@@ -328,8 +329,8 @@ type Output struct {
 	// the first delivery's, so the copies ClickHouse keeps agree on the order of ties.
 	Seqs []int64
 	// LaterCopies are the indexes, ascending, of the pushed events that must not be stored: copies
-	// of an event (same source and messageId) of the same customer key at a later time than a
-	// copy the sessionizer holds (a retry that was stamped again, a resend without timestamp),
+	// of an event (same messageId) of the same customer key at a later time than a copy the
+	// sessionizer holds (a retry that was stamped again, a resend without timestamp),
 	// and the copies of this push that an earlier copy pushed after them replaced. The earliest
 	// copy by event time is the event, whatever order the copies arrive in, as queries count
 	// it (store's dedupe keeps each person's earliest copy by time, seq, id). A copy under another
@@ -344,12 +345,19 @@ type Output struct {
 	// device's anonymous copy given to a user by a shared device's sign-ins (see DeviceSignIns),
 	// whose person in the graph is another.
 	//
+	// A message is its messageId alone, whatever path brought each copy (ingest.Event.Source:
+	// the collector's write key, Kafka, a replay): Segment's deduplication "is not scoped to a
+	// specific source or a workspace, and applies to all events being received by Segment"
+	// (https://www.twilio.com/docs/segment/guides/duplicate-data), and RudderStack's keys on the
+	// messageId alone too. So a copy produced straight to Kafka or replayed of a message the
+	// collector took is a copy like any other.
+	//
 	// Of the copies at the time held, the first to arrive is the event, as Segment keeps the
 	// first copy of a messageId: one with other bytes (a resend with another amount, another
-	// name, or only another receivedAt) is a later copy too, never stored. The same bytes
-	// (see payloadHash) are the same message delivered again (a Kafka redelivery, a batch the
-	// consumer writes again after its write failed, which the sessionizer had absorbed): stored
-	// again, with the held copy's Seq, an identical row. So every row of an event at its time
+	// name, or only another receivedAt) or by another path is a later copy too, never stored.
+	// The same bytes by the same path (see payloadHash) are the same message delivered again (a
+	// Kafka redelivery, a batch the consumer writes again after its write failed, which the
+	// sessionizer had absorbed): stored again, with the held copy's Seq, an identical row. So every row of an event at its time
 	// carries the first copy's payload, and answers do not depend on which row ClickHouse keeps
 	// when it merges them (the events table keeps the one inserted last) or a read meets first.
 	//
@@ -360,7 +368,8 @@ type Output struct {
 	// (customer_key, source, message_id) and partitioned by month: on merge it keeps the row
 	// inserted last, the earlier copy (batches are stored in the order they are pushed, and a
 	// later copy is never stored after an earlier one), but it merges rows within a partition
-	// only, so a held copy in another month than the earlier one would stay for good, and a
+	// and of one source only, so a held copy in another month than the earlier one, or that
+	// came by another path, would stay for good, and a
 	// query of its month alone, which does not read the earlier copy, would count it. Until a
 	// merge, every query keeping a person's earliest copy (store's dedupe) would count the
 	// earlier one, but the sessions query would take the held row for a later copy cut into a
@@ -385,15 +394,15 @@ type unnamedCopy struct {
 }
 
 // nameCopies returns the copies of unnamed found among stored, events of their keys as the store
-// holds them, named by their source and messageId. A copy not found is not stored (it cannot be,
-// being held as stored) and needs no leaving out.
+// holds them, named by their messageId. A copy not found is not stored (it cannot be, being held
+// as stored) and needs no leaving out.
 func nameCopies(unnamed []unnamedCopy, stored []ingest.Event) []Copy {
 	var out []Copy
 	for _, u := range unnamed {
 		for i := range stored {
 			e := &stored[i]
 			if e.Timestamp.UnixMilli() == u.ms && e.CustomerKey() == u.key && eventHash(e) == u.id {
-				out = append(out, Copy{u.key, e.Source, e.MessageID, time.UnixMilli(u.ms).UTC()})
+				out = append(out, Copy{u.key, e.MessageID, time.UnixMilli(u.ms).UTC()})
 				break
 			}
 		}
@@ -401,15 +410,17 @@ func nameCopies(unnamed []unnamedCopy, stored []ingest.Event) []Copy {
 	return out
 }
 
-// Copy names one stored copy of an event: its customer key, source, messageId and time.
+// Copy names one stored copy of an event: its customer key, messageId and time. Its source is
+// not part of it: a message is its messageId, whatever path each copy came by (see
+// Output.LaterCopies), and every row of the message under the key at that time is the copy.
 type Copy struct {
-	CustomerKey, Source, MessageID string
-	Time                           time.Time
+	CustomerKey, MessageID string
+	Time                   time.Time
 }
 
 // Push adds events and returns the sessions and persons they created or changed, each with a
-// version above every earlier one, and what it saw. Events already seen (same source and
-// messageId) are ignored, so redelivered batches change nothing.
+// version above every earlier one, and what it saw. Events already seen (same messageId, by any
+// path) are ignored, so redelivered batches change nothing.
 func (s *Sessionizer) Push(now time.Time, events []ingest.Event) (Output, Stats) {
 	ps := &pushState{events: events, touched: s.restored, stats: Stats{Events: len(events), StageEntries: map[StageChannel]int{},
 		Orders: map[string]int{}, Revenue: map[string]float64{}, Refunds: map[string]float64{}, IgnoredAmounts: map[string]int{}}}
@@ -550,19 +561,19 @@ func (ps *pushState) touch(key string, c *customer) {
 // no longer c's (the caller took it out of c's points, or replaced it there): its sign-in is
 // taken back, the copies of it pushed before in this push are not stored, the stored copy is left
 // out of every answer (Output.Superseded), and c's sessions are cut again (see
-// Output.LaterCopies). The copy's source and messageId are a pushed copy's when there is one;
-// else (a copy found at a merge, see mergeCopies) only its id is known, and the Runner names it
-// from the store before the batch is written (see nameCopies).
+// Output.LaterCopies). The copy's messageId is a pushed copy's when there is one; else (a copy
+// found at a merge, see mergeCopies) only its id is known, and the Runner names it from the
+// store before the batch is written (see nameCopies).
 func (s *Sessionizer) supersede(ps *pushState, key string, c *customer, q point) {
 	s.signOut(ps, key, q)
 	pushed := pushedCopies(ps.events[:ps.i], key, q)
 	at := time.UnixMilli(q.ms).UTC()
 	switch e := &ps.events[ps.i]; {
 	case eventHash(e) == q.id:
-		ps.superseded = append(ps.superseded, Copy{key, e.Source, e.MessageID, at})
+		ps.superseded = append(ps.superseded, Copy{key, e.MessageID, at})
 	case len(pushed) > 0:
 		e = &ps.events[pushed[0]]
-		ps.superseded = append(ps.superseded, Copy{key, e.Source, e.MessageID, at})
+		ps.superseded = append(ps.superseded, Copy{key, e.MessageID, at})
 	default:
 		ps.unnamed = append(ps.unnamed, unnamedCopy{key, q.ms, q.id})
 	}
@@ -892,7 +903,7 @@ func (s *Sessionizer) observe(key string, c *customer, e *ingest.Event, p point,
 	}
 }
 
-// copyElsewhere finds a copy of e (same source and messageId) that another customer key of e's
+// copyElsewhere finds a copy of e (same messageId) that another customer key of e's
 // persons holds (the persons of its userId and of its anonymousId, which e may be about to join):
 // a server's retry under the userId of a message the client sent from the device, or a copy from
 // another device of the person. It returns that key, its customer and the copy's index in its
@@ -997,7 +1008,7 @@ func (s *Sessionizer) link(ps *pushState, key string, c *customer, e *ingest.Eve
 	}
 }
 
-// mergeCopies finds the copies of one event (same source and messageId) that the keys of two
+// mergeCopies finds the copies of one event (same messageId) that the keys of two
 // persons a merge joined into the person of ids root hold, one under each, and keeps the
 // earliest by comparePoints as the event (the copy queries keep, see Output.LaterCopies): the
 // others are superseded as an earlier copy arriving later supersedes them (see supersede), so
@@ -1713,21 +1724,26 @@ func touchpoint(e *ingest.Event) string {
 	return e.Type
 }
 
-// payloadHash hashes the bytes of a copy of an event (ingest.Event.Raw, as stored and as read back
-// on restore): the same message delivered again (a Kafka redelivery, a batch written again after a
-// failed write) has the same bytes, while another copy sent with the same messageId has other
-// ones (at least the receivedAt the collector stamps on each call). 32 bits: two copies with other
+// payloadHash hashes the path and bytes of a copy of an event (ingest.Event.Source and Raw, as
+// stored and as read back on restore): the same message delivered again (a Kafka redelivery, a
+// batch written again after a failed write) comes by the same path with the same bytes, while
+// another copy sent with the same messageId has other bytes (at least the receivedAt the
+// collector stamps on each call) or comes by another path (the same line produced to Kafka and
+// replayed), whose own redelivery stores it should its write fail. 32 bits: two copies with other
 // bytes and one hash (one pair in 4 billion) are both stored, as copies at one time were before.
 func (s *Sessionizer) payloadHash(e *ingest.Event) uint32 {
-	return uint32(maphash.Bytes(s.seed, e.Raw))
+	var h maphash.Hash
+	h.SetSeed(s.seed)
+	h.WriteString(e.Source)
+	h.WriteByte(0)
+	h.Write(e.Raw)
+	return uint32(h.Sum64())
 }
 
-// eventHash identifies an event by source and messageId; it also orders events with equal times,
-// the same way in every run.
+// eventHash identifies an event by its messageId alone, whatever path (source) it came by (see
+// Output.LaterCopies); it also orders events with equal times, the same way in every run.
 func eventHash(e *ingest.Event) uint64 {
 	h := fnv.New64a()
-	h.Write([]byte(e.Source))
-	h.Write([]byte{0})
 	h.Write([]byte(e.MessageID))
 	return h.Sum64()
 }

@@ -2,8 +2,9 @@
 // from them.
 //
 // The same SQL runs on ClickHouse 18.16 (CI) and current releases (production): see the
-// compatibility floor in docs/operations.md. Events are stored as they came, one row per (source,
-// messageId) after merges; every query counts distinct events, so a replayed batch never changes
+// compatibility floor in docs/operations.md. Events are stored as they came, with the source
+// (path) each copy came by, one row per (source, messageId) after merges; every query counts
+// distinct messageIds, whatever their source, so a replayed or redelivered message never changes
 // an answer.
 //
 // The journey queries are typed methods (Store.Funnel with a FunnelQuery, …) returning typed

@@ -16,11 +16,11 @@ import (
 // sessionizer that starts (or meets a customer it no longer holds) continues exactly where the
 // stored state left off. Events come back decoded from the bytes that were stored; one that no
 // longer decodes (stored by a version with a more lenient decoder) is left out, with a warning.
-// Superseded copies (see notSuperseded) are left out. Each event comes back once per time it is
-// stored at (copies at one time come back once: the same bytes, as the sessionizer stores no
-// other copy at the time of one it holds); should copies at two times be stored and not
-// superseded (stored by an older version, or by two consumers), the sessionizer keeps the
-// earliest (see sessionize.Output.LaterCopies).
+// Superseded copies (see notSuperseded) are left out. Each event comes back once per time and
+// source it is stored with (copies at one time by one path come back once: the same bytes, as the
+// sessionizer stores no other copy at the time of one it holds); should copies at two times or by
+// two paths be stored and not superseded (stored by an older version, or by two consumers), the
+// sessionizer keeps the earliest (see sessionize.Output.LaterCopies).
 //
 // Most customers a consumer meets for the first time are new, and a filter of the keys with
 // stored events rules them out without a query (see storedKeys). The others take one query to

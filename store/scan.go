@@ -520,7 +520,7 @@ func (sc eventScan) timeRange() predicate {
 
 // personRows builds the query of the rows a scan reads, one per stored event (copies included)
 // of the persons in r, with its arguments: columns person (after merges), t (ms), seq, mask
-// (UInt64, bit i: preds[i]), id (UInt64, per source and message id) and a0, a1… (the attributes,
+// (UInt64, bit i: preds[i]), id (UInt64, per message id, of any source) and a0, a1… (the attributes,
 // String). none is set when no event can match (the query need not run). Both the in-process scan
 // and the in-engine funnel group these rows by person.
 func (s *Store) personRows(sc eventScan, id identitySnapshot, r personRange) (query string, args []any, none bool, err error) {
@@ -601,13 +601,13 @@ func (s *Store) personRows(sc eventScan, id identitySnapshot, r personRange) (qu
 		attrNames += fmt.Sprintf(", a%d", i)
 	}
 	rowsSQL := `SELECT person_id, ts_ms AS t, seq, ` + strings.Join(maskTerms, " + ") + ` AS mask,
-			cityHash64(source, message_id) AS id` + attrCols + `
+			cityHash64(message_id) AS id` + attrCols + `
 		FROM ` + events
 	if id.shared {
 		rowsSQL = `SELECT ` + signedInPerson + ` AS person_id, t, seq, mask, id` + attrNames + `
 		FROM (
 			SELECT person_id AS stored_person, customer_key, user_id, ts_ms AS t, seq, ` + strings.Join(maskTerms, " + ") + ` AS mask,
-				cityHash64(source, message_id) AS id` + attrCols + `
+				cityHash64(message_id) AS id` + attrCols + `
 			FROM ` + events + `
 		) AS ev ANY LEFT JOIN (` + s.signIns(id.signIns) + `) AS d USING customer_key`
 	}

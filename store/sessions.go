@@ -54,10 +54,10 @@ func ParseSessionsQuery(v url.Values) (SessionsQuery, error) {
 // id), and ends for the visit's end reason. Persons are the distinct persons of those sessions.
 //
 // Each message counts once per person, as in every other journey query: the earliest copy of a
-// (source, messageId) counts (see dedupe), wherever its copies were stored. The sessionizer drops
-// a copy it meets again on the same device key, but it cannot know a copy sent with another
-// anonymousId (or with the userId alone), or one read by another consumer, and sessionizes it on
-// that key as a new event. The summary is what it would have been had only the earliest copy
+// messageId counts (see dedupe), wherever and by whatever path (source) its copies were stored.
+// The sessionizer drops a copy it meets again on the same device key, but it cannot know a copy
+// sent with another anonymousId (or with the userId alone), or one read by another consumer, and
+// sessionizes it on that key as a new event. The summary is what it would have been had only the earliest copy
 // arrived, as Segment and Amplitude drop a repeated messageId or insert_id at ingest, before any
 // session is made: a later copy is in no session, so a session has one event fewer, starts at its
 // first remaining event, ends at its last and enters by the channel of its first; a visit left

@@ -31,8 +31,9 @@ func copyArrival(anon, user, event, id, ts string) string {
 
 // TestSessionsCountEachMessageOnce: a message stored more than once under different device keys
 // (sent with an anonymousId and the userId, then with the userId alone; from two devices; re-
-// stamped into another visit, day or month) counts once in the sessions summary, as in every
-// other query: the summary equals the one of the same arrivals without the later copies, the
+// stamped into another visit, day or month), or by other paths (the collector's source, Kafka's,
+// a replay's: a message is its messageId whatever its source), counts once in the sessions
+// summary, as in every other query: the summary equals the one of the same arrivals without the later copies, the
 // answer had each message been delivered once. Checked over every session and over a range that
 // holds the later copies but not the earliest, on a store that reads in one pass and on one that
 // reads in many, alone and in a batch, before and after ClickHouse merges the parts.
@@ -43,39 +44,40 @@ func TestSessionsCountEachMessageOnce(t *testing.T) {
 		name     string
 		arrivals []string // in the order they reach Waymark
 		from     time.Time
+		via      []string // the source of each arrival (its path); none: "sessions-test"
 	}{
 		{"copy on the userId alone, re-stamped two weeks later", []string{
 			a("dk-anon", "", "Product Viewed", "dk-v1", "2024-07-02T09:58:00Z"),
 			a("dk-anon", "dk-user", "Order Completed", "dk-o1", "2024-07-02T10:00:00Z"),
 			a("", "dk-user", "Order Completed", "dk-o1", "2024-07-15T10:00:00Z"),
-		}, time.Date(2024, 7, 10, 0, 0, 0, 0, time.UTC)},
+		}, time.Date(2024, 7, 10, 0, 0, 0, 0, time.UTC), nil},
 		{"copy at the same time from another device", []string{
 			a("dA", "hu", "Order Completed", "mh1", "2024-06-14T10:00:00Z"),
 			a("dB", "hu", "Order Completed", "mh1", "2024-06-14T10:00:00Z"),
 			a("dB", "hu", "Product Viewed", "mh2", "2024-06-14T12:00:00Z"),
-		}, time.Date(2024, 6, 14, 11, 0, 0, 0, time.UTC)},
+		}, time.Date(2024, 6, 14, 11, 0, 0, 0, time.UTC), nil},
 		{"copy inside another visit of the userId", []string{
 			a("", "vu", "Product Viewed", "vu-1", "2024-06-20T10:00:00Z"),
 			a("dv", "vu", "Product Added", "vu-2", "2024-06-20T10:04:00Z"),
 			a("", "vu", "Product Added", "vu-2", "2024-06-20T10:05:00Z"),
 			a("", "vu", "Order Completed", "vu-3", "2024-06-20T10:10:00Z"),
-		}, time.Date(2024, 6, 21, 0, 0, 0, 0, time.UTC)},
+		}, time.Date(2024, 6, 21, 0, 0, 0, 0, time.UTC), nil},
 		{"copy re-stamped into the next month", []string{
 			a("mb-anon", "cust-b", "Order Completed", "m-order-b", "2024-05-31T23:59:58Z"),
 			a("", "cust-b", "Order Completed", "m-order-b", "2024-06-01T00:00:03Z"),
-		}, time.Date(2024, 6, 1, 0, 0, 0, 0, time.UTC)},
+		}, time.Date(2024, 6, 1, 0, 0, 0, 0, time.UTC), nil},
 		{"the later copy arrives first", []string{
 			a("", "lu", "Order Completed", "lu-o1", "2024-08-03T10:00:00Z"),
 			a("", "lu", "Product Viewed", "lu-v2", "2024-08-03T10:01:00Z"),
 			a("ld", "lu", "Product Viewed", "lu-v1", "2024-08-01T09:00:00Z"),
 			a("ld", "lu", "Order Completed", "lu-o1", "2024-08-01T09:02:00Z"),
-		}, time.Date(2024, 8, 2, 0, 0, 0, 0, time.UTC)},
+		}, time.Date(2024, 8, 2, 0, 0, 0, 0, time.UTC), nil},
 		{"three copies on three keys", []string{
 			a("t2", "tu", "Order Completed", "tu-o1", "2024-09-02T10:00:00Z"),
 			a("", "tu", "Order Completed", "tu-o1", "2024-10-11T10:00:00Z"),
 			a("t1", "tu", "Order Completed", "tu-o1", "2024-09-01T10:00:00Z"),
 			a("t1", "tu", "Product Viewed", "tu-v1", "2024-09-01T09:59:00Z"),
-		}, time.Date(2024, 9, 1, 12, 0, 0, 0, time.UTC)},
+		}, time.Date(2024, 9, 1, 12, 0, 0, 0, time.UTC), nil},
 		{"a whole visit sent again from a second device", []string{
 			a("w1", "wu", "Product Viewed", "wu-1", "2024-06-05T10:00:00Z"),
 			a("w1", "wu", "Product Added", "wu-2", "2024-06-05T10:01:00Z"),
@@ -83,18 +85,35 @@ func TestSessionsCountEachMessageOnce(t *testing.T) {
 			a("w2", "wu", "Product Viewed", "wu-1", "2024-06-05T11:00:00Z"),
 			a("w2", "wu", "Product Added", "wu-2", "2024-06-05T11:01:00Z"),
 			a("w2", "wu", "Order Completed", "wu-3", "2024-06-05T11:02:00Z"),
-		}, time.Date(2024, 6, 5, 10, 30, 0, 0, time.UTC)},
+		}, time.Date(2024, 6, 5, 10, 30, 0, 0, time.UTC), nil},
+		{"the tester's: copies by a replay and by Kafka, seconds later", []string{
+			a("", "cust-x", "Product Viewed", "x-view-1", "2024-05-06T10:00:00Z"),
+			a("", "cust-x", "Order Completed", "x-order-1", "2024-05-06T10:05:00Z"),
+			a("", "cust-x", "Order Completed", "x-order-1", "2024-05-06T10:05:07Z"),
+			a("", "cust-x", "Order Completed", "x-order-1", "2024-05-06T10:05:12Z"),
+		}, time.Date(2024, 5, 6, 10, 5, 5, 0, time.UTC), []string{"shop", "shop", "replay-segment", "kafka"}},
+		{"the later copy by Kafka first, re-stamped into the next month, inside the visit", []string{
+			a("kx", "kxu", "Order Completed", "kx-o1", "2024-06-01T00:00:03Z"),
+			a("kx", "kxu", "Product Viewed", "kx-v1", "2024-05-31T23:50:00Z"),
+			a("kx", "kxu", "Product Viewed", "kx-v2", "2024-06-01T00:00:10Z"),
+			a("kx", "kxu", "Order Completed", "kx-o1", "2024-05-31T23:59:58Z"),
+		}, time.Date(2024, 6, 1, 0, 0, 0, 0, time.UTC), []string{"kafka", "shop", "shop", "shop"}},
+		{"a copy on the userId alone by a replay, a day later", []string{
+			a("rd", "ru", "Order Completed", "r-o1", "2024-07-08T10:00:00Z"),
+			a("", "ru", "Order Completed", "r-o1", "2024-07-09T10:00:00Z"),
+			a("", "ru", "Product Viewed", "r-v2", "2024-07-09T10:01:00Z"),
+		}, time.Date(2024, 7, 9, 0, 0, 0, 0, time.UTC), []string{"shop", "replay-segment", "replay-segment"}},
 		{"no copies", []string{
 			a("n1", "", "Product Viewed", "n-1", "2024-06-05T10:00:00Z"),
 			a("n1", "nu", "Order Completed", "n-2", "2024-06-05T10:01:00Z"),
 			a("", "nu", "Product Viewed", "n-3", "2024-06-06T10:00:00Z"),
-		}, time.Date(2024, 6, 6, 0, 0, 0, 0, time.UTC)},
+		}, time.Date(2024, 6, 6, 0, 0, 0, 0, time.UTC), nil},
 	}
 	ctx := context.Background()
 	jm := defaultMap(t)
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			events := decodeArrivals(t, tc.arrivals)
+			events := decodeArrivals(t, tc.arrivals, tc.via...)
 			got, db := sessionizedStore(t, jm, events)
 			want, _ := sessionizedStore(t, jm, earliestCopies(events))
 			many := openStoreWith(t, func(c *store.Config) { c.Database, c.QueryPassEvents = db, 2 })
@@ -140,13 +159,17 @@ func TestSessionsCountEachMessageOnce(t *testing.T) {
 }
 
 // decodeArrivals decodes Segment messages in arrival order, each with its place as its Seq (one
-// partition's offsets).
-func decodeArrivals(t *testing.T, lines []string) []ingest.Event {
+// partition's offsets) and via[i] as its source (the path it came by; none: "sessions-test").
+func decodeArrivals(t *testing.T, lines []string, via ...string) []ingest.Event {
 	t.Helper()
 	received := time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)
 	var out []ingest.Event
 	for i, l := range lines {
-		e, err := ingest.Decode([]byte(l), "sessions-test", received)
+		source := "sessions-test"
+		if i < len(via) {
+			source = via[i]
+		}
+		e, err := ingest.Decode([]byte(l), source, received)
 		if err != nil {
 			t.Fatalf("%s: %v", l, err)
 		}
