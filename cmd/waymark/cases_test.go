@@ -866,15 +866,8 @@ func TestCopyFromAnotherDeviceCountsOnce(t *testing.T) {
 func TestCopiesOnOtherKeysCountOnceInSessions(t *testing.T) {
 	t.Parallel()
 	msg := func(anon, user, event, id, ts string) string {
-		m := map[string]string{"type": "track", "event": event, "messageId": id, "timestamp": ts}
-		if anon != "" {
-			m["anonymousId"] = anon
-		}
-		if user != "" {
-			m["userId"] = user
-		}
-		b, _ := json.Marshal(m)
-		return string(b)
+		m := map[string]any{"type": "track", "event": event, "messageId": id, "timestamp": ts}
+		return messageJSON(m, anon, user)
 	}
 	cases := []struct {
 		name     string
@@ -969,14 +962,7 @@ func TestCopiesOnOtherKeysCountOnceAfterRestartAndEviction(t *testing.T) {
 		if typ == "track" {
 			m["event"], m["properties"] = "Order Completed", map[string]string{"coupon": coupon}
 		}
-		if anon != "" {
-			m["anonymousId"] = anon
-		}
-		if user != "" {
-			m["userId"] = user
-		}
-		b, _ := json.Marshal(m)
-		return string(b)
+		return messageJSON(m, anon, user)
 	}
 	const earliest, later = "2024-07-02T10:00:00Z", "2024-07-15T10:00:00Z"
 	// before are sent before the restart or the other customers' visits; after, after them.
@@ -1094,14 +1080,7 @@ func TestCopiesJoinedAfterBothArriveCountOnce(t *testing.T) {
 		case "view":
 			m["type"], m["event"] = "track", "Product Viewed"
 		}
-		if anon != "" {
-			m["anonymousId"] = anon
-		}
-		if user != "" {
-			m["userId"] = user
-		}
-		b, _ := json.Marshal(m)
-		return string(b)
+		return messageJSON(m, anon, user)
 	}
 	alias := func(user, previous, id, ts string) string {
 		return fmt.Sprintf(`{"type":"alias","userId":%q,"previousId":%q,"messageId":%q,"timestamp":%q}`, user, previous, id, ts)
@@ -1830,14 +1809,7 @@ func TestCopiesOnOtherKeysAnswerAsTheFirst(t *testing.T) {
 		if event != "" {
 			m["event"], m["properties"] = event, map[string]string{"coupon": coupon}
 		}
-		if anon != "" {
-			m["anonymousId"] = anon
-		}
-		if user != "" {
-			m["userId"] = user
-		}
-		b, _ := json.Marshal(m)
-		return string(b)
+		return messageJSON(m, anon, user)
 	}
 	// copies sends, in this order: an identify of x's device and user when joined, x's device's
 	// view, and the copies (a, b) of x's order: a on the device (with the userId when not joined
@@ -2034,4 +2006,20 @@ func liveStageEntries(t *testing.T, metrics string) map[string]int64 {
 		got[stage] += int64(v)
 	}
 	return got
+}
+
+// messageJSON is the Segment message m as JSON, with its anonymousId and userId when they are not
+// empty (a call sent with the userId alone, or before any login, lacks the other).
+func messageJSON(m map[string]any, anon, user string) string {
+	if anon != "" {
+		m["anonymousId"] = anon
+	}
+	if user != "" {
+		m["userId"] = user
+	}
+	b, err := json.Marshal(m)
+	if err != nil {
+		panic(err) // the tests' messages are maps of strings, numbers and maps
+	}
+	return string(b)
 }

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -518,21 +519,9 @@ func queryCountOn(t testing.TB, addr, q string) uint64 {
 // and returns the status and the answer.
 func (s *server) track(t *testing.T, path, body string) (int, string) {
 	t.Helper()
-	req, err := http.NewRequest(http.MethodPost, "http://"+s.http+path, strings.NewReader(body))
-	if err != nil {
-		t.Fatal(err)
-	}
-	req.SetBasicAuth("test-key", "")
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	answer, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return resp.StatusCode, string(answer)
+	auth := "Basic " + base64.StdEncoding.EncodeToString([]byte("test-key:"))
+	status, _, answer := s.post(t, path, map[string]string{"Authorization": auth}, []byte(body))
+	return status, answer
 }
 
 // httpGet gets url with the read key, as every client of the query API must send it (the other

@@ -31,14 +31,7 @@ func TestCopiesByOtherPathsCountOnce(t *testing.T) {
 	order := func(anon, user, id, ts string, revenue int) string {
 		m := map[string]any{"type": "track", "event": "Order Completed", "messageId": id, "timestamp": ts,
 			"properties": map[string]any{"revenue": revenue}}
-		if anon != "" {
-			m["anonymousId"] = anon
-		}
-		if user != "" {
-			m["userId"] = user
-		}
-		b, _ := json.Marshal(m)
-		return string(b)
+		return messageJSON(m, anon, user)
 	}
 	view := func(user, id, ts string) string {
 		return fmt.Sprintf(`{"type":"track","userId":%q,"event":"Product Viewed","messageId":%q,"timestamp":%q}`, user, id, ts)
