@@ -34,7 +34,8 @@ type Event struct {
 	// Decode reads each as absent, so UserID, AnonymousID or PreviousID is "" for it. An event
 	// left with neither UserID nor AnonymousID is refused (ReasonMissingIdentity); one with an id
 	// left is kept with it: a userId "undefined" beside an anonymousId is an anonymous event of
-	// that device, and an identify or alias whose other id is a placeholder links nothing.
+	// that device, and an identify whose userId is a placeholder links nothing (an alias left with
+	// neither previousId nor anonymousId is refused, ReasonMissingPreviousID).
 	Placeholders []PlaceholderID
 
 	Timestamp         time.Time // derived event time, see Decode
@@ -136,8 +137,9 @@ const (
 	ReasonInvalidTimestamp = "invalid_timestamp"
 	ReasonInvalidField     = "invalid_field"
 	ReasonTooLarge         = "too_large"
-	// ReasonMissingPreviousID is an alias call without previousId, which Segment's alias spec
-	// requires: it links nothing.
+	// ReasonMissingPreviousID is an alias call without previousId (absent, null, "" or a
+	// placeholder), which Segment's alias spec requires, and without anonymousId: it would link
+	// nothing.
 	ReasonMissingPreviousID = "missing_previous_id"
 )
 
@@ -463,7 +465,10 @@ func (w *wire) event(raw []byte, source string, receivedAt time.Time, from origi
 	case "page", "screen":
 		e.Event = w.Name
 	case "alias":
-		if w.PreviousID == "" { // absent, null or "": a placeholder was sent, and is kept, linking nothing
+		// No previousId (absent, null, "" or a placeholder such as "undefined" or 0) and no
+		// anonymousId: nothing to link to the userId. With an anonymousId it still says who is
+		// signed in on that device, and is kept.
+		if e.PreviousID == "" && e.AnonymousID == "" {
 			return Event{}, &InvalidError{Reason: ReasonMissingPreviousID, Field: "previousId", Err: errors.New("an alias call needs the previousId it links to its userId (Segment's alias spec)")}
 		}
 	}
