@@ -481,7 +481,9 @@ func (w *wire) event(raw []byte, source string, receivedAt time.Time, from origi
 		return Event{}, err
 	}
 	e.PagePath, e.PageURL, e.Referrer = w.PagePath, w.PageURL, w.Referrer
-	e.CampaignSource, e.CampaignMedium, e.CampaignName = w.CampaignSource, w.CampaignMedium, w.CampaignName
+	// A blank campaign member (white space only) names nothing: no channel of its own, and the
+	// page URL's utm_* may fill it (campaignFromURL).
+	e.CampaignSource, e.CampaignMedium, e.CampaignName = unblank(w.CampaignSource), unblank(w.CampaignMedium), unblank(w.CampaignName)
 	e.setProperties(w)
 	if e.SessionID = w.SessionID; e.SessionID == "" {
 		e.SessionID, _ = e.Property("session_id")
@@ -502,6 +504,14 @@ func (w *wire) event(raw []byte, source string, receivedAt time.Time, from origi
 	}
 	e.campaignFromURL()
 	return e, nil
+}
+
+// unblank is s, or "" when s is white space or zero-width characters only.
+func unblank(s string) string {
+	if strings.TrimFunc(s, invisible) == "" {
+		return ""
+	}
+	return s
 }
 
 // campaignFromURL reads the campaign from the page URL's utm_source, utm_medium and utm_campaign

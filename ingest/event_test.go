@@ -300,6 +300,7 @@ func TestBlankNamesAliasesAndURLCampaigns(t *testing.T) {
 		{"alias", `{"type":"alias","userId":"u","previousId":"a1"}`, "", "", "//"},
 		{"utm in the page URL", `{"type":"page","anonymousId":"a","context":{"page":{"url":"https://shop.example/?utm_source=newsletter&utm_medium=email&utm_campaign=spring%20sale&gclid=x#top"}}}`, "", "", "newsletter/email/spring sale"},
 		{"utm in a page's properties.url", `{"type":"page","anonymousId":"a","properties":{"url":"https://shop.example/p?utm_source=google&utm_medium=cpc"}}`, "", "", "google/cpc/"},
+		{"a blank campaign source is none", `{"type":"page","anonymousId":"a","context":{"campaign":{"source":"  ","medium":"\t"},"page":{"url":"https://shop.example/?utm_source=real&utm_medium=email"}}}`, "", "", "real/email/"},
 		{"the context's campaign wins", `{"type":"page","anonymousId":"a","context":{"campaign":{"source":"ads"},"page":{"url":"https://shop.example/?utm_source=newsletter&utm_medium=email"}}}`, "", "", "ads//"},
 		{"a context campaign without source", `{"type":"track","event":"V","anonymousId":"a","context":{"campaign":{"medium":"social"},"page":{"url":"https://shop.example/?utm_source=fb&utm_medium=email&utm_campaign=c"}}}`, "", "", "fb/social/c"},
 		{"no utm", `{"type":"page","anonymousId":"a","context":{"page":{"url":"https://shop.example/?gclid=x"}}}`, "", "", "//"},
