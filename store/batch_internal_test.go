@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"fmt"
+	"strings"
 	"testing"
 )
 
@@ -84,22 +85,22 @@ func TestCombineScans(t *testing.T) {
 	}
 	// Events of one person as the combined scan reads them: mask bits 0 viewed, 1 added,
 	// 2 ordered, 3 c's; attributes channel, page_path.
-	events := []scannedEvent{
-		{t: 60, id: 1, mask: 0b0001, attrs: []string{"email", "/a"}},
-		{t: 150, id: 2, mask: 0b0010, attrs: []string{"ads", "/b"}},
-		{t: 160, id: 3, mask: 0b0100, attrs: []string{"ads", "/c"}},
-		{t: 250, id: 4, mask: 0b1001, attrs: []string{"", "/d"}},
-	}
+	events, attrs := scannedPerson([]scannedEvent{
+		{t: 60, id: 1, mask: 0b0001},
+		{t: 150, id: 2, mask: 0b0010},
+		{t: 160, id: 3, mask: 0b0100},
+		{t: 250, id: 4, mask: 0b1001},
+	}, [][]string{{"email", "/a"}, {"ads", "/b"}, {"ads", "/c"}, {"", "/d"}})
 	var (
 		got     []string
 		scratch readerScratch // one for the three readers, as in a scan
 	)
 	for _, r := range []*scanReader{a, b, c} {
-		r.fn = func(_ string, evs []scannedEvent) error {
-			got = append(got, fmt.Sprint(evs))
+		r.fn = func(_ string, evs []scannedEvent, attrs attrTable) error {
+			got = append(got, showEvents(evs, attrs))
 			return nil
 		}
-		if err := r.give("p", events, true, &scratch); err != nil {
+		if err := r.give("p", events, attrs, true, &scratch); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -120,11 +121,11 @@ func TestCombineScans(t *testing.T) {
 		t.Errorf("e's bits %v (shift %d), want [0 2 2] -1", e.predBits, e.shift)
 	}
 	got = nil
-	e.fn = func(_ string, evs []scannedEvent) error {
-		got = append(got, fmt.Sprint(evs))
+	e.fn = func(_ string, evs []scannedEvent, attrs attrTable) error {
+		got = append(got, showEvents(evs, attrs))
 		return nil
 	}
-	if err := e.give("p", []scannedEvent{{t: 1, id: 1, mask: 0b010}, {t: 2, id: 2, mask: 0b100}}, true, &readerScratch{}); err != nil {
+	if err := e.give("p", []scannedEvent{{t: 1, id: 1, mask: 0b010}, {t: 2, id: 2, mask: 0b100}}, attrTable{}, true, &readerScratch{}); err != nil {
 		t.Fatal(err)
 	}
 	if fmt.Sprint(got) != "[[{2 0 2 6 []}]]" { // added is none of e's; ordered is its bits 1 and 2
@@ -141,24 +142,26 @@ func TestScratchLetsGoOfHeavyPersons(t *testing.T) {
 	a := &scanReader{scan: eventScan{preds: []predicate{p("viewed")}, attrs: []predicate{p("channel")}}}
 	b := &scanReader{scan: eventScan{preds: []predicate{p("ordered"), p("viewed")}}}
 	combineScans([]*scanReader{a, b})
-	person := func(n int) []scannedEvent {
+	person := func(n int) ([]scannedEvent, attrTable) {
 		events := make([]scannedEvent, n)
+		lists := make([][]string, n)
 		for i := range events {
-			events[i] = scannedEvent{t: int64(i), id: uint64(i), mask: 1 + uint64(i%2)<<1, attrs: []string{fmt.Sprint("c", i)}}
+			events[i], lists[i] = scannedEvent{t: int64(i), id: uint64(i), mask: 1 + uint64(i%2)<<1}, []string{fmt.Sprint("c", i)}
 		}
-		return events
+		return scannedPerson(events, lists)
 	}
 	got := map[*scanReader][]string{}
 	for _, r := range []*scanReader{a, b} {
-		r.fn = func(_ string, evs []scannedEvent) error {
-			got[r] = append(got[r], fmt.Sprint(len(evs), evs[len(evs)-1]))
+		r.fn = func(_ string, evs []scannedEvent, attrs attrTable) error {
+			got[r] = append(got[r], fmt.Sprint(len(evs), " ", strings.TrimSuffix(strings.TrimPrefix(showEvents(evs[len(evs)-1:], attrs), "["), "]")))
 			return nil
 		}
 	}
 	var scratch readerScratch
 	for _, n := range []int{scratchKeep + 5, 3} {
 		for _, r := range []*scanReader{a, b} {
-			if err := r.give("p", person(n), true, &scratch); err != nil {
+			events, attrs := person(n)
+			if err := r.give("p", events, attrs, true, &scratch); err != nil {
 				t.Fatal(err)
 			}
 		}

@@ -119,11 +119,12 @@ type dropout struct {
 // of works out the dropout of a unit whose match stopped with path (the events that took its
 // steps), within window ms of its first step. Ties go to the smallest (label, location,
 // channel), so the answer does not depend on how ties are stored.
-func (d dropoffPlan) of(unit []unitEvent, path []int, window int64) dropout {
+func (d dropoffPlan) of(unit []unitEvent, attrs attrTable, path []int, window int64) dropout {
 	// the step event: the last one of the path, or in mode any the first step's event
 	at := path[len(path)-1]
 	end := unit[path[0]].t + window
-	attrs := func(i int) []string { return unit[i].attrs[d.first : d.first+3] }
+	// (label, location, channel) of unit[i] against unit[j]
+	compare := func(i, j int) int { return attrs.compare(unit[i].at, unit[j].at, d.first, 3) }
 	last, next := at, -1
 	from := at
 	for from > 0 && unit[from-1].t == unit[at].t {
@@ -133,17 +134,19 @@ func (d dropoffPlan) of(unit []unitEvent, path []int, window int64) dropout {
 		if unit[i].mask&d.tracked == 0 {
 			continue
 		}
-		if unit[i].t > unit[last].t || unit[i].t == unit[last].t && slices.Compare(attrs(i), attrs(last)) < 0 {
+		if unit[i].t > unit[last].t || unit[i].t == unit[last].t && compare(i, last) < 0 {
 			last = i
 		}
-		if unit[i].t > unit[at].t && (next < 0 || unit[i].t == unit[next].t && slices.Compare(attrs(i), attrs(next)) < 0) {
+		if unit[i].t > unit[at].t && (next < 0 || unit[i].t == unit[next].t && compare(i, next) < 0) {
 			next = i
 		}
 	}
 	var out dropout
-	copy(out.last[:], attrs(last))
+	for c := range out.last {
+		out.last[c] = attrs.value(unit[last].at, d.first+c)
+	}
 	if next >= 0 {
-		out.next, out.hasNext = attrs(next)[0], true
+		out.next, out.hasNext = attrs.value(unit[next].at, d.first), true
 	}
 	return out
 }
@@ -205,9 +208,9 @@ func (s *Store) dropoffQuery(ctx context.Context, jm *sessionize.Map, q DropoffQ
 			return nil
 		})
 	} else {
-		err = s.matchHere(ctx, "dropoff", plan, fq, agg, func(person string, unit []unitEvent, level int, path []int) {
+		err = s.matchHere(ctx, "dropoff", plan, fq, agg, func(person string, unit []unitEvent, attrs attrTable, level int, path []int) {
 			if level > 0 && level < n {
-				levels[level].add(person, plan.dropoff.of(unit, path, plan.spec.window))
+				levels[level].add(person, plan.dropoff.of(unit, attrs, path, plan.spec.window))
 			}
 		})
 	}

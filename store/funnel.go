@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"hash/fnv"
 	"math"
+	"math/bits"
 	"slices"
 	"strconv"
 	"strings"
@@ -232,7 +233,7 @@ const largeUnit = 10_000
 // sessions) against plan's steps and adds it to agg; then, unless each is nil, it hands each the
 // unit's person, its events, the steps it reached (level) and the events that took them (path).
 func (s *Store) matchHere(ctx context.Context, kind string, plan *funnelPlan, q FunnelQuery, agg *funnelAgg,
-	each func(person string, unit []unitEvent, level int, path []int)) error {
+	each func(person string, unit []unitEvent, attrs attrTable, level int, path []int)) error {
 	var sessions map[string][]span
 	if q.CountBy == CountSessions {
 		var err error
@@ -241,8 +242,8 @@ func (s *Store) matchHere(ctx context.Context, kind string, plan *funnelPlan, q 
 		}
 	}
 	finder := newPathFinder(plan.spec)
-	return s.scan(ctx, plan.scan, func(person string, events []scannedEvent) error {
-		for _, unit := range plan.units(events, sessions) {
+	return s.scan(ctx, plan.scan, func(person string, events []scannedEvent, attrs attrTable) error {
+		for _, unit := range plan.units(events, attrs, sessions) {
 			if len(unit) >= largeUnit {
 				s.log.Info("matching a unit with many events; --query-timeout bounds the query", "query", kind, "events", len(unit))
 			}
@@ -252,7 +253,7 @@ func (s *Store) matchHere(ctx context.Context, kind string, plan *funnelPlan, q 
 			}
 			agg.add(q.Mode, unit, level, path)
 			if each != nil {
-				each(person, unit, level, path)
+				each(person, unit, attrs, level, path)
 			}
 		}
 		return nil
@@ -292,6 +293,34 @@ type funnelPlan struct {
 	counts  []int
 	unitBuf []unitEvent
 	keyBuf  []string
+	unitsOf [][]unitEvent
+	// what units works out once from steps: per condition, the steps an event matching it can
+	// take whatever its place (nth 1), and the steps that need an nth match (nthSteps)
+	condSteps []uint64
+	nthSteps  []nthStep
+}
+
+// nthStep is a step that an event matching cond can take when it is the person's nth or a later
+// match of cond.
+type nthStep struct {
+	step, cond, nth int
+}
+
+// stepsOfConds fills condSteps and nthSteps, once.
+func (p *funnelPlan) stepsOfConds() {
+	if p.condSteps != nil {
+		return
+	}
+	p.condSteps = make([]uint64, len(p.conds))
+	for k, sp := range p.steps {
+		for j, c := range sp.conds {
+			if sp.nth[j] <= 1 {
+				p.condSteps[c] |= 1 << k
+			} else {
+				p.nthSteps = append(p.nthSteps, nthStep{step: k, cond: c, nth: sp.nth[j]})
+			}
+		}
+	}
 }
 
 // addCondition returns the index of r's condition, adding it when new.
@@ -451,44 +480,46 @@ func planFunnel(jm *sessionize.Map, q FunnelQuery) (*funnelPlan, error) {
 	return &p, nil
 }
 
-// units turns one person's events into funnel units: the person, or each of their sessions. The
-// units are valid until the next call: their space is reused from person to person.
-func (p *funnelPlan) units(events []scannedEvent, sessions map[string][]span) [][]unitEvent {
-	if !slices.IsSortedFunc(events, compareScanned) {
+// units turns one person's events, with their attributes, into funnel units: the person, or
+// each of their sessions. The units are valid until the next call: their space is reused from
+// person to person.
+func (p *funnelPlan) units(events []scannedEvent, attrs attrTable, sessions map[string][]span) [][]unitEvent {
+	if !inScanOrder(events) {
 		slices.SortFunc(events, compareScanned)
 	}
+	p.stepsOfConds()
+	clear(p.unitsOf) // not the last person's units, while this one's are made
 	counts := append(p.counts[:0], make([]int, len(p.conds))...)
+	conds := ^uint64(0) >> (64 - len(p.conds)) // the mask bits of p.conds; there are 1 to 64
 	trait := ""
 	out, keys := slices.Grow(p.unitBuf[:0], len(events)), p.keyBuf[:0] // out sized once, for a heavy person's sake
 	defer func() { p.counts, p.unitBuf, p.keyBuf = counts, reuse(out), reuse(keys) }()
-	for _, e := range events {
-		u := unitEvent{t: e.t, mask: e.mask, attrs: e.attrs}
-		for c := range p.conds {
-			if e.mask&(1<<c) != 0 {
-				counts[c]++
-				u.blocks |= p.blocks[c]
-			}
+	for i := range events {
+		e := &events[i]
+		u := unitEvent{t: e.t, mask: e.mask, at: e.at}
+		for m := e.mask & conds; m != 0; m &= m - 1 {
+			c := bits.TrailingZeros64(m)
+			counts[c]++
+			u.blocks |= p.blocks[c]
+			u.steps |= p.condSteps[c]
 		}
-		for k, sp := range p.steps {
-			for j, c := range sp.conds {
-				if e.mask&(1<<c) != 0 && counts[c] >= sp.nth[j] {
-					u.steps |= 1 << k
-					break
-				}
+		for _, ns := range p.nthSteps {
+			if e.mask&(1<<ns.cond) != 0 && counts[ns.cond] >= ns.nth {
+				u.steps |= 1 << ns.step
 			}
 		}
 		if p.traitCond >= 0 && e.mask&(1<<p.traitCond) != 0 {
-			trait = e.attrs[p.attr] // the latest value wins
+			trait = attrs.value(e.at, p.attr) // the latest value wins
 		}
 		if p.attr >= 0 {
-			u.attr = e.attrs[p.attr]
+			u.attr = attrs.value(e.at, p.attr)
 		}
 		if (u.steps|u.blocks) == 0 && e.mask&p.keep == 0 || u.t < p.from {
 			continue
 		}
 		out = append(out, u)
 		if p.keyAttr >= 0 {
-			keys = append(keys, e.attrs[p.keyAttr])
+			keys = append(keys, attrs.value(e.at, p.keyAttr))
 		}
 	}
 	if p.traitCond >= 0 {
@@ -497,7 +528,8 @@ func (p *funnelPlan) units(events []scannedEvent, sessions map[string][]span) []
 		}
 	}
 	if p.keyAttr < 0 {
-		return [][]unitEvent{out}
+		p.unitsOf = append(p.unitsOf[:0], out)
+		return p.unitsOf
 	}
 	parts := splitBySession(out, keys, func(e unitEvent) int64 { return e.t }, sessions)
 	units := make([][]unitEvent, len(parts))

@@ -23,12 +23,14 @@ const (
 
 // unitEvent is one distinct event of a funnel unit (a person, or one of their sessions).
 type unitEvent struct {
-	t      int64    // ms; events of equal time are in the tie rule's order (compareScanned)
-	mask   uint64   // the query's conditions it matches
-	steps  uint64   // steps it can take, nth rules applied
-	blocks uint64   // gaps it blocks: bit g = strictly between step g+1 and step g+2
-	attr   string   // breakdown value
-	attrs  []string // the scan's attributes, for queries that read more than the breakdown
+	t      int64  // ms; events of equal time are in the tie rule's order (compareScanned)
+	mask   uint64 // the query's conditions it matches
+	steps  uint64 // steps it can take, nth rules applied
+	blocks uint64 // gaps it blocks: bit g = strictly between step g+1 and step g+2
+	attr   string // breakdown value
+	// at is where the scan's attributes of its event are in its person's attrTable, for
+	// queries that read more than the breakdown (scannedEvent.at)
+	at int32
 }
 
 // matchSpec is what the path finder needs from a funnel query, times in ms.

@@ -160,7 +160,7 @@ type retentionOutcome struct {
 
 // of reads one person's events, in the scan's order; ok is false when the person's first
 // conversion is not in range (or they have none).
-func (w *retentionWalk) of(ev []unitEvent) (o retentionOutcome, ok bool) {
+func (w *retentionWalk) of(ev []unitEvent, attrs attrTable) (o retentionOutcome, ok bool) {
 	if len(ev) == 0 {
 		return o, false
 	}
@@ -179,7 +179,7 @@ func (w *retentionWalk) of(ev []unitEvent) (o retentionOutcome, ok bool) {
 	// session's entry channel is: identify, alias and group are not touchpoints.
 	for _, e := range ev {
 		if e.mask&w.tracked != 0 {
-			o.acquired = e.attrs[0]
+			o.acquired = attrs.value(e.at, 0)
 			break
 		}
 	}
@@ -334,8 +334,8 @@ func (s *Store) retentionQuery(ctx context.Context, jm *sessionize.Map, q Retent
 			return add(o)
 		})
 	} else {
-		err = s.scan(ctx, p.scan, func(_ string, events []scannedEvent) error {
-			if o, ok := w.of(p.units(events, nil)[0]); ok {
+		err = s.scan(ctx, p.scan, func(_ string, events []scannedEvent, attrs attrTable) error {
+			if o, ok := w.of(p.units(events, attrs, nil)[0], attrs); ok {
 				return add(o)
 			}
 			return nil
@@ -427,7 +427,7 @@ type stagesSink interface {
 // space, one per stage. A person's stage at any moment is the furthest they have entered so far;
 // events of one time move the person on together, then count in the stage reached, so the
 // answer does not depend on how ties are stored.
-func (w *stagesWalk) of(unit []unitEvent, entered []int64, left []bool, sink stagesSink) {
+func (w *stagesWalk) of(unit []unitEvent, attrs attrTable, entered []int64, left []bool, sink stagesSink) {
 	for i := range entered {
 		entered[i], left[i] = -1, false
 	}
@@ -468,9 +468,10 @@ func (w *stagesWalk) of(unit []unitEvent, entered []int64, left []bool, sink sta
 			if e.mask&w.tracked == 0 {
 				continue
 			}
-			sink.touch(current, e.attrs[0], 1)
-			if slices.Contains(surveyEvents, e.attrs[0]) {
-				if score, err := strconv.ParseFloat(e.attrs[1], 64); err == nil && !math.IsNaN(score) && !math.IsInf(score, 0) {
+			label := attrs.value(e.at, 0)
+			sink.touch(current, label, 1)
+			if slices.Contains(surveyEvents, label) {
+				if score, err := strconv.ParseFloat(attrs.value(e.at, 1), 64); err == nil && !math.IsNaN(score) && !math.IsInf(score, 0) {
 					sink.respond(current, score)
 				}
 			}
@@ -737,8 +738,8 @@ func (s *Store) stagesQuery(ctx context.Context, jm *sessionize.Map, q StagesQue
 	} else {
 		entered := make([]int64, n) // per stage: when the person entered it, -1 not yet
 		left := make([]bool, n)     // per stage: whether the person went on to a later one
-		err = s.scan(ctx, p.scan, func(_ string, events []scannedEvent) error {
-			w.of(p.units(events, nil)[0], entered, left, aggs)
+		err = s.scan(ctx, p.scan, func(_ string, events []scannedEvent, attrs attrTable) error {
+			w.of(p.units(events, attrs, nil)[0], attrs, entered, left, aggs)
 			return nil
 		})
 	}

@@ -151,8 +151,8 @@ func newAnchorScan(jm *sessionize.Map, kind, anchor, convert string, from, to ti
 	return a, nil
 }
 
-// label is a touchpoint's label.
-func label(e unitEvent) string { return e.attrs[0] }
+// label is a touchpoint's label, from its person's attributes.
+func label(attrs attrTable, e unitEvent) string { return attrs.value(e.at, 0) }
 
 // first is the index of the unit's first anchor event in range, -1 when none. The unit is in the
 // scan's order: equal times as the client sent them (the tie rule sessions follow).
@@ -177,23 +177,23 @@ type anchorOutcome struct {
 }
 
 // walk reads around the anchor event unit[at].
-func (w *anchorWalk) walk(unit []unitEvent, at int) anchorOutcome {
+func (w *anchorWalk) walk(unit []unitEvent, attrs attrTable, at int) anchorOutcome {
 	if w.kind == "next" {
-		return anchorOutcome{touchpoints: []string{w.next(unit, at)}}
+		return anchorOutcome{touchpoints: []string{w.next(unit, attrs, at)}}
 	}
-	return w.path(unit, at)
+	return w.path(unit, attrs, at)
 }
 
 // path is the touchpoints of the path from (direction start) or to (end) the anchor: at most
 // depth, within the window, markExit or markStart added when fewer; and whether a conversion
 // event (step bit 1) follows the anchor within the window.
-func (w *anchorWalk) path(ev []unitEvent, at int) anchorOutcome {
-	seq := []string{label(ev[at])}
+func (w *anchorWalk) path(ev []unitEvent, attrs attrTable, at int) anchorOutcome {
+	seq := []string{label(attrs, ev[at])}
 	add := func(e unitEvent) bool {
-		if e.mask&w.tracked == 0 || (w.collapse && label(e) == seq[len(seq)-1]) {
+		if e.mask&w.tracked == 0 || (w.collapse && label(attrs, e) == seq[len(seq)-1]) {
 			return false
 		}
-		seq = append(seq, label(e))
+		seq = append(seq, label(attrs, e))
 		return len(seq) == w.depth
 	}
 	full := false
@@ -223,21 +223,21 @@ func (w *anchorWalk) path(ev []unitEvent, at int) anchorOutcome {
 // next is the first tracked touchpoint after (direction next) or before (previous) the anchor
 // within the window, skipping repeats of the anchor's own when collapse; markExit or markStart
 // when none.
-func (w *anchorWalk) next(ev []unitEvent, at int) string {
+func (w *anchorWalk) next(ev []unitEvent, attrs attrTable, at int) string {
 	skip := func(e unitEvent) bool {
-		return e.mask&w.tracked == 0 || (w.collapse && label(e) == label(ev[at]))
+		return e.mask&w.tracked == 0 || (w.collapse && label(attrs, e) == label(attrs, ev[at]))
 	}
 	if w.direction == "previous" {
 		for i := at - 1; i >= 0 && ev[i].t >= ev[at].t-w.wind; i-- {
 			if !skip(ev[i]) {
-				return label(ev[i])
+				return label(attrs, ev[i])
 			}
 		}
 		return markStart
 	}
 	for i := at + 1; i < len(ev) && ev[i].t <= ev[at].t+w.wind; i++ {
 		if !skip(ev[i]) {
-			return label(ev[i])
+			return label(attrs, ev[i])
 		}
 	}
 	return markExit
@@ -285,10 +285,10 @@ func (s *Store) eachAnchor(ctx context.Context, a *anchorScan, fn func(o anchorO
 			return err
 		})
 	}
-	return s.scan(ctx, a.plan.scan, func(_ string, events []scannedEvent) error {
-		unit := a.plan.units(events, nil)[0]
+	return s.scan(ctx, a.plan.scan, func(_ string, events []scannedEvent, attrs attrTable) error {
+		unit := a.plan.units(events, attrs, nil)[0]
 		if at := a.first(unit); at >= 0 {
-			fn(a.walk(unit, at))
+			fn(a.walk(unit, attrs, at))
 		}
 		return nil
 	})

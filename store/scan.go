@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"slices"
 	"strings"
 	"time"
@@ -75,11 +76,36 @@ type eventScan struct {
 
 // scannedEvent is one distinct event of a person.
 type scannedEvent struct {
-	t     int64
-	seq   int64 // place in its partition: equal times are in the client's order by it
-	id    uint64
-	mask  uint64
-	attrs []string
+	t    int64
+	seq  int64 // place in its partition: equal times are in the client's order by it
+	id   uint64
+	mask uint64
+	// at is where its attributes are in its person's attrTable. A person's events are at most
+	// math.MaxInt32 (eventDecoder.unpack checks): 40 bytes an event, where a slice of its
+	// attributes took 56.
+	at int32
+}
+
+// attrTable is the attributes (eventScan.attrs) read with one person's events, one column after
+// another: attribute c of the event whose at is i is values[c*stride+i].
+type attrTable struct {
+	values []string
+	stride int // at least the events' largest at plus one
+	width  int // attributes per event
+}
+
+// value is attribute c of the event whose at is at.
+func (a attrTable) value(at int32, c int) string { return a.values[c*a.stride+int(at)] }
+
+// compare orders attributes from to from+n-1 of the events whose at are x and y, the first of
+// them first.
+func (a attrTable) compare(x, y int32, from, n int) int {
+	for c := from; c < from+n; c++ {
+		if d := strings.Compare(a.value(x, c), a.value(y, c)); d != 0 {
+			return d
+		}
+	}
+	return 0
 }
 
 // countKey adds one to m[key], storing a new key as a copy: a scannedEvent's attributes are cut
@@ -103,7 +129,7 @@ func countKey(m map[string]int64, key string) {
 // comes in one pass, and fn sees the persons in no particular order.
 //
 // A query of a batch (QueryBatch) shares its scan with the batch's other queries: see scanShare.
-func (s *Store) scan(ctx context.Context, sc eventScan, fn func(person string, events []scannedEvent) error) error {
+func (s *Store) scan(ctx context.Context, sc eventScan, fn scanFunc) error {
 	if share := shareOf(ctx); share != nil {
 		return share.scan(ctx, scanReader{scan: sc, fn: fn})
 	}
@@ -114,10 +140,14 @@ func (s *Store) scan(ctx context.Context, sc eventScan, fn func(person string, e
 	return r.err
 }
 
+// scanFunc is given each person's events of a scan, and their attributes. Neither may be kept
+// past the call: their space is reused for the next person.
+type scanFunc func(person string, events []scannedEvent, attrs attrTable) error
+
 // scanReader is one query's part of a scan: what it reads, and the function its persons go to.
 type scanReader struct {
 	scan eventScan
-	fn   func(person string, events []scannedEvent) error
+	fn   scanFunc
 	// ctx, when set, is the reader's own: once it ends, the reader is given no more persons
 	// (a query of a batch, whose scan reads on for the others).
 	ctx context.Context
@@ -134,7 +164,7 @@ type scanReader struct {
 // another, so a batch holds one copy of a heavy person's events, not one per query.
 type readerScratch struct {
 	events []scannedEvent // a reader's part of the person being read
-	attrs  []string       // their attributes
+	attrs  []string       // their attributes (attrTable.values)
 	ids    []uint64       // dedupe's scratch space
 }
 
@@ -197,7 +227,7 @@ func (s *Store) scanTogether(ctx context.Context, readers []*scanReader) error {
 		return err
 	}
 	var scratch readerScratch
-	give := func(person string, events []scannedEvent) error {
+	give := func(person string, events []scannedEvent, attrs attrTable) error {
 		defer scratch.trim()
 		left := 0
 		for _, r := range readers {
@@ -205,7 +235,7 @@ func (s *Store) scanTogether(ctx context.Context, readers []*scanReader) error {
 				r.err = fmt.Errorf("scan events: %w", r.ctx.Err())
 			}
 			if r.err == nil {
-				r.err = r.give(person, events, len(readers) > 1, &scratch)
+				r.err = r.give(person, events, attrs, len(readers) > 1, &scratch)
 			}
 			if r.err == nil {
 				left++
@@ -303,13 +333,15 @@ func consecutive(first, n int) []int {
 // give hands the reader its events of one person, from events of a scan that may have read for
 // other readers too (shared): those matching one of its conditions in its time range, with its
 // mask bits and attributes, duplicates dropped. Its part is made in scratch.
-func (r *scanReader) give(person string, events []scannedEvent, shared bool, scratch *readerScratch) error {
+func (r *scanReader) give(person string, events []scannedEvent, attrs attrTable, shared bool, scratch *readerScratch) error {
 	if shared {
 		n := len(r.scan.preds)
 		bits := ^uint64(0) >> (64 - n) // n is 1 to 64
 		// Sized once: growing by appends would hold a heavy person's part about twice over.
 		mine := slices.Grow(scratch.events[:0], len(events))
-		attrs := slices.Grow(scratch.attrs[:0], len(events)*len(r.attrCols))
+		cols := len(r.attrCols)
+		values := slices.Grow(scratch.attrs[:0], len(events)*cols)[:len(events)*cols]
+		table := attrTable{values: values, stride: len(events), width: cols}
 		for _, e := range events {
 			if r.scan.from > 0 && e.t < r.scan.from || r.scan.to != 0 && e.t > r.scan.to {
 				continue
@@ -326,32 +358,28 @@ func (r *scanReader) give(person string, events []scannedEvent, shared bool, scr
 			if e.mask == 0 {
 				continue
 			}
-			if len(r.attrCols) > 0 {
-				start := len(attrs)
-				for _, c := range r.attrCols {
-					attrs = append(attrs, e.attrs[c])
-				}
-				e.attrs = attrs[start:len(attrs):len(attrs)]
-			} else {
-				e.attrs = nil
+			at := int32(len(mine))
+			for i, c := range r.attrCols {
+				values[i*len(events)+int(at)] = attrs.value(e.at, c)
 			}
+			e.at = at
 			mine = append(mine, e)
 		}
-		scratch.attrs = attrs
+		scratch.attrs = values
 		// Copies of one event came ordered by every reader's mask and attributes; alone, this
 		// reader would have had them by its own (see sendPass), and dedupe keeps the first.
 		for i := 1; i < len(mine); i++ {
-			if compareScanned(mine[i-1], mine[i]) == 0 {
-				slices.SortFunc(mine, compareCopies)
+			if sameScanned(&mine[i-1], &mine[i]) {
+				sortCopies(mine, table)
 				break
 			}
 		}
-		scratch.events, events = mine, mine
+		scratch.events, events, attrs = mine, mine, table
 	}
 	if len(events) == 0 {
 		return nil
 	}
-	return r.fn(person, dedupe(events, &scratch.ids))
+	return r.fn(person, dedupe(events, &scratch.ids), attrs)
 }
 
 // sendPass sends the query of one pass of scan, over the persons in r, whose rows are (person,
@@ -622,7 +650,7 @@ func (s *Store) personRows(sc eventScan, id identitySnapshot, r personRange) (qu
 // readPersons reads a pass's rows (see sendPass) through, and streams each person's events to
 // fn, copies included (see dedupe), in a slice fn may not keep (nor their attribute slices: both
 // are reused for the next person); nil rows have none.
-func readPersons(ctx context.Context, rows driver.Rows, nAttrs int, fn func(person string, events []scannedEvent) error) error {
+func readPersons(ctx context.Context, rows driver.Rows, nAttrs int, fn scanFunc) error {
 	if rows == nil {
 		return nil
 	}
@@ -645,11 +673,11 @@ func readPersons(ctx context.Context, rows driver.Rows, nAttrs int, fn func(pers
 		if err := rows.Scan(dest...); err != nil {
 			return fmt.Errorf("scan events: read row: %w", err)
 		}
-		events, err := dec.unpack(packed, attrs)
+		events, table, err := dec.unpack(packed, attrs)
 		if err != nil {
 			return fmt.Errorf("scan events of %q: %w", key, err)
 		}
-		if err := fn(key, events); err != nil {
+		if err := fn(key, events, table); err != nil {
 			return err
 		}
 		dec.events, dec.attrs = reuse(dec.events), reuse(dec.attrs)
@@ -666,17 +694,39 @@ func compareScanned(a, b scannedEvent) int {
 	return cmp.Or(cmp.Compare(a.t, b.t), cmp.Compare(a.seq, b.seq), cmp.Compare(a.id, b.id))
 }
 
-// compareCopies orders events as a scan's query does (see sendPass): by the tie rule, then
-// copies of one event by their mask and attributes.
-func compareCopies(a, b scannedEvent) int {
-	return cmp.Or(compareScanned(a, b), cmp.Compare(a.mask, b.mask), slices.Compare(a.attrs, b.attrs))
+// sameScanned reports whether compareScanned finds a and b equal: copies of one event.
+func sameScanned(a, b *scannedEvent) bool { return a.t == b.t && a.seq == b.seq && a.id == b.id }
+
+// inScanOrder reports whether events are in compareScanned's order.
+func inScanOrder(events []scannedEvent) bool {
+	for i := 1; i < len(events); i++ {
+		a, b := &events[i-1], &events[i]
+		if a.t != b.t {
+			if a.t > b.t {
+				return false
+			}
+			continue
+		}
+		if cmp.Or(cmp.Compare(a.seq, b.seq), cmp.Compare(a.id, b.id)) > 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// sortCopies sorts events as a scan's query does (see sendPass): by the tie rule, then copies
+// of one event by their mask and attributes (in attrs).
+func sortCopies(events []scannedEvent, attrs attrTable) {
+	slices.SortFunc(events, func(a, b scannedEvent) int {
+		return cmp.Or(compareScanned(a, b), cmp.Compare(a.mask, b.mask), attrs.compare(a.at, b.at, 0, attrs.width))
+	})
 }
 
 // eventDecoder parses persons' rows of a scan, one person at a time, into buffers it reuses:
 // what unpack returns is valid until its next call.
 type eventDecoder struct {
 	events []scannedEvent
-	attrs  []string // every event's attributes, one after another
+	attrs  []string // every event's attributes, one attribute after another (attrTable.values)
 }
 
 // attrUnescaper undoes the escapes of an attribute value (see sendPass). It is never changed
@@ -686,68 +736,89 @@ var attrUnescaper = strings.NewReplacer(`\\`, `\`, `\f`, "\x1f")
 // unpack parses one person's events, "[(t,seq,id,mask),…]" (ClickHouse's text of an array of
 // tuples of unsigned integers), and their attributes, each a list of one value per event joined
 // by 0x1f, with "\\" and 0x1f escaped as "\\\\" and "\\f". The values are substrings of attrs:
-// nothing is copied but what was escaped.
-func (d *eventDecoder) unpack(packed string, attrs []string) ([]scannedEvent, error) {
+// nothing is copied but what was escaped. Event i's at is i.
+func (d *eventDecoder) unpack(packed string, attrs []string) ([]scannedEvent, attrTable, error) {
 	if len(packed) < 2 || packed[0] != '[' || packed[len(packed)-1] != ']' {
-		return nil, errors.New("bad event list: not an array")
+		return nil, attrTable{}, errors.New("bad event list: not an array")
 	}
 	list := packed[1 : len(packed)-1]
-	events := slices.Grow(d.events[:0], strings.Count(list, "(")) // sized once, for a heavy person's sake
+	n := strings.Count(list, "(")
+	if n > math.MaxInt32 {
+		return nil, attrTable{}, fmt.Errorf("%d events, more than a scan takes of one person (%d)", n, math.MaxInt32)
+	}
+	events := slices.Grow(d.events[:0], n) // sized once, for a heavy person's sake
 	for i := 0; i < len(list); {
 		if list[i] != '(' {
-			return nil, fmt.Errorf("bad event list at byte %d", i+1)
+			return nil, attrTable{}, fmt.Errorf("bad event list at byte %d", i+1)
 		}
-		i++
-		var fields [4]uint64 // t, seq, id, mask
-		for f := range fields {
-			start := i
-			for ; i < len(list) && list[i] >= '0' && list[i] <= '9'; i++ {
-				fields[f] = fields[f]*10 + uint64(list[i]-'0')
+		var e scannedEvent
+		var t, seq uint64
+		var ok bool
+		if t, i, ok = decimalField(list, i+1, ','); ok {
+			if seq, i, ok = decimalField(list, i, ','); ok {
+				if e.id, i, ok = decimalField(list, i, ','); ok {
+					e.mask, i, ok = decimalField(list, i, ')')
+				}
 			}
-			want := byte(',')
-			if f == len(fields)-1 {
-				want = ')'
-			}
-			if i == start || i-start > 20 || i == len(list) || list[i] != want {
-				return nil, fmt.Errorf("bad event list at byte %d", i+1)
-			}
-			i++ // the separator
 		}
-		events = append(events, scannedEvent{t: int64(fields[0]), seq: int64(fields[1]), id: fields[2], mask: fields[3]})
+		if !ok {
+			return nil, attrTable{}, fmt.Errorf("bad event list at byte %d", i+1)
+		}
+		e.t, e.seq, e.at = int64(t), int64(seq), int32(len(events))
+		events = append(events, e)
 		if i < len(list) {
 			if list[i] != ',' || i == len(list)-1 {
-				return nil, fmt.Errorf("bad event list at byte %d", i+1)
+				return nil, attrTable{}, fmt.Errorf("bad event list at byte %d", i+1)
 			}
 			i++
 		}
 	}
 	d.events = events
-	n := len(attrs)
-	if n == 0 {
-		return events, nil
+	if len(attrs) == 0 {
+		return events, attrTable{}, nil
 	}
 	for a, list := range attrs {
 		if values := strings.Count(list, "\x1f") + 1; values != len(events) {
-			return nil, fmt.Errorf("%d values of attribute %d for %d events", values, a, len(events))
+			return nil, attrTable{}, fmt.Errorf("%d values of attribute %d for %d events", values, a, len(events))
 		}
 	}
-	if need := len(events) * n; cap(d.attrs) < need {
+	need := len(events) * len(attrs)
+	if cap(d.attrs) < need {
 		d.attrs = make([]string, need)
 	}
-	buf := d.attrs[:len(events)*n]
+	buf := d.attrs[:need]
 	for a, list := range attrs {
-		for i := range events {
-			v, rest, _ := strings.Cut(list, "\x1f")
+		col := buf[a*len(events) : (a+1)*len(events)]
+		for i := range col {
+			v := list
+			if end := strings.IndexByte(list, 0x1f); end >= 0 {
+				v, list = list[:end], list[end+1:]
+			}
 			if strings.IndexByte(v, '\\') >= 0 {
 				v = attrUnescaper.Replace(v)
 			}
-			buf[i*n+a], list = v, rest
+			col[i] = v
 		}
 	}
-	for i := range events {
-		events[i].attrs = buf[i*n : (i+1)*n : (i+1)*n]
+	return events, attrTable{values: buf, stride: len(events), width: len(attrs)}, nil
+}
+
+// decimalField reads the unsigned decimal number in s from byte i up to the byte sep: the
+// number, and where the byte after sep is; ok is false when there are no digits or more than
+// 20, or they end other than in sep.
+func decimalField(s string, i int, sep byte) (v uint64, next int, ok bool) {
+	start := i
+	for ; i < len(s); i++ {
+		c := s[i] - '0'
+		if c > 9 {
+			break
+		}
+		v = v*10 + uint64(c)
 	}
-	return events, nil
+	if i == start || i-start > 20 || i == len(s) || s[i] != sep {
+		return 0, i, false
+	}
+	return v, i + 1, true
 }
 
 // dedupe drops the copies of events from one person's events in (time, id) order, the order the
@@ -757,7 +828,7 @@ func (d *eventDecoder) unpack(packed string, attrs []string) ([]scannedEvent, er
 // two partitions that different consumers read; they are found by sorting the person's ids into
 // ids, scratch space kept from person to person.
 func dedupe(events []scannedEvent, ids *[]uint64) []scannedEvent {
-	events = slices.CompactFunc(events, func(a, b scannedEvent) bool { return a.id == b.id && a.t == b.t })
+	events = compactCopies(events)
 	if len(events) < 2 {
 		return events
 	}
@@ -787,6 +858,25 @@ func dedupe(events []scannedEvent, ids *[]uint64) []scannedEvent {
 		seen[e.id] = true
 		return false
 	})
+}
+
+// compactCopies drops each event that has the same id and time as the one before it (a copy
+// delivered in the same batch), as slices.CompactFunc would, in place.
+func compactCopies(events []scannedEvent) []scannedEvent {
+	if len(events) < 2 {
+		return events
+	}
+	k := 1
+	for i := 1; i < len(events); i++ {
+		if events[i].id == events[k-1].id && events[i].t == events[k-1].t {
+			continue
+		}
+		if k != i {
+			events[k] = events[i]
+		}
+		k++
+	}
+	return events[:k]
 }
 
 // resolvedPerson is the person of a row of events or sessions joined to personOverrides: the

@@ -2,6 +2,8 @@ package store
 
 import (
 	"fmt"
+	"slices"
+	"strings"
 	"testing"
 )
 
@@ -38,13 +40,48 @@ func TestUnpackEvents(t *testing.T) {
 	}
 	var d eventDecoder // one for every row, as a scan reads them: what it reuses must not leak
 	for _, tt := range tests {
-		got, err := d.unpack(tt.packed, tt.attrs)
+		got, attrs, err := d.unpack(tt.packed, tt.attrs)
 		if (err != nil) != tt.err {
 			t.Errorf("%q: error %v, want error %v", tt.packed, err, tt.err)
 			continue
 		}
-		if err == nil && fmt.Sprint(got) != tt.want {
-			t.Errorf("%q %q: %v, want %s", tt.packed, tt.attrs, got, tt.want)
+		if err == nil && showEvents(got, attrs) != tt.want {
+			t.Errorf("%q %q: %v, want %s", tt.packed, tt.attrs, showEvents(got, attrs), tt.want)
 		}
 	}
+}
+
+// scannedPerson is events with their attributes (lists[i] for events[i], all of one length) as
+// a scan gives them: each event's at set, and the table holding the lists.
+func scannedPerson(events []scannedEvent, lists [][]string) ([]scannedEvent, attrTable) {
+	events = slices.Clone(events)
+	width := 0
+	if len(lists) > 0 {
+		width = len(lists[0])
+	}
+	attrs := attrTable{values: make([]string, len(events)*width), stride: len(events), width: width}
+	for i := range events {
+		events[i].at = int32(i)
+		for c := range width {
+			attrs.values[c*len(events)+i] = lists[i][c]
+		}
+	}
+	return events, attrs
+}
+
+// showEvents writes events as "[{t seq id mask [attributes]} …]", their attributes from attrs.
+func showEvents(events []scannedEvent, attrs attrTable) string {
+	var b strings.Builder
+	b.WriteString("[")
+	for i, e := range events {
+		if i > 0 {
+			b.WriteString(" ")
+		}
+		values := make([]string, attrs.width)
+		for c := range values {
+			values[c] = attrs.value(e.at, c)
+		}
+		fmt.Fprintf(&b, "{%d %d %d %d %v}", e.t, e.seq, e.id, e.mask, values)
+	}
+	return b.String() + "]"
 }

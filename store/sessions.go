@@ -114,13 +114,13 @@ func (s *Store) sessions(ctx context.Context, from, to time.Time) (*SessionSumma
 	var durations []float64
 	persons := map[string]bool{}
 	var keys []string
-	err = s.scan(ctx, sc, func(person string, events []scannedEvent) error {
-		if !slices.IsSortedFunc(events, compareScanned) {
+	err = s.scan(ctx, sc, func(person string, events []scannedEvent, attrs attrTable) error {
+		if !inScanOrder(events) {
 			slices.SortFunc(events, compareScanned)
 		}
 		keys = keys[:0]
 		for _, e := range events {
-			keys = append(keys, e.attrs[keyAttr])
+			keys = append(keys, attrs.value(e.at, keyAttr))
 		}
 		for _, ss := range splitBySession(events, keys, func(e scannedEvent) int64 { return e.t }, visits) {
 			first, end := ss.events[0], ss.events[len(ss.events)-1]
@@ -134,7 +134,7 @@ func (s *Store) sessions(ctx context.Context, from, to time.Time) (*SessionSumma
 			sum.Events += uint64(len(ss.events))
 			durations = append(durations, float64(end.t-first.t)/1000)
 			sum.ByEndReason[ss.visit.reason]++
-			if ch := first.attrs[channelAttr]; sum.ByEntryChannel[ch] == 0 {
+			if ch := attrs.value(first.at, channelAttr); sum.ByEntryChannel[ch] == 0 {
 				sum.ByEntryChannel[strings.Clone(ch)] = 1
 			} else {
 				sum.ByEntryChannel[ch]++

@@ -272,9 +272,9 @@ type funnelOutcome struct {
 	drop  *dropout
 }
 
-// outcomeOf is the outcome of a unit matched by plan: it reached level steps with the events of
-// path.
-func outcomeOf(plan *funnelPlan, unit []unitEvent, level int, path []int) funnelOutcome {
+// outcomeOf is the outcome of a unit matched by plan, with its person's attributes: it reached
+// level steps with the events of path.
+func outcomeOf(plan *funnelPlan, unit []unitEvent, attrs attrTable, level int, path []int) funnelOutcome {
 	o := funnelOutcome{level: level}
 	if level == 0 {
 		return o
@@ -284,7 +284,7 @@ func outcomeOf(plan *funnelPlan, unit []unitEvent, level int, path []int) funnel
 	}
 	o.attr = unit[path[0]].attr
 	if plan.dropoff != nil && level < plan.spec.steps {
-		d := plan.dropoff.of(unit, path, plan.spec.window)
+		d := plan.dropoff.of(unit, attrs, path, plan.spec.window)
 		o.drop = &d
 	}
 	return o
@@ -471,8 +471,7 @@ type udfMatcher struct {
 	plan       *funnelPlan
 	finder     *pathFinder
 	cols       [4][]uint64 // t, seq, mask, id
-	attrs      []string    // as read: one attribute column after another
-	eventAttrs []string    // the same, event after event
+	attrs      []string    // as read: one attribute column after another (attrTable.values)
 	// a stages query's scratch space and outcome
 	stageEntered []int64
 	stageLeft    []bool
@@ -523,22 +522,13 @@ func (u *udfMatcher) row(in *bufio.Reader, out *bufio.Writer) error {
 	if want := n * cols; len(u.attrs) != want {
 		return fmt.Errorf("%d attribute values for %d events of %d attributes, want %d", len(u.attrs), n, cols, want)
 	}
-	u.eventAttrs = slices.Grow(u.eventAttrs[:0], n*cols)[:n*cols]
-	for c := range cols {
-		for i := range n {
-			u.eventAttrs[i*cols+c] = u.attrs[c*n+i]
-		}
-	}
+	attrs := attrTable{values: u.attrs, stride: n, width: cols}
 	u.events = u.events[:0]
 	for i := range n {
-		e := scannedEvent{t: int64(u.cols[0][i]), seq: int64(u.cols[1][i]), mask: u.cols[2][i], id: u.cols[3][i]}
-		if cols > 0 {
-			e.attrs = u.eventAttrs[i*cols : (i+1)*cols : (i+1)*cols]
-		}
-		u.events = append(u.events, e)
+		u.events = append(u.events, scannedEvent{t: int64(u.cols[0][i]), seq: int64(u.cols[1][i]), mask: u.cols[2][i], id: u.cols[3][i], at: int32(i)})
 	}
-	slices.SortFunc(u.events, compareCopies) // the scan's order, so equal copies sort the same way too
-	units := u.plan.units(dedupe(u.events, &u.ids), nil)
+	sortCopies(u.events, attrs) // the scan's order, so equal copies sort the same way too
+	units := u.plan.units(dedupe(u.events, &u.ids), attrs, nil)
 	answer := u.buf[:0]
 	// The walks below take time linear in the row; the funnel's path search checks the timeout
 	// itself, as it goes.
@@ -547,7 +537,7 @@ func (u *udfMatcher) row(in *bufio.Reader, out *bufio.Writer) error {
 	}
 	if w := u.plan.anchor; w != nil {
 		if at := w.first(units[0]); at >= 0 {
-			answer = w.walk(units[0], at).encode(answer)
+			answer = w.walk(units[0], attrs, at).encode(answer)
 		}
 		return u.answer(out, answer)
 	}
@@ -555,11 +545,11 @@ func (u *udfMatcher) row(in *bufio.Reader, out *bufio.Writer) error {
 		n := len(u.plan.steps)
 		u.stageEntered, u.stageLeft = slices.Grow(u.stageEntered[:0], n)[:n], slices.Grow(u.stageLeft[:0], n)[:n]
 		u.stageOutcome.reset(n)
-		w.of(units[0], u.stageEntered, u.stageLeft, &u.stageOutcome)
+		w.of(units[0], attrs, u.stageEntered, u.stageLeft, &u.stageOutcome)
 		return u.answer(out, u.stageOutcome.encode(answer))
 	}
 	if w := u.plan.retention; w != nil {
-		if o, ok := w.of(units[0]); ok {
+		if o, ok := w.of(units[0], attrs); ok {
 			answer = o.encode(answer)
 		}
 		return u.answer(out, answer)
@@ -579,7 +569,7 @@ func (u *udfMatcher) row(in *bufio.Reader, out *bufio.Writer) error {
 		if err != nil {
 			return fmt.Errorf("match: %w", err)
 		}
-		o = outcomeOf(u.plan, unit, level, path)
+		o = outcomeOf(u.plan, unit, attrs, level, path)
 	}
 	return u.answer(out, o.encode(answer, u.plan.attr >= 0))
 }

@@ -481,32 +481,37 @@ func TestServeFunnelUDFAgreesWithInProcess(t *testing.T) {
 		var want []string
 		for range 5 {
 			var events []scannedEvent
+			var lists [][]string // per event, its attributes
 			for i := range rng.IntN(12) {
 				e := scannedEvent{t: int64(rng.IntN(30)), seq: int64(rng.IntN(3)), id: uint64(i), mask: rng.Uint64() & (1<<(nconds+2) - 1)}
+				var values []string
 				for range cols {
-					e.attrs = append(e.attrs, []string{"", "a", "b", "a|1:b"}[rng.IntN(4)])
+					values = append(values, []string{"", "a", "b", "a|1:b"}[rng.IntN(4)])
 				}
-				events = append(events, e)
+				events, lists = append(events, e), append(lists, values)
 				switch rng.IntN(6) {
 				case 0:
-					events = append(events, e) // a copy
+					events, lists = append(events, e), append(lists, values) // a copy
 				case 1:
 					e.t += int64(rng.IntN(5)) // a copy sent again later (from another device)
-					events = append(events, e)
+					events, lists = append(events, e), append(lists, values)
 				}
 			}
-			rng.Shuffle(len(events), func(i, j int) { events[i], events[j] = events[j], events[i] })
+			rng.Shuffle(len(events), func(i, j int) {
+				events[i], events[j] = events[j], events[i]
+				lists[i], lists[j] = lists[j], lists[i]
+			})
 			r := udfRow{spec: spec}
 			for _, e := range events {
 				r.t, r.seq, r.mask, r.id = append(r.t, uint64(e.t)), append(r.seq, uint64(e.seq)), append(r.mask, e.mask), append(r.id, e.id)
 			}
 			for c := range cols { // one attribute column after another
-				for _, e := range events {
-					r.attrs = append(r.attrs, e.attrs[c])
+				for _, values := range lists {
+					r.attrs = append(r.attrs, values[c])
 				}
 			}
 			rows = append(rows, r)
-			want = append(want, inProcessOutcome(t, p, events))
+			want = append(want, inProcessOutcome(t, p, events, lists))
 		}
 		var out bytes.Buffer
 		if err := ServeFunnelUDF(bytes.NewReader(udfChunks(rows)), &out); err != nil {
@@ -519,17 +524,17 @@ func TestServeFunnelUDFAgreesWithInProcess(t *testing.T) {
 }
 
 // inProcessOutcome is what the in-process path makes of one person's events, encoded.
-func inProcessOutcome(t *testing.T, p *funnelPlan, events []scannedEvent) string {
+func inProcessOutcome(t *testing.T, p *funnelPlan, events []scannedEvent, lists [][]string) string {
 	t.Helper()
-	events = slices.Clone(events)
+	events, attrs := scannedPerson(events, lists)
 	slices.SortFunc(events, compareScanned)
 	var ids []uint64
-	unit := p.units(dedupe(events, &ids), nil)[0]
+	unit := p.units(dedupe(events, &ids), attrs, nil)[0]
 	level, path, err := newPathFinder(p.spec).reach(context.Background(), unit)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return string(outcomeOf(p, unit, level, path).encode(nil, p.attr >= 0))
+	return string(outcomeOf(p, unit, attrs, level, path).encode(nil, p.attr >= 0))
 }
 
 // TestServeFunnelUDFStopsAtTheTimeout: a person whose matching takes minutes (any order, 31
