@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"math/bits"
 	"slices"
 	"strings"
 	"time"
@@ -722,8 +723,9 @@ func sortCopies(events []scannedEvent, attrs attrTable) {
 	})
 }
 
-// eventDecoder parses persons' rows of a scan, one person at a time, into buffers it reuses:
-// what unpack returns is valid until its next call.
+// eventDecoder parses persons' rows of a scan into buffers it reuses: unpack appends each
+// person's to those of the persons before, and what it returns is valid until its buffers are
+// emptied.
 type eventDecoder struct {
 	events []scannedEvent
 	attrs  []string // every event's attributes, one attribute after another (attrTable.values)
@@ -736,7 +738,8 @@ var attrUnescaper = strings.NewReplacer(`\\`, `\`, `\f`, "\x1f")
 // unpack parses one person's events, "[(t,seq,id,mask),…]" (ClickHouse's text of an array of
 // tuples of unsigned integers), and their attributes, each a list of one value per event joined
 // by 0x1f, with "\\" and 0x1f escaped as "\\\\" and "\\f". The values are substrings of attrs:
-// nothing is copied but what was escaped. Event i's at is i.
+// nothing is copied but what was escaped. The person's event i has at i in the attrTable
+// returned.
 func (d *eventDecoder) unpack(packed string, attrs []string) ([]scannedEvent, attrTable, error) {
 	if len(packed) < 2 || packed[0] != '[' || packed[len(packed)-1] != ']' {
 		return nil, attrTable{}, errors.New("bad event list: not an array")
@@ -746,7 +749,8 @@ func (d *eventDecoder) unpack(packed string, attrs []string) ([]scannedEvent, at
 	if n > math.MaxInt32 {
 		return nil, attrTable{}, fmt.Errorf("%d events, more than a scan takes of one person (%d)", n, math.MaxInt32)
 	}
-	events := slices.Grow(d.events[:0], n) // sized once, for a heavy person's sake
+	first := len(d.events)
+	events := slices.Grow(d.events, n) // sized once, for a heavy person's sake
 	for i := 0; i < len(list); {
 		if list[i] != '(' {
 			return nil, attrTable{}, fmt.Errorf("bad event list at byte %d", i+1)
@@ -764,7 +768,7 @@ func (d *eventDecoder) unpack(packed string, attrs []string) ([]scannedEvent, at
 		if !ok {
 			return nil, attrTable{}, fmt.Errorf("bad event list at byte %d", i+1)
 		}
-		e.t, e.seq, e.at = int64(t), int64(seq), int32(len(events))
+		e.t, e.seq, e.at = int64(t), int64(seq), int32(len(events)-first)
 		events = append(events, e)
 		if i < len(list) {
 			if list[i] != ',' || i == len(list)-1 {
@@ -773,7 +777,7 @@ func (d *eventDecoder) unpack(packed string, attrs []string) ([]scannedEvent, at
 			i++
 		}
 	}
-	d.events = events
+	d.events, events = events, events[first:]
 	if len(attrs) == 0 {
 		return events, attrTable{}, nil
 	}
@@ -782,11 +786,9 @@ func (d *eventDecoder) unpack(packed string, attrs []string) ([]scannedEvent, at
 			return nil, attrTable{}, fmt.Errorf("%d values of attribute %d for %d events", values, a, len(events))
 		}
 	}
-	need := len(events) * len(attrs)
-	if cap(d.attrs) < need {
-		d.attrs = make([]string, need)
-	}
-	buf := d.attrs[:need]
+	start, need := len(d.attrs), len(events)*len(attrs)
+	d.attrs = slices.Grow(d.attrs, need)[:start+need]
+	buf := d.attrs[start:]
 	for a, list := range attrs {
 		col := buf[a*len(events) : (a+1)*len(events)]
 		for i := range col {
@@ -825,25 +827,14 @@ func decimalField(s string, i int, sep byte) (v uint64, next int, ok bool) {
 // queries read them in, and keeps the earliest of each. Copies at one time (a redelivered batch)
 // are neighbours. Copies at other times reach the store only when the sessionizer could not know
 // them as copies: the same message sent from two devices (another anonymousId), or produced to
-// two partitions that different consumers read; they are found by sorting the person's ids into
-// ids, scratch space kept from person to person.
+// two partitions that different consumers read; they are found by their ids (copiedIDs), with
+// ids as scratch space kept from person to person.
 func dedupe(events []scannedEvent, ids *[]uint64) []scannedEvent {
 	events = compactCopies(events)
 	if len(events) < 2 {
 		return events
 	}
-	sorted := slices.Grow((*ids)[:0], len(events))
-	for _, e := range events {
-		sorted = append(sorted, e.id)
-	}
-	slices.Sort(sorted)
-	*ids = sorted
-	var copies []uint64
-	for i := 1; i < len(sorted); i++ {
-		if sorted[i] == sorted[i-1] && (len(copies) == 0 || copies[len(copies)-1] != sorted[i]) {
-			copies = append(copies, sorted[i])
-		}
-	}
+	copies := copiedIDs(events, ids)
 	if len(copies) == 0 {
 		return events
 	}
@@ -858,6 +849,59 @@ func dedupe(events []scannedEvent, ids *[]uint64) []scannedEvent {
 		seen[e.id] = true
 		return false
 	})
+}
+
+// copiedIDs is the ids that more than one of events have, sorted, each once; nil when there are
+// none. Up to scratchKeep events it looks them up in a hash set (open addressing in ids, twice
+// as many slots as events or more): one look-up an event, where sorting them took a
+// logarithm's worth of comparisons, the most of dedupe's time. A heavier person's ids are
+// sorted, which takes half the space.
+func copiedIDs(events []scannedEvent, ids *[]uint64) []uint64 {
+	var copies []uint64
+	if len(events) > scratchKeep {
+		sorted := slices.Grow((*ids)[:0], len(events))
+		for _, e := range events {
+			sorted = append(sorted, e.id)
+		}
+		slices.Sort(sorted)
+		*ids = sorted
+		for i := 1; i < len(sorted); i++ {
+			if sorted[i] == sorted[i-1] && (len(copies) == 0 || copies[len(copies)-1] != sorted[i]) {
+				copies = append(copies, sorted[i])
+			}
+		}
+		return copies
+	}
+	shift := 64 - bits.Len(uint(2*len(events)-1)) // 1<<(64-shift) slots: at least twice the events
+	set := slices.Grow((*ids)[:0], 1<<(64-shift))[:1<<(64-shift)]
+	clear(set)
+	*ids = set
+	mask := uint64(len(set) - 1)
+	zeros := 0 // 0 marks a free slot: ids 0 are counted apart
+	for _, e := range events {
+		if e.id == 0 {
+			if zeros++; zeros == 2 {
+				copies = append(copies, 0)
+			}
+			continue
+		}
+		// Fibonacci hashing: the id's bits mixed into the top ones, which pick the slot.
+		for i := e.id * 0x9e3779b97f4a7c15 >> shift; ; i = (i + 1) & mask {
+			if set[i] == 0 {
+				set[i] = e.id
+				break
+			}
+			if set[i] == e.id {
+				copies = append(copies, e.id) // once per copy after the first
+				break
+			}
+		}
+	}
+	if len(copies) > 1 {
+		slices.Sort(copies)
+		copies = slices.Compact(copies)
+	}
+	return copies
 }
 
 // compactCopies drops each event that has the same id and time as the one before it (a copy

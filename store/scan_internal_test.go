@@ -2,6 +2,7 @@ package store
 
 import (
 	"fmt"
+	"math/rand/v2"
 	"slices"
 	"strings"
 	"testing"
@@ -84,4 +85,41 @@ func showEvents(events []scannedEvent, attrs attrTable) string {
 		fmt.Fprintf(&b, "{%d %d %d %d %v}", e.t, e.seq, e.id, e.mask, values)
 	}
 	return b.String() + "]"
+}
+
+// TestDedupeKeepsTheFirstOfEachEvent: dedupe keeps the first of the events of each id, in
+// order, whether the copies are neighbours or not, for persons light (ids in a hash set) and
+// heavy (ids sorted), ids 0 included; the reference keeps the first of each id by a map.
+func TestDedupeKeepsTheFirstOfEachEvent(t *testing.T) {
+	t.Parallel()
+	rng := rand.New(rand.NewPCG(3, 4))
+	var ids []uint64 // scratch shared by every person, as in a scan
+	for iter := range 400 {
+		n := rng.IntN(40)
+		switch iter % 10 {
+		case 0:
+			n = scratchKeep + 1 + rng.IntN(100)
+		case 1:
+			n = scratchKeep/2 + rng.IntN(100)
+		}
+		distinct := 1 + rng.IntN(n+1)
+		events := make([]scannedEvent, n)
+		for i := range events {
+			events[i] = scannedEvent{t: int64(i / 3), id: uint64(rng.IntN(distinct)), at: int32(i)}
+			if rng.IntN(2) == 0 {
+				events[i].id *= 0x9e3779b97f4a7c15 // ids spread over 64 bits, as cityHash64's
+			}
+		}
+		var want []scannedEvent
+		seen := map[uint64]bool{}
+		for _, e := range events {
+			if !seen[e.id] {
+				seen[e.id] = true
+				want = append(want, e)
+			}
+		}
+		if got := dedupe(slices.Clone(events), &ids); !slices.Equal(got, want) {
+			t.Fatalf("%d events of %d ids: kept %d, want %d", n, distinct, len(got), len(want))
+		}
+	}
 }
