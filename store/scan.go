@@ -252,7 +252,7 @@ func (s *Store) scanTogether(ctx context.Context, readers []*scanReader) error {
 			return err
 		}
 		rows := running[0]
-		err := readPersons(ctx, rows, len(sc.attrs), give)
+		err := readPersons(ctx, rows, len(sc.attrs), cancel, give)
 		if errors.Is(err, errReadersDone) {
 			return nil // the deferred cancel stops the passes still running
 		}
@@ -649,44 +649,156 @@ func (s *Store) personRows(sc eventScan, id identitySnapshot, r personRange) (qu
 }
 
 // readPersons reads a pass's rows (see sendPass) through, and streams each person's events to
-// fn, copies included (see dedupe), in a slice fn may not keep (nor their attribute slices: both
-// are reused for the next person); nil rows have none.
-func readPersons(ctx context.Context, rows driver.Rows, nAttrs int, fn scanFunc) error {
+// fn, copies included (see dedupe), in a slice fn may not keep (nor their attributes: both are
+// reused for later persons); nil rows have none.
+//
+// The rows are read and parsed on a goroutine of their own, a batch of persons ahead of fn,
+// which runs on the caller's: fn is called for one person at a time, in the rows' order. When fn
+// returns an error, or parsing fails, readPersons calls stop (which must end the rows' query, so
+// that a read waiting on ClickHouse returns) and waits for the reading goroutine to end before
+// it returns: the caller may close rows then.
+func readPersons(ctx context.Context, rows driver.Rows, nAttrs int, stop func(), fn scanFunc) error {
 	if rows == nil {
 		return nil
 	}
-	var (
-		key, packed string
-		attrs       = make([]string, nAttrs)
-		dec         eventDecoder
-	)
-	dest := []any{&key, &packed}
-	for i := range attrs {
-		dest = append(dest, &attrs[i])
+	free := make(chan *rowBatch, 2) // two batches: one being parsed while fn reads the other
+	free <- &rowBatch{}
+	free <- &rowBatch{}
+	full := make(chan *rowBatch)
+	done := make(chan struct{}) // closed when readPersons stops reading early
+	go func() {
+		defer close(full)
+		r := newRowReader(rows, nAttrs)
+		for {
+			var b *rowBatch
+			select {
+			case b = <-free:
+			case <-done:
+				return
+			}
+			b.fill(ctx, r)
+			select {
+			case full <- b:
+			case <-done:
+				return
+			}
+			if b.last {
+				return
+			}
+		}
+	}()
+	var err error
+	for b := range full {
+		if err = ctx.Err(); err != nil {
+			err = fmt.Errorf("scan events: %w", err)
+			break
+		}
+		for _, p := range b.persons {
+			if err = fn(p.key, b.events(p), b.attrs(p)); err != nil {
+				break
+			}
+		}
+		if err = cmp.Or(err, b.err); err != nil || b.last {
+			break
+		}
+		b.reset()
+		free <- b // never blocks: there are two
 	}
-	// The work per person is done between rows: look at ctx now and then, so a query stops when
-	// its time is up or its client has gone even when ClickHouse has sent every row already.
-	n := 0
-	for rows.Next() {
-		if n++; n%256 == 0 && ctx.Err() != nil {
-			return fmt.Errorf("scan events: %w", ctx.Err())
-		}
-		if err := rows.Scan(dest...); err != nil {
-			return fmt.Errorf("scan events: read row: %w", err)
-		}
-		events, table, err := dec.unpack(packed, attrs)
-		if err != nil {
-			return fmt.Errorf("scan events of %q: %w", key, err)
-		}
-		if err := fn(key, events, table); err != nil {
-			return err
-		}
-		dec.events, dec.attrs = reuse(dec.events), reuse(dec.attrs)
+	close(done)
+	if err != nil && stop != nil {
+		stop()
 	}
-	if err := rows.Err(); err != nil {
-		return fmt.Errorf("scan events: %w", err)
+	for range full { // the reading goroutine has ended once full is closed
 	}
-	return nil
+	return err
+}
+
+// rowReader reads a pass's rows, one person a row.
+type rowReader struct {
+	rows        driver.Rows
+	key, packed string
+	attrs       []string
+	dest        []any
+}
+
+func newRowReader(rows driver.Rows, nAttrs int) *rowReader {
+	r := &rowReader{rows: rows, attrs: make([]string, nAttrs)}
+	r.dest = []any{&r.key, &r.packed}
+	for i := range r.attrs {
+		r.dest = append(r.dest, &r.attrs[i])
+	}
+	return r
+}
+
+// Persons a batch of rows holds at most, and the events after which it takes no more persons:
+// enough for the hand-over between the reading goroutine and fn to cost little per person, few
+// enough that a batch holds little beside a heavy person.
+const (
+	batchPersons = 256
+	batchEvents  = 1 << 14
+)
+
+// rowBatch is persons' rows of a pass, parsed.
+type rowBatch struct {
+	dec     eventDecoder // every person's events and attributes, one person after another
+	persons []parsedPerson
+	width   int   // attributes per event
+	last    bool  // no rows follow: they were read through, or err
+	err     error // reading or parsing the row after the batch's persons failed
+}
+
+// parsedPerson is one person of a rowBatch: its events are dec.events[from:to], its attributes
+// dec.attrs[attrsFrom:attrsFrom+(to-from)*width].
+type parsedPerson struct {
+	key       string
+	from, to  int
+	attrsFrom int
+}
+
+// fill reads rows into b, which is empty, until it holds batchPersons persons or batchEvents
+// events, or the rows end.
+func (b *rowBatch) fill(ctx context.Context, r *rowReader) {
+	b.width = len(r.attrs)
+	for len(b.persons) < batchPersons && len(b.dec.events) < batchEvents {
+		if !r.rows.Next() {
+			b.last = true
+			if err := r.rows.Err(); err != nil {
+				b.err = fmt.Errorf("scan events: %w", err)
+			}
+			return
+		}
+		if err := r.rows.Scan(r.dest...); err != nil {
+			b.last, b.err = true, fmt.Errorf("scan events: read row: %w", err)
+			return
+		}
+		p := parsedPerson{key: r.key, from: len(b.dec.events), attrsFrom: len(b.dec.attrs)}
+		if _, _, err := b.dec.unpack(r.packed, r.attrs); err != nil {
+			b.last, b.err = true, fmt.Errorf("scan events of %q: %w", r.key, err)
+			return
+		}
+		p.to = len(b.dec.events)
+		b.persons = append(b.persons, p)
+		// The work per person is done between rows: look at ctx now and then, so a query stops
+		// when its time is up or its client has gone even when ClickHouse has sent every row.
+		if len(b.persons)%64 == 0 && ctx.Err() != nil {
+			b.last, b.err = true, fmt.Errorf("scan events: %w", ctx.Err())
+			return
+		}
+	}
+}
+
+// events is p's events.
+func (b *rowBatch) events(p parsedPerson) []scannedEvent { return b.dec.events[p.from:p.to:p.to] }
+
+// attrs is p's attributes.
+func (b *rowBatch) attrs(p parsedPerson) attrTable {
+	n := p.to - p.from
+	return attrTable{values: b.dec.attrs[p.attrsFrom : p.attrsFrom+n*b.width], stride: n, width: b.width}
+}
+
+// reset empties b for the next batch, letting go of the space a heavy person grew (see reuse).
+func (b *rowBatch) reset() {
+	b.dec.events, b.dec.attrs, b.persons = reuse(b.dec.events), reuse(b.dec.attrs), b.persons[:0]
 }
 
 // compareScanned orders a person's events by the tie rule: time, equal times in the client's
@@ -725,7 +837,7 @@ func sortCopies(events []scannedEvent, attrs attrTable) {
 
 // eventDecoder parses persons' rows of a scan into buffers it reuses: unpack appends each
 // person's to those of the persons before, and what it returns is valid until its buffers are
-// emptied.
+// emptied (rowBatch.reset).
 type eventDecoder struct {
 	events []scannedEvent
 	attrs  []string // every event's attributes, one attribute after another (attrTable.values)
