@@ -72,6 +72,7 @@ type pathFinder struct {
 	enter  []uint64
 	m      matcher
 	fits   map[uint64]bool
+	path   []int // the path reach returns, reused from unit to unit
 
 	ctx  context.Context
 	work int
@@ -105,9 +106,10 @@ func (f *pathFinder) tick(units int) bool {
 }
 
 // reach returns the number of steps the unit reaches and the indexes (into ev, which must be in
-// (time, id) order) of the events of its canonical path. In ModeAny the path holds one event: the
-// earliest event that can take step 1 (the smallest breakdown value among equal times) in the
-// first window where the unit gets furthest. It stops with ctx's error when ctx is done.
+// (time, id) order) of the events of its canonical path, valid until the next call. In ModeAny
+// the path holds one event: the earliest event that can take step 1 (the smallest breakdown
+// value among equal times) in the first window where the unit gets furthest. It stops with
+// ctx's error when ctx is done.
 func (f *pathFinder) reach(ctx context.Context, ev []unitEvent) (int, []int, error) {
 	f.ctx, f.ev, f.err = ctx, ev, nil
 	f.groups = f.groups[:0]
@@ -331,7 +333,8 @@ func (f *pathFinder) canonical(g1, level int) []int {
 		}
 		panic(fmt.Sprintf("BUG: funnel path: no run at group %d after %d steps", g, j))
 	}
-	path := make([]int, 0, level)
+	path := f.path[:0]
+	defer func() { f.path = path }()
 	run := longest(g1, 0)
 	path = f.firstRun(path, g1, run)
 	for g, j := g1, run; j < level; {
@@ -452,7 +455,8 @@ func (f *pathFinder) reachAny() (int, []int) {
 	if best == 0 || f.err != nil {
 		return 0, nil
 	}
-	return best, []int{bestFirst}
+	f.path = append(f.path[:0], bestFirst)
+	return best, f.path
 }
 
 // matcher matches steps to distinct events by augmenting paths (Kuhn's algorithm). Events with the
