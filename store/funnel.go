@@ -247,11 +247,12 @@ func (s *Store) matchHere(ctx context.Context, kind string, plan *funnelPlan, q 
 			if len(unit) >= largeUnit {
 				s.log.Info("matching a unit with many events; --query-timeout bounds the query", "query", kind, "events", len(unit))
 			}
-			level, path, err := finder.reach(ctx, unit)
+			values := breakdownValues{attrs: attrs, col: plan.attr}
+			level, path, err := finder.reach(ctx, unit, values)
 			if err != nil {
 				return err
 			}
-			agg.add(q.Mode, unit, level, path)
+			agg.add(q.Mode, unit, values, level, path)
 			if each != nil {
 				each(person, unit, attrs, level, path)
 			}
@@ -491,8 +492,9 @@ func (p *funnelPlan) units(events []scannedEvent, attrs attrTable, sessions map[
 	clear(p.unitsOf) // not the last person's units, while this one's are made
 	counts := append(p.counts[:0], make([]int, len(p.conds))...)
 	conds := ^uint64(0) >> (64 - len(p.conds)) // the mask bits of p.conds; there are 1 to 64
-	trait := ""
-	out, keys := slices.Grow(p.unitBuf[:0], len(events)), p.keyBuf[:0] // out sized once, for a heavy person's sake
+	trait := int32(0)                          // the person's trait value, as unitEvent.attr
+	// out is sized once, for a heavy person's sake
+	out, keys := slices.Grow(p.unitBuf[:0], len(events)), p.keyBuf[:0]
 	defer func() { p.counts, p.unitBuf, p.keyBuf = counts, reuse(out), reuse(keys) }()
 	for i := range events {
 		e := &events[i]
@@ -509,10 +511,10 @@ func (p *funnelPlan) units(events []scannedEvent, attrs attrTable, sessions map[
 			}
 		}
 		if p.traitCond >= 0 && e.mask&(1<<p.traitCond) != 0 {
-			trait = attrs.value(e.at, p.attr) // the latest value wins
+			trait = e.at + 1 // the latest value wins
 		}
 		if p.attr >= 0 {
-			u.attr = attrs.value(e.at, p.attr)
+			u.attr = e.at + 1
 		}
 		if (u.steps|u.blocks) == 0 && e.mask&p.keep == 0 || u.t < p.from {
 			continue
@@ -648,7 +650,7 @@ func newFunnelAgg(steps int, breakdown bool) *funnelAgg {
 	return a
 }
 
-func (a *funnelAgg) add(mode Mode, unit []unitEvent, level int, path []int) {
+func (a *funnelAgg) add(mode Mode, unit []unitEvent, values breakdownValues, level int, path []int) {
 	if level == 0 {
 		return
 	}
@@ -657,7 +659,7 @@ func (a *funnelAgg) add(mode Mode, unit []unitEvent, level int, path []int) {
 	}
 	targets := []*stepCounts{a.total}
 	if a.groups != nil {
-		value := cmp.Or(unit[path[0]].attr, markNone)
+		value := cmp.Or(values.of(unit[path[0]]), markNone)
 		g := a.groups[value]
 		if g == nil {
 			g = newStepCounts(a.steps)

@@ -106,7 +106,7 @@ func TestMatcherAgreesWithTheDefinition(t *testing.T) {
 		p.blocks = make([]uint64, len(p.conds))
 		p.attr, p.traitCond, p.keyAttr, p.from = -1, -1, -1, from
 		p.spec = matchSpec{steps: len(p.steps), mode: ModeOrdered, from: from, to: to, window: q.Window.Milliseconds()}
-		got, _, err := newPathFinder(p.spec).reach(context.Background(), p.units(scanned, attrTable{}, nil)[0])
+		got, _, err := newPathFinder(p.spec).reach(context.Background(), p.units(scanned, attrTable{}, nil)[0], breakdownValues{})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -27,10 +27,27 @@ type unitEvent struct {
 	mask   uint64 // the query's conditions it matches
 	steps  uint64 // steps it can take, nth rules applied
 	blocks uint64 // gaps it blocks: bit g = strictly between step g+1 and step g+2
-	attr   string // breakdown value
 	// at is where the scan's attributes of its event are in its person's attrTable, for
 	// queries that read more than the breakdown (scannedEvent.at)
 	at int32
+	// attr is 1 + the at of the event whose breakdown value it has (its own, or with a trait
+	// breakdown the one that set the person's trait last); 0 when it has none (""). With at, 40
+	// bytes an event, where the value and a slice of the attributes took 72.
+	attr int32
+}
+
+// breakdownValues reads units' breakdown values: column col of their person's attributes.
+type breakdownValues struct {
+	attrs attrTable
+	col   int
+}
+
+// of is e's breakdown value, "" when it has none.
+func (b breakdownValues) of(e unitEvent) string {
+	if e.attr == 0 {
+		return ""
+	}
+	return b.attrs.value(e.attr-1, b.col)
 }
 
 // matchSpec is what the path finder needs from a funnel query, times in ms.
@@ -59,8 +76,9 @@ const checkEvery = 1 << 12
 // reads the canonical path: O(groups × steps²) plus the matchings, O(steps² × events) per group.
 // In any order, each start time matches the steps to the events of its window.
 type pathFinder struct {
-	spec matchSpec
-	ev   []unitEvent
+	spec   matchSpec
+	ev     []unitEvent
+	values breakdownValues // of ev
 
 	groups []timeGroup
 	run    []uint8 // per group g and steps done j: run[g*steps+j], the most steps from j on the group can take
@@ -109,9 +127,9 @@ func (f *pathFinder) tick(units int) bool {
 // (time, id) order) of the events of its canonical path, valid until the next call. In ModeAny
 // the path holds one event: the earliest event that can take step 1 (the smallest breakdown
 // value among equal times) in the first window where the unit gets furthest. It stops with
-// ctx's error when ctx is done.
-func (f *pathFinder) reach(ctx context.Context, ev []unitEvent) (int, []int, error) {
-	f.ctx, f.ev, f.err = ctx, ev, nil
+// ctx's error when ctx is done. values reads the events' breakdown values.
+func (f *pathFinder) reach(ctx context.Context, ev []unitEvent, values breakdownValues) (int, []int, error) {
+	f.ctx, f.ev, f.values, f.err = ctx, ev, values, nil
 	f.groups = f.groups[:0]
 	for i, e := range ev {
 		if n := len(f.groups); n > 0 && f.groups[n-1].t == e.t {
@@ -366,7 +384,7 @@ func (f *pathFinder) firstRun(path []int, g, run int) []int {
 	clear(f.fits)
 	for i := gr.start; i < gr.end; i++ {
 		e := f.ev[i]
-		if e.steps&1 == 0 || first >= 0 && e.attr >= f.ev[first].attr {
+		if e.steps&1 == 0 || first >= 0 && f.values.of(e) >= f.values.of(f.ev[first]) {
 			continue
 		}
 		ok, known := f.fits[e.steps]
@@ -447,7 +465,7 @@ func (f *pathFinder) reachAny() (int, []int) {
 			if bestFirst >= 0 && e.t > ev[bestFirst].t {
 				break
 			}
-			if bestFirst < 0 || e.attr < ev[bestFirst].attr {
+			if bestFirst < 0 || f.values.of(e) < f.values.of(ev[bestFirst]) {
 				bestFirst = i
 			}
 		}

@@ -26,7 +26,7 @@ func BenchmarkPathFinderTies(b *testing.B) {
 			spec, ev := tiedUnit(c.events, c.steps)
 			b.ReportAllocs()
 			for b.Loop() {
-				if level, _, err := newPathFinder(spec).reach(context.Background(), ev); err != nil || level != c.steps {
+				if level, _, err := newPathFinder(spec).reach(context.Background(), ev, breakdownValues{}); err != nil || level != c.steps {
 					b.Fatalf("level %d, want %d", level, c.steps)
 				}
 			}
@@ -44,7 +44,7 @@ func BenchmarkPathFinderDay(b *testing.B) {
 	}
 	b.ReportAllocs()
 	for b.Loop() {
-		if level, _, err := newPathFinder(spec).reach(context.Background(), ev); err != nil || level != 31 {
+		if level, _, err := newPathFinder(spec).reach(context.Background(), ev, breakdownValues{}); err != nil || level != 31 {
 			b.Fatalf("level %d, %v; want 31", level, err)
 		}
 	}
@@ -70,7 +70,7 @@ func BenchmarkPathFinderTypical(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		for _, u := range units {
-			if _, _, err := f.reach(context.Background(), u); err != nil {
+			if _, _, err := f.reach(context.Background(), u, breakdownValues{}); err != nil {
 				b.Fatal(err)
 			}
 		}

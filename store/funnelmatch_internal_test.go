@@ -67,6 +67,12 @@ func brutePath(spec matchSpec, ev []unitEvent) (int, []int) {
 	return best, bestPath
 }
 
+// letters reads the tests' breakdown values: a unit event's attr 1, 2 or 3 is "a", "b" or "c",
+// so comparing attrs compares the values.
+func letters() breakdownValues {
+	return breakdownValues{attrs: attrTable{values: []string{"a", "b", "c"}, stride: 3, width: 1}}
+}
+
 // pathLess orders paths of one length: by step times, then by the first event's breakdown value.
 func pathLess(ev []unitEvent, a, b []int) bool {
 	for i := range a {
@@ -148,7 +154,7 @@ func TestPathFinderAgreesWithTheDefinition(t *testing.T) {
 		}
 		var ev []unitEvent
 		for range rng.IntN(9) {
-			e := unitEvent{t: int64(1000 * rng.IntN(6)), steps: uint64(rng.IntN(1 << spec.steps)), attr: string(rune('a' + rng.IntN(3)))}
+			e := unitEvent{t: int64(1000 * rng.IntN(6)), steps: uint64(rng.IntN(1 << spec.steps)), attr: int32(1 + rng.IntN(3))}
 			if spec.mode != ModeAny && rng.IntN(4) == 0 {
 				e.blocks = uint64(rng.IntN(1 << spec.steps))
 			}
@@ -165,7 +171,7 @@ func TestPathFinderAgreesWithTheDefinition(t *testing.T) {
 func agreesWithBruteForce(t *testing.T, iter int, spec matchSpec, ev []unitEvent) {
 	t.Helper()
 	wantLevel, wantPath := brutePath(spec, ev)
-	gotLevel, gotPath, err := newPathFinder(spec).reach(context.Background(), ev)
+	gotLevel, gotPath, err := newPathFinder(spec).reach(context.Background(), ev, letters())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -174,7 +180,7 @@ func agreesWithBruteForce(t *testing.T, iter int, spec matchSpec, ev []unitEvent
 		for i, p := range path {
 			parts = append(parts, fmt.Sprint(ev[p].t))
 			if i == 0 {
-				parts = append(parts, ev[p].attr)
+				parts = append(parts, letters().of(ev[p]))
 			}
 		}
 		return strings.Join(parts, " ")
@@ -207,7 +213,7 @@ func TestPathFinderWithTiesAgreesWithTheDefinition(t *testing.T) {
 		all := uint64(1)<<steps - 1
 		var ev []unitEvent
 		for range 1 + rng.IntN(9) {
-			e := unitEvent{t: int64(1000 * rng.IntN(spread)), attr: string(rune('a' + rng.IntN(3)))}
+			e := unitEvent{t: int64(1000 * rng.IntN(spread)), attr: int32(1 + rng.IntN(3))}
 			switch rng.IntN(4) {
 			case 0: // a repeated step: it can take every step
 				e.steps = all
@@ -265,7 +271,7 @@ func TestPathFinderOnHostileUnits(t *testing.T) {
 		for _, mode := range []Mode{ModeOrdered, ModeStrict, ModeAny} {
 			spec, ev := tiedUnit(c.events, c.steps)
 			spec.mode = mode
-			level, path, err := newPathFinder(spec).reach(context.Background(), ev)
+			level, path, err := newPathFinder(spec).reach(context.Background(), ev, breakdownValues{})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -292,14 +298,14 @@ func TestPathFinderStopsWhenTheQueryIsDone(t *testing.T) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	level, path, err := newPathFinder(spec).reach(ctx, ev)
+	level, path, err := newPathFinder(spec).reach(ctx, ev, breakdownValues{})
 	if !errors.Is(err, context.Canceled) || level != 0 || path != nil {
 		t.Errorf("reach = %d %v %v, want context.Canceled", level, path, err)
 	}
 	// An expired deadline is reported as such.
 	ctx, cancel = context.WithDeadline(context.Background(), time.Unix(0, 0))
 	defer cancel()
-	if _, _, err := newPathFinder(spec).reach(ctx, ev); !errors.Is(err, context.DeadlineExceeded) {
+	if _, _, err := newPathFinder(spec).reach(ctx, ev, breakdownValues{}); !errors.Is(err, context.DeadlineExceeded) {
 		t.Errorf("reach after the deadline: %v, want context.DeadlineExceeded", err)
 	}
 }

@@ -55,11 +55,11 @@ func BenchmarkScanPerson(b *testing.B) {
 	ctx := context.Background()
 	r := &scanReader{scan: p.scan, fn: func(_ string, events []scannedEvent, attrs attrTable) error {
 		for _, unit := range p.units(events, attrs, nil) {
-			level, path, err := finder.reach(ctx, unit)
+			level, path, err := finder.reach(ctx, unit, breakdownValues{})
 			if err != nil {
 				return err
 			}
-			agg.add(ModeOrdered, unit, level, path)
+			agg.add(ModeOrdered, unit, breakdownValues{}, level, path)
 		}
 		return nil
 	}}

@@ -282,7 +282,7 @@ func outcomeOf(plan *funnelPlan, unit []unitEvent, attrs attrTable, level int, p
 	for _, i := range path {
 		o.times = append(o.times, unit[i].t)
 	}
-	o.attr = unit[path[0]].attr
+	o.attr = breakdownValues{attrs: attrs, col: plan.attr}.of(unit[path[0]])
 	if plan.dropoff != nil && level < plan.spec.steps {
 		d := plan.dropoff.of(unit, attrs, path, plan.spec.window)
 		o.drop = &d
@@ -403,8 +403,9 @@ func (o funnelOutcome) addTo(a *funnelAgg, mode Mode) {
 	for i, t := range o.times {
 		unit[i].t, path[i] = t, i
 	}
-	unit[0].attr = o.attr
-	a.add(mode, unit, o.level, path)
+	unit[0].attr = 1 // the value of unit[0] (at 0) in values
+	values := breakdownValues{attrs: attrTable{values: []string{o.attr}, stride: 1, width: 1}}
+	a.add(mode, unit, values, o.level, path)
 }
 
 // ServeFunnelUDF answers waymark_funnel calls from ClickHouse (executable_pool, RowBinary,
@@ -561,7 +562,7 @@ func (u *udfMatcher) row(in *bufio.Reader, out *bufio.Writer) error {
 		if u.plan.udfTimeout > 0 {
 			ctx, cancel = context.WithDeadline(ctx, u.chunkStart.Add(u.plan.udfTimeout))
 		}
-		level, path, err := u.finder.reach(ctx, unit)
+		level, path, err := u.finder.reach(ctx, unit, breakdownValues{attrs: attrs, col: u.plan.attr})
 		cancel()
 		if errors.Is(err, context.DeadlineExceeded) {
 			return fmt.Errorf("match %d events: the chunk took over the query's timeout %s", len(unit), u.plan.udfTimeout)

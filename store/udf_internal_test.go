@@ -530,7 +530,7 @@ func inProcessOutcome(t *testing.T, p *funnelPlan, events []scannedEvent, lists 
 	slices.SortFunc(events, compareScanned)
 	var ids []uint64
 	unit := p.units(dedupe(events, &ids), attrs, nil)[0]
-	level, path, err := newPathFinder(p.spec).reach(context.Background(), unit)
+	level, path, err := newPathFinder(p.spec).reach(context.Background(), unit, breakdownValues{attrs: attrs, col: p.attr})
 	if err != nil {
 		t.Fatal(err)
 	}
