@@ -264,6 +264,7 @@ func (s *Store) matchHere(ctx context.Context, kind string, plan *funnelPlan, q 
 // condition is a journey-map rule without its nth requirement; steps share conditions.
 type condition struct {
 	rule sessionize.Rule
+	key  string // ruleKey(rule)
 }
 
 // stepPlan says which conditions match a step: any of them, each with its nth requirement.
@@ -324,14 +325,16 @@ func (p *funnelPlan) stepsOfConds() {
 	}
 }
 
-// addCondition returns the index of r's condition, adding it when new.
+// addCondition returns the index of r's condition, adding it when new. Each condition keeps its
+// key: computing the keys anew for every step made a funnel of 32 long steps spend seconds here.
 func (p *funnelPlan) addCondition(r sessionize.Rule) int {
+	key := ruleKey(r)
 	for i, c := range p.conds {
-		if ruleKey(c.rule) == ruleKey(r) {
+		if c.key == key {
 			return i
 		}
 	}
-	p.conds = append(p.conds, condition{rule: r})
+	p.conds = append(p.conds, condition{rule: r, key: key})
 	return len(p.conds) - 1
 }
 
