@@ -13,6 +13,9 @@ deploy/install-deps.sh
 WAYMARK_TEST_LIBCHDB=$(deploy/install-chdb.sh)
 export WAYMARK_TEST_LIBCHDB
 engines=${WAYMARK_TEST_CLICKHOUSE:-debian chdb}
+# The passes of this run: a test that compares the two engines runs in one of them only
+# (store/storetest.ComparedInAnotherPass).
+export WAYMARK_TEST_PASSES=$engines
 echo "== go vet" >&2
 go vet ./...
 # The packages whose tests start ClickHouse (they import store/storetest).

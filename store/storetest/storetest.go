@@ -19,6 +19,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -26,6 +27,18 @@ import (
 
 // EngineEnv is the environment variable that picks the engine: "debian" or "chdb".
 const EngineEnv = "WAYMARK_TEST_CLICKHOUSE"
+
+// PassesEnv lists the engines of the passes one run of the tests makes (deploy/test.sh sets it to
+// its WAYMARK_TEST_CLICKHOUSE list, "debian chdb"). A test that compares the two engines needs only
+// one of those passes: see ComparedInAnotherPass.
+const PassesEnv = "WAYMARK_TEST_PASSES"
+
+// ComparedInAnotherPass reports whether a test comparing the two engines, run on engine, repeats
+// work another pass of the same run does: it does on the chdb engine when PassesEnv lists debian
+// (the debian pass starts a chdb server beside its own and compares the same two).
+func ComparedInAnotherPass(engine string) bool {
+	return engine == Chdb && slices.Contains(strings.Fields(os.Getenv(PassesEnv)), Debian)
+}
 
 // LibchdbEnv names a libchdb.so to use instead of the one deploy/install-chdb.sh installs.
 const LibchdbEnv = "WAYMARK_TEST_LIBCHDB"
