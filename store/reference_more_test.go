@@ -115,30 +115,32 @@ func TestDropoffAgreesWithTheReference(t *testing.T) {
 	t.Parallel()
 	d, paths := storedRefDataPaths(t, 11, 250)
 	jm := defaultMap(t)
-	for _, path := range paths {
-		for _, q := range []store.DropoffQuery{
-			{Funnel: store.FunnelQuery{Steps: []string{"Product Viewed", "Product Added", "Order Completed"}, Window: 24 * time.Hour}, Step: 1},
-			{Funnel: store.FunnelQuery{Steps: []string{"Product Viewed", "Product Added", "Order Completed"}, Window: 24 * time.Hour}, Step: 2},
-			{Funnel: store.FunnelQuery{Steps: []string{"awareness", "conversion"}, Window: 7 * 24 * time.Hour, Mode: store.ModeStrict}, Step: 1},
-			{Funnel: store.FunnelQuery{Steps: []string{"Product Viewed", "Order Completed"}, Window: 24 * time.Hour, Mode: store.ModeAny,
-				Breakdown: store.Breakdown{By: "channel"}}, Step: 1},
-		} {
-			q.Limit, q.IDsLimit = 1000, 1000
+	for _, q := range []store.DropoffQuery{
+		{Funnel: store.FunnelQuery{Steps: []string{"Product Viewed", "Product Added", "Order Completed"}, Window: 24 * time.Hour}, Step: 1},
+		{Funnel: store.FunnelQuery{Steps: []string{"Product Viewed", "Product Added", "Order Completed"}, Window: 24 * time.Hour}, Step: 2},
+		{Funnel: store.FunnelQuery{Steps: []string{"awareness", "conversion"}, Window: 7 * 24 * time.Hour, Mode: store.ModeStrict}, Step: 1},
+		{Funnel: store.FunnelQuery{Steps: []string{"Product Viewed", "Order Completed"}, Window: 24 * time.Hour, Mode: store.ModeAny,
+			Breakdown: store.Breakdown{By: "channel"}}, Step: 1},
+	} {
+		q.Limit, q.IDsLimit = 1000, 1000
+		ref := q.Funnel
+		ref.Mode = cmp.Or(ref.Mode, store.ModeOrdered)
+		want := refDropoff(jm, d, ref, q.Step) // once for every path: a brute-force walk over all the events
+		all := strings.Split(want[strings.LastIndex(want, "\n")+1:], ",")
+		for _, path := range paths {
+			q := q
 			res, err := path.s.Dropoff(context.Background(), jm, q)
 			if err != nil {
 				t.Fatal(path.name, err)
 			}
 			got := strings.Join([]string{rankedText(res.LastEvents), rankedText(res.LastLocations), rankedText(res.LastChannels),
 				rankedText(res.NextEvents), strings.Join(res.Persons, ",")}, "\n")
-			q.Funnel.Mode = cmp.Or(q.Funnel.Mode, store.ModeOrdered)
-			want := refDropoff(jm, d, q.Funnel, q.Step)
 			if got != want {
 				t.Errorf("%s: %+v\ngot:\n%s\nwant:\n%s", path.name, q, got, want)
 			}
 			if res.Dropped == 0 || int64(len(res.Persons)) != res.Dropped || res.PersonsTruncated {
 				t.Errorf("%s: dropped %d, persons %d, truncated %t", path.name, res.Dropped, len(res.Persons), res.PersonsTruncated)
 			}
-			all := strings.Split(want[strings.LastIndex(want, "\n")+1:], ",")
 			for _, limit := range []int{0, 1, 7, len(all) - 1, len(all)} {
 				q.IDsLimit = limit
 				res, err := path.s.Dropoff(context.Background(), jm, q)
@@ -561,19 +563,22 @@ func TestTaobaoSampleAgreesWithTheReference(t *testing.T) {
 	s := openStoreWith(t, func(c *store.Config) { db, c.FunnelMatching = c.Database, store.MatchProcess })
 	d.write(t, s)
 	ctx := context.Background()
-	for _, p := range append([]matchingPath{{store.MatchProcess, s}}, enginePaths(t, db)...) {
-		for _, q := range []store.FunnelQuery{
-			{Steps: []string{"Product Viewed", "Product Added", "Order Completed"}, Window: 24 * time.Hour},
-			{Steps: []string{"awareness", "consideration", "conversion"}, Window: 7 * 24 * time.Hour, Mode: store.ModeStrict},
-			{Steps: []string{"Product Viewed", "Order Completed"}, Window: 24 * time.Hour, Mode: store.ModeAny,
-				Breakdown: store.Breakdown{By: "property", Name: "category"}, BreakdownLimit: 1000},
-		} {
+	paths := append([]matchingPath{{store.MatchProcess, s}}, enginePaths(t, db)...)
+	for _, q := range []store.FunnelQuery{
+		{Steps: []string{"Product Viewed", "Product Added", "Order Completed"}, Window: 24 * time.Hour},
+		{Steps: []string{"awareness", "consideration", "conversion"}, Window: 7 * 24 * time.Hour, Mode: store.ModeStrict},
+		{Steps: []string{"Product Viewed", "Order Completed"}, Window: 24 * time.Hour, Mode: store.ModeAny,
+			Breakdown: store.Breakdown{By: "property", Name: "category"}, BreakdownLimit: 1000},
+	} {
+		ref := q
+		ref.Mode = cmp.Or(q.Mode, store.ModeOrdered)
+		want := refFunnel(jm, d, ref) // once for every path: a brute-force walk over all the events
+		for _, p := range paths {
 			res, err := p.s.Funnel(ctx, jm, q)
 			if err != nil {
 				t.Fatal(err)
 			}
-			q.Mode = cmp.Or(q.Mode, store.ModeOrdered)
-			if got, want := funnelText(res), refFunnel(jm, d, q); got != want {
+			if got := funnelText(res); got != want {
 				t.Errorf("%s: %+v\ngot:\n%s\nwant:\n%s", p.name, q, got, want)
 			}
 		}
