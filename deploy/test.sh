@@ -34,15 +34,14 @@ for engine in $engines; do
     # shellcheck disable=SC2086 # one package per word
     WAYMARK_TEST_CLICKHOUSE=$engine go test -race -count=1 -timeout 45m $clickhouse_pkgs
   fi
-  # Issue 16's benchmark at a tiny size (a few seconds), so its baselines and queries keep running
-  # on both engines; it measures nothing worth reading at this size.
-  echo "== journey query benchmark, 20,000 events (ClickHouse engine: $engine)" >&2
-  WAYMARK_TEST_CLICKHOUSE=$engine WAYMARK_BENCH_EVENTS=20000 go test -count=1 -run '^$' -bench QueryScale -benchtime 1x ./store
-  # Where the per-person work runs, compared at the same size: it first checks that every
-  # journey query (and the journey page's batch) answers the same in Waymark and in ClickHouse.
-  # It needs the waymark_funnel UDF: on an engine without it, it skips.
-  echo "== in-engine matching benchmark, 20,000 events (ClickHouse engine: $engine)" >&2
-  WAYMARK_TEST_CLICKHOUSE=$engine WAYMARK_BENCH_EVENTS=20000 go test -count=1 -run '^$' -bench FunnelMatching -benchtime 1x ./store
+  # Two benchmarks at a tiny size (a few seconds), in one run (one build, one server): issue 16's
+  # journey query benchmark, so its baselines and queries keep running on both engines (it
+  # measures nothing worth reading at this size); and where the per-person work runs, compared at
+  # the same size, which first checks that every journey query (and the journey page's batch)
+  # answers the same in Waymark and in ClickHouse. The second needs the waymark_funnel UDF: on an
+  # engine without it, it skips.
+  echo "== journey query and in-engine matching benchmarks, 20,000 events (ClickHouse engine: $engine)" >&2
+  WAYMARK_TEST_CLICKHOUSE=$engine WAYMARK_BENCH_EVENTS=20000 go test -count=1 -run '^$' -bench '^(BenchmarkQueryScale|BenchmarkFunnelMatching)$' -benchtime 1x ./store
 done
 echo "== fuzz (bounded)" >&2
 # Bounded by executions, not by time: Go 1.26's fuzz coordinator can report a spurious
