@@ -14,6 +14,7 @@ import (
 	"github.com/waymark-dev/waymark/ingest"
 	"github.com/waymark-dev/waymark/sessionize"
 	"github.com/waymark-dev/waymark/store"
+	"github.com/waymark-dev/waymark/store/storetest"
 )
 
 // TestBatchGivesTheSameAnswers: queries asked in one batch, which read the events together,
@@ -46,7 +47,7 @@ func TestBatchGivesTheSameAnswers(t *testing.T) {
 		t.Fatal(err)
 	}
 	reg := prometheus.NewRegistry()
-	many, err := store.Open(ctx, store.Config{Addr: server.Addr, Database: db, FunnelMatching: store.MatchProcess, QueryPassEvents: 40}, slog.New(slog.DiscardHandler), reg)
+	many, err := store.Open(ctx, store.Config{Addr: server.Addr, Database: db, FunnelMatching: store.MatchProcess, QueryPassEvents: 40, QueryTimeout: storetest.QueryHangGuard}, slog.New(slog.DiscardHandler), reg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -138,14 +139,14 @@ func TestBatchGivesTheSameAnswers(t *testing.T) {
 	stores := []namedStore{{"one pass", one}, {"passes", many}}
 	autoReg := prometheus.NewRegistry()
 	if server.FunnelUDF { // funnels matched in ClickHouse read apart from the batch's shared read
-		engine, err := store.Open(ctx, store.Config{Addr: server.Addr, Database: db, FunnelMatching: store.MatchEngine, QueryPassEvents: 40}, slog.New(slog.DiscardHandler), prometheus.NewRegistry())
+		engine, err := store.Open(ctx, store.Config{Addr: server.Addr, Database: db, FunnelMatching: store.MatchEngine, QueryPassEvents: 40, QueryTimeout: storetest.QueryHangGuard}, slog.New(slog.DiscardHandler), prometheus.NewRegistry())
 		if err != nil {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { engine.Close() })
 		stores = append(stores, namedStore{"funnels in the engine", engine})
 		// auto: each query alone matches in ClickHouse, a batch's in its shared read here.
-		auto, err := store.Open(ctx, store.Config{Addr: server.Addr, Database: db, FunnelMatching: store.MatchAuto, QueryPassEvents: 40}, slog.New(slog.DiscardHandler), autoReg)
+		auto, err := store.Open(ctx, store.Config{Addr: server.Addr, Database: db, FunnelMatching: store.MatchAuto, QueryPassEvents: 40, QueryTimeout: storetest.QueryHangGuard}, slog.New(slog.DiscardHandler), autoReg)
 		if err != nil {
 			t.Fatal(err)
 		}

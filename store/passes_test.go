@@ -15,6 +15,7 @@ import (
 	"github.com/waymark-dev/waymark/ingest"
 	"github.com/waymark-dev/waymark/sessionize"
 	"github.com/waymark-dev/waymark/store"
+	"github.com/waymark-dev/waymark/store/storetest"
 )
 
 // identityShop is a shop's events in every identity situation that puts an event under another
@@ -105,7 +106,7 @@ func TestPassesGiveTheSameAnswers(t *testing.T) {
 	one, db, jm, nEvents := identityStore(t)
 	open := func(matching string) (*store.Store, *prometheus.Registry) {
 		reg := prometheus.NewRegistry()
-		s, err := store.Open(ctx, store.Config{Addr: server.Addr, Database: db, FunnelMatching: matching, QueryPassEvents: 40}, slog.New(slog.DiscardHandler), reg)
+		s, err := store.Open(ctx, store.Config{Addr: server.Addr, Database: db, FunnelMatching: matching, QueryPassEvents: 40, QueryTimeout: storetest.QueryHangGuard}, slog.New(slog.DiscardHandler), reg)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -7,6 +7,7 @@ import (
 	"os"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/waymark-dev/waymark/store"
 )
@@ -40,12 +41,19 @@ var dbSeq atomic.Int64
 // Database returns the name of a database no other caller in this process gets: test_1, test_2, …
 func Database() string { return fmt.Sprintf("test_%d", dbSeq.Add(1)) }
 
-// OpenStore opens a migrated store on a database of its own on s, its configuration changed by
-// configure (nil: none), logging nowhere; it is closed when the test ends.
+// QueryHangGuard is the query timeout of the tests' stores (OpenStore's unless configure sets
+// another): it only guards against a hang, since a query's time is no test's subject. The default
+// minute is a speed limit: on a machine at load 45 long funnels of the limits and batch tests
+// overran it.
+const QueryHangGuard = 30 * time.Minute
+
+// OpenStore opens a migrated store on a database of its own on s, with QueryHangGuard as its
+// query timeout, its configuration changed by configure (nil: none), logging nowhere; it is
+// closed when the test ends.
 func (s *Server) OpenStore(tb testing.TB, configure func(*store.Config)) *store.Store {
 	tb.Helper()
 	ctx := context.Background()
-	cfg := store.Config{Addr: s.Addr, Database: Database()}
+	cfg := store.Config{Addr: s.Addr, Database: Database(), QueryTimeout: QueryHangGuard}
 	if configure != nil {
 		configure(&cfg)
 	}
