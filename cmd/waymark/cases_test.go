@@ -70,10 +70,16 @@ func TestCaseTimestampForms(t *testing.T) {
 		t.Errorf("POST /v1/batch answered %s; want 6 accepted and batch[3] (an epoch number) rejected as invalid_timestamp", answer)
 	}
 
-	// Kafka: the same messages produced as they are, one per line.
+	// Kafka: the same messages produced as they are, one per line, each with a messageId of its
+	// own: with the collector's messageIds they would be copies of the messages stored already
+	// (a message is its messageId whatever path brought it) and store nothing new.
 	var lines strings.Builder
 	for _, m := range batch.Batch {
-		lines.WriteString("k\t" + strings.ReplaceAll(string(m), "\n", "") + "\n")
+		line := strings.Replace(strings.ReplaceAll(string(m), "\n", ""), `"messageId":"`, `"messageId":"kafka-`, 1)
+		if !strings.Contains(line, `"messageId":"kafka-`) {
+			t.Fatalf("the case's message has no messageId to make its own: %s", line)
+		}
+		lines.WriteString("k\t" + line + "\n")
 	}
 	cmd := exec.Command("kcat", "-P", "-b", s.broker, "-t", "waymark.events", "-K", "\t")
 	cmd.Stdin = strings.NewReader(lines.String())
@@ -101,12 +107,21 @@ func TestCaseTimestampForms(t *testing.T) {
 			t.Errorf("%s: stored %s, want t1,t2,t3,t5,t6,t7", source, got)
 		}
 	}
-	dlq, err := readDLQ(t.Context(), s.broker)
+	// Both paths dead-letter the epoch-number message: the collector's copy and Kafka's.
+	dead, err := ingesttest.ReadTopic(t.Context(), s.broker, "waymark.dlq")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if msg := dlq["invalid_timestamp"]; !strings.Contains(msg, `"messageId":"f4"`) {
-		t.Errorf("no dead letter invalid_timestamp for the epoch-number message (dead letters: %v)", dlq)
+	for _, id := range []string{`"messageId":"f4"`, `"messageId":"kafka-f4"`} {
+		found := false
+		for _, m := range dead {
+			for _, h := range m.Headers {
+				found = found || h.Key == "waymark-dlq-reason" && string(h.Value) == "invalid_timestamp" && strings.Contains(string(m.Value), id)
+			}
+		}
+		if !found {
+			t.Errorf("no dead letter invalid_timestamp for the epoch-number message %s (%d dead letters)", id, len(dead))
+		}
 	}
 }
 
