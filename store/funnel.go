@@ -234,15 +234,12 @@ const largeUnit = 10_000
 // unit's person, its events, the steps it reached (level) and the events that took them (path).
 func (s *Store) matchHere(ctx context.Context, kind string, plan *funnelPlan, q FunnelQuery, agg *funnelAgg,
 	each func(person string, unit []unitEvent, attrs attrTable, level int, path []int)) error {
-	var sessions map[string][]span
+	var sessions *visits // a pass's, when q counts sessions
 	if q.CountBy == CountSessions {
-		var err error
-		if sessions, err = s.sessionSpans(ctx, q.From); err != nil {
-			return err
-		}
+		sessions = visitsFrom(q.From)
 	}
 	finder := newPathFinder(plan.spec)
-	return s.scan(ctx, plan.scan, func(person string, events []scannedEvent, attrs attrTable) error {
+	return s.scanVisits(ctx, plan.scan, sessions, func(person string, events []scannedEvent, attrs attrTable) error {
 		for _, unit := range plan.units(events, attrs, sessions) {
 			if len(unit) >= largeUnit {
 				s.log.Info("matching a unit with many events; --query-timeout bounds the query", "query", kind, "events", len(unit))
@@ -487,7 +484,7 @@ func planFunnel(jm *sessionize.Map, q FunnelQuery) (*funnelPlan, error) {
 // units turns one person's events, with their attributes, into funnel units: the person, or
 // each of their sessions. The units are valid until the next call: their space is reused from
 // person to person.
-func (p *funnelPlan) units(events []scannedEvent, attrs attrTable, sessions map[string][]span) [][]unitEvent {
+func (p *funnelPlan) units(events []scannedEvent, attrs attrTable, sessions *visits) [][]unitEvent {
 	if !inScanOrder(events) {
 		slices.SortFunc(events, compareScanned)
 	}
@@ -544,12 +541,6 @@ func (p *funnelPlan) units(events []scannedEvent, attrs attrTable, sessions map[
 	return units
 }
 
-// span is one stored session (a visit of one device): its time range (ms) and end reason.
-type span struct {
-	start, end int64
-	reason     string
-}
-
 // sessionPart is one person's events within one visit: a session, as every query that counts
 // sessions counts them (see splitBySession).
 type sessionPart[E any] struct {
@@ -564,7 +555,7 @@ type sessionPart[E any] struct {
 // in is one session; a visit shared by several signed-in persons is one session per person, as
 // Amplitude and Mixpanel count sessions per user. keys[i] is the customer key of events[i], and
 // at gives an event's time (ms). Events of no stored session yet are left out.
-func splitBySession[E any](events []E, keys []string, at func(E) int64, sessions map[string][]span) []sessionPart[E] {
+func splitBySession[E any](events []E, keys []string, at func(E) int64, sessions *visits) []sessionPart[E] {
 	type unitKey struct {
 		key   string
 		start int64
@@ -572,7 +563,7 @@ func splitBySession[E any](events []E, keys []string, at func(E) int64, sessions
 	index := map[unitKey]int{}
 	var units []sessionPart[E]
 	for i, e := range events {
-		t, spans := at(e), sessions[keys[i]]
+		t, spans := at(e), sessions.of(keys[i])
 		j, _ := slices.BinarySearchFunc(spans, t, func(s span, t int64) int { return cmp.Compare(s.start, t+1) })
 		if j == 0 || spans[j-1].end < t {
 			continue
@@ -587,41 +578,6 @@ func splitBySession[E any](events []E, keys []string, at func(E) int64, sessions
 		units[u].events = append(units[u].events, e)
 	}
 	return units
-}
-
-// sessionSpans reads the live sessions that end at or after from, per customer key, by start.
-func (s *Store) sessionSpans(ctx context.Context, from time.Time) (map[string][]span, error) {
-	lo := uint64(0)
-	if !from.IsZero() {
-		lo = uint64(from.UnixMilli())
-	}
-	rows, err := s.conn.Query(ctx, `SELECT customer_key, start, end, reason FROM (
-		SELECT session_id, argMax(customer_key, version) AS customer_key, argMax(start_ms, version) AS start,
-			argMax(end_ms, version) AS end, argMax(end_reason, version) AS reason, argMax(deleted, version) AS gone
-		FROM `+s.table("sessions")+`
-		GROUP BY session_id
-		HAVING gone = 0 AND end >= ?
-	)`, lo)
-	if err != nil {
-		return nil, fmt.Errorf("read sessions: %w", err)
-	}
-	defer rows.Close()
-	out := map[string][]span{}
-	for rows.Next() {
-		var key, reason string
-		var start, end uint64
-		if err := rows.Scan(&key, &start, &end, &reason); err != nil {
-			return nil, fmt.Errorf("read sessions: %w", err)
-		}
-		out[key] = append(out[key], span{int64(start), int64(end), reason})
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("read sessions: %w", err)
-	}
-	for _, spans := range out {
-		slices.SortFunc(spans, func(a, b span) int { return cmp.Compare(a.start, b.start) })
-	}
-	return out, nil
 }
 
 // funnelAgg sums units into the funnel's steps, overall and per breakdown value.

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"net/url"
 	"slices"
 	"testing"
 	"time"
@@ -118,6 +119,9 @@ func TestPassesGiveTheSameAnswers(t *testing.T) {
 	funnel := store.FunnelQuery{Steps: []string{"Product Viewed", "Product Added", "Order Completed"}, Window: 7 * 24 * time.Hour}
 	bounded := funnel
 	bounded.Steps = []string{"Product Viewed[price>-2.5]", "Product Added[price<=1.25]", "Order Completed[price>=0]"}
+	bySessions := funnel
+	bySessions.Steps, bySessions.CountBy = []string{"Product Viewed", "Product Added"}, store.CountSessions
+	midShop := time.Date(2026, 2, 12, 0, 0, 0, 0, time.UTC) // identityShop's persons begin over 20 days from 2026-02-02
 	tests := []struct {
 		name string
 		ask  answer
@@ -138,6 +142,19 @@ func TestPassesGiveTheSameAnswers(t *testing.T) {
 			return s.Retention(ctx, jm, store.RetentionQuery{Conversion: "Product Viewed"})
 		}},
 		{"stages", func(s *store.Store) (any, error) { return s.Stages(ctx, jm, store.StagesQuery{}) }},
+		{"sessions", func(s *store.Store) (any, error) { return s.Sessions(ctx, store.SessionsQuery{}) }},
+		{"sessions of a range", func(s *store.Store) (any, error) {
+			return s.Sessions(ctx, store.SessionsQuery{From: midShop, To: midShop.AddDate(0, 0, 5)})
+		}},
+		{"funnel by sessions", func(s *store.Store) (any, error) { return s.Funnel(ctx, jm, bySessions) }},
+		{"funnel by sessions from a time", func(s *store.Store) (any, error) {
+			q := bySessions
+			q.From, q.Breakdown = midShop, store.Breakdown{By: "channel"}
+			return s.Funnel(ctx, jm, q)
+		}},
+		{"dropoff by sessions", func(s *store.Store) (any, error) {
+			return s.Dropoff(ctx, jm, store.DropoffQuery{Funnel: bySessions, Step: 1, Limit: 1000, IDsLimit: 1000})
+		}},
 	}
 	text := func(s *store.Store, ask answer) string {
 		t.Helper()
@@ -176,6 +193,13 @@ func TestPassesGiveTheSameAnswers(t *testing.T) {
 	}
 	if filtered.Steps[2].Customers == 0 || filtered.Steps[0].Customers == res.Steps[0].Customers {
 		t.Errorf("funnel %+v: the numeric filters keep nothing or drop nothing of %+v", filtered.Steps, res.Steps)
+	}
+	sessions, err := one.Funnel(ctx, jm, bySessions)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sessions.Steps[1].Customers == 0 || sessions.Steps[0].Customers <= res.Steps[0].Customers {
+		t.Errorf("funnel by sessions %+v: fewer sessions than persons of %+v", sessions.Steps, res.Steps)
 	}
 	if server.FunnelUDF { // the in-engine funnel reads in the same passes
 		engine, _ := open(store.MatchEngine)
@@ -291,5 +315,97 @@ func TestPassesReadEventsStoredBeforePersonsOnEvents(t *testing.T) {
 	}
 	if answers[0] != answers[1] {
 		t.Errorf("in passes: %s\nin one: %s", answers[1], answers[0])
+	}
+}
+
+// TestPassesHoldTheirOwnVisits: a query that counts sessions loads, per pass, only the visits of
+// the customer keys that pass reads, so its memory follows a pass rather than the sessions table:
+// over persons who each browse on one key of their own, the passes of a many-pass store load
+// every visit once between them, as one pass does, alone and in a batch, and answer the same.
+func TestPassesHoldTheirOwnVisits(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	jm := defaultMap(t)
+	var db string
+	one := openStoreWith(t, func(c *store.Config) { db, c.FunnelMatching = c.Database, store.MatchProcess })
+	sz, err := sessionize.New(sessionize.Config{}, jm)
+	if err != nil {
+		t.Fatal(err)
+	}
+	runner, err := sessionize.NewRunner(sz, one, one, prometheus.NewRegistry())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t0 := time.Date(2026, 4, 6, 8, 0, 0, 0, time.UTC)
+	var events []ingest.Event
+	for p := range 60 {
+		for visit := range 3 { // hours apart: three visits each
+			for i, name := range []string{"Product Viewed", "Product Added"} {
+				at := t0.Add(time.Duration(visit*3)*time.Hour + time.Duration(p*10+i)*time.Second)
+				events = append(events, ingest.Event{Source: "visits", Type: "track", Event: name, MessageID: fmt.Sprintf("v%d-%d-%d", p, visit, i),
+					UserID: fmt.Sprintf("u%02d", p), Timestamp: at, ReceivedAt: at, Raw: []byte("{}")})
+			}
+		}
+	}
+	slices.SortStableFunc(events, func(a, b ingest.Event) int { return a.Timestamp.Compare(b.Timestamp) })
+	for batch := range slices.Chunk(events, 50) {
+		if err := runner.Write(ctx, batch); err != nil {
+			t.Fatal(err)
+		}
+	}
+	open := func(passEvents uint64) (*store.Store, *prometheus.Registry) {
+		reg := prometheus.NewRegistry()
+		s, err := store.Open(ctx, store.Config{Addr: server.Addr, Database: db, FunnelMatching: store.MatchProcess, QueryPassEvents: passEvents}, slog.New(slog.DiscardHandler), reg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { s.Close() })
+		return s, reg
+	}
+	whole, wholeReg := open(0)
+	many, manyReg := open(30)
+	funnel := url.Values{"steps": {"Product Viewed,Product Added"}, "count_by": {"sessions"}}
+	tests := []struct {
+		name string
+		ask  func(s *store.Store) (any, error)
+	}{
+		{"sessions", func(s *store.Store) (any, error) { return s.Sessions(ctx, store.SessionsQuery{}) }},
+		{"funnel by sessions", func(s *store.Store) (any, error) { return s.Query(ctx, jm, "funnel", funnel) }},
+		{"in a batch", func(s *store.Store) (any, error) {
+			answers, err := s.QueryBatch(ctx, jm, []store.BatchQuery{{Name: "sessions"}, {Name: "funnel", Params: funnel}, {Name: "stages"}})
+			for _, a := range answers {
+				err = cmp.Or(err, a.Err)
+			}
+			return answers, err
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var answers []string
+			var loaded, passes []float64
+			for _, s := range []struct {
+				store *store.Store
+				reg   *prometheus.Registry
+			}{{whole, wholeReg}, {many, manyReg}} {
+				before := gatherCounters(t, s.reg)
+				res, err := tt.ask(s.store)
+				if err != nil {
+					t.Fatal(err)
+				}
+				answers = append(answers, mustJSON(t, res))
+				after := gatherCounters(t, s.reg)
+				loaded = append(loaded, after["waymark_store_scan_visits_total"]-before["waymark_store_scan_visits_total"])
+				passes = append(passes, after["waymark_store_scan_passes_total"]-before["waymark_store_scan_passes_total"])
+			}
+			if answers[0] != answers[1] {
+				t.Errorf("in passes:\n%s\nin one:\n%s", answers[1], answers[0])
+			}
+			if loaded[0] < 180 {
+				t.Errorf("one pass loaded %v visits, want the 180 of the 60 persons (or more, a batch's queries loading them each)", loaded[0])
+			}
+			if passes[1] < 5 || loaded[1] != loaded[0] {
+				t.Errorf("%v passes loaded %v visits, want them to load the %v of one pass between them", passes[1], loaded[1], loaded[0])
+			}
+		})
 	}
 }

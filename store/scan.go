@@ -131,11 +131,22 @@ func countKey(m map[string]int64, key string) {
 //
 // A query of a batch (QueryBatch) shares its scan with the batch's other queries: see scanShare.
 func (s *Store) scan(ctx context.Context, sc eventScan, fn scanFunc) error {
+	return s.read(ctx, scanReader{scan: sc, fn: fn})
+}
+
+// scanVisits is scan for a query that splits its persons' events by visit: whenever fn is
+// given a person, v holds the live visits that end at or after v.from of every customer key of
+// the person's events (and of the other persons of the pass), and fn may not keep them.
+func (s *Store) scanVisits(ctx context.Context, sc eventScan, v *visits, fn scanFunc) error {
+	return s.read(ctx, scanReader{scan: sc, fn: fn, visits: v})
+}
+
+// read reads r's scan, alone or with the other scans of its batch.
+func (s *Store) read(ctx context.Context, r scanReader) error {
 	if share := shareOf(ctx); share != nil {
-		return share.scan(ctx, scanReader{scan: sc, fn: fn})
+		return share.scan(ctx, r)
 	}
-	r := &scanReader{scan: sc, fn: fn}
-	if err := s.scanTogether(ctx, []*scanReader{r}); err != nil {
+	if err := s.scanTogether(ctx, []*scanReader{&r}); err != nil {
 		return err
 	}
 	return r.err
@@ -158,6 +169,9 @@ type scanReader struct {
 	predBits, attrCols []int
 	shift              int
 	err                error // the error fn returned; it is given no more persons
+	// visits, when set, is where the reader finds the visits of its persons' customer keys:
+	// scanTogether loads each pass's into it (see loadVisits).
+	visits *visits
 }
 
 // readerScratch is the space a scan's readers get their part of each person in, reused from
@@ -195,17 +209,19 @@ func reuse[T any](buf []T) []T {
 // scan when none is left; scanTogether returns the scan's own error (ClickHouse's, ctx's).
 func (s *Store) scanTogether(ctx context.Context, readers []*scanReader) error {
 	sc := combineScans(readers)
-	id, passes, err := s.scanPasses(ctx, sc)
+	loads := visitLoads(readers)
+	id, passes, err := s.scanPasses(ctx, sc, loads)
 	if err != nil {
 		return err
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	// Each pass is sent before the one before it is read, so ClickHouse reads and groups the next
-	// range of persons while Waymark matches the persons of the last.
+	// range of persons while Waymark matches the persons of the last; so are its visits.
 	var running []driver.Rows // passes sent and not read through; nil: a pass with no events
+	var visitsSent [][]driver.Rows // per pass of running, its visits per load
 	defer func() {
 		cancel() // a pass still running stops rather than runs to its end
-		for _, rows := range running {
+		for _, rows := range slices.Concat(slices.Concat(visitsSent...), running) {
 			if rows != nil {
 				rows.Close()
 			}
@@ -220,8 +236,17 @@ func (s *Store) scanTogether(ctx context.Context, readers []*scanReader) error {
 		if err != nil {
 			return err
 		}
-		sent++
 		running = append(running, rows)
+		visitsSent = append(visitsSent, make([]driver.Rows, len(loads)))
+		for i, l := range loads {
+			if rows == nil {
+				break // no persons to give
+			}
+			if visitsSent[len(visitsSent)-1][i], err = s.sendVisits(ctx, sc, id, passes[sent], l.from); err != nil {
+				return err
+			}
+		}
+		sent++
 		return nil
 	}
 	if err := sendNext(); err != nil {
@@ -252,7 +277,11 @@ func (s *Store) scanTogether(ctx context.Context, readers []*scanReader) error {
 			return err
 		}
 		rows := running[0]
+		if err := s.loadVisits(ctx, loads, visitsSent[0]); err != nil {
+			return err
+		}
 		err := readPersons(ctx, rows, len(sc.attrs), cancel, give)
+		dropVisits(loads)
 		if errors.Is(err, errReadersDone) {
 			return nil // the deferred cancel stops the passes still running
 		}
@@ -262,7 +291,7 @@ func (s *Store) scanTogether(ctx context.Context, readers []*scanReader) error {
 		if rows != nil {
 			rows.Close() // read through: nothing left to wait for
 		}
-		running = running[1:]
+		running, visitsSent = running[1:], visitsSent[1:]
 	}
 	return nil
 }
@@ -473,8 +502,10 @@ const maxPasses = 256
 // events spilled to disk past half of --query-max-memory and ran several times slower
 // (docs/query-scale.md). Scans of a few million events take a few passes too (see
 // pipelinedPasses). The bounds are taken from a sample of the stored persons of the scan's time
-// range, weighted by their events. It also fixes the identity snapshot every pass reads.
-func (s *Store) scanPasses(ctx context.Context, sc eventScan) (identitySnapshot, []personRange, error) {
+// range, weighted by their events. When readers load visits per pass (loads), the passes are
+// also enough for each to hold about passVisits visits. It also fixes the identity snapshot every
+// pass reads.
+func (s *Store) scanPasses(ctx context.Context, sc eventScan, loads []visitLoad) (identitySnapshot, []personRange, error) {
 	one := []personRange{{}}
 	id, err := s.identitySnapshot(ctx)
 	if err != nil || sc.to < 0 {
@@ -491,8 +522,21 @@ func (s *Store) scanPasses(ctx context.Context, sc eventScan) (identitySnapshot,
 		// bytesPerPassEvent), as a batch's may have, takes smaller passes.
 		passEvents := max(1, s.cfg.QueryPassEvents*passSizeAttrs/max(passSizeAttrs, uint64(len(sc.attrs))))
 		passes = max((n-1)/passEvents+1, min(pipelinedPasses, (n-1)/pipelinedPassEvents+1))
-		passes = min(passes, maxPasses)
 	}
+	if n > 0 && len(loads) > 0 {
+		// The sessions rows each load may hold (every version of a visit, so a bound), summed
+		// over the loads, as every load's visits of a pass are held at once.
+		var v uint64
+		for _, l := range loads {
+			var rows uint64
+			if err := s.conn.QueryRow(ctx, "SELECT count() FROM "+s.table("sessions")+" WHERE end_ms >= ?", uint64(max(l.from, 0))).Scan(&rows); err != nil {
+				return id, nil, fmt.Errorf("count visits: %w", err)
+			}
+			v += rows
+		}
+		passes = max(passes, (v+passVisits-1)/passVisits)
+	}
+	passes = min(passes, maxPasses)
 	if passes == 1 {
 		return id, one, nil
 	}
@@ -577,12 +621,8 @@ func (s *Store) personRows(sc eventScan, id identitySnapshot, r personRange) (qu
 	// table's order by customer key, which is mostly the person, keeps those rows together.
 	prewhere, outer := "", r.sql(resolvedPerson)
 	if r != (personRange{}) {
-		stored, merged := r.sql("person_id"), r.sql("merged_into")
-		prewhere = "PREWHERE " + stored.sql + " OR person_id IN (SELECT person_id FROM (" + s.personOverrides(id.persons) + ") WHERE " + merged.sql + ")"
-		if id.shared {
-			prewhere += " OR customer_key IN (SELECT customer_key FROM (" + s.signIns(id.signIns) + "))"
-		}
-		args = append(append(args, stored.args...), merged.args...)
+		p := s.passPrewhere(id, r)
+		prewhere, args = "PREWHERE "+p.sql, append(args, p.args...)
 	}
 	var numbers []string // the values bounds compare, each once
 	for i, p := range sc.preds {
@@ -646,6 +686,18 @@ func (s *Store) personRows(sc eventScan, id identitySnapshot, r personRange) (qu
 	) AS e ANY LEFT JOIN (` + s.personOverrides(id.persons) + `) AS o USING person_id
 	WHERE ` + outer.sql
 	return query, append(args, outer.args...), false, nil
+}
+
+// passPrewhere is the condition, over the events table, of the events a pass over the persons in
+// r reads (see personRows): stored with a person in r, or with one merged since into a person in
+// r, or on a device several users signed in on.
+func (s *Store) passPrewhere(id identitySnapshot, r personRange) predicate {
+	stored, merged := r.sql("person_id"), r.sql("merged_into")
+	sql := stored.sql + " OR person_id IN (SELECT person_id FROM (" + s.personOverrides(id.persons) + ") WHERE " + merged.sql + ")"
+	if id.shared {
+		sql += " OR customer_key IN (SELECT customer_key FROM (" + s.signIns(id.signIns) + "))"
+	}
+	return predicate{sql: sql, args: append(stored.args, merged.args...)}
 }
 
 // readPersons reads a pass's rows (see sendPass) through, and streams each person's events to

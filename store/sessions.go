@@ -87,24 +87,18 @@ func (s *Store) sessions(ctx context.Context, from, to time.Time) (*SessionSumma
 	if !to.IsZero() {
 		sum.To = &to
 	}
-	visits, err := s.sessionSpans(ctx, from)
-	if err != nil {
-		return nil, err
-	}
 	// The latest end of the visits that began before the range ends bounds the events that can
 	// be in a session of the range; the scan reads every event up to it, so that the earliest
-	// copy of a message, wherever and whenever stored, is the one kept (see dedupe).
-	last := int64(-1)
-	for _, spans := range visits {
-		for _, v := range spans {
-			if v.start < hi {
-				last = max(last, v.end)
-			}
-		}
+	// copy of a message, wherever and whenever stored, is the one kept (see dedupe). Events
+	// after it are in no session of the range, and later than every one of the range.
+	last, err := s.lastVisitEnd(ctx, lo, hi)
+	if err != nil {
+		return nil, err
 	}
 	if last < 0 {
 		return sum, nil
 	}
+	visits := visitsFrom(from) // a pass's
 	const keyAttr, channelAttr = 0, 1
 	sc := eventScan{
 		preds: []predicate{rulePredicate(sessionize.Rule{Types: sessionize.TouchpointTypes()})},
@@ -114,7 +108,7 @@ func (s *Store) sessions(ctx context.Context, from, to time.Time) (*SessionSumma
 	var durations []float64
 	persons := map[string]bool{}
 	var keys []string
-	err = s.scan(ctx, sc, func(person string, events []scannedEvent, attrs attrTable) error {
+	err = s.scanVisits(ctx, sc, visits, func(person string, events []scannedEvent, attrs attrTable) error {
 		if !inScanOrder(events) {
 			slices.SortFunc(events, compareScanned)
 		}
@@ -133,7 +127,7 @@ func (s *Store) sessions(ctx context.Context, from, to time.Time) (*SessionSumma
 			sum.Sessions++
 			sum.Events += uint64(len(ss.events))
 			durations = append(durations, float64(end.t-first.t)/1000)
-			sum.ByEndReason[ss.visit.reason]++
+			sum.ByEndReason[visits.reason(ss.visit)]++
 			if ch := attrs.value(first.at, channelAttr); sum.ByEntryChannel[ch] == 0 {
 				sum.ByEntryChannel[strings.Clone(ch)] = 1
 			} else {

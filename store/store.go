@@ -321,6 +321,7 @@ type metrics struct {
 	querySeconds  *prometheus.HistogramVec
 	queryErrors   *prometheus.CounterVec
 	scanPasses    prometheus.Counter
+	scanVisits    prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -354,9 +355,13 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "waymark_store_scan_passes_total",
 			Help: "Passes the journey queries made over ranges of persons, one ClickHouse query each (a table of more than --query-pass-events events takes several).",
 		}),
+		scanVisits: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "waymark_store_scan_visits_total",
+			Help: "Stored visits (sessions) the passes of the queries that count sessions loaded, each pass those of its persons' customer keys.",
+		}),
 	}
 	if reg != nil {
-		for _, c := range []prometheus.Collector{m.rows, m.batches, m.storedLag, m.insertSeconds, m.insertErrors, m.querySeconds, m.queryErrors, m.scanPasses} {
+		for _, c := range []prometheus.Collector{m.rows, m.batches, m.storedLag, m.insertSeconds, m.insertErrors, m.querySeconds, m.queryErrors, m.scanPasses, m.scanVisits} {
 			if err := reg.Register(c); err != nil {
 				return nil, fmt.Errorf("register store metrics: %w", err)
 			}

@@ -1,0 +1,225 @@
+package store
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+)
+
+// span is one stored session (a visit of one device): its time range (ms) and end reason, an
+// index into the reasons of the visits it belongs to (visits.reason).
+type span struct {
+	start, end int64
+	reason     uint32
+}
+
+// visits holds the live visits (see liveVisits) of some customer keys that end at or after from,
+// in a compact form: each key once, its visits side by side by start, each end reason once.
+//
+// A query that splits its persons' events by visit (splitBySession: sessions, and funnels and
+// drop-offs counted by sessions) holds only the visits of the pass it reads: scanTogether loads
+// those of the customer keys the pass can read before the pass's persons are given to it, and
+// drops them after (see loadVisits). So its memory follows the pass, not the sessions table:
+// at 10M events (9.2M visits) holding every visit took 1.9–2.2 GiB.
+type visits struct {
+	from    int64    // ms: the visits end at or after it
+	keys    []string // distinct, in byte order
+	bounds  []int32  // keys[i]'s visits are spans[bounds[i]:bounds[i+1]]
+	spans   []span   // each key's by start
+	reasons []string // the end reasons, each once
+}
+
+// visitsFrom is the visits of no key yet that end at or after from (zero: unbounded), for a
+// scan to load (see scanVisits).
+func visitsFrom(from time.Time) *visits {
+	if from.IsZero() {
+		return &visits{}
+	}
+	return &visits{from: from.UnixMilli()}
+}
+
+// of is the visits of customer key, by start; none when it has none here.
+func (v *visits) of(key string) []span {
+	i, ok := slices.BinarySearch(v.keys, key)
+	if !ok {
+		return nil
+	}
+	return v.spans[v.bounds[i]:v.bounds[i+1]]
+}
+
+// reason is the end reason of s, one of v's visits.
+func (v *visits) reason(s span) string { return v.reasons[s.reason] }
+
+// drop lets go of the visits held, keeping from.
+func (v *visits) drop() { *v = visits{from: v.from} }
+
+// passVisits is the most visits scanPasses lets one pass hold when a reader needs them (about
+// 32 MB of visits, at 24 bytes a span plus their keys): a table of many short visits is read
+// in more passes. At 10M synthetic events (9.2M visits) the sessions query takes 9 passes.
+const passVisits = 1 << 20
+
+// liveVisits is the SQL of the live visits among the sessions rows where holds ("1": all of
+// them), and its one argument, from (ms, "?" after where's own): per session, the newest
+// version's customer key (key), start and end (ms) and end reason, of the sessions whose newest
+// version is not deleted and ends at or after from. Every query that counts sessions reads its
+// visits here.
+func (s *Store) liveVisits(where string) string {
+	return `SELECT session_id, argMax(customer_key, version) AS key, argMax(start_ms, version) AS start,
+			argMax(end_ms, version) AS end, argMax(end_reason, version) AS reason, argMax(deleted, version) AS gone
+		FROM ` + s.table("sessions") + `
+		WHERE ` + where + `
+		GROUP BY session_id
+		HAVING gone = 0 AND end >= ?`
+}
+
+// sendVisits sends the query of the live visits that end at or after from of the customer keys
+// whose events pass r of scan sc can read: the keys of the events of its time range that its
+// PREWHERE selects (passPrewhere) and, unless a condition compares numbers, that match one of
+// its conditions. That holds every key of every event the pass gives its readers, and a few more.
+// Its rows are (key, start, end, reason), by key and start: readVisits reads them.
+func (s *Store) sendVisits(ctx context.Context, sc eventScan, id identitySnapshot, r personRange, from int64) (driver.Rows, error) {
+	where, args := "1", []any(nil)
+	if r != (personRange{}) {
+		prewhere := s.passPrewhere(id, r)
+		inRange := sc.timeRange()
+		keys := "SELECT customer_key FROM " + s.table("events") + " PREWHERE " + prewhere.sql + " WHERE " + inRange.sql
+		args = append(append(args, prewhere.args...), inRange.args...)
+		if cond, ok := sc.anyCondition(); ok {
+			keys += " AND " + cond.sql
+			args = append(args, cond.args...)
+		}
+		where = "customer_key IN (" + keys + ")"
+	}
+	query := `SELECT key, start, end, reason FROM (` + s.liveVisits(where) + `) ORDER BY key, start`
+	rows, err := s.conn.Query(s.withQuerySettings(ctx), query, append(args, uint64(max(from, 0)))...)
+	if err != nil {
+		return nil, fmt.Errorf("read visits: %w", err)
+	}
+	return rows, nil
+}
+
+// readVisits reads the rows of sendVisits through, and closes them.
+func readVisits(ctx context.Context, rows driver.Rows, from int64) (*visits, error) {
+	defer rows.Close()
+	v := &visits{from: from}
+	reasons := map[string]uint32{}
+	var key, reason string
+	var start, end uint64
+	n := 0
+	for rows.Next() {
+		if n++; n%4096 == 0 && ctx.Err() != nil {
+			return nil, fmt.Errorf("read visits: %w", ctx.Err())
+		}
+		if err := rows.Scan(&key, &start, &end, &reason); err != nil {
+			return nil, fmt.Errorf("read visits: %w", err)
+		}
+		if len(v.keys) == 0 || v.keys[len(v.keys)-1] != key {
+			v.keys, v.bounds = append(v.keys, key), append(v.bounds, int32(len(v.spans)))
+		}
+		r, ok := reasons[reason]
+		if !ok {
+			r = uint32(len(v.reasons))
+			reasons[reason], v.reasons = r, append(v.reasons, reason)
+		}
+		v.spans = append(v.spans, span{start: int64(start), end: int64(end), reason: r})
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("read visits: %w", err)
+	}
+	v.bounds = append(v.bounds, int32(len(v.spans)))
+	// Sorted by ClickHouse's collation of String, which is byte order; checked, since of
+	// searches them.
+	if !slices.IsSorted(v.keys) {
+		return nil, fmt.Errorf("read visits: keys not in byte order")
+	}
+	v.keys, v.spans = slices.Clip(v.keys), slices.Clip(v.spans)
+	return v, nil
+}
+
+// visitLoad is the visits the readers of a scan that need them read per pass, from one time on.
+type visitLoad struct {
+	from    int64
+	readers []*scanReader
+}
+
+// visitLoads groups the readers that need visits by the time their visits end at or after.
+func visitLoads(readers []*scanReader) []visitLoad {
+	var loads []visitLoad
+	for _, r := range readers {
+		if r.visits == nil {
+			continue
+		}
+		i := slices.IndexFunc(loads, func(l visitLoad) bool { return l.from == r.visits.from })
+		if i < 0 {
+			i, loads = len(loads), append(loads, visitLoad{from: r.visits.from})
+		}
+		loads[i].readers = append(loads[i].readers, r)
+	}
+	return loads
+}
+
+// lastVisitEnd is an end (ms) at or after that of every live visit that starts before hi and
+// ends at or after lo, or -1 when there is none: the latest end of the sessions rows of that
+// range, a look-up of two columns rather than grouping every session.
+func (s *Store) lastVisitEnd(ctx context.Context, lo, hi int64) (int64, error) {
+	var n, last uint64
+	err := s.conn.QueryRow(s.withQuerySettings(ctx), "SELECT count(), max(end_ms) FROM "+s.table("sessions")+" WHERE start_ms < ? AND end_ms >= ?",
+		uint64(max(hi, 0)), uint64(max(lo, 0))).Scan(&n, &last)
+	if err != nil {
+		return 0, fmt.Errorf("read the visits' last end: %w", err)
+	}
+	if n == 0 {
+		return -1, nil
+	}
+	return int64(last), nil
+}
+
+// anyCondition is the condition that an event matches one of sc's conditions, as SQL over the
+// events table; ok is false when one compares numbers, which a scan reads in a subquery (see
+// personRows).
+func (sc eventScan) anyCondition() (p predicate, ok bool) {
+	ors := make([]string, len(sc.preds))
+	for i, c := range sc.preds {
+		if len(c.numbers) > 0 {
+			return predicate{}, false
+		}
+		ors[i] = c.sql
+		p.args = append(p.args, c.args...)
+	}
+	p.sql = "(" + strings.Join(ors, " OR ") + ")"
+	return p, true
+}
+
+// loadVisits reads the visits of one pass, sent per load (sendVisits; nil for a pass with no
+// events), into the visits of each load's readers, which share them.
+func (s *Store) loadVisits(ctx context.Context, loads []visitLoad, sent []driver.Rows) error {
+	for i, l := range loads {
+		if sent[i] == nil {
+			continue
+		}
+		rows := sent[i]
+		sent[i] = nil // read here, closed by readVisits
+		v, err := readVisits(ctx, rows, l.from)
+		if err != nil {
+			return err
+		}
+		s.metrics.scanVisits.Add(float64(len(v.spans)))
+		for _, r := range l.readers {
+			*r.visits = *v
+		}
+	}
+	return nil
+}
+
+// dropVisits lets go of the visits of the pass read, before the next pass's are loaded.
+func dropVisits(loads []visitLoad) {
+	for _, l := range loads {
+		for _, r := range l.readers {
+			r.visits.drop()
+		}
+	}
+}
