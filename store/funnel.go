@@ -193,8 +193,8 @@ func (q *FunnelQuery) Validate() error {
 // ClickHouse selects the events that can matter, per person; the exact matching (which
 // windowFunnel gets wrong on ties and on steps matching the same event) runs on each person's
 // list, deduplicated: inside ClickHouse, in the waymark_funnel executable UDF, when the server has
-// it (Config.FunnelMatching), else here as rows stream in. Counting sessions always matches here
-// (the sessions are read here).
+// it (Config.FunnelMatching), else here as rows stream in. Counting sessions always matches here,
+// where the visits are read, pass by pass (see visits).
 func (s *Store) Funnel(ctx context.Context, jm *sessionize.Map, q FunnelQuery) (*FunnelResult, error) {
 	return runQuery(ctx, s, "funnel", func(ctx context.Context) (*FunnelResult, error) { return s.funnel(ctx, jm, q) })
 }

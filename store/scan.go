@@ -217,7 +217,7 @@ func (s *Store) scanTogether(ctx context.Context, readers []*scanReader) error {
 	ctx, cancel := context.WithCancel(ctx)
 	// Each pass is sent before the one before it is read, so ClickHouse reads and groups the next
 	// range of persons while Waymark matches the persons of the last; so are its visits.
-	var running []driver.Rows // passes sent and not read through; nil: a pass with no events
+	var running []driver.Rows      // passes sent and not read through; nil: a pass with no events
 	var visitsSent [][]driver.Rows // per pass of running, its visits per load
 	defer func() {
 		cancel() // a pass still running stops rather than runs to its end

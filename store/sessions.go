@@ -65,6 +65,10 @@ func ParseSessionsQuery(v url.Values) (SessionsQuery, error) {
 // as stored, as the query does not sessionize again (the gap and the longest session are the
 // ingest's settings): a session's end reason, and a visit whose later copy bridged two visits
 // stays one.
+//
+// The query holds one pass's visits at a time (the visits of the customer keys of the persons it
+// reads, see visits), not every visit of the range: its memory follows the pass, as the other
+// journey queries' does. At 10M synthetic events (9.2M visits) holding them all took 2.2 GiB.
 func (s *Store) Sessions(ctx context.Context, q SessionsQuery) (*SessionSummary, error) {
 	return runQuery(ctx, s, "sessions", func(ctx context.Context) (*SessionSummary, error) { return s.sessions(ctx, q.From, q.To) })
 }

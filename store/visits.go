@@ -1,6 +1,7 @@
 package store
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"slices"
@@ -80,7 +81,7 @@ func (s *Store) liveVisits(where string) string {
 // whose events pass r of scan sc can read: the keys of the events of its time range that its
 // PREWHERE selects (passPrewhere) and, unless a condition compares numbers, that match one of
 // its conditions. That holds every key of every event the pass gives its readers, and a few more.
-// Its rows are (key, start, end, reason), by key and start: readVisits reads them.
+// Its rows are (key, start, end, reason), in no order: readVisits reads them.
 func (s *Store) sendVisits(ctx context.Context, sc eventScan, id identitySnapshot, r personRange, from int64) (driver.Rows, error) {
 	where, args := "1", []any(nil)
 	if r != (personRange{}) {
@@ -94,7 +95,7 @@ func (s *Store) sendVisits(ctx context.Context, sc eventScan, id identitySnapsho
 		}
 		where = "customer_key IN (" + keys + ")"
 	}
-	query := `SELECT key, start, end, reason FROM (` + s.liveVisits(where) + `) ORDER BY key, start`
+	query := `SELECT key, start, end, reason FROM (` + s.liveVisits(where) + `)`
 	rows, err := s.conn.Query(s.withQuerySettings(ctx), query, append(args, uint64(max(from, 0)))...)
 	if err != nil {
 		return nil, fmt.Errorf("read visits: %w", err)
@@ -105,38 +106,73 @@ func (s *Store) sendVisits(ctx context.Context, sc eventScan, id identitySnapsho
 // readVisits reads the rows of sendVisits through, and closes them.
 func readVisits(ctx context.Context, rows driver.Rows, from int64) (*visits, error) {
 	defer rows.Close()
-	v := &visits{from: from}
-	reasons := map[string]uint32{}
-	var key, reason string
-	var start, end uint64
-	n := 0
-	for rows.Next() {
-		if n++; n%4096 == 0 && ctx.Err() != nil {
+	type visit struct {
+		key int32 // index into keys
+		span
+	}
+	var (
+		keys    []string // in the order met
+		index   = map[string]int32{}
+		reasons = map[string]uint32{}
+		read    []visit
+		v       = &visits{from: from}
+		key     string
+		reason  string
+		start   uint64
+		end     uint64
+	)
+	for n := 1; rows.Next(); n++ {
+		if n%4096 == 0 && ctx.Err() != nil {
 			return nil, fmt.Errorf("read visits: %w", ctx.Err())
 		}
 		if err := rows.Scan(&key, &start, &end, &reason); err != nil {
 			return nil, fmt.Errorf("read visits: %w", err)
 		}
-		if len(v.keys) == 0 || v.keys[len(v.keys)-1] != key {
-			v.keys, v.bounds = append(v.keys, key), append(v.bounds, int32(len(v.spans)))
+		k, ok := index[key]
+		if !ok {
+			k = int32(len(keys))
+			index[key], keys = k, append(keys, key)
 		}
 		r, ok := reasons[reason]
 		if !ok {
 			r = uint32(len(v.reasons))
 			reasons[reason], v.reasons = r, append(v.reasons, reason)
 		}
-		v.spans = append(v.spans, span{start: int64(start), end: int64(end), reason: r})
+		read = append(read, visit{key: k, span: span{start: int64(start), end: int64(end), reason: r}})
 	}
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("read visits: %w", err)
 	}
-	v.bounds = append(v.bounds, int32(len(v.spans)))
-	// Sorted by ClickHouse's collation of String, which is byte order; checked, since of
-	// searches them.
-	if !slices.IsSorted(v.keys) {
-		return nil, fmt.Errorf("read visits: keys not in byte order")
+	// The keys in byte order, and each key's visits side by side (a counting sort by key: a pass
+	// has many keys of a few visits each), by start. ClickHouse 18.16 took three times as long
+	// to sort them by key as to read them.
+	order := make([]int32, len(keys))
+	for i := range order {
+		order[i] = int32(i)
 	}
-	v.keys, v.spans = slices.Clip(v.keys), slices.Clip(v.spans)
+	slices.SortFunc(order, func(a, b int32) int { return strings.Compare(keys[a], keys[b]) })
+	rank := make([]int32, len(keys))
+	v.keys = make([]string, len(keys))
+	for r, k := range order {
+		rank[k], v.keys[r] = int32(r), keys[k]
+	}
+	v.bounds = make([]int32, len(keys)+1)
+	for _, x := range read {
+		v.bounds[rank[x.key]+1]++
+	}
+	for i := range keys {
+		v.bounds[i+1] += v.bounds[i]
+	}
+	next := slices.Clone(v.bounds[:len(keys)])
+	v.spans = make([]span, len(read))
+	for _, x := range read {
+		r := rank[x.key]
+		v.spans[next[r]] = x.span
+		next[r]++
+	}
+	for i := range v.keys {
+		slices.SortFunc(v.spans[v.bounds[i]:v.bounds[i+1]], func(a, b span) int { return cmp.Compare(a.start, b.start) })
+	}
 	return v, nil
 }
 
