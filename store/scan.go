@@ -217,11 +217,11 @@ func (s *Store) scanTogether(ctx context.Context, readers []*scanReader) error {
 	ctx, cancel := context.WithCancel(ctx)
 	// Each pass is sent before the one before it is read, so ClickHouse reads and groups the next
 	// range of persons while Waymark matches the persons of the last; so are its visits.
-	var running []driver.Rows      // passes sent and not read through; nil: a pass with no events
-	var visitsSent [][]driver.Rows // per pass of running, its visits per load
+	var running []driver.Rows    // passes sent and not read through; nil: a pass with no events
+	var visitsSent []driver.Rows // per pass of running, its visits when a reader needs them
 	defer func() {
 		cancel() // a pass still running stops rather than runs to its end
-		for _, rows := range slices.Concat(slices.Concat(visitsSent...), running) {
+		for _, rows := range slices.Concat(visitsSent, running) {
 			if rows != nil {
 				rows.Close()
 			}
@@ -237,15 +237,13 @@ func (s *Store) scanTogether(ctx context.Context, readers []*scanReader) error {
 			return err
 		}
 		running = append(running, rows)
-		visitsSent = append(visitsSent, make([]driver.Rows, len(loads)))
-		for i, l := range loads {
-			if rows == nil {
-				break // no persons to give
-			}
-			if visitsSent[len(visitsSent)-1][i], err = s.sendVisits(ctx, sc, id, passes[sent], l.from); err != nil {
+		var visits driver.Rows
+		if rows != nil && len(loads) > 0 {
+			if visits, err = s.sendVisits(ctx, sc, id, passes[sent], loads); err != nil {
 				return err
 			}
 		}
+		visitsSent = append(visitsSent, visits)
 		sent++
 		return nil
 	}
@@ -277,10 +275,12 @@ func (s *Store) scanTogether(ctx context.Context, readers []*scanReader) error {
 			return err
 		}
 		rows := running[0]
-		if err := s.loadVisits(ctx, loads, visitsSent[0]); err != nil {
+		err := s.loadVisits(ctx, loads, visitsSent[0])
+		visitsSent[0] = nil // read through and closed
+		if err != nil {
 			return err
 		}
-		err := readPersons(ctx, rows, len(sc.attrs), cancel, give)
+		err = readPersons(ctx, rows, len(sc.attrs), cancel, give)
 		dropVisits(loads)
 		if errors.Is(err, errReadersDone) {
 			return nil // the deferred cancel stops the passes still running

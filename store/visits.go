@@ -77,12 +77,17 @@ func (s *Store) liveVisits(where string) string {
 		HAVING gone = 0 AND end >= ?`
 }
 
-// sendVisits sends the query of the live visits that end at or after from of the customer keys
-// whose events pass r of scan sc can read: the keys of the events of its time range that its
-// PREWHERE selects (passPrewhere) and, unless a condition compares numbers, that match one of
-// its conditions. That holds every key of every event the pass gives its readers, and a few more.
-// Its rows are (key, start, end, reason), in no order: readVisits reads them.
-func (s *Store) sendVisits(ctx context.Context, sc eventScan, id identitySnapshot, r personRange, from int64) (driver.Rows, error) {
+// sendVisits sends the query of the live visits of the customer keys whose events pass r of
+// scan sc can read, that end at or after the earliest from of loads: the keys of the events of
+// its time range that its PREWHERE selects (passPrewhere) and, unless a condition compares
+// numbers, that match one of its conditions. That holds every key of every event the pass gives
+// its readers, and a few more. Its rows are (key, start, end, reason), in no order: loadVisits
+// reads them.
+func (s *Store) sendVisits(ctx context.Context, sc eventScan, id identitySnapshot, r personRange, loads []visitLoad) (driver.Rows, error) {
+	from := loads[0].from
+	for _, l := range loads {
+		from = min(from, l.from)
+	}
 	where, args := "1", []any(nil)
 	if r != (personRange{}) {
 		prewhere := s.passPrewhere(id, r)
@@ -103,19 +108,23 @@ func (s *Store) sendVisits(ctx context.Context, sc eventScan, id identitySnapsho
 	return rows, nil
 }
 
-// readVisits reads the rows of sendVisits through, and closes them.
-func readVisits(ctx context.Context, rows driver.Rows, from int64) (*visits, error) {
-	defer rows.Close()
-	type visit struct {
+// visitRows is a pass's visits as read (sendVisits), in no order.
+type visitRows struct {
+	keys    []string // in the order met
+	reasons []string // the end reasons, each once
+	read    []struct {
 		key int32 // index into keys
 		span
 	}
+}
+
+// readVisits reads the rows of sendVisits through, and closes them.
+func readVisits(ctx context.Context, rows driver.Rows) (*visitRows, error) {
+	defer rows.Close()
 	var (
-		keys    []string // in the order met
+		out     = &visitRows{}
 		index   = map[string]int32{}
 		reasons = map[string]uint32{}
-		read    []visit
-		v       = &visits{from: from}
 		key     string
 		reason  string
 		start   uint64
@@ -130,50 +139,65 @@ func readVisits(ctx context.Context, rows driver.Rows, from int64) (*visits, err
 		}
 		k, ok := index[key]
 		if !ok {
-			k = int32(len(keys))
-			index[key], keys = k, append(keys, key)
+			k = int32(len(out.keys))
+			index[key], out.keys = k, append(out.keys, key)
 		}
 		r, ok := reasons[reason]
 		if !ok {
-			r = uint32(len(v.reasons))
-			reasons[reason], v.reasons = r, append(v.reasons, reason)
+			r = uint32(len(out.reasons))
+			reasons[reason], out.reasons = r, append(out.reasons, reason)
 		}
-		read = append(read, visit{key: k, span: span{start: int64(start), end: int64(end), reason: r}})
+		out.read = append(out.read, struct {
+			key int32
+			span
+		}{k, span{start: int64(start), end: int64(end), reason: r}})
 	}
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("read visits: %w", err)
 	}
-	// The keys in byte order, and each key's visits side by side (a counting sort by key: a pass
-	// has many keys of a few visits each), by start. ClickHouse 18.16 took three times as long
-	// to sort them by key as to read them.
-	order := make([]int32, len(keys))
+	return out, nil
+}
+
+// visits are those of the rows that end at or after from: the keys in byte order, and each
+// key's visits side by side (a counting sort by key: a pass has many keys of a few visits
+// each), by start. ClickHouse 18.16 took three times as long to sort them by key as to read them.
+func (vr *visitRows) visits(from int64) *visits {
+	v := &visits{from: from, reasons: vr.reasons}
+	order := make([]int32, len(vr.keys))
 	for i := range order {
 		order[i] = int32(i)
 	}
-	slices.SortFunc(order, func(a, b int32) int { return strings.Compare(keys[a], keys[b]) })
-	rank := make([]int32, len(keys))
-	v.keys = make([]string, len(keys))
+	slices.SortFunc(order, func(a, b int32) int { return strings.Compare(vr.keys[a], vr.keys[b]) })
+	rank := make([]int32, len(vr.keys))
 	for r, k := range order {
-		rank[k], v.keys[r] = int32(r), keys[k]
+		rank[k] = int32(r)
 	}
-	v.bounds = make([]int32, len(keys)+1)
-	for _, x := range read {
-		v.bounds[rank[x.key]+1]++
+	count := make([]int32, len(vr.keys)+1)
+	for _, x := range vr.read {
+		if x.end >= from {
+			count[rank[x.key]+1]++
+		}
 	}
-	for i := range keys {
-		v.bounds[i+1] += v.bounds[i]
+	for r, k := range order { // the keys with visits
+		if count[r+1] > 0 {
+			v.keys, v.bounds = append(v.keys, vr.keys[k]), append(v.bounds, count[r])
+		}
+		count[r+1] += count[r]
 	}
-	next := slices.Clone(v.bounds[:len(keys)])
-	v.spans = make([]span, len(read))
-	for _, x := range read {
-		r := rank[x.key]
-		v.spans[next[r]] = x.span
-		next[r]++
+	v.bounds = append(v.bounds, count[len(vr.keys)])
+	next := count[:len(vr.keys)] // where each key's next visit goes
+	v.spans = make([]span, count[len(vr.keys)])
+	for _, x := range vr.read {
+		if x.end >= from {
+			r := rank[x.key]
+			v.spans[next[r]] = x.span
+			next[r]++
+		}
 	}
 	for i := range v.keys {
 		slices.SortFunc(v.spans[v.bounds[i]:v.bounds[i+1]], func(a, b span) int { return cmp.Compare(a.start, b.start) })
 	}
-	return v, nil
+	return v
 }
 
 // visitLoad is the visits the readers of a scan that need them read per pass, from one time on.
@@ -230,19 +254,18 @@ func (sc eventScan) anyCondition() (p predicate, ok bool) {
 	return p, true
 }
 
-// loadVisits reads the visits of one pass, sent per load (sendVisits; nil for a pass with no
-// events), into the visits of each load's readers, which share them.
-func (s *Store) loadVisits(ctx context.Context, loads []visitLoad, sent []driver.Rows) error {
-	for i, l := range loads {
-		if sent[i] == nil {
-			continue
-		}
-		rows := sent[i]
-		sent[i] = nil // read here, closed by readVisits
-		v, err := readVisits(ctx, rows, l.from)
-		if err != nil {
-			return err
-		}
+// loadVisits reads the visits of one pass (sendVisits; nil for a pass with no events) into the
+// visits of each load's readers, which share them.
+func (s *Store) loadVisits(ctx context.Context, loads []visitLoad, sent driver.Rows) error {
+	if sent == nil {
+		return nil
+	}
+	rows, err := readVisits(ctx, sent)
+	if err != nil {
+		return err
+	}
+	for _, l := range loads {
+		v := rows.visits(l.from)
 		s.metrics.scanVisits.Add(float64(len(v.spans)))
 		for _, r := range l.readers {
 			*r.visits = *v
