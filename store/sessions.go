@@ -110,7 +110,6 @@ func (s *Store) sessions(ctx context.Context, from, to time.Time) (*SessionSumma
 		to:    max(last, 1),
 	}
 	var durations []float64
-	persons := map[string]bool{}
 	var keys []string
 	err = s.scanVisits(ctx, sc, visits, func(person string, events []scannedEvent, attrs attrTable) error {
 		if !inScanOrder(events) {
@@ -120,13 +119,14 @@ func (s *Store) sessions(ctx context.Context, from, to time.Time) (*SessionSumma
 		for _, e := range events {
 			keys = append(keys, attrs.value(e.at, keyAttr))
 		}
+		counted := false // a scan gives each person once: no set of them is kept
 		for _, ss := range splitBySession(events, keys, func(e scannedEvent) int64 { return e.t }, visits) {
 			first, end := ss.events[0], ss.events[len(ss.events)-1]
 			if first.t < lo || first.t >= hi {
 				continue
 			}
-			if !persons[person] {
-				persons[strings.Clone(person)] = true
+			if !counted {
+				sum.Persons, counted = sum.Persons+1, true
 			}
 			sum.Sessions++
 			sum.Events += uint64(len(ss.events))
@@ -143,7 +143,6 @@ func (s *Store) sessions(ctx context.Context, from, to time.Time) (*SessionSumma
 	if err != nil {
 		return nil, fmt.Errorf("sessions: %w", err)
 	}
-	sum.Persons = uint64(len(persons))
 	if sum.Sessions > 0 {
 		sum.MedianDurationSeconds, sum.P90DurationSeconds = quantileExact(durations, 0.5), quantileExact(durations, 0.9)
 		sum.MeanEventsPerSession = float64(sum.Events) / float64(sum.Sessions)
