@@ -355,7 +355,7 @@ func TestPassesHoldTheirOwnVisits(t *testing.T) {
 	}
 	open := func(passEvents uint64) (*store.Store, *prometheus.Registry) {
 		reg := prometheus.NewRegistry()
-		s, err := store.Open(ctx, store.Config{Addr: server.Addr, Database: db, FunnelMatching: store.MatchProcess, QueryPassEvents: passEvents}, slog.New(slog.DiscardHandler), reg)
+		s, err := store.Open(ctx, store.Config{Addr: server.Addr, Database: db, FunnelMatching: store.MatchProcess, QueryPassEvents: passEvents, QueryTimeout: storetest.QueryHangGuard}, slog.New(slog.DiscardHandler), reg)
 		if err != nil {
 			t.Fatal(err)
 		}
