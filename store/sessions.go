@@ -109,7 +109,8 @@ func (s *Store) sessions(ctx context.Context, from, to time.Time) (*SessionSumma
 		attrs: []predicate{{sql: "customer_key"}, {sql: "channel"}},
 		to:    max(last, 1),
 	}
-	var durations []float64
+	durations := newSpilledValues() // in ms
+	defer durations.close()
 	var keys []string
 	err = s.scanVisits(ctx, sc, visits, func(person string, events []scannedEvent, attrs attrTable) error {
 		if !inScanOrder(events) {
@@ -130,7 +131,9 @@ func (s *Store) sessions(ctx context.Context, from, to time.Time) (*SessionSumma
 			}
 			sum.Sessions++
 			sum.Events += uint64(len(ss.events))
-			durations = append(durations, float64(end.t-first.t)/1000)
+			if err := durations.add(uint64(end.t - first.t)); err != nil {
+				return err
+			}
 			sum.ByEndReason[visits.reason(ss.visit)]++
 			if ch := attrs.value(first.at, channelAttr); sum.ByEntryChannel[ch] == 0 {
 				sum.ByEntryChannel[strings.Clone(ch)] = 1
@@ -144,17 +147,16 @@ func (s *Store) sessions(ctx context.Context, from, to time.Time) (*SessionSumma
 		return nil, fmt.Errorf("sessions: %w", err)
 	}
 	if sum.Sessions > 0 {
-		sum.MedianDurationSeconds, sum.P90DurationSeconds = quantileExact(durations, 0.5), quantileExact(durations, 0.9)
+		// As ClickHouse's quantileExact (the summary's quantiles were once computed there): the
+		// element at index floor(q*n) of the sorted durations, so the upper of the two middle
+		// ones for the median of an even count.
+		rank := func(q float64) uint64 { return min(uint64(q*float64(sum.Sessions)), sum.Sessions-1) }
+		ms, err := durations.nth(rank(0.5), rank(0.9))
+		if err != nil {
+			return nil, fmt.Errorf("sessions: durations: %w", err)
+		}
+		sum.MedianDurationSeconds, sum.P90DurationSeconds = float64(ms[0])/1000, float64(ms[1])/1000
 		sum.MeanEventsPerSession = float64(sum.Events) / float64(sum.Sessions)
 	}
 	return sum, nil
-}
-
-// quantileExact is the q-quantile of values as ClickHouse's quantileExact gives it (the summary's
-// quantiles were once computed there): the element at index floor(q*n) of the sorted values (the
-// upper of the two middle ones for the median of an even count). values is sorted in place; it
-// is not empty.
-func quantileExact(values []float64, q float64) float64 {
-	slices.Sort(values)
-	return values[min(int(q*float64(len(values))), len(values)-1)]
 }
