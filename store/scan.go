@@ -72,7 +72,35 @@ func storedValue(key string) predicate {
 type eventScan struct {
 	preds    []predicate // bit i of an event's mask says it matches preds[i]; at most 64
 	attrs    []predicate // text columns read with each event
-	from, to int64       // bounds on ts_ms in ms, inclusive; 0 is unbounded
+	from, to int64       // bounds on ts_ms in ms, inclusive; 0 is unbounded (see readFrom)
+}
+
+// copyLookBack is how long before a scan's from it reads events to find the earlier copies of
+// those it gives (see readFrom): Segment's deduplication looks back about 24 hours for an event's
+// messageId ("Handling Duplicate Data", twilio.com/docs/segment/guides/duplicate-data).
+const copyLookBack = 24 * 60 * 60 * 1000 // ms
+
+// readFrom is the earliest time the scan reads, 0 for no bound. A scan gives the events from
+// sc.from on, but the earliest copy of a message is the event (see dedupe), and the sessionizer
+// cannot always know a later copy as one (another device of a shared device's user, another
+// consumer's partition): so the scan also reads the copyLookBack before from, drops the later
+// copies of what it finds there, and then cuts what is before from (cutBefore). Without it, a
+// copy in the range whose earliest copy was just before it counted, and the answer depended on
+// whether the query read that far back (a breakdown by trait or an nth step reads all history).
+func (sc eventScan) readFrom() int64 {
+	if sc.from <= 0 {
+		return 0
+	}
+	return max(sc.from-copyLookBack, 1)
+}
+
+// cutBefore drops the events before from (ms; ≤ 0 drops none), in place, keeping the others'
+// order: what a scan read before its from only to find copies (see readFrom).
+func cutBefore(events []scannedEvent, from int64) []scannedEvent {
+	if from <= 0 {
+		return events
+	}
+	return slices.DeleteFunc(events, func(e scannedEvent) bool { return e.t < from })
 }
 
 // scannedEvent is one distinct event of a person.
@@ -373,7 +401,7 @@ func (r *scanReader) give(person string, events []scannedEvent, attrs attrTable,
 		values := slices.Grow(scratch.attrs[:0], len(events)*cols)[:len(events)*cols]
 		table := attrTable{values: values, stride: len(events), width: cols}
 		for _, e := range events {
-			if r.scan.from > 0 && e.t < r.scan.from || r.scan.to != 0 && e.t > r.scan.to {
+			if e.t < r.scan.readFrom() || r.scan.to != 0 && e.t > r.scan.to {
 				continue
 			}
 			mask := e.mask
@@ -409,7 +437,10 @@ func (r *scanReader) give(person string, events []scannedEvent, attrs attrTable,
 	if len(events) == 0 {
 		return nil
 	}
-	return r.fn(person, dedupe(events, &scratch.ids), attrs)
+	if events = cutBefore(dedupe(events, &scratch.ids), r.scan.from); len(events) == 0 {
+		return nil
+	}
+	return r.fn(person, events, attrs)
 }
 
 // sendPass sends the query of one pass of scan, over the persons in r, whose rows are (person,
@@ -572,7 +603,8 @@ func (s *Store) scanPasses(ctx context.Context, sc eventScan, loads []visitLoad)
 	return id, ranges, nil
 }
 
-// timeRange is the condition that an event of the events table is in the scan's time range.
+// timeRange is the condition that an event of the events table is in the range the scan reads
+// (from readFrom).
 // Its date bounds (a day wider, whatever the server's time zone) let ClickHouse skip the monthly
 // partitions outside the range. They are worked out here: ClickHouse's Date arithmetic wraps
 // below 1970. Events are stored at ts_ms ≥ 0.
@@ -580,9 +612,9 @@ func (sc eventScan) timeRange() predicate {
 	const dayMs = 24 * 60 * 60 * 1000
 	day := func(ms int64) string { return time.UnixMilli(max(ms, 0)).UTC().Format(time.DateOnly) }
 	parts, args := []string{"1"}, []any{}
-	if sc.from > 0 {
+	if from := sc.readFrom(); from > 0 {
 		parts = append(parts, "date >= toDate(?) AND ts_ms >= ?")
-		args = append(args, day(sc.from-dayMs), uint64(sc.from))
+		args = append(args, day(from-dayMs), uint64(from))
 	}
 	if sc.to > 0 {
 		parts = append(parts, "date <= toDate(?) AND ts_ms <= ?")

@@ -41,7 +41,7 @@ const FunnelUDFName = "waymark_funnel"
 
 // udfSpecVersion changes whenever udfSpec or an answer's encoding changes meaning: a server
 // running another release's binary then fails the query with a message saying so.
-const udfSpecVersion = 2
+const udfSpecVersion = 3
 
 // Limits on one row of UDF input: more is an error, not an allocation.
 const (
@@ -62,6 +62,7 @@ type udfSpec struct {
 	To        int64    `json:"to"`         // matchSpec.to: first step before
 	Window    int64    `json:"window"`     // matchSpec.window, ms
 	Start     int64    `json:"start"`      // funnelPlan.from: earlier events take no step
+	Cut       int64    `json:"cut"`        // eventScan.from: earlier events only drop their later copies (readFrom)
 	Blocks    []uint64 `json:"blocks"`     // per condition: the gaps its events block
 	StepConds [][]int  `json:"step_conds"` // per step: the conditions that match it
 	StepNth   [][]int  `json:"step_nth"`   // per step, per condition: the nth requirement
@@ -146,7 +147,7 @@ func (p *funnelPlan) udfSpec(timeout time.Duration) (spec string, ok bool) {
 		return "", false
 	}
 	u := udfSpec{Version: udfSpecVersion, Steps: p.spec.steps, Mode: p.spec.mode, From: p.spec.from, To: p.spec.to,
-		Window: p.spec.window, Start: p.from, Blocks: make([]uint64, len(p.conds)), Attrs: len(p.scan.attrs), Attr: p.attr,
+		Window: p.spec.window, Start: p.from, Cut: p.scan.from, Blocks: make([]uint64, len(p.conds)), Attrs: len(p.scan.attrs), Attr: p.attr,
 		TraitCond: p.traitCond, Keep: p.keep, TimeoutMs: max(timeout.Milliseconds(), 0)}
 	copy(u.Blocks, p.blocks)
 	if d := p.dropoff; d != nil {
@@ -230,7 +231,7 @@ func parseUDFSpec(spec []byte) (*funnelPlan, error) {
 	p := &funnelPlan{conds: make([]condition, len(u.Blocks)), blocks: u.Blocks, from: u.Start,
 		attr: u.Attr, traitCond: u.TraitCond, keyAttr: -1, keep: u.Keep,
 		spec: matchSpec{steps: u.Steps, mode: u.Mode, from: u.From, to: u.To, window: u.Window},
-		scan: eventScan{attrs: make([]predicate, u.Attrs)}}
+		scan: eventScan{attrs: make([]predicate, u.Attrs), from: u.Cut}}
 	if u.Dropoff != nil {
 		p.dropoff = &dropoffPlan{tracked: u.Dropoff.Tracked, first: u.Dropoff.First}
 	}
@@ -529,7 +530,7 @@ func (u *udfMatcher) row(in *bufio.Reader, out *bufio.Writer) error {
 		u.events = append(u.events, scannedEvent{t: int64(u.cols[0][i]), seq: int64(u.cols[1][i]), mask: u.cols[2][i], id: u.cols[3][i], at: int32(i)})
 	}
 	sortCopies(u.events, attrs) // the scan's order, so equal copies sort the same way too
-	units := u.plan.units(dedupe(u.events, &u.ids), attrs, nil)
+	units := u.plan.units(cutBefore(dedupe(u.events, &u.ids), u.plan.scan.from), attrs, nil)
 	answer := u.buf[:0]
 	// The walks below take time linear in the row; the funnel's path search checks the timeout
 	// itself, as it goes.

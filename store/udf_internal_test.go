@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"io"
 	"math"
 	"math/rand/v2"
@@ -380,7 +381,7 @@ func TestServeFunnelUDFRejectsBadInput(t *testing.T) {
 	spec := twoSteps(t, false)
 	good := udfRow{spec: spec, t: []uint64{1}, seq: []uint64{0}, mask: []uint64{1}, id: []uint64{1}}
 	row := good.appendRowBinary(nil)
-	oldSpec := strings.Replace(spec, `"v":2`, `"v":3`, 1)
+	oldSpec := strings.Replace(spec, fmt.Sprintf(`"v":%d`, udfSpecVersion), `"v":99`, 1)
 	tests := []struct {
 		name  string
 		input []byte
@@ -394,7 +395,7 @@ func TestServeFunnelUDFRejectsBadInput(t *testing.T) {
 		{"row cut short", append([]byte("1\n"), row[:len(row)-3]...), "unexpected EOF"},
 		{"fewer rows than the header", append([]byte("2\n"), row...), "row 2"},
 		{"spec not json", udfChunks([]udfRow{{spec: "{", t: nil}}), "decode spec"},
-		{"spec of another release", udfChunks([]udfRow{{spec: oldSpec}}), "spec version 3"},
+		{"spec of another release", udfChunks([]udfRow{{spec: oldSpec}}), "spec version 99"},
 		{"spec with too many attributes", udfChunks([]udfRow{{spec: strings.Replace(spec, `"attrs":0`, `"attrs":9`, 1)}}), "9 attribute columns"},
 		{"spec with a breakdown it does not read", udfChunks([]udfRow{{spec: strings.Replace(spec, `"attr":-1`, `"attr":0`, 1)}}), "breakdown attribute 0 of 0"},
 		{"drop-off attributes it does not read", udfChunks([]udfRow{{spec: strings.Replace(dropoffSpec, `"first":1`, `"first":2`, 1)}}), "drop-off attributes from 2 of 4"},

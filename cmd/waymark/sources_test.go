@@ -169,3 +169,91 @@ func TestCopiesByOtherPathsCountOnce(t *testing.T) {
 		t.Errorf("live counters %v, want those of each message once: %v", got, w)
 	}
 }
+
+// TestCopiesJustBeforeTheRangeCountThere sends copies the sessionizer cannot know as copies (a
+// shared device's anonymous event, sent again by the server under the userId of the user signed
+// in on it: a sign-in joins no persons, so no merge supersedes one) whose earliest copy is just
+// before a query's from. The message happened then: every query of the range (funnels with and
+// without a breakdown that reads history, exclusions, strict, drop-off, paths and next with a
+// short window, stages, sessions) answers as a Waymark that got each message once, however far
+// back it reads. Before, the later copy counted in the range unless the query read all history.
+func TestCopiesJustBeforeTheRangeCountThere(t *testing.T) {
+	t.Parallel()
+	msg := func(typ, anon, user, name, id, ts string) string {
+		m := map[string]any{"type": typ, "messageId": id, "timestamp": ts}
+		if typ == "track" {
+			m["event"] = name
+		} else if name != "" {
+			m["traits"] = map[string]any{"plan": name}
+		}
+		return messageJSON(m, anon, user)
+	}
+	// Each device is shared: two users sign in on it, and its events then are the second's.
+	shared := func(device, first, second, at1, at2 string) []string {
+		return []string{msg("identify", device, first, "", device+"-in-1", at1), msg("identify", device, second, "pro", device+"-in-2", at2)}
+	}
+	devices := slices.Concat(
+		// The tester's: a step on the device at 10:05, the server's copy at 10:06.
+		shared("cpD", "cp-alice", "cp-bob", "2025-03-18T10:00:00Z", "2025-03-18T10:02:00Z"),
+		[]string{msg("track", "cpD", "", "CP Step", "cp-x", "2025-03-18T10:05:00Z")},
+		// An order a minute before a month's end, its copy 30 s into the next.
+		shared("odD", "od-ann", "od-ben", "2025-03-31T23:50:00Z", "2025-03-31T23:55:00Z"),
+		[]string{msg("track", "odD", "", "Order Completed", "od-1", "2025-03-31T23:59:00Z")},
+		// An excluded event at 10:05, its copy at 10:07, between the steps.
+		shared("exD", "ex-amy", "ex-bo", "2025-05-06T09:00:00Z", "2025-05-06T09:02:00Z"),
+		[]string{msg("track", "exD", "", "EX Y", "ex-y", "2025-05-06T10:05:00Z")},
+	)
+	retries := []string{
+		msg("track", "", "cp-bob", "CP Step", "cp-x", "2025-03-18T10:06:00Z"),
+		msg("track", "", "cp-bob", "CP Next", "cp-next", "2025-03-18T10:10:00Z"),
+		msg("track", "", "od-ben", "Order Completed", "od-1", "2025-04-01T00:00:30Z"),
+		msg("track", "", "ex-bo", "EX A", "ex-a", "2025-05-06T10:06:00Z"),
+		msg("track", "", "ex-bo", "EX Y", "ex-y", "2025-05-06T10:07:00Z"),
+		msg("track", "", "ex-bo", "EX B", "ex-b", "2025-05-06T10:08:00Z"),
+	}
+	every, once := startServe(t), startServe(t)
+	for _, batch := range [][]string{devices, retries} {
+		if status, answer := every.track(t, "/v1/batch", `{"batch":[`+strings.Join(batch, ",")+`]}`); status != 200 {
+			t.Fatalf("POST /v1/batch: %d %s", status, answer)
+		}
+		every.waitStored(t)
+	}
+	if status, answer := once.track(t, "/v1/batch", `{"batch":[`+strings.Join(earliestCopiesOnly(t, slices.Concat(devices, retries)), ",")+`]}`); status != 200 {
+		t.Fatalf("POST /v1/batch: %d %s", status, answer)
+	}
+	once.waitStored(t)
+
+	cp, od, ex := "&from=2025-03-18T10:06:00Z&to=2025-03-19T00:00:00Z", "&from=2025-04-01T00:00:00Z&to=2025-04-02T00:00:00Z", "&from=2025-05-06T10:06:00Z&to=2025-05-07T00:00:00Z"
+	gets := []string{
+		"/api/v1/funnel?steps=CP+Step,CP+Next" + cp,
+		"/api/v1/funnel?steps=CP+Step,CP+Next&count_by=sessions" + cp,
+		"/api/v1/dropoff?steps=CP+Step,CP+Next" + cp,
+		"/api/v1/paths?anchor=CP+Step&window=30s" + cp,
+		"/api/v1/next?anchor=CP+Step&window=30s" + cp,
+		"/api/v1/funnel?steps=Order+Completed" + od,
+		"/api/v1/funnel?steps=Order+Completed&breakdown=trait:plan" + od,
+		"/api/v1/stages?" + od[1:],
+		"/api/v1/sessions?" + od[1:],
+		"/api/v1/funnel?steps=EX+A,EX+B&exclude=EX+Y" + ex,
+		"/api/v1/funnel?steps=EX+A,EX+Y,EX+B&mode=strict" + ex,
+	}
+	want := answersOf(t, once, gets)
+	// Not an answer both could get wrong alike: the range holds no CP Step, no order, and no EX Y
+	// between EX A and EX B.
+	for g, steps := range map[string][]int64{gets[0]: {0, 0}, gets[5]: {0}, gets[9]: {1, 1}} {
+		var f funnelJSON
+		if err := json.Unmarshal([]byte(strings.TrimPrefix(want[g], "200 ")), &f); err != nil || !slices.Equal(customersOf(f), steps) {
+			t.Fatalf("delivered once: %s answers %s, want customers %v", g, want[g], steps)
+		}
+	}
+	answerAsDeliveredOnce(t, want, gets, namedServer{"the copies too", every})
+}
+
+// customersOf is the customers of each step of a funnel answer.
+func customersOf(f funnelJSON) []int64 {
+	var n []int64
+	for _, s := range f.Steps {
+		n = append(n, s.Customers)
+	}
+	return n
+}
