@@ -13,6 +13,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"sync"
@@ -301,11 +302,19 @@ var endpoints = map[string]string{
 // endpoint, answered 404.
 const unknownEndpoint = "unknown"
 
-// endpointOf returns the call type of a tracking path (endpoints), unknownEndpoint for any other.
-// One trailing slash is taken (/v1/batch/ is /v1/batch): it can mean no other endpoint, Segment's
-// libraries trim a host's trailing slash before they add the path, and a 404 would lose the
-// events of a hand-written client for good, since no Segment library retries a 4xx.
-func endpointOf(path string) string {
+// endpointOf returns the call type of a request's path (endpoints), unknownEndpoint for any other.
+// The path is read as sent, never cleaned: /v1//batch and /v1/import// are no endpoint (Segment's
+// API does not take /v1//batch either: analytics-node's pull request #81, a host's trailing
+// slash, lost a user's events, and the fix was the library's). An encoded slash is part of a
+// segment, not a separator (RFC 3986 §2.2): /v1/batch%2F is not /v1/batch/. One trailing slash is
+// taken (/v1/batch/ is /v1/batch): it can mean no other endpoint, Segment's libraries trim a
+// host's trailing slash before they add the path, and a 404 would lose the events of a
+// hand-written client for good, since no Segment library retries a 4xx.
+func endpointOf(u *url.URL) string {
+	path := u.Path
+	if strings.Count(u.EscapedPath(), "/") != strings.Count(path, "/") {
+		return unknownEndpoint // an encoded slash
+	}
 	if kind, ok := endpoints[path]; ok {
 		return kind
 	}
@@ -317,31 +326,56 @@ func endpointOf(path string) string {
 	return unknownEndpoint
 }
 
-// Register mounts the tracking endpoints and the settings endpoint on mux, and answers every other
-// path under /v1/ with a JSON 404 naming it (counted as endpoint "unknown"), so a client posting to
-// a path Waymark does not serve learns why, and the loss shows in the requests metric.
-func (c *Collector) Register(mux *http.ServeMux) {
-	for path := range endpoints {
-		mux.Handle(path, c)
-	}
-	mux.Handle("/v1/", c) // every other path under /v1/, a trailing slash's too (endpointOf)
-	mux.HandleFunc("/v1/projects/{writeKey}/settings", c.settings)
+// Handler returns the collector's HTTP handler: it answers /v1 and every path under it (the
+// tracking endpoints, GET /v1/projects/{writeKey}/settings, and a JSON 404 naming any other
+// path, counted as endpoint "unknown") and the top-level short forms /b and /batch, and passes
+// every other request to other. Paths are taken as sent (see endpointOf): an http.ServeMux would
+// answer /v1, /v1//batch or /v1/import// with a redirect and no body, where a client needs the
+// 404 that says why.
+func (c *Collector) Handler(other http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		path := r.URL.EscapedPath()
+		if _, short := endpoints[path]; !short && path != "/v1" && !strings.HasPrefix(path, "/v1/") {
+			other.ServeHTTP(w, r)
+			return
+		}
+		if key, ok := settingsKey(path); ok {
+			c.settings(w, r, key)
+			return
+		}
+		c.serveTracking(w, r)
+	})
 }
 
-// ServeHTTP handles one tracking call.
-func (c *Collector) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+// settingsKey returns the write key of a settings path, /v1/projects/{writeKey}/settings (as
+// escaped; the key is one segment), and whether path is one.
+func settingsKey(path string) (string, bool) {
+	rest, ok := strings.CutPrefix(path, "/v1/projects/")
+	if !ok {
+		return "", false
+	}
+	seg, ok := strings.CutSuffix(rest, "/settings")
+	if !ok || seg == "" || strings.Contains(seg, "/") {
+		return "", false
+	}
+	key, err := url.PathUnescape(seg)
+	return key, err == nil
+}
+
+// serveTracking handles one tracking call, or a path under /v1/ that is none (a JSON 404).
+func (c *Collector) serveTracking(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
-	kind := endpointOf(r.URL.Path)
+	kind := endpointOf(r.URL)
 	rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK}
 	defer func() {
 		c.metrics.requests.WithLabelValues(kind, strconv.Itoa(rec.status)).Inc()
 		c.metrics.seconds.WithLabelValues(kind).Observe(time.Since(start).Seconds())
 	}()
 	SetCORS(rec, r)
-	switch {
+	switch path := r.URL.EscapedPath(); {
 	case kind == unknownEndpoint:
-		writeJSON(rec, http.StatusNotFound, errorBody{Field: "path", Path: r.URL.Path,
-			Error: fmt.Sprintf("no tracking endpoint at %s: post batches to /v1/batch (or /v1/import), single calls to /v1/track, /v1/identify, /v1/page, /v1/screen, /v1/group, /v1/alias", r.URL.Path)})
+		writeJSON(rec, http.StatusNotFound, errorBody{Field: "path", Path: path,
+			Error: fmt.Sprintf("no tracking endpoint at %s: post batches to /v1/batch (or /v1/import), single calls to /v1/track, /v1/identify, /v1/page, /v1/screen, /v1/group, /v1/alias", path)})
 		return
 	case r.Method == http.MethodOptions:
 		rec.WriteHeader(http.StatusNoContent)
@@ -424,10 +458,7 @@ func (c *Collector) handle(w http.ResponseWriter, r *http.Request, kind string) 
 	resp := batchResponse{Success: true, Accepted: len(accepted)}
 	for _, rj := range rejected {
 		field := "batch[" + strconv.Itoa(rj.index) + "]" // every event of a batch, a batch of one too
-		switch {
-		case rj.ofBatch:
-			field = rj.field // the batch's own sentAt, not one the event sent
-		case rj.field != "":
+		if rj.field != "" {
 			field += "." + rj.field
 		}
 		resp.Rejected = append(resp.Rejected, rejection{Index: rj.index, Reason: rj.reason, Field: field, Error: rj.err.Error()})
@@ -554,10 +585,17 @@ func parseRequest(body []byte, kind string) (*trackingRequest, error) {
 			return err
 		case name == "context" && batch:
 			raw, err := s.value()
-			if string(raw) != "null" {
+			if err == nil && string(raw) != "null" {
 				req.context = raw
+				if bad := checkContext(raw); bad != nil && s.typeErr == nil {
+					s.typeErr = bad // refuses the request, as a bad batch member of any type
+				}
 			}
 			return err
+		case name == "integrations" && batch:
+			// Not read (no destinations to route to), but the batch's own member all the
+			// same: an object, as Segment's HTTP API defines it.
+			return s.members("integrations", func([]byte) error { _, err := s.value(); return err })
 		case name == "batch" && batch:
 			if hasBatch {
 				return errDuplicateBatch
@@ -593,7 +631,11 @@ func parseRequest(body []byte, kind string) (*trackingRequest, error) {
 	case s.typeErr != nil && s.typeErr.Field == "batch" || batch && !hasBatch:
 		return nil, &requestError{http.StatusBadRequest, "batch", "batch must be an array of events"}
 	case s.typeErr != nil:
-		return nil, &requestError{http.StatusBadRequest, s.typeErr.Field, s.typeErr.Field + " must be a string"}
+		return nil, &requestError{http.StatusBadRequest, s.typeErr.Field, fmt.Sprintf("%s: %v", s.typeErr.Field, s.typeErr.Err)}
+	case req.sentAtJSON != nil:
+		if _, err := ParseTimestamp(req.sentAt); err != nil {
+			return nil, &requestError{http.StatusBadRequest, "sentAt", "sentAt: " + err.Error()}
+		}
 	}
 	if !batch {
 		req.callType = kind
@@ -647,12 +689,9 @@ type rejectedEvent struct {
 	index  int
 	reason string
 	field  string // the member at fault within the event ("timestamp"), "" for the whole event
-	// ofBatch says field is the batch's own member, not the event's: the batch's sentAt, which
-	// the event took because it sent none.
-	ofBatch bool
-	err     error
-	raw     []byte
-	key     string
+	err    error
+	raw    []byte
+	key    string
 }
 
 // preparedEvent is an accepted event ready for Kafka.
@@ -709,8 +748,7 @@ func (c *Collector) prepare(req *trackingRequest, source string, now time.Time) 
 			if errors.As(err, &ie) {
 				field = ie.Field
 			}
-			ofBatch := field == "sentAt" && lookup(members, "sentAt") == nil && req.sentAtJSON != nil
-			rejected = append(rejected, rejectedEvent{index: i, reason: RejectReason(err), field: field, ofBatch: ofBatch, err: err, raw: out, key: key})
+			rejected = append(rejected, rejectedEvent{index: i, reason: RejectReason(err), field: field, err: err, raw: out, key: key})
 			continue
 		}
 		accepted = append(accepted, preparedEvent{key: key, raw: out, future: future})
@@ -897,9 +935,8 @@ func (c *Collector) fail(w http.ResponseWriter, err error) error {
 
 // settings serves the document analytics.js loads from its CDN, pointing it back at this
 // collector, so `cdnURL` can be set to Waymark.
-func (c *Collector) settings(w http.ResponseWriter, r *http.Request) {
+func (c *Collector) settings(w http.ResponseWriter, r *http.Request, key string) {
 	SetCORS(w, r)
-	key := r.PathValue("writeKey")
 	if _, ok := c.cfg.WriteKeys[key]; !ok {
 		WriteError(w, http.StatusNotFound, "writeKey", "unknown write key")
 		return

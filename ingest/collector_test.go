@@ -40,9 +40,7 @@ func startCollector(t testing.TB, tweak func(*CollectorConfig)) *collectorEnv {
 	if err != nil {
 		t.Fatal(err)
 	}
-	mux := http.NewServeMux()
-	c.Register(mux)
-	srv := httptest.NewServer(mux)
+	srv := httptest.NewServer(c.Handler(http.NotFoundHandler()))
 	t.Cleanup(func() { srv.Close(); c.Close() })
 	return &collectorEnv{broker: b, url: srv.URL, c: c}
 }
@@ -459,9 +457,17 @@ func TestCollectorBatchNamesEachEventByIndex(t *testing.T) {
 		{"one event that is not an object", "/v1/batch", `{"batch":[7]}`, []string{"batch[0]"}},
 		{"two bad of three", "/v1/batch", `{"batch":[{"type":"track","userId":"u"},` + good + `,{"type":"track","userId":"u","event":"A","sentAt":"2024-05-15T10:00:00+24:00"}]}`,
 			[]string{"batch[0].event", "batch[2].sentAt"}},
-		// The batch's own sentAt is named as the client sent it, at the top level, for each
-		// event that took it; an event's own sentAt is the event's.
-		{"the batch's empty sentAt", "/v1/batch", `{"batch":[` + good + `,` + good + `],"sentAt":""}`, []string{"sentAt", "sentAt"}},
+		// A batch's own member that is malformed refuses the request (400), named as the client
+		// sent it, at the top level; an event's own sentAt is the event's.
+		{"the batch's empty sentAt", "/v1/batch", `{"batch":[` + good + `,` + good + `],"sentAt":""}`, []string{"sentAt"}},
+		{"the batch's sentAt a number", "/v1/batch", `{"batch":[` + good + `],"sentAt":5}`, []string{"sentAt"}},
+		{"the batch's context a string", "/v1/batch", `{"context":"str","batch":[` + good + `,` + good + `]}`, []string{"context"}},
+		{"the batch's context an array", "/v1/batch", `{"batch":[` + good + `],"context":[]}`, []string{"context"}},
+		{"the batch's context.page a string", "/v1/batch", `{"batch":[` + good + `],"context":{"page":"x"}}`, []string{"context.page"}},
+		{"the batch's context.traits a number", "/v1/batch", `{"batch":[` + good + `],"context":{"traits":1}}`, []string{"context.traits"}},
+		{"the batch's integrations a string", "/v1/batch", `{"batch":[` + good + `],"integrations":"all"}`, []string{"integrations"}},
+		{"the batch's writeKey a number", "/v1/batch", `{"batch":[` + good + `],"writeKey":5}`, []string{"writeKey"}},
+		{"the batch's null members", "/v1/batch", `{"batch":[` + good + `],"context":null,"integrations":null,"sentAt":null}`, nil},
 		{"the batch's sentAt beyond 23:59", "/v1/batch", `{"batch":[` + good + `],"sentAt":"2024-05-15T10:00:00+25:00"}`, []string{"sentAt"}},
 		{"the batch's bad sentAt, an event's own good one", "/v1/batch", `{"batch":[{"type":"track","userId":"u","event":"A","sentAt":"2024-05-15T10:00:00Z"},` + good + `],"sentAt":"x"}`, []string{"sentAt"}},
 		{"an event's own bad sentAt, the batch's good one", "/v1/batch", `{"batch":[{"type":"track","userId":"u","event":"A","sentAt":""}],"sentAt":"2024-05-15T10:00:00Z"}`, []string{"batch[0].sentAt"}},

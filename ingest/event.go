@@ -400,7 +400,7 @@ func (w *wire) read(raw []byte) error {
 		case "traits":
 			return s.members("traits", props(TraitPrefix, rankTraits, 0))
 		case "context":
-			return s.members("context", func(name []byte) error { return w.readContext(s, name, props(TraitPrefix, rankContextTraits, 0)) })
+			return w.readContextObject(s, props(TraitPrefix, rankContextTraits, 0))
 		}
 		_, err := s.value()
 		return err
@@ -415,6 +415,27 @@ func (w *wire) read(raw []byte) error {
 		return s.typeErr
 	}
 	return nil
+}
+
+// readContextObject reads the message's context: an object (or null) whose members readContext
+// reads, context.traits by traits.
+func (w *wire) readContextObject(s *jsonScanner, traits func([]byte) error) error {
+	return s.members("context", func(name []byte) error { return w.readContext(s, name, traits) })
+}
+
+// checkContext checks a batch's context, raw JSON that the scanner has read whole, by the rule a
+// message's own context is read by (readContextObject): it returns the type error of the first
+// member of the wrong type ("context", "context.page", …), nil when there is none. A batch's
+// context goes into each of its events (mergeContext), so one that no event could take refuses
+// the request, naming it, rather than each event.
+func checkContext(raw []byte) *InvalidError {
+	s := &jsonScanner{data: raw}
+	var w wire
+	skip := func([]byte) error { _, err := s.value(); return err }
+	if err := w.readContextObject(s, skip); err != nil {
+		return &InvalidError{Reason: ReasonInvalidJSON, Field: "context", Err: err}
+	}
+	return s.typeErr
 }
 
 // readContext reads one member of the message's context.

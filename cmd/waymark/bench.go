@@ -75,13 +75,11 @@ func runBench(ctx context.Context, args []string, stdout io.Writer, log *slog.Lo
 		return err
 	}
 	defer collector.Close()
-	mux := http.NewServeMux()
-	collector.Register(mux)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return err
 	}
-	srv := &http.Server{Handler: mux}
+	srv := &http.Server{Handler: collector.Handler(http.NotFoundHandler())}
 	go srv.Serve(ln)
 	defer srv.Close()
 	cctx, stopConsumer := context.WithCancel(ctx)

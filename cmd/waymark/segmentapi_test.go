@@ -278,3 +278,85 @@ func TestBlankEventsAliasesAndURLCampaigns(t *testing.T) {
 		t.Errorf("dead letters %v: want the alias without previousId among them", dead)
 	}
 }
+
+// TestBatchMembersAndPathsAreRefusedWhole: fresh testers' calls. A batch whose own member is
+// malformed (Segment's HTTP API defines batch, context and integrations as objects besides the
+// writeKey and sentAt the libraries send) is refused whole, 400 naming the member, counted as
+// the other refused requests, nothing stored or dead-lettered: before, a context "str" answered
+// 200 and dead-lettered each event as batch[i].context. Every path under /v1 that is no endpoint
+// gets the JSON 404 naming it as sent: before, /v1, /v1/import// and /v1//batch answered
+// ServeMux's redirect without a body, and /v1/batch%2F was taken as a batch.
+func TestBatchMembersAndPathsAreRefusedWhole(t *testing.T) {
+	t.Parallel()
+	s := startServe(t)
+	auth := map[string]string{"Authorization": "Basic " + base64.StdEncoding.EncodeToString([]byte("test-key:"))}
+	good := `{"type":"track","userId":"bm1","event":"Product Viewed","messageId":"bm-%d"}`
+	refused := []struct{ body, field string }{
+		{`{"context":"str","batch":[` + good + `]}`, "context"},
+		{`{"batch":[` + good + `],"context":[{"ip":"203.0.113.9"}]}`, "context"},
+		{`{"batch":[` + good + `],"context":{"campaign":"spring"}}`, "context.campaign"},
+		{`{"batch":[` + good + `],"integrations":"All"}`, "integrations"},
+		{`{"batch":[` + good + `],"sentAt":1715767200}`, "sentAt"},
+		{`{"batch":[` + good + `],"sentAt":"15/05/2024"}`, "sentAt"},
+		{`{"batch":[` + good + `],"writeKey":["test-key"]}`, "writeKey"},
+	}
+	for i, tt := range refused {
+		sent := fmt.Sprintf(tt.body, i)
+		status, ctype, answer := s.post(t, "/v1/batch", auth, []byte(sent))
+		var body struct{ Error, Field string }
+		if err := json.Unmarshal([]byte(answer), &body); status != 400 || err != nil || ctype != "application/json" || body.Field != tt.field || body.Error == "" {
+			t.Errorf("POST /v1/batch %s: %d %s %s, want a JSON 400 naming %s", sent, status, ctype, answer, tt.field)
+		}
+	}
+	status, _, answer := s.post(t, "/v1/batch", auth, []byte(`{"batch":[`+fmt.Sprintf(good, 99)+`],"context":null,"integrations":{"All":true},"sentAt":null}`))
+	if status != 200 || !strings.Contains(answer, `"accepted":1`) {
+		t.Errorf("POST /v1/batch with null and object members: %d %s, want 200 with 1 accepted", status, answer)
+	}
+
+	// A client that follows no redirect sees what the server answers.
+	client := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	paths := []string{"/v1", "/v1/import//", "/v1//batch", "/v1/batch%2F", "/v1/./batch", "/v1/projects/test-key/settings/"}
+	for _, path := range paths {
+		for _, method := range []string{http.MethodPost, http.MethodGet} {
+			req, err := http.NewRequest(method, "http://"+s.http+path, strings.NewReader(`{"batch":[`+fmt.Sprintf(good, 100)+`]}`))
+			if err != nil {
+				t.Fatal(err)
+			}
+			req.Header.Set("Authorization", auth["Authorization"])
+			resp, err := client.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			raw, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			var body struct{ Error, Field, Path string }
+			if err := json.Unmarshal(raw, &body); resp.StatusCode != 404 || err != nil || body.Path != path || body.Field != "path" || body.Error == "" {
+				t.Errorf("%s %s: %d %s %s, want a JSON 404 naming the path", method, path, resp.StatusCode, resp.Header.Get("Location"), raw)
+			}
+		}
+	}
+	// The settings analytics.js loads are still served.
+	if status, answer := httpGet(t, "http://"+s.http+"/v1/projects/test-key/settings"); status != 200 || !strings.Contains(answer, "Segment.io") {
+		t.Errorf("GET /v1/projects/test-key/settings: %d %s", status, answer)
+	}
+
+	s.waitStored(t)
+	if got := storedIDs(t, s.database, "test"); !slices.Equal(got, []string{"bm-99"}) {
+		t.Errorf("stored messageIds %v, want bm-99 alone", got)
+	}
+	metrics := scrape(t, s.http)
+	for series, want := range map[string]float64{
+		`waymark_collector_requests_total{code="400",endpoint="batch"}`:   float64(len(refused)),
+		`waymark_collector_requests_total{code="404",endpoint="unknown"}`: float64(2 * len(paths)),
+		`waymark_collector_requests_total{code="200",endpoint="batch"}`:   1,
+	} {
+		if got := scrapedValue(metrics, series); got != want {
+			t.Errorf("%s = %v, want %v", series, got, want)
+		}
+	}
+	for _, line := range strings.Split(metrics, "\n") {
+		if strings.HasPrefix(line, "waymark_dlq_messages_total{") && !strings.HasSuffix(line, " 0") {
+			t.Errorf("dead-lettered: %s", line)
+		}
+	}
+}

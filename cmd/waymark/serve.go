@@ -129,7 +129,6 @@ func runServe(ctx context.Context, args []string, log *slog.Logger) error {
 			return err
 		}
 		defer collector.Close()
-		collector.Register(mux)
 		ready = append(ready, func(context.Context) error { return collector.Ready() })
 	}
 	var st *store.Store
@@ -202,12 +201,16 @@ func runServe(ctx context.Context, args []string, log *slog.Logger) error {
 		}
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
 	})
+	var handler http.Handler = mux
+	if collector != nil {
+		handler = collector.Handler(mux) // /v1 and under it as sent, never redirected
+	}
 	ln, err := net.Listen("tcp", *httpAddr)
 	if err != nil {
 		return fs.errorf("http-addr", "%w", err)
 	}
 	srv := &http.Server{
-		Handler:           limitHead(mux),
+		Handler:           limitHead(handler),
 		ReadHeaderTimeout: readHeaderTimeout,
 		ReadTimeout:       readTimeout,
 		WriteTimeout:      writeTimeout(readTimeout, cf.cfg.QueryTimeout),
