@@ -18,7 +18,11 @@ import (
 type identities struct {
 	parent  map[string]string
 	members map[string][]string // root -> every id of the person
-	name    map[string]string   // root -> the person id (see link)
+	name    map[string]string   // root -> the person id (see personName)
+	// aliasTo and aliasFrom are, per person with aliases of two userIds, the userIds its aliases
+	// lead to and from ("u:" ids, each once): they name the person (see personName). Both hold ids
+	// of the person, so they are at most as long as members.
+	aliasTo, aliasFrom map[string][]string
 	// users is, per device that has carried a userId, who was signed in from when, in
 	// compareSignIns order (time, then the client's order).
 	users map[string][]signIn
@@ -82,6 +86,7 @@ func lostUser(device string) string { return "a:\x00" + device[2:] }
 
 func newIdentities(maxIDs int) *identities {
 	return &identities{parent: map[string]string{}, members: map[string][]string{}, name: map[string]string{},
+		aliasTo: map[string][]string{}, aliasFrom: map[string][]string{},
 		users: map[string][]signIn{}, sharedDevices: map[string][]string{}, reached: map[string]uint64{}, maxIDs: maxIDs}
 }
 
@@ -351,6 +356,7 @@ type linkResult int
 const (
 	linkKnown      linkResult = iota // both ids were already one person
 	linkMerged                       // two persons became one
+	linkAlias                        // an alias of two userIds of one person, new to it: it may rename the person
 	linkRefused                      // the merged person would exceed maxIDs
 	linkTwoUserIDs                   // both persons have a userId: distinct users never merge implicitly
 )
@@ -362,19 +368,25 @@ const (
 // Segment's default identity limit (one user_id per profile); Mixpanel asks clients to reset the
 // device instead.
 //
-// The merged person's id is a's person's id when that is a userId, else b's when that is one,
-// else the smaller: so the person id is a userId whenever the person has one; after an alias it
-// is the alias's userId's person (Segment: alias makes previousId an alias of userId); and it does
-// not depend on the order in which identify links arrive.
+// The person's id is personName's, a function of the person's ids and aliases alone, so it does
+// not depend on the order in which the links arrive (live, from several partitions), are stored
+// or are replayed (after a restart, by waymark resessionize). An alias of two userIds already one
+// person that leads to or from a userId no alias of the person did (linkAlias) is kept too: it
+// may rename the person (the last of aliases a→b→c→a), and it is stored (Output.Links).
 func (g *identities) link(a, b string, explicit bool) linkResult {
 	for _, id := range []string{a, b} {
 		if _, ok := g.parent[id]; !ok {
 			g.parent[id], g.members[id], g.name[id] = id, []string{id}, id
 		}
 	}
+	alias := strings.HasPrefix(a, "u:") && strings.HasPrefix(b, "u:") // only an alias links two userIds (linksOf)
 	ra, rb := g.find(a), g.find(b)
 	if ra == rb {
-		return linkKnown
+		if !alias || !g.addAlias(ra, a, b) {
+			return linkKnown
+		}
+		g.name[ra] = g.personName(ra)
+		return linkAlias
 	}
 	if !explicit && g.hasUserID(ra) && g.hasUserID(rb) {
 		return linkTwoUserIDs
@@ -382,27 +394,80 @@ func (g *identities) link(a, b string, explicit bool) linkResult {
 	if len(g.members[ra])+len(g.members[rb]) > g.maxIDs {
 		return linkRefused
 	}
-	na, nb := g.name[ra], g.name[rb]
-	name := min(na, nb)
-	switch {
-	case strings.HasPrefix(na, "u:"):
-		name = na
-	case strings.HasPrefix(nb, "u:"):
-		name = nb
-	}
 	if len(g.members[ra]) < len(g.members[rb]) {
 		ra, rb = rb, ra
 	}
 	g.parent[rb] = ra
 	g.members[ra] = append(g.members[ra], g.members[rb]...)
-	g.name[ra] = name
 	delete(g.members, rb)
 	delete(g.name, rb)
+	if to, ok := g.aliasTo[rb]; ok { // ids of another person: none is in ra's lists
+		g.aliasTo[ra], g.aliasFrom[ra] = append(g.aliasTo[ra], to...), append(g.aliasFrom[ra], g.aliasFrom[rb]...)
+		delete(g.aliasTo, rb)
+		delete(g.aliasFrom, rb)
+	}
+	if alias {
+		g.addAlias(ra, a, b)
+	}
+	g.name[ra] = g.personName(ra)
 	if stages, ok := g.reached[rb]; ok {
 		g.reached[ra] |= stages
 		delete(g.reached, rb)
 	}
 	return linkMerged
+}
+
+// personName returns the id of the person rooted at root ("u:" or "a:" prefixed). A person with
+// aliases of two userIds is named by the userId they lead to: an alias's userId that is no
+// alias's previousId, the last of a chain a→b→c (Segment: an alias makes previousId an alias of
+// userId), the smallest of several (a→b and a→c); when none is (a cycle, a→b→a), the smallest
+// alias userId. A person without them has one userId at most (only an alias joins two), which
+// names it, else its smallest id. It depends on the person's ids and aliases alone, never on
+// the order they were linked in.
+func (g *identities) personName(root string) string {
+	if to := g.aliasTo[root]; len(to) > 0 {
+		from := make(map[string]bool, len(g.aliasFrom[root]))
+		for _, id := range g.aliasFrom[root] {
+			from[id] = true
+		}
+		sink, smallest := "", ""
+		for _, id := range to {
+			smallest = minName(smallest, id)
+			if !from[id] {
+				sink = minName(sink, id)
+			}
+		}
+		return cmp.Or(sink, smallest)
+	}
+	user, smallest := "", ""
+	for _, id := range g.members[root] {
+		smallest = minName(smallest, id)
+		if strings.HasPrefix(id, "u:") {
+			user = minName(user, id)
+		}
+	}
+	return cmp.Or(user, smallest)
+}
+
+// addAlias records an alias from userId previous to userId user ("u:" ids) of the person rooted
+// at root, and reports whether it led to or from an id none of the person's aliases did.
+func (g *identities) addAlias(root, user, previous string) bool {
+	added := false
+	if !slices.Contains(g.aliasTo[root], user) {
+		g.aliasTo[root], added = append(g.aliasTo[root], user), true
+	}
+	if !slices.Contains(g.aliasFrom[root], previous) {
+		g.aliasFrom[root], added = append(g.aliasFrom[root], previous), true
+	}
+	return added
+}
+
+// minName is the smaller of two ids, "" counting as none.
+func minName(a, b string) string {
+	if a == "" || b != "" && b < a {
+		return b
+	}
+	return a
 }
 
 // hasUserID reports whether the person rooted at root has a userId.

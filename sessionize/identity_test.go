@@ -153,6 +153,56 @@ func TestAliasChainEndsAtTheNewestUserID(t *testing.T) {
 	}
 }
 
+// TestAliasCycleNamesOnePersonInAnyOrder: a fresh tester's aliases anA→ua1→ua2→ua3→ua1 close a
+// cycle, where no userId is the one the aliases lead to. The person was named by the order the
+// links were applied in: ua3 live when the aliases came in time order, ua2 when ua1's two came
+// first (its partition read first, or waymark resessionize's customer-by-customer replay). It is
+// now the smallest alias userId, ua1, in every arrival order and after a restart that replays
+// the stored links in any order; a chain still ends at its last userId.
+func TestAliasCycleNamesOnePersonInAnyOrder(t *testing.T) {
+	alias := func(prev, user string, minutes float64) ingest.Event {
+		e := call("alias", "", "", user, minutes)
+		e.PreviousID = prev
+		return e
+	}
+	for _, tt := range []struct {
+		name   string
+		events []ingest.Event
+		want   string
+	}{
+		{"cycle", []ingest.Event{call("page", "Home", "anA", "", 0), alias("anA", "ua1", 1), alias("ua1", "ua2", 2), alias("ua2", "ua3", 3), alias("ua3", "ua1", 4)}, "ua1"},
+		{"chain", []ingest.Event{call("page", "Home", "anA", "", 0), alias("anA", "ua1", 1), alias("ua1", "ua2", 2), alias("ua2", "ua3", 3)}, "ua3"},
+		{"two chains to one", []ingest.Event{alias("a", "c", 1), alias("b", "c", 2), alias("c", "d", 3)}, "d"},
+		{"one id aliased twice", []ingest.Event{alias("a", "c", 1), alias("a", "b", 2)}, "b"},
+	} {
+		for name, order := range arrivalOrders(len(tt.events), 20) {
+			s := newTestSessionizer(t)
+			persons := map[string]string{}
+			var links [][2]string
+			for _, i := range order {
+				out, _ := s.Push(base, []ingest.Event{tt.events[i]})
+				links = append(links, out.Links...)
+				for _, p := range out.Persons {
+					persons[p.CustomerKey] = p.PersonID
+				}
+			}
+			for key, person := range persons {
+				if person != tt.want {
+					t.Errorf("%s, %s: %s is person %s, want %s", tt.name, name, key, person, tt.want)
+				}
+			}
+			slices.Reverse(links)
+			restarted := newTestSessionizer(t)
+			restarted.RestoreLinks(links)
+			for key := range persons {
+				if got := restarted.ids.personOf("u:" + key); got != "u:"+tt.want && restarted.ids.personOf("a:"+key) != "u:"+tt.want {
+					t.Errorf("%s, %s: after a restart %s is person %s, want %s", tt.name, name, key, got, tt.want)
+				}
+			}
+		}
+	}
+}
+
 // TestSharedDeviceSignInsDoNotDependOnOrder: the sign-ins a shared device ends up with, which
 // queries use to give its anonymous events to whoever was signed in, are the same in any arrival
 // order; a device only one user signed in on has none.

@@ -318,7 +318,7 @@ func New(cfg Config, jm *Map) (*Sessionizer, error) {
 type Output struct {
 	Sessions []Session
 	Persons  []PersonLink
-	Links    [][2]string // identity links that merged two persons, to store and restore
+	Links    [][2]string // identity links that merged two persons or named one (an alias of two userIds already one person), to store and restore
 	Version  uint64
 	// SignIns are the devices used by several userIds whose sign-ins changed, as they are now.
 	SignIns []DeviceSignIns
@@ -532,7 +532,7 @@ type pushState struct {
 	events     []ingest.Event // the pushed events
 	i          int            // the index of the event being taken in
 	stats      Stats
-	merged     [][2]string     // identity links that merged two persons (Output.Links)
+	merged     [][2]string     // identity links that merged two persons, or named one (Output.Links)
 	later      []int           // Output.LaterCopies, unsorted
 	superseded []Copy          // Output.Superseded
 	unnamed    []unnamedCopy   // Output.unnamed
@@ -1000,6 +1000,10 @@ func (s *Sessionizer) link(ps *pushState, key string, c *customer, e *ingest.Eve
 			root := s.ids.find(l.a)
 			s.enterMerged(key, c, p, root, stats)
 			s.mergeCopies(ps, root, joined)
+		case linkAlias:
+			// Stored with the merges, so a restart knows every alias that names the person, and
+			// its persons written again, in case it renamed them.
+			ps.merged = append(ps.merged, [2]string{l.a, l.b})
 		case linkRefused:
 			stats.RunawayMerges++
 		case linkTwoUserIDs:
@@ -1310,8 +1314,15 @@ func decimal(v string) bool {
 // the version counter stays, so versions keep rising. A Runner calls it when a panic may have left
 // a batch half absorbed, and restores customers from the store as they come back.
 func (s *Sessionizer) Forget() {
-	s.customers, s.cold = map[string]*customer{}, map[string][]byte{}
+	s.ForgetCustomers()
 	s.ids = newIdentities(s.cfg.MaxIDsPerPerson)
+}
+
+// ForgetCustomers drops every customer the sessionizer holds and keeps its identity graph and
+// version counter: a caller that restores stored customers part by part (waymark resessionize)
+// holds one part at a time, every part's persons named by the one graph.
+func (s *Sessionizer) ForgetCustomers() {
+	s.customers, s.cold = map[string]*customer{}, map[string][]byte{}
 	s.watermark = 0
 	s.restored, s.evicting = nil, nil
 	s.strs, s.strIndex = nil, map[string]uint32{}
@@ -1334,8 +1345,12 @@ func (s *Sessionizer) OpenSessions() int {
 	return n
 }
 
-// RestoreLinks replays stored identity links (pairs of "u:"/"a:" ids) into the identity graph,
-// without emitting anything: the persons they make are already stored.
+// RestoreLinks replays stored identity links (pairs of "u:"/"a:" ids: the merges, and every alias
+// of two userIds, see Output.Links) into the identity graph, without emitting anything: the
+// persons they make are already stored. Each person is named as it was live, whatever order the
+// links come in (identities.personName). Call it before restoring customers (Restore,
+// RestoreHistory): a person whose customers are restored apart (waymark resessionize's chunks)
+// is then one person in each.
 func (s *Sessionizer) RestoreLinks(links [][2]string) {
 	for _, l := range links {
 		s.linkIDs(l[0], l[1], true) // merges made before, by the rules of their time

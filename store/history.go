@@ -167,9 +167,11 @@ func (s *Store) historySessions(ctx context.Context, keys []string) ([]sessioniz
 	return out, rows.Err()
 }
 
-// IdentityLinks returns every stored identity link, to rebuild the identity graph.
+// IdentityLinks returns every stored identity link, each once, to rebuild the identity graph
+// (sessionize.Sessionizer.RestoreLinks), in the order they were stored (by the version of the
+// batch that first stored each; within one batch by its ids), so every rebuild replays them alike.
 func (s *Store) IdentityLinks(ctx context.Context) ([][2]string, error) {
-	rows, err := s.conn.Query(ctx, "SELECT DISTINCT a, b FROM "+s.table("identity_links"))
+	rows, err := s.conn.Query(ctx, "SELECT a, b FROM "+s.table("identity_links")+" GROUP BY a, b ORDER BY min(version), a, b")
 	if err != nil {
 		return nil, fmt.Errorf("load identity links: %w", err)
 	}

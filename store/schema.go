@@ -104,8 +104,8 @@ var migrations = []migration{
 		order:     "customer_key",
 	},
 	tableDef{
-		// Identity links that joined two persons ("u:"/"a:" prefixed ids), to rebuild the
-		// identity graph after a restart.
+		// Identity links that joined two persons, and aliases of two userIds that named one
+		// ("u:"/"a:" prefixed ids), to rebuild the identity graph after a restart.
 		name: "identity_links",
 		columns: `a String,
 	b String,

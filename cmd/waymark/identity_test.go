@@ -207,3 +207,52 @@ func TestSupersededSignInIsTakenBack(t *testing.T) {
 		t.Errorf("the Home view went to %d %s, want bob", code, body)
 	}
 }
+
+// TestAliasCycleNamesOnePersonEveryWay: a fresh tester's aliases anA→ua1→ua2→ua3→ua1, the last
+// closing a cycle. Live and after a restart the person was ua3, the name the alias before the
+// last gave (the last joined nothing), but waymark resessionize, which replayed each customer's
+// aliases customer by customer (ua1's two, ua3→ua1 among them, before ua1→ua2), wrote
+// sessions.person_id ua2; live, too, the name hung on the order the consumer read the customers'
+// partitions in. The person is now named by its ids and aliases alone (no userId is the one the
+// aliases lead to, so the smallest alias userId, ua1): by the persons serve writes, with a
+// restart before the alias that closes the cycle, and by every session resessionize writes.
+func TestAliasCycleNamesOnePersonEveryWay(t *testing.T) {
+	t.Parallel()
+	broker, err := ingest.StartDevBroker(freeAddr(t), 3, "waymark.events", "waymark.dlq")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(broker.Close)
+	database := fmt.Sprintf("e2e_%d", dbSeq.Add(1))
+	serve := func() *server {
+		s := startServe(t, "--kafka-brokers", broker.Addr(), "--clickhouse-database", database)
+		s.broker, s.database = broker.Addr(), database
+		return s
+	}
+	s := serve()
+	postTrack(t, s, `{"batch":[
+		{"type":"page","anonymousId":"anA","name":"Home","timestamp":"2026-06-01T10:00:00Z","messageId":"c1"},
+		{"type":"alias","previousId":"anA","userId":"ua1","timestamp":"2026-06-01T10:01:00Z","messageId":"c2"},
+		{"type":"track","userId":"ua1","event":"Product Viewed","timestamp":"2026-06-01T10:02:00Z","messageId":"c3"},
+		{"type":"alias","previousId":"ua1","userId":"ua2","timestamp":"2026-06-01T10:03:00Z","messageId":"c4"},
+		{"type":"track","userId":"ua2","event":"Product Added","timestamp":"2026-06-01T10:04:00Z","messageId":"c5"},
+		{"type":"alias","previousId":"ua2","userId":"ua3","timestamp":"2026-06-01T10:05:00Z","messageId":"c6"},
+		{"type":"track","userId":"ua3","event":"Order Completed","timestamp":"2026-06-01T10:06:00Z","messageId":"c7"}
+	]}`)
+	s.waitStored(t)
+	s.stop(t)
+	s = serve()
+	postTrack(t, s, `{"batch":[
+		{"type":"alias","previousId":"ua3","userId":"ua1","timestamp":"2026-06-01T10:07:00Z","messageId":"c8"},
+		{"type":"track","userId":"ua1","event":"Product Reviewed","timestamp":"2026-06-01T10:08:00Z","messageId":"c9"}
+	]}`)
+	s.waitStored(t)
+	want := []string{"anA=ua1", "ua1=ua1", "ua2=ua1", "ua3=ua1"}
+	if got := queryStrings(t, "SELECT concat(customer_key, '=', argMax(person_id, version)) AS p FROM "+database+".persons GROUP BY customer_key ORDER BY p"); !slices.Equal(got, want) {
+		t.Errorf("persons serve wrote %q, want %q", got, want)
+	}
+	out := s.waymark(t, "resessionize")
+	if got := queryStrings(t, "SELECT concat(customer_key, '=', person_id) AS p FROM "+database+".sessions FINAL WHERE deleted = 0 ORDER BY p"); !slices.Equal(got, want) {
+		t.Errorf("after resessionize (%s): sessions' persons %q, want %q", strings.TrimSpace(out), got, want)
+	}
+}

@@ -36,15 +36,24 @@ func runResessionize(ctx context.Context, args []string, stdout io.Writer, log *
 	if err != nil {
 		return err
 	}
+	// The persons come from the stored identity links, as a restarted serve's do (see
+	// sessionize.Sessionizer.RestoreLinks): one graph for every chunk, so a person whose customers
+	// fall in several chunks is one person, named as serve names it.
+	links, err := st.IdentityLinks(ctx)
+	if err != nil {
+		return err
+	}
+	core, err := sessionize.New(cfg, jm)
+	if err != nil {
+		return err
+	}
+	core.RestoreLinks(links)
 	var changed, deleted int
 	const chunk = 1000
 	for start := 0; start < len(keys); start += chunk {
-		// A fresh sessionizer per chunk keeps memory bounded; each customer is recomputed from
-		// all of its stored events and diffed against its stored sessions.
-		core, err := sessionize.New(cfg, jm)
-		if err != nil {
-			return err
-		}
+		// Holding one chunk of customers at a time keeps memory bounded; each customer is
+		// recomputed from all of its stored events and diffed against its stored sessions.
+		core.ForgetCustomers()
 		part := keys[start:min(start+chunk, len(keys))]
 		events, sessions, err := st.History(ctx, part)
 		if err != nil {
