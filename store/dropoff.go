@@ -26,10 +26,14 @@ type DropoffQuery struct {
 
 // Ranked is one value of a ranking, with how many units it holds for and their share.
 type Ranked struct {
-	Value  string  `json:"value"`            // "" when Marker is set
-	Marker string  `json:"marker,omitempty"` // MarkerNone, MarkerExit or MarkerStart: no real value (labels.go)
-	Count  int64   `json:"count"`
-	Share  float64 `json:"share"` // Count / the units ranked (ratio)
+	Value  string `json:"value"`            // "" when Marker is set
+	Marker string `json:"marker,omitempty"` // MarkerNone, MarkerExit or MarkerStart: no real value (labels.go)
+	// Step is, in a ranking of touchpoints, the step that asks about Value as it was counted
+	// (TouchpointStep: event\:x for the event "event:x"), to put into steps, anchor or exclude;
+	// "" for a marker and in rankings of other values (pages, channels).
+	Step  string  `json:"step,omitempty"`
+	Count int64   `json:"count"`
+	Share float64 `json:"share"` // Count / the units ranked (ratio)
 }
 
 // DropoffResult says where the units that dropped off after a step left from and what they did
@@ -229,8 +233,8 @@ func (s *Store) dropoffQuery(ctx context.Context, jm *sessionize.Map, q DropoffQ
 	}
 	l := levels[k]
 	res := &DropoffResult{Step: k, StepName: fq.Steps[k-1], NextStep: fq.Steps[k], Reached: funnel.Steps[k-1].Customers, Dropped: l.dropped,
-		LastEvents: rank(l.events, l.dropped, q.Limit), LastLocations: rank(l.locations, l.dropped, q.Limit),
-		LastChannels: rank(l.channels, l.dropped, q.Limit), NextEvents: rank(l.next, l.dropped, q.Limit)}
+		LastEvents: rankTouchpoints(jm, l.events, l.dropped, q.Limit), LastLocations: rank(l.locations, l.dropped, q.Limit),
+		LastChannels: rank(l.channels, l.dropped, q.Limit), NextEvents: rankTouchpoints(jm, l.next, l.dropped, q.Limit)}
 	// The smallest ids, so a bounded list is the same whatever order the rows came in.
 	res.Persons, res.PersonsTruncated = l.persons.sorted(), l.persons.more
 	return res, nil
@@ -311,6 +315,18 @@ func rank(counts map[string]int64, total int64, limit int) []Ranked {
 	for _, text := range texts {
 		value, marker := splitLabel(text)
 		out = append(out, Ranked{Value: value, Marker: marker, Count: merged[text], Share: ratio(merged[text], total)})
+	}
+	return out
+}
+
+// rankTouchpoints is rank of touchpoint labels (labelSQL), each real one with its step
+// (TouchpointStep).
+func rankTouchpoints(jm *sessionize.Map, counts map[string]int64, total int64, limit int) []Ranked {
+	out := rank(counts, total, limit)
+	for i := range out {
+		if out[i].Marker == "" {
+			out[i].Step = TouchpointStep(jm, out[i].Value)
+		}
 	}
 	return out
 }

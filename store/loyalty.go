@@ -758,7 +758,7 @@ func (s *Store) stagesQuery(ctx context.Context, jm *sessionize.Map, q StagesQue
 		for _, c := range a.touchpoints {
 			total += c
 		}
-		h.TopTouchpoints = rank(a.touchpoints, total, q.Limit)
+		h.TopTouchpoints = rankTouchpoints(jm, a.touchpoints, total, q.Limit)
 		if a.responses > 0 {
 			mean := meanScore(a.scoreSum, a.responses)
 			h.MeanScore = &mean

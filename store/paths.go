@@ -32,6 +32,9 @@ type PathsQuery struct {
 // PathRow is one touchpoint sequence with the persons who took it.
 type PathRow struct {
 	Touchpoints []string `json:"touchpoints"`
+	// Steps are the steps that ask about the touchpoints as they were counted, one each
+	// (TouchpointStep: event\:x for the event "event:x"), to put into anchor, steps or exclude.
+	Steps []string `json:"steps"`
 	// Marker is MarkerExit when the journey ended after the touchpoints (direction start: nothing
 	// more within the window before depth), MarkerStart when it began with them (direction end);
 	// empty when the path has depth touchpoints. Never among the touchpoints (labels.go).
@@ -367,12 +370,14 @@ func (s *Store) pathsQuery(ctx context.Context, jm *sessionize.Map, q PathsQuery
 	})
 	rows = rows[:min(len(rows), q.Limit)]
 	for _, r := range rows {
-		row := PathRow{Touchpoints: make([]string, 0, len(r.texts)), Persons: r.persons, Converted: r.converted, ConversionRate: ratio(r.converted, r.persons)}
+		row := PathRow{Touchpoints: make([]string, 0, len(r.texts)), Steps: make([]string, 0, len(r.texts)),
+			Persons: r.persons, Converted: r.converted, ConversionRate: ratio(r.converted, r.persons)}
 		for _, t := range r.texts {
 			if value, marker := splitLabel(t); marker != "" {
 				row.Marker = marker
 			} else {
 				row.Touchpoints = append(row.Touchpoints, value)
+				row.Steps = append(row.Steps, TouchpointStep(jm, value))
 			}
 		}
 		res.Paths = append(res.Paths, row)
@@ -414,6 +419,6 @@ func (s *Store) nextQuery(ctx context.Context, jm *sessionize.Map, q NextQuery) 
 	if err != nil {
 		return nil, err
 	}
-	res.Touchpoints = rank(counts, res.Persons, q.Limit)
+	res.Touchpoints = rankTouchpoints(jm, counts, res.Persons, q.Limit)
 	return res, nil
 }

@@ -614,7 +614,8 @@ func TestPathsKeepLabelsWhole(t *testing.T) {
 		if err != nil {
 			t.Fatal(path.name, err)
 		}
-		want := []store.PathRow{{Touchpoints: []string{"Product Viewed", "a\x00b", "c|1:d", "e:f", "track"}, Persons: 2, Converted: 1, ConversionRate: 0.5}}
+		want := []store.PathRow{{Touchpoints: []string{"Product Viewed", "a\x00b", "c|1:d", "e:f", "track"},
+			Steps: []string{"Product Viewed", "a\x00b", `c\|1\:d`, `e\:f`, "track"}, Persons: 2, Converted: 1, ConversionRate: 0.5}}
 		if !reflect.DeepEqual(res.Paths, want) || res.Persons != 2 || res.Direction != "start" {
 			t.Errorf("%s: got %+v (%d persons, direction %q), want %+v", path.name, res.Paths, res.Persons, res.Direction, want)
 		}

@@ -62,6 +62,22 @@ func EscapeStep(name string) string {
 	return b.String()
 }
 
+// TouchpointStep returns the step that asks about a touchpoint as the answers count it (a label:
+// an event's name, or page or screen for the calls without one; see labelSQL): EscapeStep(name),
+// after "event:" when a stage of jm has that name, which a bare name would mean (parseStep). It
+// differs from name only where name pasted back as a step would mean something else: the event
+// "event:x" is event\:x, the event "conversion" of a map with a stage conversion is
+// event:conversion, "Checkout, Step 2" is Checkout\, Step 2. (Of a map with a stage named page,
+// event:page asks about the events so named, not the pages without a name.) The answers give it
+// beside each touchpoint (Ranked.Step, PathRow.Steps), and the CLI and the journey map page use
+// it, so the rule is here alone.
+func TouchpointStep(jm *sessionize.Map, name string) string {
+	if _, stage := jm.Stage(name); stage {
+		return "event:" + EscapeStep(name)
+	}
+	return EscapeStep(name)
+}
+
 // stepToken is one character of a step's text: an escaped one (written with a backslash before
 // it) is never syntax and never dropped as white space.
 type stepToken struct {

@@ -309,3 +309,34 @@ func stepMeaning(step string) string {
 	}
 	return out
 }
+
+// TestTouchpointStep: a touchpoint's step asks about what the answers counted under its name:
+// its own name only where that is already so, else escaped, or after event: when a stage of the
+// map has the name.
+func TestTouchpointStep(t *testing.T) {
+	t.Parallel()
+	jm, err := sessionize.ParseMap(sessionize.DefaultMapYAML())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct{ name, want string }{
+		{"Product Viewed", "Product Viewed"},
+		{"page", "page"},
+		{"event:x", `event\:x`},
+		{"stage:awareness", `stage\:awareness`},
+		{"conversion", "event:conversion"},
+		{"Checkout, Step 2", `Checkout\, Step 2`},
+		{"Shoes[size=42]", `Shoes\[size\=42\]`},
+		{" padded ", `\ padded\ `},
+	} {
+		got := TouchpointStep(jm, tt.name)
+		if got != tt.want {
+			t.Errorf("TouchpointStep(%q) = %q, want %q", tt.name, got, tt.want)
+		}
+		// Read back, it is the event of that name (page: the calls counted as page too).
+		rules := stepRules(jm, got)
+		if len(rules) == 0 || !slices.Equal(rules[0].Events, []string{tt.name}) {
+			t.Errorf("step %q asks about %+v, want the event %q", got, rules, tt.name)
+		}
+	}
+}

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"encoding/csv"
 	"encoding/json"
@@ -320,7 +321,10 @@ func formatSeconds(s int64) string {
 // label is how the tables show a value of an answer: a marker (store.MarkerNone, …) as words in
 // parentheses, a real value as it is, or Go-quoted (quote) when it could be mistaken (mistakable),
 // so two values never print alike and a value never prints like a marker: an event named
-// "(exit)" prints as "(exit)" in quotes, the value " 100" as " 100" in quotes.
+// "(exit)" prints as "(exit)" in quotes, the value " 100" as " 100" in quotes. A touchpoint is
+// given as the step that asks about it (store.TouchpointStep: the answer's step), so that pasted
+// back into --anchor, --steps or --exclude it means what was counted: the event "event:x" prints
+// as event\:x, an event named like a stage as event:NAME.
 func label(value, marker string) string {
 	switch marker {
 	case "":
@@ -341,7 +345,8 @@ func label(value, marker string) string {
 // another value: it is empty; in parentheses, like a marker; starts with a quote, like a quoted
 // value; has space at either end; holds a character that does not print or prints as nothing
 // (invisible); is not UTF-8; or holds a separator the tables put between values (" → " in paths,
-// ", " in top touchpoints). Values printed as they are never start with a quote and are never
+// ", " in top touchpoints, whose values are steps: there a comma after a backslash is a name's
+// own, store.EscapeStep). Values printed as they are never start with a quote and are never
 // in parentheses, so they are apart from the quoted ones and from the markers.
 func mistakable(v string) bool {
 	if v == "" || !utf8.ValidString(v) {
@@ -351,7 +356,21 @@ func mistakable(v string) bool {
 	last, _ := utf8.DecodeLastRuneInString(v)
 	return strings.HasPrefix(v, "(") && strings.HasSuffix(v, ")") || first == '"' ||
 		unicode.IsSpace(first) || unicode.IsSpace(last) ||
-		strings.Contains(v, " → ") || strings.Contains(v, ", ") || strings.ContainsFunc(v, invisible)
+		strings.Contains(v, " → ") || separates(v, ", ") || strings.ContainsFunc(v, invisible)
+}
+
+// separates reports whether v holds sep not right after a backslash.
+func separates(v, sep string) bool {
+	for i := 0; ; i++ {
+		j := strings.Index(v[i:], sep)
+		if j < 0 {
+			return false
+		}
+		if i+j == 0 || v[i+j-1] != '\\' {
+			return true
+		}
+		i += j
+	}
 }
 
 // invisible reports whether r prints as nothing or not at all: not printable (control and
@@ -389,7 +408,7 @@ func printRanked(w io.Writer, title string, rows []store.Ranked) {
 	}
 	tw := table(w)
 	for _, r := range rows {
-		fmt.Fprintf(tw, "  %s\t%d\t%.1f%%\t\n", label(r.Value, r.Marker), r.Count, 100*r.Share)
+		fmt.Fprintf(tw, "  %s\t%d\t%.1f%%\t\n", label(cmp.Or(r.Step, r.Value), r.Marker), r.Count, 100*r.Share)
 	}
 	tw.Flush()
 }
@@ -415,7 +434,7 @@ func printPaths(w io.Writer, v any) {
 	fmt.Fprintln(tw, "PERSONS\tCONVERTED\tRATE\t  PATH")
 	for _, p := range res.Paths {
 		steps := make([]string, 0, len(p.Touchpoints)+1)
-		for _, t := range p.Touchpoints {
+		for _, t := range p.Steps {
 			steps = append(steps, label(t, ""))
 		}
 		switch p.Marker {
@@ -480,7 +499,7 @@ func printStages(w io.Writer, v any) {
 		}
 		var top []string
 		for _, t := range s.TopTouchpoints {
-			top = append(top, fmt.Sprintf("%s %.0f%%", label(t.Value, t.Marker), 100*t.Share))
+			top = append(top, fmt.Sprintf("%s %.0f%%", label(cmp.Or(t.Step, t.Value), t.Marker), 100*t.Share))
 		}
 		fmt.Fprintf(tw, "%s\t%d\t%d\t%.1f%%\t%s\t%d\t%s\t  %s\n", s.Stage, s.Entered, s.MovedOn, 100*s.ExitRate,
 			seconds(s.MedianDwellSeconds), s.SurveyResponses, score, strings.Join(top, ", "))

@@ -243,7 +243,7 @@ func TestLabelTellsValuesApart(t *testing.T) {
 		"", " ", "  ", "100", " 100", "100 ", "\t100", "100\n", "\u00a0100", "100\u200b", "\u200b100", "１００",
 		"(none)", `"(none)"`, `"(none)`, "(none)\u200b", "(no value)", "(no value)\u200b", "(no value) ", "(other values)",
 		"(exit)", "(start)", `"`, `""`, `"100"`, `\"100\"`, "(", ")", "()", "(exit", "exit)", "none",
-		"A → B", "A", "B", "A, B 50%", "A\ufe0f", "A\u034f", "A\u3164", "A\u202eB", "A\u2028B", "caf\u00e9", "cafe\u0301",
+		"A → B", "A", "B", "A, B 50%", `A\, B`, `A\\, B`, "A\ufe0f", "A\u034f", "A\u3164", "A\u202eB", "A\u2028B", "caf\u00e9", "cafe\u0301",
 		"\xff", "\xfe", "\\xff", "😀", "😀\U000e0001", "SPRING", "a\x00b", "a b",
 	}
 	markers := map[string]string{}

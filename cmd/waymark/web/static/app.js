@@ -186,7 +186,18 @@ async function load (section, label, fn) {
 // ---- Stages ------------------------------------------------------------------------------------
 
 let stageNames = []
-const touchpointNames = new Set()
+// touchpointSteps maps each touchpoint the page has shown (an event's name, or page or screen) to
+// the step that asks about it, as the API gives it beside the name ("step", "steps":
+// store.TouchpointStep): the event "event:x" is event\:x, an event named like a stage
+// event:NAME. The page sends these steps as they are and escapes no touchpoint itself.
+const touchpointSteps = new Map()
+
+// nameOf is the touchpoint a step asks about, as the answers name it; the step itself for one the
+// page has not shown (a shared link's fork, before the answers came).
+function nameOf (step) {
+  for (const [name, s] of touchpointSteps) if (s === step) return name
+  return step
+}
 
 // loadStages asks for the stages (of ask, api by default) and shows them.
 async function loadStages (ask = api) {
@@ -201,8 +212,8 @@ async function loadStages (ask = api) {
       const score = s.mean_score === undefined ? '–' : s.mean_score.toFixed(1) + ' (' + num(s.survey_responses) + ')'
       const list = el('ul', { class: 'touchpoints', 'aria-label': 'Top touchpoints in ' + s.stage })
       for (const t of s.top_touchpoints) {
-        touchpointNames.add(t.value)
-        list.append(el('li', {}, touchpointButton(t.value, t.share, (share) => pct(share) + ' of the touchpoints in ' + s.stage)))
+        touchpointSteps.set(t.value, t.step)
+        list.append(el('li', {}, touchpointButton(t.value, t.step, t.share, (share) => pct(share) + ' of the touchpoints in ' + s.stage)))
       }
       box.append(el('article', {
         class: 'stage',
@@ -224,15 +235,15 @@ async function loadStages (ask = api) {
   })
 }
 
-// touchpointButton opens the fork of a touchpoint; its bar shows the share.
-function touchpointButton (name, share, describe) {
+// touchpointButton opens the fork of a touchpoint (its name, and its step); its bar shows the share.
+function touchpointButton (name, step, share, describe) {
   return el('button', {
     type: 'button',
-    dataset: { touchpoint: name },
-    'aria-expanded': state.get('fork') === name ? 'true' : 'false',
+    dataset: { touchpoint: step },
+    'aria-expanded': state.get('fork') === step ? 'true' : 'false',
     'aria-controls': 'fork',
     title: describe(share),
-    onclick: () => openFork(name)
+    onclick: () => openFork(step)
   },
   el('span', { class: 'fill', style: 'width:' + (100 * share).toFixed(1) + '%' }),
   el('span', { class: 'label', text: name }),
@@ -266,11 +277,13 @@ function drawCurve (stages) {
 
 // ---- Fork ---------------------------------------------------------------------------------------
 
-async function openFork (name, dir, ask = api) {
+// openFork shows where people go after (or came from before) the touchpoint step asks about.
+async function openFork (step, dir, ask = api) {
   dir = dir || state.get('dir') || 'next'
-  setState({ fork: name, dir })
+  setState({ fork: step, dir })
+  const name = nameOf(step)
   for (const b of document.querySelectorAll('[data-touchpoint]')) {
-    b.setAttribute('aria-expanded', b.dataset.touchpoint === name ? 'true' : 'false')
+    b.setAttribute('aria-expanded', b.dataset.touchpoint === step ? 'true' : 'false')
   }
   const section = $('#fork')
   section.hidden = false
@@ -278,7 +291,7 @@ async function openFork (name, dir, ask = api) {
   $('#fork-title').textContent = (dir === 'next' ? 'After ' : 'Before ') + name
   section.focus()
   await load(section, 'the fork', async () => {
-    const res = await ask('next', { anchor: escapeName(name), direction: dir, window: state.get('window') || def('next', 'window'), limit: 12, collapse: 'true', ...rangeParams() })
+    const res = await ask('next', { anchor: step, direction: dir, window: state.get('window') || def('next', 'window'), limit: 12, collapse: 'true', ...rangeParams() })
     const list = $('.bars', section)
     list.replaceChildren()
     list.dataset.persons = res.persons
@@ -286,12 +299,13 @@ async function openFork (name, dir, ask = api) {
     if (res.touchpoints.length === 0) list.append(el('li', { text: 'Nobody did ' + name + ' in this range.' }))
     for (const t of res.touchpoints) {
       const terminal = Boolean(t.marker)
+      if (!terminal) touchpointSteps.set(t.value, t.step)
       const label = terminal ? MARKER_TEXT[t.marker] : t.value
       list.append(el('li', {}, el('button', {
         type: 'button',
         disabled: terminal,
         title: terminal ? null : 'Show where people go after ' + t.value,
-        onclick: terminal ? null : () => openFork(t.value, dir)
+        onclick: terminal ? null : () => openFork(t.step, dir)
       },
       el('span', { class: 'fill', style: 'width:' + (100 * t.share).toFixed(1) + '%' }),
       el('span', { class: terminal ? 'label marker' : 'label', text: label }),
@@ -315,10 +329,10 @@ function closeFork () {
 // in their own style, so a real event or value that reads "(exit)" or "(none)" is never taken for one.
 const MARKER_TEXT = { none: 'no value', other: 'other values', exit: 'left (nothing more)', start: 'arrived here first' }
 
-// pathNodes is a path's touchpoints as nodes {name} with its marker, if any, as a node {marker}
-// before them (start) or after them (exit).
+// pathNodes is a path's touchpoints as nodes {name, step} with its marker, if any, as a node
+// {marker} before them (start) or after them (exit).
 function pathNodes (p) {
-  const nodes = p.touchpoints.map(name => ({ name }))
+  const nodes = p.touchpoints.map((name, i) => ({ name, step: p.steps[i] }))
   if (p.marker === 'start') nodes.unshift({ marker: p.marker })
   if (p.marker === 'exit') nodes.push({ marker: p.marker })
   return nodes
@@ -328,8 +342,8 @@ function fillAnchors () {
   const select = $('#flow select[name=anchor]')
   const current = state.get('anchor') || stageNames[0] || ''
   select.replaceChildren(...stageNames.map(n => el('option', { value: n, text: 'stage: ' + n, selected: n === current })))
-  for (const t of touchpointNames) {
-    if (!stageNames.includes(t)) select.append(el('option', { value: t, text: t, selected: t === current }))
+  for (const [t, step] of touchpointSteps) {
+    select.append(el('option', { value: step, text: t, selected: step === current }))
   }
 }
 
@@ -340,7 +354,8 @@ async function loadFlow (ask = api) {
   $('select[name=depth]', section).value = depth
   if (!anchor) return
   await load(section, 'the paths', async () => {
-    const res = await ask('paths', { anchor: escapeName(anchor), depth, limit: 12, collapse: 'true', window: state.get('window') || def('paths', 'window'), ...rangeParams() })
+    // A stage by its name, a touchpoint by its step (fillAnchors).
+    const res = await ask('paths', { anchor: stageNames.includes(anchor) ? escapeName(anchor) : anchor, depth, limit: 12, collapse: 'true', window: state.get('window') || def('paths', 'window'), ...rangeParams() })
     drawSankey($('.sankey', section), res.paths)
     const body = $('tbody', section)
     body.replaceChildren(...res.paths.map(p => el('tr', {},
@@ -365,7 +380,8 @@ function drawSankey (box, paths) {
     const steps = pathNodes(p)
     steps.forEach((n, col) => {
       const key = nodeKey(col, n)
-      if (!nodes.has(key)) nodes.set(key, { col, name: n.marker ? MARKER_TEXT[n.marker] : n.name, marker: n.marker, value: 0, out: 0, in: 0 })
+      if (!n.marker) touchpointSteps.set(n.name, n.step)
+      if (!nodes.has(key)) nodes.set(key, { col, name: n.marker ? MARKER_TEXT[n.marker] : n.name, step: n.step, marker: n.marker, value: 0, out: 0, in: 0 })
       nodes.get(key).value += p.persons
       if (col > 0) {
         const from = nodeKey(col - 1, steps[col - 1])
@@ -411,9 +427,9 @@ function drawSankey (box, paths) {
     label.textContent = `${n.name} (${num(n.value)})`
     g.append(label)
     if (!terminal) {
-      g.dataset.touchpoint = n.name
-      g.addEventListener('click', () => openFork(n.name))
-      g.addEventListener('keydown', (e) => { if (e.key === 'Enter' || e.key === ' ') { e.preventDefault(); openFork(n.name) } })
+      g.dataset.touchpoint = n.step
+      g.addEventListener('click', () => openFork(n.step))
+      g.addEventListener('keydown', (e) => { if (e.key === 'Enter' || e.key === ' ') { e.preventDefault(); openFork(n.step) } })
     }
     root.append(g)
   }
@@ -422,19 +438,21 @@ function drawSankey (box, paths) {
 
 // ---- Steps: the escapes of store/steps.go ----------------------------------------------------------
 
-// escapeName writes a stored event or stage name as a step that means exactly it: a backslash
-// before each character the step syntax gives a meaning to, and before white space at its ends
-// (which a step would otherwise drop), as store.EscapeStep does.
+// escapeName writes a stage's name as a step that means exactly it: a backslash before each
+// character the step syntax gives a meaning to, and before white space at its ends (which a step
+// would otherwise drop), as store.EscapeStep does. (A touchpoint's step comes from the API:
+// touchpointSteps.)
 function escapeName (name) {
   return name.replace(/[,;|[\]=<>^~:\\]/g, '\\$&').replace(/^\s+|\s+$/g, (s) => s.replace(/[\s\S]/g, '\\$&'))
 }
 
-// stepParam is what one funnel input sends as an entry of steps: a name the page knows escaped
-// whole; a step typed by hand, which may carry [filters], with its unescaped commas escaped, so
+// stepParam is what one funnel input sends as an entry of steps: a stage's name escaped whole, a
+// touchpoint's name as its step (touchpointSteps); a step typed by hand, which may carry [filters], with its unescaped commas escaped, so
 // that it stays one step ("Checkout, Step 2", "Product Viewed[city=Washington, D.C.]"), and a
 // backslash at its end doubled, so that it escapes no comma after it (store.JoinSteps).
 function stepParam (text) {
-  if (stageNames.includes(text) || touchpointNames.has(text)) return escapeName(text)
+  if (stageNames.includes(text)) return escapeName(text)
+  if (touchpointSteps.has(text)) return touchpointSteps.get(text)
   return text.replace(/\\[\s\S]|\\$|,/g, (m) => m === ',' ? '\\,' : m === '\\' ? '\\\\' : m)
 }
 
@@ -459,7 +477,9 @@ function splitSteps (list) {
 
 function fillStepNames () {
   const list = $('#step-names')
-  list.replaceChildren(...[...stageNames, ...touchpointNames].map(n => el('option', { value: n })))
+  // A touchpoint named like a stage is offered as its step (event:NAME): its name is the stage's.
+  const touchpoints = [...touchpointSteps].map(([name, step]) => stageNames.includes(name) ? step : name)
+  list.replaceChildren(...[...stageNames, ...touchpoints].map(n => el('option', { value: n })))
 }
 
 function stepInput (value) {

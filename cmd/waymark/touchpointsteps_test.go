@@ -1,0 +1,148 @@
+package main
+
+import (
+	"cmp"
+	"encoding/json"
+	"fmt"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strings"
+	"testing"
+)
+
+// TestTouchpointsPrintAsTheirSteps: a fresh tester's names. waymark next and paths printed an
+// event literally named "event:x" as event:x, which pasted back into --anchor asks about the event
+// "x", and an event named "conversion" as conversion, which asks about the stage of that name.
+// Each touchpoint now prints as the step that asks about it (only where that differs from the
+// name), the API's JSON gives the raw name as value and the step beside it, and every printed
+// step, pasted back as the anchor, finds the persons that were counted there.
+func TestTouchpointsPrintAsTheirSteps(t *testing.T) {
+	t.Parallel()
+	s := startServe(t)
+	// Four persons start, then each does one of the names; a fifth's next is a page without a name.
+	// (An event named like a stage is the tester's: conversion is a stage of the shop's map.)
+	names := map[string]string{"p1": "event:x", "p2": "conversion", "p3": "Checkout, Step 2", "p4": "Plain"}
+	var events []string
+	for p, name := range names {
+		events = append(events,
+			fmt.Sprintf(`{"type":"track","userId":%q,"event":"Start","timestamp":"2026-06-01T10:00:00Z","messageId":"%s-1"}`, p, p),
+			fmt.Sprintf(`{"type":"track","userId":%q,"event":%q,"timestamp":"2026-06-01T10:01:00Z","messageId":"%s-2"}`, p, name, p))
+	}
+	events = append(events, `{"type":"track","userId":"p5","event":"Start","timestamp":"2026-06-01T10:00:00Z","messageId":"p5-1"}`,
+		`{"type":"page","userId":"p5","timestamp":"2026-06-01T10:01:00Z","messageId":"p5-2"}`,
+		// The conversion the page's paths ask about by default.
+		`{"type":"track","userId":"p4","event":"Order Completed","timestamp":"2026-06-01T10:02:00Z","messageId":"p4-3"}`)
+	postTrack(t, s, `{"batch":[`+strings.Join(events, ",")+`]}`)
+	s.waitStored(t)
+
+	wantSteps := map[string]string{"event:x": `event\:x`, "conversion": "event:conversion", "Checkout, Step 2": `Checkout\, Step 2`, "Plain": "Plain", "page": "page"}
+	var want []string
+	for _, step := range wantSteps {
+		want = append(want, step)
+	}
+	slices.Sort(want)
+
+	// The CLI's next: one line a touchpoint (aligned right), its step, count and share.
+	row := regexp.MustCompile(`^\s*(.+?)\s+(\d+)\s+[\d.]+%\s*$`)
+	var printed []string
+	for _, line := range strings.Split(s.waymark(t, "next", "--anchor", "Start"), "\n") {
+		if m := row.FindStringSubmatch(line); m != nil {
+			printed = append(printed, m[1])
+		}
+	}
+	slices.Sort(printed)
+	if !slices.Equal(printed, want) {
+		t.Errorf("waymark next --anchor Start printed %q, want %q", printed, want)
+	}
+	// The CLI's paths: Start → each.
+	var pathsPrinted []string
+	for _, line := range strings.Split(s.waymark(t, "paths", "--anchor", "Start", "--depth", "2", "--convert", "Plain"), "\n") {
+		if _, path, ok := strings.Cut(line, "%  "); ok {
+			steps := strings.Split(path, " → ")
+			pathsPrinted = append(pathsPrinted, steps[1])
+		}
+	}
+	slices.Sort(pathsPrinted)
+	if !slices.Equal(pathsPrinted, want) {
+		t.Errorf("waymark paths --anchor Start --depth 2 printed %q, want %q", pathsPrinted, want)
+	}
+
+	// The API: the raw name as value, the step beside it.
+	var next struct {
+		Touchpoints []struct{ Value, Step string }
+	}
+	_, body := httpGet(t, "http://"+s.http+"/api/v1/next?anchor=Start")
+	if err := json.Unmarshal([]byte(body), &next); err != nil {
+		t.Fatal(err)
+	}
+	for _, tp := range next.Touchpoints {
+		if tp.Step != wantSteps[tp.Value] {
+			t.Errorf("next's touchpoint %q has step %q, want %q", tp.Value, tp.Step, wantSteps[tp.Value])
+		}
+	}
+	var paths struct {
+		Paths []struct{ Touchpoints, Steps []string }
+	}
+	_, body = httpGet(t, "http://"+s.http+"/api/v1/paths?anchor=Start&depth=2&convert=Plain")
+	if err := json.Unmarshal([]byte(body), &paths); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range paths.Paths {
+		if len(p.Steps) != 2 || p.Steps[0] != "Start" || p.Steps[1] != wantSteps[p.Touchpoints[1]] {
+			t.Errorf("path %q has steps %q", p.Touchpoints, p.Steps)
+		}
+	}
+
+	// The journey map page sends a touchpoint's step as the API gives it: each node of the flow
+	// from Start opens the fork of its step.
+	if _, err := os.Stat("/usr/bin/chromium"); err != nil {
+		t.Fatal("/usr/bin/chromium not found: run deploy/test.sh, which installs Debian's chromium")
+	}
+	dir := npmInstall(t, "playwright-core")
+	view := url.Values{"fork": {"Start"}, "dir": {"next"}, "anchor": {"Start"}, "depth": {"2"}, "steps": {"Start,Plain"}, "breakdown": {"channel"}, "window": {"1h"}}
+	cmd := exec.Command("node", filepath.Join(mustAbs(t, "testdata"), "drive-markers.js"), "http://"+s.http+"/?"+view.Encode(),
+		testOutput(t, "touchpoint-steps"), testReadKey)
+	cmd.Env = append(os.Environ(), "NODE_PATH="+filepath.Join(dir, "node_modules"))
+	cmd.Stderr = os.Stderr
+	raw, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("chromium: %v\n%s", err, raw)
+	}
+	var page struct {
+		Errors []string
+		Flow   []struct{ Text, Touchpoint string }
+	}
+	if err := json.Unmarshal(raw, &page); err != nil {
+		t.Fatalf("%v: %s", err, raw)
+	}
+	if len(page.Errors) > 0 {
+		t.Errorf("page errors: %v", page.Errors)
+	}
+	var nodes []string
+	for _, n := range page.Flow {
+		name := n.Text[:strings.LastIndex(n.Text, " (")]
+		nodes = append(nodes, name)
+		if step := cmp.Or(wantSteps[name], name); n.Touchpoint != step {
+			t.Errorf("the page's flow node %q opens the fork of %q, want %q", name, n.Touchpoint, step)
+		}
+	}
+	if len(nodes) != 6 {
+		t.Errorf("the page's flow shows %q, want Start and the five touchpoints after it", nodes)
+	}
+
+	// Each printed step, pasted back as the anchor, is where its one person came from Start.
+	for _, step := range printed {
+		code, body := httpGet(t, "http://"+s.http+"/api/v1/next?direction=previous&anchor="+url.QueryEscape(step))
+		var prev struct {
+			Persons     int64
+			Touchpoints []struct{ Value string }
+		}
+		if err := json.Unmarshal([]byte(body), &prev); code != 200 || err != nil || prev.Persons != 1 || len(prev.Touchpoints) != 1 || prev.Touchpoints[0].Value != "Start" {
+			t.Errorf("anchor %s pasted back: %d %s, want the one person who came from Start", step, code, body)
+		}
+	}
+}
