@@ -38,7 +38,10 @@ type Event struct {
 	// neither previousId nor anonymousId is refused, ReasonMissingPreviousID).
 	Placeholders []PlaceholderID
 
-	Timestamp         time.Time // derived event time, see Decode
+	// Timestamp is the derived event time (see Decode), to the microsecond: Segment's Python,
+	// Go and Java libraries send microseconds, and events are ordered by them; nanoseconds
+	// beyond are cut (Decode truncates them, never rounds up into a later microsecond).
+	Timestamp         time.Time
 	OriginalTimestamp time.Time // zero when absent
 	SentAt            time.Time // zero when absent
 	ReceivedAt        time.Time
@@ -607,6 +610,8 @@ func (e *Event) setTimes(w *wire, receivedAt time.Time, from origin) error {
 	default:
 		e.Timestamp, field = received, "receivedAt"
 	}
+	// Waymark keeps event times to the microsecond (see Event.Timestamp): nanoseconds are cut.
+	e.Timestamp = e.Timestamp.Truncate(time.Microsecond)
 	if !InTimeRange(e.Timestamp) {
 		return &InvalidError{Reason: ReasonInvalidTimestamp, Field: field,
 			Err: fmt.Errorf("%s is outside %s … %s (excluded), the event times Waymark accepts", e.Timestamp.Format(time.RFC3339Nano),
