@@ -81,7 +81,7 @@ func coldLatest(data []byte) int64 {
 // (signed ones zigzag) unless said otherwise:
 //
 //	latest, reached, channel, byUser
-//	len(points), then per point: ms and seq as deltas from the point before, id (8 bytes little
+//	len(points), then per point: us (its time, unix µs) and seq as deltas from the point before, id (8 bytes little
 //	  endian), payload (4 bytes little endian), rules, touch, channel, campaign, session
 //	len(sessions), then per session: startMs as a delta from the session before, endMs-startMs,
 //	  version, events, entry, exit, channel, campaign, reason, person, stages
@@ -92,11 +92,11 @@ func encodeCustomer(c *customer, channel uint32) []byte {
 	b = binary.AppendUvarint(b, uint64(channel))
 	b = binary.AppendUvarint(b, boolByte(c.byUser))
 	b = binary.AppendUvarint(b, uint64(len(c.points)))
-	var ms, seq int64
+	var us, seq int64
 	for _, p := range c.points {
-		b = binary.AppendVarint(b, p.ms-ms)
+		b = binary.AppendVarint(b, p.us-us)
 		b = binary.AppendVarint(b, p.seq-seq)
-		ms, seq = p.ms, p.seq
+		us, seq = p.us, p.seq
 		b = binary.LittleEndian.AppendUint64(b, p.id)
 		b = binary.LittleEndian.AppendUint32(b, p.payload)
 		for _, v := range [...]uint64{p.rules, uint64(p.touch), uint64(p.channel), uint64(p.campaign), uint64(p.session)} {
@@ -139,12 +139,12 @@ func decodeCustomer(data []byte, strs []string) (*customer, error) {
 	}
 	n := d.count(13) // at least 13 bytes a point
 	c.points = make([]point, n)
-	var ms, seq int64
+	var us, seq int64
 	for i := range c.points {
-		ms += d.varint()
+		us += d.varint()
 		seq += d.varint()
 		p := &c.points[i]
-		p.ms, p.seq, p.id, p.payload = ms, seq, d.uint64(), d.fixed32()
+		p.us, p.seq, p.id, p.payload = us, seq, d.uint64(), d.fixed32()
 		p.rules, p.touch, p.channel, p.campaign, p.session = d.uvarint(), d.uint32(), d.uint32(), d.uint32(), d.uint32()
 	}
 	c.sorted = len(c.points)

@@ -17,27 +17,27 @@ func TestColdCustomerRoundTrip(t *testing.T) {
 	strs := []string{"direct", "email", "Product Viewed", ""}
 	many := make([]point, idIndexFrom+3)
 	for i := range many {
-		many[i] = point{ms: int64(i) * 1000, seq: int64(len(many) - i), id: uint64(i) * 0x9e3779b97f4a7c15, touch: 2}
+		many[i] = point{us: int64(i) * 1000, seq: int64(len(many) - i), id: uint64(i) * 0x9e3779b97f4a7c15, touch: 2}
 	}
 	cases := []struct {
 		name string
 		c    customer
 	}{
 		{"empty", customer{}},
-		{"one point", customer{points: []point{{ms: 1_780_000_000_000, seq: 7, id: 1, rules: 3, touch: 2}}, latest: 1_780_000_000_000,
+		{"one point", customer{points: []point{{us: 1_780_000_000_000, seq: 7, id: 1, rules: 3, touch: 2}}, latest: 1_780_000_000_000,
 			firstChannel: "email", byUser: true}},
 		{"extremes", customer{points: []point{
-			{ms: math.MinInt64, seq: math.MaxInt64, id: math.MaxUint64, rules: math.MaxUint64, touch: math.MaxUint32,
+			{us: math.MinInt64, seq: math.MaxInt64, id: math.MaxUint64, rules: math.MaxUint64, touch: math.MaxUint32,
 				channel: math.MaxUint32, campaign: math.MaxUint32, session: math.MaxUint32},
-			{ms: -5, seq: math.MinInt64},
-			{ms: math.MaxInt64, seq: 0, session: 1},
+			{us: -5, seq: math.MinInt64},
+			{us: math.MaxInt64, seq: 0, session: 1},
 		}, latest: math.MaxInt64, reached: math.MaxUint64, firstChannel: "direct"}},
-		{"sessions", customer{points: []point{{ms: 10}, {ms: 20}}, latest: 20, reached: 5, firstChannel: "direct",
+		{"sessions", customer{points: []point{{us: 10}, {us: 20}}, latest: 20, reached: 5, firstChannel: "direct",
 			sessions: []storedSession{
 				{startMs: 10, endMs: 10, version: math.MaxUint64, events: 1, entry: 2, exit: 2, reason: 1, person: 0, stages: 1},
 				{startMs: -100, endMs: math.MaxInt64 - 200, version: 1, events: math.MaxUint32, entry: math.MaxUint32, stages: math.MaxUint64},
 			}}},
-		{"indexed ids", customer{points: many, latest: many[len(many)-1].ms, firstChannel: "email"}},
+		{"indexed ids", customer{points: many, latest: many[len(many)-1].us, firstChannel: "email"}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -77,7 +77,7 @@ func compareCustomers(t *testing.T, got, want *customer) {
 // TestColdDecodeRefusesDamage: every truncation of an encoded customer, and a length beyond the
 // data, is an error, never a panic or a customer.
 func TestColdDecodeRefusesDamage(t *testing.T) {
-	c := customer{points: []point{{ms: 100, id: 1}, {ms: 200, id: 2, session: 9}}, latest: 200, firstChannel: "a",
+	c := customer{points: []point{{us: 100, id: 1}, {us: 200, id: 2, session: 9}}, latest: 200, firstChannel: "a",
 		sessions: []storedSession{{startMs: 100, endMs: 200, events: 2}}}
 	data := encodeCustomer(&c, 0)
 	strs := []string{"a"}
@@ -102,7 +102,7 @@ func TestColdDecodeRefusesDamage(t *testing.T) {
 // FuzzColdCustomer: any bytes decode to a customer or an error, without a panic; a customer
 // decoded encodes to what decodes to the same customer.
 func FuzzColdCustomer(f *testing.F) {
-	c := customer{points: []point{{ms: 100, seq: 3, id: 1, rules: 1, touch: 1}, {ms: 200, id: 2, session: 9}}, latest: 200,
+	c := customer{points: []point{{us: 100, seq: 3, id: 1, rules: 1, touch: 1}, {us: 200, id: 2, session: 9}}, latest: 200,
 		firstChannel: "a", sessions: []storedSession{{startMs: 100, endMs: 200, events: 2, person: 1}}}
 	f.Add(encodeCustomer(&c, 0))
 	f.Add([]byte{})

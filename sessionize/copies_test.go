@@ -76,14 +76,14 @@ func (st *storedRows) restoreFor(s *Sessionizer, batch []ingest.Event) {
 func (st *storedRows) history(of []string) ([]string, []ingest.Event, []Session) {
 	type at struct {
 		key, id string
-		ms      int64
+		us      int64
 	}
 	byCopy := map[at]ingest.Event{}
 	for _, e := range st.events {
 		if st.isSuperseded(e) || of != nil && !slices.Contains(of, e.CustomerKey()) {
 			continue
 		}
-		k := at{e.CustomerKey(), e.MessageID, e.Timestamp.UnixMilli()}
+		k := at{e.CustomerKey(), e.MessageID, e.Timestamp.UnixMicro()}
 		if prev, ok := byCopy[k]; !ok || e.Seq < prev.Seq {
 			byCopy[k] = e
 		}

@@ -39,11 +39,11 @@ type identities struct {
 	lost int
 }
 
-// signIn is a userId ("u:" id) seen on a device at ms: signed in from then to the next signIn.
-// seq and id are those of the event that carried it (see point): sign-ins at the same ms are
+// signIn is a userId ("u:" id) seen on a device at us (unix µs): signed in from then to the next
+// signIn. seq and id are those of the event that carried it (see point): sign-ins at the same time are
 // ordered by the one tie rule, as the client sent them (compareSignIns).
 type signIn struct {
-	ms   int64
+	us   int64
 	seq  int64
 	id   uint64
 	user string
@@ -54,19 +54,19 @@ type signIn struct {
 
 // compareSignIns orders sign-ins as comparePoints orders their events: by time, equal times in
 // the client's order (seq, the Kafka offset of the event's first delivery), then by event id.
-// So of two users signing in on a device in the same millisecond, the one the client sent first
+// So of two users signing in on a device at the same time, the one the client sent first
 // signed in first, whatever order the events reach the sessionizer in.
 func compareSignIns(a, b signIn) int {
-	return cmp.Or(cmp.Compare(a.ms, b.ms), cmp.Compare(a.seq, b.seq), cmp.Compare(a.id, b.id))
+	return cmp.Or(cmp.Compare(a.us, b.us), cmp.Compare(a.seq, b.seq), cmp.Compare(a.id, b.id))
 }
 
-// atOrBefore reports whether the sign-in came at or before an event at ms with seq: earlier in
-// time, or in the same millisecond and not later in the client's order (seq). Two events of a
-// device share a seq only when both were stored before seq existed (0): then the sign-in counts
-// from its millisecond on, as before seq. The event id, which orders what seq leaves tied, is not
+// atOrBefore reports whether the sign-in came at or before an event at us (unix µs) with seq:
+// earlier in time, or at the same time and not later in the client's order (seq). Two events of
+// a device share a seq only when both were stored before seq existed (0): then the sign-in counts
+// from its time on, as before seq. The event id, which orders what seq leaves tied, is not
 // compared, for the same reason. store's signedInPerson is the same comparison in SQL.
-func (s signIn) atOrBefore(ms, seq int64) bool {
-	return s.ms < ms || s.ms == ms && s.seq <= seq
+func (s signIn) atOrBefore(us, seq int64) bool {
+	return s.us < us || s.us == us && s.seq <= seq
 }
 
 // MaxDeviceSignIns is how many sign-ins a device keeps: 4096 distinct sign-ins (events carrying a
@@ -125,14 +125,14 @@ func (g *identities) personOf(id string) string {
 // on, the person DeviceSignIns gives it (the user signed in last at or before it by (time, seq);
 // before the first sign-in, the first user); else the device's own person (which the device's one
 // user's sign-in joins to that user).
-func (g *identities) personAt(userID, anonymousID string, ms, seq int64) string {
+func (g *identities) personAt(userID, anonymousID string, us, seq int64) string {
 	if userID != "" {
 		return g.personOf("u:" + userID)
 	}
 	list := g.users["a:"+anonymousID]
 	// The sign-ins at or before the event are a prefix of the list (compareSignIns order).
-	i, _ := slices.BinarySearchFunc(list, signIn{ms: ms, seq: seq}, func(s, event signIn) int {
-		if s.atOrBefore(event.ms, event.seq) {
+	i, _ := slices.BinarySearchFunc(list, signIn{us: us, seq: seq}, func(s, event signIn) int {
+		if s.atOrBefore(event.us, event.seq) {
 			return -1
 		}
 		return 1
@@ -278,15 +278,15 @@ func (g *identities) takeLost() int {
 }
 
 // DeviceSignIns says who was signed in on a device that several userIds used: Users[i] from the
-// sign-in at From[i] (unix ms) with Seqs[i] (its place in the partition: the Kafka offset of its
+// sign-in at From[i] (unix µs) with Seqs[i] (its place in the partition: the Kafka offset of its
 // first delivery, ingest.Event.Seq) until the next one. Sign-ins are listed by the one tie rule
-// (README): by time, sign-ins in the same millisecond in the order the client sent them (Seqs), so
+// (README): by time, to the microsecond, sign-ins at the same time in the order the client sent them (Seqs), so
 // From may repeat a time: of bob's and alice's sign-ins at 09:05, sent in that order, bob's is
 // first. Stored, it decides at query time whose each anonymous event of the device is, by the
 // event's time and seq, whatever order the events and logins arrived in:
 //
 //   - at or after a sign-in: the user signed in last at or before it, comparing (time, seq) in
-//     that order: an event in the same millisecond as sign-ins (SDKs that stamp to the second
+//     that order: an event at the same time as sign-ins (SDKs that stamp to the second
 //     make many) is the user's whose sign-in the client sent last before it. A sign-in and an
 //     event with the same time and seq (both stored before seq existed, 0) count the sign-in as
 //     first, the rule before seq;
@@ -305,8 +305,8 @@ func (g *identities) takeLost() int {
 // A user of NUL then Device stands for no user: a span whose sign-ins the device dropped to stay
 // under MaxDeviceSignIns, its anonymous events a person of their own rather than a wrong user.
 type DeviceSignIns struct {
-	Device string // the anonymousId
-	From   []int64
+	Device string  // the anonymousId
+	From   []int64 // unix µs: the time of each run's first sign-in
 	Seqs   []int64 // one per From
 	Users  []string
 }
@@ -327,7 +327,7 @@ func (g *identities) signIns(device string) (d DeviceSignIns) {
 	d.Device = device[2:]
 	for i, s := range list {
 		if i == 0 || s.user != list[i-1].user { // the start of a run of one user
-			d.From, d.Seqs, d.Users = append(d.From, s.ms), append(d.Seqs, s.seq), append(d.Users, s.user[2:])
+			d.From, d.Seqs, d.Users = append(d.From, s.us), append(d.Seqs, s.seq), append(d.Users, s.user[2:])
 		}
 	}
 	return d

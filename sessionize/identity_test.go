@@ -99,7 +99,7 @@ func TestSharedDeviceGoesToWhoeverIsSignedIn(t *testing.T) {
 		}
 		for _, e := range events { // the person an anonymous event arriving now is stored with
 			if want, ok := wantAnonymous[e.Event]; ok {
-				if p := s.ids.personAt("", "dev", e.Timestamp.UnixMilli(), e.Seq)[2:]; p != want {
+				if p := s.ids.personAt("", "dev", e.Timestamp.UnixMicro(), e.Seq)[2:]; p != want {
 					t.Errorf("%s: %s would be stored as %s's, want %s's", name, e.Event, p, want)
 				}
 			}
@@ -219,7 +219,7 @@ func TestSharedDeviceSignInsDoNotDependOnOrder(t *testing.T) {
 		call("identify", "", "dev", "alice", 120),
 		call("identify", "", "laptop", "carol", 5), // one user's device
 	}
-	want := fmt.Sprint([]DeviceSignIns{{Device: "dev", From: []int64{base.Add(time.Minute).UnixMilli(), base.Add(time.Hour).UnixMilli(), base.Add(90 * time.Minute).UnixMilli()}, Seqs: []int64{0, 0, 0}, Users: []string{"alice", "bob", "alice"}}})
+	want := fmt.Sprint([]DeviceSignIns{{Device: "dev", From: []int64{base.Add(time.Minute).UnixMicro(), base.Add(time.Hour).UnixMicro(), base.Add(90 * time.Minute).UnixMicro()}, Seqs: []int64{0, 0, 0}, Users: []string{"alice", "bob", "alice"}}})
 	for seed := range 30 {
 		shuffled := slices.Clone(events)
 		rand.New(rand.NewPCG(uint64(seed), 1)).Shuffle(len(shuffled), func(i, j int) { shuffled[i], shuffled[j] = shuffled[j], shuffled[i] })
@@ -260,7 +260,7 @@ func TestSignInsInOneMillisecondFollowTheClientsOrder(t *testing.T) {
 		for i := range events {
 			events[i].Seq = int64(100 + i) // the client's order
 		}
-		at5 := base.Add(5 * time.Minute).UnixMilli()
+		at5 := base.Add(5 * time.Minute).UnixMicro()
 		wantSignIns := fmt.Sprint([]DeviceSignIns{{Device: "dev", From: []int64{at5, at5, at5}, Seqs: []int64{101, 102, 103}, Users: sent}})
 		wantPerson := map[string]string{"Tie View": sent[0], "After": sent[2]}
 		wantSession := "Tie View>After:" + sent[2] // one visit; its person is its last touchpoint's
@@ -273,7 +273,7 @@ func TestSignInsInOneMillisecondFollowTheClientsOrder(t *testing.T) {
 				}
 				for _, e := range []ingest.Event{events[0], events[len(events)-1]} {
 					event, want := e.Event, wantPerson[e.Event]
-					if got := s.ids.personAt("", "dev", e.Timestamp.UnixMilli(), e.Seq)[2:]; got != want {
+					if got := s.ids.personAt("", "dev", e.Timestamp.UnixMicro(), e.Seq)[2:]; got != want {
 						t.Errorf("%s: %s would be stored as %s's, want %s's", what, event, got, want)
 					}
 				}
@@ -310,7 +310,7 @@ func TestAnonymousEventsInASignInsMillisecondFollowTheClientsOrder(t *testing.T)
 		events[i].Seq = int64(100 + i)
 	}
 	wantPerson := map[string]string{"Door": "alice", "Shelf": "alice", "Counter": "bob", "Till": "alice", "Exit": "carl"}
-	at0 := base.UnixMilli()
+	at0 := base.UnixMicro()
 	wantSignIns := fmt.Sprint([]DeviceSignIns{{Device: "dev", From: []int64{at0, at0, at0, at0},
 		Seqs: []int64{101, 103, 106, 108}, Users: []string{"alice", "bob", "alice", "carl"}}})
 	wantSessions := "Door>Till:alice Exit>Exit:carl" // Till, the visit's last touchpoint, is alice's
@@ -444,7 +444,7 @@ func TestAliasFromASharedDeviceIsASignIn(t *testing.T) {
 		}
 		for _, e := range events {
 			if want, ok := wantAnonymous[e.Event]; ok {
-				if p := s.ids.personAt("", "dev", e.Timestamp.UnixMilli(), e.Seq)[2:]; p != want {
+				if p := s.ids.personAt("", "dev", e.Timestamp.UnixMicro(), e.Seq)[2:]; p != want {
 					t.Errorf("%s: %s would be stored as %s's, want %s's", name, e.Event, p, want)
 				}
 			}
@@ -486,7 +486,7 @@ func TestKioskKeepsEveryUsersSignIn(t *testing.T) {
 			}
 			for _, e := range events {
 				if user, ok := want[e.Event]; ok {
-					if got := s.ids.personAt("", "kiosk", e.Timestamp.UnixMilli(), e.Seq)[2:]; got != user {
+					if got := s.ids.personAt("", "kiosk", e.Timestamp.UnixMicro(), e.Seq)[2:]; got != user {
 						t.Errorf("%s, %s: %s went to %s, want %s", tc.name, name, e.Event, got, user)
 					}
 				}
@@ -532,7 +532,7 @@ func TestSignInsPastTheBoundGoToNoUser(t *testing.T) {
 			if !ok {
 				continue
 			}
-			got := s.ids.personAt("", "kiosk", e.Timestamp.UnixMilli(), e.Seq)[2:]
+			got := s.ids.personAt("", "kiosk", e.Timestamp.UnixMicro(), e.Seq)[2:]
 			switch {
 			case got == "\x00kiosk":
 				nobody++
@@ -592,7 +592,7 @@ func TestLongRunsAreThinnedNotLost(t *testing.T) {
 		wrong, nobody := 0, 0
 		for _, e := range events {
 			if user, ok := want[e.Event]; ok {
-				switch got := s.ids.personAt("", "laptop", e.Timestamp.UnixMilli(), e.Seq)[2:]; {
+				switch got := s.ids.personAt("", "laptop", e.Timestamp.UnixMicro(), e.Seq)[2:]; {
 				case got == "\x00laptop" && !exact:
 					nobody++
 				case got != user:
@@ -621,7 +621,7 @@ func TestSupersededCopyTakesBackItsSignIn(t *testing.T) {
 		call("page", "Home", "dev", "", 70),
 		first,
 	}
-	want := fmt.Sprint(DeviceSignIns{Device: "dev", From: []int64{base.Add(time.Minute).UnixMilli(), base.Add(time.Hour).UnixMilli()},
+	want := fmt.Sprint(DeviceSignIns{Device: "dev", From: []int64{base.Add(time.Minute).UnixMicro(), base.Add(time.Hour).UnixMicro()},
 		Seqs: []int64{0, 0}, Users: []string{"alice", "bob"}})
 	for _, order := range permutations(len(events)) {
 		s := newTestSessionizer(t)
@@ -636,7 +636,7 @@ func TestSupersededCopyTakesBackItsSignIn(t *testing.T) {
 			if d, _ := s.ids.sharedSignIns("a:dev"); fmt.Sprint(d) != want {
 				t.Errorf("order %v, %s: sign-ins %v, want %s", order, name, d, want)
 			}
-			if got := s.ids.personAt("", "dev", base.Add(70*time.Minute).UnixMilli(), 0); got != "u:bob" {
+			if got := s.ids.personAt("", "dev", base.Add(70*time.Minute).UnixMicro(), 0); got != "u:bob" {
 				t.Errorf("order %v, %s: the page at 70 min is %s's, want bob's", order, name, got)
 			}
 		}

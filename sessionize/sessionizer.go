@@ -110,7 +110,7 @@ type Session struct {
 
 // point is what the sessionizer keeps of one event: 56 bytes, strings interned.
 type point struct {
-	ms       int64  // event time, unix milliseconds
+	us       int64  // event time, unix microseconds (ingest.Event.Timestamp.UnixMicro)
 	seq      int64  // place in the partition (ingest.Event.Seq): orders equal times as the client sent them
 	id       uint64 // hash of the messageId (eventHash), to drop duplicates (and order ties Seq leaves)
 	rules    uint64 // bit i: the base conditions of rule i hold
@@ -159,7 +159,7 @@ func (s *Sessionizer) newPoint(e *ingest.Event) point {
 	if !IsTouchpoint(e.Type) {
 		label = identityLabel(e.Type)
 	}
-	p := point{ms: e.Timestamp.UnixMilli(), seq: e.Seq, id: eventHash(e), rules: s.matchRules(e, channel),
+	p := point{us: e.Timestamp.UnixMicro(), seq: e.Seq, id: eventHash(e), rules: s.matchRules(e, channel),
 		touch: s.intern(label), channel: s.intern(channel), campaign: s.intern(e.CampaignName), payload: s.payloadHash(e)}
 	if e.SessionID != "" {
 		h := fnv.New32a()
@@ -203,7 +203,7 @@ type customer struct {
 	ids      *[]uint64       // the ids of points, sorted, once there are more than idIndexFrom
 	sessions []storedSession // as last emitted
 	dirty    bool
-	latest   int64 // newest event time, ms
+	latest   int64 // newest event time, unix µs
 	// reached is the journey stages whose live entries counted the customer's person while that
 	// person is the customer key alone (its id never linked); then the identity graph keeps them
 	// (see Sessionizer.journey).
@@ -281,7 +281,7 @@ type Sessionizer struct {
 	cold      map[string][]byte    // held encoded (see cold.go)
 	hotCap    int                  // customers held decoded at most (see cool)
 	ids       *identities
-	watermark int64 // newest event time seen, ms
+	watermark int64 // newest event time seen, unix µs
 	version   uint64
 	restored  []string             // customers restored since the last Push, to recompute and diff
 	evicting  map[string]*customer // customers the last Push changed and evicted (see holds)
@@ -385,11 +385,11 @@ type Output struct {
 	unnamed []unnamedCopy
 }
 
-// unnamedCopy is a stored copy of an event known by its customer key, time (unix ms) and id
+// unnamedCopy is a stored copy of an event known by its customer key, time (unix µs) and id
 // (eventHash) only.
 type unnamedCopy struct {
 	key string
-	ms  int64
+	us  int64
 	id  uint64
 }
 
@@ -401,8 +401,8 @@ func nameCopies(unnamed []unnamedCopy, stored []ingest.Event) []Copy {
 	for _, u := range unnamed {
 		for i := range stored {
 			e := &stored[i]
-			if e.Timestamp.UnixMilli() == u.ms && e.CustomerKey() == u.key && eventHash(e) == u.id {
-				out = append(out, Copy{u.key, e.MessageID, time.UnixMilli(u.ms).UTC()})
+			if e.Timestamp.UnixMicro() == u.us && e.CustomerKey() == u.key && eventHash(e) == u.id {
+				out = append(out, Copy{u.key, e.MessageID, time.UnixMicro(u.us).UTC()})
 				break
 			}
 		}
@@ -440,7 +440,7 @@ func (s *Sessionizer) Push(now time.Time, events []ingest.Event) (Output, Stats)
 		}
 		if held, ok := c.held(p); ok {
 			stats.Duplicates++
-			personIDs[i], seqs[i] = s.ids.personAt(e.UserID, e.AnonymousID, held.ms, held.seq)[2:], held.seq
+			personIDs[i], seqs[i] = s.ids.personAt(e.UserID, e.AnonymousID, held.us, held.seq)[2:], held.seq
 			if p.payload != held.payload { // another copy at the same time: the first to arrive is the event
 				ps.later = append(ps.later, i)
 			}
@@ -449,7 +449,7 @@ func (s *Sessionizer) Push(now time.Time, events []ingest.Event) (Output, Stats)
 		if c.holds(p.id) { // a copy at another time (a retry re-stamped): the earliest one counts
 			stats.Duplicates++
 			j := c.copyOf(p.id)
-			if p.ms >= c.points[j].ms {
+			if p.us >= c.points[j].us {
 				ps.later = append(ps.later, i)
 				continue
 			}
@@ -458,7 +458,7 @@ func (s *Sessionizer) Push(now time.Time, events []ingest.Event) (Output, Stats)
 			c.replace(j, p)
 			s.supersede(ps, key, c, moved)
 			s.earlierCopy(ps, key, c, e, p)
-			personIDs[i], seqs[i] = s.ids.personAt(e.UserID, e.AnonymousID, p.ms, p.seq)[2:], p.seq
+			personIDs[i], seqs[i] = s.ids.personAt(e.UserID, e.AnonymousID, p.us, p.seq)[2:], p.seq
 			continue
 		}
 		other, oc, j := s.copyElsewhere(e, p)
@@ -466,9 +466,9 @@ func (s *Sessionizer) Push(now time.Time, events []ingest.Event) (Output, Stats)
 			// A copy under another key of the person (see Output.LaterCopies).
 			stats.Duplicates++
 			q := oc.points[j]
-			if p.ms >= q.ms {
+			if p.us >= q.us {
 				ps.later = append(ps.later, i)
-				personIDs[i], seqs[i] = s.ids.personAt(e.UserID, e.AnonymousID, q.ms, q.seq)[2:], q.seq
+				personIDs[i], seqs[i] = s.ids.personAt(e.UserID, e.AnonymousID, q.us, q.seq)[2:], q.seq
 				if created && len(c.points) == 0 {
 					delete(s.customers, key) // nothing of it is stored
 				}
@@ -482,9 +482,9 @@ func (s *Sessionizer) Push(now time.Time, events []ingest.Event) (Output, Stats)
 			c.firstChannel = s.strs[p.channel]
 		}
 		s.link(ps, key, c, e, p)
-		person := s.ids.personAt(e.UserID, e.AnonymousID, p.ms, p.seq)
+		person := s.ids.personAt(e.UserID, e.AnonymousID, p.us, p.seq)
 		s.observe(key, c, e, p, person, stats, oc != nil)
-		if e.UserID != "" && e.AnonymousID != "" && s.signIn(c, e, p.ms) {
+		if e.UserID != "" && e.AnonymousID != "" && s.signIn(c, e, p.us) {
 			ps.signedIn("a:" + e.AnonymousID)
 		}
 		personIDs[i], seqs[i] = person[2:], p.seq
@@ -567,7 +567,7 @@ func (ps *pushState) touch(key string, c *customer) {
 func (s *Sessionizer) supersede(ps *pushState, key string, c *customer, q point) {
 	s.signOut(ps, key, q)
 	pushed := pushedCopies(ps.events[:ps.i], key, q)
-	at := time.UnixMilli(q.ms).UTC()
+	at := time.UnixMicro(q.us).UTC()
 	switch e := &ps.events[ps.i]; {
 	case eventHash(e) == q.id:
 		ps.superseded = append(ps.superseded, Copy{key, e.MessageID, at})
@@ -575,7 +575,7 @@ func (s *Sessionizer) supersede(ps *pushState, key string, c *customer, q point)
 		e = &ps.events[pushed[0]]
 		ps.superseded = append(ps.superseded, Copy{key, e.MessageID, at})
 	default:
-		ps.unnamed = append(ps.unnamed, unnamedCopy{key, q.ms, q.id})
+		ps.unnamed = append(ps.unnamed, unnamedCopy{key, q.us, q.id})
 	}
 	ps.later = append(ps.later, pushed...)
 	ps.touch(key, c)
@@ -712,14 +712,14 @@ func (s *Sessionizer) evict(touched []string) int {
 
 // held returns the point the customer holds with p's time and id, if any.
 func (c *customer) held(p point) (point, bool) {
-	i, _ := slices.BinarySearchFunc(c.points[:c.sorted], p.ms, func(q point, ms int64) int { return cmp.Compare(q.ms, ms) })
-	for ; i < c.sorted && c.points[i].ms == p.ms; i++ {
+	i, _ := slices.BinarySearchFunc(c.points[:c.sorted], p.us, func(q point, us int64) int { return cmp.Compare(q.us, us) })
+	for ; i < c.sorted && c.points[i].us == p.us; i++ {
 		if c.points[i].id == p.id {
 			return c.points[i], true
 		}
 	}
 	for _, q := range c.points[c.sorted:] {
-		if q.ms == p.ms && q.id == p.id {
+		if q.us == p.us && q.id == p.id {
 			return q, true
 		}
 	}
@@ -779,7 +779,7 @@ func pushedCopies(pushed []ingest.Event, key string, held point) []int {
 	var out []int
 	for i := range pushed {
 		e := &pushed[i]
-		if e.Timestamp.UnixMilli() == held.ms && e.CustomerKey() == key && eventHash(e) == held.id {
+		if e.Timestamp.UnixMicro() == held.us && e.CustomerKey() == key && eventHash(e) == held.id {
 			out = append(out, i)
 		}
 	}
@@ -816,10 +816,11 @@ func (c *customer) sort() {
 	}
 }
 
-// comparePoints orders points by time, equal times in the client's order (Seq), then by id: the
-// one tie rule, which the store's queries follow too.
+// comparePoints orders points by time (to the µs: Segment's Python, Go and Java libraries send
+// microseconds), equal times in the client's order (Seq), then by id: the one tie rule, which the
+// store's queries follow too (store's compareScanned; docs/how-it-works.md says why µs).
 func comparePoints(a, b point) int {
-	return cmp.Or(cmp.Compare(a.ms, b.ms), cmp.Compare(a.seq, b.seq), cmp.Compare(a.id, b.id))
+	return cmp.Or(cmp.Compare(a.us, b.us), cmp.Compare(a.seq, b.seq), cmp.Compare(a.id, b.id))
 }
 
 // signIn records that e's userId was signed in on its device, customer c, at ms, and reports
@@ -827,8 +828,8 @@ func comparePoints(a, b point) int {
 // only the first and last of their sign-ins (see identities.signedIn); when a second user comes,
 // the first user's others are taken back from the device's points that carried a userId, all of
 // them the first user's, so the device's sign-ins come out the same in any arrival order.
-func (s *Sessionizer) signIn(c *customer, e *ingest.Event, ms int64) bool {
-	device, in := "a:"+e.AnonymousID, signIn{ms: ms, seq: e.Seq, id: eventHash(e), user: "u:" + e.UserID}
+func (s *Sessionizer) signIn(c *customer, e *ingest.Event, us int64) bool {
+	device, in := "a:"+e.AnonymousID, signIn{us: us, seq: e.Seq, id: eventHash(e), user: "u:" + e.UserID}
 	first := ""
 	if list := s.ids.users[device]; len(list) > 0 && !shared(list) {
 		first = list[0].user
@@ -837,7 +838,7 @@ func (s *Sessionizer) signIn(c *customer, e *ingest.Event, ms int64) bool {
 	if first != "" && first != in.user {
 		for _, q := range c.points {
 			if q.signedIn() {
-				s.ids.signedIn(device, signIn{ms: q.ms, seq: q.seq, id: q.id, user: first})
+				s.ids.signedIn(device, signIn{us: q.us, seq: q.seq, id: q.id, user: first})
 			}
 		}
 	}
@@ -852,7 +853,7 @@ func (s *Sessionizer) signOut(ps *pushState, key string, q point) {
 		return
 	}
 	device := "a:" + key
-	changed, noLonger := s.ids.signedOut(device, signIn{ms: q.ms, seq: q.seq, id: q.id})
+	changed, noLonger := s.ids.signedOut(device, signIn{us: q.us, seq: q.seq, id: q.id})
 	if changed {
 		ps.signedIn(device)
 	}
@@ -869,15 +870,15 @@ func (s *Sessionizer) signOut(ps *pushState, key string, q point) {
 // is the event's (identities.personAt). copied says another key of the person held a later copy
 // of it (see copyElsewhere), whose arrival counted the message.
 func (s *Sessionizer) observe(key string, c *customer, e *ingest.Event, p point, person string, stats *Stats, copied bool) {
-	gap := s.cfg.Gap.Milliseconds()
-	if len(c.points) > 0 && p.ms < c.latest-gap {
+	gap := s.cfg.Gap.Microseconds()
+	if len(c.points) > 0 && p.us < c.latest-gap {
 		stats.Late++
 	}
-	if p.ms < s.watermark-s.cfg.AllowedLateness.Milliseconds() {
+	if p.us < s.watermark-s.cfg.AllowedLateness.Microseconds() {
 		stats.BeyondLateness++
 	}
-	c.latest = max(c.latest, p.ms)
-	s.watermark = max(s.watermark, p.ms)
+	c.latest = max(c.latest, p.us)
+	s.watermark = max(s.watermark, p.us)
 	order := e.Type == "track" && (e.Event == "Order Completed" || e.Event == "Order Refunded")
 	entered := s.reach(key, c, p, person)
 	if (order || entered != 0) && copied {
@@ -979,8 +980,8 @@ func (s *Sessionizer) heldUnder(k, own string, p point) (*customer, int) {
 // that copy's amount), are not counted again: counters cannot be taken back.
 func (s *Sessionizer) earlierCopy(ps *pushState, key string, c *customer, e *ingest.Event, p point) {
 	s.link(ps, key, c, e, p)
-	s.countEntries(c, s.reach(key, c, p, s.ids.personAt(e.UserID, e.AnonymousID, p.ms, p.seq)), &ps.stats)
-	if e.UserID != "" && e.AnonymousID != "" && s.signIn(c, e, p.ms) {
+	s.countEntries(c, s.reach(key, c, p, s.ids.personAt(e.UserID, e.AnonymousID, p.us, p.seq)), &ps.stats)
+	if e.UserID != "" && e.AnonymousID != "" && s.signIn(c, e, p.us) {
 		ps.signedIn("a:" + e.AnonymousID)
 	}
 }
@@ -1226,7 +1227,7 @@ func (s *Sessionizer) heldPoints(key string, c *customer, root string, rules uin
 				continue
 			}
 			for _, q := range kc.points {
-				if q.rules&rules == 0 || split && s.ids.find(s.ids.personAt("", id[2:], q.ms, q.seq)) != root {
+				if q.rules&rules == 0 || split && s.ids.find(s.ids.personAt("", id[2:], q.us, q.seq)) != root {
 					continue
 				}
 				if !yield(q) {
@@ -1331,7 +1332,7 @@ func (s *Sessionizer) ForgetCustomers() {
 // OpenSessions counts customers whose last session may still grow: their newest event is within
 // the gap of the newest event overall.
 func (s *Sessionizer) OpenSessions() int {
-	n, from := 0, s.watermark-s.cfg.Gap.Milliseconds()
+	n, from := 0, s.watermark-s.cfg.Gap.Microseconds()
 	for _, c := range s.customers {
 		if c.latest >= from {
 			n++
@@ -1440,7 +1441,7 @@ func (s *Sessionizer) Restore(key string, events []ingest.Event, sessions []Sess
 		for i := range events {
 			if e := &events[i]; e.UserID != "" && e.AnonymousID != "" && (all == 1 || !firstOf[e.UserID]) {
 				firstOf[e.UserID] = true
-				s.ids.signedIn("a:"+e.AnonymousID, signIn{ms: e.Timestamp.UnixMilli(), seq: e.Seq, id: eventHash(e), user: "u:" + e.UserID})
+				s.ids.signedIn("a:"+e.AnonymousID, signIn{us: e.Timestamp.UnixMicro(), seq: e.Seq, id: eventHash(e), user: "u:" + e.UserID})
 			}
 		}
 	}
@@ -1464,7 +1465,7 @@ func (s *Sessionizer) Restore(key string, events []ingest.Event, sessions []Sess
 	}
 	c.sort()
 	if len(c.points) > 0 {
-		c.latest = c.points[len(c.points)-1].ms
+		c.latest = c.points[len(c.points)-1].us
 		if i := slices.IndexFunc(c.points, func(p point) bool { return !s.isIdentity(p) }); i >= 0 {
 			c.firstChannel = s.strs[c.points[i].channel]
 		}
@@ -1493,7 +1494,7 @@ func (s *Sessionizer) restoreJourney(key string, c *customer) {
 	for _, q := range c.points {
 		root := whole
 		if split {
-			root = s.ids.find(s.ids.personAt("", key, q.ms, q.seq))
+			root = s.ids.find(s.ids.personAt("", key, q.us, q.seq))
 		}
 		n := counts[root]
 		if n == nil {
@@ -1575,9 +1576,9 @@ func (s *Sessionizer) cut(key string, c *customer) []Session {
 		if c.byUser {
 			return s.ids.personOf("u:" + key)[2:]
 		}
-		return s.ids.personAt("", key, p.ms, p.seq)[2:]
+		return s.ids.personAt("", key, p.us, p.seq)[2:]
 	}
-	gap, maxDur := s.cfg.Gap.Milliseconds(), s.cfg.MaxDuration.Milliseconds()
+	gap, maxDur := s.cfg.Gap.Microseconds(), s.cfg.MaxDuration.Microseconds()
 	// counts is, per person, their events so far matching each rule: a rule that needs the nth
 	// matching event counts one person's events, not the device's, as the queries do (bob's
 	// first order on alice's device is not her second). Persons are looked up only then.
@@ -1588,11 +1589,11 @@ func (s *Sessionizer) cut(key string, c *customer) []Session {
 	closeAt := func(end int, reason string) {
 		first, last := points[start], points[end-1]
 		sessions = append(sessions, Session{
-			ID:            sessionID(key, first.ms),
+			ID:            sessionID(key, first.us/1000),
 			CustomerKey:   key,
 			PersonID:      person(last),
-			Start:         time.UnixMilli(first.ms).UTC(),
-			End:           time.UnixMilli(last.ms).UTC(),
+			Start:         time.UnixMicro(first.us).UTC(),
+			End:           time.UnixMicro(last.us).UTC(),
 			Events:        end - start,
 			EntryEvent:    s.strs[first.touch],
 			ExitEvent:     s.strs[last.touch],
@@ -1613,9 +1614,9 @@ func (s *Sessionizer) cut(key string, c *customer) []Session {
 			switch {
 			case ps != 0 && prevs != 0 && ps != prevs:
 				closeAt(i, EndClientSession)
-			case p.ms-prev.ms > gap && !sameClientSession:
+			case p.us-prev.us > gap && !sameClientSession:
 				closeAt(i, EndTimeout)
-			case p.ms-points[start].ms >= maxDur:
+			case p.us-points[start].us >= maxDur:
 				closeAt(i, EndMaxDuration)
 			case i-start >= s.cfg.MaxEventsPerSession:
 				closeAt(i, EndMaxEvents)

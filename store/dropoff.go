@@ -121,7 +121,7 @@ type dropout struct {
 }
 
 // of works out the dropout of a unit whose match stopped with path (the events that took its
-// steps), within window ms of its first step. Ties go to the smallest (label, location,
+// steps), within window (µs) of its first step. Ties go to the smallest (label, location,
 // channel), so the answer does not depend on how ties are stored.
 func (d dropoffPlan) of(unit []unitEvent, attrs attrTable, path []int, window int64) dropout {
 	// the step event: the last one of the path, or in mode any the first step's event

@@ -461,22 +461,22 @@ func planFunnel(jm *sessionize.Map, q FunnelQuery) (*funnelPlan, error) {
 		}
 		return nil, paramErrorf(param, "the steps, exclusions and breakdown need %d conditions, at most 64", len(preds))
 	}
-	p.spec = matchSpec{steps: n, mode: q.Mode, from: math.MinInt64, to: math.MaxInt64, window: q.Window.Milliseconds()}
+	p.spec = matchSpec{steps: n, mode: q.Mode, from: math.MinInt64, to: math.MaxInt64, window: q.Window.Microseconds()}
 	p.from = math.MinInt64
 	if !q.From.IsZero() {
-		p.spec.from, p.from = q.From.UnixMilli(), q.From.UnixMilli()
+		p.spec.from, p.from = q.From.UnixMicro(), q.From.UnixMicro()
 	}
 	if !q.To.IsZero() {
-		p.spec.to = q.To.UnixMilli()
+		p.spec.to = q.To.UnixMicro()
 	}
 	p.scan = eventScan{preds: preds, attrs: attrs}
 	if !q.From.IsZero() && !p.needHistory && p.traitCond < 0 {
-		p.scan.from = q.From.UnixMilli()
+		p.scan.from = q.From.UnixMicro()
 	}
 	if q.CountBy == CountSessions {
 		p.spec.window = math.MaxInt64 / 2 // the session is the window
 	} else if !q.To.IsZero() {
-		p.scan.to = q.To.Add(q.Window).UnixMilli()
+		p.scan.to = q.To.Add(q.Window).UnixMicro()
 	}
 	return &p, nil
 }
@@ -533,7 +533,7 @@ func (p *funnelPlan) units(events []scannedEvent, attrs attrTable, sessions *vis
 		p.unitsOf = append(p.unitsOf[:0], out)
 		return p.unitsOf
 	}
-	parts := splitBySession(out, keys, func(e unitEvent) int64 { return e.t }, sessions)
+	parts := splitBySession(out, keys, func(e unitEvent) int64 { return e.t / 1000 }, sessions)
 	units := make([][]unitEvent, len(parts))
 	for i, p := range parts {
 		units[i] = p.events
@@ -554,7 +554,7 @@ type sessionPart[E any] struct {
 // a session is a person's events within one visit of a device. A visit in which one person logs
 // in is one session; a visit shared by several signed-in persons is one session per person, as
 // Amplitude and Mixpanel count sessions per user. keys[i] is the customer key of events[i], and
-// at gives an event's time (ms). Events of no stored session yet are left out.
+// at gives an event's time (ms, as the visits'). Events of no stored session yet are left out.
 func splitBySession[E any](events []E, keys []string, at func(E) int64, sessions *visits) []sessionPart[E] {
 	type unitKey struct {
 		key   string
@@ -594,7 +594,7 @@ var convertBars = []bar{{"≤ 1m", time.Minute}, {"1–10m", 10 * time.Minute}, 
 
 type stepCounts struct {
 	reached []int64
-	gaps    [][]int64 // per step: ms from the previous step on each unit's canonical path
+	gaps    [][]int64 // per step: µs from the previous step on each unit's canonical path
 }
 
 func newStepCounts(steps int) *stepCounts {
@@ -614,7 +614,7 @@ func (a *funnelAgg) add(mode Mode, unit []unitEvent, values breakdownValues, lev
 		return
 	}
 	if level == a.steps && a.steps > 1 && mode != ModeAny {
-		a.toConvert.add(time.Duration(unit[path[level-1]].t-unit[path[0]].t) * time.Millisecond)
+		a.toConvert.add(time.Duration(unit[path[level-1]].t-unit[path[0]].t) * time.Microsecond)
 	}
 	targets := []*stepCounts{a.total}
 	if a.groups != nil {
@@ -707,14 +707,14 @@ func funnelSteps(names []string, sc *stepCounts) []FunnelStep {
 	return steps
 }
 
-// quantileSeconds is the nearest-rank q-quantile of durations in ms, in seconds; nil when empty.
-func quantileSeconds(ms []int64, q float64) *float64 {
-	if len(ms) == 0 {
+// quantileSeconds is the nearest-rank q-quantile of durations in µs, in seconds; nil when empty.
+func quantileSeconds(us []int64, q float64) *float64 {
+	if len(us) == 0 {
 		return nil
 	}
-	slices.Sort(ms)
-	rank := int(math.Ceil(q*float64(len(ms)))) - 1
-	v := float64(ms[max(rank, 0)]) / 1000
+	slices.Sort(us)
+	rank := int(math.Ceil(q*float64(len(us)))) - 1
+	v := float64(us[max(rank, 0)]) / 1e6
 	return &v
 }
 

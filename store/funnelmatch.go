@@ -23,7 +23,7 @@ const (
 
 // unitEvent is one distinct event of a funnel unit (a person, or one of their sessions).
 type unitEvent struct {
-	t      int64  // ms; events of equal time are in the tie rule's order (compareScanned)
+	t      int64  // unix µs (scannedEvent.t); events of equal time are in the tie rule's order (compareScanned)
 	mask   uint64 // the query's conditions it matches
 	steps  uint64 // steps it can take, nth rules applied
 	blocks uint64 // gaps it blocks: bit g = strictly between step g+1 and step g+2
@@ -54,7 +54,7 @@ func (b breakdownValues) of(e unitEvent) string {
 type matchSpec struct {
 	steps            int
 	mode             Mode
-	from, to, window int64 // first step in [from, to)
+	from, to, window int64 // µs: first step in [from, to), the last within window of it
 }
 
 // checkEvery is how many units of matching work (a start tried, a time group swept) pass between

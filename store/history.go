@@ -94,8 +94,8 @@ func (s *Store) historyEvents(ctx context.Context, keys []string) ([]ingest.Even
 	if err != nil {
 		return nil, fmt.Errorf("load event history: %w", err)
 	}
-	rows, err := s.conn.Query(kctx, "SELECT source, message_id, any(raw), any(received_at_ms), min(seq), ts_ms FROM "+s.table("events")+
-		" WHERE customer_key IN restore_keys AND "+s.notSuperseded()+" GROUP BY customer_key, source, message_id, ts_ms")
+	rows, err := s.conn.Query(kctx, "SELECT source, message_id, any(raw), any(received_at_ms), min(seq), "+eventTime+" AS t FROM "+s.table("events")+
+		" WHERE customer_key IN restore_keys AND "+s.notSuperseded()+" GROUP BY customer_key, source, message_id, t")
 	if err != nil {
 		return nil, fmt.Errorf("load event history: %w", err)
 	}
@@ -121,12 +121,12 @@ func (s *Store) historyEvents(ctx context.Context, keys []string) ([]ingest.Even
 		// The stored time is the event's. A message produced straight to Kafka was corrected
 		// for its client's clock by the consumer (ingest.DecodeClient, against the time Kafka got
 		// it, stored as its receive time), and its bytes still carry the client's times: decoded
-		// so again, it comes back as it was sessionized, to the nanosecond.
-		if e.Timestamp.UnixMilli() != int64(ts) {
-			if c, err := ingest.DecodeClient([]byte(raw), source, time.UnixMilli(int64(received))); err == nil && c.Timestamp.UnixMilli() == int64(ts) {
+		// so again, it comes back as it was sessionized, to the microsecond (eventTime).
+		if e.Timestamp.UnixMicro() != int64(ts) {
+			if c, err := ingest.DecodeClient([]byte(raw), source, time.UnixMilli(int64(received))); err == nil && c.Timestamp.UnixMicro() == int64(ts) {
 				e = c
 			} else {
-				e.Timestamp = time.UnixMilli(int64(ts)).UTC()
+				e.Timestamp = time.UnixMicro(int64(ts)).UTC()
 			}
 		}
 		e.Seq = int64(seq)
@@ -192,12 +192,12 @@ func (s *Store) IdentityLinks(ctx context.Context) ([][2]string, error) {
 func (s *Store) CustomersWithEvents(ctx context.Context, from, to time.Time) ([]string, error) {
 	lo, hi := uint64(0), uint64(1<<63)
 	if !from.IsZero() {
-		lo = uint64(from.UnixMilli())
+		lo = uint64(from.UnixMicro())
 	}
 	if !to.IsZero() {
-		hi = uint64(to.UnixMilli())
+		hi = uint64(to.UnixMicro())
 	}
-	rows, err := s.conn.Query(ctx, "SELECT DISTINCT customer_key FROM "+s.table("events")+" WHERE ts_ms >= ? AND ts_ms < ? ORDER BY customer_key", lo, hi)
+	rows, err := s.conn.Query(ctx, "SELECT DISTINCT customer_key FROM "+s.table("events")+" WHERE "+eventTime+" >= ? AND "+eventTime+" < ? ORDER BY customer_key", lo, hi)
 	if err != nil {
 		return nil, fmt.Errorf("list customers: %w", err)
 	}

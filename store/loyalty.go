@@ -81,9 +81,9 @@ func ParseRetentionQuery(v url.Values) (RetentionQuery, error) {
 // maxRetentionPeriods is the most periods a retention query counts returns in.
 const maxRetentionPeriods = 52
 
-// periodStart is the start of the week (Monday, UTC) or month holding ms.
-func periodStart(period string, ms int64) time.Time {
-	t := time.UnixMilli(ms).UTC()
+// periodStart is the start of the week (Monday, UTC) or month holding us (unix µs).
+func periodStart(period string, us int64) time.Time {
+	t := time.UnixMicro(us).UTC()
 	if period == "month" {
 		return time.Date(t.Year(), t.Month(), 1, 0, 0, 0, 0, time.UTC)
 	}
@@ -148,7 +148,7 @@ type retentionWalk struct {
 }
 
 // retentionOutcome is one person's part of a retention answer: their first conversion's time
-// (ms), their acquisition channel ("" when none is set), the ms from the first conversion to the
+// (unix µs), their acquisition channel ("" when none is set), the µs from the first conversion to the
 // first return (-1: they never returned) and the periods after the first conversion's (1 to
 // periods, each once) in which they returned.
 type retentionOutcome struct {
@@ -274,10 +274,10 @@ func (s *Store) retentionQuery(ctx context.Context, jm *sessionize.Map, q Retent
 	}
 	from, to := int64(math.MinInt64), int64(math.MaxInt64)
 	if !q.From.IsZero() {
-		from = q.From.UnixMilli()
+		from = q.From.UnixMicro()
 	}
 	if !q.To.IsZero() {
-		to = q.To.UnixMilli()
+		to = q.To.UnixMicro()
 	}
 	w := &retentionWalk{period: q.Period, periods: q.Periods, from: from, to: to, tracked: tracked}
 	p.retention = w
@@ -315,7 +315,7 @@ func (s *Store) retentionQuery(ctx context.Context, jm *sessionize.Map, q Retent
 		}
 		if o.gap >= 0 {
 			gaps = append(gaps, o.gap)
-			hist.add(time.Duration(o.gap) * time.Millisecond)
+			hist.add(time.Duration(o.gap) * time.Microsecond)
 			res.Repeaters++
 			ch.repeaters++
 		}
@@ -414,7 +414,7 @@ type stagesWalk struct {
 }
 
 // stagesSink takes what stagesWalk.of reads of one person: the stages they entered, those they
-// went on from (after dwell ms), the touchpoints they had in each and the survey scores they gave
+// went on from (after dwell µs), the touchpoints they had in each and the survey scores they gave
 // in each.
 type stagesSink interface {
 	enter(stage int)
@@ -529,7 +529,7 @@ func (a stageAggs) respond(st int, score float64) {
 // stagesOutcome is one person's part of a stages answer, as the UDF sends it (a stagesSink).
 type stagesOutcome struct {
 	entered []bool
-	dwell   []int64 // per stage: ms before going on from it, -1 when they did not
+	dwell   []int64 // per stage: µs before going on from it, -1 when they did not
 	touches []stageTouch
 	scores  []stageScore
 	// touchIndex is where each (stage, label) is in touches: a bot has many labels
@@ -711,13 +711,13 @@ func (s *Store) stagesQuery(ctx context.Context, jm *sessionize.Map, q StagesQue
 	}
 	from, to := int64(math.MinInt64), int64(math.MaxInt64)
 	if !q.From.IsZero() {
-		from = q.From.UnixMilli()
+		from = q.From.UnixMicro()
 		if !p.needHistory {
 			p.scan.from = from
 		}
 	}
 	if !q.To.IsZero() {
-		to = q.To.UnixMilli()
+		to = q.To.UnixMicro()
 		p.scan.to = to - 1
 	}
 	n := len(names)

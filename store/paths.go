@@ -118,7 +118,7 @@ type anchorScan struct {
 }
 
 // anchorWalk is what paths and next read around each person's first anchor event in [from, to)
-// (ms): the tracked touchpoints (mask bit tracked, label their first attribute) within wind ms
+// (µs): the tracked touchpoints (mask bit tracked, label their first attribute) within wind µs
 // of it, in direction, at most depth of them for paths, consecutive repeats once when collapse.
 type anchorWalk struct {
 	kind           string // paths or next
@@ -136,16 +136,16 @@ func newAnchorScan(jm *sessionize.Map, kind, anchor, convert string, from, to ti
 	}
 	p := plainPlan(jm, names)
 	tracked, _ := p.readAlso(labelSQL)
-	a := &anchorScan{plan: p, anchorWalk: anchorWalk{kind: kind, tracked: tracked, from: math.MinInt64, to: math.MaxInt64, wind: window.Milliseconds()}}
+	a := &anchorScan{plan: p, anchorWalk: anchorWalk{kind: kind, tracked: tracked, from: math.MinInt64, to: math.MaxInt64, wind: window.Microseconds()}}
 	p.anchor = &a.anchorWalk
 	if !from.IsZero() {
-		a.from = from.UnixMilli()
+		a.from = from.UnixMicro()
 		if !p.needHistory {
 			p.scan.from = max(a.from-a.wind, 1)
 		}
 	}
 	if !to.IsZero() {
-		a.to = to.UnixMilli()
+		a.to = to.UnixMicro()
 		p.scan.to = a.to + a.wind
 	}
 	if len(p.scan.preds) > 64 {

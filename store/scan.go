@@ -68,19 +68,26 @@ func storedValue(key string) predicate {
 	return predicate{sql: "prop_values[indexOf(prop_keys, ?)]", args: []any{key}}
 }
 
+// eventTime is the time of a row of the events table as every query orders and bounds events:
+// unix microseconds, the stored millisecond (ts_ms) and the microseconds past it (ts_sub_us,
+// schema version 12; 0 in rows stored before, which keep their order). The time the client
+// stated is kept to the microsecond, so events of one person within one millisecond are in the
+// order of their times, not of their arrival (see the tie rule, compareScanned).
+const eventTime = "(ts_ms * 1000 + ts_sub_us)"
+
 // eventScan reads, per person, the distinct events that match at least one of its predicates.
 type eventScan struct {
 	preds    []predicate // bit i of an event's mask says it matches preds[i]; at most 64
 	attrs    []predicate // text columns read with each event
-	from, to int64       // bounds on ts_ms in ms, inclusive; 0 is unbounded (see readFrom)
+	from, to int64       // bounds on the event time (eventTime) in unix µs, inclusive; 0 is unbounded (see readFrom)
 }
 
 // copyLookBack is how long before a scan's from it reads events to find the earlier copies of
 // those it gives (see readFrom): Segment's deduplication looks back about 24 hours for an event's
 // messageId ("Handling Duplicate Data", twilio.com/docs/segment/guides/duplicate-data).
-const copyLookBack = 24 * 60 * 60 * 1000 // ms
+const copyLookBack = 24 * 60 * 60 * 1_000_000 // µs
 
-// readFrom is the earliest time the scan reads, 0 for no bound. A scan gives the events from
+// readFrom is the earliest time the scan reads (µs), 0 for no bound. A scan gives the events from
 // sc.from on, but the earliest copy of a message is the event (see dedupe), and the sessionizer
 // cannot always know a later copy as one (another device of a shared device's user, another
 // consumer's partition): so the scan also reads the copyLookBack before from, drops the later
@@ -94,7 +101,7 @@ func (sc eventScan) readFrom() int64 {
 	return max(sc.from-copyLookBack, 1)
 }
 
-// cutBefore drops the events before from (ms; ≤ 0 drops none), in place, keeping the others'
+// cutBefore drops the events before from (µs; ≤ 0 drops none), in place, keeping the others'
 // order: what a scan read before its from only to find copies (see readFrom).
 func cutBefore(events []scannedEvent, from int64) []scannedEvent {
 	if from <= 0 {
@@ -105,7 +112,7 @@ func cutBefore(events []scannedEvent, from int64) []scannedEvent {
 
 // scannedEvent is one distinct event of a person.
 type scannedEvent struct {
-	t    int64
+	t    int64 // the event time (eventTime), unix µs
 	seq  int64 // place in its partition: equal times are in the client's order by it
 	id   uint64
 	mask uint64
@@ -451,7 +458,7 @@ func (s *Store) sendPass(ctx context.Context, sc eventScan, id identitySnapshot,
 		return nil, err
 	}
 	s.metrics.scanPasses.Inc()
-	// Each person's events come in (time, seq, id) order, the tie rule, as one text column (and one
+	// Each person's events come in (time, seq, id) order, the tie rule (time: eventTime, µs), as one text column (and one
 	// per attribute) rather than arrays: the client reads arrays through reflection, several times
 	// slower than this parse, and ClickHouse sorts them while Waymark reads the previous
 	// customers. The numbers are ClickHouse's own text of the sorted array of tuples, which it
@@ -604,27 +611,26 @@ func (s *Store) scanPasses(ctx context.Context, sc eventScan, loads []visitLoad)
 }
 
 // timeRange is the condition that an event of the events table is in the range the scan reads
-// (from readFrom).
-// Its date bounds (a day wider, whatever the server's time zone) let ClickHouse skip the monthly
-// partitions outside the range. They are worked out here: ClickHouse's Date arithmetic wraps
-// below 1970. Events are stored at ts_ms ≥ 0.
+// (from readFrom; eventTime, µs). Its date bounds (a day wider, whatever the server's time zone)
+// let ClickHouse skip the monthly partitions outside the range. They are worked out here:
+// ClickHouse's Date arithmetic wraps below 1970. Events are stored at ts_ms ≥ 0.
 func (sc eventScan) timeRange() predicate {
-	const dayMs = 24 * 60 * 60 * 1000
-	day := func(ms int64) string { return time.UnixMilli(max(ms, 0)).UTC().Format(time.DateOnly) }
+	const dayUs = 24 * 60 * 60 * 1_000_000
+	day := func(us int64) string { return time.UnixMicro(max(us, 0)).UTC().Format(time.DateOnly) }
 	parts, args := []string{"1"}, []any{}
 	if from := sc.readFrom(); from > 0 {
-		parts = append(parts, "date >= toDate(?) AND ts_ms >= ?")
-		args = append(args, day(from-dayMs), uint64(from))
+		parts = append(parts, "date >= toDate(?) AND "+eventTime+" >= ?")
+		args = append(args, day(from-dayUs), uint64(from))
 	}
 	if sc.to > 0 {
-		parts = append(parts, "date <= toDate(?) AND ts_ms <= ?")
-		args = append(args, day(sc.to+dayMs), uint64(sc.to))
+		parts = append(parts, "date <= toDate(?) AND "+eventTime+" <= ?")
+		args = append(args, day(sc.to+dayUs), uint64(sc.to))
 	}
 	return predicate{sql: strings.Join(parts, " AND "), args: args}
 }
 
 // personRows builds the query of the rows a scan reads, one per stored event (copies included)
-// of the persons in r, with its arguments: columns person (after merges), t (ms), seq, mask
+// of the persons in r, with its arguments: columns person (after merges), t (eventTime, µs), seq, mask
 // (UInt64, bit i: preds[i]), id (UInt64, per message id, of any source) and a0, a1… (the attributes,
 // String). none is set when no event can match (the query need not run). Both the in-process scan
 // and the in-engine funnel group these rows by person.
@@ -701,13 +707,13 @@ func (s *Store) personRows(sc eventScan, id identitySnapshot, r personRange) (qu
 	for i := range sc.attrs {
 		attrNames += fmt.Sprintf(", a%d", i)
 	}
-	rowsSQL := `SELECT person_id, ts_ms AS t, seq, ` + strings.Join(maskTerms, " + ") + ` AS mask,
+	rowsSQL := `SELECT person_id, ` + eventTime + ` AS t, seq, ` + strings.Join(maskTerms, " + ") + ` AS mask,
 			cityHash64(message_id) AS id` + attrCols + `
 		FROM ` + events
 	if id.shared {
 		rowsSQL = `SELECT ` + signedInPerson + ` AS person_id, t, seq, mask, id` + attrNames + `
 		FROM (
-			SELECT person_id AS stored_person, customer_key, user_id, ts_ms AS t, seq, ` + strings.Join(maskTerms, " + ") + ` AS mask,
+			SELECT person_id AS stored_person, customer_key, user_id, ` + eventTime + ` AS t, seq, ` + strings.Join(maskTerms, " + ") + ` AS mask,
 				cityHash64(message_id) AS id` + attrCols + `
 			FROM ` + events + `
 		) AS ev ANY LEFT JOIN (` + s.signIns(id.signIns) + `) AS d USING customer_key`
@@ -888,8 +894,9 @@ func (b *rowBatch) reset() {
 	b.dec.events, b.dec.attrs, b.persons = reuse(b.dec.events), reuse(b.dec.attrs), b.persons[:0]
 }
 
-// compareScanned orders a person's events by the tie rule: time, equal times in the client's
-// order (seq), then id. The sessionizer orders its points the same way (sessionize.comparePoints).
+// compareScanned orders a person's events by the tie rule: time (to the µs), equal times in the
+// client's order (seq), then id. The sessionizer orders its points the same way
+// (sessionize.comparePoints).
 func compareScanned(a, b scannedEvent) int {
 	return cmp.Or(cmp.Compare(a.t, b.t), cmp.Compare(a.seq, b.seq), cmp.Compare(a.id, b.id))
 }
@@ -934,7 +941,7 @@ type eventDecoder struct {
 // (strings.Replacer is safe for concurrent use).
 var attrUnescaper = strings.NewReplacer(`\\`, `\`, `\f`, "\x1f")
 
-// unpack parses one person's events, "[(t,seq,id,mask),…]" (ClickHouse's text of an array of
+// unpack parses one person's events, "[(t,seq,id,mask),…]" (t in µs; ClickHouse's text of an array of
 // tuples of unsigned integers), and their attributes, each a list of one value per event joined
 // by 0x1f, with "\\" and 0x1f escaped as "\\\\" and "\\f". The values are substrings of attrs:
 // nothing is copied but what was escaped. The person's event i has at i in the attrTable
@@ -1130,26 +1137,31 @@ const resolvedPerson = "if(merged_into = '', person_id, merged_into)"
 // a device several users signed in on, the user signed in last at or before it, or before the
 // device's first sign-in the first user (sessionize.DeviceSignIns states the rule and its
 // sources); else the person it was stored with. A sign-in is at or before the event when it is
-// earlier in time, or in the same millisecond and not later in the client's order (seq), as
-// sessionize's signIn.atOrBefore.
+// earlier in time (µs, as the event's t), or at the same time and not later in the client's
+// order (seq), as sessionize's signIn.atOrBefore.
 const signedInPerson = `if(user_id = '' AND notEmpty(sign_in_users),
 	sign_in_users[greatest(arrayCount((f, s) -> f < t OR (f = t AND s <= seq), sign_in_from, sign_in_seq), 1)],
 	stored_person)`
 
 // signIns selects, per device that several userIds signed in on, who was signed in from when
 // (table device_sign_ins, written by the sessionizer; the newest version up to upTo per device
-// wins): columns customer_key, sign_in_from (ms), sign_in_seq and sign_in_users. sign_in_seq has
-// one seq per sign_in_from, read by index, which gives 0 past the end of from_seq: a row stored
-// before from_seq existed (empty) counts every sign-in from its millisecond on, as before, and
+// wins): columns customer_key, sign_in_from (unix µs: from_ms and from_sub_us, as eventTime),
+// sign_in_seq and sign_in_users. from_sub_us and sign_in_seq have one value per from_ms, read
+// by index, which gives 0 past the end of the array: a row stored before from_seq (or
+// from_sub_us) existed (empty) counts every sign-in from its millisecond on, as before, and
 // arrays of other lengths cannot fail a query. (The padding is done here, not in
 // signedInPerson's lambda: ClickHouse 18.16 does not find a joined column used only inside one.)
 func (s *Store) signIns(upTo uint64) string {
-	return fmt.Sprintf(`SELECT device AS customer_key, sign_in_from, if(length(stored_seq) = length(sign_in_from), stored_seq,
-			arrayMap(i -> stored_seq[i], arrayEnumerate(sign_in_from))) AS sign_in_seq,
-		sign_in_users FROM (
-		SELECT device, argMax(from_ms, version) AS sign_in_from, argMax(from_seq, version) AS stored_seq,
-			argMax(users, version) AS sign_in_users
-		FROM %s WHERE version <= %d GROUP BY device
+	return fmt.Sprintf(`SELECT customer_key, arrayMap((f, sub) -> f * 1000 + sub, stored_from, stored_sub) AS sign_in_from,
+		sign_in_seq, sign_in_users FROM (
+		SELECT device AS customer_key, stored_from,
+			if(length(sub_raw) = length(stored_from), sub_raw, arrayMap(i -> sub_raw[i], arrayEnumerate(stored_from))) AS stored_sub,
+			if(length(seq_raw) = length(stored_from), seq_raw, arrayMap(i -> seq_raw[i], arrayEnumerate(stored_from))) AS sign_in_seq,
+			sign_in_users FROM (
+			SELECT device, argMax(from_ms, version) AS stored_from, argMax(from_sub_us, version) AS sub_raw,
+				argMax(from_seq, version) AS seq_raw, argMax(users, version) AS sign_in_users
+			FROM %s WHERE version <= %d GROUP BY device
+		)
 	) AS signed`, s.table("device_sign_ins"), upTo)
 }
 

@@ -12,7 +12,7 @@ import (
 // benchRows is persons' rows of a 3-step funnel's scan as ClickHouse sends them (see sendPass):
 // about 16 events a person on average, the number of events the cube of a uniform draw as in the
 // store benchmark's generator, events matching step 1 (70%), 2 (20%) or 3 (10%), ids spread over
-// 64 bits, each tenth person with a copy of an event at another time.
+// 64 bits, each tenth person with a copy of an event at another time; times in µs (eventTime).
 func benchRows(persons int) (rows []string, events int) {
 	rng := rand.New(rand.NewPCG(5, 6))
 	var b strings.Builder
@@ -34,7 +34,7 @@ func benchRows(persons int) (rows []string, events int) {
 			if i > 0 {
 				b.WriteString(",")
 			}
-			fmt.Fprintf(&b, "(%d,%d,%d,%d)", t, rng.IntN(100), id, mask)
+			fmt.Fprintf(&b, "(%d,%d,%d,%d)", t*1000+int64(id%1000), rng.IntN(100), id, mask) // µs (eventTime)
 		}
 		b.WriteString("]")
 		rows, events = append(rows, b.String()), events+n
@@ -49,7 +49,7 @@ func BenchmarkScanPerson(b *testing.B) {
 	rows, events := benchRows(20_000)
 	p := &funnelPlan{conds: make([]condition, 3), blocks: make([]uint64, 3), attr: -1, traitCond: -1, keyAttr: -1, from: math.MinInt64,
 		steps: []stepPlan{{conds: []int{0}, nth: []int{1}}, {conds: []int{1}, nth: []int{1}}, {conds: []int{2}, nth: []int{1}}},
-		spec:  matchSpec{steps: 3, mode: ModeOrdered, from: math.MinInt64, to: math.MaxInt64, window: 86_400_000}}
+		spec:  matchSpec{steps: 3, mode: ModeOrdered, from: math.MinInt64, to: math.MaxInt64, window: 86_400_000_000}}
 	p.scan.preds = make([]predicate, 3)
 	finder, agg := newPathFinder(p.spec), newFunnelAgg(3, false)
 	ctx := context.Background()

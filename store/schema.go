@@ -181,6 +181,27 @@ var migrations = []migration{
 		table:   "device_sign_ins",
 		columns: []columnDef{{name: "from_seq", typ: "Array(UInt64)"}},
 	},
+	// Version 12: the microseconds of the event time past ts_ms (0–999; ingest.Event.Timestamp
+	// is kept to the µs): Segment's Python, Go and Java libraries send microseconds, and events
+	// in one millisecond are ordered by them (eventTime), not by their arrival. A column beside
+	// ts_ms rather than ts_ms in µs: ClickHouse 18.16 has no DateTime64 and cannot change a
+	// column's meaning in place, and rows stored before read 0 and keep their order.
+	addColumns{
+		table:   "events",
+		columns: []columnDef{{name: "ts_sub_us", typ: "UInt16"}},
+	},
+	// Version 13: the same for superseded copies, so a copy superseded by one earlier in the
+	// same millisecond names only itself (see notSuperseded). Rows stored before read 0.
+	addColumns{
+		table:   "superseded_events",
+		columns: []columnDef{{name: "ts_sub_us", typ: "UInt16"}},
+	},
+	// Version 14: the same for sign-ins (from_sub_us[i] beside from_ms[i]; sessionize.DeviceSignIns.From
+	// is in µs). Rows stored before have none, read as 0 (see signIns).
+	addColumns{
+		table:   "device_sign_ins",
+		columns: []columnDef{{name: "from_sub_us", typ: "Array(UInt16)"}},
+	},
 }
 
 // SchemaVersion is the schema version this build migrates to.

@@ -14,7 +14,7 @@ import (
 // events that counts, orders or restores them applies it. The table is small (copies re-stamped
 // and delivered out of order), so the set is cheap.
 //
-// A copy is named by its customer key, messageId and time: a message is its messageId whatever
+// A copy is named by its customer key, messageId and time (to the µs, eventTime): a message is its messageId whatever
 // path brought it (sessionize.Copy), so every row of the message under the key at that time is
 // the superseded copy, whichever source it was stored with. The table's source column, part of
 // its sort key, is what builds before this rule wrote (the superseding copy's source, then the
@@ -22,7 +22,7 @@ import (
 // stay right: under the new rule each names a copy later than another of the same message, so
 // every copy at its time is superseded too. So no migration is needed.
 func (s *Store) notSuperseded() string {
-	return "(customer_key, message_id, ts_ms) NOT IN (SELECT customer_key, message_id, ts_ms FROM " +
+	return "(customer_key, message_id, ts_ms, ts_sub_us) NOT IN (SELECT customer_key, message_id, ts_ms, ts_sub_us FROM " +
 		s.table("superseded_events") + ")"
 }
 
@@ -30,9 +30,10 @@ func (s *Store) notSuperseded() string {
 // the batch's events, so a row the earlier copy replaces is never counted beside it.
 func (s *Store) writeSuperseded(ctx context.Context, copies []sessionize.Copy) error {
 	n := len(copies)
-	keys, ids, ts := make([]string, n), make([]string, n), make([]uint64, n)
+	keys, ids, ts, sub := make([]string, n), make([]string, n), make([]uint64, n), make([]uint16, n)
 	for i, c := range copies {
-		keys[i], ids[i], ts[i] = c.CustomerKey, c.MessageID, uint64(max(c.Time.UnixMilli(), 0))
+		keys[i], ids[i] = c.CustomerKey, c.MessageID
+		ts[i], sub[i] = splitMicros(c.Time)
 	}
-	return s.insert(ctx, "superseded_events", []column{{"customer_key", keys}, {"message_id", ids}, {"ts_ms", ts}})
+	return s.insert(ctx, "superseded_events", []column{{"customer_key", keys}, {"message_id", ids}, {"ts_ms", ts}, {"ts_sub_us", sub}})
 }

@@ -27,7 +27,7 @@ import (
 // each row is
 //
 //	spec             String         udfSpec as JSON, the same in every row of a query
-//	t, seq, mask, id Array(UInt64)  the person's events (ms, seq, condition bits, event id),
+//	t, seq, mask, id Array(UInt64)  the person's events (µs, seq, condition bits, event id),
 //	                                aligned (one groupArray each), in any order, copies included
 //	attrs            Array(String)  the spec's attribute columns, one after another: every
 //	                                event's first attribute, then every event's second…;
@@ -41,7 +41,7 @@ const FunnelUDFName = "waymark_funnel"
 
 // udfSpecVersion changes whenever udfSpec or an answer's encoding changes meaning: a server
 // running another release's binary then fails the query with a message saying so.
-const udfSpecVersion = 3
+const udfSpecVersion = 4
 
 // Limits on one row of UDF input: more is an error, not an allocation.
 const (
@@ -53,14 +53,15 @@ const (
 )
 
 // udfSpec is what the UDF needs of a funnelPlan to turn a person's events into a unit and match
-// it: the plan's matching fields, without its SQL. Times are ms since the epoch.
+// it: the plan's matching fields, without its SQL. Times are µs since the epoch (eventTime), and
+// so are durations but TimeoutMs.
 type udfSpec struct {
 	Version   int      `json:"v"`
 	Steps     int      `json:"steps"`      // matchSpec.steps
 	Mode      Mode     `json:"mode"`       // matchSpec.mode
 	From      int64    `json:"from"`       // matchSpec.from: first step at or after
 	To        int64    `json:"to"`         // matchSpec.to: first step before
-	Window    int64    `json:"window"`     // matchSpec.window, ms
+	Window    int64    `json:"window"`     // matchSpec.window, µs
 	Start     int64    `json:"start"`      // funnelPlan.from: earlier events take no step
 	Cut       int64    `json:"cut"`        // eventScan.from: earlier events only drop their later copies (readFrom)
 	Blocks    []uint64 `json:"blocks"`     // per condition: the gaps its events block
@@ -134,7 +135,7 @@ func (a *udfAnchor) check(attrs int, keep uint64) error {
 	case a.Kind == "paths" && (a.Depth < 2 || a.Depth > maxPathDepth):
 		return fmt.Errorf("spec: depth %d, want 2 to %d", a.Depth, maxPathDepth)
 	case a.Window < 0 || attrs < 1 || bits.OnesCount64(a.Tracked) != 1 || keep&a.Tracked == 0:
-		return fmt.Errorf("spec: anchor window %d ms over %d attributes, tracked bit %#x", a.Window, attrs, a.Tracked)
+		return fmt.Errorf("spec: anchor window %d µs over %d attributes, tracked bit %#x", a.Window, attrs, a.Tracked)
 	}
 	return nil
 }
@@ -201,7 +202,7 @@ func parseUDFSpec(spec []byte) (*funnelPlan, error) {
 	case u.Mode != ModeOrdered && u.Mode != ModeStrict && u.Mode != ModeAny:
 		return nil, fmt.Errorf("spec: mode %q", u.Mode)
 	case u.Window < 0 || u.TimeoutMs < 0:
-		return nil, fmt.Errorf("spec: window %d ms, timeout %d ms", u.Window, u.TimeoutMs)
+		return nil, fmt.Errorf("spec: window %d µs, timeout %d ms", u.Window, u.TimeoutMs)
 	case len(u.Blocks) < 1 || len(u.Blocks) > 64:
 		return nil, fmt.Errorf("spec: %d conditions, want 1 to 64", len(u.Blocks))
 	case len(u.StepConds) != u.Steps || len(u.StepNth) != u.Steps:
@@ -264,7 +265,7 @@ func parseUDFSpec(spec []byte) (*funnelPlan, error) {
 }
 
 // funnelOutcome is one unit's answer: the steps reached and what funnelAgg.add reads off the
-// canonical path, the times of its events (ms; only the first in mode any) and the first event's
+// canonical path, the times of its events (µs; only the first in mode any) and the first event's
 // breakdown value; for a drop-off's unit that stopped before the last step, where it left from.
 type funnelOutcome struct {
 	level int

@@ -227,14 +227,14 @@ func retentionSpec(t *testing.T, period string, periods int) string {
 
 func TestServeFunnelUDFRetention(t *testing.T) {
 	t.Parallel()
-	const day = 24 * 3600 * 1000
-	monday := uint64(time.Date(2026, 11, 30, 0, 0, 0, 0, time.UTC).UnixMilli())
+	const day, twoHours = 24 * 3600 * 1_000_000, 7_200_000_000 // µs (eventTime)
+	monday := uint64(time.Date(2026, 11, 30, 0, 0, 0, 0, time.UTC).UnixMicro())
 	// A return-matching identify (no touchpoint) first, then a first touch at the week's start
 	// from two channels at once (the first in the tie rule's order counts), the first conversion
 	// a day later, returns 2 h after it, then 1 and 3 weeks later
 	// (twice in the third week); a copy of the first return.
 	input := udfChunks([]udfRow{
-		{spec: retentionSpec(t, "week", 2), t: []uint64{monday - 1, monday, monday, monday + day, monday + day + 7200000, monday + day + 7200000, monday + 8*day, monday + 22*day, monday + 23*day},
+		{spec: retentionSpec(t, "week", 2), t: []uint64{monday - 1, monday, monday, monday + day, monday + day + twoHours, monday + day + twoHours, monday + 8*day, monday + 22*day, monday + 23*day},
 			seq: make([]uint64, 9), mask: []uint64{2, 4, 4, 5, 6, 6, 6, 6, 6}, id: []uint64{8, 1, 2, 3, 4, 4, 5, 6, 7},
 			attrs: []string{"identified", "web|2:x", "", "ads", "email", "email", "", "", ""}},
 		{spec: retentionSpec(t, "week", 2), t: []uint64{monday}, seq: []uint64{0}, mask: []uint64{4}, id: []uint64{1}, attrs: []string{"web"}}, // never converts
@@ -245,12 +245,12 @@ func TestServeFunnelUDFRetention(t *testing.T) {
 		t.Fatal(err)
 	}
 	first := strconv.FormatUint(monday+day, 10)
-	want := []string{first + " 7200000 1|7:web|2:x", "", first + " -1|0:"}
+	want := []string{first + " 7200000000 1|7:web|2:x", "", first + " -1|0:"}
 	if got := readAnswers(t, out.Bytes()); !slices.Equal(got, want) {
 		t.Errorf("got  %q\nwant %q", got, want)
 	}
 	o, err := decodeRetentionOutcome(want[0])
-	if err != nil || o.first != int64(monday+day) || o.gap != 7200000 || !slices.Equal(o.returned, []int{1}) || o.acquired != "web|2:x" {
+	if err != nil || o.first != int64(monday+day) || o.gap != twoHours || !slices.Equal(o.returned, []int{1}) || o.acquired != "web|2:x" {
 		t.Errorf("decode %q: %+v %v", want[0], o, err)
 	}
 	for _, bad := range []string{"", "1|0:", "1 2", "1 2|0:|0:", "x 2|0:", "1 2 y|0:", "1 2" + strings.Repeat(" 1", 53) + "|0:"} {
@@ -381,7 +381,8 @@ func TestServeFunnelUDFRejectsBadInput(t *testing.T) {
 	spec := twoSteps(t, false)
 	good := udfRow{spec: spec, t: []uint64{1}, seq: []uint64{0}, mask: []uint64{1}, id: []uint64{1}}
 	row := good.appendRowBinary(nil)
-	oldSpec := strings.Replace(spec, fmt.Sprintf(`"v":%d`, udfSpecVersion), `"v":99`, 1)
+	other := fmt.Sprintf(`"v":%d`, udfSpecVersion+1)
+	oldSpec := strings.Replace(spec, fmt.Sprintf(`"v":%d`, udfSpecVersion), other, 1)
 	tests := []struct {
 		name  string
 		input []byte
@@ -395,7 +396,7 @@ func TestServeFunnelUDFRejectsBadInput(t *testing.T) {
 		{"row cut short", append([]byte("1\n"), row[:len(row)-3]...), "unexpected EOF"},
 		{"fewer rows than the header", append([]byte("2\n"), row...), "row 2"},
 		{"spec not json", udfChunks([]udfRow{{spec: "{", t: nil}}), "decode spec"},
-		{"spec of another release", udfChunks([]udfRow{{spec: oldSpec}}), "spec version 99"},
+		{"spec of another release", udfChunks([]udfRow{{spec: oldSpec}}), fmt.Sprintf("spec version %d", udfSpecVersion+1)},
 		{"spec with too many attributes", udfChunks([]udfRow{{spec: strings.Replace(spec, `"attrs":0`, `"attrs":9`, 1)}}), "9 attribute columns"},
 		{"spec with a breakdown it does not read", udfChunks([]udfRow{{spec: strings.Replace(spec, `"attr":-1`, `"attr":0`, 1)}}), "breakdown attribute 0 of 0"},
 		{"drop-off attributes it does not read", udfChunks([]udfRow{{spec: strings.Replace(dropoffSpec, `"first":1`, `"first":2`, 1)}}), "drop-off attributes from 2 of 4"},
@@ -544,7 +545,7 @@ func TestServeFunnelUDFStopsAtTheTimeout(t *testing.T) {
 	t.Parallel()
 	const steps, n = 31, 20_000
 	p := &funnelPlan{conds: make([]condition, 2), blocks: []uint64{0, 0}, from: math.MinInt64, attr: -1, traitCond: -1, keyAttr: -1,
-		spec: matchSpec{steps: steps + 1, mode: ModeAny, from: math.MinInt64, to: math.MaxInt64, window: 24 * 3600 * 1000}}
+		spec: matchSpec{steps: steps + 1, mode: ModeAny, from: math.MinInt64, to: math.MaxInt64, window: 24 * 3600 * 1_000_000}}
 	for range steps {
 		p.steps = append(p.steps, stepPlan{conds: []int{0}, nth: []int{1}})
 	}

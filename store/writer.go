@@ -69,18 +69,18 @@ func (s *Store) writeJourneys(ctx context.Context, b sessionize.Batch) error {
 	}
 	if len(b.SignIns) > 0 {
 		n := len(b.SignIns)
-		device, from, seq, users, v := make([]string, n), make([][]uint64, n), make([][]uint64, n), make([][]string, n), make([]uint64, n)
+		device, from, sub, seq, users, v := make([]string, n), make([][]uint64, n), make([][]uint16, n), make([][]uint64, n), make([][]string, n), make([]uint64, n)
 		for i, d := range b.SignIns {
 			device[i], users[i], v[i] = d.Device, d.Users, b.Version
-			from[i], seq[i] = make([]uint64, len(d.From)), make([]uint64, len(d.From))
-			for j, ms := range d.From {
-				from[i][j] = uint64(max(ms, 0))
+			from[i], sub[i], seq[i] = make([]uint64, len(d.From)), make([]uint16, len(d.From)), make([]uint64, len(d.From))
+			for j, us := range d.From {
+				from[i][j], sub[i][j] = splitMicros(time.UnixMicro(us))
 				if j < len(d.Seqs) {
 					seq[i][j] = uint64(max(d.Seqs[j], 0))
 				}
 			}
 		}
-		if err := s.insert(ctx, "device_sign_ins", []column{{"device", device}, {"from_ms", from}, {"from_seq", seq}, {"users", users}, {"version", v}}); err != nil {
+		if err := s.insert(ctx, "device_sign_ins", []column{{"device", device}, {"from_ms", from}, {"from_sub_us", sub}, {"from_seq", seq}, {"users", users}, {"version", v}}); err != nil {
 			return err
 		}
 	}
@@ -140,6 +140,16 @@ func (s *Store) insertColumns(ctx context.Context, table string, cols []column) 
 	return nil
 }
 
+// splitMicros is t as the events table stores an event time (eventTime): its unix milliseconds
+// (0 before 1970) and the microseconds past them, 0–999; what is finer than a µs is cut.
+func splitMicros(t time.Time) (ms uint64, sub uint16) {
+	if t.IsZero() || t.Before(time.Unix(0, 0)) {
+		return 0, 0
+	}
+	us := t.UnixMicro()
+	return uint64(us / 1000), uint16(us % 1000)
+}
+
 func millis(t time.Time) uint64 {
 	if t.IsZero() || t.Before(time.Unix(0, 0)) {
 		return 0
@@ -161,6 +171,7 @@ func eventColumns(events []ingest.Event, channels, personIDs []string) []column 
 	var (
 		source, messageID, typ, event, userID, anonID, customer = make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n)
 		ts, origTS, sentAt, receivedAt                          = make([]uint64, n), make([]uint64, n), make([]uint64, n), make([]uint64, n)
+		tsSub                                                   = make([]uint16, n)
 		date                                                    = make([]time.Time, n)
 		storedAt, seq                                           = make([]uint64, n), make([]uint64, n)
 		propKeys, propValues, nullKeys                          = make([][]string, n), make([][]string, n), make([][]string, n)
@@ -171,7 +182,8 @@ func eventColumns(events []ingest.Event, channels, personIDs []string) []column 
 		e := &events[i]
 		source[i], messageID[i], typ[i], event[i] = e.Source, e.MessageID, e.Type, e.Event
 		userID[i], anonID[i], customer[i] = e.UserID, e.AnonymousID, e.CustomerKey()
-		ts[i], origTS[i], sentAt[i], receivedAt[i] = millis(e.Timestamp), millis(e.OriginalTimestamp), millis(e.SentAt), millis(e.ReceivedAt)
+		ts[i], tsSub[i] = splitMicros(e.Timestamp)
+		origTS[i], sentAt[i], receivedAt[i] = millis(e.OriginalTimestamp), millis(e.SentAt), millis(e.ReceivedAt)
 		date[i], storedAt[i] = e.Timestamp.UTC(), now // when the batch was handed to ClickHouse
 		seq[i] = uint64(max(e.Seq, 0))
 		propKeys[i], propValues[i], nullKeys[i] = orEmpty(e.PropertyKeys), orEmpty(e.PropertyValues), orEmpty(e.NullKeys)
@@ -182,7 +194,7 @@ func eventColumns(events []ingest.Event, channels, personIDs []string) []column 
 	return []column{
 		{"source", source}, {"message_id", messageID}, {"type", typ}, {"event", event},
 		{"user_id", userID}, {"anonymous_id", anonID}, {"customer_key", customer}, {"person_id", person},
-		{"ts_ms", ts}, {"date", date}, {"original_ts_ms", origTS}, {"sent_at_ms", sentAt},
+		{"ts_ms", ts}, {"ts_sub_us", tsSub}, {"date", date}, {"original_ts_ms", origTS}, {"sent_at_ms", sentAt},
 		{"received_at_ms", receivedAt}, {"stored_at_ms", storedAt}, {"seq", seq},
 		{"prop_keys", propKeys}, {"prop_values", propValues}, {"null_keys", nullKeys},
 		{"page_path", path}, {"referrer", referrer},

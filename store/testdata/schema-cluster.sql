@@ -120,3 +120,15 @@ ENGINE = Distributed(`waymark_cluster`, `waymark`, `superseded_events_local`, ci
 ALTER TABLE `waymark`.`device_sign_ins_local` ON CLUSTER `waymark_cluster` ADD COLUMN from_seq Array(UInt64);
 
 ALTER TABLE `waymark`.`device_sign_ins` ON CLUSTER `waymark_cluster` ADD COLUMN from_seq Array(UInt64);
+
+ALTER TABLE `waymark`.`events_local` ON CLUSTER `waymark_cluster` ADD COLUMN ts_sub_us UInt16;
+
+ALTER TABLE `waymark`.`events` ON CLUSTER `waymark_cluster` ADD COLUMN ts_sub_us UInt16;
+
+ALTER TABLE `waymark`.`superseded_events_local` ON CLUSTER `waymark_cluster` ADD COLUMN ts_sub_us UInt16;
+
+ALTER TABLE `waymark`.`superseded_events` ON CLUSTER `waymark_cluster` ADD COLUMN ts_sub_us UInt16;
+
+ALTER TABLE `waymark`.`device_sign_ins_local` ON CLUSTER `waymark_cluster` ADD COLUMN from_sub_us Array(UInt16);
+
+ALTER TABLE `waymark`.`device_sign_ins` ON CLUSTER `waymark_cluster` ADD COLUMN from_sub_us Array(UInt16);

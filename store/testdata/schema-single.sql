@@ -92,3 +92,9 @@ PARTITION BY tuple()
 ORDER BY (customer_key, source, message_id, ts_ms);
 
 ALTER TABLE `waymark`.`device_sign_ins` ADD COLUMN from_seq Array(UInt64);
+
+ALTER TABLE `waymark`.`events` ADD COLUMN ts_sub_us UInt16;
+
+ALTER TABLE `waymark`.`superseded_events` ADD COLUMN ts_sub_us UInt16;
+
+ALTER TABLE `waymark`.`device_sign_ins` ADD COLUMN from_sub_us Array(UInt16);
