@@ -21,7 +21,8 @@ import (
 // View at .000100999 is cut to .000100, never rounded to .000101 (its Added, sent first): it comes
 // before its Added. Sent through the collector, straight to Kafka and with `waymark replay`, and
 // answered by the API and the CLI, on either engine (WAYMARK_TEST_CLICKHOUSE; chdb runs the
-// in-engine matching, docs/udf.md): the same answers.
+// in-engine matching, docs/udf.md): the same answers. Then a copy earlier by µs replaces its
+// stored message, and `waymark resessionize` cuts sessions on the stored µs.
 func TestMicrosecondsOrderEvents(t *testing.T) {
 	t.Parallel()
 	data, err := os.ReadFile("testdata/microseconds.jsonl")
@@ -85,6 +86,44 @@ func TestMicrosecondsOrderEvents(t *testing.T) {
 					t.Errorf("%s: %s: CLI answered %q, want %q", path, q.name, got, q.want)
 				}
 			}
+		}
+
+		// The earliest copy of a message is the earliest to the µs: us5's View stored at
+		// .000900, after its Added at .000500, then a copy of it at .000100 arrives by the same
+		// path. The copy is the event (the stored one superseded), so us5 goes View → Added too.
+		send := func(lines ...string) {
+			switch path {
+			case "collector":
+				if status, answer := s.track(t, "/v1/batch", `{"batch":[`+strings.Join(lines, ",")+`]}`); status != 200 {
+					t.Fatalf("POST /v1/batch: %d %s", status, answer)
+				}
+			case "kafka":
+				produceWithKcat(t, s.broker, lines)
+			case "replay":
+				s.replayLines(t, lines)
+			}
+			s.waitStored(t)
+		}
+		view := func(ts string) string {
+			return `{"type":"track","userId":"us5","event":"US View","messageId":"us5-view","timestamp":"` + at + ts + `Z"}`
+		}
+		send(view(".000900"), `{"type":"track","userId":"us5","event":"US Added","messageId":"us5-added","timestamp":"`+at+`.000500Z"}`)
+		send(view(".000100"))
+		if got := queryStrings(t, "SELECT concat(message_id, ' ', toString(ts_sub_us)) FROM "+s.database+".superseded_events"); !slices.Equal(got, []string{"us5-view 900"}) {
+			t.Errorf("%s: superseded copies %q, want us5-view at .000900", path, got)
+		}
+		code, body := httpGet(t, "http://"+s.http+"/api/v1/next?window=1h&anchor=US+View")
+		if got := answerText(t, body); code != 200 || got != "US Added 3" {
+			t.Errorf("%s: next from US View after us5's earlier copy: %d %q, want US Added 3", path, code, got)
+		}
+
+		// Sessions recomputed from the stored events (restored, as after a restart) follow their
+		// µs: us1's enters at US View still, not at US Added (sent first, in the same ms).
+		s.waymark(t, "resessionize")
+		sessions = queryStrings(t, "SELECT concat(customer_key, ': ', entry_event, ' > ', exit_event) FROM "+s.database+
+			".sessions FINAL WHERE deleted = 0 AND customer_key IN ('us1', 'us4', 'us5') ORDER BY customer_key")
+		if want := []string{"us1: US View > US Exit", "us4: US View > US Added", "us5: US View > US Added"}; !slices.Equal(sessions, want) {
+			t.Errorf("%s: sessions after resessionize %q, want %q", path, sessions, want)
 		}
 	}
 }
