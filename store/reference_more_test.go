@@ -82,7 +82,7 @@ func refDropoff(jm *sessionize.Map, d refData, q store.FunnelQuery, k int) strin
 			// next: the earliest strictly after the step event's time; ties: smallest key.
 			last, nxt := at, -1
 			for i, e := range unit {
-				if e.t < unit[at].t || e.t > unit[path[0]].t+q.Window.Milliseconds() || !e.tracked {
+				if e.t < unit[at].t || e.t > unit[path[0]].t+q.Window.Microseconds() || !e.tracked {
 					continue
 				}
 				if e.t > unit[last].t || e.t == unit[last].t && key(e) < key(unit[last]) {
@@ -168,7 +168,7 @@ func refAnchor(jm *sessionize.Map, d refData, anchor string, from, to time.Time,
 			}
 		}
 		for i, e := range evs {
-			if isAnchor[i] && (from.IsZero() || e.t >= from.UnixMilli()) && (to.IsZero() || e.t < to.UnixMilli()) {
+			if isAnchor[i] && (from.IsZero() || e.t >= from.UnixMicro()) && (to.IsZero() || e.t < to.UnixMicro()) {
 				visit(evs, i)
 				break
 			}
@@ -212,7 +212,7 @@ func pathsAndNextAgree(t *testing.T, d refData, s *store.Store) {
 		}
 		type counts struct{ persons, converted int }
 		want := map[string]*counts{}
-		w := q.Window.Milliseconds()
+		w := q.Window.Microseconds()
 		refAnchor(jm, d, q.Anchor, q.From, q.To, func(evs []refEvent, at int) {
 			seq := []string{evs[at].label()}
 			step := 1
@@ -273,7 +273,7 @@ func pathsAndNextAgree(t *testing.T, d refData, s *store.Store) {
 			t.Fatal(err)
 		}
 		want := map[string]int64{}
-		w := q.Window.Milliseconds()
+		w := q.Window.Microseconds()
 		refAnchor(jm, d, q.Anchor, q.From, q.To, func(evs []refEvent, at int) {
 			found := refMarker(store.MarkerExit)
 			step := 1
@@ -337,7 +337,7 @@ func retentionAgrees(t *testing.T, d refData, s *store.Store) {
 					break
 				}
 			}
-			if first < 0 || !q.From.IsZero() && evs[first].t < q.From.UnixMilli() || !q.To.IsZero() && evs[first].t >= q.To.UnixMilli() {
+			if first < 0 || !q.From.IsZero() && evs[first].t < q.From.UnixMicro() || !q.To.IsZero() && evs[first].t >= q.To.UnixMicro() {
 				continue
 			}
 			persons++
@@ -355,7 +355,7 @@ func retentionAgrees(t *testing.T, d refData, s *store.Store) {
 				}
 				if !returned {
 					returned = true
-					days := float64(evs[i].t-evs[first].t) / 86400000
+					days := float64(evs[i].t-evs[first].t) / 86_400_000_000
 					switch {
 					case days <= 1:
 						hist[0]++

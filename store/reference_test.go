@@ -26,7 +26,7 @@ import (
 type refEvent struct {
 	ingest.Event
 	key     string // customer key
-	t       int64  // ms
+	t       int64  // µs (the stored time, eventTime)
 	channel string
 	tracked bool
 }
@@ -71,6 +71,11 @@ func generateRefData(seed uint64, persons int) refData {
 			e := ingest.Event{Source: "ref", Type: "track", Event: refNames[rng.IntN(len(refNames))],
 				MessageID: fmt.Sprintf("%s-%d", key, i), Timestamp: day.Add(time.Duration(rng.IntN(8)) * 10 * time.Minute),
 				ReceivedAt: t0, Raw: []byte(`{}`)}
+			if rng.IntN(2) == 0 {
+				// Microseconds, as Segment's Python, Go and Java libraries send: events within one
+				// millisecond are in the order of their times, not of their seq.
+				e.Timestamp = e.Timestamp.Add(time.Duration(rng.IntN(4)) * 300 * time.Microsecond)
+			}
 			if key == user {
 				e.UserID = user
 			} else {
@@ -112,15 +117,15 @@ func generateRefData(seed uint64, persons int) refData {
 	// Sessions per customer key: runs with gaps of at most 30 minutes.
 	byKey := map[string][]int64{}
 	for _, e := range d.events {
-		byKey[e.CustomerKey()] = append(byKey[e.CustomerKey()], e.Timestamp.UnixMilli())
+		byKey[e.CustomerKey()] = append(byKey[e.CustomerKey()], e.Timestamp.UnixMicro())
 	}
 	for key, ts := range byKey {
 		slices.Sort(ts)
 		start := ts[0]
 		for i := range ts {
-			if i+1 == len(ts) || ts[i+1]-ts[i] > 30*60*1000 {
+			if i+1 == len(ts) || ts[i+1]-ts[i] > 30*60*1_000_000 {
 				d.sessions = append(d.sessions, sessionize.Session{ID: fmt.Sprintf("%s-%d", key, start), CustomerKey: key,
-					Start: time.UnixMilli(start).UTC(), End: time.UnixMilli(ts[i]).UTC(), Version: 1})
+					Start: time.UnixMicro(start).UTC(), End: time.UnixMicro(ts[i]).UTC(), Version: 1})
 				if i+1 < len(ts) {
 					start = ts[i+1]
 				}
@@ -218,7 +223,7 @@ func (d refData) persons() map[string][]refEvent {
 		}
 		key := e.CustomerKey()
 		p := cmp.Or(person[key], key)
-		out[p] = append(out[p], refEvent{Event: e, key: key, t: e.Timestamp.UnixMilli(), channel: d.channels[i],
+		out[p] = append(out[p], refEvent{Event: e, key: key, t: e.Timestamp.UnixMicro(), channel: d.channels[i],
 			tracked: e.Type == "track" || e.Type == "page" || e.Type == "screen"})
 	}
 	for _, evs := range out {
@@ -269,12 +274,12 @@ func refPath(jm *sessionize.Map, q store.FunnelQuery, evs []refEvent, attr func(
 	}
 	from, to := int64(math.MinInt64), int64(math.MaxInt64)
 	if !q.From.IsZero() {
-		from = q.From.UnixMilli()
+		from = q.From.UnixMicro()
 	}
 	if !q.To.IsZero() {
-		to = q.To.UnixMilli()
+		to = q.To.UnixMicro()
 	}
-	window := q.Window.Milliseconds()
+	window := q.Window.Microseconds()
 	if q.CountBy == store.CountSessions {
 		window = math.MaxInt64 / 2
 	}
@@ -391,7 +396,8 @@ func refUnits(d refData, q store.FunnelQuery, evs []refEvent) [][]refEvent {
 	for _, s := range d.sessions {
 		var u []refEvent
 		for _, e := range evs {
-			if e.key == s.CustomerKey && e.t >= s.Start.UnixMilli() && e.t <= s.End.UnixMilli() {
+			// A visit holds the events of its milliseconds (it is stored in ms).
+			if e.key == s.CustomerKey && e.t/1000 >= s.Start.UnixMilli() && e.t/1000 <= s.End.UnixMilli() {
 				u = append(u, e)
 			}
 		}
@@ -421,13 +427,13 @@ func breakdownAttr(b store.Breakdown, personTrait string) func(refEvent) string 
 	}
 }
 
-// nearestRank is the nearest-rank quantile of ms, in seconds, as text; "-" when empty.
-func nearestRank(ms []int64, q float64) string {
-	if len(ms) == 0 {
+// nearestRank is the nearest-rank quantile of us (µs), in seconds, as text; "-" when empty.
+func nearestRank(us []int64, q float64) string {
+	if len(us) == 0 {
 		return "-"
 	}
-	slices.Sort(ms)
-	return fmt.Sprint(float64(ms[max(int(math.Ceil(q*float64(len(ms))))-1, 0)]) / 1000)
+	slices.Sort(us)
+	return fmt.Sprint(float64(us[max(int(math.Ceil(q*float64(len(us))))-1, 0)]) / 1e6)
 }
 
 // refFunnel answers a funnel by brute force, as text: per group, per step, customers and the
@@ -467,7 +473,7 @@ func refFunnel(jm *sessionize.Map, d refData, q store.FunnelQuery) string {
 				continue
 			}
 			if n := len(q.Steps); level == n && n > 1 && q.Mode != store.ModeAny {
-				took := time.Duration(unit[path[n-1]].t-unit[path[0]].t) * time.Millisecond
+				took := time.Duration(unit[path[n-1]].t-unit[path[0]].t) * time.Microsecond
 				bucket := "> 7d"
 				for _, b := range []struct {
 					label string
