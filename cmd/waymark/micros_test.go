@@ -19,7 +19,8 @@ import (
 // .0002, B at .0005, sent B first) converts from US A to US B, us3 (A at .0007, B at .0003) does
 // not. from and to bound to the microsecond: from .0002 leaves us1's View (.0001) out. us4's
 // View at .000100999 is cut to .000100, never rounded to .000101 (its Added, sent first): it comes
-// before its Added. Sent through the collector, straight to Kafka and with `waymark replay`, and
+// before its Added. A shared device's page between two sign-ins in one millisecond goes to the
+// user signed in before it by µs. Sent through the collector, straight to Kafka and with `waymark replay`, and
 // answered by the API and the CLI, on either engine (WAYMARK_TEST_CLICKHOUSE; chdb runs the
 // in-engine matching, docs/udf.md): the same answers. Then a copy earlier by µs replaces its
 // stored message, and `waymark resessionize` cuts sessions on the stored µs.
@@ -73,6 +74,17 @@ func TestMicrosecondsOrderEvents(t *testing.T) {
 		if want := []string{"us1: US View > US Exit", "us4: US View > US Added"}; !slices.Equal(sessions, want) {
 			t.Errorf("%s: sessions %q, want %q", path, sessions, want)
 		}
+		// Sign-ins follow their µs too: on a device alice signs in on at .0009 (sent first) and
+		// bob at .0001 (sent last), the page viewed at .0005 is bob's (stored with the person known
+		// when it arrived, alice, the device's only user then; queries apply the sign-ins).
+		if got := queryStrings(t, "SELECT arrayStringConcat(argMax(users, version), ',') FROM "+s.database+".device_sign_ins WHERE device = 'us-dev'"); !slices.Equal(got, []string{"us-bob,us-alice"}) {
+			t.Errorf("%s: stored sign-ins %q, want us-bob,us-alice", path, got)
+		}
+		code, body := httpGet(t, "http://"+s.http+"/api/v1/dropoff?window=1h&step=1&steps="+url.QueryEscape("US Shared,US Shared"))
+		var d struct{ Persons []string }
+		if err := json.Unmarshal([]byte(body), &d); code != 200 || err != nil || !slices.Equal(d.Persons, []string{"us-bob"}) {
+			t.Errorf("%s: the shared device's page went to %d %s, want us-bob", path, code, body)
+		}
 		for _, q := range queries {
 			code, body := httpGet(t, "http://"+s.http+q.get)
 			if code != 200 {
@@ -112,7 +124,7 @@ func TestMicrosecondsOrderEvents(t *testing.T) {
 		if got := queryStrings(t, "SELECT concat(message_id, ' ', toString(ts_sub_us)) FROM "+s.database+".superseded_events"); !slices.Equal(got, []string{"us5-view 900"}) {
 			t.Errorf("%s: superseded copies %q, want us5-view at .000900", path, got)
 		}
-		code, body := httpGet(t, "http://"+s.http+"/api/v1/next?window=1h&anchor=US+View")
+		code, body = httpGet(t, "http://"+s.http+"/api/v1/next?window=1h&anchor=US+View")
 		if got := answerText(t, body); code != 200 || got != "US Added 3" {
 			t.Errorf("%s: next from US View after us5's earlier copy: %d %q, want US Added 3", path, code, got)
 		}
