@@ -319,6 +319,20 @@ func ParseDecimal(text string) (Decimal, bool) {
 	return d, true
 }
 
+// ParseNumber reads a stored value's text as a float64 by the one number rule of
+// docs/values.md: the text is a number when all of it is a decimal number (NumberPattern), and
+// ok is false for any other text, " 100", "1_0", "0x1p3", "Inf" and "NaN" included (which
+// strconv.ParseFloat alone reads as numbers). A number beyond float64's range is ±Inf (1e400),
+// one too small for it ±0. Every place that reads a stored text as a float (amounts, survey
+// scores) reads it so; the bound operators compare the same texts exactly (ParseDecimal).
+func ParseNumber(text string) (f float64, ok bool) {
+	if !numberRE.MatchString(text) {
+		return 0, false
+	}
+	f, _ = strconv.ParseFloat(text, 64) // only a range error is left: f is ±Inf or ±0
+	return f, true
+}
+
 // numberRE is NumberPattern compiled.
 var numberRE = regexp.MustCompile(NumberPattern)
 

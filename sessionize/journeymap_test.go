@@ -3,6 +3,7 @@ package sessionize
 import (
 	"bytes"
 	"fmt"
+	"math"
 	"os"
 	"path/filepath"
 	"slices"
@@ -231,6 +232,27 @@ func TestParseDecimal(t *testing.T) {
 		got, ok := ParseDecimal(tt.text)
 		if got != tt.want || ok != tt.ok {
 			t.Errorf("ParseDecimal(%q) = %+v, %v; want %+v, %v", tt.text, got, ok, tt.want, tt.ok)
+		}
+	}
+}
+
+// TestParseNumber: a stored text is a number exactly when ParseDecimal reads it as one, whatever
+// strconv.ParseFloat alone would take (Go's 1_0 and hexadecimal forms, Inf, NaN).
+func TestParseNumber(t *testing.T) {
+	for _, tt := range []struct {
+		text string
+		want float64
+		ok   bool
+	}{
+		{"7", 7, true}, {"+7.50", 7.5, true}, {".5", 0.5, true}, {"5.", 5, true}, {"1e1", 10, true}, {"-0", 0, true},
+		{"1e400", math.Inf(1), true}, {"-1e400", math.Inf(-1), true}, {"1e-400", 0, true},
+		{"1_0", 0, false}, {"0x1p3", 0, false}, {"0x10", 0, false}, {"Inf", 0, false}, {"-infinity", 0, false},
+		{"NaN", 0, false}, {" 8", 0, false}, {"8 ", 0, false}, {"", 0, false}, {"１", 0, false}, {"1e", 0, false},
+	} {
+		got, ok := ParseNumber(tt.text)
+		_, decimal := ParseDecimal(tt.text)
+		if got != tt.want || ok != tt.ok || ok != decimal {
+			t.Errorf("ParseNumber(%q) = %v, %v (ParseDecimal: %v); want %v, %v", tt.text, got, ok, decimal, tt.want, tt.ok)
 		}
 	}
 }

@@ -1290,11 +1290,11 @@ func OrderAmount(e *ingest.Event) (amount float64, ignored string) {
 		if !ok {
 			continue
 		}
-		f, err := strconv.ParseFloat(v, 64)
+		f, number := ParseNumber(v)
 		switch {
-		case math.IsNaN(f) || math.IsInf(f, 0):
-			return 0, AmountNotFinite // ParseFloat gives ±Inf with an error beyond float64's range
-		case err != nil || !decimal(v):
+		case math.IsInf(f, 0) || !number && notFinite(v):
+			return 0, AmountNotFinite
+		case !number:
 			return 0, AmountNotANumber
 		case math.Abs(f) > MaxOrderAmount:
 			return 0, AmountOutOfRange
@@ -1304,11 +1304,12 @@ func OrderAmount(e *ingest.Event) (amount float64, ignored string) {
 	return 0, ""
 }
 
-// decimal reports whether a number ParseFloat read was written in decimal, as JSON and people
-// write numbers: ParseFloat also takes Go's forms, 1_000 and hexadecimal 0x1p4, which no shop
-// means as an amount. (Filters read values with ParseDecimal.)
-func decimal(v string) bool {
-	return !strings.ContainsAny(v, "_xX")
+// notFinite reports whether v, no number (ParseNumber), is a text that names an infinity or NaN
+// ("Infinity", "-inf", "NaN"), which a client sends for an amount its arithmetic broke: such an
+// amount is counted as not finite rather than as no number.
+func notFinite(v string) bool {
+	f, err := strconv.ParseFloat(v, 64)
+	return err == nil && (math.IsNaN(f) || math.IsInf(f, 0))
 }
 
 // Forget drops every customer and identity link the sessionizer holds, as a restart would; only

@@ -471,7 +471,9 @@ func (w *stagesWalk) of(unit []unitEvent, attrs attrTable, entered []int64, left
 			label := attrs.value(e.at, 0)
 			sink.touch(current, label, 1)
 			if slices.Contains(surveyEvents, label) {
-				if score, err := strconv.ParseFloat(attrs.value(e.at, 1), 64); err == nil && !math.IsNaN(score) && !math.IsInf(score, 0) {
+				// A score is read as every stored number is (docs/values.md): "1_0" and "0x1p3"
+				// are no scores, as [score>5] finds neither.
+				if score, ok := sessionize.ParseNumber(attrs.value(e.at, 1)); ok && !math.IsInf(score, 0) {
 					sink.respond(current, score)
 				}
 			}

@@ -300,6 +300,9 @@ func parseFilters(filters stepText) ([]sessionize.Condition, error) {
 		if i < 0 {
 			return nil, fmt.Errorf("filter %q: want FIELD OP VALUE with OP one of =, ^=, ~=, >, >=, <, <=; %s", f.raw(), escapeHint)
 		}
+		if err := strayBracket(f, i, key == "regexp"); err != nil {
+			return nil, err
+		}
 		field, v := f.part(0, i).trim().text(), f.part(i+len(op), len(f.toks)).trim()
 		var values []string
 		switch key {
@@ -322,6 +325,26 @@ func parseFilters(filters stepText) ([]sessionize.Condition, error) {
 		out = append(out, c)
 	}
 	return out, nil
+}
+
+// bracketHint says how a step writes several filters, and a bracket in a name or value.
+const bracketHint = `one pair of brackets holds all of a step's filters, separated by ";" ([a=1;b=2], not [a=1][b=2]); write \[ or \] for a bracket in a field or value`
+
+// strayBracket refuses an unescaped "[" or "]" in filter f, whose operator is at op: a step's
+// filters end at its last "]", so [a=1][b=2] or a doubled "]" would otherwise be read into a value
+// that matches nothing, a silent zero. A regular expression's value (regexp) keeps its brackets,
+// which are its character classes.
+func strayBracket(f stepText, op int, regexp bool) error {
+	end := len(f.toks)
+	if regexp {
+		end = op
+	}
+	for i := range end {
+		if f.is(i, '[') || f.is(i, ']') {
+			return fmt.Errorf("filter %q: an unescaped %q; %s", f.raw(), f.toks[i].r, bracketHint)
+		}
+	}
+	return nil
 }
 
 // filterOp finds a filter's operator: the first unescaped one after the field's first character,

@@ -150,6 +150,16 @@ func TestParseStep(t *testing.T) {
 		{step: `X[p~=a\|b]`, name: "X", filters: []string{`properties.p regexp "a\\|b"`}},
 		{step: "X[a=1; b=2;]", name: "X", filters: []string{`properties.a equals "1"`, `properties.b equals "2"`}},
 		{step: "X[revenue]", err: "backslash"},
+		// a "]" or "[" in a field or value is escaped; unescaped, the step meant something else
+		{step: "Product Viewed[category=4756105][product_id=1]", err: `unescaped ']'; one pair of brackets holds all`},
+		{step: "Product Viewed[category=4756105]]", err: `unescaped ']'`},
+		{step: "X[a=1] [b=2]", err: `unescaped ']'`},
+		{step: "X[v=[a]", err: `unescaped '['`},
+		{step: "X[a[0]=1]", err: `unescaped '['`},
+		{step: "X[a=1;b=2]]", err: `write \[ or \]`},
+		{step: `X[v=\[a\]]`, name: "X", filters: []string{`properties.v equals "[a]"`}},
+		{step: "X[sku~=^[a-z]+$]", name: "X", filters: []string{`properties.sku regexp "^[a-z]+$"`}}, // a regexp's classes
+		{step: "X[s[k~=a]", err: `unescaped '['`},
 		{step: "event:conversion", name: "conversion", kind: eventOnly},
 		{step: " stage: awareness [a=1]", name: "awareness", kind: stageOnly, filters: []string{`properties.a equals "1"`}},
 		{step: `event\:conversion`, name: "event:conversion"},

@@ -3,6 +3,7 @@ package main
 import (
 	"encoding/json"
 	"fmt"
+	"math"
 	"net/url"
 	"os"
 	"os/exec"
@@ -272,5 +273,46 @@ func TestLabelTellsValuesApart(t *testing.T) {
 		if got := label(v, ""); got != want {
 			t.Errorf("%q prints as %s, want %s", v, got, want)
 		}
+	}
+}
+
+// TestSurveyScoresAreNumbersAsFiltersReadThem: the stages' mean_score reads a score's stored text
+// by the one number rule of docs/values.md (sessionize.ParseNumber), the rule [score>=0] follows:
+// "1_0", "0x1p3", " 8", "Inf" and "NaN" are no scores (Go's ParseFloat alone read the first two
+// as 10 and 8), while 7, "9" and "1e1" are. Each person gives one score, so the persons the
+// filter finds are the responses the stages count.
+func TestSurveyScoresAreNumbersAsFiltersReadThem(t *testing.T) {
+	t.Parallel()
+	s := startServe(t)
+	scores := []string{`"1_0"`, `"0x1p3"`, `" 8"`, `"Inf"`, `"NaN"`, `7`, `"9"`, `"1e1"`}
+	var lines []string
+	for i, score := range scores {
+		lines = append(lines,
+			fmt.Sprintf(`{"type":"page","anonymousId":"sc%d","name":"Home","messageId":"sc%d-1","timestamp":"2025-05-05T10:00:00Z"}`, i, i),
+			fmt.Sprintf(`{"type":"track","anonymousId":"sc%d","event":"NPS Submitted","properties":{"score":%s},"messageId":"sc%d-2","timestamp":"2025-05-05T10:01:00Z"}`, i, score, i))
+	}
+	if status, answer := s.track(t, "/v1/batch", `{"batch":[`+strings.Join(lines, ",")+`]}`); status != 200 {
+		t.Fatalf("POST /v1/batch: %d %s", status, answer)
+	}
+	s.waitStored(t)
+	code, body := httpGet(t, "http://"+s.http+"/api/v1/stages?from=2025-05-01&to=2025-06-01")
+	var st store.StagesResult
+	if err := json.Unmarshal([]byte(body), &st); code != 200 || err != nil {
+		t.Fatalf("stages: %d %s", code, body)
+	}
+	var responses int64
+	var sum float64
+	for _, h := range st.Stages {
+		responses += h.SurveyResponses
+		if h.MeanScore != nil {
+			sum += *h.MeanScore * float64(h.SurveyResponses)
+		}
+	}
+	if mean := sum / float64(responses); responses != 3 || math.Abs(mean-26.0/3) > 1e-4 { // mean_score has 4 decimals
+		t.Errorf("stages: %d survey responses, mean %v; want 3 (7, \"9\", \"1e1\"), mean 26/3:\n%s", responses, mean, body)
+	}
+	f := s.funnel(t, "NPS Submitted[score>=0]", "24h")
+	if len(f.Steps) != 1 || f.Steps[0].Customers != responses {
+		t.Errorf("NPS Submitted[score>=0] finds %+v persons, the stages count %d responses", f.Steps, responses)
 	}
 }
