@@ -300,7 +300,7 @@ func parseFilters(filters stepText) ([]sessionize.Condition, error) {
 		if i < 0 {
 			return nil, fmt.Errorf("filter %q: want FIELD OP VALUE with OP one of =, ^=, ~=, >, >=, <, <=; %s", f.raw(), escapeHint)
 		}
-		if err := strayBracket(f, i, key == "regexp"); err != nil {
+		if err := strayBracket(f); err != nil {
 			return nil, err
 		}
 		field, v := f.part(0, i).trim().text(), f.part(i+len(op), len(f.toks)).trim()
@@ -330,19 +330,25 @@ func parseFilters(filters stepText) ([]sessionize.Condition, error) {
 // bracketHint says how a step writes several filters, and a bracket in a name or value.
 const bracketHint = `one pair of brackets holds all of a step's filters, separated by ";" ([a=1;b=2], not [a=1][b=2]); write \[ or \] for a bracket in a field or value`
 
-// strayBracket refuses an unescaped "[" or "]" in filter f, whose operator is at op: a step's
-// filters end at its last "]", so [a=1][b=2] or a doubled "]" would otherwise be read into a value
-// that matches nothing, a silent zero. A regular expression's value (regexp) keeps its brackets,
-// which are its character classes.
-func strayBracket(f stepText, op int, regexp bool) error {
-	end := len(f.toks)
-	if regexp {
-		end = op
-	}
-	for i := range end {
-		if f.is(i, '[') || f.is(i, ']') {
-			return fmt.Errorf("filter %q: an unescaped %q; %s", f.raw(), f.toks[i].r, bracketHint)
+// strayBracket refuses an unescaped "]" in filter f that closes no unescaped "[" before it in f,
+// and an unescaped "[" that no "]" closes. A step's filters end at its last "]", so [a=1][b=2] or
+// a doubled "]" would otherwise be read into a value that matches nothing, a silent zero. Brackets
+// that pair up are the value's own, as they always were: [tag=[new]], and a regular expression's
+// character classes, [sku~=^[a-z]+$].
+func strayBracket(f stepText) error {
+	open := 0
+	for i := range f.toks {
+		switch {
+		case f.is(i, '['):
+			open++
+		case f.is(i, ']') && open == 0:
+			return fmt.Errorf("filter %q: an unescaped ']' that closes no '['; %s", f.raw(), bracketHint)
+		case f.is(i, ']'):
+			open--
 		}
+	}
+	if open > 0 {
+		return fmt.Errorf("filter %q: an unescaped '[' that no ']' closes; %s", f.raw(), bracketHint)
 	}
 	return nil
 }

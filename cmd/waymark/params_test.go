@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/url"
+	"os"
+	"os/exec"
 	"strconv"
 	"strings"
 	"testing"
@@ -89,5 +91,55 @@ func TestIntegerParametersKeepTheirRange(t *testing.T) {
 	// ids_limit=0 counts them and lists no one.
 	if res := dropoff("&step=2&ids_limit=0"); fmt.Sprint(res["persons"], res["persons_truncated"], res["dropped"]) != fmt.Sprint([]any{}, true, largest["dropped"]) {
 		t.Errorf("dropoff with ids_limit=0: persons %v, truncated %v, dropped %v; want none listed of %v", res["persons"], res["persons_truncated"], res["dropped"], largest["dropped"])
+	}
+}
+
+// TestStrayBracketInAStepIsRefused: an unescaped "]" inside a step's filters that closes no "["
+// of its filter (two pairs of brackets, a doubled "]", a half-escaped value) is a 400 naming the
+// parameter and saying how to write it, in every parameter that takes a step, and on the command
+// line an error naming the flag; never the silent zero of a value that holds the bracket.
+// Escaped, or paired within the value, a bracket is part of the value.
+func TestStrayBracketInAStepIsRefused(t *testing.T) {
+	t.Parallel()
+	s := startServe(t)
+	batch := `{"batch":[
+		{"type":"track","userId":"sb-1","event":"SB View","properties":{"category":"4756105","product_id":"1","tag":"[new]"},"messageId":"sb-1","timestamp":"2024-03-05T10:00:00Z"},
+		{"type":"track","userId":"sb-1","event":"SB Buy","messageId":"sb-2","timestamp":"2024-03-05T10:01:00Z"}]}`
+	if status, answer := s.track(t, "/v1/batch", batch); status != 200 || strings.Contains(answer, "rejected") {
+		t.Fatalf("POST /v1/batch: %d %s", status, answer)
+	}
+	s.waitStored(t)
+	const rng = "&from=2024-03-01&to=2024-04-01"
+	for _, stray := range []string{"SB View[category=4756105][product_id=1]", "SB View[category=4756105]]", `SB View[tag=\[new]]`} {
+		q := url.QueryEscape(stray)
+		for _, tt := range []struct{ query, param string }{
+			{"funnel?steps=" + q + ",SB+Buy", "steps"},
+			{"funnel?steps=SB+View,SB+Buy&exclude=" + q, "exclude"},
+			{"dropoff?steps=" + q + ",SB+Buy", "steps"},
+			{"paths?anchor=" + q + "&convert=SB+Buy", "anchor"},
+			{"paths?anchor=SB+View&convert=" + q, "convert"},
+			{"next?anchor=" + q, "anchor"},
+			{"retention?conversion=" + q, "conversion"},
+			{"retention?conversion=SB+View&return=" + q, "return"},
+		} {
+			code, body := httpGet(t, "http://"+s.http+"/api/v1/"+tt.query+rng)
+			var e struct{ Error, Param string }
+			json.Unmarshal([]byte(body), &e)
+			if code != 400 || e.Param != tt.param || !strings.Contains(e.Error, `\]`) {
+				t.Errorf("%s: %d %s, want 400 naming %s and saying how to escape", tt.query, code, body, tt.param)
+			}
+		}
+	}
+	cmd := exec.Command(binary, "funnel", "--steps", "SB View[category=4756105]]", "--from", "2024-03-01", "--to", "2024-04-01")
+	cmd.Env = append(os.Environ(), "WAYMARK_CLICKHOUSE_ADDR="+chServer.Addr, "WAYMARK_CLICKHOUSE_DATABASE="+s.database)
+	if out, err := cmd.CombinedOutput(); err == nil || !strings.Contains(string(out), "--steps") || !strings.Contains(string(out), `\]`) {
+		t.Errorf("waymark funnel --steps with a stray ]: %v\n%s", err, out)
+	}
+	// Written as the error says, each asks what it meant.
+	for _, step := range []string{"SB View[category=4756105;product_id=1]", `SB View[tag=\[new\]]`, "SB View[tag=[new]]"} {
+		f := s.funnel(t, step+",SB Buy", "24h")
+		if len(f.Steps) != 2 || f.Steps[0].Customers != 1 || f.Steps[1].Customers != 1 {
+			t.Errorf("%s: %+v, want 1 → 1", step, f.Steps)
+		}
 	}
 }
