@@ -1607,13 +1607,21 @@ func (s *Sessionizer) cut(key string, c *customer) []Session {
 		stages = 0
 		start = end
 	}
+	// client is the client's session id (hashed) the current session last carried, 0 while none
+	// of its events carried one: the one rule for a client's session id is that an event carrying
+	// another id than the session's last one ends the session (client_session), however many
+	// events without an id lie between them (A, none, C is two sessions, as Amplitude counts
+	// them: its session id is the client's), and one carrying the session's id keeps it open
+	// across a gap from the event before it (A, none 20 minutes later, A 40 minutes after that
+	// is one session). An event without an id is cut by the gap rule alone.
+	var client uint32
 	for i, p := range points {
 		if i > start {
 			prev := points[i-1]
-			ps, prevs := p.clientSession(), prev.clientSession()
-			sameClientSession := ps != 0 && ps == prevs
+			ps := p.clientSession()
+			sameClientSession := ps != 0 && ps == client
 			switch {
-			case ps != 0 && prevs != 0 && ps != prevs:
+			case ps != 0 && client != 0 && ps != client:
 				closeAt(i, EndClientSession)
 			case p.us-prev.us > gap && !sameClientSession:
 				closeAt(i, EndTimeout)
@@ -1622,6 +1630,12 @@ func (s *Sessionizer) cut(key string, c *customer) []Session {
 			case i-start >= s.cfg.MaxEventsPerSession:
 				closeAt(i, EndMaxEvents)
 			}
+		}
+		if i == start {
+			client = 0
+		}
+		if ps := p.clientSession(); ps != 0 {
+			client = ps
 		}
 		who := ""
 		for r := range s.rules {

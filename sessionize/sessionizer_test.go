@@ -130,6 +130,39 @@ func TestSessions(t *testing.T) {
 			},
 		},
 		{
+			name: "client session ids: a change cuts across events without one",
+			events: []ingest.Event{
+				withSession(at("t", "Product Viewed", 0), "A"), at("t", "Product Added", 1),
+				at("t", "Cart Viewed", 2), withSession(at("t", "Product Viewed", 3), "C"),
+			},
+			want: []string{
+				"t 08:00+2m0s n=3 Product Viewed→Cart Viewed [awareness,consideration] client_session",
+				"t 08:03+0s n=1 Product Viewed→Product Viewed [awareness] open",
+			},
+		},
+		{
+			name: "client session ids: the session's id bridges a gap after events without one",
+			events: []ingest.Event{
+				withSession(at("u", "Product Viewed", 0), "A"), at("u", "Product Added", 20),
+				withSession(at("u", "Product Viewed", 60), "A"), withSession(at("u", "Cart Viewed", 61), "B"),
+			},
+			want: []string{
+				"u 08:00+1h0m0s n=3 Product Viewed→Product Viewed [awareness,consideration] client_session",
+				"u 09:01+0s n=1 Cart Viewed→Cart Viewed [consideration] open",
+			},
+		},
+		{
+			name: "client session ids: a session cut by the gap starts without the old id",
+			events: []ingest.Event{
+				withSession(at("v", "Product Viewed", 0), "A"), at("v", "Product Added", 40),
+				withSession(at("v", "Product Viewed", 41), "B"),
+			},
+			want: []string{
+				"v 08:00+0s n=1 Product Viewed→Product Viewed [awareness] timeout",
+				"v 08:40+1m0s n=2 Product Added→Product Viewed [awareness,consideration] open",
+			},
+		},
+		{
 			name:   "duplicates count once; customers apart",
 			events: []ingest.Event{at("d", "Product Viewed", 0), at("d", "Product Viewed", 0), at("e", "Product Viewed", 1)},
 			want: []string{

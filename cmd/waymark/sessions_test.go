@@ -96,3 +96,40 @@ func TestBenchCommand(t *testing.T) {
 		}
 	}
 }
+
+// TestClientSessionIDChangeEndsASessionAcrossEventsWithoutOne: a session ends when an event
+// carries another client session id (context.sessionId) than the last one the session carried,
+// even with events without one between them (device cs9: A, none, C is two sessions, as
+// Amplitude counts them), and the session's id keeps it open across a gap after such events
+// (device cs10: A, none 20 minutes later, A 40 minutes after that is one session). The events
+// arrive one call each, in order and reversed: sessions are cut on event time.
+func TestClientSessionIDChangeEndsASessionAcrossEventsWithoutOne(t *testing.T) {
+	t.Parallel()
+	lines := []string{
+		`{"type":"page","anonymousId":"cs9","name":"One","messageId":"cs9-1","timestamp":"2025-03-04T11:00:00Z","context":{"sessionId":"A"}}`,
+		`{"type":"page","anonymousId":"cs9","name":"Two","messageId":"cs9-2","timestamp":"2025-03-04T11:01:00Z"}`,
+		`{"type":"page","anonymousId":"cs9","name":"Three","messageId":"cs9-3","timestamp":"2025-03-04T11:02:00Z","context":{"sessionId":"C"}}`,
+		`{"type":"page","anonymousId":"cs10","name":"One","messageId":"cs10-1","timestamp":"2025-03-04T11:00:00Z","context":{"sessionId":"A"}}`,
+		`{"type":"page","anonymousId":"cs10","name":"Two","messageId":"cs10-2","timestamp":"2025-03-04T11:20:00Z"}`,
+		`{"type":"page","anonymousId":"cs10","name":"Three","messageId":"cs10-3","timestamp":"2025-03-04T12:00:00Z","context":{"sessionId":"A"}}`,
+	}
+	for _, order := range []struct {
+		name  string
+		lines []string
+	}{{"in order", lines}, {"reversed", reversed(lines)}} {
+		t.Run(order.name, func(t *testing.T) {
+			t.Parallel()
+			s := startServe(t)
+			for _, l := range order.lines {
+				if code, body := s.track(t, "/v1/batch", `{"batch":[`+l+`]}`); code != 200 {
+					t.Fatalf("POST /v1/batch: %d %s", code, body)
+				}
+			}
+			s.waitStored(t)
+			sum := s.sessions(t)
+			if sum.Sessions != 3 || sum.ByEndReason["client_session"] != 1 || sum.ByEndReason["open"] != 2 {
+				t.Errorf("sessions %d by end reason %v, want 3: cs9's A, none (client_session) and C (open), cs10's one (open)", sum.Sessions, sum.ByEndReason)
+			}
+		})
+	}
+}
