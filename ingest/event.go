@@ -146,6 +146,23 @@ const (
 	ReasonMissingPreviousID = "missing_previous_id"
 )
 
+// Internal is the character Waymark builds its own ids and labels with, which no id or name a
+// client sends may hold (Decode refuses one holding it as ReasonInvalidField, naming the field):
+// the person a device's lost sign-ins go to is Internal and the device's id, the touchpoint label
+// of an identify call is Internal and "identify" (sessionize). So no client's userId, anonymousId,
+// previousId, event or page name can equal one of them, whatever it is. It is NUL, which no
+// client means in an id or a name; other control characters (a tab, a newline) are kept, as
+// Segment and PostHog keep them: they collide with nothing.
+const Internal = "\x00"
+
+// checkInternal refuses text, sent in field, when it holds the Internal character.
+func checkInternal(field, text string) error {
+	if strings.Contains(text, Internal) {
+		return &InvalidError{Reason: ReasonInvalidField, Field: field, Err: errors.New(`holds a NUL character (\u0000), which Waymark keeps for its own ids; no id or name may hold one`)}
+	}
+	return nil
+}
+
 // RejectReason returns the reason code of an error from Decode, or "" if it is not an InvalidError.
 func RejectReason(err error) string {
 	var ie *InvalidError
@@ -478,6 +495,11 @@ func (w *wire) event(raw []byte, source string, receivedAt time.Time, from origi
 	if e.UserID == "" && e.AnonymousID == "" {
 		return Event{}, e.missingIdentity()
 	}
+	for _, id := range [...]struct{ field, text string }{{"userId", e.UserID}, {"anonymousId", e.AnonymousID}, {"previousId", e.PreviousID}} {
+		if err := checkInternal(id.field, id.text); err != nil {
+			return Event{}, err
+		}
+	}
 	switch w.Type {
 	case "track":
 		if strings.TrimFunc(w.Event, invisible) == "" {
@@ -485,8 +507,14 @@ func (w *wire) event(raw []byte, source string, receivedAt time.Time, from origi
 			// it in a funnel step, and it would read as a blank row in every answer.
 			return Event{}, &InvalidError{Reason: ReasonMissingEvent, Field: "event", Err: errors.New("a track call needs an event name that is not blank")}
 		}
+		if err := checkInternal("event", w.Event); err != nil {
+			return Event{}, err
+		}
 		e.Event = w.Event
 	case "page", "screen":
+		if err := checkInternal("name", w.Name); err != nil {
+			return Event{}, err
+		}
 		e.Event = w.Name
 	case "alias":
 		// No previousId (absent, null, "" or a placeholder such as "undefined" or 0) and no

@@ -42,6 +42,15 @@ func TestDecode(t *testing.T) {
 			},
 		},
 		{
+			name: "control characters other than NUL stay in ids and names",
+			raw:  `{"type":"track","event":"A\tB","userId":"u\n1","anonymousId":"\u0001d","messageId":"m\u001f"}`,
+			check: func(t *testing.T, e Event) {
+				if e.Event != "A\tB" || e.UserID != "u\n1" || e.AnonymousID != "\x01d" || e.MessageID != "m\x1f" {
+					t.Errorf("fields: %+v", e)
+				}
+			},
+		},
+		{
 			name: "numeric ids and anonymous customer",
 			raw:  `{"type":"page","name":"Home","anonymousId":12345,"messageId":7,"context":{"page":{"path":"/","referrer":"https://www.google.com/"},"campaign":{"source":"news","medium":"email","name":"spring"}}}`,
 			check: func(t *testing.T, e Event) {
@@ -120,6 +129,15 @@ func TestDecodeRejects(t *testing.T) {
 		{`{"type":"track","event":"A","userId":null,"anonymousId":""}`, ReasonMissingIdentity, "userId"},
 		{`{"type":"track","userId":"u"}`, ReasonMissingEvent, "event"},
 		{`{"type":"track","event":"A","userId":{"id":1}}`, ReasonInvalidField, "userId"},
+		// NUL (ingest.Internal) is Waymark's own, in every id and name its ids and labels are built from
+		{`{"type":"track","event":"A","userId":"\u0000kD7","anonymousId":"kD7"}`, ReasonInvalidField, "userId"},
+		{`{"type":"track","event":"A","userId":"\u0000"}`, ReasonInvalidField, "userId"},
+		{`{"type":"track","event":"A","anonymousId":"d\u0000"}`, ReasonInvalidField, "anonymousId"},
+		{`{"type":"identify","userId":"u","anonymousId":"\u0000d"}`, ReasonInvalidField, "anonymousId"},
+		{`{"type":"alias","userId":"u","previousId":"p\u0000"}`, ReasonInvalidField, "previousId"},
+		{`{"type":"track","event":"\u0000identify","userId":"u"}`, ReasonInvalidField, "event"},
+		{`{"type":"page","name":"\u0000alias","userId":"u"}`, ReasonInvalidField, "name"},
+		{`{"type":"screen","name":"S\u0000","userId":"u"}`, ReasonInvalidField, "name"},
 		{`{"type":"track","event":"A","userId":"u","timestamp":"yesterday"}`, ReasonInvalidTimestamp, "timestamp"},
 		{`{"type":"track","event":"A","userId":"u","sentAt":"2026-13-01T00:00:00Z"}`, ReasonInvalidTimestamp, "sentAt"},
 		{`{"type":"track","event":"A","userId":"u","timestamp":"1970-01-01T00:00:00Z"}`, ReasonInvalidTimestamp, "timestamp"},

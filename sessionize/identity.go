@@ -4,6 +4,8 @@ import (
 	"cmp"
 	"slices"
 	"strings"
+
+	"github.com/waymark-dev/waymark/ingest"
 )
 
 // identities is a union-find over customer ids ("u:" user ids, "a:" anonymous ids): identify and
@@ -80,9 +82,10 @@ const MaxDeviceSignIns = 4096
 // lostUser is the "user" of a tombstone in a device's sign-ins: a span, from it to the next sign-in
 // kept, whose user is no longer known because sign-ins in it were dropped to stay under
 // MaxDeviceSignIns (see signedIn). The device's anonymous events in that span go to it: a person
-// id that no customer key can be linked to, NUL then the device's anonymousId, never the first
-// user (the rule before any sign-in) nor the one signed in before the span.
-func lostUser(device string) string { return "a:\x00" + device[2:] }
+// id that no customer key can be linked to, ingest.Internal (NUL, which no client's id may hold)
+// then the device's anonymousId, never the first user (the rule before any sign-in) nor the one
+// signed in before the span.
+func lostUser(device string) string { return "a:" + ingest.Internal + device[2:] }
 
 func newIdentities(maxIDs int) *identities {
 	return &identities{parent: map[string]string{}, members: map[string][]string{}, name: map[string]string{},

@@ -138,11 +138,14 @@ func (p point) signedIn() bool { return p.session&signedInBit != 0 }
 
 // identityLabel is the touchpoint label of an identify, alias or group call: such points are kept
 // to drop their copies, but they are not touchpoints, so they are never part of a session, and
-// their label (which no event name can equal) marks them.
-func identityLabel(typ string) string { return "\x00" + typ }
+// their label, ingest.Internal then the type (no event or page name may hold ingest.Internal),
+// marks them.
+func identityLabel(typ string) string { return ingest.Internal + typ }
 
 // isIdentity reports whether p is an identify, alias or group call.
-func (s *Sessionizer) isIdentity(p point) bool { return strings.HasPrefix(s.strs[p.touch], "\x00") }
+func (s *Sessionizer) isIdentity(p point) bool {
+	return strings.HasPrefix(s.strs[p.touch], ingest.Internal)
+}
 
 // TouchpointTypes are the Segment calls that are touchpoints: track, page and screen. The identity
 // calls identify, alias and group say who someone is, not what they did: they are never part of a

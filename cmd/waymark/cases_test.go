@@ -1726,7 +1726,9 @@ func TestSharedDeviceKeepsEveryUsersSignIn(t *testing.T) {
 // keeps: the sign-ins inside turns are dropped first, who was signed in when staying exact, then
 // the oldest but the first, counted. In every query the anonymous views of the dropped span go
 // to no user (a person of its own), never to the first user nor to anyone but the viewer; the
-// rest to the viewer. Through the collector and kcat.
+// rest to the viewer. Through the collector and kcat. No client can join that person: a userId of
+// NUL and the device's id (its person's id) is refused naming userId, and dead-lettered from
+// Kafka (were it stored, the no-user person would not drop off before BV End).
 func TestSignInsPastTheBoundGoToNoUser(t *testing.T) {
 	t.Parallel()
 	const turns = sessionize.MaxDeviceSignIns/2 + 40
@@ -1743,11 +1745,16 @@ func TestSignInsPastTheBoundGoToNoUser(t *testing.T) {
 			fmt.Sprintf(`{"type":"track","anonymousId":"busy","userId":%q,"event":"BT","messageId":"bt%d","timestamp":%q}`, users[i%3], i, at(30)))
 	}
 	lines = append(lines, `{"type":"track","userId":"other","event":"BV End","messageId":"be","timestamp":"2024-06-01T00:00:00Z"}`)
+	const forged = `{"type":"track","userId":"\u0000busy","event":"BV End","messageId":"bn","timestamp":"2024-06-01T01:00:00Z"}`
+	lines = append(lines, forged)
 	viaHTTP, viaKafka := startServe(t), startServe(t)
-	for batch := range slices.Chunk(lines, 1000) { // a batch is at most 500 KB
+	for batch := range slices.Chunk(lines[:len(lines)-1], 1000) { // a batch is at most 500 KB
 		if status, answer := viaHTTP.track(t, "/v1/batch", `{"batch":[`+strings.Join(batch, ",")+`]}`); status != 200 {
 			t.Fatalf("POST /v1/batch: %d %s", status, answer)
 		}
+	}
+	if status, answer := viaHTTP.track(t, "/v1/track", forged); status != 400 || !strings.Contains(answer, `"field":"userId"`) {
+		t.Errorf("POST /v1/track with a userId of NUL and the device's id: %d %s, want 400 naming userId", status, answer)
 	}
 	produceWithKcat(t, viaKafka.broker, lines)
 	for _, s := range []*server{viaHTTP, viaKafka} {
@@ -1762,6 +1769,9 @@ func TestSignInsPastTheBoundGoToNoUser(t *testing.T) {
 		}
 		if n := metricValue(t, scrape(t, s.http), "waymark_sessionizer_sign_ins_lost_total"); n == 0 {
 			t.Errorf("%s: no sign-in counted lost", s.database)
+		}
+		if n := metricValue(t, scrape(t, s.http), `waymark_dlq_messages_total{path="`+map[bool]string{true: "collector", false: "consumer"}[s == viaHTTP]+`",reason="invalid_field"}`); n != 1 {
+			t.Errorf("%s: %v dead letters invalid_field, want the forged userId's", s.database, n)
 		}
 		// The sign-ins inside turns went first: about 40 turns are lost, not the 700 that
 		// dropping the oldest sign-ins alone would lose.
