@@ -13,6 +13,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"strconv"
 	"strings"
@@ -62,6 +63,11 @@ type CollectorConfig struct {
 	// 0 (default) means no limit.
 	RateLimit float64
 	RateBurst int
+	// PublicURL is the collector's address as browsers reach it, scheme://host[:port][/path]
+	// (https://collect.shop.example): the settings analytics.js loads point it there, the same
+	// for every request, as Segment's CDN serves one apiHost. Default "": the request's Host,
+	// checked to be a plain host and answered not to be cached (see settings).
+	PublicURL string
 }
 
 func (c *CollectorConfig) setDefaults() {
@@ -106,7 +112,61 @@ func (c *CollectorConfig) Validate() error {
 			return fmt.Errorf("write keys: key %q has source %q; both must be set", k, src)
 		}
 	}
+	if c.PublicURL != "" {
+		if _, _, err := ParsePublicURL(c.PublicURL); err != nil {
+			return fmt.Errorf("public url: %w", err)
+		}
+	}
 	return nil
+}
+
+// ParsePublicURL reads a collector's public address (CollectorConfig.PublicURL) into the apiHost
+// analytics.js posts to, host[:port][/path]/v1 without the scheme, and its protocol, http or
+// https. The address is an http or https URL with a plain host (plainHost) and nothing but a
+// path after it: no user, query or fragment.
+func ParsePublicURL(s string) (apiHost, protocol string, err error) {
+	u, err := url.Parse(s)
+	switch {
+	case err != nil:
+		return "", "", err
+	case u.Scheme != "http" && u.Scheme != "https":
+		return "", "", fmt.Errorf("%q: want http:// or https:// and the host browsers reach the collector at", s)
+	case !plainHost(u.Host):
+		return "", "", fmt.Errorf("%q: want a host name or IP address, and a port, after %s://", s, u.Scheme)
+	case u.User != nil || u.RawQuery != "" || u.Fragment != "" || u.Opaque != "":
+		return "", "", fmt.Errorf("%q: want scheme://host[:port][/path], with no user, query or fragment", s)
+	}
+	return u.Host + strings.TrimRight(u.EscapedPath(), "/") + "/v1", u.Scheme, nil
+}
+
+// plainHost reports whether hostport, a URL's or a request's Host, is a host and nothing else: a
+// name of letters, digits, '-' and '_' in dot-separated labels (RFC 1123, with the underscore
+// that real hosts use), an IPv4 address, or an IPv6 address in brackets; then an optional port of
+// digits. Anything else (a space, a quote, '<', a slash, '@') is refused, so a request's Host
+// reflected in an answer can name another host but inject nothing.
+func plainHost(hostport string) bool {
+	host := hostport
+	if i := strings.LastIndexByte(hostport, ':'); i >= 0 && !strings.HasSuffix(hostport, "]") {
+		port := hostport[i+1:]
+		if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 || strings.Trim(port, "0123456789") != "" {
+			return false
+		}
+		host = hostport[:i]
+	}
+	if ip, ok := strings.CutPrefix(host, "["); ok {
+		ip, ok = strings.CutSuffix(ip, "]")
+		a, err := netip.ParseAddr(ip)
+		return ok && err == nil && a.Is6() && a.Zone() == ""
+	}
+	if host == "" || len(host) > 253 {
+		return false
+	}
+	for _, label := range strings.Split(host, ".") {
+		if label == "" || len(label) > 63 || strings.Trim(strings.ToLower(label), "abcdefghijklmnopqrstuvwxyz0123456789-_") != "" {
+			return false
+		}
+	}
+	return true
 }
 
 // Collector is the Segment-compatible HTTP tracking API. It accepts the calls analytics.js,
@@ -124,6 +184,9 @@ type Collector struct {
 	// kafka is why events cannot be produced now, nil when they can: set by Run's broker checks
 	// and by every produce, so /readyz fails as soon as Kafka does and recovers by itself.
 	kafka *health
+	// apiHost and protocol are what the settings answer names (ParsePublicURL of the configured
+	// PublicURL), "" when none is configured.
+	apiHost, protocol string
 }
 
 // NewCollector checks cfg and builds a Collector. Nothing connects until the first request or
@@ -136,6 +199,10 @@ func NewCollector(cfg CollectorConfig, log *slog.Logger, reg prometheus.Register
 	m, err := newCollectorMetrics(reg)
 	if err != nil {
 		return nil, err
+	}
+	var apiHost, protocol string
+	if cfg.PublicURL != "" {
+		apiHost, protocol, _ = ParsePublicURL(cfg.PublicURL) // Validate read it
 	}
 	// The producers' own transport, so that Run can drop its connections and cached metadata
 	// when Kafka is back: kafka-go would otherwise go on answering with the outage's error until
@@ -160,7 +227,8 @@ func NewCollector(cfg CollectorConfig, log *slog.Logger, reg prometheus.Register
 	if len(cfg.WriteKeys) == 0 {
 		log.Warn("collector has no write keys: every tracking call will get 401; set --write-keys or --write-keys-inline")
 	}
-	c := &Collector{cfg: cfg, log: log, producer: writer(cfg.Topic), dlq: writer(cfg.DLQTopic), transport: transport, metrics: m, kafka: &health{}}
+	c := &Collector{cfg: cfg, log: log, producer: writer(cfg.Topic), dlq: writer(cfg.DLQTopic), transport: transport, metrics: m, kafka: &health{},
+		apiHost: apiHost, protocol: protocol}
 	c.kafka.set(errors.New("kafka not checked yet"))
 	return c, nil
 }
@@ -941,16 +1009,34 @@ func (c *Collector) settings(w http.ResponseWriter, r *http.Request, key string)
 		WriteError(w, http.StatusNotFound, "writeKey", "unknown write key")
 		return
 	}
-	proto := "http"
-	if r.TLS != nil || r.Header.Get("X-Forwarded-Proto") == "https" {
-		proto = "https"
+	apiHost, proto := c.apiHost, c.protocol
+	if apiHost == "" {
+		// No public address configured: the request's Host, which a client chooses. It must be a
+		// plain host, so nothing but a host name is ever reflected; and the answer must not be
+		// cached, nor reused for another Host, or one request with a hostile Host would point
+		// every visitor's analytics.js (their events, traits, emails) at that host through a
+		// cache in front (nginx's default key leaves the Host out).
+		if !plainHost(r.Host) {
+			WriteError(w, http.StatusBadRequest, "Host", "the Host header is no plain host[:port]; set --public-url to answer with a fixed one")
+			return
+		}
+		apiHost, proto = r.Host+"/v1", "http"
+		if r.TLS != nil || r.Header.Get("X-Forwarded-Proto") == "https" {
+			proto = "https"
+		}
+		w.Header().Set("Cache-Control", "no-store")
+		w.Header().Add("Vary", "Host, X-Forwarded-Proto")
+	} else {
+		// The same answer for every request, as Segment's CDN serves its settings: a cache may
+		// keep it for a few minutes.
+		w.Header().Set("Cache-Control", "public, max-age=300")
 	}
 	enabled := map[string]any{"__default": map[string]any{"enabled": true, "integrations": map[string]any{}}}
 	writeJSON(w, http.StatusOK, map[string]any{
 		"integrations": map[string]any{
 			"Segment.io": map[string]any{
 				"apiKey":                 key,
-				"apiHost":                r.Host + "/v1",
+				"apiHost":                apiHost,
 				"protocol":               proto,
 				"unbundledIntegrations":  []string{},
 				"addBundledMetadata":     true,

@@ -259,6 +259,99 @@ func TestCollectorCORSAndSettings(t *testing.T) {
 	}
 }
 
+// TestPlainHost: a request's Host is reflected in the settings only when it is a host and nothing
+// else.
+func TestPlainHost(t *testing.T) {
+	for _, tt := range []struct {
+		host string
+		ok   bool
+	}{
+		{"shop.example", true}, {"collect.shop.example:8080", true}, {"127.0.0.1:29280", true}, {"[::1]", true},
+		{"[2001:db8::1]:443", true}, {"my_host.internal", true}, {"LOCALHOST", true}, {"xn--bcher-kva.example", true},
+		{"", false}, {"evil.example/x", false}, {"evil.example;x", false}, {"a'b", false}, {`a"b`, false}, {"<x>", false},
+		{"a b", false}, {"user@evil", false}, {"h:", false}, {"h:0", false}, {"h:65536", false}, {"h:+80", false},
+		{"h:8080:1", false}, {"::1", false}, {"[::1", false}, {"[fe80::1%25eth0]", false}, {"[127.0.0.1]", false},
+		{"a..b", false}, {".a", false}, {"a.", false}, {"(x)", false}, {"a%2fb", false}, {"bücher.example", false},
+		{strings.Repeat("a", 64) + ".example", false},
+	} {
+		if got := plainHost(tt.host); got != tt.ok {
+			t.Errorf("plainHost(%q) = %v, want %v", tt.host, got, tt.ok)
+		}
+	}
+}
+
+// TestParsePublicURL: --public-url gives the apiHost and protocol of the settings, or an error.
+func TestParsePublicURL(t *testing.T) {
+	for _, tt := range []struct{ url, apiHost, protocol, err string }{
+		{"https://collect.shop.example", "collect.shop.example/v1", "https", ""},
+		{"https://collect.shop.example/", "collect.shop.example/v1", "https", ""},
+		{"http://127.0.0.1:8080/waymark/", "127.0.0.1:8080/waymark/v1", "http", ""},
+		{"https://[::1]:8443", "[::1]:8443/v1", "https", ""},
+		{"collect.shop.example", "", "", "want http:// or https://"},
+		{"ftp://collect.shop.example", "", "", "want http:// or https://"},
+		{"https://", "", "", "want a host name"},
+		{"https://a b/", "", "", "invalid character"},
+		{"https://evil.example;x/", "", "", "want a host name"},
+		{"https://u:p@collect.shop.example", "", "", "no user, query or fragment"},
+		{"https://collect.shop.example/?x=1", "", "", "no user, query or fragment"},
+		{"https://collect.shop.example/#x", "", "", "no user, query or fragment"},
+	} {
+		apiHost, protocol, err := ParsePublicURL(tt.url)
+		if apiHost != tt.apiHost || protocol != tt.protocol || (err == nil) != (tt.err == "") || err != nil && !strings.Contains(err.Error(), tt.err) {
+			t.Errorf("ParsePublicURL(%q) = %q, %q, %v; want %q, %q, error about %q", tt.url, apiHost, protocol, err, tt.apiHost, tt.protocol, tt.err)
+		}
+	}
+}
+
+// TestSettingsNeverServeAClientsHostToOthers: with a public URL the settings name it whatever the
+// request's Host and may be cached; without one they name the request's Host only when it is a
+// plain host, never to be cached nor reused for another Host.
+func TestSettingsNeverServeAClientsHostToOthers(t *testing.T) {
+	get := func(t *testing.T, e *collectorEnv, host string, headers map[string]string) (int, http.Header, map[string]any) {
+		t.Helper()
+		req, err := http.NewRequest(http.MethodGet, e.url+"/v1/projects/key-web/settings", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Host = host
+		for k, v := range headers {
+			req.Header.Set(k, v)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var body map[string]any
+		json.NewDecoder(resp.Body).Decode(&body)
+		return resp.StatusCode, resp.Header, body
+	}
+	segmentIO := func(body map[string]any) map[string]any {
+		integrations, _ := body["integrations"].(map[string]any)
+		seg, _ := integrations["Segment.io"].(map[string]any)
+		return seg
+	}
+	fixed := startCollector(t, func(c *CollectorConfig) { c.PublicURL = "https://collect.shop.example/w" })
+	for _, host := range []string{"evil.example", "collect.shop.example"} {
+		status, h, body := get(t, fixed, host, map[string]string{"X-Forwarded-Proto": "http"})
+		if seg := segmentIO(body); status != 200 || seg["apiHost"] != "collect.shop.example/w/v1" || seg["protocol"] != "https" ||
+			h.Get("Cache-Control") != "public, max-age=300" {
+			t.Errorf("public URL set, Host %s: %d %v %v", host, status, h, body)
+		}
+	}
+	open := startCollector(t, nil)
+	status, h, body := get(t, open, "evil.example:8080", nil)
+	if seg := segmentIO(body); status != 200 || seg["apiHost"] != "evil.example:8080/v1" || h.Get("Cache-Control") != "no-store" ||
+		!strings.Contains(strings.Join(h.Values("Vary"), ","), "Host") {
+		t.Errorf("no public URL: %d %v %v, want the Host, not to be cached, varying by Host", status, h, body)
+	}
+	for _, host := range []string{"evil.example;x", "a'b", "x(y)", "h:99999", "a..b"} {
+		if status, _, body := get(t, open, host, nil); status != 400 || body["field"] != "Host" {
+			t.Errorf("Host %q: %d %v, want 400 naming Host", host, status, body)
+		}
+	}
+}
+
 func TestCollectorRateLimit(t *testing.T) {
 	e := startCollector(t, func(c *CollectorConfig) { c.RateLimit, c.RateBurst = 1, 2 })
 	body := []byte(`{"batch":[{"type":"track","event":"A","userId":"u"},{"type":"track","event":"B","userId":"u"}]}`)

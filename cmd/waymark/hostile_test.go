@@ -410,3 +410,54 @@ func TestOverlongRequestHeadsAnswerJSON(t *testing.T) {
 		})
 	}
 }
+
+// TestSettingsDoNotReflectAHostileHost: the settings analytics.js loads name where it sends every
+// visitor's events. A request's Host is the client's to choose, so without --public-url a Host
+// that is no plain host is a 400 naming Host, and the answer for a plain one (the tester's
+// evil.example) may not be cached nor served for another Host; with --public-url the answer names that address whatever the Host and X-Forwarded-Proto.
+// Each request is written on the wire, so the Host reaches serve as sent.
+func TestSettingsDoNotReflectAHostileHost(t *testing.T) {
+	t.Parallel()
+	settings := func(t *testing.T, s *server, host string) (*http.Response, map[string]any) {
+		t.Helper()
+		conn, err := net.Dial("tcp", s.http)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		fmt.Fprintf(conn, "GET /v1/projects/test-key/settings HTTP/1.1\r\nHost: %s\r\nX-Forwarded-Proto: http\r\nConnection: close\r\n\r\n", host)
+		resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var body map[string]any
+		json.NewDecoder(resp.Body).Decode(&body)
+		return resp, body
+	}
+	apiHost := func(body map[string]any) (any, any) {
+		integrations, _ := body["integrations"].(map[string]any)
+		seg, _ := integrations["Segment.io"].(map[string]any)
+		return seg["apiHost"], seg["protocol"]
+	}
+
+	open := startServe(t)
+	resp, body := settings(t, open, "evil.example")
+	if host, _ := apiHost(body); resp.StatusCode != 200 || host != "evil.example/v1" || resp.Header.Get("Cache-Control") != "no-store" ||
+		!strings.Contains(strings.Join(resp.Header.Values("Vary"), ","), "Host") {
+		t.Errorf("Host evil.example without --public-url: %d %v %v, want it named but not to be cached, varying by Host", resp.StatusCode, resp.Header, body)
+	}
+	for _, host := range []string{"evil.example;x", "evil.example'", "x(y)", "a..b", "h:99999"} {
+		if resp, body := settings(t, open, host); resp.StatusCode != 400 || body["field"] != "Host" {
+			t.Errorf("Host %q: %d %v, want 400 naming Host", host, resp.StatusCode, body)
+		}
+	}
+
+	fixed := startServe(t, "--public-url", "https://collect.shop.example")
+	for _, host := range []string{"evil.example", fixed.http} {
+		resp, body := settings(t, fixed, host)
+		if h, proto := apiHost(body); resp.StatusCode != 200 || h != "collect.shop.example/v1" || proto != "https" || resp.Header.Get("Cache-Control") != "public, max-age=300" {
+			t.Errorf("--public-url set, Host %s: %d %v %v, want collect.shop.example/v1 over https", host, resp.StatusCode, resp.Header, body)
+		}
+	}
+}

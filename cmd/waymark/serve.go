@@ -54,6 +54,14 @@ func runServe(ctx context.Context, args []string, log *slog.Logger) error {
 		}
 		return nil
 	})
+	var publicURL string
+	checkedVar(fs, &publicURL, "public-url", "", "collector: its address as browsers reach it (https://collect.shop.example), which the settings analytics.js loads from /v1/projects/KEY/settings name; empty: the request's Host, answered uncacheable", text, func(s string) error {
+		if s == "" {
+			return nil
+		}
+		_, _, err := ingest.ParsePublicURL(s)
+		return err
+	})
 	mapPath := fs.String("journey-map", "", "journey map YAML file; empty: the built-in shop map")
 	checkedVar(fs, &cf.cfg.QueryConcurrency, "query-concurrency", 4, "journey queries (/api/v1/) answered at once; beyond them the API answers 503 with Retry-After", strconv.Atoi, atLeast(1))
 	var partitions int
@@ -123,7 +131,7 @@ func runServe(ctx context.Context, args []string, log *slog.Logger) error {
 	var collector *ingest.Collector
 	if roles["collector"] {
 		collector, err = ingest.NewCollector(ingest.CollectorConfig{
-			Brokers: kf.brokerList(), Topic: kf.topic, DLQTopic: kf.dlqTopic, WriteKeys: writeKeys, RateLimit: rateLimit,
+			Brokers: kf.brokerList(), Topic: kf.topic, DLQTopic: kf.dlqTopic, WriteKeys: writeKeys, RateLimit: rateLimit, PublicURL: publicURL,
 		}, log, reg)
 		if err != nil {
 			return err
