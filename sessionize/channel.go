@@ -1,9 +1,13 @@
 package sessionize
 
 import (
+	"fmt"
+	"net/netip"
 	"net/url"
 	"slices"
 	"strings"
+
+	"golang.org/x/net/publicsuffix"
 
 	"github.com/waymark-dev/waymark/ingest"
 )
@@ -51,15 +55,92 @@ var defaultChannelRules = []ChannelRule{
 	{Channel: ChannelReferral, Referrer: true},
 }
 
-// Channel classifies a touchpoint with the default channel rules.
-func Channel(e *ingest.Event) string { return classify(defaultChannelRules, e) }
+// Channel classifies a touchpoint with the default channel rules, taking a referrer from the
+// page's own site for none (see ownSite).
+func Channel(e *ingest.Event) string { return classify(defaultChannelRules, nil, e) }
 
-// Channel classifies a touchpoint with the map's channel rules, or the defaults.
-func (m *Map) Channel(e *ingest.Event) string {
+// Channel classifies a touchpoint with the map's channel rules, or the defaults, taking a referrer
+// from the page's own site for none (see ownSite).
+func (m *Map) Channel(e *ingest.Event) string { return m.channel(e, nil) }
+
+// channel is Channel with ownDomains, more domains whose referrers are the shop's own
+// (Config.OwnDomains).
+func (m *Map) channel(e *ingest.Event, ownDomains []string) string {
 	if len(m.Channels) > 0 {
-		return classify(m.Channels, e)
+		return classify(m.Channels, ownDomains, e)
 	}
-	return Channel(e)
+	return classify(defaultChannelRules, ownDomains, e)
+}
+
+// ownSite reports whether a referrer from refHost is the shop's own navigation, which is no
+// touchpoint's source: refHost is on the site of the page (pageHost), or is one of ownDomains
+// (lower case, no leading dot) or a subdomain of one. A site is a registrable domain (eTLD+1 by
+// the Public Suffix List): www.shop.example, shop.example and checkout.shop.example are one
+// site, and so one another's own navigation, while a.github.io and b.github.io, or two
+// myshopify.com shops, are not. This is what Amplitude's browser SDK does by default (its
+// excluded referrers, getDefaultExcludedReferrers, are the cookie domain, by default the
+// registrable domain, with its subdomains; excludeInternalReferrers compares registrable domains)
+// and what Google Analytics does with a self-referral (its own domain is excluded, and
+// unwanted-referral domains are matched with their subdomains). An IP address or a name with no
+// registrable domain (localhost) is its own site only when the hosts are equal. ownDomains add
+// what no page URL shows, such as a checkout or payment site on another domain, as Amplitude's
+// excludeReferrers and GA's list of unwanted referrals do.
+func ownSite(refHost, pageHost string, ownDomains []string) bool {
+	if refHost == "" {
+		return false
+	}
+	for _, d := range ownDomains {
+		if refHost == d || strings.HasSuffix(refHost, "."+d) {
+			return true
+		}
+	}
+	if pageHost == "" {
+		return false
+	}
+	if refHost == pageHost {
+		return true
+	}
+	if _, err := netip.ParseAddr(refHost); err == nil {
+		return false
+	}
+	ref, err1 := publicsuffix.EffectiveTLDPlusOne(refHost)
+	page, err2 := publicsuffix.EffectiveTLDPlusOne(pageHost)
+	return err1 == nil && err2 == nil && ref == page
+}
+
+// ParseOwnDomains reads a comma-separated list of domains (Config.OwnDomains): each a host name
+// such as pay.example or checkout.shop.example, in any case, with an optional leading dot (as a
+// cookie domain is written), spaces around it dropped. An entry that is no domain name (a URL, a
+// port, a path, an empty entry) is an error naming it.
+func ParseOwnDomains(list string) ([]string, error) {
+	if strings.TrimSpace(list) == "" {
+		return nil, nil
+	}
+	var out []string
+	for _, d := range strings.Split(list, ",") {
+		d = strings.TrimPrefix(strings.ToLower(strings.TrimSpace(d)), ".")
+		if err := checkDomain(d); err != nil {
+			return nil, err
+		}
+		out = append(out, d)
+	}
+	return out, nil
+}
+
+// checkDomain refuses d unless it is a domain name as ParseOwnDomains writes it: lower case
+// labels of letters, digits, '-' and '_', separated by single dots.
+func checkDomain(d string) error {
+	for _, label := range strings.Split(d, ".") {
+		if label == "" || strings.Trim(label, "abcdefghijklmnopqrstuvwxyz0123456789-_") != "" {
+			return fmt.Errorf("%q is no domain name (write pay.example, not a URL)", d)
+		}
+	}
+	return nil
+}
+
+// urlHost is the host of a URL, lower case, without a port or a final dot; "" when it has none.
+func urlHost(u *url.URL) string {
+	return strings.TrimSuffix(strings.ToLower(u.Hostname()), ".")
 }
 
 func (m *Map) channelNames() []string {
@@ -79,20 +160,28 @@ func (m *Map) channelNames() []string {
 func (m *Map) knownChannel(name string) bool { return slices.Contains(m.channelNames(), name) }
 
 // classify returns the channel of the first rule that matches, from the event's campaign (utm)
-// fields, click ids in the page URL and its referrer.
-func classify(rules []ChannelRule, e *ingest.Event) string {
+// fields, click ids in the page URL and its referrer. A referrer from the shop's own site (ownSite)
+// is no referrer: moving from page to page is no referral, so such an event is direct unless a
+// campaign or a click id says otherwise, as Amplitude and Google Analytics attribute it.
+func classify(rules []ChannelRule, ownDomains []string, e *ingest.Event) string {
 	medium := strings.ToLower(e.CampaignMedium)
 	source := strings.ToLower(e.CampaignSource)
 	if medium == "" && source == "" && e.Referrer == "" && e.PageURL == "" {
 		return ChannelDirect // the common case, without parsing anything
 	}
-	refHost := ""
+	refHost, pageHost := "", ""
 	if u, err := url.Parse(e.Referrer); err == nil {
-		refHost = strings.ToLower(u.Hostname())
+		refHost = urlHost(u)
 	}
 	var query url.Values
-	if u, err := url.Parse(e.PageURL); err == nil && u.RawQuery != "" {
-		query = u.Query()
+	if u, err := url.Parse(e.PageURL); err == nil {
+		pageHost = urlHost(u)
+		if u.RawQuery != "" {
+			query = u.Query()
+		}
+	}
+	if ownSite(refHost, pageHost, ownDomains) {
+		refHost = ""
 	}
 	for _, r := range rules {
 		if r.matches(medium, source, refHost, query) {

@@ -124,7 +124,7 @@ func (r *Runner) Prepare(ctx context.Context, events []ingest.Event) (func(conte
 	}
 	channels := make([]string, len(events))
 	for i := range events {
-		channels[i] = r.core.jm.Channel(&events[i])
+		channels[i] = r.core.channel(&events[i])
 	}
 	b := Batch{
 		Events:    events,

@@ -33,6 +33,11 @@ type Config struct {
 	// MaxEventsPerSession cuts a session after this many events (end reason max_events): a bot or
 	// a broken integration must not grow one session without bound. Default 10,000.
 	MaxEventsPerSession int
+	// OwnDomains are domains whose referrers are the shop's own navigation besides the page's own
+	// site (a checkout or payment site on another domain), each with its subdomains, lower case
+	// (ParseOwnDomains): a touchpoint referred from one has no referrer for its channel (see
+	// ownSite). Default none.
+	OwnDomains []string
 }
 
 func (c *Config) setDefaults() {
@@ -73,6 +78,11 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("max ids per person: must be positive, got %d", c.MaxIDsPerPerson)
 	case c.MaxEventsPerSession < 0:
 		return fmt.Errorf("max events per session: must be positive, got %d", c.MaxEventsPerSession)
+	}
+	for _, d := range c.OwnDomains {
+		if err := checkDomain(d); err != nil {
+			return fmt.Errorf("own domains: %w", err)
+		}
 	}
 	return nil
 }
@@ -155,9 +165,12 @@ func TouchpointTypes() []string { return []string{"track", "page", "screen"} }
 // IsTouchpoint reports whether an event of type typ is a touchpoint (see TouchpointTypes).
 func IsTouchpoint(typ string) bool { return slices.Contains(TouchpointTypes(), typ) }
 
+// channel classifies the touchpoint e with the map's channel rules and the configured own domains.
+func (s *Sessionizer) channel(e *ingest.Event) string { return s.jm.channel(e, s.cfg.OwnDomains) }
+
 // newPoint keeps what sessions need of an event.
 func (s *Sessionizer) newPoint(e *ingest.Event) point {
-	channel := s.jm.Channel(e)
+	channel := s.channel(e)
 	label := touchpoint(e)
 	if !IsTouchpoint(e.Type) {
 		label = identityLabel(e.Type)

@@ -388,6 +388,27 @@ func TestChannel(t *testing.T) {
 		{"", "", "https://t.co/abc", "", ChannelSocial},
 		{"", "", "https://blog.example/post", "", ChannelReferral},
 		{"print", "flyer", "", "", ChannelOther},
+		// A referrer from the page's own site (its registrable domain) is in-site navigation: no
+		// referral; the event is direct unless a campaign or click id says otherwise.
+		{"", "", "https://www.shop.example/", "https://www.shop.example/p/1", ChannelDirect},
+		{"", "", "https://shop.example/cart", "https://www.shop.example/p/1", ChannelDirect},
+		{"", "", "https://checkout.shop.example/", "https://www.shop.example/thanks", ChannelDirect},
+		{"", "", "https://WWW.Shop.Example.:8443/", "http://www.shop.example/p", ChannelDirect},
+		{"", "", "https://a.shop.co.uk/", "https://b.shop.co.uk/p", ChannelDirect},
+		{"", "", "https://www.shop.example/", "https://www.shop.example/p?gclid=x", ChannelPaidSearch},
+		{"email", "newsletter", "https://www.shop.example/", "https://www.shop.example/p", ChannelEmail},
+		{"", "spring", "https://www.shop.example/", "https://www.shop.example/p", ChannelOther},
+		// Another site is a referral still, however alike its name or shared its suffix.
+		{"", "", "https://www.shop.example/", "", ChannelReferral}, // no page URL: no site to compare
+		{"", "", "https://evilshop.example/", "https://shop.example/p", ChannelReferral},
+		{"", "", "https://shop.example.evil.test/", "https://shop.example/p", ChannelReferral},
+		{"", "", "https://other.co.uk/", "https://shop.co.uk/p", ChannelReferral},
+		{"", "", "https://a.github.io/", "https://b.github.io/p", ChannelReferral},
+		{"", "", "https://alice.myshopify.com/", "https://bob.myshopify.com/", ChannelReferral},
+		{"", "", "http://10.0.0.2/", "http://10.0.0.1/p", ChannelReferral},
+		{"", "", "http://10.0.0.1:8080/", "http://10.0.0.1/p", ChannelDirect},
+		{"", "", "http://localhost:3000/", "http://localhost:3000/p", ChannelDirect},
+		{"", "", "https://www.google.com/", "https://www.google.com/shopping", ChannelDirect}, // a search engine's own shop
 	}
 	for _, tt := range tests {
 		t.Run(tt.want+"/"+tt.medium+tt.referrer+tt.url, func(t *testing.T) {
@@ -396,6 +417,48 @@ func TestChannel(t *testing.T) {
 				t.Errorf("Channel() = %s, want %s", got, tt.want)
 			}
 		})
+	}
+}
+
+// TestOwnDomainsAreNoReferral: Config.OwnDomains (--own-domains) are the shop's own too, each with
+// its subdomains, in every rule set: a payment site returning to the shop is no referral.
+func TestOwnDomainsAreNoReferral(t *testing.T) {
+	hotel, err := LoadMap("../deploy/journey-map-hotel.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	shop, err := LoadMap("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	own, err := ParseOwnDomains(" Pay.Example, .checkout.example ")
+	if err != nil || !slices.Equal(own, []string{"pay.example", "checkout.example"}) {
+		t.Fatalf("ParseOwnDomains = %q, %v", own, err)
+	}
+	for _, tt := range []struct {
+		referrer, url string
+		want          string
+	}{
+		{"https://pay.example/return", "https://shop.example/thanks", ChannelDirect},
+		{"https://secure.pay.example/", "https://shop.example/thanks", ChannelDirect},
+		{"https://checkout.example/", "", ChannelDirect},
+		{"https://notpay.example/", "https://shop.example/thanks", ChannelReferral},
+		{"https://blog.example/", "https://shop.example/", ChannelReferral},
+	} {
+		for _, m := range []*Map{shop, hotel} {
+			e := ingest.Event{Referrer: tt.referrer, PageURL: tt.url}
+			if got := m.channel(&e, own); got != tt.want {
+				t.Errorf("map %s: referrer %s to %s: %s, want %s", m.Version, tt.referrer, tt.url, got, tt.want)
+			}
+		}
+	}
+	for _, bad := range []string{"https://pay.example/", "pay.example:443", "pay..example", "pay.example,", "a b"} {
+		if _, err := ParseOwnDomains(bad); err == nil {
+			t.Errorf("ParseOwnDomains(%q) took it", bad)
+		}
+	}
+	if _, err := New(Config{OwnDomains: []string{"Pay.example"}}, shop); err == nil {
+		t.Error("New took an own domain in upper case")
 	}
 }
 

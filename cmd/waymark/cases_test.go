@@ -708,6 +708,56 @@ func TestAcquisitionChannelIsTheFirstTouchpoints(t *testing.T) {
 	}
 }
 
+// TestInSiteNavigationIsNoReferral: analytics.js sends document.referrer with every call, so a
+// page reached by a link on the shop itself has the shop as referrer. That is no referral (as
+// Amplitude's browser SDK and Google Analytics treat a referrer from the page's own site): such
+// an event, and a visit resumed from an internal link, is direct unless a campaign or click id
+// says otherwise. The page's own site is its registrable domain (checkout.shop.example is
+// www.shop.example's), and --own-domains adds others (a payment site); a look-alike domain is a
+// referral still. The same in a funnel's channel breakdown and in the sessions' entry channels.
+func TestInSiteNavigationIsNoReferral(t *testing.T) {
+	t.Parallel()
+	s := startServe(t, "--own-domains", "pay.example")
+	page := func(id, device, event, at, url, referrer string) string {
+		return fmt.Sprintf(`{"type":"track","anonymousId":%q,"event":%q,"messageId":%q,"timestamp":"2025-04-08T%s:00Z","context":{"page":{"url":%q,"referrer":%q}}}`, device, event, id, at, url, referrer)
+	}
+	lines := []string{
+		page("rf-1", "rf1", "RF Viewed", "10:01", "https://www.shop.example/p/1", "https://www.shop.example/"),
+		page("rf-2", "rf2", "RF Viewed", "10:01", "https://www.shop.example/p/2", "https://checkout.shop.example/"),
+		page("rf-3", "rf3", "RF Viewed", "10:01", "https://www.shop.example/thanks", "https://pay.example/return"),
+		page("rf-4", "rf4", "RF Viewed", "10:01", "https://www.shop.example/p/3?gclid=1", "https://www.shop.example/"),
+		page("rf-5", "rf5", "RF Viewed", "10:01", "https://www.shop.example/p/4", "https://blog.example/post"),
+		page("rf-6", "rf6", "RF Viewed", "10:01", "https://www.shop.example/p/5", "https://evilshop.example/"),
+		// rf7 lands from a search, leaves, and resumes three hours later from an internal link.
+		page("rf-7", "rf7", "RF Page", "10:00", "https://www.shop.example/", "https://www.google.com/"),
+		page("rf-8", "rf7", "RF Page", "13:00", "https://www.shop.example/p/6", "https://www.shop.example/"),
+	}
+	if code, body := s.track(t, "/v1/batch", `{"batch":[`+strings.Join(lines, ",")+`]}`); code != 200 {
+		t.Fatalf("POST /v1/batch: %d %s", code, body)
+	}
+	s.waitStored(t)
+	code, body := httpGet(t, "http://"+s.http+"/api/v1/funnel?steps=RF+Viewed&breakdown=channel&from=2025-04-01&to=2025-05-01")
+	var res struct {
+		Groups []struct {
+			Value string
+			Steps []struct{ Customers int64 }
+		} `json:"breakdown_groups"`
+	}
+	if err := json.Unmarshal([]byte(body), &res); code != 200 || err != nil {
+		t.Fatalf("funnel by channel: %d %s", code, body)
+	}
+	got := map[string]int64{}
+	for _, g := range res.Groups {
+		got[g.Value] = g.Steps[0].Customers
+	}
+	if want := map[string]int64{"direct": 3, "paid_search": 1, "referral": 2}; !maps.Equal(got, want) {
+		t.Errorf("RF Viewed by channel %v, want %v", got, want)
+	}
+	if sum := s.sessions(t); !maps.Equal(sum.ByEntryChannel, map[string]uint64{"direct": 4, "paid_search": 1, "referral": 2, "search": 1}) {
+		t.Errorf("sessions by entry channel %v, want direct 4 (rf1-3, rf7's resumed visit), paid_search 1, referral 2, search 1", sum.ByEntryChannel)
+	}
+}
+
 // TestSharedDeviceAnswersDoNotDependOnArrivalOrder: on devices several users sign in on without
 // a reset (testdata/shared-devices.jsonl), an anonymous event goes to the user signed in last
 // before it, and one before the device's first sign-in to the first user to sign in, by event
