@@ -51,8 +51,8 @@ func testMain(m *testing.M) int {
 	}
 	defer os.RemoveAll(dir)
 	binary = filepath.Join(dir, "waymark")
-	if out, err := exec.Command("go", "build", "-o", binary, ".").CombinedOutput(); err != nil {
-		fmt.Fprintf(os.Stderr, "build waymark: %v\n%s", err, out)
+	if err := storetest.InstallBinary(storetest.WaymarkPkg, binary); err != nil {
+		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
 	chDir := filepath.Join(dir, "clickhouse")

@@ -140,8 +140,8 @@ func StartEngine(engine, dir string) (*Server, error) {
 			return nil, err
 		}
 		bin := filepath.Join(dir, "chdbserver")
-		if out, err := exec.Command("go", "build", "-o", bin, filepath.Join(repoRoot(), "store", "storetest", "chdbserver")).CombinedOutput(); err != nil {
-			return nil, fmt.Errorf("build chdbserver: %v\n%s", err, out)
+		if err := InstallBinary(ChdbServerPkg, bin); err != nil {
+			return nil, err
 		}
 		if err := installFunnelUDF(dir); err != nil {
 			return nil, err
@@ -186,7 +186,7 @@ func addr(port int) string { return net.JoinHostPort("127.0.0.1", strconv.Itoa(p
 // installFunnelUDF sets up the waymark_funnel executable UDF in dir before the server starts:
 // config.d/udf.xml (merged into config.xml) points the server at dir's *_function.xml and at
 // dir/user_scripts, which get deploy/clickhouse/waymark_funnel_function.xml and a waymark binary
-// built from this tree.
+// of this tree (InstallBinary).
 func installFunnelUDF(dir string) error {
 	scripts := filepath.Join(dir, "user_scripts")
 	for _, d := range []string{filepath.Join(dir, "config.d"), scripts} {
@@ -210,10 +210,8 @@ func installFunnelUDF(dir string) error {
 	if err := os.WriteFile(filepath.Join(dir, "waymark_funnel_function.xml"), fn, 0o644); err != nil {
 		return fmt.Errorf("install waymark_funnel: %w", err)
 	}
-	build := exec.Command("go", "build", "-o", filepath.Join(scripts, "waymark"), "./cmd/waymark")
-	build.Dir = repoRoot()
-	if out, err := build.CombinedOutput(); err != nil {
-		return fmt.Errorf("build the waymark binary for waymark_funnel: %v\n%s", err, out)
+	if err := InstallBinary(WaymarkPkg, filepath.Join(scripts, "waymark")); err != nil {
+		return fmt.Errorf("install the waymark binary for waymark_funnel: %w", err)
 	}
 	return nil
 }
