@@ -92,6 +92,14 @@ func freeAddr(t testing.TB) string {
 // testReadKey is the read key startServe gives the query API; httpGet sends it.
 const testReadKey = "test-read-key"
 
+// queryHangGuardEnv sets the query timeout of the serve and query commands the tests run (unless
+// their flags set another) to storetest.QueryHangGuard, as the store tests' stores have it: a
+// query's time is no test's subject, and the default minute is a speed limit a loaded machine
+// can overrun.
+func queryHangGuardEnv() string {
+	return "WAYMARK_QUERY_TIMEOUT=" + storetest.QueryHangGuard.String()
+}
+
 // startServe starts `waymark serve` with all roles (write key "test-key", source "test"; read key
 // testReadKey), plus extra flags. An --http-addr among them is polled on 127.0.0.1 and its port.
 func startServe(t testing.TB, extra ...string) *server {
@@ -134,6 +142,7 @@ func launchServe(t testing.TB, extra []string) (*server, error) {
 		"WAYMARK_DEV_BROKER_ADDR="+s.broker,
 		"WAYMARK_CLICKHOUSE_ADDR="+chServer.Addr,
 		"WAYMARK_CLICKHOUSE_DATABASE="+s.database,
+		queryHangGuardEnv(),
 	)
 	s.cmd.Stdout, s.cmd.Stderr = s.log, s.log
 	if err := s.cmd.Start(); err != nil {
@@ -177,6 +186,7 @@ func (s *server) waymark(t testing.TB, args ...string) string {
 		"WAYMARK_DEV_BROKER_ADDR="+s.broker,
 		"WAYMARK_CLICKHOUSE_ADDR="+chServer.Addr,
 		"WAYMARK_CLICKHOUSE_DATABASE="+s.database,
+		queryHangGuardEnv(),
 	)
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
