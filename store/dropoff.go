@@ -192,12 +192,8 @@ func (s *Store) dropoffQuery(ctx context.Context, jm *sessionize.Map, q DropoffQ
 		levels[i] = dropoffLevel{events: map[string]int64{}, locations: map[string]int64{}, channels: map[string]int64{}, next: map[string]int64{},
 			persons: smallestIDs{limit: max(q.IDsLimit, 0), kept: map[string]bool{}}}
 	}
-	spec, err := s.engineSpec(ctx, plan)
-	if err != nil {
-		return nil, err
-	}
-	if spec != "" {
-		err = s.matchInClickHouse(ctx, plan, spec, true, func(person, answer string) error {
+	err = s.matchPlan(ctx, plan, func(spec string) error {
+		return s.matchInClickHouse(ctx, plan, spec, true, func(person, answer string) error {
 			o, err := decodeFunnelOutcome(answer, plan.attr >= 0)
 			if err != nil {
 				return err
@@ -211,13 +207,13 @@ func (s *Store) dropoffQuery(ctx context.Context, jm *sessionize.Map, q DropoffQ
 			}
 			return nil
 		})
-	} else {
-		err = s.matchHere(ctx, "dropoff", plan, fq, agg, func(person string, unit []unitEvent, attrs attrTable, level int, path []int) {
+	}, func() error {
+		return s.matchHere(ctx, "dropoff", plan, fq, agg, func(person string, unit []unitEvent, attrs attrTable, level int, path []int) {
 			if level > 0 && level < n {
 				levels[level].add(person, plan.dropoff.of(unit, attrs, path, plan.spec.window))
 			}
 		})
-	}
+	})
 	if err != nil {
 		return nil, err
 	}

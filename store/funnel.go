@@ -210,18 +210,19 @@ func (s *Store) funnel(ctx context.Context, jm *sessionize.Map, q FunnelQuery) (
 	if err != nil {
 		return nil, err
 	}
-	spec, err := s.engineSpec(ctx, plan)
-	if err != nil {
-		return nil, err
-	}
-	if spec != "" {
-		return s.funnelInEngine(ctx, plan, spec, q)
-	}
-	agg := newFunnelAgg(len(q.Steps), q.Breakdown.By != "")
-	if err := s.matchHere(ctx, "funnel", plan, q, agg, nil); err != nil {
-		return nil, err
-	}
-	return agg.result(q), nil
+	var res *FunnelResult
+	err = s.matchPlan(ctx, plan, func(spec string) (err error) {
+		res, err = s.funnelInEngine(ctx, plan, spec, q)
+		return err
+	}, func() error {
+		agg := newFunnelAgg(len(q.Steps), q.Breakdown.By != "")
+		if err := s.matchHere(ctx, "funnel", plan, q, agg, nil); err != nil {
+			return err
+		}
+		res = agg.result(q)
+		return nil
+	})
+	return res, err
 }
 
 // largeUnit is how many events a unit has when its matching is logged before it starts: it may

@@ -321,26 +321,22 @@ func (s *Store) retentionQuery(ctx context.Context, jm *sessionize.Map, q Retent
 		}
 		return nil
 	}
-	spec, err := s.engineSpec(ctx, p)
-	if err != nil {
-		return nil, err
-	}
-	if spec != "" {
-		err = s.matchInClickHouse(ctx, p, spec, false, func(_, answer string) error {
+	err := s.matchPlan(ctx, p, func(spec string) error {
+		return s.matchInClickHouse(ctx, p, spec, false, func(_, answer string) error {
 			o, err := decodeRetentionOutcome(answer)
 			if err != nil {
 				return err
 			}
 			return add(o)
 		})
-	} else {
-		err = s.scan(ctx, p.scan, func(_ string, events []scannedEvent, attrs attrTable) error {
+	}, func() error {
+		return s.scan(ctx, p.scan, func(_ string, events []scannedEvent, attrs attrTable) error {
 			if o, ok := w.of(p.units(events, attrs, nil)[0], attrs); ok {
 				return add(o)
 			}
 			return nil
 		})
-	}
+	})
 	if err != nil {
 		return nil, err
 	}
@@ -729,22 +725,18 @@ func (s *Store) stagesQuery(ctx context.Context, jm *sessionize.Map, q StagesQue
 	for i := range aggs {
 		aggs[i].touchpoints = map[string]int64{}
 	}
-	spec, err := s.engineSpec(ctx, p)
-	if err != nil {
-		return nil, err
-	}
-	if spec != "" {
-		err = s.matchInClickHouse(ctx, p, spec, false, func(_, answer string) error {
+	err := s.matchPlan(ctx, p, func(spec string) error {
+		return s.matchInClickHouse(ctx, p, spec, false, func(_, answer string) error {
 			return decodeStagesOutcome(answer, n, aggs)
 		})
-	} else {
+	}, func() error {
 		entered := make([]int64, n) // per stage: when the person entered it, -1 not yet
 		left := make([]bool, n)     // per stage: whether the person went on to a later one
-		err = s.scan(ctx, p.scan, func(_ string, events []scannedEvent, attrs attrTable) error {
+		return s.scan(ctx, p.scan, func(_ string, events []scannedEvent, attrs attrTable) error {
 			w.of(p.units(events, attrs, nil)[0], attrs, entered, left, aggs)
 			return nil
 		})
-	}
+	})
 	if err != nil {
 		return nil, err
 	}

@@ -275,11 +275,7 @@ func decodeAnchorOutcome(s string) (anchorOutcome, error) {
 // eachAnchor calls fn with the outcome of each person with an anchor event in range: matched in
 // ClickHouse when the server has waymark_funnel (Config.FunnelMatching, docs/udf.md), else here.
 func (s *Store) eachAnchor(ctx context.Context, a *anchorScan, fn func(o anchorOutcome)) error {
-	spec, err := s.engineSpec(ctx, a.plan)
-	if err != nil {
-		return err
-	}
-	if spec != "" {
+	return s.matchPlan(ctx, a.plan, func(spec string) error {
 		return s.matchInClickHouse(ctx, a.plan, spec, false, func(_, answer string) error {
 			o, err := decodeAnchorOutcome(answer)
 			if err == nil {
@@ -287,13 +283,14 @@ func (s *Store) eachAnchor(ctx context.Context, a *anchorScan, fn func(o anchorO
 			}
 			return err
 		})
-	}
-	return s.scan(ctx, a.plan.scan, func(_ string, events []scannedEvent, attrs attrTable) error {
-		unit := a.plan.units(events, attrs, nil)[0]
-		if at := a.first(unit); at >= 0 {
-			fn(a.walk(unit, attrs, at))
-		}
-		return nil
+	}, func() error {
+		return s.scan(ctx, a.plan.scan, func(_ string, events []scannedEvent, attrs attrTable) error {
+			unit := a.plan.units(events, attrs, nil)[0]
+			if at := a.first(unit); at >= 0 {
+				fn(a.walk(unit, attrs, at))
+			}
+			return nil
+		})
 	})
 }
 

@@ -8,6 +8,7 @@ import (
 	"math"
 	"regexp"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/ClickHouse/clickhouse-go/v2"
@@ -137,6 +138,8 @@ type Store struct {
 	namesMu    sync.Mutex
 	names      map[string]bool // event names known to be stored
 	properties map[string]bool // property keys known to be stored (traits as traits.NAME)
+
+	funnelUDF atomic.Bool // the server was last seen to have waymark_funnel (matchInEngine)
 }
 
 // Open checks cfg and connects. The database need not exist yet: Migrate creates it.

@@ -14,6 +14,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/ClickHouse/clickhouse-go/v2"
 )
 
 // The per-person work of the journey queries (all but sessions) can run inside ClickHouse, as the
@@ -673,6 +675,29 @@ func readStrings(in *bufio.Reader, dst []string, limit int) ([]string, error) {
 // for in-engine matching.
 var errNoFunnelUDF = errors.New("the server has no " + FunnelUDFName + " function (see docs/udf.md), which --funnel-matching=engine requires")
 
+// errFunnelUDFGone says a matching in ClickHouse found no waymark_funnel, though the server had
+// it when it was last looked up (it was removed since), before any person's answer.
+var errFunnelUDFGone = errors.New("the server no longer has the " + FunnelUDFName + " function")
+
+// matchPlan runs plan's per-person matching where engineSpec puts it: in ClickHouse, handing
+// inEngine the UDF spec, or here, with here. When inEngine finds waymark_funnel gone before any
+// person's answer (errFunnelUDFGone), the function is looked up again and the matching goes, once
+// more, where that lookup puts it: a query answers as if it had been looked up just before it.
+func (s *Store) matchPlan(ctx context.Context, plan *funnelPlan, inEngine func(spec string) error, here func() error) error {
+	for again := false; ; again = true {
+		spec, err := s.engineSpec(ctx, plan)
+		if err != nil {
+			return err
+		}
+		if spec == "" {
+			return here()
+		}
+		if err := inEngine(spec); again || !errors.Is(err, errFunnelUDFGone) {
+			return err
+		}
+	}
+}
+
 // engineSpec is plan's UDF spec (udfSpec) when its per-person work runs in ClickHouse
 // (matchInEngine); "" when it runs here.
 func (s *Store) engineSpec(ctx context.Context, plan *funnelPlan) (string, error) {
@@ -691,10 +716,15 @@ func (s *Store) engineSpec(ctx context.Context, plan *funnelPlan) (string, error
 // Config.FunnelMatching and the server's functions. Under MatchAuto the queries of a batch
 // (QueryBatch) match in Waymark, in the batch's shared read: one read for all of them cost half
 // the time of one read per query in ClickHouse (the journey page on 3M events, 5.6 s against
-// 10.8 s; docs/udf.md).
+// 10.8 s; docs/udf.md). Once system.functions lists waymark_funnel the store remembers it
+// (Store.funnelUDF: the lookup cost ClickHouse 26.7 20–26 ms of CPU per query), until a matching
+// finds the function gone (matchInClickHouse); while it is not listed, each query looks again.
 func (s *Store) matchInEngine(ctx context.Context) (bool, error) {
 	if s.cfg.FunnelMatching == MatchProcess || s.cfg.FunnelMatching == MatchAuto && shareOf(ctx) != nil {
 		return false, nil
+	}
+	if s.funnelUDF.Load() {
+		return true, nil
 	}
 	var n uint64
 	if err := s.conn.QueryRow(ctx, "SELECT count() FROM system.functions WHERE name = ?", FunnelUDFName).Scan(&n); err != nil {
@@ -703,7 +733,15 @@ func (s *Store) matchInEngine(ctx context.Context) (bool, error) {
 	if n == 0 && s.cfg.FunnelMatching == MatchEngine {
 		return false, errNoFunnelUDF
 	}
+	s.funnelUDF.Store(n > 0)
 	return n > 0, nil
+}
+
+// isNoFunnelUDF reports whether err is ClickHouse's answer to a query calling waymark_funnel on a
+// server without it.
+func isNoFunnelUDF(err error) bool {
+	var ex *clickhouse.Exception
+	return errors.As(err, &ex) && ex.Code == 46 && strings.Contains(ex.Message, FunnelUDFName) // UNKNOWN_FUNCTION
 }
 
 // funnelInEngine answers a funnel with the matching in ClickHouse (matchInClickHouse), whose
@@ -738,8 +776,20 @@ func (s *Store) matchInClickHouse(ctx context.Context, plan *funnelPlan, spec st
 	if err != nil {
 		return err
 	}
+	answered := false
+	answer := func(person, answer string) error {
+		answered = true
+		return fn(person, answer)
+	}
 	for _, persons := range passes {
-		if err := s.matchPassInClickHouse(ctx, plan, spec, id, persons, withPerson, fn); err != nil {
+		err := s.matchPassInClickHouse(ctx, plan, spec, id, persons, withPerson, answer)
+		if isNoFunnelUDF(err) {
+			s.funnelUDF.Store(false) // the next query looks it up again
+			if !answered {
+				return fmt.Errorf("%w: %w", errFunnelUDFGone, err)
+			}
+		}
+		if err != nil {
 			return err
 		}
 	}

@@ -1,0 +1,170 @@
+package store_test
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/waymark-dev/waymark/store"
+	"github.com/waymark-dev/waymark/store/storetest"
+)
+
+// TestFunnelUDFComesAndGoes: a store remembers that the server has waymark_funnel rather than
+// look it up before each query; when the function is then removed, each kind of query that can
+// match in ClickHouse still answers, the same (auto: in Waymark) or fails saying the function is
+// missing (engine), and once the function is back they match in ClickHouse again. The server is
+// the test's own: the other tests' server keeps its function. Where the matching ran is told by
+// the function's command, a script that notes each process ClickHouse starts for it.
+func TestFunnelUDFComesAndGoes(t *testing.T) {
+	t.Parallel()
+	if !server.FunnelUDF {
+		t.Skipf("the %s engine has no executable UDFs", server.Engine)
+	}
+	own, err := storetest.StartEngine(server.Engine, t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(own.Stop)
+	fnFile := filepath.Join(own.Dir, "waymark_funnel_function.xml")
+	original, err := os.ReadFile(fnFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// install makes command (a script beside the waymark binary in user_scripts, which notes its
+	// start in the file command.log of the server's folder and runs waymark) the function's
+	// command, and restarts the server; "" removes the function. (A restart, not SYSTEM RELOAD
+	// FUNCTIONS: on 26.7 the reload that removed the function hung now and then, for good, once
+	// its pool's processes had run.) The stores' connections to the stopped server are dropped
+	// and dialled again.
+	install := func(command string) {
+		t.Helper()
+		if command == "" {
+			if err := os.Remove(fnFile); err != nil {
+				t.Fatal(err)
+			}
+		} else {
+			script := "#!/bin/sh\necho \"$$\" >> '" + filepath.Join(own.Dir, command+".log") + "'\nexec '" + filepath.Join(own.Dir, "user_scripts", "waymark") + "' \"$@\"\n"
+			if err := os.WriteFile(filepath.Join(own.Dir, "user_scripts", command), []byte(script), 0o755); err != nil {
+				t.Fatal(err)
+			}
+			fn := strings.Replace(string(original), "<command>waymark udf-funnel</command>", "<command>"+command+" udf-funnel</command>", 1)
+			if fn == string(original) {
+				t.Fatalf("%s: no <command>waymark udf-funnel</command> to replace", fnFile)
+			}
+			if err := os.WriteFile(fnFile, []byte(fn), 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := own.Restart(); err != nil {
+			t.Fatal(err)
+		}
+		want := "1"
+		if command == "" {
+			want = "0"
+		}
+		if got := engineSQL(t, own, "SELECT count() FROM system.functions WHERE name = '"+store.FunnelUDFName+"'"); got != want {
+			t.Fatalf("after the restart system.functions lists %s %s times, want %s", store.FunnelUDFName, got, want)
+		}
+	}
+	started := func(command string) bool {
+		_, err := os.Stat(filepath.Join(own.Dir, command+".log"))
+		return err == nil
+	}
+
+	var db string
+	process := own.OpenStore(t, func(c *store.Config) { db, c.FunnelMatching = c.Database, store.MatchProcess })
+	generateRefData(5, 30).write(t, process)
+	jm := defaultMap(t)
+	ctx := context.Background()
+	funnel := store.FunnelQuery{Steps: []string{"Product Viewed", "Order Completed"}, Window: 30 * 24 * time.Hour}
+	// Every kind of query whose matching can run in ClickHouse (store.matchPlan's callers).
+	kinds := []struct {
+		name string
+		ask  func(s *store.Store) (any, error)
+	}{
+		{"funnel", func(s *store.Store) (any, error) { return s.Funnel(ctx, jm, funnel) }},
+		{"dropoff", func(s *store.Store) (any, error) {
+			return s.Dropoff(ctx, jm, store.DropoffQuery{Funnel: funnel, Step: 1, Limit: 100, IDsLimit: 100})
+		}},
+		{"paths", func(s *store.Store) (any, error) { return s.Paths(ctx, jm, store.PathsQuery{Anchor: "Product Viewed"}) }},
+		{"next", func(s *store.Store) (any, error) { return s.Next(ctx, jm, store.NextQuery{Anchor: "Product Viewed"}) }},
+		{"retention", func(s *store.Store) (any, error) {
+			return s.Retention(ctx, jm, store.RetentionQuery{Conversion: "Product Viewed"})
+		}},
+		{"stages", func(s *store.Store) (any, error) { return s.Stages(ctx, jm, store.StagesQuery{}) }},
+	}
+	answer := func(s *store.Store, ask func(s *store.Store) (any, error)) (string, error) {
+		res, err := ask(s)
+		if err != nil {
+			return "", err
+		}
+		b, err := json.Marshal(res)
+		return string(b), err
+	}
+	// Each kind's auto store asks it in each phase: the first question after a change is the
+	// first that store asks on the changed server.
+	want := map[string]string{}
+	autos := map[string]*store.Store{}
+	for _, k := range kinds {
+		if want[k.name], err = answer(process, k.ask); err != nil {
+			t.Fatalf("%s in Waymark: %v", k.name, err)
+		}
+		autos[k.name] = own.OpenStore(t, func(c *store.Config) { c.Database = db })
+	}
+	engine := own.OpenStore(t, func(c *store.Config) { c.Database, c.FunnelMatching = db, store.MatchEngine })
+	askAll := func(phase string) {
+		t.Helper()
+		for _, k := range kinds {
+			if got, err := answer(autos[k.name], k.ask); err != nil {
+				t.Errorf("%s: %s (auto): %v", phase, k.name, err)
+			} else if got != want[k.name] {
+				t.Errorf("%s: %s (auto):\n%s\nin Waymark:\n%s", phase, k.name, got, want[k.name])
+			}
+		}
+	}
+
+	install("spy")
+	askAll("with the function")
+	if _, err := answer(engine, kinds[0].ask); err != nil {
+		t.Errorf("with the function: funnel (engine): %v", err)
+	}
+	if !started("spy") {
+		t.Fatal("with the function: no query matched in ClickHouse")
+	}
+
+	install("")
+	askAll("function removed")
+	if _, err := answer(engine, kinds[0].ask); err == nil || !strings.Contains(err.Error(), "no "+store.FunnelUDFName+" function") {
+		t.Errorf("function removed: funnel (engine): %v, want an error saying the server has no %s", err, store.FunnelUDFName)
+	}
+
+	install("spy-again")
+	askAll("function back")
+	if _, err := answer(engine, kinds[0].ask); err != nil {
+		t.Errorf("function back: funnel (engine): %v", err)
+	}
+	if !started("spy-again") {
+		t.Error("function back: no query matched in ClickHouse")
+	}
+}
+
+// engineSQL runs sql on s over HTTP and returns its answer, trimmed.
+func engineSQL(t *testing.T, s *storetest.Server, sql string) string {
+	t.Helper()
+	resp, err := http.Post("http://"+s.HTTPAddr+"/", "text/plain", strings.NewReader(sql))
+	if err != nil {
+		t.Fatalf("%s: %v", sql, err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("%s: %d %s %v", sql, resp.StatusCode, body, err)
+	}
+	return strings.TrimSpace(string(body))
+}
