@@ -526,7 +526,10 @@ func (c *Collector) handle(w http.ResponseWriter, r *http.Request, kind string) 
 	resp := batchResponse{Success: true, Accepted: len(accepted)}
 	for _, rj := range rejected {
 		field := "batch[" + strconv.Itoa(rj.index) + "]" // every event of a batch, a batch of one too
-		if rj.field != "" {
+		switch {
+		case rj.ofBatch:
+			field = rj.field // the batch's own sentAt, not one the event sent
+		case rj.field != "":
 			field += "." + rj.field
 		}
 		resp.Rejected = append(resp.Rejected, rejection{Index: rj.index, Reason: rj.reason, Field: field, Error: rj.err.Error()})
@@ -700,10 +703,6 @@ func parseRequest(body []byte, kind string) (*trackingRequest, error) {
 		return nil, &requestError{http.StatusBadRequest, "batch", "batch must be an array of events"}
 	case s.typeErr != nil:
 		return nil, &requestError{http.StatusBadRequest, s.typeErr.Field, fmt.Sprintf("%s: %v", s.typeErr.Field, s.typeErr.Err)}
-	case req.sentAtJSON != nil:
-		if _, err := ParseTimestamp(req.sentAt); err != nil {
-			return nil, &requestError{http.StatusBadRequest, "sentAt", "sentAt: " + err.Error()}
-		}
 	}
 	if !batch {
 		req.callType = kind
@@ -757,9 +756,14 @@ type rejectedEvent struct {
 	index  int
 	reason string
 	field  string // the member at fault within the event ("timestamp"), "" for the whole event
-	err    error
-	raw    []byte
-	key    string
+	// ofBatch says field is the batch's own member, not the event's: the batch's sentAt, which
+	// the event took because it sent none. A sentAt that is no time refuses the events that
+	// take it, each dead-lettered (nothing is lost), not the request: the events' own times may
+	// still be read (case 11).
+	ofBatch bool
+	err     error
+	raw     []byte
+	key     string
 }
 
 // preparedEvent is an accepted event ready for Kafka.
@@ -816,7 +820,8 @@ func (c *Collector) prepare(req *trackingRequest, source string, now time.Time) 
 			if errors.As(err, &ie) {
 				field = ie.Field
 			}
-			rejected = append(rejected, rejectedEvent{index: i, reason: RejectReason(err), field: field, err: err, raw: out, key: key})
+			ofBatch := field == "sentAt" && lookup(members, "sentAt") == nil && req.sentAtJSON != nil
+			rejected = append(rejected, rejectedEvent{index: i, reason: RejectReason(err), field: field, ofBatch: ofBatch, err: err, raw: out, key: key})
 			continue
 		}
 		accepted = append(accepted, preparedEvent{key: key, raw: out, future: future})

@@ -550,9 +550,10 @@ func TestCollectorBatchNamesEachEventByIndex(t *testing.T) {
 		{"one event that is not an object", "/v1/batch", `{"batch":[7]}`, []string{"batch[0]"}},
 		{"two bad of three", "/v1/batch", `{"batch":[{"type":"track","userId":"u"},` + good + `,{"type":"track","userId":"u","event":"A","sentAt":"2024-05-15T10:00:00+24:00"}]}`,
 			[]string{"batch[0].event", "batch[2].sentAt"}},
-		// A batch's own member that is malformed refuses the request (400), named as the client
-		// sent it, at the top level; an event's own sentAt is the event's.
-		{"the batch's empty sentAt", "/v1/batch", `{"batch":[` + good + `,` + good + `],"sentAt":""}`, []string{"sentAt"}},
+		// A batch's own member of the wrong type refuses the request (400), named as the client
+		// sent it, at the top level. A batch's sentAt string that is no time is named so for
+		// each event that took it (each dead-lettered); an event's own sentAt is the event's.
+		{"the batch's empty sentAt", "/v1/batch", `{"batch":[` + good + `,` + good + `],"sentAt":""}`, []string{"sentAt", "sentAt"}},
 		{"the batch's sentAt a number", "/v1/batch", `{"batch":[` + good + `],"sentAt":5}`, []string{"sentAt"}},
 		{"the batch's context a string", "/v1/batch", `{"context":"str","batch":[` + good + `,` + good + `]}`, []string{"context"}},
 		{"the batch's context an array", "/v1/batch", `{"batch":[` + good + `],"context":[]}`, []string{"context"}},

@@ -281,7 +281,9 @@ func TestBlankEventsAliasesAndURLCampaigns(t *testing.T) {
 
 // TestBatchMembersAndPathsAreRefusedWhole: fresh testers' calls. A batch whose own member is
 // malformed (Segment's HTTP API defines batch, context and integrations as objects besides the
-// writeKey and sentAt the libraries send) is refused whole, 400 naming the member, counted as
+// writeKey and sentAt the libraries send) is refused whole when of the wrong type, 400 naming the
+// member (a sentAt string that is no time refuses each event that takes it instead, each
+// dead-lettered: TestInvalidTimestampsAreRefusedLoudly), counted as
 // the other refused requests, nothing stored or dead-lettered: before, a context "str" answered
 // 200 and dead-lettered each event as batch[i].context. Every path under /v1 that is no endpoint
 // gets the JSON 404 naming it as sent: before, /v1, /v1/import// and /v1//batch answered
@@ -297,7 +299,6 @@ func TestBatchMembersAndPathsAreRefusedWhole(t *testing.T) {
 		{`{"batch":[` + good + `],"context":{"campaign":"spring"}}`, "context.campaign"},
 		{`{"batch":[` + good + `],"integrations":"All"}`, "integrations"},
 		{`{"batch":[` + good + `],"sentAt":1715767200}`, "sentAt"},
-		{`{"batch":[` + good + `],"sentAt":"15/05/2024"}`, "sentAt"},
 		{`{"batch":[` + good + `],"writeKey":["test-key"]}`, "writeKey"},
 	}
 	for i, tt := range refused {
