@@ -462,6 +462,31 @@ func (c *Collector) serveTracking(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
+// refuseRequest answers a request with a member of the wrong type (a batch's own context,
+// integrations, sentAt or writeKey: one value for all its events, so the request is refused
+// rather than each event blamed; or a single call's own) with a 400 naming it (bad, a
+// requestError), after it has sent each of its events to the dead-letter topic with that reason,
+// counted as the collector's other dead letters: Segment's libraries do not retry a 4xx, and
+// nothing may be lost.
+func (c *Collector) refuseRequest(w http.ResponseWriter, r *http.Request, source string, req *trackingRequest, bad error) error {
+	var re *requestError
+	if !errors.As(bad, &re) {
+		return c.fail(w, bad)
+	}
+	now := time.Now().UTC()
+	rejected := make([]rejectedEvent, len(req.events))
+	for i, raw := range req.events {
+		key, _ := check(raw, now) // the device's key, for its partition, when the event has one
+		rejected[i] = rejectedEvent{index: i, reason: ReasonInvalidField, field: re.field, ofBatch: true,
+			err: &InvalidError{Reason: ReasonInvalidField, Field: re.field, Err: errors.New(re.message)}, raw: raw, key: key}
+	}
+	if err := c.produce(r.Context(), source, nil, rejected); err != nil {
+		return c.unavailable(w, r, err)
+	}
+	c.countRejected(rejected)
+	return c.fail(w, bad)
+}
+
 // requestError is a problem with a request: its HTTP status, the field at fault and a message.
 type requestError struct {
 	status  int
@@ -484,15 +509,18 @@ func (c *Collector) handle(w http.ResponseWriter, r *http.Request, kind string) 
 		return c.fail(w, err)
 	}
 	c.metrics.bytes.Add(float64(len(body)))
-	req, err := parseRequest(body, kind)
-	if err != nil {
-		return c.fail(w, err)
+	req, badMember := parseRequest(body, kind)
+	if req == nil {
+		return c.fail(w, badMember)
 	}
 	if key == "" {
 		key = req.writeKey
 	}
 	source, ok := c.cfg.WriteKeys[key]
 	if !ok {
+		if badMember != nil { // named first, as it always was; without a write key nothing is dead-lettered
+			return c.fail(w, badMember)
+		}
 		msg := "unknown write key"
 		if key == "" {
 			msg = "missing write key: send it as the Basic auth user name, in X-Write-Key, or as writeKey in the body"
@@ -501,6 +529,9 @@ func (c *Collector) handle(w http.ResponseWriter, r *http.Request, kind string) 
 	}
 	if err := c.allow(w, key, len(req.events)); err != nil {
 		return c.fail(w, err)
+	}
+	if badMember != nil {
+		return c.refuseRequest(w, r, source, req, badMember)
 	}
 	accepted, rejected := c.prepare(req, source, time.Now().UTC())
 	if kind != "batch" && len(rejected) == 1 {
@@ -702,7 +733,11 @@ func parseRequest(body []byte, kind string) (*trackingRequest, error) {
 	case s.typeErr != nil && s.typeErr.Field == "batch" || batch && !hasBatch:
 		return nil, &requestError{http.StatusBadRequest, "batch", "batch must be an array of events"}
 	case s.typeErr != nil:
-		return nil, &requestError{http.StatusBadRequest, s.typeErr.Field, fmt.Sprintf("%s: %v", s.typeErr.Field, s.typeErr.Err)}
+		// The request with its events: handle dead-letters them before it answers 400.
+		if !batch {
+			req.events = [][]byte{body}
+		}
+		return req, &requestError{http.StatusBadRequest, s.typeErr.Field, fmt.Sprintf("%s: %v", s.typeErr.Field, s.typeErr.Err)}
 	}
 	if !batch {
 		req.callType = kind
