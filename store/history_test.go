@@ -67,7 +67,9 @@ func TestHistoryOddKeys(t *testing.T) {
 	t.Parallel()
 	st := openStore(t)
 	ctx := context.Background()
-	odd := []string{"it's", `back\slash`, "nul\x00byte", strings.Repeat("L", 30000), "\\N", "a\tb\nc", "\u00fc\U0001F600", " padded "}
+	// No NUL: ingest refuses it in ids (c1fdc3f), and a stored event with one no longer decodes,
+	// so a restore leaves it out as it leaves out every such event (historyEvents).
+	odd := []string{"it's", `back\slash`, "ctl\x01byte", strings.Repeat("L", 30000), "\\N", "a\tb\nc", "\u00fc\U0001F600", " padded "}
 	var evs []ingest.Event
 	for i, k := range odd {
 		evs = append(evs, historyEvent(t, k, fmt.Sprint("m", i), "2026-11-02T10:00:00Z"))
