@@ -15,6 +15,7 @@ import (
 	"net/http"
 	"net/netip"
 	"net/url"
+	"path"
 	"strconv"
 	"strings"
 	"sync"
@@ -403,7 +404,7 @@ func endpointOf(u *url.URL) string {
 func (c *Collector) Handler(other http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		path := r.URL.EscapedPath()
-		if _, short := endpoints[path]; !short && path != "/v1" && !strings.HasPrefix(path, "/v1/") {
+		if !collectorPath(path) {
 			other.ServeHTTP(w, r)
 			return
 		}
@@ -413,6 +414,20 @@ func (c *Collector) Handler(other http.Handler) http.Handler {
 		}
 		c.serveTracking(w, r)
 	})
+}
+
+// collectorPath reports whether the collector answers path (as escaped): /v1, a path under it
+// or a top-level short form, as sent or once cleaned of doubled slashes and dot segments
+// (//v1/batch, /./b), so that those get the collector's JSON 404 and not the redirect without a
+// body an http.ServeMux answers: a client whose host ends in a slash posts to //v1/batch, and a
+// redirected POST loses its events.
+func collectorPath(p string) bool {
+	for _, p := range []string{p, path.Clean(p)} {
+		if _, short := endpoints[p]; short || p == "/v1" || strings.HasPrefix(p, "/v1/") {
+			return true
+		}
+	}
+	return false
 }
 
 // settingsKey returns the write key of a settings path, /v1/projects/{writeKey}/settings (as

@@ -286,7 +286,8 @@ func TestBlankEventsAliasesAndURLCampaigns(t *testing.T) {
 // dead-lettered: TestInvalidTimestampsAreRefusedLoudly), counted as
 // the other refused requests, nothing stored and each event dead-lettered (no Segment library
 // retries a 4xx): before, a context "str" answered 200 and blamed each event as batch[i].context. Every path under /v1 that is no endpoint
-// gets the JSON 404 naming it as sent: before, /v1, /v1/import// and /v1//batch answered
+// gets the JSON 404 naming it as sent, as does one that names /v1 only once cleaned (//v1/batch,
+// the path of a client whose host ends in a slash): before, /v1, /v1/import//, /v1//batch and //v1/batch answered
 // ServeMux's redirect without a body, and /v1/batch%2F was taken as a batch.
 func TestBatchMembersAndPathsAreRefusedWhole(t *testing.T) {
 	t.Parallel()
@@ -316,7 +317,7 @@ func TestBatchMembersAndPathsAreRefusedWhole(t *testing.T) {
 
 	// A client that follows no redirect sees what the server answers.
 	client := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
-	paths := []string{"/v1", "/v1/import//", "/v1//batch", "/v1/batch%2F", "/v1/./batch", "/v1/projects/test-key/settings/"}
+	paths := []string{"/v1", "/v1/import//", "/v1//batch", "/v1/batch%2F", "/v1/./batch", "/v1/projects/test-key/settings/", "//v1/batch", "/./v1/track", "//batch", "/api/../v1/batch"}
 	for _, path := range paths {
 		for _, method := range []string{http.MethodPost, http.MethodGet} {
 			req, err := http.NewRequest(method, "http://"+s.http+path, strings.NewReader(`{"batch":[`+fmt.Sprintf(good, 100)+`]}`))
