@@ -1491,7 +1491,10 @@ func (s *Sessionizer) Restore(key string, events []ingest.Event, sessions []Sess
 	for _, ss := range sessions {
 		c.sessions = append(c.sessions, s.store(ss))
 	}
-	slices.SortFunc(c.sessions, func(a, b storedSession) int { return cmp.Compare(a.startMs, b.startMs) })
+	// In start order; of sessions starting in one millisecond, the one ending first is first.
+	slices.SortStableFunc(c.sessions, func(a, b storedSession) int {
+		return cmp.Or(cmp.Compare(a.startMs, b.startMs), cmp.Compare(a.endMs, b.endMs))
+	})
 	s.watermark = max(s.watermark, c.latest)
 	s.customers[key] = c
 	delete(s.cold, key)
@@ -1605,8 +1608,12 @@ func (s *Sessionizer) cut(key string, c *customer) []Session {
 	start := 0
 	closeAt := func(end int, reason string) {
 		first, last := points[start], points[end-1]
+		startMs, nth := first.us/1000, int64(0)
+		if n := len(sessions); n > 0 && sessions[n-1].Start.UnixMilli() == startMs {
+			nth = sessionNth(sessions, n-1) + 1
+		}
 		sessions = append(sessions, Session{
-			ID:            sessionID(key, first.us/1000),
+			ID:            sessionID(key, startMs, nth),
 			CustomerKey:   key,
 			PersonID:      person(last),
 			Start:         time.UnixMicro(first.us).UTC(),
@@ -1695,29 +1702,39 @@ func (s *Sessionizer) stageNames(mask uint64) []string {
 // stored sessions that are gone, all stamped with the current version; it then keeps next as the
 // customer's stored sessions.
 func (s *Sessionizer) diff(key string, c *customer, next []Session) []Session {
-	old := make(map[int64]int, len(c.sessions))
-	for i, o := range c.sessions {
-		old[o.startMs] = i
+	// A session is known by its start and its place among those starting in that millisecond,
+	// as its id is (sessionID).
+	type start struct{ ms, nth int64 }
+	startOf := func(ss []storedSession, i int) start {
+		nth := 0
+		for j := i - 1; j >= 0 && ss[j].startMs == ss[i].startMs; j-- {
+			nth++
+		}
+		return start{ss[i].startMs, int64(nth)}
+	}
+	old := make(map[start]int, len(c.sessions))
+	for i := range c.sessions {
+		old[startOf(c.sessions, i)] = i
 	}
 	var out []Session
 	kept := make([]storedSession, len(next))
 	for i := range next {
 		n := &next[i]
-		stored := s.store(*n)
-		if j, ok := old[stored.startMs]; ok {
-			delete(old, stored.startMs)
-			if prev := c.sessions[j]; sameSession(prev, stored) {
+		kept[i] = s.store(*n)
+		at := startOf(kept, i)
+		if j, ok := old[at]; ok {
+			delete(old, at)
+			if prev := c.sessions[j]; sameSession(prev, kept[i]) {
 				kept[i] = prev
 				continue
 			}
 		}
-		n.Version, stored.version = s.version, s.version
-		kept[i] = stored
+		n.Version, kept[i].version = s.version, s.version
 		out = append(out, *n)
 	}
-	for _, o := range c.sessions {
-		if _, gone := old[o.startMs]; gone {
-			g := s.expand(key, o)
+	for i, o := range c.sessions {
+		if _, gone := old[startOf(c.sessions, i)]; gone {
+			g := s.expand(key, o, startOf(c.sessions, i).nth)
 			g.Version, g.Deleted = s.version, true
 			out = append(out, g)
 		}
@@ -1746,10 +1763,11 @@ func (s *Sessionizer) store(ss Session) storedSession {
 	}
 }
 
-// expand turns a kept session back into a Session.
-func (s *Sessionizer) expand(key string, o storedSession) Session {
+// expand turns a kept session back into a Session; nth is its place among the customer's
+// sessions starting in its millisecond (see sessionID).
+func (s *Sessionizer) expand(key string, o storedSession, nth int64) Session {
 	return Session{
-		ID: sessionID(key, o.startMs), CustomerKey: key, PersonID: s.strs[o.person],
+		ID: sessionID(key, o.startMs, nth), CustomerKey: key, PersonID: s.strs[o.person],
 		Start: time.UnixMilli(o.startMs).UTC(), End: time.UnixMilli(o.endMs).UTC(), Events: int(o.events),
 		EntryEvent: s.strs[o.entry], ExitEvent: s.strs[o.exit], EntryChannel: s.strs[o.channel],
 		EntryCampaign: s.strs[o.campaign], Stages: s.stageNames(o.stages), EndReason: s.strs[o.reason],
@@ -1757,10 +1775,26 @@ func (s *Sessionizer) expand(key string, o storedSession) Session {
 	}
 }
 
-// sessionID is derived from the customer and the start, so it is the same in every run.
-func sessionID(key string, startMs int64) string {
-	sum := sha256.Sum256([]byte(key + "\x00" + strconv.FormatInt(startMs, 10)))
+// sessionID is derived from the customer, the start (unix ms) and nth, the number of the
+// customer's sessions before it starting in the same millisecond (a client session id that
+// changes, or max_events cutting events of one millisecond), so it is the same in every run and
+// two sessions never share one. The first of a millisecond has the id it had before nth existed.
+func sessionID(key string, startMs, nth int64) string {
+	name := key + "\x00" + strconv.FormatInt(startMs, 10)
+	if nth > 0 {
+		name += "\x00" + strconv.FormatInt(nth, 10)
+	}
+	sum := sha256.Sum256([]byte(name))
 	return hex.EncodeToString(sum[:12])
+}
+
+// sessionNth returns the number of sessions before sessions[i] starting in its millisecond.
+func sessionNth(sessions []Session, i int) int64 {
+	var nth int64
+	for j := i - 1; j >= 0 && sessions[j].Start.UnixMilli() == sessions[i].Start.UnixMilli(); j-- {
+		nth++
+	}
+	return nth
 }
 
 // touchpoint labels an event for entry and exit: its name, or its type when it has none.

@@ -3,6 +3,7 @@ package sessionize
 import (
 	"bufio"
 	"fmt"
+	"maps"
 	"math/rand/v2"
 	"os"
 	"runtime"
@@ -570,6 +571,51 @@ func TestCaps(t *testing.T) {
 	slices.Sort(bot)
 	if strings.Join(bot, " ") != "1:open 3:max_events 3:max_events" {
 		t.Errorf("bot sessions %v, want two cut at 3 events and the rest open", bot)
+	}
+}
+
+// TestSessionsStartingInOneMillisecondHaveTheirOwnIDs: sessions of one customer cut within one
+// millisecond (max_events over a burst stamped alike, a client session id changing between two
+// events of one millisecond) each get their own id, so none replaces another in the sessions
+// table (keyed by customer and id); events arriving later change only the session they join.
+func TestSessionsStartingInOneMillisecondHaveTheirOwnIDs(t *testing.T) {
+	m, err := LoadMap("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := New(Config{MaxEventsPerSession: 3}, m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	event := func(c, id, session string) ingest.Event {
+		e := at(c, "Product Viewed", 5)
+		e.MessageID, e.SessionID = id, session
+		return e
+	}
+	var burst []ingest.Event
+	for i := range 7 {
+		burst = append(burst, event("burst", fmt.Sprintf("b%d", i), ""))
+	}
+	burst = append(burst, event("switch", "s1", "A"), event("switch", "s2", "B"))
+	ids := map[string]string{} // session id -> customer:events:end reason
+	out, _ := s.Push(base, burst)
+	for _, ss := range out.Sessions {
+		if prev, dup := ids[ss.ID]; dup {
+			t.Errorf("session id %s given twice: %s and %s:%d:%s", ss.ID, prev, ss.CustomerKey, ss.Events, ss.EndReason)
+		}
+		ids[ss.ID] = fmt.Sprintf("%s:%d:%s", ss.CustomerKey, ss.Events, ss.EndReason)
+	}
+	want := []string{"burst:1:open", "burst:3:max_events", "burst:3:max_events", "switch:1:client_session", "switch:1:open"}
+	if got := slices.Sorted(maps.Values(ids)); !slices.Equal(got, want) {
+		t.Errorf("sessions %v, want %v", got, want)
+	}
+
+	out, _ = s.Push(base, []ingest.Event{event("burst", "b7", "")})
+	if len(out.Sessions) != 1 || out.Sessions[0].Deleted || out.Sessions[0].Events != 2 || ids[out.Sessions[0].ID] != "burst:1:open" {
+		for _, ss := range out.Sessions {
+			t.Errorf("after one more event: session %s (was %q) %d events %s deleted %v", ss.ID, ids[ss.ID], ss.Events, ss.EndReason, ss.Deleted)
+		}
+		t.Error("want only the open session, grown to 2 events, written again")
 	}
 }
 

@@ -556,6 +556,9 @@ type sessionPart[E any] struct {
 // in is one session; a visit shared by several signed-in persons is one session per person, as
 // Amplitude and Mixpanel count sessions per user. keys[i] is the customer key of events[i], and
 // at gives an event's time (ms, as the visits'). Events of no stored session yet are left out.
+// Visits of one key starting in one millisecond (cut there by a client session id that changes
+// or by max_events) are one session here: events are placed by their millisecond, and those of
+// the millisecond all fall in the last of them.
 func splitBySession[E any](events []E, keys []string, at func(E) int64, sessions *visits) []sessionPart[E] {
 	type unitKey struct {
 		key   string
