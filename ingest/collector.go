@@ -852,7 +852,7 @@ func (c *Collector) prepare(req *trackingRequest, source string, now time.Time) 
 			rejected = append(rejected, rejectedEvent{index: i, reason: RejectReason(err), err: err, raw: raw})
 			continue
 		}
-		skip, extra := stamp(members, raw, req, source, skipBuf[:0], extraBuf[:0])
+		skip, extra := stamp(members, raw, req, source, Receipt(now, i), skipBuf[:0], extraBuf[:0])
 		skip, extra, future := correctSkew(members, req.sentAt, now, skip, extra)
 		extra = append(extra, field{"receivedAt", received})
 		start := len(buf)
@@ -880,16 +880,22 @@ func (c *Collector) prepare(req *trackingRequest, source string, now time.Time) 
 }
 
 // stamp returns the members to drop from an event and the ones to add: a messageId derived from
-// the event's bytes when it has none or a placeholder (so a retried event keeps its id), the call type of a single
+// the event's bytes when it has none or a placeholder (so a retried event that states its time
+// keeps its id; one that states none is new at each receipt, named by receipt: see
+// DerivedMessageID), the call type of a single
 // call (its endpoint's, replacing any type the body names: Segment's HTTP API takes the type from
 // the endpoint), the batch's sentAt when it has none, and the batch's context: as it is when the
 // event has none (or null), else merged into the event's (mergeContext). writeKey and receivedAt
 // are dropped: the key is a secret, and receivedAt is the collector's to set.
-func stamp(members []member, raw []byte, req *trackingRequest, source string, skip []string, extra []field) ([]string, []field) {
+func stamp(members []member, raw []byte, req *trackingRequest, source, receipt string, skip []string, extra []field) ([]string, []field) {
 	skip = append(skip, "writeKey", "receivedAt")
 	if m := lookup(members, "messageId"); m == nil || string(m.value) == "null" || placeholderJSON(m.value) {
+		stated := func(name string) bool { m := lookup(members, name); return m != nil && string(m.value) != "null" }
+		if stated("timestamp") || stated("originalTimestamp") {
+			receipt = ""
+		}
 		skip = append(skip, "messageId")
-		extra = append(extra, field{"messageId", quoteASCII(DerivedMessageID(source, raw))})
+		extra = append(extra, field{"messageId", quoteASCII(DerivedMessageID(source, raw, receipt))})
 	}
 	if req.callType != "" {
 		skip = append(skip, "type")

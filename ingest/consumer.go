@@ -434,11 +434,11 @@ func (c *Consumer) decode(msg kafka.Message) (e Event, err error) {
 		return Event{}, &InvalidError{Reason: ReasonTooLarge, Err: fmt.Errorf("message of %d bytes is larger than %d", len(msg.Value), limit)}
 	}
 	if source != "" {
-		return Decode(msg.Value, source, msg.Time) // the collector's or replay's: stamped by it
+		return decode(msg.Value, source, msg.Time, asStamped, int(msg.Offset)) // the collector's or replay's: stamped by it (Decode)
 	}
 	// Produced straight to Kafka: a client's message, held to the collector's rules and received
 	// when Kafka got it, whatever receivedAt it claims.
-	return DecodeClient(msg.Value, "kafka", msg.Time)
+	return decode(msg.Value, "kafka", msg.Time, asClient, int(msg.Offset)) // DecodeClient's rules
 }
 
 // inflight is a batch being written.

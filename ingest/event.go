@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -186,14 +187,14 @@ var knownTypes = map[string]bool{"track": true, "page": true, "screen": true, "i
 // (Placeholder: "undefined", "null", 0, …), gets one derived from its bytes (DerivedMessageID),
 // so the same message sent twice is one event and two different ones are two.
 func Decode(raw []byte, source string, receivedAt time.Time) (Event, error) {
-	return decode(raw, source, receivedAt, asStamped)
+	return decode(raw, source, receivedAt, asStamped, 0)
 }
 
 // DecodeAt is Decode for a stamped message whose receive time Waymark knows itself: receivedAt is
 // used whatever receivedAt member the message carries, of whatever type. The store decodes so the
 // events it restores, with the receive time it stored.
 func DecodeAt(raw []byte, source string, receivedAt time.Time) (Event, error) {
-	return decode(raw, source, receivedAt, asStampedAt)
+	return decode(raw, source, receivedAt, asStampedAt, 0)
 }
 
 // DecodeClient decodes a message as a client wrote it, received at receivedAt, by the rules the
@@ -204,7 +205,7 @@ func DecodeAt(raw []byte, source string, receivedAt time.Time) (Event, error) {
 // consumer decodes so the messages produced straight to Kafka (kcat, any producer), received
 // when Kafka got them, so that a message gets the same time whichever way it came.
 func DecodeClient(raw []byte, source string, receivedAt time.Time) (Event, error) {
-	return decode(raw, source, receivedAt, asClient)
+	return decode(raw, source, receivedAt, asClient, 0)
 }
 
 // origin says whose times a message carries, and so how decode reads them.
@@ -216,7 +217,9 @@ const (
 	asClient                  // a client's, received at the time given: see DecodeClient
 )
 
-func decode(raw []byte, source string, receivedAt time.Time, from origin) (Event, error) {
+// decode decodes a message by the rules of from; index is its place among the messages received
+// at receivedAt (Receipt), which names a message without messageId and time.
+func decode(raw []byte, source string, receivedAt time.Time, from origin, index int) (Event, error) {
 	if !utf8.Valid(raw) { // RFC 8259 §8.1: JSON exchanged between systems is UTF-8
 		return Event{}, &InvalidError{Reason: ReasonInvalidJSON, Err: errors.New("the message is not valid UTF-8")}
 	}
@@ -224,22 +227,41 @@ func decode(raw []byte, source string, receivedAt time.Time, from origin) (Event
 	if err := w.read(raw); err != nil {
 		return Event{}, err
 	}
-	return w.event(raw, source, receivedAt, from)
+	return w.event(raw, source, receivedAt, from, index)
 }
 
-// DerivedMessageID is the messageId of a message that has none: derived from its source and
-// bytes, so the same message sent again by the same path is the same event. The collector stamps
-// it on what it produces; Decode gives it to messages produced straight to Kafka without one.
+// DerivedMessageID is the messageId of a message that has none: derived from its source, its
+// bytes and receipt, which is "" for a message that states its time (a timestamp or
+// originalTimestamp) and otherwise names the one receipt of it (see Receipt). So a message that
+// states its time, sent again by the same path (a client's retry, a Kafka redelivery), is the
+// same event; one that states no time, whose time is when it was received, is an event each time
+// it is received: identical calls a minute apart (a page viewed again, a renewal a server sends)
+// are events of their own, as Segment's HTTP API "assigns each event a unique messageId when the
+// message is ingested" and dedupes "on the event's messageId, not on the contents of an event
+// payload" (Segment docs, "Handling Duplicate Data"). The collector stamps the id on what it
+// produces; Decode gives it to messages produced straight to Kafka without one.
 //
 // A message is its messageId whatever path it came by (see sessionize.Output.LaterCopies), but a
 // derived id keeps the path: two sources (two sites, an app and a server) sending the same bytes
-// without an id, such as a track call without a timestamp, are two messages the clients never
-// told apart, as Segment counts them: its libraries give every message an id of its own. The
-// path also keeps every id derived so far: a stored message's id is derived again from its
-// stored bytes and source on restore, and must come out as stored.
-func DerivedMessageID(source string, raw []byte) string {
-	sum := sha256.Sum256(append(append([]byte(source), 0), raw...))
-	return "wm-" + hex.EncodeToString(sum[:16])
+// without an id are two messages the clients never told apart, as Segment counts them: its
+// libraries give every message an id of its own.
+func DerivedMessageID(source string, raw []byte, receipt string) string {
+	h := sha256.New()
+	h.Write([]byte(source))
+	h.Write([]byte{0})
+	h.Write(raw)
+	if receipt != "" {
+		h.Write([]byte{0})
+		h.Write([]byte(receipt))
+	}
+	return "wm-" + hex.EncodeToString(h.Sum(nil)[:16])
+}
+
+// Receipt names one receipt of a message that states no time, for DerivedMessageID: the time it
+// was received (µs) and its index: its place in the request (the collector) or its offset in its
+// partition (a Kafka message, whose receive time is Kafka's: a redelivery is the same receipt).
+func Receipt(receivedAt time.Time, index int) string {
+	return strconv.FormatInt(receivedAt.UnixMicro(), 10) + "/" + strconv.Itoa(index)
 }
 
 // MaxFutureTimestamp is how far after it was received an event time may lie: PostHog's cutoff
@@ -296,7 +318,7 @@ func check(raw []byte, receivedAt time.Time) (string, error) {
 	err := w.read(raw)
 	var e Event
 	if err == nil {
-		e, err = w.event(raw, "", receivedAt, asStamped)
+		e, err = w.event(raw, "", receivedAt, asStamped, 0)
 	}
 	if err != nil {
 		// A refused event's dead letter keeps the key the event would have had, as the
@@ -485,7 +507,7 @@ func (w *wire) readContext(s *jsonScanner, name []byte, traits func([]byte) erro
 }
 
 // event validates the message's fields and builds its Event.
-func (w *wire) event(raw []byte, source string, receivedAt time.Time, from origin) (Event, error) {
+func (w *wire) event(raw []byte, source string, receivedAt time.Time, from origin, index int) (Event, error) {
 	e := Event{Source: source, Type: w.Type, Raw: raw}
 	if !knownTypes[w.Type] {
 		return Event{}, &InvalidError{Reason: ReasonInvalidType, Field: "type", Err: fmt.Errorf("%q is not one of track, page, screen, identify, alias, group", w.Type)}
@@ -524,13 +546,17 @@ func (w *wire) event(raw []byte, source string, receivedAt time.Time, from origi
 			return Event{}, &InvalidError{Reason: ReasonMissingPreviousID, Field: "previousId", Err: errors.New("an alias call needs the previousId it links to its userId (Segment's alias spec)")}
 		}
 	}
+	if err := e.setTimes(w, receivedAt, from); err != nil {
+		return Event{}, err
+	}
 	if _, ok := Placeholder(e.MessageID); ok {
 		// No messageId, or one broken client code sends for every message ("undefined", "null",
 		// 0: see Placeholder), which would make all its messages copies of one event.
-		e.MessageID = DerivedMessageID(source, raw)
-	}
-	if err := e.setTimes(w, receivedAt, from); err != nil {
-		return Event{}, err
+		receipt := ""
+		if !w.Timestamp.sent && !w.OriginalTimestamp.sent {
+			receipt = Receipt(e.ReceivedAt, index)
+		}
+		e.MessageID = DerivedMessageID(source, raw, receipt)
 	}
 	e.PagePath, e.PageURL, e.Referrer = w.PagePath, w.PageURL, w.Referrer
 	// A blank campaign member (white space only) names nothing: no channel of its own, and the

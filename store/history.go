@@ -129,6 +129,9 @@ func (s *Store) historyEvents(ctx context.Context, keys []string) ([]ingest.Even
 				e.Timestamp = time.UnixMicro(int64(ts)).UTC()
 			}
 		}
+		// The stored id is the message's: one derived for a message without one named its
+		// receipt too (ingest.DerivedMessageID), which the stored bytes may not tell again.
+		e.MessageID = id
 		e.Seq = int64(seq)
 		out = append(out, e)
 	}

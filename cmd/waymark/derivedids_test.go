@@ -1,0 +1,74 @@
+package main
+
+import (
+	"testing"
+)
+
+// TestMessagesWithoutIDOrTimeAreEventsOfTheirOwn: a message without messageId gets one derived
+// from its bytes; when it states no time either (its time is when it was received), each receipt
+// is an event of its own, as Segment's HTTP API gives each call its own messageId: the same page
+// call sent again after a purchase, two identical cart adds in one batch, and two identical lines
+// produced straight to Kafka are two events each. One that states its time, sent again (a retry),
+// stays one event, by either path. Before, every identical body was one event however far apart
+// it was sent, so `next` after a purchase said exit and a repeat order was lost. Recomputed from
+// the stored events (resessionize, as after a restart), the answers stay.
+func TestMessagesWithoutIDOrTimeAreEventsOfTheirOwn(t *testing.T) {
+	t.Parallel()
+	s := startServe(t)
+	calls := []struct{ path, body string }{
+		{"/v1/page", `{"anonymousId":"di-pv","name":"DI Home"}`},
+		{"/v1/page", `{"anonymousId":"di-pv","name":"DI Home"}`},
+		{"/v1/track", `{"anonymousId":"di-pv","event":"DI Buy"}`},
+		{"/v1/page", `{"anonymousId":"di-pv","name":"DI Home"}`},
+		{"/v1/batch", `{"batch":[{"type":"track","userId":"di-cart","event":"DI Add","properties":{"sku":"x"}},{"type":"track","userId":"di-cart","event":"DI Add","properties":{"sku":"x"}}]}`},
+		{"/v1/track", `{"userId":"di-sub","event":"DI Renewal","properties":{"plan":"monthly","revenue":10}}`},
+		{"/v1/track", `{"userId":"di-sub","event":"DI Renewal","properties":{"plan":"monthly","revenue":10}}`},
+		// A retry: the same message, stating its time, sent twice.
+		{"/v1/track", `{"userId":"di-retry","event":"DI Timed","timestamp":"2026-11-30T10:00:00Z"}`},
+		{"/v1/track", `{"userId":"di-retry","event":"DI Timed","timestamp":"2026-11-30T10:00:00Z"}`},
+	}
+	for _, c := range calls {
+		if code, body := s.track(t, c.path, c.body); code != 200 {
+			t.Fatalf("POST %s %s: %d %s", c.path, c.body, code, body)
+		}
+	}
+	produceWithKcat(t, s.broker, []string{
+		`{"type":"track","userId":"di-k","event":"DI Beat"}`,
+		`{"type":"track","userId":"di-k","event":"DI Beat"}`,
+		`{"type":"track","userId":"di-k","event":"DI KTimed","timestamp":"2026-11-30T10:00:00Z"}`,
+		`{"type":"track","userId":"di-k","event":"DI KTimed","timestamp":"2026-11-30T10:00:00Z"}`,
+	})
+	s.waitStored(t)
+
+	events := map[string]string{"DI Home": "3", "DI Buy": "1", "DI Add": "2", "DI Renewal": "2", "DI Timed": "1", "DI Beat": "2", "DI KTimed": "1"}
+	for name, want := range events {
+		got := queryStrings(t, "SELECT toString(uniqExact(message_id)) FROM "+s.database+".events WHERE event = ?", name)
+		if len(got) != 1 || got[0] != want {
+			t.Errorf("%s: %v events stored, want %s", name, got, want)
+		}
+	}
+	check := func(when string) {
+		for _, tt := range []struct {
+			steps string
+			want  []int64
+		}{
+			{"DI Buy,DI Home", []int64{1, 1}},
+			{"DI Renewal,DI Renewal", []int64{1, 1}},
+			{"DI Add,DI Add", []int64{1, 1}},
+			{"DI Beat,DI Beat", []int64{1, 1}},
+			{"DI Timed,DI Timed", []int64{1, 0}},
+		} {
+			f := s.funnel(t, tt.steps, "1h")
+			var got []int64
+			for _, st := range f.Steps {
+				got = append(got, st.Customers)
+			}
+			if len(got) != len(tt.want) || got[0] != tt.want[0] || got[1] != tt.want[1] {
+				t.Errorf("%s: funnel %s = %v, want %v", when, tt.steps, got, tt.want)
+			}
+		}
+	}
+	check("live")
+	s.waymark(t, "resessionize")
+	check("after resessionize")
+}
