@@ -1631,18 +1631,31 @@ func (s *Sessionizer) cut(key string, c *customer) []Session {
 		start = end
 	}
 	// client is the client's session id (hashed) the current session last carried, 0 while none
-	// of its events carried one: the one rule for a client's session id is that an event carrying
-	// another id than the session's last one ends the session (client_session), however many
-	// events without an id lie between them (A, none, C is two sessions, as Amplitude counts
-	// them: its session id is the client's), and one carrying the session's id keeps it open
-	// across a gap from the event before it (A, none 20 minutes later, A 40 minutes after that
-	// is one session). An event without an id is cut by the gap rule alone.
+	// of its events carried one. The rules for a client's session id, as Amplitude counts
+	// sessions by the client's id and takes an event without one as outside any session, not as
+	// a cut: an event carrying another id than the session's last one ends the session
+	// (client_session), however many events without an id lie between them (A, none, C is two
+	// sessions); one carrying the session's id keeps it open across a gap from the event before
+	// it (A, none 20 minutes later, A 40 minutes after that is one session); and an event without
+	// an id after a gap keeps it open too when the next event carrying an id carries the
+	// session's (A, none 40 minutes later, A 5 minutes after that is one session, as A, A 45
+	// minutes apart is: a server call sent during the pause does not split the client's session).
+	// Otherwise an event without an id is cut by the gap rule alone. nextID[i] is the id of the
+	// first event from i on carrying one, 0 when none does.
+	nextID := make([]uint32, len(points)+1)
+	for i := len(points) - 1; i >= 0; i-- {
+		if nextID[i] = points[i].clientSession(); nextID[i] == 0 {
+			nextID[i] = nextID[i+1]
+		}
+	}
 	var client uint32
 	for i, p := range points {
 		if i > start {
 			prev := points[i-1]
 			ps := p.clientSession()
-			sameClientSession := ps != 0 && ps == client
+			// The event carries the session's id, or carries none and the next that does
+			// carries the session's.
+			sameClientSession := client != 0 && nextID[i] == client
 			switch {
 			case ps != 0 && client != 0 && ps != client:
 				closeAt(i, EndClientSession)

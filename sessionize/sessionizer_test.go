@@ -164,6 +164,30 @@ func TestSessions(t *testing.T) {
 			},
 		},
 		{
+			name: "client session ids: an event without one in a gap does not cut when the next id is the session's",
+			events: []ingest.Event{
+				withSession(at("w", "Product Viewed", 0), "A"), at("w", "Product Added", 40),
+				at("w", "Cart Viewed", 80), withSession(at("w", "Product Viewed", 85), "A"),
+			},
+			want: []string{
+				"w 08:00+1h25m0s n=4 Product Viewed→Product Viewed [awareness,consideration] open",
+			},
+		},
+		{
+			name: "client session ids: an event without one in a gap cuts when no later event carries the session's id",
+			events: []ingest.Event{
+				withSession(at("x", "Product Viewed", 0), "A"), at("x", "Product Added", 40),
+				withSession(at("y", "Product Viewed", 0), "A"), at("y", "Product Added", 40),
+				withSession(at("y", "Product Viewed", 45), "B"),
+			},
+			want: []string{
+				"x 08:00+0s n=1 Product Viewed→Product Viewed [awareness] timeout",
+				"x 08:40+0s n=1 Product Added→Product Added [consideration] open",
+				"y 08:00+0s n=1 Product Viewed→Product Viewed [awareness] timeout",
+				"y 08:40+5m0s n=2 Product Added→Product Viewed [awareness,consideration] open",
+			},
+		},
+		{
 			name:   "duplicates count once; customers apart",
 			events: []ingest.Event{at("d", "Product Viewed", 0), at("d", "Product Viewed", 0), at("e", "Product Viewed", 1)},
 			want: []string{

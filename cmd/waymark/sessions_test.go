@@ -3,6 +3,7 @@ package main
 import (
 	"encoding/json"
 	"os/exec"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -129,6 +130,59 @@ func TestClientSessionIDChangeEndsASessionAcrossEventsWithoutOne(t *testing.T) {
 			sum := s.sessions(t)
 			if sum.Sessions != 3 || sum.ByEndReason["client_session"] != 1 || sum.ByEndReason["open"] != 2 {
 				t.Errorf("sessions %d by end reason %v, want 3: cs9's A, none (client_session) and C (open), cs10's one (open)", sum.Sessions, sum.ByEndReason)
+			}
+		})
+	}
+}
+
+// TestEventWithoutClientSessionIDInAPauseKeepsTheSession is the kind of fault tester 8 found
+// (F5): an event without a client session id (a server-side call) sent during a pause longer
+// than the gap does not split the client's session when the next event carrying an id carries
+// the session's: device ga8b's A at 10:00, none at 10:40, A at 10:45 is one session, as ga8a's
+// A at 10:00, A at 10:45 is (Amplitude takes an event without a session id as outside any
+// session, not as a cut). Device ga8c's A, none 40 minutes later, B is still cut by the gap:
+// no later event carries A. The events arrive one call each, in order and reversed.
+func TestEventWithoutClientSessionIDInAPauseKeepsTheSession(t *testing.T) {
+	t.Parallel()
+	lines := []string{
+		`{"type":"page","anonymousId":"ga8a","name":"GA8","messageId":"ga8a-1","timestamp":"2025-05-24T10:00:00Z","context":{"sessionId":"A"}}`,
+		`{"type":"page","anonymousId":"ga8a","name":"GA8","messageId":"ga8a-3","timestamp":"2025-05-24T10:45:00Z","context":{"sessionId":"A"}}`,
+		`{"type":"page","anonymousId":"ga8b","name":"GA8","messageId":"ga8b-1","timestamp":"2025-05-24T10:00:00Z","context":{"sessionId":"A"}}`,
+		`{"type":"page","anonymousId":"ga8b","name":"GA8 NoId","messageId":"ga8b-2","timestamp":"2025-05-24T10:40:00Z"}`,
+		`{"type":"page","anonymousId":"ga8b","name":"GA8","messageId":"ga8b-3","timestamp":"2025-05-24T10:45:00Z","context":{"sessionId":"A"}}`,
+		`{"type":"page","anonymousId":"ga8c","name":"GA8","messageId":"ga8c-1","timestamp":"2025-05-24T10:00:00Z","context":{"sessionId":"A"}}`,
+		`{"type":"page","anonymousId":"ga8c","name":"GA8 NoId","messageId":"ga8c-2","timestamp":"2025-05-24T10:40:00Z"}`,
+		`{"type":"page","anonymousId":"ga8c","name":"GA8","messageId":"ga8c-3","timestamp":"2025-05-24T10:45:00Z","context":{"sessionId":"B"}}`,
+	}
+	for _, order := range []struct {
+		name  string
+		lines []string
+	}{{"in order", lines}, {"reversed", reversed(lines)}} {
+		t.Run(order.name, func(t *testing.T) {
+			t.Parallel()
+			s := startServe(t)
+			for _, l := range order.lines {
+				if code, body := s.track(t, "/v1/batch", `{"batch":[`+l+`]}`); code != 200 {
+					t.Fatalf("POST /v1/batch: %d %s", code, body)
+				}
+			}
+			s.waitStored(t)
+			sum := s.sessions(t)
+			if sum.Sessions != 4 || sum.Events != 8 || sum.ByEndReason["timeout"] != 1 || sum.ByEndReason["open"] != 3 {
+				t.Errorf("sessions %d events %d by end reason %v, want 4 of 8 events: ga8a's and ga8b's one each (open), ga8c's two (timeout, open)",
+					sum.Sessions, sum.Events, sum.ByEndReason)
+			}
+			out := s.waymark(t, "funnel", "--steps", "GA8,GA8", "--window", "1h", "--count-by", "sessions", "--json")
+			var f funnelJSON
+			if err := json.Unmarshal([]byte(out), &f); err != nil {
+				t.Fatalf("funnel --json: %v\n%s", err, out)
+			}
+			var got []int64
+			for _, st := range f.Steps {
+				got = append(got, st.Customers)
+			}
+			if want := []int64{4, 2}; !slices.Equal(got, want) {
+				t.Errorf("funnel GA8,GA8 by sessions %v, want %v: ga8a's and ga8b's sessions convert", got, want)
 			}
 		})
 	}
