@@ -83,7 +83,7 @@ func coldLatest(data []byte) int64 {
 //	latest, reached, channel, byUser
 //	len(points), then per point: us (its time, unix µs) and seq as deltas from the point before, id (8 bytes little
 //	  endian), payload (4 bytes little endian), rules, touch, channel, campaign, session
-//	len(sessions), then per session: startMs as a delta from the session before, endMs-startMs,
+//	len(sessions), then per session: startUs as a delta from the session before, endUs-startUs,
 //	  version, events, entry, exit, channel, campaign, reason, person, stages
 func encodeCustomer(c *customer, channel uint32) []byte {
 	b := make([]byte, 0, 16+len(c.points)*28+len(c.sessions)*32)
@@ -106,9 +106,9 @@ func encodeCustomer(c *customer, channel uint32) []byte {
 	b = binary.AppendUvarint(b, uint64(len(c.sessions)))
 	var start int64
 	for _, ss := range c.sessions {
-		b = binary.AppendVarint(b, ss.startMs-start)
-		b = binary.AppendVarint(b, ss.endMs-ss.startMs)
-		start = ss.startMs
+		b = binary.AppendVarint(b, ss.startUs-start)
+		b = binary.AppendVarint(b, ss.endUs-ss.startUs)
+		start = ss.startUs
 		for _, v := range [...]uint64{ss.version, uint64(ss.events), uint64(ss.entry), uint64(ss.exit), uint64(ss.channel),
 			uint64(ss.campaign), uint64(ss.reason), uint64(ss.person), ss.stages} {
 			b = binary.AppendUvarint(b, v)
@@ -154,7 +154,7 @@ func decodeCustomer(data []byte, strs []string) (*customer, error) {
 	for i := range c.sessions {
 		ss := &c.sessions[i]
 		start += d.varint()
-		ss.startMs, ss.endMs = start, start+d.varint()
+		ss.startUs, ss.endUs = start, start+d.varint()
 		ss.version, ss.events = d.uvarint(), d.uint32()
 		ss.entry, ss.exit, ss.channel, ss.campaign, ss.reason, ss.person = d.uint32(), d.uint32(), d.uint32(), d.uint32(), d.uint32(), d.uint32()
 		ss.stages = d.uvarint()

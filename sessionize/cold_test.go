@@ -34,8 +34,8 @@ func TestColdCustomerRoundTrip(t *testing.T) {
 		}, latest: math.MaxInt64, reached: math.MaxUint64, firstChannel: "direct"}},
 		{"sessions", customer{points: []point{{us: 10}, {us: 20}}, latest: 20, reached: 5, firstChannel: "direct",
 			sessions: []storedSession{
-				{startMs: 10, endMs: 10, version: math.MaxUint64, events: 1, entry: 2, exit: 2, reason: 1, person: 0, stages: 1},
-				{startMs: -100, endMs: math.MaxInt64 - 200, version: 1, events: math.MaxUint32, entry: math.MaxUint32, stages: math.MaxUint64},
+				{startUs: 10, endUs: 10, version: math.MaxUint64, events: 1, entry: 2, exit: 2, reason: 1, person: 0, stages: 1},
+				{startUs: -100, endUs: math.MaxInt64 - 200, version: 1, events: math.MaxUint32, entry: math.MaxUint32, stages: math.MaxUint64},
 			}}},
 		{"indexed ids", customer{points: many, latest: many[len(many)-1].us, firstChannel: "email"}},
 	}
@@ -78,7 +78,7 @@ func compareCustomers(t *testing.T, got, want *customer) {
 // data, is an error, never a panic or a customer.
 func TestColdDecodeRefusesDamage(t *testing.T) {
 	c := customer{points: []point{{us: 100, id: 1}, {us: 200, id: 2, session: 9}}, latest: 200, firstChannel: "a",
-		sessions: []storedSession{{startMs: 100, endMs: 200, events: 2}}}
+		sessions: []storedSession{{startUs: 100, endUs: 200, events: 2}}}
 	data := encodeCustomer(&c, 0)
 	strs := []string{"a"}
 	for n := range len(data) {
@@ -103,7 +103,7 @@ func TestColdDecodeRefusesDamage(t *testing.T) {
 // decoded encodes to what decodes to the same customer.
 func FuzzColdCustomer(f *testing.F) {
 	c := customer{points: []point{{us: 100, seq: 3, id: 1, rules: 1, touch: 1}, {us: 200, id: 2, session: 9}}, latest: 200,
-		firstChannel: "a", sessions: []storedSession{{startMs: 100, endMs: 200, events: 2, person: 1}}}
+		firstChannel: "a", sessions: []storedSession{{startUs: 100, endUs: 200, events: 2, person: 1}}}
 	f.Add(encodeCustomer(&c, 0))
 	f.Add([]byte{})
 	strs := []string{"a", "b"}

@@ -105,7 +105,7 @@ type Session struct {
 	// PersonID is the person of the session's last touchpoint when it was sessionized (a userId
 	// when one was known); later merges are applied at query time, as for events.
 	PersonID      string
-	Start, End    time.Time
+	Start, End    time.Time // the first and last touchpoints' times, to the µs
 	Events        int
 	EntryEvent    string   // the first touchpoint (event name, or type for unnamed pages)
 	ExitEvent     string   // the last touchpoint
@@ -202,7 +202,7 @@ func (s *Sessionizer) intern(str string) uint32 {
 // storedSession is what the sessionizer keeps of a session it emitted, to diff later versions
 // against: 64 bytes, strings interned, stages as bits.
 type storedSession struct {
-	startMs, endMs int64
+	startUs, endUs int64 // unix µs, as Session.Start and End
 	version        uint64
 	events         uint32
 	entry, exit    uint32
@@ -1491,9 +1491,9 @@ func (s *Sessionizer) Restore(key string, events []ingest.Event, sessions []Sess
 	for _, ss := range sessions {
 		c.sessions = append(c.sessions, s.store(ss))
 	}
-	// In start order; of sessions starting in one millisecond, the one ending first is first.
+	// In start order; of sessions starting in one microsecond, the one ending first is first.
 	slices.SortStableFunc(c.sessions, func(a, b storedSession) int {
-		return cmp.Or(cmp.Compare(a.startMs, b.startMs), cmp.Compare(a.endMs, b.endMs))
+		return cmp.Or(cmp.Compare(a.startUs, b.startUs), cmp.Compare(a.endUs, b.endUs))
 	})
 	s.watermark = max(s.watermark, c.latest)
 	s.customers[key] = c
@@ -1720,10 +1720,11 @@ func (s *Sessionizer) diff(key string, c *customer, next []Session) []Session {
 	type start struct{ ms, nth int64 }
 	startOf := func(ss []storedSession, i int) start {
 		nth := 0
-		for j := i - 1; j >= 0 && ss[j].startMs == ss[i].startMs; j-- {
+		ms := ss[i].startUs / 1000
+		for j := i - 1; j >= 0 && ss[j].startUs/1000 == ms; j-- {
 			nth++
 		}
-		return start{ss[i].startMs, int64(nth)}
+		return start{ms, int64(nth)}
 	}
 	old := make(map[start]int, len(c.sessions))
 	for i := range c.sessions {
@@ -1770,7 +1771,7 @@ func (s *Sessionizer) store(ss Session) storedSession {
 		}
 	}
 	return storedSession{
-		startMs: ss.Start.UnixMilli(), endMs: ss.End.UnixMilli(), version: ss.Version, events: uint32(ss.Events),
+		startUs: ss.Start.UnixMicro(), endUs: ss.End.UnixMicro(), version: ss.Version, events: uint32(ss.Events),
 		entry: s.intern(ss.EntryEvent), exit: s.intern(ss.ExitEvent), channel: s.intern(ss.EntryChannel),
 		campaign: s.intern(ss.EntryCampaign), reason: s.intern(ss.EndReason), person: s.intern(ss.PersonID), stages: stages,
 	}
@@ -1780,8 +1781,8 @@ func (s *Sessionizer) store(ss Session) storedSession {
 // sessions starting in its millisecond (see sessionID).
 func (s *Sessionizer) expand(key string, o storedSession, nth int64) Session {
 	return Session{
-		ID: sessionID(key, o.startMs, nth), CustomerKey: key, PersonID: s.strs[o.person],
-		Start: time.UnixMilli(o.startMs).UTC(), End: time.UnixMilli(o.endMs).UTC(), Events: int(o.events),
+		ID: sessionID(key, o.startUs/1000, nth), CustomerKey: key, PersonID: s.strs[o.person],
+		Start: time.UnixMicro(o.startUs).UTC(), End: time.UnixMicro(o.endUs).UTC(), Events: int(o.events),
 		EntryEvent: s.strs[o.entry], ExitEvent: s.strs[o.exit], EntryChannel: s.strs[o.channel],
 		EntryCampaign: s.strs[o.campaign], Stages: s.stageNames(o.stages), EndReason: s.strs[o.reason],
 		MapVersion: s.jm.Version, Version: o.version,

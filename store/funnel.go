@@ -534,7 +534,7 @@ func (p *funnelPlan) units(events []scannedEvent, attrs attrTable, sessions *vis
 		p.unitsOf = append(p.unitsOf[:0], out)
 		return p.unitsOf
 	}
-	parts := splitBySession(out, keys, func(e unitEvent) int64 { return e.t / 1000 }, sessions)
+	parts := splitBySession(out, keys, func(e unitEvent) int64 { return e.t }, sessions)
 	units := make([][]unitEvent, len(parts))
 	for i, p := range parts {
 		units[i] = p.events
@@ -555,10 +555,12 @@ type sessionPart[E any] struct {
 // a session is a person's events within one visit of a device. A visit in which one person logs
 // in is one session; a visit shared by several signed-in persons is one session per person, as
 // Amplitude and Mixpanel count sessions per user. keys[i] is the customer key of events[i], and
-// at gives an event's time (ms, as the visits'). Events of no stored session yet are left out.
-// Visits of one key starting in one millisecond (cut there by a client session id that changes
-// or by max_events) are one session here: events are placed by their millisecond, and those of
-// the millisecond all fall in the last of them.
+// at gives an event's time (µs, as the visits'). Events of no stored session yet are left out.
+// Events are placed by their µs, so visits of one key cut within one millisecond (a client
+// session id changing between events 500 µs apart, max_events over a burst) are sessions apart.
+// Visits of one key starting in one microsecond (max_events over events stamped alike) are one
+// session here: the events of that µs all fall in the last of them (by end, then end reason),
+// as an event's time is all a query can place it by.
 func splitBySession[E any](events []E, keys []string, at func(E) int64, sessions *visits) []sessionPart[E] {
 	type unitKey struct {
 		key   string

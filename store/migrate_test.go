@@ -48,6 +48,12 @@ func TestMigrateUpgradesVersion4(t *testing.T) {
 		}
 	}
 
+	// Sessions stored before their µs were kept read as before: from the start of start_ms
+	// through the end of end_ms.
+	if got := subMicros(t, conn, db); !slices.Equal(got, []string{"s1 0 999", "s2 0 999"}) {
+		t.Errorf("sessions stored at version 4: (id, start_sub_us, end_sub_us) %q, want 0 and 999", got)
+	}
+
 	// Rows with an explicit person id: a key already known to belong to another person.
 	insert(t, conn, db+".events", "source, message_id, customer_key, person_id, date", []any{"web", "m3", "a:anon-2", "u:alice", day})
 	insert(t, conn, db+".sessions", "session_id, customer_key, person_id, date, version", []any{"s3", "a:anon-2", "u:alice", day, uint64(1)})
@@ -239,6 +245,28 @@ func columns(t testing.TB, conn driver.Conn, db string) []string {
 	out := make([]string, len(cols))
 	for i, c := range cols {
 		out[i] = c.desc
+	}
+	return out
+}
+
+// subMicros is the sessions rows of database db as "id start_sub_us end_sub_us", by id.
+func subMicros(t testing.TB, conn driver.Conn, db string) []string {
+	t.Helper()
+	rows, err := conn.Query(context.Background(), "SELECT concat(session_id, ' ', toString(start_sub_us), ' ', toString(end_sub_us)) FROM `"+db+"`.sessions ORDER BY session_id")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var r string
+		if err := rows.Scan(&r); err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, r)
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
 	}
 	return out
 }

@@ -567,7 +567,7 @@ func (s *Store) scanPasses(ctx context.Context, sc eventScan, loads []visitLoad)
 		var v uint64
 		for _, l := range loads {
 			var rows uint64
-			if err := s.conn.QueryRow(ctx, "SELECT count() FROM "+s.table("sessions")+" WHERE end_ms >= ?", uint64(max(l.from, 0))).Scan(&rows); err != nil {
+			if err := s.conn.QueryRow(ctx, "SELECT count() FROM "+s.table("sessions")+" WHERE end_ms >= ?", uint64(max(l.from/1000, 0))).Scan(&rows); err != nil {
 				return id, nil, fmt.Errorf("count visits: %w", err)
 			}
 			v += rows

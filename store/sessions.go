@@ -124,7 +124,7 @@ func (s *Store) sessions(ctx context.Context, from, to time.Time) (*SessionSumma
 			keys = append(keys, attrs.value(e.at, keyAttr))
 		}
 		counted := false // a scan gives each person once: no set of them is kept
-		for _, ss := range splitBySession(events, keys, func(e scannedEvent) int64 { return e.t / 1000 }, visits) {
+		for _, ss := range splitBySession(events, keys, func(e scannedEvent) int64 { return e.t }, visits) {
 			first, end := ss.events[0], ss.events[len(ss.events)-1]
 			if first.t < lo || first.t >= hi {
 				continue

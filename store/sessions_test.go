@@ -197,9 +197,15 @@ func earliestCopies(events []ingest.Event) []ingest.Event {
 // database's name.
 func sessionizedStore(t *testing.T, jm *sessionize.Map, events []ingest.Event) (*store.Store, string) {
 	t.Helper()
+	return sessionizedStoreWith(t, sessionize.Config{}, jm, events)
+}
+
+// sessionizedStoreWith is sessionizedStore with a sessionizer configured by cfg.
+func sessionizedStoreWith(t *testing.T, cfg sessionize.Config, jm *sessionize.Map, events []ingest.Event) (*store.Store, string) {
+	t.Helper()
 	var db string
 	s := openStoreWith(t, func(c *store.Config) { db, c.FunnelMatching = c.Database, store.MatchProcess })
-	sz, err := sessionize.New(sessionize.Config{}, jm)
+	sz, err := sessionize.New(cfg, jm)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -213,4 +219,73 @@ func sessionizedStore(t *testing.T, jm *sessionize.Map, events []ingest.Event) (
 		}
 	}
 	return s, db
+}
+
+// TestVisitsCutWithinOneMillisecond: visits of one device that the sessionizer cuts within one
+// millisecond are sessions apart in every query that counts sessions, as events are placed in
+// visits by their µs (splitBySession): max_events (2 here) over four views 100 µs apart, and a
+// client session id changing between two events 500 µs apart (tester 8's F3). Checked in the
+// sessions summary and in funnels counted by sessions, on a store that reads in one pass and on
+// one that reads in many, before and after ClickHouse merges the parts.
+func TestVisitsCutWithinOneMillisecond(t *testing.T) {
+	t.Parallel()
+	page := func(anon, name, id, ts, session string) string {
+		m := map[string]any{"type": "page", "anonymousId": anon, "name": name, "messageId": id, "timestamp": ts}
+		if session != "" {
+			m["context"] = map[string]string{"sessionId": session}
+		}
+		b, _ := json.Marshal(m)
+		return string(b)
+	}
+	arrivals := []string{
+		page("me", "ME1", "me-1", "2024-12-02T10:00:00.000100Z", ""),
+		page("me", "ME2", "me-2", "2024-12-02T10:00:00.000200Z", ""),
+		page("me", "ME3", "me-3", "2024-12-02T10:00:00.000300Z", ""),
+		page("me", "ME4", "me-4", "2024-12-02T10:00:00.000400Z", ""),
+		page("cs", "CS1", "cs-1", "2024-12-02T11:00:00.000100Z", "S1"),
+		page("cs", "CS2", "cs-2", "2024-12-02T11:00:00.000600Z", "S2"),
+		page("cs", "CS3", "cs-3", "2024-12-02T11:05:00Z", "S2"),
+	}
+	ctx := context.Background()
+	s, db := sessionizedStoreWith(t, sessionize.Config{MaxEventsPerSession: 2}, defaultMap(t), decodeArrivals(t, arrivals))
+	many := openStoreWith(t, func(c *store.Config) { c.Database, c.QueryPassEvents = db, 2 })
+	funnels := []struct {
+		steps string
+		want  string
+	}{
+		{"ME1,ME2,ME3", "[1 1 0]"}, {"ME3,ME4", "[1 1]"}, {"CS1,CS2", "[1 0]"}, {"CS2,CS3", "[1 1]"},
+	}
+	for _, merged := range []bool{false, true} {
+		if merged {
+			exec(t, rawConn(t), "OPTIMIZE TABLE `"+db+"`.sessions FINAL")
+		}
+		for name, st := range map[string]*store.Store{"one pass": s, "passes": many} {
+			sum, err := st.Sessions(ctx, store.SessionsQuery{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if sum.Sessions != 4 || sum.Events != 7 || sum.ByEndReason["max_events"] != 1 || sum.ByEndReason["client_session"] != 1 || sum.ByEndReason["open"] != 2 {
+				t.Errorf("merged %v, %s: sessions %d events %d by end reason %v, want 4 of 7 events: max_events, client_session and two open",
+					merged, name, sum.Sessions, sum.Events, sum.ByEndReason)
+			}
+			for _, f := range funnels {
+				v := url.Values{"steps": {f.steps}, "count_by": {"sessions"}, "window": {"1h"}}
+				res, err := st.Query(ctx, defaultMap(t), "funnel", v)
+				if err != nil {
+					t.Fatal(err)
+				}
+				var got struct{ Steps []struct{ Customers int64 } }
+				if err := json.Unmarshal([]byte(mustJSON(t, res)), &got); err != nil {
+					t.Fatal(err)
+				}
+				var counts []int64
+				for _, step := range got.Steps {
+					counts = append(counts, step.Customers)
+				}
+				if fmt.Sprint(counts) != f.want {
+					t.Errorf("merged %v, %s: funnel %s by sessions %v, want %s", merged, name, f.steps, counts, f.want)
+				}
+			}
+		}
+	}
 }

@@ -11,8 +11,9 @@ import (
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 )
 
-// span is one stored session (a visit of one device): its time range (ms) and end reason, an
-// index into the reasons of the visits it belongs to (visits.reason).
+// span is one stored session (a visit of one device): its time range (µs, its first and last
+// touchpoints' times, as scannedEvent.t) and end reason, an index into the reasons of the visits
+// it belongs to (visits.reason).
 type span struct {
 	start, end int64
 	reason     uint32
@@ -27,7 +28,7 @@ type span struct {
 // drops them after (see loadVisits). So its memory follows the pass, not the sessions table:
 // at 10M events (9.2M visits) holding every visit took 1.9–2.2 GiB.
 type visits struct {
-	from    int64    // ms: the visits end at or after it
+	from    int64    // µs: the visits end at or after it
 	keys    []string // distinct, in byte order
 	bounds  []int32  // keys[i]'s visits are spans[bounds[i]:bounds[i+1]]
 	spans   []span   // each key's by start
@@ -40,7 +41,7 @@ func visitsFrom(from time.Time) *visits {
 	if from.IsZero() {
 		return &visits{}
 	}
-	return &visits{from: from.UnixMilli()}
+	return &visits{from: from.UnixMicro()}
 }
 
 // of is the visits of customer key, by start; none when it has none here.
@@ -64,13 +65,13 @@ func (v *visits) drop() { *v = visits{from: v.from} }
 const passVisits = 1 << 20
 
 // liveVisits is the SQL of the live visits among the sessions rows where holds ("1": all of
-// them), and its one argument, from (ms, "?" after where's own): per session, the newest
-// version's customer key (key), start and end (ms) and end reason, of the sessions whose newest
+// them), and its one argument, from (µs, "?" after where's own): per session, the newest
+// version's customer key (key), start and end (µs) and end reason, of the sessions whose newest
 // version is not deleted and ends at or after from. Every query that counts sessions reads its
 // visits here.
 func (s *Store) liveVisits(where string) string {
-	return `SELECT session_id, argMax(customer_key, version) AS key, argMax(start_ms, version) AS start,
-			argMax(end_ms, version) AS end, argMax(end_reason, version) AS reason, argMax(deleted, version) AS gone
+	return `SELECT session_id, argMax(customer_key, version) AS key, argMax(start_ms * 1000 + start_sub_us, version) AS start,
+			argMax(end_ms * 1000 + end_sub_us, version) AS end, argMax(end_reason, version) AS reason, argMax(deleted, version) AS gone
 		FROM ` + s.table("sessions") + `
 		WHERE ` + where + `
 		GROUP BY session_id
@@ -160,7 +161,9 @@ func readVisits(ctx context.Context, rows driver.Rows) (*visitRows, error) {
 
 // visits are those of the rows that end at or after from: the keys in byte order, and each
 // key's visits side by side (a counting sort by key: a pass has many keys of a few visits
-// each), by start. ClickHouse 18.16 took three times as long to sort them by key as to read them.
+// each), by start, then end, then end reason, so visits starting in one µs (see splitBySession)
+// are in the same order whatever order the rows came in. ClickHouse 18.16 took three times as
+// long to sort them by key as to read them.
 func (vr *visitRows) visits(from int64) *visits {
 	v := &visits{from: from, reasons: vr.reasons}
 	order := make([]int32, len(vr.keys))
@@ -195,7 +198,12 @@ func (vr *visitRows) visits(from int64) *visits {
 		}
 	}
 	for i := range v.keys {
-		slices.SortFunc(v.spans[v.bounds[i]:v.bounds[i+1]], func(a, b span) int { return cmp.Compare(a.start, b.start) })
+		slices.SortFunc(v.spans[v.bounds[i]:v.bounds[i+1]], func(a, b span) int {
+			if c := cmp.Or(cmp.Compare(a.start, b.start), cmp.Compare(a.end, b.end)); c != 0 {
+				return c
+			}
+			return strings.Compare(v.reasons[a.reason], v.reasons[b.reason])
+		})
 	}
 	return v
 }

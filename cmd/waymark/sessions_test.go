@@ -135,6 +135,69 @@ func TestClientSessionIDChangeEndsASessionAcrossEventsWithoutOne(t *testing.T) {
 	}
 }
 
+// TestVisitsCutWithinOneMillisecondAreSessionsApart is the kind of fault tester 8 found (F3):
+// a client session id changing between events 500 µs apart cuts two visits of device cs8a in
+// one millisecond (S1 at .000100, S2 at .000600 and five minutes later), and every answer counts
+// them as the sessionizer cut them: two sessions, three events, one ended by the client's new
+// session id and one open, with CS8 One and CS8 Two in sessions apart and CS8 Two and CS8 Three
+// in one. The events arrive one call each, in order and reversed. Recomputed from the stored
+// events and sessions (`waymark resessionize`, which reads them back as a restart does), the
+// sessions are the same, to the µs: none is written again.
+func TestVisitsCutWithinOneMillisecondAreSessionsApart(t *testing.T) {
+	t.Parallel()
+	lines := []string{
+		`{"type":"page","anonymousId":"cs8a","name":"CS8 One","messageId":"cs8a-1","timestamp":"2025-05-02T10:00:00.000100Z","context":{"sessionId":"S1"}}`,
+		`{"type":"page","anonymousId":"cs8a","name":"CS8 Two","messageId":"cs8a-2","timestamp":"2025-05-02T10:00:00.000600Z","context":{"sessionId":"S2"}}`,
+		`{"type":"page","anonymousId":"cs8a","name":"CS8 Three","messageId":"cs8a-3","timestamp":"2025-05-02T10:05:00Z","context":{"sessionId":"S2"}}`,
+	}
+	for _, order := range []struct {
+		name  string
+		lines []string
+	}{{"in order", lines}, {"reversed", reversed(lines)}} {
+		t.Run(order.name, func(t *testing.T) {
+			t.Parallel()
+			s := startServe(t)
+			for _, l := range order.lines {
+				if code, body := s.track(t, "/v1/batch", `{"batch":[`+l+`]}`); code != 200 {
+					t.Fatalf("POST /v1/batch: %d %s", code, body)
+				}
+			}
+			s.waitStored(t)
+			check := func(when string) {
+				t.Helper()
+				sum := s.sessions(t)
+				if sum.Sessions != 2 || sum.Events != 3 || sum.ByEndReason["client_session"] != 1 || sum.ByEndReason["open"] != 1 {
+					t.Errorf("%s: sessions %d events %d by end reason %v, want 2 sessions of 3 events: S1 (client_session) and S2 (open)",
+						when, sum.Sessions, sum.Events, sum.ByEndReason)
+				}
+				for _, tt := range []struct {
+					steps string
+					want  []int64
+				}{{"CS8 One,CS8 Two", []int64{1, 0}}, {"CS8 Two,CS8 Three", []int64{1, 1}}} {
+					out := s.waymark(t, "funnel", "--steps", tt.steps, "--window", "1h", "--count-by", "sessions", "--json")
+					var f funnelJSON
+					if err := json.Unmarshal([]byte(out), &f); err != nil {
+						t.Fatalf("funnel --json: %v\n%s", err, out)
+					}
+					var got []int64
+					for _, st := range f.Steps {
+						got = append(got, st.Customers)
+					}
+					if !slices.Equal(got, tt.want) {
+						t.Errorf("%s: funnel %s by sessions %v, want %v", when, tt.steps, got, tt.want)
+					}
+				}
+			}
+			check("stored")
+			out := s.waymark(t, "resessionize", "--from", "2025-05-02", "--to", "2025-05-03")
+			if !strings.Contains(out, "0 sessions written (new or changed), 0 deleted") {
+				t.Errorf("resessionize changed sessions read back from the store: %s", out)
+			}
+			check("after resessionize")
+		})
+	}
+}
+
 // TestEventWithoutClientSessionIDInAPauseKeepsTheSession is the kind of fault tester 8 found
 // (F5): an event without a client session id (a server-side call) sent during a pause longer
 // than the gap does not split the client's session when the next event carrying an id carries

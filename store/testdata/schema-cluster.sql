@@ -132,3 +132,7 @@ ALTER TABLE `waymark`.`superseded_events` ON CLUSTER `waymark_cluster` ADD COLUM
 ALTER TABLE `waymark`.`device_sign_ins_local` ON CLUSTER `waymark_cluster` ADD COLUMN from_sub_us Array(UInt16);
 
 ALTER TABLE `waymark`.`device_sign_ins` ON CLUSTER `waymark_cluster` ADD COLUMN from_sub_us Array(UInt16);
+
+ALTER TABLE `waymark`.`sessions_local` ON CLUSTER `waymark_cluster` ADD COLUMN start_sub_us UInt16, ADD COLUMN end_sub_us UInt16 DEFAULT 999;
+
+ALTER TABLE `waymark`.`sessions` ON CLUSTER `waymark_cluster` ADD COLUMN start_sub_us UInt16, ADD COLUMN end_sub_us UInt16 DEFAULT 999;
