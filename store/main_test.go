@@ -23,3 +23,11 @@ func openStoreWith(t testing.TB, configure func(*store.Config)) *store.Store {
 	t.Helper()
 	return server.OpenStore(t, configure)
 }
+
+// testDatabase returns the name of a database of t's own on server, dropped when t ends.
+func testDatabase(t testing.TB) string {
+	t.Helper()
+	db := storetest.Database()
+	server.DropWhenDone(t, db)
+	return db
+}

@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/waymark-dev/waymark/store"
-	"github.com/waymark-dev/waymark/store/storetest"
 )
 
 // TestMigrateConcurrently runs Migrate from several stores at once on a fresh database, as
@@ -21,11 +20,11 @@ func TestMigrateConcurrently(t *testing.T) {
 	t.Parallel()
 	const rounds, migrators = 5, 8
 	conn := rawConn(t)
-	freshDB := storetest.Database()
+	freshDB := testDatabase(t)
 	openStoreWith(t, func(c *store.Config) { c.Database = freshDB })
 	want := columns(t, conn, freshDB)
 	for range rounds {
-		db := storetest.Database()
+		db := testDatabase(t)
 		stores := make([]*store.Store, migrators)
 		for i := range stores {
 			stores[i] = openRaw(t, db)
@@ -52,7 +51,7 @@ func TestMigrateConcurrently(t *testing.T) {
 func TestMigrateResumes(t *testing.T) {
 	t.Parallel()
 	conn := rawConn(t)
-	freshDB := storetest.Database()
+	freshDB := testDatabase(t)
 	openStoreWith(t, func(c *store.Config) { c.Database = freshDB })
 	want := columns(t, conn, freshDB)
 	tests := []struct {
@@ -90,7 +89,7 @@ func TestMigrateResumes(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			db := storetest.Database()
+			db := testDatabase(t)
 			createV4(t, conn, db)
 			for _, stmt := range tt.applied {
 				exec(t, conn, strings.ReplaceAll(stmt, "DB.", "`"+db+"`."))

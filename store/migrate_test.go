@@ -13,7 +13,6 @@ import (
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 
 	"github.com/waymark-dev/waymark/store"
-	"github.com/waymark-dev/waymark/store/storetest"
 )
 
 // TestMigrateUpgradesVersion4 creates a database as schema version 4 left it (the single-node DDL
@@ -85,7 +84,7 @@ func TestMigrateUpgradesVersion4(t *testing.T) {
 		t.Errorf("a second Migrate changed the database (versions, columns, rows):\nbefore %s\nafter  %s", before, after)
 	}
 
-	freshDB := storetest.Database()
+	freshDB := testDatabase(t)
 	openStoreWith(t, func(c *store.Config) { c.Database = freshDB })
 	upgraded, fresh := columns(t, conn, db), columns(t, conn, freshDB)
 	for i := range max(len(upgraded), len(fresh)) {
@@ -122,7 +121,7 @@ func exec(t testing.TB, conn driver.Conn, stmt string) {
 // returns a connection to the test server and the database's name.
 func v4Database(t testing.TB) (driver.Conn, string) {
 	t.Helper()
-	conn, db := rawConn(t), storetest.Database()
+	conn, db := rawConn(t), testDatabase(t)
 	createV4(t, conn, db)
 	return conn, db
 }

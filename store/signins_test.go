@@ -10,7 +10,6 @@ import (
 	"github.com/waymark-dev/waymark/ingest"
 	"github.com/waymark-dev/waymark/sessionize"
 	"github.com/waymark-dev/waymark/store"
-	"github.com/waymark-dev/waymark/store/storetest"
 )
 
 // TestSignInsInAnEventsMillisecondCompareSeq: a shared device's page views and sign-ins stamped
@@ -48,7 +47,7 @@ func TestSignInsInAnEventsMillisecondCompareSeq(t *testing.T) {
 	jm := defaultMap(t)
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			db := storetest.Database()
+			db := testDatabase(t)
 			s := openStoreWith(t, func(c *store.Config) { c.Database = db })
 			var b sessionize.Batch
 			for i, e := range events {

@@ -28,7 +28,7 @@ func TestPoisonCannotCrashLoop(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer broker.Close()
-	database := fmt.Sprintf("crashloop_%d", dbSeq.Add(1))
+	database := newDatabase(t, "crashloop")
 	flags := []string{"--roles", "ingest", "--kafka-brokers", addr, "--clickhouse-database", database}
 
 	var want []string

@@ -100,6 +100,15 @@ func queryHangGuardEnv() string {
 	return "WAYMARK_QUERY_TIMEOUT=" + storetest.QueryHangGuard.String()
 }
 
+// newDatabase returns the name of a database no other test gets (prefix_N), dropped from chServer
+// when t's test ends, after the serve processes started later on it are stopped.
+func newDatabase(t testing.TB, prefix string) string {
+	t.Helper()
+	database := fmt.Sprintf("%s_%d", prefix, dbSeq.Add(1))
+	chServer.DropWhenDone(t, database)
+	return database
+}
+
 // startServe starts `waymark serve` with all roles (write key "test-key", source "test"; read key
 // testReadKey), plus extra flags. An --http-addr among them is polled on 127.0.0.1 and its port.
 func startServe(t testing.TB, extra ...string) *server {
@@ -124,7 +133,7 @@ func launchServe(t testing.TB, extra []string) (*server, error) {
 	s := &server{
 		broker:   freeAddr(t),
 		http:     freeAddr(t),
-		database: fmt.Sprintf("e2e_%d", dbSeq.Add(1)),
+		database: newDatabase(t, "e2e"),
 		log:      &lockedBuffer{},
 		exited:   make(chan error, 1),
 	}

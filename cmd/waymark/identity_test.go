@@ -94,7 +94,7 @@ func TestAnonymousEventsInASignInsSecondFollowTheClientsOrder(t *testing.T) {
 			t.Fatal(err)
 		}
 		t.Cleanup(broker.Close)
-		database := fmt.Sprintf("e2e_%d", dbSeq.Add(1))
+		database := newDatabase(t, "e2e")
 		flags := []string{"--kafka-brokers", broker.Addr(), "--clickhouse-database", database}
 		if n%2 == 1 && chServer.FunnelUDF {
 			flags = append(flags, "--funnel-matching", "process")
@@ -223,7 +223,7 @@ func TestAliasCycleNamesOnePersonEveryWay(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(broker.Close)
-	database := fmt.Sprintf("e2e_%d", dbSeq.Add(1))
+	database := newDatabase(t, "e2e")
 	serve := func() *server {
 		s := startServe(t, "--kafka-brokers", broker.Addr(), "--clickhouse-database", database)
 		s.broker, s.database = broker.Addr(), database

@@ -22,7 +22,7 @@ import (
 // matching a person whose funnel would take many minutes, and says so.
 func TestQueryStopsOnSignal(t *testing.T) {
 	t.Parallel()
-	database := fmt.Sprintf("e2e_%d", dbSeq.Add(1))
+	database := newDatabase(t, "e2e")
 	ctx := context.Background()
 	st, err := store.Open(ctx, store.Config{Addr: chServer.Addr, Database: database}, slog.New(slog.DiscardHandler), nil)
 	if err != nil {
