@@ -95,7 +95,11 @@ func runEngine(lib, config string) error {
 	var resultError func(result uintptr) *byte
 	purego.RegisterLibFunc(&queryCmdline, handle, "chdb_query_cmdline")
 	purego.RegisterLibFunc(&resultError, handle, "chdb_result_error")
-	args := []string{"clickhouse", "--config-file=" + config, "--multiquery", "--query=" + serveQuery, "--interactive", "--progress=off"}
+	// The engine logs at trace level whatever the config's logger says (it is clickhouse-local's):
+	// about twenty lines a query into the log and onto standard output, about 8% of its CPU in
+	// the tests, and a third of what migrating a database costs it. The error log, whose tail a
+	// failing test prints, keeps its warnings and errors.
+	args := []string{"clickhouse", "--config-file=" + config, "--multiquery", "--query=" + serveQuery, "--interactive", "--progress=off", "--log-level=error"}
 	argv := make([]*byte, len(args)+1) // NULL-terminated, as main's argv
 	for i, a := range args {
 		argv[i] = &append([]byte(a), 0)[0]
