@@ -817,3 +817,57 @@ func pushesOf(events []ingest.Event, mode string) [][]ingest.Event {
 	}
 	return pushes
 }
+
+// TestLaterCopyStillLinks: an identify and a track sent under one messageId, the track stamped
+// earlier (the event), the identify a later copy: the identify's link of its device to its user
+// counts in every arrival order, whether the copy arrived first (its link stays when the track
+// supersedes it) or second (not stored, it links all the same), with the track on the device's
+// key (x) or on the userId's (y, a copy on another key of the person); in one push, one push
+// each, and one push each with a restart before each (links restored as stored, Output.Links,
+// then the keys a Runner restores). Neither identify makes a sign-in: the track is the event.
+func TestLaterCopyStillLinks(t *testing.T) {
+	msg := func(typ, anon, user, event, id string, minutes int) ingest.Event {
+		return ingest.Event{Source: "t", Type: typ, AnonymousID: anon, UserID: user, Event: event, MessageID: id,
+			Timestamp: base.Add(time.Duration(minutes) * time.Minute)}
+	}
+	events := []ingest.Event{
+		msg("track", "xD", "", "Order Completed", "x-Z", 0),
+		msg("identify", "xD", "xu", "", "x-Z", 5),
+		msg("track", "", "yw", "Order Completed", "y-Z", 0),
+		msg("identify", "yE", "yw", "", "y-Z", 5),
+	}
+	for _, order := range permutations(len(events)) {
+		sent := make([]ingest.Event, len(order))
+		for i, j := range order {
+			sent[i] = events[j]
+			sent[i].Seq = int64(i + 1)
+		}
+		for _, mode := range []string{"one push", "one push each", "restart before each"} {
+			st := &storedRows{}
+			s := newTestSessionizer(t)
+			for _, batch := range pushesOf(sent, mode) {
+				if mode == "restart before each" {
+					s = newTestSessionizer(t)
+					s.RestoreLinks(st.links)
+					st.restoreFor(s, batch)
+				}
+				st.push(s, base, batch)
+			}
+			restarted := newTestSessionizer(t)
+			restarted.RestoreLinks(st.links)
+			for name, g := range map[string]*Sessionizer{"live": s, "restored from the stored links": restarted} {
+				for device, user := range map[string]string{"a:xD": "u:xu", "a:yE": "u:yw"} {
+					if got := g.ids.personOf(device); got != user {
+						t.Errorf("%v, %s, %s: %s is person %s, want %s", order, mode, name, device, got, user)
+					}
+				}
+			}
+			if len(st.signIns) != 0 || len(s.ids.users) != 0 {
+				t.Errorf("%v, %s: sign-ins %v, stored %v, want none", order, mode, s.ids.users, st.signIns)
+			}
+			if got, want := st.merged(), earliest([]ingest.Event{sent[slices.Index(order, 0)], sent[slices.Index(order, 2)]}); !slices.Equal(got, want) {
+				t.Errorf("%v, %s: rows %v, want the tracks only %v", order, mode, got, want)
+			}
+		}
+	}
+}

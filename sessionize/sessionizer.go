@@ -392,6 +392,22 @@ type Output struct {
 	// session. So the replaced copy is in Superseded, which the store writes before the events
 	// and every read of events leaves out: before and after merges, in any month, the earlier
 	// copy is the only one read, as if the copies had arrived in time order.
+	//
+	// The identity links a copy carries (identify, alias, an event with both ids: see
+	// identities.linksOf) count whichever copy is the event: a later copy, not stored, still links
+	// its ids (see laterCopy), as a superseded copy's links, made when it arrived, stay. So a
+	// client that sends an identify and a track under one messageId gets one person in every
+	// arrival order, live, after a restart (the links are stored, Output.Links) and in waymark
+	// resessionize (which rebuilds persons from the stored links). Taking a superseded copy's
+	// links back instead (it is no event) cannot be done alike: the identity graph is a
+	// union-find whose merges are not undone, and what a merge decided after it (a link refused
+	// as joining two userIds, copies superseded at the merge, see mergeCopies, the persons
+	// stored) would have to be replayed from events no longer held. A copy's sign-in
+	// (DeviceSignIns) is the one thing it gives only while it is the event: a superseded copy's is
+	// taken back (see supersede), a later copy makes none, and a restart, which rebuilds sign-ins
+	// from the stored events, finds neither. PostHog and Mixpanel, which deduplicate on the event
+	// name too (https://posthog.com/docs/how-posthog-works/ingestion-pipeline,
+	// https://docs.mixpanel.com/reference/event-deduplication), keep such an identify and its link.
 	LaterCopies []int
 	// Superseded are the stored copies (of the pushed copy's key or another key of its person)
 	// that an earlier copy pushed now replaced, to be left out of every answer (see LaterCopies).
@@ -456,10 +472,11 @@ func (s *Sessionizer) Push(now time.Time, events []ingest.Event) (Output, Stats)
 		}
 		if held, ok := c.held(p); ok {
 			stats.Duplicates++
-			personIDs[i], seqs[i] = s.ids.personAt(e.UserID, e.AnonymousID, held.us, held.seq)[2:], held.seq
 			if p.payload != held.payload { // another copy at the same time: the first to arrive is the event
 				ps.later = append(ps.later, i)
+				s.laterCopy(ps, key, c, e, held)
 			}
+			personIDs[i], seqs[i] = s.ids.personAt(e.UserID, e.AnonymousID, held.us, held.seq)[2:], held.seq
 			continue // the same bytes delivered again: stored again, which changes nothing
 		}
 		if c.holds(p.id) { // a copy at another time (a retry re-stamped): the earliest one counts
@@ -467,6 +484,7 @@ func (s *Sessionizer) Push(now time.Time, events []ingest.Event) (Output, Stats)
 			j := c.copyOf(p.id)
 			if p.us >= c.points[j].us {
 				ps.later = append(ps.later, i)
+				s.laterCopy(ps, key, c, e, c.points[j])
 				continue
 			}
 			// An earlier copy: it is the event from now on (see Output.LaterCopies).
@@ -484,6 +502,7 @@ func (s *Sessionizer) Push(now time.Time, events []ingest.Event) (Output, Stats)
 			q := oc.points[j]
 			if p.us >= q.us {
 				ps.later = append(ps.later, i)
+				s.laterCopy(ps, key, c, e, q)
 				personIDs[i], seqs[i] = s.ids.personAt(e.UserID, e.AnonymousID, q.us, q.seq)[2:], q.seq
 				if created && len(c.points) == 0 {
 					delete(s.customers, key) // nothing of it is stored
@@ -497,7 +516,7 @@ func (s *Sessionizer) Push(now time.Time, events []ingest.Event) (Output, Stats)
 		if c.firstChannel == "" && !s.isIdentity(p) {
 			c.firstChannel = s.strs[p.channel]
 		}
-		s.link(ps, key, c, e, p)
+		s.link(ps, key, c, e, p, false)
 		person := s.ids.personAt(e.UserID, e.AnonymousID, p.us, p.seq)
 		s.observe(key, c, e, p, person, stats, oc != nil)
 		if e.UserID != "" && e.AnonymousID != "" && s.signIn(c, e, p.us) {
@@ -575,7 +594,8 @@ func (ps *pushState) touch(key string, c *customer) {
 
 // supersede records that q, a copy customer key c held, was replaced by an earlier copy and is
 // no longer c's (the caller took it out of c's points, or replaced it there): its sign-in is
-// taken back, the copies of it pushed before in this push are not stored, the stored copy is left
+// taken back (its identity links stay, see Output.LaterCopies), the copies of it pushed before in
+// this push are not stored, the stored copy is left
 // out of every answer (Output.Superseded), and c's sessions are cut again (see
 // Output.LaterCopies). The copy's messageId is a pushed copy's when there is one; else (a copy
 // found at a merge, see mergeCopies) only its id is known, and the Runner names it from the
@@ -925,8 +945,9 @@ func (s *Sessionizer) observe(key string, c *customer, e *ingest.Event, p point,
 // a server's retry under the userId of a message the client sent from the device, or a copy from
 // another device of the person. It returns that key, its customer and the copy's index in its
 // points, or a nil customer. The earliest copy is the event, of copies at one time the first to
-// arrive (see Output.LaterCopies); a later copy is dropped whole, its identity links too, as a
-// later copy on its own key is, and as Segment drops a repeated messageId. The first copy's
+// arrive (see Output.LaterCopies); a later copy is not stored, as a later copy on its own key is
+// not, and as Segment drops a repeated messageId, but its identity links count (see laterCopy).
+// The first copy's
 // arrival fed the live counters, which count a message once, as queries do. The keys of those
 // persons that the sessionizer no longer held (evicted, or not restored since a restart) a Runner
 // restored before the push (see toRestore); without a Runner they are not asked, and both copies
@@ -995,17 +1016,27 @@ func (s *Sessionizer) heldUnder(k, own string, p point) (*customer, int) {
 // not late, and the live orders, revenue and refunds, counted when its first copy arrived (with
 // that copy's amount), are not counted again: counters cannot be taken back.
 func (s *Sessionizer) earlierCopy(ps *pushState, key string, c *customer, e *ingest.Event, p point) {
-	s.link(ps, key, c, e, p)
+	s.link(ps, key, c, e, p, false)
 	s.countEntries(c, s.reach(key, c, p, s.ids.personAt(e.UserID, e.AnonymousID, p.us, p.seq)), &ps.stats)
 	if e.UserID != "" && e.AnonymousID != "" && s.signIn(c, e, p.us) {
 		ps.signedIn("a:" + e.AnonymousID)
 	}
 }
 
+// laterCopy takes in e, a copy of an event that customer key c holds as q (under key or another
+// key of e's persons) at an earlier time, or at q's time and arriving after it with other
+// bytes: it is no event (see Output.LaterCopies), but the identity links it carries count, as
+// the links of every copy of a message do (see Output.LaterCopies). Its sign-in does not: a
+// sign-in is when an event of the user was on the device, and the copy is not stored.
+func (s *Sessionizer) laterCopy(ps *pushState, key string, c *customer, e *ingest.Event, q point) {
+	s.link(ps, key, c, e, q, true)
+}
+
 // link applies the identity links an event e (point p) of customer key c carries, counts the
 // stage entries a merge reveals (see enterMerged), and keeps one copy of each event the joined
-// persons both held (see mergeCopies).
-func (s *Sessionizer) link(ps *pushState, key string, c *customer, e *ingest.Event, p point) {
+// persons both held (see mergeCopies). p is left to reach its stages (see reach), unless held:
+// then p is the copy of e held, which reached them when it arrived (see laterCopy).
+func (s *Sessionizer) link(ps *pushState, key string, c *customer, e *ingest.Event, p point, held bool) {
 	stats := &ps.stats
 	for _, l := range s.ids.linksOf(e.UserID, e.AnonymousID, e.PreviousID, e.Type) {
 		stats.IdentityLinks++
@@ -1015,7 +1046,7 @@ func (s *Sessionizer) link(ps *pushState, key string, c *customer, e *ingest.Eve
 			stats.IdentityMerges++
 			ps.merged = append(ps.merged, [2]string{l.a, l.b})
 			root := s.ids.find(l.a)
-			s.enterMerged(key, c, p, root, stats)
+			s.enterMerged(key, c, p, held, root, stats)
 			s.mergeCopies(ps, root, joined)
 		case linkAlias:
 			// Stored with the merges, so a restart knows every alias that names the person, and
@@ -1113,14 +1144,23 @@ func (s *Sessionizer) reach(key string, c *customer, p point, person string) uin
 
 // enterMerged counts the stage entries of the person of ids root that a merge made: the stages
 // of nth rules that its held events reach together and that neither part had entered (see
-// Stats.StageEntries). p, the event of customer key c carrying the link, is left to reach. The
-// entries go to c's first-touch channel, or when the link is c's first call (a login on a new
-// device), to the first-touch channel of another key of the person.
-func (s *Sessionizer) enterMerged(key string, c *customer, p point, root string, stats *Stats) {
+// Stats.StageEntries). p, the event of customer key c carrying the link, is left to reach,
+// unless held (the copy held of a later copy carrying the link, see laterCopy): then it is one of
+// the person's events. The entries go to c's first-touch channel, or when the link is c's first
+// call (a login on a new device), to the first-touch channel of another key of the person.
+func (s *Sessionizer) enterMerged(key string, c *customer, p point, held bool, root string, stats *Stats) {
 	reached := s.ids.reached[root]
 	stages := reached
 	for r := range s.rules {
-		if nth := s.rules[r].Needs(); nth > 1 && stages&(1<<s.ruleStage[r]) == 0 && s.matches(key, c, root, r, p.id, nth) >= nth {
+		nth := s.rules[r].Needs()
+		if nth <= 1 || stages&(1<<s.ruleStage[r]) != 0 {
+			continue
+		}
+		n := s.matches(key, c, root, r, p.id, nth)
+		if held && p.rules&(1<<r) != 0 {
+			n++
+		}
+		if n >= nth {
 			stages |= 1 << s.ruleStage[r]
 		}
 	}

@@ -256,3 +256,110 @@ func TestAliasCycleNamesOnePersonEveryWay(t *testing.T) {
 		t.Errorf("after resessionize (%s): sessions' persons %q, want %q", strings.TrimSpace(out), got, want)
 	}
 }
+
+// TestCopiesOfAnIdentifyLinkInEveryOrder is tester 8's F2: a client sends an identify and a track
+// under one messageId (testdata/copies-of-an-identify.jsonl). The track is stamped earlier, so it
+// is the event and the identify a later copy, never stored; its link of the device to the user
+// counts all the same (sessionize.Output.LaterCopies), whichever arrives first: x's identify
+// shares the device key with the track, y's track is under the userId alone (a copy on another
+// key of the person). The answers are one person each, the device's anonymous event theirs, and
+// the same in every arrival: one batch, one call each, serve restarted between the copies (the
+// held copy restored from the store), through kcat; and again after waymark resessionize. Before,
+// an identify arriving second linked nothing (funnel 1→0, two persons) and one arriving first
+// kept its link when the track superseded it (1→1, one person), and resessionize kept both.
+func TestCopiesOfAnIdentifyLinkInEveryOrder(t *testing.T) {
+	t.Parallel()
+	lines := readLines(t, "testdata/copies-of-an-identify.jsonl")
+	pick := func(idx ...int) []string {
+		var out []string
+		for _, i := range idx {
+			out = append(out, lines[i])
+		}
+		return out
+	}
+	trackFirst, identifyFirst := pick(0, 1, 2, 3, 4, 5), pick(0, 2, 1, 3, 5, 4)
+	queries := []string{
+		"/api/v1/funnel?window=24h&steps=X+View,X+Order",
+		"/api/v1/funnel?window=24h&steps=Y+Browse,Y+Buy",
+		"/api/v1/dropoff?window=24h&steps=Y+Browse,Y+Buy",
+		"/api/v1/paths?anchor=X+View&depth=3&convert=X+Order",
+		"/api/v1/next?anchor=Y+Browse",
+		"/api/v1/sessions",
+	}
+	arrivals := []struct {
+		name  string
+		parts [][][]string // parts, each of calls, each of lines; serve restarts between parts
+		kcat  []string
+	}{
+		{name: "track first, one batch", parts: [][][]string{{trackFirst}}},
+		{name: "identify first, one batch", parts: [][][]string{{identifyFirst}}},
+		{name: "track first, one call each", parts: [][][]string{oneCallEach(trackFirst...)}},
+		{name: "identify first, one call each", parts: [][][]string{oneCallEach(identifyFirst...)}},
+		{name: "track first, restart before the identifies", parts: [][][]string{oneCallEach(pick(0, 1, 3, 4)...), oneCallEach(pick(2, 5)...)}},
+		{name: "identify first, restart before the tracks", parts: [][][]string{oneCallEach(pick(0, 2, 3, 5)...), oneCallEach(pick(1, 4)...)}},
+		{name: "track first, through kcat", kcat: trackFirst},
+		{name: "identify first, through kcat", kcat: identifyFirst},
+	}
+	var answers map[string]string // of the first arrival
+	for _, a := range arrivals {
+		broker, err := ingest.StartDevBroker(freeAddr(t), 3, "waymark.events", "waymark.dlq")
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(broker.Close)
+		database := fmt.Sprintf("e2e_%d", dbSeq.Add(1))
+		serve := func() *server {
+			s := startServe(t, "--kafka-brokers", broker.Addr(), "--clickhouse-database", database)
+			s.broker, s.database = broker.Addr(), database
+			return s
+		}
+		s := serve()
+		if a.kcat != nil {
+			produceWithKcat(t, s.broker, a.kcat)
+			s.waitStored(t)
+		}
+		for i, part := range a.parts {
+			if i > 0 {
+				s.stop(t)
+				s = serve()
+			}
+			for _, c := range part {
+				if status, answer := s.track(t, "/v1/batch", `{"batch":[`+strings.Join(c, ",")+`]}`); status != 200 {
+					t.Fatalf("%s: POST /v1/batch: %d %s", a.name, status, answer)
+				}
+				s.waitStored(t) // each call stored before the next is sent: the arrival order is the calls'
+			}
+		}
+		for _, when := range []string{"live", "after resessionize"} {
+			if when != "live" {
+				s.waymark(t, "resessionize")
+			}
+			what := a.name + ", " + when
+			got := map[string]string{}
+			for _, q := range queries {
+				code, body := httpGet(t, "http://"+s.http+q)
+				if code != 200 {
+					t.Fatalf("%s: %s: %d %s", what, q, code, body)
+				}
+				got[q] = compactJSON(t, body)
+			}
+			for _, steps := range []string{"X View,X Order", "Y Browse,Y Buy"} {
+				if f := s.funnel(t, steps, "24h"); len(f.Steps) != 2 || f.Steps[0].Customers != 1 || f.Steps[1].Customers != 1 {
+					t.Errorf("%s: funnel %s = %+v, want 1 → 1: the device's event is the user's", what, steps, f.Steps)
+				}
+			}
+			if n := s.sessions(t).Persons; n != 2 {
+				t.Errorf("%s: %d persons, want 2 (xu with device xD, yw with device yE)", what, n)
+			}
+			if answers == nil {
+				answers = got
+				continue
+			}
+			for _, q := range queries {
+				if got[q] != answers[q] {
+					t.Errorf("%s: %s answers\n%s\n%s, live, answers:\n%s", what, q, got[q], arrivals[0].name, answers[q])
+				}
+			}
+		}
+	}
+}
