@@ -595,11 +595,10 @@ func (ps *pushState) touch(key string, c *customer) {
 // supersede records that q, a copy customer key c held, was replaced by an earlier copy and is
 // no longer c's (the caller took it out of c's points, or replaced it there): its sign-in is
 // taken back (its identity links stay, see Output.LaterCopies), the copies of it pushed before in
-// this push are not stored, the stored copy is left
-// out of every answer (Output.Superseded), and c's sessions are cut again (see
-// Output.LaterCopies). The copy's messageId is a pushed copy's when there is one; else (a copy
-// found at a merge, see mergeCopies) only its id is known, and the Runner names it from the
-// store before the batch is written (see nameCopies).
+// this push are not stored, the stored copy is left out of every answer (Output.Superseded), and
+// c's sessions are cut again (see Output.LaterCopies). The copy's messageId is a pushed copy's
+// when there is one; else (a copy found at a merge, see mergeCopies) only its id is known, and
+// the Runner names it from the store before the batch is written (see nameCopies).
 func (s *Sessionizer) supersede(ps *pushState, key string, c *customer, q point) {
 	s.signOut(ps, key, q)
 	pushed := pushedCopies(ps.events[:ps.i], key, q)
@@ -947,8 +946,7 @@ func (s *Sessionizer) observe(key string, c *customer, e *ingest.Event, p point,
 // points, or a nil customer. The earliest copy is the event, of copies at one time the first to
 // arrive (see Output.LaterCopies); a later copy is not stored, as a later copy on its own key is
 // not, and as Segment drops a repeated messageId, but its identity links count (see laterCopy).
-// The first copy's
-// arrival fed the live counters, which count a message once, as queries do. The keys of those
+// The first copy's arrival fed the live counters, which count a message once, as queries do. The keys of those
 // persons that the sessionizer no longer held (evicted, or not restored since a restart) a Runner
 // restored before the push (see toRestore); without a Runner they are not asked, and both copies
 // stay stored (see Output.LaterCopies for the copies it cannot know of).
