@@ -320,6 +320,7 @@ type runnerMetrics struct {
 	revenue        *prometheus.CounterVec
 	refunds        *prometheus.CounterVec
 	ignoredAmounts *prometheus.CounterVec
+	ignoredScores  *prometheus.CounterVec
 }
 
 func newRunnerMetrics(reg prometheus.Registerer) (*runnerMetrics, error) {
@@ -366,10 +367,13 @@ func newRunnerMetrics(reg prometheus.Registerer) (*runnerMetrics, error) {
 		ignoredAmounts: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "waymark_journey_amounts_ignored_total", Help: "Order Completed amounts left out of revenue and refunds (the events are stored), by reason: not_a_number, not_finite, out_of_range.",
 		}, []string{"reason"}),
+		ignoredScores: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "waymark_journey_scores_ignored_total", Help: "Survey scores (NPS Submitted, Survey Answered) left out of the stages' mean scores (the events are stored), by reason: not_a_number, not_finite, out_of_scale.",
+		}, []string{"reason"}),
 	}
 	if reg != nil {
 		for _, c := range []prometheus.Collector{m.restored, m.restoredEvents, m.restoreSeconds, m.customers, m.open, m.sessions, m.duplicates, m.late, m.beyondLateness,
-			m.links, m.merges, m.runaway, m.userConflicts, m.signInsLost, m.evicted, m.stageEntries, m.orders, m.revenue, m.refunds, m.ignoredAmounts} {
+			m.links, m.merges, m.runaway, m.userConflicts, m.signInsLost, m.evicted, m.stageEntries, m.orders, m.revenue, m.refunds, m.ignoredAmounts, m.ignoredScores} {
 			if err := reg.Register(c); err != nil {
 				return nil, fmt.Errorf("register sessionizer metrics: %w", err)
 			}
@@ -402,5 +406,8 @@ func (m *runnerMetrics) observe(s Stats) {
 	}
 	for reason, n := range s.IgnoredAmounts {
 		m.ignoredAmounts.WithLabelValues(reason).Add(float64(n))
+	}
+	for reason, n := range s.IgnoredScores {
+		m.ignoredScores.WithLabelValues(reason).Add(float64(n))
 	}
 }

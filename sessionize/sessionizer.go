@@ -281,6 +281,10 @@ type Stats struct {
 	// IgnoredAmounts counts amounts left out of Revenue and Refunds, by reason (AmountNotANumber,
 	// AmountNotFinite, AmountOutOfRange): the events are stored all the same.
 	IgnoredAmounts map[string]int
+	// IgnoredScores counts survey scores left out of the stages' mean scores, by reason
+	// (SurveyScore: ScoreNotANumber, ScoreNotFinite, ScoreOutOfScale): the events are stored all
+	// the same.
+	IgnoredScores map[string]int
 }
 
 // StageChannel is a stage and a channel.
@@ -455,7 +459,8 @@ type Copy struct {
 // path) are ignored, so redelivered batches change nothing.
 func (s *Sessionizer) Push(now time.Time, events []ingest.Event) (Output, Stats) {
 	ps := &pushState{events: events, touched: s.restored, stats: Stats{Events: len(events), StageEntries: map[StageChannel]int{},
-		Orders: map[string]int{}, Revenue: map[string]float64{}, Refunds: map[string]float64{}, IgnoredAmounts: map[string]int{}}}
+		Orders: map[string]int{}, Revenue: map[string]float64{}, Refunds: map[string]float64{}, IgnoredAmounts: map[string]int{},
+		IgnoredScores: map[string]int{}}}
 	stats := &ps.stats
 	s.restored = nil
 	personIDs, seqs := make([]string, len(events)), make([]int64, len(events))
@@ -920,6 +925,11 @@ func (s *Sessionizer) observe(key string, c *customer, e *ingest.Event, p point,
 		return // its first copy was counted: the stages it reaches are reached, uncounted
 	}
 	s.countEntries(c, entered, stats)
+	if score, ok := e.Property(ScoreProperty); ok && e.Type == "track" && !copied {
+		if _, why, _ := SurveyScore(e.Event, score); why != "" {
+			stats.IgnoredScores[why]++
+		}
+	}
 	if !order {
 		return
 	}

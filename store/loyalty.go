@@ -381,17 +381,17 @@ type StageHealth struct {
 	ExitRate           float64  `json:"exit_rate"` // 1 - MovedOn / Entered, 0 when Entered is 0 (see ratio)
 	MedianDwellSeconds *float64 `json:"median_dwell_seconds,omitempty"`
 	TopTouchpoints     []Ranked `json:"top_touchpoints"`
-	SurveyResponses    int64    `json:"survey_responses"`
+	SurveyResponses    int64    `json:"survey_responses"` // the scores MeanScore is the mean of
 	MeanScore          *float64 `json:"mean_score,omitempty"`
+	// IgnoredScores counts the survey scores given in the stage that are left out of MeanScore,
+	// by reason (sessionize.SurveyScore: not_a_number, not_finite, out_of_scale).
+	IgnoredScores map[string]int64 `json:"ignored_scores,omitempty"`
 }
 
 // StagesResult lists the stages of the journey map in order.
 type StagesResult struct {
 	Stages []StageHealth `json:"stages"`
 }
-
-// surveyEvents are the events whose numeric "score" property (NPS, CSAT, CES) is averaged per stage.
-var surveyEvents = []string{"Survey Answered", "NPS Submitted"}
 
 // ParseStagesQuery reads from, to and limit.
 func ParseStagesQuery(v url.Values) (StagesQuery, error) {
@@ -403,7 +403,7 @@ func ParseStagesQuery(v url.Values) (StagesQuery, error) {
 
 // stagesWalk is what a stages query reads of each person's events in [from, to) (ms): step bit
 // st marks the events that enter stage st; tracked touchpoints (mask bit tracked) carry their
-// label (attribute 0) and their "score" property (attribute 1).
+// label (attribute 0) and their score (attribute 1, sessionize.ScoreProperty).
 type stagesWalk struct {
 	from, to int64
 	tracked  uint64
@@ -411,12 +411,13 @@ type stagesWalk struct {
 
 // stagesSink takes what stagesWalk.of reads of one person: the stages they entered, those they
 // went on from (after dwell µs), the touchpoints they had in each and the survey scores they gave
-// in each.
+// in each, or the reason a score they gave is left out (sessionize.SurveyScore).
 type stagesSink interface {
 	enter(stage int)
 	moveOn(stage int, dwell int64)
 	touch(stage int, label string, n int64)
 	respond(stage int, score float64)
+	ignoreScore(stage int, reason string)
 }
 
 // of reads one person's events, in the scan's order, into sink; entered and left are scratch
@@ -466,12 +467,11 @@ func (w *stagesWalk) of(unit []unitEvent, attrs attrTable, entered []int64, left
 			}
 			label := attrs.value(e.at, 0)
 			sink.touch(current, label, 1)
-			if slices.Contains(surveyEvents, label) {
-				// A score is read as every stored number is (docs/values.md): "1_0" and "0x1p3"
-				// are no scores, as [score>5] finds neither.
-				if score, ok := sessionize.ParseNumber(attrs.value(e.at, 1)); ok && !math.IsInf(score, 0) {
-					sink.respond(current, score)
-				}
+			switch score, ignored, ok := sessionize.SurveyScore(label, attrs.value(e.at, 1)); {
+			case ok:
+				sink.respond(current, score)
+			case ignored != "":
+				sink.ignoreScore(current, ignored)
 			}
 		}
 	}
@@ -486,6 +486,7 @@ type stageAgg struct {
 	touchpoints      map[string]int64
 	responses        int64
 	scoreSum         *big.Float // exact (see exactSumPrec): the same whatever order persons come in
+	ignoredScores    map[string]int64
 }
 
 // exactSumPrec is the precision, in bits, of a sum of float64 values that holds it exactly: the
@@ -523,6 +524,12 @@ func (a stageAggs) respond(st int, score float64) {
 	}
 	a[st].scoreSum.Add(a[st].scoreSum, big.NewFloat(score))
 }
+func (a stageAggs) ignoreScore(st int, reason string) {
+	if a[st].ignoredScores == nil {
+		a[st].ignoredScores = map[string]int64{}
+	}
+	a[st].ignoredScores[reason]++
+}
 
 // stagesOutcome is one person's part of a stages answer, as the UDF sends it (a stagesSink).
 type stagesOutcome struct {
@@ -546,9 +553,11 @@ type stageTouch struct {
 	n     int64
 }
 
+// stageScore is a score given in a stage, or the reason it is left out (ignored, not "").
 type stageScore struct {
-	stage int
-	score float64
+	stage   int
+	score   float64
+	ignored string
 }
 
 // reset makes o an empty outcome of n stages, keeping its space.
@@ -567,7 +576,10 @@ func (o *stagesOutcome) reset(n int) {
 func (o *stagesOutcome) enter(st int)               { o.entered[st] = true }
 func (o *stagesOutcome) moveOn(st int, dwell int64) { o.dwell[st] = dwell }
 func (o *stagesOutcome) respond(st int, score float64) {
-	o.scores = append(o.scores, stageScore{st, score})
+	o.scores = append(o.scores, stageScore{stage: st, score: score})
+}
+func (o *stagesOutcome) ignoreScore(st int, reason string) {
+	o.scores = append(o.scores, stageScore{stage: st, ignored: reason})
 }
 func (o *stagesOutcome) touch(st int, label string, n int64) {
 	k := stageLabel{st, label}
@@ -582,7 +594,8 @@ func (o *stagesOutcome) touch(st int, label string, n int64) {
 // encode writes o as text for the UDF's answer, "" when the person did nothing in range: the
 // number of stages; per stage 1 or 0 (entered) and the dwell (-1: not gone on); the number of
 // touchpoint counts and, per count, its stage and count; the number of scores and, per score, its
-// stage and score (shortest text that reads back the same float); all separated by spaces, then
+// stage and score (shortest text that reads back the same float) or the reason it is left out
+// (sessionize.ScoreNotANumber, …, which no float reads as); all separated by spaces, then
 // the touchpoints' labels as appendText texts.
 func (o *stagesOutcome) encode(b []byte) []byte {
 	if !slices.Contains(o.entered, true) && len(o.touches) == 0 {
@@ -611,7 +624,11 @@ func (o *stagesOutcome) encode(b []byte) []byte {
 	for _, s := range o.scores {
 		nums(int64(s.stage))
 		b = append(b, ' ')
-		b = strconv.AppendFloat(b, s.score, 'g', -1, 64)
+		if s.ignored != "" {
+			b = append(b, s.ignored...)
+		} else {
+			b = strconv.AppendFloat(b, s.score, 'g', -1, 64)
+		}
 	}
 	for _, t := range o.touches {
 		b = appendText(b, t.label)
@@ -673,8 +690,13 @@ func decodeStagesOutcome(s string, n int, sink stagesSink) error {
 		if !ok || pos == len(fields) {
 			return bad("a score")
 		}
-		score, err := strconv.ParseFloat(fields[pos], 64)
+		text := fields[pos]
 		pos++
+		if slices.Contains(sessionize.ScoreReasons(), text) {
+			sink.ignoreScore(int(st), text)
+			continue
+		}
+		score, err := strconv.ParseFloat(text, 64)
 		if err != nil || math.IsNaN(score) || math.IsInf(score, 0) {
 			return bad("a score")
 		}
@@ -703,7 +725,7 @@ func (s *Store) stagesQuery(ctx context.Context, jm *sessionize.Map, q StagesQue
 		names = append(names, EscapeStep(st.Name)) // a step that means the stage, whatever its name holds
 	}
 	p := plainPlan(jm, names)
-	tracked, _ := p.readAlso(labelSQL, propertyValue("score"))
+	tracked, _ := p.readAlso(labelSQL, propertyValue(sessionize.ScoreProperty))
 	if len(p.scan.preds) > 64 {
 		return nil, paramErrorf("journey_map", "too many conditions")
 	}
@@ -743,7 +765,7 @@ func (s *Store) stagesQuery(ctx context.Context, jm *sessionize.Map, q StagesQue
 	res := &StagesResult{}
 	for i, a := range aggs {
 		h := StageHealth{Stage: jm.Stages[i].Name, Entered: a.entered, MovedOn: a.movedOn, ExitRate: 1 - ratio(a.movedOn, a.entered),
-			MedianDwellSeconds: quantileSeconds(a.dwell, 0.5), SurveyResponses: a.responses}
+			MedianDwellSeconds: quantileSeconds(a.dwell, 0.5), SurveyResponses: a.responses, IgnoredScores: a.ignoredScores}
 		if a.entered == 0 {
 			h.ExitRate = 0
 		}

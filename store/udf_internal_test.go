@@ -278,7 +278,8 @@ func stagesSpec(t *testing.T) string {
 
 func TestServeFunnelUDFStages(t *testing.T) {
 	t.Parallel()
-	// Stage 0 at 10 (a page), a survey answered at 11 (score 9.5) and a bad score at 12, stage 2
+	// Stage 0 at 10 (a page), a survey answered at 11 (score 9.5) and a bad score at 12 (sent as
+	// its reason, out of the mean), stage 2
 	// at 20 together with a page (counted in stage 2: a time's events move on first), a copy of it.
 	input := udfChunks([]udfRow{
 		{spec: stagesSpec(t), t: []uint64{20, 10, 11, 12, 20, 20}, seq: []uint64{1, 0, 0, 0, 2, 2}, mask: []uint64{12, 9, 8, 8, 8, 8}, id: []uint64{5, 1, 2, 3, 4, 4},
@@ -289,7 +290,7 @@ func TestServeFunnelUDFStages(t *testing.T) {
 	if err := ServeFunnelUDF(bytes.NewReader(input), &out); err != nil {
 		t.Fatal(err)
 	}
-	want := []string{"3 1 10 0 -1 1 -1 5 0 1 0 1 0 1 2 1 2 1 1 0 9.5|4:Page|15:Survey Answered|13:NPS Submitted|9:Order|1:x|4:Page", ""}
+	want := []string{"3 1 10 0 -1 1 -1 5 0 1 0 1 0 1 2 1 2 1 2 0 9.5 0 not_a_number|4:Page|15:Survey Answered|13:NPS Submitted|9:Order|1:x|4:Page", ""}
 	if got := readAnswers(t, out.Bytes()); !slices.Equal(got, want) {
 		t.Errorf("got  %q\nwant %q", got, want)
 	}
@@ -301,13 +302,13 @@ func TestServeFunnelUDFStages(t *testing.T) {
 		t.Fatal(err)
 	}
 	if aggs[0].entered != 1 || aggs[0].movedOn != 1 || !slices.Equal(aggs[0].dwell, []int64{10}) || aggs[2].entered != 1 || aggs[1].entered != 0 ||
-		aggs[0].responses != 1 || meanScore(aggs[0].scoreSum, 1) != 9.5 || aggs[2].touchpoints["Page"] != 1 || aggs[0].touchpoints["NPS Submitted"] != 1 {
+		aggs[0].responses != 1 || meanScore(aggs[0].scoreSum, 1) != 9.5 || aggs[0].ignoredScores["not_a_number"] != 1 || aggs[2].touchpoints["Page"] != 1 || aggs[0].touchpoints["NPS Submitted"] != 1 {
 		t.Errorf("decoded %+v", aggs)
 	}
 	for _, bad := range []string{
 		"", "2 1 -1 0 -1 0 0", "3 1 -1 0 -1 0 -1 0", "3 1 -1 0 5 0 -1 0 0", "3 1 -1 0 -1 0 -1 1 0 0 0|1:a",
 		"3 1 -1 0 -1 0 -1 1 3 1 0|1:a", "3 1 -1 0 -1 0 -1 1 0 1 0", "3 1 -1 0 -1 0 -1 0 1 0 NaN", "3 1 -1 0 -1 0 -1 0 1 0",
-		"3 1 -1 0 -1 0 -1 0 0 7", "3 2 -1 0 -1 0 -1 0 0",
+		"3 1 -1 0 -1 0 -1 0 0 7", "3 2 -1 0 -1 0 -1 0 0", "3 1 -1 0 -1 0 -1 0 1 0 too_big",
 	} {
 		if err := decodeStagesOutcome(bad, 3, aggs); err == nil {
 			t.Errorf("decode %q: no error", bad)

@@ -9,6 +9,8 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
+	"math"
 	"net/url"
 	"slices"
 	"strconv"
@@ -492,10 +494,11 @@ func printStages(w io.Writer, v any) {
 	res := v.(*store.StagesResult)
 	tw := table(w)
 	fmt.Fprintln(tw, "STAGE\tENTERED\tMOVED ON\tEXIT RATE\tMEDIAN DWELL\tSURVEYS\tMEAN SCORE\t  TOP TOUCHPOINTS")
+	var ignored []string
 	for _, s := range res.Stages {
 		score := "-"
 		if s.MeanScore != nil {
-			score = fmt.Sprintf("%.2f", *s.MeanScore)
+			score = scoreText(*s.MeanScore)
 		}
 		var top []string
 		for _, t := range s.TopTouchpoints {
@@ -503,6 +506,21 @@ func printStages(w io.Writer, v any) {
 		}
 		fmt.Fprintf(tw, "%s\t%d\t%d\t%.1f%%\t%s\t%d\t%s\t  %s\n", s.Stage, s.Entered, s.MovedOn, 100*s.ExitRate,
 			seconds(s.MedianDwellSeconds), s.SurveyResponses, score, strings.Join(top, ", "))
+		for _, reason := range slices.Sorted(maps.Keys(s.IgnoredScores)) {
+			ignored = append(ignored, fmt.Sprintf("%s %d %s", s.Stage, s.IgnoredScores[reason], reason))
+		}
 	}
 	tw.Flush()
+	if len(ignored) > 0 {
+		fmt.Fprintf(w, "\nSurvey scores left out of the means (no number, or outside the survey's scale): %s\n", strings.Join(ignored, ", "))
+	}
+}
+
+// scoreText prints a mean survey score with two decimals, and one far outside any survey's scale
+// (an older server's answer) in at most three significant digits, never as hundreds of digits.
+func scoreText(v float64) string {
+	if math.Abs(v) < 1e6 {
+		return strconv.FormatFloat(v, 'f', 2, 64)
+	}
+	return strconv.FormatFloat(v, 'g', 3, 64)
 }

@@ -1,0 +1,54 @@
+package sessionize
+
+import "math"
+
+// ScoreProperty is the property of a survey event that holds its answer's score.
+const ScoreProperty = "score"
+
+// SurveyScale returns the scale [lo, hi] of the score a survey event carries (ScoreProperty),
+// and false when event is no survey event. NPS Submitted answers the Net Promoter question,
+// 0–10 (Reichheld, "The One Number You Need to Grow", 2003). Survey Answered carries any survey
+// (CSAT 1–5, CES 1–7, NPS 0–10) and states none, so it takes the widest of those, 0–10, the range
+// the journey map page draws its emotional curve on. The one place that knows the scales: the
+// stages query and the live metrics read them here.
+func SurveyScale(event string) (lo, hi float64, ok bool) {
+	switch event {
+	case "NPS Submitted", "Survey Answered":
+		return 0, 10, true
+	}
+	return 0, 0, false
+}
+
+// Why a survey score is left out of a stage's mean score.
+const (
+	ScoreNotANumber = "not_a_number" // not a JSON number or numeric string, e.g. "great", true, {}
+	ScoreNotFinite  = "not_finite"   // NaN or ±Infinity (as strings), or beyond float64 (1e999)
+	ScoreOutOfScale = "out_of_scale" // outside the survey's scale (SurveyScale), e.g. 11 or -50
+)
+
+// ScoreReasons lists the reasons SurveyScore gives.
+func ScoreReasons() []string { return []string{ScoreNotANumber, ScoreNotFinite, ScoreOutOfScale} }
+
+// SurveyScore reads the score text (the stored value of ScoreProperty) of a survey event named
+// event (SurveyScale) by the number rule every stored number is read by (ParseNumber). It
+// returns the score and ok when it counts towards a mean; "" and !ok when there is none (no
+// survey event, or the text is empty: the property unset); and a reason (ScoreNotANumber,
+// ScoreNotFinite, ScoreOutOfScale) and !ok when a score was given that cannot count: one answer
+// outside the scale would move a mean anywhere (one 1e6 among NPS answers, or two of 1.7e308),
+// and the write key is public. The event is stored all the same.
+func SurveyScore(event, text string) (score float64, ignored string, ok bool) {
+	lo, hi, survey := SurveyScale(event)
+	if !survey || text == "" {
+		return 0, "", false
+	}
+	f, number := ParseNumber(text)
+	switch {
+	case math.IsInf(f, 0) || !number && notFinite(text):
+		return 0, ScoreNotFinite, false
+	case !number:
+		return 0, ScoreNotANumber, false
+	case f < lo || f > hi:
+		return 0, ScoreOutOfScale, false
+	}
+	return f, "", true
+}
