@@ -77,8 +77,10 @@ func ParseDropoffQuery(v url.Values) (DropoffQuery, error) {
 	return q, fq.Validate()
 }
 
-// labelSQL is a touchpoint's label: its event name, or its type for unnamed pages and screens.
-var labelSQL = predicate{sql: "if(event != '', event, type)"}
+// labelSQL is a touchpoint's label: its event (or page, screen) name, or for a page or screen
+// sent without a name ingest.Internal and its type (unnamedLabel), which no name can equal: a
+// track event named "page" is counted apart from the pages without a name.
+var labelSQL = predicate{sql: `if(event != '', event, concat('\0', type))`} // '\0': ingest.Internal
 
 // locationSQL is where a touchpoint happened: its page path, else its product category.
 var locationSQL = predicate{sql: "if(page_path != '', page_path, prop_values[indexOf(prop_keys, 'category')])"}
@@ -122,13 +124,17 @@ type dropout struct {
 
 // of works out the dropout of a unit whose match stopped with path (the events that took its
 // steps), within window (µs) of its first step. Ties go to the smallest (label, location,
-// channel), so the answer does not depend on how ties are stored.
+// channel), a page without a name as page (sortKey), so the answer does not depend on how ties
+// are stored.
 func (d dropoffPlan) of(unit []unitEvent, attrs attrTable, path []int, window int64) dropout {
 	// the step event: the last one of the path, or in mode any the first step's event
 	at := path[len(path)-1]
 	end := unit[path[0]].t + window
 	// (label, location, channel) of unit[i] against unit[j]
-	compare := func(i, j int) int { return attrs.compare(unit[i].at, unit[j].at, d.first, 3) }
+	compare := func(i, j int) int {
+		x, y := attrs.value(unit[i].at, d.first), attrs.value(unit[j].at, d.first)
+		return cmp.Or(cmp.Compare(sortKey(x), sortKey(y)), attrs.compare(unit[i].at, unit[j].at, d.first, 3))
+	}
 	last, next := at, -1
 	from := at
 	for from > 0 && unit[from-1].t == unit[at].t {
@@ -298,12 +304,19 @@ func (p *funnelPlan) readAlso(attrs ...predicate) (uint64, int) {
 // share of total; an empty value is no value (MarkerNone), and a marker's text (labels.go) is
 // listed as its marker.
 func rank(counts map[string]int64, total int64, limit int) []Ranked {
+	return rankWith(counts, total, limit, nil)
+}
+
+// rankWith is rank, each real value with step(its counted text) as its Step when step is not nil.
+func rankWith(counts map[string]int64, total int64, limit int, step func(text string) string) []Ranked {
 	merged := make(map[string]int64, len(counts))
 	for v, n := range counts {
 		merged[cmp.Or(v, markNone)] += n
 	}
 	texts := slices.Collect(maps.Keys(merged))
-	slices.SortFunc(texts, func(a, b string) int { return cmp.Or(cmp.Compare(merged[b], merged[a]), cmp.Compare(a, b)) })
+	slices.SortFunc(texts, func(a, b string) int {
+		return cmp.Or(cmp.Compare(merged[b], merged[a]), cmp.Compare(sortKey(a), sortKey(b)), cmp.Compare(a, b))
+	})
 	if len(texts) > limit {
 		texts = texts[:limit]
 	}
@@ -311,6 +324,9 @@ func rank(counts map[string]int64, total int64, limit int) []Ranked {
 	for _, text := range texts {
 		value, marker := splitLabel(text)
 		out = append(out, Ranked{Value: value, Marker: marker, Count: merged[text], Share: ratio(merged[text], total)})
+		if marker == "" && step != nil {
+			out[len(out)-1].Step = step(text)
+		}
 	}
 	return out
 }
@@ -318,11 +334,5 @@ func rank(counts map[string]int64, total int64, limit int) []Ranked {
 // rankTouchpoints is rank of touchpoint labels (labelSQL), each real one with its step
 // (TouchpointStep).
 func rankTouchpoints(jm *sessionize.Map, counts map[string]int64, total int64, limit int) []Ranked {
-	out := rank(counts, total, limit)
-	for i := range out {
-		if out[i].Marker == "" {
-			out[i].Step = TouchpointStep(jm, out[i].Value)
-		}
-	}
-	return out
+	return rankWith(counts, total, limit, func(label string) string { return TouchpointStep(jm, label) })
 }

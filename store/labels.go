@@ -1,6 +1,10 @@
 package store
 
-import "strings"
+import (
+	"strings"
+
+	"github.com/waymark-dev/waymark/ingest"
+)
 
 // Markers name what an answer lists where there is no real value: no value (a breakdown value or
 // location unset, nothing done after a step), the values beyond a breakdown's limit summed, a
@@ -37,10 +41,24 @@ const (
 )
 
 // splitLabel separates a counted text into the real value it is, or the marker it stands for
-// (value "").
+// (value ""). The label of a page or screen without a name (unnamedLabel) is the value page or
+// screen.
 func splitLabel(text string) (value, marker string) {
 	if m, ok := strings.CutPrefix(text, markPrefix); ok {
 		return "", m
 	}
+	if typ, ok := unnamedLabel(text); ok {
+		return typ, ""
+	}
 	return text, ""
 }
+
+// unnamedLabel reports whether label is the touchpoint label of a page or screen call sent
+// without a name (labelSQL: ingest.Internal and the type), and returns the type.
+func unnamedLabel(label string) (typ string, ok bool) {
+	return strings.CutPrefix(label, ingest.Internal)
+}
+
+// sortKey is the text a counted text sorts by among equal counts: its value, so that pages
+// without a name sort as page; markers (markPrefix) last.
+func sortKey(text string) string { return strings.TrimPrefix(text, ingest.Internal) }

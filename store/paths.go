@@ -363,7 +363,8 @@ func (s *Store) pathsQuery(ctx context.Context, jm *sessionize.Map, q PathsQuery
 		rows = append(rows, counted{texts, c})
 	}
 	slices.SortFunc(rows, func(x, y counted) int {
-		return cmp.Or(cmp.Compare(y.persons, x.persons), slices.Compare(x.texts, y.texts))
+		return cmp.Or(cmp.Compare(y.persons, x.persons), slices.CompareFunc(x.texts, y.texts, func(a, b string) int { return cmp.Compare(sortKey(a), sortKey(b)) }),
+			slices.Compare(x.texts, y.texts))
 	})
 	rows = rows[:min(len(rows), q.Limit)]
 	for _, r := range rows {
@@ -374,7 +375,7 @@ func (s *Store) pathsQuery(ctx context.Context, jm *sessionize.Map, q PathsQuery
 				row.Marker = marker
 			} else {
 				row.Touchpoints = append(row.Touchpoints, value)
-				row.Steps = append(row.Steps, TouchpointStep(jm, value))
+				row.Steps = append(row.Steps, TouchpointStep(jm, t))
 			}
 		}
 		res.Paths = append(res.Paths, row)

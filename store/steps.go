@@ -62,20 +62,25 @@ func EscapeStep(name string) string {
 	return b.String()
 }
 
-// TouchpointStep returns the step that asks about a touchpoint as the answers count it (a label:
-// an event's name, or page or screen for the calls without one; see labelSQL): EscapeStep(name),
-// after "event:" when a stage of jm has that name, which a bare name would mean (parseStep). It
-// differs from name only where name pasted back as a step would mean something else: the event
-// "event:x" is event\:x, the event "conversion" of a map with a stage conversion is
-// event:conversion, "Checkout, Step 2" is Checkout\, Step 2. (Of a map with a stage named page,
-// event:page asks about the events so named, not the pages without a name.) The answers give it
+// TouchpointStep returns the step that asks about a touchpoint as the answers count it, from its
+// label (labelSQL: an event's name, or for the page and screen calls without one their type
+// marked as unnamedLabel): page or screen for those calls; else EscapeStep(label), after "event:"
+// when a bare name would mean something else (parseStep): a stage of jm, or page or screen
+// (unnamedLabels), which mean the calls without a name. It differs from the name only where the
+// name pasted back as a step would mean something else: the event "event:x" is event\:x, the event
+// "conversion" of a map with a stage conversion is event:conversion, a track event named "page"
+// is event:page, "Checkout, Step 2" is Checkout\, Step 2. (Of a map with a stage named page, page
+// asks about the stage, and no step about the pages without a name alone.) The answers give it
 // beside each touchpoint (Ranked.Step, PathRow.Steps), and the CLI and the journey map page use
 // it, so the rule is here alone.
-func TouchpointStep(jm *sessionize.Map, name string) string {
-	if _, stage := jm.Stage(name); stage {
-		return "event:" + EscapeStep(name)
+func TouchpointStep(jm *sessionize.Map, label string) string {
+	if typ, unnamed := unnamedLabel(label); unnamed {
+		return typ
 	}
-	return EscapeStep(name)
+	if _, stage := jm.Stage(label); stage || slices.Contains(unnamedLabels, label) {
+		return "event:" + EscapeStep(label)
+	}
+	return EscapeStep(label)
 }
 
 // stepToken is one character of a step's text: an escaped one (written with a backslash before
@@ -377,7 +382,7 @@ func stepRules(jm *sessionize.Map, step string) []sessionize.Rule {
 	case ok && kind != eventOnly:
 		rules = slices.Clone(st.Rules)
 	case slices.Contains(unnamedLabels, name) && kind == stageOrEvent:
-		rules = []sessionize.Rule{{Events: []string{name}}, {Types: []string{name}, Events: []string{""}}}
+		rules = []sessionize.Rule{{Types: []string{name}, Events: []string{""}}} // an event so named is event:page
 	default:
 		rules = []sessionize.Rule{{Events: []string{name}}}
 	}

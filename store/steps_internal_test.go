@@ -334,7 +334,10 @@ func TestTouchpointStep(t *testing.T) {
 	}
 	for _, tt := range []struct{ name, want string }{
 		{"Product Viewed", "Product Viewed"},
-		{"page", "page"},
+		{ingest.Internal + "page", "page"},     // a page sent without a name
+		{ingest.Internal + "screen", "screen"}, // a screen sent without a name
+		{"page", "event:page"},                 // a track event named page
+		{"screen", "event:screen"},
 		{"event:x", `event\:x`},
 		{"stage:awareness", `stage\:awareness`},
 		{"conversion", "event:conversion"},
@@ -346,10 +349,14 @@ func TestTouchpointStep(t *testing.T) {
 		if got != tt.want {
 			t.Errorf("TouchpointStep(%q) = %q, want %q", tt.name, got, tt.want)
 		}
-		// Read back, it is the event of that name (page: the calls counted as page too).
+		// Read back, it is the event of that name, or the calls of that type without a name.
 		rules := stepRules(jm, got)
-		if len(rules) == 0 || !slices.Equal(rules[0].Events, []string{tt.name}) {
-			t.Errorf("step %q asks about %+v, want the event %q", got, rules, tt.name)
+		want := sessionize.Rule{Events: []string{tt.name}}
+		if typ, unnamed := unnamedLabel(tt.name); unnamed {
+			want = sessionize.Rule{Types: []string{typ}, Events: []string{""}}
+		}
+		if len(rules) != 1 || !slices.Equal(rules[0].Events, want.Events) || !slices.Equal(rules[0].Types, want.Types) {
+			t.Errorf("step %q asks about %+v, want %+v", got, rules, want)
 		}
 	}
 }

@@ -146,3 +146,112 @@ func TestTouchpointsPrintAsTheirSteps(t *testing.T) {
 		}
 	}
 }
+
+// TestEventNamedPagePrintsApart: a tester's names. A track event named "page" (or "screen")
+// printed as page, as the pages sent without a name do, in next, paths, drop-off and stages, and
+// the step page counted both. It now prints as event:page, the pages without a name as page,
+// each pasted back finds only what was counted under it, and the CLI prints the same steps.
+func TestEventNamedPagePrintsApart(t *testing.T) {
+	t.Parallel()
+	s := startServe(t)
+	// Each person starts, then does one of: a page or screen without a name, a track event named
+	// page or screen. wantSteps is the step each prints as, by person.
+	second := map[string]string{
+		"q1": `"type":"page"`, "q2": `"type":"track","event":"page"`,
+		"q3": `"type":"screen"`, "q4": `"type":"track","event":"screen"`,
+	}
+	wantSteps := map[string]string{"q1": "page", "q2": "event:page", "q3": "screen", "q4": "event:screen"}
+	var events []string
+	for p, call := range second {
+		events = append(events,
+			fmt.Sprintf(`{"type":"track","userId":%q,"event":"Start","timestamp":"2026-06-01T10:00:00Z","messageId":"%s-1"}`, p, p),
+			fmt.Sprintf(`{%s,"userId":%q,"timestamp":"2026-06-01T10:01:00Z","messageId":"%s-2"}`, call, p, p))
+	}
+	postTrack(t, s, `{"batch":[`+strings.Join(events, ",")+`]}`)
+	s.waitStored(t)
+	var want []string
+	for _, step := range wantSteps {
+		want = append(want, step)
+	}
+	slices.Sort(want)
+
+	// The API's next and paths: one touchpoint a step, each counted once.
+	var next struct {
+		Touchpoints []struct {
+			Value, Step string
+			Count       int64
+		}
+	}
+	_, body := httpGet(t, "http://"+s.http+"/api/v1/next?anchor=Start")
+	if err := json.Unmarshal([]byte(body), &next); err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, tp := range next.Touchpoints {
+		got = append(got, tp.Step)
+		if tp.Count != 1 || strings.TrimPrefix(tp.Step, "event:") != tp.Value {
+			t.Errorf("next's touchpoint %+v, want step %s or event:%s counted once", tp, tp.Value, tp.Value)
+		}
+	}
+	slices.Sort(got)
+	if !slices.Equal(got, want) {
+		t.Errorf("next's steps %q, want %q", got, want)
+	}
+	var paths struct {
+		Paths []struct{ Steps []string }
+	}
+	code, body := httpGet(t, "http://"+s.http+"/api/v1/paths?anchor=Start&depth=2&convert=Start")
+	if err := json.Unmarshal([]byte(body), &paths); code != 200 || err != nil {
+		t.Fatalf("paths: %d %s", code, body)
+	}
+	got = got[:0]
+	for _, p := range paths.Paths {
+		got = append(got, p.Steps[len(p.Steps)-1])
+	}
+	slices.Sort(got)
+	if !slices.Equal(got, want) {
+		t.Errorf("paths' last steps %q, want %q", got, want)
+	}
+
+	// The drop-off after Start (nobody starts twice): what each did next.
+	var dropoff struct {
+		NextEvents []struct{ Step string } `json:"next_events"`
+	}
+	code, body = httpGet(t, "http://"+s.http+"/api/v1/dropoff?steps=Start,Start&step=1")
+	if err := json.Unmarshal([]byte(body), &dropoff); code != 200 || err != nil {
+		t.Fatalf("dropoff: %d %s", code, body)
+	}
+	got = got[:0]
+	for _, e := range dropoff.NextEvents {
+		got = append(got, e.Step)
+	}
+	slices.Sort(got)
+	if !slices.Equal(got, want) {
+		t.Errorf("drop-off's next steps %q, want %q (%s)", got, want, body)
+	}
+
+	// The CLI's next prints the same steps.
+	row := regexp.MustCompile(`^\s*(.+?)\s+(\d+)\s+[\d.]+%\s*$`)
+	var printed []string
+	for _, line := range strings.Split(s.waymark(t, "next", "--anchor", "Start"), "\n") {
+		if m := row.FindStringSubmatch(line); m != nil {
+			printed = append(printed, m[1])
+		}
+	}
+	slices.Sort(printed)
+	if !slices.Equal(printed, want) {
+		t.Errorf("waymark next --anchor Start printed %q, want %q", printed, want)
+	}
+
+	// Each step, pasted back, finds the one person who did it: as an anchor, and as a funnel's step.
+	for p, step := range wantSteps {
+		code, body := httpGet(t, "http://"+s.http+"/api/v1/next?direction=previous&anchor="+url.QueryEscape(step))
+		var prev struct{ Persons int64 }
+		if err := json.Unmarshal([]byte(body), &prev); code != 200 || err != nil || prev.Persons != 1 {
+			t.Errorf("anchor %s (%s's): %d %s, want the one person", step, p, code, body)
+		}
+		if f := s.funnel(t, "Start,"+step, "1h"); len(f.Steps) != 2 || f.Steps[1].Customers != 1 {
+			t.Errorf("funnel Start,%s: %+v, want 1 person at the second step", step, f.Steps)
+		}
+	}
+}
