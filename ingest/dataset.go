@@ -335,14 +335,24 @@ func withinEventLimit(emit func(Message) error, skip func(Skip)) func(Message) e
 	}
 }
 
-// eachLine calls fn for every non-empty line, numbered from 1.
+// byteOrderMark is the UTF-8 encoding of U+FEFF, which Windows tools (PowerShell's Out-File,
+// Excel's "CSV UTF-8") write at the start of a text file. The Unicode Standard (§23.8) calls it
+// no part of the text there; it is read as such only at the start of the file.
+const byteOrderMark = "\ufeff"
+
+// eachLine calls fn for every non-empty line, numbered from 1; a byte order mark starting the
+// first line is dropped.
 func eachLine(r io.Reader, fn func(line int, text string) error) error {
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 64<<10), 4<<20)
 	line := 0
 	for sc.Scan() {
 		line++
-		text := string(bytes.TrimRight(sc.Bytes(), "\r"))
+		b := sc.Bytes()
+		if line == 1 {
+			b = bytes.TrimPrefix(b, []byte(byteOrderMark))
+		}
+		text := string(bytes.TrimRight(b, "\r"))
 		if strings.TrimSpace(text) == "" {
 			continue
 		}

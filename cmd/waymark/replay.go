@@ -76,6 +76,11 @@ func runReplay(ctx context.Context, args []string, stdout io.Writer) error {
 		}
 		fmt.Fprintf(stdout, "  skipped line %d: %s\n", s.Line, s.Reason)
 	}
+	if err == nil && sum.Sent == 0 && len(sum.Skipped) > 0 {
+		// Loud but partial acceptance (some lines sent) exits 0; a file none of whose lines
+		// could be used is most likely the wrong --format or the wrong file.
+		return fmt.Errorf("sent no line of %s: all %d lines were skipped (see above; is --format %s right?)", *file, len(sum.Skipped), *format)
+	}
 	if err != nil {
 		if kf.brokers == "" && errors.Is(err, syscall.ECONNREFUSED) {
 			return fmt.Errorf("%w (--kafka-brokers is empty, so replay sends to the dev broker of a running `waymark serve` on --dev-broker-addr %s: is it running?)", err, kf.devBrokerAddr)
