@@ -2,6 +2,7 @@ package ingest
 
 import (
 	"bytes"
+	"cmp"
 	"compress/gzip"
 	"compress/zlib"
 	"context"
@@ -16,6 +17,7 @@ import (
 	"net/netip"
 	"net/url"
 	"path"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -482,18 +484,23 @@ func (c *Collector) serveTracking(w http.ResponseWriter, r *http.Request) {
 // rather than each event blamed; or a single call's own) with a 400 naming it (bad, a
 // requestError), after it has sent each of its events to the dead-letter topic with that reason,
 // counted as the collector's other dead letters: Segment's libraries do not retry a 4xx, and
-// nothing may be lost.
+// nothing may be lost. Each is prepared as every event is (prepare), so its dead letter carries
+// what a per-event rejection's does: receivedAt, the client's time as originalTimestamp beside
+// the corrected timestamp, a messageId, the batch's members it took; a re-drive stores it at the
+// time it was received, not at the time of the re-drive.
 func (c *Collector) refuseRequest(w http.ResponseWriter, r *http.Request, source string, req *trackingRequest, bad error) error {
 	var re *requestError
 	if !errors.As(bad, &re) {
 		return c.fail(w, bad)
 	}
-	now := time.Now().UTC()
-	rejected := make([]rejectedEvent, len(req.events))
-	for i, raw := range req.events {
-		key, _ := check(raw, now) // the device's key, for its partition, when the event has one
-		rejected[i] = rejectedEvent{index: i, reason: ReasonInvalidField, field: re.field, ofBatch: true,
-			err: &InvalidError{Reason: ReasonInvalidField, Field: re.field, Err: errors.New(re.message)}, raw: raw, key: key}
+	accepted, rejected := c.prepare(req, source, time.Now().UTC())
+	for _, a := range accepted {
+		rejected = append(rejected, rejectedEvent{index: a.index, raw: a.raw, key: a.key})
+	}
+	slices.SortFunc(rejected, func(a, b rejectedEvent) int { return cmp.Compare(a.index, b.index) })
+	for i := range rejected {
+		rejected[i].reason, rejected[i].field, rejected[i].ofBatch = ReasonInvalidField, re.field, true
+		rejected[i].err = &InvalidError{Reason: ReasonInvalidField, Field: re.field, Err: errors.New(re.message)}
 	}
 	if err := c.produce(r.Context(), source, nil, rejected); err != nil {
 		return c.unavailable(w, r, err)
@@ -818,8 +825,9 @@ type rejectedEvent struct {
 
 // preparedEvent is an accepted event ready for Kafka.
 type preparedEvent struct {
-	key string
-	raw []byte
+	index int // in the request
+	key   string
+	raw   []byte
 	// future says its client's time lay more than MaxFutureTimestamp after it was received and
 	// was set to the receive time (SkewCorrected).
 	future bool
@@ -874,7 +882,7 @@ func (c *Collector) prepare(req *trackingRequest, source string, now time.Time) 
 			rejected = append(rejected, rejectedEvent{index: i, reason: RejectReason(err), field: field, ofBatch: ofBatch, err: err, raw: out, key: key})
 			continue
 		}
-		accepted = append(accepted, preparedEvent{key: key, raw: out, future: future})
+		accepted = append(accepted, preparedEvent{index: i, key: key, raw: out, future: future})
 	}
 	return accepted, rejected
 }
