@@ -114,7 +114,7 @@ type FunnelResult struct {
 	// units that reach the last step; nil (left out of the JSON) in mode any, where steps are
 	// taken in any order and no time from the first to the last is computed.
 	TimeToConvert []Bucket   `json:"time_to_convert,omitempty"`
-	WindowSeconds int64      `json:"window_seconds"`
+	WindowSeconds float64    `json:"window_seconds"` // the window, with its sub-second part (1µs: 1e-06)
 	From          *time.Time `json:"from,omitempty"`
 	To            *time.Time `json:"to,omitempty"`
 }
@@ -643,7 +643,7 @@ func (a *funnelAgg) add(mode Mode, unit []unitEvent, values breakdownValues, lev
 }
 
 func (a *funnelAgg) result(q FunnelQuery) *FunnelResult {
-	res := &FunnelResult{Mode: q.Mode, CountBy: q.CountBy, Breakdown: q.Breakdown.String(), WindowSeconds: int64(q.Window / time.Second)}
+	res := &FunnelResult{Mode: q.Mode, CountBy: q.CountBy, Breakdown: q.Breakdown.String(), WindowSeconds: q.Window.Seconds()}
 	if !q.From.IsZero() {
 		res.From = &q.From
 	}

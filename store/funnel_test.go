@@ -212,7 +212,7 @@ func TestFunnelResultFields(t *testing.T) {
 		t.Errorf("steps =\n%s\nwant\n%s", got, want)
 	}
 	if res.WindowSeconds != 60 {
-		t.Errorf("window_seconds = %d, want 60", res.WindowSeconds)
+		t.Errorf("window_seconds = %g, want 60", res.WindowSeconds)
 	}
 }
 

@@ -296,9 +296,9 @@ func (p *params) timeRange() (from, to time.Time) {
 	from, to = p.time("from"), p.time("to")
 	if !from.IsZero() && !to.IsZero() {
 		if !from.Before(to) {
-			p.fail("from", "%s is not before to %s", from.Format(time.RFC3339), to.Format(time.RFC3339))
+			p.fail("from", "%s is not before to %s", FormatTime(from), FormatTime(to))
 		} else if to.Sub(from) > MaxWindow {
-			p.fail("to", "the range from %s is longer than 366 days", from.Format(time.RFC3339))
+			p.fail("to", "the range from %s is longer than 366 days", FormatTime(from))
 		}
 	}
 	return from, to

@@ -54,6 +54,11 @@ func outOfRange(t time.Time) bool {
 	return t.Before(time.UnixMilli(earliestTimeMs)) || t.After(time.UnixMilli(latestTimeMs))
 }
 
+// FormatTime writes t as the answers and their errors print a time: RFC 3339 in UTC, with as
+// many decimals of the second as it needs (none for a whole second, up to nine), so that two
+// times a query tells apart never print alike (10:00:00.0004Z is not 10:00:00Z).
+func FormatTime(t time.Time) string { return t.UTC().Format(time.RFC3339Nano) }
+
 // checkTime reports a time outside 1970-01-01 … 2100-01-01; the zero time (unbounded) is fine.
 func checkTime(t time.Time) error {
 	if !t.IsZero() && outOfRange(t) {
@@ -66,13 +71,13 @@ func checkTime(t time.Time) error {
 // naming the parameter; zero times are unbounded.
 func checkRange(from, to time.Time) error {
 	if err := checkTime(from); err != nil {
-		return paramErrorf("from", "%s %w", from.Format(time.RFC3339), err)
+		return paramErrorf("from", "%s %w", FormatTime(from), err)
 	}
 	if err := checkTime(to); err != nil {
-		return paramErrorf("to", "%s %w", to.Format(time.RFC3339), err)
+		return paramErrorf("to", "%s %w", FormatTime(to), err)
 	}
 	if !from.IsZero() && !to.IsZero() && !from.Before(to) {
-		return paramErrorf("from", "%s is not before to %s", from.Format(time.RFC3339), to.Format(time.RFC3339))
+		return paramErrorf("from", "%s is not before to %s", FormatTime(from), FormatTime(to))
 	}
 	return nil
 }

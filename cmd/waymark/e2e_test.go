@@ -222,7 +222,7 @@ type funnelJSON struct {
 		ConversionFromPrevious float64 `json:"conversion_from_previous"`
 		DropOff                int64   `json:"drop_off"`
 	} `json:"steps"`
-	WindowSeconds int64 `json:"window_seconds"`
+	WindowSeconds float64 `json:"window_seconds"`
 }
 
 func (s *server) funnel(t *testing.T, steps, window string) funnelJSON {
@@ -260,8 +260,8 @@ func checkKnownAnswers(t *testing.T, s *server) {
 			t.Errorf("funnel %s window %s: customers %v, want %v", k.steps, k.window, got, k.want)
 		}
 		window, _ := time.ParseDuration(k.window)
-		if f.WindowSeconds != int64(window.Seconds()) {
-			t.Errorf("funnel %s: window_seconds %d, want %d", k.steps, f.WindowSeconds, int64(window.Seconds()))
+		if f.WindowSeconds != window.Seconds() {
+			t.Errorf("funnel %s: window_seconds %g, want %g", k.steps, f.WindowSeconds, window.Seconds())
 		}
 	}
 }

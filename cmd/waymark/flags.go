@@ -550,7 +550,7 @@ func parseRange(fs *flagSet, fromText, toText string) (from, to time.Time, err e
 		return from, to, fs.errorf("to", "%w", err)
 	}
 	if !from.IsZero() && !to.IsZero() && !to.After(from) {
-		return from, to, fs.errorf("to", "%s is not after %s %s", to.Format(time.RFC3339), fs.ref("from"), from.Format(time.RFC3339))
+		return from, to, fs.errorf("to", "%s is not after %s %s", store.FormatTime(to), fs.ref("from"), store.FormatTime(from))
 	}
 	return from, to, nil
 }

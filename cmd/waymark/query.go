@@ -16,6 +16,7 @@ import (
 	"strconv"
 	"strings"
 	"text/tabwriter"
+	"time"
 	"unicode"
 	"unicode/utf8"
 
@@ -286,10 +287,10 @@ func printFunnel(w io.Writer, v any) {
 	printFunnelSteps(w, res.Steps)
 	fmt.Fprintf(w, "%s, counting %s, window %s", res.Mode, res.CountBy, formatSeconds(res.WindowSeconds))
 	if res.From != nil {
-		fmt.Fprintf(w, ", from %s", res.From.Format("2006-01-02T15:04:05Z"))
+		fmt.Fprintf(w, ", from %s", store.FormatTime(*res.From))
 	}
 	if res.To != nil {
-		fmt.Fprintf(w, ", to %s", res.To.Format("2006-01-02T15:04:05Z"))
+		fmt.Fprintf(w, ", to %s", store.FormatTime(*res.To))
 	}
 	fmt.Fprintln(w)
 	var converted int64
@@ -310,7 +311,11 @@ func printFunnel(w io.Writer, v any) {
 	}
 }
 
-func formatSeconds(s int64) string {
+func formatSeconds(f float64) string {
+	s := int64(f)
+	if float64(s) != f { // a sub-second part: as a Go duration, 1µs or 1.5s
+		return time.Duration(math.Round(f * float64(time.Second))).String()
+	}
 	switch {
 	case s%86400 == 0 && s >= 2*86400:
 		return fmt.Sprintf("%dd", s/86400)
