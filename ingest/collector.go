@@ -860,7 +860,7 @@ func (c *Collector) prepare(req *trackingRequest, source string, now time.Time) 
 			rejected = append(rejected, rejectedEvent{index: i, reason: RejectReason(err), err: err, raw: raw})
 			continue
 		}
-		skip, extra := stamp(members, raw, req, source, Receipt(now, i), skipBuf[:0], extraBuf[:0])
+		skip, extra := stamp(members, raw, req, source, Receipt(now, strconv.Itoa(i)), skipBuf[:0], extraBuf[:0])
 		skip, extra, future := correctSkew(members, req.sentAt, now, skip, extra)
 		extra = append(extra, field{"receivedAt", received})
 		start := len(buf)

@@ -434,11 +434,11 @@ func (c *Consumer) decode(msg kafka.Message) (e Event, err error) {
 		return Event{}, &InvalidError{Reason: ReasonTooLarge, Err: fmt.Errorf("message of %d bytes is larger than %d", len(msg.Value), limit)}
 	}
 	if source != "" {
-		return decode(msg.Value, source, msg.Time, asStamped, int(msg.Offset)) // the collector's or replay's: stamped by it (Decode)
+		return decode(msg.Value, source, msg.Time, asStamped, KafkaPlace(msg.Partition, msg.Offset)) // the collector's or replay's: stamped by it (Decode)
 	}
 	// Produced straight to Kafka: a client's message, held to the collector's rules and received
 	// when Kafka got it, whatever receivedAt it claims.
-	return decode(msg.Value, "kafka", msg.Time, asClient, int(msg.Offset)) // DecodeClient's rules
+	return decode(msg.Value, "kafka", msg.Time, asClient, KafkaPlace(msg.Partition, msg.Offset)) // DecodeClient's rules
 }
 
 // inflight is a batch being written.

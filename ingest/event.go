@@ -187,14 +187,14 @@ var knownTypes = map[string]bool{"track": true, "page": true, "screen": true, "i
 // (Placeholder: "undefined", "null", 0, …), gets one derived from its bytes (DerivedMessageID),
 // so the same message sent twice is one event and two different ones are two.
 func Decode(raw []byte, source string, receivedAt time.Time) (Event, error) {
-	return decode(raw, source, receivedAt, asStamped, 0)
+	return decode(raw, source, receivedAt, asStamped, "")
 }
 
 // DecodeAt is Decode for a stamped message whose receive time Waymark knows itself: receivedAt is
 // used whatever receivedAt member the message carries, of whatever type. The store decodes so the
 // events it restores, with the receive time it stored.
 func DecodeAt(raw []byte, source string, receivedAt time.Time) (Event, error) {
-	return decode(raw, source, receivedAt, asStampedAt, 0)
+	return decode(raw, source, receivedAt, asStampedAt, "")
 }
 
 // DecodeClient decodes a message as a client wrote it, received at receivedAt, by the rules the
@@ -205,7 +205,7 @@ func DecodeAt(raw []byte, source string, receivedAt time.Time) (Event, error) {
 // consumer decodes so the messages produced straight to Kafka (kcat, any producer), received
 // when Kafka got them, so that a message gets the same time whichever way it came.
 func DecodeClient(raw []byte, source string, receivedAt time.Time) (Event, error) {
-	return decode(raw, source, receivedAt, asClient, 0)
+	return decode(raw, source, receivedAt, asClient, "")
 }
 
 // origin says whose times a message carries, and so how decode reads them.
@@ -217,9 +217,9 @@ const (
 	asClient                  // a client's, received at the time given: see DecodeClient
 )
 
-// decode decodes a message by the rules of from; index is its place among the messages received
+// decode decodes a message by the rules of from; place is its place among the messages received
 // at receivedAt (Receipt), which names a message without messageId and time.
-func decode(raw []byte, source string, receivedAt time.Time, from origin, index int) (Event, error) {
+func decode(raw []byte, source string, receivedAt time.Time, from origin, place string) (Event, error) {
 	if !utf8.Valid(raw) { // RFC 8259 §8.1: JSON exchanged between systems is UTF-8
 		return Event{}, &InvalidError{Reason: ReasonInvalidJSON, Err: errors.New("the message is not valid UTF-8")}
 	}
@@ -227,7 +227,7 @@ func decode(raw []byte, source string, receivedAt time.Time, from origin, index 
 	if err := w.read(raw); err != nil {
 		return Event{}, err
 	}
-	return w.event(raw, source, receivedAt, from, index)
+	return w.event(raw, source, receivedAt, from, place)
 }
 
 // DerivedMessageID is the messageId of a message that has none: derived from its source, its
@@ -258,10 +258,16 @@ func DerivedMessageID(source string, raw []byte, receipt string) string {
 }
 
 // Receipt names one receipt of a message that states no time, for DerivedMessageID: the time it
-// was received (µs) and its index: its place in the request (the collector) or its offset in its
-// partition (a Kafka message, whose receive time is Kafka's: a redelivery is the same receipt).
-func Receipt(receivedAt time.Time, index int) string {
-	return strconv.FormatInt(receivedAt.UnixMicro(), 10) + "/" + strconv.Itoa(index)
+// was received (µs) and its place: its index in the request (the collector; see KafkaPlace for a
+// Kafka message, whose receive time is Kafka's: a redelivery is the same receipt).
+func Receipt(receivedAt time.Time, place string) string {
+	return strconv.FormatInt(receivedAt.UnixMicro(), 10) + "/" + place
+}
+
+// KafkaPlace is the place of a Kafka message for Receipt: its partition and offset, which no
+// other message of the topic has.
+func KafkaPlace(partition int, offset int64) string {
+	return "p" + strconv.Itoa(partition) + "@" + strconv.FormatInt(offset, 10)
 }
 
 // MaxFutureTimestamp is how far after it was received an event time may lie: PostHog's cutoff
@@ -318,7 +324,7 @@ func check(raw []byte, receivedAt time.Time) (string, error) {
 	err := w.read(raw)
 	var e Event
 	if err == nil {
-		e, err = w.event(raw, "", receivedAt, asStamped, 0)
+		e, err = w.event(raw, "", receivedAt, asStamped, "")
 	}
 	if err != nil {
 		// A refused event's dead letter keeps the key the event would have had, as the
@@ -507,7 +513,7 @@ func (w *wire) readContext(s *jsonScanner, name []byte, traits func([]byte) erro
 }
 
 // event validates the message's fields and builds its Event.
-func (w *wire) event(raw []byte, source string, receivedAt time.Time, from origin, index int) (Event, error) {
+func (w *wire) event(raw []byte, source string, receivedAt time.Time, from origin, place string) (Event, error) {
 	e := Event{Source: source, Type: w.Type, Raw: raw}
 	if !knownTypes[w.Type] {
 		return Event{}, &InvalidError{Reason: ReasonInvalidType, Field: "type", Err: fmt.Errorf("%q is not one of track, page, screen, identify, alias, group", w.Type)}
@@ -554,7 +560,7 @@ func (w *wire) event(raw []byte, source string, receivedAt time.Time, from origi
 		// 0: see Placeholder), which would make all its messages copies of one event.
 		receipt := ""
 		if !w.Timestamp.sent && !w.OriginalTimestamp.sent {
-			receipt = Receipt(e.ReceivedAt, index)
+			receipt = Receipt(e.ReceivedAt, place)
 		}
 		e.MessageID = DerivedMessageID(source, raw, receipt)
 	}

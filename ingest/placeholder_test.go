@@ -276,3 +276,43 @@ func TestPlaceholderSessionIDs(t *testing.T) {
 		}
 	}
 }
+
+// TestUntimedMessagesAreNamedByTheirReceipt: a message straight to Kafka without messageId or
+// time gets an id of its receipt: Kafka's time, partition and offset. A redelivery (the same
+// message at its place) is the same event; the same bytes at the same offset of another
+// partition (each partition counts from 0), or at another offset, are others. A message that
+// states its time is named by its bytes alone.
+func TestUntimedMessagesAreNamedByTheirReceipt(t *testing.T) {
+	cons, err := NewConsumer(ConsumerConfig{Brokers: []string{"unused:9092"}}, SinkFunc(nil), slog.New(slog.DiscardHandler), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	at := time.Date(2026, 12, 2, 1, 0, 0, 0, time.UTC)
+	id := func(value string, partition int, offset int64) string {
+		e, err := cons.decode(kafka.Message{Value: []byte(value), Time: at, Partition: partition, Offset: offset})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return e.MessageID
+	}
+	const untimed = `{"type":"track","userId":"u","event":"Beat"}`
+	const timed = `{"type":"track","userId":"u","event":"Beat","timestamp":"2026-12-01T10:00:00Z"}`
+	tests := []struct {
+		name         string
+		a, b         string
+		aPart, bPart int
+		aOff, bOff   int64
+		same         bool
+	}{
+		{"untimed, redelivered", untimed, untimed, 0, 0, 7, 7, true},
+		{"untimed, another offset", untimed, untimed, 0, 0, 7, 8, false},
+		{"untimed, another partition", untimed, untimed, 0, 1, 0, 0, false},
+		{"timed, another partition and offset", timed, timed, 0, 1, 3, 9, true},
+	}
+	for _, tt := range tests {
+		a, b := id(tt.a, tt.aPart, tt.aOff), id(tt.b, tt.bPart, tt.bOff)
+		if (a == b) != tt.same {
+			t.Errorf("%s: ids %s and %s, want the same: %v", tt.name, a, b, tt.same)
+		}
+	}
+}
