@@ -451,7 +451,8 @@ func (r *scanReader) give(person string, events []scannedEvent, attrs attrTable,
 }
 
 // sendPass sends the query of one pass of scan, over the persons in r, whose rows are (person,
-// packed events, packed attributes…); nil when no event can match.
+// first time, packed events, packed attributes…) (see eventDecoder.unpack); nil when no event
+// can match.
 func (s *Store) sendPass(ctx context.Context, sc eventScan, id identitySnapshot, r personRange) (driver.Rows, error) {
 	rows, args, none, err := s.personRows(sc, id, r)
 	if err != nil || none {
@@ -461,21 +462,25 @@ func (s *Store) sendPass(ctx context.Context, sc eventScan, id identitySnapshot,
 	// Each person's events come in (time, seq, id) order, the tie rule (time: eventTime, µs), as one text column (and one
 	// per attribute) rather than arrays: the client reads arrays through reflection, several times
 	// slower than this parse, and ClickHouse sorts them while Waymark reads the previous
-	// customers. The numbers are ClickHouse's own text of the sorted array of tuples, which it
-	// writes in one go: formatting each event with concat took half again as long per pass.
+	// customers. The numbers are ClickHouse's own text of the sorted array of tuples.
 	// Copies of one event (equal time, seq and id: stored twice before ClickHouse merged them)
 	// are the same bytes as the sessionizer stores them (sessionize.Output.LaterCopies), but rows
 	// an older version stored may differ: they are ordered by their mask and attributes too, so
 	// which one dedupe keeps does not depend on the order ClickHouse read them in.
-	tuple, numbers, attrLists := "t, seq, id, mask", "toString(evs)", ""
+	//
+	// Times are sent relative to the person's first (first_t, a column of its own): about 12
+	// digits an event instead of 16, the text Waymark decompresses, copies and parses being about
+	// 43 bytes an event (docs/query-scale.md). The subtraction is made in the arrayMap that picks
+	// the numbers out of the tuples anyway when there are attributes; without, it costs
+	// ClickHouse about what the shorter text saves it.
+	tuple, attrLists := "t, seq, id, mask", ""
 	for i := range sc.attrs {
 		tuple += fmt.Sprintf(", a%d", i)
-		numbers = "toString(arrayMap(e -> (tupleElement(e, 1), tupleElement(e, 2), tupleElement(e, 3), tupleElement(e, 4)), evs))"
 		attrLists += fmt.Sprintf(`, arrayStringConcat(arrayMap(e -> replaceAll(replaceAll(tupleElement(e, %d), '\\', '\\\\'), '\x1f', '\\f'), evs), '\x1f')`, 5+i)
 	}
-	query := `SELECT person, ` + numbers + attrLists + `
+	query := `SELECT person, first_t, toString(arrayMap(e -> (tupleElement(e, 1) - first_t, tupleElement(e, 2), tupleElement(e, 3), tupleElement(e, 4)), evs))` + attrLists + `
 FROM (
-	SELECT person, arraySort(groupArray((` + tuple + `))) AS evs
+	SELECT person, min(t) AS first_t, arraySort(groupArray((` + tuple + `))) AS evs
 	FROM (
 		` + rows + `
 	)
@@ -807,13 +812,14 @@ func readPersons(ctx context.Context, rows driver.Rows, nAttrs int, stop func(),
 type rowReader struct {
 	rows        driver.Rows
 	key, packed string
+	first       uint64 // the time the packed times are relative to
 	attrs       []string
 	dest        []any
 }
 
 func newRowReader(rows driver.Rows, nAttrs int) *rowReader {
 	r := &rowReader{rows: rows, attrs: make([]string, nAttrs)}
-	r.dest = []any{&r.key, &r.packed}
+	r.dest = []any{&r.key, &r.first, &r.packed}
 	for i := range r.attrs {
 		r.dest = append(r.dest, &r.attrs[i])
 	}
@@ -862,7 +868,7 @@ func (b *rowBatch) fill(ctx context.Context, r *rowReader) {
 			return
 		}
 		p := parsedPerson{key: r.key, from: len(b.dec.events), attrsFrom: len(b.dec.attrs)}
-		if _, _, err := b.dec.unpack(r.packed, r.attrs); err != nil {
+		if _, _, err := b.dec.unpack(r.packed, r.first, r.attrs); err != nil {
 			b.last, b.err = true, fmt.Errorf("scan events of %q: %w", r.key, err)
 			return
 		}
@@ -941,12 +947,12 @@ type eventDecoder struct {
 // (strings.Replacer is safe for concurrent use).
 var attrUnescaper = strings.NewReplacer(`\\`, `\`, `\f`, "\x1f")
 
-// unpack parses one person's events, "[(t,seq,id,mask),…]" (t in µs; ClickHouse's text of an array of
-// tuples of unsigned integers), and their attributes, each a list of one value per event joined
-// by 0x1f, with "\\" and 0x1f escaped as "\\\\" and "\\f". The values are substrings of attrs:
-// nothing is copied but what was escaped. The person's event i has at i in the attrTable
-// returned.
-func (d *eventDecoder) unpack(packed string, attrs []string) ([]scannedEvent, attrTable, error) {
+// unpack parses one person's events, "[(t,seq,id,mask),…]" (ClickHouse's text of an array of
+// tuples of unsigned integers; t is µs after first, so an event's time, eventTime, is first+t),
+// and their attributes, each a list of one value per event joined by 0x1f, with "\\" and 0x1f
+// escaped as "\\\\" and "\\f". The values are substrings of attrs: nothing is copied but what was
+// escaped. The person's event i has at i in the attrTable returned.
+func (d *eventDecoder) unpack(packed string, first uint64, attrs []string) ([]scannedEvent, attrTable, error) {
 	if len(packed) < 2 || packed[0] != '[' || packed[len(packed)-1] != ']' {
 		return nil, attrTable{}, errors.New("bad event list: not an array")
 	}
@@ -955,7 +961,7 @@ func (d *eventDecoder) unpack(packed string, attrs []string) ([]scannedEvent, at
 	if n > math.MaxInt32 {
 		return nil, attrTable{}, fmt.Errorf("%d events, more than a scan takes of one person (%d)", n, math.MaxInt32)
 	}
-	first := len(d.events)
+	start := len(d.events)
 	events := slices.Grow(d.events, n) // sized once, for a heavy person's sake
 	for i := 0; i < len(list); {
 		if list[i] != '(' {
@@ -974,7 +980,7 @@ func (d *eventDecoder) unpack(packed string, attrs []string) ([]scannedEvent, at
 		if !ok {
 			return nil, attrTable{}, fmt.Errorf("bad event list at byte %d", i+1)
 		}
-		e.t, e.seq, e.at = int64(t), int64(seq), int32(len(events)-first)
+		e.t, e.seq, e.at = int64(first+t), int64(seq), int32(len(events)-start)
 		events = append(events, e)
 		if i < len(list) {
 			if list[i] != ',' || i == len(list)-1 {
@@ -983,7 +989,7 @@ func (d *eventDecoder) unpack(packed string, attrs []string) ([]scannedEvent, at
 			i++
 		}
 	}
-	d.events, events = events, events[first:]
+	d.events, events = events, events[start:]
 	if len(attrs) == 0 {
 		return events, attrTable{}, nil
 	}

@@ -14,34 +14,36 @@ func TestUnpackEvents(t *testing.T) {
 	t.Parallel()
 	tests := []struct {
 		packed string
+		first  uint64 // what the times are relative to
 		attrs  []string
 		want   string
 		err    bool
 	}{
-		{"[(1700000000000,7,18446744073709551615,5)]", nil, "[{1700000000000 7 18446744073709551615 5 []}]", false},
-		{"[(1,0,3,2),(4,9,6,5)]", []string{"a\x1fb"}, "[{1 0 3 2 [a]} {4 9 6 5 [b]}]", false},
-		{"[(1,0,3,2),(4,0,6,5)]", []string{`x\\y\f` + "\x1f"}, "[{1 0 3 2 [x\\y\x1f]} {4 0 6 5 []}]", false},
-		{"[]", nil, "[]", false},
-		{"[(1,0,3,2),(4,0,6,5),(7,0,9,8)]", []string{"a\x1f\x1fc", `\\f` + "\x1fy\x1fz"}, "[{1 0 3 2 [a \\f]} {4 0 6 5 [ y]} {7 0 9 8 [c z]}]", false},
-		{"[(1,0,3,2)]", []string{"one", "two"}, "[{1 0 3 2 [one two]}]", false},
-		{"[(1,0,3,2),(4,0,6,5)]", []string{"a\x1fb\x1fc"}, "", true},
-		{"[(1,0,3,2),(4,0,6,5)]", []string{"a\x1fb", "only one"}, "", true},
-		{"[(1,0,3,2),(4,0,6,5)]", []string{"only one"}, "", true},
-		{"[(1,0,3)]", nil, "", true},
-		{"[(1,0,3,2,7)]", nil, "", true},
-		{"[(1,0,x,2)]", nil, "", true},
-		{"[(1,0,3,2);(4,0,6,5)]", nil, "", true},
-		{"[(1,0,3,2),]", nil, "", true},
-		{"[(1,0,3,2)(4,0,6,5)]", nil, "", true},
-		{"[(1,0,3,2)", nil, "", true},
-		{"(1,0,3,2)", nil, "", true},
-		{"[(1,0,,2)]", nil, "", true},
-		{"[(123456789012345678901,0,3,2)]", nil, "", true},
-		{"", nil, "", true},
+		{"[(1700000000000,7,18446744073709551615,5)]", 0, nil, "[{1700000000000 7 18446744073709551615 5 []}]", false},
+		{"[(0,7,3,5),(1000999,0,4,1)]", 1700000000000123, nil, "[{1700000000000123 7 3 5 []} {1700000001001122 0 4 1 []}]", false},
+		{"[(1,0,3,2),(4,9,6,5)]", 0, []string{"a\x1fb"}, "[{1 0 3 2 [a]} {4 9 6 5 [b]}]", false},
+		{"[(1,0,3,2),(4,0,6,5)]", 0, []string{`x\\y\f` + "\x1f"}, "[{1 0 3 2 [x\\y\x1f]} {4 0 6 5 []}]", false},
+		{"[]", 0, nil, "[]", false},
+		{"[(1,0,3,2),(4,0,6,5),(7,0,9,8)]", 0, []string{"a\x1f\x1fc", `\\f` + "\x1fy\x1fz"}, "[{1 0 3 2 [a \\f]} {4 0 6 5 [ y]} {7 0 9 8 [c z]}]", false},
+		{"[(1,0,3,2)]", 0, []string{"one", "two"}, "[{1 0 3 2 [one two]}]", false},
+		{"[(1,0,3,2),(4,0,6,5)]", 0, []string{"a\x1fb\x1fc"}, "", true},
+		{"[(1,0,3,2),(4,0,6,5)]", 0, []string{"a\x1fb", "only one"}, "", true},
+		{"[(1,0,3,2),(4,0,6,5)]", 0, []string{"only one"}, "", true},
+		{"[(1,0,3)]", 0, nil, "", true},
+		{"[(1,0,3,2,7)]", 0, nil, "", true},
+		{"[(1,0,x,2)]", 0, nil, "", true},
+		{"[(1,0,3,2);(4,0,6,5)]", 0, nil, "", true},
+		{"[(1,0,3,2),]", 0, nil, "", true},
+		{"[(1,0,3,2)(4,0,6,5)]", 0, nil, "", true},
+		{"[(1,0,3,2)", 0, nil, "", true},
+		{"(1,0,3,2)", 0, nil, "", true},
+		{"[(1,0,,2)]", 0, nil, "", true},
+		{"[(123456789012345678901,0,3,2)]", 0, nil, "", true},
+		{"", 0, nil, "", true},
 	}
 	var d eventDecoder // one for every row, as a scan reads them: what it reuses must not leak
 	for _, tt := range tests {
-		got, attrs, err := d.unpack(tt.packed, tt.attrs)
+		got, attrs, err := d.unpack(tt.packed, tt.first, tt.attrs)
 		if (err != nil) != tt.err {
 			t.Errorf("%q: error %v, want error %v", tt.packed, err, tt.err)
 			continue
