@@ -39,6 +39,8 @@ func TestUnpackEvents(t *testing.T) {
 		{"(1,0,3,2)", 0, nil, "", true},
 		{"[(1,0,,2)]", 0, nil, "", true},
 		{"[(123456789012345678901,0,3,2)]", 0, nil, "", true},
+		{"[(9223372036854775807,0,3,2)]", 1, nil, "", true},
+		{"[(0,0,3,2)]", 9223372036854775808, nil, "", true},
 		{"", 0, nil, "", true},
 	}
 	var d eventDecoder // one for every row, as a scan reads them: what it reuses must not leak
