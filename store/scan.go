@@ -471,7 +471,7 @@ func (s *Store) sendPass(ctx context.Context, sc eventScan, id identitySnapshot,
 	//
 	// Times are sent relative to the person's first (first_t, a column of its own): about 12
 	// digits an event instead of 16, the text Waymark decompresses, copies and parses being about
-	// 43 bytes an event (docs/query-scale.md). The subtraction is made in the arrayMap that picks
+	// 45 bytes an event (docs/query-scale.md). The subtraction is made in the arrayMap that picks
 	// the numbers out of the tuples anyway when there are attributes; without, it costs
 	// ClickHouse about what the shorter text saves it.
 	tuple, attrLists := "t, seq, id, mask", ""
