@@ -267,6 +267,9 @@ func readSegment(r io.Reader, pass int, emit func(Message) error, skip func(Skip
 			skip(Skip{line, err.Error()})
 			return nil
 		}
+		if raw, err = nameUntimedLine(raw, line); err != nil {
+			return err
+		}
 		if pass > 0 {
 			// The line is a message (Decode above: the same lines are skipped in every pass,
 			// which encoding/json, reading text after the message or invalid UTF-8, would not).
@@ -320,6 +323,27 @@ func readSegment(r io.Reader, pass int, emit func(Message) error, skip func(Skip
 		}
 		return emit(Message{Key: e.CustomerKey(), Value: raw, Line: line, FutureTimestamp: e.FutureTimestamp})
 	})
+}
+
+// nameUntimedLine gives a line that has no messageId (or a placeholder) and states no time
+// (timestamp, originalTimestamp, receivedAt) the id DerivedMessageID derives from its bytes and
+// its line number, so that replaying a file again gives it the same id (one event, whose earliest
+// copy counts), where the consumer would name each replay of it a receipt of its own; two
+// identical such lines of one file are two events, as two such calls are.
+func nameUntimedLine(raw []byte, line int) ([]byte, error) {
+	members, err := objectMembers(raw, nil)
+	if err != nil {
+		return nil, fmt.Errorf("BUG: line %d decoded but is not an object: %w", line, err)
+	}
+	stated := func(name string) bool { m := lookup(members, name); return m != nil && string(m.value) != "null" }
+	if stated("timestamp") || stated("originalTimestamp") || stated("receivedAt") {
+		return raw, nil
+	}
+	if m := lookup(members, "messageId"); m != nil && string(m.value) != "null" && !placeholderJSON(m.value) {
+		return raw, nil
+	}
+	id := DerivedMessageID("replay", raw, "line "+strconv.Itoa(line))
+	return appendObject(nil, raw, members, []string{"messageId"}, []field{{"messageId", quoteASCII(id)}}), nil
 }
 
 // withinEventLimit passes on to emit the messages of at most DefaultMaxEventBytes and skips the

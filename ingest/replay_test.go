@@ -115,3 +115,44 @@ func TestSegmentPassesSkipTheSameLines(t *testing.T) {
 		}
 	}
 }
+
+// TestReplayNamesUntimedLines: a line without messageId that states no time gets an id of its
+// bytes and line number, the same in every replay of the file (so a second replay, whose copy
+// is later, changes no answer), and two identical such lines are two events; a line that
+// states its time is left for the consumer to name by its bytes.
+func TestReplayNamesUntimedLines(t *testing.T) {
+	lines := strings.Join([]string{
+		`{"type":"track","event":"Beat","userId":"u"}`,
+		`{"type":"track","event":"Beat","userId":"u","messageId":"undefined"}`,
+		`{"type":"track","event":"Beat","userId":"u"}`,
+		`{"type":"track","event":"Beat","userId":"u","timestamp":"2024-10-02T10:00:00Z"}`,
+		`{"type":"track","event":"Beat","userId":"u","messageId":"own"}`,
+	}, "\n")
+	ids := func() []string {
+		var out []string
+		err := readSegment(strings.NewReader(lines), 0, func(m Message) error {
+			e, err := Decode(m.Value, "replay", time.Now())
+			if err != nil {
+				return err
+			}
+			out = append(out, e.MessageID)
+			return nil
+		}, func(s Skip) { t.Errorf("skipped %v", s) })
+		if err != nil {
+			t.Fatal(err)
+		}
+		return out
+	}
+	first, again := ids(), ids()
+	if !slices.Equal(first, again) {
+		t.Errorf("ids %v, then %v replayed again: want the same", first, again)
+	}
+	if len(first) != 5 || first[0] == first[2] || first[0] == first[1] || first[4] != "own" {
+		t.Errorf("ids %v: want the untimed lines 1-3 apart, line 5's own", first)
+	}
+	var raw []string
+	_ = readSegment(strings.NewReader(lines), 0, func(m Message) error { raw = append(raw, string(m.Value)); return nil }, func(Skip) {})
+	if len(raw) != 5 || strings.Contains(raw[3], "messageId") {
+		t.Errorf("line 4 (stating its time) as sent: %v, want no messageId stamped", raw)
+	}
+}
