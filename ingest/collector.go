@@ -406,7 +406,7 @@ func endpointOf(u *url.URL) string {
 func (c *Collector) Handler(other http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		path := r.URL.EscapedPath()
-		if !collectorPath(path) {
+		if !collectorPath(path) && !collectorPath(strings.ToLower(r.URL.Path)) {
 			other.ServeHTTP(w, r)
 			return
 		}
@@ -418,11 +418,12 @@ func (c *Collector) Handler(other http.Handler) http.Handler {
 	})
 }
 
-// collectorPath reports whether the collector answers path (as escaped): /v1, a path under it
-// or a top-level short form, as sent or once cleaned of doubled slashes and dot segments
-// (//v1/batch, /./b), so that those get the collector's JSON 404 and not the redirect without a
-// body an http.ServeMux answers: a client whose host ends in a slash posts to //v1/batch, and a
-// redirected POST loses its events.
+// collectorPath reports whether the collector answers path: /v1, a path under it or a top-level
+// short form, as sent or once cleaned of doubled slashes and dot segments (//v1/batch, /./b), so
+// that those get the collector's JSON 404 and not the redirect without a body an http.ServeMux
+// answers: a client whose host ends in a slash posts to //v1/batch, and a redirected POST loses
+// its events. Handler asks it of the path as escaped and of the path unescaped in lower case
+// (/V1/batch, /%2Fv1/track), which get the JSON 404 too.
 func collectorPath(p string) bool {
 	for _, p := range []string{p, path.Clean(p)} {
 		if _, short := endpoints[p]; short || p == "/v1" || strings.HasPrefix(p, "/v1/") {

@@ -317,7 +317,7 @@ func TestBatchMembersAndPathsAreRefusedWhole(t *testing.T) {
 
 	// A client that follows no redirect sees what the server answers.
 	client := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
-	paths := []string{"/v1", "/v1/import//", "/v1//batch", "/v1/batch%2F", "/v1/./batch", "/v1/projects/test-key/settings/", "//v1/batch", "/./v1/track", "//batch", "/api/../v1/batch"}
+	paths := []string{"/v1", "/v1/import//", "/v1//batch", "/v1/batch%2F", "/v1/./batch", "/v1/projects/test-key/settings/", "//v1/batch", "/./v1/track", "//batch", "/api/../v1/batch", "/V1/batch", "/%2Fv1/track"}
 	for _, path := range paths {
 		for _, method := range []string{http.MethodPost, http.MethodGet} {
 			req, err := http.NewRequest(method, "http://"+s.http+path, strings.NewReader(`{"batch":[`+fmt.Sprintf(good, 100)+`]}`))
