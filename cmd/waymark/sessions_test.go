@@ -114,25 +114,12 @@ func TestClientSessionIDChangeEndsASessionAcrossEventsWithoutOne(t *testing.T) {
 		`{"type":"page","anonymousId":"cs10","name":"Two","messageId":"cs10-2","timestamp":"2025-03-04T11:20:00Z"}`,
 		`{"type":"page","anonymousId":"cs10","name":"Three","messageId":"cs10-3","timestamp":"2025-03-04T12:00:00Z","context":{"sessionId":"A"}}`,
 	}
-	for _, order := range []struct {
-		name  string
-		lines []string
-	}{{"in order", lines}, {"reversed", reversed(lines)}} {
-		t.Run(order.name, func(t *testing.T) {
-			t.Parallel()
-			s := startServe(t)
-			for _, l := range order.lines {
-				if code, body := s.track(t, "/v1/batch", `{"batch":[`+l+`]}`); code != 200 {
-					t.Fatalf("POST /v1/batch: %d %s", code, body)
-				}
-			}
-			s.waitStored(t)
-			sum := s.sessions(t)
-			if sum.Sessions != 3 || sum.ByEndReason["client_session"] != 1 || sum.ByEndReason["open"] != 2 {
-				t.Errorf("sessions %d by end reason %v, want 3: cs9's A, none (client_session) and C (open), cs10's one (open)", sum.Sessions, sum.ByEndReason)
-			}
-		})
-	}
+	eachArrivalOrder(t, lines, func(t *testing.T, s *server) {
+		sum := s.sessions(t)
+		if sum.Sessions != 3 || sum.ByEndReason["client_session"] != 1 || sum.ByEndReason["open"] != 2 {
+			t.Errorf("sessions %d by end reason %v, want 3: cs9's A, none (client_session) and C (open), cs10's one (open)", sum.Sessions, sum.ByEndReason)
+		}
+	})
 }
 
 // TestVisitsCutWithinOneMillisecondAreSessionsApart is the kind of fault tester 8 found (F3):
@@ -150,52 +137,39 @@ func TestVisitsCutWithinOneMillisecondAreSessionsApart(t *testing.T) {
 		`{"type":"page","anonymousId":"cs8a","name":"CS8 Two","messageId":"cs8a-2","timestamp":"2025-05-02T10:00:00.000600Z","context":{"sessionId":"S2"}}`,
 		`{"type":"page","anonymousId":"cs8a","name":"CS8 Three","messageId":"cs8a-3","timestamp":"2025-05-02T10:05:00Z","context":{"sessionId":"S2"}}`,
 	}
-	for _, order := range []struct {
-		name  string
-		lines []string
-	}{{"in order", lines}, {"reversed", reversed(lines)}} {
-		t.Run(order.name, func(t *testing.T) {
-			t.Parallel()
-			s := startServe(t)
-			for _, l := range order.lines {
-				if code, body := s.track(t, "/v1/batch", `{"batch":[`+l+`]}`); code != 200 {
-					t.Fatalf("POST /v1/batch: %d %s", code, body)
+	eachArrivalOrder(t, lines, func(t *testing.T, s *server) {
+		check := func(when string) {
+			t.Helper()
+			sum := s.sessions(t)
+			if sum.Sessions != 2 || sum.Events != 3 || sum.ByEndReason["client_session"] != 1 || sum.ByEndReason["open"] != 1 {
+				t.Errorf("%s: sessions %d events %d by end reason %v, want 2 sessions of 3 events: S1 (client_session) and S2 (open)",
+					when, sum.Sessions, sum.Events, sum.ByEndReason)
+			}
+			for _, tt := range []struct {
+				steps string
+				want  []int64
+			}{{"CS8 One,CS8 Two", []int64{1, 0}}, {"CS8 Two,CS8 Three", []int64{1, 1}}} {
+				out := s.waymark(t, "funnel", "--steps", tt.steps, "--window", "1h", "--count-by", "sessions", "--json")
+				var f funnelJSON
+				if err := json.Unmarshal([]byte(out), &f); err != nil {
+					t.Fatalf("funnel --json: %v\n%s", err, out)
+				}
+				var got []int64
+				for _, st := range f.Steps {
+					got = append(got, st.Customers)
+				}
+				if !slices.Equal(got, tt.want) {
+					t.Errorf("%s: funnel %s by sessions %v, want %v", when, tt.steps, got, tt.want)
 				}
 			}
-			s.waitStored(t)
-			check := func(when string) {
-				t.Helper()
-				sum := s.sessions(t)
-				if sum.Sessions != 2 || sum.Events != 3 || sum.ByEndReason["client_session"] != 1 || sum.ByEndReason["open"] != 1 {
-					t.Errorf("%s: sessions %d events %d by end reason %v, want 2 sessions of 3 events: S1 (client_session) and S2 (open)",
-						when, sum.Sessions, sum.Events, sum.ByEndReason)
-				}
-				for _, tt := range []struct {
-					steps string
-					want  []int64
-				}{{"CS8 One,CS8 Two", []int64{1, 0}}, {"CS8 Two,CS8 Three", []int64{1, 1}}} {
-					out := s.waymark(t, "funnel", "--steps", tt.steps, "--window", "1h", "--count-by", "sessions", "--json")
-					var f funnelJSON
-					if err := json.Unmarshal([]byte(out), &f); err != nil {
-						t.Fatalf("funnel --json: %v\n%s", err, out)
-					}
-					var got []int64
-					for _, st := range f.Steps {
-						got = append(got, st.Customers)
-					}
-					if !slices.Equal(got, tt.want) {
-						t.Errorf("%s: funnel %s by sessions %v, want %v", when, tt.steps, got, tt.want)
-					}
-				}
-			}
-			check("stored")
-			out := s.waymark(t, "resessionize", "--from", "2025-05-02", "--to", "2025-05-03")
-			if !strings.Contains(out, "0 sessions written (new or changed), 0 deleted") {
-				t.Errorf("resessionize changed sessions read back from the store: %s", out)
-			}
-			check("after resessionize")
-		})
-	}
+		}
+		check("stored")
+		out := s.waymark(t, "resessionize", "--from", "2025-05-02", "--to", "2025-05-03")
+		if !strings.Contains(out, "0 sessions written (new or changed), 0 deleted") {
+			t.Errorf("resessionize changed sessions read back from the store: %s", out)
+		}
+		check("after resessionize")
+	})
 }
 
 // TestEventWithoutClientSessionIDInAPauseKeepsTheSession is the kind of fault tester 8 found
@@ -217,6 +191,31 @@ func TestEventWithoutClientSessionIDInAPauseKeepsTheSession(t *testing.T) {
 		`{"type":"page","anonymousId":"ga8c","name":"GA8 NoId","messageId":"ga8c-2","timestamp":"2025-05-24T10:40:00Z"}`,
 		`{"type":"page","anonymousId":"ga8c","name":"GA8","messageId":"ga8c-3","timestamp":"2025-05-24T10:45:00Z","context":{"sessionId":"B"}}`,
 	}
+	eachArrivalOrder(t, lines, func(t *testing.T, s *server) {
+		sum := s.sessions(t)
+		if sum.Sessions != 4 || sum.Events != 8 || sum.ByEndReason["timeout"] != 1 || sum.ByEndReason["open"] != 3 {
+			t.Errorf("sessions %d events %d by end reason %v, want 4 of 8 events: ga8a's and ga8b's one each (open), ga8c's two (timeout, open)",
+				sum.Sessions, sum.Events, sum.ByEndReason)
+		}
+		out := s.waymark(t, "funnel", "--steps", "GA8,GA8", "--window", "1h", "--count-by", "sessions", "--json")
+		var f funnelJSON
+		if err := json.Unmarshal([]byte(out), &f); err != nil {
+			t.Fatalf("funnel --json: %v\n%s", err, out)
+		}
+		var got []int64
+		for _, st := range f.Steps {
+			got = append(got, st.Customers)
+		}
+		if want := []int64{4, 2}; !slices.Equal(got, want) {
+			t.Errorf("funnel GA8,GA8 by sessions %v, want %v: ga8a's and ga8b's sessions convert", got, want)
+		}
+	})
+}
+
+// eachArrivalOrder starts a Waymark for each order of lines (Segment messages) — as listed and
+// reversed — posts them one call each, and runs check on it once it has stored them all.
+func eachArrivalOrder(t *testing.T, lines []string, check func(t *testing.T, s *server)) {
+	t.Helper()
 	for _, order := range []struct {
 		name  string
 		lines []string
@@ -230,23 +229,7 @@ func TestEventWithoutClientSessionIDInAPauseKeepsTheSession(t *testing.T) {
 				}
 			}
 			s.waitStored(t)
-			sum := s.sessions(t)
-			if sum.Sessions != 4 || sum.Events != 8 || sum.ByEndReason["timeout"] != 1 || sum.ByEndReason["open"] != 3 {
-				t.Errorf("sessions %d events %d by end reason %v, want 4 of 8 events: ga8a's and ga8b's one each (open), ga8c's two (timeout, open)",
-					sum.Sessions, sum.Events, sum.ByEndReason)
-			}
-			out := s.waymark(t, "funnel", "--steps", "GA8,GA8", "--window", "1h", "--count-by", "sessions", "--json")
-			var f funnelJSON
-			if err := json.Unmarshal([]byte(out), &f); err != nil {
-				t.Fatalf("funnel --json: %v\n%s", err, out)
-			}
-			var got []int64
-			for _, st := range f.Steps {
-				got = append(got, st.Customers)
-			}
-			if want := []int64{4, 2}; !slices.Equal(got, want) {
-				t.Errorf("funnel GA8,GA8 by sessions %v, want %v: ga8a's and ga8b's sessions convert", got, want)
-			}
+			check(t, s)
 		})
 	}
 }
