@@ -546,6 +546,7 @@ func (p *funnelPlan) units(events []scannedEvent, attrs attrTable, sessions *vis
 // sessions counts them (see splitBySession).
 type sessionPart[E any] struct {
 	visit  span
+	index  int32 // the visit's in the visits split by (visits.spans)
 	events []E
 }
 
@@ -562,26 +563,60 @@ type sessionPart[E any] struct {
 // session here: the events of that µs all fall in the last of them (by end, then end reason),
 // as an event's time is all a query can place it by.
 func splitBySession[E any](events []E, keys []string, at func(E) int64, sessions *visits) []sessionPart[E] {
-	type unitKey struct {
-		key   string
-		start int64
-	}
-	index := map[unitKey]int{}
-	var units []sessionPart[E]
+	// The visit of an event is the latest of its key's visits that starts at or before it, if
+	// that one has not ended before it. Two visits of a key that start at once are one unit, that
+	// of the later of them (the one the search finds); so a unit is named by that visit's index
+	// in sessions.spans.
+	unitOf := make([]int32, len(events)) // per event, its unit; -1: none
+	var (
+		units  []sessionPart[E]
+		counts []int                    // per unit, its events
+		index  = map[int32]int32{}      // visit index → its unit
+		spans  []span                   // the visits of the key of the event before, and their index
+		base   int32                    // in sessions.spans
+		found  int32               = -1 // the index in spans of the visit of the event before; -1: none
+	)
 	for i, e := range events {
-		t, spans := at(e), sessions.of(keys[i])
-		j, _ := slices.BinarySearchFunc(spans, t, func(s span, t int64) int { return cmp.Compare(s.start, t+1) })
-		if j == 0 || spans[j-1].end < t {
+		t := at(e)
+		if i == 0 || keys[i] != keys[i-1] { // a person's events are mostly of one key
+			spans, base = sessions.of(keys[i])
+			found = -1
+		}
+		// Events come in time order, so the visit found for the event before is the latest that
+		// starts at or before this one, unless the next of the key starts at or before it too.
+		j := found
+		if j < 0 || spans[j].start > t || int(j+1) < len(spans) && spans[j+1].start <= t {
+			n, _ := slices.BinarySearchFunc(spans, t, func(s span, t int64) int { return cmp.Compare(s.start, t+1) })
+			j = int32(n) - 1
+		}
+		found = j
+		if j < 0 || spans[j].end < t {
+			unitOf[i] = -1
 			continue
 		}
-		k := unitKey{keys[i], spans[j-1].start}
-		u, ok := index[k]
-		if !ok {
-			u = len(units)
-			index[k] = u
-			units = append(units, sessionPart[E]{visit: spans[j-1]})
+		visit := base + j
+		u := int32(len(units) - 1)
+		if u < 0 || units[u].index != visit { // not the unit of the event before
+			var ok bool
+			if u, ok = index[visit]; !ok {
+				u = int32(len(units))
+				units, counts = append(units, sessionPart[E]{visit: spans[j], index: visit}), append(counts, 0)
+				index[visit] = u
+			}
 		}
-		units[u].events = append(units[u].events, e)
+		unitOf[i] = u
+		counts[u]++
+	}
+	// Each unit's events side by side in one slice, in their order.
+	all := make([]E, 0, len(events))
+	for u := range units {
+		units[u].events = all[len(all) : len(all) : len(all)+counts[u]]
+		all = all[:len(all)+counts[u]]
+	}
+	for i, e := range events {
+		if u := unitOf[i]; u >= 0 {
+			units[u].events = append(units[u].events, e)
+		}
 	}
 	return units
 }

@@ -44,13 +44,14 @@ func visitsFrom(from time.Time) *visits {
 	return &visits{from: from.UnixMicro()}
 }
 
-// of is the visits of customer key, by start; none when it has none here.
-func (v *visits) of(key string) []span {
+// of is the visits of customer key, by start (none when it has none here), and the index of
+// the first of them in v.spans.
+func (v *visits) of(key string) (spans []span, first int32) {
 	i, ok := slices.BinarySearch(v.keys, key)
 	if !ok {
-		return nil
+		return nil, 0
 	}
-	return v.spans[v.bounds[i]:v.bounds[i+1]]
+	return v.spans[v.bounds[i]:v.bounds[i+1]], v.bounds[i]
 }
 
 // reason is the end reason of s, one of v's visits.
