@@ -294,6 +294,7 @@ type funnelPlan struct {
 	unitBuf []unitEvent
 	keyBuf  []string
 	unitsOf [][]unitEvent
+	split   sessionSplit[unitEvent]
 	// what units works out once from steps: per condition, the steps an event matching it can
 	// take whatever its place (nth 1), and the steps that need an nth match (nthSteps)
 	condSteps []uint64
@@ -534,91 +535,102 @@ func (p *funnelPlan) units(events []scannedEvent, attrs attrTable, sessions *vis
 		p.unitsOf = append(p.unitsOf[:0], out)
 		return p.unitsOf
 	}
-	parts := splitBySession(out, keys, func(e unitEvent) int64 { return e.t }, sessions)
-	units := make([][]unitEvent, len(parts))
-	for i, p := range parts {
-		units[i] = p.events
+	p.unitsOf = p.unitsOf[:0]
+	for _, part := range p.split.split(out, keys, func(e unitEvent) int64 { return e.t }, sessions) {
+		p.unitsOf = append(p.unitsOf, part.events)
 	}
-	return units
+	return p.unitsOf
 }
 
 // sessionPart is one person's events within one visit: a session, as every query that counts
-// sessions counts them (see splitBySession).
+// sessions counts them (see sessionSplit.split).
 type sessionPart[E any] struct {
 	visit  span
 	index  int32 // the visit's in the visits split by (visits.spans)
 	events []E
 }
 
-// splitBySession is the rule of the session unit, which every query that counts sessions uses
-// (funnels and drop-offs by sessions, the sessions summary): it splits one person's events,
-// sorted, by the visit (stored session of their customer key, from sessions) each falls in, so
-// a session is a person's events within one visit of a device. A visit in which one person logs
-// in is one session; a visit shared by several signed-in persons is one session per person, as
-// Amplitude and Mixpanel count sessions per user. keys[i] is the customer key of events[i], and
-// at gives an event's time (µs, as the visits'). Events of no stored session yet are left out.
-// Events are placed by their µs, so visits of one key cut within one millisecond (a client
-// session id changing between events 500 µs apart, max_events over a burst) are sessions apart.
-// Visits of one key starting in one microsecond (max_events over events stamped alike) are one
-// session here: the events of that µs all fall in the last of them (by end, then end reason),
-// as an event's time is all a query can place it by.
-func splitBySession[E any](events []E, keys []string, at func(E) int64, sessions *visits) []sessionPart[E] {
-	// The visit of an event is the latest of its key's visits that starts at or before it, if
-	// that one has not ended before it. Two visits of a key that start at once are one unit, that
-	// of the later of them (the one the search finds); so a unit is named by that visit's index
-	// in sessions.spans.
-	unitOf := make([]int32, len(events)) // per event, its unit; -1: none
+// sessionSplit splits persons' events by session (see split), in space it reuses from one person
+// to the next.
+type sessionSplit[E any] struct {
+	parts  []sessionPart[E]
+	counts []int   // per part, its events
+	unitOf []int32 // per event, its part; -1: none
+	partOf []int32 // per visit (its index in visits.spans), its part + 1 while a person is split
+	events []E     // the parts' events, side by side
+}
+
+// split is the rule of the session unit, which every query that counts sessions uses (funnels
+// and drop-offs by sessions, the sessions summary): it splits one person's events, sorted, by the
+// visit (stored session of their customer key, from sessions) each falls in, so a session is a
+// person's events within one visit of a device. A visit in which one person logs in is one
+// session; a visit shared by several signed-in persons is one session per person, as Amplitude
+// and Mixpanel count sessions per user. keys[i] is the customer key of events[i], and at gives an
+// event's time (µs, as the visits'). Events of no stored session yet are left out. The sessions
+// come in the order of their first events, and are valid until the next call.
+//
+// An event's visit is the latest of its key's visits that starts at or before it, unless that
+// one ended before it. Events are placed by their µs, so visits of one key cut within one
+// millisecond (a client session id changing between events 500 µs apart, max_events over a
+// burst) are sessions apart. Visits of one key starting in one microsecond (max_events over
+// events stamped alike) are one session here: the events of that µs all fall in the last of
+// them (by end, then end reason: see visitRows.sort), the one the search finds, as an event's
+// time is all a query can place it by. So a session is named by that visit's index in
+// sessions.spans.
+func (s *sessionSplit[E]) split(events []E, keys []string, at func(E) int64, sessions *visits) []sessionPart[E] {
+	parts, counts := reuse(s.parts), reuse(s.counts)
+	unitOf := slices.Grow(reuse(s.unitOf), len(events))[:len(events)]
+	if len(s.partOf) < len(sessions.spans) {
+		s.partOf = make([]int32, len(sessions.spans))
+	}
 	var (
-		units  []sessionPart[E]
-		counts []int                    // per unit, its events
-		index  = map[int32]int32{}      // visit index → its unit
-		spans  []span                   // the visits of the key of the event before, and their index
-		base   int32                    // in sessions.spans
-		found  int32               = -1 // the index in spans of the visit of the event before; -1: none
+		spans []span // the visits of the key of the event before
+		first int32  // the index of spans[0] in sessions.spans
+		found = -1   // the index in spans of the visit of the event before; -1: none
 	)
 	for i, e := range events {
 		t := at(e)
 		if i == 0 || keys[i] != keys[i-1] { // a person's events are mostly of one key
-			spans, base = sessions.of(keys[i])
+			spans, first = sessions.of(keys[i])
 			found = -1
 		}
-		// Events come in time order, so the visit found for the event before is the latest that
-		// starts at or before this one, unless the next of the key starts at or before it too.
+		// Events come in time order: this one's visit is the one found for the event before or
+		// one of the next few (a person has few events a visit), else it is searched for.
 		j := found
-		if j < 0 || spans[j].start > t || int(j+1) < len(spans) && spans[j+1].start <= t {
-			n, _ := slices.BinarySearchFunc(spans, t, func(s span, t int64) int { return cmp.Compare(s.start, t+1) })
-			j = int32(n) - 1
+		for k := 0; j >= 0 && k < 4 && j+1 < len(spans) && spans[j+1].start <= t; k++ {
+			j++
+		}
+		if j < 0 || spans[j].start > t || j+1 < len(spans) && spans[j+1].start <= t {
+			j, _ = slices.BinarySearchFunc(spans, t, func(s span, t int64) int { return cmp.Compare(s.start, t+1) })
+			j--
 		}
 		found = j
 		if j < 0 || spans[j].end < t {
 			unitOf[i] = -1
 			continue
 		}
-		visit := base + j
-		u := int32(len(units) - 1)
-		if u < 0 || units[u].index != visit { // not the unit of the event before
-			var ok bool
-			if u, ok = index[visit]; !ok {
-				u = int32(len(units))
-				units, counts = append(units, sessionPart[E]{visit: spans[j], index: visit}), append(counts, 0)
-				index[visit] = u
-			}
+		visit := first + int32(j)
+		if s.partOf[visit] == 0 {
+			parts, counts = append(parts, sessionPart[E]{visit: spans[j], index: visit}), append(counts, 0)
+			s.partOf[visit] = int32(len(parts))
 		}
+		u := s.partOf[visit] - 1
 		unitOf[i] = u
 		counts[u]++
 	}
-	// Each unit's events side by side in one slice, in their order.
-	all := make([]E, 0, len(events))
-	for u := range units {
-		units[u].events = all[len(all) : len(all) : len(all)+counts[u]]
+	all := slices.Grow(reuse(s.events), len(events))
+	for u := range parts {
+		s.partOf[parts[u].index] = 0 // for the next person
+		parts[u].events = all[len(all) : len(all) : len(all)+counts[u]]
 		all = all[:len(all)+counts[u]]
 	}
 	for i, e := range events {
 		if u := unitOf[i]; u >= 0 {
-			units[u].events = append(units[u].events, e)
+			parts[u].events = append(parts[u].events, e)
 		}
 	}
-	return units
+	s.parts, s.counts, s.unitOf, s.events = parts, counts, unitOf, all
+	return parts
 }
 
 // funnelAgg sums units into the funnel's steps, overall and per breakdown value.

@@ -285,7 +285,10 @@ func (s *Store) scanTogether(ctx context.Context, readers []*scanReader) error {
 	if err := sendNext(); err != nil {
 		return err
 	}
-	var scratch readerScratch
+	var (
+		scratch   readerScratch
+		visitSize visitSizes // the last pass's
+	)
 	give := func(person string, events []scannedEvent, attrs attrTable) error {
 		defer scratch.trim()
 		left := 0
@@ -310,7 +313,7 @@ func (s *Store) scanTogether(ctx context.Context, readers []*scanReader) error {
 			return err
 		}
 		rows := running[0]
-		err := s.loadVisits(ctx, loads, visitsSent[0])
+		err := s.loadVisits(ctx, loads, visitsSent[0], &visitSize)
 		visitsSent[0] = nil // read through and closed
 		if err != nil {
 			return err

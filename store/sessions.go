@@ -46,7 +46,7 @@ func ParseSessionsQuery(v url.Values) (SessionsQuery, error) {
 // A session is a person's touchpoints within one visit of a device: the live stored sessions
 // (latest version, not deleted) are the visits, cut per device key by the sessionizer, and the
 // touchpoints of each visit are split by their person (merges and shared devices applied as in
-// every scan), as funnels and drop-offs by sessions split them (splitBySession, the one rule). A
+// every scan), as funnels and drop-offs by sessions split them (sessionSplit.split, the one rule). A
 // visit in which one person logs in is one session; a visit shared by several signed-in persons
 // is one session per person, as Amplitude and Mixpanel count sessions per user. Each session
 // starts at its person's first touchpoint in the visit (and is in the range when that is), ends
@@ -114,7 +114,10 @@ func (s *Store) sessions(ctx context.Context, from, to time.Time) (*SessionSumma
 	}
 	durations := newSpilledValues() // in ms
 	defer durations.close()
-	var keys []string
+	var (
+		keys  []string
+		split sessionSplit[scannedEvent]
+	)
 	err = s.scanVisits(ctx, sc, visits, func(person string, events []scannedEvent, attrs attrTable) error {
 		if !inScanOrder(events) {
 			slices.SortFunc(events, compareScanned)
@@ -124,7 +127,7 @@ func (s *Store) sessions(ctx context.Context, from, to time.Time) (*SessionSumma
 			keys = append(keys, attrs.value(e.at, keyAttr))
 		}
 		counted := false // a scan gives each person once: no set of them is kept
-		for _, ss := range splitBySession(events, keys, func(e scannedEvent) int64 { return e.t }, visits) {
+		for _, ss := range split.split(events, keys, func(e scannedEvent) int64 { return e.t }, visits) {
 			first, end := ss.events[0], ss.events[len(ss.events)-1]
 			if first.t < lo || first.t >= hi {
 				continue

@@ -12,17 +12,19 @@ import (
 )
 
 // span is one stored session (a visit of one device): its time range (µs, its first and last
-// touchpoints' times, as scannedEvent.t) and end reason, an index into the reasons of the visits
-// it belongs to (visits.reason).
+// touchpoints' times, as scannedEvent.t), and its end reason and customer key as indexes into
+// the reasons and keys of the visits it belongs to (visits.reason, visits.keys; visitRows' as
+// read). 24 bytes.
 type span struct {
 	start, end int64
 	reason     uint32
+	key        int32
 }
 
 // visits holds the live visits (see liveVisits) of some customer keys that end at or after from,
 // in a compact form: each key once, its visits side by side by start, each end reason once.
 //
-// A query that splits its persons' events by visit (splitBySession: sessions, and funnels and
+// A query that splits its persons' events by visit (sessionSplit.split: sessions, and funnels and
 // drop-offs counted by sessions) holds only the visits of the pass it reads: scanTogether loads
 // those of the customer keys the pass can read before the pass's persons are given to it, and
 // drops them after (see loadVisits). So its memory follows the pass, not the sessions table:
@@ -110,27 +112,35 @@ func (s *Store) sendVisits(ctx context.Context, sc eventScan, id identitySnapsho
 	return rows, nil
 }
 
-// visitRows is a pass's visits as read (sendVisits), in no order.
+// visitRows is a pass's visits as read (sendVisits), in no order until visits sorts them.
 type visitRows struct {
-	keys    []string // in the order met
+	keys    []string // in the order met, until sorted: then in byte order
 	reasons []string // the end reasons, each once
-	read    []struct {
-		key int32 // index into keys
-		span
-	}
+	read    []span
+	sorted  bool
 }
 
-// readVisits reads the rows of sendVisits through, and closes them.
-func readVisits(ctx context.Context, rows driver.Rows) (*visitRows, error) {
+// visitSizes is how many distinct keys and how many visits a pass read: readVisits sizes the
+// next pass's by them (a scan's passes are about even), so that neither grows as it reads.
+type visitSizes struct{ keys, visits int }
+
+// readVisits reads the rows of sendVisits through, and closes them; size is the last pass's.
+//
+// The rows come in no order (ClickHouse took 35–50% more CPU to sort them by key than to
+// group them), so each key is found in a map: a map sized for the pass, whose keys are copied
+// side by side as they are met, took 70 ns a row where one that grew and held the rows' own
+// strings, strewn over the heap, took 230.
+func readVisits(ctx context.Context, rows driver.Rows, size visitSizes) (*visitRows, error) {
 	defer rows.Close()
 	var (
-		out     = &visitRows{}
-		index   = map[string]int32{}
+		out     = &visitRows{keys: make([]string, 0, size.keys), read: make([]span, 0, size.visits)}
+		index   = make(map[string]int32, size.keys)
 		reasons = map[string]uint32{}
 		key     string
 		reason  string
 		start   uint64
 		end     uint64
+		r       uint32
 	)
 	for n := 1; rows.Next(); n++ {
 		if n%4096 == 0 && ctx.Err() != nil {
@@ -141,18 +151,16 @@ func readVisits(ctx context.Context, rows driver.Rows) (*visitRows, error) {
 		}
 		k, ok := index[key]
 		if !ok {
-			k = int32(len(out.keys))
+			k, key = int32(len(out.keys)), strings.Clone(key)
 			index[key], out.keys = k, append(out.keys, key)
 		}
-		r, ok := reasons[reason]
-		if !ok {
-			r = uint32(len(out.reasons))
-			reasons[reason], out.reasons = r, append(out.reasons, reason)
+		if n == 1 || reason != out.reasons[r] { // mostly the reason of the row before
+			if r, ok = reasons[reason]; !ok {
+				r = uint32(len(out.reasons))
+				reasons[reason], out.reasons = r, append(out.reasons, reason)
+			}
 		}
-		out.read = append(out.read, struct {
-			key int32
-			span
-		}{k, span{start: int64(start), end: int64(end), reason: r}})
+		out.read = append(out.read, span{start: int64(start), end: int64(end), reason: r, key: k})
 	}
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("read visits: %w", err)
@@ -161,52 +169,52 @@ func readVisits(ctx context.Context, rows driver.Rows) (*visitRows, error) {
 }
 
 // visits are those of the rows that end at or after from: the keys in byte order, and each
-// key's visits side by side (a counting sort by key: a pass has many keys of a few visits
-// each), by start, then end, then end reason, so visits starting in one µs (see splitBySession)
-// are in the same order whatever order the rows came in. ClickHouse 18.16 took three times as
-// long to sort them by key as to read them.
+// key's visits side by side, by start. The rows are sorted in place (see sort), and the visits
+// of a load from the rows' own from (the earliest of the loads') are the rows themselves: a pass
+// holds its visits once, 24 bytes each (a copy, sorted by key with a counting sort, held 56).
 func (vr *visitRows) visits(from int64) *visits {
-	v := &visits{from: from, reasons: vr.reasons}
+	vr.sort()
+	spans := vr.read
+	if slices.ContainsFunc(spans, func(s span) bool { return s.end < from }) {
+		spans = slices.DeleteFunc(slices.Clone(spans), func(s span) bool { return s.end < from })
+	}
+	v := &visits{from: from, keys: vr.keys, bounds: make([]int32, len(vr.keys)+1), spans: spans, reasons: vr.reasons}
+	for _, s := range spans {
+		v.bounds[s.key+1]++
+	}
+	for i := range vr.keys {
+		v.bounds[i+1] += v.bounds[i]
+	}
+	return v
+}
+
+// sort puts the keys in byte order, renaming the visits' keys to match, and the visits in order
+// of key and start; once. Visits of a key that start at once (two stored sessions) are ordered
+// by end and end reason, so which one a session takes (the last, see sessionSplit.split) does not
+// depend on the order ClickHouse sent them in. ClickHouse 18.16 took three times as long to sort
+// them by key as to read them (and 35–50% more CPU than grouping them).
+func (vr *visitRows) sort() {
+	if vr.sorted {
+		return
+	}
+	vr.sorted = true
 	order := make([]int32, len(vr.keys))
 	for i := range order {
 		order[i] = int32(i)
 	}
 	slices.SortFunc(order, func(a, b int32) int { return strings.Compare(vr.keys[a], vr.keys[b]) })
-	rank := make([]int32, len(vr.keys))
+	rank, keys := make([]int32, len(vr.keys)), make([]string, len(vr.keys))
 	for r, k := range order {
-		rank[k] = int32(r)
+		rank[k], keys[r] = int32(r), vr.keys[k]
 	}
-	count := make([]int32, len(vr.keys)+1)
-	for _, x := range vr.read {
-		if x.end >= from {
-			count[rank[x.key]+1]++
-		}
+	vr.keys = keys
+	for i := range vr.read {
+		vr.read[i].key = rank[vr.read[i].key]
 	}
-	for r, k := range order { // the keys with visits
-		if count[r+1] > 0 {
-			v.keys, v.bounds = append(v.keys, vr.keys[k]), append(v.bounds, count[r])
-		}
-		count[r+1] += count[r]
-	}
-	v.bounds = append(v.bounds, count[len(vr.keys)])
-	next := count[:len(vr.keys)] // where each key's next visit goes
-	v.spans = make([]span, count[len(vr.keys)])
-	for _, x := range vr.read {
-		if x.end >= from {
-			r := rank[x.key]
-			v.spans[next[r]] = x.span
-			next[r]++
-		}
-	}
-	for i := range v.keys {
-		slices.SortFunc(v.spans[v.bounds[i]:v.bounds[i+1]], func(a, b span) int {
-			if c := cmp.Or(cmp.Compare(a.start, b.start), cmp.Compare(a.end, b.end)); c != 0 {
-				return c
-			}
-			return strings.Compare(v.reasons[a.reason], v.reasons[b.reason])
-		})
-	}
-	return v
+	slices.SortFunc(vr.read, func(a, b span) int {
+		return cmp.Or(cmp.Compare(a.key, b.key), cmp.Compare(a.start, b.start), cmp.Compare(a.end, b.end),
+			strings.Compare(vr.reasons[a.reason], vr.reasons[b.reason]))
+	})
 }
 
 // visitLoad is the visits the readers of a scan that need them read per pass, from one time on.
@@ -264,15 +272,17 @@ func (sc eventScan) anyCondition() (p predicate, ok bool) {
 }
 
 // loadVisits reads the visits of one pass (sendVisits; nil for a pass with no events) into the
-// visits of each load's readers, which share them.
-func (s *Store) loadVisits(ctx context.Context, loads []visitLoad, sent driver.Rows) error {
+// visits of each load's readers, which share them. size is the last pass's sizes (zero for the
+// first), and is set to this one's.
+func (s *Store) loadVisits(ctx context.Context, loads []visitLoad, sent driver.Rows, size *visitSizes) error {
 	if sent == nil {
 		return nil
 	}
-	rows, err := readVisits(ctx, sent)
+	rows, err := readVisits(ctx, sent, *size)
 	if err != nil {
 		return err
 	}
+	*size = visitSizes{keys: len(rows.keys), visits: len(rows.read)}
 	for _, l := range loads {
 		v := rows.visits(l.from)
 		s.metrics.scanVisits.Add(float64(len(v.spans)))
