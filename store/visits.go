@@ -208,13 +208,38 @@ func (vr *visitRows) sort() {
 		rank[k], keys[r] = int32(r), vr.keys[k]
 	}
 	vr.keys = keys
+	// By key: each visit is put in its key's place, where the visits of each key begin
+	// (bounds) counted beforehand, swapping out whichever is there (an American flag sort: in
+	// place, so a pass's visits are held once).
+	bounds := make([]int, len(keys)+1)
 	for i := range vr.read {
 		vr.read[i].key = rank[vr.read[i].key]
+		bounds[vr.read[i].key+1]++
 	}
-	slices.SortFunc(vr.read, func(a, b span) int {
-		return cmp.Or(cmp.Compare(a.key, b.key), cmp.Compare(a.start, b.start), cmp.Compare(a.end, b.end),
-			strings.Compare(vr.reasons[a.reason], vr.reasons[b.reason]))
-	})
+	for k := range keys {
+		bounds[k+1] += bounds[k]
+	}
+	next := slices.Clone(bounds[:len(keys)]) // per key, where its next visit goes
+	for k := range keys {
+		for next[k] < bounds[k+1] {
+			i := next[k]
+			if to := vr.read[i].key; to == int32(k) {
+				next[k]++
+			} else {
+				vr.read[i], vr.read[next[to]] = vr.read[next[to]], vr.read[i]
+				next[to]++
+			}
+		}
+	}
+	// Then each key's (a few) by start.
+	for k := range keys {
+		slices.SortFunc(vr.read[bounds[k]:bounds[k+1]], func(a, b span) int {
+			if a.start != b.start {
+				return cmp.Compare(a.start, b.start)
+			}
+			return cmp.Or(cmp.Compare(a.end, b.end), strings.Compare(vr.reasons[a.reason], vr.reasons[b.reason]))
+		})
+	}
 }
 
 // visitLoad is the visits the readers of a scan that need them read per pass, from one time on.
