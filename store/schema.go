@@ -206,7 +206,7 @@ var migrations = []migration{
 	// sessionize.Session.Start and End are its first and last touchpoints' times to the µs): a
 	// client session id changing between events 500 µs apart, or max_events, cuts two visits
 	// within one millisecond, and every query places events in visits by their µs (see
-	// splitBySession). Rows stored before keep their meaning, a visit from the start of start_ms
+	// sessionSplit.split). Rows stored before keep their meaning, a visit from the start of start_ms
 	// through the end of end_ms: start_sub_us reads 0 and end_sub_us 999. The sessionizer, which
 	// reads them back on a restore or resessionize, writes such a visit again once, to the µs.
 	addColumns{

@@ -223,7 +223,7 @@ func sessionizedStoreWith(t *testing.T, cfg sessionize.Config, jm *sessionize.Ma
 
 // TestVisitsCutWithinOneMillisecond: visits of one device that the sessionizer cuts within one
 // millisecond are sessions apart in every query that counts sessions, as events are placed in
-// visits by their µs (splitBySession): max_events (2 here) over four views 100 µs apart, and a
+// visits by their µs (sessionSplit.split): max_events (2 here) over four views 100 µs apart, and a
 // client session id changing between two events 500 µs apart (tester 8's F3). Checked in the
 // sessions summary and in funnels counted by sessions, on a store that reads in one pass and on
 // one that reads in many, before and after ClickHouse merges the parts.
