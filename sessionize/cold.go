@@ -84,7 +84,7 @@ func coldLatest(data []byte) int64 {
 //	len(points), then per point: us (its time, unix µs) and seq as deltas from the point before, id (8 bytes little
 //	  endian), payload (4 bytes little endian), rules, touch, channel, campaign, session
 //	len(sessions), then per session: startUs as a delta from the session before, endUs-startUs,
-//	  version, events, entry, exit, channel, campaign, reason, person, stages
+//	  startSeq, version, events, entry, exit, channel, campaign, reason, person, stages
 func encodeCustomer(c *customer, channel uint32) []byte {
 	b := make([]byte, 0, 16+len(c.points)*28+len(c.sessions)*32)
 	b = binary.AppendVarint(b, c.latest)
@@ -109,6 +109,7 @@ func encodeCustomer(c *customer, channel uint32) []byte {
 		b = binary.AppendVarint(b, ss.startUs-start)
 		b = binary.AppendVarint(b, ss.endUs-ss.startUs)
 		start = ss.startUs
+		b = binary.AppendVarint(b, ss.startSeq)
 		for _, v := range [...]uint64{ss.version, uint64(ss.events), uint64(ss.entry), uint64(ss.exit), uint64(ss.channel),
 			uint64(ss.campaign), uint64(ss.reason), uint64(ss.person), ss.stages} {
 			b = binary.AppendUvarint(b, v)
@@ -148,13 +149,14 @@ func decodeCustomer(data []byte, strs []string) (*customer, error) {
 		p.rules, p.touch, p.channel, p.campaign, p.session = d.uvarint(), d.uint32(), d.uint32(), d.uint32(), d.uint32()
 	}
 	c.sorted = len(c.points)
-	n = d.count(11) // at least 11 bytes a session
+	n = d.count(12) // at least 12 bytes a session
 	c.sessions = make([]storedSession, n)
 	var start int64
 	for i := range c.sessions {
 		ss := &c.sessions[i]
 		start += d.varint()
 		ss.startUs, ss.endUs = start, start+d.varint()
+		ss.startSeq = d.varint()
 		ss.version, ss.events = d.uvarint(), d.uint32()
 		ss.entry, ss.exit, ss.channel, ss.campaign, ss.reason, ss.person = d.uint32(), d.uint32(), d.uint32(), d.uint32(), d.uint32(), d.uint32()
 		ss.stages = d.uvarint()

@@ -104,8 +104,12 @@ type Session struct {
 	CustomerKey string // the device (see ingest.Event.CustomerKey)
 	// PersonID is the person of the session's last touchpoint when it was sessionized (a userId
 	// when one was known); later merges are applied at query time, as for events.
-	PersonID      string
-	Start, End    time.Time // the first and last touchpoints' times, to the µs
+	PersonID   string
+	Start, End time.Time // the first and last touchpoints' times, to the µs
+	// StartSeq is the first touchpoint's Seq (ingest.Event.Seq): with Start, its place in the
+	// tie rule (comparePoints), so the store can place events of Start's µs in the visit that
+	// starts there or in the one before (store's sessionSplit.split). 0 in rows stored before it.
+	StartSeq      int64
 	Events        int
 	EntryEvent    string   // the first touchpoint (event name, or type for unnamed pages)
 	ExitEvent     string   // the last touchpoint
@@ -200,9 +204,10 @@ func (s *Sessionizer) intern(str string) uint32 {
 }
 
 // storedSession is what the sessionizer keeps of a session it emitted, to diff later versions
-// against: 64 bytes, strings interned, stages as bits.
+// against: 72 bytes, strings interned, stages as bits.
 type storedSession struct {
 	startUs, endUs int64 // unix µs, as Session.Start and End
+	startSeq       int64 // Session.StartSeq
 	version        uint64
 	events         uint32
 	entry, exit    uint32
@@ -1539,9 +1544,11 @@ func (s *Sessionizer) Restore(key string, events []ingest.Event, sessions []Sess
 	for _, ss := range sessions {
 		c.sessions = append(c.sessions, s.store(ss))
 	}
-	// In start order; of sessions starting in one microsecond, the one ending first is first.
+	// In start order (time, then Seq, as comparePoints orders their first points); of sessions
+	// starting in one microsecond with one Seq (rows stored before StartSeq), the one ending first
+	// is first.
 	slices.SortStableFunc(c.sessions, func(a, b storedSession) int {
-		return cmp.Or(cmp.Compare(a.startUs, b.startUs), cmp.Compare(a.endUs, b.endUs))
+		return cmp.Or(cmp.Compare(a.startUs, b.startUs), cmp.Compare(a.startSeq, b.startSeq), cmp.Compare(a.endUs, b.endUs))
 	})
 	s.watermark = max(s.watermark, c.latest)
 	s.customers[key] = c
@@ -1665,6 +1672,7 @@ func (s *Sessionizer) cut(key string, c *customer) []Session {
 			CustomerKey:   key,
 			PersonID:      person(last),
 			Start:         time.UnixMicro(first.us).UTC(),
+			StartSeq:      first.seq,
 			End:           time.UnixMicro(last.us).UTC(),
 			Events:        end - start,
 			EntryEvent:    s.strs[first.touch],
@@ -1819,7 +1827,7 @@ func (s *Sessionizer) store(ss Session) storedSession {
 		}
 	}
 	return storedSession{
-		startUs: ss.Start.UnixMicro(), endUs: ss.End.UnixMicro(), version: ss.Version, events: uint32(ss.Events),
+		startUs: ss.Start.UnixMicro(), endUs: ss.End.UnixMicro(), startSeq: ss.StartSeq, version: ss.Version, events: uint32(ss.Events),
 		entry: s.intern(ss.EntryEvent), exit: s.intern(ss.ExitEvent), channel: s.intern(ss.EntryChannel),
 		campaign: s.intern(ss.EntryCampaign), reason: s.intern(ss.EndReason), person: s.intern(ss.PersonID), stages: stages,
 	}
@@ -1830,7 +1838,7 @@ func (s *Sessionizer) store(ss Session) storedSession {
 func (s *Sessionizer) expand(key string, o storedSession, nth int64) Session {
 	return Session{
 		ID: sessionID(key, o.startUs/1000, nth), CustomerKey: key, PersonID: s.strs[o.person],
-		Start: time.UnixMicro(o.startUs).UTC(), End: time.UnixMicro(o.endUs).UTC(), Events: int(o.events),
+		Start: time.UnixMicro(o.startUs).UTC(), StartSeq: o.startSeq, End: time.UnixMicro(o.endUs).UTC(), Events: int(o.events),
 		EntryEvent: s.strs[o.entry], ExitEvent: s.strs[o.exit], EntryChannel: s.strs[o.channel],
 		EntryCampaign: s.strs[o.campaign], Stages: s.stageNames(o.stages), EndReason: s.strs[o.reason],
 		MapVersion: s.jm.Version, Version: o.version,

@@ -500,7 +500,7 @@ func (p *funnelPlan) units(events []scannedEvent, attrs attrTable, sessions *vis
 	defer func() { p.counts, p.unitBuf, p.keyBuf = counts, reuse(out), reuse(keys) }()
 	for i := range events {
 		e := &events[i]
-		u := unitEvent{t: e.t, mask: e.mask, at: e.at}
+		u := unitEvent{t: e.t, seq: e.seq, mask: e.mask, at: e.at}
 		for m := e.mask & conds; m != 0; m &= m - 1 {
 			c := bits.TrailingZeros64(m)
 			counts[c]++
@@ -536,7 +536,7 @@ func (p *funnelPlan) units(events []scannedEvent, attrs attrTable, sessions *vis
 		return p.unitsOf
 	}
 	p.unitsOf = p.unitsOf[:0]
-	for _, part := range p.split.split(out, keys, func(e unitEvent) int64 { return e.t }, sessions) {
+	for _, part := range p.split.split(out, keys, func(e unitEvent) (int64, int64) { return e.t, e.seq }, sessions) {
 		p.unitsOf = append(p.unitsOf, part.events)
 	}
 	return p.unitsOf
@@ -566,18 +566,19 @@ type sessionSplit[E any] struct {
 // person's events within one visit of a device. A visit in which one person logs in is one
 // session; a visit shared by several signed-in persons is one session per person, as Amplitude
 // and Mixpanel count sessions per user. keys[i] is the customer key of events[i], and at gives an
-// event's time (µs, as the visits'). Events of no stored session yet are left out. The sessions
-// come in the order of their first events, and are valid until the next call.
+// event's time (µs, as the visits') and seq. Events of no stored session yet are left out. The
+// sessions come in the order of their first events, and are valid until the next call.
 //
-// An event's visit is the latest of its key's visits that starts at or before it, unless that
-// one ended before it. Events are placed by their µs, so visits of one key cut within one
-// millisecond (a client session id changing between events 500 µs apart, max_events over a
-// burst) are sessions apart. Visits of one key starting in one microsecond (max_events over
-// events stamped alike) are one session here: the events of that µs all fall in the last of
-// them (by end, then end reason: see visitRows.sort), the one the search finds, as an event's
-// time is all a query can place it by. So a session is named by that visit's index in
-// sessions.spans.
-func (s *sessionSplit[E]) split(events []E, keys []string, at func(E) int64, sessions *visits) []sessionPart[E] {
+// An event's visit is the latest of its key's visits that starts at or before it by the tie
+// rule (span.startsBy: time, then seq, as the sessionizer ordered the events it cut visits
+// from), unless that one ended before it. So visits of one key cut within one millisecond (a
+// client session id changing between events 500 µs apart) or between events of one microsecond
+// (a client session id changing within a second-precision timestamp, max_events over a burst
+// stamped alike) are sessions apart. Visits of one key starting at one place (rows stored before
+// start_seq) are one session here: the events there all fall in the last of them (by end, then
+// end reason: see visitRows.sort), the one the search finds. So a session is named by that
+// visit's index in sessions.spans.
+func (s *sessionSplit[E]) split(events []E, keys []string, at func(E) (t, seq int64), sessions *visits) []sessionPart[E] {
 	parts, counts := reuse(s.parts), reuse(s.counts)
 	unitOf := slices.Grow(reuse(s.unitOf), len(events))[:len(events)]
 	if len(s.partOf) < len(sessions.spans) {
@@ -589,7 +590,7 @@ func (s *sessionSplit[E]) split(events []E, keys []string, at func(E) int64, ses
 		found = -1   // the index in spans of the visit of the event before; -1: none
 	)
 	for i, e := range events {
-		t := at(e)
+		t, seq := at(e)
 		if i == 0 || keys[i] != keys[i-1] { // a person's events are mostly of one key
 			spans, first = sessions.of(keys[i])
 			found = -1
@@ -597,11 +598,16 @@ func (s *sessionSplit[E]) split(events []E, keys []string, at func(E) int64, ses
 		// Events come in time order: this one's visit is the one found for the event before or
 		// one of the next few (a person has few events a visit), else it is searched for.
 		j := found
-		for k := 0; j >= 0 && k < 4 && j+1 < len(spans) && spans[j+1].start <= t; k++ {
+		for k := 0; j >= 0 && k < 4 && j+1 < len(spans) && spans[j+1].startsBy(t, seq); k++ {
 			j++
 		}
-		if j < 0 || spans[j].start > t || j+1 < len(spans) && spans[j+1].start <= t {
-			j, _ = slices.BinarySearchFunc(spans, t, func(s span, t int64) int { return cmp.Compare(s.start, t+1) })
+		if j < 0 || !spans[j].startsBy(t, seq) || j+1 < len(spans) && spans[j+1].startsBy(t, seq) {
+			j, _ = slices.BinarySearchFunc(spans, t, func(s span, t int64) int {
+				if s.startsBy(t, seq) {
+					return -1
+				}
+				return 1
+			})
 			j--
 		}
 		found = j

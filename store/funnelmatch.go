@@ -24,6 +24,7 @@ const (
 // unitEvent is one distinct event of a funnel unit (a person, or one of their sessions).
 type unitEvent struct {
 	t      int64  // unix µs (scannedEvent.t); events of equal time are in the tie rule's order (compareScanned)
+	seq    int64  // scannedEvent.seq, to place it in a visit (sessionSplit.split)
 	mask   uint64 // the query's conditions it matches
 	steps  uint64 // steps it can take, nth rules applied
 	blocks uint64 // gaps it blocks: bit g = strictly between step g+1 and step g+2
@@ -31,7 +32,7 @@ type unitEvent struct {
 	// queries that read more than the breakdown (scannedEvent.at)
 	at int32
 	// attr is 1 + the at of the event whose breakdown value it has (its own, or with a trait
-	// breakdown the one that set the person's trait last); 0 when it has none (""). With at, 40
+	// breakdown the one that set the person's trait last); 0 when it has none (""). With at, 48
 	// bytes an event, where the value and a slice of the attributes took 72.
 	attr int32
 }

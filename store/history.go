@@ -144,7 +144,7 @@ func (s *Store) historySessions(ctx context.Context, keys []string) ([]sessioniz
 		return nil, fmt.Errorf("load session history: %w", err)
 	}
 	rows, err := s.conn.Query(kctx, `SELECT session_id, argMax(customer_key, version), argMax(person_id, version),
-		argMax(start_ms * 1000 + start_sub_us, version), argMax(end_ms * 1000 + end_sub_us, version), argMax(events, version), argMax(entry_event, version), argMax(exit_event, version),
+		argMax(start_ms * 1000 + start_sub_us, version), argMax(start_seq, version), argMax(end_ms * 1000 + end_sub_us, version), argMax(events, version), argMax(entry_event, version), argMax(exit_event, version),
 		argMax(entry_channel, version), argMax(entry_campaign, version), argMax(stages, version), argMax(end_reason, version), argMax(map_version, version), max(version), argMax(deleted, version) AS gone
 	FROM `+s.table("sessions")+` WHERE customer_key IN restore_keys GROUP BY session_id HAVING gone = 0`)
 	if err != nil {
@@ -154,14 +154,15 @@ func (s *Store) historySessions(ctx context.Context, keys []string) ([]sessioniz
 	var out []sessionize.Session
 	for rows.Next() {
 		var ss sessionize.Session
-		var start, end uint64
+		var start, startSeq, end uint64
 		var events uint32
 		var gone uint8
-		if err := rows.Scan(&ss.ID, &ss.CustomerKey, &ss.PersonID, &start, &end, &events, &ss.EntryEvent, &ss.ExitEvent,
+		if err := rows.Scan(&ss.ID, &ss.CustomerKey, &ss.PersonID, &start, &startSeq, &end, &events, &ss.EntryEvent, &ss.ExitEvent,
 			&ss.EntryChannel, &ss.EntryCampaign, &ss.Stages, &ss.EndReason, &ss.MapVersion, &ss.Version, &gone); err != nil {
 			return nil, fmt.Errorf("load session history: %w", err)
 		}
 		ss.Start, ss.End, ss.Events = time.UnixMicro(int64(start)).UTC(), time.UnixMicro(int64(end)).UTC(), int(events)
+		ss.StartSeq = int64(startSeq)
 		if len(ss.Stages) == 0 {
 			ss.Stages = nil
 		}

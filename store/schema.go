@@ -216,6 +216,16 @@ var migrations = []migration{
 			{name: "end_sub_us", typ: "UInt16", def: "999"},
 		},
 	},
+	// Version 16: the Seq of a session's first touchpoint (sessionize.Session.StartSeq): with the
+	// start's µs, its place in the tie rule (compareScanned), as the sessionizer can cut two visits
+	// between events of one µs (a client session id changing within a second-precision timestamp,
+	// max_events over a burst stamped alike), and queries place an event of that µs by its seq
+	// (sessionSplit.split). Rows stored before read 0, which keeps their meaning (every event of the
+	// start's µs is in the visit); a restore or resessionize writes them again once.
+	addColumns{
+		table:   "sessions",
+		columns: []columnDef{{name: "start_seq", typ: "UInt64"}},
+	},
 }
 
 // SchemaVersion is the schema version this build migrates to.

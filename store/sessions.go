@@ -127,7 +127,7 @@ func (s *Store) sessions(ctx context.Context, from, to time.Time) (*SessionSumma
 			keys = append(keys, attrs.value(e.at, keyAttr))
 		}
 		counted := false // a scan gives each person once: no set of them is kept
-		for _, ss := range split.split(events, keys, func(e scannedEvent) int64 { return e.t }, visits) {
+		for _, ss := range split.split(events, keys, func(e scannedEvent) (int64, int64) { return e.t, e.seq }, visits) {
 			first, end := ss.events[0], ss.events[len(ss.events)-1]
 			if first.t < lo || first.t >= hi {
 				continue

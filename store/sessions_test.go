@@ -289,3 +289,81 @@ func TestVisitsCutWithinOneMillisecond(t *testing.T) {
 		}
 	}
 }
+
+// TestVisitsCutWithinOneMicrosecond: visits of one device that the sessionizer cuts between
+// events of one µs are sessions apart in every query that counts sessions, as events are placed
+// in visits by the tie rule, time then seq (sessionSplit.split, span.startsBy), not by time alone
+// (tester 9's B): a client session id changing within one second-precision timestamp (S1
+// Landing, S1 Logout, S2 Home all at 10:00:00, S2 Order at 10:03) and max_events (3 here) over
+// four views stamped alike. Checked in the sessions summary and in funnels counted by sessions,
+// on a store that reads in one pass and on one that reads in many, before and after ClickHouse
+// merges the parts.
+func TestVisitsCutWithinOneMicrosecond(t *testing.T) {
+	t.Parallel()
+	event := func(typ, anon, name, id, ts, session string) string {
+		m := map[string]any{"type": typ, "anonymousId": anon, "messageId": id, "timestamp": ts}
+		if typ == "page" {
+			m["name"] = name
+		} else {
+			m["event"] = name
+		}
+		if session != "" {
+			m["context"] = map[string]string{"sessionId": session}
+		}
+		b, _ := json.Marshal(m)
+		return string(b)
+	}
+	arrivals := []string{
+		event("page", "cu", "CU Landing", "cu-1", "2025-05-05T10:00:00Z", "S1"),
+		event("track", "cu", "CU Logout", "cu-2", "2025-05-05T10:00:00Z", "S1"),
+		event("page", "cu", "CU Home", "cu-3", "2025-05-05T10:00:00Z", "S2"),
+		event("track", "cu", "CU Order", "cu-4", "2025-05-05T10:03:00Z", "S2"),
+		event("track", "mb", "MB1", "mb-1", "2025-05-05T12:00:00Z", ""),
+		event("track", "mb", "MB2", "mb-2", "2025-05-05T12:00:00Z", ""),
+		event("track", "mb", "MB3", "mb-3", "2025-05-05T12:00:00Z", ""),
+		event("track", "mb", "MB4", "mb-4", "2025-05-05T12:00:00Z", ""),
+	}
+	ctx := context.Background()
+	s, db := sessionizedStoreWith(t, sessionize.Config{MaxEventsPerSession: 3}, defaultMap(t), decodeArrivals(t, arrivals))
+	many := openStoreWith(t, func(c *store.Config) { c.Database, c.QueryPassEvents = db, 2 })
+	funnels := []struct {
+		steps string
+		want  string
+	}{
+		{"CU Landing,CU Order", "[1 0]"}, {"CU Logout,CU Home", "[1 0]"}, {"CU Home,CU Order", "[1 1]"},
+		{"MB1,MB3", "[1 1]"}, {"MB3,MB4", "[1 0]"},
+	}
+	for _, merged := range []bool{false, true} {
+		if merged {
+			exec(t, rawConn(t), "OPTIMIZE TABLE `"+db+"`.sessions FINAL")
+		}
+		for name, st := range map[string]*store.Store{"one pass": s, "passes": many} {
+			sum, err := st.Sessions(ctx, store.SessionsQuery{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if sum.Sessions != 4 || sum.Events != 8 || sum.ByEndReason["max_events"] != 1 || sum.ByEndReason["client_session"] != 1 || sum.ByEndReason["open"] != 2 {
+				t.Errorf("merged %v, %s: sessions %d events %d by end reason %v, want 4 of 8 events: max_events, client_session and two open",
+					merged, name, sum.Sessions, sum.Events, sum.ByEndReason)
+			}
+			for _, f := range funnels {
+				v := url.Values{"steps": {f.steps}, "count_by": {"sessions"}, "window": {"1h"}}
+				res, err := st.Query(ctx, defaultMap(t), "funnel", v)
+				if err != nil {
+					t.Fatal(err)
+				}
+				var got struct{ Steps []struct{ Customers int64 } }
+				if err := json.Unmarshal([]byte(mustJSON(t, res)), &got); err != nil {
+					t.Fatal(err)
+				}
+				var counts []int64
+				for _, step := range got.Steps {
+					counts = append(counts, step.Customers)
+				}
+				if fmt.Sprint(counts) != f.want {
+					t.Errorf("merged %v, %s: funnel %s by sessions %v, want %s", merged, name, f.steps, counts, f.want)
+				}
+			}
+		}
+	}
+}

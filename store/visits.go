@@ -12,13 +12,25 @@ import (
 )
 
 // span is one stored session (a visit of one device): its time range (µs, its first and last
-// touchpoints' times, as scannedEvent.t), and its end reason and customer key as indexes into
-// the reasons and keys of the visits it belongs to (visits.reason, visits.keys; visitRows' as
-// read). 24 bytes.
+// touchpoints' times, as scannedEvent.t), the seq of its first touchpoint (start and startSeq are
+// its start's place in the tie rule, compareScanned; see startsBy), and its end reason and
+// customer key as indexes into the reasons and keys of the visits it belongs to (visits.reason,
+// visits.keys; visitRows' as read). 32 bytes.
 type span struct {
 	start, end int64
+	startSeq   int64
 	reason     uint32
 	key        int32
+}
+
+// startsBy reports whether visit s starts at or before an event at t (µs) with seq, by the tie
+// rule (compareScanned, as the sessionizer cut its visits: sessionize.comparePoints): an event
+// of the start's µs before the start's first touchpoint belongs to an earlier visit. Events of
+// equal time and seq are ordered by their ids, which the visits do not keep (the sessionizer's
+// id hashes the messageId otherwise than the store's): such an event is in the visit. Rows
+// stored before start_seq read 0, so every event of their start's µs is in them.
+func (s span) startsBy(t, seq int64) bool {
+	return cmp.Or(cmp.Compare(s.start, t), cmp.Compare(s.startSeq, seq)) <= 0
 }
 
 // visits holds the live visits (see liveVisits) of some customer keys that end at or after from,
@@ -63,18 +75,18 @@ func (v *visits) reason(s span) string { return v.reasons[s.reason] }
 func (v *visits) drop() { *v = visits{from: v.from} }
 
 // passVisits is the most visits scanPasses lets one pass hold when a reader needs them (about
-// 32 MB of visits, at 24 bytes a span plus their keys): a table of many short visits is read
+// 40 MB of visits, at 32 bytes a span plus their keys): a table of many short visits is read
 // in more passes. At 10M synthetic events (9.2M visits) the sessions query takes 9 passes.
 const passVisits = 1 << 20
 
 // liveVisits is the SQL of the live visits among the sessions rows where holds ("1": all of
 // them), and its one argument, from (µs, "?" after where's own): per session, the newest
-// version's customer key (key), start and end (µs) and end reason, of the sessions whose newest
+// version's customer key (key), start and end (µs), start_seq and end reason, of the sessions whose newest
 // version is not deleted and ends at or after from. Every query that counts sessions reads its
 // visits here.
 func (s *Store) liveVisits(where string) string {
 	return `SELECT session_id, argMax(customer_key, version) AS key, argMax(start_ms * 1000 + start_sub_us, version) AS start,
-			argMax(end_ms * 1000 + end_sub_us, version) AS end, argMax(end_reason, version) AS reason, argMax(deleted, version) AS gone
+			argMax(end_ms * 1000 + end_sub_us, version) AS end, argMax(start_seq, version) AS start_seq, argMax(end_reason, version) AS reason, argMax(deleted, version) AS gone
 		FROM ` + s.table("sessions") + `
 		WHERE ` + where + `
 		GROUP BY session_id
@@ -85,7 +97,7 @@ func (s *Store) liveVisits(where string) string {
 // scan sc can read, that end at or after the earliest from of loads: the keys of the events of
 // its time range that its PREWHERE selects (passPrewhere) and, unless a condition compares
 // numbers, that match one of its conditions. That holds every key of every event the pass gives
-// its readers, and a few more. Its rows are (key, start, end, reason), in no order: loadVisits
+// its readers, and a few more. Its rows are (key, start, end, start_seq, reason), in no order: loadVisits
 // reads them.
 func (s *Store) sendVisits(ctx context.Context, sc eventScan, id identitySnapshot, r personRange, loads []visitLoad) (driver.Rows, error) {
 	from := loads[0].from
@@ -104,7 +116,7 @@ func (s *Store) sendVisits(ctx context.Context, sc eventScan, id identitySnapsho
 		}
 		where = "customer_key IN (" + keys + ")"
 	}
-	query := `SELECT key, start, end, reason FROM (` + s.liveVisits(where) + `)`
+	query := `SELECT key, start, end, start_seq, reason FROM (` + s.liveVisits(where) + `)`
 	rows, err := s.conn.Query(s.withQuerySettings(ctx), query, append(args, uint64(max(from, 0)))...)
 	if err != nil {
 		return nil, fmt.Errorf("read visits: %w", err)
@@ -141,13 +153,14 @@ func readVisits(ctx context.Context, rows driver.Rows, size visitSizes) (*visitR
 		reason  string
 		start   uint64
 		end     uint64
+		seq     uint64
 		r       uint32
 	)
 	for n := 1; rows.Next(); n++ {
 		if n%4096 == 0 && ctx.Err() != nil {
 			return nil, fmt.Errorf("read visits: %w", ctx.Err())
 		}
-		if err := rows.Scan(&key, &start, &end, &reason); err != nil {
+		if err := rows.Scan(&key, &start, &end, &seq, &reason); err != nil {
 			return nil, fmt.Errorf("read visits: %w", err)
 		}
 		k, ok := index[key]
@@ -161,7 +174,7 @@ func readVisits(ctx context.Context, rows driver.Rows, size visitSizes) (*visitR
 				reasons[reason], out.reasons = r, append(out.reasons, reason)
 			}
 		}
-		out.read = append(out.read, span{start: int64(start), end: int64(end), reason: r, key: k})
+		out.read = append(out.read, span{start: int64(start), end: int64(end), startSeq: int64(seq), reason: r, key: k})
 	}
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("read visits: %w", err)
@@ -172,7 +185,7 @@ func readVisits(ctx context.Context, rows driver.Rows, size visitSizes) (*visitR
 // visits are those of the rows that end at or after from: the keys in byte order, and each
 // key's visits side by side, by start. The rows are sorted in place (see sort), and the visits
 // of a load from the rows' own from (the earliest of the loads') are the rows themselves: a pass
-// holds its visits once, 24 bytes each (a copy, sorted by key with a counting sort, held 56).
+// holds its visits once, 32 bytes each (a copy, sorted by key with a counting sort, held 56).
 func (vr *visitRows) visits(from int64) *visits {
 	vr.sort()
 	spans := vr.read
@@ -190,9 +203,10 @@ func (vr *visitRows) visits(from int64) *visits {
 }
 
 // sort puts the keys in byte order, renaming the visits' keys to match, and the visits in order
-// of key and start; once. Visits of a key that start at once (two stored sessions) are ordered
-// by end and end reason, so which one a session takes (the last, see sessionSplit.split) does not
-// depend on the order ClickHouse sent them in. ClickHouse 18.16 took three times as long to sort
+// of key and start (µs, then seq: the tie rule, see span.startsBy); once. Visits of a key that
+// start at once (rows stored before start_seq) are ordered by end and end reason, so which one a
+// session takes (the last, see sessionSplit.split) does not depend on the order ClickHouse sent
+// them in. ClickHouse 18.16 took three times as long to sort
 // them by key as to read them (and 35–50% more CPU than grouping them).
 func (vr *visitRows) sort() {
 	if vr.sorted {
@@ -235,8 +249,8 @@ func (vr *visitRows) sort() {
 	// Then each key's (a few) by start.
 	for k := range keys {
 		slices.SortFunc(vr.read[bounds[k]:bounds[k+1]], func(a, b span) int {
-			if a.start != b.start {
-				return cmp.Compare(a.start, b.start)
+			if a.start != b.start || a.startSeq != b.startSeq {
+				return cmp.Or(cmp.Compare(a.start, b.start), cmp.Compare(a.startSeq, b.startSeq))
 			}
 			return cmp.Or(cmp.Compare(a.end, b.end), strings.Compare(vr.reasons[a.reason], vr.reasons[b.reason]))
 		})

@@ -1,6 +1,7 @@
 package store
 
 import (
+	"cmp"
 	"math/rand/v2"
 	"slices"
 	"testing"
@@ -12,40 +13,47 @@ type storedVisit struct {
 	span
 }
 
+// timedEvent is an event's time (µs) and seq, its place by the tie rule.
+type timedEvent struct{ t, seq int64 }
+
 // bruteSplit is sessionSplit.split's rule applied literally, one event at a time over every stored
-// visit: an event is in the latest-starting visit of its key that starts at or before it
-// (of several that start at once, the one that ends last, then by end reason), unless that one
-// ended before it; the events of one key in visits that start at once are one session. Sessions
-// come in the order of their first event.
-func bruteSplit(events []int64, keys []string, stored []storedVisit, reasons []string) []sessionPart[int64] {
+// visit: an event is in the latest-starting visit of its key that starts at or before it by the
+// tie rule, time then seq (of several that start at once, the one that ends last, then by end
+// reason), unless that one ended before it; the events of one key in visits that start at once
+// are one session. Sessions come in the order of their first event.
+func bruteSplit(events []timedEvent, keys []string, stored []storedVisit, reasons []string) []sessionPart[timedEvent] {
 	type unit struct {
-		key   string
-		start int64
+		key             string
+		start, startSeq int64
 	}
 	var (
 		order []unit
-		parts = map[unit]*sessionPart[int64]{}
+		parts = map[unit]*sessionPart[timedEvent]{}
 	)
-	for i, t := range events {
+	for i, e := range events {
 		var in *storedVisit
 		for k, v := range stored {
-			later := in == nil || v.start > in.start ||
-				v.start == in.start && (v.end > in.end || v.end == in.end && reasons[v.reason] > reasons[in.reason])
-			if v.key == keys[i] && v.start <= t && later {
+			later := in == nil
+			if !later {
+				c := cmp.Or(cmp.Compare(v.start, in.start), cmp.Compare(v.startSeq, in.startSeq))
+				later = c > 0 || c == 0 && (v.end > in.end || v.end == in.end && reasons[v.reason] > reasons[in.reason])
+			}
+			startsBy := v.start < e.t || v.start == e.t && v.startSeq <= e.seq
+			if v.key == keys[i] && startsBy && later {
 				in = &stored[k]
 			}
 		}
-		if in == nil || in.end < t {
+		if in == nil || in.end < e.t {
 			continue
 		}
-		u := unit{in.key, in.start}
+		u := unit{in.key, in.start, in.startSeq}
 		if parts[u] == nil {
-			parts[u] = &sessionPart[int64]{visit: in.span}
+			parts[u] = &sessionPart[timedEvent]{visit: in.span}
 			order = append(order, u)
 		}
-		parts[u].events = append(parts[u].events, t)
+		parts[u].events = append(parts[u].events, e)
 	}
-	var out []sessionPart[int64]
+	var out []sessionPart[timedEvent]
 	for _, u := range order {
 		out = append(out, *parts[u])
 	}
@@ -55,32 +63,32 @@ func bruteSplit(events []int64, keys []string, stored []storedVisit, reasons []s
 // TestSplitBySessionAgreesWithTheDefinition compares sessionSplit.split, over visits loaded as a
 // pass loads them (visitRows.visits, from the start of time or later), with bruteSplit on random
 // persons: events of a few keys, in time order and shuffled, whose visits overlap, touch, start
-// at once, or leave gaps between them.
+// at once (in one µs at one seq, or at another seq of it), or leave gaps between them.
 func TestSplitBySessionAgreesWithTheDefinition(t *testing.T) {
 	rng := rand.New(rand.NewPCG(7, 8))
 	names := []string{"d", "b", "a", "c"} // met out of byte order
-	var split sessionSplit[int64]         // reused from trial to trial, as from person to person
+	var split sessionSplit[timedEvent]    // reused from trial to trial, as from person to person
 	for trial := range 5000 {
 		rows := &visitRows{keys: names[:1+rng.IntN(len(names))], reasons: []string{"timeout", "max_length"}}
 		var stored []storedVisit
 		for range rng.IntN(12) {
 			k := rng.IntN(len(rows.keys))
-			v := storedVisit{rows.keys[k], span{start: rng.Int64N(60), reason: uint32(rng.IntN(2))}}
+			v := storedVisit{rows.keys[k], span{start: rng.Int64N(60), startSeq: rng.Int64N(3), reason: uint32(rng.IntN(2))}}
 			v.end = v.start + rng.Int64N(30)
 			stored = append(stored, v)
-			rows.read = append(rows.read, span{start: v.start, end: v.end, reason: v.reason, key: int32(k)})
+			rows.read = append(rows.read, span{start: v.start, end: v.end, startSeq: v.startSeq, reason: v.reason, key: int32(k)})
 		}
 		n := rng.IntN(20)
-		events, keys := make([]int64, n), make([]string, n)
+		events, keys := make([]timedEvent, n), make([]string, n)
 		for i := range events {
-			events[i] = rng.Int64N(130)
+			events[i] = timedEvent{rng.Int64N(130), rng.Int64N(3)}
 			keys[i] = rows.keys[rng.IntN(len(rows.keys))]
 			if i > 0 && rng.IntN(3) > 0 {
 				keys[i] = keys[i-1] // runs of one key, as a person's events mostly are
 			}
 		}
 		if trial%2 == 0 {
-			slices.Sort(events)
+			slices.SortFunc(events, func(a, b timedEvent) int { return cmp.Or(cmp.Compare(a.t, b.t), cmp.Compare(a.seq, b.seq)) })
 		}
 		// A load from a later time than the pass's keeps the visits that end at or after it,
 		// loaded after one from the pass's time, as a batch's loads are.
@@ -91,14 +99,14 @@ func TestSplitBySessionAgreesWithTheDefinition(t *testing.T) {
 		}
 		v := rows.visits(from)
 		stored = slices.DeleteFunc(stored, func(v storedVisit) bool { return v.end < from })
-		got := split.split(events, keys, func(t int64) int64 { return t }, v)
+		got := split.split(events, keys, func(e timedEvent) (int64, int64) { return e.t, e.seq }, v)
 		want := bruteSplit(events, keys, stored, rows.reasons)
 		if len(got) != len(want) {
 			t.Fatalf("trial %d: events %v keys %v visits %+v: %d sessions, want %d", trial, events, keys, stored, len(got), len(want))
 		}
 		for i, w := range want {
 			g := got[i]
-			if g.visit.start != w.visit.start || g.visit.end != w.visit.end || g.visit.reason != w.visit.reason || !slices.Equal(g.events, w.events) {
+			if g.visit.start != w.visit.start || g.visit.startSeq != w.visit.startSeq || g.visit.end != w.visit.end || g.visit.reason != w.visit.reason || !slices.Equal(g.events, w.events) {
 				t.Fatalf("trial %d: events %v keys %v visits %+v: session %d is %+v %v, want %+v %v",
 					trial, events, keys, stored, i, g.visit, g.events, w.visit, w.events)
 			}

@@ -210,6 +210,7 @@ func sessionColumns(sessions []sessionize.Session) []column {
 		mapVersion                                = make([]string, n)
 		channel, campaign                         = make([]string, n), make([]string, n)
 		start, end, version                       = make([]uint64, n), make([]uint64, n), make([]uint64, n)
+		startSeq                                  = make([]uint64, n)
 		startSub, endSub                          = make([]uint16, n), make([]uint16, n)
 		date                                      = make([]time.Time, n)
 		events                                    = make([]uint32, n)
@@ -224,6 +225,7 @@ func sessionColumns(sessions []sessionize.Session) []column {
 		}
 		channel[i], campaign[i] = s.EntryChannel, s.EntryCampaign
 		start[i], startSub[i] = splitMicros(s.Start)
+		startSeq[i] = uint64(max(s.StartSeq, 0))
 		end[i], endSub[i] = splitMicros(s.End)
 		version[i] = s.Version
 		date[i], events[i], stages[i] = s.Start.UTC(), uint32(s.Events), orEmpty(s.Stages)
@@ -233,7 +235,7 @@ func sessionColumns(sessions []sessionize.Session) []column {
 	}
 	return []column{
 		{"session_id", id}, {"customer_key", customer}, {"person_id", person}, {"start_ms", start}, {"end_ms", end},
-		{"start_sub_us", startSub}, {"end_sub_us", endSub}, {"date", date}, {"events", events}, {"entry_event", entry}, {"exit_event", exit},
+		{"start_sub_us", startSub}, {"end_sub_us", endSub}, {"start_seq", startSeq}, {"date", date}, {"events", events}, {"entry_event", entry}, {"exit_event", exit},
 		{"entry_channel", channel}, {"entry_campaign", campaign},
 		{"stages", stages}, {"end_reason", reason}, {"map_version", mapVersion},
 		{"version", version}, {"deleted", deleted},

@@ -172,6 +172,58 @@ func TestVisitsCutWithinOneMillisecondAreSessionsApart(t *testing.T) {
 	})
 }
 
+// TestVisitsCutWithinOneMicrosecondAreSessionsApart is the kind of fault tester 9 found (B):
+// a client session id changing within one second-precision timestamp cuts device cu9's visits
+// between events of one µs (S1 Landing, S1 Logout and S2 Home, one batch stamped 10:00:00, then
+// S2 Order at 10:03), and every answer counts them as the sessionizer cut them, by the tie rule
+// (time, then the client's order): two sessions of four events, one ended by the client's new
+// session id and one open, with Landing and Order in sessions apart and Home and Order in one.
+// The two calls arrive in order and reversed. Recomputed from the stored events and sessions
+// (`waymark resessionize`, which reads them back as a restart does), the sessions are the same:
+// none is written again.
+func TestVisitsCutWithinOneMicrosecondAreSessionsApart(t *testing.T) {
+	t.Parallel()
+	calls := []string{ // each the members of one batch
+		`{"type":"page","anonymousId":"cu9","name":"CU9 Landing","messageId":"cu9-1","timestamp":"2025-05-05T10:00:00Z","context":{"sessionId":"S1"}},` +
+			`{"type":"track","anonymousId":"cu9","event":"CU9 Logout","messageId":"cu9-2","timestamp":"2025-05-05T10:00:00Z","context":{"sessionId":"S1"}},` +
+			`{"type":"page","anonymousId":"cu9","name":"CU9 Home","messageId":"cu9-3","timestamp":"2025-05-05T10:00:00Z","context":{"sessionId":"S2"}}`,
+		`{"type":"track","anonymousId":"cu9","event":"CU9 Order","messageId":"cu9-4","timestamp":"2025-05-05T10:03:00Z","context":{"sessionId":"S2"}}`,
+	}
+	eachArrivalOrder(t, calls, func(t *testing.T, s *server) {
+		check := func(when string) {
+			t.Helper()
+			sum := s.sessions(t)
+			if sum.Sessions != 2 || sum.Events != 4 || sum.ByEndReason["client_session"] != 1 || sum.ByEndReason["open"] != 1 {
+				t.Errorf("%s: sessions %d events %d by end reason %v, want 2 sessions of 4 events: S1 (client_session) and S2 (open)",
+					when, sum.Sessions, sum.Events, sum.ByEndReason)
+			}
+			for _, tt := range []struct {
+				steps string
+				want  []int64
+			}{{"CU9 Landing,CU9 Order", []int64{1, 0}}, {"CU9 Logout,CU9 Home", []int64{1, 0}}, {"CU9 Home,CU9 Order", []int64{1, 1}}} {
+				out := s.waymark(t, "funnel", "--steps", tt.steps, "--window", "1h", "--count-by", "sessions", "--json")
+				var f funnelJSON
+				if err := json.Unmarshal([]byte(out), &f); err != nil {
+					t.Fatalf("funnel --json: %v\n%s", err, out)
+				}
+				var got []int64
+				for _, st := range f.Steps {
+					got = append(got, st.Customers)
+				}
+				if !slices.Equal(got, tt.want) {
+					t.Errorf("%s: funnel %s by sessions %v, want %v", when, tt.steps, got, tt.want)
+				}
+			}
+		}
+		check("stored")
+		out := s.waymark(t, "resessionize", "--from", "2025-05-05", "--to", "2025-05-06")
+		if !strings.Contains(out, "0 sessions written (new or changed), 0 deleted") {
+			t.Errorf("resessionize changed sessions read back from the store: %s", out)
+		}
+		check("after resessionize")
+	})
+}
+
 // TestEventWithoutClientSessionIDInAPauseKeepsTheSession is the kind of fault tester 8 found
 // (F5): an event without a client session id (a server-side call) sent during a pause longer
 // than the gap does not split the client's session when the next event carrying an id carries

@@ -136,3 +136,7 @@ ALTER TABLE `waymark`.`device_sign_ins` ON CLUSTER `waymark_cluster` ADD COLUMN 
 ALTER TABLE `waymark`.`sessions_local` ON CLUSTER `waymark_cluster` ADD COLUMN start_sub_us UInt16, ADD COLUMN end_sub_us UInt16 DEFAULT 999;
 
 ALTER TABLE `waymark`.`sessions` ON CLUSTER `waymark_cluster` ADD COLUMN start_sub_us UInt16, ADD COLUMN end_sub_us UInt16 DEFAULT 999;
+
+ALTER TABLE `waymark`.`sessions_local` ON CLUSTER `waymark_cluster` ADD COLUMN start_seq UInt64;
+
+ALTER TABLE `waymark`.`sessions` ON CLUSTER `waymark_cluster` ADD COLUMN start_seq UInt64;

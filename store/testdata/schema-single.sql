@@ -100,3 +100,5 @@ ALTER TABLE `waymark`.`superseded_events` ADD COLUMN ts_sub_us UInt16;
 ALTER TABLE `waymark`.`device_sign_ins` ADD COLUMN from_sub_us Array(UInt16);
 
 ALTER TABLE `waymark`.`sessions` ADD COLUMN start_sub_us UInt16, ADD COLUMN end_sub_us UInt16 DEFAULT 999;
+
+ALTER TABLE `waymark`.`sessions` ADD COLUMN start_seq UInt64;
