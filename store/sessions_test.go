@@ -246,48 +246,9 @@ func TestVisitsCutWithinOneMillisecond(t *testing.T) {
 		page("cs", "CS2", "cs-2", "2024-12-02T11:00:00.000600Z", "S2"),
 		page("cs", "CS3", "cs-3", "2024-12-02T11:05:00Z", "S2"),
 	}
-	ctx := context.Background()
-	s, db := sessionizedStoreWith(t, sessionize.Config{MaxEventsPerSession: 2}, defaultMap(t), decodeArrivals(t, arrivals))
-	many := openStoreWith(t, func(c *store.Config) { c.Database, c.QueryPassEvents = db, 2 })
-	funnels := []struct {
-		steps string
-		want  string
-	}{
+	checkVisitCuts(t, sessionize.Config{MaxEventsPerSession: 2}, arrivals, 7, []funnelWant{
 		{"ME1,ME2,ME3", "[1 1 0]"}, {"ME3,ME4", "[1 1]"}, {"CS1,CS2", "[1 0]"}, {"CS2,CS3", "[1 1]"},
-	}
-	for _, merged := range []bool{false, true} {
-		if merged {
-			exec(t, rawConn(t), "OPTIMIZE TABLE `"+db+"`.sessions FINAL")
-		}
-		for name, st := range map[string]*store.Store{"one pass": s, "passes": many} {
-			sum, err := st.Sessions(ctx, store.SessionsQuery{})
-			if err != nil {
-				t.Fatal(err)
-			}
-			if sum.Sessions != 4 || sum.Events != 7 || sum.ByEndReason["max_events"] != 1 || sum.ByEndReason["client_session"] != 1 || sum.ByEndReason["open"] != 2 {
-				t.Errorf("merged %v, %s: sessions %d events %d by end reason %v, want 4 of 7 events: max_events, client_session and two open",
-					merged, name, sum.Sessions, sum.Events, sum.ByEndReason)
-			}
-			for _, f := range funnels {
-				v := url.Values{"steps": {f.steps}, "count_by": {"sessions"}, "window": {"1h"}}
-				res, err := st.Query(ctx, defaultMap(t), "funnel", v)
-				if err != nil {
-					t.Fatal(err)
-				}
-				var got struct{ Steps []struct{ Customers int64 } }
-				if err := json.Unmarshal([]byte(mustJSON(t, res)), &got); err != nil {
-					t.Fatal(err)
-				}
-				var counts []int64
-				for _, step := range got.Steps {
-					counts = append(counts, step.Customers)
-				}
-				if fmt.Sprint(counts) != f.want {
-					t.Errorf("merged %v, %s: funnel %s by sessions %v, want %s", merged, name, f.steps, counts, f.want)
-				}
-			}
-		}
-	}
+	})
 }
 
 // TestVisitsCutWithinOneMicrosecond: visits of one device that the sessionizer cuts between
@@ -323,16 +284,24 @@ func TestVisitsCutWithinOneMicrosecond(t *testing.T) {
 		event("track", "mb", "MB3", "mb-3", "2025-05-05T12:00:00Z", ""),
 		event("track", "mb", "MB4", "mb-4", "2025-05-05T12:00:00Z", ""),
 	}
-	ctx := context.Background()
-	s, db := sessionizedStoreWith(t, sessionize.Config{MaxEventsPerSession: 3}, defaultMap(t), decodeArrivals(t, arrivals))
-	many := openStoreWith(t, func(c *store.Config) { c.Database, c.QueryPassEvents = db, 2 })
-	funnels := []struct {
-		steps string
-		want  string
-	}{
+	checkVisitCuts(t, sessionize.Config{MaxEventsPerSession: 3}, arrivals, 8, []funnelWant{
 		{"CU Landing,CU Order", "[1 0]"}, {"CU Logout,CU Home", "[1 0]"}, {"CU Home,CU Order", "[1 1]"},
 		{"MB1,MB3", "[1 1]"}, {"MB3,MB4", "[1 0]"},
-	}
+	})
+}
+
+// funnelWant is a funnel's steps and its counts per step as printed ("[1 0]").
+type funnelWant struct{ steps, want string }
+
+// checkVisitCuts sessionizes arrivals with cfg into a store and checks, on a store that reads in
+// one pass and on one that reads in many, before and after ClickHouse merges the sessions' parts,
+// that the sessions summary has 4 sessions of events events (one ended by max_events, one by
+// client_session, two open) and that each funnel counted by sessions gives its counts.
+func checkVisitCuts(t *testing.T, cfg sessionize.Config, arrivals []string, events uint64, funnels []funnelWant) {
+	t.Helper()
+	ctx := context.Background()
+	s, db := sessionizedStoreWith(t, cfg, defaultMap(t), decodeArrivals(t, arrivals))
+	many := openStoreWith(t, func(c *store.Config) { c.Database, c.QueryPassEvents = db, 2 })
 	for _, merged := range []bool{false, true} {
 		if merged {
 			exec(t, rawConn(t), "OPTIMIZE TABLE `"+db+"`.sessions FINAL")
@@ -342,9 +311,9 @@ func TestVisitsCutWithinOneMicrosecond(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if sum.Sessions != 4 || sum.Events != 8 || sum.ByEndReason["max_events"] != 1 || sum.ByEndReason["client_session"] != 1 || sum.ByEndReason["open"] != 2 {
-				t.Errorf("merged %v, %s: sessions %d events %d by end reason %v, want 4 of 8 events: max_events, client_session and two open",
-					merged, name, sum.Sessions, sum.Events, sum.ByEndReason)
+			if sum.Sessions != 4 || sum.Events != events || sum.ByEndReason["max_events"] != 1 || sum.ByEndReason["client_session"] != 1 || sum.ByEndReason["open"] != 2 {
+				t.Errorf("merged %v, %s: sessions %d events %d by end reason %v, want 4 of %d events: max_events, client_session and two open",
+					merged, name, sum.Sessions, sum.Events, sum.ByEndReason, events)
 			}
 			for _, f := range funnels {
 				v := url.Values{"steps": {f.steps}, "count_by": {"sessions"}, "window": {"1h"}}

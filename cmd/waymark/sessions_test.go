@@ -138,37 +138,7 @@ func TestVisitsCutWithinOneMillisecondAreSessionsApart(t *testing.T) {
 		`{"type":"page","anonymousId":"cs8a","name":"CS8 Three","messageId":"cs8a-3","timestamp":"2025-05-02T10:05:00Z","context":{"sessionId":"S2"}}`,
 	}
 	eachArrivalOrder(t, lines, func(t *testing.T, s *server) {
-		check := func(when string) {
-			t.Helper()
-			sum := s.sessions(t)
-			if sum.Sessions != 2 || sum.Events != 3 || sum.ByEndReason["client_session"] != 1 || sum.ByEndReason["open"] != 1 {
-				t.Errorf("%s: sessions %d events %d by end reason %v, want 2 sessions of 3 events: S1 (client_session) and S2 (open)",
-					when, sum.Sessions, sum.Events, sum.ByEndReason)
-			}
-			for _, tt := range []struct {
-				steps string
-				want  []int64
-			}{{"CS8 One,CS8 Two", []int64{1, 0}}, {"CS8 Two,CS8 Three", []int64{1, 1}}} {
-				out := s.waymark(t, "funnel", "--steps", tt.steps, "--window", "1h", "--count-by", "sessions", "--json")
-				var f funnelJSON
-				if err := json.Unmarshal([]byte(out), &f); err != nil {
-					t.Fatalf("funnel --json: %v\n%s", err, out)
-				}
-				var got []int64
-				for _, st := range f.Steps {
-					got = append(got, st.Customers)
-				}
-				if !slices.Equal(got, tt.want) {
-					t.Errorf("%s: funnel %s by sessions %v, want %v", when, tt.steps, got, tt.want)
-				}
-			}
-		}
-		check("stored")
-		out := s.waymark(t, "resessionize", "--from", "2025-05-02", "--to", "2025-05-03")
-		if !strings.Contains(out, "0 sessions written (new or changed), 0 deleted") {
-			t.Errorf("resessionize changed sessions read back from the store: %s", out)
-		}
-		check("after resessionize")
+		checkCutInTwo(t, s, 3, []sessionsFunnel{{"CS8 One,CS8 Two", []int64{1, 0}}, {"CS8 Two,CS8 Three", []int64{1, 1}}}, "2025-05-02", "2025-05-03")
 	})
 }
 
@@ -190,37 +160,9 @@ func TestVisitsCutWithinOneMicrosecondAreSessionsApart(t *testing.T) {
 		`{"type":"track","anonymousId":"cu9","event":"CU9 Order","messageId":"cu9-4","timestamp":"2025-05-05T10:03:00Z","context":{"sessionId":"S2"}}`,
 	}
 	eachArrivalOrder(t, calls, func(t *testing.T, s *server) {
-		check := func(when string) {
-			t.Helper()
-			sum := s.sessions(t)
-			if sum.Sessions != 2 || sum.Events != 4 || sum.ByEndReason["client_session"] != 1 || sum.ByEndReason["open"] != 1 {
-				t.Errorf("%s: sessions %d events %d by end reason %v, want 2 sessions of 4 events: S1 (client_session) and S2 (open)",
-					when, sum.Sessions, sum.Events, sum.ByEndReason)
-			}
-			for _, tt := range []struct {
-				steps string
-				want  []int64
-			}{{"CU9 Landing,CU9 Order", []int64{1, 0}}, {"CU9 Logout,CU9 Home", []int64{1, 0}}, {"CU9 Home,CU9 Order", []int64{1, 1}}} {
-				out := s.waymark(t, "funnel", "--steps", tt.steps, "--window", "1h", "--count-by", "sessions", "--json")
-				var f funnelJSON
-				if err := json.Unmarshal([]byte(out), &f); err != nil {
-					t.Fatalf("funnel --json: %v\n%s", err, out)
-				}
-				var got []int64
-				for _, st := range f.Steps {
-					got = append(got, st.Customers)
-				}
-				if !slices.Equal(got, tt.want) {
-					t.Errorf("%s: funnel %s by sessions %v, want %v", when, tt.steps, got, tt.want)
-				}
-			}
-		}
-		check("stored")
-		out := s.waymark(t, "resessionize", "--from", "2025-05-05", "--to", "2025-05-06")
-		if !strings.Contains(out, "0 sessions written (new or changed), 0 deleted") {
-			t.Errorf("resessionize changed sessions read back from the store: %s", out)
-		}
-		check("after resessionize")
+		checkCutInTwo(t, s, 4, []sessionsFunnel{
+			{"CU9 Landing,CU9 Order", []int64{1, 0}}, {"CU9 Logout,CU9 Home", []int64{1, 0}}, {"CU9 Home,CU9 Order", []int64{1, 1}},
+		}, "2025-05-05", "2025-05-06")
 	})
 }
 
@@ -249,16 +191,7 @@ func TestEventWithoutClientSessionIDInAPauseKeepsTheSession(t *testing.T) {
 			t.Errorf("sessions %d events %d by end reason %v, want 4 of 8 events: ga8a's and ga8b's one each (open), ga8c's two (timeout, open)",
 				sum.Sessions, sum.Events, sum.ByEndReason)
 		}
-		out := s.waymark(t, "funnel", "--steps", "GA8,GA8", "--window", "1h", "--count-by", "sessions", "--json")
-		var f funnelJSON
-		if err := json.Unmarshal([]byte(out), &f); err != nil {
-			t.Fatalf("funnel --json: %v\n%s", err, out)
-		}
-		var got []int64
-		for _, st := range f.Steps {
-			got = append(got, st.Customers)
-		}
-		if want := []int64{4, 2}; !slices.Equal(got, want) {
+		if got, want := s.funnelBySessions(t, "GA8,GA8"), []int64{4, 2}; !slices.Equal(got, want) {
 			t.Errorf("funnel GA8,GA8 by sessions %v, want %v: ga8a's and ga8b's sessions convert", got, want)
 		}
 	})
@@ -284,4 +217,52 @@ func eachArrivalOrder(t *testing.T, lines []string, check func(t *testing.T, s *
 			check(t, s)
 		})
 	}
+}
+
+// sessionsFunnel is a funnel's steps and its counts per step, counted by sessions.
+type sessionsFunnel struct {
+	steps string
+	want  []int64
+}
+
+// funnelBySessions is the count of each step of the funnel of steps counted by sessions, with a
+// 1-hour window, as the CLI answers it.
+func (s *server) funnelBySessions(t *testing.T, steps string) []int64 {
+	t.Helper()
+	out := s.waymark(t, "funnel", "--steps", steps, "--window", "1h", "--count-by", "sessions", "--json")
+	var f funnelJSON
+	if err := json.Unmarshal([]byte(out), &f); err != nil {
+		t.Fatalf("funnel --json: %v\n%s", err, out)
+	}
+	var got []int64
+	for _, st := range f.Steps {
+		got = append(got, st.Customers)
+	}
+	return got
+}
+
+// checkCutInTwo checks that s holds two sessions of events events, one ended by the client's
+// new session id and one open, and each funnel's counts by sessions; then that `waymark
+// resessionize` over [from, to) writes none of them again and the answers stay.
+func checkCutInTwo(t *testing.T, s *server, events uint64, funnels []sessionsFunnel, from, to string) {
+	t.Helper()
+	check := func(when string) {
+		t.Helper()
+		sum := s.sessions(t)
+		if sum.Sessions != 2 || sum.Events != events || sum.ByEndReason["client_session"] != 1 || sum.ByEndReason["open"] != 1 {
+			t.Errorf("%s: sessions %d events %d by end reason %v, want 2 sessions of %d events: one client_session, one open",
+				when, sum.Sessions, sum.Events, sum.ByEndReason, events)
+		}
+		for _, f := range funnels {
+			if got := s.funnelBySessions(t, f.steps); !slices.Equal(got, f.want) {
+				t.Errorf("%s: funnel %s by sessions %v, want %v", when, f.steps, got, f.want)
+			}
+		}
+	}
+	check("stored")
+	out := s.waymark(t, "resessionize", "--from", from, "--to", to)
+	if !strings.Contains(out, "0 sessions written (new or changed), 0 deleted") {
+		t.Errorf("resessionize changed sessions read back from the store: %s", out)
+	}
+	check("after resessionize")
 }
