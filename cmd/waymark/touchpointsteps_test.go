@@ -47,14 +47,7 @@ func TestTouchpointsPrintAsTheirSteps(t *testing.T) {
 	slices.Sort(want)
 
 	// The CLI's next: one line a touchpoint (aligned right), its step, count and share.
-	row := regexp.MustCompile(`^\s*(.+?)\s+(\d+)\s+[\d.]+%\s*$`)
-	var printed []string
-	for _, line := range strings.Split(s.waymark(t, "next", "--anchor", "Start"), "\n") {
-		if m := row.FindStringSubmatch(line); m != nil {
-			printed = append(printed, m[1])
-		}
-	}
-	slices.Sort(printed)
+	printed := printedNextSteps(t, s, "Start")
 	if !slices.Equal(printed, want) {
 		t.Errorf("waymark next --anchor Start printed %q, want %q", printed, want)
 	}
@@ -231,15 +224,7 @@ func TestEventNamedPagePrintsApart(t *testing.T) {
 	}
 
 	// The CLI's next prints the same steps.
-	row := regexp.MustCompile(`^\s*(.+?)\s+(\d+)\s+[\d.]+%\s*$`)
-	var printed []string
-	for _, line := range strings.Split(s.waymark(t, "next", "--anchor", "Start"), "\n") {
-		if m := row.FindStringSubmatch(line); m != nil {
-			printed = append(printed, m[1])
-		}
-	}
-	slices.Sort(printed)
-	if !slices.Equal(printed, want) {
+	if printed := printedNextSteps(t, s, "Start"); !slices.Equal(printed, want) {
 		t.Errorf("waymark next --anchor Start printed %q, want %q", printed, want)
 	}
 
@@ -254,4 +239,19 @@ func TestEventNamedPagePrintsApart(t *testing.T) {
 			t.Errorf("funnel Start,%s: %+v, want 1 person at the second step", step, f.Steps)
 		}
 	}
+}
+
+// printedNextSteps is the steps `waymark next --anchor anchor` prints, one a touchpoint (its
+// table's first column), sorted.
+func printedNextSteps(t *testing.T, s *server, anchor string) []string {
+	t.Helper()
+	row := regexp.MustCompile(`^\s*(.+?)\s+(\d+)\s+[\d.]+%\s*$`)
+	var printed []string
+	for _, line := range strings.Split(s.waymark(t, "next", "--anchor", anchor), "\n") {
+		if m := row.FindStringSubmatch(line); m != nil {
+			printed = append(printed, m[1])
+		}
+	}
+	slices.Sort(printed)
+	return printed
 }
