@@ -29,29 +29,53 @@ const (
 // the journey map (`channels:`): the first that matches wins; a touchpoint no rule matches is
 // "other" when it has campaign fields, else "direct".
 type ChannelRule struct {
-	Channel  string   `yaml:"channel"`
-	Mediums  []string `yaml:"medium,omitempty"`   // utm_medium values (lower case)
-	Sources  []string `yaml:"source,omitempty"`   // utm_source values or referrer hosts; "google." matches any google TLD
+	Channel string   `yaml:"channel"`
+	Mediums []string `yaml:"medium,omitempty"` // utm_medium values (lower case)
+	// PaidMedium needs a paid utm_medium by Google Analytics 4's default channel group: one
+	// matching ^(.*cp.*|ppc|retargeting|paid.*)$ (cpc, cpm, paid, paid_social, retargeting…).
+	PaidMedium bool `yaml:"paid_medium,omitempty"`
+	// Sources are sites, matched against the utm_source (or, with Referrer, the referrer's host;
+	// with a medium condition and no utm_source, the referrer's host too): a name without a dot
+	// (facebook, ig) matches a utm_source equal to it; a domain (facebook.com) matches itself and
+	// its subdomains; a name ending in a dot (google.) matches a host whose registrable domain is
+	// that name under any public suffix (google.de, www.google.co.uk, not google.evil.example).
+	Sources  []string `yaml:"source,omitempty"`
 	ClickIDs []string `yaml:"click_id,omitempty"` // query parameters of the page URL (gclid, fbclid, …)
 	Referrer bool     `yaml:"referrer,omitempty"` // needs a referrer, and Sources then match its host
 }
 
-var searchHosts = []string{"google.", "bing.com", "duckduckgo.com", "yahoo.com", "baidu.com", "yandex.", "ecosia.org"}
-var socialHosts = []string{"facebook.com", "instagram.com", "t.co", "twitter.com", "x.com", "linkedin.com", "pinterest.", "tiktok.com", "reddit.com", "youtube.com"}
+// searchSites and socialSites are the search engines and social networks the default rules know,
+// by the names shops write in utm_source and by their domains: Google Analytics 4's default
+// channel group matches utm_source against lists of such sites (its "source categories", names
+// and hosts alike), so utm_source=facebook is Facebook as much as facebook.com is.
+var (
+	searchSites = []string{"google", "google.", "bing", "bing.com", "duckduckgo", "duckduckgo.com", "yahoo", "yahoo.com",
+		"baidu", "baidu.com", "yandex", "yandex.", "ecosia", "ecosia.org"}
+	socialSites = []string{"facebook", "fb", "facebook.com", "fb.com", "fb.me", "instagram", "ig", "instagram.com",
+		"twitter", "twitter.com", "t.co", "x.com", "linkedin", "linkedin.com", "lnkd.in", "pinterest", "pinterest.",
+		"tiktok", "tiktok.com", "reddit", "reddit.com", "youtube", "youtube.com", "youtu.be", "snapchat", "snapchat.com",
+		"threads", "threads.net"}
+)
 
-// defaultChannelRules classify by campaign first, then click ids, then referrer.
+// defaultChannelRules classify by campaign first, then click ids, then referrer. A paid medium
+// from a known site goes to that site's kind (GA4: Paid Search, Paid Social); a search medium from
+// any other source is paid search (cpc is Google Ads' and Microsoft Ads' medium); a site named in
+// utm_source without a paid medium is organic (GA4: Organic Social, Organic Search).
 var defaultChannelRules = []ChannelRule{
-	{Channel: ChannelPaidSearch, Mediums: []string{"cpc", "ppc", "paidsearch", "paid_search", "sem"}, Sources: searchHosts},
-	{Channel: ChannelPaidSocial, Mediums: []string{"cpc", "ppc", "paid", "paidsocial", "paid_social", "social_paid"}, Sources: socialHosts},
-	{Channel: ChannelPaidSearch, Mediums: []string{"cpc", "ppc", "paidsearch", "paid_search", "sem"}},
-	{Channel: ChannelPaidSocial, Mediums: []string{"paidsocial", "paid_social", "social_paid"}},
-	{Channel: ChannelEmail, Mediums: []string{"email", "e-mail", "newsletter"}},
+	{Channel: ChannelPaidSearch, PaidMedium: true, Sources: searchSites},
+	{Channel: ChannelPaidSocial, PaidMedium: true, Sources: socialSites},
+	{Channel: ChannelPaidSearch, Mediums: []string{"cpc", "ppc", "paidsearch", "paid_search", "paid-search", "sem"}},
+	{Channel: ChannelPaidSocial, Mediums: []string{"paidsocial", "paid_social", "paid-social", "social_paid"}},
+	{Channel: ChannelEmail, Mediums: []string{"email", "e-mail", "e_mail", "newsletter"}},
 	{Channel: ChannelAffiliate, Mediums: []string{"affiliate", "affiliates", "partner"}},
-	{Channel: ChannelSocial, Mediums: []string{"social", "social-network", "social-media", "sm"}},
+	{Channel: ChannelSocial, Mediums: []string{"social", "social-network", "social-media", "sm", "social network", "social media"}},
+	{Channel: ChannelSocial, Sources: socialSites},
+	{Channel: ChannelSearch, Mediums: []string{"organic"}},
+	{Channel: ChannelSearch, Sources: searchSites},
 	{Channel: ChannelPaidSearch, ClickIDs: []string{"gclid", "msclkid", "gbraid", "wbraid"}},
 	{Channel: ChannelPaidSocial, ClickIDs: []string{"fbclid", "ttclid", "li_fat_id"}},
-	{Channel: ChannelSearch, Sources: searchHosts, Referrer: true},
-	{Channel: ChannelSocial, Sources: socialHosts, Referrer: true},
+	{Channel: ChannelSearch, Sources: searchSites, Referrer: true},
+	{Channel: ChannelSocial, Sources: socialSites, Referrer: true},
 	{Channel: ChannelReferral, Referrer: true},
 }
 
@@ -164,8 +188,8 @@ func (m *Map) knownChannel(name string) bool { return slices.Contains(m.channelN
 // is no referrer: moving from page to page is no referral, so such an event is direct unless a
 // campaign or a click id says otherwise, as Amplitude and Google Analytics attribute it.
 func classify(rules []ChannelRule, ownDomains []string, e *ingest.Event) string {
-	medium := strings.ToLower(e.CampaignMedium)
-	source := strings.ToLower(e.CampaignSource)
+	medium := strings.ToLower(strings.TrimSpace(e.CampaignMedium))
+	source := strings.ToLower(strings.TrimSpace(e.CampaignSource))
 	if medium == "" && source == "" && e.Referrer == "" && e.PageURL == "" {
 		return ChannelDirect // the common case, without parsing anything
 	}
@@ -198,34 +222,55 @@ func (r ChannelRule) matches(medium, source, refHost string, query url.Values) b
 	if len(r.Mediums) > 0 && !slices.Contains(r.Mediums, medium) {
 		return false
 	}
+	if r.PaidMedium && !paidMedium(medium) {
+		return false
+	}
 	if len(r.ClickIDs) > 0 && !slices.ContainsFunc(r.ClickIDs, query.Has) {
 		return false
 	}
 	if r.Referrer && refHost == "" {
 		return false
 	}
+	hasMedium := len(r.Mediums) > 0 || r.PaidMedium
 	if len(r.Sources) > 0 {
-		host := source
-		if r.Referrer || host == "" {
-			host = refHost
+		site := source
+		switch {
+		case r.Referrer:
+			site = refHost
+		case source == "" && hasMedium:
+			site = refHost // a campaign medium without a source: the referrer names it
 		}
-		if !hostMatches(host, r.Sources) {
+		if site == "" || !siteMatches(site, r.Sources) {
 			return false
 		}
 	}
-	return len(r.Mediums) > 0 || len(r.ClickIDs) > 0 || r.Referrer
+	return hasMedium || len(r.ClickIDs) > 0 || r.Referrer || len(r.Sources) > 0
 }
 
-func hostMatches(host string, patterns []string) bool {
+// paidMedium reports whether a utm_medium (lower case) is a paid one by Google Analytics 4's
+// default channel group: ^(.*cp.*|ppc|retargeting|paid.*)$.
+func paidMedium(medium string) bool {
+	return strings.Contains(medium, "cp") || medium == "ppc" || medium == "retargeting" || strings.HasPrefix(medium, "paid")
+}
+
+// siteMatches reports whether site, a utm_source or a host (lower case), is one of patterns (see
+// ChannelRule.Sources).
+func siteMatches(site string, patterns []string) bool {
 	for _, p := range patterns {
-		if strings.HasSuffix(p, ".") {
-			if strings.HasPrefix(host, p) || strings.Contains(host, "."+p) {
+		switch {
+		case strings.HasSuffix(p, "."): // the name under any public suffix: google.de, google.co.uk
+			suffix, _ := publicsuffix.PublicSuffix(site)
+			if domain, err := publicsuffix.EffectiveTLDPlusOne(site); err == nil && domain == p+suffix {
 				return true
 			}
-			continue
-		}
-		if host == p || strings.HasSuffix(host, "."+p) {
-			return true
+		case !strings.Contains(p, "."):
+			if site == p {
+				return true
+			}
+		default:
+			if site == p || strings.HasSuffix(site, "."+p) {
+				return true
+			}
 		}
 	}
 	return false

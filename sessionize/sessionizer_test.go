@@ -413,6 +413,32 @@ func TestChannel(t *testing.T) {
 		{"", "", "https://t.co/abc", "", ChannelSocial},
 		{"", "", "https://blog.example/post", "", ChannelReferral},
 		{"print", "flyer", "", "", ChannelOther},
+		// utm_source names a site as shops and ad platforms write it (GA4's source categories):
+		// a paid medium from a social network is paid social, whatever the medium's spelling.
+		{"cpc", "facebook", "", "", ChannelPaidSocial},
+		{"paid", "facebook", "", "", ChannelPaidSocial},
+		{"cpc", "instagram", "", "", ChannelPaidSocial},
+		{"cpm", "ig", "", "", ChannelPaidSocial},
+		{"paid_social", "tiktok", "", "", ChannelPaidSocial},
+		{"retargeting", "fb", "", "", ChannelPaidSocial},
+		{"CPC ", " Facebook", "", "", ChannelPaidSocial},
+		{"cpc", "m.facebook.com", "", "", ChannelPaidSocial},
+		{"ppc", "bing", "", "", ChannelPaidSearch},
+		{"paid", "google", "", "", ChannelPaidSearch},
+		{"cpc", "newsletter-partner", "", "", ChannelPaidSearch}, // cpc from elsewhere: search ads' medium
+		{"paid", "newsletter-partner", "", "", ChannelOther},
+		{"post", "facebook", "", "", ChannelSocial},
+		{"", "linkedin", "", "", ChannelSocial},
+		{"", "google", "", "", ChannelSearch},
+		{"organic", "some-engine", "", "", ChannelSearch},
+		{"email", "facebook", "", "", ChannelEmail},
+		{"cpc", "", "https://www.facebook.com/", "", ChannelPaidSocial}, // no utm_source: the referrer names it
+		// A name with a dot at the end is that name under a public suffix, not any host starting so.
+		{"", "", "https://www.google.co.uk/", "", ChannelSearch},
+		{"", "", "https://google.evil.example/", "", ChannelReferral},
+		{"", "", "https://notgoogle.com/", "", ChannelReferral},
+		{"", "", "https://facebook.com.evil.example/", "", ChannelReferral},
+		{"", "", "https://www.pinterest.co.uk/pin/1", "", ChannelSocial},
 		// A referrer from the page's own site (its registrable domain) is in-site navigation: no
 		// referral; the event is direct unless a campaign or click id says otherwise.
 		{"", "", "https://www.shop.example/", "https://www.shop.example/p/1", ChannelDirect},

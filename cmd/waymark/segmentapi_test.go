@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"slices"
 	"strings"
@@ -142,6 +143,38 @@ func TestBatchContextReachesEveryEvent(t *testing.T) {
 	want := []string{"bc1 email newsletter/email /home seg=x", "bc2 paid_search google/cpc  seg=x"}
 	if !slices.Equal(got, want) {
 		t.Errorf("stored\n%v\nwant\n%v", got, want)
+	}
+}
+
+// TestSocialAdsAreCountedAsPaidSocial is the tenth tester's H1: ads tagged as Meta's URL builder
+// and most shops tag them (utm_source=facebook, not facebook.com; medium cpc or paid) were counted
+// as paid search or other. By Google Analytics 4's default channel group a paid medium from a
+// social network is paid social; a social network with an unpaid medium is social.
+func TestSocialAdsAreCountedAsPaidSocial(t *testing.T) {
+	t.Parallel()
+	s := startServe(t)
+	page := func(id, query string) string {
+		return `{"type":"page","anonymousId":"ch-` + id + `","name":"Landing","messageId":"ch-` + id + `","timestamp":"2025-08-05T10:00:01Z",` +
+			`"context":{"page":{"url":"https://shop.example/?` + query + `"}}}`
+	}
+	status, answer := s.track(t, "/v1/batch", `{"batch":[`+strings.Join([]string{
+		page("fbcpc", "utm_source=facebook&utm_medium=cpc"),
+		page("fbpaid", "utm_source=facebook&utm_medium=paid"),
+		page("igcpc", "utm_source=instagram&utm_medium=cpc"),
+		page("fbpost", "utm_source=facebook&utm_medium=post"),
+		page("gcpc", "utm_source=google&utm_medium=cpc"),
+	}, ",")+`]}`)
+	if status != 200 {
+		t.Fatalf("POST /v1/batch: %d %s", status, answer)
+	}
+	s.waitStored(t)
+	got := queryStrings(t, "SELECT concat(message_id, ' ', channel) FROM "+s.database+".events ORDER BY message_id")
+	want := []string{"ch-fbcpc paid_social", "ch-fbpaid paid_social", "ch-fbpost social", "ch-gcpc paid_search", "ch-igcpc paid_social"}
+	if !slices.Equal(got, want) {
+		t.Errorf("stored channels\n%v\nwant\n%v", got, want)
+	}
+	if sum := s.sessions(t); !maps.Equal(sum.ByEntryChannel, map[string]uint64{"paid_social": 3, "social": 1, "paid_search": 1}) {
+		t.Errorf("sessions by entry channel %v, want paid_social 3, social 1, paid_search 1", sum.ByEntryChannel)
 	}
 }
 
