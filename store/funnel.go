@@ -766,15 +766,24 @@ func funnelSteps(names []string, sc *stepCounts) []FunnelStep {
 	return steps
 }
 
-// quantileSeconds is the nearest-rank q-quantile of durations in µs, in seconds; nil when empty.
+// quantileSeconds is the nearest-rank q-quantile (nearestRank) of durations in µs, in seconds;
+// nil when empty.
 func quantileSeconds(us []int64, q float64) *float64 {
 	if len(us) == 0 {
 		return nil
 	}
 	slices.Sort(us)
-	rank := int(math.Ceil(q*float64(len(us)))) - 1
-	v := float64(us[max(rank, 0)]) / 1e6
+	v := float64(us[nearestRank(q, uint64(len(us)))]) / 1e6
 	return &v
+}
+
+// nearestRank is the 0-based index, in n > 0 sorted values, of their q-quantile (0 < q ≤ 1) by
+// the nearest-rank method: the smallest value with at least q·n values at or below it, index
+// ⌈q·n⌉−1, so the lower of the two middle ones is the median of an even count and the 90th
+// percentile of ten values is the ninth. The rule of every median and p90 in an answer (funnel
+// times, time to return, dwell, session durations).
+func nearestRank(q float64, n uint64) uint64 {
+	return min(uint64(max(math.Ceil(q*float64(n))-1, 0)), n-1)
 }
 
 // ratio is a/b rounded to 4 decimals, 0 when b is 0: the rule of every rate and share in an

@@ -154,11 +154,7 @@ func (s *Store) sessions(ctx context.Context, from, to time.Time) (*SessionSumma
 		return nil, fmt.Errorf("sessions: %w", err)
 	}
 	if sum.Sessions > 0 {
-		// As ClickHouse's quantileExact (the summary's quantiles were once computed there): the
-		// element at index floor(q*n) of the sorted durations, so the upper of the two middle
-		// ones for the median of an even count.
-		rank := func(q float64) uint64 { return min(uint64(q*float64(sum.Sessions)), sum.Sessions-1) }
-		ms, err := durations.nth(rank(0.5), rank(0.9))
+		ms, err := durations.nth(nearestRank(0.5, sum.Sessions), nearestRank(0.9, sum.Sessions))
 		if err != nil {
 			return nil, fmt.Errorf("sessions: durations: %w", err)
 		}

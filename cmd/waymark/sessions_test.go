@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"fmt"
 	"os/exec"
 	"slices"
 	"strings"
@@ -14,6 +15,9 @@ type sessionsJSON struct {
 	Events         uint64            `json:"events"`
 	ByEndReason    map[string]uint64 `json:"by_end_reason"`
 	ByEntryChannel map[string]uint64 `json:"by_entry_channel"`
+	// The durations' quantiles, in seconds.
+	MedianDurationSeconds float64 `json:"median_duration_seconds"`
+	P90DurationSeconds    float64 `json:"p90_duration_seconds"`
 }
 
 func (s *server) sessions(t *testing.T) sessionsJSON {
@@ -265,4 +269,38 @@ func checkCutInTwo(t *testing.T, s *server, events uint64, funnels []sessionsFun
 		t.Errorf("resessionize changed sessions read back from the store: %s", out)
 	}
 	check("after resessionize")
+}
+
+// TestSessionDurationsShareTheFunnelsQuantileRule is the tenth tester's M1: the sessions
+// summary's median and p90 took the element at index floor(q·n), every other median and p90 the
+// nearest rank (⌈q·n⌉−1), so ten sessions of 1…10 minutes had a median of 6 minutes and a p90 of
+// their longest, while a funnel over the same ten gaps said 5 and 9. One rule gives both answers.
+func TestSessionDurationsShareTheFunnelsQuantileRule(t *testing.T) {
+	t.Parallel()
+	s := startServe(t)
+	var lines []string
+	for i := 1; i <= 10; i++ {
+		lines = append(lines,
+			fmt.Sprintf(`{"type":"track","userId":"qd%d","event":"Product Viewed","messageId":"qd%d-v","timestamp":"2025-11-05T10:00:00Z"}`, i, i),
+			fmt.Sprintf(`{"type":"track","userId":"qd%d","event":"Product Added","messageId":"qd%d-a","timestamp":"2025-11-05T10:%02d:00Z"}`, i, i, i))
+	}
+	if status, answer := s.track(t, "/v1/batch", `{"batch":[`+strings.Join(lines, ",")+`]}`); status != 200 {
+		t.Fatalf("POST /v1/batch: %d %s", status, answer)
+	}
+	s.waitStored(t)
+	sum := s.sessions(t)
+	code, body := httpGet(t, "http://"+s.http+"/api/v1/funnel?window=1h&steps=Product+Viewed,Product+Added")
+	var f struct {
+		Steps []struct {
+			Median *float64 `json:"median_seconds_from_previous"`
+			P90    *float64 `json:"p90_seconds_from_previous"`
+		} `json:"steps"`
+	}
+	if err := json.Unmarshal([]byte(body), &f); code != 200 || err != nil || len(f.Steps) != 2 || f.Steps[1].Median == nil || f.Steps[1].P90 == nil {
+		t.Fatalf("funnel: %d %s", code, body)
+	}
+	got := [2]float64{sum.MedianDurationSeconds, sum.P90DurationSeconds}
+	if funnel := [2]float64{*f.Steps[1].Median, *f.Steps[1].P90}; got != funnel || got != [2]float64{300, 540} {
+		t.Errorf("sessions' median and p90 %v, the funnel's over the same gaps %v, want both [300 540] (nearest rank)", got, funnel)
+	}
 }
