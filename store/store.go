@@ -4,11 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"math"
+	"net"
 	"regexp"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/ClickHouse/clickhouse-go/v2"
@@ -210,6 +213,17 @@ var ErrQueryLimit = errors.New("the query ran over its limit")
 
 // ErrBusy is returned when Config.QueryConcurrency queries are already running.
 var ErrBusy = errors.New("too many queries in flight")
+
+// Unreachable reports whether err is ClickHouse out of reach rather than a query's fault: a
+// connection refused, reset or closed by the server, or none to be had from the pool in time. A
+// query that failed so may succeed when tried again once ClickHouse is back (the query API
+// answers it 503 with Retry-After, as RFC 9110 §15.6.4 has it for a temporary condition).
+func Unreachable(err error) bool {
+	var op *net.OpError
+	return errors.As(err, &op) || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
+		errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE) ||
+		errors.Is(err, clickhouse.ErrAcquireConnTimeout)
+}
 
 // runQuery answers one journey query of kind within the store's limits: it takes one of the
 // QueryConcurrency slots (ErrBusy when none is free; a batch's queries share the batch's), bounds all of the work, ClickHouse's and

@@ -547,6 +547,13 @@ func (s *server) track(t *testing.T, path, body string) (int, string) {
 // endpoints ignore it).
 func httpGet(t *testing.T, url string) (int, string) {
 	t.Helper()
+	status, _, body := httpGetHeader(t, url)
+	return status, body
+}
+
+// httpGetHeader is httpGet that also returns the answer's header fields.
+func httpGetHeader(t *testing.T, url string) (int, http.Header, string) {
+	t.Helper()
 	req, err := http.NewRequest(http.MethodGet, url, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -561,7 +568,7 @@ func httpGet(t *testing.T, url string) (int, string) {
 	if _, err := io.Copy(&b, resp.Body); err != nil {
 		t.Fatal(err)
 	}
-	return resp.StatusCode, b.String()
+	return resp.StatusCode, resp.Header, b.String()
 }
 
 func compactJSON(t *testing.T, s string) string {

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"net/http"
 	"os"
 	"os/exec"
@@ -181,4 +182,32 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 			t.Fatalf("gave up waiting for %s", what)
 		}
 	}
+}
+
+// TestQueriesWhileClickHouseIsDownAnswer503: with ClickHouse stopped, a journey query is answered 503 with Retry-After, as for a full query slot, so clients and the
+// journey page try again; not 500, which says the server failed for good (the tenth tester's L1).
+// Once ClickHouse is back the same query answers.
+func TestQueriesWhileClickHouseIsDownAnswer503(t *testing.T) {
+	t.Parallel()
+	ch := startOwnClickHouse(t)
+	s := startServe(t, "--clickhouse-addr", ch.Addr)
+	if status, answer := s.track(t, "/v1/track", `{"type":"track","userId":"down1","event":"Product Viewed","messageId":"down1-v","timestamp":"2025-11-05T10:00:00Z"}`); status != 200 {
+		t.Fatalf("POST /v1/track: %d %s", status, answer)
+	}
+	s.waitStored(t)
+	ch.Stop()
+	for _, get := range []string{"/api/v1/sessions", "/api/v1/funnel?steps=Product+Viewed"} {
+		status, header, answer := httpGetHeader(t, "http://"+s.http+get)
+		var body struct{ Error string }
+		if err := json.Unmarshal([]byte(answer), &body); status != 503 || err != nil || body.Error == "" || header.Get("Retry-After") == "" {
+			t.Errorf("%s with ClickHouse down: %d, Retry-After %q, %s; want 503 with Retry-After and an error in JSON", get, status, header.Get("Retry-After"), answer)
+		}
+	}
+	if err := ch.Restart(); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the funnel to answer once ClickHouse is back", func() bool {
+		status, _ := httpGet(t, "http://"+s.http+"/api/v1/funnel?steps=Product+Viewed")
+		return status == 200
+	})
 }

@@ -132,7 +132,8 @@ type failure struct {
 }
 
 // failure says how to answer the named query, which failed with err: the client's fault (400,
-// naming the parameter), a limit (503, with when to try again), or the server's (500, logged).
+// naming the parameter), a limit or ClickHouse out of reach (503, with when to try again), or the
+// server's (500, logged).
 func (a *API) failure(name string, err error) failure {
 	var perr *store.ParamError
 	switch {
@@ -142,6 +143,9 @@ func (a *API) failure(name string, err error) failure {
 		return failure{Status: http.StatusServiceUnavailable, Error: err.Error(), RetryAfter: 60}
 	case errors.Is(err, store.ErrBusy):
 		return failure{Status: http.StatusServiceUnavailable, Error: err.Error(), RetryAfter: 5}
+	case store.Unreachable(err):
+		a.log.Warn("query failed: ClickHouse is out of reach", "query", name, "err", err)
+		return failure{Status: http.StatusServiceUnavailable, Error: "the " + name + " query could not reach ClickHouse; try again later", RetryAfter: 10}
 	default:
 		a.log.Error("query failed", "query", name, "err", err)
 		return failure{Status: http.StatusInternalServerError, Error: "the " + name + " query failed; see the server log"}
