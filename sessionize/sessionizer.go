@@ -15,6 +15,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/go-faster/city"
+
 	"github.com/waymark-dev/waymark/ingest"
 )
 
@@ -126,7 +128,7 @@ type Session struct {
 type point struct {
 	us       int64  // event time, unix microseconds (ingest.Event.Timestamp.UnixMicro)
 	seq      int64  // place in the partition (ingest.Event.Seq): orders equal times as the client sent them
-	id       uint64 // hash of the messageId (eventHash), to drop duplicates (and order ties Seq leaves)
+	id       uint64 // TieID of the messageId: drops duplicates, and orders ties Seq leaves
 	rules    uint64 // bit i: the base conditions of rule i hold
 	touch    uint32 // touchpoint label (interned)
 	channel  uint32 // channel (interned)
@@ -179,7 +181,7 @@ func (s *Sessionizer) newPoint(e *ingest.Event) point {
 	if !IsTouchpoint(e.Type) {
 		label = identityLabel(e.Type)
 	}
-	p := point{us: e.Timestamp.UnixMicro(), seq: e.Seq, id: eventHash(e), rules: s.matchRules(e, channel),
+	p := point{us: e.Timestamp.UnixMicro(), seq: e.Seq, id: TieID(e.MessageID), rules: s.matchRules(e, channel),
 		touch: s.intern(label), channel: s.intern(channel), campaign: s.intern(e.CampaignName), payload: s.payloadHash(e)}
 	if e.SessionID != "" {
 		h := fnv.New32a()
@@ -427,7 +429,7 @@ type Output struct {
 }
 
 // unnamedCopy is a stored copy of an event known by its customer key, time (unix µs) and id
-// (eventHash) only.
+// (TieID) only.
 type unnamedCopy struct {
 	key string
 	us  int64
@@ -442,7 +444,7 @@ func nameCopies(unnamed []unnamedCopy, stored []ingest.Event) []Copy {
 	for _, u := range unnamed {
 		for i := range stored {
 			e := &stored[i]
-			if e.Timestamp.UnixMicro() == u.us && e.CustomerKey() == u.key && eventHash(e) == u.id {
+			if e.Timestamp.UnixMicro() == u.us && e.CustomerKey() == u.key && TieID(e.MessageID) == u.id {
 				out = append(out, Copy{u.key, e.MessageID, time.UnixMicro(u.us).UTC()})
 				break
 			}
@@ -614,7 +616,7 @@ func (s *Sessionizer) supersede(ps *pushState, key string, c *customer, q point)
 	pushed := pushedCopies(ps.events[:ps.i], key, q)
 	at := time.UnixMicro(q.us).UTC()
 	switch e := &ps.events[ps.i]; {
-	case eventHash(e) == q.id:
+	case TieID(e.MessageID) == q.id:
 		ps.superseded = append(ps.superseded, Copy{key, e.MessageID, at})
 	case len(pushed) > 0:
 		e = &ps.events[pushed[0]]
@@ -824,7 +826,7 @@ func pushedCopies(pushed []ingest.Event, key string, held point) []int {
 	var out []int
 	for i := range pushed {
 		e := &pushed[i]
-		if e.Timestamp.UnixMicro() == held.us && e.CustomerKey() == key && eventHash(e) == held.id {
+		if e.Timestamp.UnixMicro() == held.us && e.CustomerKey() == key && TieID(e.MessageID) == held.id {
 			out = append(out, i)
 		}
 	}
@@ -862,8 +864,9 @@ func (c *customer) sort() {
 }
 
 // comparePoints orders points by time (to the µs: Segment's Python, Go and Java libraries send
-// microseconds), equal times in the client's order (Seq), then by id: the one tie rule, which the
-// store's queries follow too (store's compareScanned; docs/how-it-works.md says why µs).
+// microseconds), equal times in the client's order (Seq), then by id (TieID, ClickHouse's
+// cityHash64 of the messageId): the one tie rule, which the store's queries follow too, on the
+// same three keys (store's compareScanned; docs/how-it-works.md says why µs).
 func comparePoints(a, b point) int {
 	return cmp.Or(cmp.Compare(a.us, b.us), cmp.Compare(a.seq, b.seq), cmp.Compare(a.id, b.id))
 }
@@ -874,7 +877,7 @@ func comparePoints(a, b point) int {
 // the first user's others are taken back from the device's points that carried a userId, all of
 // them the first user's, so the device's sign-ins come out the same in any arrival order.
 func (s *Sessionizer) signIn(c *customer, e *ingest.Event, us int64) bool {
-	device, in := "a:"+e.AnonymousID, signIn{us: us, seq: e.Seq, id: eventHash(e), user: "u:" + e.UserID}
+	device, in := "a:"+e.AnonymousID, signIn{us: us, seq: e.Seq, id: TieID(e.MessageID), user: "u:" + e.UserID}
 	first := ""
 	if list := s.ids.users[device]; len(list) > 0 && !shared(list) {
 		first = list[0].user
@@ -1511,7 +1514,7 @@ func (s *Sessionizer) Restore(key string, events []ingest.Event, sessions []Sess
 		for i := range events {
 			if e := &events[i]; e.UserID != "" && e.AnonymousID != "" && (all == 1 || !firstOf[e.UserID]) {
 				firstOf[e.UserID] = true
-				s.ids.signedIn("a:"+e.AnonymousID, signIn{us: e.Timestamp.UnixMicro(), seq: e.Seq, id: eventHash(e), user: "u:" + e.UserID})
+				s.ids.signedIn("a:"+e.AnonymousID, signIn{us: e.Timestamp.UnixMicro(), seq: e.Seq, id: TieID(e.MessageID), user: "u:" + e.UserID})
 			}
 		}
 	}
@@ -1891,10 +1894,12 @@ func (s *Sessionizer) payloadHash(e *ingest.Event) uint32 {
 	return uint32(h.Sum64())
 }
 
-// eventHash identifies an event by its messageId alone, whatever path (source) it came by (see
-// Output.LaterCopies); it also orders events with equal times, the same way in every run.
-func eventHash(e *ingest.Event) uint64 {
-	h := fnv.New64a()
-	h.Write([]byte(e.MessageID))
-	return h.Sum64()
-}
+// TieID is the id of the event with messageId messageID: ClickHouse's cityHash64 of it
+// (cityHash64(message_id), CityHash64 of CityHash 1.0.2 as ClickHouse computes it; taken from
+// github.com/go-faster/city, whose CH64 is that variant, rather than written here). It is the
+// last key of the tie rule (comparePoints: events of one µs and one Seq), and the store's scans
+// read the same number from ClickHouse for theirs (store's compareScanned), so the sessionizer's
+// sessions and the store's paths, funnels and sessions order such events alike. It also tells
+// the sessionizer's copies of one event apart from other events, whatever path (source) they
+// came by (see Output.LaterCopies): copies share a messageId, so its hash.
+func TieID(messageID string) uint64 { return city.CH64([]byte(messageID)) }

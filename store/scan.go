@@ -112,9 +112,9 @@ func cutBefore(events []scannedEvent, from int64) []scannedEvent {
 
 // scannedEvent is one distinct event of a person.
 type scannedEvent struct {
-	t    int64 // the event time (eventTime), unix µs
-	seq  int64 // place in its partition: equal times are in the client's order by it
-	id   uint64
+	t    int64  // the event time (eventTime), unix µs
+	seq  int64  // place in its partition: equal times are in the client's order by it
+	id   uint64 // the messageId's tie id (tieIDSQL, sessionize.TieID): orders what t and seq leave tied
 	mask uint64
 	// at is where its attributes are in its person's attrTable. A person's events are at most
 	// math.MaxInt32 (eventDecoder.unpack checks): 40 bytes an event, where a slice of its
@@ -717,13 +717,13 @@ func (s *Store) personRows(sc eventScan, id identitySnapshot, r personRange) (qu
 		attrNames += fmt.Sprintf(", a%d", i)
 	}
 	rowsSQL := `SELECT person_id, ` + eventTime + ` AS t, seq, ` + strings.Join(maskTerms, " + ") + ` AS mask,
-			cityHash64(message_id) AS id` + attrCols + `
+			` + tieIDSQL + ` AS id` + attrCols + `
 		FROM ` + events
 	if id.shared {
 		rowsSQL = `SELECT ` + signedInPerson + ` AS person_id, t, seq, mask, id` + attrNames + `
 		FROM (
 			SELECT person_id AS stored_person, customer_key, user_id, ` + eventTime + ` AS t, seq, ` + strings.Join(maskTerms, " + ") + ` AS mask,
-				cityHash64(message_id) AS id` + attrCols + `
+				` + tieIDSQL + ` AS id` + attrCols + `
 			FROM ` + events + `
 		) AS ev ANY LEFT JOIN (` + s.signIns(id.signIns) + `) AS d USING customer_key`
 	}
@@ -905,11 +905,16 @@ func (b *rowBatch) reset() {
 }
 
 // compareScanned orders a person's events by the tie rule: time (to the µs), equal times in the
-// client's order (seq), then id. The sessionizer orders its points the same way
-// (sessionize.comparePoints).
+// client's order (seq), then id (tieIDSQL). The sessionizer orders its points the same way, on
+// the same keys (sessionize.comparePoints).
 func compareScanned(a, b scannedEvent) int {
 	return cmp.Or(cmp.Compare(a.t, b.t), cmp.Compare(a.seq, b.seq), cmp.Compare(a.id, b.id))
 }
+
+// tieIDSQL is a scanned event's id (scannedEvent.id), the last key of the tie rule
+// (compareScanned), in SQL over the events table: ClickHouse's cityHash64 of the messageId, which
+// is sessionize.TieID, the id the sessionizer orders its ties by.
+const tieIDSQL = "cityHash64(message_id)"
 
 // sameScanned reports whether compareScanned finds a and b equal: copies of one event.
 func sameScanned(a, b *scannedEvent) bool { return a.t == b.t && a.seq == b.seq && a.id == b.id }

@@ -29,7 +29,7 @@ import (
 // each row is
 //
 //	spec             String         udfSpec as JSON, the same in every row of a query
-//	t, seq, mask, id Array(UInt64)  the person's events (µs, seq, condition bits, event id),
+//	t, seq, mask, id Array(UInt64)  the person's events (µs, seq, condition bits, tie id: tieIDSQL),
 //	                                aligned (one groupArray each), in any order, copies included
 //	attrs            Array(String)  the spec's attribute columns, one after another: every
 //	                                event's first attribute, then every event's second…;

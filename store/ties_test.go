@@ -1,0 +1,170 @@
+package store_test
+
+import (
+	"context"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"maps"
+	"math/rand/v2"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/waymark-dev/waymark/ingest"
+	"github.com/waymark-dev/waymark/sessionize"
+	"github.com/waymark-dev/waymark/store"
+)
+
+// TestTieIDIsCityHash64: the id the sessionizer orders ties by (sessionize.TieID) is the number
+// the engine computes for cityHash64 of the messageId, the id the store's scans order theirs by,
+// over ids of every length CityHash treats apart (0, 1–3, 4–8, 9–16, 17–32, 33–64, longer), long
+// ones (past 1 KB), UUIDs and derived ids as clients and the collector make them, unicode, and
+// bytes that are no UTF-8 (the collector refuses such a message, but message_id is a String of
+// bytes, whatever stored it).
+func TestTieIDIsCityHash64(t *testing.T) {
+	t.Parallel()
+	ids := []string{"", "a", "ab", "abc", "wm-d124108846a87268fbb6245ac779552d",
+		"4b5e7c1a-2f3d-4e6a-9b8c-0d1e2f3a4b5c", "ajs-next-1733140800000-4b5e7c1a2f3d",
+		"café", "日本語のメッセージ", "🛒🛍️", "a\ufffdb", "\xff", "\xff\xfe\xfd", "ok\x00nul", "\xc3\x28 bad",
+		strings.Repeat("x", 1025), strings.Repeat("é", 700), strings.Repeat("0123456789", 500)}
+	for n := range 130 {
+		ids = append(ids, strings.Repeat("m", n), fmt.Sprintf("%0*d", n, n))
+	}
+	rng := rand.New(rand.NewPCG(1, 2))
+	for range 300 {
+		b := make([]byte, rng.IntN(200))
+		for i := range b {
+			b[i] = byte(rng.UintN(256))
+		}
+		ids = append(ids, string(b))
+	}
+	conn, ctx := rawConn(t), context.Background()
+	// In chunks of about 64 KB of SQL: a query is at most 256 KiB (max_query_size).
+	for len(ids) > 0 {
+		var hexes []string
+		size := 0
+		for len(ids) > 0 && size < 1<<15 {
+			hexes = append(hexes, "'"+hex.EncodeToString([]byte(ids[0]))+"'")
+			size += 2 * len(ids[0])
+			ids = ids[1:]
+		}
+		rows, err := conn.Query(ctx, "SELECT h, cityHash64(unhex(h)) FROM (SELECT arrayJoin(["+strings.Join(hexes, ",")+"]) AS h)")
+		if err != nil {
+			t.Fatal(err)
+		}
+		n := 0
+		for rows.Next() {
+			var h string
+			var engine uint64
+			if err := rows.Scan(&h, &engine); err != nil {
+				t.Fatal(err)
+			}
+			id, err := hex.DecodeString(h)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := sessionize.TieID(string(id)); got != engine {
+				t.Errorf("TieID of %d bytes %.40q… = %d, the engine's cityHash64 %d", len(id), id, got, engine)
+			}
+			n++
+		}
+		if err := rows.Err(); err != nil {
+			t.Fatal(err)
+		}
+		rows.Close()
+		if n != len(hexes) {
+			t.Fatalf("the engine hashed %d ids of %d", n, len(hexes))
+		}
+	}
+}
+
+// TestTiesOfOneSeqInOneOrder: events of one device at one µs with one seq, as rows stored
+// before seq existed read (seq 0), are in the same order in the sessionizer's sessions as in the
+// store's answers, both ordering them last by the messageId's cityHash64 (sessionize.TieID, the
+// store's compareScanned): a sessionizer that starts again restores such rows and cuts their
+// session again when a new event of the device comes, and its session's entry and exit are the
+// sessions summary's entry channel, the paths' and next's order. The messageIds were picked so
+// that their FNV-1a hashes, which the sessionizer ordered by before, order them the other way.
+func TestTiesOfOneSeqInOneOrder(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	track := func(name, id, ts, medium string) string {
+		m := map[string]any{"type": "track", "anonymousId": "ps", "event": name, "messageId": id, "timestamp": ts}
+		if medium != "" {
+			m["context"] = map[string]any{"campaign": map[string]string{"source": "news", "medium": medium}}
+		}
+		b, _ := json.Marshal(m)
+		return string(b)
+	}
+	stored := decodeArrivals(t, []string{
+		track("PS Email", "ps-a", "2025-06-02T10:00:00Z", "email"),
+		track("PS Direct", "ps-b", "2025-06-02T10:00:00Z", ""),
+	})
+	for i := range stored {
+		stored[i].Seq = 0 // stored before seq existed
+	}
+	later := decodeArrivals(t, []string{track("PS Later", "ps-c", "2025-06-02T10:05:00Z", "")})
+	later[0].Seq = 9
+
+	var db string
+	s := openStoreWith(t, func(c *store.Config) { db, c.FunnelMatching = c.Database, store.MatchProcess })
+	auto := openStoreWith(t, func(c *store.Config) { c.Database = db }) // in ClickHouse where it has the function
+	for _, events := range [][]ingest.Event{stored, later} { // a sessionizer each: a restart between
+		sz, err := sessionize.New(sessionize.Config{}, defaultMap(t))
+		if err != nil {
+			t.Fatal(err)
+		}
+		runner, err := sessionize.NewRunner(sz, s, s, prometheus.NewRegistry())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := runner.Write(ctx, events); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	// The sessionizer's answer, as stored.
+	_, sessions, err := s.History(ctx, []string{"ps"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(sessions) != 1 || sessions[0].Events != 3 || sessions[0].ExitEvent != "PS Later" {
+		t.Fatalf("sessions %+v, want one of the three events, exiting at PS Later", sessions)
+	}
+	entry, channel := sessions[0].EntryEvent, sessions[0].EntryChannel
+	second := map[string]string{"PS Email": "PS Direct", "PS Direct": "PS Email"}[entry]
+	if second == "" {
+		t.Fatalf("the session enters at %q, want one of the two events of 10:00", entry)
+	}
+
+	// The store's answers.
+	for name, st := range map[string]*store.Store{"in Waymark": s, "auto matching": auto} {
+		sum, err := st.Sessions(ctx, store.SessionsQuery{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := map[string]uint64{channel: 1}; !maps.Equal(sum.ByEntryChannel, want) {
+			t.Errorf("%s: the sessions summary's entry channels %v, the sessionizer's session enters by %s", name, sum.ByEntryChannel, channel)
+		}
+		paths, err := st.Paths(ctx, defaultMap(t), store.PathsQuery{Anchor: entry, Depth: 3, Convert: "PS Later"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := []string{entry, second, "PS Later"}; len(paths.Paths) != 1 || !slices.Equal(paths.Paths[0].Touchpoints, want) {
+			t.Errorf("%s: paths from %s %+v, want %v as the sessionizer ordered them", name, entry, paths.Paths, want)
+		}
+		for anchor, want := range map[string]string{entry: second, second: "PS Later"} {
+			next, err := st.Next(ctx, defaultMap(t), store.NextQuery{Anchor: anchor, Window: time.Hour})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(next.Touchpoints) != 1 || next.Touchpoints[0].Value != want {
+				t.Errorf("%s: next after %s %+v, want %s as the sessionizer ordered them", name, anchor, next.Touchpoints, want)
+			}
+		}
+	}
+}
