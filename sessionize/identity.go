@@ -55,9 +55,9 @@ type signIn struct {
 }
 
 // compareSignIns orders sign-ins as comparePoints orders their events: by time, equal times in
-// the client's order (seq, the Kafka offset of the event's first delivery), then by event id.
-// So of two users signing in on a device at the same time, the one the client sent first
-// signed in first, whatever order the events reach the sessionizer in.
+// the client's order (seq, the Kafka offset of the event's first delivery), then by event id
+// (TieID). So of two users signing in on a device at the same time, the one the client sent
+// first signed in first, whatever order the events reach the sessionizer in.
 func compareSignIns(a, b signIn) int {
 	return cmp.Or(cmp.Compare(a.us, b.us), cmp.Compare(a.seq, b.seq), cmp.Compare(a.id, b.id))
 }

@@ -112,8 +112,10 @@ func TestTiesOfOneSeqInOneOrder(t *testing.T) {
 
 	var db string
 	s := openStoreWith(t, func(c *store.Config) { db, c.FunnelMatching = c.Database, store.MatchProcess })
-	auto := openStoreWith(t, func(c *store.Config) { c.Database = db }) // in ClickHouse where it has the function
-	for _, events := range [][]ingest.Event{stored, later} { // a sessionizer each: a restart between
+	// The same database, matched in ClickHouse where the engine has the function (chdb).
+	auto := openStoreWith(t, func(c *store.Config) { c.Database = db })
+	// A sessionizer each, as a restart between the old rows and the new event.
+	for _, events := range [][]ingest.Event{stored, later} {
 		sz, err := sessionize.New(sessionize.Config{}, defaultMap(t))
 		if err != nil {
 			t.Fatal(err)

@@ -25,10 +25,19 @@ type span struct {
 
 // startsBy reports whether visit s starts at or before an event at t (µs) with seq, by the tie
 // rule (compareScanned, as the sessionizer cut its visits: sessionize.comparePoints): an event
-// of the start's µs before the start's first touchpoint belongs to an earlier visit. Events of
-// equal time and seq are ordered by their ids, which the visits do not keep (the sessionizer's
-// id hashes the messageId otherwise than the store's): such an event is in the visit. Rows
-// stored before start_seq read 0, so every event of their start's µs is in them.
+// of the start's µs before the start's first touchpoint belongs to an earlier visit. Rows stored
+// before start_seq read 0, so every event of their start's µs is in them.
+//
+// Events of equal time and seq are ordered last by their tie ids (the messageId's cityHash64,
+// the same number in the sessionizer and the store: sessionize.TieID), which the visits do not
+// keep: such an event is in the visit. So a visit the sessionizer cut between two events of one
+// device with one µs and one seq, and only such a visit, is not as it cut it: both events are
+// in the later visit. A device's events share a seq only when both were stored before seq
+// existed (0: each event is a Kafka message of its own, at an offset of its own in the device's
+// partition), so the cut needs those old rows, restored or resessionized, and a client session
+// id changing or max_events within one of their stamped times. Keeping the start's tie id (a
+// start_id column) would place them too, at 8 bytes a stored session (a hash does not compress)
+// and the id carried by every matched event (unitEvent, 48 bytes to 56); it is not kept.
 func (s span) startsBy(t, seq int64) bool {
 	return cmp.Or(cmp.Compare(s.start, t), cmp.Compare(s.startSeq, seq)) <= 0
 }
