@@ -1894,12 +1894,12 @@ func (s *Sessionizer) payloadHash(e *ingest.Event) uint32 {
 	return uint32(h.Sum64())
 }
 
-// TieID is the id of the event with messageId messageID: ClickHouse's cityHash64 of it
-// (cityHash64(message_id), CityHash64 of CityHash 1.0.2 as ClickHouse computes it; taken from
-// github.com/go-faster/city, whose CH64 is that variant, rather than written here). It is the
-// last key of the tie rule (comparePoints: events of one µs and one Seq), and the store's scans
-// read the same number from ClickHouse for theirs (store's compareScanned), so the sessionizer's
-// sessions and the store's paths, funnels and sessions order such events alike. It also tells
-// the sessionizer's copies of one event apart from other events, whatever path (source) they
-// came by (see Output.LaterCopies): copies share a messageId, so its hash.
+// TieID is the id of an event with messageId messageID: ClickHouse's cityHash64 of it, the
+// CityHash64 of CityHash 1.0.2, at which ClickHouse fixed it (ClickHouse's documentation,
+// "Native protocol", "CityHash", which names github.com/go-faster/city for Go: its CH64 is that
+// variant; a library, not our own CityHash). It is the tie rule's last key (comparePoints: events
+// of one µs and one Seq), and the store's scans read the same number from the engine,
+// cityHash64(message_id), to order theirs (store's compareScanned), so the sessionizer's sessions
+// and the store's answers order such events alike. It also identifies an event's copies, whatever
+// path (source) they came by (see Output.LaterCopies): copies share a messageId, so its TieID.
 func TieID(messageID string) uint64 { return city.CH64([]byte(messageID)) }

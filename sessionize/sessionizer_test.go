@@ -843,3 +843,22 @@ func TestConfigRefusesNegativeCaps(t *testing.T) {
 		t.Errorf("MaxCustomers 1: %v", err)
 	}
 }
+
+// TestTieIDIsClickHousesCityHash64: TieID gives the values ClickHouse's documentation lists for
+// its cityHash64 ("Native protocol", "CityHash": the ClickHouse64 column, CityHash fixed at
+// 1.0.2), which differ from Google's CityHash64 of today. The store's TestTieIDIsCityHash64
+// checks many more ids against both engines.
+func TestTieIDIsClickHousesCityHash64(t *testing.T) {
+	t.Parallel()
+	for _, tt := range []struct {
+		id   string
+		want uint64
+	}{
+		{"Moscow", 12507901496292878638},
+		{"How can you write a big system without C++?  -Paul Glick", 6237945311650045625},
+	} {
+		if got := TieID(tt.id); got != tt.want {
+			t.Errorf("TieID(%q) = %d, want %d", tt.id, got, tt.want)
+		}
+	}
+}

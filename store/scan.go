@@ -114,7 +114,7 @@ func cutBefore(events []scannedEvent, from int64) []scannedEvent {
 type scannedEvent struct {
 	t    int64  // the event time (eventTime), unix µs
 	seq  int64  // place in its partition: equal times are in the client's order by it
-	id   uint64 // the messageId's tie id (tieIDSQL, sessionize.TieID): orders what t and seq leave tied
+	id   uint64 // tieIDSQL (sessionize.TieID): orders what t and seq leave tied
 	mask uint64
 	// at is where its attributes are in its person's attrTable. A person's events are at most
 	// math.MaxInt32 (eventDecoder.unpack checks): 40 bytes an event, where a slice of its
