@@ -86,9 +86,11 @@ func TestTieIDIsCityHash64(t *testing.T) {
 // before seq existed read (seq 0), are in the same order in the sessionizer's sessions as in the
 // store's answers, both ordering them last by the messageId's cityHash64 (sessionize.TieID, the
 // store's compareScanned): a sessionizer that starts again restores such rows and cuts their
-// session again when a new event of the device comes, and its session's entry and exit are the
-// sessions summary's entry channel, the paths' and next's order. The messageIds were picked so
-// that their FNV-1a hashes, which the sessionizer ordered by before, order them the other way.
+// session again when a new event of the device comes (an order): its session's entry and the
+// order of its events are the sessions summary's entry channel and the paths' and next's order,
+// and the channel its live metrics count the order by (the device's first touch) is retention's
+// acquisition channel. The messageIds were picked so that their FNV-1a hashes, which the
+// sessionizer ordered by before, order them the other way.
 func TestTiesOfOneSeqInOneOrder(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
@@ -107,7 +109,7 @@ func TestTiesOfOneSeqInOneOrder(t *testing.T) {
 	for i := range stored {
 		stored[i].Seq = 0 // stored before seq existed
 	}
-	later := decodeArrivals(t, []string{track("PS Later", "ps-c", "2025-06-02T10:05:00Z", "")})
+	later := decodeArrivals(t, []string{track("Order Completed", "ps-c", "2025-06-02T10:05:00Z", "")})
 	later[0].Seq = 9
 
 	var db string
@@ -115,12 +117,14 @@ func TestTiesOfOneSeqInOneOrder(t *testing.T) {
 	// The same database, matched in ClickHouse where the engine has the function (chdb).
 	auto := openStoreWith(t, func(c *store.Config) { c.Database = db })
 	// A sessionizer each, as a restart between the old rows and the new event.
+	var reg *prometheus.Registry // the second's, whose live metrics count the order
 	for _, events := range [][]ingest.Event{stored, later} {
 		sz, err := sessionize.New(sessionize.Config{}, defaultMap(t))
 		if err != nil {
 			t.Fatal(err)
 		}
-		runner, err := sessionize.NewRunner(sz, s, s, prometheus.NewRegistry())
+		reg = prometheus.NewRegistry()
+		runner, err := sessionize.NewRunner(sz, s, s, reg)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -134,13 +138,18 @@ func TestTiesOfOneSeqInOneOrder(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(sessions) != 1 || sessions[0].Events != 3 || sessions[0].ExitEvent != "PS Later" {
-		t.Fatalf("sessions %+v, want one of the three events, exiting at PS Later", sessions)
+	if len(sessions) != 1 || sessions[0].Events != 3 || sessions[0].ExitEvent != "Order Completed" {
+		t.Fatalf("sessions %+v, want one of the three events, exiting at Order Completed", sessions)
 	}
 	entry, channel := sessions[0].EntryEvent, sessions[0].EntryChannel
 	second := map[string]string{"PS Email": "PS Direct", "PS Direct": "PS Email"}[entry]
 	if second == "" {
 		t.Fatalf("the session enters at %q, want one of the two events of 10:00", entry)
+	}
+	// The live orders count by the device's first touch, by the tie rule for restored events.
+	orders := `waymark_journey_orders_total{channel="` + channel + `"}`
+	if got := gatherCounters(t, reg); got[orders] != 1 {
+		t.Errorf("live metrics %v, want %s 1, the session's entry channel", got, orders)
 	}
 
 	// The store's answers.
@@ -152,14 +161,21 @@ func TestTiesOfOneSeqInOneOrder(t *testing.T) {
 		if want := map[string]uint64{channel: 1}; !maps.Equal(sum.ByEntryChannel, want) {
 			t.Errorf("%s: the sessions summary's entry channels %v, the sessionizer's session enters by %s", name, sum.ByEntryChannel, channel)
 		}
-		paths, err := st.Paths(ctx, defaultMap(t), store.PathsQuery{Anchor: entry, Depth: 3, Convert: "PS Later"})
+		retention, err := st.Retention(ctx, defaultMap(t), store.RetentionQuery{Conversion: "Order Completed", Return: "Order Completed"})
 		if err != nil {
 			t.Fatal(err)
 		}
-		if want := []string{entry, second, "PS Later"}; len(paths.Paths) != 1 || !slices.Equal(paths.Paths[0].Touchpoints, want) {
+		if by := retention.ByChannel; len(by) != 1 || by[0].Channel != channel {
+			t.Errorf("%s: retention by acquisition channel %+v, the sessionizer's first touch %s", name, by, channel)
+		}
+		paths, err := st.Paths(ctx, defaultMap(t), store.PathsQuery{Anchor: entry, Depth: 3, Convert: "Order Completed"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := []string{entry, second, "Order Completed"}; len(paths.Paths) != 1 || !slices.Equal(paths.Paths[0].Touchpoints, want) {
 			t.Errorf("%s: paths from %s %+v, want %v as the sessionizer ordered them", name, entry, paths.Paths, want)
 		}
-		for anchor, want := range map[string]string{entry: second, second: "PS Later"} {
+		for anchor, want := range map[string]string{entry: second, second: "Order Completed"} {
 			next, err := st.Next(ctx, defaultMap(t), store.NextQuery{Anchor: anchor, Window: time.Hour})
 			if err != nil {
 				t.Fatal(err)
