@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"os"
 	"strconv"
 	"strings"
@@ -312,6 +313,23 @@ func checkBrokers(s string) error {
 		if strings.TrimSpace(b) == "" {
 			return errors.New("an empty entry; give HOST:PORT,HOST:PORT (or leave the flag out for the dev broker)")
 		}
+		if err := checkHostPort(strings.TrimSpace(b)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// checkHostPort refuses an address to dial unless it is HOST:PORT with a port from 1 to 65535
+// (an IPv6 host in brackets), so a missing or mistyped port is named with its flag before
+// anything starts rather than in the dial's error.
+func checkHostPort(s string) error {
+	_, port, err := net.SplitHostPort(s)
+	if err != nil {
+		return fmt.Errorf("%q is not HOST:PORT", s)
+	}
+	if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
+		return fmt.Errorf("port %q of %q is not a number from 1 to 65535", port, s)
 	}
 	return nil
 }
@@ -385,7 +403,7 @@ type clickhouseFlags struct {
 // (0), when it is parsed.
 func addStoreFlags(fs *flagSet) *clickhouseFlags {
 	c := &clickhouseFlags{}
-	fs.StringVar(&c.cfg.Addr, "clickhouse-addr", "127.0.0.1:9000", "ClickHouse native protocol address host:port")
+	checkedVar(fs, &c.cfg.Addr, "clickhouse-addr", "127.0.0.1:9000", "ClickHouse native protocol address host:port", text, checkHostPort)
 	checkedVar(fs, &c.cfg.Database, "clickhouse-database", "waymark", "ClickHouse database of Waymark's tables", text, store.CheckIdentifier)
 	fs.StringVar(&c.cfg.User, "clickhouse-user", "default", "ClickHouse user")
 	fs.StringVar(&c.cfg.Password, "clickhouse-password", "", "ClickHouse password")
