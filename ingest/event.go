@@ -811,21 +811,51 @@ func PropertyName(key string) (string, bool) {
 	return key, !strings.HasPrefix(key, TraitPrefix) && !strings.HasPrefix(key, contextPrefix)
 }
 
-// DeviceTypeKey is the property under which an event's device type is stored: context.device.type
-// when the client sends one, else mobile, tablet or desktop from context.userAgent.
+// DeviceTypeKey is the property under which an event's device type is stored: mobile, tablet,
+// desktop or bot (see deviceType), or the client's own context.device.type when it is none of
+// the operating systems below.
 const DeviceTypeKey = contextPrefix + "device_type"
 
-// deviceType is the client's device type, or one read from its user agent; "" when unknown.
+// deviceType is the event's device type, "" when unknown: the client's context.device.type, lower
+// case, except that an operating system there (Segment's iOS and Android libraries send "ios" and
+// "android", Segment's Common Fields spec) is read as the user agent would be read, a phone when
+// it says nothing more; else one read from the user agent as MDN's "Browser detection using the
+// user agent" advises: an iPad, a "Tablet", a Kindle (Silk, KF…) or an Android without "Mobile" (a
+// tablet, as Google asks tablet browsers to leave "Mobile" out) is a tablet; "Mobi" or an iPhone
+// or iPod a phone; a crawler a bot (a name ending in bot with its version, Googlebot/2.1, or
+// "crawler", "spider", or the "+http" address crawlers give; not the Cubot phone);
+// anything else a desktop. iPadOS's Safari sends a Mac's user agent, so it is counted a desktop.
 func deviceType(declared, userAgent string) string {
-	switch {
-	case declared != "":
-		return strings.ToLower(declared)
-	case userAgent == "":
-		return ""
-	case strings.Contains(userAgent, "iPad") || strings.Contains(userAgent, "Tablet"):
-		return "tablet"
-	case strings.Contains(userAgent, "Mobi") || strings.Contains(userAgent, "Android"):
+	declared = strings.ToLower(strings.TrimSpace(declared))
+	switch declared {
+	case "":
+	case "ios", "ipados", "android":
+		if t := userAgentDevice(userAgent); t == "tablet" || declared == "ipados" {
+			return "tablet"
+		}
 		return "mobile"
+	default:
+		return declared
+	}
+	if userAgent == "" {
+		return ""
+	}
+	return userAgentDevice(userAgent)
+}
+
+// userAgentDevice is deviceType's reading of a user agent that is not empty.
+func userAgentDevice(ua string) string {
+	lower := strings.ToLower(ua)
+	switch {
+	case strings.Contains(lower, "bot/") || strings.Contains(lower, "bot-") || strings.Contains(lower, "crawler") ||
+		strings.Contains(lower, "spider") || strings.Contains(lower, "+http"):
+		return "bot"
+	case strings.Contains(ua, "iPad") || strings.Contains(ua, "Tablet") || strings.Contains(ua, "Silk/") || strings.Contains(ua, "; KF"):
+		return "tablet"
+	case strings.Contains(ua, "Mobi") || strings.Contains(ua, "iPhone") || strings.Contains(ua, "iPod"):
+		return "mobile"
+	case strings.Contains(ua, "Android"):
+		return "tablet"
 	}
 	return "desktop"
 }

@@ -1,6 +1,7 @@
 package ingest
 
 import (
+	"encoding/json"
 	"errors"
 	"reflect"
 	"slices"
@@ -336,6 +337,41 @@ func TestBlankNamesAliasesAndURLCampaigns(t *testing.T) {
 			case tt.reason == "" && e.CampaignSource+"/"+e.CampaignMedium+"/"+e.CampaignName != tt.campaign:
 				t.Errorf("%s: %s read campaign %s/%s/%s, want %s", tt.name, name, e.CampaignSource, e.CampaignMedium, e.CampaignName, tt.campaign)
 			}
+		}
+	}
+}
+
+// TestDeviceTypes is the tenth tester's M2: an Android tablet (no "Mobile" in its user agent) and
+// a Kindle were phones, crawlers desktops, and Segment's mobile libraries' context.device.type
+// (the operating system: ios, android) made groups of their own beside mobile and tablet.
+func TestDeviceTypes(t *testing.T) {
+	for _, tt := range []struct{ declared, userAgent, want string }{
+		{"", "", ""},
+		{"", "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0 Safari/537.36", "desktop"},
+		{"", "Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.0 Mobile/15E148 Safari/604.1", "mobile"},
+		{"", "Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0 Mobile Safari/537.36", "mobile"},
+		{"", "Mozilla/5.0 (Linux; Android 13; SM-X710) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0 Safari/537.36", "tablet"},
+		{"", "Mozilla/5.0 (Linux; U; Android 4.0.3; en-us; KFTT Build/IML74K) AppleWebKit/535.19 (KHTML, like Gecko) Silk/3.68 like Chrome/39.0 Safari/535.19 Silk-Accelerated=true", "tablet"},
+		{"", "Mozilla/5.0 (iPad; CPU OS 12_2 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Mobile/15E148", "tablet"},
+		{"", "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)", "bot"},
+		{"", "Mozilla/5.0 AppleWebKit/537.36 (KHTML, like Gecko; compatible; bingbot/2.0; +http://www.bing.com/bingbot.htm) Chrome/116.0 Safari/537.36", "bot"},
+		{"", "Mozilla/5.0 (Linux; Android 10; CUBOT X30) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0 Mobile Safari/537.36", "mobile"},
+		{"ios", "", "mobile"},
+		{"iOS", "", "mobile"},
+		{"ios", "Mozilla/5.0 (iPad; CPU OS 17_0 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Mobile/15E148", "tablet"},
+		{"android", "", "mobile"},
+		{"android", "Mozilla/5.0 (Linux; Android 13; SM-X710) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0 Safari/537.36", "tablet"},
+		{"Tablet", "Mozilla/5.0 (iPhone; Mobile)", "tablet"},
+		{" TV ", "", "tv"},
+	} {
+		raw, _ := json.Marshal(map[string]any{"type": "track", "event": "A", "userId": "u",
+			"context": map[string]any{"device": map[string]any{"type": tt.declared}, "userAgent": tt.userAgent}})
+		e, err := Decode(raw, "s", recv)
+		if err != nil {
+			t.Fatalf("%s: %v", raw, err)
+		}
+		if got := e.DeviceType(); got != tt.want {
+			t.Errorf("device.type %q, user agent %q: %q, want %q", tt.declared, tt.userAgent, got, tt.want)
 		}
 	}
 }
