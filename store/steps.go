@@ -329,6 +329,10 @@ func parseFilters(filters stepText) ([]sessionize.Condition, error) {
 		}
 		out = append(out, c)
 	}
+	if len(out) == 0 {
+		// "Product Viewed[]" is most likely a filter left out, not the name alone.
+		return nil, fmt.Errorf("no filter between [ and ]; write NAME[FIELD OP VALUE], or the name alone for every such event; %s", escapeHint)
+	}
 	return out, nil
 }
 

@@ -124,7 +124,8 @@ func TestParseStep(t *testing.T) {
 		{step: `A[b\]`, name: "A[b]"}, // no unescaped "]" at the end: all name
 		{step: "a[b", name: "a[b"},
 		{step: "[x]", name: "[x]"},
-		{step: "X[]", name: "X"},
+		{step: "X[]", err: "no filter between [ and ]"}, // a filter left out (the tenth tester's L3)
+		{step: "X[ ; ]", err: "no filter between [ and ]"},
 		{step: `C:\temp`, name: `C:\temp`},     // a backslash before an ordinary character is itself
 		{step: `a\\b`, name: `a\b`},            // an escaped backslash
 		{step: `x\`, name: `x\`},               // a backslash at the end is itself
