@@ -588,6 +588,15 @@ func (c *Collector) handle(w http.ResponseWriter, r *http.Request, kind string) 
 		}
 		resp.Rejected = append(resp.Rejected, rejection{Index: rj.index, Reason: rj.reason, Field: field, Error: rj.err.Error()})
 	}
+	for _, a := range accepted {
+		for _, ig := range a.ignored {
+			field := ig.Field // a single call's own member
+			if kind == "batch" {
+				field = "batch[" + strconv.Itoa(a.index) + "]." + ig.Field
+			}
+			resp.Ignored = append(resp.Ignored, rejection{Index: a.index, Reason: ig.Reason, Field: field, Error: ig.Err.Error()})
+		}
+	}
 	writeJSON(w, http.StatusOK, resp)
 	return nil
 }
@@ -832,6 +841,8 @@ type preparedEvent struct {
 	// future says its client's time lay more than MaxFutureTimestamp after it was received and
 	// was set to the receive time (SkewCorrected).
 	future bool
+	// ignored are its cosmetic members of the wrong type, read as absent (Event.Ignored).
+	ignored []*InvalidError
 }
 
 // prepare stamps each event with receivedAt, the batch's sentAt and context where it has none, a
@@ -872,7 +883,7 @@ func (c *Collector) prepare(req *trackingRequest, source string, now time.Time) 
 			rejected = append(rejected, rejectedEvent{index: i, reason: ReasonTooLarge, err: err, raw: out})
 			continue
 		}
-		key, err := check(out, now)
+		key, ignored, err := check(out, now)
 		if err != nil {
 			var field string
 			var ie *InvalidError
@@ -883,7 +894,7 @@ func (c *Collector) prepare(req *trackingRequest, source string, now time.Time) 
 			rejected = append(rejected, rejectedEvent{index: i, reason: RejectReason(err), field: field, ofBatch: ofBatch, err: err, raw: out, key: key})
 			continue
 		}
-		accepted = append(accepted, preparedEvent{index: i, key: key, raw: out, future: future})
+		accepted = append(accepted, preparedEvent{index: i, key: key, raw: out, future: future, ignored: ignored})
 	}
 	return accepted, rejected
 }
@@ -1146,10 +1157,15 @@ func SetCORS(w http.ResponseWriter, r *http.Request) {
 	h.Add("Vary", "Origin")
 }
 
+// batchResponse is the answer to a tracking call whose events were taken or dead-lettered: how
+// many were accepted, the events rejected (each dead-lettered) and, of the accepted ones, the
+// cosmetic members ignored (Event.Ignored: stored without them), each with the event's index,
+// the reason and the member's path.
 type batchResponse struct {
 	Success  bool        `json:"success"`
 	Accepted int         `json:"accepted"`
 	Rejected []rejection `json:"rejected,omitempty"`
+	Ignored  []rejection `json:"ignored,omitempty"`
 }
 
 type rejection struct {

@@ -558,7 +558,9 @@ func TestCollectorBatchNamesEachEventByIndex(t *testing.T) {
 		{"the batch's context a string", "/v1/batch", `{"context":"str","batch":[` + good + `,` + good + `]}`, []string{"context"}},
 		{"the batch's context an array", "/v1/batch", `{"batch":[` + good + `],"context":[]}`, []string{"context"}},
 		{"the batch's context.page a string", "/v1/batch", `{"batch":[` + good + `],"context":{"page":"x"}}`, []string{"context.page"}},
-		{"the batch's context.traits a number", "/v1/batch", `{"batch":[` + good + `],"context":{"traits":1}}`, []string{"context.traits"}},
+		{"the batch's context.campaign a number", "/v1/batch", `{"batch":[` + good + `],"context":{"campaign":1}}`, []string{"context.campaign"}},
+		// A cosmetic member (ingest's cosmetic) is ignored, the events kept (listed as ignored).
+		{"the batch's context.traits a number", "/v1/batch", `{"batch":[` + good + `],"context":{"traits":1}}`, nil},
 		{"the batch's integrations a string", "/v1/batch", `{"batch":[` + good + `],"integrations":"all"}`, []string{"integrations"}},
 		{"the batch's writeKey a number", "/v1/batch", `{"batch":[` + good + `],"writeKey":5}`, []string{"writeKey"}},
 		{"the batch's null members", "/v1/batch", `{"batch":[` + good + `],"context":null,"integrations":null,"sentAt":null}`, nil},

@@ -693,6 +693,9 @@ func (c *Consumer) deadLetterInvalid(ctx context.Context, batch []fetchedMessage
 		for _, p := range m.event.Placeholders {
 			c.metrics.placeholders.WithLabelValues(p.Field, p.Name).Inc()
 		}
+		for _, f := range m.event.Ignored {
+			c.metrics.ignored.WithLabelValues(f.Field, f.Reason).Inc()
+		}
 		if m.event.FutureTimestamp {
 			c.metrics.future.Inc()
 		}
@@ -901,6 +904,7 @@ type consumerMetrics struct {
 	staleMessages prometheus.Counter
 	stalled       *prometheus.GaugeVec
 	placeholders  *prometheus.CounterVec
+	ignored       *prometheus.CounterVec
 	future        prometheus.Counter
 }
 
@@ -947,10 +951,13 @@ func newConsumerMetrics(reg prometheus.Registerer) (*consumerMetrics, error) {
 		placeholders: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "waymark_consumer_placeholder_ids_total", Help: "Ids of stored events that were placeholders a client sent for an id it did not have (\"undefined\", \"null\", 0, blank, …) and were read as no id, by field (userId, anonymousId, previousId) and placeholder. An event left with no id is dead-lettered as missing_identity instead.",
 		}, []string{"field", "placeholder"}),
+		ignored: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "waymark_consumer_ignored_fields_total", Help: "Members of stored events whose value had the wrong type and that the event does without (context.userAgent, context.device, context.device.type, context.traits, traits): read as absent, the event kept, by field and reason. The same fault in a member an event needs dead-letters it instead.",
+		}, []string{"field", "reason"}),
 		future: newFutureTimestampMetric("consumer"),
 	}
 	if reg != nil {
-		for _, c := range []prometheus.Collector{m.messages, m.decoded, m.lag, m.rebalances, m.batches, m.dead, m.retries, m.dlqFailures, m.panics, m.commitSeconds, m.staleCommits, m.staleMessages, m.stalled, m.placeholders, m.future} {
+		for _, c := range []prometheus.Collector{m.messages, m.decoded, m.lag, m.rebalances, m.batches, m.dead, m.retries, m.dlqFailures, m.panics, m.commitSeconds, m.staleCommits, m.staleMessages, m.stalled, m.placeholders, m.ignored, m.future} {
 			if err := reg.Register(c); err != nil {
 				return nil, fmt.Errorf("register consumer metrics: %w", err)
 			}

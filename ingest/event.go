@@ -69,6 +69,13 @@ type Event struct {
 	// included).
 	NullKeys []string
 
+	// Ignored are the members the message sent with a value of the wrong type that the event
+	// can do without (cosmetic: context.userAgent 5, context.device "x"), read as absent: the
+	// event is kept, the message byte for byte, and each is reported (the collector's answer
+	// lists them, the consumer counts them in waymark_consumer_ignored_fields_total). Reason is
+	// ReasonInvalidField, Field the member's path.
+	Ignored []*InvalidError
+
 	// Seq is the event's place in its Kafka partition (its offset), set by the consumer: a
 	// device's events are in one partition, so among its events with equal timestamps Seq is the
 	// client's order (the collector produces a batch in order). 0 when unknown.
@@ -162,6 +169,26 @@ func checkInternal(field, text string) error {
 		return &InvalidError{Reason: ReasonInvalidField, Field: field, Err: errors.New(`holds a NUL character (\u0000), which Waymark keeps for its own ids; no id or name may hold one`)}
 	}
 	return nil
+}
+
+// cosmetic reports whether field, a member of a message as Decode names it, is one Waymark reads
+// but no event needs in order to be counted, placed in its visit and ordered: what it says of the
+// device (context.userAgent, context.device and its type: the device type, a property to filter
+// by) and of the person (traits, context.traits: the person's traits). A value of the wrong type
+// there is read as absent and the event kept (Event.Ignored), as Segment's tracking API and
+// PostHog's capture take such a message. Every other member Waymark reads is essential, and a
+// value of the wrong type refuses the message naming it (ReasonInvalidField): the type, the ids,
+// the event or page name, the times, properties (step conditions, values, a page's path and
+// referrer, properties.session_id), the context itself, and its page, campaign and sessionId
+// (page paths, the channel, the session); an event counted without them would be counted in
+// the wrong visit, channel or step without a word. Members Waymark does not read
+// (context.locale, context.ip, context.library, …) are kept as sent and never checked.
+func cosmetic(field string) bool {
+	switch field {
+	case "traits", "context.traits", "context.userAgent", "context.device", "context.device.type":
+		return true
+	}
+	return false
 }
 
 // RejectReason returns the reason code of an error from Decode, or "" if it is not an InvalidError.
@@ -316,10 +343,11 @@ func SkewCorrected(t, sent, received time.Time) (corrected time.Time, future boo
 	return corrected, false
 }
 
-// check validates a message as Decode does and returns its customer key, without collecting its
-// properties: the collector's check before it hands the message to Kafka. A message it refuses
-// has the key its ids give, as far as they were read before the fault, "" when none was.
-func check(raw []byte, receivedAt time.Time) (string, error) {
+// check validates a message as Decode does and returns its customer key and the members it
+// ignored (Event.Ignored), without collecting its properties: the collector's check before it
+// hands the message to Kafka. A message it refuses has the key its ids give, as far as they were
+// read before the fault, "" when none was.
+func check(raw []byte, receivedAt time.Time) (string, []*InvalidError, error) {
 	var w wire
 	err := w.read(raw)
 	var e Event
@@ -332,7 +360,7 @@ func check(raw []byte, receivedAt time.Time) (string, error) {
 		e = Event{UserID: w.UserID, AnonymousID: w.AnonymousID}
 		e.dropPlaceholders()
 	}
-	return e.CustomerKey(), err
+	return e.CustomerKey(), e.Ignored, err
 }
 
 // wire is the part of a Segment message Waymark reads, read in one pass over its bytes.
@@ -345,7 +373,8 @@ type wire struct {
 	PagePath, PageURL, Referrer                  string
 	CampaignSource, CampaignMedium, CampaignName string
 	SessionID                                    string
-	withProps                                    bool // whether read collects Props
+	Ignored                                      []*InvalidError // cosmetic members of the wrong type (Event.Ignored)
+	withProps                                    bool            // whether read collects Props
 	// skipReceivedAt makes read pass over receivedAt members, whatever their type: the receive
 	// time is Waymark's own (DecodeAt, DecodeClient), so what the message claims is not read.
 	skipReceivedAt bool
@@ -462,6 +491,7 @@ func (w *wire) read(raw []byte) error {
 	if s.typeErr != nil {
 		return s.typeErr
 	}
+	w.Ignored = s.ignored
 	return nil
 }
 
@@ -568,6 +598,7 @@ func (w *wire) event(raw []byte, source string, receivedAt time.Time, from origi
 	// A blank campaign member (white space only) names nothing: no channel of its own, and the
 	// page URL's utm_* may fill it (campaignFromURL).
 	e.CampaignSource, e.CampaignMedium, e.CampaignName = unblank(w.CampaignSource), unblank(w.CampaignMedium), unblank(w.CampaignName)
+	e.Ignored = w.Ignored
 	e.setProperties(w)
 	if e.SessionID = w.SessionID; e.SessionID == "" {
 		e.SessionID, _ = e.Property("session_id")

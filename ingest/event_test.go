@@ -163,6 +163,72 @@ func TestDecodeRejects(t *testing.T) {
 	}
 }
 
+// TestCosmeticMembersAreIgnored: a member of the wrong type that no event needs (cosmetic) is
+// read as absent and listed in Event.Ignored, the event kept with the rest of what it says, by
+// every decoder (Decode, DecodeClient, the collector's check); the first member of the wrong type
+// an event needs still refuses it, whatever cosmetic ones come before it.
+func TestCosmeticMembersAreIgnored(t *testing.T) {
+	tests := []struct {
+		raw     string
+		ignored []string // the members listed in Ignored, in order
+		refused string   // the member that refuses the message, "" when it is kept
+	}{
+		{`{"type":"track","event":"A","userId":"u","context":{"userAgent":5,"page":{"path":"/p"}}}`, []string{"context.userAgent"}, ""},
+		{`{"type":"track","event":"A","userId":"u","context":{"device":"x","userAgent":"Mozilla/5.0 (iPhone; Mobile)"}}`, []string{"context.device"}, ""},
+		{`{"type":"track","event":"A","userId":"u","context":{"device":{"type":[]},"traits":"x"}}`, []string{"context.device.type", "context.traits"}, ""},
+		{`{"type":"identify","userId":"u","traits":"pro"}`, []string{"traits"}, ""},
+		{`{"type":"track","event":"A","userId":"u","context":{"locale":{},"ip":7,"library":"x","timezone":[]}}`, nil, ""},
+		{`{"type":"track","event":"A","userId":"u","context":{"userAgent":5,"page":"x"}}`, nil, "context.page"},
+		{`{"type":"track","event":"A","userId":"u","context":{"userAgent":5},"properties":[]}`, nil, "properties"},
+		{`{"type":"track","event":"A","userId":"u","context":{"campaign":{"source":1}}}`, nil, "context.campaign.source"},
+		{`{"type":"track","event":"A","userId":"u","context":{"sessionId":true}}`, nil, "context.sessionId"},
+	}
+	decoders := map[string]func([]byte) ([]*InvalidError, error){
+		"Decode": func(raw []byte) ([]*InvalidError, error) { e, err := Decode(raw, "s", recv); return e.Ignored, err },
+		"DecodeClient": func(raw []byte) ([]*InvalidError, error) {
+			e, err := DecodeClient(raw, "kafka", recv)
+			return e.Ignored, err
+		},
+		"check": func(raw []byte) ([]*InvalidError, error) { _, ignored, err := check(raw, recv); return ignored, err },
+	}
+	for _, tt := range tests {
+		for name, decode := range decoders {
+			t.Run(name+"/"+tt.raw, func(t *testing.T) {
+				ignored, err := decode([]byte(tt.raw))
+				if tt.refused != "" {
+					var ie *InvalidError
+					if !errors.As(err, &ie) || ie.Reason != ReasonInvalidField || ie.Field != tt.refused {
+						t.Fatalf("error %v, want invalid_field naming %s", err, tt.refused)
+					}
+					return
+				}
+				if err != nil {
+					t.Fatalf("error %v, want the event kept", err)
+				}
+				var got []string
+				for _, ie := range ignored {
+					if ie.Reason != ReasonInvalidField {
+						t.Errorf("%s ignored with reason %s", ie.Field, ie.Reason)
+					}
+					got = append(got, ie.Field)
+				}
+				if !slices.Equal(got, tt.ignored) {
+					t.Errorf("ignored %v, want %v", got, tt.ignored)
+				}
+			})
+		}
+	}
+	// What the event says besides is read: the page path beside a bad user agent, the device
+	// type from the user agent beside a bad device.
+	e, err := Decode([]byte(tests[0].raw), "s", recv)
+	if err != nil || e.PagePath != "/p" || e.DeviceType() != "" {
+		t.Errorf("event %+v (%v), want page path /p and no device type", e, err)
+	}
+	if e, err = Decode([]byte(tests[1].raw), "s", recv); err != nil || e.DeviceType() != "mobile" {
+		t.Errorf("device type %q (%v), want mobile from the user agent", e.DeviceType(), err)
+	}
+}
+
 func TestDecodePropertiesAndTraits(t *testing.T) {
 	raw := `{"type":"identify","userId":"u","traits":{"plan":"pro","tier":1},"context":{"traits":{"plan":"free","region":"eu"},"userAgent":"Mozilla/5.0 (iPhone; Mobile)"},` +
 		`"properties":{"tier":"gold","note":"a\"b\\c\u00e9\n","list":[1, {"x" : null}],"dup":1,"dup":2}}`

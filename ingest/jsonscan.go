@@ -22,9 +22,13 @@ type jsonScanner struct {
 	// memberStart is where the member being read by an object's member function starts (at its
 	// name's opening quote).
 	memberStart int
-	// typeErr is the first member of a known name whose value has the wrong type. Reading goes
-	// on past it, so a syntax error later in the text is still the error reported.
+	// typeErr is the first member of a known name whose value has the wrong type, of the
+	// members a message needs (not cosmetic). Reading goes on past it, so a syntax error later
+	// in the text is still the error reported.
 	typeErr *InvalidError
+	// ignored are the cosmetic members (see cosmetic) whose value has the wrong type, in the
+	// order read: read as absent, they do not refuse the message.
+	ignored []*InvalidError
 }
 
 // syntaxError is JSON that cannot be read.
@@ -312,14 +316,22 @@ func (s *jsonScanner) number() error {
 	return nil
 }
 
-// wrongType records that field has a value of the wrong type (the first such field is reported)
-// and skips the value.
+// wrongType records that field has a value of the wrong type and skips the value: among the
+// ignored fields when the field is cosmetic, else as the type error (the first such field is
+// reported).
 func (s *jsonScanner) wrongType(field, want string) error {
 	raw, err := s.value()
-	if err == nil && s.typeErr == nil {
-		s.typeErr = &InvalidError{Reason: ReasonInvalidField, Field: field, Err: fmt.Errorf("want %s, got %s", want, abbreviate(raw))}
+	if err != nil {
+		return err
 	}
-	return err
+	bad := &InvalidError{Reason: ReasonInvalidField, Field: field, Err: fmt.Errorf("want %s, got %s", want, abbreviate(raw))}
+	switch {
+	case cosmetic(field):
+		s.ignored = append(s.ignored, bad)
+	case s.typeErr == nil:
+		s.typeErr = bad
+	}
+	return nil
 }
 
 // str reads a string or null member into *dst (null leaves it alone).

@@ -122,7 +122,7 @@ func TestDecodePlaceholderIDs(t *testing.T) {
 		{"Decode", func(raw []byte) (Event, error) { return Decode(raw, "s", recv) }},
 		{"DecodeClient", func(raw []byte) (Event, error) { return DecodeClient(raw, "kafka", recv) }},
 		{"check", func(raw []byte) (Event, error) {
-			key, err := check(raw, recv)
+			key, _, err := check(raw, recv)
 			return Event{AnonymousID: key}, err // check gives the key only
 		}},
 	}
