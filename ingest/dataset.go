@@ -148,8 +148,11 @@ func readRees46(r io.Reader, pass int, emit func(Message) error, skip func(Skip)
 	cr := csv.NewReader(r)
 	cr.FieldsPerRecord = -1
 	header, err := cr.Read()
-	if err != nil {
-		return fmt.Errorf("read rees46 header: %w", err)
+	switch {
+	case errors.Is(err, io.EOF):
+		return nil // no line: no event
+	case err != nil:
+		return &FormatError{Format: "rees46", Problem: fmt.Sprintf("line 1 is no REES46 header: %v", err)}
 	}
 	col := map[string]int{}
 	for i, h := range header {
@@ -157,7 +160,7 @@ func readRees46(r io.Reader, pass int, emit func(Message) error, skip func(Skip)
 	}
 	for _, want := range []string{"event_time", "event_type", "product_id", "user_id"} {
 		if _, ok := col[want]; !ok {
-			return fmt.Errorf("rees46 header: no column %q", want)
+			return &FormatError{Format: "rees46", Problem: fmt.Sprintf("line 1 is no REES46 header: no column %q in %s", want, abbreviate([]byte(strings.Join(header, ","))))}
 		}
 	}
 	get := func(rec []string, name string) string {
@@ -220,7 +223,7 @@ func readOtto(r io.Reader, pass int, emit func(Message) error, skip func(Skip)) 
 	return eachLine(r, func(line int, text string) error {
 		var s struct {
 			Session json.Number `json:"session"`
-			Events  []struct {
+			Events  *[]struct {
 				Aid  json.Number `json:"aid"`
 				Ts   int64       `json:"ts"`
 				Type string      `json:"type"`
@@ -230,7 +233,13 @@ func readOtto(r io.Reader, pass int, emit func(Message) error, skip func(Skip)) 
 			skip(Skip{line, "invalid JSON: " + err.Error()})
 			return nil
 		}
-		for i, e := range s.Events {
+		if s.Session == "" || s.Events == nil {
+			// Any JSON object unmarshals into s: a Segment message would be a session of no
+			// events, and a file of them replayed as nothing, successfully.
+			skip(Skip{line, `no OTTO session: want {"session":…,"events":[…]}, got ` + abbreviate([]byte(text))})
+			return nil
+		}
+		for i, e := range *s.Events {
 			event, ok := ottoEvents[e.Type]
 			if !ok {
 				skip(Skip{line, fmt.Sprintf("event %d: unknown type %q", i, e.Type)})
@@ -388,6 +397,109 @@ func eachLine(r io.Reader, fn func(line int, text string) error) error {
 		return fmt.Errorf("read line %d: %w", line+1, err)
 	}
 	return nil
+}
+
+// FormatError says that a dataset does not read as the format it was replayed as: most of its
+// lines (more were skipped than used: Lines and Skipped) or its header (Problem) are not that
+// format's. DetectFormat tells which format it may be.
+type FormatError struct {
+	Format  string // the format asked for
+	Problem string // what was found: the first line skipped and why, or the header's fault
+	Lines   int    // lines read, of the first pass; 0 when the header was at fault
+	Skipped int    // lines of them none of whose messages could be used
+}
+
+func (e *FormatError) Error() string {
+	if e.Lines == 0 {
+		return fmt.Sprintf("not %s: %s", e.Format, e.Problem)
+	}
+	what := fmt.Sprintf("%d of %d lines were skipped", e.Skipped, e.Lines)
+	if e.Skipped == e.Lines {
+		what = fmt.Sprintf("all %d lines were skipped", e.Lines)
+	}
+	return fmt.Sprintf("not %s: %s (first: %s)", e.Format, what, e.Problem)
+}
+
+// lineTally counts the lines of a dataset's first pass that gave messages (used) and those that
+// gave none and were skipped, from the messages and skips of its lines in order (an OTTO line
+// gives several; one some of whose events are skipped counts as used).
+type lineTally struct {
+	used, skipped int
+	line          int  // the line being counted
+	gave, skips   bool // whether it gave a message, was skipped
+	first         Skip // the first skip of a line that gave nothing
+}
+
+// add counts a message (skip == nil) or a skip of line.
+func (t *lineTally) add(line int, skip *Skip) {
+	if line != t.line {
+		t.end()
+		t.line = line
+	}
+	if skip == nil {
+		t.gave = true
+	} else {
+		t.skips = true
+		if t.first.Line == 0 {
+			t.first = *skip
+		}
+	}
+}
+
+// end counts the line being counted.
+func (t *lineTally) end() {
+	switch {
+	case t.gave:
+		t.used++
+	case t.skips:
+		t.skipped++
+	}
+	t.gave, t.skips = false, false
+}
+
+// mostSkipped returns the FormatError of format when, of the lines counted so far, more were
+// skipped than used, nil otherwise.
+func (t lineTally) mostSkipped(format string) *FormatError {
+	t.end()
+	if t.skipped == 0 || t.skipped <= t.used {
+		return nil
+	}
+	return &FormatError{Format: format, Problem: fmt.Sprintf("line %d: %s", t.first.Line, t.first.Reason),
+		Lines: t.used + t.skipped, Skipped: t.skipped}
+}
+
+// formatSample is how many lines DetectFormat reads.
+const formatSample = 100
+
+// DetectFormat returns the format (one of Formats) that the first lines of r read best as: the
+// one that uses most of them; "" when none uses any.
+func DetectFormat(r io.Reader) string {
+	var sample bytes.Buffer
+	n := 0
+	_ = eachLine(r, func(_ int, text string) error {
+		sample.WriteString(text + "\n")
+		if n++; n == formatSample {
+			return io.EOF
+		}
+		return nil
+	})
+	if n == 0 {
+		return ""
+	}
+	best, most := "", 0
+	for _, format := range Formats {
+		read, _ := datasetReaderFor(format)
+		var t lineTally
+		emit := func(m Message) error { t.add(m.Line, nil); return nil }
+		skip := func(s Skip) { t.add(s.Line, &s) }
+		if err := read(bytes.NewReader(sample.Bytes()), 0, emit, skip); err != nil {
+			continue
+		}
+		if t.end(); t.used > most {
+			best, most = format, t.used
+		}
+	}
+	return best
 }
 
 // ReadDataset turns a dataset file of the given format (taobao, rees46, otto, segment) into

@@ -1,7 +1,10 @@
 package ingest
 
 import (
+	"bytes"
+	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"strings"
@@ -81,6 +84,41 @@ func TestDatasets(t *testing.T) {
 				t.Errorf("skipped lines %v, want %v (%v)", lines, tt.skipped, r.skips)
 			}
 		})
+	}
+}
+
+// TestAnotherFormatIsNamed: each dataset reads as its own format (DetectFormat), and every line
+// of it is skipped, with the reason, when it is read as another: so a replay in the wrong
+// format stops (a FormatError naming the lines) and sends nothing. Before, every line of a
+// Segment export read as OTTO was a session of no events, neither sent nor skipped.
+func TestAnotherFormatIsNamed(t *testing.T) {
+	files := map[string]string{"taobao": "testdata/taobao.csv", "rees46": "testdata/rees46.csv", "otto": "testdata/otto.jsonl", "segment": "testdata/segment.jsonl"}
+	for format, path := range files {
+		f, err := os.Open(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := DetectFormat(f); got != format {
+			t.Errorf("DetectFormat(%s) = %q, want %s", path, got, format)
+		}
+		f.Close()
+		raw, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, as := range Formats {
+			if as == format {
+				continue
+			}
+			_, err := Replay(context.Background(), ReplayConfig{Brokers: []string{"127.0.0.1:1"}, Format: as, Reader: bytes.NewReader(raw)})
+			var wrong *FormatError
+			if !errors.As(err, &wrong) || wrong.Format != as || wrong.Lines > 0 && wrong.Skipped != wrong.Lines {
+				t.Errorf("replay of %s as %s: %v, want a FormatError with every line skipped", path, as, err)
+			}
+		}
+	}
+	if got := DetectFormat(strings.NewReader("")); got != "" {
+		t.Errorf("DetectFormat of nothing = %q", got)
 	}
 }
 

@@ -91,9 +91,26 @@ func Replay(ctx context.Context, cfg ReplayConfig) (ReplaySummary, error) {
 	}
 	start := time.Now()
 	pending := make([]Message, 0, chunk)
+	// tally counts the first pass's lines: when more were skipped than used, the file is most
+	// likely not of cfg.Format, and Replay stops before it sends more (a FormatError). It judges
+	// before each chunk is sent, once formatSample lines are read, and at the end.
+	var tally lineTally
+	pass := 0
+	wrongFormat := func(final bool) error {
+		if !final && tally.used+tally.skipped < formatSample {
+			return nil
+		}
+		if ferr := tally.mostSkipped(cfg.Format); ferr != nil {
+			return ferr
+		}
+		return nil
+	}
 	flush := func() error {
 		if len(pending) == 0 {
 			return nil
+		}
+		if err := wrongFormat(false); err != nil {
+			return err
 		}
 		if cfg.Pace > 0 { // the messages sent so far are due at sent/Pace seconds
 			due := start.Add(time.Duration(float64(sum.Sent) / float64(cfg.Pace) * float64(time.Second)))
@@ -116,6 +133,9 @@ func Replay(ctx context.Context, cfg ReplayConfig) (ReplaySummary, error) {
 		return nil
 	}
 	emit := func(m Message) error {
+		if pass == 0 {
+			tally.add(m.Line, nil)
+		}
 		sum.Read++
 		if m.FutureTimestamp {
 			sum.FutureTimestamps++
@@ -130,20 +150,29 @@ func Replay(ctx context.Context, cfg ReplayConfig) (ReplaySummary, error) {
 		if cfg.Repeat > 1 {
 			return sum, errors.New("replay: a reader is read once; repeat must be 1")
 		}
-		skip := func(s Skip) { sum.Skipped = append(sum.Skipped, s) }
+		skip := func(s Skip) { sum.Skipped = append(sum.Skipped, s); tally.add(s.Line, &s) }
 		if err := read(cfg.Reader, 0, withinEventLimit(emit, skip), skip); err != nil {
+			return sum, fmt.Errorf("replay: %w", err)
+		}
+		if err := wrongFormat(true); err != nil {
 			return sum, fmt.Errorf("replay: %w", err)
 		}
 		return sum, flush()
 	}
-	for pass := 0; pass < cfg.Repeat; pass++ {
+	for ; pass < cfg.Repeat; pass++ {
 		skip := func(s Skip) {
 			if pass == 0 {
 				sum.Skipped = append(sum.Skipped, s)
+				tally.add(s.Line, &s)
 			}
 		}
 		if err := replayFile(cfg.File, pass, read, withinEventLimit(emit, skip), skip); err != nil {
 			return sum, err
+		}
+		if pass == 0 {
+			if err := wrongFormat(true); err != nil {
+				return sum, fmt.Errorf("replay %s: %w", cfg.File, err)
+			}
 		}
 	}
 	return sum, flush()

@@ -76,10 +76,27 @@ func runReplay(ctx context.Context, args []string, stdout io.Writer) error {
 		}
 		fmt.Fprintf(stdout, "  skipped line %d: %s\n", s.Line, s.Reason)
 	}
-	if err == nil && sum.Sent == 0 && len(sum.Skipped) > 0 {
-		// Loud but partial acceptance (some lines sent) exits 0; a file none of whose lines
-		// could be used is most likely the wrong --format or the wrong file.
-		return fmt.Errorf("sent no line of %s: all %d lines were skipped (see above; is --format %s right?)", *file, len(sum.Skipped), *format)
+	// A file most of whose lines were skipped, or whose header is not the format's, is most
+	// likely of another format (or not the file meant): it exits non-zero naming --format, as
+	// does a file with nothing to replay. A few skipped lines among many sent exit 0, listed above.
+	var wrong *ingest.FormatError
+	switch {
+	case errors.As(err, &wrong):
+		msg := fmt.Sprintf("%s is %v", *file, wrong)
+		if f, ferr := os.Open(*file); ferr == nil {
+			if found := ingest.DetectFormat(f); found != "" && found != *format {
+				msg += fmt.Sprintf("; its first lines read as --format %s", found)
+			}
+			f.Close()
+		}
+		if sum.Sent > 0 {
+			msg += fmt.Sprintf("; %d events of its other lines were sent before that", sum.Sent)
+		} else {
+			msg += "; nothing was sent"
+		}
+		return fs.errorf("format", "%s", msg)
+	case err == nil && sum.Read == 0 && len(sum.Skipped) == 0:
+		return fs.errorf("file", "%s holds no event to replay as %s", *file, *format)
 	}
 	if err != nil {
 		if kf.brokers == "" && errors.Is(err, syscall.ECONNREFUSED) {

@@ -3,11 +3,14 @@ package main
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/waymark-dev/waymark/ingest"
 )
 
 // TestReplayFileStartingWithABOM: a tester's Windows export. A JSONL file starting with a UTF-8
@@ -61,5 +64,80 @@ func TestReplayFileStartingWithABOM(t *testing.T) {
 		if !errors.As(err, &exit) || !strings.Contains(stderr.String(), "all 2 lines were skipped") || !strings.Contains(string(stdout), "sent 0, skipped 2 lines") {
 			t.Errorf("replay --format %s of a Segment file: %v\nstdout:\n%s\nstderr:\n%s", format, err, stdout, stderr.String())
 		}
+	}
+}
+
+// TestReplayOfAnotherFormatFails: a file replayed as a format it is not exits non-zero, naming
+// --format, what its lines are (the first line skipped and why) and the format they read as,
+// and sends nothing, for every pair of formats; so does a file most of whose lines are skipped
+// (but not one with a few bad lines among good ones), and a file with no line names --file.
+// Before, `--format otto` of a Segment file read every line as an OTTO session of no events and
+// exited 0 ("sent 0, skipped 0").
+func TestReplayOfAnotherFormatFails(t *testing.T) {
+	t.Parallel()
+	s := startServe(t)
+	dir := t.TempDir()
+	write := func(name string, lines ...string) string {
+		path := filepath.Join(dir, name)
+		if err := os.WriteFile(path, []byte(strings.Join(lines, "\n")+"\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return path
+	}
+	segmentLine := func(i int) string {
+		return fmt.Sprintf(`{"type":"track","userId":"wf%d","event":"Product Viewed","messageId":"wf-%d","timestamp":"2025-05-01T10:00:00Z"}`, i, i)
+	}
+	taobaoLine := func(i int) string { return fmt.Sprintf("wf%d,2,3,pv,151154407%d", i, i) }
+	files := map[string]string{
+		"segment": write("export.jsonl", segmentLine(1), segmentLine(2)),
+		"otto":    write("otto.jsonl", `{"session":12,"events":[{"aid":5,"ts":1659304800025,"type":"clicks"},{"aid":6,"ts":1659304900025,"type":"orders"}]}`),
+		"taobao":  write("UserBehavior.csv", taobaoLine(1), taobaoLine(2)),
+		"rees46":  write("2019-Oct.csv", "event_time,event_type,product_id,category_id,category_code,brand,price,user_id,user_session", "2019-10-01 00:00:00 UTC,view,44600062,2103807459595387724,,shiseido,35.79,541312140,72d76fde-8bb3-4e00-8c23-a032dfed738c"),
+	}
+	replay := func(args ...string) (exitCode int, stdout, stderr string) {
+		cmd := exec.Command(binary, append([]string{"replay"}, args...)...)
+		cmd.Env = append(os.Environ(), "WAYMARK_DEV_BROKER_ADDR="+s.broker)
+		var errBuf bytes.Buffer
+		cmd.Stderr = &errBuf
+		out, err := cmd.Output()
+		var exit *exec.ExitError
+		if err != nil && !errors.As(err, &exit) {
+			t.Fatalf("replay %v: %v", args, err)
+		}
+		return cmd.ProcessState.ExitCode(), string(out), errBuf.String()
+	}
+	for fileFormat, file := range files {
+		for _, format := range ingest.Formats {
+			if format == fileFormat {
+				continue
+			}
+			code, stdout, stderr := replay("--format", format, "--file", file)
+			for _, want := range []string{"--format: " + file + " is not " + format + ": ", "read as --format " + fileFormat, "nothing was sent"} {
+				if code == 0 || !strings.Contains(stderr, want) || !strings.Contains(stdout, "sent 0,") {
+					t.Errorf("replay --format %s of a %s file: exit %d, want non-zero with %q\nstdout:\n%s\nstderr:\n%s", format, fileFormat, code, want, stdout, stderr)
+					break
+				}
+			}
+		}
+	}
+
+	// Most lines skipped: the three that read are not sent either.
+	mixed := write("mixed.jsonl", segmentLine(3), segmentLine(4), segmentLine(5), taobaoLine(3), taobaoLine(4), taobaoLine(5), taobaoLine(6))
+	if code, stdout, stderr := replay("--format", "segment", "--file", mixed); code == 0 || !strings.Contains(stderr, "--format: "+mixed+" is not segment: 4 of 7 lines were skipped (first: line 4: invalid_json") || !strings.Contains(stderr, "nothing was sent") {
+		t.Errorf("replay of a file most of whose lines are no Segment messages: exit %d\nstdout:\n%s\nstderr:\n%s", code, stdout, stderr)
+	}
+	// A few bad lines among good ones: sent, listed, exit 0.
+	mostlyGood := write("mostly-good.jsonl", segmentLine(6), taobaoLine(7), segmentLine(8))
+	if code, stdout, stderr := replay("--format", "segment", "--file", mostlyGood); code != 0 || !strings.Contains(stdout, "sent 2, skipped 1 lines") || !strings.Contains(stdout, "skipped line 2: invalid_json") {
+		t.Errorf("replay of a file with one bad line of three: exit %d\nstdout:\n%s\nstderr:\n%s", code, stdout, stderr)
+	}
+	empty := write("empty.jsonl")
+	if code, _, stderr := replay("--format", "segment", "--file", empty); code == 0 || !strings.Contains(stderr, "--file: "+empty+" holds no event to replay") {
+		t.Errorf("replay of an empty file: exit %d, stderr:\n%s", code, stderr)
+	}
+	// Only the good file's events are stored: wf-6 and wf-8.
+	s.waitStored(t)
+	if got := queryStrings(t, "SELECT DISTINCT message_id FROM "+s.database+".events ORDER BY message_id"); fmt.Sprint(got) != "[wf-6 wf-8]" {
+		t.Errorf("stored %v, want [wf-6 wf-8]", got)
 	}
 }
