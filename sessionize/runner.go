@@ -321,6 +321,7 @@ type runnerMetrics struct {
 	refunds        *prometheus.CounterVec
 	ignoredAmounts *prometheus.CounterVec
 	ignoredScores  *prometheus.CounterVec
+	npsAnswers     *prometheus.CounterVec
 }
 
 func newRunnerMetrics(reg prometheus.Registerer) (*runnerMetrics, error) {
@@ -368,12 +369,15 @@ func newRunnerMetrics(reg prometheus.Registerer) (*runnerMetrics, error) {
 			Name: "waymark_journey_amounts_ignored_total", Help: "Order Completed amounts left out of revenue and refunds (the events are stored), by reason: not_a_number, not_finite, out_of_range.",
 		}, []string{"reason"}),
 		ignoredScores: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "waymark_journey_scores_ignored_total", Help: "Survey scores (NPS Submitted, Survey Answered) left out of the stages' mean scores (the events are stored), by reason: not_a_number, not_finite, out_of_scale.",
+			Name: "waymark_journey_scores_ignored_total", Help: "Survey scores (NPS Submitted, Survey Answered) left out of the stages' Net Promoter Scores and mean scores (the events are stored), by reason: not_a_number, not_finite, out_of_scale.",
 		}, []string{"reason"}),
+		npsAnswers: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "waymark_journey_nps_responses_total", Help: "Answers to the Net Promoter question (NPS Submitted, 0-10) by the stage the person is in when it arrives and category: promoter (9-10), passive (7-8), detractor (0-6). Net Promoter Score = 100 * (promoter - detractor) / all.",
+		}, []string{"stage", "category"}),
 	}
 	if reg != nil {
 		for _, c := range []prometheus.Collector{m.restored, m.restoredEvents, m.restoreSeconds, m.customers, m.open, m.sessions, m.duplicates, m.late, m.beyondLateness,
-			m.links, m.merges, m.runaway, m.userConflicts, m.signInsLost, m.evicted, m.stageEntries, m.orders, m.revenue, m.refunds, m.ignoredAmounts, m.ignoredScores} {
+			m.links, m.merges, m.runaway, m.userConflicts, m.signInsLost, m.evicted, m.stageEntries, m.orders, m.revenue, m.refunds, m.ignoredAmounts, m.ignoredScores, m.npsAnswers} {
 			if err := reg.Register(c); err != nil {
 				return nil, fmt.Errorf("register sessionizer metrics: %w", err)
 			}
@@ -409,5 +413,8 @@ func (m *runnerMetrics) observe(s Stats) {
 	}
 	for reason, n := range s.IgnoredScores {
 		m.ignoredScores.WithLabelValues(reason).Add(float64(n))
+	}
+	for k, n := range s.NPSAnswers {
+		m.npsAnswers.WithLabelValues(k.Stage, k.Category).Add(float64(n))
 	}
 }

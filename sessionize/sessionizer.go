@@ -10,6 +10,7 @@ import (
 	"iter"
 	"maps"
 	"math"
+	"math/bits"
 	"slices"
 	"strconv"
 	"strings"
@@ -292,7 +293,15 @@ type Stats struct {
 	// (SurveyScore: ScoreNotANumber, ScoreNotFinite, ScoreOutOfScale): the events are stored all
 	// the same.
 	IgnoredScores map[string]int
+	// NPSAnswers counts the answers to the Net Promoter question (NPSEvent, within its scale) by
+	// the stage the person is in when it arrives (the furthest entered so far, as the stages
+	// query places a score; answers of persons in no stage yet are not counted, as there) and
+	// NPSCategory: a live Net Promoter Score per stage is (promoters − detractors) / all × 100.
+	NPSAnswers map[StageCategory]int
 }
+
+// StageCategory is a stage and an NPS category (NPSCategory).
+type StageCategory struct{ Stage, Category string }
 
 // StageChannel is a stage and a channel.
 type StageChannel struct{ Stage, Channel string }
@@ -467,7 +476,7 @@ type Copy struct {
 func (s *Sessionizer) Push(now time.Time, events []ingest.Event) (Output, Stats) {
 	ps := &pushState{events: events, touched: s.restored, stats: Stats{Events: len(events), StageEntries: map[StageChannel]int{},
 		Orders: map[string]int{}, Revenue: map[string]float64{}, Refunds: map[string]float64{}, IgnoredAmounts: map[string]int{},
-		IgnoredScores: map[string]int{}}}
+		IgnoredScores: map[string]int{}, NPSAnswers: map[StageCategory]int{}}}
 	stats := &ps.stats
 	s.restored = nil
 	personIDs, seqs := make([]string, len(events)), make([]int64, len(events))
@@ -933,9 +942,15 @@ func (s *Sessionizer) observe(key string, c *customer, e *ingest.Event, p point,
 		return // its first copy was counted: the stages it reaches are reached, uncounted
 	}
 	s.countEntries(c, entered, stats)
-	if score, ok := e.Property(ScoreProperty); ok && e.Type == "track" && !copied {
-		if _, why, _ := SurveyScore(e.Event, score); why != "" {
+	if text, ok := e.Property(ScoreProperty); ok && e.Type == "track" && !copied {
+		switch score, why, ok := SurveyScore(e.Event, text); {
+		case why != "":
 			stats.IgnoredScores[why]++
+		case ok && e.Event == NPSEvent:
+			if reached, _ := s.journey(key, c, person); reached != 0 {
+				stage := s.jm.Stages[bits.Len64(reached)-1].Name
+				stats.NPSAnswers[StageCategory{stage, NPSCategory(score)}]++
+			}
 		}
 	}
 	if !order {

@@ -5,6 +5,51 @@ import "math"
 // ScoreProperty is the property of a survey event that holds its answer's score.
 const ScoreProperty = "score"
 
+// NPSEvent is the survey event that answers the Net Promoter question ("How likely is it that you
+// would recommend us to a friend or colleague?", 0–10): its answers make a Net Promoter Score
+// (NetPromoterScore), never a mean mixed with other surveys' scores.
+const NPSEvent = "NPS Submitted"
+
+// SurveyAnsweredEvent carries the answer of any survey (CSAT 1–5, CES 1–7, …): its scores make a
+// mean, apart from NPSEvent's.
+const SurveyAnsweredEvent = "Survey Answered"
+
+// The categories of an answer to the Net Promoter question (NPSCategory).
+const (
+	NPSPromoter  = "promoter"  // 9–10
+	NPSPassive   = "passive"   // 7–8
+	NPSDetractor = "detractor" // 0–6
+)
+
+// NPSCategories lists the categories NPSCategory gives.
+func NPSCategories() []string { return []string{NPSPromoter, NPSPassive, NPSDetractor} }
+
+// NPSCategory returns the category of a score of NPSEvent within its scale (SurveyScore):
+// promoters answer 9 or 10, passives 7 or 8, detractors 0 to 6, as Bain & Company and Satmetrix
+// define the Net Promoter Score (Reichheld, "The One Number You Need to Grow", Harvard Business
+// Review, 2003; Qualtrics, Delighted and Hotjar report it so). A fraction, which the 0–10
+// question does not give, falls by the same bounds: above 6 and below 9 is passive.
+func NPSCategory(score float64) string {
+	switch {
+	case score >= 9:
+		return NPSPromoter
+	case score <= 6:
+		return NPSDetractor
+	}
+	return NPSPassive
+}
+
+// NetPromoterScore returns the Net Promoter Score of responses answers to NPSEvent of which
+// promoters and detractors (NPSCategory): the percentage of promoters minus the percentage of
+// detractors, from −100 (all detractors) to 100 (all promoters), rounded to 2 decimals; 0 when
+// there is no answer.
+func NetPromoterScore(promoters, detractors, responses int64) float64 {
+	if responses == 0 {
+		return 0
+	}
+	return math.Round(float64(promoters-detractors)*1e4/float64(responses)) / 100
+}
+
 // SurveyScale returns the scale [lo, hi] of the score a survey event carries (ScoreProperty),
 // and false when event is no survey event. NPS Submitted answers the Net Promoter question,
 // 0–10 (Reichheld, "The One Number You Need to Grow", 2003). Survey Answered carries any survey
@@ -13,13 +58,13 @@ const ScoreProperty = "score"
 // stages query and the live metrics read them here.
 func SurveyScale(event string) (lo, hi float64, ok bool) {
 	switch event {
-	case "NPS Submitted", "Survey Answered":
+	case NPSEvent, SurveyAnsweredEvent:
 		return 0, 10, true
 	}
 	return 0, 0, false
 }
 
-// Why a survey score is left out of a stage's mean score.
+// Why a survey score is left out of a stage's mean score or Net Promoter Score.
 const (
 	ScoreNotANumber = "not_a_number" // not a JSON number or numeric string, e.g. "great", true, {}
 	ScoreNotFinite  = "not_finite"   // NaN or ±Infinity (as strings), or beyond float64 (1e999)

@@ -381,11 +381,31 @@ type StageHealth struct {
 	ExitRate           float64  `json:"exit_rate"` // 1 - MovedOn / Entered, 0 when Entered is 0 (see ratio)
 	MedianDwellSeconds *float64 `json:"median_dwell_seconds,omitempty"`
 	TopTouchpoints     []Ranked `json:"top_touchpoints"`
-	SurveyResponses    int64    `json:"survey_responses"` // the scores MeanScore is the mean of
-	MeanScore          *float64 `json:"mean_score,omitempty"`
-	// IgnoredScores counts the survey scores given in the stage that are left out of MeanScore,
-	// by reason (sessionize.SurveyScore: not_a_number, not_finite, out_of_scale).
+	// SurveyResponses are the scores of Survey Answered events (sessionize.SurveyAnsweredEvent:
+	// CSAT, CES, any survey) given in the stage, MeanScore their mean; NPS Submitted answers are
+	// in NPS, on their own scale, and in neither.
+	SurveyResponses int64    `json:"survey_responses"`
+	MeanScore       *float64 `json:"mean_score,omitempty"`
+	// NPS is the Net Promoter Score of the NPS Submitted answers given in the stage, nil when
+	// there is none.
+	NPS *StageNPS `json:"nps,omitempty"`
+	// IgnoredScores counts the survey scores given in the stage that are left out of MeanScore
+	// and NPS, by reason (sessionize.SurveyScore: not_a_number, not_finite, out_of_scale).
 	IgnoredScores map[string]int64 `json:"ignored_scores,omitempty"`
+}
+
+// StageNPS is the Net Promoter Score of a stage's answers to the Net Promoter question
+// (sessionize.NPSEvent, 0–10): how many answered, how many of them are promoters (9–10),
+// passives (7–8) and detractors (0–6) (sessionize.NPSCategory), the score, % promoters − %
+// detractors from −100 to 100 (sessionize.NetPromoterScore), and the mean answer on the 0–10
+// scale, for those who read a mean.
+type StageNPS struct {
+	Responses  int64   `json:"responses"`
+	Promoters  int64   `json:"promoters"`
+	Passives   int64   `json:"passives"`
+	Detractors int64   `json:"detractors"`
+	Score      float64 `json:"score"`
+	MeanAnswer float64 `json:"mean_answer"`
 }
 
 // StagesResult lists the stages of the journey map in order.
@@ -411,12 +431,13 @@ type stagesWalk struct {
 
 // stagesSink takes what stagesWalk.of reads of one person: the stages they entered, those they
 // went on from (after dwell µs), the touchpoints they had in each and the survey scores they gave
-// in each, or the reason a score they gave is left out (sessionize.SurveyScore).
+// in each (nps: an answer to the Net Promoter question, sessionize.NPSEvent), or the reason a
+// score they gave is left out (sessionize.SurveyScore).
 type stagesSink interface {
 	enter(stage int)
 	moveOn(stage int, dwell int64)
 	touch(stage int, label string, n int64)
-	respond(stage int, score float64)
+	respond(stage int, nps bool, score float64)
 	ignoreScore(stage int, reason string)
 }
 
@@ -469,7 +490,7 @@ func (w *stagesWalk) of(unit []unitEvent, attrs attrTable, entered []int64, left
 			sink.touch(current, label, 1)
 			switch score, ignored, ok := sessionize.SurveyScore(label, attrs.value(e.at, 1)); {
 			case ok:
-				sink.respond(current, score)
+				sink.respond(current, label == sessionize.NPSEvent, score)
 			case ignored != "":
 				sink.ignoreScore(current, ignored)
 			}
@@ -486,7 +507,11 @@ type stageAgg struct {
 	touchpoints      map[string]int64
 	responses        int64
 	scoreSum         *big.Float // exact (see exactSumPrec): the same whatever order persons come in
-	ignoredScores    map[string]int64
+	// npsCategories counts the NPS answers by category, in sessionize.NPSCategories' order; npsSum
+	// is their sum, exact as scoreSum.
+	npsCategories [3]int64
+	npsSum        *big.Float
+	ignoredScores map[string]int64
 }
 
 // exactSumPrec is the precision, in bits, of a sum of float64 values that holds it exactly: the
@@ -517,12 +542,29 @@ func (a stageAggs) touch(st int, label string, n int64) {
 	}
 	m[label] += n
 }
-func (a stageAggs) respond(st int, score float64) {
-	a[st].responses++
-	if a[st].scoreSum == nil {
-		a[st].scoreSum = new(big.Float).SetPrec(exactSumPrec)
+func (a stageAggs) respond(st int, nps bool, score float64) {
+	sum := &a[st].scoreSum
+	if nps {
+		a[st].npsCategories[slices.Index(sessionize.NPSCategories(), sessionize.NPSCategory(score))]++
+		sum = &a[st].npsSum
+	} else {
+		a[st].responses++
 	}
-	a[st].scoreSum.Add(a[st].scoreSum, big.NewFloat(score))
+	if *sum == nil {
+		*sum = new(big.Float).SetPrec(exactSumPrec)
+	}
+	(*sum).Add(*sum, big.NewFloat(score))
+}
+
+// nps is the stage's StageNPS, nil when it has no NPS answer.
+func (a *stageAgg) nps() *StageNPS {
+	c := a.npsCategories
+	n := c[0] + c[1] + c[2]
+	if n == 0 {
+		return nil
+	}
+	return &StageNPS{Responses: n, Promoters: c[0], Passives: c[1], Detractors: c[2],
+		Score: sessionize.NetPromoterScore(c[0], c[2], n), MeanAnswer: meanScore(a.npsSum, n)}
 }
 func (a stageAggs) ignoreScore(st int, reason string) {
 	if a[st].ignoredScores == nil {
@@ -553,9 +595,11 @@ type stageTouch struct {
 	n     int64
 }
 
-// stageScore is a score given in a stage, or the reason it is left out (ignored, not "").
+// stageScore is a score given in a stage (nps: an answer to the Net Promoter question), or the
+// reason it is left out (ignored, not "").
 type stageScore struct {
 	stage   int
+	nps     bool
 	score   float64
 	ignored string
 }
@@ -575,8 +619,8 @@ func (o *stagesOutcome) reset(n int) {
 
 func (o *stagesOutcome) enter(st int)               { o.entered[st] = true }
 func (o *stagesOutcome) moveOn(st int, dwell int64) { o.dwell[st] = dwell }
-func (o *stagesOutcome) respond(st int, score float64) {
-	o.scores = append(o.scores, stageScore{stage: st, score: score})
+func (o *stagesOutcome) respond(st int, nps bool, score float64) {
+	o.scores = append(o.scores, stageScore{stage: st, nps: nps, score: score})
 }
 func (o *stagesOutcome) ignoreScore(st int, reason string) {
 	o.scores = append(o.scores, stageScore{stage: st, ignored: reason})
@@ -594,8 +638,9 @@ func (o *stagesOutcome) touch(st int, label string, n int64) {
 // encode writes o as text for the UDF's answer, "" when the person did nothing in range: the
 // number of stages; per stage 1 or 0 (entered) and the dwell (-1: not gone on); the number of
 // touchpoint counts and, per count, its stage and count; the number of scores and, per score, its
-// stage and score (shortest text that reads back the same float) or the reason it is left out
-// (sessionize.ScoreNotANumber, …, which no float reads as); all separated by spaces, then
+// stage, 1 for an NPS answer or 0 for another survey's, and its score (shortest text that reads
+// back the same float) or the reason it is left out (sessionize.ScoreNotANumber, …, which no
+// float reads as); all separated by spaces, then
 // the touchpoints' labels as appendText texts.
 func (o *stagesOutcome) encode(b []byte) []byte {
 	if !slices.Contains(o.entered, true) && len(o.touches) == 0 {
@@ -622,7 +667,11 @@ func (o *stagesOutcome) encode(b []byte) []byte {
 	}
 	nums(int64(len(o.scores)))
 	for _, s := range o.scores {
-		nums(int64(s.stage))
+		nps := int64(0)
+		if s.nps {
+			nps = 1
+		}
+		nums(int64(s.stage), nps)
 		b = append(b, ' ')
 		if s.ignored != "" {
 			b = append(b, s.ignored...)
@@ -686,8 +735,9 @@ func decodeStagesOutcome(s string, n int, sink stagesSink) error {
 		return bad("the scores")
 	}
 	for range scores {
-		st, ok := next(0, int64(n-1))
-		if !ok || pos == len(fields) {
+		st, ok1 := next(0, int64(n-1))
+		nps, ok2 := next(0, 1)
+		if !ok1 || !ok2 || pos == len(fields) {
 			return bad("a score")
 		}
 		text := fields[pos]
@@ -700,7 +750,7 @@ func decodeStagesOutcome(s string, n int, sink stagesSink) error {
 		if err != nil || math.IsNaN(score) || math.IsInf(score, 0) {
 			return bad("a score")
 		}
-		sink.respond(int(st), score)
+		sink.respond(int(st), nps == 1, score)
 	}
 	if pos != len(fields) {
 		return bad("more after the scores")
@@ -779,6 +829,7 @@ func (s *Store) stagesQuery(ctx context.Context, jm *sessionize.Map, q StagesQue
 			mean := meanScore(a.scoreSum, a.responses)
 			h.MeanScore = &mean
 		}
+		h.NPS = a.nps()
 		res.Stages = append(res.Stages, h)
 	}
 	return res, nil

@@ -27,7 +27,7 @@ func TestStageScoresAddExactly(t *testing.T) {
 			a := make(stageAggs, 1)
 			rng.Shuffle(len(tt.scores), func(i, j int) { tt.scores[i], tt.scores[j] = tt.scores[j], tt.scores[i] })
 			for _, s := range tt.scores {
-				a.respond(0, s)
+				a.respond(0, false, s)
 			}
 			got := meanScore(a[0].scoreSum, a[0].responses)
 			if got != tt.want {

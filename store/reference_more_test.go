@@ -462,13 +462,19 @@ func stagesAgree(t *testing.T, d refData, s *store.Store) {
 		if st.MedianDwellSeconds != nil {
 			dwell = fmt.Sprint(*st.MedianDwellSeconds)
 		}
-		got = append(got, fmt.Sprintf("%s %d %d %s %s %d %s", st.Stage, st.Entered, st.MovedOn, dwell, rankedText(st.TopTouchpoints), st.SurveyResponses, score))
+		nps := "-"
+		if st.NPS != nil {
+			nps = fmt.Sprintf("%d %d/%d/%d %v %v", st.NPS.Responses, st.NPS.Promoters, st.NPS.Passives, st.NPS.Detractors, st.NPS.Score, st.NPS.MeanAnswer)
+		}
+		got = append(got, fmt.Sprintf("%s %d %d %s %s %d %s nps %s", st.Stage, st.Entered, st.MovedOn, dwell, rankedText(st.TopTouchpoints), st.SurveyResponses, score, nps))
 	}
 	n := len(jm.Stages)
 	entered, moved := make([]int, n), make([]int, n)
 	dwell := make([][]int64, n)
 	touch := make([]map[string]int64, n)
 	responses, sum := make([]int, n), make([]float64, n)
+	// NPS answers per stage: promoters (9–10), passives (7–8), detractors (0–6), and their sum.
+	promoters, passives, detractors, npsSum := make([]int, n), make([]int, n), make([]int, n), make([]float64, n)
 	for i := range touch {
 		touch[i] = map[string]int64{}
 	}
@@ -509,11 +515,22 @@ func stagesAgree(t *testing.T, d refData, s *store.Store) {
 				continue
 			}
 			touch[current][e.label()]++
-			if e.Event.Event == "Survey Answered" {
-				v, _ := e.Property("score")
-				if f, err := strconv.ParseFloat(v, 64); err == nil {
-					responses[current]++
-					sum[current] += f
+			v, _ := e.Property("score")
+			f, err := strconv.ParseFloat(v, 64)
+			switch {
+			case err != nil:
+			case e.Event.Event == "Survey Answered":
+				responses[current]++
+				sum[current] += f
+			case e.Event.Event == "NPS Submitted":
+				npsSum[current] += f
+				switch {
+				case f >= 9:
+					promoters[current]++
+				case f >= 7:
+					passives[current]++
+				default:
+					detractors[current]++
 				}
 			}
 		}
@@ -524,7 +541,12 @@ func stagesAgree(t *testing.T, d refData, s *store.Store) {
 		if responses[st] > 0 {
 			score = fmt.Sprint(math.Round(sum[st]/float64(responses[st])*1e4) / 1e4)
 		}
-		want = append(want, fmt.Sprintf("%s %d %d %s %s %d %s", jm.Stages[st].Name, entered[st], moved[st], nearestRank(dwell[st], 0.5), rankText(touch[st]), responses[st], score))
+		nps := "-"
+		if r := promoters[st] + passives[st] + detractors[st]; r > 0 {
+			nps = fmt.Sprintf("%d %d/%d/%d %v %v", r, promoters[st], passives[st], detractors[st],
+				math.Round(100*float64(promoters[st]-detractors[st])/float64(r)*100)/100, math.Round(npsSum[st]/float64(r)*1e4)/1e4)
+		}
+		want = append(want, fmt.Sprintf("%s %d %d %s %s %d %s nps %s", jm.Stages[st].Name, entered[st], moved[st], nearestRank(dwell[st], 0.5), rankText(touch[st]), responses[st], score, nps))
 	}
 	if strings.Join(got, "\n") != strings.Join(want, "\n") {
 		t.Errorf("got:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))

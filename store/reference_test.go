@@ -90,6 +90,9 @@ func generateRefData(seed uint64, persons int) refData {
 			}
 			if e.Event == "Survey Answered" {
 				e.PropertyKeys, e.PropertyValues = []string{"score"}, []string{strconv.Itoa(rng.IntN(11))}
+				if i%2 == 0 {
+					e.Event = "NPS Submitted" // an answer to the Net Promoter question, 0–10
+				}
 			}
 			if e.Event == "Product Viewed" {
 				e.PropertyKeys, e.PropertyValues = []string{"category", ingest.DeviceTypeKey}, []string{[]string{"shoes", "hats"}[rng.IntN(2)], []string{"mobile", "desktop"}[rng.IntN(2)]}

@@ -183,7 +183,8 @@ func TestDashboardsAndRulesReturnDataInPrometheus(t *testing.T) {
 				postTrack(t, s, fmt.Sprintf(`{"batch":[
 					{"type":"track","event":"Product Viewed","userId":"live-%d","context":{"campaign":{"medium":"email"}}},
 					{"type":"track","event":"Order Completed","userId":"live-%d","properties":{"revenue":19.9}},
-					{"type":"track","event":"Order Completed","userId":"live-%d","properties":{"revenue":-4.5}}]}`, i, i, i))
+					{"type":"track","event":"Order Completed","userId":"live-%d","properties":{"revenue":-4.5}},
+					{"type":"track","event":"NPS Submitted","userId":"live-%d","properties":{"score":%d}}]}`, i, i, i, i, i%11))
 			}
 		}
 	}()

@@ -45,7 +45,7 @@ var queryCommands = []queryCommand{
 		`next --anchor "Product Added" [--direction next|previous] [--json]`, printNext},
 	{"retention", "cohorts by first order: who comes back, time to second order, repeat rate by channel",
 		`retention [--conversion "Order Completed"] [--return EVENT] [--period week|month] [--json]`, printRetention},
-	{"stages", "per journey stage: people entering, dwell time, exit rate, touchpoints, survey scores",
+	{"stages", "per journey stage: people entering, dwell time, exit rate, touchpoints, Net Promoter Score, survey scores",
 		`stages [--from T] [--to T] [--json]`, printStages},
 	{"sessions", "summarize sessions: counts, persons, durations, end reasons, entry channels",
 		`sessions [--from T] [--to T] [--json]`, printSessions},
@@ -498,26 +498,31 @@ func printRetention(w io.Writer, v any) {
 func printStages(w io.Writer, v any) {
 	res := v.(*store.StagesResult)
 	tw := table(w)
-	fmt.Fprintln(tw, "STAGE\tENTERED\tMOVED ON\tEXIT RATE\tMEDIAN DWELL\tSURVEYS\tMEAN SCORE\t  TOP TOUCHPOINTS")
+	fmt.Fprintln(tw, "STAGE\tENTERED\tMOVED ON\tEXIT RATE\tMEDIAN DWELL\tNPS\tPROMOTERS/PASSIVES/DETRACTORS\tSURVEYS\tMEAN SCORE\t  TOP TOUCHPOINTS")
 	var ignored []string
 	for _, s := range res.Stages {
 		score := "-"
 		if s.MeanScore != nil {
 			score = scoreText(*s.MeanScore)
 		}
+		nps, split := "-", "-"
+		if s.NPS != nil {
+			nps = strconv.FormatFloat(s.NPS.Score, 'f', -1, 64)
+			split = fmt.Sprintf("%d/%d/%d", s.NPS.Promoters, s.NPS.Passives, s.NPS.Detractors)
+		}
 		var top []string
 		for _, t := range s.TopTouchpoints {
 			top = append(top, fmt.Sprintf("%s %.0f%%", label(cmp.Or(t.Step, t.Value), t.Marker), 100*t.Share))
 		}
-		fmt.Fprintf(tw, "%s\t%d\t%d\t%.1f%%\t%s\t%d\t%s\t  %s\n", s.Stage, s.Entered, s.MovedOn, 100*s.ExitRate,
-			seconds(s.MedianDwellSeconds), s.SurveyResponses, score, strings.Join(top, ", "))
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%.1f%%\t%s\t%s\t%s\t%d\t%s\t  %s\n", s.Stage, s.Entered, s.MovedOn, 100*s.ExitRate,
+			seconds(s.MedianDwellSeconds), nps, split, s.SurveyResponses, score, strings.Join(top, ", "))
 		for _, reason := range slices.Sorted(maps.Keys(s.IgnoredScores)) {
 			ignored = append(ignored, fmt.Sprintf("%s %d %s", s.Stage, s.IgnoredScores[reason], reason))
 		}
 	}
 	tw.Flush()
 	if len(ignored) > 0 {
-		fmt.Fprintf(w, "\nSurvey scores left out of the means (no number, or outside the survey's scale): %s\n", strings.Join(ignored, ", "))
+		fmt.Fprintf(w, "\nSurvey scores left out of the NPS and the means (no number, or outside the survey's scale): %s\n", strings.Join(ignored, ", "))
 	}
 }
 

@@ -14,8 +14,9 @@ import (
 // Survey Answered with score 1000000 moved the conversion stage's mean score to 333320, and two
 // NPS scores of 1.7e308 made waymark stages print a 300-digit number. A score outside its
 // survey's scale (sessionize.SurveyScale), no number or not finite is left out of the stage's
-// mean and counted by reason, in the stages answer, in the CLI's table and in the live metric;
-// the events are stored all the same.
+// mean (and NPS) and counted by reason, in the stages answer, in the CLI's table and in the live
+// metric; the events are stored all the same. The mean is of the Survey Answered scores alone:
+// the NPS answers (10 and 0) make the stage's Net Promoter Score (TestNPSIsPromotersMinusDetractors).
 func TestSurveyScoresOutsideTheirScale(t *testing.T) {
 	t.Parallel()
 	s := startServe(t)
@@ -52,7 +53,7 @@ func TestSurveyScoresOutsideTheirScale(t *testing.T) {
 		switch {
 		case a.ignored != "":
 			wantIgnored[a.ignored]++
-		case a.score != "":
+		case a.score != "" && a.event == sessionize.SurveyAnsweredEvent:
 			var v float64
 			if err := json.Unmarshal([]byte(strings.Trim(a.score, `"`)), &v); err != nil {
 				t.Fatal(err)
@@ -72,8 +73,9 @@ func TestSurveyScoresOutsideTheirScale(t *testing.T) {
 	var res struct {
 		Stages []struct {
 			Stage           string
-			SurveyResponses int64            `json:"survey_responses"`
-			MeanScore       *float64         `json:"mean_score"`
+			SurveyResponses int64    `json:"survey_responses"`
+			MeanScore       *float64 `json:"mean_score"`
+			NPS             *struct{ Responses, Promoters, Detractors int64 }
 			IgnoredScores   map[string]int64 `json:"ignored_scores"`
 		}
 	}
@@ -89,6 +91,9 @@ func TestSurveyScoresOutsideTheirScale(t *testing.T) {
 		}
 		if st.SurveyResponses != counted || st.MeanScore == nil || *st.MeanScore != wantMean {
 			t.Errorf("conversion: %d responses, mean %v; want %d, mean %v (%s)", st.SurveyResponses, st.MeanScore, counted, wantMean, body)
+		}
+		if st.NPS == nil || st.NPS.Responses != 2 || st.NPS.Promoters != 1 || st.NPS.Detractors != 1 {
+			t.Errorf("conversion: NPS %+v, want the 2 answers in scale, 10 and 0 (%s)", st.NPS, body)
 		}
 		if fmt.Sprint(st.IgnoredScores) != fmt.Sprint(wantIgnored) {
 			t.Errorf("conversion ignores scores %v, want %v", st.IgnoredScores, wantIgnored)
@@ -130,6 +135,100 @@ func TestScoreTextIsBounded(t *testing.T) {
 	} {
 		if got := scoreText(tt.v); got != tt.want {
 			t.Errorf("scoreText(%g) = %q, want %q", tt.v, got, tt.want)
+		}
+	}
+}
+
+// TestNPSIsPromotersMinusDetractors: a marketer reading NPS expects the Net Promoter Score, %
+// promoters (9–10) − % detractors (0–6), −100…100 (Bain & Company / Satmetrix), not a mean of
+// answers. Per stage, the stages answer gives the NPS Submitted answers, promoters, passives,
+// detractors and the score (and the mean answer, on its own 0–10 scale); the mean score is of
+// Survey Answered alone (CSAT answers here), never mixed with NPS answers. The CLI prints both;
+// the live metric counts the answers by stage and category, so that Prometheus gives the same
+// score. Before, the stage's mean_score mixed NPS 0–10 answers with CSAT 1–5 ones, and no NPS
+// was given anywhere.
+func TestNPSIsPromotersMinusDetractors(t *testing.T) {
+	t.Parallel()
+	s := startServe(t)
+	type answer struct {
+		stageEvent, survey string // the event that puts the person in a stage, the survey event
+		score              int
+	}
+	// conversion: NPS 10, 9 (promoters), 8, 7 (passives), 6, 3, 0 (detractors): (2 − 3) / 7.
+	// awareness: NPS 10, 10, 5 (two promoters, one detractor): (2 − 1) / 3. CSAT 5 and 4 in conversion.
+	var answers []answer
+	for _, v := range []int{10, 9, 8, 7, 6, 3, 0} {
+		answers = append(answers, answer{"Order Completed", "NPS Submitted", v})
+	}
+	for _, v := range []int{10, 10, 5} {
+		answers = append(answers, answer{"Product Viewed", "NPS Submitted", v})
+	}
+	answers = append(answers, answer{"Order Completed", "Survey Answered", 5}, answer{"Order Completed", "Survey Answered", 4})
+	var events []string
+	for i, a := range answers {
+		events = append(events,
+			fmt.Sprintf(`{"type":"track","userId":"nps%d","event":%q,"messageId":"nps%d-1","timestamp":"2025-10-01T10:00:00Z"}`, i, a.stageEvent, i),
+			fmt.Sprintf(`{"type":"track","userId":"nps%d","event":%q,"messageId":"nps%d-2","timestamp":"2025-10-01T10:05:00Z","properties":{"score":%d}}`, i, a.survey, i, a.score))
+	}
+	if status, answer := s.track(t, "/v1/batch", `{"batch":[`+strings.Join(events, ",")+`]}`); status != 200 {
+		t.Fatalf("POST /v1/batch: %d %s", status, answer)
+	}
+	s.waitStored(t)
+
+	code, body := httpGet(t, "http://"+s.http+"/api/v1/stages?from=2025-10-01&to=2025-10-02")
+	var res struct {
+		Stages []struct {
+			Stage           string
+			SurveyResponses int64    `json:"survey_responses"`
+			MeanScore       *float64 `json:"mean_score"`
+			NPS             *struct {
+				Responses, Promoters, Passives, Detractors int64
+				Score                                      float64
+				MeanAnswer                                 float64 `json:"mean_answer"`
+			}
+		}
+	}
+	if err := json.Unmarshal([]byte(body), &res); code != 200 || err != nil {
+		t.Fatalf("stages: %d %s", code, body)
+	}
+	got := map[string]string{}
+	for _, st := range res.Stages {
+		line := fmt.Sprintf("surveys %d", st.SurveyResponses)
+		if st.MeanScore != nil {
+			line += fmt.Sprintf(" mean %v", *st.MeanScore)
+		}
+		if st.NPS != nil {
+			line += fmt.Sprintf(" nps %d: %d/%d/%d score %v mean answer %v", st.NPS.Responses, st.NPS.Promoters, st.NPS.Passives, st.NPS.Detractors, st.NPS.Score, st.NPS.MeanAnswer)
+		}
+		got[st.Stage] = line
+	}
+	want := map[string]string{
+		"awareness":     "surveys 0 nps 3: 2/0/1 score 33.33 mean answer 8.3333",
+		"consideration": "surveys 0",
+		"conversion":    "surveys 2 mean 4.5 nps 7: 2/2/3 score -14.29 mean answer 6.1429",
+		"loyalty":       "surveys 0",
+		"advocacy":      "surveys 0",
+	}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("stages\n%v\nwant\n%v\n(%s)", got, want, body)
+	}
+
+	// The CLI prints each stage's NPS and its split beside the survey mean.
+	out := s.waymark(t, "stages", "--from", "2025-10-01", "--to", "2025-10-02")
+	for _, want := range []string{"NPS", "PROMOTERS/PASSIVES/DETRACTORS", "33.33", "2/0/1", "-14.29", "2/2/3", "4.50"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("waymark stages lacks %q:\n%s", want, out)
+		}
+	}
+
+	// The live metric counts the answers by stage and category: the same scores.
+	metrics := scrape(t, s.http)
+	for stage, counts := range map[string][3]int{"awareness": {2, 0, 1}, "conversion": {2, 2, 3}} {
+		for i, category := range sessionize.NPSCategories() {
+			series := fmt.Sprintf(`waymark_journey_nps_responses_total{category=%q,stage=%q}`, category, stage)
+			if got := scrapedValue(metrics, series); got != float64(counts[i]) {
+				t.Errorf("%s = %v, want %d", series, got, counts[i])
+			}
 		}
 	}
 }

@@ -2,12 +2,14 @@ package main
 
 import (
 	"encoding/json"
+	"fmt"
 	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -27,8 +29,9 @@ func testOutput(t *testing.T, name string) string {
 	return dir
 }
 
-// TestJourneyMapPageInChromium loads the Taobao sample, opens the journey map page in headless
-// Chromium and checks that it shows the API's numbers, that the funnel follows an edited step,
+// TestJourneyMapPageInChromium loads the Taobao sample (and a few NPS answers), opens the journey
+// map page in headless Chromium and checks that it shows the API's numbers (the Net Promoter
+// Score of each stage among them, and the emotional curve drawn by it), that the funnel follows an edited step,
 // that the fork opens from the keyboard, that a shared link restores the view, that a narrow
 // screen needs no sideways scrolling, and that it asks for the read key once per tab, again
 // after a wrong one.
@@ -39,6 +42,20 @@ func TestJourneyMapPageInChromium(t *testing.T) {
 	}
 	s := startServe(t)
 	s.replayTaobao(t)
+	// NPS answers in awareness (10, 10, 5: +33.33) and conversion (9, 3: 0).
+	var answers []string
+	for i, a := range []struct {
+		event string
+		score int
+	}{{"Product Viewed", 10}, {"Product Viewed", 10}, {"Product Viewed", 5}, {"Order Completed", 9}, {"Order Completed", 3}} {
+		answers = append(answers,
+			fmt.Sprintf(`{"type":"track","userId":"ui-nps%d","event":%q,"messageId":"ui-nps%d-1","timestamp":"2017-11-28T10:00:00Z"}`, i, a.event, i),
+			fmt.Sprintf(`{"type":"track","userId":"ui-nps%d","event":"NPS Submitted","messageId":"ui-nps%d-2","timestamp":"2017-11-28T10:05:00Z","properties":{"score":%d}}`, i, i, a.score))
+	}
+	if status, answer := s.track(t, "/v1/batch", `{"batch":[`+strings.Join(answers, ",")+`]}`); status != 200 {
+		t.Fatalf("POST /v1/batch: %d %s", status, answer)
+	}
+	s.waitStored(t)
 	dir := npmInstall(t, "playwright-core")
 	shots := testOutput(t, "journey-map")
 	cmd := exec.Command("node", filepath.Join(mustAbs(t, "testdata"), "drive-ui.js"), "http://"+s.http, shots, testReadKey)
@@ -53,7 +70,10 @@ func TestJourneyMapPageInChromium(t *testing.T) {
 		Stages []struct {
 			Stage   string
 			Entered int64
-			MovedOn int64 `json:"moved_on"`
+			MovedOn int64  `json:"moved_on"`
+			NPS     string // the stage's data-nps: its score, "" when none
+			NPSText string `json:"nps_text"`
+			Curve   string
 		}
 		FirstFunnel, ChangedFunnel, RestoredFunnel struct{ Steps, Customers string }
 		KeyboardTouchpoint                         string
@@ -99,6 +119,7 @@ func TestJourneyMapPageInChromium(t *testing.T) {
 			Stage   string
 			Entered int64
 			MovedOn int64 `json:"moved_on"`
+			NPS     *struct{ Score float64 }
 		}
 	}
 	_, body := httpGet(t, "http://"+s.http+"/api/v1/stages?limit=6")
@@ -108,10 +129,23 @@ func TestJourneyMapPageInChromium(t *testing.T) {
 	if len(got.Stages) != len(stages.Stages) || len(got.Stages) == 0 {
 		t.Fatalf("page shows %d stages, API %d", len(got.Stages), len(stages.Stages))
 	}
+	npsShown := 0
 	for i, st := range stages.Stages {
-		if got.Stages[i] != st {
-			t.Errorf("stage %d on the page %+v, API %+v", i, got.Stages[i], st)
+		page := got.Stages[i]
+		nps := ""
+		if st.NPS != nil {
+			nps = strconv.FormatFloat(st.NPS.Score, 'f', -1, 64)
+			npsShown++
+			if !strings.Contains(page.NPSText, "promoters") || !strings.Contains(page.Curve, "Net Promoter Score") {
+				t.Errorf("stage %s shows NPS %q under the curve %q, want its promoters and the curve of NPS", st.Stage, page.NPSText, page.Curve)
+			}
 		}
+		if page.Stage != st.Stage || page.Entered != st.Entered || page.MovedOn != st.MovedOn || page.NPS != nps {
+			t.Errorf("stage %d on the page %+v, API %+v (NPS %s)", i, page, st, nps)
+		}
+	}
+	if npsShown != 2 {
+		t.Errorf("%d stages have an NPS, want awareness and conversion", npsShown)
 	}
 
 	// The edited funnel is the API's funnel for those steps.

@@ -276,7 +276,7 @@ func TestLabelTellsValuesApart(t *testing.T) {
 	}
 }
 
-// TestSurveyScoresAreNumbersAsFiltersReadThem: the stages' mean_score reads a score's stored text
+// TestSurveyScoresAreNumbersAsFiltersReadThem: the stages' NPS reads a score's stored text
 // by the one number rule of docs/values.md (sessionize.ParseNumber), the rule [score>=0] follows:
 // "1_0", "0x1p3", " 8", "Inf" and "NaN" are no scores (Go's ParseFloat alone read the first two
 // as 10 and 8), while 7, "9" and "1e1" are. Each person gives one score, so the persons the
@@ -303,13 +303,13 @@ func TestSurveyScoresAreNumbersAsFiltersReadThem(t *testing.T) {
 	var responses int64
 	var sum float64
 	for _, h := range st.Stages {
-		responses += h.SurveyResponses
-		if h.MeanScore != nil {
-			sum += *h.MeanScore * float64(h.SurveyResponses)
+		if h.NPS != nil {
+			responses += h.NPS.Responses
+			sum += h.NPS.MeanAnswer * float64(h.NPS.Responses)
 		}
 	}
-	if mean := sum / float64(responses); responses != 3 || math.Abs(mean-26.0/3) > 1e-4 { // mean_score has 4 decimals
-		t.Errorf("stages: %d survey responses, mean %v; want 3 (7, \"9\", \"1e1\"), mean 26/3:\n%s", responses, mean, body)
+	if mean := sum / float64(responses); responses != 3 || math.Abs(mean-26.0/3) > 1e-4 { // mean_answer has 4 decimals
+		t.Errorf("stages: %d NPS responses, mean answer %v; want 3 (7, \"9\", \"1e1\"), mean 26/3:\n%s", responses, mean, body)
 	}
 	f := s.funnel(t, "NPS Submitted[score>=0]", "24h")
 	if len(f.Steps) != 1 || f.Steps[0].Customers != responses {

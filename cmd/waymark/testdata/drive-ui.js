@@ -16,7 +16,12 @@ async function enterKey (page, key) {
 async function stagesOn (page) {
   await page.waitForSelector('#map .stage[data-entered]')
   return page.$$eval('#map .stage', (els) => els.map((e) => ({
-    stage: e.dataset.stage, entered: Number(e.dataset.entered), moved_on: Number(e.dataset.movedOn)
+    stage: e.dataset.stage,
+    entered: Number(e.dataset.entered),
+    moved_on: Number(e.dataset.movedOn),
+    nps: e.dataset.nps,
+    nps_text: e.querySelector('dd.nps').textContent,
+    curve: document.querySelector('#map .curve figcaption').textContent
   })))
 }
 

@@ -210,6 +210,10 @@ async function loadStages (ask = api) {
     res.stages.forEach((s, i) => {
       const moved = s.entered ? s.moved_on / s.entered : 0
       const score = s.mean_score === undefined ? '–' : s.mean_score.toFixed(1) + ' (' + num(s.survey_responses) + ')'
+      const nps = s.nps === undefined
+        ? '–'
+        : npsText(s.nps.score) + ' (' + num(s.nps.responses) + ': ' + num(s.nps.promoters) + ' promoters, ' +
+          num(s.nps.passives) + ' passives, ' + num(s.nps.detractors) + ' detractors)'
       const list = el('ul', { class: 'touchpoints', 'aria-label': 'Top touchpoints in ' + s.stage })
       for (const t of s.top_touchpoints) {
         touchpointSteps.set(t.value, t.step)
@@ -218,7 +222,7 @@ async function loadStages (ask = api) {
       box.append(el('article', {
         class: 'stage',
         'aria-labelledby': 'stage-' + i,
-        dataset: { stage: s.stage, entered: s.entered, movedOn: s.moved_on, conversion: i + 1 < res.stages.length ? pct(moved) : '' }
+        dataset: { stage: s.stage, entered: s.entered, movedOn: s.moved_on, nps: s.nps === undefined ? '' : s.nps.score, conversion: i + 1 < res.stages.length ? pct(moved) : '' }
       },
       el('h3', { id: 'stage-' + i, text: s.stage }),
       el('dl', {},
@@ -226,6 +230,7 @@ async function loadStages (ask = api) {
         el('dt', { text: 'Move on' }), el('dd', { class: 'moved', text: num(s.moved_on) + ' (' + pct(moved) + ')' }),
         el('dt', { text: 'Leave' }), el('dd', { class: 'drop', text: num(s.entered - s.moved_on) + ' (' + pct(s.exit_rate) + ')' }),
         el('dt', { text: 'Median time in stage' }), el('dd', { text: duration(s.median_dwell_seconds) }),
+        el('dt', { text: 'Net Promoter Score' }), el('dd', { class: 'nps', text: nps }),
         el('dt', { text: 'Mean survey score' }), el('dd', { class: 'score', text: score })),
       list))
     })
@@ -250,11 +255,26 @@ function touchpointButton (name, step, share, describe) {
   el('span', { class: 'share', text: pct(share) }))
 }
 
+// npsText is a Net Promoter Score (−100…100) with its sign, as marketers write it: +33, −14.3.
+function npsText (v) {
+  const t = Math.abs(v).toFixed(Number.isInteger(v) ? 0 : 1)
+  return (v > 0 ? '+' : v < 0 ? '−' : '') + t
+}
+
+// drawCurve draws the emotional curve: each stage's Net Promoter Score (−100…100) when any stage
+// has NPS answers, else each stage's mean survey score (0–10); the two scales are never mixed.
 function drawCurve (stages) {
   const fig = $('#map .curve')
-  const scored = stages.filter(s => s.mean_score !== undefined)
+  const byNPS = stages.some(s => s.nps !== undefined)
+  const value = (s) => byNPS ? (s.nps && s.nps.score) : s.mean_score
+  const scored = stages.filter(s => value(s) !== undefined)
   fig.hidden = scored.length === 0
   if (fig.hidden) return
+  $('figcaption', fig).textContent = byNPS
+    ? 'The emotional curve: Net Promoter Score in each stage (% promoters − % detractors of the NPS answers, −100 to 100).'
+    : 'The emotional curve: mean survey score (Survey Answered: CSAT, CES, …) in each stage, 0 to 10.'
+  $('title', fig).textContent = byNPS ? 'Net Promoter Score per stage' : 'Mean survey score per stage'
+  const [lo, hi] = byNPS ? [-100, 100] : [0, 10]
   const box = $('svg', fig)
   const title = $('title', box)
   box.replaceChildren(title)
@@ -262,14 +282,15 @@ function drawCurve (stages) {
   box.setAttribute('viewBox', `0 0 ${w} ${h}`)
   box.setAttribute('preserveAspectRatio', 'none')
   const x = (i) => pad + (w - 2 * pad) * (stages.length === 1 ? 0.5 : i / (stages.length - 1))
-  const y = (score) => h - pad - (h - 2 * pad) * Math.max(0, Math.min(10, score)) / 10
+  const y = (score) => h - pad - (h - 2 * pad) * (Math.max(lo, Math.min(hi, score)) - lo) / (hi - lo)
   const points = []
   stages.forEach((s, i) => {
-    if (s.mean_score === undefined) return
-    points.push(`${x(i)},${y(s.mean_score)}`)
-    box.append(svg('circle', { cx: x(i), cy: y(s.mean_score), r: 4 }))
-    const label = svg('text', { x: x(i), y: y(s.mean_score) - 8, 'text-anchor': 'middle' })
-    label.textContent = s.stage + ' ' + s.mean_score.toFixed(1)
+    const v = value(s)
+    if (v === undefined) return
+    points.push(`${x(i)},${y(v)}`)
+    box.append(svg('circle', { cx: x(i), cy: y(v), r: 4 }))
+    const label = svg('text', { x: x(i), y: y(v) - 8, 'text-anchor': 'middle' })
+    label.textContent = s.stage + ' ' + (byNPS ? npsText(v) : v.toFixed(1))
     box.append(label)
   })
   box.append(svg('polyline', { points: points.join(' ') }))
