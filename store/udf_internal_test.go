@@ -290,7 +290,8 @@ func TestServeFunnelUDFStages(t *testing.T) {
 	if err := ServeFunnelUDF(bytes.NewReader(input), &out); err != nil {
 		t.Fatal(err)
 	}
-	want := []string{"3 1 10 0 -1 1 -1 5 0 1 0 1 0 1 2 1 2 1 2 0 9.5 0 not_a_number|4:Page|15:Survey Answered|13:NPS Submitted|9:Order|1:x|4:Page", ""}
+	// Each score with its stage and whether it answers the Net Promoter question (0: Survey Answered).
+	want := []string{"3 1 10 0 -1 1 -1 5 0 1 0 1 0 1 2 1 2 1 2 0 0 9.5 0 0 not_a_number|4:Page|15:Survey Answered|13:NPS Submitted|9:Order|1:x|4:Page", ""}
 	if got := readAnswers(t, out.Bytes()); !slices.Equal(got, want) {
 		t.Errorf("got  %q\nwant %q", got, want)
 	}
@@ -305,10 +306,19 @@ func TestServeFunnelUDFStages(t *testing.T) {
 		aggs[0].responses != 1 || meanScore(aggs[0].scoreSum, 1) != 9.5 || aggs[0].ignoredScores["not_a_number"] != 1 || aggs[2].touchpoints["Page"] != 1 || aggs[0].touchpoints["NPS Submitted"] != 1 {
 		t.Errorf("decoded %+v", aggs)
 	}
+	// NPS answers (kind 1) make the stage's NPS, apart from its mean: 9 a promoter, 6 a detractor.
+	nps := make(stageAggs, 3)
+	if err := decodeStagesOutcome("3 1 -1 0 -1 0 -1 0 3 0 1 9 0 1 6 0 0 4", 3, nps); err != nil {
+		t.Fatal(err)
+	}
+	if got := nps[0].nps(); got == nil || *got != (StageNPS{Responses: 2, Promoters: 1, Detractors: 1, Score: 0, MeanAnswer: 7.5}) || nps[0].responses != 1 {
+		t.Errorf("decoded NPS %+v, %d other responses", got, nps[0].responses)
+	}
 	for _, bad := range []string{
 		"", "2 1 -1 0 -1 0 0", "3 1 -1 0 -1 0 -1 0", "3 1 -1 0 5 0 -1 0 0", "3 1 -1 0 -1 0 -1 1 0 0 0|1:a",
-		"3 1 -1 0 -1 0 -1 1 3 1 0|1:a", "3 1 -1 0 -1 0 -1 1 0 1 0", "3 1 -1 0 -1 0 -1 0 1 0 NaN", "3 1 -1 0 -1 0 -1 0 1 0",
-		"3 1 -1 0 -1 0 -1 0 0 7", "3 2 -1 0 -1 0 -1 0 0", "3 1 -1 0 -1 0 -1 0 1 0 too_big",
+		"3 1 -1 0 -1 0 -1 1 3 1 0|1:a", "3 1 -1 0 -1 0 -1 1 0 1 0", "3 1 -1 0 -1 0 -1 0 1 0 0 NaN", "3 1 -1 0 -1 0 -1 0 1 0 0",
+		"3 1 -1 0 -1 0 -1 0 0 7", "3 2 -1 0 -1 0 -1 0 0", "3 1 -1 0 -1 0 -1 0 1 0 0 too_big", "3 1 -1 0 -1 0 -1 0 1 0 2 7",
+		"3 1 -1 0 -1 0 -1 0 1 0 9.5", // a score without its kind (spec version 5)
 	} {
 		if err := decodeStagesOutcome(bad, 3, aggs); err == nil {
 			t.Errorf("decode %q: no error", bad)
