@@ -952,7 +952,7 @@ func newConsumerMetrics(reg prometheus.Registerer) (*consumerMetrics, error) {
 			Name: "waymark_consumer_placeholder_ids_total", Help: "Ids of stored events that were placeholders a client sent for an id it did not have (\"undefined\", \"null\", 0, blank, …) and were read as no id, by field (userId, anonymousId, previousId) and placeholder. An event left with no id is dead-lettered as missing_identity instead.",
 		}, []string{"field", "placeholder"}),
 		ignored: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "waymark_consumer_ignored_fields_total", Help: "Members of stored events whose value had the wrong type and that the event does without (context.userAgent, context.device, context.device.type, context.traits, traits): read as absent, the event kept, by field and reason. The same fault in a member an event needs dead-letters it instead.",
+			Name: "waymark_consumer_ignored_fields_total", Help: "Members of stored events whose value had the wrong type and that the event does without (context.userAgent, context.device, context.device.type, context.traits, traits, and the event or name that does not name the call): read as absent, the event kept, by field and reason. The same fault in a member an event needs dead-letters it instead.",
 		}, []string{"field", "reason"}),
 		future: newFutureTimestampMetric("consumer"),
 	}

@@ -181,14 +181,29 @@ func checkInternal(field, text string) error {
 // the event or page name, the times, properties (step conditions, values, a page's path and
 // referrer, properties.session_id), the context itself, and its page, campaign and sessionId
 // (page paths, the channel, the session); an event counted without them would be counted in
-// the wrong visit, channel or step without a word. Members Waymark does not read
-// (context.locale, context.ip, context.library, …) are kept as sent and never checked.
+// the wrong visit, channel or step without a word. Of event and name, the one that names the
+// call (nameMember: a track's event, a page's or screen's name) is essential and the other
+// cosmetic: cosmetic reports both, and wire.event refuses the call's own once its type is known.
+// Members Waymark does not read (context.locale, context.ip, context.library, …) are kept as
+// sent and never checked.
 func cosmetic(field string) bool {
 	switch field {
-	case "traits", "context.traits", "context.userAgent", "context.device", "context.device.type":
+	case "traits", "context.traits", "context.userAgent", "context.device", "context.device.type", "event", "name":
 		return true
 	}
 	return false
+}
+
+// nameMember is the member that names a call of type typ: event for a track, name for a page or
+// screen, "" for the others (whose event and name Waymark does not read).
+func nameMember(typ string) string {
+	switch typ {
+	case "track":
+		return "event"
+	case "page", "screen":
+		return "name"
+	}
+	return ""
 }
 
 // RejectReason returns the reason code of an error from Decode, or "" if it is not an InvalidError.
@@ -547,6 +562,11 @@ func (w *wire) event(raw []byte, source string, receivedAt time.Time, from origi
 	e := Event{Source: source, Type: w.Type, Raw: raw}
 	if !knownTypes[w.Type] {
 		return Event{}, &InvalidError{Reason: ReasonInvalidType, Field: "type", Err: fmt.Errorf("%q is not one of track, page, screen, identify, alias, group", w.Type)}
+	}
+	for _, ig := range w.Ignored {
+		if ig.Field == nameMember(w.Type) { // the call's name, of the wrong type: essential
+			return Event{}, ig
+		}
 	}
 	e.MessageID, e.UserID, e.AnonymousID, e.PreviousID = w.MessageID, w.UserID, w.AnonymousID, w.PreviousID
 	e.dropPlaceholders()

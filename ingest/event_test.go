@@ -182,6 +182,13 @@ func TestCosmeticMembersAreIgnored(t *testing.T) {
 		{`{"type":"track","event":"A","userId":"u","context":{"userAgent":5},"properties":[]}`, nil, "properties"},
 		{`{"type":"track","event":"A","userId":"u","context":{"campaign":{"source":1}}}`, nil, "context.campaign.source"},
 		{`{"type":"track","event":"A","userId":"u","context":{"sessionId":true}}`, nil, "context.sessionId"},
+		// The call's own name is essential, the other name member cosmetic.
+		{`{"type":"track","event":5,"userId":"u"}`, nil, "event"},
+		{`{"type":"page","name":["Home"],"userId":"u"}`, nil, "name"},
+		{`{"type":"screen","name":{},"userId":"u","event":"x"}`, nil, "name"},
+		{`{"type":"track","event":"A","name":{"first":"Ann"},"userId":"u"}`, []string{"name"}, ""},
+		{`{"type":"page","name":"Home","event":7,"userId":"u"}`, []string{"event"}, ""},
+		{`{"type":"identify","userId":"u","event":[],"name":5}`, []string{"event", "name"}, ""},
 	}
 	decoders := map[string]func([]byte) ([]*InvalidError, error){
 		"Decode": func(raw []byte) ([]*InvalidError, error) { e, err := Decode(raw, "s", recv); return e.Ignored, err },

@@ -20,7 +20,8 @@ import (
 // of such an event is read as usual (its page path, its campaign). Members Waymark does not read
 // (context.locale {}, context.ip 7, context.library "x") are kept and not reported. A member of
 // the wrong type that an event needs (context.page, context.campaign, context.sessionId,
-// properties, the context itself) still refuses it, naming the member, on every path. Before,
+// properties, the context itself, a page's name) still refuses it, naming the member, on every
+// path; a track's name, which no track is named by, is cosmetic. Before,
 // context.userAgent 5 refused the whole event: a 400, a rejection in a batch, a dead letter.
 func TestCosmeticFieldsDoNotRefuseTheEvent(t *testing.T) {
 	t.Parallel()
@@ -35,12 +36,14 @@ func TestCosmeticFieldsDoNotRefuseTheEvent(t *testing.T) {
 		{"device type a number", "track", `"context":{"device":{"type":7}}`, "context.device.type", ""},
 		{"context traits a string", "track", `"context":{"traits":"x"}`, "context.traits", ""},
 		{"identify traits an array", "identify", `"traits":[1]`, "traits", ""},
+		{"a track's name an object", "track", `"name":{"first":"Ann"}`, "name", ""},
 		{"locale, ip and library not read", "track", `"context":{"locale":{},"ip":7,"library":"x"}`, "", ""},
 		{"page a string", "track", `"context":{"page":"x"}`, "", "context.page"},
 		{"campaign an array", "track", `"context":{"campaign":[]}`, "", "context.campaign"},
 		{"session id an object", "track", `"context":{"sessionId":{}}`, "", "context.sessionId"},
 		{"properties a string", "track", `"properties":"x"`, "", "properties"},
 		{"context a number", "track", `"context":5`, "", "context"},
+		{"a page's name a number", "page", `"name":5`, "", "name"},
 	}
 	message := func(path string, i int, typ, member string) string {
 		return fmt.Sprintf(`{"type":%q,"event":"Product Viewed","userId":"cf-%s-%d","messageId":"cf-%s-%d","timestamp":"2026-01-01T10:00:00Z",%s}`,
@@ -138,7 +141,7 @@ func TestCosmeticFieldsDoNotRefuseTheEvent(t *testing.T) {
 		}
 	}
 	metrics := scrape(t, s.http)
-	for _, field := range []string{"context.userAgent", "context.device", "context.device.type", "context.traits", "traits", "context.locale"} {
+	for _, field := range []string{"context.userAgent", "context.device", "context.device.type", "context.traits", "traits", "name", "context.locale"} {
 		series := fmt.Sprintf(`waymark_consumer_ignored_fields_total{field=%q,reason="invalid_field"}`, field)
 		if got := scrapedValue(metrics, series); got != float64(wantIgnored[field]) {
 			t.Errorf("%s = %v, want %d", series, got, wantIgnored[field])
