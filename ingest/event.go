@@ -188,7 +188,7 @@ func checkInternal(field, text string) error {
 // sent and never checked.
 func cosmetic(field string) bool {
 	switch field {
-	case "traits", "context.traits", "context.userAgent", "context.device", "context.device.type", "event", "name":
+	case "traits", "context.traits", "context.userAgent", "context.device", "context.device.type", "context.device.model", "event", "name":
 		return true
 	}
 	return false
@@ -384,7 +384,7 @@ type wire struct {
 	MessageID, UserID, AnonymousID, PreviousID   string
 	Timestamp, OriginalTimestamp, SentAt         timeMember
 	ReceivedAt                                   timeMember
-	DeviceType, UserAgent                        string
+	DeviceType, DeviceModel, UserAgent           string
 	PagePath, PageURL, Referrer                  string
 	CampaignSource, CampaignMedium, CampaignName string
 	SessionID                                    string
@@ -537,7 +537,8 @@ func (w *wire) readContext(s *jsonScanner, name []byte, traits func([]byte) erro
 	case "traits":
 		return s.members("context.traits", traits)
 	case "device":
-		return s.stringMembers("context.device", stringField{"type", "context.device.type", &w.DeviceType})
+		return s.stringMembers("context.device", stringField{"type", "context.device.type", &w.DeviceType},
+			stringField{"model", "context.device.model", &w.DeviceModel})
 	case "userAgent":
 		return s.str("context.userAgent", &w.UserAgent)
 	case "page":
@@ -762,7 +763,7 @@ func InTimeRange(t time.Time) bool {
 // member it names, the nested member.
 func (e *Event) setProperties(w *wire) {
 	props := w.Props
-	if device := deviceType(w.DeviceType, w.UserAgent); device != "" {
+	if device := deviceType(w.DeviceType, w.DeviceModel, w.UserAgent); device != "" {
 		props = append(props, prop{key: DeviceTypeKey, value: device, rank: rankDevice})
 	}
 	if len(props) == 0 {
@@ -863,49 +864,72 @@ func PropertyName(key string) (string, bool) {
 }
 
 // DeviceTypeKey is the property under which an event's device type is stored: mobile, tablet,
-// desktop or bot (see deviceType), or the client's own context.device.type when it is none of
-// the operating systems below.
+// desktop, tv, console or bot (see deviceType), or the client's own context.device.type when it
+// is none of the operating systems deviceType reads.
 const DeviceTypeKey = contextPrefix + "device_type"
 
-// deviceType is the event's device type, "" when unknown: the client's context.device.type, lower
-// case, except that an operating system there (Segment's iOS and Android libraries send "ios" and
-// "android", Segment's Common Fields spec) is read as the user agent would be read, a phone when
-// it says nothing more; else one read from the user agent as MDN's "Browser detection using the
-// user agent" advises: an iPad, a "Tablet", a Kindle (Silk, KF…) or an Android without "Mobile" (a
-// tablet, as Google asks tablet browsers to leave "Mobile" out) is a tablet; "Mobi" or an iPhone
-// or iPod a phone; a crawler a bot (a name ending in bot with its version, Googlebot/2.1, or
-// "crawler", "spider", or the "+http" address crawlers give; not the Cubot phone);
-// anything else a desktop. iPadOS's Safari sends a Mac's user agent, so it is counted a desktop.
-func deviceType(declared, userAgent string) string {
+// deviceType is the event's device type, "" when unknown, from context.device.type (declared),
+// context.device.model and context.userAgent:
+//   - An operating system declared (Segment's iOS and Android libraries send "ios" and "android",
+//     Segment's Common Fields spec; analytics-swift "ipados", "tvos", "macos") is a
+//     tablet when the model is an iPad (analytics-ios sends "iPad13,1") or a browser's user agent
+//     says tablet, a tv for tvOS or an Android TV, a desktop for macOS, else a phone: an app's
+//     own user agent (Dalvik/2.1.0 … from analytics-android) says nothing of the form factor.
+//   - Another declared type is kept, lower case.
+//   - Else the user agent, read as MDN's "Browser detection using the user agent" advises (see
+//     userAgentDevice).
+func deviceType(declared, model, userAgent string) string {
 	declared = strings.ToLower(strings.TrimSpace(declared))
 	switch declared {
 	case "":
+		if userAgent == "" {
+			return ""
+		}
+		return userAgentDevice(userAgent)
 	case "ios", "ipados", "android":
-		if t := userAgentDevice(userAgent); t == "tablet" || declared == "ipados" {
+		switch {
+		case declared == "ipados" || strings.HasPrefix(model, "iPad"):
 			return "tablet"
+		case strings.HasPrefix(userAgent, "Mozilla/"):
+			if t := userAgentDevice(userAgent); t == "tablet" || t == "tv" {
+				return t
+			}
 		}
 		return "mobile"
-	default:
-		return declared
+	case "tvos":
+		return "tv"
+	case "macos", "windows", "linux":
+		return "desktop"
 	}
-	if userAgent == "" {
-		return ""
-	}
-	return userAgentDevice(userAgent)
+	return declared
 }
 
-// userAgentDevice is deviceType's reading of a user agent that is not empty.
+// userAgentDevice reads a user agent that is not empty: a crawler or HTTP library is a bot (a
+// name ending in bot with its version, Googlebot/2.1, "crawler", "spider", "slurp", the "+http"
+// address crawlers give, headless browsers, curl, python-requests, Go's client; not the Cubot
+// phone); a smart TV (SmartTV, Tizen, webOS, Chromecast, BRAVIA, Fire TV's AFT…) a tv; a
+// PlayStation, Xbox or Nintendo a console; an iPad, a "Tablet", a Kindle (Silk, KF…) or an Android
+// without "Mobile" (Google asks tablet browsers to leave "Mobile" out) a tablet; "Mobi", an
+// iPhone or iPod, or an Android app's own agent (Dalvik) a phone; anything else a desktop.
+// iPadOS's Safari sends a Mac's user agent, so it is counted a desktop.
 func userAgentDevice(ua string) string {
 	lower := strings.ToLower(ua)
+	has := func(subs ...string) bool {
+		return slices.ContainsFunc(subs, func(sub string) bool { return strings.Contains(lower, sub) })
+	}
 	switch {
-	case strings.Contains(lower, "bot/") || strings.Contains(lower, "bot-") || strings.Contains(lower, "crawler") ||
-		strings.Contains(lower, "spider") || strings.Contains(lower, "+http"):
+	case has("bot/", "bot-", "crawler", "spider", "slurp", "+http", "headlesschrome", "curl/", "wget/", "python-requests",
+		"go-http-client", "mediapartners-google", "google-inspectiontool"):
 		return "bot"
-	case strings.Contains(ua, "iPad") || strings.Contains(ua, "Tablet") || strings.Contains(ua, "Silk/") || strings.Contains(ua, "; KF"):
+	case has("smart-tv", "smarttv", "smart tv", "tizen", "web0s", "webos", "crkey", "bravia", "googletv", "android tv", "; aft", "hbbtv", "roku", "appletv"):
+		return "tv"
+	case has("playstation", "xbox", "nintendo"):
+		return "console"
+	case has("ipad", "tablet", "silk/", "; kf"):
 		return "tablet"
-	case strings.Contains(ua, "Mobi") || strings.Contains(ua, "iPhone") || strings.Contains(ua, "iPod"):
+	case has("mobi", "iphone", "ipod", "dalvik/"):
 		return "mobile"
-	case strings.Contains(ua, "Android"):
+	case has("android"):
 		return "tablet"
 	}
 	return "desktop"

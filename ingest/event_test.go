@@ -436,15 +436,33 @@ func TestDeviceTypes(t *testing.T) {
 		{"android", "Mozilla/5.0 (Linux; Android 13; SM-X710) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0 Safari/537.36", "tablet"},
 		{"Tablet", "Mozilla/5.0 (iPhone; Mobile)", "tablet"},
 		{" TV ", "", "tv"},
+		// The eleventh tester's F5, F6, F7: an Android app's own user agent (Dalvik) says phone,
+		// not tablet; an iPad app says so by its model; TVs, consoles and HTTP clients.
+		{"android", "Dalvik/2.1.0 (Linux; U; Android 13; Pixel 7 Build/TQ3A.230805.001)", "mobile"},
+		{"", "Dalvik/2.1.0 (Linux; U; Android 13; Pixel 7 Build/TQ3A.230805.001)", "mobile"},
+		{"ios/iPad13,1", "", "tablet"},
+		{"ios/iPhone14,2", "", "mobile"},
+		{"tvos", "", "tv"},
+		{"macos", "", "desktop"},
+		{"", "Mozilla/5.0 (Linux; Android 9; BRAVIA 4K GB Build/PTT1.190515.001.S52) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0 Safari/537.36", "tv"},
+		{"", "Mozilla/5.0 (Linux; Android 12; AFTKA Build/PS7633) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0 Safari/537.36", "tv"},
+		{"", "Mozilla/5.0 (SMART-TV; LINUX; Tizen 6.0) AppleWebKit/538.1 (KHTML, like Gecko) Version/6.0 TV Safari/538.1", "tv"},
+		{"", "Mozilla/5.0 (PlayStation; PlayStation 5/2.26) AppleWebKit/605.1.15 (KHTML, like Gecko)", "console"},
+		{"", "Mozilla/5.0 (Windows NT 10.0; Win64; x64; Xbox; Xbox One) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0 Safari/537.36 Edge/44.18363.8131", "console"},
+		{"", "Mozilla/5.0 (compatible; Yahoo! Slurp; http://help.yahoo.com/help/us/ysearch/slurp)", "bot"},
+		{"", "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) HeadlessChrome/120.0.0.0 Safari/537.36", "bot"},
+		{"", "curl/8.4.0", "bot"},
+		{"", "python-requests/2.31.0", "bot"},
 	} {
+		declared, model, _ := strings.Cut(tt.declared, "/")
 		raw, _ := json.Marshal(map[string]any{"type": "track", "event": "A", "userId": "u",
-			"context": map[string]any{"device": map[string]any{"type": tt.declared}, "userAgent": tt.userAgent}})
+			"context": map[string]any{"device": map[string]any{"type": declared, "model": model}, "userAgent": tt.userAgent}})
 		e, err := Decode(raw, "s", recv)
 		if err != nil {
 			t.Fatalf("%s: %v", raw, err)
 		}
 		if got := e.DeviceType(); got != tt.want {
-			t.Errorf("device.type %q, user agent %q: %q, want %q", tt.declared, tt.userAgent, got, tt.want)
+			t.Errorf("device.type/model %q, user agent %q: %q, want %q", tt.declared, tt.userAgent, got, tt.want)
 		}
 	}
 }
