@@ -38,10 +38,21 @@ type ChannelRule struct {
 	// with a medium condition and no utm_source, the referrer's host too): a name without a dot
 	// (facebook, ig) matches a utm_source equal to it; a domain (facebook.com) matches itself and
 	// its subdomains; a name ending in a dot (google.) matches a host whose registrable domain is
-	// that name under any public suffix (google.de, www.google.co.uk, not google.evil.example).
+	// that name under any of ICANN's public suffixes (google.de, www.google.co.uk, not
+	// google.evil.example nor google.netlify.app). Values are matched in any case.
 	Sources  []string `yaml:"source,omitempty"`
 	ClickIDs []string `yaml:"click_id,omitempty"` // query parameters of the page URL (gclid, fbclid, …)
 	Referrer bool     `yaml:"referrer,omitempty"` // needs a referrer, and Sources then match its host
+}
+
+// normalize writes a rule's mediums and sources as classify compares them: lower case, without
+// surrounding spaces (a map's "CPC" or "Facebook" matches a touchpoint's cpc or facebook).
+func (r *ChannelRule) normalize() {
+	for _, list := range [][]string{r.Mediums, r.Sources} {
+		for i, v := range list {
+			list[i] = strings.ToLower(strings.TrimSpace(v))
+		}
+	}
 }
 
 // searchSites and socialSites are the search engines and social networks the default rules know,
@@ -73,7 +84,9 @@ var defaultChannelRules = []ChannelRule{
 	{Channel: ChannelSearch, Mediums: []string{"organic"}},
 	{Channel: ChannelSearch, Sources: searchSites},
 	{Channel: ChannelPaidSearch, ClickIDs: []string{"gclid", "msclkid", "gbraid", "wbraid"}},
-	{Channel: ChannelPaidSocial, ClickIDs: []string{"fbclid", "ttclid", "li_fat_id"}},
+	// Not fbclid: Facebook adds it to every outbound link, organic posts and shares too, so it
+	// marks no ad click (GA4 does not read it either).
+	{Channel: ChannelPaidSocial, ClickIDs: []string{"ttclid", "li_fat_id"}},
 	{Channel: ChannelSearch, Sources: searchSites, Referrer: true},
 	{Channel: ChannelSocial, Sources: socialSites, Referrer: true},
 	{Channel: ChannelReferral, Referrer: true},
@@ -258,9 +271,11 @@ func paidMedium(medium string) bool {
 func siteMatches(site string, patterns []string) bool {
 	for _, p := range patterns {
 		switch {
-		case strings.HasSuffix(p, "."): // the name under any public suffix: google.de, google.co.uk
-			suffix, _ := publicsuffix.PublicSuffix(site)
-			if domain, err := publicsuffix.EffectiveTLDPlusOne(site); err == nil && domain == p+suffix {
+		case strings.HasSuffix(p, "."): // the name under a public suffix: google.de, google.co.uk
+			// ICANN's suffixes only: the list's private ones (netlify.app, github.io, blogspot.com)
+			// are anyone's to register under, so google.netlify.app is not Google.
+			suffix, icann := publicsuffix.PublicSuffix(site)
+			if domain, err := publicsuffix.EffectiveTLDPlusOne(site); icann && err == nil && domain == p+suffix {
 				return true
 			}
 		case !strings.Contains(p, "."):

@@ -117,6 +117,9 @@ func ParseMap(data []byte) (*Map, error) {
 	if err := dec.Decode(&m); err != nil {
 		return nil, fmt.Errorf("journey map: %w", err)
 	}
+	for i := range m.Channels {
+		m.Channels[i].normalize()
+	}
 	if err := m.Validate(); err != nil {
 		return nil, err
 	}
@@ -151,6 +154,9 @@ func (m *Map) Validate() error {
 	for i, r := range m.Channels {
 		if r.Channel == "" {
 			bad(1, "channels", "rule %d has no channel name", i+1)
+		}
+		if len(r.Mediums) == 0 && !r.PaidMedium && len(r.Sources) == 0 && len(r.ClickIDs) == 0 && !r.Referrer {
+			bad(1, "channels", "rule %d (%s) has no condition (medium, paid_medium, source, click_id or referrer), so it matches nothing; a touchpoint no rule matches is other or direct", i+1, r.Channel)
 		}
 	}
 	if len(m.Stages) == 0 {

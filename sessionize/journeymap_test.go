@@ -87,6 +87,7 @@ func TestParseMapErrorsNameLineAndField(t *testing.T) {
 		{"condition without field", "version: v\nstages:\n  - name: a\n    rules:\n      - where:\n          - equals: \"1\"\n", []string{"line 6: field"}},
 		{"unknown operator", "version: v\nstages:\n  - name: a\n    rules:\n      - where:\n          - field: x\n            bigger: 1\n", []string{"line 7", "bigger"}},
 		{"unknown channel", "version: v\nstages:\n  - name: a\n    rules:\n      - channel: [carrier-pigeon]\n", []string{"line 5: channel", "carrier-pigeon"}},
+		{"channel rule without condition", "version: v\nchannels:\n  - channel: catchall\nstages:\n  - name: a\n    rules:\n      - channel: [catchall]\n", []string{"channels: rule 1 (catchall) has no condition"}},
 		{"negative nth", "version: v\nstages:\n  - name: a\n    rules:\n      - event: [A]\n        nth: -1\n", []string{"line 5: nth: must be 1 or more"}},
 	}
 	for _, tt := range tests {
@@ -295,6 +296,22 @@ func TestEqualsComparesNumbersByValue(t *testing.T) {
 		}
 		if !slices.Equal(got, tt.matches) {
 			t.Errorf("%s %s matches %v, want %v", tt.op, tt.value, got, tt.matches)
+		}
+	}
+}
+
+// TestMapChannelRulesMatchInAnyCase is the eleventh tester's F4: a map's channel rule written in
+// capitals (medium: [CPC], source: [Facebook]) matched nothing, as touchpoints' campaigns are
+// compared in lower case.
+func TestMapChannelRulesMatchInAnyCase(t *testing.T) {
+	m, err := ParseMap([]byte("version: v\nchannels:\n  - channel: paid_social\n    medium: [CPC, Paid_Social]\n    source: [' Facebook ']\nstages:\n  - name: a\n    rules: [{event: [A]}]\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range [][2]string{{"cpc", "facebook"}, {"CPC", "Facebook"}, {"paid_social", "FACEBOOK"}} {
+		e := ingest.Event{CampaignMedium: c[0], CampaignSource: c[1]}
+		if got := m.Channel(&e); got != ChannelPaidSocial {
+			t.Errorf("medium %q, source %q: %s, want paid_social", c[0], c[1], got)
 		}
 	}
 }

@@ -407,7 +407,14 @@ func TestChannel(t *testing.T) {
 		{"email", "newsletter", "", "", ChannelEmail},
 		{"affiliate", "partner-x", "", "", ChannelAffiliate},
 		{"", "", "", "https://shop.example/p?gclid=abc", ChannelPaidSearch},
-		{"", "", "", "https://shop.example/p?fbclid=abc", ChannelPaidSocial},
+		{"", "", "", "https://shop.example/p?ttclid=abc", ChannelPaidSocial},
+		// fbclid is on every link out of Facebook, organic ones too: no paid signal (tester11 F1).
+		{"", "", "https://l.facebook.com/", "https://shop.example/p?fbclid=abc", ChannelSocial},
+		{"", "", "https://www.google.com/", "https://shop.example/p?fbclid=abc", ChannelSearch},
+		// Under a private suffix of the list, a name is anyone's (tester11 F2).
+		{"", "", "https://google.netlify.app/", "", ChannelReferral},
+		{"", "", "https://yandex.github.io/x", "", ChannelReferral},
+		{"", "", "https://pinterest.herokuapp.com/", "", ChannelReferral},
 		{"", "", "https://www.google.de/search?q=x", "", ChannelSearch},
 		{"", "", "https://l.facebook.com/", "", ChannelSocial},
 		{"", "", "https://t.co/abc", "", ChannelSocial},
