@@ -156,6 +156,9 @@ func readRees46(r io.Reader, pass int, emit func(Message) error, skip func(Skip)
 	}
 	col := map[string]int{}
 	for i, h := range header {
+		if i == 0 {
+			h = strings.TrimPrefix(h, byteOrderMark) // Excel's "CSV UTF-8" starts with one
+		}
 		col[h] = i
 	}
 	for _, want := range []string{"event_time", "event_type", "product_id", "user_id"} {

@@ -48,6 +48,10 @@ func TestDatasets(t *testing.T) {
 		{"rees46", "testdata/rees46.csv", []string{
 			"541312140/Product Viewed/2019-10-01T00:00:00Z", "554748717/Order Completed/2019-10-01T00:00:01Z",
 		}, []int{4, 5, 6, 7}},
+		// Saved by Excel as "CSV UTF-8": a byte order mark before the header (tester11 F9).
+		{"rees46", "testdata/rees46-bom.csv", []string{
+			"541312140/Product Viewed/2019-10-01T00:00:00Z", "554748717/Order Completed/2019-10-01T00:00:01Z",
+		}, []int{4, 5, 6, 7}},
 		{"otto", "testdata/otto.jsonl", []string{
 			// OTTO's session 0, named so that it is not the placeholder id 0 (Placeholder).
 			"otto-0/Product Viewed/2022-07-31T22:00:00.025Z", "otto-0/Product Added/2022-07-31T22:01:44.511Z", "1/Order Completed/2022-07-31T22:00:00.025Z",
@@ -57,7 +61,7 @@ func TestDatasets(t *testing.T) {
 		}, []int{3, 4}},
 	}
 	for _, tt := range tests {
-		t.Run(tt.format, func(t *testing.T) {
+		t.Run(tt.file, func(t *testing.T) {
 			r := readDataset(t, tt.format, tt.file, 0)
 			var got []string
 			for _, m := range r.msgs {
