@@ -324,6 +324,9 @@ func checkBrokers(s string) error {
 // (an IPv6 host in brackets), so a missing or mistyped port is named with its flag before
 // anything starts rather than in the dial's error.
 func checkHostPort(s string) error {
+	if strings.TrimSpace(s) != s {
+		return fmt.Errorf("%q has spaces around it", s)
+	}
 	_, port, err := net.SplitHostPort(s)
 	if err != nil {
 		return fmt.Errorf("%q is not HOST:PORT", s)

@@ -380,6 +380,7 @@ func TestFlagErrorsNameTheFlag(t *testing.T) {
 		{[]string{"serve", "--kafka-brokers", "a:9092,b:90x2"}, nil, `--kafka-brokers: invalid value "a:9092,b:90x2": port "90x2" of "b:90x2" is not a number from 1 to 65535`},
 		{[]string{"funnel", "--steps", "A", "--clickhouse-addr", "nohost"}, nil, `--clickhouse-addr: invalid value "nohost": "nohost" is not HOST:PORT`},
 		{[]string{"sessions", "--clickhouse-addr", "ch:70000"}, nil, `--clickhouse-addr: invalid value "ch:70000": port "70000" of "ch:70000" is not a number from 1 to 65535`},
+		{[]string{"migrate", "--clickhouse-addr", " 127.0.0.1:9000"}, nil, `--clickhouse-addr: invalid value " 127.0.0.1:9000": " 127.0.0.1:9000" has spaces around it`},
 		{[]string{"migrate", "--clickhouse-addr", "ch"}, nil, `--clickhouse-addr: invalid value "ch": "ch" is not HOST:PORT`},
 		{[]string{"healthcheck", "--url", "not a url"}, nil, `--url: invalid value "not a url": not an http:// or https:// URL with a host`},
 		{[]string{"healthcheck", "--url", "ftp://127.0.0.1/readyz"}, nil, `--url: invalid value "ftp://127.0.0.1/readyz": not an http`},

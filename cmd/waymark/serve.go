@@ -29,6 +29,10 @@ import (
 // each one's buffers in memory, and 100,000,000 of them ran it out of memory instead of failing.
 const maxDevPartitions = 1024
 
+// readinessTimeout bounds the checks behind /readyz and the waymark_ready gauge: what cannot
+// answer within it (a ClickHouse or broker that accepts connections and then hangs) is not ready.
+const readinessTimeout = 2 * time.Second
+
 func runServe(ctx context.Context, args []string, log *slog.Logger) error {
 	fs := newFlagSet("serve", "serve [flags]")
 	kf := addKafkaFlags(fs)
@@ -191,7 +195,7 @@ func runServe(ctx context.Context, args []string, log *slog.Logger) error {
 	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "waymark_ready", Help: "1 when /readyz answers 200: every role of this process can do its work.",
 	}, func() float64 {
-		ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		ctx, cancel := context.WithTimeout(ctx, readinessTimeout)
 		defer cancel()
 		if readiness(ctx) != nil {
 			return 0
@@ -203,7 +207,11 @@ func runServe(ctx context.Context, args []string, log *slog.Logger) error {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
-		if err := readiness(r.Context()); err != nil {
+		// Bounded as the gauge is: a ClickHouse or broker that takes connections and never
+		// answers is not ready, and a probe must hear so rather than wait with it.
+		ctx, cancel := context.WithTimeout(r.Context(), readinessTimeout)
+		defer cancel()
+		if err := readiness(ctx); err != nil {
 			writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "not ready", "error": err.Error()})
 			return
 		}
