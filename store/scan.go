@@ -286,8 +286,8 @@ func (s *Store) scanTogether(ctx context.Context, readers []*scanReader) error {
 		return err
 	}
 	var (
-		scratch   readerScratch
-		visitSize visitSizes // the last pass's
+		scratch    readerScratch
+		visitSpace visitSpace // what the last pass's visits left
 	)
 	give := func(person string, events []scannedEvent, attrs attrTable) error {
 		defer scratch.trim()
@@ -313,7 +313,7 @@ func (s *Store) scanTogether(ctx context.Context, readers []*scanReader) error {
 			return err
 		}
 		rows := running[0]
-		err := s.loadVisits(ctx, loads, visitsSent[0], &visitSize)
+		err := s.loadVisits(ctx, loads, visitsSent[0], &visitSpace)
 		visitsSent[0] = nil // read through and closed
 		if err != nil {
 			return err

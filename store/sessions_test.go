@@ -336,3 +336,63 @@ func checkVisitCuts(t *testing.T, cfg sessionize.Config, arrivals []string, even
 		}
 	}
 }
+
+// TestSessionsReadTheNewestVersionOfEachVisit: the sessions summary places events in the newest
+// version of each stored visit (the sessions table keeps the highest version of a session id): a
+// visit whose newest version is deleted holds none, one whose newest version ends later or
+// earlier than an older one holds the events up to its newest end, and one deleted and written
+// again counts with its newest end reason. Each version is written in a part of its own, and the
+// summary is checked before and after ClickHouse merges them, on a store that reads in one pass
+// and on one that reads in many.
+func TestSessionsReadTheNewestVersionOfEachVisit(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	t0 := time.Date(2025, 3, 3, 10, 0, 0, 0, time.UTC)
+	at := func(minute int) time.Time { return t0.Add(time.Duration(minute) * time.Minute) }
+	var events []ingest.Event
+	for _, key := range []string{"gone", "grew", "shrank", "revived"} {
+		for _, minute := range []int{0, 5, 20} {
+			events = append(events, ingest.Event{Type: "track", Event: "Viewed", MessageID: fmt.Sprintf("%s-%d", key, minute),
+				UserID: key, Timestamp: at(minute), Seq: int64(len(events) + 1)})
+		}
+	}
+	visit := func(key string, end int, reason string, deleted bool) sessionize.Session {
+		return sessionize.Session{ID: key + "-visit", CustomerKey: key, PersonID: key, Start: at(0), End: at(end), EndReason: reason, Deleted: deleted}
+	}
+	versions := [][]sessionize.Session{
+		{visit("gone", 20, "v1", false), visit("grew", 5, "v1", false), visit("shrank", 20, "v1", false), visit("revived", 20, "v1", false)},
+		{visit("gone", 20, "v2", true), visit("grew", 20, "v2", false), visit("shrank", 5, "v2", false), visit("revived", 20, "v2", true)},
+		{visit("revived", 5, "v3", false)},
+	}
+	var db string
+	s := openStoreWith(t, func(c *store.Config) { db = c.Database })
+	if err := s.Write(ctx, sessionize.Batch{Events: events, Version: 1}); err != nil {
+		t.Fatal(err)
+	}
+	for i, sessions := range versions {
+		for j := range sessions {
+			sessions[j].Version = uint64(i + 1)
+		}
+		if err := s.Write(ctx, sessionize.Batch{Sessions: sessions, Version: uint64(i + 1)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	many := openStoreWith(t, func(c *store.Config) { c.Database, c.QueryPassEvents = db, 2 })
+	// grew: 3 events (v2); shrank: 2 (v2, the one at 20 minutes after its end); revived: 2 (v3).
+	want := "3 persons, 3 sessions of 7 events, by end reason map[v2:2 v3:1]"
+	for _, merged := range []bool{false, true} {
+		if merged {
+			exec(t, rawConn(t), "OPTIMIZE TABLE `"+db+"`.sessions FINAL")
+		}
+		for name, st := range map[string]*store.Store{"one pass": s, "passes": many} {
+			sum, err := st.Sessions(ctx, store.SessionsQuery{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := fmt.Sprintf("%d persons, %d sessions of %d events, by end reason %v", sum.Persons, sum.Sessions, sum.Events, sum.ByEndReason)
+			if got != want {
+				t.Errorf("merged %v, %s: %s, want %s", merged, name, got, want)
+			}
+		}
+	}
+}

@@ -93,13 +93,24 @@ const passVisits = 1 << 20
 // version's customer key (key), start and end (µs), start_seq and end reason, of the sessions whose newest
 // version is not deleted and ends at or after from. Every query that counts sessions reads its
 // visits here.
+//
+// The newest version of each session is the row FINAL keeps: the sessions table is a
+// ReplacingMergeTree on version ordered by (customer_key, session_id), and FINAL merges the rows
+// of each key and id as they are read, in that order, where GROUP BY session_id with an argMax
+// per column hashed every id and kept five states per visit (a pass of 1M visits of the 10M
+// benchmark: 3.7–4.8 s of ClickHouse's CPU and 523 MiB, against 0.9 s and 29 MiB;
+// docs/query-scale.md). Both pick per session id, as an id is made from its key (sessionize's
+// sessionID). where may read customer_key only, which every version of a session has alike: a
+// condition on another column may be moved to PREWHERE, which ClickHouse tries on the rows
+// before FINAL keeps the newest, so deleted and end are tested in the outer query.
 func (s *Store) liveVisits(where string) string {
-	return `SELECT session_id, argMax(customer_key, version) AS key, argMax(start_ms * 1000 + start_sub_us, version) AS start,
-			argMax(end_ms * 1000 + end_sub_us, version) AS end, argMax(start_seq, version) AS start_seq, argMax(end_reason, version) AS reason, argMax(deleted, version) AS gone
-		FROM ` + s.table("sessions") + `
-		WHERE ` + where + `
-		GROUP BY session_id
-		HAVING gone = 0 AND end >= ?`
+	return `SELECT customer_key AS key, start_ms * 1000 + start_sub_us AS start, end_ms * 1000 + end_sub_us AS end, start_seq, end_reason AS reason
+		FROM (
+			SELECT customer_key, start_ms, start_sub_us, end_ms, end_sub_us, start_seq, end_reason, deleted
+			FROM ` + s.table("sessions") + ` FINAL
+			WHERE ` + where + `
+		)
+		WHERE deleted = 0 AND end >= ?`
 }
 
 // sendVisits sends the query of the live visits of the customer keys whose events pass r of
@@ -125,8 +136,7 @@ func (s *Store) sendVisits(ctx context.Context, sc eventScan, id identitySnapsho
 		}
 		where = "customer_key IN (" + keys + ")"
 	}
-	query := `SELECT key, start, end, start_seq, reason FROM (` + s.liveVisits(where) + `)`
-	rows, err := s.conn.Query(s.withQuerySettings(ctx), query, append(args, uint64(max(from, 0)))...)
+	rows, err := s.conn.Query(s.withQuerySettings(ctx), s.liveVisits(where), append(args, uint64(max(from, 0)))...)
 	if err != nil {
 		return nil, fmt.Errorf("read visits: %w", err)
 	}
@@ -139,31 +149,95 @@ type visitRows struct {
 	reasons []string // the end reasons, each once
 	read    []span
 	sorted  bool
+	// inOrder says the rows added (add) came in byte order of their keys, each key's rows
+	// together, as ClickHouse 18.16 sends them (FINAL merges the rows in the table's order,
+	// customer_key first): the keys need no map to find them nor sorting, and the visits no
+	// moving to their key's place. False, the rows came in another order (an engine may read
+	// FINAL on several threads and send their rows as they come), and sort puts them in order.
+	inOrder  bool
+	index    map[string]int32  // each key's place in keys, once the rows came out of order
+	last     int32             // the key of the row added last, -1 before the first
+	reasonOf map[string]uint32 // each reason's place in reasons
 }
 
-// visitSizes is how many distinct keys and how many visits a pass read: readVisits sizes the
-// next pass's by them (a scan's passes are about even), so that neither grows as it reads.
-type visitSizes struct{ keys, visits int }
+// newVisitRows is visitRows to add rows to, in the space the last pass left (see visitSpace).
+func newVisitRows(space visitSpace) *visitRows {
+	return &visitRows{keys: make([]string, 0, space.keys), read: space.spans[:0], inOrder: true, last: -1,
+		reasonOf: map[string]uint32{}}
+}
 
-// readVisits reads the rows of sendVisits through, and closes them; size is the last pass's.
-//
-// The rows come in no order (ClickHouse took 35–50% more CPU to sort them by key than to
-// group them), so each key is found in a map: sized for the pass, with its keys copied side by
-// side as they are met, it took 70 ns a row against 230 for one that grew and held the rows' own
-// strings, strewn over the heap (a benchmark of 1M rows of 70k keys; in the query, beside
-// ClickHouse, the gain was lost in the noise).
-func readVisits(ctx context.Context, rows driver.Rows, size visitSizes) (*visitRows, error) {
+// add adds a visit of key, whose end reason is reason (s.key and s.reason are set here), copying
+// what it keeps of key and reason: a row's strings are the driver's.
+func (vr *visitRows) add(key, reason string, s span) {
+	if vr.last < 0 || key != vr.keys[vr.last] {
+		vr.last = vr.keyIndex(key)
+	}
+	s.key = vr.last
+	if len(vr.read) == 0 || reason != vr.reasons[vr.read[len(vr.read)-1].reason] { // mostly the reason of the row before
+		r, ok := vr.reasonOf[reason]
+		if !ok {
+			r = uint32(len(vr.reasons))
+			reason = strings.Clone(reason)
+			vr.reasonOf[reason], vr.reasons = r, append(vr.reasons, reason)
+		}
+		s.reason = r
+	} else {
+		s.reason = vr.read[len(vr.read)-1].reason
+	}
+	vr.read = append(vr.read, s)
+}
+
+// keyIndex is the place of key in vr.keys, added when new, for a row whose key is not the row
+// before's. While the rows are in order (inOrder) a key after the last is new and no map is
+// kept; a key before it ends the order, and from then on a map finds the keys (a map sized for
+// the pass, its keys copied side by side as met, took 70 ns a row against 230 for one that grew
+// and held the rows' own strings, strewn over the heap: a benchmark of 1M rows of 70k keys).
+func (vr *visitRows) keyIndex(key string) int32 {
+	if vr.inOrder {
+		if n := len(vr.keys); n == 0 || key > vr.keys[n-1] {
+			return vr.newKey(key)
+		}
+		vr.inOrder = false
+		vr.index = make(map[string]int32, max(cap(vr.keys), len(vr.keys)))
+		for i, k := range vr.keys {
+			vr.index[k] = int32(i)
+		}
+	}
+	if k, ok := vr.index[key]; ok {
+		return k
+	}
+	k := vr.newKey(key)
+	vr.index[vr.keys[k]] = k
+	return k
+}
+
+// newKey adds key, a copy of it, to vr.keys, and returns its place.
+func (vr *visitRows) newKey(key string) int32 {
+	vr.keys = append(vr.keys, strings.Clone(key))
+	return int32(len(vr.keys) - 1)
+}
+
+// visitSpace is what one pass's visits leave the next: how many distinct keys it read, by which
+// the next sizes its keys (a scan's passes are about even), and its spans, whose space the next
+// pass's reuse (its visits are dropped before the next pass's are read, see scanTogether), so
+// that a scan allocates its spans once, not once a pass (32 MiB a pass of 1M visits), and they
+// grow only past the largest pass's. The zero value is a first pass's.
+type visitSpace struct {
+	keys  int
+	spans []span
+}
+
+// readVisits reads the rows of sendVisits through (see visitRows.add), and closes them, in the
+// space the last pass left.
+func readVisits(ctx context.Context, rows driver.Rows, space visitSpace) (*visitRows, error) {
 	defer rows.Close()
 	var (
-		out     = &visitRows{keys: make([]string, 0, size.keys), read: make([]span, 0, size.visits)}
-		index   = make(map[string]int32, size.keys)
-		reasons = map[string]uint32{}
-		key     string
-		reason  string
-		start   uint64
-		end     uint64
-		seq     uint64
-		r       uint32
+		out    = newVisitRows(space)
+		key    string
+		reason string
+		start  uint64
+		end    uint64
+		seq    uint64
 	)
 	for n := 1; rows.Next(); n++ {
 		if n%4096 == 0 && ctx.Err() != nil {
@@ -172,18 +246,7 @@ func readVisits(ctx context.Context, rows driver.Rows, size visitSizes) (*visitR
 		if err := rows.Scan(&key, &start, &end, &seq, &reason); err != nil {
 			return nil, fmt.Errorf("read visits: %w", err)
 		}
-		k, ok := index[key]
-		if !ok {
-			k, key = int32(len(out.keys)), strings.Clone(key)
-			index[key], out.keys = k, append(out.keys, key)
-		}
-		if n == 1 || reason != out.reasons[r] { // mostly the reason of the row before
-			if r, ok = reasons[reason]; !ok {
-				r = uint32(len(out.reasons))
-				reasons[reason], out.reasons = r, append(out.reasons, reason)
-			}
-		}
-		out.read = append(out.read, span{start: int64(start), end: int64(end), startSeq: int64(seq), reason: r, key: k})
+		out.add(key, reason, span{start: int64(start), end: int64(end), startSeq: int64(seq)})
 	}
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("read visits: %w", err)
@@ -215,13 +278,38 @@ func (vr *visitRows) visits(from int64) *visits {
 // of key and start (µs, then seq: the tie rule, see span.startsBy); once. Visits of a key that
 // start at once (rows stored before start_seq) are ordered by end and end reason, so which one a
 // session takes (the last, see sessionSplit.split) does not depend on the order ClickHouse sent
-// them in. ClickHouse 18.16 took three times as long to sort
-// them by key as to read them (and 35–50% more CPU than grouping them).
+// them in. Rows that came in order of key (inOrder) have only each key's visits to sort.
+// ClickHouse 18.16 took three times as long to sort them by key as to read them (and 35–50%
+// more CPU than grouping them).
 func (vr *visitRows) sort() {
 	if vr.sorted {
 		return
 	}
 	vr.sorted = true
+	if !vr.inOrder {
+		vr.sortByKey()
+	}
+	bounds := make([]int, len(vr.keys)+1)
+	for i := range vr.read {
+		bounds[vr.read[i].key+1]++
+	}
+	for k := range vr.keys {
+		bounds[k+1] += bounds[k]
+	}
+	// Then each key's (a few) by start.
+	for k := range vr.keys {
+		slices.SortFunc(vr.read[bounds[k]:bounds[k+1]], func(a, b span) int {
+			if a.start != b.start || a.startSeq != b.startSeq {
+				return cmp.Or(cmp.Compare(a.start, b.start), cmp.Compare(a.startSeq, b.startSeq))
+			}
+			return cmp.Or(cmp.Compare(a.end, b.end), strings.Compare(vr.reasons[a.reason], vr.reasons[b.reason]))
+		})
+	}
+}
+
+// sortByKey puts the keys in byte order, renaming the visits' keys to match, and the visits in
+// order of key (each key's in no order).
+func (vr *visitRows) sortByKey() {
 	order := make([]int32, len(vr.keys))
 	for i := range order {
 		order[i] = int32(i)
@@ -232,9 +320,9 @@ func (vr *visitRows) sort() {
 		rank[k], keys[r] = int32(r), vr.keys[k]
 	}
 	vr.keys = keys
-	// By key: each visit is put in its key's place, where the visits of each key begin
-	// (bounds) counted beforehand, swapping out whichever is there (an American flag sort: in
-	// place, so a pass's visits are held once).
+	// Each visit is put in its key's place, where the visits of each key begin (bounds)
+	// counted beforehand, swapping out whichever is there (an American flag sort: in place, so
+	// a pass's visits are held once).
 	bounds := make([]int, len(keys)+1)
 	for i := range vr.read {
 		vr.read[i].key = rank[vr.read[i].key]
@@ -254,15 +342,6 @@ func (vr *visitRows) sort() {
 				next[to]++
 			}
 		}
-	}
-	// Then each key's (a few) by start.
-	for k := range keys {
-		slices.SortFunc(vr.read[bounds[k]:bounds[k+1]], func(a, b span) int {
-			if a.start != b.start || a.startSeq != b.startSeq {
-				return cmp.Or(cmp.Compare(a.start, b.start), cmp.Compare(a.startSeq, b.startSeq))
-			}
-			return cmp.Or(cmp.Compare(a.end, b.end), strings.Compare(vr.reasons[a.reason], vr.reasons[b.reason]))
-		})
 	}
 }
 
@@ -321,17 +400,18 @@ func (sc eventScan) anyCondition() (p predicate, ok bool) {
 }
 
 // loadVisits reads the visits of one pass (sendVisits; nil for a pass with no events) into the
-// visits of each load's readers, which share them. size is the last pass's sizes (zero for the
-// first), and is set to this one's.
-func (s *Store) loadVisits(ctx context.Context, loads []visitLoad, sent driver.Rows, size *visitSizes) error {
+// visits of each load's readers, which share them. space is what the last pass's visits left
+// (zero for the first), and is set to what this one's leave: the caller drops them (dropVisits)
+// before it loads the next pass's.
+func (s *Store) loadVisits(ctx context.Context, loads []visitLoad, sent driver.Rows, space *visitSpace) error {
 	if sent == nil {
 		return nil
 	}
-	rows, err := readVisits(ctx, sent, *size)
+	rows, err := readVisits(ctx, sent, *space)
 	if err != nil {
 		return err
 	}
-	*size = visitSizes{keys: len(rows.keys), visits: len(rows.read)}
+	*space = visitSpace{keys: len(rows.keys), spans: rows.read}
 	for _, l := range loads {
 		v := rows.visits(l.from)
 		s.metrics.scanVisits.Add(float64(len(v.spans)))

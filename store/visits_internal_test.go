@@ -61,28 +61,45 @@ func bruteSplit(events []timedEvent, keys []string, stored []storedVisit, reason
 }
 
 // TestSplitBySessionAgreesWithTheDefinition compares sessionSplit.split, over visits loaded as a
-// pass loads them (visitRows.visits, from the start of time or later), with bruteSplit on random
-// persons: events of a few keys, in time order and shuffled, whose visits overlap, touch, start
-// at once (in one µs at one seq, or at another seq of it), or leave gaps between them.
+// pass loads them (visitRows.add, then visitRows.visits, from the start of time or later), with
+// bruteSplit on random persons: events of a few keys, in time order and shuffled, whose visits
+// overlap, touch, start at once (in one µs at one seq, or at another seq of it), or leave gaps
+// between them; the visits read in no order, in order of key (as ClickHouse 18.16 sends them), or
+// in order of key up to a row that breaks it.
 func TestSplitBySessionAgreesWithTheDefinition(t *testing.T) {
 	rng := rand.New(rand.NewPCG(7, 8))
 	names := []string{"d", "b", "a", "c"} // met out of byte order
 	var split sessionSplit[timedEvent]    // reused from trial to trial, as from person to person
+	var space visitSpace                  // and the space of the visits, as from pass to pass
 	for trial := range 5000 {
-		rows := &visitRows{keys: names[:1+rng.IntN(len(names))], reasons: []string{"timeout", "max_length"}}
+		personKeys, reasons := names[:1+rng.IntN(len(names))], []string{"timeout", "max_length"}
 		var stored []storedVisit
 		for range rng.IntN(12) {
-			k := rng.IntN(len(rows.keys))
-			v := storedVisit{rows.keys[k], span{start: rng.Int64N(60), startSeq: rng.Int64N(3), reason: uint32(rng.IntN(2))}}
+			v := storedVisit{personKeys[rng.IntN(len(personKeys))], span{start: rng.Int64N(60), startSeq: rng.Int64N(3), reason: uint32(rng.IntN(2))}}
 			v.end = v.start + rng.Int64N(30)
 			stored = append(stored, v)
-			rows.read = append(rows.read, span{start: v.start, end: v.end, startSeq: v.startSeq, reason: v.reason, key: int32(k)})
+		}
+		read := slices.Clone(stored) // in the order ClickHouse sends them
+		if trial%4 > 0 {
+			slices.SortStableFunc(read, func(a, b storedVisit) int { return cmp.Compare(a.key, b.key) })
+			if trial%4 == 3 && len(read) > 1 { // one row out of its place
+				i := rng.IntN(len(read) - 1)
+				moved := read[i]
+				read = append(slices.Delete(read, i, i+1), moved)
+			}
+		}
+		rows := newVisitRows(space)
+		for _, v := range read {
+			rows.add(v.key, reasons[v.reason], v.span)
+		}
+		if trial%4 == 1 && !rows.inOrder {
+			t.Fatalf("trial %d: visits read in order of key %+v are not seen in order", trial, read)
 		}
 		n := rng.IntN(20)
 		events, keys := make([]timedEvent, n), make([]string, n)
 		for i := range events {
 			events[i] = timedEvent{rng.Int64N(130), rng.Int64N(3)}
-			keys[i] = rows.keys[rng.IntN(len(rows.keys))]
+			keys[i] = personKeys[rng.IntN(len(personKeys))]
 			if i > 0 && rng.IntN(3) > 0 {
 				keys[i] = keys[i-1] // runs of one key, as a person's events mostly are
 			}
@@ -98,15 +115,16 @@ func TestSplitBySessionAgreesWithTheDefinition(t *testing.T) {
 			from = rng.Int64N(60)
 		}
 		v := rows.visits(from)
+		space = visitSpace{keys: len(rows.keys), spans: rows.read}
 		stored = slices.DeleteFunc(stored, func(v storedVisit) bool { return v.end < from })
 		got := split.split(events, keys, func(e timedEvent) (int64, int64) { return e.t, e.seq }, v)
-		want := bruteSplit(events, keys, stored, rows.reasons)
+		want := bruteSplit(events, keys, stored, reasons)
 		if len(got) != len(want) {
 			t.Fatalf("trial %d: events %v keys %v visits %+v: %d sessions, want %d", trial, events, keys, stored, len(got), len(want))
 		}
 		for i, w := range want {
 			g := got[i]
-			if g.visit.start != w.visit.start || g.visit.startSeq != w.visit.startSeq || g.visit.end != w.visit.end || g.visit.reason != w.visit.reason || !slices.Equal(g.events, w.events) {
+			if g.visit.start != w.visit.start || g.visit.startSeq != w.visit.startSeq || g.visit.end != w.visit.end || v.reason(g.visit) != reasons[w.visit.reason] || !slices.Equal(g.events, w.events) {
 				t.Fatalf("trial %d: events %v keys %v visits %+v: session %d is %+v %v, want %+v %v",
 					trial, events, keys, stored, i, g.visit, g.events, w.visit, w.events)
 			}
