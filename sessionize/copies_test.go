@@ -871,3 +871,64 @@ func TestLaterCopyStillLinks(t *testing.T) {
 		}
 	}
 }
+
+// TestEnteredStages: a person enters the stages reached past the furthest they reached before;
+// a stage reached after a further one is skipped (bit i: stage i).
+func TestEnteredStages(t *testing.T) {
+	tests := []struct {
+		name                  string
+		before, reached, want uint64
+	}{
+		{"first stage", 0, 0b1, 0b1},
+		{"a stage passed over on the way", 0b1, 0b100, 0b100},
+		{"one time's events enter together", 0b1, 0b110, 0b110},
+		{"a cart after an order", 0b101, 0b10, 0},
+		{"browsing after an order sent first", 0b100, 0b1, 0},
+		{"the same stage again", 0b100, 0b100, 0},
+		{"a lower and a further stage at once", 0b100, 0b1001, 0b1000},
+		{"nothing reached", 0b11, 0, 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := EnteredStages(tt.before, tt.reached); got != tt.want {
+				t.Errorf("EnteredStages(%b, %b) = %b, want %b", tt.before, tt.reached, got, tt.want)
+			}
+		})
+	}
+}
+
+// TestLiveEntriesSkipStagesBehind: the live entries follow the stages query's rule
+// (EnteredStages): a customer who ordered and then adds to a cart enters no consideration; and a
+// survey answered before the person's first stage is counted as ScoreNoStage, as the query
+// leaves it out, whatever order the pushes come in.
+func TestLiveEntriesSkipStagesBehind(t *testing.T) {
+	survey := func(user string, score string, minutes float64) ingest.Event {
+		e := call("track", "NPS Submitted", "", user, minutes)
+		e.PropertyKeys, e.PropertyValues = []string{ingest.PropertyKey(ScoreProperty)}, []string{score}
+		return e
+	}
+	events := []ingest.Event{
+		call("page", "", "", "ann", 0), call("track", "Order Completed", "", "ann", 1), call("track", "Product Added", "", "ann", 2),
+		survey("bo", "9", 0), call("track", "Order Completed", "", "bo", 1), survey("bo", "3", 2),
+		survey("cy", "70", 0), // out of scale: its own reason
+	}
+	for _, mode := range []string{"one push", "one push each"} {
+		s := newTestSessionizer(t)
+		got, ignored := map[string]int{}, map[string]int{}
+		for _, push := range pushesOf(events, mode) {
+			_, st := s.Push(base, push)
+			for k, n := range st.StageEntries {
+				got[k.Stage] += n
+			}
+			for k, n := range st.IgnoredScores {
+				ignored[k] += n
+			}
+		}
+		if want := map[string]int{"awareness": 1, "conversion": 2}; !maps.Equal(got, want) {
+			t.Errorf("%s: entries %v, want %v", mode, got, want)
+		}
+		if want := map[string]int{ScoreNoStage: 1, ScoreOutOfScale: 1}; !maps.Equal(ignored, want) {
+			t.Errorf("%s: ignored scores %v, want %v", mode, ignored, want)
+		}
+	}
+}

@@ -5,6 +5,7 @@ import (
 	_ "embed"
 	"errors"
 	"fmt"
+	"math/bits"
 	"os"
 	"slices"
 	"strings"
@@ -25,6 +26,20 @@ type Map struct {
 	Stages  []Stage `yaml:"stages"`
 	// Channels overrides the default channel rules (see ChannelRule) when set.
 	Channels []ChannelRule `yaml:"channels,omitempty"`
+}
+
+// EnteredStages returns the stages (bit i: stage i of a Map) a person enters when an event, or
+// the events of one time together, reach the stages reached, given the stages they reached
+// before (before, skipped ones included). A person's stage is the furthest they have entered so
+// far, and it only moves forward, as a HubSpot lifecycle stage does; so they enter the stages
+// reached that lie past the furthest of before, and a stage reached after a further one (a
+// converted customer adding to a cart) is skipped: not entered, so never left nor an exit, as a
+// step done out of order takes no step of an ordered funnel (Mixpanel's and Amplitude's
+// default order). A stage passed over on the way (awareness, then an order) is not entered
+// either. The stages query (store), the live entries (Stats.StageEntries) and their tests all
+// ask this.
+func EnteredStages(before, reached uint64) uint64 {
+	return reached &^ (1<<bits.Len64(before) - 1)
 }
 
 // Stage is one step of the journey.

@@ -369,7 +369,7 @@ func newRunnerMetrics(reg prometheus.Registerer) (*runnerMetrics, error) {
 			Name: "waymark_journey_amounts_ignored_total", Help: "Order Completed amounts left out of revenue and refunds (the events are stored), by reason: not_a_number, not_finite, out_of_range.",
 		}, []string{"reason"}),
 		ignoredScores: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "waymark_journey_scores_ignored_total", Help: "Survey scores (NPS Submitted, Survey Answered) left out of the stages' Net Promoter Scores and mean scores (the events are stored), by reason: not_a_number, not_finite, out_of_scale.",
+			Name: "waymark_journey_scores_ignored_total", Help: "Survey scores (NPS Submitted, Survey Answered) left out of the stages' Net Promoter Scores and mean scores (the events are stored), by reason: not_a_number, not_finite, out_of_scale, no_stage (given before its person reached any stage).",
 		}, []string{"reason"}),
 		npsAnswers: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "waymark_journey_nps_responses_total", Help: "Answers to the Net Promoter question (NPS Submitted, 0-10) by the stage the person is in when it arrives and category: promoter (9-10), passive (7-8), detractor (0-6). Net Promoter Score = 100 * (promoter - detractor) / all.",

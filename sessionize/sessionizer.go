@@ -114,15 +114,19 @@ type Session struct {
 	// starts there or in the one before (store's sessionSplit.split). 0 in rows stored before it.
 	StartSeq      int64
 	Events        int
-	EntryEvent    string   // the first touchpoint (event name, or type for unnamed pages)
-	ExitEvent     string   // the last touchpoint
-	EntryChannel  string   // channel of the first touchpoint (see Channel)
-	EntryCampaign string   // utm_campaign of the first touchpoint
-	Stages        []string // stages of the journey map reached in the session, in map order
-	EndReason     string
-	MapVersion    string
-	Version       uint64
-	Deleted       bool
+	EntryEvent    string // the first touchpoint (event name, or type for unnamed pages)
+	ExitEvent     string // the last touchpoint
+	EntryChannel  string // channel of the first touchpoint (see Channel)
+	EntryCampaign string // utm_campaign of the first touchpoint
+	// Stages are the stages of the journey map whose rules the session's events match (reached),
+	// in map order: what the visit did, whatever the person's stage. A stage reached after a
+	// further one is listed though the person does not enter it (EnteredStages), as a converted
+	// customer's later visit that adds to a cart lists consideration.
+	Stages     []string
+	EndReason  string
+	MapVersion string
+	Version    uint64
+	Deleted    bool
 }
 
 // point is what the sessionizer keeps of one event: 56 bytes, strings interned.
@@ -258,7 +262,8 @@ type Stats struct {
 	Evicted     int // customers dropped from memory to stay under MaxCustomers
 	// StageEntries counts persons entering a journey stage, by stage and the first-touch
 	// channel of the customer key of the event that entered it: the first event to arrive by
-	// which its person reaches the stage, as the stages query counts persons. The person is the
+	// which its person reaches the stage, as the stages query counts persons, unless the person
+	// had reached a further stage before it arrived (EnteredStages: skipped). The person is the
 	// one the event is stored with (identities.personAt): its userId's person, else on a device
 	// several users signed in on the user signed in at its time (DeviceSignIns), else its
 	// device's person, with the merges made by identify, alias and events carrying both ids. An
@@ -290,8 +295,8 @@ type Stats struct {
 	// AmountNotFinite, AmountOutOfRange): the events are stored all the same.
 	IgnoredAmounts map[string]int
 	// IgnoredScores counts survey scores left out of the stages' mean scores, by reason
-	// (SurveyScore: ScoreNotANumber, ScoreNotFinite, ScoreOutOfScale): the events are stored all
-	// the same.
+	// (ScoreReasons: SurveyScore's, and ScoreNoStage for one whose person had reached no stage
+	// when it arrived): the events are stored all the same.
 	IgnoredScores map[string]int
 	// NPSAnswers counts the answers to the Net Promoter question (NPSEvent, within its scale) by
 	// the stage the person is in when it arrives (the furthest entered so far, as the stages
@@ -943,14 +948,17 @@ func (s *Sessionizer) observe(key string, c *customer, e *ingest.Event, p point,
 	}
 	s.countEntries(c, entered, stats)
 	if text, ok := e.Property(ScoreProperty); ok && e.Type == "track" && !copied {
-		switch score, why, ok := SurveyScore(e.Event, text); {
+		score, why, counts := SurveyScore(e.Event, text)
+		reached, _ := s.journey(key, c, person)
+		if counts && reached == 0 {
+			why = ScoreNoStage // as the stages query leaves it out: given in no stage
+		}
+		switch {
 		case why != "":
 			stats.IgnoredScores[why]++
-		case ok && e.Event == NPSEvent:
-			if reached, _ := s.journey(key, c, person); reached != 0 {
-				stage := s.jm.Stages[bits.Len64(reached)-1].Name
-				stats.NPSAnswers[StageCategory{stage, NPSCategory(score)}]++
-			}
+		case counts && e.Event == NPSEvent:
+			stage := s.jm.Stages[bits.Len64(reached)-1].Name
+			stats.NPSAnswers[StageCategory{stage, NPSCategory(score)}]++
 		}
 	}
 	if !order {
@@ -1149,9 +1157,9 @@ func (s *Sessionizer) mergeCopies(ps *pushState, root string, joined int) {
 }
 
 // reach marks the stages p, an event of customer key c with person (identities.personAt),
-// reaches as entered by its person (in arrival order: a person enters a stage once), and returns
-// those the person had not entered (see Stats.StageEntries). A copy of p held is p, not another
-// event.
+// reaches as reached by its person (in arrival order: a person enters a stage once), and returns
+// those the person enters (EnteredStages: not those reached after a further one; see
+// Stats.StageEntries). A copy of p held is p, not another event.
 func (s *Sessionizer) reach(key string, c *customer, p point, person string) uint64 {
 	reached, root := s.journey(key, c, person)
 	var stages uint64
@@ -1166,11 +1174,10 @@ func (s *Sessionizer) reach(key string, c *customer, p point, person string) uin
 		}
 		stages |= 1 << s.ruleStage[r]
 	}
-	entered := stages &^ reached
-	if entered != 0 {
+	if stages&^reached != 0 {
 		s.setJourney(c, root, reached|stages)
 	}
-	return entered
+	return EnteredStages(reached, stages)
 }
 
 // enterMerged counts the stage entries of the person of ids root that a merge made: the stages
@@ -1195,11 +1202,11 @@ func (s *Sessionizer) enterMerged(key string, c *customer, p point, held bool, r
 			stages |= 1 << s.ruleStage[r]
 		}
 	}
-	entered := stages &^ reached
+	entered := EnteredStages(reached, stages)
+	s.ids.reached[root] = stages
 	if entered == 0 {
 		return
 	}
-	s.ids.reached[root] = stages
 	channel := c.firstChannel
 	for _, m := range s.ids.members[root] {
 		if channel != "" {

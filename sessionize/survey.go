@@ -69,10 +69,18 @@ const (
 	ScoreNotANumber = "not_a_number" // not a JSON number or numeric string, e.g. "great", true, {}
 	ScoreNotFinite  = "not_finite"   // NaN or ±Infinity (as strings), or beyond float64 (1e999)
 	ScoreOutOfScale = "out_of_scale" // outside the survey's scale (SurveyScale), e.g. 11 or -50
+	// ScoreNoStage is a score that counts (SurveyScore) given before its person entered any
+	// journey stage: a mean is per stage, and there is none to put it in (a survey e-mailed to
+	// a customer whose orders another system records). A score that cannot count keeps its own
+	// reason.
+	ScoreNoStage = "no_stage"
 )
 
-// ScoreReasons lists the reasons SurveyScore gives.
-func ScoreReasons() []string { return []string{ScoreNotANumber, ScoreNotFinite, ScoreOutOfScale} }
+// ScoreReasons lists the reasons a score is left out of the stages' mean scores: those
+// SurveyScore gives, and ScoreNoStage.
+func ScoreReasons() []string {
+	return []string{ScoreNotANumber, ScoreNotFinite, ScoreOutOfScale, ScoreNoStage}
+}
 
 // SurveyScore reads the score text (the stored value of ScoreProperty) of a survey event named
 // event (SurveyScale) by the number rule every stored number is read by (ParseNumber). It
