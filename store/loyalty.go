@@ -372,13 +372,21 @@ type StagesQuery struct {
 	Limit    int // touchpoints listed per stage; default 5
 }
 
-// StageHealth is one stage's numbers. A person's stage at any moment is the furthest stage they
-// have entered so far; they dwell in a stage from entering it until entering a later one.
+// StageHealth is one stage's numbers in a range. A person's stage at any moment is the furthest
+// stage they have entered so far, over their whole history (sessionize.EnteredStages: a stage
+// reached after a further one is skipped, not entered); they enter a stage once, and dwell in it
+// from entering it until first entering a later one.
 type StageHealth struct {
-	Stage              string   `json:"stage"`
-	Entered            int64    `json:"entered"`
-	MovedOn            int64    `json:"moved_on"`
-	ExitRate           float64  `json:"exit_rate"` // 1 - MovedOn / Entered, 0 when Entered is 0 (see ratio)
+	Stage   string `json:"stage"`
+	Entered int64  `json:"entered"` // persons who first entered the stage in range
+	// MovedOn is the persons who went on from the stage in range, whenever they entered it: a
+	// repeat order in March moves on from the conversion of January.
+	MovedOn int64 `json:"moved_on"`
+	// ExitRate is 1 - MovedOn / Entered, 0 when Entered is 0 (see ratio) or MovedOn is larger
+	// (more went on than entered, in a range after many entered).
+	ExitRate float64 `json:"exit_rate"`
+	// MedianDwellSeconds is the median of MovedOn's dwells: from entering the stage (maybe
+	// before the range) to going on.
 	MedianDwellSeconds *float64 `json:"median_dwell_seconds,omitempty"`
 	TopTouchpoints     []Ranked `json:"top_touchpoints"`
 	// SurveyResponses are the scores of Survey Answered events (sessionize.SurveyAnsweredEvent:
@@ -411,6 +419,10 @@ type StageNPS struct {
 // StagesResult lists the stages of the journey map in order.
 type StagesResult struct {
 	Stages []StageHealth `json:"stages"`
+	// IgnoredScores counts the survey scores given in range before the person's first stage,
+	// which no stage's mean holds, by reason: sessionize.ScoreNoStage for one that would count,
+	// else the reason it cannot (as in StageHealth.IgnoredScores).
+	IgnoredScores map[string]int64 `json:"ignored_scores,omitempty"`
 }
 
 // ParseStagesQuery reads from, to and limit.
@@ -421,18 +433,22 @@ func ParseStagesQuery(v url.Values) (StagesQuery, error) {
 	return q, p.finish()
 }
 
-// stagesWalk is what a stages query reads of each person's events in [from, to) (ms): step bit
-// st marks the events that enter stage st; tracked touchpoints (mask bit tracked) carry their
-// label (attribute 0) and their score (attribute 1, sessionize.ScoreProperty).
+// stagesWalk is what a stages query reads of each person's events: step bit st marks the events
+// that reach stage st; tracked touchpoints (mask bit tracked) carry their label (attribute 0) and
+// their score (attribute 1, sessionize.ScoreProperty). It counts what happens in [from, to)
+// (µs), but reads the person's stage events from their first on: a person enters a stage once in
+// their life, so their stage at from, and when they entered it, is what their history says.
 type stagesWalk struct {
 	from, to int64
 	tracked  uint64
 }
 
-// stagesSink takes what stagesWalk.of reads of one person: the stages they entered, those they
-// went on from (after dwell µs), the touchpoints they had in each and the survey scores they gave
-// in each (nps: an answer to the Net Promoter question, sessionize.NPSEvent), or the reason a
-// score they gave is left out (sessionize.SurveyScore).
+// stagesSink takes what stagesWalk.of reads of one person in range: the stages they entered,
+// those they went on from (after dwell µs, from entering, which may be before the range), the
+// touchpoints they had in each and the survey scores they gave in each (nps: an answer to the Net
+// Promoter question, sessionize.NPSEvent), or the reason a score they gave is left out
+// (sessionize.ScoreReasons); stage -1 is no stage (a score given before the person's first
+// stage, sessionize.ScoreNoStage, or one that cannot count).
 type stagesSink interface {
 	enter(stage int)
 	moveOn(stage int, dwell int64)
@@ -442,14 +458,16 @@ type stagesSink interface {
 }
 
 // of reads one person's events, in the scan's order, into sink; entered and left are scratch
-// space, one per stage. A person's stage at any moment is the furthest they have entered so far;
-// events of one time move the person on together, then count in the stage reached, so the
-// answer does not depend on how ties are stored.
+// space, one per stage. A person's stage at any moment is the furthest they have entered so far
+// (sessionize.EnteredStages: a stage reached after a further one is skipped); events of one time
+// move the person on together, then count in the stage reached, so the answer does not depend on
+// how ties are stored.
 func (w *stagesWalk) of(unit []unitEvent, attrs attrTable, entered []int64, left []bool, sink stagesSink) {
 	for i := range entered {
 		entered[i], left[i] = -1, false
 	}
 	current := -1
+	var reached uint64 // the stages reached so far, skipped ones included
 	for i := 0; i < len(unit); {
 		j := i
 		var steps uint64
@@ -458,28 +476,33 @@ func (w *stagesWalk) of(unit []unitEvent, attrs attrTable, entered []int64, left
 		}
 		block, t := unit[i:j], unit[i].t
 		i = j
-		if t < w.from || t >= w.to {
-			continue
+		if t >= w.to {
+			break
 		}
-		if steps != 0 {
+		inRange := t >= w.from
+		if enter := sessionize.EnteredStages(reached, steps); enter != 0 {
 			for st := range entered {
-				if steps&(1<<st) != 0 && entered[st] < 0 {
+				if enter&(1<<st) != 0 {
 					entered[st] = t
-					sink.enter(st)
+					if inRange {
+						sink.enter(st)
+					}
 				}
 			}
-			if furthest := bits.Len64(steps) - 1; furthest > current {
-				// Moving on: every stage entered before the furthest one is left now.
-				for st := range furthest {
-					if entered[st] >= 0 && !left[st] {
-						left[st] = true
+			// Moving on: every stage entered before the furthest one is left now.
+			furthest := bits.Len64(enter) - 1
+			for st := range furthest {
+				if entered[st] >= 0 && !left[st] {
+					left[st] = true
+					if inRange {
 						sink.moveOn(st, t-entered[st])
 					}
 				}
-				current = furthest
 			}
+			current = furthest
 		}
-		if current < 0 {
+		reached |= steps
+		if !inRange {
 			continue
 		}
 		for _, e := range block {
@@ -487,8 +510,19 @@ func (w *stagesWalk) of(unit []unitEvent, attrs attrTable, entered []int64, left
 				continue
 			}
 			label := attrs.value(e.at, 0)
+			score, ignored, ok := sessionize.SurveyScore(label, attrs.value(e.at, 1))
+			if current < 0 {
+				// Before the first stage: no stage to count the touchpoint in, nor the score.
+				if ok {
+					ignored = sessionize.ScoreNoStage
+				}
+				if ignored != "" {
+					sink.ignoreScore(-1, ignored)
+				}
+				continue
+			}
 			sink.touch(current, label, 1)
-			switch score, ignored, ok := sessionize.SurveyScore(label, attrs.value(e.at, 1)); {
+			switch {
 			case ok:
 				sink.respond(current, label == sessionize.NPSEvent, score)
 			case ignored != "":
@@ -498,8 +532,11 @@ func (w *stagesWalk) of(unit []unitEvent, attrs attrTable, entered []int64, left
 	}
 }
 
-// stageAggs sums what persons did in each stage (a stagesSink).
-type stageAggs []stageAgg
+// stageAggs sums what persons did in each stage, and the scores given in none (a stagesSink).
+type stageAggs struct {
+	stages  []stageAgg
+	noStage map[string]int64 // scores given before the person's first stage, by reason
+}
 
 type stageAgg struct {
 	entered, movedOn int64
@@ -530,25 +567,26 @@ func meanScore(sum *big.Float, n int64) float64 {
 	return mean
 }
 
-func (a stageAggs) enter(st int) { a[st].entered++ }
+func (a stageAggs) enter(st int) { a.stages[st].entered++ }
 func (a stageAggs) moveOn(st int, dwell int64) {
-	a[st].movedOn++
-	a[st].dwell = append(a[st].dwell, dwell)
+	a.stages[st].movedOn++
+	a.stages[st].dwell = append(a.stages[st].dwell, dwell)
 }
 func (a stageAggs) touch(st int, label string, n int64) {
-	m := a[st].touchpoints
+	m := a.stages[st].touchpoints
 	if _, ok := m[label]; !ok {
 		label = strings.Clone(label) // not the row's text it was cut from
 	}
 	m[label] += n
 }
 func (a stageAggs) respond(st int, nps bool, score float64) {
-	sum := &a[st].scoreSum
+	agg := &a.stages[st]
+	sum := &agg.scoreSum
 	if nps {
-		a[st].npsCategories[slices.Index(sessionize.NPSCategories(), sessionize.NPSCategory(score))]++
-		sum = &a[st].npsSum
+		agg.npsCategories[slices.Index(sessionize.NPSCategories(), sessionize.NPSCategory(score))]++
+		sum = &agg.npsSum
 	} else {
-		a[st].responses++
+		agg.responses++
 	}
 	if *sum == nil {
 		*sum = new(big.Float).SetPrec(exactSumPrec)
@@ -567,16 +605,20 @@ func (a *stageAgg) nps() *StageNPS {
 		Score: sessionize.NetPromoterScore(c[0], c[2], n), MeanAnswer: meanScore(a.npsSum, n)}
 }
 func (a stageAggs) ignoreScore(st int, reason string) {
-	if a[st].ignoredScores == nil {
-		a[st].ignoredScores = map[string]int64{}
+	if st < 0 {
+		a.noStage[reason]++
+		return
 	}
-	a[st].ignoredScores[reason]++
+	if a.stages[st].ignoredScores == nil {
+		a.stages[st].ignoredScores = map[string]int64{}
+	}
+	a.stages[st].ignoredScores[reason]++
 }
 
 // stagesOutcome is one person's part of a stages answer, as the UDF sends it (a stagesSink).
 type stagesOutcome struct {
 	entered []bool
-	dwell   []int64 // per stage: µs before going on from it, -1 when they did not
+	dwell   []int64 // per stage: µs from entering it (maybe before the range) to going on from it in range, -1 when they did not
 	touches []stageTouch
 	scores  []stageScore
 	// touchIndex is where each (stage, label) is in touches: a bot has many labels
@@ -595,8 +637,8 @@ type stageTouch struct {
 	n     int64
 }
 
-// stageScore is a score given in a stage (nps: an answer to the Net Promoter question), or the
-// reason it is left out (ignored, not "").
+// stageScore is a score given in a stage (-1: in none; nps: an answer to the Net Promoter
+// question), or the reason it is left out (ignored, not "").
 type stageScore struct {
 	stage   int
 	nps     bool
@@ -638,12 +680,12 @@ func (o *stagesOutcome) touch(st int, label string, n int64) {
 // encode writes o as text for the UDF's answer, "" when the person did nothing in range: the
 // number of stages; per stage 1 or 0 (entered) and the dwell (-1: not gone on); the number of
 // touchpoint counts and, per count, its stage and count; the number of scores and, per score, its
-// stage, 1 for an NPS answer or 0 for another survey's, and its score (shortest text that reads
-// back the same float) or the reason it is left out (sessionize.ScoreNotANumber, …, which no
-// float reads as); all separated by spaces, then
-// the touchpoints' labels as appendText texts.
+// stage (-1: none), 1 for an NPS answer or 0 for another survey's, and its score (shortest text
+// that reads back the same float) or the reason it is left out (sessionize.ScoreReasons, which no
+// float reads as); all separated by spaces, then the touchpoints' labels as appendText texts.
 func (o *stagesOutcome) encode(b []byte) []byte {
-	if !slices.Contains(o.entered, true) && len(o.touches) == 0 {
+	if !slices.Contains(o.entered, true) && !slices.ContainsFunc(o.dwell, func(d int64) bool { return d >= 0 }) &&
+		len(o.touches) == 0 && len(o.scores) == 0 {
 		return b
 	}
 	// nums appends each of vs, after a space.
@@ -708,7 +750,7 @@ func decodeStagesOutcome(s string, n int, sink stagesSink) error {
 	for st := range n {
 		entered, ok1 := next(0, 1)
 		dwell, ok2 := next(-1, math.MaxInt64)
-		if !ok1 || !ok2 || entered == 0 && dwell >= 0 {
+		if !ok1 || !ok2 {
 			return bad(fmt.Sprintf("stage %d", st))
 		}
 		if entered == 1 {
@@ -735,7 +777,7 @@ func decodeStagesOutcome(s string, n int, sink stagesSink) error {
 		return bad("the scores")
 	}
 	for range scores {
-		st, ok1 := next(0, int64(n-1))
+		st, ok1 := next(-1, int64(n-1))
 		nps, ok2 := next(0, 1)
 		if !ok1 || !ok2 || pos == len(fields) {
 			return bad("a score")
@@ -747,7 +789,7 @@ func decodeStagesOutcome(s string, n int, sink stagesSink) error {
 			continue
 		}
 		score, err := strconv.ParseFloat(text, 64)
-		if err != nil || math.IsNaN(score) || math.IsInf(score, 0) {
+		if err != nil || math.IsNaN(score) || math.IsInf(score, 0) || st < 0 {
 			return bad("a score")
 		}
 		sink.respond(int(st), nps == 1, score)
@@ -781,10 +823,14 @@ func (s *Store) stagesQuery(ctx context.Context, jm *sessionize.Map, q StagesQue
 	}
 	from, to := int64(math.MinInt64), int64(math.MaxInt64)
 	if !q.From.IsZero() {
+		// Every stage event before from is read (the person's stage at from, and when they
+		// entered it, is what their history says: stagesWalk), but the touchpoints only from
+		// the look-back that finds their earlier copies (eventScan.readFrom): those before from
+		// count nowhere.
 		from = q.From.UnixMicro()
-		if !p.needHistory {
-			p.scan.from = from
-		}
+		t := &p.scan.preds[bits.TrailingZeros64(tracked)]
+		t.sql = "(" + t.sql + ") AND " + eventTime + " >= ?"
+		t.args = append(slices.Clip(t.args), uint64(eventScan{from: from}.readFrom()))
 	}
 	if !q.To.IsZero() {
 		to = q.To.UnixMicro()
@@ -793,9 +839,9 @@ func (s *Store) stagesQuery(ctx context.Context, jm *sessionize.Map, q StagesQue
 	n := len(names)
 	w := &stagesWalk{from: from, to: to, tracked: tracked}
 	p.stages = w
-	aggs := make(stageAggs, n)
-	for i := range aggs {
-		aggs[i].touchpoints = map[string]int64{}
+	aggs := stageAggs{stages: make([]stageAgg, n), noStage: map[string]int64{}}
+	for i := range aggs.stages {
+		aggs.stages[i].touchpoints = map[string]int64{}
 	}
 	err := s.matchPlan(ctx, p, func(spec string) error {
 		return s.matchInClickHouse(ctx, p, spec, false, func(_, answer string) error {
@@ -813,10 +859,13 @@ func (s *Store) stagesQuery(ctx context.Context, jm *sessionize.Map, q StagesQue
 		return nil, err
 	}
 	res := &StagesResult{}
-	for i, a := range aggs {
+	if len(aggs.noStage) > 0 {
+		res.IgnoredScores = aggs.noStage
+	}
+	for i, a := range aggs.stages {
 		h := StageHealth{Stage: jm.Stages[i].Name, Entered: a.entered, MovedOn: a.movedOn, ExitRate: 1 - ratio(a.movedOn, a.entered),
 			MedianDwellSeconds: quantileSeconds(a.dwell, 0.5), SurveyResponses: a.responses, IgnoredScores: a.ignoredScores}
-		if a.entered == 0 {
+		if a.entered == 0 || a.movedOn > a.entered {
 			h.ExitRate = 0
 		}
 		h.ExitRate = math.Round(h.ExitRate*1e4) / 1e4

@@ -24,12 +24,12 @@ func TestStageScoresAddExactly(t *testing.T) {
 	rng := rand.New(rand.NewPCG(3, 4))
 	for _, tt := range tests {
 		for round := range 5 {
-			a := make(stageAggs, 1)
+			a := stageAggs{stages: make([]stageAgg, 1)}
 			rng.Shuffle(len(tt.scores), func(i, j int) { tt.scores[i], tt.scores[j] = tt.scores[j], tt.scores[i] })
 			for _, s := range tt.scores {
 				a.respond(0, false, s)
 			}
-			got := meanScore(a[0].scoreSum, a[0].responses)
+			got := meanScore(a.stages[0].scoreSum, a.stages[0].responses)
 			if got != tt.want {
 				t.Errorf("%s, order %d: mean %v, want %v", tt.name, round, got, tt.want)
 			}

@@ -3,6 +3,7 @@ package store_test
 import (
 	"cmp"
 	"context"
+	"errors"
 	"fmt"
 	"maps"
 	"math"
@@ -448,86 +449,134 @@ func TestStagesAgreeWithTheReference(t *testing.T) {
 
 func stagesAgree(t *testing.T, d refData, s *store.Store) {
 	jm := defaultMap(t)
-	res, err := s.Stages(context.Background(), jm, store.StagesQuery{Limit: 100})
-	if err != nil {
-		t.Fatal(err)
+	day := 24 * time.Hour
+	// The whole history, and ranges that start after many persons' first stages and end before
+	// their last ones.
+	for _, r := range [][2]time.Time{{}, {t0.Add(10 * day), t0.Add(25 * day)}, {t0.Add(25 * day), t0.Add(40*day + 5*time.Hour)},
+		{t0.Add(40*day + 5*time.Hour), time.Time{}}, {t0.Add(30*day + 10*time.Minute), t0.Add(31 * day)}} {
+		res, err := s.Stages(context.Background(), jm, store.StagesQuery{Limit: 100, From: r[0], To: r[1]})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []string
+		for _, st := range res.Stages {
+			score := "-"
+			if st.MeanScore != nil {
+				score = fmt.Sprint(*st.MeanScore)
+			}
+			dwell := "-"
+			if st.MedianDwellSeconds != nil {
+				dwell = fmt.Sprint(*st.MedianDwellSeconds)
+			}
+			nps := "-"
+			if st.NPS != nil {
+				nps = fmt.Sprintf("%d %d/%d/%d %v %v", st.NPS.Responses, st.NPS.Promoters, st.NPS.Passives, st.NPS.Detractors, st.NPS.Score, st.NPS.MeanAnswer)
+			}
+			got = append(got, fmt.Sprintf("%s %d %d %v %s %s %d %s nps %s", st.Stage, st.Entered, st.MovedOn, st.ExitRate, dwell, rankedText(st.TopTouchpoints), st.SurveyResponses, score, nps))
+		}
+		got = append(got, fmt.Sprintf("no stage %d", res.IgnoredScores["no_stage"]))
+		want := refStages(t, jm, d, r[0], r[1])
+		if strings.Join(got, "\n") != strings.Join(want, "\n") {
+			t.Errorf("%v:\ngot:\n%s\nwant:\n%s", r, strings.Join(got, "\n"), strings.Join(want, "\n"))
+		}
 	}
-	var got []string
-	for _, st := range res.Stages {
-		score := "-"
-		if st.MeanScore != nil {
-			score = fmt.Sprint(*st.MeanScore)
-		}
-		dwell := "-"
-		if st.MedianDwellSeconds != nil {
-			dwell = fmt.Sprint(*st.MedianDwellSeconds)
-		}
-		nps := "-"
-		if st.NPS != nil {
-			nps = fmt.Sprintf("%d %d/%d/%d %v %v", st.NPS.Responses, st.NPS.Promoters, st.NPS.Passives, st.NPS.Detractors, st.NPS.Score, st.NPS.MeanAnswer)
-		}
-		got = append(got, fmt.Sprintf("%s %d %d %s %s %d %s nps %s", st.Stage, st.Entered, st.MovedOn, dwell, rankedText(st.TopTouchpoints), st.SurveyResponses, score, nps))
+}
+
+// refStages is the stages answer for [from, to) (zero: unbounded), worked out per person from
+// when they first entered each stage over their whole history: a person's stage only moves
+// forward, so stage st is entered at the first time it is reached while no further stage has
+// been (a time's events together), it is left when the next stage entered is (any later one),
+// and an event is in the furthest stage entered at or before its time. A range counts the
+// entries and the leavings in it (a leaving's dwell from the entry, wherever that was), the
+// touchpoints and scores in it, and the valid scores given in no stage.
+func refStages(t *testing.T, jm *sessionize.Map, d refData, from, to time.Time) []string {
+	in := func(us int64) bool {
+		return (from.IsZero() || us >= from.UnixMicro()) && (to.IsZero() || us < to.UnixMicro())
 	}
 	n := len(jm.Stages)
 	entered, moved := make([]int, n), make([]int, n)
 	dwell := make([][]int64, n)
 	touch := make([]map[string]int64, n)
 	responses, sum := make([]int, n), make([]float64, n)
+	noStage := 0
 	// NPS answers per stage: promoters (9–10), passives (7–8), detractors (0–6), and their sum.
 	promoters, passives, detractors, npsSum := make([]int, n), make([]int, n), make([]int, n), make([]float64, n)
 	for i := range touch {
 		touch[i] = map[string]int64{}
 	}
 	for _, evs := range d.persons() {
-		enteredAt := make([]int64, n)
-		left := make([]bool, n)
-		for i := range enteredAt {
-			enteredAt[i] = -1
-		}
-		current := -1
-		for i, e := range evs {
-			// A time's events move the person on together: look at the whole block at its first event.
-			if i == 0 || evs[i-1].t != e.t {
-				furthest := -1
-				for j := i; j < len(evs) && evs[j].t == e.t; j++ {
-					for st := range n {
-						if matchesStep(jm, jm.Stages[st].Name, evs, j) {
-							furthest = max(furthest, st)
-							if enteredAt[st] < 0 {
-								enteredAt[st] = e.t
-								entered[st]++
-							}
-						}
-					}
-				}
-				if furthest > current {
-					for st := 0; st < furthest; st++ {
-						if enteredAt[st] >= 0 && !left[st] {
-							left[st] = true
-							moved[st]++
-							dwell[st] = append(dwell[st], e.t-enteredAt[st])
-						}
-					}
-					current = furthest
+		reached := make([][]int64, n) // per stage: the times the person reached it, in order
+		for st := range n {
+			for j, e := range evs {
+				if matchesStep(jm, jm.Stages[st].Name, evs, j) {
+					reached[st] = append(reached[st], e.t)
 				}
 			}
-			if current < 0 || !e.tracked {
+		}
+		// Stage st is entered when first reached, unless a further stage was reached earlier.
+		enteredAt := make([]int64, n)
+		for st := range n {
+			enteredAt[st] = -1
+			further := int64(math.MaxInt64)
+			for k := st + 1; k < n; k++ {
+				if len(reached[k]) > 0 {
+					further = min(further, reached[k][0])
+				}
+			}
+			if len(reached[st]) > 0 && reached[st][0] <= further {
+				enteredAt[st] = reached[st][0]
+			}
+		}
+		for st := range n {
+			if enteredAt[st] < 0 {
+				continue
+			}
+			if in(enteredAt[st]) {
+				entered[st]++
+			}
+			for k := st + 1; k < n; k++ { // left on entering the next stage entered
+				if enteredAt[k] >= 0 {
+					if in(enteredAt[k]) {
+						moved[st]++
+						dwell[st] = append(dwell[st], enteredAt[k]-enteredAt[st])
+					}
+					break
+				}
+			}
+		}
+		for _, e := range evs {
+			if !e.tracked || !in(e.t) {
+				continue
+			}
+			current := -1
+			for st := range n {
+				if enteredAt[st] >= 0 && enteredAt[st] <= e.t {
+					current = st
+				}
+			}
+			score, err := 0.0, errors.New("no survey")
+			if e.Event.Event == "Survey Answered" || e.Event.Event == "NPS Submitted" {
+				v, _ := e.Property("score")
+				score, err = strconv.ParseFloat(v, 64)
+			}
+			if current < 0 {
+				if err == nil {
+					noStage++
+				}
 				continue
 			}
 			touch[current][e.label()]++
-			v, _ := e.Property("score")
-			f, err := strconv.ParseFloat(v, 64)
 			switch {
 			case err != nil:
 			case e.Event.Event == "Survey Answered":
 				responses[current]++
-				sum[current] += f
-			case e.Event.Event == "NPS Submitted":
-				npsSum[current] += f
+				sum[current] += score
+			default: // NPS Submitted
+				npsSum[current] += score
 				switch {
-				case f >= 9:
+				case score >= 9:
 					promoters[current]++
-				case f >= 7:
+				case score >= 7:
 					passives[current]++
 				default:
 					detractors[current]++
@@ -541,16 +590,18 @@ func stagesAgree(t *testing.T, d refData, s *store.Store) {
 		if responses[st] > 0 {
 			score = fmt.Sprint(math.Round(sum[st]/float64(responses[st])*1e4) / 1e4)
 		}
+		exit := 0.0 // 1 - moved / entered, as ratios are rounded; 0 when more moved on than entered
+		if entered[st] > 0 && moved[st] <= entered[st] {
+			exit = math.Round((1-math.Round(float64(moved[st])/float64(entered[st])*1e4)/1e4)*1e4) / 1e4
+		}
 		nps := "-"
 		if r := promoters[st] + passives[st] + detractors[st]; r > 0 {
 			nps = fmt.Sprintf("%d %d/%d/%d %v %v", r, promoters[st], passives[st], detractors[st],
 				math.Round(100*float64(promoters[st]-detractors[st])/float64(r)*100)/100, math.Round(npsSum[st]/float64(r)*1e4)/1e4)
 		}
-		want = append(want, fmt.Sprintf("%s %d %d %s %s %d %s nps %s", jm.Stages[st].Name, entered[st], moved[st], nearestRank(dwell[st], 0.5), rankText(touch[st]), responses[st], score, nps))
+		want = append(want, fmt.Sprintf("%s %d %d %v %s %s %d %s nps %s", jm.Stages[st].Name, entered[st], moved[st], exit, nearestRank(dwell[st], 0.5), rankText(touch[st]), responses[st], score, nps))
 	}
-	if strings.Join(got, "\n") != strings.Join(want, "\n") {
-		t.Errorf("got:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
-	}
+	return append(want, fmt.Sprintf("no stage %d", noStage))
 }
 
 // taobaoData reads the shop sample shipped in deploy/data as the pipeline would store it.

@@ -43,7 +43,7 @@ const FunnelUDFName = "waymark_funnel"
 
 // udfSpecVersion changes whenever udfSpec or an answer's encoding changes meaning: a server
 // running another release's binary then fails the query with a message saying so.
-const udfSpecVersion = 6
+const udfSpecVersion = 7
 
 // Limits on one row of UDF input: more is an error, not an allocation.
 const (

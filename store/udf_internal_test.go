@@ -295,32 +295,38 @@ func TestServeFunnelUDFStages(t *testing.T) {
 	if got := readAnswers(t, out.Bytes()); !slices.Equal(got, want) {
 		t.Errorf("got  %q\nwant %q", got, want)
 	}
-	aggs := make(stageAggs, 3)
-	for i := range aggs {
-		aggs[i].touchpoints = map[string]int64{}
+	a := stageAggs{stages: make([]stageAgg, 3), noStage: map[string]int64{}}
+	for i := range a.stages {
+		a.stages[i].touchpoints = map[string]int64{}
 	}
-	if err := decodeStagesOutcome(want[0], 3, aggs); err != nil {
+	if err := decodeStagesOutcome(want[0], 3, a); err != nil {
 		t.Fatal(err)
 	}
-	if aggs[0].entered != 1 || aggs[0].movedOn != 1 || !slices.Equal(aggs[0].dwell, []int64{10}) || aggs[2].entered != 1 || aggs[1].entered != 0 ||
+	// Gone on from stage 1 in range, entered before it; a score given before any stage.
+	if err := decodeStagesOutcome("3 0 -1 0 7 1 -1 0 1 -1 0 no_stage", 3, a); err != nil {
+		t.Fatal(err)
+	}
+	if aggs := a.stages; a.noStage["no_stage"] != 1 || aggs[1].movedOn != 1 || aggs[1].entered != 0 || aggs[2].entered != 2 ||
+		aggs[0].entered != 1 || aggs[0].movedOn != 1 || !slices.Equal(aggs[0].dwell, []int64{10}) || aggs[1].entered != 0 ||
 		aggs[0].responses != 1 || meanScore(aggs[0].scoreSum, 1) != 9.5 || aggs[0].ignoredScores["not_a_number"] != 1 || aggs[2].touchpoints["Page"] != 1 || aggs[0].touchpoints["NPS Submitted"] != 1 {
-		t.Errorf("decoded %+v", aggs)
+		t.Errorf("decoded %+v", a)
 	}
 	// NPS answers (kind 1) make the stage's NPS, apart from its mean: 9 a promoter, 6 a detractor.
-	nps := make(stageAggs, 3)
+	nps := stageAggs{stages: make([]stageAgg, 3), noStage: map[string]int64{}}
 	if err := decodeStagesOutcome("3 1 -1 0 -1 0 -1 0 3 0 1 9 0 1 6 0 0 4", 3, nps); err != nil {
 		t.Fatal(err)
 	}
-	if got := nps[0].nps(); got == nil || *got != (StageNPS{Responses: 2, Promoters: 1, Detractors: 1, Score: 0, MeanAnswer: 7.5}) || nps[0].responses != 1 {
-		t.Errorf("decoded NPS %+v, %d other responses", got, nps[0].responses)
+	if got := nps.stages[0].nps(); got == nil || *got != (StageNPS{Responses: 2, Promoters: 1, Detractors: 1, Score: 0, MeanAnswer: 7.5}) || nps.stages[0].responses != 1 {
+		t.Errorf("decoded NPS %+v, %d other responses", got, nps.stages[0].responses)
 	}
 	for _, bad := range []string{
-		"", "2 1 -1 0 -1 0 0", "3 1 -1 0 -1 0 -1 0", "3 1 -1 0 5 0 -1 0 0", "3 1 -1 0 -1 0 -1 1 0 0 0|1:a",
+		"", "2 1 -1 0 -1 0 0", "3 1 -1 0 -1 0 -1 0", "3 1 -1 0 5 0 -1 0 0", "3 1 -1 0 -2 0 -1 0 0", "3 1 -1 0 -1 0 -1 0 1 -1 0 9.5",
+		"3 1 -1 0 -1 0 -1 0 1 -2 0 no_stage", "3 1 -1 0 -1 0 -1 1 0 0 0|1:a",
 		"3 1 -1 0 -1 0 -1 1 3 1 0|1:a", "3 1 -1 0 -1 0 -1 1 0 1 0", "3 1 -1 0 -1 0 -1 0 1 0 0 NaN", "3 1 -1 0 -1 0 -1 0 1 0 0",
 		"3 1 -1 0 -1 0 -1 0 0 7", "3 2 -1 0 -1 0 -1 0 0", "3 1 -1 0 -1 0 -1 0 1 0 0 too_big", "3 1 -1 0 -1 0 -1 0 1 0 2 7",
 		"3 1 -1 0 -1 0 -1 0 1 0 9.5", // a score without its kind (spec version 5)
 	} {
-		if err := decodeStagesOutcome(bad, 3, aggs); err == nil {
+		if err := decodeStagesOutcome(bad, 3, a); err == nil {
 			t.Errorf("decode %q: no error", bad)
 		}
 	}

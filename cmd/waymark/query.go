@@ -521,8 +521,11 @@ func printStages(w io.Writer, v any) {
 		}
 	}
 	tw.Flush()
+	for _, reason := range slices.Sorted(maps.Keys(res.IgnoredScores)) {
+		ignored = append(ignored, fmt.Sprintf("no stage %d %s", res.IgnoredScores[reason], reason))
+	}
 	if len(ignored) > 0 {
-		fmt.Fprintf(w, "\nSurvey scores left out of the NPS and the means (no number, or outside the survey's scale): %s\n", strings.Join(ignored, ", "))
+		fmt.Fprintf(w, "\nSurvey scores left out of the NPS and the means (no number, outside the survey's scale, or given before any stage): %s\n", strings.Join(ignored, ", "))
 	}
 }
 

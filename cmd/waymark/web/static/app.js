@@ -228,7 +228,8 @@ async function loadStages (ask = api) {
       el('dl', {},
         el('dt', { text: 'People entering' }), el('dd', { class: 'entered', text: num(s.entered) }),
         el('dt', { text: 'Move on' }), el('dd', { class: 'moved', text: num(s.moved_on) + ' (' + pct(moved) + ')' }),
-        el('dt', { text: 'Leave' }), el('dd', { class: 'drop', text: num(s.entered - s.moved_on) + ' (' + pct(s.exit_rate) + ')' }),
+        // In a range, people who entered before it move on in it too: more may move on than enter.
+        el('dt', { text: 'Leave' }), el('dd', { class: 'drop', text: num(Math.max(0, s.entered - s.moved_on)) + ' (' + pct(s.exit_rate) + ')' }),
         el('dt', { text: 'Median time in stage' }), el('dd', { text: duration(s.median_dwell_seconds) }),
         el('dt', { text: 'Net Promoter Score' }), el('dd', { class: 'nps', text: nps }),
         el('dt', { text: 'Mean survey score' }), el('dd', { class: 'score', text: score })),
