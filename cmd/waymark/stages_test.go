@@ -18,13 +18,17 @@ type stagesAnswer struct {
 		Dwell           *float64         `json:"median_dwell_seconds"`
 		SurveyResponses int64            `json:"survey_responses"`
 		MeanScore       *float64         `json:"mean_score"`
-		IgnoredScores   map[string]int64 `json:"ignored_scores"`
+		NPS             *struct {
+			Responses int64   `json:"responses"`
+			Score     float64 `json:"score"`
+		} `json:"nps"`
+		IgnoredScores map[string]int64 `json:"ignored_scores"`
 	}
 	IgnoredScores map[string]int64 `json:"ignored_scores"`
 }
 
-// text is one line per stage: entered, moved on, exit rate, dwell (s), responses, mean score and
-// ignored scores; then the scores given in no stage.
+// text is one line per stage: entered, moved on, exit rate, dwell (s), responses, mean score, the
+// NPS answers and score, and ignored scores; then the scores given in no stage.
 func (a stagesAnswer) text() string {
 	var lines []string
 	for _, st := range a.Stages {
@@ -35,7 +39,11 @@ func (a stagesAnswer) text() string {
 		if st.MeanScore != nil {
 			mean = fmt.Sprint(*st.MeanScore)
 		}
-		lines = append(lines, fmt.Sprintf("%s %d %d %v %s %d %s %v", st.Stage, st.Entered, st.MovedOn, st.ExitRate, dwell, st.SurveyResponses, mean, st.IgnoredScores))
+		nps := "nps -"
+		if st.NPS != nil {
+			nps = fmt.Sprintf("nps %d %v", st.NPS.Responses, st.NPS.Score)
+		}
+		lines = append(lines, fmt.Sprintf("%s %d %d %v %s %d %s %s %v", st.Stage, st.Entered, st.MovedOn, st.ExitRate, dwell, st.SurveyResponses, mean, nps, st.IgnoredScores))
 	}
 	return strings.Join(append(lines, fmt.Sprintf("no stage %v", a.IgnoredScores)), "\n")
 }
@@ -78,36 +86,36 @@ func TestStagesFollowTheFurthestStage(t *testing.T) {
 	s.waitStored(t)
 	const day = 24 * 60 * 60
 	tests := []struct{ from, to, want string }{
-		{"2025-11-01", "2025-11-02", `awareness 1 1 0 600 0 - map[]
-consideration 0 0 0 - 0 - map[]
-conversion 1 0 1 - 0 - map[]
-loyalty 0 0 0 - 0 - map[]
-advocacy 0 0 0 - 0 - map[]
+		{"2025-11-01", "2025-11-02", `awareness 1 1 0 600 0 - nps - map[]
+consideration 0 0 0 - 0 - nps - map[]
+conversion 1 0 1 - 0 - nps - map[]
+loyalty 0 0 0 - 0 - nps - map[]
+advocacy 0 0 0 - 0 - nps - map[]
 no stage map[]`},
-		{"2025-01-10", "2025-01-11", `awareness 0 0 0 - 0 - map[]
-consideration 0 0 0 - 0 - map[]
-conversion 1 0 1 - 0 - map[]
-loyalty 0 0 0 - 0 - map[]
-advocacy 0 0 0 - 0 - map[]
+		{"2025-01-10", "2025-01-11", `awareness 0 0 0 - 0 - nps - map[]
+consideration 0 0 0 - 0 - nps - map[]
+conversion 1 0 1 - 0 - nps - map[]
+loyalty 0 0 0 - 0 - nps - map[]
+advocacy 0 0 0 - 0 - nps - map[]
 no stage map[]`},
 		// In March lo1 enters loyalty only, going on from January's conversion after 59 days.
-		{"2025-03-10", "2025-03-11", fmt.Sprintf(`awareness 0 0 0 - 0 - map[]
-consideration 0 0 0 - 0 - map[]
-conversion 0 1 0 %d 0 - map[]
-loyalty 1 0 1 - 0 - map[]
-advocacy 0 0 0 - 0 - map[]
+		{"2025-03-10", "2025-03-11", fmt.Sprintf(`awareness 0 0 0 - 0 - nps - map[]
+consideration 0 0 0 - 0 - nps - map[]
+conversion 0 1 0 %d 0 - nps - map[]
+loyalty 1 0 1 - 0 - nps - map[]
+advocacy 0 0 0 - 0 - nps - map[]
 no stage map[]`, 59*day)},
-		{"2025-01-10", "2025-03-11", fmt.Sprintf(`awareness 0 0 0 - 0 - map[]
-consideration 0 0 0 - 0 - map[]
-conversion 1 1 0 %d 0 - map[]
-loyalty 1 0 1 - 0 - map[]
-advocacy 0 0 0 - 0 - map[]
+		{"2025-01-10", "2025-03-11", fmt.Sprintf(`awareness 0 0 0 - 0 - nps - map[]
+consideration 0 0 0 - 0 - nps - map[]
+conversion 1 1 0 %d 0 - nps - map[]
+loyalty 1 0 1 - 0 - nps - map[]
+advocacy 0 0 0 - 0 - nps - map[]
 no stage map[]`, 59*day)},
-		{"2025-08-15", "2025-08-16", `awareness 0 0 0 - 0 - map[]
-consideration 0 0 0 - 0 - map[]
-conversion 2 0 1 - 1 3 map[]
-loyalty 0 0 0 - 0 - map[]
-advocacy 0 0 0 - 0 - map[]
+		{"2025-08-15", "2025-08-16", `awareness 0 0 0 - 0 - nps - map[]
+consideration 0 0 0 - 0 - nps - map[]
+conversion 2 0 1 - 0 - nps 1 -100 map[]
+loyalty 0 0 0 - 0 - nps - map[]
+advocacy 0 0 0 - 0 - nps - map[]
 no stage map[no_stage:2]`},
 	}
 	for _, tt := range tests {
