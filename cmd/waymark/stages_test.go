@@ -12,12 +12,12 @@ import (
 type stagesAnswer struct {
 	Stages []struct {
 		Stage           string
-		Entered         int64            `json:"entered"`
-		MovedOn         int64            `json:"moved_on"`
-		ExitRate        float64          `json:"exit_rate"`
-		Dwell           *float64         `json:"median_dwell_seconds"`
-		SurveyResponses int64            `json:"survey_responses"`
-		MeanScore       *float64         `json:"mean_score"`
+		Entered         int64    `json:"entered"`
+		MovedOn         int64    `json:"moved_on"`
+		ExitRate        float64  `json:"exit_rate"`
+		Dwell           *float64 `json:"median_dwell_seconds"`
+		SurveyResponses int64    `json:"survey_responses"`
+		MeanScore       *float64 `json:"mean_score"`
 		NPS             *struct {
 			Responses int64   `json:"responses"`
 			Score     float64 `json:"score"`
