@@ -21,6 +21,8 @@ const (
 	ChannelEmail      = "email"
 	ChannelAffiliate  = "affiliate"
 	ChannelReferral   = "referral"
+	ChannelDisplay    = "display"
+	ChannelSMS        = "sms"
 	ChannelDirect     = "direct"
 	ChannelOther      = "other"
 )
@@ -60,12 +62,13 @@ func (r *ChannelRule) normalize() {
 // channel group matches utm_source against lists of such sites (its "source categories", names
 // and hosts alike), so utm_source=facebook is Facebook as much as facebook.com is.
 var (
-	searchSites = []string{"google", "google.", "bing", "bing.com", "duckduckgo", "duckduckgo.com", "yahoo", "yahoo.com",
-		"baidu", "baidu.com", "yandex", "yandex.", "ecosia", "ecosia.org"}
+	searchSites = []string{"google", "google.", "bing", "bing.com", "duckduckgo", "duckduckgo.com", "yahoo", "yahoo.",
+		"baidu", "baidu.com", "yandex", "yandex.", "ecosia", "ecosia.org",
+		"com.google.android.googlequicksearchbox"} // the Google app's referrer, android-app://…
 	socialSites = []string{"facebook", "fb", "facebook.com", "fb.com", "fb.me", "instagram", "ig", "instagram.com",
 		"twitter", "twitter.com", "t.co", "x.com", "linkedin", "linkedin.com", "lnkd.in", "pinterest", "pinterest.",
 		"tiktok", "tiktok.com", "reddit", "reddit.com", "youtube", "youtube.com", "youtu.be", "snapchat", "snapchat.com",
-		"threads", "threads.net"}
+		"threads", "threads.net", "whatsapp", "whatsapp.com"}
 )
 
 // defaultChannelRules classify by campaign first, then click ids, then referrer. A paid medium
@@ -73,12 +76,19 @@ var (
 // any other source is paid search (cpc is Google Ads' and Microsoft Ads' medium); a site named in
 // utm_source without a paid medium is organic (GA4: Organic Social, Organic Search).
 var defaultChannelRules = []ChannelRule{
+	// Google Analytics' own tags for no campaign, as exports and proxies write them.
+	{Channel: ChannelDirect, Mediums: []string{"(none)", "(not set)"}, Sources: []string{"(direct)"}},
 	{Channel: ChannelPaidSearch, PaidMedium: true, Sources: searchSites},
 	{Channel: ChannelPaidSocial, PaidMedium: true, Sources: socialSites},
 	{Channel: ChannelPaidSearch, Mediums: []string{"cpc", "ppc", "paidsearch", "paid_search", "paid-search", "sem"}},
 	{Channel: ChannelPaidSocial, Mediums: []string{"paidsocial", "paid_social", "paid-social", "social_paid"}},
-	{Channel: ChannelEmail, Mediums: []string{"email", "e-mail", "e_mail", "newsletter"}},
+	{Channel: ChannelDisplay, Mediums: []string{"display", "banner", "expandable", "interstitial", "cpm"}},
+	{Channel: ChannelEmail, Mediums: []string{"email", "e-mail", "e_mail", "e mail", "newsletter"}},
+	{Channel: ChannelEmail, Sources: []string{"email", "e-mail", "e_mail", "e mail"}},
+	{Channel: ChannelSMS, Mediums: []string{"sms"}},
+	{Channel: ChannelSMS, Sources: []string{"sms"}},
 	{Channel: ChannelAffiliate, Mediums: []string{"affiliate", "affiliates", "partner"}},
+	{Channel: ChannelReferral, Mediums: []string{"referral", "app", "link"}},
 	{Channel: ChannelSocial, Mediums: []string{"social", "social-network", "social-media", "sm", "social network", "social media"}},
 	{Channel: ChannelSocial, Sources: socialSites},
 	{Channel: ChannelSearch, Mediums: []string{"organic"}},
@@ -209,6 +219,13 @@ func classify(rules []ChannelRule, ownDomains []string, e *ingest.Event) string 
 	refHost, pageHost := "", ""
 	if u, err := url.Parse(e.Referrer); err == nil {
 		refHost = urlHost(u)
+		if refHost == "" && u.Scheme == "" && !strings.HasPrefix(e.Referrer, "/") {
+			// A referrer without its scheme (www.google.com/search, as some app SDKs send it)
+			// names its host first.
+			if u, err := url.Parse("https://" + e.Referrer); err == nil {
+				refHost = urlHost(u)
+			}
+		}
 	}
 	var query url.Values
 	if u, err := url.Parse(e.PageURL); err == nil {

@@ -415,6 +415,22 @@ func TestChannel(t *testing.T) {
 		{"", "", "https://google.netlify.app/", "", ChannelReferral},
 		{"", "", "https://yandex.github.io/x", "", ChannelReferral},
 		{"", "", "https://pinterest.herokuapp.com/", "", ChannelReferral},
+		// More of GA4's default channel group (tester11 F3).
+		{"referral", "blog.example", "", "", ChannelReferral},
+		{"app", "partner-app", "", "", ChannelReferral},
+		{"", "email", "", "", ChannelEmail},
+		{"sms", "sms", "", "", ChannelSMS},
+		{"", "sms", "", "", ChannelSMS},
+		{"display", "partnerx", "", "", ChannelDisplay},
+		{"banner", "partnerx", "", "", ChannelDisplay},
+		{"cpm", "facebook", "", "", ChannelPaidSocial}, // a paid medium from a social network first
+		{"(none)", "(direct)", "", "", ChannelDirect},
+		{"", "", "https://web.whatsapp.com/", "", ChannelSocial},
+		{"", "", "https://search.yahoo.co.jp/search?p=x", "", ChannelSearch},
+		{"", "", "android-app://com.google.android.googlequicksearchbox/", "", ChannelSearch},
+		{"", "", "android-app://com.google.android.gm/", "", ChannelReferral}, // the Gmail app: no search
+		{"", "", "www.google.com", "", ChannelSearch},
+		{"", "", "www.google.com/search?q=x", "https://shop.example/p", ChannelSearch},
 		{"", "", "https://www.google.de/search?q=x", "", ChannelSearch},
 		{"", "", "https://l.facebook.com/", "", ChannelSocial},
 		{"", "", "https://t.co/abc", "", ChannelSocial},
