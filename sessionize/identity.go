@@ -66,7 +66,7 @@ func compareSignIns(a, b signIn) int {
 // earlier in time, or at the same time and not later in the client's order (seq). Two events of
 // a device share a seq only when both were stored before seq existed (0): then the sign-in counts
 // from its time on, as before seq. The event id, which orders what seq leaves tied, is not
-// compared, for the same reason. store's signedInPerson is the same comparison in SQL.
+// compared, for the same reason. store's signedInRows is the same comparison in SQL.
 func (s signIn) atOrBefore(us, seq int64) bool {
 	return s.us < us || s.us == us && s.seq <= seq
 }
@@ -303,7 +303,7 @@ func (g *identities) takeLost() int {
 // comes with). Those two take "first" in processing order; here it is in event time, then the
 // client's order, so that the answer does not depend on the order the messages arrive in. The
 // sessionizer stores events and sessions with the same persons (personAt); store's
-// signedInPerson is its SQL.
+// signedInRows is its SQL.
 //
 // A user of NUL then Device stands for no user: a span whose sign-ins the device dropped to stay
 // under MaxDeviceSignIns, its anonymous events a person of their own rather than a wrong user.

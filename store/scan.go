@@ -720,12 +720,11 @@ func (s *Store) personRows(sc eventScan, id identitySnapshot, r personRange) (qu
 			` + tieIDSQL + ` AS id` + attrCols + `
 		FROM ` + events
 	if id.shared {
-		rowsSQL = `SELECT ` + signedInPerson + ` AS person_id, t, seq, mask, id` + attrNames + `
-		FROM (
-			SELECT person_id AS stored_person, customer_key, user_id, ` + eventTime + ` AS t, seq, ` + strings.Join(maskTerms, " + ") + ` AS mask,
+		ev := `SELECT person_id AS stored_person, customer_key, user_id, ` + eventTime + ` AS t, seq, ` + strings.Join(maskTerms, " + ") + ` AS mask,
 				` + tieIDSQL + ` AS id` + attrCols + `
-			FROM ` + events + `
-		) AS ev ANY LEFT JOIN (` + s.signIns(id.signIns) + `) AS d USING customer_key`
+			FROM ` + events
+		rowsSQL = s.signedInRows(ev, len(sc.attrs), id.signIns)
+		args = append(args, args...) // signedInRows reads ev twice
 	}
 	query = `SELECT ` + resolvedPerson + ` AS person, t, seq, mask, id` + attrNames + `
 	FROM (
@@ -1151,15 +1150,52 @@ func compactCopies(events []scannedEvent) []scannedEvent {
 // person it was merged into since it was stored, else the one it was stored with.
 const resolvedPerson = "if(merged_into = '', person_id, merged_into)"
 
-// signedInPerson is the person of a row of events joined to signIns: for an anonymous event of
-// a device several users signed in on, the user signed in last at or before it, or before the
-// device's first sign-in the first user (sessionize.DeviceSignIns states the rule and its
-// sources); else the person it was stored with. A sign-in is at or before the event when it is
-// earlier in time (µs, as the event's t), or at the same time and not later in the client's
-// order (seq), as sessionize's signIn.atOrBefore.
-const signedInPerson = `if(user_id = '' AND notEmpty(sign_in_users),
-	sign_in_users[greatest(arrayCount((f, s) -> f < t OR (f = t AND s <= seq), sign_in_from, sign_in_seq), 1)],
-	stored_person)`
+// signedInRows is the query of the rows of ev (a SELECT of the columns stored_person,
+// customer_key, user_id, t, seq, mask, id and a0…a<attrs-1>, a String each) with their person_id:
+// for an anonymous event of a device several users signed in on, the user signed in last at or
+// before it, or before the device's first sign-in the first user (sessionize.DeviceSignIns states
+// the rule and its sources); else the person it was stored with. A sign-in is at or before the
+// event when it is earlier in time (µs, as the event's t), or at the same time and not later in
+// the client's order (seq), as sessionize's signIn.atOrBefore.
+//
+// A device's anonymous events and its sign-ins are sorted together by (t, seq, kind), a sign-in
+// (kind 0) before an event (kind 1) of its time and seq, so an event's run is the number of sign-ins before it (arrayCumSum), and its
+// user is found by (device, run) in a join. That costs the device's events plus its sign-ins: a
+// join of each event row to the device's sign-in arrays (up to sessionize.MaxDeviceSignIns
+// each) copied those arrays onto every row, events × sign-ins, which on a shop's kiosk or a
+// client switching userIds on one device ran a query out of memory. ev is read twice: once for
+// the events that keep their stored person, once for the anonymous events of shared devices.
+func (s *Store) signedInRows(ev string, attrs int, upTo uint64) string {
+	signIns := s.signIns(upTo)
+	var names, elems, defaults string
+	for i := range attrs {
+		names += fmt.Sprintf(", a%d", i)
+		elems += fmt.Sprintf(", tupleElement(x, %d) AS a%d", 7+i, i)
+		defaults += ", ''"
+	}
+	onSharedDevice := "user_id = '' AND customer_key IN (SELECT customer_key FROM (" + signIns + "))"
+	return `SELECT stored_person AS person_id, t, seq, mask, id` + names + ` FROM (` + ev + `)
+		WHERE NOT (` + onSharedDevice + `)
+		UNION ALL
+		SELECT if(signed_in != '', signed_in, stored_person) AS person_id, t, seq, mask, id` + names + ` FROM (
+			SELECT customer_key, tupleElement(x, 1) AS t, tupleElement(x, 2) AS seq, tupleElement(x, 4) AS mask,
+				tupleElement(x, 5) AS id, tupleElement(x, 6) AS stored_person` + elems + `, greatest(before, 1) AS run
+			FROM (
+				SELECT customer_key, arraySort(arrayConcat(
+					arrayMap((f, s) -> (f, s, toUInt8(0), toUInt64(0), toUInt64(0), ''` + defaults + `), sign_in_from, sign_in_seq),
+					evs)) AS merged
+				FROM (
+					SELECT customer_key, groupArray((t, seq, toUInt8(1), mask, id, stored_person` + names + `)) AS evs
+					FROM (` + ev + `) WHERE ` + onSharedDevice + `
+					GROUP BY customer_key
+				) AS ev ANY INNER JOIN (` + signIns + `) AS d USING customer_key
+			) ARRAY JOIN merged AS x, arrayCumSum(arrayMap(e -> tupleElement(e, 3) = 0, merged)) AS before
+			WHERE tupleElement(x, 3) = 1
+		) AS shared ANY LEFT JOIN (
+			SELECT customer_key, run, signed_in FROM (` + signIns + `)
+			ARRAY JOIN sign_in_users AS signed_in, arrayMap(i -> toUInt64(i), arrayEnumerate(sign_in_users)) AS run
+		) AS users USING customer_key, run`
+}
 
 // signIns selects, per device that several userIds signed in on, who was signed in from when
 // (table device_sign_ins, written by the sessionizer; the newest version up to upTo per device
@@ -1167,8 +1203,7 @@ const signedInPerson = `if(user_id = '' AND notEmpty(sign_in_users),
 // sign_in_seq and sign_in_users. from_sub_us and sign_in_seq have one value per from_ms, read
 // by index, which gives 0 past the end of the array: a row stored before from_seq (or
 // from_sub_us) existed (empty) counts every sign-in from its millisecond on, as before, and
-// arrays of other lengths cannot fail a query. (The padding is done here, not in
-// signedInPerson's lambda: ClickHouse 18.16 does not find a joined column used only inside one.)
+// arrays of other lengths cannot fail a query.
 func (s *Store) signIns(upTo uint64) string {
 	return fmt.Sprintf(`SELECT customer_key, arrayMap((f, sub) -> f * 1000 + sub, stored_from, stored_sub) AS sign_in_from,
 		sign_in_seq, sign_in_users FROM (

@@ -175,7 +175,7 @@ var migrations = []migration{
 	// Version 11: each sign-in's place in its partition (from_seq[i], the Kafka offset of its
 	// first delivery, beside from_ms[i]; sessionize.DeviceSignIns.Seqs): an anonymous event in
 	// the same millisecond as sign-ins goes to the user the client signed in last before it.
-	// Rows stored before have none, read as 0 (see signedInPerson): their sign-ins count from
+	// Rows stored before have none, read as 0 (see signedInRows): their sign-ins count from
 	// their millisecond, as before.
 	addColumns{
 		table:   "device_sign_ins",
