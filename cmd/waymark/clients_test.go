@@ -17,6 +17,7 @@ import (
 	"github.com/ClickHouse/clickhouse-go/v2"
 
 	"github.com/waymark-dev/waymark/ingest"
+	"github.com/waymark-dev/waymark/store/storetest"
 )
 
 // Clients nobody here wrote, driven unmodified against a running Waymark.
@@ -55,6 +56,7 @@ func npmInstall(t *testing.T, pkgs ...string) string {
 }
 
 func TestAnalyticsNodeDeliversUnmodified(t *testing.T) {
+	storetest.FirstPassOnly(t)
 	t.Parallel()
 	if _, err := exec.LookPath("npm"); err != nil {
 		t.Fatal("npm not found: run deploy/test.sh, which installs it")
@@ -125,6 +127,7 @@ func TestReplayThroughTheCollector(t *testing.T) {
 }
 
 func TestAnalyticsJSInChromium(t *testing.T) {
+	storetest.FirstPassOnly(t)
 	t.Parallel()
 	if _, err := os.Stat("/usr/bin/chromium"); err != nil {
 		t.Fatal("/usr/bin/chromium not found: run deploy/test.sh, which installs Debian's chromium")

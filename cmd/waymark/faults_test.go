@@ -14,6 +14,7 @@ import (
 	"github.com/segmentio/kafka-go"
 
 	"github.com/waymark-dev/waymark/ingest"
+	"github.com/waymark-dev/waymark/store/storetest"
 )
 
 // TestPoisonMessagesWithTheDeadLetterTopicDown: poison messages go to the dead-letter topic; when
@@ -95,6 +96,7 @@ func TestClickHouseOutage(t *testing.T) {
 // TestBrokerOutageAnalyticsNodeDeliversOnceBack: with the broker down the collector answers 503
 // with Retry-After; @segment/analytics-node, which retries, delivers everything once it is back.
 func TestBrokerOutageAnalyticsNodeDeliversOnceBack(t *testing.T) {
+	storetest.FirstPassOnly(t)
 	t.Parallel()
 	addr := freeAddr(t)
 	broker, err := ingest.StartDevBroker(addr, 6, "waymark.events", "waymark.dlq")
@@ -146,6 +148,7 @@ func TestBrokerOutageAnalyticsNodeDeliversOnceBack(t *testing.T) {
 // with no request coming, and is 200 again by itself once the broker is back; tracking calls
 // then succeed.
 func TestCollectorReadinessFollowsTheBroker(t *testing.T) {
+	storetest.FirstPassOnly(t)
 	t.Parallel()
 	addr := freeAddr(t)
 	broker, err := ingest.StartDevBroker(addr, 6, "waymark.events", "waymark.dlq")

@@ -9,6 +9,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/waymark-dev/waymark/store/storetest"
 )
 
 // TestCollectorLoad60s offers up to 20,000 events/s (200 batches of 100 per second, from 16
@@ -17,6 +19,7 @@ import (
 // batches go out depends on how fast the machine is at the time, so the test logs the rate it
 // reached and asserts none: speed is measured by `waymark bench` and the benchmarks, not here.
 func TestCollectorLoad60s(t *testing.T) {
+	storetest.FirstPassOnly(t)
 	t.Parallel()
 	const (
 		duration  = 60 * time.Second

@@ -17,6 +17,8 @@ import (
 
 	"github.com/segmentio/kafka-go"
 	"gopkg.in/yaml.v3"
+
+	"github.com/waymark-dev/waymark/store/storetest"
 )
 
 // The shipped Prometheus config, rules and Grafana dashboards, checked with Debian's promtool and
@@ -36,6 +38,7 @@ func promtool(t *testing.T, stdin string, args ...string) {
 }
 
 func TestPromtoolChecksConfigAndRules(t *testing.T) {
+	storetest.FirstPassOnly(t)
 	t.Parallel()
 	if _, err := exec.LookPath("promtool"); err != nil {
 		t.Fatal("promtool not found: run deploy/test.sh, which installs Debian's prometheus")
@@ -154,6 +157,7 @@ func metricNames(expr string) []string {
 }
 
 func TestDashboardsAndRulesReturnDataInPrometheus(t *testing.T) {
+	storetest.FirstPassOnly(t)
 	t.Parallel()
 	if _, err := exec.LookPath("prometheus"); err != nil {
 		t.Fatal("prometheus not found: run deploy/test.sh, which installs Debian's prometheus")
@@ -233,6 +237,7 @@ func TestDashboardsAndRulesReturnDataInPrometheus(t *testing.T) {
 // Prometheus with the shipped rules must put WaymarkDeadLetterRateHigh in pending (it fires after
 // its 10 min "for"; promtool's unit tests check the firing) though no Kafka message is unusable.
 func TestDeadLetterAlertSeesRefusedTrackingCalls(t *testing.T) {
+	storetest.FirstPassOnly(t)
 	t.Parallel()
 	if _, err := exec.LookPath("prometheus"); err != nil {
 		t.Fatal("prometheus not found: run deploy/test.sh, which installs Debian's prometheus")

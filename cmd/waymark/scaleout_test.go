@@ -15,6 +15,7 @@ import (
 	"github.com/segmentio/kafka-go"
 
 	"github.com/waymark-dev/waymark/ingest"
+	"github.com/waymark-dev/waymark/store/storetest"
 )
 
 // TestScaleOutSurvivesKill9 runs three `waymark serve --roles ingest` processes in one consumer
@@ -28,6 +29,7 @@ import (
 // the kill ClickHouse comes back and the survivors take over the victim's partitions from its
 // last committed offsets.
 func TestScaleOutSurvivesKill9(t *testing.T) {
+	storetest.FirstPassOnly(t)
 	t.Parallel()
 	ch := startOwnClickHouse(t)
 	broker := startBrokerProcess(t)

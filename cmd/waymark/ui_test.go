@@ -12,6 +12,8 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/waymark-dev/waymark/store/storetest"
 )
 
 // testOutput is where tests leave files for people to look at (screenshots): WAYMARK_TEST_OUTPUT,
@@ -36,6 +38,7 @@ func testOutput(t *testing.T, name string) string {
 // screen needs no sideways scrolling, and that it asks for the read key once per tab, again
 // after a wrong one.
 func TestJourneyMapPageInChromium(t *testing.T) {
+	storetest.FirstPassOnly(t)
 	t.Parallel()
 	if _, err := os.Stat("/usr/bin/chromium"); err != nil {
 		t.Fatal("/usr/bin/chromium not found: run deploy/test.sh, which installs Debian's chromium")

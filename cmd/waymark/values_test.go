@@ -13,6 +13,7 @@ import (
 	"testing"
 
 	"github.com/waymark-dev/waymark/store"
+	"github.com/waymark-dev/waymark/store/storetest"
 )
 
 // startValuesServe starts serve and sends it store/testdata/property-values.jsonl through the
@@ -175,6 +176,7 @@ func TestPropertyValuesThroughThePipeline(t *testing.T) {
 // markers that cannot be opened, and the event "(exit)" and the coupons "(none)" and "(other)"
 // as the real values they are.
 func TestJourneyMapPageShowsMarkersApart(t *testing.T) {
+	storetest.FirstPassOnly(t)
 	t.Parallel()
 	if _, err := os.Stat("/usr/bin/chromium"); err != nil {
 		t.Fatal("/usr/bin/chromium not found: run deploy/test.sh, which installs Debian's chromium")

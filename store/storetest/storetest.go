@@ -22,6 +22,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"testing"
 	"time"
 )
 
@@ -38,6 +39,20 @@ const PassesEnv = "WAYMARK_TEST_PASSES"
 // (the debian pass starts a chdb server beside its own and compares the same two).
 func ComparedInAnotherPass(engine string) bool {
 	return engine == Chdb && slices.Contains(strings.Fields(os.Getenv(PassesEnv)), Debian)
+}
+
+// FirstPassOnly skips tb in every pass of a run but the first (PassesEnv), for a test whose subject
+// is not what the ClickHouse engine answers: the collector under load, a client library, the
+// journey page in a browser, Prometheus's rules, consumers killed and rebalanced. Such a test
+// stores through the engine but asserts nothing an engine could answer differently that the
+// other passes' tests do not compare, so one pass is enough. Run on its own (PassesEnv unset or
+// one engine), it runs.
+func FirstPassOnly(tb testing.TB) {
+	tb.Helper()
+	passes := strings.Fields(os.Getenv(PassesEnv))
+	if engine, err := Engine(); err == nil && len(passes) > 1 && engine != passes[0] {
+		tb.Skipf("its subject is not the ClickHouse engine: the %s pass of this run runs it", passes[0])
+	}
 }
 
 // LibchdbEnv names a libchdb.so to use instead of the one deploy/install-chdb.sh installs.
