@@ -98,7 +98,7 @@ func TestDedupeKeepsTheFirstOfEachEvent(t *testing.T) {
 	t.Parallel()
 	rng := rand.New(rand.NewPCG(3, 4))
 	var ids []uint64 // scratch shared by every person, as in a scan
-	for iter := range 400 {
+	for iter := range 200 {
 		n := rng.IntN(40)
 		switch iter % 10 {
 		case 0:

@@ -6,12 +6,15 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/waymark-dev/waymark/store/storetest"
 )
 
 // TestBenchIngest runs `waymark bench ingest` at a tiny scale, with evictions forced by a small
 // --max-customers, and checks that its answer check passes on a correct run and fails when the
 // sessionizer is configured unlike the generator (a 1-minute gap splits the generated visits).
 func TestBenchIngest(t *testing.T) {
+	storetest.FirstPassOnly(t)
 	t.Parallel()
 	for _, tc := range []struct {
 		name  string

@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/waymark-dev/waymark/ingest"
+	"github.com/waymark-dev/waymark/store/storetest"
 )
 
 // TestReplayFileStartingWithABOM: a tester's Windows export. A JSONL file starting with a UTF-8
@@ -74,6 +75,7 @@ func TestReplayFileStartingWithABOM(t *testing.T) {
 // Before, `--format otto` of a Segment file read every line as an OTTO session of no events and
 // exited 0 ("sent 0, skipped 0").
 func TestReplayOfAnotherFormatFails(t *testing.T) {
+	storetest.FirstPassOnly(t)
 	t.Parallel()
 	s := startServe(t)
 	dir := t.TempDir()

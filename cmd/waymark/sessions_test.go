@@ -7,6 +7,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/waymark-dev/waymark/store/storetest"
 )
 
 type sessionsJSON struct {
@@ -89,6 +91,7 @@ func TestResessionize(t *testing.T) {
 // TestBenchCommand runs `waymark bench` small: the pipeline and the baseline both move every
 // event, and the report has every figure.
 func TestBenchCommand(t *testing.T) {
+	storetest.FirstPassOnly(t)
 	t.Parallel()
 	cmd := exec.Command(binary, "bench", "--events", "5000", "--clickhouse-addr", chServer.Addr)
 	out, err := cmd.CombinedOutput()
