@@ -21,18 +21,21 @@ go vet ./...
 # The packages whose tests start ClickHouse (they import store/storetest).
 clickhouse_pkgs=$(go list -f '{{.ImportPath}} {{join .TestImports " "}} {{join .XTestImports " "}}' ./... |
   awk '{for (i = 2; i <= NF; i++) if ($i ~ /\/store\/storetest$/) {print $1; break}}')
-# The timeout only guards against a hang: on a machine whose cores are busy with other work the
-# integration tests (real ClickHouse, brokers, binaries, Chromium) take several times longer.
+# -parallel 4: two parallel tests per core. Most integration tests spend much of their time
+# waiting (for a server to start, the sessionizer's flush, a consumer to catch up), so twice the
+# default keeps both cores busier. The timeout only guards against a hang: on a machine whose
+# cores are busy with other work the integration tests (real ClickHouse, brokers, binaries,
+# Chromium) take several times longer.
 first=1
 for engine in $engines; do
   if [ "$first" = 1 ]; then
     echo "== go test (ClickHouse engine: $engine)" >&2
-    WAYMARK_TEST_CLICKHOUSE=$engine go test -race -count=1 -timeout 45m ./...
+    WAYMARK_TEST_CLICKHOUSE=$engine go test -race -count=1 -parallel 4 -timeout 45m ./...
     first=0
   else
     echo "== go test, ClickHouse-backed packages (ClickHouse engine: $engine)" >&2
     # shellcheck disable=SC2086 # one package per word
-    WAYMARK_TEST_CLICKHOUSE=$engine go test -race -count=1 -timeout 45m $clickhouse_pkgs
+    WAYMARK_TEST_CLICKHOUSE=$engine go test -race -count=1 -parallel 4 -timeout 45m $clickhouse_pkgs
   fi
   # Two benchmarks at a tiny size (a few seconds), in one run (one build, one server): issue 16's
   # journey query benchmark, so its baselines and queries keep running on both engines (it
