@@ -216,7 +216,7 @@ func NewCollector(cfg CollectorConfig, log *slog.Logger, reg prometheus.Register
 			Addr:                   kafka.TCP(cfg.Brokers...),
 			Transport:              transport,
 			Topic:                  topic,
-			Balancer:               &kafka.Murmur2Balancer{},
+			Balancer:               partitionBalancer{},
 			RequiredAcks:           kafka.RequireAll,
 			BatchSize:              1000,
 			BatchBytes:             1_000_000,

@@ -145,6 +145,7 @@ type Consumer struct {
 	log     *slog.Logger
 	sink    Sink
 	dlq     *kafka.Writer
+	forward *kafka.Writer // writes messages found off their device's partition to it (see Run)
 	metrics *consumerMetrics
 	health  *health
 }
@@ -169,6 +170,9 @@ func NewConsumer(cfg ConsumerConfig, sink Sink, log *slog.Logger, reg prometheus
 		SessionTimeout:    10 * time.Second,
 		RebalanceTimeout:  20 * time.Second,
 		JoinGroupBackoff:  time.Second,
+		// Partitions added to the topic start a new generation, which reads the new count: the
+		// partition of a device (Partition) changes with it, and forwarding follows.
+		WatchPartitionChanges: true,
 	}
 	if err := group.Validate(); err != nil {
 		return nil, fmt.Errorf("consumer group config: %w", err)
@@ -181,7 +185,15 @@ func NewConsumer(cfg ConsumerConfig, sink Sink, log *slog.Logger, reg prometheus
 		BatchTimeout: 5 * time.Millisecond,
 		MaxAttempts:  3,
 	}
-	return &Consumer{cfg: cfg, group: group, log: log, sink: sink, dlq: dlq, metrics: m, health: &health{}}, nil
+	forward := &kafka.Writer{
+		Addr:         kafka.TCP(cfg.Brokers...),
+		Topic:        cfg.Topic,
+		Balancer:     partitionBalancer{},
+		RequiredAcks: kafka.RequireAll,
+		BatchTimeout: 5 * time.Millisecond,
+		MaxAttempts:  3,
+	}
+	return &Consumer{cfg: cfg, group: group, log: log, sink: sink, dlq: dlq, forward: forward, metrics: m, health: &health{}}, nil
 }
 
 // Healthy reports nil while batches are written, or the error that keeps the consumer retrying.
@@ -208,6 +220,18 @@ func (c *Consumer) Healthy() error { return c.health.get() }
 // rebalance ends the generation, and the offsets of batches fetched before it are not committed
 // (see commit). The partitions' owners in the new generation, this consumer among them, read
 // those messages again from the group's committed offsets; the store keeps one row per event.
+//
+// Sessions are cut per device in the consumer that owns the device's partition, so a device's
+// events must all be there. The collector and `waymark replay` produce each event to its
+// device's partition (Partition), but a shop producing straight to Kafka may use another
+// partitioner (librdkafka's default consistent_random is CRC32 of the key), no key, or a userId
+// on one event and the anonymousId on the next. A decoded event found on another partition than
+// Partition(event.CustomerKey(), partitions of the topic now) is not stored here: a copy goes to
+// its device's partition, with the original's headers and its receipt in HeaderForwarded (so
+// its ids are the ones it would have had there), counted in waymark_consumer_forwarded_total,
+// and the original is committed only after Kafka has acknowledged the copy. A stop between the
+// two forwards it again on restart: the copies are the same event, received at the same time,
+// which the sessionizer and the store keep once.
 func (c *Consumer) Run(ctx context.Context) error {
 	c.log.Info("consumer started", "topic", c.cfg.Topic, "group", c.cfg.Group, "brokers", c.cfg.Brokers)
 	group, err := kafka.NewConsumerGroup(c.group)
@@ -225,6 +249,9 @@ func (c *Consumer) Run(ctx context.Context) error {
 	}
 	if closeErr := c.dlq.Close(); closeErr != nil {
 		c.log.Warn("close dead-letter writer", "err", closeErr)
+	}
+	if closeErr := c.forward.Close(); closeErr != nil {
+		c.log.Warn("close forwarding writer", "err", closeErr)
 	}
 	return err
 }
@@ -317,17 +344,19 @@ func (s *stallWatch) recovered(p int) bool {
 
 // fetchedMessage is a message and what it decoded into: an event, or why it cannot be used.
 type fetchedMessage struct {
-	msg   kafka.Message
-	event Event
-	err   error
-	gen   *generation // the consumer group generation the message was fetched in
+	msg     kafka.Message
+	event   Event
+	err     error
+	gen     *generation // the consumer group generation the message was fetched in
+	forward bool        // the event belongs on another partition (see Run)
 }
 
 // generation is a consumer group generation: the partitions this consumer owns until the next
 // rebalance. Offsets of messages fetched in it can be committed only in it.
 type generation struct {
 	*kafka.Generation
-	ended context.Context // done when the generation has ended
+	ended      context.Context // done when the generation has ended
+	partitions []int           // the topic's partitions when the generation started
 }
 
 // fetch joins the consumer group and, in each generation, reads and decodes the messages of the
@@ -347,12 +376,22 @@ func (c *Consumer) fetch(ctx context.Context, group *kafka.ConsumerGroup, out ch
 			return // ctx is done
 		}
 		c.health.clearStep(join)
+		var n int
+		err = c.retry(ctx, "read partition count", func() error {
+			var err error
+			n, err = topicPartitions(ctx, c.cfg.Brokers, c.cfg.Topic)
+			return err
+		})
+		if err != nil {
+			return // ctx is done
+		}
+		c.health.clearStep("read partition count")
 		c.metrics.rebalances.Inc()
 		if c.cfg.OnRebalance != nil {
 			c.cfg.OnRebalance()
 		}
 		ended, end := context.WithCancel(context.Background())
-		gen := &generation{Generation: kgen, ended: ended}
+		gen := &generation{Generation: kgen, ended: ended, partitions: partitionList(n)}
 		assigned := kgen.Assignments[c.cfg.Topic]
 		var parts []int
 		for _, a := range assigned {
@@ -404,8 +443,9 @@ func (c *Consumer) readPartition(ctx, gctx context.Context, gen *generation, a k
 		c.health.clearStep("fetch")
 		e, err := c.decode(msg)
 		e.Seq = msg.Offset
+		forward := err == nil && partitionOf(e.CustomerKey(), gen.partitions) != msg.Partition
 		select {
-		case out <- fetchedMessage{msg, e, err, gen}:
+		case out <- fetchedMessage{msg, e, err, gen, forward}:
 		case <-rctx.Done():
 			return
 		}
@@ -433,12 +473,37 @@ func (c *Consumer) decode(msg kafka.Message) (e Event, err error) {
 	if len(msg.Value) > limit {
 		return Event{}, &InvalidError{Reason: ReasonTooLarge, Err: fmt.Errorf("message of %d bytes is larger than %d", len(msg.Value), limit)}
 	}
+	received, place := msg.Time, KafkaPlace(msg.Partition, msg.Offset)
+	if fwd := headerValue(msg.Headers, HeaderForwarded, ""); fwd != "" {
+		// A copy this consumer's group forwarded to its device's partition: received, and
+		// placed, as the original was.
+		if received, place, err = parseReceipt(fwd); err != nil {
+			return Event{}, &InvalidError{Reason: ReasonInvalidField, Field: "header " + HeaderForwarded, Err: err}
+		}
+	}
 	if source != "" {
-		return decode(msg.Value, source, msg.Time, asStamped, KafkaPlace(msg.Partition, msg.Offset)) // the collector's or replay's: stamped by it (Decode)
+		return decode(msg.Value, source, received, asStamped, place) // the collector's or replay's: stamped by it (Decode)
 	}
 	// Produced straight to Kafka: a client's message, held to the collector's rules and received
 	// when Kafka got it, whatever receivedAt it claims.
-	return decode(msg.Value, "kafka", msg.Time, asClient, KafkaPlace(msg.Partition, msg.Offset)) // DecodeClient's rules
+	return decode(msg.Value, "kafka", received, asClient, place) // DecodeClient's rules
+}
+
+// forwarded returns the copy of m to write to its event's device's partition: keyed by the
+// customer key (see partitionBalancer), with m's headers and, in HeaderForwarded, the receipt of
+// the message first received (m's own unless m is itself a copy).
+func forwarded(m fetchedMessage) kafka.Message {
+	headers := make([]kafka.Header, 0, len(m.msg.Headers)+1)
+	receipt := Receipt(m.msg.Time, KafkaPlace(m.msg.Partition, m.msg.Offset))
+	for _, h := range m.msg.Headers {
+		if h.Key == HeaderForwarded {
+			receipt = string(h.Value) // decode read it
+			continue
+		}
+		headers = append(headers, h)
+	}
+	headers = append(headers, kafka.Header{Key: HeaderForwarded, Value: []byte(receipt)})
+	return kafka.Message{Key: []byte(m.event.CustomerKey()), Value: m.msg.Value, Headers: headers}
 }
 
 // inflight is a batch being written.
@@ -677,17 +742,22 @@ func waitCommitted(prev *inflight) error {
 	return nil
 }
 
-// deadLetterInvalid writes the messages of a batch that did not decode to the dead-letter topic
-// and returns the events of the others with their messages.
+// deadLetterInvalid writes the messages of a batch that did not decode to the dead-letter topic,
+// forwards those whose events belong on another partition (see Run), and returns the events of
+// the others with their messages. It returns after Kafka acknowledged the copies.
 func (c *Consumer) deadLetterInvalid(ctx context.Context, batch []fetchedMessage) ([]Event, []kafka.Message, error) {
 	events := make([]Event, 0, len(batch))
 	msgs := make([]kafka.Message, 0, len(batch))
-	var dead []kafka.Message
+	var dead, forward []kafka.Message
 	for _, m := range batch {
 		if m.err != nil {
 			reason := RejectReason(m.err)
 			c.metrics.dead.WithLabelValues(reason).Inc()
 			dead = append(dead, deadLetter(m.msg, reason, m.err))
+			continue
+		}
+		if m.forward { // counted where the copy is stored
+			forward = append(forward, forwarded(m))
 			continue
 		}
 		for _, p := range m.event.Placeholders {
@@ -708,6 +778,13 @@ func (c *Consumer) deadLetterInvalid(ctx context.Context, batch []fetchedMessage
 		if err := c.writeDeadLetters(ctx, dead); err != nil {
 			return nil, nil, err
 		}
+	}
+	if len(forward) > 0 {
+		// Retried until it succeeds or the stop: the originals are committed only after it.
+		if err := c.retry(ctx, "forward", func() error { return c.forward.WriteMessages(ctx, forward...) }); err != nil {
+			return nil, nil, err
+		}
+		c.metrics.forwarded.Add(float64(len(forward)))
 	}
 	return events, msgs, nil
 }
@@ -906,6 +983,7 @@ type consumerMetrics struct {
 	placeholders  *prometheus.CounterVec
 	ignored       *prometheus.CounterVec
 	future        prometheus.Counter
+	forwarded     prometheus.Counter
 }
 
 func newConsumerMetrics(reg prometheus.Registerer) (*consumerMetrics, error) {
@@ -955,9 +1033,12 @@ func newConsumerMetrics(reg prometheus.Registerer) (*consumerMetrics, error) {
 			Name: "waymark_consumer_ignored_fields_total", Help: "Members of stored events whose value had the wrong type and that the event does without (context.userAgent, context.device, context.device.type, context.traits, traits, and the event or name that does not name the call): read as absent, the event kept, by field and reason. The same fault in a member an event needs dead-letters it instead.",
 		}, []string{"field", "reason"}),
 		future: newFutureTimestampMetric("consumer"),
+		forwarded: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "waymark_consumer_forwarded_total", Help: "Messages produced to another partition than their device's (a producer with another partitioner, or no key, or a key other than the customer key) that were copied to their device's partition, where they are stored; the originals are committed after the copies.",
+		}),
 	}
 	if reg != nil {
-		for _, c := range []prometheus.Collector{m.messages, m.decoded, m.lag, m.rebalances, m.batches, m.dead, m.retries, m.dlqFailures, m.panics, m.commitSeconds, m.staleCommits, m.staleMessages, m.stalled, m.placeholders, m.ignored, m.future} {
+		for _, c := range []prometheus.Collector{m.messages, m.decoded, m.lag, m.rebalances, m.batches, m.dead, m.retries, m.dlqFailures, m.panics, m.commitSeconds, m.staleCommits, m.staleMessages, m.stalled, m.placeholders, m.ignored, m.future, m.forwarded} {
 			if err := reg.Register(c); err != nil {
 				return nil, fmt.Errorf("register consumer metrics: %w", err)
 			}

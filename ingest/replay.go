@@ -76,7 +76,7 @@ func Replay(ctx context.Context, cfg ReplayConfig) (ReplaySummary, error) {
 		w := &kafka.Writer{
 			Addr:                   kafka.TCP(cfg.Brokers...),
 			Topic:                  cfg.Topic,
-			Balancer:               &kafka.Murmur2Balancer{},
+			Balancer:               partitionBalancer{},
 			RequiredAcks:           kafka.RequireAll,
 			BatchSize:              2000,
 			BatchBytes:             1_000_000, // Kafka's default message.max.bytes is 1 MiB

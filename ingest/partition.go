@@ -1,0 +1,83 @@
+package ingest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+)
+
+// Partition returns the partition, of a topic's partitions 0 … partitions-1, that holds the
+// events of the device whose customer key (Event.CustomerKey) is key: the murmur2 hash of the key's
+// bytes, modulo partitions. That is the Java client's default partitioner and librdkafka's
+// "murmur2" (kafka-go's Murmur2Balancer, whose code it runs). The collector, `waymark replay` and
+// the consumer's forwarding all use this one rule (see partitionBalancer), so that a device's
+// events are in one partition and the sessionizer that owns it sees all of them.
+func Partition(key string, partitions int) int {
+	return partitionOf(key, partitionList(partitions))
+}
+
+// partitionList returns the partitions 0 … n-1.
+func partitionList(n int) []int {
+	parts := make([]int, n)
+	for i := range parts {
+		parts[i] = i
+	}
+	return parts
+}
+
+// partitionOf is Partition over a list of partitions made once.
+func partitionOf(key string, partitions []int) int {
+	return kafka.Murmur2Balancer{Consistent: true}.Balance(kafka.Message{Key: []byte(key)}, partitions...)
+}
+
+// partitionBalancer is the kafka-go Balancer of every writer of events to the events topic: a
+// message keyed by its event's customer key goes to Partition(key, number of partitions).
+type partitionBalancer struct{}
+
+// Balance implements kafka.Balancer.
+func (partitionBalancer) Balance(msg kafka.Message, partitions ...int) int {
+	return partitionOf(string(msg.Key), partitions)
+}
+
+// HeaderForwarded names the Kafka header of a message the consumer forwarded to its device's
+// partition (see Consumer.Run): the receipt (Receipt) of the message it copies, as received on
+// the partition it was produced to: "<received µs>/p<partition>@<offset>". The copy is decoded
+// with that receipt, so every id Waymark derives from it is the same as the original's.
+const HeaderForwarded = "waymark-forwarded"
+
+// parseReceipt reads a Receipt of a Kafka message (KafkaPlace): when it was received and its place.
+func parseReceipt(s string) (time.Time, string, error) {
+	us, place, ok := strings.Cut(s, "/")
+	p, off, ok2 := strings.Cut(strings.TrimPrefix(place, "p"), "@")
+	if !ok || !ok2 || !strings.HasPrefix(place, "p") {
+		return time.Time{}, "", fmt.Errorf("receipt %q: want <received µs>/p<partition>@<offset>", s)
+	}
+	t, err := strconv.ParseInt(us, 10, 64)
+	if err != nil {
+		return time.Time{}, "", fmt.Errorf("receipt %q: received time: %w", s, err)
+	}
+	pn, err1 := strconv.Atoi(p)
+	on, err2 := strconv.ParseInt(off, 10, 64)
+	if err := errors.Join(err1, err2); err != nil || pn < 0 || on < 0 {
+		return time.Time{}, "", fmt.Errorf("receipt %q: place: want p<partition>@<offset>", s)
+	}
+	return time.UnixMicro(t).UTC(), KafkaPlace(pn, on), nil
+}
+
+// topicPartitions returns how many partitions topic has now.
+func topicPartitions(ctx context.Context, brokers []string, topic string) (int, error) {
+	client := &kafka.Client{Addr: kafka.TCP(brokers...)}
+	meta, err := client.Metadata(ctx, &kafka.MetadataRequest{Topics: []string{topic}})
+	if err != nil {
+		return 0, fmt.Errorf("metadata for %s: %w", topic, err)
+	}
+	if len(meta.Topics) != 1 || meta.Topics[0].Error != nil || len(meta.Topics[0].Partitions) == 0 {
+		return 0, fmt.Errorf("metadata for %s: topic not found", topic)
+	}
+	return len(meta.Topics[0].Partitions), nil
+}
