@@ -256,6 +256,29 @@ func (c *Consumer) Run(ctx context.Context) error {
 	return err
 }
 
+// Drain waits until the consumer group has committed every message of the topic (lag 0 on every
+// partition), for at most StopTimeout, and returns how many messages were left uncommitted (0
+// when it drained). Call it before cancelling Run when the topic dies with the process (the dev
+// broker, DevBroker): what the collector acknowledged and the consumer has not stored would be
+// lost. err is set when the lag could not be read at the end.
+func (c *Consumer) Drain(ctx context.Context) (left int64, err error) {
+	wctx, cancel := context.WithTimeout(ctx, c.cfg.StopTimeout)
+	defer cancel()
+	if WaitCaughtUp(wctx, c.cfg.Brokers, c.cfg.Group, c.cfg.Topic) == nil {
+		return 0, nil
+	}
+	lctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	lag, err := GroupLag(lctx, c.cfg.Brokers, c.cfg.Group, c.cfg.Topic)
+	if err != nil {
+		return 0, fmt.Errorf("read the lag of group %s: %w", c.cfg.Group, err)
+	}
+	for _, n := range lag {
+		left += n
+	}
+	return left, nil
+}
+
 // watch measures consumer lag per partition (from committed and log-end offsets, since kafka-go's
 // Reader.Lag does not work in group mode) and how long messages have waited on a partition whose
 // committed offset does not move, until ctx is done. now is the clock.

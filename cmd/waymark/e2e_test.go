@@ -467,14 +467,21 @@ func (s *server) stop(t *testing.T) {
 	if err := s.cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
+	if err := s.waitExit(t); err != nil {
+		t.Fatalf("serve exited with %v after SIGTERM", err)
+	}
+}
+
+// waitExit waits until serve, sent SIGTERM, has exited, and returns how it exited.
+func (s *server) waitExit(t *testing.T) error {
+	t.Helper()
 	select {
 	case err := <-s.exited:
 		s.exited <- err // for the cleanup
-		if err != nil {
-			t.Fatalf("serve exited with %v after SIGTERM", err)
-		}
+		return err
 	case <-time.After(2 * time.Minute): // a hang guard: it must stop, however slowly
 		t.Fatal("serve did not stop within 2 minutes of SIGTERM")
+		return nil
 	}
 }
 

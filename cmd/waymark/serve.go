@@ -72,6 +72,7 @@ func runServe(ctx context.Context, args []string, log *slog.Logger) error {
 	checkedVar(fs, &partitions, "dev-broker-partitions", 6, "partitions of the dev broker's topics", strconv.Atoi, between(1, maxDevPartitions))
 	var ccfg ingest.ConsumerConfig
 	addBatchFlags(fs, &ccfg)
+	checkedVar(fs, &ccfg.StopTimeout, "stop-timeout", 15*time.Second, "time the consumer has on SIGTERM to store and commit what it holds; with the dev broker, to store every event the collector acknowledged, which is lost after it", parseDuration, positive)
 	checkedVar(fs, &ccfg.DLQTimeout, "dlq-timeout", time.Minute, "how long writes to the dead-letter topic are retried before the dead letter is logged in full instead", parseDuration, positive)
 	// 0 would turn net/http's timeout off, which lets slow clients hold connections open forever
 	// (hostile_test.go): the timeouts are refused unless positive.
@@ -119,7 +120,8 @@ func runServe(ctx context.Context, args []string, log *slog.Logger) error {
 	// process starts no dev broker, so several of them run side by side on one host, and logs
 	// nothing about Kafka. Only ingest (which writes) and query (which reads) talk to ClickHouse.
 	usesKafka, usesClickHouse := roles["collector"] || roles["ingest"], roles["ingest"] || roles["query"]
-	if kf.brokers == "" && usesKafka {
+	devBroker := kf.brokers == "" && usesKafka
+	if devBroker {
 		broker, err := ingest.StartDevBroker(kf.devBrokerAddr, partitions, kf.topic, kf.dlqTopic)
 		if err != nil {
 			return fs.errorf("dev-broker-addr", "%w", err)
@@ -249,13 +251,38 @@ func runServe(ctx context.Context, args []string, log *slog.Logger) error {
 		}
 		return nil
 	})
+	httpStopped := make(chan struct{})
 	if consumer != nil {
-		g.Go(func() error { return consumer.Run(gctx) })
+		consumerCtx := gctx
+		if devBroker {
+			// The dev broker dies with this process, and with it every event the collector
+			// acknowledged that the consumer has not stored: the consumer stops only after HTTP
+			// has, once it has committed everything (or its stop timeout is over).
+			cctx, stop := context.WithCancel(context.WithoutCancel(gctx))
+			consumerCtx = cctx
+			g.Go(func() error {
+				defer stop()
+				<-httpStopped
+				start := time.Now()
+				log.Info("shutting down: dev broker: the consumer stores the events acknowledged before it stops")
+				left, err := consumer.Drain(context.Background())
+				switch {
+				case err != nil || left > 0:
+					log.Error("shutting down: acknowledged events LOST: the consumer did not store them within its stop timeout, and the dev broker keeps them in memory only",
+						"events", left, "err", err, "took", time.Since(start))
+				default:
+					log.Info("consumer drained the dev broker", "took", time.Since(start))
+				}
+				return nil
+			})
+		}
+		g.Go(func() error { return consumer.Run(consumerCtx) })
 	}
 	if collector != nil {
 		g.Go(func() error { return collector.Run(gctx) })
 	}
 	g.Go(func() error {
+		defer close(httpStopped)
 		<-gctx.Done()
 		start := time.Now()
 		if collector != nil {
