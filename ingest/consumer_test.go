@@ -29,11 +29,17 @@ func startBroker(t testing.TB) *DevBroker {
 
 func produce(t *testing.T, broker string, values ...string) {
 	t.Helper()
-	w := &kafka.Writer{Addr: kafka.TCP(broker), Topic: "events", RequiredAcks: kafka.RequireAll, Balancer: &kafka.Murmur2Balancer{}}
+	w := &kafka.Writer{Addr: kafka.TCP(broker), Topic: "events", RequiredAcks: kafka.RequireAll, Balancer: partitionBalancer{}}
 	defer w.Close()
 	var msgs []kafka.Message
 	for i, v := range values {
-		msgs = append(msgs, kafka.Message{Key: fmt.Appendf(nil, "k%d", i), Value: []byte(v)})
+		// Keyed as the collector keys them, so that none is forwarded (see Consumer.Run): the
+		// device's id, or for a message that does not decode any key.
+		key := fmt.Sprintf("k%d", i)
+		if e, err := DecodeClient([]byte(v), "test", time.Now()); err == nil {
+			key = e.CustomerKey()
+		}
+		msgs = append(msgs, kafka.Message{Key: []byte(key), Value: []byte(v)})
 	}
 	if err := w.WriteMessages(context.Background(), msgs...); err != nil {
 		t.Fatal(err)
@@ -238,12 +244,19 @@ func TestConsumerRebalanceWithBatchInFlight(t *testing.T) {
 	}
 	t.Cleanup(b.Close)
 	const k = 5 // messages per partition and phase
+	// Three users whose events are on each partition by Waymark's rule (Partition), so that none
+	// is forwarded.
+	users := [2][]string{}
+	for i := 0; len(users[0]) < 3 || len(users[1]) < 3; i++ {
+		u := fmt.Sprintf("u%d", i)
+		users[Partition(u, 2)] = append(users[Partition(u, 2)], u)
+	}
 	next := 0
 	phase := func() {
 		for p := range 2 {
 			var values []string
 			for range k {
-				values = append(values, fmt.Sprintf(`{"type":"track","event":"E","userId":"u%d","messageId":"m%d"}`, next%3, next))
+				values = append(values, fmt.Sprintf(`{"type":"track","event":"E","userId":"%s","messageId":"m%d"}`, users[p][next%3], next))
 				next++
 			}
 			produceTo(t, b.Addr(), p, values...)
