@@ -921,6 +921,15 @@ func stamp(members []member, raw []byte, req *trackingRequest, source, receipt s
 		skip = append(skip, "type")
 		extra = append(extra, field{"type", quoteASCII(req.callType)})
 	}
+	return withBatch(members, req, skip, extra)
+}
+
+// withBatch returns the members to drop from an event of a batch and the ones to add so that it
+// carries its batch's: the batch's sentAt when it has none, and the batch's context, as it is
+// when the event has none (or null), else merged into the event's (mergeContext). It is the one
+// rule of /v1/batch, applied by the collector (stamp) and by a replay of batch bodies
+// (readSegment).
+func withBatch(members []member, req *trackingRequest, skip []string, extra []field) ([]string, []field) {
 	if lookup(members, "sentAt") == nil && req.sentAtJSON != nil {
 		extra = append(extra, field{"sentAt", req.sentAtJSON})
 	}

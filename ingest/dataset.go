@@ -270,71 +270,114 @@ func readOtto(r io.Reader, pass int, emit func(Message) error, skip func(Skip)) 
 // MaxFutureTimestamp after the line's receive time (its receivedAt, else the time of the replay)
 // is set to that time, the line's kept as originalTimestamp (SkewCorrected: PostHog's rule, as
 // the collector and the consumer apply it), so that straight to Kafka and through a collector
-// store it alike. Lines that are not valid Segment messages are skipped with the reason.
+// store it alike. A line may also be a whole batch body as POSTed to /v1/batch
+// ({"batch":[…],"context":…,"sentAt":…}): each of its events is read as a line of its own, with
+// its batch's sentAt and context given to it by the rule of the collector (withBatch). Lines that
+// are not valid Segment messages (or batch bodies) are skipped with the reason; a batch's events
+// one by one, named batch[i].
 func readSegment(r io.Reader, pass int, emit func(Message) error, skip func(Skip)) error {
 	return eachLine(r, func(line int, text string) error {
 		raw := []byte(text)
-		e, err := Decode(raw, "replay", time.Now())
+		if !isBatchBody(raw) {
+			return readSegmentMessage(raw, pass, line, "line "+strconv.Itoa(line), emit, skip)
+		}
+		req, err := parseRequest(raw, "batch")
 		if err != nil {
+			skip(Skip{line, "batch body: " + err.Error()})
+			return nil
+		}
+		var members []member
+		for i, event := range req.events {
+			name := "batch[" + strconv.Itoa(i) + "]"
+			if members, err = objectMembers(event, members[:0]); err != nil {
+				skip(Skip{line, name + ": event is not a JSON object"})
+				continue
+			}
+			drop, add := withBatch(members, req, nil, nil)
+			event = appendObject(nil, event, members, drop, add)
+			eventSkip := func(s Skip) { skip(Skip{s.Line, name + ": " + s.Reason}) }
+			if err := readSegmentMessage(event, pass, line, "line "+strconv.Itoa(line)+" "+name, emit, eventSkip); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// isBatchBody says whether a line is a JSON object with a top-level "batch" array and no "type":
+// a body as POSTed to /v1/batch, not a message.
+func isBatchBody(raw []byte) bool {
+	members, err := objectMembers(raw, nil)
+	if err != nil {
+		return false
+	}
+	b := lookup(members, "batch")
+	return b != nil && len(b.value) > 0 && b.value[0] == '[' && lookup(members, "type") == nil
+}
+
+// readSegmentMessage reads one Segment message of a line (readSegment); place names it for
+// nameUntimedLine ("line 7", or "line 7 batch[2]" for an event of a batch body).
+func readSegmentMessage(raw []byte, pass, line int, place string, emit func(Message) error, skip func(Skip)) error {
+	e, err := Decode(raw, "replay", time.Now())
+	if err != nil {
+		skip(Skip{line, err.Error()})
+		return nil
+	}
+	if raw, err = nameUntimedLine(raw, line, place); err != nil {
+		return err
+	}
+	if pass > 0 {
+		// The line is a message (Decode above: the same lines are skipped in every pass,
+		// which encoding/json, reading text after the message or invalid UTF-8, would not).
+		dec := json.NewDecoder(bytes.NewReader(raw))
+		dec.UseNumber() // numbers as sent: an id of 20 digits keeps them all
+		var m map[string]any
+		if err := dec.Decode(&m); err != nil {
+			skip(Skip{line, "invalid JSON: " + err.Error()})
+			return nil
+		}
+		for _, k := range []string{"userId", "anonymousId", "messageId"} {
+			var id string
+			switch v := m[k].(type) {
+			case string:
+				id = v
+			case json.Number: // one id however it is written (CanonicalNumber)
+				id, _ = CanonicalNumber(v.String())
+			default:
+				continue
+			}
+			if _, placeholder := Placeholder(id); placeholder {
+				continue // no id, in every pass: a placeholder renamed would pass for one
+			}
+			m[k] = id + "~" + strconv.Itoa(pass)
+		}
+		if raw, err = json.Marshal(m); err != nil {
+			return fmt.Errorf("encode line %d: %w", line, err)
+		}
+		if e, err = Decode(raw, "replay", time.Now()); err != nil {
 			skip(Skip{line, err.Error()})
 			return nil
 		}
-		if raw, err = nameUntimedLine(raw, line); err != nil {
-			return err
+	}
+	members, err := objectMembers(raw, nil)
+	if err != nil {
+		return fmt.Errorf("BUG: line %d decoded but is not an object: %w", line, err)
+	}
+	absent := func(name string) bool { m := lookup(members, name); return m == nil || string(m.value) == "null" }
+	switch {
+	case absent("timestamp") && (!e.OriginalTimestamp.IsZero() || !absent("receivedAt")):
+		raw = appendObject(nil, raw, members, []string{"timestamp"},
+			[]field{{"timestamp", quoteASCII(e.Timestamp.Format(time.RFC3339Nano))}})
+	case e.FutureTimestamp: // its timestamp, moved to its receive time: the client's is kept
+		skip, extra := []string{"timestamp"}, []field(nil)
+		if absent("originalTimestamp") {
+			skip = append(skip, "originalTimestamp") // a null one
+			extra = append(extra, field{"originalTimestamp", lookup(members, "timestamp").value})
 		}
-		if pass > 0 {
-			// The line is a message (Decode above: the same lines are skipped in every pass,
-			// which encoding/json, reading text after the message or invalid UTF-8, would not).
-			dec := json.NewDecoder(bytes.NewReader(raw))
-			dec.UseNumber() // numbers as sent: an id of 20 digits keeps them all
-			var m map[string]any
-			if err := dec.Decode(&m); err != nil {
-				skip(Skip{line, "invalid JSON: " + err.Error()})
-				return nil
-			}
-			for _, k := range []string{"userId", "anonymousId", "messageId"} {
-				var id string
-				switch v := m[k].(type) {
-				case string:
-					id = v
-				case json.Number: // one id however it is written (CanonicalNumber)
-					id, _ = CanonicalNumber(v.String())
-				default:
-					continue
-				}
-				if _, placeholder := Placeholder(id); placeholder {
-					continue // no id, in every pass: a placeholder renamed would pass for one
-				}
-				m[k] = id + "~" + strconv.Itoa(pass)
-			}
-			if raw, err = json.Marshal(m); err != nil {
-				return fmt.Errorf("encode line %d: %w", line, err)
-			}
-			if e, err = Decode(raw, "replay", time.Now()); err != nil {
-				skip(Skip{line, err.Error()})
-				return nil
-			}
-		}
-		members, err := objectMembers(raw, nil)
-		if err != nil {
-			return fmt.Errorf("BUG: line %d decoded but is not an object: %w", line, err)
-		}
-		absent := func(name string) bool { m := lookup(members, name); return m == nil || string(m.value) == "null" }
-		switch {
-		case absent("timestamp") && (!e.OriginalTimestamp.IsZero() || !absent("receivedAt")):
-			raw = appendObject(nil, raw, members, []string{"timestamp"},
-				[]field{{"timestamp", quoteASCII(e.Timestamp.Format(time.RFC3339Nano))}})
-		case e.FutureTimestamp: // its timestamp, moved to its receive time: the client's is kept
-			skip, extra := []string{"timestamp"}, []field(nil)
-			if absent("originalTimestamp") {
-				skip = append(skip, "originalTimestamp") // a null one
-				extra = append(extra, field{"originalTimestamp", lookup(members, "timestamp").value})
-			}
-			raw = appendObject(nil, raw, members, skip,
-				append(extra, field{"timestamp", quoteASCII(e.Timestamp.Format(time.RFC3339Nano))}))
-		}
-		return emit(Message{Key: e.CustomerKey(), Value: raw, Line: line, FutureTimestamp: e.FutureTimestamp})
-	})
+		raw = appendObject(nil, raw, members, skip,
+			append(extra, field{"timestamp", quoteASCII(e.Timestamp.Format(time.RFC3339Nano))}))
+	}
+	return emit(Message{Key: e.CustomerKey(), Value: raw, Line: line, FutureTimestamp: e.FutureTimestamp})
 }
 
 // nameUntimedLine gives a line that has no messageId (or a placeholder) and states no time
@@ -342,7 +385,7 @@ func readSegment(r io.Reader, pass int, emit func(Message) error, skip func(Skip
 // its line number, so that replaying a file again gives it the same id (one event, whose earliest
 // copy counts), where the consumer would name each replay of it a receipt of its own; two
 // identical such lines of one file are two events, as two such calls are.
-func nameUntimedLine(raw []byte, line int) ([]byte, error) {
+func nameUntimedLine(raw []byte, line int, place string) ([]byte, error) {
 	members, err := objectMembers(raw, nil)
 	if err != nil {
 		return nil, fmt.Errorf("BUG: line %d decoded but is not an object: %w", line, err)
@@ -354,7 +397,7 @@ func nameUntimedLine(raw []byte, line int) ([]byte, error) {
 	if m := lookup(members, "messageId"); m != nil && string(m.value) != "null" && !placeholderJSON(m.value) {
 		return raw, nil
 	}
-	id := DerivedMessageID("replay", raw, "line "+strconv.Itoa(line))
+	id := DerivedMessageID("replay", raw, place)
 	return appendObject(nil, raw, members, []string{"messageId"}, []field{{"messageId", quoteASCII(id)}}), nil
 }
 

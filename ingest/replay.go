@@ -1,7 +1,9 @@
 package ingest
 
 import (
+	"bufio"
 	"bytes"
+	"compress/gzip"
 	"context"
 	"encoding/json"
 	"errors"
@@ -150,12 +152,20 @@ func Replay(ctx context.Context, cfg ReplayConfig) (ReplaySummary, error) {
 		if cfg.Repeat > 1 {
 			return sum, errors.New("replay: a reader is read once; repeat must be 1")
 		}
+		name := cfg.File
+		if name == "" || name == "-" {
+			name = "stdin"
+		}
 		skip := func(s Skip) { sum.Skipped = append(sum.Skipped, s); tally.add(s.Line, &s) }
-		if err := read(cfg.Reader, 0, withinEventLimit(emit, skip), skip); err != nil {
-			return sum, fmt.Errorf("replay: %w", err)
+		r, err := Decompressed(cfg.Reader)
+		if err != nil {
+			return sum, fmt.Errorf("replay %s: %w", name, err)
+		}
+		if err := read(r, 0, withinEventLimit(emit, skip), skip); err != nil {
+			return sum, fmt.Errorf("replay %s: %w", name, err)
 		}
 		if err := wrongFormat(true); err != nil {
-			return sum, fmt.Errorf("replay: %w", err)
+			return sum, fmt.Errorf("replay %s: %w", name, err)
 		}
 		return sum, flush()
 	}
@@ -288,10 +298,33 @@ func replayFile(path string, pass int, read datasetReader, emit func(Message) er
 		return fmt.Errorf("replay: %w", err)
 	}
 	defer f.Close()
-	if err := read(f, pass, emit, skip); err != nil {
+	r, err := Decompressed(f)
+	if err != nil {
+		return fmt.Errorf("replay %s: %w", path, err)
+	}
+	if err := read(r, pass, emit, skip); err != nil {
 		return fmt.Errorf("replay %s: %w", path, err)
 	}
 	return nil
+}
+
+// Decompressed returns r's text: uncompressed when r starts with gzip's magic bytes (1f 8b, RFC
+// 1952), whatever the file is named, else r as it is. Errors are of reading the gzip header; a
+// corrupt stream fails the read that meets it.
+func Decompressed(r io.Reader) (io.Reader, error) {
+	br := bufio.NewReader(r)
+	magic, err := br.Peek(2)
+	if err != nil && !errors.Is(err, io.EOF) {
+		return nil, fmt.Errorf("read: %w", err)
+	}
+	if len(magic) < 2 || magic[0] != 0x1f || magic[1] != 0x8b {
+		return br, nil
+	}
+	zr, err := gzip.NewReader(br)
+	if err != nil {
+		return nil, fmt.Errorf("read gzip header: %w", err)
+	}
+	return zr, nil
 }
 
 // WaitCaughtUp polls until the consumer group has committed everything on topic (which, as the

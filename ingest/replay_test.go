@@ -1,7 +1,12 @@
 package ingest
 
 import (
+	"bytes"
+	"compress/gzip"
 	"encoding/json"
+	"os"
+	"path/filepath"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -154,5 +159,86 @@ func TestReplayNamesUntimedLines(t *testing.T) {
 	_ = readSegment(strings.NewReader(lines), 0, func(m Message) error { raw = append(raw, string(m.Value)); return nil }, func(Skip) {})
 	if len(raw) != 5 || strings.Contains(raw[3], "messageId") {
 		t.Errorf("line 4 (stating its time) as sent: %v, want no messageId stamped", raw)
+	}
+}
+
+// TestReplayReadsGzipAndBatchBodies: a dataset is read gzip-compressed when its first bytes say
+// so, whatever its name, and a segment line that is a whole /v1/batch body gives each of its
+// events with the batch's sentAt and context, merged as the collector merges them (withBatch); a
+// bad event of a batch is skipped naming its line and index.
+func TestReplayReadsGzipAndBatchBodies(t *testing.T) {
+	lines := strings.Join([]string{
+		`{"type":"track","event":"Single","userId":"u","messageId":"s","timestamp":"2024-10-02T10:00:00Z"}`,
+		`{"batch":[` +
+			`{"type":"track","event":"A","userId":"u","messageId":"a","timestamp":"2024-10-02T10:01:00Z","context":{"page":{"path":"/a"},"ip":"10.0.0.9"}},` +
+			`{"type":"track","event":"B","userId":"u","messageId":"b","timestamp":"2024-10-02T10:02:00Z"},` +
+			`"not an event"` +
+			`],"context":{"ip":"10.0.0.1","library":{"name":"analytics-node"}},"sentAt":"2024-10-02T10:02:01Z","writeKey":"k"}`,
+	}, "\n") + "\n"
+	var gz bytes.Buffer
+	zw := gzip.NewWriter(&gz)
+	if _, err := zw.Write([]byte(lines)); err != nil {
+		t.Fatal(err)
+	}
+	if err := zw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "export.jsonl") // no .gz: told by its bytes
+	if err := os.WriteFile(path, gz.Bytes(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var msgs []Message
+	var skips []Skip
+	skip := func(s Skip) { skips = append(skips, s) }
+	if err := replayFile(path, 0, readSegment, func(m Message) error { msgs = append(msgs, m); return nil }, skip); err != nil {
+		t.Fatal(err)
+	}
+	if len(skips) != 1 || skips[0].Line != 2 || !strings.HasPrefix(skips[0].Reason, "batch[2]: ") {
+		t.Errorf("skipped %v, want line 2 batch[2]", skips)
+	}
+	if len(msgs) != 3 {
+		t.Fatalf("messages %d, want 3: %v", len(msgs), msgs)
+	}
+	// What the collector makes of the same batch body: the one rule.
+	req, err := parseRequest([]byte(strings.Split(lines, "\n")[1]), "batch")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := &Collector{cfg: CollectorConfig{Brokers: []string{"unused:9092"}}}
+	c.cfg.setDefaults()
+	accepted, _ := c.prepare(req, "web", time.Now())
+	if len(accepted) != 2 {
+		t.Fatalf("collector accepted %d events of the batch, want 2", len(accepted))
+	}
+	type batched struct {
+		Context map[string]any `json:"context"`
+		SentAt  string         `json:"sentAt"`
+	}
+	for i, m := range msgs[1:] {
+		var got, want batched
+		if err := json.Unmarshal(m.Value, &got); err != nil {
+			t.Fatal(err)
+		}
+		if err := json.Unmarshal(accepted[i].raw, &want); err != nil {
+			t.Fatal(err)
+		}
+		if m.Line != 2 || got.SentAt != "2024-10-02T10:02:01Z" || !reflect.DeepEqual(got.Context, want.Context) {
+			t.Errorf("batch[%d]: line %d, sentAt %q, context %v; want line 2, the batch's sentAt, context %v", i, m.Line, got.SentAt, got.Context, want.Context)
+		}
+	}
+	if ip := msgs[1].Value; !bytes.Contains(ip, []byte(`"ip":"10.0.0.9"`)) || !bytes.Contains(msgs[2].Value, []byte(`"ip":"10.0.0.1"`)) {
+		t.Errorf("the event's own context member must win, the batch's fill in:\n%s\n%s", msgs[1].Value, msgs[2].Value)
+	}
+
+	// A corrupt gzip stream fails naming the file and the line it met it at.
+	bad := filepath.Join(t.TempDir(), "bad.jsonl.gz")
+	corrupt := append([]byte(nil), gz.Bytes()...)
+	corrupt[len(corrupt)-5] ^= 0xff // the CRC
+	if err := os.WriteFile(bad, corrupt, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	err = replayFile(bad, 0, readSegment, func(Message) error { return nil }, func(Skip) {})
+	if err == nil || !strings.Contains(err.Error(), bad) || !strings.Contains(err.Error(), "line") {
+		t.Errorf("corrupt gzip: %v, want an error naming %s and a line", err, bad)
 	}
 }

@@ -19,7 +19,7 @@ func runReplay(ctx context.Context, args []string, stdout io.Writer) error {
 	fs := newFlagSet("replay", "replay --format taobao|rees46|otto|segment --file PATH [flags]")
 	kf := addKafkaFlags(fs)
 	format := fs.String("format", "", "dataset format: "+strings.Join(ingest.Formats, ", "))
-	file := fs.String("file", "", "dataset file to replay")
+	file := fs.String("file", "", "dataset file to replay, gzip-compressed or not (told by its first bytes); - reads standard input")
 	var repeat int
 	checkedVar(fs, &repeat, "repeat", 1, "passes over the file, at least 1; each pass after the first uses fresh customer and message ids", strconv.Atoi, atLeast(1))
 	collector := fs.String("collector", "", "base URL of a collector (e.g. http://127.0.0.1:8080): send through its HTTP API instead of straight to Kafka")
@@ -39,11 +39,16 @@ func runReplay(ctx context.Context, args []string, stdout io.Writer) error {
 	case *collector != "" && *writeKey == "":
 		return fmt.Errorf("--write-key is required with %s", fs.ref("collector"))
 	}
-	if _, err := os.Stat(*file); err != nil {
-		return fs.errorf("file", "%w", err)
-	}
 	cfg := ingest.ReplayConfig{Brokers: kf.brokerList(), Topic: kf.topic, Format: *format, File: *file, Repeat: repeat,
 		Collector: *collector, WriteKey: *writeKey}
+	if *file == "-" { // standard input, read once
+		if repeat > 1 {
+			return fs.errorf("repeat", "%d passes need a file: standard input (--file -) is read once", repeat)
+		}
+		cfg.Reader = os.Stdin
+	} else if _, err := os.Stat(*file); err != nil {
+		return fs.errorf("file", "%w", err)
+	}
 	start := time.Now()
 	if isTerminal(os.Stderr) {
 		cfg.Progress = func(sent int) {
@@ -83,11 +88,15 @@ func runReplay(ctx context.Context, args []string, stdout io.Writer) error {
 	switch {
 	case errors.As(err, &wrong):
 		msg := fmt.Sprintf("%s is %v", *file, wrong)
-		if f, ferr := os.Open(*file); ferr == nil {
-			if found := ingest.DetectFormat(f); found != "" && found != *format {
-				msg += fmt.Sprintf("; its first lines read as --format %s", found)
+		if cfg.Reader == nil { // standard input is read
+			if f, ferr := os.Open(*file); ferr == nil {
+				if r, derr := ingest.Decompressed(f); derr == nil {
+					if found := ingest.DetectFormat(r); found != "" && found != *format {
+						msg += fmt.Sprintf("; its first lines read as --format %s", found)
+					}
+				}
+				f.Close()
 			}
-			f.Close()
 		}
 		if sum.Sent > 0 {
 			msg += fmt.Sprintf("; %d events of its other lines were sent before that", sum.Sent)

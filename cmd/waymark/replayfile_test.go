@@ -2,11 +2,13 @@ package main
 
 import (
 	"bytes"
+	"compress/gzip"
 	"errors"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -141,5 +143,46 @@ func TestReplayOfAnotherFormatFails(t *testing.T) {
 	s.waitStored(t)
 	if got := queryStrings(t, "SELECT DISTINCT message_id FROM "+s.database+".events ORDER BY message_id"); fmt.Sprint(got) != "[wf-6 wf-8]" {
 		t.Errorf("stored %v, want [wf-6 wf-8]", got)
+	}
+}
+
+// TestReplayGzipBatchBodiesFromStdin: what shops have. A gzip-compressed export of /v1/batch
+// bodies, piped in with --file -, is stored event by event, each with its batch's context (the
+// collector's merge: the event's own members win); --repeat needs a file.
+func TestReplayGzipBatchBodiesFromStdin(t *testing.T) {
+	t.Parallel()
+	s := startServe(t)
+	body := `{"batch":[` +
+		`{"type":"track","userId":"gz1","event":"Gz A","messageId":"gz-a","timestamp":"2025-05-01T10:00:00Z","context":{"ip":"10.0.0.9"}},` +
+		`{"type":"track","userId":"gz1","event":"Gz B","messageId":"gz-b","timestamp":"2025-05-01T10:01:00Z"}` +
+		`],"context":{"ip":"10.0.0.1","page":{"path":"/from-batch"}},"sentAt":"2025-05-01T10:01:01Z"}`
+	single := `{"type":"track","userId":"gz1","event":"Gz C","messageId":"gz-c","timestamp":"2025-05-01T10:02:00Z"}`
+	var gz bytes.Buffer
+	zw := gzip.NewWriter(&gz)
+	fmt.Fprintf(zw, "%s\n%s\n", body, single)
+	if err := zw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	run := func(stdin []byte, args ...string) (string, error) {
+		cmd := exec.Command(binary, append([]string{"replay", "--format", "segment", "--file", "-"}, args...)...)
+		cmd.Env = append(os.Environ(), "WAYMARK_DEV_BROKER_ADDR="+s.broker)
+		cmd.Stdin = bytes.NewReader(stdin)
+		var stderr bytes.Buffer
+		cmd.Stderr = &stderr
+		out, err := cmd.Output()
+		return string(out) + stderr.String(), err
+	}
+	out, err := run(gz.Bytes())
+	if err != nil || !strings.Contains(out, "sent 3, skipped 0 lines") {
+		t.Fatalf("replay of gzip batch bodies from stdin: %v\n%s", err, out)
+	}
+	waitFor(t, "3 events stored", func() bool { return liveEvents(t, s.database) == 3 })
+	ips := queryStrings(t, `SELECT concat(event, ' ', page_path, ' ', if(position(raw, '10.0.0.9') > 0, '9', if(position(raw, '10.0.0.1') > 0, '1', '-'))) FROM `+s.database+`.events FINAL WHERE user_id = 'gz1' ORDER BY event`)
+	want := []string{"Gz A /from-batch 9", "Gz B /from-batch 1", "Gz C  -"} // the event's own ip wins
+	if !slices.Equal(ips, want) {
+		t.Errorf("stored %q, want %q", ips, want)
+	}
+	if out, err := run(gz.Bytes(), "--repeat", "2"); err == nil || !strings.Contains(out, "--repeat") {
+		t.Errorf("--repeat 2 of stdin: %v\n%s, want an error naming --repeat", err, out)
 	}
 }
