@@ -8,6 +8,7 @@ import (
 	"runtime/debug"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -787,7 +788,11 @@ func (c *Consumer) deadLetterInvalid(ctx context.Context, batch []fetchedMessage
 			c.metrics.placeholders.WithLabelValues(p.Field, p.Name).Inc()
 		}
 		for _, f := range m.event.Ignored {
-			c.metrics.ignored.WithLabelValues(f.Field, f.Reason).Inc()
+			field := f.Field
+			if f.Reason == ReasonKeyCollision { // by object, not by the client's key: a bounded label
+				field = collisionObject(field)
+			}
+			c.metrics.ignored.WithLabelValues(field, f.Reason).Inc()
 		}
 		if m.event.FutureTimestamp {
 			c.metrics.future.Inc()
@@ -953,6 +958,17 @@ func newDeadLetterMetric(path string) *prometheus.CounterVec {
 		Help:        "Events sent to the dead-letter topic, by path (collector: refused in a tracking call; consumer: a Kafka message that could not be used or whose writing panicked) and reason.",
 		ConstLabels: prometheus.Labels{"path": path},
 	}, []string{"reason"})
+}
+
+// collisionObject is the object ("properties", "traits", "context.traits") of a key_collision's
+// field (propField), the label waymark_consumer_ignored_fields_total counts it under.
+func collisionObject(field string) string {
+	for _, object := range []string{"context.traits", "traits", "properties"} {
+		if strings.HasPrefix(field, object+".") {
+			return object
+		}
+	}
+	return field
 }
 
 // newFutureTimestampMetric is the counter waymark_future_timestamps_total{path} of one path: the

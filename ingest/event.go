@@ -73,7 +73,9 @@ type Event struct {
 	// can do without (cosmetic: context.userAgent 5, context.device "x"), read as absent: the
 	// event is kept, the message byte for byte, and each is reported (the collector's answer
 	// lists them, the consumer counts them in waymark_consumer_ignored_fields_total). Reason is
-	// ReasonInvalidField, Field the member's path.
+	// ReasonInvalidField, Field the member's path; or ReasonKeyCollision, Field the path of a
+	// dotted property or trait key dropped for the nested member it names (setProperties; the
+	// collector's answer does not list these, as its check does not collect properties).
 	Ignored []*InvalidError
 
 	// Seq is the event's place in its Kafka partition (its offset), set by the consumer: a
@@ -152,6 +154,10 @@ const (
 	// placeholder), which Segment's alias spec requires, and without anonymousId: it would link
 	// nothing.
 	ReasonMissingPreviousID = "missing_previous_id"
+	// ReasonKeyCollision is a property or trait whose flattened key another member of the same
+	// object also gives (a dotted "a.b" and a nested {"a":{"b":…}}): the nested one is kept,
+	// this one listed in Event.Ignored (docs/values.md). Never a reason to refuse a message.
+	ReasonKeyCollision = "key_collision"
 )
 
 // Internal is the character Waymark builds its own ids and labels with, which no id or name a
@@ -803,6 +809,12 @@ func (e *Event) setProperties(w *wire) {
 	e.PropertyValues = make([]string, 0, len(props))
 	for i, p := range props {
 		if i+1 < len(props) && props[i+1].key == p.key {
+			if w := props[i+1]; w.rank == p.rank && w.depth != p.depth {
+				// A dotted name and the nested member it names, in one object: the nested
+				// one (deeper) wins, this one is dropped, and said so.
+				e.Ignored = append(e.Ignored, &InvalidError{Reason: ReasonKeyCollision, Field: propField(p),
+					Err: fmt.Errorf("%s names the same key as a nested member, which wins (docs/values.md)", propField(p))})
+			}
 			continue
 		}
 		if p.null {
@@ -812,6 +824,21 @@ func (e *Event) setProperties(w *wire) {
 		e.PropertyKeys = append(e.PropertyKeys, p.key)
 		e.PropertyValues = append(e.PropertyValues, p.value)
 	}
+}
+
+// propField names where a prop was sent, for Event.Ignored: properties.<name>, traits.<name> or
+// context.traits.<name> (a nested member's path joined by dots, as it is flattened).
+func propField(p prop) string {
+	switch p.rank {
+	case rankTraits:
+		return "traits." + strings.TrimPrefix(p.key, TraitPrefix)
+	case rankContextTraits:
+		return "context.traits." + strings.TrimPrefix(p.key, TraitPrefix)
+	case rankDevice:
+		return p.key
+	}
+	name, _ := PropertyName(p.key)
+	return "properties." + name
 }
 
 // topTrait is the stored key of the top-level trait of a trait's key (TopTrait).

@@ -466,3 +466,42 @@ func TestDeviceTypes(t *testing.T) {
 		}
 	}
 }
+
+// TestFlattenedKeyCollisionIsIgnored: a dotted key and the nested member it names, in one
+// object, are one key after flattening: the nested one is kept whatever their order, and the
+// flat one is listed in Event.Ignored (key_collision, naming it), in properties, traits and
+// context.traits alike; a key repeated in one object (same depth) is no collision.
+func TestFlattenedKeyCollisionIsIgnored(t *testing.T) {
+	recv := time.Date(2025, 5, 1, 10, 0, 0, 0, time.UTC)
+	for _, tc := range []struct {
+		name, msg, key, want, field string
+	}{
+		{"properties flat first", `{"type":"track","event":"E","userId":"u","properties":{"a.b":1,"a":{"b":2}}}`, "a.b", "2", "properties.a.b"},
+		{"properties nested first", `{"type":"track","event":"E","userId":"u","properties":{"a":{"b":2},"a.b":1}}`, "a.b", "2", "properties.a.b"},
+		{"traits", `{"type":"identify","userId":"u","traits":{"address.city":"Lyon","address":{"city":"Nice"}}}`, TraitPrefix + "address.city", "Nice", "traits.address.city"},
+		{"context.traits", `{"type":"track","event":"E","userId":"u","context":{"traits":{"address":{"city":"Nice"},"address.city":"Lyon"}}}`, TraitPrefix + "address.city", "Nice", "context.traits.address.city"},
+		{"repeated key", `{"type":"track","event":"E","userId":"u","properties":{"a":1,"a":2}}`, "a", "2", ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e, err := Decode([]byte(tc.msg), "s", recv)
+			if err != nil {
+				t.Fatal(err)
+			}
+			i := slices.Index(e.PropertyKeys, tc.key)
+			if i < 0 || e.PropertyValues[i] != tc.want {
+				t.Errorf("keys %q values %q, want %s=%s", e.PropertyKeys, e.PropertyValues, tc.key, tc.want)
+			}
+			var got []string
+			for _, ig := range e.Ignored {
+				got = append(got, ig.Reason+" "+ig.Field)
+			}
+			var want []string
+			if tc.field != "" {
+				want = []string{ReasonKeyCollision + " " + tc.field}
+			}
+			if !slices.Equal(got, want) {
+				t.Errorf("ignored %q, want %q", got, want)
+			}
+		})
+	}
+}
