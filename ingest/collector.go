@@ -626,7 +626,12 @@ func (c *Collector) readBody(r *http.Request, kind string) ([]byte, error) {
 		return nil, &requestError{http.StatusUnsupportedMediaType, "Content-Encoding",
 			fmt.Sprintf("Content-Encoding %q is not supported: send gzip, deflate or an uncompressed body", coding)}
 	}
-	tooLarge := &requestError{http.StatusBadRequest, "body", fmt.Sprintf("body larger than %d bytes", limit)}
+	// A body over the limit is a 413 (RFC 9110 §15.5.14); one whose Content-Length already says
+	// so is refused before any of it is read.
+	tooLarge := &requestError{http.StatusRequestEntityTooLarge, "body", fmt.Sprintf("body larger than %d bytes", limit)}
+	if r.ContentLength > int64(limit) {
+		return nil, tooLarge
+	}
 	raw, err := io.ReadAll(io.LimitReader(r.Body, int64(limit)+1))
 	if err != nil {
 		return nil, &requestError{http.StatusBadRequest, "body", "read body: " + err.Error()}

@@ -1,6 +1,7 @@
 package ingest
 
 import (
+	"bufio"
 	"bytes"
 	"compress/gzip"
 	"compress/zlib"
@@ -9,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -753,5 +755,37 @@ func TestBatchContextIsMergedIntoEachEvent(t *testing.T) {
 	}
 	if trait, _ := ev.Trait("seg"); ev.CampaignSource != "newsletter" || ev.CampaignMedium != "email" || ev.PagePath != "/home" || trait != "x" {
 		t.Errorf("merged context read as campaign %q/%q, page %q, trait seg %q", ev.CampaignSource, ev.CampaignMedium, ev.PagePath, trait)
+	}
+}
+
+// TestCollectorRefusesAnOversizedContentLength: on every write endpoint a body whose
+// Content-Length already exceeds the limit is a 413 naming the limit, answered before the body
+// is read; the request sends only a few bytes of the body it declares and then ends its side of
+// the connection, so a collector that reads first finds a short body instead.
+func TestCollectorRefusesAnOversizedContentLength(t *testing.T) {
+	e := startCollector(t, nil)
+	host := strings.TrimPrefix(e.url, "http://")
+	for path, kind := range endpoints {
+		limit := DefaultMaxEventBytes
+		if kind == "batch" {
+			limit = DefaultMaxBatchBytes
+		}
+		conn, err := net.Dial("tcp", host)
+		if err != nil {
+			t.Fatal(err)
+		}
+		fmt.Fprintf(conn, "POST %s HTTP/1.1\r\nHost: %s\r\nX-Write-Key: key-web\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n{\"type\":", path, host, limit+1)
+		conn.(*net.TCPConn).CloseWrite()
+		resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+		if err != nil {
+			t.Fatalf("POST %s: %v", path, err)
+		}
+		raw, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		conn.Close()
+		want := fmt.Sprintf("larger than %d bytes", limit)
+		if resp.StatusCode != http.StatusRequestEntityTooLarge || !strings.Contains(string(raw), want) || !strings.Contains(string(raw), `"body"`) {
+			t.Errorf("POST %s with Content-Length %d: %d %s, want 413 naming field body and %q", path, limit+1, resp.StatusCode, raw, want)
+		}
 	}
 }

@@ -52,8 +52,8 @@ func TestOneRuleOnEveryPath(t *testing.T) {
 	for _, m := range both {
 		status, answer := s.track(t, "/v1/"+m.endpoint, fmt.Sprintf(m.msg, "http"))
 		switch big := strings.Contains(m.msg, blob); {
-		case big && (status != 400 || !strings.Contains(answer, "larger than")):
-			t.Errorf("40 KB event: POST /v1/track answered %d %s, want 400 naming the limit", status, answer)
+		case big && (status != 413 || !strings.Contains(answer, "larger than")):
+			t.Errorf("40 KB event: POST /v1/track answered %d %s, want 413 naming the limit", status, answer)
 		case !big && status != 200:
 			t.Errorf("POST /v1/%s: %d %s", m.endpoint, status, answer)
 		}
