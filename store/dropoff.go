@@ -65,6 +65,10 @@ func ParseDropoffQuery(v url.Values) (DropoffQuery, error) {
 	// step: 1 to the step before the last (nobody drops off after the last), or 0 (the default)
 	// for the step with the largest drop-off, which the answer names.
 	last, before := max(len(fq.Steps)-1, 0), p.err
+	if before == nil && len(fq.Steps) == 1 {
+		p.fail("steps", "a drop-off needs at least two steps, got one: give steps (--steps) twice or more")
+		before = p.err
+	}
 	q.Step = p.int("step", 0, last)
 	if before == nil && p.err != nil {
 		p.err = paramErrorf("step", "%q is not a step to count drop-offs after: give 1 to %d (the step before the last), or 0 for the step with the largest drop-off",
