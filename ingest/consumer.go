@@ -447,7 +447,10 @@ func (c *Consumer) readPartition(ctx, gctx context.Context, gen *generation, a k
 		Partition: a.ID,
 		MinBytes:  1,
 		MaxBytes:  16 << 20,
-		MaxWait:   100 * time.Millisecond,
+		// The broker answers a fetch as soon as a message arrives (MinBytes 1), so MaxWait only
+		// sets how often an idle partition is asked again: 500 ms cost a third of the idle CPU
+		// of 100 ms (both sides, on the dev broker) with no later delivery.
+		MaxWait: 500 * time.Millisecond,
 	})
 	defer r.Close()
 	if err := r.SetOffset(a.Offset); err != nil {
