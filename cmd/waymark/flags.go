@@ -387,6 +387,12 @@ func checkSessionizerFlags(fs *flagSet, c *sessionize.Config) error {
 	return nil
 }
 
+// addHTTPAddrFlag adds --http-addr (WAYMARK_HTTP_ADDR), the address serve listens on for HTTP,
+// to serve and to healthcheck, which asks it.
+func addHTTPAddrFlag(fs *flagSet) *string {
+	return fs.String("http-addr", "127.0.0.1:8080", "HTTP address: tracking API (collector role), /metrics, /healthz, /readyz")
+}
+
 // addBatchFlags adds the consumer's --batch-size and --flush-interval (serve's, bench's and bench
 // ingest's) into c; the consumer would read 0 as its default.
 func addBatchFlags(fs *flagSet, c *ingest.ConsumerConfig) {

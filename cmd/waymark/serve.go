@@ -40,7 +40,7 @@ func runServe(ctx context.Context, args []string, log *slog.Logger) error {
 	addClusterFlag(fs, cf)
 	addQueryLimitFlags(fs, cf, "over it the API answers 503 with Retry-After")
 	addFunnelMatchingFlag(fs, cf)
-	httpAddr := fs.String("http-addr", "127.0.0.1:8080", "HTTP address: tracking API (collector role), /metrics, /healthz, /readyz")
+	httpAddr := addHTTPAddrFlag(fs)
 	var rolesFlag string
 	checkedVar(fs, &rolesFlag, "roles", "collector,ingest,query", "comma-separated roles to run, each once (spaces around one are ignored): collector (Segment HTTP API to Kafka), ingest (Kafka to ClickHouse), query (/api/v1/)", text, func(s string) error {
 		_, err := parseRoles(s)
