@@ -2,7 +2,7 @@
 // events from Kafka, sessionizes them, stores them in ClickHouse and answers funnel questions.
 //
 // Subcommands: serve, replay, funnel, dropoff, paths, next, retention, stages, sessions,
-// resessionize, migrate, journey-map, healthcheck, bench, udf-funnel. Run `waymark <command> -h` for flags;
+// resessionize, migrate, journey-map, healthcheck, version, bench, udf-funnel. Run `waymark <command> -h` for flags;
 // every flag can also be set by an environment variable WAYMARK_<FLAG>.
 package main
 
@@ -34,6 +34,7 @@ Commands:
   migrate      create or upgrade the ClickHouse schema
   journey-map  check a journey map file, or show the effective one
   healthcheck  exit 0 when a running Waymark is ready (for container healthchecks)
+  version      print Waymark's version: module version, commit and build time
   bench        run the whole pipeline on loopback against a raw kcat | clickhouse-client baseline;
                bench ingest: import a generated month of a large shop (persons, evictions, memory)
   udf-funnel   serve ClickHouse's waymark_funnel executable UDF on stdin/stdout (docs/udf.md)
@@ -103,6 +104,8 @@ func dispatch(ctx context.Context, args []string, stdout io.Writer, log *slog.Lo
 		return runHealthcheck(ctx, rest)
 	case "bench":
 		return runBench(ctx, rest, stdout, log)
+	case "version", "--version":
+		return runVersion(rest, stdout)
 	case "udf-funnel": // run by ClickHouse as the waymark_funnel function (docs/udf.md)
 		return runUDFFunnel(rest, stdout)
 	case "help":
@@ -138,4 +141,45 @@ func runUDFFunnel(args []string, stdout io.Writer) error {
 	// twice what it holds.
 	debug.SetMemoryLimit(512 << 20)
 	return store.ServeFunnelUDF(os.Stdin, stdout)
+}
+
+// runVersion prints one line: "waymark <module version> <commit>[+modified] <commit time> <Go
+// version>", read from the build information Go writes into the binary (debug.ReadBuildInfo);
+// a part the build did not record (a build outside a git checkout has no commit) is left out.
+func runVersion(args []string, stdout io.Writer) error {
+	fs := newFlagSet("version", "version")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	_, err := fmt.Fprintln(stdout, versionLine())
+	return err
+}
+
+// versionLine is runVersion's line.
+func versionLine() string {
+	info, ok := debug.ReadBuildInfo()
+	if !ok {
+		return "waymark (no build information)"
+	}
+	parts := []string{"waymark", info.Main.Version}
+	var revision, modified, at string
+	for _, s := range info.Settings {
+		switch s.Key {
+		case "vcs.revision":
+			revision = s.Value
+		case "vcs.modified":
+			if s.Value == "true" {
+				modified = "+modified"
+			}
+		case "vcs.time":
+			at = s.Value
+		}
+	}
+	if revision != "" {
+		parts = append(parts, revision+modified)
+	}
+	if at != "" {
+		parts = append(parts, at)
+	}
+	return strings.Join(append(parts, info.GoVersion), " ")
 }
