@@ -127,7 +127,7 @@ func (a *API) fail(w http.ResponseWriter, r *http.Request, name string, err erro
 type failure struct {
 	Status     int    `json:"status"`
 	Error      string `json:"error"`
-	Param      string `json:"param"`
+	Param      string `json:"param,omitempty"`
 	RetryAfter int    `json:"retry_after,omitempty"`
 }
 
@@ -223,9 +223,14 @@ func noParameters(w http.ResponseWriter, r *http.Request) bool {
 }
 
 // WriteError answers with status and the query API's JSON error body, {"error": message,
-// "param": param}; param is the parameter at fault, "" when none is.
+// "param": param}; param is the parameter at fault, and the member is left out when none is
+// ("" given), so that a client can tell a parameter's fault by its presence.
 func WriteError(w http.ResponseWriter, status int, param, message string) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
-	_ = json.NewEncoder(w).Encode(map[string]string{"error": message, "param": param})
+	body := map[string]string{"error": message}
+	if param != "" {
+		body["param"] = param
+	}
+	_ = json.NewEncoder(w).Encode(body)
 }

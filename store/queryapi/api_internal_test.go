@@ -54,7 +54,9 @@ func TestFailedQueriesAnswer(t *testing.T) {
 				}
 			} else {
 				var body map[string]string
-				if err := json.Unmarshal(w.Body.Bytes(), &body); err != nil || w.Code != tt.status || w.Header().Get("Content-Type") != "application/json" ||
+				err := json.Unmarshal(w.Body.Bytes(), &body)
+				_, hasParam := body["param"] // left out when no parameter is at fault
+				if err != nil || w.Code != tt.status || w.Header().Get("Content-Type") != "application/json" || hasParam != (tt.param != "") ||
 					body["param"] != tt.param || body["error"] != tt.says || w.Header().Get("Retry-After") != tt.retryAfter {
 					t.Errorf("%d %v %q (%v), want %d JSON with param %q, error %q, Retry-After %q", w.Code, w.Header(), w.Body, err, tt.status, tt.param, tt.says, tt.retryAfter)
 				}

@@ -19,7 +19,7 @@ func TestWriteJSONNeverAnswersEmpty(t *testing.T) {
 		status int
 		want   string
 	}{
-		{map[string]float64{"mean_score": math.Inf(1)}, http.StatusInternalServerError, `{"error":"the stages answer could not be written as JSON; see the server log","param":""}` + "\n"},
+		{map[string]float64{"mean_score": math.Inf(1)}, http.StatusInternalServerError, `{"error":"the stages answer could not be written as JSON; see the server log"}` + "\n"},
 		{map[string]string{"step": "Order Completed[revenue>=100]"}, http.StatusOK, `{"step":"Order Completed[revenue>=100]"}` + "\n"},
 	} {
 		rec := httptest.NewRecorder()
