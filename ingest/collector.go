@@ -614,6 +614,7 @@ func (c *Collector) countRejected(rejected []rejectedEvent) {
 // Content-Encoding says: gzip (or x-gzip), deflate (the zlib format, as RFC 9110 §8.4.1.2 defines
 // it), or none ("identity"), where a body that starts with gzip's magic bytes is gunzipped anyway
 // (some SDKs label gzip bodies as form data). Any other coding is a 415 naming Content-Encoding.
+// A UTF-8 byte order mark starting the (decompressed) body is dropped.
 func (c *Collector) readBody(r *http.Request, kind string) ([]byte, error) {
 	limit := c.cfg.MaxBatchBytes
 	if kind != "batch" {
@@ -660,6 +661,7 @@ func (c *Collector) readBody(r *http.Request, kind string) ([]byte, error) {
 			return nil, tooLarge
 		}
 	}
+	body = TrimByteOrderMark(body) // .NET's and PowerShell's UTF-8 writers start with one
 	if !utf8.Valid(body) {
 		return nil, &requestError{http.StatusBadRequest, "body", "body is not valid UTF-8"}
 	}

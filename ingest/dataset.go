@@ -415,9 +415,15 @@ func withinEventLimit(emit func(Message) error, skip func(Skip)) func(Message) e
 }
 
 // byteOrderMark is the UTF-8 encoding of U+FEFF, which Windows tools (PowerShell's Out-File,
-// Excel's "CSV UTF-8") write at the start of a text file. The Unicode Standard (§23.8) calls it
-// no part of the text there; it is read as such only at the start of the file.
+// Excel's "CSV UTF-8", .NET's Encoding.UTF8) write at the start of a text file or a request body.
+// The Unicode Standard (§23.8) calls it no part of the text there; it is read as such only at the
+// start.
 const byteOrderMark = "\ufeff"
+
+// TrimByteOrderMark returns b without the UTF-8 byte order mark (EF BB BF) it may start with:
+// what a file, a line-delimited dataset or an HTTP body holds after it. Only a leading one is
+// dropped; one further in is text (a JSON reader refuses it outside a string).
+func TrimByteOrderMark(b []byte) []byte { return bytes.TrimPrefix(b, []byte(byteOrderMark)) }
 
 // eachLine calls fn for every non-empty line, numbered from 1; a byte order mark starting the
 // first line is dropped.
@@ -429,7 +435,7 @@ func eachLine(r io.Reader, fn func(line int, text string) error) error {
 		line++
 		b := sc.Bytes()
 		if line == 1 {
-			b = bytes.TrimPrefix(b, []byte(byteOrderMark))
+			b = TrimByteOrderMark(b)
 		}
 		text := string(bytes.TrimRight(b, "\r"))
 		if strings.TrimSpace(text) == "" {

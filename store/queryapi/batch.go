@@ -13,6 +13,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/waymark-dev/waymark/ingest"
 	"github.com/waymark-dev/waymark/store"
 )
 
@@ -98,7 +99,7 @@ func readBatch(w http.ResponseWriter, r *http.Request) (qs []store.BatchQuery, s
 		return nil, http.StatusBadRequest, "body", fmt.Errorf("read the body: %w", err)
 	}
 	var whole json.RawMessage
-	if err := json.Unmarshal(raw, &whole); err != nil {
+	if err := json.Unmarshal(ingest.TrimByteOrderMark(raw), &whole); err != nil {
 		return nil, http.StatusBadRequest, "body", fmt.Errorf("the body is not JSON: %w", err)
 	}
 	body, err := objectMembers(whole, "queries")

@@ -127,14 +127,16 @@ func TestBatchBodyIsPlainJSON(t *testing.T) {
 		contentType, encoding string
 		status                int
 		param                 string
+		bom                   string // before the body: a UTF-8 byte order mark is skipped
 	}{
-		{"", "", 200, ""},
-		{"application/json; charset=utf-8", "", 200, ""},
-		{"text/plain", "", 415, "Content-Type"},
-		{"application/x-www-form-urlencoded", "", 415, "Content-Type"},
-		{"application/json", "gzip", 415, "Content-Encoding"},
+		{"", "", 200, "", ""},
+		{"application/json", "", 200, "", "\ufeff"},
+		{"application/json; charset=utf-8", "", 200, "", ""},
+		{"text/plain", "", 415, "Content-Type", ""},
+		{"application/x-www-form-urlencoded", "", 415, "Content-Type", ""},
+		{"application/json", "gzip", 415, "Content-Encoding", ""},
 	} {
-		req, _ := http.NewRequest(http.MethodPost, srv.URL+"/api/v1/batch", strings.NewReader(body))
+		req, _ := http.NewRequest(http.MethodPost, srv.URL+"/api/v1/batch", strings.NewReader(tt.bom+body))
 		if tt.contentType != "" {
 			req.Header.Set("Content-Type", tt.contentType)
 		}
@@ -149,7 +151,7 @@ func TestBatchBodyIsPlainJSON(t *testing.T) {
 		err = json.NewDecoder(resp.Body).Decode(&got)
 		resp.Body.Close()
 		if resp.StatusCode != tt.status || err != nil || tt.status != 200 && got["param"] != tt.param {
-			t.Errorf("Content-Type %q, Content-Encoding %q: %d %v (%v), want %d naming %q", tt.contentType, tt.encoding, resp.StatusCode, got, err, tt.status, tt.param)
+			t.Errorf("Content-Type %q, Content-Encoding %q, before the body %q: %d %v (%v), want %d naming %q", tt.contentType, tt.encoding, tt.bom, resp.StatusCode, got, err, tt.status, tt.param)
 		}
 	}
 }
