@@ -139,6 +139,15 @@ func TestDecodeRejects(t *testing.T) {
 		{`{"type":"track","event":"\u0000identify","userId":"u"}`, ReasonInvalidField, "event"},
 		{`{"type":"page","name":"\u0000alias","userId":"u"}`, ReasonInvalidField, "name"},
 		{`{"type":"screen","name":"S\u0000","userId":"u"}`, ReasonInvalidField, "name"},
+		// Half a UTF-16 surrogate pair is no character: read as U+FFFD, "sur\ud800", "sur\udfff" and
+		// "sur\ufffd" would be one person (or one event, one session).
+		{`{"type":"track","event":"A","userId":"sur\ud800"}`, ReasonInvalidField, "userId"},
+		{`{"type":"track","event":"A","userId":"sur\udfff\ud800"}`, ReasonInvalidField, "userId"},
+		{`{"type":"track","event":"A","userId":"\udc00\ud83d"}`, ReasonInvalidField, "userId"},
+		{`{"type":"track","event":"A","anonymousId":"\ud83d"}`, ReasonInvalidField, "anonymousId"},
+		{`{"type":"alias","userId":"u","previousId":"p\uDBFFx"}`, ReasonInvalidField, "previousId"},
+		{`{"type":"track","event":"A","userId":"u","messageId":"m\ud800\\udc00"}`, ReasonInvalidField, "messageId"},
+		{`{"type":"track","event":"A","userId":"u","context":{"sessionId":"s\udfff"}}`, ReasonInvalidField, "context.sessionId"},
 		{`{"type":"track","event":"A","userId":"u","timestamp":"yesterday"}`, ReasonInvalidTimestamp, "timestamp"},
 		{`{"type":"track","event":"A","userId":"u","sentAt":"2026-13-01T00:00:00Z"}`, ReasonInvalidTimestamp, "sentAt"},
 		{`{"type":"track","event":"A","userId":"u","timestamp":"1970-01-01T00:00:00Z"}`, ReasonInvalidTimestamp, "timestamp"},
@@ -503,5 +512,22 @@ func TestFlattenedKeyCollisionIsIgnored(t *testing.T) {
 				t.Errorf("ignored %q, want %q", got, want)
 			}
 		})
+	}
+}
+
+// TestSurrogatePairsAndEscapedBackslashesAreIds: what refuses an id is half a surrogate pair
+// alone; a whole pair is its character, an escaped backslash before "ud800" is text, and a
+// property may hold half a pair (read as U+FFFD, as encoding/json reads it).
+func TestSurrogatePairsAndEscapedBackslashesAreIds(t *testing.T) {
+	for raw, want := range map[string]string{
+		`{"type":"track","event":"A","userId":"sm\ud83d\ude00"}`:                        "sm\U0001F600",
+		`{"type":"track","event":"A","userId":"b\\ud800"}`:                              `b\ud800`,
+		`{"type":"track","event":"A","userId":"r\ufffd"}`:                               "r\ufffd",
+		`{"type":"track","event":"A","userId":"p","properties":{"cut":"emoji \ud83d"}}`: "p",
+	} {
+		e, err := Decode([]byte(raw), "s", recv)
+		if err != nil || e.UserID != want {
+			t.Errorf("Decode(%s) = %q, %v; want userId %q", raw, e.UserID, err, want)
+		}
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"strconv"
 	"unicode/utf8"
 )
 
@@ -255,6 +256,41 @@ func unquote(raw []byte, escaped bool) string {
 	return text
 }
 
+// loneSurrogate reports whether raw, a string's text as sent, has a \u escape of half a UTF-16
+// surrogate pair (U+D800–U+DFFF) that is not a high half directly followed by a low half's escape:
+// no character (RFC 8259 §8.2 leaves such a string's reading open; encoding/json reads U+FFFD).
+// A JavaScript string cut in the middle of an emoji is sent so.
+func loneSurrogate(raw []byte) bool {
+	half := func(i int) rune { // the escape at raw[i:], if it is \u and half a pair, else 0
+		if i+6 > len(raw) || raw[i] != '\\' || raw[i+1] != 'u' {
+			return 0
+		}
+		r, err := strconv.ParseUint(string(raw[i+2:i+6]), 16, 32)
+		if err != nil || r < 0xD800 || r > 0xDFFF {
+			return 0
+		}
+		return rune(r)
+	}
+	for i := 0; i < len(raw); i++ {
+		if raw[i] != '\\' {
+			continue
+		}
+		h := half(i)
+		switch {
+		case h == 0:
+			i++ // past the escaped character: an escaped backslash is text, "\\ud800" no escape
+		case h >= 0xDC00:
+			return true // a low half first
+		default:
+			if lo := half(i + 6); lo < 0xDC00 {
+				return true // a high half with no low half after it
+			}
+			i += 11
+		}
+	}
+	return false
+}
+
 // unquoteBytes is unquote without a copy for text that needs no decoding.
 func unquoteBytes(raw []byte, escaped bool) []byte {
 	if !escaped && utf8.Valid(raw) {
@@ -382,10 +418,23 @@ func (s *jsonScanner) stringMembers(field string, fields ...stringField) error {
 // id reads an id sent as a string or a number; null is "". A number is one id however it is
 // written: its CanonicalNumber text, so userId 4200, 4.2e3 and 4200.0 are the person "4200", as
 // the string "4200" is (messageId, userId, anonymousId, previousId and context.sessionId alike).
+// A string escaping half a UTF-16 surrogate pair alone (loneSurrogate) is refused, naming field:
+// read as U+FFFD, "a\ud800", "a\udfff" and "a\ufffd" would be one id.
 func (s *jsonScanner) id(field string, dst *string) error {
 	switch c := s.peek(); {
-	case c == '"' || c == 'n':
-		return s.str(field, dst)
+	case c == '"':
+		raw, escaped, err := s.rawString()
+		if err == nil && escaped && loneSurrogate(raw) {
+			if s.typeErr == nil {
+				s.typeErr = &InvalidError{Reason: ReasonInvalidField, Field: field, Err: fmt.Errorf(
+					"%s escapes half of a UTF-16 surrogate pair without the other, which is no character; send the id as text a client's string holds", abbreviate(raw))}
+			}
+			return nil
+		}
+		*dst = unquote(raw, escaped)
+		return err
+	case c == 'n':
+		return s.literal("null")
 	case c == '-' || c >= '0' && c <= '9':
 		raw, err := s.value()
 		*dst, _ = CanonicalNumber(string(raw)) // 4200, 4.2e3 and 4200.0 are one id

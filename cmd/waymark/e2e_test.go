@@ -370,6 +370,8 @@ func TestBadMessagesGoToTheDeadLetterTopic(t *testing.T) {
 		{reason: "missing_event", value: `{"type":"track","userId":"u1","messageId":"%s"}`, http: true, single: true},
 		{reason: "invalid_type", value: `{"type":"purchase","userId":"u1","messageId":"%s"}`, http: true},
 		{reason: "invalid_timestamp", value: `{"type":"track","event":"X","userId":"u1","messageId":"%s","timestamp":"yesterday"}`, http: true, single: true},
+		// half a surrogate pair, which would read as U+FFFD and merge with other ids
+		{reason: "invalid_field", value: `{"type":"track","event":"X","userId":"sur\ud800","messageId":"%s"}`, http: true, single: true},
 	}
 	// want counts the dead letters sent, by "path reason".
 	want := map[string]int{}
