@@ -195,6 +195,17 @@ func (s *Store) Ping(ctx context.Context) error {
 	return nil
 }
 
+// DatabaseExists reports whether the database of Config.Database is on the server: Open does
+// not ask (Migrate creates it), so a command that only reads can tell a misspelt or never-migrated
+// database from the errors ClickHouse gives each of its queries.
+func (s *Store) DatabaseExists(ctx context.Context) (bool, error) {
+	var n uint64
+	if err := s.conn.QueryRow(ctx, "SELECT count() FROM system.databases WHERE name = ?", s.cfg.Database).Scan(&n); err != nil {
+		return false, fmt.Errorf("look up database %s on clickhouse %s: %w", s.cfg.Database, s.cfg.Addr, err)
+	}
+	return n > 0, nil
+}
+
 // ServerVersion returns the ClickHouse server's version as it reports it (e.g. "18.16.1",
 // "26.7.2.1").
 func (s *Store) ServerVersion(ctx context.Context) (string, error) {

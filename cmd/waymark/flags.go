@@ -583,7 +583,9 @@ func parseRange(fs *flagSet, fromText, toText string) (from, to time.Time, err e
 }
 
 // openWithMap loads the journey map (errors name --journey-map, a flag of fs) and connects to
-// ClickHouse, for the commands that query stored events.
+// ClickHouse, for the commands that query stored events. A database that does not exist is
+// refused here, naming --clickhouse-database (or its variable), once for every such command:
+// each of their first queries would otherwise report ClickHouse's error in its own words.
 func openWithMap(ctx context.Context, fs *flagSet, cf *clickhouseFlags, mapPath string, log *slog.Logger) (*store.Store, *sessionize.Map, error) {
 	jm, err := sessionize.LoadMap(mapPath)
 	if err != nil {
@@ -591,6 +593,14 @@ func openWithMap(ctx context.Context, fs *flagSet, cf *clickhouseFlags, mapPath 
 	}
 	st, err := store.Open(ctx, cf.cfg, log, nil)
 	if err != nil {
+		return nil, nil, err
+	}
+	exists, err := st.DatabaseExists(ctx)
+	if err == nil && !exists {
+		err = fs.errorf("clickhouse-database", "database %q does not exist on %s (run waymark serve or waymark migrate first)", cf.cfg.Database, cf.cfg.Addr)
+	}
+	if err != nil {
+		st.Close()
 		return nil, nil, err
 	}
 	return st, jm, nil

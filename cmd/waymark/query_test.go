@@ -3,7 +3,11 @@ package main
 import (
 	"bytes"
 	"encoding/csv"
+	"fmt"
+	"os"
+	"os/exec"
 	"slices"
+	"strings"
 	"testing"
 )
 
@@ -46,5 +50,34 @@ func TestDropoffCSVIsNotAFormula(t *testing.T) {
 	}
 	if got[0] != "person_id" || !slices.Equal(got[1:], want) {
 		t.Errorf("cells %q, want person_id then %q", got, want)
+	}
+}
+
+// TestQueryCommandsNameAMissingDatabase: a --clickhouse-database that does not exist (a typo, or
+// a database serve never migrated) gets one message from every query command, naming the flag,
+// or the variable it came from, instead of ClickHouse's error in each command's words.
+func TestQueryCommandsNameAMissingDatabase(t *testing.T) {
+	t.Parallel()
+	commands := [][]string{
+		{"funnel", "--steps", "A"}, {"sessions"}, {"stages"}, {"dropoff", "--steps", "A,B"},
+		{"paths", "--anchor", "A"}, {"next", "--anchor", "A"}, {"retention", "--conversion", "A"},
+	}
+	for _, args := range commands {
+		for _, viaEnv := range []bool{false, true} {
+			cmd := exec.Command(binary, args...)
+			cmd.Env = append(os.Environ(), "WAYMARK_CLICKHOUSE_ADDR="+chServer.Addr)
+			ref := "--clickhouse-database"
+			if viaEnv {
+				cmd.Env = append(cmd.Env, "WAYMARK_CLICKHOUSE_DATABASE=nope_missing")
+				ref = "WAYMARK_CLICKHOUSE_DATABASE (--clickhouse-database)"
+			} else {
+				cmd.Args = append(cmd.Args, "--clickhouse-database", "nope_missing")
+			}
+			out, err := cmd.CombinedOutput()
+			want := fmt.Sprintf("waymark: %s: database \"nope_missing\" does not exist on %s (run waymark serve or waymark migrate first)\n", ref, chServer.Addr)
+			if err == nil || string(out) != want {
+				t.Errorf("waymark %s (database from the environment: %v): %v\n%s\nwant %s", strings.Join(args, " "), viaEnv, err, out, want)
+			}
+		}
 	}
 }
