@@ -336,7 +336,10 @@ func readSegmentMessage(raw []byte, pass, line int, place string, emit func(Mess
 			skip(Skip{line, "invalid JSON: " + err.Error()})
 			return nil
 		}
-		for _, k := range []string{"userId", "anonymousId", "messageId"} {
+		// Every id the identity rules read is renamed, and the messageId: an id left out joins
+		// each pass's person to the first pass's (an alias whose previousId kept its name merged
+		// every copy of its user into one person).
+		for _, k := range []string{"userId", "anonymousId", "previousId", "messageId"} {
 			var id string
 			switch v := m[k].(type) {
 			case string:

@@ -90,6 +90,26 @@ func TestSegmentReplayKeepsEventTimes(t *testing.T) {
 	}
 }
 
+// TestFreshPassesRenameEveryID: a fresh pass renames every id the identity rules read, an
+// alias's previousId among them, so no pass's person is joined to another pass's.
+func TestFreshPassesRenameEveryID(t *testing.T) {
+	line := `{"type":"alias","userId":"u","previousId":"old","anonymousId":"a","messageId":"m","timestamp":"2024-10-02T10:00:00Z"}`
+	var msgs []Message
+	skip := func(s Skip) { t.Errorf("skipped %v", s) }
+	if err := readSegment(strings.NewReader(line), 2, func(m Message) error { msgs = append(msgs, m); return nil }, skip); err != nil {
+		t.Fatal(err)
+	}
+	var ids map[string]any
+	if len(msgs) != 1 || json.Unmarshal(msgs[0].Value, &ids) != nil {
+		t.Fatalf("pass 2 sent %v, want the line", msgs)
+	}
+	for k, want := range map[string]string{"userId": "u~2", "previousId": "old~2", "anonymousId": "a~2", "messageId": "m~2"} {
+		if ids[k] != want {
+			t.Errorf("pass 2: %s = %v, want %s", k, ids[k], want)
+		}
+	}
+}
+
 // TestSegmentPassesSkipTheSameLines: a fresh pass of a Segment export (repeat > 1) skips the
 // lines the first pass skips, with the same reason, and sends the others: JSON with text after
 // the message, or not UTF-8, which encoding/json would read and rewrite, is no message in any pass.
