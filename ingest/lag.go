@@ -48,13 +48,17 @@ func GroupOffsets(ctx context.Context, brokers []string, group, topic string) (m
 		parts = append(parts, p.ID)
 		ends = append(ends, kafka.LastOffsetOf(p.ID))
 	}
-	listed, err := client.ListOffsets(ctx, &kafka.ListOffsetsRequest{Topics: map[string][]kafka.OffsetRequest{topic: ends}})
-	if err != nil {
-		return nil, fmt.Errorf("list offsets of %s: %w", topic, err)
-	}
+	// The committed offsets are read before the log-end offsets: the consumer forwards a message
+	// produced to another partition than its device's and commits the original only once the copy
+	// is written, so log ends read first could miss a copy whose original was committed by the
+	// time the commits were read, and show a lag of 0 with the copy not yet stored.
 	committed, err := client.OffsetFetch(ctx, &kafka.OffsetFetchRequest{GroupID: group, Topics: map[string][]int{topic: parts}})
 	if err != nil {
 		return nil, fmt.Errorf("fetch offsets of group %s: %w", group, err)
+	}
+	listed, err := client.ListOffsets(ctx, &kafka.ListOffsetsRequest{Topics: map[string][]kafka.OffsetRequest{topic: ends}})
+	if err != nil {
+		return nil, fmt.Errorf("list offsets of %s: %w", topic, err)
 	}
 	done := map[int]int64{}
 	for _, p := range committed.Topics[topic] {
