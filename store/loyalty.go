@@ -379,11 +379,17 @@ type StagesQuery struct {
 type StageHealth struct {
 	Stage   string `json:"stage"`
 	Entered int64  `json:"entered"` // persons who first entered the stage in range
-	// MovedOn is the persons who went on from the stage in range, whenever they entered it: a
-	// repeat order in March moves on from the conversion of January.
+	// EnteredMovedOn is the persons of Entered who went on from the stage before the range
+	// ends: Entered's conversion, at most Entered (as Amplitude's and Mixpanel's funnels count
+	// the converted of the persons who entered). Entered - EnteredMovedOn left the stage or are
+	// in it still.
+	EnteredMovedOn int64 `json:"entered_moved_on"`
+	// MovedOn is the flow out of the stage: the persons who went on from it in range, whenever
+	// they entered it (a repeat order in March moves on from the conversion of January), so it
+	// may be larger than Entered in a range after many entered. It is no share of Entered.
 	MovedOn int64 `json:"moved_on"`
-	// ExitRate is 1 - MovedOn / Entered, 0 when Entered is 0 (see ratio) or MovedOn is larger
-	// (more went on than entered, in a range after many entered).
+	// ExitRate is 1 - EnteredMovedOn / Entered, from 0 to 1: the share of Entered that did not
+	// go on before the range ends; 0 when Entered is 0 (see ratio).
 	ExitRate float64 `json:"exit_rate"`
 	// MedianDwellSeconds is the median of MovedOn's dwells: from entering the stage (maybe
 	// before the range) to going on.
@@ -444,14 +450,15 @@ type stagesWalk struct {
 }
 
 // stagesSink takes what stagesWalk.of reads of one person in range: the stages they entered,
-// those they went on from (after dwell µs, from entering, which may be before the range), the
-// touchpoints they had in each and the survey scores they gave in each (nps: an answer to the Net
-// Promoter question, sessionize.NPSEvent), or the reason a score they gave is left out
+// those they went on from (after dwell µs, from entering, which may be before the range;
+// enteredInRange: it was in the range, and enter was called for it), the touchpoints they had
+// in each and the survey scores they gave in each (nps: an answer to the Net Promoter question,
+// sessionize.NPSEvent), or the reason a score they gave is left out
 // (sessionize.ScoreReasons); stage -1 is no stage (a score given before the person's first
 // stage, sessionize.ScoreNoStage, or one that cannot count).
 type stagesSink interface {
 	enter(stage int)
-	moveOn(stage int, dwell int64)
+	moveOn(stage int, dwell int64, enteredInRange bool)
 	touch(stage int, label string, n int64)
 	respond(stage int, nps bool, score float64)
 	ignoreScore(stage int, reason string)
@@ -495,7 +502,7 @@ func (w *stagesWalk) of(unit []unitEvent, attrs attrTable, entered []int64, left
 				if entered[st] >= 0 && !left[st] {
 					left[st] = true
 					if inRange {
-						sink.moveOn(st, t-entered[st])
+						sink.moveOn(st, t-entered[st], entered[st] >= w.from)
 					}
 				}
 			}
@@ -540,6 +547,7 @@ type stageAggs struct {
 
 type stageAgg struct {
 	entered, movedOn int64
+	enteredMovedOn   int64 // of entered, those who went on (StageHealth.EnteredMovedOn)
 	dwell            []int64
 	touchpoints      map[string]int64
 	responses        int64
@@ -568,8 +576,11 @@ func meanScore(sum *big.Float, n int64) float64 {
 }
 
 func (a stageAggs) enter(st int) { a.stages[st].entered++ }
-func (a stageAggs) moveOn(st int, dwell int64) {
+func (a stageAggs) moveOn(st int, dwell int64, enteredInRange bool) {
 	a.stages[st].movedOn++
+	if enteredInRange {
+		a.stages[st].enteredMovedOn++
+	}
 	a.stages[st].dwell = append(a.stages[st].dwell, dwell)
 }
 func (a stageAggs) touch(st int, label string, n int64) {
@@ -659,8 +670,10 @@ func (o *stagesOutcome) reset(n int) {
 	clear(o.touchIndex)
 }
 
-func (o *stagesOutcome) enter(st int)               { o.entered[st] = true }
-func (o *stagesOutcome) moveOn(st int, dwell int64) { o.dwell[st] = dwell }
+func (o *stagesOutcome) enter(st int) { o.entered[st] = true }
+
+// moveOn keeps no enteredInRange: it is o.entered[st], which decodeStagesOutcome reads it from.
+func (o *stagesOutcome) moveOn(st int, dwell int64, _ bool) { o.dwell[st] = dwell }
 func (o *stagesOutcome) respond(st int, nps bool, score float64) {
 	o.scores = append(o.scores, stageScore{stage: st, nps: nps, score: score})
 }
@@ -757,7 +770,8 @@ func decodeStagesOutcome(s string, n int, sink stagesSink) error {
 			sink.enter(st)
 		}
 		if dwell >= 0 {
-			sink.moveOn(st, dwell)
+			// A person enters a stage once: entered in range and gone on in range is one entry.
+			sink.moveOn(st, dwell, entered == 1)
 		}
 	}
 	touches, ok := next(0, int64(len(texts)))
@@ -863,12 +877,11 @@ func (s *Store) stagesQuery(ctx context.Context, jm *sessionize.Map, q StagesQue
 		res.IgnoredScores = aggs.noStage
 	}
 	for i, a := range aggs.stages {
-		h := StageHealth{Stage: jm.Stages[i].Name, Entered: a.entered, MovedOn: a.movedOn, ExitRate: 1 - ratio(a.movedOn, a.entered),
+		h := StageHealth{Stage: jm.Stages[i].Name, Entered: a.entered, EnteredMovedOn: a.enteredMovedOn, MovedOn: a.movedOn,
 			MedianDwellSeconds: quantileSeconds(a.dwell, 0.5), SurveyResponses: a.responses, IgnoredScores: a.ignoredScores}
-		if a.entered == 0 || a.movedOn > a.entered {
-			h.ExitRate = 0
+		if a.entered > 0 {
+			h.ExitRate = math.Round((1-ratio(a.enteredMovedOn, a.entered))*1e4) / 1e4
 		}
-		h.ExitRate = math.Round(h.ExitRate*1e4) / 1e4
 		var total int64
 		for _, c := range a.touchpoints {
 			total += c

@@ -472,7 +472,7 @@ func stagesAgree(t *testing.T, d refData, s *store.Store) {
 			if st.NPS != nil {
 				nps = fmt.Sprintf("%d %d/%d/%d %v %v", st.NPS.Responses, st.NPS.Promoters, st.NPS.Passives, st.NPS.Detractors, st.NPS.Score, st.NPS.MeanAnswer)
 			}
-			got = append(got, fmt.Sprintf("%s %d %d %v %s %s %d %s nps %s", st.Stage, st.Entered, st.MovedOn, st.ExitRate, dwell, rankedText(st.TopTouchpoints), st.SurveyResponses, score, nps))
+			got = append(got, fmt.Sprintf("%s %d %d %d %v %s %s %d %s nps %s", st.Stage, st.Entered, st.EnteredMovedOn, st.MovedOn, st.ExitRate, dwell, rankedText(st.TopTouchpoints), st.SurveyResponses, score, nps))
 		}
 		got = append(got, fmt.Sprintf("no stage %d", res.IgnoredScores["no_stage"]))
 		want := refStages(t, jm, d, r[0], r[1])
@@ -488,13 +488,14 @@ func stagesAgree(t *testing.T, d refData, s *store.Store) {
 // been (a time's events together), it is left when the next stage entered is (any later one),
 // and an event is in the furthest stage entered at or before its time. A range counts the
 // entries and the leavings in it (a leaving's dwell from the entry, wherever that was), the
-// touchpoints and scores in it, and the valid scores given in no stage.
+// touchpoints and scores in it, and the valid scores given in no stage; of the persons entering a
+// stage in it, those who left it in it too.
 func refStages(t *testing.T, jm *sessionize.Map, d refData, from, to time.Time) []string {
 	in := func(us int64) bool {
 		return (from.IsZero() || us >= from.UnixMicro()) && (to.IsZero() || us < to.UnixMicro())
 	}
 	n := len(jm.Stages)
-	entered, moved := make([]int, n), make([]int, n)
+	entered, enteredMoved, moved := make([]int, n), make([]int, n), make([]int, n)
 	dwell := make([][]int64, n)
 	touch := make([]map[string]int64, n)
 	responses, sum := make([]int, n), make([]float64, n)
@@ -539,6 +540,9 @@ func refStages(t *testing.T, jm *sessionize.Map, d refData, from, to time.Time) 
 					if in(enteredAt[k]) {
 						moved[st]++
 						dwell[st] = append(dwell[st], enteredAt[k]-enteredAt[st])
+						if in(enteredAt[st]) {
+							enteredMoved[st]++
+						}
 					}
 					break
 				}
@@ -590,16 +594,16 @@ func refStages(t *testing.T, jm *sessionize.Map, d refData, from, to time.Time) 
 		if responses[st] > 0 {
 			score = fmt.Sprint(math.Round(sum[st]/float64(responses[st])*1e4) / 1e4)
 		}
-		exit := 0.0 // 1 - moved / entered, as ratios are rounded; 0 when more moved on than entered
-		if entered[st] > 0 && moved[st] <= entered[st] {
-			exit = math.Round((1-math.Round(float64(moved[st])/float64(entered[st])*1e4)/1e4)*1e4) / 1e4
+		exit := 0.0 // 1 - enteredMoved / entered, as ratios are rounded; 0 when none entered
+		if entered[st] > 0 {
+			exit = math.Round((1-math.Round(float64(enteredMoved[st])/float64(entered[st])*1e4)/1e4)*1e4) / 1e4
 		}
 		nps := "-"
 		if r := promoters[st] + passives[st] + detractors[st]; r > 0 {
 			nps = fmt.Sprintf("%d %d/%d/%d %v %v", r, promoters[st], passives[st], detractors[st],
 				math.Round(100*float64(promoters[st]-detractors[st])/float64(r)*100)/100, math.Round(npsSum[st]/float64(r)*1e4)/1e4)
 		}
-		want = append(want, fmt.Sprintf("%s %d %d %v %s %s %d %s nps %s", jm.Stages[st].Name, entered[st], moved[st], exit, nearestRank(dwell[st], 0.5), rankText(touch[st]), responses[st], score, nps))
+		want = append(want, fmt.Sprintf("%s %d %d %d %v %s %s %d %s nps %s", jm.Stages[st].Name, entered[st], enteredMoved[st], moved[st], exit, nearestRank(dwell[st], 0.5), rankText(touch[st]), responses[st], score, nps))
 	}
 	return append(want, fmt.Sprintf("no stage %d", noStage))
 }

@@ -302,12 +302,13 @@ func TestServeFunnelUDFStages(t *testing.T) {
 	if err := decodeStagesOutcome(want[0], 3, a); err != nil {
 		t.Fatal(err)
 	}
-	// Gone on from stage 1 in range, entered before it; a score given before any stage.
+	// Gone on from stage 1 in range, entered before it (so not of those entering it); a score
+	// given before any stage.
 	if err := decodeStagesOutcome("3 0 -1 0 7 1 -1 0 1 -1 0 no_stage", 3, a); err != nil {
 		t.Fatal(err)
 	}
-	if aggs := a.stages; a.noStage["no_stage"] != 1 || aggs[1].movedOn != 1 || aggs[1].entered != 0 || aggs[2].entered != 2 ||
-		aggs[0].entered != 1 || aggs[0].movedOn != 1 || !slices.Equal(aggs[0].dwell, []int64{10}) || aggs[1].entered != 0 ||
+	if aggs := a.stages; a.noStage["no_stage"] != 1 || aggs[1].movedOn != 1 || aggs[1].enteredMovedOn != 0 || aggs[1].entered != 0 || aggs[2].entered != 2 ||
+		aggs[0].entered != 1 || aggs[0].movedOn != 1 || aggs[0].enteredMovedOn != 1 || !slices.Equal(aggs[0].dwell, []int64{10}) || aggs[1].entered != 0 ||
 		aggs[0].responses != 1 || meanScore(aggs[0].scoreSum, 1) != 9.5 || aggs[0].ignoredScores["not_a_number"] != 1 || aggs[2].touchpoints["Page"] != 1 || aggs[0].touchpoints["NPS Submitted"] != 1 {
 		t.Errorf("decoded %+v", a)
 	}

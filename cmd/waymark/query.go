@@ -498,7 +498,9 @@ func printRetention(w io.Writer, v any) {
 func printStages(w io.Writer, v any) {
 	res := v.(*store.StagesResult)
 	tw := table(w)
-	fmt.Fprintln(tw, "STAGE\tENTERED\tMOVED ON\tEXIT RATE\tMEDIAN DWELL\tNPS\tPROMOTERS/PASSIVES/DETRACTORS\tSURVEYS\tMEAN SCORE\t  TOP TOUCHPOINTS")
+	// MOVED ON and EXIT RATE are of those entering; ALL MOVED ON is the flow out of the stage,
+	// whenever its persons entered it (store.StageHealth).
+	fmt.Fprintln(tw, "STAGE\tENTERED\tMOVED ON\tEXIT RATE\tALL MOVED ON\tMEDIAN DWELL\tNPS\tPROMOTERS/PASSIVES/DETRACTORS\tSURVEYS\tMEAN SCORE\t  TOP TOUCHPOINTS")
 	var ignored []string
 	for _, s := range res.Stages {
 		score := "-"
@@ -514,7 +516,7 @@ func printStages(w io.Writer, v any) {
 		for _, t := range s.TopTouchpoints {
 			top = append(top, fmt.Sprintf("%s %.0f%%", label(cmp.Or(t.Step, t.Value), t.Marker), 100*t.Share))
 		}
-		fmt.Fprintf(tw, "%s\t%d\t%d\t%.1f%%\t%s\t%s\t%s\t%d\t%s\t  %s\n", s.Stage, s.Entered, s.MovedOn, 100*s.ExitRate,
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%.1f%%\t%d\t%s\t%s\t%s\t%d\t%s\t  %s\n", s.Stage, s.Entered, s.EnteredMovedOn, 100*s.ExitRate, s.MovedOn,
 			seconds(s.MedianDwellSeconds), nps, split, s.SurveyResponses, score, strings.Join(top, ", "))
 		for _, reason := range slices.Sorted(maps.Keys(s.IgnoredScores)) {
 			ignored = append(ignored, fmt.Sprintf("%s %d %s", s.Stage, s.IgnoredScores[reason], reason))

@@ -13,6 +13,7 @@ type stagesAnswer struct {
 	Stages []struct {
 		Stage           string
 		Entered         int64    `json:"entered"`
+		EnteredMovedOn  int64    `json:"entered_moved_on"`
 		MovedOn         int64    `json:"moved_on"`
 		ExitRate        float64  `json:"exit_rate"`
 		Dwell           *float64 `json:"median_dwell_seconds"`
@@ -27,8 +28,9 @@ type stagesAnswer struct {
 	IgnoredScores map[string]int64 `json:"ignored_scores"`
 }
 
-// text is one line per stage: entered, moved on, exit rate, dwell (s), responses, mean score, the
-// NPS answers and score, and ignored scores; then the scores given in no stage.
+// text is one line per stage: entered, of them moved on, all moved on, exit rate, dwell (s),
+// responses, mean score, the NPS answers and score, and ignored scores; then the scores given in
+// no stage.
 func (a stagesAnswer) text() string {
 	var lines []string
 	for _, st := range a.Stages {
@@ -43,7 +45,7 @@ func (a stagesAnswer) text() string {
 		if st.NPS != nil {
 			nps = fmt.Sprintf("nps %d %v", st.NPS.Responses, st.NPS.Score)
 		}
-		lines = append(lines, fmt.Sprintf("%s %d %d %v %s %d %s %s %v", st.Stage, st.Entered, st.MovedOn, st.ExitRate, dwell, st.SurveyResponses, mean, nps, st.IgnoredScores))
+		lines = append(lines, fmt.Sprintf("%s %d %d %d %v %s %d %s %s %v", st.Stage, st.Entered, st.EnteredMovedOn, st.MovedOn, st.ExitRate, dwell, st.SurveyResponses, mean, nps, st.IgnoredScores))
 	}
 	return strings.Join(append(lines, fmt.Sprintf("no stage %v", a.IgnoredScores)), "\n")
 }
@@ -86,36 +88,36 @@ func TestStagesFollowTheFurthestStage(t *testing.T) {
 	s.waitStored(t)
 	const day = 24 * 60 * 60
 	tests := []struct{ from, to, want string }{
-		{"2025-11-01", "2025-11-02", `awareness 1 1 0 600 0 - nps - map[]
-consideration 0 0 0 - 0 - nps - map[]
-conversion 1 0 1 - 0 - nps - map[]
-loyalty 0 0 0 - 0 - nps - map[]
-advocacy 0 0 0 - 0 - nps - map[]
+		{"2025-11-01", "2025-11-02", `awareness 1 1 1 0 600 0 - nps - map[]
+consideration 0 0 0 0 - 0 - nps - map[]
+conversion 1 0 0 1 - 0 - nps - map[]
+loyalty 0 0 0 0 - 0 - nps - map[]
+advocacy 0 0 0 0 - 0 - nps - map[]
 no stage map[]`},
-		{"2025-01-10", "2025-01-11", `awareness 0 0 0 - 0 - nps - map[]
-consideration 0 0 0 - 0 - nps - map[]
-conversion 1 0 1 - 0 - nps - map[]
-loyalty 0 0 0 - 0 - nps - map[]
-advocacy 0 0 0 - 0 - nps - map[]
+		{"2025-01-10", "2025-01-11", `awareness 0 0 0 0 - 0 - nps - map[]
+consideration 0 0 0 0 - 0 - nps - map[]
+conversion 1 0 0 1 - 0 - nps - map[]
+loyalty 0 0 0 0 - 0 - nps - map[]
+advocacy 0 0 0 0 - 0 - nps - map[]
 no stage map[]`},
 		// In March lo1 enters loyalty only, going on from January's conversion after 59 days.
-		{"2025-03-10", "2025-03-11", fmt.Sprintf(`awareness 0 0 0 - 0 - nps - map[]
-consideration 0 0 0 - 0 - nps - map[]
-conversion 0 1 0 %d 0 - nps - map[]
-loyalty 1 0 1 - 0 - nps - map[]
-advocacy 0 0 0 - 0 - nps - map[]
+		{"2025-03-10", "2025-03-11", fmt.Sprintf(`awareness 0 0 0 0 - 0 - nps - map[]
+consideration 0 0 0 0 - 0 - nps - map[]
+conversion 0 0 1 0 %d 0 - nps - map[]
+loyalty 1 0 0 1 - 0 - nps - map[]
+advocacy 0 0 0 0 - 0 - nps - map[]
 no stage map[]`, 59*day)},
-		{"2025-01-10", "2025-03-11", fmt.Sprintf(`awareness 0 0 0 - 0 - nps - map[]
-consideration 0 0 0 - 0 - nps - map[]
-conversion 1 1 0 %d 0 - nps - map[]
-loyalty 1 0 1 - 0 - nps - map[]
-advocacy 0 0 0 - 0 - nps - map[]
+		{"2025-01-10", "2025-03-11", fmt.Sprintf(`awareness 0 0 0 0 - 0 - nps - map[]
+consideration 0 0 0 0 - 0 - nps - map[]
+conversion 1 1 1 0 %d 0 - nps - map[]
+loyalty 1 0 0 1 - 0 - nps - map[]
+advocacy 0 0 0 0 - 0 - nps - map[]
 no stage map[]`, 59*day)},
-		{"2025-08-15", "2025-08-16", `awareness 0 0 0 - 0 - nps - map[]
-consideration 0 0 0 - 0 - nps - map[]
-conversion 2 0 1 - 0 - nps 1 -100 map[]
-loyalty 0 0 0 - 0 - nps - map[]
-advocacy 0 0 0 - 0 - nps - map[]
+		{"2025-08-15", "2025-08-16", `awareness 0 0 0 0 - 0 - nps - map[]
+consideration 0 0 0 0 - 0 - nps - map[]
+conversion 2 0 0 1 - 0 - nps 1 -100 map[]
+loyalty 0 0 0 0 - 0 - nps - map[]
+advocacy 0 0 0 0 - 0 - nps - map[]
 no stage map[no_stage:2]`},
 	}
 	for _, tt := range tests {
@@ -148,5 +150,66 @@ no stage map[no_stage:2]`},
 	}
 	if line := `waymark_journey_scores_ignored_total{reason="no_stage"} 2`; !strings.Contains(metrics, line+"\n") {
 		t.Errorf("metrics lack %s", line)
+	}
+}
+
+// startRangeServe starts serve with the persons of the range tests, around November 2026: p1 and
+// p2 view a product in October and order on Nov 10 (going on from awareness, which they entered
+// before the month); p3 views on Nov 20 and adds to the cart on Nov 25; p4 views on Nov 30, the
+// month's last day, p5 on Dec 1 at midnight, the first moment after it.
+func startRangeServe(t *testing.T) *server {
+	t.Helper()
+	s := startServe(t)
+	track := func(user, event, ts string) string {
+		return fmt.Sprintf(`{"type":"track","userId":%q,"event":%q,"messageId":%q,"timestamp":%q}`, user, event, user+"-"+ts, ts)
+	}
+	events := []string{
+		track("p1", "Product Viewed", "2026-10-05T10:00:00Z"), track("p1", "Order Completed", "2026-11-10T10:00:00Z"),
+		track("p2", "Product Viewed", "2026-10-05T10:00:00Z"), track("p2", "Order Completed", "2026-11-10T10:00:00Z"),
+		track("p3", "Product Viewed", "2026-11-20T10:00:00Z"), track("p3", "Product Added", "2026-11-25T10:00:00Z"),
+		track("p4", "Product Viewed", "2026-11-30T15:00:00Z"),
+		track("p5", "Product Viewed", "2026-12-01T00:00:00Z"),
+	}
+	postTrack(t, s, `{"batch":[`+strings.Join(events, ",")+`]}`)
+	s.waitStored(t)
+	return s
+}
+
+// novemberStages is the stages answer for November 2026 (from 2026-11-01, to 2026-12-01) of
+// startRangeServe's persons (stagesAnswer.text): of awareness's two entering (p3, p4), p3 went
+// on (50% leave), while three went on from it (p1 and p2 too, who entered in October).
+const novemberStages = `awareness 2 1 3 0.5 3110400 0 - nps - map[]
+consideration 1 0 0 1 - 0 - nps - map[]
+conversion 2 0 0 1 - 0 - nps - map[]
+loyalty 0 0 0 0 - 0 - nps - map[]
+advocacy 0 0 0 0 - 0 - nps - map[]
+no stage map[]`
+
+// TestStagesSharesAreOfThoseEntering: a tester's fault of the stages answer. The exit rate was
+// 1 - moved_on / entered, but moved_on counts whoever went on in the range, whenever they entered
+// the stage, and entered only those who entered in it: after a month in which many entered, more
+// went on than entered, the exit rate was 0 and the page showed "Move on 3 (150%)". The share is
+// now of those entering (entered_moved_on, at most entered), as Amplitude's and Mixpanel's
+// conversions are; moved_on stays, as the flow out of the stage. The CLI matching in Waymark
+// answers the API's bytes (which match in ClickHouse where the engine has the UDF).
+func TestStagesSharesAreOfThoseEntering(t *testing.T) {
+	t.Parallel()
+	s := startRangeServe(t)
+	code, body := httpGet(t, "http://"+s.http+"/api/v1/stages?from=2026-11-01&to=2026-12-01")
+	var got stagesAnswer
+	if err := json.Unmarshal([]byte(body), &got); code != 200 || err != nil {
+		t.Fatalf("stages: %d %s", code, body)
+	}
+	if got.text() != novemberStages {
+		t.Errorf("stages in November:\n%s\nwant:\n%s", got.text(), novemberStages)
+	}
+	for _, st := range got.Stages {
+		if st.EnteredMovedOn > st.Entered || st.ExitRate < 0 || st.ExitRate > 1 {
+			t.Errorf("%s: %d of %d entering moved on, exit rate %v", st.Stage, st.EnteredMovedOn, st.Entered, st.ExitRate)
+		}
+	}
+	cli := s.waymark(t, "stages", "--from", "2026-11-01", "--to", "2026-12-01", "--json", "--funnel-matching", "process")
+	if compactJSON(t, cli) != compactJSON(t, body) {
+		t.Errorf("the CLI matching in Waymark answers\n%s\nthe API\n%s", cli, body)
 	}
 }

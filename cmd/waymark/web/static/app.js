@@ -208,7 +208,10 @@ async function loadStages (ask = api) {
     const box = $('.stages', section)
     box.replaceChildren()
     res.stages.forEach((s, i) => {
-      const moved = s.entered ? s.moved_on / s.entered : 0
+      // Of the people entering in the range, the share who went on before it ends: at most
+      // 100%, as Amplitude's and Mixpanel's conversions are. moved_on is the flow out of the
+      // stage in the range, whenever its people entered it, and no share of those entering.
+      const moved = s.entered ? s.entered_moved_on / s.entered : 0
       const score = s.mean_score === undefined ? '–' : s.mean_score.toFixed(1) + ' (' + num(s.survey_responses) + ')'
       const nps = s.nps === undefined
         ? '–'
@@ -222,15 +225,21 @@ async function loadStages (ask = api) {
       box.append(el('article', {
         class: 'stage',
         'aria-labelledby': 'stage-' + i,
-        dataset: { stage: s.stage, entered: s.entered, movedOn: s.moved_on, nps: s.nps === undefined ? '' : s.nps.score, conversion: i + 1 < res.stages.length ? pct(moved) : '' }
+        dataset: { stage: s.stage, entered: s.entered, enteredMovedOn: s.entered_moved_on, movedOn: s.moved_on, nps: s.nps === undefined ? '' : s.nps.score, conversion: i + 1 < res.stages.length ? pct(moved) : '' }
       },
       el('h3', { id: 'stage-' + i, text: s.stage }),
       el('dl', {},
         el('dt', { text: 'People entering' }), el('dd', { class: 'entered', text: num(s.entered) }),
-        el('dt', { text: 'Move on' }), el('dd', { class: 'moved', text: num(s.moved_on) + ' (' + pct(moved) + ')' }),
-        // In a range, people who entered before it move on in it too: more may move on than enter.
-        el('dt', { text: 'Leave' }), el('dd', { class: 'drop', text: num(Math.max(0, s.entered - s.moved_on)) + ' (' + pct(s.exit_rate) + ')' }),
-        el('dt', { text: 'Median time in stage' }), el('dd', { text: duration(s.median_dwell_seconds) }),
+        el('dt', { text: 'Move on', title: 'Of the people entering, those who went on to a later stage in the range' }),
+        el('dd', { class: 'moved', text: num(s.entered_moved_on) + ' (' + pct(moved) + ')' }),
+        el('dt', { text: 'Leave', title: 'Of the people entering, those who had not gone on when the range ends' }),
+        el('dd', { class: 'drop', text: num(s.entered - s.entered_moved_on) + ' (' + pct(s.exit_rate) + ')' }),
+        // The flow: people who entered before the range move on in it too, so this may be more
+        // than the people entering.
+        el('dt', { text: 'All moving on in range', title: 'Everyone who went on from this stage in the range, whenever they entered it' }),
+        el('dd', { class: 'flow', text: num(s.moved_on) }),
+        el('dt', { text: 'Median time in stage', title: 'Of all moving on in the range, from entering the stage' }),
+        el('dd', { text: duration(s.median_dwell_seconds) }),
         el('dt', { text: 'Net Promoter Score' }), el('dd', { class: 'nps', text: nps }),
         el('dt', { text: 'Mean survey score' }), el('dd', { class: 'score', text: score })),
       list))
