@@ -3,9 +3,16 @@ package main
 import (
 	"encoding/json"
 	"fmt"
+	"maps"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/waymark-dev/waymark/store/storetest"
 )
 
 // stagesAnswer is the part of a stages answer the stage tests read.
@@ -211,5 +218,100 @@ func TestStagesSharesAreOfThoseEntering(t *testing.T) {
 	cli := s.waymark(t, "stages", "--from", "2026-11-01", "--to", "2026-12-01", "--json", "--funnel-matching", "process")
 	if compactJSON(t, cli) != compactJSON(t, body) {
 		t.Errorf("the CLI matching in Waymark answers\n%s\nthe API\n%s", cli, body)
+	}
+}
+
+// TestJourneyMapPageRangeAndShares picks November 2026 in the journey map page's date filter
+// (headless Chromium), as a person would, From 2026-11-01 To 2026-11-30. Two faults a tester
+// found: the page sent To as the API's to, an end it excludes, so the events of Nov 30 were left
+// out (a date picker's To is a day it includes, as PostHog's and Amplitude's are); and a stage
+// card showed "Move on" as moved_on / entered, over 100% after a month in which many entered, and
+// "Leave" as entered - moved_on, cut to 0. The page now asks up to Dec 1, keeps To 2026-11-30 in
+// its address, and shows the share of those entering (entered_moved_on) with the flow apart.
+func TestJourneyMapPageRangeAndShares(t *testing.T) {
+	storetest.FirstPassOnly(t)
+	t.Parallel()
+	if _, err := os.Stat("/usr/bin/chromium"); err != nil {
+		t.Fatal("/usr/bin/chromium not found: run deploy/test.sh, which installs Debian's chromium")
+	}
+	s := startRangeServe(t)
+	dir := npmInstall(t, "playwright-core")
+	cmd := exec.Command("node", filepath.Join(mustAbs(t, "testdata"), "drive-range.js"), "http://"+s.http,
+		testOutput(t, "journey-map"), testReadKey, "2026-11-01", "2026-11-30")
+	cmd.Env = append(os.Environ(), "NODE_PATH="+filepath.Join(dir, "node_modules"))
+	cmd.Stderr = os.Stderr
+	raw, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("chromium: %v\n%s", err, raw)
+	}
+	type card struct {
+		Stage          string
+		Entered        int64
+		EnteredMovedOn int64 `json:"entered_moved_on"`
+		MovedOn        int64 `json:"moved_on"`
+		Conversion     string
+		MoveOn         string `json:"move_on"`
+		Leave, Flow    string
+	}
+	var got struct {
+		Errors      []string
+		StagesAsked []map[string]string
+		Cards       []card
+		Link        string
+		Reloaded    struct {
+			To    string
+			Cards []card
+		}
+	}
+	if err := json.Unmarshal(raw, &got); err != nil {
+		t.Fatalf("%v: %s", err, raw)
+	}
+	if len(got.Errors) > 0 {
+		t.Errorf("page errors: %v", got.Errors)
+	}
+
+	// The page asked the API up to the day after To, once when picked and once from the link;
+	// the link keeps To as picked.
+	want := map[string]string{"from": "2026-11-01", "to": "2026-12-01"}
+	if len(got.StagesAsked) != 2 || !maps.Equal(got.StagesAsked[0], want) || !maps.Equal(got.StagesAsked[1], want) {
+		t.Errorf("the page asked the stages for %v, want twice from 2026-11-01 to 2026-12-01 (the API's end, which it excludes)", got.StagesAsked)
+	}
+	if link, err := url.Parse(got.Link); err != nil || link.Query().Get("to") != "2026-11-30" || got.Reloaded.To != "2026-11-30" {
+		t.Errorf("the link %s, reloaded, shows To %q; want to=2026-11-30 in both", got.Link, got.Reloaded.To)
+	}
+
+	// The cards show the API's numbers for [Nov 1, Dec 1): p4's view of Nov 30 is in, p5's of
+	// Dec 1 not; each share is of those entering.
+	shown := func(cards []card) string {
+		var lines []string
+		for _, c := range cards {
+			lines = append(lines, fmt.Sprintf("%s %d %d %d · move on %s · leave %s · all moving on %s · arrow %q",
+				c.Stage, c.Entered, c.EnteredMovedOn, c.MovedOn, c.MoveOn, c.Leave, c.Flow, c.Conversion))
+		}
+		return strings.Join(lines, "\n")
+	}
+	wantCards := `awareness 2 1 3 · move on 1 (50.0%) · leave 1 (50.0%) · all moving on 3 · arrow "50.0%"
+consideration 1 0 0 · move on 0 (0.0%) · leave 1 (100.0%) · all moving on 0 · arrow "0.0%"
+conversion 2 0 0 · move on 0 (0.0%) · leave 2 (100.0%) · all moving on 0 · arrow "0.0%"
+loyalty 0 0 0 · move on 0 (0.0%) · leave 0 (0.0%) · all moving on 0 · arrow "0.0%"
+advocacy 0 0 0 · move on 0 (0.0%) · leave 0 (0.0%) · all moving on 0 · arrow ""`
+	if shown(got.Cards) != wantCards {
+		t.Errorf("the page shows for November:\n%s\nwant:\n%s", shown(got.Cards), wantCards)
+	}
+	if shown(got.Reloaded.Cards) != shown(got.Cards) {
+		t.Errorf("the link, reloaded, shows:\n%s\nwant what the page showed:\n%s", shown(got.Reloaded.Cards), shown(got.Cards))
+	}
+	var api stagesAnswer
+	_, body := httpGet(t, "http://"+s.http+"/api/v1/stages?from=2026-11-01&to=2026-12-01")
+	if err := json.Unmarshal([]byte(body), &api); err != nil {
+		t.Fatal(err)
+	}
+	if len(api.Stages) != len(got.Cards) {
+		t.Fatalf("the API answers %d stages, the page shows %d", len(api.Stages), len(got.Cards))
+	}
+	for i, st := range api.Stages {
+		if c := got.Cards[i]; c.Stage != st.Stage || c.Entered != st.Entered || c.EnteredMovedOn != st.EnteredMovedOn || c.MovedOn != st.MovedOn {
+			t.Errorf("stage %d: the API answers %+v, the page shows %+v", i, st, c)
+		}
 	}
 }

@@ -55,11 +55,24 @@ function setState (changes) {
   saveState()
 }
 
+// rangeParams is the date range for the API. The page's To is a day the range includes, as the
+// date pickers of PostHog and Amplitude mean it (To 2026-11-30 holds the events of Nov 30); the
+// API's to is an end it excludes ([from, to), docs/queries.md), so the page asks up to the next
+// day. A to that is no plain day (a time written into a link by hand) goes as it is.
 function rangeParams () {
   const p = {}
   if (state.get('from')) p.from = state.get('from')
-  if (state.get('to')) p.to = state.get('to')
+  if (state.get('to')) p.to = dayAfter(state.get('to'))
   return p
+}
+
+// dayAfter is the day after a YYYY-MM-DD day (UTC, as the API reads a day), or s itself when it
+// is no such day (2026-02-31), for the API to name the fault.
+function dayAfter (s) {
+  const day = new Date(s + 'T00:00:00Z')
+  if (!/^\d{4}-\d{2}-\d{2}$/.test(s) || isNaN(day) || day.toISOString().slice(0, 10) !== s) return s
+  day.setUTCDate(day.getUTCDate() + 1)
+  return day.toISOString().slice(0, 10)
 }
 
 // ---- API ----------------------------------------------------------------------------------------

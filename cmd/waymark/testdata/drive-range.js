@@ -1,0 +1,74 @@
+// Opens the journey map page, picks a date range in its filter (From, To) with the keyboard as a
+// person would, and prints as JSON the range of each stages query the page asked the API and what
+// each stage card shows; then reloads the page from its address (a shared link) and does it again. A
+// screenshot goes to OUTDIR.
+// Usage: node drive-range.js BASE_URL OUTDIR READ_KEY FROM TO (FROM, TO: YYYY-MM-DD)
+const { chromium } = require('playwright-core')
+
+const [base, outDir, readKey, from, to] = process.argv.slice(2)
+
+// cards is what each stage card shows: its numbers as data and the texts a person reads.
+async function cards (page) {
+  await page.waitForSelector('#map .stage[data-entered]')
+  await page.waitForFunction(() => !document.querySelector('#map[aria-busy]'))
+  return page.$$eval('#map .stage', (els) => els.map((e) => ({
+    stage: e.dataset.stage,
+    entered: Number(e.dataset.entered),
+    entered_moved_on: Number(e.dataset.enteredMovedOn),
+    moved_on: Number(e.dataset.movedOn),
+    conversion: e.dataset.conversion,
+    move_on: e.querySelector('dd.moved').textContent,
+    leave: e.querySelector('dd.drop').textContent,
+    flow: e.querySelector('dd.flow') ? e.querySelector('dd.flow').textContent : ''
+  })))
+}
+
+;(async () => {
+  const browser = await chromium.launch({
+    executablePath: '/usr/bin/chromium',
+    args: ['--headless', '--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-background-networking'],
+  })
+  const errors = []
+  const page = await browser.newPage({ viewport: { width: 1280, height: 800 } })
+  page.on('pageerror', (e) => errors.push(e.message))
+  // The one failed request expected: the page's first call, before it has the key (401).
+  page.on('console', (m) => { if (m.type() === 'error' && !m.text().includes('401 (Unauthorized)')) errors.push(m.text()) })
+  const out = { errors, stagesAsked: [] }
+  // The range of every stages query the page sends, alone or in a batch.
+  const asked = (p) => out.stagesAsked.push({ from: String(p.from), to: String(p.to) })
+  page.on('request', (r) => {
+    const u = new URL(r.url())
+    if (u.pathname === '/api/v1/stages') asked(Object.fromEntries(u.searchParams))
+    if (u.pathname === '/api/v1/batch') {
+      for (const q of JSON.parse(r.postData()).queries) if (q.query === 'stages') asked(q.params)
+    }
+  })
+  await page.goto(base + '/')
+  await page.waitForSelector('#key-dialog[open] input[name=key]')
+  await page.locator('#key-dialog input[name=key]').fill(readKey)
+  await page.keyboard.press('Enter')
+  await cards(page)
+
+  // Pick the range: type the days into the date fields, then Enter.
+  out.stagesAsked.length = 0
+  await page.locator('#filters input[name=from]').fill(from)
+  await page.locator('#filters input[name=to]').fill(to)
+  await page.locator('#filters input[name=to]').focus()
+  await Promise.all([
+    page.waitForResponse((r) => new URL(r.url()).pathname === '/api/v1/batch'),
+    page.keyboard.press('Enter')
+  ])
+  out.cards = await cards(page)
+  out.link = page.url()
+  await page.locator('#map').screenshot({ path: outDir + '/stages-in-range.png' })
+
+  // The link restores the range as picked, and the same numbers.
+  await page.reload()
+  out.reloaded = { to: await page.$eval('#filters input[name=to]', (e) => e.value), cards: await cards(page) }
+
+  await browser.close()
+  console.log(JSON.stringify(out))
+})().catch((e) => {
+  console.error(e)
+  process.exit(1)
+})
