@@ -110,6 +110,7 @@ func TestKcatProducesStraightToTheTopic(t *testing.T) {
 }
 
 func TestReplayThroughTheCollector(t *testing.T) {
+	storetest.FirstPassOnly(t)
 	t.Parallel()
 	s := startServe(t)
 	// Twice, as a client retrying after a timeout would: each event is stored once.

@@ -11,6 +11,7 @@ import (
 	"github.com/segmentio/kafka-go"
 
 	"github.com/waymark-dev/waymark/ingest"
+	"github.com/waymark-dev/waymark/store/storetest"
 )
 
 // TestPoisonCannotCrashLoop runs `waymark serve` against an outside broker (a standalone kfake
@@ -21,6 +22,7 @@ import (
 // end of the topic and keeps running; every good event and every storable hostile one is stored,
 // the rest is in the dead-letter topic with its reason, and the metrics are finite.
 func TestPoisonCannotCrashLoop(t *testing.T) {
+	storetest.FirstPassOnly(t)
 	t.Parallel()
 	addr := freeAddr(t)
 	broker, err := ingest.StartDevBroker(addr, 3, "waymark.events", "waymark.dlq")

@@ -21,6 +21,7 @@ import (
 // that topic cannot be written, the consumer retries for --dlq-timeout, then logs each dead letter
 // in full and counts it, and goes on with the good messages: it neither stalls nor skips silently.
 func TestPoisonMessagesWithTheDeadLetterTopicDown(t *testing.T) {
+	storetest.FirstPassOnly(t)
 	t.Parallel()
 	broker := startBrokerProcess(t)
 	s := startServe(t, "--roles", "ingest", "--kafka-brokers", broker, "--dlq-topic", "absent.dlq", "--dlq-timeout", "2s")
@@ -50,6 +51,7 @@ func TestPoisonMessagesWithTheDeadLetterTopicDown(t *testing.T) {
 // TestClickHouseOutage stops ClickHouse for 30 s in the middle of a stream: ingestion pauses
 // (nothing committed, readiness reports it, memory bounded), resumes by itself, and nothing is lost.
 func TestClickHouseOutage(t *testing.T) {
+	storetest.FirstPassOnly(t)
 	t.Parallel()
 	ch := startOwnClickHouse(t)
 	broker := startBrokerProcess(t)
@@ -191,6 +193,7 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 // journey page try again; not 500, which says the server failed for good (the tenth tester's L1).
 // Once ClickHouse is back the same query answers.
 func TestQueriesWhileClickHouseIsDownAnswer503(t *testing.T) {
+	storetest.FirstPassOnly(t)
 	t.Parallel()
 	ch := startOwnClickHouse(t)
 	s := startServe(t, "--clickhouse-addr", ch.Addr)

@@ -21,6 +21,7 @@ import (
 
 	"github.com/waymark-dev/waymark/ingest"
 	"github.com/waymark-dev/waymark/ingest/ingesttest"
+	"github.com/waymark-dev/waymark/store/storetest"
 )
 
 // TestHostileHTTPInputs throws slow clients and query parameters built for SQL injection at a
@@ -28,6 +29,7 @@ import (
 // closed, nothing crashes, nothing is stored from a rejected request, and valid traffic is
 // unaffected. (The collector's table of bad bodies is TestCollectorSingleCallsAndAuth in ingest.)
 func TestHostileHTTPInputs(t *testing.T) {
+	storetest.FirstPassOnly(t)
 	t.Parallel()
 	s := startServe(t, "--http-read-header-timeout", "1s", "--http-read-timeout", "2s")
 	s.replayTaobao(t)

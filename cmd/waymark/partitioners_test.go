@@ -13,6 +13,7 @@ import (
 	"github.com/segmentio/kafka-go"
 
 	"github.com/waymark-dev/waymark/ingest"
+	"github.com/waymark-dev/waymark/store/storetest"
 )
 
 // splitVisit is one device's visit: dev-split browses, signs in as u-split and orders, with
@@ -37,6 +38,7 @@ var splitVisit = []string{
 // posted to the collector.
 
 func TestVisitsSplitAcrossPartitionersAreOneSession(t *testing.T) {
+	storetest.FirstPassOnly(t)
 	t.Parallel()
 	want := startServe(t)
 	if status, answer := want.track(t, "/v1/batch", `{"batch":[`+strings.Join(splitVisit, ",")+`]}`); status != 200 {
@@ -109,6 +111,7 @@ func produceTo(t *testing.T, broker string, partition int, msg kafka.Message) in
 // not its device's, and its copy already on the device's partition. The consumers forward it once
 // more and store the copies as one event, the original's, in one session.
 func TestForwardedEventIsStoredOnceAfterARestart(t *testing.T) {
+	storetest.FirstPassOnly(t)
 	t.Parallel()
 	consumers := startConsumerGroup(t, 2)
 	got, broker, db := consumers[0], consumers[0].broker, consumers[0].database

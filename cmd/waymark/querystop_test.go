@@ -16,11 +16,13 @@ import (
 	"github.com/waymark-dev/waymark/ingest"
 	"github.com/waymark-dev/waymark/sessionize"
 	"github.com/waymark-dev/waymark/store"
+	"github.com/waymark-dev/waymark/store/storetest"
 )
 
 // TestQueryStopsOnSignal: `waymark funnel` stops at once on SIGINT or SIGTERM, in the middle of
 // matching a person whose funnel would take many minutes, and says so.
 func TestQueryStopsOnSignal(t *testing.T) {
+	storetest.FirstPassOnly(t)
 	t.Parallel()
 	database := newDatabase(t, "e2e")
 	ctx := context.Background()

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/waymark-dev/waymark/ingest"
+	"github.com/waymark-dev/waymark/store/storetest"
 )
 
 // TestKill9RestartGivesTheSameSessions kills `waymark serve` with SIGKILL in the middle of a
@@ -179,6 +180,7 @@ func head(list []string) []string { return list[:min(3, len(list))] }
 // construction, not by timing; ClickHouse comes back after the signal. Every acknowledged event
 // is stored before serve exits.
 func TestSIGTERMOnTheDevBrokerStoresAcknowledgedEvents(t *testing.T) {
+	storetest.FirstPassOnly(t)
 	t.Parallel()
 	ch := startOwnClickHouse(t)
 	s := startServe(t, "--clickhouse-addr", ch.Addr, "--batch-size", "100", "--stop-timeout", "90s")
@@ -216,6 +218,7 @@ func TestSIGTERMOnTheDevBrokerStoresAcknowledgedEvents(t *testing.T) {
 // was not written), and says at ERROR level how many acknowledged events are lost with the dev
 // broker.
 func TestSIGTERMOnTheDevBrokerLogsLostEvents(t *testing.T) {
+	storetest.FirstPassOnly(t)
 	t.Parallel()
 	ch := startOwnClickHouse(t)
 	s := startServe(t, "--clickhouse-addr", ch.Addr, "--stop-timeout", "1s")
