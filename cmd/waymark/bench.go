@@ -16,7 +16,6 @@ import (
 	"slices"
 	"strconv"
 	"sync"
-	"text/tabwriter"
 	"time"
 
 	"github.com/waymark-dev/waymark/ingest"
@@ -150,7 +149,7 @@ func runBench(ctx context.Context, args []string, stdout io.Writer, log *slog.Lo
 	slices.Sort(latencies)
 	pct := func(p float64) time.Duration { return latencies[int(p*float64(len(latencies)-1))] }
 	rate, consumeRate, baseRate := float64(n)/total.Seconds(), float64(n)/consumeTook.Seconds(), float64(n)/baseline.Seconds()
-	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
+	tw := leftTable(stdout)
 	fmt.Fprintf(tw, "events\t%d (synthetic, %d clients, batches of 100, loopback)\n", n, clients)
 	fmt.Fprintf(tw, "collector\t%s to accept all (%.0f events/s), p50 %s, p99 %s per batch\n", sent.Round(time.Millisecond), float64(n)/sent.Seconds(), pct(0.5).Round(time.Microsecond), pct(0.99).Round(time.Microsecond))
 	fmt.Fprintf(tw, "end to end\t%s until all stored: %.0f events/s\n", total.Round(time.Millisecond), rate)

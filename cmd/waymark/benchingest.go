@@ -18,7 +18,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"text/tabwriter"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -184,7 +183,7 @@ func runBenchIngest(ctx context.Context, args []string, stdout io.Writer, log *s
 	}
 	checkErr := want.compare(got)
 
-	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
+	tw := leftTable(stdout)
 	fmt.Fprintf(tw, "generated\t%d events, %d persons (40%% anonymous until a login), 30 days from %s, sent in %s order\n", total, *persons, base.Format("2006-01-02"), *order)
 	fmt.Fprintf(tw, "import\t%d events in %s: %.0f events/s\n", head, imp.took.Round(time.Millisecond), float64(head)/imp.took.Seconds())
 	fmt.Fprintf(tw, "sessionizer\tmax customers %d; evictions %d, restores %d in %d batches taking %s (longest batch ≤ %s); beyond lateness %d\n",

@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"io"
 	"sort"
-	"text/tabwriter"
 
 	"github.com/waymark-dev/waymark/store"
 )
@@ -12,7 +11,7 @@ import (
 // printSessions prints a sessions summary as a table.
 func printSessions(stdout io.Writer, v any) {
 	sum := v.(*store.SessionSummary)
-	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
+	tw := leftTable(stdout)
 	fmt.Fprintf(tw, "sessions\t%d\npersons\t%d\nevents\t%d\nmedian duration\t%.0fs\np90 duration\t%.0fs\nevents per session\t%.1f\n",
 		sum.Sessions, sum.Persons, sum.Events, sum.MedianDurationSeconds, sum.P90DurationSeconds, sum.MeanEventsPerSession)
 	for _, by := range []struct {
