@@ -160,13 +160,25 @@ func TestUnknownNamesAreRejected(t *testing.T) {
 	t.Parallel()
 	s := openStore(t)
 	ctx := context.Background()
-	if err := s.Write(ctx, sessionize.Batch{Events: []ingest.Event{ev("a", "Product Viewed", 0)}}); err != nil {
+	cafe := "Caf\u00e9 \u2615" // é as one code point (NFC), as most clients send it
+	if err := s.Write(ctx, sessionize.Batch{Events: []ingest.Event{ev("a", "Product Viewed", 0), ev("a", cafe, 1)}}); err != nil {
 		t.Fatal(err)
 	}
 	jm := defaultMap(t)
 	_, err := s.Funnel(ctx, jm, store.FunnelQuery{Steps: []string{"Product Viewed", "Prodcut Added"}, Window: time.Hour})
-	if !store.IsParamError(err) || !strings.HasPrefix(err.Error(), `steps: "Prodcut Added" is neither a stage`) {
+	if !store.IsParamError(err) || !strings.HasPrefix(err.Error(), `steps: "Prodcut Added" is neither a stage`) || strings.Contains(err.Error(), "(did you mean") {
 		t.Errorf("typo in a step: %v", err)
+	}
+	// Lookalikes of stored names (tester 14's note): matched byte for byte, but named in the error.
+	for step, hint := range map[string]string{
+		"Cafe\u0301 \u2615": `the stored event "Caf\u00e9 \u2615" differs from "Cafe\u0301 \u2615" only in Unicode normalization`,
+		"product viewed":      `(did you mean "Product Viewed"? names are matched with their case)`,
+		"CAFE\u0301 \u2615": `(did you mean "` + cafe + `"?`,
+	} {
+		_, err = s.Funnel(ctx, jm, store.FunnelQuery{Steps: []string{step}, Window: time.Hour})
+		if !store.IsParamError(err) || !strings.Contains(err.Error(), hint) {
+			t.Errorf("%+q: %v, want a parameter error saying %s", step, err, hint)
+		}
 	}
 	for _, step := range []string{`Product Viewed[p~=\]`, `Product Viewed[p=x\]`} {
 		_, err = s.Funnel(ctx, jm, store.FunnelQuery{Steps: []string{step}, Window: time.Hour})

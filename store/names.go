@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/ClickHouse/clickhouse-go/v2"
+	"golang.org/x/text/unicode/norm"
 
 	"github.com/waymark-dev/waymark/ingest"
 	"github.com/waymark-dev/waymark/sessionize"
@@ -62,18 +63,24 @@ func (s *Store) checkNames(ctx context.Context, jm *sessionize.Map, param string
 	if len(ask) == 0 {
 		return nil
 	}
-	rows, err := s.conn.Query(ctx, "SELECT event FROM "+s.table("events")+" WHERE event IN ("+placeholders(len(ask))+") GROUP BY event", appendStrings(nil, ask)...)
+	// The same read finds the stored names a missing one may have been meant as (lookalike).
+	alike, lower := lookalikeForms(ask)
+	rows, err := s.conn.Query(ctx, "SELECT event FROM "+s.table("events")+" WHERE event IN ("+placeholders(len(alike))+
+		") OR lowerUTF8(event) IN ("+placeholders(len(lower))+") GROUP BY event ORDER BY event",
+		append(appendStrings(nil, alike), appendStrings(nil, lower)...)...)
 	if err != nil {
 		return fmt.Errorf("look up event names: %w", err)
 	}
 	defer rows.Close()
 	found := map[string]bool{}
+	var stored []string
 	for rows.Next() {
 		var n string
 		if err := rows.Scan(&n); err != nil {
 			return fmt.Errorf("look up event names: %w", err)
 		}
 		found[n] = true
+		stored = append(stored, n)
 	}
 	if err := rows.Err(); err != nil {
 		return fmt.Errorf("look up event names: %w", err)
@@ -90,10 +97,45 @@ func (s *Store) checkNames(ctx context.Context, jm *sessionize.Map, param string
 				// parseStep reads brackets as filters only when the step ends in an unescaped "]".
 				unclosed = ` (its "[" opens no filter: a filter ends in an unescaped "]")`
 			}
-			return paramErrorf(param, "%q is neither a stage (%s) nor an event that has been stored%s; %s", n, strings.Join(stages, ", "), unclosed, escapeHint)
+			return paramErrorf(param, "%q is neither a stage (%s) nor an event that has been stored%s%s; %s", n, strings.Join(stages, ", "), unclosed, lookalike(n, stored), escapeHint)
 		}
 	}
 	return nil
+}
+
+// lookalikeForms returns names with their NFC and NFD forms (Unicode's normalization forms:
+// "é" as one code point or as "e" and a combining accent), and their lower-case forms, to find
+// the stored names that differ from one of names only in those.
+func lookalikeForms(names []string) (forms, lower []string) {
+	for _, n := range names {
+		for _, f := range []string{n, norm.NFC.String(n), norm.NFD.String(n)} {
+			if !slices.Contains(forms, f) {
+				forms = append(forms, f)
+			}
+			if l := strings.ToLower(f); !slices.Contains(lower, l) {
+				lower = append(lower, l)
+			}
+		}
+	}
+	return forms, lower
+}
+
+// lookalike says which of stored (names that have been stored) the missing name n was likely
+// meant as: one equal to it in Unicode's NFC form, shown with its code points escaped (the two
+// print alike), else one equal to it but for case. Names are matched byte for byte, as PostHog
+// and Mixpanel match event names, so neither is taken in its place. "" when there is none.
+func lookalike(n string, stored []string) string {
+	for _, e := range stored {
+		if e != n && norm.NFC.String(e) == norm.NFC.String(n) {
+			return fmt.Sprintf(" (the stored event %+q differs from %+q only in Unicode normalization: names are matched byte for byte)", e, n)
+		}
+	}
+	for _, e := range stored {
+		if e != n && strings.EqualFold(norm.NFC.String(e), norm.NFC.String(n)) {
+			return fmt.Sprintf(" (did you mean %q? names are matched with their case)", e)
+		}
+	}
+	return ""
 }
 
 // checkProperties returns a parameter error naming param when one of keys (stored keys: a
