@@ -492,13 +492,17 @@ func (c *Consumer) decode(msg kafka.Message) (e Event, err error) {
 			e, err = Event{}, &InvalidError{Reason: ReasonPanic, Err: fmt.Errorf("decoding panicked: %v\n%s", v, stack)}
 		}
 	}()
+	// A byte order mark starting the message (a producer that writes text as .NET's
+	// Encoding.UTF8 or PowerShell does) is no part of it, as the collector skips one starting a
+	// body and replay one starting a file: the event is stored without it.
+	value := TrimByteOrderMark(msg.Value)
 	source := headerValue(msg.Headers, HeaderSource, "")
 	limit := c.cfg.MaxEventBytes
 	if source != "" {
 		limit += MaxStampBytes // the collector's stamps (see MaxStampBytes)
 	}
-	if len(msg.Value) > limit {
-		return Event{}, &InvalidError{Reason: ReasonTooLarge, Err: fmt.Errorf("message of %d bytes is larger than %d", len(msg.Value), limit)}
+	if len(value) > limit {
+		return Event{}, &InvalidError{Reason: ReasonTooLarge, Err: fmt.Errorf("message of %d bytes is larger than %d", len(value), limit)}
 	}
 	received, place := msg.Time, KafkaPlace(msg.Partition, msg.Offset)
 	if fwd := headerValue(msg.Headers, HeaderForwarded, ""); fwd != "" {
@@ -509,11 +513,11 @@ func (c *Consumer) decode(msg kafka.Message) (e Event, err error) {
 		}
 	}
 	if source != "" {
-		return decode(msg.Value, source, received, asStamped, place) // the collector's or replay's: stamped by it (Decode)
+		return decode(value, source, received, asStamped, place) // the collector's or replay's: stamped by it (Decode)
 	}
 	// Produced straight to Kafka: a client's message, held to the collector's rules and received
 	// when Kafka got it, whatever receivedAt it claims.
-	return decode(msg.Value, "kafka", received, asClient, place) // DecodeClient's rules
+	return decode(value, "kafka", received, asClient, place) // DecodeClient's rules
 }
 
 // forwarded returns the copy of m to write to its event's device's partition: keyed by the

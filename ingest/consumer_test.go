@@ -505,3 +505,85 @@ func TestGenerationEnded(t *testing.T) {
 		}
 	}
 }
+
+// TestConsumerSkipsAByteOrderMark: a message starting with a UTF-8 byte order mark (written by
+// .NET's Encoding.UTF8 or PowerShell) is stored without it, as the collector skips one starting a
+// body and replay one starting a file; it used to be dead-lettered as invalid_json. Straight to
+// Kafka and stamped by a receiver (the source header) alike, through a real broker.
+func TestConsumerSkipsAByteOrderMark(t *testing.T) {
+	b := startBroker(t)
+	bodies := map[string]string{ // message id → the message, without its mark
+		"bom-client":  `{"type":"track","event":"E","userId":"u1","messageId":"bom-client","timestamp":"2026-01-01T00:00:00Z"}`,
+		"bom-stamped": `{"type":"track","event":"E","userId":"u2","messageId":"bom-stamped","timestamp":"2026-01-01T00:00:00Z","receivedAt":"2026-01-01T00:00:01Z"}`,
+		"plain":       `{"type":"track","event":"E","userId":"u3","messageId":"plain"}`,
+	}
+	var msgs []kafka.Message
+	for id, body := range bodies {
+		e, err := DecodeClient([]byte(body), "test", time.Now())
+		if err != nil {
+			t.Fatal(err)
+		}
+		m := kafka.Message{Key: []byte(e.CustomerKey()), Value: []byte(body)}
+		if id != "plain" {
+			m.Value = append([]byte(byteOrderMark), body...)
+		}
+		if id == "bom-stamped" {
+			m.Headers = []kafka.Header{{Key: HeaderSource, Value: []byte("replay-segment")}}
+		}
+		msgs = append(msgs, m)
+	}
+	w := &kafka.Writer{Addr: kafka.TCP(b.Addr()), Topic: "events", RequiredAcks: kafka.RequireAll, Balancer: partitionBalancer{}}
+	if err := w.WriteMessages(context.Background(), msgs...); err != nil {
+		t.Fatal(err)
+	}
+	w.Close()
+
+	var mu sync.Mutex
+	stored := map[string]Event{}
+	sink := SinkFunc(func(ctx context.Context, events []Event) error {
+		mu.Lock()
+		defer mu.Unlock()
+		for _, e := range events {
+			stored[e.MessageID] = e
+		}
+		return nil
+	})
+	reg := prometheus.NewRegistry()
+	c, err := NewConsumer(ConsumerConfig{
+		Brokers: []string{b.Addr()}, Topic: "events", DLQTopic: "dlq", Group: "g",
+		FlushInterval: 20 * time.Millisecond, RetryMax: 50 * time.Millisecond,
+	}, sink, slog.New(slog.DiscardHandler), reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- c.Run(ctx) }()
+	waitFor(t, func() bool { return totalLag(t, b.Addr()) == 0 })
+	cancel()
+	if err := <-done; err != nil {
+		t.Errorf("Run() = %v on a clean stop", err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	for id, body := range bodies {
+		e, ok := stored[id]
+		switch {
+		case !ok:
+			t.Errorf("%s is not stored", id)
+		case string(e.Raw) != body:
+			t.Errorf("%s stored as %q, want %q", id, e.Raw, body)
+		}
+	}
+	families, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range families {
+		for _, m := range f.GetMetric() {
+			if f.GetName() == "waymark_dlq_messages_total" && m.GetCounter().GetValue() != 0 {
+				t.Errorf("waymark_dlq_messages_total%v = %g, want 0", m.GetLabel(), m.GetCounter().GetValue())
+			}
+		}
+	}
+}
