@@ -150,6 +150,9 @@ const (
 	ReasonInvalidTimestamp = "invalid_timestamp"
 	ReasonInvalidField     = "invalid_field"
 	ReasonTooLarge         = "too_large"
+	// ReasonNameTooLong is a call whose name (a track's event, a page's or screen's name) is
+	// longer than MaxNameBytes.
+	ReasonNameTooLong = "name_too_long"
 	// ReasonMissingPreviousID is an alias call without previousId (absent, null, "" or a
 	// placeholder), which Segment's alias spec requires, and without anonymousId: it would link
 	// nothing.
@@ -168,6 +171,28 @@ const (
 // client means in an id or a name; other control characters (a tab, a newline) are kept, as
 // Segment and PostHog keep them: they collide with nothing.
 const Internal = "\x00"
+
+// MaxNameBytes is the longest name, in bytes, a call may carry (a track's event, a page's or
+// screen's name); a longer one is refused as ReasonNameTooLong naming the field, on every path
+// (collector, consumer, replay). A name is what the answers list and what the queries ask
+// about, so every name Waymark stores must fit in a query's step: store.MaxTextBytes is derived
+// from this limit, the one place it is set. Analytics tools cap names far lower: Mixpanel,
+// mParticle and New Relic at 255 characters, Braze at 255 characters or 479 bytes, Firebase at
+// 40; 1 KiB holds 255 characters of any script (at most 4 bytes each). A longer "name" is a
+// page URL or a serialized object sent by mistake (what RudderStack found of the event names
+// over its limit, rudder-server#4244): refused, it waits in the dead-letter topic for a replay
+// once its sender is fixed, where truncating it (Mixpanel, Braze) would merge distinct names
+// without a word.
+const MaxNameBytes = 1 << 10
+
+// checkName refuses a call's name, sent in field, that holds the Internal character or is
+// longer than MaxNameBytes.
+func checkName(field, name string) error {
+	if len(name) > MaxNameBytes {
+		return &InvalidError{Reason: ReasonNameTooLong, Field: field, Err: fmt.Errorf("%d bytes, at most %d (ingest.MaxNameBytes): a name is what the queries ask about; send a longer text as a property", len(name), MaxNameBytes)}
+	}
+	return checkInternal(field, name)
+}
 
 // checkInternal refuses text, sent in field, when it holds the Internal character.
 func checkInternal(field, text string) error {
@@ -592,12 +617,12 @@ func (w *wire) event(raw []byte, source string, receivedAt time.Time, from origi
 			// it in a funnel step, and it would read as a blank row in every answer.
 			return Event{}, &InvalidError{Reason: ReasonMissingEvent, Field: "event", Err: errors.New("a track call needs an event name that is not blank")}
 		}
-		if err := checkInternal("event", w.Event); err != nil {
+		if err := checkName("event", w.Event); err != nil {
 			return Event{}, err
 		}
 		e.Event = w.Event
 	case "page", "screen":
-		if err := checkInternal("name", w.Name); err != nil {
+		if err := checkName("name", w.Name); err != nil {
 			return Event{}, err
 		}
 		e.Event = w.Name

@@ -378,7 +378,8 @@ func TestTraitsComeFromTheirPlaces(t *testing.T) {
 }
 
 // TestBlankNamesAliasesAndURLCampaigns: a track whose event is blank is refused as one without,
-// naming event; an alias without previousId is refused naming previousId (one whose previousId
+// naming event, and one whose event (or a page's or screen's name) is longer than MaxNameBytes
+// as name_too_long; an alias without previousId is refused naming previousId (one whose previousId
 // is a placeholder is kept, linking nothing); a campaign the context does not name is read from
 // the page URL's utm_* parameters, on every decoder.
 func TestBlankNamesAliasesAndURLCampaigns(t *testing.T) {
@@ -391,6 +392,13 @@ func TestBlankNamesAliasesAndURLCampaigns(t *testing.T) {
 		{"blank event", `{"type":"track","userId":"u","event":"   "}`, ReasonMissingEvent, "event", ""},
 		{"zero-width event", `{"type":"track","userId":"u","event":"\u200b\t"}`, ReasonMissingEvent, "event", ""},
 		{"event with spaces around", `{"type":"track","userId":"u","event":" Order "}`, "", "", "//"},
+		// A name is what queries ask about: one no step could hold is refused (MaxNameBytes).
+		{"event of 20 KB", `{"type":"track","userId":"u","event":"` + strings.Repeat("x", 20<<10) + `"}`, ReasonNameTooLong, "event", ""},
+		{"event one byte over 1 KiB", `{"type":"track","userId":"u","event":"` + strings.Repeat("é", 512) + `x"}`, ReasonNameTooLong, "event", ""},
+		{"event of 1 KiB", `{"type":"track","userId":"u","event":"` + strings.Repeat("é", 512) + `"}`, "", "", "//"},
+		{"page name of 2 KB", `{"type":"page","anonymousId":"a","name":"` + strings.Repeat("/p", 1024) + `"}`, ReasonNameTooLong, "name", ""},
+		{"screen name of 2 KB", `{"type":"screen","anonymousId":"a","name":"` + strings.Repeat("/p", 1024) + `"}`, ReasonNameTooLong, "name", ""},
+		{"a track's name member of 2 KB is not its name", `{"type":"track","userId":"u","event":"V","name":"` + strings.Repeat("/p", 1024) + `"}`, "", "", "//"},
 		{"alias without previousId", `{"type":"alias","userId":"u"}`, ReasonMissingPreviousID, "previousId", ""},
 		{"alias with a null previousId", `{"type":"alias","userId":"u","previousId":null}`, ReasonMissingPreviousID, "previousId", ""},
 		{"alias with an empty previousId", `{"type":"alias","userId":"u","previousId":""}`, ReasonMissingPreviousID, "previousId", ""},

@@ -184,3 +184,81 @@ stages:
 		t.Errorf("stages %v, want %v", got, want)
 	}
 }
+
+// TestLongestNamesAreAskable: every name ingest stores can be asked about, however long
+// (ingest.MaxNameBytes) and however much of it needs escaping, with a filter beside it: the
+// steps the answers give for it (Ranked.Step, PathRow.Steps) are taken back by every query that
+// reads steps. A 20 KB event name used to be stored and then refused by every query (steps
+// were at most 1000 bytes).
+func TestLongestNamesAreAskable(t *testing.T) {
+	t.Parallel()
+	s := openStore(t)
+	names := []string{
+		strings.Repeat(",", ingest.MaxNameBytes),              // every byte escaped: twice as long as a step
+		strings.Repeat("😀", ingest.MaxNameBytes/4),            // four bytes a character
+		strings.Repeat("x", ingest.MaxNameBytes-1) + " ",      // an escaped space at the end
+		"event:" + strings.Repeat("|", ingest.MaxNameBytes-6), // escaped colon
+	}
+	value := strings.Repeat(";", ingest.MaxNameBytes/2) // a property value to filter on, escaped too
+	var events []ingest.Event
+	for i, name := range names {
+		user := fmt.Sprint("long", i)
+		for j, e := range []map[string]any{
+			{"type": "track", "event": "Start"},
+			{"type": "track", "event": name, "properties": map[string]any{"v": value}},
+			{"type": "track", "event": "Order Completed"},
+		} {
+			e["userId"], e["messageId"] = user, fmt.Sprint(user, "-", j)
+			e["timestamp"] = t0.Add(time.Duration(j) * time.Minute).Format(time.RFC3339)
+			line := mustJSON(t, e)
+			d, err := ingest.Decode([]byte(line), "test", t0)
+			if err != nil {
+				t.Fatalf("decode %.80s…: %v", line, err)
+			}
+			events = append(events, d)
+		}
+	}
+	if err := s.Write(context.Background(), sessionize.Batch{Events: events, Channels: make([]string, len(events))}); err != nil {
+		t.Fatal(err)
+	}
+	jm := defaultMap(t)
+	run := func(t *testing.T, name string, v url.Values) any {
+		t.Helper()
+		res, err := s.Query(context.Background(), jm, name, v)
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		return res
+	}
+	// The step the next answer gives for each name, after Start.
+	next := run(t, "next", url.Values{"anchor": {"Start"}, "limit": {"10"}}).(*store.NextResult)
+	given := map[string]string{}
+	for _, r := range next.Touchpoints {
+		given[r.Value] = r.Step
+	}
+	for i, name := range names {
+		step := given[name]
+		if step != store.TouchpointStep(jm, name) {
+			t.Fatalf("name %d: next gave the step %.80q…, want TouchpointStep's", i, step)
+		}
+		filtered := step + "[v=" + store.EscapeStep(value) + "]"
+		t.Run(fmt.Sprint("name", i), func(t *testing.T) {
+			funnel := run(t, "funnel", url.Values{"steps": {"Start," + filtered + ",Order Completed"}, "exclude": {step + ":1-2"}}).(*store.FunnelResult)
+			if got := customers(funnel); !slices.Equal(got, []int64{4, 1, 1}) {
+				t.Errorf("funnel: %v, want [4 1 1]", got)
+			}
+			drop := run(t, "dropoff", url.Values{"steps": {"Start," + step}, "step": {"1"}}).(*store.DropoffResult)
+			if drop.Reached != 4 || drop.Dropped != 3 || drop.NextStep != step {
+				t.Errorf("dropoff: reached %d, dropped %d, next step %.80q", drop.Reached, drop.Dropped, drop.NextStep)
+			}
+			paths := run(t, "paths", url.Values{"anchor": {filtered}, "convert": {"Order Completed"}, "depth": {"2"}}).(*store.PathsResult)
+			if paths.Persons != 1 || len(paths.Paths) != 1 || paths.Paths[0].Converted != 1 || paths.Paths[0].Steps[0] != step {
+				t.Errorf("paths: %d persons, %+v", paths.Persons, paths.Paths)
+			}
+			ret := run(t, "retention", url.Values{"conversion": {step}, "return": {filtered}})
+			if ret == nil {
+				t.Error("retention: no answer")
+			}
+		})
+	}
+}

@@ -92,8 +92,8 @@ func TestHostileQueries(t *testing.T) {
 		{"a range over 366 days", "stages", url.Values{"from": {"1970-01-01"}, "to": {"2100-01-01"}}, "to", ""},
 		{"a step with thousands of ; filters", "funnel", url.Values{"steps": {manyFilters}}, "steps", ""},
 		{"eleven filters", "funnel", url.Values{"steps": {"V[" + strings.Repeat("a=1;", 11) + "]"}}, "steps", ""},
-		{"a step longer than 1000 bytes", "funnel", url.Values{"steps": {strings.Repeat("V", 1001)}}, "steps", ""},
-		{"an anchor longer than 1000 bytes", "next", url.Values{"anchor": {strings.Repeat("V", 1001)}}, "anchor", ""},
+		{"a step longer than MaxTextBytes", "funnel", url.Values{"steps": {strings.Repeat("V", store.MaxTextBytes+1)}}, "steps", ""},
+		{"an anchor longer than MaxTextBytes", "next", url.Values{"anchor": {strings.Repeat("V", store.MaxTextBytes+1)}}, "anchor", ""},
 		{"a filter on NaN", "funnel", url.Values{"steps": {"V[revenue>NaN]"}}, "steps", ""},
 		{"a filter on infinity", "funnel", url.Values{"steps": {"V[revenue<=-Inf]"}}, "steps", ""},
 		{"a regexp Go reads and ClickHouse does not", "funnel", url.Values{"steps": {"V[coupon~=(?<x>a)]"}}, "steps", ""},
@@ -105,7 +105,7 @@ func TestHostileQueries(t *testing.T) {
 		{"ids_limit negative", "dropoff", url.Values{"steps": {"V,V"}, "ids_limit": {"-1"}}, "ids_limit", ""},
 		{"depth 11", "paths", url.Values{"anchor": {"V"}, "depth": {"11"}}, "depth", ""},
 		{"periods 53", "retention", url.Values{"periods": {"53"}}, "periods", ""},
-		{"a long breakdown name", "funnel", url.Values{"steps": {"V"}, "breakdown": {"property:" + strings.Repeat("p", 1000)}}, "breakdown", ""},
+		{"a long breakdown name", "funnel", url.Values{"steps": {"V"}, "breakdown": {"property:" + strings.Repeat("p", store.MaxTextBytes)}}, "breakdown", ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -260,8 +260,8 @@ func TestValidatedParametersNeverFailOnClickHouse(t *testing.T) {
 			},
 			"count_by": func() string { return either([]string{"", "persons", "sessions"}, []string{"x"}) },
 			"breakdown": func() string {
-				return either([]string{"", "channel", "campaign", "device", "trait:customer_type", "property:category", "property:" + strings.Repeat("p", 991)},
-					[]string{"property:", "trait", "x", "property:" + strings.Repeat("p", 992)})
+				return either([]string{"", "channel", "campaign", "device", "trait:customer_type", "property:category", "property:" + strings.Repeat("p", store.MaxTextBytes-len("property:"))},
+					[]string{"property:", "trait", "x", "property:" + strings.Repeat("p", store.MaxTextBytes-len("property:")+1)})
 			},
 			"breakdown_limit": number(1, 1000)},
 		"dropoff": {"steps": steps, "window": window, "from": times, "to": times, "step": number(0, 1), "limit": number(1, 1000), "ids_limit": number(0, 100000),

@@ -9,6 +9,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/waymark-dev/waymark/ingest"
 )
 
 // Param is a parameter of a journey query: one schema gives the API's query string, the CLI's
@@ -164,8 +166,11 @@ func IsParamError(err error) bool {
 }
 
 // MaxTextBytes is the longest text a parameter may hold, and each entry of a list (a step, an
-// exclusion): longer ones are refused, as ClickHouse limits the size of a query.
-const MaxTextBytes = 1000
+// exclusion): longer ones are refused, as ClickHouse limits the size of a query. It is derived
+// from the longest name ingest stores (ingest.MaxNameBytes), so that every stored event and page
+// name can be asked about: escaped (EscapeStep writes at most two bytes for one), after
+// "event:" (TouchpointStep), with filters in the room left, as long as such a name (4 KiB).
+const MaxTextBytes = 4 * ingest.MaxNameBytes
 
 // get reads a parameter as given, untrimmed, and its default. A parameter read as true or false
 // (isBool) must be declared Bool in the schema and the others not, so that the CLI's flags take

@@ -295,7 +295,7 @@ func (s *Store) withQuerySettings(ctx context.Context) context.Context {
 		// three times as long without it (2.7 s against 0.9 s for 74,000 persons, 18.16).
 		"group_by_two_level_threshold": 1000,
 		// The largest steps the parameters allow (MaxFunnelSteps of MaxTextBytes with
-		// MaxStepFilters filters, on stages of several rules) make a query of about a megabyte,
+		// MaxStepFilters filters, on stages of several rules) make a query of a few megabytes,
 		// over ClickHouse's defaults of 256 KiB and 50,000 syntax tree elements.
 		"max_query_size":            maxQueryBytes,
 		"max_ast_elements":          maxQueryBytes / 4,

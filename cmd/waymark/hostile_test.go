@@ -179,7 +179,10 @@ var hostileEvents = []struct {
 	{name: "invalid UTF-8", msg: "{\"type\":\"track\",\"event\":\"Product \xff\xfe Viewed\",\"userId\":\"h6\xc3\",\"messageId\":\"%[1]s\"}", dlq: "invalid_json"},
 	{name: "event over 32 KiB", msg: `{"type":"track","event":"Product Viewed","userId":"h6","messageId":"%[1]s","properties":{"blob":"` + strings.Repeat("x", 40<<10) + `"}}`, dlq: "too_large"},
 	{name: "userId a number beyond float64", msg: `{"type":"track","event":"Product Viewed","userId":1e999,"messageId":"%[1]s"}`},
-	{name: "event name of 20 KB", msg: `{"type":"track","event":"` + strings.Repeat("x", 20<<10) + `","userId":"h7","messageId":"%[1]s"}`},
+	// A name no query could ask about (ingest.MaxNameBytes) is refused; one at the limit is stored.
+	{name: "event name of 20 KB", msg: `{"type":"track","event":"` + strings.Repeat("x", 20<<10) + `","userId":"h7","messageId":"%[1]s"}`, dlq: "name_too_long"},
+	{name: "event name of 1 KiB", msg: `{"type":"track","event":"` + strings.Repeat("x", 1<<10) + `","userId":"h7","messageId":"%[1]s"}`},
+	{name: "page name of 2 KiB", msg: `{"type":"page","name":"` + strings.Repeat("x", 2<<10) + `","userId":"h7","messageId":"%[1]s"}`, dlq: "name_too_long"},
 	{name: "2,000 properties", msg: `{"type":"track","event":"Product Viewed","userId":"h7","messageId":"%[1]s","properties":{` + manyProperties(2000) + `}}`},
 	{name: "empty strings", msg: `{"type":"page","name":"","userId":"h8","anonymousId":"","messageId":"%[1]s","properties":{"":"","path":""},"context":{"page":{"path":"","referrer":""},"campaign":{"medium":""}}}`},
 }
