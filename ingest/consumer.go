@@ -982,7 +982,9 @@ func collisionObject(field string) string {
 // accepted events whose time lay more than MaxFutureTimestamp after they were received and was
 // set to their receive time (SkewCorrected), counted where that was decided: "collector" (a
 // tracking call), "consumer" (a message produced straight to Kafka, or stamped by a receiver
-// without the rule). `waymark replay` reports its own in its summary.
+// without the rule: `waymark replay` sends its lines as they are and leaves it to the consumer).
+// A line `waymark replay --collector` sends is moved by replay, which has no metrics and
+// reports it in its summary.
 func newFutureTimestampMetric(path string) prometheus.Counter {
 	return prometheus.NewCounter(prometheus.CounterOpts{
 		Name:        "waymark_future_timestamps_total",

@@ -23,9 +23,22 @@ type Message struct {
 	Key   string
 	Value []byte
 	Line  int // line of the source file it came from
-	// FutureTimestamp says its time lay more than MaxFutureTimestamp after its receive time and
-	// was set to it (SkewCorrected): counted in ReplaySummary.FutureTimestamps.
+	// FutureTimestamp says its time lies more than MaxFutureTimestamp after its receive time, so
+	// that it is stored at that time (SkewCorrected): counted in ReplaySummary.FutureTimestamps.
 	FutureTimestamp bool
+	// ToCollector, when set, is the message as sent to a collector instead of Value: its time
+	// moved to its receive time by replay, since a collector, which takes its own clock as the
+	// receive time, cannot. Sent to Kafka, Value keeps the client's time, and the consumer moves
+	// it and counts it in waymark_future_timestamps_total, as it does any message's.
+	ToCollector []byte
+}
+
+// forCollector is the message as sent to a collector: ToCollector, else Value.
+func (m Message) forCollector() []byte {
+	if m.ToCollector != nil {
+		return m.ToCollector
+	}
+	return m.Value
 }
 
 // Skip is a source line that could not be turned into a message, and why.
@@ -268,9 +281,10 @@ func readOtto(r io.Reader, pass int, emit func(Message) error, skip func(Skip)) 
 // sentAt and receivedAt; else its receivedAt, which the collector would replace by its own
 // clock), so that it keeps that time however it is replayed. A timestamp more than
 // MaxFutureTimestamp after the line's receive time (its receivedAt, else the time of the replay)
-// is set to that time, the line's kept as originalTimestamp (SkewCorrected: PostHog's rule, as
-// the collector and the consumer apply it), so that straight to Kafka and through a collector
-// store it alike. A line may also be a whole batch body as POSTed to /v1/batch
+// is stored at that time, the line's kept as originalTimestamp (SkewCorrected: PostHog's rule):
+// straight to Kafka the consumer moves it, as it moves any stamped message's, and counts it in
+// waymark_future_timestamps_total{path="consumer"}; to a collector replay sends it moved
+// (Message.ToCollector), so that both store it alike. A line may also be a whole batch body as POSTed to /v1/batch
 // ({"batch":[…],"context":…,"sentAt":…}): each of its events is read as a line of its own, with
 // its batch's sentAt and context given to it by the rule of the collector (withBatch). Lines that
 // are not valid Segment messages (or batch bodies) are skipped with the reason; a batch's events
@@ -367,6 +381,7 @@ func readSegmentMessage(raw []byte, pass, line int, place string, emit func(Mess
 		return fmt.Errorf("BUG: line %d decoded but is not an object: %w", line, err)
 	}
 	absent := func(name string) bool { m := lookup(members, name); return m == nil || string(m.value) == "null" }
+	var toCollector []byte
 	switch {
 	case absent("timestamp") && (!e.OriginalTimestamp.IsZero() || !absent("receivedAt")):
 		raw = appendObject(nil, raw, members, []string{"timestamp"},
@@ -377,10 +392,10 @@ func readSegmentMessage(raw []byte, pass, line int, place string, emit func(Mess
 			skip = append(skip, "originalTimestamp") // a null one
 			extra = append(extra, field{"originalTimestamp", lookup(members, "timestamp").value})
 		}
-		raw = appendObject(nil, raw, members, skip,
+		toCollector = appendObject(nil, raw, members, skip,
 			append(extra, field{"timestamp", quoteASCII(e.Timestamp.Format(time.RFC3339Nano))}))
 	}
-	return emit(Message{Key: e.CustomerKey(), Value: raw, Line: line, FutureTimestamp: e.FutureTimestamp})
+	return emit(Message{Key: e.CustomerKey(), Value: raw, Line: line, FutureTimestamp: e.FutureTimestamp, ToCollector: toCollector})
 }
 
 // nameUntimedLine gives a line that has no messageId (or a placeholder) and states no time

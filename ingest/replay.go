@@ -44,8 +44,10 @@ type ReplaySummary struct {
 	Sent     int    // messages acknowledged by Kafka (or the collector)
 	Rejected int    // messages the collector accepted into its dead-letter topic instead
 	Skipped  []Skip // lines that could not be used
-	// FutureTimestamps counts the messages whose time lay more than MaxFutureTimestamp after
-	// their receive time and was set to it (readSegment).
+	// FutureTimestamps counts the messages whose time lies more than MaxFutureTimestamp after
+	// their receive time and is stored at it (readSegment): moved by the consumer, which counts
+	// them in waymark_future_timestamps_total as it counts any message's, or, sent to a
+	// collector, by replay.
 	FutureTimestamps int
 }
 
@@ -221,10 +223,11 @@ func collectorSender(ctx context.Context, baseURL, writeKey string) func([]Messa
 		var body []byte
 		for _, m := range batch {
 			var err error
-			if members, err = objectMembers(m.Value, members[:0]); err != nil {
+			value := m.forCollector()
+			if members, err = objectMembers(value, members[:0]); err != nil {
 				return 0, fmt.Errorf("BUG: line %d is not a JSON object: %w", m.Line, err)
 			}
-			event := appendObject(nil, m.Value, members, []string{"sentAt"}, nil)
+			event := appendObject(nil, value, members, []string{"sentAt"}, nil)
 			const envelope = 100 // {"batch":[…],"sentAt":"…"}
 			if len(body) > 0 && len(body)+1+len(event)+envelope > DefaultMaxBatchBytes {
 				bodies, body = append(bodies, body), nil

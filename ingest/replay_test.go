@@ -52,8 +52,8 @@ func TestSegmentReplayKeepsEventTimes(t *testing.T) {
 		}
 		// Through the collector: the body collectorSender posts, the collector's output.
 		var members []member
-		members, _ = objectMembers(m.Value, members)
-		body := `{"batch":[` + string(appendObject(nil, m.Value, members, []string{"sentAt"}, nil)) + `],"sentAt":"` + time.Now().UTC().Format(time.RFC3339Nano) + `"}`
+		members, _ = objectMembers(m.forCollector(), members)
+		body := `{"batch":[` + string(appendObject(nil, m.forCollector(), members, []string{"sentAt"}, nil)) + `],"sentAt":"` + time.Now().UTC().Format(time.RFC3339Nano) + `"}`
 		req, err := parseRequest([]byte(body), "batch")
 		if err != nil {
 			t.Fatal(err)

@@ -9,6 +9,8 @@ import (
 	"io"
 	"maps"
 	"net/http"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -182,7 +184,8 @@ func TestSocialAdsAreCountedAsPaidSocial(t *testing.T) {
 // received (30 days ahead with a batch sentAt of now, 2099-12-31) is stored at its receive time,
 // the client's kept as originalTimestamp, through the collector and straight through Kafka,
 // counted by path; one 22 hours ahead stands; `waymark replay` of an export moves such a line to
-// its receivedAt, and says so.
+// its receivedAt, and says so: straight to Kafka the consumer moves it and counts it (it used to
+// be moved by replay and counted in no metric), through a collector replay moves it.
 func TestFutureTimestampsAreTheReceiveTime(t *testing.T) {
 	t.Parallel()
 	s := startServe(t)
@@ -209,6 +212,14 @@ func TestFutureTimestampsAreTheReceiveTime(t *testing.T) {
 	if !strings.Contains(out, "1 events had a timestamp more than 23h0m0s after their receive time") {
 		t.Errorf("replay output:\n%s\nwant it to say one event was moved", out)
 	}
+	file := filepath.Join(t.TempDir(), "export.jsonl")
+	if err := os.WriteFile(file, []byte(track("replay-http-2099", `"timestamp":"`+y2099+`","receivedAt":"2026-11-01T10:00:00.000Z"`)+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out = s.waymark(t, "replay", "--format", "segment", "--file", file, "--collector", "http://"+s.http, "--write-key", "test-key")
+	if !strings.Contains(out, "1 events had a timestamp more than 23h0m0s after their receive time") {
+		t.Errorf("replay --collector output:\n%s\nwant it to say one event was moved", out)
+	}
 	s.waitStored(t)
 	got := map[string]string{}
 	for _, row := range queryStrings(t, "SELECT concat(message_id, ' ', toString(ts_ms = received_at_ms), ' ', toString(ts_ms), ' ', toString(original_ts_ms)) FROM "+s.database+".events") {
@@ -226,6 +237,8 @@ func TestFutureTimestampsAreTheReceiveTime(t *testing.T) {
 		"kafka-30d":   "1 ? " + ms(ahead30),
 		"http-22h":    "0 " + ms(ahead22) + " " + ms(ahead22),
 		"replay-2099": "1 " + ms("2026-11-01T10:00:00Z") + " " + ms(y2099),
+		// Through a collector, whose clock is not the line's receivedAt: replay moved it.
+		"replay-http-2099": "0 " + ms("2026-11-01T10:00:00Z") + " " + ms(y2099),
 	}
 	for id, w := range want {
 		g := got[id]
@@ -238,7 +251,9 @@ func TestFutureTimestampsAreTheReceiveTime(t *testing.T) {
 		}
 	}
 	metrics := scrape(t, s.http)
-	for series, want := range map[string]float64{`waymark_future_timestamps_total{path="collector"}`: 2, `waymark_future_timestamps_total{path="consumer"}`: 2} {
+	// The consumer counts the replayed message it moved (replay-2099) as it counts the others; the
+	// one replay moved before a collector took it is counted in replay's summary alone.
+	for series, want := range map[string]float64{`waymark_future_timestamps_total{path="collector"}`: 2, `waymark_future_timestamps_total{path="consumer"}`: 3} {
 		if got := scrapedValue(metrics, series); got != want {
 			t.Errorf("%s = %v, want %v", series, got, want)
 		}
