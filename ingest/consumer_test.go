@@ -134,6 +134,20 @@ func TestConsumerCommitsOnlyAfterTheSink(t *testing.T) {
 	}
 }
 
+// runUntilCaughtUp runs c until its group has committed everything on the topic of broker, then
+// stops it, which must be clean.
+func runUntilCaughtUp(t *testing.T, c *Consumer, broker string) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- c.Run(ctx) }()
+	waitFor(t, func() bool { return totalLag(t, broker) == 0 })
+	cancel()
+	if err := <-done; err != nil {
+		t.Errorf("Run() = %v on a clean stop", err)
+	}
+}
+
 func waitFor(t *testing.T, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(30 * time.Second)
@@ -201,14 +215,7 @@ func TestConsumerDeadLettersTheEventThatPanics(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- c.Run(ctx) }()
-	waitFor(t, func() bool { return totalLag(t, b.Addr()) == 0 })
-	cancel()
-	if err := <-done; err != nil {
-		t.Errorf("Run() = %v on a clean stop", err)
-	}
+	runUntilCaughtUp(t, c, b.Addr())
 	mu.Lock()
 	if len(stored) != n || stored["poison"] {
 		t.Errorf("stored %d events (poison: %v), want the %d others", len(stored), stored["poison"], n)
@@ -556,14 +563,7 @@ func TestConsumerSkipsAByteOrderMark(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- c.Run(ctx) }()
-	waitFor(t, func() bool { return totalLag(t, b.Addr()) == 0 })
-	cancel()
-	if err := <-done; err != nil {
-		t.Errorf("Run() = %v on a clean stop", err)
-	}
+	runUntilCaughtUp(t, c, b.Addr())
 	mu.Lock()
 	defer mu.Unlock()
 	for id, body := range bodies {
