@@ -142,8 +142,14 @@ func TestParametersAtTheirLimitsRunOnClickHouse(t *testing.T) {
 	fill := func(size, i int, name string, filters ...string) string {
 		filters = append(filters, fmt.Sprintf("n>=%d", i))
 		step := name + "[" + strings.Join(filters, ";") + "]"
-		if pad := size - len(step); pad > 8 {
-			step = name + "[" + strings.Join(filters, ";") + ";p=" + strings.Repeat("x|", pad/2-2) + "x]"
+		if pad := size - len(step) - len(";p="); pad > 0 {
+			// MaxFilterChoices values filling the rest (fewer, if it is short), the last one
+			// longer by what the division leaves.
+			n := min(store.MaxFilterChoices, (pad+1)/2)
+			w := (pad+1)/n - 1
+			choices := slices.Repeat([]string{strings.Repeat("x", w)}, n)
+			choices[n-1] += strings.Repeat("x", pad-(n*w+n-1))
+			step = name + "[" + strings.Join(filters, ";") + ";p=" + strings.Join(choices, "|") + "]"
 		}
 		return step
 	}

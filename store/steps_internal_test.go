@@ -47,6 +47,8 @@ func TestStepFilters(t *testing.T) {
 		{"revenue>=0x1p4", nil, false, "is not a finite number"},
 		{"revenue<0x1_0p0", nil, false, "is not a finite number"},
 		{strings.Repeat("a=1;", MaxStepFilters+1), nil, false, "more than 10 filters"},
+		{"sku=" + strings.Repeat("x|", MaxFilterChoices-1) + "y", ev("sku", "y"), true, ""},
+		{"sku=" + strings.Repeat("x|", MaxFilterChoices) + "y", nil, false, "101 values, at most 100"},
 		{"revenue", nil, false, "want FIELD OP VALUE"},
 		{"code~=(", nil, false, "regexp"},
 	}
