@@ -172,7 +172,7 @@ func TestUnknownNamesAreRejected(t *testing.T) {
 	// Lookalikes of stored names (tester 14's note): matched byte for byte, but named in the error.
 	for step, hint := range map[string]string{
 		"Cafe\u0301 \u2615": `the stored event "Caf\u00e9 \u2615" differs from "Cafe\u0301 \u2615" only in Unicode normalization`,
-		"product viewed":      `(did you mean "Product Viewed"? names are matched with their case)`,
+		"product viewed":    `(did you mean "Product Viewed"? names are matched with their case)`,
 		"CAFE\u0301 \u2615": `(did you mean "` + cafe + `"?`,
 	} {
 		_, err = s.Funnel(ctx, jm, store.FunnelQuery{Steps: []string{step}, Window: time.Hour})
