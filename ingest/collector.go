@@ -1091,8 +1091,14 @@ func (c *Collector) fail(w http.ResponseWriter, err error) error {
 	if !errors.As(err, &re) {
 		re = &requestError{http.StatusBadRequest, "", err.Error()}
 	}
-	if re.status == http.StatusUnsupportedMediaType {
+	switch re.status {
+	case http.StatusUnsupportedMediaType:
 		w.Header().Set("Accept-Encoding", "gzip, deflate") // RFC 9110 §15.5.16
+	case http.StatusRequestEntityTooLarge:
+		// The rest of the body is left unread, and the connection closed (RFC 9110 §15.5.14
+		// allows it): otherwise Go's server reads and drops up to 256 KiB of it before it
+		// answers, so the 413 waited for a client that sends its body slowly, or never.
+		w.Header().Set("Connection", "close")
 	}
 	WriteError(w, re.status, re.field, re.message)
 	return err
