@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -78,7 +79,8 @@ type ConsumerConfig struct {
 	DLQTimeout time.Duration
 	// StallAfter is how long messages may wait on a partition while the group's committed offset
 	// there does not move before the consumer logs a warning (waymark_consumer_stalled_seconds
-	// shows the wait all along). Default 5m.
+	// shows the wait all along), Healthy reports the stall, and the consumer, if its own writes
+	// work, leaves the group and joins it again (see watch). Default 5m.
 	StallAfter time.Duration
 	// OnRebalance, when set, is called each time the consumer joins a group generation, before
 	// it reads a message of it: partitions may have come from another consumer, and what a cache
@@ -149,6 +151,10 @@ type Consumer struct {
 	forward *kafka.Writer // writes messages found off their device's partition to it (see Run)
 	metrics *consumerMetrics
 	health  *health
+	stall   *health // set while a partition has stalled for StallAfter (see watch)
+
+	groupMu sync.Mutex
+	grp     *kafka.ConsumerGroup // this consumer's membership; replaced by rejoin
 }
 
 // NewConsumer checks cfg and builds a Consumer. Nothing connects until Run.
@@ -194,11 +200,18 @@ func NewConsumer(cfg ConsumerConfig, sink Sink, log *slog.Logger, reg prometheus
 		BatchTimeout: 5 * time.Millisecond,
 		MaxAttempts:  3,
 	}
-	return &Consumer{cfg: cfg, group: group, log: log, sink: sink, dlq: dlq, forward: forward, metrics: m, health: &health{}}, nil
+	return &Consumer{cfg: cfg, group: group, log: log, sink: sink, dlq: dlq, forward: forward, metrics: m, health: &health{}, stall: &health{}}, nil
 }
 
-// Healthy reports nil while batches are written, or the error that keeps the consumer retrying.
-func (c *Consumer) Healthy() error { return c.health.get() }
+// Healthy reports nil while batches are written, or the error that keeps the consumer retrying,
+// or that messages have waited on a partition for StallAfter without the group's committed offset
+// there moving: events are not being stored, whichever member of the group owns the partition.
+func (c *Consumer) Healthy() error {
+	if err := c.health.get(); err != nil {
+		return err
+	}
+	return c.stall.get()
+}
 
 // Run consumes until ctx is cancelled, then writes and commits what it has fetched and closes its
 // Kafka connections. It returns nil on a clean stop.
@@ -239,13 +252,18 @@ func (c *Consumer) Run(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("join consumer group %s: %w", c.cfg.Group, err)
 	}
+	c.groupMu.Lock()
+	c.grp = group
+	c.groupMu.Unlock()
 	fetched := make(chan fetchedMessage, c.cfg.BatchSize)
-	go c.fetch(ctx, group, fetched)
+	go c.fetch(ctx, fetched)
 	go c.watch(ctx, time.Now)
 
 	err = c.loop(ctx, fetched)
 	// Leaving the group ends the generation: only now, after the last batch is committed.
-	if closeErr := group.Close(); closeErr != nil {
+	c.groupMu.Lock()
+	defer c.groupMu.Unlock()
+	if closeErr := c.grp.Close(); closeErr != nil {
 		c.log.Warn("leave consumer group", "err", closeErr)
 	}
 	if closeErr := c.dlq.Close(); closeErr != nil {
@@ -283,19 +301,30 @@ func (c *Consumer) Drain(ctx context.Context) (left int64, err error) {
 // watch measures consumer lag per partition (from committed and log-end offsets, since kafka-go's
 // Reader.Lag does not work in group mode) and how long messages have waited on a partition whose
 // committed offset does not move, until ctx is done. now is the clock.
+//
+// A partition stalled for StallAfter makes Healthy report it (readiness: events are not being
+// stored). If this consumer's own writes work, it also leaves the group and joins it again (at
+// most once per rejoinEvery): the coordinator then rebalances, and a member that does not join
+// the new generation within the rebalance timeout loses its partitions. That frees partitions held
+// by a member that died without the coordinator noticing: the dev broker (kfake) never arms the
+// session timer of a member whose JoinGroup answer could not be sent because it died waiting.
 func (c *Consumer) watch(ctx context.Context, now func() time.Time) {
 	tick := time.NewTicker(c.cfg.LagInterval)
 	defer tick.Stop()
 	stalls := newStallWatch()
+	var lastRejoin time.Time
 	for {
 		offsets, err := GroupOffsets(ctx, c.cfg.Brokers, c.cfg.Group, c.cfg.Topic)
 		if err == nil {
 			t := now()
+			var stuck []int // partitions stalled for StallAfter
+			waits := make(map[int]time.Duration, len(offsets))
 			for p, o := range offsets {
-				part := strconv.Itoa(p)
-				c.metrics.lag.WithLabelValues(part).Set(float64(o.Lag()))
 				stalled, since := stalls.observe(t, p, o)
-				c.metrics.stalled.WithLabelValues(part).Set(stalled.Seconds())
+				waits[p] = stalled
+				if stalled >= c.cfg.StallAfter {
+					stuck = append(stuck, p)
+				}
 				switch {
 				case stalled >= c.cfg.StallAfter && stalls.warn(p):
 					c.log.Warn("consumption stalled: messages wait on a partition but the group's committed offset there has not moved",
@@ -306,6 +335,22 @@ func (c *Consumer) watch(ctx context.Context, now func() time.Time) {
 						"partition", p, "committed", o.Committed, "lag", o.Lag())
 				}
 			}
+			if len(stuck) == 0 {
+				c.stall.set(nil)
+			} else {
+				slices.Sort(stuck)
+				c.stall.set(fmt.Errorf("consumption stalled: messages have waited on partitions %v of %s for over %s", stuck, c.cfg.Topic, c.cfg.StallAfter))
+				if c.health.get() == nil && (lastRejoin.IsZero() || t.Sub(lastRejoin) >= rejoinEvery(c.cfg.StallAfter)) {
+					lastRejoin = t
+					c.rejoin(ctx, stuck)
+				}
+			}
+			// The gauges last: when one reads 0, Healthy has seen it too.
+			for p, o := range offsets {
+				part := strconv.Itoa(p)
+				c.metrics.lag.WithLabelValues(part).Set(float64(o.Lag()))
+				c.metrics.stalled.WithLabelValues(part).Set(waits[p].Seconds())
+			}
 		} else if ctx.Err() == nil {
 			c.log.Debug("measure consumer lag", "err", err)
 		}
@@ -315,6 +360,40 @@ func (c *Consumer) watch(ctx context.Context, now func() time.Time) {
 		case <-tick.C:
 		}
 	}
+}
+
+// rejoinEvery is the shortest time between two rejoins of a stalled consumer: StallAfter, and at
+// least the 30 s a rejoin may take to drop a member that does not join again (the group's
+// rebalance timeout, 20 s, and then some).
+func rejoinEvery(stallAfter time.Duration) time.Duration { return max(stallAfter, 30*time.Second) }
+
+// rejoin leaves the consumer group and joins it again as a new member, because partitions have
+// stalled (see watch). The generation ends: what was fetched in it and not committed is read
+// again, as after any rebalance.
+func (c *Consumer) rejoin(ctx context.Context, stuck []int) {
+	c.log.Warn("consumption stalled while this consumer's writes work: leaving the consumer group and joining it again, so that a member that no longer consumes loses its partitions",
+		"group", c.cfg.Group, "topic", c.cfg.Topic, "partitions", stuck, "stalled_for", c.cfg.StallAfter)
+	c.groupMu.Lock()
+	defer c.groupMu.Unlock()
+	if ctx.Err() != nil {
+		return // Run is leaving the group for good
+	}
+	if err := c.grp.Close(); err != nil {
+		c.log.Warn("leave consumer group", "err", err)
+	}
+	group, err := kafka.NewConsumerGroup(c.group)
+	if err != nil { // only a config error, which NewConsumer has ruled out
+		c.log.Error("BUG: join the consumer group again", "err", err)
+		return
+	}
+	c.grp = group
+}
+
+// currentGroup returns this consumer's membership of its group.
+func (c *Consumer) currentGroup() *kafka.ConsumerGroup {
+	c.groupMu.Lock()
+	defer c.groupMu.Unlock()
+	return c.grp
 }
 
 // stallWatch tells, per partition, since when the group's committed offset has not moved while
@@ -387,14 +466,20 @@ type generation struct {
 // partitions assigned to this consumer from the group's committed offsets, until ctx is done. A
 // failed step (the broker unreachable, a rebalance that cannot complete) is retried like any other:
 // kafka-go heals by itself once the broker is back.
-func (c *Consumer) fetch(ctx context.Context, group *kafka.ConsumerGroup, out chan<- fetchedMessage) {
+func (c *Consumer) fetch(ctx context.Context, out chan<- fetchedMessage) {
 	const join = "join consumer group"
 	for {
 		var kgen *kafka.Generation
 		err := c.retry(ctx, join, func() error {
-			var err error
-			kgen, err = group.Next(ctx)
-			return err
+			for {
+				group := c.currentGroup()
+				var err error
+				kgen, err = group.Next(ctx)
+				if errors.Is(err, kafka.ErrGroupClosed) && ctx.Err() == nil && c.currentGroup() != group {
+					continue // rejoin replaced it
+				}
+				return err
+			}
 		})
 		if err != nil {
 			return // ctx is done
