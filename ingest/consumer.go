@@ -590,19 +590,31 @@ func (c *Consumer) decode(msg kafka.Message) (e Event, err error) {
 		return Event{}, &InvalidError{Reason: ReasonTooLarge, Err: fmt.Errorf("message of %d bytes is larger than %d", len(value), limit)}
 	}
 	received, place := msg.Time, KafkaPlace(msg.Partition, msg.Offset)
+	var untrusted *InvalidError // a HeaderForwarded that is not a forward's: ignored, and listed
 	if fwd := headerValue(msg.Headers, HeaderForwarded, ""); fwd != "" {
 		// A copy this consumer's group forwarded to its device's partition: received, and
-		// placed, as the original was.
-		if received, place, err = parseReceipt(fwd); err != nil {
-			return Event{}, &InvalidError{Reason: ReasonInvalidField, Field: "header " + HeaderForwarded, Err: err}
+		// placed, as the original was, if the receipt can be the original's.
+		at, p, off, err := parseReceipt(fwd)
+		if err == nil {
+			err = checkForwarded(msg, at, p, off)
+		}
+		if err != nil {
+			untrusted = &InvalidError{Reason: ReasonInvalidField, Field: "header " + HeaderForwarded, Err: err}
+		} else {
+			received, place = at, KafkaPlace(p, off)
 		}
 	}
 	if source != "" {
-		return decode(value, source, received, asStamped, place) // the collector's or replay's: stamped by it (Decode)
+		e, err = decode(value, source, received, asStamped, place) // the collector's or replay's: stamped by it (Decode)
+	} else {
+		// Produced straight to Kafka: a client's message, held to the collector's rules and
+		// received when Kafka got it, whatever receivedAt it claims.
+		e, err = decode(value, "kafka", received, asClient, place) // DecodeClient's rules
 	}
-	// Produced straight to Kafka: a client's message, held to the collector's rules and received
-	// when Kafka got it, whatever receivedAt it claims.
-	return decode(value, "kafka", received, asClient, place) // DecodeClient's rules
+	if err == nil && untrusted != nil {
+		e.Ignored = append(e.Ignored, untrusted)
+	}
+	return e, err
 }
 
 // forwarded returns the copy of m to write to its event's device's partition: keyed by the
@@ -1163,7 +1175,7 @@ func newConsumerMetrics(reg prometheus.Registerer) (*consumerMetrics, error) {
 			Name: "waymark_consumer_placeholder_ids_total", Help: "Ids of stored events that were placeholders a client sent for an id it did not have (\"undefined\", \"null\", 0, blank, …) and were read as no id, by field (userId, anonymousId, previousId) and placeholder. An event left with no id is dead-lettered as missing_identity instead.",
 		}, []string{"field", "placeholder"}),
 		ignored: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "waymark_consumer_ignored_fields_total", Help: "Members of stored events whose value had the wrong type and that the event does without (context.userAgent, context.device, context.device.type, context.traits, traits, and the event or name that does not name the call): read as absent, the event kept, by field and reason. The same fault in a member an event needs dead-letters it instead.",
+			Name: "waymark_consumer_ignored_fields_total", Help: "Members of stored events whose value had the wrong type and that the event does without (context.userAgent, context.device, context.device.type, context.traits, traits, and the event or name that does not name the call; and the Kafka header waymark-forwarded when it cannot be a forward's receipt): read as absent, the event kept, by field and reason. The same fault in a member an event needs dead-letters it instead.",
 		}, []string{"field", "reason"}),
 		future: newFutureTimestampMetric("consumer"),
 		forwarded: prometheus.NewCounter(prometheus.CounterOpts{

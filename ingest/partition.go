@@ -47,26 +47,58 @@ func (partitionBalancer) Balance(msg kafka.Message, partitions ...int) int {
 // HeaderForwarded names the Kafka header of a message the consumer forwarded to its device's
 // partition (see Consumer.Run): the receipt (Receipt) of the message it copies, as received on
 // the partition it was produced to: "<received µs>/p<partition>@<offset>". The copy is decoded
-// with that receipt, so every id Waymark derives from it is the same as the original's.
+// with that receipt, so every id Waymark derives from it is the same as the original's, but
+// only when the receipt is consistent with the copy (checkForwarded): anyone who can produce to
+// the topic can set the header.
 const HeaderForwarded = "waymark-forwarded"
 
-// parseReceipt reads a Receipt of a Kafka message (KafkaPlace): when it was received and its place.
-func parseReceipt(s string) (time.Time, string, error) {
+// MaxForwardDelay is how long before a forwarded copy's Kafka time its original may have been
+// received: Kafka's default retention (log.retention.hours, 168). The copy is produced when the
+// original is read, which is while the original is still in the topic.
+const MaxForwardDelay = 7 * 24 * time.Hour
+
+// MaxForwardSkew is how far after a forwarded copy's Kafka time its original's receipt may be:
+// both are Kafka message times, by default the producers' clocks (CreateTime), the original's a
+// shop's producer's, the copy's the consumer's host's, which may disagree by this much.
+const MaxForwardSkew = time.Minute
+
+// checkForwarded reports why the receipt in msg's HeaderForwarded, received at received on
+// partition p at offset off, cannot be that of a message msg is a forwarded copy of, or nil. A
+// copy is written after its original was received, on the device's partition, which differs from
+// the original's unless the topic grew partitions since (then the original came before it on the
+// same partition); and the original was still in the topic (MaxForwardDelay). A producer setting
+// the header can then move an event no further in time than msg's own Kafka time does, bar the
+// delay.
+func checkForwarded(msg kafka.Message, received time.Time, p int, off int64) error {
+	switch {
+	case p == msg.Partition && off >= msg.Offset:
+		return fmt.Errorf("receipt at %s is not before this message, %s", KafkaPlace(p, off), KafkaPlace(msg.Partition, msg.Offset))
+	case received.After(msg.Time.Add(MaxForwardSkew)):
+		return fmt.Errorf("receipt received at %s, after this message's Kafka time %s", received.Format(time.RFC3339Nano), msg.Time.UTC().Format(time.RFC3339Nano))
+	case received.Before(msg.Time.Add(-MaxForwardDelay)):
+		return fmt.Errorf("receipt received at %s, over %s before this message's Kafka time %s", received.Format(time.RFC3339Nano), MaxForwardDelay, msg.Time.UTC().Format(time.RFC3339Nano))
+	}
+	return nil
+}
+
+// parseReceipt reads a Receipt of a Kafka message (KafkaPlace): when it was received and its
+// partition and offset.
+func parseReceipt(s string) (received time.Time, partition int, offset int64, err error) {
 	us, place, ok := strings.Cut(s, "/")
 	p, off, ok2 := strings.Cut(strings.TrimPrefix(place, "p"), "@")
 	if !ok || !ok2 || !strings.HasPrefix(place, "p") {
-		return time.Time{}, "", fmt.Errorf("receipt %q: want <received µs>/p<partition>@<offset>", s)
+		return time.Time{}, 0, 0, fmt.Errorf("receipt %q: want <received µs>/p<partition>@<offset>", s)
 	}
 	t, err := strconv.ParseInt(us, 10, 64)
 	if err != nil {
-		return time.Time{}, "", fmt.Errorf("receipt %q: received time: %w", s, err)
+		return time.Time{}, 0, 0, fmt.Errorf("receipt %q: received time: %w", s, err)
 	}
 	pn, err1 := strconv.Atoi(p)
 	on, err2 := strconv.ParseInt(off, 10, 64)
 	if err := errors.Join(err1, err2); err != nil || pn < 0 || on < 0 {
-		return time.Time{}, "", fmt.Errorf("receipt %q: place: want p<partition>@<offset>", s)
+		return time.Time{}, 0, 0, fmt.Errorf("receipt %q: place: want p<partition>@<offset>", s)
 	}
-	return time.UnixMicro(t).UTC(), KafkaPlace(pn, on), nil
+	return time.UnixMicro(t).UTC(), pn, on, nil
 }
 
 // topicPartitions returns how many partitions topic has now.

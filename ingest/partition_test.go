@@ -28,12 +28,12 @@ func TestPartitionIsTheJavaClientsRule(t *testing.T) {
 
 func TestParseReceipt(t *testing.T) {
 	at := time.UnixMicro(1796280459998123).UTC()
-	received, place, err := parseReceipt(Receipt(at, KafkaPlace(3, 17)))
-	if err != nil || !received.Equal(at) || place != KafkaPlace(3, 17) {
-		t.Errorf("parseReceipt of a receipt: %v %q %v, want %v %q", received, place, err, at, KafkaPlace(3, 17))
+	received, p, off, err := parseReceipt(Receipt(at, KafkaPlace(3, 17)))
+	if err != nil || !received.Equal(at) || p != 3 || off != 17 {
+		t.Errorf("parseReceipt of a receipt: %v %d %d %v, want %v 3 17", received, p, off, err, at)
 	}
 	for _, bad := range []string{"", "x", "17/p3@", "17/3@4", "a/p3@4", "17/p-1@4", "17/p3@x", "17"} {
-		if _, _, err := parseReceipt(bad); err == nil {
+		if _, _, _, err := parseReceipt(bad); err == nil {
 			t.Errorf("parseReceipt(%q): no error", bad)
 		}
 	}
