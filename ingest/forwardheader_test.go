@@ -122,4 +122,3 @@ func counterSum(t *testing.T, reg *prometheus.Registry, name, label, value strin
 	}
 	return n
 }
-
