@@ -147,7 +147,7 @@ func readTaobao(r io.Reader, pass int, emit func(Message) error, skip func(Skip)
 			return err
 		}
 		return emit(m)
-	})
+	}, skip)
 }
 
 var rees46Events = map[string]string{
@@ -272,7 +272,7 @@ func readOtto(r io.Reader, pass int, emit func(Message) error, skip func(Skip)) 
 			}
 		}
 		return nil
-	})
+	}, skip)
 }
 
 // readSegment reads JSON Lines of Segment messages (an export: history, whose times a receiver
@@ -315,7 +315,7 @@ func readSegment(r io.Reader, pass int, emit func(Message) error, skip func(Skip
 			}
 		}
 		return nil
-	})
+	}, skip)
 }
 
 // isBatchBody says whether a line is a JSON object with a top-level "batch" array and no "type":
@@ -443,15 +443,29 @@ const byteOrderMark = "\ufeff"
 // dropped; one further in is text (a JSON reader refuses it outside a string).
 func TrimByteOrderMark(b []byte) []byte { return bytes.TrimPrefix(b, []byte(byteOrderMark)) }
 
+// MaxLineBytes is the longest line a dataset reader reads: a batch body as POSTed to /v1/batch
+// (MaxBatchBytes) and then some. A longer line is skipped (too_large), read through in bounded
+// memory, and the lines after it are read.
+const MaxLineBytes = 4 << 20
+
 // eachLine calls fn for every non-empty line, numbered from 1; a byte order mark starting the
-// first line is dropped.
-func eachLine(r io.Reader, fn func(line int, text string) error) error {
-	sc := bufio.NewScanner(r)
-	sc.Buffer(make([]byte, 64<<10), 4<<20)
-	line := 0
-	for sc.Scan() {
-		line++
-		b := sc.Bytes()
+// first line is dropped. A line over MaxLineBytes goes to skip instead, with its length.
+func eachLine(r io.Reader, fn func(line int, text string) error, skip func(Skip)) error {
+	br := bufio.NewReaderSize(r, 64<<10)
+	var buf []byte
+	for line := 1; ; line++ {
+		b, n, err := readLine(br, buf[:0], MaxLineBytes)
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("read line %d: %w", line, err)
+		}
+		buf = b
+		if n > MaxLineBytes {
+			skip(Skip{line, fmt.Sprintf("%s: line of %d bytes is longer than replay reads (%d)", ReasonTooLarge, n, MaxLineBytes)})
+			continue
+		}
 		if line == 1 {
 			b = TrimByteOrderMark(b)
 		}
@@ -463,10 +477,32 @@ func eachLine(r io.Reader, fn func(line int, text string) error) error {
 			return err
 		}
 	}
-	if err := sc.Err(); err != nil {
-		return fmt.Errorf("read line %d: %w", line+1, err)
+}
+
+// readLine appends to buf the next line of br, without its "\n", and returns it and its length
+// n. Past max bytes it keeps nothing more but reads on to the line's end, counting. err is
+// io.EOF only when br had nothing left.
+func readLine(br *bufio.Reader, buf []byte, max int) (line []byte, n int, err error) {
+	for {
+		chunk, err := br.ReadSlice('\n')
+		full := errors.Is(err, bufio.ErrBufferFull)
+		if err == nil {
+			chunk = chunk[:len(chunk)-1]
+		}
+		n += len(chunk)
+		if n <= max {
+			buf = append(buf, chunk...)
+		}
+		switch {
+		case full:
+			continue
+		case err == io.EOF && n == 0:
+			return buf, 0, io.EOF
+		case err != nil && err != io.EOF:
+			return buf, n, err
+		}
+		return buf, n, nil
 	}
-	return nil
 }
 
 // FormatError says that a dataset does not read as the format it was replayed as: most of its
@@ -552,7 +588,7 @@ func DetectFormat(r io.Reader) string {
 			return io.EOF
 		}
 		return nil
-	})
+	}, func(Skip) {})
 	if n == 0 {
 		return ""
 	}
