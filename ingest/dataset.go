@@ -574,6 +574,17 @@ func (t lineTally) mostSkipped(format string) *FormatError {
 		Lines: t.used + t.skipped, Skipped: t.skipped}
 }
 
+// SpreadJSON reports whether r starts with a JSON value written over several lines (a
+// pretty-printed body), which replay, reading one value per line, cannot read; only the first
+// MaxLineBytes are looked at.
+func SpreadJSON(r io.Reader) bool {
+	var v json.RawMessage
+	if err := json.NewDecoder(io.LimitReader(r, MaxLineBytes)).Decode(&v); err != nil {
+		return false
+	}
+	return bytes.ContainsAny(v, "\n\r")
+}
+
 // formatSample is how many lines DetectFormat reads.
 const formatSample = 100
 

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -88,16 +89,29 @@ func runReplay(ctx context.Context, args []string, stdout io.Writer) error {
 	switch {
 	case errors.As(err, &wrong):
 		msg := fmt.Sprintf("%s is %v", *file, wrong)
-		if cfg.Reader == nil { // standard input is read
+		// look calls fn with the file, decompressed, from its start; not for standard input.
+		look := func(fn func(io.Reader)) {
+			if cfg.Reader != nil {
+				return
+			}
 			if f, ferr := os.Open(*file); ferr == nil {
 				if r, derr := ingest.Decompressed(f); derr == nil {
-					if found := ingest.DetectFormat(r); found != "" && found != *format {
-						msg += fmt.Sprintf("; its first lines read as --format %s", found)
-					}
+					fn(r)
 				}
 				f.Close()
 			}
 		}
+		look(func(r io.Reader) {
+			if found := ingest.DetectFormat(r); found != "" && found != *format {
+				msg += fmt.Sprintf("; its first lines read as --format %s", found)
+			}
+		})
+		look(func(r io.Reader) {
+			if ingest.SpreadJSON(r) { // a pretty-printed body: JSON, whatever format, but not one value a line
+				msg = fmt.Sprintf("%s is not one JSON value per line, which is what replay reads: its first value goes on over several lines, as in a pretty-printed body (first skipped: %s); put each value on one line first, e.g. `jq -c . %s > %s.jsonl` (a /v1/batch body becomes one line, read as a batch)",
+					*file, wrong.Problem, *file, strings.TrimSuffix(*file, filepath.Ext(*file)))
+			}
+		})
 		if sum.Sent > 0 {
 			msg += fmt.Sprintf("; %d events of its other lines were sent before that", sum.Sent)
 		} else {

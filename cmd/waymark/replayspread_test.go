@@ -1,0 +1,63 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/waymark-dev/waymark/ingest"
+)
+
+// TestReplayOfAPrettyPrintedBodySaysOneValuePerLine: a /v1/batch body written over several lines
+// (as the field cases' batch.json) is JSON, just not one value per line: replay says so and
+// suggests `jq -c`, rather than that the file "is not segment" (tester14 F7). The same body on
+// one line replays.
+func TestReplayOfAPrettyPrintedBodySaysOneValuePerLine(t *testing.T) {
+	b, err := ingest.StartDevBroker("127.0.0.1:0", 3, "waymark.events", "waymark.dlq")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	body := []byte(`{"batch":[{"type":"track","userId":"sp1","event":"E","messageId":"sp-1","timestamp":"2025-05-01T10:00:00Z"},{"type":"track","userId":"sp2","event":"E","messageId":"sp-2","timestamp":"2025-05-01T10:00:00Z"}]}`)
+	var pretty, compact bytes.Buffer
+	if err := json.Indent(&pretty, body, "", "  "); err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Compact(&compact, body); err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	replay := func(content []byte) (code int, stdout, stderr, file string) {
+		file = filepath.Join(dir, "batch.json")
+		if err := os.WriteFile(file, append(content, '\n'), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		cmd := exec.Command(binary, "replay", "--format", "segment", "--file", file)
+		cmd.Env = append(os.Environ(), "WAYMARK_DEV_BROKER_ADDR="+b.Addr())
+		var errBuf bytes.Buffer
+		cmd.Stderr = &errBuf
+		out, err := cmd.Output()
+		var exit *exec.ExitError
+		if err != nil && !errors.As(err, &exit) {
+			t.Fatal(err)
+		}
+		return cmd.ProcessState.ExitCode(), string(out), errBuf.String(), file
+	}
+	code, stdout, stderr, file := replay(pretty.Bytes())
+	for _, want := range []string{"--format: " + file + " is not one JSON value per line", "first skipped: line 1: invalid_json", "jq -c", "nothing was sent"} {
+		if code == 0 || !strings.Contains(stderr, want) {
+			t.Errorf("replay of a pretty-printed batch body: exit %d, want non-zero and %q\nstdout:\n%s\nstderr:\n%s", code, want, stdout, stderr)
+		}
+	}
+	if strings.Contains(stderr, "is not segment") {
+		t.Errorf("replay of a pretty-printed batch body says the file is not segment:\n%s", stderr)
+	}
+	if code, stdout, stderr, _ := replay(compact.Bytes()); code != 0 || !strings.Contains(stdout, "sent 2,") {
+		t.Errorf("replay of the body on one line: exit %d\nstdout:\n%s\nstderr:\n%s", code, stdout, stderr)
+	}
+}
