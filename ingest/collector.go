@@ -848,7 +848,8 @@ type preparedEvent struct {
 	// future says its client's time lay more than MaxFutureTimestamp after it was received and
 	// was set to the receive time (SkewCorrected).
 	future bool
-	// ignored are its cosmetic members of the wrong type, read as absent (Event.Ignored).
+	// ignored are its cosmetic members of the wrong type, read as absent, and its dotted keys
+	// dropped for the nested member they name (Event.Ignored).
 	ignored []*InvalidError
 }
 

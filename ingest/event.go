@@ -390,11 +390,12 @@ func SkewCorrected(t, sent, received time.Time) (corrected time.Time, future boo
 }
 
 // check validates a message as Decode does and returns its customer key and the members it
-// ignored (Event.Ignored), without collecting its properties: the collector's check before it
-// hands the message to Kafka. A message it refuses has the key its ids give, as far as they were
-// read before the fault, "" when none was.
+// ignored (Event.Ignored): the collector's check before it hands the message to Kafka. It
+// collects the properties too, so that setProperties, the one rule for them, lists a dotted key
+// dropped for the nested member it names (key_collision) in the collector's answer. A message it
+// refuses has the key its ids give, as far as they were read before the fault, "" when none was.
 func check(raw []byte, receivedAt time.Time) (string, []*InvalidError, error) {
-	var w wire
+	w := wire{withProps: true}
 	err := w.read(raw)
 	var e Event
 	if err == nil {
