@@ -3,6 +3,7 @@ package ingest
 import (
 	"context"
 	"log/slog"
+	"maps"
 	"sync"
 	"testing"
 	"time"
@@ -49,16 +50,7 @@ func TestConsumerTrustsOnlyAConsistentForwardedHeader(t *testing.T) {
 	}
 	produced := time.Now()
 
-	var mu sync.Mutex
-	stored := map[string]Event{}
-	sink := SinkFunc(func(ctx context.Context, events []Event) error {
-		mu.Lock()
-		defer mu.Unlock()
-		for _, e := range events {
-			stored[e.MessageID] = e
-		}
-		return nil
-	})
+	sink, stored := recordEvents()
 	reg := prometheus.NewRegistry()
 	c, err := NewConsumer(ConsumerConfig{
 		Brokers: []string{b.Addr()}, Topic: "events", DLQTopic: "dlq", Group: "g",
@@ -67,17 +59,10 @@ func TestConsumerTrustsOnlyAConsistentForwardedHeader(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- c.Run(ctx) }()
-	waitFor(t, func() bool { mu.Lock(); defer mu.Unlock(); return len(stored) == len(tests) })
-	cancel()
-	if err := <-done; err != nil {
-		t.Fatal(err)
-	}
+	runUntilCaughtUp(t, c, b.Addr())
 
 	for _, tt := range tests {
-		e := stored[tt.id]
+		e := stored()[tt.id]
 		ignored := len(e.Ignored) == 1 && e.Ignored[0].Field == "header "+HeaderForwarded
 		if tt.trusted {
 			if !e.ReceivedAt.Equal(hourAgo) || len(e.Ignored) != 0 {
@@ -98,6 +83,22 @@ func TestConsumerTrustsOnlyAConsistentForwardedHeader(t *testing.T) {
 	if n := counterSum(t, reg, "waymark_consumer_ignored_fields_total", "field", "header "+HeaderForwarded); n != 4 {
 		t.Errorf("waymark_consumer_ignored_fields_total{field=%q} = %g, want 4", "header "+HeaderForwarded, n)
 	}
+}
+
+// recordEvents returns a sink that keeps the events written to it, by messageId, and a function
+// that returns them so far.
+func recordEvents() (Sink, func() map[string]Event) {
+	var mu sync.Mutex
+	stored := map[string]Event{}
+	sink := SinkFunc(func(ctx context.Context, events []Event) error {
+		mu.Lock()
+		defer mu.Unlock()
+		for _, e := range events {
+			stored[e.MessageID] = e
+		}
+		return nil
+	})
+	return sink, func() map[string]Event { mu.Lock(); defer mu.Unlock(); return maps.Clone(stored) }
 }
 
 // counterSum sums the counters of family name whose label has value.

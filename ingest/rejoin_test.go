@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"sync"
 	"testing"
 	"time"
 
@@ -44,17 +43,8 @@ func joinAndDie(t *testing.T, addr, group, topic string) {
 // message is stored and the consumer is healthy again.
 func TestConsumerRecoversPartitionsOfAMemberThatDiedJoining(t *testing.T) {
 	b := startBroker(t)
-	var mu sync.Mutex
-	stored := map[string]bool{}
-	sink := SinkFunc(func(ctx context.Context, events []Event) error {
-		mu.Lock()
-		defer mu.Unlock()
-		for _, e := range events {
-			stored[e.MessageID] = true
-		}
-		return nil
-	})
-	storedN := func() int { mu.Lock(); defer mu.Unlock(); return len(stored) }
+	sink, stored := recordEvents()
+	storedN := func() int { return len(stored()) }
 	c, err := NewConsumer(ConsumerConfig{
 		Brokers: []string{b.Addr()}, Topic: "events", DLQTopic: "dlq", Group: "g",
 		FlushInterval: 20 * time.Millisecond, RetryMax: 50 * time.Millisecond,
