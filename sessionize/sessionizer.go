@@ -1712,9 +1712,9 @@ func (s *Sessionizer) cut(key string, c *customer) []Session {
 		start = end
 	}
 	// client is the client's session id (hashed) the current session last carried, 0 while none
-	// of its events carried one. The rules for a client's session id, as Amplitude counts
-	// sessions by the client's id and takes an event without one as outside any session, not as
-	// a cut: an event carrying another id than the session's last one ends the session
+	// of its events carried one. The rules for a client's session id, taking an event without one
+	// as outside any session, not as a cut, as Amplitude does (unlike Amplitude, which groups
+	// events by id, a session here is one stretch of time, so A, B, A is three sessions): an event carrying another id than the session's last one ends the session
 	// (client_session), however many events without an id lie between them (A, none, C is two
 	// sessions); one carrying the session's id keeps it open across a gap from the event before
 	// it (A, none 20 minutes later, A 40 minutes after that is one session); and an event without

@@ -142,6 +142,20 @@ func TestSessions(t *testing.T) {
 			},
 		},
 		{
+			// Not Amplitude's rule, which groups events by id (two sessions, overlapping): a
+			// session here is one stretch of the device's time (docs/how-it-works.md).
+			name: "client session ids: an id that comes back after another starts a third session",
+			events: []ingest.Event{
+				withSession(at("x", "Product Viewed", 0), "A"), withSession(at("x", "Product Added", 2), "B"),
+				withSession(at("x", "Cart Viewed", 3), "A"),
+			},
+			want: []string{
+				"x 08:00+0s n=1 Product Viewed→Product Viewed [awareness] client_session",
+				"x 08:02+0s n=1 Product Added→Product Added [consideration] client_session",
+				"x 08:03+0s n=1 Cart Viewed→Cart Viewed [consideration] open",
+			},
+		},
+		{
 			name: "client session ids: the session's id bridges a gap after events without one",
 			events: []ingest.Event{
 				withSession(at("u", "Product Viewed", 0), "A"), at("u", "Product Added", 20),
