@@ -22,21 +22,42 @@ go vet ./...
 clickhouse_pkgs=$(go list -f '{{.ImportPath}} {{join .TestImports " "}} {{join .XTestImports " "}}' ./... |
   awk '{for (i = 2; i <= NF; i++) if ($i ~ /\/store\/storetest$/) {print $1; break}}')
 # -parallel 4: two parallel tests per core. Most integration tests spend much of their time
-# waiting (for a server to start, the sessionizer's flush, a consumer to catch up), so twice the
-# default keeps both cores busier. The timeout only guards against a hang: on a machine whose
-# cores are busy with other work the integration tests (real ClickHouse, brokers, binaries,
-# Chromium) take several times longer.
+# waiting (for a server to start, the sessionizer's flush, a consumer to catch up, a query's
+# single-threaded planning), so twice the default keeps both cores busier. The timeout only guards
+# against a hang: on a machine whose cores are busy with other work the integration tests (real
+# ClickHouse, brokers, binaries, Chromium) take several times longer.
+#
+# The passes run at the same time, each on its own servers: one pass alone left a core idle for
+# much of its run (about 1.1 cores busy on average), and the second pass's packages run only the
+# ClickHouse-backed tests. Each line of a pass's output starts with its engine.
+pass() { # engine, packages...
+  local engine=$1
+  shift
+  echo "== go test (ClickHouse engine: $engine): $*" >&2
+  WAYMARK_TEST_CLICKHOUSE=$engine go test -race -count=1 -parallel 4 -timeout 45m "$@" 2>&1 | sed -u "s/^/[$engine] /"
+  return "${PIPESTATUS[0]}"
+}
+pids=()
 first=1
 for engine in $engines; do
   if [ "$first" = 1 ]; then
-    echo "== go test (ClickHouse engine: $engine)" >&2
-    WAYMARK_TEST_CLICKHOUSE=$engine go test -race -count=1 -parallel 4 -timeout 45m ./...
+    pass "$engine" ./... &
     first=0
   else
-    echo "== go test, ClickHouse-backed packages (ClickHouse engine: $engine)" >&2
     # shellcheck disable=SC2086 # one package per word
-    WAYMARK_TEST_CLICKHOUSE=$engine go test -race -count=1 -parallel 4 -timeout 45m $clickhouse_pkgs
+    pass "$engine" $clickhouse_pkgs &
   fi
+  pids+=($!)
+done
+failed=0
+for pid in "${pids[@]}"; do
+  wait "$pid" || failed=1
+done
+if [ "$failed" = 1 ]; then
+  echo "== go test failed (see the lines above, each starting with its engine)" >&2
+  exit 1
+fi
+for engine in $engines; do
   # Two benchmarks at a tiny size (a few seconds), in one run (one build, one server): issue 16's
   # journey query benchmark, so its baselines and queries keep running on both engines (it
   # measures nothing worth reading at this size); and where the per-person work runs, compared at
