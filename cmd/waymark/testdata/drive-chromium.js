@@ -1,13 +1,9 @@
 // Opens a page in Debian's headless Chromium with playwright-core and waits until the page sets
 // window.result. Usage: node drive-chromium.js URL
-const { chromium } = require('playwright-core')
+const { launch } = require('./browser')
 
 ;(async () => {
-  const browser = await chromium.launch({
-    executablePath: '/usr/bin/chromium',
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking',
-      '--disable-component-update', '--no-first-run', '--disable-quic', '--disable-sync'],
-  })
+  const browser = await launch()
   const page = await browser.newPage()
   page.on('pageerror', (e) => console.log('page error:', e.message))
   page.on('requestfailed', (r) => console.log('request failed:', r.url(), r.failure().errorText))

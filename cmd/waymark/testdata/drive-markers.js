@@ -3,24 +3,18 @@
 // breakdown show each entry: its text and whether it is shown as a marker. A screenshot goes to
 // OUTDIR.
 // Usage: node drive-markers.js URL OUTDIR READ_KEY (URL: the page with its view in the query)
-const { chromium } = require('playwright-core')
+const { launch, openPage, enterKey } = require('./browser')
 
 const [url, outDir, readKey] = process.argv.slice(2)
 
 ;(async () => {
-  const browser = await chromium.launch({
-    executablePath: '/usr/bin/chromium',
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-background-networking'],
-  })
+  const browser = await launch()
   const errors = []
-  const page = await browser.newPage({ viewport: { width: 1280, height: 800 } })
-  page.on('pageerror', (e) => errors.push(e.message))
+  const page = await openPage(browser, errors)
   // The one failed request expected: the page's first call, before it has the key (401).
   page.on('console', (m) => { if (m.type() === 'error' && !m.text().includes('401 (Unauthorized)')) errors.push(m.text()) })
   await page.goto(url)
-  await page.waitForSelector('#key-dialog[open] input[name=key]')
-  await page.locator('#key-dialog input[name=key]').fill(readKey)
-  await page.keyboard.press('Enter')
+  await enterKey(page, readKey)
   await page.waitForSelector('#fork:not([hidden]) .bars li button')
   await page.waitForSelector('#flow .sankey svg')
   await page.waitForSelector('#funnel table tbody tr')

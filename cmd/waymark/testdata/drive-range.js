@@ -3,7 +3,7 @@
 // each stage card shows; then reloads the page from its address (a shared link) and does it again. A
 // screenshot goes to OUTDIR.
 // Usage: node drive-range.js BASE_URL OUTDIR READ_KEY FROM TO (FROM, TO: YYYY-MM-DD)
-const { chromium } = require('playwright-core')
+const { launch, openPage, enterKey } = require('./browser')
 
 const [base, outDir, readKey, from, to] = process.argv.slice(2)
 
@@ -24,13 +24,9 @@ async function cards (page) {
 }
 
 ;(async () => {
-  const browser = await chromium.launch({
-    executablePath: '/usr/bin/chromium',
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-background-networking'],
-  })
+  const browser = await launch()
   const errors = []
-  const page = await browser.newPage({ viewport: { width: 1280, height: 800 } })
-  page.on('pageerror', (e) => errors.push(e.message))
+  const page = await openPage(browser, errors)
   // The one failed request expected: the page's first call, before it has the key (401).
   page.on('console', (m) => { if (m.type() === 'error' && !m.text().includes('401 (Unauthorized)')) errors.push(m.text()) })
   const out = { errors, stagesAsked: [] }
@@ -44,9 +40,7 @@ async function cards (page) {
     }
   })
   await page.goto(base + '/')
-  await page.waitForSelector('#key-dialog[open] input[name=key]')
-  await page.locator('#key-dialog input[name=key]').fill(readKey)
-  await page.keyboard.press('Enter')
+  await enterKey(page, readKey)
   await cards(page)
 
   // Pick the range: type the days into the date fields, then Enter.

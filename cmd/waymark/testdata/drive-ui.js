@@ -2,16 +2,9 @@
 // keyboard wherever a person could, and prints what it saw as JSON. Screenshots go to OUTDIR.
 // The page asks for READ_KEY; this script first gives it a wrong one.
 // Usage: node drive-ui.js BASE_URL OUTDIR READ_KEY
-const { chromium } = require('playwright-core')
+const { launch, openPage, enterKey } = require('./browser')
 
 const [base, outDir, readKey] = process.argv.slice(2)
-
-// enterKey waits for the page to ask for the read key and types it, as a person would.
-async function enterKey (page, key) {
-  await page.waitForSelector('#key-dialog[open] input[name=key]')
-  await page.locator('#key-dialog input[name=key]').fill(key)
-  await page.keyboard.press('Enter')
-}
 
 async function stagesOn (page) {
   await page.waitForSelector('#map .stage[data-entered]')
@@ -31,13 +24,9 @@ async function funnelOn (page) {
 }
 
 ;(async () => {
-  const browser = await chromium.launch({
-    executablePath: '/usr/bin/chromium',
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-background-networking'],
-  })
+  const browser = await launch()
   const errors = []
-  const page = await browser.newPage({ viewport: { width: 1280, height: 800 } })
-  page.on('pageerror', (e) => errors.push(e.message))
+  const page = await openPage(browser, errors)
   // The failed requests expected: the calls without a key or with the wrong one (401), and the
   // bad window this script sends at the end (400).
   page.on('console', (m) => {
@@ -98,8 +87,7 @@ async function funnelOn (page) {
 
   // A shared link restores the view.
   out.link = page.url()
-  const other = await browser.newPage({ viewport: { width: 1280, height: 800 } })
-  other.on('pageerror', (e) => errors.push(e.message))
+  const other = await openPage(browser, errors)
   await other.goto(out.link)
   await enterKey(other, readKey) // another tab: asked again
   out.restoredFunnel = await funnelOn(other)
@@ -107,8 +95,7 @@ async function funnelOn (page) {
   out.restoredFork = await other.$eval('#fork h2', (e) => e.textContent)
 
   // A narrow screen: stages stack and stay readable.
-  const narrow = await browser.newPage({ viewport: { width: 390, height: 844 } })
-  narrow.on('pageerror', (e) => errors.push(e.message))
+  const narrow = await openPage(browser, errors, { width: 390, height: 844 })
   await narrow.goto(base + '/')
   await enterKey(narrow, readKey)
   await stagesOn(narrow)
