@@ -18,9 +18,12 @@ import (
 
 // RetentionQuery asks who comes back after converting, by cohort of first conversion.
 type RetentionQuery struct {
-	Period     string // "week" (ISO weeks, UTC) or "month"; default week
-	Periods    int    // later periods reported per cohort; default 8
-	Conversion string // event or stage whose first occurrence puts a person in a cohort; default "Order Completed"
+	Period  string // "week" (ISO weeks, UTC) or "month"; default week
+	Periods int    // later periods reported per cohort; default 8
+	// Conversion is the event or stage whose first occurrence puts a person in a cohort; when
+	// empty, the journey map's stage conversion, and a ParamError when the map has no such stage
+	// (defaultConversion).
+	Conversion string
 	Return     string // event or stage that counts as coming back; default Conversion (a repeat)
 	From, To   time.Time
 }
@@ -70,10 +73,7 @@ type RetentionResult struct {
 func ParseRetentionQuery(v url.Values) (RetentionQuery, error) {
 	p := newParams(v, retentionParams())
 	q := RetentionQuery{Period: p.oneOf("period", "week", "month"), Periods: p.int("periods", 1, maxRetentionPeriods)}
-	q.Conversion = p.step("conversion")
-	if q.Return = p.step("return"); q.Return == "" {
-		q.Return = q.Conversion
-	}
+	q.Conversion, q.Return = p.step("conversion"), p.step("return")
 	q.From, q.To = p.timeRange()
 	return q, p.finish()
 }
@@ -259,6 +259,15 @@ func (s *Store) retentionQuery(ctx context.Context, jm *sessionize.Map, q Retent
 	}
 	if q.Periods > maxRetentionPeriods {
 		return nil, paramErrorf("periods", "%d periods, at most %d", q.Periods, maxRetentionPeriods)
+	}
+	if q.Conversion == "" {
+		if q.Conversion = defaultConversion(jm); q.Conversion == "" {
+			return nil, paramErrorf("conversion", "required: the journey map has no stage %q to default to; give the event or stage whose first occurrence puts a person in a cohort (its stages: %s)",
+				conversionStage, strings.Join(stageNames(jm), ", "))
+		}
+	}
+	if q.Return == "" {
+		q.Return = q.Conversion
 	}
 	if err := s.checkNames(ctx, jm, "conversion", q.Conversion); err != nil {
 		return nil, err

@@ -18,6 +18,15 @@ import (
 // named so matches those calls.
 var unnamedLabels = []string{"page", "screen"}
 
+// stageNames lists the names of jm's stages, in journey order, for messages.
+func stageNames(jm *sessionize.Map) []string {
+	names := make([]string, len(jm.Stages))
+	for i, st := range jm.Stages {
+		names[i] = st.Name
+	}
+	return names
+}
+
 // checkNames returns a parameter error naming param when one of names is neither a stage of the
 // journey map, nor the label of unnamed pages or screens, nor an event name that has been stored:
 // most likely a typo, which would otherwise answer a silent zero.
@@ -41,10 +50,7 @@ func (s *Store) checkNames(ctx context.Context, jm *sessionize.Map, param string
 	if err := s.checkProperties(ctx, param, props...); err != nil {
 		return err
 	}
-	stages := make([]string, len(jm.Stages))
-	for i, st := range jm.Stages {
-		stages[i] = st.Name
-	}
+	stages := stageNames(jm)
 	var ask []string
 	s.namesMu.Lock()
 	for _, sn := range names {

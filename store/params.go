@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/waymark-dev/waymark/ingest"
+	"github.com/waymark-dev/waymark/sessionize"
 )
 
 // Param is a parameter of a journey query: one schema gives the API's query string, the CLI's
@@ -71,7 +72,7 @@ func pathsParams() []Param {
 	return append(anchorParams(),
 		Param{Name: "direction", Default: "start", Usage: "start: sequences starting at the anchor; end: ending at it"},
 		Param{Name: "depth", Default: "4", Usage: "touchpoints per sequence, the anchor included"},
-		Param{Name: "convert", Default: "Order Completed", Usage: "event or stage counting as a conversion after the anchor"})
+		Param{Name: "convert", Usage: "event or stage counting as a conversion after the anchor; empty: the journey map's stage conversion (Order Completed in the built-in map), none when it has no such stage"})
 }
 
 func nextParams() []Param {
@@ -83,9 +84,25 @@ func retentionParams() []Param {
 	return append([]Param{
 		{Name: "period", Default: "week", Usage: "cohort period: week (ISO, UTC) or month"},
 		{Name: "periods", Default: "8", Usage: "later periods reported per cohort"},
-		{Name: "conversion", Default: "Order Completed", Usage: "event or stage whose first occurrence puts a person in a cohort"},
+		{Name: "conversion", Usage: "event or stage whose first occurrence puts a person in a cohort; empty: the journey map's stage conversion (Order Completed in the built-in map), required when it has no such stage"},
 		{Name: "return", Usage: "event or stage that counts as coming back; empty: the conversion again"},
 	}, rangeParams()...)
+}
+
+// conversionStage is the journey map stage that a conversion defaults to: paths' convert and
+// retention's conversion, when not given, are this stage of the query's map, so a default never
+// names an event a shop may not send (the built-in map reaches it by Order Completed; a shop that
+// sends none gets no conversions, not an error). A map without it gives no default
+// (defaultConversion).
+const conversionStage = "conversion"
+
+// defaultConversion returns the step a conversion parameter takes when not given: the stage
+// conversionStage of jm, or "" when jm has none.
+func defaultConversion(jm *sessionize.Map) string {
+	if _, ok := jm.Stage(conversionStage); ok {
+		return conversionStage
+	}
+	return ""
 }
 
 func stagesParams() []Param {

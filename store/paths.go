@@ -25,7 +25,8 @@ type PathsQuery struct {
 	Window   time.Duration
 	From, To time.Time
 	// Convert is the event or stage that counts as converting after the anchor (within the
-	// window); none when empty (the API's and CLI's default is "Order Completed").
+	// window); when empty, the journey map's stage conversion, and none when the map has no such
+	// stage (defaultConversion).
 	Convert string
 }
 
@@ -314,8 +315,13 @@ func (s *Store) pathsQuery(ctx context.Context, jm *sessionize.Map, q PathsQuery
 	if err := s.checkNames(ctx, jm, "anchor", q.Anchor); err != nil {
 		return nil, err
 	}
-	if err := s.checkNames(ctx, jm, "convert", q.Convert); err != nil {
-		return nil, err
+	if q.Convert == "" {
+		q.Convert = defaultConversion(jm)
+	}
+	if q.Convert != "" {
+		if err := s.checkNames(ctx, jm, "convert", q.Convert); err != nil {
+			return nil, err
+		}
 	}
 	a, err := newAnchorScan(jm, "paths", q.Anchor, q.Convert, q.From, q.To, q.Window)
 	if err != nil {

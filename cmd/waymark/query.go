@@ -431,7 +431,11 @@ func printDropoff(w io.Writer, v any) {
 
 func printPaths(w io.Writer, v any) {
 	res := v.(*store.PathsResult)
-	fmt.Fprintf(w, "%d persons with %s; paths that %s there; converting = %s after it\n", res.Persons, res.Anchor, map[string]string{"start": "start", "end": "end"}[res.Direction], res.Convert)
+	converting := "converting = " + res.Convert + " after it"
+	if res.Convert == "" {
+		converting = "no conversion counted (the journey map has no stage conversion; --convert names one)"
+	}
+	fmt.Fprintf(w, "%d persons with %s; paths that %s there; %s\n", res.Persons, res.Anchor, map[string]string{"start": "start", "end": "end"}[res.Direction], converting)
 	tw := table(w)
 	fmt.Fprintln(tw, "PERSONS\tCONVERTED\tRATE\t  PATH")
 	for _, p := range res.Paths {

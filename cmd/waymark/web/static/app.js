@@ -405,7 +405,8 @@ async function loadFlow (ask = api) {
     body.replaceChildren(...res.paths.map(p => el('tr', {},
       el('td', { text: pathNodes(p).map(n => n.marker ? '(' + MARKER_TEXT[n.marker] + ')' : n.name).join(' → ') }),
       el('td', { class: 'num', text: num(p.persons) }),
-      el('td', { class: 'num', text: num(p.converted) + ' (' + pct(p.conversion_rate) + ')' }))))
+      // No convert: the journey map has no stage conversion, so nothing was counted as one.
+      el('td', { class: 'num', text: res.convert ? num(p.converted) + ' (' + pct(p.conversion_rate) + ')' : '–' }))))
     section.dataset.paths = res.paths.length
   })
 }
