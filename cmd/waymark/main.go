@@ -143,9 +143,16 @@ func runUDFFunnel(args []string, stdout io.Writer) error {
 	return store.ServeFunnelUDF(os.Stdin, stdout)
 }
 
+// linkedCommit is the commit a build without VCS information names at link time:
+// -ldflags "-X main.linkedCommit=SHA". The container image's build has no .git, so
+// deploy/Dockerfile passes its build argument WAYMARK_COMMIT ("unknown" when not given). The
+// commit Go records from a git checkout (vcs.revision) comes first.
+var linkedCommit string
+
 // runVersion prints one line: "waymark <module version> <commit>[+modified] <commit time> <Go
-// version>", read from the build information Go writes into the binary (debug.ReadBuildInfo);
-// a part the build did not record (a build outside a git checkout has no commit) is left out.
+// version>", read from the build information Go writes into the binary (debug.ReadBuildInfo),
+// the commit else from linkedCommit; a part the build did not record (a go build outside a git
+// checkout has no commit) is left out.
 func runVersion(args []string, stdout io.Writer) error {
 	fs := newFlagSet("version", "version")
 	if err := parseFlags(fs, args); err != nil {
@@ -174,6 +181,9 @@ func versionLine() string {
 		case "vcs.time":
 			at = s.Value
 		}
+	}
+	if revision == "" {
+		revision = linkedCommit
 	}
 	if revision != "" {
 		parts = append(parts, revision+modified)
