@@ -283,7 +283,7 @@ type kafkaFlags struct {
 func addKafkaFlags(fs *flagSet) *kafkaFlags {
 	k := &kafkaFlags{}
 	checkedVar(fs, &k.brokers, "kafka-brokers", "", "comma-separated Kafka bootstrap brokers; empty: use the embedded dev broker (in memory only)", text, checkBrokers)
-	fs.StringVar(&k.devBrokerAddr, "dev-broker-addr", "127.0.0.1:9092", "address of the embedded dev broker, used when --kafka-brokers is empty")
+	checkedVar(fs, &k.devBrokerAddr, "dev-broker-addr", "127.0.0.1:9092", "address of the embedded dev broker, used when --kafka-brokers is empty", text, checkListenAddr)
 	checkedVar(fs, &k.topic, "topic", "waymark.events", "Kafka topic of incoming events", text, ingest.CheckTopic)
 	checkedVar(fs, &k.dlqTopic, "dlq-topic", "waymark.dlq", "Kafka topic for events that cannot be used, with the reason in a header", text, ingest.CheckTopic)
 	fs.StringVar(&k.group, "group", "waymark", "Kafka consumer group")
@@ -323,7 +323,15 @@ func checkBrokers(s string) error {
 // checkHostPort refuses an address to dial unless it is HOST:PORT with a port from 1 to 65535
 // (an IPv6 host in brackets), so a missing or mistyped port is named with its flag before
 // anything starts rather than in the dial's error.
-func checkHostPort(s string) error {
+func checkHostPort(s string) error { return checkAddr(s, 1) }
+
+// checkListenAddr refuses an address to listen on unless it is [HOST]:PORT with a port from 0 to
+// 65535 (0: any free port; no host: every interface), so that --http-addr 127.0.0.1:99999 is
+// named with its flag when the flags are parsed, not after serve has migrated ClickHouse.
+func checkListenAddr(s string) error { return checkAddr(s, 0) }
+
+// checkAddr is checkHostPort and checkListenAddr: HOST:PORT with a port from minPort to 65535.
+func checkAddr(s string, minPort int) error {
 	if strings.TrimSpace(s) != s {
 		return fmt.Errorf("%q has spaces around it", s)
 	}
@@ -331,8 +339,8 @@ func checkHostPort(s string) error {
 	if err != nil {
 		return fmt.Errorf("%q is not HOST:PORT", s)
 	}
-	if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
-		return fmt.Errorf("port %q of %q is not a number from 1 to 65535", port, s)
+	if n, err := strconv.Atoi(port); err != nil || n < minPort || n > 65535 {
+		return fmt.Errorf("port %q of %q is not a number from %d to 65535", port, s, minPort)
 	}
 	return nil
 }
@@ -390,7 +398,9 @@ func checkSessionizerFlags(fs *flagSet, c *sessionize.Config) error {
 // addHTTPAddrFlag adds --http-addr (WAYMARK_HTTP_ADDR), the address serve listens on for HTTP,
 // to serve and to healthcheck, which asks it.
 func addHTTPAddrFlag(fs *flagSet) *string {
-	return fs.String("http-addr", "127.0.0.1:8080", "HTTP address: tracking API (collector role), /metrics, /healthz, /readyz")
+	var addr string
+	checkedVar(fs, &addr, "http-addr", "127.0.0.1:8080", "HTTP address: tracking API (collector role), /metrics, /healthz, /readyz", text, checkListenAddr)
+	return &addr
 }
 
 // addBatchFlags adds the consumer's --batch-size and --flush-interval (serve's, bench's and bench

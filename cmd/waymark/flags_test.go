@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"net"
 	"os"
 	"path/filepath"
 	"slices"
@@ -382,6 +383,13 @@ func TestFlagErrorsNameTheFlag(t *testing.T) {
 		{[]string{"sessions", "--clickhouse-addr", "ch:70000"}, nil, `--clickhouse-addr: invalid value "ch:70000": port "70000" of "ch:70000" is not a number from 1 to 65535`},
 		{[]string{"migrate", "--clickhouse-addr", " 127.0.0.1:9000"}, nil, `--clickhouse-addr: invalid value " 127.0.0.1:9000": " 127.0.0.1:9000" has spaces around it`},
 		{[]string{"migrate", "--clickhouse-addr", "ch"}, nil, `--clickhouse-addr: invalid value "ch": "ch" is not HOST:PORT`},
+		// Listen addresses: a port out of range was refused by net.Listen only after serve had
+		// migrated ClickHouse, and healthcheck asked it.
+		{[]string{"serve", "--http-addr", "127.0.0.1:99999"}, nil, `--http-addr: invalid value "127.0.0.1:99999": port "99999" of "127.0.0.1:99999" is not a number from 0 to 65535`},
+		{[]string{"healthcheck", "--http-addr", ":99999"}, nil, `--http-addr: invalid value ":99999": port "99999" of ":99999" is not a number from 0 to 65535`},
+		{[]string{"healthcheck", "--http-addr", "0.0.0.0"}, nil, `--http-addr: invalid value "0.0.0.0": "0.0.0.0" is not HOST:PORT`},
+		{[]string{"healthcheck", "--http-addr", "127.0.0.1:0"}, nil, `--http-addr: port 0 is any free port to serve, not one to ask`},
+		{[]string{"serve", "--dev-broker-addr", "localhost:-1"}, nil, `--dev-broker-addr: invalid value "localhost:-1": port "-1" of "localhost:-1" is not a number from 0 to 65535`},
 		{[]string{"healthcheck", "--url", "not a url"}, nil, `--url: invalid value "not a url": not an http:// or https:// URL with a host`},
 		{[]string{"healthcheck", "--url", "ftp://127.0.0.1/readyz"}, nil, `--url: invalid value "ftp://127.0.0.1/readyz": not an http`},
 		{[]string{"funnel", "--steps", "A", "--from", "2017-12-01", "--to", "2017-11-01"}, nil, "--to: 2017-11-01T00:00:00Z is not after --from 2017-12-01T00:00:00Z"},
@@ -389,7 +397,7 @@ func TestFlagErrorsNameTheFlag(t *testing.T) {
 		// A value with a newline is shown escaped, on one line, where this code or another
 		// package's error repeats it.
 		{[]string{"serve", "--roles", "query\nx"}, nil, `--roles: invalid value "query\nx": unknown role "query\nx"`},
-		{[]string{"serve", "--http-addr", "a\nb"}, nil, `--http-addr: address a\nb: missing port`},
+		{[]string{"serve", "--http-addr", "a\nb"}, nil, `--http-addr: invalid value "a\nb": "a\nb" is not HOST:PORT`},
 		{[]string{"replay", "--format", "taobao", "--file", "a\nb"}, nil, `--file: stat a\nb: `},
 		{[]string{"serve", "--write-keys", "a\nb"}, nil, `--write-keys: open a\nb: `},
 		{[]string{"funnel", "--steps", "A", "--json", "a\nb"}, nil, `unexpected argument "a\nb"`},
@@ -423,6 +431,22 @@ func TestFlagErrorsNameTheFlag(t *testing.T) {
 				t.Errorf("printed %q and %q besides the error", stdout, stderr)
 			}
 		})
+	}
+}
+
+// TestServeRefusesATakenPortFirst: serve binds --http-addr before it starts the dev broker and
+// migrates ClickHouse, so a port in use is reported at once, naming the flag; it was reported only
+// after the migration (here, ClickHouse's connection error came first and the port went unnamed).
+func TestServeRefusesATakenPortFirst(t *testing.T) {
+	held, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer held.Close()
+	err, stdout, _ := runCapturing(t, "serve", "--http-addr", held.Addr().String())
+	want := "--http-addr: listen tcp " + held.Addr().String() + ": bind: address already in use"
+	if err == nil || err.Error() != want || stdout != "" {
+		t.Errorf("error %v, want %q", err, want)
 	}
 }
 

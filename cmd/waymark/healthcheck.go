@@ -55,6 +55,9 @@ func readyzURL(addr string) (string, error) {
 	if err != nil {
 		return "", err
 	}
+	if port == "0" {
+		return "", errors.New("port 0 is any free port to serve, not one to ask: give serve's port, or --url")
+	}
 	if ip := net.ParseIP(host); host == "" || ip != nil && ip.IsUnspecified() {
 		host = "127.0.0.1"
 	}

@@ -116,6 +116,13 @@ func runServe(ctx context.Context, args []string, log *slog.Logger) error {
 	if err != nil {
 		return fs.errorf("journey-map", "%w", err)
 	}
+	// The port first: one in use fails now, naming the flag, not after the dev broker has started
+	// and ClickHouse's schema has been migrated. Connections wait in its backlog until Serve.
+	ln, err := net.Listen("tcp", *httpAddr)
+	if err != nil {
+		return fs.errorf("http-addr", "%w", err)
+	}
+	defer ln.Close() // Serve closes it too; this is for a return before Serve
 	// Only the collector (which produces) and ingest (which consumes) talk to Kafka: a query-only
 	// process starts no dev broker, so several of them run side by side on one host, and logs
 	// nothing about Kafka. Only ingest (which writes) and query (which reads) talk to ClickHouse.
@@ -222,10 +229,6 @@ func runServe(ctx context.Context, args []string, log *slog.Logger) error {
 	var handler http.Handler = mux
 	if collector != nil {
 		handler = collector.Handler(mux) // /v1 and under it as sent, never redirected
-	}
-	ln, err := net.Listen("tcp", *httpAddr)
-	if err != nil {
-		return fs.errorf("http-addr", "%w", err)
 	}
 	srv := &http.Server{
 		Handler:           limitHead(handler),
