@@ -38,6 +38,10 @@ type ReplayConfig struct {
 	Progress func(sent int)
 }
 
+// ErrWriteKeyRefused is in the error of a replay whose collector answered 401: it refused
+// ReplayConfig.WriteKey (unknown to it, or none), so retrying cannot help.
+var ErrWriteKeyRefused = errors.New("write key refused")
+
 // ReplaySummary says what a replay did.
 type ReplaySummary struct {
 	Read     int    // messages built from the file
@@ -277,6 +281,9 @@ func post(ctx context.Context, client *http.Client, url, writeKey string, body [
 				var ok struct{ Rejected []json.RawMessage }
 				_ = json.Unmarshal(msg, &ok)
 				return len(ok.Rejected), nil
+			}
+			if status == http.StatusUnauthorized {
+				return 0, fmt.Errorf("collector %s answered %d: %s: %w", url, status, bytes.TrimSpace(msg), ErrWriteKeyRefused)
 			}
 			if status < 500 && status != http.StatusTooManyRequests {
 				return 0, fmt.Errorf("collector %s answered %d: %s", url, status, bytes.TrimSpace(msg))

@@ -390,6 +390,8 @@ func TestFlagErrorsNameTheFlag(t *testing.T) {
 		{[]string{"healthcheck", "--http-addr", "0.0.0.0"}, nil, `--http-addr: invalid value "0.0.0.0": "0.0.0.0" is not HOST:PORT`},
 		{[]string{"healthcheck", "--http-addr", "127.0.0.1:0"}, nil, `--http-addr: port 0 is any free port to serve, not one to ask`},
 		{[]string{"serve", "--dev-broker-addr", "localhost:-1"}, nil, `--dev-broker-addr: invalid value "localhost:-1": port "-1" of "localhost:-1" is not a number from 0 to 65535`},
+		{[]string{"replay", "--format", "taobao", "--file", "x", "--collector", "notaurl"}, nil, `--collector: invalid value "notaurl": not an http:// or https:// URL with a host`},
+		{[]string{"replay", "--format", "taobao", "--file", "x", "--write-key", "k"}, map[string]string{"WAYMARK_COLLECTOR": "127.0.0.1:8080"}, `WAYMARK_COLLECTOR (--collector): invalid value "127.0.0.1:8080": not an http:// or https:// URL with a host`},
 		{[]string{"healthcheck", "--url", "not a url"}, nil, `--url: invalid value "not a url": not an http:// or https:// URL with a host`},
 		{[]string{"healthcheck", "--url", "ftp://127.0.0.1/readyz"}, nil, `--url: invalid value "ftp://127.0.0.1/readyz": not an http`},
 		{[]string{"funnel", "--steps", "A", "--from", "2017-12-01", "--to", "2017-11-01"}, nil, "--to: 2017-11-01T00:00:00Z is not after --from 2017-12-01T00:00:00Z"},

@@ -64,11 +64,12 @@ func readyzURL(addr string) (string, error) {
 	return "http://" + net.JoinHostPort(host, port) + "/readyz", nil
 }
 
-// checkHTTPURL refuses what is not an absolute http or https URL with a host: "not a url" was
-// asked for and failed as "unsupported protocol scheme", without the flag's name.
+// checkHTTPURL refuses what is not an absolute http or https URL with a host (healthcheck's --url,
+// replay's --collector): "not a url" was asked for and failed as "unsupported protocol scheme",
+// without the flag's name. "" is the flags' default (derived from --http-addr; Kafka).
 func checkHTTPURL(s string) error {
 	if s == "" {
-		return nil // the default: derived from --http-addr
+		return nil
 	}
 	u, err := neturl.Parse(s)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {

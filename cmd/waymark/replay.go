@@ -23,7 +23,8 @@ func runReplay(ctx context.Context, args []string, stdout io.Writer) error {
 	file := fs.String("file", "", "dataset file to replay, gzip-compressed or not (told by its first bytes); - reads standard input")
 	var repeat int
 	checkedVar(fs, &repeat, "repeat", 1, "passes over the file, at least 1; each pass after the first uses fresh customer and message ids", strconv.Atoi, atLeast(1))
-	collector := fs.String("collector", "", "base URL of a collector (e.g. http://127.0.0.1:8080): send through its HTTP API instead of straight to Kafka")
+	var collector string
+	checkedVar(fs, &collector, "collector", "", "base URL of a collector, http:// or https:// (e.g. http://127.0.0.1:8080): send through its HTTP API instead of straight to Kafka", text, checkHTTPURL)
 	writeKey := fs.String("write-key", "", "write key for --collector")
 	var wait time.Duration
 	checkedVar(fs, &wait, "wait", 0, "after sending, wait up to this long until the consumer group has stored everything (0: don't wait)", parseDuration, atLeast(time.Duration(0)))
@@ -37,11 +38,11 @@ func runReplay(ctx context.Context, args []string, stdout io.Writer) error {
 		return fs.errorf("format", "%s is not one of %s", quoteValue(*format), strings.Join(ingest.Formats, ", "))
 	case *file == "":
 		return fmt.Errorf("--file is required")
-	case *collector != "" && *writeKey == "":
+	case collector != "" && *writeKey == "":
 		return fmt.Errorf("--write-key is required with %s", fs.ref("collector"))
 	}
 	cfg := ingest.ReplayConfig{Brokers: kf.brokerList(), Topic: kf.topic, Format: *format, File: *file, Repeat: repeat,
-		Collector: *collector, WriteKey: *writeKey}
+		Collector: collector, WriteKey: *writeKey}
 	if *file == "-" { // standard input, read once
 		if repeat > 1 {
 			return fs.errorf("repeat", "%d passes need a file: standard input (--file -) is read once", repeat)
@@ -62,8 +63,8 @@ func runReplay(ctx context.Context, args []string, stdout io.Writer) error {
 	}
 	took := time.Since(start)
 	dest := kf.topic + " on " + strings.Join(cfg.Brokers, ",")
-	if *collector != "" {
-		dest = "collector " + *collector
+	if collector != "" {
+		dest = "collector " + collector
 	}
 	fmt.Fprintf(stdout, "replay %s: read %d, sent %d, skipped %d lines in %s (%.0f events/s) to %s\n",
 		*file, sum.Read, sum.Sent, len(sum.Skipped), took.Round(time.Millisecond), float64(sum.Sent)/took.Seconds(), dest)
@@ -122,6 +123,9 @@ func runReplay(ctx context.Context, args []string, stdout io.Writer) error {
 		return fs.errorf("file", "%s holds no event to replay as %s", *file, *format)
 	}
 	if err != nil {
+		if errors.Is(err, ingest.ErrWriteKeyRefused) {
+			return fs.errorf("write-key", "%v; check it against the collector's write keys (its --write-keys or --write-keys-inline)", err)
+		}
 		if kf.brokers == "" && errors.Is(err, syscall.ECONNREFUSED) {
 			return fmt.Errorf("%w (--kafka-brokers is empty, so replay sends to the dev broker of a running `waymark serve` on --dev-broker-addr %s: is it running?)", err, kf.devBrokerAddr)
 		}

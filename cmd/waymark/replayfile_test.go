@@ -186,3 +186,27 @@ func TestReplayGzipBatchBodiesFromStdin(t *testing.T) {
 		t.Errorf("--repeat 2 of stdin: %v\n%s, want an error naming --repeat", err, out)
 	}
 }
+
+// TestReplayNamesTheWriteKeyARefusal: a collector that answers 401 refused the write key, which no
+// retry mends: replay fails naming --write-key (or its variable), not only with the collector's
+// words, and sends nothing.
+func TestReplayNamesTheWriteKeyARefusal(t *testing.T) {
+	t.Parallel()
+	s := startServe(t, "--roles", "collector")
+	for _, tt := range []struct {
+		args []string
+		env  string
+		want string
+	}{
+		{[]string{"--write-key", "not-a-key"}, "", "waymark: --write-key: replay " + taobaoSample + ": collector http://" + s.http + "/v1/batch answered 401: "},
+		{nil, "WAYMARK_WRITE_KEY=not-a-key", "waymark: WAYMARK_WRITE_KEY (--write-key): replay " + taobaoSample + ": collector http://" + s.http + "/v1/batch answered 401: "},
+	} {
+		cmd := exec.Command(binary, append([]string{"replay", "--format", "taobao", "--file", taobaoSample, "--collector", "http://" + s.http}, tt.args...)...)
+		cmd.Env = append(os.Environ(), tt.env)
+		out, err := cmd.CombinedOutput()
+		if err == nil || !strings.Contains(string(out), tt.want) || !strings.Contains(string(out), "write key refused; check it against the collector's write keys") ||
+			!strings.Contains(string(out), " sent 0,") {
+			t.Errorf("replay with a write key the collector refuses: %v\n%s\nwant an error starting %q", err, out, tt.want)
+		}
+	}
+}
