@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"net"
 	"net/http"
 	"os"
@@ -41,8 +42,8 @@ func runBench(ctx context.Context, args []string, stdout io.Writer, log *slog.Lo
 	addQueryLimitFlags(fs, cf, "over it the benchmark fails")
 	addFunnelMatchingFlag(fs, cf)
 	var n, clients int
-	checkedVar(fs, &n, "events", 1_000_000, "events to send", strconv.Atoi, atLeast(1000))
-	checkedVar(fs, &clients, "clients", 8, "concurrent collector clients, each sending batches of 100", strconv.Atoi, atLeast(1))
+	checkedVar(fs, &n, "events", 1_000_000, "events to send", wholeNumber(1000, math.MaxInt), nil)
+	checkedVar(fs, &clients, "clients", 8, "concurrent collector clients, each sending batches of 100", wholeNumber(1, math.MaxInt), nil)
 	var ccfg ingest.ConsumerConfig
 	addBatchFlags(fs, &ccfg)
 	keep := fs.Bool("keep", false, "keep the benchmark's databases afterwards")

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"math/rand/v2"
 	"os"
 	"os/exec"
@@ -42,35 +43,30 @@ func runBenchIngest(ctx context.Context, args []string, stdout io.Writer, log *s
 	addQueryLimitFlags(fs, cf, "over it the benchmark fails")
 	addFunnelMatchingFlag(fs, cf)
 	sessCfg := addSessionizerFlags(fs)
-	persons := fs.Int("persons", 50_000, "persons in the generated month")
-	events := fs.Int("events", 1_000_000, "events to generate (identify calls included)")
+	var persons, events, partitions, restartRate int
+	var seed uint64
+	var restartShare float64
+	checkedVar(fs, &persons, "persons", 50_000, "persons in the generated month", wholeNumber(1, math.MaxInt), nil)
+	checkedVar(fs, &events, "events", 1_000_000, "events to generate (identify calls included), at least --persons", wholeNumber(1, math.MaxInt), nil)
 	order := fs.String("order", "time", "order the events are sent in: time (event time) or random (an export sorted by something else)")
-	seed := fs.Uint64("seed", 1, "seed of the generator")
+	checkedVar(fs, &seed, "seed", 1, "seed of the generator", wholeNumber[uint64](0, math.MaxUint64), nil)
 	brokersFlag := new(string)
 	checkedVar(fs, brokersFlag, "kafka-brokers", "", "comma-separated brokers; empty starts a dev broker in a child process (its memory is reported apart)", text, checkBrokers)
-	partitions := fs.Int("partitions", 6, "partitions of the events topic (dev broker)")
+	checkedVar(fs, &partitions, "partitions", 6, "partitions of the events topic (dev broker)", wholeNumber(1, maxDevPartitions), nil)
 	ccfg := ingest.ConsumerConfig{Group: "waymark-bench-ingest"}
 	addBatchFlags(fs, &ccfg)
-	restartShare := fs.Float64("restart-share", 0.05, "share of the events (the last ones sent) held back and sent after a restart of the consumer, at --restart-rate")
-	restartRate := fs.Int("restart-rate", 5000, "events per second sent after the restart (a shop's live traffic)")
+	checkedVar(fs, &restartShare, "restart-share", 0.05, "share of the events (the last ones sent) held back and sent after a restart of the consumer, at --restart-rate", number(0, 1), nil)
+	checkedVar(fs, &restartRate, "restart-rate", 5000, "events per second sent after the restart (a shop's live traffic)", wholeNumber(1, math.MaxInt), nil)
 	keep := fs.Bool("keep", false, "keep the benchmark's database afterwards")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the import (not the generation) to this file")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	switch {
-	case *persons < 1:
-		return fs.errorf("persons", "must be at least 1, got %d", *persons)
-	case *events < *persons:
-		return fs.errorf("events", "must be at least %s (%d), got %d", fs.ref("persons"), *persons, *events)
+	case events < persons:
+		return fs.errorf("events", "must be at least %s (%d), got %d", fs.ref("persons"), persons, events)
 	case *order != "time" && *order != "random":
 		return fs.errorf("order", "%q is not time or random", *order)
-	case !(*restartShare >= 0 && *restartShare < 1): // NaN fails too
-		return fs.errorf("restart-share", "must be in [0, 1), got %v", *restartShare)
-	case *restartRate < 1:
-		return fs.errorf("restart-rate", "must be at least 1, got %d", *restartRate)
-	case *partitions < 1 || *partitions > maxDevPartitions:
-		return fs.errorf("partitions", "must be in [1, %d], got %d", maxDevPartitions, *partitions)
 	}
 	if err := checkSessionizerFlags(fs, sessCfg); err != nil {
 		return err
@@ -88,7 +84,7 @@ func runBenchIngest(ctx context.Context, args []string, stdout io.Writer, log *s
 	var broker *childBroker
 	if len(brokers) == 0 {
 		var err error
-		if broker, err = startChildBroker(ctx, *partitions); err != nil {
+		if broker, err = startChildBroker(ctx, partitions); err != nil {
 			return err
 		}
 		defer broker.stop()
@@ -102,11 +98,11 @@ func runBenchIngest(ctx context.Context, args []string, stdout io.Writer, log *s
 
 	// Generate, send the head of the stream to Kafka and write its tail to a file, then let the
 	// generator go before measuring memory: its 16 bytes per event are the benchmark's, not Waymark's.
-	log.Info("bench ingest: generating", "persons", *persons, "events", *events, "order", *order)
-	shop := generateShop(*persons, *events, *seed)
+	log.Info("bench ingest: generating", "persons", persons, "events", events, "order", *order)
+	shop := generateShop(persons, events, seed)
 	want := shop.reference()
-	sendOrder := shop.order(*order == "random", *seed)
-	head := len(sendOrder) - int(float64(len(sendOrder))**restartShare)
+	sendOrder := shop.order(*order == "random", seed)
+	head := len(sendOrder) - int(float64(len(sendOrder))*restartShare)
 	tailFile := filepath.Join(tmp, "tail.jsonl")
 	genStart := time.Now()
 	if err := shop.produce(ctx, brokers, sendOrder[:head]); err != nil {
@@ -160,9 +156,9 @@ func runBenchIngest(ctx context.Context, args []string, stdout io.Writer, log *s
 	restartAt := time.Now()
 	var rs ingestPhase
 	if total > head {
-		log.Info("bench ingest: restarting the consumer and sending live", "events", total-head, "rate", *restartRate)
+		log.Info("bench ingest: restarting the consumer and sending live", "events", total-head, "rate", restartRate)
 		send := func(ctx context.Context) error {
-			_, err := ingest.Replay(ctx, ingest.ReplayConfig{Brokers: brokers, Format: "segment", File: tailFile, Pace: *restartRate})
+			_, err := ingest.Replay(ctx, ingest.ReplayConfig{Brokers: brokers, Format: "segment", File: tailFile, Pace: restartRate})
 			return err
 		}
 		if rs, err = runIngestPhase(ctx, ccfg, st, *sessCfg, jm, send, log); err != nil {
@@ -184,7 +180,7 @@ func runBenchIngest(ctx context.Context, args []string, stdout io.Writer, log *s
 	checkErr := want.compare(got)
 
 	tw := leftTable(stdout)
-	fmt.Fprintf(tw, "generated\t%d events, %d persons (40%% anonymous until a login), 30 days from %s, sent in %s order\n", total, *persons, base.Format("2006-01-02"), *order)
+	fmt.Fprintf(tw, "generated\t%d events, %d persons (40%% anonymous until a login), 30 days from %s, sent in %s order\n", total, persons, base.Format("2006-01-02"), *order)
 	fmt.Fprintf(tw, "import\t%d events in %s: %.0f events/s\n", head, imp.took.Round(time.Millisecond), float64(head)/imp.took.Seconds())
 	fmt.Fprintf(tw, "sessionizer\tmax customers %d; evictions %d, restores %d in %d batches taking %s (longest batch ≤ %s); beyond lateness %d\n",
 		sessCfg.MaxCustomers, imp.evictions, imp.restores, imp.restoreBatches, imp.restoreTime.Round(time.Millisecond), imp.restoreMax, imp.beyondLateness)
@@ -194,7 +190,7 @@ func runBenchIngest(ctx context.Context, args []string, stdout io.Writer, log *s
 	}
 	if total > head {
 		fmt.Fprintf(tw, "restart\t%d events at %d/s with an empty sessionizer: restores %d in %d batches taking %s; caught up %s after the last was sent\n",
-			total-head, *restartRate, rs.restores, rs.restoreBatches, rs.restoreTime.Round(time.Millisecond), rs.catchUp.Round(time.Millisecond))
+			total-head, restartRate, rs.restores, rs.restoreBatches, rs.restoreTime.Round(time.Millisecond), rs.catchUp.Round(time.Millisecond))
 		recovered := "never over 5s"
 		if !lastLagged.IsZero() {
 			recovered = fmt.Sprintf("last event over 5s received %s after the restart", lastLagged.Sub(restartAt).Round(time.Millisecond))
@@ -706,11 +702,12 @@ func (b *childBroker) stop() {
 // until its standard input is closed.
 func runBenchBroker(ctx context.Context, args []string, stdout io.Writer) error {
 	fs := newFlagSet("bench broker", "bench broker [--partitions N]")
-	partitions := fs.Int("partitions", 6, "partitions of the events topic")
+	var partitions int
+	checkedVar(fs, &partitions, "partitions", 6, "partitions of the events topic", wholeNumber(1, maxDevPartitions), nil)
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	broker, err := ingest.StartDevBroker("127.0.0.1:0", *partitions, "waymark.events", "waymark.dlq")
+	broker, err := ingest.StartDevBroker("127.0.0.1:0", partitions, "waymark.events", "waymark.dlq")
 	if err != nil {
 		return err
 	}

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"net"
 	"os"
 	"strconv"
@@ -203,12 +204,8 @@ func (s setter) Set(v string) error {
 	if strings.TrimSpace(v) == "" && strings.TrimSpace(s.flag.DefValue) != "" {
 		err = fmt.Errorf("empty value; leave it out for the default %s", s.flag.DefValue)
 	} else if err = s.Value.Set(v); err != nil {
-		var num *strconv.NumError
-		switch {
-		case isBoolFlag(s.Value): // the flag package says "parse error"
+		if isBoolFlag(s.Value) { // the flag package says "parse error", strconv "invalid syntax"
 			err = errors.New("not true or false")
-		case errors.As(err, &num): // which repeats the value
-			err = num.Err
 		}
 		err = fmt.Errorf("invalid value %s: %w", quoteValue(v), err)
 	}
@@ -367,7 +364,7 @@ func addSessionizerFlags(fs *flagSet) *sessionize.Config {
 	var c sessionize.Config
 	addSessionFlags(fs, &c)
 	checkedVar(fs, &c.AllowedLateness, "allowed-lateness", 72*time.Hour, "how late an event may arrive and still be expected (older ones are stored and counted)", parseDuration, positive)
-	checkedVar(fs, &c.MaxCustomers, "max-customers", 1_000_000, "customers (devices, and userIds without a device) the sessionizer holds in memory; above it the least recently active are evicted and restored from ClickHouse when they return", strconv.Atoi, atLeast(1))
+	checkedVar(fs, &c.MaxCustomers, "max-customers", 1_000_000, "customers (devices, and userIds without a device) the sessionizer holds in memory; above it the least recently active are evicted and restored from ClickHouse when they return", wholeNumber(1, math.MaxInt), nil)
 	return &c
 }
 
@@ -406,7 +403,7 @@ func addHTTPAddrFlag(fs *flagSet) *string {
 // addBatchFlags adds the consumer's --batch-size and --flush-interval (serve's, bench's and bench
 // ingest's) into c; the consumer would read 0 as its default.
 func addBatchFlags(fs *flagSet, c *ingest.ConsumerConfig) {
-	checkedVar(fs, &c.BatchSize, "batch-size", 20000, "events written to ClickHouse at most in one insert", strconv.Atoi, atLeast(1))
+	checkedVar(fs, &c.BatchSize, "batch-size", 20000, "events written to ClickHouse at most in one insert", wholeNumber(1, math.MaxInt), nil)
 	checkedVar(fs, &c.FlushInterval, "flush-interval", 500*time.Millisecond, "longest wait before a partial batch is written", parseDuration, atLeast(ingest.MinFlushInterval))
 }
 
@@ -454,15 +451,10 @@ const minPassEvents = 10_000
 // ingest. over says what happens to a query over the first two.
 func addQueryLimitFlags(fs *flagSet, c *clickhouseFlags, over string) {
 	checkedVar(fs, &c.cfg.QueryTimeout, "query-timeout", time.Minute, "time limit of each journey query, its ClickHouse queries (max_execution_time) and the matching in Waymark; "+over, parseDuration, positive)
-	checkedVar(fs, &c.cfg.QueryMaxMemory, "query-max-memory", 4<<30, "memory limit of each journey query in ClickHouse, in bytes (max_memory_usage), at least 1 MiB; "+over, parseBytes, func(b uint64) error {
-		if b < minQueryMemory {
-			return fmt.Errorf("must be at least %d (1 MiB)", minQueryMemory)
-		}
-		return nil
-	})
-	checkedVar(fs, &c.cfg.QueryPassEvents, "query-pass-events", 0, "most stored events a journey query groups by person in one ClickHouse query, 0 or at least 10000; more are read in passes over ranges of persons (docs/query-scale.md); 0: --query-max-memory / 400", parseBytes, func(n uint64) error {
+	checkedVar(fs, &c.cfg.QueryMaxMemory, "query-max-memory", 4<<30, "memory limit of each journey query in ClickHouse, in bytes (max_memory_usage), at least 1 MiB; "+over, wholeNumber[uint64](minQueryMemory, math.MaxUint64), nil)
+	checkedVar(fs, &c.cfg.QueryPassEvents, "query-pass-events", 0, "most stored events a journey query groups by person in one ClickHouse query, 0 or at least 10000; more are read in passes over ranges of persons (docs/query-scale.md); 0: --query-max-memory / 400", wholeNumber[uint64](0, math.MaxUint64), func(n uint64) error {
 		if n != 0 && n < minPassEvents {
-			return fmt.Errorf("must be 0 or at least %d", minPassEvents)
+			return fmt.Errorf("want 0 or at least %d", minPassEvents)
 		}
 		return nil
 	})
@@ -484,7 +476,8 @@ type checked[T any] struct {
 	check func(T) error
 }
 
-// checkedVar defines a checked flag of fs that stores its value in p, def until it is set.
+// checkedVar defines a checked flag of fs that stores its value in p, def until it is set; check
+// may be nil when parse refuses everything the flag does not take (wholeNumber, number).
 func checkedVar[T any](fs *flagSet, p *T, name string, def T, usage string, parse func(string) (T, error), check func(T) error) {
 	*p = def
 	fs.Var(checked[T]{p, parse, check}, name, usage)
@@ -499,7 +492,7 @@ func (c checked[T]) String() string {
 
 func (c checked[T]) Set(s string) error {
 	v, err := c.parse(s)
-	if err == nil {
+	if err == nil && c.check != nil {
 		err = c.check(v)
 	}
 	if err != nil {
@@ -528,13 +521,44 @@ func atLeast[T cmp.Ordered](lo T) func(T) error {
 	}
 }
 
-// between refuses values outside [lo, hi].
-func between[T cmp.Ordered](lo, hi T) func(T) error {
-	return func(v T) error {
-		if v < lo || v > hi {
-			return fmt.Errorf("must be in [%v, %v]", lo, hi)
+// wholeNumber returns the parser of an integer flag that takes lo to hi. Text that is no whole
+// number ("x", "1.5", "1e3") and a number out of range are refused alike, saying what the flag
+// takes: "want a whole number from 1 to 1024", or "want a whole number, at least 1" when hi is
+// the type's largest (strconv's own words, "invalid syntax", said neither).
+func wholeNumber[T int | uint64](lo, hi T) func(string) (T, error) {
+	want := fmt.Errorf("want a whole number from %d to %d", lo, hi)
+	if u := uint64(hi); u == math.MaxInt || u == math.MaxUint64 { // no upper bound
+		want = fmt.Errorf("want a whole number, at least %d", lo)
+	}
+	return func(s string) (T, error) {
+		var v T
+		var err error
+		switch p := any(&v).(type) {
+		case *int:
+			*p, err = strconv.Atoi(s)
+		case *uint64:
+			*p, err = strconv.ParseUint(s, 10, 64)
 		}
-		return nil
+		if err != nil || v < lo || v > hi {
+			return v, want
+		}
+		return v, nil
+	}
+}
+
+// number returns the parser of a float flag that takes the finite numbers from lo, and below
+// below when it is finite, saying so when refusing one ("x", NaN, Inf, or out of range).
+func number(lo, below float64) func(string) (float64, error) {
+	want := fmt.Errorf("want a number, at least %v", lo)
+	if !math.IsInf(below, 1) {
+		want = fmt.Errorf("want a number from %v to below %v", lo, below)
+	}
+	return func(s string) (float64, error) {
+		v, err := strconv.ParseFloat(s, 64)
+		if err != nil || math.IsInf(v, 0) || !(v >= lo && v < below) { // NaN fails too
+			return v, want
+		}
+		return v, nil
 	}
 }
 
@@ -550,11 +574,6 @@ func parseDuration(s string) (time.Duration, error) {
 
 // text reads a text flag as it is.
 func text(s string) (string, error) { return s, nil }
-
-func parseFloat(s string) (float64, error) { return strconv.ParseFloat(s, 64) }
-
-// parseBytes reads a whole number of bytes.
-func parseBytes(s string) (uint64, error) { return strconv.ParseUint(s, 10, 64) }
 
 // rangeFlags are --from and --to, bounding a time range.
 type rangeFlags struct {

@@ -12,10 +12,10 @@ import (
 
 // loadKeys reads the keys of one kind from the file named by --FLAG (one "KEY NAME" or
 // "KEY=NAME" per line, # starts a comment) and from --FLAG-inline ("KEY=NAME,KEY=NAME"). The name
-// is what a key stands for: the source stored with a write key's events, the holder of a read
-// key. from holds the flag each key was first given with, as ref names it (flagSet.ref). Errors
-// name the flag so too, and the file's line.
-func loadKeys(ref func(flag string) string, flag, path, inline string) (keys, from map[string]string, err error) {
+// is what a key stands for, which errors call term: the SOURCE stored with a write key's events
+// (Segment's word), the NAME of a read key's holder. from holds the flag each key was first given
+// with, as ref names it (flagSet.ref). Errors name the flag so too, and the file's line.
+func loadKeys(ref func(flag string) string, flag, term, path, inline string) (keys, from map[string]string, err error) {
 	keys, from = map[string]string{}, map[string]string{}
 	add := func(given, where, entry string) error {
 		key, name, ok := strings.Cut(entry, "=")
@@ -27,7 +27,7 @@ func loadKeys(ref func(flag string) string, flag, path, inline string) (keys, fr
 		}
 		key, name = strings.TrimSpace(key), strings.TrimSpace(name)
 		if !ok || key == "" || name == "" {
-			return fmt.Errorf("%s: want KEY=NAME or KEY NAME, got %s", where, quoteValue(entry))
+			return fmt.Errorf("%s: want KEY=%s or KEY %s, got %s", where, term, term, quoteValue(entry))
 		}
 		if prev, dup := keys[key]; dup && prev != name {
 			return fmt.Errorf("%s: key given twice, for %q and %q", where, prev, name)
@@ -72,7 +72,7 @@ func loadKeys(ref func(flag string) string, flag, path, inline string) (keys, fr
 // loadWriteKeys reads --write-keys and --write-keys-inline: each key with the source stored with
 // its events. Errors name the flags as ref does.
 func loadWriteKeys(ref func(flag string) string, path, inline string) (map[string]string, error) {
-	keys, _, err := loadKeys(ref, "write-keys", path, inline)
+	keys, _, err := loadKeys(ref, "write-keys", "SOURCE", path, inline)
 	return keys, err
 }
 
@@ -81,7 +81,7 @@ func loadWriteKeys(ref func(flag string) string, path, inline string) (map[strin
 // A key may not be both: a write key (which web pages carry, readable by anyone) must never read,
 // and a read key must never write, so a key in both lists is an error.
 func loadReadKeys(ref func(flag string) string, path, inline string, writeKeys map[string]string) (readKeys, error) {
-	keys, from, err := loadKeys(ref, "read-keys", path, inline)
+	keys, from, err := loadKeys(ref, "read-keys", "NAME", path, inline)
 	if err != nil {
 		return readKeys{}, err
 	}

@@ -5,10 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"path/filepath"
 	"slices"
-	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -22,7 +22,7 @@ func runReplay(ctx context.Context, args []string, stdout io.Writer) error {
 	format := fs.String("format", "", "dataset format: "+strings.Join(ingest.Formats, ", "))
 	file := fs.String("file", "", "dataset file to replay, gzip-compressed or not (told by its first bytes); - reads standard input")
 	var repeat int
-	checkedVar(fs, &repeat, "repeat", 1, "passes over the file, at least 1; each pass after the first uses fresh customer and message ids", strconv.Atoi, atLeast(1))
+	checkedVar(fs, &repeat, "repeat", 1, "passes over the file, at least 1; each pass after the first uses fresh customer and message ids", wholeNumber(1, math.MaxInt), nil)
 	var collector string
 	checkedVar(fs, &collector, "collector", "", "base URL of a collector, http:// or https:// (e.g. http://127.0.0.1:8080): send through its HTTP API instead of straight to Kafka", text, checkHTTPURL)
 	writeKey := fs.String("write-key", "", "write key for --collector")

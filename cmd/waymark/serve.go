@@ -9,7 +9,6 @@ import (
 	"math"
 	"net"
 	"net/http"
-	"strconv"
 	"strings"
 	"time"
 
@@ -52,12 +51,7 @@ func runServe(ctx context.Context, args []string, log *slog.Logger) error {
 	readKeysInline := fs.String("read-keys-inline", "", "read keys for the query API as KEY=NAME,KEY=NAME")
 	insecureOpen := fs.Bool("insecure-open-query-api", false, "query role without read keys: serve /api/v1/ on a non-loopback --http-addr anyway, open to anyone who reaches it")
 	var rateLimit float64
-	checkedVar(fs, &rateLimit, "rate-limit", 0, "collector: events per second allowed per write key (0: no limit)", parseFloat, func(r float64) error {
-		if !(r >= 0) || math.IsInf(r, 0) { // NaN fails too
-			return errors.New("must be a finite number, at least 0 (0: no limit)")
-		}
-		return nil
-	})
+	checkedVar(fs, &rateLimit, "rate-limit", 0, "collector: events per second allowed per write key (0: no limit)", number(0, math.Inf(1)), nil)
 	var publicURL string
 	checkedVar(fs, &publicURL, "public-url", "", "collector: its address as browsers reach it (https://collect.shop.example), which the settings analytics.js loads from /v1/projects/KEY/settings name; empty: the request's Host, answered uncacheable", text, func(s string) error {
 		if s == "" {
@@ -67,9 +61,9 @@ func runServe(ctx context.Context, args []string, log *slog.Logger) error {
 		return err
 	})
 	mapPath := fs.String("journey-map", "", "journey map YAML file; empty: the built-in shop map")
-	checkedVar(fs, &cf.cfg.QueryConcurrency, "query-concurrency", 4, "journey queries (/api/v1/) answered at once; beyond them the API answers 503 with Retry-After", strconv.Atoi, atLeast(1))
+	checkedVar(fs, &cf.cfg.QueryConcurrency, "query-concurrency", 4, "journey queries (/api/v1/) answered at once; beyond them the API answers 503 with Retry-After", wholeNumber(1, math.MaxInt), nil)
 	var partitions int
-	checkedVar(fs, &partitions, "dev-broker-partitions", 6, "partitions of the dev broker's topics", strconv.Atoi, between(1, maxDevPartitions))
+	checkedVar(fs, &partitions, "dev-broker-partitions", 6, "partitions of the dev broker's topics", wholeNumber(1, maxDevPartitions), nil)
 	var ccfg ingest.ConsumerConfig
 	addBatchFlags(fs, &ccfg)
 	checkedVar(fs, &ccfg.StopTimeout, "stop-timeout", 15*time.Second, "time the consumer has on SIGTERM to store and commit what it holds; with the dev broker, to store every event the collector acknowledged, which is lost after it", parseDuration, positive)
