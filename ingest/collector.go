@@ -62,8 +62,10 @@ type CollectorConfig struct {
 	// BrokerCheckInterval is how often Run asks Kafka whether the topic's partition leaders can
 	// be reached while they can; default 5s. While they cannot, Run asks every second.
 	BrokerCheckInterval time.Duration
-	// RateLimit is the events per second allowed per write key, with bursts of RateBurst;
-	// 0 (default) means no limit.
+	// RateLimit is the events per second allowed per write key, with bursts of RateBurst
+	// events (default max(RateLimit, 500)); 0 (default) means no limit. A call of more events
+	// than the burst passes when the whole burst is available, and later calls wait for the
+	// events beyond it.
 	RateLimit float64
 	RateBurst int
 	// PublicURL is the collector's address as browsers reach it, scheme://host[:port][/path]
@@ -810,8 +812,14 @@ func (c *Collector) allow(w http.ResponseWriter, key string, events int) error {
 	l, _ := c.limiters.LoadOrStore(key, rate.NewLimiter(rate.Limit(c.cfg.RateLimit), c.cfg.RateBurst))
 	lim := l.(*rate.Limiter)
 	now := time.Now()
-	res := lim.ReserveN(now, events)
+	// A batch of more events than the burst passes when the burst is there whole, and the events
+	// beyond it are a debt that later calls wait for (reservations the limiter counts, never
+	// cancelled): refused, it could never pass, and a client's retries would end in losing it.
+	res := lim.ReserveN(now, min(events, c.cfg.RateBurst))
 	if res.OK() && res.DelayFrom(now) == 0 {
+		for rest := events - c.cfg.RateBurst; rest > 0; rest -= c.cfg.RateBurst {
+			lim.ReserveN(now, min(rest, c.cfg.RateBurst))
+		}
 		return nil
 	}
 	wait := time.Second

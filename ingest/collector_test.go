@@ -13,6 +13,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -367,6 +368,29 @@ func TestCollectorRateLimit(t *testing.T) {
 	// Another key has its own budget.
 	if status, _, _ := e.do(t, call{path: "/v1/batch", headers: map[string]string{"X-Write-Key": "key-srv"}, body: body}); status != 200 {
 		t.Errorf("other key: status %d, want 200", status)
+	}
+}
+
+// TestCollectorRateLimitPassesABatchLargerThanTheBurst: a batch of more events than the burst
+// (tester 15: 600 events at --rate-limit 10, burst 500) passes on a full budget, and the calls
+// after it wait for the events beyond the burst; refused, it was refused forever (a 429 that no
+// retry could pass).
+func TestCollectorRateLimitPassesABatchLargerThanTheBurst(t *testing.T) {
+	// One event every 100 s: the debt below takes minutes to pay, however slow the machine.
+	e := startCollector(t, func(c *CollectorConfig) { c.RateLimit, c.RateBurst = 0.01, 2 })
+	batch := func(n int) []byte {
+		var events []string
+		for i := range n {
+			events = append(events, fmt.Sprintf(`{"type":"track","event":"E","userId":"u","messageId":"m%d"}`, i))
+		}
+		return []byte(`{"batch":[` + strings.Join(events, ",") + `]}`)
+	}
+	if status, _, resp := e.do(t, call{path: "/v1/batch", headers: basicWeb, body: batch(5)}); status != 200 {
+		t.Fatalf("5 events, burst 2, a full budget: %d %v, want 200", status, resp)
+	}
+	status, h, _ := e.do(t, call{path: "/v1/batch", headers: basicWeb, body: batch(1)})
+	if retry, _ := strconv.Atoi(h.Get("Retry-After")); status != 429 || retry < 300 {
+		t.Errorf("1 event after a debt of 3 at 0.01/s: %d, Retry-After %q, want 429 after at least 300 s", status, h.Get("Retry-After"))
 	}
 }
 

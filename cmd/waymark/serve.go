@@ -51,7 +51,7 @@ func runServe(ctx context.Context, args []string, log *slog.Logger) error {
 	readKeysInline := fs.String("read-keys-inline", "", "read keys for the query API as KEY=NAME,KEY=NAME")
 	insecureOpen := fs.Bool("insecure-open-query-api", false, "query role without read keys: serve /api/v1/ on a non-loopback --http-addr anyway, open to anyone who reaches it")
 	var rateLimit float64
-	checkedVar(fs, &rateLimit, "rate-limit", 0, "collector: events per second allowed per write key (0: no limit)", number(0, math.Inf(1)), nil)
+	checkedVar(fs, &rateLimit, "rate-limit", 0, "collector: events per second allowed per write key, in bursts of up to max(rate, 500) (0: no limit)", number(0, math.Inf(1)), nil)
 	var publicURL string
 	checkedVar(fs, &publicURL, "public-url", "", "collector: its address as browsers reach it (https://collect.shop.example), which the settings analytics.js loads from /v1/projects/KEY/settings name; empty: the request's Host, answered uncacheable", text, func(s string) error {
 		if s == "" {
