@@ -173,6 +173,12 @@ func TestLoadKeys(t *testing.T) {
 	if err := os.WriteFile(file, []byte("# analysts\nk1 alice\nk2=bob  # comment\n\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	// Saved by Notepad or PowerShell: a byte order mark, then CRLF lines (tester 15: the first key
+	// was read as U+FEFF "k1", and every call with it refused).
+	bom := filepath.Join(dir, "bom")
+	if err := os.WriteFile(bom, []byte("\ufeffk1 alice\r\nk2=bob\r\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	bad := filepath.Join(dir, "bad")
 	if err := os.WriteFile(bad, []byte("k1 alice\nonlykey\n"), 0o600); err != nil {
 		t.Fatal(err)
@@ -185,6 +191,7 @@ func TestLoadKeys(t *testing.T) {
 	}{
 		{"file and inline", file, "k3=carol", nil, []string{"alice", "bob", "carol"}, ""},
 		{"inline only", "", " k1=alice , ,k3=carol", nil, []string{"alice", "", "carol"}, ""},
+		{"file with a byte order mark", bom, "", nil, []string{"alice", "bob", ""}, ""},
 		{"none", "", "", nil, []string{"", "", ""}, ""},
 		{"bad line names the flag and line", bad, "", nil, nil, "--read-keys " + bad + " line 2"},
 		{"bad inline entry", "", "k1", nil, nil, "--read-keys-inline"},

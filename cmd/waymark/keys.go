@@ -8,6 +8,8 @@ import (
 	"net/http"
 	"os"
 	"strings"
+
+	"github.com/waymark-dev/waymark/ingest"
 )
 
 // loadKeys reads the keys of one kind from the file named by --FLAG (one "KEY NAME" or
@@ -46,7 +48,11 @@ func loadKeys(ref func(flag string) string, flag, term, path, inline string) (ke
 		defer f.Close()
 		sc := bufio.NewScanner(f)
 		for line := 1; sc.Scan(); line++ {
-			text, _, _ := strings.Cut(sc.Text(), "#")
+			raw := sc.Bytes()
+			if line == 1 { // as Notepad and PowerShell may save it
+				raw = ingest.TrimByteOrderMark(raw)
+			}
+			text, _, _ := strings.Cut(string(raw), "#")
 			if strings.TrimSpace(text) == "" {
 				continue
 			}
