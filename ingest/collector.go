@@ -23,7 +23,6 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
-	"unicode/utf8"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/segmentio/kafka-go"
@@ -663,11 +662,10 @@ func (c *Collector) readBody(r *http.Request, kind string) ([]byte, error) {
 			return nil, tooLarge
 		}
 	}
-	body = TrimByteOrderMark(body) // .NET's and PowerShell's UTF-8 writers start with one
-	if !utf8.Valid(body) {
-		return nil, &requestError{http.StatusBadRequest, "body", "body is not valid UTF-8"}
-	}
-	return body, nil
+	// Bytes that are not UTF-8 are no reason to refuse a body: inside a string they are read
+	// as U+FFFD, as encoding/json reads them, or refuse the one event whose id holds them (see
+	// jsonScanner.id); anywhere else they are not JSON.
+	return TrimByteOrderMark(body), nil // .NET's and PowerShell's UTF-8 writers start with one
 }
 
 // trackingRequest is a parsed tracking call: its events and the batch-level fields.

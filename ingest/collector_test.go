@@ -13,6 +13,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -195,7 +196,11 @@ func TestCollectorSingleCallsAndAuth(t *testing.T) {
 		{"gzip bomb", call{path: "/v1/batch", headers: map[string]string{"X-Write-Key": "key-web", "Content-Encoding": "gzip"}, body: gz(t, bytes.Repeat([]byte(" "), 50<<20))}, 413, "body", ""},
 		{"corrupt gzip", call{path: "/v1/batch", headers: map[string]string{"X-Write-Key": "key-web", "Content-Encoding": "gzip"}, body: []byte{0x1f, 0x8b, 1, 2, 3}}, 400, "body", ""},
 		{"GET", call{method: "GET", path: "/v1/track", headers: basicWeb}, 405, "method", ""},
-		{"invalid UTF-8", call{path: "/v1/track", headers: basicWeb, body: []byte("{\"event\":\"A\xff\xfe\",\"userId\":\"u\"}")}, 400, "body", ""},
+		// Bytes that are not UTF-8: in a name, read as U+FFFD (as encoding/json reads them); in
+		// an id, which they would merge with others, a refusal naming it; outside a string, no JSON.
+		{"invalid UTF-8 in a name", call{path: "/v1/track", headers: basicWeb, body: []byte("{\"event\":\"A\xff\xfe\",\"userId\":\"u\"}")}, 200, "", "web"},
+		{"invalid UTF-8 in a userId", call{path: "/v1/track", headers: basicWeb, body: []byte("{\"event\":\"A\",\"userId\":\"u\xff\"}")}, 400, "userId", ""},
+		{"invalid UTF-8 outside a string", call{path: "/v1/track", headers: basicWeb, body: []byte("{\"event\":\"A\",\xff\"userId\":\"u\"}")}, 400, "body", ""},
 		{"deep nesting", call{path: "/v1/batch", headers: basicWeb, body: []byte(strings.Repeat("[", 20000) + strings.Repeat("]", 20000))}, 400, "body", ""},
 		{"huge array", call{path: "/v1/batch", headers: basicWeb, body: []byte(`{"batch":[` + strings.TrimSuffix(strings.Repeat("{},", 6000), ",") + `]}`)}, 400, "batch", ""},
 		{"event of wrong type", call{path: "/v1/track", headers: basicWeb, body: []byte(`{"event":["A"],"userId":"u"}`)}, 400, "", ""},
@@ -236,12 +241,12 @@ func TestCollectorSingleCallsAndAuth(t *testing.T) {
 	for _, m := range topicMessages(t, e.broker.Addr(), "events") {
 		sources[header(m, HeaderSource)]++
 	}
-	if fmt.Sprint(sources) != "map[server:1 web:6]" {
-		t.Errorf("events on the topic by source = %v, want only the 7 accepted calls", sources)
+	if fmt.Sprint(sources) != "map[server:1 web:7]" {
+		t.Errorf("events on the topic by source = %v, want only the 8 accepted calls", sources)
 	}
 	dead := topicMessages(t, e.broker.Addr(), "dlq")
-	if len(dead) != 8 {
-		t.Errorf("%d dead letters, want the 8 single events that parse but cannot be used", len(dead))
+	if len(dead) != 9 {
+		t.Errorf("%d dead letters, want the 9 single events that parse but cannot be used", len(dead))
 	}
 }
 
@@ -864,5 +869,38 @@ func TestCollectorSkipsAByteOrderMark(t *testing.T) {
 	}
 	if len(want) > 0 {
 		t.Errorf("not stored: %v", want)
+	}
+}
+
+// TestCollectorReadsBytesThatAreNotUTF8AsEncodingJSONDoes: a batch with a Latin-1 byte in one
+// event's property (what a PHP or legacy Java backend writes) is stored whole, the byte read as
+// U+FFFD; a batch with one in a userId refuses that event alone, naming it (tester 15: the whole
+// batch was refused with 400 naming only the body, and no library retries a 400).
+func TestCollectorReadsBytesThatAreNotUTF8AsEncodingJSONDoes(t *testing.T) {
+	e := startCollector(t, nil)
+	body := []byte("{\"batch\":[{\"type\":\"track\",\"userId\":\"u8-a\",\"event\":\"Product Viewed\",\"messageId\":\"u8a\"}," +
+		"{\"type\":\"track\",\"userId\":\"u8-b\",\"event\":\"Product Viewed\",\"messageId\":\"u8b\",\"properties\":{\"city\":\"M\xfcnchen\"}}," +
+		"{\"type\":\"track\",\"userId\":\"u8-\xfc\",\"event\":\"Order Completed\",\"messageId\":\"u8c\"}," +
+		"{\"type\":\"track\",\"userId\":\"u8-d\",\"event\":\"Order Completed\",\"messageId\":\"u8d\"}]}")
+	status, _, resp := e.do(t, call{path: "/v1/batch", headers: basicWeb, body: body})
+	rejected, _ := resp["rejected"].([]any)
+	if status != 200 || resp["accepted"] != float64(3) || len(rejected) != 1 {
+		t.Fatalf("status %d, answer %v: want 200, 3 accepted and the third event rejected", status, resp)
+	}
+	if r, _ := rejected[0].(map[string]any); r["index"] != float64(2) || !strings.Contains(fmt.Sprint(r["field"]), "userId") {
+		t.Errorf("rejected %v: want batch[2] naming its userId", rejected[0])
+	}
+	var city []string
+	for _, m := range topicMessages(t, e.broker.Addr(), "events") {
+		ev, err := Decode(m.Value, "web", time.Now())
+		if err != nil {
+			t.Fatalf("a stored message does not decode: %v", err)
+		}
+		if v, ok := ev.Property("city"); ok {
+			city = append(city, v)
+		}
+	}
+	if !slices.Equal(city, []string{"M\ufffdnchen"}) {
+		t.Errorf("stored cities %q, want the byte read as U+FFFD", city)
 	}
 }

@@ -12,7 +12,6 @@ import (
 	"strconv"
 	"strings"
 	"time"
-	"unicode/utf8"
 )
 
 // MaxClockSkew is the difference between a client's sentAt and the server's receivedAt above which
@@ -293,9 +292,9 @@ const (
 // decode decodes a message by the rules of from; place is its place among the messages received
 // at receivedAt (Receipt), which names a message without messageId and time.
 func decode(raw []byte, source string, receivedAt time.Time, from origin, place string) (Event, error) {
-	if !utf8.Valid(raw) { // RFC 8259 §8.1: JSON exchanged between systems is UTF-8
-		return Event{}, &InvalidError{Reason: ReasonInvalidJSON, Err: errors.New("the message is not valid UTF-8")}
-	}
+	// A message that is not all UTF-8 (RFC 8259 §8.1 asks for it) is read as encoding/json
+	// reads it: a string's bytes that are not UTF-8 are U+FFFD, except in an id, which refuses
+	// the message (jsonScanner.id); outside a string they are not JSON.
 	w := wire{withProps: true, Props: make([]prop, 0, 8), skipReceivedAt: from != asStamped}
 	if err := w.read(raw); err != nil {
 		return Event{}, err

@@ -418,16 +418,21 @@ func (s *jsonScanner) stringMembers(field string, fields ...stringField) error {
 // id reads an id sent as a string or a number; null is "". A number is one id however it is
 // written: its CanonicalNumber text, so userId 4200, 4.2e3 and 4200.0 are the person "4200", as
 // the string "4200" is (messageId, userId, anonymousId, previousId and context.sessionId alike).
-// A string escaping half a UTF-16 surrogate pair alone (loneSurrogate) is refused, naming field:
-// read as U+FFFD, "a\ud800", "a\udfff" and "a\ufffd" would be one id.
+// A string escaping half a UTF-16 surrogate pair alone (loneSurrogate), or holding bytes that
+// are not UTF-8, is refused, naming field: read as U+FFFD, "a\ud800", "a\udfff", "a\xff" and
+// "a\ufffd" would be one id.
 func (s *jsonScanner) id(field string, dst *string) error {
 	switch c := s.peek(); {
 	case c == '"':
 		raw, escaped, err := s.rawString()
-		if err == nil && escaped && loneSurrogate(raw) {
+		if err == nil && (escaped && loneSurrogate(raw) || !utf8.Valid(raw)) {
 			if s.typeErr == nil {
+				why := "escapes half of a UTF-16 surrogate pair without the other, which is no character"
+				if !utf8.Valid(raw) {
+					why = "holds bytes that are not UTF-8, which are no character"
+				}
 				s.typeErr = &InvalidError{Reason: ReasonInvalidField, Field: field, Err: fmt.Errorf(
-					"%s escapes half of a UTF-16 surrogate pair without the other, which is no character; send the id as text a client's string holds", abbreviate(raw))}
+					"%s %s; send the id as text a client's string holds", abbreviate(raw), why)}
 			}
 			return nil
 		}

@@ -112,7 +112,8 @@ func TestFreshPassesRenameEveryID(t *testing.T) {
 
 // TestSegmentPassesSkipTheSameLines: a fresh pass of a Segment export (repeat > 1) skips the
 // lines the first pass skips, with the same reason, and sends the others: JSON with text after
-// the message, or not UTF-8, which encoding/json would read and rewrite, is no message in any pass.
+// the message, which encoding/json would read, is no message in any pass; a name with bytes that
+// are not UTF-8 is one in every pass (read as U+FFFD, as encoding/json reads and rewrites it).
 func TestSegmentPassesSkipTheSameLines(t *testing.T) {
 	lines := []string{
 		`{"type":"track","event":"A","userId":"u1","timestamp":"2024-10-02T10:00:00Z"}`,
@@ -130,8 +131,8 @@ func TestSegmentPassesSkipTheSameLines(t *testing.T) {
 		return sent, skipped
 	}
 	wantSent, wantSkipped := read(0)
-	if !slices.Equal(wantSent, []int{1, 5}) {
-		t.Fatalf("pass 0 sent lines %v, want 1 and 5", wantSent)
+	if !slices.Equal(wantSent, []int{1, 4, 5}) {
+		t.Fatalf("pass 0 sent lines %v, want 1, 4 and 5", wantSent)
 	}
 	for pass := 1; pass <= 2; pass++ {
 		sent, skipped := read(pass)

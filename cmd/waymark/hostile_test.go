@@ -176,7 +176,11 @@ var hostileEvents = []struct {
 	// Deeper than encoding/json (10,000) and the scanner (512) accept.
 	{name: "nesting 10,500 deep", msg: `{"type":"track","event":"Product Viewed","userId":"h5","messageId":"%[1]s","properties":{"a":` + strings.Repeat(`[`, 10500) + strings.Repeat(`]`, 10500) + `}}`, dlq: "invalid_json"},
 	{name: "event name of the wrong type", msg: `{"type":"track","event":5,"userId":"h5","messageId":"%[1]s"}`, dlq: "invalid_field"},
-	{name: "invalid UTF-8", msg: "{\"type\":\"track\",\"event\":\"Product \xff\xfe Viewed\",\"userId\":\"h6\xc3\",\"messageId\":\"%[1]s\"}", dlq: "invalid_json"},
+	// Bytes that are not UTF-8 are read as encoding/json reads them (U+FFFD) in a name, and
+	// refuse the message in an id, which they would merge with others.
+	{name: "invalid UTF-8 in an id", msg: "{\"type\":\"track\",\"event\":\"Product \xff\xfe Viewed\",\"userId\":\"h6\xc3\",\"messageId\":\"%[1]s\"}", dlq: "invalid_field"},
+	{name: "invalid UTF-8 in a name", msg: "{\"type\":\"track\",\"event\":\"Product \xff\xfe Viewed\",\"userId\":\"h6\",\"messageId\":\"%[1]s\"}"},
+	{name: "invalid UTF-8 outside a string", msg: "{\"type\":\"track\",\"event\":\"Product Viewed\",\xff\"userId\":\"h6\",\"messageId\":\"%[1]s\"}", dlq: "invalid_json"},
 	{name: "event over 32 KiB", msg: `{"type":"track","event":"Product Viewed","userId":"h6","messageId":"%[1]s","properties":{"blob":"` + strings.Repeat("x", 40<<10) + `"}}`, dlq: "too_large"},
 	{name: "userId a number beyond float64", msg: `{"type":"track","event":"Product Viewed","userId":1e999,"messageId":"%[1]s"}`},
 	// A name no query could ask about (ingest.MaxNameBytes) is refused; one at the limit is stored.
