@@ -24,11 +24,11 @@ import (
 func TestPoisonCannotCrashLoop(t *testing.T) {
 	storetest.FirstPassOnly(t)
 	t.Parallel()
-	addr := freeAddr(t)
-	broker, err := ingest.StartDevBroker(addr, 3, "waymark.events", "waymark.dlq")
+	broker, err := ingest.StartDevBroker("127.0.0.1:0", 3, "waymark.events", "waymark.dlq")
 	if err != nil {
 		t.Fatal(err)
 	}
+	addr := broker.Addr()
 	defer broker.Close()
 	database := newDatabase(t, "crashloop")
 	flags := []string{"--roles", "ingest", "--kafka-brokers", addr, "--clickhouse-database", database}

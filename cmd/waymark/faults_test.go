@@ -100,11 +100,11 @@ func TestClickHouseOutage(t *testing.T) {
 func TestBrokerOutageAnalyticsNodeDeliversOnceBack(t *testing.T) {
 	storetest.FirstPassOnly(t)
 	t.Parallel()
-	addr := freeAddr(t)
-	broker, err := ingest.StartDevBroker(addr, 6, "waymark.events", "waymark.dlq")
+	broker, err := ingest.StartDevBroker("127.0.0.1:0", 6, "waymark.events", "waymark.dlq")
 	if err != nil {
 		t.Fatal(err)
 	}
+	addr := broker.Addr()
 	s := startServe(t, "--kafka-brokers", addr)
 	s.broker = addr
 	dir := npmInstall(t, "@segment/analytics-node")
@@ -152,11 +152,11 @@ func TestBrokerOutageAnalyticsNodeDeliversOnceBack(t *testing.T) {
 func TestCollectorReadinessFollowsTheBroker(t *testing.T) {
 	storetest.FirstPassOnly(t)
 	t.Parallel()
-	addr := freeAddr(t)
-	broker, err := ingest.StartDevBroker(addr, 6, "waymark.events", "waymark.dlq")
+	broker, err := ingest.StartDevBroker("127.0.0.1:0", 6, "waymark.events", "waymark.dlq")
 	if err != nil {
 		t.Fatal(err)
 	}
+	addr := broker.Addr()
 	s := startServe(t, "--roles", "collector", "--kafka-brokers", addr)
 	readyz := func() int {
 		status, _ := httpGet(t, "http://"+s.http+"/readyz")

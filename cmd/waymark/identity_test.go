@@ -89,7 +89,7 @@ func TestAnonymousEventsInASignInsSecondFollowTheClientsOrder(t *testing.T) {
 	}
 	var answers map[string]string // of the first arrival
 	for n, a := range arrivals {
-		broker, err := ingest.StartDevBroker(freeAddr(t), 3, "waymark.events", "waymark.dlq")
+		broker, err := ingest.StartDevBroker("127.0.0.1:0", 3, "waymark.events", "waymark.dlq")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -218,7 +218,7 @@ func TestSupersededSignInIsTakenBack(t *testing.T) {
 // restart before the alias that closes the cycle, and by every session resessionize writes.
 func TestAliasCycleNamesOnePersonEveryWay(t *testing.T) {
 	t.Parallel()
-	broker, err := ingest.StartDevBroker(freeAddr(t), 3, "waymark.events", "waymark.dlq")
+	broker, err := ingest.StartDevBroker("127.0.0.1:0", 3, "waymark.events", "waymark.dlq")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -302,7 +302,7 @@ func TestCopiesOfAnIdentifyLinkInEveryOrder(t *testing.T) {
 	}
 	var answers map[string]string // of the first arrival
 	for _, a := range arrivals {
-		broker, err := ingest.StartDevBroker(freeAddr(t), 3, "waymark.events", "waymark.dlq")
+		broker, err := ingest.StartDevBroker("127.0.0.1:0", 3, "waymark.events", "waymark.dlq")
 		if err != nil {
 			t.Fatal(err)
 		}

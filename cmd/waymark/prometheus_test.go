@@ -304,27 +304,54 @@ scrape_configs:
 	if err := os.WriteFile(filepath.Join(dir, "prometheus.yml"), []byte(cfg), 0o644); err != nil {
 		t.Fatal(err)
 	}
+	// The port is picked free just before Prometheus starts, so another process (the other
+	// engine's test pass, say) may take it first: a Prometheus that exits on a port in use is
+	// started again on another.
+	for attempt := 1; ; attempt++ {
+		p, err := launchPrometheus(t, dir)
+		if err == nil {
+			return p
+		}
+		if attempt == 5 || !strings.Contains(err.Error(), "address already in use") {
+			t.Fatal(err)
+		}
+		t.Logf("attempt %d: %v; trying another port", attempt, err)
+	}
+}
+
+// launchPrometheus is one attempt of startPrometheus: it fails when Prometheus exits before it is
+// ready, with its log in the error.
+func launchPrometheus(t *testing.T, dir string) (*prometheusServer, error) {
+	t.Helper()
 	p := &prometheusServer{addr: freeAddr(t)}
 	cmd := exec.Command("prometheus", "--config.file="+filepath.Join(dir, "prometheus.yml"),
-		"--storage.tsdb.path="+filepath.Join(dir, "data"), "--web.listen-address="+p.addr, "--log.level=warn")
+		"--storage.tsdb.path="+t.TempDir() /* a fresh one each attempt */, "--web.listen-address="+p.addr, "--log.level=warn")
 	log := &lockedBuffer{}
 	cmd.Stdout, cmd.Stderr = log, log
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
 	t.Cleanup(func() {
 		cmd.Process.Kill()
-		cmd.Wait()
+		<-exited
 		if t.Failed() {
 			t.Logf("prometheus log:\n%s", log.String())
 		}
 	})
 	for start := time.Now(); ; time.Sleep(100 * time.Millisecond) {
+		select {
+		case err := <-exited:
+			exited <- err // for the cleanup
+			return nil, fmt.Errorf("prometheus exited before it was ready: %v\n%s", err, log.String())
+		default:
+		}
 		resp, err := http.Get("http://" + p.addr + "/-/ready")
 		if err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == 200 {
-				return p
+				return p, nil
 			}
 		}
 		if time.Since(start) > 2*time.Minute { // a hang guard
