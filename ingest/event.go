@@ -247,6 +247,10 @@ func RejectReason(err error) string {
 
 var knownTypes = map[string]bool{"track": true, "page": true, "screen": true, "identify": true, "alias": true, "group": true}
 
+// CallTypes returns Segment's call types, the values a message's type may have: track, page,
+// screen, identify, alias, group (Segment's spec, "Spec: Common Fields").
+func CallTypes() []string { return []string{"track", "page", "screen", "identify", "alias", "group"} }
+
 // Decode parses and validates one Segment message as a receiver stamped it: the collector (the
 // messages it produced carry the waymark-source header), `waymark replay` (a dataset, or a
 // Segment export: history) or Segment itself. receivedAt is used when the message carries no

@@ -67,9 +67,39 @@ func (c *Condition) check() error {
 		if err != nil {
 			return fmt.Errorf("regexp: %w", err)
 		}
+		if namedGroupWithoutP(*c.Regexp) {
+			return fmt.Errorf("regexp: %q names a group as (?<name>…), which Go reads but ClickHouse 18.16's re2 refuses: write (?P<name>…)", *c.Regexp)
+		}
 		c.re = re
 	}
 	return nil
+}
+
+// namedGroupWithoutP reports whether expr, a regular expression Go's regexp compiles, has a group
+// named as (?<name>…): Go (since 1.22) and re2 (since 2023) read it, the re2 of ClickHouse 18.16
+// refuses it, so a condition that runs in ClickHouse must write (?P<name>…). Escaped characters
+// and character classes are skipped: `\(?<` and `[(?<]` name no group.
+func namedGroupWithoutP(expr string) bool {
+	inClass := false
+	for i := 0; i < len(expr); i++ {
+		switch {
+		case expr[i] == '\\':
+			i++ // the escaped byte
+		case inClass:
+			inClass = expr[i] != ']'
+		case expr[i] == '[':
+			inClass = true
+			// A ] first in the class (after an optional ^) is a literal.
+			if strings.HasPrefix(expr[i+1:], "^]") {
+				i += 2
+			} else if strings.HasPrefix(expr[i+1:], "]") {
+				i++
+			}
+		case strings.HasPrefix(expr[i:], "(?<"):
+			return true
+		}
+	}
+	return false
 }
 
 // NewCondition returns the condition that field op values state, op being one of equals, one_of

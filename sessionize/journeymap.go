@@ -196,6 +196,16 @@ func (m *Map) Validate() error {
 			if len(r.Types) == 0 && len(r.Events) == 0 && len(r.Where) == 0 && len(r.Channels) == 0 {
 				bad(r.line, "rules", "a rule of stage %q sets no condition (type, event, where or channel)", s.Name)
 			}
+			for _, typ := range r.Types {
+				if !slices.Contains(ingest.CallTypes(), typ) {
+					bad(r.line, "type", "%q is not a Segment call type (want one of %s)", typ, strings.Join(ingest.CallTypes(), ", "))
+				}
+			}
+			for _, ev := range r.Events {
+				if strings.TrimSpace(ev) == "" {
+					bad(r.line, "event", "a blank event name matches no event (an event without a name is refused when it arrives)")
+				}
+			}
 			for _, ch := range r.Channels {
 				if !m.knownChannel(ch) {
 					bad(r.line, "channel", "unknown channel %q (want one of %s)", ch, strings.Join(m.channelNames(), ", "))

@@ -88,6 +88,9 @@ func TestParseMapErrorsNameLineAndField(t *testing.T) {
 		{"unknown operator", "version: v\nstages:\n  - name: a\n    rules:\n      - where:\n          - field: x\n            bigger: 1\n", []string{"line 7", "bigger"}},
 		{"unknown channel", "version: v\nstages:\n  - name: a\n    rules:\n      - channel: [carrier-pigeon]\n", []string{"line 5: channel", "carrier-pigeon"}},
 		{"channel rule without condition", "version: v\nchannels:\n  - channel: catchall\nstages:\n  - name: a\n    rules:\n      - channel: [catchall]\n", []string{"channels: rule 1 (catchall) has no condition"}},
+		{"named group re2 refuses", "version: v\nstages:\n  - name: a\n    rules:\n      - where:\n          - field: plan\n            regexp: \"^(?<tier>gold|silver)$\"\n", []string{"line 6: regexp", "(?P<name>"}},
+		{"misspelt call type", "version: v\nstages:\n  - name: a\n    rules:\n      - type: [trakc]\n", []string{"line 5: type", `"trakc" is not a Segment call type`}},
+		{"blank event name", "version: v\nstages:\n  - name: a\n    rules:\n      - event: [\"Order Completed\", \" \"]\n", []string{"line 5: event", "blank event name"}},
 		{"negative nth", "version: v\nstages:\n  - name: a\n    rules:\n      - event: [A]\n        nth: -1\n", []string{"line 5: nth: must be 1 or more"}},
 	}
 	for _, tt := range tests {
@@ -312,6 +315,28 @@ func TestMapChannelRulesMatchInAnyCase(t *testing.T) {
 		e := ingest.Event{CampaignMedium: c[0], CampaignSource: c[1]}
 		if got := m.Channel(&e); got != ChannelPaidSocial {
 			t.Errorf("medium %q, source %q: %s, want paid_social", c[0], c[1], got)
+		}
+	}
+}
+
+func TestNamedGroupWithoutP(t *testing.T) {
+	tests := []struct {
+		expr string
+		want bool
+	}{
+		{`^(?<tier>gold|silver)$`, true},
+		{`a(?<n>b)`, true},
+		{`^(?P<tier>gold|silver)$`, false},
+		{`\(?<x`, false},     // an optional "(" then "<"
+		{`[(?<]+`, false},    // a class of three bytes
+		{`[]](?<n>x)`, true}, // "]" first in a class is a literal
+		{`[^]]\[(?<n>x)`, true},
+		{`(?i)gold`, false},
+		{`plain`, false},
+	}
+	for _, tt := range tests {
+		if got := namedGroupWithoutP(tt.expr); got != tt.want {
+			t.Errorf("namedGroupWithoutP(%q) = %v, want %v", tt.expr, got, tt.want)
 		}
 	}
 }

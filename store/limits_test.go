@@ -485,3 +485,24 @@ func withFilterProperties(e ingest.Event) ingest.Event {
 	e.PropertyValues = make([]string, len(e.PropertyKeys))
 	return e
 }
+
+// TestCheckJourneyMapAsksClickHouse checks that a journey map whose regular expression ClickHouse
+// cannot compile is refused by name before serve serves (its stage queries would all fail), and
+// that the shipped map passes.
+func TestCheckJourneyMapAsksClickHouse(t *testing.T) {
+	t.Parallel()
+	s := openStore(t)
+	ctx := context.Background()
+	if err := s.CheckJourneyMap(ctx, defaultMap(t)); err != nil {
+		t.Errorf("the default journey map: %v", err)
+	}
+	re := `^\pL{1000}$` // Go compiles it; re2 finds it over its memory limit, on both engines
+	bad, err := sessionize.ParseMap([]byte("version: v\nstages:\n  - name: vip\n    rules:\n      - where:\n          - field: tier\n            regexp: '" + re + "'\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = s.CheckJourneyMap(ctx, bad)
+	if err == nil || !strings.Contains(err.Error(), `stage "vip"`) || !strings.Contains(err.Error(), strconv.Quote(re)) {
+		t.Errorf("got %v, want an error naming stage vip and %q", err, re)
+	}
+}

@@ -27,6 +27,44 @@ func stageNames(jm *sessionize.Map) []string {
 	return names
 }
 
+// usableRegexp reports whether ClickHouse's re2 compiles re. Go's regexp and re2 differ at the
+// edges (nested repeats re2 finds too large, say), so the engine that will run a regular
+// expression is asked.
+func (s *Store) usableRegexp(ctx context.Context, re string) (bool, error) {
+	var matched uint8
+	if err := s.conn.QueryRow(ctx, "SELECT match('', ?)", re).Scan(&matched); err != nil {
+		var ex *clickhouse.Exception
+		if errors.As(err, &ex) && ex.Code == 427 { // CANNOT_COMPILE_REGEXP
+			return false, nil
+		}
+		return false, fmt.Errorf("check regular expression %q: %w", re, err)
+	}
+	return true, nil
+}
+
+// CheckJourneyMap returns an error naming the stage and the regular expression when ClickHouse
+// cannot compile a regular expression of jm's conditions, which every stage query would
+// otherwise fail on; serve calls it before it serves.
+func (s *Store) CheckJourneyMap(ctx context.Context, jm *sessionize.Map) error {
+	for _, st := range jm.Stages {
+		for _, r := range st.Rules {
+			for _, c := range r.Where {
+				if c.Regexp == nil {
+					continue
+				}
+				usable, err := s.usableRegexp(ctx, *c.Regexp)
+				if err != nil {
+					return err
+				}
+				if !usable {
+					return fmt.Errorf("journey map %s: stage %q: ClickHouse cannot use the regular expression %q of the condition on %s", jm.Version, st.Name, *c.Regexp, c.Field)
+				}
+			}
+		}
+	}
+	return nil
+}
+
 // checkNames returns a parameter error naming param when one of names is neither a stage of the
 // journey map, nor the label of unnamed pages or screens, nor an event name that has been stored:
 // most likely a typo, which would otherwise answer a silent zero.
@@ -38,13 +76,12 @@ func (s *Store) checkNames(ctx context.Context, jm *sessionize.Map, param string
 	// Go's regexp and ClickHouse's re2 differ at the edges ((?<name>…), nested repeats): ask the
 	// engine that will run them.
 	for re, step := range regexps {
-		var matched uint8
-		if err := s.conn.QueryRow(ctx, "SELECT match('', ?)", re).Scan(&matched); err != nil {
-			var ex *clickhouse.Exception
-			if errors.As(err, &ex) && ex.Code == 427 { // CANNOT_COMPILE_REGEXP
-				return paramErrorf(param, "%.100s: ClickHouse cannot use the regular expression %q", step, re)
-			}
-			return fmt.Errorf("check regular expression: %w", err)
+		usable, err := s.usableRegexp(ctx, re)
+		if err != nil {
+			return err
+		}
+		if !usable {
+			return paramErrorf(param, "%.100s: ClickHouse cannot use the regular expression %q", step, re)
 		}
 	}
 	if err := s.checkProperties(ctx, param, props...); err != nil {

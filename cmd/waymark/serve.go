@@ -155,6 +155,9 @@ func runServe(ctx context.Context, args []string, log *slog.Logger) error {
 		if err := st.Migrate(ctx); err != nil {
 			return err
 		}
+		if err := st.CheckJourneyMap(ctx, jm); err != nil {
+			return fs.errorf("journey-map", "%w", err)
+		}
 		ready = append(ready, st.Ping)
 	}
 	if roles["query"] {
