@@ -426,7 +426,20 @@ func printDropoff(w io.Writer, v any) {
 	if res.PersonsTruncated {
 		more = " (more: use --csv)"
 	}
-	fmt.Fprintf(w, "\nPersons%s: %s\n", more, strings.Join(res.Persons, ", "))
+	ids := make([]string, len(res.Persons))
+	for i, id := range res.Persons {
+		ids[i] = personLabel(id)
+	}
+	fmt.Fprintf(w, "\nPersons%s: %s\n", more, strings.Join(ids, ", "))
+}
+
+// personLabel is a person id as the drop-off's Persons line prints it: as it is, or quoted (see
+// quote) when it is mistakable or holds a comma, so that the list splits back into its ids.
+func personLabel(id string) string {
+	if mistakable(id) || strings.Contains(id, ",") {
+		return quote(id)
+	}
+	return id
 }
 
 func printPaths(w io.Writer, v any) {

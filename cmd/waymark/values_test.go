@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"math"
@@ -8,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -316,5 +318,37 @@ func TestSurveyScoresAreNumbersAsFiltersReadThem(t *testing.T) {
 	f := s.funnel(t, "NPS Submitted[score>=0]", "24h")
 	if len(f.Steps) != 1 || f.Steps[0].Customers != responses {
 		t.Errorf("NPS Submitted[score>=0] finds %+v persons, the stages count %d responses", f.Steps, responses)
+	}
+}
+
+// TestDropoffPersonsSplitBackIntoTheirIds: the drop-off's Persons line, read as values (a quoted
+// one up to its closing quote, another up to the next ", ") gives back every id, whatever it holds.
+func TestDropoffPersonsSplitBackIntoTheirIds(t *testing.T) {
+	t.Parallel()
+	tests := [][]string{
+		{"u1", "u2"},
+		{"a, b", "c"},
+		{"a,b", `"quoted"`, " padded ", ""},
+		{"zero\u200bwidth", "line\nbreak", "\xff", "(none)"},
+	}
+	for _, ids := range tests {
+		var out bytes.Buffer
+		printDropoff(&out, &store.DropoffResult{Persons: ids})
+		_, line, ok := strings.Cut(out.String(), "\nPersons: ")
+		if !ok {
+			t.Fatalf("no Persons line in\n%s", out.String())
+		}
+		var got []string
+		for rest := strings.TrimSuffix(line, "\n"); rest != ""; {
+			field, after, _ := strings.Cut(rest, ", ")
+			if q, err := strconv.QuotedPrefix(rest); err == nil {
+				field, _ = strconv.Unquote(q)
+				after = strings.TrimPrefix(rest[len(q):], ", ")
+			}
+			got, rest = append(got, field), after
+		}
+		if !slices.Equal(got, ids) {
+			t.Errorf("ids %q print as %q, which splits back into %q", ids, line, got)
+		}
 	}
 }
