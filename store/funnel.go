@@ -193,8 +193,9 @@ func (q *FunnelQuery) Validate() error {
 // ClickHouse selects the events that can matter, per person; the exact matching (which
 // windowFunnel gets wrong on ties and on steps matching the same event) runs on each person's
 // list, deduplicated: inside ClickHouse, in the waymark_funnel executable UDF, when the server has
-// it (Config.FunnelMatching), else here as rows stream in. Counting sessions always matches here,
-// where the visits are read, pass by pass (see visits).
+// it (Config.FunnelMatching), else here as rows stream in. Counting sessions, or breaking down by
+// channel or campaign (the entry of the step-1 event's visit, see funnelPlan.units), always
+// matches here, where the visits are read, pass by pass (see visits).
 func (s *Store) Funnel(ctx context.Context, jm *sessionize.Map, q FunnelQuery) (*FunnelResult, error) {
 	return runQuery(ctx, s, "funnel", func(ctx context.Context) (*FunnelResult, error) { return s.funnel(ctx, jm, q) })
 }
@@ -235,9 +236,12 @@ const largeUnit = 10_000
 // unit's person, its events, the steps it reached (level) and the events that took them (path).
 func (s *Store) matchHere(ctx context.Context, kind string, plan *funnelPlan, q FunnelQuery, agg *funnelAgg,
 	each func(person string, unit []unitEvent, attrs attrTable, level int, path []int)) error {
-	var sessions *visits // a pass's, when q counts sessions
-	if q.CountBy == CountSessions {
+	var sessions *visits // a pass's, when q counts sessions or breaks down by a visit's entry
+	if plan.keyAttr >= 0 {
 		sessions = visitsFrom(q.From)
+		if plan.entryBy != "" {
+			sessions.withEntries()
+		}
 	}
 	finder := newPathFinder(plan.spec)
 	return s.scanVisits(ctx, plan.scan, sessions, func(person string, events []scannedEvent, attrs attrTable) error {
@@ -245,7 +249,7 @@ func (s *Store) matchHere(ctx context.Context, kind string, plan *funnelPlan, q 
 			if len(unit) >= largeUnit {
 				s.log.Info("matching a unit with many events; --query-timeout bounds the query", "query", kind, "events", len(unit))
 			}
-			values := breakdownValues{attrs: attrs, col: plan.attr}
+			values := breakdownValues{attrs: attrs, col: plan.attr, entries: plan.entries}
 			level, path, err := finder.reach(ctx, unit, values)
 			if err != nil {
 				return err
@@ -282,17 +286,22 @@ type funnelPlan struct {
 	blocks      []uint64       // per condition: the gaps an event matching it blocks
 	attr        int            // index of the breakdown attribute read per event, or -1
 	traitCond   int            // condition marking events that carry the trait, or -1
-	keyAttr     int            // index of the customer_key attribute (count by sessions), or -1
+	keyAttr     int            // index of the customer_key attribute (count by sessions, entryBy), or -1
+	bySessions  bool           // the units are sessions (count by sessions), not persons
 	keep        uint64         // conditions whose events are kept though they take no step
 	dropoff     *dropoffPlan   // a drop-off's own reads, or nil
 	anchor      *anchorWalk    // what paths or next read around the anchor, or nil
 	retention   *retentionWalk // what a retention query reads of each person, or nil
 	stages      *stagesWalk    // what a stages query reads of each person, or nil
 	udfTimeout  time.Duration  // in the UDF: the longest a chunk's matching may take, 0 unbounded
+	// entryBy is "channel" or "campaign" when the breakdown is that of the visit the unit's
+	// step-1 event is in (see units); "" otherwise
+	entryBy string
 	// scratch space units reuses from person to person: a query matches one person at a time
 	counts  []int
 	unitBuf []unitEvent
 	keyBuf  []string
+	entries []string // the entry values of the person's events' visits (entryBy), unitEvent.attr < 0
 	unitsOf [][]unitEvent
 	split   sessionSplit[unitEvent]
 	// what units works out once from steps: per condition, the steps an event matching it can
@@ -427,8 +436,10 @@ func planFunnel(jm *sessionize.Map, q FunnelQuery) (*funnelPlan, error) {
 	switch b := q.Breakdown; b.By {
 	case "channel":
 		attrs = append(attrs, predicate{sql: "channel"})
+		p.entryBy = b.By
 	case "campaign":
 		attrs = append(attrs, predicate{sql: "campaign_name"})
+		p.entryBy = b.By
 	case "device":
 		attrs = append(attrs, storedValue(ingest.DeviceTypeKey))
 	case "property":
@@ -452,7 +463,8 @@ func planFunnel(jm *sessionize.Map, q FunnelQuery) (*funnelPlan, error) {
 		preds = append(preds, predicate{sql: "arrayExists(k -> k = ? OR substring(k, 1, ?) = ?, arrayConcat(prop_keys, null_keys))",
 			args: []any{top, len(top) + 1, top + "."}})
 	}
-	if q.CountBy == CountSessions {
+	p.bySessions = q.CountBy == CountSessions
+	if p.bySessions || p.entryBy != "" {
 		p.keyAttr = len(attrs)
 		attrs = append(attrs, predicate{sql: "customer_key"})
 	}
@@ -497,6 +509,7 @@ func (p *funnelPlan) units(events []scannedEvent, attrs attrTable, sessions *vis
 	trait := int32(0)                          // the person's trait value, as unitEvent.attr
 	// out is sized once, for a heavy person's sake
 	out, keys := slices.Grow(p.unitBuf[:0], len(events)), p.keyBuf[:0]
+	p.entries = p.entries[:0]
 	defer func() { p.counts, p.unitBuf, p.keyBuf = counts, reuse(out), reuse(keys) }()
 	for i := range events {
 		e := &events[i]
@@ -521,6 +534,16 @@ func (p *funnelPlan) units(events []scannedEvent, attrs attrTable, sessions *vis
 		if (u.steps|u.blocks) == 0 && e.mask&p.keep == 0 || u.t < p.from {
 			continue
 		}
+		if p.entryBy != "" {
+			// The channel or campaign a visit entered by is that of its first touchpoint (GA4's
+			// session source, PostHog's $session_entry_utm_source), which an event later in the
+			// visit mostly lacks: a product viewed three pages after arriving from a search ad
+			// is of the paid_search visit. An event of no stored visit keeps its own.
+			if v, ok := sessions.find(attrs.value(e.at, p.keyAttr), e.t, e.seq); ok {
+				p.entries = append(p.entries, sessions.entry(v, p.entryBy))
+				u.attr = -int32(len(p.entries))
+			}
+		}
 		out = append(out, u)
 		if p.keyAttr >= 0 {
 			keys = append(keys, attrs.value(e.at, p.keyAttr))
@@ -531,7 +554,7 @@ func (p *funnelPlan) units(events []scannedEvent, attrs attrTable, sessions *vis
 			out[i].attr = trait
 		}
 	}
-	if p.keyAttr < 0 {
+	if !p.bySessions {
 		p.unitsOf = append(p.unitsOf[:0], out)
 		return p.unitsOf
 	}
@@ -602,13 +625,7 @@ func (s *sessionSplit[E]) split(events []E, keys []string, at func(E) (t, seq in
 			j++
 		}
 		if j < 0 || !spans[j].startsBy(t, seq) || j+1 < len(spans) && spans[j+1].startsBy(t, seq) {
-			j, _ = slices.BinarySearchFunc(spans, t, func(s span, t int64) int {
-				if s.startsBy(t, seq) {
-					return -1
-				}
-				return 1
-			})
-			j--
+			j = lastStartingBy(spans, t, seq)
 		}
 		found = j
 		if j < 0 || spans[j].end < t {

@@ -32,21 +32,28 @@ type unitEvent struct {
 	// queries that read more than the breakdown (scannedEvent.at)
 	at int32
 	// attr is 1 + the at of the event whose breakdown value it has (its own, or with a trait
-	// breakdown the one that set the person's trait last); 0 when it has none (""). With at, 48
-	// bytes an event, where the value and a slice of the attributes took 72.
+	// breakdown the one that set the person's trait last); 0 when it has none (""); below 0,
+	// -(1 + the index) of its value in breakdownValues.entries (a breakdown by the entry of the
+	// event's visit, funnelPlan.entryBy). With at, 48 bytes an event, where the value and a slice
+	// of the attributes took 72.
 	attr int32
 }
 
-// breakdownValues reads units' breakdown values: column col of their person's attributes.
+// breakdownValues reads units' breakdown values: column col of their person's attributes, or
+// entries, the values of the visits of their person's events (funnelPlan.entries).
 type breakdownValues struct {
-	attrs attrTable
-	col   int
+	attrs   attrTable
+	col     int
+	entries []string
 }
 
 // of is e's breakdown value, "" when it has none.
 func (b breakdownValues) of(e unitEvent) string {
-	if e.attr == 0 {
+	switch {
+	case e.attr == 0:
 		return ""
+	case e.attr < 0:
+		return b.entries[-e.attr-1]
 	}
 	return b.attrs.value(e.attr-1, b.col)
 }

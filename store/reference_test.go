@@ -117,21 +117,26 @@ func generateRefData(seed uint64, persons int) refData {
 			}
 		}
 	}
-	// Sessions per customer key: runs with gaps of at most 30 minutes.
-	byKey := map[string][]int64{}
-	for _, e := range d.events {
-		byKey[e.CustomerKey()] = append(byKey[e.CustomerKey()], e.Timestamp.UnixMicro())
+	// Sessions per customer key: runs with gaps of at most 30 minutes, entered by the channel of
+	// their first event (its campaign named after it), which the events after it mostly lack.
+	type timed struct {
+		t       int64
+		channel string
+	}
+	byKey := map[string][]timed{}
+	for i, e := range d.events {
+		byKey[e.CustomerKey()] = append(byKey[e.CustomerKey()], timed{e.Timestamp.UnixMicro(), d.channels[i]})
 	}
 	for key, ts := range byKey {
-		slices.Sort(ts)
-		start := ts[0]
+		slices.SortStableFunc(ts, func(a, b timed) int { return cmp.Compare(a.t, b.t) })
+		first := 0
 		for i := range ts {
-			if i+1 == len(ts) || ts[i+1]-ts[i] > 30*60*1_000_000 {
-				d.sessions = append(d.sessions, sessionize.Session{ID: fmt.Sprintf("%s-%d", key, start), CustomerKey: key,
-					Start: time.UnixMicro(start).UTC(), End: time.UnixMicro(ts[i]).UTC(), Version: 1})
-				if i+1 < len(ts) {
-					start = ts[i+1]
-				}
+			if i+1 == len(ts) || ts[i+1].t-ts[i].t > 30*60*1_000_000 {
+				entry := ts[first].channel
+				d.sessions = append(d.sessions, sessionize.Session{ID: fmt.Sprintf("%s-%d", key, ts[first].t), CustomerKey: key,
+					Start: time.UnixMicro(ts[first].t).UTC(), End: time.UnixMicro(ts[i].t).UTC(), Version: 1,
+					EntryChannel: entry, EntryCampaign: cmp.Or(entry, "none") + "-campaign"})
+				first = i + 1
 			}
 		}
 	}
@@ -411,14 +416,30 @@ func refUnits(d refData, q store.FunnelQuery, evs []refEvent) [][]refEvent {
 	return units
 }
 
-func breakdownAttr(b store.Breakdown, personTrait string) func(refEvent) string {
+// breakdownAttr is an event's breakdown value: a channel or a campaign is that of the stored
+// visit the event is in (its EntryChannel, EntryCampaign), or the event's own when it is in none.
+func breakdownAttr(b store.Breakdown, personTrait string, sessions []sessionize.Session) func(refEvent) string {
+	visit := func(e refEvent) *sessionize.Session {
+		for i, s := range sessions {
+			if e.key == s.CustomerKey && e.t/1000 >= s.Start.UnixMilli() && e.t/1000 <= s.End.UnixMilli() {
+				return &sessions[i]
+			}
+		}
+		return nil
+	}
 	return func(e refEvent) string {
 		v := ""
 		switch b.By {
 		case "channel":
 			v = e.channel
+			if s := visit(e); s != nil {
+				v = s.EntryChannel
+			}
 		case "campaign":
 			v = e.CampaignName
+			if s := visit(e); s != nil {
+				v = s.EntryCampaign
+			}
 		case "device":
 			v = e.DeviceType()
 		case "property":
@@ -469,7 +490,7 @@ func refFunnel(jm *sessionize.Map, d refData, q store.FunnelQuery) string {
 				}
 			}
 		}
-		attr := breakdownAttr(q.Breakdown, trait)
+		attr := breakdownAttr(q.Breakdown, trait, d.sessions)
 		for _, unit := range refUnits(d, q, evs) {
 			level, path := refPath(jm, q, unit, attr)
 			if level == 0 {
@@ -572,6 +593,7 @@ func TestFunnelAgreesWithTheReference(t *testing.T) {
 		{Steps: []string{view, order}, Window: 7 * day, Breakdown: store.Breakdown{By: "property", Name: "category"}},
 		{Steps: []string{view, add, order}, Window: 7 * day, Breakdown: store.Breakdown{By: "trait", Name: "customer_type"}},
 		{Steps: []string{add, order}, Window: day, Mode: store.ModeAny, Breakdown: store.Breakdown{By: "channel"}, CountBy: store.CountSessions},
+		{Steps: []string{view, order}, Window: 7 * day, Breakdown: store.Breakdown{By: "campaign"}},
 	}
 	// The reference answers, once for every path: each is a brute-force walk over all the events.
 	wants := make([]string, len(tests))

@@ -13,14 +13,21 @@ import (
 
 // span is one stored session (a visit of one device): its time range (µs, its first and last
 // touchpoints' times, as scannedEvent.t), the seq of its first touchpoint (start and startSeq are
-// its start's place in the tie rule, compareScanned; see startsBy), and its end reason and
-// customer key as indexes into the reasons and keys of the visits it belongs to (visits.reason,
-// visits.keys; visitRows' as read). 32 bytes.
+// its start's place in the tie rule, compareScanned; see startsBy), its end reason, entry
+// channel and entry campaign (one visitKind) and its customer key as indexes into the kinds and
+// keys of the visits it belongs to (visits.kinds, visits.keys; visitRows' as read). 32 bytes.
 type span struct {
 	start, end int64
 	startSeq   int64
-	reason     uint32
+	kind       uint32
 	key        int32
+}
+
+// visitKind is what a stored session says of a visit besides its times: its end reason and the
+// channel and campaign name it entered by (the sessionizer's EntryChannel and EntryCampaign: of
+// its first touchpoint). Visits share few of them, so each is held once per pass.
+type visitKind struct {
+	reason, channel, campaign string
 }
 
 // startsBy reports whether visit s starts at or before an event at t (µs) with seq, by the tie
@@ -43,7 +50,7 @@ func (s span) startsBy(t, seq int64) bool {
 }
 
 // visits holds the live visits (see liveVisits) of some customer keys that end at or after from,
-// in a compact form: each key once, its visits side by side by start, each end reason once.
+// in a compact form: each key once, its visits side by side by start, each kind once.
 //
 // A query that splits its persons' events by visit (sessionSplit.split: sessions, and funnels and
 // drop-offs counted by sessions) holds only the visits of the pass it reads: scanTogether loads
@@ -51,11 +58,12 @@ func (s span) startsBy(t, seq int64) bool {
 // drops them after (see loadVisits). So its memory follows the pass, not the sessions table:
 // at 10M events (9.2M visits) holding every visit took 1.9–2.2 GiB.
 type visits struct {
-	from    int64    // µs: the visits end at or after it
-	keys    []string // distinct, in byte order
-	bounds  []int32  // keys[i]'s visits are spans[bounds[i]:bounds[i+1]]
-	spans   []span   // each key's by start
-	reasons []string // the end reasons, each once
+	from    int64       // µs: the visits end at or after it
+	entries bool        // the kinds hold the visits' entry channels and campaigns (else "")
+	keys    []string    // distinct, in byte order
+	bounds  []int32     // keys[i]'s visits are spans[bounds[i]:bounds[i+1]]
+	spans   []span      // each key's by start
+	kinds   []visitKind // the visits' kinds, each once
 }
 
 // visitsFrom is the visits of no key yet that end at or after from (zero: unbounded), for a
@@ -65,6 +73,13 @@ func visitsFrom(from time.Time) *visits {
 		return &visits{}
 	}
 	return &visits{from: from.UnixMicro()}
+}
+
+// withEntries is v asking for its visits' entry channels and campaigns too (visits.entry): two
+// more columns of every session read, which a sessions query does without.
+func (v *visits) withEntries() *visits {
+	v.entries = true
+	return v
 }
 
 // of is the visits of customer key, by start (none when it has none here), and the index of
@@ -78,10 +93,43 @@ func (v *visits) of(key string) (spans []span, first int32) {
 }
 
 // reason is the end reason of s, one of v's visits.
-func (v *visits) reason(s span) string { return v.reasons[s.reason] }
+func (v *visits) reason(s span) string { return v.kinds[s.kind].reason }
 
-// drop lets go of the visits held, keeping from.
-func (v *visits) drop() { *v = visits{from: v.from} }
+// entry is the channel (by "channel") or campaign name (by "campaign") visit s entered by, one of
+// v's visits.
+func (v *visits) entry(s span, by string) string {
+	if by == "campaign" {
+		return v.kinds[s.kind].campaign
+	}
+	return v.kinds[s.kind].channel
+}
+
+// find is the visit of key that holds an event at t (µs) with seq, by the rule of the session
+// unit (sessionSplit.split): the latest of key's visits that starts at or before it by the tie
+// rule, unless that one ended before it.
+func (v *visits) find(key string, t, seq int64) (span, bool) {
+	spans, _ := v.of(key)
+	j := lastStartingBy(spans, t, seq)
+	if j < 0 || spans[j].end < t {
+		return span{}, false
+	}
+	return spans[j], true
+}
+
+// lastStartingBy is the index of the last of spans (one key's, by start) that starts at or
+// before an event at t (µs) with seq (span.startsBy), or -1 when none does.
+func lastStartingBy(spans []span, t, seq int64) int {
+	j, _ := slices.BinarySearchFunc(spans, t, func(s span, t int64) int {
+		if s.startsBy(t, seq) {
+			return -1
+		}
+		return 1
+	})
+	return j - 1
+}
+
+// drop lets go of the visits held, keeping from and entries.
+func (v *visits) drop() { *v = visits{from: v.from, entries: v.entries} }
 
 // passVisits is the most visits scanPasses lets one pass hold when a reader needs them (about
 // 40 MB of visits, at 32 bytes a span plus their keys): a table of many short visits is read
@@ -90,8 +138,8 @@ const passVisits = 1 << 20
 
 // liveVisits is the SQL of the live visits of the customer keys that keys (a condition on
 // customer_key; "": every key) selects, and its one argument, from (µs, "?" after keys' own):
-// per session, the newest version's customer key (key), start and end (µs), start_seq and end
-// reason, of the sessions whose newest version is not deleted and ends at or after from. Every
+// per session, the newest version's customer key (key), start and end (µs), start_seq, end
+// reason, and with entries entry channel and entry campaign, of the sessions whose newest version is not deleted and ends at or after from. Every
 // query that counts sessions reads its visits here.
 //
 // The newest version of each session is the row FINAL keeps: the sessions table is a
@@ -105,13 +153,17 @@ const passVisits = 1 << 20
 // a WHERE), and as every version of a session has its key alike, it drops whole sessions, never
 // an older version's replacement. deleted and end, which differ between versions, are tested in
 // the outer query, on the row FINAL kept.
-func (s *Store) liveVisits(keys string) string {
+func (s *Store) liveVisits(keys string, entries bool) string {
 	if keys != "" {
 		keys = "PREWHERE " + keys
 	}
-	return `SELECT customer_key AS key, start_ms * 1000 + start_sub_us AS start, end_ms * 1000 + end_sub_us AS end, start_seq, end_reason AS reason
+	entry := ""
+	if entries {
+		entry = ", entry_channel, entry_campaign"
+	}
+	return `SELECT customer_key AS key, start_ms * 1000 + start_sub_us AS start, end_ms * 1000 + end_sub_us AS end, start_seq, end_reason AS reason` + entry + `
 		FROM (
-			SELECT customer_key, start_ms, start_sub_us, end_ms, end_sub_us, start_seq, end_reason, deleted
+			SELECT customer_key, start_ms, start_sub_us, end_ms, end_sub_us, start_seq, end_reason` + entry + `, deleted
 			FROM ` + s.table("sessions") + ` FINAL
 			` + keys + `
 		)
@@ -122,12 +174,13 @@ func (s *Store) liveVisits(keys string) string {
 // scan sc can read, that end at or after the earliest from of loads: the keys of the events of
 // its time range that its PREWHERE selects (passPrewhere) and, unless a condition compares
 // numbers, that match one of its conditions. That holds every key of every event the pass gives
-// its readers, and a few more. Its rows are (key, start, end, start_seq, reason), in no order: loadVisits
+// its readers, and a few more. Its rows are (key, start, end, start_seq, reason) and, when a load asks
+// for entries, (entry_channel, entry_campaign), in no order: loadVisits
 // reads them.
 func (s *Store) sendVisits(ctx context.Context, sc eventScan, id identitySnapshot, r personRange, loads []visitLoad) (driver.Rows, error) {
-	from := loads[0].from
+	from, entries := loads[0].from, false
 	for _, l := range loads {
-		from = min(from, l.from)
+		from, entries = min(from, l.from), entries || l.entries
 	}
 	inKeys, args := "", []any(nil) // every key
 	if r != (personRange{}) {
@@ -141,7 +194,7 @@ func (s *Store) sendVisits(ctx context.Context, sc eventScan, id identitySnapsho
 		}
 		inKeys = "customer_key IN (" + keys + ")"
 	}
-	rows, err := s.conn.Query(s.withQuerySettings(ctx), s.liveVisits(inKeys), append(args, uint64(max(from, 0)))...)
+	rows, err := s.conn.Query(s.withQuerySettings(ctx), s.liveVisits(inKeys, entries), append(args, uint64(max(from, 0)))...)
 	if err != nil {
 		return nil, fmt.Errorf("read visits: %w", err)
 	}
@@ -150,44 +203,44 @@ func (s *Store) sendVisits(ctx context.Context, sc eventScan, id identitySnapsho
 
 // visitRows is a pass's visits as read (sendVisits), in no order until visits sorts them.
 type visitRows struct {
-	keys    []string // in the order met, until sorted: then in byte order
-	reasons []string // the end reasons, each once
-	read    []span
-	sorted  bool
+	keys   []string    // in the order met, until sorted: then in byte order
+	kinds  []visitKind // the visits' kinds, each once
+	read   []span
+	sorted bool
 	// inOrder says the rows added (add) came in byte order of their keys, each key's rows
 	// together, as ClickHouse 18.16 sends them (FINAL merges the rows in the table's order,
 	// customer_key first): the keys need no map to find them nor sorting, and the visits no
 	// moving to their key's place. False, the rows came in another order (an engine may read
 	// FINAL on several threads and send their rows as they come), and sort puts them in order.
-	inOrder  bool
-	index    map[string]int32  // each key's place in keys, once the rows came out of order
-	last     int32             // the key of the row added last, -1 before the first
-	reasonOf map[string]uint32 // each reason's place in reasons
+	inOrder bool
+	index   map[string]int32     // each key's place in keys, once the rows came out of order
+	last    int32                // the key of the row added last, -1 before the first
+	kindOf  map[visitKind]uint32 // each kind's place in kinds
 }
 
 // newVisitRows is visitRows to add rows to, in the space the last pass left (see visitSpace).
 func newVisitRows(space visitSpace) *visitRows {
 	return &visitRows{keys: make([]string, 0, space.keys), read: space.spans[:0], inOrder: true, last: -1,
-		reasonOf: map[string]uint32{}}
+		kindOf: map[visitKind]uint32{}}
 }
 
-// add adds a visit of key, whose end reason is reason (s.key and s.reason are set here), copying
-// what it keeps of key and reason: a row's strings are the driver's.
-func (vr *visitRows) add(key, reason string, s span) {
+// add adds a visit of key, of kind k (s.key and s.kind are set here), copying what it keeps of
+// key and k: a row's strings are the driver's.
+func (vr *visitRows) add(key string, k visitKind, s span) {
 	if vr.last < 0 || key != vr.keys[vr.last] {
 		vr.last = vr.keyIndex(key)
 	}
 	s.key = vr.last
-	if len(vr.read) == 0 || reason != vr.reasons[vr.read[len(vr.read)-1].reason] { // mostly the reason of the row before
-		r, ok := vr.reasonOf[reason]
+	if len(vr.read) == 0 || k != vr.kinds[vr.read[len(vr.read)-1].kind] { // mostly the kind of the row before
+		r, ok := vr.kindOf[k]
 		if !ok {
-			r = uint32(len(vr.reasons))
-			reason = strings.Clone(reason)
-			vr.reasonOf[reason], vr.reasons = r, append(vr.reasons, reason)
+			r = uint32(len(vr.kinds))
+			k = visitKind{reason: strings.Clone(k.reason), channel: strings.Clone(k.channel), campaign: strings.Clone(k.campaign)}
+			vr.kindOf[k], vr.kinds = r, append(vr.kinds, k)
 		}
-		s.reason = r
+		s.kind = r
 	} else {
-		s.reason = vr.read[len(vr.read)-1].reason
+		s.kind = vr.read[len(vr.read)-1].kind
 	}
 	vr.read = append(vr.read, s)
 }
@@ -234,24 +287,28 @@ type visitSpace struct {
 
 // readVisits reads the rows of sendVisits through (see visitRows.add), and closes them, in the
 // space the last pass left.
-func readVisits(ctx context.Context, rows driver.Rows, space visitSpace) (*visitRows, error) {
+func readVisits(ctx context.Context, rows driver.Rows, entries bool, space visitSpace) (*visitRows, error) {
 	defer rows.Close()
 	var (
-		out    = newVisitRows(space)
-		key    string
-		reason string
-		start  uint64
-		end    uint64
-		seq    uint64
+		out   = newVisitRows(space)
+		key   string
+		kind  visitKind
+		start uint64
+		end   uint64
+		seq   uint64
 	)
 	for n := 1; rows.Next(); n++ {
 		if n%4096 == 0 && ctx.Err() != nil {
 			return nil, fmt.Errorf("read visits: %w", ctx.Err())
 		}
-		if err := rows.Scan(&key, &start, &end, &seq, &reason); err != nil {
+		dest := []any{&key, &start, &end, &seq, &kind.reason, &kind.channel, &kind.campaign}
+		if !entries {
+			dest = dest[:5]
+		}
+		if err := rows.Scan(dest...); err != nil {
 			return nil, fmt.Errorf("read visits: %w", err)
 		}
-		out.add(key, reason, span{start: int64(start), end: int64(end), startSeq: int64(seq)})
+		out.add(key, kind, span{start: int64(start), end: int64(end), startSeq: int64(seq)})
 	}
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("read visits: %w", err)
@@ -269,7 +326,7 @@ func (vr *visitRows) visits(from int64) *visits {
 	if slices.ContainsFunc(spans, func(s span) bool { return s.end < from }) {
 		spans = slices.DeleteFunc(slices.Clone(spans), func(s span) bool { return s.end < from })
 	}
-	v := &visits{from: from, keys: vr.keys, bounds: make([]int32, len(vr.keys)+1), spans: spans, reasons: vr.reasons}
+	v := &visits{from: from, keys: vr.keys, bounds: make([]int32, len(vr.keys)+1), spans: spans, kinds: vr.kinds}
 	for _, s := range spans {
 		v.bounds[s.key+1]++
 	}
@@ -281,7 +338,8 @@ func (vr *visitRows) visits(from int64) *visits {
 
 // sort puts the keys in byte order, renaming the visits' keys to match, and the visits in order
 // of key and start (µs, then seq: the tie rule, see span.startsBy); once. Visits of a key that
-// start at once (rows stored before start_seq) are ordered by end and end reason, so which one a
+// start at once (rows stored before start_seq) are ordered by end and kind (end reason, entry
+// channel, entry campaign), so which one a
 // session takes (the last, see sessionSplit.split) does not depend on the order ClickHouse sent
 // them in. Rows that came in order of key (inOrder) have only each key's visits to sort.
 // ClickHouse 18.16 took three times as long to sort them by key as to read them (and 35–50%
@@ -307,7 +365,9 @@ func (vr *visitRows) sort() {
 			if a.start != b.start || a.startSeq != b.startSeq {
 				return cmp.Or(cmp.Compare(a.start, b.start), cmp.Compare(a.startSeq, b.startSeq))
 			}
-			return cmp.Or(cmp.Compare(a.end, b.end), strings.Compare(vr.reasons[a.reason], vr.reasons[b.reason]))
+			ka, kb := vr.kinds[a.kind], vr.kinds[b.kind]
+			return cmp.Or(cmp.Compare(a.end, b.end), strings.Compare(ka.reason, kb.reason), strings.Compare(ka.channel, kb.channel),
+				strings.Compare(ka.campaign, kb.campaign))
 		})
 	}
 }
@@ -353,6 +413,7 @@ func (vr *visitRows) sortByKey() {
 // visitLoad is the visits the readers of a scan that need them read per pass, from one time on.
 type visitLoad struct {
 	from    int64
+	entries bool // a reader asks for entries (visits.withEntries)
 	readers []*scanReader
 }
 
@@ -368,6 +429,7 @@ func visitLoads(readers []*scanReader) []visitLoad {
 			i, loads = len(loads), append(loads, visitLoad{from: r.visits.from})
 		}
 		loads[i].readers = append(loads[i].readers, r)
+		loads[i].entries = loads[i].entries || r.visits.entries
 	}
 	return loads
 }
@@ -412,7 +474,8 @@ func (s *Store) loadVisits(ctx context.Context, loads []visitLoad, sent driver.R
 	if sent == nil {
 		return nil
 	}
-	rows, err := readVisits(ctx, sent, *space)
+	entries := slices.ContainsFunc(loads, func(l visitLoad) bool { return l.entries })
+	rows, err := readVisits(ctx, sent, entries, *space)
 	if err != nil {
 		return err
 	}
@@ -421,7 +484,9 @@ func (s *Store) loadVisits(ctx context.Context, loads []visitLoad, sent driver.R
 		v := rows.visits(l.from)
 		s.metrics.scanVisits.Add(float64(len(v.spans)))
 		for _, r := range l.readers {
+			entries := r.visits.entries
 			*r.visits = *v
+			r.visits.entries = entries
 		}
 	}
 	return nil

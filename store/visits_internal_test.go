@@ -36,7 +36,7 @@ func bruteSplit(events []timedEvent, keys []string, stored []storedVisit, reason
 			later := in == nil
 			if !later {
 				c := cmp.Or(cmp.Compare(v.start, in.start), cmp.Compare(v.startSeq, in.startSeq))
-				later = c > 0 || c == 0 && (v.end > in.end || v.end == in.end && reasons[v.reason] > reasons[in.reason])
+				later = c > 0 || c == 0 && (v.end > in.end || v.end == in.end && reasons[v.kind] > reasons[in.kind])
 			}
 			startsBy := v.start < e.t || v.start == e.t && v.startSeq <= e.seq
 			if v.key == keys[i] && startsBy && later {
@@ -75,7 +75,7 @@ func TestSplitBySessionAgreesWithTheDefinition(t *testing.T) {
 		personKeys, reasons := names[:1+rng.IntN(len(names))], []string{"timeout", "max_length"}
 		var stored []storedVisit
 		for range rng.IntN(12) {
-			v := storedVisit{personKeys[rng.IntN(len(personKeys))], span{start: rng.Int64N(60), startSeq: rng.Int64N(3), reason: uint32(rng.IntN(2))}}
+			v := storedVisit{personKeys[rng.IntN(len(personKeys))], span{start: rng.Int64N(60), startSeq: rng.Int64N(3), kind: uint32(rng.IntN(2))}}
 			v.end = v.start + rng.Int64N(30)
 			stored = append(stored, v)
 		}
@@ -90,7 +90,7 @@ func TestSplitBySessionAgreesWithTheDefinition(t *testing.T) {
 		}
 		rows := newVisitRows(space)
 		for _, v := range read {
-			rows.add(v.key, reasons[v.reason], v.span)
+			rows.add(v.key, visitKind{reason: reasons[v.kind]}, v.span)
 		}
 		if trial%4 == 1 && !rows.inOrder {
 			t.Fatalf("trial %d: visits read in order of key %+v are not seen in order", trial, read)
@@ -124,7 +124,7 @@ func TestSplitBySessionAgreesWithTheDefinition(t *testing.T) {
 		}
 		for i, w := range want {
 			g := got[i]
-			if g.visit.start != w.visit.start || g.visit.startSeq != w.visit.startSeq || g.visit.end != w.visit.end || v.reason(g.visit) != reasons[w.visit.reason] || !slices.Equal(g.events, w.events) {
+			if g.visit.start != w.visit.start || g.visit.startSeq != w.visit.startSeq || g.visit.end != w.visit.end || v.reason(g.visit) != reasons[w.visit.kind] || !slices.Equal(g.events, w.events) {
 				t.Fatalf("trial %d: events %v keys %v visits %+v: session %d is %+v %v, want %+v %v",
 					trial, events, keys, stored, i, g.visit, g.events, w.visit, w.events)
 			}
