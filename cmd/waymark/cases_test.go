@@ -2137,3 +2137,66 @@ func messageJSON(m map[string]any, anon, user string) string {
 	}
 	return string(b)
 }
+
+// TestChannelBreakdownIsTheVisitsEntry: a funnel broken down by channel or campaign counts a
+// unit under the channel and campaign its step-1 event's visit entered by, as GA4's session
+// source and PostHog's $session_entry_utm_source do: a shopper who lands from a search ad and
+// views a product three pages on (no campaign of its own) is paid_search, not direct.
+func TestChannelBreakdownIsTheVisitsEntry(t *testing.T) {
+	t.Parallel()
+	s := startServe(t)
+	call := func(id, device, typ, event, at, campaign string) string {
+		ctx := `{}`
+		if campaign != "" {
+			ctx = `{"campaign":{"source":"google","medium":"cpc","name":` + strconv.Quote(campaign) + `}}`
+		}
+		return fmt.Sprintf(`{"type":%q,"anonymousId":%q,"event":%q,"messageId":%q,"timestamp":"2025-04-%sZ","context":%s}`, typ, device, event, id, at, ctx)
+	}
+	lines := []string{
+		// ve1 lands from a search ad, views a product five minutes on, orders.
+		call("ve-1", "ve1", "page", "", "08T10:00:00", "spring"),
+		call("ve-2", "ve1", "track", "VE Viewed", "08T10:05:00", ""),
+		call("ve-3", "ve1", "track", "VE Ordered", "08T10:10:00", ""),
+		// ve2 comes straight in, and a day later from the ad (a visit of its own).
+		call("ve-4", "ve2", "track", "VE Viewed", "08T11:00:00", ""),
+		call("ve-5", "ve2", "page", "", "09T11:00:00", "spring"),
+		call("ve-6", "ve2", "track", "VE Viewed", "09T11:01:00", ""),
+	}
+	if code, body := s.track(t, "/v1/batch", `{"batch":[`+strings.Join(lines, ",")+`]}`); code != 200 {
+		t.Fatalf("POST /v1/batch: %d %s", code, body)
+	}
+	s.waitStored(t)
+	for _, tt := range []struct {
+		by   string
+		want map[string]string // value (or marker) -> customers at each step
+	}{
+		{"channel", map[string]string{"paid_search": "[1 1]", "direct": "[1 0]"}},
+		{"campaign", map[string]string{"spring": "[1 1]", "(none)": "[1 0]"}},
+	} {
+		code, body := httpGet(t, "http://"+s.http+"/api/v1/funnel?steps=VE+Viewed,VE+Ordered&window=1h&breakdown="+tt.by+"&from=2025-04-08&to=2025-04-09")
+		var res struct {
+			Groups []struct {
+				Value, Marker string
+				Steps         []struct{ Customers int64 }
+			} `json:"breakdown_groups"`
+		}
+		if err := json.Unmarshal([]byte(body), &res); code != 200 || err != nil {
+			t.Fatalf("funnel by %s: %d %s", tt.by, code, body)
+		}
+		got := map[string]string{}
+		for _, g := range res.Groups {
+			var reached []int64
+			for _, st := range g.Steps {
+				reached = append(reached, st.Customers)
+			}
+			name := g.Value
+			if g.Marker != "" {
+				name = "(" + g.Marker + ")"
+			}
+			got[name] = fmt.Sprint(reached)
+		}
+		if !maps.Equal(got, tt.want) {
+			t.Errorf("funnel by %s: %v, want %v", tt.by, got, tt.want)
+		}
+	}
+}
