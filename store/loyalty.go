@@ -33,7 +33,8 @@ type Cohort struct {
 	Start   time.Time `json:"start"`
 	Persons int64     `json:"persons"`
 	// Returned[i] is how many came back in period i+1 after the cohort's; Rates their share of
-	// Persons (a ratio: 0 when Persons is 0).
+	// Persons (a ratio: 0 when Persons is 0). Both stop at the period under way when the query
+	// ran: a later one has not begun, so they may be shorter than the query's periods.
 	Returned []int64   `json:"returned"`
 	Rates    []float64 `json:"rates"`
 }
@@ -352,9 +353,14 @@ func (s *Store) retentionQuery(ctx context.Context, jm *sessionize.Map, q Retent
 	res.RepeatRate = ratio(res.Repeaters, res.Persons)
 	res.MedianSeconds, res.P90Seconds = quantileSeconds(gaps, 0.5), quantileSeconds(gaps, 0.9)
 	res.Histogram = hist.buckets()
+	// A period that has not begun yet holds no return to count: it is left out rather than
+	// shown as 0%, as Amplitude leaves a cohort's future periods blank. The current period,
+	// begun but not over, is in (Amplitude marks it incomplete).
+	now := periodStart(q.Period, time.Now().UnixMicro())
 	for start, c := range cohorts {
-		co := Cohort{Start: start, Persons: c.persons, Returned: c.returned}
-		for _, n := range c.returned {
+		begun := max(min(q.Periods, periodsBetween(q.Period, start, now)), 0)
+		co := Cohort{Start: start, Persons: c.persons, Returned: c.returned[:begun]}
+		for _, n := range co.Returned {
 			co.Rates = append(co.Rates, ratio(n, c.persons))
 		}
 		res.Cohorts = append(res.Cohorts, co)
