@@ -54,7 +54,7 @@ type Event struct {
 	// twice, so no property can pass for a trait.
 	PropertyKeys   []string
 	PropertyValues []string // values as text: strings as they are, numbers as CanonicalNumber, everything else as JSON
-	PagePath       string   // context.page.path, or properties.path for page calls
+	PagePath       string   // context.page.path, or properties.path for page calls, else the page URL's path (pathFromURL)
 	PageURL        string   // context.page.url, or properties.url for page calls
 	Referrer       string   // context.page.referrer, or properties.referrer for page calls
 	CampaignSource string   // context.campaign.source, else the page URL's utm_source (campaignFromURL)
@@ -674,7 +674,29 @@ func (w *wire) event(raw []byte, source string, receivedAt time.Time, from origi
 		}
 	}
 	e.campaignFromURL()
+	e.pathFromURL()
 	return e, nil
+}
+
+// pathFromURL sets the page path, when no path was sent, to the path of the page URL, as
+// analytics.js sets context.page.path to location.pathname: percent-encoded as in the URL, "/"
+// for a URL with a host and no path, without query or fragment. A client that sends only the URL
+// (a server library, a hand-written call) gets the path conditions, locations and page labels
+// analytics.js would. A URL that does not parse gives no path.
+func (e *Event) pathFromURL() {
+	if e.PagePath != "" || e.PageURL == "" {
+		return
+	}
+	u, err := url.Parse(strings.TrimSpace(e.PageURL))
+	if err != nil || u.Opaque != "" {
+		return
+	}
+	switch {
+	case u.Path != "":
+		e.PagePath = u.EscapedPath()
+	case u.Host != "":
+		e.PagePath = "/"
+	}
 }
 
 // unblank is s, or "" when s is white space or zero-width characters only.

@@ -539,3 +539,30 @@ func TestSurrogatePairsAndEscapedBackslashesAreIds(t *testing.T) {
 		}
 	}
 }
+
+// TestPagePathFromTheURL: a call that sends a page URL and no path gets the URL's path, as
+// analytics.js sends location.pathname beside location.href (tester 15's F13); a path sent wins.
+func TestPagePathFromTheURL(t *testing.T) {
+	tests := []struct{ name, raw, path string }{
+		{"context URL only", `{"type":"track","event":"V","anonymousId":"a","context":{"page":{"url":"https://shop.example/p/1?utm_source=x#top"}}}`, "/p/1"},
+		{"a page's properties.url only", `{"type":"page","anonymousId":"a","properties":{"url":"https://shop.example/cart"}}`, "/cart"},
+		{"a host without path", `{"type":"page","anonymousId":"a","properties":{"url":"https://shop.example?x=1"}}`, "/"},
+		{"percent-encoded as sent", `{"type":"page","anonymousId":"a","properties":{"url":"https://shop.example/p/caf%C3%A9"}}`, "/p/caf%C3%A9"},
+		{"a path of its own wins", `{"type":"page","anonymousId":"a","properties":{"path":"/mine","url":"https://shop.example/theirs"}}`, "/mine"},
+		{"context path wins", `{"type":"track","event":"V","anonymousId":"a","context":{"page":{"path":"/ctx","url":"https://shop.example/url"}}}`, "/ctx"},
+		{"a relative URL", `{"type":"page","anonymousId":"a","properties":{"url":"/p/2?q=1"}}`, "/p/2"},
+		{"a URL that does not parse", `{"type":"page","anonymousId":"a","properties":{"url":"https://shop.example/%zz"}}`, ""},
+		{"not a URL of a page", `{"type":"page","anonymousId":"a","properties":{"url":"mailto:x@shop.example"}}`, ""},
+		{"no URL", `{"type":"page","anonymousId":"a"}`, ""},
+	}
+	for _, tt := range tests {
+		e, err := Decode([]byte(tt.raw), "s", time.Now())
+		if err != nil {
+			t.Errorf("%s: %v", tt.name, err)
+			continue
+		}
+		if e.PagePath != tt.path {
+			t.Errorf("%s: page path %q, want %q", tt.name, e.PagePath, tt.path)
+		}
+	}
+}
