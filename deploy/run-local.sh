@@ -29,7 +29,12 @@ export WAYMARK_CLICKHOUSE_ADDR="127.0.0.1:$ch_port" WAYMARK_HTTP_ADDR="127.0.0.1
 stop_pid() { # name pidfile
   if [ -f "$2" ] && kill -0 "$(cat "$2")" 2>/dev/null; then
     kill "$(cat "$2")"
-    for _ in $(seq 100); do kill -0 "$(cat "$2")" 2>/dev/null || break; sleep 0.1; done
+    # serve may take its --drain-delay plus its --stop-timeout (15 s) to store what it holds.
+    for _ in $(seq 600); do kill -0 "$(cat "$2")" 2>/dev/null || break; sleep 0.1; done
+    if kill -0 "$(cat "$2")" 2>/dev/null; then
+      echo "$1 (pid $(cat "$2")) is still stopping after 60 s; not waiting longer" >&2
+      return 1
+    fi
     echo "stopped $1"
   fi
   rm -f "$2"

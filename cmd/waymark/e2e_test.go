@@ -644,3 +644,37 @@ func (l *lockedBuffer) String() string {
 	defer l.mu.Unlock()
 	return l.b.String()
 }
+
+// TestDrainDelayFailsReadinessBeforeTheListenerCloses: with --drain-delay, SIGTERM turns /readyz
+// to 503 and new tracking calls to 503 while the listener stays open (health and queries still
+// answer), so a load balancer polling /readyz stops sending before connections are refused; a
+// second SIGTERM ends the wait.
+func TestDrainDelayFailsReadinessBeforeTheListenerCloses(t *testing.T) {
+	t.Parallel()
+	s := startServe(t, "--drain-delay", "10m") // longer than any test: the second signal ends it
+	if err := s.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "/readyz to answer 503 after SIGTERM", func() bool {
+		status, _ := httpGet(t, "http://"+s.http+"/readyz")
+		return status == http.StatusServiceUnavailable
+	})
+	if code, body := s.track(t, "/v1/track", `{"userId":"u","event":"V"}`); code != http.StatusServiceUnavailable {
+		t.Errorf("a tracking call while draining: %d %s, want 503", code, body)
+	}
+	if status, body := httpGet(t, "http://"+s.http+"/healthz"); status != http.StatusOK {
+		t.Errorf("/healthz while draining: %d %s, want 200", status, body)
+	}
+	if status, body := httpGet(t, "http://"+s.http+"/api/v1/sessions"); status != http.StatusOK {
+		t.Errorf("a query while draining: %d %s, want 200", status, body)
+	}
+	if err := s.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-s.exited:
+		s.exited <- err // for the cleanup
+	case <-time.After(2 * time.Minute): // a hang guard
+		t.Fatal("serve did not stop on a second SIGTERM during its drain delay")
+	}
+}

@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -67,6 +68,8 @@ func runServe(ctx context.Context, args []string, log *slog.Logger) error {
 	var ccfg ingest.ConsumerConfig
 	addBatchFlags(fs, &ccfg)
 	checkedVar(fs, &ccfg.StopTimeout, "stop-timeout", 15*time.Second, "time the consumer has on SIGTERM to store and commit what it holds; with the dev broker, to store every event the collector acknowledged, which is lost after it", parseDuration, positive)
+	var drainDelay time.Duration
+	checkedVar(fs, &drainDelay, "drain-delay", 0, "time between SIGTERM and closing the HTTP listener, while /readyz answers 503 and new tracking calls get 503 with Retry-After (requests in flight and queries are answered), so a load balancer that polls /readyz stops sending here before connections are refused (Kubernetes: a few seconds more than the readiness probe's period); 0: close at once", parseDuration, atLeast(time.Duration(0)))
 	checkedVar(fs, &ccfg.DLQTimeout, "dlq-timeout", time.Minute, "how long writes to the dead-letter topic are retried before the dead letter is logged in full instead", parseDuration, positive)
 	// 0 would turn net/http's timeout off, which lets slow clients hold connections open forever
 	// (hostile_test.go): the timeouts are refused unless positive.
@@ -190,6 +193,13 @@ func runServe(ctx context.Context, args []string, log *slog.Logger) error {
 		ready = append(ready, func(context.Context) error { return consumer.Healthy() })
 	}
 
+	var draining atomic.Bool // set on SIGTERM: every role of a process stopping is not ready
+	ready = append(ready, func(context.Context) error {
+		if draining.Load() {
+			return errors.New("shutting down")
+		}
+		return nil
+	})
 	readiness := func(ctx context.Context) error {
 		for _, check := range ready {
 			if err := check(ctx); err != nil {
@@ -285,9 +295,15 @@ func runServe(ctx context.Context, args []string, log *slog.Logger) error {
 		defer close(httpStopped)
 		<-gctx.Done()
 		start := time.Now()
+		draining.Store(true)
 		if collector != nil {
 			log.Info("shutting down: collector draining, /readyz fails")
 			collector.Drain()
+		}
+		if drainDelay > 0 {
+			// A second SIGTERM or SIGINT ends the process at once (main stops catching them).
+			log.Info("shutting down: /readyz fails for the drain delay before the listener closes", "drain_delay", drainDelay)
+			time.Sleep(drainDelay)
 		}
 		log.Info("shutting down: stop accepting HTTP, finish requests in flight")
 		sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
