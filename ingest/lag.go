@@ -35,18 +35,9 @@ func GroupLag(ctx context.Context, brokers []string, group, topic string) (map[i
 // log-end offset, as the broker has them.
 func GroupOffsets(ctx context.Context, brokers []string, group, topic string) (map[int]PartitionOffsets, error) {
 	client := &kafka.Client{Addr: kafka.TCP(brokers...)}
-	meta, err := client.Metadata(ctx, &kafka.MetadataRequest{Topics: []string{topic}})
+	parts, err := partitionsOf(ctx, client, topic)
 	if err != nil {
-		return nil, fmt.Errorf("metadata for %s: %w", topic, err)
-	}
-	if len(meta.Topics) != 1 || meta.Topics[0].Error != nil {
-		return nil, fmt.Errorf("metadata for %s: topic not found", topic)
-	}
-	var parts []int
-	var ends []kafka.OffsetRequest
-	for _, p := range meta.Topics[0].Partitions {
-		parts = append(parts, p.ID)
-		ends = append(ends, kafka.LastOffsetOf(p.ID))
+		return nil, err
 	}
 	// The committed offsets are read before the log-end offsets: the consumer forwards a message
 	// produced to another partition than its device's and commits the original only once the copy
@@ -56,9 +47,9 @@ func GroupOffsets(ctx context.Context, brokers []string, group, topic string) (m
 	if err != nil {
 		return nil, fmt.Errorf("fetch offsets of group %s: %w", group, err)
 	}
-	listed, err := client.ListOffsets(ctx, &kafka.ListOffsetsRequest{Topics: map[string][]kafka.OffsetRequest{topic: ends}})
+	ends, err := logEnds(ctx, client, topic, parts)
 	if err != nil {
-		return nil, fmt.Errorf("list offsets of %s: %w", topic, err)
+		return nil, err
 	}
 	done := map[int]int64{}
 	for _, p := range committed.Topics[topic] {
@@ -68,11 +59,64 @@ func GroupOffsets(ctx context.Context, brokers []string, group, topic string) (m
 		done[p.Partition] = max(p.CommittedOffset, 0)
 	}
 	offsets := map[int]PartitionOffsets{}
+	for p, end := range ends {
+		offsets[p] = PartitionOffsets{Committed: done[p], End: end}
+	}
+	return offsets, nil
+}
+
+// LogEnd returns how many messages topic has ever held: the sum of its partitions' log-end
+// offsets. For a group that committed nothing (or whose offsets cannot be read) it bounds the
+// messages the group has not stored.
+func LogEnd(ctx context.Context, brokers []string, topic string) (int64, error) {
+	client := &kafka.Client{Addr: kafka.TCP(brokers...)}
+	parts, err := partitionsOf(ctx, client, topic)
+	if err != nil {
+		return 0, err
+	}
+	ends, err := logEnds(ctx, client, topic, parts)
+	if err != nil {
+		return 0, err
+	}
+	total := int64(0)
+	for _, end := range ends {
+		total += end
+	}
+	return total, nil
+}
+
+// partitionsOf lists the partitions of topic.
+func partitionsOf(ctx context.Context, client *kafka.Client, topic string) ([]int, error) {
+	meta, err := client.Metadata(ctx, &kafka.MetadataRequest{Topics: []string{topic}})
+	if err != nil {
+		return nil, fmt.Errorf("metadata for %s: %w", topic, err)
+	}
+	if len(meta.Topics) != 1 || meta.Topics[0].Error != nil {
+		return nil, fmt.Errorf("metadata for %s: topic not found", topic)
+	}
+	var parts []int
+	for _, p := range meta.Topics[0].Partitions {
+		parts = append(parts, p.ID)
+	}
+	return parts, nil
+}
+
+// logEnds is the log-end offset of each of parts, partitions of topic.
+func logEnds(ctx context.Context, client *kafka.Client, topic string, parts []int) (map[int]int64, error) {
+	var reqs []kafka.OffsetRequest
+	for _, p := range parts {
+		reqs = append(reqs, kafka.LastOffsetOf(p))
+	}
+	listed, err := client.ListOffsets(ctx, &kafka.ListOffsetsRequest{Topics: map[string][]kafka.OffsetRequest{topic: reqs}})
+	if err != nil {
+		return nil, fmt.Errorf("list offsets of %s: %w", topic, err)
+	}
+	ends := map[int]int64{}
 	for _, p := range listed.Topics[topic] {
 		if p.Error != nil {
 			return nil, fmt.Errorf("list offset of %s partition %d: %w", topic, p.Partition, p.Error)
 		}
-		offsets[p.Partition] = PartitionOffsets{Committed: done[p.Partition], End: p.LastOffset}
+		ends[p.Partition] = p.LastOffset
 	}
-	return offsets, nil
+	return ends, nil
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"syscall"
@@ -232,5 +233,28 @@ func TestSIGTERMOnTheDevBrokerLogsLostEvents(t *testing.T) {
 	s.waitExit(t) // an error: the consumer's last batch was not written
 	if !strings.Contains(s.log.String(), `level=ERROR msg="shutting down: acknowledged events LOST`) || !strings.Contains(s.log.String(), "events=1 ") {
 		t.Errorf("no ERROR naming 1 event lost:\n%s", s.log)
+	}
+}
+
+// TestSIGTERMOnACollectorWithTheDevBrokerLogsLostEvents: a collector without the ingest role on
+// the dev broker holds acknowledged events no process of its own stores; it says so when it
+// starts, and on SIGTERM it waits --stop-timeout for a consumer group to store them, then logs at
+// ERROR that they are lost (tester 15's F11: they were lost without a word).
+func TestSIGTERMOnACollectorWithTheDevBrokerLogsLostEvents(t *testing.T) {
+	storetest.FirstPassOnly(t)
+	t.Parallel()
+	s := startServe(t, "--roles", "collector", "--stop-timeout", "1s")
+	if !strings.Contains(s.log.String(), "DEV BROKER without the ingest role") {
+		t.Errorf("no warning at start:\n%s", s.log)
+	}
+	if status, answer := s.track(t, "/v1/track", `{"type":"track","event":"Product Viewed","anonymousId":"dev-1"}`); status != 200 {
+		t.Fatalf("POST /v1/track: %d %s", status, answer)
+	}
+	if err := s.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	s.waitExit(t)
+	if !strings.Contains(s.log.String(), `level=ERROR msg="shutting down: acknowledged events LOST`) || !regexp.MustCompile(`events(_at_most)?=1\n`).MatchString(s.log.String()) {
+		t.Errorf("no ERROR naming the 1 event lost:\n%s", s.log)
 	}
 }

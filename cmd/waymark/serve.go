@@ -288,6 +288,41 @@ func runServe(ctx context.Context, args []string, log *slog.Logger) error {
 		}
 		g.Go(func() error { return consumer.Run(consumerCtx) })
 	}
+	if devBroker && consumer == nil {
+		// A collector without the ingest role on the dev broker: another process consumes this
+		// broker, and the events it has not stored when this one stops are lost with it. Wait
+		// for its group to catch up, as the ingest role's own drain does, and say what is lost.
+		log.Warn("DEV BROKER without the ingest role: the events acknowledged here are stored only once a process with the ingest role consumes them from this broker, before this process stops",
+			"addr", kf.devBrokerAddr, "group", kf.group)
+		g.Go(func() error {
+			<-httpStopped
+			start := time.Now()
+			wctx, cancel := context.WithTimeout(context.Background(), ccfg.StopTimeout)
+			defer cancel()
+			log.Info("shutting down: dev broker: waiting for the consumer group to store the events acknowledged here", "group", kf.group)
+			brokers := []string{kf.devBrokerAddr}
+			if err := ingest.WaitCaughtUp(wctx, brokers, kf.group, kf.topic); err != nil {
+				// The group's offsets may not be readable (no consumer ever joined): then every
+				// message the broker holds may be lost.
+				attrs := []any{"err", err, "took", time.Since(start)}
+				ectx, cancel := context.WithTimeout(context.Background(), readinessTimeout)
+				defer cancel()
+				if lag, lerr := ingest.GroupLag(ectx, brokers, kf.group, kf.topic); lerr == nil {
+					total := int64(0)
+					for _, l := range lag {
+						total += l
+					}
+					attrs = append(attrs, "events", total)
+				} else if n, nerr := ingest.LogEnd(ectx, brokers, kf.topic); nerr == nil {
+					attrs = append(attrs, "events_at_most", n)
+				}
+				log.Error("shutting down: acknowledged events LOST: no consumer stored them within --stop-timeout, and the dev broker keeps them in memory only", attrs...)
+				return nil
+			}
+			log.Info("the consumer group stored every event of the dev broker", "took", time.Since(start))
+			return nil
+		})
+	}
 	if collector != nil {
 		g.Go(func() error { return collector.Run(gctx) })
 	}
