@@ -1,10 +1,15 @@
 package web
 
 import (
+	"html"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
+	"regexp"
 	"strings"
 	"testing"
+
+	"github.com/waymark-dev/waymark/store"
 )
 
 // TestPageCannotBeFramed: the page and its assets tell browsers that no other site may frame them
@@ -31,6 +36,40 @@ func TestPageCannotBeFramed(t *testing.T) {
 		}
 		if got := h.Get("X-Content-Type-Options"); got != "nosniff" {
 			t.Errorf("GET %s: X-Content-Type-Options %q, want nosniff", tt.path, got)
+		}
+	}
+}
+
+// TestWindowPatternTakesWhatTheAPITakes: the page's window field accepts the windows the API
+// reads (store.ParseWindow, then FunnelQuery.Validate: positive Go durations such as 1h30m,
+// and whole days) and flags the ones it
+// refuses, so that the browser never stops a query the API would answer (tester 15: 1h30m was
+// refused by the field).
+func TestWindowPatternTakesWhatTheAPITakes(t *testing.T) {
+	page, err := static.ReadFile("static/index.html")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := regexp.MustCompile(`name="window"[^>]*pattern="([^"]*)"`).FindSubmatch(page)
+	if m == nil {
+		t.Fatal("no pattern on the window field")
+	}
+	pattern := regexp.MustCompile("^(?:" + html.UnescapeString(string(m[1])) + ")$") // as a browser anchors it
+	for _, tt := range []struct {
+		window string
+		ok     bool
+	}{
+		{"30m", true}, {"24h", true}, {"7d", true}, {"1h30m", true}, {"90s", true}, {"1.5h", true}, {".5h", true},
+		{"500ms", true}, {"2h45m30s", true}, {"366d", true},
+		{"", true}, {"h", false}, {"1 h", false}, {"7 days", false}, {"-5m", false}, {"1.5d", false}, {"1d12h", false}, {"24", false},
+	} {
+		q, perr := store.ParseFunnelQuery(url.Values{"steps": {"A"}, "window": {tt.window}})
+		if perr == nil {
+			perr = q.Validate()
+		}
+		got := tt.window == "" || pattern.MatchString(tt.window) // a browser checks no pattern on an empty field
+		if got != tt.ok || (perr == nil) != tt.ok {
+			t.Errorf("window %q: the field's pattern takes it %v, the API %v; want both %v", tt.window, got, perr == nil, tt.ok)
 		}
 	}
 }
