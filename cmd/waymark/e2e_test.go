@@ -678,3 +678,26 @@ func TestDrainDelayFailsReadinessBeforeTheListenerCloses(t *testing.T) {
 		t.Fatal("serve did not stop on a second SIGTERM during its drain delay")
 	}
 }
+
+// TestUnknownPathsAnswerJSON: a path nothing serves answers 404 in JSON naming it, as the API's
+// errors do, not net/http's text/plain "404 page not found" (tester 15's F14).
+func TestUnknownPathsAnswerJSON(t *testing.T) {
+	t.Parallel()
+	s := startServe(t)
+	for _, tt := range []struct{ method, path string }{{"GET", "/nothing"}, {"POST", "/v2/track"}, {"GET", "/api"}, {"DELETE", "/healthz/x"}} {
+		req, _ := http.NewRequest(tt.method, "http://"+s.http+tt.path, nil)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var body struct{ Error string }
+		err = json.NewDecoder(resp.Body).Decode(&body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusNotFound || resp.Header.Get("Content-Type") != "application/json" || err != nil || !strings.Contains(body.Error, tt.path) {
+			t.Errorf("%s %s: %d %s %q (%v), want 404 in JSON naming the path", tt.method, tt.path, resp.StatusCode, resp.Header.Get("Content-Type"), body.Error, err)
+		}
+	}
+	if status, _ := httpGet(t, "http://"+s.http+"/"); status != http.StatusOK {
+		t.Errorf("GET /: %d, want the page", status)
+	}
+}

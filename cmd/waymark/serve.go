@@ -233,6 +233,17 @@ func runServe(ctx context.Context, args []string, log *slog.Logger) error {
 		}
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
 	})
+	// Any other path answers 404 in JSON, as the API's errors do, naming what is served here.
+	served := []string{"/healthz", "/readyz", "/metrics"}
+	if roles["collector"] {
+		served = append(served, "/v1/… (tracking calls)")
+	}
+	if roles["query"] {
+		served = append(served, "/api/v1/… (queries)", "/ (the journey page)")
+	}
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusNotFound, map[string]string{"error": fmt.Sprintf("no such path: %.200q; served here: %s", r.URL.Path, strings.Join(served, ", "))})
+	})
 	var handler http.Handler = mux
 	if collector != nil {
 		handler = collector.Handler(mux) // /v1 and under it as sent, never redirected
