@@ -97,6 +97,7 @@ func TestHostileQueries(t *testing.T) {
 		{"a filter on NaN", "funnel", url.Values{"steps": {"V[revenue>NaN]"}}, "steps", ""},
 		{"a filter on infinity", "funnel", url.Values{"steps": {"V[revenue<=-Inf]"}}, "steps", ""},
 		{"a regexp Go reads and ClickHouse does not", "funnel", url.Values{"steps": {"V[coupon~=(?<x>a)]"}}, "steps", ""},
+		{"an exclusion's range with an en dash", "funnel", url.Values{"steps": {"V,V"}, "exclude": {"V:1–2"}}, "exclude", ""},
 		{"a regexp in an exclusion", "funnel", url.Values{"steps": {"V,V"}, "exclude": {"V[coupon~=(?<x>a)]"}}, "exclude", ""},
 		{"a window of days that overflows", "funnel", url.Values{"steps": {"V"}, "window": {"213504d"}}, "window", ""},
 		{"33 exclusions", "funnel", url.Values{"steps": {"V,V"}, "exclude": {repeat("V", 33)}}, "exclude", ""},

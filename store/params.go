@@ -351,8 +351,12 @@ func parseFunnel(p *params) FunnelQuery {
 	q.CountBy = p.oneOf("count_by", CountPersons, CountSessions)
 	for _, x := range p.list("exclude") {
 		e := Exclusion{Step: x, After: 1, Before: len(q.Steps)}
-		if step, after, before, ok := cutExclusionRange(x); ok {
+		step, after, before, ok, misspelt := cutExclusionRange(x)
+		switch {
+		case ok:
 			e.Step, e.After, e.Before = step, after, before
+		case misspelt:
+			p.fail("exclude", "%.100q: a range of steps is FIRST-LAST with a hyphen (Coupon Removed:1-3); an event whose name ends so escapes its colon (\\:)", x)
 		}
 		q.Exclusions = append(q.Exclusions, e)
 	}

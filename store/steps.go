@@ -219,24 +219,31 @@ func JoinSteps(steps []string) string {
 
 var exclusionRange = regexp.MustCompile(`^\s*(\d+)\s*-\s*(\d+)$`)
 
+// misspeltRange matches what after an exclusion's last colon was meant as a range of steps but
+// is not one: two numbers with another dash (– —), dots, "to", "~" or space between them, or a
+// number with a hyphen on one side only. No shop names an event "Checkout:1 to 3".
+var misspeltRange = regexp.MustCompile(`^\s*(\d+\s*(–|—|‐|\.\.\.?|to|~|_|\s)\s*\d+|\d+\s*-|-\s*\d+)\s*$`)
+
 // cutExclusionRange reads an exclusion, "Event" or "Event:a-b" (the last unescaped colon), into
-// its step and the steps it lies between; ok is false when it has no range.
-func cutExclusionRange(x string) (step string, after, before int, ok bool) {
+// its step and the steps it lies between; ok is false when it has no range. misspelt is set when
+// the text after that colon looks meant as a range but is none ("1–3", "1..3", "1 to 3", "1-").
+func cutExclusionRange(x string) (step string, after, before int, ok, misspelt bool) {
 	t := lexStep(x)
 	i := len(t.toks) - 1
 	for i >= 0 && !t.is(i, ':') {
 		i--
 	}
 	if i < 0 {
-		return x, 0, 0, false
+		return x, 0, 0, false, false
 	}
-	m := exclusionRange.FindStringSubmatch(t.part(i+1, len(t.toks)).raw())
+	tail := t.part(i+1, len(t.toks)).raw()
+	m := exclusionRange.FindStringSubmatch(tail)
 	if m == nil {
-		return x, 0, 0, false
+		return x, 0, 0, false, misspeltRange.MatchString(tail)
 	}
 	after, _ = strconv.Atoi(m[1])
 	before, _ = strconv.Atoi(m[2])
-	return t.part(0, i).trim().raw(), after, before, true
+	return t.part(0, i).trim().raw(), after, before, true, false
 }
 
 // stepFilterOps are the filter operators, longest first so ">=" is not read as ">".

@@ -238,21 +238,28 @@ func TestCutExclusionRange(t *testing.T) {
 		x             string
 		step          string
 		after, before int
-		ok            bool
+		ok, misspelt  bool
 	}{
-		{"Coupon Removed", "Coupon Removed", 0, 0, false},
-		{"Coupon Removed:1-2", "Coupon Removed", 1, 2, true},
-		{"Coupon Removed : 1 - 3", "Coupon Removed", 1, 3, true},
-		{"V[a>1]:1-2", "V[a>1]", 1, 2, true},
-		{`Ratio\:1-2`, `Ratio\:1-2`, 0, 0, false},
-		{`Ratio\:1-2:2-3`, `Ratio\:1-2`, 2, 3, true},
-		{`a\\:1-2`, `a\\`, 1, 2, true},
-		{"a:b", "a:b", 0, 0, false},
+		{"Coupon Removed", "Coupon Removed", 0, 0, false, false},
+		{"Coupon Removed:1-2", "Coupon Removed", 1, 2, true, false},
+		{"Coupon Removed : 1 - 3", "Coupon Removed", 1, 3, true, false},
+		{"V[a>1]:1-2", "V[a>1]", 1, 2, true, false},
+		{`Ratio\:1-2`, `Ratio\:1-2`, 0, 0, false, false},
+		{`Ratio\:1-2:2-3`, `Ratio\:1-2`, 2, 3, true, false},
+		{`a\\:1-2`, `a\\`, 1, 2, true, false},
+		{"a:b", "a:b", 0, 0, false, false},
+		{"Checkout:2", "Checkout:2", 0, 0, false, false}, // a name of its own
+		{"Coupon Removed:1–3", "Coupon Removed:1–3", 0, 0, false, true},
+		{"Coupon Removed:1..3", "Coupon Removed:1..3", 0, 0, false, true},
+		{"Coupon Removed:1 to 3", "Coupon Removed:1 to 3", 0, 0, false, true},
+		{"Coupon Removed:2-", "Coupon Removed:2-", 0, 0, false, true},
+		{"Coupon Removed:-3", "Coupon Removed:-3", 0, 0, false, true},
+		{`Coupon Removed\:1–3`, `Coupon Removed\:1–3`, 0, 0, false, false}, // escaped: a name
 	}
 	for _, tt := range tests {
-		step, after, before, ok := cutExclusionRange(tt.x)
-		if step != tt.step || after != tt.after || before != tt.before || ok != tt.ok {
-			t.Errorf("cutExclusionRange(%q) = %q %d %d %v, want %q %d %d %v", tt.x, step, after, before, ok, tt.step, tt.after, tt.before, tt.ok)
+		step, after, before, ok, misspelt := cutExclusionRange(tt.x)
+		if step != tt.step || after != tt.after || before != tt.before || ok != tt.ok || misspelt != tt.misspelt {
+			t.Errorf("cutExclusionRange(%q) = %q %d %d %v %v, want %q %d %d %v %v", tt.x, step, after, before, ok, misspelt, tt.step, tt.after, tt.before, tt.ok, tt.misspelt)
 		}
 	}
 }
@@ -275,7 +282,7 @@ func FuzzEscapeStep(f *testing.F) {
 		if len(list) != 2 || list[0] != esc || list[1] != esc {
 			t.Fatalf("splitList of %q twice: %q", esc, list)
 		}
-		if step, after, before, ok := cutExclusionRange(esc + ":1-2"); step != esc || after != 1 || before != 2 || !ok {
+		if step, after, before, ok, _ := cutExclusionRange(esc + ":1-2"); step != esc || after != 1 || before != 2 || !ok {
 			t.Fatalf("cutExclusionRange(%q) = %q %d %d %v", esc+":1-2", step, after, before, ok)
 		}
 	})
