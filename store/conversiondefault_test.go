@@ -39,16 +39,6 @@ func TestConversionDefault(t *testing.T) {
 	}
 	// The page's own parameters (app.js loadFlow): no convert.
 	page := url.Values{"anchor": {"Product Viewed"}, "depth": {"4"}, "limit": {"12"}, "collapse": {"true"}, "window": {"24h"}}
-	with := func(v url.Values, kv ...string) url.Values {
-		out := url.Values{}
-		for k, vs := range v {
-			out[k] = vs
-		}
-		for i := 0; i < len(kv); i += 2 {
-			out.Set(kv[i], kv[i+1])
-		}
-		return out
-	}
 	for _, tt := range []struct {
 		name    string
 		s       *store.Store
@@ -61,7 +51,7 @@ func TestConversionDefault(t *testing.T) {
 		{"paths, no orders", noOrders, defaultMap(t), "paths", page, "conversion persons=2 converted=0", ""},
 		{"paths, orders", orders, defaultMap(t), "paths", page, "conversion persons=2 converted=1", ""},
 		{"paths, map without the stage", noOrders, noStage, "paths", page, " persons=2 converted=0", ""},
-		{"paths, given and never stored", noOrders, defaultMap(t), "paths", with(page, "convert", "Order Completed"), "", `convert: "Order Completed" is neither`},
+		{"paths, given and never stored", noOrders, defaultMap(t), "paths", withParams(page, "convert", "Order Completed"), "", `convert: "Order Completed" is neither`},
 		{"retention, no orders", noOrders, defaultMap(t), "retention", nil, "conversion persons=0 returned=0", ""},
 		{"retention, orders", orders, defaultMap(t), "retention", nil, "conversion persons=1 returned=1", ""},
 		{"retention, map without the stage", noOrders, noStage, "retention", nil, "", `conversion: required: the journey map has no stage "conversion"`},

@@ -378,16 +378,6 @@ func TestRatiosOfNoUnitsAreZero(t *testing.T) {
 		ev("b", "A", 0), ev("c", "C", 0),
 	})
 	empty := url.Values{"from": {"2020-01-01"}, "to": {"2020-01-02"}} // a range without events
-	with := func(v url.Values, kv ...string) url.Values {
-		out := url.Values{}
-		for k, vs := range v {
-			out[k] = vs
-		}
-		for i := 0; i < len(kv); i += 2 {
-			out.Set(kv[i], kv[i+1])
-		}
-		return out
-	}
 	// steps is a funnel answer's steps as customers/conversion_from_first/conversion_from_previous/drop_off_rate.
 	steps := func(body map[string]any) string {
 		var out []string
@@ -404,12 +394,12 @@ func TestRatiosOfNoUnitsAreZero(t *testing.T) {
 		want        string
 	}{
 		{"funnel, units at each step", "funnel", url.Values{"steps": {"A,B"}}, steps, "2/1/1/0.5 1/0.5/0.5/0"},
-		{"funnel, no one at step 1", "funnel", with(empty, "steps", "A,B"), steps, "0/0/0/0 0/0/0/0"},
-		{"funnel of one step, no one at it", "funnel", with(empty, "steps", "A"), steps, "0/0/0/0"},
+		{"funnel, no one at step 1", "funnel", withParams(empty, "steps", "A,B"), steps, "0/0/0/0 0/0/0/0"},
+		{"funnel of one step, no one at it", "funnel", withParams(empty, "steps", "A"), steps, "0/0/0/0"},
 		{"funnel, no one at step 2", "funnel", url.Values{"steps": {"A,C,B"}}, steps, "2/1/1/1 0/0/0/0 0/0/0/0"},
-		{"funnel in any order, no one at step 1", "funnel", with(empty, "steps", "A,B", "mode", "any"), steps, "0/0/0/0 0/0/0/0"},
+		{"funnel in any order, no one at step 1", "funnel", withParams(empty, "steps", "A,B", "mode", "any"), steps, "0/0/0/0 0/0/0/0"},
 		{"funnel by sessions, none stored", "funnel", url.Values{"steps": {"A,B"}, "count_by": {"sessions"}}, steps, "0/0/0/0 0/0/0/0"},
-		{"funnel broken down, no one at step 1", "funnel", with(empty, "steps", "A,B", "breakdown", "channel"), func(b map[string]any) string {
+		{"funnel broken down, no one at step 1", "funnel", withParams(empty, "steps", "A,B", "breakdown", "channel"), func(b map[string]any) string {
 			groups, _ := b["breakdown_groups"].([]any) // left out when empty
 			return steps(b) + fmt.Sprintf(" groups %d", len(groups))
 		}, "0/0/0/0 0/0/0/0 groups 0"},
@@ -428,10 +418,10 @@ func TestRatiosOfNoUnitsAreZero(t *testing.T) {
 			}
 			return strings.Join(slices.Compact(out), " ")
 		}, "0/0"},
-		{"drop-off, no one at the step", "dropoff", with(empty, "steps", "A,B", "step", "1"), func(b map[string]any) string {
+		{"drop-off, no one at the step", "dropoff", withParams(empty, "steps", "A,B", "step", "1"), func(b map[string]any) string {
 			return fmt.Sprint(b["dropped"])
 		}, "0"},
-		{"paths, no anchor in range", "paths", with(empty, "anchor", "A"), func(b map[string]any) string {
+		{"paths, no anchor in range", "paths", withParams(empty, "anchor", "A"), func(b map[string]any) string {
 			paths, _ := b["paths"].([]any)
 			return fmt.Sprint(len(paths))
 		}, "0"},
@@ -447,4 +437,16 @@ func TestRatiosOfNoUnitsAreZero(t *testing.T) {
 			}
 		})
 	}
+}
+
+// withParams is v with the parameters kv (name, value, name, value…) set, v left as it was.
+func withParams(v url.Values, kv ...string) url.Values {
+	out := url.Values{}
+	for k, vs := range v {
+		out[k] = vs
+	}
+	for i := 0; i < len(kv); i += 2 {
+		out.Set(kv[i], kv[i+1])
+	}
+	return out
 }

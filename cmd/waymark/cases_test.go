@@ -559,22 +559,7 @@ func TestCaseSharedDeviceTwoUsers(t *testing.T) {
 		if sum := s.sessions(t); sum.Persons != 2 {
 			t.Errorf("%s: sessions count %d persons, want 2", s.database, sum.Persons)
 		}
-		code, body = httpGet(t, "http://"+s.http+"/api/v1/funnel?steps=Product+Viewed,Order+Completed&breakdown=trait:plan")
-		var f struct {
-			Groups []struct {
-				Value string
-				Steps []struct{ Customers int64 }
-			} `json:"breakdown_groups"`
-		}
-		if err := json.Unmarshal([]byte(body), &f); code != 200 || err != nil {
-			t.Fatalf("%s: breakdown: %d %s", s.database, code, body)
-		}
-		got := map[string][]int64{}
-		for _, g := range f.Groups {
-			for _, st := range g.Steps {
-				got[g.Value] = append(got[g.Value], st.Customers)
-			}
-		}
+		got := s.breakdownGroups(t, "steps=Product+Viewed,Order+Completed&breakdown=trait:plan")
 		if len(got) != 1 || !slices.Equal(got["free"], []int64{1, 0}) {
 			t.Errorf("%s: breakdown trait:plan %v, want free: [1 0] only", s.database, got)
 		}
@@ -736,19 +721,9 @@ func TestInSiteNavigationIsNoReferral(t *testing.T) {
 		t.Fatalf("POST /v1/batch: %d %s", code, body)
 	}
 	s.waitStored(t)
-	code, body := httpGet(t, "http://"+s.http+"/api/v1/funnel?steps=RF+Viewed&breakdown=channel&from=2025-04-01&to=2025-05-01")
-	var res struct {
-		Groups []struct {
-			Value string
-			Steps []struct{ Customers int64 }
-		} `json:"breakdown_groups"`
-	}
-	if err := json.Unmarshal([]byte(body), &res); code != 200 || err != nil {
-		t.Fatalf("funnel by channel: %d %s", code, body)
-	}
 	got := map[string]int64{}
-	for _, g := range res.Groups {
-		got[g.Value] = g.Steps[0].Customers
+	for value, reached := range s.breakdownGroups(t, "steps=RF+Viewed&breakdown=channel&from=2025-04-01&to=2025-05-01") {
+		got[value] = reached[0]
 	}
 	if want := map[string]int64{"direct": 3, "paid_search": 1, "referral": 2}; !maps.Equal(got, want) {
 		t.Errorf("RF Viewed by channel %v, want %v", got, want)
@@ -2173,30 +2148,39 @@ func TestChannelBreakdownIsTheVisitsEntry(t *testing.T) {
 		{"channel", map[string]string{"paid_search": "[1 1]", "direct": "[1 0]"}},
 		{"campaign", map[string]string{"spring": "[1 1]", "(none)": "[1 0]"}},
 	} {
-		code, body := httpGet(t, "http://"+s.http+"/api/v1/funnel?steps=VE+Viewed,VE+Ordered&window=1h&breakdown="+tt.by+"&from=2025-04-08&to=2025-04-09")
-		var res struct {
-			Groups []struct {
-				Value, Marker string
-				Steps         []struct{ Customers int64 }
-			} `json:"breakdown_groups"`
-		}
-		if err := json.Unmarshal([]byte(body), &res); code != 200 || err != nil {
-			t.Fatalf("funnel by %s: %d %s", tt.by, code, body)
-		}
 		got := map[string]string{}
-		for _, g := range res.Groups {
-			var reached []int64
-			for _, st := range g.Steps {
-				reached = append(reached, st.Customers)
-			}
-			name := g.Value
-			if g.Marker != "" {
-				name = "(" + g.Marker + ")"
-			}
-			got[name] = fmt.Sprint(reached)
+		for value, reached := range s.breakdownGroups(t, "steps=VE+Viewed,VE+Ordered&window=1h&breakdown="+tt.by+"&from=2025-04-08&to=2025-04-09") {
+			got[value] = fmt.Sprint(reached)
 		}
 		if !maps.Equal(got, tt.want) {
 			t.Errorf("funnel by %s: %v, want %v", tt.by, got, tt.want)
 		}
 	}
+}
+
+// breakdownGroups asks s for the funnel of query (a query string) and returns each breakdown
+// group's customers per step, by its value, a marker's group as "(marker)".
+func (s *server) breakdownGroups(t *testing.T, query string) map[string][]int64 {
+	t.Helper()
+	code, body := httpGet(t, "http://"+s.http+"/api/v1/funnel?"+query)
+	var res struct {
+		Groups []struct {
+			Value, Marker string
+			Steps         []struct{ Customers int64 }
+		} `json:"breakdown_groups"`
+	}
+	if err := json.Unmarshal([]byte(body), &res); code != 200 || err != nil {
+		t.Fatalf("funnel %s: %d %s", query, code, body)
+	}
+	groups := map[string][]int64{}
+	for _, g := range res.Groups {
+		name := g.Value
+		if g.Marker != "" {
+			name = "(" + g.Marker + ")"
+		}
+		for _, st := range g.Steps {
+			groups[name] = append(groups[name], st.Customers)
+		}
+	}
+	return groups
 }
