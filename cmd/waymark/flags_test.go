@@ -499,6 +499,8 @@ func TestFlagValuesAreCheckedWhenParsed(t *testing.T) {
 		{[]string{"serve", "--rate-limit", "-1"}, nil, `--rate-limit: invalid value "-1": want a number, at least 0`},
 		{[]string{"serve", "--rate-limit", "NaN"}, nil, `--rate-limit: invalid value "NaN": want a number, at least 0`},
 		{[]string{"serve", "--dlq-timeout", "0"}, nil, `--dlq-timeout: invalid value "0": must be positive`},
+		{[]string{"serve", "--stall-after", "0s"}, nil, `--stall-after: invalid value "0s": must be positive`},
+		{[]string{"serve", "--drain-delay", "-1s"}, nil, `--drain-delay: invalid value "-1s": must be at least 0s`},
 		{[]string{"serve", "--public-url", "collect.shop.example"}, nil, `--public-url: invalid value "collect.shop.example": "collect.shop.example": want http:// or https://`},
 		{[]string{"serve"}, map[string]string{"WAYMARK_PUBLIC_URL": "https://evil<x>/"}, `WAYMARK_PUBLIC_URL (--public-url): invalid value "https://evil<x>/": "https://evil<x>/": want a host name`},
 		{[]string{"serve", "--public-url", "https://c.example/?a=1"}, nil, `--public-url: invalid value "https://c.example/?a=1": "https://c.example/?a=1": want scheme://host[:port][/path]`},

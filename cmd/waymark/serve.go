@@ -70,6 +70,7 @@ func runServe(ctx context.Context, args []string, log *slog.Logger) error {
 	checkedVar(fs, &ccfg.StopTimeout, "stop-timeout", 15*time.Second, "time the consumer has on SIGTERM to store and commit what it holds; with the dev broker, to store every event the collector acknowledged, which is lost after it", parseDuration, positive)
 	var drainDelay time.Duration
 	checkedVar(fs, &drainDelay, "drain-delay", 0, "time between SIGTERM and closing the HTTP listener, while /readyz answers 503 and new tracking calls get 503 with Retry-After (requests in flight and queries are answered), so a load balancer that polls /readyz stops sending here before connections are refused (Kubernetes: a few seconds more than the readiness probe's period); 0: close at once", parseDuration, atLeast(time.Duration(0)))
+	checkedVar(fs, &ccfg.StallAfter, "stall-after", 5*time.Minute, "how long messages may wait on a partition while the group's committed offset there does not move before the consumer warns, /readyz fails and the consumer rejoins its group (waymark_consumer_stalled_seconds shows the wait all along)", parseDuration, positive)
 	checkedVar(fs, &ccfg.DLQTimeout, "dlq-timeout", time.Minute, "how long writes to the dead-letter topic are retried before the dead letter is logged in full instead", parseDuration, positive)
 	// 0 would turn net/http's timeout off, which lets slow clients hold connections open forever
 	// (hostile_test.go): the timeouts are refused unless positive.
