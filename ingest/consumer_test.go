@@ -545,16 +545,7 @@ func TestConsumerSkipsAByteOrderMark(t *testing.T) {
 	}
 	w.Close()
 
-	var mu sync.Mutex
-	stored := map[string]Event{}
-	sink := SinkFunc(func(ctx context.Context, events []Event) error {
-		mu.Lock()
-		defer mu.Unlock()
-		for _, e := range events {
-			stored[e.MessageID] = e
-		}
-		return nil
-	})
+	sink, recorded := recordEvents()
 	reg := prometheus.NewRegistry()
 	c, err := NewConsumer(ConsumerConfig{
 		Brokers: []string{b.Addr()}, Topic: "events", DLQTopic: "dlq", Group: "g",
@@ -564,8 +555,7 @@ func TestConsumerSkipsAByteOrderMark(t *testing.T) {
 		t.Fatal(err)
 	}
 	runUntilCaughtUp(t, c, b.Addr())
-	mu.Lock()
-	defer mu.Unlock()
+	stored := recorded()
 	for id, body := range bodies {
 		e, ok := stored[id]
 		switch {
