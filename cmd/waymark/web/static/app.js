@@ -590,7 +590,7 @@ function renderFunnel (box, res) {
   }
   if (res.breakdown_groups) {
     const table = el('table', {},
-      el('caption', { text: 'By ' + res.breakdown + ' (value at the first step)' }),
+      el('caption', { text: 'By ' + res.breakdown + (['channel', 'campaign'].includes(res.breakdown) ? " (of the first step's visit)" : ' (value at the first step)') }),
       el('thead', {}, el('tr', {}, el('th', { scope: 'col', text: res.breakdown }),
         ...res.steps.map(s => el('th', { scope: 'col', class: 'num', text: s.name })), el('th', { scope: 'col', class: 'num', text: 'conversion' }))),
       el('tbody', {}, ...res.breakdown_groups.map(g => el('tr', {},
