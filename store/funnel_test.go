@@ -199,6 +199,20 @@ func TestUnknownNamesAreRejected(t *testing.T) {
 	if !store.IsParamError(err) || !strings.HasPrefix(err.Error(), "return:") {
 		t.Errorf("unknown return event: %v", err)
 	}
+	// "page" and "screen" mean the calls of that type sent without a name: a step of them with
+	// none stored (every screen named) is refused rather than a silent zero (tester 15's F14).
+	page, screen := ev("a", "", 2), ev("a", "Home", 3)
+	page.Type, screen.Type = "page", "screen"
+	if err := s.Write(ctx, sessionize.Batch{Events: []ingest.Event{page, screen}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err = s.Funnel(ctx, jm, store.FunnelQuery{Steps: []string{"page"}, Window: time.Hour}); err != nil {
+		t.Errorf("page, with an unnamed page stored: %v", err)
+	}
+	_, err = s.Funnel(ctx, jm, store.FunnelQuery{Steps: []string{"page", "screen"}, Window: time.Hour})
+	if !store.IsParamError(err) || !strings.HasPrefix(err.Error(), `steps: "screen" means screen calls sent without a name`) {
+		t.Errorf("screen, with only named screens stored: %v", err)
+	}
 }
 
 func TestFunnelResultFields(t *testing.T) {

@@ -88,7 +88,7 @@ func (s *Store) checkNames(ctx context.Context, jm *sessionize.Map, param string
 		return err
 	}
 	stages := stageNames(jm)
-	var ask []string
+	var ask, unnamed []string
 	s.namesMu.Lock()
 	for _, sn := range names {
 		n := sn.name
@@ -97,12 +97,19 @@ func (s *Store) checkNames(ctx context.Context, jm *sessionize.Map, param string
 		case sn.kind == stageOnly && !stage:
 			s.namesMu.Unlock()
 			return paramErrorf(param, "stage:%s: the journey map has no stage %q (its stages: %s)", n, n, strings.Join(stages, ", "))
-		case stage && sn.kind != eventOnly, slices.Contains(unnamedLabels, n) && sn.kind == stageOrEvent:
+		case stage && sn.kind != eventOnly:
+		case slices.Contains(unnamedLabels, n) && sn.kind == stageOrEvent:
+			if !s.names[ingest.Internal+n] && !slices.Contains(unnamed, n) {
+				unnamed = append(unnamed, n)
+			}
 		case !s.names[n] && !slices.Contains(ask, n):
 			ask = append(ask, n)
 		}
 	}
 	s.namesMu.Unlock()
+	if err := s.checkUnnamed(ctx, param, unnamed); err != nil {
+		return err
+	}
 	if len(ask) == 0 {
 		return nil
 	}
@@ -141,6 +148,43 @@ func (s *Store) checkNames(ctx context.Context, jm *sessionize.Map, param string
 				unclosed = ` (its "[" opens no filter: a filter ends in an unescaped "]")`
 			}
 			return paramErrorf(param, "%q is neither a stage (%s) nor an event that has been stored%s%s; %s", n, strings.Join(stages, ", "), unclosed, lookalike(n, stored), escapeHint)
+		}
+	}
+	return nil
+}
+
+// checkUnnamed returns a parameter error naming param when one of labels (unnamedLabels: "page",
+// "screen"), a step meaning the calls of that type sent without a name, has no such call stored:
+// a shop whose screens all have names would otherwise count a silent zero.
+func (s *Store) checkUnnamed(ctx context.Context, param string, labels []string) error {
+	if len(labels) == 0 {
+		return nil
+	}
+	rows, err := s.conn.Query(ctx, "SELECT type FROM "+s.table("events")+" WHERE event = '' AND type IN ("+placeholders(len(labels))+") GROUP BY type",
+		appendStrings(nil, labels)...)
+	if err != nil {
+		return fmt.Errorf("look up calls without a name: %w", err)
+	}
+	defer rows.Close()
+	found := map[string]bool{}
+	for rows.Next() {
+		var typ string
+		if err := rows.Scan(&typ); err != nil {
+			return fmt.Errorf("look up calls without a name: %w", err)
+		}
+		found[typ] = true
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("look up calls without a name: %w", err)
+	}
+	s.namesMu.Lock()
+	defer s.namesMu.Unlock()
+	for typ := range found {
+		s.names[ingest.Internal+typ] = true // stored once, known for good
+	}
+	for _, n := range labels {
+		if !found[n] {
+			return paramErrorf(param, "%q means %s calls sent without a name, and none has been stored: name the step after the %s calls' names, write event:%s for an event named so, or use a stage", n, n, n, n)
 		}
 	}
 	return nil
