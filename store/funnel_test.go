@@ -18,6 +18,13 @@ import (
 
 var t0 = time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
 
+// unnamedPage is a page call of customer user, sent without a name, at t0 + offset seconds.
+func unnamedPage(user string, offset int) ingest.Event {
+	e := ev(user, "", offset)
+	e.Type = "page"
+	return e
+}
+
 // ev is a track event of customer user at t0 + offset seconds.
 func ev(user, event string, offset int) ingest.Event {
 	return ingest.Event{
@@ -62,8 +69,8 @@ func TestFunnelSemantics(t *testing.T) {
 		order = "Order Completed"
 	)
 	events := []ingest.Event{
-		// a: view, add, order in order: converts.
-		ev("a", view, 0), ev("a", add, 10), ev("a", order, 20),
+		// a: view, add, order in order: converts; then a page sent without a name.
+		ev("a", view, 0), ev("a", add, 10), ev("a", order, 20), unnamedPage("a", 30),
 		// b: add before view (wrong order): reaches step 1 only.
 		ev("b", add, 0), ev("b", view, 10), ev("b", order, 20),
 		// c: view, add and order at the same second: ties count in either order.
@@ -100,7 +107,7 @@ func TestFunnelSemantics(t *testing.T) {
 		{"from excludes earlier starts", []string{view, add}, time.Hour, t0.Add(time.Second), time.Time{}, []int64{3, 2}},
 		{"to bounds the first step only", []string{view, order}, time.Hour, time.Time{}, t0.Add(time.Second), []int64{5, 3}},
 		{"single step", []string{order}, time.Hour, time.Time{}, time.Time{}, []int64{7}},
-		{"page label", []string{"page", view}, time.Hour, time.Time{}, time.Time{}, []int64{0, 0}},
+		{"page label", []string{"page", view}, time.Hour, time.Time{}, time.Time{}, []int64{1, 0}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -201,8 +208,8 @@ func TestUnknownNamesAreRejected(t *testing.T) {
 	}
 	// "page" and "screen" mean the calls of that type sent without a name: a step of them with
 	// none stored (every screen named) is refused rather than a silent zero (tester 15's F14).
-	page, screen := ev("a", "", 2), ev("a", "Home", 3)
-	page.Type, screen.Type = "page", "screen"
+	page, screen := unnamedPage("a", 2), ev("a", "Home", 3)
+	screen.Type = "screen"
 	if err := s.Write(ctx, sessionize.Batch{Events: []ingest.Event{page, screen}}); err != nil {
 		t.Fatal(err)
 	}
