@@ -161,6 +161,9 @@ func StartEngine(engine, dir string) (*Server, error) {
 		if err := installFunnelUDF(dir); err != nil {
 			return nil, err
 		}
+		if err := writeStaticMemoryLimit(dir); err != nil {
+			return nil, err
+		}
 		argv = func(ports []int) ([]string, error) {
 			args := []string{bin, "--lib", lib, "--config", confPath, "--tcp", addr(ports[0]), "--http", addr(ports[1]),
 				"--engine-tcp", addr(ports[2]), "--engine-http", addr(ports[3])}
@@ -197,6 +200,25 @@ const startAttempts = 5
 
 // addr is the loopback address of port.
 func addr(port int) string { return net.JoinHostPort("127.0.0.1", strconv.Itoa(port)) }
+
+// writeStaticMemoryLimit writes config.d/memory.xml, which keeps the 26.7 engine's server-wide
+// memory limit at its start-up cap (RAM × 0.9) rather than recomputing it from the host's
+// MemAvailable and a resident size read from a cgroup (ClickHouse PR #104964; chDB read 3 MiB):
+// on this test machine, shared by both engines' passes and their builds, the recomputed limit fell
+// to about 100 MiB for minutes and the server refused every query, pings included (a CI failure
+// of 2026-12-04). ClickHouse's own test configs turn the same two settings off; 18.16 has neither.
+func writeStaticMemoryLimit(dir string) error {
+	conf := `<?xml version="1.0"?>
+<yandex>
+    <memory_worker_use_cgroup>0</memory_worker_use_cgroup>
+    <memory_worker_dynamic_hard_limit>0</memory_worker_dynamic_hard_limit>
+</yandex>
+`
+	if err := os.WriteFile(filepath.Join(dir, "config.d", "memory.xml"), []byte(conf), 0o644); err != nil {
+		return fmt.Errorf("write the engine's memory config: %w", err)
+	}
+	return nil
+}
 
 // installFunnelUDF sets up the waymark_funnel executable UDF in dir before the server starts:
 // config.d/udf.xml (merged into config.xml) points the server at dir's *_function.xml and at
