@@ -301,7 +301,8 @@ type funnelPlan struct {
 	counts  []int
 	unitBuf []unitEvent
 	keyBuf  []string
-	entries []string // the entry values of the person's events' visits (entryBy), unitEvent.attr < 0
+	entries []string    // the entry values of the person's events' visits (entryBy), unitEvent.attr < 0
+	cursor  visitCursor // finds those visits
 	unitsOf [][]unitEvent
 	split   sessionSplit[unitEvent]
 	// what units works out once from steps: per condition, the steps an event matching it can
@@ -510,6 +511,9 @@ func (p *funnelPlan) units(events []scannedEvent, attrs attrTable, sessions *vis
 	// out is sized once, for a heavy person's sake
 	out, keys := slices.Grow(p.unitBuf[:0], len(events)), p.keyBuf[:0]
 	p.entries = p.entries[:0]
+	if p.entryBy != "" {
+		p.cursor.reset(sessions)
+	}
 	defer func() { p.counts, p.unitBuf, p.keyBuf = counts, reuse(out), reuse(keys) }()
 	for i := range events {
 		e := &events[i]
@@ -539,8 +543,8 @@ func (p *funnelPlan) units(events []scannedEvent, attrs attrTable, sessions *vis
 			// session source, PostHog's $session_entry_utm_source), which an event later in the
 			// visit mostly lacks: a product viewed three pages after arriving from a search ad
 			// is of the paid_search visit. An event of no stored visit keeps its own.
-			if v, ok := sessions.find(attrs.value(e.at, p.keyAttr), e.t, e.seq); ok {
-				p.entries = append(p.entries, sessions.entry(v, p.entryBy))
+			if v := p.cursor.at(attrs.value(e.at, p.keyAttr), e.t, e.seq); v >= 0 {
+				p.entries = append(p.entries, sessions.entry(sessions.spans[v], p.entryBy))
 				u.attr = -int32(len(p.entries))
 			}
 		}
@@ -581,6 +585,7 @@ type sessionSplit[E any] struct {
 	unitOf []int32 // per event, its part; -1: none
 	partOf []int32 // per visit (its index in visits.spans), its part + 1 while a person is split
 	events []E     // the parts' events, side by side
+	cursor visitCursor
 }
 
 // split is the rule of the session unit, which every query that counts sessions uses (funnels
@@ -607,34 +612,16 @@ func (s *sessionSplit[E]) split(events []E, keys []string, at func(E) (t, seq in
 	if len(s.partOf) < len(sessions.spans) {
 		s.partOf = make([]int32, len(sessions.spans))
 	}
-	var (
-		spans []span // the visits of the key of the event before
-		first int32  // the index of spans[0] in sessions.spans
-		found = -1   // the index in spans of the visit of the event before; -1: none
-	)
+	s.cursor.reset(sessions)
 	for i, e := range events {
 		t, seq := at(e)
-		if i == 0 || keys[i] != keys[i-1] { // a person's events are mostly of one key
-			spans, first = sessions.of(keys[i])
-			found = -1
-		}
-		// Events come in time order: this one's visit is the one found for the event before or
-		// one of the next few (a person has few events a visit), else it is searched for.
-		j := found
-		for k := 0; j >= 0 && k < 4 && j+1 < len(spans) && spans[j+1].startsBy(t, seq); k++ {
-			j++
-		}
-		if j < 0 || !spans[j].startsBy(t, seq) || j+1 < len(spans) && spans[j+1].startsBy(t, seq) {
-			j = lastStartingBy(spans, t, seq)
-		}
-		found = j
-		if j < 0 || spans[j].end < t {
+		visit := s.cursor.at(keys[i], t, seq)
+		if visit < 0 {
 			unitOf[i] = -1
 			continue
 		}
-		visit := first + int32(j)
 		if s.partOf[visit] == 0 {
-			parts, counts = append(parts, sessionPart[E]{visit: spans[j], index: visit}), append(counts, 0)
+			parts, counts = append(parts, sessionPart[E]{visit: sessions.spans[visit], index: visit}), append(counts, 0)
 			s.partOf[visit] = int32(len(parts))
 		}
 		u := s.partOf[visit] - 1

@@ -4,6 +4,8 @@ import (
 	"cmp"
 	"context"
 	"fmt"
+	"hash/maphash"
+	"math/bits"
 	"slices"
 	"strings"
 	"time"
@@ -64,6 +66,7 @@ type visits struct {
 	bounds  []int32     // keys[i]'s visits are spans[bounds[i]:bounds[i+1]]
 	spans   []span      // each key's by start
 	kinds   []visitKind // the visits' kinds, each once
+	index   keyTable    // finds a key in keys
 }
 
 // visitsFrom is the visits of no key yet that end at or after from (zero: unbounded), for a
@@ -85,11 +88,57 @@ func (v *visits) withEntries() *visits {
 // of is the visits of customer key, by start (none when it has none here), and the index of
 // the first of them in v.spans.
 func (v *visits) of(key string) (spans []span, first int32) {
-	i, ok := slices.BinarySearch(v.keys, key)
-	if !ok {
+	i := v.index.find(v.keys, key)
+	if i < 0 {
 		return nil, 0
 	}
 	return v.spans[v.bounds[i]:v.bounds[i+1]], v.bounds[i]
+}
+
+// keyTable finds a key among a pass's distinct keys by open addressing: slots holds 1 + a key's
+// index, 0 for a free slot, in at least twice as many slots as keys, each key in the first
+// free slot from the one its hash picks (hash/maphash, the top bits). A look-up hashes the key
+// and compares it with the keys of the slots it probes, one or two mostly, where a binary
+// search of a pass's million keys compared twenty strewn over the heap: a quarter of a channel
+// breakdown's CPU (it looks a key up for every person). The zero value finds nothing.
+type keyTable struct {
+	seed  maphash.Seed
+	shift uint // a hash's top 64-shift bits pick its slot
+	slots []int32
+}
+
+// newKeyTable indexes keys (distinct), in the space of slots (nil: new).
+func newKeyTable(keys []string, slots []int32) keyTable {
+	if len(keys) == 0 {
+		return keyTable{}
+	}
+	x := keyTable{seed: maphash.MakeSeed(), shift: uint(64 - bits.Len(uint(2*len(keys)-1)))}
+	n := 1 << (64 - x.shift)
+	x.slots = slices.Grow(slots[:0], n)[:n]
+	clear(x.slots)
+	mask := uint64(n - 1)
+	for k, key := range keys {
+		i := maphash.String(x.seed, key) >> x.shift
+		for x.slots[i] != 0 {
+			i = (i + 1) & mask
+		}
+		x.slots[i] = int32(k + 1)
+	}
+	return x
+}
+
+// find is the index of key in keys (those indexed), or -1 when it is not one of them.
+func (x keyTable) find(keys []string, key string) int32 {
+	if len(x.slots) == 0 {
+		return -1
+	}
+	mask := uint64(len(x.slots) - 1)
+	for i := maphash.String(x.seed, key) >> x.shift; x.slots[i] != 0; i = (i + 1) & mask {
+		if k := x.slots[i] - 1; keys[k] == key {
+			return k
+		}
+	}
+	return -1
 }
 
 // reason is the end reason of s, one of v's visits.
@@ -104,16 +153,44 @@ func (v *visits) entry(s span, by string) string {
 	return v.kinds[s.kind].channel
 }
 
-// find is the visit of key that holds an event at t (µs) with seq, by the rule of the session
-// unit (sessionSplit.split): the latest of key's visits that starts at or before it by the tie
-// rule, unless that one ended before it.
-func (v *visits) find(key string, t, seq int64) (span, bool) {
-	spans, _ := v.of(key)
-	j := lastStartingBy(spans, t, seq)
-	if j < 0 || spans[j].end < t {
-		return span{}, false
+// visitCursor finds the visits of one person's events, given in their order (time, then seq:
+// the tie rule), by the rule of the session unit (see sessionSplit.split): an event's visit is the
+// latest of its key's visits that starts at or before it (span.startsBy), unless that one ended
+// before it. A person's events are mostly of one key and several to a visit, so the cursor looks
+// a key up only when it changes (a binary search of the pass's keys) and searches the key's
+// visits only when the visit of the event before and the next few do not hold the event. Start
+// it anew for each person (reset): it holds the last key it was given.
+type visitCursor struct {
+	visits *visits
+	key    string // of the event before
+	keyed  bool   // key is set
+	spans  []span // key's visits, by start
+	first  int32  // the index of spans[0] in visits.spans
+	found  int    // the index in spans of the visit of the event before; -1: none
+}
+
+// reset starts c on a person's events, finding their visits in v.
+func (c *visitCursor) reset(v *visits) { *c = visitCursor{visits: v, found: -1} }
+
+// at is the index in c.visits.spans of the visit of the event of customer key at t (µs) with
+// seq, or -1 when it is in none of them; each event must come at or after the one before it.
+func (c *visitCursor) at(key string, t, seq int64) int32 {
+	if !c.keyed || key != c.key {
+		c.spans, c.first = c.visits.of(key)
+		c.key, c.keyed, c.found = key, true, -1
 	}
-	return spans[j], true
+	j := c.found
+	for k := 0; j >= 0 && k < 4 && j+1 < len(c.spans) && c.spans[j+1].startsBy(t, seq); k++ {
+		j++
+	}
+	if j < 0 || !c.spans[j].startsBy(t, seq) || j+1 < len(c.spans) && c.spans[j+1].startsBy(t, seq) {
+		j = lastStartingBy(c.spans, t, seq)
+	}
+	c.found = j
+	if j < 0 || c.spans[j].end < t {
+		return -1
+	}
+	return c.first + int32(j)
 }
 
 // lastStartingBy is the index of the last of spans (one key's, by start) that starts at or
@@ -216,12 +293,14 @@ type visitRows struct {
 	index   map[string]int32     // each key's place in keys, once the rows came out of order
 	last    int32                // the key of the row added last, -1 before the first
 	kindOf  map[visitKind]uint32 // each kind's place in kinds
+	table   keyTable             // finds the sorted keys, once visits made it
+	slots   []int32              // the space table is made in (the last pass's)
 }
 
 // newVisitRows is visitRows to add rows to, in the space the last pass left (see visitSpace).
 func newVisitRows(space visitSpace) *visitRows {
 	return &visitRows{keys: make([]string, 0, space.keys), read: space.spans[:0], inOrder: true, last: -1,
-		kindOf: map[visitKind]uint32{}}
+		kindOf: map[visitKind]uint32{}, slots: space.slots}
 }
 
 // add adds a visit of key, of kind k (s.key and s.kind are set here), copying what it keeps of
@@ -283,6 +362,7 @@ func (vr *visitRows) newKey(key string) int32 {
 type visitSpace struct {
 	keys  int
 	spans []span
+	slots []int32 // the keys' table's (keyTable)
 }
 
 // readVisits reads the rows of sendVisits through (see visitRows.add), and closes them, in the
@@ -297,13 +377,13 @@ func readVisits(ctx context.Context, rows driver.Rows, entries bool, space visit
 		end   uint64
 		seq   uint64
 	)
+	dest := []any{&key, &start, &end, &seq, &kind.reason, &kind.channel, &kind.campaign} // once, not a row
+	if !entries {
+		dest = dest[:5]
+	}
 	for n := 1; rows.Next(); n++ {
 		if n%4096 == 0 && ctx.Err() != nil {
 			return nil, fmt.Errorf("read visits: %w", ctx.Err())
-		}
-		dest := []any{&key, &start, &end, &seq, &kind.reason, &kind.channel, &kind.campaign}
-		if !entries {
-			dest = dest[:5]
 		}
 		if err := rows.Scan(dest...); err != nil {
 			return nil, fmt.Errorf("read visits: %w", err)
@@ -320,13 +400,17 @@ func readVisits(ctx context.Context, rows driver.Rows, entries bool, space visit
 // key's visits side by side, by start. The rows are sorted in place (see sort), and the visits
 // of a load from the rows' own from (the earliest of the loads') are the rows themselves: a pass
 // holds its visits once, 32 bytes each (a copy, sorted by key with a counting sort, held 56).
+// Their keys are found by a table (keyTable), made once for every load.
 func (vr *visitRows) visits(from int64) *visits {
 	vr.sort()
 	spans := vr.read
 	if slices.ContainsFunc(spans, func(s span) bool { return s.end < from }) {
 		spans = slices.DeleteFunc(slices.Clone(spans), func(s span) bool { return s.end < from })
 	}
-	v := &visits{from: from, keys: vr.keys, bounds: make([]int32, len(vr.keys)+1), spans: spans, kinds: vr.kinds}
+	if vr.table.slots == nil && len(vr.keys) > 0 {
+		vr.table = newKeyTable(vr.keys, vr.slots)
+	}
+	v := &visits{from: from, keys: vr.keys, bounds: make([]int32, len(vr.keys)+1), spans: spans, kinds: vr.kinds, index: vr.table}
 	for _, s := range spans {
 		v.bounds[s.key+1]++
 	}
@@ -479,7 +563,6 @@ func (s *Store) loadVisits(ctx context.Context, loads []visitLoad, sent driver.R
 	if err != nil {
 		return err
 	}
-	*space = visitSpace{keys: len(rows.keys), spans: rows.read}
 	for _, l := range loads {
 		v := rows.visits(l.from)
 		s.metrics.scanVisits.Add(float64(len(v.spans)))
@@ -489,6 +572,7 @@ func (s *Store) loadVisits(ctx context.Context, loads []visitLoad, sent driver.R
 			r.visits.entries = entries
 		}
 	}
+	*space = visitSpace{keys: len(rows.keys), spans: rows.read, slots: rows.table.slots}
 	return nil
 }
 

@@ -2,6 +2,7 @@ package store
 
 import (
 	"cmp"
+	"fmt"
 	"math/rand/v2"
 	"slices"
 	"testing"
@@ -115,7 +116,7 @@ func TestSplitBySessionAgreesWithTheDefinition(t *testing.T) {
 			from = rng.Int64N(60)
 		}
 		v := rows.visits(from)
-		space = visitSpace{keys: len(rows.keys), spans: rows.read}
+		space = visitSpace{keys: len(rows.keys), spans: rows.read, slots: rows.table.slots}
 		stored = slices.DeleteFunc(stored, func(v storedVisit) bool { return v.end < from })
 		got := split.split(events, keys, func(e timedEvent) (int64, int64) { return e.t, e.seq }, v)
 		want := bruteSplit(events, keys, stored, reasons)
@@ -127,6 +128,43 @@ func TestSplitBySessionAgreesWithTheDefinition(t *testing.T) {
 			if g.visit.start != w.visit.start || g.visit.startSeq != w.visit.startSeq || g.visit.end != w.visit.end || v.reason(g.visit) != reasons[w.visit.kind] || !slices.Equal(g.events, w.events) {
 				t.Fatalf("trial %d: events %v keys %v visits %+v: session %d is %+v %v, want %+v %v",
 					trial, events, keys, stored, i, g.visit, g.events, w.visit, w.events)
+			}
+		}
+	}
+}
+
+// TestKeyTableFindsEveryKey checks keyTable against a map: every indexed key is found at its
+// index, and keys not indexed (prefixes, extensions, the empty key, others) are not, for tables
+// of none to thousands of keys made in the space of the one before.
+func TestKeyTableFindsEveryKey(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 4))
+	var slots []int32
+	for _, n := range []int{0, 1, 2, 3, 7, 100, 4096, 5000} {
+		index := map[string]int32{}
+		var keys []string
+		for len(keys) < n {
+			k := fmt.Sprintf("user-%d", rng.IntN(4*n+1))
+			if _, ok := index[k]; !ok {
+				index[k] = int32(len(keys))
+				keys = append(keys, k)
+			}
+		}
+		table := newKeyTable(keys, slots)
+		slots = table.slots
+		for i, k := range keys {
+			if got := table.find(keys, k); got != int32(i) {
+				t.Fatalf("%d keys: %q found at %d, want %d", n, k, got, i)
+			}
+		}
+		for range 1000 {
+			k := fmt.Sprintf("user-%d", rng.IntN(8*n+2))
+			k = []string{k, k[:len(k)-1], k + "0", ""}[rng.IntN(4)]
+			want, ok := index[k]
+			if !ok {
+				want = -1
+			}
+			if got := table.find(keys, k); got != want {
+				t.Fatalf("%d keys: %q found at %d, want %d", n, k, got, want)
 			}
 		}
 	}
