@@ -575,9 +575,7 @@ func TestCaseSharedDeviceTwoUsers(t *testing.T) {
 func sendBothWays(t *testing.T, lines []string) []*server {
 	t.Helper()
 	viaHTTP, viaKafka := startServe(t), startServe(t)
-	if status, answer := viaHTTP.track(t, "/v1/batch", `{"batch":[`+strings.Join(lines, ",")+`]}`); status != 200 {
-		t.Fatalf("POST /v1/batch: %d %s", status, answer)
-	}
+	viaHTTP.sendBatch(t, lines...)
 	produceWithKcat(t, viaKafka.broker, lines)
 	for _, s := range []*server{viaHTTP, viaKafka} {
 		s.waitStored(t)
@@ -717,9 +715,7 @@ func TestInSiteNavigationIsNoReferral(t *testing.T) {
 		page("rf-7", "rf7", "RF Page", "10:00", "https://www.shop.example/", "https://www.google.com/"),
 		page("rf-8", "rf7", "RF Page", "13:00", "https://www.shop.example/p/6", "https://www.shop.example/"),
 	}
-	if code, body := s.track(t, "/v1/batch", `{"batch":[`+strings.Join(lines, ",")+`]}`); code != 200 {
-		t.Fatalf("POST /v1/batch: %d %s", code, body)
-	}
+	s.sendBatch(t, lines...)
 	s.waitStored(t)
 	got := map[string]int64{}
 	for value, reached := range s.breakdownGroups(t, "steps=RF+Viewed&breakdown=channel&from=2025-04-01&to=2025-05-01") {
@@ -798,9 +794,7 @@ func TestSharedDeviceAnswersDoNotDependOnArrivalOrder(t *testing.T) {
 		}
 		for _, part := range [][]string{o.first, o.later} {
 			for _, line := range part {
-				if status, answer := s.track(t, "/v1/batch", `{"batch":[`+line+`]}`); status != 200 {
-					t.Fatalf("%s: POST /v1/batch: %d %s", o.name, status, answer)
-				}
+				s.sendBatch(t, line)
 			}
 			s.waitStored(t) // the later part comes once the first is stored
 		}
@@ -878,9 +872,7 @@ func TestCopyFromAnotherDeviceCountsOnce(t *testing.T) {
 	s := startServe(t)
 	order := `{"type":"track","anonymousId":"%s","userId":"hu","event":"Order Completed","messageId":"mh1","timestamp":"2024-06-14T10:00:%s","properties":{"revenue":10}}`
 	for _, copy := range []string{fmt.Sprintf(order, "dA", "00Z"), fmt.Sprintf(order, "dB", "05Z")} {
-		if status, answer := s.track(t, "/v1/batch", `{"batch":[`+copy+`]}`); status != 200 {
-			t.Fatalf("POST /v1/batch: %d %s", status, answer)
-		}
+		s.sendBatch(t, copy)
 	}
 	s.waitStored(t)
 	var counts []int64
@@ -961,9 +953,7 @@ func TestCopiesOnOtherKeysCountOnceInSessions(t *testing.T) {
 			}
 		}
 		for _, l := range earliestCopiesOnly(t, c.arrivals) { // an identify among them (the links of a later copy)
-			if status, answer := once.track(t, "/v1/batch", `{"batch":[`+l+`]}`); status != 200 {
-				t.Fatalf("%s: POST /v1/track %s: %d %s", c.name, l, status, answer)
-			}
+			once.sendBatch(t, l)
 		}
 		gets = append(gets, "/api/v1/sessions?from="+url.QueryEscape(c.from))
 	}
@@ -1043,9 +1033,7 @@ func TestCopiesOnOtherKeysCountOnceAfterRestartAndEviction(t *testing.T) {
 	}
 	send := func(s *server, lines []string) {
 		for _, l := range lines {
-			if status, answer := s.track(t, "/v1/batch", `{"batch":[`+l+`]}`); status != 200 {
-				t.Fatalf("POST /v1/batch %s: %d %s", l, status, answer)
-			}
+			s.sendBatch(t, l)
 			s.waitStored(t) // one batch each: the evictions come between them
 		}
 	}
@@ -1155,9 +1143,7 @@ func TestCopiesJoinedAfterBothArriveCountOnce(t *testing.T) {
 	}
 	send := func(s *server, lines []string) {
 		for _, l := range lines {
-			if status, answer := s.track(t, "/v1/batch", `{"batch":[`+l+`]}`); status != 200 {
-				t.Fatalf("POST /v1/batch %s: %d %s", l, status, answer)
-			}
+			s.sendBatch(t, l)
 			s.waitStored(t) // one batch each: both copies are stored before the link
 		}
 	}
@@ -1413,9 +1399,7 @@ func TestCaseRetriedEventAnswersAlikeInAnyArrivalOrder(t *testing.T) {
 		offsets, err := ingest.GroupOffsets(t.Context(), []string{reversedCalls.broker}, "waymark", "waymark.events")
 		t.Fatalf("reversed, one call each: %v rows stored, want one per message sent (%d): the test needs them unmerged\nstored (id, ts_ms, part): %q\ngroup offsets: %+v (%v)", rows, len(lines), stored, offsets, err)
 	}
-	if status, answer := reversedBatch.track(t, "/v1/batch", `{"batch":[`+strings.Join(reversed(lines), ",")+`]}`); status != 200 {
-		t.Fatalf("POST /v1/batch: %d %s", status, answer)
-	}
+	reversedBatch.sendBatch(t, reversed(lines)...)
 	produceWithKcat(t, viaKafka.broker, reversed(lines))
 	servers := []struct {
 		name string
@@ -1515,9 +1499,7 @@ func TestSameTimeCopyAnswersAsTheFirstToArrive(t *testing.T) {
 	}
 	track := func(s *server, what string, calls ...[]string) {
 		for _, c := range calls {
-			if status, answer := s.track(t, "/v1/batch", `{"batch":[`+strings.Join(c, ",")+`]}`); status != 200 {
-				t.Fatalf("%s: POST /v1/batch: %d %s", what, status, answer)
-			}
+			s.sendBatch(t, c...)
 			s.waitStored(t)
 		}
 	}
@@ -1632,9 +1614,7 @@ func TestSignInsAtOneTimeFollowTheClientsOrder(t *testing.T) {
 					s.database = database
 				}
 				for _, c := range part {
-					if status, answer := s.track(t, "/v1/batch", `{"batch":[`+strings.Join(c, ",")+`]}`); status != 200 {
-						t.Fatalf("%s: POST /v1/batch: %d %s", what, status, answer)
-					}
+					s.sendBatch(t, c...)
 				}
 				s.waitStored(t)
 			}
@@ -1813,9 +1793,7 @@ func TestSignInsPastTheBoundGoToNoUser(t *testing.T) {
 	lines = append(lines, forged)
 	viaHTTP, viaKafka := startServe(t), startServe(t)
 	for batch := range slices.Chunk(lines[:len(lines)-1], 1000) { // a batch is at most 500 KB
-		if status, answer := viaHTTP.track(t, "/v1/batch", `{"batch":[`+strings.Join(batch, ",")+`]}`); status != 200 {
-			t.Fatalf("POST /v1/batch: %d %s", status, answer)
-		}
+		viaHTTP.sendBatch(t, batch...)
 	}
 	if status, answer := viaHTTP.track(t, "/v1/track", forged); status != 400 || !strings.Contains(answer, `"field":"userId"`) {
 		t.Errorf("POST /v1/track with a userId of NUL and the device's id: %d %s, want 400 naming userId", status, answer)
@@ -1963,9 +1941,7 @@ func TestCopiesOnOtherKeysAnswerAsTheFirst(t *testing.T) {
 	gets = append(gets, "/api/v1/sessions", "/api/v1/paths?anchor=C5+View&depth=3")
 	alone, oneEach, oneBatch := startServe(t), startServe(t), startServe(t)
 	post := func(s *server, what string, lines ...string) {
-		if status, answer := s.track(t, "/v1/batch", `{"batch":[`+strings.Join(lines, ",")+`]}`); status != 200 {
-			t.Fatalf("%s: POST /v1/batch: %d %s", what, status, answer)
-		}
+		s.sendBatch(t, lines...)
 		s.waitStored(t)
 	}
 	for _, s := range []*server{alone, oneEach, oneBatch} {
@@ -2042,9 +2018,7 @@ func TestLiveStageEntriesCountPersons(t *testing.T) {
 		t.Run(c.file, func(t *testing.T) {
 			s := startServe(t)
 			for _, line := range readLines(t, filepath.Join("testdata", "live-entries", c.file+".jsonl")) {
-				if status, answer := s.track(t, "/v1/batch", `{"batch":[`+line+`]}`); status != 200 {
-					t.Fatalf("POST /v1/batch: %d %s", status, answer)
-				}
+				s.sendBatch(t, line)
 				s.waitStored(t) // the next event arrives after this one
 			}
 			code, body := httpGet(t, "http://"+s.http+"/api/v1/stages")
@@ -2137,9 +2111,7 @@ func TestChannelBreakdownIsTheVisitsEntry(t *testing.T) {
 		call("ve-5", "ve2", "page", "", "09T11:00:00", "spring"),
 		call("ve-6", "ve2", "track", "VE Viewed", "09T11:01:00", ""),
 	}
-	if code, body := s.track(t, "/v1/batch", `{"batch":[`+strings.Join(lines, ",")+`]}`); code != 200 {
-		t.Fatalf("POST /v1/batch: %d %s", code, body)
-	}
+	s.sendBatch(t, lines...)
 	s.waitStored(t)
 	for _, tt := range []struct {
 		by   string

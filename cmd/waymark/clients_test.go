@@ -197,3 +197,12 @@ func queryStringsOn(t *testing.T, addr, q string, args ...any) []string {
 	}
 	return out
 }
+
+// sendBatch posts lines (Segment messages' JSON) to /v1/batch as one call with the write key, and
+// fails t unless it is answered 200.
+func (s *server) sendBatch(t *testing.T, lines ...string) {
+	t.Helper()
+	if status, answer := s.track(t, "/v1/batch", `{"batch":[`+strings.Join(lines, ",")+`]}`); status != 200 {
+		t.Fatalf("POST /v1/batch of %d messages: %d %s", len(lines), status, answer)
+	}
+}

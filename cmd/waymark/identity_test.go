@@ -115,9 +115,7 @@ func TestAnonymousEventsInASignInsSecondFollowTheClientsOrder(t *testing.T) {
 				s = serve()
 			}
 			for _, c := range part {
-				if status, answer := s.track(t, "/v1/batch", `{"batch":[`+strings.Join(c, ",")+`]}`); status != 200 {
-					t.Fatalf("%s: POST /v1/batch: %d %s", a.name, status, answer)
-				}
+				s.sendBatch(t, c...)
 			}
 			s.waitStored(t)
 		}
@@ -324,9 +322,7 @@ func TestCopiesOfAnIdentifyLinkInEveryOrder(t *testing.T) {
 				s = serve()
 			}
 			for _, c := range part {
-				if status, answer := s.track(t, "/v1/batch", `{"batch":[`+strings.Join(c, ",")+`]}`); status != 200 {
-					t.Fatalf("%s: POST /v1/batch: %d %s", a.name, status, answer)
-				}
+				s.sendBatch(t, c...)
 				s.waitStored(t) // each call stored before the next is sent: the arrival order is the calls'
 			}
 		}

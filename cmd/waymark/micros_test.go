@@ -106,9 +106,7 @@ func TestMicrosecondsOrderEvents(t *testing.T) {
 		send := func(lines ...string) {
 			switch path {
 			case "collector":
-				if status, answer := s.track(t, "/v1/batch", `{"batch":[`+strings.Join(lines, ",")+`]}`); status != 200 {
-					t.Fatalf("POST /v1/batch: %d %s", status, answer)
-				}
+				s.sendBatch(t, lines...)
 			case "kafka":
 				produceWithKcat(t, s.broker, lines)
 			case "replay":

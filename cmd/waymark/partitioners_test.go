@@ -41,9 +41,7 @@ func TestVisitsSplitAcrossPartitionersAreOneSession(t *testing.T) {
 	storetest.FirstPassOnly(t)
 	t.Parallel()
 	want := startServe(t)
-	if status, answer := want.track(t, "/v1/batch", `{"batch":[`+strings.Join(splitVisit, ",")+`]}`); status != 200 {
-		t.Fatalf("POST /v1/batch: %d %s", status, answer)
-	}
+	want.sendBatch(t, splitVisit...)
 	want.waitStored(t)
 
 	consumers := startConsumerGroup(t, 2)

@@ -212,9 +212,7 @@ func TestPlaceholderMessageIDsAreNoID(t *testing.T) {
 		s := startServe(t)
 		switch arrival {
 		case "one batch":
-			if status, answer := s.track(t, "/v1/batch", `{"batch":[`+strings.Join(lines, ",")+`]}`); status != 200 {
-				t.Fatalf("POST /v1/batch: %d %s", status, answer)
-			}
+			s.sendBatch(t, lines...)
 		case "kcat":
 			produceWithKcat(t, s.broker, lines)
 		case "replay":
@@ -246,9 +244,7 @@ func TestPlaceholderSessionIDsSplitNoVisit(t *testing.T) {
 	for i, id := range []string{`1733000000`, `"undefined"`, `1733000000`, `0`, `-1`} {
 		lines = append(lines, fmt.Sprintf(`{"type":"track","userId":"visitor","event":"PS View","messageId":"ps-%d","timestamp":"2024-05-15T10:%02d:00Z","context":{"sessionId":%s}}`, i, i, id))
 	}
-	if status, answer := s.track(t, "/v1/batch", `{"batch":[`+strings.Join(lines, ",")+`]}`); status != 200 {
-		t.Fatalf("POST /v1/batch: %d %s", status, answer)
-	}
+	s.sendBatch(t, lines...)
 	s.waitStored(t)
 	if sum := s.sessions(t); sum.Sessions != 1 || sum.Events != uint64(len(lines)) {
 		t.Errorf("%d sessions of %d events, want 1 of %d", sum.Sessions, sum.Events, len(lines))

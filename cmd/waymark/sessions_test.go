@@ -216,9 +216,7 @@ func eachArrivalOrder(t *testing.T, lines []string, check func(t *testing.T, s *
 			t.Parallel()
 			s := startServe(t)
 			for _, l := range order.lines {
-				if code, body := s.track(t, "/v1/batch", `{"batch":[`+l+`]}`); code != 200 {
-					t.Fatalf("POST /v1/batch: %d %s", code, body)
-				}
+				s.sendBatch(t, l)
 			}
 			s.waitStored(t)
 			check(t, s)
@@ -287,9 +285,7 @@ func TestSessionDurationsShareTheFunnelsQuantileRule(t *testing.T) {
 			fmt.Sprintf(`{"type":"track","userId":"qd%d","event":"Product Viewed","messageId":"qd%d-v","timestamp":"2025-11-05T10:00:00Z"}`, i, i),
 			fmt.Sprintf(`{"type":"track","userId":"qd%d","event":"Product Added","messageId":"qd%d-a","timestamp":"2025-11-05T10:%02d:00Z"}`, i, i, i))
 	}
-	if status, answer := s.track(t, "/v1/batch", `{"batch":[`+strings.Join(lines, ",")+`]}`); status != 200 {
-		t.Fatalf("POST /v1/batch: %d %s", status, answer)
-	}
+	s.sendBatch(t, lines...)
 	s.waitStored(t)
 	sum := s.sessions(t)
 	code, body := httpGet(t, "http://"+s.http+"/api/v1/funnel?window=1h&steps=Product+Viewed,Product+Added")

@@ -85,9 +85,7 @@ func TestCopiesByOtherPathsCountOnce(t *testing.T) {
 			sent = append(sent, lines...)
 			switch path {
 			case "http":
-				if status, answer := every.track(t, "/v1/batch", `{"batch":[`+strings.Join(lines, ",")+`]}`); status != 200 {
-					t.Fatalf("POST /v1/batch: %d %s", status, answer)
-				}
+				every.sendBatch(t, lines...)
 			case "replay":
 				every.replayLines(t, lines)
 			case "kafka":
@@ -96,9 +94,7 @@ func TestCopiesByOtherPathsCountOnce(t *testing.T) {
 		}
 		every.waitStored(t)
 	}
-	if status, answer := once.track(t, "/v1/batch", `{"batch":[`+strings.Join(earliestCopiesOnly(t, sent), ",")+`]}`); status != 200 {
-		t.Fatalf("POST /v1/batch: %d %s", status, answer)
-	}
+	once.sendBatch(t, earliestCopiesOnly(t, sent)...)
 	once.waitStored(t)
 	if sources := queryStrings(t, "SELECT DISTINCT source FROM "+every.database+".events ORDER BY source"); !slices.Equal(sources, []string{"kafka", "replay-segment", "test"}) {
 		t.Fatalf("stored sources %q, want the three paths' (kafka, replay-segment, test)", sources)
@@ -213,14 +209,10 @@ func TestCopiesJustBeforeTheRangeCountThere(t *testing.T) {
 	}
 	every, once := startServe(t), startServe(t)
 	for _, batch := range [][]string{devices, retries} {
-		if status, answer := every.track(t, "/v1/batch", `{"batch":[`+strings.Join(batch, ",")+`]}`); status != 200 {
-			t.Fatalf("POST /v1/batch: %d %s", status, answer)
-		}
+		every.sendBatch(t, batch...)
 		every.waitStored(t)
 	}
-	if status, answer := once.track(t, "/v1/batch", `{"batch":[`+strings.Join(earliestCopiesOnly(t, slices.Concat(devices, retries)), ",")+`]}`); status != 200 {
-		t.Fatalf("POST /v1/batch: %d %s", status, answer)
-	}
+	once.sendBatch(t, earliestCopiesOnly(t, slices.Concat(devices, retries))...)
 	once.waitStored(t)
 
 	cp, od, ex := "&from=2025-03-18T10:06:00Z&to=2025-03-19T00:00:00Z", "&from=2025-04-01T00:00:00Z&to=2025-04-02T00:00:00Z", "&from=2025-05-06T10:06:00Z&to=2025-05-07T00:00:00Z"

@@ -170,9 +170,7 @@ func TestNPSIsPromotersMinusDetractors(t *testing.T) {
 			fmt.Sprintf(`{"type":"track","userId":"nps%d","event":%q,"messageId":"nps%d-1","timestamp":"2025-10-01T10:00:00Z"}`, i, a.stageEvent, i),
 			fmt.Sprintf(`{"type":"track","userId":"nps%d","event":%q,"messageId":"nps%d-2","timestamp":"2025-10-01T10:05:00Z","properties":{"score":%d}}`, i, a.survey, i, a.score))
 	}
-	if status, answer := s.track(t, "/v1/batch", `{"batch":[`+strings.Join(events, ",")+`]}`); status != 200 {
-		t.Fatalf("POST /v1/batch: %d %s", status, answer)
-	}
+	s.sendBatch(t, events...)
 	s.waitStored(t)
 
 	code, body := httpGet(t, "http://"+s.http+"/api/v1/stages?from=2025-10-01&to=2025-10-02")

@@ -55,9 +55,7 @@ func TestJourneyMapPageInChromium(t *testing.T) {
 			fmt.Sprintf(`{"type":"track","userId":"ui-nps%d","event":%q,"messageId":"ui-nps%d-1","timestamp":"2017-11-28T10:00:00Z"}`, i, a.event, i),
 			fmt.Sprintf(`{"type":"track","userId":"ui-nps%d","event":"NPS Submitted","messageId":"ui-nps%d-2","timestamp":"2017-11-28T10:05:00Z","properties":{"score":%d}}`, i, i, a.score))
 	}
-	if status, answer := s.track(t, "/v1/batch", `{"batch":[`+strings.Join(answers, ",")+`]}`); status != 200 {
-		t.Fatalf("POST /v1/batch: %d %s", status, answer)
-	}
+	s.sendBatch(t, answers...)
 	s.waitStored(t)
 	dir := npmInstall(t, "playwright-core")
 	shots := testOutput(t, "journey-map")

@@ -295,9 +295,7 @@ func TestSurveyScoresAreNumbersAsFiltersReadThem(t *testing.T) {
 			fmt.Sprintf(`{"type":"page","anonymousId":"sc%d","name":"Home","messageId":"sc%d-1","timestamp":"2025-05-05T10:00:00Z"}`, i, i),
 			fmt.Sprintf(`{"type":"track","anonymousId":"sc%d","event":"NPS Submitted","properties":{"score":%s},"messageId":"sc%d-2","timestamp":"2025-05-05T10:01:00Z"}`, i, score, i))
 	}
-	if status, answer := s.track(t, "/v1/batch", `{"batch":[`+strings.Join(lines, ",")+`]}`); status != 200 {
-		t.Fatalf("POST /v1/batch: %d %s", status, answer)
-	}
+	s.sendBatch(t, lines...)
 	s.waitStored(t)
 	code, body := httpGet(t, "http://"+s.http+"/api/v1/stages?from=2025-05-01&to=2025-06-01")
 	var st store.StagesResult
