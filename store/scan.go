@@ -245,7 +245,7 @@ func reuse[T any](buf []T) []T {
 func (s *Store) scanTogether(ctx context.Context, readers []*scanReader) error {
 	sc := combineScans(readers)
 	loads := visitLoads(readers)
-	id, passes, err := s.scanPasses(ctx, sc, loads)
+	id, passes, passVisitRows, err := s.scanPasses(ctx, sc, loads)
 	if err != nil {
 		return err
 	}
@@ -287,7 +287,7 @@ func (s *Store) scanTogether(ctx context.Context, readers []*scanReader) error {
 	}
 	var (
 		scratch    readerScratch
-		visitSpace visitSpace // what the last pass's visits left
+		visitSpace = visitSpace{spans: make([]span, 0, min(passVisitRows, 2*passVisits))} // what the last pass's visits left
 	)
 	give := func(person string, events []scannedEvent, attrs attrTable) error {
 		defer scratch.trim()
@@ -550,18 +550,28 @@ const maxPasses = 256
 // (docs/query-scale.md). Scans of a few million events take a few passes too (see
 // pipelinedPasses). The bounds are taken from a sample of the stored persons of the scan's time
 // range, weighted by their events. When readers load visits per pass (loads), the passes are
-// also enough for each to hold about passVisits visits. It also fixes the identity snapshot every
-// pass reads.
-func (s *Store) scanPasses(ctx context.Context, sc eventScan, loads []visitLoad) (identitySnapshot, []personRange, error) {
+// also enough for each to hold about passVisits visits, and visits is the sessions rows a pass
+// may read (their count over the passes: a bound, as it counts every version), to size the first
+// pass's space for (visitSpace). It also fixes the identity snapshot every pass reads.
+func (s *Store) scanPasses(ctx context.Context, sc eventScan, loads []visitLoad) (id identitySnapshot, passes []personRange, visits uint64, err error) {
+	id, passes, visits, err = s.personPasses(ctx, sc, loads)
+	if len(passes) > 0 {
+		visits /= uint64(len(passes))
+	}
+	return id, passes, visits, err
+}
+
+// personPasses is scanPasses with the sessions rows of every pass, not one.
+func (s *Store) personPasses(ctx context.Context, sc eventScan, loads []visitLoad) (identitySnapshot, []personRange, uint64, error) {
 	one := []personRange{{}}
 	id, err := s.identitySnapshot(ctx)
 	if err != nil || sc.to < 0 {
-		return id, one, err
+		return id, one, 0, err
 	}
 	inRange := sc.timeRange()
 	var n uint64
 	if err := s.conn.QueryRow(ctx, "SELECT count() FROM "+s.table("events")+" WHERE "+inRange.sql, inRange.args...).Scan(&n); err != nil {
-		return id, nil, fmt.Errorf("count events: %w", err)
+		return id, nil, 0, fmt.Errorf("count events: %w", err)
 	}
 	passes := uint64(1)
 	if n > 0 {
@@ -570,14 +580,14 @@ func (s *Store) scanPasses(ctx context.Context, sc eventScan, loads []visitLoad)
 		passEvents := max(1, s.cfg.QueryPassEvents*passSizeAttrs/max(passSizeAttrs, uint64(len(sc.attrs))))
 		passes = max((n-1)/passEvents+1, min(pipelinedPasses, (n-1)/pipelinedPassEvents+1))
 	}
+	var v uint64 // the sessions rows each load may hold
 	if n > 0 && len(loads) > 0 {
 		// The sessions rows each load may hold (every version of a visit, so a bound), summed
 		// over the loads, as every load's visits of a pass are held at once.
-		var v uint64
 		for _, l := range loads {
 			var rows uint64
 			if err := s.conn.QueryRow(ctx, "SELECT count() FROM "+s.table("sessions")+" WHERE end_ms >= ?", uint64(max(l.from/1000, 0))).Scan(&rows); err != nil {
-				return id, nil, fmt.Errorf("count visits: %w", err)
+				return id, nil, 0, fmt.Errorf("count visits: %w", err)
 			}
 			v += rows
 		}
@@ -585,27 +595,27 @@ func (s *Store) scanPasses(ctx context.Context, sc eventScan, loads []visitLoad)
 	}
 	passes = min(passes, maxPasses)
 	if passes == 1 {
-		return id, one, nil
+		return id, one, v, nil
 	}
 	rows, err := s.conn.Query(ctx, "SELECT person_id FROM "+s.table("events")+" WHERE "+inRange.sql+" AND rand() % ? = 0",
 		append(inRange.args, max(1, n/(passes*passSample)))...)
 	if err != nil {
-		return id, nil, fmt.Errorf("sample persons: %w", err)
+		return id, nil, 0, fmt.Errorf("sample persons: %w", err)
 	}
 	defer rows.Close()
 	var sample []string
 	for rows.Next() {
 		var p string
 		if err := rows.Scan(&p); err != nil {
-			return id, nil, fmt.Errorf("sample persons: %w", err)
+			return id, nil, 0, fmt.Errorf("sample persons: %w", err)
 		}
 		sample = append(sample, p)
 	}
 	if err := rows.Err(); err != nil {
-		return id, nil, fmt.Errorf("sample persons: %w", err)
+		return id, nil, 0, fmt.Errorf("sample persons: %w", err)
 	}
 	if len(sample) == 0 {
-		return id, one, nil
+		return id, one, v, nil
 	}
 	slices.Sort(sample)
 	ranges := one
@@ -616,7 +626,7 @@ func (s *Store) scanPasses(ctx context.Context, sc eventScan, loads []visitLoad)
 			ranges = append(ranges, personRange{lo: bound})
 		}
 	}
-	return id, ranges, nil
+	return id, ranges, v, nil
 }
 
 // timeRange is the condition that an event of the events table is in the range the scan reads

@@ -784,7 +784,7 @@ func (s *Store) matchInClickHouse(ctx context.Context, plan *funnelPlan, spec st
 		}
 		defer release()
 	}
-	id, passes, err := s.scanPasses(ctx, plan.scan, nil)
+	id, passes, _, err := s.scanPasses(ctx, plan.scan, nil)
 	if err != nil {
 		return err
 	}
