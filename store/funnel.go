@@ -236,6 +236,20 @@ const largeUnit = 10_000
 // unit's person, its events, the steps it reached (level) and the events that took them (path).
 func (s *Store) matchHere(ctx context.Context, kind string, plan *funnelPlan, q FunnelQuery, agg *funnelAgg,
 	each func(person string, unit []unitEvent, attrs attrTable, level int, path []int)) error {
+	if plan.bySessions && !q.To.IsZero() {
+		// A session's steps are all in its visit, which starts before To (its first step does)
+		// and ends by the latest end of the visits that start before To and end at or after
+		// From: later events are in no unit of the range, and are not read (the sessions
+		// summary bounds its scan alike). Unbounded, a one-day drop-off read every later event.
+		last, err := s.lastVisitEnd(ctx, max(q.From.UnixMilli(), 0), q.To.UnixMilli())
+		if err != nil {
+			return err
+		}
+		plan.scan.to = q.To.UnixMicro() // no stored visit: no unit, and the range's events suffice
+		if last >= 0 {
+			plan.scan.to = max(last*1000+999, plan.scan.to) // the last µs of the visits' last end (ms)
+		}
+	}
 	var sessions *visits // a pass's, when q counts sessions or breaks down by a visit's entry
 	if plan.keyAttr >= 0 {
 		sessions = visitsFrom(q.From)
