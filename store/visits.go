@@ -157,7 +157,7 @@ func (v *visits) entry(s span, by string) string {
 // the tie rule), by the rule of the session unit (see sessionSplit.split): an event's visit is the
 // latest of its key's visits that starts at or before it (span.startsBy), unless that one ended
 // before it. A person's events are mostly of one key and several to a visit, so the cursor looks
-// a key up only when it changes (a binary search of the pass's keys) and searches the key's
+// a key up only when it changes (in the pass's keyTable) and searches the key's
 // visits only when the visit of the event before and the next few do not hold the event. Start
 // it anew for each person (reset): it holds the last key it was given.
 type visitCursor struct {
