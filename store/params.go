@@ -124,27 +124,37 @@ func newParams(v url.Values, schema []Param) *params {
 	return &params{v: v, schema: schema, read: map[string]bool{}}
 }
 
-// finish returns the first problem: one met while reading, else a parameter the query does not
-// take (a misspelt one, windw=7d, would otherwise be ignored and answer another question than
-// the one asked), else one given more than once. A parameter of the schema the query did not read
-// is an error of the program, reported as one.
+// finish returns the first problem: a parameter the query does not take (a misspelt one,
+// windw=7d, would otherwise be ignored and answer another question than the one asked; it comes
+// first, as the one meant is then missing, and Steps=… would be answered "steps: … required"),
+// else one met while reading, else one given more than once. A parameter of the schema the query
+// did not read is an error of the program, reported as one.
 func (p *params) finish() error {
-	if p.err != nil {
-		return p.err
-	}
 	var takes []string
 	for _, sp := range p.schema {
-		if !p.read[sp.Name] {
-			return fmt.Errorf("internal error: the query does not read its parameter %s", sp.Name)
-		}
 		takes = append(takes, sp.Name)
 	}
 	slices.Sort(takes)
-	for _, name := range slices.Sorted(maps.Keys(p.v)) {
-		switch {
-		case !p.read[name]:
-			p.fail(name, "this query takes no such parameter (it takes %s)", strings.Join(takes, ", "))
-		case len(p.v[name]) > 1:
+	names := slices.Sorted(maps.Keys(p.v))
+	for _, name := range names {
+		if slices.Contains(takes, name) {
+			continue
+		}
+		if i := slices.IndexFunc(takes, func(t string) bool { return strings.EqualFold(t, name) }); i >= 0 {
+			return paramErrorf(name, "this query takes no such parameter; names are lower case: %s", takes[i])
+		}
+		return paramErrorf(name, "this query takes no such parameter (it takes %s)", strings.Join(takes, ", "))
+	}
+	if p.err != nil {
+		return p.err
+	}
+	for _, name := range takes {
+		if !p.read[name] {
+			return fmt.Errorf("internal error: the query does not read its parameter %s", name)
+		}
+	}
+	for _, name := range names {
+		if len(p.v[name]) > 1 {
 			p.fail(name, "given %d times; give it once", len(p.v[name]))
 		}
 	}

@@ -75,6 +75,13 @@ func TestUnknownAndRepeatedParametersAre400(t *testing.T) {
 		param string
 	}{
 		{"/api/v1/funnel", url.Values{"steps": {"V,W"}, "windw": {"7d"}}, "windw"},
+		// A required parameter misspelt is named, not reported missing.
+		{"/api/v1/funnel", url.Values{"Steps": {"V,W"}}, "Steps"},
+		{"/api/v1/dropoff", url.Values{"Steps": {"V,W"}, "step": {"1"}}, "Steps"},
+		{"/api/v1/paths", url.Values{"Anchor": {"V"}}, "Anchor"},
+		{"/api/v1/next", url.Values{"anchr": {"V"}}, "anchr"},
+		// So is one beside a bad value of another.
+		{"/api/v1/funnel", url.Values{"steps": {"V,W"}, "window": {"-1h"}, "Mode": {"any"}}, "Mode"},
 		{"/api/v1/funnel", url.Values{"steps": {"V,W", "W,V"}}, "steps"},
 		{"/api/v1/dropoff", url.Values{"steps": {"V,W"}, "ids-limit": {"5"}}, "ids-limit"},
 		{"/api/v1/paths", url.Values{"anchor": {"V"}, "mode": {"strict"}}, "mode"},
