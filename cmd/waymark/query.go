@@ -270,7 +270,7 @@ func printFunnelSteps(w io.Writer, steps []store.FunnelStep) {
 		if i+1 < len(steps) {
 			dropOff = fmt.Sprintf("%d (%.1f%%)", s.DropOff, 100*s.DropOffRate)
 		}
-		fmt.Fprintf(tw, "%d\t%s\t%d\t%.1f%%\t%.1f%%\t%s\t%s\t%s\t%s\n", i+1, s.Name, s.Customers,
+		fmt.Fprintf(tw, "%d\t%s\t%d\t%.1f%%\t%.1f%%\t%s\t%s\t%s\t%s\n", i+1, label(s.Name, ""), s.Customers,
 			100*s.ConversionFromFirst, 100*s.ConversionFromPrevious, dropOff,
 			seconds(s.MedianSecondsFromPrevious), seconds(s.P90SecondsFromPrevious), mark)
 	}
@@ -417,7 +417,7 @@ func printRanked(w io.Writer, title string, rows []store.Ranked) {
 
 func printDropoff(w io.Writer, v any) {
 	res := v.(*store.DropoffResult)
-	fmt.Fprintf(w, "%d of %d who reached step %d (%s) did not go on to %s\n", res.Dropped, res.Reached, res.Step, res.StepName, res.NextStep)
+	fmt.Fprintf(w, "%d of %d who reached step %d (%s) did not go on to %s\n", res.Dropped, res.Reached, res.Step, label(res.StepName, ""), label(res.NextStep, ""))
 	printRanked(w, "Last touchpoint (event)", res.LastEvents)
 	printRanked(w, "Last touchpoint (page or category)", res.LastLocations)
 	printRanked(w, "Last touchpoint (channel)", res.LastChannels)
@@ -444,11 +444,11 @@ func personLabel(id string) string {
 
 func printPaths(w io.Writer, v any) {
 	res := v.(*store.PathsResult)
-	converting := "converting = " + res.Convert + " after it"
+	converting := "converting = " + label(res.Convert, "") + " after it"
 	if res.Convert == "" {
 		converting = "no conversion counted (the journey map has no stage conversion; --convert names one)"
 	}
-	fmt.Fprintf(w, "%d persons with %s; paths that %s there; %s\n", res.Persons, res.Anchor, map[string]string{"start": "start", "end": "end"}[res.Direction], converting)
+	fmt.Fprintf(w, "%d persons with %s; paths that %s there; %s\n", res.Persons, label(res.Anchor, ""), map[string]string{"start": "start", "end": "end"}[res.Direction], converting)
 	tw := table(w)
 	fmt.Fprintln(tw, "PERSONS\tCONVERTED\tRATE\t  PATH")
 	for _, p := range res.Paths {
@@ -469,14 +469,14 @@ func printPaths(w io.Writer, v any) {
 
 func printNext(w io.Writer, v any) {
 	res := v.(*store.NextResult)
-	fmt.Fprintf(w, "%d persons with %s; their %s touchpoint:\n\n", res.Persons, res.Anchor, res.Direction)
+	fmt.Fprintf(w, "%d persons with %s; their %s touchpoint:\n\n", res.Persons, label(res.Anchor, ""), res.Direction)
 	printRanked(w, "", res.Touchpoints)
 }
 
 func printRetention(w io.Writer, v any) {
 	res := v.(*store.RetentionResult)
 	fmt.Fprintf(w, "%d persons first did %s; %d (%.1f%%) came back with %s; median time to return %s, p90 %s\n\n",
-		res.Persons, res.Conversion, res.Repeaters, 100*res.RepeatRate, res.Return, seconds(res.MedianSeconds), seconds(res.P90Seconds))
+		res.Persons, label(res.Conversion, ""), res.Repeaters, 100*res.RepeatRate, label(res.Return, ""), seconds(res.MedianSeconds), seconds(res.P90Seconds))
 	tw := table(w)
 	fmt.Fprintf(tw, "COHORT (%s)\tPERSONS\t", res.Period)
 	if len(res.Cohorts) > 0 {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"io"
 	"math"
 	"net/url"
 	"os"
@@ -347,6 +348,36 @@ func TestDropoffPersonsSplitBackIntoTheirIds(t *testing.T) {
 		}
 		if !slices.Equal(got, ids) {
 			t.Errorf("ids %q print as %q, which splits back into %q", ids, line, got)
+		}
+	}
+}
+
+// TestStepNamesPrintAsLabels: a step's name in the funnel's STEP column and in the headers of
+// the drop-off, paths, next and retention is printed as the tables print every other value
+// (label): one holding a tab or another control character is quoted, where it was printed raw
+// and shifted the funnel's columns.
+func TestStepNamesPrintAsLabels(t *testing.T) {
+	t.Parallel()
+	const name = "Checkout\tStarted\x1b[2J"
+	want := quote(name)
+	for _, tt := range []struct {
+		query string
+		print func(io.Writer, any)
+		res   any
+	}{
+		{"funnel", printFunnel, &store.FunnelResult{Steps: []store.FunnelStep{{Name: "Product Viewed"}, {Name: name}}}},
+		{"dropoff step", printDropoff, &store.DropoffResult{Step: 1, StepName: name, NextStep: "Order Completed"}},
+		{"dropoff next step", printDropoff, &store.DropoffResult{Step: 1, StepName: "Cart Viewed", NextStep: name}},
+		{"paths anchor", printPaths, &store.PathsResult{Anchor: name, Direction: "start", Convert: "Order Completed"}},
+		{"paths convert", printPaths, &store.PathsResult{Anchor: "Cart Viewed", Direction: "start", Convert: name}},
+		{"next anchor", printNext, &store.NextResult{Anchor: name, Direction: "next"}},
+		{"retention conversion", printRetention, &store.RetentionResult{Period: "week", Conversion: name, Return: "Order Completed"}},
+		{"retention return", printRetention, &store.RetentionResult{Period: "week", Conversion: "Order Completed", Return: name}},
+	} {
+		var out bytes.Buffer
+		tt.print(&out, tt.res)
+		if !strings.Contains(out.String(), want) || strings.Contains(out.String(), "\x1b") {
+			t.Errorf("%s: the name %q is not printed as %s:\n%s", tt.query, name, want, out.String())
 		}
 	}
 }
