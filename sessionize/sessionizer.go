@@ -1368,7 +1368,7 @@ const MaxOrderAmount = 1e12
 
 // Why an order's amount is left out of the live revenue and refund metrics.
 const (
-	AmountNotANumber = "not_a_number" // not a JSON number or numeric string, e.g. "12 EUR", true, {}
+	AmountNotANumber = "not_a_number" // not a JSON number or numeric string, e.g. "12 EUR", true, [5] ({} and null are no value: no amount)
 	AmountNotFinite  = "not_finite"   // NaN or ±Infinity (as strings), or beyond float64 (1e999)
 	AmountOutOfRange = "out_of_range" // larger in magnitude than MaxOrderAmount
 )

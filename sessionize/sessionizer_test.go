@@ -740,6 +740,8 @@ func TestOrderAmounts(t *testing.T) {
 		{`{"revenue":"1e3"}`, 1000, ""},
 		{`{"revenue":true}`, 0, AmountNotANumber},
 		{`{"revenue":{"amount":5}}`, 0, ""}, // a nested object is revenue.amount: no revenue
+		{`{"revenue":{}}`, 0, ""},           // an empty object is no value (docs/values.md), not a number to refuse
+		{`{"revenue":{},"total":10}`, 10, ""},
 		{`{"revenue":[5]}`, 0, AmountNotANumber},
 		{`{"revenue":""}`, 0, AmountNotANumber},
 		{`{"revenue":null}`, 0, ""}, // JSON null is no value

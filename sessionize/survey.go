@@ -66,7 +66,7 @@ func SurveyScale(event string) (lo, hi float64, ok bool) {
 
 // Why a survey score is left out of a stage's mean score or Net Promoter Score.
 const (
-	ScoreNotANumber = "not_a_number" // not a JSON number or numeric string, e.g. "great", true, {}
+	ScoreNotANumber = "not_a_number" // not a JSON number or numeric string, e.g. "great", true, [5] ({} and null are no value: no score)
 	ScoreNotFinite  = "not_finite"   // NaN or ±Infinity (as strings), or beyond float64 (1e999)
 	ScoreOutOfScale = "out_of_scale" // outside the survey's scale (SurveyScale), e.g. 11 or -50
 	// ScoreNoStage is a score that counts (SurveyScore) given before its person entered any
