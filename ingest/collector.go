@@ -16,6 +16,7 @@ import (
 	"net/http"
 	"net/netip"
 	"net/url"
+	"os"
 	"path"
 	"slices"
 	"strconv"
@@ -635,7 +636,10 @@ func (c *Collector) readBody(r *http.Request, kind string) ([]byte, error) {
 		return nil, tooLarge
 	}
 	raw, err := io.ReadAll(io.LimitReader(r.Body, int64(limit)+1))
-	if err != nil {
+	switch {
+	case ReadTimedOut(err):
+		return nil, &requestError{http.StatusRequestTimeout, "body", ErrBodyTimeout.Error()}
+	case err != nil:
 		return nil, &requestError{http.StatusBadRequest, "body", "read body: " + err.Error()}
 	}
 	if len(raw) > limit {
@@ -666,6 +670,18 @@ func (c *Collector) readBody(r *http.Request, kind string) ([]byte, error) {
 	// as U+FFFD, as encoding/json reads them, or refuse the one event whose id holds them (see
 	// jsonScanner.id); anywhere else they are not JSON.
 	return TrimByteOrderMark(body), nil // .NET's and PowerShell's UTF-8 writers start with one
+}
+
+// ErrBodyTimeout is what a client is told, with 408 Request Timeout, when its request's body did
+// not arrive within the HTTP server's read timeout (http.Server.ReadTimeout, --http-read-timeout):
+// the read error itself names the connection's addresses, which are no business of the client.
+var ErrBodyTimeout = errors.New("request body: not received within the read timeout (--http-read-timeout)")
+
+// ReadTimedOut reports whether err, from reading a request's body, is the connection's read
+// deadline passing, which is how http.Server's ReadTimeout stops a body that stalls.
+func ReadTimedOut(err error) bool {
+	var ne net.Error
+	return errors.Is(err, os.ErrDeadlineExceeded) || errors.As(err, &ne) && ne.Timeout()
 }
 
 // trackingRequest is a parsed tracking call: its events and the batch-level fields.
@@ -1101,10 +1117,11 @@ func (c *Collector) fail(w http.ResponseWriter, err error) error {
 	switch re.status {
 	case http.StatusUnsupportedMediaType:
 		w.Header().Set("Accept-Encoding", "gzip, deflate") // RFC 9110 §15.5.16
-	case http.StatusRequestEntityTooLarge:
+	case http.StatusRequestEntityTooLarge, http.StatusRequestTimeout:
 		// The rest of the body is left unread, and the connection closed (RFC 9110 §15.5.14
 		// allows it): otherwise Go's server reads and drops up to 256 KiB of it before it
-		// answers, so the 413 waited for a client that sends its body slowly, or never.
+		// answers, so the 413 waited for a client that sends its body slowly, or never. A 408
+		// closes it too (RFC 9110 §15.5.9): the read deadline has passed.
 		w.Header().Set("Connection", "close")
 	}
 	WriteError(w, re.status, re.field, re.message)

@@ -904,3 +904,56 @@ func TestCollectorReadsBytesThatAreNotUTF8AsEncodingJSONDoes(t *testing.T) {
 		t.Errorf("stored cities %q, want the byte read as U+FFFD", city)
 	}
 }
+
+// TestCollectorAnswers408ToAStalledBody: a body that stops arriving before the server's read
+// timeout (--http-read-timeout) ends is answered 408 Request Timeout with the collector's JSON
+// error naming the body, and the connection closed; the answer was a 400 whose message quoted
+// the read error, with the connection's addresses in it.
+func TestCollectorAnswers408ToAStalledBody(t *testing.T) {
+	e := startCollector(t, nil)
+	srv := httptest.NewUnstartedServer(e.c.Handler(http.NotFoundHandler()))
+	srv.Config.ReadTimeout = 500 * time.Millisecond
+	srv.Start()
+	t.Cleanup(srv.Close)
+	host := strings.TrimPrefix(srv.URL, "http://")
+	for _, tt := range []struct {
+		name, path, headers, body string
+	}{
+		{"single call", "/v1/track", "Content-Length: 100\r\n", `{"event":"A","userId":"slow","messageId":"slow-1"`},
+		{"batch", "/v1/batch", "Content-Length: 100\r\n", `{"batch":[{"type":"track","event":"A","userId":"slow"`},
+		{"chunked", "/v1/batch", "Transfer-Encoding: chunked\r\n", "10\r\n{\"batch\":[{\"type\""},
+		{"gzip", "/v1/batch", "Content-Encoding: gzip\r\nContent-Length: 100\r\n", "\x1f\x8b\x08\x00"},
+		{"nothing of it", "/v1/track", "Content-Length: 100\r\n", ""},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			conn, err := net.Dial("tcp", host)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer conn.Close()
+			// The rest of the body never comes, so only the server's read timeout ends the read;
+			// the client's deadline keeps a hang from stalling the test, it measures nothing.
+			conn.SetDeadline(time.Now().Add(time.Minute))
+			fmt.Fprintf(conn, "POST %s HTTP/1.1\r\nHost: %s\r\nX-Write-Key: key-web\r\nContent-Type: application/json\r\n%s\r\n%s", tt.path, host, tt.headers, tt.body)
+			resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+			if err != nil {
+				t.Fatalf("no answer to a stalled body: %v", err)
+			}
+			raw, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			var body errorBody
+			if err := json.Unmarshal(raw, &body); err != nil {
+				t.Fatalf("%d, body not JSON: %s", resp.StatusCode, raw)
+			}
+			if resp.StatusCode != http.StatusRequestTimeout || body.Field != "body" || body.Error != ErrBodyTimeout.Error() {
+				t.Errorf("%d %s, want 408 naming field body: %q", resp.StatusCode, raw, ErrBodyTimeout)
+			}
+			if strings.Contains(string(raw), "127.0.0.1") || strings.Contains(string(raw), host) {
+				t.Errorf("the answer names the connection's addresses: %s", raw)
+			}
+			if !resp.Close {
+				t.Error("the 408 keeps the connection open")
+			}
+		})
+	}
+}

@@ -41,11 +41,15 @@ type batchAnswer struct {
 // answer is 200 with {"results": [{"query", "status", "result"}, …]} in the order asked, each
 // status what the query's GET would answer, with its "error", "param" and "retry_after"
 // (seconds) when it is not 200, in the manner of Elasticsearch's multi-search. A body that cannot be read is a 400 naming the field at fault
-// (413 past 1 MiB; 415 for another Content-Type than JSON, or a Content-Encoding), and none of
+// (413 past 1 MiB; 415 for another Content-Type than JSON, or a Content-Encoding; 408 when it
+// does not arrive within the server's read timeout, ingest.ErrBodyTimeout), and none of
 // its queries runs; a batch that finds no free query slot is a 503 with Retry-After.
 func (a *API) batch(w http.ResponseWriter, r *http.Request) {
 	qs, status, param, err := readBatch(w, r)
 	if err != nil {
+		if status == http.StatusRequestTimeout {
+			w.Header().Set("Connection", "close") // the read deadline has passed (RFC 9110 §15.5.9)
+		}
 		WriteError(w, status, param, err.Error())
 		return
 	}
@@ -95,6 +99,8 @@ func readBatch(w http.ResponseWriter, r *http.Request) (qs []store.BatchQuery, s
 	switch {
 	case errors.As(err, &tooLarge):
 		return nil, http.StatusRequestEntityTooLarge, "body", fmt.Errorf("the body is over %d bytes", maxBatchBytes)
+	case ingest.ReadTimedOut(err):
+		return nil, http.StatusRequestTimeout, "body", ingest.ErrBodyTimeout
 	case err != nil:
 		return nil, http.StatusBadRequest, "body", fmt.Errorf("read the body: %w", err)
 	}

@@ -1,13 +1,23 @@
 package queryapi_test
 
 import (
+	"bufio"
 	"encoding/json"
+	"fmt"
 	"io"
+	"log/slog"
+	"net"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"reflect"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/waymark-dev/waymark/ingest"
+	"github.com/waymark-dev/waymark/sessionize"
+	"github.com/waymark-dev/waymark/store/queryapi"
 )
 
 // postBatch sends body to srv's /api/v1/batch as contentType and returns the status and the
@@ -256,5 +266,51 @@ func TestBatchTakesStepArrays(t *testing.T) {
 		if status, body := postBatch(t, srv.URL, "application/json", tt.body); status != 400 || body["param"] != tt.param {
 			t.Errorf("%s: %d %v, want 400 naming %s", tt.body, status, body, tt.param)
 		}
+	}
+}
+
+// TestBatchAnswers408ToAStalledBody: a batch whose body stops arriving before the server's read
+// timeout ends is answered 408 with the API's JSON error naming the body, and the connection
+// closed; it was a 400 quoting the read error, with the connection's addresses in it.
+func TestBatchAnswers408ToAStalledBody(t *testing.T) {
+	t.Parallel()
+	jm, err := sessionize.LoadMap("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	mux := http.NewServeMux()
+	queryapi.New(nil, jm, slog.New(slog.DiscardHandler)).Register(mux) // the body is never read to a query
+	srv := httptest.NewUnstartedServer(mux)
+	srv.Config.ReadTimeout = 500 * time.Millisecond
+	srv.Start()
+	t.Cleanup(srv.Close)
+	host := strings.TrimPrefix(srv.URL, "http://")
+	conn, err := net.Dial("tcp", host)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	// The rest of the body never comes, so only the server's read timeout ends the read; the
+	// client's deadline keeps a hang from stalling the test, it measures nothing.
+	conn.SetDeadline(time.Now().Add(time.Minute))
+	fmt.Fprintf(conn, "POST /api/v1/batch HTTP/1.1\r\nHost: %s\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n%s", host, `{"queries": [{"query": "sessions"`)
+	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil {
+		t.Fatalf("no answer to a stalled body: %v", err)
+	}
+	raw, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	var body map[string]string
+	if err := json.Unmarshal(raw, &body); err != nil {
+		t.Fatalf("%d, body not JSON: %s", resp.StatusCode, raw)
+	}
+	if resp.StatusCode != http.StatusRequestTimeout || body["param"] != "body" || body["error"] != ingest.ErrBodyTimeout.Error() {
+		t.Errorf("%d %s, want 408 naming param body: %q", resp.StatusCode, raw, ingest.ErrBodyTimeout)
+	}
+	if strings.Contains(string(raw), "127.0.0.1") || strings.Contains(string(raw), host) {
+		t.Errorf("the answer names the connection's addresses: %s", raw)
+	}
+	if !resp.Close {
+		t.Error("the 408 keeps the connection open")
 	}
 }
