@@ -598,6 +598,7 @@ func BenchmarkFunnelMatching(b *testing.B) {
 	for _, q := range []question{
 		single("funnel-3-steps", "funnel", url.Values{"steps": {steps3}, "window": {"24h"}}),
 		single("funnel-5-steps-by-channel", "funnel", url.Values{"steps": {steps3 + ",Checkout Started,Product Reviewed"}, "window": {"168h"}, "breakdown": {"channel"}}),
+		single("funnel-3-steps-by-sessions", "funnel", url.Values{"steps": {steps3}, "window": {"24h"}, "count_by": {"sessions"}}),
 		single("dropoff", "dropoff", url.Values{"steps": {steps3}, "window": {"24h"}, "step": {"2"}}),
 		single("paths", "paths", url.Values{"anchor": {"Product Viewed"}, "depth": {"4"}, "window": {"24h"}, "convert": {"Order Completed"}}),
 		single("next", "next", url.Values{"anchor": {"Product Added"}, "window": {"24h"}}),

@@ -191,6 +191,9 @@ func (s *Store) dropoffQuery(ctx context.Context, jm *sessionize.Map, q DropoffQ
 	if err != nil {
 		return nil, err
 	}
+	if err := s.boundSessions(ctx, plan, fq); err != nil {
+		return nil, err
+	}
 	tracked, first := plan.readAlso(labelSQL, locationSQL, predicate{sql: "channel"})
 	if len(plan.scan.preds) > 64 {
 		return nil, paramErrorf("steps", "too many conditions")
@@ -204,16 +207,18 @@ func (s *Store) dropoffQuery(ctx context.Context, jm *sessionize.Map, q DropoffQ
 	}
 	err = s.matchPlan(ctx, plan, func(spec string) error {
 		return s.matchInClickHouse(ctx, plan, spec, true, func(person, answer string) error {
-			o, err := decodeFunnelOutcome(answer, plan.attr >= 0)
+			units, err := decodeFunnelOutcomes(answer, plan.attr >= 0, plan.bySessions)
 			if err != nil {
 				return err
 			}
-			if (o.drop != nil) != (o.level > 0 && o.level < n) {
-				return fmt.Errorf("person %.60q reached %d of %d steps, with a drop-off: %t", person, o.level, n, o.drop != nil)
-			}
-			o.addTo(agg, fq.Mode)
-			if o.drop != nil {
-				levels[o.level].add(person, *o.drop)
+			for _, o := range units {
+				if (o.drop != nil) != (o.level > 0 && o.level < n) {
+					return fmt.Errorf("person %.60q reached %d of %d steps, with a drop-off: %t", person, o.level, n, o.drop != nil)
+				}
+				o.addTo(agg, fq.Mode)
+				if o.drop != nil {
+					levels[o.level].add(person, *o.drop)
+				}
 			}
 			return nil
 		})

@@ -194,8 +194,8 @@ func (q *FunnelQuery) Validate() error {
 // windowFunnel gets wrong on ties and on steps matching the same event) runs on each person's
 // list, deduplicated: inside ClickHouse, in the waymark_funnel executable UDF, when the server has
 // it (Config.FunnelMatching), else here as rows stream in. Counting sessions, or breaking down by
-// channel or campaign (the entry of the step-1 event's visit, see funnelPlan.units), always
-// matches here, where the visits are read, pass by pass (see visits).
+// channel or campaign (the entry of the step-1 event's visit, see funnelPlan.units), reads the
+// visits too: here pass by pass (see visits), in the UDF each person's (matchPassInClickHouse).
 func (s *Store) Funnel(ctx context.Context, jm *sessionize.Map, q FunnelQuery) (*FunnelResult, error) {
 	return runQuery(ctx, s, "funnel", func(ctx context.Context) (*FunnelResult, error) { return s.funnel(ctx, jm, q) })
 }
@@ -209,6 +209,9 @@ func (s *Store) funnel(ctx context.Context, jm *sessionize.Map, q FunnelQuery) (
 	}
 	plan, err := planFunnel(jm, q)
 	if err != nil {
+		return nil, err
+	}
+	if err := s.boundSessions(ctx, plan, q); err != nil {
 		return nil, err
 	}
 	var res *FunnelResult
@@ -230,32 +233,42 @@ func (s *Store) funnel(ctx context.Context, jm *sessionize.Map, q FunnelQuery) (
 // take long (a bot sends that many), and the log says why a query is slow.
 const largeUnit = 10_000
 
+// boundSessions bounds the scan of a plan counting sessions to the events its units can hold
+// when q has a To: a session's steps are all in its visit, which starts before To (its first
+// step does) and ends by the latest end of the visits that start before To and end at or after
+// From; later events are in no unit of the range, and are not read (the sessions summary bounds
+// its scan alike). Unbounded, a one-day drop-off read every later event.
+func (s *Store) boundSessions(ctx context.Context, plan *funnelPlan, q FunnelQuery) error {
+	if !plan.bySessions || q.To.IsZero() {
+		return nil
+	}
+	last, err := s.lastVisitEnd(ctx, max(q.From.UnixMilli(), 0), q.To.UnixMilli())
+	if err != nil {
+		return err
+	}
+	plan.scan.to = q.To.UnixMicro() // no stored visit: no unit, and the range's events suffice
+	if last >= 0 {
+		plan.scan.to = max(last*1000+999, plan.scan.to) // the last µs of the visits' last end (ms)
+	}
+	return nil
+}
+
+// newVisits is the visits a plan that reads them (keyAttr) matches with, of no key yet (a scan
+// loads each pass's, see scanVisits; the UDF each person's): those that end at or after its
+// from, with their entries when it breaks down by entry.
+func (p *funnelPlan) newVisits() *visits {
+	return &visits{from: max(p.from, 0), entries: p.entryBy != ""}
+}
+
 // matchHere is the matching in Waymark of a query of kind (funnel, dropoff): it reads plan's
 // events person by person, matches each unit (a person, or each of their sessions when q counts
 // sessions) against plan's steps and adds it to agg; then, unless each is nil, it hands each the
 // unit's person, its events, the steps it reached (level) and the events that took them (path).
 func (s *Store) matchHere(ctx context.Context, kind string, plan *funnelPlan, q FunnelQuery, agg *funnelAgg,
 	each func(person string, unit []unitEvent, attrs attrTable, level int, path []int)) error {
-	if plan.bySessions && !q.To.IsZero() {
-		// A session's steps are all in its visit, which starts before To (its first step does)
-		// and ends by the latest end of the visits that start before To and end at or after
-		// From: later events are in no unit of the range, and are not read (the sessions
-		// summary bounds its scan alike). Unbounded, a one-day drop-off read every later event.
-		last, err := s.lastVisitEnd(ctx, max(q.From.UnixMilli(), 0), q.To.UnixMilli())
-		if err != nil {
-			return err
-		}
-		plan.scan.to = q.To.UnixMicro() // no stored visit: no unit, and the range's events suffice
-		if last >= 0 {
-			plan.scan.to = max(last*1000+999, plan.scan.to) // the last µs of the visits' last end (ms)
-		}
-	}
 	var sessions *visits // a pass's, when q counts sessions or breaks down by a visit's entry
 	if plan.keyAttr >= 0 {
-		sessions = visitsFrom(q.From)
-		if plan.entryBy != "" {
-			sessions.withEntries()
-		}
+		sessions = plan.newVisits()
 	}
 	finder := newPathFinder(plan.spec)
 	return s.scanVisits(ctx, plan.scan, sessions, func(person string, events []scannedEvent, attrs attrTable) error {

@@ -594,6 +594,8 @@ func TestFunnelAgreesWithTheReference(t *testing.T) {
 		{Steps: []string{view, add, order}, Window: 7 * day, Breakdown: store.Breakdown{By: "trait", Name: "customer_type"}},
 		{Steps: []string{add, order}, Window: day, Mode: store.ModeAny, Breakdown: store.Breakdown{By: "channel"}, CountBy: store.CountSessions},
 		{Steps: []string{view, order}, Window: 7 * day, Breakdown: store.Breakdown{By: "campaign"}},
+		// Sessions of a range, broken down by their entry: the visits read beside a bounded scan.
+		{Steps: []string{view, add}, Window: day, From: t0.Add(10 * day), To: t0.Add(40 * day), Breakdown: store.Breakdown{By: "campaign"}, CountBy: store.CountSessions},
 	}
 	// The reference answers, once for every path: each is a brute-force walk over all the events.
 	wants := make([]string, len(tests))
@@ -617,8 +619,8 @@ func TestFunnelAgreesWithTheReference(t *testing.T) {
 }
 
 // TestFunnelMatchingPlace checks where Config.FunnelMatching puts a funnel's matching: forced into
-// ClickHouse it fails without the waymark_funnel UDF (18.16) and runs with it (chdb), except
-// funnels counting sessions, which match here either way.
+// ClickHouse it fails without the waymark_funnel UDF (18.16) and runs with it (chdb), funnels
+// counting sessions too (the UDF reads the visits since spec version 8).
 func TestFunnelMatchingPlace(t *testing.T) {
 	t.Parallel()
 	d := generateRefData(3, 20)
@@ -628,17 +630,15 @@ func TestFunnelMatchingPlace(t *testing.T) {
 	forced := openStoreWith(t, func(c *store.Config) { c.Database, c.FunnelMatching = db, store.MatchEngine })
 	jm := defaultMap(t)
 	ctx := context.Background()
-	q := store.FunnelQuery{Steps: []string{"Product Viewed", "Order Completed"}, Window: 24 * time.Hour}
-	_, err := forced.Funnel(ctx, jm, q)
-	switch {
-	case server.FunnelUDF && err != nil:
-		t.Errorf("engine with waymark_funnel: %v", err)
-	case !server.FunnelUDF && (err == nil || !strings.Contains(err.Error(), "waymark_funnel")):
-		t.Errorf("engine without waymark_funnel: got %v, want an error naming it", err)
-	}
-	q.CountBy = store.CountSessions
-	if _, err := forced.Funnel(ctx, jm, q); err != nil {
-		t.Errorf("count by sessions: %v", err)
+	for _, countBy := range []string{store.CountPersons, store.CountSessions} {
+		q := store.FunnelQuery{Steps: []string{"Product Viewed", "Order Completed"}, Window: 24 * time.Hour, CountBy: countBy}
+		_, err := forced.Funnel(ctx, jm, q)
+		switch {
+		case server.FunnelUDF && err != nil:
+			t.Errorf("count by %s, engine with waymark_funnel: %v", countBy, err)
+		case !server.FunnelUDF && (err == nil || !strings.Contains(err.Error(), "waymark_funnel")):
+			t.Errorf("count by %s, engine without waymark_funnel: got %v, want an error naming it", countBy, err)
+		}
 	}
 	if _, err := store.Open(ctx, store.Config{Addr: server.Addr, FunnelMatching: "gpu"}, slog.New(slog.DiscardHandler), nil); err == nil || !strings.Contains(err.Error(), "funnel matching") {
 		t.Errorf("bad FunnelMatching: %v", err)

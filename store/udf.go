@@ -34,16 +34,29 @@ import (
 //	attrs            Array(String)  the spec's attribute columns, one after another: every
 //	                                event's first attribute, then every event's second…;
 //	                                empty when the spec reads none
+//	keys             Array(String)  the distinct customer keys of the person's events (the
+//	                                spec's key attribute), when the spec reads visits (a funnel
+//	                                or drop-off counted by sessions or broken down by a visit's
+//	                                entry); else empty, as are the columns below
+//	visits           Array(UInt64)  per key, how many of the columns below are its visits
+//	start, end, start_seq
+//	                 Array(UInt64)  the visits (liveVisits: µs, µs, seq), key after key
+//	reason, channel, campaign
+//	                 Array(String)  their end reasons and, when the spec breaks down by entry,
+//	                                entry channels and campaigns (else channel and campaign are
+//	                                empty)
 //
-// and each answer is a String: funnelOutcome's encoding, or anchorOutcome's when the spec has an
-// anchor, retentionOutcome's when it has a retention, stagesOutcome's when it has stages. The answers of a chunk are flushed together, in order.
+// and each answer is a String: funnelOutcome's encoding (a list of them, appendText's, one per
+// session reaching a step, when the spec counts sessions), or anchorOutcome's when the spec has an
+// anchor, retentionOutcome's when it has a retention, stagesOutcome's when it has stages. The
+// answers of a chunk are flushed together, in order.
 
 // FunnelUDFName is the name the executable UDF is installed under.
 const FunnelUDFName = "waymark_funnel"
 
 // udfSpecVersion changes whenever udfSpec or an answer's encoding changes meaning: a server
 // running another release's binary then fails the query with a message saying so.
-const udfSpecVersion = 7
+const udfSpecVersion = 8
 
 // Limits on one row of UDF input: more is an error, not an allocation.
 const (
@@ -52,6 +65,7 @@ const (
 	maxUDFAttrCols   = 8       // attribute columns per event (a drop-off by breakdown reads 4)
 	maxUDFAttrBytes  = 1 << 20 // one attribute value
 	maxUDFAttrsBytes = 1 << 26 // all attribute values of one person
+	maxUDFVisits     = 1 << 20 // visits of one person's keys (32 bytes of memory each)
 )
 
 // udfSpec is what the UDF needs of a funnelPlan to turn a person's events into a unit and match
@@ -73,6 +87,13 @@ type udfSpec struct {
 	Attr      int      `json:"attr"`       // which of them is the breakdown, or -1: none
 	TraitCond int      `json:"trait_cond"` // the condition marking trait events, or -1
 	Keep      uint64   `json:"keep"`       // conditions whose events are kept though they take no step
+	// KeyAttr is the attribute column holding each event's customer key when the matching reads
+	// the visits (funnelPlan.keyAttr), or -1; then BySessions says the units are sessions, EntryBy
+	// that the breakdown is the entry of the step-1 event's visit ("channel", "campaign" or "");
+	// the visits sent are those that end at or after Start (funnelPlan.newVisits).
+	KeyAttr    int    `json:"key_attr"`
+	BySessions bool   `json:"by_sessions,omitempty"`
+	EntryBy    string `json:"entry_by,omitempty"`
 	// Dropoff, when set, asks for each unit that stops before the last step where it left from
 	// (dropoffPlan).
 	Dropoff *udfDropoff `json:"dropoff,omitempty"`
@@ -143,15 +164,12 @@ func (a *udfAnchor) check(attrs int, keep uint64) error {
 }
 
 // udfSpec encodes the plan's matching for the UDF, whose matching of a chunk stops after
-// timeout; ok is false when the UDF cannot match it (count by sessions needs the sessions,
-// which stay in Waymark).
+// timeout; ok is false when the UDF cannot match it (today it matches every plan).
 func (p *funnelPlan) udfSpec(timeout time.Duration) (spec string, ok bool) {
-	if p.keyAttr >= 0 {
-		return "", false
-	}
 	u := udfSpec{Version: udfSpecVersion, Steps: p.spec.steps, Mode: p.spec.mode, From: p.spec.from, To: p.spec.to,
 		Window: p.spec.window, Start: p.from, Cut: p.scan.from, Blocks: make([]uint64, len(p.conds)), Attrs: len(p.scan.attrs), Attr: p.attr,
-		TraitCond: p.traitCond, Keep: p.keep, TimeoutMs: max(timeout.Milliseconds(), 0)}
+		TraitCond: p.traitCond, Keep: p.keep, TimeoutMs: max(timeout.Milliseconds(), 0),
+		KeyAttr: p.keyAttr, BySessions: p.bySessions, EntryBy: p.entryBy}
 	copy(u.Blocks, p.blocks)
 	if d := p.dropoff; d != nil {
 		u.Dropoff = &udfDropoff{Tracked: d.tracked, First: d.first}
@@ -225,6 +243,12 @@ func parseUDFSpec(spec []byte) (*funnelPlan, error) {
 		return nil, fmt.Errorf("spec: retention by %q over %d periods, %d attributes, tracked bit %#x", u.Retention.Period, u.Retention.Periods, u.Attrs, u.Retention.Tracked)
 	case u.TraitCond < -1 || u.TraitCond >= 64 || u.TraitCond >= 0 && u.Attr != 0:
 		return nil, fmt.Errorf("spec: trait condition %d (attribute %d)", u.TraitCond, u.Attr)
+	case u.KeyAttr < -1 || u.KeyAttr >= u.Attrs || u.KeyAttr >= 0 && u.KeyAttr == u.Attr,
+		u.KeyAttr < 0 && (u.BySessions || u.EntryBy != ""),
+		u.EntryBy != "" && (u.EntryBy != "channel" && u.EntryBy != "campaign" || u.Attr < 0):
+		return nil, fmt.Errorf("spec: key attribute %d of %d, by sessions %t, entry by %q (breakdown attribute %d)", u.KeyAttr, u.Attrs, u.BySessions, u.EntryBy, u.Attr)
+	case u.KeyAttr >= 0 && (u.Anchor != nil || u.Retention != nil || u.Stages != nil):
+		return nil, errors.New("spec: visits read for an anchor, a retention or stages")
 	}
 	if u.Anchor != nil {
 		if err := u.Anchor.check(u.Attrs, u.Keep); err != nil {
@@ -232,7 +256,7 @@ func parseUDFSpec(spec []byte) (*funnelPlan, error) {
 		}
 	}
 	p := &funnelPlan{conds: make([]condition, len(u.Blocks)), blocks: u.Blocks, from: u.Start,
-		attr: u.Attr, traitCond: u.TraitCond, keyAttr: -1, keep: u.Keep,
+		attr: u.Attr, traitCond: u.TraitCond, keyAttr: u.KeyAttr, bySessions: u.BySessions, entryBy: u.EntryBy, keep: u.Keep,
 		spec: matchSpec{steps: u.Steps, mode: u.Mode, from: u.From, to: u.To, window: u.Window},
 		scan: eventScan{attrs: make([]predicate, u.Attrs), from: u.Cut}}
 	if u.Dropoff != nil {
@@ -276,9 +300,9 @@ type funnelOutcome struct {
 	drop  *dropout
 }
 
-// outcomeOf is the outcome of a unit matched by plan, with its person's attributes: it reached
-// level steps with the events of path.
-func outcomeOf(plan *funnelPlan, unit []unitEvent, attrs attrTable, level int, path []int) funnelOutcome {
+// outcomeOf is the outcome of a unit matched by plan, with its person's attributes and breakdown
+// values: it reached level steps with the events of path.
+func outcomeOf(plan *funnelPlan, unit []unitEvent, values breakdownValues, level int, path []int) funnelOutcome {
 	o := funnelOutcome{level: level}
 	if level == 0 {
 		return o
@@ -286,9 +310,9 @@ func outcomeOf(plan *funnelPlan, unit []unitEvent, attrs attrTable, level int, p
 	for _, i := range path {
 		o.times = append(o.times, unit[i].t)
 	}
-	o.attr = breakdownValues{attrs: attrs, col: plan.attr}.of(unit[path[0]])
+	o.attr = values.of(unit[path[0]])
 	if plan.dropoff != nil && level < plan.spec.steps {
-		d := plan.dropoff.of(unit, attrs, path, plan.spec.window)
+		d := plan.dropoff.of(unit, values.attrs, path, plan.spec.window)
 		o.drop = &d
 	}
 	return o
@@ -323,7 +347,7 @@ func (o funnelOutcome) encode(b []byte, breakdown bool) []byte {
 
 // appendText appends s as an answer's text: "|", its length in bytes, ":" and s, so s may hold
 // any byte.
-func appendText(b []byte, s string) []byte {
+func appendText[T string | []byte](b []byte, s T) []byte {
 	b = append(b, '|')
 	b = strconv.AppendInt(b, int64(len(s)), 10)
 	b = append(b, ':')
@@ -395,6 +419,29 @@ func decodeFunnelOutcome(s string, breakdown bool) (funnelOutcome, error) {
 		return o, fmt.Errorf("funnel outcome %.60q: %d texts", s, len(texts))
 	}
 	return o, nil
+}
+
+// decodeFunnelOutcomes parses a person's answer: encode's text, or for a plan by sessions a list
+// of them (appendText's), one per session that reached a step.
+func decodeFunnelOutcomes(s string, breakdown, bySessions bool) ([]funnelOutcome, error) {
+	if !bySessions {
+		o, err := decodeFunnelOutcome(s, breakdown)
+		return []funnelOutcome{o}, err
+	}
+	head, texts, err := cutTexts(s)
+	if err != nil || head != "" {
+		return nil, fmt.Errorf("sessions' outcomes %.60q: want a list of texts (%v)", s, err)
+	}
+	out := make([]funnelOutcome, len(texts))
+	for i, text := range texts {
+		if out[i], err = decodeFunnelOutcome(text, breakdown); err != nil {
+			return nil, err
+		}
+		if out[i].level == 0 {
+			return nil, fmt.Errorf("sessions' outcomes %.60q: an empty one", s)
+		}
+	}
+	return out, nil
 }
 
 // addTo sums the outcome into a, as funnelAgg.add does for the unit and path it came from.
@@ -477,6 +524,9 @@ type udfMatcher struct {
 	finder     *pathFinder
 	cols       [4][]uint64 // t, seq, mask, id
 	attrs      []string    // as read: one attribute column after another (attrTable.values)
+	visitNums  [4][]uint64 // visits, start, end, start_seq
+	visitTexts [4][]string // keys, reason, channel, campaign
+	space      visitSpace  // the last row's visits' (see readVisitsOf)
 	// a stages query's scratch space and outcome
 	stageEntered []int64
 	stageLeft    []bool
@@ -484,6 +534,7 @@ type udfMatcher struct {
 	events       []scannedEvent
 	ids          []uint64
 	buf          []byte
+	unitAnswer   []byte // a session's outcome, while a plan by sessions answers
 	scratch      [8 * 1024]byte
 }
 
@@ -528,12 +579,16 @@ func (u *udfMatcher) row(in *bufio.Reader, out *bufio.Writer) error {
 		return fmt.Errorf("%d attribute values for %d events of %d attributes, want %d", len(u.attrs), n, cols, want)
 	}
 	attrs := attrTable{values: u.attrs, stride: n, width: cols}
+	visits, err := u.readVisits(in)
+	if err != nil {
+		return err
+	}
 	u.events = u.events[:0]
 	for i := range n {
 		u.events = append(u.events, scannedEvent{t: int64(u.cols[0][i]), seq: int64(u.cols[1][i]), mask: u.cols[2][i], id: u.cols[3][i], at: int32(i)})
 	}
 	sortCopies(u.events, attrs) // the scan's order, so equal copies sort the same way too
-	units := u.plan.units(cutBefore(dedupe(u.events, &u.ids), u.plan.scan.from), attrs, nil)
+	units := u.plan.units(cutBefore(dedupe(u.events, &u.ids), u.plan.scan.from), attrs, visits)
 	answer := u.buf[:0]
 	// The walks below take time linear in the row; the funnel's path search checks the timeout
 	// itself, as it goes.
@@ -559,14 +614,14 @@ func (u *udfMatcher) row(in *bufio.Reader, out *bufio.Writer) error {
 		}
 		return u.answer(out, answer)
 	}
-	var o funnelOutcome
-	if len(units) == 1 {
-		unit := units[0]
+	values := breakdownValues{attrs: attrs, col: u.plan.attr, entries: u.plan.entries}
+	breakdown := u.plan.attr >= 0
+	for _, unit := range units {
 		ctx, cancel := context.Background(), context.CancelFunc(func() {})
 		if u.plan.udfTimeout > 0 {
 			ctx, cancel = context.WithDeadline(ctx, u.chunkStart.Add(u.plan.udfTimeout))
 		}
-		level, path, err := u.finder.reach(ctx, unit, breakdownValues{attrs: attrs, col: u.plan.attr})
+		level, path, err := u.finder.reach(ctx, unit, values)
 		cancel()
 		if errors.Is(err, context.DeadlineExceeded) {
 			return fmt.Errorf("match %d events: the chunk took over the query's timeout %s", len(unit), u.plan.udfTimeout)
@@ -574,9 +629,72 @@ func (u *udfMatcher) row(in *bufio.Reader, out *bufio.Writer) error {
 		if err != nil {
 			return fmt.Errorf("match: %w", err)
 		}
-		o = outcomeOf(u.plan, unit, attrs, level, path)
+		o := outcomeOf(u.plan, unit, values, level, path)
+		if !u.plan.bySessions {
+			answer = o.encode(answer, breakdown)
+		} else if o.level > 0 {
+			u.unitAnswer = o.encode(u.unitAnswer[:0], breakdown)
+			answer = appendText(answer, u.unitAnswer)
+		}
 	}
-	return u.answer(out, o.encode(answer, u.plan.attr >= 0))
+	return u.answer(out, answer)
+}
+
+// readVisits reads a row's visits columns, the visits of the person's keys (see the wire format),
+// into the visits the plan's units are made with; nil when the plan reads no visits (and the
+// columns are empty). They are valid until the next row's.
+func (u *udfMatcher) readVisits(in *bufio.Reader) (*visits, error) {
+	var err error
+	nums, texts := &u.visitNums, &u.visitTexts
+	if texts[0], err = readStrings(in, texts[0][:0], maxUDFVisits); err != nil {
+		return nil, fmt.Errorf("read keys: %w", err)
+	}
+	for i, name := range []string{"visits", "start", "end", "start_seq"} {
+		if nums[i], err = u.readUint64s(in, nums[i][:0]); err != nil {
+			return nil, fmt.Errorf("read %s: %w", name, err)
+		}
+	}
+	for i, name := range []string{"reason", "channel", "campaign"} {
+		if texts[i+1], err = readStrings(in, texts[i+1][:0], maxUDFVisits); err != nil {
+			return nil, fmt.Errorf("read %s: %w", name, err)
+		}
+	}
+	keys, counts, n := texts[0], nums[0], len(nums[1])
+	entries := 0
+	if u.plan.entryBy != "" {
+		entries = n
+	}
+	switch {
+	case u.plan.keyAttr < 0 && (len(keys) > 0 || len(counts) > 0 || n > 0 || len(texts[1]) > 0 || len(texts[2]) > 0 || len(texts[3]) > 0):
+		return nil, errors.New("visits sent for a spec that reads none")
+	case u.plan.keyAttr < 0:
+		return nil, nil
+	case len(counts) != len(keys) || len(nums[2]) != n || len(nums[3]) != n || len(texts[1]) != n || len(texts[2]) != entries || len(texts[3]) != entries:
+		return nil, fmt.Errorf("visits of %d keys in %d counts, %d starts, %d ends, %d start_seqs, %d reasons, %d channels, %d campaigns (%d entries wanted)",
+			len(keys), len(counts), n, len(nums[2]), len(nums[3]), len(texts[1]), len(texts[2]), len(texts[3]), entries)
+	}
+	rows, at := newVisitRows(u.space), 0
+	for k, key := range keys {
+		if counts[k] > uint64(n-at) {
+			return nil, fmt.Errorf("key %d has %d visits, of %d sent", k+1, counts[k], n)
+		}
+		for range counts[k] {
+			kind := visitKind{reason: texts[1][at]}
+			if entries > 0 {
+				kind.channel, kind.campaign = texts[2][at], texts[3][at]
+			}
+			rows.add(key, kind, span{start: int64(nums[1][at]), end: int64(nums[2][at]), startSeq: int64(nums[3][at])})
+			at++
+		}
+	}
+	if at != n {
+		return nil, fmt.Errorf("%d visits sent, %d counted by key", n, at)
+	}
+	v := u.plan.newVisits()
+	*v = *rows.visits(v.from)
+	v.entries = u.plan.entryBy != ""
+	u.space = visitSpace{keys: len(rows.keys), spans: rows.read, slots: rows.table.slots}
+	return v, nil
 }
 
 // matchesFunnel reports whether the plan is a funnel's or a drop-off's (a path search), not a
@@ -761,8 +879,8 @@ func isNoFunnelUDF(err error) bool {
 func (s *Store) funnelInEngine(ctx context.Context, plan *funnelPlan, spec string, q FunnelQuery) (*FunnelResult, error) {
 	agg := newFunnelAgg(len(q.Steps), q.Breakdown.By != "")
 	if err := s.matchInClickHouse(ctx, plan, spec, false, func(_, answer string) error {
-		o, err := decodeFunnelOutcome(answer, plan.attr >= 0)
-		if err == nil {
+		units, err := decodeFunnelOutcomes(answer, plan.attr >= 0, plan.bySessions)
+		for _, o := range units {
 			o.addTo(agg, q.Mode)
 		}
 		return err
@@ -828,14 +946,57 @@ func (s *Store) matchPassInClickHouse(ctx context.Context, plan *funnelPlan, spe
 	if withPerson {
 		person = "person"
 	}
-	query := `SELECT ` + person + `, r FROM (
-	SELECT person, ` + FunnelUDFName + `(?, groupArray(t), groupArray(seq), groupArray(mask), groupArray(id), ` + attrs + `) AS r
+	noStrings, noNumbers := "CAST([], 'Array(String)')", "CAST([], 'Array(UInt64)')"
+	if plan.keyAttr < 0 {
+		query := `SELECT ` + person + `, r FROM (
+	SELECT person, ` + FunnelUDFName + `(?, groupArray(t), groupArray(seq), groupArray(mask), groupArray(id), ` + attrs + `,
+		` + noStrings + `, ` + strings.Repeat(noNumbers+", ", 4) + strings.Repeat(noStrings+", ", 2) + noStrings + `) AS r
 	FROM (
 		` + rows + `
 	)
 	GROUP BY person
 ) WHERE r != ''`
-	res, err := s.conn.Query(ctx, query, append([]any{spec}, args...)...)
+		return s.readAnswers(ctx, query, append([]any{spec}, args...), fn)
+	}
+	// The visits of each person's keys: the person's arrays, once per key of theirs (ARRAY
+	// JOIN), joined to the key's visits, grouped by key, and grouped again by person.
+	entries, entryCols := noStrings+", "+noStrings, ""
+	if plan.entryBy != "" {
+		entries = "arrayFlatten(groupArray(v.channels)), arrayFlatten(groupArray(v.campaigns))"
+		entryCols = ", groupArray(entry_channel) AS channels, groupArray(entry_campaign) AS campaigns"
+	}
+	visits, visitArgs := s.passVisits(plan.scan, id, r, plan.newVisits().from, plan.entryBy != "")
+	query := `SELECT ` + person + `, r FROM (
+	SELECT person, ` + FunnelUDFName + `(?, any(e.ts), any(e.seqs), any(e.masks), any(e.ids), any(e.attrs),
+		groupArray(key), groupArray(length(v.starts)), arrayFlatten(groupArray(v.starts)), arrayFlatten(groupArray(v.ends)),
+		arrayFlatten(groupArray(v.start_seqs)), arrayFlatten(groupArray(v.reasons)), ` + entries + `) AS r
+	FROM (
+		SELECT person, ts, seqs, masks, ids, attrs, key
+		FROM (
+			SELECT person, groupArray(t) AS ts, groupArray(seq) AS seqs, groupArray(mask) AS masks, groupArray(id) AS ids,
+				` + attrs + ` AS attrs, groupUniqArray(a` + strconv.Itoa(plan.keyAttr) + `) AS keys
+			FROM (
+				` + rows + `
+			)
+			GROUP BY person
+		) ARRAY JOIN keys AS key
+	) AS e
+	LEFT JOIN (
+		SELECT key, groupArray(start) AS starts, groupArray(end) AS ends, groupArray(start_seq) AS start_seqs,
+			groupArray(reason) AS reasons` + entryCols + `
+		FROM (
+			` + visits + `
+		)
+		GROUP BY key
+	) AS v USING key
+	GROUP BY person
+) WHERE r != ''`
+	return s.readAnswers(ctx, query, append(append([]any{spec}, args...), visitArgs...), fn)
+}
+
+// readAnswers runs a query of rows (person, answer) and hands fn each.
+func (s *Store) readAnswers(ctx context.Context, query string, args []any, fn func(person, answer string) error) error {
+	res, err := s.conn.Query(ctx, query, args...)
 	if err != nil {
 		return fmt.Errorf("match in clickhouse: %w", err)
 	}

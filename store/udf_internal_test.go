@@ -22,23 +22,38 @@ type udfRow struct {
 	spec             string
 	t, seq, mask, id []uint64
 	attrs            []string
+	// the visits of the person's keys (see the wire format in udf.go)
+	keys                      []string
+	visits, start, end, vseq  []uint64
+	reason, channel, campaign []string
 }
 
-// appendRowBinary appends r in RowBinary: the spec String, four Array(UInt64), one Array(String).
+// appendRowBinary appends r in RowBinary: the spec String, four Array(UInt64), one
+// Array(String); the visits: one Array(String), four Array(UInt64), three Array(String).
 func (r udfRow) appendRowBinary(b []byte) []byte {
 	b = binary.AppendUvarint(b, uint64(len(r.spec)))
 	b = append(b, r.spec...)
-	for _, col := range [][]uint64{r.t, r.seq, r.mask, r.id} {
-		b = binary.AppendUvarint(b, uint64(len(col)))
-		for _, v := range col {
-			b = binary.LittleEndian.AppendUint64(b, v)
+	numbers := func(cols ...[]uint64) {
+		for _, col := range cols {
+			b = binary.AppendUvarint(b, uint64(len(col)))
+			for _, v := range col {
+				b = binary.LittleEndian.AppendUint64(b, v)
+			}
 		}
 	}
-	b = binary.AppendUvarint(b, uint64(len(r.attrs)))
-	for _, a := range r.attrs {
-		b = binary.AppendUvarint(b, uint64(len(a)))
-		b = append(b, a...)
+	texts := func(cols ...[]string) {
+		for _, col := range cols {
+			b = binary.AppendUvarint(b, uint64(len(col)))
+			for _, a := range col {
+				b = binary.AppendUvarint(b, uint64(len(a)))
+				b = append(b, a...)
+			}
+		}
 	}
+	numbers(r.t, r.seq, r.mask, r.id)
+	texts(r.attrs, r.keys)
+	numbers(r.visits, r.start, r.end, r.vseq)
+	texts(r.reason, r.channel, r.campaign)
 	return b
 }
 
@@ -136,6 +151,67 @@ func TestServeFunnelUDF(t *testing.T) {
 	o, err = decodeFunnelOutcome(got[4], true)
 	if err != nil || o.level != 1 || o.attr != "web" || o.drop == nil || *o.drop != (dropout{last: [3]string{"Cart", "/c", "ads"}, next: "Viewed", hasNext: true}) {
 		t.Errorf("decode %q: %+v %+v %v", got[4], o, o.drop, err)
+	}
+}
+
+// visitsSpec is the spec of an ordered funnel of two conditions, 10 µs window, reading visits:
+// counted by sessions (its only attribute column the customer key), or broken down by the
+// entry channel of the step-1 event's visit (attributes: channel, key).
+func visitsSpec(t *testing.T, bySessions bool) string {
+	t.Helper()
+	p := &funnelPlan{conds: make([]condition, 2), blocks: []uint64{0, 0}, from: math.MinInt64, attr: -1, traitCond: -1, keyAttr: 0,
+		steps: []stepPlan{{conds: []int{0}, nth: []int{1}}, {conds: []int{1}, nth: []int{1}}},
+		spec:  matchSpec{steps: 2, mode: ModeOrdered, from: math.MinInt64, to: math.MaxInt64, window: 10},
+		scan:  eventScan{attrs: make([]predicate, 1)}, bySessions: bySessions}
+	if bySessions {
+		p.spec.window = math.MaxInt64 / 2
+	} else {
+		p.attr, p.keyAttr, p.entryBy, p.scan.attrs = 0, 1, "channel", make([]predicate, 2)
+	}
+	spec, ok := p.udfSpec(time.Minute)
+	if !ok {
+		t.Fatal("no spec")
+	}
+	return spec
+}
+
+// TestServeFunnelUDFReadsVisits: counted by sessions, each visit of a person's keys is a unit
+// (an event of no visit is in none); broken down by channel, the step-1 event's visit's entry
+// channel is the value, and an event of no visit keeps its own.
+func TestServeFunnelUDFReadsVisits(t *testing.T) {
+	t.Parallel()
+	sessions, byEntry := visitsSpec(t, true), visitsSpec(t, false)
+	input := udfChunks([]udfRow{
+		// Two keys: k's visits [1, 2] and [10, 12]; m's [30, 40]. Steps 1 and 2 in k's first visit,
+		// step 1 alone in its second, step 2 at 20 in no visit, both steps in m's, by copies.
+		{spec: sessions, t: []uint64{1, 2, 10, 20, 30, 31, 31}, seq: make([]uint64, 7), mask: []uint64{1, 2, 1, 2, 1, 2, 2}, id: []uint64{1, 2, 3, 4, 5, 6, 6},
+			attrs: []string{"k", "k", "k", "k", "m", "m", "m"},
+			keys:  []string{"m", "k"}, visits: []uint64{1, 2}, start: []uint64{30, 10, 1}, end: []uint64{40, 12, 2}, vseq: make([]uint64, 3),
+			reason: []string{"idle", "idle", "idle"}},
+		// No visit at all: no session.
+		{spec: sessions, t: []uint64{1, 2}, seq: []uint64{0, 0}, mask: []uint64{1, 2}, id: []uint64{1, 2}, attrs: []string{"k", "k"},
+			keys: []string{"k"}, visits: []uint64{0}},
+		// Step 1 at 3 in a visit entered by paid_search (the event's own channel says direct).
+		{spec: byEntry, t: []uint64{3, 5}, seq: []uint64{0, 0}, mask: []uint64{1, 2}, id: []uint64{1, 2}, attrs: []string{"direct", "direct", "k", "k"},
+			keys: []string{"k"}, visits: []uint64{1}, start: []uint64{0}, end: []uint64{9}, vseq: []uint64{0},
+			reason: []string{"idle"}, channel: []string{"paid_search"}, campaign: []string{"xmas"}},
+		// Step 1 at 3 after the visit's end: its own channel.
+		{spec: byEntry, t: []uint64{3, 5}, seq: []uint64{0, 0}, mask: []uint64{1, 2}, id: []uint64{1, 2}, attrs: []string{"email", "direct", "k", "k"},
+			keys: []string{"k"}, visits: []uint64{1}, start: []uint64{0}, end: []uint64{2}, vseq: []uint64{0},
+			reason: []string{"idle"}, channel: []string{"paid_search"}, campaign: []string{"xmas"}},
+	})
+	var out bytes.Buffer
+	if err := ServeFunnelUDF(bytes.NewReader(input), &out); err != nil {
+		t.Fatal(err)
+	}
+	got := readAnswers(t, out.Bytes())
+	want := []string{"|5:2 1 2|4:1 10|7:2 30 31", "", "2 3 5|11:paid_search", "2 3 5|5:email"}
+	if !slices.Equal(got, want) {
+		t.Errorf("got %q,\nwant %q", got, want)
+	}
+	units, err := decodeFunnelOutcomes(got[0], false, true)
+	if err != nil || len(units) != 3 || units[1].level != 1 || !slices.Equal(units[2].times, []int64{30, 31}) {
+		t.Errorf("decode %q: %+v %v", got[0], units, err)
 	}
 }
 
@@ -437,6 +513,16 @@ func TestServeFunnelUDFRejectsBadInput(t *testing.T) {
 		{"spec with a bad condition", udfChunks([]udfRow{{spec: strings.Replace(spec, `"step_conds":[[0],[1]]`, `"step_conds":[[0],[5]]`, 1)}}), "condition 5"},
 		{"arrays of different lengths", udfChunks([]udfRow{{spec: spec, t: []uint64{1, 2}, seq: []uint64{0}, mask: []uint64{1, 1}, id: []uint64{1, 2}}}), "values of seq"},
 		{"attributes without a breakdown", udfChunks([]udfRow{{spec: spec, t: []uint64{1}, seq: []uint64{0}, mask: []uint64{1}, id: []uint64{1}, attrs: []string{"a"}}}), "attribute values"},
+		{"visits for a spec that reads none", udfChunks([]udfRow{{spec: spec, keys: []string{"k"}, visits: []uint64{0}}}), "visits sent for a spec that reads none"},
+		{"visits without their counts", udfChunks([]udfRow{{spec: visitsSpec(t, true), keys: []string{"k"}}}), "visits of 1 keys in 0 counts"},
+		{"more visits counted than sent", udfChunks([]udfRow{{spec: visitsSpec(t, true), keys: []string{"k"}, visits: []uint64{2},
+			start: []uint64{1}, end: []uint64{2}, vseq: []uint64{0}, reason: []string{"idle"}}}), "key 1 has 2 visits, of 1 sent"},
+		{"fewer visits counted than sent", udfChunks([]udfRow{{spec: visitsSpec(t, true), keys: []string{"k"}, visits: []uint64{0},
+			start: []uint64{1}, end: []uint64{2}, vseq: []uint64{0}, reason: []string{"idle"}}}), "1 visits sent, 0 counted by key"},
+		{"entries missing", udfChunks([]udfRow{{spec: visitsSpec(t, false), keys: []string{"k"}, visits: []uint64{1},
+			start: []uint64{1}, end: []uint64{2}, vseq: []uint64{0}, reason: []string{"idle"}}}), "(1 entries wanted)"},
+		{"sessions without a key", udfChunks([]udfRow{{spec: strings.Replace(visitsSpec(t, true), `"key_attr":0`, `"key_attr":-1`, 1)}}), "key attribute -1 of 1, by sessions true"},
+		{"entry by device", udfChunks([]udfRow{{spec: strings.Replace(visitsSpec(t, false), `"entry_by":"channel"`, `"entry_by":"device"`, 1)}}), `entry by "device"`},
 		{"huge array", binary.AppendUvarint(append(binary.AppendUvarint([]byte("1\n"), uint64(len(spec))), spec...), 1<<40), "over the limit"},
 		{"huge spec", append([]byte("1\n"), binary.AppendUvarint(nil, 1<<40)...), "over the limit"},
 		{"bad varint", append([]byte("1\n"), bytes.Repeat([]byte{0xff}, 11)...), "overflow"},
@@ -550,11 +636,12 @@ func inProcessOutcome(t *testing.T, p *funnelPlan, events []scannedEvent, lists 
 	slices.SortFunc(events, compareScanned)
 	var ids []uint64
 	unit := p.units(dedupe(events, &ids), attrs, nil)[0]
-	level, path, err := newPathFinder(p.spec).reach(context.Background(), unit, breakdownValues{attrs: attrs, col: p.attr})
+	values := breakdownValues{attrs: attrs, col: p.attr}
+	level, path, err := newPathFinder(p.spec).reach(context.Background(), unit, values)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return string(outcomeOf(p, unit, attrs, level, path).encode(nil, p.attr >= 0))
+	return string(outcomeOf(p, unit, values, level, path).encode(nil, p.attr >= 0))
 }
 
 // TestServeFunnelUDFStopsAtTheTimeout: a person whose matching takes minutes (any order, 31

@@ -78,13 +78,6 @@ func visitsFrom(from time.Time) *visits {
 	return &visits{from: from.UnixMicro()}
 }
 
-// withEntries is v asking for its visits' entry channels and campaigns too (visits.entry): two
-// more columns of every session read, which a sessions query does without.
-func (v *visits) withEntries() *visits {
-	v.entries = true
-	return v
-}
-
 // of is the visits of customer key, by start (none when it has none here), and the index of
 // the first of them in v.spans.
 func (v *visits) of(key string) (spans []span, first int32) {
@@ -248,17 +241,28 @@ func (s *Store) liveVisits(keys string, entries bool) string {
 }
 
 // sendVisits sends the query of the live visits of the customer keys whose events pass r of
-// scan sc can read, that end at or after the earliest from of loads: the keys of the events of
-// its time range that its PREWHERE selects (passPrewhere) and, unless a condition compares
-// numbers, that match one of its conditions. That holds every key of every event the pass gives
-// its readers, and a few more. Its rows are (key, start, end, start_seq, reason) and, when a load asks
-// for entries, (entry_channel, entry_campaign), in no order: loadVisits
-// reads them.
+// scan sc can read (see passVisits), that end at or after the earliest from of loads. Its rows
+// are (key, start, end, start_seq, reason) and, when a load asks for entries, (entry_channel,
+// entry_campaign), in no order: loadVisits reads them.
 func (s *Store) sendVisits(ctx context.Context, sc eventScan, id identitySnapshot, r personRange, loads []visitLoad) (driver.Rows, error) {
 	from, entries := loads[0].from, false
 	for _, l := range loads {
 		from, entries = min(from, l.from), entries || l.entries
 	}
+	query, args := s.passVisits(sc, id, r, from, entries)
+	rows, err := s.conn.Query(s.withQuerySettings(ctx), query, args...)
+	if err != nil {
+		return nil, fmt.Errorf("read visits: %w", err)
+	}
+	return rows, nil
+}
+
+// passVisits is the SQL of the live visits (liveVisits, with entries or not) that end at or after
+// from (µs) of the customer keys whose events pass r of scan sc can read, and its arguments: the
+// keys of the events of its time range that its PREWHERE selects (passPrewhere) and, unless a
+// condition compares numbers, that match one of its conditions. That holds every key of every
+// event the pass gives its readers, and a few more.
+func (s *Store) passVisits(sc eventScan, id identitySnapshot, r personRange, from int64, entries bool) (string, []any) {
 	inKeys, args := "", []any(nil) // every key
 	if r != (personRange{}) {
 		prewhere := s.passPrewhere(id, r)
@@ -271,11 +275,7 @@ func (s *Store) sendVisits(ctx context.Context, sc eventScan, id identitySnapsho
 		}
 		inKeys = "customer_key IN (" + keys + ")"
 	}
-	rows, err := s.conn.Query(s.withQuerySettings(ctx), s.liveVisits(inKeys, entries), append(args, uint64(max(from, 0)))...)
-	if err != nil {
-		return nil, fmt.Errorf("read visits: %w", err)
-	}
-	return rows, nil
+	return s.liveVisits(inKeys, entries), append(args, uint64(max(from, 0)))
 }
 
 // visitRows is a pass's visits as read (sendVisits), in no order until visits sorts them.
@@ -497,7 +497,7 @@ func (vr *visitRows) sortByKey() {
 // visitLoad is the visits the readers of a scan that need them read per pass, from one time on.
 type visitLoad struct {
 	from    int64
-	entries bool // a reader asks for entries (visits.withEntries)
+	entries bool // a reader asks for entries (visits.entries)
 	readers []*scanReader
 }
 
