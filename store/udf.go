@@ -526,7 +526,7 @@ type udfMatcher struct {
 	attrs      []string    // as read: one attribute column after another (attrTable.values)
 	visitNums  [4][]uint64 // visits, start, end, start_seq
 	visitTexts [4][]string // keys, reason, channel, campaign
-	space      visitSpace  // the last row's visits' (see readVisitsOf)
+	space      visitSpace  // the space of the last row's visits (see readVisits)
 	// a stages query's scratch space and outcome
 	stageEntered []int64
 	stageLeft    []bool
