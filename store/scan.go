@@ -550,19 +550,11 @@ const maxPasses = 256
 // (docs/query-scale.md). Scans of a few million events take a few passes too (see
 // pipelinedPasses). The bounds are taken from a sample of the stored persons of the scan's time
 // range, weighted by their events. When readers load visits per pass (loads), the passes are
-// also enough for each to hold about passVisits visits, and visits is the sessions rows a pass
-// may read (their count over the passes: a bound, as it counts every version), to size the first
-// pass's space for (visitSpace). It also fixes the identity snapshot every pass reads.
-func (s *Store) scanPasses(ctx context.Context, sc eventScan, loads []visitLoad) (id identitySnapshot, passes []personRange, visits uint64, err error) {
-	id, passes, visits, err = s.personPasses(ctx, sc, loads)
-	if len(passes) > 0 {
-		visits /= uint64(len(passes))
-	}
-	return id, passes, visits, err
-}
-
-// personPasses is scanPasses with the sessions rows of every pass, not one.
-func (s *Store) personPasses(ctx context.Context, sc eventScan, loads []visitLoad) (identitySnapshot, []personRange, uint64, error) {
+// also enough for each to hold about passVisits visits, and the third result is the sessions
+// rows a pass may read (their count over the passes: a bound, as it counts every version), to
+// size the first pass's space for (visitSpace). It also fixes the identity snapshot every pass
+// reads.
+func (s *Store) scanPasses(ctx context.Context, sc eventScan, loads []visitLoad) (identitySnapshot, []personRange, uint64, error) {
 	one := []personRange{{}}
 	id, err := s.identitySnapshot(ctx)
 	if err != nil || sc.to < 0 {
@@ -580,7 +572,7 @@ func (s *Store) personPasses(ctx context.Context, sc eventScan, loads []visitLoa
 		passEvents := max(1, s.cfg.QueryPassEvents*passSizeAttrs/max(passSizeAttrs, uint64(len(sc.attrs))))
 		passes = max((n-1)/passEvents+1, min(pipelinedPasses, (n-1)/pipelinedPassEvents+1))
 	}
-	var v uint64 // the sessions rows each load may hold
+	var v uint64 // the sessions rows the loads may hold, over every pass
 	if n > 0 && len(loads) > 0 {
 		// The sessions rows each load may hold (every version of a visit, so a bound), summed
 		// over the loads, as every load's visits of a pass are held at once.
@@ -626,7 +618,7 @@ func (s *Store) personPasses(ctx context.Context, sc eventScan, loads []visitLoa
 			ranges = append(ranges, personRange{lo: bound})
 		}
 	}
-	return id, ranges, v, nil
+	return id, ranges, v / uint64(len(ranges)), nil
 }
 
 // timeRange is the condition that an event of the events table is in the range the scan reads
