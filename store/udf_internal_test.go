@@ -88,20 +88,32 @@ func readAnswers(t *testing.T, b []byte) []string {
 	return out
 }
 
-// twoSteps is the spec of an ordered funnel of two conditions, 10 ms window, unbounded.
-func twoSteps(t *testing.T, breakdown bool) string {
-	t.Helper()
-	p := &funnelPlan{conds: make([]condition, 2), blocks: []uint64{0, 0}, from: math.MinInt64, attr: -1, traitCond: -1, keyAttr: -1,
+// twoStepPlan is an ordered funnel of two conditions, 10 µs window, unbounded, reading no
+// attributes.
+func twoStepPlan() *funnelPlan {
+	return &funnelPlan{conds: make([]condition, 2), blocks: []uint64{0, 0}, from: math.MinInt64, attr: -1, traitCond: -1, keyAttr: -1,
 		steps: []stepPlan{{conds: []int{0}, nth: []int{1}}, {conds: []int{1}, nth: []int{1}}},
 		spec:  matchSpec{steps: 2, mode: ModeOrdered, from: math.MinInt64, to: math.MaxInt64, window: 10}}
-	if breakdown {
-		p.attr, p.scan.attrs = 0, make([]predicate, 1)
-	}
+}
+
+// specOf is p's UDF spec.
+func specOf(t *testing.T, p *funnelPlan) string {
+	t.Helper()
 	spec, ok := p.udfSpec(time.Minute)
 	if !ok {
 		t.Fatal("no spec")
 	}
 	return spec
+}
+
+// twoSteps is the spec of twoStepPlan, broken down by its one attribute or not.
+func twoSteps(t *testing.T, breakdown bool) string {
+	t.Helper()
+	p := twoStepPlan()
+	if breakdown {
+		p.attr, p.scan.attrs = 0, make([]predicate, 1)
+	}
+	return specOf(t, p)
 }
 
 func TestServeFunnelUDF(t *testing.T) {
@@ -154,25 +166,18 @@ func TestServeFunnelUDF(t *testing.T) {
 	}
 }
 
-// visitsSpec is the spec of an ordered funnel of two conditions, 10 µs window, reading visits:
-// counted by sessions (its only attribute column the customer key), or broken down by the
-// entry channel of the step-1 event's visit (attributes: channel, key).
+// visitsSpec is the spec of twoStepPlan reading visits: counted by sessions (its only attribute
+// column the customer key), or broken down by the entry channel of the step-1 event's visit
+// (attributes: channel, key).
 func visitsSpec(t *testing.T, bySessions bool) string {
 	t.Helper()
-	p := &funnelPlan{conds: make([]condition, 2), blocks: []uint64{0, 0}, from: math.MinInt64, attr: -1, traitCond: -1, keyAttr: 0,
-		steps: []stepPlan{{conds: []int{0}, nth: []int{1}}, {conds: []int{1}, nth: []int{1}}},
-		spec:  matchSpec{steps: 2, mode: ModeOrdered, from: math.MinInt64, to: math.MaxInt64, window: 10},
-		scan:  eventScan{attrs: make([]predicate, 1)}, bySessions: bySessions}
+	p := twoStepPlan()
 	if bySessions {
-		p.spec.window = math.MaxInt64 / 2
+		p.bySessions, p.keyAttr, p.scan.attrs, p.spec.window = true, 0, make([]predicate, 1), math.MaxInt64/2
 	} else {
 		p.attr, p.keyAttr, p.entryBy, p.scan.attrs = 0, 1, "channel", make([]predicate, 2)
 	}
-	spec, ok := p.udfSpec(time.Minute)
-	if !ok {
-		t.Fatal("no spec")
-	}
-	return spec
+	return specOf(t, p)
 }
 
 // TestServeFunnelUDFReadsVisits: counted by sessions, each visit of a person's keys is a unit
