@@ -475,12 +475,14 @@ func ServeFunnelUDF(r io.Reader, w io.Writer) error {
 		if err != nil {
 			return fmt.Errorf("waymark_funnel: chunk %d: %w", chunk, err)
 		}
-		u.chunkStart = time.Now()
+		u.startChunk()
 		for row := uint64(1); row <= n; row++ {
 			if err := u.safeRow(in, out); err != nil {
+				u.endChunk()
 				return fmt.Errorf("waymark_funnel: chunk %d, row %d: %w", chunk, row, err)
 			}
 		}
+		u.endChunk()
 		if err := out.Flush(); err != nil {
 			return fmt.Errorf("waymark_funnel: write answers: %w", err)
 		}
@@ -519,6 +521,12 @@ func noEOF(err error) error {
 // udfMatcher matches the rows of one UDF process, keeping its scratch space and the last plan.
 type udfMatcher struct {
 	chunkStart time.Time // when the chunk's header was read
+	// deadline is the chunk's: chunkStart plus the plan's timeout (made for deadlineOf), which a
+	// unit's path search stops at; made once a chunk (a timer each unit cost a sixth of the
+	// UDF's CPU), by matchContext
+	deadline   context.Context
+	deadlineOf time.Duration
+	cancel     context.CancelFunc
 	spec       []byte
 	plan       *funnelPlan
 	finder     *pathFinder
@@ -616,13 +624,9 @@ func (u *udfMatcher) row(in *bufio.Reader, out *bufio.Writer) error {
 	}
 	values := breakdownValues{attrs: attrs, col: u.plan.attr, entries: u.plan.entries}
 	breakdown := u.plan.attr >= 0
+	ctx := u.matchContext()
 	for _, unit := range units {
-		ctx, cancel := context.Background(), context.CancelFunc(func() {})
-		if u.plan.udfTimeout > 0 {
-			ctx, cancel = context.WithDeadline(ctx, u.chunkStart.Add(u.plan.udfTimeout))
-		}
 		level, path, err := u.finder.reach(ctx, unit, values)
-		cancel()
 		if errors.Is(err, context.DeadlineExceeded) {
 			return fmt.Errorf("match %d events: the chunk took over the query's timeout %s", len(unit), u.plan.udfTimeout)
 		}
@@ -695,6 +699,31 @@ func (u *udfMatcher) readVisits(in *bufio.Reader) (*visits, error) {
 	v.entries = u.plan.entryBy != ""
 	u.space = visitSpace{keys: len(rows.keys), spans: rows.read, slots: rows.table.slots}
 	return v, nil
+}
+
+// startChunk starts the matching of a chunk, now.
+func (u *udfMatcher) startChunk() { u.chunkStart = time.Now() }
+
+// endChunk lets go of the chunk's deadline.
+func (u *udfMatcher) endChunk() {
+	if u.cancel != nil {
+		u.cancel()
+	}
+	u.deadline, u.cancel = nil, nil
+}
+
+// matchContext is the context a unit's path search runs in: done at the chunk's deadline when the
+// plan has a timeout.
+func (u *udfMatcher) matchContext() context.Context {
+	if u.plan.udfTimeout <= 0 {
+		return context.Background()
+	}
+	if u.deadline == nil || u.deadlineOf != u.plan.udfTimeout {
+		u.endChunk()
+		u.deadline, u.cancel = context.WithDeadline(context.Background(), u.chunkStart.Add(u.plan.udfTimeout))
+		u.deadlineOf = u.plan.udfTimeout
+	}
+	return u.deadline
 }
 
 // matchesFunnel reports whether the plan is a funnel's or a drop-off's (a path search), not a

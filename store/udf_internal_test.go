@@ -97,7 +97,7 @@ func twoStepPlan() *funnelPlan {
 }
 
 // specOf is p's UDF spec.
-func specOf(t *testing.T, p *funnelPlan) string {
+func specOf(t testing.TB, p *funnelPlan) string {
 	t.Helper()
 	spec, ok := p.udfSpec(time.Minute)
 	if !ok {
@@ -169,7 +169,7 @@ func TestServeFunnelUDF(t *testing.T) {
 // visitsSpec is the spec of twoStepPlan reading visits: counted by sessions (its only attribute
 // column the customer key), or broken down by the entry channel of the step-1 event's visit
 // (attributes: channel, key).
-func visitsSpec(t *testing.T, bySessions bool) string {
+func visitsSpec(t testing.TB, bySessions bool) string {
 	t.Helper()
 	p := twoStepPlan()
 	if bySessions {
