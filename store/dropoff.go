@@ -206,8 +206,9 @@ func (s *Store) dropoffQuery(ctx context.Context, jm *sessionize.Map, q DropoffQ
 			persons: smallestIDs{limit: max(q.IDsLimit, 0), kept: map[string]bool{}}}
 	}
 	err = s.matchPlan(ctx, plan, func(spec string) error {
+		d := outcomeDecoder{breakdown: plan.attr >= 0, bySessions: plan.bySessions}
 		return s.matchInClickHouse(ctx, plan, spec, true, func(person, answer string) error {
-			units, err := decodeFunnelOutcomes(answer, plan.attr >= 0, plan.bySessions)
+			units, err := d.decode(answer)
 			if err != nil {
 				return err
 			}
@@ -215,7 +216,7 @@ func (s *Store) dropoffQuery(ctx context.Context, jm *sessionize.Map, q DropoffQ
 				if (o.drop != nil) != (o.level > 0 && o.level < n) {
 					return fmt.Errorf("person %.60q reached %d of %d steps, with a drop-off: %t", person, o.level, n, o.drop != nil)
 				}
-				o.addTo(agg, fq.Mode)
+				d.add(agg, fq.Mode, o)
 				if o.drop != nil {
 					levels[o.level].add(person, *o.drop)
 				}

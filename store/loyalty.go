@@ -218,7 +218,7 @@ func (o retentionOutcome) encode(b []byte) []byte {
 // decodeRetentionOutcome parses encode's text.
 func decodeRetentionOutcome(s string) (retentionOutcome, error) {
 	var o retentionOutcome
-	head, texts, err := cutTexts(s)
+	head, texts, err := cutTexts(s, nil)
 	if err != nil {
 		return o, err
 	}
@@ -757,7 +757,7 @@ func (o *stagesOutcome) encode(b []byte) []byte {
 
 // decodeStagesOutcome parses encode's text for n stages into sink.
 func decodeStagesOutcome(s string, n int, sink stagesSink) error {
-	head, texts, err := cutTexts(s)
+	head, texts, err := cutTexts(s, nil)
 	if err != nil {
 		return err
 	}

@@ -263,7 +263,7 @@ func (o anchorOutcome) encode(b []byte) []byte {
 
 // decodeAnchorOutcome parses encode's text.
 func decodeAnchorOutcome(s string) (anchorOutcome, error) {
-	head, texts, err := cutTexts(s)
+	head, texts, err := cutTexts(s, nil)
 	if err != nil {
 		return anchorOutcome{}, err
 	}
@@ -362,7 +362,7 @@ func (s *Store) pathsQuery(ctx context.Context, jm *sessionize.Map, q PathsQuery
 	}
 	rows := make([]counted, 0, len(seqs))
 	for key, c := range seqs {
-		_, texts, err := cutTexts(key)
+		_, texts, err := cutTexts(key, nil)
 		if err != nil {
 			panic("BUG: paths key " + err.Error())
 		}

@@ -354,8 +354,10 @@ func appendText[T string | []byte](b []byte, s T) []byte {
 	return append(b, s...)
 }
 
-// cutTexts splits an answer into what comes before its first text and its texts (appendText's).
-func cutTexts(s string) (head string, texts []string, err error) {
+// cutTexts splits an answer into what comes before its first text and its texts (appendText's),
+// appended to dst.
+func cutTexts(s string, dst []string) (head string, texts []string, err error) {
+	texts = dst
 	head, rest, more := strings.Cut(s, "|")
 	for more {
 		n, after, ok := strings.Cut(rest, ":")
@@ -375,33 +377,81 @@ func cutTexts(s string) (head string, texts []string, err error) {
 	return head, texts, nil
 }
 
-// decodeFunnelOutcome parses encode's text.
-func decodeFunnelOutcome(s string, breakdown bool) (funnelOutcome, error) {
+// outcomeDecoder decodes the funnel outcomes of a query's UDF answers (encode's text; for a plan
+// by sessions a list of them, appendText's, one per session that reached a step) and sums them
+// into a funnelAgg, in space it reuses from one answer to the next: a query counted by sessions
+// decodes an outcome a session, millions at 10M events.
+type outcomeDecoder struct {
+	breakdown, bySessions bool
+	texts, list           []string
+	times                 []int64
+	outs                  []funnelOutcome
+	unit                  []unitEvent
+	path                  []int
+	value                 [1]string
+}
+
+// decode parses a person's answer; the outcomes are valid until the next call.
+func (d *outcomeDecoder) decode(s string) ([]funnelOutcome, error) {
+	d.times, d.outs = d.times[:0], d.outs[:0]
+	if !d.bySessions {
+		o, err := d.one(s)
+		d.outs = append(d.outs, o)
+		return d.outs, err
+	}
+	head, list, err := cutTexts(s, d.list[:0])
+	d.list = list
+	if err != nil || head != "" {
+		return nil, fmt.Errorf("sessions' outcomes %.60q: want a list of texts (%v)", s, err)
+	}
+	for _, text := range list {
+		o, err := d.one(text)
+		if err != nil {
+			return nil, err
+		}
+		if o.level == 0 {
+			return nil, fmt.Errorf("sessions' outcomes %.60q: an empty one", s)
+		}
+		d.outs = append(d.outs, o)
+	}
+	return d.outs, nil
+}
+
+// one parses one outcome, encode's text, its times kept in d.times.
+func (d *outcomeDecoder) one(s string) (funnelOutcome, error) {
 	var o funnelOutcome
 	if s == "" {
 		return o, nil
 	}
-	nums, texts, err := cutTexts(s)
+	nums, texts, err := cutTexts(s, d.texts[:0])
+	d.texts = texts
 	if err != nil {
 		return o, err
 	}
-	fields := strings.Fields(nums)
-	if len(fields) < 2 {
+	levelText, rest, ok := strings.Cut(nums, " ")
+	if !ok || rest == "" {
 		return o, fmt.Errorf("funnel outcome %.60q: want a level and times", s)
 	}
-	level, err := strconv.Atoi(fields[0])
-	if err != nil || level < 1 || level > MaxFunnelSteps || len(fields)-1 > level {
+	level, err := strconv.Atoi(levelText)
+	if err != nil || level < 1 || level > MaxFunnelSteps {
 		return o, fmt.Errorf("funnel outcome %.60q: bad level", s)
 	}
 	o.level = level
-	for _, f := range fields[1:] {
+	first := len(d.times)
+	for more := true; more; {
+		var f string
+		f, rest, more = strings.Cut(rest, " ")
 		t, err := strconv.ParseInt(f, 10, 64)
 		if err != nil {
 			return o, fmt.Errorf("funnel outcome %.60q: %w", s, err)
 		}
-		o.times = append(o.times, t)
+		if len(d.times)-first == level {
+			return o, fmt.Errorf("funnel outcome %.60q: bad level", s)
+		}
+		d.times = append(d.times, t)
 	}
-	if breakdown {
+	o.times = d.times[first:len(d.times):len(d.times)]
+	if d.breakdown {
 		if len(texts) == 0 {
 			return o, fmt.Errorf("funnel outcome %.60q: no breakdown value", s)
 		}
@@ -421,42 +471,18 @@ func decodeFunnelOutcome(s string, breakdown bool) (funnelOutcome, error) {
 	return o, nil
 }
 
-// decodeFunnelOutcomes parses a person's answer: encode's text, or for a plan by sessions a list
-// of them (appendText's), one per session that reached a step.
-func decodeFunnelOutcomes(s string, breakdown, bySessions bool) ([]funnelOutcome, error) {
-	if !bySessions {
-		o, err := decodeFunnelOutcome(s, breakdown)
-		return []funnelOutcome{o}, err
-	}
-	head, texts, err := cutTexts(s)
-	if err != nil || head != "" {
-		return nil, fmt.Errorf("sessions' outcomes %.60q: want a list of texts (%v)", s, err)
-	}
-	out := make([]funnelOutcome, len(texts))
-	for i, text := range texts {
-		if out[i], err = decodeFunnelOutcome(text, breakdown); err != nil {
-			return nil, err
-		}
-		if out[i].level == 0 {
-			return nil, fmt.Errorf("sessions' outcomes %.60q: an empty one", s)
-		}
-	}
-	return out, nil
-}
-
-// addTo sums the outcome into a, as funnelAgg.add does for the unit and path it came from.
-func (o funnelOutcome) addTo(a *funnelAgg, mode Mode) {
+// add sums outcome o into a, as funnelAgg.add does for the unit and path it came from.
+func (d *outcomeDecoder) add(a *funnelAgg, mode Mode, o funnelOutcome) {
 	if o.level == 0 {
 		return
 	}
-	unit := make([]unitEvent, len(o.times))
-	path := make([]int, len(o.times))
+	d.unit, d.path = d.unit[:0], d.path[:0]
 	for i, t := range o.times {
-		unit[i].t, path[i] = t, i
+		d.unit, d.path = append(d.unit, unitEvent{t: t}), append(d.path, i)
 	}
-	unit[0].attr = 1 // the value of unit[0] (at 0) in values
-	values := breakdownValues{attrs: attrTable{values: []string{o.attr}, stride: 1, width: 1}}
-	a.add(mode, unit, values, o.level, path)
+	d.unit[0].attr = 1 // the value of unit[0] (at 0) in values
+	d.value[0] = o.attr
+	a.add(mode, d.unit, breakdownValues{attrs: attrTable{values: d.value[:], stride: 1, width: 1}}, o.level, d.path)
 }
 
 // ServeFunnelUDF answers waymark_funnel calls from ClickHouse (executable_pool, RowBinary,
@@ -907,10 +933,11 @@ func isNoFunnelUDF(err error) bool {
 // per-person outcomes are summed here as the in-process path sums units.
 func (s *Store) funnelInEngine(ctx context.Context, plan *funnelPlan, spec string, q FunnelQuery) (*FunnelResult, error) {
 	agg := newFunnelAgg(len(q.Steps), q.Breakdown.By != "")
+	d := outcomeDecoder{breakdown: plan.attr >= 0, bySessions: plan.bySessions}
 	if err := s.matchInClickHouse(ctx, plan, spec, false, func(_, answer string) error {
-		units, err := decodeFunnelOutcomes(answer, plan.attr >= 0, plan.bySessions)
+		units, err := d.decode(answer)
 		for _, o := range units {
-			o.addTo(agg, q.Mode)
+			d.add(agg, q.Mode, o)
 		}
 		return err
 	}); err != nil {

@@ -156,11 +156,12 @@ func TestServeFunnelUDF(t *testing.T) {
 	if !slices.Equal(got, want) {
 		t.Errorf("got %q,\nwant %q", got, want)
 	}
-	o, err := decodeFunnelOutcome(got[3], true)
+	d := outcomeDecoder{breakdown: true}
+	o, err := d.one(got[3])
 	if err != nil || o.level != 2 || !slices.Equal(o.times, []int64{1, 2}) || o.attr != "ads|x" || o.drop != nil {
 		t.Errorf("decode %q: %+v %v", got[3], o, err)
 	}
-	o, err = decodeFunnelOutcome(got[4], true)
+	o, err = d.one(got[4])
 	if err != nil || o.level != 1 || o.attr != "web" || o.drop == nil || *o.drop != (dropout{last: [3]string{"Cart", "/c", "ads"}, next: "Viewed", hasNext: true}) {
 		t.Errorf("decode %q: %+v %+v %v", got[4], o, o.drop, err)
 	}
@@ -214,7 +215,8 @@ func TestServeFunnelUDFReadsVisits(t *testing.T) {
 	if !slices.Equal(got, want) {
 		t.Errorf("got %q,\nwant %q", got, want)
 	}
-	units, err := decodeFunnelOutcomes(got[0], false, true)
+	d := outcomeDecoder{bySessions: true}
+	units, err := d.decode(got[0])
 	if err != nil || len(units) != 3 || units[1].level != 1 || !slices.Equal(units[2].times, []int64{30, 31}) {
 		t.Errorf("decode %q: %+v %v", got[0], units, err)
 	}
@@ -464,13 +466,35 @@ func TestDecodeFunnelOutcome(t *testing.T) {
 		{"1 5|1:x|1:a|0:|1:c|2:nn|0:", true, "5 texts"},
 	}
 	for _, tt := range tests {
-		o, err := decodeFunnelOutcome(tt.in, tt.breakdown)
+		d := outcomeDecoder{breakdown: tt.breakdown}
+		o, err := d.one(tt.in)
 		got := string(o.encode(nil, tt.breakdown))
 		if err != nil {
 			got = err.Error()
 		}
 		if !strings.Contains(got, tt.want) || tt.want == "" && got != "" {
 			t.Errorf("%q (breakdown %t): got %q, want %q", tt.in, tt.breakdown, got, tt.want)
+		}
+	}
+	// Counted by sessions, an answer is a list of outcomes, each reaching a step.
+	for _, tt := range []struct{ in, want string }{
+		{"", ""},
+		{"|5:2 1 2|3:1 4", "2 1 2;1 4"},
+		{"2 1 2", "want a list of texts"},
+		{"|5:2 1 2|0:", "an empty one"},
+		{"|5:2 1 2|3:1 x", "invalid syntax"},
+	} {
+		d := outcomeDecoder{bySessions: true}
+		outs, err := d.decode(tt.in)
+		var got []string
+		for _, o := range outs {
+			got = append(got, string(o.encode(nil, false)))
+		}
+		if err != nil {
+			got = []string{err.Error()}
+		}
+		if g := strings.Join(got, ";"); !strings.Contains(g, tt.want) || tt.want == "" && g != "" {
+			t.Errorf("sessions' answer %q: got %q, want %q", tt.in, g, tt.want)
 		}
 	}
 }
