@@ -922,6 +922,13 @@ func (s *Store) matchInEngine(ctx context.Context) (bool, error) {
 // user_defined_executable_functions_config): older servers are not asked for waymark_funnel.
 const executableUDFsSince = 21
 
+// isOtherFunctionFile reports whether err is ClickHouse's answer to a query calling waymark_funnel
+// with other arguments than the server's function file declares: a file of another release.
+func isOtherFunctionFile(err error) bool {
+	var ex *clickhouse.Exception
+	return errors.As(err, &ex) && ex.Code == 42 && strings.Contains(ex.Message, FunnelUDFName) // NUMBER_OF_ARGUMENTS_DOESNT_MATCH
+}
+
 // isNoFunnelUDF reports whether err is ClickHouse's answer to a query calling waymark_funnel on a
 // server without it.
 func isNoFunnelUDF(err error) bool {
@@ -969,6 +976,10 @@ func (s *Store) matchInClickHouse(ctx context.Context, plan *funnelPlan, spec st
 	}
 	for _, persons := range passes {
 		err := s.matchPassInClickHouse(ctx, plan, spec, id, persons, withPerson, answer)
+		if isOtherFunctionFile(err) {
+			return fmt.Errorf("the server's %s function takes other arguments than this release sends: install this release's deploy/clickhouse/waymark_funnel_function.xml and waymark binary on the server (docs/udf.md), or set --funnel-matching=process: %.200w",
+				FunnelUDFName, err)
+		}
 		if isNoFunnelUDF(err) {
 			s.funnelUDF.Store(false) // the next query looks it up again
 			if !answered {
@@ -1014,28 +1025,36 @@ func (s *Store) matchPassInClickHouse(ctx context.Context, plan *funnelPlan, spe
 ) WHERE r != ''`
 		return s.readAnswers(ctx, query, append([]any{spec}, args...), fn)
 	}
-	// The visits of each person's keys: the person's arrays, once per key of theirs (ARRAY
-	// JOIN), joined to the key's visits, grouped by key, and grouped again by person.
+	// The visits of each person's keys: the person's events grouped by person and key, each
+	// group joined to its key's visits (grouped by key), then the groups of each person put
+	// together (the attribute columns one after another, as above). Each event is in one group,
+	// so a person of many keys (a kiosk, a shared account) costs their events once: grouped by
+	// person first, their arrays, copied once per key (ARRAY JOIN) to meet each key's visits, took
+	// 4 GiB for a person of 500 keys and 200,000 events. That way was faster at 1M events of one
+	// key a person (2.4–2.6 s against 3.0–3.5 for a 3-step funnel by sessions), and was dropped.
 	entries, entryCols := noStrings+", "+noStrings, ""
 	if plan.entryBy != "" {
 		entries = "arrayFlatten(groupArray(v.channels)), arrayFlatten(groupArray(v.campaigns))"
 		entryCols = ", groupArray(entry_channel) AS channels, groupArray(entry_campaign) AS campaigns"
 	}
+	var byKey, perPerson []string
+	for i := range plan.scan.attrs {
+		byKey = append(byKey, fmt.Sprintf("groupArray(a%d) AS a%ds", i, i))
+		perPerson = append(perPerson, fmt.Sprintf("arrayFlatten(groupArray(e.a%ds))", i))
+	}
 	visits, visitArgs := s.passVisits(plan.scan, id, r, plan.newVisits().from, plan.entryBy != "")
 	query := `SELECT ` + person + `, r FROM (
-	SELECT person, ` + FunnelUDFName + `(?, any(e.ts), any(e.seqs), any(e.masks), any(e.ids), any(e.attrs),
+	SELECT person, ` + FunnelUDFName + `(?, arrayFlatten(groupArray(e.ts)), arrayFlatten(groupArray(e.seqs)), arrayFlatten(groupArray(e.masks)),
+		arrayFlatten(groupArray(e.ids)), arrayConcat(` + strings.Join(perPerson, ", ") + `),
 		groupArray(key), groupArray(length(v.starts)), arrayFlatten(groupArray(v.starts)), arrayFlatten(groupArray(v.ends)),
 		arrayFlatten(groupArray(v.start_seqs)), arrayFlatten(groupArray(v.reasons)), ` + entries + `) AS r
 	FROM (
-		SELECT person, ts, seqs, masks, ids, attrs, key
+		SELECT person, a` + strconv.Itoa(plan.keyAttr) + ` AS key, groupArray(t) AS ts, groupArray(seq) AS seqs, groupArray(mask) AS masks,
+			groupArray(id) AS ids, ` + strings.Join(byKey, ", ") + `
 		FROM (
-			SELECT person, groupArray(t) AS ts, groupArray(seq) AS seqs, groupArray(mask) AS masks, groupArray(id) AS ids,
-				` + attrs + ` AS attrs, groupUniqArray(a` + strconv.Itoa(plan.keyAttr) + `) AS keys
-			FROM (
-				` + rows + `
-			)
-			GROUP BY person
-		) ARRAY JOIN keys AS key
+			` + rows + `
+		)
+		GROUP BY person, key
 	) AS e
 	LEFT JOIN (
 		SELECT key, groupArray(start) AS starts, groupArray(end) AS ends, groupArray(start_seq) AS start_seqs,

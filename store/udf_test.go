@@ -3,6 +3,7 @@ package store_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"os"
@@ -11,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/waymark-dev/waymark/ingest"
+	"github.com/waymark-dev/waymark/sessionize"
 	"github.com/waymark-dev/waymark/store"
 	"github.com/waymark-dev/waymark/store/storetest"
 )
@@ -167,4 +170,61 @@ func engineSQL(t *testing.T, s *storetest.Server, sql string) string {
 		t.Fatalf("%s: %d %s %v", sql, resp.StatusCode, body, err)
 	}
 	return strings.TrimSpace(string(body))
+}
+
+// TestFunnelUDFReadsAPersonOfManyKeys: a person signed in on 400 devices (a kiosk's staff
+// account), 60,000 events, each device a stored visit, counted by sessions and broken down by
+// entry channel in ClickHouse under a 512 MiB query limit, answers as the process does. The
+// person's events meet their keys' visits grouped by person and key: grouped by person, their
+// arrays were copied once per key, and the query ran over 1 GiB.
+func TestFunnelUDFReadsAPersonOfManyKeys(t *testing.T) {
+	t.Parallel()
+	if !server.FunnelUDF {
+		t.Skipf("the %s engine has no executable UDFs", server.Engine)
+	}
+	ctx := context.Background()
+	var db string
+	here := openStoreWith(t, func(c *store.Config) { db, c.FunnelMatching = c.Database, store.MatchProcess })
+	engine := openStoreWith(t, func(c *store.Config) {
+		c.Database, c.FunnelMatching, c.QueryMaxMemory = db, store.MatchEngine, 512<<20
+	})
+	steps := []string{"Product Viewed", "Product Added", "Order Completed"}
+	t0 := time.Date(2026, 2, 2, 8, 0, 0, 0, time.UTC)
+	const keys, perKey = 400, 150
+	var b sessionize.Batch
+	for k := range keys {
+		key := fmt.Sprintf("kiosk-%03d", k)
+		b.Persons = append(b.Persons, sessionize.PersonLink{CustomerKey: key, PersonID: "staff"})
+		start := t0.Add(time.Duration(k) * time.Hour)
+		for i := range perKey {
+			e := ingest.Event{Source: "web", Type: "track", Event: steps[i%3], MessageID: fmt.Sprintf("%s-%d", key, i), AnonymousID: key,
+				UserID: "staff", Timestamp: start.Add(time.Duration(i) * time.Second), ReceivedAt: t0, Raw: []byte("{}"), Seq: int64(k*perKey + i + 1)}
+			b.Events, b.Channels, b.PersonIDs = append(b.Events, e), append(b.Channels, "email"), append(b.PersonIDs, "staff")
+		}
+		b.Sessions = append(b.Sessions, sessionize.Session{ID: key + "-1", CustomerKey: key, PersonID: "staff", Start: start,
+			End: start.Add((perKey - 1) * time.Second), Version: 1, EntryChannel: []string{"paid_search", "email"}[k%2], EntryCampaign: "spring"})
+	}
+	b.Version = 1
+	if err := here.Write(ctx, b); err != nil {
+		t.Fatal(err)
+	}
+	jm := defaultMap(t)
+	for _, q := range []store.FunnelQuery{
+		{Steps: steps, Window: 24 * time.Hour, CountBy: store.CountSessions},
+		{Steps: steps, Window: 24 * time.Hour, Breakdown: store.Breakdown{By: "channel"}},
+	} {
+		want, err := here.Funnel(ctx, jm, q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := engine.Funnel(ctx, jm, q)
+		if err != nil {
+			t.Fatalf("%+v in ClickHouse: %v", q, err)
+		}
+		w, _ := json.Marshal(want)
+		g, _ := json.Marshal(got)
+		if string(g) != string(w) || want.Steps[2].Customers == 0 {
+			t.Errorf("%+v in ClickHouse:\n%s\nin the process:\n%s", q, g, w)
+		}
+	}
 }
