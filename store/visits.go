@@ -207,10 +207,11 @@ func (v *visits) drop() { *v = visits{from: v.from, entries: v.entries} }
 const passVisits = 1 << 20
 
 // liveVisits is the SQL of the live visits of the customer keys that keys (a condition on
-// customer_key; "": every key) selects, and its one argument, from (µs, "?" after keys' own):
-// per session, the newest version's customer key (key), start and end (µs), start_seq, end
-// reason, and with entries entry channel and entry campaign, of the sessions whose newest version is not deleted and ends at or after from. Every
-// query that counts sessions reads its visits here.
+// customer_key; "": every key) selects, and its arguments, from and, when bounded, to (µs, "?"
+// after keys' own): per session, the newest version's customer key (key), start and end (µs),
+// start_seq, end reason, and with entries entry channel and entry campaign, of the sessions
+// whose newest version is not deleted, ends at or after from and, when bounded, starts at or
+// before to. Every query that counts sessions reads its visits here.
 //
 // The newest version of each session is the row FINAL keeps: the sessions table is a
 // ReplacingMergeTree on version ordered by (customer_key, session_id), and FINAL merges the rows
@@ -223,13 +224,16 @@ const passVisits = 1 << 20
 // a WHERE), and as every version of a session has its key alike, it drops whole sessions, never
 // an older version's replacement. deleted and end, which differ between versions, are tested in
 // the outer query, on the row FINAL kept.
-func (s *Store) liveVisits(keys string, entries bool) string {
+func (s *Store) liveVisits(keys string, entries, bounded bool) string {
 	if keys != "" {
 		keys = "PREWHERE " + keys
 	}
-	entry := ""
+	entry, upTo := "", ""
 	if entries {
 		entry = ", entry_channel, entry_campaign"
+	}
+	if bounded {
+		upTo = " AND start <= ?"
 	}
 	return `SELECT customer_key AS key, start_ms * 1000 + start_sub_us AS start, end_ms * 1000 + end_sub_us AS end, start_seq, end_reason AS reason` + entry + `
 		FROM (
@@ -237,7 +241,7 @@ func (s *Store) liveVisits(keys string, entries bool) string {
 			FROM ` + s.table("sessions") + ` FINAL
 			` + keys + `
 		)
-		WHERE deleted = 0 AND end >= ?`
+		WHERE deleted = 0 AND end >= ?` + upTo
 }
 
 // sendVisits sends the query of the live visits of the customer keys whose events pass r of
@@ -261,7 +265,10 @@ func (s *Store) sendVisits(ctx context.Context, sc eventScan, id identitySnapsho
 // from (µs) of the customer keys whose events pass r of scan sc can read, and its arguments: the
 // keys of the events of its time range that its PREWHERE selects (passPrewhere) and, unless a
 // condition compares numbers, that match one of its conditions. That holds every key of every
-// event the pass gives its readers, and a few more.
+// event the pass gives its readers, and a few more. When the scan ends (sc.to), so do the
+// visits read: a visit that starts after its last event holds none of its events (an event's
+// visit starts at or before it, span.startsBy), and a narrow range of a key with a million later
+// visits read them all (the UDF refuses a person's row of more than maxUDFVisits).
 func (s *Store) passVisits(sc eventScan, id identitySnapshot, r personRange, from int64, entries bool) (string, []any) {
 	inKeys, args := "", []any(nil) // every key
 	if r != (personRange{}) {
@@ -275,7 +282,11 @@ func (s *Store) passVisits(sc eventScan, id identitySnapshot, r personRange, fro
 		}
 		inKeys = "customer_key IN (" + keys + ")"
 	}
-	return s.liveVisits(inKeys, entries), append(args, uint64(max(from, 0)))
+	args = append(args, uint64(max(from, 0)))
+	if sc.to > 0 {
+		args = append(args, uint64(sc.to))
+	}
+	return s.liveVisits(inKeys, entries, sc.to > 0), args
 }
 
 // visitRows is a pass's visits as read (sendVisits), in no order until visits sorts them.
