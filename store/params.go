@@ -140,6 +140,9 @@ func (p *params) finish() error {
 		if slices.Contains(takes, name) {
 			continue
 		}
+		if name == "" {
+			return paramErrorf("", "a parameter has no name (=%.40q…); this query takes %s", p.v[""][0], strings.Join(takes, ", "))
+		}
 		if i := slices.IndexFunc(takes, func(t string) bool { return strings.EqualFold(t, name) }); i >= 0 {
 			return paramErrorf(name, "this query takes no such parameter; names are lower case: %s", takes[i])
 		}
@@ -176,8 +179,13 @@ type ParamError struct {
 	Err   error
 }
 
-// Error is "PARAM: problem".
-func (e *ParamError) Error() string { return e.Param + ": " + e.Err.Error() }
+// Error is "PARAM: problem", or the problem of a parameter with no name.
+func (e *ParamError) Error() string {
+	if e.Param == "" {
+		return e.Err.Error()
+	}
+	return e.Param + ": " + e.Err.Error()
+}
 
 func (e *ParamError) Unwrap() error { return e.Err }
 

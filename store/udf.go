@@ -530,7 +530,7 @@ func readChunkHeader(in *bufio.Reader) (uint64, error) {
 		case c == '\n' && i > 0:
 			return n, nil
 		case c < '0' || c > '9' || i >= 18:
-			return 0, fmt.Errorf("bad chunk header (byte %d is %q): want the row count and a newline", i, c)
+			return 0, fmt.Errorf("bad chunk header (byte %d is %#02x): want the row count and a newline", i, c)
 		}
 		n = n*10 + uint64(c-'0')
 	}

@@ -96,6 +96,11 @@ func TestUnknownAndRepeatedParametersAre400(t *testing.T) {
 			t.Errorf("%s?%s: %d %v, want 400 naming %s", tt.path, tt.v.Encode(), code, body, tt.param)
 		}
 	}
+	// A parameter with no name (?=1) has none to name: the message says so.
+	if code, body := getJSON(t, srv, "/api/v1/funnel", url.Values{"steps": {"V,W"}, "": {"1"}}); code != 400 || body["param"] != nil ||
+		!strings.HasPrefix(fmt.Sprint(body["error"]), "a parameter has no name") {
+		t.Errorf("?=1: %d %v, want 400 saying a parameter has no name", code, body)
+	}
 	// What each query does take still works.
 	if code, body := getJSON(t, srv, "/api/v1/dropoff", url.Values{"steps": {"V,W"}, "window": {"1h"}, "ids_limit": {"5"}, "limit": {"3"}, "mode": {"strict"}}); code != 200 {
 		t.Errorf("dropoff with its own parameters: %d %v", code, body)
