@@ -164,8 +164,8 @@ func (a *udfAnchor) check(attrs int, keep uint64) error {
 }
 
 // udfSpec encodes the plan's matching for the UDF, whose matching of a chunk stops after
-// timeout; ok is false when the UDF cannot match it (today it matches every plan).
-func (p *funnelPlan) udfSpec(timeout time.Duration) (spec string, ok bool) {
+// timeout.
+func (p *funnelPlan) udfSpec(timeout time.Duration) string {
 	u := udfSpec{Version: udfSpecVersion, Steps: p.spec.steps, Mode: p.spec.mode, From: p.spec.from, To: p.spec.to,
 		Window: p.spec.window, Start: p.from, Cut: p.scan.from, Blocks: make([]uint64, len(p.conds)), Attrs: len(p.scan.attrs), Attr: p.attr,
 		TraitCond: p.traitCond, Keep: p.keep, TimeoutMs: max(timeout.Milliseconds(), 0),
@@ -192,7 +192,7 @@ func (p *funnelPlan) udfSpec(timeout time.Duration) (spec string, ok bool) {
 	if err != nil {
 		panic("BUG: encode udf spec: " + err.Error())
 	}
-	return string(b), true
+	return string(b)
 }
 
 // parseUDFSpec decodes and checks a spec, and rebuilds the plan it came from (its matching
@@ -501,7 +501,7 @@ func ServeFunnelUDF(r io.Reader, w io.Writer) error {
 		if err != nil {
 			return fmt.Errorf("waymark_funnel: chunk %d: %w", chunk, err)
 		}
-		u.startChunk()
+		u.chunkStart = time.Now() // the chunk's deadline counts from here (matchContext)
 		for row := uint64(1); row <= n; row++ {
 			if err := u.safeRow(in, out); err != nil {
 				u.endChunk()
@@ -727,9 +727,6 @@ func (u *udfMatcher) readVisits(in *bufio.Reader) (*visits, error) {
 	return v, nil
 }
 
-// startChunk starts the matching of a chunk, now.
-func (u *udfMatcher) startChunk() { u.chunkStart = time.Now() }
-
 // endChunk lets go of the chunk's deadline.
 func (u *udfMatcher) endChunk() {
 	if u.cancel != nil {
@@ -874,15 +871,11 @@ func (s *Store) matchPlan(ctx context.Context, plan *funnelPlan, inEngine func(s
 // engineSpec is plan's UDF spec (udfSpec) when its per-person work runs in ClickHouse
 // (matchInEngine); "" when it runs here.
 func (s *Store) engineSpec(ctx context.Context, plan *funnelPlan) (string, error) {
-	spec, ok := plan.udfSpec(s.cfg.QueryTimeout)
-	if !ok {
-		return "", nil
-	}
 	inEngine, err := s.matchInEngine(ctx)
 	if err != nil || !inEngine {
 		return "", err
 	}
-	return spec, nil
+	return plan.udfSpec(s.cfg.QueryTimeout), nil
 }
 
 // matchInEngine reports whether a query the UDF can take (udfSpec) runs in ClickHouse, per

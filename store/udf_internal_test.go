@@ -99,10 +99,7 @@ func twoStepPlan() *funnelPlan {
 // specOf is p's UDF spec.
 func specOf(t testing.TB, p *funnelPlan) string {
 	t.Helper()
-	spec, ok := p.udfSpec(time.Minute)
-	if !ok {
-		t.Fatal("no spec")
-	}
+	spec := p.udfSpec(time.Minute)
 	return spec
 }
 
@@ -230,7 +227,7 @@ var dropoffSpec = func() string {
 		spec:    matchSpec{steps: 2, mode: ModeOrdered, from: math.MinInt64, to: math.MaxInt64, window: 10},
 		scan:    eventScan{attrs: make([]predicate, 4)},
 		dropoff: &dropoffPlan{tracked: 4, first: 1}}
-	spec, _ := p.udfSpec(time.Minute)
+	spec := p.udfSpec(time.Minute)
 	return spec
 }()
 
@@ -248,10 +245,7 @@ func anchorPlan(w anchorWalk) *funnelPlan {
 
 func anchorSpec(t *testing.T, w anchorWalk) string {
 	t.Helper()
-	spec, ok := anchorPlan(w).udfSpec(time.Minute)
-	if !ok {
-		t.Fatal("no spec")
-	}
+	spec := anchorPlan(w).udfSpec(time.Minute)
 	return spec
 }
 
@@ -301,10 +295,7 @@ func retentionSpec(t *testing.T, period string, periods int) string {
 		spec:      matchSpec{steps: 2, mode: ModeOrdered},
 		scan:      eventScan{attrs: make([]predicate, 1)},
 		retention: &retentionWalk{period: period, periods: periods, from: math.MinInt64, to: math.MaxInt64, tracked: 4}}
-	spec, ok := p.udfSpec(time.Minute)
-	if !ok {
-		t.Fatal("no spec")
-	}
+	spec := p.udfSpec(time.Minute)
 	return spec
 }
 
@@ -352,10 +343,7 @@ func stagesSpec(t *testing.T) string {
 		spec:   matchSpec{steps: 3, mode: ModeOrdered},
 		scan:   eventScan{attrs: make([]predicate, 2)},
 		stages: &stagesWalk{from: math.MinInt64, to: math.MaxInt64, tracked: 8}}
-	spec, ok := p.udfSpec(time.Minute)
-	if !ok {
-		t.Fatal("no spec")
-	}
+	spec := p.udfSpec(time.Minute)
 	return spec
 }
 
@@ -425,7 +413,7 @@ func TestServeFunnelUDFWalksStopAtTheTimeout(t *testing.T) {
 		spec:      matchSpec{steps: 2, mode: ModeOrdered},
 		scan:      eventScan{attrs: make([]predicate, 1)},
 		retention: &retentionWalk{period: "week", periods: 8, from: math.MinInt64, to: math.MaxInt64, tracked: 4}}
-	spec, _ := p.udfSpec(time.Millisecond)
+	spec := p.udfSpec(time.Millisecond)
 	r := udfRow{spec: spec}
 	for i := range 2000 {
 		r.t, r.seq, r.mask, r.id = append(r.t, uint64(i)*1000), append(r.seq, 0), append(r.mask, 7), append(r.id, uint64(i))
@@ -611,7 +599,7 @@ func TestServeFunnelUDFAgreesWithInProcess(t *testing.T) {
 		if rng.IntN(2) == 0 {
 			p.from = p.spec.from
 		}
-		spec, _ := p.udfSpec(time.Minute)
+		spec := p.udfSpec(time.Minute)
 		var rows []udfRow
 		var want []string
 		for range 5 {
@@ -684,7 +672,7 @@ func TestServeFunnelUDFStopsAtTheTimeout(t *testing.T) {
 		p.steps = append(p.steps, stepPlan{conds: []int{0}, nth: []int{1}})
 	}
 	p.steps = append(p.steps, stepPlan{conds: []int{1}, nth: []int{1}}) // never taken
-	spec, _ := p.udfSpec(time.Millisecond)
+	spec := p.udfSpec(time.Millisecond)
 	r := udfRow{spec: spec}
 	for i := range n {
 		r.t, r.seq, r.mask, r.id = append(r.t, uint64(i)*400), append(r.seq, 0), append(r.mask, 1), append(r.id, uint64(i))
