@@ -47,7 +47,7 @@ func (s *Store) QueryBatch(ctx context.Context, jm *sessionize.Map, qs []BatchQu
 		return nil, err
 	}
 	defer func() { <-s.slots }()
-	share := &scanShare{store: s, running: len(qs), engine: make(chan struct{}, 1)}
+	share := &scanShare{store: s, running: len(qs)}
 	ctx = context.WithValue(ctx, scanShareKey{}, share)
 	answers := make([]BatchAnswer, len(qs))
 	var wg sync.WaitGroup
@@ -78,31 +78,18 @@ func shareOf(ctx context.Context) *scanShare {
 	return sh
 }
 
-// scanShare lets the queries of a batch share their scans. A query's scan waits until every
-// query of the batch still running waits for one too; then as many of the waiting scans as their
-// conditions fit one 64-bit mask are read together (scanTogether). The others wait for those
-// queries to end and are read next: a batch reads one scan at a time, as one query does. A query
-// that never scans (a query matched in ClickHouse) holds the others back until it ends.
+// scanShare lets the queries of a batch share their reads. A query's scan (or its matching in
+// ClickHouse) waits until every query of the batch still running waits for one too; then as many
+// of the waiting matchings in ClickHouse as their conditions fit one 64-bit mask are read
+// together (Store.matchTogether), or, when none waits, as many of the waiting scans
+// (scanTogether). The others wait for those queries to end and are read next: a batch reads one
+// scan at a time, as one query does.
 type scanShare struct {
 	store   *Store
 	mu      sync.Mutex
-	running int           // queries of the batch that have not ended
-	waiting []*sharedScan // scans asked for and not begun
-	// engine is held by a query of the batch matched in ClickHouse (matchInClickHouse), which
-	// reads the events on its own: such queries read one after another. The shared reads never
-	// overlap them, as they begin only once every running query waits for one.
-	engine chan struct{}
-}
-
-// takeEngineTurn waits until no other query of the batch is being matched in ClickHouse, or ctx
-// ends; release ends the turn.
-func (sh *scanShare) takeEngineTurn(ctx context.Context) (release func(), err error) {
-	select {
-	case sh.engine <- struct{}{}:
-		return func() { <-sh.engine }, nil
-	case <-ctx.Done():
-		return nil, fmt.Errorf("wait for the batch's other queries matched in clickhouse: %w", ctx.Err())
-	}
+	running int            // queries of the batch that have not ended
+	waiting []*sharedScan  // scans asked for and not begun
+	matches []*engineMatch // matchings in ClickHouse asked for and not begun
 }
 
 // sharedScan is one query's scan in a batch.
@@ -120,11 +107,8 @@ func (sh *scanShare) scan(ctx context.Context, r scanReader) error {
 	w.reader.ctx = ctx
 	sh.mu.Lock()
 	sh.waiting = append(sh.waiting, w)
-	ready := sh.takeReady()
+	sh.startReady()
 	sh.mu.Unlock()
-	if ready != nil {
-		go sh.read(ready)
-	}
 	select {
 	case err := <-w.done:
 		return cmp.Or(err, w.reader.err)
@@ -143,29 +127,73 @@ func (sh *scanShare) scan(ctx context.Context, r scanReader) error {
 	}
 }
 
+// match matches m (of the query of ctx) in ClickHouse together with the batch's other matchings
+// there, and returns as Store.matchInClickHouse does.
+func (sh *scanShare) match(ctx context.Context, m *engineMatch) error {
+	m.ctx, m.done = ctx, make(chan error, 1)
+	sh.mu.Lock()
+	sh.matches = append(sh.matches, m)
+	sh.startReady()
+	sh.mu.Unlock()
+	select {
+	case err := <-m.done:
+		return cmp.Or(err, m.err)
+	case <-ctx.Done():
+		sh.mu.Lock()
+		i := slices.Index(sh.matches, m)
+		if i >= 0 {
+			sh.matches = slices.Delete(sh.matches, i, i+1) // never begun: the others go on when this query ends
+		}
+		sh.mu.Unlock()
+		if i >= 0 {
+			return fmt.Errorf("match in clickhouse: %w", ctx.Err())
+		}
+		err := <-m.done // begun: the read drops this query and ends when the others are done
+		return cmp.Or(err, m.err)
+	}
+}
+
 // leave says one query of the batch has ended.
 func (sh *scanShare) leave() {
 	sh.mu.Lock()
 	sh.running--
-	ready := sh.takeReady()
+	sh.startReady()
 	sh.mu.Unlock()
-	if ready != nil {
-		go sh.read(ready)
+}
+
+// startReady starts the next read (takeReady). sh.mu is held.
+func (sh *scanShare) startReady() {
+	switch scans, matches := sh.takeReady(); {
+	case matches != nil:
+		go sh.matchTogether(matches)
+	case scans != nil:
+		go sh.read(scans)
 	}
 }
 
-// takeReady takes the waiting scans to read next, once every running query waits for one: as
-// many as fit one mask (a condition several of them have counts once), in the order they were
-// asked; nil when none are to be read yet. sh.mu is held.
-func (sh *scanShare) takeReady() []*sharedScan {
-	if len(sh.waiting) == 0 || len(sh.waiting) < sh.running {
-		return nil
+// takeReady takes the next read once every running query waits for one: the waiting matchings
+// in ClickHouse first, else the waiting scans; as many of them as fit one mask (a condition
+// several of them have counts once), in the order they were asked; nil and nil when nothing is
+// to be read yet. sh.mu is held.
+func (sh *scanShare) takeReady() (scans []*sharedScan, matches []*engineMatch) {
+	if n := len(sh.waiting) + len(sh.matches); n == 0 || n < sh.running {
+		return nil, nil
 	}
-	var read, rest []*sharedScan
-	preds := map[string]bool{} // the conditions of the read, each read once (see combineScans)
-	for _, w := range sh.waiting {
+	if len(sh.matches) > 0 {
+		matches, sh.matches = fitOneMask(sh.matches, func(m *engineMatch) []predicate { return m.plan.scan.preds })
+		return nil, matches
+	}
+	scans, sh.waiting = fitOneMask(sh.waiting, func(w *sharedScan) []predicate { return w.reader.scan.preds })
+	return scans, nil
+}
+
+// fitOneMask splits waiting into the first of them (in order) whose conditions, each counted
+// once (see combineScans), fit one 64-bit mask, and the rest; the first is always read.
+func fitOneMask[T any](waiting []T, predsOf func(T) []predicate) (read, rest []T) {
+	preds := map[string]bool{}
+	for _, w := range waiting {
 		var added []string
-		for _, p := range w.reader.scan.preds {
+		for _, p := range predsOf(w) {
 			if k := p.key(); !preds[k] && !slices.Contains(added, k) {
 				added = append(added, k)
 			}
@@ -179,41 +207,71 @@ func (sh *scanShare) takeReady() []*sharedScan {
 			preds[k] = true
 		}
 	}
-	sh.waiting = rest
-	return read
+	return read, rest
+}
+
+// matchTogether matches ms in ClickHouse in one read, until all of their queries have stopped
+// waiting (each one's context ends only its own part).
+func (sh *scanShare) matchTogether(ms []*engineMatch) {
+	queries := make([]context.Context, len(ms))
+	for i, m := range ms {
+		queries[i] = m.ctx
+	}
+	ctx, stop := sh.readContext(queries)
+	defer stop()
+	err := sh.recovered(func() error { return sh.store.matchTogether(ctx, ms) })
+	for _, m := range ms {
+		m.done <- err
+	}
 }
 
 // read reads scans together, until all of their queries have stopped waiting (each one's context
 // ends only its own part).
 func (sh *scanShare) read(scans []*sharedScan) {
 	readers := make([]*scanReader, len(scans))
+	queries := make([]context.Context, len(scans))
 	for i, w := range scans {
-		readers[i] = &w.reader
+		readers[i], queries[i] = &w.reader, w.reader.ctx
 	}
-	// The read's context ends when every query's has (a query whose context ends stops reading at
-	// the next person); it carries the first's settings.
-	ctx, cancel := context.WithCancel(context.WithoutCancel(scans[0].reader.ctx))
-	defer cancel()
-	var left atomic.Int32
-	left.Store(int32(len(scans)))
+	ctx, stop := sh.readContext(queries)
+	defer stop()
+	err := sh.recovered(func() error { return sh.store.scanTogether(ctx, readers) })
 	for _, w := range scans {
-		stop := context.AfterFunc(w.reader.ctx, func() {
+		w.done <- err
+	}
+}
+
+// readContext is the context of a read for several queries of the batch, whose contexts are
+// queries (at least one): it ends when every one of theirs has (a query whose context ends stops being read at
+// the next person), and carries the first's settings. stop lets go of it.
+func (sh *scanShare) readContext(queries []context.Context) (ctx context.Context, stop func()) {
+	ctx, cancel := context.WithCancel(context.WithoutCancel(queries[0]))
+	var left atomic.Int32
+	left.Store(int32(len(queries)))
+	stops := make([]func() bool, len(queries))
+	for i, q := range queries {
+		stops[i] = context.AfterFunc(q, func() {
 			if left.Add(-1) == 0 {
 				cancel()
 			}
 		})
-		defer stop()
 	}
-	err := func() (err error) {
-		defer func() {
-			if p := recover(); p != nil { // a reader's matching runs here, apart from its query
-				sh.store.log.Error("scan panicked", "panic", p, "stack", string(debug.Stack()))
-				err = fmt.Errorf("scan events: panic: %v", p)
-			}
-		}()
-		return sh.store.scanTogether(ctx, readers)
+	return ctx, func() {
+		for _, stop := range stops {
+			stop()
+		}
+		cancel()
+	}
+}
+
+// recovered runs read, with a panic in it (a query's matching runs there, apart from its
+// query's goroutine) turned into its error.
+func (sh *scanShare) recovered(read func() error) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			sh.store.log.Error("scan panicked", "panic", p, "stack", string(debug.Stack()))
+			err = fmt.Errorf("scan events: panic: %v", p)
+		}
 	}()
-	for _, w := range scans {
-		w.done <- err
-	}
+	return read()
 }

@@ -1,21 +1,22 @@
 package store
 
 import (
-	"context"
 	"fmt"
 	"strings"
 	"testing"
 )
 
-// TestBatchReadsOneScanAtATime: a batch's scans begin once every running query waits for one;
-// as many as fit one 64-bit mask are read together, and the rest wait for those queries to end,
-// so a batch never has ClickHouse read two of its scans at once.
+// TestBatchReadsOneScanAtATime: a batch's scans and matchings in ClickHouse begin once every
+// running query waits for one; the matchings first, then the scans, as many as fit one 64-bit
+// mask together, and the rest wait for those queries to end, so a batch never has ClickHouse
+// read two of its scans at once.
 func TestBatchReadsOneScanAtATime(t *testing.T) {
 	t.Parallel()
-	// waiting makes scans of n conditions each, each its own, or the same n when shared.
-	waiting := func(shared bool, conditions ...int) []*sharedScan {
-		var out []*sharedScan
-		for s, n := range conditions {
+	// predicates makes the conditions of n scans of counts[i] conditions each, each its own, or
+	// the same counts[i] when shared.
+	predicates := func(shared bool, counts []int) [][]predicate {
+		var out [][]predicate
+		for s, n := range counts {
 			var preds []predicate
 			for i := range n {
 				if shared {
@@ -24,43 +25,71 @@ func TestBatchReadsOneScanAtATime(t *testing.T) {
 					preds = append(preds, predicate{sql: "c", args: []any{s, i}})
 				}
 			}
-			out = append(out, &sharedScan{reader: scanReader{scan: eventScan{preds: preds}}})
+			out = append(out, preds)
 		}
 		return out
 	}
-	conditions := func(scans []*sharedScan) string {
+	conditions := func(preds [][]predicate) string {
 		var out []int
-		for _, w := range scans {
-			out = append(out, len(w.reader.scan.preds))
+		for _, p := range preds {
+			out = append(out, len(p))
 		}
 		return fmt.Sprint(out)
 	}
+	scanPreds := func(scans []*sharedScan) (out [][]predicate) {
+		for _, w := range scans {
+			out = append(out, w.reader.scan.preds)
+		}
+		return out
+	}
+	matchPreds := func(ms []*engineMatch) (out [][]predicate) {
+		for _, m := range ms {
+			out = append(out, m.plan.scan.preds)
+		}
+		return out
+	}
 	tests := []struct {
-		name           string
-		running        int
-		shared         bool // the scans have the same conditions
-		waiting        []int
-		read, leftOver string
+		name              string
+		running           int
+		shared            bool // the scans have the same conditions
+		waiting, matching []int
+		read, leftOver    string // scans, or matchings when any waits
 	}{
-		{"one query of two waits", 2, false, []int{5}, "[]", "[5]"},
-		{"every query waits", 3, false, []int{5, 10, 3}, "[5 10 3]", "[]"},
-		{"more than one mask", 4, false, []int{30, 30, 30, 4}, "[30 30 4]", "[30]"},
-		{"one full mask each", 2, false, []int{64, 64}, "[64]", "[64]"},
-		{"the rest, once the first read's queries end", 1, false, []int{30}, "[30]", "[]"},
-		{"the same conditions count once", 8, true, []int{32, 32, 32, 32, 32, 32, 32, 40}, "[32 32 32 32 32 32 32 40]", "[]"},
+		{"one query of two waits", 2, false, []int{5}, nil, "[]", "[5]"},
+		{"every query waits", 3, false, []int{5, 10, 3}, nil, "[5 10 3]", "[]"},
+		{"more than one mask", 4, false, []int{30, 30, 30, 4}, nil, "[30 30 4]", "[30]"},
+		{"one full mask each", 2, false, []int{64, 64}, nil, "[64]", "[64]"},
+		{"the rest, once the first read's queries end", 1, false, []int{30}, nil, "[30]", "[]"},
+		{"the same conditions count once", 8, true, []int{32, 32, 32, 32, 32, 32, 32, 40}, nil, "[32 32 32 32 32 32 32 40]", "[]"},
+		{"a matching in clickhouse waits with a scan", 3, false, []int{5}, []int{7}, "[]", "[7]"},
+		{"matchings in clickhouse first", 3, false, []int{5}, []int{7, 9}, "[7 9]", "[]"},
+		{"matchings in clickhouse, more than one mask", 3, false, nil, []int{40, 30, 20}, "[40 20]", "[30]"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			sh := &scanShare{running: tt.running, waiting: waiting(tt.shared, tt.waiting...)}
-			read := sh.takeReady()
-			if got := conditions(read); got != tt.read && !(read == nil && tt.read == "[]") {
-				t.Errorf("read %s, want %s", got, tt.read)
+			sh := &scanShare{running: tt.running}
+			for _, preds := range predicates(tt.shared, tt.waiting) {
+				sh.waiting = append(sh.waiting, &sharedScan{reader: scanReader{scan: eventScan{preds: preds}}})
 			}
-			if got := conditions(sh.waiting); got != tt.leftOver && !(len(sh.waiting) == 0 && tt.leftOver == "[]") {
-				t.Errorf("left waiting %s, want %s", got, tt.leftOver)
+			for _, preds := range predicates(tt.shared, tt.matching) {
+				sh.matches = append(sh.matches, &engineMatch{plan: &funnelPlan{scan: eventScan{preds: preds}}})
 			}
-			if again := sh.takeReady(); len(read) > 0 && again != nil {
-				t.Errorf("read %s beside %s", conditions(again), conditions(read))
+			scans, matches := sh.takeReady()
+			read, left := conditions(scanPreds(scans)), conditions(scanPreds(sh.waiting))
+			if len(tt.matching) > 0 {
+				if scans != nil {
+					t.Errorf("read scans %s while matchings in clickhouse wait", read)
+				}
+				read, left = conditions(matchPreds(matches)), conditions(matchPreds(sh.matches))
+			}
+			if read != tt.read {
+				t.Errorf("read %s, want %s", read, tt.read)
+			}
+			if left != tt.leftOver {
+				t.Errorf("left waiting %s, want %s", left, tt.leftOver)
+			}
+			if againScans, againMatches := sh.takeReady(); (scans != nil || matches != nil) && (againScans != nil || againMatches != nil) {
+				t.Errorf("read %s and %s beside %s", conditions(scanPreds(againScans)), conditions(matchPreds(againMatches)), read)
 			}
 		})
 	}
@@ -180,26 +209,4 @@ func TestScratchLetsGoOfHeavyPersons(t *testing.T) {
 			t.Errorf("reader %s got %v, want %v", name, got[r], want[r])
 		}
 	}
-}
-
-// TestBatchEngineFunnelsTakeTurns: a batch's funnels matched in ClickHouse read one at a time; a
-// funnel waiting for its turn stops when its context ends.
-func TestBatchEngineFunnelsTakeTurns(t *testing.T) {
-	t.Parallel()
-	sh := &scanShare{engine: make(chan struct{}, 1)}
-	release, err := sh.takeEngineTurn(t.Context())
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(t.Context())
-	cancel()
-	if _, err := sh.takeEngineTurn(ctx); err == nil {
-		t.Error("a second funnel took a turn while the first had it")
-	}
-	release()
-	again, err := sh.takeEngineTurn(t.Context())
-	if err != nil {
-		t.Fatalf("no turn after the first ended: %v", err)
-	}
-	again()
 }

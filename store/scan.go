@@ -398,10 +398,19 @@ func consecutive(first, n int) []int {
 	return out
 }
 
-// give hands the reader its events of one person, from events of a scan that may have read for
-// other readers too (shared): those matching one of its conditions in its time range, with its
-// mask bits and attributes, duplicates dropped. Its part is made in scratch.
+// give hands the reader its part of one person's events (partOf), unless it has none.
 func (r *scanReader) give(person string, events []scannedEvent, attrs attrTable, shared bool, scratch *readerScratch) error {
+	if events, attrs = r.partOf(events, attrs, shared, scratch); len(events) == 0 {
+		return nil
+	}
+	return r.fn(person, events, attrs)
+}
+
+// partOf is the reader's part of one person's events, from events of a scan that may have read
+// for other readers too (shared): those matching one of its conditions in its time range, with
+// its mask bits and attributes, duplicates dropped. It is made in scratch (or in events, when
+// not shared), valid until scratch's next use.
+func (r *scanReader) partOf(events []scannedEvent, attrs attrTable, shared bool, scratch *readerScratch) ([]scannedEvent, attrTable) {
 	if shared {
 		n := len(r.scan.preds)
 		bits := ^uint64(0) >> (64 - n) // n is 1 to 64
@@ -445,12 +454,9 @@ func (r *scanReader) give(person string, events []scannedEvent, attrs attrTable,
 		scratch.events, events, attrs = mine, mine, table
 	}
 	if len(events) == 0 {
-		return nil
+		return nil, attrs
 	}
-	if events = cutBefore(dedupe(events, &scratch.ids), r.scan.from); len(events) == 0 {
-		return nil
-	}
-	return r.fn(person, events, attrs)
+	return cutBefore(dedupe(events, &scratch.ids), r.scan.from), attrs
 }
 
 // sendPass sends the query of one pass of scan, over the persons in r, whose rows are (person,

@@ -28,7 +28,10 @@ import (
 // Wire format (executable_pool, RowBinary, send_chunk_header=1): each chunk is "N\n" then N rows;
 // each row is
 //
-//	spec             String         udfSpec as JSON, the same in every row of a query
+//	spec             String         udfSpec as JSON, the same in every row of a query; or, for
+//	                                a batch's queries read together, udfBatchSpec (their
+//	                                udfSpecs, and where their conditions and attributes are in
+//	                                the columns below)
 //	t, seq, mask, id Array(UInt64)  the person's events (µs, seq, condition bits, tie id: tieIDSQL),
 //	                                aligned (one groupArray each), in any order, copies included
 //	attrs            Array(String)  the spec's attribute columns, one after another: every
@@ -48,24 +51,26 @@ import (
 //
 // and each answer is a String: funnelOutcome's encoding (a list of them, appendText's, one per
 // session reaching a step, when the spec counts sessions), or anchorOutcome's when the spec has an
-// anchor, retentionOutcome's when it has a retention, stagesOutcome's when it has stages. The
-// answers of a chunk are flushed together, in order.
+// anchor, retentionOutcome's when it has a retention, stagesOutcome's when it has stages; for a
+// batch, each query's answer in turn (appendText's), or empty when every one is. The answers of
+// a chunk are flushed together, in order.
 
 // FunnelUDFName is the name the executable UDF is installed under.
 const FunnelUDFName = "waymark_funnel"
 
 // udfSpecVersion changes whenever udfSpec or an answer's encoding changes meaning: a server
 // running another release's binary then fails the query with a message saying so.
-const udfSpecVersion = 8
+const udfSpecVersion = 9
 
 // Limits on one row of UDF input: more is an error, not an allocation.
 const (
-	maxUDFSpecBytes  = 1 << 16 // the spec's JSON
-	maxUDFEvents     = 1 << 20 // events of one person (about 540 bytes of memory each while matched)
-	maxUDFAttrCols   = 8       // attribute columns per event (a drop-off by breakdown reads 4)
-	maxUDFAttrBytes  = 1 << 20 // one attribute value
-	maxUDFAttrsBytes = 1 << 26 // all attribute values of one person
-	maxUDFVisits     = 1 << 20 // visits of one person's keys (32 bytes of memory each)
+	maxUDFSpecBytes    = 1 << 16 // the spec's JSON
+	maxUDFEvents       = 1 << 20 // events of one person (about 540 bytes of memory each while matched)
+	maxUDFAttrCols     = 8       // attribute columns per event of a query (a drop-off by breakdown reads 4)
+	maxUDFReadAttrCols = 64      // attribute columns per event of a batch's read (its queries' together)
+	maxUDFAttrBytes    = 1 << 20 // one attribute value
+	maxUDFAttrsBytes   = 1 << 26 // all attribute values of one person
+	maxUDFVisits       = 1 << 20 // visits of one person's keys (32 bytes of memory each)
 )
 
 // udfSpec is what the UDF needs of a funnelPlan to turn a person's events into a unit and match
@@ -288,6 +293,113 @@ func parseUDFSpec(spec []byte) (*funnelPlan, error) {
 		p.steps = append(p.steps, stepPlan{conds: conds, nth: nth})
 	}
 	return p, nil
+}
+
+// udfBatchSpec is the spec of a batch's queries read together (the journey page's): one read of
+// every part's conditions and attributes (combineScans), each part answered from its own part of
+// each person's events, as the in-process batch gives each reader its part (scanReader.partOf).
+type udfBatchSpec struct {
+	Version int `json:"v"`
+	Attrs   int `json:"attrs"` // attribute columns read per event, all parts' (each read once)
+	// KeyAttr is the column of each event's customer key when a part reads visits, or -1; the
+	// visits sent are those of every such part (from the earliest part's start), with entry
+	// channels and campaigns when Entries is set.
+	KeyAttr int           `json:"key_attr"`
+	Entries bool          `json:"entries,omitempty"`
+	Parts   []udfPartSpec `json:"parts"`
+}
+
+// udfPartSpec is one query of a udfBatchSpec: its own spec, and where its conditions and
+// attributes are in the read.
+type udfPartSpec struct {
+	Spec     json.RawMessage `json:"spec"`      // a udfSpec
+	PredBits []int           `json:"pred_bits"` // per condition of its scan: its bit in the read's mask
+	AttrCols []int           `json:"attr_cols"` // per attribute column of Spec: the read's column
+	To       int64           `json:"to"`        // its scan's end (eventScan.to; 0: none), µs: later events are not its
+}
+
+// maxUDFParts is the most queries a batch's spec may hold.
+const maxUDFParts = 2 * MaxBatchQueries
+
+// udfRead is a parsed spec: what each row holds (its attribute columns and visits) and the
+// queries answered from it.
+type udfRead struct {
+	attrs   int  // attribute columns per event
+	keyAttr int  // the customer key's column when visits are sent, or -1
+	entries bool // the visits carry entry channels and campaigns
+	batch   bool // the parts are a batch's (udfBatchSpec); else one query's whole read
+	parts   []udfPart
+}
+
+// udfPart is one query answered from a udfRead.
+type udfPart struct {
+	plan   *funnelPlan
+	finder *pathFinder
+	reader *scanReader // a batch's part: its conditions and attributes in the read
+}
+
+// parseUDFRead decodes and checks a spec: one query's (udfSpec) or a batch's (udfBatchSpec, told
+// by its parts).
+func parseUDFRead(spec []byte) (*udfRead, error) {
+	var probe struct {
+		Parts json.RawMessage `json:"parts"`
+	}
+	if json.Unmarshal(spec, &probe) != nil || probe.Parts == nil {
+		plan, err := parseUDFSpec(spec)
+		if err != nil {
+			return nil, err
+		}
+		return &udfRead{attrs: len(plan.scan.attrs), keyAttr: plan.keyAttr, entries: plan.entryBy != "",
+			parts: []udfPart{{plan: plan, finder: newPathFinder(plan.spec)}}}, nil
+	}
+	var b udfBatchSpec
+	dec := json.NewDecoder(bytes.NewReader(spec))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&b); err != nil {
+		return nil, fmt.Errorf("decode batch spec: %w", err)
+	}
+	switch {
+	case dec.More():
+		return nil, errors.New("decode batch spec: more after the spec's JSON object")
+	case b.Version != udfSpecVersion:
+		return nil, fmt.Errorf("spec version %d, this binary speaks %d: install the waymark binary of the querying release", b.Version, udfSpecVersion)
+	case len(b.Parts) < 1 || len(b.Parts) > maxUDFParts:
+		return nil, fmt.Errorf("batch spec: %d parts, want 1 to %d", len(b.Parts), maxUDFParts)
+	case b.Attrs < 0 || b.Attrs > maxUDFReadAttrCols:
+		return nil, fmt.Errorf("batch spec: %d attribute columns, want 0 to %d", b.Attrs, maxUDFReadAttrCols)
+	case b.KeyAttr < -1 || b.KeyAttr >= b.Attrs || b.KeyAttr < 0 && b.Entries:
+		return nil, fmt.Errorf("batch spec: key attribute %d of %d, entries %t", b.KeyAttr, b.Attrs, b.Entries)
+	}
+	read := &udfRead{attrs: b.Attrs, keyAttr: b.KeyAttr, entries: b.Entries, batch: true}
+	for i, ps := range b.Parts {
+		plan, err := parseUDFSpec(ps.Spec)
+		if err != nil {
+			return nil, fmt.Errorf("batch spec, part %d: %w", i+1, err)
+		}
+		r := &scanReader{scan: eventScan{preds: make([]predicate, len(ps.PredBits)), attrs: plan.scan.attrs, from: plan.scan.from, to: ps.To},
+			predBits: ps.PredBits, attrCols: ps.AttrCols, shift: -1}
+		switch {
+		case len(ps.PredBits) < 1 || len(ps.PredBits) > 64 || slices.ContainsFunc(ps.PredBits, func(b int) bool { return b < 0 || b >= 64 }):
+			return nil, fmt.Errorf("batch spec, part %d: condition bits %v, want 1 to 64 of 0 to 63", i+1, ps.PredBits)
+		case len(ps.AttrCols) != len(plan.scan.attrs) || slices.ContainsFunc(ps.AttrCols, func(c int) bool { return c < 0 || c >= b.Attrs }):
+			return nil, fmt.Errorf("batch spec, part %d: attribute columns %v of %d", i+1, ps.AttrCols, b.Attrs)
+		case ps.To < 0:
+			return nil, fmt.Errorf("batch spec, part %d: end %d", i+1, ps.To)
+		case plan.keyAttr >= 0 && (ps.AttrCols[plan.keyAttr] != b.KeyAttr || plan.entryBy != "" && !b.Entries):
+			return nil, fmt.Errorf("batch spec, part %d: its key attribute is column %d, the batch's %d (entries %t)", i+1, ps.AttrCols[plan.keyAttr], b.KeyAttr, b.Entries)
+		}
+		if slices.Equal(ps.PredBits, consecutive(ps.PredBits[0], len(ps.PredBits))) {
+			r.shift = ps.PredBits[0]
+		}
+		read.parts = append(read.parts, udfPart{plan: plan, finder: newPathFinder(plan.spec), reader: r})
+	}
+	return read, nil
+}
+
+// matchesFunnel reports whether the plan is a funnel's or a drop-off's (a path search), not a
+// walk of paths, next, retention or stages.
+func (p *funnelPlan) matchesFunnel() bool {
+	return p.anchor == nil && p.retention == nil && p.stages == nil
 }
 
 // funnelOutcome is one unit's answer: the steps reached and what funnelAgg.add reads off the
@@ -544,7 +656,8 @@ func noEOF(err error) error {
 	return err
 }
 
-// udfMatcher matches the rows of one UDF process, keeping its scratch space and the last plan.
+// udfMatcher matches the rows of one UDF process, keeping its scratch space and the last spec's
+// read.
 type udfMatcher struct {
 	chunkStart time.Time // when the chunk's header was read
 	// deadline is the chunk's: chunkStart plus the plan's timeout (made for deadlineOf), which a
@@ -554,8 +667,7 @@ type udfMatcher struct {
 	deadlineOf time.Duration
 	cancel     context.CancelFunc
 	spec       []byte
-	plan       *funnelPlan
-	finder     *pathFinder
+	read       *udfRead
 	cols       [4][]uint64 // t, seq, mask, id
 	attrs      []string    // as read: one attribute column after another (attrTable.values)
 	visitNums  [4][]uint64 // visits, start, end, start_seq
@@ -566,8 +678,10 @@ type udfMatcher struct {
 	stageLeft    []bool
 	stageOutcome stagesOutcome
 	events       []scannedEvent
+	part         readerScratch // a batch's part of the person being answered (scanReader.partOf)
 	ids          []uint64
 	buf          []byte
+	partAnswer   []byte // a batch part's answer, while it is made
 	unitAnswer   []byte // a session's outcome, while a plan by sessions answers
 	scratch      [8 * 1024]byte
 }
@@ -583,19 +697,19 @@ func (u *udfMatcher) safeRow(in *bufio.Reader, out *bufio.Writer) (err error) {
 	return u.row(in, out)
 }
 
-// row reads one row and writes its answer.
+// row reads one row and writes its answer: its one query's, or, for a batch, every part's
+// (appendText's, in the parts' order; empty when every part's is).
 func (u *udfMatcher) row(in *bufio.Reader, out *bufio.Writer) error {
 	spec, err := readBytes(in, u.buf[:0], maxUDFSpecBytes)
 	if err != nil {
 		return fmt.Errorf("read spec: %w", err)
 	}
 	u.buf = spec
-	if u.plan == nil || !bytes.Equal(spec, u.spec) {
-		if u.plan, err = parseUDFSpec(spec); err != nil {
+	if u.read == nil || !bytes.Equal(spec, u.spec) {
+		if u.read, err = parseUDFRead(spec); err != nil {
 			return err
 		}
 		u.spec = append(u.spec[:0], spec...)
-		u.finder = newPathFinder(u.plan.spec)
 	}
 	for i, name := range []string{"t", "seq", "mask", "id"} {
 		if u.cols[i], err = u.readUint64s(in, u.cols[i][:0]); err != nil {
@@ -605,15 +719,15 @@ func (u *udfMatcher) row(in *bufio.Reader, out *bufio.Writer) error {
 			return fmt.Errorf("%d values of %s for %d events", len(u.cols[i]), name, len(u.cols[0]))
 		}
 	}
-	if u.attrs, err = readStrings(in, u.attrs[:0], maxUDFEvents*maxUDFAttrCols); err != nil {
+	n, cols := len(u.cols[0]), u.read.attrs
+	if u.attrs, err = readStrings(in, u.attrs[:0], maxUDFEvents*max(cols, 1)); err != nil {
 		return fmt.Errorf("read attrs: %w", err)
 	}
-	n, cols := len(u.cols[0]), len(u.plan.scan.attrs)
 	if want := n * cols; len(u.attrs) != want {
 		return fmt.Errorf("%d attribute values for %d events of %d attributes, want %d", len(u.attrs), n, cols, want)
 	}
 	attrs := attrTable{values: u.attrs, stride: n, width: cols}
-	visits, err := u.readVisits(in)
+	rows, err := u.readVisits(in)
 	if err != nil {
 		return err
 	}
@@ -622,58 +736,95 @@ func (u *udfMatcher) row(in *bufio.Reader, out *bufio.Writer) error {
 		u.events = append(u.events, scannedEvent{t: int64(u.cols[0][i]), seq: int64(u.cols[1][i]), mask: u.cols[2][i], id: u.cols[3][i], at: int32(i)})
 	}
 	sortCopies(u.events, attrs) // the scan's order, so equal copies sort the same way too
-	units := u.plan.units(cutBefore(dedupe(u.events, &u.ids), u.plan.scan.from), attrs, visits)
-	answer := u.buf[:0]
+	if !u.read.batch {
+		p := &u.read.parts[0]
+		answer, err := u.answerPart(p, cutBefore(dedupe(u.events, &u.ids), p.plan.scan.from), attrs, rows, u.buf[:0])
+		if err != nil {
+			return err
+		}
+		return u.answer(out, answer)
+	}
+	answer, answered := u.buf[:0], false
+	for i := range u.read.parts {
+		p := &u.read.parts[i]
+		events, partAttrs := p.reader.partOf(u.events, attrs, true, &u.part)
+		if u.partAnswer, err = u.answerPart(p, events, partAttrs, rows, u.partAnswer[:0]); err != nil {
+			return fmt.Errorf("query %d of the batch: %w", i+1, err)
+		}
+		answer, answered = appendText(answer, u.partAnswer), answered || len(u.partAnswer) > 0
+	}
+	u.part.trim()
+	if !answered {
+		answer = answer[:0]
+	}
+	return u.answer(out, answer)
+}
+
+// answerPart appends to answer a part's answer for a person's events (its own: deduplicated, in
+// its time range, with its conditions' bits and its attributes), whose keys' visits are rows
+// (nil when the read has none); an empty answer says the person reached no step or anchor.
+func (u *udfMatcher) answerPart(p *udfPart, events []scannedEvent, attrs attrTable, rows *visitRows, answer []byte) ([]byte, error) {
+	plan := p.plan
+	var visits *visits
+	if plan.keyAttr >= 0 {
+		visits = plan.newVisits()
+		entries := visits.entries
+		*visits = *rows.visits(visits.from)
+		visits.entries = entries
+	}
+	if len(events) == 0 && u.read.batch {
+		return answer, nil // no event of its own: as the in-process path, which gives it no person
+	}
+	units := plan.units(events, attrs, visits)
 	// The walks below take time linear in the row; the funnel's path search checks the timeout
 	// itself, as it goes.
-	if !u.matchesFunnel() && u.plan.udfTimeout > 0 && time.Since(u.chunkStart) > u.plan.udfTimeout {
-		return fmt.Errorf("read %d events: the chunk took over the query's timeout %s", len(units[0]), u.plan.udfTimeout)
+	if !plan.matchesFunnel() && plan.udfTimeout > 0 && time.Since(u.chunkStart) > plan.udfTimeout {
+		return nil, fmt.Errorf("read %d events: the chunk took over the query's timeout %s", len(units[0]), plan.udfTimeout)
 	}
-	if w := u.plan.anchor; w != nil {
+	if w := plan.anchor; w != nil {
 		if at := w.first(units[0]); at >= 0 {
 			answer = w.walk(units[0], attrs, at).encode(answer)
 		}
-		return u.answer(out, answer)
+		return answer, nil
 	}
-	if w := u.plan.stages; w != nil {
-		n := len(u.plan.steps)
+	if w := plan.stages; w != nil {
+		n := len(plan.steps)
 		u.stageEntered, u.stageLeft = slices.Grow(u.stageEntered[:0], n)[:n], slices.Grow(u.stageLeft[:0], n)[:n]
 		u.stageOutcome.reset(n)
 		w.of(units[0], attrs, u.stageEntered, u.stageLeft, &u.stageOutcome)
-		return u.answer(out, u.stageOutcome.encode(answer))
+		return u.stageOutcome.encode(answer), nil
 	}
-	if w := u.plan.retention; w != nil {
+	if w := plan.retention; w != nil {
 		if o, ok := w.of(units[0], attrs); ok {
 			answer = o.encode(answer)
 		}
-		return u.answer(out, answer)
+		return answer, nil
 	}
-	values := breakdownValues{attrs: attrs, col: u.plan.attr, entries: u.plan.entries}
-	breakdown := u.plan.attr >= 0
-	ctx := u.matchContext()
+	values := breakdownValues{attrs: attrs, col: plan.attr, entries: plan.entries}
+	breakdown := plan.attr >= 0
+	ctx := u.matchContext(plan.udfTimeout)
 	for _, unit := range units {
-		level, path, err := u.finder.reach(ctx, unit, values)
+		level, path, err := p.finder.reach(ctx, unit, values)
 		if errors.Is(err, context.DeadlineExceeded) {
-			return fmt.Errorf("match %d events: the chunk took over the query's timeout %s", len(unit), u.plan.udfTimeout)
+			return nil, fmt.Errorf("match %d events: the chunk took over the query's timeout %s", len(unit), plan.udfTimeout)
 		}
 		if err != nil {
-			return fmt.Errorf("match: %w", err)
+			return nil, fmt.Errorf("match: %w", err)
 		}
-		o := outcomeOf(u.plan, unit, values, level, path)
-		if !u.plan.bySessions {
+		o := outcomeOf(plan, unit, values, level, path)
+		if !plan.bySessions {
 			answer = o.encode(answer, breakdown)
 		} else if o.level > 0 {
 			u.unitAnswer = o.encode(u.unitAnswer[:0], breakdown)
 			answer = appendText(answer, u.unitAnswer)
 		}
 	}
-	return u.answer(out, answer)
+	return answer, nil
 }
 
-// readVisits reads a row's visits columns, the visits of the person's keys (see the wire format),
-// into the visits the plan's units are made with; nil when the plan reads no visits (and the
-// columns are empty). They are valid until the next row's.
-func (u *udfMatcher) readVisits(in *bufio.Reader) (*visits, error) {
+// readVisits reads a row's visits columns, the visits of the person's keys (see the wire format);
+// nil when the read has none (and the columns are empty). They are valid until the next row's.
+func (u *udfMatcher) readVisits(in *bufio.Reader) (*visitRows, error) {
 	var err error
 	nums, texts := &u.visitNums, &u.visitTexts
 	if texts[0], err = readStrings(in, texts[0][:0], maxUDFVisits); err != nil {
@@ -691,13 +842,13 @@ func (u *udfMatcher) readVisits(in *bufio.Reader) (*visits, error) {
 	}
 	keys, counts, n := texts[0], nums[0], len(nums[1])
 	entries := 0
-	if u.plan.entryBy != "" {
+	if u.read.entries {
 		entries = n
 	}
 	switch {
-	case u.plan.keyAttr < 0 && (len(keys) > 0 || len(counts) > 0 || n > 0 || len(texts[1]) > 0 || len(texts[2]) > 0 || len(texts[3]) > 0):
+	case u.read.keyAttr < 0 && (len(keys) > 0 || len(counts) > 0 || n > 0 || len(texts[1]) > 0 || len(texts[2]) > 0 || len(texts[3]) > 0):
 		return nil, errors.New("visits sent for a spec that reads none")
-	case u.plan.keyAttr < 0:
+	case u.read.keyAttr < 0:
 		return nil, nil
 	case len(counts) != len(keys) || len(nums[2]) != n || len(nums[3]) != n || len(texts[1]) != n || len(texts[2]) != entries || len(texts[3]) != entries:
 		return nil, fmt.Errorf("visits of %d keys in %d counts, %d starts, %d ends, %d start_seqs, %d reasons, %d channels, %d campaigns (%d entries wanted)",
@@ -720,11 +871,9 @@ func (u *udfMatcher) readVisits(in *bufio.Reader) (*visits, error) {
 	if at != n {
 		return nil, fmt.Errorf("%d visits sent, %d counted by key", n, at)
 	}
-	v := u.plan.newVisits()
-	*v = *rows.visits(v.from)
-	v.entries = u.plan.entryBy != ""
+	rows.sort()
 	u.space = visitSpace{keys: len(rows.keys), spans: rows.read, slots: rows.table.slots}
-	return v, nil
+	return rows, nil
 }
 
 // endChunk lets go of the chunk's deadline.
@@ -735,24 +884,18 @@ func (u *udfMatcher) endChunk() {
 	u.deadline, u.cancel = nil, nil
 }
 
-// matchContext is the context a unit's path search runs in: done at the chunk's deadline when the
-// plan has a timeout.
-func (u *udfMatcher) matchContext() context.Context {
-	if u.plan.udfTimeout <= 0 {
+// matchContext is the context a unit's path search runs in: done at the chunk's deadline when
+// the plan has a timeout.
+func (u *udfMatcher) matchContext(timeout time.Duration) context.Context {
+	if timeout <= 0 {
 		return context.Background()
 	}
-	if u.deadline == nil || u.deadlineOf != u.plan.udfTimeout {
+	if u.deadline == nil || u.deadlineOf != timeout {
 		u.endChunk()
-		u.deadline, u.cancel = context.WithDeadline(context.Background(), u.chunkStart.Add(u.plan.udfTimeout))
-		u.deadlineOf = u.plan.udfTimeout
+		u.deadline, u.cancel = context.WithDeadline(context.Background(), u.chunkStart.Add(timeout))
+		u.deadlineOf = timeout
 	}
 	return u.deadline
-}
-
-// matchesFunnel reports whether the plan is a funnel's or a drop-off's (a path search), not a
-// walk of paths, next, retention or stages.
-func (u *udfMatcher) matchesFunnel() bool {
-	return u.plan.anchor == nil && u.plan.retention == nil && u.plan.stages == nil
 }
 
 // answer writes a row's answer, a RowBinary String, and keeps its buffer for the next row.
@@ -949,16 +1092,34 @@ func (s *Store) funnelInEngine(ctx context.Context, plan *funnelPlan, spec strin
 // matchInClickHouse matches plan's units in ClickHouse: personRows grouped by person into arrays
 // for waymark_funnel with spec, in the plan's passes; it hands fn each person's answer (with the
 // person's id when withPerson is set, else ""), persons with an empty answer (no step reached, no
-// anchor) left out; an error of fn stops the matching and is returned, wrapped.
+// anchor) left out; an error of fn stops the matching and is returned, wrapped. In a batch, the
+// queries matched in ClickHouse are read together, in one read (scanShare.match).
 func (s *Store) matchInClickHouse(ctx context.Context, plan *funnelPlan, spec string, withPerson bool, fn func(person, answer string) error) error {
-	if share := shareOf(ctx); share != nil { // a batch's queries matched in ClickHouse read apart, in turn
-		release, err := share.takeEngineTurn(ctx)
-		if err != nil {
-			return err
-		}
-		defer release()
+	if share := shareOf(ctx); share != nil {
+		return share.match(ctx, &engineMatch{plan: plan, spec: spec, withPerson: withPerson, fn: fn})
 	}
-	id, passes, _, err := s.scanPasses(ctx, plan.scan, nil)
+	return s.matchRead(ctx, readOf(plan, withPerson), spec, fn)
+}
+
+// readOf is what plan's matching in ClickHouse reads, alone.
+func readOf(plan *funnelPlan, withPerson bool) engineRead {
+	return engineRead{scan: plan.scan, keyAttr: plan.keyAttr, entries: plan.entryBy != "", visitsFrom: plan.newVisits().from, withPerson: withPerson}
+}
+
+// engineRead is what a matching in ClickHouse reads: a scan's persons (personRows) grouped by
+// person for waymark_funnel, with the visits of their customer keys when keyAttr ≥ 0.
+type engineRead struct {
+	scan       eventScan
+	keyAttr    int   // the attribute column of each event's customer key, or -1: no visits
+	entries    bool  // the visits' entry channels and campaigns are sent too
+	visitsFrom int64 // the visits sent end at or after it, µs
+	withPerson bool  // each answer comes with its person's id
+}
+
+// matchRead runs read through waymark_funnel with spec, pass by pass (scanPasses), and hands fn
+// each person's answer, as matchInClickHouse says.
+func (s *Store) matchRead(ctx context.Context, read engineRead, spec string, fn func(person, answer string) error) error {
+	id, passes, _, err := s.scanPasses(ctx, read.scan, nil)
 	if err != nil {
 		return err
 	}
@@ -968,7 +1129,7 @@ func (s *Store) matchInClickHouse(ctx context.Context, plan *funnelPlan, spec st
 		return fn(person, answer)
 	}
 	for _, persons := range passes {
-		err := s.matchPassInClickHouse(ctx, plan, spec, id, persons, withPerson, answer)
+		err := s.matchPassInClickHouse(ctx, read, spec, id, persons, answer)
 		if isOtherFunctionFile(err) {
 			return fmt.Errorf("the server's %s function takes other arguments than this release sends: install this release's deploy/clickhouse/waymark_funnel_function.xml and waymark binary on the server (docs/udf.md), or set --funnel-matching=process: %.200w",
 				FunnelUDFName, err)
@@ -986,28 +1147,108 @@ func (s *Store) matchInClickHouse(ctx context.Context, plan *funnelPlan, spec st
 	return nil
 }
 
+// engineMatch is one query's matching in ClickHouse in a batch, waiting to be read with the
+// batch's others (scanShare.match, Store.matchTogether).
+type engineMatch struct {
+	ctx        context.Context
+	plan       *funnelPlan
+	spec       string // plan's udfSpec
+	withPerson bool
+	fn         func(person, answer string) error
+	err        error      // fn's error, or ctx's once it ended: it is given no more answers
+	done       chan error // the read's own error, once it ends; buffered
+}
+
+// matchTogether matches the queries of ms in ClickHouse in one read: every one's conditions and
+// attributes read once (combineScans), their specs in one udfBatchSpec, each person's answer
+// holding each query's; each query's is handed to its fn, as matchInClickHouse would alone. An
+// error of a query's fn (or its context's end) stops that query, and the read when none is left;
+// matchTogether returns the read's own error.
+func (s *Store) matchTogether(ctx context.Context, ms []*engineMatch) error {
+	if len(ms) == 1 { // alone
+		m := ms[0]
+		return s.matchRead(ctx, readOf(m.plan, m.withPerson), m.spec, m.fn)
+	}
+	readers := make([]*scanReader, len(ms))
+	for i, m := range ms {
+		readers[i] = &scanReader{scan: m.plan.scan}
+	}
+	read := engineRead{scan: combineScans(readers), keyAttr: -1}
+	spec := udfBatchSpec{Version: udfSpecVersion, Attrs: len(read.scan.attrs)}
+	for i, m := range ms {
+		r, plan := readers[i], m.plan
+		spec.Parts = append(spec.Parts, udfPartSpec{Spec: json.RawMessage(m.spec), PredBits: r.predBits, AttrCols: r.attrCols, To: plan.scan.to})
+		read.withPerson = read.withPerson || m.withPerson
+		if plan.keyAttr < 0 {
+			continue
+		}
+		// Every query reading visits reads the customer key: one attribute of the read.
+		switch col, from := r.attrCols[plan.keyAttr], plan.newVisits().from; {
+		case read.keyAttr < 0:
+			read.keyAttr, read.visitsFrom = col, from
+		case col != read.keyAttr:
+			return fmt.Errorf("match in clickhouse: the batch's customer keys are in columns %d and %d", read.keyAttr, col)
+		default:
+			read.visitsFrom = min(read.visitsFrom, from)
+		}
+		read.entries = read.entries || plan.entryBy != ""
+	}
+	spec.KeyAttr, spec.Entries = read.keyAttr, read.entries
+	b, err := json.Marshal(spec)
+	if err != nil {
+		return fmt.Errorf("BUG: encode the batch's udf spec: %w", err)
+	}
+	var parts []string
+	err = s.matchRead(ctx, read, string(b), func(person, answer string) error {
+		head, texts, err := cutTexts(answer, parts[:0])
+		if parts = texts; err != nil || head != "" || len(texts) != len(ms) {
+			return fmt.Errorf("the batch's answer %.60q: want %d texts (%v)", answer, len(ms), err)
+		}
+		left := 0
+		for i, m := range ms {
+			if m.err == nil && m.ctx.Err() != nil {
+				m.err = fmt.Errorf("match in clickhouse: %w", m.ctx.Err())
+			}
+			if m.err == nil && texts[i] != "" {
+				m.err = m.fn(person, texts[i])
+			}
+			if m.err == nil {
+				left++
+			}
+		}
+		if left == 0 {
+			return errReadersDone
+		}
+		return nil
+	})
+	if errors.Is(err, errReadersDone) {
+		return nil
+	}
+	return err
+}
+
 // matchPassInClickHouse is one pass of matchInClickHouse, over the persons in r.
-func (s *Store) matchPassInClickHouse(ctx context.Context, plan *funnelPlan, spec string, id identitySnapshot, r personRange,
-	withPerson bool, fn func(person, answer string) error) error {
-	rows, args, none, err := s.personRows(plan.scan, id, r)
+func (s *Store) matchPassInClickHouse(ctx context.Context, read engineRead, spec string, id identitySnapshot, r personRange,
+	fn func(person, answer string) error) error {
+	rows, args, none, err := s.personRows(read.scan, id, r)
 	if err != nil || none {
 		return err
 	}
 	s.metrics.scanPasses.Inc()
 	attrs := "CAST([], 'Array(String)')"
-	if len(plan.scan.attrs) > 0 {
+	if len(read.scan.attrs) > 0 {
 		var cols []string
-		for i := range plan.scan.attrs {
+		for i := range read.scan.attrs {
 			cols = append(cols, fmt.Sprintf("groupArray(a%d)", i))
 		}
 		attrs = "arrayConcat(" + strings.Join(cols, ", ") + ")"
 	}
 	person := "'' AS person"
-	if withPerson {
+	if read.withPerson {
 		person = "person"
 	}
 	noStrings, noNumbers := "CAST([], 'Array(String)')", "CAST([], 'Array(UInt64)')"
-	if plan.keyAttr < 0 {
+	if read.keyAttr < 0 {
 		query := `SELECT ` + person + `, r FROM (
 	SELECT person, ` + FunnelUDFName + `(?, groupArray(t), groupArray(seq), groupArray(mask), groupArray(id), ` + attrs + `,
 		` + noStrings + `, ` + strings.Repeat(noNumbers+", ", 4) + strings.Repeat(noStrings+", ", 2) + noStrings + `) AS r
@@ -1026,23 +1267,23 @@ func (s *Store) matchPassInClickHouse(ctx context.Context, plan *funnelPlan, spe
 	// 4 GiB for a person of 500 keys and 200,000 events. That way was faster at 1M events of one
 	// key a person (2.4–2.6 s against 3.0–3.5 for a 3-step funnel by sessions), and was dropped.
 	entries, entryCols := noStrings+", "+noStrings, ""
-	if plan.entryBy != "" {
+	if read.entries {
 		entries = "arrayFlatten(groupArray(v.channels)), arrayFlatten(groupArray(v.campaigns))"
 		entryCols = ", groupArray(entry_channel) AS channels, groupArray(entry_campaign) AS campaigns"
 	}
 	var byKey, perPerson []string
-	for i := range plan.scan.attrs {
+	for i := range read.scan.attrs {
 		byKey = append(byKey, fmt.Sprintf("groupArray(a%d) AS a%ds", i, i))
 		perPerson = append(perPerson, fmt.Sprintf("arrayFlatten(groupArray(e.a%ds))", i))
 	}
-	visits, visitArgs := s.passVisits(plan.scan, id, r, plan.newVisits().from, plan.entryBy != "")
+	visits, visitArgs := s.passVisits(read.scan, id, r, read.visitsFrom, read.entries)
 	query := `SELECT ` + person + `, r FROM (
 	SELECT person, ` + FunnelUDFName + `(?, arrayFlatten(groupArray(e.ts)), arrayFlatten(groupArray(e.seqs)), arrayFlatten(groupArray(e.masks)),
 		arrayFlatten(groupArray(e.ids)), arrayConcat(` + strings.Join(perPerson, ", ") + `),
 		groupArray(key), groupArray(length(v.starts)), arrayFlatten(groupArray(v.starts)), arrayFlatten(groupArray(v.ends)),
 		arrayFlatten(groupArray(v.start_seqs)), arrayFlatten(groupArray(v.reasons)), ` + entries + `) AS r
 	FROM (
-		SELECT person, a` + strconv.Itoa(plan.keyAttr) + ` AS key, groupArray(t) AS ts, groupArray(seq) AS seqs, groupArray(mask) AS masks,
+		SELECT person, a` + strconv.Itoa(read.keyAttr) + ` AS key, groupArray(t) AS ts, groupArray(seq) AS seqs, groupArray(mask) AS masks,
 			groupArray(id) AS ids, ` + strings.Join(byKey, ", ") + `
 		FROM (
 			` + rows + `

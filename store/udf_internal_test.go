@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -99,8 +100,7 @@ func twoStepPlan() *funnelPlan {
 // specOf is p's UDF spec.
 func specOf(t testing.TB, p *funnelPlan) string {
 	t.Helper()
-	spec := p.udfSpec(time.Minute)
-	return spec
+	return p.udfSpec(time.Minute)
 }
 
 // twoSteps is the spec of twoStepPlan, broken down by its one attribute or not.
@@ -219,6 +219,73 @@ func TestServeFunnelUDFReadsVisits(t *testing.T) {
 	}
 }
 
+// batchSpec is a batch's spec of parts (udfPartSpec's, each spec a udfSpec's JSON) reading attrs
+// attribute columns, the customer key in keyAttr.
+func batchSpec(t testing.TB, attrs, keyAttr int, entries bool, parts ...udfPartSpec) string {
+	t.Helper()
+	b, err := json.Marshal(udfBatchSpec{Version: udfSpecVersion, Attrs: attrs, KeyAttr: keyAttr, Entries: entries, Parts: parts})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+// TestServeFunnelUDFAnswersABatch: a batch's row answers each part as its spec alone answers
+// the part's own events (its conditions' bits, its attributes, its time range), its answers
+// appendText's in order; a row where no part answers is empty.
+func TestServeFunnelUDFAnswersABatch(t *testing.T) {
+	t.Parallel()
+	// The read: conditions A (bit 0), B (bit 1), C (bit 2); attributes channel, customer key.
+	// Part 1 is a funnel A → B reading no attributes; part 2 a funnel B → C by the entry channel
+	// of the step-1 event's visit, up to 4 µs.
+	plain, byEntry := twoSteps(t, false), visitsSpec(t, false)
+	spec := batchSpec(t, 2, 1, true,
+		udfPartSpec{Spec: json.RawMessage(plain), PredBits: []int{0, 1}, AttrCols: []int{}},
+		udfPartSpec{Spec: json.RawMessage(byEntry), PredBits: []int{1, 2}, AttrCols: []int{0, 1}, To: 4})
+	visit := udfRow{keys: []string{"k"}, visits: []uint64{1}, start: []uint64{0}, end: []uint64{20}, vseq: []uint64{0},
+		reason: []string{"idle"}, channel: []string{"paid"}, campaign: []string{"xmas"}}
+	with := func(r, v udfRow) udfRow {
+		r.keys, r.visits, r.start, r.end, r.vseq, r.reason, r.channel, r.campaign = v.keys, v.visits, v.start, v.end, v.vseq, v.reason, v.channel, v.campaign
+		return r
+	}
+	batch := []udfRow{
+		// A at 1, B at 3, C at 5 (after part 2's end), B and C at once at 2 (a copy: one event of
+		// both conditions, for part 1 a B, for part 2 a B and a C).
+		with(udfRow{spec: spec, t: []uint64{1, 3, 5, 2}, seq: make([]uint64, 4), mask: []uint64{1, 2, 4, 6}, id: []uint64{1, 2, 3, 4},
+			attrs: []string{"web", "direct", "email", "ads", "k", "k", "k", "k"}}, visit),
+		// C alone, after part 2's end: no part answers.
+		with(udfRow{spec: spec, t: []uint64{9}, seq: []uint64{0}, mask: []uint64{4}, id: []uint64{1}, attrs: []string{"web", "k"}}, visit),
+		// A alone: part 1 reaches step 1, part 2 has no event.
+		with(udfRow{spec: spec, t: []uint64{1}, seq: []uint64{0}, mask: []uint64{1}, id: []uint64{1}, attrs: []string{"web", "k"}}, visit),
+	}
+	alone := []udfRow{
+		{spec: plain, t: []uint64{1, 3, 2}, seq: make([]uint64, 3), mask: []uint64{1, 2, 2}, id: []uint64{1, 2, 4}},
+		with(udfRow{spec: byEntry, t: []uint64{3, 2}, seq: make([]uint64, 2), mask: []uint64{1, 3}, id: []uint64{2, 4},
+			attrs: []string{"direct", "ads", "k", "k"}}, visit),
+		{spec: plain, t: []uint64{1}, seq: []uint64{0}, mask: []uint64{1}, id: []uint64{1}},
+	}
+	answers := func(rows []udfRow) []string {
+		var out bytes.Buffer
+		if err := ServeFunnelUDF(bytes.NewReader(udfChunks(rows)), &out); err != nil {
+			t.Fatal(err)
+		}
+		return readAnswers(t, out.Bytes())
+	}
+	each := answers(alone)
+	if each[0] == "" || each[1] == "" || each[2] == "" {
+		t.Fatalf("a part alone answered nothing: %q", each)
+	}
+	want := []string{string(appendText(appendText(nil, each[0]), each[1])), "", string(appendText(appendText(nil, each[2]), ""))}
+	if got := answers(batch); !slices.Equal(got, want) {
+		t.Errorf("got %q,\nwant %q", got, want)
+	}
+	// Step 1 at 2 (B and C at once: one event takes one step); C at 5, after the part's end,
+	// would have taken step 2.
+	if want := "1 2|4:paid"; each[1] != want {
+		t.Errorf("part 2 alone answered %q, want %q", each[1], want)
+	}
+}
+
 // dropoffSpec is a drop-off's spec: two steps (conditions 0 and 1), tracked touchpoints
 // (condition 2), 10 ms window, breakdown attribute 0 and the drop-off's three after it.
 var dropoffSpec = func() string {
@@ -227,8 +294,7 @@ var dropoffSpec = func() string {
 		spec:    matchSpec{steps: 2, mode: ModeOrdered, from: math.MinInt64, to: math.MaxInt64, window: 10},
 		scan:    eventScan{attrs: make([]predicate, 4)},
 		dropoff: &dropoffPlan{tracked: 4, first: 1}}
-	spec := p.udfSpec(time.Minute)
-	return spec
+	return p.udfSpec(time.Minute)
 }()
 
 // anchorPlan is the plan of paths or next: anchor events match condition 0, conversions
@@ -540,6 +606,14 @@ func TestServeFunnelUDFRejectsBadInput(t *testing.T) {
 			start: []uint64{1}, end: []uint64{2}, vseq: []uint64{0}, reason: []string{"idle"}}}), "(1 entries wanted)"},
 		{"sessions without a key", udfChunks([]udfRow{{spec: strings.Replace(visitsSpec(t, true), `"key_attr":0`, `"key_attr":-1`, 1)}}), "key attribute -1 of 1, by sessions true"},
 		{"entry by device", udfChunks([]udfRow{{spec: strings.Replace(visitsSpec(t, false), `"entry_by":"channel"`, `"entry_by":"device"`, 1)}}), `entry by "device"`},
+		{"batch of no parts", udfChunks([]udfRow{{spec: batchSpec(t, 0, -1, false)}}), "0 parts"},
+		{"batch of another release", udfChunks([]udfRow{{spec: strings.Replace(batchSpec(t, 0, -1, false, udfPartSpec{Spec: json.RawMessage(spec), PredBits: []int{0, 1}}),
+			fmt.Sprintf(`"v":%d`, udfSpecVersion), other, 1)}}), fmt.Sprintf("spec version %d", udfSpecVersion+1)},
+		{"batch with a bad part", udfChunks([]udfRow{{spec: batchSpec(t, 0, -1, false, udfPartSpec{Spec: json.RawMessage(oldSpec), PredBits: []int{0, 1}})}}), "part 1: spec version"},
+		{"batch part of a bit past the mask", udfChunks([]udfRow{{spec: batchSpec(t, 0, -1, false, udfPartSpec{Spec: json.RawMessage(spec), PredBits: []int{0, 64}})}}), "condition bits [0 64]"},
+		{"batch part of an attribute not read", udfChunks([]udfRow{{spec: batchSpec(t, 1, -1, false, udfPartSpec{Spec: json.RawMessage(twoSteps(t, true)), PredBits: []int{0, 1}, AttrCols: []int{1}})}}), "attribute columns [1] of 1"},
+		{"batch part with its key elsewhere", udfChunks([]udfRow{{spec: batchSpec(t, 2, 0, true, udfPartSpec{Spec: json.RawMessage(visitsSpec(t, false)), PredBits: []int{0, 1}, AttrCols: []int{0, 1}})}}), "its key attribute is column 1, the batch's 0"},
+		{"batch with too many attributes", udfChunks([]udfRow{{spec: batchSpec(t, 65, -1, false, udfPartSpec{Spec: json.RawMessage(spec), PredBits: []int{0, 1}})}}), "65 attribute columns"},
 		{"huge array", binary.AppendUvarint(append(binary.AppendUvarint([]byte("1\n"), uint64(len(spec))), spec...), 1<<40), "over the limit"},
 		{"huge spec", append([]byte("1\n"), binary.AppendUvarint(nil, 1<<40)...), "over the limit"},
 		{"bad varint", append([]byte("1\n"), bytes.Repeat([]byte{0xff}, 11)...), "overflow"},
