@@ -1023,9 +1023,9 @@ func (s *Store) engineSpec(ctx context.Context, plan *funnelPlan) (string, error
 
 // matchInEngine reports whether a query the UDF can take (udfSpec) runs in ClickHouse, per
 // Config.FunnelMatching and the server's functions. Under MatchAuto the queries of a batch
-// (QueryBatch) match in Waymark, in the batch's shared read: one read for all of them cost half
-// the time of one read per query in ClickHouse (the journey page on 3M events, 5.6 s against
-// 10.8 s; docs/udf.md). Once system.functions lists waymark_funnel the store remembers it
+// (QueryBatch) match in Waymark, in the batch's shared read: on one node that took half the time
+// of the same queries matched in ClickHouse in one read of their own (the journey page on 1M
+// events, 0.9–1.1 s against 2.0–2.4 s; docs/udf.md). Once system.functions lists waymark_funnel the store remembers it
 // (Store.funnelUDF: the lookup cost ClickHouse 26.7 20–26 ms of CPU per query), until a matching
 // finds the function gone (matchInClickHouse); while it is not listed, each query looks again,
 // except on servers older than executable UDFs.
