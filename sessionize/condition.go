@@ -63,7 +63,10 @@ func (c *Condition) check() error {
 	}
 	c.equal = c.EqualTexts()
 	if c.Regexp != nil {
-		re, err := regexp.Compile(*c.Regexp)
+		// ClickHouse's match() reads a pattern with re2's dot_nl: "." matches a newline too, and
+		// so it does here ((?s)), or a value holding one would enter a stage in Go (sessions,
+		// live metrics) and not in the SQL (funnels, stages), or the other way round.
+		re, err := regexp.Compile("(?s)" + *c.Regexp)
 		if err != nil {
 			return fmt.Errorf("regexp: %w", err)
 		}

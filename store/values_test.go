@@ -419,3 +419,55 @@ func TestNumbersOfAnyExponentAreOneValue(t *testing.T) {
 		}
 	}
 }
+
+// TestRegexpFiltersAgreeWithGo: a regular expression filter (~=) gives the same answer in
+// ClickHouse's SQL (match) as sessionize.Condition.Matches, for values holding line breaks too:
+// "." matches a newline in both (ClickHouse reads patterns with re2's dot_nl).
+func TestRegexpFiltersAgreeWithGo(t *testing.T) {
+	t.Parallel()
+	s := openStore(t)
+	texts := []string{"a\nb", "axb", "a\r\nb", "ab", "a\n", "\nb", "b", "é\né", "a\nb\nc"}
+	var events []ingest.Event
+	for i, text := range texts {
+		line := mustJSON(t, map[string]any{"type": "track", "userId": fmt.Sprintf("re%d", i), "event": "Note Seen",
+			"messageId": fmt.Sprintf("re%d", i), "timestamp": t0.Format(time.RFC3339),
+			"properties": map[string]string{"note": text, "id": fmt.Sprint(i)}})
+		e, err := ingest.Decode([]byte(line), "test", t0)
+		if err != nil {
+			t.Fatalf("decode %s: %v", line, err)
+		}
+		events = append(events, e)
+	}
+	jm := defaultMap(t)
+	channels := make([]string, len(events))
+	for i := range events {
+		channels[i] = jm.Channel(&events[i])
+	}
+	ctx := context.Background()
+	if err := s.Write(ctx, sessionize.Batch{Events: events, Channels: channels}); err != nil {
+		t.Fatal(err)
+	}
+	for _, re := range []string{`^a.b$`, `a.*b`, `^.+$`, `^.$`, `(?-s)^a.b$`, `(?m)^b$`, `^[^\n]*$`, `\n`, `^a.{2}b$`, `é.é`} {
+		step := "Note Seen[note~=" + re + "]"
+		res, err := s.Funnel(ctx, jm, store.FunnelQuery{Steps: []string{step}, Window: time.Hour,
+			Breakdown: store.Breakdown{By: "property", Name: "id"}, BreakdownLimit: 1000})
+		if err != nil {
+			t.Fatal(step, err)
+		}
+		inSQL := map[string]bool{}
+		for _, g := range res.Groups {
+			if g.Steps[0].Customers > 0 {
+				inSQL[g.Value] = true
+			}
+		}
+		c, err := sessionize.NewCondition("note", "regexp", re)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := range events {
+			if inGo, id := c.Matches(&events[i]), fmt.Sprint(i); inGo != inSQL[id] {
+				t.Errorf("%s on %q: %v in ClickHouse, %v in Go", step, texts[i], inSQL[id], inGo)
+			}
+		}
+	}
+}
