@@ -85,8 +85,13 @@ type trackContext struct {
 // newTrack builds the track message of a dataset's row: user is the dataset's customer, named by
 // its number. A customer whose number reads as a placeholder id (Placeholder: OTTO numbers its
 // sessions from 0, and 0 is a client's unset id) is named format-number ("otto-0"): it is a real
-// customer of the dataset, which Decode would otherwise read as no id.
-func newTrack(format string, pass, line int, row, user, event string, t time.Time, props map[string]any) (Message, error) {
+// customer of the dataset, which Decode would otherwise read as no id. A time t Waymark does not
+// accept (InTimeRange) is an *InvalidError naming timeField, the dataset's column of it: the row
+// is to be skipped (see sendable), as the consumer would dead-letter it.
+func newTrack(format string, pass, line int, row, user, event string, t time.Time, timeField string, props map[string]any) (Message, error) {
+	if err := checkEventTime(t, timeField); err != nil {
+		return Message{}, err
+	}
 	if _, placeholder := Placeholder(user); placeholder {
 		user = format + "-" + user
 	}
@@ -107,6 +112,18 @@ func newTrack(format string, pass, line int, row, user, event string, t time.Tim
 		return Message{}, fmt.Errorf("encode line %d: %w", line, err)
 	}
 	return Message{Key: user, Value: b, Line: line}, nil
+}
+
+// sendable reports whether newTrack's message of line is to be sent: err is nil. A row Waymark
+// would refuse (an *InvalidError) is skipped with the reason, and sendable returns false and nil;
+// another error is returned.
+func sendable(line int, err error, skip func(Skip)) (bool, error) {
+	var invalid *InvalidError
+	if errors.As(err, &invalid) {
+		skip(Skip{line, err.Error()})
+		return false, nil
+	}
+	return err == nil, err
 }
 
 // rowID is a messageId that is the same every time the same row of the same format is replayed.
@@ -141,9 +158,9 @@ func readTaobao(r io.Reader, pass int, emit func(Message) error, skip func(Skip)
 			skip(Skip{line, fmt.Sprintf("bad user or timestamp in %q", text)})
 			return nil
 		}
-		m, err := newTrack("taobao", pass, line, text, f[0], event, time.Unix(sec, 0),
+		m, err := newTrack("taobao", pass, line, text, f[0], event, time.Unix(sec, 0), "timestamp",
 			map[string]any{"product_id": f[1], "category": f[2]})
-		if err != nil {
+		if ok, err := sendable(line, err, skip); !ok {
 			return err
 		}
 		return emit(m)
@@ -214,12 +231,22 @@ func readRees46(r io.Reader, pass int, emit func(Message) error, skip func(Skip)
 				props[dst] = v
 			}
 		}
-		if p, err := strconv.ParseFloat(get(rec, "price"), 64); err == nil {
-			props["price"] = p
+		// A price is kept as sent: a JSON number where it is one (CanonicalNumber, so 289.50 is
+		// 289.5, as a client's JSON would be stored), else its text (NaN, 1_0), as a client's
+		// string property is: every row is sent, none of its values dropped.
+		if price := get(rec, "price"); price != "" {
+			if n, ok := CanonicalNumber(price); ok {
+				props["price"] = json.Number(n)
+			} else {
+				props["price"] = price
+			}
 		}
-		m, err := newTrack("rees46", pass, line, strings.Join(rec, ","), get(rec, "user_id"), event, t, props)
-		if err != nil {
-			return err
+		m, err := newTrack("rees46", pass, line, strings.Join(rec, ","), get(rec, "user_id"), event, t, "event_time", props)
+		if ok, err := sendable(line, err, skip); !ok {
+			if err != nil {
+				return err
+			}
+			continue
 		}
 		if err := emit(m); err != nil {
 			return err
@@ -262,10 +289,13 @@ func readOtto(r io.Reader, pass int, emit func(Message) error, skip func(Skip)) 
 				continue
 			}
 			row := fmt.Sprintf("%s/%d/%s/%d/%s", s.Session, i, e.Aid, e.Ts, e.Type)
-			m, err := newTrack("otto", pass, line, row, s.Session.String(), event, time.UnixMilli(e.Ts),
+			m, err := newTrack("otto", pass, line, row, s.Session.String(), event, time.UnixMilli(e.Ts), fmt.Sprintf("events[%d].ts", i),
 				map[string]any{"product_id": e.Aid.String()})
-			if err != nil {
-				return err
+			if ok, err := sendable(line, err, skip); !ok {
+				if err != nil {
+					return err
+				}
+				continue
 			}
 			if err := emit(m); err != nil {
 				return err

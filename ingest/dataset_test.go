@@ -154,3 +154,87 @@ func TestReplayIDsAreDeterministicAndFreshPerPass(t *testing.T) {
 		t.Errorf("a fresh pass keeps customer id %q", user)
 	}
 }
+
+// readText reads a dataset of format from text, as readDataset reads a file.
+func readText(t *testing.T, format, text string) replayed {
+	t.Helper()
+	read, err := datasetReaderFor(format)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var r replayed
+	err = read(strings.NewReader(text), 0, func(m Message) error { r.msgs = append(r.msgs, m); return nil }, func(s Skip) { r.skips = append(r.skips, s) })
+	if err != nil {
+		t.Fatalf("%s: %v", format, err)
+	}
+	return r
+}
+
+// TestDatasetRowsOutOfTimeRangeAreSkipped: a row whose time Waymark does not accept (before
+// 2000, from 2100) is skipped with the reason, naming the dataset's column, where it was sent and
+// reported sent, then dead-lettered by the consumer (tester 18's F4); the rows around it are sent.
+func TestDatasetRowsOutOfTimeRangeAreSkipped(t *testing.T) {
+	tests := []struct {
+		format, text string
+		sent         int
+		skipped      []int
+		reason       string
+	}{
+		{"taobao", "1,2,3,pv,1511848894\n1,2,3,buy,-5\n1,2,3,pv,1511848895\n2,2,3,buy,4102444800\n3,2,3,buy,946684799\n3,2,3,buy,946684800\n",
+			3, []int{2, 4, 5}, "invalid_timestamp (field timestamp): 1969-12-31T23:59:55Z is outside 2000-01-01T00:00:00Z"},
+		{"rees46", "event_time,event_type,product_id,category_id,category_code,brand,price,user_id,user_session\n" +
+			"2019-10-01 00:00:00 UTC,view,1,2,,b,1.0,8882,s1\n1999-12-31 23:59:59 UTC,view,1,2,,b,1.0,8882,s1\n2100-01-01 00:00:00 UTC,view,1,2,,b,1.0,8882,s1\n",
+			1, []int{3, 4}, "invalid_timestamp (field event_time): 1999-12-31T23:59:59Z is outside"},
+		{"otto", `{"session":881,"events":[{"aid":1,"ts":1659304800025,"type":"clicks"},{"aid":2,"ts":5000,"type":"clicks"},{"aid":3,"ts":4102444800000,"type":"orders"}]}` + "\n" +
+			`{"session":882,"events":[{"aid":1,"ts":1659304800025,"type":"clicks"}]}` + "\n",
+			2, []int{1, 1}, "invalid_timestamp (field events[1].ts): 1970-01-01T00:00:05Z is outside"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.format, func(t *testing.T) {
+			r := readText(t, tt.format, tt.text)
+			for _, m := range r.msgs {
+				if _, err := Decode(m.Value, "test", recv); err != nil {
+					t.Errorf("line %d sent, and Waymark refuses it: %v", m.Line, err)
+				}
+			}
+			var lines []int
+			for _, s := range r.skips {
+				lines = append(lines, s.Line)
+			}
+			if len(r.msgs) != tt.sent || fmt.Sprint(lines) != fmt.Sprint(tt.skipped) {
+				t.Errorf("sent %d, skipped lines %v; want %d and %v (%v)", len(r.msgs), lines, tt.sent, tt.skipped, r.skips)
+			}
+			if len(r.skips) == 0 || !strings.Contains(r.skips[0].Reason, tt.reason) {
+				t.Errorf("skipped for %v, want a reason with %q", r.skips, tt.reason)
+			}
+		})
+	}
+}
+
+// TestRees46PricesAreKept: every row is sent with its price as given: a number as a number (the
+// text CanonicalNumber gives it), anything else (NaN, Inf, 1_0, 0x10) as text, which before made
+// encoding/json fail the whole replay (NaN, Inf) or was read as Go's number syntax (1_0 as 10,
+// tester 18's F3).
+func TestRees46PricesAreKept(t *testing.T) {
+	prices := []struct{ price, stored string }{
+		{"1.0", "1"}, {"289.50", "289.5"}, {"1e400", "1e+400"}, {"NaN", "NaN"}, {"Inf", "Inf"}, {"-Infinity", "-Infinity"},
+		{"1_0", "1_0"}, {"0x10", "0x10"}, {"+5", "+5"}, {"", ""},
+	}
+	text := "event_time,event_type,product_id,category_id,category_code,brand,price,user_id,user_session\n"
+	for i, p := range prices {
+		text += fmt.Sprintf("2019-10-01 00:00:%02d UTC,view,1,2,,b,%s,8882,s1\n", i, p.price)
+	}
+	r := readText(t, "rees46", text)
+	if len(r.msgs) != len(prices) || len(r.skips) != 0 {
+		t.Fatalf("sent %d of %d rows, skipped %v", len(r.msgs), len(prices), r.skips)
+	}
+	for i, m := range r.msgs {
+		e, err := Decode(m.Value, "test", recv)
+		if err != nil {
+			t.Fatalf("price %q: %v", prices[i].price, err)
+		}
+		if got, _ := e.Property("price"); got != prices[i].stored {
+			t.Errorf("price %q stored as %q, want %q", prices[i].price, got, prices[i].stored)
+		}
+	}
+}

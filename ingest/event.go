@@ -781,12 +781,18 @@ func (e *Event) setTimes(w *wire, receivedAt time.Time, from origin) error {
 	}
 	// Waymark keeps event times to the microsecond (see Event.Timestamp): nanoseconds are cut.
 	e.Timestamp = e.Timestamp.Truncate(time.Microsecond)
-	if !InTimeRange(e.Timestamp) {
-		return &InvalidError{Reason: ReasonInvalidTimestamp, Field: field,
-			Err: fmt.Errorf("%s is outside %s … %s (excluded), the event times Waymark accepts", e.Timestamp.Format(time.RFC3339Nano),
-				time.UnixMilli(EarliestEventMs).UTC().Format(time.RFC3339), time.UnixMilli(LatestEventMs).UTC().Format(time.RFC3339))}
+	return checkEventTime(e.Timestamp, field)
+}
+
+// checkEventTime is nil when t is an event time Waymark accepts (InTimeRange), else the
+// ReasonInvalidTimestamp error naming field, the message's field t was read from.
+func checkEventTime(t time.Time, field string) error {
+	if InTimeRange(t) {
+		return nil
 	}
-	return nil
+	return &InvalidError{Reason: ReasonInvalidTimestamp, Field: field,
+		Err: fmt.Errorf("%s is outside %s … %s (excluded), the event times Waymark accepts", t.UTC().Format(time.RFC3339Nano),
+			time.UnixMilli(EarliestEventMs).UTC().Format(time.RFC3339), time.UnixMilli(LatestEventMs).UTC().Format(time.RFC3339))}
 }
 
 // The event times Waymark accepts, in unix milliseconds: from EarliestEventMs (2000-01-01,
