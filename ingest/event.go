@@ -379,10 +379,16 @@ const MaxFutureTimestamp = 23 * time.Hour
 // MaxClockSkew) or before the earliest time Waymark accepts (InTimeRange), shows that the
 // client's times disagree with each other (a sentAt decades off), not that its clock is: then t
 // stands, as the client said it, either way, and t alone decides whether the event is taken.
+// So does a receive time outside InTimeRange, which is no receipt but a producer's clock that was
+// never set (a Kafka record's CreateTime of 1970, or of 2200): correcting by it, or moving t to
+// it, would lose an event whose own time is valid.
 func SkewCorrected(t, sent, received time.Time) (corrected time.Time, future bool) {
 	corrected = t
+	if !InTimeRange(received) {
+		return t, false
+	}
 	if skew := received.Sub(sent); !sent.IsZero() && (skew > MaxClockSkew || skew < -MaxClockSkew) {
-		if c := t.Add(skew); !c.After(received.Add(MaxClockSkew)) && !c.Before(time.UnixMilli(EarliestEventMs)) {
+		if c := t.Add(skew); !c.After(received.Add(MaxClockSkew)) && InTimeRange(c) {
 			corrected = c
 		}
 	}

@@ -182,6 +182,26 @@ func TestSkewCorrected(t *testing.T) {
 			t.Errorf("%s: future %v, want %v", tt.name, future, wantFuture)
 		}
 	}
+	// A receive time outside the range is no receipt (a producer's unset clock as a Kafka
+	// record's CreateTime): the client's own time stands, not moved nor corrected by it (tester
+	// 18's F6); nor does a correction into 2100 or later count.
+	late := time.Date(2099, 12, 31, 23, 59, 0, 0, time.UTC)
+	for _, tt := range []struct {
+		name              string
+		t, sent, at, want time.Time
+	}{
+		{"received in 1970", received, time.Time{}, time.Unix(1, 0).UTC(), received},
+		{"received in 1970, with a sentAt", received, received.Add(30 * time.Second), time.Unix(1, 0).UTC(), received},
+		{"received in 1999", received, received.Add(30 * time.Second), time.Date(1999, 1, 1, 0, 0, 0, 0, time.UTC), received},
+		{"received in 2200, with a sentAt", received, received.Add(30 * time.Second), time.Date(2200, 1, 1, 0, 0, 0, 0, time.UTC), received},
+		// 110 s of skew would put 23:58:50 at 2100-01-01T00:00:40, within a minute of its receipt.
+		{"correction past the latest time", late.Add(-10 * time.Second), late.Add(-time.Minute), late.Add(50 * time.Second), late.Add(-10 * time.Second)},
+	} {
+		got, future := SkewCorrected(tt.t, tt.sent, tt.at)
+		if !got.Equal(tt.want) || future {
+			t.Errorf("%s: %s (future %v), want %s", tt.name, got, future, tt.want)
+		}
+	}
 }
 
 // TestEventTimeRange: an event's time lies from 2000-01-01 (included) to 2100-01-01 (excluded),
