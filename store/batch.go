@@ -105,51 +105,39 @@ func (sh *scanShare) scan(ctx context.Context, r scanReader) error {
 	}
 	w := &sharedScan{reader: r, done: make(chan error, 1)}
 	w.reader.ctx = ctx
-	sh.mu.Lock()
-	sh.waiting = append(sh.waiting, w)
-	sh.startReady()
-	sh.mu.Unlock()
-	select {
-	case err := <-w.done:
-		return cmp.Or(err, w.reader.err)
-	case <-ctx.Done():
-		sh.mu.Lock()
-		i := slices.Index(sh.waiting, w)
-		if i >= 0 {
-			sh.waiting = slices.Delete(sh.waiting, i, i+1) // never begun: the others go on when this query ends
-		}
-		sh.mu.Unlock()
-		if i >= 0 {
-			return fmt.Errorf("scan events: %w", ctx.Err())
-		}
-		err := <-w.done // begun: the read drops this reader and ends when the others are done
-		return cmp.Or(err, w.reader.err)
-	}
+	return cmp.Or(await(sh, ctx, &sh.waiting, w, w.done, "scan events"), w.reader.err)
 }
 
 // match matches m (of the query of ctx) in ClickHouse together with the batch's other matchings
 // there, and returns as Store.matchInClickHouse does.
 func (sh *scanShare) match(ctx context.Context, m *engineMatch) error {
 	m.ctx, m.done = ctx, make(chan error, 1)
+	return cmp.Or(await(sh, ctx, &sh.matches, m, m.done, "match in clickhouse"), m.err)
+}
+
+// await adds w to the reads waiting in list and waits for its read to end, returning the read's
+// own error (done's). When ctx ends first, a read not begun is taken out of list (the others go
+// on once this query ends) and ctx's error returned, after what; a read begun drops w's query at
+// its next person and is waited for.
+func await[T comparable](sh *scanShare, ctx context.Context, list *[]T, w T, done <-chan error, what string) error {
 	sh.mu.Lock()
-	sh.matches = append(sh.matches, m)
+	*list = append(*list, w)
 	sh.startReady()
 	sh.mu.Unlock()
 	select {
-	case err := <-m.done:
-		return cmp.Or(err, m.err)
+	case err := <-done:
+		return err
 	case <-ctx.Done():
 		sh.mu.Lock()
-		i := slices.Index(sh.matches, m)
+		i := slices.Index(*list, w)
 		if i >= 0 {
-			sh.matches = slices.Delete(sh.matches, i, i+1) // never begun: the others go on when this query ends
+			*list = slices.Delete(*list, i, i+1)
 		}
 		sh.mu.Unlock()
 		if i >= 0 {
-			return fmt.Errorf("match in clickhouse: %w", ctx.Err())
+			return fmt.Errorf("%s: %w", what, ctx.Err())
 		}
-		err := <-m.done // begun: the read drops this query and ends when the others are done
-		return cmp.Or(err, m.err)
+		return <-done
 	}
 }
 

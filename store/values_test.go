@@ -314,40 +314,12 @@ var numericFilters = []struct{ op, value string }{
 func TestNumericFiltersAgreeWithGo(t *testing.T) {
 	t.Parallel()
 	s := openStore(t)
-	var events []ingest.Event
-	for i, text := range numericTexts {
-		line := mustJSON(t, map[string]any{"type": "track", "userId": fmt.Sprintf("n%d", i), "event": "Amount Seen",
-			"messageId": fmt.Sprintf("n%d", i), "timestamp": t0.Format(time.RFC3339),
-			"properties": map[string]string{"amt": text, "id": fmt.Sprint(i)}})
-		e, err := ingest.Decode([]byte(line), "test", t0)
-		if err != nil {
-			t.Fatalf("decode %s: %v", line, err)
-		}
-		events = append(events, e)
-	}
 	jm := defaultMap(t)
-	channels := make([]string, len(events))
-	for i := range events {
-		channels[i] = jm.Channel(&events[i])
-	}
-	ctx := context.Background()
-	if err := s.Write(ctx, sessionize.Batch{Events: events, Channels: channels}); err != nil {
-		t.Fatal(err)
-	}
+	events := writeValues(t, s, jm, "Amount Seen", "amt", numericTexts)
 	ops := map[string]string{"=": "equals", ">=": "gte", "<=": "lte", ">": "gt", "<": "lt"}
 	for _, f := range numericFilters {
 		step := "Amount Seen[amt" + f.op + f.value + "]"
-		res, err := s.Funnel(ctx, jm, store.FunnelQuery{Steps: []string{step}, Window: time.Hour,
-			Breakdown: store.Breakdown{By: "property", Name: "id"}, BreakdownLimit: 1000})
-		if err != nil {
-			t.Fatal(step, err)
-		}
-		inSQL := map[string]bool{}
-		for _, g := range res.Groups {
-			if g.Steps[0].Customers > 0 {
-				inSQL[g.Value] = true
-			}
-		}
+		inSQL := matchedIDs(t, s, jm, step)
 		c, err := sessionize.NewCondition("amt", ops[f.op], f.value)
 		if err != nil {
 			t.Fatal(err)
@@ -426,40 +398,12 @@ func TestNumbersOfAnyExponentAreOneValue(t *testing.T) {
 func TestRegexpFiltersAgreeWithGo(t *testing.T) {
 	t.Parallel()
 	s := openStore(t)
-	texts := []string{"a\nb", "axb", "a\r\nb", "ab", "a\n", "\nb", "b", "é\né", "a\nb\nc"}
-	var events []ingest.Event
-	for i, text := range texts {
-		line := mustJSON(t, map[string]any{"type": "track", "userId": fmt.Sprintf("re%d", i), "event": "Note Seen",
-			"messageId": fmt.Sprintf("re%d", i), "timestamp": t0.Format(time.RFC3339),
-			"properties": map[string]string{"note": text, "id": fmt.Sprint(i)}})
-		e, err := ingest.Decode([]byte(line), "test", t0)
-		if err != nil {
-			t.Fatalf("decode %s: %v", line, err)
-		}
-		events = append(events, e)
-	}
 	jm := defaultMap(t)
-	channels := make([]string, len(events))
-	for i := range events {
-		channels[i] = jm.Channel(&events[i])
-	}
-	ctx := context.Background()
-	if err := s.Write(ctx, sessionize.Batch{Events: events, Channels: channels}); err != nil {
-		t.Fatal(err)
-	}
+	texts := []string{"a\nb", "axb", "a\r\nb", "ab", "a\n", "\nb", "b", "é\né", "a\nb\nc"}
+	events := writeValues(t, s, jm, "Note Seen", "note", texts)
 	for _, re := range []string{`^a.b$`, `a.*b`, `^.+$`, `^.$`, `(?-s)^a.b$`, `(?m)^b$`, `^[^\n]*$`, `\n`, `^a.{2}b$`, `é.é`} {
 		step := "Note Seen[note~=" + re + "]"
-		res, err := s.Funnel(ctx, jm, store.FunnelQuery{Steps: []string{step}, Window: time.Hour,
-			Breakdown: store.Breakdown{By: "property", Name: "id"}, BreakdownLimit: 1000})
-		if err != nil {
-			t.Fatal(step, err)
-		}
-		inSQL := map[string]bool{}
-		for _, g := range res.Groups {
-			if g.Steps[0].Customers > 0 {
-				inSQL[g.Value] = true
-			}
-		}
+		inSQL := matchedIDs(t, s, jm, step)
 		c, err := sessionize.NewCondition("note", "regexp", re)
 		if err != nil {
 			t.Fatal(err)
@@ -470,4 +414,47 @@ func TestRegexpFiltersAgreeWithGo(t *testing.T) {
 			}
 		}
 	}
+}
+
+// writeValues writes one event of name per text, each of its own user, with the text as
+// property prop and the event's index as property id, and returns them as decoded.
+func writeValues(t *testing.T, s *store.Store, jm *sessionize.Map, name, prop string, texts []string) []ingest.Event {
+	t.Helper()
+	var events []ingest.Event
+	for i, text := range texts {
+		line := mustJSON(t, map[string]any{"type": "track", "userId": fmt.Sprintf("%s%d", prop, i), "event": name,
+			"messageId": fmt.Sprintf("%s%d", prop, i), "timestamp": t0.Format(time.RFC3339),
+			"properties": map[string]string{prop: text, "id": fmt.Sprint(i)}})
+		e, err := ingest.Decode([]byte(line), "test", t0)
+		if err != nil {
+			t.Fatalf("decode %s: %v", line, err)
+		}
+		events = append(events, e)
+	}
+	channels := make([]string, len(events))
+	for i := range events {
+		channels[i] = jm.Channel(&events[i])
+	}
+	if err := s.Write(context.Background(), sessionize.Batch{Events: events, Channels: channels}); err != nil {
+		t.Fatal(err)
+	}
+	return events
+}
+
+// matchedIDs is the ids (property id, see writeValues) of the events a one-step funnel of step
+// counts.
+func matchedIDs(t *testing.T, s *store.Store, jm *sessionize.Map, step string) map[string]bool {
+	t.Helper()
+	res, err := s.Funnel(context.Background(), jm, store.FunnelQuery{Steps: []string{step}, Window: time.Hour,
+		Breakdown: store.Breakdown{By: "property", Name: "id"}, BreakdownLimit: 1000})
+	if err != nil {
+		t.Fatal(step, err)
+	}
+	ids := map[string]bool{}
+	for _, g := range res.Groups {
+		if g.Steps[0].Customers > 0 {
+			ids[g.Value] = true
+		}
+	}
+	return ids
 }
