@@ -32,6 +32,10 @@ type identities struct {
 	// that it signed in on: where its anonymous events may be that are not under its own ids
 	// (see Sessionizer.heldPoints). Only shared devices are listed.
 	sharedDevices map[string][]string
+	// aliasers is, per device ("a:" id), the userIds ("u:" ids) whose aliases from its id signed
+	// them in on it (see aliasedFrom): those sign-ins are events under the users' keys, which a
+	// Runner restores with the device's (see Sessionizer.toRestore), linked or not.
+	aliasers map[string][]string
 	// reached is, per person of linked ids (by root), the journey stages whose live entries
 	// counted it (see Stats.StageEntries); a person that is one customer key, never linked,
 	// keeps them on its customer until it is (see Sessionizer.linkIDs). A merge joins them.
@@ -52,6 +56,10 @@ type signIn struct {
 	// thinned says sign-ins of the previous entry's user were dropped between it and this one,
 	// both of that user, to keep the device under MaxDeviceSignIns (see thin).
 	thinned bool
+	// aliased says it is an alias's from the device's id, stored under its userId's key (see
+	// aliasedFrom): a device of one user keeps it (see signedIn), as the device's points, which
+	// give back the sign-ins dropped there (Sessionizer.signIn), do not hold it.
+	aliased bool
 }
 
 // compareSignIns orders sign-ins as comparePoints orders their events: by time, equal times in
@@ -72,8 +80,8 @@ func (s signIn) atOrBefore(us, seq int64) bool {
 }
 
 // MaxDeviceSignIns is how many sign-ins a device keeps: 4096 distinct sign-ins (events carrying a
-// userId and the device's anonymousId), 192 KiB at 48 bytes each (a user's id string is shared
-// along a run of that user). Past it a device first keeps only the first and last sign-in of each
+// userId and the device's anonymousId, and aliases from its id, see aliasedFrom), 192 KiB at 48
+// bytes each (a user's id string is shared along a run of that user). Past it a device first keeps only the first and last sign-in of each
 // run of one user, so 2048 user switches at least: months of a shop's kiosk, years of a family
 // laptop; then the oldest but the first are dropped, and their span is given to no user (see
 // lostUser): better no user than a wrong one.
@@ -90,7 +98,7 @@ func lostUser(device string) string { return "a:" + ingest.Internal + device[2:]
 func newIdentities(maxIDs int) *identities {
 	return &identities{parent: map[string]string{}, members: map[string][]string{}, name: map[string]string{},
 		aliasTo: map[string][]string{}, aliasFrom: map[string][]string{},
-		users: map[string][]signIn{}, sharedDevices: map[string][]string{}, reached: map[string]uint64{}, maxIDs: maxIDs}
+		users: map[string][]signIn{}, sharedDevices: map[string][]string{}, aliasers: map[string][]string{}, reached: map[string]uint64{}, maxIDs: maxIDs}
 }
 
 // PersonLink says which person a customer key (a userId or anonymousId) belongs to: stored as an
@@ -157,11 +165,12 @@ func shared(list []signIn) bool {
 // signedIn records the sign-in in on device ("a:" id), and reports whether that changed who
 // was signed in when: the starts of the device's runs of one user, which DeviceSignIns holds. It
 // keeps the device's sign-ins in compareSignIns order. A device only one user signed in on keeps
-// that user's first and last sign-in; a shared one keeps every distinct sign-in (a distinct
-// event), so its runs of users come out the same in any arrival order: a sign-in arriving late
-// inside another user's run splits it where that user's next sign-in resumes it. (What is lost
-// here: sign-ins of the first user between its first and last that arrived before the second
-// user's, which the sessionizer gives back from the device's events (Sessionizer.signIn).)
+// that user's first and last sign-in, and those of aliases from the device's id (see
+// signIn.aliased); a shared one keeps every distinct sign-in (a distinct event), so its runs of
+// users come out the same in any arrival order: a sign-in arriving late inside another user's
+// run splits it where that user's next sign-in resumes it. (What is lost here: sign-ins of the
+// first user between its first and last that arrived before the second user's, which the
+// sessionizer gives back from the device's events (Sessionizer.signIn).)
 //
 // Past MaxDeviceSignIns the sign-ins inside runs of one user go first (see thin): who was signed
 // in when stays the same. A sign-in of another user arriving later inside such a run, where that
@@ -174,7 +183,7 @@ func shared(list []signIn) bool {
 func (g *identities) signedIn(device string, in signIn) bool {
 	list := g.users[device]
 	wasShared := shared(list)
-	if len(list) > 0 && compareSignIns(list[0], in) <= 0 && compareSignIns(in, list[len(list)-1]) <= 0 && list[0].user == in.user && !wasShared {
+	if len(list) > 0 && compareSignIns(list[0], in) <= 0 && compareSignIns(in, list[len(list)-1]) <= 0 && list[0].user == in.user && !wasShared && !in.aliased {
 		return false // inside the one user's span: nothing to keep (the common case, every call of a logged-in visitor)
 	}
 	i, seen := slices.BinarySearchFunc(list, in, compareSignIns)
@@ -198,8 +207,14 @@ func (g *identities) signedIn(device string, in signIn) bool {
 	list = slices.Insert(list, i, in)
 	switch {
 	case !shared(list):
-		if len(list) > 2 {
-			list = append(list[:1], list[len(list)-1])
+		if len(list) > 2 { // the first, the last and the aliases' (see signIn.aliased)
+			last, kept := list[len(list)-1], list[:1]
+			for _, s := range list[1 : len(list)-1] {
+				if s.aliased {
+					kept = append(kept, s)
+				}
+			}
+			list = append(kept, last)
 		}
 		changed = true
 	case len(list) > MaxDeviceSignIns:
@@ -495,17 +510,47 @@ type idLink struct {
 // explicitly (the one way two userIds are joined), unless previousId is known as an anonymousId
 // and not as a userId: then it is a device, and reading it as a userId would give the device's
 // customer key to the alias's person. Those links come first, so that a device of the earlier
-// userId the alias carries is then known to be the alias's person, not a conflict.
+// userId the alias carries is then known to be the alias's person, not a conflict. The
+// anonymousId reading is a sign-in on the device as well (aliasedFrom), so whose the device's
+// anonymous events are does not hang on which of these links was made first.
 func (g *identities) linksOf(userID, anonymousID, previousID, typ string) []idLink {
 	var links []idLink
-	if typ == "alias" && previousID != "" && userID != "" && previousID != userID && previousID != anonymousID {
-		if _, device := g.parent["a:"+previousID]; !device || g.parent["u:"+previousID] != "" {
+	if device := aliasedFrom(userID, anonymousID, previousID, typ); device != "" {
+		if _, known := g.parent[device]; !known || g.parent["u:"+previousID] != "" {
 			links = append(links, idLink{"u:" + userID, "u:" + previousID, true})
 		}
-		links = append(links, idLink{"u:" + userID, "a:" + previousID, false})
+		links = append(links, idLink{"u:" + userID, device, false})
 	}
 	if userID != "" && anonymousID != "" {
 		links = append(links, idLink{"u:" + userID, "a:" + anonymousID, false})
 	}
 	return links
+}
+
+// aliasedOn records that user ("u:" id) aliased from device ("a:" id), and reports whether that
+// is new (see aliasers).
+func (g *identities) aliasedOn(device, user string) bool {
+	if slices.Contains(g.aliasers[device], user) {
+		return false
+	}
+	g.aliasers[device] = append(g.aliasers[device], user)
+	return true
+}
+
+// aliasedFrom returns the device ("a:" id) an alias's previousId names read as an anonymousId,
+// when it is neither the alias's userId nor its anonymousId (an alias from its own anonymousId
+// is an event with both ids, a sign-in on its device like identify); "" for any other event.
+// Such an alias, a server's (no anonymousId: its key is the userId, often on another partition)
+// or a client's, is its userId signing in on that device at the alias's time, as analytics.js's
+// alias from the anonymousId and an identify from the device are (Segment's alias spec: an alias
+// from an anonymous id merges it like identify), whatever order it and the device's other
+// sign-ins arrive in: so the device's sign-ins, not which link came first, decide whose its
+// anonymous events are (DeviceSignIns), and a user signed in on it before or after is never
+// merged (PostHog refuses to merge two identified persons). When previousId is an earlier userId
+// instead, the device it names has no events and this one user: its sign-in changes no person.
+func aliasedFrom(userID, anonymousID, previousID, typ string) string {
+	if typ != "alias" || previousID == "" || userID == "" || previousID == userID || previousID == anonymousID {
+		return ""
+	}
+	return "a:" + previousID
 }

@@ -359,8 +359,12 @@ func New(cfg Config, jm *Map) (*Sessionizer, error) {
 type Output struct {
 	Sessions []Session
 	Persons  []PersonLink
-	Links    [][2]string // identity links that merged two persons or named one (an alias of two userIds already one person), to store and restore
-	Version  uint64
+	// Links are the identity links that merged two persons or named one (an alias of two userIds
+	// already one person), to store and restore (RestoreLinks); and, device ("a:" id) first, each
+	// user ("u:" id) new to aliasing from a device's id, which signed them in on it (see
+	// aliasedFrom): a Runner restores the user's key, which holds that alias, with the device's.
+	Links   [][2]string
+	Version uint64
 	// SignIns are the devices used by several userIds whose sign-ins changed, as they are now.
 	SignIns []DeviceSignIns
 	// PersonIDs are the person each pushed event is stored with (see identities.personAt): a
@@ -545,9 +549,7 @@ func (s *Sessionizer) Push(now time.Time, events []ingest.Event) (Output, Stats)
 		s.link(ps, key, c, e, p, false)
 		person := s.ids.personAt(e.UserID, e.AnonymousID, p.us, p.seq)
 		s.observe(key, c, e, p, person, stats, oc != nil)
-		if e.UserID != "" && e.AnonymousID != "" && s.signIn(c, e, p.us) {
-			ps.signedIn("a:" + e.AnonymousID)
-		}
+		s.signInsOf(ps, c, e, p)
 		personIDs[i], seqs[i] = person[2:], p.seq
 		c.add(p)
 		ps.touch(key, c)
@@ -558,7 +560,7 @@ func (s *Sessionizer) Push(now time.Time, events []ingest.Event) (Output, Stats)
 	slices.Sort(later)
 	later = slices.Compact(later)
 	s.version = max(s.version+1, uint64(now.UnixNano()))
-	out := Output{Version: s.version, Links: ps.merged, PersonIDs: personIDs, Seqs: seqs, LaterCopies: later,
+	out := Output{Version: s.version, Links: append(ps.merged, ps.aliased...), PersonIDs: personIDs, Seqs: seqs, LaterCopies: later,
 		Superseded: ps.superseded, unnamed: ps.unnamed}
 	for _, device := range slices.Sorted(maps.Keys(ps.signIns)) {
 		if d, ok := s.ids.sharedSignIns(device); ok {
@@ -597,6 +599,7 @@ type pushState struct {
 	later      []int           // Output.LaterCopies, unsorted
 	superseded []Copy          // Output.Superseded
 	unnamed    []unnamedCopy   // Output.unnamed
+	aliased    [][2]string     // devices and users new to identities.aliasers (Output.Links)
 	signIns    map[string]bool // devices whose sign-ins changed (nil: none)
 	unshared   map[string]bool // of them, those shared before that no longer are (see signOut)
 	touched    []string        // customer keys whose sessions are cut again
@@ -885,19 +888,40 @@ func comparePoints(a, b point) int {
 	return cmp.Or(cmp.Compare(a.us, b.us), cmp.Compare(a.seq, b.seq), cmp.Compare(a.id, b.id))
 }
 
-// signIn records that e's userId was signed in on its device, customer c, at ms, and reports
-// whether that changed the device's sign-ins. While one user signs in on a device, identities keep
-// only the first and last of their sign-ins (see identities.signedIn); when a second user comes,
-// the first user's others are taken back from the device's points that carried a userId, all of
-// them the first user's, so the device's sign-ins come out the same in any arrival order.
-func (s *Sessionizer) signIn(c *customer, e *ingest.Event, us int64) bool {
-	device, in := "a:"+e.AnonymousID, signIn{us: us, seq: e.Seq, id: TieID(e.MessageID), user: "u:" + e.UserID}
+// signInsOf records the sign-ins e, point p of customer key c, carries, marking the devices whose
+// sign-ins changed: on its device (c) when it carries both ids, and on the device an alias from a
+// device's id names (aliasedFrom), another key, whose customer is looked up.
+func (s *Sessionizer) signInsOf(ps *pushState, c *customer, e *ingest.Event, p point) {
+	if e.UserID != "" && e.AnonymousID != "" {
+		device := "a:" + e.AnonymousID
+		if s.signIn(device, c, signIn{us: p.us, seq: p.seq, id: p.id, user: "u:" + e.UserID}) {
+			ps.signedIn(device)
+		}
+	}
+	if device := aliasedFrom(e.UserID, e.AnonymousID, e.PreviousID, e.Type); device != "" {
+		user := "u:" + e.UserID
+		if s.signIn(device, s.customerOf(device), signIn{us: p.us, seq: p.seq, id: p.id, user: user, aliased: true}) {
+			ps.signedIn(device)
+		}
+		if s.ids.aliasedOn(device, user) {
+			ps.aliased = append(ps.aliased, [2]string{device, user})
+		}
+	}
+}
+
+// signIn records the sign-in in on device ("a:" id), whose customer is c (nil when not held),
+// and reports whether that changed the device's sign-ins. While one user signs in on a device,
+// identities keep only the first and last of their sign-ins, and those of aliases (see
+// identities.signedIn); when a second user comes, the first user's others are taken back from
+// the device's points that carried a userId, all of them the first user's, so the device's
+// sign-ins come out the same in any arrival order.
+func (s *Sessionizer) signIn(device string, c *customer, in signIn) bool {
 	first := ""
 	if list := s.ids.users[device]; len(list) > 0 && !shared(list) {
 		first = list[0].user
 	}
 	changed := s.ids.signedIn(device, in)
-	if first != "" && first != in.user {
+	if first != "" && first != in.user && c != nil {
 		for _, q := range c.points {
 			if q.signedIn() {
 				s.ids.signedIn(device, signIn{us: q.us, seq: q.seq, id: q.id, user: first})
@@ -1057,9 +1081,7 @@ func (s *Sessionizer) heldUnder(k, own string, p point) (*customer, int) {
 func (s *Sessionizer) earlierCopy(ps *pushState, key string, c *customer, e *ingest.Event, p point) {
 	s.link(ps, key, c, e, p, false)
 	s.countEntries(c, s.reach(key, c, p, s.ids.personAt(e.UserID, e.AnonymousID, p.us, p.seq)), &ps.stats)
-	if e.UserID != "" && e.AnonymousID != "" && s.signIn(c, e, p.us) {
-		ps.signedIn("a:" + e.AnonymousID)
-	}
+	s.signInsOf(ps, c, e, p)
 }
 
 // laterCopy takes in e, a copy of an event that customer key c holds as q (under key or another
@@ -1444,13 +1466,34 @@ func (s *Sessionizer) OpenSessions() int {
 // RestoreLinks replays stored identity links (pairs of "u:"/"a:" ids: the merges, and every alias
 // of two userIds, see Output.Links) into the identity graph, without emitting anything: the
 // persons they make are already stored. Each person is named as it was live, whatever order the
-// links come in (identities.personName). Call it before restoring customers (Restore,
-// RestoreHistory): a person whose customers are restored apart (waymark resessionize's chunks)
-// is then one person in each.
+// links come in (identities.personName). A link whose first id is a device's is a user's alias
+// from the device's id, which links nothing: toRestore and RestoreKeys restore the user's key
+// with the device's. Call it before restoring customers (Restore, RestoreHistory): a person
+// whose customers are restored apart (waymark resessionize's chunks) is then one person in each.
 func (s *Sessionizer) RestoreLinks(links [][2]string) {
 	for _, l := range links {
+		if strings.HasPrefix(l[0], "a:") { // a user's alias from a device's id (see Output.Links)
+			s.ids.aliasedOn(l[0], l[1])
+			continue
+		}
 		s.linkIDs(l[0], l[1], true) // merges made before, by the rules of their time
 	}
+}
+
+// RestoreKeys returns keys and, after them, the keys to restore with them: those of the users
+// whose aliases from the id of a device among keys signed them in on it (see toRestore), each
+// once. A caller that restores customers part by part (waymark resessionize) restores a part's
+// RestoreKeys, so a device's sign-ins are whole whichever part holds the alias.
+func (s *Sessionizer) RestoreKeys(keys []string) []string {
+	out := slices.Clone(keys)
+	for _, k := range keys {
+		for _, u := range s.ids.aliasers["a:"+k] {
+			if !slices.Contains(out, u[2:]) {
+				out = append(out, u[2:])
+			}
+		}
+	}
+	return out
 }
 
 // Known reports whether the sessionizer holds state for a customer.
@@ -1475,6 +1518,9 @@ func (s *Sessionizer) holds(key string) bool {
 // device). Those persons are the persons of each event's userId and anonymousId, and of an alias's
 // previousId: the push may join them all. So after a restart, a rebalance or an eviction of the
 // key that holds the first copy, a later copy under another key of the person is still found.
+// With a device's key go the keys of the users whose aliases from its id signed them in on it
+// (identities.aliasers): those sign-ins are under the users' keys, and without them the device
+// would give its anonymous events to another user.
 //
 // The cost is bounded by the identity graph's cap: a person has at most MaxIDsPerPerson ids, so
 // an event adds at most that many keys, once per person a batch. Most keys of a person are held
@@ -1483,11 +1529,15 @@ func (s *Sessionizer) holds(key string) bool {
 func (s *Sessionizer) toRestore(events []ingest.Event) []string {
 	var keys []string
 	seen := map[string]bool{}
-	add := func(k string) {
+	var add func(k string)
+	add = func(k string) {
 		if !seen[k] {
 			seen[k] = true
 			if !s.holds(k) {
 				keys = append(keys, k)
+			}
+			for _, u := range s.ids.aliasers["a:"+k] { // their aliases sign them in on the device k
+				add(u[2:])
 			}
 		}
 	}
@@ -1538,6 +1588,13 @@ func (s *Sessionizer) Restore(key string, events []ingest.Event, sessions []Sess
 				firstOf[e.UserID] = true
 				s.ids.signedIn("a:"+e.AnonymousID, signIn{us: e.Timestamp.UnixMicro(), seq: e.Seq, id: TieID(e.MessageID), user: "u:" + e.UserID})
 			}
+		}
+	}
+	for i := range events { // an alias's from a device's id, a key restored apart (see aliasedFrom)
+		e := &events[i]
+		if device := aliasedFrom(e.UserID, e.AnonymousID, e.PreviousID, e.Type); device != "" {
+			s.signIn(device, s.customerOf(device), signIn{us: e.Timestamp.UnixMicro(), seq: e.Seq, id: TieID(e.MessageID), user: "u:" + e.UserID, aliased: true})
+			s.ids.aliasedOn(device, "u:"+e.UserID)
 		}
 	}
 	s.ids.takeLost() // counted when they arrived (Stats.SignInsLost), not each time restored

@@ -359,3 +359,74 @@ func TestCopiesOfAnIdentifyLinkInEveryOrder(t *testing.T) {
 		}
 	}
 }
+
+// TestServersAliasFromADeviceIsASignInEveryWay is the tester's report: a device D browses
+// anonymously (a view at 09:00), the shop's server aliases D to carol at 09:05 (no anonymousId:
+// keyed by carol, on another partition), dave signs in on D at 09:10 and orders at 09:12, and
+// erin signs in at 09:30. The alias is carol signing in on D (sessionize.aliasedFrom), so the view
+// is carol's and the order dave's: funnel Product Viewed → Order Completed 1 → 0, carol dropping
+// out. Before, it hung on the arrival order (the identify first made it all dave's, 1 → 1), and a
+// restart between the alias and the device's next events lost carol's sign-in once erin's made
+// the device's sign-ins stored again. Checked in one batch, one call each (alias first, identify
+// first), serve restarted after the identify and the alias, and after waymark resessionize.
+func TestServersAliasFromADeviceIsASignInEveryWay(t *testing.T) {
+	t.Parallel()
+	view := `{"type":"track","anonymousId":"D","event":"Product Viewed","timestamp":"2026-06-01T09:00:00Z","messageId":"f1-view"}`
+	alias := `{"type":"alias","previousId":"D","userId":"carol","timestamp":"2026-06-01T09:05:00Z","messageId":"f1-alias"}`
+	identify := `{"type":"identify","anonymousId":"D","userId":"dave","timestamp":"2026-06-01T09:10:00Z","messageId":"f1-dave"}`
+	order := `{"type":"track","anonymousId":"D","event":"Order Completed","timestamp":"2026-06-01T09:12:00Z","messageId":"f1-order"}`
+	erin := `{"type":"identify","anonymousId":"D","userId":"erin","timestamp":"2026-06-01T09:30:00Z","messageId":"f1-erin"}`
+	arrivals := []struct {
+		name  string
+		parts [][][]string // parts, each of calls, each of lines; serve restarts between parts
+	}{
+		{"one batch", [][][]string{{{view, alias, identify, order, erin}}}},
+		{"alias first, one call each", [][][]string{oneCallEach(view, alias, identify, order, erin)}},
+		{"identify first, one call each", [][][]string{oneCallEach(identify, order, erin, view, alias)}},
+		{"restart after the identify and the alias", [][][]string{oneCallEach(identify, alias), oneCallEach(view, order, erin)}},
+	}
+	queries := map[string]string{ // the persons each dropoff lists
+		"/api/v1/dropoff?window=24h&step=1&steps=Product+Viewed,Order+Completed":  "carol",
+		"/api/v1/dropoff?window=24h&step=1&steps=Order+Completed,Order+Completed": "dave",
+	}
+	for _, a := range arrivals {
+		broker, err := ingest.StartDevBroker("127.0.0.1:0", 3, "waymark.events", "waymark.dlq")
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(broker.Close)
+		database := fmt.Sprintf("e2e_%d", dbSeq.Add(1))
+		serve := func() *server {
+			s := startServe(t, "--kafka-brokers", broker.Addr(), "--clickhouse-database", database)
+			s.broker, s.database = broker.Addr(), database
+			return s
+		}
+		s := serve()
+		for i, part := range a.parts {
+			if i > 0 {
+				s.stop(t)
+				s = serve()
+			}
+			for _, c := range part {
+				s.sendBatch(t, c...)
+				s.waitStored(t) // each call stored before the next is sent: the arrival order is the calls'
+			}
+		}
+		for _, when := range []string{"live", "after resessionize"} {
+			if when != "live" {
+				s.waymark(t, "resessionize")
+			}
+			what := a.name + ", " + when
+			if f := s.funnel(t, "Product Viewed,Order Completed", "24h"); len(f.Steps) != 2 || f.Steps[0].Customers != 1 || f.Steps[1].Customers != 0 {
+				t.Errorf("%s: funnel = %+v, want 1 → 0: the view is carol's, the order dave's", what, f.Steps)
+			}
+			for q, want := range queries {
+				code, body := httpGet(t, "http://"+s.http+q)
+				var d struct{ Persons []string }
+				if err := json.Unmarshal([]byte(body), &d); code != 200 || err != nil || !slices.Equal(d.Persons, []string{want}) {
+					t.Errorf("%s: %s: %d %s, want persons [%s]", what, q, code, body, want)
+				}
+			}
+		}
+	}
+}

@@ -54,7 +54,8 @@ func runResessionize(ctx context.Context, args []string, stdout io.Writer, log *
 		// Holding one chunk of customers at a time keeps memory bounded; each customer is
 		// recomputed from all of its stored events and diffed against its stored sessions.
 		core.ForgetCustomers()
-		part := keys[start:min(start+chunk, len(keys))]
+		// With them the users whose aliases from a device's id among them are sign-ins on it.
+		part := core.RestoreKeys(keys[start:min(start+chunk, len(keys))])
 		events, sessions, err := st.History(ctx, part)
 		if err != nil {
 			return err
