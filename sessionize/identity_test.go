@@ -789,3 +789,28 @@ func TestAliasSignInsAreKeptOnAOneUserDevice(t *testing.T) {
 		}
 	}
 }
+
+// TestSupersededAliasTakesBackItsSignIn: an alias from a device's id is a sign-in on the device,
+// so a copy of it stamped again later (a server's retry at 09:20) that the first copy (09:05)
+// supersedes is no sign-in, as after a restart from the stored events: dave, who signed in at
+// 09:10, is signed in at 09:25, in every arrival order.
+func TestSupersededAliasTakesBackItsSignIn(t *testing.T) {
+	first, retry := call("alias", "", "", "carol", 65), call("alias", "", "", "carol", 80)
+	first.PreviousID, retry.PreviousID = "D", "D"
+	first.MessageID, retry.MessageID = "carol-alias", "carol-alias"
+	events := []ingest.Event{retry, call("identify", "", "D", "dave", 70), call("page", "View", "D", "", 85), first}
+	for _, order := range permutations(len(events)) {
+		s, st := newTestSessionizer(t), &storedRows{}
+		for _, i := range order {
+			st.push(s, base, []ingest.Event{events[i]})
+		}
+		for name, s := range map[string]*Sessionizer{"live": s, "restarted": st.restart(t)} {
+			if got := s.ids.personAt("", "D", base.Add(85*time.Minute).UnixMicro(), 0); got != "u:dave" {
+				t.Errorf("order %v, %s: the view at 09:25 is %s's, want dave's", order, name, got)
+			}
+		}
+		if got, want := fmt.Sprint(st.signIns["D"].Users), "[carol dave]"; got != want {
+			t.Errorf("order %v: stored sign-ins %v, want %s", order, st.signIns["D"], want)
+		}
+	}
+}

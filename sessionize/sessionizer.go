@@ -931,14 +931,24 @@ func (s *Sessionizer) signIn(device string, c *customer, in signIn) bool {
 	return changed
 }
 
-// signOut takes back the sign-in of q, a point of customer key that an earlier copy superseded
-// (see identities.signedOut), marking its device's sign-ins changed when they did, and unshared
-// when it is no longer shared.
+// signOut takes back the sign-ins of q, a point of customer key that an earlier copy superseded
+// (see identities.signedOut): on its device, the key, when it carried both ids, and when q is an
+// alias from a device's id, on that device, which the pushed copy superseding it names (a copy
+// of the same message, see aliasedFrom). It marks a device's sign-ins changed when they did, and
+// unshared when it is no longer shared.
 func (s *Sessionizer) signOut(ps *pushState, key string, q point) {
-	if !q.signedIn() {
-		return
+	if q.signedIn() {
+		s.signOutOf(ps, "a:"+key, q)
 	}
-	device := "a:" + key
+	if e := &ps.events[ps.i]; TieID(e.MessageID) == q.id {
+		if device := aliasedFrom(e.UserID, e.AnonymousID, e.PreviousID, e.Type); device != "" {
+			s.signOutOf(ps, device, q)
+		}
+	}
+}
+
+// signOutOf takes back the sign-in of q on device ("a:" id), as signOut.
+func (s *Sessionizer) signOutOf(ps *pushState, device string, q point) {
 	changed, noLonger := s.ids.signedOut(device, signIn{us: q.us, seq: q.seq, id: q.id})
 	if changed {
 		ps.signedIn(device)
