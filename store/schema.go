@@ -105,7 +105,8 @@ var migrations = []migration{
 	},
 	tableDef{
 		// Identity links that joined two persons, and aliases of two userIds that named one
-		// ("u:"/"a:" prefixed ids), to rebuild the identity graph after a restart.
+		// ("u:"/"a:" prefixed ids), to rebuild the identity graph after a restart; and, device
+		// first (a "a:"), users' aliases from a device's id (sessionize.Output.Links).
 		name: "identity_links",
 		columns: `a String,
 	b String,
