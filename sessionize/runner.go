@@ -36,10 +36,12 @@ type Sink interface {
 	Write(ctx context.Context, b Batch) error
 }
 
-// History loads what the store holds: customers' events and live sessions, and identity links.
+// History loads what the store holds: customers' events and live sessions, and identity links:
+// all of them (IdentityLinks), or those with an end among ids (IdentityLinksOf).
 type History interface {
 	History(ctx context.Context, keys []string) ([]ingest.Event, []Session, error)
 	IdentityLinks(ctx context.Context) ([][2]string, error)
+	IdentityLinksOf(ctx context.Context, ids []string) ([][2]string, error)
 }
 
 // Runner puts a Sessionizer between the Kafka consumer (it is an ingest.Sink) and a store.
@@ -52,6 +54,14 @@ type History interface {
 // isolates the events that panic). The customers of the batches that follow are restored from the
 // store, so their sessions come out as in a run without the panic, less the events dead-lettered.
 // A batch prepared before the state was forgotten is prepared again before it is stored.
+//
+// Several consumers (one Kafka group) each read some partitions, so each makes the links of its
+// own: an alias chain a→b→c whose aliases are keyed by b and c may be linked half by one and
+// half by the other. After a batch's links are stored, the Runner reads the stored links of the
+// persons they made (see learn), so the links of other partitions join its graph and the persons
+// it wrote are written again as all the stored links name them. At a start (and after a panic)
+// it writes every person of the stored links (see restore), so overrides an older build left are
+// repaired too.
 type Runner struct {
 	mu            sync.Mutex
 	core          *Sessionizer
@@ -60,7 +70,10 @@ type Runner struct {
 	now           func() time.Time
 	pending       Batch // what failed to be written, written with the next batch
 	linksRestored bool
-	metrics       *runnerMetrics
+	// unlearned are ids ("u:"/"a:") of links stored whose persons' other stored links were not
+	// read yet (see learn): the read failed, and is done again with the next batch.
+	unlearned []string
+	metrics   *runnerMetrics
 	// openCountedAt is when open sessions were last counted (an O(customers) walk).
 	openCountedAt time.Time
 	// generation counts the times the sessionizer's state was forgotten after a panic; a batch
@@ -203,6 +216,76 @@ func (r *Runner) store(ctx context.Context, b Batch, changed []Session, gen uint
 			r.metrics.sessions.WithLabelValues(s.EndReason).Inc()
 		}
 	}
+	r.mu.Lock()
+	ids := r.unlearned
+	r.unlearned = nil
+	r.mu.Unlock()
+	for _, l := range b.Links {
+		ids = append(ids, l[0], l[1])
+	}
+	if err := r.learn(ctx, ids); err != nil {
+		r.mu.Lock()
+		r.unlearned = append(r.unlearned, ids...)
+		r.mu.Unlock()
+		return err
+	}
+	return nil
+}
+
+// learn reads the stored identity links of the persons of ids (those of a batch's links, just
+// stored) to their closure: links other consumers stored, of partitions this one does not read,
+// join the graph, and the persons they merged or renamed are written again (see
+// Sessionizer.Learn), at a version above the batch's. Every consumer reads after it stored its
+// links and persons, so of two that store links of one person at once, the one reading last reads
+// both and writes the person after the other wrote its own (versions are times: consumers' clocks
+// must agree to better than that). Without a History, or links, there is nothing to read.
+func (r *Runner) learn(ctx context.Context, ids []string) error {
+	if r.history == nil || len(ids) == 0 {
+		return nil
+	}
+	r.mu.Lock()
+	ids = r.core.personIDs(ids)
+	limit := r.core.cfg.MaxIDsPerPerson
+	r.mu.Unlock()
+	seen := map[string]bool{}
+	for _, id := range ids {
+		seen[id] = true
+	}
+	var links [][2]string
+	stored := map[[2]string]bool{}
+	// Each read adds the ids the links it found lead to. A person holds at most limit ids, so its
+	// links are found in limit reads, and it adds at most limit ids: a closure past that would
+	// only be refused (linkRefused).
+	most := len(ids) * (limit + 1)
+	for round, next := 0, ids; len(next) > 0 && round < limit && len(seen) <= most; round++ {
+		found, err := r.history.IdentityLinksOf(ctx, next)
+		if err != nil {
+			return fmt.Errorf("read the stored links of %d ids: %w", len(next), err)
+		}
+		next = nil
+		for _, l := range found {
+			if stored[l] {
+				continue
+			}
+			stored[l] = true
+			links = append(links, l)
+			for _, id := range l {
+				if !seen[id] {
+					seen[id] = true
+					next = append(next, id)
+				}
+			}
+		}
+	}
+	r.mu.Lock()
+	persons, version := r.core.Learn(r.now(), links)
+	r.mu.Unlock()
+	if len(persons) == 0 {
+		return nil
+	}
+	if err := r.write(ctx, Batch{Persons: persons, Version: version}); err != nil {
+		return fmt.Errorf("store %d persons of links other consumers stored: %w", len(persons), err)
+	}
 	return nil
 }
 
@@ -283,6 +366,9 @@ func (r *Runner) restore(ctx context.Context, events []ingest.Event) error {
 		}
 		r.core.RestoreLinks(links)
 		r.linksRestored = true
+		// Written with this batch: every person as the stored links name it, over any override a
+		// consumer wrote knowing only some of them (see learn), or an older build left.
+		r.pending.Persons = append(r.core.Persons(), r.pending.Persons...)
 	}
 	keys := r.core.toRestore(events)
 	if len(keys) == 0 {

@@ -1482,12 +1482,19 @@ func (s *Sessionizer) OpenSessions() int {
 // whose customers are restored apart (waymark resessionize's chunks) is then one person in each.
 func (s *Sessionizer) RestoreLinks(links [][2]string) {
 	for _, l := range links {
-		if strings.HasPrefix(l[0], "a:") { // a user's alias from a device's id (see Output.Links)
-			s.ids.aliasedOn(l[0], l[1])
-			continue
-		}
-		s.linkIDs(l[0], l[1], true) // merges made before, by the rules of their time
+		s.storedLink(l)
 	}
+}
+
+// storedLink replays one stored identity link (see RestoreLinks), and reports what it did: a
+// user's alias from a device's id (device first) links nothing (linkKnown).
+func (s *Sessionizer) storedLink(l [2]string) linkResult {
+	if strings.HasPrefix(l[0], "a:") { // a user's alias from a device's id (see Output.Links)
+		s.ids.aliasedOn(l[0], l[1])
+		return linkKnown
+	}
+	r, _ := s.linkIDs(l[0], l[1], true) // merges made before, by the rules of their time
+	return r
 }
 
 // RestoreKeys returns keys and, after them, the keys to restore with them: those of the users
@@ -1504,6 +1511,96 @@ func (s *Sessionizer) RestoreKeys(keys []string) []string {
 		}
 	}
 	return out
+}
+
+// Persons returns the person of every id the identity graph links to another, one PersonLink
+// per customer key of each person (see identities.person), persons in the order of their roots.
+// A Runner writes them after it restores the stored links (see Runner.restore): an override
+// stored by a consumer that did not know every link of its person (another partition's alias,
+// see Runner.learn) is written again as the links name the person. An id whose every link was
+// refused is a person of its own, which no override was written for.
+func (s *Sessionizer) Persons() []PersonLink {
+	var out []PersonLink
+	for _, root := range slices.Sorted(maps.Keys(s.ids.members)) {
+		if len(s.ids.members[root]) > 1 {
+			out = append(out, s.ids.person(root)...)
+		}
+	}
+	return out
+}
+
+// PersonsOf returns the persons of the customer keys (userIds or anonymousIds) as Persons does,
+// each person once: waymark resessionize writes them for the customers it rebuilds.
+func (s *Sessionizer) PersonsOf(keys []string) []PersonLink {
+	var out []PersonLink
+	done := map[string]bool{}
+	for _, key := range keys {
+		for _, id := range [2]string{"u:" + key, "a:" + key} {
+			if _, linked := s.ids.parent[id]; !linked {
+				continue
+			}
+			if root := s.ids.find(id); !done[root] {
+				done[root] = true
+				out = append(out, s.ids.person(root)...)
+			}
+		}
+	}
+	return out
+}
+
+// personIDs returns every id ("u:"/"a:" prefixed) of the persons of ids, ids not linked as
+// themselves, each once.
+func (s *Sessionizer) personIDs(ids []string) []string {
+	var out []string
+	seen, persons := map[string]bool{}, map[string]bool{}
+	add := func(id string) {
+		if !seen[id] {
+			seen[id] = true
+			out = append(out, id)
+		}
+	}
+	for _, id := range ids {
+		if _, linked := s.ids.parent[id]; !linked {
+			add(id)
+			continue
+		}
+		if root := s.ids.find(id); !persons[root] {
+			persons[root] = true
+			for _, m := range s.ids.members[root] {
+				add(m)
+			}
+		}
+	}
+	return out
+}
+
+// Learn adds stored identity links (pairs of "u:"/"a:" ids, as RestoreLinks takes them) to the
+// identity graph: links other consumers stored, of the partitions this one does not read (see
+// Runner.learn). It returns the persons they merged or renamed, each with every id (see
+// identities.person), and a version above every earlier one to write them with; none when the
+// graph knew them all. As in RestoreLinks nothing else is done for a merge: copies under keys of
+// both persons and the live stage entries are left as they are (see Output.LaterCopies and
+// Stats.StageEntries on what a consumer cannot know of another's partitions).
+func (s *Sessionizer) Learn(now time.Time, links [][2]string) ([]PersonLink, uint64) {
+	var changed []string
+	for _, l := range links {
+		if r := s.storedLink(l); r == linkMerged || r == linkAlias {
+			changed = append(changed, l[0])
+		}
+	}
+	if len(changed) == 0 {
+		return nil, 0
+	}
+	var out []PersonLink
+	done := map[string]bool{}
+	for _, id := range changed {
+		if root := s.ids.find(id); !done[root] {
+			done[root] = true
+			out = append(out, s.ids.person(root)...)
+		}
+	}
+	s.version = max(s.version+1, uint64(now.UnixNano()))
+	return out, s.version
 }
 
 // Known reports whether the sessionizer holds state for a customer.

@@ -175,7 +175,28 @@ func (s *Store) historySessions(ctx context.Context, keys []string) ([]sessioniz
 // (sessionize.Sessionizer.RestoreLinks), in the order they were stored (by the version of the
 // batch that first stored each; within one batch by its ids), so every rebuild replays them alike.
 func (s *Store) IdentityLinks(ctx context.Context) ([][2]string, error) {
-	rows, err := s.conn.Query(ctx, "SELECT a, b FROM "+s.table("identity_links")+" GROUP BY a, b ORDER BY min(version), a, b")
+	return s.identityLinks(ctx, "SELECT a, b FROM "+s.table("identity_links")+" GROUP BY a, b ORDER BY min(version), a, b")
+}
+
+// IdentityLinksOf returns the stored identity links with an end among ids ("u:"/"a:" prefixed),
+// each once, in IdentityLinks' order: a consumer reads them for the persons whose links it
+// stored, to learn those other consumers stored (see sessionize.Runner). The ids go as an
+// external table, as History's keys do.
+func (s *Store) IdentityLinksOf(ctx context.Context, ids []string) ([][2]string, error) {
+	if len(ids) == 0 {
+		return nil, nil
+	}
+	kctx, err := withKeys(ctx, ids)
+	if err != nil {
+		return nil, fmt.Errorf("load identity links of %d ids: %w", len(ids), err)
+	}
+	return s.identityLinks(kctx, "SELECT a, b FROM "+s.table("identity_links")+
+		" WHERE a IN restore_keys OR b IN restore_keys GROUP BY a, b ORDER BY min(version), a, b")
+}
+
+// identityLinks runs query, which selects pairs of ids, and returns them.
+func (s *Store) identityLinks(ctx context.Context, query string) ([][2]string, error) {
+	rows, err := s.conn.Query(ctx, query)
 	if err != nil {
 		return nil, fmt.Errorf("load identity links: %w", err)
 	}

@@ -38,7 +38,10 @@ func runResessionize(ctx context.Context, args []string, stdout io.Writer, log *
 	}
 	// The persons come from the stored identity links, as a restarted serve's do (see
 	// sessionize.Sessionizer.RestoreLinks): one graph for every chunk, so a person whose customers
-	// fall in several chunks is one person, named as serve names it.
+	// fall in several chunks is one person, named as serve names it. Each chunk's persons are
+	// written too, every id of them: an override a consumer wrote knowing only some of its
+	// person's links (another partition's, see sessionize.Runner) is written again as the links
+	// name the person.
 	links, err := st.IdentityLinks(ctx)
 	if err != nil {
 		return err
@@ -69,7 +72,8 @@ func runResessionize(ctx context.Context, args []string, stdout io.Writer, log *
 				changed++
 			}
 		}
-		if err := st.Write(ctx, sessionize.Batch{Sessions: out.Sessions, Version: out.Version}); err != nil {
+		persons := core.PersonsOf(part)
+		if err := st.Write(ctx, sessionize.Batch{Sessions: out.Sessions, Persons: persons, Version: out.Version}); err != nil {
 			return err
 		}
 	}

@@ -6,12 +6,14 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/ClickHouse/clickhouse-go/v2"
 	"github.com/segmentio/kafka-go"
 
 	"github.com/waymark-dev/waymark/ingest"
@@ -189,4 +191,146 @@ func waitGroupStable(t *testing.T, broker, group string, n int) {
 		}
 		return true
 	})
+}
+
+// TestAliasChainAcrossConsumersIsOnePerson is tester's F0: with two `--roles ingest` consumers
+// in one group, an alias chain CJ1-a → CJ1-b → CJ1-c whose aliases are keyed by CJ1-b (partition
+// 0, with the device CJ1-dev) and CJ1-c (partition 4), read by two consumers, the alias b→c
+// stored before a→b. Each consumer linked its own half (dev, a, b named CJ1-b; b, c named
+// CJ1-c), and the override CJ1-b → CJ1-b written last hid CJ1-b → CJ1-c: two persons, funnel
+// 1 → 0, where one consumer answers 1 → 1. identity_links held all three links, yet neither a
+// restart nor waymark resessionize wrote the persons again. Now a consumer reads the stored links
+// of the persons it wrote after storing them (sessionize.Runner), so the live answer is one
+// person named CJ1-c; and a start, or resessionize, writes every person the stored links make,
+// over overrides a consumer wrote knowing half the links (put back here as an older build left
+// them).
+func TestAliasChainAcrossConsumersIsOnePerson(t *testing.T) {
+	t.Parallel()
+	collector := startServe(t, "--roles", "collector", "--dev-broker-partitions", "6")
+	db := newDatabase(t, "aliaschain")
+	collector.database = db
+	consumer := func() *server {
+		s := startServe(t, "--roles", "ingest", "--kafka-brokers", collector.broker, "--clickhouse-database", db)
+		s.database, s.broker = db, collector.broker
+		return s
+	}
+	consumers := []*server{consumer(), consumer()}
+	waitGroupStable(t, collector.broker, "waymark", 2)
+	// The tester's ids, CJ1-dev and CJ1-b on partition 0, CJ1-c on 4: read by two consumers when
+	// the group splits the partitions so. Else the first CJn whose ids are read so.
+	holder := partitionHolders(t, collector.broker, "waymark")
+	of := func(id string) string { return holder[ingest.Partition(id, 6)] }
+	cj := ""
+	for n := 1; n <= 100 && cj == ""; n++ {
+		if p := fmt.Sprintf("CJ%d", n); of(p+"-dev") == of(p+"-b") && of(p+"-b") != of(p+"-c") {
+			cj = p
+		}
+	}
+	if cj == "" {
+		t.Fatalf("no CJn-b and CJn-c read by two consumers: partitions %v", holder)
+	}
+	send := func(lines ...string) {
+		t.Helper()
+		for _, l := range lines { // one call each, stored before the next: the arrival order is the calls'
+			collector.sendBatch(t, strings.ReplaceAll(l, "CJ1", cj))
+			collector.waitStored(t)
+		}
+	}
+	send(
+		`{"type":"identify","anonymousId":"CJ1-dev","userId":"CJ1-a","timestamp":"2026-06-01T09:00:00Z","messageId":"cj1"}`,
+		`{"type":"alias","previousId":"CJ1-b","userId":"CJ1-c","timestamp":"2026-06-01T09:02:00Z","messageId":"cj3"}`,
+		`{"type":"alias","previousId":"CJ1-a","userId":"CJ1-b","timestamp":"2026-06-01T09:01:00Z","messageId":"cj2"}`,
+		`{"type":"track","anonymousId":"CJ1-dev","event":"Product Viewed","timestamp":"2026-06-01T09:03:00Z","messageId":"cj4"}`,
+		`{"type":"track","userId":"CJ1-c","event":"Order Completed","timestamp":"2026-06-01T09:05:00Z","messageId":"cj5"}`,
+	)
+	wantPersons := []string{"CJ1-a=CJ1-c", "CJ1-b=CJ1-c", "CJ1-c=CJ1-c", "CJ1-dev=CJ1-c"}
+	for i := range wantPersons {
+		wantPersons[i] = strings.ReplaceAll(wantPersons[i], "CJ1", cj)
+	}
+	persons := func() []string {
+		t.Helper()
+		return queryStrings(t, "SELECT concat(customer_key, '=', argMax(person_id, version)) AS p FROM "+db+".persons GROUP BY customer_key ORDER BY p")
+	}
+	check := func(when string) {
+		t.Helper()
+		if got := persons(); !slices.Equal(got, wantPersons) {
+			t.Errorf("%s: persons %q, want %q", when, got, wantPersons)
+		}
+		if f := collector.funnel(t, "Product Viewed,Order Completed", "24h"); len(f.Steps) != 2 || f.Steps[0].Customers != 1 || f.Steps[1].Customers != 1 {
+			t.Errorf("%s: funnel Product Viewed → Order Completed = %+v, want 1 → 1, a single consumer's", when, f.Steps)
+		}
+		if n := collector.sessions(t).Persons; n != 1 {
+			t.Errorf("%s: %d persons, want 1", when, n)
+		}
+	}
+	check("live, two consumers")
+
+	// The overrides the two consumers wrote before, each knowing half the chain: CJ1-b → CJ1-b
+	// written last. (The events keep the persons the fixed consumers stored them with, so only
+	// the overrides are wrong here.)
+	stale := func() {
+		t.Helper()
+		v := uint64(time.Now().UnixNano())
+		insertPersons(t, chServer.Addr, db, [][3]any{{cj + "-b", cj + "-c", v}, {cj + "-c", cj + "-c", v},
+			{cj + "-a", cj + "-b", v + 1}, {cj + "-b", cj + "-b", v + 1}, {cj + "-dev", cj + "-b", v + 1}})
+		if got := persons(); slices.Equal(got, wantPersons) {
+			t.Fatalf("persons %q after the stale overrides were written", got)
+		}
+	}
+	stale()
+	for _, s := range consumers {
+		s.stop(t)
+	}
+	restarted := consumer()
+	send(`{"type":"track","anonymousId":"CJ1-dev","event":"Product Viewed","timestamp":"2026-06-01T09:10:00Z","messageId":"cj6"}`)
+	check("after a restart")
+
+	for _, args := range [][]string{{"resessionize", "--from", "2026-06-01T00:00:00Z", "--to", "2026-06-02T00:00:00Z"}, {"resessionize"}} {
+		stale()
+		restarted.waymark(t, args...)
+		check("after waymark " + strings.Join(args, " "))
+	}
+}
+
+// partitionHolders returns, per partition of waymark.events, the id of the group member that
+// reads it, as the broker describes the group.
+func partitionHolders(t *testing.T, broker, group string) map[int]string {
+	t.Helper()
+	client := &kafka.Client{Addr: kafka.TCP(broker), Timeout: 10 * time.Second}
+	resp, err := client.DescribeGroups(context.Background(), &kafka.DescribeGroupsRequest{GroupIDs: []string{group}})
+	if err != nil || len(resp.Groups) != 1 {
+		t.Fatalf("describe group %s: %v", group, err)
+	}
+	holders := map[int]string{}
+	for _, m := range resp.Groups[0].Members {
+		for _, topic := range m.MemberAssignments.Topics {
+			for _, p := range topic.Partitions {
+				holders[p] = m.MemberID
+			}
+		}
+	}
+	return holders
+}
+
+// insertPersons inserts rows (customer key, person id, version) into the persons table of
+// database on a ClickHouse server.
+func insertPersons(t *testing.T, addr, database string, rows [][3]any) {
+	t.Helper()
+	conn, err := clickhouse.Open(&clickhouse.Options{Addr: []string{addr}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	batch, err := conn.PrepareBatch(context.Background(), "INSERT INTO "+database+".persons (customer_key, person_id, version)")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range rows {
+		if err := batch.Append(r[:]...); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := batch.Send(); err != nil {
+		t.Fatal(err)
+	}
 }

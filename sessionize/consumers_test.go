@@ -1,0 +1,192 @@
+package sessionize
+
+import (
+	"context"
+	"slices"
+	"sync"
+	"testing"
+
+	"github.com/waymark-dev/waymark/ingest"
+)
+
+// sharedStore is what several consumers' Runners write to and read from, as they share one
+// ClickHouse: events, identity links and persons (the row of the highest version wins, the
+// last written of equal ones, as ReplacingMergeTree keeps them).
+type sharedStore struct {
+	mu      sync.Mutex
+	events  []ingest.Event
+	stored  map[string]string // messageId -> the person its event was stored with
+	links   [][2]string       // in the order stored, each once
+	persons map[string]PersonLink
+	version map[string]uint64
+}
+
+func newSharedStore() *sharedStore {
+	return &sharedStore{stored: map[string]string{}, persons: map[string]PersonLink{}, version: map[string]uint64{}}
+}
+
+func (s *sharedStore) Write(_ context.Context, b Batch) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.events = append(s.events, b.Events...)
+	for i := range b.Events {
+		s.stored[b.Events[i].MessageID] = b.PersonIDs[i]
+	}
+	for _, l := range b.Links {
+		if !slices.Contains(s.links, l) {
+			s.links = append(s.links, l)
+		}
+	}
+	for _, p := range b.Persons {
+		if b.Version >= s.version[p.CustomerKey] {
+			s.persons[p.CustomerKey], s.version[p.CustomerKey] = p, b.Version
+		}
+	}
+	return nil
+}
+
+func (s *sharedStore) History(_ context.Context, keys []string) ([]ingest.Event, []Session, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []ingest.Event
+	for _, e := range s.events {
+		if slices.Contains(keys, e.CustomerKey()) {
+			out = append(out, e)
+		}
+	}
+	return out, nil, nil
+}
+
+func (s *sharedStore) IdentityLinks(context.Context) ([][2]string, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Clone(s.links), nil
+}
+
+func (s *sharedStore) IdentityLinksOf(_ context.Context, ids []string) ([][2]string, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out [][2]string
+	for _, l := range s.links {
+		if slices.Contains(ids, l[0]) || slices.Contains(ids, l[1]) {
+			out = append(out, l)
+		}
+	}
+	return out, nil
+}
+
+// personOf returns the person of the event messageId as queries read it: the person it was
+// stored with, after its override.
+func (s *sharedStore) personOf(messageID string) string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	p := s.stored[messageID]
+	if o, ok := s.persons[p]; ok {
+		return o.PersonID
+	}
+	return p
+}
+
+// personsNow returns the persons the store holds, "key=person", sorted.
+func (s *sharedStore) personsNow() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []string
+	for k, p := range s.persons {
+		out = append(out, k+"="+p.PersonID)
+	}
+	slices.Sort(out)
+	return out
+}
+
+// TestRunnersOfTwoPartitionsNameAnAliasChainAlike: an alias chain a→b→c whose aliases are keyed
+// by b and c, read by two consumers (Runners) of one store, the device dev's identify of a with
+// b's alias. Each links its half: x knows dev, a and b (named b), y knows b and c (named c). The
+// person of every id is c, as one consumer names it, whichever consumer stores first, and when
+// both prepared their alias before either stored (so neither knew the other's). Before, the
+// persons x wrote last (b → b, dev → b) split the customer in two, and stayed so. A Runner
+// started on a store holding such overrides writes them again with its first batch.
+func TestRunnersOfTwoPartitionsNameAnAliasChainAlike(t *testing.T) {
+	decode := func(raw string) []ingest.Event {
+		t.Helper()
+		e, err := ingest.Decode([]byte(raw), "t", base)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return []ingest.Event{e}
+	}
+	identify := decode(`{"type":"identify","anonymousId":"dev","userId":"a","timestamp":"2026-06-01T09:00:00Z","messageId":"m1"}`)
+	aliasAB := decode(`{"type":"alias","previousId":"a","userId":"b","timestamp":"2026-06-01T09:01:00Z","messageId":"m2"}`)
+	aliasBC := decode(`{"type":"alias","previousId":"b","userId":"c","timestamp":"2026-06-01T09:02:00Z","messageId":"m3"}`)
+	viewed := decode(`{"type":"track","anonymousId":"dev","event":"Product Viewed","timestamp":"2026-06-01T09:03:00Z","messageId":"m4"}`)
+	ordered := decode(`{"type":"track","userId":"c","event":"Order Completed","timestamp":"2026-06-01T09:05:00Z","messageId":"m5"}`)
+	want := []string{"a=c", "b=c", "c=c", "dev=c"}
+	ctx := context.Background()
+	runner := func(st *sharedStore) *Runner {
+		t.Helper()
+		r, err := NewRunner(newTestSessionizer(t), st, st, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r
+	}
+	write := func(r *Runner, events []ingest.Event) {
+		t.Helper()
+		if err := r.Write(ctx, events); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, order := range []struct {
+		name   string
+		xFirst bool // x stores its alias first; else y does
+	}{{"x stores first", true}, {"y stores first", false}} {
+		t.Run(order.name, func(t *testing.T) {
+			st := newSharedStore()
+			x, y := runner(st), runner(st)
+			write(x, identify)
+			// Both prepared before either stores: neither knows the other's alias.
+			storeY, err := y.Prepare(ctx, aliasBC)
+			if err != nil {
+				t.Fatal(err)
+			}
+			storeX, err := x.Prepare(ctx, aliasAB)
+			if err != nil {
+				t.Fatal(err)
+			}
+			stores := []func(context.Context) error{storeY, storeX}
+			if order.xFirst {
+				stores[0], stores[1] = storeX, storeY
+			}
+			for _, store := range stores {
+				if err := store(ctx); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if got := st.personsNow(); !slices.Equal(got, want) {
+				t.Errorf("persons %q, want %q", got, want)
+			}
+			write(x, viewed)
+			write(y, ordered)
+			if got := st.personsNow(); !slices.Equal(got, want) {
+				t.Errorf("after the tracks: persons %q, want %q", got, want)
+			}
+			for _, e := range slices.Concat(viewed, ordered) {
+				if p := st.personOf(e.MessageID); p != "c" {
+					t.Errorf("%s's %s is read as %s's, want c's", e.CustomerKey(), e.Event, p)
+				}
+			}
+		})
+	}
+	t.Run("restart over overrides of half the chain", func(t *testing.T) {
+		st := newSharedStore()
+		st.events = slices.Concat(identify, aliasAB, aliasBC)
+		st.links = [][2]string{{"u:a", "a:dev"}, {"u:c", "u:b"}, {"u:c", "a:b"}, {"u:b", "u:a"}, {"u:b", "a:a"}}
+		// y's persons (version 1), then x's (version 2): b → b written last.
+		st.Write(ctx, Batch{Persons: []PersonLink{{"b", "c"}, {"c", "c"}}, Version: 1})
+		st.Write(ctx, Batch{Persons: []PersonLink{{"a", "b"}, {"b", "b"}, {"dev", "b"}}, Version: 2})
+		write(runner(st), viewed)
+		if got := st.personsNow(); !slices.Equal(got, want) {
+			t.Errorf("persons %q, want %q", got, want)
+		}
+	})
+}

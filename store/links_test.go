@@ -1,0 +1,47 @@
+package store_test
+
+import (
+	"context"
+	"fmt"
+	"testing"
+
+	"github.com/waymark-dev/waymark/sessionize"
+)
+
+// TestIdentityLinksOfReadsThePersonsLinks: IdentityLinksOf returns the stored links with either
+// end among the ids, each once (a link stored by two batches too), in IdentityLinks' order (by
+// the version that first stored it, then by ids), and nothing of other persons: a consumer reads them for the
+// persons whose links it stored, to learn those another consumer stored (sessionize.Runner).
+func TestIdentityLinksOfReadsThePersonsLinks(t *testing.T) {
+	t.Parallel()
+	st := openStore(t)
+	ctx := context.Background()
+	for _, b := range []sessionize.Batch{
+		{Links: [][2]string{{"u:a", "a:dev"}}, Version: 1},
+		{Links: [][2]string{{"u:c", "u:b"}, {"u:c", "a:b"}}, Version: 2},
+		{Links: [][2]string{{"u:b", "u:a"}, {"u:b", "a:a"}, {"u:x", "a:y"}}, Version: 3},
+		{Links: [][2]string{{"u:c", "u:b"}}, Version: 4},
+	} {
+		if err := st.Write(ctx, b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, tt := range []struct {
+		ids  []string
+		want string
+	}{
+		{[]string{"u:b"}, "[[u:c u:b] [u:b a:a] [u:b u:a]]"},
+		{[]string{"u:a", "a:dev"}, "[[u:a a:dev] [u:b u:a]]"},
+		{[]string{"a:y"}, "[[u:x a:y]]"},
+		{[]string{"u:nobody"}, "[]"},
+		{nil, "[]"},
+	} {
+		got, err := st.IdentityLinksOf(ctx, tt.ids)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if fmt.Sprint(got) != tt.want && !(len(got) == 0 && tt.want == "[]") {
+			t.Errorf("IdentityLinksOf(%q) = %v, want %s", tt.ids, got, tt.want)
+		}
+	}
+}
