@@ -5,6 +5,7 @@ import (
 	"slices"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/waymark-dev/waymark/ingest"
 )
@@ -189,4 +190,26 @@ func TestRunnersOfTwoPartitionsNameAnAliasChainAlike(t *testing.T) {
 			t.Errorf("persons %q, want %q", got, want)
 		}
 	})
+}
+
+// TestLearnTakesADevicesAliasAsNoMerge: a stored link of a user's alias from a device's id
+// (device first, see Output.Links) learned from another consumer links nothing, as a restart
+// reads it (RestoreLinks): a device two users signed in on is merged with neither.
+func TestLearnTakesADevicesAliasAsNoMerge(t *testing.T) {
+	s := newTestSessionizer(t)
+	persons, _ := s.Learn(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC), [][2]string{{"a:D", "u:carol"}, {"u:dave", "a:D"}})
+	if got := s.ids.personOf("u:carol"); got != "u:carol" {
+		t.Errorf("carol's person is %s, want carol alone", got)
+	}
+	if got := s.ids.personOf("a:D"); got != "u:dave" {
+		t.Errorf("the device's person is %s, want dave's (its one merge)", got)
+	}
+	for _, p := range persons {
+		if p.CustomerKey == "carol" {
+			t.Errorf("learned persons %v name carol", persons)
+		}
+	}
+	if !slices.Contains(s.RestoreKeys([]string{"D"}), "carol") {
+		t.Errorf("restoring the device does not restore carol's key, which holds her alias's sign-in: %v", s.RestoreKeys([]string{"D"}))
+	}
 }
