@@ -300,32 +300,7 @@ func TestCopiesOfAnIdentifyLinkInEveryOrder(t *testing.T) {
 	}
 	var answers map[string]string // of the first arrival
 	for _, a := range arrivals {
-		broker, err := ingest.StartDevBroker("127.0.0.1:0", 3, "waymark.events", "waymark.dlq")
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(broker.Close)
-		database := fmt.Sprintf("e2e_%d", dbSeq.Add(1))
-		serve := func() *server {
-			s := startServe(t, "--kafka-brokers", broker.Addr(), "--clickhouse-database", database)
-			s.broker, s.database = broker.Addr(), database
-			return s
-		}
-		s := serve()
-		if a.kcat != nil {
-			produceWithKcat(t, s.broker, a.kcat)
-			s.waitStored(t)
-		}
-		for i, part := range a.parts {
-			if i > 0 {
-				s.stop(t)
-				s = serve()
-			}
-			for _, c := range part {
-				s.sendBatch(t, c...)
-				s.waitStored(t) // each call stored before the next is sent: the arrival order is the calls'
-			}
-		}
+		s := arriveCallByCall(t, a.kcat, a.parts)
 		for _, when := range []string{"live", "after resessionize"} {
 			if when != "live" {
 				s.waymark(t, "resessionize")
@@ -390,28 +365,7 @@ func TestServersAliasFromADeviceIsASignInEveryWay(t *testing.T) {
 		"/api/v1/dropoff?window=24h&step=1&steps=Order+Completed,Order+Completed": "dave",
 	}
 	for _, a := range arrivals {
-		broker, err := ingest.StartDevBroker("127.0.0.1:0", 3, "waymark.events", "waymark.dlq")
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(broker.Close)
-		database := fmt.Sprintf("e2e_%d", dbSeq.Add(1))
-		serve := func() *server {
-			s := startServe(t, "--kafka-brokers", broker.Addr(), "--clickhouse-database", database)
-			s.broker, s.database = broker.Addr(), database
-			return s
-		}
-		s := serve()
-		for i, part := range a.parts {
-			if i > 0 {
-				s.stop(t)
-				s = serve()
-			}
-			for _, c := range part {
-				s.sendBatch(t, c...)
-				s.waitStored(t) // each call stored before the next is sent: the arrival order is the calls'
-			}
-		}
+		s := arriveCallByCall(t, nil, a.parts)
 		for _, when := range []string{"live", "after resessionize"} {
 			if when != "live" {
 				s.waymark(t, "resessionize")
@@ -429,4 +383,39 @@ func TestServersAliasFromADeviceIsASignInEveryWay(t *testing.T) {
 			}
 		}
 	}
+}
+
+// arriveCallByCall starts serve on a broker of 3 partitions and a database of its own, produces
+// kcat's lines straight to Kafka (when any) and sends parts, each a list of calls (each of
+// lines), every call stored before the next is sent, so the arrival order is the calls'; serve
+// restarts between parts. It returns the serve running at the end.
+func arriveCallByCall(t *testing.T, kcat []string, parts [][][]string) *server {
+	t.Helper()
+	broker, err := ingest.StartDevBroker("127.0.0.1:0", 3, "waymark.events", "waymark.dlq")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(broker.Close)
+	database := fmt.Sprintf("e2e_%d", dbSeq.Add(1))
+	serve := func() *server {
+		s := startServe(t, "--kafka-brokers", broker.Addr(), "--clickhouse-database", database)
+		s.broker, s.database = broker.Addr(), database
+		return s
+	}
+	s := serve()
+	if kcat != nil {
+		produceWithKcat(t, s.broker, kcat)
+		s.waitStored(t)
+	}
+	for i, part := range parts {
+		if i > 0 {
+			s.stop(t)
+			s = serve()
+		}
+		for _, c := range part {
+			s.sendBatch(t, c...)
+			s.waitStored(t)
+		}
+	}
+	return s
 }
