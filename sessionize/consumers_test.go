@@ -64,7 +64,7 @@ func (s *sharedStore) IdentityLinks(context.Context) ([][2]string, error) {
 	return slices.Clone(s.links), nil
 }
 
-func (s *sharedStore) IdentityLinksOf(_ context.Context, ids []string) ([][2]string, error) {
+func (s *sharedStore) IdentityLinksOf(_ context.Context, ids []string, _ uint64) ([][2]string, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	var out [][2]string

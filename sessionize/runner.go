@@ -37,11 +37,12 @@ type Sink interface {
 }
 
 // History loads what the store holds: customers' events and live sessions, and identity links:
-// all of them (IdentityLinks), or those with an end among ids (IdentityLinksOf).
+// all of them (IdentityLinks), or those stored at a version of since or later with an end among
+// ids (IdentityLinksOf).
 type History interface {
 	History(ctx context.Context, keys []string) ([]ingest.Event, []Session, error)
 	IdentityLinks(ctx context.Context) ([][2]string, error)
-	IdentityLinksOf(ctx context.Context, ids []string) ([][2]string, error)
+	IdentityLinksOf(ctx context.Context, ids []string, since uint64) ([][2]string, error)
 }
 
 // Runner puts a Sessionizer between the Kafka consumer (it is an ingest.Sink) and a store.
@@ -70,6 +71,10 @@ type Runner struct {
 	now           func() time.Time
 	pending       Batch // what failed to be written, written with the next batch
 	linksRestored bool
+	// linksSince is the version (unix ns) from which stored links may be unknown to the
+	// sessionizer: those stored before were all read when it restored them (see restore), less
+	// LinkClockSkew; learn reads only those stored since.
+	linksSince uint64
 	// unlearned are ids ("u:"/"a:") of links stored whose persons' other stored links were not
 	// read yet (see learn): the read failed, and is done again with the next batch.
 	unlearned []string
@@ -232,6 +237,12 @@ func (r *Runner) store(ctx context.Context, b Batch, changed []Session, gen uint
 	return nil
 }
 
+// LinkClockSkew is how far behind this consumer's clock another's may be for its links to be
+// learned live (Runner.learn): links are versioned by their writer's clock, and learn reads
+// those stored since a little before this consumer read them all. A consumer further behind has
+// its links learned by the others at their next restart (or `waymark resessionize`).
+const LinkClockSkew = 10 * time.Minute
+
 // learn reads the stored identity links of the persons of ids (those of a batch's links, just
 // stored) to their closure: links other consumers stored, of partitions this one does not read,
 // join the graph, and the persons they merged or renamed are written again (see
@@ -245,7 +256,7 @@ func (r *Runner) learn(ctx context.Context, ids []string) error {
 	}
 	r.mu.Lock()
 	ids = r.core.personIDs(ids)
-	limit := r.core.cfg.MaxIDsPerPerson
+	limit, since := r.core.cfg.MaxIDsPerPerson, r.linksSince
 	r.mu.Unlock()
 	seen := map[string]bool{}
 	for _, id := range ids {
@@ -258,7 +269,7 @@ func (r *Runner) learn(ctx context.Context, ids []string) error {
 	// only be refused (linkRefused).
 	most := len(ids) * (limit + 1)
 	for round, next := 0, ids; len(next) > 0 && round < limit && len(seen) <= most; round++ {
-		found, err := r.history.IdentityLinksOf(ctx, next)
+		found, err := r.history.IdentityLinksOf(ctx, next, since)
 		if err != nil {
 			return fmt.Errorf("read the stored links of %d ids: %w", len(next), err)
 		}
@@ -360,12 +371,13 @@ func (r *Runner) restore(ctx context.Context, events []ingest.Event) error {
 		return nil
 	}
 	if !r.linksRestored {
+		since := uint64(max(r.now().Add(-LinkClockSkew).UnixNano(), 0))
 		links, err := r.history.IdentityLinks(ctx)
 		if err != nil {
 			return fmt.Errorf("restore identity links: %w", err)
 		}
 		r.core.RestoreLinks(links)
-		r.linksRestored = true
+		r.linksRestored, r.linksSince = true, since
 		// Written with this batch: every person as the stored links name it, over any override a
 		// consumer wrote knowing only some of them (see learn), or an older build left.
 		r.pending.Persons = append(r.core.Persons(), r.pending.Persons...)

@@ -178,11 +178,14 @@ func (s *Store) IdentityLinks(ctx context.Context) ([][2]string, error) {
 	return s.identityLinks(ctx, "SELECT a, b FROM "+s.table("identity_links")+" GROUP BY a, b ORDER BY min(version), a, b")
 }
 
-// IdentityLinksOf returns the stored identity links with an end among ids ("u:"/"a:" prefixed),
-// each once, in IdentityLinks' order: a consumer reads them for the persons whose links it
-// stored, to learn those other consumers stored (see sessionize.Runner). The ids go as an
-// external table, as History's keys do.
-func (s *Store) IdentityLinksOf(ctx context.Context, ids []string) ([][2]string, error) {
+// IdentityLinksOf returns the identity links stored at a version of since or later (a batch's,
+// unix ns) with an end among ids ("u:"/"a:" prefixed), each once, in IdentityLinks' order: a
+// consumer reads them for the persons whose links it stored, to learn those other consumers
+// stored since it read them all (see sessionize.Runner). The version is read first (PREWHERE):
+// the table is ordered by its first id, so finding the second reads the table whole, and the
+// ids of the links stored since then only. The ids go as an external table, as History's keys
+// do.
+func (s *Store) IdentityLinksOf(ctx context.Context, ids []string, since uint64) ([][2]string, error) {
 	if len(ids) == 0 {
 		return nil, nil
 	}
@@ -190,7 +193,7 @@ func (s *Store) IdentityLinksOf(ctx context.Context, ids []string) ([][2]string,
 	if err != nil {
 		return nil, fmt.Errorf("load identity links of %d ids: %w", len(ids), err)
 	}
-	return s.identityLinks(kctx, "SELECT a, b FROM "+s.table("identity_links")+
+	return s.identityLinks(kctx, "SELECT a, b FROM "+s.table("identity_links")+fmt.Sprintf(" PREWHERE version >= %d", since)+
 		" WHERE a IN restore_keys OR b IN restore_keys GROUP BY a, b ORDER BY min(version), a, b")
 }
 

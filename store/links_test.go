@@ -8,7 +8,7 @@ import (
 	"github.com/waymark-dev/waymark/sessionize"
 )
 
-// TestIdentityLinksOfReadsThePersonsLinks: IdentityLinksOf returns the stored links with either
+// TestIdentityLinksOfReadsThePersonsLinks: IdentityLinksOf returns the links stored since a version with either
 // end among the ids, each once (a link stored by two batches too), in IdentityLinks' order (by
 // the version that first stored it, then by ids), and nothing of other persons: a consumer reads them for the
 // persons whose links it stored, to learn those another consumer stored (sessionize.Runner).
@@ -27,21 +27,26 @@ func TestIdentityLinksOfReadsThePersonsLinks(t *testing.T) {
 		}
 	}
 	for _, tt := range []struct {
-		ids  []string
-		want string
+		ids   []string
+		since uint64
+		want  string
 	}{
-		{[]string{"u:b"}, "[[u:c u:b] [u:b a:a] [u:b u:a]]"},
-		{[]string{"u:a", "a:dev"}, "[[u:a a:dev] [u:b u:a]]"},
-		{[]string{"a:y"}, "[[u:x a:y]]"},
-		{[]string{"u:nobody"}, "[]"},
-		{nil, "[]"},
+		{[]string{"u:b"}, 0, "[[u:c u:b] [u:b a:a] [u:b u:a]]"},
+		{[]string{"u:a", "a:dev"}, 0, "[[u:a a:dev] [u:b u:a]]"},
+		{[]string{"a:y"}, 0, "[[u:x a:y]]"},
+		{[]string{"u:nobody"}, 0, "[]"},
+		{nil, 0, "[]"},
+		// Stored since version 3 (u:c u:b again at 4, ordered by its first storing since).
+		{[]string{"u:b"}, 3, "[[u:b a:a] [u:b u:a] [u:c u:b]]"},
+		{[]string{"u:a", "a:dev"}, 2, "[[u:b u:a]]"},
+		{[]string{"u:b"}, 5, "[]"},
 	} {
-		got, err := st.IdentityLinksOf(ctx, tt.ids)
+		got, err := st.IdentityLinksOf(ctx, tt.ids, tt.since)
 		if err != nil {
 			t.Fatal(err)
 		}
 		if fmt.Sprint(got) != tt.want && !(len(got) == 0 && tt.want == "[]") {
-			t.Errorf("IdentityLinksOf(%q) = %v, want %s", tt.ids, got, tt.want)
+			t.Errorf("IdentityLinksOf(%q, %d) = %v, want %s", tt.ids, tt.since, got, tt.want)
 		}
 	}
 }
