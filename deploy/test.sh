@@ -72,9 +72,9 @@ echo "== fuzz (bounded)" >&2
 # "context deadline exceeded" when a -fuzztime duration runs out (golang/go#75804).
 # WAYMARK_FUZZ_EXECS scales every budget (e.g. WAYMARK_FUZZ_EXECS=10 for a ten times longer run).
 scale=${WAYMARK_FUZZ_EXECS:-1}
-go test -run '^$' -timeout 10m -fuzz '^FuzzDecode$' -fuzztime "$((80000 * scale))x" ./ingest
-go test -run '^$' -timeout 10m -fuzz '^FuzzCanonicalNumber$' -fuzztime "$((50000 * scale))x" ./ingest
-go test -run '^$' -timeout 10m -fuzz '^FuzzParseMap$' -fuzztime "$((100000 * scale))x" ./sessionize
-go test -run '^$' -timeout 10m -fuzz '^FuzzRunnerMetrics$' -fuzztime "$((50000 * scale))x" ./sessionize
-go test -run '^$' -timeout 10m -fuzz '^FuzzColdCustomer$' -fuzztime "$((100000 * scale))x" ./sessionize
-go test -run '^$' -timeout 10m -fuzz '^FuzzParseFunnelQuery$' -fuzztime "$((80000 * scale))x" ./store
+go test -run '^$' -timeout 10m -fuzz '^FuzzDecode$' -fuzztime "$((55000 * scale))x" ./ingest
+go test -run '^$' -timeout 10m -fuzz '^FuzzCanonicalNumber$' -fuzztime "$((35000 * scale))x" ./ingest
+go test -run '^$' -timeout 10m -fuzz '^FuzzParseMap$' -fuzztime "$((65000 * scale))x" ./sessionize
+go test -run '^$' -timeout 10m -fuzz '^FuzzRunnerMetrics$' -fuzztime "$((35000 * scale))x" ./sessionize
+go test -run '^$' -timeout 10m -fuzz '^FuzzColdCustomer$' -fuzztime "$((65000 * scale))x" ./sessionize
+go test -run '^$' -timeout 10m -fuzz '^FuzzParseFunnelQuery$' -fuzztime "$((55000 * scale))x" ./store
