@@ -171,7 +171,7 @@ func readText(t *testing.T, format, text string) replayed {
 }
 
 // TestDatasetRowsOutOfTimeRangeAreSkipped: a row whose time Waymark does not accept (before
-// 2000, from 2100) is skipped with the reason, naming the dataset's column, where it was sent and
+// 2000, from 2100, or an export's receipt after the replay) is skipped with the reason, naming the dataset's column, where it was sent and
 // reported sent, then dead-lettered by the consumer (tester 18's F4); the rows around it are sent.
 func TestDatasetRowsOutOfTimeRangeAreSkipped(t *testing.T) {
 	tests := []struct {
@@ -188,6 +188,11 @@ func TestDatasetRowsOutOfTimeRangeAreSkipped(t *testing.T) {
 		{"otto", `{"session":881,"events":[{"aid":1,"ts":1659304800025,"type":"clicks"},{"aid":2,"ts":5000,"type":"clicks"},{"aid":3,"ts":4102444800000,"type":"orders"}]}` + "\n" +
 			`{"session":882,"events":[{"aid":1,"ts":1659304800025,"type":"clicks"}]}` + "\n",
 			2, []int{1, 1}, "invalid_timestamp (field events[1].ts): 1970-01-01T00:00:05Z is outside"},
+		// An export's receipt after the replay (tester 18's F7): no receipt, so a line with no
+		// other time has none; one with a timestamp is sent.
+		{"segment", `{"type":"track","userId":"u","event":"V","receivedAt":"2099-12-31T23:59:59Z","messageId":"m1"}` + "\n" +
+			`{"type":"track","userId":"u","event":"V","timestamp":"2026-04-30T08:00:00Z","receivedAt":"2099-12-31T23:59:59Z","messageId":"m2"}` + "\n",
+			1, []int{1}, "invalid_timestamp (field receivedAt): 2099-12-31T23:59:59Z is more than 23h0m0s after the message reached Waymark"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.format, func(t *testing.T) {

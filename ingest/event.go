@@ -259,7 +259,10 @@ func CallTypes() []string { return []string{"track", "page", "screen", "identify
 // A stamped message's timestamp is its event time, already corrected for the client's clock
 // (Segment's spec: the timestamp "used for historical replays"); only a message with no timestamp
 // gets one from its originalTimestamp, corrected by the skew between its sentAt and receivedAt
-// (SkewCorrected), else its receivedAt. A message without messageId, or with a placeholder one
+// (SkewCorrected), else its receivedAt. A receivedAt more than MaxFutureTimestamp after the
+// receivedAt given is no receipt (a server's clock that was wrong): the message is read as
+// received at the time given, the member listed in Event.Ignored, and refused
+// (ReasonInvalidTimestamp naming receivedAt) when it states no other time. A message without messageId, or with a placeholder one
 // (Placeholder: "undefined", "null", 0, …), gets one derived from its bytes (DerivedMessageID),
 // so the same message sent twice is one event and two different ones are two.
 func Decode(raw []byte, source string, receivedAt time.Time) (Event, error) {
@@ -762,6 +765,19 @@ func (e *Event) setTimes(w *wire, receivedAt time.Time, from origin) error {
 		return err
 	}
 	if !hasReceived {
+		received = receivedAt.UTC()
+	} else if from == asStamped && InTimeRange(receivedAt) && received.Sub(receivedAt) > MaxFutureTimestamp {
+		// A receipt more than MaxFutureTimestamp after the message reached this receiver (a
+		// replayed export's line stamped by a server whose clock was wrong) is no receipt: the
+		// message is read as received now, as the collector reads a client's, its receivedAt
+		// reported (Event.Ignored); a message with no other time has none and is refused.
+		late := &InvalidError{Reason: ReasonInvalidTimestamp, Field: "receivedAt",
+			Err: fmt.Errorf("%s is more than %s after the message reached Waymark (%s)",
+				received.Format(time.RFC3339Nano), MaxFutureTimestamp, receivedAt.UTC().Format(time.RFC3339Nano))}
+		if !hasTS && !hasOrig {
+			return late
+		}
+		w.Ignored = append(w.Ignored, late)
 		received = receivedAt.UTC()
 	}
 	e.OriginalTimestamp, e.SentAt, e.ReceivedAt = orig, sent, received

@@ -225,6 +225,11 @@ func TestEventTimeRange(t *testing.T) {
 		{"originalTimestamp in 2100", `"originalTimestamp":"2100-01-01T00:00:00Z"`, "originalTimestamp"},
 		{"originalTimestamp in 1999", `"originalTimestamp":"1999-12-31T23:59:59Z"`, "originalTimestamp"},
 		{"receivedAt in 2100", `"receivedAt":"2100-06-01T00:00:00Z"`, "receivedAt"},
+		// A receipt after the message reached Waymark is none (tester's F7): the time it gave stands.
+		{"receivedAt after it arrived", `"timestamp":"2026-04-30T08:00:00Z","receivedAt":"2099-12-31T23:59:59Z"`, "2026-04-30T08:00:00Z"},
+		{"receivedAt after it arrived, its time with it", `"timestamp":"2099-12-31T23:59:59Z","receivedAt":"2099-12-31T23:59:59Z"`, "2026-05-01T12:00:00Z"},
+		{"receivedAt after it arrived, no other time", `"receivedAt":"2099-12-31T23:59:59Z"`, "receivedAt"},
+		{"receivedAt 23 hours after it arrived", `"receivedAt":"2026-05-02T11:00:00Z"`, "2026-05-02T11:00:00Z"},
 		// Disagreements, as the tester sent them: the client's own time, both ways.
 		{"sentAt decades ahead", `"originalTimestamp":"2000-01-01T00:00:05Z","sentAt":"2099-12-31T00:00:00Z"`, "2000-01-01T00:00:05Z"},
 		{"sentAt decades behind", `"originalTimestamp":"2099-12-31T00:00:00Z","sentAt":"2000-01-01T00:00:05Z"`, "2026-05-01T12:00:00Z"}, // and in the future
@@ -237,7 +242,11 @@ func TestEventTimeRange(t *testing.T) {
 	}
 	for _, tt := range tests {
 		raw := `{"type":"track","userId":"u","event":"V",` + tt.times + `}`
-		e, err := Decode([]byte(raw), "s", received)
+		at := received
+		if tt.name == "the last millisecond" { // received then
+			at = time.Date(2099, 12, 31, 23, 59, 59, 999e6, time.UTC)
+		}
+		e, err := Decode([]byte(raw), "s", at)
 		var inv *InvalidError
 		switch {
 		case strings.Contains(tt.want, ":"):
@@ -266,7 +275,8 @@ func TestFutureTimestampIsTheReceiveTime(t *testing.T) {
 		{"client, originalTimestamp in 2099", `"originalTimestamp":"2099-12-31T23:59:59Z"`, DecodeClient, true},
 		{"client, 22 hours ahead", `"timestamp":"2026-05-02T10:00:00Z"`, DecodeClient, false},
 		{"stamped, 2099", `"timestamp":"2099-12-31T23:59:59Z","receivedAt":"2026-05-01T12:00:00Z"`, Decode, true},
-		{"stamped, received then", `"timestamp":"2099-12-31T23:59:59Z","receivedAt":"2099-12-31T23:59:59Z"`, Decode, false},
+		{"stamped, received then", `"timestamp":"2099-12-31T23:59:59Z","receivedAt":"2099-12-31T23:59:59Z"`, Decode, true}, // no receipt: after it arrived
+		{"stamped, 22 hours ahead of its receipt", `"timestamp":"2026-05-01T10:00:00Z","receivedAt":"2026-04-30T12:00:00Z"`, Decode, false},
 	}
 	for _, tt := range tests {
 		raw := `{"type":"track","userId":"u","event":"V",` + tt.times + `}`

@@ -1650,23 +1650,24 @@ func (s *server) checkTies(t *testing.T, what string, users []string) {
 
 // TestEveryAcceptedTimeCanBeQueried: the event times ingest accepts end where the times a query
 // can name do (2100-01-01, one constant): an event in the last second accepted, received then (a
-// live event's time is at most 23 hours after its receive time: TestFutureTimestamps), as a
-// replayed export with that receivedAt and as a receiver's message straight through Kafka, is
-// counted by a funnel whose to is that end; one a second later is refused
-// (TestInvalidTimestampsAreRefusedLoudly).
+// live event's time is at most 23 hours after its receive time: TestFutureTimestamps, and a
+// receipt after the message reached Waymark is none: TestReplayedReceiptAfterTheReplayIsNone), as
+// a receiver's message straight through Kafka, produced then (its CreateTime), is counted by a
+// funnel whose to is that end; one a second later is refused (TestInvalidTimestampsAreRefusedLoudly).
 func TestEveryAcceptedTimeCanBeQueried(t *testing.T) {
 	t.Parallel()
 	s := startServe(t)
-	last := func(id, anon, timestamp string) string {
-		return `{"type":"track","anonymousId":"` + anon + `","event":"Last View","messageId":"` + id + `","timestamp":"` + timestamp + `","receivedAt":"2099-12-31T23:59:59.999Z"}`
+	lastMs := time.Date(2099, 12, 31, 23, 59, 59, 999e6, time.UTC)
+	// Keyed as the collector keys (Murmur2Balancer): a copy forwarded to another partition is
+	// produced now, and a receipt after it cannot be the original's.
+	last := func(id, anon, timestamp string) kafka.Message {
+		return kafka.Message{Key: []byte(anon), Time: lastMs, Headers: []kafka.Header{{Key: ingest.HeaderSource, Value: []byte("a-receiver")}},
+			Value: []byte(`{"type":"track","anonymousId":"` + anon + `","event":"Last View","messageId":"` + id + `","timestamp":"` + timestamp + `","receivedAt":"2099-12-31T23:59:59.999Z"}`)}
 	}
-	if out := s.replayLines(t, []string{last("l1", "dev-replay", "2099-12-31T23:59:59.999Z"), last("l2", "dev-offset", "2099-12-31T22:59:59-01:00")}); !strings.Contains(out, "skipped 0 lines") {
-		t.Fatalf("replay: %s", out)
-	}
-	w := &kafka.Writer{Addr: kafka.TCP(s.broker), Topic: "waymark.events", RequiredAcks: kafka.RequireAll}
+	w := &kafka.Writer{Addr: kafka.TCP(s.broker), Topic: "waymark.events", RequiredAcks: kafka.RequireAll, Balancer: &kafka.Murmur2Balancer{}}
 	defer w.Close()
-	if err := w.WriteMessages(t.Context(), kafka.Message{Key: []byte("dev-kafka"), Value: []byte(last("l3", "dev-kafka", "2099-12-31T23:59:59.999Z")),
-		Headers: []kafka.Header{{Key: ingest.HeaderSource, Value: []byte("a-receiver")}}}); err != nil {
+	if err := w.WriteMessages(t.Context(), last("l1", "dev-one", "2099-12-31T23:59:59.999Z"),
+		last("l2", "dev-offset", "2099-12-31T22:59:59-01:00"), last("l3", "dev-kafka", "2099-12-31T23:59:59.999Z")); err != nil {
 		t.Fatal(err)
 	}
 	s.waitStored(t)
@@ -1674,6 +1675,50 @@ func TestEveryAcceptedTimeCanBeQueried(t *testing.T) {
 	var f funnelJSON
 	if err := json.Unmarshal([]byte(body), &f); code != 200 || err != nil || len(f.Steps) != 1 || f.Steps[0].Customers != 3 {
 		t.Errorf("funnel to 2100-01-01: %d %s, want the 3 events of the last second counted", code, body)
+	}
+}
+
+// TestReplayedReceiptAfterTheReplayIsNone: an export's line whose receivedAt is after the replay
+// (a server's clock that was wrong, tester 18's F7) is read as received when replayed, through
+// `waymark replay` straight to Kafka and as a receiver's message produced now: its timestamp
+// stands (and one in 2099 is moved to the receive time, the 23-hour rule), and a line with no
+// other time is skipped naming receivedAt, where each was stored at the impossible receipt.
+func TestReplayedReceiptAfterTheReplayIsNone(t *testing.T) {
+	t.Parallel()
+	s := startServe(t)
+	line := func(id, times string) string {
+		return `{"type":"track","userId":"f7-` + id + `","event":"F7 View","messageId":"` + id + `",` + times + `,"receivedAt":"2099-12-31T23:59:59Z"}`
+	}
+	start := time.Now()
+	out := s.replayLines(t, []string{line("r1", `"timestamp":"2026-01-02T03:04:05Z"`), line("r2", `"timestamp":"2099-12-31T23:59:00Z"`), line("r3", `"context":{}`)})
+	if !strings.Contains(out, "skipped 1 lines") || !strings.Contains(out, "receivedAt") {
+		t.Errorf("replay: %s; want line 3 skipped naming receivedAt", out)
+	}
+	w := &kafka.Writer{Addr: kafka.TCP(s.broker), Topic: "waymark.events", RequiredAcks: kafka.RequireAll, Balancer: &kafka.Murmur2Balancer{}}
+	defer w.Close()
+	if err := w.WriteMessages(t.Context(), kafka.Message{Key: []byte("k1"), Value: []byte(line("k1", `"timestamp":"2026-01-02T03:04:05Z"`)),
+		Headers: []kafka.Header{{Key: ingest.HeaderSource, Value: []byte("a-receiver")}}}); err != nil {
+		t.Fatal(err)
+	}
+	s.waitStored(t)
+	rows := queryStrings(t, "SELECT concat(message_id, ' ', toString(ts_ms), ' ', toString(received_at_ms)) FROM "+s.database+".events WHERE event = 'F7 View' ORDER BY message_id")
+	if len(rows) != 3 {
+		t.Fatalf("stored %v, want r1, r2 and k1", rows)
+	}
+	for _, r := range rows {
+		f := strings.Fields(r)
+		ts, _ := strconv.ParseInt(f[1], 10, 64)
+		received, _ := strconv.ParseInt(f[2], 10, 64)
+		if at := time.UnixMilli(received); at.Before(start.Add(-time.Minute)) || at.After(time.Now().Add(time.Minute)) {
+			t.Errorf("%s: receivedAt %s, want the replay's (%s)", f[0], at.UTC(), start.UTC())
+		}
+		want := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+		if f[0] == "r2" {
+			want = time.UnixMilli(received) // moved to its receipt
+		}
+		if at := time.UnixMilli(ts); !at.Equal(want) {
+			t.Errorf("%s stored at %s, want %s", f[0], at.UTC(), want.UTC())
+		}
 	}
 }
 
