@@ -136,6 +136,7 @@ func (p *params) finish() error {
 	}
 	slices.Sort(takes)
 	names := slices.Sorted(maps.Keys(p.v))
+	names = slices.DeleteFunc(names, func(n string) bool { return n == CacheBuster })
 	for _, name := range names {
 		if slices.Contains(takes, name) {
 			continue
@@ -163,6 +164,12 @@ func (p *params) finish() error {
 	}
 	return p.err
 }
+
+// CacheBuster is the query parameter a client adds to make each URL new, so that no cache
+// between it and Waymark answers a query from an earlier answer: jQuery's ajax with cache:
+// false adds _=<milliseconds> (its documentation's "cache" setting), as do other HTTP clients
+// after it. Every query takes it, with any value, any number of times, and ignores it.
+const CacheBuster = "_"
 
 func (p *params) fail(name, format string, args ...any) {
 	if p.err == nil {

@@ -101,6 +101,16 @@ func TestUnknownAndRepeatedParametersAre400(t *testing.T) {
 		!strings.HasPrefix(fmt.Sprint(body["error"]), "a parameter has no name") {
 		t.Errorf("?=1: %d %v, want 400 saying a parameter has no name", code, body)
 	}
+	// jQuery's cache-buster (_=<ms>) is no parameter of a query: ignored, on every query.
+	for _, path := range []string{"/api/v1/funnel", "/api/v1/stages"} {
+		v := url.Values{"_": {"1764849600000"}}
+		if path == "/api/v1/funnel" {
+			v.Set("steps", "V,W")
+		}
+		if code, body := getJSON(t, srv, path, v); code != 200 {
+			t.Errorf("%s?%s: %d %v, want the cache-buster ignored", path, v.Encode(), code, body)
+		}
+	}
 	// What each query does take still works.
 	if code, body := getJSON(t, srv, "/api/v1/dropoff", url.Values{"steps": {"V,W"}, "window": {"1h"}, "ids_limit": {"5"}, "limit": {"3"}, "mode": {"strict"}}); code != 200 {
 		t.Errorf("dropoff with its own parameters: %d %v", code, body)
