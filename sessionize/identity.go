@@ -36,6 +36,10 @@ type identities struct {
 	// them in on it (see aliasedFrom): those sign-ins are events under the users' keys, which a
 	// Runner restores with the device's (see Sessionizer.toRestore), linked or not.
 	aliasers map[string][]string
+	// listed holds the (device, user) pairs of aliasers and the (user, device) pairs of
+	// sharedDevices, so that each list is grown in constant time per id: searching the list made
+	// a kiosk aliased from by n users cost n² (32,000 aliases from one anonymousId took 5 s).
+	listed map[[2]string]bool
 	// reached is, per person of linked ids (by root), the journey stages whose live entries
 	// counted it (see Stats.StageEntries); a person that is one customer key, never linked,
 	// keeps them on its customer until it is (see Sessionizer.linkIDs). A merge joins them.
@@ -98,7 +102,7 @@ func lostUser(device string) string { return "a:" + ingest.Internal + device[2:]
 func newIdentities(maxIDs int) *identities {
 	return &identities{parent: map[string]string{}, members: map[string][]string{}, name: map[string]string{},
 		aliasTo: map[string][]string{}, aliasFrom: map[string][]string{},
-		users: map[string][]signIn{}, sharedDevices: map[string][]string{}, aliasers: map[string][]string{}, reached: map[string]uint64{}, maxIDs: maxIDs}
+		users: map[string][]signIn{}, sharedDevices: map[string][]string{}, aliasers: map[string][]string{}, listed: map[[2]string]bool{}, reached: map[string]uint64{}, maxIDs: maxIDs}
 }
 
 // PersonLink says which person a customer key (a userId or anonymousId) belongs to: stored as an
@@ -269,15 +273,29 @@ func (g *identities) signedOut(device string, out signIn) (changed, unshared boo
 
 // shareDevice lists device among the shared devices of user, a "u:" id (not lostUser).
 func (g *identities) shareDevice(user, device string) {
-	if strings.HasPrefix(user, "u:") && !slices.Contains(g.sharedDevices[user], device) {
-		g.sharedDevices[user] = append(g.sharedDevices[user], device)
+	if strings.HasPrefix(user, "u:") {
+		g.addOnce(g.sharedDevices, user, device)
 	}
+}
+
+// addOnce appends id to lists[of] unless it is listed there (see listed), and reports whether
+// it did.
+func (g *identities) addOnce(lists map[string][]string, of, id string) bool {
+	if g.listed[[2]string{of, id}] {
+		return false
+	}
+	g.listed[[2]string{of, id}] = true
+	lists[of] = append(lists[of], id)
+	return true
 }
 
 // thin returns the sign-ins without those inside a run of one user, neither its first nor its
 // last, marking the kept sign-in after each dropped one thinned. The runs stay as they were.
 func thin(list []signIn) []signIn {
-	out := make([]signIn, 0, len(list))
+	// In place: the sign-ins read at j (j-1, j, j+1) are not yet overwritten, as out is never
+	// longer than j. A device past MaxDeviceSignIns thins at each sign-in, which made a copy of
+	// its 4,096 sign-ins (192 KiB) per event.
+	out := list[:0]
 	for j, s := range list {
 		if j > 0 && j < len(list)-1 && list[j-1].user == s.user && s.user == list[j+1].user {
 			list[j+1].thinned = true
@@ -530,11 +548,7 @@ func (g *identities) linksOf(userID, anonymousID, previousID, typ string) []idLi
 // aliasedOn records that user ("u:" id) aliased from device ("a:" id), and reports whether that
 // is new (see aliasers).
 func (g *identities) aliasedOn(device, user string) bool {
-	if slices.Contains(g.aliasers[device], user) {
-		return false
-	}
-	g.aliasers[device] = append(g.aliasers[device], user)
-	return true
+	return g.addOnce(g.aliasers, device, user)
 }
 
 // aliasedFrom returns the device ("a:" id) an alias's previousId names read as an anonymousId,

@@ -1503,9 +1503,14 @@ func (s *Sessionizer) storedLink(l [2]string) linkResult {
 // RestoreKeys, so a device's sign-ins are whole whichever part holds the alias.
 func (s *Sessionizer) RestoreKeys(keys []string) []string {
 	out := slices.Clone(keys)
+	seen := make(map[string]bool, len(keys))
+	for _, k := range keys {
+		seen[k] = true
+	}
 	for _, k := range keys {
 		for _, u := range s.ids.aliasers["a:"+k] {
-			if !slices.Contains(out, u[2:]) {
+			if !seen[u[2:]] {
+				seen[u[2:]] = true
 				out = append(out, u[2:])
 			}
 		}
