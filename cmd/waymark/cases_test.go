@@ -379,24 +379,43 @@ func TestKafkaProducerCannotMoveAnEventInTime(t *testing.T) {
 		t.Fatalf("kcat: %v\n%s", err, out)
 	}
 	s.waitStored(t)
-	rows := queryStrings(t, "SELECT concat(message_id, ' ', toString(ts_ms), ' ', toString(received_at_ms)) FROM "+s.database+".events ORDER BY message_id")
+	rows := s.receivedSince(t, start, "1")
 	if len(rows) != 2 {
 		t.Fatalf("stored %v, want both messages", rows)
 	}
 	for _, r := range rows {
+		if r.id == "claims-2001" && r.at.Year() == 2001 {
+			t.Errorf("%s stored at the receivedAt it claims, %s", r.id, r.at)
+		}
+		if r.id == "skews-by-a-year" && r.at.Year() == 2027 {
+			t.Errorf("%s moved by the skew between its sentAt and the receivedAt it claims, to %s", r.id, r.at)
+		}
+	}
+}
+
+// storedTime is an event's id, time and receive time as stored.
+type storedTime struct {
+	id           string
+	at, received time.Time
+}
+
+// receivedSince returns the stored events matching where (SQL), by message id, failing the test
+// for each whose receive time is not from start (less a minute) to now (plus one): received when
+// this test sent it, whatever receivedAt it claimed.
+func (s *server) receivedSince(t *testing.T, start time.Time, where string) []storedTime {
+	t.Helper()
+	var out []storedTime
+	for _, r := range queryStrings(t, "SELECT concat(message_id, ' ', toString(ts_ms), ' ', toString(received_at_ms)) FROM "+s.database+".events WHERE "+where+" ORDER BY message_id") {
 		f := strings.Fields(r)
 		ts, _ := strconv.ParseInt(f[1], 10, 64)
 		received, _ := strconv.ParseInt(f[2], 10, 64)
-		if at := time.UnixMilli(received); at.Before(start.Add(-time.Minute)) || at.After(time.Now().Add(time.Minute)) {
-			t.Errorf("%s: receivedAt %s, want when Kafka got it (%s)", f[0], at.UTC(), start.UTC())
+		st := storedTime{f[0], time.UnixMilli(ts).UTC(), time.UnixMilli(received).UTC()}
+		if st.received.Before(start.Add(-time.Minute)) || st.received.After(time.Now().Add(time.Minute)) {
+			t.Errorf("%s: receivedAt %s, want when it was sent (%s)", st.id, st.received, start.UTC())
 		}
-		if at := time.UnixMilli(ts); f[0] == "claims-2001" && at.Year() == 2001 {
-			t.Errorf("%s stored at the receivedAt it claims, %s", f[0], at.UTC())
-		}
-		if at := time.UnixMilli(ts); f[0] == "skews-by-a-year" && at.Year() == 2027 {
-			t.Errorf("%s moved by the skew between its sentAt and the receivedAt it claims, to %s", f[0], at.UTC())
-		}
+		out = append(out, st)
 	}
+	return out
 }
 
 // TestCaseRetriedEventCountsOnce runs field case identity/01 (each of two orders has a retried
@@ -1701,23 +1720,17 @@ func TestReplayedReceiptAfterTheReplayIsNone(t *testing.T) {
 		t.Fatal(err)
 	}
 	s.waitStored(t)
-	rows := queryStrings(t, "SELECT concat(message_id, ' ', toString(ts_ms), ' ', toString(received_at_ms)) FROM "+s.database+".events WHERE event = 'F7 View' ORDER BY message_id")
+	rows := s.receivedSince(t, start, "event = 'F7 View'")
 	if len(rows) != 3 {
 		t.Fatalf("stored %v, want r1, r2 and k1", rows)
 	}
 	for _, r := range rows {
-		f := strings.Fields(r)
-		ts, _ := strconv.ParseInt(f[1], 10, 64)
-		received, _ := strconv.ParseInt(f[2], 10, 64)
-		if at := time.UnixMilli(received); at.Before(start.Add(-time.Minute)) || at.After(time.Now().Add(time.Minute)) {
-			t.Errorf("%s: receivedAt %s, want the replay's (%s)", f[0], at.UTC(), start.UTC())
-		}
 		want := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
-		if f[0] == "r2" {
-			want = time.UnixMilli(received) // moved to its receipt
+		if r.id == "r2" {
+			want = r.received // moved to its receipt
 		}
-		if at := time.UnixMilli(ts); !at.Equal(want) {
-			t.Errorf("%s stored at %s, want %s", f[0], at.UTC(), want.UTC())
+		if !r.at.Equal(want) {
+			t.Errorf("%s stored at %s, want %s", r.id, r.at, want)
 		}
 	}
 }
