@@ -359,7 +359,7 @@ func (s *Store) retentionQuery(ctx context.Context, jm *sessionize.Map, q Retent
 	now := periodStart(q.Period, time.Now().UnixMicro())
 	for start, c := range cohorts {
 		begun := max(min(q.Periods, periodsBetween(q.Period, start, now)), 0)
-		co := Cohort{Start: start, Persons: c.persons, Returned: c.returned[:begun]}
+		co := Cohort{Start: start, Persons: c.persons, Returned: c.returned[:begun], Rates: make([]float64, 0, begun)} // [] when none has begun, as returned
 		for _, n := range co.Returned {
 			co.Rates = append(co.Rates, ratio(n, c.persons))
 		}

@@ -3,6 +3,7 @@ package store_test
 import (
 	"cmp"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"maps"
@@ -761,5 +762,10 @@ func TestRetentionLeavesOutPeriodsNotBegun(t *testing.T) {
 	}
 	if len(res.Cohorts[1].Returned) != 0 || returned != 1 {
 		t.Errorf("cohorts %+v: want this week's with no period, and a's return counted once", res.Cohorts)
+	}
+	// This week's cohort answers both lists empty, in JSON too (tester 19's T5: rates was null
+	// beside returned [], breaking a client that maps over it).
+	if b, err := json.Marshal(res.Cohorts[1]); err != nil || !strings.Contains(string(b), `"returned":[],"rates":[]`) {
+		t.Errorf("this week's cohort in JSON: %s, %v; want returned and rates both []", b, err)
 	}
 }

@@ -1,9 +1,11 @@
 package queryapi_test
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"net/url"
 	"slices"
@@ -228,5 +230,32 @@ func TestQueryStringPairsAreNeverDropped(t *testing.T) {
 	// Escaped, the same characters are values like any other.
 	if code, body := getJSON(t, srv, "/api/v1/funnel", url.Values{"steps": {"V;W"}}); code != 400 || body["param"] != "steps" || !strings.Contains(fmt.Sprint(body["error"]), "V;W") {
 		t.Errorf("steps=V%%3BW: %d %v, want the unknown step named", code, body)
+	}
+}
+
+// TestAnswersHoldNoNull: every query's answer holds lists as [] and objects as {} when empty,
+// never null, over a range with events and one without (tester 19's T5: retention's rates were
+// null for a cohort of the period under way, beside returned []), so a client may map over any
+// list it is given.
+func TestAnswersHoldNoNull(t *testing.T) {
+	t.Parallel()
+	srv := serve(t, nil, "V", "W", "Order Completed", "V")
+	required := map[string]url.Values{"funnel": {"steps": {"V,W"}}, "dropoff": {"steps": {"V,W"}}, "paths": {"anchor": {"V"}}, "next": {"anchor": {"V"}}}
+	for _, name := range store.QueryNames() {
+		for _, span := range [][2]string{{"2026-03-01", "2026-03-02"}, {"2025-01-01", "2025-01-02"}} {
+			v := url.Values{"from": {span[0]}, "to": {span[1]}}
+			for k, vs := range required[name] {
+				v[k] = vs
+			}
+			resp, err := http.Get(srv.URL + "/api/v1/" + name + "?" + v.Encode())
+			if err != nil {
+				t.Fatal(err)
+			}
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != 200 || bytes.Contains(body, []byte("null")) {
+				t.Errorf("%s?%s: %d %s; want 200 without null", name, v.Encode(), resp.StatusCode, body)
+			}
+		}
 	}
 }
