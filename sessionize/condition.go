@@ -70,6 +70,11 @@ func (c *Condition) check() error {
 		if err != nil {
 			return fmt.Errorf("regexp: %w", err)
 		}
+		if strings.IndexByte(*c.Regexp, 0) >= 0 {
+			// ClickHouse 18.16's match() reads a pattern up to its first NUL only, so it would
+			// test another expression than Go does (tester 19's T2).
+			return fmt.Errorf("regexp: %q holds a NUL byte, which ClickHouse's match() takes for the end of the expression", *c.Regexp)
+		}
 		if namedGroupWithoutP(*c.Regexp) {
 			return fmt.Errorf("regexp: %q names a group as (?<name>…), which Go reads but ClickHouse 18.16's re2 refuses: write (?P<name>…)", *c.Regexp)
 		}

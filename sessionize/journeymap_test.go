@@ -88,6 +88,7 @@ func TestParseMapErrorsNameLineAndField(t *testing.T) {
 		{"unknown operator", "version: v\nstages:\n  - name: a\n    rules:\n      - where:\n          - field: x\n            bigger: 1\n", []string{"line 7", "bigger"}},
 		{"unknown channel", "version: v\nstages:\n  - name: a\n    rules:\n      - channel: [carrier-pigeon]\n", []string{"line 5: channel", "carrier-pigeon"}},
 		{"channel rule without condition", "version: v\nchannels:\n  - channel: catchall\nstages:\n  - name: a\n    rules:\n      - channel: [catchall]\n", []string{"channels: rule 1 (catchall) has no condition"}},
+		{"regexp holding a NUL", "version: v\nstages:\n  - name: a\n    rules:\n      - where:\n          - field: plan\n            regexp: \"gold\\0\"\n", []string{"line 6: regexp", "NUL"}},
 		{"named group re2 refuses", "version: v\nstages:\n  - name: a\n    rules:\n      - where:\n          - field: plan\n            regexp: \"^(?<tier>gold|silver)$\"\n", []string{"line 6: regexp", "(?P<name>"}},
 		{"misspelt call type", "version: v\nstages:\n  - name: a\n    rules:\n      - type: [trakc]\n", []string{"line 5: type", `"trakc" is not a Segment call type`}},
 		{"blank event name", "version: v\nstages:\n  - name: a\n    rules:\n      - event: [\"Order Completed\", \" \"]\n", []string{"line 5: event", "blank event name"}},
