@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -155,6 +156,11 @@ type Consumer struct {
 
 	groupMu sync.Mutex
 	grp     *kafka.ConsumerGroup // this consumer's membership; replaced by rejoin
+
+	// stopBy is when the stop must be over (unix ns), set by Drain: the last batch written on
+	// stop gets what is left of Drain's StopTimeout, not a StopTimeout of its own (with
+	// ClickHouse down, serve took twice --stop-timeout to exit). 0: not set.
+	stopBy atomic.Int64
 }
 
 // NewConsumer checks cfg and builds a Consumer. Nothing connects until Run.
@@ -281,6 +287,7 @@ func (c *Consumer) Run(ctx context.Context) error {
 // broker, DevBroker): what the collector acknowledged and the consumer has not stored would be
 // lost. err is set when the lag could not be read at the end.
 func (c *Consumer) Drain(ctx context.Context) (left int64, err error) {
+	c.stopBy.Store(time.Now().Add(c.cfg.StopTimeout).UnixNano())
 	wctx, cancel := context.WithTimeout(ctx, c.cfg.StopTimeout)
 	defer cancel()
 	if WaitCaughtUp(wctx, c.cfg.Brokers, c.cfg.Group, c.cfg.Topic) == nil {
@@ -701,7 +708,8 @@ func (c *Consumer) loop(ctx context.Context, fetched <-chan fetchedMessage) erro
 	}
 }
 
-// drain writes and commits what was fetched before the stop, with its own deadline.
+// drain writes and commits what was fetched before the stop, within StopTimeout, or what is left
+// of the one Drain began (stopBy).
 func (c *Consumer) drain(batch []fetchedMessage, fetched <-chan fetchedMessage) error {
 	for more := true; more; {
 		select {
@@ -715,7 +723,11 @@ func (c *Consumer) drain(batch []fetchedMessage, fetched <-chan fetchedMessage) 
 		return nil
 	}
 	start := time.Now()
-	ctx, cancel := context.WithTimeout(context.Background(), c.cfg.StopTimeout)
+	deadline := start.Add(c.cfg.StopTimeout)
+	if by := c.stopBy.Load(); by != 0 && by < deadline.UnixNano() {
+		deadline = time.Unix(0, by)
+	}
+	ctx, cancel := context.WithDeadline(context.Background(), deadline)
 	defer cancel()
 	if err := c.process(ctx, batch, nil, nil); err != nil {
 		return fmt.Errorf("write last batch of %d messages on stop: %w", len(batch), err)

@@ -576,3 +576,48 @@ func TestConsumerSkipsAByteOrderMark(t *testing.T) {
 		}
 	}
 }
+
+// TestDrainBoundsTheLastBatch: when Drain's StopTimeout runs out (the sink keeps failing), the
+// batch Run writes on its stop gets what is left of that timeout, not a StopTimeout of its own:
+// serve, with ClickHouse down, took twice --stop-timeout to exit (tester 19's T3).
+func TestDrainBoundsTheLastBatch(t *testing.T) {
+	b := startBroker(t)
+	produce(t, b.Addr(), `{"type":"track","event":"E","userId":"u","messageId":"m"}`)
+	var mu sync.Mutex
+	var calls int
+	var latest time.Time // the latest deadline the sink was called with
+	sink := SinkFunc(func(ctx context.Context, events []Event) error {
+		mu.Lock()
+		defer mu.Unlock()
+		calls++
+		if d, ok := ctx.Deadline(); ok && d.After(latest) {
+			latest = d
+		}
+		return errors.New("store unavailable")
+	})
+	const stop = 2 * time.Second
+	c, err := NewConsumer(ConsumerConfig{
+		Brokers: []string{b.Addr()}, Topic: "events", DLQTopic: "dlq", Group: "g",
+		FlushInterval: 20 * time.Millisecond, RetryMax: 50 * time.Millisecond, StopTimeout: stop,
+	}, sink, slog.New(slog.DiscardHandler), prometheus.NewRegistry())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- c.Run(ctx) }()
+	waitFor(t, func() bool { mu.Lock(); defer mu.Unlock(); return calls > 0 })
+	if left, err := c.Drain(context.Background()); err != nil || left != 1 {
+		t.Fatalf("Drain = %d, %v; want 1 message left", left, err)
+	}
+	drained := time.Now() // after Drain's StopTimeout ran out
+	cancel()
+	if err := <-done; err == nil {
+		t.Error("Run returned nil; want the last batch's error")
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if latest.After(drained) {
+		t.Errorf("the last batch had until %s, after Drain's StopTimeout ran out (%s)", latest.Format(time.StampMilli), drained.Format(time.StampMilli))
+	}
+}

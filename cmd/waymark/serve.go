@@ -370,8 +370,12 @@ func runServe(ctx context.Context, args []string, log *slog.Logger) error {
 	if usesClickHouse {
 		clients = append(clients, "ClickHouse")
 	}
+	if err != nil { // what did not stop cleanly says so (returned, and logged by main)
+		log.Error("stopped with an error; closing "+strings.Join(clients, " and ")+" clients", "err", err)
+		return err
+	}
 	log.Info("stopped: " + strings.Join(done, ", ") + "; closing " + strings.Join(clients, " and ") + " clients")
-	return err
+	return nil
 }
 
 // checkOpenQueryAPI decides whether the query API may serve without read keys on addr (the
