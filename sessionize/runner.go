@@ -458,13 +458,13 @@ func newRunnerMetrics(reg prometheus.Registerer) (*runnerMetrics, error) {
 			Name: "waymark_journey_orders_total", Help: "Order Completed events, by first-touch channel.",
 		}, []string{"channel"}),
 		revenue: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "waymark_journey_revenue_total", Help: "Positive amounts of Order Completed events (properties.revenue, else total), by first-touch channel.",
-		}, []string{"channel"}),
+			Name: "waymark_journey_revenue_total", Help: "Positive amounts of Order Completed events (properties.revenue, else total), by first-touch channel and currency (properties.currency's ISO 4217 code; none when the event names none).",
+		}, []string{"channel", "currency"}),
 		refunds: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "waymark_journey_refunds_total", Help: "Refunds: negative amounts of Order Completed events and amounts of Order Refunded events, as absolute values, by first-touch channel.",
-		}, []string{"channel"}),
+			Name: "waymark_journey_refunds_total", Help: "Refunds: negative amounts of Order Completed events and amounts of Order Refunded events, as absolute values, by first-touch channel and currency (properties.currency's ISO 4217 code; none when the event names none).",
+		}, []string{"channel", "currency"}),
 		ignoredAmounts: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "waymark_journey_amounts_ignored_total", Help: "Order Completed amounts left out of revenue and refunds (the events are stored), by reason: not_a_number, not_finite, out_of_range.",
+			Name: "waymark_journey_amounts_ignored_total", Help: "Order Completed amounts left out of revenue and refunds (the events are stored), by reason: not_a_number, not_finite, out_of_range, unknown_currency.",
 		}, []string{"reason"}),
 		ignoredScores: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "waymark_journey_scores_ignored_total", Help: "Survey scores (NPS Submitted, Survey Answered) left out of the stages' Net Promoter Scores and mean scores (the events are stored), by reason: not_a_number, not_finite, out_of_scale, no_stage (given before its person reached any stage).",
@@ -500,11 +500,11 @@ func (m *runnerMetrics) observe(s Stats) {
 	for ch, n := range s.Orders {
 		m.orders.WithLabelValues(ch).Add(float64(n))
 	}
-	for ch, v := range s.Revenue {
-		m.revenue.WithLabelValues(ch).Add(v)
+	for k, v := range s.Revenue {
+		m.revenue.WithLabelValues(k.Channel, k.Currency).Add(v)
 	}
-	for ch, v := range s.Refunds {
-		m.refunds.WithLabelValues(ch).Add(v)
+	for k, v := range s.Refunds {
+		m.refunds.WithLabelValues(k.Channel, k.Currency).Add(v)
 	}
 	for reason, n := range s.IgnoredAmounts {
 		m.ignoredAmounts.WithLabelValues(reason).Add(float64(n))

@@ -13,6 +13,9 @@ import (
 // TestRunnerMetricsTakeRefundsAndOddAmounts: a refund once panicked in the revenue counter
 // ("counter cannot decrease in value"), and "NaN" or 1e308 twice made it NaN or +Inf. Preparing
 // them now counts refunds apart, leaves odd amounts out by reason, and every metric stays finite.
+// Amounts are summed per currency (properties.currency, ISO 4217, any case; none when blank): 10,000
+// JPY and 100 USD were one revenue of 10,100 (tester 19's T4); a currency that is no code is
+// left out.
 func TestRunnerMetricsTakeRefundsAndOddAmounts(t *testing.T) {
 	reg := prometheus.NewRegistry()
 	r, err := NewRunner(newTestSessionizer(t), nil, nil, reg)
@@ -21,7 +24,8 @@ func TestRunnerMetricsTakeRefundsAndOddAmounts(t *testing.T) {
 	}
 	var events []ingest.Event
 	for i, props := range []string{`{"revenue":40}`, `{"revenue":-5}`, `{"total":-1}`, `{"revenue":"NaN"}`, `{"revenue":"Infinity"}`,
-		`{"revenue":1e308}`, `{"revenue":1e308}`, `{"revenue":"-Infinity"}`} {
+		`{"revenue":1e308}`, `{"revenue":1e308}`, `{"revenue":"-Infinity"}`, `{"revenue":10000,"currency":"JPY"}`,
+		`{"revenue":100,"currency":"usd"}`, `{"revenue":7,"currency":"US$"}`, `{"revenue":-3,"currency":"EUR"}`, `{"revenue":5,"currency":" "}`} {
 		raw := `{"type":"track","event":"Order Completed","userId":"u","messageId":"o` + string(rune('a'+i)) + `","properties":` + props + `}`
 		e, err := ingest.Decode([]byte(raw), "t", base)
 		if err != nil {
@@ -52,11 +56,15 @@ func TestRunnerMetricsTakeRefundsAndOddAmounts(t *testing.T) {
 		}
 	}
 	for name, want := range map[string]float64{
-		"waymark_journey_revenue_total{direct}":               40,
-		"waymark_journey_refunds_total{direct}":               6,
-		"waymark_journey_orders_total{direct}":                8,
-		"waymark_journey_amounts_ignored_total{not_finite}":   3,
-		"waymark_journey_amounts_ignored_total{out_of_range}": 2,
+		"waymark_journey_revenue_total{direct}{none}":             45,
+		"waymark_journey_revenue_total{direct}{JPY}":              10000,
+		"waymark_journey_revenue_total{direct}{USD}":              100,
+		"waymark_journey_refunds_total{direct}{none}":             6,
+		"waymark_journey_refunds_total{direct}{EUR}":              3,
+		"waymark_journey_orders_total{direct}":                    13,
+		"waymark_journey_amounts_ignored_total{not_finite}":       3,
+		"waymark_journey_amounts_ignored_total{out_of_range}":     2,
+		"waymark_journey_amounts_ignored_total{unknown_currency}": 1,
 	} {
 		if got[name] != want {
 			t.Errorf("%s = %v, want %v", name, got[name], want)

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/go-faster/city"
+	"golang.org/x/text/currency"
 
 	"github.com/waymark-dev/waymark/ingest"
 )
@@ -286,13 +287,13 @@ type Stats struct {
 	// of one message under the two persons' keys (see mergeCopies) takes back neither the
 	// entries nor the orders, revenue and refunds the later copy counted when it arrived.
 	StageEntries map[StageChannel]int
-	Orders       map[string]int     // Order Completed events by first-touch channel
-	Revenue      map[string]float64 // their positive amounts (see OrderAmount), by channel
+	Orders       map[string]int              // Order Completed events by first-touch channel
+	Revenue      map[ChannelCurrency]float64 // their positive amounts (see OrderAmount), by channel and currency
 	// Refunds are the negative amounts of Order Completed events and the amounts of Order
-	// Refunded events (Segment's e-commerce spec), as absolute values, by channel.
-	Refunds map[string]float64
+	// Refunded events (Segment's e-commerce spec), as absolute values, by channel and currency.
+	Refunds map[ChannelCurrency]float64
 	// IgnoredAmounts counts amounts left out of Revenue and Refunds, by reason (AmountNotANumber,
-	// AmountNotFinite, AmountOutOfRange): the events are stored all the same.
+	// AmountNotFinite, AmountOutOfRange, AmountUnknownCurrency): the events are stored all the same.
 	IgnoredAmounts map[string]int
 	// IgnoredScores counts survey scores left out of the stages' mean scores, by reason
 	// (ScoreReasons: SurveyScore's, and ScoreNoStage for one whose person had reached no stage
@@ -310,6 +311,10 @@ type StageCategory struct{ Stage, Category string }
 
 // StageChannel is a stage and a channel.
 type StageChannel struct{ Stage, Channel string }
+
+// ChannelCurrency names a sum of amounts: of a first-touch channel, in one currency (see
+// OrderCurrency). Amounts in two currencies are never added together.
+type ChannelCurrency struct{ Channel, Currency string }
 
 // Sessionizer cuts customers' events into sessions on event time. It is a plain data structure:
 // not safe for concurrent use, and it takes the current time as a parameter.
@@ -484,7 +489,7 @@ type Copy struct {
 // path) are ignored, so redelivered batches change nothing.
 func (s *Sessionizer) Push(now time.Time, events []ingest.Event) (Output, Stats) {
 	ps := &pushState{events: events, touched: s.restored, stats: Stats{Events: len(events), StageEntries: map[StageChannel]int{},
-		Orders: map[string]int{}, Revenue: map[string]float64{}, Refunds: map[string]float64{}, IgnoredAmounts: map[string]int{},
+		Orders: map[string]int{}, Revenue: map[ChannelCurrency]float64{}, Refunds: map[ChannelCurrency]float64{}, IgnoredAmounts: map[string]int{},
 		IgnoredScores: map[string]int{}, NPSAnswers: map[StageCategory]int{}}}
 	stats := &ps.stats
 	s.restored = nil
@@ -999,6 +1004,10 @@ func (s *Sessionizer) observe(key string, c *customer, e *ingest.Event, p point,
 		return
 	}
 	v, why := OrderAmount(e)
+	currency, unknown := OrderCurrency(e)
+	if why == "" && v != 0 {
+		why = unknown
+	}
 	if e.Event == "Order Completed" {
 		stats.Orders[c.firstChannel]++
 	} else {
@@ -1008,9 +1017,9 @@ func (s *Sessionizer) observe(key string, c *customer, e *ingest.Event, p point,
 	case why != "":
 		stats.IgnoredAmounts[why]++
 	case v > 0:
-		stats.Revenue[c.firstChannel] += v
+		stats.Revenue[ChannelCurrency{c.firstChannel, currency}] += v
 	case v < 0:
-		stats.Refunds[c.firstChannel] -= v
+		stats.Refunds[ChannelCurrency{c.firstChannel, currency}] -= v
 	}
 }
 
@@ -1403,7 +1412,33 @@ const (
 	AmountNotANumber = "not_a_number" // not a JSON number or numeric string, e.g. "12 EUR", true, [5] ({} and null are no value: no amount)
 	AmountNotFinite  = "not_finite"   // NaN or ±Infinity (as strings), or beyond float64 (1e999)
 	AmountOutOfRange = "out_of_range" // larger in magnitude than MaxOrderAmount
+	// AmountUnknownCurrency: properties.currency names no ISO 4217 currency ("US$", "dollars",
+	// 978): the amount cannot be added to any other.
+	AmountUnknownCurrency = "unknown_currency"
 )
+
+// CurrencyNone is the currency of an amount whose event names none (properties.currency absent,
+// null or blank): a shop that sells in one currency, whose integration need not say which.
+const CurrencyNone = "none"
+
+// OrderCurrency reads the currency of an order's amount: properties.currency (Segment's
+// e-commerce spec: "Currency code associated with the transaction"), as its ISO 4217 code in
+// capitals ("eur" is EUR), recognized by golang.org/x/text/currency's table (about 300 codes, so
+// the metrics' currency label stays bounded); CurrencyNone when the event names none. A value
+// that is no ISO 4217 code gives AmountUnknownCurrency: live metrics sum amounts per currency,
+// and amounts in an unknown one could only be added to amounts in another (the live revenue
+// counted 10,000 JPY and 100 USD as 10,100, tester 19's T4).
+func OrderCurrency(e *ingest.Event) (code, ignored string) {
+	v, ok := e.Property("currency")
+	if v = strings.TrimSpace(v); !ok || v == "" {
+		return CurrencyNone, ""
+	}
+	u, err := currency.ParseISO(v)
+	if err != nil || len(v) != 3 {
+		return "", AmountUnknownCurrency
+	}
+	return u.String(), ""
+}
 
 // OrderAmount reads an Order Completed (or Order Refunded) event's amount: properties.revenue,
 // else properties.total (Segment's e-commerce spec names both), the first of them that is set. A
