@@ -67,6 +67,12 @@ type ConsumerConfig struct {
 	FlushInterval time.Duration
 	RetryMax      time.Duration // longest backoff between retries of a failing batch; default 10s
 	StopTimeout   time.Duration // time allowed to write and commit the last batch on shutdown; default 15s
+	// SeqBase is added to each message's offset to make its event's Seq. A topic whose offsets
+	// start again at 0 (the dev broker's, at each start of its process) would give an event sent
+	// after the restart a smaller Seq than the events of its device stored before, and reverse
+	// the one tie rule's order between them; set it past the largest stored Seq there
+	// (store.LargestSeq + 1). 0 for a Kafka whose offsets never go back.
+	SeqBase int64
 	LagInterval   time.Duration // how often consumer lag is measured for metrics; default 5s
 	// MaxEventBytes limits every message, as the collector limits an event it is sent
 	// (Segment's 32 KiB): one produced straight to Kafka to MaxEventBytes, one carrying the
@@ -561,7 +567,7 @@ func (c *Consumer) readPartition(ctx, gctx context.Context, gen *generation, a k
 		}
 		c.health.clearStep("fetch")
 		e, err := c.decode(msg)
-		e.Seq = msg.Offset
+		e.Seq = c.cfg.SeqBase + msg.Offset
 		forward := err == nil && partitionOf(e.CustomerKey(), gen.partitions) != msg.Partition
 		select {
 		case out <- fetchedMessage{msg, e, err, gen, forward}:

@@ -77,7 +77,7 @@ type Event struct {
 	// collector's answer does not list these, as its check does not collect properties).
 	Ignored []*InvalidError
 
-	// Seq is the event's place in its Kafka partition (its offset), set by the consumer: a
+	// Seq is the event's place in its Kafka partition (its offset, plus ConsumerConfig.SeqBase), set by the consumer: a
 	// device's events are in one partition, so among its events with equal timestamps Seq is the
 	// client's order (the collector produces a batch in order). 0 when unknown.
 	Seq int64

@@ -195,6 +195,16 @@ func (s *Store) Ping(ctx context.Context) error {
 	return nil
 }
 
+// LargestSeq returns the largest Seq of the stored events (their place in a Kafka partition,
+// ingest.Event.Seq), 0 when none is stored. It reads the events' seq column whole.
+func (s *Store) LargestSeq(ctx context.Context) (int64, error) {
+	var n uint64
+	if err := s.conn.QueryRow(ctx, "SELECT max(seq) FROM "+s.table("events")).Scan(&n); err != nil {
+		return 0, fmt.Errorf("read the largest stored seq: %w", err)
+	}
+	return int64(n), nil
+}
+
 // DatabaseExists reports whether the database of Config.Database is on the server: Open does
 // not ask (Migrate creates it), so a command that only reads can tell a misspelt or never-migrated
 // database from the errors ClickHouse gives each of its queries.

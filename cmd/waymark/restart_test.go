@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strconv"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -258,5 +259,36 @@ func TestSIGTERMOnACollectorWithTheDevBrokerLogsLostEvents(t *testing.T) {
 	s.waitExit(t)
 	if !strings.Contains(s.log.String(), `level=ERROR msg="shutting down: acknowledged events LOST`) || !regexp.MustCompile(`events(_at_most)?=1\n`).MatchString(s.log.String()) {
 		t.Errorf("no ERROR naming the 1 event lost:\n%s", s.log)
+	}
+}
+
+// TestTiesKeepTheClientsOrderAcrossADevBrokerRestart: the dev broker's offsets start at 0 again
+// with each serve, and an event's seq (its place in the client's order among events of one
+// time) was its offset, so an event sent after a restart at the second of one sent before was
+// placed before it: the session's exit and the path after the order were reversed (tester 19's
+// T1). Seqs now go on past the stored ones.
+func TestTiesKeepTheClientsOrderAcrossADevBrokerRestart(t *testing.T) {
+	t.Parallel()
+	first := startServe(t)
+	first.sendBatch(t,
+		`{"type":"track","messageId":"r1","anonymousId":"x","event":"Product Viewed","timestamp":"2026-11-20T09:00:00Z"}`,
+		`{"type":"track","messageId":"r2","anonymousId":"x","event":"Product Viewed","timestamp":"2026-11-20T09:01:00Z"}`,
+		`{"type":"track","messageId":"r3","anonymousId":"x","event":"Product Added","timestamp":"2026-11-20T09:02:00Z"}`,
+		`{"type":"track","messageId":"r4","anonymousId":"x","event":"Order Completed","timestamp":"2026-11-20T09:03:00Z"}`)
+	first.waitStored(t)
+	first.stop(t)
+	s := startServe(t, "--clickhouse-database", first.database)
+	s.database = first.database
+	s.sendBatch(t, `{"type":"track","messageId":"r5","anonymousId":"x","event":"Product Reviewed","timestamp":"2026-11-20T09:03:00Z"}`)
+	s.waitStored(t)
+	if seqs := queryStrings(t, "SELECT message_id FROM "+s.database+".events ORDER BY seq, message_id"); !slices.Equal(seqs, []string{"r1", "r2", "r3", "r4", "r5"}) {
+		t.Errorf("events by seq: %v, want in the order sent", seqs)
+	}
+	if exits := queryStrings(t, "SELECT exit_event FROM "+s.database+".sessions FINAL WHERE deleted = 0"); !slices.Equal(exits, []string{"Product Reviewed"}) {
+		t.Errorf("sessions' exits %v, want the review sent last", exits)
+	}
+	code, body := httpGet(t, "http://"+s.http+"/api/v1/next?anchor=Order+Completed&from=2026-11-20&to=2026-11-21")
+	if code != 200 || !strings.Contains(body, "Product Reviewed") {
+		t.Errorf("next after Order Completed: %d %s, want Product Reviewed", code, body)
 	}
 }
