@@ -72,8 +72,8 @@ type ConsumerConfig struct {
 	// after the restart a smaller Seq than the events of its device stored before, and reverse
 	// the one tie rule's order between them; set it past the largest stored Seq there
 	// (store.LargestSeq + 1). 0 for a Kafka whose offsets never go back.
-	SeqBase int64
-	LagInterval   time.Duration // how often consumer lag is measured for metrics; default 5s
+	SeqBase     int64
+	LagInterval time.Duration // how often consumer lag is measured for metrics; default 5s
 	// MaxEventBytes limits every message, as the collector limits an event it is sent
 	// (Segment's 32 KiB): one produced straight to Kafka to MaxEventBytes, one carrying the
 	// waymark-source header (the collector's, stamped by it) to MaxEventBytes + MaxStampBytes; a
