@@ -62,6 +62,9 @@ type Rule struct {
 	// Channels, when set, requires the touchpoint's channel (see Channel) to be one of these.
 	Channels []string `yaml:"channel,omitempty"`
 	line     int
+	// nthSet says the map's text states nth, so that a stated 0 is refused as -1 is, not read as
+	// no nth.
+	nthSet bool
 }
 
 // UnmarshalYAML records the line of a stage for error messages.
@@ -87,6 +90,9 @@ func (r *Rule) UnmarshalYAML(n *yaml.Node) error {
 		return err
 	}
 	r.line = n.Line
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		r.nthSet = r.nthSet || n.Content[i].Value == "nth"
+	}
 	return nil
 }
 
@@ -211,7 +217,7 @@ func (m *Map) Validate() error {
 					bad(r.line, "channel", "unknown channel %q (want one of %s)", ch, strings.Join(m.channelNames(), ", "))
 				}
 			}
-			if r.Nth < 0 {
+			if r.Nth < 0 || r.Nth == 0 && r.nthSet {
 				bad(r.line, "nth", "must be 1 or more, got %d", r.Nth)
 			}
 		}

@@ -93,6 +93,7 @@ func TestParseMapErrorsNameLineAndField(t *testing.T) {
 		{"misspelt call type", "version: v\nstages:\n  - name: a\n    rules:\n      - type: [trakc]\n", []string{"line 5: type", `"trakc" is not a Segment call type`}},
 		{"blank event name", "version: v\nstages:\n  - name: a\n    rules:\n      - event: [\"Order Completed\", \" \"]\n", []string{"line 5: event", "blank event name"}},
 		{"negative nth", "version: v\nstages:\n  - name: a\n    rules:\n      - event: [A]\n        nth: -1\n", []string{"line 5: nth: must be 1 or more"}},
+		{"nth stated 0", "version: v\nstages:\n  - name: a\n    rules:\n      - event: [A]\n        nth: 0\n", []string{"line 5: nth: must be 1 or more, got 0"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -1,6 +1,7 @@
 package store_test
 
 import (
+	"strings"
 	"testing"
 	"time"
 
@@ -73,6 +74,27 @@ func TestEveryEventTimeCanBeQueried(t *testing.T) {
 		to, err := store.ParseTime(at.Add(time.Millisecond).Format(time.RFC3339Nano)) // to is excluded
 		if err != nil || !from.Before(to) {
 			t.Errorf("to %s: %v", at.Add(time.Millisecond), err)
+		}
+	}
+}
+
+// TestParseWindowNamesItsRange: a window in days is a whole number from 1 to the longest window
+// a query takes (366 days), which its error names; it named 100,000 days, and 400d, read, was
+// then refused as longer than 366 (tester 19's T7).
+func TestParseWindowNamesItsRange(t *testing.T) {
+	for _, tt := range []struct {
+		in   string
+		want time.Duration // 0: refused, naming the range
+	}{
+		{"1d", 24 * time.Hour}, {"366d", store.MaxWindow}, {"90m", 90 * time.Minute},
+		{"367d", 0}, {"400d", 0}, {"100001d", 0}, {"1.5d", 0}, {"0d", 0}, {"-1d", 0},
+	} {
+		d, err := store.ParseWindow(tt.in)
+		switch {
+		case tt.want != 0 && (err != nil || d != tt.want):
+			t.Errorf("ParseWindow(%q) = %s, %v; want %s", tt.in, d, err, tt.want)
+		case tt.want == 0 && (err == nil || !strings.Contains(err.Error(), "from 1 to 366")):
+			t.Errorf("ParseWindow(%q) = %s, %v; want an error naming 1 to 366", tt.in, d, err)
 		}
 	}
 }
