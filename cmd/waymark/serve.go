@@ -9,6 +9,7 @@ import (
 	"math"
 	"net"
 	"net/http"
+	"path"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -251,12 +252,13 @@ func runServe(ctx context.Context, args []string, log *slog.Logger) error {
 	if roles["query"] {
 		served = append(served, "/api/v1/… (queries)", "/ (the journey page)")
 	}
-	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+	notFound := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusNotFound, map[string]string{"error": fmt.Sprintf("no such path: %.200q; served here: %s", r.URL.Path, strings.Join(served, ", "))})
 	})
-	var handler http.Handler = mux
+	mux.Handle("/", notFound)
+	var handler http.Handler = pathsAsSent(mux, notFound)
 	if collector != nil {
-		handler = collector.Handler(mux) // /v1 and under it as sent, never redirected
+		handler = collector.Handler(handler) // /v1 and under it as sent, never redirected
 	}
 	srv := &http.Server{
 		Handler:           limitHead(handler),
@@ -385,6 +387,30 @@ func runServe(ctx context.Context, args []string, log *slog.Logger) error {
 	}
 	log.Info("stopped: " + strings.Join(done, ", ") + "; closing " + strings.Join(clients, " and ") + " clients")
 	return nil
+}
+
+// pathsAsSent passes to mux the requests whose path it would serve as sent, and answers the others
+// with notFound: an http.ServeMux answers a path with doubled slashes or dot segments
+// (/api/v1//funnel, /api/v1/./sessions) or a subtree's name without its slash (/api/v1) with a
+// redirect whose body is HTML, which a JSON client that follows no redirects cannot read (tester
+// 19's T7); the collector takes /v1 paths as sent likewise (ingest.Collector.Handler).
+func pathsAsSent(mux *http.ServeMux, notFound http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		p := r.URL.Path
+		clean := path.Clean(p)
+		if strings.HasSuffix(p, "/") && clean != "/" {
+			clean += "/"
+		}
+		_, pattern := mux.Handler(r)
+		if _, after, ok := strings.Cut(pattern, " "); ok {
+			pattern = after // "GET /api/v1/funnel": the method's pattern
+		}
+		if p != clean || pattern == p+"/" { // the mux would redirect to pattern
+			notFound.ServeHTTP(w, r)
+			return
+		}
+		mux.ServeHTTP(w, r)
+	})
 }
 
 // checkOpenQueryAPI decides whether the query API may serve without read keys on addr (the
