@@ -547,7 +547,11 @@ func (c *Collector) handle(w http.ResponseWriter, r *http.Request, kind string) 
 			return c.fail(w, badMember)
 		}
 		msg := "unknown write key"
-		if key == "" {
+		switch {
+		case key == "" && r.Header.Get("Authorization") != "":
+			// A header was sent, so the key is not missing: it could not be read (tester 19's T7).
+			msg = "unreadable write key: the Authorization header is not Basic with base64 of writeKey: (the key as the user name); send it so, in X-Write-Key, or as writeKey in the body"
+		case key == "":
 			msg = "missing write key: send it as the Basic auth user name, in X-Write-Key, or as writeKey in the body"
 		}
 		return c.fail(w, &requestError{http.StatusUnauthorized, "writeKey", msg})

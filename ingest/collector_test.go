@@ -250,6 +250,24 @@ func TestCollectorSingleCallsAndAuth(t *testing.T) {
 	}
 }
 
+// TestCollectorWriteKeyForms: a write key in Basic auth is the user name, with or without the
+// colon (base64 of "key-web" as some hand-written clients send it) and padding; an Authorization
+// header Waymark cannot read is a 401 saying so, not one saying no key was sent (tester 19's T7).
+func TestCollectorWriteKeyForms(t *testing.T) {
+	e := startCollector(t, nil)
+	for _, auth := range []string{"Basic a2V5LXdlYg==", "Basic a2V5LXdlYg", "Basic a2V5LXdlYjo=", "Basic a2V5LXdlYjo"} {
+		if status, _, body := e.do(t, call{path: "/v1/track", headers: map[string]string{"Authorization": auth}, body: []byte(`{"event":"A","userId":"u"}`)}); status != 200 {
+			t.Errorf("Authorization: %s: %d %v, want 200", auth, status, body)
+		}
+	}
+	for _, auth := range []string{"Basic !!!", "Bearer key-web", "Basic "} {
+		status, _, body := e.do(t, call{path: "/v1/track", headers: map[string]string{"Authorization": auth}, body: []byte(`{"event":"A","userId":"u"}`)})
+		if status != 401 || body["field"] != "writeKey" || !strings.Contains(fmt.Sprint(body["error"]), "unreadable write key: the Authorization header") {
+			t.Errorf("Authorization: %s: %d %v, want 401 saying the header cannot be read", auth, status, body)
+		}
+	}
+}
+
 func TestCollectorCORSAndSettings(t *testing.T) {
 	e := startCollector(t, nil)
 	status, h, _ := e.do(t, call{method: "OPTIONS", path: "/v1/t", headers: map[string]string{"Origin": "https://shop.example", "Access-Control-Request-Method": "POST"}})
