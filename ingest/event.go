@@ -453,6 +453,13 @@ type prop struct {
 	depth uint16
 }
 
+// dropRank returns props without those of rank: what an earlier copy of a repeated member
+// (properties, traits) gave, as the last copy of any repeated member wins (docs/values.md), so
+// {"properties":{"revenue":5},"properties":null} has no properties (tester 19's T7).
+func dropRank(props []prop, rank int) []prop {
+	return slices.DeleteFunc(props, func(p prop) bool { return p.rank == rank })
+}
+
 // Where a prop comes from; of a trait given twice, the higher rank wins.
 const (
 	rankContextTraits = iota
@@ -532,8 +539,10 @@ func (w *wire) read(raw []byte) error {
 			}
 			return s.timestamp("receivedAt", &w.ReceivedAt)
 		case "properties":
+			w.Props = dropRank(w.Props, rankProperties) // a repeated member: the last wins, null included
 			return s.members("properties", props("", rankProperties, 0))
 		case "traits":
+			w.Props = dropRank(w.Props, rankTraits)
 			return s.members("traits", props(TraitPrefix, rankTraits, 0))
 		case "context":
 			return w.readContextObject(s, props(TraitPrefix, rankContextTraits, 0))

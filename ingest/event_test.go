@@ -523,6 +523,30 @@ func TestFlattenedKeyCollisionIsIgnored(t *testing.T) {
 	}
 }
 
+// TestRepeatedObjectMembersLastWins: properties or traits given twice in one message are the
+// last copy, whole, as every repeated member is (the last event, timestamp or messageId wins):
+// a null last copy leaves none, where the first copy's stood (tester 19's T7).
+func TestRepeatedObjectMembersLastWins(t *testing.T) {
+	for msg, want := range map[string]string{
+		`{"type":"track","event":"E","userId":"u","properties":{"revenue":5},"properties":null}`:        "[]",
+		`{"type":"track","event":"E","userId":"u","properties":{"revenue":5},"properties":{"total":3}}`: "[total=3]",
+		`{"type":"identify","userId":"u","traits":{"plan":"a"},"traits":{"email":"e"}}`:                 "[" + TraitPrefix + "email=e]",
+		`{"type":"identify","userId":"u","traits":{"plan":"a"},"context":{"traits":{"plan":"b"}}}`:      "[" + TraitPrefix + "plan=a]",
+	} {
+		e, err := Decode([]byte(msg), "s", time.Date(2026, 5, 1, 0, 0, 0, 0, time.UTC))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []string
+		for i, k := range e.PropertyKeys {
+			got = append(got, k+"="+e.PropertyValues[i])
+		}
+		if s := "[" + strings.Join(got, " ") + "]"; s != want {
+			t.Errorf("%s: properties %v, want %s", msg, got, want)
+		}
+	}
+}
+
 // TestSurrogatePairsAndEscapedBackslashesAreIds: what refuses an id is half a surrogate pair
 // alone; a whole pair is its character, an escaped backslash before "ud800" is text, and a
 // property may hold half a pair (read as U+FFFD, as encoding/json reads it).
