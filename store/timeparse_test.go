@@ -26,6 +26,7 @@ func TestParseTime(t *testing.T) {
 		{"2017-11-25T10:00:00z", ten},
 		{"2017-11-25t12:00:00+02:00", ten},
 		{"2017-11-25T10:00:00.250z", ten.Add(250 * time.Millisecond)},
+		{"2017-11-25T10:00:00.0000009Z", ten}, // cut to the microsecond, as events' times are
 		{"2017-11-25T07:30:00-02:30", ten},
 		{"2017-11-25 10:00:00", ten}, // as ingest reads it: no zone is UTC
 		{"2017-11-25T10:00:00+0000", ten},
