@@ -202,9 +202,10 @@ func lastStartingBy(spans []span, t, seq int64) int {
 func (v *visits) drop() { *v = visits{from: v.from, entries: v.entries} }
 
 // passVisits is the most visits scanPasses lets one pass hold when a reader needs them (about
-// 40 MB of visits, at 32 bytes a span plus their keys): a table of many short visits is read
-// in more passes. At 10M synthetic events (9.2M visits) the sessions query takes 9 passes.
-const passVisits = 1 << 20
+// 20 MB of visits, at 32 bytes a span plus their keys): a table of many short visits is read
+// in more passes. At 10M synthetic events (9.2M visits) the sessions query takes 18 passes (9.2M/2^19), and
+// peaks at about 200 MiB (1<<20 visits a pass: 9 passes, 260-315 MiB; docs/query-scale.md).
+const passVisits = 1 << 19
 
 // liveVisits is the SQL of the live visits of the customer keys that keys (a condition on
 // customer_key; "": every key) selects, and its arguments, from and, when bounded, to (µs, "?"
