@@ -1434,7 +1434,7 @@ func OrderCurrency(e *ingest.Event) (code, ignored string) {
 		return CurrencyNone, ""
 	}
 	u, err := currency.ParseISO(v)
-	if err != nil || len(v) != 3 {
+	if err != nil {
 		return "", AmountUnknownCurrency
 	}
 	return u.String(), ""

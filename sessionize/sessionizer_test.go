@@ -760,6 +760,42 @@ func TestOrderAmounts(t *testing.T) {
 	}
 }
 
+// TestOrderCurrencies reads an order's currency as its ISO 4217 code, whatever its case and
+// spaces around it; what names no currency of the standard is unknown, so a metric's currency
+// label takes only codes.
+func TestOrderCurrencies(t *testing.T) {
+	tests := []struct {
+		properties    string
+		code, ignored string
+	}{
+		{`{"currency":"EUR"}`, "EUR", ""},
+		{`{"currency":"usd"}`, "USD", ""},
+		{`{"currency":" gbp "}`, "GBP", ""},
+		{`{}`, CurrencyNone, ""},
+		{`{"currency":""}`, CurrencyNone, ""},
+		{`{"currency":null}`, CurrencyNone, ""},
+		{`{"currency":"EURO"}`, "", AmountUnknownCurrency},
+		{`{"currency":"EU"}`, "", AmountUnknownCurrency},
+		{`{"currency":"EURUSD"}`, "", AmountUnknownCurrency},
+		{`{"currency":"ZZZ"}`, "", AmountUnknownCurrency},
+		{`{"currency":"€"}`, "", AmountUnknownCurrency},
+		{`{"currency":"E\u0000R"}`, "", AmountUnknownCurrency},
+		{`{"currency":978}`, "", AmountUnknownCurrency},
+	}
+	for _, tt := range tests {
+		t.Run(tt.properties, func(t *testing.T) {
+			e, err := ingest.Decode([]byte(`{"type":"track","event":"Order Completed","userId":"u","properties":`+tt.properties+`}`), "t", base)
+			if err != nil {
+				t.Fatal(err)
+			}
+			code, ignored := OrderCurrency(&e)
+			if code != tt.code || ignored != tt.ignored {
+				t.Errorf("OrderCurrency() = %q, %q; want %q, %q", code, ignored, tt.code, tt.ignored)
+			}
+		})
+	}
+}
+
 // TestRefundsAndOddAmountsInStats: a refund (a negative Order Completed, or an Order Refunded)
 // counts in Refunds as an absolute amount, never against Revenue, and amounts that cannot be
 // counted are counted by reason.
