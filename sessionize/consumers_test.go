@@ -2,6 +2,8 @@ package sessionize
 
 import (
 	"context"
+	"fmt"
+	"math/rand/v2"
 	"slices"
 	"sync"
 	"testing"
@@ -20,10 +22,13 @@ type sharedStore struct {
 	links   [][2]string       // in the order stored, each once
 	persons map[string]PersonLink
 	version map[string]uint64
+	signIns map[string]DeviceSignIns // by device: the latest stored
+	signVer map[string]uint64
 }
 
 func newSharedStore() *sharedStore {
-	return &sharedStore{stored: map[string]string{}, persons: map[string]PersonLink{}, version: map[string]uint64{}}
+	return &sharedStore{stored: map[string]string{}, persons: map[string]PersonLink{}, version: map[string]uint64{},
+		signIns: map[string]DeviceSignIns{}, signVer: map[string]uint64{}}
 }
 
 func (s *sharedStore) Write(_ context.Context, b Batch) error {
@@ -41,6 +46,11 @@ func (s *sharedStore) Write(_ context.Context, b Batch) error {
 	for _, p := range b.Persons {
 		if b.Version >= s.version[p.CustomerKey] {
 			s.persons[p.CustomerKey], s.version[p.CustomerKey] = p, b.Version
+		}
+	}
+	for _, d := range b.SignIns {
+		if b.Version >= s.signVer[d.Device] {
+			s.signIns[d.Device], s.signVer[d.Device] = d, b.Version
 		}
 	}
 	return nil
@@ -86,6 +96,34 @@ func (s *sharedStore) personOf(messageID string) string {
 		return o.PersonID
 	}
 	return p
+}
+
+// queriedPerson returns the person of the event messageId as queries read it (store's
+// signedInRows): an anonymous event of a device whose stored sign-ins hold several users is the
+// user's signed in last at or before it (before the first, the first user's); any other is
+// personOf's.
+func (s *sharedStore) queriedPerson(messageID string) string {
+	s.mu.Lock()
+	i := slices.IndexFunc(s.events, func(e ingest.Event) bool { return e.MessageID == messageID })
+	var d DeviceSignIns
+	if i >= 0 && s.events[i].UserID == "" {
+		d = s.signIns[s.events[i].AnonymousID]
+	}
+	s.mu.Unlock()
+	if i < 0 {
+		return "(not stored)"
+	}
+	if len(d.Users) < 2 {
+		return s.personOf(messageID)
+	}
+	e := s.events[i]
+	user := d.Users[0]
+	for j := range d.Users {
+		if (signIn{us: d.From[j], seq: d.Seqs[j]}).atOrBefore(e.Timestamp.UnixMicro(), e.Seq) {
+			user = d.Users[j]
+		}
+	}
+	return user
 }
 
 // personsNow returns the persons the store holds, "key=person", sorted.
@@ -193,8 +231,9 @@ func TestRunnersOfTwoPartitionsNameAnAliasChainAlike(t *testing.T) {
 }
 
 // TestLearnTakesADevicesAliasAsNoMerge: a stored link of a user's alias from a device's id
-// (device first, see Output.Links) learned from another consumer links nothing, as a restart
-// reads it (RestoreLinks): a device two users signed in on is merged with neither.
+// (device first, see Output.Links) learned from another consumer is a sign-in, as a restart
+// reads it (RestoreLinks): it never joins two users, and the device's own sign-in, replayed
+// first, keeps the device: carol stays alone, the device dave's.
 func TestLearnTakesADevicesAliasAsNoMerge(t *testing.T) {
 	s := newTestSessionizer(t)
 	persons, _ := s.Learn(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC), [][2]string{{"a:D", "u:carol"}, {"u:dave", "a:D"}})
@@ -211,5 +250,112 @@ func TestLearnTakesADevicesAliasAsNoMerge(t *testing.T) {
 	}
 	if !slices.Contains(s.RestoreKeys([]string{"D"}), "carol") {
 		t.Errorf("restoring the device does not restore carol's key, which holds her alias's sign-in: %v", s.RestoreKeys([]string{"D"}))
+	}
+}
+
+// TestRunnersOfTwoPartitionsKeepADevicesAliasersApart is tester 19's T6: alice and bob each sign
+// in on device D (identify, keyed by D) and a server aliases each from D's id (no anonymousId:
+// keyed by the user), two consumers (Runners of one store) reading the keys in every split
+// (x always reads D's key) and in arrival orders that keep each key's order. Whatever the split
+// and the order, alice and bob stay two persons, each one's own order is theirs, and D's
+// anonymous pages go to whoever was signed in on D at their time (DeviceSignIns): live, after a
+// restart (a Runner restoring the stored links) and rebuilt from the stored links as waymark
+// resessionize does. Orders in which both aliases are read before x has read either identify are
+// left out: no consumer has seen D signed in then, and an alias's previousId may be an earlier
+// userId (Segment's alias spec), which one consumer reads so too (docs/how-it-works.md).
+func TestRunnersOfTwoPartitionsKeepADevicesAliasersApart(t *testing.T) {
+	alias := func(user string, minutes float64) ingest.Event {
+		e := call("alias", "", "", user, minutes)
+		e.PreviousID = "D"
+		return e
+	}
+	byKey := map[string][]ingest.Event{ // each key's events in its partition's order
+		"D": {call("page", "Home", "D", "", 0), call("identify", "", "D", "alice", 1), call("page", "Catalog", "D", "", 3),
+			call("identify", "", "D", "bob", 10), call("page", "Cart", "D", "", 12)},
+		"alice": {alias("alice", 2), call("track", "Order Completed", "", "alice", 4)},
+		"bob":   {alias("bob", 11), call("track", "Order Completed", "", "bob", 13)},
+	}
+	want := map[string]string{ // by messageId: the person queries read
+		byKey["D"][0].MessageID: "alice", byKey["D"][2].MessageID: "alice", byKey["D"][4].MessageID: "bob",
+		byKey["alice"][1].MessageID: "alice", byKey["bob"][1].MessageID: "bob",
+	}
+	ctx := context.Background()
+	runner := func(st *sharedStore) *Runner {
+		t.Helper()
+		r, err := NewRunner(newTestSessionizer(t), st, st, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r
+	}
+	check := func(t *testing.T, what string, st *sharedStore) {
+		t.Helper()
+		for id, person := range want {
+			if got := st.queriedPerson(id); got != person {
+				t.Errorf("%s: %s is read as %s's, want %s's (persons %q)", what, id, got, person, st.personsNow())
+			}
+		}
+	}
+	rng := rand.New(rand.NewPCG(19, 6))
+	for _, split := range []struct {
+		name string
+		y    []string // the keys y reads; x reads the others
+	}{{"one consumer", nil}, {"y reads alice and bob", []string{"alice", "bob"}}, {"y reads alice", []string{"alice"}}, {"y reads bob", []string{"bob"}}} {
+		for n := range 40 {
+			// An arrival order keeping each key's order: a random merge of the keys' events.
+			next := map[string]int{}
+			var order []ingest.Event
+			for len(order) < len(byKey["D"])+len(byKey["alice"])+len(byKey["bob"]) {
+				var ready []string
+				for _, k := range []string{"D", "alice", "bob"} {
+					if next[k] < len(byKey[k]) {
+						ready = append(ready, k)
+					}
+				}
+				k := ready[rng.IntN(len(ready))]
+				order = append(order, byKey[k][next[k]])
+				next[k]++
+			}
+			if signedIn := slices.IndexFunc(order, func(e ingest.Event) bool { return e.Type == "identify" }); slices.IndexFunc(order, func(e ingest.Event) bool {
+				return e.Type == "alias" && e.UserID == "alice"
+			}) < signedIn && slices.IndexFunc(order, func(e ingest.Event) bool { return e.Type == "alias" && e.UserID == "bob" }) < signedIn {
+				continue // both aliases before D is seen signed in: the userId reading (see above)
+			}
+			var names []string
+			for _, e := range order {
+				names = append(names, e.MessageID)
+			}
+			what := fmt.Sprintf("%s, order %d %v", split.name, n, names)
+			st := newSharedStore()
+			x, y := runner(st), runner(st)
+			for _, e := range order {
+				r := x
+				if slices.Contains(split.y, e.CustomerKey()) {
+					r = y
+				}
+				if err := r.Write(ctx, []ingest.Event{e}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			check(t, what+", live", st)
+			// Restarted: one Runner restores the stored links and writes every person again.
+			if err := runner(st).Write(ctx, []ingest.Event{call("page", "Later", "E", "", 30)}); err != nil {
+				t.Fatal(err)
+			}
+			check(t, what+", restarted", st)
+			// Rebuilt from the stored links, as waymark resessionize does.
+			s := newTestSessionizer(t)
+			links, _ := st.IdentityLinks(ctx)
+			s.RestoreLinks(links)
+			keys := s.RestoreKeys([]string{"D", "alice", "bob"})
+			events, sessions, _ := st.History(ctx, keys)
+			s.RestoreHistory(keys, events, sessions)
+			out, _ := s.Push(base, nil)
+			st.Write(ctx, Batch{Sessions: out.Sessions, Persons: s.PersonsOf(keys), Version: out.Version})
+			check(t, what+", resessionized", st)
+			if a, b := s.ids.personOf("u:alice"), s.ids.personOf("u:bob"); a == b {
+				t.Errorf("%s, resessionized: alice and bob are one person, %s", what, a)
+			}
+		}
 	}
 }

@@ -40,6 +40,12 @@ type identities struct {
 	// sharedDevices, so that each list is grown in constant time per id: searching the list made
 	// a kiosk aliased from by n users cost n² (32,000 aliases from one anonymousId took 5 s).
 	listed map[[2]string]bool
+	// devices holds the devices ("a:" ids) signed in on by an event of their own: one carrying
+	// a userId and the device's anonymousId (an identify from it, a track, an alias from its own
+	// anonymousId), seen live or restored, or read from a stored link saying so (see
+	// Sessionizer.storedLink). Such an id names a device, so an alias from it is never read as an
+	// earlier userId (see linksOf).
+	devices map[string]bool
 	// reached is, per person of linked ids (by root), the journey stages whose live entries
 	// counted it (see Stats.StageEntries); a person that is one customer key, never linked,
 	// keeps them on its customer until it is (see Sessionizer.linkIDs). A merge joins them.
@@ -102,7 +108,7 @@ func lostUser(device string) string { return "a:" + ingest.Internal + device[2:]
 func newIdentities(maxIDs int) *identities {
 	return &identities{parent: map[string]string{}, members: map[string][]string{}, name: map[string]string{},
 		aliasTo: map[string][]string{}, aliasFrom: map[string][]string{},
-		users: map[string][]signIn{}, sharedDevices: map[string][]string{}, aliasers: map[string][]string{}, listed: map[[2]string]bool{}, reached: map[string]uint64{}, maxIDs: maxIDs}
+		users: map[string][]signIn{}, sharedDevices: map[string][]string{}, aliasers: map[string][]string{}, listed: map[[2]string]bool{}, devices: map[string]bool{}, reached: map[string]uint64{}, maxIDs: maxIDs}
 }
 
 // PersonLink says which person a customer key (a userId or anonymousId) belongs to: stored as an
@@ -112,17 +118,25 @@ type PersonLink struct {
 	PersonID    string
 }
 
-// person returns the links of every id of the person that id belongs to, to the person's id.
+// person returns the links of every id of the person that id belongs to, to the person's id. A
+// customer key is the id's text alone, so where an id's two readings are two persons (a userId
+// reading of an alias's previousId made before its device was known, see linksOf) the key is
+// the device's person's: its events are the device's, as DeviceSignIns holds them.
 func (g *identities) person(id string) []PersonLink {
 	root := g.find(id)
 	ids, best := g.members[root], g.name[root][2:]
 	links := make([]PersonLink, 0, len(ids))
 	seen := map[string]bool{}
 	for _, m := range ids {
-		if key := m[2:]; !seen[key] { // an alias links both readings of its previousId
-			seen[key] = true
-			links = append(links, PersonLink{CustomerKey: key, PersonID: best})
+		key := m[2:]
+		if seen[key] { // an alias links both readings of its previousId
+			continue
 		}
+		if _, device := g.parent["a:"+key]; device && strings.HasPrefix(m, "u:") && g.find("a:"+key) != root {
+			continue // the device's person names the key
+		}
+		seen[key] = true
+		links = append(links, PersonLink{CustomerKey: key, PersonID: best})
 	}
 	return links
 }
@@ -398,8 +412,8 @@ const (
 )
 
 // link joins the persons of a and b, a being the userId of the call that links them. Only an
-// explicit link (an alias's link of two userIds, see linksOf, or a link stored earlier) joins
-// two persons that both have a userId: an anonymousId shared by two userIds is a shared device
+// explicit link (an alias's link of two userIds, see linksOf, live or stored, see
+// Sessionizer.storedLink) joins two persons that both have a userId: an anonymousId shared by two userIds is a shared device
 // (a family laptop, a shop's tablet), not one person. That is PostHog's rule (it refuses to merge two identified persons) and
 // Segment's default identity limit (one user_id per profile); Mixpanel asks clients to reset the
 // device instead.
@@ -511,11 +525,39 @@ func (g *identities) hasUserID(root string) bool {
 	return slices.ContainsFunc(g.members[root], func(id string) bool { return strings.HasPrefix(id, "u:") })
 }
 
-// idLink is one link an event carries: a, the event's userId ("u:" id), with b. Only an alias's
-// link of two userIds is explicit (see link).
+// idLink is one link an event carries: a, the event's userId ("u:" id), with b, read as kind.
 type idLink struct {
-	a, b     string
-	explicit bool
+	a, b string
+	kind linkKind
+}
+
+// linkKind is what an event's link reads its two ids as.
+type linkKind int8
+
+const (
+	// signInLink links a userId with the event's own anonymousId: the user signed in on the
+	// device (see identities.devices).
+	signInLink linkKind = iota
+	// aliasUserLink links an alias's userId with its previousId read as an earlier userId: the
+	// one explicit link (see link), Segment's alias of two userIds.
+	aliasUserLink
+	// aliasDeviceLink links an alias's userId with its previousId read as a device's
+	// anonymousId (see aliasedFrom): a sign-in on that device, stored device first (see
+	// stored).
+	aliasDeviceLink
+)
+
+// explicit reports whether the link may join two persons that both have a userId (see link).
+func (l idLink) explicit() bool { return l.kind == aliasUserLink }
+
+// stored is the link as it is stored (Output.Links): an alias's from a device's id device
+// first, so that it replays as the sign-in it was (see Sessionizer.storedLink); the others as
+// they are, userId first.
+func (l idLink) stored() [2]string {
+	if l.kind == aliasDeviceLink {
+		return [2]string{l.b, l.a}
+	}
+	return [2]string{l.a, l.b}
 }
 
 // linksOf returns the links an event carries, in the order to apply them. An event with both ids
@@ -531,18 +573,35 @@ type idLink struct {
 // userId the alias carries is then known to be the alias's person, not a conflict. The
 // anonymousId reading is a sign-in on the device as well (aliasedFrom), so whose the device's
 // anonymous events are does not hang on which of these links was made first.
+//
+// Once previousId is a device signed in on by its own events (identities.devices), it is never
+// read as a userId, whatever else is known of it: a userId reading of it made earlier (an alias
+// read before the device was known: a server's alias keyed by its userId, read by a consumer
+// that has not seen the device's partition) would join every other user aliasing from the
+// device, where PostHog refuses to merge two identified persons. The device decides instead,
+// as it does for users identifying on it (DeviceSignIns).
 func (g *identities) linksOf(userID, anonymousID, previousID, typ string) []idLink {
 	var links []idLink
 	if device := aliasedFrom(userID, anonymousID, previousID, typ); device != "" {
-		if _, known := g.parent[device]; !known || g.parent["u:"+previousID] != "" {
-			links = append(links, idLink{"u:" + userID, "u:" + previousID, true})
+		if _, known := g.parent[device]; !g.devices[device] && (!known || g.parent["u:"+previousID] != "") {
+			links = append(links, idLink{"u:" + userID, "u:" + previousID, aliasUserLink})
 		}
-		links = append(links, idLink{"u:" + userID, device, false})
+		links = append(links, idLink{"u:" + userID, device, aliasDeviceLink})
 	}
 	if userID != "" && anonymousID != "" {
-		links = append(links, idLink{"u:" + userID, "a:" + anonymousID, false})
+		links = append(links, idLink{"u:" + userID, "a:" + anonymousID, signInLink})
 	}
 	return links
+}
+
+// signedInOwn records that device ("a:" id) was signed in on by an event of its own (see
+// devices), and reports whether that is new.
+func (g *identities) signedInOwn(device string) bool {
+	if g.devices[device] {
+		return false
+	}
+	g.devices[device] = true
+	return true
 }
 
 // aliasedOn records that user ("u:" id) aliased from device ("a:" id), and reports whether that

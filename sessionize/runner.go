@@ -382,6 +382,9 @@ func (r *Runner) restore(ctx context.Context, events []ingest.Event) error {
 		// consumer wrote knowing only some of them (see learn), or an older build left.
 		r.pending.Persons = append(r.core.Persons(), r.pending.Persons...)
 	}
+	if err := r.learnDevices(ctx, events); err != nil {
+		return err
+	}
 	keys := r.core.toRestore(events)
 	if len(keys) == 0 {
 		return nil
@@ -394,6 +397,35 @@ func (r *Runner) restore(ctx context.Context, events []ingest.Event) error {
 	r.metrics.restoreSeconds.Observe(time.Since(start).Seconds())
 	r.metrics.restoredEvents.Add(float64(len(past)))
 	r.metrics.restored.Add(float64(r.core.RestoreHistory(keys, past, sessions)))
+	return nil
+}
+
+// learnDevices reads, before events are pushed, the stored links of the devices their aliases
+// from a device's id name (aliasedFrom): such an alias is keyed by its userId, often on a
+// partition another consumer reads than the device's, and whether the device was signed in on by
+// its own events (a link device and device, see Output.Links), which another consumer may have
+// stored since this one last read the device's links, decides whether previousId is read as a
+// userId (identities.linksOf). Reading after the alias would be too late: a merge is not undone.
+// The persons the links changed are written with the batch. An alias from an id no consumer has
+// yet stored as a signed-in device is still read as a possibly earlier userId, as Segment's alias
+// spec has it (docs/how-it-works.md). One read per batch holding such aliases.
+func (r *Runner) learnDevices(ctx context.Context, events []ingest.Event) error {
+	var devices []string
+	for i := range events {
+		e := &events[i]
+		if d := aliasedFrom(e.UserID, e.AnonymousID, e.PreviousID, e.Type); d != "" && !slices.Contains(devices, d) {
+			devices = append(devices, d)
+		}
+	}
+	if len(devices) == 0 {
+		return nil
+	}
+	links, err := r.history.IdentityLinksOf(ctx, devices, r.linksSince)
+	if err != nil {
+		return fmt.Errorf("read the stored links of %d devices aliased from: %w", len(devices), err)
+	}
+	persons, _ := r.core.Learn(r.now(), links)
+	r.pending.Persons = append(r.pending.Persons, persons...)
 	return nil
 }
 

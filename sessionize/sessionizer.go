@@ -364,10 +364,18 @@ func New(cfg Config, jm *Map) (*Sessionizer, error) {
 type Output struct {
 	Sessions []Session
 	Persons  []PersonLink
-	// Links are the identity links that merged two persons or named one (an alias of two userIds
-	// already one person), to store and restore (RestoreLinks); and, device ("a:" id) first, each
-	// user ("u:" id) new to aliasing from a device's id, which signed them in on it (see
-	// aliasedFrom): a Runner restores the user's key, which holds that alias, with the device's.
+	// Links are the identity links to store and restore (RestoreLinks, Learn), four kinds told
+	// apart by their ids' namespaces (see storedLink):
+	//   - (userId, userId): an alias of two userIds that merged two persons or named one
+	//     (already one person);
+	//   - (userId, device): a user signed in on a device by an event of the device's own (an
+	//     event carrying both ids) that merged two persons;
+	//   - (device, userId): a user's alias from a device's id (aliasedFrom), a sign-in on it,
+	//     when it merged two persons or the user is new to aliasing from that device: a Runner
+	//     restores the user's key, which holds that alias, with the device's;
+	//   - (device, device): the device was signed in on by an event of its own (see
+	//     identities.devices), new to this sessionizer, whatever its link did: no alias from
+	//     its id is read as a userId from then on, by any consumer that reads the link.
 	Links   [][2]string
 	Version uint64
 	// SignIns are the devices used by several userIds whose sign-ins changed, as they are now.
@@ -565,7 +573,7 @@ func (s *Sessionizer) Push(now time.Time, events []ingest.Event) (Output, Stats)
 	slices.Sort(later)
 	later = slices.Compact(later)
 	s.version = max(s.version+1, uint64(now.UnixNano()))
-	out := Output{Version: s.version, Links: append(ps.merged, ps.aliased...), PersonIDs: personIDs, Seqs: seqs, LaterCopies: later,
+	out := Output{Version: s.version, Links: slices.Concat(ps.merged, ps.aliased, ps.devices), PersonIDs: personIDs, Seqs: seqs, LaterCopies: later,
 		Superseded: ps.superseded, unnamed: ps.unnamed}
 	for _, device := range slices.Sorted(maps.Keys(ps.signIns)) {
 		if d, ok := s.ids.sharedSignIns(device); ok {
@@ -605,6 +613,7 @@ type pushState struct {
 	superseded []Copy          // Output.Superseded
 	unnamed    []unnamedCopy   // Output.unnamed
 	aliased    [][2]string     // devices and users new to identities.aliasers (Output.Links)
+	devices    [][2]string     // devices new to identities.devices, each twice (Output.Links)
 	signIns    map[string]bool // devices whose sign-ins changed (nil: none)
 	unshared   map[string]bool // of them, those shared before that no longer are (see signOut)
 	touched    []string        // customer keys whose sessions are cut again
@@ -1120,18 +1129,21 @@ func (s *Sessionizer) link(ps *pushState, key string, c *customer, e *ingest.Eve
 	stats := &ps.stats
 	for _, l := range s.ids.linksOf(e.UserID, e.AnonymousID, e.PreviousID, e.Type) {
 		stats.IdentityLinks++
-		result, joined := s.linkIDs(l.a, l.b, l.explicit)
+		if l.kind == signInLink && s.ids.signedInOwn(l.b) {
+			ps.devices = append(ps.devices, [2]string{l.b, l.b})
+		}
+		result, joined := s.linkIDs(l.a, l.b, l.explicit())
 		switch result {
 		case linkMerged:
 			stats.IdentityMerges++
-			ps.merged = append(ps.merged, [2]string{l.a, l.b})
+			ps.merged = append(ps.merged, l.stored())
 			root := s.ids.find(l.a)
 			s.enterMerged(key, c, p, held, root, stats)
 			s.mergeCopies(ps, root, joined)
 		case linkAlias:
 			// Stored with the merges, so a restart knows every alias that names the person, and
 			// its persons written again, in case it renamed them.
-			ps.merged = append(ps.merged, [2]string{l.a, l.b})
+			ps.merged = append(ps.merged, l.stored())
 		case linkRefused:
 			stats.RunawayMerges++
 		case linkTwoUserIDs:
@@ -1508,28 +1520,76 @@ func (s *Sessionizer) OpenSessions() int {
 	return n
 }
 
-// RestoreLinks replays stored identity links (pairs of "u:"/"a:" ids: the merges, and every alias
-// of two userIds, see Output.Links) into the identity graph, without emitting anything: the
-// persons they make are already stored. Each person is named as it was live, whatever order the
-// links come in (identities.personName). A link whose first id is a device's is a user's alias
-// from the device's id, which links nothing: toRestore and RestoreKeys restore the user's key
-// with the device's. Call it before restoring customers (Restore, RestoreHistory): a person
-// whose customers are restored apart (waymark resessionize's chunks) is then one person in each.
+// RestoreLinks replays stored identity links (pairs of "u:"/"a:" ids, see Output.Links) into
+// the identity graph, without emitting anything: the persons they make are already stored. Each
+// person is named as it was live, whatever order the links come in (identities.personName).
+// Call it before restoring customers (Restore, RestoreHistory): a person whose customers are
+// restored apart (waymark resessionize's chunks) is then one person in each.
 func (s *Sessionizer) RestoreLinks(links [][2]string) {
-	for _, l := range links {
+	for _, l := range replayOrder(links) {
 		s.storedLink(l)
 	}
 }
 
-// storedLink replays one stored identity link (see RestoreLinks), and reports what it did: a
-// user's alias from a device's id (device first) links nothing (linkKnown).
+// storedLink replays one stored identity link (see Output.Links for the kinds), and reports what
+// it did. Only an alias of two userIds is explicit (it joins two persons that have userIds, as
+// it did live); a link with a device replays as the sign-in it was, so two users never become
+// one person through a device, whichever consumers linked them (each consumer links the keys of
+// its partitions: a device's, and the users whose server aliases from its id are keyed by their
+// userId). A device signed in on by its own events is marked so first (replayOrder): an alias
+// from its id is then no alias of two userIds (see identities.linksOf), and replays as its
+// sign-in on the device alone. The device's own sign-ins replay before aliases' from its id, so
+// the device joins its own signed-in user's person, whichever consumer read an alias first. A
+// user's alias from a device's id is listed as signed in on it (identities.aliasers):
+// toRestore and RestoreKeys restore the user's key, which holds that alias, with the device's.
 func (s *Sessionizer) storedLink(l [2]string) linkResult {
-	if strings.HasPrefix(l[0], "a:") { // a user's alias from a device's id (see Output.Links)
-		s.ids.aliasedOn(l[0], l[1])
+	var r linkResult
+	switch storedKind(l) {
+	case storedDevice:
+		s.ids.signedInOwn(l[0])
 		return linkKnown
+	case storedUserAlias:
+		if s.ids.devices["a:"+l[1][2:]] {
+			return linkKnown // its sign-in on the device is stored too, device first
+		}
+		r, _ = s.linkIDs(l[0], l[1], true)
+	case storedSignIn:
+		r, _ = s.linkIDs(l[0], l[1], false)
+	case storedDeviceAlias:
+		s.ids.aliasedOn(l[0], l[1])
+		r, _ = s.linkIDs(l[1], l[0], false)
 	}
-	r, _ := s.linkIDs(l[0], l[1], true) // merges made before, by the rules of their time
 	return r
+}
+
+// The kinds of stored links (see Output.Links), in the order they are replayed (replayOrder).
+const (
+	storedDevice      = iota // (device, device): signed in on by its own events
+	storedUserAlias          // (userId, userId): an alias of two userIds
+	storedSignIn             // (userId, device): a sign-in on the device by its own event
+	storedDeviceAlias        // (device, userId): an alias from the device's id
+)
+
+// storedKind returns the kind of the stored link l (see Output.Links).
+func storedKind(l [2]string) int {
+	deviceFirst, deviceSecond := strings.HasPrefix(l[0], "a:"), strings.HasPrefix(l[1], "a:")
+	switch {
+	case deviceFirst && deviceSecond:
+		return storedDevice
+	case deviceFirst:
+		return storedDeviceAlias
+	case deviceSecond:
+		return storedSignIn
+	}
+	return storedUserAlias
+}
+
+// replayOrder returns stored links in the order they are replayed (storedLink): by kind, each
+// kind in the order given.
+func replayOrder(links [][2]string) [][2]string {
+	out := slices.Clone(links)
+	slices.SortStableFunc(out, func(a, b [2]string) int { return cmp.Compare(storedKind(a), storedKind(b)) })
+	return out
 }
 
 // RestoreKeys returns keys and, after them, the keys to restore with them: those of the users
@@ -1623,7 +1683,7 @@ func (s *Sessionizer) personIDs(ids []string) []string {
 // Stats.StageEntries on what a consumer cannot know of another's partitions).
 func (s *Sessionizer) Learn(now time.Time, links [][2]string) ([]PersonLink, uint64) {
 	var changed []string
-	for _, l := range links {
+	for _, l := range replayOrder(links) {
 		if r := s.storedLink(l); r == linkMerged || r == linkAlias {
 			changed = append(changed, l[0])
 		}
@@ -1748,7 +1808,10 @@ func (s *Sessionizer) Restore(key string, events []ingest.Event, sessions []Sess
 	for i := range events {
 		e := &events[i]
 		for _, l := range s.ids.linksOf(e.UserID, e.AnonymousID, e.PreviousID, e.Type) {
-			s.linkIDs(l.a, l.b, l.explicit)
+			if l.kind == signInLink {
+				s.ids.signedInOwn(l.b)
+			}
+			s.linkIDs(l.a, l.b, l.explicit())
 		}
 	}
 	for i := range events {

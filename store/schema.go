@@ -105,8 +105,9 @@ var migrations = []migration{
 	},
 	tableDef{
 		// Identity links that joined two persons, and aliases of two userIds that named one
-		// ("u:"/"a:" prefixed ids), to rebuild the identity graph after a restart; and, device
-		// first (a "a:"), users' aliases from a device's id (sessionize.Output.Links).
+		// ("u:"/"a:" prefixed ids), to rebuild the identity graph after a restart; device first
+		// (a "a:"), users' aliases from a device's id, and a device twice for one signed in on
+		// by its own events (sessionize.Output.Links states the kinds).
 		name: "identity_links",
 		columns: `a String,
 	b String,
