@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/url"
 	"slices"
 	"strconv"
 	"strings"
@@ -193,8 +194,11 @@ func waitGroupStable(t *testing.T, broker, group string, n int) {
 	})
 }
 
-// TestAliasChainAcrossConsumersIsOnePerson is tester's F0: with two `--roles ingest` consumers
-// in one group, an alias chain CJ1-a → CJ1-b → CJ1-c whose aliases are keyed by CJ1-b (partition
+// TestAliasesAcrossConsumers runs two `--roles ingest` consumers in one group, each reading some
+// partitions, with two cases of aliases keyed apart from the ids they link, read by both, which
+// must answer as one consumer does, live, after a restart and after waymark resessionize.
+//
+// Tester's F0: an alias chain CJ1-a → CJ1-b → CJ1-c whose aliases are keyed by CJ1-b (partition
 // 0, with the device CJ1-dev) and CJ1-c (partition 4), read by two consumers, the alias b→c
 // stored before a→b. Each consumer linked its own half (dev, a, b named CJ1-b; b, c named
 // CJ1-c), and the override CJ1-b → CJ1-b written last hid CJ1-b → CJ1-c: two persons, funnel
@@ -204,17 +208,27 @@ func waitGroupStable(t *testing.T, broker, group string, n int) {
 // person named CJ1-c; and a start, or resessionize, writes every person the stored links make,
 // over overrides a consumer wrote knowing half the links (put back here as an older build left
 // them).
-func TestAliasChainAcrossConsumersIsOnePerson(t *testing.T) {
+//
+// Tester 19's T6: alice and bob each sign in on device T6-dev and a server aliases each from the
+// device's id (no anonymousId: keyed by the user), the users read by one consumer, the device by
+// the other. alice's alias is read before the device is known anywhere, so that consumer reads
+// its previousId as an earlier userId too; bob's after the device's sign-ins are stored. Before,
+// bob's alias then joined bob to alice through that reading, and his order was alice's. Now a
+// device signed in on by its own events is never read as a userId (sessionize.identities.linksOf):
+// each user's order is theirs, the device's views go to whoever was signed in then.
+func TestAliasesAcrossConsumers(t *testing.T) {
 	t.Parallel()
 	collector := startServe(t, "--roles", "collector", "--dev-broker-partitions", "6")
 	db := newDatabase(t, "aliaschain")
 	collector.database = db
+	// Each consumer answers queries too (T6's, one HTTP call each: a CLI run costs a process).
 	consumer := func() *server {
-		s := startServe(t, "--roles", "ingest", "--kafka-brokers", collector.broker, "--clickhouse-database", db)
+		s := startServe(t, "--roles", "ingest,query", "--kafka-brokers", collector.broker, "--clickhouse-database", db)
 		s.database, s.broker = db, collector.broker
 		return s
 	}
 	consumers := []*server{consumer(), consumer()}
+	querier := consumers[0]
 	waitGroupStable(t, collector.broker, "waymark", 2)
 	// The tester's ids, CJ1-dev and CJ1-b on partition 0, CJ1-c on 4: read by two consumers when
 	// the group splits the partitions so. Else the first CJn whose ids are read so.
@@ -229,27 +243,68 @@ func TestAliasChainAcrossConsumersIsOnePerson(t *testing.T) {
 	if cj == "" {
 		t.Fatalf("no CJn-b and CJn-c read by two consumers: partitions %v", holder)
 	}
-	send := func(lines ...string) {
+	// T6's device read by one consumer, alice and bob by the other.
+	t6 := ""
+	for n := 1; n <= 100 && t6 == ""; n++ {
+		if p := fmt.Sprintf("T6n%d", n); of(p+"-alice") == of(p+"-bob") && of(p+"-alice") != of(p+"-dev") {
+			t6 = p
+		}
+	}
+	if t6 == "" {
+		t.Fatalf("no T6n-alice and T6n-bob read by another consumer than T6n-dev: partitions %v", holder)
+	}
+	// Each step is one call, stored before the next: the arrival order is the steps'. F0's lines
+	// are one a step; T6's go with them, on June 2nd, apart from F0's day (their events' names are
+	// T6's own): alice's alias before the device is known, the device's calls, then bob's alias.
+	names := strings.NewReplacer("CJ1", cj, "T6n", t6)
+	send := func(steps ...[]string) {
 		t.Helper()
-		for _, l := range lines { // one call each, stored before the next: the arrival order is the calls'
-			collector.sendBatch(t, strings.ReplaceAll(l, "CJ1", cj))
+		for _, lines := range steps {
+			for i := range lines {
+				lines[i] = names.Replace(lines[i])
+			}
+			collector.sendBatch(t, lines...)
 			collector.waitStored(t)
 		}
 	}
 	send(
-		`{"type":"identify","anonymousId":"CJ1-dev","userId":"CJ1-a","timestamp":"2026-06-01T09:00:00Z","messageId":"cj1"}`,
-		`{"type":"alias","previousId":"CJ1-b","userId":"CJ1-c","timestamp":"2026-06-01T09:02:00Z","messageId":"cj3"}`,
-		`{"type":"alias","previousId":"CJ1-a","userId":"CJ1-b","timestamp":"2026-06-01T09:01:00Z","messageId":"cj2"}`,
-		`{"type":"track","anonymousId":"CJ1-dev","event":"Product Viewed","timestamp":"2026-06-01T09:03:00Z","messageId":"cj4"}`,
-		`{"type":"track","userId":"CJ1-c","event":"Order Completed","timestamp":"2026-06-01T09:05:00Z","messageId":"cj5"}`,
+		[]string{`{"type":"identify","anonymousId":"CJ1-dev","userId":"CJ1-a","timestamp":"2026-06-01T09:00:00Z","messageId":"cj1"}`,
+			`{"type":"alias","previousId":"T6n-dev","userId":"T6n-alice","timestamp":"2026-06-02T09:02:00Z","messageId":"t6-1"}`},
+		[]string{`{"type":"alias","previousId":"CJ1-b","userId":"CJ1-c","timestamp":"2026-06-01T09:02:00Z","messageId":"cj3"}`,
+			`{"type":"page","anonymousId":"T6n-dev","name":"T6 Home","timestamp":"2026-06-02T09:00:00Z","messageId":"t6-2"}`,
+			`{"type":"identify","anonymousId":"T6n-dev","userId":"T6n-alice","timestamp":"2026-06-02T09:01:00Z","messageId":"t6-3"}`,
+			`{"type":"page","anonymousId":"T6n-dev","name":"T6 Catalog","timestamp":"2026-06-02T09:03:00Z","messageId":"t6-4"}`,
+			`{"type":"track","userId":"T6n-alice","event":"T6 alice ordered","timestamp":"2026-06-02T09:04:00Z","messageId":"t6-5"}`,
+			`{"type":"identify","anonymousId":"T6n-dev","userId":"T6n-bob","timestamp":"2026-06-02T09:10:00Z","messageId":"t6-6"}`},
+		[]string{`{"type":"alias","previousId":"CJ1-a","userId":"CJ1-b","timestamp":"2026-06-01T09:01:00Z","messageId":"cj2"}`,
+			`{"type":"alias","previousId":"T6n-dev","userId":"T6n-bob","timestamp":"2026-06-02T09:11:00Z","messageId":"t6-7"}`,
+			`{"type":"page","anonymousId":"T6n-dev","name":"T6 Cart","timestamp":"2026-06-02T09:12:00Z","messageId":"t6-8"}`,
+			`{"type":"track","userId":"T6n-bob","event":"T6 bob ordered","timestamp":"2026-06-02T09:13:00Z","messageId":"t6-9"}`},
+		[]string{`{"type":"track","anonymousId":"CJ1-dev","event":"Product Viewed","timestamp":"2026-06-01T09:03:00Z","messageId":"cj4"}`},
+		[]string{`{"type":"track","userId":"CJ1-c","event":"Order Completed","timestamp":"2026-06-01T09:05:00Z","messageId":"cj5"}`},
 	)
+	// checkT6 checks whose each user's order and the device's view after bob's sign-in are, and
+	// more's (a query each: after a restart and resessionize the persons are what changes).
+	checkT6 := func(when string, more ...string) {
+		t.Helper()
+		whose := map[string]string{"T6 Home": "alice", "T6 Catalog": "alice", "T6 alice ordered": "alice", "T6 Cart": "bob", "T6 bob ordered": "bob"}
+		for _, step := range append([]string{"T6 alice ordered", "T6 bob ordered", "T6 Cart"}, more...) {
+			want := whose[step]
+			code, body := httpGet(t, "http://"+querier.http+"/api/v1/dropoff?window=24h&step=1&steps="+url.QueryEscape(step+","+step))
+			var d struct{ Persons []string }
+			if err := json.Unmarshal([]byte(body), &d); code != 200 || err != nil || !slices.Equal(d.Persons, []string{t6 + "-" + want}) {
+				t.Errorf("%s: %s went to %v (%d %.200s), want %s-%s's", when, step, d.Persons, code, body, t6, want)
+			}
+		}
+	}
+	checkT6("live, two consumers", "T6 Home", "T6 Catalog")
 	wantPersons := []string{"CJ1-a=CJ1-c", "CJ1-b=CJ1-c", "CJ1-c=CJ1-c", "CJ1-dev=CJ1-c"}
 	for i := range wantPersons {
 		wantPersons[i] = strings.ReplaceAll(wantPersons[i], "CJ1", cj)
 	}
 	persons := func() []string {
 		t.Helper()
-		return queryStrings(t, "SELECT concat(customer_key, '=', argMax(person_id, version)) AS p FROM "+db+".persons GROUP BY customer_key ORDER BY p")
+		return queryStrings(t, "SELECT concat(customer_key, '=', argMax(person_id, version)) AS p FROM "+db+".persons WHERE startsWith(customer_key, ?) GROUP BY customer_key ORDER BY p", cj+"-")
 	}
 	check := func(when string) {
 		t.Helper()
@@ -259,7 +314,7 @@ func TestAliasChainAcrossConsumersIsOnePerson(t *testing.T) {
 		if f := collector.funnel(t, "Product Viewed,Order Completed", "24h"); len(f.Steps) != 2 || f.Steps[0].Customers != 1 || f.Steps[1].Customers != 1 {
 			t.Errorf("%s: funnel Product Viewed → Order Completed = %+v, want 1 → 1, a single consumer's", when, f.Steps)
 		}
-		if n := collector.sessions(t).Persons; n != 1 {
+		if n := collector.sessions(t, "--from", "2026-06-01T00:00:00Z", "--to", "2026-06-02T00:00:00Z").Persons; n != 1 {
 			t.Errorf("%s: %d persons, want 1", when, n)
 		}
 	}
@@ -282,13 +337,16 @@ func TestAliasChainAcrossConsumersIsOnePerson(t *testing.T) {
 		s.stop(t)
 	}
 	restarted := consumer()
-	send(`{"type":"track","anonymousId":"CJ1-dev","event":"Product Viewed","timestamp":"2026-06-01T09:10:00Z","messageId":"cj6"}`)
+	querier = restarted
+	send([]string{`{"type":"track","anonymousId":"CJ1-dev","event":"Product Viewed","timestamp":"2026-06-01T09:10:00Z","messageId":"cj6"}`})
 	check("after a restart")
+	checkT6("after a restart")
 
 	for _, args := range [][]string{{"resessionize", "--from", "2026-06-01T00:00:00Z", "--to", "2026-06-02T00:00:00Z"}, {"resessionize"}} {
 		stale()
 		restarted.waymark(t, args...)
 		check("after waymark " + strings.Join(args, " "))
+		checkT6("after waymark " + strings.Join(args, " "))
 	}
 }
 

@@ -22,9 +22,10 @@ type sessionsJSON struct {
 	P90DurationSeconds    float64 `json:"p90_duration_seconds"`
 }
 
-func (s *server) sessions(t *testing.T) sessionsJSON {
+// sessions is `waymark sessions --json` with args (a range: --from T --to T).
+func (s *server) sessions(t *testing.T, args ...string) sessionsJSON {
 	t.Helper()
-	out := s.waymark(t, "sessions", "--json")
+	out := s.waymark(t, append([]string{"sessions", "--json"}, args...)...)
 	var sum sessionsJSON
 	if err := json.Unmarshal([]byte(out), &sum); err != nil {
 		t.Fatalf("sessions --json: %v\n%s", err, out)
