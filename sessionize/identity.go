@@ -413,8 +413,8 @@ const (
 
 // link joins the persons of a and b, a being the userId of the call that links them. Only an
 // explicit link (an alias's link of two userIds, see linksOf, live or stored, see
-// Sessionizer.storedLink) joins two persons that both have a userId: an anonymousId shared by two userIds is a shared device
-// (a family laptop, a shop's tablet), not one person. That is PostHog's rule (it refuses to merge two identified persons) and
+// Sessionizer.storedLink) joins two persons that both have a userId: an anonymousId shared by
+// two userIds is a shared device (a family laptop, a shop's tablet), not one person. That is PostHog's rule (it refuses to merge two identified persons) and
 // Segment's default identity limit (one user_id per profile); Mixpanel asks clients to reset the
 // device instead.
 //

@@ -408,12 +408,15 @@ func (r *Runner) restore(ctx context.Context, events []ingest.Event) error {
 // userId (identities.linksOf). Reading after the alias would be too late: a merge is not undone.
 // The persons the links changed are written with the batch. An alias from an id no consumer has
 // yet stored as a signed-in device is still read as a possibly earlier userId, as Segment's alias
-// spec has it (docs/how-it-works.md). One read per batch holding such aliases.
+// spec has it (docs/how-it-works.md). One read per batch holding such aliases from devices not
+// known as signed in on yet.
 func (r *Runner) learnDevices(ctx context.Context, events []ingest.Event) error {
 	var devices []string
+	seen := map[string]bool{}
 	for i := range events {
 		e := &events[i]
-		if d := aliasedFrom(e.UserID, e.AnonymousID, e.PreviousID, e.Type); d != "" && !slices.Contains(devices, d) {
+		if d := aliasedFrom(e.UserID, e.AnonymousID, e.PreviousID, e.Type); d != "" && !seen[d] && !r.core.ids.devices[d] {
+			seen[d] = true
 			devices = append(devices, d)
 		}
 	}
