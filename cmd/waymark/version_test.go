@@ -10,6 +10,8 @@ import (
 	"runtime"
 	"strings"
 	"testing"
+
+	"github.com/waymark-dev/waymark/store/storetest"
 )
 
 // TestVersionPrintsTheBuild: `waymark version` and `waymark --version` print one line naming
@@ -34,9 +36,12 @@ func TestVersionPrintsTheBuild(t *testing.T) {
 // build stage, as the image is built: with its build argument WAYMARK_COMMIT, and without the
 // repository's .git (the stage copies the sources alone, so Go records no VCS information:
 // -buildvcs=false here). `waymark version` names the commit given, and "unknown" when the build
-// gave none. (No Docker engine runs here; the shell runs the stage's command line.)
+// gave none. (No Docker engine runs here; the shell runs the stage's command line.) Its two
+// builds (minutes on a cold cache: the stage's flags build every package again) ask nothing of
+// ClickHouse, so one pass of a run builds them.
 func TestDockerImageReportsItsCommit(t *testing.T) {
 	t.Parallel()
+	storetest.FirstPassOnly(t)
 	b, err := os.ReadFile("../../deploy/Dockerfile")
 	if err != nil {
 		t.Fatal(err)
