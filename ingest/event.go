@@ -320,6 +320,11 @@ func decode(raw []byte, source string, receivedAt time.Time, from origin, place 
 // payload" (Segment docs, "Handling Duplicate Data"). The collector stamps the id on what it
 // produces; Decode gives it to messages produced straight to Kafka without one.
 //
+// The bytes are the message's but for its sentAt and receivedAt members: a client sets sentAt
+// anew each time it sends a message again (Segment's spec: "the time on the client device when
+// the message was sent", refreshed by a retry), and a relay stamps receivedAt at each delivery,
+// so a retry that carries them per message is the same event, as one whose batch carries sentAt.
+//
 // A message is its messageId whatever path it came by (see sessionize.Output.LaterCopies), but a
 // derived id keeps the path: two sources (two sites, an app and a server) sending the same bytes
 // without an id are two messages the clients never told apart, as Segment counts them: its
@@ -328,12 +333,24 @@ func DerivedMessageID(source string, raw []byte, receipt string) string {
 	h := sha256.New()
 	h.Write([]byte(source))
 	h.Write([]byte{0})
-	h.Write(raw)
+	h.Write(withoutDeliveryTimes(raw))
 	if receipt != "" {
 		h.Write([]byte{0})
 		h.Write([]byte(receipt))
 	}
 	return "wm-" + hex.EncodeToString(h.Sum(nil)[:16])
+}
+
+// withoutDeliveryTimes returns the message raw without its top-level sentAt and receivedAt
+// members (see DerivedMessageID): raw itself when it has neither (so the ids of such messages are
+// those of earlier releases) or is no object.
+func withoutDeliveryTimes(raw []byte) []byte {
+	delivery := []string{"sentAt", "receivedAt"}
+	members, err := objectMembers(raw, nil)
+	if err != nil || !slices.ContainsFunc(members, func(m member) bool { return skipped(delivery, m.name) }) {
+		return raw
+	}
+	return appendObject(make([]byte, 0, len(raw)), raw, members, delivery, nil)
 }
 
 // Receipt names one receipt of a message that states no time, for DerivedMessageID: the time it

@@ -201,7 +201,8 @@ func TestReplayKeepsPlaceholdersNoID(t *testing.T) {
 // TestPlaceholderMessageIDs: a messageId broken client code sends for every message
 // ("undefined", "null", 0, "") is no messageId: each message gets one derived from its bytes, so
 // two different messages are two events and the same message sent again is one, whether posted
-// to the collector, produced straight to Kafka or replayed.
+// to the collector, produced straight to Kafka or replayed, though the retry's sentAt (and a
+// relay's receivedAt) is new.
 func TestPlaceholderMessageIDs(t *testing.T) {
 	now := time.Date(2026, 12, 2, 1, 0, 0, 0, time.UTC)
 	c := &Collector{cfg: CollectorConfig{Brokers: []string{"unused:9092"}}}
@@ -231,18 +232,18 @@ func TestPlaceholderMessageIDs(t *testing.T) {
 	for _, id := range []string{`"undefined"`, `"null"`, `"[object Object]"`, `0`, `""`, `" "`} {
 		for _, p := range paths {
 			t.Run(id+"/"+p.name, func(t *testing.T) {
-				msg := func(event string) string {
-					return `{"type":"track","event":"` + event + `","userId":"u","messageId":` + id + `,"timestamp":"2026-12-01T10:00:00Z"}`
+				msg := func(event, delivery string) string {
+					return `{"type":"track","event":"` + event + `","userId":"u","messageId":` + id + `,"timestamp":"2026-12-01T10:00:00Z"` + delivery + `}`
 				}
-				a, err := p.decode(msg("Product Viewed"))
+				a, err := p.decode(msg("Product Viewed", `,"sentAt":"2026-12-02T00:59:58Z"`))
 				if err != nil {
 					t.Fatal(err)
 				}
-				again, err := p.decode(msg("Product Viewed"))
+				again, err := p.decode(msg("Product Viewed", `,"sentAt":"2026-12-02T00:59:59.5Z","receivedAt":"2026-12-02T01:00:00Z"`))
 				if err != nil {
 					t.Fatal(err)
 				}
-				b, err := p.decode(msg("Order Completed"))
+				b, err := p.decode(msg("Order Completed", `,"sentAt":"2026-12-02T00:59:58Z"`))
 				if err != nil {
 					t.Fatal(err)
 				}

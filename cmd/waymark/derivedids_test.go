@@ -9,7 +9,7 @@ import (
 // is an event of its own, as Segment's HTTP API gives each call its own messageId: the same page
 // call sent again after a purchase, two identical cart adds in one batch, and two identical lines
 // produced straight to Kafka are two events each. One that states its time, sent again (a retry),
-// stays one event, by either path. Before, every identical body was one event however far apart
+// stays one event, by either path, though the retry's sentAt (or a relay's receivedAt) is new. Before, every identical body was one event however far apart
 // it was sent, so `next` after a purchase said exit and a repeat order was lost. Recomputed from
 // the stored events (resessionize, as after a restart), the answers stay.
 func TestMessagesWithoutIDOrTimeAreEventsOfTheirOwn(t *testing.T) {
@@ -26,6 +26,9 @@ func TestMessagesWithoutIDOrTimeAreEventsOfTheirOwn(t *testing.T) {
 		// A retry: the same message, stating its time, sent twice.
 		{"/v1/track", `{"userId":"di-retry","event":"DI Timed","timestamp":"2026-11-30T10:00:00Z"}`},
 		{"/v1/track", `{"userId":"di-retry","event":"DI Timed","timestamp":"2026-11-30T10:00:00Z"}`},
+		// A retry whose sentAt is new (Segment's libraries set it at each send): the same event.
+		{"/v1/track", `{"userId":"di-retry","event":"DI Resent","timestamp":"2026-11-30T10:00:00Z","sentAt":"2026-11-30T10:00:01Z"}`},
+		{"/v1/track", `{"userId":"di-retry","event":"DI Resent","timestamp":"2026-11-30T10:00:00Z","sentAt":"2026-11-30T10:00:31Z"}`},
 	}
 	for _, c := range calls {
 		if code, body := s.track(t, c.path, c.body); code != 200 {
@@ -37,10 +40,12 @@ func TestMessagesWithoutIDOrTimeAreEventsOfTheirOwn(t *testing.T) {
 		`{"type":"track","userId":"di-k","event":"DI Beat"}`,
 		`{"type":"track","userId":"di-k","event":"DI KTimed","timestamp":"2026-11-30T10:00:00Z"}`,
 		`{"type":"track","userId":"di-k","event":"DI KTimed","timestamp":"2026-11-30T10:00:00Z"}`,
+		`{"type":"track","userId":"di-k","event":"DI KResent","timestamp":"2026-11-30T10:00:00Z","sentAt":"2026-11-30T10:00:01Z"}`,
+		`{"type":"track","userId":"di-k","event":"DI KResent","timestamp":"2026-11-30T10:00:00Z","sentAt":"2026-11-30T10:00:31Z","receivedAt":"2026-11-30T10:00:32Z"}`,
 	})
 	s.waitStored(t)
 
-	events := map[string]string{"DI Home": "3", "DI Buy": "1", "DI Add": "2", "DI Renewal": "2", "DI Timed": "1", "DI Beat": "2", "DI KTimed": "1"}
+	events := map[string]string{"DI Home": "3", "DI Buy": "1", "DI Add": "2", "DI Renewal": "2", "DI Timed": "1", "DI Beat": "2", "DI KTimed": "1", "DI Resent": "1", "DI KResent": "1"}
 	for name, want := range events {
 		got := queryStrings(t, "SELECT toString(uniqExact(message_id)) FROM "+s.database+".events WHERE event = ?", name)
 		if len(got) != 1 || got[0] != want {
@@ -57,6 +62,8 @@ func TestMessagesWithoutIDOrTimeAreEventsOfTheirOwn(t *testing.T) {
 			{"DI Add,DI Add", []int64{1, 1}},
 			{"DI Beat,DI Beat", []int64{1, 1}},
 			{"DI Timed,DI Timed", []int64{1, 0}},
+			{"DI Resent,DI Resent", []int64{1, 0}},
+			{"DI KResent,DI KResent", []int64{1, 0}},
 		} {
 			f := s.funnel(t, tt.steps, "1h")
 			var got []int64
