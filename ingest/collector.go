@@ -805,22 +805,34 @@ func parseRequest(body []byte, kind string) (*trackingRequest, error) {
 	return req, nil
 }
 
-// headerWriteKey takes the write key from Basic auth (key as user name), else X-Write-Key; "" when
-// neither is sent (the key may then be in the body).
+// headerWriteKey takes the write key from Basic auth (key as user name, see BasicAuthUser), else
+// X-Write-Key; "" when neither is sent (the key may then be in the body).
 func headerWriteKey(r *http.Request) string {
-	if user, _, ok := r.BasicAuth(); ok && user != "" {
+	if user := BasicAuthUser(r); user != "" {
 		return user
 	}
-	if auth := r.Header.Get("Authorization"); strings.HasPrefix(auth, "Basic ") {
-		// Some SDKs send "key:" without padding.
-		if b, err := base64.RawStdEncoding.DecodeString(strings.TrimRight(strings.TrimPrefix(auth, "Basic "), "=")); err == nil {
-			user, _, _ := strings.Cut(string(b), ":")
-			if user != "" {
-				return user
-			}
-		}
-	}
 	return r.Header.Get("X-Write-Key")
+}
+
+// BasicAuthUser returns the user name of the request's Basic Authorization header (RFC 7617), ""
+// when there is none or it cannot be read. It reads what Segment's libraries and curl send
+// ("key:", base64), and what some SDKs and hand-written clients send too: the key without its
+// colon, base64 without padding, the scheme in any case. The password is not returned: a key is
+// the user name (Segment's HTTP API).
+func BasicAuthUser(r *http.Request) string {
+	if user, _, ok := r.BasicAuth(); ok {
+		return user
+	}
+	scheme, token, ok := strings.Cut(r.Header.Get("Authorization"), " ")
+	if !ok || !strings.EqualFold(scheme, "Basic") {
+		return ""
+	}
+	b, err := base64.RawStdEncoding.DecodeString(strings.TrimRight(strings.TrimSpace(token), "="))
+	if err != nil {
+		return ""
+	}
+	user, _, _ := strings.Cut(string(b), ":")
+	return user
 }
 
 func (c *Collector) allow(w http.ResponseWriter, key string, events int) error {

@@ -255,7 +255,7 @@ func TestCollectorSingleCallsAndAuth(t *testing.T) {
 // header Waymark cannot read is a 401 saying so, not one saying no key was sent (tester 19's T7).
 func TestCollectorWriteKeyForms(t *testing.T) {
 	e := startCollector(t, nil)
-	for _, auth := range []string{"Basic a2V5LXdlYg==", "Basic a2V5LXdlYg", "Basic a2V5LXdlYjo=", "Basic a2V5LXdlYjo"} {
+	for _, auth := range []string{"Basic a2V5LXdlYg==", "Basic a2V5LXdlYg", "Basic a2V5LXdlYjo=", "Basic a2V5LXdlYjo", "basic a2V5LXdlYg"} {
 		if status, _, body := e.do(t, call{path: "/v1/track", headers: map[string]string{"Authorization": auth}, body: []byte(`{"event":"A","userId":"u"}`)}); status != 200 {
 			t.Errorf("Authorization: %s: %d %v, want 200", auth, status, body)
 		}

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"io"
 	"log/slog"
@@ -40,6 +41,17 @@ func TestQueryAPINeedsAReadKey(t *testing.T) {
 		{"read key as Basic password only", "GET", "/api/v1/stages", func(r *http.Request) { r.SetBasicAuth("", testReadKey) }, 401},
 		{"read key as Bearer", "GET", "/api/v1/stages", bearer(testReadKey), 200},
 		{"read key as Basic user name", "GET", "/api/v1/stages", basic(testReadKey), 200},
+		// As the collector reads a write key (tester 20's #4): the key without its colon, and
+		// without base64's padding.
+		{"read key as Basic, no colon", "GET", "/api/v1/map", func(r *http.Request) {
+			r.Header.Set("Authorization", "Basic "+base64.StdEncoding.EncodeToString([]byte(testReadKey)))
+		}, 200},
+		{"read key as Basic, no colon nor padding", "GET", "/api/v1/map", func(r *http.Request) {
+			r.Header.Set("Authorization", "basic "+base64.RawStdEncoding.EncodeToString([]byte(testReadKey)))
+		}, 200},
+		{"write key as Basic, no colon", "GET", "/api/v1/map", func(r *http.Request) {
+			r.Header.Set("Authorization", "Basic "+base64.StdEncoding.EncodeToString([]byte("test-key")))
+		}, 401},
 		{"read key, lower-case scheme", "GET", "/api/v1/stages", func(r *http.Request) { r.Header.Set("Authorization", "bearer "+testReadKey) }, 200},
 		{"no key, batch", "POST", "/api/v1/batch", nil, 401},
 		{"write key, batch", "POST", "/api/v1/batch", bearer("test-key"), 401},

@@ -126,16 +126,14 @@ func (k readKeys) holder(key string) (string, bool) {
 }
 
 // readKeyOf returns the key a request carries: `Authorization: Bearer KEY` (RFC 6750), or Basic
-// auth with the key as user name (RFC 7617; the password is ignored, as for write keys).
+// auth with the key as user name, read as the collector reads a write key (ingest.BasicAuthUser;
+// the password is ignored).
 func readKeyOf(r *http.Request) string {
 	auth := r.Header.Get("Authorization")
 	if scheme, token, ok := strings.Cut(auth, " "); ok && strings.EqualFold(scheme, "Bearer") {
 		return strings.TrimSpace(token)
 	}
-	if user, _, ok := r.BasicAuth(); ok {
-		return user
-	}
-	return ""
+	return ingest.BasicAuthUser(r)
 }
 
 // requireReadKey lets a request through to next only when it carries one of keys. Otherwise it
