@@ -156,9 +156,11 @@ type Consumer struct {
 	sink    Sink
 	dlq     *kafka.Writer
 	forward *kafka.Writer // writes messages found off their device's partition to it (see Run)
-	metrics *consumerMetrics
-	health  *health
-	stall   *health // set while a partition has stalled for StallAfter (see watch)
+	// transport is dlq's and forward's connection pool, closed with them (see ownTransport).
+	transport *kafka.Transport
+	metrics   *consumerMetrics
+	health    *health
+	stall     *health // set while a partition has stalled for StallAfter (see watch)
 
 	groupMu sync.Mutex
 	grp     *kafka.ConsumerGroup // this consumer's membership; replaced by rejoin
@@ -196,8 +198,10 @@ func NewConsumer(cfg ConsumerConfig, sink Sink, log *slog.Logger, reg prometheus
 	if err := group.Validate(); err != nil {
 		return nil, fmt.Errorf("consumer group config: %w", err)
 	}
+	transport := ownTransport()
 	dlq := &kafka.Writer{
 		Addr:         kafka.TCP(cfg.Brokers...),
+		Transport:    transport,
 		Topic:        cfg.DLQTopic,
 		Balancer:     &kafka.Murmur2Balancer{},
 		RequiredAcks: kafka.RequireAll,
@@ -206,13 +210,14 @@ func NewConsumer(cfg ConsumerConfig, sink Sink, log *slog.Logger, reg prometheus
 	}
 	forward := &kafka.Writer{
 		Addr:         kafka.TCP(cfg.Brokers...),
+		Transport:    transport,
 		Topic:        cfg.Topic,
 		Balancer:     partitionBalancer{},
 		RequiredAcks: kafka.RequireAll,
 		BatchTimeout: 5 * time.Millisecond,
 		MaxAttempts:  3,
 	}
-	return &Consumer{cfg: cfg, group: group, log: log, sink: sink, dlq: dlq, forward: forward, metrics: m, health: &health{}, stall: &health{}}, nil
+	return &Consumer{cfg: cfg, group: group, log: log, sink: sink, dlq: dlq, forward: forward, transport: transport, metrics: m, health: &health{}, stall: &health{}}, nil
 }
 
 // Healthy reports nil while batches are written, or the error that keeps the consumer retrying,
@@ -284,6 +289,7 @@ func (c *Consumer) Run(ctx context.Context) error {
 	if closeErr := c.forward.Close(); closeErr != nil {
 		c.log.Warn("close forwarding writer", "err", closeErr)
 	}
+	c.transport.CloseIdleConnections()
 	return err
 }
 

@@ -15,6 +15,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/segmentio/kafka-go"
+
+	"github.com/waymark-dev/waymark/ingest/ingesttest"
 )
 
 func startBroker(t testing.TB) *DevBroker {
@@ -29,7 +31,7 @@ func startBroker(t testing.TB) *DevBroker {
 
 func produce(t *testing.T, broker string, values ...string) {
 	t.Helper()
-	w := &kafka.Writer{Addr: kafka.TCP(broker), Topic: "events", RequiredAcks: kafka.RequireAll, Balancer: partitionBalancer{}}
+	w := &kafka.Writer{Transport: ingesttest.Transport(t), Addr: kafka.TCP(broker), Topic: "events", RequiredAcks: kafka.RequireAll, Balancer: partitionBalancer{}}
 	defer w.Close()
 	var msgs []kafka.Message
 	for i, v := range values {
@@ -344,7 +346,7 @@ func TestConsumerRebalanceWithBatchInFlight(t *testing.T) {
 // produceTo writes values to one partition of the topic "events".
 func produceTo(t *testing.T, broker string, partition int, values ...string) {
 	t.Helper()
-	w := &kafka.Writer{Addr: kafka.TCP(broker), Topic: "events", RequiredAcks: kafka.RequireAll,
+	w := &kafka.Writer{Transport: ingesttest.Transport(t), Addr: kafka.TCP(broker), Topic: "events", RequiredAcks: kafka.RequireAll,
 		Balancer: kafka.BalancerFunc(func(kafka.Message, ...int) int { return partition })}
 	defer w.Close()
 	var msgs []kafka.Message
@@ -538,7 +540,7 @@ func TestConsumerSkipsAByteOrderMark(t *testing.T) {
 		}
 		msgs = append(msgs, m)
 	}
-	w := &kafka.Writer{Addr: kafka.TCP(b.Addr()), Topic: "events", RequiredAcks: kafka.RequireAll, Balancer: partitionBalancer{}}
+	w := &kafka.Writer{Transport: ingesttest.Transport(t), Addr: kafka.TCP(b.Addr()), Topic: "events", RequiredAcks: kafka.RequireAll, Balancer: partitionBalancer{}}
 	if err := w.WriteMessages(context.Background(), msgs...); err != nil {
 		t.Fatal(err)
 	}

@@ -10,6 +10,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/segmentio/kafka-go"
+
+	"github.com/waymark-dev/waymark/ingest/ingesttest"
 )
 
 // TestConsumerTrustsOnlyAConsistentForwardedHeader: a producer straight to Kafka can set
@@ -36,7 +38,7 @@ func TestConsumerTrustsOnlyAConsistentForwardedHeader(t *testing.T) {
 		{"garbled", `null`, func(int) string { return "yesterday" }, false},
 		{"forward", `null`, func(own int) string { return Receipt(hourAgo, KafkaPlace((own+1)%partitions, 7)) }, true},
 	}
-	w := &kafka.Writer{Addr: kafka.TCP(b.Addr()), Topic: "events", RequiredAcks: kafka.RequireAll, Balancer: partitionBalancer{}}
+	w := &kafka.Writer{Transport: ingesttest.Transport(t), Addr: kafka.TCP(b.Addr()), Topic: "events", RequiredAcks: kafka.RequireAll, Balancer: partitionBalancer{}}
 	defer w.Close()
 	for _, tt := range tests {
 		user := "fwd-" + tt.id

@@ -34,7 +34,8 @@ func GroupLag(ctx context.Context, brokers []string, group, topic string) (map[i
 // GroupOffsets returns, per partition of topic, the consumer group's committed offset and the
 // log-end offset, as the broker has them.
 func GroupOffsets(ctx context.Context, brokers []string, group, topic string) (map[int]PartitionOffsets, error) {
-	client := &kafka.Client{Addr: kafka.TCP(brokers...)}
+	client, closeClient := newClient(brokers)
+	defer closeClient()
 	parts, err := partitionsOf(ctx, client, topic)
 	if err != nil {
 		return nil, err
@@ -69,7 +70,8 @@ func GroupOffsets(ctx context.Context, brokers []string, group, topic string) (m
 // offsets. For a group that committed nothing (or whose offsets cannot be read) it bounds the
 // messages the group has not stored.
 func LogEnd(ctx context.Context, brokers []string, topic string) (int64, error) {
-	client := &kafka.Client{Addr: kafka.TCP(brokers...)}
+	client, closeClient := newClient(brokers)
+	defer closeClient()
 	parts, err := partitionsOf(ctx, client, topic)
 	if err != nil {
 		return 0, err
@@ -83,6 +85,22 @@ func LogEnd(ctx context.Context, brokers []string, topic string) (int64, error) 
 		total += end
 	}
 	return total, nil
+}
+
+// ownTransport returns a Kafka connection pool for one client or writer, to close
+// (CloseIdleConnections) when it is done. kafka-go's default transport, shared by every client
+// and writer that names none, keeps a pool per broker address for the life of the process and
+// refreshes its metadata every few seconds: a broker that is gone (a test's, or one moved to
+// another address) is dialled again and again, and whatever listens at its address since is read
+// as Kafka, which once held 4.5 GB of a test process in arrays decoded from another server's
+// bytes.
+func ownTransport() *kafka.Transport { return &kafka.Transport{} }
+
+// newClient returns a Kafka client of brokers with a pool of its own (ownTransport), and the
+// function that closes the pool.
+func newClient(brokers []string) (*kafka.Client, func()) {
+	t := ownTransport()
+	return &kafka.Client{Addr: kafka.TCP(brokers...), Transport: t}, t.CloseIdleConnections
 }
 
 // partitionsOf lists the partitions of topic.

@@ -103,7 +103,8 @@ func parseReceipt(s string) (received time.Time, partition int, offset int64, er
 
 // topicPartitions returns how many partitions topic has now.
 func topicPartitions(ctx context.Context, brokers []string, topic string) (int, error) {
-	client := &kafka.Client{Addr: kafka.TCP(brokers...)}
+	client, closeClient := newClient(brokers)
+	defer closeClient()
 	meta, err := client.Metadata(ctx, &kafka.MetadataRequest{Topics: []string{topic}})
 	if err != nil {
 		return 0, fmt.Errorf("metadata for %s: %w", topic, err)

@@ -81,8 +81,11 @@ func Replay(ctx context.Context, cfg ReplayConfig) (ReplaySummary, error) {
 		if len(cfg.Brokers) == 0 {
 			return sum, errors.New("replay: no kafka brokers")
 		}
+		transport := ownTransport()
+		defer transport.CloseIdleConnections() // after w.Close
 		w := &kafka.Writer{
 			Addr:                   kafka.TCP(cfg.Brokers...),
+			Transport:              transport,
 			Topic:                  cfg.Topic,
 			Balancer:               partitionBalancer{},
 			RequiredAcks:           kafka.RequireAll,

@@ -92,7 +92,7 @@ func TestPanicsAreRecoveredAndTheirEventsDeadLettered(t *testing.T) {
 			}
 		}
 	}
-	w := &kafka.Writer{Addr: kafka.TCP(broker.Addr()), Topic: "events", RequiredAcks: kafka.RequireAll, Balancer: &kafka.Murmur2Balancer{}}
+	w := &kafka.Writer{Transport: ingesttest.Transport(t), Addr: kafka.TCP(broker.Addr()), Topic: "events", RequiredAcks: kafka.RequireAll, Balancer: &kafka.Murmur2Balancer{}}
 	if err := w.WriteMessages(context.Background(), msgs...); err != nil {
 		t.Fatal(err)
 	}

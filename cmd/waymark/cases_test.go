@@ -1683,7 +1683,7 @@ func TestEveryAcceptedTimeCanBeQueried(t *testing.T) {
 		return kafka.Message{Key: []byte(anon), Time: lastMs, Headers: []kafka.Header{{Key: ingest.HeaderSource, Value: []byte("a-receiver")}},
 			Value: []byte(`{"type":"track","anonymousId":"` + anon + `","event":"Last View","messageId":"` + id + `","timestamp":"` + timestamp + `","receivedAt":"2099-12-31T23:59:59.999Z"}`)}
 	}
-	w := &kafka.Writer{Addr: kafka.TCP(s.broker), Topic: "waymark.events", RequiredAcks: kafka.RequireAll, Balancer: &kafka.Murmur2Balancer{}}
+	w := &kafka.Writer{Transport: ingesttest.Transport(t), Addr: kafka.TCP(s.broker), Topic: "waymark.events", RequiredAcks: kafka.RequireAll, Balancer: &kafka.Murmur2Balancer{}}
 	defer w.Close()
 	if err := w.WriteMessages(t.Context(), last("l1", "dev-one", "2099-12-31T23:59:59.999Z"),
 		last("l2", "dev-offset", "2099-12-31T22:59:59-01:00"), last("l3", "dev-kafka", "2099-12-31T23:59:59.999Z")); err != nil {
@@ -1713,7 +1713,7 @@ func TestReplayedReceiptAfterTheReplayIsNone(t *testing.T) {
 	if !strings.Contains(out, "skipped 1 lines") || !strings.Contains(out, "receivedAt") {
 		t.Errorf("replay: %s; want line 3 skipped naming receivedAt", out)
 	}
-	w := &kafka.Writer{Addr: kafka.TCP(s.broker), Topic: "waymark.events", RequiredAcks: kafka.RequireAll, Balancer: &kafka.Murmur2Balancer{}}
+	w := &kafka.Writer{Transport: ingesttest.Transport(t), Addr: kafka.TCP(s.broker), Topic: "waymark.events", RequiredAcks: kafka.RequireAll, Balancer: &kafka.Murmur2Balancer{}}
 	defer w.Close()
 	if err := w.WriteMessages(t.Context(), kafka.Message{Key: []byte("k1"), Value: []byte(line("k1", `"timestamp":"2026-01-02T03:04:05Z"`)),
 		Headers: []kafka.Header{{Key: ingest.HeaderSource, Value: []byte("a-receiver")}}}); err != nil {

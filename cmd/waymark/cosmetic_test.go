@@ -10,6 +10,8 @@ import (
 	"testing"
 
 	"github.com/segmentio/kafka-go"
+
+	"github.com/waymark-dev/waymark/ingest/ingesttest"
 )
 
 // TestCosmeticFieldsDoNotRefuseTheEvent: a member of the wrong type that no event needs (the
@@ -116,7 +118,7 @@ func TestCosmeticFieldsDoNotRefuseTheEvent(t *testing.T) {
 		t.Errorf("POST /v1/batch answered %s\nwant %d accepted, rejected %v, ignored %v", answer, len(cases)-dead, wantRejected, wantIgnoredNamed)
 	}
 	// Straight to Kafka.
-	w := &kafka.Writer{Addr: kafka.TCP(s.broker), Topic: "waymark.events", RequiredAcks: kafka.RequireAll, Balancer: &kafka.Murmur2Balancer{}}
+	w := &kafka.Writer{Transport: ingesttest.Transport(t), Addr: kafka.TCP(s.broker), Topic: "waymark.events", RequiredAcks: kafka.RequireAll, Balancer: &kafka.Murmur2Balancer{}}
 	defer w.Close()
 	var msgs []kafka.Message
 	for i, c := range cases {

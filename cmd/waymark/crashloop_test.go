@@ -11,6 +11,7 @@ import (
 	"github.com/segmentio/kafka-go"
 
 	"github.com/waymark-dev/waymark/ingest"
+	"github.com/waymark-dev/waymark/ingest/ingesttest"
 	"github.com/waymark-dev/waymark/store/storetest"
 )
 
@@ -57,7 +58,7 @@ func TestPoisonCannotCrashLoop(t *testing.T) {
 	}
 
 	// The issue's case first: a lone refund (no NaN in its batch to hide it), good events behind it.
-	w := &kafka.Writer{Addr: kafka.TCP(addr), Topic: "waymark.events", RequiredAcks: kafka.RequireAll, Balancer: &kafka.Murmur2Balancer{}}
+	w := &kafka.Writer{Transport: ingesttest.Transport(t), Addr: kafka.TCP(addr), Topic: "waymark.events", RequiredAcks: kafka.RequireAll, Balancer: &kafka.Murmur2Balancer{}}
 	msgs := []kafka.Message{{Key: []byte("refunder"), Value: []byte(`{"type":"track","event":"Order Completed","userId":"refunder",` +
 		`"messageId":"lone-refund","properties":{"revenue":-5},"context":{"campaign":{"medium":"email"}}}`)}}
 	want = append(want, "lone-refund")

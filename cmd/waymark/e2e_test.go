@@ -396,7 +396,7 @@ func TestBadMessagesGoToTheDeadLetterTopic(t *testing.T) {
 	if status, answer := s.track(t, "/v1/batch", `{"batch":[`+strings.Join(batch, ",")+`]}`); status != 200 || strings.Count(answer, `"reason"`) != len(batch)-1 {
 		t.Errorf("POST /v1/batch: %d %s, want 200 with %d rejected", status, answer, len(batch)-1)
 	}
-	w := &kafka.Writer{Addr: kafka.TCP(s.broker), Topic: "waymark.events", RequiredAcks: kafka.RequireAll}
+	w := &kafka.Writer{Transport: ingesttest.Transport(t), Addr: kafka.TCP(s.broker), Topic: "waymark.events", RequiredAcks: kafka.RequireAll}
 	defer w.Close()
 	if err := w.WriteMessages(ctx, msgs...); err != nil {
 		t.Fatal(err)

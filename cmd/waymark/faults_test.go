@@ -14,6 +14,7 @@ import (
 	"github.com/segmentio/kafka-go"
 
 	"github.com/waymark-dev/waymark/ingest"
+	"github.com/waymark-dev/waymark/ingest/ingesttest"
 	"github.com/waymark-dev/waymark/store/storetest"
 )
 
@@ -26,7 +27,7 @@ func TestPoisonMessagesWithTheDeadLetterTopicDown(t *testing.T) {
 	broker := startBrokerProcess(t)
 	s := startServe(t, "--roles", "ingest", "--kafka-brokers", broker, "--dlq-topic", "absent.dlq", "--dlq-timeout", "2s")
 	s.broker = broker
-	w := &kafka.Writer{Addr: kafka.TCP(broker), Topic: "waymark.events", RequiredAcks: kafka.RequireAll}
+	w := &kafka.Writer{Transport: ingesttest.Transport(t), Addr: kafka.TCP(broker), Topic: "waymark.events", RequiredAcks: kafka.RequireAll}
 	defer w.Close()
 	msgs := []kafka.Message{
 		{Key: []byte("p1"), Value: []byte(`{"type":"track","event":"Product Viewed","userId":"p1","messageId":"good-1","timestamp":"2026-02-01T10:00:00Z"}`)},

@@ -209,7 +209,7 @@ func manyProperties(n int) string {
 // prefix. It returns the ids of the good events and of the hostile ones that must be stored.
 func produceHostile(t *testing.T, broker, prefix string) (good, stored []string) {
 	t.Helper()
-	w := &kafka.Writer{Addr: kafka.TCP(broker), Topic: "waymark.events", RequiredAcks: kafka.RequireAll, Balancer: &kafka.Murmur2Balancer{}}
+	w := &kafka.Writer{Transport: ingesttest.Transport(t), Addr: kafka.TCP(broker), Topic: "waymark.events", RequiredAcks: kafka.RequireAll, Balancer: &kafka.Murmur2Balancer{}}
 	defer w.Close()
 	var msgs []kafka.Message
 	for i, h := range hostileEvents {

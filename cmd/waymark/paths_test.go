@@ -65,7 +65,7 @@ func TestOneRuleOnEveryPath(t *testing.T) {
 		t.Fatalf("kcat: %v\n%s", err, out)
 	}
 	// A producer that claims to be the collector is held to the limit too.
-	w := &kafka.Writer{Addr: kafka.TCP(s.broker), Topic: "waymark.events", RequiredAcks: kafka.RequireAll}
+	w := &kafka.Writer{Transport: ingesttest.Transport(t), Addr: kafka.TCP(s.broker), Topic: "waymark.events", RequiredAcks: kafka.RequireAll}
 	err := w.WriteMessages(context.Background(), kafka.Message{Key: []byte("big"), Value: fmt.Appendf(nil, both[len(both)-1].msg, "header"),
 		Headers: []kafka.Header{{Key: ingest.HeaderSource, Value: []byte("test")}}})
 	w.Close()

@@ -18,6 +18,7 @@ import (
 	"github.com/segmentio/kafka-go"
 	"gopkg.in/yaml.v3"
 
+	"github.com/waymark-dev/waymark/ingest/ingesttest"
 	"github.com/waymark-dev/waymark/store/storetest"
 )
 
@@ -165,7 +166,7 @@ func TestDashboardsAndRulesReturnDataInPrometheus(t *testing.T) {
 	s := startServe(t)
 	// Traffic: the Taobao sample through the collector, a rejected event, a poison Kafka message.
 	s.waymark(t, "replay", "--format", "taobao", "--file", taobaoSample, "--collector", "http://"+s.http, "--write-key", "test-key")
-	w := &kafka.Writer{Addr: kafka.TCP(s.broker), Topic: "waymark.events", RequiredAcks: kafka.RequireAll}
+	w := &kafka.Writer{Transport: ingesttest.Transport(t), Addr: kafka.TCP(s.broker), Topic: "waymark.events", RequiredAcks: kafka.RequireAll}
 	if err := w.WriteMessages(context.Background(), kafka.Message{Value: []byte("not json")}); err != nil {
 		t.Fatal(err)
 	}

@@ -18,6 +18,7 @@ import (
 	"github.com/segmentio/kafka-go"
 
 	"github.com/waymark-dev/waymark/ingest"
+	"github.com/waymark-dev/waymark/ingest/ingesttest"
 	"github.com/waymark-dev/waymark/store/storetest"
 )
 
@@ -179,7 +180,7 @@ func storeRetries(metrics string) float64 {
 // partitions of waymark.events, as the broker describes it.
 func waitGroupStable(t *testing.T, broker, group string, n int) {
 	t.Helper()
-	client := &kafka.Client{Addr: kafka.TCP(broker), Timeout: 10 * time.Second}
+	client := &kafka.Client{Transport: ingesttest.Transport(t), Addr: kafka.TCP(broker), Timeout: 10 * time.Second}
 	waitFor(t, fmt.Sprintf("group %s to be stable with %d members", group, n), func() bool {
 		resp, err := client.DescribeGroups(context.Background(), &kafka.DescribeGroupsRequest{GroupIDs: []string{group}})
 		if err != nil || len(resp.Groups) != 1 || resp.Groups[0].Error != nil || resp.Groups[0].GroupState != "Stable" || len(resp.Groups[0].Members) != n {
@@ -354,7 +355,7 @@ func TestAliasesAcrossConsumers(t *testing.T) {
 // reads it, as the broker describes the group.
 func partitionHolders(t *testing.T, broker, group string) map[int]string {
 	t.Helper()
-	client := &kafka.Client{Addr: kafka.TCP(broker), Timeout: 10 * time.Second}
+	client := &kafka.Client{Transport: ingesttest.Transport(t), Addr: kafka.TCP(broker), Timeout: 10 * time.Second}
 	resp, err := client.DescribeGroups(context.Background(), &kafka.DescribeGroupsRequest{GroupIDs: []string{group}})
 	if err != nil || len(resp.Groups) != 1 {
 		t.Fatalf("describe group %s: %v", group, err)

@@ -5,6 +5,7 @@ package ingesttest
 import (
 	"context"
 	"fmt"
+	"testing"
 	"time"
 
 	"github.com/segmentio/kafka-go"
@@ -13,7 +14,9 @@ import (
 // ReadTopic returns every message on a topic of the broker at addr, partition by partition, up
 // to the end each partition has when it is read.
 func ReadTopic(ctx context.Context, addr, topic string) ([]kafka.Message, error) {
-	client := &kafka.Client{Addr: kafka.TCP(addr)}
+	transport := &kafka.Transport{} // closed when read: see Transport
+	defer transport.CloseIdleConnections()
+	client := &kafka.Client{Addr: kafka.TCP(addr), Transport: transport}
 	meta, err := client.Metadata(ctx, &kafka.MetadataRequest{Topics: []string{topic}})
 	if err != nil {
 		return nil, fmt.Errorf("read %s: metadata: %w", topic, err)
@@ -43,4 +46,14 @@ func ReadTopic(ctx context.Context, addr, topic string) ([]kafka.Message, error)
 		r.Close()
 	}
 	return out, nil
+}
+
+// Transport returns a Kafka connection pool for a test's writer or client, closed when the test
+// ends. kafka-go's default transport, which a writer or client naming none shares, keeps dialling
+// a broker's address for the life of the process, after the test's broker is gone and another
+// test's server listens there (see ingest's ownTransport).
+func Transport(tb testing.TB) *kafka.Transport {
+	t := &kafka.Transport{}
+	tb.Cleanup(t.CloseIdleConnections)
+	return t
 }
