@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/ClickHouse/clickhouse-go/v2"
@@ -195,6 +196,64 @@ func (s *Store) IdentityLinksOf(ctx context.Context, ids []string, since uint64)
 	}
 	return s.identityLinks(kctx, "SELECT a, b FROM "+s.table("identity_links")+fmt.Sprintf(" PREWHERE version >= %d", since)+
 		" WHERE a IN restore_keys OR b IN restore_keys GROUP BY a, b ORDER BY min(version), a, b")
+}
+
+// DeviceLinks returns IdentityLinksOf(devices, since) ("a:" ids) and, in the same query, the
+// devices among them that are the anonymousId of a stored event (seen): a consumer asks before it
+// reads a batch's aliases from a device's id, which are the user signing in on the device when
+// previousId names one (sessionize.Runner.learnDevices). An event's customer key is its
+// anonymousId when it has one, so that is a lookup by the events' primary key, a granule per
+// device and part. The devices go as a second external table, without their "a:".
+func (s *Store) DeviceLinks(ctx context.Context, devices []string, since uint64) ([][2]string, []string, error) {
+	if len(devices) == 0 {
+		return nil, nil, nil
+	}
+	ids, err := ext.NewTable("restore_keys", ext.Column("key", "String"))
+	if err != nil {
+		return nil, nil, fmt.Errorf("load identity links and events of %d devices: %w", len(devices), err)
+	}
+	keys, err := ext.NewTable("device_keys", ext.Column("key", "String"))
+	if err != nil {
+		return nil, nil, fmt.Errorf("load identity links and events of %d devices: %w", len(devices), err)
+	}
+	for _, d := range devices {
+		if err := ids.Append(d); err != nil {
+			return nil, nil, fmt.Errorf("load identity links and events of %d devices: %w", len(devices), err)
+		}
+		if err := keys.Append(strings.TrimPrefix(d, "a:")); err != nil {
+			return nil, nil, fmt.Errorf("load identity links and events of %d devices: %w", len(devices), err)
+		}
+	}
+	kctx := clickhouse.Context(ctx, clickhouse.WithExternalTable(ids, keys))
+	// kind 0: a link; kind 1: a device seen, its id in a and b empty.
+	rows, err := s.conn.Query(kctx, "SELECT kind, a, b FROM ("+
+		"SELECT toUInt8(0) AS kind, a, b, min(version) AS v FROM "+s.table("identity_links")+fmt.Sprintf(" PREWHERE version >= %d", since)+
+		" WHERE a IN restore_keys OR b IN restore_keys GROUP BY a, b"+
+		" UNION ALL SELECT toUInt8(1) AS kind, concat('a:', customer_key) AS a, '' AS b, toUInt64(0) AS v FROM "+s.table("events")+
+		" WHERE customer_key IN device_keys AND anonymous_id != '' GROUP BY customer_key"+
+		") ORDER BY kind, v, a, b")
+	if err != nil {
+		return nil, nil, fmt.Errorf("load identity links and events of %d devices: %w", len(devices), err)
+	}
+	defer rows.Close()
+	var links [][2]string
+	var seen []string
+	for rows.Next() {
+		var kind uint8
+		var l [2]string
+		if err := rows.Scan(&kind, &l[0], &l[1]); err != nil {
+			return nil, nil, fmt.Errorf("load identity links and events of %d devices: %w", len(devices), err)
+		}
+		if kind == 1 {
+			seen = append(seen, l[0])
+		} else {
+			links = append(links, l)
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return nil, nil, fmt.Errorf("load identity links and events of %d devices: %w", len(devices), err)
+	}
+	return links, seen, nil
 }
 
 // identityLinks runs query, which selects pairs of ids, and returns them.

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"testing"
 
+	"github.com/waymark-dev/waymark/ingest"
 	"github.com/waymark-dev/waymark/sessionize"
 )
 
@@ -47,6 +48,53 @@ func TestIdentityLinksOfReadsThePersonsLinks(t *testing.T) {
 		}
 		if fmt.Sprint(got) != tt.want && !(len(got) == 0 && tt.want == "[]") {
 			t.Errorf("IdentityLinksOf(%q, %d) = %v, want %s", tt.ids, tt.since, got, tt.want)
+		}
+	}
+}
+
+// TestDeviceLinksReadsLinksAndBrowsedDevices: DeviceLinks returns IdentityLinksOf of the devices
+// and, in the same read, those of them that are the anonymousId of a stored event (a device that
+// only browsed, as one signed in on): not an id stored only as a userId, nor one never stored
+// (sessionize.Runner reads them before a batch's aliases from a device's id, tester 20's report).
+func TestDeviceLinksReadsLinksAndBrowsedDevices(t *testing.T) {
+	t.Parallel()
+	st := openStore(t)
+	ctx := context.Background()
+	browsed := ev("", "Home", 0)
+	browsed.Type, browsed.AnonymousID, browsed.MessageID = "page", "dev", "m1"
+	signedIn := ev("bob", "Product Viewed", 60)
+	signedIn.AnonymousID, signedIn.MessageID = "dev2", "m2"
+	user := ev("carol", "Order Completed", 120) // a userId only: carol is no device
+	for _, b := range []sessionize.Batch{
+		{Events: []ingest.Event{browsed, signedIn, user}, Version: 1},
+		{Links: [][2]string{{"a:dev2", "a:dev2"}, {"u:bob", "a:dev2"}, {"a:dev", "u:erin"}}, Version: 2},
+		{Links: [][2]string{{"u:x", "a:y"}}, Version: 3},
+	} {
+		if err := st.Write(ctx, b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, tt := range []struct {
+		devices []string
+		since   uint64
+		links   string
+		seen    string
+	}{
+		{[]string{"a:dev"}, 0, "[[a:dev u:erin]]", "[a:dev]"},
+		{[]string{"a:dev", "a:dev2", "a:carol", "a:nobody"}, 0, "[[a:dev u:erin] [a:dev2 a:dev2] [u:bob a:dev2]]", "[a:dev a:dev2]"},
+		{[]string{"a:carol"}, 0, "[]", "[]"},
+		{[]string{"a:dev", "a:y"}, 3, "[[u:x a:y]]", "[a:dev]"},
+		{nil, 0, "[]", "[]"},
+	} {
+		links, seen, err := st.DeviceLinks(ctx, tt.devices, tt.since)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := fmt.Sprint(links); got != tt.links && !(len(links) == 0 && tt.links == "[]") {
+			t.Errorf("DeviceLinks(%q, %d) links = %v, want %s", tt.devices, tt.since, got, tt.links)
+		}
+		if got := fmt.Sprint(seen); got != tt.seen && !(len(seen) == 0 && tt.seen == "[]") {
+			t.Errorf("DeviceLinks(%q, %d) seen = %v, want %s", tt.devices, tt.since, got, tt.seen)
 		}
 	}
 }
