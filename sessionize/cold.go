@@ -118,6 +118,16 @@ func encodeCustomer(c *customer, channel uint32) []byte {
 	return slices.Clip(b)
 }
 
+// coldByUser returns the byUser of a customer encodeCustomer encoded, reading only the fields
+// before it.
+func coldByUser(data []byte) bool {
+	d := decoder{b: data}
+	d.varint()
+	d.uvarint()
+	d.uvarint()
+	return d.uvarint() == 1
+}
+
 func boolByte(v bool) uint64 {
 	if v {
 		return 1

@@ -86,6 +86,21 @@ func (s *sharedStore) IdentityLinksOf(_ context.Context, ids []string, _ uint64)
 	return out, nil
 }
 
+// DeviceLinks is IdentityLinksOf of devices, and the devices that are the anonymousId of a
+// stored event, as the store finds them by the events' customer key.
+func (s *sharedStore) DeviceLinks(ctx context.Context, devices []string, since uint64) ([][2]string, []string, error) {
+	links, _ := s.IdentityLinksOf(ctx, devices, since)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var seen []string
+	for _, d := range devices {
+		if slices.ContainsFunc(s.events, func(e ingest.Event) bool { return e.CustomerKey() == d[2:] && e.AnonymousID != "" }) {
+			seen = append(seen, d)
+		}
+	}
+	return links, seen, nil
+}
+
 // personOf returns the person of the event messageId as queries read it: the person it was
 // stored with, after its override.
 func (s *sharedStore) personOf(messageID string) string {
@@ -261,9 +276,11 @@ func TestLearnTakesADevicesAliasAsNoMerge(t *testing.T) {
 // and the order, alice and bob stay two persons, each one's own order is theirs, and D's
 // anonymous pages go to whoever was signed in on D at their time (DeviceSignIns): live, after a
 // restart (a Runner restoring the stored links) and rebuilt from the stored links as waymark
-// resessionize does. Orders in which both aliases are read before x has read either identify are
-// left out: no consumer has seen D signed in then, and an alias's previousId may be an earlier
-// userId (Segment's alias spec), which one consumer reads so too (docs/how-it-works.md).
+// resessionize does. Orders in which both aliases are read before x has read any event of D
+// are left out: no consumer has seen D as a device then (signed in on, or an anonymousId of a
+// stored event), and an alias's previousId may be an earlier userId (Segment's alias spec),
+// which one consumer reads so too (docs/how-it-works.md). Before tester 20's report, orders
+// with both aliases before D's first identify were left out too (its page was no device).
 func TestRunnersOfTwoPartitionsKeepADevicesAliasersApart(t *testing.T) {
 	alias := func(user string, minutes float64) ingest.Event {
 		e := call("alias", "", "", user, minutes)
@@ -317,10 +334,10 @@ func TestRunnersOfTwoPartitionsKeepADevicesAliasersApart(t *testing.T) {
 				order = append(order, byKey[k][next[k]])
 				next[k]++
 			}
-			if signedIn := slices.IndexFunc(order, func(e ingest.Event) bool { return e.Type == "identify" }); slices.IndexFunc(order, func(e ingest.Event) bool {
+			if seen := slices.IndexFunc(order, func(e ingest.Event) bool { return e.CustomerKey() == "D" }); slices.IndexFunc(order, func(e ingest.Event) bool {
 				return e.Type == "alias" && e.UserID == "alice"
-			}) < signedIn && slices.IndexFunc(order, func(e ingest.Event) bool { return e.Type == "alias" && e.UserID == "bob" }) < signedIn {
-				continue // both aliases before D is seen signed in: the userId reading (see above)
+			}) < seen && slices.IndexFunc(order, func(e ingest.Event) bool { return e.Type == "alias" && e.UserID == "bob" }) < seen {
+				continue // both aliases before any event of D: the userId reading (see above)
 			}
 			n++
 			var names []string
@@ -359,5 +376,107 @@ func TestRunnersOfTwoPartitionsKeepADevicesAliasersApart(t *testing.T) {
 				t.Errorf("%s, resessionized: alice and bob are one person, %s", what, a)
 			}
 		}
+	}
+}
+
+// TestOneConsumerReadsAnAliasFromABrowsedDeviceAsASignIn is tester 20's report: a device that
+// only browsed (a page under its anonymousId, no userId), then a server's aliases of erin and
+// frank from the device's id (no anonymousId: keyed by each user), one consumer. The device's id
+// was seen as an event's anonymousId, so each alias is that user signing in on the device, never
+// an alias of two userIds: erin and frank stay two persons, each order theirs, and the page,
+// before either signed in, is the first user's (DeviceSignIns), in every batching, across a
+// restart of the Runner (which restores the stored links and the keys it meets) and rebuilt from
+// the stored links as waymark resessionize does. Before, the first alias made u:D erin's and the
+// second joined frank to her through it. The order whose first alias precedes every event of
+// the device reads that alias's previousId as a possibly earlier userId (Segment's alias spec),
+// which joins no one yet; the second, after the page, is a sign-in.
+func TestOneConsumerReadsAnAliasFromABrowsedDeviceAsASignIn(t *testing.T) {
+	alias := func(user string, minutes float64) ingest.Event {
+		e := call("alias", "", "", user, minutes)
+		e.PreviousID = "D"
+		return e
+	}
+	ev := map[string]ingest.Event{
+		"page":   call("page", "Home", "D", "", 0),
+		"erin":   alias("erin", 1),
+		"frank":  alias("frank", 61),
+		"order":  call("track", "SC Order", "", "erin", 2),
+		"order2": call("track", "SC Order", "", "frank", 62),
+		"later":  call("page", "Later", "E", "", 90),
+	}
+	want := map[string]string{ev["page"].MessageID: "erin", ev["order"].MessageID: "erin", ev["order2"].MessageID: "frank"}
+	ctx := context.Background()
+	runner := func(st *sharedStore) *Runner {
+		t.Helper()
+		r, err := NewRunner(newTestSessionizer(t), st, st, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r
+	}
+	check := func(t *testing.T, what string, st *sharedStore) {
+		t.Helper()
+		for id, person := range want {
+			if got := st.queriedPerson(id); got != person {
+				t.Errorf("%s: %s is read as %s's, want %s's (persons %q, links %q)", what, id, got, person, st.personsNow(), st.links)
+			}
+		}
+	}
+	// Each step is a batch of the events named, or "restart": a new Runner on the store.
+	for _, tt := range []struct {
+		name  string
+		steps [][]string
+	}{
+		{"one event a batch", [][]string{{"page"}, {"erin"}, {"frank"}, {"order"}, {"order2"}}},
+		{"both aliases in one batch after the page", [][]string{{"page"}, {"erin", "frank"}, {"order", "order2"}}},
+		{"the page and both aliases in one batch", [][]string{{"page", "erin", "frank"}, {"order", "order2"}}},
+		{"all in one batch", [][]string{{"page", "erin", "frank", "order", "order2"}}},
+		{"orders first", [][]string{{"page"}, {"order", "order2"}, {"erin"}, {"frank"}}},
+		{"frank's alias first", [][]string{{"page"}, {"frank"}, {"erin"}, {"order", "order2"}}},
+		{"restart after the page", [][]string{{"page"}, {"restart"}, {"erin", "frank"}, {"order", "order2"}}},
+		{"restart between the aliases", [][]string{{"page"}, {"erin"}, {"restart"}, {"frank"}, {"order", "order2"}}},
+		{"restart, then the users' orders alone", [][]string{{"page"}, {"erin"}, {"frank"}, {"restart"}, {"order", "order2"}}},
+		{"erin's alias before the page", [][]string{{"erin"}, {"page"}, {"frank"}, {"order", "order2"}}},
+		{"erin's alias before the page, restart", [][]string{{"erin"}, {"page"}, {"restart"}, {"frank"}, {"order", "order2"}}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			st := newSharedStore()
+			r := runner(st)
+			for _, step := range tt.steps {
+				if step[0] == "restart" {
+					r = runner(st)
+					continue
+				}
+				var batch []ingest.Event
+				for _, name := range step {
+					batch = append(batch, ev[name])
+				}
+				if err := r.Write(ctx, batch); err != nil {
+					t.Fatal(err)
+				}
+			}
+			check(t, "live", st)
+			if a, b := r.core.ids.personOf("u:erin"), r.core.ids.personOf("u:frank"); a == b {
+				t.Errorf("live: erin and frank are one person, %s", a)
+			}
+			// Restarted: one Runner restores the stored links and writes every person again.
+			if err := runner(st).Write(ctx, []ingest.Event{ev["later"]}); err != nil {
+				t.Fatal(err)
+			}
+			check(t, "restarted", st)
+			// Rebuilt from the stored links, as waymark resessionize does.
+			s := newTestSessionizer(t)
+			links, _ := st.IdentityLinks(ctx)
+			s.RestoreLinks(links)
+			keys := s.RestoreKeys([]string{"erin", "frank", "D"})
+			events, sessions, _ := st.History(ctx, keys)
+			s.RestoreHistory(keys, events, sessions)
+			out, _ := s.Push(base, nil)
+			st.Write(ctx, Batch{Sessions: out.Sessions, Persons: s.PersonsOf(keys), Version: out.Version})
+			check(t, "resessionized", st)
+			if a, b := s.ids.personOf("u:erin"), s.ids.personOf("u:frank"); a == b {
+				t.Errorf("resessionized: erin and frank are one person, %s", a)
+			}
+		})
 	}
 }

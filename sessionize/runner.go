@@ -38,11 +38,14 @@ type Sink interface {
 
 // History loads what the store holds: customers' events and live sessions, and identity links:
 // all of them (IdentityLinks), or those stored at a version of since or later with an end among
-// ids (IdentityLinksOf).
+// ids (IdentityLinksOf). DeviceLinks is IdentityLinksOf of devices ("a:" ids) in the same read,
+// with the devices among them that are the anonymousId of a stored event (seen), the customer
+// key of such an event: a lookup by the events' primary key.
 type History interface {
 	History(ctx context.Context, keys []string) ([]ingest.Event, []Session, error)
 	IdentityLinks(ctx context.Context) ([][2]string, error)
 	IdentityLinksOf(ctx context.Context, ids []string, since uint64) ([][2]string, error)
+	DeviceLinks(ctx context.Context, devices []string, since uint64) (links [][2]string, seen []string, err error)
 }
 
 // Runner puts a Sessionizer between the Kafka consumer (it is an ingest.Sink) and a store.
@@ -400,16 +403,19 @@ func (r *Runner) restore(ctx context.Context, events []ingest.Event) error {
 	return nil
 }
 
-// learnDevices reads, before events are pushed, the stored links of the devices their aliases
-// from a device's id name (aliasedFrom): such an alias is keyed by its userId, often on a
-// partition another consumer reads than the device's, and whether the device was signed in on by
-// its own events (a link device and device, see Output.Links), which another consumer may have
-// stored since this one last read the device's links, decides whether previousId is read as a
-// userId (identities.linksOf). Reading after the alias would be too late: a merge is not undone.
-// The persons the links changed are written with the batch. An alias from an id no consumer has
-// yet stored as a signed-in device is still read as a possibly earlier userId, as Segment's alias
-// spec has it (docs/how-it-works.md). One read per batch holding such aliases from devices not
-// known as signed in on yet.
+// learnDevices reads, before events are pushed, what the store holds of the devices their
+// aliases from a device's id name (aliasedFrom): such an alias is keyed by its userId, often on a
+// partition another consumer reads than the device's, and whether previousId names a device
+// decides whether it is read as a userId (identities.linksOf). It names one when the device was
+// signed in on by its own events (a link device and device, see Output.Links), which another
+// consumer may have stored since this one last read the device's links, or when it is the
+// anonymousId of a stored event (a device that only browsed has no links): those are remembered
+// in identities.devices, after the links are learned, as a restart replays the links with no
+// such mark. Reading after the alias would be too late: a merge is not undone. The persons the
+// links changed are written with the batch. An alias from an id neither stored as a device nor
+// held as one (Sessionizer.heldAsDevice) is still read as a possibly earlier userId, as Segment's
+// alias spec has it (docs/how-it-works.md). One read (DeviceLinks) per batch holding such
+// aliases from devices not known as devices yet, none otherwise.
 func (r *Runner) learnDevices(ctx context.Context, events []ingest.Event) error {
 	var devices []string
 	seen := map[string]bool{}
@@ -423,12 +429,15 @@ func (r *Runner) learnDevices(ctx context.Context, events []ingest.Event) error 
 	if len(devices) == 0 {
 		return nil
 	}
-	links, err := r.history.IdentityLinksOf(ctx, devices, r.linksSince)
+	links, browsed, err := r.history.DeviceLinks(ctx, devices, r.linksSince)
 	if err != nil {
-		return fmt.Errorf("read the stored links of %d devices aliased from: %w", len(devices), err)
+		return fmt.Errorf("read the stored links and events of %d devices aliased from: %w", len(devices), err)
 	}
 	persons, _ := r.core.Learn(r.now(), links)
 	r.pending.Persons = append(r.pending.Persons, persons...)
+	for _, d := range browsed {
+		r.core.ids.devices[d] = true
+	}
 	return nil
 }
 

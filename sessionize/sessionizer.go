@@ -1074,6 +1074,23 @@ func (s *Sessionizer) copyElsewhere(e *ingest.Event, p point) (string, *customer
 	return "", nil, -1
 }
 
+// heldAsDevice reports whether the sessionizer holds events under key as a device's: a customer
+// keyed by an anonymousId (not customer.byUser), live or restored, hot, cold or evicted by the
+// last Push, its events those of this batch before the one being taken in too. It decodes
+// nothing: an alias, which asks, costs a map lookup or two.
+func (s *Sessionizer) heldAsDevice(key string) bool {
+	if c := s.customers[key]; c != nil {
+		return !c.byUser
+	}
+	if c := s.evicting[key]; c != nil {
+		return !c.byUser
+	}
+	if data, ok := s.cold[key]; ok {
+		return !coldByUser(data)
+	}
+	return false
+}
+
 // customer returns the customer held under key, decoded: hot, cold (warmed, see cool), or one the
 // last Push changed and evicted (taken back, see holds); nil when the sessionizer holds none.
 func (s *Sessionizer) customer(key string) *customer {
@@ -1127,6 +1144,9 @@ func (s *Sessionizer) laterCopy(ps *pushState, key string, c *customer, e *inges
 // then p is the copy of e held, which reached them when it arrived (see laterCopy).
 func (s *Sessionizer) link(ps *pushState, key string, c *customer, e *ingest.Event, p point, held bool) {
 	stats := &ps.stats
+	if device := aliasedFrom(e.UserID, e.AnonymousID, e.PreviousID, e.Type); device != "" && !s.ids.devices[device] && s.heldAsDevice(e.PreviousID) {
+		s.ids.devices[device] = true // an alias from a device's id: a sign-in on it (see identities.linksOf)
+	}
 	for _, l := range s.ids.linksOf(e.UserID, e.AnonymousID, e.PreviousID, e.Type) {
 		stats.IdentityLinks++
 		if l.kind == signInLink && s.ids.signedInOwn(l.b) {
@@ -1810,6 +1830,13 @@ func (s *Sessionizer) Restore(key string, events []ingest.Event, sessions []Sess
 		for _, l := range s.ids.linksOf(e.UserID, e.AnonymousID, e.PreviousID, e.Type) {
 			if l.kind == signInLink {
 				s.ids.signedInOwn(l.b)
+			}
+			if l.kind == aliasUserLink {
+				// Made live only when previousId was not known as a device then (see
+				// identities.linksOf), which a restored alias cannot tell: the stored links hold
+				// it if it was (Output.Links), replayed before (RestoreLinks). Made again here, a
+				// device's second aliaser's alias, read as a sign-in live, would join the first.
+				continue
 			}
 			s.linkIDs(l.a, l.b, l.explicit())
 		}
