@@ -43,8 +43,11 @@ type identities struct {
 	// devices holds the devices ("a:" ids) signed in on by an event of their own: one carrying
 	// a userId and the device's anonymousId (an identify from it, a track, an alias from its own
 	// anonymousId), seen live or restored, or read from a stored link saying so (see
-	// Sessionizer.storedLink). Such an id names a device, so an alias from it is never read as an
-	// earlier userId (see linksOf).
+	// Sessionizer.storedLink); and the devices an alias's previousId named when they were seen as
+	// an event's anonymousId, held (Sessionizer.heldAsDevice) or stored (Runner.learnDevices): a
+	// device that only browsed. Such an id names a device, so an alias from it is never read as an
+	// earlier userId (see linksOf). Only aliases add the browsed ones, so it stays as small as
+	// the aliases and signed-in devices are: an anonymous visitor is never listed for its events.
 	devices map[string]bool
 	// reached is, per person of linked ids (by root), the journey stages whose live entries
 	// counted it (see Stats.StageEntries); a person that is one customer key, never linked,
@@ -574,12 +577,16 @@ func (l idLink) stored() [2]string {
 // anonymousId reading is a sign-in on the device as well (aliasedFrom), so whose the device's
 // anonymous events are does not hang on which of these links was made first.
 //
-// Once previousId is a device signed in on by its own events (identities.devices), it is never
-// read as a userId, whatever else is known of it: a userId reading of it made earlier (an alias
-// read before the device was known: a server's alias keyed by its userId, read by a consumer
-// that has not seen the device's partition) would join every other user aliasing from the
-// device, where PostHog refuses to merge two identified persons. The device decides instead,
-// as it does for users identifying on it (DeviceSignIns).
+// Once previousId is a device (identities.devices: signed in on by its own events, or seen as an
+// event's anonymousId, by this sessionizer or in the stored events, when an alias named it), it
+// is never read as a userId, whatever else is known of it: a userId reading of it made earlier
+// (an alias read before any event of the device was: a server's alias keyed by its userId, read
+// before the device's events, or by a consumer that has not seen the device's partition) would
+// join every other user aliasing from the device, where PostHog refuses to merge two identified
+// persons. The device decides instead, as it does for users identifying on it (DeviceSignIns).
+// Only an alias from an id seen as neither, nor as a device by a stored link, is read as a
+// possibly earlier userId too (Segment's alias spec allows both): the two users aliasing from a
+// device before any event of it are joined (docs/how-it-works.md).
 func (g *identities) linksOf(userID, anonymousID, previousID, typ string) []idLink {
 	var links []idLink
 	if device := aliasedFrom(userID, anonymousID, previousID, typ); device != "" {
