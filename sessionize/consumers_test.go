@@ -176,14 +176,6 @@ func TestRunnersOfTwoPartitionsNameAnAliasChainAlike(t *testing.T) {
 	ordered := decode(`{"type":"track","userId":"c","event":"Order Completed","timestamp":"2026-06-01T09:05:00Z","messageId":"m5"}`)
 	want := []string{"a=c", "b=c", "c=c", "dev=c"}
 	ctx := context.Background()
-	runner := func(st *sharedStore) *Runner {
-		t.Helper()
-		r, err := NewRunner(newTestSessionizer(t), st, st, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return r
-	}
 	write := func(r *Runner, events []ingest.Event) {
 		t.Helper()
 		if err := r.Write(ctx, events); err != nil {
@@ -196,7 +188,7 @@ func TestRunnersOfTwoPartitionsNameAnAliasChainAlike(t *testing.T) {
 	}{{"x stores first", true}, {"y stores first", false}} {
 		t.Run(order.name, func(t *testing.T) {
 			st := newSharedStore()
-			x, y := runner(st), runner(st)
+			x, y := sharedRunner(t, st), sharedRunner(t, st)
 			write(x, identify)
 			// Both prepared before either stores: neither knows the other's alias.
 			storeY, err := y.Prepare(ctx, aliasBC)
@@ -238,7 +230,7 @@ func TestRunnersOfTwoPartitionsNameAnAliasChainAlike(t *testing.T) {
 		// y's persons (version 1), then x's (version 2): b → b written last.
 		st.Write(ctx, Batch{Persons: []PersonLink{{"b", "c"}, {"c", "c"}}, Version: 1})
 		st.Write(ctx, Batch{Persons: []PersonLink{{"a", "b"}, {"b", "b"}, {"dev", "b"}}, Version: 2})
-		write(runner(st), viewed)
+		write(sharedRunner(t, st), viewed)
 		if got := st.personsNow(); !slices.Equal(got, want) {
 			t.Errorf("persons %q, want %q", got, want)
 		}
@@ -282,38 +274,17 @@ func TestLearnTakesADevicesAliasAsNoMerge(t *testing.T) {
 // which one consumer reads so too (docs/how-it-works.md). Before tester 20's report, orders
 // with both aliases before D's first identify were left out too (its page was no device).
 func TestRunnersOfTwoPartitionsKeepADevicesAliasersApart(t *testing.T) {
-	alias := func(user string, minutes float64) ingest.Event {
-		e := call("alias", "", "", user, minutes)
-		e.PreviousID = "D"
-		return e
-	}
 	byKey := map[string][]ingest.Event{ // each key's events in its partition's order
 		"D": {call("page", "Home", "D", "", 0), call("identify", "", "D", "alice", 1), call("page", "Catalog", "D", "", 3),
 			call("identify", "", "D", "bob", 10), call("page", "Cart", "D", "", 12)},
-		"alice": {alias("alice", 2), call("track", "Order Completed", "", "alice", 4)},
-		"bob":   {alias("bob", 11), call("track", "Order Completed", "", "bob", 13)},
+		"alice": {aliasFromD("alice", 2), call("track", "Order Completed", "", "alice", 4)},
+		"bob":   {aliasFromD("bob", 11), call("track", "Order Completed", "", "bob", 13)},
 	}
 	want := map[string]string{ // by messageId: the person queries read
 		byKey["D"][0].MessageID: "alice", byKey["D"][2].MessageID: "alice", byKey["D"][4].MessageID: "bob",
 		byKey["alice"][1].MessageID: "alice", byKey["bob"][1].MessageID: "bob",
 	}
 	ctx := context.Background()
-	runner := func(st *sharedStore) *Runner {
-		t.Helper()
-		r, err := NewRunner(newTestSessionizer(t), st, st, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return r
-	}
-	check := func(t *testing.T, what string, st *sharedStore) {
-		t.Helper()
-		for id, person := range want {
-			if got := st.queriedPerson(id); got != person {
-				t.Errorf("%s: %s is read as %s's, want %s's (persons %q)", what, id, got, person, st.personsNow())
-			}
-		}
-	}
 	rng := rand.New(rand.NewPCG(19, 6))
 	for _, split := range []struct {
 		name string
@@ -346,7 +317,7 @@ func TestRunnersOfTwoPartitionsKeepADevicesAliasersApart(t *testing.T) {
 			}
 			what := fmt.Sprintf("%s, order %d %v", split.name, n, names)
 			st := newSharedStore()
-			x, y := runner(st), runner(st)
+			x, y := sharedRunner(t, st), sharedRunner(t, st)
 			for _, e := range order {
 				r := x
 				if slices.Contains(split.y, e.CustomerKey()) {
@@ -356,22 +327,15 @@ func TestRunnersOfTwoPartitionsKeepADevicesAliasersApart(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			check(t, what+", live", st)
+			checkPersons(t, what+", live", st, want)
 			// Restarted: one Runner restores the stored links and writes every person again.
-			if err := runner(st).Write(ctx, []ingest.Event{call("page", "Later", "E", "", 30)}); err != nil {
+			if err := sharedRunner(t, st).Write(ctx, []ingest.Event{call("page", "Later", "E", "", 30)}); err != nil {
 				t.Fatal(err)
 			}
-			check(t, what+", restarted", st)
+			checkPersons(t, what+", restarted", st, want)
 			// Rebuilt from the stored links, as waymark resessionize does.
-			s := newTestSessionizer(t)
-			links, _ := st.IdentityLinks(ctx)
-			s.RestoreLinks(links)
-			keys := s.RestoreKeys([]string{"D", "alice", "bob"})
-			events, sessions, _ := st.History(ctx, keys)
-			s.RestoreHistory(keys, events, sessions)
-			out, _ := s.Push(base, nil)
-			st.Write(ctx, Batch{Sessions: out.Sessions, Persons: s.PersonsOf(keys), Version: out.Version})
-			check(t, what+", resessionized", st)
+			s := resessionized(t, st, []string{"D", "alice", "bob"})
+			checkPersons(t, what+", resessionized", st, want)
 			if a, b := s.ids.personOf("u:alice"), s.ids.personOf("u:bob"); a == b {
 				t.Errorf("%s, resessionized: alice and bob are one person, %s", what, a)
 			}
@@ -391,37 +355,16 @@ func TestRunnersOfTwoPartitionsKeepADevicesAliasersApart(t *testing.T) {
 // the device reads that alias's previousId as a possibly earlier userId (Segment's alias spec),
 // which joins no one yet; the second, after the page, is a sign-in.
 func TestOneConsumerReadsAnAliasFromABrowsedDeviceAsASignIn(t *testing.T) {
-	alias := func(user string, minutes float64) ingest.Event {
-		e := call("alias", "", "", user, minutes)
-		e.PreviousID = "D"
-		return e
-	}
 	ev := map[string]ingest.Event{
 		"page":   call("page", "Home", "D", "", 0),
-		"erin":   alias("erin", 1),
-		"frank":  alias("frank", 61),
+		"erin":   aliasFromD("erin", 1),
+		"frank":  aliasFromD("frank", 61),
 		"order":  call("track", "SC Order", "", "erin", 2),
 		"order2": call("track", "SC Order", "", "frank", 62),
 		"later":  call("page", "Later", "E", "", 90),
 	}
 	want := map[string]string{ev["page"].MessageID: "erin", ev["order"].MessageID: "erin", ev["order2"].MessageID: "frank"}
 	ctx := context.Background()
-	runner := func(st *sharedStore) *Runner {
-		t.Helper()
-		r, err := NewRunner(newTestSessionizer(t), st, st, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return r
-	}
-	check := func(t *testing.T, what string, st *sharedStore) {
-		t.Helper()
-		for id, person := range want {
-			if got := st.queriedPerson(id); got != person {
-				t.Errorf("%s: %s is read as %s's, want %s's (persons %q, links %q)", what, id, got, person, st.personsNow(), st.links)
-			}
-		}
-	}
 	// Each step is a batch of the events named, or "restart": a new Runner on the store.
 	for _, tt := range []struct {
 		name  string
@@ -441,10 +384,10 @@ func TestOneConsumerReadsAnAliasFromABrowsedDeviceAsASignIn(t *testing.T) {
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			st := newSharedStore()
-			r := runner(st)
+			r := sharedRunner(t, st)
 			for _, step := range tt.steps {
 				if step[0] == "restart" {
-					r = runner(st)
+					r = sharedRunner(t, st)
 					continue
 				}
 				var batch []ingest.Event
@@ -455,28 +398,69 @@ func TestOneConsumerReadsAnAliasFromABrowsedDeviceAsASignIn(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			check(t, "live", st)
+			checkPersons(t, "live", st, want)
 			if a, b := r.core.ids.personOf("u:erin"), r.core.ids.personOf("u:frank"); a == b {
 				t.Errorf("live: erin and frank are one person, %s", a)
 			}
 			// Restarted: one Runner restores the stored links and writes every person again.
-			if err := runner(st).Write(ctx, []ingest.Event{ev["later"]}); err != nil {
+			if err := sharedRunner(t, st).Write(ctx, []ingest.Event{ev["later"]}); err != nil {
 				t.Fatal(err)
 			}
-			check(t, "restarted", st)
+			checkPersons(t, "restarted", st, want)
 			// Rebuilt from the stored links, as waymark resessionize does.
-			s := newTestSessionizer(t)
-			links, _ := st.IdentityLinks(ctx)
-			s.RestoreLinks(links)
-			keys := s.RestoreKeys([]string{"erin", "frank", "D"})
-			events, sessions, _ := st.History(ctx, keys)
-			s.RestoreHistory(keys, events, sessions)
-			out, _ := s.Push(base, nil)
-			st.Write(ctx, Batch{Sessions: out.Sessions, Persons: s.PersonsOf(keys), Version: out.Version})
-			check(t, "resessionized", st)
+			s := resessionized(t, st, []string{"erin", "frank", "D"})
+			checkPersons(t, "resessionized", st, want)
 			if a, b := s.ids.personOf("u:erin"), s.ids.personOf("u:frank"); a == b {
 				t.Errorf("resessionized: erin and frank are one person, %s", a)
 			}
 		})
 	}
+}
+
+// aliasFromD is a server's alias of user from device D's id (no anonymousId: keyed by user), at
+// minutes after base.
+func aliasFromD(user string, minutes float64) ingest.Event {
+	e := call("alias", "", "", user, minutes)
+	e.PreviousID = "D"
+	return e
+}
+
+// sharedRunner returns a Runner of a new test sessionizer on st, as a consumer (re)started on it.
+func sharedRunner(t *testing.T, st *sharedStore) *Runner {
+	t.Helper()
+	r, err := NewRunner(newTestSessionizer(t), st, st, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+// checkPersons fails t for each event of want (messageId: person) that queries of st read as
+// another person's.
+func checkPersons(t *testing.T, what string, st *sharedStore, want map[string]string) {
+	t.Helper()
+	for id, person := range want {
+		if got := st.queriedPerson(id); got != person {
+			t.Errorf("%s: %s is read as %s's, want %s's (persons %q, links %q)", what, id, got, person, st.personsNow(), st.links)
+		}
+	}
+}
+
+// resessionized rebuilds the persons and sessions of keys (and those restored with them) from
+// st's stored links and events, as waymark resessionize does, writes them to st, and returns the
+// sessionizer that rebuilt them.
+func resessionized(t *testing.T, st *sharedStore, keys []string) *Sessionizer {
+	t.Helper()
+	ctx := context.Background()
+	s := newTestSessionizer(t)
+	links, _ := st.IdentityLinks(ctx)
+	s.RestoreLinks(links)
+	keys = s.RestoreKeys(keys)
+	events, sessions, _ := st.History(ctx, keys)
+	s.RestoreHistory(keys, events, sessions)
+	out, _ := s.Push(base, nil)
+	if err := st.Write(ctx, Batch{Sessions: out.Sessions, Persons: s.PersonsOf(keys), Version: out.Version}); err != nil {
+		t.Fatal(err)
+	}
+	return s
 }
