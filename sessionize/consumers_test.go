@@ -374,6 +374,10 @@ func TestOneConsumerReadsAnAliasFromABrowsedDeviceAsASignIn(t *testing.T) {
 		{"both aliases in one batch after the page", [][]string{{"page"}, {"erin", "frank"}, {"order", "order2"}}},
 		{"the page and both aliases in one batch", [][]string{{"page", "erin", "frank"}, {"order", "order2"}}},
 		{"all in one batch", [][]string{{"page", "erin", "frank", "order", "order2"}}},
+		// A batch's partitions are taken in the consumer's order: the aliases, keyed by their
+		// users, may come before the device's event in one batch (tester 21's kiosk).
+		{"both aliases before the page in one batch", [][]string{{"erin", "frank", "page"}, {"order", "order2"}}},
+		{"the aliases, orders, then the page in one batch", [][]string{{"frank", "order2", "erin", "order", "page"}}},
 		{"orders first", [][]string{{"page"}, {"order", "order2"}, {"erin"}, {"frank"}}},
 		{"frank's alias first", [][]string{{"page"}, {"frank"}, {"erin"}, {"order", "order2"}}},
 		{"restart after the page", [][]string{{"page"}, {"restart"}, {"erin", "frank"}, {"order", "order2"}}},

@@ -501,6 +501,7 @@ func (s *Sessionizer) Push(now time.Time, events []ingest.Event) (Output, Stats)
 		IgnoredScores: map[string]int{}, NPSAnswers: map[StageCategory]int{}}}
 	stats := &ps.stats
 	s.restored = nil
+	s.devicesOfBatch(events)
 	personIDs, seqs := make([]string, len(events)), make([]int64, len(events))
 	for i := range events {
 		ps.i = i
@@ -1072,6 +1073,33 @@ func (s *Sessionizer) copyElsewhere(e *ingest.Event, p point) (string, *customer
 		}
 	}
 	return "", nil, -1
+}
+
+// devicesOfBatch marks as devices (identities.devices) the ids a batch's aliases name as
+// previousId (aliasedFrom) that are an anonymousId of an event of the batch, wherever it is in
+// the batch: the consumer takes a batch's partitions in an order of its own, so a server's alias
+// (keyed by its userId) may come before the device's event the client sent first in the same
+// request (tester 21's kiosk: eight aliases and the kiosk's own events in one batch joined four
+// users). Only a batch with such aliases is looked at twice.
+func (s *Sessionizer) devicesOfBatch(events []ingest.Event) {
+	var named map[string]bool
+	for i := range events {
+		e := &events[i]
+		if d := aliasedFrom(e.UserID, e.AnonymousID, e.PreviousID, e.Type); d != "" && !s.ids.devices[d] {
+			if named == nil {
+				named = map[string]bool{}
+			}
+			named[d] = true
+		}
+	}
+	if named == nil {
+		return
+	}
+	for i := range events {
+		if d := "a:" + events[i].AnonymousID; events[i].AnonymousID != "" && named[d] {
+			s.ids.devices[d] = true
+		}
+	}
 }
 
 // heldAsDevice reports whether the sessionizer holds events under key as a device's: a customer
