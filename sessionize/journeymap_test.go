@@ -26,12 +26,17 @@ func TestDefaultMap(t *testing.T) {
 	if got := strings.Join(names, ","); got != "awareness,consideration,conversion,loyalty,advocacy" {
 		t.Errorf("stages = %s", got)
 	}
+	// One source: deploy/journey-map.yaml is a link to the embedded file, not a copy to keep
+	// in step (go:embed takes no file outside the package, nor a link).
+	if target, err := os.Readlink("../deploy/journey-map.yaml"); err != nil || target != "../sessionize/journey-map.yaml" {
+		t.Errorf("deploy/journey-map.yaml: link to %q (%v), want a link to ../sessionize/journey-map.yaml", target, err)
+	}
 	shipped, err := os.ReadFile("../deploy/journey-map.yaml")
 	if err != nil {
 		t.Fatal(err)
 	}
 	if !bytes.Equal(shipped, DefaultMapYAML()) {
-		t.Error("deploy/journey-map.yaml differs from the built-in map sessionize/journey-map.yaml; copy it over")
+		t.Error("deploy/journey-map.yaml reads otherwise than the built-in map sessionize/journey-map.yaml")
 	}
 }
 
@@ -52,6 +57,18 @@ func TestRuleMatches(t *testing.T) {
 		{"track", "Referral Sent", []string{"advocacy"}},
 		{"identify", "", nil},
 		{"track", "Something Else", nil},
+		{"track", "Subscription Renewed", []string{"loyalty"}},
+		// A page or screen is labelled by its name, as a track call by its event: one named
+		// like an e-commerce event is a page view (awareness), never that event. The map's
+		// rules naming track events say type: [track].
+		{"page", "Order Completed", []string{"awareness"}},
+		{"screen", "Order Completed", []string{"awareness"}},
+		{"page", "Product Added", []string{"awareness"}},
+		{"screen", "Subscription Renewed", []string{"awareness"}},
+		{"page", "Referral Sent", []string{"awareness"}},
+		{"page", "Product Viewed", []string{"awareness"}},
+		{"identify", "Order Completed", nil},
+		{"group", "Product Viewed", nil},
 	}
 	for _, tt := range tests {
 		t.Run(tt.typ+"/"+tt.event, func(t *testing.T) {
