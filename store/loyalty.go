@@ -454,9 +454,17 @@ func ParseStagesQuery(v url.Values) (StagesQuery, error) {
 	return q, p.finish()
 }
 
+// trackScore is the survey score of an event: its property sessionize.ScoreProperty when it is a
+// track call, "" (no score) otherwise. A survey is a track event (NPS Submitted); a page or screen
+// named so is stored under the same label, and is no answer, as the live metrics count it.
+var trackScore = predicate{
+	sql:  "if(type = 'track', " + propertyValue(sessionize.ScoreProperty).sql + ", '')",
+	args: propertyValue(sessionize.ScoreProperty).args,
+}
+
 // stagesWalk is what a stages query reads of each person's events: step bit st marks the events
 // that reach stage st; tracked touchpoints (mask bit tracked) carry their label (attribute 0) and
-// their score (attribute 1, sessionize.ScoreProperty). It counts what happens in [from, to)
+// their score (attribute 1, trackScore). It counts what happens in [from, to)
 // (µs), but reads the person's stage events from their first on: a person enters a stage once in
 // their life, so their stage at from, and when they entered it, is what their history says.
 type stagesWalk struct {
@@ -846,7 +854,7 @@ func (s *Store) stagesQuery(ctx context.Context, jm *sessionize.Map, q StagesQue
 		names = append(names, EscapeStep(st.Name)) // a step that means the stage, whatever its name holds
 	}
 	p := plainPlan(jm, names)
-	tracked, _ := p.readAlso(labelSQL, propertyValue(sessionize.ScoreProperty))
+	tracked, _ := p.readAlso(labelSQL, trackScore)
 	if len(p.scan.preds) > 64 {
 		return nil, paramErrorf("journey_map", "too many conditions")
 	}
