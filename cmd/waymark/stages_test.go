@@ -315,3 +315,83 @@ advocacy 0 0 0 · move on 0 (0.0%) · leave 0 (0.0%) · all moving on 0 · arrow
 		}
 	}
 }
+
+// TestPagesNamedLikeTrackEventsReachNoStage: a page or screen is stored under its name, as a
+// track call under its event, so a rule naming an event without type matches both. A page named
+// "Order Completed" beside one real order made its person loyal (a second order) in the stages
+// answer, in the retention answer (a repeat) and in the live entries, while the orders metric
+// counted one order; a page named "NPS Submitted" with a score was an NPS answer in the stages
+// answer, though not in the live metrics. The default map's rules say type: [track]; the
+// stages answer reads a score of track calls only.
+func TestPagesNamedLikeTrackEventsReachNoStage(t *testing.T) {
+	t.Parallel()
+	s := startServe(t)
+	call := func(typ, user, id, name, ts, props string) string {
+		field := "name"
+		if typ == "track" {
+			field = "event"
+		}
+		return fmt.Sprintf(`{"type":%q,"userId":%q,%q:%q,"messageId":%q,"timestamp":%q,"properties":%s}`, typ, user, field, name, id, ts, props)
+	}
+	postTrack(t, s, `{"batch":[`+strings.Join([]string{
+		// pn1 orders once; a week later views a page and a screen named like a second order, and a
+		// page named like an NPS answer.
+		call("track", "pn1", "PN1a", "Order Completed", "2025-06-02T10:00:00Z", `{"revenue":10}`),
+		call("page", "pn1", "PN1b", "Order Completed", "2025-06-10T10:00:00Z", "{}"),
+		call("screen", "pn1", "PN1c", "Order Completed", "2025-06-11T10:00:00Z", "{}"),
+		call("page", "pn1", "PN1d", "NPS Submitted", "2025-06-11T11:00:00Z", `{"score":0}`),
+		// pn2 only views a page named like an order: awareness, no conversion.
+		call("page", "pn2", "PN2a", "Order Completed", "2025-06-03T10:00:00Z", "{}"),
+	}, ",")+`]}`)
+	s.waitStored(t)
+
+	want := `awareness 1 0 0 1 - 0 - nps - map[]
+consideration 0 0 0 0 - 0 - nps - map[]
+conversion 1 0 0 1 - 0 - nps - map[]
+loyalty 0 0 0 0 - 0 - nps - map[]
+advocacy 0 0 0 0 - 0 - nps - map[]
+no stage map[]`
+	code, body := httpGet(t, "http://"+s.http+"/api/v1/stages")
+	var stages stagesAnswer
+	if err := json.Unmarshal([]byte(body), &stages); code != 200 || err != nil {
+		t.Fatalf("stages: %d %s", code, body)
+	}
+	if stages.text() != want {
+		t.Errorf("stages:\n%s\nwant:\n%s", stages.text(), want)
+	}
+	cli := s.waymark(t, "stages", "--json", "--funnel-matching", "process")
+	if compactJSON(t, cli) != compactJSON(t, body) {
+		t.Errorf("stages: the CLI matching in Waymark answers\n%s\nthe API\n%s", cli, body)
+	}
+
+	// Retention by default counts the stage conversion, and its return is the conversion again.
+	code, body = httpGet(t, "http://"+s.http+"/api/v1/retention")
+	var retention struct {
+		Persons   int64 `json:"persons"`
+		Repeaters int64 `json:"repeaters"`
+	}
+	if err := json.Unmarshal([]byte(body), &retention); code != 200 || err != nil {
+		t.Fatalf("retention: %d %s", code, body)
+	}
+	if retention.Persons != 1 || retention.Repeaters != 0 {
+		t.Errorf("retention: %d persons, %d repeaters, want 1 and 0 (one order, no repeat): %s", retention.Persons, retention.Repeaters, body)
+	}
+
+	// Live: entries by stage, over their channels.
+	entries := map[string]float64{}
+	for _, line := range strings.Split(scrape(t, s.http), "\n") {
+		if !strings.HasPrefix(line, "waymark_journey_stage_entries_total{") {
+			continue
+		}
+		_, stage, _ := strings.Cut(line, `stage="`)
+		stage, _, _ = strings.Cut(stage, `"`)
+		n, err := strconv.ParseFloat(line[strings.LastIndexByte(line, ' ')+1:], 64)
+		if err != nil {
+			t.Fatalf("metric line %q: %v", line, err)
+		}
+		entries[stage] += n
+	}
+	if want := map[string]float64{"awareness": 1, "conversion": 1}; !maps.Equal(entries, want) {
+		t.Errorf("live stage entries %v, want %v", entries, want)
+	}
+}
