@@ -109,8 +109,8 @@ func runReplay(ctx context.Context, args []string, stdout io.Writer) error {
 		})
 		look(func(r io.Reader) {
 			if ingest.SpreadJSON(r) { // a pretty-printed body: JSON, whatever format, but not one value a line
-				msg = fmt.Sprintf("%s is not one JSON value per line, which is what replay reads: its first value goes on over several lines, as in a pretty-printed body (first skipped: %s); put each value on one line first, e.g. `jq -c . %s > %s.jsonl` (a /v1/batch body becomes one line, read as a batch)",
-					*file, wrong.Problem, *file, strings.TrimSuffix(*file, filepath.Ext(*file)))
+				msg = fmt.Sprintf("%s is not one JSON value per line, which is what replay reads: its first value goes on over several lines, as in a pretty-printed body (first skipped: %s); put each value on one line first, e.g. `jq -c . %s > %s` (a /v1/batch body becomes one line, read as a batch)",
+					*file, wrong.Problem, *file, compactedName(*file))
 			}
 		})
 		if sum.Sent > 0 {
@@ -146,4 +146,12 @@ func runReplay(ctx context.Context, args []string, stdout io.Writer) error {
 func isTerminal(f *os.File) bool {
 	fi, err := f.Stat()
 	return err == nil && fi.Mode()&os.ModeCharDevice != 0
+}
+
+// compactedName is the file replay suggests writing a pretty-printed file's values to, one a line:
+// the file's name with .compact.jsonl for its extension, never the file itself (`jq -c . r2.jsonl
+// > r2.jsonl` empties r2.jsonl before jq reads it). A name ending in .jsonl is made longer, and
+// any other does not end so.
+func compactedName(file string) string {
+	return strings.TrimSuffix(file, filepath.Ext(file)) + ".compact.jsonl"
 }

@@ -61,3 +61,25 @@ func TestReplayOfAPrettyPrintedBodySaysOneValuePerLine(t *testing.T) {
 		t.Errorf("replay of the body on one line: exit %d\nstdout:\n%s\nstderr:\n%s", code, stdout, stderr)
 	}
 }
+
+// TestCompactedNameIsNeverTheFile: replay's suggestion for a pretty-printed file, `jq -c . FILE >
+// NAME`, named r2.jsonl for r2.jsonl, and the shell empties the file before jq reads it.
+func TestCompactedNameIsNeverTheFile(t *testing.T) {
+	for _, tt := range []struct{ file, want string }{
+		{"r2.jsonl", "r2.compact.jsonl"},
+		{"batch.json", "batch.compact.jsonl"},
+		{"export", "export.compact.jsonl"},
+		{"dir.v2/export", "dir.v2/export.compact.jsonl"},
+		{"r2.compact.jsonl", "r2.compact.compact.jsonl"},
+		{"/tmp/x/export.ndjson", "/tmp/x/export.compact.jsonl"},
+		{".jsonl", ".compact.jsonl"},
+		{"r2.jsonl.gz", "r2.jsonl.compact.jsonl"},
+	} {
+		t.Run(tt.file, func(t *testing.T) {
+			got := compactedName(tt.file)
+			if got != tt.want || got == tt.file {
+				t.Errorf("compactedName(%q) = %q, want %q (never the file itself)", tt.file, got, tt.want)
+			}
+		})
+	}
+}
