@@ -625,10 +625,17 @@ func (c *Consumer) decode(msg kafka.Message) (e Event, err error) {
 	}
 	if source != "" {
 		e, err = decode(value, source, received, asStamped, place) // the collector's or replay's: stamped by it (Decode)
+		// The collector's receivedAt is its receipt; a replay's is its export's, and the
+		// replay's arrival is its produce time (Event.Arrived).
+		e.Arrived = e.ReceivedAt
+		if Replayed(source) {
+			e.Arrived = received
+		}
 	} else {
 		// Produced straight to Kafka: a client's message, held to the collector's rules and
 		// received when Kafka got it, whatever receivedAt it claims.
 		e, err = decode(value, "kafka", received, asClient, place) // DecodeClient's rules
+		e.Arrived = received
 	}
 	if err == nil && untrusted != nil {
 		e.Ignored = append(e.Ignored, untrusted)

@@ -45,6 +45,13 @@ type Event struct {
 	OriginalTimestamp time.Time // zero when absent
 	SentAt            time.Time // zero when absent
 	ReceivedAt        time.Time
+	// Arrived is when Waymark received the message, set by the consumer (zero for an event
+	// decoded elsewhere): the collector's receipt (ReceivedAt, which it stamps), else the time
+	// Kafka gave the message, its producer's send time (a replay's; a client's producing straight
+	// to Kafka, whose ReceivedAt it is as well). A replayed export keeps the receivedAt of its
+	// lines, from its first delivery (Segment's, long ago), as ReceivedAt; the stored lag is
+	// measured from Arrived. It is not stored.
+	Arrived time.Time
 	// FutureTimestamp says that the time the message gave was more than MaxFutureTimestamp after
 	// ReceivedAt and Timestamp is ReceivedAt instead (SkewCorrected), set where that was decided.
 	FutureTimestamp bool

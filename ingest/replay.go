@@ -197,8 +197,16 @@ func Replay(ctx context.Context, cfg ReplayConfig) (ReplaySummary, error) {
 	return sum, flush()
 }
 
+// replaySourcePrefix starts the source of the events replay produces straight to Kafka:
+// replay-FORMAT.
+const replaySourcePrefix = "replay-"
+
+// Replayed reports whether source is replay's (replay-FORMAT): its events' receivedAt is the
+// export's, not the time Waymark received them (Event.Arrived).
+func Replayed(source string) bool { return strings.HasPrefix(source, replaySourcePrefix) }
+
 func kafkaSender(ctx context.Context, w *kafka.Writer, format string) func([]Message) (int, error) {
-	source := []kafka.Header{{Key: HeaderSource, Value: []byte("replay-" + format)}}
+	source := []kafka.Header{{Key: HeaderSource, Value: []byte(replaySourcePrefix + format)}}
 	return func(batch []Message) (int, error) {
 		msgs := make([]kafka.Message, len(batch))
 		for i, m := range batch {

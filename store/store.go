@@ -372,7 +372,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		}, []string{"table"}),
 		storedLag: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "waymark_pipeline_stored_lag_seconds",
-			Help:    "Time from an event's receivedAt to ClickHouse acknowledging it (0 when receivedAt is ahead of the clock; not observed when it lies outside the years 2000 to 2100).",
+			Help:    "Time from Waymark receiving an event (the collector's receipt; for replay and messages produced straight to Kafka, the Kafka message's time) to ClickHouse acknowledging it (0 when that time is ahead of the clock; not observed when it lies outside the years 2000 to 2100).",
 			Buckets: []float64{0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300},
 		}),
 		insertSeconds: prometheus.NewHistogramVec(prometheus.HistogramOpts{

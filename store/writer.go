@@ -38,9 +38,12 @@ func (s *Store) Write(ctx context.Context, b sessionize.Batch) error {
 			s.noteStored(keys)
 			now := time.Now()
 			for i := range b.Events {
-				// receivedAt is a client's claim when a message came straight to Kafka: one of
-				// year 1 must not swamp the histogram's sum, nor one in the future make it shrink.
-				if at := b.Events[i].ReceivedAt; ingest.InTimeRange(at) {
+				// From when Waymark received the event (Arrived: the collector's receipt, or
+				// the time Kafka gave a replayed or straight-to-Kafka message), not receivedAt,
+				// which a replayed export keeps from its first delivery. A Kafka time is its
+				// producer's clock: one of year 1 must not swamp the histogram's sum, nor one in
+				// the future make it shrink; an event not received (zero) is not observed.
+				if at := b.Events[i].Arrived; ingest.InTimeRange(at) {
 					s.metrics.storedLag.Observe(max(0, now.Sub(at).Seconds()))
 				}
 			}
