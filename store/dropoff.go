@@ -49,8 +49,9 @@ type DropoffResult struct {
 	LastEvents    []Ranked `json:"last_events"`
 	LastLocations []Ranked `json:"last_locations"`
 	LastChannels  []Ranked `json:"last_channels"`
-	// What they did instead: the event right after their step event, marker MarkerNone when
-	// nothing.
+	// What they did instead: their first touchpoint at a time after their step event's and
+	// within the window (counted by sessions, the session), marker MarkerNone when they had none
+	// there.
 	NextEvents []Ranked `json:"next_events"`
 	// Person ids, sorted, at most IDsLimit of them.
 	Persons          []string `json:"persons"`
