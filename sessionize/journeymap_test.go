@@ -140,8 +140,20 @@ func TestShippedMapsAreValid(t *testing.T) {
 		t.Fatalf("want the shop map and at least one more in deploy/, found %v", files)
 	}
 	for _, f := range files {
-		if _, err := LoadMap(f); err != nil {
+		m, err := LoadMap(f)
+		if err != nil {
 			t.Errorf("%s: %v", f, err)
+			continue
+		}
+		// A page or screen is stored under its name as a track call under its event: a shipped
+		// rule naming events says which calls it means, or a page named "Order Completed" is
+		// an order.
+		for _, st := range m.Stages {
+			for _, r := range st.Rules {
+				if len(r.Events) > 0 && !slices.Equal(r.Types, []string{"track"}) {
+					t.Errorf("%s: stage %s: the rule naming %v has type %v, want [track]", f, st.Name, r.Events, r.Types)
+				}
+			}
 		}
 	}
 	hotel, err := LoadMap("../deploy/journey-map-hotel.yaml")
