@@ -37,33 +37,6 @@ pass() { # engine, packages...
   WAYMARK_TEST_CLICKHOUSE=$engine go test -race -count=1 -parallel 4 -timeout 45m "$@" 2>&1 | sed -u "s/^/[$engine] /"
   return "${PIPESTATUS[0]}"
 }
-# The benchmarks and the bounded fuzzing (extras, below) run beside the passes too: the passes
-# leave a core idle for much of their run (a test waiting on a server, a 60-second load test, a
-# 30-second outage), which the extras fill; one after the other they added about three minutes.
-extras() {
-  for engine in $engines; do
-    # Two benchmarks at a tiny size (a few seconds), in one run (one build, one server): issue
-    # 16's journey query benchmark, so its baselines and queries keep running on both engines (it
-    # measures nothing worth reading at this size); and where the per-person work runs, compared
-    # at the same size, which first checks that every journey query (and the journey page's
-    # batch) answers the same in Waymark and in ClickHouse. The second needs the waymark_funnel
-    # UDF: on an engine without it, it skips.
-    echo "== journey query and in-engine matching benchmarks, 20,000 events (ClickHouse engine: $engine)" >&2
-    WAYMARK_TEST_CLICKHOUSE=$engine WAYMARK_BENCH_EVENTS=20000 go test -count=1 -run '^$' -bench '^(BenchmarkQueryScale|BenchmarkFunnelMatching)$' -benchtime 1x ./store || return 1
-  done
-  echo "== fuzz (bounded)" >&2
-  # Bounded by executions, not by time: Go 1.26's fuzz coordinator can report a spurious
-  # "context deadline exceeded" when a -fuzztime duration runs out (golang/go#75804), and a
-  # count does not shrink on a busy machine. WAYMARK_FUZZ_EXECS scales every budget (e.g.
-  # WAYMARK_FUZZ_EXECS=10 for a ten times longer run).
-  local scale=${WAYMARK_FUZZ_EXECS:-1}
-  go test -run '^$' -timeout 10m -fuzz '^FuzzDecode$' -fuzztime "$((55000 * scale))x" ./ingest &&
-    go test -run '^$' -timeout 10m -fuzz '^FuzzCanonicalNumber$' -fuzztime "$((35000 * scale))x" ./ingest &&
-    go test -run '^$' -timeout 10m -fuzz '^FuzzParseMap$' -fuzztime "$((65000 * scale))x" ./sessionize &&
-    go test -run '^$' -timeout 10m -fuzz '^FuzzRunnerMetrics$' -fuzztime "$((35000 * scale))x" ./sessionize &&
-    go test -run '^$' -timeout 10m -fuzz '^FuzzColdCustomer$' -fuzztime "$((65000 * scale))x" ./sessionize &&
-    go test -run '^$' -timeout 10m -fuzz '^FuzzParseFunnelQuery$' -fuzztime "$((55000 * scale))x" ./store
-}
 pids=()
 first=1
 for engine in $engines; do
@@ -76,17 +49,35 @@ for engine in $engines; do
   fi
   pids+=($!)
 done
-logged_extras() {
-  extras 2>&1 | sed -u "s/^/[extras] /"
-  return "${PIPESTATUS[0]}"
-}
-logged_extras &
-pids+=($!)
 failed=0
 for pid in "${pids[@]}"; do
   wait "$pid" || failed=1
 done
 if [ "$failed" = 1 ]; then
-  echo "== tests failed (see the lines above, each starting with its engine or [extras])" >&2
+  echo "== go test failed (see the lines above, each starting with its engine)" >&2
   exit 1
 fi
+# The benchmarks and fuzzing below run after the passes. Run beside them (2026-12-04) they saved
+# nothing: the passes keep both cores busy throughout (load average 25-38 on 2 cores), and the
+# suite used about 2,500 CPU-seconds either way (docs/testing.md, "Suite time").
+for engine in $engines; do
+  # Two benchmarks at a tiny size (a few seconds), in one run (one build, one server): issue 16's
+  # journey query benchmark, so its baselines and queries keep running on both engines (it
+  # measures nothing worth reading at this size); and where the per-person work runs, compared at
+  # the same size, which first checks that every journey query (and the journey page's batch)
+  # answers the same in Waymark and in ClickHouse. The second needs the waymark_funnel UDF: on an
+  # engine without it, it skips.
+  echo "== journey query and in-engine matching benchmarks, 20,000 events (ClickHouse engine: $engine)" >&2
+  WAYMARK_TEST_CLICKHOUSE=$engine WAYMARK_BENCH_EVENTS=20000 go test -count=1 -run '^$' -bench '^(BenchmarkQueryScale|BenchmarkFunnelMatching)$' -benchtime 1x ./store
+done
+echo "== fuzz (bounded)" >&2
+# Bounded by executions, not by time: Go 1.26's fuzz coordinator can report a spurious
+# "context deadline exceeded" when a -fuzztime duration runs out (golang/go#75804).
+# WAYMARK_FUZZ_EXECS scales every budget (e.g. WAYMARK_FUZZ_EXECS=10 for a ten times longer run).
+scale=${WAYMARK_FUZZ_EXECS:-1}
+go test -run '^$' -timeout 10m -fuzz '^FuzzDecode$' -fuzztime "$((55000 * scale))x" ./ingest
+go test -run '^$' -timeout 10m -fuzz '^FuzzCanonicalNumber$' -fuzztime "$((35000 * scale))x" ./ingest
+go test -run '^$' -timeout 10m -fuzz '^FuzzParseMap$' -fuzztime "$((65000 * scale))x" ./sessionize
+go test -run '^$' -timeout 10m -fuzz '^FuzzRunnerMetrics$' -fuzztime "$((35000 * scale))x" ./sessionize
+go test -run '^$' -timeout 10m -fuzz '^FuzzColdCustomer$' -fuzztime "$((65000 * scale))x" ./sessionize
+go test -run '^$' -timeout 10m -fuzz '^FuzzParseFunnelQuery$' -fuzztime "$((55000 * scale))x" ./store
