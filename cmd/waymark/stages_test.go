@@ -378,20 +378,8 @@ no stage map[]`
 	}
 
 	// Live: entries by stage, over their channels.
-	entries := map[string]float64{}
-	for _, line := range strings.Split(scrape(t, s.http), "\n") {
-		if !strings.HasPrefix(line, "waymark_journey_stage_entries_total{") {
-			continue
-		}
-		_, stage, _ := strings.Cut(line, `stage="`)
-		stage, _, _ = strings.Cut(stage, `"`)
-		n, err := strconv.ParseFloat(line[strings.LastIndexByte(line, ' ')+1:], 64)
-		if err != nil {
-			t.Fatalf("metric line %q: %v", line, err)
-		}
-		entries[stage] += n
-	}
-	if want := map[string]float64{"awareness": 1, "conversion": 1}; !maps.Equal(entries, want) {
+	entries := liveStageEntries(t, scrape(t, s.http))
+	if want := map[string]int64{"awareness": 1, "conversion": 1}; !maps.Equal(entries, want) {
 		t.Errorf("live stage entries %v, want %v", entries, want)
 	}
 }
