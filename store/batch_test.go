@@ -47,7 +47,7 @@ func TestBatchGivesTheSameAnswers(t *testing.T) {
 		t.Fatal(err)
 	}
 	reg := prometheus.NewRegistry()
-	many, err := store.Open(ctx, store.Config{Addr: server.Addr, Database: db, FunnelMatching: store.MatchProcess, QueryPassEvents: 40, QueryTimeout: storetest.QueryHangGuard}, slog.New(slog.DiscardHandler), reg)
+	many, err := store.Open(ctx, store.Config{Addr: server.Addr, Database: db, FunnelMatching: store.MatchProcess, QueryPassEvents: 160, QueryTimeout: storetest.QueryHangGuard}, slog.New(slog.DiscardHandler), reg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -140,9 +140,10 @@ func TestBatchGivesTheSameAnswers(t *testing.T) {
 		reg   *prometheus.Registry
 	}
 	stores := []namedStore{{"one pass", one, nil}, {"passes", many, reg}}
-	// The engine's stores read in passes of 160 events, several still, but a quarter of the
-	// passes store's: each pass is a query, which costs the 26.7 engine tens of milliseconds of
-	// planning whatever its size, and at 40 these two stores took 120 CPU-seconds of the suite.
+	// The stores that read in passes read 160 events a pass: six passes a query on this data,
+	// enough to see a batch share them (a journey-page batch reads 6 where its queries alone read
+	// 18). Each pass is a query, which costs either engine tens of milliseconds whatever its size:
+	// at 40 events a pass this test took 97 CPU-seconds on 18.16 and 114 on 26.7, at 160 about 20.
 	if server.FunnelUDF { // queries matched in ClickHouse read together, in one read of their own
 		engineReg := prometheus.NewRegistry()
 		engine, err := store.Open(ctx, store.Config{Addr: server.Addr, Database: db, FunnelMatching: store.MatchEngine, QueryPassEvents: 160, QueryTimeout: storetest.QueryHangGuard}, slog.New(slog.DiscardHandler), engineReg)
