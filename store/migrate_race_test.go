@@ -45,7 +45,8 @@ func TestMigrateConcurrently(t *testing.T) {
 }
 
 // TestMigrateResumes starts from a version 4 database on which a process applied later
-// migrations' statements without recording all of them (it died in between), then migrates. The
+// migrations' statements without recording all of them (it died in between), or recorded none,
+// then migrates. The
 // database must end as a fresh one, unless a column exists with another type than the migration's:
 // then Migrate fails, naming it.
 func TestMigrateResumes(t *testing.T) {
@@ -84,6 +85,18 @@ func TestMigrateResumes(t *testing.T) {
 		{
 			name:    "person_id of another type",
 			applied: []string{"ALTER TABLE DB.events ADD COLUMN person_id UInt64"},
+			wantErr: "column person_id of type UInt64, not String",
+		},
+		// A database at no recorded version whose tables are there (a process of an older build
+		// created them and died before its first record, or creates them beside this one): the
+		// latest tables cannot be created in one step over them, and the migrations add the rest.
+		{
+			name:    "tables of version 4, no version recorded",
+			applied: []string{"DROP TABLE DB.schema_migrations"},
+		},
+		{
+			name:    "no version recorded, person_id of another type",
+			applied: []string{"DROP TABLE DB.schema_migrations", "ALTER TABLE DB.events ADD COLUMN person_id UInt64"},
 			wantErr: "column person_id of type UInt64, not String",
 		},
 	}

@@ -24,7 +24,11 @@ CREATE TABLE IF NOT EXISTS `waymark`.`events_local` ON CLUSTER `waymark_cluster`
 	campaign_medium String,
 	campaign_name String,
 	channel String,
-	raw String
+	raw String,
+	person_id String DEFAULT customer_key,
+	seq UInt64,
+	null_keys Array(String),
+	ts_sub_us UInt16
 ) ENGINE = ReplicatedReplacingMergeTree('/clickhouse/tables/{shard}/waymark/events_local', '{replica}')
 PARTITION BY toYYYYMM(date)
 ORDER BY (customer_key, source, message_id);
@@ -47,7 +51,11 @@ CREATE TABLE IF NOT EXISTS `waymark`.`sessions_local` ON CLUSTER `waymark_cluste
 	end_reason String,
 	map_version String,
 	version UInt64,
-	deleted UInt8
+	deleted UInt8,
+	person_id String DEFAULT customer_key,
+	start_sub_us UInt16,
+	end_sub_us UInt16 DEFAULT 999,
+	start_seq UInt64
 ) ENGINE = ReplicatedReplacingMergeTree('/clickhouse/tables/{shard}/waymark/sessions_local', '{replica}', version)
 PARTITION BY toYYYYMM(date)
 ORDER BY (customer_key, session_id);
@@ -77,19 +85,13 @@ ORDER BY (a, b);
 CREATE TABLE IF NOT EXISTS `waymark`.`identity_links` ON CLUSTER `waymark_cluster` AS `waymark`.`identity_links_local`
 ENGINE = Distributed(`waymark_cluster`, `waymark`, `identity_links_local`, cityHash64(a));
 
-ALTER TABLE `waymark`.`events_local` ON CLUSTER `waymark_cluster` ADD COLUMN person_id String DEFAULT customer_key;
-
-ALTER TABLE `waymark`.`events` ON CLUSTER `waymark_cluster` ADD COLUMN person_id String DEFAULT customer_key;
-
-ALTER TABLE `waymark`.`sessions_local` ON CLUSTER `waymark_cluster` ADD COLUMN person_id String DEFAULT customer_key;
-
-ALTER TABLE `waymark`.`sessions` ON CLUSTER `waymark_cluster` ADD COLUMN person_id String DEFAULT customer_key;
-
 CREATE TABLE IF NOT EXISTS `waymark`.`device_sign_ins_local` ON CLUSTER `waymark_cluster` (
 	device String,
 	from_ms Array(UInt64),
 	users Array(String),
-	version UInt64
+	version UInt64,
+	from_seq Array(UInt64),
+	from_sub_us Array(UInt16)
 ) ENGINE = ReplicatedReplacingMergeTree('/clickhouse/tables/{shard}/waymark/device_sign_ins_local', '{replica}', version)
 PARTITION BY tuple()
 ORDER BY device;
@@ -97,46 +99,15 @@ ORDER BY device;
 CREATE TABLE IF NOT EXISTS `waymark`.`device_sign_ins` ON CLUSTER `waymark_cluster` AS `waymark`.`device_sign_ins_local`
 ENGINE = Distributed(`waymark_cluster`, `waymark`, `device_sign_ins_local`, cityHash64(device));
 
-ALTER TABLE `waymark`.`events_local` ON CLUSTER `waymark_cluster` ADD COLUMN seq UInt64;
-
-ALTER TABLE `waymark`.`events` ON CLUSTER `waymark_cluster` ADD COLUMN seq UInt64;
-
-ALTER TABLE `waymark`.`events_local` ON CLUSTER `waymark_cluster` ADD COLUMN null_keys Array(String);
-
-ALTER TABLE `waymark`.`events` ON CLUSTER `waymark_cluster` ADD COLUMN null_keys Array(String);
-
 CREATE TABLE IF NOT EXISTS `waymark`.`superseded_events_local` ON CLUSTER `waymark_cluster` (
 	customer_key String,
 	source String,
 	message_id String,
-	ts_ms UInt64
+	ts_ms UInt64,
+	ts_sub_us UInt16
 ) ENGINE = ReplicatedReplacingMergeTree('/clickhouse/tables/{shard}/waymark/superseded_events_local', '{replica}')
 PARTITION BY tuple()
 ORDER BY (customer_key, source, message_id, ts_ms);
 
 CREATE TABLE IF NOT EXISTS `waymark`.`superseded_events` ON CLUSTER `waymark_cluster` AS `waymark`.`superseded_events_local`
 ENGINE = Distributed(`waymark_cluster`, `waymark`, `superseded_events_local`, cityHash64(customer_key));
-
-ALTER TABLE `waymark`.`device_sign_ins_local` ON CLUSTER `waymark_cluster` ADD COLUMN from_seq Array(UInt64);
-
-ALTER TABLE `waymark`.`device_sign_ins` ON CLUSTER `waymark_cluster` ADD COLUMN from_seq Array(UInt64);
-
-ALTER TABLE `waymark`.`events_local` ON CLUSTER `waymark_cluster` ADD COLUMN ts_sub_us UInt16;
-
-ALTER TABLE `waymark`.`events` ON CLUSTER `waymark_cluster` ADD COLUMN ts_sub_us UInt16;
-
-ALTER TABLE `waymark`.`superseded_events_local` ON CLUSTER `waymark_cluster` ADD COLUMN ts_sub_us UInt16;
-
-ALTER TABLE `waymark`.`superseded_events` ON CLUSTER `waymark_cluster` ADD COLUMN ts_sub_us UInt16;
-
-ALTER TABLE `waymark`.`device_sign_ins_local` ON CLUSTER `waymark_cluster` ADD COLUMN from_sub_us Array(UInt16);
-
-ALTER TABLE `waymark`.`device_sign_ins` ON CLUSTER `waymark_cluster` ADD COLUMN from_sub_us Array(UInt16);
-
-ALTER TABLE `waymark`.`sessions_local` ON CLUSTER `waymark_cluster` ADD COLUMN start_sub_us UInt16, ADD COLUMN end_sub_us UInt16 DEFAULT 999;
-
-ALTER TABLE `waymark`.`sessions` ON CLUSTER `waymark_cluster` ADD COLUMN start_sub_us UInt16, ADD COLUMN end_sub_us UInt16 DEFAULT 999;
-
-ALTER TABLE `waymark`.`sessions_local` ON CLUSTER `waymark_cluster` ADD COLUMN start_seq UInt64;
-
-ALTER TABLE `waymark`.`sessions` ON CLUSTER `waymark_cluster` ADD COLUMN start_seq UInt64;

@@ -24,7 +24,11 @@ CREATE TABLE IF NOT EXISTS `waymark`.`events` (
 	campaign_medium String,
 	campaign_name String,
 	channel String,
-	raw String
+	raw String,
+	person_id String DEFAULT customer_key,
+	seq UInt64,
+	null_keys Array(String),
+	ts_sub_us UInt16
 ) ENGINE = ReplacingMergeTree()
 PARTITION BY toYYYYMM(date)
 ORDER BY (customer_key, source, message_id);
@@ -44,7 +48,11 @@ CREATE TABLE IF NOT EXISTS `waymark`.`sessions` (
 	end_reason String,
 	map_version String,
 	version UInt64,
-	deleted UInt8
+	deleted UInt8,
+	person_id String DEFAULT customer_key,
+	start_sub_us UInt16,
+	end_sub_us UInt16 DEFAULT 999,
+	start_seq UInt64
 ) ENGINE = ReplacingMergeTree(version)
 PARTITION BY toYYYYMM(date)
 ORDER BY (customer_key, session_id);
@@ -65,40 +73,23 @@ CREATE TABLE IF NOT EXISTS `waymark`.`identity_links` (
 PARTITION BY tuple()
 ORDER BY (a, b);
 
-ALTER TABLE `waymark`.`events` ADD COLUMN person_id String DEFAULT customer_key;
-
-ALTER TABLE `waymark`.`sessions` ADD COLUMN person_id String DEFAULT customer_key;
-
 CREATE TABLE IF NOT EXISTS `waymark`.`device_sign_ins` (
 	device String,
 	from_ms Array(UInt64),
 	users Array(String),
-	version UInt64
+	version UInt64,
+	from_seq Array(UInt64),
+	from_sub_us Array(UInt16)
 ) ENGINE = ReplacingMergeTree(version)
 PARTITION BY tuple()
 ORDER BY device;
-
-ALTER TABLE `waymark`.`events` ADD COLUMN seq UInt64;
-
-ALTER TABLE `waymark`.`events` ADD COLUMN null_keys Array(String);
 
 CREATE TABLE IF NOT EXISTS `waymark`.`superseded_events` (
 	customer_key String,
 	source String,
 	message_id String,
-	ts_ms UInt64
+	ts_ms UInt64,
+	ts_sub_us UInt16
 ) ENGINE = ReplacingMergeTree()
 PARTITION BY tuple()
 ORDER BY (customer_key, source, message_id, ts_ms);
-
-ALTER TABLE `waymark`.`device_sign_ins` ADD COLUMN from_seq Array(UInt64);
-
-ALTER TABLE `waymark`.`events` ADD COLUMN ts_sub_us UInt16;
-
-ALTER TABLE `waymark`.`superseded_events` ADD COLUMN ts_sub_us UInt16;
-
-ALTER TABLE `waymark`.`device_sign_ins` ADD COLUMN from_sub_us Array(UInt16);
-
-ALTER TABLE `waymark`.`sessions` ADD COLUMN start_sub_us UInt16, ADD COLUMN end_sub_us UInt16 DEFAULT 999;
-
-ALTER TABLE `waymark`.`sessions` ADD COLUMN start_seq UInt64;
