@@ -34,9 +34,21 @@ import (
 const (
 	DefaultMaxEventBytes = 32 << 10  // one event
 	DefaultMaxBatchBytes = 500 << 10 // one request body, after decompression
-	// MaxBatchEvents bounds the events of one batch: 500 KB of the smallest valid events.
-	MaxBatchEvents = 5000
 )
+
+// smallestEvent is the shortest event a batch can hold that is valid: a batch's event names its
+// type (page is the shortest, and needs no name) and a userId or anonymousId (userId is the
+// shorter, and a one-digit number other than 0 the shortest id).
+const smallestEvent = `{"type":"page","userId":1}`
+
+// maxBatchEvents is the most events a batch body of n bytes holds when every one is valid:
+// {"batch":[…]} with nothing else, of events of smallestEvent's length, a comma between each;
+// 18,962 in 500 KB. Segment limits a batch by its bytes alone, and so does Waymark for batches of
+// events: only a body of more items holds some that are no event (1, {}, null). Those the byte
+// limit alone does not bound well: 500 KB of "1," is 256,000 items, each dead-lettered and
+// listed in the answer (29 MB of it; 730 MB allocated and 3.6 s against the dev broker), so
+// parseRequest refuses a batch of more items than this.
+func maxBatchEvents(n int) int { return (n - len(`{"batch":[]}`) + 1) / (len(smallestEvent) + 1) }
 
 // MaxStampBytes is the most the collector's stamps (receivedAt, messageId, type, the corrected
 // timestamp and the client's as originalTimestamp) and a batch's sentAt and context, copied into
@@ -702,8 +714,13 @@ type trackingRequest struct {
 	events   [][]byte // each event as sent
 }
 
-// errTooManyEvents stops reading a batch at its MaxBatchEvents+1st event.
-var errTooManyEvents = fmt.Errorf("batch has more than %d events", MaxBatchEvents)
+// tooManyEvents stops reading a batch at its limit+1st item: more items than bytes of valid
+// events can hold (maxBatchEvents).
+type tooManyEvents struct{ limit, bytes int }
+
+func (e *tooManyEvents) Error() string {
+	return fmt.Sprintf("batch has more than %d items, more than %d bytes of valid events hold (the smallest valid event is %s): some are not events; send only events", e.limit, e.bytes, smallestEvent)
+}
 
 // errDuplicateBatch stops reading a body at its second batch member. Other repeated members are
 // read as encoding/json reads them, the last one winning; two lists of events are refused rather
@@ -712,8 +729,12 @@ var errDuplicateBatch = errors.New("batch is given twice; send one array of even
 
 // parseRequest reads a tracking call's body in one pass. A body that is not a JSON object, or a
 // batch without an array of events, is an error; events that are not objects are kept, and
-// rejected one by one.
+// rejected one by one. A batch of more items than max(its length, DefaultMaxBatchBytes) bytes of
+// valid events hold (maxBatchEvents) is refused whole: no batch of valid events is, and a short
+// batch with a few items that are not events still has them rejected one by one.
 func parseRequest(body []byte, kind string) (*trackingRequest, error) {
+	tooMany := &tooManyEvents{bytes: max(len(body), DefaultMaxBatchBytes)}
+	tooMany.limit = maxBatchEvents(tooMany.bytes)
 	s := &jsonScanner{data: body}
 	malformed := func(err error) error {
 		return &requestError{http.StatusBadRequest, "body", "malformed JSON: " + err.Error()}
@@ -766,8 +787,8 @@ func parseRequest(body []byte, kind string) (*trackingRequest, error) {
 			}
 			hasBatch = true
 			return s.array(func() error {
-				if len(req.events) == MaxBatchEvents {
-					return errTooManyEvents
+				if len(req.events) == tooMany.limit {
+					return tooMany
 				}
 				field = "batch[" + strconv.Itoa(len(req.events)) + "]"
 				raw, err := s.value()
@@ -783,7 +804,7 @@ func parseRequest(body []byte, kind string) (*trackingRequest, error) {
 	}
 	var tooDeep *depthError
 	switch {
-	case err == errTooManyEvents || err == errDuplicateBatch:
+	case errors.As(err, new(*tooManyEvents)) || err == errDuplicateBatch:
 		return nil, &requestError{http.StatusBadRequest, "batch", err.Error()}
 	case errors.As(err, &tooDeep):
 		return nil, &requestError{http.StatusBadRequest, field, fmt.Sprintf("%s: %v (Waymark's limit; the whole request is refused)", field, err)}

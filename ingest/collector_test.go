@@ -202,7 +202,7 @@ func TestCollectorSingleCallsAndAuth(t *testing.T) {
 		{"invalid UTF-8 in a userId", call{path: "/v1/track", headers: basicWeb, body: []byte("{\"event\":\"A\",\"userId\":\"u\xff\"}")}, 400, "userId", ""},
 		{"invalid UTF-8 outside a string", call{path: "/v1/track", headers: basicWeb, body: []byte("{\"event\":\"A\",\xff\"userId\":\"u\"}")}, 400, "body", ""},
 		{"deep nesting", call{path: "/v1/batch", headers: basicWeb, body: []byte(strings.Repeat("[", 20000) + strings.Repeat("]", 20000))}, 400, "body", ""},
-		{"huge array", call{path: "/v1/batch", headers: basicWeb, body: []byte(`{"batch":[` + strings.TrimSuffix(strings.Repeat("{},", 6000), ",") + `]}`)}, 400, "batch", ""},
+		{"huge array", call{path: "/v1/batch", headers: basicWeb, body: []byte(`{"batch":[` + strings.TrimSuffix(strings.Repeat("{},", maxBatchEvents(DefaultMaxBatchBytes)+1), ",") + `]}`)}, 400, "batch", ""},
 		{"event of wrong type", call{path: "/v1/track", headers: basicWeb, body: []byte(`{"event":["A"],"userId":"u"}`)}, 400, "", ""},
 		{"userId of wrong type", call{path: "/v1/track", headers: basicWeb, body: []byte(`{"event":"A","userId":true}`)}, 400, "userId", ""},
 		{"timestamp of wrong type", call{path: "/v1/track", headers: basicWeb, body: []byte(`{"event":"A","userId":"u","timestamp":12}`)}, 400, "", ""},
@@ -974,5 +974,90 @@ func TestCollectorAnswers408ToAStalledBody(t *testing.T) {
 				t.Error("the 408 keeps the connection open")
 			}
 		})
+	}
+}
+
+// TestCollectorTakesAnyCountOfEventsWithinTheByteLimit: Segment limits a batch by its bytes
+// alone (500 KB), so a batch of valid events within them is taken whole however many it holds:
+// 5,001 events in 508,002 bytes were refused whole (400, "more than 5000 events") and, the
+// libraries not retrying a 400, lost (tester 23's F2).
+func TestCollectorTakesAnyCountOfEventsWithinTheByteLimit(t *testing.T) {
+	body := func(events []string) []byte { return []byte(`{"batch":[` + strings.Join(events, ",") + `]}`) }
+	tests := []struct {
+		name   string
+		events func() []string
+	}{
+		{"5,001 events of about 100 bytes", func() []string {
+			var events []string
+			for i := range 5001 {
+				events = append(events, fmt.Sprintf(`{"type":"track","userId":"b%d","event":"Bulk","timestamp":"2025-04-23T10:00:00Z"}`, i))
+			}
+			return events
+		}},
+		{"as many of the smallest valid events as fit", func() []string {
+			var events []string
+			for i, size := 0, len(body(nil))-1; ; i++ {
+				ev := strings.Replace(smallestEvent, `"userId":1`, `"userId":`+strconv.Itoa(1+i%9), 1)
+				if size += len(ev) + 1; size > DefaultMaxBatchBytes { // with its comma
+					return events
+				}
+				events = append(events, ev)
+			}
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			events := tt.events()
+			b := body(events)
+			if len(b) > DefaultMaxBatchBytes || len(events) <= 5000 {
+				t.Fatalf("%d events in %d bytes: want more than 5000 within %d", len(events), len(b), DefaultMaxBatchBytes)
+			}
+			e := startCollector(t, nil)
+			status, _, resp := e.do(t, call{path: "/v1/batch", headers: basicWeb, body: b})
+			if status != 200 || resp["accepted"] != float64(len(events)) || resp["rejected"] != nil {
+				t.Fatalf("%d events in %d bytes: status %d, %v; want 200 with every one accepted", len(events), len(b), status, resp)
+			}
+			if msgs := topicMessages(t, e.broker.Addr(), "events"); len(msgs) != len(events) {
+				t.Errorf("%d messages on the topic, want %d", len(msgs), len(events))
+			}
+		})
+	}
+}
+
+// TestCollectorRefusesMoreItemsThanValidEventsFit: a batch of more items than its bytes hold of
+// the smallest valid event has items that are no events; past as many as 500 KB of valid events
+// hold, it is refused whole (the byte limit alone would let 500 KB of "1," cost 256,000 dead
+// letters), while a few of them in a batch are rejected one by one.
+func TestCollectorRefusesMoreItemsThanValidEventsFit(t *testing.T) {
+	if key, _, err := check([]byte(smallestEvent), time.Now()); err != nil || key != "1" {
+		t.Fatalf("smallestEvent %s: key %q, %v; want a valid event", smallestEvent, key, err)
+	}
+	for i := range smallestEvent { // not a proof that none is shorter, but no byte is spare
+		shorter := smallestEvent[:i] + smallestEvent[i+1:]
+		if _, _, err := check([]byte(shorter), time.Now()); err == nil {
+			t.Errorf("%s is valid and shorter than smallestEvent", shorter)
+		}
+	}
+	n := maxBatchEvents(DefaultMaxBatchBytes)
+	fits := func(n int) bool {
+		return len(`{"batch":[`+strings.TrimSuffix(strings.Repeat(smallestEvent+",", n), ",")+`]}`) <= DefaultMaxBatchBytes
+	}
+	if !fits(n) || fits(n+1) {
+		t.Errorf("maxBatchEvents(%d) = %d: want the most smallest events that fit", DefaultMaxBatchBytes, n)
+	}
+	e := startCollector(t, nil)
+	items := func(n int) []byte {
+		return []byte(`{"batch":[` + strings.TrimSuffix(strings.Repeat("1,", n), ",") + `]}`)
+	}
+	status, _, resp := e.do(t, call{path: "/v1/batch", headers: basicWeb, body: items(n + 1)})
+	if status != 400 || resp["field"] != "batch" {
+		t.Errorf("%d items that are no events: status %d, %v; want 400 naming batch", n+1, status, resp)
+	}
+	status, _, resp = e.do(t, call{path: "/v1/batch", headers: basicWeb, body: items(3)})
+	if rejected, _ := resp["rejected"].([]any); status != 200 || len(rejected) != 3 {
+		t.Errorf("3 items that are no events: status %d, %v; want 200 with each rejected", status, resp)
+	}
+	if dead := topicMessages(t, e.broker.Addr(), "dlq"); len(dead) != 3 {
+		t.Errorf("%d dead letters, want the 3 of the short batch", len(dead))
 	}
 }
