@@ -311,6 +311,60 @@ func TestBooleanParametersAreBooleanFlags(t *testing.T) {
 	}
 }
 
+// TestQueryParametersAreGivenOnce: a query's parameter given twice on the command line is refused,
+// naming the flag, as the API refuses it given twice in the URL: the CLI kept the last, and
+// `funnel --steps "Product Viewed" --steps "Order Completed"` printed a one-step funnel of Order
+// Completed (tester 23's F6). Other flags keep their last value, as in every getopt program.
+func TestQueryParametersAreGivenOnce(t *testing.T) {
+	tests := []struct {
+		args []string
+		env  map[string]string
+		want string // the error; "" when the query takes the flags
+	}{
+		{[]string{"funnel", "--steps", "Product Viewed", "--steps", "Order Completed"}, nil, "--steps: given 2 times; give it once"},
+		{[]string{"funnel", "--steps", "A,B", "--window", "1h", "--window", "2h", "--window=3h"}, nil, "--window: given 3 times; give it once"},
+		{[]string{"funnel", "--steps", "A,B", "--count-by", "sessions", "--count-by", "sessions"}, nil, "--count-by: given 2 times; give it once"},
+		{[]string{"dropoff", "--steps", "A,B", "--step", "1", "--step", "2"}, nil, "--step: given 2 times; give it once"},
+		{[]string{"next", "--anchor", "A", "--anchor", "B"}, nil, "--anchor: given 2 times; give it once"},
+		{[]string{"paths", "--anchor", "A", "--collapse", "--collapse=false"}, nil, "--collapse: given 2 times; give it once"},
+		{[]string{"sessions", "--from", "2024-05-01", "--from", "2024-05-02"}, nil, "--from: given 2 times; give it once"},
+		// Named so, not as a --to not after the last --from.
+		{[]string{"stages", "--from", "2024-05-01", "--from", "2024-05-09", "--to", "2024-05-05"}, nil, "--from: given 2 times; give it once"},
+		{[]string{"retention", "--to", "2024-05-01", "--to", "2024-05-02"}, nil, "--to: given 2 times; give it once"},
+		// Once on the command line and once in the environment is once: the command line wins.
+		{[]string{"funnel", "--steps", "A,B"}, map[string]string{"WAYMARK_STEPS": "C"}, ""},
+		{[]string{"funnel", "--steps", "A,B", "--window", "1h"}, nil, ""},
+		// Flags that are no parameter of the query keep their last value.
+		{[]string{"funnel", "--steps", "A,B", "--json", "--json=false", "--query-timeout", "5s", "--query-timeout", "10s"}, nil, ""},
+	}
+	for _, tt := range tests {
+		t.Run(strings.Join(tt.args, " ")+fmt.Sprint(tt.env), func(t *testing.T) {
+			for k, v := range tt.env {
+				t.Setenv(k, v)
+			}
+			cmd, _ := commandFor(tt.args[0])
+			f := newQueryFlags(cmd)
+			err := parseFlags(f.fs, tt.args[1:])
+			if err == nil && tt.want == "" {
+				if err := store.CheckParams(cmd.name, f.values()); err != nil {
+					t.Errorf("the query refuses the flags' parameters: %v", err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("parseFlags: %v", err)
+			}
+			err, stdout, stderr := runCapturing(t, tt.args...)
+			if err == nil || err.Error() != tt.want {
+				t.Errorf("error %v, want %q", err, tt.want)
+			}
+			if stdout != "" || stderr != "" {
+				t.Errorf("printed %q and %q besides the error", stdout, stderr)
+			}
+		})
+	}
+}
+
 // runCapturing runs `waymark ARGS` in this process, with nothing reachable behind the flags'
 // defaults (ClickHouse on a port nothing listens on, the dev broker and HTTP on any free port, ctx cancelled), and
 // returns its error, standard output and standard error.

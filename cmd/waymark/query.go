@@ -89,7 +89,7 @@ func flagName(param string) string { return strings.ReplaceAll(param, "_", "-") 
 type queryFlags struct {
 	fs      *flagSet
 	store   *clickhouseFlags
-	params  map[string]*string // by parameter name
+	params  map[string]*paramFlag // by parameter name
 	mapPath *string
 	asJSON  *bool
 	asCSV   *bool // dropoff's only; nil for the others
@@ -98,20 +98,16 @@ type queryFlags struct {
 // newQueryFlags returns the flags of the query's command.
 func newQueryFlags(cmd queryCommand) *queryFlags {
 	name := cmd.name
-	f := &queryFlags{fs: newFlagSet(name, cmd.synopsis), params: map[string]*string{}}
+	f := &queryFlags{fs: newFlagSet(name, cmd.synopsis), params: map[string]*paramFlag{}}
 	f.store = addStoreFlags(f.fs)
 	addQueryLimitFlags(f.fs, f.store, "over it the command fails")
 	if store.QueryUsesFunnelMatching(name) {
 		addFunnelMatchingFlag(f.fs, f.store)
 	}
 	for _, p := range store.QueryParams(name) {
-		v := p.Default
-		if p.Bool {
-			f.fs.Var(boolParam{&v}, flagName(p.Name), p.Usage)
-		} else {
-			f.fs.StringVar(&v, flagName(p.Name), p.Default, p.Usage)
-		}
-		f.params[p.Name] = &v
+		v := &paramFlag{def: p.Default, isBool: p.Bool}
+		f.fs.Var(v, flagName(p.Name), p.Usage)
+		f.params[p.Name] = v
 	}
 	f.mapPath = f.fs.String("journey-map", "", "journey map YAML file; empty: the built-in shop map")
 	f.asJSON = f.fs.Bool("json", false, "print JSON (the API's) instead of a table")
@@ -121,37 +117,55 @@ func newQueryFlags(cmd queryCommand) *queryFlags {
 	return f
 }
 
-// boolParam is the flag of a true-or-false query parameter (store.Param.Bool): a boolean flag,
-// --collapse or --collapse=false, as --json is, keeping the text the query's parameters take.
-type boolParam struct{ s *string }
-
-func (b boolParam) String() string {
-	if b.s == nil {
-		return ""
-	}
-	return *b.s
+// paramFlag is the flag of a query parameter. It keeps every value given, and values passes them
+// all to the query, which refuses a parameter given twice as the API does (store.CheckParams:
+// "--steps: given 2 times; give it once"): the flag package keeps the last value, and `funnel
+// --steps A --steps B` asked a one-step funnel of B (tester 23's F6). The other flags keep their
+// last value, as in every getopt program (docs/configuration.md). A true-or-false parameter
+// (store.Param.Bool) is a boolean flag, --collapse or --collapse=false, as --json is, keeping the
+// text the query's parameters take.
+type paramFlag struct {
+	def    string
+	given  []string // on the command line, in order, or from the environment
+	isBool bool
 }
 
-// Set reads s as strconv.ParseBool does; the setter of parseFlags says "not true or false" for
-// every boolean flag.
-func (b boolParam) Set(s string) error {
-	v, err := strconv.ParseBool(s)
-	if err != nil {
-		return err
+// String is the value the query takes: the last given, else the default.
+func (p *paramFlag) String() string {
+	switch {
+	case p == nil:
+		return ""
+	case len(p.given) > 0:
+		return p.given[len(p.given)-1]
 	}
-	*b.s = strconv.FormatBool(v)
+	return p.def
+}
+
+// Set reads a boolean parameter as strconv.ParseBool does; the setter of parseFlags says "not
+// true or false" for every boolean flag.
+func (p *paramFlag) Set(s string) error {
+	if p.isBool {
+		v, err := strconv.ParseBool(s)
+		if err != nil {
+			return err
+		}
+		s = strconv.FormatBool(v)
+	}
+	p.given = append(p.given, s)
 	return nil
 }
 
-func (b boolParam) IsBoolFlag() bool { return true }
+func (p *paramFlag) IsBoolFlag() bool { return p.isBool }
 
-// values returns the query's parameters as the parsed flags give them; --csv asks for every
-// person id.
+// values returns the query's parameters as the parsed flags give them, each given more than once
+// with all its values; --csv asks for every person id.
 func (f *queryFlags) values() url.Values {
 	v := url.Values{}
-	for name, s := range f.params {
-		if *s != "" {
-			v.Set(name, *s)
+	for name, p := range f.params {
+		if len(p.given) > 1 {
+			v[name] = p.given
+		} else if s := p.String(); s != "" {
+			v.Set(name, s)
 		}
 	}
 	if f.asCSV != nil && *f.asCSV {
@@ -182,10 +196,10 @@ func runQuery(ctx context.Context, cmd queryCommand, args []string, stdout io.Wr
 		}
 		return err
 	}
-	if from, to := f.params["from"], f.params["to"]; from != nil && to != nil {
+	if from, to := f.params["from"], f.params["to"]; from != nil && to != nil && len(from.given) < 2 && len(to.given) < 2 {
 		// The store refuses a from not before to too, naming from, as the API answers; the
-		// commands name --to, as resessionize does.
-		if _, _, err := parseRange(f.fs, *from, *to); err != nil {
+		// commands name --to, as resessionize does. One given twice the store refuses.
+		if _, _, err := parseRange(f.fs, from.String(), to.String()); err != nil {
 			return err
 		}
 	}
