@@ -19,6 +19,8 @@ import (
 	"unicode"
 	"unicode/utf8"
 
+	"golang.org/x/text/unicode/norm"
+
 	"github.com/waymark-dev/waymark/store"
 )
 
@@ -360,10 +362,14 @@ func label(value, marker string) string {
 // mistakable reports whether a real value printed as it is could be read as a marker or as
 // another value: it is empty; in parentheses, like a marker; starts with a quote, like a quoted
 // value; has space at either end; holds a character that does not print or prints as nothing
-// (invisible); is not UTF-8; or holds a separator the tables put between values (" → " in paths,
+// (invisible); is not UTF-8; holds a separator the tables put between values (" → " in paths,
 // ", " in top touchpoints, whose values are steps: there a comma after a backslash is a name's
-// own, store.EscapeStep). Values printed as they are never start with a quote and are never
-// in parentheses, so they are apart from the quoted ones and from the markers.
+// own, store.EscapeStep); is not in Unicode's NFC form, so that of the forms of one text that
+// print alike ("é" as one code point, or as "e" and a combining accent) only the NFC one prints
+// as it is (tester 23's F7); or starts with a character that combines with the one before it (an
+// accent), which would sit on what the table prints before the value. Values printed as they are
+// never start with a quote and are never in parentheses, so they are apart from the quoted ones
+// and from the markers.
 func mistakable(v string) bool {
 	if v == "" || !utf8.ValidString(v) {
 		return true
@@ -372,7 +378,18 @@ func mistakable(v string) bool {
 	last, _ := utf8.DecodeLastRuneInString(v)
 	return strings.HasPrefix(v, "(") && strings.HasSuffix(v, ")") || first == '"' ||
 		unicode.IsSpace(first) || unicode.IsSpace(last) ||
-		strings.Contains(v, " → ") || separates(v, ", ") || strings.ContainsFunc(v, invisible)
+		strings.Contains(v, " → ") || separates(v, ", ") || strings.ContainsFunc(v, invisible) ||
+		!norm.NFC.IsNormalString(v) || combining(first)
+}
+
+// combining reports whether r is changed by Unicode's NFC normalization or combines with the
+// character before it: a combining mark (U+0301), a Hangul vowel or final jamo (U+1161), or a
+// character NFC replaces (U+212B ANGSTROM SIGN is U+00C5 Å). Outside these, each character is
+// NFC alone and starts a segment of its own, so two texts that differ only in normalization
+// differ in one of them.
+func combining(r rune) bool {
+	p := norm.NFC.PropertiesString(string(r))
+	return !p.BoundaryBefore() || !norm.NFC.IsNormalString(string(r))
 }
 
 // separates reports whether v holds sep not right after a backslash.
@@ -397,17 +414,23 @@ func invisible(r rune) bool {
 }
 
 // quote is strconv.Quote(v) with every invisible character escaped (strconv.Quote leaves
-// printable ones as they are), so two values never look alike quoted; strconv.Unquote reads it
-// back.
+// printable ones as they are), and, when v is not in NFC form or starts with a combining
+// character, every combining one too (combining), so two values never look alike quoted:
+// "cafe\u0301" apart from "café" and from "café" quoted for another reason (an end space), and
+// no accent sits on the opening quote. strconv.Unquote reads it back.
 func quote(v string) string {
 	q := strconv.Quote(v)
-	if !strings.ContainsFunc(q, invisible) {
+	escape := invisible
+	if first, _ := utf8.DecodeRuneInString(v); !norm.NFC.IsNormalString(v) || combining(first) {
+		escape = func(r rune) bool { return invisible(r) || combining(r) }
+	}
+	if !strings.ContainsFunc(q, escape) {
 		return q
 	}
 	var b strings.Builder
 	for _, r := range q {
 		switch {
-		case !invisible(r):
+		case !escape(r):
 			b.WriteRune(r)
 		case r > 0xFFFF:
 			fmt.Fprintf(&b, `\U%08x`, r)
