@@ -216,7 +216,7 @@ func sessionLines(sessions []sessionize.Session) string {
 // readTopic reads every message of a topic, all partitions.
 func readTopic(t *testing.T, broker, topic string) []kafka.Message {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute) // a hang guard
 	defer cancel()
 	msgs, err := ingesttest.ReadTopic(ctx, broker, topic)
 	if err != nil {
