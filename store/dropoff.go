@@ -192,7 +192,7 @@ func (s *Store) dropoffQuery(ctx context.Context, jm *sessionize.Map, q DropoffQ
 	if err != nil {
 		return nil, err
 	}
-	if err := s.boundSessions(ctx, plan, fq); err != nil {
+	if err := s.boundVisits(ctx, plan, fq); err != nil {
 		return nil, err
 	}
 	tracked, first := plan.readAlso(labelSQL, locationSQL, predicate{sql: "channel"})

@@ -194,8 +194,9 @@ func (q *FunnelQuery) Validate() error {
 // windowFunnel gets wrong on ties and on steps matching the same event) runs on each person's
 // list, deduplicated: inside ClickHouse, in the waymark_funnel executable UDF, when the server has
 // it (Config.FunnelMatching), else here as rows stream in. Counting sessions, or breaking down by
-// channel or campaign (the entry of the step-1 event's visit, see funnelPlan.units), reads the
-// visits too: here pass by pass (see visits), in the UDF each person's (matchPassInClickHouse).
+// channel or campaign (the entry of the step-1 event's session, its person's first touchpoint in
+// the visit, see funnelPlan.units), reads the visits too: here pass by pass (see visits), in the
+// UDF each person's (matchPassInClickHouse).
 func (s *Store) Funnel(ctx context.Context, jm *sessionize.Map, q FunnelQuery) (*FunnelResult, error) {
 	return runQuery(ctx, s, "funnel", func(ctx context.Context) (*FunnelResult, error) { return s.funnel(ctx, jm, q) })
 }
@@ -211,7 +212,7 @@ func (s *Store) funnel(ctx context.Context, jm *sessionize.Map, q FunnelQuery) (
 	if err != nil {
 		return nil, err
 	}
-	if err := s.boundSessions(ctx, plan, q); err != nil {
+	if err := s.boundVisits(ctx, plan, q); err != nil {
 		return nil, err
 	}
 	var res *FunnelResult
@@ -233,31 +234,44 @@ func (s *Store) funnel(ctx context.Context, jm *sessionize.Map, q FunnelQuery) (
 // take long (a bot sends that many), and the log says why a query is slow.
 const largeUnit = 10_000
 
-// boundSessions bounds the scan of a plan counting sessions to the events its units can hold
-// when q has a To: a session's steps are all in its visit, which starts before To (its first
-// step does) and ends by the latest end of the visits that start before To and end at or after
-// From; later events are in no unit of the range, and are not read (the sessions summary bounds
-// its scan alike). Unbounded, a one-day drop-off read every later event.
-func (s *Store) boundSessions(ctx context.Context, plan *funnelPlan, q FunnelQuery) error {
-	if !plan.bySessions || q.To.IsZero() {
+// boundVisits bounds the scan of a plan that reads visits to the events its units can hold.
+// Counting sessions with a To: a session's steps are all in its visit, which starts before To
+// (its first step does) and ends by the latest end of the visits that start before To and end
+// at or after From; later events are in no unit of the range, and are not read (the sessions
+// summary bounds its scan alike). Unbounded, a one-day drop-off read every later event. Broken
+// down by a session's entry with a From: the entry is its person's first touchpoint in the
+// visit (sessionPart.entry), which can be before From, so the scan reads from the earliest start
+// of those visits on.
+func (s *Store) boundVisits(ctx context.Context, plan *funnelPlan, q FunnelQuery) error {
+	toEnd, fromStart := plan.bySessions && !q.To.IsZero(), plan.entryBy != "" && plan.scan.from > 0
+	if !toEnd && !fromStart {
 		return nil
 	}
-	last, err := s.lastVisitEnd(ctx, max(q.From.UnixMilli(), 0), q.To.UnixMilli())
+	hi := int64(math.MaxInt64)
+	if !q.To.IsZero() {
+		hi = (q.To.UnixMicro() + 999) / 1000
+	}
+	first, last, err := s.visitBounds(ctx, max(q.From.UnixMilli(), 0), hi)
 	if err != nil {
 		return err
 	}
-	plan.scan.to = q.To.UnixMicro() // no stored visit: no unit, and the range's events suffice
-	if last >= 0 {
-		plan.scan.to = max(last*1000+999, plan.scan.to) // the last µs of the visits' last end (ms)
+	if toEnd {
+		plan.scan.to = q.To.UnixMicro() // no stored visit: no unit, and the range's events suffice
+		if last >= 0 {
+			plan.scan.to = max(last*1000+999, plan.scan.to) // the last µs of the visits' last end (ms)
+		}
+	}
+	if fromStart && first >= 0 {
+		plan.scan.from = max(min(plan.scan.from, first*1000), 1) // the first µs of the visits' first start (ms)
 	}
 	return nil
 }
 
 // newVisits is the visits a plan that reads them (keyAttr) matches with, of no key yet (a scan
 // loads each pass's, see scanVisits; the UDF each person's): those that end at or after its
-// from, with their entries when it breaks down by entry.
+// from.
 func (p *funnelPlan) newVisits() *visits {
-	return &visits{from: max(p.from, 0), entries: p.entryBy != ""}
+	return &visits{from: max(p.from, 0)}
 }
 
 // matchHere is the matching in Waymark of a query of kind (funnel, dropoff): it reads plan's
@@ -266,7 +280,7 @@ func (p *funnelPlan) newVisits() *visits {
 // unit's person, its events, the steps it reached (level) and the events that took them (path).
 func (s *Store) matchHere(ctx context.Context, kind string, plan *funnelPlan, q FunnelQuery, agg *funnelAgg,
 	each func(person string, unit []unitEvent, attrs attrTable, level int, path []int)) error {
-	var sessions *visits // a pass's, when q counts sessions or breaks down by a visit's entry
+	var sessions *visits // a pass's, when q counts sessions or breaks down by a session's entry
 	if plan.keyAttr >= 0 {
 		sessions = plan.newVisits()
 	}
@@ -276,7 +290,7 @@ func (s *Store) matchHere(ctx context.Context, kind string, plan *funnelPlan, q 
 			if len(unit) >= largeUnit {
 				s.log.Info("matching a unit with many events; --query-timeout bounds the query", "query", kind, "events", len(unit))
 			}
-			values := breakdownValues{attrs: attrs, col: plan.attr, entries: plan.entries}
+			values := breakdownValues{attrs: attrs, col: plan.attr}
 			level, path, err := finder.reach(ctx, unit, values)
 			if err != nil {
 				return err
@@ -321,15 +335,17 @@ type funnelPlan struct {
 	retention   *retentionWalk // what a retention query reads of each person, or nil
 	stages      *stagesWalk    // what a stages query reads of each person, or nil
 	udfTimeout  time.Duration  // in the UDF: the longest a chunk's matching may take, 0 unbounded
-	// entryBy is "channel" or "campaign" when the breakdown is that of the visit the unit's
-	// step-1 event is in (see units); "" otherwise
-	entryBy string
+	// entryBy is "channel" or "campaign" when the breakdown is that of the session the unit's
+	// step-1 event is in, the value of its entry (see units); "" otherwise. Then entryCond is the
+	// condition of touchpoints, whose events the entries are found among.
+	entryBy   string
+	entryCond int
 	// scratch space units reuses from person to person: a query matches one person at a time
 	counts  []int
 	unitBuf []unitEvent
 	keyBuf  []string
-	entries []string    // the entry values of the person's events' visits (entryBy), unitEvent.attr < 0
-	cursor  visitCursor // finds those visits
+	entries sessionEntries // the entries of the person's sessions (entryBy)
+	cursor  visitCursor    // finds the visits of the person's events (entryBy)
 	unitsOf [][]unitEvent
 	split   sessionSplit[unitEvent]
 	// what units works out once from steps: per condition, the steps an event matching it can
@@ -459,15 +475,19 @@ func planFunnel(jm *sessionize.Map, q FunnelQuery) (*funnelPlan, error) {
 	if q.Mode == ModeStrict {
 		block(p.addCondition(sessionize.Rule{Types: sessionize.TouchpointTypes()}), 1<<n-1)
 	}
+	if b := q.Breakdown.By; b == "channel" || b == "campaign" {
+		// A unit's value is the channel or campaign its step-1 event's session entered by: its
+		// person's first touchpoint in the visit (sessionPart.entry), so every touchpoint is read.
+		p.entryBy, p.entryCond = b, p.addCondition(sessionize.Rule{Types: sessionize.TouchpointTypes()})
+		block(p.entryCond, 0)
+	}
 	p.attr, p.traitCond, p.keyAttr = -1, -1, -1
 	var attrs []predicate
 	switch b := q.Breakdown; b.By {
 	case "channel":
 		attrs = append(attrs, predicate{sql: "channel"})
-		p.entryBy = b.By
 	case "campaign":
 		attrs = append(attrs, predicate{sql: "campaign_name"})
-		p.entryBy = b.By
 	case "device":
 		attrs = append(attrs, storedValue(ingest.DeviceTypeKey))
 	case "property":
@@ -537,8 +557,8 @@ func (p *funnelPlan) units(events []scannedEvent, attrs attrTable, sessions *vis
 	trait := int32(0)                          // the person's trait value, as unitEvent.attr
 	// out is sized once, for a heavy person's sake
 	out, keys := slices.Grow(p.unitBuf[:0], len(events)), p.keyBuf[:0]
-	p.entries = p.entries[:0]
 	if p.entryBy != "" {
+		p.entries.find(events, attrs, p.keyAttr, 1<<p.entryCond, sessions)
 		p.cursor.reset(sessions)
 	}
 	defer func() { p.counts, p.unitBuf, p.keyBuf = counts, reuse(out), reuse(keys) }()
@@ -566,13 +586,17 @@ func (p *funnelPlan) units(events []scannedEvent, attrs attrTable, sessions *vis
 			continue
 		}
 		if p.entryBy != "" {
-			// The channel or campaign a visit entered by is that of its first touchpoint (GA4's
+			// The channel or campaign a session entered by is that of its first touchpoint (GA4's
 			// session source, PostHog's $session_entry_utm_source), which an event later in the
 			// visit mostly lacks: a product viewed three pages after arriving from a search ad
-			// is of the paid_search visit. An event of no stored visit keeps its own.
+			// is of the paid_search session. A session is the person's part of the visit, so on
+			// a shared device the second user to sign in enters by their own first touchpoint,
+			// not the first user's campaign (see sessionEntries). An event of no stored visit, or
+			// of a visit where its person has no touchpoint, keeps its own.
 			if v := p.cursor.at(attrs.value(e.at, p.keyAttr), e.t, e.seq); v >= 0 {
-				p.entries = append(p.entries, sessions.entry(sessions.spans[v], p.entryBy))
-				u.attr = -int32(len(p.entries))
+				if at, ok := p.entries.of(v); ok {
+					u.attr = at + 1
+				}
 			}
 		}
 		out = append(out, u)
@@ -668,6 +692,53 @@ func (s *sessionSplit[E]) split(events []E, keys []string, at func(E) (t, seq in
 	}
 	s.parts, s.counts, s.unitOf, s.events = parts, counts, unitOf, all
 	return parts
+}
+
+// entry is the event the session enters by: its person's first touchpoint in the visit, the
+// first of the part's events when the person's touchpoints were split (as the sessions summary
+// splits them, and sessionEntries). The sessions summary's entry channel and a funnel's breakdown
+// by channel or campaign take the entry's, the one rule of a session's entry: GA4's session
+// source and PostHog's $session_entry_utm_source are the same.
+func (s sessionPart[E]) entry() E { return s.events[0] }
+
+// sessionEntries finds the entries (sessionPart.entry) of one person's sessions among their
+// events, in space it reuses from person to person.
+type sessionEntries struct {
+	split   sessionSplit[scannedEvent]
+	touched []scannedEvent // the person's touchpoints
+	keys    []string       // their customer keys
+	entryAt []int32        // per visit (its index in visits.spans): 1 + the at of its entry; 0: none
+	set     []int32        // the visits entryAt is set for
+}
+
+// find finds the entries of the sessions of one person's events (sorted; the touchpoints are
+// those matching a condition of touchpoint, their customer keys in attribute column keyAttr) in
+// the visits v, for of.
+func (s *sessionEntries) find(events []scannedEvent, attrs attrTable, keyAttr int, touchpoint uint64, v *visits) {
+	for _, i := range s.set {
+		s.entryAt[i] = 0
+	}
+	if len(s.entryAt) < len(v.spans) {
+		s.entryAt = make([]int32, len(v.spans))
+	}
+	s.set, s.touched, s.keys = s.set[:0], s.touched[:0], s.keys[:0]
+	for _, e := range events {
+		if e.mask&touchpoint != 0 {
+			s.touched, s.keys = append(s.touched, e), append(s.keys, attrs.value(e.at, keyAttr))
+		}
+	}
+	for _, part := range s.split.split(s.touched, s.keys, func(e scannedEvent) (int64, int64) { return e.t, e.seq }, v) {
+		s.entryAt[part.index], s.set = part.entry().at+1, append(s.set, part.index)
+	}
+}
+
+// of is the at (scannedEvent.at) of the entry of the person's session in visit (its index in
+// the visits' spans), ok false when the person has no touchpoint in it.
+func (s *sessionEntries) of(visit int32) (at int32, ok bool) {
+	if a := s.entryAt[visit]; a > 0 {
+		return a - 1, true
+	}
+	return 0, false
 }
 
 // funnelAgg sums units into the funnel's steps, overall and per breakdown value.

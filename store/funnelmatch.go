@@ -31,29 +31,23 @@ type unitEvent struct {
 	// at is where the scan's attributes of its event are in its person's attrTable, for
 	// queries that read more than the breakdown (scannedEvent.at)
 	at int32
-	// attr is 1 + the at of the event whose breakdown value it has (its own, or with a trait
-	// breakdown the one that set the person's trait last); 0 when it has none (""); below 0,
-	// -(1 + the index) of its value in breakdownValues.entries (a breakdown by the entry of the
-	// event's visit, funnelPlan.entryBy). With at, 48 bytes an event, where the value and a slice
-	// of the attributes took 72.
+	// attr is 1 + the at of the event whose breakdown value it has (its own; with a trait
+	// breakdown the one that set the person's trait last; with a channel or campaign breakdown
+	// the entry of its session, sessionPart.entry); 0 when it has none (""). With at, 48 bytes
+	// an event, where the value and a slice of the attributes took 72.
 	attr int32
 }
 
-// breakdownValues reads units' breakdown values: column col of their person's attributes, or
-// entries, the values of the visits of their person's events (funnelPlan.entries).
+// breakdownValues reads units' breakdown values: column col of their person's attributes.
 type breakdownValues struct {
-	attrs   attrTable
-	col     int
-	entries []string
+	attrs attrTable
+	col   int
 }
 
 // of is e's breakdown value, "" when it has none.
 func (b breakdownValues) of(e unitEvent) string {
-	switch {
-	case e.attr == 0:
+	if e.attr == 0 {
 		return ""
-	case e.attr < 0:
-		return b.entries[-e.attr-1]
 	}
 	return b.attrs.value(e.attr-1, b.col)
 }

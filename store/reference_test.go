@@ -98,8 +98,12 @@ func generateRefData(seed uint64, persons int) refData {
 				e.PropertyKeys, e.PropertyValues = []string{"category", ingest.DeviceTypeKey}, []string{[]string{"shoes", "hats"}[rng.IntN(2)], []string{"mobile", "desktop"}[rng.IntN(2)]}
 			}
 			e.Seq = int64(len(d.events) + 1) // the client's order, as a partition's offsets give it
+			channel := channels[rng.IntN(len(channels))]
+			if channel != "" {
+				e.CampaignName = channel + "-campaign" // a campaign of its own, read by a session's entry
+			}
 			d.events = append(d.events, e)
-			d.channels = append(d.channels, channels[rng.IntN(len(channels))])
+			d.channels = append(d.channels, channel)
 			if len(keys) == 2 && rng.IntN(5) == 0 {
 				// The same message sent again from the person's other device, up to an hour
 				// earlier or later: a copy the sessionizer cannot know, which queries drop.
@@ -416,30 +420,36 @@ func refUnits(d refData, q store.FunnelQuery, evs []refEvent) [][]refEvent {
 	return units
 }
 
-// breakdownAttr is an event's breakdown value: a channel or a campaign is that of the stored
-// visit the event is in (its EntryChannel, EntryCampaign), or the event's own when it is in none.
-func breakdownAttr(b store.Breakdown, personTrait string, sessions []sessionize.Session) func(refEvent) string {
-	visit := func(e refEvent) *sessionize.Session {
-		for i, s := range sessions {
-			if e.key == s.CustomerKey && e.t/1000 >= s.Start.UnixMilli() && e.t/1000 <= s.End.UnixMilli() {
-				return &sessions[i]
+// breakdownAttr is an event's breakdown value: a channel or a campaign is that of its session's
+// entry, its person's first tracked touchpoint (of evs, the person's distinct events in order) in
+// the stored visit the event is in; or the event's own when it is in none, or its person has no
+// touchpoint there. Never the visit's stored EntryChannel, EntryCampaign: a visit's first event
+// may be a copy the queries drop, an identify call, or, on a shared device, another person's.
+func breakdownAttr(b store.Breakdown, personTrait string, sessions []sessionize.Session, evs []refEvent) func(refEvent) string {
+	in := func(e refEvent, s sessionize.Session) bool {
+		return e.key == s.CustomerKey && e.t/1000 >= s.Start.UnixMilli() && e.t/1000 <= s.End.UnixMilli()
+	}
+	entry := func(e refEvent) refEvent {
+		for _, s := range sessions {
+			if !in(e, s) {
+				continue
 			}
+			for _, f := range evs {
+				if f.tracked && in(f, s) {
+					return f
+				}
+			}
+			break
 		}
-		return nil
+		return e
 	}
 	return func(e refEvent) string {
 		v := ""
 		switch b.By {
 		case "channel":
-			v = e.channel
-			if s := visit(e); s != nil {
-				v = s.EntryChannel
-			}
+			v = entry(e).channel
 		case "campaign":
-			v = e.CampaignName
-			if s := visit(e); s != nil {
-				v = s.EntryCampaign
-			}
+			v = entry(e).CampaignName
 		case "device":
 			v = e.DeviceType()
 		case "property":
@@ -490,7 +500,7 @@ func refFunnel(jm *sessionize.Map, d refData, q store.FunnelQuery) string {
 				}
 			}
 		}
-		attr := breakdownAttr(q.Breakdown, trait, d.sessions)
+		attr := breakdownAttr(q.Breakdown, trait, d.sessions, evs)
 		for _, unit := range refUnits(d, q, evs) {
 			level, path := refPath(jm, q, unit, attr)
 			if level == 0 {
@@ -596,6 +606,11 @@ func TestFunnelAgreesWithTheReference(t *testing.T) {
 		{Steps: []string{view, order}, Window: 7 * day, Breakdown: store.Breakdown{By: "campaign"}},
 		// Sessions of a range, broken down by their entry: the visits read beside a bounded scan.
 		{Steps: []string{view, add}, Window: day, From: t0.Add(10 * day), To: t0.Add(40 * day), Breakdown: store.Breakdown{By: "campaign"}, CountBy: store.CountSessions},
+		// From within visits (the grid is 10 minutes from each day's start): a session's entry
+		// is its first touchpoint, read though it is before From.
+		{Steps: []string{view, order}, Window: day, From: t0.Add(11*day + 40*time.Minute), Breakdown: store.Breakdown{By: "channel"}},
+		{Steps: []string{view, add}, Window: day, From: t0.Add(29*day + 20*time.Minute), To: t0.Add(50 * day), Breakdown: store.Breakdown{By: "campaign"},
+			CountBy: store.CountSessions},
 	}
 	// The reference answers, once for every path: each is a brute-force walk over all the events.
 	wants := make([]string, len(tests))

@@ -98,7 +98,7 @@ func (s *Store) sessions(ctx context.Context, from, to time.Time) (*SessionSumma
 	// be in a session of the range; the scan reads every event up to it, so that the earliest
 	// copy of a message, wherever and whenever stored, is the one kept (see dedupe). Events
 	// after it are in no session of the range, and later than every one of the range.
-	last, err := s.lastVisitEnd(ctx, loMs, hiMs)
+	_, last, err := s.visitBounds(ctx, loMs, hiMs)
 	if err != nil {
 		return nil, err
 	}
@@ -142,7 +142,7 @@ func (s *Store) sessions(ctx context.Context, from, to time.Time) (*SessionSumma
 				return err
 			}
 			sum.ByEndReason[visits.reason(ss.visit)]++
-			if ch := attrs.value(first.at, channelAttr); sum.ByEntryChannel[ch] == 0 {
+			if ch := attrs.value(ss.entry().at, channelAttr); sum.ByEntryChannel[ch] == 0 {
 				sum.ByEntryChannel[strings.Clone(ch)] = 1
 			} else {
 				sum.ByEntryChannel[ch]++

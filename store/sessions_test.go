@@ -5,8 +5,10 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"net/url"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -392,6 +394,87 @@ func TestSessionsReadTheNewestVersionOfEachVisit(t *testing.T) {
 			got := fmt.Sprintf("%d persons, %d sessions of %d events, by end reason %v", sum.Persons, sum.Sessions, sum.Events, sum.ByEndReason)
 			if got != want {
 				t.Errorf("merged %v, %s: %s, want %s", merged, name, got, want)
+			}
+		}
+	}
+}
+
+// TestSharedVisitEntersByEachPersonsTouchpoint: on a shared browser visit (one device, one
+// visit), alice lands from an email link (campaign may), signs in and views a product; then bob
+// signs in, views a product from an internal link and orders (tester 23's F1). Each person's
+// session enters by their own first touchpoint in the visit, not the visit's: the sessions
+// summary and funnels broken down by channel or campaign, counted by persons and by sessions,
+// from before the visit and from after alice's landing (her entry is read before the range), in
+// Waymark and in ClickHouse (the waymark_funnel UDF), give bob's view and order to direct and no
+// campaign, where they went to alice's email and may.
+func TestSharedVisitEntersByEachPersonsTouchpoint(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	msg := func(m map[string]any) string {
+		m["anonymousId"] = "dBB1"
+		b, _ := json.Marshal(m)
+		return string(b)
+	}
+	page := func(url, referrer string) map[string]any {
+		p := map[string]any{"url": url}
+		if referrer != "" {
+			p["referrer"] = referrer
+		}
+		return map[string]any{"page": p}
+	}
+	arrivals := []string{
+		msg(map[string]any{"type": "page", "name": "Home", "messageId": "BB1-1", "timestamp": "2024-05-05T10:00:00Z",
+			"context": page("https://shop.example/?utm_source=nl&utm_medium=email&utm_campaign=may", "")}),
+		msg(map[string]any{"type": "identify", "userId": "aliceBB", "messageId": "BB1-2", "timestamp": "2024-05-05T10:01:00Z"}),
+		msg(map[string]any{"type": "track", "userId": "aliceBB", "event": "Product Viewed", "messageId": "BB1-3", "timestamp": "2024-05-05T10:02:00Z"}),
+		msg(map[string]any{"type": "identify", "userId": "bobBB", "messageId": "BB1-4", "timestamp": "2024-05-05T10:10:00Z"}),
+		msg(map[string]any{"type": "track", "userId": "bobBB", "event": "Product Viewed", "messageId": "BB1-5", "timestamp": "2024-05-05T10:11:00Z",
+			"context": page("https://shop.example/p/1", "https://shop.example/")}),
+		msg(map[string]any{"type": "track", "userId": "bobBB", "event": "Order Completed", "messageId": "BB1-6", "timestamp": "2024-05-05T10:15:00Z"}),
+	}
+	jm := defaultMap(t)
+	s, db := sessionizedStore(t, jm, decodeArrivals(t, arrivals))
+	sum, err := s.Sessions(ctx, store.SessionsQuery{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := map[string]uint64{"direct": 1, "email": 1}; sum.Sessions != 2 || !maps.Equal(sum.ByEntryChannel, want) {
+		t.Fatalf("sessions %d by entry channel %v, want 2: %v", sum.Sessions, sum.ByEntryChannel, want)
+	}
+	paths := append([]matchingPath{{store.MatchProcess, s}}, enginePaths(t, db)...)
+	day := time.Date(2024, 5, 5, 0, 0, 0, 0, time.UTC)
+	tests := []struct {
+		countBy, by string
+		from        time.Time
+		want        string // per breakdown group, the customers of each step
+	}{
+		{store.CountSessions, "channel", day, "direct [1 1], email [1 0]"},
+		{store.CountPersons, "channel", day, "direct [1 1], email [1 0]"},
+		{store.CountSessions, "campaign", day, "(none) [1 1], may [1 0]"},
+		{store.CountPersons, "campaign", day, "(none) [1 1], may [1 0]"},
+		// From after alice's landing at 10:00, before her view at 10:02.
+		{store.CountSessions, "channel", day.Add(10*time.Hour + time.Minute), "direct [1 1], email [1 0]"},
+		{store.CountPersons, "campaign", day.Add(10*time.Hour + time.Minute), "(none) [1 1], may [1 0]"},
+	}
+	for _, p := range paths {
+		for _, tt := range tests {
+			q := store.FunnelQuery{Steps: []string{"Product Viewed", "Order Completed"}, Window: time.Hour, CountBy: tt.countBy,
+				Breakdown: store.Breakdown{By: tt.by}, From: tt.from, To: day.Add(24 * time.Hour)}
+			res, err := p.s.Funnel(ctx, jm, q)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var groups []string
+			for _, g := range res.Groups {
+				var counts []int64
+				for _, st := range g.Steps {
+					counts = append(counts, st.Customers)
+				}
+				groups = append(groups, fmt.Sprintf("%s %v", cmp.Or(g.Value, "("+g.Marker+")"), counts))
+			}
+			slices.Sort(groups)
+			if got := strings.Join(groups, ", "); got != tt.want {
+				t.Errorf("%s: funnel by %s from %s counted by %s: %s, want %s", p.name, tt.by, tt.from.Format(time.TimeOnly), tt.countBy, got, tt.want)
 			}
 		}
 	}

@@ -39,15 +39,17 @@ import (
 //	                                empty when the spec reads none
 //	keys             Array(String)  the distinct customer keys of the person's events (the
 //	                                spec's key attribute), when the spec reads visits (a funnel
-//	                                or drop-off counted by sessions or broken down by a visit's
-//	                                entry); else empty, as are the columns below
+//	                                or drop-off counted by sessions or broken down by a
+//	                                session's entry); else empty, as are the columns below
 //	visits           Array(UInt64)  per key, how many of the columns below are its visits
 //	start, end, start_seq
 //	                 Array(UInt64)  the visits (liveVisits: µs, µs, seq), key after key
-//	reason, channel, campaign
-//	                 Array(String)  their end reasons and, when the spec breaks down by entry,
-//	                                entry channels and campaigns (else channel and campaign are
-//	                                empty)
+//	reason           Array(String)  their end reasons
+//	channel, campaign
+//	                 Array(String)  empty: since spec version 10 a session enters by its
+//	                                person's first touchpoint in the visit, among the events
+//	                                (EntryCond), not by the visit's stored entry; the arguments
+//	                                stay, so the function file does not change
 //
 // and each answer is a String: funnelOutcome's encoding (a list of them, appendText's, one per
 // session reaching a step, when the spec counts sessions), or anchorOutcome's when the spec has an
@@ -60,7 +62,7 @@ const FunnelUDFName = "waymark_funnel"
 
 // udfSpecVersion changes whenever udfSpec or an answer's encoding changes meaning: a server
 // running another release's binary then fails the query with a message saying so.
-const udfSpecVersion = 9
+const udfSpecVersion = 10
 
 // Limits on one row of UDF input: more is an error, not an allocation.
 const (
@@ -94,11 +96,13 @@ type udfSpec struct {
 	Keep      uint64   `json:"keep"`       // conditions whose events are kept though they take no step
 	// KeyAttr is the attribute column holding each event's customer key when the matching reads
 	// the visits (funnelPlan.keyAttr), or -1; then BySessions says the units are sessions, EntryBy
-	// that the breakdown is the entry of the step-1 event's visit ("channel", "campaign" or "");
-	// the visits sent are those that end at or after Start (funnelPlan.newVisits).
+	// that the breakdown is the entry of the step-1 event's session ("channel", "campaign" or ""),
+	// its person's first touchpoint in the visit, found among the events matching EntryCond; the
+	// visits sent are those that end at or after Start (funnelPlan.newVisits).
 	KeyAttr    int    `json:"key_attr"`
 	BySessions bool   `json:"by_sessions,omitempty"`
 	EntryBy    string `json:"entry_by,omitempty"`
+	EntryCond  int    `json:"entry_cond,omitempty"`
 	// Dropoff, when set, asks for each unit that stops before the last step where it left from
 	// (dropoffPlan).
 	Dropoff *udfDropoff `json:"dropoff,omitempty"`
@@ -174,7 +178,7 @@ func (p *funnelPlan) udfSpec(timeout time.Duration) string {
 	u := udfSpec{Version: udfSpecVersion, Steps: p.spec.steps, Mode: p.spec.mode, From: p.spec.from, To: p.spec.to,
 		Window: p.spec.window, Start: p.from, Cut: p.scan.from, Blocks: make([]uint64, len(p.conds)), Attrs: len(p.scan.attrs), Attr: p.attr,
 		TraitCond: p.traitCond, Keep: p.keep, TimeoutMs: max(timeout.Milliseconds(), 0),
-		KeyAttr: p.keyAttr, BySessions: p.bySessions, EntryBy: p.entryBy}
+		KeyAttr: p.keyAttr, BySessions: p.bySessions, EntryBy: p.entryBy, EntryCond: p.entryCond}
 	copy(u.Blocks, p.blocks)
 	if d := p.dropoff; d != nil {
 		u.Dropoff = &udfDropoff{Tracked: d.tracked, First: d.first}
@@ -250,8 +254,8 @@ func parseUDFSpec(spec []byte) (*funnelPlan, error) {
 		return nil, fmt.Errorf("spec: trait condition %d (attribute %d)", u.TraitCond, u.Attr)
 	case u.KeyAttr < -1 || u.KeyAttr >= u.Attrs || u.KeyAttr >= 0 && u.KeyAttr == u.Attr,
 		u.KeyAttr < 0 && (u.BySessions || u.EntryBy != ""),
-		u.EntryBy != "" && (u.EntryBy != "channel" && u.EntryBy != "campaign" || u.Attr < 0):
-		return nil, fmt.Errorf("spec: key attribute %d of %d, by sessions %t, entry by %q (breakdown attribute %d)", u.KeyAttr, u.Attrs, u.BySessions, u.EntryBy, u.Attr)
+		u.EntryBy != "" && (u.EntryBy != "channel" && u.EntryBy != "campaign" || u.Attr < 0 || u.EntryCond < 0 || u.EntryCond >= len(u.Blocks)):
+		return nil, fmt.Errorf("spec: key attribute %d of %d, by sessions %t, entry by %q (breakdown attribute %d, touchpoint condition %d)", u.KeyAttr, u.Attrs, u.BySessions, u.EntryBy, u.Attr, u.EntryCond)
 	case u.KeyAttr >= 0 && (u.Anchor != nil || u.Retention != nil || u.Stages != nil):
 		return nil, errors.New("spec: visits read for an anchor, a retention or stages")
 	}
@@ -261,7 +265,7 @@ func parseUDFSpec(spec []byte) (*funnelPlan, error) {
 		}
 	}
 	p := &funnelPlan{conds: make([]condition, len(u.Blocks)), blocks: u.Blocks, from: u.Start,
-		attr: u.Attr, traitCond: u.TraitCond, keyAttr: u.KeyAttr, bySessions: u.BySessions, entryBy: u.EntryBy, keep: u.Keep,
+		attr: u.Attr, traitCond: u.TraitCond, keyAttr: u.KeyAttr, bySessions: u.BySessions, entryBy: u.EntryBy, entryCond: u.EntryCond, keep: u.Keep,
 		spec: matchSpec{steps: u.Steps, mode: u.Mode, from: u.From, to: u.To, window: u.Window},
 		scan: eventScan{attrs: make([]predicate, u.Attrs), from: u.Cut}}
 	if u.Dropoff != nil {
@@ -302,10 +306,8 @@ type udfBatchSpec struct {
 	Version int `json:"v"`
 	Attrs   int `json:"attrs"` // attribute columns read per event, all parts' (each read once)
 	// KeyAttr is the column of each event's customer key when a part reads visits, or -1; the
-	// visits sent are those of every such part (from the earliest part's start), with entry
-	// channels and campaigns when Entries is set.
+	// visits sent are those of every such part (from the earliest part's start).
 	KeyAttr int           `json:"key_attr"`
-	Entries bool          `json:"entries,omitempty"`
 	Parts   []udfPartSpec `json:"parts"`
 }
 
@@ -326,7 +328,6 @@ const maxUDFParts = 2 * MaxBatchQueries
 type udfRead struct {
 	attrs   int  // attribute columns per event
 	keyAttr int  // the customer key's column when visits are sent, or -1
-	entries bool // the visits carry entry channels and campaigns
 	batch   bool // the parts are a batch's (udfBatchSpec); else one query's whole read
 	parts   []udfPart
 }
@@ -349,7 +350,7 @@ func parseUDFRead(spec []byte) (*udfRead, error) {
 		if err != nil {
 			return nil, err
 		}
-		return &udfRead{attrs: len(plan.scan.attrs), keyAttr: plan.keyAttr, entries: plan.entryBy != "",
+		return &udfRead{attrs: len(plan.scan.attrs), keyAttr: plan.keyAttr,
 			parts: []udfPart{{plan: plan, finder: newPathFinder(plan.spec)}}}, nil
 	}
 	var b udfBatchSpec
@@ -367,10 +368,10 @@ func parseUDFRead(spec []byte) (*udfRead, error) {
 		return nil, fmt.Errorf("batch spec: %d parts, want 1 to %d", len(b.Parts), maxUDFParts)
 	case b.Attrs < 0 || b.Attrs > maxUDFReadAttrCols:
 		return nil, fmt.Errorf("batch spec: %d attribute columns, want 0 to %d", b.Attrs, maxUDFReadAttrCols)
-	case b.KeyAttr < -1 || b.KeyAttr >= b.Attrs || b.KeyAttr < 0 && b.Entries:
-		return nil, fmt.Errorf("batch spec: key attribute %d of %d, entries %t", b.KeyAttr, b.Attrs, b.Entries)
+	case b.KeyAttr < -1 || b.KeyAttr >= b.Attrs:
+		return nil, fmt.Errorf("batch spec: key attribute %d of %d", b.KeyAttr, b.Attrs)
 	}
-	read := &udfRead{attrs: b.Attrs, keyAttr: b.KeyAttr, entries: b.Entries, batch: true}
+	read := &udfRead{attrs: b.Attrs, keyAttr: b.KeyAttr, batch: true}
 	for i, ps := range b.Parts {
 		plan, err := parseUDFSpec(ps.Spec)
 		if err != nil {
@@ -385,8 +386,8 @@ func parseUDFRead(spec []byte) (*udfRead, error) {
 			return nil, fmt.Errorf("batch spec, part %d: attribute columns %v of %d", i+1, ps.AttrCols, b.Attrs)
 		case ps.To < 0:
 			return nil, fmt.Errorf("batch spec, part %d: end %d", i+1, ps.To)
-		case plan.keyAttr >= 0 && (ps.AttrCols[plan.keyAttr] != b.KeyAttr || plan.entryBy != "" && !b.Entries):
-			return nil, fmt.Errorf("batch spec, part %d: its key attribute is column %d, the batch's %d (entries %t)", i+1, ps.AttrCols[plan.keyAttr], b.KeyAttr, b.Entries)
+		case plan.keyAttr >= 0 && ps.AttrCols[plan.keyAttr] != b.KeyAttr:
+			return nil, fmt.Errorf("batch spec, part %d: its key attribute is column %d, the batch's %d", i+1, ps.AttrCols[plan.keyAttr], b.KeyAttr)
 		}
 		if slices.Equal(ps.PredBits, consecutive(ps.PredBits[0], len(ps.PredBits))) {
 			r.shift = ps.PredBits[0]
@@ -767,10 +768,7 @@ func (u *udfMatcher) answerPart(p *udfPart, events []scannedEvent, attrs attrTab
 	plan := p.plan
 	var visits *visits
 	if plan.keyAttr >= 0 {
-		visits = plan.newVisits()
-		entries := visits.entries
-		*visits = *rows.visits(visits.from)
-		visits.entries = entries
+		visits = rows.visits(plan.newVisits().from)
 	}
 	if len(events) == 0 && u.read.batch {
 		return answer, nil // no event of its own: as the in-process path, which gives it no person
@@ -800,7 +798,7 @@ func (u *udfMatcher) answerPart(p *udfPart, events []scannedEvent, attrs attrTab
 		}
 		return answer, nil
 	}
-	values := breakdownValues{attrs: attrs, col: plan.attr, entries: plan.entries}
+	values := breakdownValues{attrs: attrs, col: plan.attr}
 	breakdown := plan.attr >= 0
 	ctx := u.matchContext(plan.udfTimeout)
 	for _, unit := range units {
@@ -841,18 +839,14 @@ func (u *udfMatcher) readVisits(in *bufio.Reader) (*visitRows, error) {
 		}
 	}
 	keys, counts, n := texts[0], nums[0], len(nums[1])
-	entries := 0
-	if u.read.entries {
-		entries = n
-	}
 	switch {
 	case u.read.keyAttr < 0 && (len(keys) > 0 || len(counts) > 0 || n > 0 || len(texts[1]) > 0 || len(texts[2]) > 0 || len(texts[3]) > 0):
 		return nil, errors.New("visits sent for a spec that reads none")
 	case u.read.keyAttr < 0:
 		return nil, nil
-	case len(counts) != len(keys) || len(nums[2]) != n || len(nums[3]) != n || len(texts[1]) != n || len(texts[2]) != entries || len(texts[3]) != entries:
-		return nil, fmt.Errorf("visits of %d keys in %d counts, %d starts, %d ends, %d start_seqs, %d reasons, %d channels, %d campaigns (%d entries wanted)",
-			len(keys), len(counts), n, len(nums[2]), len(nums[3]), len(texts[1]), len(texts[2]), len(texts[3]), entries)
+	case len(counts) != len(keys) || len(nums[2]) != n || len(nums[3]) != n || len(texts[1]) != n || len(texts[2]) > 0 || len(texts[3]) > 0:
+		return nil, fmt.Errorf("visits of %d keys in %d counts, %d starts, %d ends, %d start_seqs, %d reasons, %d channels, %d campaigns (none wanted)",
+			len(keys), len(counts), n, len(nums[2]), len(nums[3]), len(texts[1]), len(texts[2]), len(texts[3]))
 	}
 	rows, at := newVisitRows(u.space), 0
 	for k, key := range keys {
@@ -860,11 +854,7 @@ func (u *udfMatcher) readVisits(in *bufio.Reader) (*visitRows, error) {
 			return nil, fmt.Errorf("key %d has %d visits, of %d sent", k+1, counts[k], n)
 		}
 		for range counts[k] {
-			kind := visitKind{reason: texts[1][at]}
-			if entries > 0 {
-				kind.channel, kind.campaign = texts[2][at], texts[3][at]
-			}
-			rows.add(key, kind, span{start: int64(nums[1][at]), end: int64(nums[2][at]), startSeq: int64(nums[3][at])})
+			rows.add(key, visitKind{reason: texts[1][at]}, span{start: int64(nums[1][at]), end: int64(nums[2][at]), startSeq: int64(nums[3][at])})
 			at++
 		}
 	}
@@ -1103,7 +1093,7 @@ func (s *Store) matchInClickHouse(ctx context.Context, plan *funnelPlan, spec st
 
 // readOf is what plan's matching in ClickHouse reads, alone.
 func readOf(plan *funnelPlan, withPerson bool) engineRead {
-	return engineRead{scan: plan.scan, keyAttr: plan.keyAttr, entries: plan.entryBy != "", visitsFrom: plan.newVisits().from, withPerson: withPerson}
+	return engineRead{scan: plan.scan, keyAttr: plan.keyAttr, visitsFrom: plan.newVisits().from, withPerson: withPerson}
 }
 
 // engineRead is what a matching in ClickHouse reads: a scan's persons (personRows) grouped by
@@ -1111,7 +1101,6 @@ func readOf(plan *funnelPlan, withPerson bool) engineRead {
 type engineRead struct {
 	scan       eventScan
 	keyAttr    int   // the attribute column of each event's customer key, or -1: no visits
-	entries    bool  // the visits' entry channels and campaigns are sent too
 	visitsFrom int64 // the visits sent end at or after it, µs
 	withPerson bool  // each answer comes with its person's id
 }
@@ -1191,9 +1180,8 @@ func (s *Store) matchTogether(ctx context.Context, ms []*engineMatch) error {
 		default:
 			read.visitsFrom = min(read.visitsFrom, from)
 		}
-		read.entries = read.entries || plan.entryBy != ""
 	}
-	spec.KeyAttr, spec.Entries = read.keyAttr, read.entries
+	spec.KeyAttr = read.keyAttr
 	b, err := json.Marshal(spec)
 	if err != nil {
 		return fmt.Errorf("BUG: encode the batch's udf spec: %w", err)
@@ -1266,22 +1254,17 @@ func (s *Store) matchPassInClickHouse(ctx context.Context, read engineRead, spec
 	// person first, their arrays, copied once per key (ARRAY JOIN) to meet each key's visits, took
 	// 4 GiB for a person of 500 keys and 200,000 events. That way was faster at 1M events of one
 	// key a person (2.4–2.6 s against 3.0–3.5 for a 3-step funnel by sessions), and was dropped.
-	entries, entryCols := noStrings+", "+noStrings, ""
-	if read.entries {
-		entries = "arrayFlatten(groupArray(v.channels)), arrayFlatten(groupArray(v.campaigns))"
-		entryCols = ", groupArray(entry_channel) AS channels, groupArray(entry_campaign) AS campaigns"
-	}
 	var byKey, perPerson []string
 	for i := range read.scan.attrs {
 		byKey = append(byKey, fmt.Sprintf("groupArray(a%d) AS a%ds", i, i))
 		perPerson = append(perPerson, fmt.Sprintf("arrayFlatten(groupArray(e.a%ds))", i))
 	}
-	visits, visitArgs := s.passVisits(read.scan, id, r, read.visitsFrom, read.entries)
+	visits, visitArgs := s.passVisits(read.scan, id, r, read.visitsFrom)
 	query := `SELECT ` + person + `, r FROM (
 	SELECT person, ` + FunnelUDFName + `(?, arrayFlatten(groupArray(e.ts)), arrayFlatten(groupArray(e.seqs)), arrayFlatten(groupArray(e.masks)),
 		arrayFlatten(groupArray(e.ids)), arrayConcat(` + strings.Join(perPerson, ", ") + `),
 		groupArray(key), groupArray(length(v.starts)), arrayFlatten(groupArray(v.starts)), arrayFlatten(groupArray(v.ends)),
-		arrayFlatten(groupArray(v.start_seqs)), arrayFlatten(groupArray(v.reasons)), ` + entries + `) AS r
+		arrayFlatten(groupArray(v.start_seqs)), arrayFlatten(groupArray(v.reasons)), ` + noStrings + `, ` + noStrings + `) AS r
 	FROM (
 		SELECT person, a` + strconv.Itoa(read.keyAttr) + ` AS key, groupArray(t) AS ts, groupArray(seq) AS seqs, groupArray(mask) AS masks,
 			groupArray(id) AS ids, ` + strings.Join(byKey, ", ") + `
@@ -1292,7 +1275,7 @@ func (s *Store) matchPassInClickHouse(ctx context.Context, read engineRead, spec
 	) AS e
 	LEFT JOIN (
 		SELECT key, groupArray(start) AS starts, groupArray(end) AS ends, groupArray(start_seq) AS start_seqs,
-			groupArray(reason) AS reasons` + entryCols + `
+			groupArray(reason) AS reasons
 		FROM (
 			` + visits + `
 		)

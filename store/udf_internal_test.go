@@ -165,8 +165,8 @@ func TestServeFunnelUDF(t *testing.T) {
 }
 
 // visitsSpec is the spec of twoStepPlan reading visits: counted by sessions (its only attribute
-// column the customer key), or broken down by the entry channel of the step-1 event's visit
-// (attributes: channel, key).
+// column the customer key), or broken down by the entry channel of the step-1 event's session
+// (attributes: channel, key; condition 2, bit 4, the touchpoints).
 func visitsSpec(t testing.TB, bySessions bool) string {
 	t.Helper()
 	p := twoStepPlan()
@@ -174,13 +174,14 @@ func visitsSpec(t testing.TB, bySessions bool) string {
 		p.bySessions, p.keyAttr, p.scan.attrs, p.spec.window = true, 0, make([]predicate, 1), math.MaxInt64/2
 	} else {
 		p.attr, p.keyAttr, p.entryBy, p.scan.attrs = 0, 1, "channel", make([]predicate, 2)
+		p.conds, p.blocks, p.entryCond = make([]condition, 3), []uint64{0, 0, 0}, 2
 	}
 	return specOf(t, p)
 }
 
 // TestServeFunnelUDFReadsVisits: counted by sessions, each visit of a person's keys is a unit
-// (an event of no visit is in none); broken down by channel, the step-1 event's visit's entry
-// channel is the value, and an event of no visit keeps its own.
+// (an event of no visit is in none); broken down by channel, the value is the channel of the
+// person's first touchpoint in the step-1 event's visit, and an event of no visit keeps its own.
 func TestServeFunnelUDFReadsVisits(t *testing.T) {
 	t.Parallel()
 	sessions, byEntry := visitsSpec(t, true), visitsSpec(t, false)
@@ -194,21 +195,26 @@ func TestServeFunnelUDFReadsVisits(t *testing.T) {
 		// No visit at all: no session.
 		{spec: sessions, t: []uint64{1, 2}, seq: []uint64{0, 0}, mask: []uint64{1, 2}, id: []uint64{1, 2}, attrs: []string{"k", "k"},
 			keys: []string{"k"}, visits: []uint64{0}},
-		// Step 1 at 3 in a visit entered by paid_search (the event's own channel says direct).
-		{spec: byEntry, t: []uint64{3, 5}, seq: []uint64{0, 0}, mask: []uint64{1, 2}, id: []uint64{1, 2}, attrs: []string{"direct", "direct", "k", "k"},
-			keys: []string{"k"}, visits: []uint64{1}, start: []uint64{0}, end: []uint64{9}, vseq: []uint64{0},
-			reason: []string{"idle"}, channel: []string{"paid_search"}, campaign: []string{"xmas"}},
+		// Step 1 at 3 in a visit the person entered at 1 by paid_search (the event's own
+		// channel says direct).
+		{spec: byEntry, t: []uint64{5, 3, 1}, seq: []uint64{0, 0, 0}, mask: []uint64{2 | 4, 1 | 4, 4}, id: []uint64{1, 2, 3},
+			attrs: []string{"direct", "direct", "paid_search", "k", "k", "k"},
+			keys:  []string{"k"}, visits: []uint64{1}, start: []uint64{0}, end: []uint64{9}, vseq: []uint64{0}, reason: []string{"idle"}},
 		// Step 1 at 3 after the visit's end: its own channel.
-		{spec: byEntry, t: []uint64{3, 5}, seq: []uint64{0, 0}, mask: []uint64{1, 2}, id: []uint64{1, 2}, attrs: []string{"email", "direct", "k", "k"},
-			keys: []string{"k"}, visits: []uint64{1}, start: []uint64{0}, end: []uint64{2}, vseq: []uint64{0},
-			reason: []string{"idle"}, channel: []string{"paid_search"}, campaign: []string{"xmas"}},
+		{spec: byEntry, t: []uint64{1, 3, 5}, seq: []uint64{0, 0, 0}, mask: []uint64{4, 1 | 4, 2 | 4}, id: []uint64{1, 2, 3},
+			attrs: []string{"paid_search", "email", "direct", "k", "k", "k"},
+			keys:  []string{"k"}, visits: []uint64{1}, start: []uint64{0}, end: []uint64{2}, vseq: []uint64{0}, reason: []string{"idle"}},
+		// Step 1 at 3, the person's first touchpoint in a visit that began at 0 (another
+		// person's, on a shared device, as the events of this row do not say): its own channel.
+		{spec: byEntry, t: []uint64{3, 5}, seq: []uint64{0, 0}, mask: []uint64{1 | 4, 2 | 4}, id: []uint64{1, 2}, attrs: []string{"direct", "email", "k", "k"},
+			keys: []string{"k"}, visits: []uint64{1}, start: []uint64{0}, end: []uint64{9}, vseq: []uint64{0}, reason: []string{"idle"}},
 	})
 	var out bytes.Buffer
 	if err := ServeFunnelUDF(bytes.NewReader(input), &out); err != nil {
 		t.Fatal(err)
 	}
 	got := readAnswers(t, out.Bytes())
-	want := []string{"|5:2 1 2|4:1 10|7:2 30 31", "", "2 3 5|11:paid_search", "2 3 5|5:email"}
+	want := []string{"|5:2 1 2|4:1 10|7:2 30 31", "", "2 3 5|11:paid_search", "2 3 5|5:email", "2 3 5|6:direct"}
 	if !slices.Equal(got, want) {
 		t.Errorf("got %q,\nwant %q", got, want)
 	}
@@ -221,9 +227,9 @@ func TestServeFunnelUDFReadsVisits(t *testing.T) {
 
 // batchSpec is a batch's spec of parts (udfPartSpec's, each spec a udfSpec's JSON) reading attrs
 // attribute columns, the customer key in keyAttr.
-func batchSpec(t testing.TB, attrs, keyAttr int, entries bool, parts ...udfPartSpec) string {
+func batchSpec(t testing.TB, attrs, keyAttr int, parts ...udfPartSpec) string {
 	t.Helper()
-	b, err := json.Marshal(udfBatchSpec{Version: udfSpecVersion, Attrs: attrs, KeyAttr: keyAttr, Entries: entries, Parts: parts})
+	b, err := json.Marshal(udfBatchSpec{Version: udfSpecVersion, Attrs: attrs, KeyAttr: keyAttr, Parts: parts})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -235,24 +241,24 @@ func batchSpec(t testing.TB, attrs, keyAttr int, entries bool, parts ...udfPartS
 // appendText's in order; a row where no part answers is empty.
 func TestServeFunnelUDFAnswersABatch(t *testing.T) {
 	t.Parallel()
-	// The read: conditions A (bit 0), B (bit 1), C (bit 2); attributes channel, customer key.
-	// Part 1 is a funnel A → B reading no attributes; part 2 a funnel B → C by the entry channel
-	// of the step-1 event's visit, up to 4 µs.
+	// The read: conditions A (bit 0), B (bit 1), C (bit 2), T (bit 3); attributes channel,
+	// customer key. Part 1 is a funnel A → B reading no attributes; part 2 a funnel B → C by the
+	// entry channel of the step-1 event's session (its first touchpoint, a T), up to 4 µs.
 	plain, byEntry := twoSteps(t, false), visitsSpec(t, false)
-	spec := batchSpec(t, 2, 1, true,
+	spec := batchSpec(t, 2, 1,
 		udfPartSpec{Spec: json.RawMessage(plain), PredBits: []int{0, 1}, AttrCols: []int{}},
-		udfPartSpec{Spec: json.RawMessage(byEntry), PredBits: []int{1, 2}, AttrCols: []int{0, 1}, To: 4})
-	visit := udfRow{keys: []string{"k"}, visits: []uint64{1}, start: []uint64{0}, end: []uint64{20}, vseq: []uint64{0},
-		reason: []string{"idle"}, channel: []string{"paid"}, campaign: []string{"xmas"}}
+		udfPartSpec{Spec: json.RawMessage(byEntry), PredBits: []int{1, 2, 3}, AttrCols: []int{0, 1}, To: 4})
+	visit := udfRow{keys: []string{"k"}, visits: []uint64{1}, start: []uint64{0}, end: []uint64{20}, vseq: []uint64{0}, reason: []string{"idle"}}
 	with := func(r, v udfRow) udfRow {
-		r.keys, r.visits, r.start, r.end, r.vseq, r.reason, r.channel, r.campaign = v.keys, v.visits, v.start, v.end, v.vseq, v.reason, v.channel, v.campaign
+		r.keys, r.visits, r.start, r.end, r.vseq, r.reason = v.keys, v.visits, v.start, v.end, v.vseq, v.reason
 		return r
 	}
 	batch := []udfRow{
-		// A at 1, B at 3, C at 5 (after part 2's end), B and C at once at 2 (a copy: one event of
-		// both conditions, for part 1 a B, for part 2 a B and a C).
-		with(udfRow{spec: spec, t: []uint64{1, 3, 5, 2}, seq: make([]uint64, 4), mask: []uint64{1, 2, 4, 6}, id: []uint64{1, 2, 3, 4},
-			attrs: []string{"web", "direct", "email", "ads", "k", "k", "k", "k"}}, visit),
+		// T at 0 (the session's entry, by paid), A at 1, B at 3, C at 5 (after part 2's end), B
+		// and C at once at 2 (a copy: one event of both conditions, for part 1 a B, for part 2 a
+		// B and a C).
+		with(udfRow{spec: spec, t: []uint64{1, 3, 5, 2, 0}, seq: make([]uint64, 5), mask: []uint64{1, 2, 4, 6, 8}, id: []uint64{1, 2, 3, 4, 5},
+			attrs: []string{"web", "direct", "email", "ads", "paid", "k", "k", "k", "k", "k"}}, visit),
 		// C alone, after part 2's end: no part answers.
 		with(udfRow{spec: spec, t: []uint64{9}, seq: []uint64{0}, mask: []uint64{4}, id: []uint64{1}, attrs: []string{"web", "k"}}, visit),
 		// A alone: part 1 reaches step 1, part 2 has no event.
@@ -260,8 +266,8 @@ func TestServeFunnelUDFAnswersABatch(t *testing.T) {
 	}
 	alone := []udfRow{
 		{spec: plain, t: []uint64{1, 3, 2}, seq: make([]uint64, 3), mask: []uint64{1, 2, 2}, id: []uint64{1, 2, 4}},
-		with(udfRow{spec: byEntry, t: []uint64{3, 2}, seq: make([]uint64, 2), mask: []uint64{1, 3}, id: []uint64{2, 4},
-			attrs: []string{"direct", "ads", "k", "k"}}, visit),
+		with(udfRow{spec: byEntry, t: []uint64{3, 2, 0}, seq: make([]uint64, 3), mask: []uint64{1, 3, 4}, id: []uint64{2, 4, 5},
+			attrs: []string{"direct", "ads", "paid", "k", "k", "k"}}, visit),
 		{spec: plain, t: []uint64{1}, seq: []uint64{0}, mask: []uint64{1}, id: []uint64{1}},
 	}
 	answers := func(rows []udfRow) []string {
@@ -602,18 +608,21 @@ func TestServeFunnelUDFRejectsBadInput(t *testing.T) {
 			start: []uint64{1}, end: []uint64{2}, vseq: []uint64{0}, reason: []string{"idle"}}}), "key 1 has 2 visits, of 1 sent"},
 		{"fewer visits counted than sent", udfChunks([]udfRow{{spec: visitsSpec(t, true), keys: []string{"k"}, visits: []uint64{0},
 			start: []uint64{1}, end: []uint64{2}, vseq: []uint64{0}, reason: []string{"idle"}}}), "1 visits sent, 0 counted by key"},
-		{"entries missing", udfChunks([]udfRow{{spec: visitsSpec(t, false), keys: []string{"k"}, visits: []uint64{1},
-			start: []uint64{1}, end: []uint64{2}, vseq: []uint64{0}, reason: []string{"idle"}}}), "(1 entries wanted)"},
+		{"entries sent", udfChunks([]udfRow{{spec: visitsSpec(t, false), keys: []string{"k"}, visits: []uint64{1},
+			start: []uint64{1}, end: []uint64{2}, vseq: []uint64{0}, reason: []string{"idle"}, channel: []string{"email"}, campaign: []string{"may"}}}),
+			"1 channels, 1 campaigns (none wanted)"},
+		{"entry without touchpoints", udfChunks([]udfRow{{spec: strings.Replace(visitsSpec(t, false), `"entry_cond":2`, `"entry_cond":3`, 1)}}),
+			"touchpoint condition 3"},
 		{"sessions without a key", udfChunks([]udfRow{{spec: strings.Replace(visitsSpec(t, true), `"key_attr":0`, `"key_attr":-1`, 1)}}), "key attribute -1 of 1, by sessions true"},
 		{"entry by device", udfChunks([]udfRow{{spec: strings.Replace(visitsSpec(t, false), `"entry_by":"channel"`, `"entry_by":"device"`, 1)}}), `entry by "device"`},
-		{"batch of no parts", udfChunks([]udfRow{{spec: batchSpec(t, 0, -1, false)}}), "0 parts"},
-		{"batch of another release", udfChunks([]udfRow{{spec: strings.Replace(batchSpec(t, 0, -1, false, udfPartSpec{Spec: json.RawMessage(spec), PredBits: []int{0, 1}}),
+		{"batch of no parts", udfChunks([]udfRow{{spec: batchSpec(t, 0, -1)}}), "0 parts"},
+		{"batch of another release", udfChunks([]udfRow{{spec: strings.Replace(batchSpec(t, 0, -1, udfPartSpec{Spec: json.RawMessage(spec), PredBits: []int{0, 1}}),
 			fmt.Sprintf(`"v":%d`, udfSpecVersion), other, 1)}}), fmt.Sprintf("spec version %d", udfSpecVersion+1)},
-		{"batch with a bad part", udfChunks([]udfRow{{spec: batchSpec(t, 0, -1, false, udfPartSpec{Spec: json.RawMessage(oldSpec), PredBits: []int{0, 1}})}}), "part 1: spec version"},
-		{"batch part of a bit past the mask", udfChunks([]udfRow{{spec: batchSpec(t, 0, -1, false, udfPartSpec{Spec: json.RawMessage(spec), PredBits: []int{0, 64}})}}), "condition bits [0 64]"},
-		{"batch part of an attribute not read", udfChunks([]udfRow{{spec: batchSpec(t, 1, -1, false, udfPartSpec{Spec: json.RawMessage(twoSteps(t, true)), PredBits: []int{0, 1}, AttrCols: []int{1}})}}), "attribute columns [1] of 1"},
-		{"batch part with its key elsewhere", udfChunks([]udfRow{{spec: batchSpec(t, 2, 0, true, udfPartSpec{Spec: json.RawMessage(visitsSpec(t, false)), PredBits: []int{0, 1}, AttrCols: []int{0, 1}})}}), "its key attribute is column 1, the batch's 0"},
-		{"batch with too many attributes", udfChunks([]udfRow{{spec: batchSpec(t, 65, -1, false, udfPartSpec{Spec: json.RawMessage(spec), PredBits: []int{0, 1}})}}), "65 attribute columns"},
+		{"batch with a bad part", udfChunks([]udfRow{{spec: batchSpec(t, 0, -1, udfPartSpec{Spec: json.RawMessage(oldSpec), PredBits: []int{0, 1}})}}), "part 1: spec version"},
+		{"batch part of a bit past the mask", udfChunks([]udfRow{{spec: batchSpec(t, 0, -1, udfPartSpec{Spec: json.RawMessage(spec), PredBits: []int{0, 64}})}}), "condition bits [0 64]"},
+		{"batch part of an attribute not read", udfChunks([]udfRow{{spec: batchSpec(t, 1, -1, udfPartSpec{Spec: json.RawMessage(twoSteps(t, true)), PredBits: []int{0, 1}, AttrCols: []int{1}})}}), "attribute columns [1] of 1"},
+		{"batch part with its key elsewhere", udfChunks([]udfRow{{spec: batchSpec(t, 2, 0, udfPartSpec{Spec: json.RawMessage(visitsSpec(t, false)), PredBits: []int{0, 1, 2}, AttrCols: []int{0, 1}})}}), "its key attribute is column 1, the batch's 0"},
+		{"batch with too many attributes", udfChunks([]udfRow{{spec: batchSpec(t, 65, -1, udfPartSpec{Spec: json.RawMessage(spec), PredBits: []int{0, 1}})}}), "65 attribute columns"},
 		{"huge array", binary.AppendUvarint(append(binary.AppendUvarint([]byte("1\n"), uint64(len(spec))), spec...), 1<<40), "over the limit"},
 		{"huge spec", append([]byte("1\n"), binary.AppendUvarint(nil, 1<<40)...), "over the limit"},
 		{"bad varint", append([]byte("1\n"), bytes.Repeat([]byte{0xff}, 11)...), "overflow"},

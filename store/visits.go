@@ -15,9 +15,9 @@ import (
 
 // span is one stored session (a visit of one device): its time range (µs, its first and last
 // touchpoints' times, as scannedEvent.t), the seq of its first touchpoint (start and startSeq are
-// its start's place in the tie rule, compareScanned; see startsBy), its end reason, entry
-// channel and entry campaign (one visitKind) and its customer key as indexes into the kinds and
-// keys of the visits it belongs to (visits.kinds, visits.keys; visitRows' as read). 32 bytes.
+// its start's place in the tie rule, compareScanned; see startsBy), its end reason (its
+// visitKind) and its customer key as indexes into the kinds and keys of the visits it belongs
+// to (visits.kinds, visits.keys; visitRows' as read). 32 bytes.
 type span struct {
 	start, end int64
 	startSeq   int64
@@ -25,11 +25,13 @@ type span struct {
 	key        int32
 }
 
-// visitKind is what a stored session says of a visit besides its times: its end reason and the
-// channel and campaign name it entered by (the sessionizer's EntryChannel and EntryCampaign: of
-// its first touchpoint). Visits share few of them, so each is held once per pass.
+// visitKind is what a query reads of a stored session besides its times: its end reason.
+// Visits share few of them, so each is held once per pass. Not the channel and campaign it
+// entered by (entry_channel, entry_campaign): those are of the visit's first touchpoint, which
+// on a shared device may be another person's, where a session enters by its person's first
+// touchpoint in the visit (sessionPart.entry).
 type visitKind struct {
-	reason, channel, campaign string
+	reason string
 }
 
 // startsBy reports whether visit s starts at or before an event at t (µs) with seq, by the tie
@@ -60,13 +62,12 @@ func (s span) startsBy(t, seq int64) bool {
 // drops them after (see loadVisits). So its memory follows the pass, not the sessions table:
 // at 10M events (9.2M visits) holding every visit took 1.9–2.2 GiB.
 type visits struct {
-	from    int64       // µs: the visits end at or after it
-	entries bool        // the kinds hold the visits' entry channels and campaigns (else "")
-	keys    []string    // distinct, in byte order
-	bounds  []int32     // keys[i]'s visits are spans[bounds[i]:bounds[i+1]]
-	spans   []span      // each key's by start
-	kinds   []visitKind // the visits' kinds, each once
-	index   keyTable    // finds a key in keys
+	from   int64       // µs: the visits end at or after it
+	keys   []string    // distinct, in byte order
+	bounds []int32     // keys[i]'s visits are spans[bounds[i]:bounds[i+1]]
+	spans  []span      // each key's by start
+	kinds  []visitKind // the visits' kinds, each once
+	index  keyTable    // finds a key in keys
 }
 
 // visitsFrom is the visits of no key yet that end at or after from (zero: unbounded), for a
@@ -137,15 +138,6 @@ func (x keyTable) find(keys []string, key string) int32 {
 // reason is the end reason of s, one of v's visits.
 func (v *visits) reason(s span) string { return v.kinds[s.kind].reason }
 
-// entry is the channel (by "channel") or campaign name (by "campaign") visit s entered by, one of
-// v's visits.
-func (v *visits) entry(s span, by string) string {
-	if by == "campaign" {
-		return v.kinds[s.kind].campaign
-	}
-	return v.kinds[s.kind].channel
-}
-
 // visitCursor finds the visits of one person's events, given in their order (time, then seq:
 // the tie rule), by the rule of the session unit (see sessionSplit.split): an event's visit is the
 // latest of its key's visits that starts at or before it (span.startsBy), unless that one ended
@@ -198,8 +190,8 @@ func lastStartingBy(spans []span, t, seq int64) int {
 	return j - 1
 }
 
-// drop lets go of the visits held, keeping from and entries.
-func (v *visits) drop() { *v = visits{from: v.from, entries: v.entries} }
+// drop lets go of the visits held, keeping from.
+func (v *visits) drop() { *v = visits{from: v.from} }
 
 // passVisits is the most visits scanPasses lets one pass hold when a reader needs them (about
 // 20 MB of visits, at 32 bytes a span plus their keys): a table of many short visits is read
@@ -210,8 +202,8 @@ const passVisits = 1 << 19
 // liveVisits is the SQL of the live visits of the customer keys that keys (a condition on
 // customer_key; "": every key) selects, and its arguments, from and, when bounded, to (µs, "?"
 // after keys' own): per session, the newest version's customer key (key), start and end (µs),
-// start_seq, end reason, and with entries entry channel and entry campaign, of the sessions
-// whose newest version is not deleted, ends at or after from and, when bounded, starts at or
+// start_seq and end reason, of the sessions whose newest version is not deleted, ends at or
+// after from and, when bounded, starts at or
 // before to. Every query that counts sessions reads its visits here.
 //
 // The newest version of each session is the row FINAL keeps: the sessions table is a
@@ -225,20 +217,17 @@ const passVisits = 1 << 19
 // a WHERE), and as every version of a session has its key alike, it drops whole sessions, never
 // an older version's replacement. deleted and end, which differ between versions, are tested in
 // the outer query, on the row FINAL kept.
-func (s *Store) liveVisits(keys string, entries, bounded bool) string {
+func (s *Store) liveVisits(keys string, bounded bool) string {
 	if keys != "" {
 		keys = "PREWHERE " + keys
 	}
-	entry, upTo := "", ""
-	if entries {
-		entry = ", entry_channel, entry_campaign"
-	}
+	upTo := ""
 	if bounded {
 		upTo = " AND start <= ?"
 	}
-	return `SELECT customer_key AS key, start_ms * 1000 + start_sub_us AS start, end_ms * 1000 + end_sub_us AS end, start_seq, end_reason AS reason` + entry + `
+	return `SELECT customer_key AS key, start_ms * 1000 + start_sub_us AS start, end_ms * 1000 + end_sub_us AS end, start_seq, end_reason AS reason
 		FROM (
-			SELECT customer_key, start_ms, start_sub_us, end_ms, end_sub_us, start_seq, end_reason` + entry + `, deleted
+			SELECT customer_key, start_ms, start_sub_us, end_ms, end_sub_us, start_seq, end_reason, deleted
 			FROM ` + s.table("sessions") + ` FINAL
 			` + keys + `
 		)
@@ -247,14 +236,13 @@ func (s *Store) liveVisits(keys string, entries, bounded bool) string {
 
 // sendVisits sends the query of the live visits of the customer keys whose events pass r of
 // scan sc can read (see passVisits), that end at or after the earliest from of loads. Its rows
-// are (key, start, end, start_seq, reason) and, when a load asks for entries, (entry_channel,
-// entry_campaign), in no order: loadVisits reads them.
+// are (key, start, end, start_seq, reason), in no order: loadVisits reads them.
 func (s *Store) sendVisits(ctx context.Context, sc eventScan, id identitySnapshot, r personRange, loads []visitLoad) (driver.Rows, error) {
-	from, entries := loads[0].from, false
+	from := loads[0].from
 	for _, l := range loads {
-		from, entries = min(from, l.from), entries || l.entries
+		from = min(from, l.from)
 	}
-	query, args := s.passVisits(sc, id, r, from, entries)
+	query, args := s.passVisits(sc, id, r, from)
 	rows, err := s.conn.Query(s.withQuerySettings(ctx), query, args...)
 	if err != nil {
 		return nil, fmt.Errorf("read visits: %w", err)
@@ -262,7 +250,7 @@ func (s *Store) sendVisits(ctx context.Context, sc eventScan, id identitySnapsho
 	return rows, nil
 }
 
-// passVisits is the SQL of the live visits (liveVisits, with entries or not) that end at or after
+// passVisits is the SQL of the live visits (liveVisits) that end at or after
 // from (µs) of the customer keys whose events pass r of scan sc can read, and its arguments: the
 // keys of the events of its time range that its PREWHERE selects (passPrewhere) and, unless a
 // condition compares numbers, that match one of its conditions. That holds every key of every
@@ -270,7 +258,7 @@ func (s *Store) sendVisits(ctx context.Context, sc eventScan, id identitySnapsho
 // visits read: a visit that starts after its last event holds none of its events (an event's
 // visit starts at or before it, span.startsBy), and a narrow range of a key with a million later
 // visits read them all (the UDF refuses a person's row of more than maxUDFVisits).
-func (s *Store) passVisits(sc eventScan, id identitySnapshot, r personRange, from int64, entries bool) (string, []any) {
+func (s *Store) passVisits(sc eventScan, id identitySnapshot, r personRange, from int64) (string, []any) {
 	inKeys, args := "", []any(nil) // every key
 	if r != (personRange{}) {
 		prewhere := s.passPrewhere(id, r)
@@ -287,7 +275,7 @@ func (s *Store) passVisits(sc eventScan, id identitySnapshot, r personRange, fro
 	if sc.to > 0 {
 		args = append(args, uint64(sc.to))
 	}
-	return s.liveVisits(inKeys, entries, sc.to > 0), args
+	return s.liveVisits(inKeys, sc.to > 0), args
 }
 
 // visitRows is a pass's visits as read (sendVisits), in no order until visits sorts them.
@@ -326,7 +314,7 @@ func (vr *visitRows) add(key string, k visitKind, s span) {
 		r, ok := vr.kindOf[k]
 		if !ok {
 			r = uint32(len(vr.kinds))
-			k = visitKind{reason: strings.Clone(k.reason), channel: strings.Clone(k.channel), campaign: strings.Clone(k.campaign)}
+			k = visitKind{reason: strings.Clone(k.reason)}
 			vr.kindOf[k], vr.kinds = r, append(vr.kinds, k)
 		}
 		s.kind = r
@@ -379,7 +367,7 @@ type visitSpace struct {
 
 // readVisits reads the rows of sendVisits through (see visitRows.add), and closes them, in the
 // space the last pass left.
-func readVisits(ctx context.Context, rows driver.Rows, entries bool, space visitSpace) (*visitRows, error) {
+func readVisits(ctx context.Context, rows driver.Rows, space visitSpace) (*visitRows, error) {
 	defer rows.Close()
 	var (
 		out   = newVisitRows(space)
@@ -389,10 +377,7 @@ func readVisits(ctx context.Context, rows driver.Rows, entries bool, space visit
 		end   uint64
 		seq   uint64
 	)
-	dest := []any{&key, &start, &end, &seq, &kind.reason, &kind.channel, &kind.campaign} // once, not a row
-	if !entries {
-		dest = dest[:5]
-	}
+	dest := []any{&key, &start, &end, &seq, &kind.reason} // once, not a row
 	for n := 1; rows.Next(); n++ {
 		if n%4096 == 0 && ctx.Err() != nil {
 			return nil, fmt.Errorf("read visits: %w", ctx.Err())
@@ -434,8 +419,8 @@ func (vr *visitRows) visits(from int64) *visits {
 
 // sort puts the keys in byte order, renaming the visits' keys to match, and the visits in order
 // of key and start (µs, then seq: the tie rule, see span.startsBy); once. Visits of a key that
-// start at once (rows stored before start_seq) are ordered by end and kind (end reason, entry
-// channel, entry campaign), so which one a
+// start at once (rows stored before start_seq) are ordered by end and kind (end reason), so
+// which one a
 // session takes (the last, see sessionSplit.split) does not depend on the order ClickHouse sent
 // them in. Rows that came in order of key (inOrder) have only each key's visits to sort.
 // ClickHouse 18.16 took three times as long to sort them by key as to read them (and 35–50%
@@ -462,8 +447,7 @@ func (vr *visitRows) sort() {
 				return cmp.Or(cmp.Compare(a.start, b.start), cmp.Compare(a.startSeq, b.startSeq))
 			}
 			ka, kb := vr.kinds[a.kind], vr.kinds[b.kind]
-			return cmp.Or(cmp.Compare(a.end, b.end), strings.Compare(ka.reason, kb.reason), strings.Compare(ka.channel, kb.channel),
-				strings.Compare(ka.campaign, kb.campaign))
+			return cmp.Or(cmp.Compare(a.end, b.end), strings.Compare(ka.reason, kb.reason))
 		})
 	}
 }
@@ -509,7 +493,6 @@ func (vr *visitRows) sortByKey() {
 // visitLoad is the visits the readers of a scan that need them read per pass, from one time on.
 type visitLoad struct {
 	from    int64
-	entries bool // a reader asks for entries (visits.entries)
 	readers []*scanReader
 }
 
@@ -525,25 +508,25 @@ func visitLoads(readers []*scanReader) []visitLoad {
 			i, loads = len(loads), append(loads, visitLoad{from: r.visits.from})
 		}
 		loads[i].readers = append(loads[i].readers, r)
-		loads[i].entries = loads[i].entries || r.visits.entries
 	}
 	return loads
 }
 
-// lastVisitEnd is an end (ms) at or after that of every live visit that starts before hi and
-// ends at or after lo, or -1 when there is none: the latest end of the sessions rows of that
+// visitBounds is a start (ms) at or before that of every live visit that starts before hi and
+// ends at or after lo, and an end (ms) at or after that of every one (first and last), or -1
+// and -1 when there is none: the earliest start and latest end of the sessions rows of that
 // range, a look-up of two columns rather than grouping every session.
-func (s *Store) lastVisitEnd(ctx context.Context, lo, hi int64) (int64, error) {
-	var n, last uint64
-	err := s.conn.QueryRow(s.withQuerySettings(ctx), "SELECT count(), max(end_ms) FROM "+s.table("sessions")+" WHERE start_ms < ? AND end_ms >= ?",
-		uint64(max(hi, 0)), uint64(max(lo, 0))).Scan(&n, &last)
+func (s *Store) visitBounds(ctx context.Context, lo, hi int64) (first, last int64, err error) {
+	var n, start, end uint64
+	err = s.conn.QueryRow(s.withQuerySettings(ctx), "SELECT count(), min(start_ms), max(end_ms) FROM "+s.table("sessions")+" WHERE start_ms < ? AND end_ms >= ?",
+		uint64(max(hi, 0)), uint64(max(lo, 0))).Scan(&n, &start, &end)
 	if err != nil {
-		return 0, fmt.Errorf("read the visits' last end: %w", err)
+		return 0, 0, fmt.Errorf("read the visits' bounds: %w", err)
 	}
 	if n == 0 {
-		return -1, nil
+		return -1, -1, nil
 	}
-	return int64(last), nil
+	return int64(start), int64(end), nil
 }
 
 // anyCondition is the condition that an event matches one of sc's conditions, as SQL over the
@@ -570,8 +553,7 @@ func (s *Store) loadVisits(ctx context.Context, loads []visitLoad, sent driver.R
 	if sent == nil {
 		return nil
 	}
-	entries := slices.ContainsFunc(loads, func(l visitLoad) bool { return l.entries })
-	rows, err := readVisits(ctx, sent, entries, *space)
+	rows, err := readVisits(ctx, sent, *space)
 	if err != nil {
 		return err
 	}
@@ -579,9 +561,7 @@ func (s *Store) loadVisits(ctx context.Context, loads []visitLoad, sent driver.R
 		v := rows.visits(l.from)
 		s.metrics.scanVisits.Add(float64(len(v.spans)))
 		for _, r := range l.readers {
-			entries := r.visits.entries
 			*r.visits = *v
-			r.visits.entries = entries
 		}
 	}
 	*space = visitSpace{keys: len(rows.keys), spans: rows.read, slots: rows.table.slots}

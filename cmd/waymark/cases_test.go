@@ -2146,9 +2146,10 @@ func messageJSON(m map[string]any, anon, user string) string {
 }
 
 // TestChannelBreakdownIsTheVisitsEntry: a funnel broken down by channel or campaign counts a
-// unit under the channel and campaign its step-1 event's visit entered by, as GA4's session
-// source and PostHog's $session_entry_utm_source do: a shopper who lands from a search ad and
-// views a product three pages on (no campaign of its own) is paid_search, not direct.
+// unit under the channel and campaign its step-1 event's session entered by (its person's first
+// touchpoint in the visit), as GA4's session source and PostHog's $session_entry_utm_source do:
+// a shopper who lands from a search ad and views a product three pages on (no campaign of its
+// own) is paid_search, not direct.
 func TestChannelBreakdownIsTheVisitsEntry(t *testing.T) {
 	t.Parallel()
 	s := startServe(t)

@@ -155,3 +155,82 @@ func oneVisit(t *testing.T, lines []string) []string {
 	}
 	return out
 }
+
+// TestSharedVisitEntryIsEachPersons (tester 23's F1): on a shared browser visit, alice arrives
+// from an email link (campaign may), signs in and views a product; then bob signs in on the same
+// device in the same visit, views a product from an internal link and orders. Each person's
+// session enters by their own first touchpoint in the visit, the one rule of a session's entry:
+// the sessions summary gives one direct and one email session, and funnels broken down by channel
+// or campaign, counted by sessions or persons, give bob's view and order to direct and no
+// campaign, where they went to alice's email and may. Sent by HTTP and by Kafka, matched where
+// serve matches by default (in ClickHouse when it has waymark_funnel) and, there, in Waymark too,
+// byte for byte; a batch answers as the queries alone.
+func TestSharedVisitEntryIsEachPersons(t *testing.T) {
+	t.Parallel()
+	lines := []string{
+		`{"type":"page","anonymousId":"dBB1","name":"Home","messageId":"BB1-1","timestamp":"2025-05-05T10:00:00Z","context":{"page":{"url":"https://shop.example/?utm_source=nl&utm_medium=email&utm_campaign=may"}}}`,
+		`{"type":"identify","anonymousId":"dBB1","userId":"aliceBB","messageId":"BB1-2","timestamp":"2025-05-05T10:01:00Z"}`,
+		`{"type":"track","anonymousId":"dBB1","userId":"aliceBB","event":"Product Viewed","messageId":"BB1-3","timestamp":"2025-05-05T10:02:00Z"}`,
+		`{"type":"identify","anonymousId":"dBB1","userId":"bobBB","messageId":"BB1-4","timestamp":"2025-05-05T10:10:00Z"}`,
+		`{"type":"track","anonymousId":"dBB1","userId":"bobBB","event":"Product Viewed","messageId":"BB1-5","timestamp":"2025-05-05T10:11:00Z","context":{"page":{"url":"https://shop.example/p/1","referrer":"https://shop.example/"}}}`,
+		`{"type":"track","anonymousId":"dBB1","userId":"bobBB","event":"Order Completed","messageId":"BB1-6","timestamp":"2025-05-05T10:15:00Z"}`,
+	}
+	funnel := "/api/v1/funnel?steps=" + url.QueryEscape("Product Viewed,Order Completed") + "&from=2025-05-05&to=2025-05-06&window=1h"
+	tests := []struct {
+		query string
+		want  string // per breakdown group, the customers of each step
+	}{
+		{funnel + "&count_by=sessions&breakdown=channel", "direct [1 1], email [1 0]"},
+		{funnel + "&count_by=persons&breakdown=channel", "direct [1 1], email [1 0]"},
+		{funnel + "&count_by=sessions&breakdown=campaign", "(none) [1 1], may [1 0]"},
+		{funnel + "&count_by=persons&breakdown=campaign", "(none) [1 1], may [1 0]"},
+	}
+	for _, s := range sendBothWays(t, lines) {
+		if sum := s.sessions(t, "--from", "2025-05-05", "--to", "2025-05-06"); !maps.Equal(sum.ByEntryChannel, map[string]uint64{"direct": 1, "email": 1}) {
+			t.Errorf("%s: sessions by entry channel %v, want direct 1, email 1", s.database, sum.ByEntryChannel)
+		}
+		servers := []*server{s}
+		if chServer.FunnelUDF { // s matches in ClickHouse; this one in Waymark, on the same database
+			servers = append(servers, startServe(t, "--clickhouse-database", s.database, "--funnel-matching", "process"))
+		}
+		var gets []string
+		for _, tc := range tests {
+			var first string
+			for i, srv := range servers {
+				code, body := httpGet(t, "http://"+srv.http+tc.query)
+				var f struct {
+					Groups []struct {
+						Value, Marker string
+						Steps         []struct{ Customers int64 }
+					} `json:"breakdown_groups"`
+				}
+				if err := json.Unmarshal([]byte(body), &f); code != 200 || err != nil {
+					t.Fatalf("%s: %s: %d %s", s.database, tc.query, code, body)
+				}
+				var groups []string
+				for _, g := range f.Groups {
+					var counts []int64
+					for _, st := range g.Steps {
+						counts = append(counts, st.Customers)
+					}
+					name := g.Value
+					if g.Marker != "" {
+						name = "(" + g.Marker + ")"
+					}
+					groups = append(groups, fmt.Sprintf("%s %v", name, counts))
+				}
+				slices.Sort(groups)
+				if got := strings.Join(groups, ", "); got != tc.want {
+					t.Errorf("%s: %s: %s, want %s", s.database, tc.query, got, tc.want)
+				}
+				if i == 0 {
+					first = body
+				} else if body != first {
+					t.Errorf("%s: %s: matched in Waymark\n%s\nin ClickHouse\n%s", s.database, tc.query, body, first)
+				}
+			}
+			gets = append(gets, tc.query)
+		}
+		s.batchAnswersAsAlone(t, gets...)
+	}
+}
