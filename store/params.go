@@ -52,8 +52,12 @@ func funnelParams() []Param {
 	}, rangeParams()...)
 }
 
+// dropoffParams are the funnel's but its breakdown: a drop-off is not broken down (its rankings
+// are its breakdowns), and a breakdown it took and ignored answered as if none were asked
+// (tester 24's F2); given, it is refused as every parameter a query does not take is.
 func dropoffParams() []Param {
-	return append(funnelParams(),
+	funnel := slices.DeleteFunc(funnelParams(), func(p Param) bool { return p.Name == "breakdown" || p.Name == "breakdown_limit" })
+	return append(funnel,
 		Param{Name: "step", Default: "0", Usage: "1-based step they reached and did not go on from, up to the step before the last; 0: the step with the largest drop-off, which the answer's step names"},
 		Param{Name: "limit", Default: "10", Usage: "rows per ranking"},
 		Param{Name: "ids_limit", Default: "100", Usage: "person ids listed"})
@@ -384,6 +388,9 @@ func parseFunnel(p *params) FunnelQuery {
 			p.fail("exclude", "%.100q: a range of steps is FIRST-LAST with a hyphen (Coupon Removed:1-3); an event whose name ends so escapes its colon (\\:)", x)
 		}
 		q.Exclusions = append(q.Exclusions, e)
+	}
+	if !slices.ContainsFunc(p.schema, func(sp Param) bool { return sp.Name == "breakdown" }) {
+		return q // a drop-off's (dropoffParams)
 	}
 	if b := p.str("breakdown"); b != "" {
 		q.Breakdown.By, q.Breakdown.Name, _ = strings.Cut(b, ":")

@@ -86,6 +86,10 @@ func TestUnknownAndRepeatedParametersAre400(t *testing.T) {
 		{"/api/v1/funnel", url.Values{"steps": {"V,W"}, "window": {"-1h"}, "Mode": {"any"}}, "Mode"},
 		{"/api/v1/funnel", url.Values{"steps": {"V,W", "W,V"}}, "steps"},
 		{"/api/v1/dropoff", url.Values{"steps": {"V,W"}, "ids-limit": {"5"}}, "ids-limit"},
+		// A drop-off is not broken down: it took breakdown and answered as if none were asked
+		// (tester 24's F2).
+		{"/api/v1/dropoff", url.Values{"steps": {"V,W"}, "breakdown": {"channel"}}, "breakdown"},
+		{"/api/v1/dropoff", url.Values{"steps": {"V,W"}, "breakdown_limit": {"1"}}, "breakdown_limit"},
 		{"/api/v1/paths", url.Values{"anchor": {"V"}, "mode": {"strict"}}, "mode"},
 		{"/api/v1/next", url.Values{"anchor": {"V"}, "depth": {"3"}}, "depth"},
 		{"/api/v1/retention", url.Values{"period": {"week"}, "window": {"7d"}}, "window"},
