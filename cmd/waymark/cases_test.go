@@ -2194,14 +2194,24 @@ func TestChannelBreakdownIsTheVisitsEntry(t *testing.T) {
 func (s *server) breakdownGroups(t *testing.T, query string) map[string][]int64 {
 	t.Helper()
 	code, body := httpGet(t, "http://"+s.http+"/api/v1/funnel?"+query)
+	groups, err := parseBreakdownGroups(body)
+	if code != 200 || err != nil {
+		t.Fatalf("funnel %s: %d %s", query, code, body)
+	}
+	return groups
+}
+
+// parseBreakdownGroups reads a funnel answer's breakdown groups: each group's customers per step,
+// by its value, a marker's group as "(marker)".
+func parseBreakdownGroups(body string) (map[string][]int64, error) {
 	var res struct {
 		Groups []struct {
 			Value, Marker string
 			Steps         []struct{ Customers int64 }
 		} `json:"breakdown_groups"`
 	}
-	if err := json.Unmarshal([]byte(body), &res); code != 200 || err != nil {
-		t.Fatalf("funnel %s: %d %s", query, code, body)
+	if err := json.Unmarshal([]byte(body), &res); err != nil {
+		return nil, err
 	}
 	groups := map[string][]int64{}
 	for _, g := range res.Groups {
@@ -2213,5 +2223,5 @@ func (s *server) breakdownGroups(t *testing.T, query string) map[string][]int64 
 			groups[name] = append(groups[name], st.Customers)
 		}
 	}
-	return groups
+	return groups, nil
 }

@@ -198,25 +198,12 @@ func TestSharedVisitEntryIsEachPersons(t *testing.T) {
 			var first string
 			for i, srv := range servers {
 				code, body := httpGet(t, "http://"+srv.http+tc.query)
-				var f struct {
-					Groups []struct {
-						Value, Marker string
-						Steps         []struct{ Customers int64 }
-					} `json:"breakdown_groups"`
-				}
-				if err := json.Unmarshal([]byte(body), &f); code != 200 || err != nil {
+				byName, err := parseBreakdownGroups(body)
+				if code != 200 || err != nil {
 					t.Fatalf("%s: %s: %d %s", s.database, tc.query, code, body)
 				}
 				var groups []string
-				for _, g := range f.Groups {
-					var counts []int64
-					for _, st := range g.Steps {
-						counts = append(counts, st.Customers)
-					}
-					name := g.Value
-					if g.Marker != "" {
-						name = "(" + g.Marker + ")"
-					}
+				for name, counts := range byName {
 					groups = append(groups, fmt.Sprintf("%s %v", name, counts))
 				}
 				slices.Sort(groups)
