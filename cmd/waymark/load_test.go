@@ -13,17 +13,19 @@ import (
 	"github.com/waymark-dev/waymark/store/storetest"
 )
 
-// TestCollectorLoad60s offers up to 20,000 events/s (200 batches of 100 per second, from 16
+// TestCollectorLoad60s offers up to 10,000 events/s (100 batches of 100 per second, from 16
 // clients that each wait for their answer) to the collector for 60 seconds, on loopback: every
 // request must be answered 200 (no 5xx), and every event sent must be stored once. How many
 // batches go out depends on how fast the machine is at the time, so the test logs the rate it
 // reached and asserts none: speed is measured by `waymark bench` and the benchmarks, not here.
+// (20,000 until 2026-12-05: that cost 98 CPU-s of the suite's 15 minutes on 2 cores; a shop's
+// peak is far below either, and a minute of it is what the test is about.)
 func TestCollectorLoad60s(t *testing.T) {
 	storetest.FirstPassOnly(t)
 	t.Parallel()
 	const (
 		duration  = 60 * time.Second
-		perSecond = 200
+		perSecond = 100
 		perBatch  = 100
 		workers   = 16
 	)
