@@ -162,10 +162,25 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger, reg prometheus.Regi
 	s := &Store{cfg: cfg, conn: conn, log: log, metrics: m, slots: make(chan struct{}, cfg.QueryConcurrency), names: map[string]bool{}, properties: map[string]bool{}}
 	if err := s.Ping(ctx); err != nil {
 		conn.Close()
-		return nil, err
+		var ex *clickhouse.Exception
+		// UNKNOWN_USER, WRONG_PASSWORD, REQUIRED_PASSWORD (18.16), AUTHENTICATION_FAILED (current)
+		auth := errors.As(err, &ex) && (ex.Code == 192 || ex.Code == 193 || ex.Code == 194 || ex.Code == 516)
+		return nil, &ConnectError{Addr: cfg.Addr, Auth: auth, Err: err}
 	}
 	return s, nil
 }
+
+// ConnectError is Open's error when ClickHouse does not answer at Addr (Auth false: nothing
+// listens, the dial timed out, the address does not resolve) or answers and refuses the
+// user (Auth true), so that a command can name the setting to change.
+type ConnectError struct {
+	Addr string
+	Auth bool
+	Err  error
+}
+
+func (e *ConnectError) Error() string { return e.Err.Error() }
+func (e *ConnectError) Unwrap() error { return e.Err }
 
 // outsideSlotConns is how many ClickHouse connections Store keeps for the work outside the query
 // slots: the writer's inserts (events and sessions at once), its restores and stored-key checks,

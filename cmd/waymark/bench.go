@@ -65,7 +65,7 @@ func runBench(ctx context.Context, args []string, stdout io.Writer, log *slog.Lo
 	if err != nil {
 		return err
 	}
-	st, consumer, closeStore, err := benchConsumer(ctx, brokers, cfg, jm, "waymark", ccfg, *keep, quiet)
+	st, consumer, closeStore, err := benchConsumer(ctx, fs, brokers, cfg, jm, "waymark", ccfg, *keep, quiet)
 	if err != nil {
 		return err
 	}
@@ -127,7 +127,7 @@ func runBench(ctx context.Context, args []string, stdout io.Writer, log *slog.Lo
 	log.Info("bench: consuming the topic again with a new consumer group")
 	cfg2 := cfg
 	cfg2.Database += "_consume"
-	st2, consumer2, closeStore2, err := benchConsumer(ctx, brokers, cfg2, jm, "waymark-bench-consume", ccfg, *keep, quiet)
+	st2, consumer2, closeStore2, err := benchConsumer(ctx, fs, brokers, cfg2, jm, "waymark-bench-consume", ccfg, *keep, quiet)
 	if err != nil {
 		return err
 	}
@@ -165,8 +165,8 @@ func runBench(ctx context.Context, args []string, stdout io.Writer, log *slog.Lo
 // benchConsumer opens a fresh database and builds a consumer in group that sessionizes the events
 // topic into it, with ccfg's batch size and flush interval. closeStore closes the store and,
 // unless keep, drops the database.
-func benchConsumer(ctx context.Context, brokers []string, cfg store.Config, jm *sessionize.Map, group string, ccfg ingest.ConsumerConfig, keep bool, log *slog.Logger) (st *store.Store, consumer *ingest.Consumer, closeStore func(), err error) {
-	if st, err = store.Open(ctx, cfg, log, nil); err != nil {
+func benchConsumer(ctx context.Context, fs *flagSet, brokers []string, cfg store.Config, jm *sessionize.Map, group string, ccfg ingest.ConsumerConfig, keep bool, log *slog.Logger) (st *store.Store, consumer *ingest.Consumer, closeStore func(), err error) {
+	if st, err = openStore(ctx, fs, cfg, log, nil); err != nil {
 		return nil, nil, nil, err
 	}
 	closeStore = func() {

@@ -124,7 +124,7 @@ func runBenchIngest(ctx context.Context, args []string, stdout io.Writer, log *s
 	if err != nil {
 		return err
 	}
-	st, err := store.Open(ctx, cfg, quiet, nil)
+	st, err := openStore(ctx, fs, cfg, quiet, nil)
 	if err != nil {
 		return err
 	}

@@ -16,6 +16,8 @@ import (
 	"time"
 	"unicode"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/waymark-dev/waymark/ingest"
 	"github.com/waymark-dev/waymark/sessionize"
 	"github.com/waymark-dev/waymark/store"
@@ -427,6 +429,23 @@ func addStoreFlags(fs *flagSet) *clickhouseFlags {
 	return c
 }
 
+// openStore connects to ClickHouse as cfg says (store.Open), cfg being the one addStoreFlags
+// filled in fs or a copy of it. A server that does not answer is an error naming
+// --clickhouse-addr, one that refuses the user names --clickhouse-user (its password is the other
+// half), as every flag's bad value is named.
+func openStore(ctx context.Context, fs *flagSet, cfg store.Config, log *slog.Logger, reg prometheus.Registerer) (*store.Store, error) {
+	st, err := store.Open(ctx, cfg, log, reg)
+	var ce *store.ConnectError
+	switch {
+	case !errors.As(err, &ce) || ctx.Err() != nil:
+		return st, err
+	case ce.Auth:
+		return nil, fs.errorf("clickhouse-user", "ClickHouse at %s refused user %q with the password given (%s): %w", cfg.Addr, cfg.User, fs.ref("clickhouse-password"), err)
+	default:
+		return nil, fs.errorf("clickhouse-addr", "no ClickHouse answers at %s: %w", cfg.Addr, err)
+	}
+}
+
 // addClusterFlag adds --clickhouse-cluster, into c, for the commands that create (or drop)
 // Waymark's schema: serve, migrate, bench and bench ingest.
 func addClusterFlag(fs *flagSet, c *clickhouseFlags) {
@@ -620,7 +639,7 @@ func openWithMap(ctx context.Context, fs *flagSet, cf *clickhouseFlags, mapPath 
 	if err != nil {
 		return nil, nil, fs.errorf("journey-map", "%w", err)
 	}
-	st, err := store.Open(ctx, cf.cfg, log, nil)
+	st, err := openStore(ctx, fs, cf.cfg, log, nil)
 	if err != nil {
 		return nil, nil, err
 	}

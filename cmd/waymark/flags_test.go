@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"os"
@@ -798,4 +799,38 @@ func shellWords(t *testing.T, line string) []string {
 		t.Fatalf("%s: unbalanced quotes", line)
 	}
 	return words
+}
+
+// TestClickHouseConnectionErrorsNameTheFlag: a ClickHouse that does not answer, or refuses the
+// user, at startup is an error naming the flag to change (or its variable), as a bad value is,
+// in every command that connects (tester 24: "ping clickhouse 127.0.0.1:1: dial tcp …" named
+// none).
+func TestClickHouseConnectionErrorsNameTheFlag(t *testing.T) {
+	closed := freeAddr(t) // nothing listens there
+	tests := []struct {
+		args []string
+		env  map[string]string
+		want string // the error's start
+	}{
+		{[]string{"funnel", "--steps", "A", "--clickhouse-addr", closed}, nil, "--clickhouse-addr: no ClickHouse answers at " + closed + ": "},
+		{[]string{"stages"}, map[string]string{"WAYMARK_CLICKHOUSE_ADDR": closed}, "WAYMARK_CLICKHOUSE_ADDR (--clickhouse-addr): no ClickHouse answers at " + closed + ": "},
+		{[]string{"migrate", "--clickhouse-addr", closed}, nil, "--clickhouse-addr: no ClickHouse answers at " + closed + ": "},
+		{[]string{"serve", "--roles", "query", "--http-addr", "127.0.0.1:0", "--read-keys-inline", "k=shop", "--clickhouse-addr", closed}, nil, "--clickhouse-addr: no ClickHouse answers at " + closed + ": "},
+		{[]string{"funnel", "--steps", "A", "--clickhouse-addr", chServer.Addr, "--clickhouse-user", "nobody"}, nil, `--clickhouse-user: ClickHouse at ` + chServer.Addr + ` refused user "nobody" with the password given (--clickhouse-password): `},
+		{[]string{"migrate", "--clickhouse-addr", chServer.Addr}, map[string]string{"WAYMARK_CLICKHOUSE_PASSWORD": "wrong"}, `--clickhouse-user: ClickHouse at ` + chServer.Addr + ` refused user "default" with the password given (WAYMARK_CLICKHOUSE_PASSWORD (--clickhouse-password)): `},
+	}
+	for _, tt := range tests {
+		for k, v := range tt.env {
+			t.Setenv(k, v)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute) // a hang guard
+		err := run(ctx, append(tt.args, "--clickhouse-dial-timeout", "10s"), io.Discard, slog.New(slog.DiscardHandler))
+		cancel()
+		if err == nil || !strings.HasPrefix(err.Error(), tt.want) {
+			t.Errorf("%v %v: error %v, want it to start %q", tt.args, tt.env, err, tt.want)
+		}
+		for k := range tt.env {
+			t.Setenv(k, "")
+		}
+	}
 }

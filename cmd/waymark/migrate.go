@@ -24,7 +24,7 @@ func runMigrate(ctx context.Context, args []string, stdout io.Writer, log *slog.
 		fmt.Fprintln(stdout, strings.Join(store.SchemaDDL(cf.cfg.Database, cf.cfg.Cluster), ";\n\n")+";")
 		return nil
 	}
-	st, err := store.Open(ctx, cf.cfg, log, nil)
+	st, err := openStore(ctx, fs, cf.cfg, log, nil)
 	if err != nil {
 		return err
 	}

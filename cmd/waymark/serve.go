@@ -153,7 +153,7 @@ func runServe(ctx context.Context, args []string, log *slog.Logger) error {
 	}
 	var st *store.Store
 	if usesClickHouse {
-		if st, err = store.Open(ctx, cf.cfg, log, reg); err != nil {
+		if st, err = openStore(ctx, fs, cf.cfg, log, reg); err != nil {
 			return err
 		}
 		defer st.Close()
