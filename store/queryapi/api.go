@@ -48,35 +48,17 @@ func (a *API) Register(mux *http.ServeMux) {
 	for _, name := range names {
 		mux.HandleFunc("GET /api/v1/"+name, a.handle(name))
 	}
-	mux.HandleFunc("GET /api/v1/queries", func(w http.ResponseWriter, r *http.Request) {
-		if !noParameters(w, r) {
-			return
-		}
-		schema := map[string][]store.Param{}
-		for _, name := range names {
-			schema[name] = store.QueryParams(name)
-		}
-		w.Header().Set("Content-Type", "application/json")
-		_ = json.NewEncoder(w).Encode(schema)
-	})
-	mux.HandleFunc("GET /api/v1/map", func(w http.ResponseWriter, r *http.Request) {
-		if !noParameters(w, r) {
-			return
-		}
-		type stage struct {
-			Name        string `json:"name"`
-			Description string `json:"description"`
-		}
-		m := struct {
-			Version string  `json:"version"`
-			Stages  []stage `json:"stages"`
-		}{Version: a.jm.Version, Stages: []stage{}}
-		for _, st := range a.jm.Stages {
-			m.Stages = append(m.Stages, stage{st.Name, st.Description})
-		}
-		a.writeJSON(w, "map", m)
-	})
-	mux.HandleFunc("POST /api/v1/batch", a.batch)
+	// The API's other endpoints, registered from this list, which the 404 names too.
+	others := []endpoint{
+		{http.MethodGet, "queries", a.schema},
+		{http.MethodGet, "map", a.journeyMap},
+		{http.MethodPost, "batch", a.batch},
+	}
+	var also []string
+	for _, o := range others {
+		mux.HandleFunc(o.method+" /api/v1/"+o.name, o.handler)
+		also = append(also, o.method+" /api/v1/"+o.name)
+	}
 	mux.HandleFunc("/api/v1/", func(w http.ResponseWriter, r *http.Request) {
 		name := strings.TrimPrefix(r.URL.Path, "/api/v1/")
 		if name == "batch" {
@@ -84,13 +66,52 @@ func (a *API) Register(mux *http.ServeMux) {
 			WriteError(w, http.StatusMethodNotAllowed, "", r.Method+" "+r.URL.Path+`: a batch is sent with POST, its queries in a JSON body {"queries": [{"query": NAME, "params": {…}}, …]}`)
 			return
 		}
-		if slices.Contains(names, name) || name == "queries" || name == "map" {
+		if slices.Contains(names, name) || slices.ContainsFunc(others, func(o endpoint) bool { return o.name == name && o.method == http.MethodGet }) {
 			w.Header().Set("Allow", "GET, HEAD")
 			WriteError(w, http.StatusMethodNotAllowed, "", r.Method+" "+r.URL.Path+": the journey queries are read with GET")
 			return
 		}
-		WriteError(w, http.StatusNotFound, "", r.URL.Path+": no such query; the queries are /api/v1/"+strings.Join(names, ", /api/v1/"))
+		WriteError(w, http.StatusNotFound, "", r.URL.Path+": no such query; the queries are /api/v1/"+strings.Join(names, ", /api/v1/")+"; the API also serves "+strings.Join(also, ", "))
 	})
+}
+
+// endpoint is one of the API's endpoints other than the queries: its method, its name under
+// /api/v1/ and its handler.
+type endpoint struct {
+	method, name string
+	handler      http.HandlerFunc
+}
+
+// schema answers GET /api/v1/queries: each query's parameters with their defaults and meaning.
+func (a *API) schema(w http.ResponseWriter, r *http.Request) {
+	if !noParameters(w, r) {
+		return
+	}
+	schema := map[string][]store.Param{}
+	for _, name := range store.QueryNames() {
+		schema[name] = store.QueryParams(name)
+	}
+	w.Header().Set("Content-Type", "application/json")
+	_ = json.NewEncoder(w).Encode(schema)
+}
+
+// journeyMap answers GET /api/v1/map: the journey map's version and stages.
+func (a *API) journeyMap(w http.ResponseWriter, r *http.Request) {
+	if !noParameters(w, r) {
+		return
+	}
+	type stage struct {
+		Name        string `json:"name"`
+		Description string `json:"description"`
+	}
+	m := struct {
+		Version string  `json:"version"`
+		Stages  []stage `json:"stages"`
+	}{Version: a.jm.Version, Stages: []stage{}}
+	for _, st := range a.jm.Stages {
+		m.Stages = append(m.Stages, stage{st.Name, st.Description})
+	}
+	a.writeJSON(w, "map", m)
 }
 
 func (a *API) handle(name string) http.HandlerFunc {

@@ -2,12 +2,14 @@ package queryapi_test
 
 import (
 	"bytes"
+	"cmp"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"net/url"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -62,6 +64,47 @@ func TestUnknownPathsAndMethodsAnswerJSON(t *testing.T) {
 		}
 		if tt.status == 405 && resp.Header.Get("Allow") == "" {
 			t.Errorf("%s %s: 405 without Allow", tt.method, tt.path)
+		}
+	}
+}
+
+// TestNotFoundNamesEveryEndpoint: the 404's list of what the API serves named the queries only,
+// not the journey map, the parameter schema and the batch (tester 24); every path it names is
+// served (no 404 there), and the map, schema and batch are among them.
+func TestNotFoundNamesEveryEndpoint(t *testing.T) {
+	t.Parallel()
+	srv := serve(t, nil)
+	resp, err := http.Get(srv.URL + "/api/v1/nope")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var body struct{ Error string }
+	err = json.NewDecoder(resp.Body).Decode(&body)
+	resp.Body.Close()
+	if resp.StatusCode != 404 || err != nil {
+		t.Fatalf("GET /api/v1/nope: %d (%v), want a JSON 404", resp.StatusCode, err)
+	}
+	named := regexp.MustCompile(`(?:(GET|POST) )?(/api/v1/[a-z]+)`).FindAllStringSubmatch(body.Error, -1)
+	var listed []string
+	for _, m := range named {
+		method, path := cmp.Or(m[1], http.MethodGet), m[2]
+		if path == "/api/v1/nope" {
+			continue
+		}
+		listed = append(listed, method+" "+path)
+		req, _ := http.NewRequest(method, srv.URL+path, strings.NewReader("{}"))
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode == 404 || resp.StatusCode == 405 {
+			t.Errorf("the 404 names %s %s, which answers %d", method, path, resp.StatusCode)
+		}
+	}
+	for _, want := range []string{"GET /api/v1/funnel", "GET /api/v1/sessions", "GET /api/v1/map", "GET /api/v1/queries", "POST /api/v1/batch"} {
+		if !slices.Contains(listed, want) {
+			t.Errorf("the 404 %q does not name %s", body.Error, want)
 		}
 	}
 }
