@@ -221,7 +221,9 @@ func paramText(raw json.RawMessage, isList bool) (string, error) {
 }
 
 // scalarText is the text of a parameter's JSON value, as a query string would give it: a string
-// as it is, a number or boolean as written.
+// as it is, a boolean as written, and a number in its canonical text (ingest.CanonicalNumber,
+// the one the stored properties have), so that 3.0 and 3e0 are the whole number 3 wherever a
+// whole number is asked and 3.5 is still refused there (tester 24: {"depth": 3.0} was refused).
 func scalarText(raw json.RawMessage) (string, error) {
 	var v any
 	dec := json.NewDecoder(bytes.NewReader(raw))
@@ -233,6 +235,9 @@ func scalarText(raw json.RawMessage) (string, error) {
 	case string:
 		return v, nil
 	case json.Number:
+		if text, ok := ingest.CanonicalNumber(v.String()); ok {
+			return text, nil
+		}
 		return v.String(), nil
 	case bool:
 		return fmt.Sprint(v), nil

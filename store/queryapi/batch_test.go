@@ -38,14 +38,17 @@ func postBatch(t *testing.T, srvURL, contentType, body string) (int, map[string]
 }
 
 // TestBatchAnswersAsEachQuery: each query of a batch gets, with its status, what its GET
-// answers, errors included; parameters may be JSON strings, numbers or booleans.
+// answers, errors included; parameters may be JSON strings, numbers or booleans, a whole number
+// written with a zero fraction or an exponent too (3.0, 3e0: tester 24's {"depth": 3.0} was a
+// 400), and 3.5 is refused as depth=3.5 is.
 func TestBatchAnswersAsEachQuery(t *testing.T) {
 	t.Parallel()
 	srv := serve(t, nil, "Product Viewed", "Product Added", "Order Completed", "Product Viewed")
 	status, body := postBatch(t, srv.URL, "application/json", `{"queries": [
 		{"query": "funnel", "params": {"steps": "Product Viewed,Order Completed", "window": "1h"}},
-		{"query": "stages", "params": {"limit": 3}},
-		{"query": "paths", "params": {"anchor": "Product Viewed", "collapse": true, "depth": 3}},
+		{"query": "stages", "params": {"limit": 3e0}},
+		{"query": "paths", "params": {"anchor": "Product Viewed", "collapse": true, "depth": 3.0}},
+		{"query": "paths", "params": {"anchor": "Product Viewed", "depth": 3.5}},
 		{"query": "funnel", "params": {"steps": "Product Viewed,Nope"}},
 		{"query": "next", "params": {"anchor": "Product Viewed", "windw": "7d"}},
 		{"query": "sessions"}
@@ -54,11 +57,12 @@ func TestBatchAnswersAsEachQuery(t *testing.T) {
 		{"steps": {"Product Viewed,Order Completed"}, "window": {"1h"}},
 		{"limit": {"3"}},
 		{"anchor": {"Product Viewed"}, "collapse": {"true"}, "depth": {"3"}},
+		{"anchor": {"Product Viewed"}, "depth": {"3.5"}},
 		{"steps": {"Product Viewed,Nope"}},
 		{"anchor": {"Product Viewed"}, "windw": {"7d"}},
 		{},
 	}
-	names := []string{"funnel", "stages", "paths", "funnel", "next", "sessions"}
+	names := []string{"funnel", "stages", "paths", "paths", "funnel", "next", "sessions"}
 	results, _ := body["results"].([]any)
 	if status != 200 || len(results) != len(gets) {
 		t.Fatalf("%d %v, want 200 with %d results", status, body, len(gets))
@@ -79,8 +83,8 @@ func TestBatchAnswersAsEachQuery(t *testing.T) {
 			t.Errorf("result %d: %v, GET answers %d %v", i, got, wantStatus, want)
 		}
 	}
-	if results[3].(map[string]any)["param"] != "steps" || results[4].(map[string]any)["param"] != "windw" {
-		t.Errorf("the failed queries name %v and %v, want steps and windw", results[3], results[4])
+	if results[3].(map[string]any)["param"] != "depth" || results[4].(map[string]any)["param"] != "steps" || results[5].(map[string]any)["param"] != "windw" {
+		t.Errorf("the failed queries name %v, %v and %v, want depth, steps and windw", results[3], results[4], results[5])
 	}
 }
 
