@@ -3,6 +3,7 @@ package store
 import (
 	"errors"
 	"fmt"
+	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -34,7 +35,7 @@ func ParseTime(s string) (time.Time, error) {
 	t, err := ingest.ParseTimestamp(s)
 	if err != nil {
 		if t, err = time.Parse("2006-01-02", s); err != nil {
-			return time.Time{}, fmt.Errorf("%q is neither RFC 3339 (2017-11-25T00:00:00Z) nor a date (2017-11-25)", s)
+			return time.Time{}, fmt.Errorf("%q is neither RFC 3339 (2017-11-25T00:00:00Z) nor a date (2017-11-25)%s", s, plusHint(s))
 		}
 	}
 	if t = t.UTC(); outOfRange(t) { // 0001-01-01 too, which is the zero time
@@ -43,6 +44,20 @@ func ParseTime(s string) (time.Time, error) {
 	// Cut here, so that a from and a to less than a microsecond apart are one time, which
 	// checkRange refuses, not an empty range answered with zeros (tester 19's T7).
 	return t.Truncate(time.Microsecond), nil
+}
+
+// plusHint is the hint for a time whose offset's + a query string read as a space (RFC 3986
+// leaves + as it is, but HTML forms and Go's url.ParseQuery read it as a space): "" unless s
+// with its last space written + is a time.
+func plusHint(s string) string {
+	i := strings.LastIndexByte(s, ' ')
+	if i < 0 {
+		return ""
+	}
+	if _, err := ingest.ParseTimestamp(s[:i] + "+" + s[i+1:]); err != nil {
+		return ""
+	}
+	return fmt.Sprintf("; was the space a + ? In a URL write + as %%2B: %s", url.QueryEscape(s[:i]+"+"+s[i+1:]))
 }
 
 // outOfRangeText says which times a query can name, in errors.

@@ -58,6 +58,34 @@ func TestParseTime(t *testing.T) {
 	}
 }
 
+// TestParseTimeHintsAPlusReadAsASpace: a time whose offset's + a query string read as a space
+// is refused with the hint to write %2B, and the time so written (tester 24); other bad times
+// get no such hint.
+func TestParseTimeHintsAPlusReadAsASpace(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		in, hint string // hint: "" when the error must not hint
+	}{
+		{"2017-11-25T12:00:00 02:00", "In a URL write + as %2B: 2017-11-25T12%3A00%3A00%2B02%3A00"},
+		{"2017-11-25 12:00:00 02:00", "In a URL write + as %2B: 2017-11-25+12%3A00%3A00%2B02%3A00"},
+		{"2017-11-25T12:00:00.5 0200", "In a URL write + as %2B: 2017-11-25T12%3A00%3A00.5%2B0200"},
+		{"2017-11-25 1:00:00", ""},
+		{"2017-11-25T12:00:00 x", ""},
+		{"25/11/2017", ""},
+	}
+	for _, tt := range tests {
+		_, err := store.ParseTime(tt.in)
+		switch {
+		case err == nil:
+			t.Errorf("ParseTime(%q) read a time, want an error", tt.in)
+		case tt.hint == "" && strings.Contains(err.Error(), "%2B"):
+			t.Errorf("ParseTime(%q): %v, want no hint of %%2B", tt.in, err)
+		case !strings.Contains(err.Error(), tt.hint):
+			t.Errorf("ParseTime(%q): %v, want it to say %q", tt.in, err, tt.hint)
+		}
+	}
+}
+
 // TestEveryEventTimeCanBeQueried: the event times ingest accepts and the times a query can name
 // share their end (ingest.LatestEventMs), so the last event time accepted lies before a to that
 // ParseTime takes, and the first refused does not.
