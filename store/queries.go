@@ -7,12 +7,14 @@ import (
 	"net/url"
 	"slices"
 	"sync"
+	"time"
 
 	"github.com/waymark-dev/waymark/sessionize"
 )
 
 // query is one journey question: its parameters, how to read them and how to answer it.
 type query struct {
+	name   string
 	params []Param
 	// funnelMatching is set when the answer heeds Config.FunnelMatching.
 	funnelMatching bool
@@ -20,9 +22,12 @@ type query struct {
 	run            func(context.Context, *Store, *sessionize.Map, url.Values) (any, error)
 }
 
-// endpoint makes a query of a parameter parser and the Store method that answers it.
-func endpoint[Q, R any](params []Param, parse func(url.Values) (Q, error), answer func(*Store, context.Context, *sessionize.Map, Q) (R, error)) query {
+// endpoint makes the named query of a parameter parser and the Store method that answers it. A
+// query whose parameters do not parse is counted as refused, as one whose names are refused
+// when it runs is (observeQuery).
+func endpoint[Q, R any](name string, params []Param, parse func(url.Values) (Q, error), answer func(*Store, context.Context, *sessionize.Map, Q) (R, error)) query {
 	return query{
+		name:   name,
 		params: params,
 		check: func(v url.Values) error {
 			_, err := parse(v)
@@ -31,6 +36,7 @@ func endpoint[Q, R any](params []Param, parse func(url.Values) (Q, error), answe
 		run: func(ctx context.Context, s *Store, jm *sessionize.Map, v url.Values) (any, error) {
 			q, err := parse(v)
 			if err != nil {
+				s.observeQuery(name, time.Now(), err)
 				return nil, err
 			}
 			return answer(s, ctx, jm, q)
@@ -48,25 +54,22 @@ type registry struct {
 
 // queries returns the registry, built on first use.
 var queries = sync.OnceValue(func() registry {
-	funnel := endpoint(funnelParams(), ParseFunnelQuery, (*Store).Funnel)
-	dropoff := endpoint(dropoffParams(), ParseDropoffQuery, (*Store).Dropoff)
-	paths := endpoint(pathsParams(), ParsePathsQuery, (*Store).Paths)
-	next := endpoint(nextParams(), ParseNextQuery, (*Store).Next)
-	retention := endpoint(retentionParams(), ParseRetentionQuery, (*Store).Retention)
-	stages := endpoint(stagesParams(), ParseStagesQuery, (*Store).Stages)
-	for _, q := range []*query{&funnel, &dropoff, &paths, &next, &retention, &stages} {
-		q.funnelMatching = true // sessions are read in Waymark
+	matched := []query{ // matched per person, where Config.FunnelMatching says
+		endpoint("funnel", funnelParams(), ParseFunnelQuery, (*Store).Funnel),
+		endpoint("dropoff", dropoffParams(), ParseDropoffQuery, (*Store).Dropoff),
+		endpoint("paths", pathsParams(), ParsePathsQuery, (*Store).Paths),
+		endpoint("next", nextParams(), ParseNextQuery, (*Store).Next),
+		endpoint("retention", retentionParams(), ParseRetentionQuery, (*Store).Retention),
+		endpoint("stages", stagesParams(), ParseStagesQuery, (*Store).Stages),
 	}
 	byName := map[string]query{
-		"funnel":    funnel,
-		"dropoff":   dropoff,
-		"paths":     paths,
-		"next":      next,
-		"retention": retention,
-		"stages":    stages,
-		"sessions": endpoint(sessionsParams(), ParseSessionsQuery, func(s *Store, ctx context.Context, _ *sessionize.Map, q SessionsQuery) (*SessionSummary, error) {
+		"sessions": endpoint("sessions", sessionsParams(), ParseSessionsQuery, func(s *Store, ctx context.Context, _ *sessionize.Map, q SessionsQuery) (*SessionSummary, error) {
 			return s.Sessions(ctx, q)
-		}),
+		}), // read in Waymark
+	}
+	for _, q := range matched {
+		q.funnelMatching = true
+		byName[q.name] = q
 	}
 	return registry{byName: byName, names: slices.Sorted(maps.Keys(byName))}
 })

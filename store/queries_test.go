@@ -5,12 +5,17 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/url"
 	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/waymark-dev/waymark/ingest"
 	"github.com/waymark-dev/waymark/sessionize"
 	"github.com/waymark-dev/waymark/store"
+	"github.com/waymark-dev/waymark/store/storetest"
 )
 
 // ask runs the named journey query with text parameters as the API and the CLI do
@@ -165,5 +170,82 @@ func TestQueryRegistryIsBuiltOnce(t *testing.T) {
 	names[0] = "changed"
 	if store.QueryParams("funnel")[0].Name == "changed" || store.QueryNames()[0] == "changed" {
 		t.Error("changing what QueryParams or QueryNames returned changed the registry")
+	}
+}
+
+// TestQueryMetricsCountRefusalsApartFromFailures: a query refused for a parameter (a typo, a
+// name never stored: the client's error, a 400) is counted in
+// waymark_store_query_param_errors_total, not in waymark_store_query_errors_total, which counts
+// the store's failures (tester 24: typos raised the failures' counter an alert watches).
+func TestQueryMetricsCountRefusalsApartFromFailures(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	db := storetest.Database()
+	server.DropWhenDone(t, db)
+	// open opens a store of db with a registry of its own and a query memory limit.
+	open := func(maxMemory uint64) (*store.Store, *prometheus.Registry) {
+		reg := prometheus.NewRegistry()
+		s, err := store.Open(ctx, store.Config{Addr: server.Addr, Database: db, QueryTimeout: storetest.QueryHangGuard, QueryMaxMemory: maxMemory}, slog.New(slog.DiscardHandler), reg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { s.Close() })
+		if err := s.Migrate(ctx); err != nil {
+			t.Fatal(err)
+		}
+		return s, reg
+	}
+	s, reg := open(0)                // the default limit
+	tight, tightReg := open(1 << 10) // too little for any query
+	at := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+	var b sessionize.Batch
+	for i, name := range []string{"View", "Buy"} {
+		b.Events = append(b.Events, ingest.Event{Source: "test", Type: "track", Event: name, UserID: "a", MessageID: fmt.Sprint("m", i),
+			Timestamp: at.Add(time.Duration(i) * time.Second), ReceivedAt: at, Raw: []byte("{}")})
+		b.Channels = append(b.Channels, "")
+	}
+	if err := s.Write(ctx, b); err != nil {
+		t.Fatal(err)
+	}
+	refused := []struct {
+		name string
+		v    url.Values
+	}{
+		{"funnel", url.Values{"steps": {"View,Nope"}}},                 // a name never stored
+		{"funnel", url.Values{"steps": {"View,Buy"}, "windw": {"1h"}}}, // a parameter misspelt
+		{"paths", url.Values{"anchor": {"View"}, "depth": {"3.5"}}},    // a bad value
+	}
+	for _, q := range refused {
+		if _, err := ask(t, s, q.name, q.v); !store.IsParamError(err) {
+			t.Fatalf("%s?%s: %v, want a parameter error", q.name, q.v.Encode(), err)
+		}
+	}
+	if _, err := ask(t, s, "funnel", url.Values{"steps": {"View,Buy"}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ask(t, tight, "funnel", url.Values{"steps": {"View,Buy"}}); !errors.Is(err, store.ErrQueryLimit) {
+		t.Fatalf("a funnel in 1 KiB: %v, want %v", err, store.ErrQueryLimit)
+	}
+	for _, c := range []struct {
+		reg  *prometheus.Registry
+		want map[string]float64
+	}{
+		{reg, map[string]float64{
+			`waymark_store_query_param_errors_total{query="funnel"}`: 2,
+			`waymark_store_query_param_errors_total{query="paths"}`:  1,
+			`waymark_store_query_errors_total{query="funnel"}`:       0,
+			`waymark_store_query_errors_total{query="paths"}`:        0,
+		}},
+		{tightReg, map[string]float64{
+			`waymark_store_query_param_errors_total{query="funnel"}`: 0,
+			`waymark_store_query_errors_total{query="funnel"}`:       1,
+		}},
+	} {
+		got := gatherCounters(t, c.reg)
+		for name, want := range c.want {
+			if got[name] != want {
+				t.Errorf("%s = %v, want %v", name, got[name], want)
+			}
+		}
 	}
 }

@@ -346,10 +346,15 @@ func (s *Store) queryError(kind string, ctx context.Context, err error) error {
 	return fmt.Errorf("%s: %w", kind, err)
 }
 
-// observeQuery records a query's duration and failure.
+// observeQuery records a query's duration and failure: a query refused for a parameter (a
+// typo, a name never stored: the client's error, answered 400) apart from one that failed (over
+// a limit, busy, ClickHouse's error), so that an alert on failures is not raised by typos.
 func (s *Store) observeQuery(kind string, start time.Time, err error) {
 	s.metrics.querySeconds.WithLabelValues(kind).Observe(time.Since(start).Seconds())
-	if err != nil {
+	switch {
+	case IsParamError(err):
+		s.metrics.queryRefused.WithLabelValues(kind).Inc()
+	case err != nil:
 		s.metrics.queryErrors.WithLabelValues(kind).Inc()
 	}
 }
@@ -373,6 +378,7 @@ type metrics struct {
 	insertErrors  *prometheus.CounterVec
 	querySeconds  *prometheus.HistogramVec
 	queryErrors   *prometheus.CounterVec
+	queryRefused  *prometheus.CounterVec
 	scanPasses    prometheus.Counter
 	scanVisits    prometheus.Counter
 }
@@ -402,7 +408,10 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Buckets: prometheus.ExponentialBuckets(0.001, 3, 10),
 		}, []string{"query"}),
 		queryErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "waymark_store_query_errors_total", Help: "Failed queries, by query type.",
+			Name: "waymark_store_query_errors_total", Help: "Failed queries (over a limit, too many at once, ClickHouse's error), by query type; a bad parameter is counted in waymark_store_query_param_errors_total.",
+		}, []string{"query"}),
+		queryRefused: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "waymark_store_query_param_errors_total", Help: "Queries refused for a parameter (the client's error, HTTP 400: a typo, a name never stored), by query type.",
 		}, []string{"query"}),
 		scanPasses: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "waymark_store_scan_passes_total",
@@ -414,7 +423,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		}),
 	}
 	if reg != nil {
-		for _, c := range []prometheus.Collector{m.rows, m.batches, m.storedLag, m.insertSeconds, m.insertErrors, m.querySeconds, m.queryErrors, m.scanPasses, m.scanVisits} {
+		for _, c := range []prometheus.Collector{m.rows, m.batches, m.storedLag, m.insertSeconds, m.insertErrors, m.querySeconds, m.queryErrors, m.queryRefused, m.scanPasses, m.scanVisits} {
 			if err := reg.Register(c); err != nil {
 				return nil, fmt.Errorf("register store metrics: %w", err)
 			}
