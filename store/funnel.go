@@ -113,8 +113,11 @@ type FunnelResult struct {
 	// TimeToConvert is the distribution of the time from the first step to the last among the
 	// units that reach the last step; nil (left out of the JSON) in mode any, where steps are
 	// taken in any order and no time from the first to the last is computed.
-	TimeToConvert []Bucket   `json:"time_to_convert,omitempty"`
-	WindowSeconds float64    `json:"window_seconds"` // the window, with its sub-second part (1µs: 1e-06)
+	TimeToConvert []Bucket `json:"time_to_convert,omitempty"`
+	// WindowSeconds is the conversion window, with its sub-second part (1µs: 1e-06); nil
+	// (omitted) when counting by sessions, whose session is the window and a window given is not
+	// read, so that the answer does not echo a window it did not use (tester 24).
+	WindowSeconds *float64   `json:"window_seconds,omitempty"`
 	From          *time.Time `json:"from,omitempty"`
 	To            *time.Time `json:"to,omitempty"`
 }
@@ -798,7 +801,10 @@ func (a *funnelAgg) add(mode Mode, unit []unitEvent, values breakdownValues, lev
 }
 
 func (a *funnelAgg) result(q FunnelQuery) *FunnelResult {
-	res := &FunnelResult{Mode: q.Mode, CountBy: q.CountBy, Breakdown: q.Breakdown.String(), WindowSeconds: q.Window.Seconds()}
+	res := &FunnelResult{Mode: q.Mode, CountBy: q.CountBy, Breakdown: q.Breakdown.String()}
+	if q.CountBy != CountSessions {
+		res.WindowSeconds = new(q.Window.Seconds())
+	}
 	if !q.From.IsZero() {
 		res.From = &q.From
 	}

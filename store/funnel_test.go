@@ -244,8 +244,17 @@ func TestFunnelResultFields(t *testing.T) {
 	if got, want := mustJSON(t, res.Steps), mustJSON(t, want); got != want {
 		t.Errorf("steps =\n%s\nwant\n%s", got, want)
 	}
-	if res.WindowSeconds != 60 {
-		t.Errorf("window_seconds = %g, want 60", res.WindowSeconds)
+	if res.WindowSeconds == nil || *res.WindowSeconds != 60 {
+		t.Errorf("window_seconds = %v, want 60", res.WindowSeconds)
+	}
+	// Counted by sessions, the session is the window: the window given is not read, and the
+	// answer does not echo it (tester 24).
+	res, err = s.Funnel(ctx, defaultMap(t), store.FunnelQuery{Steps: []string{"A", "B", "C"}, Window: time.Minute, CountBy: store.CountSessions})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := mustJSON(t, res); strings.Contains(got, "window_seconds") {
+		t.Errorf("counted by sessions: %s, want no window_seconds", got)
 	}
 }
 

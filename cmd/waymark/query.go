@@ -296,7 +296,11 @@ func printFunnelSteps(w io.Writer, steps []store.FunnelStep) {
 func printFunnel(w io.Writer, v any) {
 	res := v.(*store.FunnelResult)
 	printFunnelSteps(w, res.Steps)
-	fmt.Fprintf(w, "%s, counting %s, window %s", res.Mode, res.CountBy, formatSeconds(res.WindowSeconds))
+	window := "the session"
+	if res.WindowSeconds != nil {
+		window = formatSeconds(*res.WindowSeconds)
+	}
+	fmt.Fprintf(w, "%s, counting %s, window %s", res.Mode, res.CountBy, window)
 	if res.From != nil {
 		fmt.Fprintf(w, ", from %s", store.FormatTime(*res.From))
 	}
