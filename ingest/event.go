@@ -504,7 +504,8 @@ func (w *wire) read(raw []byte) error {
 	}
 	// props collects an object's members under prefix: a nested object's members under
 	// "name.", so they are addressable as product.category; null and an empty object are kept
-	// as "no value"; a number is kept in its canonical text (CanonicalNumber).
+	// as "no value"; a number is kept in its canonical text (CanonicalNumber), and so is an array
+	// (CanonicalArray).
 	var props func(prefix string, rank int, depth uint16) func([]byte) error
 	props = func(prefix string, rank int, depth uint16) func([]byte) error {
 		return func(name []byte) error {
@@ -526,9 +527,13 @@ func (w *wire) read(raw []byte) error {
 				return s.literal("null")
 			}
 			number := s.peek() == '-' || s.peek() >= '0' && s.peek() <= '9'
+			array := s.peek() == '['
 			v, err := s.text()
-			if number {
+			switch {
+			case number:
 				v, _ = CanonicalNumber(v)
+			case array && err == nil:
+				v, _ = CanonicalArray(v)
 			}
 			w.Props = append(w.Props, prop{key: key, value: v, rank: rank, depth: depth})
 			return err
@@ -874,7 +879,7 @@ func InTimeRange(t time.Time) bool {
 // type (under DeviceTypeKey), sorted by key. A nested object's members are named with dots
 // (properties.product.category is "product.category"); JSON null and an empty object are no value
 // (not stored as a value, so it reads as unset, and it hides a value it overrides; its key goes
-// to NullKeys); a number is kept as CanonicalNumber's text; an array is kept as its JSON text.
+// to NullKeys); a number is kept as CanonicalNumber's text, an array as CanonicalArray's.
 // A trait in traits replaces the whole of that trait in context.traits, as setting a trait
 // replaces its value (a dotted name, address.city, is read as the member city of the trait
 // address); within one object the last of repeated names wins, and of a dotted name and the nested

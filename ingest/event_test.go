@@ -258,7 +258,7 @@ func TestDecodePropertiesAndTraits(t *testing.T) {
 	}
 	want := map[string]string{
 		"traits.plan": "pro", "traits.tier": "1", "traits.region": "eu", "tier": "gold",
-		"note": "a\"b\\cé\n", "list": `[1, {"x" : null}]`, "dup": "2", DeviceTypeKey: "mobile",
+		"note": "a\"b\\cé\n", "list": `[1,{"x":null}]`, "dup": "2", DeviceTypeKey: "mobile",
 	}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("properties %v\nwant %v", got, want)

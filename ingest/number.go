@@ -1,7 +1,12 @@
 package ingest
 
 import (
+	"bytes"
+	"encoding/json"
+	"io"
+	"maps"
 	"math/big"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -136,4 +141,75 @@ func digitsEnd(s string) int {
 		i++
 	}
 	return i
+}
+
+// CanonicalArray returns the one text Waymark stores for a JSON array and true, or text and
+// false when text is not one JSON array. The text is compact (no space outside strings);
+// numbers in it are CanonicalNumber's; strings are written with encoding/json's escapes (", \
+// and control characters, U+2028 and U+2029; no HTML escapes), whatever escapes the client used
+// (`"\u0041"` is `"A"`); an object's members are sorted by name, bytewise (RFC 8785's JSON
+// Canonicalization Scheme sorts them too, by UTF-16 code units, which differs only for names
+// beyond U+FFFF), the last of repeated names kept. So ["a","b"] and ["a", "b"], [100] and [1e2]
+// are one value in a breakdown and a filter, as two spellings of a number are.
+func CanonicalArray(text string) (string, bool) {
+	if !strings.HasPrefix(text, "[") {
+		return text, false
+	}
+	dec := json.NewDecoder(strings.NewReader(text))
+	dec.UseNumber()
+	var v any
+	if err := dec.Decode(&v); err != nil {
+		return text, false
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return text, false // more than one value
+	}
+	var b strings.Builder
+	writeCanonicalJSON(&b, v)
+	return b.String(), true
+}
+
+// writeCanonicalJSON writes v, as encoding/json decodes it with UseNumber, as CanonicalArray
+// says.
+func writeCanonicalJSON(b *strings.Builder, v any) {
+	switch v := v.(type) {
+	case nil:
+		b.WriteString("null")
+	case bool:
+		b.WriteString(strconv.FormatBool(v))
+	case json.Number:
+		n, _ := CanonicalNumber(v.String())
+		b.WriteString(n)
+	case string:
+		writeJSONString(b, v)
+	case []any:
+		b.WriteByte('[')
+		for i, e := range v {
+			if i > 0 {
+				b.WriteByte(',')
+			}
+			writeCanonicalJSON(b, e)
+		}
+		b.WriteByte(']')
+	case map[string]any:
+		b.WriteByte('{')
+		for i, k := range slices.Sorted(maps.Keys(v)) {
+			if i > 0 {
+				b.WriteByte(',')
+			}
+			writeJSONString(b, k)
+			b.WriteByte(':')
+			writeCanonicalJSON(b, v[k])
+		}
+		b.WriteByte('}')
+	}
+}
+
+// writeJSONString writes s as a JSON string, with encoding/json's escapes but no HTML escapes.
+func writeJSONString(b *strings.Builder, s string) {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	_ = enc.Encode(s) // a string always encodes
+	b.Write(bytes.TrimSuffix(buf.Bytes(), []byte("\n")))
 }

@@ -81,7 +81,7 @@ func TestDecodeNumbersAndNulls(t *testing.T) {
 		{`"properties":{"price":-0.0,"qty":2.50}`, "price=0 qty=2.5", ""},
 		{`"properties":{"price":"100.0"}`, "price=100.0", ""},
 		{`"properties":{"price":"1e2"}`, "price=1e2", ""},
-		{`"properties":{"cart":{"total":1.0E+3},"items":[1.0,2]}`, "cart.total=1000 items=[1.0,2]", ""},
+		{`"properties":{"cart":{"total":1.0E+3},"items":[1.0,2]}`, "cart.total=1000 items=[1,2]", ""}, // an array: CanonicalArray
 		{`"properties":{"coupon":null}`, "", "coupon"},
 		{`"properties":{"coupon":null,"coupon":"SPRING"}`, "coupon=SPRING", ""},
 		{`"traits":{"tier":null}`, "", "traits.tier"},
@@ -155,4 +155,39 @@ func FuzzCanonicalNumber(f *testing.F) {
 			t.Fatalf("%q (%v, %v) → %q (%v, %v)", text, a, errA, canon, b, errB)
 		}
 	})
+}
+
+// TestCanonicalArray: the one text of a JSON array, whatever its spacing, escapes, number
+// spellings and member order; anything that is not one JSON array is left as it is.
+func TestCanonicalArray(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		text, want string
+		array      bool
+	}{
+		{`["a","b"]`, `["a","b"]`, true},
+		{"[ \"a\" ,\n\t\"b\" ]", `["a","b"]`, true},
+		{`["\u0061","\/","<&>","é","\u00e9"]`, `["a","/","<&>","é","é"]`, true},
+		{`["tab\there","quote\"","back\\slash","\u0001"]`, `["tab\there","quote\"","back\\slash","\u0001"]`, true},
+		{`[1e2, 100.0, -0.0, 0.50, 12345678901234567890]`, `[100,100,0,0.5,12345678901234567890]`, true},
+		{`[{"y": 1, "x": [true, null]}, {}]`, `[{"x":[true,null],"y":1},{}]`, true},
+		{`[{"a": 1, "a": 2}]`, `[{"a":2}]`, true}, // the last of repeated names, as everywhere
+		{`[]`, `[]`, true},
+		{`[ ]`, `[]`, true},
+		{`[[[]]]`, `[[[]]]`, true},
+		{`[1,]`, `[1,]`, false},
+		{`[1] [2]`, `[1] [2]`, false},
+		{`[1]x`, `[1]x`, false},
+		{`{"a":[1]}`, `{"a":[1]}`, false},
+		{` [1]`, ` [1]`, false},
+		{`["a"`, `["a"`, false},
+		{`100`, `100`, false},
+		{``, ``, false},
+	}
+	for _, tt := range tests {
+		got, array := CanonicalArray(tt.text)
+		if got != tt.want || array != tt.array {
+			t.Errorf("CanonicalArray(%q) = %q, %v; want %q, %v", tt.text, got, array, tt.want, tt.array)
+		}
+	}
 }

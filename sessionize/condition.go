@@ -195,10 +195,12 @@ func (c *Condition) value(e *ingest.Event) (string, bool) {
 // and price=1e2 all find the number 100 however the client wrote it, and the string "100" too
 // (it has the same text); the strings "100.0" and "1e2" are found by exactly their text. This is
 // the one definition of equality: Matches uses it and the store renders it as SQL. The reasons
-// are in docs/values.md.
+// are in docs/values.md. A value that is a JSON array is also taken in its canonical text
+// (ingest.CanonicalArray), how arrays are stored: tags=["a", "b"] finds ["a","b"].
 //
 // Numbers stored before Waymark kept numbers in canonical form (schema version 9) keep the text
-// the client sent: a filter written in that text (price=100.0) finds them.
+// the client sent: a filter written in that text (price=100.0) finds them; so do arrays stored
+// before their canonical text (2026-12-05).
 func (c *Condition) EqualTexts() []string {
 	var values []string
 	switch {
@@ -214,6 +216,9 @@ func (c *Condition) EqualTexts() []string {
 		texts = append(texts, v)
 		if n, ok := ingest.CanonicalNumber(v); ok && n != v {
 			texts = append(texts, n)
+		}
+		if a, ok := ingest.CanonicalArray(v); ok && a != v {
+			texts = append(texts, a)
 		}
 	}
 	return texts

@@ -458,3 +458,60 @@ func matchedIDs(t *testing.T, s *store.Store, jm *sessionize.Map, step string) m
 	}
 	return ids
 }
+
+// TestArraysAreOneValue: a JSON array is one value however it is spaced or escaped, with its
+// numbers as numbers are and its objects' members in one order (ingest.CanonicalArray), in
+// breakdowns and filters, in ClickHouse and in the journey map's Go matcher; its order is part
+// of it (["b","a"] is another value), and a string holding an array's text is text (tester 24's
+// F1: ["a","b"] and ["a", "b"] were two values).
+func TestArraysAreOneValue(t *testing.T) {
+	t.Parallel()
+	paths, events := storeValuesFixture(t)
+	for _, path := range paths {
+		t.Run(path.name, func(t *testing.T) { arraysAreOneValue(t, path.s, events) })
+	}
+}
+
+func arraysAreOneValue(t *testing.T, s *store.Store, events []ingest.Event) {
+	jm := defaultMap(t)
+	ctx := context.Background()
+	for _, tt := range []struct {
+		value string // as the filter's value, unescaped
+		want  int64
+	}{
+		{`["a","b"]`, 3},  // ta1, ta2, ta3
+		{`["a", "b"]`, 4}, // the same, and the string ta7 sent (its text is written so)
+		{`[ "\u0061","b"]`, 3},
+		{`["b","a"]`, 1},                         // order is part of an array
+		{`[100,100,{"x":[true,null],"y":1}]`, 2}, // ta5, ta6
+		{`[1e2,1e2,{"y":1,"x":[true,null]}]`, 2},
+		{`[100,100]`, 0},
+	} {
+		step := "Tagged Viewed[tags=" + store.EscapeStep(tt.value) + "]"
+		res, err := s.Funnel(ctx, jm, store.FunnelQuery{Steps: []string{step}, Window: time.Hour})
+		if err != nil {
+			t.Fatal(err)
+		}
+		c, err := sessionize.NewCondition("tags", "equals", tt.value)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var inGo int64
+		for i := range events {
+			if events[i].Event == "Tagged Viewed" && c.Matches(&events[i]) {
+				inGo++
+			}
+		}
+		if res.Steps[0].Customers != tt.want || inGo != tt.want {
+			t.Errorf("%s: %d in ClickHouse, %d in Go, want %d", step, res.Steps[0].Customers, inGo, tt.want)
+		}
+	}
+	res, err := s.Funnel(ctx, jm, store.FunnelQuery{Steps: []string{"Tagged Viewed"}, Window: time.Hour,
+		Breakdown: store.Breakdown{By: "property", Name: "tags"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := groupsText(res), `["a","b"]=3 [100,100,{"x":[true,null],"y":1}]=2 ["a", "b"]=1 ["b","a"]=1`; got != want {
+		t.Errorf("breakdown property:tags: %s\nwant %s", got, want)
+	}
+}
