@@ -15,17 +15,21 @@ import (
 
 // Condition tests one field of an event: a property (properties.NAME) or a context field
 // (page.path, page.referrer, campaign.source, campaign.medium, campaign.name). Exactly one
-// operator is set. A missing field fails every operator.
+// operator is set. A missing field fails every operator but not_equals and not_one_of, which it
+// passes: an event without the value does not equal it (PostHog's "is not" and Mixpanel's "does
+// not equal" count the events that lack the property too).
 type Condition struct {
-	Field  string   `yaml:"field"`
-	Equals *string  `yaml:"equals,omitempty"`
-	OneOf  []string `yaml:"one_of,omitempty"`
-	Prefix *string  `yaml:"prefix,omitempty"`
-	Regexp *string  `yaml:"regexp,omitempty"`
-	GT     *Number  `yaml:"gt,omitempty"`
-	GTE    *Number  `yaml:"gte,omitempty"`
-	LT     *Number  `yaml:"lt,omitempty"`
-	LTE    *Number  `yaml:"lte,omitempty"`
+	Field     string   `yaml:"field"`
+	Equals    *string  `yaml:"equals,omitempty"`
+	OneOf     []string `yaml:"one_of,omitempty"`
+	NotEquals *string  `yaml:"not_equals,omitempty"`
+	NotOneOf  []string `yaml:"not_one_of,omitempty"`
+	Prefix    *string  `yaml:"prefix,omitempty"`
+	Regexp    *string  `yaml:"regexp,omitempty"`
+	GT        *Number  `yaml:"gt,omitempty"`
+	GTE       *Number  `yaml:"gte,omitempty"`
+	LT        *Number  `yaml:"lt,omitempty"`
+	LTE       *Number  `yaml:"lte,omitempty"`
 
 	re    *regexp.Regexp
 	equal []string // EqualTexts, worked out by check
@@ -38,12 +42,15 @@ func ContextFields() []string {
 	return []string{"page.path", "page.referrer", "campaign.source", "campaign.medium", "campaign.name"}
 }
 
+// conditionOps are a condition's operators, as a journey map names them.
+var conditionOps = []string{"equals", "one_of", "not_equals", "not_one_of", "prefix", "regexp", "gt", "gte", "lt", "lte"}
+
 // check verifies that the condition names a field and sets exactly one operator, and compiles its
 // regular expression: the rule for a condition wherever it comes from (a journey map, a step's
 // filter).
 func (c *Condition) check() error {
 	set := 0
-	for _, on := range []bool{c.Equals != nil, c.OneOf != nil, c.Prefix != nil, c.Regexp != nil, c.GT != nil, c.GTE != nil, c.LT != nil, c.LTE != nil} {
+	for _, on := range []bool{c.Equals != nil, c.OneOf != nil, c.NotEquals != nil, c.NotOneOf != nil, c.Prefix != nil, c.Regexp != nil, c.GT != nil, c.GTE != nil, c.LT != nil, c.LTE != nil} {
 		if on {
 			set++
 		}
@@ -52,7 +59,7 @@ func (c *Condition) check() error {
 	case c.Field == "":
 		return fmt.Errorf("field: a condition needs the field it tests (a property name, or one of %s)", strings.Join(ContextFields(), ", "))
 	case set != 1:
-		return fmt.Errorf("condition on %q: want exactly one of equals, one_of, prefix, regexp, gt, gte, lt, lte; got %d", c.Field, set)
+		return fmt.Errorf("condition on %q: want exactly one of %s; got %d", c.Field, strings.Join(conditionOps, ", "), set)
 	}
 	for _, n := range []*Number{c.GT, c.GTE, c.LT, c.LTE} {
 		if n != nil {
@@ -111,8 +118,8 @@ func namedGroupWithoutP(expr string) bool {
 }
 
 // NewCondition returns the condition that field op values state, op being one of equals, one_of
-// (values: the options, one or more), prefix, regexp, gt, gte, lt, lte (value: a finite decimal
-// number); every op but one_of takes exactly one value. A field that is not a context field
+// (values: the options, one or more), not_equals, not_one_of (one or more), prefix, regexp, gt, gte, lt, lte (value: a finite decimal
+// number); every op but one_of and not_one_of takes exactly one value. A field that is not a context field
 // (ContextFields) nor properties.NAME is read as the property of that name. Errors name what is
 // wrong.
 func NewCondition(field, op string, values ...string) (Condition, error) {
@@ -124,6 +131,10 @@ func NewCondition(field, op string, values ...string) (Condition, error) {
 		c.OneOf = slices.Clone(values)
 		return c, c.check()
 	}
+	if op == "not_one_of" && len(values) > 0 {
+		c.NotOneOf = slices.Clone(values)
+		return c, c.check()
+	}
 	if len(values) != 1 {
 		return Condition{}, fmt.Errorf("%s takes one value, not %d", op, len(values))
 	}
@@ -131,6 +142,8 @@ func NewCondition(field, op string, values ...string) (Condition, error) {
 	switch op {
 	case "equals":
 		c.Equals = &value
+	case "not_equals":
+		c.NotEquals = &value
 	case "prefix":
 		c.Prefix = &value
 	case "regexp":
@@ -151,7 +164,7 @@ func NewCondition(field, op string, values ...string) (Condition, error) {
 			c.LTE = &n
 		}
 	default:
-		return Condition{}, fmt.Errorf("%q is not an operator (equals, one_of, prefix, regexp, gt, gte, lt, lte)", op)
+		return Condition{}, fmt.Errorf("%q is not an operator (%s)", op, strings.Join(conditionOps, ", "))
 	}
 	return c, c.check()
 }
@@ -159,7 +172,7 @@ func NewCondition(field, op string, values ...string) (Condition, error) {
 // UnmarshalYAML checks the condition's fields and compiles its regexp, with line numbers.
 func (c *Condition) UnmarshalYAML(n *yaml.Node) error {
 	type plain Condition
-	if err := knownFields(n, "condition", "field", "equals", "one_of", "prefix", "regexp", "gt", "gte", "lt", "lte"); err != nil {
+	if err := knownFields(n, "condition", append([]string{"field"}, conditionOps...)...); err != nil {
 		return err
 	}
 	if err := n.Decode((*plain)(c)); err != nil {
@@ -189,8 +202,8 @@ func (c *Condition) value(e *ingest.Event) (string, bool) {
 	return e.Property(strings.TrimPrefix(c.Field, "properties."))
 }
 
-// EqualTexts returns the stored texts that equals (or one_of) accepts, nil for the other
-// operators: each value as written and, for a value that is a JSON number, also its canonical
+// EqualTexts returns the stored texts that equals (or one_of) accepts, or that not_equals (or
+// not_one_of) refuses, nil for the other operators: each value as written and, for a value that is a JSON number, also its canonical
 // text (ingest.CanonicalNumber), which is how JSON numbers are stored. So price=100, price=100.0
 // and price=1e2 all find the number 100 however the client wrote it, and the string "100" too
 // (it has the same text); the strings "100.0" and "1e2" are found by exactly their text. This is
@@ -208,6 +221,10 @@ func (c *Condition) EqualTexts() []string {
 		values = []string{*c.Equals}
 	case c.OneOf != nil:
 		values = c.OneOf
+	case c.NotEquals != nil:
+		values = []string{*c.NotEquals}
+	case c.NotOneOf != nil:
+		values = c.NotOneOf
 	default:
 		return nil
 	}
@@ -224,18 +241,23 @@ func (c *Condition) EqualTexts() []string {
 	return texts
 }
 
+// Negated reports whether the condition is not_equals or not_one_of: it passes an event that
+// lacks the field, and one whose value is none of EqualTexts.
+func (c *Condition) Negated() bool { return c.NotEquals != nil || c.NotOneOf != nil }
+
 // Matches reports whether e passes the condition.
 func (c *Condition) Matches(e *ingest.Event) bool {
 	v, ok := c.value(e)
-	if !ok {
-		return false
+	texts := c.equal
+	if texts == nil { // a Condition built without check
+		texts = c.EqualTexts()
 	}
 	switch {
+	case c.Negated():
+		return !ok || !slices.Contains(texts, v)
+	case !ok:
+		return false
 	case c.Equals != nil || c.OneOf != nil:
-		texts := c.equal
-		if texts == nil { // a Condition built without check
-			texts = c.EqualTexts()
-		}
 		return slices.Contains(texts, v)
 	case c.Prefix != nil:
 		return strings.HasPrefix(v, *c.Prefix)

@@ -293,7 +293,8 @@ func TestParseNumber(t *testing.T) {
 }
 
 // TestEqualsComparesNumbersByValue: equals and one_of find a JSON number however the filter
-// writes it (stored numbers are ingest.CanonicalNumber's text) and a string by its exact text.
+// writes it (stored numbers are ingest.CanonicalNumber's text), an array so too
+// (ingest.CanonicalArray) and a string by its exact text; not_equals and not_one_of the rest.
 func TestEqualsComparesNumbersByValue(t *testing.T) {
 	stored := func(raw string) ingest.Event {
 		e, err := ingest.Decode([]byte(`{"type":"track","event":"A","userId":"u","properties":{"price":`+raw+`}}`), "s", time.Now())
@@ -305,7 +306,7 @@ func TestEqualsComparesNumbersByValue(t *testing.T) {
 	for _, tt := range []struct {
 		op, value string
 		texts     []string
-		matches   []string // of 100, 100.0, 1e2, "100", "100.0", "1e2", 150, "SKU-1"
+		matches   []string // of 100, 100.0, 1e2, "100", "100.0", "1e2", 150, "SKU-1", null, [ "a" , 100.0 ]
 	}{
 		{"equals", "100", []string{"100"}, []string{`100`, `100.0`, `1e2`, `"100"`}},
 		{"equals", "100.0", []string{"100.0", "100"}, []string{`100`, `100.0`, `1e2`, `"100"`, `"100.0"`}},
@@ -313,6 +314,12 @@ func TestEqualsComparesNumbersByValue(t *testing.T) {
 		{"one_of", "1.5e2|SKU-1", []string{"1.5e2", "150", "SKU-1"}, []string{`150`, `"SKU-1"`}},
 		{"equals", "0100", []string{"0100"}, nil}, // not a JSON number: text only
 		{"prefix", "1", nil, []string{`100`, `100.0`, `1e2`, `"100"`, `"100.0"`, `"1e2"`, `150`}},
+		// not_equals and not_one_of pass what equals and one_of do not, and an event without the
+		// property (null) too.
+		{"not_equals", "100", []string{"100"}, []string{`"100.0"`, `"1e2"`, `150`, `"SKU-1"`, `null`, `[ "a" , 100.0 ]`}},
+		{"not_one_of", "1.5e2|SKU-1", []string{"1.5e2", "150", "SKU-1"}, []string{`100`, `100.0`, `1e2`, `"100"`, `"100.0"`, `"1e2"`, `null`, `[ "a" , 100.0 ]`}},
+		{"equals", `["a", 1e2]`, []string{`["a", 1e2]`, `["a",100]`}, []string{`[ "a" , 100.0 ]`}},
+		{"not_equals", `["a", 1e2]`, []string{`["a", 1e2]`, `["a",100]`}, []string{`100`, `100.0`, `1e2`, `"100"`, `"100.0"`, `"1e2"`, `150`, `"SKU-1"`, `null`}},
 	} {
 		c, err := NewCondition("price", tt.op, strings.Split(tt.value, "|")...)
 		if err != nil {
@@ -322,7 +329,7 @@ func TestEqualsComparesNumbersByValue(t *testing.T) {
 			t.Errorf("%s %s: texts %q, want %q", tt.op, tt.value, got, tt.texts)
 		}
 		var got []string
-		for _, raw := range []string{`100`, `100.0`, `1e2`, `"100"`, `"100.0"`, `"1e2"`, `150`, `"SKU-1"`} {
+		for _, raw := range []string{`100`, `100.0`, `1e2`, `"100"`, `"100.0"`, `"1e2"`, `150`, `"SKU-1"`, `null`, `[ "a" , 100.0 ]`} {
 			e := stored(raw)
 			if c.Matches(&e) {
 				got = append(got, raw)

@@ -905,8 +905,9 @@ func ratio(a, b int64) float64 {
 }
 
 // conditionSQL translates a journey-map condition into a predicate on the events table, with the
-// same meaning as Condition.Matches: a missing field fails every operator. A bound (gt, gte, lt,
-// lte) compares the columns of its value's numberReading, which the predicate lists in numbers.
+// same meaning as Condition.Matches: a missing field fails every operator but not_equals and
+// not_one_of (Negated), which are the negation of equals and one_of. A bound (gt, gte, lt, lte)
+// compares the columns of its value's numberReading, which the predicate lists in numbers.
 func conditionSQL(c *sessionize.Condition) predicate {
 	value, present := contextColumn(c.Field), contextColumn(c.Field)+" != ''"
 	if value == "" {
@@ -916,7 +917,7 @@ func conditionSQL(c *sessionize.Condition) predicate {
 	p := predicate{}
 	var op string
 	switch {
-	case c.Equals != nil || c.OneOf != nil:
+	case c.Equals != nil || c.OneOf != nil || c.Negated():
 		texts := c.EqualTexts()
 		op, p.args = value+" IN ("+placeholders(len(texts))+")", appendStrings(nil, texts)
 	case c.Prefix != nil:
@@ -928,6 +929,9 @@ func conditionSQL(c *sessionize.Condition) predicate {
 		p.numbers = []string{value}
 	}
 	p.sql = "(" + present + " AND " + op + ")"
+	if c.Negated() {
+		p.sql = "(NOT " + p.sql + ")"
+	}
 	return p
 }
 

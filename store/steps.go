@@ -21,12 +21,13 @@ import (
 //
 // A filter is FIELD OP VALUE, filters separated by ";". FIELD is a property name or one of the
 // context fields a journey map condition can test (page.path, campaign.medium, …). OP is one of
-// = (equals; a|b|c: one of), ^= (prefix), ~= (regular expression), >, >=, <, <=. The filters mean
+// = (equals; a|b|c: one of), != (not equals; a|b|c: none of, and an event without the field
+// passes), ^= (prefix), ~= (regular expression), >, >=, <, <=. The filters mean
 // what the same conditions mean in the journey map, and are added to every rule of a stage.
 // Lists of steps (steps, exclude) separate them with ","; an exclusion may end in ":a-b".
 //
 // Escapes: a backslash before one of the characters the syntax gives a meaning to (stepSyntax:
-// , ; | [ ] = < > ^ ~ : \ and white space) stands for that character itself, so that any stored
+// , ; | [ ] = < > ^ ~ ! : \ and white space) stands for that character itself, so that any stored
 // name or value can be asked about: Checkout\, Step 2, [city=Washington\, D.C.], [coupon=A\|B],
 // [expr=x\;y], Ratio\:1-2. A backslash before any other character is itself (C:\temp and the
 // regular expression \d+ read as they always did). White space around a name, a field, a value
@@ -38,10 +39,10 @@ import (
 // a batch body may too (QueryParams marks the list parameters).
 
 // stepSyntax are the characters, besides white space, that a backslash escapes in a step.
-const stepSyntax = `,;|[]=<>^~:\`
+const stepSyntax = `,;|[]=<>^~!:\`
 
 // escapeHint says how to write a name or value holding the syntax's characters, for errors.
-const escapeHint = `a backslash makes the next , ; | [ ] = < > ^ ~ : \ or space part of a name or value: Checkout\, Step 2 or [city=Washington\, D.C.] (docs/queries.md)`
+const escapeHint = `a backslash makes the next , ; | [ ] = < > ^ ~ ! : \ or space part of a name or value: Checkout\, Step 2 or [city=Washington\, D.C.] (docs/queries.md)`
 
 // EscapeStep returns name written as a step that means exactly name: every character of
 // stepSyntax, and the white space at its ends (which a step drops), preceded by a backslash. It
@@ -248,7 +249,7 @@ func cutExclusionRange(x string) (step string, after, before int, ok, misspelt b
 
 // stepFilterOps are the filter operators, longest first so ">=" is not read as ">".
 var stepFilterOps = []struct{ op, key string }{
-	{">=", "gte"}, {"<=", "lte"}, {"^=", "prefix"}, {"~=", "regexp"}, {"=", "equals"}, {">", "gt"}, {"<", "lt"},
+	{"!=", "not_equals"}, {">=", "gte"}, {"<=", "lte"}, {"^=", "prefix"}, {"~=", "regexp"}, {"=", "equals"}, {">", "gt"}, {"<", "lt"},
 }
 
 // MaxStepFilters is the most filters one step may carry: each becomes a condition in the SQL of
@@ -316,7 +317,7 @@ func parseFilters(filters stepText) ([]sessionize.Condition, error) {
 		}
 		i, op, key := filterOp(f)
 		if i < 0 {
-			return nil, fmt.Errorf("filter %q: want FIELD OP VALUE with OP one of =, ^=, ~=, >, >=, <, <=; %s", f.raw(), escapeHint)
+			return nil, fmt.Errorf("filter %q: want FIELD OP VALUE with OP one of =, !=, ^=, ~=, >, >=, <, <=; %s", f.raw(), escapeHint)
 		}
 		if err := strayBracket(f); err != nil {
 			return nil, err
@@ -326,7 +327,7 @@ func parseFilters(filters stepText) ([]sessionize.Condition, error) {
 		switch key {
 		case "regexp":
 			values = []string{v.raw()}
-		case "equals":
+		case "equals", "not_equals":
 			for _, o := range v.split('|') {
 				values = append(values, o.text())
 			}
@@ -334,7 +335,7 @@ func parseFilters(filters stepText) ([]sessionize.Condition, error) {
 				return nil, fmt.Errorf("filter %.60q…: %d values, at most %d; match more with a regular expression (%s~=^(a|b|…)$) or a prefix (^=)", f.raw(), len(values), MaxFilterChoices, field)
 			}
 			if len(values) > 1 {
-				key = "one_of"
+				key = map[string]string{"equals": "one_of", "not_equals": "not_one_of"}[key]
 			}
 		default:
 			values = []string{v.text()}

@@ -95,6 +95,10 @@ func condText(c sessionize.Condition) string {
 		return fmt.Sprintf("%s equals %q", c.Field, *c.Equals)
 	case c.OneOf != nil:
 		return fmt.Sprintf("%s one_of %q", c.Field, c.OneOf)
+	case c.NotEquals != nil:
+		return fmt.Sprintf("%s not_equals %q", c.Field, *c.NotEquals)
+	case c.NotOneOf != nil:
+		return fmt.Sprintf("%s not_one_of %q", c.Field, c.NotOneOf)
 	case c.Prefix != nil:
 		return fmt.Sprintf("%s prefix %q", c.Field, *c.Prefix)
 	case c.Regexp != nil:
@@ -147,6 +151,13 @@ func TestParseStep(t *testing.T) {
 		{step: `X[a\=b=c]`, name: "X", filters: []string{`properties.a=b equals "c"`}},
 		{step: `X[a\>b>1]`, name: "X", filters: []string{`properties.a>b gt 1`}},
 		{step: "X[a=>1]", name: "X", filters: []string{`properties.a equals ">1"`}},
+		{step: "X[coupon!=A]", name: "X", filters: []string{`properties.coupon not_equals "A"`}},
+		{step: "X[coupon != A|B]", name: "X", filters: []string{`properties.coupon not_one_of ["A" "B"]`}},
+		{step: `X[coupon!=A\|B]`, name: "X", filters: []string{`properties.coupon not_equals "A|B"`}},
+		{step: `X[wow\!=x]`, name: "X", filters: []string{`properties.wow! equals "x"`}}, // a field ending in "!"
+		{step: "X[a=b!=c]", name: "X", filters: []string{`properties.a equals "b!=c"`}},  // the first operator
+		{step: "Wow!", name: "Wow!"},
+		{step: `Wow\!`, name: "Wow!"},
 		{step: `X[path=C:\temp]`, name: "X", filters: []string{`properties.path equals "C:\\temp"`}},
 		{step: `X[page.path^=/a\;b]`, name: "X", filters: []string{`page.path prefix "/a;b"`}},
 		{step: `X[p~=^\d+\,\;\]$]`, name: "X", filters: []string{`properties.p regexp "^\\d+\\,\\;\\]$"`}},

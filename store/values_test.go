@@ -244,15 +244,17 @@ func numbersAreOneValue(t *testing.T, s *store.Store, events []ingest.Event) {
 		{"<", "100", 2},                    // 99.99, -0.0
 		{"<=", "12345678901234567890", 11}, // every price: the bound is not rounded to 12345678901234567168
 		{">=", "12345678901234567891", 0},  //
+		{"!=", "100", 7},                   // all but the four 100s
+		{"!=", "100.0|1e2", 5},             // all but those and the strings "100.0" and "1e2"
 	} {
 		step := "Priced Viewed[price" + tt.op + tt.value + "]"
 		res, err := s.Funnel(ctx, jm, store.FunnelQuery{Steps: []string{step}, Window: time.Hour})
 		if err != nil {
 			t.Fatal(err)
 		}
-		op := map[string]string{"=": "equals", ">=": "gte", "<=": "lte", ">": "gt", "<": "lt"}[tt.op]
-		if op == "equals" && strings.Contains(tt.value, "|") {
-			op = "one_of"
+		op := map[string]string{"=": "equals", "!=": "not_equals", ">=": "gte", "<=": "lte", ">": "gt", "<": "lt"}[tt.op]
+		if strings.Contains(tt.value, "|") {
+			op = map[string]string{"equals": "one_of", "not_equals": "not_one_of"}[op]
 		}
 		c, err := sessionize.NewCondition("price", op, strings.Split(tt.value, "|")...)
 		if err != nil {
@@ -476,23 +478,36 @@ func arraysAreOneValue(t *testing.T, s *store.Store, events []ingest.Event) {
 	jm := defaultMap(t)
 	ctx := context.Background()
 	for _, tt := range []struct {
-		value string // as the filter's value, unescaped
-		want  int64
+		op     string   // = or !=
+		values []string // as the filter's values, unescaped
+		want   int64
 	}{
-		{`["a","b"]`, 3},  // ta1, ta2, ta3
-		{`["a", "b"]`, 4}, // the same, and the string ta7 sent (its text is written so)
-		{`[ "\u0061","b"]`, 3},
-		{`["b","a"]`, 1},                         // order is part of an array
-		{`[100,100,{"x":[true,null],"y":1}]`, 2}, // ta5, ta6
-		{`[1e2,1e2,{"y":1,"x":[true,null]}]`, 2},
-		{`[100,100]`, 0},
+		{"=", []string{`["a","b"]`}, 3},  // ta1, ta2, ta3
+		{"=", []string{`["a", "b"]`}, 4}, // the same, and the string ta7 sent (its text is written so)
+		{"=", []string{`[ "\u0061","b"]`}, 3},
+		{"=", []string{`["b","a"]`}, 1},                         // order is part of an array
+		{"=", []string{`[100,100,{"x":[true,null],"y":1}]`}, 2}, // ta5, ta6
+		{"=", []string{`[1e2,1e2,{"y":1,"x":[true,null]}]`}, 2},
+		{"=", []string{`[100,100]`}, 0},
+		{"=", []string{`["b","a"]`, `[100,100,{"x":[true,null],"y":1}]`}, 3},
+		// != passes every other event, those with no tags (ta8's null, ta9) too.
+		{"!=", []string{`["a","b"]`}, 6},
+		{"!=", []string{`[ "a","b" ]`}, 6},
+		{"!=", []string{`["a", "b"]`}, 5},
+		{"!=", []string{`["a","b"]`, `["b","a"]`}, 5},
+		{"!=", []string{"x"}, 9},
 	} {
-		step := "Tagged Viewed[tags=" + store.EscapeStep(tt.value) + "]"
+		var escaped []string
+		for _, v := range tt.values {
+			escaped = append(escaped, store.EscapeStep(v))
+		}
+		step := "Tagged Viewed[tags" + tt.op + strings.Join(escaped, "|") + "]"
 		res, err := s.Funnel(ctx, jm, store.FunnelQuery{Steps: []string{step}, Window: time.Hour})
 		if err != nil {
 			t.Fatal(err)
 		}
-		c, err := sessionize.NewCondition("tags", "equals", tt.value)
+		op := map[string]string{"=": "one_of", "!=": "not_one_of"}[tt.op]
+		c, err := sessionize.NewCondition("tags", op, tt.values...)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -511,7 +526,7 @@ func arraysAreOneValue(t *testing.T, s *store.Store, events []ingest.Event) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got, want := groupsText(res), `["a","b"]=3 [100,100,{"x":[true,null],"y":1}]=2 ["a", "b"]=1 ["b","a"]=1`; got != want {
+	if got, want := groupsText(res), `["a","b"]=3 [100,100,{"x":[true,null],"y":1}]=2 <none>=2 ["a", "b"]=1 ["b","a"]=1`; got != want {
 		t.Errorf("breakdown property:tags: %s\nwant %s", got, want)
 	}
 }

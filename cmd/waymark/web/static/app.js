@@ -488,7 +488,7 @@ function drawSankey (box, paths) {
 // would otherwise drop), as store.EscapeStep does. (A touchpoint's step comes from the API:
 // touchpointSteps.)
 function escapeName (name) {
-  return name.replace(/[,;|[\]=<>^~:\\]/g, '\\$&').replace(/^\s+|\s+$/g, (s) => s.replace(/[\s\S]/g, '\\$&'))
+  return name.replace(/[,;|[\]=<>^~!:\\]/g, '\\$&').replace(/^\s+|\s+$/g, (s) => s.replace(/[\s\S]/g, '\\$&'))
 }
 
 // stepParam is what one funnel input sends as an entry of steps: a stage's name escaped whole, a
