@@ -51,6 +51,15 @@ func storeValuesFixture(t *testing.T) ([]matchingPath, []ingest.Event) {
 	return append([]matchingPath{{store.MatchProcess, s}}, enginePaths(t, db)...), events
 }
 
+// onEveryPath runs check on a store of the values fixture in every matching path
+// (storeValuesFixture), a subtest each, with the fixture's events.
+func onEveryPath(t *testing.T, check func(*testing.T, *store.Store, []ingest.Event)) {
+	paths, events := storeValuesFixture(t)
+	for _, path := range paths {
+		t.Run(path.name, func(t *testing.T) { check(t, path.s, events) })
+	}
+}
+
 // label renders a value of an answer as these tests expect it: a marker as <marker>.
 func label(value, marker string) string {
 	if marker != "" {
@@ -214,15 +223,10 @@ func traitsReplacedWhole(t *testing.T, s *store.Store) {
 // matcher; a JSON string is its text ("100" is the number's text, "100.0" and "1e2" are not).
 func TestNumbersAreOneValue(t *testing.T) {
 	t.Parallel()
-	paths, events := storeValuesFixture(t)
-	for _, path := range paths {
-		t.Run(path.name, func(t *testing.T) { numbersAreOneValue(t, path.s, events) })
-	}
+	onEveryPath(t, numbersAreOneValue)
 }
 
 func numbersAreOneValue(t *testing.T, s *store.Store, events []ingest.Event) {
-	jm := defaultMap(t)
-	ctx := context.Background()
 	for _, tt := range []struct {
 		op, value string
 		want      int64
@@ -247,35 +251,12 @@ func numbersAreOneValue(t *testing.T, s *store.Store, events []ingest.Event) {
 		{"!=", "100", 7},                   // all but the four 100s
 		{"!=", "100.0|1e2", 5},             // all but those and the strings "100.0" and "1e2"
 	} {
-		step := "Priced Viewed[price" + tt.op + tt.value + "]"
-		res, err := s.Funnel(ctx, jm, store.FunnelQuery{Steps: []string{step}, Window: time.Hour})
-		if err != nil {
-			t.Fatal(err)
-		}
-		op := map[string]string{"=": "equals", "!=": "not_equals", ">=": "gte", "<=": "lte", ">": "gt", "<": "lt"}[tt.op]
-		if strings.Contains(tt.value, "|") {
-			op = map[string]string{"equals": "one_of", "not_equals": "not_one_of"}[op]
-		}
-		c, err := sessionize.NewCondition("price", op, strings.Split(tt.value, "|")...)
-		if err != nil {
-			t.Fatal(err)
-		}
-		var inGo int64
-		for i := range events {
-			if events[i].Event == "Priced Viewed" && c.Matches(&events[i]) {
-				inGo++
-			}
-		}
-		if res.Steps[0].Customers != tt.want || inGo != tt.want {
-			t.Errorf("%s: %d in ClickHouse, %d in Go, want %d", step, res.Steps[0].Customers, inGo, tt.want)
+		step, inClickHouse, inGo := countFiltered(t, s, events, "Priced Viewed", "price", tt.op, strings.Split(tt.value, "|")...)
+		if inClickHouse != tt.want || inGo != tt.want {
+			t.Errorf("%s: %d in ClickHouse, %d in Go, want %d", step, inClickHouse, inGo, tt.want)
 		}
 	}
-	res, err := s.Funnel(ctx, jm, store.FunnelQuery{Steps: []string{"Priced Viewed"}, Window: time.Hour,
-		Breakdown: store.Breakdown{By: "property", Name: "price"}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got, want := groupsText(res), "100=4 0=1 100.0=1 100.5=1 12345678901234567890=1 150=1 1e2=1 99.99=1"; got != want {
+	if got, want := propertyBreakdown(t, s, "Priced Viewed", "price"), "100=4 0=1 100.0=1 100.5=1 12345678901234567890=1 150=1 1e2=1 99.99=1"; got != want {
 		t.Errorf("breakdown property:price: %s\nwant %s", got, want)
 	}
 }
@@ -468,15 +449,10 @@ func matchedIDs(t *testing.T, s *store.Store, jm *sessionize.Map, step string) m
 // F1: ["a","b"] and ["a", "b"] were two values).
 func TestArraysAreOneValue(t *testing.T) {
 	t.Parallel()
-	paths, events := storeValuesFixture(t)
-	for _, path := range paths {
-		t.Run(path.name, func(t *testing.T) { arraysAreOneValue(t, path.s, events) })
-	}
+	onEveryPath(t, arraysAreOneValue)
 }
 
 func arraysAreOneValue(t *testing.T, s *store.Store, events []ingest.Event) {
-	jm := defaultMap(t)
-	ctx := context.Background()
 	for _, tt := range []struct {
 		op     string   // = or !=
 		values []string // as the filter's values, unescaped
@@ -497,36 +473,54 @@ func arraysAreOneValue(t *testing.T, s *store.Store, events []ingest.Event) {
 		{"!=", []string{`["a","b"]`, `["b","a"]`}, 5},
 		{"!=", []string{"x"}, 9},
 	} {
-		var escaped []string
-		for _, v := range tt.values {
-			escaped = append(escaped, store.EscapeStep(v))
-		}
-		step := "Tagged Viewed[tags" + tt.op + strings.Join(escaped, "|") + "]"
-		res, err := s.Funnel(ctx, jm, store.FunnelQuery{Steps: []string{step}, Window: time.Hour})
-		if err != nil {
-			t.Fatal(err)
-		}
-		op := map[string]string{"=": "one_of", "!=": "not_one_of"}[tt.op]
-		c, err := sessionize.NewCondition("tags", op, tt.values...)
-		if err != nil {
-			t.Fatal(err)
-		}
-		var inGo int64
-		for i := range events {
-			if events[i].Event == "Tagged Viewed" && c.Matches(&events[i]) {
-				inGo++
-			}
-		}
-		if res.Steps[0].Customers != tt.want || inGo != tt.want {
-			t.Errorf("%s: %d in ClickHouse, %d in Go, want %d", step, res.Steps[0].Customers, inGo, tt.want)
+		step, inClickHouse, inGo := countFiltered(t, s, events, "Tagged Viewed", "tags", tt.op, tt.values...)
+		if inClickHouse != tt.want || inGo != tt.want {
+			t.Errorf("%s: %d in ClickHouse, %d in Go, want %d", step, inClickHouse, inGo, tt.want)
 		}
 	}
-	res, err := s.Funnel(ctx, jm, store.FunnelQuery{Steps: []string{"Tagged Viewed"}, Window: time.Hour,
-		Breakdown: store.Breakdown{By: "property", Name: "tags"}})
+	if got, want := propertyBreakdown(t, s, "Tagged Viewed", "tags"), `["a","b"]=3 [100,100,{"x":[true,null],"y":1}]=2 <none>=2 ["a", "b"]=1 ["b","a"]=1`; got != want {
+		t.Errorf("breakdown property:tags: %s\nwant %s", got, want)
+	}
+}
+
+// countFiltered counts the persons of events (one event each) named event that pass the filter
+// field op values (op a step filter's operator, the values its choices), in ClickHouse (a one-step
+// funnel, each value escaped) and in Go (sessionize.Condition.Matches), and returns the step asked.
+func countFiltered(t *testing.T, s *store.Store, events []ingest.Event, event, field, op string, values ...string) (step string, inClickHouse, inGo int64) {
+	t.Helper()
+	var escaped []string
+	for _, v := range values {
+		escaped = append(escaped, store.EscapeStep(v))
+	}
+	step = event + "[" + field + op + strings.Join(escaped, "|") + "]"
+	res, err := s.Funnel(context.Background(), defaultMap(t), store.FunnelQuery{Steps: []string{step}, Window: time.Hour})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got, want := groupsText(res), `["a","b"]=3 [100,100,{"x":[true,null],"y":1}]=2 <none>=2 ["a", "b"]=1 ["b","a"]=1`; got != want {
-		t.Errorf("breakdown property:tags: %s\nwant %s", got, want)
+	condOp := map[string]string{"=": "equals", "!=": "not_equals", ">=": "gte", "<=": "lte", ">": "gt", "<": "lt"}[op]
+	if len(values) > 1 {
+		condOp = map[string]string{"equals": "one_of", "not_equals": "not_one_of"}[condOp]
 	}
+	c, err := sessionize.NewCondition(field, condOp, values...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range events {
+		if events[i].Event == event && c.Matches(&events[i]) {
+			inGo++
+		}
+	}
+	return step, res.Steps[0].Customers, inGo
+}
+
+// propertyBreakdown is a one-step funnel of event broken down by the property name, as
+// groupsText writes it.
+func propertyBreakdown(t *testing.T, s *store.Store, event, name string) string {
+	t.Helper()
+	res, err := s.Funnel(context.Background(), defaultMap(t), store.FunnelQuery{Steps: []string{event}, Window: time.Hour,
+		Breakdown: store.Breakdown{By: "property", Name: name}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return groupsText(res)
 }
