@@ -106,6 +106,9 @@ func runBenchIngest(ctx context.Context, args []string, stdout io.Writer, log *s
 	tailFile := filepath.Join(tmp, "tail.jsonl")
 	genStart := time.Now()
 	if err := shop.produce(ctx, brokers, sendOrder[:head]); err != nil {
+		if broker == nil && dialFailed(err) {
+			return noAnswer(fs, "kafka-brokers", "Kafka broker", *brokersFlag, err)
+		}
 		return err
 	}
 	if err := shop.writeFile(tailFile, sendOrder[head:]); err != nil {

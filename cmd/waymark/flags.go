@@ -442,8 +442,23 @@ func openStore(ctx context.Context, fs *flagSet, cfg store.Config, log *slog.Log
 	case ce.Auth:
 		return nil, fs.errorf("clickhouse-user", "ClickHouse at %s refused user %q with the password given (%s): %w", cfg.Addr, cfg.User, fs.ref("clickhouse-password"), err)
 	default:
-		return nil, fs.errorf("clickhouse-addr", "no ClickHouse answers at %s: %w", cfg.Addr, err)
+		return nil, noAnswer(fs, "clickhouse-addr", "ClickHouse", cfg.Addr, err)
 	}
+}
+
+// dialFailed reports whether err is a dial that nothing answered (refused, timed out, a host
+// name that does not resolve), so that a command can name the flag holding the address.
+func dialFailed(err error) bool {
+	var op *net.OpError
+	return errors.As(err, &op) && op.Op == "dial"
+}
+
+// noAnswer is the error of a command whose peer, what, did not answer at addr, the value of
+// the named flag: "--flag: no WHAT answers at ADDR: err", so the message names the flag to
+// change, as a bad value's does (openStore's ClickHouse, replay's brokers and collector,
+// healthcheck's server).
+func noAnswer(fs *flagSet, flag, what, addr string, err error) error {
+	return fs.errorf(flag, "no %s answers at %s: %w", what, addr, err)
 }
 
 // addClusterFlag adds --clickhouse-cluster, into c, for the commands that create (or drop)

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/waymark-dev/waymark/store"
+	"github.com/waymark-dev/waymark/store/storetest"
 )
 
 // TestFlagsAreReadWhole: a word that is no flag (an unquoted value with a space, a stray argument)
@@ -799,6 +800,44 @@ func shellWords(t *testing.T, line string) []string {
 		t.Fatalf("%s: unbalanced quotes", line)
 	}
 	return words
+}
+
+// TestUnansweredAddressesNameTheFlag: a Kafka broker, dev broker, collector or server that does
+// not answer is an error naming the flag holding its address, as TestClickHouseConnectionErrorsNameTheFlag's
+// ClickHouse is (replay said "produce to waymark.events: dial tcp …", and with --collector blamed
+// the dev broker; healthcheck named no flag).
+func TestUnansweredAddressesNameTheFlag(t *testing.T) {
+	storetest.FirstPassOnly(t)
+	t.Parallel()
+	closed := freeAddr(t) // nothing listens there
+	file := filepath.Join(t.TempDir(), "one.jsonl")
+	if err := os.WriteFile(file, []byte(`{"type":"track","userId":"u","event":"E","timestamp":"2026-01-01T00:00:00Z"}`+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	replay := []string{"replay", "--format", "segment", "--file", file}
+	tests := []struct {
+		name string
+		args []string
+		want string // the error's start
+	}{
+		{"replay to brokers", slices.Concat(replay, []string{"--kafka-brokers", closed}), "--kafka-brokers: no Kafka broker answers at " + closed + ": "},
+		{"replay to the dev broker", slices.Concat(replay, []string{"--dev-broker-addr", closed}), "--dev-broker-addr: no dev broker of a running `waymark serve` (--kafka-brokers is empty) answers at " + closed + ": "},
+		{"replay to a collector", slices.Concat(replay, []string{"--collector", "http://" + closed, "--write-key", "k"}), "--collector: no collector answers at http://" + closed + ": "},
+		{"bench ingest to brokers", []string{"bench", "ingest", "--persons", "2", "--events", "4", "--kafka-brokers", closed}, "--kafka-brokers: no Kafka broker answers at " + closed + ": "},
+		{"healthcheck of --http-addr", []string{"healthcheck", "--http-addr", closed}, "--http-addr: no Waymark answers at " + closed + ": "},
+		{"healthcheck of --url", []string{"healthcheck", "--url", "http://" + closed + "/readyz"}, "--url: no server answers at http://" + closed + "/readyz: "},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute) // a hang guard
+			defer cancel()
+			err := run(ctx, tt.args, io.Discard, slog.New(slog.DiscardHandler))
+			if err == nil || !strings.HasPrefix(err.Error(), tt.want) {
+				t.Errorf("%v: error %v, want it to start %q", tt.args, err, tt.want)
+			}
+		})
+	}
 }
 
 // TestClickHouseConnectionErrorsNameTheFlag: a ClickHouse that does not answer, or refuses the

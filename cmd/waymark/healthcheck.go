@@ -38,7 +38,13 @@ func runHealthcheck(ctx context.Context, args []string) error {
 		return fs.errorf("url", "%w", err)
 	}
 	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
+	switch {
+	case err == nil:
+	case dialFailed(err) && fs.given("url"):
+		return noAnswer(fs, "url", "server", url, err)
+	case dialFailed(err):
+		return noAnswer(fs, "http-addr", "Waymark", *httpAddr, err)
+	default:
 		return fmt.Errorf("healthcheck: %w", err)
 	}
 	resp.Body.Close()

@@ -10,7 +10,6 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/waymark-dev/waymark/ingest"
@@ -126,10 +125,15 @@ func runReplay(ctx context.Context, args []string, stdout io.Writer) error {
 		if errors.Is(err, ingest.ErrWriteKeyRefused) {
 			return fs.errorf("write-key", "%v; check it against the collector's write keys (its --write-keys or --write-keys-inline)", err)
 		}
-		if kf.brokers == "" && errors.Is(err, syscall.ECONNREFUSED) {
-			return fmt.Errorf("%w (--kafka-brokers is empty, so replay sends to the dev broker of a running `waymark serve` on --dev-broker-addr %s: is it running?)", err, kf.devBrokerAddr)
+		switch {
+		case !dialFailed(err):
+			return err
+		case collector != "":
+			return noAnswer(fs, "collector", "collector", collector, err)
+		case kf.brokers == "":
+			return noAnswer(fs, "dev-broker-addr", "dev broker of a running `waymark serve` ("+fs.ref("kafka-brokers")+" is empty)", kf.devBrokerAddr, err)
 		}
-		return err
+		return noAnswer(fs, "kafka-brokers", "Kafka broker", kf.brokers, err)
 	}
 	if wait > 0 {
 		wctx, cancel := context.WithTimeout(ctx, wait)
