@@ -168,13 +168,17 @@ func runServe(ctx context.Context, args []string, log *slog.Logger) error {
 	if roles["query"] {
 		// The page's own files hold no data and are served to anyone, so that it can ask for the
 		// key; everything it shows comes from /api/v1/, which needs a read key when any is set.
-		api := http.NewServeMux()
-		queryapi.New(st, jm, log).Register(api)
-		var h http.Handler = api
-		if len(queryKeys.hashes) > 0 {
-			h = requireReadKey(queryKeys, api)
+		api, err := queryapi.New(st, jm, log, reg)
+		if err != nil {
+			return err
 		}
-		mux.Handle("/api/v1/", h)
+		apiMux := http.NewServeMux()
+		api.Register(apiMux)
+		var h http.Handler = apiMux
+		if len(queryKeys.hashes) > 0 {
+			h = requireReadKey(queryKeys, apiMux)
+		}
+		mux.Handle("/api/v1/", api.Counted(h))
 		web.Register(mux)
 	}
 	var consumer *ingest.Consumer

@@ -11,6 +11,7 @@ import (
 	"cmp"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"log/slog"
 	"maps"
 	"net/http"
@@ -18,6 +19,8 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/waymark-dev/waymark/sessionize"
 	"github.com/waymark-dev/waymark/store"
@@ -28,12 +31,29 @@ type API struct {
 	store *store.Store
 	jm    *sessionize.Map
 	log   *slog.Logger
+	// endpoints are the names under /api/v1/ that Register serves, the labels of requests.
+	endpoints []string
+	requests  *prometheus.CounterVec
 }
 
 // New returns the query API over st, resolving stage names with jm and logging failed queries to
-// log.
-func New(st *store.Store, jm *sessionize.Map, log *slog.Logger) *API {
-	return &API{store: st, jm: jm, log: log}
+// log. The requests Counted counts are waymark_query_requests_total{endpoint,code}, registered
+// on reg (nil: not registered).
+func New(st *store.Store, jm *sessionize.Map, log *slog.Logger, reg prometheus.Registerer) (*API, error) {
+	a := &API{store: st, jm: jm, log: log, requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "waymark_query_requests_total",
+		Help: "Requests to the query API (/api/v1/), by endpoint (unknown: a path that is none) and HTTP status code (499: the client went away first); the client's errors are the 4xx.",
+	}, []string{"endpoint", "code"})}
+	a.endpoints = store.QueryNames()
+	for _, o := range a.others() {
+		a.endpoints = append(a.endpoints, o.name)
+	}
+	if reg != nil {
+		if err := reg.Register(a.requests); err != nil {
+			return nil, fmt.Errorf("register query API metrics: %w", err)
+		}
+	}
+	return a, nil
 }
 
 // Register mounts the API's endpoints on mux: GET /api/v1/NAME for each query; GET
@@ -49,11 +69,7 @@ func (a *API) Register(mux *http.ServeMux) {
 		mux.HandleFunc("GET /api/v1/"+name, a.handle(name))
 	}
 	// The API's other endpoints, registered from this list, which the 404 names too.
-	others := []endpoint{
-		{http.MethodGet, "queries", a.schema},
-		{http.MethodGet, "map", a.journeyMap},
-		{http.MethodPost, "batch", a.batch},
-	}
+	others := a.others()
 	var also []string
 	for _, o := range others {
 		mux.HandleFunc(o.method+" /api/v1/"+o.name, o.handler)
@@ -74,6 +90,65 @@ func (a *API) Register(mux *http.ServeMux) {
 		WriteError(w, http.StatusNotFound, "", r.URL.Path+": no such query; the queries are /api/v1/"+strings.Join(names, ", /api/v1/")+"; the API also serves "+strings.Join(also, ", "))
 	})
 }
+
+// others are the API's endpoints other than the queries.
+func (a *API) others() []endpoint {
+	return []endpoint{
+		{http.MethodGet, "queries", a.schema},
+		{http.MethodGet, "map", a.journeyMap},
+		{http.MethodPost, "batch", a.batch},
+	}
+}
+
+// statusClientClosed is the code a request is counted with when its client went away before
+// it was answered (nginx's 499, "client closed request"): nothing was written.
+const statusClientClosed = 499
+
+// Counted is next, the handler of /api/v1/ (Register's mux, behind any read-key check), with
+// each request counted in waymark_query_requests_total by endpoint and status code, so that the
+// client's errors (400 for a parameter, 401, 404, 405) are counted apart from the server's
+// failures; a path that is no endpoint is counted as endpoint "unknown", never by its text.
+func (a *API) Counted(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		rec := &statusRecorder{ResponseWriter: w}
+		next.ServeHTTP(rec, r)
+		code := rec.status
+		switch {
+		case code == 0 && r.Context().Err() != nil:
+			code = statusClientClosed
+		case code == 0:
+			code = http.StatusOK // net/http answers 200 for a handler that wrote nothing
+		}
+		endpoint := strings.TrimPrefix(r.URL.Path, "/api/v1/")
+		if !slices.Contains(a.endpoints, endpoint) {
+			endpoint = "unknown"
+		}
+		a.requests.WithLabelValues(endpoint, strconv.Itoa(code)).Inc()
+	})
+}
+
+// statusRecorder remembers the status code of the answer written through it; 0 until one is.
+type statusRecorder struct {
+	http.ResponseWriter
+	status int
+}
+
+func (s *statusRecorder) WriteHeader(code int) {
+	if s.status == 0 {
+		s.status = code
+	}
+	s.ResponseWriter.WriteHeader(code)
+}
+
+func (s *statusRecorder) Write(b []byte) (int, error) {
+	if s.status == 0 {
+		s.status = http.StatusOK
+	}
+	return s.ResponseWriter.Write(b)
+}
+
+// Unwrap lets http.ResponseController reach the writer beneath.
+func (s *statusRecorder) Unwrap() http.ResponseWriter { return s.ResponseWriter }
 
 // endpoint is one of the API's endpoints other than the queries: its method, its name under
 // /api/v1/ and its handler.

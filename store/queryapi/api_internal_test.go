@@ -45,7 +45,7 @@ func TestFailedQueriesAnswer(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			var logs bytes.Buffer
-			a := New(nil, nil, slog.New(slog.NewTextHandler(&logs, nil)))
+			a, _ := New(nil, nil, slog.New(slog.NewTextHandler(&logs, nil)), nil)
 			w := httptest.NewRecorder()
 			a.fail(w, httptest.NewRequestWithContext(tt.ctx, "GET", "/api/v1/funnel", nil), "funnel", tt.err)
 			if tt.status == 0 {

@@ -282,8 +282,12 @@ func TestBatchAnswers408ToAStalledBody(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	api, err := queryapi.New(nil, jm, slog.New(slog.DiscardHandler), nil) // the body is never read to a query
+	if err != nil {
+		t.Fatal(err)
+	}
 	mux := http.NewServeMux()
-	queryapi.New(nil, jm, slog.New(slog.DiscardHandler)).Register(mux) // the body is never read to a query
+	api.Register(mux)
 	srv := httptest.NewUnstartedServer(mux)
 	srv.Config.ReadTimeout = 2 * time.Second // long enough for the headers on a busy machine: only the body stalls
 	srv.Start()

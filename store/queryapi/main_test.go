@@ -44,8 +44,12 @@ func serve(t testing.TB, configure func(*store.Config), events ...string) *httpt
 	if err != nil {
 		t.Fatal(err)
 	}
+	api, err := queryapi.New(s, jm, slog.New(slog.DiscardHandler), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
 	mux := http.NewServeMux()
-	queryapi.New(s, jm, slog.New(slog.DiscardHandler)).Register(mux)
+	api.Register(mux)
 	srv := httptest.NewServer(mux)
 	t.Cleanup(srv.Close)
 	return srv
