@@ -176,7 +176,8 @@ func TestQueryRegistryIsBuiltOnce(t *testing.T) {
 // TestQueryMetricsCountRefusalsApartFromFailures: a query refused for a parameter (a typo, a
 // name never stored: the client's error, a 400) is counted in
 // waymark_store_query_param_errors_total, not in waymark_store_query_errors_total, which counts
-// the store's failures (tester 24: typos raised the failures' counter an alert watches).
+// the store's failures (tester 24: typos raised the failures' counter an alert watches); a query
+// its caller stopped (the client went away) is neither.
 func TestQueryMetricsCountRefusalsApartFromFailures(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
@@ -222,6 +223,11 @@ func TestQueryMetricsCountRefusalsApartFromFailures(t *testing.T) {
 	}
 	if _, err := ask(t, s, "funnel", url.Values{"steps": {"View,Buy"}}); err != nil {
 		t.Fatal(err)
+	}
+	stopped, stop := context.WithCancel(ctx) // its caller went away: no failure of the store's
+	stop()
+	if _, err := s.Query(stopped, defaultMap(t), "funnel", url.Values{"steps": {"View,Buy"}}); !errors.Is(err, context.Canceled) {
+		t.Fatalf("a funnel whose caller stopped: %v, want %v", err, context.Canceled)
 	}
 	if _, err := ask(t, tight, "funnel", url.Values{"steps": {"View,Buy"}}); !errors.Is(err, store.ErrQueryLimit) {
 		t.Fatalf("a funnel in 1 KiB: %v, want %v", err, store.ErrQueryLimit)

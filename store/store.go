@@ -264,7 +264,8 @@ func Unreachable(err error) bool {
 // runQuery answers one journey query of kind within the store's limits: it takes one of the
 // QueryConcurrency slots (ErrBusy when none is free; a batch's queries share the batch's), bounds all of the work, ClickHouse's and
 // the matching here, by QueryTimeout (ErrQueryLimit past it), and records the duration and any
-// failure. A cancelled ctx (the client went away, the CLI got SIGINT) stops it with ctx's error.
+// failure. A cancelled ctx (the client went away, the CLI got SIGINT) stops it with ctx's error,
+// and records nothing: it is no failure of the store's, nor the query's duration.
 func runQuery[R any](ctx context.Context, s *Store, kind string, answer func(context.Context) (R, error)) (R, error) {
 	start := time.Now()
 	var res R
@@ -280,6 +281,9 @@ func runQuery[R any](ctx context.Context, s *Store, kind string, answer func(con
 	} else if err = s.takeSlot(kind); err == nil {
 		run()
 		<-s.slots
+	}
+	if errors.Is(ctx.Err(), context.Canceled) {
+		return res, err
 	}
 	s.observeQuery(kind, start, err)
 	return res, err
@@ -408,7 +412,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Buckets: prometheus.ExponentialBuckets(0.001, 3, 10),
 		}, []string{"query"}),
 		queryErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "waymark_store_query_errors_total", Help: "Failed queries (over a limit, too many at once, ClickHouse's error), by query type; a bad parameter is counted in waymark_store_query_param_errors_total.",
+			Name: "waymark_store_query_errors_total", Help: "Failed queries (over a limit, too many at once, ClickHouse's error), by query type; a bad parameter is counted in waymark_store_query_param_errors_total, a query its caller stopped in neither.",
 		}, []string{"query"}),
 		queryRefused: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "waymark_store_query_param_errors_total", Help: "Queries refused for a parameter (the client's error, HTTP 400: a typo, a name never stored), by query type.",
