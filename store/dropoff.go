@@ -58,6 +58,10 @@ type DropoffResult struct {
 	PersonsTruncated bool     `json:"persons_truncated,omitempty"`
 }
 
+// MaxIDsLimit is the most person ids a drop-off lists: ids_limit's largest value, and what the
+// CLI's --csv asks for.
+const MaxIDsLimit = 100000
+
 // ParseDropoffQuery reads the funnel's parameters plus step, limit and ids_limit.
 func ParseDropoffQuery(v url.Values) (DropoffQuery, error) {
 	p := newParams(v, dropoffParams())
@@ -75,7 +79,7 @@ func ParseDropoffQuery(v url.Values) (DropoffQuery, error) {
 		p.err = paramErrorf("step", "%q is not a step to count drop-offs after: give 1 to %d (the step before the last), or 0 for the step with the largest drop-off",
 			p.v.Get("step"), last)
 	}
-	q.Limit, q.IDsLimit = p.int("limit", 1, 1000), p.int("ids_limit", 0, 100000)
+	q.Limit, q.IDsLimit = p.int("limit", 1, 1000), p.int("ids_limit", 0, MaxIDsLimit)
 	if err := p.finish(); err != nil {
 		return q, err
 	}

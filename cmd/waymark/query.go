@@ -171,7 +171,7 @@ func (f *queryFlags) values() url.Values {
 		}
 	}
 	if f.asCSV != nil && *f.asCSV {
-		v.Set("ids_limit", "100000")
+		v.Set("ids_limit", strconv.Itoa(store.MaxIDsLimit))
 	}
 	return v
 }
@@ -224,22 +224,30 @@ func runQuery(ctx context.Context, cmd queryCommand, args []string, stdout io.Wr
 		enc.SetEscapeHTML(false)
 		return enc.Encode(res)
 	case asCSV:
-		return writeDropoffCSV(stdout, res.(*store.DropoffResult).Persons)
+		return writeDropoffCSV(stdout, f.fs, res.(*store.DropoffResult))
 	}
 	cmd.print(stdout, res)
 	return nil
 }
 
-// writeDropoffCSV writes the person ids of a drop-off as CSV under the header person_id, each made
-// safe for a spreadsheet (csvCell).
-func writeDropoffCSV(out io.Writer, persons []string) error {
+// writeDropoffCSV writes the person ids of a drop-off's answer res as CSV under the header
+// person_id, each made safe for a spreadsheet (csvCell). When res lists fewer persons than
+// dropped off (more than store.MaxIDsLimit did), it writes those and fails naming --csv (a flag
+// of fs), as the answer's persons_truncated says, rather than pass the first ones for all.
+func writeDropoffCSV(out io.Writer, fs *flagSet, res *store.DropoffResult) error {
 	w := csv.NewWriter(out)
 	_ = w.Write([]string{"person_id"})
-	for _, p := range persons {
+	for _, p := range res.Persons {
 		_ = w.Write([]string{csvCell(p)})
 	}
 	w.Flush()
-	return w.Error()
+	if err := w.Error(); err != nil {
+		return err
+	}
+	if res.PersonsTruncated {
+		return fs.errorf("csv", "wrote the first %d persons who dropped off, the most a drop-off lists, not all: narrow --from and --to for the rest", len(res.Persons))
+	}
+	return nil
 }
 
 // csvCell returns a value for a CSV cell that a spreadsheet shows as text rather than runs as a

@@ -9,6 +9,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/waymark-dev/waymark/store"
 )
 
 // TestDropoffCSVIsNotAFormula writes person ids that a visitor could have sent as their userId
@@ -34,7 +36,7 @@ func TestDropoffCSVIsNotAFormula(t *testing.T) {
 		ids, want = append(ids, tt.id), append(want, tt.cell)
 	}
 	var out bytes.Buffer
-	if err := writeDropoffCSV(&out, ids); err != nil {
+	if err := writeDropoffCSV(&out, newFlagSet("dropoff", ""), &store.DropoffResult{Persons: ids}); err != nil {
 		t.Fatal(err)
 	}
 	records, err := csv.NewReader(&out).ReadAll()
@@ -79,5 +81,31 @@ func TestQueryCommandsNameAMissingDatabase(t *testing.T) {
 				t.Errorf("waymark %s (database from the environment: %v): %v\n%s\nwant %s", strings.Join(args, " "), viaEnv, err, out, want)
 			}
 		}
+	}
+}
+
+// TestDropoffCSVSaysWhenTruncated: --csv writes every person who dropped off, up to
+// store.MaxIDsLimit; past it, it writes those and fails naming --csv, as the answer's
+// persons_truncated says, rather than pass the first ones for all of them silently.
+func TestDropoffCSVSaysWhenTruncated(t *testing.T) {
+	tests := []struct {
+		name      string
+		truncated bool
+		want      string // the error's start; "" for none
+	}{
+		{"every person", false, ""},
+		{"more than listed", true, "--csv: wrote the first 2 persons who dropped off, the most a drop-off lists, not all"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var out bytes.Buffer
+			err := writeDropoffCSV(&out, newFlagSet("dropoff", ""), &store.DropoffResult{Persons: []string{"a", "b"}, PersonsTruncated: tt.truncated})
+			if out.String() != "person_id\na\nb\n" {
+				t.Errorf("wrote %q, want the two persons listed", out.String())
+			}
+			if (err == nil) != (tt.want == "") || err != nil && !strings.HasPrefix(err.Error(), tt.want) {
+				t.Errorf("error %v, want %q", err, tt.want)
+			}
+		})
 	}
 }
