@@ -31,8 +31,7 @@ func TestQueryRequestsCountClientErrorsApart(t *testing.T) {
 		t.Fatal(err)
 	}
 	resp.Body.Close()
-	metrics := scrape(t, s.http)
-	for series, want := range map[string]float64{
+	checkScraped(t, s.http, map[string]float64{
 		`waymark_query_requests_total{code="200",endpoint="sessions"}`: 1,
 		`waymark_query_requests_total{code="200",endpoint="stages"}`:   1,
 		`waymark_query_requests_total{code="400",endpoint="funnel"}`:   3,
@@ -40,9 +39,5 @@ func TestQueryRequestsCountClientErrorsApart(t *testing.T) {
 		`waymark_query_requests_total{code="401",endpoint="sessions"}`: 1,
 		`waymark_store_query_param_errors_total{query="funnel"}`:       2,
 		`waymark_store_query_errors_total{query="funnel"}`:             0,
-	} {
-		if got := scrapedValue(metrics, series); got != want {
-			t.Errorf("%s = %v, want %v", series, got, want)
-		}
-	}
+	})
 }

@@ -40,6 +40,18 @@ func (s *server) post(t *testing.T, path string, headers map[string]string, body
 	return resp.StatusCode, resp.Header.Get("Content-Type"), string(answer)
 }
 
+// checkScraped compares each series of want with its value on addr's /metrics (scrapedValue), an
+// error for each that differs.
+func checkScraped(t *testing.T, addr string, want map[string]float64) {
+	t.Helper()
+	metrics := scrape(t, addr)
+	for series, w := range want {
+		if got := scrapedValue(metrics, series); got != w {
+			t.Errorf("%s = %v, want %v", series, got, w)
+		}
+	}
+}
+
 // scrapedValue returns the value of the sample of a /metrics scrape whose line starts with
 // series (name and labels as Prometheus writes them, in their order), 0 when there is none.
 func scrapedValue(metrics, series string) float64 {
@@ -116,15 +128,10 @@ func TestServerLibrariesPostToImport(t *testing.T) {
 	if len(raw) != 1 || !strings.Contains(raw[0], `"context":{"ip":"203.0.113.9","library":{"name":"analytics-java","version":"3.5.1"}}`) {
 		t.Errorf("java-1 stored as %v, want its context with the batch's library", raw)
 	}
-	metrics := scrape(t, s.http)
-	for series, want := range map[string]float64{
+	checkScraped(t, s.http, map[string]float64{
 		`waymark_collector_requests_total{code="404",endpoint="unknown"}`: 2,
 		`waymark_collector_requests_total{code="200",endpoint="batch"}`:   3,
-	} {
-		if got := scrapedValue(metrics, series); got != want {
-			t.Errorf("%s = %v, want %v", series, got, want)
-		}
-	}
+	})
 }
 
 // TestBatchContextReachesEveryEvent: the tester's call: a batch's context (campaign, traits)
@@ -250,14 +257,9 @@ func TestFutureTimestampsAreTheReceiveTime(t *testing.T) {
 			t.Errorf("%s stored as %q (at the receive time, time, originalTimestamp), want %q", id, g, w)
 		}
 	}
-	metrics := scrape(t, s.http)
 	// The consumer counts the replayed message it moved (replay-2099) as it counts the others; the
 	// one replay moved before a collector took it is counted in replay's summary alone.
-	for series, want := range map[string]float64{`waymark_future_timestamps_total{path="collector"}`: 2, `waymark_future_timestamps_total{path="consumer"}`: 3} {
-		if got := scrapedValue(metrics, series); got != want {
-			t.Errorf("%s = %v, want %v", series, got, want)
-		}
-	}
+	checkScraped(t, s.http, map[string]float64{`waymark_future_timestamps_total{path="collector"}`: 2, `waymark_future_timestamps_total{path="consumer"}`: 3})
 }
 
 // TestBlankEventsAliasesAndURLCampaigns: a track with a blank event name and an alias without
@@ -307,17 +309,12 @@ func TestBlankEventsAliasesAndURLCampaigns(t *testing.T) {
 	if !slices.Equal(got, want) {
 		t.Errorf("stored\n%v\nwant\n%v", got, want)
 	}
-	metrics := scrape(t, s.http)
-	for series, want := range map[string]float64{
+	checkScraped(t, s.http, map[string]float64{
 		`waymark_dlq_messages_total{path="collector",reason="missing_event"}`:       2,
 		`waymark_dlq_messages_total{path="collector",reason="missing_previous_id"}`: 2,
 		`waymark_dlq_messages_total{path="consumer",reason="missing_event"}`:        1,
 		`waymark_dlq_messages_total{path="consumer",reason="missing_previous_id"}`:  1,
-	} {
-		if got := scrapedValue(metrics, series); got != want {
-			t.Errorf("%s = %v, want %v", series, got, want)
-		}
-	}
+	})
 	dead, err := readDLQ(t.Context(), s.broker)
 	if err != nil {
 		t.Fatal(err)
