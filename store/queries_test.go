@@ -176,8 +176,9 @@ func TestQueryRegistryIsBuiltOnce(t *testing.T) {
 // TestQueryMetricsCountRefusalsApartFromFailures: a query refused for a parameter (a typo, a
 // name never stored: the client's error, a 400) is counted in
 // waymark_store_query_param_errors_total, not in waymark_store_query_errors_total, which counts
-// the store's failures (tester 24: typos raised the failures' counter an alert watches); a query
-// its caller stopped (the client went away) is neither.
+// the store's failures (tester 24: typos raised the failures' counter, the one an alert on
+// failures would watch; none of deploy/prometheus's rules does); a query its caller stopped (the
+// client went away) is neither.
 func TestQueryMetricsCountRefusalsApartFromFailures(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
