@@ -31,7 +31,7 @@ type API struct {
 	store *store.Store
 	jm    *sessionize.Map
 	log   *slog.Logger
-	// endpoints are the names under /api/v1/ that Register serves, the labels of requests.
+	// endpoints are the names under /api/v1/ that Register serves (routes), the labels of requests.
 	endpoints []string
 	requests  *prometheus.CounterVec
 }
@@ -44,9 +44,8 @@ func New(st *store.Store, jm *sessionize.Map, log *slog.Logger, reg prometheus.R
 		Name: "waymark_query_requests_total",
 		Help: "Requests to the query API (/api/v1/), by endpoint (unknown: a path that is none) and HTTP status code (499: the client went away first); the client's errors are the 4xx.",
 	}, []string{"endpoint", "code"})}
-	a.endpoints = store.QueryNames()
-	for _, o := range a.others() {
-		a.endpoints = append(a.endpoints, o.name)
+	for _, e := range a.routes() {
+		a.endpoints = append(a.endpoints, e.name)
 	}
 	if reg != nil {
 		if err := reg.Register(a.requests); err != nil {
@@ -64,40 +63,39 @@ func New(st *store.Store, jm *sessionize.Map, log *slog.Logger, reg prometheus.R
 // Any other path under /api/v1/, or another method, gets a JSON 404 or 405 like every other
 // answer of the API.
 func (a *API) Register(mux *http.ServeMux) {
-	names := store.QueryNames()
-	for _, name := range names {
-		mux.HandleFunc("GET /api/v1/"+name, a.handle(name))
-	}
-	// The API's other endpoints, registered from this list, which the 404 names too.
-	others := a.others()
-	var also []string
-	for _, o := range others {
-		mux.HandleFunc(o.method+" /api/v1/"+o.name, o.handler)
-		also = append(also, o.method+" /api/v1/"+o.name)
+	routes := a.routes()
+	var served []string
+	for _, e := range routes {
+		mux.HandleFunc(e.method+" /api/v1/"+e.name, e.handler)
+		served = append(served, e.method+" /api/v1/"+e.name)
 	}
 	mux.HandleFunc("/api/v1/", func(w http.ResponseWriter, r *http.Request) {
 		name := strings.TrimPrefix(r.URL.Path, "/api/v1/")
-		if name == "batch" {
-			w.Header().Set("Allow", "POST")
-			WriteError(w, http.StatusMethodNotAllowed, "", r.Method+" "+r.URL.Path+`: a batch is sent with POST, its queries in a JSON body {"queries": [{"query": NAME, "params": {…}}, …]}`)
+		if i := slices.IndexFunc(routes, func(e endpoint) bool { return e.name == name }); i >= 0 {
+			allow := routes[i].method
+			if allow == http.MethodGet {
+				allow += ", HEAD" // net/http answers HEAD wherever GET is registered
+			}
+			w.Header().Set("Allow", allow)
+			WriteError(w, http.StatusMethodNotAllowed, "", r.Method+" "+r.URL.Path+": "+routes[i].asked)
 			return
 		}
-		if slices.Contains(names, name) || slices.ContainsFunc(others, func(o endpoint) bool { return o.name == name && o.method == http.MethodGet }) {
-			w.Header().Set("Allow", "GET, HEAD")
-			WriteError(w, http.StatusMethodNotAllowed, "", r.Method+" "+r.URL.Path+": the journey queries are read with GET")
-			return
-		}
-		WriteError(w, http.StatusNotFound, "", r.URL.Path+": no such query; the queries are /api/v1/"+strings.Join(names, ", /api/v1/")+"; the API also serves "+strings.Join(also, ", "))
+		WriteError(w, http.StatusNotFound, "", r.URL.Path+": no such query; the API serves "+strings.Join(served, ", "))
 	})
 }
 
-// others are the API's endpoints other than the queries.
-func (a *API) others() []endpoint {
-	return []endpoint{
-		{http.MethodGet, "queries", a.schema},
-		{http.MethodGet, "map", a.journeyMap},
-		{http.MethodPost, "batch", a.batch},
+// routes are the API's endpoints, in the order the 404 lists them: the queries, then the others.
+// Register mounts them, the 404 and 405 and Counted's labels read them, so none can drift.
+func (a *API) routes() []endpoint {
+	var routes []endpoint
+	for _, name := range store.QueryNames() {
+		routes = append(routes, endpoint{http.MethodGet, name, a.handle(name), "the journey queries are read with GET"})
 	}
+	return append(routes,
+		endpoint{http.MethodGet, "queries", a.schema, "the queries' parameters are read with GET"},
+		endpoint{http.MethodGet, "map", a.journeyMap, "the journey map is read with GET"},
+		endpoint{http.MethodPost, "batch", a.batch, `a batch is sent with POST, its queries in a JSON body {"queries": [{"query": NAME, "params": {…}}, …]}`},
+	)
 }
 
 // statusClientClosed is the code a request is counted with when its client went away before
@@ -150,11 +148,12 @@ func (s *statusRecorder) Write(b []byte) (int, error) {
 // Unwrap lets http.ResponseController reach the writer beneath.
 func (s *statusRecorder) Unwrap() http.ResponseWriter { return s.ResponseWriter }
 
-// endpoint is one of the API's endpoints other than the queries: its method, its name under
-// /api/v1/ and its handler.
+// endpoint is one of the API's endpoints: its method, its name under /api/v1/, its handler, and
+// how it is asked, which a 405 to another method says.
 type endpoint struct {
 	method, name string
 	handler      http.HandlerFunc
+	asked        string
 }
 
 // schema answers GET /api/v1/queries: each query's parameters with their defaults and meaning.

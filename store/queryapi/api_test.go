@@ -35,7 +35,8 @@ func TestQueryOverItsLimitIs503(t *testing.T) {
 }
 
 // TestUnknownPathsAndMethodsAnswerJSON: a path under /api/v1/ that is no query is a JSON 404
-// naming the queries; another method than GET on a query is a JSON 405 with Allow.
+// naming the queries; another method than an endpoint's is a JSON 405 with Allow, saying how
+// that endpoint is asked.
 func TestUnknownPathsAndMethodsAnswerJSON(t *testing.T) {
 	t.Parallel()
 	srv := serve(t, nil)
@@ -49,7 +50,8 @@ func TestUnknownPathsAndMethodsAnswerJSON(t *testing.T) {
 		{http.MethodPost, "/api/v1/funnel", 405, "GET"},
 		{http.MethodDelete, "/api/v1/dropoff", 405, "GET"},
 		{http.MethodGet, "/api/v1/batch", 405, "POST"},
-		{http.MethodPost, "/api/v1/map", 405, "GET"},
+		{http.MethodPost, "/api/v1/map", 405, "the journey map is read with GET"}, // it said "the journey queries"
+		{http.MethodPut, "/api/v1/queries", 405, "the queries' parameters are read with GET"},
 	} {
 		req, _ := http.NewRequest(tt.method, srv.URL+tt.path, nil)
 		resp, err := http.DefaultClient.Do(req)
@@ -70,7 +72,8 @@ func TestUnknownPathsAndMethodsAnswerJSON(t *testing.T) {
 
 // TestNotFoundNamesEveryEndpoint: the 404's list of what the API serves named the queries only,
 // not the journey map, the parameter schema and the batch (tester 24); every path it names is
-// served (no 404 there), and the map, schema and batch are among them.
+// served (no 404 there) and answers another method 405 allowing the one named, and the map,
+// schema and batch are among them.
 func TestNotFoundNamesEveryEndpoint(t *testing.T) {
 	t.Parallel()
 	srv := serve(t, nil)
@@ -100,6 +103,16 @@ func TestNotFoundNamesEveryEndpoint(t *testing.T) {
 		resp.Body.Close()
 		if resp.StatusCode == 404 || resp.StatusCode == 405 {
 			t.Errorf("the 404 names %s %s, which answers %d", method, path, resp.StatusCode)
+		}
+		// Another method gets the 405 allowing the one named, from the same list.
+		other := map[string]string{http.MethodGet: http.MethodPost, http.MethodPost: http.MethodGet}[method]
+		req, _ = http.NewRequest(other, srv.URL+path, nil)
+		if resp, err = http.DefaultClient.Do(req); err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if allow := resp.Header.Get("Allow"); resp.StatusCode != 405 || !strings.HasPrefix(allow, method) {
+			t.Errorf("%s %s: %d, Allow %q; want 405 allowing %s", other, path, resp.StatusCode, allow, method)
 		}
 	}
 	for _, want := range []string{"GET /api/v1/funnel", "GET /api/v1/sessions", "GET /api/v1/map", "GET /api/v1/queries", "POST /api/v1/batch"} {
