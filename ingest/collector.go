@@ -26,6 +26,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/segmentio/kafka-go"
 	"golang.org/x/time/rate"
 )
@@ -196,8 +197,11 @@ type Collector struct {
 	dlq       *kafka.Writer
 	transport *kafka.Transport // the producers'
 	metrics   *collectorMetrics
-	limiters  sync.Map // write key -> *rate.Limiter
-	draining  atomic.Bool
+	// tracking is serveTracking counted and timed by endpoint (and code) in metrics' requests
+	// and seconds.
+	tracking http.Handler
+	limiters sync.Map // write key -> *rate.Limiter
+	draining atomic.Bool
 	// kafka is why events cannot be produced now, nil when they can: set by Run's broker checks
 	// and by every produce, so /readyz fails as soon as Kafka does and recovers by itself.
 	kafka *health
@@ -247,8 +251,16 @@ func NewCollector(cfg CollectorConfig, log *slog.Logger, reg prometheus.Register
 	c := &Collector{cfg: cfg, log: log, producer: writer(cfg.Topic), dlq: writer(cfg.DLQTopic), transport: transport, metrics: m, kafka: &health{},
 		apiHost: apiHost, protocol: protocol}
 	c.kafka.set(errors.New("kafka not checked yet"))
+	// client_golang's promhttp sees each answer's status through its own wrapper of the writer,
+	// which keeps the writer's optional interfaces; the endpoint label is Handler's endpointOf.
+	label := promhttp.WithLabelFromCtx("endpoint", func(ctx context.Context) string { return ctx.Value(endpointKey{}).(string) })
+	c.tracking = promhttp.InstrumentHandlerDuration(m.seconds,
+		promhttp.InstrumentHandlerCounter(m.requests, http.HandlerFunc(c.serveTracking), label), label)
 	return c, nil
 }
+
+// endpointKey is the context key of a tracking call's endpoint (endpointOf), its metrics' label.
+type endpointKey struct{}
 
 // Run checks every BrokerCheckInterval (every second while it fails) that the topic's partition
 // leaders answer, so that Ready tells whether events can be produced even when no request
@@ -428,7 +440,7 @@ func (c *Collector) Handler(other http.Handler) http.Handler {
 			c.settings(w, r, key)
 			return
 		}
-		c.serveTracking(w, r)
+		c.tracking.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), endpointKey{}, endpointOf(r.URL))))
 	})
 }
 
@@ -464,33 +476,27 @@ func settingsKey(path string) (string, bool) {
 
 // serveTracking handles one tracking call, or a path under /v1/ that is none (a JSON 404).
 func (c *Collector) serveTracking(w http.ResponseWriter, r *http.Request) {
-	start := time.Now()
-	kind := endpointOf(r.URL)
-	rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK}
-	defer func() {
-		c.metrics.requests.WithLabelValues(kind, strconv.Itoa(rec.status)).Inc()
-		c.metrics.seconds.WithLabelValues(kind).Observe(time.Since(start).Seconds())
-	}()
-	SetCORS(rec, r)
+	kind := r.Context().Value(endpointKey{}).(string)
+	SetCORS(w, r)
 	switch path := r.URL.EscapedPath(); {
 	case kind == unknownEndpoint:
-		writeJSON(rec, http.StatusNotFound, errorBody{Field: "path", Path: path,
+		writeJSON(w, http.StatusNotFound, errorBody{Field: "path", Path: path,
 			Error: fmt.Sprintf("no tracking endpoint at %s: post batches to /v1/batch (or /v1/import), single calls to /v1/track, /v1/identify, /v1/page, /v1/screen, /v1/group, /v1/alias", path)})
 		return
 	case r.Method == http.MethodOptions:
-		rec.WriteHeader(http.StatusNoContent)
+		w.WriteHeader(http.StatusNoContent)
 		return
 	case r.Method != http.MethodPost:
-		rec.Header().Set("Allow", "POST, OPTIONS")
-		WriteError(rec, http.StatusMethodNotAllowed, "method", "tracking calls are POST requests")
+		w.Header().Set("Allow", "POST, OPTIONS")
+		WriteError(w, http.StatusMethodNotAllowed, "method", "tracking calls are POST requests")
 		return
 	case c.draining.Load():
-		rec.Header().Set("Retry-After", "5")
-		WriteError(rec, http.StatusServiceUnavailable, "", "the collector is shutting down; retry")
+		w.Header().Set("Retry-After", "5")
+		WriteError(w, http.StatusServiceUnavailable, "", "the collector is shutting down; retry")
 		return
 	}
-	if err := c.handle(rec, r, kind); err != nil {
-		c.log.Debug("tracking call rejected", "path", r.URL.Path, "status", rec.status, "err", err)
+	if err := c.handle(w, r, kind); err != nil {
+		c.log.Debug("tracking call rejected", "path", r.URL.Path, "err", err)
 	}
 }
 
@@ -1275,16 +1281,6 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
 	_ = json.NewEncoder(w).Encode(v)
-}
-
-type statusRecorder struct {
-	http.ResponseWriter
-	status int
-}
-
-func (s *statusRecorder) WriteHeader(code int) {
-	s.status = code
-	s.ResponseWriter.WriteHeader(code)
 }
 
 type collectorMetrics struct {

@@ -9,6 +9,7 @@ package queryapi
 import (
 	"bytes"
 	"cmp"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -21,6 +22,7 @@ import (
 	"strings"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/waymark-dev/waymark/sessionize"
 	"github.com/waymark-dev/waymark/store"
@@ -98,55 +100,31 @@ func (a *API) routes() []endpoint {
 	)
 }
 
-// statusClientClosed is the code a request is counted with when its client went away before
-// it was answered (nginx's 499, "client closed request"): nothing was written.
+// statusClientClosed is the status a request is answered and counted with when its client went
+// away before its answer (nginx's 499, "client closed request"): nothing else is written.
 const statusClientClosed = 499
+
+// endpointKey is the context key under which Counted passes a request's endpoint label to
+// promhttp's counter.
+type endpointKey struct{}
 
 // Counted is next, the handler of /api/v1/ (Register's mux, behind any read-key check), with
 // each request counted in waymark_query_requests_total by endpoint and status code, so that the
 // client's errors (400 for a parameter, 401, 404, 405) are counted apart from the server's
 // failures; a path that is no endpoint is counted as endpoint "unknown", never by its text.
+// The counting is client_golang's promhttp.InstrumentHandlerCounter, which sees the status
+// through its own wrapper of the writer (keeping the writer's optional interfaces).
 func (a *API) Counted(next http.Handler) http.Handler {
+	counted := promhttp.InstrumentHandlerCounter(a.requests, next,
+		promhttp.WithLabelFromCtx("endpoint", func(ctx context.Context) string { return ctx.Value(endpointKey{}).(string) }))
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		rec := &statusRecorder{ResponseWriter: w}
-		next.ServeHTTP(rec, r)
-		code := rec.status
-		switch {
-		case code == 0 && r.Context().Err() != nil:
-			code = statusClientClosed
-		case code == 0:
-			code = http.StatusOK // net/http answers 200 for a handler that wrote nothing
-		}
 		endpoint := strings.TrimPrefix(r.URL.Path, "/api/v1/")
 		if !slices.Contains(a.endpoints, endpoint) {
 			endpoint = "unknown"
 		}
-		a.requests.WithLabelValues(endpoint, strconv.Itoa(code)).Inc()
+		counted(w, r.WithContext(context.WithValue(r.Context(), endpointKey{}, endpoint)))
 	})
 }
-
-// statusRecorder remembers the status code of the answer written through it; 0 until one is.
-type statusRecorder struct {
-	http.ResponseWriter
-	status int
-}
-
-func (s *statusRecorder) WriteHeader(code int) {
-	if s.status == 0 {
-		s.status = code
-	}
-	s.ResponseWriter.WriteHeader(code)
-}
-
-func (s *statusRecorder) Write(b []byte) (int, error) {
-	if s.status == 0 {
-		s.status = http.StatusOK
-	}
-	return s.ResponseWriter.Write(b)
-}
-
-// Unwrap lets http.ResponseController reach the writer beneath.
-func (s *statusRecorder) Unwrap() http.ResponseWriter { return s.ResponseWriter }
 
 // endpoint is one of the API's endpoints: its method, its name under /api/v1/, its handler, and
 // how it is asked, which a 405 to another method says.
@@ -204,10 +182,12 @@ func (a *API) handle(name string) http.HandlerFunc {
 }
 
 // fail answers r, a request for the named query, which failed with err, as failure says; when
-// the client went away, nothing is answered and the stop is logged as information.
+// the client went away, only the status 499 is written (to no one, for the count) and the stop
+// is logged as information.
 func (a *API) fail(w http.ResponseWriter, r *http.Request, name string, err error) {
 	if r.Context().Err() != nil {
 		a.log.Info("query stopped: the client went away", "query", name, "err", err)
+		w.WriteHeader(statusClientClosed) // to no one: for the request's count
 		return
 	}
 	f := a.failure(name, err)

@@ -15,7 +15,8 @@ import (
 )
 
 // TestFailedQueriesAnswer: each kind of error a query can end with gets its status, Retry-After
-// and JSON body; a query whose client went away is logged and not answered, a failure of the
+// and JSON body; a query whose client went away is logged and answered only its status 499 (for
+// waymark_query_requests_total; no one reads it), a failure of the
 // server logged with its cause while the client is told only where to look.
 func TestFailedQueriesAnswer(t *testing.T) {
 	t.Parallel()
@@ -25,7 +26,7 @@ func TestFailedQueriesAnswer(t *testing.T) {
 		name       string
 		err        error
 		ctx        context.Context
-		status     int    // 0: nothing answered
+		status     int    // statusClientClosed: nothing but the status
 		retryAfter string // the Retry-After header
 		param      string // the body's param
 		says       string // the body's error
@@ -38,7 +39,7 @@ func TestFailedQueriesAnswer(t *testing.T) {
 		{"busy", fmt.Errorf("funnel: %w: 8 are running", store.ErrBusy), context.Background(),
 			503, "5", "", "funnel: too many queries in flight: 8 are running", ""},
 		{"the client went away", fmt.Errorf("funnel: stopped: %w", context.Canceled), gone,
-			0, "", "", "", "query stopped: the client went away"},
+			statusClientClosed, "", "", "", "query stopped: the client went away"},
 		{"anything else", errors.New("read: connection reset by peer"), context.Background(),
 			500, "", "", "the funnel query failed; see the server log", "connection reset by peer"},
 	}
@@ -48,9 +49,9 @@ func TestFailedQueriesAnswer(t *testing.T) {
 			a, _ := New(nil, nil, slog.New(slog.NewTextHandler(&logs, nil)), nil)
 			w := httptest.NewRecorder()
 			a.fail(w, httptest.NewRequestWithContext(tt.ctx, "GET", "/api/v1/funnel", nil), "funnel", tt.err)
-			if tt.status == 0 {
-				if w.Body.Len() > 0 || len(w.Header()) > 0 {
-					t.Errorf("answered %d %v %q, want nothing", w.Code, w.Header(), w.Body)
+			if tt.status == statusClientClosed {
+				if w.Code != tt.status || w.Body.Len() > 0 || len(w.Header()) > 0 {
+					t.Errorf("answered %d %v %q, want %d and nothing else", w.Code, w.Header(), w.Body, tt.status)
 				}
 			} else {
 				var body map[string]string

@@ -60,6 +60,7 @@ func (a *API) batch(w http.ResponseWriter, r *http.Request) {
 	}
 	if r.Context().Err() != nil {
 		a.log.Info("batch stopped: the client went away", "queries", len(qs))
+		w.WriteHeader(statusClientClosed) // to no one: for the request's count
 		return
 	}
 	out := make([]batchAnswer, len(qs))
