@@ -165,6 +165,9 @@ func BenchmarkQueryScale(b *testing.B) {
 	keep := os.Getenv("WAYMARK_BENCH_CLICKHOUSE")
 	// WAYMARK_BENCH_PASS_EVENTS sets Config.QueryPassEvents (default: the store's).
 	passEvents, _ := strconv.ParseUint(os.Getenv("WAYMARK_BENCH_PASS_EVENTS"), 10, 64)
+	// WAYMARK_BENCH_MATCHING sets Config.FunnelMatching (default: the store's, auto): on current
+	// ClickHouse, engine or process compares where the per-person work runs at this scale.
+	matching := os.Getenv("WAYMARK_BENCH_MATCHING")
 	conn, err := clickhouse.Open(&clickhouse.Options{
 		Addr:        []string{cmp.Or(keep, server.Addr)},
 		Compression: &clickhouse.Compression{Method: clickhouse.CompressionLZ4}, // as the store's
@@ -185,6 +188,7 @@ func BenchmarkQueryScale(b *testing.B) {
 					db = c.Database
 					c.QueryTimeout = 30 * time.Minute // a measure, not a limit: the machine may be busy
 					c.QueryPassEvents = passEvents
+					c.FunnelMatching = cmp.Or(matching, c.FunnelMatching)
 				}
 				var s *store.Store
 				if keep == "" {
