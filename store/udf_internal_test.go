@@ -600,6 +600,11 @@ func TestServeFunnelUDFRejectsBadInput(t *testing.T) {
 		{"spec with unknown field", udfChunks([]udfRow{{spec: strings.Replace(spec, `{`, `{"x":1,`, 1)}}), "unknown field"},
 		{"spec with too many steps", udfChunks([]udfRow{{spec: strings.Replace(spec, `"steps":2`, `"steps":99`, 1)}}), "99 steps"},
 		{"spec with a bad condition", udfChunks([]udfRow{{spec: strings.Replace(spec, `"step_conds":[[0],[1]]`, `"step_conds":[[0],[5]]`, 1)}}), "condition 5"},
+		{"packed with a mask", udfChunks([]udfRow{{spec: `{"pack":{"base":0,"bits":2},` + spec[1:], t: []uint64{5}, seq: []uint64{0}, mask: []uint64{1}, id: []uint64{1}}}), "1 values of mask, want none"},
+		{"pack of 64 bits", udfChunks([]udfRow{{spec: `{"pack":{"base":0,"bits":64},` + spec[1:]}}), "pack of 64 bits"},
+		{"pack before 1970", udfChunks([]udfRow{{spec: `{"pack":{"base":-1,"bits":2},` + spec[1:]}}), "pack of 2 bits from -1"},
+		{"batch packed with a mask", udfChunks([]udfRow{{spec: `{"pack":{"base":0,"bits":2},` + batchSpec(t, 0, -1, udfPartSpec{Spec: json.RawMessage(spec), PredBits: []int{0, 1}})[1:],
+			t: []uint64{5}, seq: []uint64{0}, mask: []uint64{1}, id: []uint64{1}}}), "1 values of mask, want none"},
 		{"arrays of different lengths", udfChunks([]udfRow{{spec: spec, t: []uint64{1, 2}, seq: []uint64{0}, mask: []uint64{1, 1}, id: []uint64{1, 2}}}), "values of seq"},
 		{"attributes without a breakdown", udfChunks([]udfRow{{spec: spec, t: []uint64{1}, seq: []uint64{0}, mask: []uint64{1}, id: []uint64{1}, attrs: []string{"a"}}}), "attribute values"},
 		{"visits for a spec that reads none", udfChunks([]udfRow{{spec: spec, keys: []string{"k"}, visits: []uint64{0}}}), "visits sent for a spec that reads none"},
@@ -648,7 +653,8 @@ func TestServeFunnelUDFRejectsBadInput(t *testing.T) {
 
 // TestServeFunnelUDFAgreesWithInProcess runs random persons, shuffled and with copies, through
 // the UDF and through the in-process path (sorted, deduplicated, units, reach, dropout) of the
-// same plan: funnels with and without a breakdown, and drop-offs.
+// same plan: funnels with and without a breakdown, and drop-offs, their times and condition bits
+// sent apart or packed (udfPack) at random.
 func TestServeFunnelUDFAgreesWithInProcess(t *testing.T) {
 	t.Parallel()
 	rng := rand.New(rand.NewPCG(16, 1))
@@ -683,6 +689,12 @@ func TestServeFunnelUDFAgreesWithInProcess(t *testing.T) {
 			p.from = p.spec.from
 		}
 		spec := p.udfSpec(time.Minute)
+		var pack *udfPack // the mask's bits below: nconds+2
+		if rng.IntN(2) == 0 {
+			pack = &udfPack{Base: 0, Bits: nconds + 2} // the times below are 0 or more (TestPackingOf tries other bases)
+			b, _ := json.Marshal(pack)
+			spec = `{"pack":` + string(b) + "," + spec[1:]
+		}
 		var rows []udfRow
 		var want []string
 		for range 5 {
@@ -709,7 +721,12 @@ func TestServeFunnelUDFAgreesWithInProcess(t *testing.T) {
 			})
 			r := udfRow{spec: spec}
 			for _, e := range events {
-				r.t, r.seq, r.mask, r.id = append(r.t, uint64(e.t)), append(r.seq, uint64(e.seq)), append(r.mask, e.mask), append(r.id, e.id)
+				if pack != nil {
+					r.t = append(r.t, uint64(e.t-pack.Base)<<pack.Bits|e.mask)
+				} else {
+					r.t, r.mask = append(r.t, uint64(e.t)), append(r.mask, e.mask)
+				}
+				r.seq, r.id = append(r.seq, uint64(e.seq)), append(r.id, e.id)
 			}
 			for c := range cols { // one attribute column after another
 				for _, values := range lists {
@@ -763,5 +780,50 @@ func TestServeFunnelUDFStopsAtTheTimeout(t *testing.T) {
 	err := ServeFunnelUDF(bytes.NewReader(udfChunks([]udfRow{r})), io.Discard)
 	if err == nil || !strings.Contains(err.Error(), "timeout") {
 		t.Errorf("got %v, want the timeout", err)
+	}
+}
+
+// TestPackingOf: a read's times and condition bits are packed only when the times' span fits the
+// bits the mask leaves.
+func TestPackingOf(t *testing.T) {
+	t.Parallel()
+	const year = int64(365 * 24 * 3600 * 1_000_000) // µs
+	now := time.Date(2026, 12, 5, 0, 0, 0, 0, time.UTC).UnixMicro()
+	tests := []struct {
+		name       string
+		conds      int
+		tMin, tMax int64
+		want       *udfPack
+	}{
+		{"a month, 3 conditions", 3, now - year/12, now, &udfPack{Base: now - year/12, Bits: 3}},
+		{"one event", 1, now, now, &udfPack{Base: now, Bits: 1}},
+		{"since 1970, 13 conditions (51 bits)", 13, 0, now, &udfPack{Base: 0, Bits: 13}},
+		{"since 1970, 14 conditions (50 bits)", 14, 0, now, nil},
+		{"a span of exactly 2^50 µs, 14 conditions", 14, 5, 5 + 1<<50, nil},
+		{"a span of 2^50 - 1 µs, 14 conditions", 14, 5, 5 + 1<<50 - 1, &udfPack{Base: 5, Bits: 14}},
+		{"63 conditions, a 1 µs span", 63, now, now + 1, &udfPack{Base: now, Bits: 63}},
+		{"63 conditions, a 2 µs span", 63, now, now + 2, nil},
+		{"64 conditions", 64, now, now, nil},
+		{"no conditions", 0, now, now, nil},
+		{"no events", 3, 0, -1, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := packingOf(tt.conds, tt.tMin, tt.tMax)
+			if (got == nil) != (tt.want == nil) || got != nil && *got != *tt.want {
+				t.Fatalf("packingOf(%d, %d, %d) = %+v, want %+v", tt.conds, tt.tMin, tt.tMax, got, tt.want)
+			}
+			if got == nil {
+				return
+			}
+			for _, e := range []struct {
+				t    int64
+				mask uint64
+			}{{tt.tMin, 1<<tt.conds - 1}, {tt.tMax, 1}, {tt.tMax, 1<<tt.conds - 1}} {
+				if pt, pm := got.unpack(uint64(e.t-got.Base)<<got.Bits | e.mask); pt != e.t || pm != e.mask {
+					t.Errorf("packed (%d, %#x) unpacks to (%d, %#x)", e.t, e.mask, pt, pm)
+				}
+			}
+		})
 	}
 }

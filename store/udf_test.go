@@ -228,3 +228,64 @@ func TestFunnelUDFReadsAPersonOfManyKeys(t *testing.T) {
 		}
 	}
 }
+
+// TestFunnelUDFPacksWhatFits: matched in ClickHouse, each event's time and condition bits share
+// one value when the read's times and conditions fit 64 bits (udfPack), and are sent apart when
+// not; either way the answers are the in-process path's. Persons who went through 14 steps in
+// 1970 and in 2026: 56 years of µs need 51 bits, so the 14-step funnel (14 condition bits) is
+// sent apart and the 3-step one packed. One more went through them around 2^50 µs after the
+// first event (2005): packed in 50 bits, its later steps would seem to come before its first.
+func TestFunnelUDFPacksWhatFits(t *testing.T) {
+	t.Parallel()
+	if !server.FunnelUDF {
+		t.Skipf("the %s engine has no executable UDFs", server.Engine)
+	}
+	ctx := context.Background()
+	var db string
+	here := openStoreWith(t, func(c *store.Config) { db, c.FunnelMatching = c.Database, store.MatchProcess })
+	engine := openStoreWith(t, func(c *store.Config) { c.Database, c.FunnelMatching = db, store.MatchEngine })
+	var steps []string
+	for i := range 14 {
+		steps = append(steps, fmt.Sprintf("Step %02d", i+1))
+	}
+	var b sessionize.Batch
+	first := time.Date(1970, 1, 2, 8, 0, 0, 0, time.UTC)
+	for p, start := range []time.Time{
+		first, time.Date(1970, 1, 2, 9, 0, 0, 0, time.UTC),
+		time.Date(2026, 11, 2, 8, 0, 0, 0, time.UTC), time.Date(2026, 11, 3, 8, 0, 0, 0, time.UTC),
+		time.Date(2026, 11, 4, 8, 0, 0, 0, time.UTC),
+		first.Add((1<<50)*time.Microsecond - 7*time.Minute), // its 8th step at 2^50 µs after the first event
+	} {
+		key := fmt.Sprintf("p%d", p)
+		for i, step := range steps[:14-p%5] { // person p stops p%5 steps short of the last
+			e := ingest.Event{Source: "web", Type: "track", Event: step, MessageID: fmt.Sprintf("%s-%d", key, i), UserID: key,
+				Timestamp: start.Add(time.Duration(i)*time.Minute + time.Duration(p)*time.Microsecond), ReceivedAt: start, Raw: []byte("{}"),
+				Seq: int64(100*p + i + 1)}
+			b.Events, b.Channels, b.PersonIDs = append(b.Events, e), append(b.Channels, "direct"), append(b.PersonIDs, key)
+		}
+	}
+	b.Version = 1
+	if err := here.Write(ctx, b); err != nil {
+		t.Fatal(err)
+	}
+	jm := defaultMap(t)
+	for _, q := range []store.FunnelQuery{
+		{Steps: steps, Window: 24 * time.Hour},     // 14 conditions: sent apart
+		{Steps: steps[:3], Window: 24 * time.Hour}, // 3: packed
+		{Steps: steps[:3], Window: 24 * time.Hour, From: time.Date(2026, 11, 3, 0, 0, 0, 0, time.UTC)},
+	} {
+		want, err := here.Funnel(ctx, jm, q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := engine.Funnel(ctx, jm, q)
+		if err != nil {
+			t.Fatalf("%d steps from %s in ClickHouse: %v", len(q.Steps), q.From, err)
+		}
+		w, _ := json.Marshal(want)
+		g, _ := json.Marshal(got)
+		if string(g) != string(w) || want.Steps[len(want.Steps)-1].Customers == 0 {
+			t.Errorf("%d steps from %s in ClickHouse:\n%s\nin the process:\n%s", len(q.Steps), q.From, g, w)
+		}
+	}
+}
