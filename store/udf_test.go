@@ -183,11 +183,7 @@ func TestFunnelUDFReadsAPersonOfManyKeys(t *testing.T) {
 		t.Skipf("the %s engine has no executable UDFs", server.Engine)
 	}
 	ctx := context.Background()
-	var db string
-	here := openStoreWith(t, func(c *store.Config) { db, c.FunnelMatching = c.Database, store.MatchProcess })
-	engine := openStoreWith(t, func(c *store.Config) {
-		c.Database, c.FunnelMatching, c.QueryMaxMemory = db, store.MatchEngine, 512<<20
-	})
+	here, engine := storesInBothPlaces(t, func(c *store.Config) { c.QueryMaxMemory = 512 << 20 })
 	steps := []string{"Product Viewed", "Product Added", "Order Completed"}
 	t0 := time.Date(2026, 2, 2, 8, 0, 0, 0, time.UTC)
 	const keys, perKey = 400, 150
@@ -213,19 +209,40 @@ func TestFunnelUDFReadsAPersonOfManyKeys(t *testing.T) {
 		{Steps: steps, Window: 24 * time.Hour, CountBy: store.CountSessions},
 		{Steps: steps, Window: 24 * time.Hour, Breakdown: store.Breakdown{By: "channel"}},
 	} {
-		want, err := here.Funnel(ctx, jm, q)
-		if err != nil {
-			t.Fatal(err)
-		}
-		got, err := engine.Funnel(ctx, jm, q)
-		if err != nil {
-			t.Fatalf("%+v in ClickHouse: %v", q, err)
-		}
-		w, _ := json.Marshal(want)
-		g, _ := json.Marshal(got)
-		if string(g) != string(w) || want.Steps[2].Customers == 0 {
-			t.Errorf("%+v in ClickHouse:\n%s\nin the process:\n%s", q, g, w)
-		}
+		funnelsAgree(t, here, engine, jm, q)
+	}
+}
+
+// storesInBothPlaces opens two stores over one new database: here matches in Waymark, engine in
+// ClickHouse (configured further by configure).
+func storesInBothPlaces(t *testing.T, configure func(*store.Config)) (here, engine *store.Store) {
+	t.Helper()
+	var db string
+	here = openStoreWith(t, func(c *store.Config) { db, c.FunnelMatching = c.Database, store.MatchProcess })
+	engine = openStoreWith(t, func(c *store.Config) {
+		c.Database, c.FunnelMatching = db, store.MatchEngine
+		configure(c)
+	})
+	return here, engine
+}
+
+// funnelsAgree checks that q answers the same in Waymark (here) as in ClickHouse (engine), and
+// that someone reached its last step.
+func funnelsAgree(t *testing.T, here, engine *store.Store, jm *sessionize.Map, q store.FunnelQuery) {
+	t.Helper()
+	ctx := context.Background()
+	want, err := here.Funnel(ctx, jm, q)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := engine.Funnel(ctx, jm, q)
+	if err != nil {
+		t.Fatalf("%d steps from %s in ClickHouse: %v", len(q.Steps), q.From, err)
+	}
+	w, _ := json.Marshal(want)
+	g, _ := json.Marshal(got)
+	if string(g) != string(w) || want.Steps[len(want.Steps)-1].Customers == 0 {
+		t.Errorf("%+v in ClickHouse:\n%s\nin the process:\n%s", q, g, w)
 	}
 }
 
@@ -241,9 +258,7 @@ func TestFunnelUDFPacksWhatFits(t *testing.T) {
 		t.Skipf("the %s engine has no executable UDFs", server.Engine)
 	}
 	ctx := context.Background()
-	var db string
-	here := openStoreWith(t, func(c *store.Config) { db, c.FunnelMatching = c.Database, store.MatchProcess })
-	engine := openStoreWith(t, func(c *store.Config) { c.Database, c.FunnelMatching = db, store.MatchEngine })
+	here, engine := storesInBothPlaces(t, func(*store.Config) {})
 	var steps []string
 	for i := range 14 {
 		steps = append(steps, fmt.Sprintf("Step %02d", i+1))
@@ -274,18 +289,6 @@ func TestFunnelUDFPacksWhatFits(t *testing.T) {
 		{Steps: steps[:3], Window: 24 * time.Hour}, // 3: packed
 		{Steps: steps[:3], Window: 24 * time.Hour, From: time.Date(2026, 11, 3, 0, 0, 0, 0, time.UTC)},
 	} {
-		want, err := here.Funnel(ctx, jm, q)
-		if err != nil {
-			t.Fatal(err)
-		}
-		got, err := engine.Funnel(ctx, jm, q)
-		if err != nil {
-			t.Fatalf("%d steps from %s in ClickHouse: %v", len(q.Steps), q.From, err)
-		}
-		w, _ := json.Marshal(want)
-		g, _ := json.Marshal(got)
-		if string(g) != string(w) || want.Steps[len(want.Steps)-1].Customers == 0 {
-			t.Errorf("%d steps from %s in ClickHouse:\n%s\nin the process:\n%s", len(q.Steps), q.From, g, w)
-		}
+		funnelsAgree(t, here, engine, jm, q)
 	}
 }
