@@ -335,6 +335,10 @@ func (s *Store) withQuerySettings(ctx context.Context) context.Context {
 // queryError describes a failed query, as ErrQueryLimit when it ran over a limit (ClickHouse's,
 // or ctx's deadline: the client's timeout errors then say little); parameter errors stay as they
 // are.
+//
+// clickhouse-go sets its connection's read deadline from ctx's, so a read can time out (a
+// net.Error whose Timeout is true) a moment before ctx's own timer marks ctx done: past ctx's
+// deadline, such a timeout is the query's limit too, not ClickHouse out of reach.
 func (s *Store) queryError(kind string, ctx context.Context, err error) error {
 	var ex *clickhouse.Exception
 	switch {
@@ -342,12 +346,19 @@ func (s *Store) queryError(kind string, ctx context.Context, err error) error {
 		return err
 	case errors.As(err, &ex) && (ex.Code == 159 || ex.Code == 241): // TIMEOUT_EXCEEDED, MEMORY_LIMIT_EXCEEDED
 		return fmt.Errorf("%s: %w (time %s, memory %d MiB): %s", kind, ErrQueryLimit, s.cfg.QueryTimeout, s.cfg.QueryMaxMemory>>20, ex.Message)
-	case errors.Is(ctx.Err(), context.DeadlineExceeded) || errors.Is(err, context.DeadlineExceeded):
+	case errors.Is(ctx.Err(), context.DeadlineExceeded) || errors.Is(err, context.DeadlineExceeded) || timedOutAtDeadline(ctx, err):
 		return fmt.Errorf("%s: %w (time %s)", kind, ErrQueryLimit, s.cfg.QueryTimeout)
 	case ctx.Err() != nil:
 		return fmt.Errorf("%s: stopped: %w", kind, ctx.Err())
 	}
 	return fmt.Errorf("%s: %w", kind, err)
+}
+
+// timedOutAtDeadline reports whether err is a network timeout at or past ctx's deadline.
+func timedOutAtDeadline(ctx context.Context, err error) bool {
+	var ne net.Error
+	deadline, ok := ctx.Deadline()
+	return ok && errors.As(err, &ne) && ne.Timeout() && !time.Now().Before(deadline)
 }
 
 // observeQuery records a query's duration and failure: a query refused for a parameter (a

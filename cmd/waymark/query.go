@@ -193,8 +193,11 @@ func runQuery(ctx context.Context, cmd queryCommand, args []string, stdout io.Wr
 	}
 	flagError := func(err error) error {
 		var pe *store.ParamError
-		if errors.As(err, &pe) {
+		switch {
+		case errors.As(err, &pe):
 			return f.fs.errorf(flagName(pe.Param), "%w", pe.Err)
+		case errors.Is(err, store.ErrQueryLimit):
+			return fmt.Errorf("%w; %s and %s set the limits", err, f.fs.ref("query-timeout"), f.fs.ref("query-max-memory"))
 		}
 		return err
 	}

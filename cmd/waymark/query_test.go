@@ -109,3 +109,20 @@ func TestDropoffCSVSaysWhenTruncated(t *testing.T) {
 		})
 	}
 }
+
+// TestQueryCommandsNameTheLimitFlags: a query command over its limit names the flags that set
+// them, as every other CLI error names its flag.
+func TestQueryCommandsNameTheLimitFlags(t *testing.T) {
+	t.Parallel()
+	db := "waymark_limitflags"
+	if out, err := exec.Command(binary, "migrate", "--clickhouse-addr", chServer.Addr, "--clickhouse-database", db).CombinedOutput(); err != nil {
+		t.Fatalf("migrate: %v\n%s", err, out)
+	}
+	cmd := exec.Command(binary, "funnel", "--steps", "A,B", "--query-timeout", "1ns")
+	cmd.Env = append(os.Environ(), "WAYMARK_CLICKHOUSE_ADDR="+chServer.Addr, "WAYMARK_CLICKHOUSE_DATABASE="+db)
+	out, err := cmd.CombinedOutput()
+	want := "the query ran over its limit (time 1ns); --query-timeout and --query-max-memory set the limits\n"
+	if err == nil || !strings.HasPrefix(string(out), "waymark: funnel: ") || !strings.HasSuffix(string(out), want) {
+		t.Errorf("waymark funnel --query-timeout 1ns: %v\n%s\nwant it to end %q", err, out, want)
+	}
+}
