@@ -197,11 +197,11 @@ type Collector struct {
 	dlq       *kafka.Writer
 	transport *kafka.Transport // the producers'
 	metrics   *collectorMetrics
-	// tracking is serveTracking counted and timed by endpoint (and code) in metrics' requests
-	// and seconds.
-	tracking http.Handler
-	limiters sync.Map // write key -> *rate.Limiter
-	draining atomic.Bool
+	// instrument counts and times a handler's answers by endpoint (and code) in metrics'
+	// requests and seconds (Counted).
+	instrument func(http.Handler) http.Handler
+	limiters   sync.Map // write key -> *rate.Limiter
+	draining   atomic.Bool
 	// kafka is why events cannot be produced now, nil when they can: set by Run's broker checks
 	// and by every produce, so /readyz fails as soon as Kafka does and recovers by itself.
 	kafka *health
@@ -254,8 +254,9 @@ func NewCollector(cfg CollectorConfig, log *slog.Logger, reg prometheus.Register
 	// client_golang's promhttp sees each answer's status through its own wrapper of the writer,
 	// which keeps the writer's optional interfaces; the endpoint label is Handler's endpointOf.
 	label := promhttp.WithLabelFromCtx("endpoint", func(ctx context.Context) string { return ctx.Value(endpointKey{}).(string) })
-	c.tracking = promhttp.InstrumentHandlerDuration(m.seconds,
-		promhttp.InstrumentHandlerCounter(m.requests, http.HandlerFunc(c.serveTracking), label), label)
+	c.instrument = func(next http.Handler) http.Handler {
+		return promhttp.InstrumentHandlerDuration(m.seconds, promhttp.InstrumentHandlerCounter(m.requests, next, label), label)
+	}
 	return c, nil
 }
 
@@ -399,6 +400,9 @@ var endpoints = map[string]string{
 // endpoint, answered 404.
 const unknownEndpoint = "unknown"
 
+// settingsEndpoint is the endpoint label of GET /v1/projects/{writeKey}/settings.
+const settingsEndpoint = "settings"
+
 // endpointOf returns the call type of a request's path (endpoints), unknownEndpoint for any other.
 // The path is read as sent, never cleaned: /v1//batch and /v1/import// are no endpoint (Segment's
 // API does not take /v1//batch either: analytics-node's pull request #81, a host's trailing
@@ -423,25 +427,52 @@ func endpointOf(u *url.URL) string {
 	return unknownEndpoint
 }
 
-// Handler returns the collector's HTTP handler: it answers /v1 and every path under it (the
-// tracking endpoints, GET /v1/projects/{writeKey}/settings, and a JSON 404 naming any other
-// path, counted as endpoint "unknown") and the top-level short forms /b and /batch, and passes
-// every other request to other. Paths are taken as sent (see endpointOf): an http.ServeMux would
-// answer /v1, /v1//batch or /v1/import// with a redirect and no body, where a client needs the
-// 404 that says why.
+// Handler returns the collector's HTTP handler: the requests it Answers, Counted and Served, and
+// every other request passed to other. A server that answers some of the collector's requests
+// itself (a URL over its limit) composes the three instead.
 func (c *Collector) Handler(other http.Handler) http.Handler {
+	counted := c.Counted(http.HandlerFunc(c.Serve))
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		path := r.URL.EscapedPath()
-		if !collectorPath(path) && !collectorPath(strings.ToLower(r.URL.Path)) {
-			other.ServeHTTP(w, r)
+		if c.Answers(r) {
+			counted.ServeHTTP(w, r)
 			return
 		}
-		if key, ok := settingsKey(path); ok {
-			c.settings(w, r, key)
-			return
-		}
-		c.tracking.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), endpointKey{}, endpointOf(r.URL))))
+		other.ServeHTTP(w, r)
 	})
+}
+
+// Answers reports whether a request is the collector's: /v1 and every path under it (the tracking
+// endpoints, GET /v1/projects/{writeKey}/settings, and any other path, answered with a JSON 404
+// and counted as endpoint "unknown") and the top-level short forms /b and /batch. Paths are taken
+// as sent (see endpointOf): an http.ServeMux would answer /v1, /v1//batch or /v1/import// with a
+// redirect and no body, where a client needs the 404 that says why.
+func (c *Collector) Answers(r *http.Request) bool {
+	return collectorPath(r.URL.EscapedPath()) || collectorPath(strings.ToLower(r.URL.Path))
+}
+
+// Counted returns next counted and timed in the collector's metrics
+// (waymark_collector_requests_total, waymark_collector_request_duration_seconds) under the endpoint label of
+// the request's path: its call type (endpointOf), "settings", or "unknown". Whatever answers the
+// request, next or a handler it calls, is counted with its status; Serve must run inside it.
+func (c *Collector) Counted(next http.Handler) http.Handler {
+	counted := c.instrument(next)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		endpoint := endpointOf(r.URL)
+		if _, ok := settingsKey(r.URL.EscapedPath()); ok {
+			endpoint = settingsEndpoint
+		}
+		counted.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), endpointKey{}, endpoint)))
+	})
+}
+
+// Serve answers one of the requests the collector Answers: a tracking call, a settings request,
+// or a JSON 404. It runs inside Counted, which names the endpoint.
+func (c *Collector) Serve(w http.ResponseWriter, r *http.Request) {
+	if key, ok := settingsKey(r.URL.EscapedPath()); ok {
+		c.settings(w, r, key)
+		return
+	}
+	c.serveTracking(w, r)
 }
 
 // collectorPath reports whether the collector answers path: /v1, a path under it or a top-level
@@ -1175,6 +1206,16 @@ func (c *Collector) fail(w http.ResponseWriter, err error) error {
 // collector, so `cdnURL` can be set to Waymark.
 func (c *Collector) settings(w http.ResponseWriter, r *http.Request, key string) {
 	SetCORS(w, r)
+	switch r.Method {
+	case http.MethodGet, http.MethodHead:
+	case http.MethodOptions:
+		w.WriteHeader(http.StatusNoContent)
+		return
+	default:
+		w.Header().Set("Allow", "GET, HEAD, OPTIONS")
+		WriteError(w, http.StatusMethodNotAllowed, "method", "settings are read with GET")
+		return
+	}
 	if _, ok := c.cfg.WriteKeys[key]; !ok {
 		WriteError(w, http.StatusNotFound, "writeKey", "unknown write key")
 		return
@@ -1296,10 +1337,10 @@ type collectorMetrics struct {
 func newCollectorMetrics(reg prometheus.Registerer) (*collectorMetrics, error) {
 	m := &collectorMetrics{
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "waymark_collector_requests_total", Help: "Tracking calls, by endpoint and HTTP status code.",
+			Name: "waymark_collector_requests_total", Help: "Requests to the tracking API (tracking calls, settings, paths under /v1/ it has not), by endpoint and HTTP status code.",
 		}, []string{"endpoint", "code"}),
 		seconds: prometheus.NewHistogramVec(prometheus.HistogramOpts{
-			Name: "waymark_collector_request_duration_seconds", Help: "Time to answer a tracking call, by endpoint.",
+			Name: "waymark_collector_request_duration_seconds", Help: "Time to answer a request to the tracking API, by endpoint.",
 			Buckets: prometheus.ExponentialBuckets(0.0005, 2.5, 12),
 		}, []string{"endpoint"}),
 		events: prometheus.NewCounterVec(prometheus.CounterOpts{

@@ -27,12 +27,13 @@ const (
 // limitHead answers a request whose URL or header fields are too long (maxURLBytes,
 // maxHeaderBytes) with 414 or 431 and a JSON body naming the longest query parameter (or "url"
 // when the path is the longer part) or the longest header, in the shape of the API it was sent
-// to (the query API's under /api/v1/, the tracking API's elsewhere, with its CORS headers), and
+// to (the query API's for a path it answers, queryapi.Answers; the tracking API's elsewhere, with
+// its CORS headers), and
 // passes the others to next.
 func limitHead(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		writeError, hint := ingest.WriteError, ""
-		if strings.HasPrefix(r.URL.Path, "/api/v1/") {
+		if queryapi.Answers(r) {
 			writeError, hint = queryapi.WriteError, "; send a query that long in the body of POST /api/v1/batch"
 		} else {
 			ingest.SetCORS(w, r) // so the shop's page can read why its call was refused

@@ -2,6 +2,7 @@ package main
 
 import (
 	"net/http"
+	"strings"
 	"testing"
 
 	"github.com/waymark-dev/waymark/store/storetest"
@@ -23,6 +24,7 @@ func TestQueryRequestsCountClientErrorsApart(t *testing.T) {
 		"funnel?steps=Never+Stored,Order+Completed", "funnel?steps=Product+Viewed&windw=1h", // refused by the store
 		"funnel?steps=%zz",  // refused before it: the query string does not parse
 		"funel", "funnel/x", // no endpoint
+		"/funnel", "./sessions", "../../x/../api/v1/funnel", // not served as sent (404, not a redirect)
 	} {
 		httpGet(t, base+path)
 	}
@@ -35,9 +37,58 @@ func TestQueryRequestsCountClientErrorsApart(t *testing.T) {
 		`waymark_query_requests_total{code="200",endpoint="sessions"}`: 1,
 		`waymark_query_requests_total{code="200",endpoint="stages"}`:   1,
 		`waymark_query_requests_total{code="400",endpoint="funnel"}`:   3,
-		`waymark_query_requests_total{code="404",endpoint="unknown"}`:  2,
+		`waymark_query_requests_total{code="404",endpoint="unknown"}`:  5,
 		`waymark_query_requests_total{code="401",endpoint="sessions"}`: 1,
 		`waymark_store_query_param_errors_total{query="funnel"}`:       2,
 		`waymark_store_query_errors_total{query="funnel"}`:             0,
+	})
+}
+
+// TestRequestsAreCountedWhateverAnswers: a request to either API is counted by that API's
+// counter whatever answers it: the server's limits on a request's head (414, 431), the
+// settings document (and its 405), as well as the API's own answers (testers 25 and 26: those
+// were counted nowhere).
+func TestRequestsAreCountedWhateverAnswers(t *testing.T) {
+	storetest.FirstPassOnly(t)
+	t.Parallel()
+	s := startServe(t)
+	long := strings.Repeat("a", maxURLBytes)
+	for _, tc := range []struct {
+		method, path string
+		header       string // a header field's value over maxHeaderBytes, when "big"
+		want         int
+	}{
+		{"GET", "/api/v1/funnel?steps=" + long, "", http.StatusRequestURITooLong},
+		{"GET", "/api/v1/sessions", "big", http.StatusRequestHeaderFieldsTooLarge},
+		{"POST", "/v1/batch?x=" + long, "", http.StatusRequestURITooLong},
+		{"POST", "/v1/track", "big", http.StatusRequestHeaderFieldsTooLarge},
+		{"GET", "/v1/projects/test-key/settings", "", http.StatusOK},
+		{"POST", "/v1/projects/test-key/settings", "", http.StatusMethodNotAllowed},
+		{"DELETE", "/v1/projects/test-key/settings", "", http.StatusMethodNotAllowed},
+	} {
+		req, err := http.NewRequest(tc.method, "http://"+s.http+tc.path, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("Authorization", "Bearer "+testReadKey)
+		if tc.header == "big" {
+			req.Header.Set("X-Big", strings.Repeat("b", maxHeaderBytes))
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != tc.want {
+			t.Errorf("%s %.60s: %d, want %d", tc.method, tc.path, resp.StatusCode, tc.want)
+		}
+	}
+	checkScraped(t, s.http, map[string]float64{
+		`waymark_query_requests_total{code="414",endpoint="funnel"}`:       1,
+		`waymark_query_requests_total{code="431",endpoint="sessions"}`:     1,
+		`waymark_collector_requests_total{code="414",endpoint="batch"}`:    1,
+		`waymark_collector_requests_total{code="431",endpoint="track"}`:    1,
+		`waymark_collector_requests_total{code="200",endpoint="settings"}`: 1,
+		`waymark_collector_requests_total{code="405",endpoint="settings"}`: 2,
 	})
 }

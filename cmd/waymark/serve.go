@@ -165,6 +165,7 @@ func runServe(ctx context.Context, args []string, log *slog.Logger) error {
 		}
 		ready = append(ready, st.Ping)
 	}
+	var queries *queryapi.API
 	if roles["query"] {
 		// The page's own files hold no data and are served to anyone, so that it can ask for the
 		// key; everything it shows comes from /api/v1/, which needs a read key when any is set.
@@ -178,8 +179,9 @@ func runServe(ctx context.Context, args []string, log *slog.Logger) error {
 		if len(queryKeys.hashes) > 0 {
 			h = requireReadKey(queryKeys, apiMux)
 		}
-		mux.Handle("/api/v1/", api.Counted(h))
+		mux.Handle("/api/v1/", h)
 		web.Register(mux)
+		queries = api
 	}
 	var consumer *ingest.Consumer
 	if roles["ingest"] {
@@ -260,12 +262,8 @@ func runServe(ctx context.Context, args []string, log *slog.Logger) error {
 		writeJSON(w, http.StatusNotFound, map[string]string{"error": fmt.Sprintf("no such path: %.200q; served here: %s", r.URL.Path, strings.Join(served, ", "))})
 	})
 	mux.Handle("/", notFound)
-	var handler http.Handler = pathsAsSent(mux, notFound)
-	if collector != nil {
-		handler = collector.Handler(handler) // /v1 and under it as sent, never redirected
-	}
 	srv := &http.Server{
-		Handler:           limitHead(handler),
+		Handler:           countedByAPI(collector, queries, mux, notFound),
 		ReadHeaderTimeout: readHeaderTimeout,
 		ReadTimeout:       readTimeout,
 		WriteTimeout:      writeTimeout(readTimeout, cf.cfg.QueryTimeout),
@@ -394,6 +392,35 @@ func runServe(ctx context.Context, args []string, log *slog.Logger) error {
 	}
 	log.Info("stopped: " + strings.Join(done, ", ") + "; closing " + strings.Join(clients, " and ") + " clients")
 	return nil
+}
+
+// countedByAPI returns the server's handler: the requests the collector answers (nil when this
+// process has no collector role) go to it, the others to mux, paths as sent (pathsAsSent), all
+// within limitHead's limits. Each request to the tracking API or the query API (nil without the
+// query role) is counted by that API's counter whatever answers it: limitHead's 414 and 431, the
+// 404 of a path not served as sent, or the API itself. /healthz, /readyz, /metrics and the page
+// are not counted.
+func countedByAPI(collector *ingest.Collector, queries *queryapi.API, mux *http.ServeMux, notFound http.Handler) http.Handler {
+	site := pathsAsSent(mux, notFound)
+	var tracking http.Handler = http.NotFoundHandler() // never asked: Answers needs a collector
+	if collector != nil {
+		tracking = collector.Counted(limitHead(http.HandlerFunc(collector.Serve)))
+	}
+	limited := limitHead(site)
+	var queried http.Handler = limited
+	if queries != nil {
+		queried = queries.Counted(limited)
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch {
+		case collector != nil && collector.Answers(r):
+			tracking.ServeHTTP(w, r)
+		case queryapi.Answers(r):
+			queried.ServeHTTP(w, r)
+		default:
+			limited.ServeHTTP(w, r)
+		}
+	})
 }
 
 // pathsAsSent passes to mux the requests whose path it would serve as sent, and answers the others

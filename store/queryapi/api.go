@@ -17,6 +17,7 @@ import (
 	"maps"
 	"net/http"
 	"net/url"
+	"path"
 	"slices"
 	"strconv"
 	"strings"
@@ -108,10 +109,24 @@ const statusClientClosed = 499
 // promhttp's counter.
 type endpointKey struct{}
 
-// Counted is next, the handler of /api/v1/ (Register's mux, behind any read-key check), with
-// each request counted in waymark_query_requests_total by endpoint and status code, so that the
-// client's errors (400 for a parameter, 401, 404, 405) are counted apart from the server's
-// failures; a path that is no endpoint is counted as endpoint "unknown", never by its text.
+// Answers reports whether a request is the query API's: its path is /api/v1 or under /api/v1/,
+// as sent or once cleaned of doubled slashes and dot segments (/api/v1//funnel,
+// /x/../api/v1/funnel), which get a 404 that Counted counts.
+func Answers(r *http.Request) bool {
+	for _, p := range []string{r.URL.Path, path.Clean(r.URL.Path)} {
+		if p == "/api/v1" || strings.HasPrefix(p, "/api/v1/") {
+			return true
+		}
+	}
+	return false
+}
+
+// Counted is next, the handler of the requests the API Answers (Register's mux behind any
+// read-key check, and whatever answers them before it: a URL over the server's limit, a path not
+// served), with each request counted in waymark_query_requests_total by endpoint and status code,
+// so that the client's errors (400 for a parameter, 401, 404, 405, 414) are counted apart from the
+// server's failures; a path that is no endpoint is counted as endpoint "unknown", never by its
+// text.
 // The counting is client_golang's promhttp.InstrumentHandlerCounter, which sees the status
 // through its own wrapper of the writer (keeping the writer's optional interfaces).
 func (a *API) Counted(next http.Handler) http.Handler {
