@@ -23,6 +23,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -692,6 +693,8 @@ func (c *Collector) readBody(r *http.Request, kind string) ([]byte, error) {
 	switch {
 	case ReadTimedOut(err):
 		return nil, &requestError{http.StatusRequestTimeout, "body", ErrBodyTimeout.Error()}
+	case ClientClosed(err):
+		return nil, &requestError{StatusClientClosed, "body", ErrClientClosed.Error()}
 	case err != nil:
 		return nil, &requestError{http.StatusBadRequest, "body", "read body: " + err.Error()}
 	}
@@ -729,6 +732,21 @@ func (c *Collector) readBody(r *http.Request, kind string) ([]byte, error) {
 // not arrive within the HTTP server's read timeout (http.Server.ReadTimeout, --http-read-timeout):
 // the read error itself names the connection's addresses, which are no business of the client.
 var ErrBodyTimeout = errors.New("request body: not received within the read timeout (--http-read-timeout)")
+
+// StatusClientClosed is the status a request is answered and counted with when its client went
+// away before its answer (nginx's 499, "client closed request"): what is written reaches no one.
+const StatusClientClosed = 499
+
+// ErrClientClosed is what a request whose client closed the connection before its body's end is
+// answered with (StatusClientClosed, to no one: it is for the logs and the request's count).
+var ErrClientClosed = errors.New("request body: the client closed the connection before its end")
+
+// ClientClosed reports whether err, from reading a request's body, is the client gone before the
+// body's end: the connection closed (io.ErrUnexpectedEOF, short of Content-Length or of a chunked
+// body's last chunk) or reset.
+func ClientClosed(err error) bool {
+	return errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, syscall.ECONNRESET)
+}
 
 // ReadTimedOut reports whether err, from reading a request's body, is the connection's read
 // deadline passing, which is how http.Server's ReadTimeout stops a body that stalls.

@@ -1,9 +1,13 @@
 package main
 
 import (
+	"encoding/base64"
+	"fmt"
+	"net"
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/waymark-dev/waymark/store/storetest"
 )
@@ -46,8 +50,9 @@ func TestQueryRequestsCountClientErrorsApart(t *testing.T) {
 
 // TestRequestsAreCountedWhateverAnswers: a request to either API is counted by that API's
 // counter whatever answers it: the server's limits on a request's head (414, 431), the
-// settings document (and its 405), as well as the API's own answers (testers 25 and 26: those
-// were counted nowhere).
+// settings document (and its 405), a client that closes its connection before its body's end
+// (499, as nginx counts it; it was a 400, the client's fault), as well as the API's own answers
+// (testers 25 and 26: those were counted nowhere).
 func TestRequestsAreCountedWhateverAnswers(t *testing.T) {
 	storetest.FirstPassOnly(t)
 	t.Parallel()
@@ -83,7 +88,31 @@ func TestRequestsAreCountedWhateverAnswers(t *testing.T) {
 			t.Errorf("%s %.60s: %d, want %d", tc.method, tc.path, resp.StatusCode, tc.want)
 		}
 	}
+	// Two bodies cut short: the connection closes 10 bytes into a 100-byte body.
+	for _, tc := range []struct{ path, auth string }{
+		{"/api/v1/batch", "Bearer " + testReadKey},
+		{"/v1/batch", "Basic " + base64.StdEncoding.EncodeToString([]byte("test-key:"))},
+	} {
+		conn, err := net.Dial("tcp", s.http)
+		if err != nil {
+			t.Fatal(err)
+		}
+		fmt.Fprintf(conn, "POST %s HTTP/1.1\r\nHost: x\r\nAuthorization: %s\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"queries\"", tc.path, tc.auth)
+		conn.Close()
+	}
+	// The server reads those in its own time: wait for their counts (the guard only stops a hang).
+	cut := []string{`waymark_query_requests_total{code="499",endpoint="batch"}`, `waymark_collector_requests_total{code="499",endpoint="batch"}`}
+	for guard := time.Now().Add(time.Minute); ; time.Sleep(50 * time.Millisecond) {
+		metrics := scrape(t, s.http)
+		if scrapedValue(metrics, cut[0]) > 0 && scrapedValue(metrics, cut[1]) > 0 || time.Now().After(guard) {
+			break
+		}
+	}
 	checkScraped(t, s.http, map[string]float64{
+		cut[0]: 1,
+		cut[1]: 1,
+		`waymark_query_requests_total{code="400",endpoint="batch"}`:        0,
+		`waymark_collector_requests_total{code="400",endpoint="batch"}`:    0,
 		`waymark_query_requests_total{code="414",endpoint="funnel"}`:       1,
 		`waymark_query_requests_total{code="431",endpoint="sessions"}`:     1,
 		`waymark_collector_requests_total{code="414",endpoint="batch"}`:    1,

@@ -25,6 +25,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/waymark-dev/waymark/ingest"
 	"github.com/waymark-dev/waymark/sessionize"
 	"github.com/waymark-dev/waymark/store"
 )
@@ -100,10 +101,6 @@ func (a *API) routes() []endpoint {
 		endpoint{http.MethodPost, "batch", a.batch, `a batch is sent with POST, its queries in a JSON body {"queries": [{"query": NAME, "params": {…}}, …]}`},
 	)
 }
-
-// statusClientClosed is the status a request is answered and counted with when its client went
-// away before its answer (nginx's 499, "client closed request"): nothing else is written.
-const statusClientClosed = 499
 
 // endpointKey is the context key under which Counted passes a request's endpoint label to
 // promhttp's counter.
@@ -202,7 +199,7 @@ func (a *API) handle(name string) http.HandlerFunc {
 func (a *API) fail(w http.ResponseWriter, r *http.Request, name string, err error) {
 	if r.Context().Err() != nil {
 		a.log.Info("query stopped: the client went away", "query", name, "err", err)
-		w.WriteHeader(statusClientClosed) // to no one: for the request's count
+		w.WriteHeader(ingest.StatusClientClosed) // to no one: for the request's count
 		return
 	}
 	f := a.failure(name, err)

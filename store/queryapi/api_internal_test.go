@@ -11,6 +11,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/waymark-dev/waymark/ingest"
 	"github.com/waymark-dev/waymark/store"
 )
 
@@ -26,7 +27,7 @@ func TestFailedQueriesAnswer(t *testing.T) {
 		name       string
 		err        error
 		ctx        context.Context
-		status     int    // statusClientClosed: nothing but the status
+		status     int    // ingest.StatusClientClosed: nothing but the status
 		retryAfter string // the Retry-After header
 		param      string // the body's param
 		says       string // the body's error
@@ -39,7 +40,7 @@ func TestFailedQueriesAnswer(t *testing.T) {
 		{"busy", fmt.Errorf("funnel: %w: 8 are running", store.ErrBusy), context.Background(),
 			503, "5", "", "funnel: too many queries in flight: 8 are running", ""},
 		{"the client went away", fmt.Errorf("funnel: stopped: %w", context.Canceled), gone,
-			statusClientClosed, "", "", "", "query stopped: the client went away"},
+			ingest.StatusClientClosed, "", "", "", "query stopped: the client went away"},
 		{"anything else", errors.New("read: connection reset by peer"), context.Background(),
 			500, "", "", "the funnel query failed; see the server log", "connection reset by peer"},
 	}
@@ -49,7 +50,7 @@ func TestFailedQueriesAnswer(t *testing.T) {
 			a, _ := New(nil, nil, slog.New(slog.NewTextHandler(&logs, nil)), nil)
 			w := httptest.NewRecorder()
 			a.fail(w, httptest.NewRequestWithContext(tt.ctx, "GET", "/api/v1/funnel", nil), "funnel", tt.err)
-			if tt.status == statusClientClosed {
+			if tt.status == ingest.StatusClientClosed {
 				if w.Code != tt.status || w.Body.Len() > 0 || len(w.Header()) > 0 {
 					t.Errorf("answered %d %v %q, want %d and nothing else", w.Code, w.Header(), w.Body, tt.status)
 				}

@@ -60,7 +60,7 @@ func (a *API) batch(w http.ResponseWriter, r *http.Request) {
 	}
 	if r.Context().Err() != nil {
 		a.log.Info("batch stopped: the client went away", "queries", len(qs))
-		w.WriteHeader(statusClientClosed) // to no one: for the request's count
+		w.WriteHeader(ingest.StatusClientClosed) // to no one: for the request's count
 		return
 	}
 	out := make([]batchAnswer, len(qs))
@@ -102,6 +102,8 @@ func readBatch(w http.ResponseWriter, r *http.Request) (qs []store.BatchQuery, s
 		return nil, http.StatusRequestEntityTooLarge, "body", fmt.Errorf("the body is over %d bytes", maxBatchBytes)
 	case ingest.ReadTimedOut(err):
 		return nil, http.StatusRequestTimeout, "body", ingest.ErrBodyTimeout
+	case ingest.ClientClosed(err):
+		return nil, ingest.StatusClientClosed, "body", ingest.ErrClientClosed
 	case err != nil:
 		return nil, http.StatusBadRequest, "body", fmt.Errorf("read the body: %w", err)
 	}
