@@ -40,11 +40,16 @@ type batchAnswer struct {
 // 2", "Order Completed"]}, as PostHog's, Amplitude's and Mixpanel's APIs take event lists. The
 // answer is 200 with {"results": [{"query", "status", "result"}, …]} in the order asked, each
 // status what the query's GET would answer, with its "error", "param" and "retry_after"
-// (seconds) when it is not 200, in the manner of Elasticsearch's multi-search. A body that cannot be read is a 400 naming the field at fault
+// (seconds) when it is not 200, in the manner of Elasticsearch's multi-search. A parameter in the
+// URL is a 400 naming it (the queries' parameters go in the body). A body that cannot be read is a
+// 400 naming the field at fault
 // (413 past 1 MiB; 415 for another Content-Type than JSON, or a Content-Encoding; 408 when it
 // does not arrive within the server's read timeout, ingest.ErrBodyTimeout), and none of
 // its queries runs; a batch that finds no free query slot is a 503 with Retry-After.
 func (a *API) batch(w http.ResponseWriter, r *http.Request) {
+	if !noParameters(w, r) { // the queries' parameters are in the body; one in the URL is a mistake
+		return
+	}
 	qs, status, param, err := readBatch(w, r)
 	if err != nil {
 		if status == http.StatusRequestTimeout {

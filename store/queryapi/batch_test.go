@@ -184,12 +184,14 @@ func TestJourneyMap(t *testing.T) {
 	}
 }
 
-// TestEndpointsWithoutParameters: /api/v1/map and /api/v1/queries take no parameters, and answer
-// one (a misspelt parameter meant elsewhere) with a 400 naming it, as the queries do.
+// TestEndpointsWithoutParameters: /api/v1/map, /api/v1/queries and POST /api/v1/batch (whose
+// queries' parameters are in its body) take no parameters in the URL, and answer one (a misspelt
+// parameter meant elsewhere, a query's parameter put in the batch's URL) with a 400 naming it, as
+// the queries do.
 func TestEndpointsWithoutParameters(t *testing.T) {
 	t.Parallel()
 	srv := serve(t, nil)
-	for _, path := range []string{"/api/v1/map", "/api/v1/queries"} {
+	for _, path := range []string{"/api/v1/map", "/api/v1/queries", "/api/v1/batch"} {
 		for _, tt := range []struct {
 			query  string
 			status int
@@ -201,7 +203,13 @@ func TestEndpointsWithoutParameters(t *testing.T) {
 			{"steps", 400, "steps"},
 			{"a;b=1", 400, "a;b"},
 		} {
-			resp, err := http.Get(srv.URL + path + "?" + tt.query)
+			var resp *http.Response
+			var err error
+			if path == "/api/v1/batch" {
+				resp, err = http.Post(srv.URL+path+"?"+tt.query, "application/json", strings.NewReader(`{"queries": [{"query": "sessions"}]}`))
+			} else {
+				resp, err = http.Get(srv.URL + path + "?" + tt.query)
+			}
 			if err != nil {
 				t.Fatal(err)
 			}
