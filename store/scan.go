@@ -245,10 +245,11 @@ func reuse[T any](buf []T) []T {
 func (s *Store) scanTogether(ctx context.Context, readers []*scanReader) error {
 	sc := combineScans(readers)
 	loads := visitLoads(readers)
-	id, passes, passVisitRows, err := s.scanPasses(ctx, sc, loads)
+	plan, err := s.scanPasses(ctx, sc, loads)
 	if err != nil {
 		return err
 	}
+	id, passes, passVisitRows := plan.id, plan.passes, plan.passVisitRows
 	ctx, cancel := context.WithCancel(ctx)
 	// Each pass is sent before the one before it is read, so ClickHouse reads and groups the next
 	// range of persons while Waymark matches the persons of the last; so are its visits.
@@ -551,25 +552,28 @@ const (
 const maxPasses = 256
 
 // scanPasses cuts a scan into passes over ranges of persons, so that each groups about
-// Config.QueryPassEvents stored events or fewer: at 100M events one grouping of every person's
+// Config.QueryPassEvents events: in one query grouping 100M events needed 1.1 GiB, past which the
 // events spilled to disk past half of --query-max-memory and ran several times slower
 // (docs/query-scale.md). Scans of a few million events take a few passes too (see
 // pipelinedPasses). The bounds are taken from a sample of the stored persons of the scan's time
 // range, weighted by their events. When readers load visits per pass (loads), the passes are
-// also enough for each to hold about passVisits visits, and the third result is the sessions
-// rows a pass may read (their count over the passes: a bound, as it counts every version), to
-// size the first pass's space for (visitSpace). It also fixes the identity snapshot every pass
-// reads.
-func (s *Store) scanPasses(ctx context.Context, sc eventScan, loads []visitLoad) (identitySnapshot, []personRange, uint64, error) {
-	one := []personRange{{}}
-	id, err := s.identitySnapshot(ctx)
-	if err != nil || sc.to < 0 {
-		return id, one, 0, err
+// also enough for each to hold about passVisits visits (scanPlan.passVisitRows). It also fixes
+// the identity snapshot every pass reads, and gives the earliest and latest time stored in the
+// range, which one query reads with the count.
+func (s *Store) scanPasses(ctx context.Context, sc eventScan, loads []visitLoad) (scanPlan, error) {
+	plan := scanPlan{passes: []personRange{{}}, tMax: -1}
+	var err error
+	if plan.id, err = s.identitySnapshot(ctx); err != nil || sc.to < 0 {
+		return plan, err
 	}
 	inRange := sc.timeRange()
-	var n uint64
-	if err := s.conn.QueryRow(ctx, "SELECT count() FROM "+s.table("events")+" WHERE "+inRange.sql, inRange.args...).Scan(&n); err != nil {
-		return id, nil, 0, fmt.Errorf("count events: %w", err)
+	var n, lo, hi uint64
+	if err := s.conn.QueryRow(ctx, "SELECT count(), min("+eventTime+"), max("+eventTime+") FROM "+s.table("events")+" WHERE "+inRange.sql,
+		inRange.args...).Scan(&n, &lo, &hi); err != nil {
+		return plan, fmt.Errorf("count events: %w", err)
+	}
+	if n > 0 && hi <= math.MaxInt64 {
+		plan.tMin, plan.tMax = int64(lo), int64(hi)
 	}
 	passes := uint64(1)
 	if n > 0 {
@@ -585,46 +589,60 @@ func (s *Store) scanPasses(ctx context.Context, sc eventScan, loads []visitLoad)
 		for _, l := range loads {
 			var rows uint64
 			if err := s.conn.QueryRow(ctx, "SELECT count() FROM "+s.table("sessions")+" WHERE end_ms >= ?", uint64(max(l.from/1000, 0))).Scan(&rows); err != nil {
-				return id, nil, 0, fmt.Errorf("count visits: %w", err)
+				return plan, fmt.Errorf("count visits: %w", err)
 			}
 			v += rows
 		}
 		passes = max(passes, (v+passVisits-1)/passVisits)
 	}
+	plan.passVisitRows = v
 	passes = min(passes, maxPasses)
 	if passes == 1 {
-		return id, one, v, nil
+		return plan, nil
 	}
 	rows, err := s.conn.Query(ctx, "SELECT person_id FROM "+s.table("events")+" WHERE "+inRange.sql+" AND rand() % ? = 0",
 		append(inRange.args, max(1, n/(passes*passSample)))...)
 	if err != nil {
-		return id, nil, 0, fmt.Errorf("sample persons: %w", err)
+		return plan, fmt.Errorf("sample persons: %w", err)
 	}
 	defer rows.Close()
 	var sample []string
 	for rows.Next() {
 		var p string
 		if err := rows.Scan(&p); err != nil {
-			return id, nil, 0, fmt.Errorf("sample persons: %w", err)
+			return plan, fmt.Errorf("sample persons: %w", err)
 		}
 		sample = append(sample, p)
 	}
 	if err := rows.Err(); err != nil {
-		return id, nil, 0, fmt.Errorf("sample persons: %w", err)
+		return plan, fmt.Errorf("sample persons: %w", err)
 	}
 	if len(sample) == 0 {
-		return id, one, v, nil
+		return plan, nil
 	}
 	slices.Sort(sample)
-	ranges := one
 	for i := uint64(1); i < passes; i++ {
 		bound := sample[i*uint64(len(sample))/passes]
-		if last := &ranges[len(ranges)-1]; bound > last.lo { // one busy person's events are never cut
+		if last := &plan.passes[len(plan.passes)-1]; bound > last.lo { // one busy person's events are never cut
 			last.hi = bound
-			ranges = append(ranges, personRange{lo: bound})
+			plan.passes = append(plan.passes, personRange{lo: bound})
 		}
 	}
-	return id, ranges, v / uint64(len(ranges)), nil
+	plan.passVisitRows = v / uint64(len(plan.passes))
+	return plan, nil
+}
+
+// scanPlan is how a scan is read (scanPasses).
+type scanPlan struct {
+	id     identitySnapshot // what every pass reads of merged identities
+	passes []personRange    // one pass per range of persons; one range of every person when one pass will do
+	// passVisitRows is the sessions rows a pass may read when readers load visits (their count
+	// over the passes: a bound, as it counts every version), to size the first pass's space
+	// for (visitSpace).
+	passVisitRows uint64
+	// tMin and tMax are the earliest and latest time (µs) stored in the scan's range when it was
+	// planned; tMax < tMin when none is.
+	tMin, tMax int64
 }
 
 // timeRange is the condition that an event of the events table is in the range the scan reads

@@ -9,7 +9,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"math"
 	"math/bits"
 	"slices"
 	"strconv"
@@ -1152,42 +1151,23 @@ type engineRead struct {
 	visitsFrom int64 // the visits sent end at or after it, µs
 	withPerson bool  // each answer comes with its person's id
 	// pack, when set, packs each event's time and condition bits (udfPack), for the events of
-	// times pack.Base to packTo (µs): those stored when the read began (times).
+	// times pack.Base to packTo (µs): those stored when the read began (scanPlan's times).
 	pack   *udfPack
 	packTo int64
-}
-
-// times returns the earliest and latest time (µs) of the events sc reads, (0, -1) when none.
-func (s *Store) times(ctx context.Context, sc eventScan) (tMin, tMax int64, err error) {
-	inRange := sc.timeRange()
-	var n, lo, hi uint64
-	err = s.conn.QueryRow(ctx, "SELECT count(), min("+eventTime+"), max("+eventTime+") FROM "+s.table("events")+" WHERE "+inRange.sql,
-		inRange.args...).Scan(&n, &lo, &hi)
-	if err != nil {
-		return 0, 0, fmt.Errorf("read the events' times: %w", err)
-	}
-	if n == 0 || hi > math.MaxInt64 {
-		return 0, -1, nil
-	}
-	return int64(lo), int64(hi), nil
 }
 
 // matchRead runs read through waymark_funnel with spec, pass by pass (scanPasses), and hands fn
 // each person's answer, as matchInClickHouse says.
 func (s *Store) matchRead(ctx context.Context, read engineRead, spec string, fn func(person, answer string) error) error {
-	id, passes, _, err := s.scanPasses(ctx, read.scan, nil)
+	plan, err := s.scanPasses(ctx, read.scan, nil)
 	if err != nil {
 		return err
 	}
 	// The times and condition bits packed in one value when they fit, for the events whose times
 	// were stored when the read began: one stored later outside them is left out, as if stored
 	// after the read (the passes read whatever is stored when each runs, as in process).
-	tMin, tMax, err := s.times(ctx, read.scan)
-	if err != nil {
-		return err
-	}
-	if read.pack = packingOf(len(read.scan.preds), tMin, tMax); read.pack != nil {
-		read.packTo = tMax
+	if read.pack = packingOf(len(read.scan.preds), plan.tMin, plan.tMax); read.pack != nil {
+		read.packTo = plan.tMax
 		pack, err := json.Marshal(read.pack)
 		if err != nil || !strings.HasPrefix(spec, "{") {
 			return fmt.Errorf("BUG: pack spec %.40q: %v", spec, err)
@@ -1199,8 +1179,8 @@ func (s *Store) matchRead(ctx context.Context, read engineRead, spec string, fn 
 		answered = true
 		return fn(person, answer)
 	}
-	for _, persons := range passes {
-		err := s.matchPassInClickHouse(ctx, read, spec, id, persons, answer)
+	for _, persons := range plan.passes {
+		err := s.matchPassInClickHouse(ctx, read, spec, plan.id, persons, answer)
 		if isOtherFunctionFile(err) {
 			return fmt.Errorf("the server's %s function takes other arguments than this release sends: install this release's deploy/clickhouse/waymark_funnel_function.xml and waymark binary on the server (docs/udf.md), or set --funnel-matching=process: %.200w",
 				FunnelUDFName, err)
