@@ -121,7 +121,7 @@ type udfSpec struct {
 	// chunk that takes longer belongs to a query that has failed already, and ClickHouse lets a
 	// pool process finish its chunk.
 	TimeoutMs int64 `json:"timeout_ms"`
-	// Pack is the read's packing (matchRead sets it; parseUDFRead reads it), nil when the
+	// Pack is the read's packing (matchRead decides it; parseUDFRead reads it), nil when the
 	// columns are not packed.
 	Pack *udfPack `json:"pack,omitempty"`
 }
@@ -203,12 +203,13 @@ func (a *udfAnchor) check(attrs int, keep uint64) error {
 }
 
 // udfSpec encodes the plan's matching for the UDF, whose matching of a chunk stops after
-// timeout.
-func (p *funnelPlan) udfSpec(timeout time.Duration) string {
+// timeout, over a read packed by pack (nil: not packed; a batch's part is never: its batch's
+// read is).
+func (p *funnelPlan) udfSpec(timeout time.Duration, pack *udfPack) string {
 	u := udfSpec{Version: udfSpecVersion, Steps: p.spec.steps, Mode: p.spec.mode, From: p.spec.from, To: p.spec.to,
 		Window: p.spec.window, Start: p.from, Cut: p.scan.from, Blocks: make([]uint64, len(p.conds)), Attrs: len(p.scan.attrs), Attr: p.attr,
 		TraitCond: p.traitCond, Keep: p.keep, TimeoutMs: max(timeout.Milliseconds(), 0),
-		KeyAttr: p.keyAttr, BySessions: p.bySessions, EntryBy: p.entryBy, EntryCond: p.entryCond}
+		KeyAttr: p.keyAttr, BySessions: p.bySessions, EntryBy: p.entryBy, EntryCond: p.entryCond, Pack: pack}
 	copy(u.Blocks, p.blocks)
 	if d := p.dropoff; d != nil {
 		u.Dropoff = &udfDropoff{Tracked: d.tracked, First: d.first}
@@ -1055,7 +1056,7 @@ func (s *Store) engineSpec(ctx context.Context, plan *funnelPlan) (string, error
 	if err != nil || !inEngine {
 		return "", err
 	}
-	return plan.udfSpec(s.cfg.QueryTimeout), nil
+	return plan.udfSpec(s.cfg.QueryTimeout, nil), nil
 }
 
 // matchInEngine reports whether a query the UDF can take (udfSpec) runs in ClickHouse, per
@@ -1135,7 +1136,12 @@ func (s *Store) matchInClickHouse(ctx context.Context, plan *funnelPlan, spec st
 	if share := shareOf(ctx); share != nil {
 		return share.match(ctx, &engineMatch{plan: plan, spec: spec, withPerson: withPerson, fn: fn})
 	}
-	return s.matchRead(ctx, readOf(plan, withPerson), spec, fn)
+	return s.matchRead(ctx, readOf(plan, withPerson), s.loneSpec(plan), fn)
+}
+
+// loneSpec is the spec of plan's matching read alone, for matchRead to pack.
+func (s *Store) loneSpec(plan *funnelPlan) func(*udfPack) string {
+	return func(pack *udfPack) string { return plan.udfSpec(s.cfg.QueryTimeout, pack) }
 }
 
 // readOf is what plan's matching in ClickHouse reads, alone.
@@ -1156,9 +1162,10 @@ type engineRead struct {
 	packTo int64
 }
 
-// matchRead runs read through waymark_funnel with spec, pass by pass (scanPasses), and hands fn
-// each person's answer, as matchInClickHouse says.
-func (s *Store) matchRead(ctx context.Context, read engineRead, spec string, fn func(person, answer string) error) error {
+// matchRead runs read through waymark_funnel with its spec (specOf the read's packing, which
+// matchRead decides), pass by pass (scanPasses), and hands fn each person's answer, as
+// matchInClickHouse says.
+func (s *Store) matchRead(ctx context.Context, read engineRead, specOf func(*udfPack) string, fn func(person, answer string) error) error {
 	plan, err := s.scanPasses(ctx, read.scan, nil)
 	if err != nil {
 		return err
@@ -1168,12 +1175,8 @@ func (s *Store) matchRead(ctx context.Context, read engineRead, spec string, fn 
 	// after the read (the passes read whatever is stored when each runs, as in process).
 	if read.pack = packingOf(len(read.scan.preds), plan.tMin, plan.tMax); read.pack != nil {
 		read.packTo = plan.tMax
-		pack, err := json.Marshal(read.pack)
-		if err != nil || !strings.HasPrefix(spec, "{") {
-			return fmt.Errorf("BUG: pack spec %.40q: %v", spec, err)
-		}
-		spec = `{"pack":` + string(pack) + "," + spec[1:]
 	}
+	spec := specOf(read.pack)
 	answered := false
 	answer := func(person, answer string) error {
 		answered = true
@@ -1218,7 +1221,7 @@ type engineMatch struct {
 func (s *Store) matchTogether(ctx context.Context, ms []*engineMatch) error {
 	if len(ms) == 1 { // alone
 		m := ms[0]
-		return s.matchRead(ctx, readOf(m.plan, m.withPerson), m.spec, m.fn)
+		return s.matchRead(ctx, readOf(m.plan, m.withPerson), s.loneSpec(m.plan), m.fn)
 	}
 	readers := make([]*scanReader, len(ms))
 	for i, m := range ms {
@@ -1244,12 +1247,16 @@ func (s *Store) matchTogether(ctx context.Context, ms []*engineMatch) error {
 		}
 	}
 	spec.KeyAttr = read.keyAttr
-	b, err := json.Marshal(spec)
-	if err != nil {
-		return fmt.Errorf("BUG: encode the batch's udf spec: %w", err)
+	specOf := func(pack *udfPack) string {
+		spec.Pack = pack
+		b, err := json.Marshal(spec)
+		if err != nil {
+			panic("BUG: encode the batch's udf spec: " + err.Error())
+		}
+		return string(b)
 	}
 	var parts []string
-	err = s.matchRead(ctx, read, string(b), func(person, answer string) error {
+	err := s.matchRead(ctx, read, specOf, func(person, answer string) error {
 		head, texts, err := cutTexts(answer, parts[:0])
 		if parts = texts; err != nil || head != "" || len(texts) != len(ms) {
 			return fmt.Errorf("the batch's answer %.60q: want %d texts (%v)", answer, len(ms), err)

@@ -100,7 +100,7 @@ func twoStepPlan() *funnelPlan {
 // specOf is p's UDF spec.
 func specOf(t testing.TB, p *funnelPlan) string {
 	t.Helper()
-	return p.udfSpec(time.Minute)
+	return p.udfSpec(time.Minute, nil)
 }
 
 // twoSteps is the spec of twoStepPlan, broken down by its one attribute or not.
@@ -300,7 +300,7 @@ var dropoffSpec = func() string {
 		spec:    matchSpec{steps: 2, mode: ModeOrdered, from: math.MinInt64, to: math.MaxInt64, window: 10},
 		scan:    eventScan{attrs: make([]predicate, 4)},
 		dropoff: &dropoffPlan{tracked: 4, first: 1}}
-	return p.udfSpec(time.Minute)
+	return p.udfSpec(time.Minute, nil)
 }()
 
 // anchorPlan is the plan of paths or next: anchor events match condition 0, conversions
@@ -317,7 +317,7 @@ func anchorPlan(w anchorWalk) *funnelPlan {
 
 func anchorSpec(t *testing.T, w anchorWalk) string {
 	t.Helper()
-	spec := anchorPlan(w).udfSpec(time.Minute)
+	spec := anchorPlan(w).udfSpec(time.Minute, nil)
 	return spec
 }
 
@@ -367,7 +367,7 @@ func retentionSpec(t *testing.T, period string, periods int) string {
 		spec:      matchSpec{steps: 2, mode: ModeOrdered},
 		scan:      eventScan{attrs: make([]predicate, 1)},
 		retention: &retentionWalk{period: period, periods: periods, from: math.MinInt64, to: math.MaxInt64, tracked: 4}}
-	spec := p.udfSpec(time.Minute)
+	spec := p.udfSpec(time.Minute, nil)
 	return spec
 }
 
@@ -415,7 +415,7 @@ func stagesSpec(t *testing.T) string {
 		spec:   matchSpec{steps: 3, mode: ModeOrdered},
 		scan:   eventScan{attrs: make([]predicate, 2)},
 		stages: &stagesWalk{from: math.MinInt64, to: math.MaxInt64, tracked: 8}}
-	spec := p.udfSpec(time.Minute)
+	spec := p.udfSpec(time.Minute, nil)
 	return spec
 }
 
@@ -485,7 +485,7 @@ func TestServeFunnelUDFWalksStopAtTheTimeout(t *testing.T) {
 		spec:      matchSpec{steps: 2, mode: ModeOrdered},
 		scan:      eventScan{attrs: make([]predicate, 1)},
 		retention: &retentionWalk{period: "week", periods: 8, from: math.MinInt64, to: math.MaxInt64, tracked: 4}}
-	spec := p.udfSpec(time.Millisecond)
+	spec := p.udfSpec(time.Millisecond, nil)
 	r := udfRow{spec: spec}
 	for i := range 2000 {
 		r.t, r.seq, r.mask, r.id = append(r.t, uint64(i)*1000), append(r.seq, 0), append(r.mask, 7), append(r.id, uint64(i))
@@ -688,13 +688,11 @@ func TestServeFunnelUDFAgreesWithInProcess(t *testing.T) {
 		if rng.IntN(2) == 0 {
 			p.from = p.spec.from
 		}
-		spec := p.udfSpec(time.Minute)
 		var pack *udfPack // the mask's bits below: nconds+2
 		if rng.IntN(2) == 0 {
 			pack = &udfPack{Base: 0, Bits: nconds + 2} // the times below are 0 or more (TestPackingOf tries other bases)
-			b, _ := json.Marshal(pack)
-			spec = `{"pack":` + string(b) + "," + spec[1:]
 		}
+		spec := p.udfSpec(time.Minute, pack)
 		var rows []udfRow
 		var want []string
 		for range 5 {
@@ -772,7 +770,7 @@ func TestServeFunnelUDFStopsAtTheTimeout(t *testing.T) {
 		p.steps = append(p.steps, stepPlan{conds: []int{0}, nth: []int{1}})
 	}
 	p.steps = append(p.steps, stepPlan{conds: []int{1}, nth: []int{1}}) // never taken
-	spec := p.udfSpec(time.Millisecond)
+	spec := p.udfSpec(time.Millisecond, nil)
 	r := udfRow{spec: spec}
 	for i := range n {
 		r.t, r.seq, r.mask, r.id = append(r.t, uint64(i)*400), append(r.seq, 0), append(r.mask, 1), append(r.id, uint64(i))
