@@ -31,7 +31,10 @@ import (
 //	spec             String         udfSpec as JSON, the same in every row of a query; or, for
 //	                                a batch's queries read together, udfBatchSpec (their
 //	                                udfSpecs, and where their conditions and attributes are in
-//	                                the columns below)
+//	                                the columns below). Empty: the spec of the row before, in
+//	                                the same chunk (the first row of a chunk must hold one). A
+//	                                query sends it in the first row of each block only
+//	                                (specOncePerBlock), since spec version 12
 //	t, seq, mask, id Array(UInt64)  the person's events (µs, seq, condition bits, tie id: tieIDSQL),
 //	                                aligned (one groupArray each), in any order, copies included;
 //	                                when the spec has a pack (udfPack), t holds each event's time
@@ -64,7 +67,15 @@ const FunnelUDFName = "waymark_funnel"
 
 // udfSpecVersion changes whenever udfSpec or an answer's encoding changes meaning: a server
 // running another release's binary then fails the query with a message saying so.
-const udfSpecVersion = 11
+const udfSpecVersion = 12
+
+// specOncePerBlock is how a query passes its spec (the argument bound in its place) to
+// waymark_funnel: in the first row of each block, empty in the others. ClickHouse hands the UDF
+// one chunk per block of the function's arguments, so each chunk's first row holds the spec and
+// the rest repeat it. A constant argument is otherwise written out whole in every row: a spec
+// of 400 bytes was 60% of the bytes a 5-step funnel by channel piped to the UDF, in a person of
+// a few events (docs/query-scale.md, "The spec once a block").
+const specOncePerBlock = "if(rowNumberInBlock() = 0, ?, '')"
 
 // Limits on one row of UDF input: more is an error, not an allocation.
 const (
@@ -653,6 +664,7 @@ func ServeFunnelUDF(r io.Reader, w io.Writer) error {
 			return fmt.Errorf("waymark_funnel: chunk %d: %w", chunk, err)
 		}
 		u.chunkStart = time.Now() // the chunk's deadline counts from here (matchContext)
+		u.chunkSpec = false
 		for row := uint64(1); row <= n; row++ {
 			if err := u.safeRow(in, out); err != nil {
 				u.endChunk()
@@ -707,6 +719,7 @@ type udfMatcher struct {
 	cancel     context.CancelFunc
 	spec       []byte
 	read       *udfRead
+	chunkSpec  bool        // a row of the chunk held a spec: an empty one is the row before's
 	cols       [4][]uint64 // t, seq, mask, id
 	attrs      []string    // as read: one attribute column after another (attrTable.values)
 	visitNums  [4][]uint64 // visits, start, end, start_seq
@@ -744,12 +757,18 @@ func (u *udfMatcher) row(in *bufio.Reader, out *bufio.Writer) error {
 		return fmt.Errorf("read spec: %w", err)
 	}
 	u.buf = spec
-	if u.read == nil || !bytes.Equal(spec, u.spec) {
+	switch {
+	case len(spec) == 0 && !u.chunkSpec:
+		return errors.New("no spec: the first row of a chunk must hold one (an empty spec is the row before's)")
+	case len(spec) == 0: // the row before's
+	case u.read == nil || !bytes.Equal(spec, u.spec):
 		if u.read, err = parseUDFRead(spec); err != nil {
+			u.read = nil
 			return err
 		}
 		u.spec = append(u.spec[:0], spec...)
 	}
+	u.chunkSpec = true
 	pack := u.read.pack
 	for i, name := range []string{"t", "seq", "mask", "id"} {
 		if u.cols[i], err = u.readUint64s(in, u.cols[i][:0]); err != nil {
@@ -1313,7 +1332,7 @@ func (s *Store) matchPassInClickHouse(ctx context.Context, read engineRead, spec
 	}
 	if read.keyAttr < 0 {
 		query := `SELECT ` + person + `, r FROM (
-	SELECT person, ` + FunnelUDFName + `(?, ` + times + `, groupArray(seq), ` + masks + `, groupArray(id), ` + attrs + `,
+	SELECT person, ` + FunnelUDFName + `(` + specOncePerBlock + `, ` + times + `, groupArray(seq), ` + masks + `, groupArray(id), ` + attrs + `,
 		` + noStrings + `, ` + strings.Repeat(noNumbers+", ", 4) + strings.Repeat(noStrings+", ", 2) + noStrings + `) AS r
 	FROM (
 		` + rows + `
@@ -1344,7 +1363,7 @@ func (s *Store) matchPassInClickHouse(ctx context.Context, read engineRead, spec
 	}
 	visits, visitArgs := s.passVisits(read.scan, id, r, read.visitsFrom)
 	query := `SELECT ` + person + `, r FROM (
-	SELECT person, ` + FunnelUDFName + `(?, arrayFlatten(groupArray(e.ts)), arrayFlatten(groupArray(e.seqs)), arrayFlatten(groupArray(e.masks)),
+	SELECT person, ` + FunnelUDFName + `(` + specOncePerBlock + `, arrayFlatten(groupArray(e.ts)), arrayFlatten(groupArray(e.seqs)), arrayFlatten(groupArray(e.masks)),
 		arrayFlatten(groupArray(e.ids)), arrayConcat(` + strings.Join(perPerson, ", ") + `),
 		groupArray(key), groupArray(length(v.starts)), arrayFlatten(groupArray(v.starts)), arrayFlatten(groupArray(v.ends)),
 		arrayFlatten(groupArray(v.start_seqs)), arrayFlatten(groupArray(v.reasons)), ` + noStrings + `, ` + noStrings + `) AS r

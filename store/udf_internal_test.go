@@ -579,6 +579,8 @@ func TestServeFunnelUDFRejectsBadInput(t *testing.T) {
 		{"row cut short", append([]byte("1\n"), row[:len(row)-3]...), "unexpected EOF"},
 		{"fewer rows than the header", append([]byte("2\n"), row...), "row 2"},
 		{"spec not json", udfChunks([]udfRow{{spec: "{", t: nil}}), "decode spec"},
+		{"chunk without a spec", udfChunks([]udfRow{{spec: ""}, good}), "chunk 1, row 1: no spec"},
+		{"a spec kept from the chunk before", udfChunks([]udfRow{good}, []udfRow{{spec: ""}}), "chunk 2, row 1: no spec"},
 		{"spec of another release", udfChunks([]udfRow{{spec: oldSpec}}), fmt.Sprintf("spec version %d", udfSpecVersion+1)},
 		{"spec with too many attributes", udfChunks([]udfRow{{spec: strings.Replace(spec, `"attrs":0`, `"attrs":9`, 1)}}), "9 attribute columns"},
 		{"spec with a breakdown it does not read", udfChunks([]udfRow{{spec: strings.Replace(spec, `"attr":-1`, `"attr":0`, 1)}}), "breakdown attribute 0 of 0"},
@@ -654,7 +656,8 @@ func TestServeFunnelUDFRejectsBadInput(t *testing.T) {
 // TestServeFunnelUDFAgreesWithInProcess runs random persons, shuffled and with copies, through
 // the UDF and through the in-process path (sorted, deduplicated, units, reach, dropout) of the
 // same plan: funnels with and without a breakdown, and drop-offs, their times and condition bits
-// sent apart or packed (udfPack) at random.
+// sent apart or packed (udfPack) at random, in one chunk or two, each chunk's first row with the
+// spec and the others with it or empty (specOncePerBlock).
 func TestServeFunnelUDFAgreesWithInProcess(t *testing.T) {
 	t.Parallel()
 	rng := rand.New(rand.NewPCG(16, 1))
@@ -718,6 +721,9 @@ func TestServeFunnelUDFAgreesWithInProcess(t *testing.T) {
 				lists[i], lists[j] = lists[j], lists[i]
 			})
 			r := udfRow{spec: spec}
+			if len(rows) > 0 && rng.IntN(2) == 0 {
+				r.spec = "" // the row before's, as a query sends it (specOncePerBlock)
+			}
 			for _, e := range events {
 				if pack != nil {
 					r.t = append(r.t, uint64(e.t-pack.Base)<<pack.Bits|e.mask)
@@ -734,8 +740,15 @@ func TestServeFunnelUDFAgreesWithInProcess(t *testing.T) {
 			rows = append(rows, r)
 			want = append(want, inProcessOutcome(t, p, events, lists))
 		}
+		// In one chunk or two, each starting with the spec.
+		chunks := [][]udfRow{rows}
+		if cut := rng.IntN(len(rows)); cut > 0 {
+			second := append([]udfRow{}, rows[cut:]...)
+			second[0].spec = spec
+			chunks = [][]udfRow{rows[:cut], second}
+		}
 		var out bytes.Buffer
-		if err := ServeFunnelUDF(bytes.NewReader(udfChunks(rows)), &out); err != nil {
+		if err := ServeFunnelUDF(bytes.NewReader(udfChunks(chunks...)), &out); err != nil {
 			t.Fatal(err)
 		}
 		if got := readAnswers(t, out.Bytes()); !slices.Equal(got, want) {

@@ -292,3 +292,34 @@ func TestFunnelUDFPacksWhatFits(t *testing.T) {
 		funnelsAgree(t, here, engine, jm, q)
 	}
 }
+
+// TestFunnelUDFTakesItsSpecOncePerBlock: matched in ClickHouse, a query's spec is sent in the
+// first row of each block only (specOncePerBlock), and the UDF refuses a chunk whose first row
+// has none. Over 3,000 persons a pass's grouping is two-level (group_by_two_level_threshold),
+// whose result comes in a block per bucket: the answers are the in-process path's only if every
+// chunk the UDF is handed starts a block.
+func TestFunnelUDFTakesItsSpecOncePerBlock(t *testing.T) {
+	t.Parallel()
+	if !server.FunnelUDF {
+		t.Skipf("the %s engine has no executable UDFs", server.Engine)
+	}
+	ctx := context.Background()
+	here, engine := storesInBothPlaces(t, func(*store.Config) {})
+	steps := []string{"View", "Add", "Buy"}
+	var b sessionize.Batch
+	start := time.Date(2026, 11, 2, 8, 0, 0, 0, time.UTC)
+	for p := range 3000 {
+		key := fmt.Sprintf("p%04d", p)
+		for i, step := range steps[:1+p%3] { // a third of the persons buy
+			e := ingest.Event{Source: "web", Type: "track", Event: step, MessageID: fmt.Sprintf("%s-%d", key, i), UserID: key,
+				Timestamp: start.Add(time.Duration(p)*time.Second + time.Duration(i)*time.Minute), ReceivedAt: start, Raw: []byte("{}"),
+				Seq: int64(10*p + i + 1)}
+			b.Events, b.Channels, b.PersonIDs = append(b.Events, e), append(b.Channels, "direct"), append(b.PersonIDs, key)
+		}
+	}
+	b.Version = 1
+	if err := here.Write(ctx, b); err != nil {
+		t.Fatal(err)
+	}
+	funnelsAgree(t, here, engine, defaultMap(t), store.FunnelQuery{Steps: steps, Window: time.Hour})
+}
