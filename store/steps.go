@@ -22,7 +22,12 @@ import (
 // A filter is FIELD OP VALUE, filters separated by ";". FIELD is a property name or one of the
 // context fields a journey map condition can test (page.path, campaign.medium, …). OP is one of
 // = (equals; a|b|c: one of), != (not equals; a|b|c: none of, and an event without the field
-// passes), ^= (prefix), ~= (regular expression), >, >=, <, <=. The filters mean
+// passes), ^= (prefix), ~= (regular expression), >, >=, <, <=. The operator is the filter's first
+// unescaped character of filterOpChars and the longest operator there; such a character beside
+// it (==, =!=, !~=, !^=, =>, <>, a value but a regular expression starting with one) and a
+// filter with no field ([=x]) are refused, not read into the field or value. A value of a|b|c is
+// never empty: [plan=A|] is refused, the empty value is asked for alone ([plan=]) or with
+// others by a regular expression ([plan~=^(A|)$]). The filters mean
 // what the same conditions mean in the journey map, and are added to every rule of a stage.
 // Lists of steps (steps, exclude) separate them with ","; an exclusion may end in ":a-b".
 //
@@ -316,19 +321,35 @@ func parseFilters(filters stepText) ([]sessionize.Condition, error) {
 			return nil, fmt.Errorf("more than %d filters", MaxStepFilters)
 		}
 		i, op, key := filterOp(f)
-		if i < 0 {
+		switch {
+		case i < 0:
 			return nil, fmt.Errorf("filter %q: want FIELD OP VALUE with OP one of =, !=, ^=, ~=, >, >=, <, <=; %s", f.raw(), escapeHint)
+		case op == "":
+			return nil, fmt.Errorf("filter %q: %q is not an operator; %s", f.raw(), opRun(f, i), opHint)
+		case len(f.part(0, i).trim().toks) == 0:
+			return nil, fmt.Errorf("filter %q: no field before the operator %s; want FIELD OP VALUE, the field a property name or one of %s", f.raw(), op, strings.Join(sessionize.ContextFields(), ", "))
 		}
 		if err := strayBracket(f); err != nil {
 			return nil, err
 		}
 		field, v := f.part(0, i).trim().text(), f.part(i+len(op), len(f.toks)).trim()
+		if key != "regexp" && startsWithOpChar(v) { // ==, =!=, <>, =>: a regular expression may start with ^
+			return nil, fmt.Errorf("filter %q: %q is not an operator; %s", f.raw(), op+opRun(v, 0), opHint)
+		}
 		var values []string
 		switch key {
 		case "regexp":
 			values = []string{v.raw()}
 		case "equals", "not_equals":
-			for _, o := range v.split('|') {
+			alts := v.split('|')
+			for k, o := range alts {
+				o = o.trim()
+				switch {
+				case len(alts) > 1 && len(o.toks) == 0:
+					return nil, fmt.Errorf("filter %q: value %d of %d is empty (a \"|\" at an end, or two in a row); the empty value is asked for alone, [%s%s], and with others by a regular expression, [%s~=^(a|)$]", f.raw(), k+1, len(alts), field, op, field)
+				case startsWithOpChar(o):
+					return nil, fmt.Errorf("filter %q: value %q starts with %q, which is no value of a list of %s; %s", f.raw(), o.raw(), opRun(o, 0), op, opHint)
+				}
 				values = append(values, o.text())
 			}
 			if len(values) > MaxFilterChoices {
@@ -379,15 +400,47 @@ func strayBracket(f stepText) error {
 	return nil
 }
 
-// filterOp finds a filter's operator: the first unescaped one after the field's first character,
-// the longest at that place. i is -1 when there is none.
+// filterOpChars are the characters the filter operators are written with. The operator is the
+// filter's first unescaped one and the longest operator there; an unescaped one beside it, in the
+// field or at the start of a value, makes no operator (==, =!=, !~=, !^=, <>, =>) and is refused
+// rather than read as part of the field or the value, which would match something else than
+// meant, or nothing. A field or value holding one there escapes it ([wow\!=x], [v=\=x]).
+const filterOpChars = "=!<>^~"
+
+// opHint says what the operators are, for errors.
+const opHint = `the operators are =, !=, ^=, ~=, >, >=, <, <=; a field or value with one of = ! < > ^ ~ next to the operator writes it with a backslash ([wow\!=x] is the property wow! equals x, [v=\=x] the value =x)`
+
+// isOpChar reports whether token i of t is an unescaped character of filterOpChars.
+func (t stepText) isOpChar(i int) bool {
+	return i >= 0 && i < len(t.toks) && !t.toks[i].esc && strings.ContainsRune(filterOpChars, t.toks[i].r)
+}
+
+// startsWithOpChar reports whether t starts with an unescaped character of filterOpChars.
+func startsWithOpChar(t stepText) bool { return t.isOpChar(0) }
+
+// opRun is the run of unescaped operator characters (filterOpChars) of t from token i, as written.
+func opRun(t stepText, i int) string {
+	j := i
+	for t.isOpChar(j) {
+		j++
+	}
+	return t.part(i, j).raw()
+}
+
+// filterOp finds a filter's operator: at its first unescaped character of filterOpChars, the
+// longest operator there. i is -1 when the filter has no such character; op and key are "" when
+// what stands at i is no operator (!~=, ~x).
 func filterOp(f stepText) (i int, op, key string) {
-	for i = 1; i < len(f.toks); i++ {
+	for i = range f.toks {
+		if !f.isOpChar(i) {
+			continue
+		}
 		for _, o := range stepFilterOps {
 			if f.is(i, rune(o.op[0])) && (len(o.op) == 1 || f.is(i+1, rune(o.op[1]))) {
 				return i, o.op, o.key
 			}
 		}
+		return i, "", ""
 	}
 	return -1, "", ""
 }

@@ -143,3 +143,64 @@ func TestStrayBracketInAStepIsRefused(t *testing.T) {
 		}
 	}
 }
+
+// TestMistypedFilterIsRefused: a filter whose operator looks like a typo (==, =!=, !~=, !^=, =>,
+// <>), that has no field ([=x]), or that lists an empty value among others ([plan=A|], read as
+// "A or the empty string") is a 400 naming the parameter and saying what the operators are, or
+// that a value is empty, in every parameter that takes a step, and on the command line an error
+// naming the flag; never a field or value that holds the operator's characters and matches
+// something else than meant.
+func TestMistypedFilterIsRefused(t *testing.T) {
+	t.Parallel()
+	s := startServe(t)
+	batch := `{"batch":[
+		{"type":"track","userId":"mf-1","event":"MF View","properties":{"qty":3,"plan":"A"},"messageId":"mf-1","timestamp":"2024-03-05T10:00:00Z"},
+		{"type":"track","userId":"mf-1","event":"MF Buy","messageId":"mf-2","timestamp":"2024-03-05T10:01:00Z"}]}`
+	if status, answer := s.track(t, "/v1/batch", batch); status != 200 || strings.Contains(answer, "rejected") {
+		t.Fatalf("POST /v1/batch: %d %s", status, answer)
+	}
+	s.waitStored(t)
+	const rng = "&from=2024-03-01&to=2024-04-01"
+	for _, tt := range []struct{ step, says string }{
+		{"MF View[qty==3]", `"==" is not an operator; the operators are =, !=, ^=, ~=, >, >=, <, <=`},
+		{"MF View[qty=!=3]", `"=!=" is not an operator`},
+		{"MF View[qty!~=3]", `"!~=" is not an operator`},
+		{"MF View[qty!^=3]", `"!^=" is not an operator`},
+		{"MF View[qty=>3]", `"=>" is not an operator`},
+		{"MF View[qty<>3]", `"<>" is not an operator`},
+		{"MF View[=3]", "no field before the operator ="},
+		{"MF View[plan=A|]", "value 2 of 2 is empty"},
+		{"MF View[plan=|A]", "value 1 of 2 is empty"},
+	} {
+		q := url.QueryEscape(tt.step)
+		for _, p := range []struct{ query, param string }{
+			{"funnel?steps=" + q + ",MF+Buy", "steps"},
+			{"funnel?steps=MF+View,MF+Buy&exclude=" + q, "exclude"},
+			{"dropoff?steps=" + q + ",MF+Buy", "steps"},
+			{"paths?anchor=" + q + "&convert=MF+Buy", "anchor"},
+			{"paths?anchor=MF+View&convert=" + q, "convert"},
+			{"next?anchor=" + q, "anchor"},
+			{"retention?conversion=" + q, "conversion"},
+			{"retention?conversion=MF+View&return=" + q, "return"},
+		} {
+			code, body := httpGet(t, "http://"+s.http+"/api/v1/"+p.query+rng)
+			var e struct{ Error, Param string }
+			json.Unmarshal([]byte(body), &e)
+			if code != 400 || e.Param != p.param || !strings.Contains(e.Error, tt.says) {
+				t.Errorf("%s: %d %s, want 400 naming %s and saying %s", p.query, code, body, p.param, tt.says)
+			}
+		}
+		cmd := exec.Command(binary, "funnel", "--steps", tt.step+",MF Buy", "--from", "2024-03-01", "--to", "2024-04-01")
+		cmd.Env = append(os.Environ(), "WAYMARK_CLICKHOUSE_ADDR="+chServer.Addr, "WAYMARK_CLICKHOUSE_DATABASE="+s.database)
+		if out, err := cmd.CombinedOutput(); err == nil || !strings.Contains(string(out), "--steps") || !strings.Contains(string(out), tt.says) {
+			t.Errorf("waymark funnel --steps %q: %v\n%s", tt.step, err, out)
+		}
+	}
+	// Written as the errors say, each asks what it meant.
+	for _, step := range []string{"MF View[qty=3]", "MF View[qty!=4]", "MF View[plan=A]", "MF View[plan~=^(A|)$]"} {
+		f := s.funnel(t, step+",MF Buy", "24h")
+		if len(f.Steps) != 2 || f.Steps[0].Customers != 1 || f.Steps[1].Customers != 1 {
+			t.Errorf("%s: %+v, want 1 → 1", step, f.Steps)
+		}
+	}
+}
