@@ -146,7 +146,7 @@ func (p *params) finish() error {
 			continue
 		}
 		if name == "" {
-			return paramErrorf("", "a parameter has no name (=%.40q…); this query takes %s", p.v[""][0], strings.Join(takes, ", "))
+			return paramErrorf("", "=%.40q…: give it the name of the parameter it is meant for; this query takes %s", p.v[""][0], strings.Join(takes, ", "))
 		}
 		if i := slices.IndexFunc(takes, func(t string) bool { return strings.EqualFold(t, name) }); i >= 0 {
 			return paramErrorf(name, "this query takes no such parameter; names are lower case: %s", takes[i])
@@ -185,15 +185,16 @@ func (p *params) fail(name, format string, args ...any) {
 // answers it with 400 and the parameter's name; the CLI names the flag.
 type ParamError struct {
 	// Param is the parameter's name in the query string (count_by); the CLI's flag is the same
-	// name with dashes (--count-by).
+	// name with dashes (--count-by). "" is a parameter given with no name (a query string's
+	// "?=x" or "&=x", a batch's "params": {"": …}): a parameter too, which Error calls so.
 	Param string
 	Err   error
 }
 
-// Error is "PARAM: problem", or the problem of a parameter with no name.
+// Error is "PARAM: problem", or "a parameter with no name: problem".
 func (e *ParamError) Error() string {
 	if e.Param == "" {
-		return e.Err.Error()
+		return "a parameter with no name: " + e.Err.Error()
 	}
 	return e.Param + ": " + e.Err.Error()
 }

@@ -206,16 +206,17 @@ func (a *API) fail(w http.ResponseWriter, r *http.Request, name string, err erro
 	if f.RetryAfter > 0 {
 		w.Header().Set("Retry-After", strconv.Itoa(f.RetryAfter))
 	}
-	WriteError(w, f.Status, f.Param, f.Error)
+	writeError(w, f.Status, f.Param, f.Error)
 }
 
 // failure is how a query that failed is answered: its status, the error, the parameter at
-// fault ("" when none is), and when to try again (seconds, 0 when not).
+// fault (nil when none is; "" for a parameter given with no name), and when to try again
+// (seconds, 0 when not).
 type failure struct {
-	Status     int    `json:"status"`
-	Error      string `json:"error"`
-	Param      string `json:"param,omitempty"`
-	RetryAfter int    `json:"retry_after,omitempty"`
+	Status     int     `json:"status"`
+	Error      string  `json:"error"`
+	Param      *string `json:"param,omitempty"`
+	RetryAfter int     `json:"retry_after,omitempty"`
 }
 
 // failure says how to answer the named query, which failed with err: the client's fault (400,
@@ -225,7 +226,7 @@ func (a *API) failure(name string, err error) failure {
 	var perr *store.ParamError
 	switch {
 	case errors.As(err, &perr):
-		return failure{Status: http.StatusBadRequest, Error: err.Error(), Param: perr.Param}
+		return failure{Status: http.StatusBadRequest, Error: err.Error(), Param: &perr.Param}
 	case errors.Is(err, store.ErrQueryLimit):
 		return failure{Status: http.StatusServiceUnavailable, Error: err.Error(), RetryAfter: 60}
 	case errors.Is(err, store.ErrBusy):
@@ -293,17 +294,16 @@ func parseQueryString(raw string) (url.Values, error) {
 // (a misspelt one would otherwise be ignored without a word).
 func noParameters(w http.ResponseWriter, r *http.Request) bool {
 	v, err := parseQueryString(r.URL.RawQuery)
-	if err != nil {
-		param := ""
-		if pe := (*store.ParamError)(nil); errors.As(err, &pe) {
-			param = pe.Param
-		}
-		WriteError(w, http.StatusBadRequest, param, err.Error())
-		return false
-	}
-	if len(v) > 0 {
+	if err == nil && len(v) > 0 {
 		first := slices.Min(slices.Collect(maps.Keys(v)))
-		WriteError(w, http.StatusBadRequest, first, first+": "+r.URL.Path+" takes no parameters")
+		err = &store.ParamError{Param: first, Err: errors.New(r.URL.Path + " takes no parameters")}
+	}
+	if err != nil {
+		var param *string
+		if pe := (*store.ParamError)(nil); errors.As(err, &pe) { // parseQueryString's errors are
+			param = &pe.Param
+		}
+		writeError(w, http.StatusBadRequest, param, err.Error())
 		return false
 	}
 	return true
@@ -311,13 +311,24 @@ func noParameters(w http.ResponseWriter, r *http.Request) bool {
 
 // WriteError answers with status and the query API's JSON error body, {"error": message,
 // "param": param}; param is the parameter at fault, and the member is left out when none is
-// ("" given), so that a client can tell a parameter's fault by its presence.
+// ("" given), so that a client can tell a parameter's fault by its presence. A parameter's
+// fault, a *store.ParamError, is answered by the API itself, with "param" present even for a
+// parameter given with no name ("param": "", from a query string "?=x").
 func WriteError(w http.ResponseWriter, status int, param, message string) {
+	var p *string
+	if param != "" {
+		p = &param
+	}
+	writeError(w, status, p, message)
+}
+
+// writeError writes the query API's JSON error body, with "param" when param is not nil.
+func writeError(w http.ResponseWriter, status int, param *string, message string) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
 	body := map[string]string{"error": message}
-	if param != "" {
-		body["param"] = param
+	if param != nil {
+		body["param"] = *param
 	}
 	_ = json.NewEncoder(w).Encode(body)
 }

@@ -160,10 +160,27 @@ func TestUnknownAndRepeatedParametersAre400(t *testing.T) {
 			t.Errorf("%s?%s: %d %v, want 400 naming %s", tt.path, tt.v.Encode(), code, body, tt.param)
 		}
 	}
-	// A parameter with no name (?=1) has none to name: the message says so.
-	if code, body := getJSON(t, srv, "/api/v1/funnel", url.Values{"steps": {"V,W"}, "": {"1"}}); code != 400 || body["param"] != nil ||
-		!strings.HasPrefix(fmt.Sprint(body["error"]), "a parameter has no name") {
-		t.Errorf("?=1: %d %v, want 400 saying a parameter has no name", code, body)
+	// A parameter with no name (?=1, &=1) is named "" (the member was left out, so the 400 did
+	// not look like a parameter's fault), and the message says it has no name; so in a batch.
+	for _, query := range []string{"steps=V,W&=1", "=1&steps=V,W", "steps=V,W&=", "steps=V,W&=%zz", "steps=V,W&=a;b"} {
+		resp, err := http.Get(srv.URL + "/api/v1/funnel?" + query)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var body map[string]any
+		_ = json.NewDecoder(resp.Body).Decode(&body)
+		resp.Body.Close()
+		if param, ok := body["param"]; resp.StatusCode != 400 || !ok || param != "" || !strings.HasPrefix(fmt.Sprint(body["error"]), "a parameter with no name: ") {
+			t.Errorf("?%s: %d %v, want 400 naming the parameter with no name", query, resp.StatusCode, body)
+		}
+	}
+	status, body := postBatch(t, srv.URL, "application/json", `{"queries": [{"query": "funnel", "params": {"steps": "V,W", "": "1"}}]}`)
+	results, _ := body["results"].([]any)
+	if len(results) != 1 {
+		t.Fatalf("batch with a parameter with no name: %d %v", status, body)
+	}
+	if r := results[0].(map[string]any); r["status"] != float64(400) || r["param"] != "" || !strings.HasPrefix(fmt.Sprint(r["error"]), "a parameter with no name: ") {
+		t.Errorf("batch with a parameter with no name: %v, want 400 naming it", r)
 	}
 	// jQuery's cache-buster (_=<ms>) is no parameter of a query: ignored, on every query.
 	for _, path := range []string{"/api/v1/funnel", "/api/v1/stages"} {

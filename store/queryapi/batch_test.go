@@ -187,7 +187,9 @@ func TestJourneyMap(t *testing.T) {
 // TestEndpointsWithoutParameters: /api/v1/map, /api/v1/queries and POST /api/v1/batch (whose
 // queries' parameters are in its body) take no parameters in the URL, and answer one (a misspelt
 // parameter meant elsewhere, a query's parameter put in the batch's URL) with a 400 naming it, as
-// the queries do.
+// the queries do: its error starts with the name, and one given with no name (?=x, &=x) is
+// "param": "" and "a parameter with no name: …" (the member was left out, and the error began
+// ": ").
 func TestEndpointsWithoutParameters(t *testing.T) {
 	t.Parallel()
 	srv := serve(t, nil)
@@ -202,6 +204,12 @@ func TestEndpointsWithoutParameters(t *testing.T) {
 			{"x=1&a=2", 400, "a"},
 			{"steps", 400, "steps"},
 			{"a;b=1", 400, "a;b"},
+			{"=x", 400, ""},
+			{"&=x", 400, ""},
+			{"z=1&=x", 400, ""},
+			{"=", 400, ""},
+			{"=%zz", 400, ""},
+			{"=a;b", 400, ""},
 		} {
 			var resp *http.Response
 			var err error
@@ -216,7 +224,11 @@ func TestEndpointsWithoutParameters(t *testing.T) {
 			var body map[string]any
 			err = json.NewDecoder(resp.Body).Decode(&body)
 			resp.Body.Close()
-			if resp.StatusCode != tt.status || err != nil || tt.status != 200 && (body["param"] != tt.param || body["error"] == "") {
+			prefix := tt.param + ": "
+			if tt.param == "" {
+				prefix = "a parameter with no name: "
+			}
+			if resp.StatusCode != tt.status || err != nil || tt.status != 200 && (body["param"] != tt.param || !strings.HasPrefix(fmt.Sprint(body["error"]), prefix)) {
 				t.Errorf("%s?%s: %d %v (%v), want %d naming %q", path, tt.query, resp.StatusCode, body, err, tt.status, tt.param)
 			}
 		}
