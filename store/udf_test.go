@@ -271,13 +271,8 @@ func TestFunnelUDFPacksWhatFits(t *testing.T) {
 		time.Date(2026, 11, 4, 8, 0, 0, 0, time.UTC),
 		first.Add((1<<50)*time.Microsecond - 7*time.Minute), // its 8th step at 2^50 µs after the first event
 	} {
-		key := fmt.Sprintf("p%d", p)
-		for i, step := range steps[:14-p%5] { // person p stops p%5 steps short of the last
-			e := ingest.Event{Source: "web", Type: "track", Event: step, MessageID: fmt.Sprintf("%s-%d", key, i), UserID: key,
-				Timestamp: start.Add(time.Duration(i)*time.Minute + time.Duration(p)*time.Microsecond), ReceivedAt: start, Raw: []byte("{}"),
-				Seq: int64(100*p + i + 1)}
-			b.Events, b.Channels, b.PersonIDs = append(b.Events, e), append(b.Channels, "direct"), append(b.PersonIDs, key)
-		}
+		// Person p stops p%5 steps short of the last.
+		appendSteps(&b, fmt.Sprintf("p%d", p), steps[:14-p%5], start.Add(time.Duration(p)*time.Microsecond), time.Minute, int64(100*p+1))
 	}
 	b.Version = 1
 	if err := here.Write(ctx, b); err != nil {
@@ -309,17 +304,22 @@ func TestFunnelUDFTakesItsSpecOncePerBlock(t *testing.T) {
 	var b sessionize.Batch
 	start := time.Date(2026, 11, 2, 8, 0, 0, 0, time.UTC)
 	for p := range 3000 {
-		key := fmt.Sprintf("p%04d", p)
-		for i, step := range steps[:1+p%3] { // a third of the persons buy
-			e := ingest.Event{Source: "web", Type: "track", Event: step, MessageID: fmt.Sprintf("%s-%d", key, i), UserID: key,
-				Timestamp: start.Add(time.Duration(p)*time.Second + time.Duration(i)*time.Minute), ReceivedAt: start, Raw: []byte("{}"),
-				Seq: int64(10*p + i + 1)}
-			b.Events, b.Channels, b.PersonIDs = append(b.Events, e), append(b.Channels, "direct"), append(b.PersonIDs, key)
-		}
+		// A third of the persons buy.
+		appendSteps(&b, fmt.Sprintf("p%04d", p), steps[:1+p%3], start.Add(time.Duration(p)*time.Second), time.Minute, int64(10*p+1))
 	}
 	b.Version = 1
 	if err := here.Write(ctx, b); err != nil {
 		t.Fatal(err)
 	}
 	funnelsAgree(t, here, engine, defaultMap(t), store.FunnelQuery{Steps: steps, Window: time.Hour})
+}
+
+// appendSteps appends to b a track event of person key (user id and person) for each of steps,
+// the first at start and each after it gap later, their Seqs from seq on.
+func appendSteps(b *sessionize.Batch, key string, steps []string, start time.Time, gap time.Duration, seq int64) {
+	for i, step := range steps {
+		e := ingest.Event{Source: "web", Type: "track", Event: step, MessageID: fmt.Sprintf("%s-%d", key, i), UserID: key,
+			Timestamp: start.Add(time.Duration(i) * gap), ReceivedAt: start, Raw: []byte("{}"), Seq: seq + int64(i)}
+		b.Events, b.Channels, b.PersonIDs = append(b.Events, e), append(b.Channels, "direct"), append(b.PersonIDs, key)
+	}
 }
