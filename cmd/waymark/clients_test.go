@@ -125,6 +125,22 @@ func TestReplayThroughTheCollector(t *testing.T) {
 		t.Errorf("stored %d events from the collector, want 10000", n)
 	}
 	checkKnownAnswers(t, s)
+
+	// --wait reads the consumer group's progress from Kafka: a broker that does not answer is
+	// the broker flag's fault, not --wait's (tester 26 F2). The events went to the collector.
+	for _, tc := range []struct{ flag, value, want string }{
+		{"--kafka-brokers", "127.0.0.1:1", "waymark: --kafka-brokers: no Kafka broker answers at 127.0.0.1:1: --wait reads the consumer group's progress there: "},
+		{"--dev-broker-addr", "127.0.0.1:1", "waymark: --dev-broker-addr: no dev broker of a running `waymark serve` (--kafka-brokers is empty) answers at 127.0.0.1:1: --wait reads"},
+	} {
+		cmd := exec.Command(binary, "replay", "--format", "taobao", "--file", taobaoSample, "--collector", "http://"+s.http, "--write-key", "test-key",
+			"--wait", "1m", tc.flag, tc.value)
+		var stderr strings.Builder
+		cmd.Stderr = &stderr
+		err := cmd.Run()
+		if err == nil || !strings.HasPrefix(stderr.String(), tc.want) {
+			t.Errorf("replay --wait with %s %s: %v\n%s\nwant it to start %q", tc.flag, tc.value, err, stderr.String(), tc.want)
+		}
+	}
 }
 
 func TestAnalyticsJSInChromium(t *testing.T) {

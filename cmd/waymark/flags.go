@@ -453,6 +453,22 @@ func dialFailed(err error) bool {
 	return errors.As(err, &op) && op.Op == "dial"
 }
 
+// dialAny opens and closes a TCP connection to the first of addrs that takes one, each given up
+// to brokerDialTimeout (and ctx); it returns the last dial's error when none does.
+func dialAny(ctx context.Context, addrs []string) error {
+	var err error
+	for _, addr := range addrs {
+		var conn net.Conn
+		if conn, err = (&net.Dialer{Timeout: brokerDialTimeout}).DialContext(ctx, "tcp", addr); err == nil {
+			return conn.Close()
+		}
+	}
+	return err
+}
+
+// brokerDialTimeout bounds dialAny's wait for each address.
+const brokerDialTimeout = 10 * time.Second
+
 // noAnswer is the error of a command whose peer, what, did not answer at addr, the value of
 // the named flag: "--flag: no WHAT answers at ADDR: err", so the message names the flag to
 // change, as a bad value's does (openStore's ClickHouse, replay's brokers and collector,

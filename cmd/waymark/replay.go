@@ -130,14 +130,17 @@ func runReplay(ctx context.Context, args []string, stdout io.Writer) error {
 			return err
 		case collector != "":
 			return noAnswer(fs, "collector", "collector", collector, err)
-		case kf.brokers == "":
-			return noAnswer(fs, "dev-broker-addr", "dev broker of a running `waymark serve` ("+fs.ref("kafka-brokers")+" is empty)", kf.devBrokerAddr, err)
 		}
-		return noAnswer(fs, "kafka-brokers", "Kafka broker", kf.brokers, err)
+		return brokerUnanswered(fs, kf, err)
 	}
 	if wait > 0 {
 		wctx, cancel := context.WithTimeout(ctx, wait)
 		defer cancel()
+		// kafka-go's client tries a broker that does not answer until the wait ends, and then
+		// names no address: one dial first blames the broker's flag, not --wait's time.
+		if err := dialAny(wctx, cfg.Brokers); err != nil {
+			return brokerUnanswered(fs, kf, fmt.Errorf("%s reads the consumer group's progress there: %w", fs.ref("wait"), err))
+		}
 		if err := ingest.WaitCaughtUp(wctx, cfg.Brokers, kf.group, kf.topic); err != nil {
 			return fs.errorf("wait", "%w", err)
 		}
@@ -145,6 +148,15 @@ func runReplay(ctx context.Context, args []string, stdout io.Writer) error {
 			kf.group, kf.topic, time.Since(start).Round(time.Millisecond))
 	}
 	return nil
+}
+
+// brokerUnanswered is the error of a replay whose Kafka broker did not answer: naming
+// --kafka-brokers, or --dev-broker-addr when that is empty (a running `waymark serve`'s dev broker).
+func brokerUnanswered(fs *flagSet, kf *kafkaFlags, err error) error {
+	if kf.brokers == "" {
+		return noAnswer(fs, "dev-broker-addr", "dev broker of a running `waymark serve` ("+fs.ref("kafka-brokers")+" is empty)", kf.devBrokerAddr, err)
+	}
+	return noAnswer(fs, "kafka-brokers", "Kafka broker", kf.brokers, err)
 }
 
 func isTerminal(f *os.File) bool {
