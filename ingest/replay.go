@@ -42,6 +42,11 @@ type ReplayConfig struct {
 // ReplayConfig.WriteKey (unknown to it, or none), so retrying cannot help.
 var ErrWriteKeyRefused = errors.New("write key refused")
 
+// ErrNoTrackingEndpoint is in the error of a replay whose collector answered 404 or 405 to its
+// POST of /v1/batch: the base URL given is not a collector's (a path too many, or another
+// server), so retrying cannot help.
+var ErrNoTrackingEndpoint = errors.New("no tracking endpoint there")
+
 // ReplaySummary says what a replay did.
 type ReplaySummary struct {
 	Read     int    // messages built from the file
@@ -295,6 +300,9 @@ func post(ctx context.Context, client *http.Client, url, writeKey string, body [
 			}
 			if status == http.StatusUnauthorized {
 				return 0, fmt.Errorf("collector %s answered %d: %s: %w", url, status, bytes.TrimSpace(msg), ErrWriteKeyRefused)
+			}
+			if status == http.StatusNotFound || status == http.StatusMethodNotAllowed {
+				return 0, fmt.Errorf("collector %s answered %d: %s: %w", url, status, bytes.TrimSpace(msg), ErrNoTrackingEndpoint)
 			}
 			if status < 500 && status != http.StatusTooManyRequests {
 				return 0, fmt.Errorf("collector %s answered %d: %s", url, status, bytes.TrimSpace(msg))

@@ -448,6 +448,13 @@ func TestFlagErrorsNameTheFlag(t *testing.T) {
 		{[]string{"healthcheck", "--http-addr", "127.0.0.1:0"}, nil, `--http-addr: port 0 is any free port to serve, not one to ask`},
 		{[]string{"serve", "--dev-broker-addr", "localhost:-1"}, nil, `--dev-broker-addr: invalid value "localhost:-1": port "-1" of "localhost:-1" is not a number from 0 to 65535`},
 		{[]string{"replay", "--format", "taobao", "--file", "x", "--collector", "notaurl"}, nil, `--collector: invalid value "notaurl": not an http:// or https:// URL with a host`},
+		// replay adds /v1/batch to --collector's path: a URL it cannot add it to was mangled
+		// (http://h:8080?x=1/v1/batch) or posted to …/v1/v1/batch (tester 26 F5).
+		{[]string{"replay", "--format", "taobao", "--file", "x", "--collector", "http://127.0.0.1:8080/v1/"}, nil, `--collector: invalid value "http://127.0.0.1:8080/v1/": give the base URL without /v1: replay posts to its /v1/batch`},
+		{[]string{"replay", "--format", "taobao", "--file", "x", "--collector", "http://127.0.0.1:8080/shop/v1/batch"}, nil, `--collector: invalid value "http://127.0.0.1:8080/shop/v1/batch": give the base URL without /v1/batch: replay posts to its /v1/batch`},
+		{[]string{"replay", "--format", "taobao", "--file", "x", "--collector", "http://127.0.0.1:8080?x=1"}, nil, `--collector: invalid value "http://127.0.0.1:8080?x=1": a base URL takes no query string or fragment`},
+		{[]string{"replay", "--format", "taobao", "--file", "x", "--collector", "http://127.0.0.1:8080/#top"}, nil, `--collector: invalid value "http://127.0.0.1:8080/#top": a base URL takes no query string or fragment`},
+		{[]string{"replay", "--format", "taobao", "--file", "x", "--collector", "http://key:@127.0.0.1:8080"}, nil, `--collector: invalid value "http://key:@127.0.0.1:8080": a base URL takes no user info: the write key is --write-key`},
 		{[]string{"replay", "--format", "taobao", "--file", "x", "--write-key", "k"}, map[string]string{"WAYMARK_COLLECTOR": "127.0.0.1:8080"}, `WAYMARK_COLLECTOR (--collector): invalid value "127.0.0.1:8080": not an http:// or https:// URL with a host`},
 		{[]string{"healthcheck", "--url", "not a url"}, nil, `--url: invalid value "not a url": not an http:// or https:// URL with a host`},
 		{[]string{"healthcheck", "--url", "ftp://127.0.0.1/readyz"}, nil, `--url: invalid value "ftp://127.0.0.1/readyz": not an http`},

@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	neturl "net/url"
+	"strings"
 	"time"
 )
 
@@ -68,6 +69,27 @@ func readyzURL(addr string) (string, error) {
 		host = "127.0.0.1"
 	}
 	return "http://" + net.JoinHostPort(host, port) + "/readyz", nil
+}
+
+// checkCollectorURL refuses what checkHTTPURL does, and a base URL that replay's --collector
+// cannot add /v1/batch to: one with a query string, a fragment or user info (the write key is
+// --write-key), or whose path already ends in /v1 or a tracking endpoint, which would post to
+// …/v1/v1/batch.
+func checkCollectorURL(s string) error {
+	if err := checkHTTPURL(s); err != nil || s == "" {
+		return err
+	}
+	u, _ := neturl.Parse(s)
+	p := strings.TrimRight(u.Path, "/")
+	switch {
+	case u.RawQuery != "" || u.ForceQuery || u.Fragment != "":
+		return errors.New("a base URL takes no query string or fragment: replay posts to its /v1/batch")
+	case u.User != nil:
+		return errors.New("a base URL takes no user info: the write key is --write-key")
+	case strings.Contains(p+"/", "/v1/"):
+		return fmt.Errorf("give the base URL without %s: replay posts to its /v1/batch", p[strings.Index(p+"/", "/v1/"):])
+	}
+	return nil
 }
 
 // checkHTTPURL refuses what is not an absolute http or https URL with a host (healthcheck's --url,
