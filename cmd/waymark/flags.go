@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"math"
 	"net"
+	"net/http"
 	"os"
 	"strconv"
 	"strings"
@@ -441,9 +442,28 @@ func openStore(ctx context.Context, fs *flagSet, cfg store.Config, log *slog.Log
 		return st, err
 	case ce.Auth:
 		return nil, fs.errorf("clickhouse-user", "ClickHouse at %s refused user %q with the password given (%s): %w", cfg.Addr, cfg.User, fs.ref("clickhouse-password"), err)
+	case speaksHTTP(ctx, cfg.Addr):
+		return nil, fs.errorf("clickhouse-addr", "%s answers HTTP: that is ClickHouse's HTTP port (8123 by default), and Waymark speaks ClickHouse's native protocol, on its TCP port (<tcp_port>, 9000 by default): %w", cfg.Addr, err)
 	default:
 		return nil, noAnswer(fs, "clickhouse-addr", "ClickHouse", cfg.Addr, err)
 	}
+}
+
+// speaksHTTP reports whether an HTTP server answers at addr (host:port) within a few seconds:
+// there, ClickHouse's native handshake gets no answer it can read, only a timeout.
+func speaksHTTP(ctx context.Context, addr string) bool {
+	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+"/", nil)
+	if err != nil {
+		return false
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return false
+	}
+	resp.Body.Close()
+	return true
 }
 
 // dialFailed reports whether err is a dial that nothing answered (refused, timed out, a host

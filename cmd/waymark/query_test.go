@@ -126,3 +126,14 @@ func TestQueryCommandsNameTheLimitFlags(t *testing.T) {
 		t.Errorf("waymark funnel --query-timeout 1ns: %v\n%s\nwant it to end %q", err, out, want)
 	}
 }
+
+// TestClickHouseAddrAtTheHTTPPort: --clickhouse-addr given ClickHouse's HTTP port, a common slip
+// (8123 for 9000), is named as that rather than as nothing answering (tester 26 F6).
+func TestClickHouseAddrAtTheHTTPPort(t *testing.T) {
+	t.Parallel()
+	out, err := exec.Command(binary, "funnel", "--steps", "A", "--clickhouse-addr", chServer.HTTPAddr).CombinedOutput()
+	want := "waymark: --clickhouse-addr: " + chServer.HTTPAddr + " answers HTTP: that is ClickHouse's HTTP port (8123 by default), and Waymark speaks ClickHouse's native protocol"
+	if err == nil || !strings.HasPrefix(string(out), want) {
+		t.Errorf("waymark funnel --clickhouse-addr %s: %v\n%s\nwant it to start %q", chServer.HTTPAddr, err, out, want)
+	}
+}
