@@ -112,7 +112,8 @@ func refDropoff(jm *sessionize.Map, d refData, q store.FunnelQuery, k int) strin
 }
 
 // TestDropoffAgreesWithTheReference asks drop-offs matched in Waymark and, on an engine with
-// the waymark_funnel UDF, in ClickHouse; a bounded list of persons holds the smallest ids.
+// the waymark_funnel UDF, in ClickHouse; a bounded list of persons holds the smallest ids, and
+// the answer says what it counts (count_by).
 func TestDropoffAgreesWithTheReference(t *testing.T) {
 	t.Parallel()
 	d, paths := storedRefDataPaths(t, 11, 250)
@@ -140,6 +141,9 @@ func TestDropoffAgreesWithTheReference(t *testing.T) {
 				rankedText(res.NextEvents), strings.Join(res.Persons, ",")}, "\n")
 			if got != want {
 				t.Errorf("%s: %+v\ngot:\n%s\nwant:\n%s", path.name, q, got, want)
+			}
+			if want := cmp.Or(q.Funnel.CountBy, store.CountPersons); res.CountBy != want {
+				t.Errorf("%s: count_by %q, want %q", path.name, res.CountBy, want)
 			}
 			persons := int64(len(res.Persons)) // a person may drop off from several sessions
 			if res.Dropped == 0 || persons != res.Dropped && (q.Funnel.CountBy != store.CountSessions || persons > res.Dropped) || res.PersonsTruncated {
