@@ -48,7 +48,8 @@ func ParseTime(s string) (time.Time, error) {
 
 // plusHint is the hint for a time whose offset's + a query string read as a space (RFC 3986
 // leaves + as it is, but HTML forms and Go's url.ParseQuery read it as a space): "" unless s
-// with its last space written + is a time.
+// with its last space written + is a time. It gives the time with its + as is, for a command
+// line, and escaped, for a URL (the parser serves both).
 func plusHint(s string) string {
 	i := strings.LastIndexByte(s, ' ')
 	if i < 0 {
@@ -57,7 +58,8 @@ func plusHint(s string) string {
 	if _, err := ingest.ParseTimestamp(s[:i] + "+" + s[i+1:]); err != nil {
 		return ""
 	}
-	return fmt.Sprintf("; was the space a + ? In a URL write + as %%2B: %s", url.QueryEscape(s[:i]+"+"+s[i+1:]))
+	plus := s[:i] + "+" + s[i+1:]
+	return fmt.Sprintf("; was the space a + ? %s (in a URL's query string, write + as %%2B: %s)", plus, url.QueryEscape(plus))
 }
 
 // outOfRangeText says which times a query can name, in errors.

@@ -66,9 +66,9 @@ func TestParseTimeHintsAPlusReadAsASpace(t *testing.T) {
 	tests := []struct {
 		in, hint string // hint: "" when the error must not hint
 	}{
-		{"2017-11-25T12:00:00 02:00", "In a URL write + as %2B: 2017-11-25T12%3A00%3A00%2B02%3A00"},
-		{"2017-11-25 12:00:00 02:00", "In a URL write + as %2B: 2017-11-25+12%3A00%3A00%2B02%3A00"},
-		{"2017-11-25T12:00:00.5 0200", "In a URL write + as %2B: 2017-11-25T12%3A00%3A00.5%2B0200"},
+		{"2017-11-25T12:00:00 02:00", "was the space a + ? 2017-11-25T12:00:00+02:00 (in a URL's query string, write + as %2B: 2017-11-25T12%3A00%3A00%2B02%3A00)"},
+		{"2017-11-25 12:00:00 02:00", "was the space a + ? 2017-11-25 12:00:00+02:00 (in a URL's query string, write + as %2B: 2017-11-25+12%3A00%3A00%2B02%3A00)"},
+		{"2017-11-25T12:00:00.5 0200", "was the space a + ? 2017-11-25T12:00:00.5+0200 (in a URL's query string, write + as %2B: 2017-11-25T12%3A00%3A00.5%2B0200)"},
 		{"2017-11-25 1:00:00", ""},
 		{"2017-11-25T12:00:00 x", ""},
 		{"25/11/2017", ""},
