@@ -31,10 +31,9 @@ type Condition struct {
 	LT        *Number  `yaml:"lt,omitempty"`
 	LTE       *Number  `yaml:"lte,omitempty"`
 
-	re      *regexp.Regexp
-	equal   []string  // EqualTexts, worked out by check
-	numbers []Decimal // EqualNumbers, worked out by check
-	line    int
+	re    *regexp.Regexp
+	equal []string // EqualTexts, worked out by check
+	line  int
 }
 
 // ContextFields are the event fields a condition can name besides properties
@@ -69,7 +68,7 @@ func (c *Condition) check() error {
 			}
 		}
 	}
-	c.equal, c.numbers = c.EqualTexts(), c.EqualNumbers()
+	c.equal = c.EqualTexts()
 	if c.Regexp != nil {
 		// ClickHouse's match() reads a pattern with re2's dot_nl: "." matches a newline too, and
 		// so it does here ((?s)), or a value holding one would enter a stage in Go (sessions,
@@ -204,19 +203,37 @@ func (c *Condition) value(e *ingest.Event) (string, bool) {
 }
 
 // EqualTexts returns the stored texts that equals (or one_of) accepts, or that not_equals (or
-// not_one_of) refuses, by their text, nil for the other operators: each value that is not a JSON
-// number as written and, for a JSON array, also its canonical text (ingest.CanonicalArray), how
-// arrays are stored: tags=["a", "b"] finds ["a","b"]. Arrays stored before their canonical text
-// (2026-12-05) keep the text the client sent, which a filter written alike finds. A value that is
-// a JSON number compares as a number instead (EqualNumbers). Matches uses both, and the store
-// renders both as SQL; the reasons are in docs/values.md.
+// not_one_of) refuses, nil for the other operators: each value as written and, for a value that is a JSON number, also its canonical
+// text (ingest.CanonicalNumber), which is how JSON numbers are stored. So price=100, price=100.0
+// and price=1e2 all find the number 100 however the client wrote it, and the string "100" too
+// (it has the same text); the strings "100.0" and "1e2" are found by exactly their text. This is
+// the one definition of equality: Matches uses it and the store renders it as SQL. The reasons
+// are in docs/values.md. A value that is a JSON array is also taken in its canonical text
+// (ingest.CanonicalArray), how arrays are stored: tags=["a", "b"] finds ["a","b"].
+//
+// Numbers stored before Waymark kept numbers in canonical form (schema version 9) keep the text
+// the client sent: a filter written in that text (price=100.0) finds them; so do arrays stored
+// before their canonical text (2026-12-05).
 func (c *Condition) EqualTexts() []string {
-	var texts []string
-	for _, v := range c.equalValues() {
-		if IsJSONNumber(v) {
-			continue
-		}
+	var values []string
+	switch {
+	case c.Equals != nil:
+		values = []string{*c.Equals}
+	case c.OneOf != nil:
+		values = c.OneOf
+	case c.NotEquals != nil:
+		values = []string{*c.NotEquals}
+	case c.NotOneOf != nil:
+		values = c.NotOneOf
+	default:
+		return nil
+	}
+	texts := make([]string, 0, len(values))
+	for _, v := range values {
 		texts = append(texts, v)
+		if n, ok := ingest.CanonicalNumber(v); ok && n != v {
+			texts = append(texts, n)
+		}
 		if a, ok := ingest.CanonicalArray(v); ok && a != v {
 			texts = append(texts, a)
 		}
@@ -224,83 +241,24 @@ func (c *Condition) EqualTexts() []string {
 	return texts
 }
 
-// EqualNumbers returns the numbers that equals (or one_of) accepts, or that not_equals (or
-// not_one_of) refuses, nil for the other operators: the values that are JSON numbers
-// (IsJSONNumber), exactly (ParseDecimal). Such a value equals every stored text that is a JSON
-// number of the same value, however either is written: qty=3, qty=3.0 and qty=3e0 all find the
-// number 3 (stored as 3, ingest.CanonicalNumber) and the strings "3", "3.0" and "3e0", as
-// Mixpanel and PostHog compare a numeric property's values as numbers, strings included, and as
-// the bounds read them ("3.0" is >= 3 and <= 3); a text that is no JSON number ("03", "+3",
-// " 3", "3.") is not a number here, and is found by its own text only ([zip=02134]). Numbers
-// stored before schema version 9 in the client's text (3.0) are found so too.
-func (c *Condition) EqualNumbers() []Decimal {
-	var numbers []Decimal
-	for _, v := range c.equalValues() {
-		if IsJSONNumber(v) {
-			d, _ := ParseDecimal(v) // a JSON number is a decimal number
-			numbers = append(numbers, d)
-		}
-	}
-	return numbers
-}
-
-// equalValues are the values of equals, one_of, not_equals or not_one_of, nil for the others.
-func (c *Condition) equalValues() []string {
-	switch {
-	case c.Equals != nil:
-		return []string{*c.Equals}
-	case c.OneOf != nil:
-		return c.OneOf
-	case c.NotEquals != nil:
-		return []string{*c.NotEquals}
-	case c.NotOneOf != nil:
-		return c.NotOneOf
-	}
-	return nil
-}
-
-// JSONNumberPattern is the text of a JSON number (RFC 8259: an optional minus, an integer part
-// without leading zeros, an optional fraction, an optional exponent), which ingest stores numbers
-// as (ingest.CanonicalNumber reads the same texts) and equality compares as numbers
-// (EqualNumbers). RE2 syntax for Go and ClickHouse's match, without "?" (see NumberPattern).
-const JSONNumberPattern = `^-{0,1}(0|[1-9][0-9]*)([.][0-9]+){0,1}([eE][-+]{0,1}[0-9]+){0,1}$`
-
-var jsonNumberRE = regexp.MustCompile(JSONNumberPattern)
-
-// IsJSONNumber reports whether text is a JSON number (JSONNumberPattern).
-func IsJSONNumber(text string) bool { return jsonNumberRE.MatchString(text) }
-
-// isEqual reports whether v, a stored text, is one of the condition's texts (EqualTexts) or,
-// being a JSON number, one of its numbers (EqualNumbers).
-func (c *Condition) isEqual(v string) bool {
-	texts, numbers := c.equal, c.numbers
-	if texts == nil && numbers == nil { // a Condition built without check
-		texts, numbers = c.EqualTexts(), c.EqualNumbers()
-	}
-	if slices.Contains(texts, v) {
-		return true
-	}
-	if len(numbers) == 0 || !IsJSONNumber(v) {
-		return false
-	}
-	d, _ := ParseDecimal(v)
-	return slices.ContainsFunc(numbers, func(n Decimal) bool { return d.Compare(n) == 0 })
-}
-
 // Negated reports whether the condition is not_equals or not_one_of: it passes an event that
-// lacks the field, and one whose value is none of EqualTexts and EqualNumbers.
+// lacks the field, and one whose value is none of EqualTexts.
 func (c *Condition) Negated() bool { return c.NotEquals != nil || c.NotOneOf != nil }
 
 // Matches reports whether e passes the condition.
 func (c *Condition) Matches(e *ingest.Event) bool {
 	v, ok := c.value(e)
+	texts := c.equal
+	if texts == nil { // a Condition built without check
+		texts = c.EqualTexts()
+	}
 	switch {
 	case c.Negated():
-		return !ok || !c.isEqual(v)
+		return !ok || !slices.Contains(texts, v)
 	case !ok:
 		return false
 	case c.Equals != nil || c.OneOf != nil:
-		return c.isEqual(v)
+		return slices.Contains(texts, v)
 	case c.Prefix != nil:
 		return strings.HasPrefix(v, *c.Prefix)
 	case c.re != nil:

@@ -918,10 +918,8 @@ func conditionSQL(c *sessionize.Condition) predicate {
 	var op string
 	switch {
 	case c.Equals != nil || c.OneOf != nil || c.Negated():
-		op, p.args = equalSQL(c, value)
-		if len(c.EqualNumbers()) > 0 {
-			p.numbers = []string{value}
-		}
+		texts := c.EqualTexts()
+		op, p.args = value+" IN ("+placeholders(len(texts))+")", appendStrings(nil, texts)
 	case c.Prefix != nil:
 		op, p.args = "substring("+value+", 1, ?) = ?", []any{len(*c.Prefix), *c.Prefix}
 	case c.Regexp != nil:
@@ -935,41 +933,6 @@ func conditionSQL(c *sessionize.Condition) predicate {
 		p.sql = "(NOT " + p.sql + ")"
 	}
 	return p
-}
-
-// equalSQL renders an equality condition (equals, one_of, and the tests not_equals and
-// not_one_of negate) as sessionize.Condition.Matches reads it: value is one of its texts
-// (EqualTexts), or a JSON number (sessionize.JSONNumberPattern) equal to one of its numbers
-// (EqualNumbers), which compares the columns of value's numberReading: a decimal's sign and
-// magnitude are the same when it is the same number, however written (equalKey).
-func equalSQL(c *sessionize.Condition, value string) (string, []any) {
-	var ors []string
-	var args []any
-	if texts := c.EqualTexts(); len(texts) > 0 {
-		ors = append(ors, value+" IN ("+placeholders(len(texts))+")")
-		args = appendStrings(args, texts)
-	}
-	if numbers := c.EqualNumbers(); len(numbers) > 0 {
-		n := numberColumns(value)
-		ors = append(ors, "(match("+value+", "+sqlString(sessionize.JSONNumberPattern)+") AND concat(toString("+n.sign+"), "+
-			n.positive+", "+n.negative+") IN ("+placeholders(len(numbers))+"))")
-		for _, d := range numbers {
-			args = append(args, equalKey(d))
-		}
-	}
-	if len(ors) == 0 {
-		return "0", nil // no values: a condition with none is refused (sessionize.NewCondition)
-	}
-	return "(" + strings.Join(ors, " OR ") + ")", args
-}
-
-// equalKey is the text equalSQL compares a number's reading with: its sign, then its magnitude
-// when it is not 0, as numberSQL's columns write them.
-func equalKey(d sessionize.Decimal) string {
-	if d.Sign == 0 {
-		return "0"
-	}
-	return strconv.Itoa(d.Sign) + magnitude(d)
 }
 
 // boundSQL renders a bound condition (gt, gte, lt, lte) as sessionize.Condition.Matches reads
