@@ -391,6 +391,10 @@ func journeyQueries(tb testing.TB, s *store.Store) []journeyQuery {
 			_, err := s.Funnel(ctx, jm, store.FunnelQuery{Steps: steps3, Window: day})
 			return err
 		}},
+		{"funnel-3-steps-filtered", func() error { // a property filter on a number's text: category is "0" to "19"
+			_, err := s.Funnel(ctx, jm, store.FunnelQuery{Steps: append([]string{"Product Viewed[category=7]"}, steps3[1:]...), Window: day})
+			return err
+		}},
 		{"funnel-3-steps-by-sessions", func() error {
 			_, err := s.Funnel(ctx, jm, store.FunnelQuery{Steps: steps3, Window: day, CountBy: "sessions"})
 			return err
