@@ -458,7 +458,10 @@ func speaksHTTP(ctx context.Context, addr string) bool {
 	if err != nil {
 		return false
 	}
-	resp, err := http.DefaultClient.Do(req)
+	// No proxy (http.DefaultClient takes HTTP_PROXY's): the question is what answers at addr.
+	transport := &http.Transport{}
+	defer transport.CloseIdleConnections()
+	resp, err := (&http.Client{Transport: transport}).Do(req)
 	if err != nil {
 		return false
 	}
