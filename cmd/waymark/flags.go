@@ -442,19 +442,21 @@ func openStore(ctx context.Context, fs *flagSet, cfg store.Config, log *slog.Log
 		return st, err
 	case ce.Auth:
 		return nil, fs.errorf("clickhouse-user", "ClickHouse at %s refused user %q with the password given (%s): %w", cfg.Addr, cfg.User, fs.ref("clickhouse-password"), err)
-	case speaksHTTP(ctx, cfg.Addr):
+	case clickhouseHTTP(ctx, cfg.Addr):
 		return nil, fs.errorf("clickhouse-addr", "%s answers HTTP: that is ClickHouse's HTTP port (8123 by default), and Waymark speaks ClickHouse's native protocol, on its TCP port (<tcp_port>, 9000 by default): %w", cfg.Addr, err)
 	default:
 		return nil, noAnswer(fs, "clickhouse-addr", "ClickHouse", cfg.Addr, err)
 	}
 }
 
-// speaksHTTP reports whether an HTTP server answers at addr (host:port) within a few seconds:
-// there, ClickHouse's native handshake gets no answer it can read, only a timeout.
-func speaksHTTP(ctx context.Context, addr string) bool {
+// clickhouseHTTP reports whether ClickHouse's HTTP interface answers at addr (host:port) within
+// a few seconds: GET /ping answered 200 "Ok.". There, ClickHouse's native handshake gets no answer
+// it can read, only a timeout. A native port answers HTTP too, with a 400 saying it is for
+// clickhouse-client, so any other answer is not this slip (tester 27's F1).
+func clickhouseHTTP(ctx context.Context, addr string) bool {
 	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+"/", nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+"/ping", nil)
 	if err != nil {
 		return false
 	}
@@ -465,8 +467,9 @@ func speaksHTTP(ctx context.Context, addr string) bool {
 	if err != nil {
 		return false
 	}
-	resp.Body.Close()
-	return true
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, 16))
+	return err == nil && resp.StatusCode == http.StatusOK && string(body) == "Ok.\n"
 }
 
 // dialFailed reports whether err is a dial that nothing answered (refused, timed out, a host

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"encoding/csv"
 	"fmt"
 	"os"
@@ -135,5 +136,19 @@ func TestClickHouseAddrAtTheHTTPPort(t *testing.T) {
 	want := "waymark: --clickhouse-addr: " + chServer.HTTPAddr + " answers HTTP: that is ClickHouse's HTTP port (8123 by default), and Waymark speaks ClickHouse's native protocol"
 	if err == nil || !strings.HasPrefix(string(out), want) {
 		t.Errorf("waymark funnel --clickhouse-addr %s: %v\n%s\nwant it to start %q", chServer.HTTPAddr, err, out, want)
+	}
+}
+
+// TestClickHouseHTTPIsToldFromTheNativePort: the native port answers an HTTP request too (a 400
+// saying it is for clickhouse-client), so only the HTTP interface's answer to /ping is taken for
+// the HTTP port: a native port slow to shake hands was named as the HTTP one (tester 27's F1).
+func TestClickHouseHTTPIsToldFromTheNativePort(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	if !clickhouseHTTP(ctx, chServer.HTTPAddr) {
+		t.Errorf("the HTTP port %s is not taken for ClickHouse's HTTP interface", chServer.HTTPAddr)
+	}
+	if clickhouseHTTP(ctx, chServer.Addr) {
+		t.Errorf("the native port %s is taken for ClickHouse's HTTP interface", chServer.Addr)
 	}
 }
