@@ -192,11 +192,13 @@ const outsideSlotConns = 10
 // together: eight sessions summaries, or eight name checks), beside what the writer needs: with
 // the client's default of 10 connections, four batches took every one, and queries and inserts
 // waiting past DialTimeout failed ("acquire conn timeout": a 500, and the consumer retrying).
+// Connections are dialled so that a query's context bounds their hello too (dialer).
 func clickhouseOptions(cfg Config) *clickhouse.Options {
 	return &clickhouse.Options{
 		Addr:         []string{cfg.Addr},
 		Auth:         clickhouse.Auth{Username: cfg.User, Password: cfg.Password},
 		DialTimeout:  cfg.DialTimeout,
+		DialContext:  (&dialer{net.Dialer{Timeout: cfg.DialTimeout}}).DialContext,
 		Compression:  &clickhouse.Compression{Method: clickhouse.CompressionLZ4},
 		MaxOpenConns: cfg.QueryConcurrency*MaxBatchQueries + outsideSlotConns,
 	}

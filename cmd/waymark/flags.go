@@ -432,8 +432,9 @@ func addStoreFlags(fs *flagSet) *clickhouseFlags {
 
 // openStore connects to ClickHouse as cfg says (store.Open), cfg being the one addStoreFlags
 // filled in fs or a copy of it. A server that does not answer is an error naming
-// --clickhouse-addr, one that refuses the user names --clickhouse-user (its password is the other
-// half), as every flag's bad value is named.
+// --clickhouse-addr (and --clickhouse-dial-timeout when it took a connection and did not answer
+// within it), one that refuses the user names --clickhouse-user (its password is the other half),
+// as every flag's bad value is named.
 func openStore(ctx context.Context, fs *flagSet, cfg store.Config, log *slog.Logger, reg prometheus.Registerer) (*store.Store, error) {
 	st, err := store.Open(ctx, cfg, log, reg)
 	var ce *store.ConnectError
@@ -445,7 +446,12 @@ func openStore(ctx context.Context, fs *flagSet, cfg store.Config, log *slog.Log
 	case clickhouseHTTP(ctx, cfg.Addr):
 		return nil, fs.errorf("clickhouse-addr", "%s answers HTTP: that is ClickHouse's HTTP port (8123 by default), and Waymark speaks ClickHouse's native protocol, on its TCP port (<tcp_port>, 9000 by default): %w", cfg.Addr, err)
 	default:
-		return nil, noAnswer(fs, "clickhouse-addr", "ClickHouse", cfg.Addr, err)
+		at := cfg.Addr
+		var ne net.Error
+		if errors.As(err, &ne) && ne.Timeout() { // connected, and no hello came back in time
+			at += fmt.Sprintf(" within %s (%s)", fs.ref("clickhouse-dial-timeout"), cfg.DialTimeout)
+		}
+		return nil, noAnswer(fs, "clickhouse-addr", "ClickHouse", at, err)
 	}
 }
 

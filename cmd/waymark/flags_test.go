@@ -853,6 +853,8 @@ func TestUnansweredAddressesNameTheFlag(t *testing.T) {
 // none).
 func TestClickHouseConnectionErrorsNameTheFlag(t *testing.T) {
 	closed := freeAddr(t) // nothing listens there
+	hanging := storetest.StartProxy(t, chServer.Addr)
+	hanging.Stall() // takes connections, answers nothing
 	tests := []struct {
 		args []string
 		env  map[string]string
@@ -862,6 +864,7 @@ func TestClickHouseConnectionErrorsNameTheFlag(t *testing.T) {
 		{[]string{"stages"}, map[string]string{"WAYMARK_CLICKHOUSE_ADDR": closed}, "WAYMARK_CLICKHOUSE_ADDR (--clickhouse-addr): no ClickHouse answers at " + closed + ": "},
 		{[]string{"migrate", "--clickhouse-addr", closed}, nil, "--clickhouse-addr: no ClickHouse answers at " + closed + ": "},
 		{[]string{"serve", "--roles", "query", "--http-addr", "127.0.0.1:0", "--read-keys-inline", "k=shop", "--clickhouse-addr", closed}, nil, "--clickhouse-addr: no ClickHouse answers at " + closed + ": "},
+		{[]string{"funnel", "--steps", "A", "--clickhouse-addr", hanging.Addr, "--clickhouse-dial-timeout", "1s"}, nil, "--clickhouse-addr: no ClickHouse answers at " + hanging.Addr + " within --clickhouse-dial-timeout (1s): "},
 		{[]string{"funnel", "--steps", "A", "--clickhouse-addr", chServer.Addr, "--clickhouse-user", "nobody"}, nil, `--clickhouse-user: ClickHouse at ` + chServer.Addr + ` refused user "nobody" with the password given (--clickhouse-password): `},
 		{[]string{"migrate", "--clickhouse-addr", chServer.Addr}, map[string]string{"WAYMARK_CLICKHOUSE_PASSWORD": "wrong"}, `--clickhouse-user: ClickHouse at ` + chServer.Addr + ` refused user "default" with the password given (WAYMARK_CLICKHOUSE_PASSWORD (--clickhouse-password)): `},
 	}
@@ -869,8 +872,9 @@ func TestClickHouseConnectionErrorsNameTheFlag(t *testing.T) {
 		for k, v := range tt.env {
 			t.Setenv(k, v)
 		}
-		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute) // a hang guard
-		err := run(ctx, append(tt.args, "--clickhouse-dial-timeout", "10s"), io.Discard, slog.New(slog.DiscardHandler))
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)                  // a hang guard
+		args := append([]string{tt.args[0], "--clickhouse-dial-timeout", "10s"}, tt.args[1:]...) // tt.args may set another
+		err := run(ctx, args, io.Discard, slog.New(slog.DiscardHandler))
 		cancel()
 		if err == nil || !strings.HasPrefix(err.Error(), tt.want) {
 			t.Errorf("%v %v: error %v, want it to start %q", tt.args, tt.env, err, tt.want)

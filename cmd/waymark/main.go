@@ -55,11 +55,7 @@ func usage() string {
 }
 
 func main() {
-	// SIGINT or SIGTERM cancels ctx: serve shuts down in order, a query stops at once. A second
-	// signal kills the process the default way.
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
-	defer stop()
-	context.AfterFunc(ctx, stop)
+	ctx := stopOnSignals(os.Stderr)
 	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
 	if err := run(ctx, os.Args[1:], os.Stdout, log); err != nil {
 		if ctx.Err() != nil {
@@ -69,6 +65,28 @@ func main() {
 		fmt.Fprintln(os.Stderr, "waymark:", err)
 		os.Exit(1)
 	}
+}
+
+// stopOnSignals returns a context cancelled by the first SIGINT or SIGTERM, its cause naming
+// the signal: serve shuts down in order, a query stops at once. A second signal ends the process
+// at once, whatever it is waiting for, with the status a shell gives a process its signal killed
+// (128 + the signal's number), after a line on stderr.
+//
+// The second signal is caught rather than left to its default action: a shell starts a
+// background command with SIGINT ignored, and a Go program that stops catching a signal it
+// inherited ignored goes back to ignoring it (tester 27's F3: a second SIGINT did nothing).
+func stopOnSignals(stderr io.Writer) context.Context {
+	ctx, cancel := context.WithCancelCause(context.Background())
+	signals := make(chan os.Signal, 2)
+	signal.Notify(signals, syscall.SIGINT, syscall.SIGTERM)
+	go func() {
+		sig := <-signals
+		cancel(fmt.Errorf("%v signal received", sig))
+		sig = <-signals
+		fmt.Fprintf(stderr, "waymark: stopped at once (%v signal received again)\n", sig)
+		os.Exit(128 + int(sig.(syscall.Signal)))
+	}()
+	return ctx
 }
 
 // run runs the command args name. Help asked for (-h, --help, `help COMMAND`) is printed to

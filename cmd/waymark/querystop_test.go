@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"os"
 	"os/exec"
 	"strings"
@@ -111,5 +112,114 @@ func TestQueryStopsOnSignal(t *testing.T) {
 				t.Errorf("last line %q names neither the signal (%s) nor the cancelled query", last, sig)
 			}
 		})
+	}
+}
+
+// ignoringSIGINT is the command that runs binary with args as a shell runs a background command:
+// SIGINT ignored from the start (sh's `trap "" INT`, kept across exec).
+func ignoringSIGINT(args ...string) *exec.Cmd {
+	return exec.Command("sh", append([]string{"-c", `trap "" INT; exec "$0" "$@"`, binary}, args...)...)
+}
+
+// TestQueryStopsOnSignalWhileClickHouseHangs: a query stops on SIGINT while ClickHouse, which
+// took it, never answers (tester 27's F3: a CLI query whose ClickHouse was stopped mid-query
+// printed that it stopped and stayed up until ClickHouse answered, 55 minutes once). The query
+// runs as a background command of a shell (SIGINT ignored at the start, as there), through a
+// proxy that passes the journey query on and none of ClickHouse's answer.
+func TestQueryStopsOnSignalWhileClickHouseHangs(t *testing.T) {
+	storetest.FirstPassOnly(t)
+	t.Parallel()
+	database := newDatabase(t, "e2e")
+	ctx := context.Background()
+	st, err := store.Open(ctx, store.Config{Addr: chServer.Addr, Database: database}, slog.New(slog.DiscardHandler), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := st.Migrate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	st.Close()
+	proxy := storetest.StartProxy(t, chServer.Addr)
+	proxy.StallOn("group_by_two_level_threshold") // a setting only the journey queries send
+
+	cmd := ignoringSIGINT("funnel", "--steps", "awareness,conversion", "--query-timeout", "2h", "--clickhouse-dial-timeout", "1h")
+	cmd.Env = append(os.Environ(), "WAYMARK_CLICKHOUSE_ADDR="+proxy.Addr, "WAYMARK_CLICKHOUSE_DATABASE="+database)
+	var stderr lockedBuffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	defer func() {
+		cmd.Process.Kill()
+		<-exited
+	}()
+	select {
+	case <-proxy.Asked():
+	case err := <-exited:
+		t.Fatalf("the funnel ended before its query reached ClickHouse: %v\n%s", err, stderr.String())
+	case <-time.After(2 * time.Minute): // a hang guard
+		t.Fatalf("the funnel's query never reached ClickHouse:\n%s", stderr.String())
+	}
+	if err := cmd.Process.Signal(syscall.SIGINT); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-exited:
+		exited <- err // for the deferred wait
+		var exit *exec.ExitError
+		if !errors.As(err, &exit) || exit.ExitCode() != 1 || !strings.Contains(stderr.String(), "waymark: stopped (interrupt signal received)") {
+			t.Errorf("exit: %v, stderr:\n%s\nwant status 1 and word of the stop", err, stderr.String())
+		}
+	case <-time.After(2 * time.Minute): // far less than the query's two hours
+		t.Fatalf("the funnel did not stop on SIGINT while ClickHouse hangs:\n%s", stderr.String())
+	}
+}
+
+// TestSecondSignalEndsTheProcess: a second SIGINT ends serve at once during a drain delay that
+// would outlast the test, even started with SIGINT ignored, as a shell starts a background
+// command (tester 27's F3: main stopped catching signals after the first, so the second went
+// back to being ignored). Its status is a killed process's, 128 + 2.
+func TestSecondSignalEndsTheProcess(t *testing.T) {
+	storetest.FirstPassOnly(t)
+	t.Parallel()
+	addr := freeAddr(t)
+	cmd := ignoringSIGINT("serve", "--roles", "query", "--http-addr", addr, "--read-keys-inline", testReadKey+"=tests", "--drain-delay", "1h")
+	cmd.Env = append(os.Environ(), "WAYMARK_CLICKHOUSE_ADDR="+chServer.Addr, "WAYMARK_CLICKHOUSE_DATABASE="+newDatabase(t, "e2e"))
+	var log lockedBuffer
+	cmd.Stdout, cmd.Stderr = &log, &log
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	defer func() {
+		cmd.Process.Kill()
+		<-exited
+	}()
+	waitFor(t, "serve to answer /healthz", func() bool {
+		resp, err := http.Get("http://" + addr + "/healthz")
+		if err == nil {
+			resp.Body.Close()
+		}
+		return err == nil && resp.StatusCode == http.StatusOK
+	})
+	if err := cmd.Process.Signal(syscall.SIGINT); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "serve to start its drain delay", func() bool { return strings.Contains(log.String(), "drain delay") })
+	if err := cmd.Process.Signal(syscall.SIGINT); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-exited:
+		exited <- err
+		var exit *exec.ExitError
+		if !errors.As(err, &exit) || exit.ExitCode() != 128+int(syscall.SIGINT) || !strings.Contains(log.String(), "waymark: stopped at once (interrupt signal received again)") {
+			t.Errorf("exit: %v, log:\n%s\nwant status 130 and word of the stop", err, log.String())
+		}
+	case <-time.After(2 * time.Minute): // far less than the drain delay's hour
+		t.Fatalf("serve did not end on a second SIGINT:\n%s", log.String())
 	}
 }

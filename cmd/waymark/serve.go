@@ -364,7 +364,7 @@ func runServe(ctx context.Context, args []string, log *slog.Logger) error {
 			collector.Drain()
 		}
 		if drainDelay > 0 {
-			// A second SIGTERM or SIGINT ends the process at once (main stops catching them).
+			// A second SIGTERM or SIGINT ends the process at once (stopOnSignals).
 			log.Info("shutting down: /readyz fails for the drain delay before the listener closes", "drain_delay", drainDelay)
 			time.Sleep(drainDelay)
 		}
