@@ -212,9 +212,9 @@ func (s *Store) dropoffQuery(ctx context.Context, jm *sessionize.Map, q DropoffQ
 		levels[i] = dropoffLevel{events: map[string]int64{}, locations: map[string]int64{}, channels: map[string]int64{}, next: map[string]int64{},
 			persons: smallestIDs{limit: max(q.IDsLimit, 0), kept: map[string]bool{}}}
 	}
-	err = s.matchPlan(ctx, plan, func(spec string) error {
+	err = s.matchPlan(ctx, plan, func() error {
 		d := outcomeDecoder{breakdown: plan.attr >= 0, bySessions: plan.bySessions}
-		return s.matchInClickHouse(ctx, plan, spec, true, func(person, answer string) error {
+		return s.matchInClickHouse(ctx, plan, true, func(person, answer string) error {
 			units, err := d.decode(answer)
 			if err != nil {
 				return err

@@ -219,8 +219,8 @@ func (s *Store) funnel(ctx context.Context, jm *sessionize.Map, q FunnelQuery) (
 		return nil, err
 	}
 	var res *FunnelResult
-	err = s.matchPlan(ctx, plan, func(spec string) (err error) {
-		res, err = s.funnelInEngine(ctx, plan, spec, q)
+	err = s.matchPlan(ctx, plan, func() (err error) {
+		res, err = s.funnelInEngine(ctx, plan, q)
 		return err
 	}, func() error {
 		agg := newFunnelAgg(len(q.Steps), q.Breakdown.By != "")

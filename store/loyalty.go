@@ -331,8 +331,8 @@ func (s *Store) retentionQuery(ctx context.Context, jm *sessionize.Map, q Retent
 		}
 		return nil
 	}
-	err := s.matchPlan(ctx, p, func(spec string) error {
-		return s.matchInClickHouse(ctx, p, spec, false, func(_, answer string) error {
+	err := s.matchPlan(ctx, p, func() error {
+		return s.matchInClickHouse(ctx, p, false, func(_, answer string) error {
 			o, err := decodeRetentionOutcome(answer)
 			if err != nil {
 				return err
@@ -880,8 +880,8 @@ func (s *Store) stagesQuery(ctx context.Context, jm *sessionize.Map, q StagesQue
 	for i := range aggs.stages {
 		aggs.stages[i].touchpoints = map[string]int64{}
 	}
-	err := s.matchPlan(ctx, p, func(spec string) error {
-		return s.matchInClickHouse(ctx, p, spec, false, func(_, answer string) error {
+	err := s.matchPlan(ctx, p, func() error {
+		return s.matchInClickHouse(ctx, p, false, func(_, answer string) error {
 			return decodeStagesOutcome(answer, n, aggs)
 		})
 	}, func() error {

@@ -276,8 +276,8 @@ func decodeAnchorOutcome(s string) (anchorOutcome, error) {
 // eachAnchor calls fn with the outcome of each person with an anchor event in range: matched in
 // ClickHouse when the server has waymark_funnel (Config.FunnelMatching, docs/udf.md), else here.
 func (s *Store) eachAnchor(ctx context.Context, a *anchorScan, fn func(o anchorOutcome)) error {
-	return s.matchPlan(ctx, a.plan, func(spec string) error {
-		return s.matchInClickHouse(ctx, a.plan, spec, false, func(_, answer string) error {
+	return s.matchPlan(ctx, a.plan, func() error {
+		return s.matchInClickHouse(ctx, a.plan, false, func(_, answer string) error {
 			o, err := decodeAnchorOutcome(answer)
 			if err == nil {
 				fn(o)

@@ -1049,36 +1049,26 @@ var errNoFunnelUDF = errors.New("the server has no " + FunnelUDFName + " functio
 // it when it was last looked up (it was removed since), before any person's answer.
 var errFunnelUDFGone = errors.New("the server no longer has the " + FunnelUDFName + " function")
 
-// matchPlan runs plan's per-person matching where engineSpec puts it: in ClickHouse, handing
-// inEngine the UDF spec, or here, with here. When inEngine finds waymark_funnel gone before any
-// person's answer (errFunnelUDFGone), the function is looked up again and the matching goes, once
-// more, where that lookup puts it: a query answers as if it had been looked up just before it.
-func (s *Store) matchPlan(ctx context.Context, plan *funnelPlan, inEngine func(spec string) error, here func() error) error {
+// matchPlan runs plan's per-person matching where matchInEngine puts it: in ClickHouse, with
+// inEngine, or here, with here. When inEngine finds waymark_funnel gone before any person's answer
+// (errFunnelUDFGone), the function is looked up again and the matching goes, once more, where that
+// lookup puts it: a query answers as if it had been looked up just before it.
+func (s *Store) matchPlan(ctx context.Context, plan *funnelPlan, inEngine, here func() error) error {
 	for again := false; ; again = true {
-		spec, err := s.engineSpec(ctx, plan)
+		engine, err := s.matchInEngine(ctx)
 		if err != nil {
 			return err
 		}
-		if spec == "" {
+		if !engine {
 			return here()
 		}
-		if err := inEngine(spec); again || !errors.Is(err, errFunnelUDFGone) {
+		if err := inEngine(); again || !errors.Is(err, errFunnelUDFGone) {
 			return err
 		}
 	}
 }
 
-// engineSpec is plan's UDF spec (udfSpec) when its per-person work runs in ClickHouse
-// (matchInEngine); "" when it runs here.
-func (s *Store) engineSpec(ctx context.Context, plan *funnelPlan) (string, error) {
-	inEngine, err := s.matchInEngine(ctx)
-	if err != nil || !inEngine {
-		return "", err
-	}
-	return plan.udfSpec(s.cfg.QueryTimeout, nil), nil
-}
-
-// matchInEngine reports whether a query the UDF can take (udfSpec) runs in ClickHouse, per
+// matchInEngine reports whether a query the UDF can take (funnelPlan.udfSpec) runs in ClickHouse, per
 // Config.FunnelMatching and the server's functions. Under MatchAuto the queries of a batch
 // (QueryBatch) match in Waymark, in the batch's shared read: on one node that took half the time
 // of the same queries matched in ClickHouse in one read of their own (the journey page on 1M
@@ -1131,10 +1121,10 @@ func isNoFunnelUDF(err error) bool {
 
 // funnelInEngine answers a funnel with the matching in ClickHouse (matchInClickHouse), whose
 // per-person outcomes are summed here as the in-process path sums units.
-func (s *Store) funnelInEngine(ctx context.Context, plan *funnelPlan, spec string, q FunnelQuery) (*FunnelResult, error) {
+func (s *Store) funnelInEngine(ctx context.Context, plan *funnelPlan, q FunnelQuery) (*FunnelResult, error) {
 	agg := newFunnelAgg(len(q.Steps), q.Breakdown.By != "")
 	d := outcomeDecoder{breakdown: plan.attr >= 0, bySessions: plan.bySessions}
-	if err := s.matchInClickHouse(ctx, plan, spec, false, func(_, answer string) error {
+	if err := s.matchInClickHouse(ctx, plan, false, func(_, answer string) error {
 		units, err := d.decode(answer)
 		for _, o := range units {
 			d.add(agg, q.Mode, o)
@@ -1147,13 +1137,14 @@ func (s *Store) funnelInEngine(ctx context.Context, plan *funnelPlan, spec strin
 }
 
 // matchInClickHouse matches plan's units in ClickHouse: personRows grouped by person into arrays
-// for waymark_funnel with spec, in the plan's passes; it hands fn each person's answer (with the
+// for waymark_funnel with plan's spec (udfSpec), in the plan's passes; it hands fn each person's answer (with the
 // person's id when withPerson is set, else ""), persons with an empty answer (no step reached, no
 // anchor) left out; an error of fn stops the matching and is returned, wrapped. In a batch, the
 // queries matched in ClickHouse are read together, in one read (scanShare.match).
-func (s *Store) matchInClickHouse(ctx context.Context, plan *funnelPlan, spec string, withPerson bool, fn func(person, answer string) error) error {
+func (s *Store) matchInClickHouse(ctx context.Context, plan *funnelPlan, withPerson bool, fn func(person, answer string) error) error {
 	if share := shareOf(ctx); share != nil {
-		return share.match(ctx, &engineMatch{plan: plan, spec: spec, withPerson: withPerson, fn: fn})
+		// A part's spec packs nothing: the batch's holds the packing (udfBatchSpec.Pack).
+		return share.match(ctx, &engineMatch{plan: plan, spec: plan.udfSpec(s.cfg.QueryTimeout, nil), withPerson: withPerson, fn: fn})
 	}
 	return s.matchRead(ctx, readOf(plan, withPerson), s.loneSpec(plan), fn)
 }
