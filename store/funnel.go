@@ -155,7 +155,7 @@ func (q *FunnelQuery) Validate() error {
 	case q.Mode == ModeAny && len(q.Exclusions) > 0:
 		return paramErrorf("exclude", "exclusions need mode ordered or strict")
 	}
-	if err := checkRange(q.From, q.To); err != nil {
+	if err := CheckRange(q.From, q.To); err != nil {
 		return err
 	}
 	for i, s := range q.Steps {

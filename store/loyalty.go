@@ -246,7 +246,7 @@ func (s *Store) Retention(ctx context.Context, jm *sessionize.Map, q RetentionQu
 }
 
 func (s *Store) retentionQuery(ctx context.Context, jm *sessionize.Map, q RetentionQuery) (*RetentionResult, error) {
-	if err := checkRange(q.From, q.To); err != nil {
+	if err := CheckRange(q.From, q.To); err != nil {
 		return nil, err
 	}
 	if q.Period == "" {
@@ -843,7 +843,7 @@ func (s *Store) Stages(ctx context.Context, jm *sessionize.Map, q StagesQuery) (
 }
 
 func (s *Store) stagesQuery(ctx context.Context, jm *sessionize.Map, q StagesQuery) (*StagesResult, error) {
-	if err := checkRange(q.From, q.To); err != nil {
+	if err := CheckRange(q.From, q.To); err != nil {
 		return nil, err
 	}
 	if q.Limit <= 0 {

@@ -297,7 +297,7 @@ func (p *params) list(name string) []string {
 func (p *params) time(name string) time.Time {
 	t, err := ParseTime(p.str(name))
 	if err != nil {
-		p.fail(name, "%v", err)
+		p.fail(name, "%w", err) // a *TimeError, which the API and the CLI each give their hint
 	}
 	return t
 }
@@ -342,16 +342,17 @@ func (p *params) oneOf(name string, allowed ...string) string {
 	return s
 }
 
-// timeRange reads from and to, checking that from comes first and that the range is at most
+// timeRange reads from and to, checking them as CheckRange does and that the range is at most
 // MaxWindow long.
 func (p *params) timeRange() (from, to time.Time) {
 	from, to = p.time("from"), p.time("to")
-	if !from.IsZero() && !to.IsZero() {
-		if !from.Before(to) {
-			p.fail("from", "%s is not before to %s", FormatTime(from), FormatTime(to))
-		} else if to.Sub(from) > MaxWindow {
-			p.fail("to", "the range from %s is longer than 366 days", FormatTime(from))
-		}
+	if p.err != nil {
+		return from, to
+	}
+	if err := CheckRange(from, to); err != nil {
+		p.err = err
+	} else if !from.IsZero() && !to.IsZero() && to.Sub(from) > MaxWindow {
+		p.fail("to", "the range from %s is longer than 366 days", FormatTime(from))
 	}
 	return from, to
 }

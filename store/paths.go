@@ -301,7 +301,7 @@ func (s *Store) Paths(ctx context.Context, jm *sessionize.Map, q PathsQuery) (*P
 }
 
 func (s *Store) pathsQuery(ctx context.Context, jm *sessionize.Map, q PathsQuery) (*PathsResult, error) {
-	if err := checkRange(q.From, q.To); err != nil {
+	if err := CheckRange(q.From, q.To); err != nil {
 		return nil, err
 	}
 	// The defaults PathsQuery documents, for callers that leave a field zero.
@@ -395,7 +395,7 @@ func (s *Store) Next(ctx context.Context, jm *sessionize.Map, q NextQuery) (*Nex
 }
 
 func (s *Store) nextQuery(ctx context.Context, jm *sessionize.Map, q NextQuery) (*NextResult, error) {
-	if err := checkRange(q.From, q.To); err != nil {
+	if err := CheckRange(q.From, q.To); err != nil {
 		return nil, err
 	}
 	if err := s.checkNames(ctx, jm, "anchor", q.Anchor); err != nil {

@@ -74,7 +74,7 @@ func (s *Store) Sessions(ctx context.Context, q SessionsQuery) (*SessionSummary,
 }
 
 func (s *Store) sessions(ctx context.Context, from, to time.Time) (*SessionSummary, error) {
-	if err := checkRange(from, to); err != nil {
+	if err := CheckRange(from, to); err != nil {
 		return nil, err
 	}
 	// lo and hi bound the sessions' first events (µs, as scannedEvent.t); the visits are read

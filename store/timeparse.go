@@ -3,7 +3,6 @@ package store
 import (
 	"errors"
 	"fmt"
-	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -35,31 +34,47 @@ func ParseTime(s string) (time.Time, error) {
 	t, err := ingest.ParseTimestamp(s)
 	if err != nil {
 		if t, err = time.Parse("2006-01-02", s); err != nil {
-			return time.Time{}, fmt.Errorf("%q is neither RFC 3339 (2017-11-25T00:00:00Z) nor a date (2017-11-25)%s", s, plusHint(s))
+			return time.Time{}, &TimeError{Text: s, Plus: plusRead(s)}
 		}
 	}
 	if t = t.UTC(); outOfRange(t) { // 0001-01-01 too, which is the zero time
 		return time.Time{}, fmt.Errorf("%q %s", s, outOfRangeText())
 	}
 	// Cut here, so that a from and a to less than a microsecond apart are one time, which
-	// checkRange refuses, not an empty range answered with zeros (tester 19's T7).
+	// CheckRange refuses, not an empty range answered with zeros (tester 19's T7).
 	return t.Truncate(time.Microsecond), nil
 }
 
-// plusHint is the hint for a time whose offset's + a query string read as a space (RFC 3986
-// leaves + as it is, but HTML forms and Go's url.ParseQuery read it as a space): "" unless s
-// with its last space written + is a time. It gives the time with its + as is, for a command
-// line, and escaped, for a URL (the parser serves both).
-func plusHint(s string) string {
+// TimeError is ParseTime's error for text that is neither a date-time nor a date.
+type TimeError struct {
+	Text string // the text given
+	// Plus is Text with its last space written +, when that is a time: most likely the offset's
+	// +, which a URL's query string reads as a space (RFC 3986 leaves + as it is, but HTML forms
+	// and Go's url.ParseQuery read it as one); "" when it is not. How to give the + depends on
+	// where the time was written, which the store does not know: the query API's GET tells its
+	// client to write %2B, the CLI that a + on the command line is written as it is.
+	Plus string
+}
+
+func (e *TimeError) Error() string {
+	msg := fmt.Sprintf("%q is neither RFC 3339 (2017-11-25T00:00:00Z) nor a date (2017-11-25)", e.Text)
+	if e.Plus != "" {
+		msg += "; was the space a + ?"
+	}
+	return msg
+}
+
+// plusRead is TimeError.Plus for s: s with its last space written +, when that is a time, else "".
+func plusRead(s string) string {
 	i := strings.LastIndexByte(s, ' ')
 	if i < 0 {
 		return ""
 	}
-	if _, err := ingest.ParseTimestamp(s[:i] + "+" + s[i+1:]); err != nil {
+	plus := s[:i] + "+" + s[i+1:]
+	if _, err := ingest.ParseTimestamp(plus); err != nil {
 		return ""
 	}
-	plus := s[:i] + "+" + s[i+1:]
-	return fmt.Sprintf("; was the space a + ? %s (in a URL's query string, write + as %%2B: %s)", plus, url.QueryEscape(plus))
+	return plus
 }
 
 // outOfRangeText says which times a query can name, in errors.
@@ -86,9 +101,19 @@ func checkTime(t time.Time) error {
 	return nil
 }
 
-// checkRange reports a from or to outside 1970-01-01 … 2100-01-01, or a from not before to,
-// naming the parameter; zero times are unbounded.
-func checkRange(from, to time.Time) error {
+// RangeError is the error of a range whose to is not after its from: it holds no time. A query's
+// *ParamError names to, the end judged against the start, as it names to for a range longer than
+// a query takes; the CLI names --to (CheckRange).
+type RangeError struct{ From, To time.Time }
+
+func (e *RangeError) Error() string {
+	return fmt.Sprintf("%s is not after from %s", FormatTime(e.To), FormatTime(e.From))
+}
+
+// CheckRange reports a from or to outside 1970-01-01 … 2100-01-01, or a to not after from (a
+// *RangeError), as a *ParamError naming the parameter; zero times are unbounded. Every query
+// checks its range with it, and the CLI its --from and --to, so the two name the same one.
+func CheckRange(from, to time.Time) error {
 	if err := checkTime(from); err != nil {
 		return paramErrorf("from", "%s %w", FormatTime(from), err)
 	}
@@ -96,7 +121,7 @@ func checkRange(from, to time.Time) error {
 		return paramErrorf("to", "%s %w", FormatTime(to), err)
 	}
 	if !from.IsZero() && !to.IsZero() && !from.Before(to) {
-		return paramErrorf("from", "%s is not before to %s", FormatTime(from), FormatTime(to))
+		return &ParamError{Param: "to", Err: &RangeError{From: from, To: to}}
 	}
 	return nil
 }

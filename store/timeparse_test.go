@@ -1,6 +1,7 @@
 package store_test
 
 import (
+	"errors"
 	"strings"
 	"testing"
 	"time"
@@ -59,29 +60,32 @@ func TestParseTime(t *testing.T) {
 }
 
 // TestParseTimeHintsAPlusReadAsASpace: a time whose offset's + a query string read as a space
-// is refused with the hint to write %2B, and the time so written (tester 24); other bad times
-// get no such hint.
+// is refused asking whether the space was a +, with the time so written (TimeError.Plus), which
+// the API and the CLI each say how to give (tester 24); other bad times get no such hint.
 func TestParseTimeHintsAPlusReadAsASpace(t *testing.T) {
 	t.Parallel()
 	tests := []struct {
-		in, hint string // hint: "" when the error must not hint
+		in, plus string // plus: "" when the error must not hint
 	}{
-		{"2017-11-25T12:00:00 02:00", "was the space a + ? 2017-11-25T12:00:00+02:00 (in a URL's query string, write + as %2B: 2017-11-25T12%3A00%3A00%2B02%3A00)"},
-		{"2017-11-25 12:00:00 02:00", "was the space a + ? 2017-11-25 12:00:00+02:00 (in a URL's query string, write + as %2B: 2017-11-25+12%3A00%3A00%2B02%3A00)"},
-		{"2017-11-25T12:00:00.5 0200", "was the space a + ? 2017-11-25T12:00:00.5+0200 (in a URL's query string, write + as %2B: 2017-11-25T12%3A00%3A00.5%2B0200)"},
+		{"2017-11-25T12:00:00 02:00", "2017-11-25T12:00:00+02:00"},
+		{"2017-11-25 12:00:00 02:00", "2017-11-25 12:00:00+02:00"},
+		{"2017-11-25T12:00:00.5 0200", "2017-11-25T12:00:00.5+0200"},
 		{"2017-11-25 1:00:00", ""},
 		{"2017-11-25T12:00:00 x", ""},
 		{"25/11/2017", ""},
 	}
 	for _, tt := range tests {
 		_, err := store.ParseTime(tt.in)
+		var te *store.TimeError
 		switch {
-		case err == nil:
-			t.Errorf("ParseTime(%q) read a time, want an error", tt.in)
-		case tt.hint == "" && strings.Contains(err.Error(), "%2B"):
-			t.Errorf("ParseTime(%q): %v, want no hint of %%2B", tt.in, err)
-		case !strings.Contains(err.Error(), tt.hint):
-			t.Errorf("ParseTime(%q): %v, want it to say %q", tt.in, err, tt.hint)
+		case !errors.As(err, &te):
+			t.Errorf("ParseTime(%q): %v, want a *store.TimeError", tt.in, err)
+		case te.Text != tt.in || te.Plus != tt.plus:
+			t.Errorf("ParseTime(%q): Text %q, Plus %q; want %q, %q", tt.in, te.Text, te.Plus, tt.in, tt.plus)
+		case strings.Contains(err.Error(), "was the space a +") != (tt.plus != ""):
+			t.Errorf("ParseTime(%q): %v; want it to ask about a + only when Plus is set", tt.in, err)
+		case strings.Contains(err.Error(), "%2B"):
+			t.Errorf("ParseTime(%q): %v; the store says nothing of URLs (the API does)", tt.in, err)
 		}
 	}
 }

@@ -676,21 +676,41 @@ func (r rangeFlags) parse() (from, to time.Time, err error) {
 	return parseRange(r.fs, *r.from, *r.to)
 }
 
-// parseRange reads --from and --to, flags of fs, as the store does (store.ParseTime), and refuses
-// a --to not after --from, naming --to: the range the two give holds no time. Zero times are
-// unbounded. The query commands check their --from and --to with it too, before the store does:
-// the store's error names the parameter from, as the API answers.
+// parseRange reads --from and --to, flags of fs, as the store reads and checks a query's from
+// and to (store.ParseTime, store.CheckRange), errors naming the flag of the parameter the store
+// names (paramFlagError): a --to not after --from names --to, as the API names to. Zero times are
+// unbounded.
 func parseRange(fs *flagSet, fromText, toText string) (from, to time.Time, err error) {
 	if from, err = store.ParseTime(fromText); err != nil {
-		return from, to, fs.errorf("from", "%w", err)
+		return from, to, paramFlagError(fs, &store.ParamError{Param: "from", Err: err})
 	}
 	if to, err = store.ParseTime(toText); err != nil {
-		return from, to, fs.errorf("to", "%w", err)
+		return from, to, paramFlagError(fs, &store.ParamError{Param: "to", Err: err})
 	}
-	if !from.IsZero() && !to.IsZero() && !to.After(from) {
-		return from, to, fs.errorf("to", "%s is not after %s %s", store.FormatTime(to), fs.ref("from"), store.FormatTime(from))
+	return from, to, paramFlagError(fs, store.CheckRange(from, to))
+}
+
+// paramFlagError is err, the store's, as the CLI says it: a *store.ParamError names the
+// parameter's flag (flagName, as fs.ref gives it); its problem is the store's, but for what the
+// store leaves to the caller to phrase: a range whose --to is not after --from names --from as
+// it was given, and a time whose + was read as a space (store.TimeError.Plus) is given the time
+// with its +, which on the command line needs no escaping (the API's hint, %2B, is a URL's).
+// Other errors are err.
+func paramFlagError(fs *flagSet, err error) error {
+	var pe *store.ParamError
+	if !errors.As(err, &pe) {
+		return err
 	}
-	return from, to, nil
+	name := flagName(pe.Param)
+	var re *store.RangeError
+	var te *store.TimeError
+	switch {
+	case errors.As(pe.Err, &re):
+		return fs.errorf(name, "%s is not after %s %s", store.FormatTime(re.To), fs.ref("from"), store.FormatTime(re.From))
+	case errors.As(pe.Err, &te) && te.Plus != "":
+		return fs.errorf(name, "%w Give it with its +, which the command line takes as it is: %s", pe.Err, quoteValue(te.Plus))
+	}
+	return fs.errorf(name, "%w", pe.Err)
 }
 
 // openWithMap loads the journey map (errors name --journey-map, a flag of fs) and connects to

@@ -191,25 +191,8 @@ func runQuery(ctx context.Context, cmd queryCommand, args []string, stdout io.Wr
 	if asCSV && f.fs.given("ids-limit") { // --csv lists every person; it ignored --ids-limit
 		return fmt.Errorf("%s and %s: give one of them (--csv prints the id of every person who dropped off, --ids-limit caps the ids of the table or --json)", f.fs.ref("csv"), f.fs.ref("ids-limit"))
 	}
-	flagError := func(err error) error {
-		var pe *store.ParamError
-		switch {
-		case errors.As(err, &pe):
-			return f.fs.errorf(flagName(pe.Param), "%w", pe.Err)
-		case errors.Is(err, store.ErrQueryLimit):
-			return fmt.Errorf("%w; %s and %s set the limits", err, f.fs.ref("query-timeout"), f.fs.ref("query-max-memory"))
-		}
-		return err
-	}
-	if from, to := f.params["from"], f.params["to"]; from != nil && to != nil && len(from.given) < 2 && len(to.given) < 2 {
-		// The store refuses a from not before to too, naming from, as the API answers; the
-		// commands name --to, as resessionize does. One given twice the store refuses.
-		if _, _, err := parseRange(f.fs, from.String(), to.String()); err != nil {
-			return err
-		}
-	}
 	if err := store.CheckParams(name, v); err != nil {
-		return flagError(err)
+		return paramFlagError(f.fs, err)
 	}
 	st, jm, err := openWithMap(ctx, f.fs, f.store, *f.mapPath, log)
 	if err != nil {
@@ -217,8 +200,11 @@ func runQuery(ctx context.Context, cmd queryCommand, args []string, stdout io.Wr
 	}
 	defer st.Close()
 	res, err := st.Query(ctx, jm, name, v)
+	if errors.Is(err, store.ErrQueryLimit) {
+		return fmt.Errorf("%w; %s and %s set the limits", err, f.fs.ref("query-timeout"), f.fs.ref("query-max-memory"))
+	}
 	if err != nil {
-		return flagError(err)
+		return paramFlagError(f.fs, err)
 	}
 	switch {
 	case *f.asJSON || cmd.print == nil:

@@ -36,7 +36,7 @@ func TestTimesPrintWithTheirFraction(t *testing.T) {
 
 	q := url.Values{"steps": {"TF Step"}, "from": {"2025-05-01T10:00:00.000300Z"}, "to": {"2025-05-01T10:00:00.000300Z"}}
 	code, body := httpGet(t, "http://"+s.http+"/api/v1/funnel?"+q.Encode())
-	if want := "2025-05-01T10:00:00.0003Z is not before to 2025-05-01T10:00:00.0003Z"; code != 400 || !strings.Contains(body, want) {
+	if want := "2025-05-01T10:00:00.0003Z is not after from 2025-05-01T10:00:00.0003Z"; code != 400 || !strings.Contains(body, want) {
 		t.Errorf("funnel from = to: %d %s, want a 400 saying %q", code, body, want)
 	}
 }

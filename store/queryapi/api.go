@@ -186,12 +186,34 @@ func (a *API) handle(name string) http.HandlerFunc {
 			res, err = a.store.Query(r.Context(), a.jm, name, v)
 		}
 		if err != nil {
-			a.fail(w, r, name, err)
+			a.fail(w, r, name, inQueryString(err))
 			return
 		}
 		a.writeJSON(w, name, res)
 	}
 }
+
+// inQueryString is err, a GET's, with the hint a query string needs: a time whose + was read as a
+// space (store.TimeError.Plus; url.ParseQuery reads + as a space) is to be written with its + as
+// %2B. A batch's times come in JSON, where a + is a +, and the CLI's on the command line: neither
+// gets this hint.
+func inQueryString(err error) error {
+	var te *store.TimeError
+	if !errors.As(err, &te) || te.Plus == "" {
+		return err
+	}
+	return &hintedError{err: err, hint: "In a URL write + as %2B: " + url.QueryEscape(te.Plus)}
+}
+
+// hintedError is err with a hint after its text; errors.As and errors.Is see err (the
+// *store.ParamError that names the parameter).
+type hintedError struct {
+	err  error
+	hint string
+}
+
+func (e *hintedError) Error() string { return e.err.Error() + " " + e.hint }
+func (e *hintedError) Unwrap() error { return e.err }
 
 // fail answers r, a request for the named query, which failed with err, as failure says; when
 // the client went away, only the status 499 is written (to no one, for the count) and the stop

@@ -151,9 +151,10 @@ func TestUnknownAndRepeatedParametersAre400(t *testing.T) {
 		{"/api/v1/retention", url.Values{"period": {"week"}, "window": {"7d"}}, "window"},
 		{"/api/v1/stages", url.Values{"limit": {"3", "4"}}, "limit"},
 		{"/api/v1/sessions", url.Values{"limit": {"3"}}, "limit"},
-		{"/api/v1/sessions", url.Values{"from": {"2026-02-01"}, "to": {"2026-01-01"}}, "from"},
+		// A range that holds no time names to, as the CLI names --to (TestEmptyRangeNamesTo).
+		{"/api/v1/sessions", url.Values{"from": {"2026-02-01"}, "to": {"2026-01-01"}}, "to"},
 		// Less than a microsecond apart: one time, as queries compare them (tester 19's T7).
-		{"/api/v1/sessions", url.Values{"from": {"2026-01-01T10:00:00.0000001Z"}, "to": {"2026-01-01T10:00:00.0000009Z"}}, "from"},
+		{"/api/v1/sessions", url.Values{"from": {"2026-01-01T10:00:00.0000001Z"}, "to": {"2026-01-01T10:00:00.0000009Z"}}, "to"},
 	} {
 		code, body := getJSON(t, srv, tt.path, tt.v)
 		if code != 400 || body["param"] != tt.param {
@@ -344,6 +345,86 @@ func TestAnswersHoldNoNull(t *testing.T) {
 			resp.Body.Close()
 			if resp.StatusCode != 200 || bytes.Contains(body, []byte("null")) {
 				t.Errorf("%s?%s: %d %s; want 200 without null", name, v.Encode(), resp.StatusCode, body)
+			}
+		}
+	}
+}
+
+// TestAnswersEchoCountBy: the answers of the queries that take count_by say what they counted,
+// the default filled in: the drop-off's did not, where the funnel's did (a tester's finding), so
+// a drop-off by sessions read as one by persons.
+func TestAnswersEchoCountBy(t *testing.T) {
+	t.Parallel()
+	srv := serve(t, nil, "V", "W", "V")
+	for _, name := range store.QueryNames() {
+		if !slices.ContainsFunc(store.QueryParams(name), func(p store.Param) bool { return p.Name == "count_by" }) {
+			continue
+		}
+		for _, tt := range []struct{ countBy, want string }{
+			{"", store.CountPersons},
+			{store.CountPersons, store.CountPersons},
+			{store.CountSessions, store.CountSessions},
+		} {
+			v := url.Values{"steps": {"V,W"}}
+			if tt.countBy != "" {
+				v.Set("count_by", tt.countBy)
+			}
+			code, body := getJSON(t, srv, "/api/v1/"+name, v)
+			if code != 200 || body["count_by"] != tt.want {
+				t.Errorf("%s?%s: %d, count_by %v, want 200 with count_by %q", name, v.Encode(), code, body["count_by"], tt.want)
+			}
+		}
+	}
+}
+
+// TestTimeHintsFitWhereTheTimeWasWritten: a time whose + was read as a space gets, in a GET's
+// answer, the hint to write the + as %2B in the URL (its query string read it as a space); in a
+// batch, whose times come in JSON where a + is a +, it is asked whether the space was a + but
+// told nothing of URLs. The store's error says neither (it knows no HTTP).
+func TestTimeHintsFitWhereTheTimeWasWritten(t *testing.T) {
+	t.Parallel()
+	srv := serve(t, nil, "V", "W")
+	for _, tt := range []struct{ from, urlHint string }{
+		{"2017-11-25T12:00:00 02:00", "In a URL write + as %2B: 2017-11-25T12%3A00%3A00%2B02%3A00"},
+		{"2017-11-25 12:00:00 02:00", "In a URL write + as %2B: 2017-11-25+12%3A00%3A00%2B02%3A00"},
+		{"2017-11-25 1:00:00", ""}, // no + makes it a time: no hint
+	} {
+		code, body := getJSON(t, srv, "/api/v1/funnel", url.Values{"steps": {"V"}, "from": {tt.from}})
+		msg := fmt.Sprint(body["error"])
+		if code != 400 || body["param"] != "from" || tt.urlHint != "" && !strings.HasSuffix(msg, tt.urlHint) || tt.urlHint == "" && strings.Contains(msg, "%2B") {
+			t.Errorf("GET from=%q: %d %v, want a 400 naming from ending %q", tt.from, code, body, tt.urlHint)
+		}
+		batch, _ := json.Marshal(map[string]any{"queries": []any{map[string]any{"query": "funnel", "params": map[string]string{"steps": "V", "from": tt.from}}}})
+		code, answer := postBatch(t, srv.URL, "application/json", string(batch))
+		results, _ := answer["results"].([]any)
+		var first map[string]any
+		if len(results) == 1 {
+			first, _ = results[0].(map[string]any)
+		}
+		msg = fmt.Sprint(first["error"])
+		if code != 200 || first["param"] != "from" || strings.Contains(msg, "%2B") || strings.Contains(msg, "was the space a +") != (tt.urlHint != "") {
+			t.Errorf("batch from=%q: %d %v, want from named, asked about a + when one makes it a time, and no URL hint", tt.from, code, answer)
+		}
+	}
+}
+
+// TestEmptyRangeNamesTo: a to not after from is refused naming to, for every query with a
+// range, as the CLI names --to (store.CheckRange; the API named from, the CLI --to).
+func TestEmptyRangeNamesTo(t *testing.T) {
+	t.Parallel()
+	srv := serve(t, nil, "V", "W")
+	required := url.Values{"steps": {"V,W"}, "anchor": {"V"}}
+	for _, name := range store.QueryNames() {
+		for _, rng := range [][2]string{{"2026-03-01", "2026-03-01"}, {"2026-03-01T12:00:00.000300Z", "2026-03-01T12:00:00.0003Z"}, {"2026-03-02", "2026-03-01"}} {
+			v := url.Values{"from": {rng[0]}, "to": {rng[1]}}
+			for _, p := range store.QueryParams(name) {
+				if r, ok := required[p.Name]; ok {
+					v[p.Name] = r
+				}
+			}
+			code, body := getJSON(t, srv, "/api/v1/"+name, v)
+			if code != 400 || body["param"] != "to" || !strings.Contains(fmt.Sprint(body["error"]), "is not after from") {
+				t.Errorf("%s?%s: %d %v, want a 400 naming to", name, v.Encode(), code, body)
 			}
 		}
 	}
