@@ -53,8 +53,9 @@ func TestQueryStopsWhenClickHouseHangs(t *testing.T) {
 
 // TestQueryTimeoutBoundsGettingAConnection: a query's time limit bounds getting a new connection
 // too, whose hello a hanging ClickHouse never answers, not only the query once connected (tester
-// 27's F2: with --query-timeout 500ms the answer came after the 5 s dial timeout). Two queries run
-// at once so that the second dials; the dial timeout is set far past the guard.
+// 27's F2: with --query-timeout 500ms the answer came after the 5 s dial timeout; tester 28's F1:
+// so did a funnel, asking for the server's version first). Two queries run at once so that the
+// second dials, then a funnel; the dial timeout is set far past the guard.
 func TestQueryTimeoutBoundsGettingAConnection(t *testing.T) {
 	storetest.FirstPassOnly(t)
 	t.Parallel()
@@ -83,10 +84,25 @@ func TestQueryTimeoutBoundsGettingAConnection(t *testing.T) {
 		}
 	}
 
+	// Both connections are gone (closed on the error, or never made): a funnel now asks for
+	// the server's version (whether it may have the UDF), which dials, before its own queries.
+	done := make(chan error, 1)
+	go func() {
+		_, err := st.Funnel(context.Background(), defaultMap(t), store.FunnelQuery{Steps: []string{"awareness", "conversion"}, Window: time.Hour})
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		if !errors.Is(err, store.ErrQueryLimit) {
+			t.Errorf("a funnel while ClickHouse hangs: %v, want it over its limit", err)
+		}
+	case <-time.After(hangGuard):
+		t.Fatal("a funnel outlived its limit while ClickHouse hangs")
+	}
+
 	// Open's ping follows its context the same way.
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	defer cancel()
-	done := make(chan error, 1)
 	go func() {
 		st, err := store.Open(ctx, store.Config{Addr: proxy.Addr, Database: db, DialTimeout: 10 * time.Minute}, slog.New(slog.DiscardHandler), nil)
 		if err == nil {

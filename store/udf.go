@@ -1083,7 +1083,7 @@ func (s *Store) matchInEngine(ctx context.Context) (bool, error) {
 	if s.funnelUDF.Load() {
 		return true, nil
 	}
-	if v, err := s.conn.ServerVersion(); err == nil && v.Version.Major < executableUDFsSince {
+	if major, err := s.serverMajor(ctx); err == nil && major < executableUDFsSince {
 		// No server of this version has executable UDFs: looking costs 18.16 about 20 ms a query.
 		if s.cfg.FunnelMatching == MatchEngine {
 			return false, errNoFunnelUDF
@@ -1099,6 +1099,33 @@ func (s *Store) matchInEngine(ctx context.Context) (bool, error) {
 	}
 	s.funnelUDF.Store(n > 0)
 	return n > 0, nil
+}
+
+// serverMajor is the major version of the ClickHouse server, as clickhouse-go keeps it from a
+// connection's hello. Asking may take a connection from the pool, or dial one, and clickhouse-go
+// takes no context for it: serverMajor waits for it only until ctx ends (ctx's error then; the
+// ask goes on, for at most the dial timeout). Before, a query whose ClickHouse hung waited the
+// whole dial timeout here, past its own limit (tester 28's F1).
+func (s *Store) serverMajor(ctx context.Context) (uint64, error) {
+	type answer struct {
+		major uint64
+		err   error
+	}
+	answers := make(chan answer, 1)
+	go func() {
+		v, err := s.conn.ServerVersion()
+		if err != nil {
+			answers <- answer{err: err}
+			return
+		}
+		answers <- answer{major: v.Version.Major}
+	}()
+	select {
+	case a := <-answers:
+		return a.major, a.err
+	case <-ctx.Done():
+		return 0, ctx.Err()
+	}
 }
 
 // executableUDFsSince is the first ClickHouse major version with executable UDFs (21.11's
