@@ -133,7 +133,7 @@ func (c *CollectorConfig) Validate() error {
 	}
 	if c.PublicURL != "" {
 		if _, _, err := ParsePublicURL(c.PublicURL); err != nil {
-			return fmt.Errorf("public url: %w", err)
+			return fmt.Errorf("public url %q: %w", c.PublicURL, err)
 		}
 	}
 	return nil
@@ -141,21 +141,51 @@ func (c *CollectorConfig) Validate() error {
 
 // ParsePublicURL reads a collector's public address (CollectorConfig.PublicURL) into the apiHost
 // analytics.js posts to, host[:port][/path]/v1 without the scheme, and its protocol, http or
-// https. The address is an http or https URL with a plain host (plainHost) and nothing but a
-// path after it: no user, query or fragment.
+// https. The address is a collector's base URL, as ParseBaseURL reads it.
 func ParsePublicURL(s string) (apiHost, protocol string, err error) {
-	u, err := url.Parse(s)
-	switch {
-	case err != nil:
+	u, err := ParseBaseURL(s)
+	if err != nil {
 		return "", "", err
-	case u.Scheme != "http" && u.Scheme != "https":
-		return "", "", fmt.Errorf("%q: want http:// or https:// and the host browsers reach the collector at", s)
-	case !plainHost(u.Host):
-		return "", "", fmt.Errorf("%q: want a host name or IP address, and a port, after %s://", s, u.Scheme)
-	case u.User != nil || u.RawQuery != "" || u.Fragment != "" || u.Opaque != "":
-		return "", "", fmt.Errorf("%q: want scheme://host[:port][/path], with no user, query or fragment", s)
 	}
 	return u.Host + strings.TrimRight(u.EscapedPath(), "/") + "/v1", u.Scheme, nil
+}
+
+// ParseBaseURL reads the base URL of a collector, under which its tracking API is served (the
+// collector's public address, replay's collector): an http or https URL with a plain host
+// (plainHost) and nothing but a path after it, no user, query or fragment; errors do not repeat
+// s (url.Parse's do). The path, when there
+// is one, is a prefix the API is under (a proxy's: https://shop.example/waymark/ serves
+// /waymark/v1/batch), with or without a trailing slash; a path that is the API's own (ending in
+// /v1, or in an endpoint under it such as /v1/batch) is refused, as the API's path added to it
+// would name no endpoint (/v1/v1/batch). A client joins the API's path to it with
+// url.URL.JoinPath.
+func ParseBaseURL(s string) (*url.URL, error) {
+	u, err := url.Parse(s)
+	switch {
+	case err != nil && !strings.Contains(s, "://"): // 127.0.0.1:8080 fails as "first path segment in URL cannot contain colon"
+		return nil, errors.New("want http:// or https:// and the host the collector is reached at")
+	case err != nil:
+		return nil, err
+	case u.Scheme != "http" && u.Scheme != "https":
+		return nil, errors.New("want http:// or https:// and the host the collector is reached at")
+	case u.Opaque != "" || !plainHost(u.Host):
+		return nil, fmt.Errorf("want a host name or IP address, and a port, after %s://", u.Scheme)
+	case u.User != nil || u.RawQuery != "" || u.ForceQuery || u.Fragment != "" || strings.Contains(s, "#"):
+		return nil, errors.New("want scheme://host[:port][/path], with no user, query or fragment")
+	}
+	// The API's own path, /v1 or an endpoint under it (/v1/batch), with base before it.
+	p := strings.TrimRight(u.Path, "/")
+	base, last := path.Dir(p), path.Base(p)
+	_, endpoint := endpoints["/v1/"+last]
+	switch {
+	case last == "v1":
+	case endpoint && path.Base(base) == "v1":
+		base = path.Dir(base)
+	default:
+		return u, nil
+	}
+	want := url.URL{Scheme: u.Scheme, Host: u.Host, Path: strings.TrimRight(base, "/")}
+	return nil, fmt.Errorf("ends in the tracking API's path (/v1…), which is added to the base URL: want %s", want.String())
 }
 
 // plainHost reports whether hostport, a URL's or a request's Host, is a host and nothing else: a

@@ -351,10 +351,40 @@ func TestParsePublicURL(t *testing.T) {
 		{"https://u:p@collect.shop.example", "", "", "no user, query or fragment"},
 		{"https://collect.shop.example/?x=1", "", "", "no user, query or fragment"},
 		{"https://collect.shop.example/#x", "", "", "no user, query or fragment"},
+		{"https://collect.shop.example/#", "", "", "no user, query or fragment"},
+		{"https://collect.shop.example/?", "", "", "no user, query or fragment"},
+		// The API's own path is added to the base: given, it would be there twice.
+		{"https://collect.shop.example/v1", "", "", "ends in the tracking API's path (/v1…), which is added to the base URL: want https://collect.shop.example"},
+		{"https://collect.shop.example/w/v1/batch/", "", "", "want https://collect.shop.example/w"},
+		{"https://collect.shop.example/v1/track", "", "", "want https://collect.shop.example"},
+		{"https://collect.shop.example/v1x/batch", "collect.shop.example/v1x/batch/v1", "https", ""},
 	} {
 		apiHost, protocol, err := ParsePublicURL(tt.url)
 		if apiHost != tt.apiHost || protocol != tt.protocol || (err == nil) != (tt.err == "") || err != nil && !strings.Contains(err.Error(), tt.err) {
 			t.Errorf("ParsePublicURL(%q) = %q, %q, %v; want %q, %q, error about %q", tt.url, apiHost, protocol, err, tt.apiHost, tt.protocol, tt.err)
+		}
+	}
+}
+
+// TestParseBaseURLJoinsTheAPIsPath: a collector's base URL, with or without a path prefix or a
+// trailing slash, gives the API's paths under it when joined (replay's /v1/batch was the base
+// with "/v1/batch" appended as text: a query or fragment in the base swallowed it).
+func TestParseBaseURLJoinsTheAPIsPath(t *testing.T) {
+	t.Parallel()
+	for _, tt := range []struct{ base, batch string }{
+		{"http://127.0.0.1:8080", "http://127.0.0.1:8080/v1/batch"},
+		{"http://127.0.0.1:8080/", "http://127.0.0.1:8080/v1/batch"},
+		{"https://shop.example/waymark", "https://shop.example/waymark/v1/batch"},
+		{"https://shop.example/waymark//", "https://shop.example/waymark/v1/batch"},
+		{"https://shop.example/a%20b/", "https://shop.example/a%20b/v1/batch"},
+	} {
+		u, err := ParseBaseURL(tt.base)
+		if err != nil {
+			t.Errorf("ParseBaseURL(%q): %v", tt.base, err)
+			continue
+		}
+		if got := u.JoinPath("v1", "batch").String(); got != tt.batch {
+			t.Errorf("ParseBaseURL(%q) joined with v1/batch: %s, want %s", tt.base, got, tt.batch)
 		}
 	}
 }

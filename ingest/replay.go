@@ -27,8 +27,9 @@ type ReplayConfig struct {
 	// generated stream.
 	Reader io.Reader
 	Repeat int // passes over the file, each after the first with fresh ids; default 1
-	// Collector, when set, is the base URL of a Waymark (or Segment-compatible) collector: events
-	// are sent to its /v1/batch with WriteKey instead of straight to Kafka.
+	// Collector, when set, is the base URL of a Waymark (or Segment-compatible) collector, as
+	// ParseBaseURL reads it: events are sent to its /v1/batch (the base's path, when it has one,
+	// before it) with WriteKey instead of straight to Kafka.
 	Collector string
 	WriteKey  string
 	// Pace, when positive, is the most messages per second sent (a shop's live traffic); 0 sends
@@ -42,10 +43,10 @@ type ReplayConfig struct {
 // ReplayConfig.WriteKey (unknown to it, or none), so retrying cannot help.
 var ErrWriteKeyRefused = errors.New("write key refused")
 
-// ErrNoTrackingEndpoint is in the error of a replay whose collector answered 404 or 405 to its
-// POST of /v1/batch: the base URL given is not a collector's (a path too many, or another
-// server), so retrying cannot help.
-var ErrNoTrackingEndpoint = errors.New("no tracking endpoint there")
+// ErrNoCollectorAPI is in the error of a replay whose collector answered 404 (or 405) to its
+// POST to /v1/batch: no collector's API is at ReplayConfig.Collector (another server, or a path
+// prefix that is not the collector's).
+var ErrNoCollectorAPI = errors.New("no collector API there")
 
 // ReplaySummary says what a replay did.
 type ReplaySummary struct {
@@ -81,7 +82,11 @@ func Replay(ctx context.Context, cfg ReplayConfig) (ReplaySummary, error) {
 	var send func([]Message) (rejected int, err error)
 	chunk := 20000
 	if cfg.Collector != "" {
-		send, chunk = collectorSender(ctx, cfg.Collector, cfg.WriteKey), 200
+		base, err := ParseBaseURL(cfg.Collector)
+		if err != nil {
+			return sum, fmt.Errorf("replay: collector %q: %w", cfg.Collector, err)
+		}
+		send, chunk = collectorSender(ctx, base.JoinPath("v1", "batch").String(), cfg.WriteKey), 200
 	} else {
 		if len(cfg.Brokers) == 0 {
 			return sum, errors.New("replay: no kafka brokers")
@@ -224,7 +229,7 @@ func kafkaSender(ctx context.Context, w *kafka.Writer, format string) func([]Mes
 	}
 }
 
-// collectorSender posts batches to a collector's /v1/batch, in bodies within the collector's
+// collectorSender posts batches to url, a collector's /v1/batch, in bodies within the collector's
 // DefaultMaxBatchBytes, retrying what the Segment libraries retry (5xx, 429, network errors) with
 // backoff, and failing on anything else.
 //
@@ -234,9 +239,8 @@ func kafkaSender(ctx context.Context, w *kafka.Writer, format string) func([]Mes
 // historical imports (set timestamp; the server libraries send sentAt when they send): the
 // collector's clock-skew rule (SkewCorrected) then keeps every event's time, as a replay straight
 // to Kafka does.
-func collectorSender(ctx context.Context, baseURL, writeKey string) func([]Message) (int, error) {
+func collectorSender(ctx context.Context, url, writeKey string) func([]Message) (int, error) {
 	client := &http.Client{Timeout: 30 * time.Second}
-	url := strings.TrimRight(baseURL, "/") + "/v1/batch"
 	var members []member
 	return func(batch []Message) (int, error) {
 		var bodies [][]byte
@@ -298,16 +302,20 @@ func post(ctx context.Context, client *http.Client, url, writeKey string, body [
 				_ = json.Unmarshal(msg, &ok)
 				return len(ok.Rejected), nil
 			}
-			if status == http.StatusUnauthorized {
-				return 0, fmt.Errorf("collector %s answered %d: %s: %w", url, status, bytes.TrimSpace(msg), ErrWriteKeyRefused)
+			// An answer's body goes into the error: another server's page is cut short.
+			if msg = bytes.TrimSpace(msg); len(msg) > 300 {
+				msg = []byte(strings.ToValidUTF8(string(msg[:300]), "") + "…") // no rune cut in two
 			}
-			if status == http.StatusNotFound || status == http.StatusMethodNotAllowed {
-				return 0, fmt.Errorf("collector %s answered %d: %s: %w", url, status, bytes.TrimSpace(msg), ErrNoTrackingEndpoint)
+			switch status {
+			case http.StatusUnauthorized:
+				return 0, fmt.Errorf("collector %s answered %d: %s: %w", url, status, msg, ErrWriteKeyRefused)
+			case http.StatusNotFound, http.StatusMethodNotAllowed:
+				return 0, fmt.Errorf("%s answered %d: %s: %w", url, status, msg, ErrNoCollectorAPI)
 			}
 			if status < 500 && status != http.StatusTooManyRequests {
-				return 0, fmt.Errorf("collector %s answered %d: %s", url, status, bytes.TrimSpace(msg))
+				return 0, fmt.Errorf("collector %s answered %d: %s", url, status, msg)
 			}
-			err = fmt.Errorf("collector answered %d: %s", status, bytes.TrimSpace(msg))
+			err = fmt.Errorf("collector answered %d: %s", status, msg)
 		}
 		if attempt == 10 {
 			return 0, fmt.Errorf("post to collector %s, %d attempts: %w", url, attempt, err)

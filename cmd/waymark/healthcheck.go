@@ -7,7 +7,6 @@ import (
 	"net"
 	"net/http"
 	neturl "net/url"
-	"strings"
 	"time"
 )
 
@@ -71,30 +70,10 @@ func readyzURL(addr string) (string, error) {
 	return "http://" + net.JoinHostPort(host, port) + "/readyz", nil
 }
 
-// checkCollectorURL refuses what checkHTTPURL does, and a base URL that replay's --collector
-// cannot add /v1/batch to: one with a query string, a fragment or user info (the write key is
-// --write-key), or whose path already ends in /v1 or a tracking endpoint, which would post to
-// …/v1/v1/batch.
-func checkCollectorURL(s string) error {
-	if err := checkHTTPURL(s); err != nil || s == "" {
-		return err
-	}
-	u, _ := neturl.Parse(s)
-	p := strings.TrimRight(u.Path, "/")
-	switch {
-	case u.RawQuery != "" || u.ForceQuery || u.Fragment != "":
-		return errors.New("a base URL takes no query string or fragment: replay posts to its /v1/batch")
-	case u.User != nil:
-		return errors.New("a base URL takes no user info: the write key is --write-key")
-	case strings.Contains(p+"/", "/v1/"):
-		return fmt.Errorf("give the base URL without %s: replay posts to its /v1/batch", p[strings.Index(p+"/", "/v1/"):])
-	}
-	return nil
-}
-
 // checkHTTPURL refuses what is not an absolute http or https URL with a host (healthcheck's --url,
-// replay's --collector): "not a url" was asked for and failed as "unsupported protocol scheme",
-// without the flag's name. "" is the flags' default (derived from --http-addr; Kafka).
+// asked as it is; replay's --collector, a base URL, is read by ingest.ParseBaseURL): "not a url"
+// was asked for and failed as "unsupported protocol scheme", without the flag's name. "" is the
+// flag's default (derived from --http-addr).
 func checkHTTPURL(s string) error {
 	if s == "" {
 		return nil

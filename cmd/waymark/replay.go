@@ -23,7 +23,13 @@ func runReplay(ctx context.Context, args []string, stdout io.Writer) error {
 	var repeat int
 	checkedVar(fs, &repeat, "repeat", 1, "passes over the file, at least 1; each pass after the first uses fresh customer and message ids", wholeNumber(1, math.MaxInt), nil)
 	var collector string
-	checkedVar(fs, &collector, "collector", "", "base URL of a collector, http:// or https:// (e.g. http://127.0.0.1:8080, or with the path a proxy serves it under): send through its HTTP API, to its /v1/batch, instead of straight to Kafka", text, checkCollectorURL)
+	checkedVar(fs, &collector, "collector", "", "base URL of a collector, http:// or https:// (e.g. http://127.0.0.1:8080, or https://shop.example/waymark behind a proxy): send to its /v1/batch instead of straight to Kafka", text, func(s string) error {
+		if s == "" {
+			return nil
+		}
+		_, err := ingest.ParseBaseURL(s)
+		return err
+	})
 	writeKey := fs.String("write-key", "", "write key for --collector")
 	var wait time.Duration
 	checkedVar(fs, &wait, "wait", 0, "after sending, wait up to this long until the consumer group has stored everything (0: don't wait)", parseDuration, atLeast(time.Duration(0)))
@@ -122,11 +128,11 @@ func runReplay(ctx context.Context, args []string, stdout io.Writer) error {
 		return fs.errorf("file", "%s holds no event to replay as %s", *file, *format)
 	}
 	if err != nil {
-		if errors.Is(err, ingest.ErrNoTrackingEndpoint) {
-			return fs.errorf("collector", "%v; give the collector's base URL, which replay posts to with /v1/batch added (e.g. http://127.0.0.1:8080)", err)
-		}
 		if errors.Is(err, ingest.ErrWriteKeyRefused) {
 			return fs.errorf("write-key", "%v; check it against the collector's write keys (its --write-keys or --write-keys-inline)", err)
+		}
+		if errors.Is(err, ingest.ErrNoCollectorAPI) {
+			return fs.errorf("collector", "%v: give the base URL the collector's /v1/batch is under (its --http-addr, e.g. http://127.0.0.1:8080, or a proxy's path to it)", err)
 		}
 		switch {
 		case !dialFailed(err):

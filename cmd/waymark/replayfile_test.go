@@ -3,8 +3,14 @@ package main
 import (
 	"bytes"
 	"compress/gzip"
+	"context"
 	"errors"
 	"fmt"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -207,6 +213,53 @@ func TestReplayNamesTheWriteKeyARefusal(t *testing.T) {
 		if err == nil || !strings.Contains(string(out), tt.want) || !strings.Contains(string(out), "write key refused; check it against the collector's write keys") ||
 			!strings.Contains(string(out), " sent 0,") {
 			t.Errorf("replay with a write key the collector refuses: %v\n%s\nwant an error starting %q", err, out, tt.want)
+		}
+	}
+}
+
+// TestReplayCollectorIsABaseURL: --collector is the collector's base URL, to which replay adds
+// /v1/batch as a path: with a trailing slash, or with a path prefix a proxy serves the
+// collector under, it reaches the collector; the API's own path (/v1), a query, a fragment or a
+// user is refused naming --collector before anything is read, and a base with no collector's
+// API under it (a 404) names --collector too. The URL was built as text, base + "/v1/batch": a
+// query swallowed the path (?x=1/v1/batch), /v1/ posted to /v1/v1/batch, and the 404s named no
+// flag (a tester's finding).
+func TestReplayCollectorIsABaseURL(t *testing.T) {
+	t.Parallel()
+	s := startServe(t, "--roles", "collector")
+	target, err := url.Parse("http://" + s.http)
+	if err != nil {
+		t.Fatal(err)
+	}
+	proxy := httptest.NewServer(http.StripPrefix("/waymark", httputil.NewSingleHostReverseProxy(target)))
+	t.Cleanup(proxy.Close)
+	file := filepath.Join(t.TempDir(), "one.jsonl")
+	if err := os.WriteFile(file, []byte(`{"type":"track","userId":"u","event":"E","timestamp":"2026-01-01T00:00:00Z"}`+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct {
+		collector string
+		want      string // the error's start; "" for one event sent
+	}{
+		{"http://" + s.http, ""},
+		{"http://" + s.http + "/", ""},
+		{proxy.URL + "/waymark", ""},
+		{proxy.URL + "/waymark/", ""},
+		{"http://" + s.http + "/v1/", `--collector: invalid value "http://` + s.http + `/v1/": ends in the tracking API's path (/v1…), which is added to the base URL: want http://` + s.http},
+		{proxy.URL + "/waymark/v1/batch", `--collector: invalid value "` + proxy.URL + `/waymark/v1/batch": ends in the tracking API's path (/v1…), which is added to the base URL: want ` + proxy.URL + "/waymark"},
+		{"http://" + s.http + "?x=1", `--collector: invalid value "http://` + s.http + `?x=1": want scheme://host[:port][/path], with no user, query or fragment`},
+		{"http://" + s.http + "/#top", `--collector: invalid value "http://` + s.http + `/#top": want scheme://host[:port][/path], with no user, query or fragment`},
+		{"http://key:@" + s.http, `--collector: invalid value "http://key:@` + s.http + `": want scheme://host[:port][/path], with no user, query or fragment`},
+		{proxy.URL, "--collector: " + proxy.URL + "/v1/batch answered 404: "},
+		{proxy.URL + "/other", "--collector: " + proxy.URL + "/other/v1/batch answered 404: "},
+	} {
+		var out strings.Builder
+		err := run(context.Background(), []string{"replay", "--format", "segment", "--file", file, "--write-key", "test-key", "--collector", tt.collector}, &out, slog.New(slog.DiscardHandler))
+		switch {
+		case tt.want == "" && (err != nil || !strings.Contains(out.String(), " sent 1,")):
+			t.Errorf("--collector %s: %v\n%s, want the event sent", tt.collector, err, out.String())
+		case tt.want != "" && (err == nil || !strings.HasPrefix(err.Error(), tt.want)):
+			t.Errorf("--collector %s: error %v, want it to start %q", tt.collector, err, tt.want)
 		}
 	}
 }
