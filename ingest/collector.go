@@ -1332,7 +1332,20 @@ func SetCORS(w http.ResponseWriter, r *http.Request) {
 	h.Set("Access-Control-Allow-Methods", "GET, POST, OPTIONS")
 	h.Set("Access-Control-Allow-Headers", "authorization, content-type, x-write-key")
 	h.Set("Access-Control-Max-Age", "86400")
-	h.Add("Vary", "Origin")
+	addVary(h, "Origin")
+}
+
+// addVary adds field to h's Vary once: an answer set up twice (a preflight passes SetCORS on two
+// layers) sent "Vary: Origin" twice (tester 28's F7).
+func addVary(h http.Header, field string) {
+	for _, v := range h.Values("Vary") {
+		for _, f := range strings.Split(v, ",") {
+			if strings.EqualFold(strings.TrimSpace(f), field) {
+				return
+			}
+		}
+	}
+	h.Add("Vary", field)
 }
 
 // batchResponse is the answer to a tracking call whose events were taken or dead-lettered: how

@@ -422,6 +422,9 @@ func TestOverlongRequestHeadsAnswerJSON(t *testing.T) {
 			if got := resp.Header.Get("Access-Control-Allow-Origin"); !strings.HasPrefix(tt.target, "/api/") && got != origin {
 				t.Errorf("Access-Control-Allow-Origin = %q, want %q: a page cannot read a tracking answer without it", got, origin)
 			}
+			if vary := strings.Join(resp.Header.Values("Vary"), ","); strings.Count(vary, "Origin") > 1 {
+				t.Errorf("Vary %q names Origin twice (tester 28's F7)", vary)
+			}
 		})
 	}
 }
