@@ -173,6 +173,9 @@ func (q *FunnelQuery) Validate() error {
 		if len(x.Step) > MaxTextBytes {
 			return paramErrorf("exclude", "%.40q… is %d bytes, at most %d", x.Step, len(x.Step), MaxTextBytes)
 		}
+		if len(q.Steps) < 2 { // an exclusion given no steps is between the first and the last
+			return paramErrorf("exclude", "%s: an exclusion applies between two steps, and the funnel has one step", x.Step)
+		}
 		if x.After < 1 || x.Before > len(q.Steps) || x.After >= x.Before {
 			return paramErrorf("exclude", "%s between steps %d and %d: need 1 ≤ first < second ≤ %d", x.Step, x.After, x.Before, len(q.Steps))
 		}

@@ -295,19 +295,25 @@ func TestFunnelRejectsBadQueries(t *testing.T) {
 	tests := []struct {
 		name string
 		q    store.FunnelQuery
-		want string
+		want string // the error's start: the parameter
+		says string // in the error, when set
 	}{
-		{"no steps", store.FunnelQuery{Window: time.Hour}, "steps"},
-		{"empty step", store.FunnelQuery{Steps: []string{"A", " "}, Window: time.Hour}, "steps"},
-		{"no window", store.FunnelQuery{Steps: []string{"A"}}, "window"},
+		{"no steps", store.FunnelQuery{Window: time.Hour}, "steps", ""},
+		{"empty step", store.FunnelQuery{Steps: []string{"A", " "}, Window: time.Hour}, "steps", ""},
+		{"no window", store.FunnelQuery{Steps: []string{"A"}}, "window", ""},
 		// The API and the CLI name to for a range that holds no time (store.CheckRange).
-		{"to not after from", store.FunnelQuery{Steps: []string{"A"}, Window: time.Hour, From: t0, To: t0}, "to"},
+		{"to not after from", store.FunnelQuery{Steps: []string{"A"}, Window: time.Hour, From: t0, To: t0}, "to", ""},
+		// Not "between steps 1 and 1: need 1 ≤ first < second ≤ 1" (tester 28's F6).
+		{"an exclusion in a funnel of one step", store.FunnelQuery{Steps: []string{"A"}, Window: time.Hour, Exclusions: []store.Exclusion{{Step: "X", After: 1, Before: 1}}},
+			"exclude", "an exclusion applies between two steps, and the funnel has one step"},
+		{"an exclusion's steps the wrong way round", store.FunnelQuery{Steps: []string{"A", "B", "C"}, Window: time.Hour, Exclusions: []store.Exclusion{{Step: "X", After: 3, Before: 2}}},
+			"exclude", "need 1 ≤ first < second ≤ 3"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			err := tt.q.Validate()
-			if err == nil || err.Error()[:len(tt.want)] != tt.want {
-				t.Errorf("Validate() = %v, want an error about %s", err, tt.want)
+			if err == nil || !strings.HasPrefix(err.Error(), tt.want) || !strings.Contains(err.Error(), tt.says) {
+				t.Errorf("Validate() = %v, want an error about %s saying %q", err, tt.want, tt.says)
 			}
 		})
 	}
