@@ -204,9 +204,16 @@ func clickhouseOptions(cfg Config) *clickhouse.Options {
 	}
 }
 
-// Ping checks that ClickHouse answers.
+// Ping checks that ClickHouse answers. A ping that ctx ended fails with ctx's error: the timeout
+// the cut connection reports says nothing (a stopped command said "i/o timeout").
 func (s *Store) Ping(ctx context.Context) error {
 	if err := s.conn.Ping(ctx); err != nil {
+		switch {
+		case ctx.Err() != nil:
+			err = ctx.Err()
+		case timedOutAtDeadline(ctx, err): // the read's deadline came a moment before ctx's timer
+			err = context.DeadlineExceeded
+		}
 		return fmt.Errorf("ping clickhouse %s: %w", s.cfg.Addr, err)
 	}
 	return nil
