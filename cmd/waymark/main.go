@@ -16,7 +16,9 @@ import (
 	"os/signal"
 	"runtime/debug"
 	"strings"
+	"sync"
 	"syscall"
+	"time"
 
 	"github.com/waymark-dev/waymark/store"
 )
@@ -55,36 +57,73 @@ func usage() string {
 }
 
 func main() {
-	ctx := stopOnSignals(os.Stderr)
+	var ex exiter
+	ctx := stopOnSignals(&ex, stopGrace(os.Args[1:]))
 	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
 	if err := run(ctx, os.Args[1:], os.Stdout, log); err != nil {
 		if ctx.Err() != nil {
-			fmt.Fprintf(os.Stderr, "waymark: stopped (%v): %v\n", context.Cause(ctx), err)
-			os.Exit(1)
+			ex.exit(1, fmt.Sprintf("waymark: stopped (%v): %v", context.Cause(ctx), err))
 		}
-		fmt.Fprintln(os.Stderr, "waymark:", err)
-		os.Exit(1)
+		ex.exit(1, "waymark: "+err.Error())
 	}
 }
 
+// exiter ends the process once, with one last line on stderr, whichever of main and a signal's
+// handling gets there first.
+type exiter struct{ mu sync.Mutex }
+
+// exit prints msg (a line, when not empty) to stderr and exits with code; it never returns, and
+// a second caller waits for the first's exit.
+func (e *exiter) exit(code int, msg string) {
+	e.mu.Lock() // never unlocked: the process ends
+	if msg != "" {
+		fmt.Fprintln(os.Stderr, msg)
+	}
+	os.Exit(code)
+}
+
+// stopGrace is how long a command (args, as given) may take to stop once a first SIGINT or
+// SIGTERM came: 0, no limit, for the commands that shut down in order (serve drains and stores
+// what it acknowledged; replay, resessionize, migrate and bench finish or undo a step), a second
+// signal ending them at once; queryGrace for the others, which have nothing to finish. A query
+// stops at once, but a command blocked writing its answer to a pipe nobody reads (`waymark
+// dropoff --csv | slow-consumer`) heard the first signal only when the pipe took its output
+// (tester 28's F3).
+func stopGrace(args []string) time.Duration {
+	if len(args) > 0 {
+		switch args[0] {
+		case "serve", "replay", "resessionize", "migrate", "bench":
+			return 0
+		}
+	}
+	return queryGrace
+}
+
+// queryGrace is stopGrace for the commands that have nothing to finish.
+const queryGrace = 2 * time.Second
+
 // stopOnSignals returns a context cancelled by the first SIGINT or SIGTERM, its cause naming
-// the signal: serve shuts down in order, a query stops at once. A second signal ends the process
-// at once, whatever it is waiting for, with the status a shell gives a process its signal killed
-// (128 + the signal's number), after a line on stderr.
+// the signal: serve shuts down in order, a query stops at once. When the command has not ended
+// grace after it (0: no limit), the process ends, status 1, with "waymark: stopped (…)". A second
+// signal ends the process at once, whatever it is waiting for, with the status a shell gives a
+// process its signal killed (128 + the signal's number), after a line on stderr.
 //
 // The second signal is caught rather than left to its default action: a shell starts a
 // background command with SIGINT ignored, and a Go program that stops catching a signal it
 // inherited ignored goes back to ignoring it (tester 27's F3: a second SIGINT did nothing).
-func stopOnSignals(stderr io.Writer) context.Context {
+func stopOnSignals(ex *exiter, grace time.Duration) context.Context {
 	ctx, cancel := context.WithCancelCause(context.Background())
 	signals := make(chan os.Signal, 2)
 	signal.Notify(signals, syscall.SIGINT, syscall.SIGTERM)
 	go func() {
 		sig := <-signals
-		cancel(fmt.Errorf("%v signal received", sig))
+		cause := fmt.Errorf("%v signal received", sig)
+		cancel(cause)
+		if grace > 0 {
+			time.AfterFunc(grace, func() { ex.exit(1, fmt.Sprintf("waymark: stopped (%v)", cause)) })
+		}
 		sig = <-signals
-		fmt.Fprintf(stderr, "waymark: stopped at once (%v signal received again)\n", sig)
-		os.Exit(128 + int(sig.(syscall.Signal)))
+		ex.exit(128+int(sig.(syscall.Signal)), fmt.Sprintf("waymark: stopped at once (%v signal received again)", sig))
 	}()
 	return ctx
 }

@@ -1,0 +1,62 @@
+package main
+
+import (
+	"errors"
+	"os"
+	"os/exec"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+	"unsafe"
+)
+
+// TestFirstSignalEndsACommandBlockedWriting: a command with nothing to finish (here `help serve`)
+// ends, status 1, saying it stopped, within queryGrace of the first SIGINT, even while it is
+// blocked writing its output to a pipe nobody reads (tester 28's F3: `waymark dropoff --csv |
+// slow-consumer` heard the first signal only once the pipe took its output).
+func TestFirstSignalEndsACommandBlockedWriting(t *testing.T) {
+	t.Parallel()
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close() // never read until the end: the pipe stays full
+	// The pipe's buffer at its least, a page: the help of serve (over 6 KB) fills it.
+	if _, _, errno := syscall.Syscall(syscall.SYS_FCNTL, w.Fd(), syscall.F_SETPIPE_SZ, 4096); errno != 0 {
+		t.Fatalf("F_SETPIPE_SZ: %v", errno)
+	}
+	cmd := exec.Command(binary, "help", "serve")
+	cmd.Stdout = w
+	var stderr lockedBuffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	w.Close() // the child's now
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	defer func() {
+		cmd.Process.Kill()
+		<-exited
+	}()
+	// Full: the command is blocked writing (it catches signals from before it writes).
+	waitFor(t, "the pipe to fill", func() bool {
+		var n int32
+		_, _, errno := syscall.Syscall(syscall.SYS_IOCTL, r.Fd(), syscall.TIOCINQ, uintptr(unsafe.Pointer(&n)))
+		return errno == 0 && n >= 4096
+	})
+	if err := cmd.Process.Signal(syscall.SIGINT); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-exited:
+		exited <- err
+		var exit *exec.ExitError
+		if !errors.As(err, &exit) || exit.ExitCode() != 1 || !strings.Contains(stderr.String(), "waymark: stopped (interrupt signal received)") {
+			t.Errorf("exit: %v, stderr %q; want status 1 and word of the stop", err, stderr.String())
+		}
+	case <-time.After(2 * time.Minute): // a hang guard, far over queryGrace
+		t.Fatalf("the command blocked writing did not end on SIGINT; stderr %q", stderr.String())
+	}
+}
