@@ -1212,7 +1212,9 @@ func (c *Collector) fail(w http.ResponseWriter, err error) error {
 	case http.StatusRequestEntityTooLarge, http.StatusRequestTimeout:
 		// The rest of the body is left unread, and the connection closed (RFC 9110 §15.5.14
 		// allows it): otherwise Go's server reads and drops up to 256 KiB of it before it
-		// answers, so the 413 waited for a client that sends its body slowly, or never. A 408
+		// answers, so the 413 waited for a client that sends its body slowly, or never. (serve
+		// reads and drops the rest after the answer, earlyAnswers in cmd/waymark, so that a
+		// client that writes its whole body before it reads gets the 413, not a reset.) A 408
 		// closes it too (RFC 9110 §15.5.9): the read deadline has passed.
 		w.Header().Set("Connection", "close")
 	}
