@@ -22,8 +22,8 @@ import (
 )
 
 // front is serve's HTTP server without ClickHouse or Kafka: newHTTPServer over countedByAPI with
-// a collector whose broker is never reached (write key test-key) and a query API without a
-// store, and /metrics. What is asked of it here is answered before either would be needed.
+// a collector whose broker is never reached (write key test-key), a query API without a store,
+// /metrics and /healthz. What is asked of it here is answered before either would be needed.
 type front struct {
 	addr string
 }
@@ -49,6 +49,9 @@ func startFront(t testing.TB, readTimeout time.Duration) *front {
 	queries.Register(apiMux)
 	mux.Handle("/api/v1/", apiMux)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+	})
 	notFound := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusNotFound, map[string]string{"error": "no such path"})
 	})
@@ -86,7 +89,8 @@ func exchange(t *testing.T, addr, head string, body []byte) (*http.Response, map
 	if _, err := conn.Write(body); err != nil {
 		return nil, nil, fmt.Errorf("write the body: %w", err)
 	}
-	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	method, _, _ := strings.Cut(head, " ")
+	resp, err := http.ReadResponse(bufio.NewReader(conn), &http.Request{Method: method})
 	if err != nil {
 		return nil, nil, fmt.Errorf("read the answer: %w", err)
 	}
@@ -174,6 +178,49 @@ func TestBodyOverItsLimitIsAnsweredToAClientThatWritesItFirst(t *testing.T) {
 			}
 			if resp.StatusCode != tc.status || !resp.Close {
 				t.Errorf("%d (Connection: %s), want %d at once, the connection closed after it", resp.StatusCode, resp.Header.Get("Connection"), tc.status)
+			}
+		})
+	}
+}
+
+// TestGetWithABodyIsRefusedAtOnce: a GET or HEAD of the query API or the settings whose head
+// declares a body (Content-Length over 0, or chunked) is answered 400 naming body, in the JSON of
+// the API asked, at once: the body, which a GET may not carry (RFC 9110 §9.3.1), is not waited
+// for (tester F6: a query that declared Content-Length: 5000 and sent 10 bytes got its 200 after
+// the read timeout). Elsewhere (a 404, /healthz) the body is ignored, the answer not waiting for
+// it either. Content-Length: 0 declares none.
+func TestGetWithABodyIsRefusedAtOnce(t *testing.T) {
+	t.Parallel()
+	f := startFront(t, 10*time.Minute) // a read timeout no answer here may wait for
+	for _, tc := range []struct {
+		name, head string
+		status     int
+		member     string // the JSON member naming body; "" when the answer is not a refusal
+	}{
+		{"a query", "GET /api/v1/funnel?steps=A HTTP/1.1\nHost: x\nContent-Length: 5000", 400, "param"},
+		{"the map", "GET /api/v1/map HTTP/1.1\nHost: x\nContent-Length: 5000", 400, "param"},
+		{"the map, chunked", "GET /api/v1/map HTTP/1.1\nHost: x\nTransfer-Encoding: chunked", 400, "param"},
+		{"HEAD of the map", "HEAD /api/v1/map HTTP/1.1\nHost: x\nContent-Length: 5000", 400, ""},
+		{"settings", "GET /v1/projects/test-key/settings HTTP/1.1\nHost: x\nContent-Length: 5000", 400, "field"},
+		{"no tracking endpoint", "GET /v1/nope HTTP/1.1\nHost: x\nContent-Length: 5000", 404, ""},
+		{"no query endpoint", "GET /api/v1/nope HTTP/1.1\nHost: x\nContent-Length: 5000", 404, ""},
+		{"healthz", "GET /healthz HTTP/1.1\nHost: x\nContent-Length: 5000", 200, ""},
+		{"Content-Length: 0", "GET /api/v1/map HTTP/1.1\nHost: x\nContent-Length: 0", 200, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			body := []byte("0123456789") // less than declared; the rest never comes
+			if strings.Contains(tc.head, "Content-Length: 0") {
+				body = nil
+			}
+			resp, answer, err := exchange(t, f.addr, tc.head, body)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if resp.StatusCode != tc.status {
+				t.Fatalf("%d %v, want %d", resp.StatusCode, answer, tc.status)
+			}
+			if tc.member != "" && (answer[tc.member] != "body" || !strings.Contains(answer["error"].(string), "takes no body")) {
+				t.Errorf("%v, want %s: body and why", answer, tc.member)
 			}
 		})
 	}
