@@ -763,6 +763,26 @@ func (c *Collector) readBody(r *http.Request, kind string) ([]byte, error) {
 // the read error itself names the connection's addresses, which are no business of the client.
 var ErrBodyTimeout = errors.New("request body: not received within the read timeout (--http-read-timeout)")
 
+// BodyOfGet returns why r is refused when it is a GET or HEAD whose head declares a body
+// (Content-Length over 0, or a Transfer-Encoding), to be answered 400 naming "body"; nil for any
+// other request. Content in a GET has no defined meaning (RFC 9110 §9.3.1, which notes that
+// some servers reject such a request and close the connection, as it may be request
+// smuggling; CloudFront answers it 403). An API that refuses every input it would otherwise
+// ignore (a parameter a query does not take) refuses it too: a client that sent its query in a
+// GET's body, as Elasticsearch takes one, would otherwise get an answer to a question it did not
+// ask. Refused from the head, the body is never waited for: net/http would read it before
+// writing the answer, and a client that declared more than it sent got the answer after the
+// read timeout (tester F6).
+func BodyOfGet(r *http.Request) error {
+	switch {
+	case r.Method != http.MethodGet && r.Method != http.MethodHead || r.ContentLength == 0:
+		return nil
+	case r.ContentLength > 0:
+		return fmt.Errorf("a %s request takes no body, and this one declares one (Content-Length: %d): send it without", r.Method, r.ContentLength)
+	}
+	return fmt.Errorf("a %s request takes no body, and this one declares one (Transfer-Encoding: %s): send it without", r.Method, strings.Join(r.TransferEncoding, ", "))
+}
+
 // StatusClientClosed is the status a request is answered and counted with when its client went
 // away before its answer (nginx's 499, "client closed request"): what is written reaches no one.
 const StatusClientClosed = 499
@@ -1242,7 +1262,9 @@ func (c *Collector) fail(w http.ResponseWriter, err error) error {
 	case http.StatusRequestEntityTooLarge, http.StatusRequestTimeout:
 		// The rest of the body is left unread, and the connection closed (RFC 9110 §15.5.14
 		// allows it): otherwise Go's server reads and drops up to 256 KiB of it before it
-		// answers, so the 413 waited for a client that sends its body slowly, or never. A 408
+		// answers, so the 413 waited for a client that sends its body slowly, or never. (serve
+		// reads and drops the rest after the answer, earlyAnswers in cmd/waymark, so that a
+		// client that writes its whole body before it reads gets the 413, not a reset.) A 408
 		// closes it too (RFC 9110 §15.5.9): the read deadline has passed.
 		w.Header().Set("Connection", "close")
 	}
@@ -1262,6 +1284,10 @@ func (c *Collector) settings(w http.ResponseWriter, r *http.Request, key string)
 	default:
 		w.Header().Set("Allow", "GET, HEAD, OPTIONS")
 		WriteError(w, http.StatusMethodNotAllowed, "method", "settings are read with GET")
+		return
+	}
+	if err := BodyOfGet(r); err != nil {
+		WriteError(w, http.StatusBadRequest, "body", err.Error())
 		return
 	}
 	if _, ok := c.cfg.WriteKeys[key]; !ok {

@@ -157,9 +157,16 @@ func TestEventNamedLikeAStage(t *testing.T) {
 	if !store.IsParamError(err) || !strings.Contains(err.Error(), `no stage "Order Completed"`) {
 		t.Errorf("stage: naming an event: %v, want a parameter error", err)
 	}
-	_, err = s.Funnel(ctx, jm, store.FunnelQuery{Steps: []string{"event:awareness"}, Window: time.Hour})
-	if !store.IsParamError(err) || !strings.Contains(err.Error(), `"awareness" is neither`) {
-		t.Errorf("event: naming only a stage: %v, want a parameter error", err)
+	// event: asks for an event alone: the error says no event is so named, not that the name
+	// is "neither a stage nor an event" (it is a stage), and how the stage is written.
+	for step, want := range map[string]string{
+		"event:awareness": `steps: event:awareness: no stored event is named "awareness" (event: names an event; the stage is written awareness)`,
+		"event:Nope":      `steps: event:Nope: no stored event is named "Nope"; a backslash makes`,
+	} {
+		_, err = s.Funnel(ctx, jm, store.FunnelQuery{Steps: []string{step}, Window: time.Hour})
+		if !store.IsParamError(err) || !strings.HasPrefix(err.Error(), want) {
+			t.Errorf("%s: %v, want a parameter error starting %q", step, err, want)
+		}
 	}
 }
 

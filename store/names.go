@@ -89,6 +89,7 @@ func (s *Store) checkNames(ctx context.Context, jm *sessionize.Map, param string
 	}
 	stages := stageNames(jm)
 	var ask, unnamed []string
+	asEvent := map[string]bool{} // the names of ask written event:NAME, which may be nothing but an event
 	s.namesMu.Lock()
 	for _, sn := range names {
 		n := sn.name
@@ -104,6 +105,7 @@ func (s *Store) checkNames(ctx context.Context, jm *sessionize.Map, param string
 			}
 		case !s.names[n] && !slices.Contains(ask, n):
 			ask = append(ask, n)
+			asEvent[n] = sn.kind == eventOnly
 		}
 	}
 	s.namesMu.Unlock()
@@ -147,7 +149,16 @@ func (s *Store) checkNames(ctx context.Context, jm *sessionize.Map, param string
 				// parseStep reads brackets as filters only when the step ends in an unescaped "]".
 				unclosed = ` (its "[" opens no filter: a filter ends in an unescaped "]")`
 			}
-			return paramErrorf(param, "%q is neither a stage (%s) nor an event that has been stored%s%s; %s", n, strings.Join(stages, ", "), unclosed, lookalike(n, stored), escapeHint)
+			if !asEvent[n] {
+				return paramErrorf(param, "%q is neither a stage (%s) nor an event that has been stored%s%s; %s", n, strings.Join(stages, ", "), unclosed, lookalike(n, stored), escapeHint)
+			}
+			// event:NAME asks for an event alone: the error says so, and how the stage of that
+			// name is written when the map has one ("is neither a stage" contradicted itself
+			// there: event:awareness asked for no stage).
+			if _, stage := jm.Stage(n); stage {
+				return paramErrorf(param, "event:%s: no stored event is named %q%s (event: names an event; the stage is written %s)", EscapeStep(n), n, lookalike(n, stored), EscapeStep(n))
+			}
+			return paramErrorf(param, "event:%s: no stored event is named %q%s%s; %s", EscapeStep(n), n, unclosed, lookalike(n, stored), escapeHint)
 		}
 	}
 	return nil

@@ -356,7 +356,8 @@ func TestHostileEventsAreStoredOrDeadLettered(t *testing.T) {
 // TestOverlongRequestHeadsAnswerJSON sends requests whose URL or header fields are too long to
 // the tracking API and the query API of a running Waymark: each is answered 414 (URL) or 431
 // (header fields) with the API's JSON error body naming the longest parameter, "url", or the
-// longest header, as every other bad request is; just within the limits, the API itself answers.
+// header that alone is the cause (TestHeaderFieldsTooLargeNameTheCauseOnly has the rule), as every
+// other bad request is; just within the limits, the API itself answers.
 func TestOverlongRequestHeadsAnswerJSON(t *testing.T) {
 	t.Parallel()
 	s := startServe(t)

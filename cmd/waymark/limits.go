@@ -26,10 +26,10 @@ const (
 
 // limitHead answers a request whose URL or header fields are too long (maxURLBytes,
 // maxHeaderBytes) with 414 or 431 and a JSON body naming the longest query parameter (or "url"
-// when the path is the longer part) or the longest header, in the shape of the API it was sent
-// to (the query API's for a path it answers, queryapi.Answers; the tracking API's elsewhere, with
-// its CORS headers), and
-// passes the others to next.
+// when the path is the longer part) or the header that alone makes the fields too long
+// (headerFieldsTooLarge), in the shape of the API it was sent to (the query API's for a path it
+// answers, queryapi.Answers; the tracking API's elsewhere, with its CORS headers), and passes the
+// others to next.
 func limitHead(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		writeError, hint := ingest.WriteError, ""
@@ -51,24 +51,41 @@ func limitHead(next http.Handler) http.Handler {
 				"the request URL is %d bytes, at most %d (%s is %d bytes)%s", n, maxURLBytes, part, size, hint))
 			return
 		}
-		total, longest, longestSize := 0, "", 0
-		for name, values := range r.Header {
-			size := 0
-			for _, v := range values {
-				size += len(name) + len(": ") + len(v) + len("\r\n")
-			}
-			total += size
-			if size > longestSize || size == longestSize && name < longest {
-				longest, longestSize = name, size
-			}
-		}
-		if total > maxHeaderBytes {
-			writeError(w, http.StatusRequestHeaderFieldsTooLarge, clipName(longest), fmt.Sprintf(
-				"the request's header fields are %d bytes, at most %d (%q is %d bytes)", total, maxHeaderBytes, clipName(longest), longestSize))
+		if status, name, msg := headerFieldsTooLarge(r.Header); status != 0 {
+			writeError(w, status, name, msg)
 			return
 		}
 		next.ServeHTTP(w, r)
 	})
+}
+
+// headerFieldsTooLarge returns 431, the header to name and why when header's fields are over
+// maxHeaderBytes in all, and 0 when they are not. A header (its fields, when it is sent more than
+// once) is named only when it alone makes them too large, the others fitting without it: 20,000
+// small fields are no one field's fault, and the longest of them named would send the caller
+// looking at a header that is not the cause (tester F5 saw its 26-byte Authorization named).
+// Then the name is "" and the answer says how many fields of how many bytes were sent.
+func headerFieldsTooLarge(header http.Header) (status int, name, message string) {
+	total, fields, longest, longestSize := 0, 0, "", 0
+	for name, values := range header {
+		size := 0
+		for _, v := range values {
+			size += len(name) + len(": ") + len(v) + len("\r\n")
+		}
+		total, fields = total+size, fields+len(values)
+		if size > longestSize || size == longestSize && name < longest {
+			longest, longestSize = name, size
+		}
+	}
+	switch {
+	case total <= maxHeaderBytes:
+		return 0, "", ""
+	case total-longestSize <= maxHeaderBytes:
+		return http.StatusRequestHeaderFieldsTooLarge, clipName(longest), fmt.Sprintf(
+			"the request's header fields are %d bytes, at most %d: %q is %d bytes, and the others fit without it", total, maxHeaderBytes, clipName(longest), longestSize)
+	}
+	return http.StatusRequestHeaderFieldsTooLarge, "", fmt.Sprintf(
+		"the request's %d header fields are %d bytes in all, at most %d, and no one of them is the cause (the longest is %d bytes): send fewer", fields, total, maxHeaderBytes, longestSize)
 }
 
 // longestParam returns the name of the longest name=value pair of a raw query string (its name

@@ -262,14 +262,11 @@ func runServe(ctx context.Context, args []string, log *slog.Logger) error {
 		writeJSON(w, http.StatusNotFound, map[string]string{"error": fmt.Sprintf("no such path: %.200q; served here: %s", r.URL.Path, strings.Join(served, ", "))})
 	})
 	mux.Handle("/", notFound)
-	srv := &http.Server{
-		Handler:           countedByAPI(collector, queries, mux, notFound),
-		ReadHeaderTimeout: readHeaderTimeout,
-		ReadTimeout:       readTimeout,
-		WriteTimeout:      writeTimeout(readTimeout, cf.cfg.QueryTimeout),
-		IdleTimeout:       2 * time.Minute,
-		MaxHeaderBytes:    serverMaxHeaderBytes,
-	}
+	srv := newHTTPServer(countedByAPI(collector, queries, mux, notFound), httpTimeouts{
+		readHeader: readHeaderTimeout,
+		read:       readTimeout,
+		write:      writeTimeout(readTimeout, cf.cfg.QueryTimeout),
+	})
 	attrs := []any{"roles", rolesFlag, "http", ln.Addr().String()}
 	if usesClickHouse {
 		attrs = append(attrs, "clickhouse", cf.cfg.Addr, "database", cf.cfg.Database, "journey_map", jm.Version)
@@ -392,6 +389,23 @@ func runServe(ctx context.Context, args []string, log *slog.Logger) error {
 	}
 	log.Info("stopped: " + strings.Join(done, ", ") + "; closing " + strings.Join(clients, " and ") + " clients")
 	return nil
+}
+
+// httpTimeouts are the time limits of serve's HTTP server: --http-read-header-timeout,
+// --http-read-timeout, and writeTimeout's.
+type httpTimeouts struct{ readHeader, read, write time.Duration }
+
+// newHTTPServer returns serve's HTTP server for handler (countedByAPI's): within earlyAnswers,
+// with the time limits, and serverMaxHeaderBytes of a request's head.
+func newHTTPServer(handler http.Handler, t httpTimeouts) *http.Server {
+	return &http.Server{
+		Handler:           earlyAnswers(handler),
+		ReadHeaderTimeout: t.readHeader,
+		ReadTimeout:       t.read,
+		WriteTimeout:      t.write,
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    serverMaxHeaderBytes,
+	}
 }
 
 // countedByAPI returns the server's handler: the requests the collector answers (nil when this

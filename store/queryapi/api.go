@@ -65,12 +65,16 @@ func New(st *store.Store, jm *sessionize.Map, log *slog.Logger, reg prometheus.R
 // from; GET /api/v1/map, the journey map's stages ({"version", "stages": [{"name",
 // "description"}, …]}); and POST /api/v1/batch, several queries answered together (see batch).
 // Any other path under /api/v1/, or another method, gets a JSON 404 or 405 like every other
-// answer of the API.
+// answer of the API; a GET or HEAD that declares a body, a 400 naming "body" (refuseBody).
 func (a *API) Register(mux *http.ServeMux) {
 	routes := a.routes()
 	var served []string
 	for _, e := range routes {
-		mux.HandleFunc(e.method+" /api/v1/"+e.name, e.handler)
+		h := e.handler
+		if e.method == http.MethodGet {
+			h = refuseBody(h) // net/http serves HEAD there too
+		}
+		mux.HandleFunc(e.method+" /api/v1/"+e.name, h)
 		served = append(served, e.method+" /api/v1/"+e.name)
 	}
 	mux.HandleFunc("/api/v1/", func(w http.ResponseWriter, r *http.Request) {
@@ -309,6 +313,18 @@ func parseQueryString(raw string) (url.Values, error) {
 		v[name] = append(v[name], val)
 	}
 	return v, nil
+}
+
+// refuseBody answers a GET or HEAD whose head declares a body with 400 naming "body"
+// (ingest.BodyOfGet), at once, and passes the others to next.
+func refuseBody(next http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if err := ingest.BodyOfGet(r); err != nil {
+			WriteError(w, http.StatusBadRequest, "body", err.Error()+"; queries asked in a JSON body are POST /api/v1/batch")
+			return
+		}
+		next(w, r)
+	}
 }
 
 // noParameters reports whether r, a request to an endpoint that takes no parameters, has none;

@@ -43,7 +43,8 @@ type batchAnswer struct {
 // (seconds) when it is not 200, in the manner of Elasticsearch's multi-search. A parameter in the
 // URL is a 400 naming it (the queries' parameters go in the body). A body that cannot be read is a
 // 400 naming the field at fault
-// (413 past 1 MiB; 415 for another Content-Type than JSON, or a Content-Encoding; 408 when it
+// (413 past 1 MiB, before any of it is read when its Content-Length says so; 415 for another
+// Content-Type than JSON, or a Content-Encoding; 408 when it
 // does not arrive within the server's read timeout, ingest.ErrBodyTimeout), and none of
 // its queries runs; a batch that finds no free query slot is a 503 with Retry-After.
 func (a *API) batch(w http.ResponseWriter, r *http.Request) {
@@ -100,11 +101,16 @@ func readBatch(w http.ResponseWriter, r *http.Request) (qs []store.BatchQuery, s
 			return nil, http.StatusUnsupportedMediaType, "Content-Type", fmt.Errorf("Content-Type %q: a batch is JSON, application/json", ct)
 		}
 	}
+	// One whose Content-Length says it is too large is refused before any of it is read, as the
+	// collector refuses one: its client need not send it all first.
+	tooLarge := fmt.Errorf("the body is over %d bytes", maxBatchBytes)
+	if r.ContentLength > maxBatchBytes {
+		return nil, http.StatusRequestEntityTooLarge, "body", tooLarge
+	}
 	raw, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBatchBytes))
-	var tooLarge *http.MaxBytesError
 	switch {
-	case errors.As(err, &tooLarge):
-		return nil, http.StatusRequestEntityTooLarge, "body", fmt.Errorf("the body is over %d bytes", maxBatchBytes)
+	case errors.As(err, new(*http.MaxBytesError)):
+		return nil, http.StatusRequestEntityTooLarge, "body", tooLarge
 	case ingest.ReadTimedOut(err):
 		return nil, http.StatusRequestTimeout, "body", ingest.ErrBodyTimeout
 	case ingest.ClientClosed(err):
