@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"os"
@@ -221,5 +222,62 @@ func TestSecondSignalEndsTheProcess(t *testing.T) {
 		}
 	case <-time.After(2 * time.Minute): // far less than the drain delay's hour
 		t.Fatalf("serve did not end on a second SIGINT:\n%s", log.String())
+	}
+}
+
+// TestServeAnswersQueriesInFlightWhenItStops: a query still running when serve stops, waiting on
+// a ClickHouse that hangs, is answered 503 with Retry-After before the server closes, and serve
+// exits 0 (tester 28's F4: the client got an empty reply and serve exited 1 with "context deadline
+// exceeded").
+func TestServeAnswersQueriesInFlightWhenItStops(t *testing.T) {
+	storetest.FirstPassOnly(t)
+	t.Parallel()
+	proxy := storetest.StartProxy(t, chServer.Addr)
+	s := startServe(t, "--clickhouse-addr", proxy.Addr, "--query-timeout", "1h")
+	proxy.StallOn("group_by_two_level_threshold") // a setting only the journey queries send
+
+	type answer struct {
+		status     int
+		retryAfter string
+		body       string
+		err        error
+	}
+	answers := make(chan answer, 1)
+	go func() {
+		req, _ := http.NewRequest("GET", "http://"+s.http+"/api/v1/stages", nil)
+		req.Header.Set("Authorization", "Bearer "+testReadKey)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			answers <- answer{err: err}
+			return
+		}
+		defer resp.Body.Close()
+		b, err := io.ReadAll(resp.Body)
+		answers <- answer{resp.StatusCode, resp.Header.Get("Retry-After"), string(b), err}
+	}()
+	select {
+	case <-proxy.Asked():
+	case <-time.After(2 * time.Minute): // a hang guard
+		t.Fatalf("the query never reached ClickHouse:\n%s", s.log)
+	}
+	if err := s.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case a := <-answers:
+		if a.err != nil || a.status != http.StatusServiceUnavailable || a.retryAfter == "" || !strings.Contains(a.body, "shutting down") {
+			t.Errorf("the query in flight: %d Retry-After %q %s (%v), want 503 with Retry-After saying the server is shutting down", a.status, a.retryAfter, a.body, a.err)
+		}
+	case <-time.After(2 * time.Minute):
+		t.Fatalf("the query in flight got no answer:\n%s", s.log)
+	}
+	select {
+	case err := <-s.exited:
+		s.exited <- err // for the cleanup
+		if err != nil {
+			t.Errorf("serve exited: %v, want status 0:\n%s", err, s.log)
+		}
+	case <-time.After(2 * time.Minute):
+		t.Fatalf("serve did not stop:\n%s", s.log)
 	}
 }

@@ -366,8 +366,14 @@ func runServe(ctx context.Context, args []string, log *slog.Logger) error {
 			time.Sleep(drainDelay)
 		}
 		log.Info("shutting down: stop accepting HTTP, finish requests in flight")
-		sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		sctx, cancel := context.WithTimeout(context.Background(), httpShutdownTimeout)
 		defer cancel()
+		if queries != nil {
+			// Queries still running near the end are answered 503 (try again: another replica
+			// answers), not cut off with no answer at all.
+			stopQueries := time.AfterFunc(httpShutdownTimeout-queriesStopBefore, queries.Stop)
+			defer stopQueries.Stop()
+		}
 		err := srv.Shutdown(sctx)
 		log.Info("http stopped", "took", time.Since(start))
 		return err
@@ -407,6 +413,16 @@ func newHTTPServer(handler http.Handler, t httpTimeouts) *http.Server {
 		MaxHeaderBytes:    serverMaxHeaderBytes,
 	}
 }
+
+// httpShutdownTimeout bounds how long serve waits for the requests in flight once it stops
+// accepting HTTP; queriesStopBefore before its end, the journey queries still running are stopped
+// and answered 503 (queryapi.API.Stop), so that they end with an answer before the server does
+// (a query waiting on a ClickHouse that hangs got an empty reply, and serve exited 1: tester 28's
+// F4).
+const (
+	httpShutdownTimeout = 10 * time.Second
+	queriesStopBefore   = 2 * time.Second
+)
 
 // countedByAPI returns the server's handler: the requests the collector answers (nil when this
 // process has no collector role) go to it, the others to mux, paths as sent (pathsAsSent), all

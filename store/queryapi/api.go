@@ -38,7 +38,13 @@ type API struct {
 	// endpoints are the names under /api/v1/ that Register serves (routes), the labels of requests.
 	endpoints []string
 	requests  *prometheus.CounterVec
+	// stopped is done once Stop was called: the queries in flight end, answered 503.
+	stopped context.Context
+	stop    context.CancelCauseFunc
 }
+
+// errStopping is the cause of the queries Stop ends.
+var errStopping = errors.New("the server is shutting down")
 
 // New returns the query API over st, resolving stage names with jm and logging failed queries to
 // log. The requests Counted counts are waymark_query_requests_total{endpoint,code}, registered
@@ -48,6 +54,7 @@ func New(st *store.Store, jm *sessionize.Map, log *slog.Logger, reg prometheus.R
 		Name: "waymark_query_requests_total",
 		Help: "Requests to the query API (/api/v1/), by endpoint (unknown: a path that is none) and HTTP status code (499: the client went away first); the client's errors are the 4xx.",
 	}, []string{"endpoint", "code"})}
+	a.stopped, a.stop = context.WithCancelCause(context.Background())
 	for _, e := range a.routes() {
 		a.endpoints = append(a.endpoints, e.name)
 	}
@@ -57,6 +64,21 @@ func New(st *store.Store, jm *sessionize.Map, log *slog.Logger, reg prometheus.R
 		}
 	}
 	return a, nil
+}
+
+// Stop ends the queries in flight (a server shutting down, whose clients would otherwise get no
+// answer at all): each is answered 503, with Retry-After, saying the server is shutting down;
+// queries asked later are too.
+func (a *API) Stop() { a.stop(errStopping) }
+
+// queryContext is the context of r's journey queries: r's, ended by Stop too. done releases it.
+func (a *API) queryContext(r *http.Request) (ctx context.Context, done func()) {
+	ctx, cancel := context.WithCancelCause(r.Context())
+	stop := context.AfterFunc(a.stopped, func() { cancel(errStopping) })
+	return ctx, func() {
+		stop()
+		cancel(nil)
+	}
 }
 
 // Register mounts the API's endpoints on mux: GET /api/v1/NAME for each query; GET
@@ -187,7 +209,9 @@ func (a *API) handle(name string) http.HandlerFunc {
 		v, err := parseQueryString(r.URL.RawQuery)
 		var res any
 		if err == nil {
-			res, err = a.store.Query(r.Context(), a.jm, name, v)
+			ctx, done := a.queryContext(r)
+			defer done()
+			res, err = a.store.Query(ctx, a.jm, name, v)
 		}
 		if err != nil {
 			a.fail(w, r, name, inQueryString(err))
@@ -246,13 +270,15 @@ type failure struct {
 }
 
 // failure says how to answer the named query, which failed with err: the client's fault (400,
-// naming the parameter), a limit or ClickHouse out of reach (503, with when to try again), or the
-// server's (500, logged).
+// naming the parameter), a limit, ClickHouse out of reach or the server shutting down (503, with
+// when to try again), or the server's (500, logged).
 func (a *API) failure(name string, err error) failure {
 	var perr *store.ParamError
 	switch {
 	case errors.As(err, &perr):
 		return failure{Status: http.StatusBadRequest, Error: err.Error(), Param: &perr.Param}
+	case a.stopped.Err() != nil && errors.Is(err, context.Canceled): // Stop ended it
+		return failure{Status: http.StatusServiceUnavailable, Error: "the " + name + " query was stopped: the server is shutting down; try again", RetryAfter: 5}
 	case errors.Is(err, store.ErrQueryLimit):
 		return failure{Status: http.StatusServiceUnavailable, Error: err.Error(), RetryAfter: 60}
 	case errors.Is(err, store.ErrBusy):

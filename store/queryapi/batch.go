@@ -59,7 +59,9 @@ func (a *API) batch(w http.ResponseWriter, r *http.Request) {
 		WriteError(w, status, param, err.Error())
 		return
 	}
-	answers, err := a.store.QueryBatch(r.Context(), a.jm, qs)
+	ctx, done := a.queryContext(r)
+	defer done()
+	answers, err := a.store.QueryBatch(ctx, a.jm, qs)
 	if err != nil {
 		a.fail(w, r, "batch", err)
 		return
