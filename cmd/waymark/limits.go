@@ -38,17 +38,8 @@ func limitHead(next http.Handler) http.Handler {
 		} else {
 			ingest.SetCORS(w, r) // so the shop's page can read why its call was refused
 		}
-		if n := len(r.RequestURI); n > maxURLBytes {
-			name, size := longestParam(r.URL.RawQuery)
-			if size < len(r.URL.EscapedPath()) {
-				name, size = "url", len(r.URL.EscapedPath())
-			}
-			part := "its path"
-			if name != "url" {
-				part = fmt.Sprintf("parameter %q", clipName(name))
-			}
-			writeError(w, http.StatusRequestURITooLong, clipName(name), fmt.Sprintf(
-				"the request URL is %d bytes, at most %d (%s is %d bytes)%s", n, maxURLBytes, part, size, hint))
+		if status, name, msg := urlTooLong(r); status != 0 {
+			writeError(w, status, name, msg+hint)
 			return
 		}
 		if status, name, msg := headerFieldsTooLarge(r.Header); status != 0 {
@@ -57,6 +48,32 @@ func limitHead(next http.Handler) http.Handler {
 		}
 		next.ServeHTTP(w, r)
 	})
+}
+
+// urlTooLong returns 414, the part to name and why when r's URL is over maxURLBytes, and 0 when
+// it is not. The part is the longest query parameter (its name=value) or the path ("url"), named
+// only when it alone makes the URL too long, the rest fitting without it, as headerFieldsTooLarge
+// names a header: a URL of a thousand short parameters is no one parameter's fault. Then the name
+// is "" and the answer says how many parameters were sent.
+func urlTooLong(r *http.Request) (status int, name, message string) {
+	n := len(r.RequestURI)
+	if n <= maxURLBytes {
+		return 0, "", ""
+	}
+	name, size, params := longestParam(r.URL.RawQuery)
+	if size < len(r.URL.EscapedPath()) {
+		name, size = "url", len(r.URL.EscapedPath())
+	}
+	if n-size > maxURLBytes {
+		return http.StatusRequestURITooLong, "", fmt.Sprintf(
+			"the request URL is %d bytes, at most %d, in %d query parameters, and no one of them is the cause (the longest part is %d bytes): send fewer", n, maxURLBytes, params, size)
+	}
+	part := "its path"
+	if name != "url" {
+		part = fmt.Sprintf("parameter %q", clipName(name))
+	}
+	return http.StatusRequestURITooLong, clipName(name), fmt.Sprintf(
+		"the request URL is %d bytes, at most %d (%s is %d bytes)", n, maxURLBytes, part, size)
 }
 
 // headerFieldsTooLarge returns 431, the header to name and why when header's fields are over
@@ -89,10 +106,14 @@ func headerFieldsTooLarge(header http.Header) (status int, name, message string)
 }
 
 // longestParam returns the name of the longest name=value pair of a raw query string (its name
-// decoded when it can be) and the pair's length in bytes; "", 0 for an empty query.
-func longestParam(rawQuery string) (string, int) {
-	name, size := "", 0
+// decoded when it can be), the pair's length in bytes, and how many pairs there are; "", 0, 0
+// for an empty query.
+func longestParam(rawQuery string) (name string, size, pairs int) {
+	if rawQuery == "" {
+		return "", 0, 0
+	}
 	for pair := range strings.SplitSeq(rawQuery, "&") {
+		pairs++
 		if len(pair) <= size {
 			continue
 		}
@@ -102,7 +123,7 @@ func longestParam(rawQuery string) (string, int) {
 		}
 		name, size = key, len(pair)
 	}
-	return name, size
+	return name, size, pairs
 }
 
 // maxNameBytes is the most of a parameter's or header's name an answer repeats: a name may itself

@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
@@ -66,6 +67,61 @@ func TestHeaderFieldsTooLargeNameTheCauseOnly(t *testing.T) {
 				}
 				if msg, _ := body["error"].(string); !strings.Contains(msg, tt.says) || tt.named == "" && strings.Contains(msg, "Authorization") {
 					t.Errorf("error %q, want it to say %q (and not name Authorization)", msg, tt.says)
+				}
+			})
+		}
+	}
+}
+
+// TestURLTooLongNamesTheCauseOnly: a URL over maxURLBytes is answered 414 naming its longest
+// query parameter (or "url", its path) only when the rest fits without it, as a 431 names a
+// header: a thousand short parameters are no one parameter's fault.
+func TestURLTooLongNamesTheCauseOnly(t *testing.T) {
+	pad := func(n int) string { return strings.Repeat("x", n) }
+	many := func(n int) string {
+		var b strings.Builder
+		for i := range n {
+			fmt.Fprintf(&b, "&p%d=%s", i, pad(50))
+		}
+		return b.String()
+	}
+	tests := []struct {
+		name   string
+		target string // after the API's path: its query string, or a longer path
+		status int
+		named  string // the part named, "" for none
+		says   string // in the error
+	}{
+		{"within the limit", "&pad=" + pad(60<<10), 200, "", ""},
+		{"one long parameter", "&pad=" + pad(70<<10), 414, "pad", `parameter "pad" is 71684 bytes`},
+		{"2,000 short parameters", many(2000), 414, "", "in 2001 query parameters, and no one of them is the cause"},
+		{"a long parameter among many, the others too many without it", many(2000) + "&pad=" + pad(10<<10), 414, "", "in 2002 query parameters"},
+	}
+	for _, api := range []struct{ path, member string }{{"/api/v1/funnel?steps=A", "param"}, {"/v1/track?x=1", "field"}} {
+		for _, tt := range tests {
+			t.Run(api.member+": "+tt.name, func(t *testing.T) {
+				r := httptest.NewRequest(http.MethodGet, api.path+tt.target, nil)
+				w := httptest.NewRecorder()
+				limitHead(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {})).ServeHTTP(w, r)
+				if w.Code != tt.status {
+					t.Fatalf("%d %.300s, want %d", w.Code, w.Body, tt.status)
+				}
+				if tt.status == 200 {
+					return
+				}
+				var body map[string]any
+				if err := json.Unmarshal(w.Body.Bytes(), &body); err != nil {
+					t.Fatalf("%v: %.300s", err, w.Body)
+				}
+				named, ok := body[api.member]
+				switch {
+				case tt.named == "" && ok:
+					t.Errorf("%s = %q, want none: no one parameter is the cause: %.300s", api.member, named, w.Body)
+				case tt.named != "" && named != tt.named:
+					t.Errorf("%s = %v, want %q: %.300s", api.member, named, tt.named, w.Body)
+				}
+				if msg, _ := body["error"].(string); !strings.Contains(msg, tt.says) {
+					t.Errorf("error %q, want it to say %q", msg, tt.says)
 				}
 			})
 		}
