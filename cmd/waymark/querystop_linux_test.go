@@ -30,16 +30,8 @@ func TestFirstSignalEndsACommandBlockedWriting(t *testing.T) {
 	cmd.Stdout = w
 	var stderr lockedBuffer
 	cmd.Stderr = &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
+	exited := started(t, cmd)
 	w.Close() // the child's now
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
-	defer func() {
-		cmd.Process.Kill()
-		<-exited
-	}()
 	// Full: the command is blocked writing (it catches signals from before it writes).
 	waitFor(t, "the pipe to fill", func() bool {
 		var n int32

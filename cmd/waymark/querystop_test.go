@@ -28,14 +28,7 @@ func TestQueryStopsOnSignal(t *testing.T) {
 	t.Parallel()
 	database := newDatabase(t, "e2e")
 	ctx := context.Background()
-	st, err := store.Open(ctx, store.Config{Addr: chServer.Addr, Database: database}, slog.New(slog.DiscardHandler), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
-	if err := st.Migrate(ctx); err != nil {
-		t.Fatal(err)
-	}
+	st := migratedStore(t, database)
 	// 100,000 events V at distinct times within a day, and a funnel in any order of 31 steps V and
 	// a last step X they never take: every start matches the steps to every event of its day
 	// (100,000² work: many minutes).
@@ -116,6 +109,37 @@ func TestQueryStopsOnSignal(t *testing.T) {
 	}
 }
 
+// migratedStore opens a store on database of the test server, migrated, closed when t ends.
+func migratedStore(t *testing.T, database string) *store.Store {
+	t.Helper()
+	ctx := context.Background()
+	st, err := store.Open(ctx, store.Config{Addr: chServer.Addr, Database: database}, slog.New(slog.DiscardHandler), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	if err := st.Migrate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	return st
+}
+
+// started starts cmd and returns the channel its Wait's error comes on; when t ends, cmd is
+// killed and waited for. Whoever takes the error puts it back, for that cleanup.
+func started(t *testing.T, cmd *exec.Cmd) chan error {
+	t.Helper()
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		<-exited
+	})
+	return exited
+}
+
 // ignoringSIGINT is the command that runs binary with args as a shell runs a background command:
 // SIGINT ignored from the start (sh's `trap "" INT`, kept across exec).
 func ignoringSIGINT(args ...string) *exec.Cmd {
@@ -131,15 +155,7 @@ func TestQueryStopsOnSignalWhileClickHouseHangs(t *testing.T) {
 	storetest.FirstPassOnly(t)
 	t.Parallel()
 	database := newDatabase(t, "e2e")
-	ctx := context.Background()
-	st, err := store.Open(ctx, store.Config{Addr: chServer.Addr, Database: database}, slog.New(slog.DiscardHandler), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := st.Migrate(ctx); err != nil {
-		t.Fatal(err)
-	}
-	st.Close()
+	migratedStore(t, database)
 	proxy := storetest.StartProxy(t, chServer.Addr)
 	proxy.StallOn("group_by_two_level_threshold") // a setting only the journey queries send
 
@@ -147,15 +163,7 @@ func TestQueryStopsOnSignalWhileClickHouseHangs(t *testing.T) {
 	cmd.Env = append(os.Environ(), "WAYMARK_CLICKHOUSE_ADDR="+proxy.Addr, "WAYMARK_CLICKHOUSE_DATABASE="+database)
 	var stderr lockedBuffer
 	cmd.Stderr = &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
-	defer func() {
-		cmd.Process.Kill()
-		<-exited
-	}()
+	exited := started(t, cmd)
 	select {
 	case <-proxy.Asked():
 	case err := <-exited:
@@ -190,15 +198,7 @@ func TestSecondSignalEndsTheProcess(t *testing.T) {
 	cmd.Env = append(os.Environ(), "WAYMARK_CLICKHOUSE_ADDR="+chServer.Addr, "WAYMARK_CLICKHOUSE_DATABASE="+newDatabase(t, "e2e"))
 	var log lockedBuffer
 	cmd.Stdout, cmd.Stderr = &log, &log
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
-	defer func() {
-		cmd.Process.Kill()
-		<-exited
-	}()
+	exited := started(t, cmd)
 	waitFor(t, "serve to answer /healthz", func() bool {
 		resp, err := http.Get("http://" + addr + "/healthz")
 		if err == nil {
