@@ -1,13 +1,10 @@
 package main
 
 import (
-	"errors"
 	"os"
 	"os/exec"
-	"strings"
 	"syscall"
 	"testing"
-	"time"
 	"unsafe"
 )
 
@@ -38,17 +35,6 @@ func TestFirstSignalEndsACommandBlockedWriting(t *testing.T) {
 		_, _, errno := syscall.Syscall(syscall.SYS_IOCTL, r.Fd(), syscall.TIOCINQ, uintptr(unsafe.Pointer(&n)))
 		return errno == 0 && n >= 4096
 	})
-	if err := cmd.Process.Signal(syscall.SIGINT); err != nil {
-		t.Fatal(err)
-	}
-	select {
-	case err := <-exited:
-		exited <- err
-		var exit *exec.ExitError
-		if !errors.As(err, &exit) || exit.ExitCode() != 1 || !strings.Contains(stderr.String(), "waymark: stopped (interrupt signal received)") {
-			t.Errorf("exit: %v, stderr %q; want status 1 and word of the stop", err, stderr.String())
-		}
-	case <-time.After(2 * time.Minute): // a hang guard, far over queryGrace
-		t.Fatalf("the command blocked writing did not end on SIGINT; stderr %q", stderr.String())
-	}
+	// The guard is far over queryGrace.
+	endsOnSIGINT(t, cmd, exited, 1, &stderr, "waymark: stopped (interrupt signal received)")
 }

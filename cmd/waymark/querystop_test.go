@@ -140,6 +140,25 @@ func started(t *testing.T, cmd *exec.Cmd) chan error {
 	return exited
 }
 
+// endsOnSIGINT sends cmd (started, its Wait's error on exited) SIGINT and checks that it ends
+// within a hang guard of two minutes, with status and says in out.
+func endsOnSIGINT(t *testing.T, cmd *exec.Cmd, exited chan error, status int, out *lockedBuffer, says string) {
+	t.Helper()
+	if err := cmd.Process.Signal(syscall.SIGINT); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-exited:
+		exited <- err // for started's cleanup
+		var exit *exec.ExitError
+		if !errors.As(err, &exit) || exit.ExitCode() != status || !strings.Contains(out.String(), says) {
+			t.Errorf("exit: %v, output:\n%s\nwant status %d and %q", err, out.String(), status, says)
+		}
+	case <-time.After(2 * time.Minute):
+		t.Fatalf("%s did not end on SIGINT:\n%s", cmd.Args, out.String())
+	}
+}
+
 // ignoringSIGINT is the command that runs binary with args as a shell runs a background command:
 // SIGINT ignored from the start (sh's `trap "" INT`, kept across exec).
 func ignoringSIGINT(args ...string) *exec.Cmd {
@@ -171,19 +190,8 @@ func TestQueryStopsOnSignalWhileClickHouseHangs(t *testing.T) {
 	case <-time.After(2 * time.Minute): // a hang guard
 		t.Fatalf("the funnel's query never reached ClickHouse:\n%s", stderr.String())
 	}
-	if err := cmd.Process.Signal(syscall.SIGINT); err != nil {
-		t.Fatal(err)
-	}
-	select {
-	case err := <-exited:
-		exited <- err // for the deferred wait
-		var exit *exec.ExitError
-		if !errors.As(err, &exit) || exit.ExitCode() != 1 || !strings.Contains(stderr.String(), "waymark: stopped (interrupt signal received)") {
-			t.Errorf("exit: %v, stderr:\n%s\nwant status 1 and word of the stop", err, stderr.String())
-		}
-	case <-time.After(2 * time.Minute): // far less than the query's two hours
-		t.Fatalf("the funnel did not stop on SIGINT while ClickHouse hangs:\n%s", stderr.String())
-	}
+	// The guard is far less than the query's two hours.
+	endsOnSIGINT(t, cmd, exited, 1, &stderr, "waymark: stopped (interrupt signal received)")
 }
 
 // TestSecondSignalEndsTheProcess: a second SIGINT ends serve at once during a drain delay that
@@ -210,19 +218,8 @@ func TestSecondSignalEndsTheProcess(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitFor(t, "serve to start its drain delay", func() bool { return strings.Contains(log.String(), "drain delay") })
-	if err := cmd.Process.Signal(syscall.SIGINT); err != nil {
-		t.Fatal(err)
-	}
-	select {
-	case err := <-exited:
-		exited <- err
-		var exit *exec.ExitError
-		if !errors.As(err, &exit) || exit.ExitCode() != 128+int(syscall.SIGINT) || !strings.Contains(log.String(), "waymark: stopped at once (interrupt signal received again)") {
-			t.Errorf("exit: %v, log:\n%s\nwant status 130 and word of the stop", err, log.String())
-		}
-	case <-time.After(2 * time.Minute): // far less than the drain delay's hour
-		t.Fatalf("serve did not end on a second SIGINT:\n%s", log.String())
-	}
+	// The guard is far less than the drain delay's hour.
+	endsOnSIGINT(t, cmd, exited, 128+int(syscall.SIGINT), &log, "waymark: stopped at once (interrupt signal received again)")
 }
 
 // TestServeAnswersQueriesInFlightWhenItStops: a query still running when serve stops, waiting on
