@@ -334,7 +334,7 @@ func TestTaobaoKnownAnswersAndIdempotentReplay(t *testing.T) {
 	}
 	for _, bad := range []struct{ query, param string }{
 		{"window=24h", "steps"}, {"steps=A&window=3x", "window"}, {"steps=A&from=yesterday", "from"},
-		{"steps=A&from=2017-12-01&to=2017-11-01", "from"},
+		{"steps=A&from=2017-12-01&to=2017-11-01", "to"}, // a range that holds no time names to (store.CheckRange)
 	} {
 		status, body := httpGet(t, "http://"+s.http+"/api/v1/funnel?"+bad.query)
 		if status != 400 || !strings.Contains(body, `"param":"`+bad.param+`"`) {
