@@ -60,6 +60,9 @@ func (c *Condition) check() error {
 		return fmt.Errorf("field: a condition needs the field it tests (a property name, or one of %s)", strings.Join(ContextFields(), ", "))
 	case set != 1:
 		return fmt.Errorf("condition on %q: want exactly one of %s; got %d", c.Field, strings.Join(conditionOps, ", "), set)
+	case c.OneOf != nil && len(c.OneOf) == 0, c.NotOneOf != nil && len(c.NotOneOf) == 0:
+		// An empty one_of matches no value, and its SQL, "IN ()", is no SQL (tester 29's F2).
+		return fmt.Errorf("condition on %q: an empty list of values; list at least one", c.Field)
 	}
 	for _, n := range []*Number{c.GT, c.GTE, c.LT, c.LTE} {
 		if n != nil {

@@ -132,20 +132,67 @@ func (r *Rule) Matches(e *ingest.Event, channel string) bool {
 
 // ParseMap reads and validates a journey map. Errors name the line and the field.
 func ParseMap(data []byte) (*Map, error) {
+	var doc yaml.Node
+	if err := yaml.Unmarshal(data, &doc); err != nil {
+		return nil, fmt.Errorf("journey map: %w", err)
+	}
+	lists := listProblems(&doc)
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	dec.KnownFields(true)
 	var m Map
 	if err := dec.Decode(&m); err != nil {
-		return nil, fmt.Errorf("journey map: %w", err)
+		return nil, errors.Join(append(lists, fmt.Errorf("journey map: %w", err))...)
 	}
 	for i := range m.Channels {
 		m.Channels[i].normalize()
 	}
-	if err := m.Validate(); err != nil {
+	if err := errors.Join(append(lists, m.Validate())...); err != nil {
 		return nil, err
 	}
 	return &m, nil
 }
+
+// listProblems finds the lists of a journey map (n, its YAML) that state nothing: an empty list,
+// a list holding a null (~, null, Null, or an item left empty) or a list field with no value.
+// Each would otherwise read as the condition not being there at all, and widen its rule to every
+// event: `event: [~]` beside `type: [track]` matched every track call (tester 29's F3), and an
+// empty one_of failed every query that used its stage (F2). A name that is literally "null" is
+// written quoted. The stages and rules lists are left to Validate, which names an empty one.
+func listProblems(n *yaml.Node) []error {
+	var errs []error
+	if n.Kind == yaml.MappingNode {
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			key, value := n.Content[i], n.Content[i+1]
+			if !slices.Contains(mapLists, key.Value) {
+				continue
+			}
+			bad := func(line int, format string, args ...any) {
+				errs = append(errs, fmt.Errorf("journey map: line %d: %s: %s", line, key.Value, fmt.Sprintf(format, args...)))
+			}
+			switch {
+			case value.Kind == yaml.ScalarNode && value.Tag == "!!null":
+				bad(key.Line, "no value; list at least one, or leave %s out", key.Value)
+			case value.Kind == yaml.SequenceNode && len(value.Content) == 0:
+				bad(key.Line, "an empty list states nothing; list at least one, or leave %s out", key.Value)
+			case value.Kind == yaml.SequenceNode:
+				for j, item := range value.Content {
+					if item.Kind == yaml.ScalarNode && item.Tag == "!!null" {
+						bad(item.Line, "item %d is null (~, null or an empty item), which names nothing; quote it (\"null\") if that is the name", j+1)
+					}
+				}
+			}
+		}
+	}
+	for _, c := range n.Content {
+		errs = append(errs, listProblems(c)...)
+	}
+	return errs
+}
+
+// mapLists are the fields of a journey map that hold lists of names, values or conditions (see
+// listProblems): a rule's type, event, where and channel, a condition's one_of and not_one_of,
+// and the channel rules and their medium, source and click_id.
+var mapLists = []string{"type", "event", "where", "channel", "one_of", "not_one_of", "channels", "medium", "source", "click_id"}
 
 // LoadMap reads the journey map at path, or the default map when path is empty.
 func LoadMap(path string) (*Map, error) {

@@ -110,6 +110,21 @@ func TestParseMapErrorsNameLineAndField(t *testing.T) {
 		{"misspelt call type", "version: v\nstages:\n  - name: a\n    rules:\n      - type: [trakc]\n", []string{"line 5: type", `"trakc" is not a Segment call type`}},
 		{"blank event name", "version: v\nstages:\n  - name: a\n    rules:\n      - event: [\"Order Completed\", \" \"]\n", []string{"line 5: event", "blank event name"}},
 		{"negative nth", "version: v\nstages:\n  - name: a\n    rules:\n      - event: [A]\n        nth: -1\n", []string{"line 5: nth: must be 1 or more"}},
+		// Lists that state nothing (tester 29's F2 and F3): each read as no condition, or as SQL
+		// no engine takes.
+		{"empty one_of", "version: v\nstages:\n  - name: a\n    rules:\n      - where:\n          - field: coupon\n            one_of: []\n", []string{"line 7: one_of: an empty list"}},
+		{"empty not_one_of", "version: v\nstages:\n  - name: a\n    rules:\n      - where:\n          - field: coupon\n            not_one_of: []\n", []string{"line 7: not_one_of: an empty list"}},
+		{"null event", "version: v\nstages:\n  - name: a\n    rules:\n      - type: [track]\n        event: [~]\n", []string{"line 6: event: item 1 is null"}},
+		{"event Null unquoted", "version: v\nstages:\n  - name: a\n    rules:\n      - type: [track]\n        event: [Order Completed, Null]\n", []string{"line 6: event: item 2 is null", `quote it ("null")`}},
+		{"empty list item", "version: v\nstages:\n  - name: a\n    rules:\n      - type: [track]\n        event:\n          - A\n          -\n", []string{"line 8: event: item 2 is null"}},
+		{"empty event list", "version: v\nstages:\n  - name: a\n    rules:\n      - type: [track]\n        event: []\n", []string{"line 6: event: an empty list"}},
+		{"event without value", "version: v\nstages:\n  - name: a\n    rules:\n      - type: [track]\n        event:\n", []string{"line 6: event: no value"}},
+		{"empty channel list", "version: v\nstages:\n  - name: a\n    rules:\n      - type: [track]\n        channel: []\n", []string{"line 6: channel: an empty list"}},
+		{"empty where", "version: v\nstages:\n  - name: a\n    rules:\n      - type: [track]\n        where: []\n", []string{"line 6: where: an empty list"}},
+		{"null condition", "version: v\nstages:\n  - name: a\n    rules:\n      - type: [track]\n        where: [~]\n", []string{"line 6: where: item 1 is null"}},
+		{"null type", "version: v\nstages:\n  - name: a\n    rules:\n      - type: [~]\n        event: [A]\n", []string{"line 5: type: item 1 is null"}},
+		{"null one_of value", "version: v\nstages:\n  - name: a\n    rules:\n      - where:\n          - field: coupon\n            one_of: [SPRING, null]\n", []string{"line 7: one_of: item 2 is null"}},
+		{"null medium", "version: v\nchannels:\n  - channel: mail\n    medium: [~]\nstages:\n  - name: a\n    rules: [{event: [A]}]\n", []string{"line 4: medium: item 1 is null"}},
 		{"nth stated 0", "version: v\nstages:\n  - name: a\n    rules:\n      - event: [A]\n        nth: 0\n", []string{"line 5: nth: must be 1 or more, got 0"}},
 	}
 	for _, tt := range tests {
