@@ -20,7 +20,10 @@ type Param struct {
 	// Name is the query string's name (count_by); the CLI's flag is the same with dashes
 	// (--count-by).
 	Name string `json:"name"`
-	// Default is the value an absent or empty parameter takes; "" for none.
+	// Default is the value an absent parameter takes; "" for none. A parameter given empty
+	// (window=, or a bare collapse) is refused when it has a default, as the CLI refuses
+	// --window="": it would otherwise silently mean the default (tester 29's F1). One without a
+	// default (from, breakdown) takes empty as none, as its flag does.
 	Default string `json:"default"`
 	// Usage says what it means, for the CLI's help and the page.
 	Usage string `json:"usage"`
@@ -237,10 +240,18 @@ func (p *params) get(name string, isBool, isList bool) (value, def string) {
 		p.err = fmt.Errorf("internal error: the query reads %s as a list (%v), and its schema's List is %v", name, isList, p.schema[i].List)
 	}
 	p.read[name] = true
-	return p.v.Get(name), p.schema[i].Default
+	value, def = p.v.Get(name), p.schema[i].Default
+	if _, given := p.v[name]; given && strings.TrimSpace(value) == "" && def != "" {
+		if isBool {
+			p.fail(name, "empty value (a bare %s is not true here); give %s=true, or leave it out for the default %s", name, name, def)
+		} else {
+			p.fail(name, "empty value; leave it out for the default %s", def)
+		}
+	}
+	return value, def
 }
 
-// str reads a text parameter, its default when absent or empty.
+// str reads a text parameter, its default when absent (or empty, where get allows it).
 func (p *params) str(name string) string { return p.text(name, false) }
 
 // step reads a parameter that is one step (an anchor, a conversion): its text trimmed as a

@@ -122,6 +122,55 @@ func TestNotFoundNamesEveryEndpoint(t *testing.T) {
 	}
 }
 
+// TestEmptyParametersAre400: a parameter given empty (window=, a bare collapse) is refused,
+// naming it, when it has a default, as the CLI refuses --window="": it silently meant the
+// default, and a bare collapse meant false where the CLI's bare --collapse means true (tester
+// 29's F1). One without a default takes empty as none, as its flag does.
+func TestEmptyParametersAre400(t *testing.T) {
+	t.Parallel()
+	srv := serve(t, nil, "V", "W")
+	for _, tt := range []struct {
+		path, query, param, says string // says: in the error ("" for a 200)
+	}{
+		{"/api/v1/funnel", "steps=V,W&window=", "window", "leave it out for the default 24h"},
+		{"/api/v1/funnel", "steps=V,W&mode=+", "mode", "leave it out for the default ordered"},
+		{"/api/v1/funnel", "steps=V,W&count_by=", "count_by", "empty value"},
+		{"/api/v1/funnel", "steps=V,W&breakdown=channel&breakdown_limit=", "breakdown_limit", "empty value"},
+		{"/api/v1/dropoff", "steps=V,W&step=", "step", `"" is not a step to count drop-offs after`},
+		{"/api/v1/next", "anchor=V&collapse", "collapse", "give collapse=true"},
+		{"/api/v1/paths", "anchor=V&collapse=", "collapse", "give collapse=true"},
+		{"/api/v1/retention", "conversion=V&period=", "period", "default week"},
+		{"/api/v1/stages", "limit=", "limit", "default 5"},
+		{"/api/v1/funnel", "steps=V,W&breakdown=&from=&to=&exclude=", "", ""},
+		{"/api/v1/paths", "anchor=V&convert=", "", ""},
+	} {
+		resp, err := http.Get(srv.URL + tt.path + "?" + tt.query)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var body map[string]any
+		_ = json.NewDecoder(resp.Body).Decode(&body)
+		resp.Body.Close()
+		if tt.says == "" {
+			if resp.StatusCode != 200 {
+				t.Errorf("%s?%s: %d %v, want 200", tt.path, tt.query, resp.StatusCode, body)
+			}
+			continue
+		}
+		if resp.StatusCode != 400 || body["param"] != tt.param || !strings.Contains(fmt.Sprint(body["error"]), tt.says) {
+			t.Errorf("%s?%s: %d %v, want 400 naming %s and saying %q", tt.path, tt.query, resp.StatusCode, body, tt.param, tt.says)
+		}
+	}
+	status, body := postBatch(t, srv.URL, "application/json", `{"queries": [{"query": "funnel", "params": {"steps": "V,W", "window": ""}}]}`)
+	results, _ := body["results"].([]any)
+	if len(results) != 1 {
+		t.Fatalf("batch with an empty window: %d %v", status, body)
+	}
+	if r := results[0].(map[string]any); r["status"] != float64(400) || r["param"] != "window" {
+		t.Errorf("batch with an empty window: %v, want 400 naming window", r)
+	}
+}
+
 // TestUnknownAndRepeatedParametersAre400: a misspelt parameter would otherwise be ignored and the
 // query answer another question than the one asked; a repeated one would use one of its values.
 func TestUnknownAndRepeatedParametersAre400(t *testing.T) {

@@ -108,7 +108,14 @@ function askKey (refused) {
 }
 
 async function api (path, params) {
-  return call(path + '?' + new URLSearchParams(params).toString(), { method: 'GET' })
+  return call(path + '?' + new URLSearchParams(given(params)).toString(), { method: 'GET' })
+}
+
+// given is params without those the page left empty (a cleared window field): those take their
+// defaults by being left out, as the API refuses a parameter given empty (it would otherwise
+// silently mean the default).
+function given (params) {
+  return Object.fromEntries(Object.entries(params).filter(([, v]) => v !== '' && v !== undefined && v !== null))
 }
 
 // call sends a request to /api/v1/PATH with the read key, asking for it again on a 401, and
@@ -158,7 +165,7 @@ function batcher () {
     if (asked.length === 0) return
     let results
     try {
-      const queries = asked.map(a => ({ query: a.query, params: a.params }))
+      const queries = asked.map(a => ({ query: a.query, params: given(a.params) }))
       results = (await call('batch', { method: 'POST', body: JSON.stringify({ queries }) })).results
     } catch (e) {
       for (const a of asked) a.reject(e)
