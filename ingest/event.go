@@ -456,8 +456,11 @@ type wire struct {
 	PagePath, PageURL, Referrer                  string
 	CampaignSource, CampaignMedium, CampaignName string
 	SessionID                                    string
-	Ignored                                      []*InvalidError // cosmetic members of the wrong type (Event.Ignored)
-	withProps                                    bool            // whether read collects Props
+	// batch says the message has a member named batch: with no type, it is a whole /v1/batch
+	// body, which a message to the topic may not be (event says so).
+	batch     bool
+	Ignored   []*InvalidError // cosmetic members of the wrong type (Event.Ignored)
+	withProps bool            // whether read collects Props
 	// skipReceivedAt makes read pass over receivedAt members, whatever their type: the receive
 	// time is Waymark's own (DecodeAt, DecodeClient), so what the message claims is not read.
 	skipReceivedAt bool
@@ -575,6 +578,8 @@ func (w *wire) read(raw []byte) error {
 			return s.members("traits", props(TraitPrefix, rankTraits, 0))
 		case "context":
 			return w.readContextObject(s, props(TraitPrefix, rankContextTraits, 0))
+		case "batch":
+			w.batch = true
 		}
 		_, err := s.value()
 		return err
@@ -643,7 +648,15 @@ func (w *wire) readContext(s *jsonScanner, name []byte, traits func([]byte) erro
 // event validates the message's fields and builds its Event.
 func (w *wire) event(raw []byte, source string, receivedAt time.Time, from origin, place string) (Event, error) {
 	e := Event{Source: source, Type: w.Type, Raw: raw}
-	if !knownTypes[w.Type] {
+	switch {
+	case w.Type == "" && w.batch:
+		// A proxy that copies /v1/batch bodies onto the topic (tester 29's F5): say so, rather
+		// than that "" is no call type. A message is one event, so that its Kafka offset is its
+		// place among its device's events (Event.Seq).
+		return Event{}, &InvalidError{Reason: ReasonInvalidType, Field: "type", Err: errors.New("missing, and the message has a batch member: a whole /v1/batch body; POST it to /v1/batch, or produce each of its events as a message of its own")}
+	case w.Type == "":
+		return Event{}, &InvalidError{Reason: ReasonInvalidType, Field: "type", Err: errors.New("missing: want one of track, page, screen, identify, alias, group")}
+	case !knownTypes[w.Type]:
 		return Event{}, &InvalidError{Reason: ReasonInvalidType, Field: "type", Err: fmt.Errorf("%q is not one of track, page, screen, identify, alias, group", w.Type)}
 	}
 	for _, ig := range w.Ignored {

@@ -126,6 +126,9 @@ func TestDecodeRejects(t *testing.T) {
 		{`{"type":"track","event":"A","userId":"u","properties":{"n":1-2}}`, ReasonInvalidJSON, ""},
 		{`{"event":"A","userId":"u"}`, ReasonInvalidType, "type"},
 		{`{"type":"purchase","userId":"u"}`, ReasonInvalidType, "type"},
+		{`{"type":"","event":"A","userId":"u"}`, ReasonInvalidType, "type"},
+		// A /v1/batch body produced to the topic as one message (tester 29's F5).
+		{`{"batch":[{"type":"track","event":"A","userId":"u"}]}`, ReasonInvalidType, "type"},
 		{`{"type":"track","event":"A"}`, ReasonMissingIdentity, "userId"},
 		{`{"type":"track","event":"A","userId":null,"anonymousId":""}`, ReasonMissingIdentity, "userId"},
 		{`{"type":"track","userId":"u"}`, ReasonMissingEvent, "event"},
@@ -169,6 +172,23 @@ func TestDecodeRejects(t *testing.T) {
 				t.Errorf("error %q does not name the field %s", err, tt.field)
 			}
 		})
+	}
+}
+
+// TestDecodeSaysWhatAMessageWithoutTypeIs: a message without a type says the type is missing,
+// not that "" is no call type, and a whole /v1/batch body says that is what it is and where it
+// goes (tester 29's F5: the dead letter of a batch body copied onto the topic read
+// `"" is not one of track…`).
+func TestDecodeSaysWhatAMessageWithoutTypeIs(t *testing.T) {
+	for raw, want := range map[string]string{
+		`{"event":"A","userId":"u"}`:                                         "missing: want one of track",
+		`{"batch":[{"type":"track","event":"A","userId":"u"}],"context":{}}`: "a whole /v1/batch body; POST it to /v1/batch, or produce each of its events as a message of its own",
+		`{"type":"","batch":[]}`:                                             "a whole /v1/batch body",
+		`{"type":"x","batch":[]}`:                                            `"x" is not one of track`,
+	} {
+		if _, err := Decode([]byte(raw), "s", recv); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("Decode(%s) = %v, want an error saying %q", raw, err, want)
+		}
 	}
 }
 
