@@ -5,6 +5,7 @@ import (
 	_ "embed"
 	"errors"
 	"fmt"
+	"io"
 	"math/bits"
 	"os"
 	"slices"
@@ -136,12 +137,23 @@ func ParseMap(data []byte) (*Map, error) {
 	if err := yaml.Unmarshal(data, &doc); err != nil {
 		return nil, fmt.Errorf("journey map: %w", err)
 	}
+	if doc.Kind == 0 {
+		return nil, errors.New("journey map: the file is empty (or only comments): want a version and stages")
+	}
 	lists := listProblems(&doc)
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	dec.KnownFields(true)
 	var m Map
 	if err := dec.Decode(&m); err != nil {
 		return nil, errors.Join(append(lists, fmt.Errorf("journey map: %w", err))...)
+	}
+	// A second document (after ---) would be dropped without a word: a file holds one map
+	// (tester 29's N1: two maps concatenated read as the first).
+	var next yaml.Node
+	if err := dec.Decode(&next); err == nil {
+		return nil, fmt.Errorf("journey map: line %d: a second YAML document (after ---); a file holds one journey map", next.Line)
+	} else if !errors.Is(err, io.EOF) {
+		return nil, fmt.Errorf("journey map: %w", err)
 	}
 	for i := range m.Channels {
 		m.Channels[i].normalize()

@@ -125,6 +125,8 @@ func TestParseMapErrorsNameLineAndField(t *testing.T) {
 		{"null type", "version: v\nstages:\n  - name: a\n    rules:\n      - type: [~]\n        event: [A]\n", []string{"line 5: type: item 1 is null"}},
 		{"null one_of value", "version: v\nstages:\n  - name: a\n    rules:\n      - where:\n          - field: coupon\n            one_of: [SPRING, null]\n", []string{"line 7: one_of: item 2 is null"}},
 		{"null medium", "version: v\nchannels:\n  - channel: mail\n    medium: [~]\nstages:\n  - name: a\n    rules: [{event: [A]}]\n", []string{"line 4: medium: item 1 is null"}},
+		{"empty file", "# nothing yet\n", []string{"the file is empty"}},
+		{"two documents", "version: v\nstages:\n  - name: a\n    rules: [{event: [A]}]\n---\nversion: w\nstages:\n  - name: b\n    rules: [{event: [B]}]\n", []string{"line 5: a second YAML document"}},
 		{"nth stated 0", "version: v\nstages:\n  - name: a\n    rules:\n      - event: [A]\n        nth: 0\n", []string{"line 5: nth: must be 1 or more, got 0"}},
 	}
 	for _, tt := range tests {
