@@ -271,9 +271,15 @@ func formatDuration(s float64) string {
 	return fmt.Sprintf("%dd%02dh", n/86400, n%86400/3600)
 }
 
-func printFunnelSteps(w io.Writer, steps []store.FunnelStep) {
+// printFunnelSteps prints a funnel's steps, their units (countBy: store.CountPersons, the
+// customers, or store.CountSessions) in the third column.
+func printFunnelSteps(w io.Writer, steps []store.FunnelStep, countBy string) {
+	units := "CUSTOMERS"
+	if countBy == store.CountSessions {
+		units = "SESSIONS" // the JSON keeps customers, the API's name for a step's units
+	}
 	tw := table(w)
-	fmt.Fprintln(tw, "#\tSTEP\tCUSTOMERS\tFROM FIRST\tFROM PREVIOUS\tDROP-OFF\tMEDIAN TIME\tP90 TIME\t")
+	fmt.Fprintln(tw, "#\tSTEP\t"+units+"\tFROM FIRST\tFROM PREVIOUS\tDROP-OFF\tMEDIAN TIME\tP90 TIME\t")
 	for i, s := range steps {
 		mark := ""
 		if s.LargestDropOff {
@@ -292,7 +298,7 @@ func printFunnelSteps(w io.Writer, steps []store.FunnelStep) {
 
 func printFunnel(w io.Writer, v any) {
 	res := v.(*store.FunnelResult)
-	printFunnelSteps(w, res.Steps)
+	printFunnelSteps(w, res.Steps, res.CountBy)
 	window := "the session"
 	if res.WindowSeconds != nil {
 		window = formatSeconds(*res.WindowSeconds)
@@ -319,7 +325,7 @@ func printFunnel(w io.Writer, v any) {
 	}
 	for _, g := range res.Groups {
 		fmt.Fprintf(w, "\n%s = %s\n", res.Breakdown, label(g.Value, g.Marker))
-		printFunnelSteps(w, g.Steps)
+		printFunnelSteps(w, g.Steps, res.CountBy)
 	}
 }
 

@@ -1,11 +1,14 @@
 package main
 
 import (
+	"regexp"
 	"strings"
 	"testing"
 	"text/tabwriter"
 
 	"github.com/mattn/go-runewidth"
+
+	"github.com/waymark-dev/waymark/store"
 )
 
 // TestTablesLayOutAsTabwriter: on text whose every character takes one terminal column, the
@@ -63,6 +66,27 @@ func TestTablesAlignWideCharacters(t *testing.T) {
 	for i, a := range at {
 		if a != at[0] {
 			t.Fatalf("the second column starts at terminal column %d on line %d, %d on line 1:\n%s", a, i+1, at[0], b.String())
+		}
+	}
+}
+
+// TestFunnelTableNamesItsUnits: a funnel counting sessions heads its counts SESSIONS, not
+// CUSTOMERS (tester 29's N3: the footer said sessions, the column customers).
+func TestFunnelTableNamesItsUnits(t *testing.T) {
+	for countBy, want := range map[string]string{store.CountPersons: "CUSTOMERS", store.CountSessions: "SESSIONS"} {
+		var out strings.Builder
+		res := &store.FunnelResult{CountBy: countBy, Mode: store.ModeOrdered, Steps: []store.FunnelStep{{Name: "A", Customers: 3}, {Name: "B", Customers: 1}},
+			Breakdown: "channel", Groups: []store.FunnelGroup{{Value: "email", Steps: []store.FunnelStep{{Name: "A", Customers: 1}, {Name: "B"}}}}}
+		printFunnel(&out, res)
+		header := regexp.MustCompile(`(?m)^\s*#\s+STEP\s+(\S+)`)
+		heads := header.FindAllStringSubmatch(out.String(), -1)
+		if len(heads) != 2 {
+			t.Fatalf("count by %s: want 2 tables (the funnel and its group), got:\n%s", countBy, out.String())
+		}
+		for _, h := range heads {
+			if h[1] != want {
+				t.Errorf("count by %s: the counts are headed %s, want %s:\n%s", countBy, h[1], want, out.String())
+			}
 		}
 	}
 }
