@@ -42,11 +42,15 @@ import (
 //	attrs            Array(String)  the spec's attribute columns, one after another: every
 //	                                event's first attribute, then every event's second…;
 //	                                empty when the spec reads none
-//	keys             Array(String)  the distinct customer keys of the person's events (the
-//	                                spec's key attribute), when the spec reads visits (a funnel
-//	                                or drop-off counted by sessions or broken down by a
-//	                                session's entry); else empty, as are the columns below
-//	visits           Array(UInt64)  per key, how many of the columns below are its visits
+//	keys             Array(String)  customer keys, when the spec reads visits (a funnel or
+//	                                drop-off counted by sessions or broken down by a session's
+//	                                entry); else empty, as are the columns below. Either the
+//	                                distinct keys of the person's events (the spec's key
+//	                                attribute), or, when no device has sign-ins of several
+//	                                users, the key of each visit sent, in any order
+//	                                (matchPassWithPersonVisits)
+//	visits           Array(UInt64)  per key, how many of the columns below are its visits (1
+//	                                each in the second form)
 //	start, end, start_seq
 //	                 Array(UInt64)  the visits (liveVisits: µs, µs, seq), key after key
 //	reason           Array(String)  their end reasons
@@ -1359,6 +1363,9 @@ func (s *Store) matchPassInClickHouse(ctx context.Context, read engineRead, spec
 ) WHERE r != ''`
 		return s.readAnswers(ctx, query, append([]any{spec}, args...), fn)
 	}
+	if !id.shared {
+		return s.matchPassWithPersonVisits(ctx, read, spec, id, r, fn, rows, args, person, times, masks, packed)
+	}
 	// The visits of each person's keys: the person's events grouped by person and key, each
 	// group joined to its key's visits (grouped by key), then the groups of each person put
 	// together (the attribute columns one after another, as above). Each event is in one group,
@@ -1379,7 +1386,7 @@ func (s *Store) matchPassInClickHouse(ctx context.Context, read engineRead, spec
 		}
 		byKey = append(byKey, fmt.Sprintf("groupArray(a%d) AS a%ds", i, i))
 	}
-	visits, visitArgs := s.passVisits(read.scan, id, r, read.visitsFrom)
+	visits, visitArgs := s.passVisits(read.scan, id, r, read.visitsFrom, false)
 	query := `SELECT ` + person + `, r FROM (
 	SELECT person, ` + FunnelUDFName + `(` + specOncePerBlock + `, arrayFlatten(groupArray(e.ts)), arrayFlatten(groupArray(e.seqs)), arrayFlatten(groupArray(e.masks)),
 		arrayFlatten(groupArray(e.ids)), arrayConcat(` + strings.Join(perPerson, ", ") + `),
@@ -1404,6 +1411,51 @@ func (s *Store) matchPassInClickHouse(ctx context.Context, read engineRead, spec
 	GROUP BY person
 ) WHERE r != ''`
 	return s.readAnswers(ctx, query, append(append([]any{spec}, args...), visitArgs...), fn)
+}
+
+// matchPassWithPersonVisits is matchPassInClickHouse's query for a read of visits when no device
+// has sign-ins of several users (identitySnapshot.shared): then each visit belongs to the person
+// its session was stored with (sessions.person_id, after the merges since, as events'
+// person_id), so the visits are grouped by person on their own and joined to the person's
+// events, grouped by person as in a read without visits. The keys column then holds each
+// visit's key and visits a 1 for each (the UDF takes a key's visits in any order, see
+// visitRows). Grouping the events by person and key, joining each group to its key's visits and
+// grouping the groups again by person, as a shared device needs, cost most of the pass: one pass
+// of a 3-step funnel by sessions, 2M events, 26.7, without the UDF (lengths of its arguments), 1.9–2.5
+// CPU-s and 315–400 MiB this way against 3.3–3.9 CPU-s and 643 MiB (3 runs each, alternating;
+// docs/query-scale.md).
+func (s *Store) matchPassWithPersonVisits(ctx context.Context, read engineRead, spec string, id identitySnapshot, r personRange,
+	fn func(person, answer string) error, rows string, args []any, person, times, masks, packed string) error {
+	var attrs []string
+	for i := range read.scan.attrs {
+		attrs = append(attrs, fmt.Sprintf("groupArray(a%d)", i))
+	}
+	visits, visitArgs := s.passVisits(read.scan, id, r, read.visitsFrom, true)
+	inRange := r.sql(resolvedPerson)
+	noStrings := "CAST([], 'Array(String)')"
+	query := `SELECT ` + person + `, r FROM (
+	SELECT person, ` + FunnelUDFName + `(` + specOncePerBlock + `, e.ts, e.seqs, e.masks, e.ids, e.attrs,
+		v.keys, arrayWithConstant(length(v.keys), toUInt64(1)), v.starts, v.ends, v.start_seqs, v.reasons, ` + noStrings + `, ` + noStrings + `) AS r
+	FROM (
+		SELECT person, ` + times + ` AS ts, groupArray(seq) AS seqs, ` + masks + ` AS masks, groupArray(id) AS ids,
+			arrayConcat(` + strings.Join(attrs, ", ") + `) AS attrs
+		FROM (
+			` + rows + `
+		)` + packed + `
+		GROUP BY person
+	) AS e
+	LEFT JOIN (
+		SELECT ` + resolvedPerson + ` AS person, groupArray(key) AS keys, groupArray(start) AS starts, groupArray(end) AS ends,
+			groupArray(start_seq) AS start_seqs, groupArray(reason) AS reasons
+		FROM (
+			` + visits + `
+		) AS v ANY LEFT JOIN (` + s.personOverrides(id.persons) + `) AS o USING person_id
+		WHERE ` + inRange.sql + `
+		GROUP BY person
+	) AS v USING person
+) WHERE r != ''`
+	args = append(append(append([]any{spec}, args...), visitArgs...), inRange.args...)
+	return s.readAnswers(ctx, query, args, fn)
 }
 
 // readAnswers runs a query of rows (person, answer) and hands fn each.

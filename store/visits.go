@@ -202,8 +202,8 @@ const passVisits = 1 << 19
 // liveVisits is the SQL of the live visits of the customer keys that keys (a condition on
 // customer_key; "": every key) selects, and its arguments, from and, when bounded, to (µs, "?"
 // after keys' own): per session, the newest version's customer key (key), start and end (µs),
-// start_seq and end reason, of the sessions whose newest version is not deleted, ends at or
-// after from and, when bounded, starts at or
+// start_seq and end reason (and, withPerson, the person_id it was stored with), of the sessions
+// whose newest version is not deleted, ends at or after from and, when bounded, starts at or
 // before to. Every query that counts sessions reads its visits here.
 //
 // The newest version of each session is the row FINAL keeps: the sessions table is a
@@ -217,7 +217,7 @@ const passVisits = 1 << 19
 // a WHERE), and as every version of a session has its key alike, it drops whole sessions, never
 // an older version's replacement. deleted and end, which differ between versions, are tested in
 // the outer query, on the row FINAL kept.
-func (s *Store) liveVisits(keys string, bounded bool) string {
+func (s *Store) liveVisits(keys string, bounded, withPerson bool) string {
 	if keys != "" {
 		keys = "PREWHERE " + keys
 	}
@@ -225,9 +225,13 @@ func (s *Store) liveVisits(keys string, bounded bool) string {
 	if bounded {
 		upTo = " AND start <= ?"
 	}
-	return `SELECT customer_key AS key, start_ms * 1000 + start_sub_us AS start, end_ms * 1000 + end_sub_us AS end, start_seq, end_reason AS reason
+	person := ""
+	if withPerson {
+		person = ", person_id"
+	}
+	return `SELECT customer_key AS key, start_ms * 1000 + start_sub_us AS start, end_ms * 1000 + end_sub_us AS end, start_seq, end_reason AS reason` + person + `
 		FROM (
-			SELECT customer_key, start_ms, start_sub_us, end_ms, end_sub_us, start_seq, end_reason, deleted
+			SELECT customer_key, start_ms, start_sub_us, end_ms, end_sub_us, start_seq, end_reason, deleted` + person + `
 			FROM ` + s.table("sessions") + ` FINAL
 			` + keys + `
 		)
@@ -242,7 +246,7 @@ func (s *Store) sendVisits(ctx context.Context, sc eventScan, id identitySnapsho
 	for _, l := range loads {
 		from = min(from, l.from)
 	}
-	query, args := s.passVisits(sc, id, r, from)
+	query, args := s.passVisits(sc, id, r, from, false)
 	rows, err := s.conn.Query(s.withQuerySettings(ctx), query, args...)
 	if err != nil {
 		return nil, fmt.Errorf("read visits: %w", err)
@@ -257,8 +261,9 @@ func (s *Store) sendVisits(ctx context.Context, sc eventScan, id identitySnapsho
 // event the pass gives its readers, and a few more. When the scan ends (sc.to), so do the
 // visits read: a visit that starts after its last event holds none of its events (an event's
 // visit starts at or before it, span.startsBy), and a narrow range of a key with a million later
-// visits read them all (the UDF refuses a person's row of more than maxUDFVisits).
-func (s *Store) passVisits(sc eventScan, id identitySnapshot, r personRange, from int64) (string, []any) {
+// visits read them all (the UDF refuses a person's row of more than maxUDFVisits). withPerson adds
+// each visit's person_id (liveVisits).
+func (s *Store) passVisits(sc eventScan, id identitySnapshot, r personRange, from int64, withPerson bool) (string, []any) {
 	inKeys, args := "", []any(nil) // every key
 	if r != (personRange{}) {
 		prewhere := s.passPrewhere(id, r)
@@ -275,7 +280,7 @@ func (s *Store) passVisits(sc eventScan, id identitySnapshot, r personRange, fro
 	if sc.to > 0 {
 		args = append(args, uint64(sc.to))
 	}
-	return s.liveVisits(inKeys, sc.to > 0), args
+	return s.liveVisits(inKeys, sc.to > 0, withPerson), args
 }
 
 // visitRows is a pass's visits as read (sendVisits), in no order until visits sorts them.
