@@ -26,6 +26,13 @@ func TestPathsAndRetentionOfAShopWithoutOrders(t *testing.T) {
 	if err := os.WriteFile(noStage, []byte("version: no-orders\nstages:\n  - name: browsing\n    rules:\n      - event: [Browse]\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
+	// A regexp Go compiles and ClickHouse cannot use (over re2's memory limit): the query
+	// commands say so naming the stage and the flag, as serve does, not with ClickHouse's error
+	// (tester 29's N4).
+	badRegexp := filepath.Join(t.TempDir(), "regexp.yaml")
+	if err := os.WriteFile(badRegexp, []byte("version: re\nstages:\n  - name: lettered\n    rules:\n      - where:\n          - field: code\n            regexp: \"^\\\\pL{1000}$\"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	// The page's own call (app.js loadFlow).
 	if code, body := httpGet(t, "http://"+s.http+"/api/v1/paths?anchor=Browse&depth=4&limit=12&collapse=true&window=24h"); code != 200 || !strings.Contains(body, `"convert":"conversion"`) {
 		t.Errorf("GET /api/v1/paths without convert: %d %s, want 200 converting at the stage conversion", code, body)
@@ -48,6 +55,8 @@ func TestPathsAndRetentionOfAShopWithoutOrders(t *testing.T) {
 		{[]string{"retention"}, "0 persons first did conversion", false},
 		{[]string{"retention", "--journey-map", noStage}, `--conversion: required: the journey map has no stage "conversion" to default to`, true},
 		{[]string{"paths", "--anchor", "Browse", "--convert", "Order Completed"}, `--convert: "Order Completed" is neither a stage`, true},
+		{[]string{"stages", "--journey-map", badRegexp}, `--journey-map: journey map re: stage "lettered": ClickHouse cannot use the regular expression`, true},
+		{[]string{"funnel", "--steps", "Browse", "--journey-map", badRegexp}, `--journey-map: journey map re: stage "lettered"`, true},
 	} {
 		out, err := waymark(tt.args...)
 		if (err != nil) != tt.wantErr || !strings.Contains(out, tt.want) {

@@ -748,6 +748,13 @@ func openWithMap(ctx context.Context, fs *flagSet, cf *clickhouseFlags, mapPath 
 	if err == nil && !exists {
 		err = fs.errorf("clickhouse-database", "database %q does not exist on %s (run waymark serve or waymark migrate first)", cf.cfg.Database, cf.cfg.Addr)
 	}
+	if err == nil {
+		// As serve does before it serves: a regexp ClickHouse cannot use failed the query with
+		// ClickHouse's own error, naming neither the stage nor the flag (tester 29's N4).
+		if err = st.CheckJourneyMap(ctx, jm); err != nil && !errors.Is(err, ctx.Err()) {
+			err = fs.errorf("journey-map", "%w", err)
+		}
+	}
 	if err != nil {
 		st.Close()
 		return nil, nil, err
