@@ -13,6 +13,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"os"
@@ -311,11 +312,23 @@ func (s *Server) start() error {
 	return nil
 }
 
-// Restart starts a stopped server again, on the same ports with the same data.
+// Restart starts a stopped server again, on the same ports with the same data. A port taken
+// meanwhile (by another test's pick, which freePorts makes rare) is waited for, up to
+// restartWait.
 func (s *Server) Restart() error {
 	s.Stop()
-	return s.start()
+	deadline := time.Now().Add(restartWait)
+	for {
+		err := s.start()
+		if err == nil || !strings.Contains(strings.ToLower(err.Error()), "address already in use") || time.Now().After(deadline) {
+			return err
+		}
+		time.Sleep(time.Second)
+	}
 }
+
+// restartWait is how long Restart waits for its server's ports to be free again.
+const restartWait = 30 * time.Second
 
 // waitReady waits until the server answers /ping, and fails at once, with the end of its logs,
 // when it exits first.
@@ -383,7 +396,16 @@ func (s *Server) Stop() {
 	s.proc = nil
 }
 
+// freePorts returns n ports that are free on loopback now, below the kernel's range of
+// ephemeral ports (ephemeralLow): a server a test stops and starts again (Restart) keeps its
+// ports, and while it was down a port of that range could be taken as the local port of any
+// outgoing connection, by this process or another; TestScaleOutSurvivesKill9's ClickHouse then
+// failed to come back ("Address already in use") on a busy machine. Ports below the range are
+// never handed out so; they are picked at random, each checked by listening on it, and a clash
+// with another process's pick in between is left to StartEngine's retries.
 func freePorts(n int) ([]int, error) {
+	const lowest = 10000
+	high := ephemeralLow()
 	var ports []int
 	var ls []net.Listener
 	defer func() {
@@ -391,13 +413,35 @@ func freePorts(n int) ([]int, error) {
 			l.Close()
 		}
 	}()
-	for range n {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
+	for tries := 0; len(ports) < n; tries++ {
+		if tries == 1000 {
+			return nil, fmt.Errorf("find a free port from %d to %d: none in %d tries", lowest, high-1, tries)
+		}
+		l, err := net.Listen("tcp", addr(lowest+rand.IntN(high-lowest)))
 		if err != nil {
-			return nil, fmt.Errorf("find a free port: %w", err)
+			continue // taken
 		}
 		ls = append(ls, l)
 		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
 	}
 	return ports, nil
+}
+
+// ephemeralLow is the lowest port the kernel gives outgoing connections (Linux's
+// net.ipv4.ip_local_port_range), 32768 where it cannot be read or is implausible.
+func ephemeralLow() int {
+	const fallback = 32768
+	b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range")
+	if err != nil {
+		return fallback
+	}
+	fields := strings.Fields(string(b))
+	if len(fields) == 0 {
+		return fallback
+	}
+	low, err := strconv.Atoi(fields[0])
+	if err != nil || low < 20000 || low > 65535 {
+		return fallback
+	}
+	return low
 }
