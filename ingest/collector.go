@@ -857,10 +857,8 @@ func parseRequest(body []byte, kind string) (*trackingRequest, error) {
 	req := &trackingRequest{}
 	batch := kind == "batch"
 	hasBatch := false
-	field := "body" // where reading is, for a nesting error: a member, or an event of the batch
-	err := s.object(func(nameBytes []byte) error {
-		field = string(nameBytes)
-		switch name := field; {
+	readMember := func(name string) error {
+		switch {
 		case name == "writeKey":
 			return s.str("writeKey", &req.writeKey)
 		case name == "sentAt" && batch:
@@ -895,24 +893,48 @@ func parseRequest(body []byte, kind string) (*trackingRequest, error) {
 				if len(req.events) == tooMany.limit {
 					return tooMany
 				}
-				field = "batch[" + strconv.Itoa(len(req.events)) + "]"
+				start, depth := s.valueStart(), s.depth
 				raw, err := s.value()
+				if errors.As(err, new(*depthError)) {
+					// Kept, for prepare to reject alone (objectMembers finds the depth
+					// again), as any other event of a batch that cannot be used: its
+					// neighbours are stored (tester 30's F1).
+					err = s.skipDeep(start, depth)
+					raw = s.data[start:s.pos]
+				}
 				req.events = append(req.events, raw)
 				return err
 			})
 		}
 		_, err := s.value()
 		return err
+	}
+	err := s.object(func(nameBytes []byte) error {
+		field := string(nameBytes)
+		start, depth := s.valueStart(), s.depth
+		err := readMember(field)
+		if !errors.As(err, new(*depthError)) {
+			return err
+		}
+		// A member nested too deep, read past so the members after it (a writeKey) are read.
+		// A single call's is its event's: prepare rejects the event, naming the member. A
+		// batch member Waymark reads (writeKey, sentAt, context, integrations) refuses the
+		// batch, as one of the wrong type does, and its events are dead-lettered; any other
+		// member of a batch is not read.
+		if err := s.skipDeep(start, depth); err != nil {
+			return err
+		}
+		if batch && slices.Contains([]string{"writeKey", "sentAt", "context", "integrations"}, field) && s.typeErr == nil {
+			s.typeErr = &InvalidError{Reason: ReasonInvalidJSON, Field: field, Err: fmt.Errorf("JSON nested deeper than %d levels (Waymark's limit)", maxJSONDepth)}
+		}
+		return nil
 	})
 	if err == nil {
 		err = s.end()
 	}
-	var tooDeep *depthError
 	switch {
 	case errors.As(err, new(*tooManyEvents)) || err == errDuplicateBatch:
 		return nil, &requestError{http.StatusBadRequest, "batch", err.Error()}
-	case errors.As(err, &tooDeep):
-		return nil, &requestError{http.StatusBadRequest, field, fmt.Sprintf("%s: %v (Waymark's limit; the whole request is refused)", field, err)}
 	case err != nil:
 		return nil, malformed(err)
 	case s.typeErr != nil && s.typeErr.Field == "batch" || batch && !hasBatch:
@@ -1034,14 +1056,16 @@ func (c *Collector) prepare(req *trackingRequest, source string, now time.Time) 
 	// Reused from event to event: appendObject copies what they hold.
 	skipBuf, extraBuf := make([]string, 0, 8), make([]field, 0, 8)
 	for i, raw := range req.events {
-		var err error
+		var bad *InvalidError
 		if len(raw) > c.cfg.MaxEventBytes {
-			err = &InvalidError{Reason: ReasonTooLarge, Err: fmt.Errorf("event of %d bytes is larger than %d", len(raw), c.cfg.MaxEventBytes)}
-		} else if members, err = objectMembers(raw, members[:0]); err != nil {
-			err = &InvalidError{Reason: ReasonInvalidJSON, Err: errors.New("event is not a JSON object")}
+			bad = &InvalidError{Reason: ReasonTooLarge, Err: fmt.Errorf("event of %d bytes is larger than %d", len(raw), c.cfg.MaxEventBytes)}
+		} else if m, err := objectMembers(raw, members[:0]); err != nil {
+			bad = notAnEvent(m, err)
+		} else {
+			members = m
 		}
-		if err != nil {
-			rejected = append(rejected, rejectedEvent{index: i, reason: RejectReason(err), err: err, raw: raw})
+		if bad != nil {
+			rejected = append(rejected, rejectedEvent{index: i, reason: bad.Reason, field: bad.Field, err: bad, raw: raw})
 			continue
 		}
 		skip, extra := stamp(members, raw, req, source, Receipt(now, strconv.Itoa(i)), skipBuf[:0], extraBuf[:0])
@@ -1069,6 +1093,17 @@ func (c *Collector) prepare(req *trackingRequest, source string, now time.Time) 
 		accepted = append(accepted, preparedEvent{index: i, key: key, raw: out, future: future, ignored: ignored})
 	}
 	return accepted, rejected
+}
+
+// notAnEvent is the rejection of an event objectMembers could not read (err), with the members it
+// read: JSON nested deeper than maxJSONDepth names the member it is in, whose value parseRequest
+// read past; anything else is not a JSON object.
+func notAnEvent(members []member, err error) *InvalidError {
+	var tooDeep *depthError
+	if errors.As(err, &tooDeep) && len(members) > 0 {
+		return &InvalidError{Reason: ReasonInvalidJSON, Field: string(members[len(members)-1].name), Err: fmt.Errorf("%v (Waymark's limit)", tooDeep)}
+	}
+	return &InvalidError{Reason: ReasonInvalidJSON, Err: errors.New("event is not a JSON object")}
 }
 
 // stamp returns the members to drop from an event and the ones to add: a messageId derived from

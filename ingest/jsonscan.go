@@ -50,6 +50,44 @@ func (e *depthError) Error() string {
 	return fmt.Sprintf("JSON nested deeper than %d levels at byte %d", maxJSONDepth, e.offset)
 }
 
+// skipDeep moves past a value that a read refused with a depthError: the value starts at start
+// and the read began at nesting depth. It walks the value without recursing (a stack of the
+// closing bytes it expects, on the heap), so any depth the body's size allows costs a few bytes
+// a level, and leaves the scanner after the value at depth, for the reading to go on. It checks
+// only what it needs to find the value's end (strings, and each closing byte against its
+// opening one): the value is refused whatever else is wrong in it.
+func (s *jsonScanner) skipDeep(start, depth int) error {
+	s.pos, s.depth = start, depth
+	var closing []byte
+	for {
+		switch c := s.peek(); {
+		case c == '{':
+			closing = append(closing, '}')
+			s.pos++
+		case c == '[':
+			closing = append(closing, ']')
+			s.pos++
+		case c == '}' || c == ']':
+			if len(closing) == 0 || closing[len(closing)-1] != c {
+				return s.fail(fmt.Sprintf("unexpected %q", c))
+			}
+			closing = closing[:len(closing)-1]
+			s.pos++
+		case c == '"':
+			if _, _, err := s.rawString(); err != nil {
+				return err
+			}
+		case s.pos == len(s.data):
+			return s.fail("unexpected end of JSON")
+		default: // ',' ':' and the bytes of numbers and literals
+			s.pos++
+		}
+		if len(closing) == 0 {
+			return nil
+		}
+	}
+}
+
 func (s *jsonScanner) skipSpace() {
 	for s.pos < len(s.data) {
 		switch s.data[s.pos] {
@@ -59,6 +97,12 @@ func (s *jsonScanner) skipSpace() {
 			return
 		}
 	}
+}
+
+// valueStart is where the next value starts: the scanner moved past any white space before it.
+func (s *jsonScanner) valueStart() int {
+	s.skipSpace()
+	return s.pos
 }
 
 // peek returns the next byte that is not white space, or 0 at the end.
