@@ -832,6 +832,15 @@ func (e *tooManyEvents) Error() string {
 // than one of them dropped or both taken.
 var errDuplicateBatch = errors.New("batch is given twice; send one array of events")
 
+// batchSpelling stops reading a body at a member named batch in other letter case ("BATCH"):
+// encoding/json, which Segment's own servers read with, takes it for the batch, so taking the
+// exact member alone, or neither, would drop a list of events without a word (tester 30's F5).
+type batchSpelling struct{ name string }
+
+func (e *batchSpelling) Error() string {
+	return fmt.Sprintf("%q is not a member of a batch body: the list of events is named batch, in lower case; send one array of events named batch", e.name)
+}
+
 // parseRequest reads a tracking call's body in one pass. A body that is not a JSON object, or a
 // batch without an array of events, is an error; events that are not objects are kept, and
 // rejected one by one. A batch of more items than max(its length, DefaultMaxBatchBytes) bytes of
@@ -881,6 +890,8 @@ func parseRequest(body []byte, kind string) (*trackingRequest, error) {
 			// Not read (no destinations to route to), but the batch's own member all the
 			// same: an object, as Segment's HTTP API defines it.
 			return s.members("integrations", func([]byte) error { _, err := s.value(); return err })
+		case batch && name != "batch" && strings.EqualFold(name, "batch"):
+			return &batchSpelling{name}
 		case name == "batch" && batch:
 			if hasBatch {
 				return errDuplicateBatch
@@ -932,9 +943,12 @@ func parseRequest(body []byte, kind string) (*trackingRequest, error) {
 	if err == nil {
 		err = s.end()
 	}
+	var spelling *batchSpelling
 	switch {
 	case errors.As(err, new(*tooManyEvents)) || err == errDuplicateBatch:
 		return nil, &requestError{http.StatusBadRequest, "batch", err.Error()}
+	case errors.As(err, &spelling):
+		return nil, &requestError{http.StatusBadRequest, spelling.name, err.Error()}
 	case err != nil:
 		return nil, malformed(err)
 	case s.typeErr != nil && s.typeErr.Field == "batch" || batch && !hasBatch:
@@ -1193,8 +1207,8 @@ func mergeContext(own, batch []byte) []byte {
 }
 
 // correctSkew moves the client's timestamp to originalTimestamp and sets timestamp to the event
-// time SkewCorrected gives it: shifted by receivedAt − sentAt when the client clock is off by more
-// than MaxClockSkew (one offset for the whole batch, so the device's own order is kept), and
+// time SkewCorrected gives it: shifted by the client clock's skew, receivedAt − sentAt (one
+// offset for the whole batch, so the device's own order is kept), and
 // received when it lies more than MaxFutureTimestamp after it (future). A client that sent only
 // originalTimestamp gets the timestamp stamped when it differs. It is the rule DecodeClient
 // applies to a message produced straight to Kafka. It returns the members to skip and add.

@@ -253,6 +253,9 @@ func TestCollectorSingleCallsAndAuth(t *testing.T) {
 		{"batch given twice", call{path: "/v1/batch", headers: basicWeb, body: []byte(`{"batch":[{"type":"track","event":"A","userId":"u"}],"batch":[{"type":"track","event":"B","userId":"u"}]}`)}, 400, "batch", ""},
 		// Nesting: up to 512 levels is read, deeper is refused naming where.
 		{"nesting of 512", call{path: "/v1/track", headers: basicWeb, body: []byte(`{"event":"N","userId":"u","properties":{"x":` + strings.Repeat("[", 510) + strings.Repeat("]", 510) + `}}`)}, 200, "", "web"},
+		// batch in other letter case, which encoding/json reads as batch: refused, not dropped.
+		{"BATCH beside batch", call{path: "/v1/batch", headers: basicWeb, body: []byte(`{"batch":[{"type":"track","event":"A","userId":"u"}],"BATCH":[{"type":"track","event":"B","userId":"u"}]}`)}, 400, "BATCH", ""},
+		{"Batch alone", call{path: "/v1/batch", headers: basicWeb, body: []byte(`{"Batch":[{"type":"track","event":"A","userId":"u"}]}`)}, 400, "Batch", ""},
 		// Deeper is refused event by event: TestCollectorRefusesDeepNestingEventByEvent.
 	}
 	for _, tt := range tests {
@@ -705,7 +708,10 @@ func TestCorrectSkew(t *testing.T) {
 	tests := []struct {
 		name, event, batchSentAt, want, wantOriginal string
 	}{
-		{"small skew kept", `{"timestamp":"2026-05-01T11:59:00Z","sentAt":"2026-05-01T11:59:30Z"}`, "", "2026-05-01T11:59:00Z", "2026-05-01T11:59:00Z"},
+		// Every skew is corrected, however small (Segment's rule): 10 s, 35 s.
+		{"small skew", `{"timestamp":"2026-05-01T11:59:00Z","sentAt":"2026-05-01T11:59:50Z"}`, "", "2026-05-01T11:59:10Z", "2026-05-01T11:59:00Z"},
+		{"skew under a minute", `{"timestamp":"2026-05-01T11:59:00Z","sentAt":"2026-05-01T11:59:25Z"}`, "", "2026-05-01T11:59:35Z", "2026-05-01T11:59:00Z"},
+		{"no skew", `{"timestamp":"2026-05-01T11:59:00Z","sentAt":"2026-05-01T12:00:00Z"}`, "", "2026-05-01T11:59:00Z", "2026-05-01T11:59:00Z"},
 		{"clock 2h behind", `{"timestamp":"2026-05-01T09:59:00Z","sentAt":"2026-05-01T10:00:00Z"}`, "", "2026-05-01T11:59:00Z", "2026-05-01T09:59:00Z"},
 		{"clock 1h ahead", `{"timestamp":"2026-05-01T12:59:00Z","sentAt":"2026-05-01T13:00:00Z"}`, "", "2026-05-01T11:59:00Z", "2026-05-01T12:59:00Z"},
 		{"batch sentAt", `{"timestamp":"2026-05-01T09:59:00Z"}`, "2026-05-01T10:00:00Z", "2026-05-01T11:59:00Z", "2026-05-01T09:59:00Z"},

@@ -14,9 +14,9 @@ import (
 	"time"
 )
 
-// MaxClockSkew is the difference between a client's sentAt and the server's receivedAt above which
-// the event timestamp is corrected by that difference (one offset for the whole message, so a
-// device's own order is never changed).
+// MaxClockSkew is how far after it was received a skew correction may put an event: one that
+// would land later shows a client whose times disagree with each other, and keeps its own time
+// (SkewCorrected).
 const MaxClockSkew = 60 * time.Second
 
 // Event is one decoded Segment message (track, page, screen, identify, alias or group). Raw keeps
@@ -381,10 +381,15 @@ const MaxFutureTimestamp = 23 * time.Hour
 
 // SkewCorrected returns the event time of a message sent at sent (the zero Time when it says
 // nothing of when it was sent) by a client whose clock says t, received at received: t moved by
-// received − sent when the client's clock is off by more than MaxClockSkew, else t. That is
-// Segment's rule (its spec's common fields: timestamp = receivedAt − (sentAt −
-// originalTimestamp)), applied only past MaxClockSkew. One offset per message (the collector: per
-// request), so a device's own order of events is never changed.
+// received − sent, however small. That is Segment's rule (its spec's common fields: timestamp =
+// receivedAt − (sentAt − originalTimestamp)) and PostHog's (docs/data/timestamps: "the sent_at
+// field is compared to the server time to account for clock skew"). One offset per message (the
+// collector: per request), so a device's own order of events within it is never changed, and
+// two requests of a device swap places only when their times in transit differ by more than the
+// gap between them. A threshold below which nothing was corrected (60 s before) moved a device
+// whose clock was about that far off by the whole threshold from one request to the next, past
+// its own events (tester 30's F2); and it left a clock 50 s fast uncorrected beside a server's
+// events (tester 23).
 //
 // A time, corrected or not, more than MaxFutureTimestamp after received is set to received, and
 // future reports it: no clock is that far off, so the time is wrong (a date typed by hand, a
@@ -414,8 +419,8 @@ func SkewCorrected(t, sent, received time.Time) (corrected time.Time, future boo
 	if !InTimeRange(received) {
 		return t, false
 	}
-	if skew := received.Sub(sent); !sent.IsZero() && (skew > MaxClockSkew || skew < -MaxClockSkew) {
-		if c := t.Add(skew); !c.After(received.Add(MaxClockSkew)) && InTimeRange(c) {
+	if !sent.IsZero() {
+		if c := t.Add(received.Sub(sent)); !c.After(received.Add(MaxClockSkew)) && InTimeRange(c) {
 			corrected = c
 		}
 	}

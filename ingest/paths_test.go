@@ -26,7 +26,8 @@ func TestOneOutcomeWhicheverPath(t *testing.T) {
 	}{
 		{"clock 2 h slow", `"userId":"u","timestamp":"` + at(-130*time.Minute) + `","sentAt":"` + at(-120*time.Minute) + `"`, at(-10 * time.Minute)},
 		{"clock 2 h slow, originalTimestamp", `"userId":"u","originalTimestamp":"` + at(-130*time.Minute) + `","sentAt":"` + at(-120*time.Minute) + `"`, at(-10 * time.Minute)},
-		{"clock right", `"userId":"u","timestamp":"` + at(-10*time.Minute) + `","sentAt":"` + at(-30*time.Second) + `"`, at(-10 * time.Minute)},
+		{"clock right", `"userId":"u","timestamp":"` + at(-10*time.Minute) + `","sentAt":"` + at(0) + `"`, at(-10 * time.Minute)},
+		{"clock 8 s slow", `"userId":"u","timestamp":"` + at(-10*time.Minute) + `","sentAt":"` + at(-8*time.Second) + `"`, at(-10*time.Minute + 8*time.Second)},
 		{"no sentAt", `"userId":"u","timestamp":"2024-10-02T10:00:00Z"`, "2024-10-02T10:00:00Z"},
 		{"sentAt decades before", `"userId":"u","timestamp":"2024-05-15T10:00:00Z","sentAt":"2000-01-01T00:00:00Z"`, "2024-05-15T10:00:00Z"},
 		{"receivedAt a number", `"userId":"u","timestamp":"2024-11-07T10:00:00Z","receivedAt":12345`, "2024-11-07T10:00:00Z"},

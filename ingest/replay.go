@@ -235,10 +235,10 @@ func kafkaSender(ctx context.Context, w *kafka.Writer, format string) func([]Mes
 //
 // A replay is an import: its events' timestamps are final, and the sentAt a Segment export
 // carries is history (when its client sent it, long ago), not a clock to correct. So each event
-// goes without its own sentAt, under the batch's, the replay's send time, as Segment advises for
-// historical imports (set timestamp; the server libraries send sentAt when they send): the
-// collector's clock-skew rule (SkewCorrected) then keeps every event's time, as a replay straight
-// to Kafka does.
+// goes without a sentAt, and so does the batch: the collector's clock-skew rule (SkewCorrected)
+// corrects only a message that says when it was sent, and then by its time in transit too, so
+// with none it keeps every event's time to the microsecond, as a replay straight to Kafka does
+// (PostHog's rule for a timestamp without sent_at).
 func collectorSender(ctx context.Context, url, writeKey string) func([]Message) (int, error) {
 	client := &http.Client{Timeout: 30 * time.Second}
 	var members []member
@@ -252,7 +252,7 @@ func collectorSender(ctx context.Context, url, writeKey string) func([]Message) 
 				return 0, fmt.Errorf("BUG: line %d is not a JSON object: %w", m.Line, err)
 			}
 			event := appendObject(nil, value, members, []string{"sentAt"}, nil)
-			const envelope = 100 // {"batch":[…],"sentAt":"…"}
+			const envelope = 100 // {"batch":[…]}
 			if len(body) > 0 && len(body)+1+len(event)+envelope > DefaultMaxBatchBytes {
 				bodies, body = append(bodies, body), nil
 			}
@@ -268,7 +268,7 @@ func collectorSender(ctx context.Context, url, writeKey string) func([]Message) 
 		}
 		rejected := 0
 		for _, b := range bodies {
-			b = fmt.Appendf(b, `],"sentAt":%q}`, time.Now().UTC().Format(time.RFC3339Nano))
+			b = append(b, "]}"...)
 			n, err := post(ctx, client, url, writeKey, b)
 			if err != nil {
 				return rejected, err

@@ -150,7 +150,10 @@ func TestSkewCorrected(t *testing.T) {
 		name          string
 		t, sent, want time.Time
 	}{
-		{"clock right", received.Add(-time.Hour), received.Add(-30 * time.Second), received.Add(-time.Hour)},
+		// Every skew is corrected, however small (Segment's and PostHog's rule).
+		{"clock right", received.Add(-time.Hour), received, received.Add(-time.Hour)},
+		{"clock 5 s behind", received.Add(-time.Hour), received.Add(-5 * time.Second), received.Add(-time.Hour + 5*time.Second)},
+		{"clock 35 s ahead", received.Add(-time.Hour), received.Add(35 * time.Second), received.Add(-time.Hour - 35*time.Second)},
 		{"clock 2 h behind", received.Add(-3 * time.Hour), received.Add(-2 * time.Hour), received.Add(-time.Hour)},
 		{"clock 2 h ahead", received.Add(time.Hour), received.Add(2 * time.Hour), received.Add(-time.Hour)},
 		// sentAt decades before the event's own time: the correction would land in 2051.
@@ -200,6 +203,23 @@ func TestSkewCorrected(t *testing.T) {
 		got, future := SkewCorrected(tt.t, tt.sent, tt.at)
 		if !got.Equal(tt.want) || future {
 			t.Errorf("%s: %s (future %v), want %s", tt.name, got, future, tt.want)
+		}
+	}
+}
+
+// TestSkewCorrectionKeepsADevicesOrder: a device whose clock is off by about a minute keeps its
+// events in the order it sent them from one request to the next (tester 30's F2: a clock 60.2 s
+// fast; a view sent with 59.7 s of skew was not corrected, a cart add sent 0.5 s later with
+// 60.15 s was, and landed a minute before the view, when only skews past 60 s were corrected).
+func TestSkewCorrectionKeepsADevicesOrder(t *testing.T) {
+	received := time.Date(2026, 5, 1, 12, 0, 0, 0, time.UTC)
+	for _, ahead := range []time.Duration{59700 * time.Millisecond, 60 * time.Second, 60200 * time.Millisecond, 10 * time.Second, time.Hour} {
+		// A view stamped ahead of its receipt, and a cart add sent 0.5 s later on the device,
+		// received a few ms after the view (its request quicker in transit by 0.4 s).
+		view, _ := SkewCorrected(received.Add(ahead), received.Add(ahead), received)
+		add, _ := SkewCorrected(received.Add(ahead+500*time.Millisecond), received.Add(ahead+500*time.Millisecond), received.Add(100*time.Millisecond))
+		if !add.After(view) {
+			t.Errorf("clock %s ahead: view stored at %s, the cart add sent 0.5 s after it at %s: want the device's order", ahead, view, add)
 		}
 	}
 }
