@@ -190,6 +190,7 @@ func TestDashboardsAndRulesReturnDataInPrometheus(t *testing.T) {
 					{"type":"track","event":"Order Completed","userId":"live-%d","properties":{"revenue":19.9}},
 					{"type":"track","event":"Order Completed","userId":"live-%d","properties":{"revenue":-4.5}},
 					{"type":"track","event":"NPS Submitted","userId":"live-%d","properties":{"score":%d}}]}`, i, i, i, i, i%11))
+				postTrack(t, s, `{"batch":`) // refused whole: a 400, for the refusals' panel and rules
 			}
 		}
 	}()
