@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -265,6 +266,33 @@ func TestCheckOpenQueryAPI(t *testing.T) {
 		}
 		if tt.insecure && tt.ok && !strings.Contains(log.String(), "level=WARN") {
 			t.Errorf("%s insecure: no warning logged: %s", tt.addr, log.String())
+		}
+	}
+}
+
+// TestMetricsApartFromTheTrackingAPI: with --metrics-addr, /metrics (revenue, orders, NPS) is
+// served on that address alone, not on --http-addr, which a collector's browsers reach (tester
+// 30's F6); the rest of --http-addr is unchanged.
+func TestMetricsApartFromTheTrackingAPI(t *testing.T) {
+	t.Parallel()
+	s := startServe(t, "--metrics-addr", "127.0.0.1:0")
+	m := regexp.MustCompile(`msg=serving .* metrics=(127\.0\.0\.1:\d+)`).FindStringSubmatch(s.log.String())
+	if m == nil {
+		t.Fatalf("no metrics address in the serving line:\n%s", s.log)
+	}
+	postTrack(t, s, `{"batch":[{"type":"track","event":"Order Completed","userId":"m1","properties":{"revenue":12.5}}]}`)
+	if status, body := httpGet(t, "http://"+m[1]+"/metrics"); status != 200 || !strings.Contains(body, "waymark_collector_requests_total") {
+		t.Errorf("GET /metrics on --metrics-addr: %d, want 200 with the collector's metrics:\n%.500s", status, body)
+	}
+	if status, body := httpGet(t, "http://"+s.http+"/metrics"); status != 404 || !strings.Contains(body, "served here") || strings.Contains(body[strings.Index(body, "served here"):], "/metrics") {
+		t.Errorf("GET /metrics on --http-addr: %d %s, want 404 not naming /metrics among the paths served", status, body)
+	}
+	if status, _ := httpGet(t, "http://"+m[1]+"/v1/track"); status != 404 {
+		t.Errorf("GET /v1/track on --metrics-addr: %d, want 404", status)
+	}
+	for _, path := range []string{"/healthz", "/readyz"} {
+		if status, body := httpGet(t, "http://"+s.http+path); status != 200 {
+			t.Errorf("GET %s on --http-addr: %d %s, want 200", path, status, body)
 		}
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -173,9 +174,17 @@ func TestComposeWiring(t *testing.T) {
 		}
 		for _, dc := range sc.DNSSDConfigs {
 			for _, n := range dc.Names {
-				targets = append(targets, net.JoinHostPort(n, "8080"))
-				if dc.Port != 8080 {
-					t.Errorf("job %s scrapes port %d, Waymark listens on 8080", sc.JobName, dc.Port)
+				targets = append(targets, net.JoinHostPort(n, strconv.Itoa(dc.Port)))
+				// /metrics apart from the tracking API (it holds revenue, orders and NPS), on
+				// the port scraped, published nowhere.
+				s := p.Services[n]
+				if _, port, _ := net.SplitHostPort(env(s, "WAYMARK_METRICS_ADDR")); port != strconv.Itoa(dc.Port) {
+					t.Errorf("job %s scrapes %s on port %d, which serves /metrics on %q (WAYMARK_METRICS_ADDR)", sc.JobName, n, dc.Port, env(s, "WAYMARK_METRICS_ADDR"))
+				}
+				for _, port := range s.Ports {
+					if port.Target == uint32(dc.Port) {
+						t.Errorf("%s publishes its metrics port %d on the host", n, dc.Port)
+					}
 				}
 			}
 		}
@@ -186,7 +195,7 @@ func TestComposeWiring(t *testing.T) {
 			t.Errorf("prometheus scrapes %s, which is not a service", target)
 		}
 	}
-	if !slices.Contains(targets, "waymark-ingest:8080") {
+	if !slices.Contains(targets, "waymark-ingest:9464") {
 		t.Errorf("prometheus does not scrape waymark-ingest: %v", targets)
 	}
 }

@@ -42,6 +42,13 @@ func runServe(ctx context.Context, args []string, log *slog.Logger) error {
 	addQueryLimitFlags(fs, cf, "over it the API answers 503 with Retry-After")
 	addFunnelMatchingFlag(fs, cf)
 	httpAddr := addHTTPAddrFlag(fs)
+	var metricsAddr string
+	checkedVar(fs, &metricsAddr, "metrics-addr", "", "HTTP address serving /metrics alone, apart from --http-addr (where /metrics then is not): the metrics hold revenue, orders and NPS, which a collector's public address should not show; empty: /metrics on --http-addr", text, func(s string) error {
+		if s == "" {
+			return nil
+		}
+		return checkListenAddr(s)
+	})
 	var rolesFlag string
 	checkedVar(fs, &rolesFlag, "roles", "collector,ingest,query", "comma-separated roles to run, each once (spaces around one are ignored): collector (Segment HTTP API to Kafka), ingest (Kafka to ClickHouse), query (/api/v1/)", text, func(s string) error {
 		_, err := parseRoles(s)
@@ -122,6 +129,15 @@ func runServe(ctx context.Context, args []string, log *slog.Logger) error {
 		return fs.errorf("http-addr", "%w", err)
 	}
 	defer ln.Close() // Serve closes it too; this is for a return before Serve
+	var metricsLn net.Listener
+	if metricsAddr != "" {
+		if metricsLn, err = net.Listen("tcp", metricsAddr); err != nil {
+			return fs.errorf("metrics-addr", "%w", err)
+		}
+		defer metricsLn.Close()
+	} else if roles["collector"] && !isLoopback(ctx, *httpAddr) {
+		log.Warn("/metrics is served on the collector's address, which browsers reach: anyone who reaches it reads the live revenue, orders and NPS; set --metrics-addr to serve it apart", "http_addr", *httpAddr)
+	}
 	// Only the collector (which produces) and ingest (which consumes) talk to Kafka: a query-only
 	// process starts no dev broker, so several of them run side by side on one host, and logs
 	// nothing about Kafka. Only ingest (which writes) and query (which reads) talk to ClickHouse.
@@ -235,7 +251,18 @@ func runServe(ctx context.Context, args []string, log *slog.Logger) error {
 		}
 		return 1
 	}))
-	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
+	metrics := promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg})
+	var metricsSrv *http.Server
+	if metricsLn == nil {
+		mux.Handle("GET /metrics", metrics)
+	} else {
+		metricsMux := http.NewServeMux()
+		metricsMux.Handle("GET /metrics", metrics)
+		metricsMux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+			writeJSON(w, http.StatusNotFound, map[string]string{"error": fmt.Sprintf("no such path: %.200q; served here: /metrics", r.URL.Path)})
+		})
+		metricsSrv = newHTTPServer(metricsMux, httpTimeouts{readHeader: readHeaderTimeout, read: readTimeout, write: writeTimeout(readTimeout, 0)})
+	}
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})
@@ -251,7 +278,10 @@ func runServe(ctx context.Context, args []string, log *slog.Logger) error {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
 	})
 	// Any other path answers 404 in JSON, as the API's errors do, naming what is served here.
-	served := []string{"/healthz", "/readyz", "/metrics"}
+	served := []string{"/healthz", "/readyz"}
+	if metricsLn == nil {
+		served = append(served, "/metrics")
+	}
 	if roles["collector"] {
 		served = append(served, "/v1/… (tracking calls)")
 	}
@@ -268,6 +298,9 @@ func runServe(ctx context.Context, args []string, log *slog.Logger) error {
 		write:      writeTimeout(readTimeout, cf.cfg.QueryTimeout),
 	})
 	attrs := []any{"roles", rolesFlag, "http", ln.Addr().String()}
+	if metricsLn != nil {
+		attrs = append(attrs, "metrics", metricsLn.Addr().String())
+	}
 	if usesClickHouse {
 		attrs = append(attrs, "clickhouse", cf.cfg.Addr, "database", cf.cfg.Database, "journey_map", jm.Version)
 	}
@@ -284,6 +317,21 @@ func runServe(ctx context.Context, args []string, log *slog.Logger) error {
 		return nil
 	})
 	httpStopped := make(chan struct{})
+	if metricsSrv != nil {
+		g.Go(func() error {
+			if err := metricsSrv.Serve(metricsLn); !errors.Is(err, http.ErrServerClosed) {
+				return fmt.Errorf("metrics http server: %w", err)
+			}
+			return nil
+		})
+		g.Go(func() error {
+			// Stopped with the HTTP server, once its requests are answered.
+			<-httpStopped
+			sctx, cancel := context.WithTimeout(context.Background(), httpShutdownTimeout)
+			defer cancel()
+			return metricsSrv.Shutdown(sctx)
+		})
+	}
 	if consumer != nil {
 		consumerCtx := gctx
 		if devBroker {
@@ -482,22 +530,11 @@ func pathsAsSent(mux *http.ServeMux, notFound http.Handler) http.Handler {
 // unless insecure (--insecure-open-query-api) says otherwise, which is logged as a warning. A host
 // name counts as loopback when every address it resolves to is.
 func checkOpenQueryAPI(ctx context.Context, fs *flagSet, addr string, insecure bool, log *slog.Logger) error {
-	host, _, err := net.SplitHostPort(addr)
-	if err != nil {
+	if _, _, err := net.SplitHostPort(addr); err != nil {
 		return fs.errorf("http-addr", "%w", err)
 	}
-	loopback := false
-	if ip := net.ParseIP(host); ip != nil {
-		loopback = ip.IsLoopback()
-	} else if host != "" {
-		ips, err := net.DefaultResolver.LookupIP(ctx, "ip", host)
-		loopback = err == nil && len(ips) > 0
-		for _, ip := range ips {
-			loopback = loopback && ip.IsLoopback()
-		}
-	}
 	switch {
-	case loopback:
+	case isLoopback(ctx, addr):
 		log.Info("query API without read keys, on a loopback address only", "http_addr", addr)
 		return nil
 	case !insecure:
@@ -508,6 +545,28 @@ func checkOpenQueryAPI(ctx context.Context, fs *flagSet, addr string, insecure b
 	log.Warn("QUERY API OPEN TO ANYONE: --insecure-open-query-api is set and there are no read keys, so every journey "+
 		"and person id on "+addr+" can be read without credentials; set --read-keys or --read-keys-inline", "http_addr", addr)
 	return nil
+}
+
+// isLoopback reports whether addr (HOST:PORT) listens on a loopback address only, where no one but
+// this machine reaches it: a host name counts when every address it resolves to is loopback; no
+// host (every interface) does not.
+func isLoopback(ctx context.Context, addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	if ip := net.ParseIP(host); ip != nil {
+		return ip.IsLoopback()
+	}
+	if host == "" {
+		return false
+	}
+	ips, err := net.DefaultResolver.LookupIP(ctx, "ip", host)
+	loopback := err == nil && len(ips) > 0
+	for _, ip := range ips {
+		loopback = loopback && ip.IsLoopback()
+	}
+	return loopback
 }
 
 // parseRoles reads the value of --roles: roles separated by commas, each once, with the spaces
