@@ -79,5 +79,9 @@ func runResessionize(ctx context.Context, args []string, stdout io.Writer, log *
 	}
 	fmt.Fprintf(stdout, "resessionized %d customers with events in range: %d sessions written (new or changed), %d deleted (gap %s, max %s, map %s)\n",
 		len(keys), changed, deleted, cfg.Gap, cfg.MaxDuration, jm.Version)
+	// A running serve keeps its open visits in memory, cut by its own gap, and writes them back
+	// at their next event over what was rewritten here (tester 30's F4).
+	fmt.Fprintf(stdout, "a running serve (ingest role) does not see this: restart each one now with --session-gap %s --session-max %s and the same journey map, or its open visits are written back cut by its own\n",
+		cfg.Gap, cfg.MaxDuration)
 	return nil
 }
