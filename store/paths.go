@@ -217,7 +217,14 @@ func (w *anchorWalk) path(ev []unitEvent, attrs attrTable, at int) anchorOutcome
 			seq = append(seq, markExit)
 		}
 	}
+	// Converted: a conversion event after the anchor within the window, or at the anchor's very
+	// time whatever its place in the tie order, as the funnel takes a step at its previous step's
+	// time in either order (clients send one-second times): "viewed, then ordered within the
+	// window" answers alike in paths and in the funnel (tester 30's F8).
 	converted := false
+	for i := at - 1; i >= 0 && ev[i].t == ev[at].t; i-- {
+		converted = converted || ev[i].steps&2 != 0
+	}
 	for i := at + 1; i < len(ev) && ev[i].t <= ev[at].t+w.wind; i++ {
 		converted = converted || ev[i].steps&2 != 0
 	}

@@ -238,9 +238,13 @@ func pathsAndNextAgree(t *testing.T, d refData, s *store.Store) {
 			if step < 0 {
 				slices.Reverse(seq)
 			}
+			// Converted: a conversion event within the window after the anchor, or at its very
+			// time, sent before it (the funnel's rule for equal times).
 			converted := false
-			for i := at + 1; i < len(evs) && evs[i].t-evs[at].t <= w; i++ {
-				converted = converted || matchesStep(jm, q.Convert, evs, i)
+			for i := range evs {
+				if i != at && evs[i].t >= evs[at].t && evs[i].t-evs[at].t <= w {
+					converted = converted || matchesStep(jm, q.Convert, evs, i)
+				}
 			}
 			key := strings.Join(seq, ">")
 			if want[key] == nil {
