@@ -32,6 +32,12 @@ type RetentionQuery struct {
 type Cohort struct {
 	Start   time.Time `json:"start"`
 	Persons int64     `json:"persons"`
+	// ReturnedSamePeriod is how many came back later within the cohort's own period (the "+0"
+	// column: a repeat order in the first month, which Amplitude shows as day or week 0 and
+	// Mixpanel as "< 1 week"), so that every repeater the headline counts is in a cell (tester
+	// 30's F7); SamePeriodRate is its share of Persons (a ratio: 0 when Persons is 0).
+	ReturnedSamePeriod int64   `json:"returned_same_period"`
+	SamePeriodRate     float64 `json:"same_period_rate"`
 	// Returned[i] is how many came back in period i+1 after the cohort's; Rates their share of
 	// Persons (a ratio: 0 when Persons is 0). Both stop at the period under way when the query
 	// ran: a later one has not begun, so they may be shorter than the query's periods.
@@ -150,8 +156,8 @@ type retentionWalk struct {
 
 // retentionOutcome is one person's part of a retention answer: their first conversion's time
 // (unix µs), their acquisition channel ("" when none is set), the µs from the first conversion to the
-// first return (-1: they never returned) and the periods after the first conversion's (1 to
-// periods, each once) in which they returned.
+// first return (-1: they never returned) and the periods after the first conversion's (0, its
+// own, to periods, each once) in which they returned.
 type retentionOutcome struct {
 	first    int64
 	acquired string
@@ -185,7 +191,7 @@ func (w *retentionWalk) of(ev []unitEvent, attrs attrTable) (o retentionOutcome,
 		}
 	}
 	cohort := periodStart(w.period, o.first)
-	var seen uint64 // bit k-1: returned k periods after; periods ≤ maxRetentionPeriods
+	var seen uint64 // bit k: returned k periods after; periods ≤ maxRetentionPeriods
 	for _, e := range ev[first+1:] {
 		if e.steps&2 == 0 || e.t == o.first {
 			continue // a return is strictly later than the first conversion
@@ -194,8 +200,8 @@ func (w *retentionWalk) of(ev []unitEvent, attrs attrTable) (o retentionOutcome,
 			o.gap = e.t - o.first
 		}
 		k := periodsBetween(w.period, cohort, periodStart(w.period, e.t))
-		if k >= 1 && k <= w.periods && seen&(1<<(k-1)) == 0 {
-			seen |= 1 << (k - 1)
+		if k >= 0 && k <= w.periods && seen&(1<<k) == 0 {
+			seen |= 1 << k
 			o.returned = append(o.returned, k)
 		}
 	}
@@ -223,8 +229,8 @@ func decodeRetentionOutcome(s string) (retentionOutcome, error) {
 		return o, err
 	}
 	fields := strings.Fields(head)
-	if len(texts) != 1 || len(fields) < 2 || len(fields) > 2+maxRetentionPeriods {
-		return o, fmt.Errorf("retention outcome %.60q: want a time, a gap, at most %d periods and a channel", s, maxRetentionPeriods)
+	if len(texts) != 1 || len(fields) < 2 || len(fields) > 3+maxRetentionPeriods {
+		return o, fmt.Errorf("retention outcome %.60q: want a time, a gap, at most %d periods and a channel", s, 1+maxRetentionPeriods)
 	}
 	o.acquired = texts[0]
 	nums := make([]int64, len(fields))
@@ -292,8 +298,8 @@ func (s *Store) retentionQuery(ctx context.Context, jm *sessionize.Map, q Retent
 	w := &retentionWalk{period: q.Period, periods: q.Periods, from: from, to: to, tracked: tracked}
 	p.retention = w
 	type cohortCounts struct {
-		persons  int64
-		returned []int64
+		persons, samePeriod int64
+		returned            []int64
 	}
 	cohorts := map[time.Time]*cohortCounts{}
 	type channelCounts struct{ persons, repeaters int64 }
@@ -318,10 +324,14 @@ func (s *Store) retentionQuery(ctx context.Context, jm *sessionize.Map, q Retent
 		}
 		ch.persons++
 		for _, k := range o.returned {
-			if k < 1 || k > q.Periods {
-				return fmt.Errorf("retention: a return %d periods after the first conversion, want 1 to %d", k, q.Periods)
+			switch {
+			case k < 0 || k > q.Periods:
+				return fmt.Errorf("retention: a return %d periods after the first conversion, want 0 to %d", k, q.Periods)
+			case k == 0:
+				c.samePeriod++
+			default:
+				c.returned[k-1]++
 			}
-			c.returned[k-1]++
 		}
 		if o.gap >= 0 {
 			gaps = append(gaps, o.gap)
@@ -359,7 +369,8 @@ func (s *Store) retentionQuery(ctx context.Context, jm *sessionize.Map, q Retent
 	now := periodStart(q.Period, time.Now().UnixMicro())
 	for start, c := range cohorts {
 		begun := max(min(q.Periods, periodsBetween(q.Period, start, now)), 0)
-		co := Cohort{Start: start, Persons: c.persons, Returned: c.returned[:begun], Rates: make([]float64, 0, begun)} // [] when none has begun, as returned
+		co := Cohort{Start: start, Persons: c.persons, ReturnedSamePeriod: c.samePeriod, SamePeriodRate: ratio(c.samePeriod, c.persons),
+			Returned: c.returned[:begun], Rates: make([]float64, 0, begun)} // [] when none has begun, as returned
 		for _, n := range co.Returned {
 			co.Rates = append(co.Rates, ratio(n, c.persons))
 		}

@@ -329,7 +329,7 @@ func retentionAgrees(t *testing.T, d refData, s *store.Store) {
 		}
 		var got []string
 		for _, c := range res.Cohorts {
-			got = append(got, fmt.Sprintf("%s %d %v", c.Start.Format("2006-01-02"), c.Persons, c.Returned))
+			got = append(got, fmt.Sprintf("%s %d +0:%d %v", c.Start.Format("2006-01-02"), c.Persons, c.ReturnedSamePeriod, c.Returned))
 		}
 		for _, c := range res.ByChannel {
 			got = append(got, fmt.Sprintf("%s %d %d", shown(c.Channel, c.Marker), c.Persons, c.Repeaters))
@@ -337,7 +337,7 @@ func retentionAgrees(t *testing.T, d refData, s *store.Store) {
 		got = append(got, fmt.Sprintf("%d %d %v", res.Persons, res.Repeaters, res.Histogram))
 
 		cohorts := map[string][]int64{}
-		cohortPersons := map[string]int{}
+		cohortPersons, samePeriod := map[string]int{}, map[string]int{}
 		chans := map[string][2]int{}
 		var persons, repeaters int
 		hist := make([]int64, 5)
@@ -382,9 +382,13 @@ func retentionAgrees(t *testing.T, d refData, s *store.Store) {
 					}
 				}
 				p := refPeriods(q.Period, start, refPeriodStart(q.Period, evs[i].Timestamp))
-				if p >= 1 && p <= q.Periods && !seen[p] {
+				if p >= 0 && p <= q.Periods && !seen[p] {
 					seen[p] = true
-					cohorts[key][p-1]++
+					if p == 0 {
+						samePeriod[key]++
+					} else {
+						cohorts[key][p-1]++
+					}
 				}
 			}
 			ch := "" // the first touchpoint's channel
@@ -411,7 +415,7 @@ func retentionAgrees(t *testing.T, d refData, s *store.Store) {
 			for begun < q.Periods && !refPeriodAfter(q.Period, start, begun+1).After(time.Now()) {
 				begun++
 			}
-			want = append(want, fmt.Sprintf("%s %d %v", k, cohortPersons[k], cohorts[k][:begun]))
+			want = append(want, fmt.Sprintf("%s %d +0:%d %v", k, cohortPersons[k], samePeriod[k], cohorts[k][:begun]))
 		}
 		chanNames := slices.Sorted(maps.Keys(chans))
 		slices.SortStableFunc(chanNames, func(a, b string) int { return cmp.Compare(chans[b][0], chans[a][0]) })

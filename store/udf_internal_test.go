@@ -391,15 +391,16 @@ func TestServeFunnelUDFRetention(t *testing.T) {
 		t.Fatal(err)
 	}
 	first := strconv.FormatUint(monday+day, 10)
-	want := []string{first + " 7200000000 1|7:web|2:x", "", first + " -1|0:"}
+	// Periods returned in: 0 (2 h later, the cohort's own week), then 1.
+	want := []string{first + " 7200000000 0 1|7:web|2:x", "", first + " -1|0:"}
 	if got := readAnswers(t, out.Bytes()); !slices.Equal(got, want) {
 		t.Errorf("got  %q\nwant %q", got, want)
 	}
 	o, err := decodeRetentionOutcome(want[0])
-	if err != nil || o.first != int64(monday+day) || o.gap != twoHours || !slices.Equal(o.returned, []int{1}) || o.acquired != "web|2:x" {
+	if err != nil || o.first != int64(monday+day) || o.gap != twoHours || !slices.Equal(o.returned, []int{0, 1}) || o.acquired != "web|2:x" {
 		t.Errorf("decode %q: %+v %v", want[0], o, err)
 	}
-	for _, bad := range []string{"", "1|0:", "1 2", "1 2|0:|0:", "x 2|0:", "1 2 y|0:", "1 2" + strings.Repeat(" 1", 53) + "|0:"} {
+	for _, bad := range []string{"", "1|0:", "1 2", "1 2|0:|0:", "x 2|0:", "1 2 y|0:", "1 2" + strings.Repeat(" 1", 54) + "|0:"} {
 		if o, err := decodeRetentionOutcome(bad); err == nil {
 			t.Errorf("decode %q: %+v, want an error", bad, o)
 		}

@@ -522,7 +522,9 @@ func printRetention(w io.Writer, v any) {
 	fmt.Fprintf(w, "%d persons first did %s; %d (%.1f%%) came back with %s; median time to return %s, p90 %s\n\n",
 		res.Persons, label(res.Conversion, ""), res.Repeaters, 100*res.RepeatRate, label(res.Return, ""), seconds(res.MedianSeconds), seconds(res.P90Seconds))
 	tw := table(w)
-	fmt.Fprintf(tw, "COHORT (%s)\tPERSONS\t", res.Period)
+	// +0: came back later within the cohort's own period, so that every repeater of the
+	// headline is in a cell.
+	fmt.Fprintf(tw, "COHORT (%s)\tPERSONS\t+0\t", res.Period)
 	if len(res.Cohorts) > 0 {
 		for i := range res.Cohorts[0].Rates {
 			fmt.Fprintf(tw, "+%d\t", i+1)
@@ -530,7 +532,7 @@ func printRetention(w io.Writer, v any) {
 	}
 	fmt.Fprintln(tw)
 	for _, c := range res.Cohorts {
-		fmt.Fprintf(tw, "%s\t%d\t", c.Start.Format("2006-01-02"), c.Persons)
+		fmt.Fprintf(tw, "%s\t%d\t%.1f%%\t", c.Start.Format("2006-01-02"), c.Persons, 100*c.SamePeriodRate)
 		for _, r := range c.Rates {
 			fmt.Fprintf(tw, "%.1f%%\t", 100*r)
 		}
