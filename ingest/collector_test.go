@@ -354,6 +354,33 @@ func TestCollectorRefusesDeepNestingEventByEvent(t *testing.T) {
 	}
 }
 
+// TestCollectorBatchSentAtForANullOne: an event of a batch whose sentAt is null takes the batch's,
+// as one without does, on the topic and in its skew correction (tester 31's F3: a device 1 h
+// fast stored 1 h ahead).
+func TestCollectorBatchSentAtForANullOne(t *testing.T) {
+	e := startCollector(t, nil)
+	now := time.Now().UTC()
+	ahead := now.Add(time.Hour).Format(time.RFC3339Nano)
+	status, _, body := e.do(t, call{path: "/v1/batch", headers: basicWeb, body: []byte(`{"sentAt":"` + ahead + `","batch":[{"type":"track","event":"A","userId":"u","timestamp":"` + ahead + `","sentAt":null}]}`)})
+	if status != 200 {
+		t.Fatalf("status %d %v", status, body)
+	}
+	msgs := topicMessages(t, e.broker.Addr(), "events")
+	if len(msgs) != 1 {
+		t.Fatalf("%d events on the topic, want 1", len(msgs))
+	}
+	var ev struct {
+		SentAt    string `json:"sentAt"`
+		Timestamp time.Time
+	}
+	if err := json.Unmarshal(msgs[0].Value, &ev); err != nil {
+		t.Fatal(err)
+	}
+	if ev.SentAt != ahead || ev.Timestamp.Sub(now).Abs() > time.Minute {
+		t.Errorf("stored %s: sentAt %q, timestamp %s; want the batch's sentAt and a time near %s", msgs[0].Value, ev.SentAt, ev.Timestamp, now)
+	}
+}
+
 // TestCollectorWriteKeyForms: a write key in Basic auth is the user name, with or without the
 // colon (base64 of "key-web" as some hand-written clients send it) and padding; an Authorization
 // header Waymark cannot read is a 401 saying so, not one saying no key was sent (tester 19's T7).
@@ -715,6 +742,9 @@ func TestCorrectSkew(t *testing.T) {
 		{"clock 2h behind", `{"timestamp":"2026-05-01T09:59:00Z","sentAt":"2026-05-01T10:00:00Z"}`, "", "2026-05-01T11:59:00Z", "2026-05-01T09:59:00Z"},
 		{"clock 1h ahead", `{"timestamp":"2026-05-01T12:59:00Z","sentAt":"2026-05-01T13:00:00Z"}`, "", "2026-05-01T11:59:00Z", "2026-05-01T12:59:00Z"},
 		{"batch sentAt", `{"timestamp":"2026-05-01T09:59:00Z"}`, "2026-05-01T10:00:00Z", "2026-05-01T11:59:00Z", "2026-05-01T09:59:00Z"},
+		// null is no sentAt: the batch's applies (tester 31's F3).
+		{"own sentAt null", `{"timestamp":"2026-05-01T09:59:00Z","sentAt":null}`, "2026-05-01T10:00:00Z", "2026-05-01T11:59:00Z", "2026-05-01T09:59:00Z"},
+		{"own sentAt null, no batch sentAt", `{"timestamp":"2026-05-01T09:59:00Z","sentAt":null}`, "", "2026-05-01T09:59:00Z", "2026-05-01T09:59:00Z"},
 		{"own sentAt over the batch's", `{"timestamp":"2026-05-01T09:59:00Z","sentAt":"2026-05-01T12:00:00Z"}`, "2026-05-01T10:00:00Z", "2026-05-01T09:59:00Z", "2026-05-01T09:59:00Z"},
 		{"no sentAt", `{"timestamp":"2026-05-01T09:00:00Z"}`, "", "2026-05-01T09:00:00Z", "2026-05-01T09:00:00Z"},
 		{"original kept", `{"timestamp":"2026-05-01T09:59:00Z","originalTimestamp":"2026-05-01T09:58:00Z","sentAt":"2026-05-01T10:00:00Z"}`, "", "2026-05-01T11:59:00Z", "2026-05-01T09:58:00Z"},

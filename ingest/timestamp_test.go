@@ -257,7 +257,10 @@ func TestEventTimeRange(t *testing.T) {
 		{"sentAt decades behind a time outside", `"originalTimestamp":"2100-06-01T00:00:00Z","sentAt":"2000-01-01T00:00:05Z"`, "originalTimestamp"},
 		{"sentAt at year 9999", `"originalTimestamp":"2026-01-01T00:00:00Z","sentAt":"9999-12-31T23:59:59Z"`, "2026-01-01T00:00:00Z"},
 		// A clock that is off, consistently: corrected into the range.
-		{"a clock in 2100", `"originalTimestamp":"2100-06-01T09:00:00Z","sentAt":"2100-06-01T11:00:00Z"`, "2026-05-01T10:00:00Z"},
+		{"a clock in 2100", `"originalTimestamp":"2100-06-01T09:00:00Z","sentAt":"2100-06-01T11:00:00Z","receivedAt":"2026-05-01T12:00:00Z"`, "2026-05-01T10:00:00Z"},
+		// Without its receipt, a receiver's message's sentAt is history: no skew to correct
+		// (an export's line replayed weeks later keeps its time: tester 31's F8).
+		{"no receivedAt", `"originalTimestamp":"2026-04-20T09:00:00Z","sentAt":"2026-04-20T09:00:01Z"`, "2026-04-20T09:00:00Z"},
 		{"timestamp wins", `"timestamp":"2100-06-01T09:00:00Z","originalTimestamp":"2026-05-01T09:00:00Z"`, "timestamp"},
 	}
 	for _, tt := range tests {
