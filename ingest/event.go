@@ -781,11 +781,14 @@ func (e *Event) campaignFromURL() {
 	if e.CampaignSource != "" || !strings.Contains(e.PageURL, "utm_") {
 		return
 	}
-	_, query, ok := strings.Cut(e.PageURL, "?")
+	// The query is between the first '?' and the fragment: a '?' after a '#' is the fragment's
+	// ("/#x?utm_source=y", a single-page app's route), which analytics.js does not read either
+	// (tester 31's F9).
+	beforeFragment, _, _ := strings.Cut(e.PageURL, "#")
+	_, query, ok := strings.Cut(beforeFragment, "?")
 	if !ok {
 		return
 	}
-	query, _, _ = strings.Cut(query, "#")
 	values, _ := url.ParseQuery(query) // the parameters it could read, whatever else it holds
 	e.CampaignSource = values.Get("utm_source")
 	if e.CampaignMedium == "" {

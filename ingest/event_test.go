@@ -428,6 +428,8 @@ func TestBlankNamesAliasesAndURLCampaigns(t *testing.T) {
 		{"alias with a placeholder previousId beside an anonymousId", `{"type":"alias","userId":"u","previousId":"undefined","anonymousId":"d1"}`, "", "", "//"},
 		{"alias", `{"type":"alias","userId":"u","previousId":"a1"}`, "", "", "//"},
 		{"utm in the page URL", `{"type":"page","anonymousId":"a","context":{"page":{"url":"https://shop.example/?utm_source=newsletter&utm_medium=email&utm_campaign=spring%20sale&gclid=x#top"}}}`, "", "", "newsletter/email/spring sale"},
+		{"utm after the fragment is none", `{"type":"page","anonymousId":"a","context":{"page":{"url":"https://shop.example/#x?utm_source=frag&utm_medium=email"}}}`, "", "", "//"},
+		{"utm before the fragment", `{"type":"page","anonymousId":"a","context":{"page":{"url":"https://shop.example/?utm_source=q#x?utm_source=frag"}}}`, "", "", "q//"},
 		{"utm in a page's properties.url", `{"type":"page","anonymousId":"a","properties":{"url":"https://shop.example/p?utm_source=google&utm_medium=cpc"}}`, "", "", "google/cpc/"},
 		{"a blank campaign source is none", `{"type":"page","anonymousId":"a","context":{"campaign":{"source":"  ","medium":"\t"},"page":{"url":"https://shop.example/?utm_source=real&utm_medium=email"}}}`, "", "", "real/email/"},
 		{"the context's campaign wins", `{"type":"page","anonymousId":"a","context":{"campaign":{"source":"ads"},"page":{"url":"https://shop.example/?utm_source=newsletter&utm_medium=email"}}}`, "", "", "ads//"},
