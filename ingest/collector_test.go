@@ -311,6 +311,8 @@ func TestCollectorRefusesDeepNestingEventByEvent(t *testing.T) {
 			400, "context", nil, 1},
 		{"a batch member not read", call{path: "/v1/batch", headers: basicWeb, body: []byte(`{"extra":` + deep(600) + `,"batch":[{"type":"track","event":"G","userId":"u"}]}`)},
 			200, "", []string{"G"}, 0},
+		{"no JSON inside a deep value", call{path: "/v1/batch", headers: basicWeb, body: []byte(`{"extra":` + strings.Repeat("[", 600) + `{"a" 1}` + strings.Repeat("]", 600) + `,"batch":[{"type":"track","event":"I","userId":"u"}]}`)},
+			400, "body", nil, 0},
 		{"unbalanced past the limit", call{path: "/v1/batch", headers: basicWeb, body: []byte(`{"batch":[{"type":"track","event":"H","userId":"u","properties":{"x":` + strings.Repeat("[", 600) + strings.Repeat("]", 599) + `}}}]}`)},
 			400, "body", nil, 0},
 	}

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"reflect"
+	"strings"
 	"testing"
 	"time"
 )
@@ -78,5 +79,32 @@ func checkRewrite(t *testing.T, raw []byte) {
 	}
 	if !reflect.DeepEqual(got, want) {
 		t.Fatalf("%q put back together as %q: read back %v, want %v", raw, out, got, want)
+	}
+}
+
+// TestSkipDeepAcceptsWhatEncodingJSONReads: past maxJSONDepth the scanner reads a value without
+// recursing (skipDeep), and takes exactly the texts encoding/json reads (tester 31's F5: text
+// that is no JSON was taken inside a deep value), whatever the value holds after the depth.
+func TestSkipDeepAcceptsWhatEncodingJSONReads(t *testing.T) {
+	deep := func(inner string) string {
+		return strings.Repeat(`[{"k":`, 300) + inner + strings.Repeat(`}]`, 300)
+	}
+	for _, inner := range []string{
+		`1`, `"s"`, `"a]}\"["`, `[]`, `{}`, `[1,2,{"a":[true,false,null]}]`, `{"a":1,"b":{"c":"]"}}`, `-1.5e3`,
+		`{"a" 1}`, `[1 2]`, `[1,]`, `{"a":1,}`, `{,}`, `tru`, `"unterminated`, `01`, `[}`, `{]`, `{"a":}`, `bare`, `"\x"`,
+	} {
+		raw := []byte(deep(inner))
+		s := &jsonScanner{data: raw}
+		_, err := s.value()
+		if !errors.As(err, new(*depthError)) {
+			t.Fatalf("%s: %v, want a depth error first", inner, err)
+		}
+		err = s.skipDeep(0, 0)
+		if err == nil {
+			err = s.end()
+		}
+		if valid := json.Valid(raw); valid != (err == nil) {
+			t.Errorf("deep %s: skipDeep error %v, encoding/json valid = %v", inner, err, valid)
+		}
 	}
 }

@@ -51,39 +51,78 @@ func (e *depthError) Error() string {
 }
 
 // skipDeep moves past a value that a read refused with a depthError: the value starts at start
-// and the read began at nesting depth. It walks the value without recursing (a stack of the
-// closing bytes it expects, on the heap), so any depth the body's size allows costs a few bytes
-// a level, and leaves the scanner after the value at depth, for the reading to go on. It checks
-// only what it needs to find the value's end (strings, and each closing byte against its
-// opening one): the value is refused whatever else is wrong in it.
+// and the read began at nesting depth. It reads the value as value does, checking it as RFC 8259
+// requires, but without recursing (a stack of the closing bytes it expects, on the heap), so any
+// depth the body's size allows costs a few bytes a level; it leaves the scanner after the value
+// at depth, for the reading to go on. Text that is no JSON inside the value is the error value
+// would give at that depth (tester 31's F5).
 func (s *jsonScanner) skipDeep(start, depth int) error {
 	s.pos, s.depth = start, depth
 	var closing []byte
+	// What may come next: a value (or, just after '[', the array's end), a member name (or,
+	// just after '{', the object's end), or, after a value, a ',' or its container's end.
+	const (
+		value = iota
+		valueOrEnd
+		name
+		nameOrEnd
+		afterValue
+	)
+	next := value
 	for {
-		switch c := s.peek(); {
-		case c == '{':
-			closing = append(closing, '}')
-			s.pos++
-		case c == '[':
-			closing = append(closing, ']')
-			s.pos++
-		case c == '}' || c == ']':
-			if len(closing) == 0 || closing[len(closing)-1] != c {
-				return s.fail(fmt.Sprintf("unexpected %q", c))
+		c := s.peek()
+		switch next {
+		case value, valueOrEnd:
+			switch {
+			case c == ']' && next == valueOrEnd:
+				closing, next = closing[:len(closing)-1], afterValue
+				s.pos++
+			case c == '{':
+				closing, next = append(closing, '}'), nameOrEnd
+				s.pos++
+			case c == '[':
+				closing, next = append(closing, ']'), valueOrEnd
+				s.pos++
+			default:
+				if _, err := s.value(); err != nil { // a scalar: value does not recurse for it
+					return err
+				}
+				next = afterValue
 			}
-			closing = closing[:len(closing)-1]
-			s.pos++
-		case c == '"':
-			if _, _, err := s.rawString(); err != nil {
-				return err
+		case name, nameOrEnd:
+			switch {
+			case c == '}' && next == nameOrEnd:
+				closing, next = closing[:len(closing)-1], afterValue
+				s.pos++
+			case c == '"':
+				if _, _, err := s.rawString(); err != nil {
+					return err
+				}
+				if s.peek() != ':' {
+					return s.fail("expected ':' after a member name")
+				}
+				s.pos++
+				next = value
+			default:
+				return s.fail("expected a member name")
 			}
-		case s.pos == len(s.data):
-			return s.fail("unexpected end of JSON")
-		default: // ',' ':' and the bytes of numbers and literals
-			s.pos++
-		}
-		if len(closing) == 0 {
-			return nil
+		case afterValue:
+			if len(closing) == 0 {
+				return nil
+			}
+			switch end := closing[len(closing)-1]; c {
+			case ',':
+				s.pos++
+				next = value
+				if end == '}' {
+					next = name
+				}
+			case end:
+				closing = closing[:len(closing)-1]
+				s.pos++
+			default:
+				return s.fail(fmt.Sprintf("expected ',' or '%c'", end))
+			}
 		}
 	}
 }
