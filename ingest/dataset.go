@@ -334,7 +334,7 @@ func readSegment(r io.Reader, pass int, emit func(Message) error, skip func(Skip
 		for i, event := range req.events {
 			name := "batch[" + strconv.Itoa(i) + "]"
 			if members, err = objectMembers(event, members[:0]); err != nil {
-				skip(Skip{line, name + ": event is not a JSON object"})
+				skip(Skip{line, name + ": " + notAnEvent(members, err).Error()})
 				continue
 			}
 			drop, add := withBatch(members, req, nil, nil)
@@ -351,7 +351,7 @@ func readSegment(r io.Reader, pass int, emit func(Message) error, skip func(Skip
 // isBatchBody says whether a line is a JSON object with a top-level "batch" array and no "type":
 // a body as POSTed to /v1/batch, not a message.
 func isBatchBody(raw []byte) bool {
-	members, err := objectMembers(raw, nil)
+	members, err := topMembers(raw)
 	if err != nil {
 		return false
 	}

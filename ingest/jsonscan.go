@@ -3,6 +3,7 @@ package ingest
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strconv"
 	"unicode/utf8"
@@ -569,6 +570,32 @@ func objectMembers(raw []byte, dst []member) ([]member, error) {
 		dst = append(dst, member{name, start, s.pos, v})
 		return err
 	})
+	return dst, err
+}
+
+// topMembers is objectMembers for a text whose members' values may nest deeper than
+// maxJSONDepth: such a value is read past (skipDeep) and kept as sent, for a reader that only
+// looks at the top level (isBatchBody: a batch body with one event too deep is still a batch
+// body, whose other events are read: tester 31's F4).
+func topMembers(raw []byte) ([]member, error) {
+	s := &jsonScanner{data: raw}
+	if s.peek() != '{' {
+		return nil, s.fail("expected an object")
+	}
+	var dst []member
+	err := s.object(func(name []byte) error {
+		start, valueStart, depth := s.memberStart, s.valueStart(), s.depth
+		v, err := s.value()
+		if errors.As(err, new(*depthError)) {
+			err = s.skipDeep(valueStart, depth)
+			v = s.data[valueStart:s.pos]
+		}
+		dst = append(dst, member{name, start, s.pos, v})
+		return err
+	})
+	if err == nil {
+		err = s.end()
+	}
 	return dst, err
 }
 

@@ -263,3 +263,35 @@ func TestReplayReadsGzipAndBatchBodies(t *testing.T) {
 		t.Errorf("corrupt gzip: %v, want an error naming %s and a line", err, bad)
 	}
 }
+
+// TestSegmentBatchBodyWithADeepEvent: a batch body whose one event nests too deep is still a
+// batch body: its other events are replayed, and the deep one is skipped naming its member, as
+// the collector rejects it alone (tester 31's F4: the whole line was skipped).
+func TestSegmentBatchBodyWithADeepEvent(t *testing.T) {
+	deep := strings.Repeat("[", 600) + strings.Repeat("]", 600)
+	lines := strings.Join([]string{
+		`{"batch":[{"type":"track","event":"A","userId":"u1","timestamp":"2024-10-02T10:00:00Z"},` +
+			`{"type":"track","event":"B","userId":"u2","timestamp":"2024-10-02T10:00:00Z","properties":{"x":` + deep + `}},` +
+			`{"type":"track","event":"C","userId":"u3","timestamp":"2024-10-02T10:00:00Z"}]}`,
+		`{"type":"track","event":"D","userId":"u4","timestamp":"2024-10-02T10:00:00Z","properties":{"x":` + deep + `}}`,
+	}, "\n")
+	var events []string
+	var skipped []Skip
+	emit := func(m Message) error {
+		e, err := Decode(m.Value, "replay", time.Now())
+		if err != nil {
+			return err
+		}
+		events = append(events, e.Event)
+		return nil
+	}
+	if err := readSegment(strings.NewReader(lines), 0, emit, func(s Skip) { skipped = append(skipped, s) }); err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(events, []string{"A", "C"}) {
+		t.Errorf("replayed %v, want A and C", events)
+	}
+	if len(skipped) != 2 || skipped[0].Line != 1 || !strings.Contains(skipped[0].Reason, "batch[1]: invalid_json (field properties): JSON nested deeper") || skipped[1].Line != 2 {
+		t.Errorf("skipped %+v, want line 1's batch[1] naming its properties, and line 2", skipped)
+	}
+}
