@@ -1211,8 +1211,8 @@ func mergeContext(own, batch []byte) []byte {
 }
 
 // correctSkew moves the client's timestamp to originalTimestamp and sets timestamp to the event
-// time SkewCorrected gives it: shifted by the client clock's skew, receivedAt − sentAt (one
-// offset for the whole batch, so the device's own order is kept), and
+// time SkewCorrected gives it: shifted for the client clock's skew, receivedAt − sentAt
+// (skewShift; one offset for the whole batch, so the device's own order is kept), and
 // received when it lies more than MaxFutureTimestamp after it (future). A client that sent only
 // originalTimestamp gets the timestamp stamped when it differs. It is the rule DecodeClient
 // applies to a message produced straight to Kafka. It returns the members to skip and add.

@@ -737,8 +737,10 @@ func TestCorrectSkew(t *testing.T) {
 	tests := []struct {
 		name, event, batchSentAt, want, wantOriginal string
 	}{
-		// Every skew is corrected, however small (Segment's rule): 10 s, 35 s.
-		{"small skew", `{"timestamp":"2026-05-01T11:59:00Z","sentAt":"2026-05-01T11:59:50Z"}`, "", "2026-05-01T11:59:10Z", "2026-05-01T11:59:00Z"},
+		// Up to MinClockSkew no move (time in transit); from FullClockSkew all of it (Segment's
+		// rule); in between a share: 10 s moves it (10 − 2) × 12 / 10 = 9.6 s.
+		{"skew in transit", `{"timestamp":"2026-05-01T11:59:00Z","sentAt":"2026-05-01T11:59:58.5Z"}`, "", "2026-05-01T11:59:00Z", "2026-05-01T11:59:00Z"},
+		{"small skew", `{"timestamp":"2026-05-01T11:59:00Z","sentAt":"2026-05-01T11:59:50Z"}`, "", "2026-05-01T11:59:09.6Z", "2026-05-01T11:59:00Z"},
 		{"skew under a minute", `{"timestamp":"2026-05-01T11:59:00Z","sentAt":"2026-05-01T11:59:25Z"}`, "", "2026-05-01T11:59:35Z", "2026-05-01T11:59:00Z"},
 		{"no skew", `{"timestamp":"2026-05-01T11:59:00Z","sentAt":"2026-05-01T12:00:00Z"}`, "", "2026-05-01T11:59:00Z", "2026-05-01T11:59:00Z"},
 		{"clock 2h behind", `{"timestamp":"2026-05-01T09:59:00Z","sentAt":"2026-05-01T10:00:00Z"}`, "", "2026-05-01T11:59:00Z", "2026-05-01T09:59:00Z"},

@@ -19,6 +19,44 @@ import (
 // (SkewCorrected).
 const MaxClockSkew = 60 * time.Second
 
+// MinClockSkew and FullClockSkew shape the clock-skew correction (skewShift): a message whose
+// receivedAt − sentAt is at most MinClockSkew either way is not moved, one of FullClockSkew or
+// more is moved by all of it (Segment's rule), and in between by a share growing linearly from
+// none to all, so that the shift never jumps.
+const (
+	MinClockSkew  = 2 * time.Second
+	FullClockSkew = 12 * time.Second
+)
+
+// skewShift is how far SkewCorrected moves the times of a message whose receivedAt − sentAt is
+// skew: 0 up to MinClockSkew, skew from FullClockSkew on, and in between (|skew| − MinClockSkew)
+// × FullClockSkew / (FullClockSkew − MinClockSkew), with skew's sign, in whole microseconds.
+//
+// Why not all of it, as Segment and PostHog do: receivedAt − sentAt holds the request's time in
+// transit as well as the clock's skew, so moving every message by all of it moved an import that
+// states historical times (analytics-node stamps each batch's sentAt as it sends) by its
+// milliseconds in transit, an order at 23:59:59.999 into the next day and month (tester 32's
+// F1). Why not a threshold past which all of it applies (60 s before): a device whose clock was
+// about that far off was moved by the whole threshold for one request and not the next, past its
+// own events (tester 30's F2). Continuous, and growing at most 1.2 times as fast as the skew, the
+// shift swaps a device's two requests only when their times in transit differ by more than
+// 1/1.2 of the gap between them, and only for a skew between the two bounds; from FullClockSkew
+// on it is Segment's to the microsecond.
+func skewShift(skew time.Duration) time.Duration {
+	abs := skew.Abs()
+	switch {
+	case abs <= MinClockSkew:
+		return 0
+	case abs >= FullClockSkew:
+		return skew
+	}
+	us := (abs - MinClockSkew).Microseconds() * FullClockSkew.Microseconds() / (FullClockSkew - MinClockSkew).Microseconds()
+	if skew < 0 {
+		us = -us
+	}
+	return time.Duration(us) * time.Microsecond
+}
+
 // Event is one decoded Segment message (track, page, screen, identify, alias or group). Raw keeps
 // every byte the shop sent; the other fields are what Waymark reads from it.
 type Event struct {
@@ -381,15 +419,12 @@ const MaxFutureTimestamp = 23 * time.Hour
 
 // SkewCorrected returns the event time of a message sent at sent (the zero Time when it says
 // nothing of when it was sent) by a client whose clock says t, received at received: t moved by
-// received − sent, however small. That is Segment's rule (its spec's common fields: timestamp =
-// receivedAt − (sentAt − originalTimestamp)) and PostHog's (docs/data/timestamps: "the sent_at
-// field is compared to the server time to account for clock skew"). One offset per message (the
-// collector: per request), so a device's own order of events within it is never changed, and
-// two requests of a device swap places only when their times in transit differ by more than the
-// gap between them. A threshold below which nothing was corrected (60 s before) moved a device
-// whose clock was about that far off by the whole threshold from one request to the next, past
-// its own events (tester 30's F2); and it left a clock 50 s fast uncorrected beside a server's
-// events (tester 23).
+// skewShift(received − sent). From FullClockSkew on that is Segment's rule (its spec's common
+// fields: timestamp = receivedAt − (sentAt − originalTimestamp)) and PostHog's (docs/data/
+// timestamps: "the sent_at field is compared to the server time to account for clock skew"); up
+// to MinClockSkew, no move (a request's time in transit); in between, a continuous ramp. One
+// offset per message (the collector: per request), so a device's own order of events within it
+// is never changed.
 //
 // A time, corrected or not, more than MaxFutureTimestamp after received is set to received, and
 // future reports it: no clock is that far off, so the time is wrong (a date typed by hand, a
@@ -419,8 +454,8 @@ func SkewCorrected(t, sent, received time.Time) (corrected time.Time, future boo
 	if !InTimeRange(received) {
 		return t, false
 	}
-	if !sent.IsZero() {
-		if c := t.Add(received.Sub(sent)); !c.After(received.Add(MaxClockSkew)) && InTimeRange(c) {
+	if shift := skewShift(received.Sub(sent)); !sent.IsZero() && shift != 0 {
+		if c := t.Add(shift); !c.After(received.Add(MaxClockSkew)) && InTimeRange(c) {
 			corrected = c
 		}
 	}

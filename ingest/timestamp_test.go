@@ -150,9 +150,13 @@ func TestSkewCorrected(t *testing.T) {
 		name          string
 		t, sent, want time.Time
 	}{
-		// Every skew is corrected, however small (Segment's and PostHog's rule).
+		// Up to MinClockSkew no move (a request's time in transit), from FullClockSkew all of it
+		// (Segment's and PostHog's rule), in between (skew − 2 s) × 1.2.
 		{"clock right", received.Add(-time.Hour), received, received.Add(-time.Hour)},
-		{"clock 5 s behind", received.Add(-time.Hour), received.Add(-5 * time.Second), received.Add(-time.Hour + 5*time.Second)},
+		{"skew of MinClockSkew", received.Add(-time.Hour), received.Add(-MinClockSkew), received.Add(-time.Hour)},
+		{"clock 5 s behind", received.Add(-time.Hour), received.Add(-5 * time.Second), received.Add(-time.Hour + 3600*time.Millisecond)},
+		{"clock 5 s ahead", received.Add(-time.Hour), received.Add(5 * time.Second), received.Add(-time.Hour - 3600*time.Millisecond)},
+		{"skew of FullClockSkew", received.Add(-time.Hour), received.Add(-FullClockSkew), received.Add(-time.Hour + FullClockSkew)},
 		{"clock 35 s ahead", received.Add(-time.Hour), received.Add(35 * time.Second), received.Add(-time.Hour - 35*time.Second)},
 		{"clock 2 h behind", received.Add(-3 * time.Hour), received.Add(-2 * time.Hour), received.Add(-time.Hour)},
 		{"clock 2 h ahead", received.Add(time.Hour), received.Add(2 * time.Hour), received.Add(-time.Hour)},
@@ -221,6 +225,25 @@ func TestSkewCorrectionKeepsADevicesOrder(t *testing.T) {
 		if !add.After(view) {
 			t.Errorf("clock %s ahead: view stored at %s, the cart add sent 0.5 s after it at %s: want the device's order", ahead, view, add)
 		}
+	}
+}
+
+// TestSkewShiftIsContinuous: the shift grows with the skew, never faster than 1.2 times it, and
+// never jumps; it is odd in the skew; and an import's time in transit moves nothing (tester 32's
+// F1: analytics-node's batch sentAt moved an order at 23:59:59.999 by 275 ms into the next day).
+func TestSkewShiftIsContinuous(t *testing.T) {
+	var last time.Duration
+	for skew := time.Duration(0); skew <= 2*FullClockSkew; skew += 10 * time.Millisecond {
+		shift := skewShift(skew)
+		if shift < last || shift-last > 12*time.Millisecond || skewShift(-skew) != -shift {
+			t.Fatalf("skew %s: shift %s after %s for 10 ms less (and %s for −skew): want a shift growing at most 1.2 times as fast as the skew, odd in it", skew, shift, last, skewShift(-skew))
+		}
+		last = shift
+	}
+	received := time.Date(2024, 4, 1, 0, 0, 0, 274e6, time.UTC)
+	order := time.Date(2024, 3, 31, 23, 59, 59, 999e6, time.UTC)
+	if got, _ := SkewCorrected(order, received.Add(-275*time.Millisecond), received); !got.Equal(order) {
+		t.Errorf("an import's order at %s, sent 275 ms before its receipt: stored at %s", order, got)
 	}
 }
 
