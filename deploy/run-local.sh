@@ -95,10 +95,15 @@ echo
 echo "View → cart → order, window 24 hours:"
 "$bin" funnel --steps "Product Viewed,Product Added,Order Completed" --window 24h
 
+metrics_url="http://127.0.0.1:$http_port/metrics"
+if [ -n "${WAYMARK_METRICS_ADDR:-}" ]; then # serve takes it from the environment: /metrics apart
+  metrics_url="http://${WAYMARK_METRICS_ADDR}/metrics"
+fi
+
 cat <<MSG
 
 Waymark is running. Open the journey map: http://127.0.0.1:$http_port/ (read key: $read_key)
-Metrics on http://127.0.0.1:$http_port/metrics, readiness on /readyz, the query API under /api/v1/
+Metrics on $metrics_url, readiness on /readyz, the query API under /api/v1/
 (with the read key), the dev broker on 127.0.0.1:$broker_port (in memory only), ClickHouse on
 127.0.0.1:$ch_port (database waymark).
 Ask more questions (in another shell, first: export WAYMARK_CLICKHOUSE_ADDR=$WAYMARK_CLICKHOUSE_ADDR

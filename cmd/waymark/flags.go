@@ -399,7 +399,7 @@ func checkSessionizerFlags(fs *flagSet, c *sessionize.Config) error {
 // to serve and to healthcheck, which asks it.
 func addHTTPAddrFlag(fs *flagSet) *string {
 	var addr string
-	checkedVar(fs, &addr, "http-addr", "127.0.0.1:8080", "HTTP address: tracking API (collector role), /metrics, /healthz, /readyz", text, checkListenAddr)
+	checkedVar(fs, &addr, "http-addr", "127.0.0.1:8080", "HTTP address: tracking API (collector role), query API and page (query role), /healthz, /readyz, and /metrics unless --metrics-addr is set", text, checkListenAddr)
 	return &addr
 }
 

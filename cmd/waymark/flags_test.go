@@ -446,6 +446,8 @@ func TestFlagErrorsNameTheFlag(t *testing.T) {
 		// Listen addresses: a port out of range was refused by net.Listen only after serve had
 		// migrated ClickHouse, and healthcheck asked it.
 		{[]string{"serve", "--http-addr", "127.0.0.1:99999"}, nil, `--http-addr: invalid value "127.0.0.1:99999": port "99999" of "127.0.0.1:99999" is not a number from 0 to 65535`},
+		{[]string{"serve", "--metrics-addr", "127.0.0.1:99999"}, nil, `--metrics-addr: invalid value "127.0.0.1:99999": port "99999" of "127.0.0.1:99999" is not a number from 0 to 65535`},
+		{[]string{"serve", "--http-addr", "127.0.0.1:18999", "--metrics-addr", "127.0.0.1:18999"}, nil, `--metrics-addr: 127.0.0.1:18999 is --http-addr's address too`},
 		{[]string{"healthcheck", "--http-addr", ":99999"}, nil, `--http-addr: invalid value ":99999": port "99999" of ":99999" is not a number from 0 to 65535`},
 		{[]string{"healthcheck", "--http-addr", "0.0.0.0"}, nil, `--http-addr: invalid value "0.0.0.0": "0.0.0.0" is not HOST:PORT`},
 		{[]string{"healthcheck", "--http-addr", "127.0.0.1:0"}, nil, `--http-addr: port 0 is any free port to serve, not one to ask`},

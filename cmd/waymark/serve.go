@@ -130,6 +130,9 @@ func runServe(ctx context.Context, args []string, log *slog.Logger) error {
 	}
 	defer ln.Close() // Serve closes it too; this is for a return before Serve
 	var metricsLn net.Listener
+	if metricsAddr != "" && metricsAddr == *httpAddr {
+		return fs.errorf("metrics-addr", "%s is --http-addr's address too: give /metrics an address of its own, or leave --metrics-addr empty to serve it on --http-addr", metricsAddr)
+	}
 	if metricsAddr != "" {
 		if metricsLn, err = net.Listen("tcp", metricsAddr); err != nil {
 			return fs.errorf("metrics-addr", "%w", err)
