@@ -904,15 +904,10 @@ func parseRequest(body []byte, kind string) (*trackingRequest, error) {
 				if len(req.events) == tooMany.limit {
 					return tooMany
 				}
-				start, depth := s.valueStart(), s.depth
-				raw, err := s.value()
-				if errors.As(err, new(*depthError)) {
-					// Kept, for prepare to reject alone (objectMembers finds the depth
-					// again), as any other event of a batch that cannot be used: its
-					// neighbours are stored (tester 30's F1).
-					err = s.skipDeep(start, depth)
-					raw = s.data[start:s.pos]
-				}
+				// An event nested too deep is kept, for prepare to reject alone
+				// (objectMembers finds the depth again), as any other event of a batch that
+				// cannot be used: its neighbours are stored (tester 30's F1).
+				raw, err := s.valueReadPastDepth()
 				req.events = append(req.events, raw)
 				return err
 			})

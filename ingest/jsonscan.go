@@ -128,6 +128,19 @@ func (s *jsonScanner) skipDeep(start, depth int) error {
 	}
 }
 
+// valueReadPastDepth reads one value as value does, but one nested deeper than maxJSONDepth is
+// read past (skipDeep) and returned as sent, without an error: for a reader that refuses it
+// later, or only looks around it.
+func (s *jsonScanner) valueReadPastDepth() ([]byte, error) {
+	start, depth := s.valueStart(), s.depth
+	raw, err := s.value()
+	if errors.As(err, new(*depthError)) {
+		err = s.skipDeep(start, depth)
+		raw = s.data[start:s.pos]
+	}
+	return raw, err
+}
+
 func (s *jsonScanner) skipSpace() {
 	for s.pos < len(s.data) {
 		switch s.data[s.pos] {
@@ -584,12 +597,8 @@ func topMembers(raw []byte) ([]member, error) {
 	}
 	var dst []member
 	err := s.object(func(name []byte) error {
-		start, valueStart, depth := s.memberStart, s.valueStart(), s.depth
-		v, err := s.value()
-		if errors.As(err, new(*depthError)) {
-			err = s.skipDeep(valueStart, depth)
-			v = s.data[valueStart:s.pos]
-		}
+		start := s.memberStart
+		v, err := s.valueReadPastDepth()
 		dst = append(dst, member{name, start, s.pos, v})
 		return err
 	})
