@@ -39,9 +39,11 @@ type ChannelRule struct {
 	// Sources are sites, matched against the utm_source (or, with Referrer, the referrer's host;
 	// with a medium condition and no utm_source, the referrer's host too): a name without a dot
 	// (facebook, ig) matches a utm_source equal to it; a domain (facebook.com) matches itself and
-	// its subdomains; a name ending in a dot (google.) matches a host whose registrable domain is
-	// that name under any of ICANN's public suffixes (google.de, www.google.co.uk, not
-	// google.evil.example nor google.netlify.app). Values are matched in any case.
+	// its subdomains; a host ending in a dot (google., search.yahoo.) is that host under any of
+	// ICANN's public suffixes, with its subdomains (google.de, www.google.co.uk,
+	// r.search.yahoo.co.jp; not google.evil.example nor google.netlify.app). A leading = takes the
+	// host alone, without its subdomains: =www.google. matches www.google.de, not mail.google.de;
+	// =baidu.com matches baidu.com, not tieba.baidu.com. Values are matched in any case.
 	Sources  []string `yaml:"source,omitempty"`
 	ClickIDs []string `yaml:"click_id,omitempty"` // query parameters of the page URL (gclid, fbclid, …)
 	Referrer bool     `yaml:"referrer,omitempty"` // needs a referrer, and Sources then match its host
@@ -58,17 +60,37 @@ func (r *ChannelRule) normalize() {
 }
 
 // searchSites and socialSites are the search engines and social networks the default rules know,
-// by the names shops write in utm_source and by their domains: Google Analytics 4's default
-// channel group matches utm_source against lists of such sites (its "source categories", names
-// and hosts alike), so utm_source=facebook is Facebook as much as facebook.com is.
+// by the names shops write in utm_source and by their hosts: Google Analytics 4's default channel
+// group matches utm_source against lists of such sites (its "source categories", names and hosts
+// alike), so utm_source=facebook is Facebook as much as facebook.com is.
+//
+// A search engine is its search hosts, not its whole domain: Google and Yahoo run webmail, sign-in,
+// documents, calendars, app stores and more under the same domain, and a click from Gmail
+// (mail.google.com) or a return from "Sign in with Google" (accounts.google.com) is a referral, as
+// the Gmail app's is, not a search. So Google is google.<suffix> and www.google.<suffix> only, and
+// news.google.com, listed as search by GA4's source categories; Yahoo is search.yahoo.<suffix> with
+// its subdomains (r.search.yahoo.com, which result clicks pass through, uk.search.yahoo.com);
+// Yandex, Baidu and Ecosia their search hosts (not mail.yandex.ru, tieba.baidu.com, a forum, nor
+// blog.ecosia.org). Bing and DuckDuckGo keep their domains with the subdomains: every host of them
+// (www, cn, html, lite) is their search. GA4's list also names a few webmail hosts as search
+// (mail.google.com, mail.yandex.ru); we do not follow it there, as no search is made on them.
+//
+// A social network's domain is social with its subdomains (m.facebook.com, l.instagram.com,
+// old.reddit.com, uk.pinterest.com), but for its sign-in hosts (socialSignIn).
 var (
-	searchSites = []string{"google", "google.", "bing", "bing.com", "duckduckgo", "duckduckgo.com", "yahoo", "yahoo.",
-		"baidu", "baidu.com", "yandex", "yandex.", "ecosia", "ecosia.org",
+	searchSites = []string{"google", "=google.", "=www.google.", "=news.google.com",
+		"bing", "bing.com", "duckduckgo", "duckduckgo.com", "yahoo", "search.yahoo.",
+		"baidu", "=baidu.com", "=www.baidu.com", "=m.baidu.com", "yandex", "=yandex.", "=www.yandex.",
+		"ecosia", "=ecosia.org", "=www.ecosia.org",
 		"com.google.android.googlequicksearchbox"} // the Google app's referrer, android-app://…
 	socialSites = []string{"facebook", "fb", "facebook.com", "fb.com", "fb.me", "instagram", "ig", "instagram.com",
 		"twitter", "twitter.com", "t.co", "x.com", "linkedin", "linkedin.com", "lnkd.in", "pinterest", "pinterest.",
 		"tiktok", "tiktok.com", "reddit", "reddit.com", "youtube", "youtube.com", "youtu.be", "snapchat", "snapchat.com",
 		"threads", "threads.net", "whatsapp", "whatsapp.com"}
+	// socialSignIn are hosts of social networks' domains that sign a visitor in ("Sign in with X",
+	// Snap's Login Kit, Google's sign-in passing through YouTube's): returning from them is a
+	// referral, as returning from accounts.google.com is, not a visit from the network.
+	socialSignIn = []string{"=api.twitter.com", "=api.x.com", "=accounts.snapchat.com", "=accounts.youtube.com"}
 )
 
 // defaultChannelRules classify by campaign first, then click ids, then referrer. A paid medium
@@ -97,6 +119,7 @@ var defaultChannelRules = []ChannelRule{
 	// Not fbclid: Facebook adds it to every outbound link, organic posts and shares too, so it
 	// marks no ad click (GA4 does not read it either).
 	{Channel: ChannelPaidSocial, ClickIDs: []string{"ttclid", "li_fat_id"}},
+	{Channel: ChannelReferral, Sources: socialSignIn, Referrer: true},
 	{Channel: ChannelSearch, Sources: searchSites, Referrer: true},
 	{Channel: ChannelSocial, Sources: socialSites, Referrer: true},
 	{Channel: ChannelReferral, Referrer: true},
@@ -287,22 +310,24 @@ func paidMedium(medium string) bool {
 // ChannelRule.Sources).
 func siteMatches(site string, patterns []string) bool {
 	for _, p := range patterns {
+		host, exact := strings.CutPrefix(p, "=")
 		switch {
-		case strings.HasSuffix(p, "."): // the name under a public suffix: google.de, google.co.uk
+		case !strings.Contains(host, "."): // a name: the utm_source equal to it
+			if site == host {
+				return true
+			}
+			continue
+		case strings.HasSuffix(host, "."): // the name under a public suffix: google.de, google.co.uk
 			// ICANN's suffixes only: the list's private ones (netlify.app, github.io, blogspot.com)
 			// are anyone's to register under, so google.netlify.app is not Google.
 			suffix, icann := publicsuffix.PublicSuffix(site)
-			if domain, err := publicsuffix.EffectiveTLDPlusOne(site); icann && err == nil && domain == p+suffix {
-				return true
+			if !icann {
+				continue
 			}
-		case !strings.Contains(p, "."):
-			if site == p {
-				return true
-			}
-		default:
-			if site == p || strings.HasSuffix(site, "."+p) {
-				return true
-			}
+			host += suffix
+		}
+		if site == host || !exact && strings.HasSuffix(site, "."+host) {
+			return true
 		}
 	}
 	return false

@@ -508,6 +508,78 @@ func TestChannel(t *testing.T) {
 	}
 }
 
+// TestSearchIsItsSearchHosts is tester 33's F1: every google.* and yahoo.* host was a search
+// engine, Gmail, Google sign-in, Docs, Play and Yahoo Mail too. A search engine is its search
+// hosts; a social network its domain but for its sign-in hosts. The hotel map's rules say the
+// same of Google.
+func TestSearchIsItsSearchHosts(t *testing.T) {
+	hotel, err := LoadMap("../deploy/journey-map-hotel.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		referrer, want string
+		inHotel        bool // the hotel map's rules know this site
+	}{
+		{"https://mail.google.com/mail/u/0/", ChannelReferral, true},
+		{"https://accounts.google.com/", ChannelReferral, true}, // "Sign in with Google" returning
+		{"https://docs.google.com/document/d/x", ChannelReferral, true},
+		{"https://calendar.google.com/", ChannelReferral, true},
+		{"https://play.google.com/store", ChannelReferral, true},
+		{"https://translate.google.co.uk/", ChannelReferral, true},
+		{"https://mail.yahoo.com/", ChannelReferral, false},
+		{"https://login.yahoo.co.jp/", ChannelReferral, false},
+		{"https://news.yahoo.com/", ChannelReferral, false},
+		{"https://mail.yandex.ru/", ChannelReferral, false},
+		{"https://tieba.baidu.com/p/1", ChannelReferral, false},
+		{"https://outlook.live.com/mail/0/", ChannelReferral, false},
+		{"android-app://com.google.android.gm/", ChannelReferral, true},
+		{"https://www.google.com/", ChannelSearch, true},
+		{"https://google.com/", ChannelSearch, true},
+		{"https://www.google.com.au/search?q=x", ChannelSearch, true},
+		{"https://news.google.com/articles/x", ChannelSearch, false}, // GA4's source categories: search
+		{"https://search.yahoo.com/search?p=x", ChannelSearch, false},
+		{"https://r.search.yahoo.com/_ylt=x", ChannelSearch, false}, // Yahoo's result clicks pass through it
+		{"https://uk.search.yahoo.com/", ChannelSearch, false},
+		{"https://yandex.ru/search/?text=x", ChannelSearch, false},
+		{"https://www.yandex.com.tr/", ChannelSearch, false},
+		{"https://www.baidu.com/s?wd=x", ChannelSearch, false},
+		{"https://m.baidu.com/", ChannelSearch, false},
+		{"https://cn.bing.com/", ChannelSearch, true},
+		{"https://html.duckduckgo.com/html", ChannelSearch, true},
+		{"https://www.ecosia.org/search?q=x", ChannelSearch, false},
+		{"https://m.youtube.com/watch?v=x", ChannelSocial, false},
+		{"https://accounts.youtube.com/accounts/SetSID", ChannelReferral, false},
+		{"https://api.twitter.com/oauth/authenticate", ChannelReferral, true},
+		{"https://api.x.com/oauth/authenticate", ChannelReferral, true},
+		{"https://x.com/someone/status/1", ChannelSocial, true},
+		{"https://accounts.snapchat.com/", ChannelReferral, false},
+	}
+	for _, tt := range tests {
+		e := ingest.Event{Referrer: tt.referrer, PageURL: "https://shop.example/"}
+		if got := Channel(&e); got != tt.want {
+			t.Errorf("referrer %s: %s, want %s", tt.referrer, got, tt.want)
+		}
+		if got := hotel.Channel(&e); tt.inHotel && got != tt.want {
+			t.Errorf("hotel map: referrer %s: %s, want %s", tt.referrer, got, tt.want)
+		}
+	}
+	// utm_source names a site by host as much as by name.
+	for _, tt := range []struct{ medium, source, want string }{
+		{"", "google.com", ChannelSearch},
+		{"", "www.google.de", ChannelSearch},
+		{"", "mail.google.com", ChannelOther},
+		{"cpc", "google.co.uk", ChannelPaidSearch},
+		{"", "search.yahoo.com", ChannelSearch},
+		{"", "mail.yahoo.com", ChannelOther},
+	} {
+		e := ingest.Event{CampaignMedium: tt.medium, CampaignSource: tt.source}
+		if got := Channel(&e); got != tt.want {
+			t.Errorf("medium %q, source %q: %s, want %s", tt.medium, tt.source, got, tt.want)
+		}
+	}
+}
+
 // TestOwnDomainsAreNoReferral: Config.OwnDomains (--own-domains) are the shop's own too, each with
 // its subdomains, in every rule set: a payment site returning to the shop is no referral.
 func TestOwnDomainsAreNoReferral(t *testing.T) {
