@@ -93,28 +93,33 @@ var (
 	socialSignIn = []string{"=api.twitter.com", "=api.x.com", "=accounts.snapchat.com", "=accounts.youtube.com"}
 )
 
-// defaultChannelRules classify by campaign first, then click ids, then referrer. A paid medium
-// from a known site goes to that site's kind (GA4: Paid Search, Paid Social); a search medium from
-// any other source is paid search (cpc is Google Ads' and Microsoft Ads' medium); a site named in
-// utm_source without a paid medium is organic (GA4: Organic Social, Organic Search).
+// defaultChannelRules classify by campaign first, then click ids, then referrer. The campaign
+// rules take the order of Google Analytics 4's default channel group, where the first rule that
+// matches wins: Direct, Paid Search, Paid Social, Display, Paid Other, Organic Social, Organic
+// Search, Referral, Email, Affiliates, SMS (its Cross-network, shopping, video, audio and push
+// channels are none of Waymark's). A paid medium from a known site goes to that site's kind (Paid
+// Search, Paid Social); a search medium from any other source is paid search (cpc is Google Ads'
+// and Microsoft Ads' medium); a site named in utm_source without a paid medium is organic
+// (Organic Social, Organic Search) whatever its medium, as GA4 checks the known sites before the
+// referral, email, affiliate and sms mediums: facebook/referral is social, google/email search.
 var defaultChannelRules = []ChannelRule{
 	// Google Analytics' own tags for no campaign, as exports and proxies write them.
 	{Channel: ChannelDirect, Mediums: []string{"(none)", "(not set)"}, Sources: []string{"(direct)"}},
 	{Channel: ChannelPaidSearch, PaidMedium: true, Sources: searchSites},
 	{Channel: ChannelPaidSocial, PaidMedium: true, Sources: socialSites},
+	{Channel: ChannelDisplay, Mediums: []string{"display", "banner", "expandable", "interstitial", "cpm"}},
 	{Channel: ChannelPaidSearch, Mediums: []string{"cpc", "ppc", "paidsearch", "paid_search", "paid-search", "sem"}},
 	{Channel: ChannelPaidSocial, Mediums: []string{"paidsocial", "paid_social", "paid-social", "social_paid"}},
-	{Channel: ChannelDisplay, Mediums: []string{"display", "banner", "expandable", "interstitial", "cpm"}},
-	{Channel: ChannelEmail, Mediums: []string{"email", "e-mail", "e_mail", "e mail", "newsletter"}},
-	{Channel: ChannelEmail, Sources: []string{"email", "e-mail", "e_mail", "e mail"}},
-	{Channel: ChannelSMS, Mediums: []string{"sms"}},
-	{Channel: ChannelSMS, Sources: []string{"sms"}},
-	{Channel: ChannelAffiliate, Mediums: []string{"affiliate", "affiliates", "partner"}},
-	{Channel: ChannelReferral, Mediums: []string{"referral", "app", "link"}},
 	{Channel: ChannelSocial, Mediums: []string{"social", "social-network", "social-media", "sm", "social network", "social media"}},
 	{Channel: ChannelSocial, Sources: socialSites},
 	{Channel: ChannelSearch, Mediums: []string{"organic"}},
 	{Channel: ChannelSearch, Sources: searchSites},
+	{Channel: ChannelReferral, Mediums: []string{"referral", "app", "link"}},
+	{Channel: ChannelEmail, Mediums: []string{"email", "e-mail", "e_mail", "e mail", "newsletter"}},
+	{Channel: ChannelEmail, Sources: []string{"email", "e-mail", "e_mail", "e mail"}},
+	{Channel: ChannelAffiliate, Mediums: []string{"affiliate", "affiliates", "partner"}},
+	{Channel: ChannelSMS, Mediums: []string{"sms"}},
+	{Channel: ChannelSMS, Sources: []string{"sms"}},
 	{Channel: ChannelPaidSearch, ClickIDs: []string{"gclid", "msclkid", "gbraid", "wbraid"}},
 	// Not fbclid: Facebook adds it to every outbound link, organic posts and shares too, so it
 	// marks no ad click (GA4 does not read it either).

@@ -468,8 +468,24 @@ func TestChannel(t *testing.T) {
 		{"", "linkedin", "", "", ChannelSocial},
 		{"", "google", "", "", ChannelSearch},
 		{"organic", "some-engine", "", "", ChannelSearch},
-		{"email", "facebook", "", "", ChannelEmail},
-		{"cpc", "", "https://www.facebook.com/", "", ChannelPaidSocial}, // no utm_source: the referrer names it
+		// GA4 checks the known sites (Organic Social, Organic Search) before the email, referral,
+		// affiliate and sms mediums (tester 33's F2): a known site with an unpaid medium is social
+		// or search.
+		{"email", "facebook", "", "", ChannelSocial},
+		{"referral", "facebook", "", "", ChannelSocial},
+		{"email", "instagram", "", "", ChannelSocial},
+		{"link", "linkedin", "", "", ChannelSocial},
+		{"app", "tiktok", "", "", ChannelSocial},
+		{"referral", "youtube.com", "", "", ChannelSocial},
+		{"affiliate", "pinterest", "", "", ChannelSocial},
+		{"sms", "whatsapp", "", "", ChannelSocial},
+		{"referral", "google", "", "", ChannelSearch},
+		{"email", "google.com", "", "", ChannelSearch},
+		{"social", "google", "", "", ChannelSocial},     // Organic Social before Organic Search
+		{"display", "facebook", "", "", ChannelDisplay}, // Display before Organic Social
+		{"referral", "mail.google.com", "", "", ChannelReferral},
+		{"email", "newsletter", "https://l.facebook.com/", "", ChannelEmail}, // the utm_source, not the referrer
+		{"cpc", "", "https://www.facebook.com/", "", ChannelPaidSocial},      // no utm_source: the referrer names it
 		// A name with a dot at the end is that name under a public suffix, not any host starting so.
 		{"", "", "https://www.google.co.uk/", "", ChannelSearch},
 		{"", "", "https://google.evil.example/", "", ChannelReferral},
