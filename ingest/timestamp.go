@@ -32,9 +32,8 @@ const dateTimeShape = "0000-00-00T00:00:00"
 // from and to (store.ParseTime) all read times with it.
 func ParseTimestamp(s string) (time.Time, error) {
 	const dateTime = len(dateTimeShape)
-	notDateTime := errors.New("not an ISO 8601 date-time (YYYY-MM-DDThh:mm:ss with an optional fraction and zone)")
 	if len(s) < dateTime {
-		return time.Time{}, notDateTime
+		return time.Time{}, &TimestampError{}
 	}
 	b := []byte(s)
 	if c := b[10]; c == 't' || c == ' ' {
@@ -42,7 +41,7 @@ func ParseTimestamp(s string) (time.Time, error) {
 	}
 	for i := range dateTime {
 		if want := dateTimeShape[i]; want == '0' && (b[i] < '0' || b[i] > '9') || want != '0' && b[i] != want {
-			return time.Time{}, notDateTime
+			return time.Time{}, &TimestampError{}
 		}
 	}
 	if last := len(b) - 1; b[last] == 'z' {
@@ -52,17 +51,38 @@ func ParseTimestamp(s string) (time.Time, error) {
 	if err := checkOffset(norm[dateTime:]); err != nil {
 		return time.Time{}, err
 	}
-	var first error
 	for _, layout := range timestampLayouts {
 		t, err := time.Parse(layout, norm)
 		if err == nil {
 			return t.UTC(), nil
 		}
-		if first == nil {
-			first = err
+		// A field out of its range (a day 30 in February, an hour 25) is so in every layout:
+		// time.Parse's Message says which (": day out of range").
+		var pe *time.ParseError
+		if errors.As(err, &pe) && strings.HasSuffix(pe.Message, " out of range") {
+			return time.Time{}, &TimestampError{Detail: strings.TrimPrefix(pe.Message, ": ")}
 		}
 	}
-	return time.Time{}, first
+	// The date and the time are sound (dateTimeShape), so what follows the seconds is at fault.
+	return time.Time{}, &TimestampError{Detail: fmt.Sprintf("%q after the seconds is neither a fraction (.123) nor a zone (Z, +hh:mm, +hhmm, +hh)", s[dateTime:])}
+}
+
+// TimestampForm says what a time ParseTimestamp reads looks like, in errors.
+const TimestampForm = "an ISO 8601 date-time (YYYY-MM-DDThh:mm:ss with an optional fraction and zone)"
+
+// TimestampError is ParseTimestamp's error: one wording for every time it cannot read, saying
+// what is wrong when it can say more than the shape (a day out of range, an offset beyond 23:59,
+// what follows the seconds). Go's layouts ("2006-01-02T15:04:05Z07:00") are never shown: they
+// mean nothing to a shop's developer (tester 33's F5).
+type TimestampError struct {
+	Detail string // what is wrong; "" for a text not shaped as a date-time at all
+}
+
+func (e *TimestampError) Error() string {
+	if e.Detail == "" {
+		return "not " + TimestampForm
+	}
+	return "not " + TimestampForm + ": " + e.Detail
 }
 
 // checkOffset refuses a numeric offset beyond 23:59 at the end of rest (what follows a time's
@@ -78,7 +98,7 @@ func checkOffset(rest string) error {
 		return nil
 	}
 	if zone[:2] > "23" || len(zone) == 4 && zone[2:] > "59" {
-		return fmt.Errorf("offset %s: beyond 23:59 (RFC 3339 §5.6)", rest[i:])
+		return &TimestampError{Detail: fmt.Sprintf("offset %s is beyond ±23:59 (RFC 3339 §5.6)", rest[i:])}
 	}
 	return nil
 }

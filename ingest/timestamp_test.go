@@ -336,3 +336,45 @@ func TestFutureTimestampIsTheReceiveTime(t *testing.T) {
 		}
 	}
 }
+
+// TestTimestampErrorsAreOneWording is tester 33's F5: a time refused after its seconds showed Go's
+// layout (parsing time … as "2006-01-02T15:04:05.999999999Z07:00"), and the errors had three
+// wordings. Every one is now "not an ISO 8601 date-time (…)", with what is wrong when known.
+func TestTimestampErrorsAreOneWording(t *testing.T) {
+	const form = "not an ISO 8601 date-time (YYYY-MM-DDThh:mm:ss with an optional fraction and zone)"
+	tests := []struct{ in, detail string }{
+		{"2024-03-01T10:00:00 +00:00", `: " +00:00" after the seconds is neither a fraction (.123) nor a zone (Z, +hh:mm, +hhmm, +hh)`},
+		{"2024-03-01T10:00:00UTC", `: "UTC" after the seconds is neither`},
+		{"2024-03-01T10:00:00 GMT", `: " GMT" after the seconds is neither`},
+		{"2024-03-01T10:00:00ZZ", `: "ZZ" after the seconds is neither`},
+		{"2024-03-01T10:00:00.Z", `: ".Z" after the seconds is neither`},
+		{"2024-03-01T10:00:00+2", `: "+2" after the seconds is neither`},
+		{"2024-02-30T10:00:00Z", ": day out of range"},
+		{"2024-13-01T10:00:00Z", ": month out of range"},
+		{"2024-03-01T25:00:00Z", ": hour out of range"},
+		{"2024-03-01T23:59:60Z", ": second out of range"},
+		{"2024-03-01T10:00:00+24:00", ": offset +24:00 is beyond ±23:59 (RFC 3339 §5.6)"},
+		{"2024-03-01T10:00Z", ""},
+		{"2024-03-01", ""},
+		{"", ""},
+		{"yesterday", ""},
+	}
+	for _, tt := range tests {
+		_, err := ParseTimestamp(tt.in)
+		var te *TimestampError
+		switch {
+		case !errors.As(err, &te):
+			t.Errorf("ParseTimestamp(%q): %v, want a *TimestampError", tt.in, err)
+		case !strings.HasPrefix(err.Error(), form+tt.detail) || tt.detail == "" && err.Error() != form:
+			t.Errorf("ParseTimestamp(%q): %v\nwant %s%s", tt.in, err, form, tt.detail)
+		case strings.Contains(err.Error(), "2006") || strings.Contains(err.Error(), "parsing time"):
+			t.Errorf("ParseTimestamp(%q): %v, Go's layout shown", tt.in, err)
+		}
+	}
+	// As the collector and the consumer report it: naming the field, in the same words.
+	_, err := Decode([]byte(`{"type":"track","userId":"u","event":"V","timestamp":"2024-03-01T10:00:00 +00:00"}`), "s", time.Now())
+	var inv *InvalidError
+	if !errors.As(err, &inv) || inv.Field != "timestamp" || !strings.Contains(err.Error(), form) || strings.Contains(err.Error(), "2006") {
+		t.Errorf("Decode: %v, want %s naming timestamp, in the one wording", err, ReasonInvalidTimestamp)
+	}
+}

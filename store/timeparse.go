@@ -33,8 +33,18 @@ func ParseTime(s string) (time.Time, error) {
 	}
 	t, err := ingest.ParseTimestamp(s)
 	if err != nil {
-		if t, err = time.Parse("2006-01-02", s); err != nil {
-			return time.Time{}, &TimeError{Text: s, Plus: plusRead(s)}
+		var derr error
+		if t, derr = time.Parse(time.DateOnly, s); derr != nil {
+			te := &TimeError{Text: s, Plus: plusRead(s)}
+			var tse *ingest.TimestampError
+			var pe *time.ParseError
+			switch {
+			case len(s) == len(time.DateOnly) && errors.As(derr, &pe) && strings.HasSuffix(pe.Message, " out of range"):
+				te.Detail = strings.TrimPrefix(pe.Message, ": ") // a date, but 2017-02-30
+			case errors.As(err, &tse) && te.Plus == "":
+				te.Detail = tse.Detail // a date-time, but for what it says
+			}
+			return time.Time{}, te
 		}
 	}
 	if t = t.UTC(); outOfRange(t) { // 0001-01-01 too, which is the zero time
@@ -45,9 +55,13 @@ func ParseTime(s string) (time.Time, error) {
 	return t.Truncate(time.Microsecond), nil
 }
 
-// TimeError is ParseTime's error for text that is neither a date-time nor a date.
+// TimeError is ParseTime's error for text that is neither a date-time nor a date, worded as
+// ingest.TimestampError is, an event time's.
 type TimeError struct {
 	Text string // the text given
+	// Detail is what is wrong, as ingest.TimestampError.Detail says it ("day out of range"), when
+	// Text is shaped as a date-time or a date; "" when it is neither.
+	Detail string
 	// Plus is Text with its last space written +, when that is a time: most likely the offset's
 	// +, which a URL's query string reads as a space (RFC 3986 leaves + as it is, but HTML forms
 	// and Go's url.ParseQuery read it as one); "" when it is not. How to give the + depends on
@@ -57,7 +71,10 @@ type TimeError struct {
 }
 
 func (e *TimeError) Error() string {
-	msg := fmt.Sprintf("%q is neither RFC 3339 (2017-11-25T00:00:00Z) nor a date (2017-11-25)", e.Text)
+	msg := fmt.Sprintf("%q is neither %s nor a date (YYYY-MM-DD)", e.Text, ingest.TimestampForm)
+	if e.Detail != "" {
+		msg += ": " + e.Detail
+	}
 	if e.Plus != "" {
 		msg += "; was the space a + ?"
 	}

@@ -2,6 +2,7 @@ package store_test
 
 import (
 	"errors"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -55,6 +56,36 @@ func TestParseTime(t *testing.T) {
 			t.Errorf("ParseTime(%q): %v, want %s", tt.in, err, tt.want)
 		case err == nil && (!got.Equal(tt.want) || !got.IsZero() && got.Location() != time.UTC):
 			t.Errorf("ParseTime(%q) = %s, want %s in UTC", tt.in, got, tt.want)
+		}
+	}
+}
+
+// TestParseTimeErrorsAreOneWording is tester 33's F5 for the query API's and the CLI's times: they
+// are refused in the words an event's time is (ingest.TimestampError), saying what is wrong when
+// known, never with Go's layout.
+func TestParseTimeErrorsAreOneWording(t *testing.T) {
+	t.Parallel()
+	const form = "is neither an ISO 8601 date-time (YYYY-MM-DDThh:mm:ss with an optional fraction and zone) nor a date (YYYY-MM-DD)"
+	tests := []struct{ in, detail string }{
+		{"yesterday", ""},
+		{"25/11/2017", ""},
+		{"2017-11-25T10:00", ""},
+		{"2017-02-30", ": day out of range"},
+		{"2017-13-01", ": month out of range"},
+		{"2017-11-25T25:00:00Z", ": hour out of range"},
+		{"2017-11-25T10:00:00 GMT", `: " GMT" after the seconds is neither a fraction (.123) nor a zone (Z, +hh:mm, +hhmm, +hh)`},
+		{"2017-11-26T10:00:00+24:00", ": offset +24:00 is beyond ±23:59 (RFC 3339 §5.6)"},
+		{"2017-11-25T12:00:00 02:00", "; was the space a + ?"}, // the hint, not the detail
+	}
+	for _, tt := range tests {
+		_, err := store.ParseTime(tt.in)
+		var te *store.TimeError
+		want := strconv.Quote(tt.in) + " " + form + tt.detail
+		switch {
+		case !errors.As(err, &te):
+			t.Errorf("ParseTime(%q): %v, want a *store.TimeError", tt.in, err)
+		case err.Error() != want:
+			t.Errorf("ParseTime(%q): %v\nwant %s", tt.in, err, want)
 		}
 	}
 }

@@ -905,7 +905,8 @@ func TestTimeFlagsNameWhatTheAPINames(t *testing.T) {
 		{"2017-11-25", "2017-11-25", "to", "is not after --from 2017-11-25T00:00:00Z"},
 		{"2017-11-25T00:00:00.0000001Z", "2017-11-25", "to", "is not after --from 2017-11-25T00:00:00Z"},
 		{"2017-11-26", "2017-11-25", "to", "is not after --from 2017-11-26T00:00:00Z"},
-		{"yesterday", "2017-11-25", "from", "is neither RFC 3339"},
+		{"yesterday", "2017-11-25", "from", "is neither an ISO 8601 date-time (YYYY-MM-DDThh:mm:ss with an optional fraction and zone) nor a date (YYYY-MM-DD)"},
+		{"2017-02-30", "2017-11-25", "from", "nor a date (YYYY-MM-DD): day out of range"}, // tester 33's F5
 		{"2017-11-25", "2217-11-25", "to", "is outside 1970-01-01"},
 		{spaced, "", "from", "was the space a + ? Give it with its +, which the command line takes as it is: " + plus},
 		{"", spaced, "to", plus},
