@@ -1502,13 +1502,16 @@ func OrderCurrency(e *ingest.Event) (code, ignored string) {
 
 // OrderAmount reads an Order Completed (or Order Refunded) event's amount: properties.revenue,
 // else properties.total (Segment's e-commerce spec names both), the first of them that is set. A
-// negative amount of Order Completed is a refund. It returns 0 and "" when neither is set, and 0 and a reason (AmountNotANumber,
+// property is unset when absent, null, {} or "": an empty string is no value (docs/values.md), as
+// form serialisers and PHP or Java backends send an unset field, so "revenue":"" with a total is
+// that total, as "revenue":null is (tester 33's F6). A negative amount of Order Completed is a
+// refund. It returns 0 and "" when neither is set, and 0 and a reason (AmountNotANumber,
 // AmountNotFinite, AmountOutOfRange) when the value cannot be counted; then the amount stays out of
 // the metrics, and the event is stored like any other.
 func OrderAmount(e *ingest.Event) (amount float64, ignored string) {
 	for _, name := range []string{"revenue", "total"} {
 		v, ok := e.Property(name)
-		if !ok {
+		if !ok || v == "" {
 			continue
 		}
 		f, number := ParseNumber(v)

@@ -832,8 +832,16 @@ func TestOrderAmounts(t *testing.T) {
 		{`{"revenue":{}}`, 0, ""},           // an empty object is no value (docs/values.md), not a number to refuse
 		{`{"revenue":{},"total":10}`, 10, ""},
 		{`{"revenue":[5]}`, 0, AmountNotANumber},
-		{`{"revenue":""}`, 0, AmountNotANumber},
 		{`{"revenue":null}`, 0, ""}, // JSON null is no value
+		{`{"revenue":null,"total":7}`, 7, ""},
+		// An empty string shows as no value (docs/values.md), as form serialisers and PHP or Java
+		// backends send an unset field: no amount to refuse, and total is read in its place, as
+		// for null (tester 33's F6).
+		{`{"revenue":""}`, 0, ""},
+		{`{"revenue":"","total":3}`, 3, ""},
+		{`{"revenue":"","total":""}`, 0, ""},
+		{`{"revenue":"","total":"3 EUR"}`, 0, AmountNotANumber},
+		{`{"revenue":" ","total":3}`, 0, AmountNotANumber}, // a space is text, as " 12" is
 	}
 	for _, tt := range tests {
 		t.Run(tt.properties, func(t *testing.T) {
