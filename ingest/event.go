@@ -1114,12 +1114,39 @@ func deviceType(declared, model, userAgent string) string {
 
 // userAgentDevice reads a user agent that is not empty: a crawler or HTTP library is a bot (a
 // name ending in bot with its version, Googlebot/2.1, "crawler", "spider", "slurp", the "+http"
-// address crawlers give, headless browsers, curl, python-requests, Go's client; not the Cubot
-// phone); a smart TV (SmartTV, Tizen, webOS, Chromecast, BRAVIA, Fire TV's AFT…) a tv; a
+// address crawlers give, headless browsers, curl, python-requests, Go's client, and an agent
+// whose first product is an HTTP library's or API tool's (httpLibraries: okhttp, axios,
+// Apache-HttpClient, PostmanRuntime, Ruby, Java…); not the Cubot phone); a smart TV (SmartTV, Tizen, webOS, Chromecast, BRAVIA, Fire TV's AFT…) a tv; a
 // PlayStation, Xbox or Nintendo a console; an iPad, a "Tablet", a Kindle (Silk, KF…) or an Android
 // without "Mobile" (Google asks tablet browsers to leave "Mobile" out) a tablet; "Mobi", an
 // iPhone or iPod, or an Android app's own agent (Dalvik) a phone; anything else a desktop.
 // iPadOS's Safari sends a Mac's user agent, so it is counted a desktop.
+// httpLibraries are the first products (lower case) of the default user agents of HTTP libraries
+// and API tools, the same kind of agent as curl: no person's device, but a server, a relay that
+// copies its own agent into context.userAgent, a script or a test (tester 33's F7). Java's is
+// Java/11.0.2 (HttpURLConnection), Ruby's Net::HTTP sends Ruby, aiohttp Python/3.11 aiohttp/3.9,
+// Node's fetch node or undici. An app's own agent names the app first (MyShop/2.1 CFNetwork/1410
+// Darwin/22.6.0, an iOS app) or is Dalvik/… (an Android app's, Segment's Android libraries send
+// it) or Dart/… (a Flutter app's), none of them here. OkHttp is Android's usual HTTP library, but
+// its bare default agent, okhttp/4.9.0, is what the library sends, not what an app's analytics
+// puts in context.userAgent (Segment's Android libraries send Dalvik's, and device.type android,
+// which makes a phone whatever the agent says); an app that names itself before it
+// (MyShop/2.1 okhttp/4.9.0) is not read as a library.
+var httpLibraries = []string{"okhttp", "axios", "apache-httpclient", "apache-httpasyncclient", "postmanruntime",
+	"insomnia", "httpie", "ruby", "faraday", "rest-client", "http.rb", "java", "java-http-client", "libwww-perl",
+	"lwp::simple", "python", "python-urllib", "python-httpx", "aiohttp", "guzzlehttp", "node", "node-fetch", "undici",
+	"got", "superagent", "deno", "bun", "reqwest", "curl", "wget", "python-requests", "go-http-client"}
+
+// firstProduct is the name of a user agent's first product (lower case ua): what comes before
+// its first "/", space, ";" or "(" (okhttp of okhttp/4.9.0, faraday of Faraday v2.7.4).
+func firstProduct(lower string) string {
+	lower = strings.TrimSpace(lower)
+	if end := strings.IndexAny(lower, "/ ;("); end >= 0 {
+		return lower[:end]
+	}
+	return lower
+}
+
 func userAgentDevice(ua string) string {
 	lower := strings.ToLower(ua)
 	has := func(subs ...string) bool {
@@ -1127,7 +1154,8 @@ func userAgentDevice(ua string) string {
 	}
 	switch {
 	case has("bot/", "bot-", "crawler", "spider", "slurp", "+http", "headlesschrome", "curl/", "wget/", "python-requests",
-		"go-http-client", "mediapartners-google", "google-inspectiontool"):
+		"go-http-client", "mediapartners-google", "google-inspectiontool"),
+		slices.Contains(httpLibraries, firstProduct(lower)):
 		return "bot"
 	case has("smart-tv", "smarttv", "smart tv", "tizen", "web0s", "webos", "crkey", "bravia", "googletv", "android tv", "; aft", "hbbtv", "roku", "appletv"):
 		return "tv"

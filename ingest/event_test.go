@@ -506,6 +506,59 @@ func TestDeviceTypes(t *testing.T) {
 	}
 }
 
+// TestHTTPLibrariesAreBots is tester 33's F7: HTTP libraries' and API tools' own user agents were
+// desktops, while curl's was a bot. They are one class, bot; an app's own agent (Dalvik, an iOS
+// app's CFNetwork, Flutter's Dart, an app naming itself before okhttp) is no library, and a
+// declared android device is a phone whatever its agent.
+func TestHTTPLibrariesAreBots(t *testing.T) {
+	for _, tt := range []struct{ declared, userAgent, want string }{
+		{"", "curl/8.0", "bot"},
+		{"", "okhttp/4.9.0", "bot"},
+		{"", "okhttp/3.12.1", "bot"},
+		{"", "axios/1.6.0", "bot"},
+		{"", "Apache-HttpClient/4.5.13 (Java/11.0.2)", "bot"},
+		{"", "PostmanRuntime/7.36.0", "bot"},
+		{"", "Ruby", "bot"},
+		{"", "Java/1.8.0_292", "bot"},
+		{"", "Java-http-client/17.0.2", "bot"},
+		{"", "libwww-perl/6.72", "bot"},
+		{"", "Python-urllib/3.11", "bot"},
+		{"", "Python/3.11 aiohttp/3.9.1", "bot"},
+		{"", "python-httpx/0.25.0", "bot"},
+		{"", "GuzzleHttp/7", "bot"},
+		{"", "node-fetch", "bot"},
+		{"", "node", "bot"},
+		{"", "undici", "bot"},
+		{"", "Faraday v2.7.4", "bot"},
+		{"", "rest-client/2.1.0 (linux x86_64) ruby/3.0.0p0", "bot"},
+		{"", "got (https://github.com/sindresorhus/got)", "bot"},
+		{"", "insomnia/2023.5.8", "bot"},
+		{"", "HTTPie/3.2.2", "bot"},
+		{"", "Go-http-client/2.0", "bot"},
+		// Apps' own agents, and browsers, keep their class.
+		{"", "Dalvik/2.1.0 (Linux; U; Android 13; Pixel 7 Build/TQ3A.230805.001)", "mobile"},
+		{"android", "okhttp/4.9.0", "mobile"},
+		{"ios", "MyShop/2.1 CFNetwork/1410.0.3 Darwin/22.6.0", "mobile"},
+		{"", "MyShop/2.1 CFNetwork/1410.0.3 Darwin/22.6.0", "desktop"}, // as before: no form factor in it
+		{"", "MyShop/2.1 okhttp/4.9.0", "desktop"},
+		{"", "Dart/3.1 (dart:io)", "desktop"},
+		{"", "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0 Safari/537.36", "desktop"},
+		{"", "Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0 Mobile Safari/537.36", "mobile"},
+		{"", "Mozilla/5.0 (X11; Linux x86_64; rv:120.0) Gecko/20100101 Firefox/120.0", "desktop"},
+		{"", "Opera/9.80 (Windows NT 6.1; U; en) Presto/2.10.289 Version/12.02", "desktop"},
+	} {
+		raw, _ := json.Marshal(map[string]any{"type": "track", "event": "A", "userId": "u",
+			"context": map[string]any{"device": map[string]any{"type": tt.declared}, "userAgent": tt.userAgent}})
+		e, err := Decode(raw, "s", recv)
+		if err != nil {
+			t.Fatalf("%s: %v", raw, err)
+		}
+		if got := e.DeviceType(); got != tt.want {
+			t.Errorf("device.type %q, user agent %q: %q, want %q", tt.declared, tt.userAgent, got, tt.want)
+		}
+	}
+}
+
 // TestFlattenedKeyCollisionIsIgnored: a dotted key and the nested member it names, in one
 // object, are one key after flattening: the nested one is kept whatever their order, and the
 // flat one is listed in Event.Ignored (key_collision, naming it), in properties, traits and
