@@ -924,7 +924,7 @@ func (c *Consumer) deadLetterInvalid(ctx context.Context, batch []fetchedMessage
 		}
 		for _, f := range m.event.Ignored {
 			field := f.Field
-			if f.Reason == ReasonKeyCollision { // by object, not by the client's key: a bounded label
+			if f.Reason == ReasonKeyCollision || f.Reason == ReasonListItems { // by object, not by the client's key: a bounded label
 				field = collisionObject(field)
 			}
 			c.metrics.ignored.WithLabelValues(field, f.Reason).Inc()

@@ -113,6 +113,16 @@ type Event struct {
 	// included).
 	NullKeys []string
 
+	// ItemKeys and ItemValues are the items of the event's list properties (JSON arrays), by
+	// element, one pair an item, in the order sent (setItems): a list's scalar items under its
+	// key (tags: ["sale","new"] gives tags "sale" and tags "new"), an object's members in it
+	// under the key and the member's dotted name (products: [{"category":"hats"}] gives
+	// products.category "hats"), a list in it as its text (CanonicalArray) and its items alike.
+	// A key repeats once a list has several items. A filter on a property matches an event
+	// whose value or any of whose items under that key matches (sessionize.Condition). At most
+	// MaxItems pairs of at most MaxItemBytes in all; the rest are dropped (ReasonListItems).
+	ItemKeys, ItemValues []string
+
 	// Ignored are the members the message sent with a value of the wrong type that the event
 	// can do without (cosmetic: context.userAgent 5, context.device "x"), read as absent: the
 	// event is kept, the message byte for byte, and each is reported (the collector's answer
@@ -205,6 +215,10 @@ const (
 	// object also gives (a dotted "a.b" and a nested {"a":{"b":…}}): the nested one is kept,
 	// this one listed in Event.Ignored (docs/values.md). Never a reason to refuse a message.
 	ReasonKeyCollision = "key_collision"
+	// ReasonListItems is a list property whose items are past MaxItems or MaxItemBytes of the
+	// event's items: they are not stored by element (Event.ItemKeys), the list's whole text
+	// still is. Listed in Event.Ignored, never a reason to refuse a message.
+	ReasonListItems = "list_items"
 )
 
 // Internal is the character Waymark builds its own ids and labels with, which no id or name a
@@ -515,8 +529,12 @@ type prop struct {
 	key, value string
 	rank       int  // where it comes from: rankContextTraits, rankTraits, rankProperties or rankDevice
 	null       bool // JSON null or {}: no value, which hides the ones it overrides
+	// array says the value is a JSON array's canonical text (CanonicalArray), whose items
+	// setProperties also stores by element (Event.ItemKeys), a property's only.
+	array bool
 	// depth is how many objects it is nested in below its place (0: a member of properties
-	// itself); uint16, beside null, keeps prop at 48 bytes (the scanner refuses deeper nesting).
+	// itself); uint16, beside null and array, keeps prop at 48 bytes (the scanner refuses
+	// deeper nesting).
 	depth uint16
 }
 
@@ -576,9 +594,9 @@ func (w *wire) read(raw []byte) error {
 			case number:
 				v, _ = CanonicalNumber(v)
 			case array && err == nil:
-				v, _ = CanonicalArray(v)
+				v, array = CanonicalArray(v)
 			}
-			w.Props = append(w.Props, prop{key: key, value: v, rank: rank, depth: depth})
+			w.Props = append(w.Props, prop{key: key, value: v, rank: rank, depth: depth, array: array && err == nil})
 			return err
 		}
 	}
@@ -988,6 +1006,7 @@ func (e *Event) setProperties(w *wire) {
 	})
 	e.PropertyKeys = make([]string, 0, len(props))
 	e.PropertyValues = make([]string, 0, len(props))
+	var lists []prop // the properties kept whose values are arrays
 	for i, p := range props {
 		if i+1 < len(props) && props[i+1].key == p.key {
 			if w := props[i+1]; w.rank == p.rank && w.depth != p.depth {
@@ -1004,7 +1023,11 @@ func (e *Event) setProperties(w *wire) {
 		}
 		e.PropertyKeys = append(e.PropertyKeys, p.key)
 		e.PropertyValues = append(e.PropertyValues, p.value)
+		if p.array && p.rank == rankProperties {
+			lists = append(lists, p)
+		}
 	}
+	e.setItems(lists)
 }
 
 // propField names where a prop was sent, for Event.Ignored: properties.<name>, traits.<name> or
