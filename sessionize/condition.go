@@ -248,19 +248,35 @@ func (c *Condition) EqualTexts() []string {
 // lacks the field, and one whose value is none of EqualTexts.
 func (c *Condition) Negated() bool { return c.NotEquals != nil || c.NotOneOf != nil }
 
-// Matches reports whether e passes the condition.
+// Matches reports whether e passes the condition. A property's value is its text and, for a list
+// (a JSON array), each of its items (ingest.Event.ItemKeys: products.category names the category
+// of each product of the list products): the condition matches when the text or any item does,
+// each by the operator's own rule; not_equals and not_one_of pass when neither the text nor any
+// item is one of the values (Mixpanel's and Amplitude's "is not" on a list: no item equals).
 func (c *Condition) Matches(e *ingest.Event) bool {
 	v, ok := c.value(e)
+	hit := ok && c.matchesText(v)
+	if !hit && !slices.Contains(ContextFields(), c.Field) {
+		key := ingest.PropertyKey(strings.TrimPrefix(c.Field, "properties."))
+		for i, k := range e.ItemKeys {
+			if k == key && c.matchesText(e.ItemValues[i]) {
+				hit = true
+				break
+			}
+		}
+	}
+	return hit != c.Negated()
+}
+
+// matchesText reports whether the text v passes the condition's operator, not_equals and
+// not_one_of read as equals and one_of (Matches negates them).
+func (c *Condition) matchesText(v string) bool {
 	texts := c.equal
 	if texts == nil { // a Condition built without check
 		texts = c.EqualTexts()
 	}
 	switch {
-	case c.Negated():
-		return !ok || !slices.Contains(texts, v)
-	case !ok:
-		return false
-	case c.Equals != nil || c.OneOf != nil:
+	case c.Equals != nil || c.OneOf != nil || c.Negated():
 		return slices.Contains(texts, v)
 	case c.Prefix != nil:
 		return strings.HasPrefix(v, *c.Prefix)
@@ -429,6 +445,31 @@ func (d Decimal) Compare(b Decimal) int {
 		return d.Sign * cmp.Compare(d.Point, b.Point)
 	}
 	return d.Sign * strings.Compare(d.Digits, b.Digits)
+}
+
+// OrderKey is a text whose byte order is d's order among decimals (Compare): "1" for 0; "2" and
+// the magnitude (the point plus 5e17, 18 digits, then the digits) for a positive number; "0", the
+// magnitude with each digit replaced by 9 minus it, and "~" for a negative one, which reverses
+// the order of magnitudes (a shorter run of digits is a smaller magnitude, and "~" is above every
+// digit). The store keeps it beside each list item that is a number, so that a bound compares
+// items exactly in SQL as Matches does.
+func (d Decimal) OrderKey() string {
+	switch d.Sign {
+	case 0:
+		return "1"
+	case 1:
+		return "2" + d.magnitude()
+	}
+	m := []byte(d.magnitude())
+	for i, c := range m {
+		m[i] = '9' - (c - '0')
+	}
+	return "0" + string(m) + "~"
+}
+
+// magnitude is the order of |d| as text (OrderKey).
+func (d Decimal) magnitude() string {
+	return strconv.FormatInt(d.Point+5e17, 10) + d.Digits
 }
 
 // Key identifies the condition's meaning, for sharing SQL between steps.

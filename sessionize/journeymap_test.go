@@ -325,15 +325,16 @@ func TestEqualsComparesNumbersByValue(t *testing.T) {
 		texts     []string
 		matches   []string // of 100, 100.0, 1e2, "100", "100.0", "1e2", 150, "SKU-1", null, [ "a" , 100.0 ]
 	}{
-		{"equals", "100", []string{"100"}, []string{`100`, `100.0`, `1e2`, `"100"`}},
-		{"equals", "100.0", []string{"100.0", "100"}, []string{`100`, `100.0`, `1e2`, `"100"`, `"100.0"`}},
-		{"equals", "1e2", []string{"1e2", "100"}, []string{`100`, `100.0`, `1e2`, `"100"`, `"1e2"`}},
+		// The list [ "a" , 100.0 ] has the item 100, which matches as a value does.
+		{"equals", "100", []string{"100"}, []string{`100`, `100.0`, `1e2`, `"100"`, `[ "a" , 100.0 ]`}},
+		{"equals", "100.0", []string{"100.0", "100"}, []string{`100`, `100.0`, `1e2`, `"100"`, `"100.0"`, `[ "a" , 100.0 ]`}},
+		{"equals", "1e2", []string{"1e2", "100"}, []string{`100`, `100.0`, `1e2`, `"100"`, `"1e2"`, `[ "a" , 100.0 ]`}},
 		{"one_of", "1.5e2|SKU-1", []string{"1.5e2", "150", "SKU-1"}, []string{`150`, `"SKU-1"`}},
 		{"equals", "0100", []string{"0100"}, nil}, // not a JSON number: text only
-		{"prefix", "1", nil, []string{`100`, `100.0`, `1e2`, `"100"`, `"100.0"`, `"1e2"`, `150`}},
+		{"prefix", "1", nil, []string{`100`, `100.0`, `1e2`, `"100"`, `"100.0"`, `"1e2"`, `150`, `[ "a" , 100.0 ]`}},
 		// not_equals and not_one_of pass what equals and one_of do not, and an event without the
 		// property (null) too.
-		{"not_equals", "100", []string{"100"}, []string{`"100.0"`, `"1e2"`, `150`, `"SKU-1"`, `null`, `[ "a" , 100.0 ]`}},
+		{"not_equals", "100", []string{"100"}, []string{`"100.0"`, `"1e2"`, `150`, `"SKU-1"`, `null`}},
 		{"not_one_of", "1.5e2|SKU-1", []string{"1.5e2", "150", "SKU-1"}, []string{`100`, `100.0`, `1e2`, `"100"`, `"100.0"`, `"1e2"`, `null`, `[ "a" , 100.0 ]`}},
 		{"equals", `["a", 1e2]`, []string{`["a", 1e2]`, `["a",100]`}, []string{`[ "a" , 100.0 ]`}},
 		{"not_equals", `["a", 1e2]`, []string{`["a", 1e2]`, `["a",100]`}, []string{`100`, `100.0`, `1e2`, `"100"`, `"100.0"`, `"1e2"`, `150`, `"SKU-1"`, `null`}},

@@ -416,9 +416,9 @@ func (s *Store) checkFunnelNames(ctx context.Context, jm *sessionize.Map, q Funn
 	}
 	switch q.Breakdown.By {
 	case "property":
-		return s.checkProperties(ctx, "breakdown", ingest.PropertyKey(q.Breakdown.Name))
+		return s.checkBreakdownKey(ctx, ingest.PropertyKey(q.Breakdown.Name))
 	case "trait":
-		return s.checkProperties(ctx, "breakdown", ingest.TraitPrefix+q.Breakdown.Name)
+		return s.checkBreakdownKey(ctx, ingest.TraitPrefix+q.Breakdown.Name)
 	}
 	return nil
 }
@@ -909,12 +909,14 @@ func ratio(a, b int64) float64 {
 
 // conditionSQL translates a journey-map condition into a predicate on the events table, with the
 // same meaning as Condition.Matches: a missing field fails every operator but not_equals and
-// not_one_of (Negated), which are the negation of equals and one_of. A bound (gt, gte, lt, lte)
+// not_one_of (Negated), which are the negation of equals and one_of; a property's list items
+// (item_keys, item_values) match as its value does (itemSQL). A bound (gt, gte, lt, lte)
 // compares the columns of its value's numberReading, which the predicate lists in numbers.
 func conditionSQL(c *sessionize.Condition) predicate {
 	value, present := contextColumn(c.Field), contextColumn(c.Field)+" != ''"
+	name := ""
 	if value == "" {
-		name := sqlString(ingest.PropertyKey(strings.TrimPrefix(c.Field, "properties.")))
+		name = sqlString(ingest.PropertyKey(strings.TrimPrefix(c.Field, "properties.")))
 		value, present = "prop_values[indexOf(prop_keys, "+name+")]", "has(prop_keys, "+name+")"
 	}
 	p := predicate{}
@@ -932,10 +934,37 @@ func conditionSQL(c *sessionize.Condition) predicate {
 		p.numbers = []string{value}
 	}
 	p.sql = "(" + present + " AND " + op + ")"
+	if name != "" {
+		items, args := itemSQL(c, name)
+		p.sql = "(" + p.sql + " OR " + items + ")"
+		p.args = append(p.args, args...)
+	}
 	if c.Negated() {
 		p.sql = "(NOT " + p.sql + ")"
 	}
 	return p
+}
+
+// itemSQL is the condition that one of an event's list items stored under key (a SQL literal)
+// passes c's operator (not_equals and not_one_of read as equals and one_of), as
+// sessionize.Condition.Matches reads items, with its arguments. A bound compares the items'
+// sessionize.Decimal.OrderKey (item_numbers, "" for an item that is no number) with the bound's.
+func itemSQL(c *sessionize.Condition, key string) (string, []any) {
+	var op string
+	var args []any
+	switch {
+	case c.Equals != nil || c.OneOf != nil || c.Negated():
+		texts := c.EqualTexts()
+		op, args = "has(["+placeholders(len(texts))+"], v)", appendStrings(nil, texts)
+	case c.Prefix != nil:
+		op, args = "substring(v, 1, ?) = ?", []any{len(*c.Prefix), *c.Prefix}
+	case c.Regexp != nil:
+		op, args = "match(v, ?)", []any{*c.Regexp}
+	default:
+		cmp, b := c.Bound()
+		return "arrayExists((k, n) -> k = " + key + " AND n != '' AND n " + cmp + " ?, item_keys, item_numbers)", []any{b.OrderKey()}
+	}
+	return "arrayExists((k, v) -> k = " + key + " AND " + op + ", item_keys, item_values)", args
 }
 
 // boundSQL renders a bound condition (gt, gte, lt, lte) as sessionize.Condition.Matches reads

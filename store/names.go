@@ -237,51 +237,86 @@ func lookalike(n string, stored []string) string {
 }
 
 // checkProperties returns a parameter error naming param when one of keys (stored keys: a
-// property's ingest.PropertyKey, or traits.NAME, a trait) is one that no stored event has: a filter or breakdown on it would answer a
-// silent zero or a lone "(none)". Keys once found stay known.
+// property's ingest.PropertyKey, or traits.NAME, a trait) is one that no stored event has, as a
+// property nor as a list's items (products.category of products: [{"category": …}]): a filter on
+// it would answer a silent zero. Keys once found stay known.
 func (s *Store) checkProperties(ctx context.Context, param string, keys ...string) error {
+	missing, err := s.unknownKeys(ctx, "prop_keys", s.properties, keys)
+	if err != nil || len(missing) == 0 {
+		return err
+	}
+	if missing, err = s.unknownKeys(ctx, "item_keys", s.items, missing); err != nil || len(missing) == 0 {
+		return err
+	}
+	return unknownKeyError(param, missing[0])
+}
+
+// checkBreakdownKey is checkProperties for a breakdown, which groups by a property's or trait's
+// whole value: a key stored only as a list's items (products.category) is refused saying so.
+func (s *Store) checkBreakdownKey(ctx context.Context, key string) error {
+	missing, err := s.unknownKeys(ctx, "prop_keys", s.properties, []string{key})
+	if err != nil || len(missing) == 0 {
+		return err
+	}
+	if missing, err = s.unknownKeys(ctx, "item_keys", s.items, missing); err != nil {
+		return err
+	}
+	if len(missing) == 0 {
+		name, _ := ingest.PropertyName(key)
+		return paramErrorf("breakdown", "%q names members of a list's items, and a breakdown groups by a property's whole value: filter by it (Order Completed[%s=…]), or break down by the whole list", name, name)
+	}
+	return unknownKeyError("breakdown", key)
+}
+
+// unknownKeyError says that no stored event has the property or trait stored under key. A name
+// without a dot is told how nested ones are named; one with dots was written so.
+func unknownKeyError(param, key string) error {
+	if trait, ok := strings.CutPrefix(key, ingest.TraitPrefix); ok {
+		return paramErrorf(param, "no stored event has the trait %q", trait)
+	}
+	name, _ := ingest.PropertyName(key)
+	if strings.Contains(name, ".") {
+		return paramErrorf(param, "no stored event has the property %q, as a nested member or in a list's items", name)
+	}
+	return paramErrorf(param, "no stored event has the property %q (nested properties, and members of a list's items, are named with dots: product.category)", name)
+}
+
+// unknownKeys returns those of keys that no stored event has in column (prop_keys or
+// item_keys), known holding the keys found before; it adds the keys it finds to known.
+func (s *Store) unknownKeys(ctx context.Context, column string, known map[string]bool, keys []string) ([]string, error) {
 	var ask []string
 	s.namesMu.Lock()
 	for _, k := range keys {
-		if !s.properties[k] && !slices.Contains(ask, k) {
+		if !known[k] && !slices.Contains(ask, k) {
 			ask = append(ask, k)
 		}
 	}
 	s.namesMu.Unlock()
 	if len(ask) == 0 {
-		return nil
+		return nil, nil
 	}
 	args := appendStrings(nil, ask)
-	rows, err := s.conn.Query(ctx, "SELECT k FROM (SELECT arrayJoin(prop_keys) AS k FROM "+s.table("events")+
-		" WHERE hasAny(prop_keys, ["+placeholders(len(ask))+"])) WHERE k IN ("+placeholders(len(ask))+") GROUP BY k", append(args, args...)...)
+	rows, err := s.conn.Query(ctx, "SELECT k FROM (SELECT arrayJoin("+column+") AS k FROM "+s.table("events")+
+		" WHERE hasAny("+column+", ["+placeholders(len(ask))+"])) WHERE k IN ("+placeholders(len(ask))+") GROUP BY k", append(args, args...)...)
 	if err != nil {
-		return fmt.Errorf("look up property keys: %w", err)
+		return nil, fmt.Errorf("look up property keys: %w", err)
 	}
 	defer rows.Close()
 	found := map[string]bool{}
 	for rows.Next() {
 		var k string
 		if err := rows.Scan(&k); err != nil {
-			return fmt.Errorf("look up property keys: %w", err)
+			return nil, fmt.Errorf("look up property keys: %w", err)
 		}
 		found[k] = true
 	}
 	if err := rows.Err(); err != nil {
-		return fmt.Errorf("look up property keys: %w", err)
+		return nil, fmt.Errorf("look up property keys: %w", err)
 	}
 	s.namesMu.Lock()
 	defer s.namesMu.Unlock()
 	for k := range found {
-		s.properties[k] = true
+		known[k] = true
 	}
-	for _, k := range ask {
-		if !found[k] {
-			if trait, ok := strings.CutPrefix(k, ingest.TraitPrefix); ok {
-				return paramErrorf(param, "no stored event has the trait %q", trait)
-			}
-			name, _ := ingest.PropertyName(k)
-			return paramErrorf(param, "no stored event has the property %q (nested properties are named with dots: product.category)", name)
-		}
-	}
-	return nil
+	return slices.DeleteFunc(ask, func(k string) bool { return found[k] }), nil
 }

@@ -94,6 +94,10 @@ func generateRefData(seed uint64, persons int) refData {
 					e.Event = "NPS Submitted" // an answer to the Net Promoter question, 0–10
 				}
 			}
+			if e.Event == "Order Completed" && i%3 != 2 { // Segment's products list, by element
+				e.ItemKeys = []string{"products.category", "products.category"}[:2-i%3]
+				e.ItemValues = []string{"shoes", "hats"}[i%3:]
+			}
 			if e.Event == "Product Viewed" {
 				e.PropertyKeys, e.PropertyValues = []string{"category", ingest.DeviceTypeKey}, []string{[]string{"shoes", "hats"}[rng.IntN(2)], []string{"mobile", "desktop"}[rng.IntN(2)]}
 			}
@@ -250,7 +254,11 @@ func matchesStep(jm *sessionize.Map, step string, evs []refEvent, i int) bool {
 	if name, filter, ok := strings.Cut(strings.TrimSuffix(step, "]"), "["); ok { // Name[key=value]
 		key, value, _ := strings.Cut(filter, "=")
 		got, set := evs[i].Property(key)
-		return set && got == value && matchesStep(jm, name, evs, i)
+		item := false // or any item of a list under key
+		for j, k := range evs[i].ItemKeys {
+			item = item || k == key && evs[i].ItemValues[j] == value
+		}
+		return (set && got == value || item) && matchesStep(jm, name, evs, i)
 	}
 	st, ok := jm.Stage(step)
 	if !ok {
@@ -594,6 +602,8 @@ func TestFunnelAgreesWithTheReference(t *testing.T) {
 		{Steps: []string{view, add, order}, Window: day, Mode: store.ModeStrict},
 		{Steps: []string{view + "[category=shoes]", order}, Window: 7 * day},         // a property filter
 		{Steps: []string{"awareness[category=hats]", "conversion"}, Window: 7 * day}, // on a stage's rules
+		{Steps: []string{view, order + "[products.category=hats]"}, Window: 7 * day}, // any item of a list
+		{Steps: []string{"conversion[products.category=shoes]"}, Window: 7 * day},
 		{Steps: []string{view, add, checkout, order}, Window: day, Mode: store.ModeAny},
 		{Steps: []string{view, add, order}, Window: day, Exclusions: []store.Exclusion{{Step: "Coupon Removed", After: 1, Before: 3}}},
 		{Steps: []string{view, add, order}, Window: day, Exclusions: []store.Exclusion{{Step: view, After: 2, Before: 3}}},

@@ -229,6 +229,19 @@ var migrations = []migration{
 		table:   "sessions",
 		columns: []columnDef{{name: "start_seq", typ: "UInt64"}},
 	},
+	// Version 17: the items of the event's list properties by element (ingest.Event.ItemKeys
+	// and ItemValues, a key repeated for each item), and beside each item that is a number its
+	// sessionize.Decimal.OrderKey ("" for another), which bounds compare: a filter matches a
+	// list when any item does (conditionSQL). Events stored before have none: their lists are
+	// found by their whole text only, as before.
+	addColumns{
+		table: "events",
+		columns: []columnDef{
+			{name: "item_keys", typ: "Array(String)"},
+			{name: "item_values", typ: "Array(String)"},
+			{name: "item_numbers", typ: "Array(String)"},
+		},
+	},
 }
 
 // SchemaVersion is the schema version this build migrates to.

@@ -141,6 +141,7 @@ type Store struct {
 	namesMu    sync.Mutex
 	names      map[string]bool // event names known to be stored
 	properties map[string]bool // property keys known to be stored (traits as traits.NAME)
+	items      map[string]bool // keys of list items known to be stored (ingest.Event.ItemKeys)
 
 	funnelUDF atomic.Bool // the server was last seen to have waymark_funnel (matchInEngine)
 }
@@ -159,7 +160,7 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger, reg prometheus.Regi
 	if err != nil {
 		return nil, fmt.Errorf("open clickhouse %s: %w", cfg.Addr, err)
 	}
-	s := &Store{cfg: cfg, conn: conn, log: log, metrics: m, slots: make(chan struct{}, cfg.QueryConcurrency), names: map[string]bool{}, properties: map[string]bool{}}
+	s := &Store{cfg: cfg, conn: conn, log: log, metrics: m, slots: make(chan struct{}, cfg.QueryConcurrency), names: map[string]bool{}, properties: map[string]bool{}, items: map[string]bool{}}
 	if err := s.Ping(ctx); err != nil {
 		conn.Close()
 		var ex *clickhouse.Exception

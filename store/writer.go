@@ -178,6 +178,7 @@ func eventColumns(events []ingest.Event, channels, personIDs []string) []column 
 		date                                                    = make([]time.Time, n)
 		storedAt, seq                                           = make([]uint64, n), make([]uint64, n)
 		propKeys, propValues, nullKeys                          = make([][]string, n), make([][]string, n), make([][]string, n)
+		itemKeys, itemValues, itemNumbers                       = make([][]string, n), make([][]string, n), make([][]string, n)
 		path, referrer, campSource, campMedium, campName, raw   = make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n)
 	)
 	now := millis(time.Now())
@@ -190,6 +191,7 @@ func eventColumns(events []ingest.Event, channels, personIDs []string) []column 
 		date[i], storedAt[i] = e.Timestamp.UTC(), now // when the batch was handed to ClickHouse
 		seq[i] = uint64(max(e.Seq, 0))
 		propKeys[i], propValues[i], nullKeys[i] = orEmpty(e.PropertyKeys), orEmpty(e.PropertyValues), orEmpty(e.NullKeys)
+		itemKeys[i], itemValues[i], itemNumbers[i] = orEmpty(e.ItemKeys), orEmpty(e.ItemValues), itemOrderKeys(e.ItemValues)
 		path[i], referrer[i] = e.PagePath, e.Referrer
 		campSource[i], campMedium[i], campName[i] = e.CampaignSource, e.CampaignMedium, e.CampaignName
 		raw[i] = string(e.Raw)
@@ -200,6 +202,7 @@ func eventColumns(events []ingest.Event, channels, personIDs []string) []column 
 		{"ts_ms", ts}, {"ts_sub_us", tsSub}, {"date", date}, {"original_ts_ms", origTS}, {"sent_at_ms", sentAt},
 		{"received_at_ms", receivedAt}, {"stored_at_ms", storedAt}, {"seq", seq},
 		{"prop_keys", propKeys}, {"prop_values", propValues}, {"null_keys", nullKeys},
+		{"item_keys", itemKeys}, {"item_values", itemValues}, {"item_numbers", itemNumbers},
 		{"page_path", path}, {"referrer", referrer},
 		{"campaign_source", campSource}, {"campaign_medium", campMedium}, {"campaign_name", campName},
 		{"channel", channelColumn(channels, n)}, {"raw", raw},
@@ -243,6 +246,19 @@ func sessionColumns(sessions []sessionize.Session) []column {
 		{"stages", stages}, {"end_reason", reason}, {"map_version", mapVersion},
 		{"version", version}, {"deleted", deleted},
 	}
+}
+
+// itemOrderKeys is the sessionize.Decimal.OrderKey of each of values that is a decimal number
+// (sessionize.ParseDecimal), "" for the others: what a bound on a list's items compares
+// (conditionSQL).
+func itemOrderKeys(values []string) []string {
+	keys := make([]string, len(values))
+	for i, v := range values {
+		if d, ok := sessionize.ParseDecimal(v); ok {
+			keys[i] = d.OrderKey()
+		}
+	}
+	return keys
 }
 
 // channelColumn is the events' channels, or empty strings when the batch has none.

@@ -28,7 +28,10 @@ CREATE TABLE IF NOT EXISTS `waymark`.`events` (
 	person_id String DEFAULT customer_key,
 	seq UInt64,
 	null_keys Array(String),
-	ts_sub_us UInt16
+	ts_sub_us UInt16,
+	item_keys Array(String),
+	item_values Array(String),
+	item_numbers Array(String)
 ) ENGINE = ReplacingMergeTree()
 PARTITION BY toYYYYMM(date)
 ORDER BY (customer_key, source, message_id);
