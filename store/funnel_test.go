@@ -355,9 +355,19 @@ func TestFunnelConditionsMatchTheMapInGoAndSQL(t *testing.T) {
 	}
 	emailOrder := props(ev("e", "Order Completed", 1), "revenue", "5")
 	emailOrder.CampaignMedium = "email"
+	// Segment's products list by element (ingest.Event.ItemKeys): a's order has a hat of 10, b's
+	// a hat of 5 and shoes of 20, c's none.
+	items := func(e ingest.Event, kv ...string) ingest.Event {
+		for i := 0; i < len(kv); i += 2 {
+			e.ItemKeys, e.ItemValues = append(e.ItemKeys, kv[i]), append(e.ItemValues, kv[i+1])
+		}
+		return e
+	}
 	events := []ingest.Event{
-		page("a", "/checkout/pay", 0), props(ev("a", "Order Completed", 1), "currency", "EUR", "revenue", "150.5"),
-		page("b", "/check", 0), props(ev("b", "Order Completed", 1), "currency", "EUR", "revenue", "99"),
+		page("a", "/checkout/pay", 0), items(props(ev("a", "Order Completed", 1), "currency", "EUR", "revenue", "150.5"),
+			"products.category", "hats", "products.price", "10"),
+		page("b", "/check", 0), items(props(ev("b", "Order Completed", 1), "currency", "EUR", "revenue", "99"),
+			"products.category", "hats", "products.price", "5", "products.category", "shoes", "products.price", "20"),
 		page("c", "/checkout", 0), props(ev("c", "Order Completed", 1), "currency", "GBP", "revenue", "500"),
 		page("d", "/checkout", 0), props(ev("d", "Order Completed", 1), "currency", "USD", "revenue", "lots"),
 		page("e", "/checkout", 0), emailOrder,
@@ -379,6 +389,8 @@ func TestFunnelConditionsMatchTheMapInGoAndSQL(t *testing.T) {
 		{[]string{"checkout", "big-order"}, []int64{4, 1}},
 		{[]string{"checkout", "email-order"}, []int64{4, 1}},
 		{[]string{"pro-plan"}, []int64{1}},
+		{[]string{"hat-order"}, []int64{2}}, // a's, and b's: one item a hat, another 20 (items are matched each condition apart)
+		{[]string{"no-hats"}, []int64{3}},   // c's, d's and e's orders
 	}
 	for _, tt := range tests {
 		res, err := s.Funnel(ctx, jm, store.FunnelQuery{Steps: tt.steps, Window: time.Hour})
