@@ -474,8 +474,8 @@ func (d Decimal) magnitude() string {
 
 // Key identifies the condition's meaning, for sharing SQL between steps.
 func (c *Condition) Key() string {
-	return fmt.Sprintf("%s|%v|%v|%v|%v|%v|%v|%v|%v", c.Field, deref(c.Equals), c.OneOf, deref(c.Prefix), deref(c.Regexp),
-		boundKey(c.GT), boundKey(c.GTE), boundKey(c.LT), boundKey(c.LTE))
+	return fmt.Sprintf("%s|%q|%q|%q|%q|%q|%q|%v|%v|%v|%v", c.Field, deref(c.Equals), c.OneOf, deref(c.NotEquals), c.NotOneOf,
+		deref(c.Prefix), deref(c.Regexp), boundKey(c.GT), boundKey(c.GTE), boundKey(c.LT), boundKey(c.LTE))
 }
 
 func deref(s *string) string {
