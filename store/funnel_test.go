@@ -175,7 +175,8 @@ func TestUnknownNamesAreRejected(t *testing.T) {
 	s := openStore(t)
 	ctx := context.Background()
 	cafe := "Caf\u00e9 \u2615" // é as one code point (NFC), as most clients send it
-	if err := s.Write(ctx, sessionize.Batch{Events: []ingest.Event{ev("a", "Product Viewed", 0), ev("a", cafe, 1)}}); err != nil {
+	if err := s.Write(ctx, sessionize.Batch{Events: []ingest.Event{ev("a", "Product Viewed", 0), ev("a", cafe, 1),
+		ev("a", "Checkout Begun ", 2), ev("a", "\u00a0Coupon  Applied", 3)}}); err != nil {
 		t.Fatal(err)
 	}
 	jm := defaultMap(t)
@@ -188,6 +189,10 @@ func TestUnknownNamesAreRejected(t *testing.T) {
 		"Cafe\u0301 \u2615": `the stored event "Caf\u00e9 \u2615" differs from "Cafe\u0301 \u2615" only in Unicode normalization`,
 		"product viewed":    `(did you mean "Product Viewed"? names are matched with their case)`,
 		"CAFE\u0301 \u2615": `(did you mean "` + cafe + `"?`,
+		// White space around or within a name (tester 33's F4): the step's own around it is dropped.
+		"Checkout Begun":  `(did you mean "Checkout Begun "? names are matched with their white space, and spaces around a step are dropped: write it Checkout Begun\ )`,
+		"coupon applied":  `(did you mean "\u00a0Coupon  Applied"?`,
+		"Checkout  Begun": `(did you mean "Checkout Begun "?`,
 	} {
 		_, err = s.Funnel(ctx, jm, store.FunnelQuery{Steps: []string{step}, Window: time.Hour})
 		if !store.IsParamError(err) || !strings.Contains(err.Error(), hint) {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"regexp"
 	"slices"
 	"strings"
 
@@ -118,7 +119,7 @@ func (s *Store) checkNames(ctx context.Context, jm *sessionize.Map, param string
 	// The same read finds the stored names a missing one may have been meant as (lookalike).
 	alike, lower := lookalikeForms(ask)
 	rows, err := s.conn.Query(ctx, "SELECT event FROM "+s.table("events")+" WHERE event IN ("+placeholders(len(alike))+
-		") OR lowerUTF8(event) IN ("+placeholders(len(lower))+") GROUP BY event ORDER BY event",
+		") OR lowerUTF8("+squeezedSQL("event")+") IN ("+placeholders(len(lower))+") GROUP BY event ORDER BY event",
 		append(appendStrings(nil, alike), appendStrings(nil, lower)...)...)
 	if err != nil {
 		return fmt.Errorf("look up event names: %w", err)
@@ -202,20 +203,39 @@ func (s *Store) checkUnnamed(ctx context.Context, param string, labels []string)
 }
 
 // lookalikeForms returns names with their NFC and NFD forms (Unicode's normalization forms:
-// "é" as one code point or as "e" and a combining accent), and their lower-case forms, to find
-// the stored names that differ from one of names only in those.
+// "é" as one code point or as "e" and a combining accent), and their lower-case forms with white
+// space squeezed (squeezed), to find the stored names that differ from one of names only in
+// those.
 func lookalikeForms(names []string) (forms, lower []string) {
 	for _, n := range names {
 		for _, f := range []string{n, norm.NFC.String(n), norm.NFD.String(n)} {
 			if !slices.Contains(forms, f) {
 				forms = append(forms, f)
 			}
-			if l := strings.ToLower(f); !slices.Contains(lower, l) {
+			if l := squeezed(strings.ToLower(f)); !slices.Contains(lower, l) {
 				lower = append(lower, l)
 			}
 		}
 	}
 	return forms, lower
+}
+
+// spaceRun is a run of white space (re2 syntax, which Go's regexp and ClickHouse's read alike):
+// ASCII's and Unicode's separators (U+00A0, U+3000, …).
+const spaceRun = `[\s\pZ]+`
+
+var spaceRunRE = regexp.MustCompile(spaceRun)
+
+// squeezed is s with each run of white space one space, and none at either end: a stored name
+// that differs from an asked one only so ("Checkout Begun " for "Checkout Begun", whose spaces
+// around the step are dropped) is named in the error (lookalike). squeezedSQL is the same in SQL.
+func squeezed(s string) string {
+	return strings.TrimSuffix(strings.TrimPrefix(spaceRunRE.ReplaceAllString(s, " "), " "), " ")
+}
+
+// squeezedSQL is squeezed of the String expr, in SQL.
+func squeezedSQL(expr string) string {
+	return "replaceRegexpOne(replaceRegexpOne(replaceRegexpAll(" + expr + ", " + sqlString(spaceRun) + ", ' '), '^ ', ''), ' $', '')"
 }
 
 // lookalike says which of stored (names that have been stored) the missing name n was likely
@@ -231,6 +251,11 @@ func lookalike(n string, stored []string) string {
 	for _, e := range stored {
 		if e != n && strings.EqualFold(norm.NFC.String(e), norm.NFC.String(n)) {
 			return fmt.Sprintf(" (did you mean %q? names are matched with their case)", e)
+		}
+	}
+	for _, e := range stored {
+		if e != n && strings.EqualFold(squeezed(norm.NFC.String(e)), squeezed(norm.NFC.String(n))) {
+			return fmt.Sprintf(" (did you mean %q? names are matched with their white space, and spaces around a step are dropped: write it %s)", e, EscapeStep(e))
 		}
 	}
 	return ""
