@@ -38,9 +38,14 @@ type Condition struct {
 
 // ContextFields are the event fields a condition can name besides properties
 // (properties.NAME), in the order the documentation lists them.
-func ContextFields() []string {
-	return []string{"page.path", "page.referrer", "campaign.source", "campaign.medium", "campaign.name"}
-}
+func ContextFields() []string { return slices.Clone(contextFields[:]) }
+
+// contextFields are ContextFields.
+var contextFields = [...]string{"page.path", "page.referrer", "campaign.source", "campaign.medium", "campaign.name"}
+
+// isContextField reports whether field is one of ContextFields, without making their list (a
+// condition is tested on every event).
+func isContextField(field string) bool { return slices.Contains(contextFields[:], field) }
 
 // conditionOps are a condition's operators, as a journey map names them.
 var conditionOps = []string{"equals", "one_of", "not_equals", "not_one_of", "prefix", "regexp", "gt", "gte", "lt", "lte"}
@@ -256,7 +261,7 @@ func (c *Condition) Negated() bool { return c.NotEquals != nil || c.NotOneOf != 
 func (c *Condition) Matches(e *ingest.Event) bool {
 	v, ok := c.value(e)
 	hit := ok && c.matchesText(v)
-	if !hit && !slices.Contains(ContextFields(), c.Field) {
+	if !hit && len(e.ItemKeys) > 0 && !isContextField(c.Field) {
 		key := ingest.PropertyKey(strings.TrimPrefix(c.Field, "properties."))
 		for i, k := range e.ItemKeys {
 			if k == key && c.matchesText(e.ItemValues[i]) {
