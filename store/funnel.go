@@ -947,8 +947,12 @@ func conditionSQL(c *sessionize.Condition) predicate {
 
 // itemSQL is the condition that one of an event's list items stored under key (a SQL literal)
 // passes c's operator (not_equals and not_one_of read as equals and one_of), as
-// sessionize.Condition.Matches reads items, with its arguments. A bound compares the items'
-// sessionize.Decimal.OrderKey (item_numbers, "" for an item that is no number) with the bound's.
+// sessionize.Condition.Matches reads items, with its arguments. A bound compares the largest
+// (gt, gte) or smallest (lt, lte) of the items under key that are numbers, as their
+// sessionize.Decimal.OrderKey (item_number_keys, item_number_maxes, item_number_mins), with the
+// bound's: some item is above a bound when the largest is. That needs no lambda, which 18.16
+// analyses slowly: a funnel at its limits (32 stages' steps of 8 bounds) took 13 s with one per
+// bound, against 0.5 s without.
 func itemSQL(c *sessionize.Condition, key string) (string, []any) {
 	var op string
 	var args []any
@@ -962,7 +966,11 @@ func itemSQL(c *sessionize.Condition, key string) (string, []any) {
 		op, args = "match(v, ?)", []any{*c.Regexp}
 	default:
 		cmp, b := c.Bound()
-		return "arrayExists((k, n) -> k = " + key + " AND n != '' AND n " + cmp + " ?, item_keys, item_numbers)", []any{b.OrderKey()}
+		extreme := "item_number_maxes"
+		if strings.HasPrefix(cmp, "<") {
+			extreme = "item_number_mins"
+		}
+		return "(has(item_number_keys, " + key + ") AND " + extreme + "[indexOf(item_number_keys, " + key + ")] " + cmp + " ?)", []any{b.OrderKey()}
 	}
 	return "arrayExists((k, v) -> k = " + key + " AND " + op + ", item_keys, item_values)", args
 }

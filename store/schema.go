@@ -230,16 +230,18 @@ var migrations = []migration{
 		columns: []columnDef{{name: "start_seq", typ: "UInt64"}},
 	},
 	// Version 17: the items of the event's list properties by element (ingest.Event.ItemKeys
-	// and ItemValues, a key repeated for each item), and beside each item that is a number its
-	// sessionize.Decimal.OrderKey ("" for another), which bounds compare: a filter matches a
-	// list when any item does (conditionSQL). Events stored before have none: their lists are
-	// found by their whole text only, as before.
+	// and ItemValues, a key repeated for each item), and for each key under which items are
+	// numbers the smallest and largest as their sessionize.Decimal.OrderKey, which bounds
+	// compare (itemNumbers): a filter matches a list when any item does (conditionSQL). Events
+	// stored before have none: their lists are found by their whole text only, as before.
 	addColumns{
 		table: "events",
 		columns: []columnDef{
 			{name: "item_keys", typ: "Array(String)"},
 			{name: "item_values", typ: "Array(String)"},
-			{name: "item_numbers", typ: "Array(String)"},
+			{name: "item_number_keys", typ: "Array(String)"},
+			{name: "item_number_mins", typ: "Array(String)"},
+			{name: "item_number_maxes", typ: "Array(String)"},
 		},
 	},
 }

@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"fmt"
+	"slices"
 	"time"
 
 	"golang.org/x/sync/errgroup"
@@ -178,7 +179,8 @@ func eventColumns(events []ingest.Event, channels, personIDs []string) []column 
 		date                                                    = make([]time.Time, n)
 		storedAt, seq                                           = make([]uint64, n), make([]uint64, n)
 		propKeys, propValues, nullKeys                          = make([][]string, n), make([][]string, n), make([][]string, n)
-		itemKeys, itemValues, itemNumbers                       = make([][]string, n), make([][]string, n), make([][]string, n)
+		itemKeys, itemValues                                    = make([][]string, n), make([][]string, n)
+		numberKeys, numberMins, numberMaxes                     = make([][]string, n), make([][]string, n), make([][]string, n)
 		path, referrer, campSource, campMedium, campName, raw   = make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n)
 	)
 	now := millis(time.Now())
@@ -191,7 +193,8 @@ func eventColumns(events []ingest.Event, channels, personIDs []string) []column 
 		date[i], storedAt[i] = e.Timestamp.UTC(), now // when the batch was handed to ClickHouse
 		seq[i] = uint64(max(e.Seq, 0))
 		propKeys[i], propValues[i], nullKeys[i] = orEmpty(e.PropertyKeys), orEmpty(e.PropertyValues), orEmpty(e.NullKeys)
-		itemKeys[i], itemValues[i], itemNumbers[i] = orEmpty(e.ItemKeys), orEmpty(e.ItemValues), itemOrderKeys(e.ItemValues)
+		itemKeys[i], itemValues[i] = orEmpty(e.ItemKeys), orEmpty(e.ItemValues)
+		numberKeys[i], numberMins[i], numberMaxes[i] = itemNumbers(e.ItemKeys, e.ItemValues)
 		path[i], referrer[i] = e.PagePath, e.Referrer
 		campSource[i], campMedium[i], campName[i] = e.CampaignSource, e.CampaignMedium, e.CampaignName
 		raw[i] = string(e.Raw)
@@ -202,7 +205,8 @@ func eventColumns(events []ingest.Event, channels, personIDs []string) []column 
 		{"ts_ms", ts}, {"ts_sub_us", tsSub}, {"date", date}, {"original_ts_ms", origTS}, {"sent_at_ms", sentAt},
 		{"received_at_ms", receivedAt}, {"stored_at_ms", storedAt}, {"seq", seq},
 		{"prop_keys", propKeys}, {"prop_values", propValues}, {"null_keys", nullKeys},
-		{"item_keys", itemKeys}, {"item_values", itemValues}, {"item_numbers", itemNumbers},
+		{"item_keys", itemKeys}, {"item_values", itemValues},
+		{"item_number_keys", numberKeys}, {"item_number_mins", numberMins}, {"item_number_maxes", numberMaxes},
 		{"page_path", path}, {"referrer", referrer},
 		{"campaign_source", campSource}, {"campaign_medium", campMedium}, {"campaign_name", campName},
 		{"channel", channelColumn(channels, n)}, {"raw", raw},
@@ -248,17 +252,26 @@ func sessionColumns(sessions []sessionize.Session) []column {
 	}
 }
 
-// itemOrderKeys is the sessionize.Decimal.OrderKey of each of values that is a decimal number
-// (sessionize.ParseDecimal), "" for the others: what a bound on a list's items compares
-// (conditionSQL).
-func itemOrderKeys(values []string) []string {
-	keys := make([]string, len(values))
+// itemNumbers returns, for each key of an event's list items (ingest.Event.ItemKeys) under which
+// some items are decimal numbers (sessionize.ParseDecimal), the key and the smallest and largest
+// of those numbers as their sessionize.Decimal.OrderKey, whose byte order is theirs: what a bound
+// on the items compares (itemSQL). Keys are in the order of their first number.
+func itemNumbers(keys, values []string) (numberKeys, mins, maxes []string) {
+	numberKeys, mins, maxes = []string{}, []string{}, []string{}
 	for i, v := range values {
-		if d, ok := sessionize.ParseDecimal(v); ok {
-			keys[i] = d.OrderKey()
+		d, ok := sessionize.ParseDecimal(v)
+		if !ok {
+			continue
 		}
+		key := d.OrderKey()
+		j := slices.Index(numberKeys, keys[i])
+		if j < 0 {
+			numberKeys, mins, maxes = append(numberKeys, keys[i]), append(mins, key), append(maxes, key)
+			continue
+		}
+		mins[j], maxes[j] = min(mins[j], key), max(maxes[j], key)
 	}
-	return keys
+	return numberKeys, mins, maxes
 }
 
 // channelColumn is the events' channels, or empty strings when the batch has none.

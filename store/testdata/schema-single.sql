@@ -31,7 +31,9 @@ CREATE TABLE IF NOT EXISTS `waymark`.`events` (
 	ts_sub_us UInt16,
 	item_keys Array(String),
 	item_values Array(String),
-	item_numbers Array(String)
+	item_number_keys Array(String),
+	item_number_mins Array(String),
+	item_number_maxes Array(String)
 ) ENGINE = ReplacingMergeTree()
 PARTITION BY toYYYYMM(date)
 ORDER BY (customer_key, source, message_id);
