@@ -951,8 +951,7 @@ func conditionSQL(c *sessionize.Condition) predicate {
 // (gt, gte) or smallest (lt, lte) of the items under key that are numbers, as their
 // sessionize.Decimal.OrderKey (item_number_keys, item_number_maxes, item_number_mins), with the
 // bound's: some item is above a bound when the largest is. That needs no lambda, which 18.16
-// analyses slowly: a funnel at its limits (32 stages' steps of 8 bounds) took 13 s with one per
-// bound, against 0.5 s without.
+// analyses slowly (docs/values.md has the measures).
 func itemSQL(c *sessionize.Condition, key string) (string, []any) {
 	var op string
 	var args []any
