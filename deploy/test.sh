@@ -27,14 +27,20 @@ clickhouse_pkgs=$(go list -f '{{.ImportPath}} {{join .TestImports " "}} {{join .
 # against a hang: on a machine whose cores are busy with other work the integration tests (real
 # ClickHouse, brokers, binaries, Chromium) take several times longer.
 #
-# The passes run at the same time, each on its own servers: one pass alone left a core idle for
-# much of its run (about 1.1 cores busy on average), and the second pass's packages run only the
-# ClickHouse-backed tests. Each line of a pass's output starts with its engine.
+# The passes run one after the other. Run at the same time (until 2026-12-06) they kept both
+# cores busier, but at a load of 25-40 on 2 cores every test took several times longer, and what
+# a test costs while it lasts (its servers' and consumers' idle work, polling for what it waits
+# for, switching between threads) made the suite cost a third more CPU: 2,439 CPU-s and 21 min 37 s
+# at the same time (2026-12-05, a quiet machine) against 1,787 CPU-s and 17 min 53 s one after
+# the other (2026-12-06, a tester's session beside; docs/testing.md, "Suite time"). Each line of
+# a pass's output starts with its engine.
 #
 # The first pass runs every package under the race detector; the second runs the ClickHouse-backed
 # packages without it. Its subject is the engine: the Go code it runs is the first pass's, raced
 # there, and the detector made store's tests cost a third more CPU on 26.7 (214 against 163
-# CPU-s, 2026-12-05) for no race it could find that the first pass does not.
+# CPU-s, 2026-12-05) for no race it could find that the first pass does not. Each pass names its
+# longest packages first, so that they start first (go test runs two packages at a time here) and
+# the pass does not end with one of them running alone on one core.
 pass() { # engine, race flag or "", packages...
   local engine=$1 race=$2
   shift 2
@@ -43,29 +49,24 @@ pass() { # engine, race flag or "", packages...
   WAYMARK_TEST_CLICKHOUSE=$engine go test $race -count=1 -parallel 4 -timeout 45m "$@" 2>&1 | sed -u "s/^/[$engine] /"
   return "${PIPESTATUS[0]}"
 }
-pids=()
+failed=0
 first=1
 for engine in $engines; do
   if [ "$first" = 1 ]; then
-    pass "$engine" -race ./... &
+    pass "$engine" -race ./cmd/waymark ./store ./sessionize ./... || failed=1
     first=0
   else
     # shellcheck disable=SC2086 # one package per word
-    pass "$engine" "" $clickhouse_pkgs &
+    pass "$engine" "" $clickhouse_pkgs || failed=1
   fi
-  pids+=($!)
-done
-failed=0
-for pid in "${pids[@]}"; do
-  wait "$pid" || failed=1
 done
 if [ "$failed" = 1 ]; then
   echo "== go test failed (see the lines above, each starting with its engine)" >&2
   exit 1
 fi
 # The benchmarks and fuzzing below run after the passes. Run beside them (2026-12-04) they saved
-# nothing: the passes keep both cores busy throughout (load average 25-38 on 2 cores), and the
-# suite used about 2,500 CPU-seconds either way (docs/testing.md, "Suite time").
+# nothing: the passes keep both cores busy throughout, and the suite used about 2,500
+# CPU-seconds either way (docs/testing.md, "Suite time").
 for engine in $engines; do
   # Two benchmarks at a tiny size (a few seconds), in one run (one build, one server): issue 16's
   # journey query benchmark, so its baselines and queries keep running on both engines (it
