@@ -107,6 +107,10 @@ func listItemsMatch(t *testing.T, s *store.Store, events []ingest.Event) {
 			`steps: no stored event has the property "colour" (nested properties, and members of a list's items, are named with dots: product.category)`},
 		{store.FunnelQuery{Steps: []string{"Order Completed"}, Breakdown: store.Breakdown{By: "property", Name: "products.category"}}, "breakdown",
 			`breakdown: "products.category" names members of a list's items, and a breakdown groups by a property's whole value`},
+		// pg's Product Viewed has products.price as a property, the orders as their list's items
+		// (tester 34's F2): grouped by it, every order would be under none.
+		{store.FunnelQuery{Steps: []string{"Order Completed"}, Breakdown: store.Breakdown{By: "property", Name: "products.price"}}, "breakdown",
+			`breakdown: "products.price" names members of a list's items, and a breakdown groups by a property's whole value`},
 	} {
 		tt.q.Window = time.Hour
 		_, err := s.Funnel(ctx, defaultMap(t), tt.q)

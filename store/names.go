@@ -278,19 +278,49 @@ func (s *Store) checkProperties(ctx context.Context, param string, keys ...strin
 
 // checkBreakdownKey is checkProperties for a breakdown, which groups by a property's or trait's
 // whole value: a key stored only as a list's items (products.category) is refused saying so.
+//
+// A key that is a list's items on some events and a property on others (products.price of
+// {"products": {"price": 3}} on one event, of a list of products on the others) is refused too:
+// grouped by the property, every event with the list would be counted under none (tester 34's
+// F2). A list's own name (tags of ["sale", "new"]) is a property of the same events, its whole
+// text, and is grouped by it.
 func (s *Store) checkBreakdownKey(ctx context.Context, key string) error {
+	name, _ := ingest.PropertyName(key)
+	refuse := paramErrorf("breakdown", "%q names members of a list's items, and a breakdown groups by a property's whole value: filter by it (Order Completed[%s=…]), or break down by the whole list", name, name)
 	missing, err := s.unknownKeys(ctx, "prop_keys", s.properties, []string{key})
-	if err != nil || len(missing) == 0 {
+	if err != nil {
 		return err
+	}
+	if len(missing) == 0 {
+		members, err := s.listMembersOnly(ctx, key)
+		if err != nil || !members {
+			return err
+		}
+		return refuse
 	}
 	if missing, err = s.unknownKeys(ctx, "item_keys", s.items, missing); err != nil {
 		return err
 	}
 	if len(missing) == 0 {
-		name, _ := ingest.PropertyName(key)
-		return paramErrorf("breakdown", "%q names members of a list's items, and a breakdown groups by a property's whole value: filter by it (Order Completed[%s=…]), or break down by the whole list", name, name)
+		return refuse
 	}
 	return unknownKeyError("breakdown", key)
+}
+
+// listMembersOnly reports whether some stored event has key among its list items
+// (ingest.Event.ItemKeys) and not among its properties: key names members of a list's objects
+// there (products.price), not the list itself.
+func (s *Store) listMembersOnly(ctx context.Context, key string) (bool, error) {
+	rows, err := s.conn.Query(ctx, "SELECT 1 FROM "+s.table("events")+" WHERE has(item_keys, ?) AND NOT has(prop_keys, ?) LIMIT 1", key, key)
+	if err != nil {
+		return false, fmt.Errorf("look up list items: %w", err)
+	}
+	defer rows.Close()
+	found := rows.Next()
+	if err := rows.Err(); err != nil {
+		return false, fmt.Errorf("look up list items: %w", err)
+	}
+	return found, nil
 }
 
 // unknownKeyError says that no stored event has the property or trait stored under key. A name
