@@ -33,7 +33,7 @@ func stageNames(jm *sessionize.Map) []string {
 // expression is asked.
 func (s *Store) usableRegexp(ctx context.Context, re string) (bool, error) {
 	var matched uint8
-	if err := s.conn.QueryRow(ctx, "SELECT match('', ?)", re).Scan(&matched); err != nil {
+	if err := s.conn.QueryRow(ctx, "SELECT match('', ?)", engineRegexp(re)).Scan(&matched); err != nil {
 		var ex *clickhouse.Exception
 		if errors.As(err, &ex) && ex.Code == 427 { // CANNOT_COMPILE_REGEXP
 			return false, nil
