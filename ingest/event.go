@@ -1135,15 +1135,6 @@ func deviceType(declared, model, userAgent string) string {
 	return declared
 }
 
-// userAgentDevice reads a user agent that is not empty: a crawler or HTTP library is a bot (a
-// name ending in bot with its version, Googlebot/2.1, "crawler", "spider", "slurp", the "+http"
-// address crawlers give, headless browsers, curl, python-requests, Go's client, and an agent
-// whose first product is an HTTP library's or API tool's (httpLibraries: okhttp, axios,
-// Apache-HttpClient, PostmanRuntime, Ruby, Java…); not the Cubot phone); a smart TV (SmartTV, Tizen, webOS, Chromecast, BRAVIA, Fire TV's AFT…) a tv; a
-// PlayStation, Xbox or Nintendo a console; an iPad, a "Tablet", a Kindle (Silk, KF…) or an Android
-// without "Mobile" (Google asks tablet browsers to leave "Mobile" out) a tablet; "Mobi", an
-// iPhone or iPod, or an Android app's own agent (Dalvik) a phone; anything else a desktop.
-// iPadOS's Safari sends a Mac's user agent, so it is counted a desktop.
 // httpLibraries are the first products (lower case) of the default user agents of HTTP libraries
 // and API tools, the same kind of agent as curl: no person's device, but a server, a relay that
 // copies its own agent into context.userAgent, a script or a test (tester 33's F7). Java's is
@@ -1170,6 +1161,15 @@ func firstProduct(lower string) string {
 	return lower
 }
 
+// userAgentDevice reads a user agent that is not empty: a crawler or HTTP library is a bot (a
+// name ending in bot with its version, Googlebot/2.1, "crawler", "spider", "slurp", the "+http"
+// address crawlers give, headless browsers, curl, python-requests, Go's client, and an agent
+// whose first product is an HTTP library's or API tool's (httpLibraries: okhttp, axios,
+// Apache-HttpClient, PostmanRuntime, Ruby, Java…); not the Cubot phone); a smart TV (SmartTV, Tizen without Mobile, webOS, Chromecast, BRAVIA, Fire TV's AFT…) a tv; a
+// PlayStation, Xbox or Nintendo a console; an iPad, a "Tablet", a Kindle (Silk, KF…) or an Android
+// without "Mobile" (Google asks tablet browsers to leave "Mobile" out) a tablet; "Mobi", an
+// iPhone or iPod, Opera Mini, or an Android app's own agent (Dalvik) a phone; anything else a desktop.
+// iPadOS's Safari sends a Mac's user agent, so it is counted a desktop.
 func userAgentDevice(ua string) string {
 	lower := strings.ToLower(ua)
 	has := func(subs ...string) bool {
@@ -1180,13 +1180,14 @@ func userAgentDevice(ua string) string {
 		"go-http-client", "mediapartners-google", "google-inspectiontool"),
 		slices.Contains(httpLibraries, firstProduct(lower)):
 		return "bot"
-	case has("smart-tv", "smarttv", "smart tv", "tizen", "web0s", "webos", "crkey", "bravia", "googletv", "android tv", "; aft", "hbbtv", "roku", "appletv"):
+	case has("smart-tv", "smarttv", "smart tv", "web0s", "webos", "crkey", "bravia", "googletv", "android tv", "; aft", "hbbtv", "roku", "appletv"),
+		has("tizen") && !has("mobile"): // Samsung's Tizen phones and watches say Mobile
 		return "tv"
 	case has("playstation", "xbox", "nintendo"):
 		return "console"
 	case has("ipad", "tablet", "silk/", "; kf"):
 		return "tablet"
-	case has("mobi", "iphone", "ipod", "dalvik/"):
+	case has("mobi", "iphone", "ipod", "dalvik/", "opera mini"):
 		return "mobile"
 	case has("android"):
 		return "tablet"
