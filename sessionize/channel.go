@@ -82,11 +82,25 @@ var (
 		"bing", "bing.com", "duckduckgo", "duckduckgo.com", "yahoo", "search.yahoo.",
 		"baidu", "=baidu.com", "=www.baidu.com", "=m.baidu.com", "yandex", "=yandex.", "=www.yandex.",
 		"ecosia", "=ecosia.org", "=www.ecosia.org",
+		// More of GA4's search sites (tester 34's F3), by their search hosts as above.
+		"naver", "search.naver.com", "aol", "search.aol.", "ask", "ask.com", "qwant", "qwant.com",
+		"sogou", "sogou.com", "=so.com", "=www.so.com", "=m.so.com", "=go.mail.ru", "=ya.ru",
+		"seznam", "=seznam.cz", "=www.seznam.cz", "search.seznam.cz", "msn", "=msn.com", "=www.msn.com",
+		"daum", "=daum.net", "=www.daum.net", "search.daum.net", "rambler", "=rambler.ru", "=www.rambler.ru",
+		"nova.rambler.ru", "startpage", "startpage.com", "=search.brave.com",
 		"com.google.android.googlequicksearchbox"} // the Google app's referrer, android-app://…
 	socialSites = []string{"facebook", "fb", "facebook.com", "fb.com", "fb.me", "instagram", "ig", "instagram.com",
 		"twitter", "twitter.com", "t.co", "x.com", "linkedin", "linkedin.com", "lnkd.in", "pinterest", "pinterest.",
 		"tiktok", "tiktok.com", "reddit", "reddit.com", "youtube", "youtube.com", "youtu.be", "snapchat", "snapchat.com",
-		"threads", "threads.net", "whatsapp", "whatsapp.com"}
+		"threads", "threads.net", "whatsapp", "whatsapp.com",
+		// More of GA4's social sites (tester 34's F3).
+		"vk", "vk.com", "quora", "quora.com", "=news.ycombinator.com", "messenger", "messenger.com",
+		"telegram", "t.me", "=web.telegram.org", "line", "line.me", "wechat", "weibo", "weibo.com",
+		"medium.com", "tumblr", "tumblr.com", "discord", "discord.com", "mastodon.social", "bsky.app",
+		// The networks' Android apps, as their referrers name them (android-app://com.facebook.katana/).
+		"com.facebook.katana", "com.facebook.orca", "com.instagram.android", "com.linkedin.android",
+		"com.twitter.android", "com.zhiliaoapp.musically", "com.reddit.frontpage", "com.pinterest",
+		"org.telegram.messenger", "com.whatsapp"}
 	// socialSignIn are hosts of social networks' domains that sign a visitor in ("Sign in with X",
 	// Snap's Login Kit, Google's sign-in passing through YouTube's): returning from them is a
 	// referral, as returning from accounts.google.com is, not a visit from the network.
