@@ -31,7 +31,7 @@ clickhouse_pkgs=$(go list -f '{{.ImportPath}} {{join .TestImports " "}} {{join .
 # cores busier, but at a load of 25-40 on 2 cores every test took several times longer, and what
 # a test costs while it lasts (its servers' and consumers' idle work, polling for what it waits
 # for, switching between threads) made the suite cost a third more CPU: 2,439 CPU-s and 21 min 37 s
-# at the same time (2026-12-05, a quiet machine) against 1,787 CPU-s and 17 min 53 s one after
+# at the same time (2026-12-06 00:00, a quiet machine) against 1,787 CPU-s and 17 min 53 s one after
 # the other (2026-12-06, a tester's session beside; docs/testing.md, "Suite time"). Each line of
 # a pass's output starts with its engine.
 #
