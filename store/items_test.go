@@ -1,16 +1,12 @@
 package store_test
 
 import (
-	"bufio"
-	"bytes"
 	"context"
-	"os"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/waymark-dev/waymark/ingest"
-	"github.com/waymark-dev/waymark/sessionize"
 	"github.com/waymark-dev/waymark/store"
 )
 
@@ -21,33 +17,11 @@ import (
 // them.
 func storeListItems(t *testing.T) ([]matchingPath, []ingest.Event) {
 	t.Helper()
-	raw, err := os.ReadFile("testdata/list-items.jsonl")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var events []ingest.Event
-	sc := bufio.NewScanner(bytes.NewReader(raw))
-	for sc.Scan() {
-		e, err := ingest.Decode(sc.Bytes(), "test", t0)
-		if err != nil {
-			t.Fatalf("decode %s: %v", sc.Text(), err)
-		}
+	return storeJSONLines(t, "testdata/list-items.jsonl", func(e *ingest.Event) {
 		if _, before := e.Property("stored_before"); before {
 			e.ItemKeys, e.ItemValues = nil, nil
 		}
-		events = append(events, e)
-	}
-	jm := defaultMap(t)
-	channels := make([]string, len(events))
-	for i := range events {
-		channels[i] = jm.Channel(&events[i])
-	}
-	var db string
-	s := openStoreWith(t, func(c *store.Config) { db, c.FunnelMatching = c.Database, store.MatchProcess })
-	if err := s.Write(context.Background(), sessionize.Batch{Events: events, Channels: channels}); err != nil {
-		t.Fatal(err)
-	}
-	return append([]matchingPath{{store.MatchProcess, s}}, enginePaths(t, db)...), events
+	})
 }
 
 // TestListItemsMatchByElement: a filter on a list property matches an event when the list's

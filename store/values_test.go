@@ -25,7 +25,15 @@ const valuesFixture = "testdata/property-values.jsonl"
 // per place queries can match on the test engine (storedRefDataPaths).
 func storeValuesFixture(t *testing.T) ([]matchingPath, []ingest.Event) {
 	t.Helper()
-	raw, err := os.ReadFile(valuesFixture)
+	return storeJSONLines(t, valuesFixture, nil)
+}
+
+// storeJSONLines decodes the Segment messages of a JSON-lines file as the consumer does, passes
+// each event to edit (when not nil), stores them, and returns a store per place queries can
+// match on the test engine (storedRefDataPaths), with the events.
+func storeJSONLines(t *testing.T, file string, edit func(*ingest.Event)) ([]matchingPath, []ingest.Event) {
+	t.Helper()
+	raw, err := os.ReadFile(file)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -35,6 +43,9 @@ func storeValuesFixture(t *testing.T) ([]matchingPath, []ingest.Event) {
 		e, err := ingest.Decode(sc.Bytes(), "test", t0)
 		if err != nil {
 			t.Fatalf("decode %s: %v", sc.Text(), err)
+		}
+		if edit != nil {
+			edit(&e)
 		}
 		events = append(events, e)
 	}
