@@ -2,9 +2,7 @@ package main
 
 import (
 	"encoding/json"
-	"fmt"
 	"net/url"
-	"os"
 	"strings"
 	"testing"
 )
@@ -17,16 +15,7 @@ import (
 // dots (tester 33's F3).
 func TestListItemsThroughThePipeline(t *testing.T) {
 	t.Parallel()
-	raw, err := os.ReadFile("../../store/testdata/list-items.jsonl")
-	if err != nil {
-		t.Fatal(err)
-	}
-	lines := strings.Split(strings.TrimSpace(string(raw)), "\n")
-	s := startServe(t)
-	if status, answer := s.track(t, "/v1/batch", `{"batch":[`+strings.Join(lines, ",")+`]}`); status != 200 || !strings.Contains(answer, fmt.Sprintf(`"accepted":%d`, len(lines))) {
-		t.Fatalf("POST /v1/batch: %d %s", status, answer)
-	}
-	s.waitStored(t)
+	s := startServeWithLines(t, "../../store/testdata/list-items.jsonl")
 	for _, tt := range []struct {
 		step string
 		want int64

@@ -25,7 +25,14 @@ import (
 // collector, as one batch, and waits until it is stored.
 func startValuesServe(t *testing.T) *server {
 	t.Helper()
-	raw, err := os.ReadFile("../../store/testdata/property-values.jsonl")
+	return startServeWithLines(t, "../../store/testdata/property-values.jsonl")
+}
+
+// startServeWithLines starts serve and sends it the Segment messages of a JSON-lines file through
+// the collector, as one batch, and waits until they are stored.
+func startServeWithLines(t *testing.T, file string) *server {
+	t.Helper()
+	raw, err := os.ReadFile(file)
 	if err != nil {
 		t.Fatal(err)
 	}
