@@ -20,9 +20,13 @@ const (
 
 // setItems stores the items of lists, the event's list properties (their values
 // CanonicalArray's text), by element in ItemKeys and ItemValues, up to MaxItems and
-// MaxItemBytes.
+// MaxItemBytes. The shorter lists go first, so that one long list does not leave a short one
+// without its items (tester 34's F4); the lists whose items were cut are all named.
 func (e *Event) setItems(lists []prop) {
-	bytes, dropped, first := 0, 0, ""
+	lists = slices.Clone(lists)
+	slices.SortStableFunc(lists, func(a, b prop) int { return len(a.value) - len(b.value) })
+	bytes, dropped := 0, 0
+	var cut []string
 	for _, p := range lists {
 		var v any
 		dec := json.NewDecoder(strings.NewReader(p.value))
@@ -34,8 +38,8 @@ func (e *Event) setItems(lists []prop) {
 		listItems(name, v, func(name, value string) {
 			key := PropertyKey(name)
 			if len(e.ItemKeys) >= MaxItems || bytes+len(key)+len(value) > MaxItemBytes {
-				if dropped == 0 {
-					first = name
+				if field := "properties." + name; !slices.Contains(cut, field) {
+					cut = append(cut, field)
 				}
 				dropped++
 				return
@@ -46,19 +50,21 @@ func (e *Event) setItems(lists []prop) {
 		})
 	}
 	if dropped > 0 {
-		e.Ignored = append(e.Ignored, &InvalidError{Reason: ReasonListItems, Field: "properties." + first,
-			Err: fmt.Errorf("%d list items from properties.%s on are past the %d items or %d bytes an event stores by element; filters find them by the list's whole text only (docs/values.md)",
-				dropped, first, MaxItems, MaxItemBytes)})
+		e.Ignored = append(e.Ignored, &InvalidError{Reason: ReasonListItems, Field: cut[0],
+			Err: fmt.Errorf("%d list items (values and inner lists' texts) of %s are past the %d items or %d bytes an event stores by element; filters find them by the list's whole text only (docs/values.md)",
+				dropped, strings.Join(cut, ", "), MaxItems, MaxItemBytes)})
 	}
 }
 
 // listItems gives add each scalar item of the list v (decoded with UseNumber) under name: a
 // string as it is, a number as CanonicalNumber, true and false; an object's members under
-// name.member, as properties are flattened; a list in it as its CanonicalArray text and then
-// its own items, under the same name. null and an empty object are no value.
+// name.member, as properties are flattened; a list in it as its CanonicalArray text (a list
+// directly in v only: each deeper one's text is inside that one's, and a list nested hundreds
+// deep would spend the event's MaxItemBytes on texts of itself, tester 34's F4) and then its own
+// items, under the same name. null and an empty object are no value.
 func listItems(name string, v any, add func(name, value string)) {
-	var item func(name string, v any)
-	item = func(name string, v any) {
+	var item func(name string, v any, depth int)
+	item = func(name string, v any, depth int) {
 		switch v := v.(type) {
 		case string:
 			add(name, v)
@@ -68,20 +74,22 @@ func listItems(name string, v any, add func(name, value string)) {
 		case bool:
 			add(name, fmt.Sprint(v))
 		case []any:
-			var b strings.Builder
-			writeCanonicalJSON(&b, v)
-			add(name, b.String())
+			if depth == 0 {
+				var b strings.Builder
+				writeCanonicalJSON(&b, v)
+				add(name, b.String())
+			}
 			for _, x := range v {
-				item(name, x)
+				item(name, x, depth+1)
 			}
 		case map[string]any:
 			for _, k := range slices.Sorted(maps.Keys(v)) {
-				item(name+"."+k, v[k])
+				item(name+"."+k, v[k], depth)
 			}
 		}
 	}
 	list, _ := v.([]any)
 	for _, x := range list {
-		item(name, x)
+		item(name, x, 0)
 	}
 }

@@ -92,3 +92,50 @@ func TestCollectorListsListItemsPastTheLimit(t *testing.T) {
 		t.Errorf("POST /v1/track of %d items: %d %v, want 200 listing properties.products", MaxItems+1, status, body)
 	}
 }
+
+// TestListItemsBudgetIsShared: a long list does not leave a short one without its items, a list
+// nested hundreds deep keeps its values (its inner lists' texts are not each stored), and every
+// list whose items were cut is named (tester 34's F4).
+func TestListItemsBudgetIsShared(t *testing.T) {
+	deep := strings.Repeat("[", 500) + `"x"` + strings.Repeat("]", 500)
+	thousand := strings.TrimSuffix(strings.Repeat("0,", MaxItems), ",")
+	tests := []struct {
+		name, props string
+		want        string // an item that must be stored, key=value
+		ignored     string // the ignored field, and the lists named in its message
+	}{
+		{"short list beside a long one", `{"nums":[` + thousand + `,7],"tags":["late"]}`, "tags=late", "properties.nums: properties.nums"},
+		{"a list nested 500 deep", `{"tags":` + deep + `}`, "tags=x", ""},
+		{"two lists cut", `{"a":[` + thousand + `,1],"b":[` + thousand + `,1,2]}`, "a=0", "properties.a: properties.a, properties.b"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			raw := `{"type":"track","event":"E","userId":"u","properties":` + tt.props + `}`
+			e, err := Decode([]byte(raw), "s", time.Now())
+			if err != nil {
+				t.Fatal(err)
+			}
+			key, value, _ := strings.Cut(tt.want, "=")
+			found := false
+			for i := range e.ItemKeys {
+				if name, _ := PropertyName(e.ItemKeys[i]); name == key && e.ItemValues[i] == value {
+					found = true
+				}
+			}
+			if !found {
+				t.Errorf("no item %s among %d", tt.want, len(e.ItemKeys))
+			}
+			got := ""
+			for _, ig := range e.Ignored {
+				if ig.Reason == ReasonListItems {
+					_, lists, _ := strings.Cut(ig.Err.Error(), " of ")
+					lists, _, _ = strings.Cut(lists, " are past")
+					got = ig.Field + ": " + lists
+				}
+			}
+			if got != tt.ignored {
+				t.Errorf("ignored %q, want %q", got, tt.ignored)
+			}
+		})
+	}
+}
