@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"fmt"
 	"io"
-	"strconv"
 	"testing"
 )
 
@@ -40,8 +39,11 @@ func BenchmarkServeFunnelUDF(b *testing.B) {
 						r.attrs = append(r.attrs, keys[i*2/events])
 					}
 				case "by-entry":
-					for range events {
-						r.attrs = append(r.attrs, "direct")
+					// Every event is a touchpoint (the entry condition, bit 4): its own
+					// channel, then its key.
+					for i := range events {
+						r.mask[i] |= 4
+						r.attrs = append(r.attrs, []string{"paid_search", "direct", "direct"}[i%3])
 					}
 					for i := range events {
 						r.attrs = append(r.attrs, keys[i*2/events])
@@ -53,9 +55,6 @@ func BenchmarkServeFunnelUDF(b *testing.B) {
 						start := uint64(1_000_000 + v*15)
 						r.start, r.end, r.vseq = append(r.start, start), append(r.end, start+14), append(r.vseq, 0)
 						r.reason = append(r.reason, "idle")
-						if kind == "by-entry" {
-							r.channel, r.campaign = append(r.channel, "paid_search"), append(r.campaign, "xmas-"+strconv.Itoa(v))
-						}
 					}
 				}
 				rows[p] = r
