@@ -633,7 +633,8 @@ func (c *Consumer) decode(msg kafka.Message) (e Event, err error) {
 		}
 	} else {
 		// Produced straight to Kafka: a client's message, held to the collector's rules and
-		// received when Kafka got it, whatever receivedAt it claims.
+		// received when Kafka got it, unless it names a receipt that can be its own (a mirror
+		// of Segment's processed output: claimedReceipt). It arrived when Kafka got it, either way.
 		e, err = decode(value, "kafka", received, asClient, place) // DecodeClient's rules
 		e.Arrived = received
 	}
@@ -1206,7 +1207,7 @@ func newConsumerMetrics(reg prometheus.Registerer) (*consumerMetrics, error) {
 			Name: "waymark_consumer_placeholder_ids_total", Help: "Ids of stored events that were placeholders a client sent for an id it did not have (\"undefined\", \"null\", 0, blank, …) and were read as no id, by field (userId, anonymousId, previousId) and placeholder. An event left with no id is dead-lettered as missing_identity instead.",
 		}, []string{"field", "placeholder"}),
 		ignored: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "waymark_consumer_ignored_fields_total", Help: "Members of stored events whose value had the wrong type and that the event does without (context.userAgent, context.device, context.device.type, context.traits, traits, and the event or name that does not name the call; and the Kafka header waymark-forwarded when it cannot be a forward's receipt): read as absent, the event kept, by field and reason. The same fault in a member an event needs dead-letters it instead.",
+			Name: "waymark_consumer_ignored_fields_total", Help: "Members of stored events whose value had the wrong type and that the event does without (context.userAgent, context.device, context.device.type, context.traits, traits, and the event or name that does not name the call; the Kafka header waymark-forwarded when it cannot be a forward's receipt, and the receivedAt of a message produced straight to Kafka when it cannot be its receipt): read as absent, the event kept, by field and reason. The same fault in a member an event needs dead-letters it instead.",
 		}, []string{"field", "reason"}),
 		future: newFutureTimestampMetric("consumer"),
 		forwarded: prometheus.NewCounter(prometheus.CounterOpts{

@@ -336,12 +336,18 @@ func DecodeAt(raw []byte, source string, receivedAt time.Time) (Event, error) {
 }
 
 // DecodeClient decodes a message as a client wrote it, received at receivedAt, by the rules the
-// collector applies to what it is sent: receivedAt is the time given, whatever receivedAt member
-// the message carries, of whatever type (the collector drops a client's); the event time is the
-// client's timestamp, else its originalTimestamp, corrected by SkewCorrected when the message
-// says when it was sent; a client's timestamp is its originalTimestamp when it sent none. The
-// consumer decodes so the messages produced straight to Kafka (kcat, any producer), received
-// when Kafka got them, so that a message gets the same time whichever way it came.
+// collector applies to what it is sent: the event time is the client's timestamp, else its
+// originalTimestamp, corrected by SkewCorrected when the message says when it was sent; a
+// client's timestamp is its originalTimestamp when it sent none. The consumer decodes so the
+// messages produced straight to Kafka (kcat, any producer), received when Kafka got them, so
+// that a message gets the same time whichever way it came.
+//
+// A message that names its own receipt, a receivedAt that can be one of it (claimedReceipt: from
+// 7 days before receivedAt to a minute after it), is a receiver's, read as Decode reads it with
+// that receipt: a mirror of Segment's processed output keeps the times Segment gave it, however
+// late it reaches Kafka (Segment's spec: timestamp = originalTimestamp + receivedAt − sentAt, with
+// the receiver's receivedAt). Any other receivedAt member, of whatever type, is no receipt: it is
+// listed in Event.Ignored, not refused (the collector likewise drops a client's).
 func DecodeClient(raw []byte, source string, receivedAt time.Time) (Event, error) {
 	return decode(raw, source, receivedAt, asClient, "")
 }
@@ -361,7 +367,7 @@ func decode(raw []byte, source string, receivedAt time.Time, from origin, place 
 	// A message that is not all UTF-8 (RFC 8259 §8.1 asks for it) is read as encoding/json
 	// reads it: a string's bytes that are not UTF-8 are U+FFFD, except in an id, which refuses
 	// the message (jsonScanner.id); outside a string they are not JSON.
-	w := wire{withProps: true, Props: make([]prop, 0, 8), skipReceivedAt: from != asStamped}
+	w := wire{withProps: true, Props: make([]prop, 0, 8), skipReceivedAt: from == asStampedAt, claimReceivedAt: from == asClient}
 	if err := w.read(raw); err != nil {
 		return Event{}, err
 	}
@@ -451,10 +457,15 @@ const MaxFutureTimestamp = 23 * time.Hour
 // It is Waymark's one clock-skew rule, applied to a message as a client sent it wherever it
 // arrives: by the collector, with its own clock as received (it then stamps the corrected
 // timestamp and keeps the client's as originalTimestamp), and by the consumer to a message
-// produced straight to Kafka, with Kafka's time as received (DecodeClient). A message a
-// receiver stamped (the collector's, `waymark replay`'s, a Segment export) carries its corrected
-// timestamp already and keeps it: Segment's spec names timestamp the time "used for historical
-// replays", and a replayed export's sentAt is history, not a clock to correct.
+// produced straight to Kafka, with Kafka's time as received (DecodeClient). received is always
+// the receipt of the receiver that stamped receivedAt (Segment's rule): the collector's clock; a
+// stamped message's own receivedAt (the collector's output, a `waymark replay` line, a message
+// produced straight to Kafka whose receivedAt can be its receipt: claimedReceipt), else the time
+// Kafka got it. A message a receiver stamped (the collector's, `waymark replay`'s, a Segment
+// export, a mirror of Segment's output) carries its corrected timestamp already and keeps it:
+// Segment's spec names timestamp the time "used for historical replays", and a replayed export's
+// sentAt is history, not a clock to correct; only its originalTimestamp, when it has no
+// timestamp, is corrected here, against its own receivedAt.
 //
 // A correction that would put the event where no event can be, after it was received (beyond
 // MaxClockSkew) or before the earliest time Waymark accepts (InTimeRange), shows that the
@@ -516,8 +527,13 @@ type wire struct {
 	Ignored   []*InvalidError // cosmetic members of the wrong type (Event.Ignored)
 	withProps bool            // whether read collects Props
 	// skipReceivedAt makes read pass over receivedAt members, whatever their type: the receive
-	// time is Waymark's own (DecodeAt, DecodeClient), so what the message claims is not read.
+	// time is Waymark's own (DecodeAt), so what the message claims is not read.
 	skipReceivedAt bool
+	// claimReceivedAt makes read take a receivedAt member of any type without refusing the
+	// message: it is a claim (DecodeClient), used only when it can be the message's receipt
+	// (claimedReceipt). receivedAtNotText is such a member that is no string, abbreviated.
+	claimReceivedAt   bool
+	receivedAtNotText string
 	// Props are the properties and traits in the order read: context.traits and traits under
 	// TraitPrefix, then properties by their dotted names, which setProperties stores under
 	// PropertyKey (the message's order of members may differ).
@@ -627,6 +643,12 @@ func (w *wire) read(raw []byte) error {
 				_, err := s.value()
 				return err
 			}
+			if c := s.peek(); w.claimReceivedAt && c != '"' && c != 'n' {
+				v, err := s.value()
+				w.ReceivedAt, w.receivedAtNotText = timeMember{}, abbreviate(v)
+				return err
+			}
+			w.receivedAtNotText = ""
 			return s.timestamp("receivedAt", &w.ReceivedAt)
 		case "properties":
 			w.Props = dropRank(w.Props, rankProperties) // a repeated member: the last wins, null included
@@ -872,7 +894,17 @@ func (e *Event) setTimes(w *wire, receivedAt time.Time, from origin) error {
 	ts, hasTS := parse("timestamp", w.Timestamp)
 	orig, hasOrig := parse("originalTimestamp", w.OriginalTimestamp)
 	sent, _ := parse("sentAt", w.SentAt) // zero when not sent: SkewCorrected's "no sentAt"
-	received, hasReceived := parse("receivedAt", w.ReceivedAt)
+	var received time.Time
+	var hasReceived bool
+	if from == asClient {
+		// A client's message that names its receipt, as a receiver stamps it (a mirror of
+		// Segment's processed output), is that receiver's, when it can be (claimedReceipt).
+		if received, hasReceived = w.claimedReceipt(receivedAt); hasReceived {
+			from = asStamped
+		}
+	} else {
+		received, hasReceived = parse("receivedAt", w.ReceivedAt)
+	}
 	if err != nil {
 		return err
 	}
@@ -924,6 +956,36 @@ func (e *Event) setTimes(w *wire, receivedAt time.Time, from origin) error {
 	// Waymark keeps event times to the microsecond (see Event.Timestamp): nanoseconds are cut.
 	e.Timestamp = e.Timestamp.Truncate(time.Microsecond)
 	return checkEventTime(e.Timestamp, field)
+}
+
+// claimedReceipt returns the receivedAt of a message produced straight to Kafka, which Kafka
+// got at kafkaTime, and true when it can be the message's receipt: a time (ParseTimestamp) that
+// checkReceipt allows, the rule the consumer holds a forward's receipt to. Segment's spec
+// corrects the client's clock against the receipt of the receiver that stamped receivedAt
+// (timestamp = originalTimestamp + receivedAt − sentAt), so a mirror of Segment's (or
+// RudderStack's) processed output keeps its times however long after its receipt it reaches
+// Kafka. Otherwise the claim is no receipt: it is listed in w.Ignored (counted in
+// waymark_consumer_ignored_fields_total{field="receivedAt"}) and the message is received when
+// Kafka got it.
+func (w *wire) claimedReceipt(kafkaTime time.Time) (time.Time, bool) {
+	var t time.Time
+	var err error
+	switch {
+	case w.receivedAtNotText != "":
+		err = fmt.Errorf("want an ISO 8601 date-time string, got %s", w.receivedAtNotText)
+	case !w.ReceivedAt.sent:
+		return time.Time{}, false
+	default:
+		if t, err = ParseTimestamp(w.ReceivedAt.text); err == nil {
+			err = checkReceipt(t, kafkaTime)
+		}
+	}
+	if err != nil {
+		w.Ignored = append(w.Ignored, &InvalidError{Reason: ReasonInvalidTimestamp, Field: "receivedAt",
+			Err: fmt.Errorf("no receipt of this message, which is read as received when Kafka got it: %w", err)})
+		return time.Time{}, false
+	}
+	return t.UTC(), true
 }
 
 // checkEventTime is nil when t is an event time Waymark accepts (InTimeRange), else the

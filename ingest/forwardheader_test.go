@@ -16,7 +16,7 @@ import (
 
 // TestConsumerTrustsOnlyAConsistentForwardedHeader: a producer straight to Kafka can set
 // waymark-forwarded. The consumer takes its receipt only when it can be a forward's (another
-// partition, or earlier on this one; not after the message's Kafka time; at most MaxForwardDelay
+// partition, or earlier on this one; not after the message's Kafka time; at most MaxReceiptDelay
 // before it); otherwise it ignores the header, lists it in Event.Ignored and counts it, and the
 // message is received when Kafka got it, as one without the header.
 func TestConsumerTrustsOnlyAConsistentForwardedHeader(t *testing.T) {

@@ -52,31 +52,48 @@ func (partitionBalancer) Balance(msg kafka.Message, partitions ...int) int {
 // the topic can set the header.
 const HeaderForwarded = "waymark-forwarded"
 
-// MaxForwardDelay is how long before a forwarded copy's Kafka time its original may have been
-// received: Kafka's default retention (log.retention.hours, 168). The copy is produced when the
-// original is read, which is while the original is still in the topic.
-const MaxForwardDelay = 7 * 24 * time.Hour
+// MaxReceiptDelay is how long before a message's Kafka time it may have been received by the
+// receiver it names: Kafka's default retention (log.retention.hours, 168). A forwarded copy is
+// produced when its original is read, which is while the original is still in the topic; a
+// receiver's message (a mirror of Segment's processed output) lagging longer would be gone from
+// a topic kept so long before it was read.
+const MaxReceiptDelay = 7 * 24 * time.Hour
 
-// MaxForwardSkew is how far after a forwarded copy's Kafka time its original's receipt may be:
-// both are Kafka message times, by default the producers' clocks (CreateTime), the original's a
-// shop's producer's, the copy's the consumer's host's, which may disagree by this much.
-const MaxForwardSkew = time.Minute
+// MaxReceiptSkew is how far after a message's Kafka time the receipt it names may be: both are
+// producers' clocks (with the default CreateTime), the receipt's the first receiver's (the shop's
+// producer, Segment's servers), the message's its producer's (the consumer's host for a forwarded
+// copy), which may disagree by this much.
+const MaxReceiptSkew = time.Minute
+
+// checkReceipt reports why received cannot be the time a message Kafka got at kafkaTime was
+// received by the receiver before it, or nil: it is the one rule for a receipt a message
+// produced straight to Kafka names, in HeaderForwarded (checkForwarded) or as its own receivedAt
+// (DecodeClient). A receipt after the message reached Kafka (beyond MaxReceiptSkew) or before
+// the topic could hold it (MaxReceiptDelay) is no receipt of it. Within them, a producer naming
+// one moves an event no further than it can already: CreateTime is its own clock, and a
+// timestamp stated without sentAt is taken as it is.
+func checkReceipt(received, kafkaTime time.Time) error {
+	switch {
+	case received.After(kafkaTime.Add(MaxReceiptSkew)):
+		return fmt.Errorf("received at %s, after this message's Kafka time %s", received.UTC().Format(time.RFC3339Nano), kafkaTime.UTC().Format(time.RFC3339Nano))
+	case received.Before(kafkaTime.Add(-MaxReceiptDelay)):
+		return fmt.Errorf("received at %s, over %s before this message's Kafka time %s", received.UTC().Format(time.RFC3339Nano), MaxReceiptDelay, kafkaTime.UTC().Format(time.RFC3339Nano))
+	}
+	return nil
+}
 
 // checkForwarded reports why the receipt in msg's HeaderForwarded, received at received on
 // partition p at offset off, cannot be that of a message msg is a forwarded copy of, or nil. A
 // copy is written after its original was received, on the device's partition, which differs from
 // the original's unless the topic grew partitions since (then the original came before it on the
-// same partition); and the original was still in the topic (MaxForwardDelay). A producer setting
-// the header can then move an event no further in time than msg's own Kafka time does, bar the
-// delay.
+// same partition); and its time is a receipt of msg (checkReceipt). A producer setting the header
+// can then move an event no further in time than msg's own Kafka time does, bar the delay.
 func checkForwarded(msg kafka.Message, received time.Time, p int, off int64) error {
-	switch {
-	case p == msg.Partition && off >= msg.Offset:
+	if p == msg.Partition && off >= msg.Offset {
 		return fmt.Errorf("receipt at %s is not before this message, %s", KafkaPlace(p, off), KafkaPlace(msg.Partition, msg.Offset))
-	case received.After(msg.Time.Add(MaxForwardSkew)):
-		return fmt.Errorf("receipt received at %s, after this message's Kafka time %s", received.Format(time.RFC3339Nano), msg.Time.UTC().Format(time.RFC3339Nano))
-	case received.Before(msg.Time.Add(-MaxForwardDelay)):
-		return fmt.Errorf("receipt received at %s, over %s before this message's Kafka time %s", received.Format(time.RFC3339Nano), MaxForwardDelay, msg.Time.UTC().Format(time.RFC3339Nano))
+	}
+	if err := checkReceipt(received, msg.Time); err != nil {
+		return fmt.Errorf("receipt %w", err)
 	}
 	return nil
 }

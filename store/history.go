@@ -120,8 +120,9 @@ func (s *Store) historyEvents(ctx context.Context, keys []string) ([]ingest.Even
 			continue
 		}
 		// The stored time is the event's. A message produced straight to Kafka was corrected
-		// for its client's clock by the consumer (ingest.DecodeClient, against the time Kafka got
-		// it, stored as its receive time), and its bytes still carry the client's times: decoded
+		// for its client's clock by the consumer (ingest.DecodeClient, against its receipt: the
+		// time Kafka got it, or the receivedAt it names when that can be one; stored as its
+		// receive time, which names it again), and its bytes still carry the client's times: decoded
 		// so again, it comes back as it was sessionized, to the microsecond (eventTime).
 		if e.Timestamp.UnixMicro() != int64(ts) {
 			if c, err := ingest.DecodeClient([]byte(raw), source, time.UnixMilli(int64(received))); err == nil && c.Timestamp.UnixMicro() == int64(ts) {

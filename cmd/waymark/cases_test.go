@@ -366,7 +366,8 @@ func TestCaseNullAndNestedProperties(t *testing.T) {
 }
 
 // TestKafkaProducerCannotMoveAnEventInTime: a message produced straight to Kafka (not through the
-// collector) that claims a receivedAt is received when Kafka got it, as the collector drops a
+// collector) that claims a receivedAt that cannot be its receipt (years before the time Kafka got
+// it, or after it: ingest.checkReceipt) is received when Kafka got it, as the collector drops a
 // client's receivedAt; its time is never the claimed one.
 func TestKafkaProducerCannotMoveAnEventInTime(t *testing.T) {
 	t.Parallel()
