@@ -1064,6 +1064,7 @@ func (c *Collector) prepare(req *trackingRequest, source string, now time.Time) 
 	var members []member
 	// Reused from event to event: appendObject copies what they hold.
 	skipBuf, extraBuf := make([]string, 0, 8), make([]field, 0, 8)
+	repeats := make(Repeats, len(req.events))
 	for i, raw := range req.events {
 		var bad *InvalidError
 		if len(raw) > c.cfg.MaxEventBytes {
@@ -1077,7 +1078,7 @@ func (c *Collector) prepare(req *trackingRequest, source string, now time.Time) 
 			rejected = append(rejected, rejectedEvent{index: i, reason: bad.Reason, field: bad.Field, err: bad, raw: raw})
 			continue
 		}
-		skip, extra := stamp(members, raw, req, source, Receipt(now, strconv.Itoa(i)), skipBuf[:0], extraBuf[:0])
+		skip, extra := stamp(members, raw, req, source, Receipt(now, strconv.Itoa(i)), repeats, skipBuf[:0], extraBuf[:0])
 		skip, extra, future := correctSkew(members, req.sentAt, now, skip, extra)
 		extra = append(extra, field{"receivedAt", received})
 		start := len(buf)
@@ -1117,21 +1118,27 @@ func notAnEvent(members []member, err error) *InvalidError {
 
 // stamp returns the members to drop from an event and the ones to add: a messageId derived from
 // the event's bytes when it has none or a placeholder (so a retried event that states its time
-// keeps its id; one that states none is new at each receipt, named by receipt: see
-// DerivedMessageID), the call type of a single
-// call (its endpoint's, replacing any type the body names: Segment's HTTP API takes the type from
-// the endpoint), the batch's sentAt when it has none, and the batch's context: as it is when the
-// event has none (or null), else merged into the event's (mergeContext). writeKey and receivedAt
-// are dropped: the key is a secret, and receivedAt is the collector's to set.
-func stamp(members []member, raw []byte, req *trackingRequest, source, receipt string, skip []string, extra []field) ([]string, []field) {
+// keeps its id; one that states none is new at each receipt, named by receipt; the call type it
+// is stored with and its repeat among the request's events are hashed too: see DerivedMessageID
+// and IDParts), the call type of a single call (its endpoint's, replacing any type the body
+// names: Segment's HTTP API takes the type from the endpoint), the batch's sentAt when it has
+// none, and the batch's context: as it is when the event has none (or null), else merged into
+// the event's (mergeContext). writeKey and receivedAt are dropped: the key is a secret, and
+// receivedAt is the collector's to set.
+func stamp(members []member, raw []byte, req *trackingRequest, source, receipt string, repeats Repeats, skip []string, extra []field) ([]string, []field) {
 	skip = append(skip, "writeKey", "receivedAt")
 	if m := lookup(members, "messageId"); m == nil || string(m.value) == "null" || placeholderJSON(m.value) {
 		stated := func(name string) bool { m := lookup(members, name); return m != nil && string(m.value) != "null" }
+		p := IDParts{CallType: req.callType, Receipt: receipt}
 		if stated("timestamp") || stated("originalTimestamp") {
-			receipt = ""
+			p.Receipt = ""
+		}
+		id := DerivedMessageID(source, raw, p)
+		if p.Repeat = repeats.Next(id); p.Repeat > 0 {
+			id = DerivedMessageID(source, raw, p)
 		}
 		skip = append(skip, "messageId")
-		extra = append(extra, field{"messageId", quoteASCII(DerivedMessageID(source, raw, receipt))})
+		extra = append(extra, field{"messageId", quoteASCII(id)})
 	}
 	if req.callType != "" {
 		skip = append(skip, "type")

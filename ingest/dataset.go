@@ -320,10 +320,11 @@ func readOtto(r io.Reader, pass int, emit func(Message) error, skip func(Skip)) 
 // are not valid Segment messages (or batch bodies) are skipped with the reason; a batch's events
 // one by one, named batch[i].
 func readSegment(r io.Reader, pass int, emit func(Message) error, skip func(Skip)) error {
+	repeats := make(Repeats)
 	return eachLine(r, func(line int, text string) error {
 		raw := []byte(text)
 		if !isBatchBody(raw) {
-			return readSegmentMessage(raw, pass, line, "line "+strconv.Itoa(line), emit, skip)
+			return readSegmentMessage(raw, pass, line, "line "+strconv.Itoa(line), repeats, emit, skip)
 		}
 		req, err := parseRequest(raw, "batch")
 		if err != nil {
@@ -340,7 +341,7 @@ func readSegment(r io.Reader, pass int, emit func(Message) error, skip func(Skip
 			drop, add := withBatch(members, req, nil, nil)
 			event = appendObject(nil, event, members, drop, add)
 			eventSkip := func(s Skip) { skip(Skip{s.Line, name + ": " + s.Reason}) }
-			if err := readSegmentMessage(event, pass, line, "line "+strconv.Itoa(line)+" "+name, emit, eventSkip); err != nil {
+			if err := readSegmentMessage(event, pass, line, "line "+strconv.Itoa(line)+" "+name, repeats, emit, eventSkip); err != nil {
 				return err
 			}
 		}
@@ -360,14 +361,15 @@ func isBatchBody(raw []byte) bool {
 }
 
 // readSegmentMessage reads one Segment message of a line (readSegment); place names it for
-// nameUntimedLine ("line 7", or "line 7 batch[2]" for an event of a batch body).
-func readSegmentMessage(raw []byte, pass, line int, place string, emit func(Message) error, skip func(Skip)) error {
+// nameLine ("line 7", or "line 7 batch[2]" for an event of a batch body), and repeats counts the
+// file's messages for it.
+func readSegmentMessage(raw []byte, pass, line int, place string, repeats Repeats, emit func(Message) error, skip func(Skip)) error {
 	e, err := Decode(raw, "replay", time.Now())
 	if err != nil {
 		skip(Skip{line, err.Error()})
 		return nil
 	}
-	if raw, err = nameUntimedLine(raw, line, place); err != nil {
+	if raw, err = nameLine(raw, line, place, repeats); err != nil {
 		return err
 	}
 	if pass > 0 {
@@ -428,24 +430,36 @@ func readSegmentMessage(raw []byte, pass, line int, place string, emit func(Mess
 	return emit(Message{Key: e.CustomerKey(), Value: raw, Line: line, FutureTimestamp: e.FutureTimestamp, ToCollector: toCollector})
 }
 
-// nameUntimedLine gives a line that has no messageId (or a placeholder) and states no time
-// (timestamp, originalTimestamp, receivedAt) the id DerivedMessageID derives from its bytes and
-// its line number, so that replaying a file again gives it the same id (one event, whose earliest
-// copy counts), where the consumer would name each replay of it a receipt of its own; two
-// identical such lines of one file are two events, as two such calls are.
-func nameUntimedLine(raw []byte, line int, place string) ([]byte, error) {
+// nameLine gives a line that has no messageId (or a placeholder) the id it has in its file.
+// One that states no time (timestamp, originalTimestamp, receivedAt) gets the id
+// DerivedMessageID derives from its bytes and its place in the file, so that replaying a file
+// again gives it the same id (one event, whose earliest copy counts), where the consumer would
+// name each replay of it a receipt of its own; two identical such lines of one file are two
+// events, as two such calls are. One that states its time is named by its bytes, as a client's
+// call is, and a file is replayed as one request (IDParts.Repeat): the first line of its bytes
+// goes as it is (the consumer, or the collector, derives its id: the one it had before repeats
+// were counted), and the k-th repeat of it gets the id with its repeat, so identical lines of
+// one file are events of their own, as Segment counts every message its libraries send, and a
+// file replayed again gives each the same id. repeats counts the file's lines (in one pass): an
+// entry per distinct such line, none for lines with their messageId (as Segment's exports have).
+func nameLine(raw []byte, line int, place string, repeats Repeats) ([]byte, error) {
 	members, err := objectMembers(raw, nil)
 	if err != nil {
 		return nil, fmt.Errorf("BUG: line %d decoded but is not an object: %w", line, err)
 	}
-	stated := func(name string) bool { m := lookup(members, name); return m != nil && string(m.value) != "null" }
-	if stated("timestamp") || stated("originalTimestamp") || stated("receivedAt") {
-		return raw, nil
-	}
 	if m := lookup(members, "messageId"); m != nil && string(m.value) != "null" && !placeholderJSON(m.value) {
 		return raw, nil
 	}
-	id := DerivedMessageID("replay", raw, place)
+	stated := func(name string) bool { m := lookup(members, name); return m != nil && string(m.value) != "null" }
+	var p IDParts
+	if stated("timestamp") || stated("originalTimestamp") || stated("receivedAt") {
+		if p.Repeat = repeats.Next(DerivedMessageID("replay", raw, p)); p.Repeat == 0 {
+			return raw, nil
+		}
+	} else {
+		p.Receipt = place
+	}
+	id := DerivedMessageID("replay", raw, p)
 	return appendObject(nil, raw, members, []string{"messageId"}, []field{{"messageId", quoteASCII(id)}}), nil
 }
 

@@ -375,15 +375,17 @@ func decode(raw []byte, source string, receivedAt time.Time, from origin, place 
 }
 
 // DerivedMessageID is the messageId of a message that has none: derived from its source, its
-// bytes and receipt, which is "" for a message that states its time (a timestamp or
-// originalTimestamp) and otherwise names the one receipt of it (see Receipt). So a message that
-// states its time, sent again by the same path (a client's retry, a Kafka redelivery), is the
-// same event; one that states no time, whose time is when it was received, is an event each time
-// it is received: identical calls a minute apart (a page viewed again, a renewal a server sends)
-// are events of their own, as Segment's HTTP API "assigns each event a unique messageId when the
-// message is ingested" and dedupes "on the event's messageId, not on the contents of an event
-// payload" (Segment docs, "Handling Duplicate Data"). The collector stamps the id on what it
-// produces; Decode gives it to messages produced straight to Kafka without one.
+// bytes and what else tells it from every other message (IDParts): the call type it is stored
+// with, when its bytes do not name it; its repeat in its request; and its receipt, which is ""
+// for a message that states its time (a timestamp or originalTimestamp) and otherwise names the
+// one receipt of it (see Receipt). So a message that states its time, sent again by the same
+// path (a client's retry, a Kafka redelivery), is the same event; one that states no time, whose
+// time is when it was received, is an event each time it is received: identical calls a minute
+// apart (a page viewed again, a renewal a server sends) are events of their own, as Segment's
+// HTTP API "assigns each event a unique messageId when the message is ingested" and dedupes "on
+// the event's messageId, not on the contents of an event payload" (Segment docs, "Handling
+// Duplicate Data"). The collector stamps the id on what it produces; Decode gives it to messages
+// produced straight to Kafka without one.
 //
 // The bytes are the message's but for its sentAt and receivedAt members: a client sets sentAt
 // anew each time it sends a message again (Segment's spec: "the time on the client device when
@@ -394,25 +396,75 @@ func decode(raw []byte, source string, receivedAt time.Time, from origin, place 
 // derived id keeps the path: two sources (two sites, an app and a server) sending the same bytes
 // without an id are two messages the clients never told apart, as Segment counts them: its
 // libraries give every message an id of its own.
-func DerivedMessageID(source string, raw []byte, receipt string) string {
+//
+// The parts a message lacks are not hashed, so every id derived before they were (a message of
+// a batch or from Kafka, which names its type; a single call that names its endpoint's type; the
+// first of identical members) is the same as then.
+func DerivedMessageID(source string, raw []byte, p IDParts) string {
+	members, err := objectMembers(raw, nil)
+	if err != nil {
+		members = nil // no object: its bytes as they are, and it names no type
+	}
 	h := sha256.New()
 	h.Write([]byte(source))
 	h.Write([]byte{0})
-	h.Write(withoutDeliveryTimes(raw))
-	if receipt != "" {
+	h.Write(withoutDeliveryTimes(raw, members))
+	if p.Receipt != "" {
 		h.Write([]byte{0})
-		h.Write([]byte(receipt))
+		h.Write([]byte(p.Receipt))
+	}
+	if p.CallType != "" {
+		if m := lookup(members, "type"); m == nil || !namesString(m.value, p.CallType) {
+			h.Write([]byte("\x00type="))
+			h.Write([]byte(p.CallType))
+		}
+	}
+	if p.Repeat > 0 {
+		h.Write([]byte("\x00repeat="))
+		h.Write([]byte(strconv.Itoa(p.Repeat)))
 	}
 	return "wm-" + hex.EncodeToString(h.Sum(nil)[:16])
 }
 
-// withoutDeliveryTimes returns the message raw without its top-level sentAt and receivedAt
-// members (see DerivedMessageID): raw itself when it has neither (so the ids of such messages are
-// those of earlier releases) or is no object.
-func withoutDeliveryTimes(raw []byte) []byte {
+// namesString says whether the JSON value v is the string s.
+func namesString(v []byte, s string) bool {
+	text, ok := stringOf(v)
+	return ok && text == s
+}
+
+// IDParts is what, besides its source and bytes, a messageId DerivedMessageID derives is made of.
+type IDParts struct {
+	// CallType is the call type the message is stored with. It is hashed when the bytes do not
+	// name it (a "type" member of just that string): a single call's type is its endpoint's
+	// (Segment's HTTP API), so a page and an identify sent with one body are two calls.
+	CallType string
+	// Repeat is how many members of the same request came before it that, without it, would
+	// have its id: 0 for the first. Two members of one request are never retries of each other
+	// (a retry sends the whole request again), so two identical cart adds of one /v1/batch that
+	// state their time are two events, and the request sent again gives each the same id (so does
+	// a queue batched anew, as long as the twins travel together).
+	Repeat int
+	// Receipt is "" for a message that states its time, else names its receipt (Receipt).
+	Receipt string
+}
+
+// Repeats counts the messages of one request by the id DerivedMessageID gives them without
+// their repeat, for IDParts.Repeat. The zero value is not ready: make one with make.
+type Repeats map[string]int
+
+// Next returns how many messages with id came before this one, and counts this one.
+func (r Repeats) Next(id string) int {
+	n := r[id]
+	r[id] = n + 1
+	return n
+}
+
+// withoutDeliveryTimes returns the message raw, whose members are members, without its top-level
+// sentAt and receivedAt members (see DerivedMessageID): raw itself when it has neither (so the
+// ids of such messages are those of earlier releases) or is no object.
+func withoutDeliveryTimes(raw []byte, members []member) []byte {
 	delivery := []string{"sentAt", "receivedAt"}
-	members, err := objectMembers(raw, nil)
-	if err != nil || !slices.ContainsFunc(members, func(m member) bool { return skipped(delivery, m.name) }) {
+	if !slices.ContainsFunc(members, func(m member) bool { return skipped(delivery, m.name) }) {
 		return raw
 	}
 	return appendObject(make([]byte, 0, len(raw)), raw, members, delivery, nil)
@@ -784,11 +836,13 @@ func (w *wire) event(raw []byte, source string, receivedAt time.Time, from origi
 	if _, ok := Placeholder(e.MessageID); ok {
 		// No messageId, or one broken client code sends for every message ("undefined", "null",
 		// 0: see Placeholder), which would make all its messages copies of one event.
-		receipt := ""
+		// A message on the topic is one event of its own, and names its type: no repeat, and
+		// the type its bytes name.
+		p := IDParts{CallType: e.Type}
 		if !w.Timestamp.sent && !w.OriginalTimestamp.sent {
-			receipt = Receipt(e.ReceivedAt, place)
+			p.Receipt = Receipt(e.ReceivedAt, place)
 		}
-		e.MessageID = DerivedMessageID(source, raw, receipt)
+		e.MessageID = DerivedMessageID(source, raw, p)
 	}
 	e.PagePath, e.PageURL, e.Referrer = w.PagePath, w.PageURL, w.Referrer
 	// A blank campaign member (white space only) names nothing: no channel of its own, and the

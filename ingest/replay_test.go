@@ -295,3 +295,46 @@ func TestSegmentBatchBodyWithADeepEvent(t *testing.T) {
 		t.Errorf("skipped %+v, want line 1's batch[1] naming its properties, and line 2", skipped)
 	}
 }
+
+// TestReplayNamesRepeatedTimedLines: a file is replayed as one request (IDParts.Repeat): of the
+// lines without messageId that state their time, the first of its bytes goes as it is (its id
+// derived downstream, as before) and the k-th repeat of it (a batch body's members, and lines
+// differing only in sentAt, included) gets the id with its repeat, so identical lines are events
+// of their own and the file replayed again gives each the same id (tester 35's F1).
+func TestReplayNamesRepeatedTimedLines(t *testing.T) {
+	const twin = `{"type":"track","event":"Add","userId":"u","timestamp":"2024-10-02T10:00:00Z"}`
+	lines := strings.Join([]string{
+		twin,
+		twin,
+		`{"batch":[` + twin + `,` + twin + `]}`,
+		`{"type":"track","event":"Add","userId":"u","timestamp":"2024-10-02T10:00:00Z","sentAt":"2024-10-02T10:00:01Z"}`,
+		`{"type":"track","event":"Other","userId":"u","timestamp":"2024-10-02T10:00:00Z"}`,
+	}, "\n")
+	read := func() (ids, values []string) {
+		err := readSegment(strings.NewReader(lines), 0, func(m Message) error {
+			e, err := Decode(m.Value, "replay", time.Now())
+			if err != nil {
+				return err
+			}
+			ids, values = append(ids, e.MessageID), append(values, string(m.Value))
+			return nil
+		}, func(s Skip) { t.Errorf("skipped %v", s) })
+		if err != nil {
+			t.Fatal(err)
+		}
+		return ids, values
+	}
+	first, values := read()
+	if again, _ := read(); !slices.Equal(first, again) {
+		t.Errorf("ids %v, then %v replayed again: want the same", first, again)
+	}
+	if distinct := slices.Compact(slices.Sorted(slices.Values(first))); len(first) != 6 || len(distinct) != 6 {
+		t.Errorf("ids %v: want 6 events", first)
+	}
+	if strings.Contains(values[0], "messageId") || strings.Contains(values[5], "messageId") {
+		t.Errorf("the first of each bytes sent as %s, %s: want it as it is", values[0], values[5])
+	}
+	if old := DerivedMessageID("replay", []byte(twin), IDParts{}); first[0] != old {
+		t.Errorf("the first twin's id %s, want the one derived before, %s", first[0], old)
+	}
+}

@@ -1,6 +1,8 @@
 package main
 
 import (
+	"slices"
+	"strings"
 	"testing"
 )
 
@@ -78,4 +80,49 @@ func TestMessagesWithoutIDOrTimeAreEventsOfTheirOwn(t *testing.T) {
 	check("live")
 	s.waymark(t, "resessionize")
 	check("after resessionize")
+}
+
+// TestDerivedIDsTellCallsAndTwinsApart: two different events are never given one derived
+// messageId (tester 35's F1). A single call's type is its endpoint's and is hashed with its
+// bytes, so an identify and a page a server sends with one body (ids and time only) are both
+// stored; two identical members of one /v1/batch that state their time are two events, the batch
+// sent again (a retry) still two; a file replayed is one request, so two identical timed lines
+// are two events and the file replayed again adds none. A retried single call stays one event.
+func TestDerivedIDsTellCallsAndTwinsApart(t *testing.T) {
+	t.Parallel()
+	s := startServe(t)
+	const same = `{"anonymousId":"dt-a","userId":"dt-u","timestamp":"2026-11-29T10:00:00Z"}`
+	twin := `{"type":"track","userId":"dt-twin","event":"DT Add","timestamp":"2026-11-29T10:00:00Z","properties":{"sku":"A"}}`
+	batch := `{"batch":[` + twin + `,` + twin + `]}`
+	for _, c := range []struct{ path, body string }{
+		{"/v1/identify", same}, {"/v1/page", same}, {"/v1/screen", same}, {"/v1/group", same}, {"/v1/alias", same},
+		{"/v1/i", same}, {"/v1/p", same}, // retries of the identify and the page by their short forms
+		{"/v1/batch", batch}, {"/v1/batch", batch},
+	} {
+		if code, body := s.track(t, c.path, c.body); code != 200 {
+			t.Fatalf("POST %s %s: %d %s", c.path, c.body, code, body)
+		}
+	}
+	rtwin := `{"type":"track","userId":"dt-rtwin","event":"DT RAdd","timestamp":"2026-11-29T10:00:00Z","properties":{"sku":"A"}}`
+	for range 2 {
+		s.replayLines(t, []string{rtwin, rtwin, `{"batch":[` + strings.ReplaceAll(rtwin, "DT RAdd", "DT RBatch") + `,` + strings.ReplaceAll(rtwin, "DT RAdd", "DT RBatch") + `]}`})
+	}
+	s.waitStored(t)
+
+	types := queryStrings(t, "SELECT concat(type, ' ', toString(uniqExact(message_id))) FROM "+s.database+".events WHERE user_id = 'dt-u' GROUP BY type ORDER BY type")
+	if want := []string{"alias 1", "group 1", "identify 1", "page 1", "screen 1"}; !slices.Equal(types, want) {
+		t.Errorf("one body to five endpoints (and two again) stored as %v, want %v", types, want)
+	}
+	for event, want := range map[string]string{"DT Add": "2", "DT RAdd": "2", "DT RBatch": "2"} {
+		got := queryStrings(t, "SELECT toString(uniqExact(message_id)) FROM "+s.database+".events WHERE event = ?", event)
+		if len(got) != 1 || got[0] != want {
+			t.Errorf("%s: %v events stored, want %s", event, got, want)
+		}
+	}
+	for _, steps := range []string{"DT Add,DT Add", "DT RAdd,DT RAdd", "DT RBatch,DT RBatch"} {
+		f := s.funnel(t, steps, "1h")
+		if len(f.Steps) != 2 || f.Steps[0].Customers != 1 || f.Steps[1].Customers != 1 {
+			t.Errorf("funnel %s = %+v, want [1 1]", steps, f.Steps)
+		}
+	}
 }
