@@ -425,7 +425,7 @@ func journeyQueries(tb testing.TB, s *store.Store) []journeyQuery {
 			return err
 		}},
 		{"sessions", func() error {
-			sum, err := s.Sessions(ctx, store.SessionsQuery{})
+			sum, err := s.Sessions(ctx, jm, store.SessionsQuery{})
 			if err == nil && (sum.Sessions == 0 || sum.Events == 0) {
 				err = fmt.Errorf("sessions: %d sessions of %d events: the generator's visits were not read", sum.Sessions, sum.Events)
 			}

@@ -122,7 +122,7 @@ func TestEnginesGiveIdenticalAnswers(t *testing.T) {
 	t.Run("sessions", func(t *testing.T) {
 		var out []string
 		for _, engine := range []string{storetest.Debian, storetest.Chdb} {
-			sum, err := stores[engine].Sessions(ctx, store.SessionsQuery{From: t0, To: t0.AddDate(0, 3, 0)})
+			sum, err := stores[engine].Sessions(ctx, jm, store.SessionsQuery{From: t0, To: t0.AddDate(0, 3, 0)})
 			if err != nil {
 				t.Fatalf("sessions on %s: %v", engine, err)
 			}

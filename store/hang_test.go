@@ -30,9 +30,10 @@ func TestQueryStopsWhenClickHouseHangs(t *testing.T) {
 
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
+	jm := defaultMap(t)
 	errc := make(chan error, 1)
 	go func() {
-		_, err := st.Sessions(ctx, store.SessionsQuery{})
+		_, err := st.Sessions(ctx, jm, store.SessionsQuery{})
 		errc <- err
 	}()
 	select {
@@ -66,10 +67,11 @@ func TestQueryTimeoutBoundsGettingAConnection(t *testing.T) {
 	})
 	proxy.Stall()
 
+	jm := defaultMap(t)
 	errc := make(chan error, 2)
 	for range 2 {
 		go func() {
-			_, err := st.Sessions(context.Background(), store.SessionsQuery{})
+			_, err := st.Sessions(context.Background(), jm, store.SessionsQuery{})
 			errc <- err
 		}()
 	}

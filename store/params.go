@@ -116,7 +116,11 @@ func stagesParams() []Param {
 	return append([]Param{{Name: "limit", Default: "5", Usage: "touchpoints listed per stage"}}, rangeParams()...)
 }
 
-func sessionsParams() []Param { return rangeParams() }
+// sessionsParams take a limit for the entry and exit touchpoints listed, with next's default and
+// range.
+func sessionsParams() []Param {
+	return append([]Param{{Name: "limit", Default: "10", Usage: "entry and exit touchpoints listed"}}, rangeParams()...)
+}
 
 // params reads a query's text parameters (the API's query string, the CLI's flags) by the
 // query's schema, keeping the first problem, which names the parameter.

@@ -145,9 +145,9 @@ func TestPassesGiveTheSameAnswers(t *testing.T) {
 			return s.Retention(ctx, jm, store.RetentionQuery{Conversion: "Product Viewed"})
 		}},
 		{"stages", func(s *store.Store) (any, error) { return s.Stages(ctx, jm, store.StagesQuery{}) }},
-		{"sessions", func(s *store.Store) (any, error) { return s.Sessions(ctx, store.SessionsQuery{}) }},
+		{"sessions", func(s *store.Store) (any, error) { return s.Sessions(ctx, jm, store.SessionsQuery{}) }},
 		{"sessions of a range", func(s *store.Store) (any, error) {
-			return s.Sessions(ctx, store.SessionsQuery{From: midShop, To: midShop.AddDate(0, 0, 5)})
+			return s.Sessions(ctx, jm, store.SessionsQuery{From: midShop, To: midShop.AddDate(0, 0, 5)})
 		}},
 		{"funnel by sessions", func(s *store.Store) (any, error) { return s.Funnel(ctx, jm, bySessions) }},
 		{"funnel by sessions from a time", func(s *store.Store) (any, error) {
@@ -372,7 +372,7 @@ func TestPassesHoldTheirOwnVisits(t *testing.T) {
 		name string
 		ask  func(s *store.Store) (any, error)
 	}{
-		{"sessions", func(s *store.Store) (any, error) { return s.Sessions(ctx, store.SessionsQuery{}) }},
+		{"sessions", func(s *store.Store) (any, error) { return s.Sessions(ctx, jm, store.SessionsQuery{}) }},
 		{"funnel by sessions", func(s *store.Store) (any, error) { return s.Query(ctx, jm, "funnel", funnel) }},
 		{"in a batch", func(s *store.Store) (any, error) {
 			answers, err := s.QueryBatch(ctx, jm, []store.BatchQuery{{Name: "sessions"}, {Name: "funnel", Params: funnel}, {Name: "stages"}})

@@ -63,8 +63,8 @@ var queries = sync.OnceValue(func() registry {
 		endpoint("stages", stagesParams(), ParseStagesQuery, (*Store).Stages),
 	}
 	byName := map[string]query{
-		"sessions": endpoint("sessions", sessionsParams(), ParseSessionsQuery, func(s *Store, ctx context.Context, _ *sessionize.Map, q SessionsQuery) (*SessionSummary, error) {
-			return s.Sessions(ctx, q)
+		"sessions": endpoint("sessions", sessionsParams(), ParseSessionsQuery, func(s *Store, ctx context.Context, jm *sessionize.Map, q SessionsQuery) (*SessionSummary, error) {
+			return s.Sessions(ctx, jm, q)
 		}), // read in Waymark
 	}
 	for _, q := range matched {

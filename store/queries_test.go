@@ -40,7 +40,7 @@ func ask(t testing.TB, s *store.Store, name string, v url.Values) (map[string]an
 func TestQueryParametersResistInjection(t *testing.T) {
 	t.Parallel()
 	_, s := storedRefData(t, 23, 50)
-	before, err := s.Sessions(context.Background(), store.SessionsQuery{From: t0.AddDate(-1, 0, 0), To: t0.AddDate(1, 0, 0)})
+	before, err := s.Sessions(context.Background(), defaultMap(t), store.SessionsQuery{From: t0.AddDate(-1, 0, 0), To: t0.AddDate(1, 0, 0)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -101,7 +101,7 @@ func TestQueryParametersResistInjection(t *testing.T) {
 			}
 		}
 	}
-	after, err := s.Sessions(context.Background(), store.SessionsQuery{From: t0.AddDate(-1, 0, 0), To: t0.AddDate(1, 0, 0)})
+	after, err := s.Sessions(context.Background(), defaultMap(t), store.SessionsQuery{From: t0.AddDate(-1, 0, 0), To: t0.AddDate(1, 0, 0)})
 	if err != nil {
 		t.Fatal(err)
 	}

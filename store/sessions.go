@@ -1,6 +1,7 @@
 package store
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"math"
@@ -22,20 +23,29 @@ type SessionSummary struct {
 	MeanEventsPerSession  float64           `json:"mean_events_per_session"`
 	ByEndReason           map[string]uint64 `json:"by_end_reason"`
 	ByEntryChannel        map[string]uint64 `json:"by_entry_channel"`
-	From                  *time.Time        `json:"from,omitempty"`
-	To                    *time.Time        `json:"to,omitempty"`
+	// ByEntryTouchpoint and ByExitTouchpoint rank the sessions by their first and their last
+	// touchpoint, labelled as next and paths label them (an event's or page's name, page or
+	// screen for a call without one, each with its Step), at most the query's Limit of each,
+	// largest first; Share is of all the sessions.
+	ByEntryTouchpoint []Ranked   `json:"by_entry_touchpoint"`
+	ByExitTouchpoint  []Ranked   `json:"by_exit_touchpoint"`
+	From              *time.Time `json:"from,omitempty"`
+	To                *time.Time `json:"to,omitempty"`
 }
 
 // SessionsQuery asks for a summary of the sessions that started in [From, To); zero times are
 // unbounded.
 type SessionsQuery struct {
 	From, To time.Time
+	// Limit is how many entry and how many exit touchpoints are listed; default 10, as next's.
+	Limit int
 }
 
-// ParseSessionsQuery reads from and to.
+// ParseSessionsQuery reads limit, from and to.
 func ParseSessionsQuery(v url.Values) (SessionsQuery, error) {
 	p := newParams(v, sessionsParams())
 	var q SessionsQuery
+	q.Limit = p.int("limit", 1, 1000)
 	q.From, q.To = p.timeRange()
 	return q, p.finish()
 }
@@ -51,7 +61,9 @@ func ParseSessionsQuery(v url.Values) (SessionsQuery, error) {
 // is one session per person, as Amplitude and Mixpanel count sessions per user. Each session
 // starts at its person's first touchpoint in the visit (and is in the range when that is), ends
 // at their last, enters by the channel of their first (in the sessionizer's order: time, seq,
-// id), and ends for the visit's end reason. Persons are the distinct persons of those sessions.
+// id), and ends for the visit's end reason. Its entry and exit touchpoints are its first and last
+// touchpoints, labelled as next and paths label theirs (labelSQL), their steps by jm
+// (TouchpointStep). Persons are the distinct persons of those sessions.
 //
 // Each message counts once per person, as in every other journey query: the earliest copy of a
 // messageId counts (see dedupe), wherever and by whatever path (source) its copies were stored.
@@ -69,13 +81,18 @@ func ParseSessionsQuery(v url.Values) (SessionsQuery, error) {
 // The query holds one pass's visits at a time (the visits of the customer keys of the persons it
 // reads, see visits), not every visit of the range: its memory follows the pass, as the other
 // journey queries' does. At 10M synthetic events (9.2M visits) holding them all took 2.2 GiB.
-func (s *Store) Sessions(ctx context.Context, q SessionsQuery) (*SessionSummary, error) {
-	return runQuery(ctx, s, "sessions", func(ctx context.Context) (*SessionSummary, error) { return s.sessions(ctx, q.From, q.To) })
+func (s *Store) Sessions(ctx context.Context, jm *sessionize.Map, q SessionsQuery) (*SessionSummary, error) {
+	return runQuery(ctx, s, "sessions", func(ctx context.Context) (*SessionSummary, error) { return s.sessions(ctx, jm, q) })
 }
 
-func (s *Store) sessions(ctx context.Context, from, to time.Time) (*SessionSummary, error) {
+func (s *Store) sessions(ctx context.Context, jm *sessionize.Map, q SessionsQuery) (*SessionSummary, error) {
+	from, to := q.From, q.To
 	if err := CheckRange(from, to); err != nil {
 		return nil, err
+	}
+	limit := cmp.Or(q.Limit, 10) // the default SessionsQuery documents
+	if limit < 0 {
+		return nil, paramErrorf("limit", "%d is negative", limit)
 	}
 	// lo and hi bound the sessions' first events (µs, as scannedEvent.t); the visits are read
 	// from the milliseconds that hold them (loMs, hiMs: the visits table is in ms).
@@ -87,7 +104,8 @@ func (s *Store) sessions(ctx context.Context, from, to time.Time) (*SessionSumma
 	if !to.IsZero() {
 		hi, hiMs = to.UnixMicro(), (to.UnixMicro()+999)/1000
 	}
-	sum := &SessionSummary{ByEndReason: map[string]uint64{}, ByEntryChannel: map[string]uint64{}}
+	sum := &SessionSummary{ByEndReason: map[string]uint64{}, ByEntryChannel: map[string]uint64{},
+		ByEntryTouchpoint: []Ranked{}, ByExitTouchpoint: []Ranked{}}
 	if !from.IsZero() {
 		sum.From = &from
 	}
@@ -106,17 +124,18 @@ func (s *Store) sessions(ctx context.Context, from, to time.Time) (*SessionSumma
 		return sum, nil
 	}
 	visits := visitsFrom(from) // a pass's
-	const keyAttr, channelAttr = 0, 1
+	const keyAttr, channelAttr, labelAttr = 0, 1, 2
 	sc := eventScan{
 		preds: []predicate{rulePredicate(sessionize.Rule{Types: sessionize.TouchpointTypes()})},
-		attrs: []predicate{{sql: "customer_key"}, {sql: "channel"}},
+		attrs: []predicate{{sql: "customer_key"}, {sql: "channel"}, labelSQL},
 		to:    max(last*1000+999, 1), // the last µs of the visits' last end (ms)
 	}
 	durations := newSpilledValues() // in ms
 	defer durations.close()
 	var (
-		keys  []string
-		split sessionSplit[scannedEvent]
+		keys           []string
+		split          sessionSplit[scannedEvent]
+		entries, exits = map[string]int64{}, map[string]int64{} // by touchpoint label
 	)
 	err = s.scanVisits(ctx, sc, visits, func(person string, events []scannedEvent, attrs attrTable) error {
 		if !inScanOrder(events) {
@@ -147,6 +166,8 @@ func (s *Store) sessions(ctx context.Context, from, to time.Time) (*SessionSumma
 			} else {
 				sum.ByEntryChannel[ch]++
 			}
+			countKey(entries, attrs.value(ss.entry().at, labelAttr))
+			countKey(exits, attrs.value(end.at, labelAttr))
 		}
 		return nil
 	})
@@ -161,5 +182,7 @@ func (s *Store) sessions(ctx context.Context, from, to time.Time) (*SessionSumma
 		sum.MedianDurationSeconds, sum.P90DurationSeconds = float64(ms[0])/1000, float64(ms[1])/1000
 		sum.MeanEventsPerSession = float64(sum.Events) / float64(sum.Sessions)
 	}
+	sum.ByEntryTouchpoint = rankTouchpoints(jm, entries, int64(sum.Sessions), limit)
+	sum.ByExitTouchpoint = rankTouchpoints(jm, exits, int64(sum.Sessions), limit)
 	return sum, nil
 }

@@ -127,12 +127,12 @@ func TestSessionsCountEachMessageOnce(t *testing.T) {
 					exec(t, conn, "OPTIMIZE TABLE `"+db+"`.sessions FINAL")
 				}
 				for _, q := range ranges {
-					w, err := want.Sessions(ctx, q)
+					w, err := want.Sessions(ctx, jm, q)
 					if err != nil {
 						t.Fatal(err)
 					}
 					for name, s := range map[string]*store.Store{"one pass": got, "passes": many} {
-						g, err := s.Sessions(ctx, q)
+						g, err := s.Sessions(ctx, jm, q)
 						if err != nil {
 							t.Fatal(err)
 						}
@@ -148,7 +148,7 @@ func TestSessionsCountEachMessageOnce(t *testing.T) {
 				if err != nil || answers[0].Err != nil {
 					t.Fatalf("batch: %v %v", err, answers[0].Err)
 				}
-				w, err := want.Sessions(ctx, store.SessionsQuery{From: tc.from})
+				w, err := want.Sessions(ctx, jm, store.SessionsQuery{From: tc.from})
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -302,14 +302,15 @@ type funnelWant struct{ steps, want string }
 func checkVisitCuts(t *testing.T, cfg sessionize.Config, arrivals []string, events uint64, funnels []funnelWant) {
 	t.Helper()
 	ctx := context.Background()
-	s, db := sessionizedStoreWith(t, cfg, defaultMap(t), decodeArrivals(t, arrivals))
+	jm := defaultMap(t)
+	s, db := sessionizedStoreWith(t, cfg, jm, decodeArrivals(t, arrivals))
 	many := openStoreWith(t, func(c *store.Config) { c.Database, c.QueryPassEvents = db, 2 })
 	for _, merged := range []bool{false, true} {
 		if merged {
 			exec(t, rawConn(t), "OPTIMIZE TABLE `"+db+"`.sessions FINAL")
 		}
 		for name, st := range map[string]*store.Store{"one pass": s, "passes": many} {
-			sum, err := st.Sessions(ctx, store.SessionsQuery{})
+			sum, err := st.Sessions(ctx, jm, store.SessionsQuery{})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -387,7 +388,7 @@ func TestSessionsReadTheNewestVersionOfEachVisit(t *testing.T) {
 			exec(t, rawConn(t), "OPTIMIZE TABLE `"+db+"`.sessions FINAL")
 		}
 		for name, st := range map[string]*store.Store{"one pass": s, "passes": many} {
-			sum, err := st.Sessions(ctx, store.SessionsQuery{})
+			sum, err := st.Sessions(ctx, defaultMap(t), store.SessionsQuery{})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -434,7 +435,7 @@ func TestSharedVisitEntersByEachPersonsTouchpoint(t *testing.T) {
 	}
 	jm := defaultMap(t)
 	s, db := sessionizedStore(t, jm, decodeArrivals(t, arrivals))
-	sum, err := s.Sessions(ctx, store.SessionsQuery{})
+	sum, err := s.Sessions(ctx, jm, store.SessionsQuery{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -476,6 +477,95 @@ func TestSharedVisitEntersByEachPersonsTouchpoint(t *testing.T) {
 			if got := strings.Join(groups, ", "); got != tt.want {
 				t.Errorf("%s: funnel by %s from %s counted by %s: %s, want %s", p.name, tt.by, tt.from.Format(time.TimeOnly), tt.countBy, got, tt.want)
 			}
+		}
+	}
+}
+
+// TestSessionsEntryAndExitTouchpoints: the sessions summary ranks each session (a person's part
+// of a visit) by its first and its last touchpoint, labelled as next and paths label theirs: a
+// page's name, page for a page without one, an event named like a stage of the map asked about as
+// event:NAME; an identify is no touchpoint. On a shared device bob's session enters at his own
+// first touchpoint, not at alice's landing. limit bounds each list, as next's does, and the range
+// applies to the session's start. Checked on a store that reads in one pass and on one that
+// reads in many.
+func TestSessionsEntryAndExitTouchpoints(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	msg := func(device, user, typ, name, id, ts string) string {
+		m := map[string]any{"type": typ, "anonymousId": device, "messageId": id, "timestamp": ts}
+		if user != "" {
+			m["userId"] = user
+		}
+		switch {
+		case typ == "page" && name != "":
+			m["name"] = name
+		case typ == "track":
+			m["event"] = name
+		}
+		b, _ := json.Marshal(m)
+		return string(b)
+	}
+	arrivals := []string{
+		// d1: Home → Product Viewed → Order Completed, and the next day a view alone.
+		msg("d1", "", "page", "Home", "e1", "2024-05-05T10:00:00Z"),
+		msg("d1", "", "track", "Product Viewed", "e2", "2024-05-05T10:02:00Z"),
+		msg("d1", "", "track", "Order Completed", "e3", "2024-05-05T10:05:00Z"),
+		msg("d1", "", "track", "Product Viewed", "e4", "2024-05-06T10:00:00Z"),
+		// d2: a page without a name, then an event named as the map's stage conversion.
+		msg("d2", "", "page", "", "e5", "2024-05-05T10:00:00Z"),
+		msg("d2", "", "track", "conversion", "e6", "2024-05-05T10:01:00Z"),
+		// d3: alice lands at Home, signs in and views; bob signs in, views and orders.
+		msg("d3", "", "page", "Home", "e7", "2024-05-05T11:00:00Z"),
+		msg("d3", "alice", "identify", "", "e8", "2024-05-05T11:01:00Z"),
+		msg("d3", "alice", "track", "Product Viewed", "e9", "2024-05-05T11:02:00Z"),
+		msg("d3", "bob", "identify", "", "e10", "2024-05-05T11:10:00Z"),
+		msg("d3", "bob", "track", "Product Viewed", "e11", "2024-05-05T11:11:00Z"),
+		msg("d3", "bob", "track", "Order Completed", "e12", "2024-05-05T11:15:00Z"),
+	}
+	jm := defaultMap(t)
+	one, db := sessionizedStore(t, jm, decodeArrivals(t, arrivals))
+	many := openStoreWith(t, func(c *store.Config) { c.Database, c.QueryPassEvents = db, 2 })
+	ranked := func(rows []store.Ranked) string {
+		var out []string
+		for _, r := range rows {
+			out = append(out, fmt.Sprintf("%s (%s) %d %.2f", r.Value, r.Step, r.Count, r.Share))
+		}
+		return strings.Join(out, ", ")
+	}
+	tests := []struct {
+		params      string
+		entry, exit string
+	}{
+		{"", "Home (Home) 2 0.40, Product Viewed (Product Viewed) 2 0.40, page (page) 1 0.20",
+			"Order Completed (Order Completed) 2 0.40, Product Viewed (Product Viewed) 2 0.40, conversion (event:conversion) 1 0.20"},
+		{"limit=1", "Home (Home) 2 0.40", "Order Completed (Order Completed) 2 0.40"},
+		{"from=2024-05-05T10:30:00Z&to=2024-05-06", "Home (Home) 1 0.50, Product Viewed (Product Viewed) 1 0.50",
+			"Order Completed (Order Completed) 1 0.50, Product Viewed (Product Viewed) 1 0.50"},
+		{"from=2024-05-07", "", ""},
+	}
+	for _, tt := range tests {
+		v, err := url.ParseQuery(tt.params)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for name, s := range map[string]*store.Store{"one pass": one, "passes": many} {
+			res, err := s.Query(ctx, jm, "sessions", v)
+			if err != nil {
+				t.Fatalf("%s: sessions?%s: %v", name, tt.params, err)
+			}
+			sum := res.(*store.SessionSummary)
+			if got := ranked(sum.ByEntryTouchpoint); got != tt.entry {
+				t.Errorf("%s: sessions?%s: by entry touchpoint %s, want %s", name, tt.params, got, tt.entry)
+			}
+			if got := ranked(sum.ByExitTouchpoint); got != tt.exit {
+				t.Errorf("%s: sessions?%s: by exit touchpoint %s, want %s", name, tt.params, got, tt.exit)
+			}
+		}
+	}
+	for _, bad := range []string{"limit=0", "limit=1001", "limit=x"} {
+		v, _ := url.ParseQuery(bad)
+		if _, err := one.Query(ctx, jm, "sessions", v); !store.IsParamError(err) || !strings.HasPrefix(err.Error(), "limit: ") {
+			t.Errorf("sessions?%s: %v, want a problem with limit", bad, err)
 		}
 	}
 }

@@ -154,7 +154,7 @@ func TestTiesOfOneSeqInOneOrder(t *testing.T) {
 
 	// The store's answers.
 	for name, st := range map[string]*store.Store{"in Waymark": s, "auto matching": auto} {
-		sum, err := st.Sessions(ctx, store.SessionsQuery{})
+		sum, err := st.Sessions(ctx, defaultMap(t), store.SessionsQuery{})
 		if err != nil {
 			t.Fatal(err)
 		}

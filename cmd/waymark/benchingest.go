@@ -387,7 +387,7 @@ func storedAnswers(ctx context.Context, st *store.Store, jm *sessionize.Map) (be
 	for i := range min(len(res.Steps), len(a.Funnel)) {
 		a.Funnel[i] = res.Steps[i].Customers
 	}
-	sum, err := st.Sessions(ctx, store.SessionsQuery{})
+	sum, err := st.Sessions(ctx, jm, store.SessionsQuery{})
 	if err != nil {
 		return a, fmt.Errorf("sessions: %w", err)
 	}

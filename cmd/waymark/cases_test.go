@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -640,6 +641,23 @@ func TestCaseLoginMidVisit(t *testing.T) {
 		if !slices.Equal(entries, []string{"Home>Order Completed@user-314"}) {
 			t.Errorf("%s: sessions %v, want one from Home to Order Completed of user-314", s.database, entries)
 		}
+		// The answer names the one entry (Home) and the one exit, through the API and the CLI.
+		code, body := httpGet(t, "http://"+s.http+"/api/v1/sessions")
+		var api sessionsJSON
+		if err := json.Unmarshal([]byte(body), &api); code != 200 || err != nil {
+			t.Fatalf("%s: sessions: %d %s", s.database, code, body)
+		}
+		home, order := []rankedJSON{{Value: "Home", Step: "Home", Count: 1}}, []rankedJSON{{Value: "Order Completed", Step: "Order Completed", Count: 1}}
+		if !slices.Equal(api.ByEntryTouchpoint, home) || !slices.Equal(api.ByExitTouchpoint, order) {
+			t.Errorf("%s: sessions by entry touchpoint %+v, by exit touchpoint %+v; want Home 1, Order Completed 1", s.database, api.ByEntryTouchpoint, api.ByExitTouchpoint)
+		}
+		if !slices.Equal(sum.ByEntryTouchpoint, home) || !slices.Equal(sum.ByExitTouchpoint, order) {
+			t.Errorf("%s: sessions --json by entry touchpoint %+v, by exit touchpoint %+v; want the API's", s.database, sum.ByEntryTouchpoint, sum.ByExitTouchpoint)
+		}
+		if out := s.waymark(t, "sessions"); !regexp.MustCompile(`(?m)^by entry touchpoint: Home +1$`).MatchString(out) ||
+			!regexp.MustCompile(`(?m)^by exit touchpoint: Order Completed +1$`).MatchString(out) {
+			t.Errorf("%s: waymark sessions:\n%s\nwant the entry Home and the exit Order Completed", s.database, out)
+		}
 		for _, countBy := range []string{"persons", "sessions"} {
 			code, body := httpGet(t, "http://"+s.http+"/api/v1/funnel?window=24h&count_by="+countBy+"&steps="+url.QueryEscape("Product Viewed,Product Added,Order Completed"))
 			var f funnelJSON
@@ -655,7 +673,7 @@ func TestCaseLoginMidVisit(t *testing.T) {
 			}
 		}
 		// One Product Viewed: the person drops off after step 1, listed by their userId.
-		code, body := httpGet(t, "http://"+s.http+"/api/v1/dropoff?window=24h&step=1&steps="+url.QueryEscape("Product Viewed,Product Viewed"))
+		code, body = httpGet(t, "http://"+s.http+"/api/v1/dropoff?window=24h&step=1&steps="+url.QueryEscape("Product Viewed,Product Viewed"))
 		var d struct{ Persons []string }
 		if err := json.Unmarshal([]byte(body), &d); code != 200 || err != nil || !slices.Equal(d.Persons, []string{"user-314"}) {
 			t.Errorf("%s: dropoff: %d %s; want the person listed as user-314", s.database, code, body)

@@ -48,8 +48,8 @@ var queryCommands = []queryCommand{
 		`retention [--conversion "Order Completed"] [--return EVENT] [--period week|month] [--json]`, printRetention},
 	{"stages", "per journey stage: people entering, dwell time, exit rate, touchpoints, Net Promoter Score, survey scores",
 		`stages [--from T] [--to T] [--json]`, printStages},
-	{"sessions", "summarize sessions: counts, persons, durations, end reasons, entry channels",
-		`sessions [--from T] [--to T] [--json]`, printSessions},
+	{"sessions", "summarize sessions: counts, persons, durations, end reasons, entry channels, entry and exit touchpoints",
+		`sessions [--from T] [--to T] [--limit 10] [--json]`, printSessions},
 }
 
 // journeyCommands returns a command for each query of the store's registry: those of

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"fmt"
 	"io"
 	"sort"
@@ -8,7 +9,8 @@ import (
 	"github.com/waymark-dev/waymark/store"
 )
 
-// printSessions prints a sessions summary as a table.
+// printSessions prints a sessions summary as a table: counts, durations, then the sessions by
+// end reason, entry channel, entry touchpoint and exit touchpoint.
 func printSessions(stdout io.Writer, v any) {
 	sum := v.(*store.SessionSummary)
 	tw := leftTable(stdout)
@@ -27,6 +29,16 @@ func printSessions(stdout io.Writer, v any) {
 		})
 		for _, k := range keys {
 			fmt.Fprintf(tw, "by %s: %s\t%d\n", by.title, k, by.m[k])
+		}
+	}
+	// The touchpoints as the answer ranks them, each by the step that asks about it, as next
+	// prints its touchpoints.
+	for _, by := range []struct {
+		title string
+		rows  []store.Ranked
+	}{{"entry touchpoint", sum.ByEntryTouchpoint}, {"exit touchpoint", sum.ByExitTouchpoint}} {
+		for _, r := range by.rows {
+			fmt.Fprintf(tw, "by %s: %s\t%d\n", by.title, label(cmp.Or(r.Step, r.Value), r.Marker), r.Count)
 		}
 	}
 	tw.Flush()

@@ -17,9 +17,20 @@ type sessionsJSON struct {
 	Events         uint64            `json:"events"`
 	ByEndReason    map[string]uint64 `json:"by_end_reason"`
 	ByEntryChannel map[string]uint64 `json:"by_entry_channel"`
+	// The sessions by their first and last touchpoint, ranked.
+	ByEntryTouchpoint []rankedJSON `json:"by_entry_touchpoint"`
+	ByExitTouchpoint  []rankedJSON `json:"by_exit_touchpoint"`
 	// The durations' quantiles, in seconds.
 	MedianDurationSeconds float64 `json:"median_duration_seconds"`
 	P90DurationSeconds    float64 `json:"p90_duration_seconds"`
+}
+
+// rankedJSON is a ranked row of an answer (store.Ranked).
+type rankedJSON struct {
+	Value  string `json:"value"`
+	Marker string `json:"marker"`
+	Step   string `json:"step"`
+	Count  int64  `json:"count"`
 }
 
 // sessions is `waymark sessions --json` with args (a range: --from T --to T).
