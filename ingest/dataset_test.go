@@ -47,11 +47,13 @@ func TestDatasets(t *testing.T) {
 		}, []int{4, 5, 7}},
 		{"rees46", "testdata/rees46.csv", []string{
 			"541312140/Product Viewed/2019-10-01T00:00:00Z", "554748717/Order Completed/2019-10-01T00:00:01Z",
-		}, []int{4, 5, 6, 7}},
+			"554748717/Product Removed/2019-10-01T00:00:02Z",
+		}, []int{5, 6, 7}},
 		// Saved by Excel as "CSV UTF-8": a byte order mark before the header (tester11 F9).
 		{"rees46", "testdata/rees46-bom.csv", []string{
 			"541312140/Product Viewed/2019-10-01T00:00:00Z", "554748717/Order Completed/2019-10-01T00:00:01Z",
-		}, []int{4, 5, 6, 7}},
+			"554748717/Product Removed/2019-10-01T00:00:02Z",
+		}, []int{5, 6, 7}},
 		{"otto", "testdata/otto.jsonl", []string{
 			// OTTO's session 0, named so that it is not the placeholder id 0 (Placeholder).
 			"otto-0/Product Viewed/2022-07-31T22:00:00.025Z", "otto-0/Product Added/2022-07-31T22:01:44.511Z", "1/Order Completed/2022-07-31T22:00:00.025Z",
@@ -241,5 +243,40 @@ func TestRees46PricesAreKept(t *testing.T) {
 		if got, _ := e.Property("price"); got != prices[i].stored {
 			t.Errorf("price %q stored as %q, want %q", prices[i].price, got, prices[i].stored)
 		}
+	}
+}
+
+// TestRees46EventTypes: each REES46 event type is sent as its Segment e-commerce event; the
+// cosmetics shop's remove_from_cart is Product Removed (tester 35's F12: it was skipped as an
+// unknown event type); another type is skipped, naming it.
+func TestRees46EventTypes(t *testing.T) {
+	tests := []struct {
+		eventType, event, skipped string // the event sent, or the reason the row is skipped
+	}{
+		{"view", "Product Viewed", ""},
+		{"cart", "Product Added", ""},
+		{"remove_from_cart", "Product Removed", ""},
+		{"purchase", "Order Completed", ""},
+		{"wishlist", "", `unknown event_type "wishlist"`},
+		{"Remove_From_Cart", "", `unknown event_type "Remove_From_Cart"`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.eventType, func(t *testing.T) {
+			r := readText(t, "rees46", "event_time,event_type,product_id,category_id,category_code,brand,price,user_id,user_session\n"+
+				"2019-12-01 00:00:00 UTC,"+tt.eventType+",5712790,1487580005268456287,,f.o.x,6.27,576802932,51d8\n")
+			switch {
+			case tt.skipped != "":
+				if len(r.msgs) != 0 || len(r.skips) != 1 || r.skips[0].Reason != tt.skipped {
+					t.Errorf("sent %d, skipped %v; want the row skipped: %s", len(r.msgs), r.skips, tt.skipped)
+				}
+			case len(r.msgs) != 1:
+				t.Errorf("sent %d, skipped %v; want the row sent as %s", len(r.msgs), r.skips, tt.event)
+			default:
+				e, err := Decode(r.msgs[0].Value, "test", recv)
+				if err != nil || e.Event != tt.event || e.Type != "track" {
+					t.Errorf("sent %s (%v), want a track %s", r.msgs[0].Value, err, tt.event)
+				}
+			}
+		})
 	}
 }
