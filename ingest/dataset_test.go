@@ -2,7 +2,9 @@ package ingest
 
 import (
 	"bytes"
+	"compress/gzip"
 	"context"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -10,6 +12,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf16"
 )
 
 type replayed struct {
@@ -275,6 +278,87 @@ func TestRees46EventTypes(t *testing.T) {
 				e, err := Decode(r.msgs[0].Value, "test", recv)
 				if err != nil || e.Event != tt.event || e.Type != "track" {
 					t.Errorf("sent %s (%v), want a track %s", r.msgs[0].Value, err, tt.event)
+				}
+			}
+		})
+	}
+}
+
+// TestReplayReadsUTF16 (tester 35's F7): a file in UTF-16 with its byte order mark (PowerShell
+// 5's >, Notepad's "Unicode"), gzip-compressed or not, is read as the same file in UTF-8 is, line
+// for line and message for message (the same messageIds). UTF-32, and UTF-16 without a byte
+// order mark, are refused naming the encoding, not read as lines of another format that blame a
+// byte 'ÿ'. A UTF-8 byte order mark is dropped as before.
+func TestReplayReadsUTF16(t *testing.T) {
+	text := "\ufeff" + `{"type":"track","userId":"rp4","event":"RP Café","timestamp":"2024-05-29T10:00:00Z"}` + "\r\n" +
+		`{"type":"track","userId":"rp5","event":"RP 𝄞","timestamp":"2024-05-29T10:01:00Z"}` + "\n"
+	in16 := func(order binary.AppendByteOrder, s string) []byte {
+		var b []byte
+		for _, u := range utf16.Encode([]rune(s)) {
+			b = order.AppendUint16(b, u)
+		}
+		return b
+	}
+	in32 := func(order binary.AppendByteOrder, s string) []byte {
+		var b []byte
+		for _, r := range s {
+			b = order.AppendUint32(b, uint32(r))
+		}
+		return b
+	}
+	gz := func(b []byte) []byte {
+		var buf bytes.Buffer
+		zw := gzip.NewWriter(&buf)
+		zw.Write(b)
+		zw.Close()
+		return buf.Bytes()
+	}
+	noMark := strings.TrimPrefix(text, "\ufeff")
+	tests := []struct {
+		name string
+		file []byte
+		want string // "" when read as the UTF-8 file, else a part of the error
+	}{
+		{"UTF-8", []byte(noMark), ""},
+		{"UTF-8 with its byte order mark", []byte(text), ""},
+		{"UTF-16LE", in16(binary.LittleEndian, text), ""},
+		{"UTF-16BE", in16(binary.BigEndian, text), ""},
+		{"UTF-16LE, gzip-compressed", gz(in16(binary.LittleEndian, text)), ""},
+		{"UTF-32LE", in32(binary.LittleEndian, text), "the file is UTF-32LE (byte order mark FF FE 00 00)"},
+		{"UTF-32BE, gzip-compressed", gz(in32(binary.BigEndian, text)), "the file is UTF-32BE (byte order mark 00 00 FE FF)"},
+		{"UTF-16LE without a mark", in16(binary.LittleEndian, noMark), "the file is UTF-16LE (no byte order mark, every other byte 0)"},
+		{"UTF-16BE without a mark", in16(binary.BigEndian, noMark), "iconv -f UTF-16BE -t UTF-8"},
+	}
+	read := func(file []byte) ([]Message, []Skip, error) {
+		var msgs []Message
+		var skips []Skip
+		r, err := Decompressed(bytes.NewReader(file))
+		if err != nil {
+			return nil, nil, err
+		}
+		err = ReadDataset(r, "segment", func(m Message) error { msgs = append(msgs, m); return nil }, func(s Skip) { skips = append(skips, s) })
+		return msgs, skips, err
+	}
+	want, _, err := read([]byte(noMark))
+	if err != nil || len(want) != 2 {
+		t.Fatalf("the UTF-8 file: %d messages, %v", len(want), err)
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			msgs, skips, err := read(tt.file)
+			if tt.want != "" {
+				var enc *EncodingError
+				if !errors.As(err, &enc) || !strings.Contains(err.Error(), tt.want) {
+					t.Errorf("%v (sent %d, skipped %v), want an EncodingError saying %q", err, len(msgs), skips, tt.want)
+				}
+				return
+			}
+			if err != nil || len(skips) > 0 || len(msgs) != len(want) {
+				t.Fatalf("%d messages, skipped %v, %v; want the UTF-8 file's %d", len(msgs), skips, err, len(want))
+			}
+			for i := range msgs {
+				if !bytes.Equal(msgs[i].Value, want[i].Value) || msgs[i].Line != want[i].Line {
+					t.Errorf("line %d: %s, want %s", msgs[i].Line, msgs[i].Value, want[i].Value)
 				}
 			}
 		})

@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"github.com/segmentio/kafka-go"
+	"golang.org/x/text/encoding/unicode"
+	"golang.org/x/text/transform"
 )
 
 // ReplayConfig configures Replay.
@@ -345,23 +347,80 @@ func replayFile(path string, pass int, read datasetReader, emit func(Message) er
 	return nil
 }
 
-// Decompressed returns r's text: uncompressed when r starts with gzip's magic bytes (1f 8b, RFC
-// 1952), whatever the file is named, else r as it is. Errors are of reading the gzip header; a
-// corrupt stream fails the read that meets it.
+// Decompressed returns r's text in UTF-8: uncompressed when r starts with gzip's magic bytes (1f
+// 8b, RFC 1952), whatever the file is named, else r as it is; then decoded from UTF-16 when it
+// starts with UTF-16's byte order mark (FF FE or FE FF, which PowerShell 5's > and Notepad's
+// "Unicode" write), the mark dropped. Text in another encoding that can be told from its first
+// bytes, UTF-32 (its byte order mark) or UTF-16 without a byte order mark (every other byte 0), is
+// an *EncodingError: it is not guessed at. Other errors are of reading the gzip header; a corrupt
+// stream fails the read that meets it. A UTF-8 byte order mark is left for the line reader, which
+// drops it (TrimByteOrderMark).
 func Decompressed(r io.Reader) (io.Reader, error) {
 	br := bufio.NewReader(r)
 	magic, err := br.Peek(2)
 	if err != nil && !errors.Is(err, io.EOF) {
 		return nil, fmt.Errorf("read: %w", err)
 	}
-	if len(magic) < 2 || magic[0] != 0x1f || magic[1] != 0x8b {
-		return br, nil
+	if len(magic) == 2 && magic[0] == 0x1f && magic[1] == 0x8b {
+		zr, err := gzip.NewReader(br)
+		if err != nil {
+			return nil, fmt.Errorf("read gzip header: %w", err)
+		}
+		br = bufio.NewReader(zr)
 	}
-	zr, err := gzip.NewReader(br)
-	if err != nil {
-		return nil, fmt.Errorf("read gzip header: %w", err)
+	return utf8Text(br)
+}
+
+// EncodingError says that a file's text is in an encoding replay does not read, told by its first
+// bytes.
+type EncodingError struct {
+	Encoding string // UTF-32LE, UTF-32BE, UTF-16LE, UTF-16BE
+	Sign     string // what told it: "byte order mark FF FE 00 00", "no byte order mark, …"
+}
+
+func (e *EncodingError) Error() string {
+	from := strings.TrimSuffix(strings.TrimSuffix(e.Encoding, "LE"), "BE")
+	if strings.Contains(e.Sign, "no byte order mark") {
+		from = e.Encoding // iconv reads UTF-16 without a mark as big-endian
 	}
-	return zr, nil
+	return fmt.Sprintf("the file is %s (%s), which replay does not read: convert it to UTF-8 first, e.g. `iconv -f %s -t UTF-8`", e.Encoding, e.Sign, from)
+}
+
+// utf8Text returns br's text in UTF-8, as Decompressed describes.
+func utf8Text(br *bufio.Reader) (io.Reader, error) {
+	head, err := br.Peek(4)
+	if err != nil && !errors.Is(err, io.EOF) {
+		return nil, fmt.Errorf("read: %w", err)
+	}
+	marks := []struct {
+		mark, encoding string
+	}{ // UTF-32LE's mark starts with UTF-16LE's: it comes first
+		{"\xff\xfe\x00\x00", "UTF-32LE"}, {"\x00\x00\xfe\xff", "UTF-32BE"}, {"\xff\xfe", "UTF-16LE"}, {"\xfe\xff", "UTF-16BE"},
+	}
+	for _, m := range marks {
+		if !bytes.HasPrefix(head, []byte(m.mark)) {
+			continue
+		}
+		if strings.HasPrefix(m.encoding, "UTF-32") {
+			return nil, &EncodingError{Encoding: m.encoding, Sign: fmt.Sprintf("byte order mark % X", m.mark)}
+		}
+		order := unicode.LittleEndian
+		if m.encoding == "UTF-16BE" {
+			order = unicode.BigEndian
+		}
+		return transform.NewReader(br, unicode.UTF16(order, unicode.ExpectBOM).NewDecoder()), nil
+	}
+	// Text starts with a character of ASCII (a JSON value's {, a CSV header, a digit): in UTF-16
+	// without a mark, every other byte of it is 0, which no UTF-8 text has.
+	if len(head) == 4 {
+		switch {
+		case head[0] != 0 && head[1] == 0 && head[2] != 0 && head[3] == 0:
+			return nil, &EncodingError{Encoding: "UTF-16LE", Sign: "no byte order mark, every other byte 0"}
+		case head[0] == 0 && head[1] != 0 && head[2] == 0 && head[3] != 0:
+			return nil, &EncodingError{Encoding: "UTF-16BE", Sign: "no byte order mark, every other byte 0"}
+		}
+	}
+	return br, nil
 }
 
 // WaitCaughtUp polls until the consumer group has committed everything on topic (which, as the

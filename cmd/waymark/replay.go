@@ -128,6 +128,9 @@ func runReplay(ctx context.Context, args []string, stdout io.Writer) error {
 		return fs.errorf("file", "%s holds no event to replay as %s", *file, *format)
 	}
 	if err != nil {
+		if enc := (*ingest.EncodingError)(nil); errors.As(err, &enc) {
+			return fs.errorf("file", "%s: %v; nothing was sent", *file, enc)
+		}
 		if errors.Is(err, ingest.ErrWriteKeyRefused) {
 			return fs.errorf("write-key", "%v; check it against the collector's write keys (its --write-keys or --write-keys-inline)", err)
 		}

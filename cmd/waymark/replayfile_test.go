@@ -17,6 +17,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"unicode/utf16"
 
 	"github.com/waymark-dev/waymark/ingest"
 	"github.com/waymark-dev/waymark/store/storetest"
@@ -73,6 +74,51 @@ func TestReplayFileStartingWithABOM(t *testing.T) {
 		if !errors.As(err, &exit) || !strings.Contains(stderr.String(), "all 2 lines were skipped") || !strings.Contains(string(stdout), "sent 0, skipped 2 lines") {
 			t.Errorf("replay --format %s of a Segment file: %v\nstdout:\n%s\nstderr:\n%s", format, err, stdout, stderr.String())
 		}
+	}
+}
+
+// TestReplayFileInUTF16 (tester 35's F7): a Windows export in UTF-16 with its byte order mark
+// (PowerShell 5's >) is replayed as its UTF-8 text, every event stored; one in UTF-32 is refused
+// naming --file and the encoding, with nothing sent, where it was "not segment" blaming a byte 'ÿ'.
+func TestReplayFileInUTF16(t *testing.T) {
+	t.Parallel()
+	s := startServe(t)
+	dir := t.TempDir()
+	text := "\ufeff" + `{"type":"track","userId":"u16","event":"U16 Café","messageId":"u16-1","timestamp":"2025-05-01T10:00:00Z"}` + "\r\n" +
+		`{"type":"track","userId":"u16","event":"U16 Second","messageId":"u16-2","timestamp":"2025-05-01T10:01:00Z"}` + "\r\n"
+	var le16, le32 []byte
+	for _, u := range utf16.Encode([]rune(text)) {
+		le16 = append(le16, byte(u), byte(u>>8)) // little-endian
+	}
+	for _, r := range text {
+		le32 = append(le32, byte(r), byte(r>>8), byte(r>>16), byte(r>>24))
+	}
+	tests := []struct {
+		name string
+		file []byte
+		want string // "" when every event is sent, else a part of the error
+	}{
+		{"u16.jsonl", le16, ""},
+		{"u32.jsonl", le32, "is UTF-32LE (byte order mark FF FE 00 00), which replay does not read: convert it to UTF-8 first, e.g. `iconv -f UTF-32 -t UTF-8`; nothing was sent"},
+	}
+	for _, tt := range tests {
+		path := filepath.Join(dir, tt.name)
+		if err := os.WriteFile(path, tt.file, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		cmd := exec.Command(binary, "replay", "--format", "segment", "--file", path, "--wait", "2m")
+		cmd.Env = append(os.Environ(), "WAYMARK_DEV_BROKER_ADDR="+s.broker)
+		out, err := cmd.CombinedOutput()
+		switch {
+		case tt.want == "" && (err != nil || !strings.Contains(string(out), "sent 2, skipped 0 lines")):
+			t.Errorf("replay of %s: %v\n%s", tt.name, err, out)
+		case tt.want != "" && (err == nil || !strings.Contains(string(out), "waymark: --file: "+path+": the file "+tt.want)):
+			t.Errorf("replay of %s: %v\n%s\nwant it refused: --file: %s: the file %s", tt.name, err, out, path, tt.want)
+		}
+	}
+	s.waitStored(t)
+	if got := queryStrings(t, "SELECT event FROM "+s.database+".events ORDER BY message_id"); fmt.Sprint(got) != "[U16 Café U16 Second]" {
+		t.Errorf("stored %v, want [U16 Café U16 Second]", got)
 	}
 }
 
