@@ -700,7 +700,8 @@ func (c *Collector) countRejected(rejected []rejectedEvent) {
 // Content-Encoding says: gzip (or x-gzip), deflate (the zlib format, as RFC 9110 §8.4.1.2 defines
 // it), or none ("identity"), where a body that starts with gzip's magic bytes is gunzipped anyway
 // (some SDKs label gzip bodies as form data). Any other coding is a 415 naming Content-Encoding.
-// A UTF-8 byte order mark starting the (decompressed) body is dropped.
+// A body in another charset than UTF-8 is decoded to UTF-8 (decodeBody: a 415 naming Content-Type
+// for a charset it does not read); a UTF-8 byte order mark starting the body is dropped.
 func (c *Collector) readBody(r *http.Request, kind string) ([]byte, error) {
 	limit := c.cfg.MaxBatchBytes
 	if kind != "batch" {
@@ -752,9 +753,15 @@ func (c *Collector) readBody(r *http.Request, kind string) ([]byte, error) {
 			return nil, tooLarge
 		}
 	}
-	// Bytes that are not UTF-8 are no reason to refuse a body: inside a string they are read
-	// as U+FFFD, as encoding/json reads them, or refuse the one event whose id holds them (see
-	// jsonScanner.id); anywhere else they are not JSON.
+	// A body in another charset, labelled (Content-Type's charset) or told by its byte order
+	// mark, is decoded to UTF-8 (decodeBody). Bytes that are not UTF-8 in a UTF-8 body are no
+	// reason to refuse it: inside a string they are read as U+FFFD, as encoding/json reads them,
+	// or refuse the one event whose id holds them (see jsonScanner.id); anywhere else they are
+	// not JSON.
+	body, err = decodeBody(r.Header.Get("Content-Type"), body, limit)
+	if err != nil {
+		return nil, err
+	}
 	return TrimByteOrderMark(body), nil // .NET's and PowerShell's UTF-8 writers start with one
 }
 
@@ -1313,7 +1320,9 @@ func (c *Collector) fail(w http.ResponseWriter, err error) error {
 	}
 	switch re.status {
 	case http.StatusUnsupportedMediaType:
-		w.Header().Set("Accept-Encoding", "gzip, deflate") // RFC 9110 §15.5.16
+		if re.field == "Content-Encoding" {
+			w.Header().Set("Accept-Encoding", "gzip, deflate") // RFC 9110 §15.5.16
+		}
 	case http.StatusRequestEntityTooLarge, http.StatusRequestTimeout:
 		// The rest of the body is left unread, and the connection closed (RFC 9110 §15.5.14
 		// allows it): otherwise Go's server reads and drops up to 256 KiB of it before it
