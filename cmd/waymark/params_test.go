@@ -47,6 +47,7 @@ func TestIntegerParametersKeepTheirRange(t *testing.T) {
 		{"next", "anchor=PB+View" + rng, "limit", 1, 1000},
 		{"retention", "conversion=PB+View" + rng, "periods", 1, 52},
 		{"stages", rng[1:], "limit", 1, 100},
+		{"sessions", rng[1:], "limit", 1, 1000},
 	}
 	for _, tt := range tests {
 		for _, n := range []int{tt.lo - 1, tt.lo, tt.hi, tt.hi + 1} {
