@@ -17,8 +17,10 @@ import (
 // "" when it has none. It reads the parameters leniently (a trailing ";", spaces around "=", as
 // clients write them): a body is JSON whatever its media type, and only its charset matters.
 func charsetOf(contentType string) string {
-	_, params, _ := strings.Cut(contentType, ";")
-	for _, p := range strings.Split(params, ";") {
+	_, params, more := strings.Cut(contentType, ";")
+	for more {
+		var p string
+		p, params, more = strings.Cut(params, ";")
 		name, value, ok := strings.Cut(p, "=")
 		if ok && strings.EqualFold(strings.TrimSpace(name), "charset") {
 			return strings.ToLower(strings.Trim(strings.TrimSpace(value), `"`))

@@ -94,3 +94,19 @@ func TestCollectorDecodesTheDeclaredCharset(t *testing.T) {
 		t.Errorf("stored %v\nwant   %v", stored, want)
 	}
 }
+
+func TestCharsetOf(t *testing.T) {
+	tests := []struct{ contentType, want string }{
+		{"", ""},
+		{"application/json", ""},
+		{"application/json; charset=UTF-8", "utf-8"},
+		{`text/plain;charset="ISO-8859-1";`, "iso-8859-1"},
+		{"application/json; boundary=x; Charset = latin1", "latin1"},
+		{"application/json; charsetx=latin1", ""},
+	}
+	for _, tt := range tests {
+		if got := charsetOf(tt.contentType); got != tt.want {
+			t.Errorf("charsetOf(%q) = %q, want %q", tt.contentType, got, tt.want)
+		}
+	}
+}
