@@ -199,7 +199,8 @@ func TestUnknownAndRepeatedParametersAre400(t *testing.T) {
 		{"/api/v1/next", url.Values{"anchor": {"V"}, "depth": {"3"}}, "depth"},
 		{"/api/v1/retention", url.Values{"period": {"week"}, "window": {"7d"}}, "window"},
 		{"/api/v1/stages", url.Values{"limit": {"3", "4"}}, "limit"},
-		{"/api/v1/sessions", url.Values{"limit": {"3"}}, "limit"},
+		{"/api/v1/sessions", url.Values{"limit": {"3", "4"}}, "limit"},
+		{"/api/v1/sessions", url.Values{"window": {"7d"}}, "window"},
 		// A range that holds no time names to, as the CLI names --to (TestEmptyRangeNamesTo).
 		{"/api/v1/sessions", url.Values{"from": {"2026-02-01"}, "to": {"2026-01-01"}}, "to"},
 		// Less than a microsecond apart: one time, as queries compare them (tester 19's T7).
