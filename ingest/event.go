@@ -1267,6 +1267,36 @@ var httpLibraries = []string{"okhttp", "axios", "apache-httpclient", "apache-htt
 	"lwp::simple", "python", "python-urllib", "python-httpx", "aiohttp", "guzzlehttp", "node", "node-fetch", "undici",
 	"got", "superagent", "deno", "bun", "reqwest", "curl", "wget", "python-requests", "go-http-client"}
 
+// linkPreviewers are the first products (lower case) of agents that fetch a page to show a
+// preview of a link sent in a chat: WhatsApp's is WhatsApp/2.23.20.0 (its own browser, where there
+// is one, sends the system's agent). Telegram's, Slack's, Discord's and Facebook's end in "bot"
+// or give a "+http" address.
+var linkPreviewers = []string{"whatsapp"}
+
+// phonesNamedBot are phone models whose names end in "bot" (lower case), which botWord passes
+// over: CrawlerDetect's exclusions (Cubot; "; M bot", "; B bot", "; IDbot", "; POWER BOT" are
+// models as Android agents write them).
+var phonesNamedBot = []string{"cubot", "; m bot", "; b bot", "; idbot", "; id bot", "; power bot"}
+
+// botWord reports whether the lower-case agent has a word ending in "bot", "bot" not followed by a
+// letter: Googlebot/2.1, bingbot-, TelegramBot (like TwitterBot), Pingdom.com_bot_version_1.4,
+// "compatible; bot;"; not "bottom" or "robots", nor a phone of phonesNamedBot.
+func botWord(lower string) bool {
+	for _, phone := range phonesNamedBot {
+		lower = strings.ReplaceAll(lower, phone, "")
+	}
+	for rest := lower; ; {
+		i := strings.Index(rest, "bot")
+		if i < 0 {
+			return false
+		}
+		rest = rest[i+len("bot"):]
+		if rest == "" || rest[0] < 'a' || rest[0] > 'z' {
+			return true
+		}
+	}
+}
+
 // firstProduct is the name of a user agent's first product (lower case ua): what comes before
 // its first "/", space, ";" or "(" (okhttp of okhttp/4.9.0, faraday of Faraday v2.7.4).
 func firstProduct(lower string) string {
@@ -1277,24 +1307,33 @@ func firstProduct(lower string) string {
 	return lower
 }
 
-// userAgentDevice reads a user agent that is not empty: a crawler or HTTP library is a bot (a
-// name ending in bot with its version, Googlebot/2.1, "crawler", "spider", "slurp", the "+http"
-// address crawlers give, headless browsers, curl, python-requests, Go's client, and an agent
+// userAgentDevice reads a user agent that is not empty: a crawler, monitor, test browser or HTTP
+// library is a bot (a word ending in "bot" (botWord: Googlebot/2.1, TelegramBot, Pingdom.com_bot_…;
+// not the Cubot phone), "crawler", "spider", "slurp", the "+http" address crawlers give,
+// headless and scripted browsers (HeadlessChrome, PhantomJS, Cypress), page testers and
+// synthetic monitors (Chrome-Lighthouse, WebPageTest's PTST, DatadogSynthetics), AI assistants
+// fetching a page for a user (ChatGPT-User/, Claude-User/, Perplexity-User/: "-User/"), link
+// previews (linkPreviewers: WhatsApp), curl, python-requests, Go's client, and an agent
 // whose first product is an HTTP library's or API tool's (httpLibraries: okhttp, axios,
-// Apache-HttpClient, PostmanRuntime, Ruby, Java…); not the Cubot phone); a smart TV (SmartTV, Tizen without Mobile, webOS, Chromecast, BRAVIA, Fire TV's AFT…) a tv; a
+// Apache-HttpClient, PostmanRuntime, Ruby, Java…); tester 35's F3 listed the ones added last); a smart TV (SmartTV, Tizen without Mobile, webOS, Chromecast, BRAVIA, Fire TV's AFT…) a tv; a
 // PlayStation, Xbox or Nintendo a console; an iPad, a "Tablet", a Kindle (Silk, KF…) or an Android
 // without "Mobile" (Google asks tablet browsers to leave "Mobile" out) a tablet; "Mobi", an
 // iPhone or iPod, Opera Mini, or an Android app's own agent (Dalvik) a phone; anything else a desktop.
 // iPadOS's Safari sends a Mac's user agent, so it is counted a desktop.
+//
+// CrawlerDetect (github.com/x-way/crawlerdetect, ~1,400 patterns) was measured in its place:
+// 350 µs an agent against 18 µs for all of Decode, and it reads none of Cypress, ChatGPT-User in
+// a phone's agent or Claude-User as bots, and "MyShop/2.1 okhttp/4.9.0" (an app) as one.
 func userAgentDevice(ua string) string {
 	lower := strings.ToLower(ua)
 	has := func(subs ...string) bool {
 		return slices.ContainsFunc(subs, func(sub string) bool { return strings.Contains(lower, sub) })
 	}
 	switch {
-	case has("bot/", "bot-", "crawler", "spider", "slurp", "+http", "headlesschrome", "curl/", "wget/", "python-requests",
-		"go-http-client", "mediapartners-google", "google-inspectiontool"),
-		slices.Contains(httpLibraries, firstProduct(lower)):
+	case botWord(lower),
+		has("crawler", "spider", "slurp", "+http", "headless", "phantomjs", "cypress/", "lighthouse", "ptst/", "synthetics",
+			"-user/", "curl/", "wget/", "python-requests", "go-http-client", "mediapartners-google", "google-inspectiontool"),
+		slices.Contains(httpLibraries, firstProduct(lower)), slices.Contains(linkPreviewers, firstProduct(lower)):
 		return "bot"
 	case has("smart-tv", "smarttv", "smart tv", "web0s", "webos", "crkey", "bravia", "googletv", "android tv", "; aft", "hbbtv", "roku", "appletv"),
 		has("tizen") && !has("mobile"): // Samsung's Tizen phones and watches say Mobile

@@ -565,6 +565,45 @@ func TestHTTPLibrariesAreBots(t *testing.T) {
 	}
 }
 
+// TestMonitorsAndPreviewsAreBots is tester 35's F3: chat link previews, uptime monitors, page
+// testers, scripted browsers and AI assistants' fetchers were desktops and phones. People's
+// browsers and apps, and the phones named Cubot, stay what they were.
+func TestMonitorsAndPreviewsAreBots(t *testing.T) {
+	for _, tt := range []struct{ userAgent, want string }{
+		{"TelegramBot (like TwitterBot)", "bot"},
+		{"Pingdom.com_bot_version_1.4_(http://www.pingdom.com/)", "bot"},
+		{"Mozilla/5.0 (Linux; Android 11; moto g power (2022)) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0.0.0 Mobile Safari/537.36 Chrome-Lighthouse", "bot"},
+		{"Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0.0.0 Safari/537.36 DatadogSynthetics", "bot"},
+		{"Mozilla/5.0 (Unknown; Linux x86_64) AppleWebKit/538.1 (KHTML, like Gecko) PhantomJS/2.1.1 Safari/538.1", "bot"},
+		{"Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Cypress/13.6.0 Chrome/114.0.5735.289 Electron/25.8.4 Safari/537.36", "bot"},
+		{"Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0.0.0 Safari/537.36 PTST/231201.190611", "bot"},
+		{"Mozilla/5.0 (Linux; Android 10; K) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0.0.0 Mobile Safari/537.36 ChatGPT-User/1.0", "bot"},
+		{"Mozilla/5.0 AppleWebKit/537.36 (KHTML, like Gecko; compatible; Claude-User/1.0; +Claude-User@anthropic.com)", "bot"},
+		{"Mozilla/5.0 AppleWebKit/537.36 (KHTML, like Gecko; compatible; Perplexity-User/1.0)", "bot"},
+		{"WhatsApp/2.23.20.0", "bot"},
+		{"Mozilla/5.0 (X11; Linux x86_64; rv:120.0) Gecko/20100101 Firefox/120.0 Headless", "bot"},
+		{"Mozilla/5.0 (compatible; bot; +none)", "bot"},
+		// Not bots: phones named Cubot or "… bot", browsers and apps whose agents hold "bot"
+		// within a word, an Electron app, an in-app browser.
+		{"Mozilla/5.0 (Linux; Android 10; CUBOT X30) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0 Mobile Safari/537.36", "mobile"},
+		{"Mozilla/5.0 (Linux; Android 9; M bot 60) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0 Mobile Safari/537.36", "mobile"},
+		{"Mozilla/5.0 (Linux; Android 12; POWER BOT) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0 Mobile Safari/537.36", "mobile"},
+		{"Botanica/3.1 CFNetwork/1410.0.3 Darwin/22.6.0", "desktop"},
+		{"Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/537.36 (KHTML, like Gecko) Slack/4.36.140 Chrome/120.0 Electron/28.1.0 Safari/537.36", "desktop"},
+		{"Mozilla/5.0 (iPhone; CPU iPhone OS 17_1 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Mobile/15E148 Instagram 307.0.0.34.111", "mobile"},
+		{"Mozilla/5.0 (iPhone; CPU iPhone OS 17_1 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Mobile/15E148 WhatsApp/2.23.20", "mobile"},
+	} {
+		raw, _ := json.Marshal(map[string]any{"type": "track", "event": "A", "userId": "u", "context": map[string]any{"userAgent": tt.userAgent}})
+		e, err := Decode(raw, "s", recv)
+		if err != nil {
+			t.Fatalf("%s: %v", raw, err)
+		}
+		if got := e.DeviceType(); got != tt.want {
+			t.Errorf("user agent %q: %q, want %q", tt.userAgent, got, tt.want)
+		}
+	}
+}
+
 // TestFlattenedKeyCollisionIsIgnored: a dotted key and the nested member it names, in one
 // object, are one key after flattening: the nested one is kept whatever their order, and the
 // flat one is listed in Event.Ignored (key_collision, naming it), in properties, traits and
