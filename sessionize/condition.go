@@ -14,7 +14,8 @@ import (
 )
 
 // Condition tests one field of an event: a property (properties.NAME) or a context field
-// (page.path, page.referrer, campaign.source, campaign.medium, campaign.name). Exactly one
+// (page.path, page.referrer, campaign.source, campaign.medium, campaign.name, device.type).
+// Exactly one
 // operator is set. A missing field fails every operator but not_equals and not_one_of, which it
 // passes: an event without the value does not equal it (PostHog's "is not" and Mixpanel's "does
 // not equal" count the events that lack the property too).
@@ -40,8 +41,12 @@ type Condition struct {
 // (properties.NAME), in the order the documentation lists them.
 func ContextFields() []string { return slices.Clone(contextFields[:]) }
 
-// contextFields are ContextFields.
-var contextFields = [...]string{"page.path", "page.referrer", "campaign.source", "campaign.medium", "campaign.name"}
+// contextFields are ContextFields. device.type is the device type Waymark reads from the
+// context (ingest.DeviceTypeKey: mobile, tablet, desktop, tv, console, bot), named as Segment's
+// Common Fields spec names the member it is read from first (context.device.type), so that
+// [device.type!=bot] leaves bots out (tester 35's F3). A bare "device" stays a property's name,
+// as every name without a dot is.
+var contextFields = [...]string{"page.path", "page.referrer", "campaign.source", "campaign.medium", "campaign.name", "device.type"}
 
 // isContextField reports whether field is one of ContextFields, without making their list (a
 // condition is tested on every event).
@@ -206,6 +211,9 @@ func (c *Condition) value(e *ingest.Event) (string, bool) {
 		return e.CampaignMedium, e.CampaignMedium != ""
 	case "campaign.name":
 		return e.CampaignName, e.CampaignName != ""
+	case "device.type":
+		v := e.DeviceType()
+		return v, v != ""
 	}
 	return e.Property(strings.TrimPrefix(c.Field, "properties."))
 }

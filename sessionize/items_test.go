@@ -88,3 +88,42 @@ func TestOrderKeyOrdersAsCompare(t *testing.T) {
 		}
 	}
 }
+
+// TestDeviceTypeCondition is tester 35's F3: device.type tests the device type Waymark reads
+// (a crawler's agent is a bot), an event without one passes not_equals, and a property of that
+// name is properties.device.type.
+func TestDeviceTypeCondition(t *testing.T) {
+	decode := func(raw string) ingest.Event {
+		e, err := ingest.Decode([]byte(raw), "s", time.Now())
+		if err != nil {
+			t.Fatal(err)
+		}
+		return e
+	}
+	crawler := decode(`{"type":"page","userId":"u","context":{"userAgent":"Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)"}}`)
+	phone := decode(`{"type":"track","event":"E","userId":"u","properties":{"device":{"type":"bot"}},"context":{"device":{"type":"ios"}}}`)
+	unknown := decode(`{"type":"track","event":"E","userId":"u"}`)
+	for _, tt := range []struct {
+		field, op string
+		values    []string
+		want      [3]bool // crawler, phone, unknown
+	}{
+		{"device.type", "not_equals", []string{"bot"}, [3]bool{false, true, true}},
+		{"device.type", "equals", []string{"bot"}, [3]bool{true, false, false}},
+		{"device.type", "one_of", []string{"mobile", "tablet"}, [3]bool{false, true, false}},
+		{"device.type", "not_one_of", []string{"bot", "mobile"}, [3]bool{false, false, true}},
+		{"device.type", "prefix", []string{"mob"}, [3]bool{false, true, false}},
+		{"device.type", "regexp", []string{"^(bot|mobile)$"}, [3]bool{true, true, false}},
+		{"properties.device.type", "equals", []string{"bot"}, [3]bool{false, true, false}},
+	} {
+		c, err := NewCondition(tt.field, tt.op, tt.values...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i, e := range []ingest.Event{crawler, phone, unknown} {
+			if got := c.Matches(&e); got != tt.want[i] {
+				t.Errorf("%s %s %q on event %d: %v, want %v", tt.field, tt.op, tt.values, i, got, tt.want[i])
+			}
+		}
+	}
+}

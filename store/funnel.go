@@ -1062,10 +1062,13 @@ func numberSQL(value string) string {
 		", if(" + n.sign + " = -1, " + mag + ", '') AS " + n.negative
 }
 
-// contextColumn is the events table's column of a context field a condition can test
-// (sessionize.ContextFields), "" for any other field.
+// contextColumn is the SQL of a context field a condition can test (sessionize.ContextFields)
+// on the events table, a column but for device.type, the value stored under
+// ingest.DeviceTypeKey ("" when there is none, as for a column); "" for any other field.
 func contextColumn(field string) string {
 	switch field {
+	case "device.type":
+		return "prop_values[indexOf(prop_keys, " + sqlString(ingest.DeviceTypeKey) + ")]"
 	case "page.path":
 		return "page_path"
 	case "page.referrer":

@@ -324,16 +324,22 @@ func (s *Store) listMembersOnly(ctx context.Context, key string) (bool, error) {
 }
 
 // unknownKeyError says that no stored event has the property or trait stored under key. A name
-// without a dot is told how nested ones are named; one with dots was written so.
+// without a dot is told how nested ones are named; one with dots was written so. A name with
+// "device" in it (device, context.device_type) is told the device type's field, device.type,
+// which is no property (tester 35's F3).
 func unknownKeyError(param, key string) error {
 	if trait, ok := strings.CutPrefix(key, ingest.TraitPrefix); ok {
 		return paramErrorf(param, "no stored event has the trait %q", trait)
 	}
 	name, _ := ingest.PropertyName(key)
-	if strings.Contains(name, ".") {
-		return paramErrorf(param, "no stored event has the property %q, as a nested member or in a list's items", name)
+	device := ""
+	if strings.Contains(strings.ToLower(name), "device") {
+		device = "; the device type Waymark reads is the field device.type: [device.type!=bot] leaves bots out"
 	}
-	return paramErrorf(param, "no stored event has the property %q (nested properties, and members of a list's items, are named with dots: product.category)", name)
+	if strings.Contains(name, ".") {
+		return paramErrorf(param, "no stored event has the property %q, as a nested member or in a list's items%s", name, device)
+	}
+	return paramErrorf(param, "no stored event has the property %q (nested properties, and members of a list's items, are named with dots: product.category)%s", name, device)
 }
 
 // unknownKeys returns those of keys that no stored event has in column (prop_keys or

@@ -1,0 +1,147 @@
+package store_test
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/waymark-dev/waymark/ingest"
+	"github.com/waymark-dev/waymark/sessionize"
+	"github.com/waymark-dev/waymark/store"
+)
+
+// TestDeviceTypeIsAField is tester 35's F3: bots could not be left out of any answer, the device
+// type being only a breakdown. device.type is a field of step filters, exclusions and the journey
+// map's conditions, with every operator, in SQL as in Go; a missing device type passes != as any
+// missing field does, and a property named device.type is properties.device.type.
+func TestDeviceTypeIsAField(t *testing.T) {
+	t.Parallel()
+	// ev with the stored values kv (keys and values), sorted as ingest stores them.
+	with := func(e ingest.Event, kv ...string) ingest.Event {
+		for i := 0; i < len(kv); i += 2 {
+			at, _ := slices.BinarySearch(e.PropertyKeys, kv[i])
+			e.PropertyKeys = slices.Insert(e.PropertyKeys, at, kv[i])
+			e.PropertyValues = slices.Insert(e.PropertyValues, at, kv[i+1])
+		}
+		return e
+	}
+	var events []ingest.Event
+	for _, u := range []struct{ user, device, property string }{
+		{"crawler", "bot", ""}, {"laptop", "desktop", ""}, {"phone", "mobile", "bot"}, {"unknown", "", ""},
+	} {
+		for _, step := range []struct {
+			name   string
+			offset int
+		}{{"Viewed", 0}, {"Visited", 5}, {"Bought", 10}} {
+			e := ev(u.user, step.name, step.offset)
+			if u.device != "" {
+				e = with(e, ingest.DeviceTypeKey, u.device)
+			}
+			if u.property != "" {
+				e = with(e, "device.type", u.property) // the property {"device": {"type": "bot"}}
+			}
+			events = append(events, e)
+		}
+	}
+	jm, err := sessionize.ParseMap([]byte(`version: devices-1
+stages:
+  - name: people
+    rules:
+      - event: [Viewed]
+        where:
+          - field: device.type
+            not_equals: bot
+  - name: phones
+    rules:
+      - event: [Viewed]
+        where:
+          - field: device.type
+            one_of: [mobile, tablet]
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := openStore(t)
+	ctx := context.Background()
+	channels := make([]string, len(events))
+	for i := range events {
+		channels[i] = jm.Channel(&events[i])
+	}
+	if err := s.Write(ctx, sessionize.Batch{Events: events, Channels: channels}); err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct {
+		step, exclude string
+		want          []int64
+	}{
+		{"Viewed[device.type!=bot]", "", []int64{3, 3}},
+		{"Viewed[device.type=bot]", "", []int64{1, 1}},
+		{"Viewed[device.type=mobile|desktop]", "", []int64{2, 2}},
+		{"Viewed[device.type!=bot|desktop]", "", []int64{2, 2}},
+		{"Viewed[device.type^=mob]", "", []int64{1, 1}},
+		{"Viewed[device.type~=^(bot|desktop)$]", "", []int64{2, 2}},
+		{"Viewed[device.type=]", "", []int64{0, 0}}, // a missing device type is no value
+		{"Viewed[ device.type != bot ]", "", []int64{3, 3}},
+		{"Viewed[properties.device.type=bot]", "", []int64{1, 1}}, // the property, not the device type
+		{"people", "", []int64{3, 3}},
+		{"phones", "", []int64{1, 1}},
+		{"Viewed", "Visited[device.type=bot]", []int64{4, 3}},
+		{"Viewed", "Visited[device.type!=bot]", []int64{4, 1}},
+	} {
+		q := store.FunnelQuery{Steps: []string{tt.step, "Bought"}, Window: time.Hour}
+		if tt.exclude != "" {
+			q.Exclusions = []store.Exclusion{{Step: tt.exclude, After: 1, Before: 2}}
+		}
+		res, err := s.Funnel(ctx, jm, q)
+		if err != nil {
+			t.Fatalf("%s exclude %q: %v", tt.step, tt.exclude, err)
+		}
+		if got := customers(res); fmt.Sprint(got) != fmt.Sprint(tt.want) {
+			t.Errorf("%s exclude %q: customers %v, want %v", tt.step, tt.exclude, got, tt.want)
+		}
+	}
+	// device and context.device_type are properties no event has: the error names the field.
+	for _, step := range []string{"Viewed[device!=bot]", "Viewed[context.device_type!=bot]"} {
+		_, err := s.Funnel(ctx, jm, store.FunnelQuery{Steps: []string{step}, Window: time.Hour})
+		if err == nil || !strings.Contains(err.Error(), "[device.type!=bot]") {
+			t.Errorf("%s: %v, want a 400 naming device.type", step, err)
+		}
+	}
+	// The other queries read the same filters.
+	next, err := s.Next(ctx, jm, store.NextQuery{Anchor: "Viewed[device.type!=bot]", Window: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	paths, err := s.Paths(ctx, jm, store.PathsQuery{Anchor: "Viewed[device.type!=bot]", Window: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	retention, err := s.Retention(ctx, jm, store.RetentionQuery{Conversion: "Viewed[device.type!=bot]", Return: "Bought"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if next.Persons != 3 || paths.Persons != 3 || retention.Persons != 3 {
+		t.Errorf("persons without bots: next %d, paths %d, retention %d; want 3", next.Persons, paths.Persons, retention.Persons)
+	}
+	// The Go matcher (sessions' stages, live metrics) agrees with the SQL.
+	for _, st := range jm.Stages {
+		users := map[string]bool{}
+		for i := range events {
+			for _, r := range st.Rules {
+				if r.Matches(&events[i], channels[i]) {
+					users[events[i].UserID] = true
+				}
+			}
+		}
+		res, err := s.Funnel(ctx, jm, store.FunnelQuery{Steps: []string{st.Name}, Window: time.Hour})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res.Steps[0].Customers != int64(len(users)) {
+			t.Errorf("stage %s: SQL finds %d customers, Go %d", st.Name, res.Steps[0].Customers, len(users))
+		}
+	}
+}
