@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 
+	"golang.org/x/net/idna"
 	"golang.org/x/net/publicsuffix"
 
 	"github.com/waymark-dev/waymark/ingest"
@@ -50,13 +51,45 @@ type ChannelRule struct {
 }
 
 // normalize writes a rule's mediums and sources as classify compares them: lower case, without
-// surrounding spaces (a map's "CPC" or "Facebook" matches a touchpoint's cpc or facebook).
+// surrounding spaces (a map's "CPC" or "Facebook" matches a touchpoint's cpc or facebook), and a
+// source's host in its ASCII form (hostForm: bücher.example is xn--bcher-kva.example), its
+// leading "=" and final "." kept.
 func (r *ChannelRule) normalize() {
-	for _, list := range [][]string{r.Mediums, r.Sources} {
-		for i, v := range list {
-			list[i] = strings.ToLower(strings.TrimSpace(v))
+	for i, v := range r.Mediums {
+		r.Mediums[i] = strings.ToLower(strings.TrimSpace(v))
+	}
+	for i, v := range r.Sources {
+		v = strings.TrimSpace(v)
+		exact, dot := strings.HasPrefix(v, "="), strings.HasSuffix(v, ".")
+		v = hostForm(strings.TrimSuffix(strings.TrimPrefix(v, "="), "."))
+		if exact {
+			v = "=" + v
+		}
+		if dot {
+			v += "."
+		}
+		r.Sources[i] = v
+	}
+}
+
+// hostForm writes a host, or a utm_source or a channel rule's source, in the one form they are
+// compared in: lower case, and an internationalised domain name in its ASCII form, as IDNA's
+// ToASCII for lookup writes it (RFC 5891; golang.org/x/net/idna: bücher.example is
+// xn--bcher-kva.example). Browsers send hosts in that form, while server-side and app libraries
+// send what they were given, so a page on xn--bcher-kva.example referred from bücher.example is
+// one site (tester 35's F9); the Public Suffix List lookup (ownSite, siteMatches) expects it too.
+// Text that is no domain name (a utm_source "Spring Sale") is only lower-cased.
+func hostForm(s string) string {
+	s = strings.ToLower(s)
+	for i := 0; i < len(s); i++ {
+		if s[i] >= 0x80 {
+			if ascii, err := idna.Lookup.ToASCII(s); err == nil {
+				return ascii
+			}
+			return s
 		}
 	}
+	return s
 }
 
 // searchSites and socialSites are the search engines and social networks the default rules know,
@@ -163,7 +196,7 @@ func (m *Map) channel(e *ingest.Event, ownDomains []string) string {
 
 // ownSite reports whether a referrer from refHost is the shop's own navigation, which is no
 // touchpoint's source: refHost is on the site of the page (pageHost), or is one of ownDomains
-// (lower case, no leading dot) or a subdomain of one. A site is a registrable domain (eTLD+1 by
+// (as hostForm writes them, no leading dot) or a subdomain of one. A site is a registrable domain (eTLD+1 by
 // the Public Suffix List): www.shop.example, shop.example and checkout.shop.example are one
 // site, and so one another's own navigation, while a.github.io and b.github.io, or two
 // myshopify.com shops, are not. This is what Amplitude's browser SDK does by default (its
@@ -198,7 +231,8 @@ func ownSite(refHost, pageHost string, ownDomains []string) bool {
 }
 
 // ParseOwnDomains reads a comma-separated list of domains (Config.OwnDomains): each a host name
-// such as pay.example or checkout.shop.example, in any case, with an optional leading dot (as a
+// such as pay.example or checkout.shop.example, in any case, an internationalised one in either
+// form (kept in its ASCII form, hostForm), with an optional leading dot (as a
 // cookie domain is written), spaces around it dropped. An entry that is no domain name (a URL, a
 // port, a path, an empty entry) is an error naming it.
 func ParseOwnDomains(list string) ([]string, error) {
@@ -207,7 +241,7 @@ func ParseOwnDomains(list string) ([]string, error) {
 	}
 	var out []string
 	for _, d := range strings.Split(list, ",") {
-		d = strings.TrimPrefix(strings.ToLower(strings.TrimSpace(d)), ".")
+		d = hostForm(strings.TrimPrefix(strings.TrimSpace(d), "."))
 		if err := checkDomain(d); err != nil {
 			return nil, err
 		}
@@ -227,9 +261,10 @@ func checkDomain(d string) error {
 	return nil
 }
 
-// urlHost is the host of a URL, lower case, without a port or a final dot; "" when it has none.
+// urlHost is the host of a URL as hosts are compared (hostForm: lower case, an internationalised
+// name in its ASCII form), without a port or a final dot; "" when it has none.
 func urlHost(u *url.URL) string {
-	return strings.TrimSuffix(strings.ToLower(u.Hostname()), ".")
+	return hostForm(strings.TrimSuffix(u.Hostname(), "."))
 }
 
 func (m *Map) channelNames() []string {
@@ -254,7 +289,7 @@ func (m *Map) knownChannel(name string) bool { return slices.Contains(m.channelN
 // campaign or a click id says otherwise, as Amplitude and Google Analytics attribute it.
 func classify(rules []ChannelRule, ownDomains []string, e *ingest.Event) string {
 	medium := strings.ToLower(strings.TrimSpace(e.CampaignMedium))
-	source := strings.ToLower(strings.TrimSpace(e.CampaignSource))
+	source := hostForm(strings.TrimSpace(e.CampaignSource))
 	if medium == "" && source == "" && e.Referrer == "" && e.PageURL == "" {
 		return ChannelDirect // the common case, without parsing anything
 	}

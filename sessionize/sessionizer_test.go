@@ -657,6 +657,57 @@ func TestOwnDomainsAreNoReferral(t *testing.T) {
 	}
 }
 
+// TestInternationalisedHostsAreOneSite is tester 35's F9: a page on xn--bcher-kva.example
+// referred from bücher.example, the same host written in Unicode, was a referral to the shop
+// itself. Hosts are compared in their ASCII form wherever they are compared: the page's and the
+// referrer's, own domains, and the sources of channel rules and utm_source.
+func TestInternationalisedHostsAreOneSite(t *testing.T) {
+	for _, tt := range []struct{ source, referrer, url, want string }{
+		{"", "https://bücher.example/", "https://xn--bcher-kva.example/p", ChannelDirect},
+		{"", "https://xn--bcher-kva.example/", "https://bücher.example/p", ChannelDirect},
+		{"", "https://WWW.BÜCHER.example./", "https://xn--bcher-kva.example/p", ChannelDirect},
+		{"", "https://b%C3%BCcher.example/", "https://shop.xn--bcher-kva.example/p", ChannelDirect},
+		{"", "https://bücher.example/", "https://buecher.example/p", ChannelReferral},
+		{"", "https://xn--bcher-kva.example/", "https://shop.example/p", ChannelReferral},
+	} {
+		e := ingest.Event{CampaignSource: tt.source, Referrer: tt.referrer, PageURL: tt.url}
+		if got := Channel(&e); got != tt.want {
+			t.Errorf("referrer %s to %s: %s, want %s", tt.referrer, tt.url, got, tt.want)
+		}
+	}
+	own, err := ParseOwnDomains("Bücher-Kasse.example")
+	if err != nil || !slices.Equal(own, []string{"xn--bcher-kasse-thb.example"}) {
+		t.Fatalf("ParseOwnDomains = %q, %v", own, err)
+	}
+	shop, err := LoadMap("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := ingest.Event{Referrer: "https://bücher-kasse.example/return", PageURL: "https://shop.example/thanks"}
+	if got := shop.channel(&e, own); got != ChannelDirect {
+		t.Errorf("own domain in Unicode: %s, want direct", got)
+	}
+	jm, err := ParseMap([]byte("version: idn\nstages:\n  - name: s\n    rules:\n      - event: [x]\nchannels:\n" +
+		"  - channel: search\n    source: [яндекс.рф, =Поиск.Example.]\n    referrer: true\n" +
+		"  - channel: social\n    source: [вконтакте.рф]\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct{ source, referrer, want string }{
+		{"", "https://xn--d1acpjx3f.xn--p1ai/search", ChannelSearch},
+		{"", "https://www.яндекс.рф/search", ChannelSearch},
+		{"", "https://xn--h1aekdm.example.com/", ChannelSearch},   // =поиск.example. under a public suffix
+		{"", "https://a.xn--h1aekdm.example.com/", ChannelDirect}, // "=": not its subdomains, and no rule for referrals,
+		{"xn--80adksbqg7ac.xn--p1ai", "", ChannelSocial},          // utm_source written in either form
+		{"ВКонтакте.рф", "", ChannelSocial},
+	} {
+		e := ingest.Event{CampaignSource: tt.source, Referrer: tt.referrer}
+		if got := jm.Channel(&e); got != tt.want {
+			t.Errorf("map's rules: source %q referrer %s: %s, want %s", tt.source, tt.referrer, got, tt.want)
+		}
+	}
+}
+
 func TestPersons(t *testing.T) {
 	s := newTestSessionizer(t)
 	link := func(user, anon string) ingest.Event {
