@@ -69,12 +69,13 @@ type Breakdown struct {
 	By, Name string
 }
 
-// String is the breakdown's parameter form, e.g. "trait:customer_type".
+// String is the breakdown's parameter form, e.g. "trait:customer_type": the name written as
+// the parameter reads it back (EscapeStep: "property:coupon\ " for the property "coupon ").
 func (b Breakdown) String() string {
 	if b.Name == "" {
 		return b.By
 	}
-	return b.By + ":" + b.Name
+	return b.By + ":" + EscapeStep(b.Name)
 }
 
 // FunnelStep is one row of a funnel answer. Its rates are ratios as ratio computes them, 0 when

@@ -409,8 +409,11 @@ func parseFunnel(p *params) FunnelQuery {
 	if !slices.ContainsFunc(p.schema, func(sp Param) bool { return sp.Name == "breakdown" }) {
 		return q // a drop-off's (dropoffParams)
 	}
-	if b := p.str("breakdown"); b != "" {
-		q.Breakdown.By, q.Breakdown.Name, _ = strings.Cut(b, ":")
+	if b := p.step("breakdown"); b != "" {
+		// trait:NAME and property:NAME name it as a step's filter names its field (fieldName):
+		// spaces around it dropped, an escaped one kept (tester 35's F10).
+		by, name, _ := strings.Cut(b, ":")
+		q.Breakdown.By, q.Breakdown.Name = by, fieldName(lexStep(name))
 	}
 	q.BreakdownLimit = p.int("breakdown_limit", 1, 1000)
 	return q

@@ -332,7 +332,7 @@ func parseFilters(filters stepText) ([]sessionize.Condition, error) {
 		if err := strayBracket(f); err != nil {
 			return nil, err
 		}
-		field, v := f.part(0, i).trim().text(), f.part(i+len(op), len(f.toks)).trim()
+		field, v := fieldName(f.part(0, i)), f.part(i+len(op), len(f.toks)).trim()
 		if key != "regexp" && startsWithOpChar(v) { // ==, =!=, <>, =>: a regular expression may start with ^
 			return nil, fmt.Errorf("filter %q: %q is not an operator; %s", f.raw(), op+opRun(v, 0), opHint)
 		}
@@ -373,6 +373,12 @@ func parseFilters(filters stepText) ([]sessionize.Condition, error) {
 	}
 	return out, nil
 }
+
+// fieldName is the name t writes, a filter's field or a breakdown's property or trait: the
+// white space around it dropped unless escaped, and the escapes' backslashes taken away
+// ([coupon\ =x] and breakdown=property:coupon\  name the property "coupon "). One rule for a
+// name wherever it is written (docs/queries.md, "Escapes").
+func fieldName(t stepText) string { return t.trim().text() }
 
 // bracketHint says how a step writes several filters, and a bracket in a name or value.
 const bracketHint = `one pair of brackets holds all of a step's filters, separated by ";" ([a=1;b=2], not [a=1][b=2]); write \[ or \] for a bracket in a field or value`

@@ -2,6 +2,7 @@ package store
 
 import (
 	"fmt"
+	"net/url"
 	"regexp/syntax"
 	"slices"
 	"strings"
@@ -406,6 +407,45 @@ func TestTouchpointStep(t *testing.T) {
 		}
 		if len(rules) != 1 || !slices.Equal(rules[0].Events, want.Events) || !slices.Equal(rules[0].Types, want.Types) {
 			t.Errorf("step %q asks about %+v, want %+v", got, rules, want)
+		}
+	}
+}
+
+// TestBreakdownNamesAreReadAsFilterFields is tester 35's F10: breakdown=property:NAME trimmed a
+// trailing space but kept a leading one and had no escape, so property:coupon%20 silently meant
+// the property "coupon" and the property "coupon " could not be broken down. A breakdown's name
+// is read as a filter's field is (fieldName), and the answer writes it so that it reads back.
+func TestBreakdownNamesAreReadAsFilterFields(t *testing.T) {
+	t.Parallel()
+	for _, tt := range []struct{ breakdown, by, name string }{
+		{"property:coupon", "property", "coupon"},
+		{"property:coupon ", "property", "coupon"},
+		{"property: coupon", "property", "coupon"},
+		{` property:coupon\ `, "property", "coupon "},
+		{`property:\ coupon`, "property", " coupon"},
+		{`property:a\,b`, "property", "a,b"},
+		{`property:a:b`, "property", "a:b"},
+		{`property:C:\temp`, "property", `C:\temp`},
+		{`trait: plan\ `, "trait", "plan "},
+		{"device", "device", ""},
+	} {
+		q, err := ParseFunnelQuery(url.Values{"steps": {"V"}, "breakdown": {tt.breakdown}})
+		if err != nil {
+			t.Fatalf("%q: %v", tt.breakdown, err)
+		}
+		if q.Breakdown.By != tt.by || q.Breakdown.Name != tt.name {
+			t.Errorf("%q: %q %q, want %q %q", tt.breakdown, q.Breakdown.By, q.Breakdown.Name, tt.by, tt.name)
+		}
+		// The filter reads the same name.
+		if tt.name != "" {
+			_, _, conds, err := parseStep("V[" + strings.SplitN(tt.breakdown, ":", 2)[1] + "=x]")
+			if err != nil || conds[0].Field != "properties."+tt.name {
+				t.Errorf("%q as a filter's field: %v, %v", tt.breakdown, conds, err)
+			}
+		}
+		again, err := ParseFunnelQuery(url.Values{"steps": {"V"}, "breakdown": {q.Breakdown.String()}})
+		if err != nil || again.Breakdown != q.Breakdown {
+			t.Errorf("%q written back as %q reads %+v, %v", tt.breakdown, q.Breakdown.String(), again.Breakdown, err)
 		}
 	}
 }
