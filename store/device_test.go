@@ -3,6 +3,7 @@ package store_test
 import (
 	"context"
 	"fmt"
+	"net/url"
 	"slices"
 	"strings"
 	"testing"
@@ -143,5 +144,57 @@ stages:
 		if res.Steps[0].Customers != int64(len(users)) {
 			t.Errorf("stage %s: SQL finds %d customers, Go %d", st.Name, res.Steps[0].Customers, len(users))
 		}
+	}
+}
+
+// TestPropertyLookalikesAreNamed is tester 35's F4: a property or trait name that differs from a
+// stored one only in case, Unicode normalization or white space got no "did you mean", where an
+// event name does; and F10's property "wrap " is reached by a breakdown as by a filter.
+func TestPropertyLookalikesAreNamed(t *testing.T) {
+	t.Parallel()
+	with := func(e ingest.Event, key, value string) ingest.Event {
+		e.PropertyKeys, e.PropertyValues = []string{key}, []string{value}
+		return e
+	}
+	s := openStore(t)
+	ctx := context.Background()
+	if err := s.Write(ctx, sessionize.Batch{Events: []ingest.Event{
+		with(ev("a", "Probe", 0), "Coupon", "SPRING"), with(ev("b", "Probe", 0), "coupon", "spring"),
+		with(ev("c", "Probe", 0), "wrap ", "TRAIL"), with(ev("d", "Probe", 0), "Caf\u00e9", "x"),
+		with(ev("e", "Probe", 0), ingest.TraitPrefix+"Plan", "pro"), with(ev("f", "Probe", 0), "Tier", "gold"),
+	}}); err != nil {
+		t.Fatal(err)
+	}
+	jm := defaultMap(t)
+	for _, tt := range []struct{ step, breakdown, hint string }{
+		{"Probe[COUPON=SPRING]", "", `steps: no stored event has the property "COUPON" (did you mean "Coupon" or "coupon"? names are matched with their case)`},
+		{"Probe[wrap=TRAIL]", "", `(did you mean "wrap "? names are matched with their white space, and spaces around a name are dropped: write it wrap\ )`},
+		{"Probe[Cafe\u0301=x]", "", `the stored property "Caf\u00e9" differs from "Cafe\u0301" only in Unicode normalization`},
+		{"Probe", "property:COUPON", `breakdown: no stored event has the property "COUPON" (did you mean "Coupon" or "coupon"?`},
+		{"Probe", "trait:plan", `breakdown: no stored event has the trait "plan" (did you mean "Plan"? names are matched with their case)`},
+		// A trait is no property's lookalike, nor a property a trait's.
+		{"Probe[plan=pro]", "", `no stored event has the property "plan" (nested properties`},
+		{"Probe", "trait:tier", `breakdown: no stored event has the trait "tier"`},
+	} {
+		q := store.FunnelQuery{Steps: []string{tt.step}, Window: time.Hour}
+		if tt.breakdown != "" {
+			by, name, _ := strings.Cut(tt.breakdown, ":")
+			q.Breakdown = store.Breakdown{By: by, Name: name}
+		}
+		_, err := s.Funnel(ctx, jm, q)
+		if !store.IsParamError(err) || !strings.Contains(err.Error(), tt.hint) || strings.HasSuffix(tt.hint, `"tier"`) && strings.Contains(err.Error(), "did you mean") {
+			t.Errorf("%s %s: %v, want a parameter error saying %s", tt.step, tt.breakdown, err, tt.hint)
+		}
+	}
+	q, err := store.ParseFunnelQuery(url.Values{"steps": {"Probe"}, "breakdown": {`property:wrap\ `}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := s.Funnel(ctx, jm, q)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Breakdown != `property:wrap\ ` || !slices.ContainsFunc(res.Groups, func(g store.FunnelGroup) bool { return g.Value == "TRAIL" }) {
+		t.Errorf("breakdown property:wrap\\ : %s %+v, want the group TRAIL", res.Breakdown, res.Groups)
 	}
 }

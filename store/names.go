@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/ClickHouse/clickhouse-go/v2"
@@ -151,15 +152,15 @@ func (s *Store) checkNames(ctx context.Context, jm *sessionize.Map, param string
 				unclosed = ` (its "[" opens no filter: a filter ends in an unescaped "]")`
 			}
 			if !asEvent[n] {
-				return paramErrorf(param, "%q is neither a stage (%s) nor an event that has been stored%s%s; %s", n, strings.Join(stages, ", "), unclosed, lookalike(n, stored), escapeHint)
+				return paramErrorf(param, "%q is neither a stage (%s) nor an event that has been stored%s%s; %s", n, strings.Join(stages, ", "), unclosed, lookalike("event", n, stored), escapeHint)
 			}
 			// event:NAME asks for an event alone: the error says so, and how the stage of that
 			// name is written when the map has one ("is neither a stage" contradicted itself
 			// there: event:awareness asked for no stage).
 			if _, stage := jm.Stage(n); stage {
-				return paramErrorf(param, "event:%s: no stored event is named %q%s (event: names an event; the stage is written %s)", EscapeStep(n), n, lookalike(n, stored), EscapeStep(n))
+				return paramErrorf(param, "event:%s: no stored event is named %q%s (event: names an event; the stage is written %s)", EscapeStep(n), n, lookalike("event", n, stored), EscapeStep(n))
 			}
-			return paramErrorf(param, "event:%s: no stored event is named %q%s%s; %s", EscapeStep(n), n, unclosed, lookalike(n, stored), escapeHint)
+			return paramErrorf(param, "event:%s: no stored event is named %q%s%s; %s", EscapeStep(n), n, unclosed, lookalike("event", n, stored), escapeHint)
 		}
 	}
 	return nil
@@ -238,24 +239,34 @@ func squeezedSQL(expr string) string {
 	return "replaceRegexpOne(replaceRegexpOne(replaceRegexpAll(" + expr + ", " + sqlString(spaceRun) + ", ' '), '^ ', ''), ' $', '')"
 }
 
-// lookalike says which of stored (names that have been stored) the missing name n was likely
-// meant as: one equal to it in Unicode's NFC form, shown with its code points escaped (the two
-// print alike), else one equal to it but for case. Names are matched byte for byte, as PostHog
-// and Mixpanel match event names, so neither is taken in its place. "" when there is none.
-func lookalike(n string, stored []string) string {
+// lookalike says which of stored (names of what, "event", "property" or "trait", that have been
+// stored) the missing name n was likely meant as: one equal to it in Unicode's NFC form, shown
+// with its code points escaped (the two print alike), else those equal to it but for case
+// (Coupon and coupon for COUPON), else one equal to it but for white space, with how to write it.
+// Names are matched byte for byte, as PostHog and Mixpanel match event and property names, so
+// none is taken in its place. "" when there is none.
+func lookalike(what, n string, stored []string) string {
 	for _, e := range stored {
 		if e != n && norm.NFC.String(e) == norm.NFC.String(n) {
-			return fmt.Sprintf(" (the stored event %+q differs from %+q only in Unicode normalization: names are matched byte for byte)", e, n)
+			return fmt.Sprintf(" (the stored %s %+q differs from %+q only in Unicode normalization: names are matched byte for byte)", what, e, n)
 		}
 	}
+	var cased []string
 	for _, e := range stored {
 		if e != n && strings.EqualFold(norm.NFC.String(e), norm.NFC.String(n)) {
-			return fmt.Sprintf(" (did you mean %q? names are matched with their case)", e)
+			cased = append(cased, strconv.Quote(e))
 		}
+	}
+	if len(cased) > 0 {
+		return fmt.Sprintf(" (did you mean %s? names are matched with their case)", strings.Join(cased, " or "))
+	}
+	around := "a name"
+	if what == "event" {
+		around = "a step"
 	}
 	for _, e := range stored {
 		if e != n && strings.EqualFold(squeezed(norm.NFC.String(e)), squeezed(norm.NFC.String(n))) {
-			return fmt.Sprintf(" (did you mean %q? names are matched with their white space, and spaces around a step are dropped: write it %s)", e, EscapeStep(e))
+			return fmt.Sprintf(" (did you mean %q? names are matched with their white space, and spaces around %s are dropped: write it %s)", e, around, EscapeStep(e))
 		}
 	}
 	return ""
@@ -273,7 +284,7 @@ func (s *Store) checkProperties(ctx context.Context, param string, keys ...strin
 	if missing, err = s.unknownKeys(ctx, "item_keys", s.items, missing); err != nil || len(missing) == 0 {
 		return err
 	}
-	return unknownKeyError(param, missing[0])
+	return s.unknownKeyError(ctx, param, missing[0])
 }
 
 // checkBreakdownKey is checkProperties for a breakdown, which groups by a property's or trait's
@@ -304,7 +315,7 @@ func (s *Store) checkBreakdownKey(ctx context.Context, key string) error {
 	if len(missing) == 0 {
 		return refuse
 	}
-	return unknownKeyError("breakdown", key)
+	return s.unknownKeyError(ctx, "breakdown", key)
 }
 
 // listMembersOnly reports whether some stored event has key among its list items
@@ -323,15 +334,30 @@ func (s *Store) listMembersOnly(ctx context.Context, key string) (bool, error) {
 	return found, nil
 }
 
-// unknownKeyError says that no stored event has the property or trait stored under key. A name
+// unknownKeyError says that no stored event has the property or trait stored under key, and
+// which stored ones it was likely meant as: those that differ from it only in case, Unicode
+// normalization or white space (lookalike, as for an event's name; tester 35's F4). A name
 // without a dot is told how nested ones are named; one with dots was written so. A name with
 // "device" in it (device, context.device_type) is told the device type's field, device.type,
 // which is no property (tester 35's F3).
-func unknownKeyError(param, key string) error {
-	if trait, ok := strings.CutPrefix(key, ingest.TraitPrefix); ok {
-		return paramErrorf(param, "no stored event has the trait %q", trait)
-	}
+func (s *Store) unknownKeyError(ctx context.Context, param, key string) error {
+	trait, isTrait := strings.CutPrefix(key, ingest.TraitPrefix)
 	name, _ := ingest.PropertyName(key)
+	what := "property"
+	if isTrait {
+		what, name = "trait", trait
+	}
+	stored, err := s.lookalikeKeys(ctx, key)
+	if err != nil {
+		return err
+	}
+	alike := lookalike(what, name, stored)
+	switch {
+	case isTrait:
+		return paramErrorf(param, "no stored event has the trait %q%s", trait, alike)
+	case alike != "":
+		return paramErrorf(param, "no stored event has the property %q%s", name, alike)
+	}
 	device := ""
 	if strings.Contains(strings.ToLower(name), "device") {
 		device = "; the device type Waymark reads is the field device.type: [device.type!=bot] leaves bots out"
@@ -340,6 +366,36 @@ func unknownKeyError(param, key string) error {
 		return paramErrorf(param, "no stored event has the property %q, as a nested member or in a list's items%s", name, device)
 	}
 	return paramErrorf(param, "no stored event has the property %q (nested properties, and members of a list's items, are named with dots: product.category)%s", name, device)
+}
+
+// lookalikeKeys returns the names of the stored properties (or, for a trait's key, traits),
+// events' and lists' items', that differ from key's only in case, Unicode normalization or white
+// space (lookalikeForms): the names lookalike chooses from.
+func (s *Store) lookalikeKeys(ctx context.Context, key string) ([]string, error) {
+	alike, lower := lookalikeForms([]string{key})
+	rows, err := s.conn.Query(ctx, "SELECT k FROM (SELECT arrayJoin(arrayConcat(prop_keys, item_keys)) AS k FROM "+s.table("events")+
+		") WHERE k IN ("+placeholders(len(alike))+") OR lowerUTF8("+squeezedSQL("k")+") IN ("+placeholders(len(lower))+") GROUP BY k ORDER BY k LIMIT 10",
+		append(appendStrings(nil, alike), appendStrings(nil, lower)...)...)
+	if err != nil {
+		return nil, fmt.Errorf("look up property keys: %w", err)
+	}
+	defer rows.Close()
+	var names []string
+	for rows.Next() {
+		var k string
+		if err := rows.Scan(&k); err != nil {
+			return nil, fmt.Errorf("look up property keys: %w", err)
+		}
+		if trait, ok := strings.CutPrefix(k, ingest.TraitPrefix); ok && strings.HasPrefix(key, ingest.TraitPrefix) {
+			names = append(names, trait)
+		} else if name, ok := ingest.PropertyName(k); ok && !strings.HasPrefix(key, ingest.TraitPrefix) {
+			names = append(names, name)
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("look up property keys: %w", err)
+	}
+	return names, nil
 }
 
 // unknownKeys returns those of keys that no stored event has in column (prop_keys or
