@@ -79,6 +79,8 @@ func TestEnginesGiveIdenticalAnswers(t *testing.T) {
 		{"funnel", "steps=awareness,consideration,conversion,loyalty&window=30d&from=2026-03-05&to=2026-04-20"},
 		{"funnel", "steps=Product Viewed[category=shoes],Order Completed&window=7d&breakdown=channel"},
 		{"funnel", "steps=Product Viewed,Order Completed&window=7d&breakdown=device"},
+		{"funnel", "steps=Product Viewed[device.type!=bot],Order Completed&window=7d&exclude=Coupon Removed[device.type=mobile|tablet]"},
+		{"next", "anchor=Product Added[device.type^=mob]&direction=next"},
 		{"funnel", "steps=Product Viewed,Order Completed&window=7d&breakdown=property:category"},
 		{"funnel", "steps=Product Viewed,Order Completed&window=7d&breakdown=trait:customer_type&breakdown_limit=1"},
 		{"dropoff", "steps=" + steps + "&window=24h"},

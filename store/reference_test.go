@@ -254,6 +254,10 @@ func matchesStep(jm *sessionize.Map, step string, evs []refEvent, i int) bool {
 	if name, filter, ok := strings.Cut(strings.TrimSuffix(step, "]"), "["); ok { // Name[key=value]
 		key, value, _ := strings.Cut(filter, "=")
 		got, set := evs[i].Property(key)
+		if key == "device.type" { // the context field, not a property
+			got = evs[i].DeviceType()
+			set = got != ""
+		}
 		item := false // or any item of a list under key
 		for j, k := range evs[i].ItemKeys {
 			item = item || k == key && evs[i].ItemValues[j] == value
@@ -604,6 +608,7 @@ func TestFunnelAgreesWithTheReference(t *testing.T) {
 		{Steps: []string{"awareness[category=hats]", "conversion"}, Window: 7 * day}, // on a stage's rules
 		{Steps: []string{view, order + "[products.category=hats]"}, Window: 7 * day}, // any item of a list
 		{Steps: []string{"conversion[products.category=shoes]"}, Window: 7 * day},
+		{Steps: []string{view + "[device.type=mobile]", order}, Window: 7 * day}, // the device type (tester 35's F3)
 		{Steps: []string{view, add, checkout, order}, Window: day, Mode: store.ModeAny},
 		{Steps: []string{view, add, order}, Window: day, Exclusions: []store.Exclusion{{Step: "Coupon Removed", After: 1, Before: 3}}},
 		{Steps: []string{view, add, order}, Window: day, Exclusions: []store.Exclusion{{Step: view, After: 2, Before: 3}}},
