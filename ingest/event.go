@@ -1282,6 +1282,9 @@ var phonesNamedBot = []string{"cubot", "; m bot", "; b bot", "; idbot", "; id bo
 // letter: Googlebot/2.1, bingbot-, TelegramBot (like TwitterBot), Pingdom.com_bot_version_1.4,
 // "compatible; bot;"; not "bottom" or "robots", nor a phone of phonesNamedBot.
 func botWord(lower string) bool {
+	if !strings.Contains(lower, "bot") {
+		return false // most agents: one scan
+	}
 	for _, phone := range phonesNamedBot {
 		lower = strings.ReplaceAll(lower, phone, "")
 	}
