@@ -119,3 +119,33 @@ func TestDerivedMessageIDParts(t *testing.T) {
 		t.Error("repeats 1 and 2 have one id")
 	}
 }
+
+// TestKafkaMessageTimedByItsReceiptIsOneEvent: a message produced straight to Kafka without a
+// messageId whose only time is the receipt it names (claimedReceipt) states its time, so two
+// productions of it are one event, as two of a message with a timestamp are; without a receipt it
+// can claim, each production is an event of its own, named by its place (tester 36's F3).
+func TestKafkaMessageTimedByItsReceiptIsOneEvent(t *testing.T) {
+	kafkaTime := time.Now().UTC()
+	for _, tt := range []struct {
+		receivedAt string
+		oneEvent   bool
+	}{
+		{kafkaTime.Add(-6 * 24 * time.Hour).Format(time.RFC3339Nano), true},
+		{kafkaTime.Add(-time.Minute).Format(time.RFC3339Nano), true},
+		{kafkaTime.Add(-8 * 24 * time.Hour).Format(time.RFC3339Nano), false}, // no receipt: past Kafka's retention
+		{"yesterday", false},
+	} {
+		raw := []byte(`{"type":"track","userId":"k5","event":"E","receivedAt":"` + tt.receivedAt + `"}`)
+		first, err := decode(raw, "kafka", kafkaTime, asClient, "0:10")
+		if err != nil {
+			t.Fatal(err)
+		}
+		second, err := decode(raw, "kafka", kafkaTime, asClient, "0:11")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := first.MessageID == second.MessageID; got != tt.oneEvent {
+			t.Errorf("receivedAt %s: ids %s and %s, one event %t, want %t", tt.receivedAt, first.MessageID, second.MessageID, got, tt.oneEvent)
+		}
+	}
+}

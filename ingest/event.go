@@ -586,6 +586,9 @@ type wire struct {
 	// (claimedReceipt). receivedAtNotText is such a member that is no string, abbreviated.
 	claimReceivedAt   bool
 	receivedAtNotText string
+	// ownReceipt: a message produced straight to Kafka named its receipt (claimedReceipt), so its
+	// time is stated by it, as a timestamp states it (DerivedMessageID's Receipt part).
+	ownReceipt bool
 	// Props are the properties and traits in the order read: context.traits and traits under
 	// TraitPrefix, then properties by their dotted names, which setProperties stores under
 	// PropertyKey (the message's order of members may differ).
@@ -839,7 +842,7 @@ func (w *wire) event(raw []byte, source string, receivedAt time.Time, from origi
 		// A message on the topic is one event of its own, and names its type: no repeat, and
 		// the type its bytes name.
 		p := IDParts{CallType: e.Type}
-		if !w.Timestamp.sent && !w.OriginalTimestamp.sent {
+		if !w.Timestamp.sent && !w.OriginalTimestamp.sent && !w.ownReceipt {
 			p.Receipt = Receipt(e.ReceivedAt, place)
 		}
 		e.MessageID = DerivedMessageID(source, raw, p)
@@ -954,8 +957,32 @@ func (e *Event) setTimes(w *wire, receivedAt time.Time, from origin) error {
 		// A client's message that names its receipt, as a receiver stamps it (a mirror of
 		// Segment's processed output), is that receiver's, when it can be (claimedReceipt).
 		if received, hasReceived = w.claimedReceipt(receivedAt); hasReceived {
-			from = asStamped
+			// The message's own time as it is read below: a processed timestamp as it stands, a
+			// client's time corrected by its sentAt.
+			stated, sentAt := orig, sent
+			if hasTS {
+				stated = ts
+				if hasOrig {
+					sentAt = time.Time{}
+				}
+			}
+			if _, future := SkewCorrected(stated, sentAt, received); (hasTS || hasOrig) && future {
+				// A receipt more than MaxFutureTimestamp before the message's own time would move
+				// the event back to it (the 23-hour rule): it is no receipt of this message
+				// (tester 36's F2), which is received when Kafka got it.
+				w.Ignored = append(w.Ignored, &InvalidError{Reason: ReasonInvalidTimestamp, Field: "receivedAt",
+					Err: fmt.Errorf("no receipt of this message, which is read as received when Kafka got it: %s is more than %s before the message's own time %s",
+						received.Format(time.RFC3339Nano), MaxFutureTimestamp, stated.UTC().Format(time.RFC3339Nano))})
+				received, hasReceived = time.Time{}, false
+			} else if hasOrig || !hasTS {
+				// Segment's processed output names originalTimestamp beside the timestamp it
+				// corrected: that timestamp stands. A timestamp alone (a relay that only adds
+				// receivedAt to a client's call) is the client's, corrected against the receipt
+				// below (tester 36's F1).
+				from = asStamped
+			}
 		}
+		w.ownReceipt = hasReceived
 	} else {
 		received, hasReceived = parse("receivedAt", w.ReceivedAt)
 	}

@@ -17,8 +17,9 @@ import (
 // time to a minute after it (checkReceipt, the rule of waymark-forwarded), is a receiver's: a
 // mirror of Segment's processed output keeps its timestamp however long after its receipt it
 // reaches Kafka, and an originalTimestamp alone is corrected against that receipt (Segment's
-// rule: timestamp = originalTimestamp + receivedAt − sentAt), the 23-hour rule held against it
-// too. Any other receivedAt (outside those bounds, no time, of another type) is ignored, listed
+// rule: timestamp = originalTimestamp + receivedAt − sentAt), as is a timestamp without an
+// originalTimestamp (a client's). A receipt that would move the message's own time by the 23-hour
+// rule is none. Any other receivedAt (outside those bounds, no time, of another type) is ignored, listed
 // and counted, and the message is received when Kafka got it, as before (tester 35's F2: a
 // mirror lagging more than 2 s was moved to the time it was consumed).
 func TestConsumerTakesAReceiversOwnReceivedAt(t *testing.T) {
@@ -36,7 +37,6 @@ func TestConsumerTakesAReceiversOwnReceivedAt(t *testing.T) {
 		// receipt and at are the receive and event times to store; zero: the time Kafka got it
 		// (the receipt ignored), and at within a minute of it.
 		receipt, at time.Time
-		future      bool
 	}{
 		{id: "lag-5s", times: mirror(now.Add(-5 * time.Second)), receipt: now.Add(-5 * time.Second), at: now.Add(-5*time.Second - 200*ms)},
 		{id: "lag-20s", times: mirror(now.Add(-20 * time.Second)), receipt: now.Add(-20 * time.Second), at: now.Add(-20*time.Second - 200*ms)},
@@ -47,10 +47,16 @@ func TestConsumerTakesAReceiversOwnReceivedAt(t *testing.T) {
 		// No timestamp: the client's clock an hour fast, corrected against its own receipt.
 		{id: "orig-only", times: `"originalTimestamp":` + iso(now.Add(-10*time.Minute+time.Hour-time.Second)) + `,"sentAt":` + iso(now.Add(-10*time.Minute+time.Hour)) + `,"receivedAt":` + iso(now.Add(-10*time.Minute)),
 			receipt: now.Add(-10 * time.Minute), at: now.Add(-10*time.Minute - time.Second)},
-		// The 23-hour rule, against the receipt.
-		{id: "future", times: `"timestamp":` + iso(now.Add(-time.Hour).Add(30*time.Hour)) + `,"receivedAt":` + iso(now.Add(-time.Hour)),
-			receipt: now.Add(-time.Hour), at: now.Add(-time.Hour), future: true},
-		// No receipt of the message: ignored.
+		// A timestamp without originalTimestamp is a client's (a relay that only adds
+		// receivedAt), not Segment's corrected one: its clock 2 h fast, corrected against the
+		// receipt (tester 36's F1: it was stored 2 h ahead).
+		{id: "ts-only-fast", times: `"timestamp":` + iso(now.Add(-10*time.Minute+2*time.Hour-time.Second)) + `,"sentAt":` + iso(now.Add(-10*time.Minute+2*time.Hour)) + `,"receivedAt":` + iso(now.Add(-10*time.Minute)),
+			receipt: now.Add(-10 * time.Minute), at: now.Add(-10*time.Minute - time.Second)},
+		// No receipt of the message: ignored. A receipt more than 23 hours before the message's
+		// own time would move the event back to it (tester 36's F2: an event of now stored 6 days
+		// back).
+		{id: "future", times: `"timestamp":` + iso(now.Add(-time.Hour).Add(30*time.Hour)) + `,"receivedAt":` + iso(now.Add(-time.Hour))},
+		{id: "old-receipt", times: `"originalTimestamp":` + iso(now) + `,"receivedAt":` + iso(now.Add(-6*24*time.Hour))},
 		{id: "lag-8d", times: mirror(now.Add(-8 * 24 * time.Hour))},
 		{id: "ahead-5m", times: mirror(now.Add(5 * time.Minute))},
 		{id: "year-1", times: `"timestamp":` + iso(now) + `,"receivedAt":"0001-01-02T00:00:00Z"`},
@@ -101,9 +107,9 @@ func TestConsumerTakesAReceiversOwnReceivedAt(t *testing.T) {
 			}
 			continue
 		}
-		if !e.ReceivedAt.Equal(tt.receipt) || !e.Timestamp.Equal(tt.at) || e.FutureTimestamp != tt.future || len(e.Ignored) != 0 {
-			t.Errorf("%s: received %s, timestamp %s, future %t, ignored %v; want %s, %s, %t, nothing ignored",
-				tt.id, e.ReceivedAt, e.Timestamp, e.FutureTimestamp, e.Ignored, tt.receipt, tt.at, tt.future)
+		if !e.ReceivedAt.Equal(tt.receipt) || !e.Timestamp.Equal(tt.at) || e.FutureTimestamp || len(e.Ignored) != 0 {
+			t.Errorf("%s: received %s, timestamp %s, future %t, ignored %v; want %s, %s, not future, nothing ignored",
+				tt.id, e.ReceivedAt, e.Timestamp, e.FutureTimestamp, e.Ignored, tt.receipt, tt.at)
 		}
 	}
 	if n := counterSum(t, reg, "waymark_consumer_ignored_fields_total", "field", "receivedAt"); n != float64(ignored) {
