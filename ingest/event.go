@@ -1305,12 +1305,27 @@ var linkPreviewers = []string{"whatsapp"}
 // models as Android agents write them).
 var phonesNamedBot = []string{"cubot", "; m bot", "; b bot", "; idbot", "; id bot", "; power bot"}
 
-// botWord reports whether the lower-case agent has a word ending in "bot", "bot" not followed by a
-// letter: Googlebot/2.1, bingbot-, TelegramBot (like TwitterBot), Pingdom.com_bot_version_1.4,
-// "compatible; bot;"; not "bottom" or "robots", nor a phone of phonesNamedBot.
+// botWord reports whether the lower-case agent has a word ending in "bot" followed by the end of
+// the agent or one of "/-();, " (Googlebot/2.1, bingbot-, TelegramBot (like TwitterBot),
+// "compatible; bot;"); not "bottom", "robots" or "Roboté" (a byte past ASCII is a letter), nor a
+// phone of phonesNamedBot, nor a word of a phone's model: the first comment of an Android or
+// iOS agent ("Android 11; Robot 2 Pro", "BOT-AL00" is a Huawei phone) and an app's own agent
+// (CFNetwork's, Dalvik's: "iRobot/7.16.2 CFNetwork/…") are passed over (tester 36's F5).
 func botWord(lower string) bool {
 	if !strings.Contains(lower, "bot") {
 		return false // most agents: one scan
+	}
+	if strings.Contains(lower, "cfnetwork/") || strings.HasPrefix(lower, "dalvik/") {
+		return false
+	}
+	if open := strings.IndexByte(lower, '('); open >= 0 {
+		if end := strings.IndexByte(lower[open:], ')'); end >= 0 {
+			comment := lower[open : open+end+1]
+			if strings.Contains(comment, "android") || strings.Contains(comment, "iphone") || strings.Contains(comment, "ipad") ||
+				strings.Contains(comment, "ipod") {
+				lower = lower[:open] + lower[open+end+1:]
+			}
+		}
 	}
 	for _, phone := range phonesNamedBot {
 		lower = strings.ReplaceAll(lower, phone, "")
@@ -1321,11 +1336,26 @@ func botWord(lower string) bool {
 			return false
 		}
 		rest = rest[i+len("bot"):]
-		if rest == "" || rest[0] < 'a' || rest[0] > 'z' {
+		if rest == "" || strings.IndexByte("/-();, ", rest[0]) >= 0 {
 			return true
 		}
 	}
 }
+
+// botTokens are the parts of agents of crawlers, monitors, page testers, previews and scripted
+// browsers that no person's browser sends (lower case): crawlers' words and the "+http" address
+// they give; headless and scripted browsers; page testers and synthetic monitors; AI assistants
+// fetching a page for a user, named one by one (a "-User/" of any product would take apps'
+// products too: Power-User/1.0); link previews that name no bot (Facebook's, Bing's, Skype's and
+// Teams'); Google's fetchers that give no address; and HTTP libraries' own agents (tester 35's
+// F3, tester 36's F5 and F6).
+var botTokens = []string{"crawler", "spider", "slurp", "+http", "headless", "phantomjs", "cypress/", "chrome-lighthouse",
+	"ptst/", "synthetics", "gtmetrix", "statuscake", "pingdom", "w3c_validator", "dataprovider",
+	"chatgpt-user/", "claude-user/", "claude-web/", "perplexity-user/", "mistralai-user/",
+	"facebookexternalhit", "facebookcatalog", "bingpreview", "skypeuripreview",
+	"googleother", "google-safety", "google-read-aloud", "privacy preserving prefetch proxy",
+	"mediapartners-google", "google-inspectiontool",
+	"curl/", "wget/", "python-requests", "go-http-client"}
 
 // firstProduct is the name of a user agent's first product (lower case ua): what comes before
 // its first "/", space, ";" or "(" (okhttp of okhttp/4.9.0, faraday of Faraday v2.7.4).
@@ -1338,12 +1368,12 @@ func firstProduct(lower string) string {
 }
 
 // userAgentDevice reads a user agent that is not empty: a crawler, monitor, test browser or HTTP
-// library is a bot (a word ending in "bot" (botWord: Googlebot/2.1, TelegramBot, Pingdom.com_bot_…;
-// not the Cubot phone), "crawler", "spider", "slurp", the "+http" address crawlers give,
-// headless and scripted browsers (HeadlessChrome, PhantomJS, Cypress), page testers and
-// synthetic monitors (Chrome-Lighthouse, WebPageTest's PTST, DatadogSynthetics), AI assistants
-// fetching a page for a user (ChatGPT-User/, Claude-User/, Perplexity-User/: "-User/"), link
-// previews (linkPreviewers: WhatsApp), curl, python-requests, Go's client, and an agent
+// library is a bot (a word ending in "bot" (botWord: Googlebot/2.1, TelegramBot; not the Cubot
+// phone), botTokens ("crawler", "spider", the "+http" address crawlers give, headless and
+// scripted browsers, page testers and synthetic monitors (Chrome-Lighthouse, WebPageTest's PTST,
+// DatadogSynthetics, Pingdom), AI assistants fetching a page for a user (ChatGPT-User/,
+// Claude-User/…), link previews, curl, python-requests, Go's client), link previews that are
+// their first product (linkPreviewers: WhatsApp), and an agent
 // whose first product is an HTTP library's or API tool's (httpLibraries: okhttp, axios,
 // Apache-HttpClient, PostmanRuntime, Ruby, Java…); tester 35's F3 listed the ones added last); a smart TV (SmartTV, Tizen without Mobile, webOS, Chromecast, BRAVIA, Fire TV's AFT…) a tv; a
 // PlayStation, Xbox or Nintendo a console; an iPad, a "Tablet", a Kindle (Silk, KF…) or an Android
@@ -1361,8 +1391,7 @@ func userAgentDevice(ua string) string {
 	}
 	switch {
 	case botWord(lower),
-		has("crawler", "spider", "slurp", "+http", "headless", "phantomjs", "cypress/", "lighthouse", "ptst/", "synthetics",
-			"-user/", "curl/", "wget/", "python-requests", "go-http-client", "mediapartners-google", "google-inspectiontool"),
+		has(botTokens...),
 		slices.Contains(httpLibraries, firstProduct(lower)), slices.Contains(linkPreviewers, firstProduct(lower)):
 		return "bot"
 	case has("smart-tv", "smarttv", "smart tv", "web0s", "webos", "crkey", "bravia", "googletv", "android tv", "; aft", "hbbtv", "roku", "appletv"),

@@ -583,6 +583,24 @@ func TestMonitorsAndPreviewsAreBots(t *testing.T) {
 		{"WhatsApp/2.23.20.0", "bot"},
 		{"Mozilla/5.0 (X11; Linux x86_64; rv:120.0) Gecko/20100101 Firefox/120.0 Headless", "bot"},
 		{"Mozilla/5.0 (compatible; bot; +none)", "bot"},
+		// Tester 36's F6: fetchers that name no bot.
+		{"Mozilla/5.0 AppleWebKit/537.36 (KHTML, like Gecko; compatible; GoogleOther) Chrome/120.0.6099.224 Safari/537.36", "bot"},
+		{"GoogleOther", "bot"},
+		{"Google-Safety", "bot"},
+		{"Mozilla/5.0 (Linux; Android 7.0; SM-G930V Build/NRD90M) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/59.0.3071.125 Mobile Safari/537.36 (compatible; Google-Read-Aloud)", "bot"},
+		{"Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) BingPreview/1.0b", "bot"},
+		{"Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0.0.0 Safari/537.36 GTmetrix", "bot"},
+		{"Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0.0.0 Safari/537.36 (StatusCake)", "bot"},
+		{"Mozilla/5.0 (Windows NT 6.1; WOW64) SkypeUriPreview Preview/0.5 skype-url-preview@microsoft.com", "bot"},
+		{"facebookexternalhit/1.1", "bot"},
+		{"facebookexternalhit/1.1;line-poker/1.0", "bot"},
+		{"facebookcatalog/1.0", "bot"},
+		{"Claude-Web/1.0 (web crawler; +claude-web@anthropic.com)", "bot"},
+		{"Chrome Privacy Preserving Prefetch Proxy", "bot"},
+		{"W3C_Validator/1.3 http://validator.w3.org/services", "bot"},
+		{"Mozilla/5.0 (compatible; Dataprovider.com)", "bot"},
+		// Googlebot's phone agent: its first comment is a phone's, its own names the bot.
+		{"Mozilla/5.0 (Linux; Android 6.0.1; Nexus 5X Build/MMB29P) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0.6099.224 Mobile Safari/537.36 (compatible; Googlebot/2.1)", "bot"},
 		// Not bots: phones named Cubot or "… bot", browsers and apps whose agents hold "bot"
 		// within a word, an Electron app, an in-app browser.
 		{"Mozilla/5.0 (Linux; Android 10; CUBOT X30) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0 Mobile Safari/537.36", "mobile"},
@@ -592,6 +610,15 @@ func TestMonitorsAndPreviewsAreBots(t *testing.T) {
 		{"Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/537.36 (KHTML, like Gecko) Slack/4.36.140 Chrome/120.0 Electron/28.1.0 Safari/537.36", "desktop"},
 		{"Mozilla/5.0 (iPhone; CPU iPhone OS 17_1 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Mobile/15E148 Instagram 307.0.0.34.111", "mobile"},
 		{"Mozilla/5.0 (iPhone; CPU iPhone OS 17_1 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Mobile/15E148 WhatsApp/2.23.20", "mobile"},
+		// Tester 36's F5: a letter past ASCII ends no word; phones and apps named with "bot".
+		{"Mozilla/5.0 (iPhone; CPU iPhone OS 17_1 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Mobile/15E148 Roboté/1.0", "mobile"},
+		{"Mozilla/5.0 (Linux; Android 12; Robot 2 Pro) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0 Mobile Safari/537.36", "mobile"},
+		{"Mozilla/5.0 (Linux; Android 10; Talbot T1) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0 Mobile Safari/537.36", "mobile"},
+		{"Mozilla/5.0 (Linux; Android 10; BOT-AL00 Build/HUAWEIBOT-AL00) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0 Mobile Safari/537.36", "mobile"},
+		{"Dalvik/2.1.0 (Linux; U; Android 11; Robot Q7 Build/RP1A)", "mobile"},
+		{"iRobot/7.16.2 CFNetwork/1410.0.3 Darwin/22.6.0", "desktop"},
+		{"Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Lighthouse/2.3.1 Chrome/120.0 Electron/28.1.0 Safari/537.36", "desktop"},
+		{"Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0 Safari/537.36 Power-User/1.0", "desktop"},
 	} {
 		raw, _ := json.Marshal(map[string]any{"type": "track", "event": "A", "userId": "u", "context": map[string]any{"userAgent": tt.userAgent}})
 		e, err := Decode(raw, "s", recv)
