@@ -111,6 +111,14 @@ stages:
 			t.Errorf("%s: %v, want a 400 naming device.type", step, err)
 		}
 	}
+	// In a breakdown, property:device is a shop's own property: the error names breakdown=device
+	// (tester 36's F7).
+	for _, name := range []string{"device", "context.device_type"} {
+		_, err := s.Funnel(ctx, jm, store.FunnelQuery{Steps: []string{"Viewed"}, Window: time.Hour, Breakdown: store.Breakdown{By: "property", Name: name}})
+		if err == nil || !strings.Contains(err.Error(), "breakdown=device") || strings.Contains(err.Error(), "[device.type") {
+			t.Errorf("breakdown by property:%s: %v, want a 400 naming breakdown=device", name, err)
+		}
+	}
 	// The other queries read the same filters.
 	next, err := s.Next(ctx, jm, store.NextQuery{Anchor: "Viewed[device.type!=bot]", Window: time.Hour})
 	if err != nil {

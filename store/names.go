@@ -339,7 +339,7 @@ func (s *Store) listMembersOnly(ctx context.Context, key string) (bool, error) {
 // normalization or white space (lookalike, as for an event's name; tester 35's F4). A name
 // without a dot is told how nested ones are named; one with dots was written so. A name with
 // "device" in it (device, context.device_type) is told the device type's field, device.type,
-// which is no property (tester 35's F3).
+// which is no property (tester 35's F3), or in a breakdown, breakdown=device.
 func (s *Store) unknownKeyError(ctx context.Context, param, key string) error {
 	trait, isTrait := strings.CutPrefix(key, ingest.TraitPrefix)
 	name, _ := ingest.PropertyName(key)
@@ -359,7 +359,12 @@ func (s *Store) unknownKeyError(ctx context.Context, param, key string) error {
 		return paramErrorf(param, "no stored event has the property %q%s", name, alike)
 	}
 	device := ""
-	if strings.Contains(strings.ToLower(name), "device") {
+	switch {
+	case !strings.Contains(strings.ToLower(name), "device"):
+	case param == "breakdown":
+		// In a breakdown, property:device.type is a shop's own property (tester 36's F7).
+		device = "; breakdown=device breaks down by the device type Waymark reads"
+	default:
 		device = "; the device type Waymark reads is the field device.type: [device.type!=bot] leaves bots out"
 	}
 	if strings.Contains(name, ".") {
