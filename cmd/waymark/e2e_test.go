@@ -109,6 +109,18 @@ func newDatabase(t testing.TB, prefix string) string {
 	return database
 }
 
+// everyPath reports whether a test sends its messages by every path it compares (the
+// collector, kcat straight to the topic, a replay) and asks the command line what it asks the
+// API, or only the collector and the API: in a later pass of the run (storetest.LaterPass). A
+// message's path and the command line are not the engine's subject: each path reaches the same
+// consumer, which stores the same rows whichever it came by, and a command runs the API's store
+// query; the first pass compares them, on 18.16. A later pass, whose subject is the engine,
+// asks every query of the rows the collector stored, in every arrival order and before and
+// after merges as the first does, and skips the same rows stored again by another path.
+func everyPath() bool {
+	return !storetest.LaterPass()
+}
+
 // startServe starts `waymark serve` with all roles (write key "test-key", source "test"; read key
 // testReadKey), plus extra flags. An --http-addr among them is polled on 127.0.0.1 and its port.
 func startServe(t testing.TB, extra ...string) *server {

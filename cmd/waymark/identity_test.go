@@ -89,6 +89,9 @@ func TestAnonymousEventsInASignInsSecondFollowTheClientsOrder(t *testing.T) {
 	}
 	var answers map[string]string // of the first arrival
 	for n, a := range arrivals {
+		if a.kcat && !everyPath() {
+			continue // the same messages as one batch's, by another path
+		}
 		broker, err := ingest.StartDevBroker("127.0.0.1:0", 3, "waymark.events", "waymark.dlq")
 		if err != nil {
 			t.Fatal(err)
@@ -300,6 +303,9 @@ func TestCopiesOfAnIdentifyLinkInEveryOrder(t *testing.T) {
 	}
 	var answers map[string]string // of the first arrival
 	for _, a := range arrivals {
+		if a.kcat != nil && !everyPath() {
+			continue // the same messages as one batch's, by another path
+		}
 		s := arriveCallByCall(t, a.kcat, a.parts)
 		for _, when := range []string{"live", "after resessionize"} {
 			if when != "live" {

@@ -21,7 +21,8 @@ import (
 // View at .000100999 is cut to .000100, never rounded to .000101 (its Added, sent first): it comes
 // before its Added. A shared device's page between two sign-ins in one millisecond goes to the
 // user signed in before it by µs. Sent through the collector, straight to Kafka and with `waymark replay`, and
-// answered by the API and the CLI, on either engine (WAYMARK_TEST_CLICKHOUSE; chdb runs the
+// answered by the API and the CLI (in a later pass of the run, the collector and the API: see
+// everyPath), on either engine (WAYMARK_TEST_CLICKHOUSE; chdb runs the
 // in-engine matching, docs/udf.md): the same answers. Then a copy earlier by µs replaces its
 // stored message, and `waymark resessionize` cuts sessions on the stored µs.
 func TestMicrosecondsOrderEvents(t *testing.T) {
@@ -32,9 +33,12 @@ func TestMicrosecondsOrderEvents(t *testing.T) {
 	}
 	lines := strings.Split(strings.TrimSpace(string(data)), "\n")
 	servers := sendBothWays(t, lines)
-	replayed := startServe(t)
-	replayed.replayLines(t, lines)
-	servers = append(servers, replayed)
+	paths := []string{"collector", "kafka"}[:len(servers)]
+	if everyPath() {
+		replayed := startServe(t)
+		replayed.replayLines(t, lines)
+		servers, paths = append(servers, replayed), append(paths, "replay")
+	}
 
 	const at = "2024-05-15T10:00:00"
 	queries := []struct {
@@ -63,7 +67,7 @@ func TestMicrosecondsOrderEvents(t *testing.T) {
 			"US Added 2"},
 	}
 	for i, s := range servers {
-		path := []string{"collector", "kafka", "replay"}[i]
+		path := paths[i]
 		stored := queryStrings(t, "SELECT concat(message_id, ' ', toString(ts_ms % 1000), ' ', toString(ts_sub_us)) FROM "+s.database+
 			".events WHERE message_id IN ('us1-added', 'us1-view', 'us1-exit', 'us4-view') ORDER BY message_id")
 		if want := []string{"us1-added 0 900", "us1-exit 1 0", "us1-view 0 100", "us4-view 0 100"}; !slices.Equal(stored, want) {
@@ -93,7 +97,7 @@ func TestMicrosecondsOrderEvents(t *testing.T) {
 			if got := answerText(t, body); got != q.want {
 				t.Errorf("%s: %s: API answered %q, want %q", path, q.name, got, q.want)
 			}
-			if q.cli != nil {
+			if q.cli != nil && everyPath() {
 				if got := answerText(t, s.waymark(t, append(q.cli, "--json")...)); got != q.want {
 					t.Errorf("%s: %s: CLI answered %q, want %q", path, q.name, got, q.want)
 				}

@@ -48,7 +48,8 @@ func placeholderLines(placeholders []string) (lines []string, refused []string) 
 // replay), and the placeholders of the events kept are counted by field and placeholder.
 // Through /v1/batch in one call, each line on its own endpoint (/v1/track, /v1/identify,
 // /v1/alias), straight through Kafka with kcat, and with `waymark replay` of the lines as a
-// Segment export; the answers are the same each way.
+// Segment export; the answers are the same each way (in a later pass of the run, the first way:
+// see everyPath).
 func TestPlaceholderIDsMergeNobody(t *testing.T) {
 	t.Parallel()
 	placeholders := []string{`"undefined"`, `"null"`, `"0"`, `0`, `" "`, `"[object Object]"`, `"Undefined"`, `"(null)"`, `"nil"`, `"00000000-0000-0000-0000-000000000000"`}
@@ -60,6 +61,9 @@ func TestPlaceholderIDsMergeNobody(t *testing.T) {
 	arrivals := []string{"one batch", "one call each", "kcat", "replay"}
 	var first []string // the answers of the first arrival
 	for _, arrival := range arrivals {
+		if arrival != arrivals[0] && !everyPath() {
+			continue // the same lines by another path
+		}
 		s := startServe(t)
 		switch arrival {
 		case "one batch":
@@ -209,7 +213,10 @@ func TestPlaceholderMessageIDsAreNoID(t *testing.T) {
 		view := line(user, "PM View", id, "10:00")
 		lines = append(lines, view, line(user, "PM Order", id, "10:05"), line(user, "PM Order", id, "10:20"))
 	}
-	for _, arrival := range []string{"one batch", "kcat", "replay"} {
+	for i, arrival := range []string{"one batch", "kcat", "replay"} {
+		if i > 0 && !everyPath() {
+			continue // the same lines by another path
+		}
 		s := startServe(t)
 		for range 2 { // sent, then sent again: a retry
 			switch arrival {
