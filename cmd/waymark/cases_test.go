@@ -2015,7 +2015,10 @@ func TestCopiesOnOtherKeysAnswerAsTheFirst(t *testing.T) {
 	}
 	// Every event name is stored by another person on another day, so that a name only a later
 	// copy carried is known to every server (a superseded copy's name stays known).
-	var catalog, gets, each, batch, first []string
+	// gets are the queries asked of every server; batchGets those asked of oneBatch, which got
+	// the cases sent one call each as oneEach did (the same calls, stored the same): the batch
+	// cases' queries and the queries of everyone's events.
+	var catalog, gets, batchGets, each, batch, first []string
 	for _, c := range cases {
 		x, lines := c.x, copies(c.x, c.joined, c.aFirst, c.aTime, c.bTime)
 		for _, name := range []string{" A", " B", " View"} {
@@ -2027,15 +2030,21 @@ func TestCopiesOnOtherKeysAnswerAsTheFirst(t *testing.T) {
 		} else {
 			batch = append(batch, lines...)
 		}
+		var caseGets []string
 		for _, steps := range []string{x + " A", x + " B", x + " View," + x + " A[coupon=A]", x + " View," + x + " B[coupon=B]",
 			x + " A[coupon=B]", x + " B[coupon=A]", x + " B," + x + " A"} {
-			gets = append(gets, "/api/v1/funnel?window=24h&steps="+url.QueryEscape(steps))
+			caseGets = append(caseGets, "/api/v1/funnel?window=24h&steps="+url.QueryEscape(steps))
 		}
 		for _, anchor := range []string{x + " View", x + " A", x + " B", x + " A[coupon=A]", x + " B[coupon=B]"} {
-			gets = append(gets, "/api/v1/next?window=1h&anchor="+url.QueryEscape(anchor))
+			caseGets = append(caseGets, "/api/v1/next?window=1h&anchor="+url.QueryEscape(anchor))
+		}
+		gets = append(gets, caseGets...)
+		if c.batch {
+			batchGets = append(batchGets, caseGets...)
 		}
 	}
-	gets = append(gets, "/api/v1/sessions", "/api/v1/paths?anchor=C5+View&depth=3")
+	everyone := []string{"/api/v1/sessions", "/api/v1/paths?anchor=C5+View&depth=3"}
+	gets, batchGets = append(gets, everyone...), append(batchGets, everyone...)
 	alone, oneEach, oneBatch := startServe(t), startServe(t), startServe(t)
 	post := func(s *server, what string, lines ...string) {
 		s.sendBatch(t, lines...)
@@ -2063,12 +2072,17 @@ func TestCopiesOnOtherKeysAnswerAsTheFirst(t *testing.T) {
 		want[g] = fmt.Sprintf("%d %s", code, compactJSON(t, body))
 	}
 	for _, merged := range []bool{false, true} {
-		for name, s := range map[string]*server{"one call each": oneEach, "one batch": oneBatch} {
+		for _, a := range []struct {
+			name string
+			s    *server
+			gets []string
+		}{{"one call each", oneEach, gets}, {"one batch", oneBatch, batchGets}} {
+			name, s := a.name, a.s
 			if merged {
 				execClickHouse(t, "SYSTEM START MERGES "+s.database+".events")
 				optimizeFinal(t, s.database+".events")
 			}
-			for _, g := range gets {
+			for _, g := range a.gets {
 				code, body := httpGet(t, "http://"+s.http+g)
 				if got := fmt.Sprintf("%d %s", code, compactJSON(t, body)); got != want[g] {
 					t.Errorf("%s (merged %v): %s answers\n%s\nthe events alone:\n%s", name, merged, g, got, want[g])
