@@ -77,6 +77,12 @@ for engine in $engines; do
   echo "== journey query and in-engine matching benchmarks, 20,000 events (ClickHouse engine: $engine)" >&2
   WAYMARK_TEST_CLICKHOUSE=$engine WAYMARK_BENCH_EVENTS=20000 go test -count=1 -run '^$' -bench '^(BenchmarkQueryScale|BenchmarkFunnelMatching)$' -benchtime 1x ./store
 done
+# Every benchmark that needs no ClickHouse runs once too (about 10 CPU-s in all), so that none
+# stops working unseen: BenchmarkServeFunnelUDF failed for two days after the UDF's wire format
+# moved on (2026-12-06).
+echo "== benchmarks without ClickHouse, once each" >&2
+go test -count=1 -run '^$' -bench . -benchtime 1x ./ingest ./sessionize
+go test -count=1 -run '^$' -bench '^(BenchmarkServeFunnelUDF|BenchmarkPathFinder.*|BenchmarkScanPerson)$' -benchtime 1x ./store
 echo "== fuzz (bounded)" >&2
 # Bounded by executions, not by time: Go 1.26's fuzz coordinator can report a spurious
 # "context deadline exceeded" when a -fuzztime duration runs out (golang/go#75804).
