@@ -52,19 +52,10 @@ func TestConsumerTrustsOnlyAConsistentForwardedHeader(t *testing.T) {
 	}
 	produced := time.Now()
 
-	sink, stored := recordEvents()
-	reg := prometheus.NewRegistry()
-	c, err := NewConsumer(ConsumerConfig{
-		Brokers: []string{b.Addr()}, Topic: "events", DLQTopic: "dlq", Group: "g",
-		FlushInterval: 20 * time.Millisecond, RetryMax: 50 * time.Millisecond, LagInterval: 50 * time.Millisecond,
-	}, sink, slog.New(slog.NewTextHandler(t.Output(), nil)), reg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	runUntilCaughtUp(t, c, b.Addr())
+	stored, reg := consumeRecorded(t, b.Addr())
 
 	for _, tt := range tests {
-		e := stored()[tt.id]
+		e := stored[tt.id]
 		ignored := len(e.Ignored) == 1 && e.Ignored[0].Field == "header "+HeaderForwarded
 		if tt.trusted {
 			if !e.ReceivedAt.Equal(hourAgo) || len(e.Ignored) != 0 {
@@ -101,6 +92,23 @@ func recordEvents() (Sink, func() map[string]Event) {
 		return nil
 	})
 	return sink, func() map[string]Event { mu.Lock(); defer mu.Unlock(); return maps.Clone(stored) }
+}
+
+// consumeRecorded runs a consumer of the topic "events" of broker until it has caught up, and
+// returns what it stored, by messageId, and its metrics.
+func consumeRecorded(t *testing.T, broker string) (map[string]Event, *prometheus.Registry) {
+	t.Helper()
+	sink, stored := recordEvents()
+	reg := prometheus.NewRegistry()
+	c, err := NewConsumer(ConsumerConfig{
+		Brokers: []string{broker}, Topic: "events", DLQTopic: "dlq", Group: "g",
+		FlushInterval: 20 * time.Millisecond, RetryMax: 50 * time.Millisecond, LagInterval: 50 * time.Millisecond,
+	}, sink, slog.New(slog.NewTextHandler(t.Output(), nil)), reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	runUntilCaughtUp(t, c, broker)
+	return stored(), reg
 }
 
 // counterSum sums the counters of family name whose label has value.

@@ -2,11 +2,9 @@ package ingest
 
 import (
 	"context"
-	"log/slog"
 	"testing"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
 	"github.com/segmentio/kafka-go"
 
 	"github.com/waymark-dev/waymark/ingest/ingesttest"
@@ -75,21 +73,12 @@ func TestConsumerTakesAReceiversOwnReceivedAt(t *testing.T) {
 	}
 	produced := time.Now()
 
-	sink, stored := recordEvents()
-	reg := prometheus.NewRegistry()
-	c, err := NewConsumer(ConsumerConfig{
-		Brokers: []string{b.Addr()}, Topic: "events", DLQTopic: "dlq", Group: "g",
-		FlushInterval: 20 * time.Millisecond, RetryMax: 50 * time.Millisecond, LagInterval: 50 * time.Millisecond,
-	}, sink, slog.New(slog.NewTextHandler(t.Output(), nil)), reg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	runUntilCaughtUp(t, c, b.Addr())
+	stored, reg := consumeRecorded(t, b.Addr())
 
 	near := func(at time.Time) bool { d := produced.Sub(at); return d > -time.Minute && d < time.Minute }
 	ignored := 0
 	for _, tt := range tests {
-		e, ok := stored()[tt.id]
+		e, ok := stored[tt.id]
 		if !ok {
 			t.Errorf("%s: not stored", tt.id)
 			continue
