@@ -35,13 +35,7 @@ func TestBotsAreLeftOutThroughThePipeline(t *testing.T) {
 	funnel := func(params string) string {
 		t.Helper()
 		code, body := httpGet(t, "http://"+s.http+"/api/v1/funnel?"+params)
-		var res struct {
-			Steps  []struct{ Customers int64 }
-			Groups []struct {
-				Value, Marker string
-				Steps         []struct{ Customers int64 }
-			} `json:"breakdown_groups"`
-		}
+		var res funnelAnswer
 		if err := json.Unmarshal([]byte(body), &res); code != 200 || err != nil {
 			t.Fatalf("funnel?%s: %d %s", params, code, body)
 		}

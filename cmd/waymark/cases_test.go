@@ -322,13 +322,7 @@ func TestCaseNullAndNestedProperties(t *testing.T) {
 		code, body := httpGet(t, "http://"+s.http+"/api/v1/funnel?window=24h&"+params)
 		return code, []byte(body)
 	}
-	var res struct {
-		Steps  []struct{ Customers int64 }
-		Groups []struct {
-			Value, Marker string
-			Steps         []struct{ Customers int64 }
-		} `json:"breakdown_groups"`
-	}
+	var res funnelAnswer
 	for _, tt := range []struct {
 		step string
 		want int64
@@ -2254,15 +2248,20 @@ func (s *server) breakdownGroups(t *testing.T, query string) map[string][]int64 
 	return groups
 }
 
+// funnelAnswer is the part of the funnel API's answer the tests read: customers per step, and per
+// step of each breakdown group (its value, or a marker such as none).
+type funnelAnswer struct {
+	Steps  []struct{ Customers int64 }
+	Groups []struct {
+		Value, Marker string
+		Steps         []struct{ Customers int64 }
+	} `json:"breakdown_groups"`
+}
+
 // parseBreakdownGroups reads a funnel answer's breakdown groups: each group's customers per step,
 // by its value, a marker's group as "(marker)".
 func parseBreakdownGroups(body string) (map[string][]int64, error) {
-	var res struct {
-		Groups []struct {
-			Value, Marker string
-			Steps         []struct{ Customers int64 }
-		} `json:"breakdown_groups"`
-	}
+	var res funnelAnswer
 	if err := json.Unmarshal([]byte(body), &res); err != nil {
 		return nil, err
 	}
