@@ -75,18 +75,7 @@ func (s *Store) checkNames(ctx context.Context, jm *sessionize.Map, param string
 	if err != nil {
 		return err
 	}
-	// Go's regexp and ClickHouse's re2 differ at the edges ((?<name>…), nested repeats): ask the
-	// engine that will run them.
-	for re, step := range regexps {
-		usable, err := s.usableRegexp(ctx, re)
-		if err != nil {
-			return err
-		}
-		if !usable {
-			return paramErrorf(param, "%.100s: ClickHouse cannot use the regular expression %q", step, re)
-		}
-	}
-	if err := s.checkProperties(ctx, param, props...); err != nil {
+	if err := s.checkConditions(ctx, param, props, regexps); err != nil {
 		return err
 	}
 	stages := stageNames(jm)
@@ -164,6 +153,25 @@ func (s *Store) checkNames(ctx context.Context, jm *sessionize.Map, param string
 		}
 	}
 	return nil
+}
+
+// checkConditions returns a parameter error naming param when ClickHouse cannot use one of the
+// regular expressions of a parameter's conditions (each with the text it was written in) or a
+// property they test was never stored (see checkProperties); props and regexps as conditionNeeds
+// gives them.
+func (s *Store) checkConditions(ctx context.Context, param string, props []string, regexps map[string]string) error {
+	// Go's regexp and ClickHouse's re2 differ at the edges ((?<name>…), nested repeats): ask the
+	// engine that will run them.
+	for re, where := range regexps {
+		usable, err := s.usableRegexp(ctx, re)
+		if err != nil {
+			return err
+		}
+		if !usable {
+			return paramErrorf(param, "%.100s: ClickHouse cannot use the regular expression %q", where, re)
+		}
+	}
+	return s.checkProperties(ctx, param, props...)
 }
 
 // checkUnnamed returns a parameter error naming param when one of labels (unnamedLabels: "page",

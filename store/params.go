@@ -117,9 +117,12 @@ func stagesParams() []Param {
 }
 
 // sessionsParams take a limit for the entry and exit touchpoints listed, with next's default and
-// range.
+// range, and a step's filters that a session's touchpoints must pass (SessionsQuery.Filter).
 func sessionsParams() []Param {
-	return append([]Param{{Name: "limit", Default: "10", Usage: "entry and exit touchpoints listed"}}, rangeParams()...)
+	return append([]Param{
+		{Name: "limit", Default: "10", Usage: "entry and exit touchpoints listed"},
+		{Name: "filter", Usage: `only the sessions with a touchpoint that passes these filters, written as in a step's brackets: FIELD OP VALUE, ; between (device.type!=bot leaves bots out); empty: every session`},
+	}, rangeParams()...)
 }
 
 // params reads a query's text parameters (the API's query string, the CLI's flags) by the

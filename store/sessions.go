@@ -39,19 +39,34 @@ type SessionsQuery struct {
 	From, To time.Time
 	// Limit is how many entry and how many exit touchpoints are listed; default 10, as next's.
 	Limit int
+	// Filter keeps the sessions that have at least one touchpoint passing every one of these
+	// conditions (a step's filters: device.type!=bot leaves bots' sessions out), whole: their
+	// other touchpoints still count in them. None: every session. A session, not a touchpoint,
+	// is what it keeps, as a session filter in GA4 and PostHog keeps the sessions that include
+	// a matching event.
+	Filter []sessionize.Condition
 }
 
-// ParseSessionsQuery reads limit, from and to.
+// ParseSessionsQuery reads limit, filter, from and to.
 func ParseSessionsQuery(v url.Values) (SessionsQuery, error) {
 	p := newParams(v, sessionsParams())
 	var q SessionsQuery
 	q.Limit = p.int("limit", 1, 1000)
+	if f := p.step("filter"); f != "" {
+		conds, err := parseFilterParam(f)
+		if err != nil {
+			p.fail("filter", "%v", err) // its filter's text is in it
+		}
+		q.Filter = conds
+	}
 	q.From, q.To = p.timeRange()
 	return q, p.finish()
 }
 
-// Sessions summarizes the sessions that started in the query's range, within the store's query
-// limits as the other journey queries.
+// Sessions summarizes the sessions that started in the query's range (those with a touchpoint
+// that passes q.Filter, when it has conditions), within the store's query limits as the other
+// journey queries. A filter that tests a property never stored, or a regular expression
+// ClickHouse cannot use, is a *ParamError naming filter.
 //
 // A session is a person's touchpoints within one visit of a device: the live stored sessions
 // (latest version, not deleted) are the visits, cut per device key by the sessionizer, and the
@@ -94,6 +109,13 @@ func (s *Store) sessions(ctx context.Context, jm *sessionize.Map, q SessionsQuer
 	if limit < 0 {
 		return nil, paramErrorf("limit", "%d is negative", limit)
 	}
+	if len(q.Filter) > MaxStepFilters {
+		return nil, paramErrorf("filter", "%d filters, at most %d", len(q.Filter), MaxStepFilters)
+	}
+	props, regexps := conditionNeeds(q.Filter, "filter", nil, nil)
+	if err := s.checkConditions(ctx, "filter", props, regexps); err != nil {
+		return nil, err
+	}
 	// lo and hi bound the sessions' first events (µs, as scannedEvent.t); the visits are read
 	// from the milliseconds that hold them (loMs, hiMs: the visits table is in ms).
 	lo, hi := int64(0), int64(math.MaxInt64)
@@ -125,8 +147,16 @@ func (s *Store) sessions(ctx context.Context, jm *sessionize.Map, q SessionsQuer
 	}
 	visits := visitsFrom(from) // a pass's
 	const keyAttr, channelAttr, labelAttr = 0, 1, 2
+	// Bit 0 of an event's mask: a touchpoint; bit 1: one that passes the filter (filtered).
+	touchpoints := sessionize.Rule{Types: sessionize.TouchpointTypes()}
+	preds := []predicate{rulePredicate(touchpoints)}
+	const filtered = uint64(1) << 1
+	if len(q.Filter) > 0 {
+		touchpoints.Where = q.Filter
+		preds = append(preds, rulePredicate(touchpoints))
+	}
 	sc := eventScan{
-		preds: []predicate{rulePredicate(sessionize.Rule{Types: sessionize.TouchpointTypes()})},
+		preds: preds,
 		attrs: []predicate{{sql: "customer_key"}, {sql: "channel"}, labelSQL},
 		to:    max(last*1000+999, 1), // the last µs of the visits' last end (ms)
 	}
@@ -149,6 +179,9 @@ func (s *Store) sessions(ctx context.Context, jm *sessionize.Map, q SessionsQuer
 		for _, ss := range split.split(events, keys, func(e scannedEvent) (int64, int64) { return e.t, e.seq }, visits) {
 			first, end := ss.events[0], ss.events[len(ss.events)-1]
 			if first.t < lo || first.t >= hi {
+				continue
+			}
+			if len(q.Filter) > 0 && !slices.ContainsFunc(ss.events, func(e scannedEvent) bool { return e.mask&filtered != 0 }) {
 				continue
 			}
 			if !counted {

@@ -569,3 +569,91 @@ func TestSessionsEntryAndExitTouchpoints(t *testing.T) {
 		}
 	}
 }
+
+// TestSessionsFilter: the sessions answer's filter keeps the sessions with a touchpoint that
+// passes it, whole (GA4's and PostHog's session filters), on a store that reads in one pass and
+// on one that reads in many: device.type!=bot leaves a crawler's visit out and keeps a visit
+// with no user agent (a missing field passes !=, as in a step); a property keeps the one
+// session with a touchpoint that has it, its other touchpoints counted; a filter no touchpoint
+// passes leaves none. A filter that cannot be read, or tests a property never stored, is a
+// parameter error naming filter.
+func TestSessionsFilter(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	const crawler = "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)"
+	const browser = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0 Safari/537.36"
+	msg := func(device, agent, typ, name, id, ts, plan string) string {
+		m := map[string]any{"type": typ, "anonymousId": device, "messageId": id, "timestamp": ts}
+		if typ == "page" {
+			m["name"] = name
+		} else {
+			m["event"] = name
+		}
+		if agent != "" {
+			m["context"] = map[string]string{"userAgent": agent}
+		}
+		if plan != "" {
+			m["properties"] = map[string]string{"plan": plan}
+		}
+		b, _ := json.Marshal(m)
+		return string(b)
+	}
+	arrivals := []string{
+		msg("bot", crawler, "page", "Home", "b1", "2024-05-05T10:00:00Z", ""),
+		msg("bot", crawler, "page", "Pricing", "b2", "2024-05-05T10:00:05Z", ""),
+		msg("pro", browser, "page", "Home", "p1", "2024-05-05T10:00:00Z", ""),
+		msg("pro", browser, "page", "Pricing", "p2", "2024-05-05T10:01:00Z", ""),
+		msg("pro", browser, "track", "Plan Chosen", "p3", "2024-05-05T10:03:00Z", "pro"),
+		msg("free", browser, "page", "Pricing", "f1", "2024-05-05T11:00:00Z", ""),
+		msg("free", browser, "track", "Plan Chosen", "f2", "2024-05-05T11:02:00Z", "free"),
+		msg("server", "", "track", "Plan Chosen", "s1", "2024-05-05T12:00:00Z", "free"),
+	}
+	jm := defaultMap(t)
+	one, db := sessionizedStore(t, jm, decodeArrivals(t, arrivals))
+	many := openStoreWith(t, func(c *store.Config) { c.Database, c.QueryPassEvents = db, 2 })
+	tests := []struct {
+		filter                    string
+		sessions, persons, events uint64
+		entry                     string // the entry touchpoints, largest first, ties by name
+	}{
+		{"", 4, 4, 8, "Home 2, Plan Chosen 1, Pricing 1"},
+		{"device.type!=bot", 3, 3, 6, "Home 1, Plan Chosen 1, Pricing 1"},
+		{"[device.type!=bot]", 3, 3, 6, "Home 1, Plan Chosen 1, Pricing 1"},
+		{"device.type=bot", 1, 1, 2, "Home 1"},
+		{"plan=pro", 1, 1, 3, "Home 1"},
+		{"plan=free; device.type!=bot", 2, 2, 3, "Plan Chosen 1, Pricing 1"},
+		{"plan=pro;device.type=bot", 0, 0, 0, ""},
+	}
+	for _, tt := range tests {
+		v := url.Values{}
+		if tt.filter != "" {
+			v.Set("filter", tt.filter)
+		}
+		for name, s := range map[string]*store.Store{"one pass": one, "passes": many} {
+			res, err := s.Query(ctx, jm, "sessions", v)
+			if err != nil {
+				t.Fatalf("%s: sessions?filter=%s: %v", name, tt.filter, err)
+			}
+			sum := res.(*store.SessionSummary)
+			var entry []string
+			for _, r := range sum.ByEntryTouchpoint {
+				entry = append(entry, fmt.Sprintf("%s %d", r.Value, r.Count))
+			}
+			if sum.Sessions != tt.sessions || sum.Persons != tt.persons || sum.Events != tt.events || strings.Join(entry, ", ") != tt.entry {
+				t.Errorf("%s: sessions?filter=%s: %d sessions of %d persons, %d events, entries %q; want %d, %d, %d, %q",
+					name, tt.filter, sum.Sessions, sum.Persons, sum.Events, strings.Join(entry, ", "), tt.sessions, tt.persons, tt.events, tt.entry)
+			}
+		}
+	}
+	for _, bad := range []struct{ filter, says string }{
+		{"plan", "FIELD OP VALUE"},
+		{"[]", "no filter"},
+		{"Plan=pro", `did you mean "plan"`},
+		{"plan~=(?<x>a)", "regexp"},
+	} {
+		_, err := one.Query(ctx, jm, "sessions", url.Values{"filter": {bad.filter}})
+		if !store.IsParamError(err) || !strings.HasPrefix(err.Error(), "filter: ") || !strings.Contains(err.Error(), bad.says) {
+			t.Errorf("sessions?filter=%s: %v, want a problem with filter saying %q", bad.filter, err, bad.says)
+		}
+	}
+}

@@ -492,17 +492,34 @@ func checkSteps(param string, steps ...string) (names []stepName, props []string
 			return nil, nil, nil, paramErrorf(param, "%.100s: %w", s, err)
 		}
 		names = append(names, stepName{name, kind})
-		for _, c := range conds {
-			if name, ok := strings.CutPrefix(c.Field, "properties."); ok {
-				props = append(props, ingest.PropertyKey(name))
-			}
-			if c.Regexp != nil {
-				if regexps == nil {
-					regexps = map[string]string{}
-				}
-				regexps[*c.Regexp] = s
-			}
-		}
+		props, regexps = conditionNeeds(conds, s, props, regexps)
 	}
 	return names, props, regexps, nil
+}
+
+// conditionNeeds adds to props the stored keys of the properties conds test (ingest.PropertyKey)
+// and to regexps their regular expressions, each with where, the text they were written in.
+func conditionNeeds(conds []sessionize.Condition, where string, props []string, regexps map[string]string) ([]string, map[string]string) {
+	for _, c := range conds {
+		if name, ok := strings.CutPrefix(c.Field, "properties."); ok {
+			props = append(props, ingest.PropertyKey(name))
+		}
+		if c.Regexp != nil {
+			if regexps == nil {
+				regexps = map[string]string{}
+			}
+			regexps[*c.Regexp] = where
+		}
+	}
+	return props, regexps
+}
+
+// parseFilterParam reads a parameter that is filters alone (sessions' filter): what a step's
+// brackets hold, with or without the brackets.
+func parseFilterParam(s string) ([]sessionize.Condition, error) {
+	t := lexStep(s).trim()
+	if n := len(t.toks); n >= 2 && t.is(0, '[') && t.is(n-1, ']') {
+		t = t.part(1, n-1)
+	}
+	return parseFilters(t)
 }
