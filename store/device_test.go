@@ -157,7 +157,9 @@ stages:
 
 // TestPropertyLookalikesAreNamed is tester 35's F4: a property or trait name that differs from a
 // stored one only in case, Unicode normalization or white space got no "did you mean", where an
-// event name does; and F10's property "wrap " is reached by a breakdown as by a filter.
+// event name does; and F10's property "wrap " is reached by a breakdown as by a filter. A
+// property asked for as a trait, or a trait as a property, is told the other's spelling (tester
+// 36's F7, the part left then).
 func TestPropertyLookalikesAreNamed(t *testing.T) {
 	t.Parallel()
 	with := func(e ingest.Event, key, value string) ingest.Event {
@@ -183,6 +185,10 @@ func TestPropertyLookalikesAreNamed(t *testing.T) {
 		// A trait is no property's lookalike, nor a property a trait's.
 		{"Probe[plan=pro]", "", `no stored event has the property "plan" (nested properties`},
 		{"Probe", "trait:tier", `breakdown: no stored event has the trait "tier"`},
+		// But a name stored as the other kind is told how to ask for it.
+		{"Probe", "property:Plan", `breakdown: no stored event has the property "Plan"; a trait of that name is stored: breakdown=trait:Plan`},
+		{"Probe", "trait:Tier", `breakdown: no stored event has the trait "Tier"; a property of that name is stored: breakdown=property:Tier`},
+		{"Probe[Plan=pro]", "", `steps: no stored event has the property "Plan"; a trait of that name is stored, and a filter tests an event's properties: break down by it instead, breakdown=trait:Plan`},
 	} {
 		q := store.FunnelQuery{Steps: []string{tt.step}, Window: time.Hour}
 		if tt.breakdown != "" {

@@ -360,6 +360,11 @@ func (s *Store) unknownKeyError(ctx context.Context, param, key string) error {
 		return err
 	}
 	alike := lookalike(what, name, stored)
+	if alike == "" {
+		if alike, err = s.otherKindHint(ctx, param, key); err != nil {
+			return err
+		}
+	}
 	switch {
 	case isTrait:
 		return paramErrorf(param, "no stored event has the trait %q%s", trait, alike)
@@ -379,6 +384,29 @@ func (s *Store) unknownKeyError(ctx context.Context, param, key string) error {
 		return paramErrorf(param, "no stored event has the property %q, as a nested member or in a list's items%s", name, device)
 	}
 	return paramErrorf(param, "no stored event has the property %q (nested properties, and members of a list's items, are named with dots: product.category)%s", name, device)
+}
+
+// otherKindHint says, for a property's key that no stored event has, that a trait of its name is
+// stored, and for a trait's key that a property of its name is: "" when not. A breakdown is told
+// the other's spelling (property:plan where trait:plan is stored); a filter, which tests an
+// event's properties, that traits are broken down by, not filtered on.
+func (s *Store) otherKindHint(ctx context.Context, param, key string) (string, error) {
+	var other, hint string
+	if trait, ok := strings.CutPrefix(key, ingest.TraitPrefix); ok {
+		other, hint = ingest.PropertyKey(trait), fmt.Sprintf("; a property of that name is stored: breakdown=property:%s", trait)
+	} else {
+		name, _ := ingest.PropertyName(key)
+		other = ingest.TraitPrefix + name
+		hint = fmt.Sprintf("; a trait of that name is stored: breakdown=trait:%s", name)
+		if param != "breakdown" {
+			hint = fmt.Sprintf("; a trait of that name is stored, and a filter tests an event's properties: break down by it instead, breakdown=trait:%s", name)
+		}
+	}
+	missing, err := s.unknownKeys(ctx, "prop_keys", s.properties, []string{other})
+	if err != nil || len(missing) > 0 {
+		return "", err
+	}
+	return hint, nil
 }
 
 // lookalikeKeys returns the names of the stored properties (or, for a trait's key, traits),
