@@ -1136,7 +1136,7 @@ func stamp(members []member, raw []byte, req *trackingRequest, source, receipt s
 	skip = append(skip, "writeKey", "receivedAt")
 	if m := lookup(members, "messageId"); m == nil || string(m.value) == "null" || placeholderJSON(m.value) {
 		stated := func(name string) bool { m := lookup(members, name); return m != nil && string(m.value) != "null" }
-		p := IDParts{CallType: req.callType, Receipt: receipt}
+		p := IDParts{CallType: req.callType, Receipt: receipt, BatchContext: req.context}
 		if stated("timestamp") || stated("originalTimestamp") {
 			p.Receipt = ""
 		}

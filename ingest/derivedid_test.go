@@ -12,8 +12,9 @@ import (
 // repeat among the identical events of its request, so a page and an identify sent with one body
 // are two events, and so are two identical members of one /v1/batch that state their time; a
 // retried call or request, or a queue batched anew with its twins together, gets the same ids
-// again (tester 35's F1). Where neither part is needed (a body naming its type, the first of
-// twins) the id is the one derived before.
+// again (tester 35's F1). Members alike of two batches whose contexts differ are two events, and
+// a retried batch is one. Where no part is needed (a body naming its type, the first of twins, a
+// batch without a context) the id is the one derived before.
 func TestCollectorDerivedIDsTellCallsAndTwinsApart(t *testing.T) {
 	e := startCollector(t, nil)
 	const at = `"timestamp":"2026-11-29T10:00:00Z"`
@@ -52,6 +53,14 @@ func TestCollectorDerivedIDsTellCallsAndTwinsApart(t *testing.T) {
 		{"twins differing only in sentAt", "sent-twins", []post{{"/v1/batch", batch(
 			`{"type":"track","userId":"sent-twins","event":"E",`+at+`,"sentAt":"2026-11-29T10:00:01Z"}`,
 			`{"type":"track","userId":"sent-twins","event":"E",`+at+`,"sentAt":"2026-11-29T10:00:02Z"}`)}}, 2, ""},
+		{"members alike of batches with other contexts", "contexts", []post{
+			{"/v1/batch", `{"batch":[` + typed("track", "contexts") + `],"context":{"ip":"192.0.2.1"}}`},
+			{"/v1/batch", `{"batch":[` + typed("track", "contexts") + `],"context":{"ip":"192.0.2.2"}}`},
+		}, 2, ""},
+		{"a batch with a context, retried", "context-retried", []post{
+			{"/v1/batch", `{"batch":[` + typed("track", "context-retried") + `],"context":{"ip":"192.0.2.1"}}`},
+			{"/v1/batch", `{"batch":[` + typed("track", "context-retried") + `],"context":{"ip":"192.0.2.1"}}`},
+		}, 1, ""},
 		{"untimed twins of one batch", "untimed", []post{{"/v1/batch", batch(`{"type":"track","userId":"untimed","event":"E"}`, `{"type":"track","userId":"untimed","event":"E"}`)}}, 2, ""},
 	}
 	for _, tt := range tests {
@@ -102,6 +111,7 @@ func TestDerivedMessageIDParts(t *testing.T) {
 		{"the first repeat", "web", raw, IDParts{Repeat: 1}, false},
 		{"a receipt", "web", raw, IDParts{Receipt: Receipt(time.Unix(1, 0), "0")}, false},
 		{"another source", "server", raw, IDParts{}, false},
+		{"a batch's context", "web", raw, IDParts{BatchContext: []byte(`{"ip":"192.0.2.1"}`)}, false},
 	}
 	seen := map[string]string{plain: "plain"}
 	for _, tt := range tests {

@@ -399,7 +399,8 @@ func decode(raw []byte, source string, receivedAt time.Time, from origin, place 
 //
 // The parts a message lacks are not hashed, so every id derived before they were (a message of
 // a batch or from Kafka, which names its type; a single call that names its endpoint's type; the
-// first of identical members) is the same as then.
+// first of identical members; a member of a batch without a context of its own) is the same as
+// then.
 func DerivedMessageID(source string, raw []byte, p IDParts) string {
 	members, err := objectMembers(raw, nil)
 	if err != nil {
@@ -422,6 +423,10 @@ func DerivedMessageID(source string, raw []byte, p IDParts) string {
 	if p.Repeat > 0 {
 		h.Write([]byte("\x00repeat="))
 		h.Write([]byte(strconv.Itoa(p.Repeat)))
+	}
+	if p.BatchContext != nil {
+		h.Write([]byte("\x00context="))
+		h.Write(p.BatchContext)
 	}
 	return "wm-" + hex.EncodeToString(h.Sum(nil)[:16])
 }
@@ -446,6 +451,11 @@ type IDParts struct {
 	Repeat int
 	// Receipt is "" for a message that states its time, else names its receipt (Receipt).
 	Receipt string
+	// BatchContext is the context of the /v1/batch request the message came in, as sent; nil
+	// for none. It is part of every member (the collector merges it in, withBatch), so members
+	// alike but for their batches' contexts (two devices' batches relayed by one server) are
+	// two messages; a retry sends the same context again.
+	BatchContext []byte
 }
 
 // Repeats counts the messages of one request by the id DerivedMessageID gives them without
