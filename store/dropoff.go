@@ -126,7 +126,7 @@ type dropoffPlan struct {
 
 // dropout is where a unit that stopped at a step left from: its last tracked touchpoint from
 // the step's event to the end of the window (label, location, channel), and the label of the
-// first one after the step event's time, when there is one (hasNext).
+// first one after the step's event, when there is one (hasNext).
 type dropout struct {
 	last    [3]string
 	next    string
@@ -134,31 +134,20 @@ type dropout struct {
 }
 
 // of works out the dropout of a unit whose match stopped with path (the events that took its
-// steps), within window (µs) of its first step. Ties go to the smallest (label, location,
-// channel), a page without a name as page (sortKey), so the answer does not depend on how ties
-// are stored.
+// steps), within window (µs) of its first step. "After" is in the one tie rule's order (time,
+// seq, id: the order the unit is in), as next and paths read it: a size guide opened in the
+// second of a product view, and sent after it, is what the person did next (tester 37's F1;
+// before, an event of the step's time was never next, and ties went to the smallest name).
 func (d dropoffPlan) of(unit []unitEvent, attrs attrTable, path []int, window int64) dropout {
-	// the step event: the last one of the path, or in mode any the first step's event
-	at := path[len(path)-1]
+	at := stepEvent(unit, path)
 	end := unit[path[0]].t + window
-	// (label, location, channel) of unit[i] against unit[j]
-	compare := func(i, j int) int {
-		x, y := attrs.value(unit[i].at, d.first), attrs.value(unit[j].at, d.first)
-		return cmp.Or(cmp.Compare(sortKey(x), sortKey(y)), attrs.compare(unit[i].at, unit[j].at, d.first, 3))
-	}
 	last, next := at, -1
-	from := at
-	for from > 0 && unit[from-1].t == unit[at].t {
-		from--
-	}
-	for i := from; i < len(unit) && unit[i].t <= end; i++ {
+	for i := at + 1; i < len(unit) && unit[i].t <= end; i++ {
 		if unit[i].mask&d.tracked == 0 {
 			continue
 		}
-		if unit[i].t > unit[last].t || unit[i].t == unit[last].t && compare(i, last) < 0 {
-			last = i
-		}
-		if unit[i].t > unit[at].t && (next < 0 || unit[i].t == unit[next].t && compare(i, next) < 0) {
+		last = i
+		if next < 0 {
 			next = i
 		}
 	}
@@ -170,6 +159,42 @@ func (d dropoffPlan) of(unit []unitEvent, attrs attrTable, path []int, window in
 		out.next, out.hasNext = attrs.value(unit[next].at, d.first), true
 	}
 	return out
+}
+
+// stepEvent is the event a unit whose match stopped with path dropped off after: its last
+// step's (in mode any, whose path is its step-1 event alone, that one's), placed by the tie
+// rule among the events of its time. The path finder takes the steps of one time in either
+// order, and which of that time's events it names is no order; so the steps of the path at the
+// last step's time are given, in step order, each to the first event of that time, in the tie
+// rule's order, that can take it and that no earlier step took. That is the path's own event
+// when it falls short (an event that can take two steps given the wrong one first).
+func stepEvent(unit []unitEvent, path []int) int {
+	k := len(path) - 1
+	t := unit[path[k]].t
+	first := k // the first step of the path at time t
+	for first > 0 && unit[path[first-1]].t == t {
+		first--
+	}
+	lo := path[k] // the first event of time t
+	for lo > 0 && unit[lo-1].t == t {
+		lo--
+	}
+	var buf [64]int // a funnel has at most 32 steps
+	taken := buf[:0]
+	for j := first; j <= k; j++ {
+		pick := -1
+		for i := lo; i < len(unit) && unit[i].t == t; i++ {
+			if unit[i].steps&(1<<j) != 0 && !slices.Contains(taken, i) {
+				pick = i
+				break
+			}
+		}
+		if pick < 0 {
+			return path[k]
+		}
+		taken = append(taken, pick)
+	}
+	return taken[len(taken)-1]
 }
 
 // Dropoff answers a DropoffQuery in one pass over the events: it gathers every level's drop-outs

@@ -71,7 +71,7 @@ func refDropoff(jm *sessionize.Map, d refData, q store.FunnelQuery, k int) strin
 			if level != k {
 				continue
 			}
-			at := path[len(path)-1]
+			at := refStepEvent(jm, q, unit, path)
 			loc := func(e refEvent) string {
 				if e.PagePath != "" {
 					return e.PagePath
@@ -79,19 +79,15 @@ func refDropoff(jm *sessionize.Map, d refData, q store.FunnelQuery, k int) strin
 				v, _ := e.Property("category")
 				return v
 			}
-			key := func(e refEvent) string { return e.label() + "\x00" + loc(e) + "\x00" + e.channel }
-			// last: the latest tracked event from the step event's time to the window's end;
-			// next: the earliest strictly after the step event's time; ties: smallest key.
+			// last: the last tracked event after the step event, in the unit's order (time,
+			// then arrival), up to the window's end; next: the first.
 			last, nxt := at, -1
-			for i, e := range unit {
-				if e.t < unit[at].t || e.t > unit[path[0]].t+q.Window.Microseconds() || !e.tracked {
-					continue
-				}
-				if e.t > unit[last].t || e.t == unit[last].t && key(e) < key(unit[last]) {
+			for i := at + 1; i < len(unit) && unit[i].t <= unit[path[0]].t+q.Window.Microseconds(); i++ {
+				if unit[i].tracked {
 					last = i
-				}
-				if e.t > unit[at].t && (nxt < 0 || e.t < unit[nxt].t || e.t == unit[nxt].t && key(e) < key(unit[nxt])) {
-					nxt = i
+					if nxt < 0 {
+						nxt = i
+					}
 				}
 			}
 			events[unit[last].label()]++
@@ -109,6 +105,35 @@ func refDropoff(jm *sessionize.Map, d refData, q store.FunnelQuery, k int) strin
 	}
 	slices.Sort(persons)
 	return strings.Join([]string{rankText(events), rankText(locations), rankText(channels), rankText(next), strings.Join(persons, ",")}, "\n")
+}
+
+// refStepEvent is the event of unit a drop-off reads from: of the events at the time of the
+// path's last event, in the unit's order, the one the path's last step takes when the path's
+// steps at that time are given, in step order, each to the first such event that can take it
+// and no earlier step took (in mode any, whose path is its step-1 event, step 1's).
+func refStepEvent(jm *sessionize.Map, q store.FunnelQuery, unit []refEvent, path []int) int {
+	k := len(path) - 1
+	t := unit[path[k]].t
+	first := k
+	for first > 0 && unit[path[first-1]].t == t {
+		first--
+	}
+	taken := map[int]bool{}
+	at := path[k]
+	for j := first; j <= k; j++ {
+		pick := -1
+		for i, e := range unit {
+			if e.t == t && !taken[i] && matchesStep(jm, q.Steps[j], unit, i) {
+				pick = i
+				break
+			}
+		}
+		if pick < 0 {
+			return path[k]
+		}
+		taken[pick], at = true, pick
+	}
+	return at
 }
 
 // TestDropoffAgreesWithTheReference asks drop-offs matched in Waymark and, on an engine with

@@ -1,6 +1,7 @@
 package store_test
 
 import (
+	"cmp"
 	"context"
 	"encoding/hex"
 	"encoding/json"
@@ -227,6 +228,64 @@ func TestPathsConvertLikeTheFunnel(t *testing.T) {
 		}
 		if got := fmt.Sprintf("funnel %d→%d, paths %d→%d", funnel.Steps[0].Customers, funnel.Steps[1].Customers, paths.Persons, converted); got != "funnel 4→2, paths 4→2" {
 			t.Errorf("%s: %s, want funnel 4→2, paths 4→2", name, got)
+		}
+	}
+}
+
+// TestDropoffReadsTiesInTheTieRulesOrder: a drop-off reads what a unit did after its step in the
+// one tie rule's order (time, then as sent), as next and paths read it (tester 37's F1): a size
+// guide opened in the second of a product view and sent after it is the view's next touchpoint
+// and the last; sent before it, it is neither. Of several events of one time that can take the
+// steps, the steps take them in step order, each the first it can: two views of one second
+// with a coupon entered between them are steps 1 and 2, the coupon between. Matched in Waymark
+// and, where the engine has the function (chdb), in ClickHouse.
+func TestDropoffReadsTiesInTheTieRulesOrder(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	seq := int64(0)
+	tied := func(user, name string, offset int) ingest.Event {
+		seq++
+		e := ev(user, name, offset)
+		e.Seq, e.MessageID = seq, fmt.Sprintf("%s-%d", user, seq)
+		return e
+	}
+	events := []ingest.Event{
+		tied("guide", "Product Viewed", 0), tied("guide", "Size Guide Opened", 0),
+		tied("before", "Size Guide Opened", 0), tied("before", "Product Viewed", 0),
+		tied("twice", "Product Viewed", 0), tied("twice", "Wishlist Added", 0), tied("twice", "Product Viewed", 0), tied("twice", "Shared", 60),
+		tied("double", "Product Viewed", 0), tied("double", "Coupon Entered", 0), tied("double", "Product Viewed", 0), tied("double", "Coupon Removed", 0),
+		tied("other", "Product Added", 0), tied("other", "Order Completed", 0), // the steps' names stored
+	}
+	var db string
+	process := openStoreWith(t, func(c *store.Config) { db, c.FunnelMatching = c.Database, store.MatchProcess })
+	writeEvents(t, process, events)
+	auto := openStoreWith(t, func(c *store.Config) { c.Database = db })
+	jm := defaultMap(t)
+	ranked := func(rows []store.Ranked) string {
+		var out []string
+		for _, r := range rows {
+			out = append(out, fmt.Sprintf("%s=%d", cmp.Or(r.Value, "("+r.Marker+")"), r.Count))
+		}
+		slices.Sort(out)
+		return strings.Join(out, " ")
+	}
+	for _, tt := range []struct {
+		steps      []string
+		step       int
+		last, next string
+	}{
+		{[]string{"Product Viewed", "Product Added"}, 1,
+			"Coupon Removed=1 Product Viewed=1 Shared=1 Size Guide Opened=1", "(none)=1 Coupon Entered=1 Size Guide Opened=1 Wishlist Added=1"},
+		{[]string{"Product Viewed", "Product Viewed", "Order Completed"}, 2, "Coupon Removed=1 Shared=1", "Coupon Removed=1 Shared=1"},
+	} {
+		for name, s := range map[string]*store.Store{"process": process, "auto": auto} {
+			res, err := s.Dropoff(ctx, jm, store.DropoffQuery{Funnel: store.FunnelQuery{Steps: tt.steps, Window: time.Hour}, Step: tt.step, Limit: 10})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if last, next := ranked(res.LastEvents), ranked(res.NextEvents); last != tt.last || next != tt.next {
+				t.Errorf("%s: %v, step %d: last %s, next %s; want last %s, next %s", name, tt.steps, tt.step, last, next, tt.last, tt.next)
+			}
 		}
 	}
 }
