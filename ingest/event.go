@@ -812,6 +812,11 @@ func (w *wire) event(raw []byte, source string, receivedAt time.Time, from origi
 	e.MessageID, e.UserID, e.AnonymousID, e.PreviousID = w.MessageID, w.UserID, w.AnonymousID, w.PreviousID
 	e.dropPlaceholders()
 	if e.UserID == "" && e.AnonymousID == "" {
+		if w.batch && len(e.Placeholders) == 0 {
+			// A /v1/batch body sent to a single call's endpoint, which gives it its type
+			// (tester 37's F7): its ids are in its members, not missing.
+			return Event{}, &InvalidError{Reason: ReasonMissingIdentity, Field: "batch", Err: errors.New("no userId or anonymousId, and a batch member: a whole /v1/batch body; POST it to /v1/batch, or send each of its events as a call of its own")}
+		}
 		return Event{}, e.missingIdentity()
 	}
 	for _, id := range [...]struct{ field, text string }{{"userId", e.UserID}, {"anonymousId", e.AnonymousID}, {"previousId", e.PreviousID}} {

@@ -185,6 +185,8 @@ func TestDecodeSaysWhatAMessageWithoutTypeIs(t *testing.T) {
 		`{"batch":[{"type":"track","event":"A","userId":"u"}],"context":{}}`: "a whole /v1/batch body; POST it to /v1/batch, or produce each of its events as a message of its own",
 		`{"type":"","batch":[]}`:                                             "a whole /v1/batch body",
 		`{"type":"x","batch":[]}`:                                            `"x" is not one of track`,
+		// Typed by a single call's endpoint (the collector stamps it): still a batch body.
+		`{"type":"track","batch":[{"type":"track","event":"A","userId":"u"}]}`: "a whole /v1/batch body; POST it to /v1/batch",
 	} {
 		if _, err := Decode([]byte(raw), "s", recv); err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("Decode(%s) = %v, want an error saying %q", raw, err, want)
