@@ -389,7 +389,7 @@ func TestSameTimeCopyKeepsTheFirstToArrive(t *testing.T) {
 					for _, b := range batches {
 						now = now.Add(time.Second)
 						stats := st.push(s, now, b)
-						orders, revenue, duplicates = orders+stats.Orders[ChannelDirect], revenue+stats.Revenue[ChannelCurrency{ChannelDirect, CurrencyNone}], duplicates+stats.Duplicates
+						orders, revenue, duplicates = orders+stats.Orders[ChannelDirect], revenue+stats.Revenue[ChannelCurrency{ChannelDirect, "USD"}], duplicates+stats.Duplicates
 						if mode == "restart after each push" {
 							s = st.restart(t)
 						}
@@ -409,8 +409,8 @@ func TestSameTimeCopyKeepsTheFirstToArrive(t *testing.T) {
 					if stored != 2 {
 						t.Errorf("the message is stored %d times, want 2 (the first copy and its redelivery)", stored)
 					}
-					if orders != refStats.Orders[ChannelDirect] || revenue != refStats.Revenue[ChannelCurrency{ChannelDirect, CurrencyNone}] {
-						t.Errorf("live orders %d, revenue %v; want the first copy's: %d, %v", orders, revenue, refStats.Orders[ChannelDirect], refStats.Revenue[ChannelCurrency{ChannelDirect, CurrencyNone}])
+					if orders != refStats.Orders[ChannelDirect] || revenue != refStats.Revenue[ChannelCurrency{ChannelDirect, "USD"}] {
+						t.Errorf("live orders %d, revenue %v; want the first copy's: %d, %v", orders, revenue, refStats.Orders[ChannelDirect], refStats.Revenue[ChannelCurrency{ChannelDirect, "USD"}])
 					}
 					if duplicates != 2 {
 						t.Errorf("%d duplicates counted, want 2 (the second copy and the redelivery)", duplicates)
@@ -492,7 +492,7 @@ func TestCopiesOnOtherKeysCountOnceLive(t *testing.T) {
 		orders, revenue, stages := 0, 0.0, 0
 		for _, i := range perm {
 			_, st := s.Push(base, events[i:i+1])
-			orders, revenue, stages = orders+st.Orders[ChannelDirect], revenue+st.Revenue[ChannelCurrency{ChannelDirect, CurrencyNone}], stages+entries(st)
+			orders, revenue, stages = orders+st.Orders[ChannelDirect], revenue+st.Revenue[ChannelCurrency{ChannelDirect, "USD"}], stages+entries(st)
 		}
 		if orders != 1 || revenue != 50 || stages != entries(alone) {
 			t.Errorf("arrival order %v: live orders %d, revenue %v, stage entries %d; want 1, 50, %d", perm, orders, revenue, stages, entries(alone))

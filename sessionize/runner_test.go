@@ -1,8 +1,11 @@
 package sessionize
 
 import (
+	"cmp"
 	"context"
+	"maps"
 	"math"
+	"strings"
 	"testing"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -13,12 +16,40 @@ import (
 // TestRunnerMetricsTakeRefundsAndOddAmounts: a refund once panicked in the revenue counter
 // ("counter cannot decrease in value"), and "NaN" or 1e308 twice made it NaN or +Inf. Preparing
 // them now counts refunds apart, leaves odd amounts out by reason, and every metric stays finite.
-// Amounts are summed per currency (properties.currency, ISO 4217, any case; none when blank): 10,000
-// JPY and 100 USD were one revenue of 10,100 (tester 19's T4); a currency that is no code is
-// left out.
+// Amounts are summed per currency (properties.currency, ISO 4217, any case): 10,000 JPY and 100
+// USD were one revenue of 10,100 (tester 19's T4); a currency that is no code is left out. An
+// amount whose event names no currency (absent or blank) is in Config.DefaultCurrency: USD by
+// default, as Segment's spec assumes, not a series of its own (tester 37's F4), unless it is
+// none.
 func TestRunnerMetricsTakeRefundsAndOddAmounts(t *testing.T) {
+	for _, tt := range []struct {
+		defaultCurrency string
+		want            map[string]float64 // besides the metrics every currency gives
+	}{
+		{"", map[string]float64{"waymark_journey_revenue_total{direct}{USD}": 145, "waymark_journey_refunds_total{direct}{USD}": 6,
+			"waymark_journey_refunds_total{direct}{EUR}": 3}},
+		{"none", map[string]float64{"waymark_journey_revenue_total{direct}{none}": 45, "waymark_journey_revenue_total{direct}{USD}": 100,
+			"waymark_journey_refunds_total{direct}{none}": 6, "waymark_journey_refunds_total{direct}{EUR}": 3}},
+		{"EUR", map[string]float64{"waymark_journey_revenue_total{direct}{EUR}": 45, "waymark_journey_revenue_total{direct}{USD}": 100,
+			"waymark_journey_refunds_total{direct}{EUR}": 9}},
+	} {
+		t.Run(cmp.Or(tt.defaultCurrency, "default"), func(t *testing.T) { checkRunnerAmounts(t, Config{DefaultCurrency: tt.defaultCurrency}, tt.want) })
+	}
+}
+
+// checkRunnerAmounts prepares orders of odd amounts and currencies on a runner of a sessionizer
+// configured by cfg, and checks the metrics: want's and those every default currency gives.
+func checkRunnerAmounts(t *testing.T, cfg Config, want map[string]float64) {
+	jm, err := LoadMap("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sz, err := New(cfg, jm)
+	if err != nil {
+		t.Fatal(err)
+	}
 	reg := prometheus.NewRegistry()
-	r, err := NewRunner(newTestSessionizer(t), nil, nil, reg)
+	r, err := NewRunner(sz, nil, nil, reg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -55,19 +86,22 @@ func TestRunnerMetricsTakeRefundsAndOddAmounts(t *testing.T) {
 			got[name] = m.GetCounter().GetValue()
 		}
 	}
-	for name, want := range map[string]float64{
-		"waymark_journey_revenue_total{direct}{none}":             45,
+	every := map[string]float64{
 		"waymark_journey_revenue_total{direct}{JPY}":              10000,
-		"waymark_journey_revenue_total{direct}{USD}":              100,
-		"waymark_journey_refunds_total{direct}{none}":             6,
-		"waymark_journey_refunds_total{direct}{EUR}":              3,
 		"waymark_journey_orders_total{direct}":                    13,
 		"waymark_journey_amounts_ignored_total{not_finite}":       3,
 		"waymark_journey_amounts_ignored_total{out_of_range}":     2,
 		"waymark_journey_amounts_ignored_total{unknown_currency}": 1,
-	} {
+	}
+	maps.Copy(every, want)
+	for name, want := range every {
 		if got[name] != want {
 			t.Errorf("%s = %v, want %v", name, got[name], want)
+		}
+	}
+	for name, v := range got {
+		if _, ok := every[name]; !ok && v != 0 && strings.HasPrefix(name, "waymark_journey_re") {
+			t.Errorf("%s = %v, want none", name, v)
 		}
 	}
 }

@@ -42,6 +42,11 @@ type Config struct {
 	// (ParseOwnDomains): a touchpoint referred from one has no referrer for its channel (see
 	// ownSite). Default none.
 	OwnDomains []string
+	// DefaultCurrency is the currency of an order's amount whose event names none (no
+	// properties.currency, or a blank one): an ISO 4217 code in capitals, or CurrencyNone to keep
+	// such amounts in a series of their own. Default USD, as Segment's e-commerce spec assumes
+	// ("If this isn't set, Segment assumes the revenue to be in US dollars").
+	DefaultCurrency string
 }
 
 func (c *Config) setDefaults() {
@@ -62,6 +67,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.MaxEventsPerSession == 0 {
 		c.MaxEventsPerSession = 10_000
+	}
+	if c.DefaultCurrency == "" {
+		c.DefaultCurrency = "USD"
 	}
 }
 
@@ -88,7 +96,23 @@ func (c *Config) Validate() error {
 			return fmt.Errorf("own domains: %w", err)
 		}
 	}
+	if code, err := ParseDefaultCurrency(c.DefaultCurrency); c.DefaultCurrency != "" && (err != nil || code != c.DefaultCurrency) {
+		return fmt.Errorf("default currency: %q: want an ISO 4217 code in capitals (USD) or %s", c.DefaultCurrency, CurrencyNone)
+	}
 	return nil
+}
+
+// ParseDefaultCurrency reads Config.DefaultCurrency's value: an ISO 4217 code in any case
+// (returned in capitals), or CurrencyNone.
+func ParseDefaultCurrency(s string) (string, error) {
+	if s = strings.TrimSpace(s); s == CurrencyNone {
+		return s, nil
+	}
+	u, err := currency.ParseISO(s)
+	if err != nil {
+		return "", fmt.Errorf("%q is no ISO 4217 currency code (USD, EUR, …) nor %s", s, CurrencyNone)
+	}
+	return u.String(), nil
 }
 
 // Why a session ended.
@@ -1015,6 +1039,9 @@ func (s *Sessionizer) observe(key string, c *customer, e *ingest.Event, p point,
 	}
 	v, why := OrderAmount(e)
 	currency, unknown := OrderCurrency(e)
+	if currency == CurrencyNone {
+		currency = s.cfg.DefaultCurrency
+	}
 	if why == "" && v != 0 {
 		why = unknown
 	}
@@ -1477,8 +1504,9 @@ const (
 	AmountUnknownCurrency = "unknown_currency"
 )
 
-// CurrencyNone is the currency of an amount whose event names none (properties.currency absent,
-// null or blank): a shop that sells in one currency, whose integration need not say which.
+// CurrencyNone is the currency OrderCurrency gives an amount whose event names none
+// (properties.currency absent, null or blank), which the sessionizer counts in
+// Config.DefaultCurrency; as that, it keeps such amounts in a series of their own.
 const CurrencyNone = "none"
 
 // OrderCurrency reads the currency of an order's amount: properties.currency (Segment's

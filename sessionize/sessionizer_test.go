@@ -352,7 +352,7 @@ func TestStats(t *testing.T) {
 	if fmt.Sprint(first.StageEntries) != fmt.Sprint(want) {
 		t.Errorf("stage entries %v, want %v", first.StageEntries, want)
 	}
-	if first.Orders[ChannelEmail] != 2 || first.Revenue[ChannelCurrency{ChannelEmail, CurrencyNone}] != 35.5 {
+	if first.Orders[ChannelEmail] != 2 || first.Revenue[ChannelCurrency{ChannelEmail, "USD"}] != 35.5 {
 		t.Errorf("orders %v revenue %v, want 2 orders and 35.5 from email", first.Orders, first.Revenue)
 	}
 	if first.IdentityLinks != 1 || first.IdentityMerges != 1 || first.Duplicates != 1 {
@@ -990,7 +990,7 @@ func TestRefundsAndOddAmountsInStats(t *testing.T) {
 		refunded(9, "total", "-2"),
 		refunded(10, "total", "NaN"),
 	})
-	if stats.Orders[ChannelDirect] != 7 || stats.Revenue[ChannelCurrency{ChannelDirect, CurrencyNone}] != 30 || stats.Refunds[ChannelCurrency{ChannelDirect, CurrencyNone}] != 18.5 {
+	if stats.Orders[ChannelDirect] != 7 || stats.Revenue[ChannelCurrency{ChannelDirect, "USD"}] != 30 || stats.Refunds[ChannelCurrency{ChannelDirect, "USD"}] != 18.5 {
 		t.Errorf("orders %v revenue %v refunds %v; want 7 orders, 30 revenue, 18.5 refunded", stats.Orders, stats.Revenue, stats.Refunds)
 	}
 	want := map[string]int{AmountNotFinite: 2, AmountOutOfRange: 2, AmountNotANumber: 1}

@@ -1581,8 +1581,8 @@ func TestSameTimeCopyAnswersAsTheFirstToArrive(t *testing.T) {
 				if n := metricValue(t, metrics, "waymark_sessionizer_duplicates_total"); n != 2 {
 					t.Errorf("%s, %s: %v duplicates counted, want 2 (the copies)", name, how, n)
 				}
-				want := metricValue(t, scrape(t, alone.http), `waymark_journey_revenue_total{channel="direct",currency="none"}`)
-				if got := metricValue(t, metrics, `waymark_journey_revenue_total{channel="direct",currency="none"}`); got != want {
+				want := metricValue(t, scrape(t, alone.http), `waymark_journey_revenue_total{channel="direct",currency="USD"}`)
+				if got := metricValue(t, metrics, `waymark_journey_revenue_total{channel="direct",currency="USD"}`); got != want {
 					t.Errorf("%s, %s: live revenue %v, want the first copies' %v", name, how, got, want)
 				}
 			}

@@ -74,8 +74,8 @@ func TestPoisonCannotCrashLoop(t *testing.T) {
 	first := startServe(t, flags...)
 	first.broker = addr
 	consumed(first)
-	if m := scrape(t, first.http); !strings.Contains(m, `waymark_journey_refunds_total{channel="email",currency="none"} 5`+"\n") {
-		t.Errorf("the lone refund is not counted in waymark_journey_refunds_total{channel=\"email\",currency=\"none\"}")
+	if m := scrape(t, first.http); !strings.Contains(m, `waymark_journey_refunds_total{channel="email",currency="USD"} 5`+"\n") {
+		t.Errorf("the lone refund is not counted in waymark_journey_refunds_total{channel=\"email\",currency=\"USD\"}")
 	}
 	produce(1)
 	consumed(first)

@@ -367,6 +367,7 @@ func addSessionizerFlags(fs *flagSet) *sessionize.Config {
 	var c sessionize.Config
 	addSessionFlags(fs, &c)
 	checkedVar(fs, &c.AllowedLateness, "allowed-lateness", 72*time.Hour, "how late an event may arrive and still be expected (older ones are stored and counted)", parseDuration, positive)
+	checkedVar(fs, &c.DefaultCurrency, "default-currency", "USD", "currency of an order amount whose event names none (properties.currency), in the live revenue and refund metrics: an ISO 4217 code, as Segment's spec assumes USD, or none for a series of their own", sessionize.ParseDefaultCurrency, nil)
 	checkedVar(fs, &c.MaxCustomers, "max-customers", 1_000_000, "customers (devices, and userIds without a device) the sessionizer holds in memory; above it the least recently active are evicted and restored from ClickHouse when they return", wholeNumber(1, math.MaxInt), nil)
 	return &c
 }

@@ -78,6 +78,10 @@ func TestSessionizerFlagsAreChecked(t *testing.T) {
 		{[]string{"--session-gap", "25h"}, "--session-max"},
 		{[]string{"--allowed-lateness", "-1h"}, "--allowed-lateness"},
 		{[]string{"--allowed-lateness", "0"}, "--allowed-lateness"},
+		{[]string{"--default-currency", "eur"}, ""},
+		{[]string{"--default-currency", "none"}, ""},
+		{[]string{"--default-currency", "US$"}, "--default-currency"},
+		{[]string{"--default-currency", ""}, "--default-currency"},
 	}
 	for _, tt := range tests {
 		fs := newFlagSet("serve", "serve")
@@ -85,6 +89,11 @@ func TestSessionizerFlagsAreChecked(t *testing.T) {
 		err := parseFlags(fs, tt.args)
 		if err == nil {
 			err = checkSessionizerFlags(fs, c)
+		}
+		if err == nil {
+			if err := c.Validate(); err != nil { // the sessionizer takes what the flags give it
+				t.Errorf("%q: the sessionizer refuses the flags' config: %v", tt.args, err)
+			}
 		}
 		if (err == nil) != (tt.want == "") || err != nil && !strings.HasPrefix(err.Error(), tt.want+":") {
 			t.Errorf("%q: %v, want %q", tt.args, err, tt.want)

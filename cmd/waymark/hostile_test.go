@@ -281,7 +281,7 @@ func checkHostileOutcome(t *testing.T, s *server, database, kafkaPrefix string, 
 			ignored[h.ignored] += copies
 		}
 	}
-	if line := fmt.Sprintf(`waymark_journey_refunds_total{channel="direct",currency="none"} %g`, refunds); !strings.Contains(metrics, line+"\n") {
+	if line := fmt.Sprintf(`waymark_journey_refunds_total{channel="direct",currency="USD"} %g`, refunds); !strings.Contains(metrics, line+"\n") {
 		t.Errorf("metrics lack %s", line)
 	}
 	for reason, n := range ignored {
