@@ -18,7 +18,7 @@ import (
 
 // RetentionQuery asks who comes back after converting, by cohort of first conversion.
 type RetentionQuery struct {
-	Period  string // "week" (ISO weeks, UTC) or "month"; default week
+	Period  string // "week" (ISO weeks, Monday to Sunday) or "month", in Location; default week
 	Periods int    // later periods reported per cohort; default 8
 	// Conversion is the event or stage whose first occurrence puts a person in a cohort; when
 	// empty, the journey map's stage conversion, and a ParamError when the map has no such stage
@@ -26,6 +26,10 @@ type RetentionQuery struct {
 	Conversion string
 	Return     string // event or stage that counts as coming back; default Conversion (a repeat)
 	From, To   time.Time
+	// Location is the time zone whose weeks and months the periods are (nil: UTC), as a project
+	// time zone sets Amplitude's and Mixpanel's: a Tokyo shop's order at 08:00 on 1 October is
+	// in October's cohort, not September's (tester 37's F6).
+	Location *time.Location
 }
 
 // Cohort is the persons whose first conversion fell in one period.
@@ -76,34 +80,43 @@ type RetentionResult struct {
 	ByChannel     []ChannelRepeat `json:"by_acquisition_channel"`
 }
 
-// ParseRetentionQuery reads period, periods, conversion, return, from and to.
+// ParseRetentionQuery reads period, periods, conversion, return, from, to and timezone.
 func ParseRetentionQuery(v url.Values) (RetentionQuery, error) {
 	p := newParams(v, retentionParams())
 	q := RetentionQuery{Period: p.oneOf("period", "week", "month"), Periods: p.int("periods", 1, maxRetentionPeriods)}
 	q.Conversion, q.Return = p.step("conversion"), p.step("return")
 	q.From, q.To = p.timeRange()
+	if q.Location = p.location("timezone"); q.Location == time.UTC {
+		q.Location = nil
+	}
 	return q, p.finish()
 }
 
 // maxRetentionPeriods is the most periods a retention query counts returns in.
 const maxRetentionPeriods = 52
 
-// periodStart is the start of the week (Monday, UTC) or month holding us (unix µs).
-func periodStart(period string, us int64) time.Time {
-	t := time.UnixMicro(us).UTC()
-	if period == "month" {
-		return time.Date(t.Year(), t.Month(), 1, 0, 0, 0, 0, time.UTC)
+// periodStart is the start of the week (Monday) or month holding us (unix µs), in loc (nil:
+// UTC): midnight there, which a daylight saving change may move off the hour in UTC.
+func periodStart(period string, us int64, loc *time.Location) time.Time {
+	if loc == nil {
+		loc = time.UTC
 	}
-	day := time.Date(t.Year(), t.Month(), t.Day(), 0, 0, 0, 0, time.UTC)
-	return day.AddDate(0, 0, -((int(day.Weekday()) + 6) % 7))
+	t := time.UnixMicro(us).In(loc)
+	if period == "month" {
+		return time.Date(t.Year(), t.Month(), 1, 0, 0, 0, 0, loc)
+	}
+	return time.Date(t.Year(), t.Month(), t.Day()-(int(t.Weekday())+6)%7, 0, 0, 0, 0, loc)
 }
 
-// periodsBetween is how many whole periods lie from period start a to period start b.
+// periodsBetween is how many whole periods lie from period start a to period start b (both of
+// one location): counted in calendar days, so a week with a daylight saving change (167 or 169
+// hours) is one.
 func periodsBetween(period string, a, b time.Time) int {
 	if period == "month" {
 		return (b.Year()-a.Year())*12 + int(b.Month()) - int(a.Month())
 	}
-	return int(b.Sub(a).Hours()/24) / 7
+	day := func(t time.Time) time.Time { return time.Date(t.Year(), t.Month(), t.Day(), 0, 0, 0, 0, time.UTC) }
+	return int(day(b).Sub(day(a)).Hours()/24) / 7
 }
 
 // bar is one bar of a duration histogram: the durations up to upTo that no earlier bar holds.
@@ -150,6 +163,7 @@ var returnBars = []bar{{"≤ 1d", 24 * time.Hour}, {"1–7d", 7 * 24 * time.Hour
 type retentionWalk struct {
 	period   string
 	periods  int
+	loc      *time.Location // the periods' time zone; nil: UTC
 	from, to int64
 	tracked  uint64
 }
@@ -190,7 +204,7 @@ func (w *retentionWalk) of(ev []unitEvent, attrs attrTable) (o retentionOutcome,
 			break
 		}
 	}
-	cohort := periodStart(w.period, o.first)
+	cohort := periodStart(w.period, o.first, w.loc)
 	var seen uint64 // bit k: returned k periods after; periods ≤ maxRetentionPeriods
 	for _, e := range ev[first+1:] {
 		if e.steps&2 == 0 || e.t == o.first {
@@ -199,7 +213,7 @@ func (w *retentionWalk) of(ev []unitEvent, attrs attrTable) (o retentionOutcome,
 		if o.gap < 0 {
 			o.gap = e.t - o.first
 		}
-		k := periodsBetween(w.period, cohort, periodStart(w.period, e.t))
+		k := periodsBetween(w.period, cohort, periodStart(w.period, e.t, w.loc))
 		if k >= 0 && k <= w.periods && seen&(1<<k) == 0 {
 			seen |= 1 << k
 			o.returned = append(o.returned, k)
@@ -295,7 +309,7 @@ func (s *Store) retentionQuery(ctx context.Context, jm *sessionize.Map, q Retent
 	if !q.To.IsZero() {
 		to = q.To.UnixMicro()
 	}
-	w := &retentionWalk{period: q.Period, periods: q.Periods, from: from, to: to, tracked: tracked}
+	w := &retentionWalk{period: q.Period, periods: q.Periods, loc: q.Location, from: from, to: to, tracked: tracked}
 	p.retention = w
 	type cohortCounts struct {
 		persons, samePeriod int64
@@ -309,7 +323,7 @@ func (s *Store) retentionQuery(ctx context.Context, jm *sessionize.Map, q Retent
 	hist := newHistogram(returnBars)
 	add := func(o retentionOutcome) error {
 		res.Persons++
-		cohort := periodStart(q.Period, o.first)
+		cohort := periodStart(q.Period, o.first, q.Location)
 		c := cohorts[cohort]
 		if c == nil {
 			c = &cohortCounts{returned: make([]int64, q.Periods)}
@@ -366,7 +380,7 @@ func (s *Store) retentionQuery(ctx context.Context, jm *sessionize.Map, q Retent
 	// A period that has not begun yet holds no return to count: it is left out rather than
 	// shown as 0%, as Amplitude leaves a cohort's future periods blank. The current period,
 	// begun but not over, is in (Amplitude marks it incomplete).
-	now := periodStart(q.Period, time.Now().UnixMicro())
+	now := periodStart(q.Period, time.Now().UnixMicro(), q.Location)
 	for start, c := range cohorts {
 		begun := max(min(q.Periods, periodsBetween(q.Period, start, now)), 0)
 		co := Cohort{Start: start, Persons: c.persons, ReturnedSamePeriod: c.samePeriod, SamePeriodRate: ratio(c.samePeriod, c.persons),

@@ -38,8 +38,9 @@ type Param struct {
 
 func rangeParams() []Param {
 	return []Param{
-		{Name: "from", Usage: "start of the time range: RFC 3339 or YYYY-MM-DD (UTC); empty: all time"},
-		{Name: "to", Usage: "end of the time range (exclusive): RFC 3339 or YYYY-MM-DD (UTC); empty: all time"},
+		{Name: "from", Usage: "start of the time range: RFC 3339 or YYYY-MM-DD (the start of that day in timezone); empty: all time"},
+		{Name: "to", Usage: "end of the time range (exclusive): RFC 3339 or YYYY-MM-DD (the start of that day in timezone); empty: all time"},
+		{Name: "timezone", Default: "UTC", Usage: "IANA time zone (Europe/Paris) of the dates given as YYYY-MM-DD, and of retention's weeks and months"},
 	}
 }
 
@@ -311,13 +312,24 @@ func (p *params) list(name string) []string {
 	return out
 }
 
-// time reads a time, from 1970-01-01 to 2100-01-01 (see ParseTime); "" is unbounded.
-func (p *params) time(name string) time.Time {
-	t, err := ParseTime(p.str(name))
+// time reads a time, from 1970-01-01 to 2100-01-01 (see ParseTimeIn: a date is in loc); "" is
+// unbounded.
+func (p *params) time(name string, loc *time.Location) time.Time {
+	t, err := ParseTimeIn(p.str(name), loc)
 	if err != nil {
 		p.fail(name, "%w", err) // a *TimeError, which the API and the CLI each give their hint
 	}
 	return t
+}
+
+// location reads a time zone (ParseTimezone), UTC when absent or not one.
+func (p *params) location(name string) *time.Location {
+	loc, err := ParseTimezone(p.str(name))
+	if err != nil {
+		p.fail(name, "%v", err)
+		return time.UTC
+	}
+	return loc
 }
 
 func (p *params) window(name string) time.Duration {
@@ -360,10 +372,11 @@ func (p *params) oneOf(name string, allowed ...string) string {
 	return s
 }
 
-// timeRange reads from and to, checking them as CheckRange does and that the range is at most
-// MaxWindow long.
+// timeRange reads timezone, then from and to (a date the start of that day there), checking
+// them as CheckRange does and that the range is at most MaxWindow long.
 func (p *params) timeRange() (from, to time.Time) {
-	from, to = p.time("from"), p.time("to")
+	loc := p.location("timezone")
+	from, to = p.time("from", loc), p.time("to", loc)
 	if p.err != nil {
 		return from, to
 	}

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"maps"
 	"math"
+	"net/url"
 	"os"
 	"reflect"
 	"slices"
@@ -804,5 +805,72 @@ func TestRetentionLeavesOutPeriodsNotBegun(t *testing.T) {
 	// beside returned [], breaking a client that maps over it).
 	if b, err := json.Marshal(res.Cohorts[1]); err != nil || !strings.Contains(string(b), `"returned":[],"rates":[]`) {
 		t.Errorf("this week's cohort in JSON: %s, %v; want returned and rates both []", b, err)
+	}
+}
+
+// TestRetentionPeriodsInATimezone: with a timezone, retention's weeks and months are that
+// zone's, and a date in from or to is the start of that day there (tester 37's F6): a Tokyo
+// order at 08:00 on 1 October is in October's cohort, one at 23:00 on 30 September in
+// September's; a Paris week across the spring's clock change (167 hours) is one week. Without
+// one, UTC's. Matched in Waymark and, where the engine has the function (chdb), in ClickHouse.
+func TestRetentionPeriodsInATimezone(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	order := func(user, at string) ingest.Event {
+		e := ev(user, "Order Completed", 0)
+		ts, err := time.Parse(time.RFC3339, at)
+		if err != nil {
+			t.Fatal(err)
+		}
+		e.Timestamp, e.MessageID = ts, user+"-"+at
+		return e
+	}
+	events := []ingest.Event{
+		order("tokyo-oct", "2024-09-30T23:00:00Z"), order("tokyo-oct", "2024-10-31T16:00:00Z"), // 1 Oct 08:00, 1 Nov 01:00 in Tokyo
+		order("tokyo-sep", "2024-09-30T14:00:00Z"), // 30 Sep 23:00 in Tokyo
+		order("paris", "2025-03-23T23:30:00Z"), order("paris", "2025-03-30T22:30:00Z"), // Mondays 00:30 in Paris, CET then CEST
+	}
+	var db string
+	process := openStoreWith(t, func(c *store.Config) { db, c.FunnelMatching = c.Database, store.MatchProcess })
+	writeEvents(t, process, events)
+	auto := openStoreWith(t, func(c *store.Config) { c.Database = db })
+	jm := defaultMap(t)
+	cohorts := func(res *store.RetentionResult) string {
+		var out []string
+		for _, c := range res.Cohorts {
+			out = append(out, fmt.Sprintf("%s %d %v", c.Start.Format(time.RFC3339), c.Persons, c.Returned))
+		}
+		return strings.Join(out, "; ")
+	}
+	for _, tt := range []struct {
+		params string
+		want   string
+	}{
+		{"period=month&periods=2&from=2024-09-01&to=2024-11-01", "2024-09-01T00:00:00Z 2 [1 0]"},
+		{"period=month&periods=2&from=2024-09-01&to=2024-11-01&timezone=Asia/Tokyo",
+			"2024-09-01T00:00:00+09:00 1 [0 0]; 2024-10-01T00:00:00+09:00 1 [1 0]"},
+		{"period=month&periods=2&from=2024-10-01&to=2024-10-02&timezone=Asia/Tokyo", "2024-10-01T00:00:00+09:00 1 [1 0]"},
+		{"period=month&periods=2&from=2024-10-01&to=2024-10-02", ""},
+		{"period=week&periods=2&from=2025-03-20&to=2025-03-28&timezone=Europe/Paris", "2025-03-24T00:00:00+01:00 1 [1 0]"},
+	} {
+		v, err := url.ParseQuery(tt.params + "&conversion=Order+Completed")
+		if err != nil {
+			t.Fatal(err)
+		}
+		for name, s := range map[string]*store.Store{"process": process, "auto": auto} {
+			res, err := s.Query(ctx, jm, "retention", v)
+			if err != nil {
+				t.Fatalf("%s: retention?%s: %v", name, tt.params, err)
+			}
+			if got := cohorts(res.(*store.RetentionResult)); got != tt.want {
+				t.Errorf("%s: retention?%s: cohorts %s, want %s", name, tt.params, got, tt.want)
+			}
+		}
+	}
+	for _, bad := range []string{"Mars/Olympus", "Local", "+09:00"} {
+		_, err := process.Query(ctx, jm, "retention", url.Values{"timezone": {bad}})
+		if !store.IsParamError(err) || !strings.HasPrefix(err.Error(), "timezone: ") {
+			t.Errorf("timezone=%s: %v, want a problem with timezone", bad, err)
+		}
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	_ "time/tzdata" // the IANA zones a query's timezone names, on any host (the UDF's too)
 
 	"github.com/waymark-dev/waymark/ingest"
 )
@@ -27,14 +28,18 @@ const (
 // hold with a year's window to spare). "" is the zero time (unbounded). Queries compare times to the
 // microsecond, as events are stored (ingest.Event.Timestamp): digits beyond are cut, as an
 // event's are.
-func ParseTime(s string) (time.Time, error) {
+func ParseTime(s string) (time.Time, error) { return ParseTimeIn(s, time.UTC) }
+
+// ParseTimeIn is ParseTime with a date YYYY-MM-DD read as the start of that day in loc (a
+// query's timezone); a date-time says its own offset.
+func ParseTimeIn(s string, loc *time.Location) (time.Time, error) {
 	if s == "" {
 		return time.Time{}, nil
 	}
 	t, err := ingest.ParseTimestamp(s)
 	if err != nil {
 		var derr error
-		if t, derr = time.Parse(time.DateOnly, s); derr != nil {
+		if t, derr = time.ParseInLocation(time.DateOnly, s, loc); derr != nil {
 			te := &TimeError{Text: s, Plus: plusRead(s)}
 			var tse *ingest.TimestampError
 			var pe *time.ParseError
@@ -53,6 +58,20 @@ func ParseTime(s string) (time.Time, error) {
 	// Cut here, so that a from and a to less than a microsecond apart are one time, which
 	// CheckRange refuses, not an empty range answered with zeros (tester 19's T7).
 	return t.Truncate(time.Microsecond), nil
+}
+
+// ParseTimezone reads a query's timezone: an IANA time zone name (Europe/Paris, Asia/Tokyo) or
+// UTC, as Amplitude's and Mixpanel's project time zones are named. "Local", the host's zone,
+// is refused: an answer must not depend on where Waymark runs.
+func ParseTimezone(s string) (*time.Location, error) {
+	if s == "" || s == "UTC" {
+		return time.UTC, nil
+	}
+	loc, err := time.LoadLocation(s)
+	if err != nil || s == "Local" {
+		return nil, fmt.Errorf("%q is no IANA time zone name (Europe/Paris, America/New_York, Asia/Tokyo) nor UTC", s)
+	}
+	return loc, nil
 }
 
 // TimeError is ParseTime's error for text that is neither a date-time nor a date, worded as

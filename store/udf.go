@@ -71,7 +71,7 @@ const FunnelUDFName = "waymark_funnel"
 
 // udfSpecVersion changes whenever udfSpec or an answer's encoding changes meaning: a server
 // running another release's binary then fails the query with a message saying so.
-const udfSpecVersion = 14
+const udfSpecVersion = 15
 
 // specOncePerBlock is how a query passes its spec (the argument bound in its place) to
 // waymark_funnel: in the first row of each block, empty in the others. ClickHouse hands the UDF
@@ -188,6 +188,7 @@ type udfAnchor struct {
 type udfRetention struct {
 	Period  string `json:"period"` // week or month
 	Periods int    `json:"periods"`
+	TZ      string `json:"tz,omitempty"` // the periods' time zone (ParseTimezone); "": UTC
 	From    int64  `json:"from"`
 	To      int64  `json:"to"`
 	Tracked uint64 `json:"tracked"` // the mask bit of touchpoints
@@ -234,6 +235,9 @@ func (p *funnelPlan) udfSpec(timeout time.Duration, pack *udfPack) string {
 	}
 	if w := p.retention; w != nil {
 		u.Retention = &udfRetention{Period: w.period, Periods: w.periods, From: w.from, To: w.to, Tracked: w.tracked}
+		if w.loc != nil {
+			u.Retention.TZ = w.loc.String()
+		}
 	}
 	if w := p.anchor; w != nil {
 		u.Anchor = &udfAnchor{Kind: w.kind, Tracked: w.tracked, From: w.from, To: w.to, Window: w.wind, Direction: w.direction,
@@ -322,6 +326,13 @@ func parseUDFSpec(spec []byte) (*funnelPlan, error) {
 	}
 	if r := u.Retention; r != nil {
 		p.retention = &retentionWalk{period: r.Period, periods: r.Periods, from: r.From, to: r.To, tracked: r.Tracked}
+		if r.TZ != "" {
+			loc, err := ParseTimezone(r.TZ)
+			if err != nil {
+				return nil, fmt.Errorf("spec: retention: %w", err)
+			}
+			p.retention.loc = loc
+		}
 	}
 	if a := u.Anchor; a != nil {
 		p.anchor = &anchorWalk{kind: a.Kind, tracked: a.Tracked, from: a.From, to: a.To, wind: a.Window, direction: a.Direction,
