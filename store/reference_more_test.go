@@ -827,7 +827,7 @@ func TestRetentionPeriodsInATimezone(t *testing.T) {
 	}
 	events := []ingest.Event{
 		order("tokyo-oct", "2024-09-30T23:00:00Z"), order("tokyo-oct", "2024-10-31T16:00:00Z"), // 1 Oct 08:00, 1 Nov 01:00 in Tokyo
-		order("tokyo-sep", "2024-09-30T14:00:00Z"), // 30 Sep 23:00 in Tokyo
+		order("tokyo-sep", "2024-09-30T14:00:00Z"),                                     // 30 Sep 23:00 in Tokyo
 		order("paris", "2025-03-23T23:30:00Z"), order("paris", "2025-03-30T22:30:00Z"), // Mondays 00:30 in Paris, CET then CEST
 	}
 	var db string
