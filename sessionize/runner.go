@@ -502,10 +502,10 @@ func newRunnerMetrics(reg prometheus.Registerer) (*runnerMetrics, error) {
 			Name: "waymark_journey_orders_total", Help: "Order Completed events, by first-touch channel.",
 		}, []string{"channel"}),
 		revenue: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "waymark_journey_revenue_total", Help: "Positive amounts of Order Completed events (properties.revenue, else total), by first-touch channel and currency (properties.currency's ISO 4217 code; none when the event names none).",
+			Name: "waymark_journey_revenue_total", Help: "Positive amounts of Order Completed events (properties.revenue, else total), by first-touch channel and currency (properties.currency's ISO 4217 code; --default-currency, USD unless set, when the event names none).",
 		}, []string{"channel", "currency"}),
 		refunds: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "waymark_journey_refunds_total", Help: "Refunds: negative amounts of Order Completed events and amounts of Order Refunded events, as absolute values, by first-touch channel and currency (properties.currency's ISO 4217 code; none when the event names none).",
+			Name: "waymark_journey_refunds_total", Help: "Refunds: negative amounts of Order Completed events and amounts of Order Refunded events, as absolute values, by first-touch channel and currency (properties.currency's ISO 4217 code; --default-currency, USD unless set, when the event names none).",
 		}, []string{"channel", "currency"}),
 		ignoredAmounts: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "waymark_journey_amounts_ignored_total", Help: "Order Completed amounts left out of revenue and refunds (the events are stored), by reason: not_a_number, not_finite, out_of_range, unknown_currency.",

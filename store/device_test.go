@@ -172,6 +172,7 @@ func TestPropertyLookalikesAreNamed(t *testing.T) {
 		with(ev("a", "Probe", 0), "Coupon", "SPRING"), with(ev("b", "Probe", 0), "coupon", "spring"),
 		with(ev("c", "Probe", 0), "wrap ", "TRAIL"), with(ev("d", "Probe", 0), "Caf\u00e9", "x"),
 		with(ev("e", "Probe", 0), ingest.TraitPrefix+"Plan", "pro"), with(ev("f", "Probe", 0), "Tier", "gold"),
+		with(ev("g", "Probe", 0), ingest.TraitPrefix+"vip ", "yes"),
 	}}); err != nil {
 		t.Fatal(err)
 	}
@@ -188,7 +189,8 @@ func TestPropertyLookalikesAreNamed(t *testing.T) {
 		// But a name stored as the other kind is told how to ask for it.
 		{"Probe", "property:Plan", `breakdown: no stored event has the property "Plan"; a trait of that name is stored: breakdown=trait:Plan`},
 		{"Probe", "trait:Tier", `breakdown: no stored event has the trait "Tier"; a property of that name is stored: breakdown=property:Tier`},
-		{"Probe[Plan=pro]", "", `steps: no stored event has the property "Plan"; a trait of that name is stored, and a filter tests an event's properties: break down by it instead, breakdown=trait:Plan`},
+		{"Probe", "property:vip ", `a trait of that name is stored: breakdown=trait:vip\ `},
+		{"Probe[Plan=pro]", "", `steps: no stored event has the property "Plan"; a trait of that name is stored, and a filter tests an event's properties: a funnel breaks down by it, breakdown=trait:Plan`},
 	} {
 		q := store.FunnelQuery{Steps: []string{tt.step}, Window: time.Hour}
 		if tt.breakdown != "" {

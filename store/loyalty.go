@@ -96,16 +96,18 @@ func ParseRetentionQuery(v url.Values) (RetentionQuery, error) {
 const maxRetentionPeriods = 52
 
 // periodStart is the start of the week (Monday) or month holding us (unix µs), in loc (nil:
-// UTC): midnight there, which a daylight saving change may move off the hour in UTC.
+// UTC): its day's first instant there (StartOfDay), which a clock change may move off the hour
+// in UTC.
 func periodStart(period string, us int64, loc *time.Location) time.Time {
 	if loc == nil {
 		loc = time.UTC
 	}
 	t := time.UnixMicro(us).In(loc)
 	if period == "month" {
-		return time.Date(t.Year(), t.Month(), 1, 0, 0, 0, 0, loc)
+		return StartOfDay(t.Year(), t.Month(), 1, loc)
 	}
-	return time.Date(t.Year(), t.Month(), t.Day()-(int(t.Weekday())+6)%7, 0, 0, 0, 0, loc)
+	monday := time.Date(t.Year(), t.Month(), t.Day()-(int(t.Weekday())+6)%7, 12, 0, 0, 0, loc) // noon: a day's date whatever its clock change
+	return StartOfDay(monday.Year(), monday.Month(), monday.Day(), loc)
 }
 
 // periodsBetween is how many whole periods lie from period start a to period start b (both of

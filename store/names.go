@@ -392,14 +392,16 @@ func (s *Store) unknownKeyError(ctx context.Context, param, key string) error {
 // event's properties, that traits are broken down by, not filtered on.
 func (s *Store) otherKindHint(ctx context.Context, param, key string) (string, error) {
 	var other, hint string
+	// The name as a breakdown reads it back (fieldName): escaped (tester 38's F3).
 	if trait, ok := strings.CutPrefix(key, ingest.TraitPrefix); ok {
-		other, hint = ingest.PropertyKey(trait), fmt.Sprintf("; a property of that name is stored: breakdown=property:%s", trait)
+		other, hint = ingest.PropertyKey(trait), "; a property of that name is stored: breakdown=property:"+EscapeStep(trait)
 	} else {
 		name, _ := ingest.PropertyName(key)
 		other = ingest.TraitPrefix + name
-		hint = fmt.Sprintf("; a trait of that name is stored: breakdown=trait:%s", name)
+		hint = "; a trait of that name is stored: breakdown=trait:" + EscapeStep(name)
 		if param != "breakdown" {
-			hint = fmt.Sprintf("; a trait of that name is stored, and a filter tests an event's properties: break down by it instead, breakdown=trait:%s", name)
+			// Only a funnel breaks down: a filter, of whatever query, cannot test a trait.
+			hint = "; a trait of that name is stored, and a filter tests an event's properties: a funnel breaks down by it, breakdown=trait:" + EscapeStep(name)
 		}
 	}
 	missing, err := s.unknownKeys(ctx, "prop_keys", s.properties, []string{other})

@@ -811,7 +811,8 @@ func TestRetentionLeavesOutPeriodsNotBegun(t *testing.T) {
 // TestRetentionPeriodsInATimezone: with a timezone, retention's weeks and months are that
 // zone's, and a date in from or to is the start of that day there (tester 37's F6): a Tokyo
 // order at 08:00 on 1 October is in October's cohort, one at 23:00 on 30 September in
-// September's; a Paris week across the spring's clock change (167 hours) is one week. Without
+// September's; a Paris week across the spring's clock change (167 hours) is one week; a month
+// whose first midnight the clocks skip (Asunción, October 2023) starts when they jump. Without
 // one, UTC's. Matched in Waymark and, where the engine has the function (chdb), in ClickHouse.
 func TestRetentionPeriodsInATimezone(t *testing.T) {
 	t.Parallel()
@@ -829,6 +830,7 @@ func TestRetentionPeriodsInATimezone(t *testing.T) {
 		order("tokyo-oct", "2024-09-30T23:00:00Z"), order("tokyo-oct", "2024-10-31T16:00:00Z"), // 1 Oct 08:00, 1 Nov 01:00 in Tokyo
 		order("tokyo-sep", "2024-09-30T14:00:00Z"),                                     // 30 Sep 23:00 in Tokyo
 		order("paris", "2025-03-23T23:30:00Z"), order("paris", "2025-03-30T22:30:00Z"), // Mondays 00:30 in Paris, CET then CEST
+		order("asuncion", "2023-10-15T12:00:00Z"), order("asuncion", "2023-11-10T12:00:00Z"), // October began at 01:00 there (tester 38's F1)
 	}
 	var db string
 	process := openStoreWith(t, func(c *store.Config) { db, c.FunnelMatching = c.Database, store.MatchProcess })
@@ -852,6 +854,7 @@ func TestRetentionPeriodsInATimezone(t *testing.T) {
 		{"period=month&periods=2&from=2024-10-01&to=2024-10-02&timezone=Asia/Tokyo", "2024-10-01T00:00:00+09:00 1 [1 0]"},
 		{"period=month&periods=2&from=2024-10-01&to=2024-10-02", ""},
 		{"period=week&periods=2&from=2025-03-20&to=2025-03-28&timezone=Europe/Paris", "2025-03-24T00:00:00+01:00 1 [1 0]"},
+		{"period=month&periods=2&from=2023-10-01&to=2023-11-01&timezone=America/Asuncion", "2023-10-01T01:00:00-03:00 1 [1 0]"},
 	} {
 		v, err := url.ParseQuery(tt.params + "&conversion=Order+Completed")
 		if err != nil {

@@ -3,6 +3,7 @@ package store
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -39,7 +40,9 @@ func ParseTimeIn(s string, loc *time.Location) (time.Time, error) {
 	t, err := ingest.ParseTimestamp(s)
 	if err != nil {
 		var derr error
-		if t, derr = time.ParseInLocation(time.DateOnly, s, loc); derr != nil {
+		if t, derr = time.Parse(time.DateOnly, s); derr == nil {
+			t = StartOfDay(t.Year(), t.Month(), t.Day(), loc)
+		} else {
 			te := &TimeError{Text: s, Plus: plusRead(s)}
 			var tse *ingest.TimestampError
 			var pe *time.ParseError
@@ -53,6 +56,10 @@ func ParseTimeIn(s string, loc *time.Location) (time.Time, error) {
 		}
 	}
 	if t = t.UTC(); outOfRange(t) { // 0001-01-01 too, which is the zero time
+		if len(s) == len(time.DateOnly) && loc != time.UTC {
+			// 1970-01-01 in Tokyo starts in 1969 (tester 38's F5)
+			return time.Time{}, fmt.Errorf("%q, whose day starts at %s in %s, %s", s, FormatTime(t), loc, outOfRangeText())
+		}
 		return time.Time{}, fmt.Errorf("%q %s", s, outOfRangeText())
 	}
 	// Cut here, so that a from and a to less than a microsecond apart are one time, which
@@ -61,17 +68,41 @@ func ParseTimeIn(s string, loc *time.Location) (time.Time, error) {
 }
 
 // ParseTimezone reads a query's timezone: an IANA time zone name (Europe/Paris, Asia/Tokyo) or
-// UTC, as Amplitude's and Mixpanel's project time zones are named. "Local", the host's zone,
-// is refused: an answer must not depend on where Waymark runs.
+// UTC, as Amplitude's and Mixpanel's project time zones are named. What names no zone of the
+// IANA database is refused, though a host's zoneinfo folder may hold it: "Local" and
+// "localtime" (the host's zone: an answer must not depend on where Waymark runs), the folders
+// "posix/" and "right/" (leap seconds), "posixrules" and "Factory". The zone's rules are the
+// host's zoneinfo's, else the copy built into Waymark (time/tzdata): keep both hosts' tzdata
+// current, as a zone whose rules changed recently could differ (docs/queries.md).
 func ParseTimezone(s string) (*time.Location, error) {
 	if s == "" || s == "UTC" {
 		return time.UTC, nil
 	}
 	loc, err := time.LoadLocation(s)
-	if err != nil || s == "Local" {
-		return nil, fmt.Errorf("%q is no IANA time zone name (Europe/Paris, America/New_York, Asia/Tokyo) nor UTC", s)
+	if err != nil || strings.HasPrefix(s, "posix/") || strings.HasPrefix(s, "right/") ||
+		slices.Contains([]string{"Local", "localtime", "posixrules", "Factory"}, s) {
+		hint := ""
+		if strings.Contains(s, " ") {
+			if _, err := time.LoadLocation(strings.ReplaceAll(s, " ", "+")); err == nil {
+				// Etc/GMT+5 in a URL's query string, whose + reads as a space (tester 38's F6)
+				hint = fmt.Sprintf(": in a URL, write %q's + as %%2B", strings.ReplaceAll(s, " ", "+"))
+			}
+		}
+		return nil, fmt.Errorf("%q is no IANA time zone name (Europe/Paris, America/New_York, Asia/Tokyo) nor UTC%s", s, hint)
 	}
 	return loc, nil
+}
+
+// StartOfDay is the first instant of the day y-m-d in loc: its midnight, or, where a clock
+// change skips midnight (Atlantic/Azores, America/Santiago each spring), the instant the clocks
+// jump, not the hour before it in the day before, which time.Date gives (tester 38's F1).
+func StartOfDay(y int, m time.Month, d int, loc *time.Location) time.Time {
+	t := time.Date(y, m, d, 0, 0, 0, 0, loc)
+	if t.Day() != d { // midnight was skipped: t is in the day before
+		_, end := t.ZoneBounds()
+		return end
+	}
+	return t
 }
 
 // TimeError is ParseTime's error for text that is neither a date-time nor a date, worded as

@@ -2,6 +2,8 @@ package store_test
 
 import (
 	"errors"
+	"fmt"
+	"net/url"
 	"strconv"
 	"strings"
 	"testing"
@@ -159,6 +161,61 @@ func TestParseWindowNamesItsRange(t *testing.T) {
 			t.Errorf("ParseWindow(%q) = %s, %v; want %s", tt.in, d, err, tt.want)
 		case tt.want == 0 && (err == nil || !strings.Contains(err.Error(), "from 1 to 366")):
 			t.Errorf("ParseWindow(%q) = %s, %v; want an error naming 1 to 366", tt.in, d, err)
+		}
+	}
+}
+
+// TestTimezoneDays: a date in a query's timezone is the first instant of that day there, also
+// where a clock change skips midnight (the day starts at 01:00 when the clocks jump, not at
+// 23:00 the day before: tester 38's F1); a range of 366 of the zone's days is taken across a
+// clock change (tester 38's F4); a date whose day starts before 1970 says when it starts (F5);
+// and only names of the IANA database are zones, a + read as a space told how to write it (F6,
+// F7).
+func TestTimezoneDays(t *testing.T) {
+	t.Parallel()
+	zone := func(name string) *time.Location {
+		loc, err := store.ParseTimezone(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return loc
+	}
+	for _, tt := range []struct {
+		date, zone, want string
+	}{
+		{"2024-10-01", "Asia/Tokyo", "2024-09-30T15:00:00Z"},
+		{"2026-09-06", "America/Santiago", "2026-09-06T04:00:00Z"}, // midnight skipped: 01:00 -03
+		{"2025-03-30", "Atlantic/Azores", "2025-03-30T01:00:00Z"},  // midnight skipped: 01:00 +00
+		{"2025-03-30", "Europe/Paris", "2025-03-29T23:00:00Z"},     // the change is at 02:00
+		{"2025-10-26", "Europe/Paris", "2025-10-25T22:00:00Z"},
+	} {
+		got, err := store.ParseTimeIn(tt.date, zone(tt.zone))
+		if err != nil || store.FormatTime(got) != tt.want {
+			t.Errorf("%s in %s: %s, %v; want %s", tt.date, tt.zone, store.FormatTime(got), err, tt.want)
+		}
+	}
+	for _, tt := range []struct {
+		params url.Values
+		fails  string // the parameter refused, "" for none
+		says   string
+	}{
+		{url.Values{"from": {"2023-11-04"}, "to": {"2024-11-04"}, "timezone": {"America/New_York"}}, "", ""},
+		{url.Values{"from": {"2023-11-04"}, "to": {"2024-11-05"}, "timezone": {"America/New_York"}}, "to", "longer than 366 days"},
+		{url.Values{"from": {"1970-01-01"}, "timezone": {"Asia/Tokyo"}}, "from", "whose day starts at 1969-12-31T15:00:00Z in Asia/Tokyo"},
+		{url.Values{"timezone": {"Etc/GMT 5"}}, "timezone", `write "Etc/GMT+5"'s + as %2B`},
+		{url.Values{"timezone": {"Etc/GMT+5"}}, "", ""},
+		{url.Values{"timezone": {"posix/Asia/Tokyo"}}, "timezone", "no IANA time zone name"},
+		{url.Values{"timezone": {"right/UTC"}}, "timezone", "no IANA time zone name"},
+		{url.Values{"timezone": {"Factory"}}, "timezone", "no IANA time zone name"},
+		{url.Values{"timezone": {"localtime"}}, "timezone", "no IANA time zone name"},
+		{url.Values{"timezone": {"Local"}}, "timezone", "no IANA time zone name"},
+	} {
+		_, err := store.ParseSessionsQuery(tt.params)
+		switch {
+		case tt.fails == "" && err != nil:
+			t.Errorf("%v: %v", tt.params, err)
+		case tt.fails != "" && (!strings.HasPrefix(fmt.Sprint(err), tt.fails+": ") || !strings.Contains(err.Error(), tt.says)):
+			t.Errorf("%v: %v, want a problem with %s saying %s", tt.params, err, tt.fails, tt.says)
 		}
 	}
 }

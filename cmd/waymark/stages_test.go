@@ -237,7 +237,7 @@ func TestJourneyMapPageRangeAndShares(t *testing.T) {
 	s := startRangeServe(t)
 	dir := npmInstall(t, "playwright-core")
 	cmd := exec.Command("node", filepath.Join(mustAbs(t, "testdata"), "drive-range.js"), "http://"+s.http,
-		testOutput(t, "journey-map"), testReadKey, "2026-11-01", "2026-11-30")
+		testOutput(t, "journey-map"), testReadKey, "2026-11-01", "2026-11-30", "Etc/UTC")
 	cmd.Env = append(os.Environ(), "NODE_PATH="+filepath.Join(dir, "node_modules"))
 	cmd.Stderr = os.Stderr
 	raw, err := cmd.Output()
@@ -259,8 +259,8 @@ func TestJourneyMapPageRangeAndShares(t *testing.T) {
 		Cards       []card
 		Link        string
 		Reloaded    struct {
-			To    string
-			Cards []card
+			To, Timezone string
+			Cards        []card
 		}
 	}
 	if err := json.Unmarshal(raw, &got); err != nil {
@@ -272,12 +272,15 @@ func TestJourneyMapPageRangeAndShares(t *testing.T) {
 
 	// The page asked the API up to the day after To, once when picked and once from the link;
 	// the link keeps To as picked.
-	want := map[string]string{"from": "2026-11-01", "to": "2026-12-01"}
+	// The time zone typed (UTC's other name here, so the numbers stay UTC's) goes with the
+	// range, and the link keeps it (tester 38's F2: the page's days were UTC only).
+	want := map[string]string{"from": "2026-11-01", "to": "2026-12-01", "timezone": "Etc/UTC"}
 	if len(got.StagesAsked) != 2 || !maps.Equal(got.StagesAsked[0], want) || !maps.Equal(got.StagesAsked[1], want) {
-		t.Errorf("the page asked the stages for %v, want twice from 2026-11-01 to 2026-12-01 (the API's end, which it excludes)", got.StagesAsked)
+		t.Errorf("the page asked the stages for %v, want twice from 2026-11-01 to 2026-12-01 (the API's end, which it excludes) in Etc/UTC", got.StagesAsked)
 	}
-	if link, err := url.Parse(got.Link); err != nil || link.Query().Get("to") != "2026-11-30" || got.Reloaded.To != "2026-11-30" {
-		t.Errorf("the link %s, reloaded, shows To %q; want to=2026-11-30 in both", got.Link, got.Reloaded.To)
+	if link, err := url.Parse(got.Link); err != nil || link.Query().Get("to") != "2026-11-30" || got.Reloaded.To != "2026-11-30" ||
+		link.Query().Get("timezone") != "Etc/UTC" || got.Reloaded.Timezone != "Etc/UTC" {
+		t.Errorf("the link %s, reloaded, shows To %q in %q; want to=2026-11-30 and timezone=Etc/UTC in both", got.Link, got.Reloaded.To, got.Reloaded.Timezone)
 	}
 
 	// The cards show the API's numbers for [Nov 1, Dec 1): p4's view of Nov 30 is in, p5's of

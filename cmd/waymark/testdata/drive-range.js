@@ -2,10 +2,11 @@
 // person would, and prints as JSON the range of each stages query the page asked the API and what
 // each stage card shows; then reloads the page from its address (a shared link) and does it again. A
 // screenshot goes to OUTDIR.
-// Usage: node drive-range.js BASE_URL OUTDIR READ_KEY FROM TO (FROM, TO: YYYY-MM-DD)
+// Usage: node drive-range.js BASE_URL OUTDIR READ_KEY FROM TO TIMEZONE (FROM, TO: YYYY-MM-DD;
+// TIMEZONE: what to type in the Time zone field)
 const { launch, openPage, enterKey } = require('./browser')
 
-const [base, outDir, readKey, from, to] = process.argv.slice(2)
+const [base, outDir, readKey, from, to, timezone] = process.argv.slice(2)
 
 // cards is what each stage card shows: its numbers as data and the texts a person reads.
 async function cards (page) {
@@ -31,7 +32,7 @@ async function cards (page) {
   page.on('console', (m) => { if (m.type() === 'error' && !m.text().includes('401 (Unauthorized)')) errors.push(m.text()) })
   const out = { errors, stagesAsked: [] }
   // The range of every stages query the page sends, alone or in a batch.
-  const asked = (p) => out.stagesAsked.push({ from: String(p.from), to: String(p.to) })
+  const asked = (p) => out.stagesAsked.push({ from: String(p.from), to: String(p.to), timezone: String(p.timezone) })
   page.on('request', (r) => {
     const u = new URL(r.url())
     if (u.pathname === '/api/v1/stages') asked(Object.fromEntries(u.searchParams))
@@ -47,6 +48,7 @@ async function cards (page) {
   out.stagesAsked.length = 0
   await page.locator('#filters input[name=from]').fill(from)
   await page.locator('#filters input[name=to]').fill(to)
+  await page.locator('#filters input[name=timezone]').fill(timezone)
   await page.locator('#filters input[name=to]').focus()
   await Promise.all([
     page.waitForResponse((r) => new URL(r.url()).pathname === '/api/v1/batch'),
@@ -58,7 +60,11 @@ async function cards (page) {
 
   // The link restores the range as picked, and the same numbers.
   await page.reload()
-  out.reloaded = { to: await page.$eval('#filters input[name=to]', (e) => e.value), cards: await cards(page) }
+  out.reloaded = {
+    to: await page.$eval('#filters input[name=to]', (e) => e.value),
+    timezone: await page.$eval('#filters input[name=timezone]', (e) => e.value),
+    cards: await cards(page)
+  }
 
   await browser.close()
   console.log(JSON.stringify(out))

@@ -63,6 +63,7 @@ function rangeParams () {
   const p = {}
   if (state.get('from')) p.from = state.get('from')
   if (state.get('to')) p.to = dayAfter(state.get('to'))
+  if (state.get('timezone')) p.timezone = state.get('timezone') // the days' zone; none: UTC, as the API
   return p
 }
 
@@ -635,9 +636,14 @@ document.addEventListener('DOMContentLoaded', async () => {
   const filters = $('#filters')
   filters.from.value = state.get('from') || ''
   filters.to.value = state.get('to') || ''
+  filters.timezone.value = state.get('timezone') || ''
+  if (Intl.supportedValuesOf) {
+    $('#timezones').replaceChildren(...Intl.supportedValuesOf('timeZone').map(z => el('option', { value: z })))
+  }
   filters.addEventListener('submit', (e) => {
     e.preventDefault()
-    setState({ from: filters.from.value, to: filters.to.value })
+    const zone = filters.timezone.value.trim()
+    setState({ from: filters.from.value, to: filters.to.value, timezone: zone === 'UTC' ? '' : zone })
     loadAll()
   })
   $('#copy-link').addEventListener('click', async (e) => {
