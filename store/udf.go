@@ -14,6 +14,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/ClickHouse/clickhouse-go/v2"
 )
@@ -38,10 +39,12 @@ import (
 //	t, seq, mask, id Array(UInt64)  the person's events (µs, seq, condition bits, tie id: tieIDSQL),
 //	                                aligned (one groupArray each), in any order, copies included;
 //	                                when the spec has a pack (udfPack), t holds each event's time
-//	                                and condition bits in one value and mask is empty
-//	attrs            Array(String)  the spec's attribute columns, one after another: every
-//	                                event's first attribute, then every event's second…;
-//	                                empty when the spec reads none
+//	                                and condition bits in one value and mask is empty, or, when
+//	                                the pack has codes (since spec version 14), the codes of the
+//	                                event's attributes sent as numbers (udfPack.Codes)
+//	attrs            Array(String)  the spec's attribute columns sent as text, one after another:
+//	                                every event's first attribute, then every event's second…;
+//	                                empty when the spec reads none (or sends every one as codes)
 //	keys             Array(String)  customer keys, when the spec reads visits (a funnel or
 //	                                drop-off counted by sessions or broken down by a session's
 //	                                entry); else empty, as are the columns below. Either the
@@ -71,7 +74,7 @@ const FunnelUDFName = "waymark_funnel"
 
 // udfSpecVersion changes whenever udfSpec or an answer's encoding changes meaning: a server
 // running another release's binary then fails the query with a message saying so.
-const udfSpecVersion = 15
+const udfSpecVersion = 16
 
 // specOncePerBlock is how a query passes its spec (the argument bound in its place) to
 // waymark_funnel: in the first row of each block, empty in the others. ClickHouse hands the UDF
@@ -149,6 +152,123 @@ type udfSpec struct {
 type udfPack struct {
 	Base int64 `json:"base"` // µs, at most every time read
 	Bits int   `json:"bits"` // the mask's width: the read's conditions, 1 to 63
+	// Codes, when set (spec version 14), says which attribute columns are sent as numbers, in
+	// the mask column the packing leaves free: per attribute column of the read, its values (the
+	// code of values[i] is i+1), or nil for a column sent as text, in attrs as before. An event's
+	// mask value holds the code of each coded column in codeWidth(len(values)) bits, the first
+	// coded column's lowest. The text of a few values an event (a channel, an event name, a
+	// category) was most of the bytes ClickHouse grouped for the queries reading attributes
+	// (docs/query-scale.md, "Attributes as numbers"). attrCodes says which columns are coded.
+	Codes [][]string `json:"codes,omitempty"`
+}
+
+// Limits on the attribute columns a read sends as numbers (attrCodes, udfPack.Codes).
+const (
+	maxAttrCodes      = 256      // values of a coded column: codes of at most 9 bits
+	maxAttrCodesBytes = 16 << 10 // the coded columns' values, as JSON in the spec
+)
+
+// codeWidth is the bits of the codes of a column of n values (1 to n; 0 is none).
+func codeWidth(n int) int { return bits.Len(uint(n)) }
+
+// attrCodes is udfPack.Codes for attribute columns whose distinct values in a read are values
+// (nil for a column of more than maxAttrCodes, or none), or nil when no column is worth coding:
+// each column of at most maxAttrCodes values, all valid UTF-8 (JSON carries no other), while
+// their codes fit 64 bits and their JSON maxAttrCodesBytes.
+func attrCodes(values [][]string) [][]string {
+	codes := make([][]string, len(values))
+	width, size, coded := 0, 0, false
+	for c, vs := range values {
+		if len(vs) == 0 || len(vs) > maxAttrCodes || slices.ContainsFunc(vs, func(v string) bool { return !utf8.ValidString(v) }) {
+			continue
+		}
+		sorted := slices.Compact(slices.Sorted(slices.Values(vs)))
+		b, err := json.Marshal(sorted)
+		if err != nil || width+codeWidth(len(sorted)) > 64 || size+len(b) > maxAttrCodesBytes {
+			continue
+		}
+		codes[c], coded = sorted, true
+		width, size = width+codeWidth(len(sorted)), size+len(b)
+	}
+	if !coded {
+		return nil
+	}
+	return codes
+}
+
+// checkCodes reports what is wrong with the codes of a read of attrs attribute columns.
+func (p *udfPack) checkCodes(attrs int) error {
+	if p == nil || p.Codes == nil {
+		return nil
+	}
+	width := 0
+	for _, values := range p.Codes {
+		if values != nil && (len(values) < 1 || len(values) > maxAttrCodes) {
+			return fmt.Errorf("spec: a coded attribute of %d values, want 1 to %d", len(values), maxAttrCodes)
+		}
+		width += codeWidth(len(values))
+	}
+	if len(p.Codes) != attrs || width > 64 {
+		return fmt.Errorf("spec: codes of %d attribute columns in %d bits, want %d columns in at most 64", len(p.Codes), width, attrs)
+	}
+	return nil
+}
+
+// textAttrs is how many of a read's attrs attribute columns are sent as text.
+func (p *udfPack) textAttrs(attrs int) int {
+	if p == nil || p.Codes == nil {
+		return attrs
+	}
+	n := 0
+	for _, values := range p.Codes {
+		if values == nil {
+			n++
+		}
+	}
+	return n
+}
+
+// decodeAttrs appends to dst the attribute table's values (attrTable.values) of n events whose
+// codes are codes and whose attributes sent as text are texts (those columns one after another).
+// The coded values are the spec's strings: nothing is copied.
+func (p *udfPack) decodeAttrs(dst []string, codes []uint64, texts []string, n int) ([]string, error) {
+	shift, text := 0, 0
+	for c, values := range p.Codes {
+		if values == nil {
+			dst = append(dst, texts[text*n:(text+1)*n]...)
+			text++
+			continue
+		}
+		w := codeWidth(len(values))
+		for i, v := range codes {
+			code := v >> shift & (1<<w - 1)
+			if code == 0 || code > uint64(len(values)) {
+				return dst, fmt.Errorf("event %d: code %d of attribute %d, which has %d values", i+1, code, c+1, len(values))
+			}
+			dst = append(dst, values[code-1])
+		}
+		shift += w
+	}
+	return dst, nil
+}
+
+// codesSQL is the SQL of an event's codes (the mask column's value), over a row of personRows
+// (its attribute columns a0, a1…), with its arguments, and the condition that every coded
+// attribute of the row (its codes, as column codes) is among the read's values.
+func (p *udfPack) codesSQL() (word string, args []any, known string) {
+	var terms, checks []string
+	shift := 0
+	for c, values := range p.Codes {
+		if values == nil {
+			continue
+		}
+		w := codeWidth(len(values))
+		terms = append(terms, fmt.Sprintf("bitShiftLeft(toUInt64(transform(a%d, ?, range(1, %d), 0)), %d)", c, len(values)+1, shift))
+		checks = append(checks, fmt.Sprintf("bitAnd(bitShiftRight(codes, %d), %d) != 0", shift, uint64(1)<<w-1))
+		args = append(args, values)
+		shift += w
+	}
+	return strings.Join(terms, " + "), args, strings.Join(checks, " AND ")
 }
 
 // packingOf is the packing of a read of conds conditions whose times run from tMin to tMax (µs),
@@ -414,6 +534,9 @@ func parseUDFRead(spec []byte) (*udfRead, error) {
 		if err != nil {
 			return nil, err
 		}
+		if err := probe.Pack.checkCodes(len(plan.scan.attrs)); err != nil {
+			return nil, err
+		}
 		return &udfRead{attrs: len(plan.scan.attrs), keyAttr: plan.keyAttr, pack: probe.Pack,
 			parts: []udfPart{{plan: plan, finder: newPathFinder(plan.spec)}}}, nil
 	}
@@ -434,6 +557,9 @@ func parseUDFRead(spec []byte) (*udfRead, error) {
 		return nil, fmt.Errorf("batch spec: %d attribute columns, want 0 to %d", b.Attrs, maxUDFReadAttrCols)
 	case b.KeyAttr < -1 || b.KeyAttr >= b.Attrs:
 		return nil, fmt.Errorf("batch spec: key attribute %d of %d", b.KeyAttr, b.Attrs)
+	}
+	if err := b.Pack.checkCodes(b.Attrs); err != nil {
+		return nil, err
 	}
 	read := &udfRead{attrs: b.Attrs, keyAttr: b.KeyAttr, batch: true, pack: b.Pack}
 	for i, ps := range b.Parts {
@@ -737,6 +863,7 @@ type udfMatcher struct {
 	chunkSpec  bool        // a row of the chunk held a spec: an empty one is the row before's
 	cols       [4][]uint64 // t, seq, mask, id
 	attrs      []string    // as read: one attribute column after another (attrTable.values)
+	decoded    []string    // the attributes, when some come as codes (udfPack.decodeAttrs)
 	visitNums  [4][]uint64 // visits, start, end, start_seq
 	visitTexts [4][]string // keys, reason, channel, campaign
 	space      visitSpace  // the space of the last row's visits (see readVisits)
@@ -785,25 +912,32 @@ func (u *udfMatcher) row(in *bufio.Reader, out *bufio.Writer) error {
 	}
 	u.chunkSpec = true
 	pack := u.read.pack
+	coded := pack != nil && pack.Codes != nil // the mask column holds the codes
 	for i, name := range []string{"t", "seq", "mask", "id"} {
 		if u.cols[i], err = u.readUint64s(in, u.cols[i][:0]); err != nil {
 			return fmt.Errorf("read %s: %w", name, err)
 		}
 		switch {
-		case i == 2 && pack != nil && len(u.cols[i]) > 0:
+		case i == 2 && pack != nil && !coded && len(u.cols[i]) > 0:
 			return fmt.Errorf("%d values of mask, want none: the spec packs it with t", len(u.cols[i]))
-		case len(u.cols[i]) != len(u.cols[0]) && !(i == 2 && pack != nil):
+		case len(u.cols[i]) != len(u.cols[0]) && !(i == 2 && pack != nil && !coded):
 			return fmt.Errorf("%d values of %s for %d events", len(u.cols[i]), name, len(u.cols[0]))
 		}
 	}
-	n, cols := len(u.cols[0]), u.read.attrs
-	if u.attrs, err = readStrings(in, u.attrs[:0], maxUDFEvents*max(cols, 1)); err != nil {
+	n, cols, texts := len(u.cols[0]), u.read.attrs, pack.textAttrs(u.read.attrs)
+	if u.attrs, err = readStrings(in, u.attrs[:0], maxUDFEvents*max(texts, 1)); err != nil {
 		return fmt.Errorf("read attrs: %w", err)
 	}
-	if want := n * cols; len(u.attrs) != want {
-		return fmt.Errorf("%d attribute values for %d events of %d attributes, want %d", len(u.attrs), n, cols, want)
+	if want := n * texts; len(u.attrs) != want {
+		return fmt.Errorf("%d attribute values for %d events of %d attributes sent as text, want %d", len(u.attrs), n, texts, want)
 	}
 	attrs := attrTable{values: u.attrs, stride: n, width: cols}
+	if coded {
+		if u.decoded, err = pack.decodeAttrs(u.decoded[:0], u.cols[2], u.attrs, n); err != nil {
+			return err
+		}
+		attrs.values = u.decoded
+	}
 	rows, err := u.readVisits(in)
 	if err != nil {
 		return err
@@ -812,7 +946,7 @@ func (u *udfMatcher) row(in *bufio.Reader, out *bufio.Writer) error {
 	for i := range n {
 		e := scannedEvent{seq: int64(u.cols[1][i]), id: u.cols[3][i], at: int32(i)}
 		if pack != nil {
-			e.t, e.mask = pack.unpack(u.cols[0][i])
+			e.t, e.mask = pack.unpack(u.cols[0][i]) // and mask holds codes, or nothing
 		} else {
 			e.t, e.mask = int64(u.cols[0][i]), u.cols[2][i]
 		}
@@ -1227,6 +1361,13 @@ func (s *Store) matchRead(ctx context.Context, read engineRead, specOf func(*udf
 	// after the read (the passes read whatever is stored when each runs, as in process).
 	if read.pack = packingOf(len(read.scan.preds), plan.tMin, plan.tMax); read.pack != nil {
 		read.packTo = plan.tMax
+		// The attribute columns of few values as numbers, in the mask column the packing frees,
+		// when no visits are read (their queries group attributes by key too; not done).
+		if read.keyAttr < 0 && len(read.scan.attrs) > 0 {
+			if read.pack.Codes, err = s.attrValues(ctx, read.scan); err != nil {
+				return err
+			}
+		}
 	}
 	spec := specOf(read.pack)
 	answered := false
@@ -1251,6 +1392,30 @@ func (s *Store) matchRead(ctx context.Context, read engineRead, specOf func(*udf
 		}
 	}
 	return nil
+}
+
+// attrValues is attrCodes for the attribute columns of sc, from their distinct values among the
+// events of its time range stored now (up to maxAttrCodes + 1 a column: a column of more is
+// sent as text). An event stored later whose value is not among them is left out of the read,
+// as one whose time is outside the packing is: as if stored after the read.
+func (s *Store) attrValues(ctx context.Context, sc eventScan) ([][]string, error) {
+	var cols []string
+	var args []any
+	for _, a := range sc.attrs {
+		cols = append(cols, fmt.Sprintf("groupUniqArray(%d)(%s)", maxAttrCodes+1, a.sql))
+		args = append(args, a.args...)
+	}
+	inRange := sc.timeRange()
+	values := make([][]string, len(sc.attrs))
+	dest := make([]any, len(values))
+	for i := range values {
+		dest[i] = &values[i]
+	}
+	query := "SELECT " + strings.Join(cols, ", ") + " FROM " + s.table("events") + " WHERE " + inRange.sql
+	if err := s.conn.QueryRow(ctx, query, append(args, inRange.args...)...).Scan(dest...); err != nil {
+		return nil, fmt.Errorf("read the attributes' values: %w", err)
+	}
+	return attrCodes(values), nil
 }
 
 // engineMatch is one query's matching in ClickHouse in a batch, waiting to be read with the
@@ -1362,6 +1527,35 @@ func (s *Store) matchPassInClickHouse(ctx context.Context, read engineRead, spec
 	if p := read.pack; p != nil {
 		times, masks = fmt.Sprintf("groupArray(bitOr(bitShiftLeft(toUInt64(t - %d), %d), mask))", p.Base, p.Bits), noNumbers
 		packed = fmt.Sprintf("\n\tWHERE t >= %d AND t <= %d", p.Base, read.packTo)
+	}
+	if p := read.pack; p != nil && p.Codes != nil && read.keyAttr < 0 {
+		// The coded attributes' codes in the mask column, the others as text; a row with a
+		// value the read's codes lack is left out (attrValues).
+		word, wordArgs, known := p.codesSQL()
+		var texts []string
+		for i, values := range p.Codes {
+			if values == nil {
+				texts = append(texts, fmt.Sprintf("groupArray(a%d)", i))
+			}
+		}
+		if len(texts) > 0 {
+			attrs = "arrayConcat(" + strings.Join(texts, ", ") + ")"
+		} else {
+			attrs = noStrings
+		}
+		query := `SELECT ` + person + `, r FROM (
+	SELECT person, ` + FunnelUDFName + `(` + specOncePerBlock + `, ` + times + `, groupArray(seq), groupArray(codes), groupArray(id), ` + attrs + `,
+		` + noStrings + `, ` + strings.Repeat(noNumbers+", ", 4) + strings.Repeat(noStrings+", ", 2) + noStrings + `) AS r
+	FROM (
+		SELECT *, ` + word + ` AS codes
+		FROM (
+			` + rows + `
+		)` + packed + `
+	)
+	WHERE ` + known + `
+	GROUP BY person
+) WHERE r != ''`
+		return s.readAnswers(ctx, query, slices.Concat([]any{spec}, wordArgs, args), fn)
 	}
 	if read.keyAttr < 0 {
 		query := `SELECT ` + person + `, r FROM (

@@ -562,7 +562,7 @@ func TestDecodeFunnelOutcome(t *testing.T) {
 
 func TestServeFunnelUDFRejectsBadInput(t *testing.T) {
 	t.Parallel()
-	spec := twoSteps(t, false)
+	spec, byAttr := twoSteps(t, false), twoSteps(t, true)
 	good := udfRow{spec: spec, t: []uint64{1}, seq: []uint64{0}, mask: []uint64{1}, id: []uint64{1}}
 	row := good.appendRowBinary(nil)
 	other := fmt.Sprintf(`"v":%d`, udfSpecVersion+1)
@@ -608,6 +608,12 @@ func TestServeFunnelUDFRejectsBadInput(t *testing.T) {
 		{"pack before 1970", udfChunks([]udfRow{{spec: `{"pack":{"base":-1,"bits":2},` + spec[1:]}}), "pack of 2 bits from -1"},
 		{"batch packed with a mask", udfChunks([]udfRow{{spec: `{"pack":{"base":0,"bits":2},` + batchSpec(t, 0, -1, udfPartSpec{Spec: json.RawMessage(spec), PredBits: []int{0, 1}})[1:],
 			t: []uint64{5}, seq: []uint64{0}, mask: []uint64{1}, id: []uint64{1}}}), "1 values of mask, want none"},
+		{"codes without their column", udfChunks([]udfRow{{spec: `{"pack":{"base":0,"bits":2,"codes":[["a","b"]]},` + byAttr[1:], t: []uint64{5}, seq: []uint64{0}, id: []uint64{1}}}), "0 values of mask for 1 events"},
+		{"code 0", udfChunks([]udfRow{{spec: `{"pack":{"base":0,"bits":2,"codes":[["a","b"]]},` + byAttr[1:], t: []uint64{5}, seq: []uint64{0}, mask: []uint64{0}, id: []uint64{1}}}), "code 0 of attribute 1, which has 2 values"},
+		{"code past the values", udfChunks([]udfRow{{spec: `{"pack":{"base":0,"bits":2,"codes":[["a","b"]]},` + byAttr[1:], t: []uint64{5}, seq: []uint64{0}, mask: []uint64{3}, id: []uint64{1}}}), "code 3 of attribute 1"},
+		{"coded and sent as text", udfChunks([]udfRow{{spec: `{"pack":{"base":0,"bits":2,"codes":[["a","b"]]},` + byAttr[1:], t: []uint64{5}, seq: []uint64{0}, mask: []uint64{1}, id: []uint64{1}, attrs: []string{"a"}}}), "1 attribute values for 1 events of 0 attributes sent as text"},
+		{"codes of another number of columns", udfChunks([]udfRow{{spec: `{"pack":{"base":0,"bits":2,"codes":[["a"],null]},` + byAttr[1:]}}), "codes of 2 attribute columns"},
+		{"a coded column of no values", udfChunks([]udfRow{{spec: `{"pack":{"base":0,"bits":2,"codes":[[]]},` + byAttr[1:]}}), "a coded attribute of 0 values"},
 		{"arrays of different lengths", udfChunks([]udfRow{{spec: spec, t: []uint64{1, 2}, seq: []uint64{0}, mask: []uint64{1, 1}, id: []uint64{1, 2}}}), "values of seq"},
 		{"attributes without a breakdown", udfChunks([]udfRow{{spec: spec, t: []uint64{1}, seq: []uint64{0}, mask: []uint64{1}, id: []uint64{1}, attrs: []string{"a"}}}), "attribute values"},
 		{"visits for a spec that reads none", udfChunks([]udfRow{{spec: spec, keys: []string{"k"}, visits: []uint64{0}}}), "visits sent for a spec that reads none"},
@@ -695,6 +701,18 @@ func TestServeFunnelUDFAgreesWithInProcess(t *testing.T) {
 		var pack *udfPack // the mask's bits below: nconds+2
 		if rng.IntN(2) == 0 {
 			pack = &udfPack{Base: 0, Bits: nconds + 2} // the times below are 0 or more (TestPackingOf tries other bases)
+			// Some attribute columns as codes, others as text (at random, each column).
+			values := [][]string{{"", "a", "a|1:b", "b"}, {"", "a", "a|1:b", "b", "x"}, {"b", "a|1:b", "a", ""}}
+			for range cols {
+				if rng.IntN(3) == 0 {
+					pack.Codes = append(pack.Codes, nil)
+				} else {
+					pack.Codes = append(pack.Codes, values[rng.IntN(len(values))])
+				}
+			}
+			if !slices.ContainsFunc(pack.Codes, func(v []string) bool { return v != nil }) {
+				pack.Codes = nil
+			}
 		}
 		spec := p.udfSpec(time.Minute, pack)
 		var rows []udfRow
@@ -725,15 +743,30 @@ func TestServeFunnelUDFAgreesWithInProcess(t *testing.T) {
 			if len(rows) > 0 && rng.IntN(2) == 0 {
 				r.spec = "" // the row before's, as a query sends it (specOncePerBlock)
 			}
-			for _, e := range events {
+			for i, e := range events {
 				if pack != nil {
 					r.t = append(r.t, uint64(e.t-pack.Base)<<pack.Bits|e.mask)
 				} else {
 					r.t, r.mask = append(r.t, uint64(e.t)), append(r.mask, e.mask)
 				}
 				r.seq, r.id = append(r.seq, uint64(e.seq)), append(r.id, e.id)
+				if pack == nil || pack.Codes == nil {
+					continue
+				}
+				var word uint64 // the event's codes, the first coded column's lowest
+				shift := 0
+				for c, values := range pack.Codes {
+					if values != nil {
+						word |= uint64(slices.Index(values, lists[i][c])+1) << shift
+						shift += codeWidth(len(values))
+					}
+				}
+				r.mask = append(r.mask, word)
 			}
-			for c := range cols { // one attribute column after another
+			for c := range cols { // one attribute column after another, those sent as text
+				if pack != nil && pack.Codes != nil && pack.Codes[c] != nil {
+					continue
+				}
 				for _, values := range lists {
 					r.attrs = append(r.attrs, values[c])
 				}
@@ -822,7 +855,7 @@ func TestPackingOf(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			got := packingOf(tt.conds, tt.tMin, tt.tMax)
-			if (got == nil) != (tt.want == nil) || got != nil && *got != *tt.want {
+			if (got == nil) != (tt.want == nil) || got != nil && (got.Base != tt.want.Base || got.Bits != tt.want.Bits || got.Codes != nil) {
 				t.Fatalf("packingOf(%d, %d, %d) = %+v, want %+v", tt.conds, tt.tMin, tt.tMax, got, tt.want)
 			}
 			if got == nil {
@@ -834,6 +867,51 @@ func TestPackingOf(t *testing.T) {
 			}{{tt.tMin, 1<<tt.conds - 1}, {tt.tMax, 1}, {tt.tMax, 1<<tt.conds - 1}} {
 				if pt, pm := got.unpack(uint64(e.t-got.Base)<<got.Bits | e.mask); pt != e.t || pm != e.mask {
 					t.Errorf("packed (%d, %#x) unpacks to (%d, %#x)", e.t, e.mask, pt, pm)
+				}
+			}
+		})
+	}
+}
+
+// TestAttrCodes: an attribute column is sent as codes when its values are few (at most
+// maxAttrCodes), valid UTF-8, and fit the 64 bits and the spec's bytes the columns before left;
+// else as text; no column coded is no codes.
+func TestAttrCodes(t *testing.T) {
+	t.Parallel()
+	many := func(n int, prefix string) []string {
+		var vs []string
+		for i := range n {
+			vs = append(vs, fmt.Sprintf("%s%d", prefix, i))
+		}
+		return vs
+	}
+	sorted := func(vs []string) []string { return slices.Sorted(slices.Values(vs)) }
+	long := strings.Repeat("x", 100)
+	tests := []struct {
+		name   string
+		values [][]string
+		want   [][]string
+	}{
+		{"few values, sorted", [][]string{{"web", "", "ads"}, {"\x00page", "Viewed"}}, [][]string{{"", "ads", "web"}, {"\x00page", "Viewed"}}},
+		{"257 values: text", [][]string{many(257, "v"), {"a"}}, [][]string{nil, {"a"}}},
+		{"256 values: coded", [][]string{many(256, "v")}, [][]string{sorted(many(256, "v"))}},
+		{"invalid UTF-8: text", [][]string{{"a", "\xff"}, {"b"}}, [][]string{nil, {"b"}}},
+		{"no values: text", [][]string{{}, {"b"}}, [][]string{nil, {"b"}}},
+		{"nothing coded", [][]string{many(300, "v"), {"\xfe"}}, nil},
+		// 9 bits each: the eighth column would need 72.
+		{"codes past 64 bits: text", slices.Repeat([][]string{many(256, "")}, 8), append(slices.Repeat([][]string{sorted(many(256, ""))}, 7), nil)},
+		// 256 values of 100 bytes: 26 KiB of JSON, over maxAttrCodesBytes; the small column after it fits.
+		{"values past the spec's bytes: text", [][]string{many(256, long), {"a"}}, [][]string{nil, {"a"}}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := attrCodes(tt.values)
+			if !slices.EqualFunc(got, tt.want, slices.Equal) || (got == nil) != (tt.want == nil) {
+				t.Errorf("attrCodes = %q, want %q", got, tt.want)
+			}
+			for c := range got {
+				if (got[c] == nil) != (tt.want[c] == nil) {
+					t.Errorf("column %d: coded %t, want %t", c, got[c] != nil, tt.want[c] != nil)
 				}
 			}
 		})

@@ -323,3 +323,88 @@ func appendSteps(b *sessionize.Batch, key string, steps []string, start time.Tim
 		b.Events, b.Channels, b.PersonIDs = append(b.Events, e), append(b.Channels, "direct"), append(b.PersonIDs, key)
 	}
 }
+
+// TestFunnelUDFCodesFewValues: matched in ClickHouse, a read's attribute columns of few values
+// are sent as numbers (spec version 14, udfPack.Codes) and a column of more than 256 values as
+// text; either way the answers are the in-process path's. 300 persons, each on a page of their
+// own (the drop-off's location: 300 values, sent as text), from one of three channels and with
+// three event names (coded), each with a plan of their own (the funnel's breakdown: text); a third view and add at one µs in either order of seq (ties),
+// every seventh's view delivered twice, once a minute later from another path (a copy), and a
+// third buy.
+func TestFunnelUDFCodesFewValues(t *testing.T) {
+	t.Parallel()
+	if !server.FunnelUDF {
+		t.Skipf("the %s engine has no executable UDFs", server.Engine)
+	}
+	ctx := context.Background()
+	here, engine := storesInBothPlaces(t, func(*store.Config) {})
+	start := time.Date(2026, 11, 2, 8, 0, 0, 0, time.UTC)
+	var b sessionize.Batch
+	for p := range 300 {
+		key := fmt.Sprintf("q%03d", p)
+		at := start.Add(time.Duration(p) * time.Minute)
+		add := at.Add(time.Minute)
+		seqs := []int64{int64(10 * p), int64(10*p + 1)}
+		if p%3 == 1 {
+			add, seqs[0], seqs[1] = at, int64(10*p+1), int64(10*p) // the add at the view's µs, sent first
+		} else if p%3 == 2 {
+			add = at // the add at the view's µs, sent after it
+		}
+		view := ingest.Event{Source: "web", Type: "track", Event: "View", MessageID: key + "-v", UserID: key, Timestamp: at,
+			ReceivedAt: at, Raw: []byte("{}"), Seq: seqs[0], PagePath: fmt.Sprintf("/p/%d", p),
+			PropertyKeys: []string{"plan"}, PropertyValues: []string{fmt.Sprintf("plan %d", p)}}
+		events := []ingest.Event{view,
+			{Source: "web", Type: "track", Event: "Add", MessageID: key + "-a", UserID: key, Timestamp: add, ReceivedAt: add, Raw: []byte("{}"), Seq: seqs[1], PagePath: "/cart"}}
+		if p%7 == 0 {
+			again := view
+			again.Source, again.Timestamp, again.Seq = "app", at.Add(time.Minute), int64(10*p+5)
+			events = append(events, again)
+		}
+		if p%3 == 0 {
+			buy := at.Add(2 * time.Minute)
+			events = append(events, ingest.Event{Source: "web", Type: "track", Event: "Buy", MessageID: key + "-b", UserID: key, Timestamp: buy,
+				ReceivedAt: buy, Raw: []byte("{}"), Seq: int64(10*p + 2), PagePath: "/done"})
+		}
+		channel := []string{"direct", "email", "social"}[p%3]
+		for _, e := range events {
+			b.Events, b.Channels, b.PersonIDs = append(b.Events, e), append(b.Channels, channel), append(b.PersonIDs, key)
+		}
+	}
+	b.Version = 1
+	if err := here.Write(ctx, b); err != nil {
+		t.Fatal(err)
+	}
+	jm := defaultMap(t)
+	steps := []string{"View", "Add", "Buy"}
+	for name, ask := range map[string]func(*store.Store) (any, error){
+		"drop-off after step 2": func(s *store.Store) (any, error) {
+			return s.Dropoff(ctx, jm, store.DropoffQuery{Funnel: store.FunnelQuery{Steps: steps, Window: time.Hour}, Step: 2, Limit: 400})
+		},
+		"funnel by plan (300 values: text)": func(s *store.Store) (any, error) {
+			return s.Funnel(ctx, jm, store.FunnelQuery{Steps: steps, Window: time.Hour, Breakdown: store.Breakdown{By: "property", Name: "plan"}, BreakdownLimit: 400})
+		},
+		"paths from View": func(s *store.Store) (any, error) {
+			return s.Paths(ctx, jm, store.PathsQuery{Anchor: "View", Depth: 3, Limit: 20, Convert: "Buy"})
+		},
+		"next after View": func(s *store.Store) (any, error) {
+			return s.Next(ctx, jm, store.NextQuery{Anchor: "View", Window: time.Hour})
+		},
+		"retention": func(s *store.Store) (any, error) {
+			return s.Retention(ctx, jm, store.RetentionQuery{Conversion: "View", Return: "Add"})
+		},
+	} {
+		want, err := ask(here)
+		if err != nil {
+			t.Fatalf("%s in Waymark: %v", name, err)
+		}
+		got, err := ask(engine)
+		if err != nil {
+			t.Fatalf("%s in ClickHouse: %v", name, err)
+		}
+		w, _ := json.Marshal(want)
+		g, _ := json.Marshal(got)
+		if string(g) != string(w) {
+			t.Errorf("%s in ClickHouse:\n%s\nin Waymark:\n%s", name, g, w)
+		}
+	}
+}
