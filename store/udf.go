@@ -1348,6 +1348,18 @@ type engineRead struct {
 	packTo int64
 }
 
+// textAttrs is the attribute columns read sends as text: every one, or those its codes leave
+// (udfPack.Codes).
+func (r engineRead) textAttrs() []int {
+	var cols []int
+	for i := range r.scan.attrs {
+		if r.pack == nil || r.pack.Codes == nil || r.pack.Codes[i] == nil {
+			cols = append(cols, i)
+		}
+	}
+	return cols
+}
+
 // matchRead runs read through waymark_funnel with its spec (specOf the read's packing, which
 // matchRead decides), pass by pass (scanPasses), and hands fn each person's answer, as
 // matchInClickHouse says.
@@ -1361,9 +1373,8 @@ func (s *Store) matchRead(ctx context.Context, read engineRead, specOf func(*udf
 	// after the read (the passes read whatever is stored when each runs, as in process).
 	if read.pack = packingOf(len(read.scan.preds), plan.tMin, plan.tMax); read.pack != nil {
 		read.packTo = plan.tMax
-		// The attribute columns of few values as numbers, in the mask column the packing frees,
-		// when no visits are read (their queries group attributes by key too; not done).
-		if read.keyAttr < 0 && len(read.scan.attrs) > 0 {
+		// The attribute columns of few values as numbers, in the mask column the packing frees.
+		if len(read.scan.attrs) > 0 {
 			if read.pack.Codes, err = s.attrValues(ctx, read.scan); err != nil {
 				return err
 			}
@@ -1509,10 +1520,12 @@ func (s *Store) matchPassInClickHouse(ctx context.Context, read engineRead, spec
 		return err
 	}
 	s.metrics.scanPasses.Inc()
-	attrs := "CAST([], 'Array(String)')"
-	if len(read.scan.attrs) > 0 {
+	noStrings, noNumbers := "CAST([], 'Array(String)')", "CAST([], 'Array(UInt64)')"
+	texts := read.textAttrs()
+	attrs := noStrings
+	if len(texts) > 0 {
 		var cols []string
-		for i := range read.scan.attrs {
+		for _, i := range texts {
 			cols = append(cols, fmt.Sprintf("groupArray(a%d)", i))
 		}
 		attrs = "arrayConcat(" + strings.Join(cols, ", ") + ")"
@@ -1521,41 +1534,25 @@ func (s *Store) matchPassInClickHouse(ctx context.Context, read engineRead, spec
 	if read.withPerson {
 		person = "person"
 	}
-	noStrings, noNumbers := "CAST([], 'Array(String)')", "CAST([], 'Array(UInt64)')"
 	// Each event's time and condition bits, one value each or one together (udfPack).
 	times, masks, packed := "groupArray(t)", "groupArray(mask)", ""
 	if p := read.pack; p != nil {
 		times, masks = fmt.Sprintf("groupArray(bitOr(bitShiftLeft(toUInt64(t - %d), %d), mask))", p.Base, p.Bits), noNumbers
 		packed = fmt.Sprintf("\n\tWHERE t >= %d AND t <= %d", p.Base, read.packTo)
 	}
-	if p := read.pack; p != nil && p.Codes != nil && read.keyAttr < 0 {
-		// The coded attributes' codes in the mask column, the others as text; a row with a
-		// value the read's codes lack is left out (attrValues).
+	if p := read.pack; p != nil && p.Codes != nil {
+		// The coded attributes' codes in the mask column (the others as text, above), each row's
+		// worked out once, beside its columns; a row with a value the read's codes lack is left
+		// out (attrValues).
 		word, wordArgs, known := p.codesSQL()
-		var texts []string
-		for i, values := range p.Codes {
-			if values == nil {
-				texts = append(texts, fmt.Sprintf("groupArray(a%d)", i))
-			}
-		}
-		if len(texts) > 0 {
-			attrs = "arrayConcat(" + strings.Join(texts, ", ") + ")"
-		} else {
-			attrs = noStrings
-		}
-		query := `SELECT ` + person + `, r FROM (
-	SELECT person, ` + FunnelUDFName + `(` + specOncePerBlock + `, ` + times + `, groupArray(seq), groupArray(codes), groupArray(id), ` + attrs + `,
-		` + noStrings + `, ` + strings.Repeat(noNumbers+", ", 4) + strings.Repeat(noStrings+", ", 2) + noStrings + `) AS r
-	FROM (
-		SELECT *, ` + word + ` AS codes
-		FROM (
+		rows = `SELECT * FROM (
+			SELECT *, ` + word + ` AS codes
+			FROM (
 			` + rows + `
-		)` + packed + `
-	)
-	WHERE ` + known + `
-	GROUP BY person
-) WHERE r != ''`
-		return s.readAnswers(ctx, query, slices.Concat([]any{spec}, wordArgs, args), fn)
+			)` + packed + `
+		)
+		WHERE ` + known
+		args, masks, packed = slices.Concat(wordArgs, args), "groupArray(codes)", ""
 	}
 	if read.keyAttr < 0 {
 		query := `SELECT ` + person + `, r FROM (
@@ -1569,7 +1566,7 @@ func (s *Store) matchPassInClickHouse(ctx context.Context, read engineRead, spec
 		return s.readAnswers(ctx, query, append([]any{spec}, args...), fn)
 	}
 	if !id.shared {
-		return s.matchPassWithPersonVisits(ctx, read, spec, id, r, fn, rows, args, person, times, masks, packed)
+		return s.matchPassWithPersonVisits(ctx, read, spec, id, r, fn, rows, args, person, times, masks, attrs, packed)
 	}
 	// The visits of each person's keys: the person's events grouped by person and key, each
 	// group joined to its key's visits (grouped by key), then the groups of each person put
@@ -1578,28 +1575,32 @@ func (s *Store) matchPassInClickHouse(ctx context.Context, read engineRead, spec
 	// person first, their arrays, copied once per key (ARRAY JOIN) to meet each key's visits, took
 	// 4 GiB for a person of 500 keys and 200,000 events. That way was faster at 1M events of one
 	// key a person (2.4–2.6 s against 3.0–3.5 for a 3-step funnel by sessions), and was dropped.
-	var byKey, perPerson []string
-	for i := range read.scan.attrs {
+	var byKey, perPerson []string // the attributes sent as text
+	for _, i := range texts {
 		perPerson = append(perPerson, fmt.Sprintf("arrayFlatten(groupArray(e.a%ds))", i))
 		if i == read.keyAttr {
 			// Every event of a (person, key) group has the key: its list is made once a group,
 			// not gathered event by event (one pass of the 5-step funnel by channel, 10M events,
 			// 26.7: 4.9–5.1 s against 5.4–6.1, ClickHouse's CPU 7.3–7.6 s against 8.2–9.3;
 			// docs/query-scale.md).
-			byKey = append(byKey, fmt.Sprintf("arrayWithConstant(count(), key) AS a%ds", i))
+			byKey = append(byKey, fmt.Sprintf(", arrayWithConstant(count(), key) AS a%ds", i))
 			continue
 		}
-		byKey = append(byKey, fmt.Sprintf("groupArray(a%d) AS a%ds", i, i))
+		byKey = append(byKey, fmt.Sprintf(", groupArray(a%d) AS a%ds", i, i))
+	}
+	attrs = noStrings
+	if len(perPerson) > 0 {
+		attrs = "arrayConcat(" + strings.Join(perPerson, ", ") + ")"
 	}
 	visits, visitArgs := s.passVisits(read.scan, id, r, read.visitsFrom, false)
 	query := `SELECT ` + person + `, r FROM (
 	SELECT person, ` + FunnelUDFName + `(` + specOncePerBlock + `, arrayFlatten(groupArray(e.ts)), arrayFlatten(groupArray(e.seqs)), arrayFlatten(groupArray(e.masks)),
-		arrayFlatten(groupArray(e.ids)), arrayConcat(` + strings.Join(perPerson, ", ") + `),
+		arrayFlatten(groupArray(e.ids)), ` + attrs + `,
 		groupArray(key), groupArray(length(v.starts)), arrayFlatten(groupArray(v.starts)), arrayFlatten(groupArray(v.ends)),
 		arrayFlatten(groupArray(v.start_seqs)), arrayFlatten(groupArray(v.reasons)), ` + noStrings + `, ` + noStrings + `) AS r
 	FROM (
 		SELECT person, a` + strconv.Itoa(read.keyAttr) + ` AS key, ` + times + ` AS ts, groupArray(seq) AS seqs, ` + masks + ` AS masks,
-			groupArray(id) AS ids, ` + strings.Join(byKey, ", ") + `
+			groupArray(id) AS ids` + strings.Join(byKey, "") + `
 		FROM (
 			` + rows + `
 		)` + packed + `
@@ -1630,11 +1631,7 @@ func (s *Store) matchPassInClickHouse(ctx context.Context, read engineRead, spec
 // CPU-s and 315–400 MiB this way against 3.3–3.9 CPU-s and 643 MiB (3 runs each, alternating;
 // docs/query-scale.md).
 func (s *Store) matchPassWithPersonVisits(ctx context.Context, read engineRead, spec string, id identitySnapshot, r personRange,
-	fn func(person, answer string) error, rows string, args []any, person, times, masks, packed string) error {
-	var attrs []string
-	for i := range read.scan.attrs {
-		attrs = append(attrs, fmt.Sprintf("groupArray(a%d)", i))
-	}
+	fn func(person, answer string) error, rows string, args []any, person, times, masks, attrs, packed string) error {
 	visits, visitArgs := s.passVisits(read.scan, id, r, read.visitsFrom, true)
 	inRange := r.sql(resolvedPerson)
 	noStrings := "CAST([], 'Array(String)')"
@@ -1643,7 +1640,7 @@ func (s *Store) matchPassWithPersonVisits(ctx context.Context, read engineRead, 
 		v.keys, arrayWithConstant(length(v.keys), toUInt64(1)), v.starts, v.ends, v.start_seqs, v.reasons, ` + noStrings + `, ` + noStrings + `) AS r
 	FROM (
 		SELECT person, ` + times + ` AS ts, groupArray(seq) AS seqs, ` + masks + ` AS masks, groupArray(id) AS ids,
-			arrayConcat(` + strings.Join(attrs, ", ") + `) AS attrs
+			` + attrs + ` AS attrs
 		FROM (
 			` + rows + `
 		)` + packed + `

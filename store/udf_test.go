@@ -328,7 +328,8 @@ func appendSteps(b *sessionize.Batch, key string, steps []string, start time.Tim
 // are sent as numbers (spec version 14, udfPack.Codes) and a column of more than 256 values as
 // text; either way the answers are the in-process path's. 300 persons, each on a page of their
 // own (the drop-off's location: 300 values, sent as text), from one of three channels and with
-// three event names (coded), each with a plan of their own (the funnel's breakdown: text); a third view and add at one µs in either order of seq (ties),
+// three event names (coded), each with a plan of their own (the funnel's breakdown: text) and a
+// visit (its key: 300 values, text); a third view and add at one µs in either order of seq (ties),
 // every seventh's view delivered twice, once a minute later from another path (a copy), and a
 // third buy.
 func TestFunnelUDFCodesFewValues(t *testing.T) {
@@ -366,6 +367,8 @@ func TestFunnelUDFCodesFewValues(t *testing.T) {
 				ReceivedAt: buy, Raw: []byte("{}"), Seq: int64(10*p + 2), PagePath: "/done"})
 		}
 		channel := []string{"direct", "email", "social"}[p%3]
+		b.Sessions = append(b.Sessions, sessionize.Session{ID: key + "-1", CustomerKey: key, PersonID: key, Start: at,
+			End: at.Add(2 * time.Minute), Version: 1, EntryChannel: channel})
 		for _, e := range events {
 			b.Events, b.Channels, b.PersonIDs = append(b.Events, e), append(b.Channels, channel), append(b.PersonIDs, key)
 		}
@@ -382,6 +385,12 @@ func TestFunnelUDFCodesFewValues(t *testing.T) {
 		},
 		"funnel by plan (300 values: text)": func(s *store.Store) (any, error) {
 			return s.Funnel(ctx, jm, store.FunnelQuery{Steps: steps, Window: time.Hour, Breakdown: store.Breakdown{By: "property", Name: "plan"}, BreakdownLimit: 400})
+		},
+		"funnel by channel (visits read)": func(s *store.Store) (any, error) {
+			return s.Funnel(ctx, jm, store.FunnelQuery{Steps: steps, Window: time.Hour, Breakdown: store.Breakdown{By: "channel"}})
+		},
+		"funnel by sessions": func(s *store.Store) (any, error) {
+			return s.Funnel(ctx, jm, store.FunnelQuery{Steps: steps, Window: time.Hour, CountBy: store.CountSessions})
 		},
 		"paths from View": func(s *store.Store) (any, error) {
 			return s.Paths(ctx, jm, store.PathsQuery{Anchor: "View", Depth: 3, Limit: 20, Convert: "Buy"})
