@@ -40,7 +40,7 @@ import (
 //	                                aligned (one groupArray each), in any order, copies included;
 //	                                when the spec has a pack (udfPack), t holds each event's time
 //	                                and condition bits in one value and mask is empty, or, when
-//	                                the pack has codes (since spec version 14), the codes of the
+//	                                the pack has codes (since spec version 16), the codes of the
 //	                                event's attributes sent as numbers (udfPack.Codes)
 //	attrs            Array(String)  the spec's attribute columns sent as text, one after another:
 //	                                every event's first attribute, then every event's second…;
@@ -152,7 +152,7 @@ type udfSpec struct {
 type udfPack struct {
 	Base int64 `json:"base"` // µs, at most every time read
 	Bits int   `json:"bits"` // the mask's width: the read's conditions, 1 to 63
-	// Codes, when set (spec version 14), says which attribute columns are sent as numbers, in
+	// Codes, when set (spec version 16), says which attribute columns are sent as numbers, in
 	// the mask column the packing leaves free: per attribute column of the read, its values (the
 	// code of values[i] is i+1), or nil for a column sent as text, in attrs as before. An event's
 	// mask value holds the code of each coded column in codeWidth(len(values)) bits, the first

@@ -325,7 +325,7 @@ func appendSteps(b *sessionize.Batch, key string, steps []string, start time.Tim
 }
 
 // TestFunnelUDFCodesFewValues: matched in ClickHouse, a read's attribute columns of few values
-// are sent as numbers (spec version 14, udfPack.Codes) and a column of more than 256 values as
+// are sent as numbers (spec version 16, udfPack.Codes) and a column of more than 256 values as
 // text; either way the answers are the in-process path's. 300 persons, each on a page of their
 // own (the drop-off's location: 300 values, sent as text), from one of three channels and with
 // three event names (coded), each with a plan of their own (the funnel's breakdown: text) and a
