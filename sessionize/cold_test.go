@@ -126,6 +126,7 @@ func FuzzColdCustomer(f *testing.F) {
 // after each push, also with evictions and with the string table rebuilt: every push must give
 // the same output and the same counts.
 func TestColdCustomersChangeNothing(t *testing.T) {
+	oneGoroutine(t)
 	events := shopEvents(t)
 	for seed := range uint64(3) {
 		rng := rand.New(rand.NewPCG(seed, 7))

@@ -169,6 +169,7 @@ func permutations(n int) [][]int {
 // arrival order: all in one push, one push each, one push each with the customer kept cold
 // between them, and with a restart from the stored rows after each push.
 func TestEarliestCopyIsTheEvent(t *testing.T) {
+	oneGoroutine(t)
 	copyAt := func(e ingest.Event, ts time.Time) ingest.Event {
 		e.Timestamp = ts
 		return e

@@ -500,6 +500,7 @@ func TestKioskKeepsEveryUsersSignIn(t *testing.T) {
 // to the first user or to anyone else than who was signed in. In time order and reversed the
 // device keeps the same sign-ins (the newest); in any order no event goes to a wrong user.
 func TestSignInsPastTheBoundGoToNoUser(t *testing.T) {
+	oneGoroutine(t)
 	const n = MaxDeviceSignIns + 40
 	var events []ingest.Event
 	want := map[string]string{}
@@ -562,6 +563,7 @@ func TestSignInsPastTheBoundGoToNoUser(t *testing.T) {
 // reversed. Arriving shuffled, a sign-in can land inside a run already thinned: its span then
 // goes to no user, never to a wrong one.
 func TestLongRunsAreThinnedNotLost(t *testing.T) {
+	oneGoroutine(t)
 	const turns = 1500
 	var events []ingest.Event
 	want := map[string]string{}
