@@ -670,8 +670,8 @@ type inflight struct {
 }
 
 func (c *Consumer) loop(ctx context.Context, fetched <-chan fetchedMessage) error {
-	batch := make([]fetchedMessage, 0, c.cfg.BatchSize)
-	var writing []*inflight // in order, at most two; the first may be done already
+	var batch []fetchedMessage // grown by gather up to BatchSize
+	var writing []*inflight    // in order, at most two; the first may be done already
 	// stop waits for the batches in flight and writes again, ahead of what came after them,
 	// those that failed because of the stop (a batch fails only then: every step is retried
 	// until ctx is done).
@@ -692,7 +692,7 @@ func (c *Consumer) loop(ctx context.Context, fetched <-chan fetchedMessage) erro
 			if len(batch) == 0 {
 				timer.Reset(c.cfg.FlushInterval)
 			}
-			batch = append(batch, m)
+			batch = c.gather(batch, m)
 			if len(batch) < c.cfg.BatchSize {
 				continue
 			}
@@ -724,8 +724,22 @@ func (c *Consumer) loop(ctx context.Context, fetched <-chan fetchedMessage) erro
 		if prev != nil {
 			writing = []*inflight{prev, w}
 		}
-		batch = make([]fetchedMessage, 0, c.cfg.BatchSize)
+		batch = nil
 	}
+}
+
+// gather appends m to batch, which holds fewer than BatchSize messages, growing it by doubling
+// up to BatchSize. A batch made for BatchSize messages at once (14.7 MB at the default 20,000)
+// was cleared, and then scanned by the garbage collector, at every flush however few messages
+// came: most of what a consumer whose messages trickle in cost (a serve flushing every 100 ms
+// spent two thirds of its CPU on it and on the page faults of the fresh memory, 2026-12-06).
+func (c *Consumer) gather(batch []fetchedMessage, m fetchedMessage) []fetchedMessage {
+	if len(batch) == cap(batch) {
+		grown := make([]fetchedMessage, len(batch), min(max(2*cap(batch), 64), c.cfg.BatchSize))
+		copy(grown, batch)
+		batch = grown
+	}
+	return append(batch, m)
 }
 
 // drain writes and commits what was fetched before the stop, within StopTimeout, or what is left
