@@ -493,7 +493,7 @@ func newRunnerMetrics(reg prometheus.Registerer) (*runnerMetrics, error) {
 		merges:         counter("waymark_sessionizer_identity_merges_total", "Identity links that joined two persons."),
 		evicted:        counter("waymark_sessionizer_evictions_total", "Customers dropped from memory to stay under the cap (restored from ClickHouse if they return)."),
 		runaway:        counter("waymark_sessionizer_runaway_merges_total", "Identity links refused because the person would exceed the id cap."),
-		userConflicts:  counter("waymark_sessionizer_identity_conflicts_total", "Identity links refused because they would join two persons with distinct userIds through a shared anonymousId (a shared device)."),
+		userConflicts:  counter("waymark_sessionizer_identity_conflicts_total", "Identity links refused because they would join two persons with distinct userIds: through a shared anonymousId (a shared device), or by an alias whose previousId is another person's userId (unless --alias-joins-users)."),
 		signInsLost:    counter("waymark_sessionizer_sign_ins_lost_total", fmt.Sprintf("Sign-ins on shared devices dropped past the %d a device keeps: the device's anonymous events in their span go to no user.", MaxDeviceSignIns)),
 		stageEntries: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "waymark_journey_stage_entries_total", Help: "Persons entering a journey stage (the first event of the person reaching it to arrive), by stage and first-touch channel.",
