@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"maps"
+	"math"
 	"math/rand/v2"
 	"slices"
 	"sync"
@@ -491,6 +492,8 @@ func resessionized(t *testing.T, st *sharedStore, keys []string) *Sessionizer {
 	s := newTestSessionizer(t)
 	links, _ := st.IdentityLinks(ctx)
 	s.RestoreLinks(links)
+	_, seen, _ := st.DeviceLinks(ctx, s.AliasedNonDevices(), math.MaxUint64)
+	s.SeenAsDevices(seen)
 	keys = s.RestoreKeys(keys)
 	events, sessions, _ := st.History(ctx, keys)
 	s.RestoreHistory(keys, events, sessions)
@@ -649,4 +652,51 @@ func mergeKeys(rng *rand.Rand, byKey map[string][]ingest.Event) []ingest.Event {
 		order = append(order, byKey[k][next[k]])
 		next[k]++
 	}
+}
+
+// TestABrowsedDeviceStoredAfterTheAliasIsTheAliasersAtARestart: a server's alias of erin from
+// device D's id (keyed by erin) read by consumer x before any event of D is seen anywhere, then
+// D's pages stored by consumer y, which does not know the alias. Without --alias-joins-users the
+// alias's previousId, seen as no device when it was read, names no key (it may be another
+// user's userId, identities.namesKey), so live D's pages stay D's own. A restart looks the devices
+// aliases named up in the stored events and finds D's: its pages are erin's, as resessionize
+// makes them; one consumer that reads the page before the alias makes them erin's live. A
+// userId's events (f3-alice's, keyed by her userId) are never a device's: an alias from her id
+// never takes them, restarted or resessionized.
+func TestABrowsedDeviceStoredAfterTheAliasIsTheAliasersAtARestart(t *testing.T) {
+	ctx := context.Background()
+	page := call("page", "Home", "D", "", 0)
+	alias := aliasFromD("erin", 5)
+	order := call("track", "Order Completed", "", "erin", 6)
+	aliceOrder := call("track", "Order Completed", "", "alice", 7)
+	aliceAlias := call("alias", "", "", "bob", 8)
+	aliceAlias.PreviousID = "alice"
+	want := map[string]string{page.MessageID: "erin", order.MessageID: "erin", aliceOrder.MessageID: "alice"}
+	write := func(r *Runner, e ingest.Event) {
+		t.Helper()
+		if err := r.Write(ctx, []ingest.Event{e}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	st := newSharedStore()
+	x, y := sharedRunner(t, st), sharedRunner(t, st)
+	write(y, call("page", "Home", "F", "", 0)) // y has read the stored links
+	write(x, alias)
+	write(y, page)
+	write(x, order)
+	write(y, aliceOrder)
+	write(x, aliceAlias)
+	if got := st.queriedPerson(page.MessageID); got != "D" {
+		t.Errorf("live: the page is read as %s's, want D's until a restart", got)
+	}
+	write(sharedRunner(t, st), call("page", "Later", "E", "", 30))
+	checkPersons(t, "restarted", st, want)
+	resessionized(t, st, []string{"D", "erin", "alice", "bob"})
+	checkPersons(t, "resessionized", st, want)
+	st = newSharedStore()
+	x = sharedRunner(t, st)
+	for _, e := range []ingest.Event{page, alias, order, aliceOrder, aliceAlias} {
+		write(x, e)
+	}
+	checkPersons(t, "one consumer, the page first", st, want)
 }

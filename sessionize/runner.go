@@ -3,6 +3,7 @@ package sessionize
 import (
 	"context"
 	"fmt"
+	"math"
 	"slices"
 	"sync"
 	"time"
@@ -380,6 +381,15 @@ func (r *Runner) restore(ctx context.Context, events []ingest.Event) error {
 			return fmt.Errorf("restore identity links: %w", err)
 		}
 		r.core.RestoreLinks(links)
+		// The devices aliases named that no event was seen from when they were read: those whose
+		// events are stored now (by a consumer that did not know the alias) name their key.
+		if ids := r.core.AliasedNonDevices(); len(ids) > 0 {
+			_, seen, err := r.history.DeviceLinks(ctx, ids, math.MaxUint64)
+			if err != nil {
+				return fmt.Errorf("restore identity links: read the stored events of %d devices aliased from: %w", len(ids), err)
+			}
+			r.core.SeenAsDevices(seen)
+		}
 		r.linksRestored, r.linksSince = true, since
 		// Written with this batch: every person as the stored links name it, over any override a
 		// consumer wrote knowing only some of them (see learn), or an older build left.
@@ -435,9 +445,7 @@ func (r *Runner) learnDevices(ctx context.Context, events []ingest.Event) error 
 	}
 	persons, _ := r.core.Learn(r.now(), links)
 	r.pending.Persons = append(r.pending.Persons, persons...)
-	for _, d := range browsed {
-		r.core.ids.devices[d] = true
-	}
+	r.pending.Persons = append(r.pending.Persons, r.core.SeenAsDevices(browsed)...)
 	return nil
 }
 

@@ -535,7 +535,7 @@ func (s *Sessionizer) Push(now time.Time, events []ingest.Event) (Output, Stats)
 		IgnoredScores: map[string]int{}, NPSAnswers: map[StageCategory]int{}}}
 	stats := &ps.stats
 	s.restored = nil
-	s.devicesOfBatch(events)
+	s.devicesOfBatch(ps, events)
 	personIDs, seqs := make([]string, len(events)), make([]int64, len(events))
 	for i := range events {
 		ps.i = i
@@ -624,6 +624,12 @@ func (s *Sessionizer) Push(now time.Time, events []ingest.Event) (Output, Stats)
 			out.Persons = append(out.Persons, s.ids.person(root)...)
 		}
 	}
+	for _, d := range ps.named {
+		if root := s.ids.find(d); !emitted[root] {
+			emitted[root] = true
+			out.Persons = append(out.Persons, s.ids.person(root)...)
+		}
+	}
 	for _, key := range ps.touched {
 		c := s.customers[key]
 		c.dirty = false
@@ -644,6 +650,7 @@ type pushState struct {
 	i          int            // the index of the event being taken in
 	stats      Stats
 	merged     [][2]string     // identity links that merged two persons, or named one (Output.Links)
+	named      []string        // devices that name their key from now on (see seeDevice): their persons are written
 	later      []int           // Output.LaterCopies, unsorted
 	superseded []Copy          // Output.Superseded
 	unnamed    []unnamedCopy   // Output.unnamed
@@ -1118,7 +1125,7 @@ func (s *Sessionizer) copyElsewhere(e *ingest.Event, p point) (string, *customer
 // (keyed by its userId) may come before the device's event the client sent first in the same
 // request (tester 21's kiosk: eight aliases and the kiosk's own events in one batch joined four
 // users). Only a batch with such aliases is looked at twice.
-func (s *Sessionizer) devicesOfBatch(events []ingest.Event) {
+func (s *Sessionizer) devicesOfBatch(ps *pushState, events []ingest.Event) {
 	var named map[string]bool
 	for i := range events {
 		e := &events[i]
@@ -1133,10 +1140,57 @@ func (s *Sessionizer) devicesOfBatch(events []ingest.Event) {
 		return
 	}
 	for i := range events {
-		if d := "a:" + events[i].AnonymousID; events[i].AnonymousID != "" && named[d] {
-			s.ids.devices[d] = true
+		if d := "a:" + events[i].AnonymousID; events[i].AnonymousID != "" && named[d] && s.seeDevice(d) {
+			ps.named = append(ps.named, d)
 		}
 	}
+}
+
+// seeDevice records that device ("a:" id), which an alias's previousId names, was seen as an
+// event's anonymousId (see identities.devices), and reports whether its person is to be written
+// again: an alias read before it was seen linked it, and it names its customer key from now on
+// (identities.namesKey), so that its anonymous events stored before, by a consumer that did not
+// know the alias, are its user's.
+func (s *Sessionizer) seeDevice(device string) bool {
+	if s.ids.devices[device] {
+		return false
+	}
+	renamed := !s.ids.namesKey(device)
+	s.ids.devices[device] = true
+	return renamed
+}
+
+// AliasedNonDevices returns the ids ("a:" ids) aliases' previousIds named, read as devices, that
+// are not known as devices (see identities.namesKey): without Config.AliasJoinsUsers, their
+// keys name no person until they are seen as an event's anonymousId. A caller that rebuilt the
+// identity graph from the stored links (a Runner's start, waymark resessionize) looks them up
+// in the stored events (History.DeviceLinks) and gives those found to SeenAsDevices: the
+// browsing of a device stored by a consumer that did not know the alias is then its user's.
+func (s *Sessionizer) AliasedNonDevices() []string {
+	var out []string
+	for _, d := range slices.Sorted(maps.Keys(s.ids.aliasers)) {
+		if !s.ids.namesKey(d) {
+			out = append(out, d)
+		}
+	}
+	return out
+}
+
+// SeenAsDevices records that devices ("a:" ids) were seen as an event's anonymousId (see
+// AliasedNonDevices), and returns the persons to write again: those of the devices that name
+// their key from now on.
+func (s *Sessionizer) SeenAsDevices(devices []string) []PersonLink {
+	var out []PersonLink
+	done := map[string]bool{}
+	for _, d := range devices {
+		if s.seeDevice(d) {
+			if root := s.ids.find(d); !done[root] {
+				done[root] = true
+				out = append(out, s.ids.person(root)...)
+			}
+		}
+	}
+	return out
 }
 
 // heldAsDevice reports whether the sessionizer holds events under key as a device's: a customer
@@ -1229,8 +1283,10 @@ func (s *Sessionizer) laterCopy(ps *pushState, key string, c *customer, e *inges
 func (s *Sessionizer) link(ps *pushState, key string, c *customer, e *ingest.Event, p point, held bool) {
 	stats := &ps.stats
 	if device := aliasedFrom(e.UserID, e.AnonymousID, e.PreviousID, e.Type); device != "" && !s.ids.devices[device] {
-		if s.heldAsDevice(e.PreviousID) {
-			s.ids.devices[device] = true // an alias from a device's id: a sign-in on it (see identities.linksOf)
+		if s.heldAsDevice(e.PreviousID) { // an alias from a device's id: a sign-in on it (see identities.linksOf)
+			if s.seeDevice(device) {
+				ps.named = append(ps.named, device)
+			}
 		} else if !s.ids.aliasJoinsUsers && s.ids.readsAsUser(device, e.PreviousID) && s.otherUser(e.PreviousID, e.UserID) {
 			stats.UserIDConflicts++ // an alias of two userIds, which joins no persons (see identities.linksOf)
 		}
