@@ -401,7 +401,7 @@ type Output struct {
 	// Links are the identity links to store and restore (RestoreLinks, Learn), four kinds told
 	// apart by their ids' namespaces (see storedLink):
 	//   - (userId, userId): an alias of two userIds that merged two persons or named one
-	//     (already one person);
+	//     (already one person), made with Config.AliasJoinsUsers alone;
 	//   - (userId, device): a user signed in on a device by an event of the device's own (an
 	//     event carrying both ids) that merged two persons;
 	//   - (device, userId): a user's alias from a device's id (aliasedFrom), a sign-in on it,
