@@ -359,8 +359,9 @@ func TestCopiesOfAnIdentifyLinkInEveryOrder(t *testing.T) {
 // on it, never an alias of two userIds: two persons ordered (before, sc-frank was joined to
 // sc-erin through u:sc-dev, one customer). Sent one call each as the tester did, both aliases in
 // one call after the page's (with the orders, or before them), and with serve restarted after
-// the page. (Not in the page's call: its messages go to three partitions, read in any order, and
-// both aliases read before any event of sc-dev are the open case of docs/how-it-works.md.)
+// the page; and in the page's call, whose messages go to three partitions, read in any order:
+// both aliases may be read before any event of sc-dev, the open case of docs/how-it-works.md with
+// --alias-joins-users, which joins no one by default.
 func TestServersAliasFromADeviceIsASignInEveryWay(t *testing.T) {
 	t.Parallel()
 	view := `{"type":"track","anonymousId":"D","event":"Product Viewed","timestamp":"2026-06-01T09:00:00Z","messageId":"f1-view"}`
@@ -382,6 +383,7 @@ func TestServersAliasFromADeviceIsASignInEveryWay(t *testing.T) {
 		{"alias first, one call each", [][][]string{oneCallEach(view, alias, identify, order, erin, scPage, scErin, scFrank, scErinOrder, scFrankOrder)}},
 		{"identify first, one call each", [][][]string{append(oneCallEach(identify, order, erin, view, alias, scPage), []string{scErin, scFrank}, []string{scErinOrder, scFrankOrder})}},
 		{"restart after the identify and the alias", [][][]string{oneCallEach(identify, alias, scPage), append(oneCallEach(view, order, erin), []string{scErin, scFrank, scErinOrder, scFrankOrder})}},
+		{"the page and both aliases in one call", [][][]string{{{view, alias, identify, order, erin}, {scPage, scErin, scFrank}, {scErinOrder, scFrankOrder}}}},
 	}
 	queries := map[string]string{ // the persons each dropoff lists
 		"/api/v1/dropoff?window=24h&step=1&steps=Product+Viewed,Order+Completed":  "carol",
