@@ -2092,7 +2092,8 @@ func TestCopiesOnOtherKeysAnswerAsTheFirst(t *testing.T) {
 // TestLiveStageEntriesCountPersons is field cases 05's and 07's kinds in the live journey
 // metrics (the tester's R10 and R11): waymark_journey_stage_entries_total counts persons entering
 // a stage as the stages query does, a shared device's users apart (sessionize.DeviceSignIns)
-// and a person's phone, laptop, server calls, shared-device visits and aliased userId together,
+// and a person's phone, laptop, server calls, shared-device visits and aliased userId (with
+// --alias-joins-users, which alone joins two userIds) together,
 // when each event arrives after the links that make its person one (here one HTTP call each,
 // each stored before the next is sent). A merge of two keys that had both entered a stage keeps
 // both entries (a counter cannot go down) and the person enters nothing again; a stage that
@@ -2106,25 +2107,26 @@ func TestLiveStageEntriesCountPersons(t *testing.T) {
 		// stages query must give, and the live entries too unless live is set.
 		query map[string]int64
 		live  map[string]int64 // the live entries, when a merge came after both keys had entered
+		flags []string         // serve's
 	}{
 		// R10: alice and bob order once each, anonymously on one browser: no repeat order.
-		{"shared-device", map[string]int64{"awareness": 2, "conversion": 2}, nil},
+		{"shared-device", map[string]int64{"awareness": 2, "conversion": 2}, nil, nil},
 		// R11: carol orders on her phone, anonymous then identified, and on her laptop, logged in.
-		{"phone-then-laptop", map[string]int64{"awareness": 1, "conversion": 1, "loyalty": 1}, nil},
+		{"phone-then-laptop", map[string]int64{"awareness": 1, "conversion": 1, "loyalty": 1}, nil, nil},
 		// bob orders on alice's kiosk, then on his own phone.
-		{"shared-device-then-own", map[string]int64{"awareness": 1, "conversion": 1, "loyalty": 1}, nil},
+		{"shared-device-then-own", map[string]int64{"awareness": 1, "conversion": 1, "loyalty": 1}, nil, nil},
 		// dan's server sends his first order under his userId, his browser the second.
-		{"server-order", map[string]int64{"awareness": 1, "conversion": 1, "loyalty": 1}, nil},
+		{"server-order", map[string]int64{"awareness": 1, "conversion": 1, "loyalty": 1}, nil, nil},
 		// erin orders as erin-old, is aliased to erin, and orders again on another browser.
-		{"alias", map[string]int64{"conversion": 1, "loyalty": 1}, nil},
+		{"alias", map[string]int64{"conversion": 1, "loyalty": 1}, nil, []string{"--alias-joins-users"}},
 		// fay orders anonymously on her phone and her laptop, then logs in on both, and orders
 		// again on her tablet: both first orders entered conversion; the merge makes her loyal;
 		// the tablet's order enters nothing.
-		{"merge-after-both-counted", map[string]int64{"conversion": 1, "loyalty": 1}, map[string]int64{"conversion": 2, "loyalty": 1}},
+		{"merge-after-both-counted", map[string]int64{"conversion": 1, "loyalty": 1}, map[string]int64{"conversion": 2, "loyalty": 1}, nil},
 	}
 	for _, c := range cases {
 		t.Run(c.file, func(t *testing.T) {
-			s := startServe(t)
+			s := startServe(t, c.flags...)
 			for _, line := range readLines(t, filepath.Join("testdata", "live-entries", c.file+".jsonl")) {
 				s.sendBatch(t, line)
 				s.waitStored(t) // the next event arrives after this one
