@@ -3,6 +3,8 @@ package sessionize
 import (
 	"context"
 	"fmt"
+	"maps"
+	"math"
 	"math/rand/v2"
 	"slices"
 	"sync"
@@ -159,7 +161,10 @@ func (s *sharedStore) personsNow() []string {
 // person of every id is c, as one consumer names it, whichever consumer stores first, and when
 // both prepared their alias before either stored (so neither knew the other's). Before, the
 // persons x wrote last (b → b, dev → b) split the customer in two, and stayed so. A Runner
-// started on a store holding such overrides writes them again with its first batch.
+// started on a store holding such overrides writes them again with its first batch. All with
+// --alias-joins-users, which aliases of two userIds join with alone; without it, a Runner
+// started on a store holding that chain's links and overrides replays its aliases as joining
+// no one (as they are read live now), and writes a, b and c back as three persons.
 func TestRunnersOfTwoPartitionsNameAnAliasChainAlike(t *testing.T) {
 	decode := func(raw string) []ingest.Event {
 		t.Helper()
@@ -188,7 +193,8 @@ func TestRunnersOfTwoPartitionsNameAnAliasChainAlike(t *testing.T) {
 	}{{"x stores first", true}, {"y stores first", false}} {
 		t.Run(order.name, func(t *testing.T) {
 			st := newSharedStore()
-			x, y := sharedRunner(t, st), sharedRunner(t, st)
+			joining := Config{AliasJoinsUsers: true}
+			x, y := sharedRunnerWith(t, st, joining), sharedRunnerWith(t, st, joining)
 			write(x, identify)
 			// Both prepared before either stores: neither knows the other's alias.
 			storeY, err := y.Prepare(ctx, aliasBC)
@@ -230,9 +236,36 @@ func TestRunnersOfTwoPartitionsNameAnAliasChainAlike(t *testing.T) {
 		// y's persons (version 1), then x's (version 2): b → b written last.
 		st.Write(ctx, Batch{Persons: []PersonLink{{"b", "c"}, {"c", "c"}}, Version: 1})
 		st.Write(ctx, Batch{Persons: []PersonLink{{"a", "b"}, {"b", "b"}, {"dev", "b"}}, Version: 2})
-		write(sharedRunner(t, st), viewed)
+		write(sharedRunnerWith(t, st, Config{AliasJoinsUsers: true}), viewed)
 		if got := st.personsNow(); !slices.Equal(got, want) {
 			t.Errorf("persons %q, want %q", got, want)
+		}
+	})
+	t.Run("without --alias-joins-users over the chain's links and overrides", func(t *testing.T) {
+		// As stored live, and by an older build that stored no alias's device reading: b is then
+		// in aliases of two userIds alone.
+		for _, links := range [][][2]string{
+			{{"u:a", "a:dev"}, {"a:dev", "a:dev"}, {"u:c", "u:b"}, {"a:b", "u:c"}, {"u:b", "u:a"}, {"a:a", "u:b"}},
+			{{"u:a", "a:dev"}, {"u:c", "u:b"}, {"u:b", "u:a"}},
+		} {
+			stored := func() *sharedStore {
+				st := newSharedStore()
+				st.events = slices.Concat(identify, aliasAB, aliasBC)
+				st.links = slices.Clone(links)
+				st.Write(ctx, Batch{Persons: []PersonLink{{"a", "c"}, {"b", "c"}, {"c", "c"}, {"dev", "c"}}, Version: 1})
+				return st
+			}
+			apart := []string{"a=a", "b=b", "c=c", "dev=a"}
+			st := stored()
+			write(sharedRunner(t, st), viewed) // restarted
+			if got := st.personsNow(); !slices.Equal(got, apart) {
+				t.Errorf("links %q, restarted: persons %q, want %q", links, got, apart)
+			}
+			st = stored()
+			resessionized(t, st, []string{"dev", "b", "c"})
+			if got := st.personsNow(); !slices.Equal(got, apart) {
+				t.Errorf("links %q, resessionized: persons %q, want %q", links, got, apart)
+			}
 		}
 	})
 }
@@ -269,10 +302,9 @@ func TestLearnTakesADevicesAliasAsNoMerge(t *testing.T) {
 // anonymous pages go to whoever was signed in on D at their time (DeviceSignIns): live, after a
 // restart (a Runner restoring the stored links) and rebuilt from the stored links as waymark
 // resessionize does. Orders in which both aliases are read before x has read any event of D
-// are left out: no consumer has seen D as a device then (signed in on, or an anonymousId of a
-// stored event), and an alias's previousId may be an earlier userId (Segment's alias spec),
-// which one consumer reads so too (docs/how-it-works.md). Before tester 20's report, orders
-// with both aliases before D's first identify were left out too (its page was no device).
+// were left out while an alias's previousId seen as no device was read as an earlier userId too,
+// which joined alice and bob; it is not by default (an alias joins no two userIds), so every
+// order is in.
 func TestRunnersOfTwoPartitionsKeepADevicesAliasersApart(t *testing.T) {
 	byKey := map[string][]ingest.Event{ // each key's events in its partition's order
 		"D": {call("page", "Home", "D", "", 0), call("identify", "", "D", "alice", 1), call("page", "Catalog", "D", "", 3),
@@ -304,11 +336,6 @@ func TestRunnersOfTwoPartitionsKeepADevicesAliasersApart(t *testing.T) {
 				k := ready[rng.IntN(len(ready))]
 				order = append(order, byKey[k][next[k]])
 				next[k]++
-			}
-			if seen := slices.IndexFunc(order, func(e ingest.Event) bool { return e.CustomerKey() == "D" }); slices.IndexFunc(order, func(e ingest.Event) bool {
-				return e.Type == "alias" && e.UserID == "alice"
-			}) < seen && slices.IndexFunc(order, func(e ingest.Event) bool { return e.Type == "alias" && e.UserID == "bob" }) < seen {
-				continue // both aliases before any event of D: the userId reading (see above)
 			}
 			n++
 			var names []string
@@ -432,7 +459,13 @@ func aliasFromD(user string, minutes float64) ingest.Event {
 // sharedRunner returns a Runner of a new test sessionizer on st, as a consumer (re)started on it.
 func sharedRunner(t *testing.T, st *sharedStore) *Runner {
 	t.Helper()
-	r, err := NewRunner(newTestSessionizer(t), st, st, nil)
+	return sharedRunnerWith(t, st, Config{})
+}
+
+// sharedRunnerWith is sharedRunner of a sessionizer with cfg.
+func sharedRunnerWith(t *testing.T, st *sharedStore, cfg Config) *Runner {
+	t.Helper()
+	r, err := NewRunner(newSessionizerWith(t, cfg), st, st, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -459,6 +492,8 @@ func resessionized(t *testing.T, st *sharedStore, keys []string) *Sessionizer {
 	s := newTestSessionizer(t)
 	links, _ := st.IdentityLinks(ctx)
 	s.RestoreLinks(links)
+	_, seen, _ := st.DeviceLinks(ctx, s.AliasedNonDevices(), math.MaxUint64)
+	s.SeenAsDevices(seen)
 	keys = s.RestoreKeys(keys)
 	events, sessions, _ := st.History(ctx, keys)
 	s.RestoreHistory(keys, events, sessions)
@@ -467,4 +502,201 @@ func resessionized(t *testing.T, st *sharedStore, keys []string) *Sessionizer {
 		t.Fatal(err)
 	}
 	return s
+}
+
+// TestAliasJoinsNoUsers is tester 37's F3: an alias whose previousId is another person's userId
+// joined the two persons for good. (A) analytics.js fills a missing previousId with the signed-in
+// user's id, so bob's alias(bob) on the family laptop dev where alice is signed in names alice;
+// (B) with the public write key, server aliases of c1 and c2 to c3 made three one-time buyers one
+// loyal buyer (c2 buys from a server, keyed by its userId). By default no alias joins two
+// persons that each have a userId: each event is read as its own user's, in 40 arrival orders
+// that keep each key's order, by one consumer and by two (Runners of one store) in every split
+// of the keys, live, after a restart and rebuilt as waymark resessionize does. Each refused join
+// the sessionizer can see (previousId a userId it knows) is counted as a conflict. With
+// --alias-joins-users, the old join: every event is the alias's userId's.
+func TestAliasJoinsNoUsers(t *testing.T) {
+	alias := func(anon, prev, user string, minutes float64) ingest.Event {
+		e := call("alias", "", anon, user, minutes)
+		e.PreviousID = prev
+		return e
+	}
+	for _, tt := range []struct {
+		name   string
+		byKey  map[string][]ingest.Event // each key's events in its partition's order
+		splits [][]string                // the keys y reads in each two-consumer split
+		want   map[string]string         // by messageId: the person queries read
+		joined string                    // the person of every want event with --alias-joins-users
+		// conflicts counted when one sessionizer reads the keys' events in the order of keys
+		conflicts int
+		keys      []string
+	}{
+		{
+			name: "A: analytics.js's alias on alice's laptop",
+			byKey: map[string][]ingest.Event{
+				"dev": {call("identify", "", "dev", "alice", 0), call("track", "Viewed", "dev", "alice", 1),
+					alias("dev", "alice", "bob", 60), call("identify", "", "dev", "bob", 60.01), call("track", "Ordered", "dev", "bob", 65)},
+				"alice": {call("track", "Viewed", "", "alice", 2)}, // from the shop's server
+			},
+			splits: [][]string{{"alice"}},
+			want: map[string]string{"track-Viewed-dev-alice-1": "alice", "track-Viewed--alice-2": "alice",
+				"track-Ordered-dev-bob-65": "bob"},
+			joined: "bob",
+			// bob's alias: the join refused, and its sign-in on alice's device; bob's identify and
+			// order from it (every event with both ids is a sign-in).
+			conflicts: 4, keys: []string{"dev", "alice"},
+		},
+		{
+			name: "B: three buyers aliased to one",
+			byKey: map[string][]ingest.Event{
+				"d1": {call("identify", "", "d1", "c1", 0), call("track", "Order Completed", "d1", "c1", 1)},
+				"c2": {call("track", "Order Completed", "", "c2", 2)},
+				"d3": {call("identify", "", "d3", "c3", 3), call("track", "Order Completed", "d3", "c3", 4)},
+				"c3": {alias("", "c1", "c3", 10), alias("", "c2", "c3", 11)},
+			},
+			splits: [][]string{{"c3"}, {"c2", "c3"}, {"d1", "c2"}},
+			want: map[string]string{"track-Order Completed-d1-c1-1": "c1", "track-Order Completed--c2-2": "c2",
+				"track-Order Completed-d3-c3-4": "c3"},
+			joined:    "c3",
+			conflicts: 2, keys: []string{"d1", "c2", "d3", "c3"},
+		},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			ctx := context.Background()
+			var users []string
+			for _, p := range tt.want {
+				if !slices.Contains(users, p) {
+					users = append(users, p)
+				}
+			}
+			rng := rand.New(rand.NewPCG(37, 3))
+			for _, split := range append([][]string{nil}, tt.splits...) {
+				for n := range 40 {
+					order := mergeKeys(rng, tt.byKey)
+					var names []string
+					for _, e := range order {
+						names = append(names, e.MessageID)
+					}
+					what := fmt.Sprintf("y reads %v, order %d %v", split, n, names)
+					st := newSharedStore()
+					x, y := sharedRunner(t, st), sharedRunner(t, st)
+					for _, e := range order {
+						r := x
+						if slices.Contains(split, e.CustomerKey()) {
+							r = y
+						}
+						if err := r.Write(ctx, []ingest.Event{e}); err != nil {
+							t.Fatal(err)
+						}
+					}
+					checkPersons(t, what+", live", st, tt.want)
+					if err := sharedRunner(t, st).Write(ctx, []ingest.Event{call("page", "Later", "E", "", 300)}); err != nil {
+						t.Fatal(err)
+					}
+					checkPersons(t, what+", restarted", st, tt.want)
+					s := resessionized(t, st, slices.Collect(maps.Keys(tt.byKey)))
+					checkPersons(t, what+", resessionized", st, tt.want)
+					for i, u := range users {
+						for _, v := range users[i+1:] {
+							if s.ids.personOf("u:"+u) == s.ids.personOf("u:"+v) {
+								t.Errorf("%s, resessionized: %s and %s are one person", what, u, v)
+							}
+						}
+					}
+				}
+			}
+			var inOrder []ingest.Event
+			for _, k := range tt.keys {
+				inOrder = append(inOrder, tt.byKey[k]...)
+			}
+			s, conflicts := newTestSessionizer(t), 0
+			for _, e := range inOrder {
+				_, stats := s.Push(base, []ingest.Event{e})
+				conflicts += stats.UserIDConflicts
+			}
+			if conflicts != tt.conflicts {
+				t.Errorf("%d conflicts counted, want %d", conflicts, tt.conflicts)
+			}
+			st := newSharedStore()
+			r := sharedRunnerWith(t, st, Config{AliasJoinsUsers: true})
+			for _, e := range inOrder {
+				if err := r.Write(ctx, []ingest.Event{e}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			for id := range tt.want {
+				if got := st.queriedPerson(id); got != tt.joined {
+					t.Errorf("--alias-joins-users: %s is read as %s's, want %s's", id, got, tt.joined)
+				}
+			}
+		})
+	}
+}
+
+// mergeKeys returns an arrival order of the keys' events that keeps each key's order: a random
+// merge.
+func mergeKeys(rng *rand.Rand, byKey map[string][]ingest.Event) []ingest.Event {
+	keys := slices.Sorted(maps.Keys(byKey))
+	next := map[string]int{}
+	var order []ingest.Event
+	for {
+		var ready []string
+		for _, k := range keys {
+			if next[k] < len(byKey[k]) {
+				ready = append(ready, k)
+			}
+		}
+		if len(ready) == 0 {
+			return order
+		}
+		k := ready[rng.IntN(len(ready))]
+		order = append(order, byKey[k][next[k]])
+		next[k]++
+	}
+}
+
+// TestABrowsedDeviceStoredAfterTheAliasIsTheAliasersAtARestart: a server's alias of erin from
+// device D's id (keyed by erin) read by consumer x before any event of D is seen anywhere, then
+// D's pages stored by consumer y, which does not know the alias. Without --alias-joins-users the
+// alias's previousId, seen as no device when it was read, names no key (it may be another
+// user's userId, identities.namesKey), so live D's pages stay D's own. A restart looks the devices
+// aliases named up in the stored events and finds D's: its pages are erin's, as resessionize
+// makes them; one consumer that reads the page before the alias makes them erin's live. A
+// userId's events (f3-alice's, keyed by her userId) are never a device's: an alias from her id
+// never takes them, restarted or resessionized.
+func TestABrowsedDeviceStoredAfterTheAliasIsTheAliasersAtARestart(t *testing.T) {
+	ctx := context.Background()
+	page := call("page", "Home", "D", "", 0)
+	alias := aliasFromD("erin", 5)
+	order := call("track", "Order Completed", "", "erin", 6)
+	aliceOrder := call("track", "Order Completed", "", "alice", 7)
+	aliceAlias := call("alias", "", "", "bob", 8)
+	aliceAlias.PreviousID = "alice"
+	want := map[string]string{page.MessageID: "erin", order.MessageID: "erin", aliceOrder.MessageID: "alice"}
+	write := func(r *Runner, e ingest.Event) {
+		t.Helper()
+		if err := r.Write(ctx, []ingest.Event{e}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	st := newSharedStore()
+	x, y := sharedRunner(t, st), sharedRunner(t, st)
+	write(y, call("page", "Home", "F", "", 0)) // y has read the stored links
+	write(x, alias)
+	write(y, page)
+	write(x, order)
+	write(y, aliceOrder)
+	write(x, aliceAlias)
+	if got := st.queriedPerson(page.MessageID); got != "D" {
+		t.Errorf("live: the page is read as %s's, want D's until a restart", got)
+	}
+	write(sharedRunner(t, st), call("page", "Later", "E", "", 30))
+	checkPersons(t, "restarted", st, want)
+	resessionized(t, st, []string{"D", "erin", "alice", "bob"})
+	checkPersons(t, "resessionized", st, want)
+	st = newSharedStore()
+	x = sharedRunner(t, st)
+	for _, e := range []ingest.Event{page, alias, order, aliceOrder, aliceAlias} {
+		write(x, e)
+	}
+	checkPersons(t, "one consumer, the page first", st, want)
 }

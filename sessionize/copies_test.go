@@ -640,18 +640,19 @@ func TestCopiesJoinedAfterBothArriveKeepTheEarliest(t *testing.T) {
 		late   ingest.Event   // the later copy, under another key
 		others []ingest.Event // sent before the copies
 		links  []ingest.Event // sent after both copies, joining their keys
+		cfg    Config         // AliasJoinsUsers for the alias of two userIds, which joins them with it alone
 	}{
 		{"device, then userId, identify", copyOf("a1", "", "A", 0), copyOf("", "u", "B", 5),
-			[]ingest.Event{call("page", "", "a1", "", -1)}, []ingest.Event{call("identify", "", "a1", "u", 10)}},
+			[]ingest.Event{call("page", "", "a1", "", -1)}, []ingest.Event{call("identify", "", "a1", "u", 10)}, Config{}},
 		{"two devices, identified one by one", copyOf("a1", "", "A", 0), copyOf("a2", "", "B", 5),
 			[]ingest.Event{call("page", "", "a1", "", -1)},
-			[]ingest.Event{call("identify", "", "a1", "u", 10), call("identify", "", "a2", "u", 11)}},
+			[]ingest.Event{call("identify", "", "a1", "u", 10), call("identify", "", "a2", "u", 11)}, Config{}},
 		{"two userIds, alias", copyOf("", "old", "A", 0), copyOf("", "new", "B", 5),
-			[]ingest.Event{call("page", "", "", "new", 4)}, []ingest.Event{alias}},
+			[]ingest.Event{call("page", "", "", "new", 4)}, []ingest.Event{alias}, Config{AliasJoinsUsers: true}},
 		{"device, then userId by Kafka, identify", copyOf("a1", "", "A", 0), by("kafka", copyOf("", "u", "B", 5)),
-			[]ingest.Event{call("page", "", "a1", "", -1)}, []ingest.Event{call("identify", "", "a1", "u", 10)}},
+			[]ingest.Event{call("page", "", "a1", "", -1)}, []ingest.Event{call("identify", "", "a1", "u", 10)}, Config{}},
 		{"device by a replay, then userId, identify", by("replay-segment", copyOf("a1", "", "A", 0)), copyOf("", "u", "B", 5),
-			[]ingest.Event{call("page", "", "a1", "", -1)}, []ingest.Event{call("identify", "", "a1", "u", 10)}},
+			[]ingest.Event{call("page", "", "a1", "", -1)}, []ingest.Event{call("identify", "", "a1", "u", 10)}, Config{}},
 	}
 	for _, tc := range tests {
 		for _, earlyFirst := range []bool{true, false} {
@@ -664,7 +665,7 @@ func TestCopiesJoinedAfterBothArriveKeepTheEarliest(t *testing.T) {
 				sent[i].Seq = int64(i)
 			}
 			ref := &storedRows{}
-			ref.push(newTestSessionizer(t), base, slices.DeleteFunc(slices.Clone(sent), func(e ingest.Event) bool {
+			ref.push(newSessionizerWith(t, tc.cfg), base, slices.DeleteFunc(slices.Clone(sent), func(e ingest.Event) bool {
 				return e.MessageID == tc.late.MessageID && e.CustomerKey() == tc.late.CustomerKey()
 			}))
 			want := describe(live(ref.sessions))
@@ -672,7 +673,7 @@ func TestCopiesJoinedAfterBothArriveKeepTheEarliest(t *testing.T) {
 				"evicted by each push, restoring as a Runner"} {
 				t.Run(fmt.Sprintf("%s, earliest first %v, %s", tc.name, earlyFirst, mode), func(t *testing.T) {
 					st := &storedRows{}
-					s := newTestSessionizer(t)
+					s := newSessionizerWith(t, tc.cfg)
 					if strings.HasPrefix(mode, "evicted") {
 						s.cfg.MaxCustomers = 1
 					}
@@ -688,7 +689,7 @@ func TestCopiesJoinedAfterBothArriveKeepTheEarliest(t *testing.T) {
 						}
 						duplicates += st.push(s, now, b).Duplicates
 						if strings.HasPrefix(mode, "restart") {
-							s = newTestSessionizer(t)
+							s = newSessionizerWith(t, tc.cfg)
 							s.RestoreLinks(st.links)
 						}
 					}

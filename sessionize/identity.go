@@ -10,7 +10,8 @@ import (
 
 // identities is a union-find over customer ids ("u:" user ids, "a:" anonymous ids): identify and
 // alias calls, and any event carrying both ids, link two ids into one person. Two persons that
-// each have a userId are joined only by an alias (see link). A person holds at most maxIDs ids; a
+// each have a userId are never joined, but by an alias of two userIds when aliasJoinsUsers is
+// set (see link and linksOf). A person holds at most maxIDs ids; a
 // link that would make one larger is refused (a runaway merge: a shared kiosk, a bad
 // integration), never silently merging everyone.
 //
@@ -54,6 +55,13 @@ type identities struct {
 	// keeps them on its customer until it is (see Sessionizer.linkIDs). A merge joins them.
 	reached map[string]uint64
 	maxIDs  int
+	// aliasJoinsUsers reads an alias's previousId as a possibly earlier userId too, the one
+	// link that joins two persons with userIds (Config.AliasJoinsUsers; see linksOf).
+	aliasJoinsUsers bool
+	// unjoined holds the userIds ("u:" ids) of stored aliases of two userIds replayed with
+	// aliasJoinsUsers off, which join nothing (see Sessionizer.storedLink): each is a person
+	// Persons writes, one of its own too, so an override an alias wrote before is written over.
+	unjoined map[string]bool
 	// lost counts the sign-ins given to lostUser since takeLost was last called.
 	lost int
 }
@@ -108,10 +116,11 @@ const MaxDeviceSignIns = 4096
 // signed in before the span.
 func lostUser(device string) string { return "a:" + ingest.Internal + device[2:] }
 
-func newIdentities(maxIDs int) *identities {
+func newIdentities(maxIDs int, aliasJoinsUsers bool) *identities {
 	return &identities{parent: map[string]string{}, members: map[string][]string{}, name: map[string]string{},
 		aliasTo: map[string][]string{}, aliasFrom: map[string][]string{},
-		users: map[string][]signIn{}, sharedDevices: map[string][]string{}, aliasers: map[string][]string{}, listed: map[[2]string]bool{}, devices: map[string]bool{}, reached: map[string]uint64{}, maxIDs: maxIDs}
+		users: map[string][]signIn{}, sharedDevices: map[string][]string{}, aliasers: map[string][]string{}, listed: map[[2]string]bool{}, devices: map[string]bool{}, reached: map[string]uint64{}, maxIDs: maxIDs,
+		aliasJoinsUsers: aliasJoinsUsers, unjoined: map[string]bool{}}
 }
 
 // PersonLink says which person a customer key (a userId or anonymousId) belongs to: stored as an
@@ -124,7 +133,8 @@ type PersonLink struct {
 // person returns the links of every id of the person that id belongs to, to the person's id. A
 // customer key is the id's text alone, so where an id's two readings are two persons (a userId
 // reading of an alias's previousId made before its device was known, see linksOf) the key is
-// the device's person's: its events are the device's, as DeviceSignIns holds them.
+// the device's person's: its events are the device's, as DeviceSignIns holds them. A device
+// that names no key (see namesKey) leaves it to the userId reading, if any.
 func (g *identities) person(id string) []PersonLink {
 	root := g.find(id)
 	ids, best := g.members[root], g.name[root][2:]
@@ -135,13 +145,29 @@ func (g *identities) person(id string) []PersonLink {
 		if seen[key] { // an alias links both readings of its previousId
 			continue
 		}
-		if _, device := g.parent["a:"+key]; device && strings.HasPrefix(m, "u:") && g.find("a:"+key) != root {
+		if strings.HasPrefix(m, "a:") && !g.namesKey(m) {
+			continue
+		}
+		if _, device := g.parent["a:"+key]; device && strings.HasPrefix(m, "u:") && g.find("a:"+key) != root && g.namesKey("a:"+key) {
 			continue // the device's person names the key
 		}
 		seen[key] = true
 		links = append(links, PersonLink{CustomerKey: key, PersonID: best})
 	}
 	return links
+}
+
+// namesKey reports whether device ("a:" id) names its customer key (its text) in its person. It
+// does unless aliases join no userIds (aliasJoinsUsers off) and it is known only as an alias's
+// previousId (aliasers), never as a device (devices: no event of this sessionizer or the store had
+// it as its anonymousId when the alias was read, nor did a link say it was signed in on): then
+// the previousId is most likely a userId (analytics.js fills a missing previousId with the
+// signed-in user's id), the person id its own events are stored with, and an override of it to
+// the alias's person would join the two users the alias must not (see linksOf). Such a device,
+// should its events come, is stored with the alias's person from the start (personAt), as no
+// override is needed for them.
+func (g *identities) namesKey(device string) bool {
+	return g.aliasJoinsUsers || g.devices[device] || len(g.aliasers[device]) == 0
 }
 
 // personOf returns the person id ("u:" or "a:" prefixed) of the person id belongs to now.
@@ -415,8 +441,8 @@ const (
 )
 
 // link joins the persons of a and b, a being the userId of the call that links them. Only an
-// explicit link (an alias's link of two userIds, see linksOf, live or stored, see
-// Sessionizer.storedLink) joins two persons that both have a userId: an anonymousId shared by
+// explicit link (an alias's link of two userIds, made with aliasJoinsUsers alone, see linksOf,
+// live or stored, see Sessionizer.storedLink) joins two persons that both have a userId: an anonymousId shared by
 // two userIds is a shared device (a family laptop, a shop's tablet), not one person. That is PostHog's rule (it refuses to merge two identified persons) and
 // Segment's default identity limit (one user_id per profile); Mixpanel asks clients to reset the
 // device instead.
@@ -427,11 +453,8 @@ const (
 // person that leads to or from a userId no alias of the person did (linkAlias) is kept too: it
 // may rename the person (the last of aliases a→b→c→a), and it is stored (Output.Links).
 func (g *identities) link(a, b string, explicit bool) linkResult {
-	for _, id := range []string{a, b} {
-		if _, ok := g.parent[id]; !ok {
-			g.parent[id], g.members[id], g.name[id] = id, []string{id}, id
-		}
-	}
+	g.add(a)
+	g.add(b)
 	alias := strings.HasPrefix(a, "u:") && strings.HasPrefix(b, "u:") // only an alias links two userIds (linksOf)
 	ra, rb := g.find(a), g.find(b)
 	if ra == rb {
@@ -542,7 +565,8 @@ const (
 	// device (see identities.devices).
 	signInLink linkKind = iota
 	// aliasUserLink links an alias's userId with its previousId read as an earlier userId: the
-	// one explicit link (see link), Segment's alias of two userIds.
+	// one explicit link (see link), Segment's alias of two userIds, made with aliasJoinsUsers
+	// alone (see linksOf).
 	aliasUserLink
 	// aliasDeviceLink links an alias's userId with its previousId read as a device's
 	// anonymousId (see aliasedFrom): a sign-in on that device, stored device first (see
@@ -585,12 +609,23 @@ func (l idLink) stored() [2]string {
 // join every other user aliasing from the device, where PostHog refuses to merge two identified
 // persons. The device decides instead, as it does for users identifying on it (DeviceSignIns).
 // Only an alias from an id seen as neither, nor as a device by a stored link, is read as a
-// possibly earlier userId too (Segment's alias spec allows both): the two users aliasing from a
-// device before any event of it are joined (docs/how-it-works.md).
+// possibly earlier userId too (Segment's alias spec allows both), and only with aliasJoinsUsers
+// (--alias-joins-users): the two users aliasing from a device before any event of it are then
+// joined (docs/how-it-works.md).
+//
+// Without it (the default) that reading is never made: an alias never joins two persons that
+// each have a userId, whatever order it and their events arrive in (PostHog applies
+// $create_alias only when its alias side is not identified yet, and wants $merge_dangerously to
+// merge two identified persons; Segment's alias "can't be used to merge profiles in Unify";
+// Mixpanel's simplified ID merge gives $create_alias no function). analytics.js fills a missing
+// previousId with the signed-in user's id, so on a family laptop alice is signed in on, bob's
+// alias(bob) names alice: it is bob signing in on the device (its anonymousId), as an identify
+// is. The previousId is still read as a device (a sign-in on it, aliasedFrom), which joins no
+// user: a previousId no event had as its anonymousId names no key (see namesKey).
 func (g *identities) linksOf(userID, anonymousID, previousID, typ string) []idLink {
 	var links []idLink
 	if device := aliasedFrom(userID, anonymousID, previousID, typ); device != "" {
-		if _, known := g.parent[device]; !g.devices[device] && (!known || g.parent["u:"+previousID] != "") {
+		if g.aliasJoinsUsers && g.readsAsUser(device, previousID) {
 			links = append(links, idLink{"u:" + userID, "u:" + previousID, aliasUserLink})
 		}
 		links = append(links, idLink{"u:" + userID, device, aliasDeviceLink})
@@ -599,6 +634,31 @@ func (g *identities) linksOf(userID, anonymousID, previousID, typ string) []idLi
 		links = append(links, idLink{"u:" + userID, "a:" + anonymousID, signInLink})
 	}
 	return links
+}
+
+// readsAsUser reports whether an alias's previousID, read as device ("a:"+previousID), may be an
+// earlier userId (see linksOf): it is known as no device, and either not known at all or known
+// as a userId too.
+func (g *identities) readsAsUser(device, previousID string) bool {
+	_, known := g.parent[device]
+	_, user := g.parent["u:"+previousID]
+	return !g.devices[device] && (!known || user)
+}
+
+// unjoin records that a stored alias of two userIds (users, "u:" ids) joined nothing when
+// replayed (see unjoined): each is a person, of its own if nothing else links it.
+func (g *identities) unjoin(users [2]string) {
+	for _, id := range users {
+		g.add(id)
+		g.unjoined[id] = true
+	}
+}
+
+// add makes id a person of its own, unless it is known.
+func (g *identities) add(id string) {
+	if _, ok := g.parent[id]; !ok {
+		g.parent[id], g.members[id], g.name[id] = id, []string{id}, id
+	}
 }
 
 // signedInOwn records that device ("a:" id) was signed in on by an event of its own (see

@@ -125,8 +125,9 @@ func arrivalOrders(n, shuffles int) map[string][]int {
 	return orders
 }
 
-// TestAliasChainEndsAtTheNewestUserID: alias calls make previousId an alias of userId (Segment),
-// so after old → mid → new the person is "new", whichever order the aliases arrive in.
+// TestAliasChainEndsAtTheNewestUserID: with --alias-joins-users, alias calls make previousId an
+// alias of userId (Segment), so after old → mid → new the person is "new", whichever order the
+// aliases arrive in.
 func TestAliasChainEndsAtTheNewestUserID(t *testing.T) {
 	alias := func(prev, user string, minutes float64) ingest.Event {
 		e := call("alias", "", "", user, minutes)
@@ -135,7 +136,7 @@ func TestAliasChainEndsAtTheNewestUserID(t *testing.T) {
 	}
 	chain := []ingest.Event{call("identify", "", "dev", "old", 0), alias("old", "mid", 1), alias("mid", "new", 2)}
 	for _, order := range [][]int{{0, 1, 2}, {2, 1, 0}, {1, 2, 0}, {2, 0, 1}} {
-		s := newTestSessionizer(t)
+		s := newSessionizerWith(t, Config{AliasJoinsUsers: true})
 		persons := map[string]string{}
 		for _, i := range order {
 			out, _ := s.Push(base, []ingest.Event{chain[i]})
@@ -158,7 +159,8 @@ func TestAliasChainEndsAtTheNewestUserID(t *testing.T) {
 // links were applied in: ua3 live when the aliases came in time order, ua2 when ua1's two came
 // first (its partition read first, or waymark resessionize's customer-by-customer replay). It is
 // now the smallest alias userId, ua1, in every arrival order and after a restart that replays
-// the stored links in any order; a chain still ends at its last userId.
+// the stored links in any order; a chain still ends at its last userId. (Aliases of two userIds
+// join them with --alias-joins-users alone.)
 func TestAliasCycleNamesOnePersonInAnyOrder(t *testing.T) {
 	alias := func(prev, user string, minutes float64) ingest.Event {
 		e := call("alias", "", "", user, minutes)
@@ -176,7 +178,7 @@ func TestAliasCycleNamesOnePersonInAnyOrder(t *testing.T) {
 		{"one id aliased twice", []ingest.Event{alias("a", "c", 1), alias("a", "b", 2)}, "b"},
 	} {
 		for name, order := range arrivalOrders(len(tt.events), 20) {
-			s := newTestSessionizer(t)
+			s := newSessionizerWith(t, Config{AliasJoinsUsers: true})
 			persons := map[string]string{}
 			var links [][2]string
 			for _, i := range order {
@@ -192,7 +194,7 @@ func TestAliasCycleNamesOnePersonInAnyOrder(t *testing.T) {
 				}
 			}
 			slices.Reverse(links)
-			restarted := newTestSessionizer(t)
+			restarted := newSessionizerWith(t, Config{AliasJoinsUsers: true})
 			restarted.RestoreLinks(links)
 			for key := range persons {
 				if got := restarted.ids.personOf("u:" + key); got != "u:"+tt.want && restarted.ids.personOf("a:"+key) != "u:"+tt.want {
@@ -399,8 +401,9 @@ func liveSessions(live map[string]Session) string {
 // An alias from an anonymousId is that user signing in on the device, like identify (Segment;
 // PostHog refuses to merge two identified persons): alice and carol stay two persons, whatever
 // order the calls arrive in, the refused link is counted, and the device's anonymous events go to
-// whoever signed in last before them. The device's id is no userId. An alias from a userId still
-// joins two userIds.
+// whoever signed in last before them. The device's id is no userId. A server's alias from a
+// userId (old, signed in on the phone) joins no userIds either: new stays a person of its own,
+// and old keeps the phone (without --alias-joins-users, see TestAliasJoinsNoUsers).
 func TestAliasFromASharedDeviceIsASignIn(t *testing.T) {
 	alias := func(anon, prev, user string, minutes float64) ingest.Event {
 		e := call("alias", "", anon, user, minutes)
@@ -417,7 +420,7 @@ func TestAliasFromASharedDeviceIsASignIn(t *testing.T) {
 		alias("", "old", "new", 30), // a server's alias of an earlier userId
 	}
 	wantAnonymous := map[string]string{"View": "alice", "Cart": "carol"}
-	wantPersons := map[string]string{"alice": "alice", "carol": "carol", "old": "new", "phone": "new", "new": "new"}
+	wantPersons := map[string]string{"alice": "alice", "carol": "carol", "old": "old", "phone": "old", "new": "new"}
 	for name, order := range arrivalOrders(len(events), 6) {
 		s := newTestSessionizer(t)
 		persons, conflicts := map[string]string{}, 0

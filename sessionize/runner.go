@@ -3,6 +3,7 @@ package sessionize
 import (
 	"context"
 	"fmt"
+	"math"
 	"slices"
 	"sync"
 	"time"
@@ -380,6 +381,15 @@ func (r *Runner) restore(ctx context.Context, events []ingest.Event) error {
 			return fmt.Errorf("restore identity links: %w", err)
 		}
 		r.core.RestoreLinks(links)
+		// The devices aliases named that no event was seen from when they were read: those whose
+		// events are stored now (by a consumer that did not know the alias) name their key.
+		if ids := r.core.AliasedNonDevices(); len(ids) > 0 {
+			_, seen, err := r.history.DeviceLinks(ctx, ids, math.MaxUint64)
+			if err != nil {
+				return fmt.Errorf("restore identity links: read the stored events of %d devices aliased from: %w", len(ids), err)
+			}
+			r.core.SeenAsDevices(seen)
+		}
 		r.linksRestored, r.linksSince = true, since
 		// Written with this batch: every person as the stored links name it, over any override a
 		// consumer wrote knowing only some of them (see learn), or an older build left.
@@ -435,9 +445,7 @@ func (r *Runner) learnDevices(ctx context.Context, events []ingest.Event) error 
 	}
 	persons, _ := r.core.Learn(r.now(), links)
 	r.pending.Persons = append(r.pending.Persons, persons...)
-	for _, d := range browsed {
-		r.core.ids.devices[d] = true
-	}
+	r.pending.Persons = append(r.pending.Persons, r.core.SeenAsDevices(browsed)...)
 	return nil
 }
 
@@ -493,7 +501,7 @@ func newRunnerMetrics(reg prometheus.Registerer) (*runnerMetrics, error) {
 		merges:         counter("waymark_sessionizer_identity_merges_total", "Identity links that joined two persons."),
 		evicted:        counter("waymark_sessionizer_evictions_total", "Customers dropped from memory to stay under the cap (restored from ClickHouse if they return)."),
 		runaway:        counter("waymark_sessionizer_runaway_merges_total", "Identity links refused because the person would exceed the id cap."),
-		userConflicts:  counter("waymark_sessionizer_identity_conflicts_total", "Identity links refused because they would join two persons with distinct userIds through a shared anonymousId (a shared device)."),
+		userConflicts:  counter("waymark_sessionizer_identity_conflicts_total", "Identity links refused because they would join two persons with distinct userIds: through a shared anonymousId (a shared device), or by an alias whose previousId is another person's userId (unless --alias-joins-users)."),
 		signInsLost:    counter("waymark_sessionizer_sign_ins_lost_total", fmt.Sprintf("Sign-ins on shared devices dropped past the %d a device keeps: the device's anonymous events in their span go to no user.", MaxDeviceSignIns)),
 		stageEntries: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "waymark_journey_stage_entries_total", Help: "Persons entering a journey stage (the first event of the person reaching it to arrive), by stage and first-touch channel.",

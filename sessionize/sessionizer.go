@@ -47,6 +47,14 @@ type Config struct {
 	// such amounts in a series of their own. Default USD, as Segment's e-commerce spec assumes
 	// ("If this isn't set, Segment assumes the revenue to be in US dollars").
 	DefaultCurrency string
+	// AliasJoinsUsers reads an alias's previousId as a possibly earlier userId too, joining the
+	// two userIds' persons for good: for shops that re-key their users with alias (an email,
+	// then a database id; Segment's alias for downstream tools). Off by default: an alias never
+	// joins two persons that each have a userId (see identities.linksOf), as PostHog applies
+	// $create_alias only to an anonymous side and wants $merge_dangerously to merge two
+	// identified persons, and Segment's Unify keeps one user_id per profile. The analogue of
+	// PostHog's $merge_dangerously is turning this on.
+	AliasJoinsUsers bool
 }
 
 func (c *Config) setDefaults() {
@@ -279,7 +287,9 @@ type Stats struct {
 	IdentityMerges int // links that joined two persons
 	RunawayMerges  int // links refused because the person would exceed MaxIDsPerPerson
 	// UserIDConflicts counts links refused because they would join two persons that both have a
-	// userId through a shared anonymousId (a shared device).
+	// userId: through a shared anonymousId (a shared device), or, with Config.AliasJoinsUsers
+	// off, by an alias whose previousId is known, when it is read, as the userId of another
+	// person (see identities.linksOf).
 	UserIDConflicts int
 	// SignInsLost counts sign-ins on shared devices dropped past the bound a device keeps, whose
 	// span's anonymous events then go to no user (see identities.signedIn).
@@ -369,7 +379,7 @@ func New(cfg Config, jm *Map) (*Sessionizer, error) {
 		return nil, fmt.Errorf("sessionizer config: %w", err)
 	}
 	s := &Sessionizer{cfg: cfg, jm: jm, customers: map[string]*customer{}, cold: map[string][]byte{},
-		hotCap: defaultHotCustomers, ids: newIdentities(cfg.MaxIDsPerPerson), strIndex: map[string]uint32{},
+		hotCap: defaultHotCustomers, ids: newIdentities(cfg.MaxIDsPerPerson, cfg.AliasJoinsUsers), strIndex: map[string]uint32{},
 		compactAt: minCompactStrings, seed: maphash.MakeSeed()}
 	for i, st := range jm.Stages {
 		for _, r := range st.Rules {
@@ -391,7 +401,7 @@ type Output struct {
 	// Links are the identity links to store and restore (RestoreLinks, Learn), four kinds told
 	// apart by their ids' namespaces (see storedLink):
 	//   - (userId, userId): an alias of two userIds that merged two persons or named one
-	//     (already one person);
+	//     (already one person), made with Config.AliasJoinsUsers alone;
 	//   - (userId, device): a user signed in on a device by an event of the device's own (an
 	//     event carrying both ids) that merged two persons;
 	//   - (device, userId): a user's alias from a device's id (aliasedFrom), a sign-in on it,
@@ -525,7 +535,7 @@ func (s *Sessionizer) Push(now time.Time, events []ingest.Event) (Output, Stats)
 		IgnoredScores: map[string]int{}, NPSAnswers: map[StageCategory]int{}}}
 	stats := &ps.stats
 	s.restored = nil
-	s.devicesOfBatch(events)
+	s.devicesOfBatch(ps, events)
 	personIDs, seqs := make([]string, len(events)), make([]int64, len(events))
 	for i := range events {
 		ps.i = i
@@ -614,6 +624,12 @@ func (s *Sessionizer) Push(now time.Time, events []ingest.Event) (Output, Stats)
 			out.Persons = append(out.Persons, s.ids.person(root)...)
 		}
 	}
+	for _, d := range ps.named {
+		if root := s.ids.find(d); !emitted[root] {
+			emitted[root] = true
+			out.Persons = append(out.Persons, s.ids.person(root)...)
+		}
+	}
 	for _, key := range ps.touched {
 		c := s.customers[key]
 		c.dirty = false
@@ -634,6 +650,7 @@ type pushState struct {
 	i          int            // the index of the event being taken in
 	stats      Stats
 	merged     [][2]string     // identity links that merged two persons, or named one (Output.Links)
+	named      []string        // devices that name their key from now on (see seeDevice): their persons are written
 	later      []int           // Output.LaterCopies, unsorted
 	superseded []Copy          // Output.Superseded
 	unnamed    []unnamedCopy   // Output.unnamed
@@ -1108,7 +1125,7 @@ func (s *Sessionizer) copyElsewhere(e *ingest.Event, p point) (string, *customer
 // (keyed by its userId) may come before the device's event the client sent first in the same
 // request (tester 21's kiosk: eight aliases and the kiosk's own events in one batch joined four
 // users). Only a batch with such aliases is looked at twice.
-func (s *Sessionizer) devicesOfBatch(events []ingest.Event) {
+func (s *Sessionizer) devicesOfBatch(ps *pushState, events []ingest.Event) {
 	var named map[string]bool
 	for i := range events {
 		e := &events[i]
@@ -1123,10 +1140,57 @@ func (s *Sessionizer) devicesOfBatch(events []ingest.Event) {
 		return
 	}
 	for i := range events {
-		if d := "a:" + events[i].AnonymousID; events[i].AnonymousID != "" && named[d] {
-			s.ids.devices[d] = true
+		if d := "a:" + events[i].AnonymousID; events[i].AnonymousID != "" && named[d] && s.seeDevice(d) {
+			ps.named = append(ps.named, d)
 		}
 	}
+}
+
+// seeDevice records that device ("a:" id), which an alias's previousId names, was seen as an
+// event's anonymousId (see identities.devices), and reports whether its person is to be written
+// again: an alias read before it was seen linked it, and it names its customer key from now on
+// (identities.namesKey), so that its anonymous events stored before, by a consumer that did not
+// know the alias, are its user's.
+func (s *Sessionizer) seeDevice(device string) bool {
+	if s.ids.devices[device] {
+		return false
+	}
+	renamed := !s.ids.namesKey(device)
+	s.ids.devices[device] = true
+	return renamed
+}
+
+// AliasedNonDevices returns the ids ("a:" ids) aliases' previousIds named, read as devices, that
+// are not known as devices (see identities.namesKey): without Config.AliasJoinsUsers, their
+// keys name no person until they are seen as an event's anonymousId. A caller that rebuilt the
+// identity graph from the stored links (a Runner's start, waymark resessionize) looks them up
+// in the stored events (History.DeviceLinks) and gives those found to SeenAsDevices: the
+// browsing of a device stored by a consumer that did not know the alias is then its user's.
+func (s *Sessionizer) AliasedNonDevices() []string {
+	var out []string
+	for _, d := range slices.Sorted(maps.Keys(s.ids.aliasers)) {
+		if !s.ids.namesKey(d) {
+			out = append(out, d)
+		}
+	}
+	return out
+}
+
+// SeenAsDevices records that devices ("a:" ids) were seen as an event's anonymousId (see
+// AliasedNonDevices), and returns the persons to write again: those of the devices that name
+// their key from now on.
+func (s *Sessionizer) SeenAsDevices(devices []string) []PersonLink {
+	var out []PersonLink
+	done := map[string]bool{}
+	for _, d := range devices {
+		if s.seeDevice(d) {
+			if root := s.ids.find(d); !done[root] {
+				done[root] = true
+				out = append(out, s.ids.person(root)...)
+			}
+		}
+	}
+	return out
 }
 
 // heldAsDevice reports whether the sessionizer holds events under key as a device's: a customer
@@ -1134,16 +1198,35 @@ func (s *Sessionizer) devicesOfBatch(events []ingest.Event) {
 // last Push, its events those of this batch before the one being taken in too. It decodes
 // nothing: an alias, which asks, costs a map lookup or two.
 func (s *Sessionizer) heldAsDevice(key string) bool {
+	held, byUser := s.heldKind(key)
+	return held && !byUser
+}
+
+// heldKind reports whether the sessionizer holds a customer under key (see heldAsDevice), and
+// whether it is keyed by a userId (customer.byUser).
+func (s *Sessionizer) heldKind(key string) (held, byUser bool) {
 	if c := s.customers[key]; c != nil {
-		return !c.byUser
+		return true, c.byUser
 	}
 	if c := s.evicting[key]; c != nil {
-		return !c.byUser
+		return true, c.byUser
 	}
 	if data, ok := s.cold[key]; ok {
-		return !coldByUser(data)
+		return true, coldByUser(data)
 	}
-	return false
+	return false, false
+}
+
+// otherUser reports whether previousID is known as the userId of a person other than userID's:
+// linked in the identity graph, or the key of a customer held whose events carry no
+// anonymousId (a server's). An alias from it would have joined two persons with userIds.
+func (s *Sessionizer) otherUser(previousID, userID string) bool {
+	if _, linked := s.ids.parent["u:"+previousID]; linked {
+		_, known := s.ids.parent["u:"+userID]
+		return !known || s.ids.find("u:"+previousID) != s.ids.find("u:"+userID)
+	}
+	_, byUser := s.heldKind(previousID)
+	return byUser
 }
 
 // customer returns the customer held under key, decoded: hot, cold (warmed, see cool), or one the
@@ -1199,8 +1282,14 @@ func (s *Sessionizer) laterCopy(ps *pushState, key string, c *customer, e *inges
 // then p is the copy of e held, which reached them when it arrived (see laterCopy).
 func (s *Sessionizer) link(ps *pushState, key string, c *customer, e *ingest.Event, p point, held bool) {
 	stats := &ps.stats
-	if device := aliasedFrom(e.UserID, e.AnonymousID, e.PreviousID, e.Type); device != "" && !s.ids.devices[device] && s.heldAsDevice(e.PreviousID) {
-		s.ids.devices[device] = true // an alias from a device's id: a sign-in on it (see identities.linksOf)
+	if device := aliasedFrom(e.UserID, e.AnonymousID, e.PreviousID, e.Type); device != "" && !s.ids.devices[device] {
+		if s.heldAsDevice(e.PreviousID) { // an alias from a device's id: a sign-in on it (see identities.linksOf)
+			if s.seeDevice(device) {
+				ps.named = append(ps.named, device)
+			}
+		} else if !s.ids.aliasJoinsUsers && s.ids.readsAsUser(device, e.PreviousID) && s.otherUser(e.PreviousID, e.UserID) {
+			stats.UserIDConflicts++ // an alias of two userIds, which joins no persons (see identities.linksOf)
+		}
 	}
 	for _, l := range s.ids.linksOf(e.UserID, e.AnonymousID, e.PreviousID, e.Type) {
 		stats.IdentityLinks++
@@ -1569,7 +1658,7 @@ func notFinite(v string) bool {
 // a batch half absorbed, and restores customers from the store as they come back.
 func (s *Sessionizer) Forget() {
 	s.ForgetCustomers()
-	s.ids = newIdentities(s.cfg.MaxIDsPerPerson)
+	s.ids = newIdentities(s.cfg.MaxIDsPerPerson, s.cfg.AliasJoinsUsers)
 }
 
 // ForgetCustomers drops every customer the sessionizer holds and keeps its identity graph and
@@ -1612,7 +1701,7 @@ func (s *Sessionizer) RestoreLinks(links [][2]string) {
 
 // storedLink replays one stored identity link (see Output.Links for the kinds), and reports what
 // it did. Only an alias of two userIds is explicit (it joins two persons that have userIds, as
-// it did live); a link with a device replays as the sign-in it was, so two users never become
+// it did live), and only with Config.AliasJoinsUsers: without, it joins nothing; a link with a device replays as the sign-in it was, so two users never become
 // one person through a device, whichever consumers linked them (each consumer links the keys of
 // its partitions: a device's, and the users whose server aliases from its id are keyed by their
 // userId). A device signed in on by its own events is marked so first (replayOrder): an alias
@@ -1628,6 +1717,14 @@ func (s *Sessionizer) storedLink(l [2]string) linkResult {
 		s.ids.signedInOwn(l[0])
 		return linkKnown
 	case storedUserAlias:
+		if !s.ids.aliasJoinsUsers {
+			// Stored live with --alias-joins-users, or by an older build: replayed as an alias is
+			// read now, joining no persons (identities.linksOf), so a restart or waymark
+			// resessionize gives the persons a fresh ingest does. Its sign-in on the previousId
+			// read as a device is stored too, device first. Persons writes the two users again.
+			s.ids.unjoin(l)
+			return linkKnown
+		}
 		if s.ids.devices["a:"+l[1][2:]] {
 			return linkKnown // its sign-in on the device is stored too, device first
 		}
@@ -1697,11 +1794,13 @@ func (s *Sessionizer) RestoreKeys(keys []string) []string {
 // A Runner writes them after it restores the stored links (see Runner.restore): an override
 // stored by a consumer that did not know every link of its person (another partition's alias,
 // see Runner.learn) is written again as the links name the person. An id whose every link was
-// refused is a person of its own, which no override was written for.
+// refused is a person of its own, which no override was written for; but a userId of a stored
+// alias of two userIds that joined nothing (identities.unjoined) is written as its own person,
+// over the override the alias wrote when it joined.
 func (s *Sessionizer) Persons() []PersonLink {
 	var out []PersonLink
 	for _, root := range slices.Sorted(maps.Keys(s.ids.members)) {
-		if len(s.ids.members[root]) > 1 {
+		if len(s.ids.members[root]) > 1 || s.ids.unjoined[root] {
 			out = append(out, s.ids.person(root)...)
 		}
 	}

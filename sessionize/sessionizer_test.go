@@ -46,11 +46,18 @@ func TestEntryChannelAndCampaign(t *testing.T) {
 
 func newTestSessionizer(t testing.TB) *Sessionizer {
 	t.Helper()
+	return newSessionizerWith(t, Config{})
+}
+
+// newSessionizerWith is newTestSessionizer with cfg: Config{AliasJoinsUsers: true} for the tests
+// whose subject is what an alias of two userIds joins.
+func newSessionizerWith(t testing.TB, cfg Config) *Sessionizer {
+	t.Helper()
 	m, err := LoadMap("")
 	if err != nil {
 		t.Fatal(err)
 	}
-	s, err := New(Config{}, m)
+	s, err := New(cfg, m)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -404,24 +411,31 @@ func TestRunawayMergesAreCapped(t *testing.T) {
 
 // TestSharedDeviceKeepsUsersApart: users logging in on one device (a shop's kiosk, a family
 // laptop) stay distinct persons; the device goes to the first, the others' links are counted as
-// conflicts. An alias still joins two user ids: it says they are one person.
+// conflicts. A server's alias of user-0 to user-1 joins them only with --alias-joins-users: by
+// default it is one more conflict.
 func TestSharedDeviceKeepsUsersApart(t *testing.T) {
-	s := newTestSessionizer(t)
-	var events []ingest.Event
-	for i := range 5 {
-		e := at(fmt.Sprintf("user-%d", i), "", float64(i))
-		e.Type, e.Event, e.AnonymousID = "identify", "", "kiosk"
-		events = append(events, e)
-	}
-	out, stats := s.Push(base, events)
-	if stats.IdentityMerges != 1 || stats.UserIDConflicts != 4 || personsOf(out) != "kiosk=user-0 user-0=user-0" {
-		t.Errorf("merges %d, conflicts %d, persons %s: want the kiosk joined to user-0 only, 4 conflicts", stats.IdentityMerges, stats.UserIDConflicts, personsOf(out))
-	}
-	alias := at("user-1", "", 10)
-	alias.Type, alias.Event, alias.PreviousID = "alias", "", "user-0"
-	out, stats = s.Push(base, []ingest.Event{alias})
-	if stats.IdentityMerges == 0 || !strings.Contains(personsOf(out), "user-0=user-1") {
-		t.Errorf("alias of user-0 to user-1: merges %d, persons %s; want them joined", stats.IdentityMerges, personsOf(out))
+	for _, joins := range []bool{false, true} {
+		s := newSessionizerWith(t, Config{AliasJoinsUsers: joins})
+		var events []ingest.Event
+		for i := range 5 {
+			e := at(fmt.Sprintf("user-%d", i), "", float64(i))
+			e.Type, e.Event, e.AnonymousID = "identify", "", "kiosk"
+			events = append(events, e)
+		}
+		out, stats := s.Push(base, events)
+		if stats.IdentityMerges != 1 || stats.UserIDConflicts != 4 || personsOf(out) != "kiosk=user-0 user-0=user-0" {
+			t.Errorf("merges %d, conflicts %d, persons %s: want the kiosk joined to user-0 only, 4 conflicts", stats.IdentityMerges, stats.UserIDConflicts, personsOf(out))
+		}
+		alias := at("user-1", "", 10)
+		alias.Type, alias.Event, alias.PreviousID = "alias", "", "user-0"
+		out, stats = s.Push(base, []ingest.Event{alias})
+		joined := strings.Contains(personsOf(out), "user-0=user-1")
+		switch {
+		case joins && (stats.IdentityMerges == 0 || !joined):
+			t.Errorf("--alias-joins-users: alias of user-0 to user-1: merges %d, persons %s; want them joined", stats.IdentityMerges, personsOf(out))
+		case !joins && (joined || s.ids.personOf("u:user-1") == s.ids.personOf("u:user-0") || stats.UserIDConflicts != 1):
+			t.Errorf("alias of user-0 to user-1: conflicts %d, persons %s; want them apart, 1 conflict", stats.UserIDConflicts, personsOf(out))
+		}
 	}
 }
 
@@ -743,11 +757,19 @@ func TestPersons(t *testing.T) {
 	}
 	alias := at("zoe", "", 0)
 	alias.Type, alias.Event, alias.PreviousID, alias.MessageID = "alias", "", "amy", "alias-1"
+	// By default an alias from amy, never an anonymousId, names no key: amy, if a userId, is
+	// another person (see identities.namesKey).
+	joining := newSessionizerWith(t, Config{AliasJoinsUsers: true})
+	joining.Push(base, []ingest.Event{at("devA", "Product Viewed", 0), link("zoe", "devA"), link("zoe", "devB")})
 	out, _ = s.Push(base, []ingest.Event{alias})
-	// Segment's alias: previousId amy becomes an alias of userId zoe, so the person stays zoe
-	// (the smaller id, amy, would have won before).
-	if got := personsOf(out); got != "amy=zoe devA=zoe devB=zoe zoe=zoe" {
+	if got := personsOf(out); got != "devA=zoe devB=zoe zoe=zoe" {
 		t.Errorf("after alias: %s", got)
+	}
+	// With --alias-joins-users, Segment's alias: previousId amy becomes an alias of userId zoe,
+	// so the person stays zoe (the smaller id, amy, would have won before).
+	out, _ = joining.Push(base, []ingest.Event{alias})
+	if got := personsOf(out); got != "amy=zoe devA=zoe devB=zoe zoe=zoe" {
+		t.Errorf("--alias-joins-users: after alias: %s", got)
 	}
 	if out.Version == 0 {
 		t.Error("no version on the output")

@@ -1140,7 +1140,8 @@ func TestCopiesOnOtherKeysCountOnceAfterRestartAndEviction(t *testing.T) {
 // serve between the copies or between a copy and the link. Every answer (funnels over all
 // time, from between the copies, with either coupon's filter, the coupon B step before another
 // order; drop-off; sessions; stages; retention), before and after ClickHouse merges the parts,
-// equals that of a serve that got each message once (its earliest copy).
+// equals that of a serve that got each message once (its earliest copy). Every serve runs with
+// --alias-joins-users, with which alone the alias joins the two userIds.
 func TestCopiesJoinedAfterBothArriveCountOnce(t *testing.T) {
 	t.Parallel()
 	msg := func(typ, anon, user, id, ts, coupon string) string {
@@ -1195,13 +1196,14 @@ func TestCopiesJoinedAfterBothArriveCountOnce(t *testing.T) {
 		inOrder = slices.Concat(inOrder, c.before, c.after)
 		before, after = append(before, c.before...), append(after, c.after...)
 	}
-	once, every, restarted := startServe(t), startServe(t), startServe(t)
+	joins := "--alias-joins-users"
+	once, every, restarted := startServe(t, joins), startServe(t, joins), startServe(t, joins)
 	send(once, earliestCopiesOnly(t, inOrder))
 	send(every, inOrder)
 	send(restarted, before)
 	restarted.stop(t)
 	database := restarted.database
-	restarted = startServe(t, "--clickhouse-database", database)
+	restarted = startServe(t, "--clickhouse-database", database, joins)
 	restarted.database = database
 	send(restarted, after)
 
@@ -1770,11 +1772,12 @@ func TestReplayedReceiptAfterTheReplayIsNone(t *testing.T) {
 // PostHog refuses to merge two identified persons), so alice and carol stay two persons, in time
 // order and reversed, through the collector and kcat: alice's view is hers and carol's the order,
 // the refused link is counted, and the kiosk's id is no userId. A server's alias of an earlier
-// userId (old → new) still joins the two.
+// userId (old → new) joins no one either (without --alias-joins-users, see
+// TestAliasOfAnotherUserJoinsNoOne): old's phone and its Offer page stay old's, new orders alone.
 func TestAliasFromASharedDeviceIsASignIn(t *testing.T) {
 	t.Parallel()
 	lines := readLines(t, "testdata/shared-device-alias.jsonl")
-	wantPersons := map[string]string{"View": "alice", "Cart": "carol", "Offer": "new"} // dropoff after step 1 lists the viewer
+	wantPersons := map[string]string{"View": "alice", "Cart": "carol", "Offer": "old"} // dropoff after step 1 lists the viewer
 	for _, s := range append(sendBothWays(t, lines), sendBothWays(t, reversed(lines))...) {
 		for step, want := range wantPersons {
 			code, body := httpGet(t, "http://"+s.http+"/api/v1/dropoff?window=24h&step=1&steps="+step+","+step)
@@ -1783,7 +1786,7 @@ func TestAliasFromASharedDeviceIsASignIn(t *testing.T) {
 				t.Errorf("%s: %s went to %s (%d), want %s", s.database, step, body, code, want)
 			}
 		}
-		for steps, want := range map[string][]int64{"View,Order Completed": {1, 0}, "Cart,Order Completed": {1, 1}, "Offer,Order Completed": {1, 1}} {
+		for steps, want := range map[string][]int64{"View,Order Completed": {1, 0}, "Cart,Order Completed": {1, 1}, "Offer,Order Completed": {1, 0}} {
 			var counts []int64
 			for _, st := range s.funnel(t, steps, "24h").Steps {
 				counts = append(counts, st.Customers)
@@ -1792,12 +1795,12 @@ func TestAliasFromASharedDeviceIsASignIn(t *testing.T) {
 				t.Errorf("%s: funnel %s: %v, want %v", s.database, steps, counts, want)
 			}
 		}
-		if sum := s.sessions(t); sum.Persons != 3 {
-			t.Errorf("%s: sessions count %d persons, want 3 (alice, carol, new)", s.database, sum.Persons)
+		if sum := s.sessions(t); sum.Persons != 4 {
+			t.Errorf("%s: sessions count %d persons, want 4 (alice, carol, old, new)", s.database, sum.Persons)
 		}
 		merged := queryStrings(t, "SELECT customer_key || '=' || argMax(person_id, version) AS p FROM "+s.database+
 			".persons WHERE customer_key IN ('alice', 'carol', 'old', 'phone') GROUP BY customer_key HAVING argMax(person_id, version) != customer_key ORDER BY p")
-		if want := []string{"old=new", "phone=new"}; !slices.Equal(merged, want) {
+		if want := []string{"phone=old"}; !slices.Equal(merged, want) {
 			t.Errorf("%s: persons overrides %v, want %v", s.database, merged, want)
 		}
 		signIns := queryStrings(t, "SELECT arrayStringConcat(argMax(users, version), ',') FROM "+s.database+".device_sign_ins WHERE device = 'kiosk'")
@@ -2089,7 +2092,8 @@ func TestCopiesOnOtherKeysAnswerAsTheFirst(t *testing.T) {
 // TestLiveStageEntriesCountPersons is field cases 05's and 07's kinds in the live journey
 // metrics (the tester's R10 and R11): waymark_journey_stage_entries_total counts persons entering
 // a stage as the stages query does, a shared device's users apart (sessionize.DeviceSignIns)
-// and a person's phone, laptop, server calls, shared-device visits and aliased userId together,
+// and a person's phone, laptop, server calls, shared-device visits and aliased userId (with
+// --alias-joins-users, which alone joins two userIds) together,
 // when each event arrives after the links that make its person one (here one HTTP call each,
 // each stored before the next is sent). A merge of two keys that had both entered a stage keeps
 // both entries (a counter cannot go down) and the person enters nothing again; a stage that
@@ -2103,25 +2107,26 @@ func TestLiveStageEntriesCountPersons(t *testing.T) {
 		// stages query must give, and the live entries too unless live is set.
 		query map[string]int64
 		live  map[string]int64 // the live entries, when a merge came after both keys had entered
+		flags []string         // serve's
 	}{
 		// R10: alice and bob order once each, anonymously on one browser: no repeat order.
-		{"shared-device", map[string]int64{"awareness": 2, "conversion": 2}, nil},
+		{"shared-device", map[string]int64{"awareness": 2, "conversion": 2}, nil, nil},
 		// R11: carol orders on her phone, anonymous then identified, and on her laptop, logged in.
-		{"phone-then-laptop", map[string]int64{"awareness": 1, "conversion": 1, "loyalty": 1}, nil},
+		{"phone-then-laptop", map[string]int64{"awareness": 1, "conversion": 1, "loyalty": 1}, nil, nil},
 		// bob orders on alice's kiosk, then on his own phone.
-		{"shared-device-then-own", map[string]int64{"awareness": 1, "conversion": 1, "loyalty": 1}, nil},
+		{"shared-device-then-own", map[string]int64{"awareness": 1, "conversion": 1, "loyalty": 1}, nil, nil},
 		// dan's server sends his first order under his userId, his browser the second.
-		{"server-order", map[string]int64{"awareness": 1, "conversion": 1, "loyalty": 1}, nil},
+		{"server-order", map[string]int64{"awareness": 1, "conversion": 1, "loyalty": 1}, nil, nil},
 		// erin orders as erin-old, is aliased to erin, and orders again on another browser.
-		{"alias", map[string]int64{"conversion": 1, "loyalty": 1}, nil},
+		{"alias", map[string]int64{"conversion": 1, "loyalty": 1}, nil, []string{"--alias-joins-users"}},
 		// fay orders anonymously on her phone and her laptop, then logs in on both, and orders
 		// again on her tablet: both first orders entered conversion; the merge makes her loyal;
 		// the tablet's order enters nothing.
-		{"merge-after-both-counted", map[string]int64{"conversion": 1, "loyalty": 1}, map[string]int64{"conversion": 2, "loyalty": 1}},
+		{"merge-after-both-counted", map[string]int64{"conversion": 1, "loyalty": 1}, map[string]int64{"conversion": 2, "loyalty": 1}, nil},
 	}
 	for _, c := range cases {
 		t.Run(c.file, func(t *testing.T) {
-			s := startServe(t)
+			s := startServe(t, c.flags...)
 			for _, line := range readLines(t, filepath.Join("testdata", "live-entries", c.file+".jsonl")) {
 				s.sendBatch(t, line)
 				s.waitStored(t) // the next event arrives after this one

@@ -372,15 +372,16 @@ func addSessionizerFlags(fs *flagSet) *sessionize.Config {
 	return &c
 }
 
-// addSessionFlags adds --session-gap, --session-max and --own-domains, what makes a session and
-// its entry channel, into c: the sessionizer's flags that resessionize takes too (it holds no
-// customers between runs, so the others change nothing there). Call checkSessionizerFlags once
-// they are parsed.
+// addSessionFlags adds --session-gap, --session-max, --own-domains and --alias-joins-users, what
+// makes a session, its entry channel and its person, into c: the sessionizer's flags that
+// resessionize takes too (it holds no customers between runs, so the others change nothing
+// there). Call checkSessionizerFlags once they are parsed.
 func addSessionFlags(fs *flagSet, c *sessionize.Config) {
 	checkedVar(fs, &c.Gap, "session-gap", 30*time.Minute, "inactivity that ends a session", parseDuration, positive)
 	checkedVar(fs, &c.MaxDuration, "session-max", 24*time.Hour, "longest session; longer runs are cut", parseDuration, positive)
 	checkedVar(fs, (*domainList)(&c.OwnDomains), "own-domains", nil, "comma-separated domains whose referrers are the shop's own navigation besides the page's own site (a checkout or payment domain: pay.example), each with its subdomains; such a touchpoint is no referral",
 		func(s string) (domainList, error) { return sessionize.ParseOwnDomains(s) }, func(domainList) error { return nil })
+	fs.BoolVar(&c.AliasJoinsUsers, "alias-joins-users", false, "an alias whose previousId is another person's userId joins the two persons for good (a shop that re-keys its users with alias; PostHog's $merge_dangerously); off: it is its userId signing in, and two userIds are never one person")
 }
 
 // domainList is --own-domains' value, shown as it is written: comma-separated.

@@ -3,6 +3,7 @@ package main
 import (
 	"encoding/json"
 	"fmt"
+	"maps"
 	"net/url"
 	"slices"
 	"strings"
@@ -216,7 +217,8 @@ func TestSupersededSignInIsTakenBack(t *testing.T) {
 // sessions.person_id ua2; live, too, the name hung on the order the consumer read the customers'
 // partitions in. The person is now named by its ids and aliases alone (no userId is the one the
 // aliases lead to, so the smallest alias userId, ua1): by the persons serve writes, with a
-// restart before the alias that closes the cycle, and by every session resessionize writes.
+// restart before the alias that closes the cycle, and by every session resessionize writes. All
+// with --alias-joins-users, with which alone aliases of two userIds join them.
 func TestAliasCycleNamesOnePersonEveryWay(t *testing.T) {
 	t.Parallel()
 	broker, err := ingest.StartDevBroker("127.0.0.1:0", 3, "waymark.events", "waymark.dlq")
@@ -226,7 +228,7 @@ func TestAliasCycleNamesOnePersonEveryWay(t *testing.T) {
 	t.Cleanup(broker.Close)
 	database := newDatabase(t, "e2e")
 	serve := func() *server {
-		s := startServe(t, "--kafka-brokers", broker.Addr(), "--clickhouse-database", database)
+		s := startServe(t, "--kafka-brokers", broker.Addr(), "--clickhouse-database", database, "--alias-joins-users")
 		s.broker, s.database = broker.Addr(), database
 		return s
 	}
@@ -252,7 +254,7 @@ func TestAliasCycleNamesOnePersonEveryWay(t *testing.T) {
 	if got := queryStrings(t, "SELECT concat(customer_key, '=', argMax(person_id, version)) AS p FROM "+database+".persons GROUP BY customer_key ORDER BY p"); !slices.Equal(got, want) {
 		t.Errorf("persons serve wrote %q, want %q", got, want)
 	}
-	out := s.waymark(t, "resessionize")
+	out := s.waymark(t, "resessionize", "--alias-joins-users")
 	if got := queryStrings(t, "SELECT concat(customer_key, '=', person_id) AS p FROM "+database+".sessions FINAL WHERE deleted = 0 ORDER BY p"); !slices.Equal(got, want) {
 		t.Errorf("after resessionize (%s): sessions' persons %q, want %q", strings.TrimSpace(out), got, want)
 	}
@@ -357,8 +359,9 @@ func TestCopiesOfAnIdentifyLinkInEveryOrder(t *testing.T) {
 // on it, never an alias of two userIds: two persons ordered (before, sc-frank was joined to
 // sc-erin through u:sc-dev, one customer). Sent one call each as the tester did, both aliases in
 // one call after the page's (with the orders, or before them), and with serve restarted after
-// the page. (Not in the page's call: its messages go to three partitions, read in any order, and
-// both aliases read before any event of sc-dev are the open case of docs/how-it-works.md.)
+// the page; and in the page's call, whose messages go to three partitions, read in any order:
+// both aliases may be read before any event of sc-dev, the open case of docs/how-it-works.md with
+// --alias-joins-users, which joins no one by default.
 func TestServersAliasFromADeviceIsASignInEveryWay(t *testing.T) {
 	t.Parallel()
 	view := `{"type":"track","anonymousId":"D","event":"Product Viewed","timestamp":"2026-06-01T09:00:00Z","messageId":"f1-view"}`
@@ -380,6 +383,7 @@ func TestServersAliasFromADeviceIsASignInEveryWay(t *testing.T) {
 		{"alias first, one call each", [][][]string{oneCallEach(view, alias, identify, order, erin, scPage, scErin, scFrank, scErinOrder, scFrankOrder)}},
 		{"identify first, one call each", [][][]string{append(oneCallEach(identify, order, erin, view, alias, scPage), []string{scErin, scFrank}, []string{scErinOrder, scFrankOrder})}},
 		{"restart after the identify and the alias", [][][]string{oneCallEach(identify, alias, scPage), append(oneCallEach(view, order, erin), []string{scErin, scFrank, scErinOrder, scFrankOrder})}},
+		{"the page and both aliases in one call", [][][]string{{{view, alias, identify, order, erin}, {scPage, scErin, scFrank}, {scErinOrder, scFrankOrder}}}},
 	}
 	queries := map[string]string{ // the persons each dropoff lists
 		"/api/v1/dropoff?window=24h&step=1&steps=Product+Viewed,Order+Completed":  "carol",
@@ -409,11 +413,11 @@ func TestServersAliasFromADeviceIsASignInEveryWay(t *testing.T) {
 	}
 }
 
-// arriveCallByCall starts serve on a broker of 3 partitions and a database of its own, produces
-// kcat's lines straight to Kafka (when any) and sends parts, each a list of calls (each of
-// lines), every call stored before the next is sent, so the arrival order is the calls'; serve
-// restarts between parts. It returns the serve running at the end.
-func arriveCallByCall(t *testing.T, kcat []string, parts [][][]string) *server {
+// arriveCallByCall starts serve (with extra flags) on a broker of 3 partitions and a database of
+// its own, produces kcat's lines straight to Kafka (when any) and sends parts, each a list of
+// calls (each of lines), every call stored before the next is sent, so the arrival order is the
+// calls'; serve restarts between parts. It returns the serve running at the end.
+func arriveCallByCall(t *testing.T, kcat []string, parts [][][]string, extra ...string) *server {
 	t.Helper()
 	broker, err := ingest.StartDevBroker("127.0.0.1:0", 3, "waymark.events", "waymark.dlq")
 	if err != nil {
@@ -422,7 +426,7 @@ func arriveCallByCall(t *testing.T, kcat []string, parts [][][]string) *server {
 	t.Cleanup(broker.Close)
 	database := fmt.Sprintf("e2e_%d", dbSeq.Add(1))
 	serve := func() *server {
-		s := startServe(t, "--kafka-brokers", broker.Addr(), "--clickhouse-database", database)
+		s := startServe(t, append([]string{"--kafka-brokers", broker.Addr(), "--clickhouse-database", database}, extra...)...)
 		s.broker, s.database = broker.Addr(), database
 		return s
 	}
@@ -442,4 +446,105 @@ func arriveCallByCall(t *testing.T, kcat []string, parts [][][]string) *server {
 		}
 	}
 	return s
+}
+
+// TestAliasOfAnotherUserJoinsNoOne is tester 37's F3 through the collector. (A) analytics.js
+// fills a missing previousId with the signed-in user's id, so on a family laptop alice is signed
+// in on, bob's analytics.alias("bob") names alice: field case 05's answers hold, alice viewed and
+// did not order, two persons, her plan free. (B) with the public write key, POST /v1/alias from
+// c1 and from c2 to c3, three one-time buyers of three months: still three, no repeater, none
+// loyal. In one batch, one call each in reverse (the aliases first), serve restarted between
+// the buyers' orders and the aliases, and after waymark resessionize. With --alias-joins-users
+// (serve and resessionize), the old join: bob viewed and ordered, one person on the pro plan,
+// c3 a loyal repeater.
+func TestAliasOfAnotherUserJoinsNoOne(t *testing.T) {
+	t.Parallel()
+	laptop := []string{
+		`{"type":"identify","anonymousId":"f3-dev","userId":"f3-alice","traits":{"plan":"free"},"timestamp":"2024-05-09T09:00:00Z","messageId":"f3-1"}`,
+		`{"type":"track","anonymousId":"f3-dev","userId":"f3-alice","event":"Product Viewed","timestamp":"2024-05-09T09:01:00Z","messageId":"f3-2"}`,
+		`{"type":"alias","anonymousId":"f3-dev","previousId":"f3-alice","userId":"f3-bob","timestamp":"2024-05-09T10:00:00Z","messageId":"f3-3"}`,
+		`{"type":"identify","anonymousId":"f3-dev","userId":"f3-bob","traits":{"plan":"pro"},"timestamp":"2024-05-09T10:00:01Z","messageId":"f3-4"}`,
+		`{"type":"track","anonymousId":"f3-dev","userId":"f3-bob","event":"Order Completed","timestamp":"2024-05-09T10:05:00Z","messageId":"f3-5"}`,
+	}
+	buyers := []string{
+		`{"type":"track","anonymousId":"f3-b1","userId":"f3-c1","event":"Order Completed","timestamp":"2024-06-03T09:00:00Z","messageId":"f3-6"}`,
+		`{"type":"track","anonymousId":"f3-b2","userId":"f3-c2","event":"Order Completed","timestamp":"2024-07-03T09:00:00Z","messageId":"f3-7"}`,
+		`{"type":"track","anonymousId":"f3-b3","userId":"f3-c3","event":"Order Completed","timestamp":"2024-08-03T09:00:00Z","messageId":"f3-8"}`,
+	}
+	aliases := []string{
+		`{"type":"alias","previousId":"f3-c1","userId":"f3-c3","timestamp":"2024-08-10T09:00:00Z","messageId":"f3-9"}`,
+		`{"type":"alias","previousId":"f3-c2","userId":"f3-c3","timestamp":"2024-08-10T09:01:00Z","messageId":"f3-10"}`,
+	}
+	type answers struct {
+		funnel, loyalty []int64
+		persons         uint64
+		plans           map[string][]int64
+		repeaters       int64
+	}
+	apart := answers{[]int64{1, 0}, []int64{4, 0}, 2, map[string][]int64{"free": {1, 0}}, 0}
+	joined := answers{[]int64{1, 1}, []int64{2, 1}, 1, map[string][]int64{"pro": {1, 1}}, 1}
+	check := func(what string, s *server, want answers) {
+		t.Helper()
+		var counts []int64
+		for _, st := range s.funnel(t, "Product Viewed,Order Completed", "24h").Steps {
+			counts = append(counts, st.Customers)
+		}
+		if !slices.Equal(counts, want.funnel) {
+			t.Errorf("%s: funnel Product Viewed,Order Completed: %v, want %v", what, counts, want.funnel)
+		}
+		if n := s.sessions(t, "--from", "2024-05-09", "--to", "2024-05-10").Persons; n != want.persons {
+			t.Errorf("%s: the laptop's sessions count %d persons, want %d", what, n, want.persons)
+		}
+		if got := s.breakdownGroups(t, "steps=Product+Viewed,Order+Completed&breakdown=trait:plan"); !maps.EqualFunc(got, want.plans, slices.Equal) {
+			t.Errorf("%s: breakdown trait:plan %v, want %v", what, got, want.plans)
+		}
+		counts = nil
+		for _, st := range s.funnel(t, "conversion,loyalty", "2400h").Steps {
+			counts = append(counts, st.Customers)
+		}
+		if !slices.Equal(counts, want.loyalty) {
+			t.Errorf("%s: funnel conversion,loyalty: %v, want %v", what, counts, want.loyalty)
+		}
+		code, body := httpGet(t, "http://"+s.http+"/api/v1/retention?period=month&from=2024-01-01&to=2025-01-01")
+		var r struct{ Repeaters int64 }
+		if err := json.Unmarshal([]byte(body), &r); code != 200 || err != nil || r.Repeaters != want.repeaters {
+			t.Errorf("%s: retention %d %.300s, want %d repeaters", what, code, body, want.repeaters)
+		}
+	}
+	for _, a := range []struct {
+		name  string
+		parts [][][]string
+	}{
+		{"one batch", [][][]string{{slices.Concat(laptop, buyers, aliases)}}},
+		{"one call each, reversed", [][][]string{oneCallEach(reversed(slices.Concat(laptop, buyers, aliases))...)}},
+		{"restart before the aliases", [][][]string{oneCallEach(slices.Concat(laptop, buyers)...), oneCallEach(aliases...)}},
+	} {
+		s := arriveCallByCall(t, nil, a.parts)
+		if a.name == "one call each, reversed" { // the public write key's own endpoint
+			for _, line := range aliases {
+				if code, answer := s.track(t, "/v1/alias", line); code != 200 {
+					t.Fatalf("POST /v1/alias %s: %d %s", line, code, answer)
+				}
+			}
+			s.waitStored(t)
+		}
+		check(a.name+", live", s, apart)
+		s.waymark(t, "resessionize")
+		check(a.name+", after resessionize", s, apart)
+	}
+	s := arriveCallByCall(t, nil, [][][]string{{slices.Concat(laptop, buyers, aliases)}}, "--alias-joins-users")
+	check("--alias-joins-users", s, joined)
+	s.waymark(t, "resessionize", "--alias-joins-users")
+	check("--alias-joins-users, after resessionize", s, joined)
+	// The flag turned off: serve restarted replays the stored aliases as joining no one, and
+	// resessionize gives the persons of a fresh ingest.
+	s.stop(t)
+	broker, database := s.broker, s.database
+	s = startServe(t, "--kafka-brokers", broker, "--clickhouse-database", database)
+	s.broker, s.database = broker, database
+	s.sendBatch(t, `{"type":"page","anonymousId":"f3-other","name":"Home","timestamp":"2024-09-01T09:00:00Z","messageId":"f3-11"}`)
+	s.waitStored(t)
+	check("--alias-joins-users, then restarted without", s, apart)
+	s.waymark(t, "resessionize")
+	check("--alias-joins-users, then resessionized without", s, apart)
 }

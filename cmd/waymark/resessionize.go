@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"time"
 
 	"github.com/waymark-dev/waymark/sessionize"
@@ -51,6 +52,15 @@ func runResessionize(ctx context.Context, args []string, stdout io.Writer, log *
 		return err
 	}
 	core.RestoreLinks(links)
+	// As a restarted serve does (sessionize.Runner): a device an alias named before any of its
+	// events was seen names its key once they are stored.
+	if ids := core.AliasedNonDevices(); len(ids) > 0 {
+		_, seen, err := st.DeviceLinks(ctx, ids, math.MaxUint64)
+		if err != nil {
+			return err
+		}
+		core.SeenAsDevices(seen)
+	}
 	var changed, deleted int
 	const chunk = 1000
 	for start := 0; start < len(keys); start += chunk {

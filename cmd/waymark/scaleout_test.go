@@ -221,6 +221,9 @@ func waitGroupStable(t *testing.T, broker, group string, n int) {
 // bob's alias then joined bob to alice through that reading, and his order was alice's. Now a
 // device signed in on by its own events is never read as a userId (sessionize.identities.linksOf):
 // each user's order is theirs, the device's views go to whoever was signed in then.
+//
+// The consumers and resessionize run with --alias-joins-users: the chain joins its userIds with
+// it alone (T6's device is read alike either way).
 func TestAliasesAcrossConsumers(t *testing.T) {
 	t.Parallel()
 	collector := startServe(t, "--roles", "collector", "--dev-broker-partitions", "6")
@@ -228,7 +231,7 @@ func TestAliasesAcrossConsumers(t *testing.T) {
 	collector.database = db
 	// Each consumer answers queries too (T6's, one HTTP call each: a CLI run costs a process).
 	consumer := func() *server {
-		s := startServe(t, "--roles", "ingest,query", "--kafka-brokers", collector.broker, "--clickhouse-database", db)
+		s := startServe(t, "--roles", "ingest,query", "--kafka-brokers", collector.broker, "--clickhouse-database", db, "--alias-joins-users")
 		s.database, s.broker = db, collector.broker
 		return s
 	}
@@ -347,7 +350,7 @@ func TestAliasesAcrossConsumers(t *testing.T) {
 	check("after a restart")
 	checkT6("after a restart")
 
-	for _, args := range [][]string{{"resessionize", "--from", "2026-06-01T00:00:00Z", "--to", "2026-06-02T00:00:00Z"}, {"resessionize"}} {
+	for _, args := range [][]string{{"resessionize", "--alias-joins-users", "--from", "2026-06-01T00:00:00Z", "--to", "2026-06-02T00:00:00Z"}, {"resessionize", "--alias-joins-users"}} {
 		stale()
 		restarted.waymark(t, args...)
 		check("after waymark " + strings.Join(args, " "))
