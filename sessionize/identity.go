@@ -58,10 +58,6 @@ type identities struct {
 	// aliasJoinsUsers reads an alias's previousId as a possibly earlier userId too, the one
 	// link that joins two persons with userIds (Config.AliasJoinsUsers; see linksOf).
 	aliasJoinsUsers bool
-	// unjoined holds the userIds ("u:" ids) of stored aliases of two userIds replayed with
-	// aliasJoinsUsers off, which join nothing (see Sessionizer.storedLink): each is a person
-	// Persons writes, one of its own too, so an override an alias wrote before is written over.
-	unjoined map[string]bool
 	// lost counts the sign-ins given to lostUser since takeLost was last called.
 	lost int
 }
@@ -120,7 +116,7 @@ func newIdentities(maxIDs int, aliasJoinsUsers bool) *identities {
 	return &identities{parent: map[string]string{}, members: map[string][]string{}, name: map[string]string{},
 		aliasTo: map[string][]string{}, aliasFrom: map[string][]string{},
 		users: map[string][]signIn{}, sharedDevices: map[string][]string{}, aliasers: map[string][]string{}, listed: map[[2]string]bool{}, devices: map[string]bool{}, reached: map[string]uint64{}, maxIDs: maxIDs,
-		aliasJoinsUsers: aliasJoinsUsers, unjoined: map[string]bool{}}
+		aliasJoinsUsers: aliasJoinsUsers}
 }
 
 // PersonLink says which person a customer key (a userId or anonymousId) belongs to: stored as an
@@ -643,15 +639,6 @@ func (g *identities) readsAsUser(device, previousID string) bool {
 	_, known := g.parent[device]
 	_, user := g.parent["u:"+previousID]
 	return !g.devices[device] && (!known || user)
-}
-
-// unjoin records that a stored alias of two userIds (users, "u:" ids) joined nothing when
-// replayed (see unjoined): each is a person, of its own if nothing else links it.
-func (g *identities) unjoin(users [2]string) {
-	for _, id := range users {
-		g.add(id)
-		g.unjoined[id] = true
-	}
 }
 
 // add makes id a person of its own, unless it is known.

@@ -53,7 +53,9 @@ type Config struct {
 	// joins two persons that each have a userId (see identities.linksOf), as PostHog applies
 	// $create_alias only to an anonymous side and wants $merge_dangerously to merge two
 	// identified persons, and Segment's Unify keeps one user_id per profile. The analogue of
-	// PostHog's $merge_dangerously is turning this on.
+	// PostHog's $merge_dangerously is turning this on. Turning it off again splits no persons it
+	// joined: their events were stored under the joined person, and the stored alias replays as
+	// the join it was (see storedLink; Mixpanel: "Merging identities is irreversible").
 	AliasJoinsUsers bool
 }
 
@@ -1701,7 +1703,10 @@ func (s *Sessionizer) RestoreLinks(links [][2]string) {
 
 // storedLink replays one stored identity link (see Output.Links for the kinds), and reports what
 // it did. Only an alias of two userIds is explicit (it joins two persons that have userIds, as
-// it did live), and only with Config.AliasJoinsUsers: without, it joins nothing; a link with a device replays as the sign-in it was, so two users never become
+// it did live), whatever Config.AliasJoinsUsers says now: that flag decides how an alias is read
+// (only with it on is one stored so, or by a build from before it), and a join it made stays, as
+// the events were stored under the joined person (Mixpanel's and PostHog's merges are not undone
+// either); a link with a device replays as the sign-in it was, so two users never become
 // one person through a device, whichever consumers linked them (each consumer links the keys of
 // its partitions: a device's, and the users whose server aliases from its id are keyed by their
 // userId). A device signed in on by its own events is marked so first (replayOrder): an alias
@@ -1717,14 +1722,6 @@ func (s *Sessionizer) storedLink(l [2]string) linkResult {
 		s.ids.signedInOwn(l[0])
 		return linkKnown
 	case storedUserAlias:
-		if !s.ids.aliasJoinsUsers {
-			// Stored live with --alias-joins-users, or by an older build: replayed as an alias is
-			// read now, joining no persons (identities.linksOf), so a restart or waymark
-			// resessionize gives the persons a fresh ingest does. Its sign-in on the previousId
-			// read as a device is stored too, device first. Persons writes the two users again.
-			s.ids.unjoin(l)
-			return linkKnown
-		}
 		if s.ids.devices["a:"+l[1][2:]] {
 			return linkKnown // its sign-in on the device is stored too, device first
 		}
@@ -1794,13 +1791,11 @@ func (s *Sessionizer) RestoreKeys(keys []string) []string {
 // A Runner writes them after it restores the stored links (see Runner.restore): an override
 // stored by a consumer that did not know every link of its person (another partition's alias,
 // see Runner.learn) is written again as the links name the person. An id whose every link was
-// refused is a person of its own, which no override was written for; but a userId of a stored
-// alias of two userIds that joined nothing (identities.unjoined) is written as its own person,
-// over the override the alias wrote when it joined.
+// refused is a person of its own, which no override was written for.
 func (s *Sessionizer) Persons() []PersonLink {
 	var out []PersonLink
 	for _, root := range slices.Sorted(maps.Keys(s.ids.members)) {
-		if len(s.ids.members[root]) > 1 || s.ids.unjoined[root] {
+		if len(s.ids.members[root]) > 1 {
 			out = append(out, s.ids.person(root)...)
 		}
 	}
