@@ -67,6 +67,13 @@ func dropoffParams() []Param {
 		Param{Name: "ids_limit", Default: "100", Usage: "person ids listed"})
 }
 
+// correlationParams are the funnel's but its breakdown (a correlation analysis ranks
+// touchpoints, not values of one), plus how many each side lists.
+func correlationParams() []Param {
+	funnel := slices.DeleteFunc(funnelParams(), func(p Param) bool { return p.Name == "breakdown" || p.Name == "breakdown_limit" })
+	return append(funnel, Param{Name: "limit", Default: "10", Usage: "touchpoints listed on each side: success correlations, then failure ones"})
+}
+
 func anchorParams() []Param {
 	return append([]Param{
 		{Name: "anchor", Usage: `event or stage name the touchpoints are counted from, [filters] optional (required); escapes as in steps`},

@@ -310,6 +310,7 @@ func TestTaobaoKnownAnswersAndIdempotentReplay(t *testing.T) {
 		{[]string{"funnel", "--steps", "Product Viewed,Order Completed", "--mode", "strict", "--breakdown", "property:category", "--breakdown-limit", "3"},
 			"funnel?steps=Product+Viewed,Order+Completed&mode=strict&breakdown=property:category&breakdown_limit=3", "property:category = (other values)"},
 		{[]string{"dropoff", "--steps", "Product Viewed,Product Added,Order Completed"}, "dropoff?steps=Product+Viewed,Product+Added,Order+Completed", "What they did instead"},
+		{[]string{"correlation", "--steps", "Product Viewed,Order Completed", "--window", "7d"}, "correlation?steps=Product+Viewed,Order+Completed&window=7d", "ODDS RATIO"},
 		{[]string{"paths", "--anchor", "Product Added", "--depth", "3"}, "paths?anchor=Product+Added&depth=3", "Product Added →"},
 		{[]string{"next", "--anchor", "Product Added", "--direction", "previous"}, "next?anchor=Product+Added&direction=previous", "previous touchpoint"},
 		{[]string{"retention", "--period", "week"}, "retention?period=week", "Repeat rate by acquisition channel"},
@@ -332,6 +333,7 @@ func TestTaobaoKnownAnswersAndIdempotentReplay(t *testing.T) {
 		{[]string{"funnel", "--steps", "A,B", "--count-by", "carts"}, "--count-by:"},
 		{[]string{"paths", "--anchor", "A", "--depth", "99"}, "--depth:"},
 		{[]string{"retention", "--period", "fortnight"}, "--period:"},
+		{[]string{"correlation", "--steps", "A,B", "--mode", "any"}, "--mode:"},
 	} {
 		cmd := exec.Command(binary, bad.args...)
 		cmd.Env = append(os.Environ(), "WAYMARK_CLICKHOUSE_ADDR="+chServer.Addr, "WAYMARK_CLICKHOUSE_DATABASE="+s.database)

@@ -40,6 +40,8 @@ var queryCommands = []queryCommand{
 		`funnel --steps "Product Viewed,Product Added,Order Completed" [--window 24h] [--mode ordered] [--breakdown channel] [--json]`, printFunnel},
 	{"dropoff", "where the customers who did not reach the next step left from, and what they did instead",
 		`dropoff --steps "Product Viewed,Order Completed" [--step 1] [--json | --csv]`, printDropoff},
+	{"correlation", "which touchpoints tell the customers who converted from those who did not (odds ratios)",
+		`correlation --steps "Product Viewed,Order Completed" [--window 24h] [--limit 10] [--json]`, printCorrelation},
 	{"paths", "the top touchpoint sequences starting or ending at an event or stage",
 		`paths --anchor "Product Viewed" [--direction start|end] [--depth 4] [--convert "Order Completed"] [--json]`, printPaths},
 	{"next", "where customers go right after (or came from right before) an event or stage",
@@ -475,6 +477,23 @@ func printDropoff(w io.Writer, v any) {
 		ids[i] = personLabel(id)
 	}
 	fmt.Fprintf(w, "\nPersons%s: %s\n", more, strings.Join(ids, ", "))
+}
+
+func printCorrelation(w io.Writer, v any) {
+	res := v.(*store.CorrelationResult)
+	fmt.Fprintf(w, "%d %s converted, %d entered and did not\n", res.SuccessTotal, res.CountBy, res.FailureTotal)
+	if res.Skewed {
+		fmt.Fprintln(w, "skewed: one side has more than 10 times the other's units (or none), the odds ratios say little")
+	}
+	tw := table(w)
+	fmt.Fprintln(tw, "CORRELATION\tODDS RATIO\tCONVERTED\tDID NOT\t  TOUCHPOINT")
+	for _, e := range res.Events {
+		fmt.Fprintf(tw, "%s\t%.4g\t%d\t%d\t  %s\n", e.CorrelationType, e.OddsRatio, e.SuccessCount, e.FailureCount, label(cmp.Or(e.Step, e.Value), e.Marker))
+	}
+	tw.Flush()
+	if res.LeftOut > 0 {
+		fmt.Fprintf(w, "%d touchpoints done by too few to be listed (under min(25, 2%%) of them)\n", res.LeftOut)
+	}
 }
 
 // personLabel is a person id as the drop-off's Persons line prints it: as it is, or quoted (see

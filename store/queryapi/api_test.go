@@ -380,7 +380,7 @@ func TestQueryStringPairsAreNeverDropped(t *testing.T) {
 func TestAnswersHoldNoNull(t *testing.T) {
 	t.Parallel()
 	srv := serve(t, nil, "V", "W", "Order Completed", "V")
-	required := map[string]url.Values{"funnel": {"steps": {"V,W"}}, "dropoff": {"steps": {"V,W"}}, "paths": {"anchor": {"V"}}, "next": {"anchor": {"V"}}}
+	required := map[string]url.Values{"funnel": {"steps": {"V,W"}}, "dropoff": {"steps": {"V,W"}}, "correlation": {"steps": {"V,W"}}, "paths": {"anchor": {"V"}}, "next": {"anchor": {"V"}}}
 	for _, name := range store.QueryNames() {
 		for _, span := range [][2]string{{"2026-03-01", "2026-03-02"}, {"2025-01-01", "2025-01-02"}} {
 			v := url.Values{"from": {span[0]}, "to": {span[1]}}

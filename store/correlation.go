@@ -1,0 +1,262 @@
+package store
+
+import (
+	"cmp"
+	"context"
+	"math"
+	"net/url"
+	"slices"
+
+	"github.com/waymark-dev/waymark/sessionize"
+)
+
+// Correlation analysis answers "what made the ones who converted different?": for every
+// touchpoint, how many of the units that entered a funnel and converted did it on their way, how
+// many of those that did not, and the odds ratio of the two. The rule is PostHog's funnel
+// correlation analysis (posthog/hogql_queries/insights/funnels/funnel_correlation_query_runner.py;
+// https://posthog.com/docs/product-analytics/correlation), on Waymark's units, touchpoints and
+// tie rule:
+//   - the units are the funnel's (persons, or sessions with count_by=sessions) that took step 1;
+//     a success reached the last step, a failure did not;
+//   - a unit's touchpoints counted are those after its step-1 event: a success's before the event
+//     that took its last step, a failure's up to the end of the conversion window (inclusive, as
+//     the funnel's window is), "after" and "before" in the one tie rule's order (time, seq, id),
+//     as next and dropoff read them (PostHog: strictly between in time); each touchpoint counts
+//     once a unit, by its label (event name, or page's);
+//   - a touchpoint that can take a step of the funnel is not counted (PostHog leaves out the
+//     steps' event names): it would tell converters apart by the funnel itself;
+//   - odds ratio = (s+1)(F−f+1) / ((S−s+1)(f+1)), s and f the successes and failures that did the
+//     touchpoint, S and F all successes and failures, 1 the prior count PostHog adds to every
+//     cell; over 1 it is a success correlation, else a failure one;
+//   - a touchpoint done by fewer than min(25, 2% of the units) is left out as insignificant
+//     (PostHog's MIN_PERSON_COUNT and MIN_PERSON_PERCENTAGE), counted in LeftOut;
+//   - Skewed says one side has more than 10 times the other's units, or none (PostHog's warning).
+//
+// The matching runs in Waymark on every engine (as sessions do), so both engines give the same
+// answer by construction.
+
+// CorrelationQuery asks which touchpoints tell the units that converted through a funnel from
+// those that entered it and did not.
+type CorrelationQuery struct {
+	// Funnel is the funnel, mode ordered or strict (a funnel in any order has no last step's event
+	// to end a success's touchpoints at), without a breakdown.
+	Funnel FunnelQuery
+	// Limit is how many touchpoints each side lists (default 10, as PostHog).
+	Limit int
+}
+
+// CorrelationResult is a correlation analysis (see CorrelationQuery): the success correlations,
+// largest odds ratio first, then the failure ones, smallest first, each at most the query's limit.
+type CorrelationResult struct {
+	// CountBy is what the totals and counts count: persons or sessions (the funnel's count_by).
+	CountBy string `json:"count_by"`
+	// SuccessTotal is the units that entered the funnel and converted; FailureTotal those that
+	// entered it and did not.
+	SuccessTotal int64 `json:"success_total"`
+	FailureTotal int64 `json:"failure_total"`
+	// Skewed is set when one side has more than 10 times the other's units, or none: the odds
+	// ratios then say little (and none is listed when a side is empty).
+	Skewed bool                   `json:"skewed"`
+	Events []CorrelatedTouchpoint `json:"events"`
+	// LeftOut is how many touchpoints were done by too few units to be listed (insignificant).
+	LeftOut int `json:"left_out"`
+}
+
+// CorrelatedTouchpoint is one touchpoint of a correlation analysis.
+type CorrelatedTouchpoint struct {
+	Value  string `json:"value"`            // the label; "" when Marker is set
+	Marker string `json:"marker,omitempty"` // a touchpoint of no name (labels.go)
+	// Step asks about the touchpoint as it was counted (TouchpointStep), to put into steps,
+	// anchor or exclude; "" with a marker.
+	Step string `json:"step,omitempty"`
+	// SuccessCount and FailureCount are the units of each side that did it.
+	SuccessCount int64 `json:"success_count"`
+	FailureCount int64 `json:"failure_count"`
+	// OddsRatio is rounded to 4 decimals (see the rule above).
+	OddsRatio float64 `json:"odds_ratio"`
+	// CorrelationType is "success" (odds ratio over 1) or "failure".
+	CorrelationType string `json:"correlation_type"`
+}
+
+// Correlation types of a CorrelatedTouchpoint, PostHog's words.
+const (
+	CorrelationSuccess = "success"
+	CorrelationFailure = "failure"
+)
+
+// The thresholds and prior of a correlation analysis, PostHog's (see CorrelationQuery).
+const (
+	correlationMinUnits   = 25
+	correlationMinShare   = 0.02
+	correlationPrior      = 1
+	correlationSkewFactor = 10
+)
+
+// ParseCorrelationQuery reads the funnel's parameters, but its breakdown, plus limit.
+func ParseCorrelationQuery(v url.Values) (CorrelationQuery, error) {
+	p := newParams(v, correlationParams())
+	fq := parseFunnel(p)
+	q := CorrelationQuery{Funnel: fq}
+	if p.err == nil && len(fq.Steps) == 1 {
+		p.fail("steps", "a correlation analysis needs at least two steps, got one: give steps (--steps) twice or more")
+	}
+	if p.err == nil && fq.Mode == ModeAny {
+		p.fail("mode", "a correlation analysis takes ordered or strict: a funnel in any order has no last step's event to end a converter's touchpoints at")
+	}
+	q.Limit = p.int("limit", 1, 1000)
+	if err := p.finish(); err != nil {
+		return q, err
+	}
+	return q, fq.Validate()
+}
+
+// Correlation answers a CorrelationQuery in one pass over the events, matched in Waymark.
+func (s *Store) Correlation(ctx context.Context, jm *sessionize.Map, q CorrelationQuery) (*CorrelationResult, error) {
+	return runQuery(ctx, s, "correlation", func(ctx context.Context) (*CorrelationResult, error) { return s.correlationQuery(ctx, jm, q) })
+}
+
+func (s *Store) correlationQuery(ctx context.Context, jm *sessionize.Map, q CorrelationQuery) (*CorrelationResult, error) {
+	fq := q.Funnel
+	if err := fq.Validate(); err != nil {
+		return nil, err
+	}
+	n := len(fq.Steps)
+	if n < 2 {
+		return nil, paramErrorf("steps", "a correlation analysis needs at least two steps")
+	}
+	if fq.Mode == ModeAny {
+		return nil, paramErrorf("mode", "a correlation analysis takes ordered or strict")
+	}
+	if q.Limit <= 0 {
+		q.Limit = 10
+	}
+	if err := s.checkFunnelNames(ctx, jm, fq); err != nil {
+		return nil, err
+	}
+	plan, err := planFunnel(jm, fq)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.boundVisits(ctx, plan, fq); err != nil {
+		return nil, err
+	}
+	tracked, first := plan.readAlso(labelSQL)
+	if len(plan.scan.preds) > 64 {
+		return nil, paramErrorf("steps", "too many conditions")
+	}
+	c := correlationCounts{success: map[string]int64{}, failure: map[string]int64{}, seen: map[string]bool{}}
+	agg := newFunnelAgg(n, false)
+	err = s.matchHere(ctx, "correlation", plan, fq, agg, func(_ string, unit []unitEvent, attrs attrTable, level int, path []int) {
+		if level == 0 {
+			return
+		}
+		clear(c.seen)
+		start, end := correlationSpan(unit, path, level == n, plan.spec.window)
+		for _, e := range unit[start:end] {
+			if e.mask&tracked != 0 && e.steps == 0 {
+				c.seen[attrs.value(e.at, first)] = true
+			}
+		}
+		c.add(level == n)
+	})
+	if err != nil {
+		return nil, err
+	}
+	res := c.result(q.Limit, jm)
+	res.CountBy = agg.result(fq).CountBy
+	return res, nil
+}
+
+// correlationSpan returns the events of the unit a correlation analysis reads (see
+// CorrelationQuery), unit[start:end]: after its step-1 event, up to the event of its last step
+// when it converted (exclusive), else to the end of the window from its step-1 event (µs,
+// inclusive).
+func correlationSpan(unit []unitEvent, path []int, converted bool, window int64) (start, end int) {
+	start = path[0] + 1
+	if converted {
+		return start, stepEvent(unit, path)
+	}
+	last := unit[path[0]].t + window
+	for end = start; end < len(unit) && unit[end].t <= last; end++ {
+	}
+	return start, end
+}
+
+// correlationCounts gathers a correlation analysis: per touchpoint label the units of each side
+// that did it, and the units of each side.
+type correlationCounts struct {
+	success, failure           map[string]int64
+	successTotal, failureTotal int64
+	seen                       map[string]bool // the labels of the unit being counted
+}
+
+// add counts the unit whose labels are in seen, on the success side when converted.
+func (c *correlationCounts) add(converted bool) {
+	counts := c.failure
+	if converted {
+		counts, c.successTotal = c.success, c.successTotal+1
+	} else {
+		c.failureTotal++
+	}
+	for label := range c.seen {
+		countKey(counts, label)
+	}
+}
+
+// result lists the correlations (see CorrelationQuery), each side at most limit long.
+func (c *correlationCounts) result(limit int, jm *sessionize.Map) *CorrelationResult {
+	S, F := c.successTotal, c.failureTotal
+	res := &CorrelationResult{SuccessTotal: S, FailureTotal: F, Events: []CorrelatedTouchpoint{},
+		Skewed: S == 0 || F == 0 || S > correlationSkewFactor*F || F > correlationSkewFactor*S}
+	if S == 0 || F == 0 {
+		return res
+	}
+	labels := map[string]bool{}
+	for l := range c.success {
+		labels[l] = true
+	}
+	for l := range c.failure {
+		labels[l] = true
+	}
+	type scored struct {
+		label string
+		s, f  int64
+		odds  float64
+	}
+	var success, failure []scored
+	for label := range labels {
+		s, f := c.success[label], c.failure[label]
+		if float64(s+f) < min(correlationMinUnits, correlationMinShare*float64(S+F)) {
+			res.LeftOut++
+			continue
+		}
+		const k = correlationPrior
+		odds := float64((s+k)*(F-f+k)) / float64((S-s+k)*(f+k))
+		if odds > 1 {
+			success = append(success, scored{label, s, f, odds})
+		} else {
+			failure = append(failure, scored{label, s, f, odds})
+		}
+	}
+	slices.SortFunc(success, func(a, b scored) int {
+		return cmp.Or(cmp.Compare(b.odds, a.odds), cmp.Compare(sortKey(a.label), sortKey(b.label)), cmp.Compare(a.label, b.label))
+	})
+	slices.SortFunc(failure, func(a, b scored) int {
+		return cmp.Or(cmp.Compare(a.odds, b.odds), cmp.Compare(sortKey(a.label), sortKey(b.label)), cmp.Compare(a.label, b.label))
+	})
+	for _, side := range []struct {
+		list []scored
+		typ  string
+	}{{success, CorrelationSuccess}, {failure, CorrelationFailure}} {
+		for _, sc := range side.list[:min(limit, len(side.list))] {
+			value, marker := splitLabel(sc.label)
+			t := CorrelatedTouchpoint{Value: value, Marker: marker, SuccessCount: sc.s, FailureCount: sc.f,
+				OddsRatio: math.Round(sc.odds*1e4) / 1e4, CorrelationType: side.typ}
+			if marker == "" {
+				t.Step = TouchpointStep(jm, sc.label)
+			}
+			res.Events = append(res.Events, t)
+		}
+	}
+	return res
+}

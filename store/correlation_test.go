@@ -1,0 +1,112 @@
+package store_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/waymark-dev/waymark/ingest"
+	"github.com/waymark-dev/waymark/store"
+)
+
+// TestCorrelationCountsTheSpanOfEachUnit: a correlation analysis of Product Viewed → Order
+// Completed (1 h) over five converters and five who did not, on a real ClickHouse. Counted:
+// the touchpoints after the step-1 event, up to the order (exclusive, in the tie rule's order:
+// a chat opened in the order's second and sent before it counts, a wishlist add sent after it
+// does not) or to the window's end (inclusive: shipping costs read at 1 h count, a coupon at 1 h
+// 1 s does not). Not counted: what came before step 1 (a newsletter), after the order (a review
+// written), a second product view (it can take step 1), and the units that never took step 1.
+func TestCorrelationCountsTheSpanOfEachUnit(t *testing.T) {
+	t.Parallel()
+	seq := int64(0)
+	at := func(user, name string, offset int) ingest.Event {
+		seq++
+		e := ev(user, name, offset)
+		e.Seq, e.MessageID = seq, fmt.Sprintf("%s-%d", user, seq)
+		return e
+	}
+	var events []ingest.Event
+	for _, c := range []string{"c1", "c2", "c3"} {
+		events = append(events, at(c, "Product Viewed", 0), at(c, "Size Guide Opened", 60), at(c, "Order Completed", 300))
+	}
+	events = append(events,
+		at("c1", "Review Read", 120), at("c1", "Review Written", 400),
+		at("c4", "Newsletter Opened", -100), at("c4", "Product Viewed", 0), at("c4", "Order Completed", 300),
+		at("c5", "Product Viewed", 0), at("c5", "Chat Opened", 300), at("c5", "Order Completed", 300), at("c5", "Wishlist Added", 300),
+		at("f1", "Product Viewed", 0), at("f1", "Shipping Costs Viewed", 60),
+		at("f2", "Product Viewed", 0), at("f2", "Shipping Costs Viewed", 60),
+		at("f3", "Product Viewed", 0), at("f3", "Shipping Costs Viewed", 60), at("f3", "Size Guide Opened", 120),
+		at("f4", "Product Viewed", 0), at("f4", "Shipping Costs Viewed", 3600), at("f4", "Coupon Entered", 3601),
+		at("f5", "Product Viewed", 0), at("f5", "Product Viewed", 30), at("f5", "Review Read", 50),
+		at("n1", "Shipping Costs Viewed", 0), at("n1", "Coupon Entered", 10),
+	)
+	s := openStore(t)
+	writeEvents(t, s, events)
+	jm := defaultMap(t)
+	// The odds ratios by hand, S = F = 5: Size Guide Opened (3+1)(5-1+1)/((5-3+1)(1+1)) = 20/6;
+	// Chat Opened 2·6/(5·1); Shipping Costs Viewed 1·2/(6·5); Review Read 2·5/(5·2) = 1, a failure.
+	for _, tt := range []struct {
+		limit int
+		want  string
+	}{
+		{10, "success Size Guide Opened 3/1 3.3333; success Chat Opened 1/0 2.4; failure Shipping Costs Viewed 0/4 0.0667; failure Review Read 1/1 1"},
+		{1, "success Size Guide Opened 3/1 3.3333; failure Shipping Costs Viewed 0/4 0.0667"},
+	} {
+		v := url.Values{"steps": {"Product Viewed,Order Completed"}, "window": {"1h"}, "limit": {fmt.Sprint(tt.limit)}}
+		res, err := s.Query(context.Background(), jm, "correlation", v)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r := res.(*store.CorrelationResult)
+		var got []string
+		for _, e := range r.Events {
+			got = append(got, fmt.Sprintf("%s %s %d/%d %v", e.CorrelationType, e.Value, e.SuccessCount, e.FailureCount, e.OddsRatio))
+		}
+		if g := strings.Join(got, "; "); g != tt.want || r.SuccessTotal != 5 || r.FailureTotal != 5 || r.Skewed || r.LeftOut != 0 || r.CountBy != store.CountPersons {
+			t.Errorf("limit %d: %d converted, %d not, skewed %t, left out %d, by %s: %s\nwant 5, 5, false, 0, persons: %s",
+				tt.limit, r.SuccessTotal, r.FailureTotal, r.Skewed, r.LeftOut, r.CountBy, g, tt.want)
+		}
+	}
+	// Strict: a tracked event strictly between the steps in time stops the unit, so c4 (nothing
+	// between its view and its order) and c5 (its chat is in the order's second) convert; every
+	// other unit that took step 1 is a failure, whose span is its window.
+	res, err := s.Correlation(context.Background(), jm, store.CorrelationQuery{Funnel: store.FunnelQuery{
+		Steps: []string{"Product Viewed", "Order Completed"}, Window: time.Hour, Mode: store.ModeStrict}, Limit: 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.SuccessTotal != 2 || res.FailureTotal != 8 || res.Skewed {
+		t.Errorf("strict: %d converted, %d not, skewed %t; want 2, 8, false", res.SuccessTotal, res.FailureTotal, res.Skewed)
+	}
+}
+
+// TestCorrelationParameters: what a correlation analysis refuses, naming the parameter.
+func TestCorrelationParameters(t *testing.T) {
+	t.Parallel()
+	for _, tt := range []struct {
+		query, param string
+	}{
+		{"steps=A", "steps"},
+		{"steps=A,B&mode=any", "mode"},
+		{"steps=A,B&breakdown=channel", "breakdown"},
+		{"steps=A,B&limit=0", "limit"},
+		{"steps=A,B&step=1", "step"},
+	} {
+		v, err := url.ParseQuery(tt.query)
+		if err != nil {
+			t.Fatal(err)
+		}
+		err = store.CheckParams("correlation", v)
+		var pe *store.ParamError
+		if !errors.As(err, &pe) || pe.Param != tt.param {
+			t.Errorf("%s: %v, want an error naming %s", tt.query, err, tt.param)
+		}
+	}
+	if err := store.CheckParams("correlation", url.Values{"steps": {"A,B"}, "mode": {"strict"}, "count_by": {"sessions"}}); err != nil {
+		t.Errorf("steps=A,B&mode=strict&count_by=sessions: %v", err)
+	}
+}
