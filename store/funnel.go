@@ -49,6 +49,21 @@ type FunnelQuery struct {
 	Exclusions []Exclusion
 	// CountBy is persons (default) or sessions, where a session is the window.
 	CountBy string
+	// Hold is the name of an event property held constant (Amplitude's and Mixpanel's "hold
+	// property constant"), as a breakdown's property is named; "" holds none. A unit then takes
+	// the steps with events of one value of it only: it reaches step k when, for some value v,
+	// events with the value v take steps 1…k as the mode says, and an event without the property
+	// (unset, null or empty, a breakdown's "none") takes no step. Amplitude: "An event property
+	// can only hold constant when you instrument it for every event in the funnel"
+	// (amplitude.com/docs/analytics/charts/funnel-analysis/funnel-analysis-hold-properties-constant).
+	// A unit with several values counts once, at the furthest step any one value reaches, as
+	// every unit counts once per step here (Mixpanel's unique users); Amplitude counts each
+	// (user, value) pair that converts instead, "the user counts Y times" (the same page).
+	// Exclusions and strict order are not held: any excluded (strict: any tracked) event of the
+	// unit between two steps rules the path out, whatever its value. The canonical path is the
+	// held value's that gets furthest, then whose canonical path is earliest, then of the smaller
+	// breakdown value, then of the smaller held value (holdFinder).
+	Hold string
 	// Breakdown splits the answer by a value; zero: no breakdown.
 	Breakdown Breakdown
 	// BreakdownLimit is how many breakdown values are listed, the largest first; the rest are
@@ -109,6 +124,7 @@ type FunnelResult struct {
 	Steps     []FunnelStep  `json:"steps"`
 	Mode      Mode          `json:"mode"`
 	CountBy   string        `json:"count_by"`
+	Hold      string        `json:"hold,omitempty"` // the held property as hold takes it (property:product_id); omitted: none
 	Breakdown string        `json:"breakdown,omitempty"`
 	Groups    []FunnelGroup `json:"breakdown_groups,omitempty"`
 	// TimeToConvert is the distribution of the time from the first step to the last among the
@@ -155,6 +171,10 @@ func (q *FunnelQuery) Validate() error {
 		return paramErrorf("count_by", "%q is not one of persons, sessions", q.CountBy)
 	case q.Mode == ModeAny && len(q.Exclusions) > 0:
 		return paramErrorf("exclude", "exclusions need mode ordered or strict")
+	case q.Hold != "" && strings.TrimSpace(q.Hold) == "":
+		return paramErrorf("hold", "a property of spaces only is written escaped: property:\\ ")
+	case len(q.Hold) > MaxTextBytes:
+		return paramErrorf("hold", "%d bytes, at most %d", len(q.Hold), MaxTextBytes)
 	}
 	if err := CheckRange(q.From, q.To); err != nil {
 		return err
@@ -298,7 +318,7 @@ func (s *Store) matchHere(ctx context.Context, kind string, plan *funnelPlan, q 
 				s.log.Info("matching a unit with many events; --query-timeout bounds the query", "query", kind, "events", len(unit))
 			}
 			values := breakdownValues{attrs: attrs, col: plan.attr}
-			level, path, err := finder.reach(ctx, unit, values)
+			level, path, unit, err := finder.reachHeld(ctx, unit, values, plan.hold)
 			if err != nil {
 				return err
 			}
@@ -335,6 +355,7 @@ type funnelPlan struct {
 	attr        int            // index of the breakdown attribute read per event, or -1
 	traitCond   int            // condition marking events that carry the trait, or -1
 	keyAttr     int            // index of the customer_key attribute (count by sessions, entryBy), or -1
+	hold        int            // 1 + the index of the held property's attribute (FunnelQuery.Hold); 0: none
 	bySessions  bool           // the units are sessions (count by sessions), not persons
 	keep        uint64         // conditions whose events are kept though they take no step
 	dropoff     *dropoffPlan   // a drop-off's own reads, or nil
@@ -415,11 +436,16 @@ func (s *Store) checkFunnelNames(ctx context.Context, jm *sessionize.Map, q Funn
 			return err
 		}
 	}
+	if q.Hold != "" {
+		if err := s.checkBreakdownKey(ctx, "hold", ingest.PropertyKey(q.Hold)); err != nil {
+			return err
+		}
+	}
 	switch q.Breakdown.By {
 	case "property":
-		return s.checkBreakdownKey(ctx, ingest.PropertyKey(q.Breakdown.Name))
+		return s.checkBreakdownKey(ctx, "breakdown", ingest.PropertyKey(q.Breakdown.Name))
 	case "trait":
-		return s.checkBreakdownKey(ctx, ingest.TraitPrefix+q.Breakdown.Name)
+		return s.checkBreakdownKey(ctx, "breakdown", ingest.TraitPrefix+q.Breakdown.Name)
 	}
 	return nil
 }
@@ -504,6 +530,10 @@ func planFunnel(jm *sessionize.Map, q FunnelQuery) (*funnelPlan, error) {
 	}
 	if len(attrs) > 0 {
 		p.attr = 0
+	}
+	if q.Hold != "" {
+		attrs = append(attrs, propertyValue(q.Hold))
+		p.hold = len(attrs) // 1 + its column
 	}
 	preds := make([]predicate, 0, len(p.conds)+1)
 	for _, c := range p.conds {
@@ -806,6 +836,9 @@ func (a *funnelAgg) add(mode Mode, unit []unitEvent, values breakdownValues, lev
 
 func (a *funnelAgg) result(q FunnelQuery) *FunnelResult {
 	res := &FunnelResult{Mode: q.Mode, CountBy: q.CountBy, Breakdown: q.Breakdown.String()}
+	if q.Hold != "" {
+		res.Hold = "property:" + EscapeStep(q.Hold)
+	}
 	if q.CountBy != CountSessions {
 		res.WindowSeconds = new(q.Window.Seconds())
 	}

@@ -92,7 +92,8 @@ type pathFinder struct {
 	enter  []uint64
 	m      matcher
 	fits   map[uint64]bool
-	path   []int // the path reach returns, reused from unit to unit
+	path   []int      // the path reach returns, reused from unit to unit
+	hold   holdFinder // reachHeld's
 
 	ctx  context.Context
 	work int

@@ -309,3 +309,80 @@ func TestPathFinderStopsWhenTheQueryIsDone(t *testing.T) {
 		t.Errorf("reach after the deadline: %v, want context.DeadlineExceeded", err)
 	}
 }
+
+// TestHeldPathFinderAgreesWithTheDefinition: holding a property constant, the path finder
+// reaches what the brute force reaches with the events of each value apart (an event without a
+// value takes no step; exclusions and strict order block whatever an event's value), keeping the
+// furthest, then the canonical path of those, then the smallest value's; and the path it gives
+// is one of a single value, valid in the unit it returns.
+func TestHeldPathFinderAgreesWithTheDefinition(t *testing.T) {
+	t.Parallel()
+	rng := rand.New(rand.NewPCG(5, 6))
+	modes := []Mode{ModeOrdered, ModeStrict, ModeAny}
+	held := []string{"", "x", "y", "z"}
+	for iter := range 20000 {
+		spec := matchSpec{steps: 1 + rng.IntN(4), mode: modes[rng.IntN(3)], from: -1 << 62, to: 1 << 62,
+			window: int64(1000 * (1 + rng.IntN(4)))}
+		if rng.IntN(3) == 0 {
+			spec.from = int64(1000 * rng.IntN(3))
+		}
+		n := rng.IntN(9)
+		// Attribute column 0 is the breakdown (letters: a, b, c at 0, 1, 2), column 1 the held
+		// value of the event whose at is 3 + its index.
+		attrs := attrTable{values: make([]string, 2*(3+n)), stride: 3 + n, width: 2}
+		copy(attrs.values, []string{"a", "b", "c"})
+		var ev []unitEvent
+		for range n {
+			e := unitEvent{t: int64(1000 * rng.IntN(5)), steps: uint64(rng.IntN(1 << spec.steps)), attr: int32(1 + rng.IntN(3))}
+			if spec.mode != ModeAny && rng.IntN(4) == 0 {
+				e.blocks = uint64(rng.IntN(1 << spec.steps))
+			}
+			ev = append(ev, e)
+		}
+		sortUnitEvents(ev)
+		for i := range ev {
+			ev[i].at = int32(3 + i)
+			attrs.values[attrs.stride+3+i] = held[rng.IntN(len(held))]
+		}
+		heldOf := func(i int) string { return attrs.value(ev[i].at, 1) }
+		wantLevel, wantPath := 0, []int(nil)
+		for _, v := range held[1:] {
+			only := slices.Clone(ev)
+			for i := range only {
+				if heldOf(i) != v {
+					only[i].steps = 0
+				}
+			}
+			level, path := brutePath(spec, only)
+			if level > wantLevel || level == wantLevel && level > 0 && pathLess(ev, path, wantPath) {
+				wantLevel, wantPath = level, path
+			}
+		}
+		values := breakdownValues{attrs: attrs, col: 0}
+		gotLevel, gotPath, matched, err := newPathFinder(spec).reachHeld(context.Background(), ev, values, 2)
+		if err != nil {
+			t.Fatal(err)
+		}
+		observe := func(path []int) string {
+			var parts []string
+			for i, p := range path {
+				parts = append(parts, fmt.Sprint(ev[p].t))
+				if i == 0 {
+					parts = append(parts, values.of(ev[p]), heldOf(p))
+				}
+			}
+			return strings.Join(parts, " ")
+		}
+		if gotLevel != wantLevel || observe(gotPath) != observe(wantPath) {
+			t.Fatalf("case %d: reachHeld = %d %v, want %d %v\nspec %+v\nevents %+v\nheld %q", iter, gotLevel, gotPath, wantLevel, wantPath, spec, ev, attrs.values[attrs.stride:])
+		}
+		for _, i := range gotPath {
+			if heldOf(i) == "" || heldOf(i) != heldOf(gotPath[0]) || matched[i].steps != ev[i].steps {
+				t.Fatalf("case %d: path %v is not of one value\nevents %+v\nheld %q", iter, gotPath, ev, attrs.values[attrs.stride:])
+			}
+		}
+		if spec.mode != ModeAny && gotLevel > 0 && !validPath(spec, matched, gotPath) {
+			t.Fatalf("case %d: path %v is not a valid path\nspec %+v\nevents %+v", iter, gotPath, spec, matched)
+		}
+	}
+}

@@ -295,17 +295,21 @@ func (s *Store) checkProperties(ctx context.Context, param string, keys ...strin
 	return s.unknownKeyError(ctx, param, missing[0])
 }
 
-// checkBreakdownKey is checkProperties for a breakdown, which groups by a property's or trait's
-// whole value: a key stored only as a list's items (products.category) is refused saying so.
+// checkBreakdownKey is checkProperties for a breakdown (param "breakdown"), which groups by a
+// property's or trait's whole value, or a held property (param "hold", FunnelQuery.Hold), which
+// holds its whole value constant: a key stored only as a list's items (products.category) is refused saying so.
 //
 // A key that is a list's items on some events and a property on others (products.price of
 // {"products": {"price": 3}} on one event, of a list of products on the others) is refused too:
 // grouped by the property, every event with the list would be counted under none (tester 34's
 // F2). A list's own name (tags of ["sale", "new"]) is a property of the same events, its whole
 // text, and is grouped by it.
-func (s *Store) checkBreakdownKey(ctx context.Context, key string) error {
+func (s *Store) checkBreakdownKey(ctx context.Context, param, key string) error {
 	name, _ := ingest.PropertyName(key)
-	refuse := paramErrorf("breakdown", "%q names members of a list's items, and a breakdown groups by a property's whole value: filter by it (Order Completed[%s=…]), or break down by the whole list", name, name)
+	refuse := paramErrorf(param, "%q names members of a list's items, and a breakdown groups by a property's whole value: filter by it (Order Completed[%s=…]), or break down by the whole list", name, name)
+	if param == "hold" {
+		refuse = paramErrorf(param, "%q names members of a list's items, and a funnel holds a property's whole value constant: filter by it (Order Completed[%s=…]), or hold the whole list", name, name)
+	}
 	missing, err := s.unknownKeys(ctx, "prop_keys", s.properties, []string{key})
 	if err != nil {
 		return err
@@ -323,7 +327,7 @@ func (s *Store) checkBreakdownKey(ctx context.Context, key string) error {
 	if len(missing) == 0 {
 		return refuse
 	}
-	return s.unknownKeyError(ctx, "breakdown", key)
+	return s.unknownKeyError(ctx, param, key)
 }
 
 // listMembersOnly reports whether some stored event has key among its list items
@@ -399,7 +403,12 @@ func (s *Store) otherKindHint(ctx context.Context, param, key string) (string, e
 		name, _ := ingest.PropertyName(key)
 		other = ingest.TraitPrefix + name
 		hint = "; a trait of that name is stored: breakdown=trait:" + EscapeStep(name)
-		if param != "breakdown" {
+		switch param {
+		case "breakdown":
+		case "hold":
+			// A trait is the person's latest value, the same on all their events (parseHold).
+			hint = "; a trait of that name is stored, which is the person's, the same on all their events: a funnel breaks down by it, breakdown=trait:" + EscapeStep(name)
+		default:
 			// Only a funnel breaks down: a filter, of whatever query, cannot test a trait.
 			hint = "; a trait of that name is stored, and a filter tests an event's properties: a funnel breaks down by it, breakdown=trait:" + EscapeStep(name)
 		}

@@ -51,6 +51,7 @@ func funnelParams() []Param {
 		{Name: "mode", Default: string(ModeOrdered), Usage: "ordered, strict (no other tracked event between steps) or any (any order within the window)"},
 		{Name: "exclude", List: true, Usage: `comma-separated exclusions "Event" (between first and last step) or "Event:2-3"; escapes as in steps`},
 		{Name: "count_by", Default: CountPersons, Usage: "persons, or sessions (each session is the window)"},
+		{Name: "hold", Usage: "property:NAME held constant: a unit takes the steps only with events of one value of it (the product viewed is the one ordered); events without it take no step"},
 		{Name: "breakdown", Usage: "channel, campaign, device, trait:NAME or property:NAME (value at step 1)"},
 		{Name: "breakdown_limit", Default: "20", Usage: "breakdown values listed; the rest are summed as (other)"},
 	}, rangeParams()...)
@@ -399,7 +400,7 @@ func (p *params) timeRange() (from, to time.Time) {
 
 // ParseFunnelQuery builds a FunnelQuery from text parameters: steps (comma-separated; a comma in
 // a step is escaped, \, as steps.go describes), window, from, to, mode, exclude ("Event" or
-// "Event:2-3", comma-separated), count_by, breakdown
+// "Event:2-3", comma-separated), count_by, hold ("property:product_id"), breakdown
 // ("channel", "trait:customer_type", …) and breakdown_limit. Errors start with the parameter's name.
 func ParseFunnelQuery(v url.Values) (FunnelQuery, error) {
 	p := newParams(v, funnelParams())
@@ -431,6 +432,7 @@ func parseFunnel(p *params) FunnelQuery {
 		}
 		q.Exclusions = append(q.Exclusions, e)
 	}
+	q.Hold = parseHold(p)
 	if !slices.ContainsFunc(p.schema, func(sp Param) bool { return sp.Name == "breakdown" }) {
 		return q // a drop-off's (dropoffParams)
 	}
@@ -442,4 +444,30 @@ func parseFunnel(p *params) FunnelQuery {
 	}
 	q.BreakdownLimit = p.int("breakdown_limit", 1, 1000)
 	return q
+}
+
+// parseHold reads hold, written as a breakdown names a property (property:NAME, the name read as
+// a step's filter reads its field: fieldName), and returns the property's name, "" when not
+// given. A trait is refused, naming hold: a trait is the person's latest value (the breakdown's
+// rule), the same on all of a unit's events, so holding it constant would hold nothing; so is
+// any other kind a breakdown takes (channel, campaign, device), which Amplitude and Mixpanel do
+// not hold either: they hold an event's properties.
+func parseHold(p *params) string {
+	h := p.step("hold")
+	if h == "" {
+		return ""
+	}
+	by, name, _ := strings.Cut(h, ":")
+	name = fieldName(lexStep(name))
+	switch {
+	case by == "property" && name != "":
+		return name
+	case by == "property":
+		p.fail("hold", "%q: property takes a name (property:product_id)", h)
+	case by == "trait":
+		p.fail("hold", "%.100q: a trait is the person's latest value, the same on all their events, so holding it constant holds nothing: hold an event's property (property:NAME), or break down by the trait", h)
+	default:
+		p.fail("hold", "%.100q is not property:NAME: a funnel holds an event's property constant (hold=property:product_id)", h)
+	}
+	return ""
 }

@@ -111,7 +111,8 @@ func refDropoff(jm *sessionize.Map, d refData, q store.FunnelQuery, k int) strin
 // refStepEvent is the event of unit a drop-off reads from: of the events at the time of the
 // path's last event, in the unit's order, the one the path's last step takes when the path's
 // steps at that time are given, in step order, each to the first such event that can take it
-// and no earlier step took (in mode any, whose path is its step-1 event, step 1's).
+// and no earlier step took (in mode any, whose path is its step-1 event, step 1's). Holding a
+// property constant, only the events of the path's value can take its steps.
 func refStepEvent(jm *sessionize.Map, q store.FunnelQuery, unit []refEvent, path []int) int {
 	k := len(path) - 1
 	t := unit[path[k]].t
@@ -124,7 +125,7 @@ func refStepEvent(jm *sessionize.Map, q store.FunnelQuery, unit []refEvent, path
 	for j := first; j <= k; j++ {
 		pick := -1
 		for i, e := range unit {
-			if e.t == t && !taken[i] && matchesStep(jm, q.Steps[j], unit, i) {
+			if e.t == t && !taken[i] && matchesStep(jm, q.Steps[j], unit, i) && (q.Hold == "" || refHeld(q, e) == refHeld(q, unit[path[0]])) {
 				pick = i
 				break
 			}

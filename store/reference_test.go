@@ -286,7 +286,10 @@ func matchesStep(jm *sessionize.Map, step string, evs []refEvent, i int) bool {
 }
 
 // refPath is a unit's furthest step and canonical path (smallest times, then smallest breakdown
-// value of the first event), by trying every sequence of distinct events.
+// value of the first event), by trying every sequence of distinct events. Holding a property
+// constant (q.Hold), it tries the sequences of each value's events apart (an event without the
+// property takes no step) and keeps the furthest, then the canonical one of those, then the one
+// of the smallest value.
 func refPath(jm *sessionize.Map, q store.FunnelQuery, evs []refEvent, attr func(refEvent) string) (int, []int) {
 	n := len(q.Steps)
 	match := make([][]bool, len(evs))
@@ -296,6 +299,53 @@ func refPath(jm *sessionize.Map, q store.FunnelQuery, evs []refEvent, attr func(
 			match[i][k] = matchesStep(jm, step, evs, i)
 		}
 	}
+	if q.Hold == "" {
+		return refSearch(q, evs, attr, match)
+	}
+	var values []string
+	for _, e := range evs {
+		if v := refHeld(q, e); v != "" && !slices.Contains(values, v) {
+			values = append(values, v)
+		}
+	}
+	slices.Sort(values)
+	best, bestPath := 0, []int(nil)
+	for _, v := range values {
+		held := make([][]bool, len(evs))
+		for i := range evs {
+			held[i] = make([]bool, n)
+			for k := range n {
+				held[i][k] = match[i][k] && refHeld(q, evs[i]) == v
+			}
+		}
+		level, path := refSearch(q, evs, attr, held)
+		if level > best || level == best && level > 0 && refEarlier(evs, attr, path, bestPath) {
+			best, bestPath = level, path
+		}
+	}
+	return best, bestPath
+}
+
+// refHeld is the value of the held property (q.Hold) on e, "" for none.
+func refHeld(q store.FunnelQuery, e refEvent) string {
+	v, _ := e.Property(q.Hold)
+	return v
+}
+
+// refEarlier reports whether path a comes before path b of the same length: smaller times in
+// order, then a smaller breakdown value of its first event.
+func refEarlier(evs []refEvent, attr func(refEvent) string, a, b []int) bool {
+	for i := range a {
+		if evs[a[i]].t != evs[b[i]].t {
+			return evs[a[i]].t < evs[b[i]].t
+		}
+	}
+	return attr(evs[a[0]]) < attr(evs[b[0]])
+}
+
+// refSearch is refPath where event i can take step k when match[i][k].
+func refSearch(q store.FunnelQuery, evs []refEvent, attr func(refEvent) string, match [][]bool) (int, []int) {
+	n := len(q.Steps)
 	from, to := int64(math.MinInt64), int64(math.MaxInt64)
 	if !q.From.IsZero() {
 		from = q.From.UnixMicro()
@@ -307,14 +357,7 @@ func refPath(jm *sessionize.Map, q store.FunnelQuery, evs []refEvent, attr func(
 	if q.CountBy == store.CountSessions {
 		window = math.MaxInt64 / 2
 	}
-	less := func(a, b []int) bool {
-		for i := range a {
-			if evs[a[i]].t != evs[b[i]].t {
-				return evs[a[i]].t < evs[b[i]].t
-			}
-		}
-		return attr(evs[a[0]]) < attr(evs[b[0]])
-	}
+	less := func(a, b []int) bool { return refEarlier(evs, attr, a, b) }
 	excluded := func(x refEvent, gap int) bool { // gap g: between step g+1 and g+2
 		if q.Mode == store.ModeStrict && x.tracked {
 			return true

@@ -74,7 +74,7 @@ const FunnelUDFName = "waymark_funnel"
 
 // udfSpecVersion changes whenever udfSpec or an answer's encoding changes meaning: a server
 // running another release's binary then fails the query with a message saying so.
-const udfSpecVersion = 16
+const udfSpecVersion = 17
 
 // specOncePerBlock is how a query passes its spec (the argument bound in its place) to
 // waymark_funnel: in the first row of each block, empty in the others. ClickHouse hands the UDF
@@ -123,6 +123,9 @@ type udfSpec struct {
 	BySessions bool   `json:"by_sessions,omitempty"`
 	EntryBy    string `json:"entry_by,omitempty"`
 	EntryCond  int    `json:"entry_cond,omitempty"`
+	// Hold is 1 + the attribute column of the property held constant (funnelPlan.hold,
+	// FunnelQuery.Hold), 0 (absent): none; since spec version 17.
+	Hold int `json:"hold,omitempty"`
 	// Dropoff, when set, asks for each unit that stops before the last step where it left from
 	// (dropoffPlan).
 	Dropoff *udfDropoff `json:"dropoff,omitempty"`
@@ -343,7 +346,7 @@ func (a *udfAnchor) check(attrs int, keep uint64) error {
 // read is).
 func (p *funnelPlan) udfSpec(timeout time.Duration, pack *udfPack) string {
 	u := udfSpec{Version: udfSpecVersion, Steps: p.spec.steps, Mode: p.spec.mode, From: p.spec.from, To: p.spec.to,
-		Window: p.spec.window, Start: p.from, Cut: p.scan.from, Blocks: make([]uint64, len(p.conds)), Attrs: len(p.scan.attrs), Attr: p.attr,
+		Window: p.spec.window, Start: p.from, Cut: p.scan.from, Blocks: make([]uint64, len(p.conds)), Attrs: len(p.scan.attrs), Attr: p.attr, Hold: p.hold,
 		TraitCond: p.traitCond, Keep: p.keep, TimeoutMs: max(timeout.Milliseconds(), 0),
 		KeyAttr: p.keyAttr, BySessions: p.bySessions, EntryBy: p.entryBy, EntryCond: p.entryCond, Pack: pack}
 	copy(u.Blocks, p.blocks)
@@ -410,6 +413,8 @@ func parseUDFSpec(spec []byte) (*funnelPlan, error) {
 		return nil, fmt.Errorf("spec: %d attribute columns, want 0 to %d", u.Attrs, maxUDFAttrCols)
 	case u.Attr < -1 || u.Attr >= u.Attrs:
 		return nil, fmt.Errorf("spec: breakdown attribute %d of %d", u.Attr, u.Attrs)
+	case u.Hold < 0 || u.Hold > u.Attrs || u.Hold > 0 && (u.Hold-1 == u.KeyAttr || u.Anchor != nil || u.Retention != nil || u.Stages != nil):
+		return nil, fmt.Errorf("spec: held attribute %d of %d (key attribute %d), for a funnel or a drop-off only", u.Hold-1, u.Attrs, u.KeyAttr)
 	case u.Dropoff != nil && (u.Dropoff.First < 0 || u.Dropoff.First+3 > u.Attrs || bits.OnesCount64(u.Dropoff.Tracked) != 1 || u.Keep&u.Dropoff.Tracked == 0):
 		return nil, fmt.Errorf("spec: drop-off attributes from %d of %d, tracked bit %#x", u.Dropoff.First, u.Attrs, u.Dropoff.Tracked)
 	case countSet(u.Anchor != nil, u.Dropoff != nil, u.Retention != nil, u.Stages != nil) > 1:
@@ -435,7 +440,7 @@ func parseUDFSpec(spec []byte) (*funnelPlan, error) {
 		}
 	}
 	p := &funnelPlan{conds: make([]condition, len(u.Blocks)), blocks: u.Blocks, from: u.Start,
-		attr: u.Attr, traitCond: u.TraitCond, keyAttr: u.KeyAttr, bySessions: u.BySessions, entryBy: u.EntryBy, entryCond: u.EntryCond, keep: u.Keep,
+		attr: u.Attr, hold: u.Hold, traitCond: u.TraitCond, keyAttr: u.KeyAttr, bySessions: u.BySessions, entryBy: u.EntryBy, entryCond: u.EntryCond, keep: u.Keep,
 		spec: matchSpec{steps: u.Steps, mode: u.Mode, from: u.From, to: u.To, window: u.Window},
 		scan: eventScan{attrs: make([]predicate, u.Attrs), from: u.Cut}}
 	if u.Dropoff != nil {
@@ -1018,7 +1023,7 @@ func (u *udfMatcher) answerPart(p *udfPart, events []scannedEvent, attrs attrTab
 	breakdown := plan.attr >= 0
 	ctx := u.matchContext(plan.udfTimeout)
 	for _, unit := range units {
-		level, path, err := p.finder.reach(ctx, unit, values)
+		level, path, unit, err := p.finder.reachHeld(ctx, unit, values, plan.hold)
 		if errors.Is(err, context.DeadlineExceeded) {
 			return nil, fmt.Errorf("match %d events: the chunk took over the query's timeout %s", len(unit), plan.udfTimeout)
 		}
