@@ -3,9 +3,11 @@ package store_test
 import (
 	"cmp"
 	"context"
+	"errors"
 	"fmt"
 	"hash/fnv"
 	"maps"
+	"net/url"
 	"slices"
 	"strings"
 	"testing"
@@ -224,5 +226,58 @@ func TestFunnelHoldRule(t *testing.T) {
 				t.Errorf("%s, %s: got\n%s\nthe reference:\n%s", tt.name, p.name, text, ref)
 			}
 		}
+	}
+	// A property no stored event has is a 400 naming hold, with the stored one it was likely meant as.
+	_, err := paths[0].s.Funnel(context.Background(), jm, store.FunnelQuery{Steps: steps, Window: time.Hour, Hold: "Product_ID"})
+	var pe *store.ParamError
+	if !errors.As(err, &pe) || pe.Param != "hold" || !strings.Contains(err.Error(), `"product_id"`) {
+		t.Errorf("hold on a property never stored: %v, want a ParamError naming hold and product_id", err)
+	}
+}
+
+// TestHoldParameter reads hold as a breakdown names a property (property:NAME, escapes and
+// spaces as a filter's field), in a funnel and a drop-off; anything else is a ParamError naming
+// hold.
+func TestHoldParameter(t *testing.T) {
+	t.Parallel()
+	for _, tt := range []struct {
+		hold, want, says string // says: in the error ("" for none)
+	}{
+		{"", "", ""},
+		{"property:product_id", "product_id", ""},
+		{" property: product.sku ", "product.sku", ""},
+		{`property:coupon\ `, "coupon ", ""},
+		{"property:", "", "property takes a name"},
+		{"trait:customer_type", "", "a trait is the person's latest value"},
+		{"channel", "", "is not property:NAME"},
+		{"product_id", "", "is not property:NAME"},
+	} {
+		for _, query := range []string{"funnel", "dropoff"} {
+			v := url.Values{"steps": {"V,W"}}
+			if tt.hold != "" {
+				v.Set("hold", tt.hold)
+			}
+			var hold string
+			var err error
+			if query == "funnel" {
+				var q store.FunnelQuery
+				q, err = store.ParseFunnelQuery(v)
+				hold = q.Hold
+			} else {
+				var q store.DropoffQuery
+				q, err = store.ParseDropoffQuery(v)
+				hold = q.Funnel.Hold
+			}
+			var pe *store.ParamError
+			switch {
+			case tt.says == "" && (err != nil || hold != tt.want):
+				t.Errorf("%s hold=%q: %q, %v; want %q", query, tt.hold, hold, err, tt.want)
+			case tt.says != "" && (!errors.As(err, &pe) || pe.Param != "hold" || !strings.Contains(err.Error(), tt.says)):
+				t.Errorf("%s hold=%q: %v; want a ParamError naming hold saying %q", query, tt.hold, err, tt.says)
+			}
+		}
+	}
+	if _, err := store.ParseFunnelQuery(url.Values{"steps": {"V"}, "hold": {"property:a", "property:b"}}); err == nil || !strings.Contains(err.Error(), "hold: given 2 times") {
+		t.Errorf("hold given twice: %v", err)
 	}
 }

@@ -107,6 +107,8 @@ func TestHostileQueries(t *testing.T) {
 		{"depth 11", "paths", url.Values{"anchor": {"V"}, "depth": {"11"}}, "depth", ""},
 		{"periods 53", "retention", url.Values{"periods": {"53"}}, "periods", ""},
 		{"a long breakdown name", "funnel", url.Values{"steps": {"V"}, "breakdown": {"property:" + strings.Repeat("p", store.MaxTextBytes)}}, "breakdown", ""},
+		{"a long held property's name", "funnel", url.Values{"steps": {"V"}, "hold": {"property:" + strings.Repeat("p", store.MaxTextBytes)}}, "hold", ""},
+		{"a held property never stored", "dropoff", url.Values{"steps": {"V,V"}, "hold": {"property:sku"}}, "hold", ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -258,6 +260,10 @@ func TestValidatedParametersNeverFailOnClickHouse(t *testing.T) {
 				[]string{strconv.Itoa(lo - 1), strconv.Itoa(hi + 1), "1e3", "x", "9223372036854775808"})
 		}
 	}
+	hold := func() string {
+		return either([]string{"", "", "property:a", "property:" + strings.Repeat("t", 900)},
+			[]string{"property:", "trait:a", "channel", "property:" + strings.Repeat("p", store.MaxTextBytes-len("property:")+1)})
+	}
 	queries := map[string]map[string]func() string{
 		"funnel": {"steps": steps, "window": window, "from": times, "to": times,
 			"mode": func() string { return either([]string{"", "ordered", "strict", "any"}, []string{"sideways"}) },
@@ -270,8 +276,8 @@ func TestValidatedParametersNeverFailOnClickHouse(t *testing.T) {
 				return either([]string{"", "channel", "campaign", "device", "trait:customer_type", "property:category", "property:" + strings.Repeat("p", store.MaxTextBytes-len("property:"))},
 					[]string{"property:", "trait", "x", "property:" + strings.Repeat("p", store.MaxTextBytes-len("property:")+1)})
 			},
-			"breakdown_limit": number(1, 1000)},
-		"dropoff": {"steps": steps, "window": window, "from": times, "to": times, "step": number(0, 1), "limit": number(1, 1000), "ids_limit": number(0, 100000),
+			"breakdown_limit": number(1, 1000), "hold": hold},
+		"dropoff": {"steps": steps, "window": window, "from": times, "to": times, "step": number(0, 1), "limit": number(1, 1000), "ids_limit": number(0, 100000), "hold": hold,
 			"mode": func() string { return pick("", "ordered", "strict") }, "count_by": func() string { return pick("", "persons", "sessions") }},
 		"paths": {"anchor": step, "convert": step, "window": window, "from": times, "to": times, "depth": number(2, 10), "limit": number(1, 1000),
 			"direction": func() string { return either([]string{"", "start", "end"}, []string{"x"}) },

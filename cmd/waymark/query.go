@@ -306,6 +306,9 @@ func printFunnel(w io.Writer, v any) {
 		window = formatSeconds(*res.WindowSeconds)
 	}
 	fmt.Fprintf(w, "%s, counting %s, window %s", res.Mode, res.CountBy, window)
+	if res.Hold != "" {
+		fmt.Fprintf(w, ", holding %s constant", res.Hold)
+	}
 	if res.From != nil {
 		fmt.Fprintf(w, ", from %s", store.FormatTime(*res.From))
 	}
