@@ -95,6 +95,12 @@ func TestBatchGivesTheSameAnswers(t *testing.T) {
 			q("stages", "from", "2026-02-12"),
 			q("sessions"),
 		}},
+		{"a property held constant", []store.BatchQuery{
+			q("funnel", "steps", "Product Viewed,Product Added,Order Completed", "window", "7d", "hold", "property:price"),
+			q("funnel", "steps", "Product Viewed,Product Added,Order Completed", "window", "7d", "hold", "property:price", "breakdown", "channel"),
+			q("dropoff", "steps", "Product Viewed,Product Added", "window", "7d", "hold", "property:price", "mode", "strict"),
+			q("funnel", "steps", "Product Viewed,Product Added,Order Completed", "window", "7d"),
+		}},
 		{"copies in one range and not in another", []store.BatchQuery{
 			q("funnel", "steps", "Coupon Applied,Product Viewed", "window", "30d", "from", "2026-02-10"),
 			q("next", "anchor", "Coupon Applied", "from", "2026-02-10"),

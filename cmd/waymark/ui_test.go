@@ -76,9 +76,10 @@ func TestJourneyMapPageInChromium(t *testing.T) {
 			NPSText string `json:"nps_text"`
 			Curve   string
 		}
-		FirstFunnel, ChangedFunnel, RestoredFunnel struct{ Steps, Customers string }
-		KeyboardTouchpoint                         string
-		Fork                                       struct {
+		FirstFunnel, ChangedFunnel, RestoredFunnel, HeldFunnel struct{ Steps, Customers string }
+		HeldLink                                               string
+		KeyboardTouchpoint                                     string
+		Fork                                                   struct {
 			Title   string
 			Persons int64
 			First   string
@@ -150,8 +151,8 @@ func TestJourneyMapPageInChromium(t *testing.T) {
 	}
 
 	// The edited funnel is the API's funnel for those steps.
-	funnelOf := func(steps string) string {
-		_, body := httpGet(t, "http://"+s.http+"/api/v1/funnel?steps="+url.QueryEscape(steps)+"&window=24h")
+	funnelOf := func(steps string, more ...string) string {
+		_, body := httpGet(t, "http://"+s.http+"/api/v1/funnel?steps="+url.QueryEscape(steps)+"&window=24h"+strings.Join(more, ""))
 		var res struct{ Steps []struct{ Customers int64 } }
 		if err := json.Unmarshal([]byte(body), &res); err != nil {
 			t.Fatal(err)
@@ -170,6 +171,14 @@ func TestJourneyMapPageInChromium(t *testing.T) {
 	}
 	if want := funnelOf(got.ChangedFunnel.Steps); got.ChangedFunnel.Customers != want || want == got.FirstFunnel.Customers {
 		t.Errorf("changed funnel %+v, API %s (first funnel %s)", got.ChangedFunnel, want, got.FirstFunnel.Customers)
+	}
+	// Holding the product constant: the API's held funnel, kept in the address.
+	if want := funnelOf(got.HeldFunnel.Steps, "&hold=property:product_id"); got.HeldFunnel.Steps != got.ChangedFunnel.Steps ||
+		got.HeldFunnel.Customers != want || want == got.ChangedFunnel.Customers {
+		t.Errorf("held funnel %+v, API %s (not held %s)", got.HeldFunnel, want, got.ChangedFunnel.Customers)
+	}
+	if !strings.Contains(got.HeldLink, "hold=property%3Aproduct_id") {
+		t.Errorf("the address %s does not keep hold", got.HeldLink)
 	}
 
 	// The fork opened from the keyboard, with the API's numbers.

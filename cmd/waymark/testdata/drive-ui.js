@@ -67,6 +67,19 @@ async function funnelOn (page) {
   out.changedFunnel = await funnelOn(page)
   await page.locator('#funnel').screenshot({ path: outDir + '/funnel.png' })
 
+  // Hold the product constant, then let it go again: the address keeps it while it is held.
+  await page.locator('#funnel input[name=hold]').fill('property:product_id')
+  await page.locator('#funnel-form button[type=submit]').click()
+  await page.waitForFunction(() => {
+    const hint = document.querySelector('#funnel .funnel-result .hint')
+    return hint && hint.textContent.includes('property:product_id') && !document.querySelector('#funnel[aria-busy]')
+  })
+  out.heldFunnel = await funnelOn(page)
+  out.heldLink = page.url()
+  await page.locator('#funnel input[name=hold]').fill('')
+  await page.locator('#funnel-form button[type=submit]').click()
+  await page.waitForFunction(() => !document.querySelector('#funnel .funnel-result .hint') && document.querySelector('#funnel .funnel-steps') && !document.querySelector('#funnel[aria-busy]'))
+
   // The fork, by keyboard: Tab until a touchpoint of the first stage has focus, then Enter.
   await page.locator('#filters button[type=submit]').focus()
   let focused = ''

@@ -550,14 +550,16 @@ function funnelFormFromState () {
   form.window.value = state.get('window') || def('funnel', 'window')
   form.mode.value = state.get('mode') || def('funnel', 'mode')
   form.count_by.value = state.get('count_by') || def('funnel', 'count_by')
+  form.hold.value = state.get('hold') || ''
   form.breakdown.value = state.get('breakdown') || ''
 }
 
 async function loadFunnel (ask = api) {
   const form = $('#funnel-form')
   const steps = [...form.querySelectorAll('input[name=step]')].map(i => i.value.trim()).filter(Boolean)
-  const params = { steps: steps.map(stepParam).join(','), window: form.window.value.trim(), mode: form.mode.value, count_by: form.count_by.value, breakdown: form.breakdown.value.trim(), ...rangeParams() }
-  setState({ steps: params.steps, window: params.window, mode: params.mode === def('funnel', 'mode') ? null : params.mode, count_by: params.count_by === def('funnel', 'count_by') ? null : params.count_by, breakdown: params.breakdown })
+  const params = { steps: steps.map(stepParam).join(','), window: form.window.value.trim(), mode: form.mode.value, count_by: form.count_by.value, hold: form.hold.value.trim(), breakdown: form.breakdown.value.trim(), ...rangeParams() }
+  setState({ steps: params.steps, window: params.window, mode: params.mode === def('funnel', 'mode') ? null : params.mode, count_by: params.count_by === def('funnel', 'count_by') ? null : params.count_by, hold: params.hold, breakdown: params.breakdown })
+  if (!params.hold) delete params.hold
   if (!params.breakdown) delete params.breakdown
   const section = $('#funnel')
   for (const i of form.querySelectorAll('[aria-invalid]')) i.removeAttribute('aria-invalid')
@@ -588,7 +590,8 @@ function renderFunnel (box, res) {
   el('span', { class: 'facts' },
     i > 0 ? pct(s.conversion_from_previous) + ' of the previous step · median ' + duration(s.median_seconds_from_previous) + ', p90 ' + duration(s.p90_seconds_from_previous) : 'everyone who started',
     i + 1 < res.steps.length ? el('span', { class: 'drop', text: ' · ' + num(s.drop_off) + ' leave (' + pct(s.drop_off_rate) + ')' + (s.largest_drop_off ? ' — the largest drop-off' : '') }) : null)))
-  const parts = [el('div', { class: 'funnel-steps', dataset: { steps: res.steps.map(s => s.name).join(','), customers: res.steps.map(s => s.customers).join(',') } }, ...rows)]
+  const parts = res.hold ? [el('p', { class: 'hint', text: 'Holding ' + res.hold + ' constant: each step by events of one value of it' })] : []
+  parts.push(el('div', { class: 'funnel-steps', dataset: { steps: res.steps.map(s => s.name).join(','), customers: res.steps.map(s => s.customers).join(',') } }, ...rows))
   const converted = (res.time_to_convert || []).reduce((n, b) => n + b.count, 0)
   if (converted > 0) {
     const max = Math.max(...res.time_to_convert.map(b => b.count))
