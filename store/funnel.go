@@ -62,7 +62,7 @@ type FunnelQuery struct {
 	// Exclusions and strict order are not held: any excluded (strict: any tracked) event of the
 	// unit between two steps rules the path out, whatever its value. The canonical path is the
 	// held value's that gets furthest, then whose canonical path is earliest, then of the smaller
-	// breakdown value, then of the smaller held value (holdFinder).
+	// breakdown value, then of the smaller held value (pathFinder.reachHeld).
 	Hold string
 	// Breakdown splits the answer by a value; zero: no breakdown.
 	Breakdown Breakdown
@@ -171,8 +171,6 @@ func (q *FunnelQuery) Validate() error {
 		return paramErrorf("count_by", "%q is not one of persons, sessions", q.CountBy)
 	case q.Mode == ModeAny && len(q.Exclusions) > 0:
 		return paramErrorf("exclude", "exclusions need mode ordered or strict")
-	case q.Hold != "" && strings.TrimSpace(q.Hold) == "":
-		return paramErrorf("hold", "a property of spaces only is written escaped: property:\\ ")
 	case len(q.Hold) > MaxTextBytes:
 		return paramErrorf("hold", "%d bytes, at most %d", len(q.Hold), MaxTextBytes)
 	}

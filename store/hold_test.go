@@ -247,6 +247,7 @@ func TestHoldParameter(t *testing.T) {
 		{"property:product_id", "product_id", ""},
 		{" property: product.sku ", "product.sku", ""},
 		{`property:coupon\ `, "coupon ", ""},
+		{`property:\ `, " ", ""},
 		{"property:", "", "property takes a name"},
 		{"trait:customer_type", "", "a trait is the person's latest value"},
 		{"channel", "", "is not property:NAME"},

@@ -297,7 +297,8 @@ func (s *Store) checkProperties(ctx context.Context, param string, keys ...strin
 
 // checkBreakdownKey is checkProperties for a breakdown (param "breakdown"), which groups by a
 // property's or trait's whole value, or a held property (param "hold", FunnelQuery.Hold), which
-// holds its whole value constant: a key stored only as a list's items (products.category) is refused saying so.
+// holds its whole value constant: a key stored only as a list's items (products.category) is
+// refused saying so.
 //
 // A key that is a list's items on some events and a property on others (products.price of
 // {"products": {"price": 3}} on one event, of a list of products on the others) is refused too:
