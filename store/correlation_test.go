@@ -93,6 +93,7 @@ func TestCorrelationParameters(t *testing.T) {
 		{"steps=A", "steps"},
 		{"steps=A,B&mode=any", "mode"},
 		{"steps=A,B&breakdown=channel", "breakdown"},
+		{"steps=A,B&hold=property:product_id", "hold"},
 		{"steps=A,B&limit=0", "limit"},
 		{"steps=A,B&step=1", "step"},
 	} {

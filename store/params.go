@@ -69,9 +69,12 @@ func dropoffParams() []Param {
 }
 
 // correlationParams are the funnel's but its breakdown (a correlation analysis ranks
-// touchpoints, not values of one), plus how many each side lists.
+// touchpoints, not values of one) and hold (not defined for it yet: which of the other values'
+// touchpoints would count), plus how many each side lists.
 func correlationParams() []Param {
-	funnel := slices.DeleteFunc(funnelParams(), func(p Param) bool { return p.Name == "breakdown" || p.Name == "breakdown_limit" })
+	funnel := slices.DeleteFunc(funnelParams(), func(p Param) bool {
+		return p.Name == "breakdown" || p.Name == "breakdown_limit" || p.Name == "hold"
+	})
 	return append(funnel, Param{Name: "limit", Default: "10", Usage: "touchpoints listed on each side: success correlations, then failure ones"})
 }
 
@@ -432,7 +435,9 @@ func parseFunnel(p *params) FunnelQuery {
 		}
 		q.Exclusions = append(q.Exclusions, e)
 	}
-	q.Hold = parseHold(p)
+	if slices.ContainsFunc(p.schema, func(sp Param) bool { return sp.Name == "hold" }) { // not a correlation's
+		q.Hold = parseHold(p)
+	}
 	if !slices.ContainsFunc(p.schema, func(sp Param) bool { return sp.Name == "breakdown" }) {
 		return q // a drop-off's (dropoffParams)
 	}
