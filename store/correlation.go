@@ -169,12 +169,14 @@ func (s *Store) correlationQuery(ctx context.Context, jm *sessionize.Map, q Corr
 
 // correlationSpan returns the events of the unit a correlation analysis reads (see
 // CorrelationQuery), unit[start:end]: after its step-1 event, up to the event of its last step
-// when it converted (exclusive), else to the end of the window from its step-1 event (µs,
-// inclusive).
+// when it converted (exclusive; none when that is not after the step-1 event), else to the end of
+// the window from its step-1 event (µs, inclusive).
 func correlationSpan(unit []unitEvent, path []int, converted bool, window int64) (start, end int) {
 	start = path[0] + 1
 	if converted {
-		return start, stepEvent(unit, path)
+		// The last step's event comes before the step-1 event's successor when the steps share
+		// their time and the tie rule gives the last one an earlier event: nothing between.
+		return start, max(stepEvent(unit, path), start)
 	}
 	last := unit[path[0]].t + window
 	for end = start; end < len(unit) && unit[end].t <= last; end++ {

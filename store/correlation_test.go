@@ -1,6 +1,7 @@
 package store_test
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -10,6 +11,7 @@ import (
 	"time"
 
 	"github.com/waymark-dev/waymark/ingest"
+	"github.com/waymark-dev/waymark/sessionize"
 	"github.com/waymark-dev/waymark/store"
 )
 
@@ -109,5 +111,82 @@ func TestCorrelationParameters(t *testing.T) {
 	}
 	if err := store.CheckParams("correlation", url.Values{"steps": {"A,B"}, "mode": {"strict"}, "count_by": {"sessions"}}); err != nil {
 		t.Errorf("steps=A,B&mode=strict&count_by=sessions: %v", err)
+	}
+}
+
+// refCorrelation is a correlation analysis by brute force over the generated shop (see
+// CorrelationQuery): per unit that took step 1, the labels of its tracked events after its
+// step-1 event, up to its last step's event (a success) or the window's end (a failure), that can
+// take no step; it returns each label's successes and failures, and the totals.
+func refCorrelation(jm *sessionize.Map, d refData, q store.FunnelQuery) (map[string][2]int64, [2]int64) {
+	counts, totals := map[string][2]int64{}, [2]int64{}
+	for _, evs := range d.persons() {
+		for _, unit := range refUnits(d, q, evs) {
+			level, path := refPath(jm, q, unit, func(refEvent) string { return "" })
+			if level == 0 {
+				continue
+			}
+			side := 1 // failure
+			end := len(unit)
+			if level == len(q.Steps) {
+				side, end = 0, refStepEvent(jm, q, unit, path)
+			}
+			seen := map[string]bool{}
+			for i := path[0] + 1; i < end && unit[i].t <= unit[path[0]].t+q.Window.Microseconds(); i++ {
+				takes := false
+				for _, step := range q.Steps {
+					takes = takes || matchesStep(jm, step, unit, i)
+				}
+				if unit[i].tracked && !takes {
+					seen[unit[i].label()] = true
+				}
+			}
+			totals[side]++
+			for label := range seen {
+				c := counts[label]
+				c[side]++
+				counts[label] = c
+			}
+		}
+	}
+	return counts, totals
+}
+
+// TestCorrelationAgreesWithTheReference: every touchpoint a correlation analysis lists has the
+// reference's counts, the listed and the left-out ones are every touchpoint the reference
+// counts, and the totals are the reference's; by persons and by sessions, ordered and strict,
+// with an exclusion and a range.
+func TestCorrelationAgreesWithTheReference(t *testing.T) {
+	t.Parallel()
+	d, s := storedRefData(t, 17, 300)
+	jm := defaultMap(t)
+	for _, q := range []store.FunnelQuery{
+		{Steps: []string{"Product Viewed", "Product Added", "Order Completed"}, Window: 24 * time.Hour},
+		{Steps: []string{"Product Viewed", "Order Completed"}, Window: 2 * time.Hour, Mode: store.ModeStrict},
+		{Steps: []string{"awareness", "conversion"}, Window: 7 * 24 * time.Hour, CountBy: store.CountSessions},
+		{Steps: []string{"Product Viewed", "Checkout Started"}, Window: 24 * time.Hour, Exclusions: []store.Exclusion{{Step: "Product Added", After: 1, Before: 2}},
+			From: t0.Add(24 * time.Hour), To: t0.Add(20 * 24 * time.Hour)},
+	} {
+		ref := q
+		ref.Mode = cmp.Or(ref.Mode, store.ModeOrdered)
+		counts, totals := refCorrelation(jm, d, ref)
+		res, err := s.Correlation(context.Background(), jm, store.CorrelationQuery{Funnel: q, Limit: 1000})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if totals[0] == 0 || totals[1] == 0 || len(counts) < 3 {
+			t.Fatalf("%+v: the reference has %v units and %d touchpoints: the data tests nothing", q, totals, len(counts))
+		}
+		if res.SuccessTotal != totals[0] || res.FailureTotal != totals[1] {
+			t.Errorf("%+v: totals %d/%d, want %d/%d", q, res.SuccessTotal, res.FailureTotal, totals[0], totals[1])
+		}
+		for _, e := range res.Events {
+			if got, want := [2]int64{e.SuccessCount, e.FailureCount}, counts[shown(e.Value, e.Marker)]; got != want {
+				t.Errorf("%+v: %s: %v, want %v", q, shown(e.Value, e.Marker), got, want)
+			}
+		}
+		if len(res.Events)+res.LeftOut != len(counts) {
+			t.Errorf("%+v: %d listed and %d left out, want %d touchpoints (%v)", q, len(res.Events), res.LeftOut, len(counts), counts)
+		}
 	}
 }
