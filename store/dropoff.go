@@ -44,6 +44,8 @@ type DropoffResult struct {
 	NextStep string `json:"next_step"`
 	// CountBy is what Reached and Dropped count: persons or sessions (the funnel's count_by).
 	CountBy string `json:"count_by"`
+	// Hold is the property held constant, as the funnel's answer names it; omitted: none.
+	Hold    string `json:"hold,omitempty"`
 	Reached int64  `json:"reached"`
 	Dropped int64  `json:"dropped"`
 	// Their last touchpoint between reaching the step and the end of the window (or session):
@@ -276,7 +278,7 @@ func (s *Store) dropoffQuery(ctx context.Context, jm *sessionize.Map, q DropoffQ
 		}
 	}
 	l := levels[k]
-	res := &DropoffResult{Step: k, StepName: fq.Steps[k-1], NextStep: fq.Steps[k], CountBy: funnel.CountBy, Reached: funnel.Steps[k-1].Customers, Dropped: l.dropped,
+	res := &DropoffResult{Step: k, StepName: fq.Steps[k-1], NextStep: fq.Steps[k], CountBy: funnel.CountBy, Hold: funnel.Hold, Reached: funnel.Steps[k-1].Customers, Dropped: l.dropped,
 		LastEvents: rankTouchpoints(jm, l.events, l.dropped, q.Limit), LastLocations: rank(l.locations, l.dropped, q.Limit),
 		LastChannels: rank(l.channels, l.dropped, q.Limit), NextEvents: rankTouchpoints(jm, l.next, l.dropped, q.Limit)}
 	// The smallest ids, so a bounded list is the same whatever order the rows came in.

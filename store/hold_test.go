@@ -154,6 +154,9 @@ func TestDropoffHoldAgreesWithTheReference(t *testing.T) {
 			if res.Dropped == 0 {
 				t.Errorf("%s: %+v: nobody dropped off: the case tests nothing", path.name, q)
 			}
+			if want := "property:" + store.EscapeStep(q.Funnel.Hold); res.Hold != want {
+				t.Errorf("%s: %+v: the answer holds %q, want %q", path.name, q, res.Hold, want)
+			}
 		}
 	}
 }
