@@ -163,8 +163,8 @@ func (s *sharedStore) personsNow() []string {
 // persons x wrote last (b → b, dev → b) split the customer in two, and stayed so. A Runner
 // started on a store holding such overrides writes them again with its first batch. All with
 // --alias-joins-users, which aliases of two userIds join with alone; without it, a Runner
-// started on a store holding that chain's links and overrides replays its aliases as joining
-// no one (as they are read live now), and writes a, b and c back as three persons.
+// started on a store holding that chain's links and overrides replays its aliases as the joins
+// they were: turning the flag off splits no one (their events were stored under the person).
 func TestRunnersOfTwoPartitionsNameAnAliasChainAlike(t *testing.T) {
 	decode := func(raw string) []ingest.Event {
 		t.Helper()
@@ -489,8 +489,14 @@ func checkPersons(t *testing.T, what string, st *sharedStore, want map[string]st
 // sessionizer that rebuilt them.
 func resessionized(t *testing.T, st *sharedStore, keys []string) *Sessionizer {
 	t.Helper()
+	return resessionizedWith(t, st, keys, Config{})
+}
+
+// resessionizedWith is resessionized by a sessionizer of cfg (waymark resessionize's flags).
+func resessionizedWith(t *testing.T, st *sharedStore, keys []string, cfg Config) *Sessionizer {
+	t.Helper()
 	ctx := context.Background()
-	s := newTestSessionizer(t)
+	s := newSessionizerWith(t, cfg)
 	links, _ := st.IdentityLinks(ctx)
 	s.RestoreLinks(links)
 	_, seen, _ := st.DeviceLinks(ctx, s.AliasedNonDevices(), math.MaxUint64)
@@ -594,6 +600,15 @@ func TestAliasJoinsNoUsers(t *testing.T) {
 						t.Fatal(err)
 					}
 					checkPersons(t, what+", restarted", st, tt.want)
+					// Turned on, the flag joins no users of aliases read while it was off: not
+					// at a restart, nor by resessionize (tester 39's F1).
+					joining := Config{AliasJoinsUsers: true}
+					if err := sharedRunnerWith(t, st, joining).Write(ctx, []ingest.Event{call("page", "Later", "F", "", 301)}); err != nil {
+						t.Fatal(err)
+					}
+					checkPersons(t, what+", restarted with --alias-joins-users", st, tt.want)
+					resessionizedWith(t, st, slices.Collect(maps.Keys(tt.byKey)), joining)
+					checkPersons(t, what+", resessionized with --alias-joins-users", st, tt.want)
 					s := resessionized(t, st, slices.Collect(maps.Keys(tt.byKey)))
 					checkPersons(t, what+", resessionized", st, tt.want)
 					for i, u := range users {

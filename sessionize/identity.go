@@ -154,16 +154,24 @@ func (g *identities) person(id string) []PersonLink {
 }
 
 // namesKey reports whether device ("a:" id) names its customer key (its text) in its person. It
-// does unless aliases join no userIds (aliasJoinsUsers off) and it is known only as an alias's
-// previousId (aliasers), never as a device (devices: no event of this sessionizer or the store had
-// it as its anonymousId when the alias was read, nor did a link say it was signed in on): then
-// the previousId is most likely a userId (analytics.js fills a missing previousId with the
-// signed-in user's id), the person id its own events are stored with, and an override of it to
-// the alias's person would join the two users the alias must not (see linksOf). Such a device,
-// should its events come, is stored with the alias's person from the start (personAt), as no
-// override is needed for them.
+// does unless it is known only as an alias's previousId (aliasers), never as a device (devices:
+// no event of this sessionizer or the store had it as its anonymousId when the alias was read,
+// nor did a link say it was signed in on), and the previousId's userId reading is not of its
+// person: then the previousId is most likely a userId (analytics.js fills a missing previousId
+// with the signed-in user's id), the person id its own events are stored with, and an override
+// of it to the alias's person would join the two users the alias must not (see linksOf). Such a
+// device, should its events come, is stored with the alias's person from the start (personAt),
+// as no override is needed for them. With aliasJoinsUsers an alias read so links the userId
+// reading too, which makes it one person with the device; but the flag alone decides nothing
+// here: an alias read while it was off, replayed from its stored link at a start with it on (or
+// by waymark resessionize), joined no users and must not join them now (tester 39's F1).
 func (g *identities) namesKey(device string) bool {
-	return g.aliasJoinsUsers || g.devices[device] || len(g.aliasers[device]) == 0
+	if g.devices[device] || len(g.aliasers[device]) == 0 {
+		return true
+	}
+	user := "u:" + device[2:]
+	_, known := g.parent[user]
+	return known && g.find(user) == g.find(device)
 }
 
 // personOf returns the person id ("u:" or "a:" prefixed) of the person id belongs to now.

@@ -381,7 +381,7 @@ func addSessionFlags(fs *flagSet, c *sessionize.Config) {
 	checkedVar(fs, &c.MaxDuration, "session-max", 24*time.Hour, "longest session; longer runs are cut", parseDuration, positive)
 	checkedVar(fs, (*domainList)(&c.OwnDomains), "own-domains", nil, "comma-separated domains whose referrers are the shop's own navigation besides the page's own site (a checkout or payment domain: pay.example), each with its subdomains; such a touchpoint is no referral",
 		func(s string) (domainList, error) { return sessionize.ParseOwnDomains(s) }, func(domainList) error { return nil })
-	fs.BoolVar(&c.AliasJoinsUsers, "alias-joins-users", false, "an alias whose previousId is another person's userId joins the two persons for good (a shop that re-keys its users with alias; PostHog's $merge_dangerously); off: it is its userId signing in, and two userIds are never one person")
+	fs.BoolVar(&c.AliasJoinsUsers, "alias-joins-users", false, "an alias read while it is on whose previousId is another person's userId joins the two persons for good (a shop that re-keys its users with alias; PostHog's $merge_dangerously); off: such an alias is its userId signing in and joins no one. Either way it applies to aliases read from then on: turning it on joins none read before, turning it off splits none it joined")
 }
 
 // domainList is --own-domains' value, shown as it is written: comma-separated.
