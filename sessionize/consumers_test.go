@@ -533,9 +533,11 @@ func TestAliasJoinsNoUsers(t *testing.T) {
 		splits [][]string                // the keys y reads in each two-consumer split
 		want   map[string]string         // by messageId: the person queries read
 		joined string                    // the person of every want event with --alias-joins-users
-		// conflicts counted when one sessionizer reads the keys' events in the order of keys
-		conflicts int
-		keys      []string
+		// conflicts and merges counted when one sessionizer reads the keys' events in the order
+		// of keys: an alias's previousId read as a device that names no key joins no one's
+		// events, and is no merge (tester 39's F2)
+		conflicts, merges int
+		keys              []string
 	}{
 		{
 			name: "A: analytics.js's alias on alice's laptop",
@@ -550,7 +552,7 @@ func TestAliasJoinsNoUsers(t *testing.T) {
 			joined: "bob",
 			// bob's alias: the join refused, and its sign-in on alice's device; bob's identify and
 			// order from it (every event with both ids is a sign-in).
-			conflicts: 4, keys: []string{"dev", "alice"},
+			conflicts: 4, merges: 1, keys: []string{"dev", "alice"},
 		},
 		{
 			name: "B: three buyers aliased to one",
@@ -564,7 +566,7 @@ func TestAliasJoinsNoUsers(t *testing.T) {
 			want: map[string]string{"track-Order Completed-d1-c1-1": "c1", "track-Order Completed--c2-2": "c2",
 				"track-Order Completed-d3-c3-4": "c3"},
 			joined:    "c3",
-			conflicts: 2, keys: []string{"d1", "c2", "d3", "c3"},
+			conflicts: 2, merges: 2, keys: []string{"d1", "c2", "d3", "c3"},
 		},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
@@ -624,13 +626,14 @@ func TestAliasJoinsNoUsers(t *testing.T) {
 			for _, k := range tt.keys {
 				inOrder = append(inOrder, tt.byKey[k]...)
 			}
-			s, conflicts := newTestSessionizer(t), 0
+			s, conflicts, merges := newTestSessionizer(t), 0, 0
 			for _, e := range inOrder {
 				_, stats := s.Push(base, []ingest.Event{e})
 				conflicts += stats.UserIDConflicts
+				merges += stats.IdentityMerges
 			}
-			if conflicts != tt.conflicts {
-				t.Errorf("%d conflicts counted, want %d", conflicts, tt.conflicts)
+			if conflicts != tt.conflicts || merges != tt.merges {
+				t.Errorf("%d conflicts and %d merges counted, want %d and %d", conflicts, merges, tt.conflicts, tt.merges)
 			}
 			st := newSharedStore()
 			r := sharedRunnerWith(t, st, Config{AliasJoinsUsers: true})

@@ -166,9 +166,12 @@ func (g *identities) person(id string) []PersonLink {
 // here: an alias read while it was off, replayed from its stored link at a start with it on (or
 // by waymark resessionize), joined no users and must not join them now (tester 39's F1).
 func (g *identities) namesKey(device string) bool {
-	if g.devices[device] || len(g.aliasers[device]) == 0 {
-		return true
-	}
+	return g.devices[device] || len(g.aliasers[device]) == 0 || g.userReadingJoined(device)
+}
+
+// userReadingJoined reports whether the userId reading of device's id ("u:" and its text) is of
+// device's person: only an alias read with aliasJoinsUsers makes it so (see namesKey).
+func (g *identities) userReadingJoined(device string) bool {
 	user := "u:" + device[2:]
 	_, known := g.parent[user]
 	return known && g.find(user) == g.find(device)

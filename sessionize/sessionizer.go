@@ -1301,7 +1301,12 @@ func (s *Sessionizer) link(ps *pushState, key string, c *customer, e *ingest.Eve
 		result, joined := s.linkIDs(l.a, l.b, l.explicit())
 		switch result {
 		case linkMerged:
-			stats.IdentityMerges++
+			if l.kind != aliasDeviceLink || s.ids.devices[l.b] || s.ids.userReadingJoined(l.b) {
+				// A previousId read as a device that names no key (namesKey: the alias makes it
+				// an aliaser) joins no one's events: no merge to count (tester 39's F2), though
+				// the link is kept and stored.
+				stats.IdentityMerges++
+			}
 			ps.merged = append(ps.merged, l.stored())
 			root := s.ids.find(l.a)
 			s.enterMerged(key, c, p, held, root, stats)
