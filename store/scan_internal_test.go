@@ -131,3 +131,35 @@ func TestDedupeKeepsTheFirstOfEachEvent(t *testing.T) {
 		}
 	}
 }
+
+// TestSortCopiesOrder: sortCopies orders events by the tie rule (time, seq, id), then copies of
+// one event by their mask, then by their attributes, column by column, whatever order they
+// come in: the order both places read a person's events in.
+func TestSortCopiesOrder(t *testing.T) {
+	t.Parallel()
+	rng := rand.New(rand.NewPCG(7, 11))
+	const width = 2
+	for round := range 200 {
+		n := 1 + rng.IntN(40)
+		events := make([]scannedEvent, n)
+		values := make([]string, width*n)
+		for i := range events {
+			// Few distinct keys, so that ties and copies are common.
+			events[i] = scannedEvent{t: rng.Int64N(3), seq: rng.Int64N(2), id: rng.Uint64N(2), mask: rng.Uint64N(2), at: int32(i)}
+			for c := range width {
+				values[c*n+i] = string(rune('a' + rng.IntN(2)))
+			}
+		}
+		attrs := attrTable{values: values, stride: n, width: width}
+		sortCopies(events, attrs)
+		for i := 1; i < n; i++ {
+			a, b := events[i-1], events[i]
+			key := func(e scannedEvent) string {
+				return fmt.Sprintf("%d %d %d %d %s %s", e.t, e.seq, e.id, e.mask, attrs.value(e.at, 0), attrs.value(e.at, 1))
+			}
+			if key(a) > key(b) {
+				t.Fatalf("round %d: %q before %q", round, key(a), key(b))
+			}
+		}
+	}
+}
