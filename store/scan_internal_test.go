@@ -1,7 +1,9 @@
 package store
 
 import (
+	"cmp"
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"slices"
 	"strings"
@@ -134,7 +136,8 @@ func TestDedupeKeepsTheFirstOfEachEvent(t *testing.T) {
 
 // TestSortCopiesOrder: sortCopies orders events by the tie rule (time, seq, id), then copies of
 // one event by their mask, then by their attributes, column by column, whatever order they
-// come in: the order both places read a person's events in.
+// come in: the order both places read a person's events in; the UDF's eventSorter gives the
+// same.
 func TestSortCopiesOrder(t *testing.T) {
 	t.Parallel()
 	rng := rand.New(rand.NewPCG(7, 11))
@@ -151,14 +154,28 @@ func TestSortCopiesOrder(t *testing.T) {
 			}
 		}
 		attrs := attrTable{values: values, stride: n, width: width}
+		order := func(a, b scannedEvent) int { // each key in turn, every one worked out
+			return cmp.Or(cmp.Compare(a.t, b.t), cmp.Compare(a.seq, b.seq), cmp.Compare(a.id, b.id), cmp.Compare(a.mask, b.mask),
+				strings.Compare(attrs.value(a.at, 0), attrs.value(b.at, 0)), strings.Compare(attrs.value(a.at, 1), attrs.value(b.at, 1)))
+		}
+		// The eventSorter gives the same events in the same order, from times a few µs apart
+		// (sorted as numbers) or spanning every int64 (by sortCopies alone).
+		var sorter eventSorter
+		if round%2 == 1 {
+			for i := range events {
+				events[i].t = []int64{math.MinInt64, -1, math.MaxInt64}[events[i].t]
+			}
+		}
+		bySorter := sorter.sort(slices.Clone(events), attrs)
 		sortCopies(events, attrs)
 		for i := 1; i < n; i++ {
-			a, b := events[i-1], events[i]
-			key := func(e scannedEvent) string {
-				return fmt.Sprintf("%d %d %d %d %s %s", e.t, e.seq, e.id, e.mask, attrs.value(e.at, 0), attrs.value(e.at, 1))
+			if a, b := events[i-1], events[i]; order(a, b) > 0 {
+				t.Fatalf("round %d: %+v before %+v", round, a, b)
 			}
-			if key(a) > key(b) {
-				t.Fatalf("round %d: %q before %q", round, key(a), key(b))
+		}
+		for i := range events {
+			if order(bySorter[i], events[i]) != 0 {
+				t.Fatalf("round %d: the sorter's event %d is %+v, sortCopies' %+v", round, i, bySorter[i], events[i])
 			}
 		}
 	}

@@ -877,6 +877,7 @@ type udfMatcher struct {
 	stageLeft    []bool
 	stageOutcome stagesOutcome
 	events       []scannedEvent
+	sorter       eventSorter   // sorts events, in its space or theirs
 	part         readerScratch // a batch's part of the person being answered (scanReader.partOf)
 	ids          []uint64
 	buf          []byte
@@ -957,7 +958,7 @@ func (u *udfMatcher) row(in *bufio.Reader, out *bufio.Writer) error {
 		}
 		u.events = append(u.events, e)
 	}
-	sortCopies(u.events, attrs) // the scan's order, so equal copies sort the same way too
+	u.events = u.sorter.sort(u.events, attrs) // the scan's order, so equal copies sort the same way too
 	if !u.read.batch {
 		p := &u.read.parts[0]
 		answer, err := u.answerPart(p, cutBefore(dedupe(u.events, &u.ids), p.plan.scan.from), attrs, rows, u.buf[:0])
