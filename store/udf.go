@@ -87,7 +87,7 @@ const specOncePerBlock = "if(rowNumberInBlock() = 0, ?, '')"
 // Limits on one row of UDF input: more is an error, not an allocation.
 const (
 	maxUDFSpecBytes    = 1 << 16 // the spec's JSON
-	maxUDFEvents       = 1 << 20 // events of one person (about 540 bytes of memory each while matched)
+	maxUDFEvents       = 1 << 20 // events of one person (about 590 bytes of memory each while matched)
 	maxUDFAttrCols     = 8       // attribute columns per event of a query (a drop-off by breakdown reads 4)
 	maxUDFReadAttrCols = 64      // attribute columns per event of a batch's read (its queries' together)
 	maxUDFAttrBytes    = 1 << 20 // one attribute value
