@@ -117,33 +117,17 @@ func (s *Store) Correlation(ctx context.Context, jm *sessionize.Map, q Correlati
 
 func (s *Store) correlationQuery(ctx context.Context, jm *sessionize.Map, q CorrelationQuery) (*CorrelationResult, error) {
 	fq := q.Funnel
-	if err := fq.Validate(); err != nil {
-		return nil, err
-	}
-	n := len(fq.Steps)
-	if n < 2 {
-		return nil, paramErrorf("steps", "a correlation analysis needs at least two steps")
-	}
 	if fq.Mode == ModeAny {
 		return nil, paramErrorf("mode", "a correlation analysis takes ordered or strict")
 	}
 	if q.Limit <= 0 {
 		q.Limit = 10
 	}
-	if err := s.checkFunnelNames(ctx, jm, fq); err != nil {
-		return nil, err
-	}
-	plan, err := planFunnel(jm, fq)
+	plan, tracked, first, err := s.planTouchpointWalk(ctx, jm, &fq, "a correlation analysis", labelSQL)
 	if err != nil {
 		return nil, err
 	}
-	if err := s.boundVisits(ctx, plan, fq); err != nil {
-		return nil, err
-	}
-	tracked, first := plan.readAlso(labelSQL)
-	if len(plan.scan.preds) > 64 {
-		return nil, paramErrorf("steps", "too many conditions")
-	}
+	n := len(fq.Steps)
 	c := correlationCounts{success: map[string]int64{}, failure: map[string]int64{}, seen: map[string]bool{}}
 	agg := newFunnelAgg(n, false)
 	err = s.matchHere(ctx, "correlation", plan, fq, agg, func(_ string, unit []unitEvent, attrs attrTable, level int, path []int) {

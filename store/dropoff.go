@@ -208,30 +208,14 @@ func (s *Store) Dropoff(ctx context.Context, jm *sessionize.Map, q DropoffQuery)
 
 func (s *Store) dropoffQuery(ctx context.Context, jm *sessionize.Map, q DropoffQuery) (*DropoffResult, error) {
 	fq := q.Funnel
-	if err := fq.Validate(); err != nil {
-		return nil, err
-	}
-	n := len(fq.Steps)
-	if n < 2 {
-		return nil, paramErrorf("steps", "a drop-off needs at least two steps")
-	}
 	if q.Limit <= 0 {
 		q.Limit = 10
 	}
-	if err := s.checkFunnelNames(ctx, jm, fq); err != nil {
-		return nil, err
-	}
-	plan, err := planFunnel(jm, fq)
+	plan, tracked, first, err := s.planTouchpointWalk(ctx, jm, &fq, "a drop-off", labelSQL, locationSQL, predicate{sql: "channel"})
 	if err != nil {
 		return nil, err
 	}
-	if err := s.boundVisits(ctx, plan, fq); err != nil {
-		return nil, err
-	}
-	tracked, first := plan.readAlso(labelSQL, locationSQL, predicate{sql: "channel"})
-	if len(plan.scan.preds) > 64 {
-		return nil, paramErrorf("steps", "too many conditions")
-	}
+	n := len(fq.Steps)
 	plan.dropoff = &dropoffPlan{tracked: tracked, first: first}
 	agg := newFunnelAgg(n, false)
 	levels := make([]dropoffLevel, n)
@@ -284,6 +268,34 @@ func (s *Store) dropoffQuery(ctx context.Context, jm *sessionize.Map, q DropoffQ
 	// The smallest ids, so a bounded list is the same whatever order the rows came in.
 	res.Persons, res.PersonsTruncated = l.persons.sorted(), l.persons.more
 	return res, nil
+}
+
+// planTouchpointWalk plans a query that reads each unit's touchpoints beside its funnel's steps
+// (a drop-off, a correlation analysis; what names it in the error of a single step): the funnel,
+// of two steps or more, checked and planned, its scan bounded to the visits its units can hold
+// (boundVisits), and attrs read of every touchpoint (readAlso, which gives the touchpoints' mask
+// bit and where their attributes start). fq takes its defaults (Validate).
+func (s *Store) planTouchpointWalk(ctx context.Context, jm *sessionize.Map, fq *FunnelQuery, what string, attrs ...predicate) (plan *funnelPlan, tracked uint64, first int, err error) {
+	if err := fq.Validate(); err != nil {
+		return nil, 0, 0, err
+	}
+	if len(fq.Steps) < 2 {
+		return nil, 0, 0, paramErrorf("steps", "%s needs at least two steps", what)
+	}
+	if err := s.checkFunnelNames(ctx, jm, *fq); err != nil {
+		return nil, 0, 0, err
+	}
+	if plan, err = planFunnel(jm, *fq); err != nil {
+		return nil, 0, 0, err
+	}
+	if err := s.boundVisits(ctx, plan, *fq); err != nil {
+		return nil, 0, 0, err
+	}
+	tracked, first = plan.readAlso(attrs...)
+	if len(plan.scan.preds) > 64 {
+		return nil, 0, 0, paramErrorf("steps", "too many conditions")
+	}
+	return plan, tracked, first, nil
 }
 
 // smallestIDs keeps the limit smallest distinct ids it is given, and whether it was given more
