@@ -11,9 +11,12 @@ import (
 // identities is a union-find over customer ids ("u:" user ids, "a:" anonymous ids): identify and
 // alias calls, and any event carrying both ids, link two ids into one person. Two persons that
 // each have a userId are never joined, but by an alias of two userIds when aliasJoinsUsers is
-// set (see link and linksOf). A person holds at most maxIDs ids; a
-// link that would make one larger is refused (a runaway merge: a shared kiosk, a bad
-// integration), never silently merging everyone.
+// set (see link and linksOf). A person holds at most maxIDs ids that name a customer key, and at
+// most maxIDs more that name none (an alias's previousId no event has had as its anonymousId,
+// see namesKey); a link that would make one larger is refused (a runaway merge: a shared kiosk,
+// a bad integration), never silently merging everyone. The two are apart so that forged aliases
+// (anyone with the public write key can POST /v1/alias) fill no user's cap: 510 of them to one
+// user made her own laptop's sign-in a runaway merge (tester 39's F4).
 //
 // It also remembers, per device (anonymousId), which userId was signed in on it from when, so an
 // anonymous event of a device several users signed in on is given to whoever was signed in (see
@@ -443,11 +446,12 @@ const (
 	linkKnown      linkResult = iota // both ids were already one person
 	linkMerged                       // two persons became one
 	linkAlias                        // an alias of two userIds of one person, new to it: it may rename the person
-	linkRefused                      // the merged person would exceed maxIDs
+	linkRefused                      // the merged person would exceed maxIDs (see countIDs)
 	linkTwoUserIDs                   // both persons have a userId: distinct users never merge implicitly
 )
 
-// link joins the persons of a and b, a being the userId of the call that links them. Only an
+// link joins the persons of a and b, a being the userId of the call that links them; aliased says
+// b is an alias's previousId read as a device (aliasDeviceLink), for the cap (countIDs). Only an
 // explicit link (an alias's link of two userIds, made with aliasJoinsUsers alone, see linksOf,
 // live or stored, see Sessionizer.storedLink) joins two persons that both have a userId: an anonymousId shared by
 // two userIds is a shared device (a family laptop, a shop's tablet), not one person. That is PostHog's rule (it refuses to merge two identified persons) and
@@ -459,7 +463,7 @@ const (
 // or are replayed (after a restart, by waymark resessionize). An alias of two userIds already one
 // person that leads to or from a userId no alias of the person did (linkAlias) is kept too: it
 // may rename the person (the last of aliases a→b→c→a), and it is stored (Output.Links).
-func (g *identities) link(a, b string, explicit bool) linkResult {
+func (g *identities) link(a, b string, explicit, aliased bool) linkResult {
 	g.add(a)
 	g.add(b)
 	alias := strings.HasPrefix(a, "u:") && strings.HasPrefix(b, "u:") // only an alias links two userIds (linksOf)
@@ -474,7 +478,13 @@ func (g *identities) link(a, b string, explicit bool) linkResult {
 	if !explicit && g.hasUserID(ra) && g.hasUserID(rb) {
 		return linkTwoUserIDs
 	}
-	if len(g.members[ra])+len(g.members[rb]) > g.maxIDs {
+	aliasing := "" // b, when it is an alias's previousId read as a device (not yet an aliaser)
+	if aliased {
+		aliasing = b
+	}
+	keyed, unkeyed := g.countIDs(ra, "")
+	keyedB, unkeyedB := g.countIDs(rb, aliasing)
+	if keyed+keyedB > g.maxIDs || unkeyed+unkeyedB > g.maxIDs {
 		return linkRefused
 	}
 	if len(g.members[ra]) < len(g.members[rb]) {
@@ -498,6 +508,21 @@ func (g *identities) link(a, b string, explicit bool) linkResult {
 		delete(g.reached, rb)
 	}
 	return linkMerged
+}
+
+// countIDs returns how many ids of the person rooted at root name a customer key (namesKey), and
+// how many name none, each capped at maxIDs (see identities). aliasing is an id an alias's
+// previousId names that is being linked (see link), listed among the aliasers only after: it
+// names none unless it is a device, or its userId reading is of its person.
+func (g *identities) countIDs(root, aliasing string) (keyed, unkeyed int) {
+	for _, id := range g.members[root] {
+		if strings.HasPrefix(id, "a:") && (!g.namesKey(id) || id == aliasing && !g.devices[id] && !g.userReadingJoined(id)) {
+			unkeyed++
+		} else {
+			keyed++
+		}
+	}
+	return keyed, unkeyed
 }
 
 // personName returns the id of the person rooted at root ("u:" or "a:" prefixed). A person with

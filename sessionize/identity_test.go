@@ -852,3 +852,42 @@ func BenchmarkKioskSignIns(b *testing.B) {
 		})
 	}
 }
+
+// TestForgedAliasesFillNoUsersCap is tester 39's F4: anyone with the public write key can POST
+// /v1/alias from made-up ids to a user, and each one joined her person as an id of its own, so
+// 510 of them filled her cap of 500 and her own laptop's sign-in was refused as a runaway merge.
+// The ids an alias names that no event has used count apart, against a cap of their own (here
+// 10 each): the forged ones past it are refused, her laptop's sign-in is not; and a real device a
+// server aliased from before its events came counts with the keys once they do.
+func TestForgedAliasesFillNoUsersCap(t *testing.T) {
+	s := newSessionizerWith(t, Config{MaxIDsPerPerson: 10})
+	push := func(e ingest.Event) Stats {
+		_, stats := s.Push(base, []ingest.Event{e})
+		return stats
+	}
+	push(call("identify", "", "home", "victim", 0))
+	refused := 0
+	for i := range 25 {
+		a := call("alias", "", "", "victim", 1+float64(i)/100)
+		a.PreviousID = fmt.Sprintf("forged-%d", i)
+		refused += push(a).RunawayMerges
+	}
+	if refused != 15 { // 10 taken, the rest refused
+		t.Errorf("%d forged aliases refused, want 15", refused)
+	}
+	push(call("page", "Home", "laptop", "", 5))
+	if stats := push(call("identify", "", "laptop", "victim", 6)); stats.RunawayMerges != 0 {
+		t.Errorf("her laptop's sign-in refused (%d runaway merges)", stats.RunawayMerges)
+	}
+	if p := s.ids.personOf("a:laptop"); p != "u:victim" {
+		t.Errorf("her laptop is %s's, want u:victim's", p)
+	}
+	// Nine devices of her own more fill the cap of ids that name keys: the tenth is refused.
+	refused = 0
+	for i := range 9 {
+		refused += push(call("identify", "", fmt.Sprintf("phone-%d", i), "victim", 10+float64(i))).RunawayMerges
+	}
+	if refused != 2 { // u:victim, home, laptop and seven phones make ten
+		t.Errorf("%d of her own devices refused, want 2", refused)
+	}
+}

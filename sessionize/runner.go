@@ -260,7 +260,7 @@ func (r *Runner) learn(ctx context.Context, ids []string) error {
 	}
 	r.mu.Lock()
 	ids = r.core.personIDs(ids)
-	limit, since := r.core.cfg.MaxIDsPerPerson, r.linksSince
+	limit, since := 2*r.core.cfg.MaxIDsPerPerson, r.linksSince // ids that name keys, and as many that name none
 	r.mu.Unlock()
 	seen := map[string]bool{}
 	for _, id := range ids {

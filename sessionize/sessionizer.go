@@ -29,7 +29,9 @@ type Config struct {
 	// AllowedLateness is how far behind the newest event time an event may arrive and still be
 	// expected; older ones are stored and counted as beyond lateness. Default 72h (Snowplow's).
 	AllowedLateness time.Duration
-	// MaxIDsPerPerson caps identity merges; default 500.
+	// MaxIDsPerPerson caps identity merges: a person holds at most this many ids that name a
+	// customer key, and as many that name none (an alias's previousId no event has used; see
+	// identities); default 500.
 	MaxIDsPerPerson int
 	// MaxCustomers caps the customers held in memory; above it the ones with the oldest newest
 	// event are evicted (a Runner restores them from the store if they come back). Default 1,000,000.
@@ -1298,7 +1300,7 @@ func (s *Sessionizer) link(ps *pushState, key string, c *customer, e *ingest.Eve
 		if l.kind == signInLink && s.ids.signedInOwn(l.b) {
 			ps.devices = append(ps.devices, [2]string{l.b, l.b})
 		}
-		result, joined := s.linkIDs(l.a, l.b, l.explicit())
+		result, joined := s.linkIDs(l.a, l.b, l.explicit(), l.kind == aliasDeviceLink)
 		switch result {
 		case linkMerged:
 			if l.kind != aliasDeviceLink || s.ids.devices[l.b] || s.ids.userReadingJoined(l.b) {
@@ -1479,7 +1481,7 @@ func (s *Sessionizer) setJourney(c *customer, root string, reached uint64) {
 
 // linkIDs links two ids (see identities.link). An id linked for the first time was a person of
 // its own, whose entered stages its customer kept: they go with it into the identity graph.
-func (s *Sessionizer) linkIDs(a, b string, explicit bool) (result linkResult, joined int) {
+func (s *Sessionizer) linkIDs(a, b string, explicit, aliased bool) (result linkResult, joined int) {
 	sizes := [2]int{1, 1} // the ids of a's and b's persons
 	for i, id := range [2]string{a, b} {
 		if _, linked := s.ids.parent[id]; linked {
@@ -1491,7 +1493,7 @@ func (s *Sessionizer) linkIDs(a, b string, explicit bool) (result linkResult, jo
 			c.reached = 0
 		}
 	}
-	return s.ids.link(a, b, explicit), min(sizes[0], sizes[1])
+	return s.ids.link(a, b, explicit, aliased), min(sizes[0], sizes[1])
 }
 
 // customerOf returns the customer held under id's key ("u:" a userId's, "a:" a device's), nil
@@ -1730,12 +1732,12 @@ func (s *Sessionizer) storedLink(l [2]string) linkResult {
 		if s.ids.devices["a:"+l[1][2:]] {
 			return linkKnown // its sign-in on the device is stored too, device first
 		}
-		r, _ = s.linkIDs(l[0], l[1], true)
+		r, _ = s.linkIDs(l[0], l[1], true, false)
 	case storedSignIn:
-		r, _ = s.linkIDs(l[0], l[1], false)
+		r, _ = s.linkIDs(l[0], l[1], false, false)
 	case storedDeviceAlias:
 		s.ids.aliasedOn(l[0], l[1])
-		r, _ = s.linkIDs(l[1], l[0], false)
+		r, _ = s.linkIDs(l[1], l[0], false, true)
 	}
 	return r
 }
@@ -1907,7 +1909,7 @@ func (s *Sessionizer) holds(key string) bool {
 // (identities.aliasers): those sign-ins are under the users' keys, and without them the device
 // would give its anonymous events to another user.
 //
-// The cost is bounded by the identity graph's cap: a person has at most MaxIDsPerPerson ids, so
+// The cost is bounded by the identity graph's cap: a person has at most 2 × MaxIDsPerPerson ids, so
 // an event adds at most that many keys, once per person a batch. Most keys of a person are held
 // whenever one is (evict ages a person's keys together), and a key without stored events costs
 // the store's filter of stored keys a lookup (see store.History).
@@ -1996,7 +1998,7 @@ func (s *Sessionizer) Restore(key string, events []ingest.Event, sessions []Sess
 				// device's second aliaser's alias, read as a sign-in live, would join the first.
 				continue
 			}
-			s.linkIDs(l.a, l.b, l.explicit())
+			s.linkIDs(l.a, l.b, l.explicit(), l.kind == aliasDeviceLink)
 		}
 	}
 	for i := range events {
