@@ -156,6 +156,11 @@ func StartEngine(engine, dir string) (*Server, error) {
 		if err != nil {
 			return nil, err
 		}
+		if os.Getenv(QueryLoggingEnv) != "" {
+			if err := writeQueryLogging(dir); err != nil {
+				return nil, err
+			}
+		}
 		argv = func(ports []int) ([]string, error) {
 			return []string{bin, "--config-file=" + confPath}, writeConfig(confPath, dir, ports[0], ports[1])
 		}
@@ -370,7 +375,7 @@ func (s *Server) Exited() (bool, string) {
 	}
 	select {
 	case <-s.proc.exited:
-		return true, fmt.Sprintf("%s clickhouse exited: %v\n%s", s.Engine, s.proc.err, s.LogTail(30))
+		return true, fmt.Sprintf("%s clickhouse exited: %v\n%s%s", s.Engine, s.proc.err, s.LogTail(30), s.CrashReport())
 	default:
 		return false, ""
 	}
