@@ -34,12 +34,20 @@ import (
 //
 // The matching runs in Waymark on every engine (as sessions do), so both engines give the same
 // answer by construction.
+//
+// With a breakdown it ranks the breakdown's values instead of touchpoints (PostHog's property
+// correlation, "properties"): each unit counts once, with the value the funnel broken down by it
+// gives the unit (the step-1 event's channel, campaign, device or property, or the person's
+// latest trait; none when unset), on the success side when it converted; the odds ratio,
+// thresholds and skew are the same. It is the funnel's answer, so it runs where the funnel does
+// (in the UDF on current ClickHouse) and takes mode any too.
 
 // CorrelationQuery asks which touchpoints tell the units that converted through a funnel from
 // those that entered it and did not.
 type CorrelationQuery struct {
 	// Funnel is the funnel, mode ordered or strict (a funnel in any order has no last step's event
-	// to end a success's touchpoints at), without a breakdown.
+	// to end a success's touchpoints at), without a hold. With a breakdown (any mode), the
+	// breakdown's values are ranked instead of touchpoints; its BreakdownLimit is not read.
 	Funnel FunnelQuery
 	// Limit is how many touchpoints each side lists (default 10, as PostHog).
 	Limit int
@@ -50,15 +58,21 @@ type CorrelationQuery struct {
 type CorrelationResult struct {
 	// CountBy is what the totals and counts count: persons or sessions (the funnel's count_by).
 	CountBy string `json:"count_by"`
+	// Breakdown is the breakdown whose values Events ranks, as the parameter takes it
+	// (channel, trait:plan, …); omitted when Events ranks touchpoints.
+	Breakdown string `json:"breakdown,omitempty"`
 	// SuccessTotal is the units that entered the funnel and converted; FailureTotal those that
 	// entered it and did not.
 	SuccessTotal int64 `json:"success_total"`
 	FailureTotal int64 `json:"failure_total"`
 	// Skewed is set when one side has more than 10 times the other's units, or none: the odds
 	// ratios then say little (and none is listed when a side is empty).
-	Skewed bool                   `json:"skewed"`
+	Skewed bool `json:"skewed"`
+	// Events are the touchpoints ranked, or with Breakdown its values (each a Value or a Marker
+	// none, with no Step), as PostHog lists property values among its "events".
 	Events []CorrelatedTouchpoint `json:"events"`
-	// LeftOut is how many touchpoints were done by too few units to be listed (insignificant).
+	// LeftOut is how many touchpoints (values) were done by (had) too few units to be listed
+	// (insignificant).
 	LeftOut int `json:"left_out"`
 }
 
@@ -92,7 +106,8 @@ const (
 	correlationSkewFactor = 10
 )
 
-// ParseCorrelationQuery reads the funnel's parameters, but its breakdown, plus limit.
+// ParseCorrelationQuery reads the funnel's parameters, but its breakdown limit and hold, plus
+// limit.
 func ParseCorrelationQuery(v url.Values) (CorrelationQuery, error) {
 	p := newParams(v, correlationParams())
 	fq := parseFunnel(p)
@@ -100,7 +115,7 @@ func ParseCorrelationQuery(v url.Values) (CorrelationQuery, error) {
 	if p.err == nil && len(fq.Steps) == 1 {
 		p.fail("steps", "a correlation analysis needs at least two steps, got one: give steps (--steps) twice or more")
 	}
-	if p.err == nil && fq.Mode == ModeAny {
+	if p.err == nil && fq.Mode == ModeAny && fq.Breakdown.By == "" {
 		p.fail("mode", "a correlation analysis takes ordered or strict: a funnel in any order has no last step's event to end a converter's touchpoints at")
 	}
 	q.Limit = p.int("limit", 1, 1000)
@@ -117,11 +132,17 @@ func (s *Store) Correlation(ctx context.Context, jm *sessionize.Map, q Correlati
 
 func (s *Store) correlationQuery(ctx context.Context, jm *sessionize.Map, q CorrelationQuery) (*CorrelationResult, error) {
 	fq := q.Funnel
-	if fq.Mode == ModeAny {
-		return nil, paramErrorf("mode", "a correlation analysis takes ordered or strict")
-	}
 	if q.Limit <= 0 {
 		q.Limit = 10
+	}
+	if fq.Hold != "" {
+		return nil, paramErrorf("hold", "a correlation analysis holds no property constant")
+	}
+	if fq.Breakdown.By != "" {
+		return s.correlationOfValues(ctx, jm, q)
+	}
+	if fq.Mode == ModeAny {
+		return nil, paramErrorf("mode", "a correlation analysis of touchpoints takes ordered or strict")
 	}
 	plan, tracked, first, err := s.planTouchpointWalk(ctx, jm, &fq, "a correlation analysis", labelSQL)
 	if err != nil {
@@ -146,8 +167,34 @@ func (s *Store) correlationQuery(ctx context.Context, jm *sessionize.Map, q Corr
 	if err != nil {
 		return nil, err
 	}
-	res := c.result(q.Limit, jm)
+	res := c.result(q.Limit, func(label string) string { return TouchpointStep(jm, label) })
 	res.CountBy = agg.result(fq).CountBy
+	return res, nil
+}
+
+// correlationOfValues answers a correlation analysis of a breakdown's values from the funnel
+// broken down by it, every value listed: a value's successes are its units at the last step, its
+// failures its units at step 1 less those.
+func (s *Store) correlationOfValues(ctx context.Context, jm *sessionize.Map, q CorrelationQuery) (*CorrelationResult, error) {
+	fq := q.Funnel
+	fq.BreakdownLimit = math.MaxInt32 // every value, none summed as other
+	f, err := s.funnel(ctx, jm, fq)
+	if err != nil {
+		return nil, err
+	}
+	last := len(fq.Steps) - 1
+	c := correlationCounts{success: map[string]int64{}, failure: map[string]int64{}}
+	for _, g := range f.Groups {
+		label := g.Value
+		if g.Marker != "" {
+			label = markPrefix + g.Marker
+		}
+		c.success[label] = g.Steps[last].Customers
+		c.failure[label] = g.Steps[0].Customers - g.Steps[last].Customers
+	}
+	c.successTotal, c.failureTotal = f.Steps[last].Customers, f.Steps[0].Customers-f.Steps[last].Customers
+	res := c.result(q.Limit, nil)
+	res.CountBy, res.Breakdown = f.CountBy, f.Breakdown
 	return res, nil
 }
 
@@ -189,8 +236,9 @@ func (c *correlationCounts) add(converted bool) {
 	}
 }
 
-// result lists the correlations (see CorrelationQuery), each side at most limit long.
-func (c *correlationCounts) result(limit int, jm *sessionize.Map) *CorrelationResult {
+// result lists the correlations (see CorrelationQuery), each side at most limit long; stepOf
+// gives a touchpoint's Step, nil for a breakdown's values.
+func (c *correlationCounts) result(limit int, stepOf func(label string) string) *CorrelationResult {
 	S, F := c.successTotal, c.failureTotal
 	res := &CorrelationResult{SuccessTotal: S, FailureTotal: F, Events: []CorrelatedTouchpoint{},
 		Skewed: S == 0 || F == 0 || S > correlationSkewFactor*F || F > correlationSkewFactor*S}
@@ -238,8 +286,8 @@ func (c *correlationCounts) result(limit int, jm *sessionize.Map) *CorrelationRe
 			value, marker := splitLabel(sc.label)
 			t := CorrelatedTouchpoint{Value: value, Marker: marker, SuccessCount: sc.s, FailureCount: sc.f,
 				OddsRatio: math.Round(sc.odds*1e4) / 1e4, CorrelationType: side.typ}
-			if marker == "" {
-				t.Step = TouchpointStep(jm, sc.label)
+			if marker == "" && stepOf != nil {
+				t.Step = stepOf(sc.label)
 			}
 			res.Events = append(res.Events, t)
 		}

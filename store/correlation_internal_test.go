@@ -4,8 +4,6 @@ import (
 	"fmt"
 	"strings"
 	"testing"
-
-	"github.com/waymark-dev/waymark/sessionize"
 )
 
 // TestCorrelationResultRules: PostHog's rules over given counts, no ClickHouse: a touchpoint
@@ -13,10 +11,6 @@ import (
 // side over ten times the other is skewed, and each side is sorted by its odds ratio (ties by
 // label) and cut at the limit.
 func TestCorrelationResultRules(t *testing.T) {
-	jm, err := sessionize.LoadMap("")
-	if err != nil {
-		t.Fatal(err)
-	}
 	for _, tt := range []struct {
 		name    string
 		success map[string]int64
@@ -40,7 +34,7 @@ func TestCorrelationResultRules(t *testing.T) {
 		if c.failure == nil {
 			c.failure = map[string]int64{}
 		}
-		res := c.result(tt.limit, jm)
+		res := c.result(tt.limit, nil)
 		var got []string
 		for _, e := range res.Events {
 			got = append(got, fmt.Sprintf("%s %s %d/%d %v", e.CorrelationType, e.Value, e.SuccessCount, e.FailureCount, e.OddsRatio))

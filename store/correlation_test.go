@@ -94,7 +94,8 @@ func TestCorrelationParameters(t *testing.T) {
 	}{
 		{"steps=A", "steps"},
 		{"steps=A,B&mode=any", "mode"},
-		{"steps=A,B&breakdown=channel", "breakdown"},
+		{"steps=A,B&breakdown=colour", "breakdown"},
+		{"steps=A,B&breakdown=channel&breakdown_limit=5", "breakdown_limit"},
 		{"steps=A,B&hold=property:product_id", "hold"},
 		{"steps=A,B&limit=0", "limit"},
 		{"steps=A,B&step=1", "step"},
@@ -109,8 +110,14 @@ func TestCorrelationParameters(t *testing.T) {
 			t.Errorf("%s: %v, want an error naming %s", tt.query, err, tt.param)
 		}
 	}
-	if err := store.CheckParams("correlation", url.Values{"steps": {"A,B"}, "mode": {"strict"}, "count_by": {"sessions"}}); err != nil {
-		t.Errorf("steps=A,B&mode=strict&count_by=sessions: %v", err)
+	for _, ok := range []string{"steps=A,B&mode=strict&count_by=sessions", "steps=A,B&mode=any&breakdown=trait:plan"} {
+		v, err := url.ParseQuery(ok)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := store.CheckParams("correlation", v); err != nil {
+			t.Errorf("%s: %v", ok, err)
+		}
 	}
 }
 
@@ -187,6 +194,73 @@ func TestCorrelationAgreesWithTheReference(t *testing.T) {
 		}
 		if len(res.Events)+res.LeftOut != len(counts) {
 			t.Errorf("%+v: %d listed and %d left out, want %d touchpoints (%v)", q, len(res.Events), res.LeftOut, len(counts), counts)
+		}
+	}
+}
+
+// refCorrelationOfValues is a correlation analysis of a breakdown's values by brute force over
+// the generated shop: per unit that took step 1, its breakdown value (the reference funnel's),
+// on the success side when it reached the last step; it returns each value's successes and
+// failures, and the totals.
+func refCorrelationOfValues(jm *sessionize.Map, d refData, q store.FunnelQuery) (map[string][2]int64, [2]int64) {
+	counts, totals := map[string][2]int64{}, [2]int64{}
+	for _, evs := range d.persons() {
+		attr := breakdownAttr(q.Breakdown, refTrait(q.Breakdown, evs), d.sessions, evs)
+		for _, unit := range refUnits(d, q, evs) {
+			level, path := refPath(jm, q, unit, attr)
+			if level == 0 {
+				continue
+			}
+			side := 1 // failure
+			if level == len(q.Steps) {
+				side = 0
+			}
+			value := cmp.Or(attr(unit[path[0]]), refMarker(store.MarkerNone))
+			c := counts[value]
+			c[side]++
+			counts[value], totals[side] = c, totals[side]+1
+		}
+	}
+	return counts, totals
+}
+
+// TestCorrelationOfValuesAgreesWithTheReference: with a breakdown, a correlation analysis ranks
+// its values: every value listed has the reference's successes and failures, the listed and the
+// left-out ones are every value the reference counts, and the totals are the reference's; by each
+// kind of breakdown, by persons and by sessions, in every mode.
+func TestCorrelationOfValuesAgreesWithTheReference(t *testing.T) {
+	t.Parallel()
+	d, s := storedRefData(t, 23, 300)
+	jm := defaultMap(t)
+	const day = 24 * time.Hour
+	for _, q := range []store.FunnelQuery{
+		{Steps: []string{"Product Viewed", "Product Added", "Order Completed"}, Window: day, Breakdown: store.Breakdown{By: "channel"}},
+		{Steps: []string{"Product Viewed", "Order Completed"}, Window: 7 * day, Breakdown: store.Breakdown{By: "device"}},
+		{Steps: []string{"Product Viewed", "Order Completed"}, Window: 7 * day, Mode: store.ModeStrict, Breakdown: store.Breakdown{By: "property", Name: "category"}},
+		{Steps: []string{"Product Viewed", "Product Added", "Order Completed"}, Window: 7 * day, Breakdown: store.Breakdown{By: "trait", Name: "customer_type"}},
+		{Steps: []string{"Product Added", "Order Completed"}, Window: day, Mode: store.ModeAny, Breakdown: store.Breakdown{By: "campaign"}, CountBy: store.CountSessions},
+	} {
+		ref := q
+		ref.Mode = cmp.Or(ref.Mode, store.ModeOrdered)
+		ref.CountBy = cmp.Or(ref.CountBy, store.CountPersons)
+		counts, totals := refCorrelationOfValues(jm, d, ref)
+		res, err := s.Correlation(context.Background(), jm, store.CorrelationQuery{Funnel: q, Limit: 1000})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if totals[0] == 0 || totals[1] == 0 || len(counts) < 2 {
+			t.Fatalf("%+v: the reference has %v units and %d values: the data tests nothing", q, totals, len(counts))
+		}
+		if res.SuccessTotal != totals[0] || res.FailureTotal != totals[1] || res.Breakdown != q.Breakdown.String() {
+			t.Errorf("%+v: totals %d/%d by %q, want %d/%d by %q", q, res.SuccessTotal, res.FailureTotal, res.Breakdown, totals[0], totals[1], q.Breakdown)
+		}
+		for _, e := range res.Events {
+			if got, want := [2]int64{e.SuccessCount, e.FailureCount}, counts[shown(e.Value, e.Marker)]; got != want || e.Step != "" {
+				t.Errorf("%+v: %s: %v (step %q), want %v", q, shown(e.Value, e.Marker), got, e.Step, want)
+			}
+		}
+		if len(res.Events)+res.LeftOut != len(counts) {
+			t.Errorf("%+v: %d listed and %d left out, want %d values (%v)", q, len(res.Events), res.LeftOut, len(counts), counts)
 		}
 	}
 }

@@ -68,14 +68,17 @@ func dropoffParams() []Param {
 		Param{Name: "ids_limit", Default: "100", Usage: "person ids listed"})
 }
 
-// correlationParams are the funnel's but its breakdown (a correlation analysis ranks
-// touchpoints, not values of one) and hold (not defined for it yet: which of the other values'
-// touchpoints would count), plus how many each side lists.
+// correlationParams are the funnel's but its breakdown limit (every value is ranked) and hold
+// (not defined for it yet: which of the other values' touchpoints would count), plus how many
+// each side lists; the breakdown ranks its values instead of touchpoints.
 func correlationParams() []Param {
-	funnel := slices.DeleteFunc(funnelParams(), func(p Param) bool {
-		return p.Name == "breakdown" || p.Name == "breakdown_limit" || p.Name == "hold"
-	})
-	return append(funnel, Param{Name: "limit", Default: "10", Usage: "touchpoints listed on each side: success correlations, then failure ones"})
+	funnel := slices.DeleteFunc(funnelParams(), func(p Param) bool { return p.Name == "breakdown_limit" || p.Name == "hold" })
+	for i := range funnel {
+		if funnel[i].Name == "breakdown" {
+			funnel[i].Usage = "rank the values of channel, campaign, device, trait:NAME or property:NAME (each unit's, as a funnel breaks down) instead of touchpoints"
+		}
+	}
+	return append(funnel, Param{Name: "limit", Default: "10", Usage: "touchpoints (values) listed on each side: success correlations, then failure ones"})
 }
 
 func anchorParams() []Param {
@@ -447,7 +450,9 @@ func parseFunnel(p *params) FunnelQuery {
 		by, name, _ := strings.Cut(b, ":")
 		q.Breakdown.By, q.Breakdown.Name = by, fieldName(lexStep(name))
 	}
-	q.BreakdownLimit = p.int("breakdown_limit", 1, 1000)
+	if slices.ContainsFunc(p.schema, func(sp Param) bool { return sp.Name == "breakdown_limit" }) { // not a correlation's
+		q.BreakdownLimit = p.int("breakdown_limit", 1, 1000)
+	}
 	return q
 }
 

@@ -525,6 +525,25 @@ func nearestRank(us []int64, q float64) string {
 	return fmt.Sprint(float64(us[max(int(math.Ceil(q*float64(len(us))))-1, 0)]) / 1e6)
 }
 
+// refTrait is a person's value of the trait b breaks down by ("" when b is no trait's): the
+// latest event that sets the trait's top-level trait in any way replaces it.
+func refTrait(b store.Breakdown, evs []refEvent) string {
+	trait := ""
+	if b.By != "trait" {
+		return trait
+	}
+	top := ingest.TraitPrefix + ingest.TopTrait(b.Name)
+	for _, e := range evs {
+		for _, k := range slices.Concat(e.PropertyKeys, e.NullKeys) {
+			if k == top || strings.HasPrefix(k, top+".") {
+				trait, _ = e.Trait(b.Name)
+				break
+			}
+		}
+	}
+	return trait
+}
+
 // refFunnel answers a funnel by brute force, as text: per group, per step, customers and the
 // median and p90 seconds from the previous step.
 func refFunnel(jm *sessionize.Map, d refData, q store.FunnelQuery) string {
@@ -542,20 +561,7 @@ func refFunnel(jm *sessionize.Map, d refData, q store.FunnelQuery) string {
 	}
 	get("")
 	for _, evs := range d.persons() {
-		trait := ""
-		if q.Breakdown.By == "trait" {
-			// The latest event that sets the trait's top-level trait in any way replaces it.
-			top := ingest.TraitPrefix + ingest.TopTrait(q.Breakdown.Name)
-			for _, e := range evs {
-				for _, k := range slices.Concat(e.PropertyKeys, e.NullKeys) {
-					if k == top || strings.HasPrefix(k, top+".") {
-						trait, _ = e.Trait(q.Breakdown.Name)
-						break
-					}
-				}
-			}
-		}
-		attr := breakdownAttr(q.Breakdown, trait, d.sessions, evs)
+		attr := breakdownAttr(q.Breakdown, refTrait(q.Breakdown, evs), d.sessions, evs)
 		for _, unit := range refUnits(d, q, evs) {
 			level, path := refPath(jm, q, unit, attr)
 			if level == 0 {

@@ -311,6 +311,8 @@ func TestTaobaoKnownAnswersAndIdempotentReplay(t *testing.T) {
 			"funnel?steps=Product+Viewed,Order+Completed&mode=strict&breakdown=property:category&breakdown_limit=3", "property:category = (other values)"},
 		{[]string{"dropoff", "--steps", "Product Viewed,Product Added,Order Completed"}, "dropoff?steps=Product+Viewed,Product+Added,Order+Completed", "What they did instead"},
 		{[]string{"correlation", "--steps", "Product Viewed,Order Completed", "--window", "7d"}, "correlation?steps=Product+Viewed,Order+Completed&window=7d", "ODDS RATIO"},
+		{[]string{"correlation", "--steps", "Product Viewed,Order Completed", "--mode", "any", "--breakdown", "channel"},
+			"correlation?steps=Product+Viewed,Order+Completed&mode=any&breakdown=channel", "  CHANNEL"},
 		{[]string{"paths", "--anchor", "Product Added", "--depth", "3"}, "paths?anchor=Product+Added&depth=3", "Product Added →"},
 		{[]string{"next", "--anchor", "Product Added", "--direction", "previous"}, "next?anchor=Product+Added&direction=previous", "previous touchpoint"},
 		{[]string{"retention", "--period", "week"}, "retention?period=week", "Repeat rate by acquisition channel"},

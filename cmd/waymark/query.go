@@ -41,7 +41,7 @@ var queryCommands = []queryCommand{
 	{"dropoff", "where the customers who did not reach the next step left from, and what they did instead",
 		`dropoff --steps "Product Viewed,Order Completed" [--step 1] [--json | --csv]`, printDropoff},
 	{"correlation", "which touchpoints tell the customers who converted from those who did not (odds ratios)",
-		`correlation --steps "Product Viewed,Order Completed" [--window 24h] [--limit 10] [--json]`, printCorrelation},
+		`correlation --steps "Product Viewed,Order Completed" [--window 24h] [--breakdown channel] [--limit 10] [--json]`, printCorrelation},
 	{"paths", "the top touchpoint sequences starting or ending at an event or stage",
 		`paths --anchor "Product Viewed" [--direction start|end] [--depth 4] [--convert "Order Completed"] [--json]`, printPaths},
 	{"next", "where customers go right after (or came from right before) an event or stage",
@@ -488,14 +488,18 @@ func printCorrelation(w io.Writer, v any) {
 	if res.Skewed {
 		fmt.Fprintln(w, "skewed: one side has more than 10 times the other's units (or none), the odds ratios say little")
 	}
+	what, column, few := "touchpoints", "TOUCHPOINT", "done by"
+	if res.Breakdown != "" {
+		what, column, few = "values", strings.ToUpper(res.Breakdown), "had by"
+	}
 	tw := table(w)
-	fmt.Fprintln(tw, "CORRELATION\tODDS RATIO\tCONVERTED\tDID NOT\t  TOUCHPOINT")
+	fmt.Fprintf(tw, "CORRELATION\tODDS RATIO\tCONVERTED\tDID NOT\t  %s\n", column)
 	for _, e := range res.Events {
 		fmt.Fprintf(tw, "%s\t%.4g\t%d\t%d\t  %s\n", e.CorrelationType, e.OddsRatio, e.SuccessCount, e.FailureCount, label(cmp.Or(e.Step, e.Value), e.Marker))
 	}
 	tw.Flush()
 	if res.LeftOut > 0 {
-		fmt.Fprintf(w, "%d touchpoints done by too few to be listed (under min(25, 2%%) of them)\n", res.LeftOut)
+		fmt.Fprintf(w, "%d %s %s too few to be listed (under min(25, 2%%) of them)\n", res.LeftOut, what, few)
 	}
 }
 
