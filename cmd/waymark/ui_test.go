@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"encoding/json"
 	"fmt"
 	"net/url"
@@ -78,6 +79,8 @@ func TestJourneyMapPageInChromium(t *testing.T) {
 		}
 		FirstFunnel, ChangedFunnel, RestoredFunnel, HeldFunnel struct{ Steps, Customers string }
 		HeldLink                                               string
+		Correlation                                            []string // "value odds successes/failures" per row
+		CorrelationSteps                                       string
 		KeyboardTouchpoint                                     string
 		Fork                                                   struct {
 			Title   string
@@ -181,6 +184,28 @@ func TestJourneyMapPageInChromium(t *testing.T) {
 		t.Errorf("the address %s does not keep hold", got.HeldLink)
 	}
 
+	// The comparison of those who converted with those who did not is the API's correlation
+	// analysis of the funnel shown.
+	_, body = httpGet(t, "http://"+s.http+"/api/v1/correlation?steps="+url.QueryEscape(got.CorrelationSteps)+"&window=24h")
+	var corr struct {
+		Events []struct {
+			Value, Marker string
+			OddsRatio     float64 `json:"odds_ratio"`
+			SuccessCount  int64   `json:"success_count"`
+			FailureCount  int64   `json:"failure_count"`
+		}
+	}
+	if err := json.Unmarshal([]byte(body), &corr); err != nil {
+		t.Fatal(err)
+	}
+	var want []string
+	for _, e := range corr.Events {
+		want = append(want, fmt.Sprintf("%s %s %d/%d", cmp.Or(e.Value, "("+e.Marker+")"), strconv.FormatFloat(e.OddsRatio, 'f', -1, 64), e.SuccessCount, e.FailureCount))
+	}
+	if got.CorrelationSteps != got.ChangedFunnel.Steps || len(want) == 0 || !slices.Equal(got.Correlation, want) {
+		t.Errorf("the comparison of %q shows %q, want the API's %q for %q", got.CorrelationSteps, got.Correlation, want, got.ChangedFunnel.Steps)
+	}
+
 	// The fork opened from the keyboard, with the API's numbers.
 	if got.KeyboardTouchpoint == "" || !strings.Contains(got.Fork.Title, got.KeyboardTouchpoint) {
 		t.Errorf("keyboard reached touchpoint %q, fork %+v", got.KeyboardTouchpoint, got.Fork)
@@ -207,7 +232,7 @@ func TestJourneyMapPageInChromium(t *testing.T) {
 	if !strings.Contains(got.Error, "window") {
 		t.Errorf("a bad window shows %q, want a message naming the window", got.Error)
 	}
-	for _, png := range []string{"journey-map-1280x800.png", "journey-map-390x844.png", "funnel.png", "fork.png", "read-key.png"} {
+	for _, png := range []string{"journey-map-1280x800.png", "journey-map-390x844.png", "funnel.png", "correlation.png", "fork.png", "read-key.png"} {
 		if fi, err := os.Stat(filepath.Join(shots, png)); err != nil || fi.Size() < 1000 {
 			t.Errorf("screenshot %s: %v", png, err)
 		}

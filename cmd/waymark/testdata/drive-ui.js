@@ -80,6 +80,13 @@ async function funnelOn (page) {
   await page.locator('#funnel-form button[type=submit]').click()
   await page.waitForFunction(() => !document.querySelector('#funnel .funnel-result .hint') && document.querySelector('#funnel .funnel-steps') && !document.querySelector('#funnel[aria-busy]'))
 
+  // Compare the converters of that funnel with those who did not convert.
+  await page.locator('#correlation button.correlate').click()
+  await page.waitForFunction(() => document.querySelector('#correlation .correlation-result .hint') && !document.querySelector('#correlation[aria-busy]'))
+  out.correlation = await page.$$eval('#correlation tbody tr', (rows) => rows.map((r) => `${r.dataset.value} ${r.dataset.odds} ${r.dataset.success}/${r.dataset.failure}`))
+  out.correlationSteps = await page.$eval('#funnel .funnel-steps', (e) => e.dataset.steps)
+  await page.locator('#correlation').screenshot({ path: outDir + '/correlation.png' })
+
   // The fork, by keyboard: Tab until a touchpoint of the first stage has focus, then Enter.
   await page.locator('#filters button[type=submit]').focus()
   let focused = ''

@@ -554,26 +554,79 @@ function funnelFormFromState () {
   form.breakdown.value = state.get('breakdown') || ''
 }
 
-async function loadFunnel (ask = api) {
+// funnelParams is the funnel form's parameters, those left empty left out.
+function funnelParams () {
   const form = $('#funnel-form')
   const steps = [...form.querySelectorAll('input[name=step]')].map(i => i.value.trim()).filter(Boolean)
   const params = { steps: steps.map(stepParam).join(','), window: form.window.value.trim(), mode: form.mode.value, count_by: form.count_by.value, hold: form.hold.value.trim(), breakdown: form.breakdown.value.trim(), ...rangeParams() }
-  setState({ steps: params.steps, window: params.window, mode: params.mode === def('funnel', 'mode') ? null : params.mode, count_by: params.count_by === def('funnel', 'count_by') ? null : params.count_by, hold: params.hold, breakdown: params.breakdown })
   if (!params.hold) delete params.hold
   if (!params.breakdown) delete params.breakdown
+  return params
+}
+
+// markInvalid marks the funnel form's field that an API error names.
+function markInvalid (e) {
+  const form = $('#funnel-form')
+  const field = e.param === 'steps' ? form.querySelector('input[name=step]') : (e.param && form.elements[e.param])
+  if (field && field.setAttribute) field.setAttribute('aria-invalid', 'true')
+}
+
+async function loadFunnel (ask = api) {
+  const form = $('#funnel-form')
+  const params = funnelParams()
+  setState({ steps: params.steps, window: params.window, mode: params.mode === def('funnel', 'mode') ? null : params.mode, count_by: params.count_by === def('funnel', 'count_by') ? null : params.count_by, hold: params.hold || '', breakdown: params.breakdown || '' })
   const section = $('#funnel')
   for (const i of form.querySelectorAll('[aria-invalid]')) i.removeAttribute('aria-invalid')
+  $('#correlation .correlation-result').replaceChildren() // it was of the funnel before
+  $('#correlation .status').textContent = ''
   await load(section, 'the funnel', async () => {
     let res
     try {
       res = await ask('funnel', params)
     } catch (e) {
-      const field = e.param === 'steps' ? form.querySelector('input[name=step]') : (e.param && form.elements[e.param])
-      if (field && field.setAttribute) field.setAttribute('aria-invalid', 'true')
+      markInvalid(e)
       throw e
     }
     renderFunnel($('.funnel-result', section), res)
   })
+}
+
+// loadCorrelation asks for the correlation analysis of the funnel the form holds (a breakdown
+// ranks its values) and shows it.
+async function loadCorrelation () {
+  const params = funnelParams()
+  const section = $('#correlation')
+  await load(section, 'the comparison', async () => {
+    if (params.hold) throw new APIError('a comparison holds no property constant: clear "Hold constant" above', 'hold')
+    let res
+    try {
+      res = await api('correlation', params)
+    } catch (e) {
+      markInvalid(e)
+      throw e
+    }
+    renderCorrelation($('.correlation-result', section), res)
+  })
+}
+
+function renderCorrelation (box, res) {
+  const unit = res.count_by === 'sessions' ? 'sessions' : 'people'
+  const what = res.breakdown ? 'values' : 'touchpoints'
+  const parts = [el('p', { class: 'hint', text: `${num(res.success_total)} ${unit} converted, ${num(res.failure_total)} did not` + (res.skewed ? ' — one side has over ten times the other (or none): the odds ratios say little' : '') })]
+  if (res.events.length > 0) {
+    parts.push(el('table', {},
+      el('caption', { text: 'Odds ratio over 1: more common among those who converted; under 1: among those who did not' }),
+      el('thead', {}, el('tr', {}, el('th', { scope: 'col', text: res.breakdown || 'touchpoint' }), el('th', { scope: 'col', class: 'num', text: 'odds ratio' }),
+        el('th', { scope: 'col', class: 'num', text: 'converted' }), el('th', { scope: 'col', class: 'num', text: 'did not' }))),
+      el('tbody', {}, ...res.events.map(e => el('tr', { class: e.correlation_type, dataset: { value: e.marker ? '(' + e.marker + ')' : e.value, odds: e.odds_ratio, success: e.success_count, failure: e.failure_count } },
+        e.marker ? el('th', { scope: 'row', class: 'marker', text: MARKER_TEXT[e.marker] }) : el('th', { scope: 'row', text: e.value }),
+        el('td', { class: 'num', text: e.odds_ratio.toLocaleString('en', { maximumFractionDigits: 2 }) }),
+        el('td', { class: 'num', text: num(e.success_count) }), el('td', { class: 'num', text: num(e.failure_count) }))))))
+  } else {
+    parts.push(el('p', { class: 'hint', text: 'No ' + what + ' to compare.' }))
+  }
+  if (res.left_out > 0) parts.push(el('p', { class: 'hint', text: `${num(res.left_out)} more ${what} are left out: too few ${unit} (under 25, or 2%) to tell` }))
+  box.replaceChildren(...parts)
 }
 
 function renderFunnel (box, res) {
@@ -659,6 +712,7 @@ document.addEventListener('DOMContentLoaded', async () => {
     setTimeout(() => { e.target.textContent = 'Copy link' }, 2000)
   })
   $('#funnel-form').addEventListener('submit', (e) => { e.preventDefault(); loadFunnel() })
+  $('#correlation .correlate').addEventListener('click', () => loadCorrelation())
   $('#funnel .add-step').addEventListener('click', () => {
     const li = stepInput('')
     $('#funnel .steps').append(li)
