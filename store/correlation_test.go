@@ -127,35 +127,29 @@ func TestCorrelationParameters(t *testing.T) {
 // take no step; it returns each label's successes and failures, and the totals.
 func refCorrelation(jm *sessionize.Map, d refData, q store.FunnelQuery) (map[string][2]int64, [2]int64) {
 	counts, totals := map[string][2]int64{}, [2]int64{}
-	for _, evs := range d.persons() {
-		for _, unit := range refUnits(d, q, evs) {
-			level, path := refPath(jm, q, unit, func(refEvent) string { return "" })
-			if level == 0 {
-				continue
+	refEachEntered(jm, d, q, func(unit []refEvent, level int, path []int, _ func(refEvent) string) {
+		side := 1 // failure
+		end := len(unit)
+		if level == len(q.Steps) {
+			side, end = 0, refStepEvent(jm, q, unit, path)
+		}
+		seen := map[string]bool{}
+		for i := path[0] + 1; i < end && unit[i].t <= unit[path[0]].t+q.Window.Microseconds(); i++ {
+			takes := false
+			for _, step := range q.Steps {
+				takes = takes || matchesStep(jm, step, unit, i)
 			}
-			side := 1 // failure
-			end := len(unit)
-			if level == len(q.Steps) {
-				side, end = 0, refStepEvent(jm, q, unit, path)
-			}
-			seen := map[string]bool{}
-			for i := path[0] + 1; i < end && unit[i].t <= unit[path[0]].t+q.Window.Microseconds(); i++ {
-				takes := false
-				for _, step := range q.Steps {
-					takes = takes || matchesStep(jm, step, unit, i)
-				}
-				if unit[i].tracked && !takes {
-					seen[unit[i].label()] = true
-				}
-			}
-			totals[side]++
-			for label := range seen {
-				c := counts[label]
-				c[side]++
-				counts[label] = c
+			if unit[i].tracked && !takes {
+				seen[unit[i].label()] = true
 			}
 		}
-	}
+		totals[side]++
+		for label := range seen {
+			c := counts[label]
+			c[side]++
+			counts[label] = c
+		}
+	})
 	return counts, totals
 }
 
@@ -204,23 +198,16 @@ func TestCorrelationAgreesWithTheReference(t *testing.T) {
 // failures, and the totals.
 func refCorrelationOfValues(jm *sessionize.Map, d refData, q store.FunnelQuery) (map[string][2]int64, [2]int64) {
 	counts, totals := map[string][2]int64{}, [2]int64{}
-	for _, evs := range d.persons() {
-		attr := breakdownAttr(q.Breakdown, refTrait(q.Breakdown, evs), d.sessions, evs)
-		for _, unit := range refUnits(d, q, evs) {
-			level, path := refPath(jm, q, unit, attr)
-			if level == 0 {
-				continue
-			}
-			side := 1 // failure
-			if level == len(q.Steps) {
-				side = 0
-			}
-			value := cmp.Or(attr(unit[path[0]]), refMarker(store.MarkerNone))
-			c := counts[value]
-			c[side]++
-			counts[value], totals[side] = c, totals[side]+1
+	refEachEntered(jm, d, q, func(unit []refEvent, level int, path []int, attr func(refEvent) string) {
+		side := 1 // failure
+		if level == len(q.Steps) {
+			side = 0
 		}
-	}
+		value := cmp.Or(attr(unit[path[0]]), refMarker(store.MarkerNone))
+		c := counts[value]
+		c[side]++
+		counts[value], totals[side] = c, totals[side]+1
+	})
 	return counts, totals
 }
 

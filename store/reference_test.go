@@ -544,6 +544,19 @@ func refTrait(b store.Breakdown, evs []refEvent) string {
 	return trait
 }
 
+// refEachEntered calls fn with each unit of the shop that took step 1 of q, the number of steps
+// it reached, its path and the reader of its breakdown value (attr(unit[path[0]]) is the unit's).
+func refEachEntered(jm *sessionize.Map, d refData, q store.FunnelQuery, fn func(unit []refEvent, level int, path []int, attr func(refEvent) string)) {
+	for _, evs := range d.persons() {
+		attr := breakdownAttr(q.Breakdown, refTrait(q.Breakdown, evs), d.sessions, evs)
+		for _, unit := range refUnits(d, q, evs) {
+			if level, path := refPath(jm, q, unit, attr); level > 0 {
+				fn(unit, level, path, attr)
+			}
+		}
+	}
+}
+
 // refFunnel answers a funnel by brute force, as text: per group, per step, customers and the
 // median and p90 seconds from the previous step.
 func refFunnel(jm *sessionize.Map, d refData, q store.FunnelQuery) string {
@@ -560,41 +573,34 @@ func refFunnel(jm *sessionize.Map, d refData, q store.FunnelQuery) string {
 		return groups[g]
 	}
 	get("")
-	for _, evs := range d.persons() {
-		attr := breakdownAttr(q.Breakdown, refTrait(q.Breakdown, evs), d.sessions, evs)
-		for _, unit := range refUnits(d, q, evs) {
-			level, path := refPath(jm, q, unit, attr)
-			if level == 0 {
-				continue
-			}
-			if n := len(q.Steps); level == n && n > 1 && q.Mode != store.ModeAny {
-				took := time.Duration(unit[path[n-1]].t-unit[path[0]].t) * time.Microsecond
-				bucket := "> 7d"
-				for _, b := range []struct {
-					label string
-					upTo  time.Duration
-				}{{"≤ 1m", time.Minute}, {"1–10m", 10 * time.Minute}, {"10m–1h", time.Hour}, {"1–6h", 6 * time.Hour}, {"6–24h", 24 * time.Hour}, {"1–7d", 7 * 24 * time.Hour}} {
-					if took <= b.upTo {
-						bucket = b.label
-						break
-					}
+	refEachEntered(jm, d, q, func(unit []refEvent, level int, path []int, attr func(refEvent) string) {
+		if n := len(q.Steps); level == n && n > 1 && q.Mode != store.ModeAny {
+			took := time.Duration(unit[path[n-1]].t-unit[path[0]].t) * time.Microsecond
+			bucket := "> 7d"
+			for _, b := range []struct {
+				label string
+				upTo  time.Duration
+			}{{"≤ 1m", time.Minute}, {"1–10m", 10 * time.Minute}, {"10m–1h", time.Hour}, {"1–6h", 6 * time.Hour}, {"6–24h", 24 * time.Hour}, {"1–7d", 7 * 24 * time.Hour}} {
+				if took <= b.upTo {
+					bucket = b.label
+					break
 				}
-				toConvert[bucket]++
 			}
-			targets := []*counts{get("")}
-			if q.Breakdown.By != "" {
-				targets = append(targets, get("="+cmp.Or(attr(unit[path[0]]), refMarker(store.MarkerNone))))
-			}
-			for _, c := range targets {
-				for k := range level {
-					c.reached[k]++
-					if k > 0 && q.Mode != store.ModeAny {
-						c.gaps[k] = append(c.gaps[k], unit[path[k]].t-unit[path[k-1]].t)
-					}
+			toConvert[bucket]++
+		}
+		targets := []*counts{get("")}
+		if q.Breakdown.By != "" {
+			targets = append(targets, get("="+cmp.Or(attr(unit[path[0]]), refMarker(store.MarkerNone))))
+		}
+		for _, c := range targets {
+			for k := range level {
+				c.reached[k]++
+				if k > 0 && q.Mode != store.ModeAny {
+					c.gaps[k] = append(c.gaps[k], unit[path[k]].t-unit[path[k-1]].t)
 				}
 			}
 		}
-	}
+	})
 	var out []string
 	for _, g := range slices.Sorted(maps.Keys(groups)) {
 		c := groups[g]
