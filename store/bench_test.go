@@ -378,8 +378,9 @@ type journeyQuery struct {
 }
 
 // journeyQueries are the queries the journey benchmarks measure on s, over the synthetic events:
-// each journey query of the API once, the 3-step funnel counted by sessions too (it reads the
-// visits, as the sessions query does), and the journey page's first load.
+// each journey query of the API once (the correlation analysis of touchpoints: by a breakdown it is
+// the funnel's), the 3-step funnel counted by sessions too (it reads the visits, as the sessions
+// query does), and the journey page's first load.
 func journeyQueries(tb testing.TB, s *store.Store) []journeyQuery {
 	ctx := context.Background()
 	jm := defaultMap(tb)
@@ -405,6 +406,10 @@ func journeyQueries(tb testing.TB, s *store.Store) []journeyQuery {
 		}},
 		{"dropoff", func() error {
 			_, err := s.Dropoff(ctx, jm, store.DropoffQuery{Funnel: store.FunnelQuery{Steps: steps3, Window: day}, Step: 2})
+			return err
+		}},
+		{"correlation", func() error {
+			_, err := s.Correlation(ctx, jm, store.CorrelationQuery{Funnel: store.FunnelQuery{Steps: steps3, Window: day}, Limit: 10})
 			return err
 		}},
 		{"next", func() error {
