@@ -541,3 +541,22 @@ func TestSessionsRunPastTheRangesEnd(t *testing.T) {
 		}
 	}
 }
+
+// TestExclusionRangeErrorsQuoteTheRange: an exclusion's range too large for any funnel is refused
+// quoting the range as written, not the largest int it was read as (tester 40's F3), and one
+// written with signs is refused as a range, not looked up as an event's name (F2).
+func TestExclusionRangeErrorsQuoteTheRange(t *testing.T) {
+	t.Parallel()
+	for _, tt := range []struct{ exclude, says string }{
+		{"Chat:1-99999999999999999999", "Chat:1-99999999999999999999"},
+		{"Chat:1-99", "Chat:1-99"},
+		{"Chat:-1-2", "a range of steps is FIRST-LAST"},
+		{"Chat:1-+2", "a range of steps is FIRST-LAST"},
+	} {
+		_, err := store.ParseFunnelQuery(url.Values{"steps": {"View,Buy"}, "exclude": {tt.exclude}})
+		var pe *store.ParamError
+		if !errors.As(err, &pe) || pe.Param != "exclude" || !strings.Contains(err.Error(), tt.says) || strings.Contains(err.Error(), "9223372036854775807") {
+			t.Errorf("exclude=%s: %v, want an error naming exclude saying %q", tt.exclude, err, tt.says)
+		}
+	}
+}

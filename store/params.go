@@ -431,6 +431,8 @@ func parseFunnel(p *params) FunnelQuery {
 		e := Exclusion{Step: x, After: 1, Before: len(q.Steps)}
 		step, after, before, ok, misspelt := cutExclusionRange(x)
 		switch {
+		case ok && max(after, before) > MaxFunnelSteps: // quoted as written: past int, Atoi gives its largest (tester 40's F3)
+			p.fail("exclude", "%.100q: a range of steps FIRST-LAST lies within the funnel's steps, at most %d", x, MaxFunnelSteps)
 		case ok:
 			e.Step, e.After, e.Before = step, after, before
 		case misspelt:

@@ -226,9 +226,10 @@ func JoinSteps(steps []string) string {
 var exclusionRange = regexp.MustCompile(`^\s*(\d+)\s*-\s*(\d+)$`)
 
 // misspeltRange matches what after an exclusion's last colon was meant as a range of steps but
-// is not one: two numbers with another dash (– —), dots, "to", "~" or space between them, or a
-// number with a hyphen on one side only. No shop names an event "Checkout:1 to 3".
-var misspeltRange = regexp.MustCompile(`^\s*(\d+\s*(–|—|‐|\.\.\.?|to|~|_|\s)\s*\d+|\d+\s*-|-\s*\d+)\s*$`)
+// is not one: two numbers with another dash (– —), dots, "to", "~" or space between them, a
+// number with a hyphen on one side only, or two with a sign ("-1-2", "1-+2": tester 40's F2).
+// No shop names an event "Checkout:1 to 3".
+var misspeltRange = regexp.MustCompile(`^\s*(\d+\s*(–|—|‐|\.\.\.?|to|~|_|\s)\s*\d+|\d+\s*-|-\s*\d+|[+-]?\d+\s*-\s*[+-]?\d+)\s*$`)
 
 // cutExclusionRange reads an exclusion, "Event" or "Event:a-b" (the last unescaped colon), into
 // its step and the steps it lies between; ok is false when it has no range. misspelt is set when

@@ -294,6 +294,10 @@ func TestCutExclusionRange(t *testing.T) {
 		{"Coupon Removed:1 to 3", "Coupon Removed:1 to 3", 0, 0, false, true},
 		{"Coupon Removed:2-", "Coupon Removed:2-", 0, 0, false, true},
 		{"Coupon Removed:-3", "Coupon Removed:-3", 0, 0, false, true},
+		{"Coupon Removed:-1-2", "Coupon Removed:-1-2", 0, 0, false, true}, // tester 40's F2
+		{"Coupon Removed:1-+2", "Coupon Removed:1-+2", 0, 0, false, true},
+		{"Coupon Removed:1--2", "Coupon Removed:1--2", 0, 0, false, true},
+		{"Coupon Removed:+1-2", "Coupon Removed:+1-2", 0, 0, false, true},
 		{`Coupon Removed\:1–3`, `Coupon Removed\:1–3`, 0, 0, false, false}, // escaped: a name
 	}
 	for _, tt := range tests {

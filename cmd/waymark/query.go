@@ -495,7 +495,9 @@ func printCorrelation(w io.Writer, v any) {
 	tw := table(w)
 	fmt.Fprintf(tw, "CORRELATION\tODDS RATIO\tCONVERTED\tDID NOT\t  %s\n", column)
 	for _, e := range res.Events {
-		fmt.Fprintf(tw, "%s\t%.4g\t%d\t%d\t  %s\n", e.CorrelationType, e.OddsRatio, e.SuccessCount, e.FailureCount, label(cmp.Or(e.Step, e.Value), e.Marker))
+		// The odds ratio as the API gives it (rounded to 4 decimals), never in e-notation.
+		odds := strconv.FormatFloat(e.OddsRatio, 'f', -1, 64)
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t  %s\n", e.CorrelationType, odds, e.SuccessCount, e.FailureCount, label(cmp.Or(e.Step, e.Value), e.Marker))
 	}
 	tw.Flush()
 	if res.LeftOut > 0 {

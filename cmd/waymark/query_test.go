@@ -152,3 +152,24 @@ func TestClickHouseHTTPIsToldFromTheNativePort(t *testing.T) {
 		t.Errorf("the native port %s is taken for ClickHouse's HTTP interface", chServer.Addr)
 	}
 }
+
+// TestCorrelationTablePrintsTheAPIsOddsRatios: the table's odds ratios are the API's numbers
+// (4 decimals), neither cut to 4 digits nor in e-notation (tester 40's F1: 2.6e+05 for
+// 260026, 1.667 for 1.6667).
+func TestCorrelationTablePrintsTheAPIsOddsRatios(t *testing.T) {
+	var out strings.Builder
+	printCorrelation(&out, &store.CorrelationResult{CountBy: store.CountPersons, SuccessTotal: 25, FailureTotal: 10000, Skewed: true,
+		Events: []store.CorrelatedTouchpoint{
+			{Value: "Chat Opened", Step: "Chat Opened", SuccessCount: 25, OddsRatio: 260026, CorrelationType: store.CorrelationSuccess},
+			{Value: "Size Guide", Step: "Size Guide", SuccessCount: 2, FailureCount: 1, OddsRatio: 1.6667, CorrelationType: store.CorrelationSuccess},
+			{Value: "Coupon", Step: "Coupon", FailureCount: 30, OddsRatio: 0.0001, CorrelationType: store.CorrelationFailure},
+		}})
+	for _, want := range []string{" 260026 ", " 1.6667 ", " 0.0001 "} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("the table lacks %q:\n%s", want, out.String())
+		}
+	}
+	if strings.Contains(out.String(), "e+") || strings.Contains(out.String(), "e-") {
+		t.Errorf("the table has e-notation:\n%s", out.String())
+	}
+}

@@ -96,10 +96,10 @@ func (a *API) Register(mux *http.ServeMux) {
 		if e.method == http.MethodGet {
 			h = refuseBody(h) // net/http serves HEAD there too
 		}
-		mux.HandleFunc(e.method+" /api/v1/"+e.name, h)
+		mux.HandleFunc(e.method+" /api/v1/"+e.name, private(h))
 		served = append(served, e.method+" /api/v1/"+e.name)
 	}
-	mux.HandleFunc("/api/v1/", func(w http.ResponseWriter, r *http.Request) {
+	mux.HandleFunc("/api/v1/", private(func(w http.ResponseWriter, r *http.Request) {
 		name := strings.TrimPrefix(r.URL.Path, "/api/v1/")
 		if i := slices.IndexFunc(routes, func(e endpoint) bool { return e.name == name }); i >= 0 {
 			allow := routes[i].method
@@ -111,7 +111,19 @@ func (a *API) Register(mux *http.ServeMux) {
 			return
 		}
 		WriteError(w, http.StatusNotFound, "", r.URL.Path+": no such query; the API serves "+strings.Join(served, ", "))
-	})
+	}))
+}
+
+// private marks h's answers as kept by no cache (Cache-Control: no-store: they hold person ids,
+// and are of the moment they were asked) and as JSON only (X-Content-Type-Options: nosniff: no
+// browser reads an answer, whose values are a shop's visitors' text, as another type), as
+// OWASP's REST Security Cheat Sheet asks of an API's answers ("Security headers").
+func private(h http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "no-store")
+		w.Header().Set("X-Content-Type-Options", "nosniff")
+		h(w, r)
+	}
 }
 
 // routes are the API's endpoints, in the order the 404 lists them: the queries, then the others.

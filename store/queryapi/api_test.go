@@ -32,6 +32,7 @@ func TestQueryOverItsLimitIs503(t *testing.T) {
 	if resp.StatusCode != 503 || err != nil || body.Error == "" || resp.Header.Get("Retry-After") == "" {
 		t.Errorf("%s %+v (%v), Retry-After %q; want 503 with a message and Retry-After", resp.Status, body, err, resp.Header.Get("Retry-After"))
 	}
+	checkPrivate(t, "a query over its limit", resp.Header)
 }
 
 // TestUnknownPathsAndMethodsAnswerJSON: a path under /api/v1/ that is no query is a JSON 404
@@ -67,6 +68,16 @@ func TestUnknownPathsAndMethodsAnswerJSON(t *testing.T) {
 		if tt.status == 405 && resp.Header.Get("Allow") == "" {
 			t.Errorf("%s %s: 405 without Allow", tt.method, tt.path)
 		}
+		checkPrivate(t, tt.method+" "+tt.path, resp.Header)
+	}
+}
+
+// checkPrivate fails t unless an answer's headers keep it from caches and from being read as
+// another type than JSON (queryapi's private).
+func checkPrivate(t *testing.T, what string, h http.Header) {
+	t.Helper()
+	if h.Get("Cache-Control") != "no-store" || h.Get("X-Content-Type-Options") != "nosniff" {
+		t.Errorf("%s: Cache-Control %q, X-Content-Type-Options %q; want no-store and nosniff", what, h.Get("Cache-Control"), h.Get("X-Content-Type-Options"))
 	}
 }
 
@@ -396,6 +407,7 @@ func TestAnswersHoldNoNull(t *testing.T) {
 			if resp.StatusCode != 200 || bytes.Contains(body, []byte("null")) {
 				t.Errorf("%s?%s: %d %s; want 200 without null", name, v.Encode(), resp.StatusCode, body)
 			}
+			checkPrivate(t, name, resp.Header)
 		}
 	}
 }
