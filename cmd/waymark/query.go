@@ -490,7 +490,7 @@ func printCorrelation(w io.Writer, v any) {
 	}
 	what, column, few := "touchpoints", "TOUCHPOINT", "done by"
 	if res.Breakdown != "" {
-		what, column, few = "values", strings.ToUpper(res.Breakdown), "had by"
+		what, column, few = "values", strings.ToUpper(res.Breakdown), "each of"
 	}
 	tw := table(w)
 	fmt.Fprintf(tw, "CORRELATION\tODDS RATIO\tCONVERTED\tDID NOT\t  %s\n", column)
@@ -501,7 +501,7 @@ func printCorrelation(w io.Writer, v any) {
 	}
 	tw.Flush()
 	if res.LeftOut > 0 {
-		fmt.Fprintf(w, "%d %s %s too few to be listed (under min(25, 2%%) of them)\n", res.LeftOut, what, few)
+		fmt.Fprintf(w, "%d %s left out, %s too few %s to be listed (fewer than 25, or than 2%% of them if that is fewer)\n", res.LeftOut, what, few, res.CountBy)
 	}
 }
 

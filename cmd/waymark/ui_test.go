@@ -81,6 +81,7 @@ func TestJourneyMapPageInChromium(t *testing.T) {
 		HeldLink                                               string
 		Correlation                                            []string // "value odds successes/failures" per row
 		CorrelationSteps                                       string
+		StaleComparison                                        int // rows drawn of a comparison answered after the funnel was asked again
 		KeyboardTouchpoint                                     string
 		Fork                                                   struct {
 			Title   string
@@ -203,7 +204,11 @@ func TestJourneyMapPageInChromium(t *testing.T) {
 		want = append(want, fmt.Sprintf("%s %s %d/%d", cmp.Or(e.Value, "("+e.Marker+")"), strconv.FormatFloat(e.OddsRatio, 'f', -1, 64), e.SuccessCount, e.FailureCount))
 	}
 	if got.CorrelationSteps != got.ChangedFunnel.Steps || len(want) == 0 || !slices.Equal(got.Correlation, want) {
-		t.Errorf("the comparison of %q shows %q, want the API's %q for %q", got.CorrelationSteps, got.Correlation, want, got.ChangedFunnel.Steps)
+		t.Errorf("the comparison of %q (the form's window edited to 1h, not shown) shows %q, want the API's %q for %q over 24h",
+			got.CorrelationSteps, got.Correlation, want, got.ChangedFunnel.Steps)
+	}
+	if got.StaleComparison != 0 {
+		t.Errorf("a comparison answered after the funnel was asked again drew %d rows under the new funnel", got.StaleComparison)
 	}
 
 	// The fork opened from the keyboard, with the API's numbers.
@@ -224,7 +229,7 @@ func TestJourneyMapPageInChromium(t *testing.T) {
 		t.Errorf("link %s restored funnel %+v and fork %q, want %+v and %q", got.Link, got.RestoredFunnel, got.RestoredFork, got.ChangedFunnel, got.Fork.Title)
 	}
 	if got.NarrowOverflow > 0 {
-		t.Errorf("a 390 px wide screen scrolls sideways by %d px", got.NarrowOverflow)
+		t.Errorf("a 360 px wide screen, a breakdown and a comparison shown, scrolls sideways by %d px", got.NarrowOverflow)
 	}
 	if !strings.Contains(got.CommaStep, `"Checkout, Step 2" is neither`) {
 		t.Errorf("a step typed with a comma shows %q, want the API's message about the one name", got.CommaStep)
@@ -232,7 +237,7 @@ func TestJourneyMapPageInChromium(t *testing.T) {
 	if !strings.Contains(got.Error, "window") {
 		t.Errorf("a bad window shows %q, want a message naming the window", got.Error)
 	}
-	for _, png := range []string{"journey-map-1280x800.png", "journey-map-390x844.png", "funnel.png", "correlation.png", "fork.png", "read-key.png"} {
+	for _, png := range []string{"journey-map-1280x800.png", "journey-map-360x780.png", "funnel.png", "correlation.png", "fork.png", "read-key.png"} {
 		if fi, err := os.Stat(filepath.Join(shots, png)); err != nil || fi.Size() < 1000 {
 			t.Errorf("screenshot %s: %v", png, err)
 		}

@@ -80,12 +80,28 @@ async function funnelOn (page) {
   await page.locator('#funnel-form button[type=submit]').click()
   await page.waitForFunction(() => !document.querySelector('#funnel .funnel-result .hint') && document.querySelector('#funnel .funnel-steps') && !document.querySelector('#funnel[aria-busy]'))
 
-  // Compare the converters of that funnel with those who did not convert.
+  // Compare the converters of that funnel with those who did not convert: of the funnel shown,
+  // though the form's window was edited since and not shown.
+  const windowField = page.locator('#funnel input[name=window]')
+  await windowField.fill('1h')
   await page.locator('#correlation button.correlate').click()
   await page.waitForFunction(() => document.querySelector('#correlation .correlation-result .hint') && !document.querySelector('#correlation[aria-busy]'))
   out.correlation = await page.$$eval('#correlation tbody tr', (rows) => rows.map((r) => `${r.dataset.value} ${r.dataset.odds} ${r.dataset.success}/${r.dataset.failure}`))
   out.correlationSteps = await page.$eval('#funnel .funnel-steps', (e) => e.dataset.steps)
   await page.locator('#correlation').screenshot({ path: outDir + '/correlation.png' })
+  await windowField.fill('24h')
+
+  // A comparison still being answered when the funnel is asked again is not drawn under it.
+  const slow = '**/api/v1/correlation?*'
+  await page.route(slow, async (route) => { await new Promise((resolve) => setTimeout(resolve, 1000)); await route.continue() })
+  await page.locator('#correlation button.correlate').click()
+  const answered = page.waitForResponse((r) => r.url().includes('/api/v1/correlation?'))
+  await page.locator('#funnel-form button[type=submit]').click()
+  await answered
+  await page.waitForFunction(() => !document.querySelector('#funnel[aria-busy]'))
+  await page.waitForTimeout(300)
+  out.staleComparison = await page.$$eval('#correlation tbody tr', (rows) => rows.length)
+  await page.unroute(slow)
 
   // The fork, by keyboard: Tab until a touchpoint of the first stage has focus, then Enter.
   await page.locator('#filters button[type=submit]').focus()
@@ -114,14 +130,17 @@ async function funnelOn (page) {
   await other.waitForSelector('#fork:not([hidden]) .bars li')
   out.restoredFork = await other.$eval('#fork h2', (e) => e.textContent)
 
-  // A narrow screen: stages stack and stay readable.
-  const narrow = await openPage(browser, errors, { width: 390, height: 844 })
-  await narrow.goto(base + '/')
+  // A narrow screen: stages stack and stay readable, and the wide tables (a breakdown, the
+  // comparison) scroll on their own.
+  const narrow = await openPage(browser, errors, { width: 360, height: 780 })
+  await narrow.goto(base + '/?breakdown=channel')
   await enterKey(narrow, readKey)
   await stagesOn(narrow)
-  await narrow.waitForSelector('#funnel .funnel-steps')
+  await narrow.waitForSelector('#funnel .funnel-result table')
+  await narrow.locator('#correlation button.correlate').click()
+  await narrow.waitForFunction(() => document.querySelector('#correlation .correlation-result .hint') && !document.querySelector('#correlation[aria-busy]'))
   out.narrowOverflow = await narrow.evaluate(() => document.documentElement.scrollWidth - window.innerWidth)
-  await narrow.screenshot({ path: outDir + '/journey-map-390x844.png', fullPage: true })
+  await narrow.screenshot({ path: outDir + '/journey-map-360x780.png', fullPage: true })
 
   // A step typed with a comma stays one step: the page escapes it (Checkout\, Step 2), so the
   // API reads the one name, which it has never stored.

@@ -188,19 +188,22 @@ function def (query, name) {
 }
 
 // load runs fn with a section marked busy, showing its errors in the section's status line.
-async function load (section, label, fn) {
+// When current says the section has been asked again since (a newer request), the section is
+// left to that one.
+async function load (section, label, fn, current = () => true) {
   const status = $('.status', section)
   section.setAttribute('aria-busy', 'true')
   status.classList.remove('error')
   status.textContent = 'Loading ' + label + '…'
   try {
     await fn()
-    status.textContent = ''
+    if (current()) status.textContent = ''
   } catch (e) {
+    if (!current()) return
     status.classList.add('error')
     status.textContent = 'Could not load ' + label + ': ' + e.message
   } finally {
-    section.removeAttribute('aria-busy')
+    if (current()) section.removeAttribute('aria-busy')
   }
 }
 
@@ -571,14 +574,29 @@ function markInvalid (e) {
   if (field && field.setAttribute) field.setAttribute('aria-invalid', 'true')
 }
 
+// shownFunnel is the parameters of the funnel on screen, set when its answer is drawn: the
+// comparison is of it, not of the form as edited since (tester 41's F2).
+let shownFunnel = null
+// comparisons counts the comparisons asked, and the funnels shown, so that an answer to an
+// earlier comparison is never drawn under a newer funnel or over a newer comparison (F1).
+let comparisons = 0
+
+// clearComparison empties the comparison panel and drops the comparison being asked, if any.
+function clearComparison () {
+  comparisons++
+  const section = $('#correlation')
+  $('.correlation-result', section).replaceChildren()
+  $('.status', section).textContent = ''
+  section.removeAttribute('aria-busy')
+}
+
 async function loadFunnel (ask = api) {
   const form = $('#funnel-form')
   const params = funnelParams()
   setState({ steps: params.steps, window: params.window, mode: params.mode === def('funnel', 'mode') ? null : params.mode, count_by: params.count_by === def('funnel', 'count_by') ? null : params.count_by, hold: params.hold || '', breakdown: params.breakdown || '' })
   const section = $('#funnel')
   for (const i of form.querySelectorAll('[aria-invalid]')) i.removeAttribute('aria-invalid')
-  $('#correlation .correlation-result').replaceChildren() // it was of the funnel before
-  $('#correlation .status').textContent = ''
+  clearComparison() // it was of the funnel before
   await load(section, 'the funnel', async () => {
     let res
     try {
@@ -588,25 +606,29 @@ async function loadFunnel (ask = api) {
       throw e
     }
     renderFunnel($('.funnel-result', section), res)
+    shownFunnel = params
   })
 }
 
-// loadCorrelation asks for the correlation analysis of the funnel the form holds (a breakdown
-// ranks its values) and shows it.
+// loadCorrelation asks for the correlation analysis of the funnel shown (a breakdown ranks its
+// values) and shows it.
 async function loadCorrelation () {
-  const params = funnelParams()
-  const section = $('#correlation')
-  await load(section, 'the comparison', async () => {
-    if (params.hold) throw new APIError('a comparison holds no property constant: clear "Hold constant" above', 'hold')
+  clearComparison()
+  const asked = comparisons
+  const current = () => asked === comparisons
+  for (const i of $('#funnel-form').querySelectorAll('[aria-invalid]')) i.removeAttribute('aria-invalid')
+  await load($('#correlation'), 'the comparison', async () => {
+    if (!shownFunnel) throw new APIError('show a funnel first')
     let res
     try {
-      res = await api('correlation', params)
+      if (shownFunnel.hold) throw new APIError('a comparison holds no property constant: clear "Hold constant" above and show the funnel again', 'hold')
+      res = await api('correlation', shownFunnel)
     } catch (e) {
-      markInvalid(e)
+      if (current()) markInvalid(e)
       throw e
     }
-    renderCorrelation($('.correlation-result', section), res)
-  })
+    if (current()) renderCorrelation($('#correlation .correlation-result'), res)
+  }, current)
 }
 
 function renderCorrelation (box, res) {
@@ -614,18 +636,18 @@ function renderCorrelation (box, res) {
   const what = res.breakdown ? 'values' : 'touchpoints'
   const parts = [el('p', { class: 'hint', text: `${num(res.success_total)} ${unit} converted, ${num(res.failure_total)} did not` + (res.skewed ? ' — one side has over ten times the other (or none): the odds ratios say little' : '') })]
   if (res.events.length > 0) {
-    parts.push(el('table', {},
+    parts.push(el('div', { class: 'table-wrap' }, el('table', {},
       el('caption', { text: 'Odds ratio over 1: more common among those who converted; under 1: among those who did not' }),
       el('thead', {}, el('tr', {}, el('th', { scope: 'col', text: res.breakdown || 'touchpoint' }), el('th', { scope: 'col', class: 'num', text: 'odds ratio' }),
         el('th', { scope: 'col', class: 'num', text: 'converted' }), el('th', { scope: 'col', class: 'num', text: 'did not' }))),
       el('tbody', {}, ...res.events.map(e => el('tr', { class: e.correlation_type, dataset: { value: e.marker ? '(' + e.marker + ')' : e.value, odds: e.odds_ratio, success: e.success_count, failure: e.failure_count } },
         e.marker ? el('th', { scope: 'row', class: 'marker', text: MARKER_TEXT[e.marker] }) : el('th', { scope: 'row', text: e.value }),
-        el('td', { class: 'num', text: e.odds_ratio.toLocaleString('en', { maximumFractionDigits: 2 }) }),
-        el('td', { class: 'num', text: num(e.success_count) }), el('td', { class: 'num', text: num(e.failure_count) }))))))
+        el('td', { class: 'num', text: e.odds_ratio.toLocaleString('en', { maximumFractionDigits: 4 }) }), // the API's 4 decimals
+        el('td', { class: 'num', text: num(e.success_count) }), el('td', { class: 'num', text: num(e.failure_count) })))))))
   } else {
     parts.push(el('p', { class: 'hint', text: 'No ' + what + ' to compare.' }))
   }
-  if (res.left_out > 0) parts.push(el('p', { class: 'hint', text: `${num(res.left_out)} more ${what} are left out: too few ${unit} (under 25, or 2%) to tell` }))
+  if (res.left_out > 0) parts.push(el('p', { class: 'hint', text: `${num(res.left_out)} more ${what} left out: each of too few ${unit} to tell (fewer than 25, or than 2% of them if that is fewer)` }))
   box.replaceChildren(...parts)
 }
 
@@ -653,14 +675,14 @@ function renderFunnel (box, res) {
       ...res.time_to_convert.map(b => el('div', { style: 'height:' + (100 * b.count / max).toFixed(1) + '%' }, el('b', { text: num(b.count) }), el('span', { text: b.label }))))))
   }
   if (res.breakdown_groups) {
-    const table = el('table', {},
+    const table = el('div', { class: 'table-wrap' }, el('table', {},
       el('caption', { text: 'By ' + res.breakdown + (['channel', 'campaign'].includes(res.breakdown) ? " (of the first step's visit)" : ' (value at the first step)') }),
       el('thead', {}, el('tr', {}, el('th', { scope: 'col', text: res.breakdown }),
         ...res.steps.map(s => el('th', { scope: 'col', class: 'num', text: s.name })), el('th', { scope: 'col', class: 'num', text: 'conversion' }))),
       el('tbody', {}, ...res.breakdown_groups.map(g => el('tr', {},
         g.marker ? el('th', { scope: 'row', class: 'marker', text: MARKER_TEXT[g.marker] }) : el('th', { scope: 'row', text: g.value }),
         ...g.steps.map(s => el('td', { class: 'num', text: num(s.customers) })),
-        el('td', { class: 'num', text: pct(g.steps[g.steps.length - 1].conversion_from_first) })))))
+        el('td', { class: 'num', text: pct(g.steps[g.steps.length - 1].conversion_from_first) }))))))
     parts.push(table)
   }
   box.replaceChildren(...parts)
