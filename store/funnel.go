@@ -198,7 +198,6 @@ func (q *FunnelQuery) Validate() error {
 		if x.After < 1 || x.Before > len(q.Steps) || x.After >= x.Before {
 			return paramErrorf("exclude", "%s between steps %d and %d: need 1 ≤ first < second ≤ %d", x.Step, x.After, x.Before, len(q.Steps))
 		}
-
 	}
 	if b := q.Breakdown; b.By != "" {
 		if !slices.Contains(breakdownKinds, b.By) {

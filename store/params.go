@@ -417,6 +417,11 @@ func ParseFunnelQuery(v url.Values) (FunnelQuery, error) {
 	return q, q.Validate()
 }
 
+// takes reports whether the query p reads takes the parameter name (its schema lists it).
+func (p *params) takes(name string) bool {
+	return slices.ContainsFunc(p.schema, func(sp Param) bool { return sp.Name == name })
+}
+
 // parseFunnel reads a funnel's parameters; the caller finishes p.
 func parseFunnel(p *params) FunnelQuery {
 	q := FunnelQuery{Steps: p.list("steps")}
@@ -440,10 +445,10 @@ func parseFunnel(p *params) FunnelQuery {
 		}
 		q.Exclusions = append(q.Exclusions, e)
 	}
-	if slices.ContainsFunc(p.schema, func(sp Param) bool { return sp.Name == "hold" }) { // not a correlation's
+	if p.takes("hold") { // not a correlation's
 		q.Hold = parseHold(p)
 	}
-	if !slices.ContainsFunc(p.schema, func(sp Param) bool { return sp.Name == "breakdown" }) {
+	if !p.takes("breakdown") {
 		return q // a drop-off's (dropoffParams)
 	}
 	if b := p.step("breakdown"); b != "" {
@@ -452,7 +457,7 @@ func parseFunnel(p *params) FunnelQuery {
 		by, name, _ := strings.Cut(b, ":")
 		q.Breakdown.By, q.Breakdown.Name = by, fieldName(lexStep(name))
 	}
-	if slices.ContainsFunc(p.schema, func(sp Param) bool { return sp.Name == "breakdown_limit" }) { // not a correlation's
+	if p.takes("breakdown_limit") { // not a correlation's
 		q.BreakdownLimit = p.int("breakdown_limit", 1, 1000)
 	}
 	return q
