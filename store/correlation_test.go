@@ -178,17 +178,25 @@ func TestCorrelationAgreesWithTheReference(t *testing.T) {
 		if totals[0] == 0 || totals[1] == 0 || len(counts) < 3 {
 			t.Fatalf("%+v: the reference has %v units and %d touchpoints: the data tests nothing", q, totals, len(counts))
 		}
-		if res.SuccessTotal != totals[0] || res.FailureTotal != totals[1] {
-			t.Errorf("%+v: totals %d/%d, want %d/%d", q, res.SuccessTotal, res.FailureTotal, totals[0], totals[1])
+		checkCorrelation(t, q, res, counts, totals, "touchpoints")
+	}
+}
+
+// checkCorrelation fails t unless res, the answer to a correlation analysis of q, has the
+// reference's totals, each listed touchpoint (value) the reference's counts, and every one the
+// reference counts (what) listed or left out.
+func checkCorrelation(t *testing.T, q store.FunnelQuery, res *store.CorrelationResult, counts map[string][2]int64, totals [2]int64, what string) {
+	t.Helper()
+	if res.SuccessTotal != totals[0] || res.FailureTotal != totals[1] {
+		t.Errorf("%+v: totals %d/%d, want %d/%d", q, res.SuccessTotal, res.FailureTotal, totals[0], totals[1])
+	}
+	for _, e := range res.Events {
+		if got, want := [2]int64{e.SuccessCount, e.FailureCount}, counts[shown(e.Value, e.Marker)]; got != want {
+			t.Errorf("%+v: %s: %v, want %v", q, shown(e.Value, e.Marker), got, want)
 		}
-		for _, e := range res.Events {
-			if got, want := [2]int64{e.SuccessCount, e.FailureCount}, counts[shown(e.Value, e.Marker)]; got != want {
-				t.Errorf("%+v: %s: %v, want %v", q, shown(e.Value, e.Marker), got, want)
-			}
-		}
-		if len(res.Events)+res.LeftOut != len(counts) {
-			t.Errorf("%+v: %d listed and %d left out, want %d touchpoints (%v)", q, len(res.Events), res.LeftOut, len(counts), counts)
-		}
+	}
+	if len(res.Events)+res.LeftOut != len(counts) {
+		t.Errorf("%+v: %d listed and %d left out, want %d %s (%v)", q, len(res.Events), res.LeftOut, len(counts), what, counts)
 	}
 }
 
@@ -238,16 +246,14 @@ func TestCorrelationOfValuesAgreesWithTheReference(t *testing.T) {
 		if totals[0] == 0 || totals[1] == 0 || len(counts) < 2 {
 			t.Fatalf("%+v: the reference has %v units and %d values: the data tests nothing", q, totals, len(counts))
 		}
-		if res.SuccessTotal != totals[0] || res.FailureTotal != totals[1] || res.Breakdown != q.Breakdown.String() {
-			t.Errorf("%+v: totals %d/%d by %q, want %d/%d by %q", q, res.SuccessTotal, res.FailureTotal, res.Breakdown, totals[0], totals[1], q.Breakdown)
+		if res.Breakdown != q.Breakdown.String() {
+			t.Errorf("%+v: by %q, want by %q", q, res.Breakdown, q.Breakdown)
 		}
 		for _, e := range res.Events {
-			if got, want := [2]int64{e.SuccessCount, e.FailureCount}, counts[shown(e.Value, e.Marker)]; got != want || e.Step != "" {
-				t.Errorf("%+v: %s: %v (step %q), want %v", q, shown(e.Value, e.Marker), got, e.Step, want)
+			if e.Step != "" {
+				t.Errorf("%+v: %s has step %q: a value is no touchpoint", q, shown(e.Value, e.Marker), e.Step)
 			}
 		}
-		if len(res.Events)+res.LeftOut != len(counts) {
-			t.Errorf("%+v: %d listed and %d left out, want %d values (%v)", q, len(res.Events), res.LeftOut, len(counts), counts)
-		}
+		checkCorrelation(t, q, res, counts, totals, "values")
 	}
 }
