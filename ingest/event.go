@@ -626,13 +626,75 @@ func dropRank(props []prop, rank int) []prop {
 	return slices.DeleteFunc(props, func(p prop) bool { return p.rank == rank })
 }
 
-// Where a prop comes from; of a trait given twice, the higher rank wins.
+// Where a prop comes from; of a trait given twice, the higher rank wins. rankDropped marks a
+// prop of a member given again later in its object (see wire.read), which counts nowhere.
 const (
-	rankContextTraits = iota
+	rankDropped       = -1
+	rankContextTraits = iota - 1
 	rankTraits
 	rankProperties
 	rankDevice
 )
+
+// members records where the members of one JSON object put their props in wire.Props (see
+// wire.read): looked up in a list while an object has a few, by a map past that.
+type members struct {
+	list  []memberProps
+	index map[string]int // into list, once it holds more than membersListed
+	small [4]memberProps // list's first array: most objects have a few members
+}
+
+// memberProps is where one member's props are in wire.Props: [start, end).
+type memberProps struct {
+	name       string
+	start, end int
+}
+
+// membersListed is how many members members looks up by a walk of its list.
+const membersListed = 8
+
+// find returns where the member name put its props, and whether it was given.
+func (m *members) find(name string) (memberProps, bool) {
+	if m.index != nil {
+		i, ok := m.index[name]
+		if !ok {
+			return memberProps{}, false
+		}
+		return m.list[i], true
+	}
+	for _, p := range m.list {
+		if p.name == name {
+			return p, true
+		}
+	}
+	return memberProps{}, false
+}
+
+// put records that the member name put its props at [start, end) (its last copy's).
+func (m *members) put(name string, start, end int) {
+	if m.index != nil {
+		if i, ok := m.index[name]; ok {
+			m.list[i] = memberProps{name, start, end}
+			return
+		}
+		m.index[name] = len(m.list)
+		m.list = append(m.list, memberProps{name, start, end})
+		return
+	}
+	for i := range m.list {
+		if m.list[i].name == name {
+			m.list[i] = memberProps{name, start, end}
+			return
+		}
+	}
+	m.list = append(m.list, memberProps{name, start, end})
+	if len(m.list) > membersListed {
+		m.index = make(map[string]int, 2*len(m.list))
+		for i, p := range m.list {
+			m.index[p.name] = i
+		}
+	}
+}
 
 // read checks that raw is one JSON object and takes the members Waymark uses (the last of
 // repeated members wins, as in encoding/json). Syntax errors are reported before type errors.
@@ -648,14 +710,29 @@ func (w *wire) read(raw []byte) error {
 	// "name.", so they are addressable as product.category; null and an empty object are kept
 	// as "no value"; a number is kept in its canonical text (CanonicalNumber), and so is an array
 	// (CanonicalArray).
+	//
+	// A member given twice in one object replaces the first whole, nested members included, as
+	// encoding/json reads it ({"product":{"c":"x"},"product":{"d":"y"}} is product.d alone, not
+	// both; tester 42's F3): the first one's props are marked dropped (rankDropped), and
+	// setProperties leaves them out. Each prop is marked at most once, so a hostile object of
+	// many repeats costs its size.
 	var props func(prefix string, rank int, depth uint16) func([]byte) error
 	props = func(prefix string, rank int, depth uint16) func([]byte) error {
+		given := &members{} // this object's
+		given.list = given.small[:0]
 		return func(name []byte) error {
 			if !w.withProps {
 				_, err := s.value()
 				return err
 			}
 			key := prefix + string(name)
+			if r, ok := given.find(key); ok {
+				for i := r.start; i < r.end; i++ {
+					w.Props[i].rank = rankDropped
+				}
+			}
+			start := len(w.Props)
+			defer func() { given.put(key, start, len(w.Props)) }()
 			switch s.peek() {
 			case '{':
 				before := len(w.Props)
@@ -1144,6 +1221,8 @@ func (e *Event) setProperties(w *wire) {
 	kept := props[:0] // filtered in place: the wire is this message's alone
 	for _, p := range props {
 		switch {
+		case p.rank == rankDropped:
+			continue
 		case p.rank == rankTraits && e.Type != "identify", p.rank == rankContextTraits && given[topTrait(p.key)]:
 			continue
 		case p.rank == rankProperties:

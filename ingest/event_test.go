@@ -3,6 +3,7 @@ package ingest
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"reflect"
 	"slices"
 	"strings"
@@ -316,7 +317,9 @@ func TestPropertiesNullAndNested(t *testing.T) {
 		{`{"a":{"b":"nested"},"a.b":"flat"}`, `a.b=nested`},
 		{`{"product":{"category":"shoes"},"product.category":"hats"}`, `product.category=shoes`},
 		{`{"a.b.c":1,"a":{"b.c":2}}`, `a.b.c=2`},
-		{`{"a":{"b":{"c":3}},"a.b.c":1,"a":{"b.c":2}}`, `a.b.c=3`},
+		// "a" given twice: the last copy, whole (encoding/json's reading, tester 42's F3), whose
+		// nested b.c then wins over the dotted name (3 until 2026-12-06: the copies were merged).
+		{`{"a":{"b":{"c":3}},"a.b.c":1,"a":{"b.c":2}}`, `a.b.c=2`},
 		{`{"a":{"b":null},"a.b":"flat"}`, ``},
 	}
 	for _, tt := range tests {
@@ -674,13 +677,29 @@ func TestFlattenedKeyCollisionIsIgnored(t *testing.T) {
 
 // TestRepeatedObjectMembersLastWins: properties or traits given twice in one message are the
 // last copy, whole, as every repeated member is (the last event, timestamp or messageId wins):
-// a null last copy leaves none, where the first copy's stood (tester 19's T7).
+// a null last copy leaves none, where the first copy's stood (tester 19's T7). So is a member
+// given twice inside them, at any depth, as encoding/json reads it: the first copy's nested
+// members are not kept beside the last's (tester 42's F3), while a dotted name is another
+// member than the object it names, which only wins over it key by key (docs/values.md).
 func TestRepeatedObjectMembersLastWins(t *testing.T) {
+	many := `"k0":{"z":0}`
+	for i := 1; i <= membersListed+2; i++ {
+		many += fmt.Sprintf(`,"k%d":%d`, i, i)
+	}
 	for msg, want := range map[string]string{
-		`{"type":"track","event":"E","userId":"u","properties":{"revenue":5},"properties":null}`:        "[]",
-		`{"type":"track","event":"E","userId":"u","properties":{"revenue":5},"properties":{"total":3}}`: "[total=3]",
-		`{"type":"identify","userId":"u","traits":{"plan":"a"},"traits":{"email":"e"}}`:                 "[" + TraitPrefix + "email=e]",
-		`{"type":"identify","userId":"u","traits":{"plan":"a"},"context":{"traits":{"plan":"b"}}}`:      "[" + TraitPrefix + "plan=a]",
+		`{"type":"track","event":"E","userId":"u","properties":{"product":{"c":"x"},"product":{"d":"y"}}}`: "[product.d=y]",
+		`{"type":"track","event":"E","userId":"u","properties":{"coupon":"A","coupon":"B"}}`:               "[coupon=B]",
+		`{"type":"track","event":"E","userId":"u","properties":{"product":"x","product":{"c":1}}}`:         "[product.c=1]",
+		`{"type":"track","event":"E","userId":"u","properties":{"product":{"c":1},"product":"x"}}`:         "[product=x]",
+		`{"type":"track","event":"E","userId":"u","properties":{"product":{"c":1},"product":null}}`:        "[]",
+		`{"type":"track","event":"E","userId":"u","properties":{"product.c":"hats","product":{"d":"y"}}}`:  "[product.c=hats product.d=y]",
+		`{"type":"track","event":"E","userId":"u","properties":{"a":{"b":{"c":1},"e":2,"b":{"d":3}}}}`:     "[a.b.d=3 a.e=2]",
+		`{"type":"track","event":"E","userId":"u","properties":{` + many + `,"k0":{"y":1},"k1":{"x":2}}}`:  "[k0.y=1 k1.x=2 k10=10 k2=2 k3=3 k4=4 k5=5 k6=6 k7=7 k8=8 k9=9]",
+		`{"type":"identify","userId":"u","traits":{"address":{"city":"a"},"address":{"zip":"1"}}}`:         "[" + TraitPrefix + "address.zip=1]",
+		`{"type":"track","event":"E","userId":"u","properties":{"revenue":5},"properties":null}`:           "[]",
+		`{"type":"track","event":"E","userId":"u","properties":{"revenue":5},"properties":{"total":3}}`:    "[total=3]",
+		`{"type":"identify","userId":"u","traits":{"plan":"a"},"traits":{"email":"e"}}`:                    "[" + TraitPrefix + "email=e]",
+		`{"type":"identify","userId":"u","traits":{"plan":"a"},"context":{"traits":{"plan":"b"}}}`:         "[" + TraitPrefix + "plan=a]",
 	} {
 		e, err := Decode([]byte(msg), "s", time.Date(2026, 5, 1, 0, 0, 0, 0, time.UTC))
 		if err != nil {
