@@ -132,18 +132,23 @@ func TestReplayThroughTheCollector(t *testing.T) {
 	var cmd *exec.Cmd
 
 	// --wait reads the consumer group's progress from Kafka: a broker that does not answer is
-	// the broker flag's fault, not --wait's (tester 26 F2). The events went to the collector.
+	// the broker flag's fault, not --wait's (tester 26 F2), and is found before anything is sent
+	// (tester 42's F7: the events went to the collector, then replay exited 1).
 	for _, tc := range []struct{ flag, value, want string }{
-		{"--kafka-brokers", "127.0.0.1:1", "waymark: --kafka-brokers: no Kafka broker answers at 127.0.0.1:1: --wait reads the consumer group's progress there: "},
+		{"--kafka-brokers", "127.0.0.1:1", "waymark: --kafka-brokers: no Kafka broker answers at 127.0.0.1:1: --wait reads the consumer group's progress there, after sending to --collector; nothing was sent: "},
 		{"--dev-broker-addr", "127.0.0.1:1", "waymark: --dev-broker-addr: no dev broker of a running `waymark serve` (--kafka-brokers is empty) answers at 127.0.0.1:1: --wait reads"},
 	} {
 		cmd = exec.Command(binary, "replay", "--format", "taobao", "--file", taobaoSample, "--collector", "http://"+s.http, "--write-key", "test-key",
 			"--wait", "1m", tc.flag, tc.value)
+		var stdout strings.Builder
 		stderr.Reset()
-		cmd.Stderr = &stderr
+		cmd.Stdout, cmd.Stderr = &stdout, &stderr
 		err := cmd.Run()
-		if err == nil || !strings.HasPrefix(stderr.String(), tc.want) {
-			t.Errorf("replay --wait with %s %s: %v\n%s\nwant it to start %q", tc.flag, tc.value, err, stderr.String(), tc.want)
+		if err == nil || !strings.HasPrefix(stderr.String(), tc.want) || !strings.Contains(stderr.String(), "nothing was sent") {
+			t.Errorf("replay --wait with %s %s: %v\n%s\nwant it to start %q and say nothing was sent", tc.flag, tc.value, err, stderr.String(), tc.want)
+		}
+		if stdout.Len() > 0 {
+			t.Errorf("replay --wait with %s %s sent before it found no broker:\n%s", tc.flag, tc.value, stdout.String())
 		}
 	}
 }

@@ -56,6 +56,16 @@ func runReplay(ctx context.Context, args []string, stdout io.Writer) error {
 	} else if _, err := os.Stat(*file); err != nil {
 		return fs.errorf("file", "%w", err)
 	}
+	if wait > 0 && collector != "" {
+		// --wait reads the consumer group's progress on the brokers, which sending to a
+		// collector does not otherwise dial: a broker that does not answer is found before
+		// anything is sent, not after (tester 42's F7: the events were accepted, then replay
+		// exited 1, and a script would send them again).
+		if err := dialAny(ctx, cfg.Brokers); err != nil {
+			return brokerUnanswered(fs, kf, fmt.Errorf("%s reads the consumer group's progress there, after sending to %s; nothing was sent: %w",
+				fs.ref("wait"), fs.ref("collector"), err))
+		}
+	}
 	start := time.Now()
 	if isTerminal(os.Stderr) {
 		cfg.Progress = func(sent int) {
