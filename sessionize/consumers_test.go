@@ -88,6 +88,19 @@ func (s *sharedStore) IdentityLinksOf(_ context.Context, ids []string, _ uint64)
 	return out, nil
 }
 
+// IdentityLinksFrom returns the links whose first id is among ids.
+func (s *sharedStore) IdentityLinksFrom(_ context.Context, ids []string, _ uint64) ([][2]string, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out [][2]string
+	for _, l := range s.links {
+		if slices.Contains(ids, l[0]) {
+			out = append(out, l)
+		}
+	}
+	return out, nil
+}
+
 // DeviceLinks is IdentityLinksOf of devices, and the devices that are the anonymousId of a
 // stored event, as the store finds them by the events' customer key.
 func (s *sharedStore) DeviceLinks(ctx context.Context, devices []string, since uint64) ([][2]string, []string, error) {
@@ -675,11 +688,14 @@ func mergeKeys(rng *rand.Rand, byKey map[string][]ingest.Event) []ingest.Event {
 
 // TestABrowsedDeviceStoredAfterTheAliasIsTheAliasersAtARestart: a server's alias of erin from
 // device D's id (keyed by erin) read by consumer x before any event of D is seen anywhere, then
-// D's pages stored by consumer y, which does not know the alias. Without --alias-joins-users the
-// alias's previousId, seen as no device when it was read, names no key (it may be another
-// user's userId, identities.namesKey), so live D's pages stay D's own. A restart looks the devices
-// aliases named up in the stored events and finds D's: its pages are erin's, as resessionize
-// makes them; one consumer that reads the page before the alias makes them erin's live. A
+// D's pages stored by consumer y, which had read the stored links before the alias was. Without
+// --alias-joins-users the alias's previousId, seen as no device when it was read, names no key
+// (it may be another user's userId, identities.namesKey), so y, which did not know the alias,
+// stored D's pages with D's own person, erin's only after a restart (tester 42's F1). Now y reads
+// the stored links naming D before it takes D's page in (Runner.learnDeviceKeys): the page is
+// erin's live. A restart looks the devices aliases named up in the stored events and finds D's:
+// its pages are erin's, as resessionize makes them; one consumer that reads the page before the
+// alias makes them erin's live. A
 // userId's events (f3-alice's, keyed by her userId) are never a device's: an alias from her id
 // never takes them, restarted or resessionized.
 func TestABrowsedDeviceStoredAfterTheAliasIsTheAliasersAtARestart(t *testing.T) {
@@ -705,8 +721,8 @@ func TestABrowsedDeviceStoredAfterTheAliasIsTheAliasersAtARestart(t *testing.T) 
 	write(x, order)
 	write(y, aliceOrder)
 	write(x, aliceAlias)
-	if got := st.queriedPerson(page.MessageID); got != "D" {
-		t.Errorf("live: the page is read as %s's, want D's until a restart", got)
+	if got := st.queriedPerson(page.MessageID); got != "erin" {
+		t.Errorf("live: the page is read as %s's, want erin's", got)
 	}
 	write(sharedRunner(t, st), call("page", "Later", "E", "", 30))
 	checkPersons(t, "restarted", st, want)
@@ -718,4 +734,83 @@ func TestABrowsedDeviceStoredAfterTheAliasIsTheAliasersAtARestart(t *testing.T) 
 		write(x, e)
 	}
 	checkPersons(t, "one consumer, the page first", st, want)
+}
+
+// TestAnAliasReadByOneConsumerIsTheDevicesAtTheOther is tester 42's F1: a server's alias of erin
+// from device D's id (no anonymousId: keyed by erin, read by consumer x) read before D's own
+// events reach their consumer y. x stores the link D → erin, but as no event of D is held or
+// stored, D names no key and no override D → erin is written; y took D's views in with D's own
+// person and never learned the link (it reads links at its start, and for persons whose links it
+// stores), so a funnel of D's views and erin's order counted two persons until a restart, where
+// one consumer counts one. Now y reads the stored links naming D first before it takes in D's
+// events (Runner.learnDeviceKeys), and when y took them in while x read the alias (neither saw
+// the other's), x asks again with its later batches (Runner.learnDevices): every case reads as
+// one consumer does. Past aliasRace without a batch x does not ask again: a restart mends it.
+func TestAnAliasReadByOneConsumerIsTheDevicesAtTheOther(t *testing.T) {
+	ctx := context.Background()
+	page := call("page", "Home", "D", "", 0)
+	viewed := call("track", "Product Viewed", "D", "", 1)
+	alias := aliasFromD("erin", 5)
+	order := call("track", "Order Completed", "", "erin", 6)
+	later := call("track", "Order Completed", "", "fay", 7) // another user, on x's partition
+	want := map[string]string{page.MessageID: "erin", viewed.MessageID: "erin", order.MessageID: "erin", later.MessageID: "fay"}
+	write := func(r *Runner, events ...ingest.Event) {
+		t.Helper()
+		if err := r.Write(ctx, events); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, tt := range []struct {
+		name string
+		// run sends the calls to x (the users' partitions) and y (the device's), both started on
+		// st before any of them.
+		run func(x, y *Runner)
+		// live is whose the device's views are before a restart: erin's, as one consumer's, but
+		// where the race is left to a restart.
+		live string
+	}{
+		{"one consumer", func(x, _ *Runner) { write(x, alias, order); write(x, page, viewed); write(x, later) }, "erin"},
+		{"the alias stored before the device's events", func(x, y *Runner) {
+			write(x, alias, order)
+			write(y, page)
+			write(y, viewed)
+			write(x, later)
+		}, "erin"},
+		{"the device's events taken in while the alias is read", func(x, y *Runner) {
+			store, err := y.Prepare(ctx, []ingest.Event{page, viewed}) // y looked before x stored
+			if err != nil {
+				t.Fatal(err)
+			}
+			write(x, alias, order) // x looked before y stored
+			if err := store(ctx); err != nil {
+				t.Fatal(err)
+			}
+			write(x, later)
+		}, "erin"},
+		{"the race, and no batch of x within aliasRace", func(x, y *Runner) {
+			store, err := y.Prepare(ctx, []ingest.Event{page, viewed})
+			if err != nil {
+				t.Fatal(err)
+			}
+			write(x, alias, order)
+			if err := store(ctx); err != nil {
+				t.Fatal(err)
+			}
+			x.now = func() time.Time { return time.Now().Add(aliasRace + time.Second) }
+			write(x, later)
+		}, "D"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			st := newSharedStore()
+			x, y := sharedRunner(t, st), sharedRunner(t, st)
+			write(x, call("page", "Home", "F", "", 0)) // both have read the stored links
+			write(y, call("page", "Home", "G", "", 0))
+			tt.run(x, y)
+			live := maps.Clone(want)
+			live[page.MessageID], live[viewed.MessageID] = tt.live, tt.live
+			checkPersons(t, "live", st, live)
+			write(sharedRunner(t, st), call("page", "Later", "E", "", 30))
+			checkPersons(t, "restarted", st, want)
+		})
+	}
 }

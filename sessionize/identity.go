@@ -48,8 +48,9 @@ type identities struct {
 	// a userId and the device's anonymousId (an identify from it, a track, an alias from its own
 	// anonymousId), seen live or restored, or read from a stored link saying so (see
 	// Sessionizer.storedLink); and the devices an alias's previousId named when they were seen as
-	// an event's anonymousId, held (Sessionizer.heldAsDevice) or stored (Runner.learnDevices): a
-	// device that only browsed. Such an id names a device, so an alias from it is never read as an
+	// an event's anonymousId, held (Sessionizer.heldAsDevice), stored (Runner.learnDevices), or
+	// about to be taken in when the alias, another consumer's, is learned (Runner.learnDeviceKeys):
+	// a device that only browsed. Such an id names a device, so an alias from it is never read as an
 	// earlier userId (see linksOf). Only aliases add the browsed ones, so it stays as small as
 	// the aliases and signed-in devices are: an anonymous visitor is never listed for its events.
 	devices map[string]bool

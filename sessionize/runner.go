@@ -39,13 +39,15 @@ type Sink interface {
 
 // History loads what the store holds: customers' events and live sessions, and identity links:
 // all of them (IdentityLinks), or those stored at a version of since or later with an end among
-// ids (IdentityLinksOf). DeviceLinks is IdentityLinksOf of devices ("a:" ids) in the same read,
+// ids (IdentityLinksOf), or with the first end among ids (IdentityLinksFrom: a lookup by the
+// links' primary key). DeviceLinks is IdentityLinksOf of devices ("a:" ids) in the same read,
 // with the devices among them that are the anonymousId of a stored event (seen), the customer
 // key of such an event: a lookup by the events' primary key.
 type History interface {
 	History(ctx context.Context, keys []string) ([]ingest.Event, []Session, error)
 	IdentityLinks(ctx context.Context) ([][2]string, error)
 	IdentityLinksOf(ctx context.Context, ids []string, since uint64) ([][2]string, error)
+	IdentityLinksFrom(ctx context.Context, ids []string, since uint64) ([][2]string, error)
 	DeviceLinks(ctx context.Context, devices []string, since uint64) (links [][2]string, seen []string, err error)
 }
 
@@ -66,7 +68,10 @@ type History interface {
 // persons they made (see learn), so the links of other partitions join its graph and the persons
 // it wrote are written again as all the stored links name them. At a start (and after a panic)
 // it writes every person of the stored links (see restore), so overrides an older build left are
-// repaired too.
+// repaired too. The aliases another consumer read from the id of a device whose events this one
+// reads are learned before the device's events are taken in (see learnDeviceKeys), and an alias
+// this one read from a device not seen yet is looked up again for a while (see learnDevices), so
+// the device's browsing is its user's whichever consumer came first.
 type Runner struct {
 	mu            sync.Mutex
 	core          *Sessionizer
@@ -82,7 +87,11 @@ type Runner struct {
 	// unlearned are ids ("u:"/"a:") of links stored whose persons' other stored links were not
 	// read yet (see learn): the read failed, and is done again with the next batch.
 	unlearned []string
-	metrics   *runnerMetrics
+	// unseen are the devices ("a:" ids) aliases this consumer read named, no event of which was
+	// seen or stored when the alias was read, each with when to stop looking: learnDevices asks
+	// whether they are stored with later batches (see aliasRace).
+	unseen  []unseenDevice
+	metrics *runnerMetrics
 	// openCountedAt is when open sessions were last counted (an O(customers) walk).
 	openCountedAt time.Time
 	// generation counts the times the sessionizer's state was forgotten after a panic; a batch
@@ -398,6 +407,9 @@ func (r *Runner) restore(ctx context.Context, events []ingest.Event) error {
 	if err := r.learnDevices(ctx, events); err != nil {
 		return err
 	}
+	if err := r.learnDeviceKeys(ctx, events); err != nil {
+		return err
+	}
 	keys := r.core.toRestore(events)
 	if len(keys) == 0 {
 		return nil
@@ -413,6 +425,24 @@ func (r *Runner) restore(ctx context.Context, events []ingest.Event) error {
 	return nil
 }
 
+// unseenDevice is a device an alias named that no event was seen of (see Runner.unseen).
+type unseenDevice struct {
+	device string
+	until  time.Time
+}
+
+// aliasRace is how long after an alias from a device not seen yet (no event of it held or
+// stored) a Runner looks for the device's events in the store with its later batches, and
+// maxUnseen how many such devices it looks for at once, the oldest dropped first. It covers the
+// race learnDeviceKeys leaves: another consumer took in the device's first events before the
+// alias's link was stored, and stored them after this one looked (see learnDevices). A minute is
+// many times a batch's store; a store slower than that leaves the device's browsing its own
+// person until a restart (see Runner.restore).
+const (
+	aliasRace = time.Minute
+	maxUnseen = 1024
+)
+
 // learnDevices reads, before events are pushed, what the store holds of the devices their
 // aliases from a device's id name (aliasedFrom): such an alias is keyed by its userId, often on a
 // partition another consumer reads than the device's, and whether previousId names a device
@@ -424,9 +454,18 @@ func (r *Runner) restore(ctx context.Context, events []ingest.Event) error {
 // such mark. Reading after the alias would be too late: a merge is not undone. The persons the
 // links changed are written with the batch. An alias from an id neither stored as a device nor
 // held as one (Sessionizer.heldAsDevice) is still read as a possibly earlier userId, as Segment's
-// alias spec has it (docs/how-it-works.md). One read (DeviceLinks) per batch holding such
-// aliases from devices not known as devices yet, none otherwise.
+// alias spec has it (docs/how-it-works.md).
+//
+// The devices of earlier batches' aliases found neither stored nor held (unseen) are asked for
+// again in the same read, for aliasRace after their alias: another consumer may have taken in the
+// device's first events while this one read the alias, each before the other stored (neither
+// learnDeviceKeys there nor this read here saw the other's). Found stored, the device names its
+// key, and its person is written with the batch: its events, stored with the device's own
+// person, are its user's, as one consumer (or a restart, see restore) makes them. One read
+// (DeviceLinks) per batch holding aliases from devices not known as devices yet, or while
+// unseen ones wait; none otherwise.
 func (r *Runner) learnDevices(ctx context.Context, events []ingest.Event) error {
+	now := r.now()
 	var devices []string
 	seen := map[string]bool{}
 	for i := range events {
@@ -436,6 +475,16 @@ func (r *Runner) learnDevices(ctx context.Context, events []ingest.Event) error 
 			devices = append(devices, d)
 		}
 	}
+	fresh := len(devices) // the batch's; after them the unseen still waited for
+	r.unseen = slices.DeleteFunc(r.unseen, func(u unseenDevice) bool { return now.After(u.until) || r.core.ids.devices[u.device] })
+	waiting := make(map[string]bool, len(r.unseen))
+	for _, u := range r.unseen {
+		waiting[u.device] = true
+		if !seen[u.device] {
+			seen[u.device] = true
+			devices = append(devices, u.device)
+		}
+	}
 	if len(devices) == 0 {
 		return nil
 	}
@@ -443,9 +492,74 @@ func (r *Runner) learnDevices(ctx context.Context, events []ingest.Event) error 
 	if err != nil {
 		return fmt.Errorf("read the stored links and events of %d devices aliased from: %w", len(devices), err)
 	}
-	persons, _ := r.core.Learn(r.now(), links)
+	persons, _ := r.core.Learn(now, links)
 	r.pending.Persons = append(r.pending.Persons, persons...)
 	r.pending.Persons = append(r.pending.Persons, r.core.SeenAsDevices(browsed)...)
+	// The batch's devices neither stored nor held wait (Push marks those held as devices, see
+	// Sessionizer.link); those found stored are devices now, and leave the list next time.
+	for _, d := range devices[:fresh] {
+		if !waiting[d] && !r.core.ids.devices[d] && !r.core.heldAsDevice(d[2:]) {
+			r.unseen = append(r.unseen, unseenDevice{d, now.Add(aliasRace)})
+		}
+	}
+	if over := len(r.unseen) - maxUnseen; over > 0 {
+		r.unseen = slices.Delete(r.unseen, 0, over)
+	}
+	return nil
+}
+
+// learnDeviceKeys reads, before events are pushed, the links stored since the sessionizer read
+// them all (linksSince) that name first a device whose events are among them and that it does
+// not hold (a customer toRestore restores): an alias from the device's id, keyed by its userId,
+// which another consumer read (it reads the user's partition, this one the device's) before any
+// event of the device was stored, is then learned before the device's events are taken in. They
+// are stored with the user's person, the device names its key (Sessionizer.SeenAsDevices: its
+// events are taken in now), and its person is written with the batch, as one consumer, which
+// read the alias, stores them (tester 42's F1: the funnel of a device's views and its user's
+// order counted two persons with two consumers until a restart, one with one). The device's key
+// read so takes along the users' keys the alias is stored under (toRestore, after this), so the
+// alias's sign-in is the device's too. The persons of the links learned are read to their
+// closure after the batch is stored (learn, through unlearned), as those of its own links are.
+//
+// Only links naming the device first are read, a lookup by the links' primary key
+// (History.IdentityLinksFrom): those another consumer stores of a device are its users' aliases
+// from its id, stored device first (see Output.Links); the links naming it second are sign-ins
+// by its own events, on its own partition, which the device's stored events restore (Restore).
+// One read per batch holding devices not held, none otherwise.
+func (r *Runner) learnDeviceKeys(ctx context.Context, events []ingest.Event) error {
+	var devices []string
+	seen := map[string]bool{}
+	for i := range events {
+		if a := events[i].AnonymousID; a != "" && !seen[a] && !r.core.holds(a) {
+			seen[a] = true
+			devices = append(devices, "a:"+a)
+		}
+	}
+	if len(devices) == 0 {
+		return nil
+	}
+	links, err := r.history.IdentityLinksFrom(ctx, devices, r.linksSince)
+	if err != nil {
+		return fmt.Errorf("read the stored links of %d devices not held: %w", len(devices), err)
+	}
+	if len(links) == 0 {
+		return nil
+	}
+	persons, _ := r.core.Learn(r.now(), links)
+	var aliased []string
+	for _, l := range links {
+		if storedKind(l) == storedDeviceAlias {
+			aliased = append(aliased, l[0])
+		}
+	}
+	persons = append(persons, r.core.SeenAsDevices(aliased)...)
+	if len(persons) == 0 {
+		return nil // links the graph knew (this consumer's own, of a device it let go)
+	}
+	r.pending.Persons = append(r.pending.Persons, persons...)
+	for _, l := range links {
+		r.unlearned = append(r.unlearned, l[0], l[1])
+	}
 	return nil
 }
 

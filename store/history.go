@@ -199,6 +199,26 @@ func (s *Store) IdentityLinksOf(ctx context.Context, ids []string, since uint64)
 		" WHERE a IN restore_keys OR b IN restore_keys GROUP BY a, b ORDER BY min(version), a, b")
 }
 
+// IdentityLinksFrom returns the identity links stored at a version of since or later whose first
+// id is among ids, each once, in IdentityLinks' order: a consumer reads them for the devices
+// ("a:" ids) whose events it is about to take in and does not hold, to learn the aliases from
+// their ids other consumers stored (sessionize.Runner.learnDeviceKeys). Only the first id is
+// looked for: the table is ordered by it, so this is a lookup by the primary key, where a second
+// id would read the links stored since whole (see IdentityLinksOf); and the links of a device
+// that others store name it first (an alias from its id, a device signed in on by its own
+// events, see sessionize.Output.Links).
+func (s *Store) IdentityLinksFrom(ctx context.Context, ids []string, since uint64) ([][2]string, error) {
+	if len(ids) == 0 {
+		return nil, nil
+	}
+	kctx, err := withKeys(ctx, ids)
+	if err != nil {
+		return nil, fmt.Errorf("load identity links from %d ids: %w", len(ids), err)
+	}
+	return s.identityLinks(kctx, "SELECT a, b FROM "+s.table("identity_links")+fmt.Sprintf(" PREWHERE version >= %d", since)+
+		" WHERE a IN restore_keys GROUP BY a, b ORDER BY min(version), a, b")
+}
+
 // DeviceLinks returns IdentityLinksOf(devices, since) ("a:" ids) and, in the same query, the
 // devices among them that are the anonymousId of a stored event (seen): a consumer asks before it
 // reads a batch's aliases from a device's id, which are the user signing in on the device when

@@ -52,6 +52,45 @@ func TestIdentityLinksOfReadsThePersonsLinks(t *testing.T) {
 	}
 }
 
+// TestIdentityLinksFromReadsTheLinksNamingAnIDFirst: IdentityLinksFrom returns the links stored
+// since a version whose first id is among the ids, each once, in IdentityLinks' order: a device's
+// aliases from its id and its sign-in by its own events (stored device first), not a sign-in
+// naming it second (sessionize.Runner reads them before it takes in a device it does not hold,
+// tester 42's F1).
+func TestIdentityLinksFromReadsTheLinksNamingAnIDFirst(t *testing.T) {
+	t.Parallel()
+	st := openStore(t)
+	ctx := context.Background()
+	for _, b := range []sessionize.Batch{
+		{Links: [][2]string{{"a:dev", "u:erin"}, {"u:bob", "a:dev2"}}, Version: 1},
+		{Links: [][2]string{{"a:dev2", "a:dev2"}, {"a:dev", "u:fay"}}, Version: 2},
+		{Links: [][2]string{{"a:dev", "u:erin"}, {"u:x", "a:dev"}}, Version: 3},
+	} {
+		if err := st.Write(ctx, b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, tt := range []struct {
+		ids   []string
+		since uint64
+		want  string
+	}{
+		{[]string{"a:dev"}, 0, "[[a:dev u:erin] [a:dev u:fay]]"},
+		{[]string{"a:dev", "a:dev2", "a:nobody"}, 0, "[[a:dev u:erin] [a:dev u:fay] [a:dev2 a:dev2]]"},
+		{[]string{"a:dev"}, 2, "[[a:dev u:fay] [a:dev u:erin]]"}, // erin's again at 3
+		{[]string{"a:dev2"}, 3, "[]"},
+		{nil, 0, "[]"},
+	} {
+		got, err := st.IdentityLinksFrom(ctx, tt.ids, tt.since)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if fmt.Sprint(got) != tt.want && !(len(got) == 0 && tt.want == "[]") {
+			t.Errorf("IdentityLinksFrom(%q, %d) = %v, want %s", tt.ids, tt.since, got, tt.want)
+		}
+	}
+}
+
 // TestDeviceLinksReadsLinksAndBrowsedDevices: DeviceLinks returns IdentityLinksOf of the devices
 // and, in the same read, those of them that are the anonymousId of a stored event (a device that
 // only browsed, as one signed in on): not an id stored only as a userId, nor one never stored

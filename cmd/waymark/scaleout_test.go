@@ -358,6 +358,69 @@ func TestAliasesAcrossConsumers(t *testing.T) {
 	}
 }
 
+// TestServerAliasesReadBeforeTheDevicesEvents is tester 42's F1 on a deployment of `--roles
+// ingest` consumers: six servers' aliases {"previousId":"mal-devN","userId":"mal-userN"} (no
+// anonymousId: keyed by the user) and each user's Order Completed are stored before the devices'
+// own Home page and Product Viewed (earlier times) arrive. With two consumers, each device read
+// by the consumer that does not read its user, the device's consumer stored the views with the
+// device's own person and never learned the alias (another consumer's, stored after it read all
+// links): funnel Product Viewed → Order Completed answered 6 → 4 (the pairs one consumer read
+// were 1 → 1), until a restart and a new batch. Now a consumer reads the stored links naming a
+// device it does not hold before it takes in the device's events (sessionize.Runner), so two
+// consumers answer as one: 6 → 6, six persons.
+func TestServerAliasesReadBeforeTheDevicesEvents(t *testing.T) {
+	t.Parallel()
+	for _, tt := range []struct {
+		name      string
+		consumers int
+	}{
+		{"one consumer", 1},
+		{"two consumers", 2},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			collector := startServe(t, "--roles", "collector", "--dev-broker-partitions", "6")
+			db := newDatabase(t, "aliasfirst")
+			collector.database = db
+			for range tt.consumers {
+				s := startServe(t, "--roles", "ingest", "--kafka-brokers", collector.broker, "--clickhouse-database", db)
+				s.database, s.broker = db, collector.broker
+			}
+			waitGroupStable(t, collector.broker, "waymark", tt.consumers)
+			// Six pairs whose device and user two consumers read apart (one reads all).
+			holder := partitionHolders(t, collector.broker, "waymark")
+			var pairs []int
+			for n := 1; n <= 200 && len(pairs) < 6; n++ {
+				dev, user := holder[ingest.Partition(fmt.Sprintf("mal-dev%d", n), 6)], holder[ingest.Partition(fmt.Sprintf("mal-user%d", n), 6)]
+				if tt.consumers == 1 || dev != user {
+					pairs = append(pairs, n)
+				}
+			}
+			if len(pairs) < 6 {
+				t.Fatalf("%d pairs read apart, want 6: partitions %v", len(pairs), holder)
+			}
+			var users, devices []string
+			for i, n := range pairs {
+				users = append(users,
+					fmt.Sprintf(`{"type":"alias","previousId":"mal-dev%d","userId":"mal-user%d","timestamp":"2026-06-03T10:%02d:00Z","messageId":"mal-alias%d"}`, n, n, i, n),
+					fmt.Sprintf(`{"type":"track","userId":"mal-user%d","event":"Order Completed","timestamp":"2026-06-03T10:%02d:30Z","messageId":"mal-order%d"}`, n, i, n))
+				devices = append(devices,
+					fmt.Sprintf(`{"type":"page","anonymousId":"mal-dev%d","name":"Home","timestamp":"2026-06-03T09:%02d:00Z","messageId":"mal-home%d"}`, n, i, n),
+					fmt.Sprintf(`{"type":"track","anonymousId":"mal-dev%d","event":"Product Viewed","timestamp":"2026-06-03T09:%02d:30Z","messageId":"mal-view%d"}`, n, i, n))
+			}
+			collector.sendBatch(t, users...)
+			collector.waitStored(t)
+			collector.sendBatch(t, devices...)
+			collector.waitStored(t)
+			if f := collector.funnel(t, "Product Viewed,Order Completed", "24h"); len(f.Steps) != 2 || f.Steps[0].Customers != 6 || f.Steps[1].Customers != 6 {
+				t.Errorf("funnel Product Viewed → Order Completed = %+v, want 6 → 6, a single consumer's", f.Steps)
+			}
+			if n := collector.sessions(t, "--from", "2026-06-03T00:00:00Z", "--to", "2026-06-04T00:00:00Z").Persons; n != 6 {
+				t.Errorf("%d persons, want 6", n)
+			}
+		})
+	}
+}
+
 // partitionHolders returns, per partition of waymark.events, the id of the group member that
 // reads it, as the broker describes the group.
 func partitionHolders(t *testing.T, broker, group string) map[int]string {
