@@ -54,6 +54,11 @@ type identities struct {
 	// earlier userId (see linksOf). Only aliases add the browsed ones, so it stays as small as
 	// the aliases and signed-in devices are: an anonymous visitor is never listed for its events.
 	devices map[string]bool
+	// conflicted holds the ids ("a:" ids) aliases' previousIds named whose alias was counted as
+	// an alias of two userIds (Stats.UserIDConflicts), so each is counted once: when it is read,
+	// if previousId is known then as another person's userId, or when previousId first turns up as
+	// a userId after it (see Sessionizer.countForgedAlias). As small as aliasers.
+	conflicted map[string]bool
 	// reached is, per person of linked ids (by root), the journey stages whose live entries
 	// counted it (see Stats.StageEntries); a person that is one customer key, never linked,
 	// keeps them on its customer until it is (see Sessionizer.linkIDs). A merge joins them.
@@ -119,7 +124,7 @@ func lostUser(device string) string { return "a:" + ingest.Internal + device[2:]
 func newIdentities(maxIDs int, aliasJoinsUsers bool) *identities {
 	return &identities{parent: map[string]string{}, members: map[string][]string{}, name: map[string]string{},
 		aliasTo: map[string][]string{}, aliasFrom: map[string][]string{},
-		users: map[string][]signIn{}, sharedDevices: map[string][]string{}, aliasers: map[string][]string{}, listed: map[[2]string]bool{}, devices: map[string]bool{}, reached: map[string]uint64{}, maxIDs: maxIDs,
+		users: map[string][]signIn{}, sharedDevices: map[string][]string{}, aliasers: map[string][]string{}, listed: map[[2]string]bool{}, devices: map[string]bool{}, conflicted: map[string]bool{}, reached: map[string]uint64{}, maxIDs: maxIDs,
 		aliasJoinsUsers: aliasJoinsUsers}
 }
 

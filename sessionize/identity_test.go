@@ -891,3 +891,57 @@ func TestForgedAliasesFillNoUsersCap(t *testing.T) {
 		t.Errorf("%d of her own devices refused, want 2", refused)
 	}
 }
+
+// TestAForgedAliasIsCountedInEveryOrder is tester 42's F2: a server's alias from one buyer's
+// userId to another's ({"previousId":"fa-alice","userId":"fa-bob"}, the forged alias anyone
+// with the public write key can send) joins no one, and is counted once as an alias of two
+// userIds (Stats.UserIDConflicts) whatever order it and the buyers' orders arrive in: before,
+// read ahead of fa-alice's events it was taken for an alias from a device and never counted.
+// With --alias-joins-users it is a join, counted as none. A previousId that is a device's
+// anonymousId (a sign-in on it) is no conflict either.
+func TestAForgedAliasIsCountedInEveryOrder(t *testing.T) {
+	alias := func(anon, prev, user string, minutes float64) ingest.Event {
+		e := call("alias", "", anon, user, minutes)
+		e.PreviousID = prev
+		return e
+	}
+	for _, tt := range []struct {
+		name      string
+		events    []ingest.Event
+		joins     bool
+		conflicts int
+	}{
+		{"forged alias of two buyers", []ingest.Event{
+			alias("", "fa-alice", "fa-bob", 0),
+			call("track", "Order Completed", "", "fa-alice", 10),
+			call("track", "Order Completed", "", "fa-bob", 20),
+			call("track", "Order Completed", "", "fa-alice", 30),
+		}, false, 1},
+		{"the same with --alias-joins-users", []ingest.Event{
+			alias("", "fa-alice", "fa-bob", 0),
+			call("track", "Order Completed", "", "fa-alice", 10),
+			call("track", "Order Completed", "", "fa-bob", 20),
+		}, true, 0},
+		{"a server's alias from a device's id", []ingest.Event{
+			alias("", "fa-dev", "fa-bob", 0),
+			call("page", "Home", "fa-dev", "", 1),
+			call("track", "Order Completed", "", "fa-bob", 20),
+		}, false, 0},
+	} {
+		for name, order := range arrivalOrders(len(tt.events), 12) {
+			s := newTestSessionizer(t)
+			s.ids.aliasJoinsUsers = tt.joins
+			conflicts := 0
+			for _, i := range order {
+				_, stats := s.Push(base, []ingest.Event{tt.events[i]})
+				conflicts += stats.UserIDConflicts
+			}
+			if conflicts != tt.conflicts {
+				t.Errorf("%s, %s: %d conflicts counted, want %d", tt.name, name, conflicts, tt.conflicts)
+			}
+			if apart := s.ids.personOf("u:fa-alice") != s.ids.personOf("u:fa-bob"); !tt.joins && !apart {
+				t.Errorf("%s, %s: fa-alice and fa-bob joined, want them apart", tt.name, name)
+			}
+		}
+	}
+}
