@@ -535,11 +535,7 @@ func resessionizedWith(t *testing.T, st *sharedStore, keys []string, cfg Config)
 // the sessionizer can see (previousId a userId it knows) is counted as a conflict. With
 // --alias-joins-users, the old join: every event is the alias's userId's.
 func TestAliasJoinsNoUsers(t *testing.T) {
-	alias := func(anon, prev, user string, minutes float64) ingest.Event {
-		e := call("alias", "", anon, user, minutes)
-		e.PreviousID = prev
-		return e
-	}
+	alias := aliasCall
 	for _, tt := range []struct {
 		name   string
 		byKey  map[string][]ingest.Event // each key's events in its partition's order

@@ -19,6 +19,14 @@ func call(typ, event, anon, user string, minutes float64) ingest.Event {
 	return e
 }
 
+// aliasCall is an alias call from previousId prev to user (from device anon, when a client sent
+// it; "" for a server's) at base + minutes.
+func aliasCall(anon, prev, user string, minutes float64) ingest.Event {
+	e := call("alias", "", anon, user, minutes)
+	e.PreviousID = prev
+	return e
+}
+
 // TestLoginDoesNotSplitAVisit is field case 07: a visit whose customer logs in half way is one
 // session of four touchpoints (identify is not one), and the events before the login go to the
 // user through an override.
@@ -129,11 +137,7 @@ func arrivalOrders(n, shuffles int) map[string][]int {
 // alias of userId (Segment), so after old → mid → new the person is "new", whichever order the
 // aliases arrive in.
 func TestAliasChainEndsAtTheNewestUserID(t *testing.T) {
-	alias := func(prev, user string, minutes float64) ingest.Event {
-		e := call("alias", "", "", user, minutes)
-		e.PreviousID = prev
-		return e
-	}
+	alias := func(prev, user string, minutes float64) ingest.Event { return aliasCall("", prev, user, minutes) }
 	chain := []ingest.Event{call("identify", "", "dev", "old", 0), alias("old", "mid", 1), alias("mid", "new", 2)}
 	for _, order := range [][]int{{0, 1, 2}, {2, 1, 0}, {1, 2, 0}, {2, 0, 1}} {
 		s := newSessionizerWith(t, Config{AliasJoinsUsers: true})
@@ -162,11 +166,7 @@ func TestAliasChainEndsAtTheNewestUserID(t *testing.T) {
 // the stored links in any order; a chain still ends at its last userId. (Aliases of two userIds
 // join them with --alias-joins-users alone.)
 func TestAliasCycleNamesOnePersonInAnyOrder(t *testing.T) {
-	alias := func(prev, user string, minutes float64) ingest.Event {
-		e := call("alias", "", "", user, minutes)
-		e.PreviousID = prev
-		return e
-	}
+	alias := func(prev, user string, minutes float64) ingest.Event { return aliasCall("", prev, user, minutes) }
 	for _, tt := range []struct {
 		name   string
 		events []ingest.Event
@@ -405,11 +405,7 @@ func liveSessions(live map[string]Session) string {
 // userId (old, signed in on the phone) joins no userIds either: new stays a person of its own,
 // and old keeps the phone (without --alias-joins-users, see TestAliasJoinsNoUsers).
 func TestAliasFromASharedDeviceIsASignIn(t *testing.T) {
-	alias := func(anon, prev, user string, minutes float64) ingest.Event {
-		e := call("alias", "", anon, user, minutes)
-		e.PreviousID = prev
-		return e
-	}
+	alias := aliasCall
 	events := []ingest.Event{
 		call("identify", "", "dev", "alice", 0),
 		call("page", "View", "dev", "", 1),
@@ -900,11 +896,7 @@ func TestForgedAliasesFillNoUsersCap(t *testing.T) {
 // With --alias-joins-users it is a join, counted as none. A previousId that is a device's
 // anonymousId (a sign-in on it) is no conflict either.
 func TestAForgedAliasIsCountedInEveryOrder(t *testing.T) {
-	alias := func(anon, prev, user string, minutes float64) ingest.Event {
-		e := call("alias", "", anon, user, minutes)
-		e.PreviousID = prev
-		return e
-	}
+	alias := aliasCall
 	for _, tt := range []struct {
 		name      string
 		events    []ingest.Event

@@ -7,6 +7,7 @@ import (
 
 	"github.com/waymark-dev/waymark/ingest"
 	"github.com/waymark-dev/waymark/sessionize"
+	"github.com/waymark-dev/waymark/store"
 )
 
 // TestIdentityLinksOfReadsThePersonsLinks: IdentityLinksOf returns the links stored since a version with either
@@ -16,22 +17,13 @@ import (
 func TestIdentityLinksOfReadsThePersonsLinks(t *testing.T) {
 	t.Parallel()
 	st := openStore(t)
-	ctx := context.Background()
-	for _, b := range []sessionize.Batch{
-		{Links: [][2]string{{"u:a", "a:dev"}}, Version: 1},
-		{Links: [][2]string{{"u:c", "u:b"}, {"u:c", "a:b"}}, Version: 2},
-		{Links: [][2]string{{"u:b", "u:a"}, {"u:b", "a:a"}, {"u:x", "a:y"}}, Version: 3},
-		{Links: [][2]string{{"u:c", "u:b"}}, Version: 4},
-	} {
-		if err := st.Write(ctx, b); err != nil {
-			t.Fatal(err)
-		}
-	}
-	for _, tt := range []struct {
-		ids   []string
-		since uint64
-		want  string
-	}{
+	writeBatches(t, st,
+		sessionize.Batch{Links: [][2]string{{"u:a", "a:dev"}}, Version: 1},
+		sessionize.Batch{Links: [][2]string{{"u:c", "u:b"}, {"u:c", "a:b"}}, Version: 2},
+		sessionize.Batch{Links: [][2]string{{"u:b", "u:a"}, {"u:b", "a:a"}, {"u:x", "a:y"}}, Version: 3},
+		sessionize.Batch{Links: [][2]string{{"u:c", "u:b"}}, Version: 4},
+	)
+	checkLinkReads(t, "IdentityLinksOf", st.IdentityLinksOf, []linkRead{
 		{[]string{"u:b"}, 0, "[[u:c u:b] [u:b a:a] [u:b u:a]]"},
 		{[]string{"u:a", "a:dev"}, 0, "[[u:a a:dev] [u:b u:a]]"},
 		{[]string{"a:y"}, 0, "[[u:x a:y]]"},
@@ -41,13 +33,37 @@ func TestIdentityLinksOfReadsThePersonsLinks(t *testing.T) {
 		{[]string{"u:b"}, 3, "[[u:b a:a] [u:b u:a] [u:c u:b]]"},
 		{[]string{"u:a", "a:dev"}, 2, "[[u:b u:a]]"},
 		{[]string{"u:b"}, 5, "[]"},
-	} {
-		got, err := st.IdentityLinksOf(ctx, tt.ids, tt.since)
+	})
+}
+
+// writeBatches stores batches in st, in order.
+func writeBatches(t *testing.T, st *store.Store, batches ...sessionize.Batch) {
+	t.Helper()
+	for _, b := range batches {
+		if err := st.Write(context.Background(), b); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// linkRead is a read of the stored identity links of ids stored since a version, and the links
+// it must return (fmt.Sprint's text).
+type linkRead struct {
+	ids   []string
+	since uint64
+	want  string
+}
+
+// checkLinkReads asks read (named name in errors) each of reads.
+func checkLinkReads(t *testing.T, name string, read func(ctx context.Context, ids []string, since uint64) ([][2]string, error), reads []linkRead) {
+	t.Helper()
+	for _, tt := range reads {
+		got, err := read(context.Background(), tt.ids, tt.since)
 		if err != nil {
 			t.Fatal(err)
 		}
 		if fmt.Sprint(got) != tt.want && !(len(got) == 0 && tt.want == "[]") {
-			t.Errorf("IdentityLinksOf(%q, %d) = %v, want %s", tt.ids, tt.since, got, tt.want)
+			t.Errorf("%s(%q, %d) = %v, want %s", name, tt.ids, tt.since, got, tt.want)
 		}
 	}
 }
@@ -60,35 +76,18 @@ func TestIdentityLinksOfReadsThePersonsLinks(t *testing.T) {
 func TestIdentityLinksFromReadsTheLinksNamingAnIDFirst(t *testing.T) {
 	t.Parallel()
 	st := openStore(t)
-	ctx := context.Background()
-	for _, b := range []sessionize.Batch{
-		{Links: [][2]string{{"a:dev", "u:erin"}, {"u:bob", "a:dev2"}}, Version: 1},
-		{Links: [][2]string{{"a:dev2", "a:dev2"}, {"a:dev", "u:fay"}}, Version: 2},
-		{Links: [][2]string{{"a:dev", "u:erin"}, {"u:x", "a:dev"}}, Version: 3},
-	} {
-		if err := st.Write(ctx, b); err != nil {
-			t.Fatal(err)
-		}
-	}
-	for _, tt := range []struct {
-		ids   []string
-		since uint64
-		want  string
-	}{
+	writeBatches(t, st,
+		sessionize.Batch{Links: [][2]string{{"a:dev", "u:erin"}, {"u:bob", "a:dev2"}}, Version: 1},
+		sessionize.Batch{Links: [][2]string{{"a:dev2", "a:dev2"}, {"a:dev", "u:fay"}}, Version: 2},
+		sessionize.Batch{Links: [][2]string{{"a:dev", "u:erin"}, {"u:x", "a:dev"}}, Version: 3},
+	)
+	checkLinkReads(t, "IdentityLinksFrom", st.IdentityLinksFrom, []linkRead{
 		{[]string{"a:dev"}, 0, "[[a:dev u:erin] [a:dev u:fay]]"},
 		{[]string{"a:dev", "a:dev2", "a:nobody"}, 0, "[[a:dev u:erin] [a:dev u:fay] [a:dev2 a:dev2]]"},
 		{[]string{"a:dev"}, 2, "[[a:dev u:fay] [a:dev u:erin]]"}, // erin's again at 3
 		{[]string{"a:dev2"}, 3, "[]"},
 		{nil, 0, "[]"},
-	} {
-		got, err := st.IdentityLinksFrom(ctx, tt.ids, tt.since)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if fmt.Sprint(got) != tt.want && !(len(got) == 0 && tt.want == "[]") {
-			t.Errorf("IdentityLinksFrom(%q, %d) = %v, want %s", tt.ids, tt.since, got, tt.want)
-		}
-	}
+	})
 }
 
 // TestDeviceLinksReadsLinksAndBrowsedDevices: DeviceLinks returns IdentityLinksOf of the devices
@@ -104,15 +103,11 @@ func TestDeviceLinksReadsLinksAndBrowsedDevices(t *testing.T) {
 	signedIn := ev("bob", "Product Viewed", 60)
 	signedIn.AnonymousID, signedIn.MessageID = "dev2", "m2"
 	user := ev("carol", "Order Completed", 120) // a userId only: carol is no device
-	for _, b := range []sessionize.Batch{
-		{Events: []ingest.Event{browsed, signedIn, user}, Version: 1},
-		{Links: [][2]string{{"a:dev2", "a:dev2"}, {"u:bob", "a:dev2"}, {"a:dev", "u:erin"}}, Version: 2},
-		{Links: [][2]string{{"u:x", "a:y"}}, Version: 3},
-	} {
-		if err := st.Write(ctx, b); err != nil {
-			t.Fatal(err)
-		}
-	}
+	writeBatches(t, st,
+		sessionize.Batch{Events: []ingest.Event{browsed, signedIn, user}, Version: 1},
+		sessionize.Batch{Links: [][2]string{{"a:dev2", "a:dev2"}, {"u:bob", "a:dev2"}, {"a:dev", "u:erin"}}, Version: 2},
+		sessionize.Batch{Links: [][2]string{{"u:x", "a:y"}}, Version: 3},
+	)
 	for _, tt := range []struct {
 		devices []string
 		since   uint64
