@@ -1340,9 +1340,15 @@ func (s *Sessionizer) countForgedAlias(userID string, stats *Stats) {
 	if userID == "" || len(s.ids.aliasers) == 0 || s.ids.aliasJoinsUsers {
 		return
 	}
+	// Looked up before device is made: a key built in the index expression is not kept, so it
+	// needs no allocation, and most users are no alias's previousId (an event of each userId
+	// comes here).
+	users := s.ids.aliasers["a:"+userID]
+	if len(users) == 0 {
+		return
+	}
 	device := "a:" + userID
-	users := s.ids.aliasers[device]
-	if len(users) == 0 || s.ids.devices[device] || s.ids.conflicted[device] {
+	if s.ids.devices[device] || s.ids.conflicted[device] {
 		return
 	}
 	for _, u := range users {
