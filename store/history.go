@@ -188,15 +188,7 @@ func (s *Store) IdentityLinks(ctx context.Context) ([][2]string, error) {
 // ids of the links stored since then only. The ids go as an external table, as History's keys
 // do.
 func (s *Store) IdentityLinksOf(ctx context.Context, ids []string, since uint64) ([][2]string, error) {
-	if len(ids) == 0 {
-		return nil, nil
-	}
-	kctx, err := withKeys(ctx, ids)
-	if err != nil {
-		return nil, fmt.Errorf("load identity links of %d ids: %w", len(ids), err)
-	}
-	return s.identityLinks(kctx, "SELECT a, b FROM "+s.table("identity_links")+fmt.Sprintf(" PREWHERE version >= %d", since)+
-		" WHERE a IN restore_keys OR b IN restore_keys GROUP BY a, b ORDER BY min(version), a, b")
+	return s.identityLinksAmong(ctx, ids, since, "a IN restore_keys OR b IN restore_keys")
 }
 
 // IdentityLinksFrom returns the identity links stored at a version of since or later whose first
@@ -208,15 +200,22 @@ func (s *Store) IdentityLinksOf(ctx context.Context, ids []string, since uint64)
 // that others store name it first (an alias from its id, a device signed in on by its own
 // events, see sessionize.Output.Links).
 func (s *Store) IdentityLinksFrom(ctx context.Context, ids []string, since uint64) ([][2]string, error) {
+	return s.identityLinksAmong(ctx, ids, since, "a IN restore_keys")
+}
+
+// identityLinksAmong returns the identity links stored at a version of since or later that where
+// (a condition on a and b, the ids being the external table restore_keys) keeps, each once, in
+// IdentityLinks' order: IdentityLinksOf's and IdentityLinksFrom's read.
+func (s *Store) identityLinksAmong(ctx context.Context, ids []string, since uint64, where string) ([][2]string, error) {
 	if len(ids) == 0 {
 		return nil, nil
 	}
 	kctx, err := withKeys(ctx, ids)
 	if err != nil {
-		return nil, fmt.Errorf("load identity links from %d ids: %w", len(ids), err)
+		return nil, fmt.Errorf("load identity links of %d ids: %w", len(ids), err)
 	}
 	return s.identityLinks(kctx, "SELECT a, b FROM "+s.table("identity_links")+fmt.Sprintf(" PREWHERE version >= %d", since)+
-		" WHERE a IN restore_keys GROUP BY a, b ORDER BY min(version), a, b")
+		" WHERE "+where+" GROUP BY a, b ORDER BY min(version), a, b")
 }
 
 // DeviceLinks returns IdentityLinksOf(devices, since) ("a:" ids) and, in the same query, the
