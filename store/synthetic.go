@@ -33,8 +33,10 @@ func syntheticMerged(share float64) string {
 
 // syntheticChunk is how many events one INSERT of GenerateSynthetic generates: an INSERT … SELECT
 // sends nothing back until it ends, and one of 100M rows outlasts the client's read timeout (5
-// minutes) on a busy machine.
-const syntheticChunk = 5_000_000
+// minutes) on a busy machine; so did one of 5M, at rows 90M–95M of the 100M benchmark with the
+// load at 20 (the merges of the parts before it compete for the cores): a fifth of that leaves the
+// margin.
+const syntheticChunk = 1_000_000
 
 // syntheticLogin is the SQL of the time, in ms, at which a merged customer number k logs in: a
 // draw per customer in the 30 days.
