@@ -146,7 +146,12 @@ func (fs *flagSet) seeHelp() string { return "'waymark " + fs.Name() + " -h' lis
 
 // helpRequest is the answer to -h, --help or `waymark help COMMAND`: not a failure but text for
 // standard output (run prints it; the status is 0).
-type helpRequest struct{ text string }
+type helpRequest struct {
+	text string
+	// vars are the environment variables of the command's flags (envName), when its flags are a
+	// flagSet: strayVariables reads every command's.
+	vars []string
+}
 
 func (h *helpRequest) Error() string { return "help requested" }
 
@@ -169,7 +174,9 @@ func parseFlags(fs *flagSet, args []string) error {
 	if err := fs.Parse(args); err != nil {
 		switch {
 		case errors.Is(err, flag.ErrHelp):
-			return &helpRequest{fs.help()}
+			var vars []string
+			fs.VisitAll(func(f *flag.Flag) { vars = append(vars, envName(f.Name)) })
+			return &helpRequest{text: fs.help(), vars: vars}
 		case failed != nil:
 			return failed
 		}

@@ -15,6 +15,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime/debug"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -129,8 +130,12 @@ func stopOnSignals(ex *exiter, grace time.Duration) context.Context {
 }
 
 // run runs the command args name. Help asked for (-h, --help, `help COMMAND`) is printed to
-// stdout and is no error.
+// stdout and is no error. Before a command runs, each WAYMARK_ variable no command reads is
+// warned about (warnStrayVariables).
 func run(ctx context.Context, args []string, stdout io.Writer, log *slog.Logger) error {
+	if len(args) > 0 && args[0] != "help" && args[0] != "udf-funnel" && !slices.ContainsFunc(args, isHelpFlag) {
+		warnStrayVariables(ctx, os.Environ(), log)
+	}
 	err := dispatch(ctx, args, stdout, log)
 	var help *helpRequest
 	if errors.As(err, &help) {
@@ -167,13 +172,13 @@ func dispatch(ctx context.Context, args []string, stdout io.Writer, log *slog.Lo
 		return runUDFFunnel(rest, stdout)
 	case "help":
 		if len(rest) == 0 {
-			return &helpRequest{usage()}
+			return &helpRequest{text: usage()}
 		}
 		// `waymark help funnel` is `waymark funnel -h`, `help bench ingest` `bench ingest -h`.
 		return dispatch(ctx, append(rest[:len(rest):len(rest)], "-h"), stdout, log)
 	}
 	if isHelpFlag(cmd) {
-		return &helpRequest{usage()}
+		return &helpRequest{text: usage()}
 	}
 	if q, ok := commandFor(cmd); ok { // a journey query of the store's registry
 		return runQuery(ctx, q, rest, stdout, log)

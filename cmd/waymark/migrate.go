@@ -42,7 +42,7 @@ func runJourneyMap(args []string, stdout io.Writer) error {
 		return fmt.Errorf("usage: waymark %s", synopsis)
 	}
 	if args[0] == "help" || isHelpFlag(args[0]) {
-		return &helpRequest{"Usage: waymark " + synopsis + "\n\n" +
+		return &helpRequest{text: "Usage: waymark " + synopsis + "\n\n" +
 			"  check FILE  check a journey map file and print how many stages it has\n" +
 			"  show        print the journey map in effect: --journey-map's, or the built-in shop map\n\n" +
 			"Run 'waymark journey-map show -h' for its flags.\n"}
@@ -50,7 +50,7 @@ func runJourneyMap(args []string, stdout io.Writer) error {
 	switch args[0] {
 	case "check":
 		if slices.ContainsFunc(args[1:], isHelpFlag) {
-			return &helpRequest{"Usage: waymark journey-map check FILE\n\nChecks the journey map in FILE and prints how many stages it has.\n"}
+			return &helpRequest{text: "Usage: waymark journey-map check FILE\n\nChecks the journey map in FILE and prints how many stages it has.\n"}
 		}
 		if len(args) != 2 {
 			return fmt.Errorf("usage: waymark %s", synopsis)
