@@ -435,7 +435,7 @@ func (s *Store) checkFunnelNames(ctx context.Context, jm *sessionize.Map, q Funn
 		}
 	}
 	if q.Hold != "" {
-		if err := s.checkBreakdownKey(ctx, "hold", ingest.PropertyKey(q.Hold)); err != nil {
+		if err := s.checkHoldKey(ctx, q.Hold); err != nil {
 			return err
 		}
 	}
@@ -530,7 +530,7 @@ func planFunnel(jm *sessionize.Map, q FunnelQuery) (*funnelPlan, error) {
 		p.attr = 0
 	}
 	if q.Hold != "" {
-		attrs = append(attrs, propertyValue(q.Hold))
+		attrs = append(attrs, heldValueSQL(q.Hold))
 		p.hold = len(attrs) // 1 + its column
 	}
 	preds := make([]predicate, 0, len(p.conds)+1)

@@ -4,11 +4,16 @@ import (
 	"cmp"
 	"context"
 	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/waymark-dev/waymark/ingest"
 )
 
 // holdFinder is the scratch space pathFinder.reachHeld reuses from unit to unit.
 type holdFinder struct {
-	byValue  []int       // indexes of the unit's events that can take a step and have a value, by (value, index)
+	byValue  []heldEvent // the unit's events that can take a step, once per value they have, by (value, index)
+	values   []string    // heldValues' scratch
 	blockers []int       // indexes of the unit's events that block a gap (exclusions, strict)
 	sub      []unitEvent // one value's events and the blockers (the others' steps cleared)
 	subAt    []int       // per event of sub: its index in the unit
@@ -16,10 +21,65 @@ type holdFinder struct {
 	held     []unitEvent // the unit with the steps of every other value's events cleared
 }
 
+// heldEvent is an event of a unit, by its index, with one value of the held property it has.
+type heldEvent struct {
+	i     int
+	value string
+}
+
+// heldValueSQL is the SQL of the held property name's values of an event, as heldValues reads
+// them: "=" and the property's text when the event has the property; else, when it lists
+// products (Segment's e-commerce spec: a multi-product event such as Order Completed, Cart
+// Viewed or Checkout Started lists its products in products, each item with the product
+// properties a single-product event such as Product Viewed has at its top), "[" and the non-empty
+// values of name among the items of products, each as its length in bytes, ":" and its text;
+// else "". So hold=property:product_id holds the product viewed, added and ordered alike (tester
+// 43's F1: an order never took a step, as its product_id is in its products).
+func heldValueSQL(name string) predicate {
+	key, item := ingest.PropertyKey(name), ingest.PropertyKey(heldItems+"."+name)
+	return predicate{
+		sql: `if(has(prop_keys, ?), concat('=', prop_values[indexOf(prop_keys, ?)]),
+			if(has(item_keys, ?), concat('[', arrayStringConcat(arrayMap(v -> concat(toString(length(v)), ':', v),
+				arrayFilter((v, k) -> k = ? AND v != '', item_values, item_keys)))), ''))`,
+		args: []any{key, key, item, item},
+	}
+}
+
+// heldItems is the list whose items' members a held property is read from on an event that
+// does not have it (heldValueSQL).
+const heldItems = "products"
+
+// heldValues appends to dst the values of the held property in text (heldValueSQL's), each
+// once, and returns it; none when the event has no value ("" or an empty text: it takes no step).
+// A text it cannot read has none.
+func heldValues(dst []string, text string) []string {
+	switch {
+	case strings.HasPrefix(text, "="):
+		if text != "=" {
+			dst = append(dst, text[1:])
+		}
+		return dst
+	case !strings.HasPrefix(text, "["):
+		return dst
+	}
+	n := len(dst)
+	for rest := text[1:]; rest != ""; {
+		size, after, ok := strings.Cut(rest, ":")
+		k, err := strconv.Atoi(size)
+		if !ok || err != nil || k < 0 || k > len(after) {
+			return dst[:n]
+		}
+		dst, rest = append(dst, after[:k]), after[k:]
+	}
+	slices.Sort(dst[n:])
+	return slices.Compact(dst)
+}
+
 // reachHeld is reach holding a property constant (FunnelQuery.Hold): hold is 1 + the attribute
-// column of the held property in values.attrs, 0 for none (then it is reach, and unit is
-// returned as it is). A unit reaches the furthest step that the events of any one value of the
-// property reach (an event with no value, "", takes no step), matched as reach matches: for each
+// column of the held property in values.attrs (heldValueSQL's text), 0 for none (then it is
+// reach, and unit is returned as it is). A unit reaches the furthest step that the events of any
+// one value of the property reach (an event with no value takes no step; one whose products list
+// several values takes a step for each of them), matched as reach matches: for each
 // value, reach runs on that value's events that can take a step and every event of the unit
 // that blocks a gap (an excluded event, a tracked one in strict order), whatever its value,
 // since exclusions and strict order are not held. Of the values that get furthest, the path is
@@ -39,23 +99,25 @@ func (f *pathFinder) reachHeld(ctx context.Context, unit []unitEvent, values bre
 	}
 	h := &f.hold
 	col := hold - 1
-	value := func(i int) string { return values.attrs.value(unit[i].at, col) }
 	h.byValue, h.blockers = h.byValue[:0], h.blockers[:0]
 	for i, e := range unit {
-		if e.steps != 0 && value(i) != "" {
-			h.byValue = append(h.byValue, i)
+		if e.steps != 0 {
+			h.values = heldValues(h.values[:0], values.attrs.value(e.at, col))
+			for _, v := range h.values {
+				h.byValue = append(h.byValue, heldEvent{i, v})
+			}
 		}
 		if e.blocks != 0 {
 			h.blockers = append(h.blockers, i)
 		}
 	}
-	slices.SortFunc(h.byValue, func(a, b int) int { return cmp.Or(cmp.Compare(value(a), value(b)), cmp.Compare(a, b)) })
+	slices.SortFunc(h.byValue, func(a, b heldEvent) int { return cmp.Or(cmp.Compare(a.value, b.value), cmp.Compare(a.i, b.i)) })
 	bestLevel, bestValue := 0, ""
 	h.best = h.best[:0]
 	for lo := 0; lo < len(h.byValue); {
-		v := value(h.byValue[lo])
+		v := h.byValue[lo].value
 		hi := lo + 1
-		for hi < len(h.byValue) && value(h.byValue[hi]) == v {
+		for hi < len(h.byValue) && h.byValue[hi].value == v {
 			hi++
 		}
 		h.merge(unit, h.byValue[lo:hi])
@@ -81,25 +143,26 @@ func (f *pathFinder) reachHeld(ctx context.Context, unit []unitEvent, values bre
 	}
 	h.held = append(h.held[:0], unit...)
 	for i := range h.held {
-		if h.held[i].steps != 0 && value(i) != bestValue {
+		if h.held[i].steps != 0 && !slices.Contains(heldValues(h.values[:0], values.attrs.value(unit[i].at, col)), bestValue) {
 			h.held[i].steps = 0
 		}
 	}
 	return bestLevel, h.best, h.held, nil
 }
 
-// merge makes h.sub the events of the unit at indexes run (ascending) and the blockers, in the
-// unit's order, a blocker not in run with its steps cleared; h.subAt their indexes in the unit.
-func (h *holdFinder) merge(unit []unitEvent, run []int) {
+// merge makes h.sub the events of the unit in run (one value's, ascending by index) and the
+// blockers, in the unit's order, a blocker not in run with its steps cleared; h.subAt their
+// indexes in the unit.
+func (h *holdFinder) merge(unit []unitEvent, run []heldEvent) {
 	h.sub, h.subAt = h.sub[:0], h.subAt[:0]
 	r, b := 0, 0
 	for r < len(run) || b < len(h.blockers) {
 		switch {
-		case b == len(h.blockers) || r < len(run) && run[r] < h.blockers[b]:
-			h.sub, h.subAt = append(h.sub, unit[run[r]]), append(h.subAt, run[r])
+		case b == len(h.blockers) || r < len(run) && run[r].i < h.blockers[b]:
+			h.sub, h.subAt = append(h.sub, unit[run[r].i]), append(h.subAt, run[r].i)
 			r++
-		case r < len(run) && run[r] == h.blockers[b]:
-			h.sub, h.subAt = append(h.sub, unit[run[r]]), append(h.subAt, run[r])
+		case r < len(run) && run[r].i == h.blockers[b]:
+			h.sub, h.subAt = append(h.sub, unit[run[r].i]), append(h.subAt, run[r].i)
 			r, b = r+1, b+1
 		default:
 			e := unit[h.blockers[b]]

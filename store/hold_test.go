@@ -33,7 +33,9 @@ func setProperty(e *ingest.Event, key, value string) {
 
 // generateHoldData is generateRefData with a product_id on the product events (views, cart adds,
 // orders, coupon removals) of one of three products, or none on about one in six: the property
-// a funnel holds constant. A message's copies carry the same product.
+// a funnel holds constant. Half the orders list theirs in products instead, as Segment's
+// e-commerce spec has them (one or two products, or one twice; tester 43's F1). A message's
+// copies carry the same products.
 func generateHoldData(seed uint64, persons int) refData {
 	d := generateRefData(seed, persons)
 	for i := range d.events {
@@ -45,7 +47,18 @@ func generateHoldData(seed uint64, persons int) refData {
 		}
 		h := fnv.New32a()
 		fmt.Fprint(h, seed, e.MessageID)
-		if n := h.Sum32() % 6; n < 5 {
+		sum := h.Sum32()
+		n := sum % 6
+		switch {
+		case n == 5:
+		case e.Event == "Order Completed" && sum/6%2 == 0:
+			// Beside the items' categories the reference data gives orders.
+			e.ItemKeys, e.ItemValues = slices.Clone(e.ItemKeys), slices.Clone(e.ItemValues)
+			for _, id := range []string{fmt.Sprintf("p%d", n%3), fmt.Sprintf("p%d", sum/12%3)}[:1+sum/36%2] {
+				e.ItemKeys = append(e.ItemKeys, "products.price", "products.product_id")
+				e.ItemValues = append(e.ItemValues, "10", id)
+			}
+		default:
 			setProperty(e, "product_id", fmt.Sprintf("p%d", n%3))
 		}
 	}
@@ -167,7 +180,7 @@ func TestDropoffHoldAgreesWithTheReference(t *testing.T) {
 func TestFunnelHoldRule(t *testing.T) {
 	t.Parallel()
 	type ev struct {
-		name, product string // product "": no product_id
+		name, product string // product "": no product_id; "[p1 p2]": products listing them (and a sku each)
 		minute        int
 	}
 	people := map[string][]ev{
@@ -177,13 +190,23 @@ func TestFunnelHoldRule(t *testing.T) {
 		"two":       {{"Product Viewed", "p1", 0}, {"Product Viewed", "p2", 1}, {"Product Added", "p2", 2}, {"Product Added", "p1", 3}, {"Order Completed", "p2", 4}},
 		"excluded":  {{"Product Viewed", "p1", 0}, {"Coupon Removed", "p2", 1}, {"Product Added", "p1", 2}, {"Order Completed", "p1", 3}},
 		"noproduct": {{"Product Viewed", "", 0}, {"Product Added", "", 1}, {"Order Completed", "", 2}},
+		// Orders as Segment's e-commerce spec sends them, their products in products (tester 43's F1).
+		"listed":      {{"Product Viewed", "p1", 0}, {"Product Added", "p1", 1}, {"Order Completed", "[p1]", 2}},
+		"listedtwo":   {{"Product Viewed", "p2", 0}, {"Product Added", "p2", 1}, {"Order Completed", "[p1 p2]", 2}},
+		"listedother": {{"Product Viewed", "p1", 0}, {"Product Added", "p1", 1}, {"Order Completed", "[p3]", 2}},
+		"listedtwice": {{"Product Viewed", "p1", 0}, {"Product Added", "p1", 1}, {"Order Completed", "[p1 p1]", 2}},
 	}
 	var d refData
 	for _, person := range slices.Sorted(maps.Keys(people)) {
 		for i, e := range people[person] {
 			ie := ingest.Event{Source: "ref", Type: "track", Event: e.name, UserID: person, MessageID: fmt.Sprintf("%s-%d", person, i),
 				Timestamp: t0.Add(time.Duration(e.minute) * time.Minute), ReceivedAt: t0, Raw: []byte(`{}`), Seq: int64(len(d.events) + 1)}
-			if e.product != "" {
+			if list, ok := strings.CutPrefix(e.product, "["); ok {
+				for _, id := range strings.Fields(strings.TrimSuffix(list, "]")) {
+					ie.ItemKeys = append(ie.ItemKeys, "products.product_id", "products.sku")
+					ie.ItemValues = append(ie.ItemValues, id, "sku-"+id)
+				}
+			} else if e.product != "" {
 				setProperty(&ie, "product_id", e.product)
 			}
 			d.events, d.channels = append(d.events, ie), append(d.channels, "")
@@ -199,16 +222,20 @@ func TestFunnelHoldRule(t *testing.T) {
 		want []int64 // customers per step
 	}{
 		// not held: everyone converts
-		{"not held", store.FunnelQuery{Steps: steps, Window: time.Hour}, []int64{6, 6, 6}},
+		{"not held", store.FunnelQuery{Steps: steps, Window: time.Hour}, []int64{10, 10, 10}},
 		// held: same, two (p2) and excluded convert; switched and unheld stop at step 1;
-		// noproduct has no product to take a step with.
-		{"held", store.FunnelQuery{Steps: steps, Window: time.Hour, Hold: "product_id"}, []int64{5, 3, 3}},
+		// noproduct has no product to take a step with. listed, listedtwo (p2) and listedtwice
+		// convert with an order listing the product; listedother's lists another.
+		{"held", store.FunnelQuery{Steps: steps, Window: time.Hour, Hold: "product_id"}, []int64{9, 7, 6}},
 		// another value's excluded event is between the steps all the same
 		{"held, excluded", store.FunnelQuery{Steps: steps, Window: time.Hour, Hold: "product_id",
-			Exclusions: []store.Exclusion{{Step: "Coupon Removed", After: 1, Before: 2}}}, []int64{5, 2, 2}},
+			Exclusions: []store.Exclusion{{Step: "Coupon Removed", After: 1, Before: 2}}}, []int64{9, 6, 5}},
 		// strict: two's p1 add is between its p2 add and p2 order, excluded's coupon (of p2)
 		// between its p1 view and add
-		{"held, strict", store.FunnelQuery{Steps: steps, Window: time.Hour, Hold: "product_id", Mode: store.ModeStrict}, []int64{5, 2, 1}},
+		{"held, strict", store.FunnelQuery{Steps: steps, Window: time.Hour, Hold: "product_id", Mode: store.ModeStrict}, []int64{9, 6, 4}},
+		// sku is only ever in products: the orders alone have it, so none take step 1
+		{"held sku", store.FunnelQuery{Steps: steps, Window: time.Hour, Hold: "sku"}, []int64{0, 0, 0}},
+		{"held sku, orders", store.FunnelQuery{Steps: []string{"Order Completed"}, Window: time.Hour, Hold: "sku"}, []int64{4}},
 	} {
 		q := tt.q
 		q.Mode = cmp.Or(q.Mode, store.ModeOrdered)
@@ -230,8 +257,13 @@ func TestFunnelHoldRule(t *testing.T) {
 			}
 		}
 	}
+	// The members of products' items are held by their own name, which an error points to.
+	_, err := paths[0].s.Funnel(context.Background(), jm, store.FunnelQuery{Steps: steps, Window: time.Hour, Hold: "products.product_id"})
+	if pe := (*store.ParamError)(nil); !errors.As(err, &pe) || pe.Param != "hold" || !strings.Contains(err.Error(), "hold property:product_id") {
+		t.Errorf("hold on products' items: %v, want a ParamError naming hold pointing to property:product_id", err)
+	}
 	// A property no stored event has is a 400 naming hold, with the stored one it was likely meant as.
-	_, err := paths[0].s.Funnel(context.Background(), jm, store.FunnelQuery{Steps: steps, Window: time.Hour, Hold: "Product_ID"})
+	_, err = paths[0].s.Funnel(context.Background(), jm, store.FunnelQuery{Steps: steps, Window: time.Hour, Hold: "Product_ID"})
 	var pe *store.ParamError
 	if !errors.As(err, &pe) || pe.Param != "hold" || !strings.Contains(err.Error(), `"product_id"`) {
 		t.Errorf("hold on a property never stored: %v, want a ParamError naming hold and product_id", err)

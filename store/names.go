@@ -308,7 +308,9 @@ func (s *Store) checkProperties(ctx context.Context, param string, keys ...strin
 func (s *Store) checkBreakdownKey(ctx context.Context, param, key string) error {
 	name, _ := ingest.PropertyName(key)
 	refuse := paramErrorf(param, "%q names members of a list's items, and a breakdown groups by a property's whole value: filter by it (Order Completed[%s=…]), or break down by the whole list", name, name)
-	if param == "hold" {
+	if item, ok := strings.CutPrefix(name, heldItems+"."); param == "hold" && ok {
+		refuse = paramErrorf(param, "%q names members of a list's items: hold property:%s, which an event without %s takes from the items of its %s, or filter by it (Order Completed[%s=…])", name, item, item, heldItems, name)
+	} else if param == "hold" {
 		refuse = paramErrorf(param, "%q names members of a list's items, and a funnel holds a property's whole value constant: filter by it (Order Completed[%s=…]), or hold the whole list", name, name)
 	}
 	missing, err := s.unknownKeys(ctx, "prop_keys", s.properties, []string{key})
@@ -329,6 +331,17 @@ func (s *Store) checkBreakdownKey(ctx context.Context, param, key string) error 
 		return refuse
 	}
 	return s.unknownKeyError(ctx, param, key)
+}
+
+// checkHoldKey is checkBreakdownKey for a held property (FunnelQuery.Hold): the property's name,
+// or the members of that name of the items of products, which an event without the property
+// takes its values from (heldValueSQL), is stored.
+func (s *Store) checkHoldKey(ctx context.Context, name string) error {
+	missing, err := s.unknownKeys(ctx, "item_keys", s.items, []string{ingest.PropertyKey(heldItems + "." + name)})
+	if err != nil || len(missing) == 0 {
+		return err
+	}
+	return s.checkBreakdownKey(ctx, "hold", ingest.PropertyKey(name))
 }
 
 // listMembersOnly reports whether some stored event has key among its list items

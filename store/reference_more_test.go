@@ -125,7 +125,7 @@ func refStepEvent(jm *sessionize.Map, q store.FunnelQuery, unit []refEvent, path
 	for j := first; j <= k; j++ {
 		pick := -1
 		for i, e := range unit {
-			if e.t == t && !taken[i] && matchesStep(jm, q.Steps[j], unit, i) && (q.Hold == "" || refHeld(q, e) == refHeld(q, unit[path[0]])) {
+			if e.t == t && !taken[i] && matchesStep(jm, q.Steps[j], unit, i) && (q.Hold == "" || slices.Contains(refHeld(q, e), refPathValue(q, unit, path))) {
 				pick = i
 				break
 			}

@@ -304,8 +304,10 @@ func refPath(jm *sessionize.Map, q store.FunnelQuery, evs []refEvent, attr func(
 	}
 	var values []string
 	for _, e := range evs {
-		if v := refHeld(q, e); v != "" && !slices.Contains(values, v) {
-			values = append(values, v)
+		for _, v := range refHeld(q, e) {
+			if !slices.Contains(values, v) {
+				values = append(values, v)
+			}
 		}
 	}
 	slices.Sort(values)
@@ -315,7 +317,7 @@ func refPath(jm *sessionize.Map, q store.FunnelQuery, evs []refEvent, attr func(
 		for i := range evs {
 			held[i] = make([]bool, n)
 			for k := range n {
-				held[i][k] = match[i][k] && refHeld(q, evs[i]) == v
+				held[i][k] = match[i][k] && slices.Contains(refHeld(q, evs[i]), v)
 			}
 		}
 		level, path := refSearch(q, evs, attr, held)
@@ -326,10 +328,36 @@ func refPath(jm *sessionize.Map, q store.FunnelQuery, evs []refEvent, attr func(
 	return best, bestPath
 }
 
-// refHeld is the value of the held property (q.Hold) on e, "" for none.
-func refHeld(q store.FunnelQuery, e refEvent) string {
-	v, _ := e.Property(q.Hold)
-	return v
+// refHeld is the values of the held property (q.Hold) on e: its own, when it has the property;
+// else those of the items of its products list (Segment's e-commerce spec: an order lists its
+// products); none when empty.
+func refHeld(q store.FunnelQuery, e refEvent) []string {
+	if v, ok := e.Property(q.Hold); ok {
+		if v == "" {
+			return nil
+		}
+		return []string{v}
+	}
+	var vs []string
+	for i, k := range e.ItemKeys {
+		if k == ingest.PropertyKey("products."+q.Hold) && e.ItemValues[i] != "" && !slices.Contains(vs, e.ItemValues[i]) {
+			vs = append(vs, e.ItemValues[i])
+		}
+	}
+	return vs
+}
+
+// refPathValue is the held value of a unit's canonical path (refPath): the smallest value all
+// its events have. Of equal paths refPath keeps the smallest value's, and any value all the
+// path's events have gives that path.
+func refPathValue(q store.FunnelQuery, unit []refEvent, path []int) string {
+	best := ""
+	for _, v := range refHeld(q, unit[path[0]]) {
+		if (best == "" || v < best) && !slices.ContainsFunc(path, func(i int) bool { return !slices.Contains(refHeld(q, unit[i]), v) }) {
+			best = v
+		}
+	}
+	return best
 }
 
 // refEarlier reports whether path a comes before path b of the same length: smaller times in

@@ -74,7 +74,7 @@ const FunnelUDFName = "waymark_funnel"
 
 // udfSpecVersion changes whenever udfSpec or an answer's encoding changes meaning: a server
 // running another release's binary then fails the query with a message saying so.
-const udfSpecVersion = 17
+const udfSpecVersion = 18
 
 // specOncePerBlock is how a query passes its spec (the argument bound in its place) to
 // waymark_funnel: in the first row of each block, empty in the others. ClickHouse hands the UDF

@@ -2282,3 +2282,37 @@ func parseBreakdownGroups(body string) (map[string][]int64, error) {
 	}
 	return groups, nil
 }
+
+// TestHeldProductOfAnOrder sends orders as Segment's e-commerce spec has them, their products in
+// products (testdata/held-products.jsonl), through the collector: holding product_id, hp-1's order
+// lists the product viewed and added (beside another), so it converts, and hp-2's lists another,
+// so hp-2 drops off after the add, with that order as what they did instead (tester 43's F1: no
+// order took a step, and the drop-off listed the buyer). products.product_id is refused, naming
+// hold and pointing to product_id.
+func TestHeldProductOfAnOrder(t *testing.T) {
+	t.Parallel()
+	s := startServe(t)
+	if status, answer := s.track(t, "/v1/batch", `{"batch":[`+strings.Join(readLines(t, "testdata/held-products.jsonl"), ",")+`]}`); status != 200 {
+		t.Fatalf("batch: %d %s", status, answer)
+	}
+	s.waitStored(t)
+	const steps = "steps=Product+Viewed,Product+Added,Order+Completed&window=1h&from=2025-09-09&to=2025-09-10"
+	code, body := httpGet(t, "http://"+s.http+"/api/v1/funnel?"+steps+"&hold=property:product_id")
+	var res funnelAnswer
+	if err := json.Unmarshal([]byte(body), &res); code != 200 || err != nil || len(res.Steps) != 3 {
+		t.Fatalf("held funnel: %d %s", code, body)
+	}
+	if got := []int64{res.Steps[0].Customers, res.Steps[1].Customers, res.Steps[2].Customers}; !slices.Equal(got, []int64{2, 2, 1}) {
+		t.Errorf("held funnel: %v, want [2 2 1]", got)
+	}
+	code, body = httpGet(t, "http://"+s.http+"/api/v1/dropoff?"+steps+"&hold=property:product_id&step=2")
+	var drop struct{ Persons []string }
+	if err := json.Unmarshal([]byte(body), &drop); code != 200 || err != nil || !slices.Equal(drop.Persons, []string{"hp-2"}) {
+		t.Errorf("held drop-off after the add: %d %s, want hp-2 alone", code, body)
+	}
+	code, body = httpGet(t, "http://"+s.http+"/api/v1/funnel?"+steps+"&hold=property:products.product_id")
+	var e struct{ Error, Param string }
+	if err := json.Unmarshal([]byte(body), &e); code != 400 || err != nil || e.Param != "hold" || !strings.Contains(e.Error, "hold property:product_id") {
+		t.Errorf("hold=property:products.product_id: %d %s, want a 400 naming hold pointing to property:product_id", code, body)
+	}
+}
