@@ -799,7 +799,11 @@ func (w *wire) read(raw []byte) error {
 			w.Props = dropRank(w.Props, rankTraits)
 			return s.members("traits", props(TraitPrefix, rankTraits, 0))
 		case "context":
-			return w.readContextObject(s, props(TraitPrefix, rankContextTraits, 0))
+			w.clearContext() // a repeated member: the last wins, whole, null included
+			return w.readContextObject(s, func() func([]byte) error {
+				w.Props = dropRank(w.Props, rankContextTraits)
+				return props(TraitPrefix, rankContextTraits, 0)
+			})
 		case "batch":
 			w.batch = true
 		}
@@ -819,9 +823,19 @@ func (w *wire) read(raw []byte) error {
 	return nil
 }
 
+// clearContext forgets what a context member read before gave: its fields and context.traits.
+func (w *wire) clearContext() {
+	w.DeviceType, w.DeviceModel, w.UserAgent = "", "", ""
+	w.PagePath, w.PageURL, w.Referrer = "", "", ""
+	w.CampaignSource, w.CampaignMedium, w.CampaignName = "", "", ""
+	w.SessionID = ""
+	w.Props = dropRank(w.Props, rankContextTraits)
+}
+
 // readContextObject reads the message's context: an object (or null) whose members readContext
-// reads, context.traits by traits.
-func (w *wire) readContextObject(s *jsonScanner, traits func([]byte) error) error {
+// reads, each context.traits member by what traits returns then (a reader of its own, as the
+// last copy of a repeated traits member wins, whole).
+func (w *wire) readContextObject(s *jsonScanner, traits func() func([]byte) error) error {
 	return s.members("context", func(name []byte) error { return w.readContext(s, name, traits) })
 }
 
@@ -833,7 +847,7 @@ func (w *wire) readContextObject(s *jsonScanner, traits func([]byte) error) erro
 func checkContext(raw []byte) *InvalidError {
 	s := &jsonScanner{data: raw}
 	var w wire
-	skip := func([]byte) error { _, err := s.value(); return err }
+	skip := func() func([]byte) error { return func([]byte) error { _, err := s.value(); return err } }
 	if err := w.readContextObject(s, skip); err != nil {
 		return &InvalidError{Reason: ReasonInvalidJSON, Field: "context", Err: err}
 	}
@@ -841,10 +855,10 @@ func checkContext(raw []byte) *InvalidError {
 }
 
 // readContext reads one member of the message's context.
-func (w *wire) readContext(s *jsonScanner, name []byte, traits func([]byte) error) error {
+func (w *wire) readContext(s *jsonScanner, name []byte, traits func() func([]byte) error) error {
 	switch string(name) {
 	case "traits":
-		return s.members("context.traits", traits)
+		return s.members("context.traits", traits())
 	case "device":
 		return s.stringMembers("context.device", stringField{"type", "context.device.type", &w.DeviceType},
 			stringField{"model", "context.device.model", &w.DeviceModel})

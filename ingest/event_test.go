@@ -715,6 +715,60 @@ func TestRepeatedObjectMembersLastWins(t *testing.T) {
 	}
 }
 
+// TestRepeatedMembersNullLastIsAbsent: a member given twice is its last copy, whole, for every
+// member, and a last null is as absent (tester 43's F2: userId, event, timestamp and context kept
+// their first copy where messageId and properties took the null).
+func TestRepeatedMembersNullLastIsAbsent(t *testing.T) {
+	at := time.Date(2026, 5, 1, 12, 0, 0, 0, time.UTC)
+	for _, tt := range []struct {
+		msg, want string // want: what the event holds, or the field an error names
+	}{
+		{`{"type":"track","event":"E","anonymousId":"a","userId":"u","userId":null}`, "user= anon=a"},
+		{`{"type":"track","event":"E","anonymousId":"a","userId":null,"userId":"u"}`, "user=u anon=a"},
+		{`{"type":"track","event":"E","userId":"u","event":null}`, "error event"},
+		{`{"type":"track","event":"E","userId":"u","timestamp":"2026-04-01T00:00:00Z","timestamp":null}`, "time=2026-05-01T12:00:00Z"},
+		{`{"type":"track","event":"E","userId":"u","context":{"campaign":{"medium":"email"}},"context":null}`, "medium= path="},
+		{`{"type":"track","event":"E","userId":"u","context":{"campaign":{"medium":"email"},"page":{"path":"/a"}},"context":{"page":{"path":"/b"}}}`, "medium= path=/b"},
+		{`{"type":"track","event":"E","userId":"u","context":{"page":{"path":"/a","url":"https://s/a"},"page":{"path":"/b"}}}`, "medium= path=/b url="},
+		{`{"type":"track","event":"E","userId":"u","context":{"page":{"path":"/a","path":null}}}`, "medium= path="},
+		{`{"type":"track","event":"E","userId":"u","context":{"traits":{"plan":"a"}},"context":{"traits":{"tier":"b"}}}`, "traits=[tier=b]"},
+		{`{"type":"track","event":"E","userId":"u","context":{"traits":{"plan":"a"},"traits":{"tier":"b"}}}`, "traits=[tier=b]"},
+		{`{"type":"track","event":"E","userId":"u","context":{"traits":{"plan":"a"}},"context":null}`, "traits=[]"},
+	} {
+		e, err := Decode([]byte(tt.msg), "s", at)
+		var got string
+		switch {
+		case err != nil:
+			var ie *InvalidError
+			if errors.As(err, &ie) {
+				got = "error " + ie.Field
+			} else {
+				got = "error " + err.Error()
+			}
+		case strings.HasPrefix(tt.want, "user="):
+			got = "user=" + e.UserID + " anon=" + e.AnonymousID
+		case strings.HasPrefix(tt.want, "time="):
+			got = "time=" + e.Timestamp.UTC().Format(time.RFC3339)
+		case strings.HasPrefix(tt.want, "medium="):
+			got = "medium=" + e.CampaignMedium + " path=" + e.PagePath
+			if strings.Contains(tt.want, " url=") {
+				got += " url=" + e.PageURL
+			}
+		case strings.HasPrefix(tt.want, "traits="):
+			var traits []string
+			for i, k := range e.PropertyKeys {
+				if name, ok := strings.CutPrefix(k, TraitPrefix); ok {
+					traits = append(traits, name+"="+e.PropertyValues[i])
+				}
+			}
+			got = "traits=[" + strings.Join(traits, " ") + "]"
+		}
+		if got != tt.want {
+			t.Errorf("%s: %s, want %s", tt.msg, got, tt.want)
+		}
+	}
+}
+
 // TestSurrogatePairsAndEscapedBackslashesAreIds: what refuses an id is half a surrogate pair
 // alone; a whole pair is its character, an escaped backslash before "ud800" is text, and a
 // property may hold half a pair (read as U+FFFD, as encoding/json reads it).

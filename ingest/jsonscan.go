@@ -475,6 +475,7 @@ func (s *jsonScanner) str(field string, dst *string) error {
 		*dst = unquote(raw, escaped)
 		return err
 	case 'n':
+		*dst = "" // null is as absent, also after an earlier copy of the member (tester 43's F2)
 		return s.literal("null")
 	}
 	return s.wrongType(field, "a string")
@@ -499,8 +500,11 @@ type stringField struct {
 }
 
 // stringMembers reads an object or null member, taking the listed string members and skipping the
-// rest.
+// rest. It replaces what an earlier copy of the member gave, whole: the last copy wins.
 func (s *jsonScanner) stringMembers(field string, fields ...stringField) error {
+	for _, f := range fields {
+		*f.dst = ""
+	}
 	return s.members(field, func(name []byte) error {
 		for _, f := range fields {
 			if string(name) == f.name {
@@ -512,7 +516,8 @@ func (s *jsonScanner) stringMembers(field string, fields ...stringField) error {
 	})
 }
 
-// id reads an id sent as a string or a number; null is "". A number is one id however it is
+// id reads an id sent as a string or a number; null is "" (whatever an earlier copy of the
+// member said). A number is one id however it is
 // written: its CanonicalNumber text, so userId 4200, 4.2e3 and 4200.0 are the person "4200", as
 // the string "4200" is (messageId, userId, anonymousId, previousId and context.sessionId alike).
 // A string escaping half a UTF-16 surrogate pair alone (loneSurrogate), or holding bytes that
@@ -536,6 +541,7 @@ func (s *jsonScanner) id(field string, dst *string) error {
 		*dst = unquote(raw, escaped)
 		return err
 	case c == 'n':
+		*dst = ""
 		return s.literal("null")
 	case c == '-' || c >= '0' && c <= '9':
 		raw, err := s.value()

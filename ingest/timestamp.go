@@ -121,6 +121,7 @@ func (s *jsonScanner) timestamp(field string, dst *timeMember) error {
 		*dst = timeMember{text: unquote(raw, escaped), sent: true}
 		return err
 	case 'n':
+		*dst = timeMember{} // null is as absent, also after an earlier copy of the member
 		return s.literal("null")
 	}
 	raw, err := s.value()
