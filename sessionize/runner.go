@@ -71,7 +71,9 @@ type History interface {
 // repaired too. The aliases another consumer read from the id of a device whose events this one
 // reads are learned before the device's events are taken in (see learnDeviceKeys), and an alias
 // this one read from a device not seen yet is looked up again for a while (see learnDevices), so
-// the device's browsing is its user's whichever consumer came first.
+// the device's browsing is its user's whichever consumer came first. A device's sign-ins written
+// by several consumers (its own, and those that read its users' aliases) are completed from the
+// store and written again after each store that wrote or learned them (see learn).
 type Runner struct {
 	mu            sync.Mutex
 	core          *Sessionizer
@@ -87,6 +89,9 @@ type Runner struct {
 	// unlearned are ids ("u:"/"a:") of links stored whose persons' other stored links were not
 	// read yet (see learn): the read failed, and is done again with the next batch.
 	unlearned []string
+	// unwritten are the devices (anonymousIds) whose sign-ins a batch wrote that learn did not
+	// complete from the store (see learn): the read failed, and is done again with the next batch.
+	unwritten []string
 	// unseen are the devices ("a:" ids) aliases this consumer read named, no event of which was
 	// seen or stored when the alias was read, each with when to stop looking: learnDevices asks
 	// whether they are stored with later batches (see aliasRace).
@@ -241,9 +246,26 @@ func (r *Runner) store(ctx context.Context, b Batch, changed []Session, gen uint
 	for _, l := range b.Links {
 		ids = append(ids, l[0], l[1])
 	}
-	if err := r.learn(ctx, ids); err != nil {
+	written := slices.Clone(b.SignIns)
+	r.mu.Lock()
+	for _, d := range r.unwritten { // a failed learn's: read again, and written whatever it wrote
+		written = append(written, DeviceSignIns{Device: d})
+	}
+	r.unwritten = nil
+	r.mu.Unlock()
+	for _, d := range written {
+		ids = append(ids, "a:"+d.Device) // its aliases other consumers stored are read too
+	}
+	owned := map[string]bool{}
+	for i := range b.Events {
+		owned[b.Events[i].CustomerKey()] = true
+	}
+	if err := r.learn(ctx, ids, written, func(key string) bool { return owned[key] }); err != nil {
 		r.mu.Lock()
 		r.unlearned = append(r.unlearned, ids...)
+		for _, d := range written {
+			r.unwritten = append(r.unwritten, d.Device)
+		}
 		r.mu.Unlock()
 		return err
 	}
@@ -263,7 +285,18 @@ const LinkClockSkew = 10 * time.Minute
 // links and persons, so of two that store links of one person at once, the one reading last reads
 // both and writes the person after the other wrote its own (versions are times: consumers' clocks
 // must agree to better than that). Without a History, or links, there is nothing to read.
-func (r *Runner) learn(ctx context.Context, ids []string) error {
+//
+// A device's sign-ins (DeviceSignIns) are read whole the same way: those of the devices whose
+// sign-ins the batch wrote (written) that users aliased from, and of the devices of aliases among
+// the links read that several users signed in on, some by an alias whose sign-in this consumer
+// has not read (another consumer read that user's server alias, keyed by the userId: tester 42's
+// F6), are completed from the stored events (the aliases, under their users' keys; the device's
+// own, unless owned says the batch held events of it) and written again at a version taken after
+// that read (see Sessionizer.missingSignIns). Before, each alias's consumer saw one user of the
+// device, none wrote its sign-ins with both, and its browsing went to one of them for good. It
+// costs one read of the device's links per batch that wrote a shared device's sign-ins, and of
+// the keys missing, for devices users aliased from alone.
+func (r *Runner) learn(ctx context.Context, ids []string, written []DeviceSignIns, owned func(key string) bool) error {
 	if r.history == nil || len(ids) == 0 {
 		return nil
 	}
@@ -303,12 +336,38 @@ func (r *Runner) learn(ctx context.Context, ids []string) error {
 	}
 	r.mu.Lock()
 	persons, version := r.core.Learn(r.now(), links)
+	var aliased, wrote []string // devices aliased from, by the links found; those whose sign-ins the batch wrote
+	for _, l := range links {
+		if storedKind(l) == storedDeviceAlias {
+			aliased = append(aliased, l[0])
+		}
+	}
+	for _, d := range written {
+		wrote = append(wrote, "a:"+d.Device)
+	}
+	devices, keys := r.core.missingSignIns(aliased, wrote, owned)
 	r.mu.Unlock()
-	if len(persons) == 0 {
+	var signIns []DeviceSignIns
+	if len(devices) > 0 {
+		var events []ingest.Event
+		if len(keys) > 0 {
+			var err error
+			if events, _, err = r.history.History(ctx, keys); err != nil {
+				return fmt.Errorf("read the sign-ins of %d devices: %w", len(devices), err)
+			}
+		}
+		r.mu.Lock()
+		var v uint64
+		if signIns, v = r.core.learnSignIns(r.now(), devices, events); len(signIns) > 0 {
+			version = v // above the persons' too
+		}
+		r.mu.Unlock()
+	}
+	if len(persons) == 0 && len(signIns) == 0 {
 		return nil
 	}
-	if err := r.write(ctx, Batch{Persons: persons, Version: version}); err != nil {
-		return fmt.Errorf("store %d persons of links other consumers stored: %w", len(persons), err)
+	if err := r.write(ctx, Batch{Persons: persons, SignIns: signIns, Version: version}); err != nil {
+		return fmt.Errorf("store %d persons and %d devices' sign-ins of links other consumers stored: %w", len(persons), len(signIns), err)
 	}
 	return nil
 }

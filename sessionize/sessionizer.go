@@ -368,6 +368,7 @@ type Sessionizer struct {
 	watermark int64 // newest event time seen, unix µs
 	version   uint64
 	restored  []string             // customers restored since the last Push, to recompute and diff
+	resigned  map[string]bool      // devices ("a:" ids) whose sign-ins restores changed since the last Push (see restoreSignIns)
 	evicting  map[string]*customer // customers the last Push changed and evicted (see holds)
 	strs      []string             // interned strings
 	strIndex  map[string]uint32
@@ -539,6 +540,10 @@ func (s *Sessionizer) Push(now time.Time, events []ingest.Event) (Output, Stats)
 		IgnoredScores: map[string]int{}, NPSAnswers: map[StageCategory]int{}}}
 	stats := &ps.stats
 	s.restored = nil
+	for d := range s.resigned { // written when shared (see restoreSignIns)
+		ps.signedIn(d)
+	}
+	s.resigned = nil
 	s.devicesOfBatch(ps, events)
 	personIDs, seqs := make([]string, len(events)), make([]int64, len(events))
 	for i := range events {
@@ -1711,7 +1716,7 @@ func (s *Sessionizer) Forget() {
 func (s *Sessionizer) ForgetCustomers() {
 	s.customers, s.cold = map[string]*customer{}, map[string][]byte{}
 	s.watermark = 0
-	s.restored, s.evicting = nil, nil
+	s.restored, s.resigned, s.evicting = nil, nil, nil
 	s.strs, s.strIndex = nil, map[string]uint32{}
 }
 
@@ -1863,6 +1868,21 @@ func (s *Sessionizer) PersonsOf(keys []string) []PersonLink {
 	return out
 }
 
+// SignInsOf returns the sign-ins of the devices among keys (anonymousIds) that several users
+// signed in on (see DeviceSignIns): waymark resessionize writes them for the customers it
+// rebuilds, which it restores with the keys of the users aliasing from their ids (RestoreKeys),
+// so each is whole, whichever consumers wrote it live. A device not among keys is left as
+// stored: the aliases restored with it give it but part of its sign-ins.
+func (s *Sessionizer) SignInsOf(keys []string) []DeviceSignIns {
+	var out []DeviceSignIns
+	for _, key := range keys {
+		if d, ok := s.ids.sharedSignIns("a:" + key); ok {
+			out = append(out, d)
+		}
+	}
+	return out
+}
+
 // personIDs returns every id ("u:"/"a:" prefixed) of the persons of ids, ids not linked as
 // themselves, each once.
 func (s *Sessionizer) personIDs(ids []string) []string {
@@ -2001,25 +2021,8 @@ func (s *Sessionizer) toRestore(events []ingest.Event) []string {
 // told from the same message delivered again as it was before the restart.
 func (s *Sessionizer) Restore(key string, events []ingest.Event, sessions []Session) {
 	c := &customer{dirty: true, byUser: len(events) > 0 && events[0].AnonymousID == ""}
-	// The identities first: they decide the events' persons. The sign-ins of one event of each
-	// user go first, so that a device several users signed in on keeps all of theirs (see signIn).
-	firstOf := map[string]bool{}
-	for all := range 2 {
-		for i := range events {
-			if e := &events[i]; e.UserID != "" && e.AnonymousID != "" && (all == 1 || !firstOf[e.UserID]) {
-				firstOf[e.UserID] = true
-				s.ids.signedIn("a:"+e.AnonymousID, signIn{us: e.Timestamp.UnixMicro(), seq: e.Seq, id: TieID(e.MessageID), user: "u:" + e.UserID})
-			}
-		}
-	}
-	for i := range events { // an alias's from a device's id, a key restored apart (see aliasedFrom)
-		e := &events[i]
-		if device := aliasedFrom(e.UserID, e.AnonymousID, e.PreviousID, e.Type); device != "" {
-			s.signIn(device, s.customerOf(device), signIn{us: e.Timestamp.UnixMicro(), seq: e.Seq, id: TieID(e.MessageID), user: "u:" + e.UserID, aliased: true})
-			s.ids.aliasedOn(device, "u:"+e.UserID)
-		}
-	}
-	s.ids.takeLost() // counted when they arrived (Stats.SignInsLost), not each time restored
+	// The identities first: they decide the events' persons.
+	s.restoreSignIns(events)
 	for i := range events {
 		e := &events[i]
 		for _, l := range s.ids.linksOf(e.UserID, e.AnonymousID, e.PreviousID, e.Type) {
@@ -2068,6 +2071,124 @@ func (s *Sessionizer) Restore(key string, events []ingest.Event, sessions []Sess
 	s.customers[key] = c
 	delete(s.cold, key)
 	s.restored = append(s.restored, key)
+}
+
+// restoreSignIns records the sign-ins stored events carry (see signInsOf): on their device when
+// they carry both ids, and on the device an alias from a device's id names (a key restored
+// apart, see aliasedFrom). The sign-ins of one event of each user go first, so that a device
+// several users signed in on keeps all of theirs (see signIn).
+//
+// The devices whose sign-ins that changed are listed in resigned: the next Push writes those
+// shared then (Output.SignIns), as a restore may be the first this sessionizer learns of a
+// device's second user (an aliaser's key restored with the device's, see toRestore), which no
+// pushed event changes then.
+func (s *Sessionizer) restoreSignIns(events []ingest.Event) {
+	resign := func(device string, changed bool) {
+		if changed {
+			if s.resigned == nil {
+				s.resigned = map[string]bool{}
+			}
+			s.resigned[device] = true
+		}
+	}
+	firstOf := map[string]bool{}
+	for all := range 2 {
+		for i := range events {
+			if e := &events[i]; e.UserID != "" && e.AnonymousID != "" && (all == 1 || !firstOf[e.UserID]) {
+				firstOf[e.UserID] = true
+				device := "a:" + e.AnonymousID
+				resign(device, s.ids.signedIn(device, signIn{us: e.Timestamp.UnixMicro(), seq: e.Seq, id: TieID(e.MessageID), user: "u:" + e.UserID}))
+			}
+		}
+	}
+	for i := range events {
+		e := &events[i]
+		if device := aliasedFrom(e.UserID, e.AnonymousID, e.PreviousID, e.Type); device != "" {
+			resign(device, s.signIn(device, s.customerOf(device), signIn{us: e.Timestamp.UnixMicro(), seq: e.Seq, id: TieID(e.MessageID), user: "u:" + e.UserID, aliased: true}))
+			s.ids.aliasedOn(device, "u:"+e.UserID)
+		}
+	}
+	s.ids.takeLost() // counted when they arrived (Stats.SignInsLost), not each time restored
+}
+
+// missingSignIns returns the devices ("a:" ids) whose sign-ins a Runner completes from the store
+// and writes again after it stored a batch (see Runner.learn), and the customer keys whose
+// stored events hold what is missing here. A device's sign-ins are on keys of two kinds: its own
+// events (identify, any event with both ids), on its partition, and its users' aliases from its
+// id, a server's keyed by the userId, often on another consumer's partition (tester 42's F6); a
+// link of such an alias learned from the store says who, not when. So several consumers may
+// write a device's sign-ins, each with what it holds: the device's consumer, and those that read
+// an alias from its id (with the device's key restored, as it was stored then). Of the devices
+// whose sign-ins the batch wrote (written), those users aliased from (identities.aliasers, which
+// the links read after the store complete) are written again: other consumers may have written
+// them. Of aliased, the devices of the aliases from a device's id among the links read after the
+// store, those several users are known on whose aliasers gave them no sign-in here are written
+// too. Each one's key is read again unless owned says the batch held events of it (then this
+// sessionizer is the device's consumer, and holds them all), and its aliasers' keys when their
+// alias's sign-in is not here.
+func (s *Sessionizer) missingSignIns(aliased, written []string, owned func(key string) bool) (devices, keys []string) {
+	seen, loaded := map[string]bool{}, map[string]bool{}
+	load := func(key string) {
+		if !loaded[key] {
+			loaded[key] = true
+			keys = append(keys, key)
+		}
+	}
+	for i, d := range slices.Concat(written, aliased) {
+		if seen[d] || len(s.ids.aliasers[d]) == 0 {
+			continue
+		}
+		seen[d] = true
+		users, signedIn := map[string]bool{}, map[string]bool{} // every user known on d; those whose alias's sign-in is here
+		for _, in := range s.ids.users[d] {
+			users[in.user] = true
+			if in.aliased {
+				signedIn[in.user] = true
+			}
+		}
+		var missing []string
+		for _, u := range s.ids.aliasers[d] {
+			users[u] = true
+			if !signedIn[u] {
+				missing = append(missing, u[2:])
+			}
+		}
+		if i >= len(written) && (len(missing) == 0 || len(users) < 2) {
+			continue // every alias's sign-in is here, or the device is one user's
+		}
+		devices = append(devices, d)
+		if !owned(d[2:]) {
+			load(d[2:])
+		}
+		for _, k := range missing {
+			load(k)
+		}
+	}
+	return devices, keys
+}
+
+// learnSignIns records the sign-ins the stored events of the keys missingSignIns returned carry
+// (without holding those customers: they are other consumers'), and returns the sign-ins of the
+// devices that are shared, with a version above every earlier one to write them with. Taken
+// after the read, it orders the consumers' writes of a device's sign-ins as their reads: the
+// last to read the store after its store, which read what the others stored, writes last. So a
+// consumer that learned another's alias from a device's id (a server's, keyed by its userId)
+// writes the device's sign-ins with every user's, as one consumer does, whichever of the aliases
+// it read.
+func (s *Sessionizer) learnSignIns(now time.Time, devices []string, events []ingest.Event) ([]DeviceSignIns, uint64) {
+	s.restoreSignIns(events)
+	var out []DeviceSignIns
+	for _, d := range devices {
+		if after, ok := s.ids.sharedSignIns(d); ok {
+			out = append(out, after)
+			delete(s.resigned, d) // written now
+		}
+	}
+	if len(out) == 0 {
+		return nil, 0
+	}
+	s.version = max(s.version+1, uint64(now.UnixNano()))
+	return out, s.version
 }
 
 // restoreJourney records the stages a restored customer key's events reach as entered by their
