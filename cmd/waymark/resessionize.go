@@ -83,7 +83,11 @@ func runResessionize(ctx context.Context, args []string, stdout io.Writer, log *
 			}
 		}
 		persons := core.PersonsOf(part)
-		if err := st.Write(ctx, sessionize.Batch{Sessions: out.Sessions, Persons: persons, Version: out.Version}); err != nil {
+		// And the sign-ins of the chunk's shared devices, whole (tester 42's F6: consumers that
+		// each read one user's server alias from a device's id left its sign-ins without the
+		// other's).
+		signIns := core.SignInsOf(part)
+		if err := st.Write(ctx, sessionize.Batch{Sessions: out.Sessions, Persons: persons, SignIns: signIns, Version: out.Version}); err != nil {
 			return err
 		}
 	}
