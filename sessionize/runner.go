@@ -37,7 +37,9 @@ type Sink interface {
 	Write(ctx context.Context, b Batch) error
 }
 
-// History loads what the store holds: customers' events and live sessions, and identity links:
+// History loads what the store holds: customers' events and live sessions (History; their events
+// alone, StoredEvents, with no shortcut that may miss keys other processes stored since it
+// started), and identity links:
 // all of them (IdentityLinks), or those stored at a version of since or later with an end among
 // ids (IdentityLinksOf), or with the first end among ids (IdentityLinksFrom: a lookup by the
 // links' primary key). DeviceLinks is IdentityLinksOf of devices ("a:" ids) in the same read,
@@ -45,6 +47,7 @@ type Sink interface {
 // key of such an event: a lookup by the events' primary key.
 type History interface {
 	History(ctx context.Context, keys []string) ([]ingest.Event, []Session, error)
+	StoredEvents(ctx context.Context, keys []string) ([]ingest.Event, error)
 	IdentityLinks(ctx context.Context) ([][2]string, error)
 	IdentityLinksOf(ctx context.Context, ids []string, since uint64) ([][2]string, error)
 	IdentityLinksFrom(ctx context.Context, ids []string, since uint64) ([][2]string, error)
@@ -352,7 +355,7 @@ func (r *Runner) learn(ctx context.Context, ids []string, written []DeviceSignIn
 		var events []ingest.Event
 		if len(keys) > 0 {
 			var err error
-			if events, _, err = r.history.History(ctx, keys); err != nil {
+			if events, err = r.history.StoredEvents(ctx, keys); err != nil {
 				return fmt.Errorf("read the sign-ins of %d devices: %w", len(devices), err)
 			}
 		}

@@ -103,7 +103,8 @@ func TestHistoryOddKeys(t *testing.T) {
 // TestStoredKeysFilter: a store rules out keys it knows have no stored events without a query
 // (see storedKeys), so a key another process stored after the filter was loaded stays unknown
 // until RefreshStoredKeys, which the consumer calls at each rebalance; keys it stores itself are
-// known at once, and keys stored before the first restore are found by the load.
+// known at once, and keys stored before the first restore are found by the load. StoredEvents
+// reads without the filter.
 func TestStoredKeysFilter(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
@@ -140,6 +141,11 @@ func TestStoredKeysFilter(t *testing.T) {
 	write(a, "other")
 	if got := restored(b, "other"); len(got) != 0 {
 		t.Errorf("a key another process stored after the load: %v, want none until a refresh", got)
+	}
+	// StoredEvents asks no filter: it finds the other process's key at once (a consumer reads
+	// with it the users' keys another consumer stored their aliases from a device's id under).
+	if events, err := b.StoredEvents(ctx, []string{"other", "new"}); err != nil || len(events) != 1 || events[0].CustomerKey() != "other" {
+		t.Errorf("StoredEvents of another process's key: %v (%v), want its one event", events, err)
 	}
 	b.RefreshStoredKeys()
 	if got := restored(b, "other", "before", "own", "new"); !slices.Equal(got, []string{"before", "other", "own"}) {
