@@ -422,6 +422,72 @@ func TestServerAliasesReadBeforeTheDevicesEvents(t *testing.T) {
 	}
 }
 
+// TestServerAliasesOfTwoUsersShareADevice is tester 42's F6 on real serve processes, the dev
+// broker and ClickHouse: six devices that only browse, each signed in on by two users through a
+// server's alias from its id (keyed by the user), the two users' partitions read by two
+// consumers. Each device's view before the second alias is the first user's, the one after the
+// second's (its sign-ins), so the funnel Product Viewed → Order Completed is 12 → 12, as one
+// consumer answers. The aliases arrive in one call, so the two consumers read them at once: each
+// saw one user of the device, and before, neither wrote its sign-ins with both (the funnel
+// answered 6 → 6: every view one user's).
+func TestServerAliasesOfTwoUsersShareADevice(t *testing.T) {
+	storetest.FirstPassOnly(t) // its subject is the consumers' identity graph; sign-ins are compared on both engines elsewhere
+	t.Parallel()
+	for _, tt := range []struct {
+		name      string
+		consumers int
+	}{
+		{"one consumer", 1},
+		{"two consumers", 2},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			collector := startServe(t, "--roles", "collector", "--dev-broker-partitions", "6")
+			db := newDatabase(t, "shareddevice")
+			collector.database = db
+			for range tt.consumers {
+				s := startServe(t, "--roles", "ingest", "--kafka-brokers", collector.broker, "--clickhouse-database", db)
+				s.database, s.broker = db, collector.broker
+			}
+			waitGroupStable(t, collector.broker, "waymark", tt.consumers)
+			// Six devices whose two users two consumers read apart (one reads all).
+			holder := partitionHolders(t, collector.broker, "waymark")
+			var devices []int
+			for n := 1; n <= 200 && len(devices) < 6; n++ {
+				a, b := holder[ingest.Partition(fmt.Sprintf("sd-a%d", n), 6)], holder[ingest.Partition(fmt.Sprintf("sd-b%d", n), 6)]
+				if tt.consumers == 1 || a != b {
+					devices = append(devices, n)
+				}
+			}
+			if len(devices) < 6 {
+				t.Fatalf("%d devices with users read apart, want 6: partitions %v", len(devices), holder)
+			}
+			var views, aliases, orders []string
+			for i, n := range devices {
+				at := func(minute int) string { return fmt.Sprintf("2026-06-04T%02d:%02d:00Z", 10+i, minute) }
+				views = append(views,
+					fmt.Sprintf(`{"type":"page","anonymousId":"sd-dev%d","name":"Home","timestamp":"%s","messageId":"sd-home%d"}`, n, at(0), n),
+					fmt.Sprintf(`{"type":"track","anonymousId":"sd-dev%d","event":"Product Viewed","timestamp":"%s","messageId":"sd-view-a%d"}`, n, at(2), n),
+					fmt.Sprintf(`{"type":"track","anonymousId":"sd-dev%d","event":"Product Viewed","timestamp":"%s","messageId":"sd-view-b%d"}`, n, at(11), n))
+				aliases = append(aliases,
+					fmt.Sprintf(`{"type":"alias","previousId":"sd-dev%d","userId":"sd-a%d","timestamp":"%s","messageId":"sd-alias-a%d"}`, n, n, at(1), n),
+					fmt.Sprintf(`{"type":"alias","previousId":"sd-dev%d","userId":"sd-b%d","timestamp":"%s","messageId":"sd-alias-b%d"}`, n, n, at(10), n))
+				orders = append(orders,
+					fmt.Sprintf(`{"type":"track","userId":"sd-a%d","event":"Order Completed","timestamp":"%s","messageId":"sd-order-a%d"}`, n, at(3), n),
+					fmt.Sprintf(`{"type":"track","userId":"sd-b%d","event":"Order Completed","timestamp":"%s","messageId":"sd-order-b%d"}`, n, at(12), n))
+			}
+			collector.sendBatch(t, views...)
+			collector.waitStored(t)
+			collector.sendBatch(t, aliases...)
+			collector.waitStored(t)
+			collector.sendBatch(t, orders...)
+			collector.waitStored(t)
+			if f := collector.funnel(t, "Product Viewed,Order Completed", "1h"); len(f.Steps) != 2 || f.Steps[0].Customers != 12 || f.Steps[1].Customers != 12 {
+				t.Errorf("funnel Product Viewed → Order Completed = %+v, want 12 → 12, a single consumer's", f.Steps)
+			}
+		})
+	}
+}
+
 // partitionHolders returns, per partition of waymark.events, the id of the group member that
 // reads it, as the broker describes the group.
 func partitionHolders(t *testing.T, broker, group string) map[int]string {
