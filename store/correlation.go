@@ -3,9 +3,12 @@ package store
 import (
 	"cmp"
 	"context"
+	"fmt"
 	"math"
 	"net/url"
 	"slices"
+	"strconv"
+	"strings"
 
 	"github.com/waymark-dev/waymark/sessionize"
 )
@@ -32,8 +35,11 @@ import (
 //     (PostHog's MIN_PERSON_COUNT and MIN_PERSON_PERCENTAGE), counted in LeftOut;
 //   - Skewed says one side has more than 10 times the other's units, or none (PostHog's warning).
 //
-// The matching runs in Waymark on every engine (as sessions do), so both engines give the same
-// answer by construction.
+// The matching runs where the funnel's does (Config.FunnelMatching): inside ClickHouse when the
+// server has waymark_funnel (current ClickHouse), whose UDF answers each unit's labels
+// (correlationPlan.labels, encodeCorrelated) and ClickHouse counts the persons of each distinct
+// answer, so Waymark sums a row per distinct answer (matchCountedInClickHouse); else (18.16) in
+// Waymark, with the same correlationPlan.labels over the same units.
 //
 // With a breakdown it ranks the breakdown's values instead of touchpoints (PostHog's property
 // correlation, "properties"): each unit counts once, with the value the funnel broken down by it
@@ -125,7 +131,8 @@ func ParseCorrelationQuery(v url.Values) (CorrelationQuery, error) {
 	return q, fq.Validate()
 }
 
-// Correlation answers a CorrelationQuery in one pass over the events, matched in Waymark.
+// Correlation answers a CorrelationQuery in one pass over the events, matched inside ClickHouse
+// when the server has waymark_funnel (Config.FunnelMatching, docs/udf.md), else here.
 func (s *Store) Correlation(ctx context.Context, jm *sessionize.Map, q CorrelationQuery) (*CorrelationResult, error) {
 	return runQuery(ctx, s, "correlation", func(ctx context.Context) (*CorrelationResult, error) { return s.correlationQuery(ctx, jm, q) })
 }
@@ -149,26 +156,27 @@ func (s *Store) correlationQuery(ctx context.Context, jm *sessionize.Map, q Corr
 		return nil, err
 	}
 	n := len(fq.Steps)
-	c := correlationCounts{success: map[string]int64{}, failure: map[string]int64{}, seen: map[string]bool{}}
-	agg := newFunnelAgg(n, false)
-	err = s.matchHere(ctx, "correlation", plan, fq, agg, func(_ string, unit []unitEvent, attrs attrTable, level int, path []int) {
-		if level == 0 {
-			return
-		}
-		clear(c.seen)
-		start, end := correlationSpan(unit, path, level == n, plan.spec.window)
-		for _, e := range unit[start:end] {
-			if e.mask&tracked != 0 && e.steps == 0 {
-				c.seen[attrs.value(e.at, first)] = true
+	plan.correlation = &correlationPlan{tracked: tracked, label: first}
+	c := correlationCounts{success: map[string]int64{}, failure: map[string]int64{}}
+	err = s.matchPlan(ctx, plan, func() error {
+		d := correlationDecoder{steps: n, bySessions: plan.bySessions}
+		return s.matchCountedInClickHouse(ctx, plan, func(answer string, units int64) error {
+			return d.add(&c, answer, units)
+		})
+	}, func() error {
+		var labels []string
+		return s.matchHere(ctx, "correlation", plan, fq, newFunnelAgg(n, false), func(_ string, unit []unitEvent, attrs attrTable, level int, path []int) {
+			if level > 0 {
+				labels = plan.correlation.labels(labels[:0], unit, attrs, path, level == n, plan.spec.window)
+				c.add(level == n, labels, 1)
 			}
-		}
-		c.add(level == n)
+		})
 	})
 	if err != nil {
 		return nil, err
 	}
 	res := c.result(q.Limit, func(label string) string { return TouchpointStep(jm, label) })
-	res.CountBy = agg.result(fq).CountBy
+	res.CountBy = fq.CountBy
 	return res, nil
 }
 
@@ -215,24 +223,101 @@ func correlationSpan(unit []unitEvent, path []int, converted bool, window int64)
 	return start, end
 }
 
+// correlationPlan is what a correlation analysis of touchpoints reads besides its funnel: the
+// mask bit of the tracked touchpoints and the attribute column of their labels. Both places
+// count a unit with labels: Waymark's matching (matchHere) and the UDF's (udfMatcher.answerPart,
+// which sends them, encodeCorrelated's text, for Waymark to sum).
+type correlationPlan struct {
+	tracked uint64
+	label   int
+}
+
+// labels appends to dst, sorted and each once, the labels a unit that took step 1 counts (see
+// CorrelationQuery): its tracked touchpoints that can take no step, in its span
+// (correlationSpan), given the events of its steps (path) and whether it converted.
+func (c *correlationPlan) labels(dst []string, unit []unitEvent, attrs attrTable, path []int, converted bool, window int64) []string {
+	start, end := correlationSpan(unit, path, converted, window)
+	for _, e := range unit[start:end] {
+		if e.mask&c.tracked != 0 && e.steps == 0 {
+			dst = append(dst, attrs.value(e.at, c.label))
+		}
+	}
+	slices.Sort(dst)
+	return slices.Compact(dst)
+}
+
+// encodeCorrelated appends a unit's answer to a correlation analysis in the UDF: the steps it
+// reached (1 or more), then its labels, each appendText's.
+func encodeCorrelated(b []byte, level int, labels []string) []byte {
+	b = strconv.AppendInt(b, int64(level), 10)
+	for _, l := range labels {
+		b = appendText(b, l)
+	}
+	return b
+}
+
+// correlationDecoder sums the UDF's answers to a correlation analysis of a funnel of steps steps
+// (a person's answer: encodeCorrelated's text, or when bySessions a list of them, appendText's,
+// one per session that took step 1) into a correlationCounts, in space it reuses.
+type correlationDecoder struct {
+	steps       int
+	bySessions  bool
+	list, texts []string
+}
+
+// add counts the units of answer, given by n persons, into c.
+func (d *correlationDecoder) add(c *correlationCounts, answer string, n int64) error {
+	if !d.bySessions {
+		return d.one(c, answer, n)
+	}
+	head, list, err := cutTexts(answer, d.list[:0])
+	if d.list = list; err != nil || head != "" || len(list) == 0 {
+		return fmt.Errorf("sessions' correlation answers %.60q: want a list of texts (%v)", answer, err)
+	}
+	for _, unit := range list {
+		if err := d.one(c, unit, n); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// one counts one unit's answer, given by n persons, into c.
+func (d *correlationDecoder) one(c *correlationCounts, answer string, n int64) error {
+	head, labels, err := cutTexts(answer, d.texts[:0])
+	if d.texts = labels; err != nil {
+		return fmt.Errorf("correlation answer: %w", err)
+	}
+	level, err := strconv.Atoi(head)
+	if err != nil || level < 1 || level > d.steps || head != strconv.Itoa(level) || n < 1 {
+		return fmt.Errorf("correlation answer %.60q (of %d units): want a level of 1 to %d and labels", answer, n, d.steps)
+	}
+	c.add(level == d.steps, labels, n)
+	return nil
+}
+
 // correlationCounts gathers a correlation analysis: per touchpoint label the units of each side
 // that did it, and the units of each side.
 type correlationCounts struct {
 	success, failure           map[string]int64
 	successTotal, failureTotal int64
-	seen                       map[string]bool // the labels of the unit being counted
 }
 
-// add counts the unit whose labels are in seen, on the success side when converted.
-func (c *correlationCounts) add(converted bool) {
+// add counts n units with labels (each label once), on the success side when converted. A new
+// label is stored as a copy (countKey): labels are cut from a row's text.
+func (c *correlationCounts) add(converted bool, labels []string, n int64) {
 	counts := c.failure
 	if converted {
-		counts, c.successTotal = c.success, c.successTotal+1
+		counts, c.successTotal = c.success, c.successTotal+n
 	} else {
-		c.failureTotal++
+		c.failureTotal += n
 	}
-	for label := range c.seen {
-		countKey(counts, label)
+	for _, label := range labels {
+		if _, ok := counts[label]; ok {
+			counts[label] += n
+		} else {
+			counts[strings.Clone(label)] = n
+		}
 	}
 }
 

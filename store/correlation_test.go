@@ -1,8 +1,10 @@
 package store_test
 
 import (
+	"bytes"
 	"cmp"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/url"
@@ -156,10 +158,11 @@ func refCorrelation(jm *sessionize.Map, d refData, q store.FunnelQuery) (map[str
 // TestCorrelationAgreesWithTheReference: every touchpoint a correlation analysis lists has the
 // reference's counts, the listed and the left-out ones are every touchpoint the reference
 // counts, and the totals are the reference's; by persons and by sessions, ordered and strict,
-// with an exclusion and a range.
+// with an exclusion and a range; matched in Waymark and, where the engine has the UDF, in
+// ClickHouse, whose answers are the same bytes.
 func TestCorrelationAgreesWithTheReference(t *testing.T) {
 	t.Parallel()
-	d, s := storedRefData(t, 17, 300)
+	d, paths := storedRefDataPaths(t, 17, 300)
 	jm := defaultMap(t)
 	for _, q := range []store.FunnelQuery{
 		{Steps: []string{"Product Viewed", "Product Added", "Order Completed"}, Window: 24 * time.Hour},
@@ -171,14 +174,26 @@ func TestCorrelationAgreesWithTheReference(t *testing.T) {
 		ref := q
 		ref.Mode = cmp.Or(ref.Mode, store.ModeOrdered)
 		counts, totals := refCorrelation(jm, d, ref)
-		res, err := s.Correlation(context.Background(), jm, store.CorrelationQuery{Funnel: q, Limit: 1000})
-		if err != nil {
-			t.Fatal(err)
-		}
 		if totals[0] == 0 || totals[1] == 0 || len(counts) < 3 {
 			t.Fatalf("%+v: the reference has %v units and %d touchpoints: the data tests nothing", q, totals, len(counts))
 		}
-		checkCorrelation(t, q, res, counts, totals, "touchpoints")
+		var first []byte
+		for _, p := range paths {
+			res, err := p.s.Correlation(context.Background(), jm, store.CorrelationQuery{Funnel: q, Limit: 1000})
+			if err != nil {
+				t.Fatalf("matched in %s: %v", p.name, err)
+			}
+			checkCorrelation(t, q, res, counts, totals, "touchpoints")
+			b, err := json.Marshal(res)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if first == nil {
+				first = b
+			} else if !bytes.Equal(b, first) {
+				t.Errorf("%+v: matched in %s:\n%s\nin %s:\n%s", q, p.name, b, paths[0].name, first)
+			}
+		}
 	}
 }
 

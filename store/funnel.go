@@ -349,18 +349,19 @@ type funnelPlan struct {
 	spec        matchSpec
 	scan        eventScan
 	from        int64
-	blocks      []uint64       // per condition: the gaps an event matching it blocks
-	attr        int            // index of the breakdown attribute read per event, or -1
-	traitCond   int            // condition marking events that carry the trait, or -1
-	keyAttr     int            // index of the customer_key attribute (count by sessions, entryBy), or -1
-	hold        int            // 1 + the index of the held property's attribute (FunnelQuery.Hold); 0: none
-	bySessions  bool           // the units are sessions (count by sessions), not persons
-	keep        uint64         // conditions whose events are kept though they take no step
-	dropoff     *dropoffPlan   // a drop-off's own reads, or nil
-	anchor      *anchorWalk    // what paths or next read around the anchor, or nil
-	retention   *retentionWalk // what a retention query reads of each person, or nil
-	stages      *stagesWalk    // what a stages query reads of each person, or nil
-	udfTimeout  time.Duration  // in the UDF: the longest a chunk's matching may take, 0 unbounded
+	blocks      []uint64         // per condition: the gaps an event matching it blocks
+	attr        int              // index of the breakdown attribute read per event, or -1
+	traitCond   int              // condition marking events that carry the trait, or -1
+	keyAttr     int              // index of the customer_key attribute (count by sessions, entryBy), or -1
+	hold        int              // 1 + the index of the held property's attribute (FunnelQuery.Hold); 0: none
+	bySessions  bool             // the units are sessions (count by sessions), not persons
+	keep        uint64           // conditions whose events are kept though they take no step
+	dropoff     *dropoffPlan     // a drop-off's own reads, or nil
+	correlation *correlationPlan // a correlation analysis's of touchpoints, or nil
+	anchor      *anchorWalk      // what paths or next read around the anchor, or nil
+	retention   *retentionWalk   // what a retention query reads of each person, or nil
+	stages      *stagesWalk      // what a stages query reads of each person, or nil
+	udfTimeout  time.Duration    // in the UDF: the longest a chunk's matching may take, 0 unbounded
 	// entryBy is "channel" or "campaign" when the breakdown is that of the session the unit's
 	// step-1 event is in, the value of its entry (see units); "" otherwise. Then entryCond is the
 	// condition of touchpoints, whose events the entries are found among.

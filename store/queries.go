@@ -57,6 +57,7 @@ var queries = sync.OnceValue(func() registry {
 	matched := []query{ // matched per person, where Config.FunnelMatching says
 		endpoint("funnel", funnelParams(), ParseFunnelQuery, (*Store).Funnel),
 		endpoint("dropoff", dropoffParams(), ParseDropoffQuery, (*Store).Dropoff),
+		endpoint("correlation", correlationParams(), ParseCorrelationQuery, (*Store).Correlation),
 		endpoint("paths", pathsParams(), ParsePathsQuery, (*Store).Paths),
 		endpoint("next", nextParams(), ParseNextQuery, (*Store).Next),
 		endpoint("retention", retentionParams(), ParseRetentionQuery, (*Store).Retention),
@@ -66,7 +67,6 @@ var queries = sync.OnceValue(func() registry {
 		"sessions": endpoint("sessions", sessionsParams(), ParseSessionsQuery, func(s *Store, ctx context.Context, jm *sessionize.Map, q SessionsQuery) (*SessionSummary, error) {
 			return s.Sessions(ctx, jm, q)
 		}), // read in Waymark
-		"correlation": endpoint("correlation", correlationParams(), ParseCorrelationQuery, (*Store).Correlation), // matched in Waymark
 	}
 	for _, q := range matched {
 		q.funnelMatching = true
@@ -83,7 +83,7 @@ func QueryNames() []string { return slices.Clone(queries().names) }
 func QueryParams(name string) []Param { return slices.Clone(queries().byName[name].params) }
 
 // QueryUsesFunnelMatching reports whether the named query heeds Config.FunnelMatching (funnel,
-// dropoff, paths, next, retention and stages do; sessions and correlation are read in Waymark
+// dropoff, correlation, paths, next, retention and stages do; sessions are read in Waymark
 // whatever it says),
 // so that a command offers
 // --funnel-matching only where it means something.

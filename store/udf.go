@@ -129,6 +129,10 @@ type udfSpec struct {
 	// Dropoff, when set, asks for each unit that stops before the last step where it left from
 	// (dropoffPlan).
 	Dropoff *udfDropoff `json:"dropoff,omitempty"`
+	// Correlation, when set, asks for each unit that took step 1 the labels a correlation
+	// analysis of touchpoints counts (correlationPlan), instead of its funnel outcome; since spec
+	// version 18.
+	Correlation *udfCorrelation `json:"correlation,omitempty"`
 	// Anchor, when set, asks for what paths or next read around each person's anchor event
 	// (anchorWalk) instead of a funnel's match.
 	Anchor *udfAnchor `json:"anchor,omitempty"`
@@ -295,6 +299,12 @@ type udfDropoff struct {
 	First   int    `json:"first"`   // the first of their three attribute columns
 }
 
+// udfCorrelation is a correlationPlan on the wire.
+type udfCorrelation struct {
+	Tracked uint64 `json:"tracked"` // the condition bit of tracked touchpoints
+	Label   int    `json:"label"`   // the attribute column of their labels
+}
+
 // udfAnchor is an anchorWalk on the wire.
 type udfAnchor struct {
 	Kind      string `json:"kind"` // paths or next
@@ -352,6 +362,9 @@ func (p *funnelPlan) udfSpec(timeout time.Duration, pack *udfPack) string {
 	copy(u.Blocks, p.blocks)
 	if d := p.dropoff; d != nil {
 		u.Dropoff = &udfDropoff{Tracked: d.tracked, First: d.first}
+	}
+	if c := p.correlation; c != nil {
+		u.Correlation = &udfCorrelation{Tracked: c.tracked, Label: c.label}
 	}
 	if w := p.stages; w != nil {
 		u.Stages = &udfStages{From: w.from, To: w.to, Tracked: w.tracked}
@@ -417,8 +430,12 @@ func parseUDFSpec(spec []byte) (*funnelPlan, error) {
 		return nil, fmt.Errorf("spec: held attribute %d of %d (key attribute %d), for a funnel or a drop-off only", u.Hold-1, u.Attrs, u.KeyAttr)
 	case u.Dropoff != nil && (u.Dropoff.First < 0 || u.Dropoff.First+3 > u.Attrs || bits.OnesCount64(u.Dropoff.Tracked) != 1 || u.Keep&u.Dropoff.Tracked == 0):
 		return nil, fmt.Errorf("spec: drop-off attributes from %d of %d, tracked bit %#x", u.Dropoff.First, u.Attrs, u.Dropoff.Tracked)
-	case countSet(u.Anchor != nil, u.Dropoff != nil, u.Retention != nil, u.Stages != nil) > 1:
-		return nil, errors.New("spec: more than one of an anchor, a drop-off, a retention and stages")
+	case u.Correlation != nil && (u.Correlation.Label < 0 || u.Correlation.Label >= u.Attrs || bits.OnesCount64(u.Correlation.Tracked) != 1 ||
+		u.Keep&u.Correlation.Tracked == 0 || u.Mode == ModeAny || u.Attr >= 0 || u.Hold > 0):
+		return nil, fmt.Errorf("spec: correlation labels in attribute %d of %d, tracked bit %#x, mode %s, breakdown attribute %d, held attribute %d",
+			u.Correlation.Label, u.Attrs, u.Correlation.Tracked, u.Mode, u.Attr, u.Hold-1)
+	case countSet(u.Anchor != nil, u.Dropoff != nil, u.Correlation != nil, u.Retention != nil, u.Stages != nil) > 1:
+		return nil, errors.New("spec: more than one of an anchor, a drop-off, a correlation, a retention and stages")
 	case u.Stages != nil && (u.Attrs < 2 || bits.OnesCount64(u.Stages.Tracked) != 1 || u.Keep&u.Stages.Tracked == 0):
 		return nil, fmt.Errorf("spec: stages over %d attributes, tracked bit %#x", u.Attrs, u.Stages.Tracked)
 	case u.Retention != nil && (u.Retention.Period != "week" && u.Retention.Period != "month" ||
@@ -445,6 +462,9 @@ func parseUDFSpec(spec []byte) (*funnelPlan, error) {
 		scan: eventScan{attrs: make([]predicate, u.Attrs), from: u.Cut}}
 	if u.Dropoff != nil {
 		p.dropoff = &dropoffPlan{tracked: u.Dropoff.Tracked, first: u.Dropoff.First}
+	}
+	if c := u.Correlation; c != nil {
+		p.correlation = &correlationPlan{tracked: c.Tracked, label: c.Label}
 	}
 	if w := u.Stages; w != nil {
 		p.stages = &stagesWalk{from: w.From, to: w.To, tracked: w.Tracked}
@@ -881,8 +901,9 @@ type udfMatcher struct {
 	part         readerScratch // a batch's part of the person being answered (scanReader.partOf)
 	ids          []uint64
 	buf          []byte
-	partAnswer   []byte // a batch part's answer, while it is made
-	unitAnswer   []byte // a session's outcome, while a plan by sessions answers
+	partAnswer   []byte   // a batch part's answer, while it is made
+	unitAnswer   []byte   // a session's outcome, while a plan by sessions answers
+	labels       []string // a correlation's unit's labels, while it is answered
 	scratch      [8 * 1024]byte
 }
 
@@ -1030,6 +1051,19 @@ func (u *udfMatcher) answerPart(p *udfPart, events []scannedEvent, attrs attrTab
 		}
 		if err != nil {
 			return nil, fmt.Errorf("match: %w", err)
+		}
+		if c := plan.correlation; c != nil {
+			if level == 0 {
+				continue // not counted: no answer (a person's is then empty)
+			}
+			u.labels = c.labels(u.labels[:0], unit, attrs, path, level == plan.spec.steps, plan.spec.window)
+			if !plan.bySessions {
+				answer = encodeCorrelated(answer, level, u.labels)
+			} else {
+				u.unitAnswer = encodeCorrelated(u.unitAnswer[:0], level, u.labels)
+				answer = appendText(answer, u.unitAnswer)
+			}
+			continue
 		}
 		o := outcomeOf(plan, unit, values, level, path)
 		if !plan.bySessions {
@@ -1331,6 +1365,26 @@ func (s *Store) matchInClickHouse(ctx context.Context, plan *funnelPlan, withPer
 	return s.matchRead(ctx, readOf(plan, withPerson), s.loneSpec(plan), fn)
 }
 
+// matchCountedInClickHouse is matchInClickHouse for a query that sums its persons' answers and
+// needs no person's id (a correlation analysis): ClickHouse counts the persons of each distinct
+// answer (engineRead.counted), and fn is handed each answer once, with how many persons gave it.
+// Persons of the same few touchpoints give the same answer, so Waymark reads a row per distinct
+// answer, not per person. In a batch, each person's answer comes on its own (n 1).
+func (s *Store) matchCountedInClickHouse(ctx context.Context, plan *funnelPlan, fn func(answer string, n int64) error) error {
+	if share := shareOf(ctx); share != nil {
+		return s.matchInClickHouse(ctx, plan, false, func(_, answer string) error { return fn(answer, 1) })
+	}
+	read := readOf(plan, false)
+	read.counted = true
+	return s.matchRead(ctx, read, s.loneSpec(plan), func(count, answer string) error {
+		n, err := strconv.ParseInt(count, 10, 64)
+		if err != nil || n < 1 {
+			return fmt.Errorf("answer %.60q of %q persons", answer, count)
+		}
+		return fn(answer, n)
+	})
+}
+
 // loneSpec is the spec of plan's matching read alone, for matchRead to pack.
 func (s *Store) loneSpec(plan *funnelPlan) func(*udfPack) string {
 	return func(pack *udfPack) string { return plan.udfSpec(s.cfg.QueryTimeout, pack) }
@@ -1348,6 +1402,9 @@ type engineRead struct {
 	keyAttr    int   // the attribute column of each event's customer key, or -1: no visits
 	visitsFrom int64 // the visits sent end at or after it, µs
 	withPerson bool  // each answer comes with its person's id
+	// counted, when set, asks for each distinct answer once, with how many persons gave it (as
+	// text, in place of the person's id): see answersSQL
+	counted bool
 	// pack, when set, packs each event's time and condition bits (udfPack), for the events of
 	// times pack.Base to packTo (µs): those stored when the read began (scanPlan's times).
 	pack   *udfPack
@@ -1364,6 +1421,15 @@ func (r engineRead) textAttrs() []int {
 		}
 	}
 	return cols
+}
+
+// answersSQL is the query of a pass's answers, query: its rows (person, answer), or when the read
+// is counted (answer count as text, answer), one per distinct answer.
+func (r engineRead) answersSQL(query string) string {
+	if !r.counted {
+		return query
+	}
+	return "SELECT toString(count()), r FROM (\n" + query + "\n) GROUP BY r"
 }
 
 // matchRead runs read through waymark_funnel with its spec (specOf the read's packing, which
@@ -1569,7 +1635,7 @@ func (s *Store) matchPassInClickHouse(ctx context.Context, read engineRead, spec
 	)` + packed + `
 	GROUP BY person
 ) WHERE r != ''`
-		return s.readAnswers(ctx, query, append([]any{spec}, args...), fn)
+		return s.readAnswers(ctx, read.answersSQL(query), append([]any{spec}, args...), fn)
 	}
 	if !id.shared {
 		return s.matchPassWithPersonVisits(ctx, read, spec, id, r, fn, rows, args, person, times, masks, attrs, packed)
@@ -1622,7 +1688,7 @@ func (s *Store) matchPassInClickHouse(ctx context.Context, read engineRead, spec
 	) AS v USING key
 	GROUP BY person
 ) WHERE r != ''`
-	return s.readAnswers(ctx, query, append(append([]any{spec}, args...), visitArgs...), fn)
+	return s.readAnswers(ctx, read.answersSQL(query), append(append([]any{spec}, args...), visitArgs...), fn)
 }
 
 // matchPassWithPersonVisits is matchPassInClickHouse's query for a read of visits when no device
@@ -1663,7 +1729,7 @@ func (s *Store) matchPassWithPersonVisits(ctx context.Context, read engineRead, 
 	) AS v USING person
 ) WHERE r != ''`
 	args = append(append(append([]any{spec}, args...), visitArgs...), inRange.args...)
-	return s.readAnswers(ctx, query, args, fn)
+	return s.readAnswers(ctx, read.answersSQL(query), args, fn)
 }
 
 // readAnswers runs a query of rows (person, answer) and hands fn each.

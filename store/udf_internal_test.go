@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"math"
 	"math/rand/v2"
 	"slices"
@@ -595,7 +596,11 @@ func TestServeFunnelUDFRejectsBadInput(t *testing.T) {
 		{"next going to the end", udfChunks([]udfRow{{spec: anchorSpec(t, anchorWalk{kind: "next", direction: "end"})}}), `next direction "end"`},
 		{"paths too deep", udfChunks([]udfRow{{spec: anchorSpec(t, anchorWalk{kind: "paths", direction: "start", depth: 11})}}), "depth 11"},
 		{"anchor with a negative window", udfChunks([]udfRow{{spec: anchorSpec(t, anchorWalk{kind: "next", direction: "next", wind: -1})}}), "anchor window -1"},
-		{"anchor and drop-off", udfChunks([]udfRow{{spec: strings.Replace(dropoffSpec, `"dropoff"`, `"anchor":{"kind":"next","direction":"next","tracked":4},"dropoff"`, 1)}}), "more than one of an anchor, a drop-off, a retention and stages"},
+		{"anchor and drop-off", udfChunks([]udfRow{{spec: strings.Replace(dropoffSpec, `"dropoff"`, `"anchor":{"kind":"next","direction":"next","tracked":4},"dropoff"`, 1)}}), "more than one of an anchor, a drop-off, a correlation, a retention and stages"},
+		{"correlation of a breakdown", udfChunks([]udfRow{{spec: strings.Replace(strings.Replace(dropoffSpec, `"dropoff":{"tracked":4,"first":1}`, `"correlation":{"tracked":4,"label":1}`, 1), `"attr":-1`, `"attr":0`, 1)}}),
+			"spec: correlation labels in attribute 1 of 4"},
+		{"correlation tracking what it does not keep", udfChunks([]udfRow{{spec: strings.Replace(strings.Replace(dropoffSpec, `"dropoff":{"tracked":4,"first":1}`, `"correlation":{"tracked":4,"label":1}`, 1), `"keep":4`, `"keep":0`, 1)}}),
+			"tracked bit 0x4"},
 		{"stages without scores", udfChunks([]udfRow{{spec: strings.Replace(stagesSpec(t), `"attrs":2`, `"attrs":1`, 1)}}), "stages over 1 attributes"},
 		{"retention by day", udfChunks([]udfRow{{spec: retentionSpec(t, "day", 8)}}), `retention by "day"`},
 		{"retention over too many periods", udfChunks([]udfRow{{spec: retentionSpec(t, "week", 53)}}), "over 53 periods"},
@@ -688,10 +693,15 @@ func TestServeFunnelUDFAgreesWithInProcess(t *testing.T) {
 				p.traitCond = nconds
 			}
 		}
-		if steps > 1 && rng.IntN(2) == 0 {
+		switch {
+		case steps > 1 && rng.IntN(2) == 0:
 			p.dropoff = &dropoffPlan{tracked: 1 << (nconds + 1), first: len(p.scan.attrs)}
 			p.keep |= p.dropoff.tracked
 			p.scan.attrs = append(p.scan.attrs, make([]predicate, 3)...)
+		case steps > 1 && mode != ModeAny && p.attr < 0 && rng.IntN(2) == 0:
+			p.correlation = &correlationPlan{tracked: 1 << (nconds + 1), label: 0}
+			p.keep |= p.correlation.tracked
+			p.scan.attrs = make([]predicate, 1)
 		}
 		cols := len(p.scan.attrs)
 		p.spec = matchSpec{steps: steps, mode: mode, from: int64(rng.IntN(5)), to: int64(10 + rng.IntN(20)), window: int64(rng.IntN(15))}
@@ -803,7 +813,74 @@ func inProcessOutcome(t *testing.T, p *funnelPlan, events []scannedEvent, lists 
 	if err != nil {
 		t.Fatal(err)
 	}
+	if c := p.correlation; c != nil {
+		if level == 0 {
+			return ""
+		}
+		return string(encodeCorrelated(nil, level, c.labels(nil, unit, attrs, path, level == p.spec.steps, p.spec.window)))
+	}
 	return string(outcomeOf(p, unit, values, level, path).encode(nil, p.attr >= 0))
+}
+
+// TestServeFunnelUDFCorrelates: a correlation analysis's answer is, per unit that took step 1,
+// its level and its labels, sorted, each once; Waymark's decoder counts them, n persons an
+// answer, each label once a unit, and refuses what is not such an answer.
+func TestServeFunnelUDFCorrelates(t *testing.T) {
+	t.Parallel()
+	p := twoStepPlan()
+	p.conds, p.blocks = make([]condition, 3), []uint64{0, 0, 0}
+	p.correlation = &correlationPlan{tracked: 4, label: 0}
+	p.keep, p.scan.attrs = 4, make([]predicate, 1)
+	spec := specOf(t, p)
+	input := udfChunks([]udfRow{
+		// Step 1 at 3, touchpoints at 4 (twice "b|1:x", once "a") and 5, step 2 at 6, a touchpoint at 7
+		// (after it: not counted); the step events are touchpoints too, which take a step.
+		{spec: spec, t: []uint64{3, 4, 4, 4, 5, 6, 7}, seq: make([]uint64, 7), mask: []uint64{5, 4, 4, 4, 4, 6, 4}, id: []uint64{1, 2, 3, 4, 5, 6, 7},
+			attrs: []string{"Step", "b|1:x", "a", "b|1:x", "c", "Done", "late"}},
+		// Step 1 only: its window (10 µs) holds 8 and 13, not 14.
+		{spec: "", t: []uint64{3, 8, 13, 14}, seq: make([]uint64, 4), mask: []uint64{5, 4, 4, 4}, id: []uint64{1, 2, 3, 4},
+			attrs: []string{"Step", "c", "c", "gone"}},
+		// No step 1: no answer.
+		{spec: "", t: []uint64{3}, seq: []uint64{0}, mask: []uint64{4}, id: []uint64{1}, attrs: []string{"c"}},
+	})
+	var out bytes.Buffer
+	if err := ServeFunnelUDF(bytes.NewReader(input), &out); err != nil {
+		t.Fatal(err)
+	}
+	got := readAnswers(t, out.Bytes())
+	want := []string{"2|1:a|5:b|1:x|1:c", "1|1:c", ""}
+	if !slices.Equal(got, want) {
+		t.Fatalf("got %q, want %q", got, want)
+	}
+	c := correlationCounts{success: map[string]int64{}, failure: map[string]int64{}}
+	d := correlationDecoder{steps: 2}
+	for _, tt := range []struct {
+		answer string
+		n      int64
+	}{{got[0], 3}, {got[1], 2}, {"1", 1}} {
+		if err := d.add(&c, tt.answer, tt.n); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if c.successTotal != 3 || c.failureTotal != 3 || !maps.Equal(c.success, map[string]int64{"a": 3, "b|1:x": 3, "c": 3}) || !maps.Equal(c.failure, map[string]int64{"c": 2}) {
+		t.Errorf("counted %d/%d, %v, %v", c.successTotal, c.failureTotal, c.success, c.failure)
+	}
+	byS := correlationDecoder{steps: 2, bySessions: true}
+	if err := byS.add(&c, "|1:1|5:2|1:c", 1); err != nil || c.successTotal != 4 || c.failureTotal != 4 || c.success["c"] != 4 || c.failure["c"] != 2 {
+		t.Errorf("sessions' answer: %v, counted %d/%d, %v, %v", err, c.successTotal, c.failureTotal, c.success, c.failure)
+	}
+	for _, tt := range []struct {
+		d      correlationDecoder
+		answer string
+		n      int64
+	}{
+		{d, "", 1}, {d, "0", 1}, {d, "3|1:a", 1}, {d, "01|1:a", 1}, {d, "1|5:a", 1}, {d, "1|1:a", 0},
+		{byS, "1|1:a", 1}, {byS, "|0:", 1},
+	} {
+		if err := tt.d.add(&c, tt.answer, tt.n); err == nil {
+			t.Errorf("%q of %d persons (by sessions %t): no error", tt.answer, tt.n, tt.d.bySessions)
+		}
+	}
 }
 
 // TestServeFunnelUDFStopsAtTheTimeout: a person whose matching takes minutes (any order, 31

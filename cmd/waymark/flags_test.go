@@ -132,7 +132,7 @@ func TestStoreFlagsOnlyWhereTheyApply(t *testing.T) {
 	}
 	for _, name := range store.QueryNames() {
 		want := []string{timeout, memory}
-		if name != "sessions" && name != "correlation" { // both read in Waymark on every engine
+		if name != "sessions" { // read in Waymark on every engine
 			want = append(want, matching)
 		}
 		tests = append(tests, struct {
