@@ -89,6 +89,8 @@ func TestBatchGivesTheSameAnswers(t *testing.T) {
 			q("funnel", "steps", "Product Viewed,Order Completed", "window", "1h", "breakdown", "channel", "from", "2026-02-10"),
 			q("funnel", "steps", "Product Viewed,Product Added", "count_by", "sessions", "to", "2026-02-12"),
 			q("dropoff", "steps", "Product Viewed,Product Added,Order Completed", "window", "7d", "ids_limit", "1000", "to", "2026-02-20"),
+			q("correlation", "steps", "Product Viewed,Product Added,Order Completed", "window", "7d", "limit", "1000", "from", "2026-02-06"),
+			q("correlation", "steps", "Product Viewed,Order Completed", "window", "7d", "mode", "strict", "count_by", "sessions", "limit", "1000"),
 			q("next", "anchor", "Product Added", "direction", "previous", "from", "2026-02-08", "to", "2026-02-18"),
 			q("paths", "anchor", "Product Viewed", "direction", "end", "convert", "Checkout Started"),
 			q("retention", "conversion", "Product Viewed", "return", "Order Completed", "period", "week"),
