@@ -22,8 +22,8 @@ import (
 // The per-person work of the journey queries (all but sessions) can run inside ClickHouse, as the
 // executable UDF waymark_funnel (deploy/clickhouse/waymark_funnel_function.xml; docs/udf.md):
 // ClickHouse groups each person's events into arrays and pipes them to `waymark udf-funnel`,
-// which runs the same units, pathFinder, dropoffPlan, anchorWalk, retentionWalk and stagesWalk as
-// the in-process path and answers a few bytes per person. Over a Distributed table sharded by
+// which runs the same units, pathFinder, dropoffPlan, correlationPlan, anchorWalk, retentionWalk
+// and stagesWalk as the in-process path and answers a few bytes per person. Over a Distributed table sharded by
 // person, the matching can then run on the shards.
 //
 // Wire format (executable_pool, RowBinary, send_chunk_header=1): each chunk is "N\n" then N rows;
@@ -64,7 +64,8 @@ import (
 //	                                stay, so the function file does not change
 //
 // and each answer is a String: funnelOutcome's encoding (a list of them, appendText's, one per
-// session reaching a step, when the spec counts sessions), or anchorOutcome's when the spec has an
+// session reaching a step, when the spec counts sessions), or encodeCorrelated's when the spec has
+// a correlation (a list of them likewise by sessions), or anchorOutcome's when the spec has an
 // anchor, retentionOutcome's when it has a retention, stagesOutcome's when it has stages; for a
 // batch, each query's answer in turn (appendText's), or empty when every one is. The answers of
 // a chunk are flushed together, in order.
