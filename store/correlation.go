@@ -290,7 +290,7 @@ func (d *correlationDecoder) one(c *correlationCounts, answer string, n int64) e
 	}
 	level, err := strconv.Atoi(head)
 	if err != nil || level < 1 || level > d.steps || head != strconv.Itoa(level) || n < 1 {
-		return fmt.Errorf("correlation answer %.60q (of %d units): want a level of 1 to %d and labels", answer, n, d.steps)
+		return fmt.Errorf("correlation answer %.60q (of %d persons): want a level of 1 to %d and labels", answer, n, d.steps)
 	}
 	c.add(level == d.steps, labels, n)
 	return nil
@@ -304,7 +304,7 @@ type correlationCounts struct {
 }
 
 // add counts n units with labels (each label once), on the success side when converted. A new
-// label is stored as a copy (countKey): labels are cut from a row's text.
+// label is stored as a copy, as countKey does: labels are cut from a row's text.
 func (c *correlationCounts) add(converted bool, labels []string, n int64) {
 	counts := c.failure
 	if converted {

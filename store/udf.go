@@ -23,8 +23,8 @@ import (
 // executable UDF waymark_funnel (deploy/clickhouse/waymark_funnel_function.xml; docs/udf.md):
 // ClickHouse groups each person's events into arrays and pipes them to `waymark udf-funnel`,
 // which runs the same units, pathFinder, dropoffPlan, correlationPlan, anchorWalk, retentionWalk
-// and stagesWalk as the in-process path and answers a few bytes per person. Over a Distributed table sharded by
-// person, the matching can then run on the shards.
+// and stagesWalk as the in-process path and answers a few bytes per person. Over a Distributed
+// table sharded by person, the matching can then run on the shards.
 //
 // Wire format (executable_pool, RowBinary, send_chunk_header=1): each chunk is "N\n" then N rows;
 // each row is
