@@ -443,6 +443,8 @@ func TestFlagErrorsNameTheFlag(t *testing.T) {
 		// These failed later without the flag's name ("kafka brokers: at least one is required",
 		// "unsupported protocol scheme"), or named --from for a --to before it.
 		{[]string{"serve", "--kafka-brokers", ",,,"}, nil, `--kafka-brokers: invalid value ",,,": an empty entry`},
+		// A directory was dialled for and summarized before it failed, without the flag (tester 43's F3).
+		{[]string{"replay", "--format", "segment", "--file", os.TempDir()}, nil, "--file: " + os.TempDir() + " is a directory"},
 		{[]string{"serve", "--kafka-brokers", " "}, nil, `--kafka-brokers: invalid value " ": an empty entry`},
 		{[]string{"replay", "--format", "taobao", "--file", "x"}, map[string]string{"WAYMARK_KAFKA_BROKERS": "a:9092,,b:9092"}, `WAYMARK_KAFKA_BROKERS (--kafka-brokers): invalid value "a:9092,,b:9092": an empty entry`},
 		{[]string{"bench", "ingest", "--kafka-brokers", "a:9092,"}, nil, `--kafka-brokers: invalid value "a:9092,": an empty entry`},

@@ -53,7 +53,7 @@ func runReplay(ctx context.Context, args []string, stdout io.Writer) error {
 			return fs.errorf("repeat", "%d passes need a file: standard input (--file -) is read once", repeat)
 		}
 		cfg.Reader = os.Stdin
-	} else if _, err := os.Stat(*file); err != nil {
+	} else if err := checkDatasetFile(*file); err != nil {
 		return fs.errorf("file", "%w", err)
 	}
 	if wait > 0 && collector != "" {
@@ -192,4 +192,25 @@ func isTerminal(f *os.File) bool {
 // any other does not end so.
 func compactedName(file string) string {
 	return strings.TrimSuffix(file, filepath.Ext(file)) + ".compact.jsonl"
+}
+
+// checkDatasetFile refuses, before anything is sent, a --file that cannot be replayed: one that
+// is missing, a directory (tester 43's F3: it dialled the brokers and printed a summary of
+// nothing first), or a file that cannot be opened. A named pipe or device is not opened here,
+// which would wait for its writer: replay reads it as it reads standard input.
+func checkDatasetFile(name string) error {
+	st, err := os.Stat(name)
+	switch {
+	case err != nil:
+		return err
+	case st.IsDir():
+		return fmt.Errorf("%s is a directory: give a dataset file, or - for standard input", name)
+	case !st.Mode().IsRegular():
+		return nil
+	}
+	f, err := os.Open(name)
+	if err != nil {
+		return err
+	}
+	return f.Close()
 }
