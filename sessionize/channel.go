@@ -171,6 +171,9 @@ var defaultChannelRules = []ChannelRule{
 	// Not fbclid: Facebook adds it to every outbound link, organic posts and shares too, so it
 	// marks no ad click (GA4 does not read it either).
 	{Channel: ChannelPaidSocial, ClickIDs: []string{"ttclid", "li_fat_id"}},
+	// Campaign Manager 360's and Display & Video 360's click id, which Google Analytics reads as
+	// Display (tester 43).
+	{Channel: ChannelDisplay, ClickIDs: []string{"dclid"}},
 	{Channel: ChannelReferral, Sources: socialSignIn, Referrer: true},
 	{Channel: ChannelSearch, Sources: searchSites, Referrer: true},
 	{Channel: ChannelSocial, Sources: socialSites, Referrer: true},

@@ -452,6 +452,7 @@ func TestChannel(t *testing.T) {
 		{"affiliate", "partner-x", "", "", ChannelAffiliate},
 		{"", "", "", "https://shop.example/p?gclid=abc", ChannelPaidSearch},
 		{"", "", "", "https://shop.example/p?ttclid=abc", ChannelPaidSocial},
+		{"", "", "", "https://shop.example/p?dclid=abc", ChannelDisplay},
 		// fbclid is on every link out of Facebook, organic ones too: no paid signal (tester11 F1).
 		{"", "", "https://l.facebook.com/", "https://shop.example/p?fbclid=abc", ChannelSocial},
 		{"", "", "https://www.google.com/", "https://shop.example/p?fbclid=abc", ChannelSearch},
