@@ -71,9 +71,8 @@ func (s *sharedStore) History(_ context.Context, keys []string) ([]ingest.Event,
 	return out, nil, nil
 }
 
-func (s *sharedStore) StoredEvents(ctx context.Context, keys []string) ([]ingest.Event, error) {
-	events, _, err := s.History(ctx, keys)
-	return events, err
+func (s *sharedStore) ForeignHistory(ctx context.Context, keys []string) ([]ingest.Event, []Session, error) {
+	return s.History(ctx, keys)
 }
 
 func (s *sharedStore) IdentityLinks(context.Context) ([][2]string, error) {

@@ -37,9 +37,10 @@ type Sink interface {
 	Write(ctx context.Context, b Batch) error
 }
 
-// History loads what the store holds: customers' events and live sessions (History; their events
-// alone, StoredEvents, with no shortcut that may miss keys other processes stored since it
-// started), and identity links:
+// History loads what the store holds: customers' events and live sessions (History for the keys
+// of the consumer's own partitions, which a shortcut may rule out when they were never stored by
+// the time it loaded or since by this process; ForeignHistory for keys of other partitions, which
+// other processes store, with no such shortcut), and identity links:
 // all of them (IdentityLinks), or those stored at a version of since or later with an end among
 // ids (IdentityLinksOf), or with the first end among ids (IdentityLinksFrom: a lookup by the
 // links' primary key). DeviceLinks is IdentityLinksOf of devices ("a:" ids) in the same read,
@@ -47,7 +48,7 @@ type Sink interface {
 // key of such an event: a lookup by the events' primary key.
 type History interface {
 	History(ctx context.Context, keys []string) ([]ingest.Event, []Session, error)
-	StoredEvents(ctx context.Context, keys []string) ([]ingest.Event, error)
+	ForeignHistory(ctx context.Context, keys []string) ([]ingest.Event, []Session, error)
 	IdentityLinks(ctx context.Context) ([][2]string, error)
 	IdentityLinksOf(ctx context.Context, ids []string, since uint64) ([][2]string, error)
 	IdentityLinksFrom(ctx context.Context, ids []string, since uint64) ([][2]string, error)
@@ -355,7 +356,7 @@ func (r *Runner) learn(ctx context.Context, ids []string, written []DeviceSignIn
 		var events []ingest.Event
 		if len(keys) > 0 {
 			var err error
-			if events, err = r.history.StoredEvents(ctx, keys); err != nil {
+			if events, _, err = r.history.ForeignHistory(ctx, keys); err != nil {
 				return fmt.Errorf("read the sign-ins of %d devices: %w", len(devices), err)
 			}
 		}
@@ -390,7 +391,8 @@ func (r *Runner) name(ctx context.Context, b *Batch) error {
 				keys = append(keys, u.key)
 			}
 		}
-		stored, _, err := r.history.History(ctx, keys)
+		// Other keys of a merged person: other partitions' as often as not.
+		stored, _, err := r.history.ForeignHistory(ctx, keys)
 		if err != nil {
 			return fmt.Errorf("look up %d copies superseded at a merge: %w", len(b.unnamed), err)
 		}
@@ -476,8 +478,28 @@ func (r *Runner) restore(ctx context.Context, events []ingest.Event) error {
 	if len(keys) == 0 {
 		return nil
 	}
+	// The events' own keys are this consumer's partitions'; the rest (the other keys of their
+	// persons, a device's aliasers') are other partitions', which other processes store.
+	own := map[string]bool{}
+	for i := range events {
+		own[events[i].CustomerKey()] = true
+	}
+	mine, foreign := keys[:0:0], []string(nil)
+	for _, k := range keys {
+		if own[k] {
+			mine = append(mine, k)
+		} else {
+			foreign = append(foreign, k)
+		}
+	}
 	start := time.Now()
-	past, sessions, err := r.history.History(ctx, keys)
+	past, sessions, err := r.history.History(ctx, mine)
+	if err == nil && len(foreign) > 0 {
+		var p []ingest.Event
+		var ss []Session
+		p, ss, err = r.history.ForeignHistory(ctx, foreign)
+		past, sessions = append(past, p...), append(sessions, ss...)
+	}
 	if err != nil {
 		return fmt.Errorf("restore %d customers: %w", len(keys), err)
 	}

@@ -34,6 +34,11 @@ func (s *Store) History(ctx context.Context, keys []string) ([]ingest.Event, []s
 	if err != nil || len(keys) == 0 {
 		return nil, nil, err
 	}
+	return s.historyOf(ctx, keys)
+}
+
+// historyOf reads the events and live sessions of customers known to have stored events.
+func (s *Store) historyOf(ctx context.Context, keys []string) ([]ingest.Event, []sessionize.Session, error) {
 	events, err := s.historyEvents(ctx, keys)
 	if err != nil {
 		return nil, nil, err
@@ -67,6 +72,11 @@ func (s *Store) customersStored(ctx context.Context, keys []string) ([]string, e
 	if err != nil || len(keys) == 0 {
 		return nil, err
 	}
+	return s.lookUpStored(ctx, keys)
+}
+
+// lookUpStored returns the keys that have stored events, asking ClickHouse about every one.
+func (s *Store) lookUpStored(ctx context.Context, keys []string) ([]string, error) {
 	kctx, err := withKeys(ctx, keys)
 	if err != nil {
 		return nil, fmt.Errorf("find stored customers: %w", err)
@@ -90,16 +100,21 @@ func (s *Store) customersStored(ctx context.Context, keys []string) ([]string, e
 	return found, nil
 }
 
-// StoredEvents returns the stored events of the given customers as History does, without
-// asking the filter of stored keys first: that filter knows no key another process stored after
-// it was loaded, and a consumer reads with it the keys of other consumers' partitions (the users
-// whose server aliases from a device's id sign them in on it, see sessionize.Runner.learn). One
-// query, however many keys.
-func (s *Store) StoredEvents(ctx context.Context, keys []string) ([]ingest.Event, error) {
+// ForeignHistory is History for customers another process may have stored since this one
+// loaded its filter of stored keys (see storedKeys), which would rule them out: the keys of other
+// consumers' partitions a consumer restores with its own (the other keys of a batch's persons,
+// the users whose server aliases from a device's id sign them in on it: see
+// sessionize.Sessionizer.toRestore and sessionize.Runner.learn). They are looked up without it:
+// one query to find which are stored, then one for their events and one for their sessions.
+func (s *Store) ForeignHistory(ctx context.Context, keys []string) ([]ingest.Event, []sessionize.Session, error) {
 	if len(keys) == 0 {
-		return nil, nil
+		return nil, nil, nil
 	}
-	return s.historyEvents(ctx, keys)
+	keys, err := s.lookUpStored(ctx, keys)
+	if err != nil || len(keys) == 0 {
+		return nil, nil, err
+	}
+	return s.historyOf(ctx, keys)
 }
 
 func (s *Store) historyEvents(ctx context.Context, keys []string) ([]ingest.Event, error) {

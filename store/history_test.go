@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/waymark-dev/waymark/ingest"
 	"github.com/waymark-dev/waymark/sessionize"
 	"github.com/waymark-dev/waymark/store"
@@ -103,8 +105,8 @@ func TestHistoryOddKeys(t *testing.T) {
 // TestStoredKeysFilter: a store rules out keys it knows have no stored events without a query
 // (see storedKeys), so a key another process stored after the filter was loaded stays unknown
 // until RefreshStoredKeys, which the consumer calls at each rebalance; keys it stores itself are
-// known at once, and keys stored before the first restore are found by the load. StoredEvents
-// reads without the filter.
+// known at once, and keys stored before the first restore are found by the load.
+// ForeignHistory reads without the filter.
 func TestStoredKeysFilter(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
@@ -139,13 +141,19 @@ func TestStoredKeysFilter(t *testing.T) {
 		t.Errorf("a key the store wrote itself: %v, want [own]", got)
 	}
 	write(a, "other")
+	at := time.Date(2026, 11, 2, 10, 0, 0, 0, time.UTC)
+	visit := sessionize.Session{ID: "s-other", CustomerKey: "other", PersonID: "other", Start: at, End: at, Events: 1, Version: 1}
+	if err := a.Write(ctx, sessionize.Batch{Sessions: []sessionize.Session{visit}, Version: 1}); err != nil {
+		t.Fatal(err)
+	}
 	if got := restored(b, "other"); len(got) != 0 {
 		t.Errorf("a key another process stored after the load: %v, want none until a refresh", got)
 	}
-	// StoredEvents asks no filter: it finds the other process's key at once (a consumer reads
-	// with it the users' keys another consumer stored their aliases from a device's id under).
-	if events, err := b.StoredEvents(ctx, []string{"other", "new"}); err != nil || len(events) != 1 || events[0].CustomerKey() != "other" {
-		t.Errorf("StoredEvents of another process's key: %v (%v), want its one event", events, err)
+	// ForeignHistory asks no filter: it finds the other process's key at once, with its
+	// session (a consumer reads with it the other partitions' keys of its batches' persons).
+	if events, sessions, err := b.ForeignHistory(ctx, []string{"other", "new"}); err != nil || len(events) != 1 || events[0].CustomerKey() != "other" ||
+		len(sessions) != 1 || sessions[0].CustomerKey != "other" {
+		t.Errorf("ForeignHistory of another process's key: %v, %v (%v), want its one event and session", events, sessions, err)
 	}
 	b.RefreshStoredKeys()
 	if got := restored(b, "other", "before", "own", "new"); !slices.Equal(got, []string{"before", "other", "own"}) {
@@ -186,5 +194,60 @@ func TestHistoryKeepsTheStoredTime(t *testing.T) {
 		if !e.Timestamp.Equal(want[e.CustomerKey()]) {
 			t.Errorf("%s restored at %s, want %s, the time stored", e.CustomerKey(), e.Timestamp, want[e.CustomerKey()])
 		}
+	}
+}
+
+// TestARestoreReadsOtherProcessesKeys: two processes (two Stores on one database, a Runner each).
+// B has loaded its filter of stored keys; A then stores a server's order under the userId u
+// alone. B gets a device d's identify of u, then a copy of that order (same messageId, a later
+// time) under d: B restores u's key with d's, u being the other key of the person the identify
+// makes, and drops the later copy, so one copy of the order is stored. Before, B's filter ruled
+// out u's key, which another process stored after B loaded it, and B stored the copy as a new
+// event.
+func TestARestoreReadsOtherProcessesKeys(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	var database string
+	a := openStoreWith(t, func(c *store.Config) { database = c.Database })
+	b := openStoreWith(t, func(c *store.Config) { c.Database = database })
+	runner := func(st *store.Store) *sessionize.Runner {
+		t.Helper()
+		sz, err := sessionize.New(sessionize.Config{}, defaultMap(t))
+		if err != nil {
+			t.Fatal(err)
+		}
+		r, err := sessionize.NewRunner(sz, st, st, prometheus.NewRegistry())
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r
+	}
+	event := func(msg string) ingest.Event {
+		t.Helper()
+		e, err := ingest.Decode([]byte(msg), "shop", time.Date(2026, 11, 3, 0, 0, 0, 0, time.UTC))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return e
+	}
+	ra, rb := runner(a), runner(b)
+	if err := rb.Write(ctx, []ingest.Event{historyEvent(t, "early", "m-early", "2026-11-02T09:00:00Z")}); err != nil {
+		t.Fatal(err) // B's first restore loads its filter
+	}
+	order := `{"type":"track","event":"Order Completed","messageId":"m-order","timestamp":"2026-11-02T10:00:00Z",%s}`
+	if err := ra.Write(ctx, []ingest.Event{event(fmt.Sprintf(order, `"userId":"u"`))}); err != nil {
+		t.Fatal(err)
+	}
+	identify := event(`{"type":"identify","userId":"u","anonymousId":"d","messageId":"m-identify","timestamp":"2026-11-02T10:05:00Z"}`)
+	copyLater := event(strings.Replace(fmt.Sprintf(order, `"userId":"u","anonymousId":"d"`), "10:00:00", "10:10:00", 1))
+	if err := rb.Write(ctx, []ingest.Event{identify, copyLater}); err != nil {
+		t.Fatal(err)
+	}
+	var copies uint64
+	if err := rawConn(t).QueryRow(ctx, "SELECT count() FROM `"+database+"`.events WHERE message_id = 'm-order'").Scan(&copies); err != nil {
+		t.Fatal(err)
+	}
+	if copies != 1 {
+		t.Errorf("%d copies of the order stored, want 1: the later copy under d is the one under u's, which B did not restore", copies)
 	}
 }
