@@ -319,7 +319,15 @@ func TestHeldPathFinderAgreesWithTheDefinition(t *testing.T) {
 	t.Parallel()
 	rng := rand.New(rand.NewPCG(5, 6))
 	modes := []Mode{ModeOrdered, ModeStrict, ModeAny}
-	held := []string{"", "x", "y", "z"}
+	// The held column's texts (heldValueSQL's) and the values each gives: none; a property's
+	// value; the values of a products list's items (one, two, one twice).
+	held := []struct {
+		text   string
+		values []string
+	}{
+		{"", nil}, {"=", nil}, {"=x", []string{"x"}}, {"=y", []string{"y"}}, {"=z", []string{"z"}},
+		{"[1:y", []string{"y"}}, {"[1:x1:y", []string{"x", "y"}}, {"[1:z1:y1:z", []string{"y", "z"}}, {"[", nil},
+	}
 	for iter := range 20000 {
 		spec := matchSpec{steps: 1 + rng.IntN(4), mode: modes[rng.IntN(3)], from: -1 << 62, to: 1 << 62,
 			window: int64(1000 * (1 + rng.IntN(4)))}
@@ -340,22 +348,24 @@ func TestHeldPathFinderAgreesWithTheDefinition(t *testing.T) {
 			ev = append(ev, e)
 		}
 		sortUnitEvents(ev)
+		sets := make([][]string, n)
 		for i := range ev {
 			ev[i].at = int32(3 + i)
-			attrs.values[attrs.stride+3+i] = held[rng.IntN(len(held))]
+			h := held[rng.IntN(len(held))]
+			attrs.values[attrs.stride+3+i], sets[i] = h.text, h.values
 		}
-		heldOf := func(i int) string { return attrs.value(ev[i].at, 1) }
-		wantLevel, wantPath := 0, []int(nil)
-		for _, v := range held[1:] {
+		has := func(i int, v string) bool { return slices.Contains(sets[i], v) }
+		wantLevel, wantPath, wantValue := 0, []int(nil), ""
+		for _, v := range []string{"x", "y", "z"} {
 			only := slices.Clone(ev)
 			for i := range only {
-				if heldOf(i) != v {
+				if !has(i, v) {
 					only[i].steps = 0
 				}
 			}
 			level, path := brutePath(spec, only)
 			if level > wantLevel || level == wantLevel && level > 0 && pathLess(ev, path, wantPath) {
-				wantLevel, wantPath = level, path
+				wantLevel, wantPath, wantValue = level, path, v
 			}
 		}
 		values := breakdownValues{attrs: attrs, col: 0}
@@ -363,21 +373,32 @@ func TestHeldPathFinderAgreesWithTheDefinition(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		observe := func(path []int) string {
+		// The value reachHeld matched with: the one whose events alone keep their steps in
+		// matched (of values with the same events, the smallest: the one it tried first).
+		gotValue := ""
+		for _, v := range []string{"x", "y", "z"} {
+			if gotLevel > 0 && gotValue == "" && !slices.ContainsFunc(ev, func(e unitEvent) bool {
+				i := int(e.at) - 3
+				return e.steps != 0 && (matched[i].steps != 0) != has(i, v)
+			}) {
+				gotValue = v
+			}
+		}
+		observe := func(path []int, value string) string {
 			var parts []string
 			for i, p := range path {
 				parts = append(parts, fmt.Sprint(ev[p].t))
 				if i == 0 {
-					parts = append(parts, values.of(ev[p]), heldOf(p))
+					parts = append(parts, values.of(ev[p]), value)
 				}
 			}
 			return strings.Join(parts, " ")
 		}
-		if gotLevel != wantLevel || observe(gotPath) != observe(wantPath) {
+		if gotLevel != wantLevel || observe(gotPath, gotValue) != observe(wantPath, wantValue) {
 			t.Fatalf("case %d: reachHeld = %d %v, want %d %v\nspec %+v\nevents %+v\nheld %q", iter, gotLevel, gotPath, wantLevel, wantPath, spec, ev, attrs.values[attrs.stride:])
 		}
 		for _, i := range gotPath {
-			if heldOf(i) == "" || heldOf(i) != heldOf(gotPath[0]) || matched[i].steps != ev[i].steps {
+			if !has(i, wantValue) || matched[i].steps != ev[i].steps {
 				t.Fatalf("case %d: path %v is not of one value\nevents %+v\nheld %q", iter, gotPath, ev, attrs.values[attrs.stride:])
 			}
 		}
