@@ -879,6 +879,7 @@ func parseRequest(body []byte, kind string) (*trackingRequest, error) {
 			return s.str("writeKey", &req.writeKey)
 		case name == "sentAt" && batch:
 			if s.peek() != '"' {
+				req.sentAtJSON = nil                // a repeated member: the last copy wins, null included
 				return s.str("sentAt", &req.sentAt) // null, or a type error
 			}
 			raw, escaped, err := s.rawString()
@@ -886,6 +887,7 @@ func parseRequest(body []byte, kind string) (*trackingRequest, error) {
 			return err
 		case name == "context" && batch:
 			raw, err := s.value()
+			req.context = nil // a repeated member: the last copy wins, null included
 			if err == nil && string(raw) != "null" {
 				req.context = raw
 				if bad := checkContext(raw); bad != nil && s.typeErr == nil {

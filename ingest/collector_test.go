@@ -402,6 +402,33 @@ func TestCollectorBatchSentAtForANullOne(t *testing.T) {
 	}
 }
 
+// TestCollectorBatchMembersGivenTwice: a batch's own sentAt and context given twice are their
+// last copies, a last null as absent (tester 44's F1: the earlier copy was kept, so an event was
+// corrected by a sentAt the client took back, and got a page path the batch took back).
+func TestCollectorBatchMembersGivenTwice(t *testing.T) {
+	e := startCollector(t, nil)
+	now := time.Now().UTC()
+	ahead := now.Add(time.Hour).Format(time.RFC3339Nano)
+	body := `{"sentAt":"` + ahead + `","sentAt":null,"context":{"page":{"path":"/batch"}},"context":null,` +
+		`"batch":[{"type":"track","event":"A","userId":"u","messageId":"m1","timestamp":"` + ahead + `"}]}`
+	if status, _, answer := e.do(t, call{path: "/v1/batch", headers: basicWeb, body: []byte(body)}); status != 200 {
+		t.Fatalf("status %d %v", status, answer)
+	}
+	msgs := topicMessages(t, e.broker.Addr(), "events")
+	if len(msgs) != 1 {
+		t.Fatalf("%d events on the topic, want 1", len(msgs))
+	}
+	ev, err := Decode(msgs[0].Value, "web", now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// With no sentAt the client's timestamp is its time: an hour ahead is within what is kept
+	// (MaxFutureTimestamp); corrected by the first sentAt, it would be now.
+	if ev.Timestamp.Sub(now) < 59*time.Minute || ev.PagePath != "" {
+		t.Errorf("stored %s: time %s, page %q; want the client's time (%s) and no page", msgs[0].Value, ev.Timestamp, ev.PagePath, ahead)
+	}
+}
+
 // TestCollectorWriteKeyForms: a write key in Basic auth is the user name, with or without the
 // colon (base64 of "key-web" as some hand-written clients send it) and padding; an Authorization
 // header Waymark cannot read is a 401 saying so, not one saying no key was sent (tester 19's T7).
