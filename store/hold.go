@@ -28,7 +28,7 @@ type heldEvent struct {
 }
 
 // heldValueSQL is the SQL of the held property name's values of an event, as heldValues reads
-// them: "=" and the property's text when the event has the property; else, when it lists
+// them: "=" and the property's text when the event has a value of it (not empty); else, when it lists
 // products (Segment's e-commerce spec: a multi-product event such as Order Completed, Cart
 // Viewed or Checkout Started lists its products in products, each item with the product
 // properties a single-product event such as Product Viewed has at its top), "[" and the non-empty
@@ -38,7 +38,7 @@ type heldEvent struct {
 func heldValueSQL(name string) predicate {
 	key, item := ingest.PropertyKey(name), ingest.PropertyKey(heldItems+"."+name)
 	return predicate{
-		sql: `if(has(prop_keys, ?), concat('=', prop_values[indexOf(prop_keys, ?)]),
+		sql: `if(prop_values[indexOf(prop_keys, ?)] != '', concat('=', prop_values[indexOf(prop_keys, ?)]),
 			if(has(item_keys, ?), concat('[', arrayStringConcat(arrayMap(v -> concat(toString(length(v)), ':', v),
 				arrayFilter((v, k) -> k = ? AND v != '', item_values, item_keys)))), ''))`,
 		args: []any{key, key, item, item},

@@ -328,14 +328,11 @@ func refPath(jm *sessionize.Map, q store.FunnelQuery, evs []refEvent, attr func(
 	return best, bestPath
 }
 
-// refHeld is the values of the held property (q.Hold) on e: its own, when it has the property;
-// else those of the items of its products list (Segment's e-commerce spec: an order lists its
-// products); none when empty.
+// refHeld is the values of the held property (q.Hold) on e: its own, when it has a value of it
+// (not empty); else those of the items of its products list (Segment's e-commerce spec: an order
+// lists its products).
 func refHeld(q store.FunnelQuery, e refEvent) []string {
-	if v, ok := e.Property(q.Hold); ok {
-		if v == "" {
-			return nil
-		}
+	if v, _ := e.Property(q.Hold); v != "" {
 		return []string{v}
 	}
 	var vs []string
