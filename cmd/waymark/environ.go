@@ -29,8 +29,13 @@ var ownVariables = regexp.MustCompile(`^WAYMARK_(TEST|BENCH|FUZZ|LOCAL)_|^WAYMAR
 // serviceLinks matches the variables Kubernetes gives every container for each service of its
 // namespace (a service waymark, or waymark-anything, gives WAYMARK_SERVICE_HOST,
 // WAYMARK_PORT_8080_TCP_ADDR and so on: https://kubernetes.io/docs/concepts/services-networking/service/#environment-variables).
-// They are no one's misspelt flag.
-var serviceLinks = regexp.MustCompile(`^WAYMARK(_[A-Z0-9_]+)?_(SERVICE_HOST|SERVICE_PORT(_[A-Z0-9_]+)?|PORT(_[0-9]+_(TCP|UDP|SCTP)(_(PROTO|PORT|ADDR))?)?)$`)
+// They are no one's misspelt flag. The bare X_PORT of a service holds its address as a URL
+// (tcp://10.0.0.1:9000), which serviceLinkPort tells from a port a user meant for a flag
+// (WAYMARK_CLICKHOUSE_PORT=19801: tester 44's F5).
+var (
+	serviceLinks    = regexp.MustCompile(`^WAYMARK(_[A-Z0-9_]+)?_(SERVICE_HOST|SERVICE_PORT(_[A-Z0-9_]+)?|PORT_[0-9]+_(TCP|UDP|SCTP)(_(PROTO|PORT|ADDR))?)$`)
+	serviceLinkPort = regexp.MustCompile(`^WAYMARK(_[A-Z0-9_]+)?_PORT=(tcp|udp|sctp)://`)
+)
 
 // strayVariable is a WAYMARK_ environment variable no command reads, and the flag variable
 // nearest to it, if one is near enough to be what was meant ("" otherwise).
@@ -43,12 +48,13 @@ type strayVariable struct {
 // Kubernetes' service links: a misspelt one (WAYMARK_CLICKHOUSE_ADR) would otherwise leave its
 // flag at the default without a word (tester 42's F4). They are warned about, not refused: a
 // variable meant for another command, or another version of Waymark, is no error. Each names
-// the flag variable within two edits of it, if any (the closest; the first in name order of equals).
+// the flag variable within two edits of it in upper case, if any (the closest; the first in name
+// order of equals).
 func strayVariables(ctx context.Context, environ []string) []strayVariable {
 	var names []string
 	for _, kv := range environ {
 		name, _, _ := strings.Cut(kv, "=")
-		if strings.HasPrefix(name, "WAYMARK_") && !ownVariables.MatchString(name) && !serviceLinks.MatchString(name) {
+		if strings.HasPrefix(name, "WAYMARK_") && !ownVariables.MatchString(name) && !serviceLinks.MatchString(name) && !serviceLinkPort.MatchString(kv) {
 			names = append(names, name)
 		}
 	}
@@ -63,7 +69,7 @@ func strayVariables(ctx context.Context, environ []string) []strayVariable {
 		}
 		s, best := strayVariable{name: name}, 3
 		for _, k := range known {
-			if d := levenshtein.ComputeDistance(name, k); d < best {
+			if d := levenshtein.ComputeDistance(strings.ToUpper(name), k); d < best { // WAYMARK_clickhouse_addr meant WAYMARK_CLICKHOUSE_ADDR
 				s.meant, best = k, d
 			}
 		}
