@@ -379,26 +379,9 @@ func TestServerAliasesReadBeforeTheDevicesEvents(t *testing.T) {
 		{"two consumers", 2},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			collector := startServe(t, "--roles", "collector", "--dev-broker-partitions", "6")
-			db := newDatabase(t, "aliasfirst")
-			collector.database = db
-			for range tt.consumers {
-				s := startServe(t, "--roles", "ingest", "--kafka-brokers", collector.broker, "--clickhouse-database", db)
-				s.database, s.broker = db, collector.broker
-			}
-			waitGroupStable(t, collector.broker, "waymark", tt.consumers)
+			collector := startConsumers(t, "aliasfirst", tt.consumers)
 			// Six pairs whose device and user two consumers read apart (one reads all).
-			holder := partitionHolders(t, collector.broker, "waymark")
-			var pairs []int
-			for n := 1; n <= 200 && len(pairs) < 6; n++ {
-				dev, user := holder[ingest.Partition(fmt.Sprintf("mal-dev%d", n), 6)], holder[ingest.Partition(fmt.Sprintf("mal-user%d", n), 6)]
-				if tt.consumers == 1 || dev != user {
-					pairs = append(pairs, n)
-				}
-			}
-			if len(pairs) < 6 {
-				t.Fatalf("%d pairs read apart, want 6: partitions %v", len(pairs), holder)
-			}
+			pairs := readApart(t, collector, tt.consumers, "mal-dev%d", "mal-user%d")
 			var users, devices []string
 			for i, n := range pairs {
 				users = append(users,
@@ -441,26 +424,9 @@ func TestServerAliasesOfTwoUsersShareADevice(t *testing.T) {
 		{"two consumers", 2},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			collector := startServe(t, "--roles", "collector", "--dev-broker-partitions", "6")
-			db := newDatabase(t, "shareddevice")
-			collector.database = db
-			for range tt.consumers {
-				s := startServe(t, "--roles", "ingest", "--kafka-brokers", collector.broker, "--clickhouse-database", db)
-				s.database, s.broker = db, collector.broker
-			}
-			waitGroupStable(t, collector.broker, "waymark", tt.consumers)
+			collector := startConsumers(t, "shareddevice", tt.consumers)
 			// Six devices whose two users two consumers read apart (one reads all).
-			holder := partitionHolders(t, collector.broker, "waymark")
-			var devices []int
-			for n := 1; n <= 200 && len(devices) < 6; n++ {
-				a, b := holder[ingest.Partition(fmt.Sprintf("sd-a%d", n), 6)], holder[ingest.Partition(fmt.Sprintf("sd-b%d", n), 6)]
-				if tt.consumers == 1 || a != b {
-					devices = append(devices, n)
-				}
-			}
-			if len(devices) < 6 {
-				t.Fatalf("%d devices with users read apart, want 6: partitions %v", len(devices), holder)
-			}
+			devices := readApart(t, collector, tt.consumers, "sd-a%d", "sd-b%d")
 			var views, aliases, orders []string
 			for i, n := range devices {
 				at := func(minute int) string { return fmt.Sprintf("2026-06-04T%02d:%02d:00Z", 10+i, minute) }
@@ -486,6 +452,39 @@ func TestServerAliasesOfTwoUsersShareADevice(t *testing.T) {
 			}
 		})
 	}
+}
+
+// startConsumers starts a collector (with the dev broker, 6 partitions) and consumers serve
+// processes of the ingest role on a database of its own named by prefix, waits until the
+// consumer group is stable, and returns the collector, which knows the database.
+func startConsumers(t *testing.T, prefix string, consumers int) *server {
+	t.Helper()
+	collector := startServe(t, "--roles", "collector", "--dev-broker-partitions", "6")
+	db := newDatabase(t, prefix)
+	collector.database = db
+	for range consumers {
+		s := startServe(t, "--roles", "ingest", "--kafka-brokers", collector.broker, "--clickhouse-database", db)
+		s.database, s.broker = db, collector.broker
+	}
+	waitGroupStable(t, collector.broker, "waymark", consumers)
+	return collector
+}
+
+// readApart returns six numbers n whose keys fmt.Sprintf(a, n) and fmt.Sprintf(b, n) two
+// consumers read apart (with one consumer, the first six).
+func readApart(t *testing.T, collector *server, consumers int, a, b string) []int {
+	t.Helper()
+	holder := partitionHolders(t, collector.broker, "waymark")
+	var ns []int
+	for n := 1; n <= 200 && len(ns) < 6; n++ {
+		if consumers == 1 || holder[ingest.Partition(fmt.Sprintf(a, n), 6)] != holder[ingest.Partition(fmt.Sprintf(b, n), 6)] {
+			ns = append(ns, n)
+		}
+	}
+	if len(ns) < 6 {
+		t.Fatalf("%d pairs of %s and %s read apart, want 6: partitions %v", len(ns), a, b, holder)
+	}
+	return ns
 }
 
 // partitionHolders returns, per partition of waymark.events, the id of the group member that
