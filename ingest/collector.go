@@ -890,8 +890,8 @@ func parseRequest(body []byte, kind string) (*trackingRequest, error) {
 			req.context = nil // a repeated member: the last copy wins, null included
 			if err == nil && string(raw) != "null" {
 				req.context = raw
-				if bad := checkContext(raw); bad != nil && s.typeErr == nil {
-					s.typeErr = bad // refuses the request, as a bad batch member of any type
+				if bad := checkContext(raw); bad != nil {
+					s.mistyped(bad) // refuses the request, as a bad batch member of any type
 				}
 			}
 			return err
@@ -926,6 +926,9 @@ func parseRequest(body []byte, kind string) (*trackingRequest, error) {
 	}
 	err := s.object(func(nameBytes []byte) error {
 		field := string(nameBytes)
+		if field != "batch" {
+			s.replaced(field) // the last copy of a member is the member
+		}
 		start, depth := s.valueStart(), s.depth
 		err := readMember(field)
 		if !errors.As(err, new(*depthError)) {
@@ -939,8 +942,8 @@ func parseRequest(body []byte, kind string) (*trackingRequest, error) {
 		if err := s.skipDeep(start, depth); err != nil {
 			return err
 		}
-		if batch && slices.Contains([]string{"writeKey", "sentAt", "context", "integrations"}, field) && s.typeErr == nil {
-			s.typeErr = &InvalidError{Reason: ReasonInvalidField, Field: field, Err: fmt.Errorf("JSON nested deeper than %d levels (Waymark's limit)", maxJSONDepth)}
+		if batch && slices.Contains([]string{"writeKey", "sentAt", "context", "integrations"}, field) {
+			s.mistyped(&InvalidError{Reason: ReasonInvalidField, Field: field, Err: fmt.Errorf("JSON nested deeper than %d levels (Waymark's limit)", maxJSONDepth)})
 		}
 		return nil
 	})
@@ -955,14 +958,15 @@ func parseRequest(body []byte, kind string) (*trackingRequest, error) {
 		return nil, &requestError{http.StatusBadRequest, spelling.name, err.Error()}
 	case err != nil:
 		return nil, malformed(err)
-	case s.typeErr != nil && s.typeErr.Field == "batch" || batch && !hasBatch:
+	case s.typeErr() != nil && s.typeErr().Field == "batch" || batch && !hasBatch:
 		return nil, &requestError{http.StatusBadRequest, "batch", "batch must be an array of events"}
-	case s.typeErr != nil:
+	case s.typeErr() != nil:
 		// The request with its events: handle dead-letters them before it answers 400.
 		if !batch {
 			req.events = [][]byte{body}
 		}
-		return req, &requestError{http.StatusBadRequest, s.typeErr.Field, fmt.Sprintf("%s: %v", s.typeErr.Field, s.typeErr.Err)}
+		bad := s.typeErr()
+		return req, &requestError{http.StatusBadRequest, bad.Field, fmt.Sprintf("%s: %v", bad.Field, bad.Err)}
 	}
 	if !batch {
 		req.callType = kind

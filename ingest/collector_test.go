@@ -427,6 +427,14 @@ func TestCollectorBatchMembersGivenTwice(t *testing.T) {
 	if ev.Timestamp.Sub(now) < 59*time.Minute || ev.PagePath != "" {
 		t.Errorf("stored %s: time %s, page %q; want the client's time (%s) and no page", msgs[0].Value, ev.Timestamp, ev.PagePath, ahead)
 	}
+	// A copy of the wrong type before the last refuses nothing (tester 44's F6); the last does.
+	good := `"batch":[{"type":"track","event":"A","userId":"u","messageId":"m2"}]}`
+	if status, _, answer := e.do(t, call{path: "/v1/batch", headers: basicWeb, body: []byte(`{"sentAt":5,"sentAt":null,"context":5,"context":{},` + good)}); status != 200 {
+		t.Errorf("wrong copies replaced: %d %v, want 200", status, answer)
+	}
+	if status, _, answer := e.do(t, call{path: "/v1/batch", headers: basicWeb, body: []byte(`{"context":{},"context":5,` + good)}); status != 400 || answer["field"] != "context" {
+		t.Errorf("a wrong last copy: %d %v, want 400 naming context", status, answer)
+	}
 }
 
 // TestCollectorWriteKeyForms: a write key in Basic auth is the user name, with or without the

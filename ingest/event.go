@@ -759,6 +759,7 @@ func (w *wire) read(raw []byte) error {
 		}
 	}
 	err := s.object(func(name []byte) error {
+		s.replaced(string(name)) // the last copy of a member is the member
 		switch string(name) {
 		case "type":
 			return s.str("type", &w.Type)
@@ -816,8 +817,8 @@ func (w *wire) read(raw []byte) error {
 	if err != nil {
 		return &InvalidError{Reason: ReasonInvalidJSON, Err: err}
 	}
-	if s.typeErr != nil {
-		return s.typeErr
+	if err := s.typeErr(); err != nil {
+		return err
 	}
 	w.Ignored = s.ignored
 	return nil
@@ -851,11 +852,12 @@ func checkContext(raw []byte) *InvalidError {
 	if err := w.readContextObject(s, skip); err != nil {
 		return &InvalidError{Reason: ReasonInvalidJSON, Field: "context", Err: err}
 	}
-	return s.typeErr
+	return s.typeErr()
 }
 
 // readContext reads one member of the message's context.
 func (w *wire) readContext(s *jsonScanner, name []byte, traits func() func([]byte) error) error {
+	s.replaced("context." + string(name))
 	switch string(name) {
 	case "traits":
 		return s.members("context.traits", traits())

@@ -769,6 +769,43 @@ func TestRepeatedMembersNullLastIsAbsent(t *testing.T) {
 	}
 }
 
+// TestAWrongTypedCopyIsReplaced: a member's earlier copy of the wrong type does not refuse a
+// message whose last copy is right, at any depth; a last copy of the wrong type does (tester
+// 44's F6: any wrong copy refused it).
+func TestAWrongTypedCopyIsReplaced(t *testing.T) {
+	at := time.Date(2026, 5, 1, 12, 0, 0, 0, time.UTC)
+	const head = `{"type":"track","userId":"u",`
+	for _, tt := range []struct {
+		msg, want string // want: the event's name and page path, or the field an error names
+	}{
+		{head + `"event":5,"event":"X"}`, "X /"},
+		{head + `"event":"X","event":5}`, "error event"},
+		{head + `"event":"X","timestamp":5,"timestamp":"2026-04-01T00:00:00Z"}`, "X /"},
+		{head + `"event":"X","timestamp":"2026-04-01T00:00:00Z","timestamp":5}`, "error timestamp"},
+		{head + `"event":"X","context":5,"context":{"page":{"path":"/a"}}}`, "X /a"},
+		{head + `"event":"X","context":{"page":5},"context":{"page":{"path":"/a"}}}`, "X /a"},
+		{head + `"event":"X","context":{"page":{"path":5},"page":{"path":"/a"}}}`, "X /a"},
+		{head + `"event":"X","context":{"page":{"path":5,"path":"/a"}}}`, "X /a"},
+		{head + `"event":"X","properties":5,"properties":{"a":1}}`, "X /"},
+		{`{"type":"track","event":"X","userId":"\ud800","userId":"u"}`, "X /"},
+		{head + `"event":5,"timestamp":5,"event":"X"}`, "error timestamp"},
+		{head + `"event":"X","context":{"page":5},"context":{"campaign":5}}`, "error context.campaign"},
+	} {
+		e, err := Decode([]byte(tt.msg), "s", at)
+		got := e.Event + " /" + strings.TrimPrefix(e.PagePath, "/")
+		if err != nil {
+			got = "error " + err.Error()
+			var ie *InvalidError
+			if errors.As(err, &ie) {
+				got = "error " + ie.Field
+			}
+		}
+		if got != tt.want {
+			t.Errorf("%s: %s, want %s", tt.msg, got, tt.want)
+		}
+	}
+}
+
 // TestSurrogatePairsAndEscapedBackslashesAreIds: what refuses an id is half a surrogate pair
 // alone; a whole pair is its character, an escaped backslash before "ud800" is text, and a
 // property may hold half a pair (read as U+FFFD, as encoding/json reads it).

@@ -5,7 +5,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
+	"strings"
 	"unicode/utf8"
 )
 
@@ -24,13 +26,40 @@ type jsonScanner struct {
 	// memberStart is where the member being read by an object's member function starts (at its
 	// name's opening quote).
 	memberStart int
-	// typeErr is the first member of a known name whose value has the wrong type, of the
-	// members a message needs (not cosmetic). Reading goes on past it, so a syntax error later
-	// in the text is still the error reported.
-	typeErr *InvalidError
+	// typeErrs are the members of a known name whose value has the wrong type, of the members a
+	// message needs (not cosmetic), in the order read; a later copy of a member takes its
+	// earlier copies' back (replaced), as the last copy is the member. The first left is the
+	// error (typeErr). Reading goes on past them, so a syntax error later in the text is still
+	// the error reported.
+	typeErrs []*InvalidError
 	// ignored are the cosmetic members (see cosmetic) whose value has the wrong type, in the
 	// order read: read as absent, they do not refuse the message.
 	ignored []*InvalidError
+}
+
+// mistyped records a member of the wrong type (see typeErrs).
+func (s *jsonScanner) mistyped(e *InvalidError) { s.typeErrs = append(s.typeErrs, e) }
+
+// typeErr returns the first member of the wrong type that a later copy did not replace, nil
+// when there is none.
+func (s *jsonScanner) typeErr() *InvalidError {
+	if len(s.typeErrs) == 0 {
+		return nil
+	}
+	return s.typeErrs[0]
+}
+
+// replaced is called as a member named field is read: an earlier copy of it, and the members
+// inside that copy, no longer count, so their wrong types (typeErrs) and the cosmetic ones
+// ignored are forgotten (tester 44's F6: "timestamp":5,"timestamp":"2026-…" was refused).
+func (s *jsonScanner) replaced(field string) {
+	within := func(e *InvalidError) bool { return e.Field == field || strings.HasPrefix(e.Field, field+".") }
+	if len(s.typeErrs) > 0 {
+		s.typeErrs = slices.DeleteFunc(s.typeErrs, within)
+	}
+	if len(s.ignored) > 0 {
+		s.ignored = slices.DeleteFunc(s.ignored, within)
+	}
 }
 
 // syntaxError is JSON that cannot be read.
@@ -458,11 +487,10 @@ func (s *jsonScanner) wrongType(field, want string) error {
 		return err
 	}
 	bad := &InvalidError{Reason: ReasonInvalidField, Field: field, Err: fmt.Errorf("want %s, got %s", want, abbreviate(raw))}
-	switch {
-	case cosmetic(field):
+	if cosmetic(field) {
 		s.ignored = append(s.ignored, bad)
-	case s.typeErr == nil:
-		s.typeErr = bad
+	} else {
+		s.mistyped(bad)
 	}
 	return nil
 }
@@ -508,6 +536,7 @@ func (s *jsonScanner) stringMembers(field string, fields ...stringField) error {
 	return s.members(field, func(name []byte) error {
 		for _, f := range fields {
 			if string(name) == f.name {
+				s.replaced(f.path)
 				return s.str(f.path, f.dst)
 			}
 		}
@@ -528,14 +557,12 @@ func (s *jsonScanner) id(field string, dst *string) error {
 	case c == '"':
 		raw, escaped, err := s.rawString()
 		if err == nil && (escaped && loneSurrogate(raw) || !utf8.Valid(raw)) {
-			if s.typeErr == nil {
-				why := "escapes half of a UTF-16 surrogate pair without the other, which is no character"
-				if !utf8.Valid(raw) {
-					why = "holds bytes that are not UTF-8, which are no character"
-				}
-				s.typeErr = &InvalidError{Reason: ReasonInvalidField, Field: field, Err: fmt.Errorf(
-					"%s %s; send the id as text a client's string holds", abbreviate(raw), why)}
+			why := "escapes half of a UTF-16 surrogate pair without the other, which is no character"
+			if !utf8.Valid(raw) {
+				why = "holds bytes that are not UTF-8, which are no character"
 			}
+			s.mistyped(&InvalidError{Reason: ReasonInvalidField, Field: field, Err: fmt.Errorf(
+				"%s %s; send the id as text a client's string holds", abbreviate(raw), why)})
 			return nil
 		}
 		*dst = unquote(raw, escaped)

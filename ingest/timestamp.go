@@ -125,8 +125,8 @@ func (s *jsonScanner) timestamp(field string, dst *timeMember) error {
 		return s.literal("null")
 	}
 	raw, err := s.value()
-	if err == nil && s.typeErr == nil {
-		s.typeErr = &InvalidError{Reason: ReasonInvalidTimestamp, Field: field, Err: fmt.Errorf("want an ISO 8601 date-time string, got %s", abbreviate(raw))}
+	if err == nil {
+		s.mistyped(&InvalidError{Reason: ReasonInvalidTimestamp, Field: field, Err: fmt.Errorf("want an ISO 8601 date-time string, got %s", abbreviate(raw))})
 	}
 	return err
 }
