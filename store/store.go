@@ -193,12 +193,17 @@ const outsideSlotConns = 10
 // together: eight sessions summaries, or eight name checks), beside what the writer needs: with
 // the client's default of 10 connections, four batches took every one, and queries and inserts
 // waiting past DialTimeout failed ("acquire conn timeout": a 500, and the consumer retrying).
-// Connections are dialled so that a query's context bounds their hello too (dialer).
+// Connections are dialled so that a query's context bounds their hello too (dialer). A read
+// waits for ClickHouse's next packet up to the client's default 5 minutes, or a minute past
+// QueryTimeout when that is longer: a query sends nothing until its grouping ends (a pass, an
+// INSERT … SELECT), and a query allowed 10 minutes was cut at 5 with "i/o timeout" (so was the
+// 100M benchmark's generation, QueryTimeout 30 minutes, on a loaded machine).
 func clickhouseOptions(cfg Config) *clickhouse.Options {
 	return &clickhouse.Options{
 		Addr:         []string{cfg.Addr},
 		Auth:         clickhouse.Auth{Username: cfg.User, Password: cfg.Password},
 		DialTimeout:  cfg.DialTimeout,
+		ReadTimeout:  max(5*time.Minute, cfg.QueryTimeout+time.Minute),
 		DialContext:  (&dialer{net.Dialer{Timeout: cfg.DialTimeout}}).DialContext,
 		Compression:  &clickhouse.Compression{Method: clickhouse.CompressionLZ4},
 		MaxOpenConns: cfg.QueryConcurrency*MaxBatchQueries + outsideSlotConns,
