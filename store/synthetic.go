@@ -32,10 +32,11 @@ func syntheticMerged(share float64) string {
 }
 
 // syntheticChunk is how many events one INSERT of GenerateSynthetic generates: an INSERT … SELECT
-// sends nothing back until it ends, and one of 100M rows outlasts the client's read timeout (5
-// minutes) on a busy machine; so did one of 5M, at rows 90M–95M of the 100M benchmark with the
-// load at 20 (the merges of the parts before it compete for the cores): a fifth of that leaves the
-// margin.
+// sends nothing back until it ends, and one of 100M rows outlasts the client's read timeout
+// (clickhouseOptions) on a busy machine. One of 5M did at rows 90M–95M of the 100M benchmark
+// with the load at 20, and one of 1M at rows 98M–99M with the server at nice 19 and the load at
+// 14 (the merges of the parts before it compete for the cores), both when reads waited 5 minutes;
+// they now wait a minute past the benchmark's QueryTimeout.
 const syntheticChunk = 1_000_000
 
 // syntheticLogin is the SQL of the time, in ms, at which a merged customer number k logs in: a
