@@ -91,8 +91,10 @@ type ConsumerConfig struct {
 	StallAfter time.Duration
 	// OnRebalance, when set, is called each time the consumer joins a group generation, before
 	// it reads a message of it: partitions may have come from another consumer, and what a cache
-	// knows of what is stored (store.Store.RefreshStoredKeys) must take in that consumer's writes.
-	OnRebalance func()
+	// knows of what is stored (store.Store.Rebalanced) must take in that consumer's writes. sole
+	// says this consumer reads every partition of the topic in the generation: no other consumer
+	// of the group stores events while it lasts.
+	OnRebalance func(sole bool)
 }
 
 func (c *ConsumerConfig) setDefaults() {
@@ -515,12 +517,12 @@ func (c *Consumer) fetch(ctx context.Context, out chan<- fetchedMessage) {
 		}
 		c.health.clearStep("read partition count")
 		c.metrics.rebalances.Inc()
+		assigned := kgen.Assignments[c.cfg.Topic]
 		if c.cfg.OnRebalance != nil {
-			c.cfg.OnRebalance()
+			c.cfg.OnRebalance(len(assigned) == n)
 		}
 		ended, end := context.WithCancel(context.Background())
 		gen := &generation{Generation: kgen, ended: ended, partitions: partitionList(n)}
-		assigned := kgen.Assignments[c.cfg.Topic]
 		var parts []int
 		for _, a := range assigned {
 			parts = append(parts, a.ID)

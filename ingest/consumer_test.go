@@ -307,11 +307,16 @@ func TestConsumerRebalanceWithBatchInFlight(t *testing.T) {
 	}
 	// A cuts batches by size only: its first batch is the first phase, both partitions, and after
 	// the rebalance the partition it keeps (both phases) makes exactly one more.
-	stopA := run("A", sinkA, ConsumerConfig{BatchSize: 2 * k, FlushInterval: time.Hour})
+	// OnRebalance says whether the consumer reads every partition: A alone does, then neither.
+	var soles [2][]bool
+	rebalanced := func(i int) func(bool) {
+		return func(sole bool) { mu.Lock(); soles[i] = append(soles[i], sole); mu.Unlock() }
+	}
+	stopA := run("A", sinkA, ConsumerConfig{BatchSize: 2 * k, FlushInterval: time.Hour, OnRebalance: rebalanced(0)})
 	defer stopA()
 	<-entered
 
-	stopB := run("B", sinkB, ConsumerConfig{BatchSize: 2 * k, FlushInterval: 20 * time.Millisecond})
+	stopB := run("B", sinkB, ConsumerConfig{BatchSize: 2 * k, FlushInterval: 20 * time.Millisecond, OnRebalance: rebalanced(1)})
 	defer stopB()
 	// A commits nothing while its first batch is stuck, so a partition committed to its end was
 	// read by B, after the rebalance. Each consumer has one partition.
@@ -340,6 +345,9 @@ func TestConsumerRebalanceWithBatchInFlight(t *testing.T) {
 		if id := fmt.Sprintf("m%d", i); stored[id] == 0 {
 			t.Errorf("event %s never stored", id)
 		}
+	}
+	if a, b := soles[0], soles[1]; len(a) < 2 || !a[0] || a[len(a)-1] || len(b) == 0 || b[len(b)-1] {
+		t.Errorf("OnRebalance said A read every partition %v, B %v; want A alone first, then neither", a, b)
 	}
 }
 

@@ -106,9 +106,16 @@ func (s *Store) lookUpStored(ctx context.Context, keys []string) ([]string, erro
 // the users whose server aliases from a device's id sign them in on it: see
 // sessionize.Sessionizer.toRestore and sessionize.Runner.learn). They are looked up without it:
 // one query to find which are stored, then one for their events and one for their sessions.
+// While this process's consumer reads every partition (Rebalanced), no other process stores
+// events, and it is History: a single consumer, the usual deployment, asks ClickHouse nothing
+// for keys never stored (the restores of a million-event import took 0.4–1.6 s with the filter,
+// 1.7–7.3 s without it).
 func (s *Store) ForeignHistory(ctx context.Context, keys []string) ([]ingest.Event, []sessionize.Session, error) {
 	if len(keys) == 0 {
 		return nil, nil, nil
+	}
+	if s.soleWriter() {
+		return s.History(ctx, keys)
 	}
 	keys, err := s.lookUpStored(ctx, keys)
 	if err != nil || len(keys) == 0 {

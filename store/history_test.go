@@ -159,6 +159,28 @@ func TestStoredKeysFilter(t *testing.T) {
 	if got := restored(b, "other", "before", "own", "new"); !slices.Equal(got, []string{"before", "other", "own"}) {
 		t.Errorf("after a refresh: %v, want [before other own]", got)
 	}
+	// While b's consumer reads every partition, ForeignHistory trusts the filter as History
+	// does: no other process stores events (here a does all the same, to tell the two apart).
+	foreign := func(key string) int {
+		t.Helper()
+		events, _, err := b.ForeignHistory(ctx, []string{key})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return len(events)
+	}
+	b.Rebalanced(true)
+	restored(b, "own") // loads the filter
+	write(a, "sole")
+	if n := foreign("sole"); n != 0 {
+		t.Errorf("ForeignHistory of a key stored by another process while b's consumer was sole: %d events, want none (the filter asked)", n)
+	}
+	b.Rebalanced(false)
+	restored(b, "own")
+	write(a, "shared")
+	if n := foreign("shared"); n != 1 {
+		t.Errorf("ForeignHistory of a key another process stored, partitions shared: %d events, want 1", n)
+	}
 }
 
 // TestHistoryKeepsTheStoredTime: an event is restored at the time it was stored. A message

@@ -28,6 +28,9 @@ type storedKeys struct {
 	pending  []string           // keys written while loading
 	sizedFor uint               // keys the filter was sized for; past them it is loaded again, larger
 	refresh  uint64             // counts RefreshStoredKeys calls: a load one overtook is not kept
+	// sole says this process's consumer reads every partition (Rebalanced): no other process
+	// stores events, so the filter also knows the keys of other partitions (ForeignHistory).
+	sole bool
 }
 
 const (
@@ -49,6 +52,24 @@ func (s *Store) RefreshStoredKeys() {
 	s.storedKeys.filter = nil
 	s.storedKeys.refresh++
 	s.storedKeys.mu.Unlock()
+}
+
+// Rebalanced is the consumer's OnRebalance: the next restore loads the keys with stored events
+// again (RefreshStoredKeys), and sole says whether this process's consumer reads every partition
+// of the topic, so that no other process stores events until the next rebalance: ForeignHistory
+// then asks the filter too, as History does.
+func (s *Store) Rebalanced(sole bool) {
+	s.RefreshStoredKeys()
+	s.storedKeys.mu.Lock()
+	s.storedKeys.sole = sole
+	s.storedKeys.mu.Unlock()
+}
+
+// soleWriter reports what the last Rebalanced said (false before any).
+func (s *Store) soleWriter() bool {
+	s.storedKeys.mu.Lock()
+	defer s.storedKeys.mu.Unlock()
+	return s.storedKeys.sole
 }
 
 // noteStored adds the keys of events just stored.

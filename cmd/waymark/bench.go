@@ -191,7 +191,7 @@ func benchConsumer(ctx context.Context, fs *flagSet, brokers []string, cfg store
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	ccfg.Brokers, ccfg.Group, ccfg.OnRebalance = brokers, group, st.RefreshStoredKeys
+	ccfg.Brokers, ccfg.Group, ccfg.OnRebalance = brokers, group, st.Rebalanced
 	if consumer, err = ingest.NewConsumer(ccfg, runner, log, nil); err != nil {
 		return nil, nil, nil, err
 	}

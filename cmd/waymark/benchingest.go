@@ -251,7 +251,7 @@ func runIngestPhase(ctx context.Context, ccfg ingest.ConsumerConfig, st *store.S
 	if err != nil {
 		return ph, err
 	}
-	ccfg.OnRebalance = st.RefreshStoredKeys // as serve: a new process loads the stored keys again
+	ccfg.OnRebalance = st.Rebalanced // as serve: a new process loads the stored keys again
 	consumer, err := ingest.NewConsumer(ccfg, runner, slog.New(slog.NewTextHandler(io.Discard, nil)), nil)
 	if err != nil {
 		return ph, err

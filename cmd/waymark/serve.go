@@ -213,7 +213,7 @@ func runServe(ctx context.Context, args []string, log *slog.Logger) error {
 			return err
 		}
 		ccfg.Brokers, ccfg.Topic, ccfg.DLQTopic, ccfg.Group = kf.brokerList(), kf.topic, kf.dlqTopic, kf.group
-		ccfg.OnRebalance = st.RefreshStoredKeys // partitions another process wrote may come to this one
+		ccfg.OnRebalance = st.Rebalanced // partitions another process wrote may come to this one
 		if devBroker {
 			// The dev broker's offsets start at 0 again with each start: the events sent now
 			// follow those stored before in the tie rule's order only with Seqs past theirs.
