@@ -72,7 +72,7 @@ func heldValues(dst []string, text string) []string {
 		dst, rest = append(dst, after[:k]), after[k:]
 	}
 	slices.Sort(dst[n:])
-	return slices.Compact(dst)
+	return append(dst[:n], slices.Compact(dst[n:])...)
 }
 
 // reachHeld is reach holding a property constant (FunnelQuery.Hold): hold is 1 + the attribute
