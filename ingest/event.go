@@ -152,6 +152,18 @@ func (e *Event) CustomerKey() string {
 	return e.UserID
 }
 
+// DevicePerson is the person id of a person that has no userId, named by one of its devices:
+// two Internal characters then the device's anonymousId. A person that has a userId is named by
+// it, as sent; so no device's person can be a user's, even when a client sends one text as an
+// anonymousId and as another customer's userId (tester 42's F8: an identify with anonymousId one
+// buyer's userId joined two buyers through the text). It differs too from the person a device's
+// lost sign-ins go to, one Internal then the anonymousId (sessionize's lostUser), as no client's
+// id starts with Internal. Mixpanel's simplified ID merge keeps device ids apart from user ids
+// the same way, prefixing them "$device:"; PostHog keeps distinct_ids in one namespace.
+// DevicePerson("") is the mark alone, which store's SQL derives from (the migration that typed
+// stored person ids, the synthetic generator).
+func DevicePerson(anonymousID string) string { return Internal + Internal + anonymousID }
+
 // Property returns the text value of the property name (properties.name) and whether it is set.
 func (e *Event) Property(name string) (string, bool) { return e.stored(PropertyKey(name)) }
 

@@ -128,36 +128,43 @@ func newIdentities(maxIDs int, aliasJoinsUsers bool) *identities {
 		aliasJoinsUsers: aliasJoinsUsers}
 }
 
-// PersonLink says which person a customer key (a userId or anonymousId) belongs to: stored as an
-// override, it moves the events stored under CustomerKey's person to PersonID at query time.
+// PersonLink says which person an id of the identity graph belongs to now: stored as an
+// override (table persons, its customer_key and person_id), it moves the events stored with
+// CustomerKey as their person to PersonID at query time. Both are stored person ids (see
+// storedPerson): CustomerKey is the person id the id's events were stored with while it was a
+// person of its own, a userId as sent or a device's ingest.DevicePerson, so an override of a
+// device never moves the events of a user whose userId is the device's text (tester 42's F8).
 type PersonLink struct {
 	CustomerKey string
 	PersonID    string
 }
 
+// storedPerson returns the person id Waymark stores and answers with for id, a "u:" or "a:" id
+// of the graph (a person's name, see personName, or one of its ids): a userId as sent; a
+// device's anonymousId typed as ingest.DevicePerson; lostUser's id, which starts with
+// ingest.Internal, as it is (its one Internal then the anonymousId, never a DevicePerson's
+// two). The one place the graph's typing becomes the stored one.
+func storedPerson(id string) string {
+	text := id[2:]
+	if strings.HasPrefix(id, "u:") || strings.HasPrefix(text, ingest.Internal) {
+		return text
+	}
+	return ingest.DevicePerson(text)
+}
+
 // person returns the links of every id of the person that id belongs to, to the person's id. A
-// customer key is the id's text alone, so where an id's two readings are two persons (a userId
-// reading of an alias's previousId made before its device was known, see linksOf) the key is
-// the device's person's: its events are the device's, as DeviceSignIns holds them. A device
-// that names no key (see namesKey) leaves it to the userId reading, if any.
+// device that names no key (see namesKey) is left out: its events are stored with the alias's
+// person from the start (personAt). A device and a userId of one text are two keys (see
+// storedPerson), each its own person's.
 func (g *identities) person(id string) []PersonLink {
 	root := g.find(id)
-	ids, best := g.members[root], g.name[root][2:]
+	ids, best := g.members[root], storedPerson(g.name[root])
 	links := make([]PersonLink, 0, len(ids))
-	seen := map[string]bool{}
 	for _, m := range ids {
-		key := m[2:]
-		if seen[key] { // an alias links both readings of its previousId
-			continue
-		}
 		if strings.HasPrefix(m, "a:") && !g.namesKey(m) {
 			continue
 		}
-		if _, device := g.parent["a:"+key]; device && strings.HasPrefix(m, "u:") && g.find("a:"+key) != root && g.namesKey("a:"+key) {
-			continue // the device's person names the key
-		}
-		seen[key] = true
-		links = append(links, PersonLink{CustomerKey: key, PersonID: best})
+		links = append(links, PersonLink{CustomerKey: storedPerson(m), PersonID: best})
 	}
 	return links
 }
@@ -186,7 +193,8 @@ func (g *identities) userReadingJoined(device string) bool {
 	return known && g.find(user) == g.find(device)
 }
 
-// personOf returns the person id ("u:" or "a:" prefixed) of the person id belongs to now.
+// personOf returns the person id ("u:" or "a:" prefixed, see storedPerson) of the person id
+// belongs to now.
 func (g *identities) personOf(id string) string {
 	if n, ok := g.name[g.find(id)]; ok {
 		return n
@@ -422,7 +430,7 @@ func (g *identities) signIns(device string) (d DeviceSignIns) {
 	d.Device = device[2:]
 	for i, s := range list {
 		if i == 0 || s.user != list[i-1].user { // the start of a run of one user
-			d.From, d.Seqs, d.Users = append(d.From, s.us), append(d.Seqs, s.seq), append(d.Users, s.user[2:])
+			d.From, d.Seqs, d.Users = append(d.From, s.us), append(d.Seqs, s.seq), append(d.Users, storedPerson(s.user))
 		}
 	}
 	return d

@@ -47,10 +47,10 @@ func TestLoginDoesNotSplitAVisit(t *testing.T) {
 	if got.Events != 4 || got.EntryEvent != "Home" || got.ExitEvent != "Order Completed" || got.PersonID != "user-314" || got.CustomerKey != "brw-1" {
 		t.Errorf("session %+v: want 4 events from Home to Order Completed, device brw-1, person user-314", got)
 	}
-	if want := []string{"brw-1", "brw-1", "user-314", "user-314", "user-314"}; !slices.Equal(out.PersonIDs, want) {
+	if want := []string{ingest.DevicePerson("brw-1"), ingest.DevicePerson("brw-1"), "user-314", "user-314", "user-314"}; !slices.Equal(out.PersonIDs, want) {
 		t.Errorf("persons at ingest %v, want %v", out.PersonIDs, want)
 	}
-	if got := personsOf(out); got != "brw-1=user-314 user-314=user-314" {
+	if got := personsOf(out); got != "$device:brw-1=user-314 user-314=user-314" {
 		t.Errorf("overrides %s, want brw-1 moved to user-314", got)
 	}
 }
@@ -149,10 +149,10 @@ func TestAliasChainEndsAtTheNewestUserID(t *testing.T) {
 			}
 		}
 		var parts []string
-		for _, k := range []string{"dev", "old", "mid", "new"} {
-			parts = append(parts, k+"="+persons[k])
+		for _, k := range []string{ingest.DevicePerson("dev"), "old", "mid", "new"} {
+			parts = append(parts, readable(k)+"="+persons[k])
 		}
-		if got := strings.Join(parts, " "); got != "dev=new old=new mid=new new=new" {
+		if got := strings.Join(parts, " "); got != "$device:dev=new old=new mid=new new=new" {
 			t.Errorf("order %v: %s", order, got)
 		}
 	}
@@ -197,8 +197,12 @@ func TestAliasCycleNamesOnePersonInAnyOrder(t *testing.T) {
 			restarted := newSessionizerWith(t, Config{AliasJoinsUsers: true})
 			restarted.RestoreLinks(links)
 			for key := range persons {
-				if got := restarted.ids.personOf("u:" + key); got != "u:"+tt.want && restarted.ids.personOf("a:"+key) != "u:"+tt.want {
-					t.Errorf("%s, %s: after a restart %s is person %s, want %s", tt.name, name, key, got, tt.want)
+				id := "u:" + key // the id the override's key stands for (see storedPerson)
+				if device, ok := strings.CutPrefix(key, ingest.DevicePerson("")); ok {
+					id = "a:" + device
+				}
+				if got := restarted.ids.personOf(id); got != "u:"+tt.want {
+					t.Errorf("%s, %s: after a restart %s is person %s, want %s", tt.name, name, readable(key), got, tt.want)
 				}
 			}
 		}
@@ -934,6 +938,108 @@ func TestAForgedAliasIsCountedInEveryOrder(t *testing.T) {
 			if apart := s.ids.personOf("u:fa-alice") != s.ids.personOf("u:fa-bob"); !tt.joins && !apart {
 				t.Errorf("%s, %s: fa-alice and fa-bob joined, want them apart", tt.name, name)
 			}
+		}
+	}
+}
+
+// TestAnAnonymousIDThatIsAUsersIDJoinsNoOne is tester 42's F8 in the sessionizer: one identify
+// whose anonymousId is buyer 1's userId and whose userId is buyer 2's made the two buyers one
+// person, in either arrival order, as a device's person id and the override of its key were its
+// anonymousId's text, which the user's events were stored under too. Now a device's person id is
+// typed (ingest.DevicePerson): each event's stored person, after the overrides written live (and,
+// after a restart, those a restart writes again), is its own, in every arrival order. A device
+// browsing under a userId's text is a person of its own; a shop that sends one text as a
+// customer's anonymousId and userId still gets one person.
+func TestAnAnonymousIDThatIsAUsersIDJoinsNoOne(t *testing.T) {
+	dev := ingest.DevicePerson
+	for _, tt := range []struct {
+		name   string
+		events []ingest.Event
+		want   []string // the person of each event, as queries read it
+	}{
+		{"a forged identify", []ingest.Event{
+			call("track", "Order Completed", "b1", "U1", 0),
+			call("track", "Order Completed", "b2", "U2", 1),
+			call("identify", "", "U1", "U2", 2),
+		}, []string{"U1", "U2", "U2"}},
+		{"a forged identify, the buyers' server calls", []ingest.Event{
+			call("track", "Order Completed", "", "U1", 0),
+			call("track", "Order Completed", "", "U2", 1),
+			call("identify", "", "U1", "U2", 2),
+		}, []string{"U1", "U2", "U2"}},
+		{"a device browsing under a user's text", []ingest.Event{
+			call("track", "Order Completed", "b1", "U1", 0),
+			call("page", "Home", "U1", "", 1),
+			call("track", "Product Viewed", "U1", "", 2),
+		}, []string{"U1", dev("U1"), dev("U1")}},
+		{"one text as a customer's anonymousId and userId", []ingest.Event{
+			call("page", "Home", "C1", "", 0),
+			call("identify", "", "C1", "C1", 1),
+			call("track", "Order Completed", "C1", "C1", 2),
+			call("track", "Order Completed", "", "C1", 3),
+		}, []string{"C1", "C1", "C1", "C1"}},
+	} {
+		for name, order := range arrivalOrders(len(tt.events), 10) {
+			s := newTestSessionizer(t)
+			stored := make([]string, len(tt.events))
+			overrides := map[string]string{}
+			var links [][2]string
+			for _, i := range order {
+				out, _ := s.Push(base, []ingest.Event{tt.events[i]})
+				stored[i] = out.PersonIDs[0]
+				links = append(links, out.Links...)
+				for _, p := range out.Persons {
+					overrides[p.CustomerKey] = p.PersonID
+				}
+			}
+			check := func(when string) {
+				t.Helper()
+				for i, p := range stored {
+					if o, ok := overrides[p]; ok {
+						p = o
+					}
+					if p != tt.want[i] {
+						t.Errorf("%s, %s, %s: %s %s is %s's (stored as %s's), want %s's", tt.name, name, when, tt.events[i].Type,
+							tt.events[i].MessageID, readable(p), readable(stored[i]), readable(tt.want[i]))
+					}
+				}
+			}
+			check("live")
+			restarted := newTestSessionizer(t)
+			restarted.RestoreLinks(links)
+			for _, p := range restarted.Persons() {
+				overrides[p.CustomerKey] = p.PersonID
+			}
+			check("after a restart")
+		}
+	}
+}
+
+// TestStoredPersonsAreApart: the person ids the sessionizer stores for a userId, a device's
+// anonymousId of the same text and a device's lost sign-ins are three (storedPerson), whatever the
+// texts: no encoding of one is another's.
+func TestStoredPersonsAreApart(t *testing.T) {
+	for _, tt := range []struct{ id, want string }{
+		{"u:alice", "alice"},
+		{"a:alice", ingest.Internal + ingest.Internal + "alice"},
+		{lostUser("a:alice"), ingest.Internal + "alice"},
+		{"u:a:alice", "a:alice"},
+		{"a:u:alice", ingest.Internal + ingest.Internal + "u:alice"},
+	} {
+		if got := storedPerson(tt.id); got != tt.want {
+			t.Errorf("storedPerson(%q) = %q, want %q", tt.id, got, tt.want)
+		}
+	}
+	// Distinct ids give distinct person ids, for texts that look like another's encoding.
+	texts := []string{"alice", "aalice", "a:alice", "u:alice", "", "a", "\t"}
+	seen := map[string]string{}
+	for _, text := range texts {
+		for _, id := range []string{"u:" + text, "a:" + text, lostUser("a:" + text)} {
+			p := storedPerson(id)
+			if other, ok := seen[p]; ok && other != id {
+				t.Errorf("%q and %q are both stored as %q", other, id, p)
+			}
+			seen[p] = id
 		}
 	}
 }

@@ -563,7 +563,7 @@ func (s *Sessionizer) Push(now time.Time, events []ingest.Event) (Output, Stats)
 				ps.later = append(ps.later, i)
 				s.laterCopy(ps, key, c, e, held)
 			}
-			personIDs[i], seqs[i] = s.ids.personAt(e.UserID, e.AnonymousID, held.us, held.seq)[2:], held.seq
+			personIDs[i], seqs[i] = storedPerson(s.ids.personAt(e.UserID, e.AnonymousID, held.us, held.seq)), held.seq
 			continue // the same bytes delivered again: stored again, which changes nothing
 		}
 		if c.holds(p.id) { // a copy at another time (a retry re-stamped): the earliest one counts
@@ -579,7 +579,7 @@ func (s *Sessionizer) Push(now time.Time, events []ingest.Event) (Output, Stats)
 			c.replace(j, p)
 			s.supersede(ps, key, c, moved)
 			s.earlierCopy(ps, key, c, e, p)
-			personIDs[i], seqs[i] = s.ids.personAt(e.UserID, e.AnonymousID, p.us, p.seq)[2:], p.seq
+			personIDs[i], seqs[i] = storedPerson(s.ids.personAt(e.UserID, e.AnonymousID, p.us, p.seq)), p.seq
 			continue
 		}
 		other, oc, j := s.copyElsewhere(e, p)
@@ -590,7 +590,7 @@ func (s *Sessionizer) Push(now time.Time, events []ingest.Event) (Output, Stats)
 			if p.us >= q.us {
 				ps.later = append(ps.later, i)
 				s.laterCopy(ps, key, c, e, q)
-				personIDs[i], seqs[i] = s.ids.personAt(e.UserID, e.AnonymousID, q.us, q.seq)[2:], q.seq
+				personIDs[i], seqs[i] = storedPerson(s.ids.personAt(e.UserID, e.AnonymousID, q.us, q.seq)), q.seq
 				if created && len(c.points) == 0 {
 					delete(s.customers, key) // nothing of it is stored
 				}
@@ -607,7 +607,7 @@ func (s *Sessionizer) Push(now time.Time, events []ingest.Event) (Output, Stats)
 		person := s.ids.personAt(e.UserID, e.AnonymousID, p.us, p.seq)
 		s.observe(key, c, e, p, person, stats, oc != nil)
 		s.signInsOf(ps, c, e, p)
-		personIDs[i], seqs[i] = person[2:], p.seq
+		personIDs[i], seqs[i] = storedPerson(person), p.seq
 		c.add(p)
 		ps.touch(key, c)
 	}
@@ -2284,9 +2284,9 @@ func (s *Sessionizer) cut(key string, c *customer) []Session {
 	}
 	person := func(p point) string {
 		if c.byUser {
-			return s.ids.personOf("u:" + key)[2:]
+			return storedPerson(s.ids.personOf("u:" + key))
 		}
-		return s.ids.personAt("", key, p.us, p.seq)[2:]
+		return storedPerson(s.ids.personAt("", key, p.us, p.seq))
 	}
 	gap, maxDur := s.cfg.Gap.Microseconds(), s.cfg.MaxDuration.Microseconds()
 	// counts is, per person, their events so far matching each rule: a rule that needs the nth

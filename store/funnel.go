@@ -1119,14 +1119,15 @@ func contextColumn(field string) string {
 // sqlString quotes s as a ClickHouse string literal. "?" and "$" are written as the escapes
 // \x3F and \x24: clickhouse-go binds every "?" of a query's text to an argument, inside a
 // literal too, and refuses a query where "$1" stands beside "?" (bind.go), so a property name
-// with either would shift the arguments, or make them part of the SQL, or fail the query.
+// with either would shift the arguments, or make them part of the SQL, or fail the query. NUL
+// (ingest.Internal, in Waymark's own ids and labels) is written as the escape \0.
 func sqlString(s string) string {
 	return "'" + sqlLiteralEscaper.Replace(s) + "'"
 }
 
 // sqlLiteralEscaper escapes a string for sqlString. It is never changed (strings.Replacer is safe
 // for concurrent use).
-var sqlLiteralEscaper = strings.NewReplacer(`\`, `\\`, `'`, `\'`, `?`, `\x3F`, `$`, `\x24`)
+var sqlLiteralEscaper = strings.NewReplacer(`\`, `\\`, `'`, `\'`, `?`, `\x3F`, `$`, `\x24`, "\x00", `\0`)
 
 func placeholders(n int) string {
 	return strings.TrimSuffix(strings.Repeat("?, ", n), ", ")

@@ -12,13 +12,24 @@ import (
 	"github.com/ClickHouse/clickhouse-go/v2"
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 
+	"github.com/waymark-dev/waymark/ingest"
 	"github.com/waymark-dev/waymark/store"
 )
+
+// ownPerson is the person id of a row stored at version 4 by its customer key, as version 18
+// types it: alice's is hers, the anonymous device's typed.
+func ownPerson(key string) string {
+	if key == "alice" {
+		return key
+	}
+	return ingest.DevicePerson(key)
+}
 
 // TestMigrateUpgradesVersion4 creates a database as schema version 4 left it (the single-node DDL
 // of that release, testdata/schema-v4-single.sql, with versions 1 to 4 recorded), with rows in
 // events and sessions, then opens the store on it and migrates. The database must then be at
-// SchemaVersion, its old rows read person_id = customer_key (before and after a merge), a
+// SchemaVersion, its old rows read person_id = customer_key (before and after a merge), a device's
+// typed by version 18 (ingest.DevicePerson: the anonymous row's key is nobody's userId), a
 // person_id given on insert is kept, a second Migrate changes nothing, and its columns are those
 // of a database migrated from empty.
 func TestMigrateUpgradesVersion4(t *testing.T) {
@@ -28,11 +39,11 @@ func TestMigrateUpgradesVersion4(t *testing.T) {
 	day := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	// Rows with the columns of version 4 only.
 	insert(t, conn, db+".events", "source, message_id, type, event, user_id, customer_key, ts_ms, date",
-		[]any{"web", "m1", "track", "Product Viewed", "alice", "u:alice", uint64(1767225600000), day},
-		[]any{"web", "m2", "track", "Order Completed", "", "a:anon-1", uint64(1767225660000), day})
+		[]any{"web", "m1", "track", "Product Viewed", "alice", "alice", uint64(1767225600000), day},
+		[]any{"web", "m2", "track", "Order Completed", "", "anon-1", uint64(1767225660000), day})
 	insert(t, conn, db+".sessions", "session_id, customer_key, start_ms, end_ms, date, events, version",
-		[]any{"s1", "u:alice", uint64(1767225600000), uint64(1767225600000), day, uint32(1), uint64(1)},
-		[]any{"s2", "a:anon-1", uint64(1767225660000), uint64(1767225660000), day, uint32(1), uint64(1)})
+		[]any{"s1", "alice", uint64(1767225600000), uint64(1767225600000), day, uint32(1), uint64(1)},
+		[]any{"s2", "anon-1", uint64(1767225660000), uint64(1767225660000), day, uint32(1), uint64(1)})
 
 	s := openStoreWith(t, func(c *store.Config) { c.Database = db }) // migrates
 	idColumn := map[string]string{"events": "message_id", "sessions": "session_id"}
@@ -41,8 +52,8 @@ func TestMigrateUpgradesVersion4(t *testing.T) {
 	}
 	for table, id := range idColumn {
 		for _, r := range persons(t, conn, db, table, id) {
-			if r.person != r.key {
-				t.Errorf("%s %s stored at version 4: person_id %q, want its customer_key %q", table, r.id, r.person, r.key)
+			if want := ownPerson(r.key); r.person != want {
+				t.Errorf("%s %s stored at version 4: person_id %q, want %q (its customer_key's)", table, r.id, r.person, want)
 			}
 		}
 	}
@@ -54,14 +65,14 @@ func TestMigrateUpgradesVersion4(t *testing.T) {
 	}
 
 	// Rows with an explicit person id: a key already known to belong to another person.
-	insert(t, conn, db+".events", "source, message_id, customer_key, person_id, date", []any{"web", "m3", "a:anon-2", "u:alice", day})
-	insert(t, conn, db+".sessions", "session_id, customer_key, person_id, date, version", []any{"s3", "a:anon-2", "u:alice", day, uint64(1)})
+	insert(t, conn, db+".events", "source, message_id, customer_key, person_id, date", []any{"web", "m3", "anon-2", "alice", day})
+	insert(t, conn, db+".sessions", "session_id, customer_key, person_id, date, version", []any{"s3", "anon-2", "alice", day, uint64(1)})
 	for _, table := range []string{"events", "sessions"} {
 		exec(t, conn, "OPTIMIZE TABLE `"+db+"`.`"+table+"` FINAL") // a merge writes the defaults
 	}
 	want := map[string][][3]string{
-		"events":   {{"m1", "u:alice", "u:alice"}, {"m2", "a:anon-1", "a:anon-1"}, {"m3", "a:anon-2", "u:alice"}},
-		"sessions": {{"s1", "u:alice", "u:alice"}, {"s2", "a:anon-1", "a:anon-1"}, {"s3", "a:anon-2", "u:alice"}},
+		"events":   {{"m1", "alice", "alice"}, {"m2", "anon-1", ingest.DevicePerson("anon-1")}, {"m3", "anon-2", "alice"}},
+		"sessions": {{"s1", "alice", "alice"}, {"s2", "anon-1", ingest.DevicePerson("anon-1")}, {"s3", "anon-2", "alice"}},
 	}
 	for table, rows := range want {
 		var got [][3]string

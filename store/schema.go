@@ -7,8 +7,8 @@ import (
 	"time"
 )
 
-// migration is one step of the schema: it creates a table (tableDef) or adds columns to one
-// (addColumns).
+// migration is one step of the schema: it creates a table (tableDef), adds columns to one
+// (addColumns), or rewrites stored values (typePersons).
 type migration interface {
 	// ddl renders the step's statements for database db: on a single node, or with cluster set,
 	// ON CLUSTER for every node of that cluster.
@@ -244,6 +244,10 @@ var migrations = []migration{
 			{name: "item_number_maxes", typ: "Array(String)"},
 		},
 	},
+	// Version 18: a device's person id is typed (ingest.DevicePerson), so that no device's person
+	// is a user's whose userId is the device's text (tester 42's F8); the ids stored before are
+	// retyped (typePersons).
+	typePersons{},
 }
 
 // SchemaVersion is the schema version this build migrates to.
