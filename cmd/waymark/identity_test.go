@@ -555,3 +555,84 @@ func TestAliasOfAnotherUserJoinsNoOne(t *testing.T) {
 	s.waymark(t, "resessionize")
 	check("--alias-joins-users, then resessionized without", s, joined)
 }
+
+// TestAnAnonymousIDThatIsAnotherUsersUserIDJoinsNoOne is tester 42's F8 through the collector:
+// with the public write key, one identify whose anonymousId is buyer 1's userId and whose userId
+// is buyer 2's made the two one-time buyers one loyal repeater, in either arrival order, as a
+// device's person id was its anonymousId's text, a user's person id too. Three buyers of three
+// months (each buys once), the forged identify, a device whose anonymousId is buyer 3's userId
+// browsing without signing in (it must not join buyer 3), and a shop that sends one customer's id
+// as both anonymousId and userId (one person, who viewed and ordered). In one batch, one call
+// each reversed (the forged identify first), serve restarted before the identify, with two
+// consumers of one group, and after waymark resessionize: four converted, none loyal, no
+// repeater; viewed → ordered 2 → 1, the device's person listed with its typed id (JSON
+// "\u0000\u0000" then its anonymousId).
+func TestAnAnonymousIDThatIsAnotherUsersUserIDJoinsNoOne(t *testing.T) {
+	t.Parallel()
+	buyers := []string{
+		`{"type":"track","anonymousId":"f8-b1","userId":"f8-U1","event":"Order Completed","timestamp":"2024-06-03T09:00:00Z","messageId":"f8-1"}`,
+		`{"type":"track","anonymousId":"f8-b2","userId":"f8-U2","event":"Order Completed","timestamp":"2024-07-03T09:00:00Z","messageId":"f8-2"}`,
+		`{"type":"track","userId":"f8-U3","event":"Order Completed","timestamp":"2024-08-03T09:00:00Z","messageId":"f8-3"}`,
+		`{"type":"page","anonymousId":"f8-U3","name":"Home","timestamp":"2024-08-01T09:00:00Z","messageId":"f8-4"}`,
+		`{"type":"track","anonymousId":"f8-U3","event":"Product Viewed","timestamp":"2024-08-01T09:01:00Z","messageId":"f8-5"}`,
+		`{"type":"track","anonymousId":"f8-C1","event":"Product Viewed","timestamp":"2024-09-01T09:00:00Z","messageId":"f8-6"}`,
+		`{"type":"identify","anonymousId":"f8-C1","userId":"f8-C1","timestamp":"2024-09-01T09:01:00Z","messageId":"f8-7"}`,
+		`{"type":"track","anonymousId":"f8-C1","userId":"f8-C1","event":"Order Completed","timestamp":"2024-09-01T09:02:00Z","messageId":"f8-8"}`,
+	}
+	forged := []string{
+		`{"type":"identify","anonymousId":"f8-U1","userId":"f8-U2","timestamp":"2024-08-10T09:00:00Z","messageId":"f8-9"}`,
+	}
+	check := func(what string, s *server) {
+		t.Helper()
+		var counts []int64
+		for _, st := range s.funnel(t, "conversion,loyalty", "2400h").Steps {
+			counts = append(counts, st.Customers)
+		}
+		if !slices.Equal(counts, []int64{4, 0}) {
+			t.Errorf("%s: funnel conversion,loyalty: %v, want [4 0] (four one-time buyers)", what, counts)
+		}
+		code, body := httpGet(t, "http://"+s.http+"/api/v1/retention?period=month&from=2024-01-01&to=2025-01-01")
+		var r struct{ Persons, Repeaters int64 }
+		if err := json.Unmarshal([]byte(body), &r); code != 200 || err != nil || r.Repeaters != 0 {
+			t.Errorf("%s: retention %d %.300s, want no repeater", what, code, body)
+		}
+		counts = nil
+		for _, st := range s.funnel(t, "Product Viewed,Order Completed", "2400h").Steps {
+			counts = append(counts, st.Customers)
+		}
+		if !slices.Equal(counts, []int64{2, 1}) {
+			t.Errorf("%s: funnel Product Viewed,Order Completed: %v, want [2 1] (the browsing device apart from f8-U3, f8-C1 one person)", what, counts)
+		}
+		code, body = httpGet(t, "http://"+s.http+"/api/v1/dropoff?window=2400h&step=1&steps=Product+Viewed,Order+Completed")
+		var d struct{ Persons []string }
+		if err := json.Unmarshal([]byte(body), &d); code != 200 || err != nil || !slices.Equal(d.Persons, []string{ingest.DevicePerson("f8-U3")}) ||
+			!strings.Contains(body, `"\u0000\u0000f8-U3"`) {
+			t.Errorf("%s: drop-off after Product Viewed %d %.300s, want the device f8-U3's person alone, \"\\u0000\\u0000f8-U3\"", what, code, body)
+		}
+		if t.Failed() { // what the answers were read from
+			t.Logf("%s: persons %q", what, queryStrings(t, "SELECT concat(customer_key, '=', argMax(person_id, version)) AS p FROM "+s.database+".persons GROUP BY customer_key ORDER BY p"))
+			t.Logf("%s: events (key/person/event) %q", what, queryStrings(t, "SELECT concat(customer_key, '/', person_id, '/', event) AS p FROM "+s.database+".events ORDER BY p"))
+		}
+	}
+	for _, a := range []struct {
+		name  string
+		parts [][][]string
+	}{
+		{"one batch", [][][]string{{slices.Concat(buyers, forged)}}},
+		{"one call each, reversed", [][][]string{oneCallEach(reversed(slices.Concat(buyers, forged))...)}},
+		{"restart before the identify", [][][]string{oneCallEach(buyers...), oneCallEach(forged...)}},
+	} {
+		s := arriveCallByCall(t, nil, a.parts)
+		check(a.name+", live", s)
+		s.waymark(t, "resessionize")
+		check(a.name+", after resessionize", s)
+	}
+	collector := startConsumers(t, "f8", 2)
+	collector.sendBatch(t, forged...)
+	collector.waitStored(t)
+	collector.sendBatch(t, buyers...)
+	collector.waitStored(t)
+	queries := startServe(t, "--roles", "query", "--clickhouse-database", collector.database)
+	queries.database = collector.database
+	check("two consumers", queries)
+}
