@@ -235,6 +235,7 @@ const (
 
 // Internal is the character Waymark builds its own ids and labels with, which no id or name a
 // client sends may hold (Decode refuses one holding it as ReasonInvalidField, naming the field):
+// the person id of a person with no userId is Internal twice and its device's id (DevicePerson),
 // the person a device's lost sign-ins go to is Internal and the device's id, the touchpoint label
 // of an identify call is Internal and "identify" (sessionize). So no client's userId, anonymousId,
 // previousId, event or page name can equal one of them, whatever it is. It is NUL, which no

@@ -70,12 +70,13 @@ func (s *Store) GenerateSynthetic(ctx context.Context, n, persons int, opts Synt
 		return nil
 	}
 	// Every merged customer with events logged in on their device: both their ids point to the
-	// userId, as the sessionizer stores them after the login.
+	// userId, as the sessionizer stores them after the login (the device's typed, as its
+	// anonymous events' person).
 	query := fmt.Sprintf(`INSERT INTO %s (customer_key, person_id, version)
-SELECT arrayJoin([concat('d', toString(k)), concat('c', toString(k))]), concat('c', toString(k)), 1
+SELECT arrayJoin([%s, concat('c', toString(k))]), concat('c', toString(k)), 1
 FROM (
 	SELECT DISTINCT k FROM (SELECT %s AS k FROM numbers(%d)) WHERE %s
-)`, s.table("persons"), customer, n, merged)
+)`, s.table("persons"), devicePersonSQL("concat('d', toString(k))"), customer, n, merged)
 	if err := s.conn.Exec(ctx, query); err != nil {
 		return fmt.Errorf("generate the persons of %d synthetic events: %w", n, err)
 	}
@@ -89,7 +90,7 @@ func (s *Store) generateChunk(ctx context.Context, start, count int, customer, m
 	person_id, ts_ms, date, original_ts_ms, sent_at_ms, received_at_ms, stored_at_ms, prop_keys, prop_values,
 	page_path, referrer, campaign_source, campaign_medium, campaign_name, channel, raw)
 SELECT 'synthetic', toString(number), 'track', event, if(anonymous, '', customer), if(merged, device, ''), stored_key,
-	stored_key, ts, toDate(intDiv(ts, 1000)), ts, ts, ts, ts, ['category'], [toString(cityHash64(number, 3) %% 20)],
+	if(anonymous, %s, customer), ts, toDate(intDiv(ts, 1000)), ts, ts, ts, ts, ['category'], [toString(cityHash64(number, 3) %% 20)],
 	'', '', '', '', '', channel, ''
 FROM (
 	SELECT number,
@@ -105,7 +106,7 @@ FROM (
 		1767225600000 + (cityHash64(number, 4) %% 2592000) * 1000 AS ts,
 		['direct', 'search', 'paid_search', 'social', 'email', 'referral'][(cityHash64(number, 5) %% 6) + 1] AS channel
 	FROM (SELECT r AS number FROM (SELECT number + %d AS r FROM numbers(%d)) AS chunk)
-)`, s.table("events"), customer, merged, syntheticLogin, start, count)
+)`, s.table("events"), devicePersonSQL("device"), customer, merged, syntheticLogin, start, count)
 	if err := s.conn.Exec(ctx, query); err != nil {
 		return fmt.Errorf("rows %d to %d: %w", start, start+count, err)
 	}
@@ -116,7 +117,7 @@ FROM (
 // the sessionizer cuts them with its default settings, near enough for a benchmark: a customer
 // key's events in time order, a new visit after a gap of more than 30 minutes (end reason
 // "timeout") or at midnight UTC (which stands in for the 24-hour longest session), each visit's
-// person the key's. Entry event, channel, campaign and stages are left empty: the sessions query
+// person the key's (a device's, keys "d…", typed as ingest.DevicePerson). Entry event, channel, campaign and stages are left empty: the sessions query
 // reads them from the events. GenerateSynthetic calls it; a benchmark database generated before
 // it had no sessions calls it on its own.
 func (s *Store) GenerateSyntheticSessions(ctx context.Context) error {
@@ -142,7 +143,7 @@ func (s *Store) generateSessionsPart(ctx context.Context, part, parts uint64) er
 	// every array they read, whole, in step (arrayDifference for the gaps).
 	query := fmt.Sprintf(`INSERT INTO %s (session_id, customer_key, person_id, start_ms, end_ms, date, events,
 	entry_event, exit_event, entry_channel, entry_campaign, stages, end_reason, map_version, version, deleted)
-SELECT concat(customer_key, '/', toString(start)), customer_key, customer_key, start, end, toDate(intDiv(start, 1000)), n,
+SELECT concat(customer_key, '/', toString(start)), customer_key, if(substring(customer_key, 1, 1) = 'd', %s, customer_key), start, end, toDate(intDiv(start, 1000)), n,
 	'', '', '', '', [], 'timeout', '', 1, 0
 FROM (
 	SELECT customer_key,
@@ -163,6 +164,6 @@ FROM (
 		)
 	)
 )
-ARRAY JOIN starts AS start, ends AS end, counts AS n`, s.table("sessions"), s.table("events"), parts, part)
+ARRAY JOIN starts AS start, ends AS end, counts AS n`, s.table("sessions"), devicePersonSQL("customer_key"), s.table("events"), parts, part)
 	return s.conn.Exec(ctx, query)
 }

@@ -1798,9 +1798,9 @@ func TestAliasFromASharedDeviceIsASignIn(t *testing.T) {
 		if sum := s.sessions(t); sum.Persons != 4 {
 			t.Errorf("%s: sessions count %d persons, want 4 (alice, carol, old, new)", s.database, sum.Persons)
 		}
-		merged := queryStrings(t, "SELECT customer_key || '=' || argMax(person_id, version) AS p FROM "+s.database+
-			".persons WHERE customer_key IN ('alice', 'carol', 'old', 'phone') GROUP BY customer_key HAVING argMax(person_id, version) != customer_key ORDER BY p")
-		if want := []string{"phone=old"}; !slices.Equal(merged, want) {
+		merged := queryStrings(t, "SELECT "+readablePerson("customer_key")+" || '=' || argMax(person_id, version) AS p FROM "+s.database+
+			".persons WHERE "+readablePerson("customer_key")+" IN ('alice', 'carol', 'old', 'device:phone') GROUP BY customer_key HAVING argMax(person_id, version) != customer_key ORDER BY p")
+		if want := []string{"device:phone=old"}; !slices.Equal(merged, want) {
 			t.Errorf("%s: persons overrides %v, want %v", s.database, merged, want)
 		}
 		signIns := queryStrings(t, "SELECT arrayStringConcat(argMax(users, version), ',') FROM "+s.database+".device_sign_ins WHERE device = 'kiosk'")

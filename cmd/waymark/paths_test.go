@@ -146,7 +146,7 @@ func TestOneRuleOnEveryPath(t *testing.T) {
 		person[key] = p
 	}
 	var persons []string
-	for _, key := range []string{"4200", "dev14-http", "dev14-kafka"} {
+	for _, key := range []string{"4200", ingest.DevicePerson("dev14-http"), ingest.DevicePerson("dev14-kafka")} {
 		persons = append(persons, cmp.Or(person[key], key))
 	}
 	if persons[0] != persons[1] || persons[0] != persons[2] {
