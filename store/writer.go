@@ -162,7 +162,9 @@ func millis(t time.Time) uint64 {
 }
 
 // eventColumns lays out events for insert, each with its channel and the person it is stored
-// with (personIDs[i]; the customer key when personIDs does not cover the events).
+// with (personIDs[i]; the customer key when personIDs does not cover the events: only tests write
+// events without a sessionizer, with overrides by customer key. Waymark's own writes always carry
+// the sessionizer's person ids, a device's typed, see ingest.DevicePerson).
 func eventColumns(events []ingest.Event, channels, personIDs []string) []column {
 	n := len(events)
 	person := personIDs
