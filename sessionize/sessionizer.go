@@ -1097,10 +1097,25 @@ func (s *Sessionizer) observe(key string, c *customer, e *ingest.Event, p point,
 // persons that the sessionizer no longer held (evicted, or not restored since a restart) a Runner
 // restored before the push (see toRestore); without a Runner they are not asked, and both copies
 // stay stored (see Output.LaterCopies for the copies it cannot know of).
+//
+// The person's keys are those of its ids and the shared devices its users signed in on
+// (identities.sharedDevices), whose copies DeviceSignIns gives to the person: on a family laptop
+// the graph gives the device to its first user, and a server's retry under the second user's
+// userId of an order the browser sent while she was signed in found no copy, and was counted
+// again (tester 45's F1). For the same reason an anonymous event of a shared device looks through
+// the person DeviceSignIns gives it too (see personAt).
 func (s *Sessionizer) copyElsewhere(e *ingest.Event, p point) (string, *customer, int) {
 	key := e.CustomerKey()
-	var roots [2]string // the persons looked through, by the root of their ids
-	for i, id := range [2][2]string{{"u:", e.UserID}, {"a:", e.AnonymousID}} {
+	var roots [3]string // the persons looked through, by the root of their ids
+	ids := [3][2]string{{"u:", e.UserID}, {"a:", e.AnonymousID}}
+	if e.UserID == "" && e.AnonymousID != "" && len(s.ids.sharedDevices) > 0 {
+		s.idBuf = append(append(s.idBuf[:0], "a:"...), e.AnonymousID...)
+		if shared(s.ids.users[string(s.idBuf)]) { // the user signed in at p's time
+			person := s.ids.personAt("", e.AnonymousID, p.us, p.seq)
+			ids[2] = [2]string{person[:2], person[2:]}
+		}
+	}
+	for i, id := range ids {
 		if id[1] == "" {
 			continue
 		}
@@ -1112,17 +1127,49 @@ func (s *Sessionizer) copyElsewhere(e *ingest.Event, p point) (string, *customer
 			if c, j := s.heldUnder(id[1], key, p); c != nil {
 				return id[1], c, j
 			}
+			if len(s.ids.sharedDevices[string(s.idBuf)]) > 0 {
+				user := string(s.idBuf)
+				if k, c, j := s.sharedCopy(user, user, key, p); c != nil {
+					return k, c, j
+				}
+			}
 			continue
 		}
 		root := s.ids.find(string(s.idBuf))
-		if i == 1 && root == roots[0] {
-			continue // the userId's person, looked through already
+		if slices.Contains(roots[:i], root) {
+			continue // a person looked through already
 		}
 		roots[i] = root
 		for _, m := range s.ids.members[root] {
 			if c, j := s.heldUnder(m[2:], key, p); c != nil {
 				return m[2:], c, j
 			}
+		}
+		if len(s.ids.sharedDevices) == 0 {
+			continue
+		}
+		for _, m := range s.ids.members[root] {
+			if k, c, j := s.sharedCopy(m, root, key, p); c != nil {
+				return k, c, j
+			}
+		}
+	}
+	return "", nil, -1
+}
+
+// sharedCopy finds a copy of p that a shared device user ("u:" id) signed in on holds
+// (identities.sharedDevices), other than under key, and that DeviceSignIns gives to the person
+// of ids root: the device, its customer and the copy's index in its points, or a nil customer. A
+// copy the device's sign-ins give to another of its users is another person's event, which
+// queries keep apart too.
+func (s *Sessionizer) sharedCopy(user, root, key string, p point) (string, *customer, int) {
+	for _, d := range s.ids.sharedDevices[user] {
+		c, j := s.heldUnder(d[2:], key, p)
+		if c == nil || c.byUser {
+			continue
+		}
+		if q := c.points[j]; s.ids.find(s.ids.personAt("", d[2:], q.us, q.seq)) == root {
+			return d[2:], c, j
 		}
 	}
 	return "", nil, -1
@@ -1962,7 +2009,10 @@ func (s *Sessionizer) holds(key string) bool {
 // key that holds the first copy, a later copy under another key of the person is still found.
 // With a device's key go the keys of the users whose aliases from its id signed them in on it
 // (identities.aliasers): those sign-ins are under the users' keys, and without them the device
-// would give its anonymous events to another user.
+// would give its anonymous events to another user. With a user's go the shared devices it signed
+// in on (identities.sharedDevices), and an anonymous event of a shared device brings the person
+// its sign-ins give it: copyElsewhere looks through them too. After a restart those are known
+// once the device's events are restored (its sign-ins are in them, not in the identity links).
 //
 // The cost is bounded by the identity graph's cap: a person has at most 2 × MaxIDsPerPerson ids, so
 // an event adds at most that many keys, once per person a batch. Most keys of a person are held
@@ -1989,9 +2039,16 @@ func (s *Sessionizer) toRestore(events []ingest.Event) []string {
 	persons := map[string]bool{} // by root
 	for i := range events {
 		e := &events[i]
-		ids := [4][2]string{{"u:", e.UserID}, {"a:", e.AnonymousID}}
+		ids := [5][2]string{{"u:", e.UserID}, {"a:", e.AnonymousID}}
 		if e.Type == "alias" {
 			ids[2], ids[3] = [2]string{"u:", e.PreviousID}, [2]string{"a:", e.PreviousID}
+		}
+		if e.UserID == "" && e.AnonymousID != "" && len(s.ids.sharedDevices) > 0 {
+			s.idBuf = append(append(s.idBuf[:0], "a:"...), e.AnonymousID...)
+			if shared(s.ids.users[string(s.idBuf)]) { // the person its sign-ins give it (see copyElsewhere)
+				person := s.ids.personAt("", e.AnonymousID, e.Timestamp.UnixMicro(), e.Seq)
+				ids[4] = [2]string{person[:2], person[2:]}
+			}
 		}
 		for _, id := range ids {
 			if id[1] == "" {
@@ -2000,12 +2057,20 @@ func (s *Sessionizer) toRestore(events []ingest.Event) []string {
 			s.idBuf = append(append(s.idBuf[:0], id[0]...), id[1]...)
 			if _, linked := s.ids.parent[string(s.idBuf)]; !linked {
 				add(id[1]) // a person of its own, whose only key is the id
+				for _, d := range s.ids.sharedDevices[string(s.idBuf)] {
+					add(d[2:]) // and the shared devices it signed in on (see copyElsewhere)
+				}
 				continue
 			}
 			if root := s.ids.find(string(s.idBuf)); !persons[root] {
 				persons[root] = true
 				for _, m := range s.ids.members[root] {
 					add(m[2:])
+				}
+				for _, m := range s.ids.members[root] {
+					for _, d := range s.ids.sharedDevices[m] {
+						add(d[2:])
+					}
 				}
 			}
 		}
