@@ -106,6 +106,13 @@ func (s *sharedStore) IdentityLinksFrom(_ context.Context, ids []string, _ uint6
 	return out, nil
 }
 
+// SharedDevices returns the sign-ins stored, the newest of each device.
+func (s *sharedStore) SharedDevices(context.Context) ([]DeviceSignIns, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Collect(maps.Values(s.signIns)), nil
+}
+
 // DeviceLinks is IdentityLinksOf of devices, and the devices that are the anonymousId of a
 // stored event, as the store finds them by the events' customer key.
 func (s *sharedStore) DeviceLinks(ctx context.Context, devices []string, since uint64) ([][2]string, []string, error) {

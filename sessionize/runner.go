@@ -45,7 +45,8 @@ type Sink interface {
 // ids (IdentityLinksOf), or with the first end among ids (IdentityLinksFrom: a lookup by the
 // links' primary key). DeviceLinks is IdentityLinksOf of devices ("a:" ids) in the same read,
 // with the devices among them that are the anonymousId of a stored event (seen), the customer
-// key of such an event: a lookup by the events' primary key.
+// key of such an event: a lookup by the events' primary key. SharedDevices is every stored
+// device's sign-ins as last written (Device and Users are read, From and Seqs may be left out).
 type History interface {
 	History(ctx context.Context, keys []string) ([]ingest.Event, []Session, error)
 	ForeignHistory(ctx context.Context, keys []string) ([]ingest.Event, []Session, error)
@@ -53,6 +54,7 @@ type History interface {
 	IdentityLinksOf(ctx context.Context, ids []string, since uint64) ([][2]string, error)
 	IdentityLinksFrom(ctx context.Context, ids []string, since uint64) ([][2]string, error)
 	DeviceLinks(ctx context.Context, devices []string, since uint64) (links [][2]string, seen []string, err error)
+	SharedDevices(ctx context.Context) ([]DeviceSignIns, error)
 }
 
 // Runner puts a Sessionizer between the Kafka consumer (it is an ingest.Sink) and a store.
@@ -454,6 +456,13 @@ func (r *Runner) restore(ctx context.Context, events []ingest.Event) error {
 			return fmt.Errorf("restore identity links: %w", err)
 		}
 		r.core.RestoreLinks(links)
+		// Who signed in on the shared devices, which the links do not say: a user's retry of a
+		// message a shared device holds brings the device back with it (see toRestore).
+		devices, err := r.history.SharedDevices(ctx)
+		if err != nil {
+			return fmt.Errorf("restore identity links: read the users of shared devices: %w", err)
+		}
+		r.core.RestoreSharedDevices(devices)
 		// The devices aliases named that no event was seen from when they were read: those whose
 		// events are stored now (by a consumer that did not know the alias) name their key.
 		if ids := r.core.AliasedNonDevices(); len(ids) > 0 {
@@ -478,6 +487,25 @@ func (r *Runner) restore(ctx context.Context, events []ingest.Event) error {
 	if len(keys) == 0 {
 		return nil
 	}
+	if err := r.restoreKeys(ctx, events, keys); err != nil {
+		return err
+	}
+	// An anonymous event of a shared device brings the person its sign-ins give it (see
+	// toRestore), which are known once the device's events are restored: that person's keys
+	// not loaded yet are loaded then, in a second read.
+	tried := make(map[string]bool, len(keys))
+	for _, k := range keys {
+		tried[k] = true
+	}
+	if more := slices.DeleteFunc(r.core.toRestore(events), func(k string) bool { return tried[k] }); len(more) > 0 {
+		return r.restoreKeys(ctx, events, more)
+	}
+	return nil
+}
+
+// restoreKeys loads, in one history load, the customers keys that events bring back
+// (see restore).
+func (r *Runner) restoreKeys(ctx context.Context, events []ingest.Event, keys []string) error {
 	// The events' own keys are this consumer's partitions'; the rest (the other keys of their
 	// persons, a device's aliasers') are other partitions', which other processes store.
 	own := map[string]bool{}

@@ -1859,6 +1859,25 @@ func replayOrder(links [][2]string) [][2]string {
 	return out
 }
 
+// RestoreSharedDevices records, of the devices several users signed in on as their stored
+// sign-ins say (DeviceSignIns; From and Seqs are not read), which users signed in on them
+// (identities.sharedDevices): an identity link joins a device to one user, so after a restart the
+// other users' sign-ins are known only from the device's events, and a copy of a message under
+// such a user's key would not bring back the device holding the first copy (see toRestore and
+// copyElsewhere). Who was signed in when is still read from the device's events when it is
+// restored.
+func (s *Sessionizer) RestoreSharedDevices(devices []DeviceSignIns) {
+	for _, d := range devices {
+		users := slices.DeleteFunc(slices.Clone(d.Users), func(u string) bool { return strings.HasPrefix(u, ingest.Internal) })
+		if slices.Sort(users); len(slices.Compact(users)) < 2 {
+			continue
+		}
+		for _, u := range users {
+			s.ids.shareDevice("u:"+u, "a:"+d.Device)
+		}
+	}
+}
+
 // RestoreKeys returns keys and, after them, the keys to restore with them: those of the users
 // whose aliases from the id of a device among keys signed them in on it (see toRestore), each
 // once. A caller that restores customers part by part (waymark resessionize) restores a part's

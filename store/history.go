@@ -214,6 +214,28 @@ func (s *Store) IdentityLinks(ctx context.Context) ([][2]string, error) {
 	return s.identityLinks(ctx, "SELECT a, b FROM "+s.table("identity_links")+" GROUP BY a, b ORDER BY min(version), a, b")
 }
 
+// SharedDevices returns the sign-ins of every device stored in device_sign_ins (devices several
+// userIds signed in on), the newest version of each, with their Device and Users only: a
+// restarted sessionizer learns from them which shared devices each user signed in on
+// (sessionize.Sessionizer.RestoreSharedDevices). The table holds shared devices alone, a row a
+// version.
+func (s *Store) SharedDevices(ctx context.Context) ([]sessionize.DeviceSignIns, error) {
+	rows, err := s.conn.Query(ctx, "SELECT device, argMax(users, version) FROM "+s.table("device_sign_ins")+" GROUP BY device ORDER BY device")
+	if err != nil {
+		return nil, fmt.Errorf("load shared devices: %w", err)
+	}
+	defer rows.Close()
+	var out []sessionize.DeviceSignIns
+	for rows.Next() {
+		var d sessionize.DeviceSignIns
+		if err := rows.Scan(&d.Device, &d.Users); err != nil {
+			return nil, fmt.Errorf("load shared devices: %w", err)
+		}
+		out = append(out, d)
+	}
+	return out, rows.Err()
+}
+
 // IdentityLinksOf returns the identity links stored at a version of since or later (a batch's,
 // unix ns) with an end among ids ("u:"/"a:" prefixed), each once, in IdentityLinks' order: a
 // consumer reads them for the persons whose links it stored, to learn those other consumers
