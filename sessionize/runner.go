@@ -493,6 +493,9 @@ func (r *Runner) restore(ctx context.Context, events []ingest.Event) error {
 	// An anonymous event of a shared device brings the person its sign-ins give it (see
 	// toRestore), which are known once the device's events are restored: that person's keys
 	// not loaded yet are loaded then, in a second read.
+	if !r.core.sharedAmong(keys) {
+		return nil
+	}
 	tried := make(map[string]bool, len(keys))
 	for _, k := range keys {
 		tried[k] = true

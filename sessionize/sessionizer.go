@@ -438,9 +438,12 @@ type Output struct {
 	// load (see toRestore). Copies under two keys joined into one person only after both arrived
 	// are found at the merge, and the later superseded (see mergeCopies). Copies stay stored, and
 	// queries keep the person's earliest, where the sessionizer cannot know of the other: a copy
-	// not stored yet when its key is restored (the keys' partitions read by two consumers), or a
-	// device's anonymous copy given to a user by a shared device's sign-ins (see DeviceSignIns),
-	// whose person in the graph is another.
+	// not stored yet when its key is restored (the keys' partitions read by two consumers; a
+	// Runner learns which users signed in on a shared device from the store at its start only),
+	// or a device's anonymous copy given to a user by a shared device's sign-ins (see
+	// DeviceSignIns), whose person in the graph is another, by a sign-in arriving after both
+	// copies. Copies on a shared device that its sign-ins give to the person when a copy arrives
+	// are found (see copyElsewhere).
 	//
 	// A message is its messageId alone, whatever path brought each copy (ingest.Event.Source:
 	// the collector's write key, Kafka, a replay): Segment's deduplication "is not scoped to a
@@ -2095,6 +2098,12 @@ func (s *Sessionizer) toRestore(events []ingest.Event) []string {
 		}
 	}
 	return keys
+}
+
+// sharedAmong reports whether keys name a device several users signed in on, as the sign-ins
+// the sessionizer holds say.
+func (s *Sessionizer) sharedAmong(keys []string) bool {
+	return slices.ContainsFunc(keys, func(k string) bool { return shared(s.ids.users["a:"+k]) })
 }
 
 // Restore gives the sessionizer a customer's stored history: every stored event and the live
