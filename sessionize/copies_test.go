@@ -637,6 +637,51 @@ func TestCopiesOnOtherKeysKeepTheFirst(t *testing.T) {
 	}
 }
 
+// TestCopyOnASharedDeviceIsItsSignedInUsers: a shared device's copy of a message counts as a
+// copy of one under a user's key only when the device's sign-ins give it to that user, as
+// queries dedupe per person: the device's anonymous event while v was signed in again, and a
+// message with its messageId under u's key (u signed in on the device before), are two
+// events, stored both, in either arrival order, with a restart before the second.
+func TestCopyOnASharedDeviceIsItsSignedInUsers(t *testing.T) {
+	copyOf := func(anon, user string, minutes float64) ingest.Event {
+		e := call("track", "Order Completed", anon, user, minutes)
+		e.MessageID = "m"
+		return e
+	}
+	signIns := []ingest.Event{call("identify", "", "dev", "v", -90), call("identify", "", "dev", "u", -60), call("identify", "", "dev", "v", -30)}
+	for _, devFirst := range []bool{true, false} {
+		copies := []ingest.Event{copyOf("dev", "", 0), copyOf("", "u", 1)}
+		if !devFirst {
+			copies[0], copies[1] = copies[1], copies[0]
+		}
+		for _, restart := range []bool{false, true} {
+			t.Run(fmt.Sprintf("device copy first %v, restart %v", devFirst, restart), func(t *testing.T) {
+				st := &storedRows{}
+				s := newTestSessionizer(t)
+				duplicates := 0
+				for i, b := range [][]ingest.Event{signIns, copies[:1], copies[1:]} {
+					if restart && i == 2 {
+						s = newTestSessionizer(t)
+						s.RestoreLinks(st.links)
+						s.RestoreSharedDevices(slices.Collect(maps.Values(st.signIns)))
+						st.restoreFor(s, b)
+					}
+					duplicates += st.push(s, base.Add(time.Duration(i)*time.Second), b).Duplicates
+				}
+				var rows []string
+				for _, e := range st.events {
+					if e.MessageID == "m" && !st.isSuperseded(e) {
+						rows = append(rows, e.CustomerKey())
+					}
+				}
+				if slices.Sort(rows); !slices.Equal(rows, []string{"dev", "u"}) || duplicates != 0 {
+					t.Errorf("rows of m under %q, %d duplicates; want under [dev u], 0 (v's event and u's)", rows, duplicates)
+				}
+			})
+		}
+	}
+}
+
 // TestCopiesJoinedAfterBothArriveKeepTheEarliest is field case 01's kind where the two keys
 // holding copies of one message become one person only after both copies arrived (tester4's
 // t4b2, t4b3, t4b7): a device's anonymous copy and a copy under the userId, or on a second
