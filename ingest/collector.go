@@ -1225,50 +1225,60 @@ func mergeContext(own, batch []byte) []byte {
 	return append(out, '}')
 }
 
-// correctSkew moves the client's timestamp to originalTimestamp and sets timestamp to the event
-// time SkewCorrected gives it: shifted for the client clock's skew, receivedAt − sentAt
-// (skewShift; one offset for the whole batch, so the device's own order is kept), and
-// received when it lies more than MaxFutureTimestamp after it (future). A client that sent only
-// originalTimestamp gets the timestamp stamped when it differs. It is the rule DecodeClient
-// applies to a message produced straight to Kafka. It returns the members to skip and add.
+// correctSkew keeps the client's timestamp as originalTimestamp and sets timestamp to the event
+// time eventTime gives the message received at received: the client's clock time shifted for its
+// skew, receivedAt − sentAt (skewShift; one offset for the whole batch, so the device's own order
+// is kept), and received when it lies more than MaxFutureTimestamp after it (future). A message
+// that states both timestamp and originalTimestamp keeps its timestamp (corrected already: see
+// eventTime). A client that sent only originalTimestamp gets the timestamp stamped when it
+// differs. It is the rule DecodeClient applies to a message produced straight to Kafka. It returns
+// the members to skip and add; a time that cannot be read changes nothing (check reports it).
 func correctSkew(members []member, batchSentAt string, received time.Time, skip []string, extra []field) ([]string, []field, bool) {
-	ts := lookup(members, "timestamp")
-	from := ts
-	if ts == nil || string(ts.value) == "null" {
-		from = lookup(members, "originalTimestamp")
+	// read reads a time member: absent when missing or null, ok false when it is no time.
+	read := func(name string) (t time.Time, m *member, ok bool) {
+		if m = lookup(members, name); m == nil || string(m.value) == "null" {
+			return time.Time{}, nil, true
+		}
+		text, ok := stringOf(m.value)
+		if !ok {
+			return time.Time{}, m, false
+		}
+		t, err := ParseTimestamp(text)
+		return t, m, err == nil
 	}
-	if from == nil {
+	ts, tsMember, ok1 := read("timestamp")
+	orig, origMember, ok2 := read("originalTimestamp")
+	if !ok1 || !ok2 || (tsMember == nil && origMember == nil) {
 		return skip, extra, false
 	}
-	text, ok := stringOf(from.value)
-	if !ok || text == "" {
-		return skip, extra, false
-	}
-	if from == ts && lookup(members, "originalTimestamp") == nil {
-		extra = append(extra, field{"originalTimestamp", ts.value})
-	}
-	sent := batchSentAt
-	if m := lookup(members, "sentAt"); m != nil {
-		if string(m.value) == "null" {
-			// As absent (Decode reads it so): the batch's, if any, as withBatch stamps it.
-		} else if sent, ok = stringOf(m.value); !ok {
+	var st statedTimes
+	st.timestamp, st.hasTimestamp = ts, tsMember != nil
+	st.original, st.hasOriginal = orig, origMember != nil
+	if m := lookup(members, "sentAt"); m != nil && string(m.value) != "null" {
+		var ok bool
+		if st.sentAt, _, ok = read("sentAt"); !ok {
+			return skip, extra, false
+		}
+	} else if batchSentAt != "" { // none, or null: the batch's, as withBatch stamps it
+		var err error
+		if st.sentAt, err = ParseTimestamp(batchSentAt); err != nil {
 			return skip, extra, false
 		}
 	}
-	t, err := ParseTimestamp(text)
-	if err != nil {
-		return skip, extra, false // check reports bad timestamps
-	}
-	var s time.Time
-	if sent != "" {
-		if s, err = ParseTimestamp(sent); err != nil {
-			return skip, extra, false
+	stated := orig
+	if st.hasTimestamp {
+		stated = ts
+		if !st.hasOriginal {
+			if lookup(members, "originalTimestamp") != nil {
+				skip = append(skip, "originalTimestamp") // a null one: none, as Decode reads it
+			}
+			extra = append(extra, field{"originalTimestamp", tsMember.value})
 		}
 	}
-	corrected, future := SkewCorrected(t, s, received)
-	if !corrected.Equal(t) {
-		if ts != nil {
-			skip = append(skip, "timestamp")
+	corrected, _, future := eventTime(st, received, false)
+	if !corrected.Equal(stated) {
+		if lookup(members, "timestamp") != nil {
+			skip = append(skip, "timestamp") // the client's, or a null one
 		}
 		extra = append(extra, field{"timestamp", quoteASCII(corrected.UTC().Format(time.RFC3339Nano))})
 	}

@@ -805,7 +805,12 @@ func TestCorrectSkew(t *testing.T) {
 		{"own sentAt null, no batch sentAt", `{"timestamp":"2026-05-01T09:59:00Z","sentAt":null}`, "", "2026-05-01T09:59:00Z", "2026-05-01T09:59:00Z"},
 		{"own sentAt over the batch's", `{"timestamp":"2026-05-01T09:59:00Z","sentAt":"2026-05-01T12:00:00Z"}`, "2026-05-01T10:00:00Z", "2026-05-01T09:59:00Z", "2026-05-01T09:59:00Z"},
 		{"no sentAt", `{"timestamp":"2026-05-01T09:00:00Z"}`, "", "2026-05-01T09:00:00Z", "2026-05-01T09:00:00Z"},
-		{"original kept", `{"timestamp":"2026-05-01T09:59:00Z","originalTimestamp":"2026-05-01T09:58:00Z","sentAt":"2026-05-01T10:00:00Z"}`, "", "2026-05-01T11:59:00Z", "2026-05-01T09:58:00Z"},
+		// Both stated: the timestamp is corrected already (a receiver's output) and stands, with
+		// or without sentAt (eventTime; tester 45's F5: corrected again, an hour early).
+		{"both stated", `{"timestamp":"2026-05-01T11:59:00Z","originalTimestamp":"2026-05-01T12:59:00Z","sentAt":"2026-05-01T13:00:00Z"}`, "", "2026-05-01T11:59:00Z", "2026-05-01T12:59:00Z"},
+		{"both stated, batch sentAt", `{"timestamp":"2026-05-01T11:59:00Z","originalTimestamp":"2026-05-01T12:59:00Z"}`, "2026-05-01T13:00:00Z", "2026-05-01T11:59:00Z", "2026-05-01T12:59:00Z"},
+		{"both stated, no sentAt", `{"timestamp":"2026-05-01T11:59:00Z","originalTimestamp":"2026-05-01T12:59:00Z"}`, "", "2026-05-01T11:59:00Z", "2026-05-01T12:59:00Z"},
+		{"originalTimestamp null", `{"timestamp":"2026-05-01T09:59:00Z","originalTimestamp":null,"sentAt":"2026-05-01T10:00:00Z"}`, "", "2026-05-01T11:59:00Z", "2026-05-01T09:59:00Z"},
 		// Times that disagree with each other, either way: the client's own time stands.
 		{"sentAt decades ahead", `{"timestamp":"2000-01-01T00:00:05Z","sentAt":"2099-06-01T00:00:00Z"}`, "", "2000-01-01T00:00:05Z", "2000-01-01T00:00:05Z"},
 		// A time more than 23 hours after it was received is set to the receive time, the

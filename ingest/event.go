@@ -565,6 +565,46 @@ func SkewCorrected(t, sent, received time.Time) (corrected time.Time, future boo
 	return corrected, false
 }
 
+// statedTimes are the times a message states for its event, as eventTime reads them: each sent
+// or not (a time of 0001-01-01 that was sent is sent, and refused later by checkEventTime). A
+// sentAt not sent is the zero Time (SkewCorrected's "no sentAt").
+type statedTimes struct {
+	timestamp, original, sentAt time.Time
+	hasTimestamp, hasOriginal   bool
+}
+
+// eventTime is Waymark's one rule for which of a message's times is its event time and whether it
+// is corrected for the client clock's skew; the collector (correctSkew), the consumer and `waymark
+// replay` (setTimes) all decide by it, so a message gets one time whichever way it comes. It
+// returns the event time, the member it comes from (which an error names) and SkewCorrected's
+// future. received is the receipt SkewCorrected corrects against.
+//
+// The client's clock time is its originalTimestamp when it sent one, else its timestamp, and the
+// correction (SkewCorrected, by receivedAt − sentAt) applies to that time (Segment's spec, common
+// fields: timestamp = receivedAt − (sentAt − originalTimestamp)). A message that states both
+// timestamp and originalTimestamp carries that correction already: only a receiver writes both
+// (Segment's processed output, relayed by a webhook or produced straight to Kafka; the
+// collector's own output), so its timestamp is the event time as it stands, with or without a
+// sentAt, moved only by the 23-hour rule. Correcting it again by its sentAt subtracted the skew
+// twice (tester 45's F5: a clock an hour fast, stored an hour early); re-deriving it from its
+// originalTimestamp against Waymark's receipt would add the relay's delay to it. A stamped
+// message's timestamp (the collector's output, a replayed export) stands likewise, alone too.
+// A message with neither is dated by its receipt.
+func eventTime(s statedTimes, received time.Time, stamped bool) (t time.Time, field string, future bool) {
+	switch {
+	case s.hasTimestamp && (s.hasOriginal || stamped):
+		t, future = SkewCorrected(s.timestamp, time.Time{}, received)
+		return t, "timestamp", future
+	case s.hasTimestamp:
+		t, future = SkewCorrected(s.timestamp, s.sentAt, received)
+		return t, "timestamp", future
+	case s.hasOriginal:
+		t, future = SkewCorrected(s.original, s.sentAt, received)
+		return t, "originalTimestamp", future
+	}
+	return received, "receivedAt", false
+}
+
 // check validates a message as Decode does and returns its customer key and the members it
 // ignored (Event.Ignored): the collector's check before it hands the message to Kafka. It
 // collects the properties too, so that setProperties, the one rule for them, lists a dotted key
@@ -1078,16 +1118,13 @@ func (e *Event) setTimes(w *wire, receivedAt time.Time, from origin) error {
 		// A client's message that names its receipt, as a receiver stamps it (a mirror of
 		// Segment's processed output), is that receiver's, when it can be (claimedReceipt).
 		if received, hasReceived = w.claimedReceipt(receivedAt); hasReceived {
-			// The message's own time as it is read below: a processed timestamp as it stands, a
-			// client's time corrected by its sentAt.
-			stated, sentAt := orig, sent
+			// The message's own time as it is read below (eventTime): a processed timestamp as it
+			// stands, a client's time corrected by its sentAt.
+			stated := orig
 			if hasTS {
 				stated = ts
-				if hasOrig {
-					sentAt = time.Time{}
-				}
 			}
-			if _, future := SkewCorrected(stated, sentAt, received); (hasTS || hasOrig) && future {
+			if _, _, future := eventTime(statedTimes{ts, orig, sent, hasTS, hasOrig}, received, false); future {
 				// A receipt more than MaxFutureTimestamp before the message's own time would move
 				// the event back to it (the 23-hour rule): it is no receipt of this message
 				// (tester 36's F2), which is received when Kafka got it.
@@ -1129,32 +1166,20 @@ func (e *Event) setTimes(w *wire, receivedAt time.Time, from origin) error {
 		received, ownReceipt = receivedAt.UTC(), false
 	}
 	e.OriginalTimestamp, e.SentAt, e.ReceivedAt = orig, sent, received
-	field := "timestamp" // the member the event time comes from, which an error names
-	switch {
-	case hasTS && from != asClient: // stamped: the timestamp is the event time, corrected already
-		// Only a time past MaxFutureTimestamp is moved, as its receiver would have (one that
-		// stamped before that rule, or a Segment export replayed).
-		e.Timestamp, e.FutureTimestamp = SkewCorrected(ts, time.Time{}, received)
-		if !hasOrig {
-			e.OriginalTimestamp = ts // as a client's call stores it, so the same message stores alike on every path
-		}
-	case hasTS || hasOrig: // the client's own time, corrected for its clock
-		t := ts
-		if !hasTS {
-			t, field = orig, "originalTimestamp"
-		} else if !hasOrig {
-			e.OriginalTimestamp = ts // as the collector stamps it
-		}
-		if from == asStamped && !ownReceipt {
-			// A receiver's message without its receipt (an export's line from a source that
-			// keeps no receivedAt): its sentAt is history, with no receipt to measure a skew
-			// against, not a clock to correct by the replay's time (tester 31's F8).
-			sent = time.Time{}
-		}
-		e.Timestamp, e.FutureTimestamp = SkewCorrected(t, sent, received)
-	default:
-		e.Timestamp, field = received, "receivedAt"
+	if hasTS && !hasOrig {
+		e.OriginalTimestamp = ts // as the collector stamps it, so the same message stores alike on every path
 	}
+	if from == asStamped && !ownReceipt {
+		// A receiver's message without its receipt (an export's line from a source that keeps no
+		// receivedAt): its sentAt is history, with no receipt to measure a skew against, not a
+		// clock to correct by the replay's time (tester 31's F8).
+		sent = time.Time{}
+	}
+	// A stamped message's timestamp is its event time, corrected already: only a time past
+	// MaxFutureTimestamp is moved, as its receiver would have (one that stamped before that
+	// rule, or a Segment export replayed). A client's is corrected for its clock (eventTime).
+	var field string // the member the event time comes from, which an error names
+	e.Timestamp, field, e.FutureTimestamp = eventTime(statedTimes{ts, orig, sent, hasTS, hasOrig}, received, from != asClient)
 	// Waymark keeps event times to the microsecond (see Event.Timestamp): nanoseconds are cut.
 	e.Timestamp = e.Timestamp.Truncate(time.Microsecond)
 	return checkEventTime(e.Timestamp, field)

@@ -191,3 +191,100 @@ func TestRefusedEventsKeepTheirKey(t *testing.T) {
 		}
 	}
 }
+
+// TestEventTimeOfEveryCombination: which of a message's times is its event time, and whether it
+// is corrected for the client clock's skew (eventTime), for each combination of timestamp,
+// originalTimestamp, sentAt and receivedAt, on every path: posted to the collector (prepare,
+// then the consumer's decode with the collector's header), produced straight to Kafka (the
+// consumer's decode of a client's message) and `waymark replay --format segment` (ReadDataset,
+// then the consumer's decode with replay's header). The client's clock is an hour fast unless a
+// case says otherwise. A message stating both timestamp and originalTimestamp carries the
+// correction already and keeps its timestamp on every path (tester 45's F5: corrected again by
+// its sentAt, it was stored an hour early by the collector, and straight to Kafka without a
+// receivedAt).
+func TestEventTimeOfEveryCombination(t *testing.T) {
+	now := time.Date(2026, 12, 1, 22, 0, 0, 0, time.UTC)
+	at := func(d time.Duration) string { return now.Add(d).Format(time.RFC3339Nano) }
+	const hour = time.Hour
+	s := time.Second
+	tests := []struct {
+		name   string
+		fields string
+		client time.Duration // the event time, from now, by the collector and straight to Kafka
+		replay time.Duration // by waymark replay, which keeps an export's times
+	}{
+		{"timestamp, sentAt", `"timestamp":"` + at(hour-10*s) + `","sentAt":"` + at(hour) + `"`, -10 * s, hour - 10*s},
+		{"timestamp", `"timestamp":"` + at(hour-10*s) + `"`, hour - 10*s, hour - 10*s},
+		{"timestamp, sentAt, receivedAt", `"timestamp":"` + at(hour-10*s) + `","sentAt":"` + at(hour) + `","receivedAt":"` + at(0) + `"`, -10 * s, hour - 10*s},
+		{"originalTimestamp, sentAt", `"originalTimestamp":"` + at(hour-10*s) + `","sentAt":"` + at(hour) + `"`, -10 * s, hour - 10*s},
+		{"originalTimestamp", `"originalTimestamp":"` + at(hour-10*s) + `"`, hour - 10*s, hour - 10*s},
+		{"originalTimestamp, sentAt, receivedAt", `"originalTimestamp":"` + at(hour-10*s) + `","sentAt":"` + at(hour) + `","receivedAt":"` + at(0) + `"`, -10 * s, -10 * s},
+		// Segment's processed output (p2 without receivedAt, p1 with): timestamp stands.
+		{"both, sentAt", `"originalTimestamp":"` + at(hour-10*s) + `","timestamp":"` + at(-10*s) + `","sentAt":"` + at(hour) + `"`, -10 * s, -10 * s},
+		{"both, sentAt, receivedAt", `"originalTimestamp":"` + at(hour-10*s) + `","timestamp":"` + at(-10*s) + `","sentAt":"` + at(hour) + `","receivedAt":"` + at(-9*s) + `"`, -10 * s, -10 * s},
+		{"both", `"originalTimestamp":"` + at(hour-10*s) + `","timestamp":"` + at(-10*s) + `"`, -10 * s, -10 * s},
+		{"both, receivedAt", `"originalTimestamp":"` + at(hour-10*s) + `","timestamp":"` + at(-10*s) + `","receivedAt":"` + at(-9*s) + `"`, -10 * s, -10 * s},
+		{"both, 2 days ahead", `"originalTimestamp":"` + at(hour-10*s) + `","timestamp":"` + at(48*hour) + `","sentAt":"` + at(hour) + `"`, 0, 0},
+		{"sentAt alone", `"sentAt":"` + at(hour) + `"`, 0, 0},
+		{"no time", ``, 0, 0},
+		// The ramp: a clock 5 s slow is corrected by (5 − 2) × 1.2 = 3.6 s; a correction stated
+		// already is not applied again.
+		{"ramp, timestamp", `"timestamp":"` + at(-60*s) + `","sentAt":"` + at(-5*s) + `"`, -56400 * time.Millisecond, -60 * s},
+		{"ramp, originalTimestamp", `"originalTimestamp":"` + at(-60*s) + `","sentAt":"` + at(-5*s) + `"`, -56400 * time.Millisecond, -60 * s},
+		{"ramp, both", `"originalTimestamp":"` + at(-60*s) + `","timestamp":"` + at(-56400*time.Millisecond) + `","sentAt":"` + at(-5*s) + `"`, -56400 * time.Millisecond, -56400 * time.Millisecond},
+		{"ramp, in transit", `"timestamp":"` + at(-60*s) + `","sentAt":"` + at(-2*s) + `"`, -60 * s, -60 * s},
+	}
+	c := &Collector{cfg: CollectorConfig{Brokers: []string{"unused:9092"}}}
+	c.cfg.setDefaults()
+	cons, err := NewConsumer(ConsumerConfig{Brokers: []string{"unused:9092"}}, SinkFunc(nil), slog.New(slog.DiscardHandler), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			msg := fmt.Sprintf(`{"type":"track","event":"Product Viewed","anonymousId":"p%d","messageId":"m%d"`, i, i)
+			if tt.fields != "" {
+				msg += "," + tt.fields
+			}
+			msg += "}"
+			req, err := parseRequest([]byte(msg), "track")
+			if err != nil {
+				t.Fatal(err)
+			}
+			accepted, rejected := c.prepare(req, "web", now)
+			if len(accepted) != 1 {
+				t.Fatalf("collector refused it: %+v", rejected)
+			}
+			later := now.Add(hour) // the consumer reads it later: the times must not move by it
+			viaHTTP, err := cons.decode(kafka.Message{Value: accepted[0].raw, Time: later,
+				Headers: []kafka.Header{{Key: HeaderSource, Value: []byte("web")}}})
+			if err != nil {
+				t.Fatalf("collector's output: %v", err)
+			}
+			viaKafka, err := cons.decode(kafka.Message{Value: []byte(msg), Time: now})
+			if err != nil {
+				t.Fatalf("straight to Kafka: %v", err)
+			}
+			var lines []Message
+			err = ReadDataset(strings.NewReader(msg+"\n"), "segment", func(m Message) error { lines = append(lines, m); return nil },
+				func(sk Skip) { t.Errorf("replay skipped it: %+v", sk) })
+			if err != nil || len(lines) != 1 {
+				t.Fatalf("replay read %d lines: %v", len(lines), err)
+			}
+			viaReplay, err := cons.decode(kafka.Message{Value: lines[0].Value, Time: now,
+				Headers: []kafka.Header{{Key: HeaderSource, Value: []byte(replaySourcePrefix + "segment")}}})
+			if err != nil {
+				t.Fatalf("replay: %v", err)
+			}
+			for _, p := range []struct {
+				path string
+				e    Event
+				want time.Duration
+			}{{"collector", viaHTTP, tt.client}, {"straight to Kafka", viaKafka, tt.client}, {"replay", viaReplay, tt.replay}} {
+				if want := now.Add(p.want); !p.e.Timestamp.Equal(want) {
+					t.Errorf("%s: event time %s, want %s (now %+v)", p.path, p.e.Timestamp.Format(time.RFC3339Nano), want.Format(time.RFC3339Nano), p.want)
+				}
+			}
+		})
+	}
+}
