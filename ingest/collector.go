@@ -1296,11 +1296,7 @@ func (c *Collector) produce(ctx context.Context, source string, accepted []prepa
 	if len(rejected) > 0 {
 		dead := make([]kafka.Message, len(rejected))
 		for i, rj := range rejected {
-			dead[i] = kafka.Message{Key: []byte(rj.key), Value: rj.raw, Headers: []kafka.Header{
-				sourceHeader,
-				{Key: HeaderDLQReason, Value: []byte(rj.reason)},
-				{Key: HeaderDLQError, Value: []byte(rj.err.Error())},
-			}}
+			dead[i] = newDeadLetter([]byte(rj.key), rj.raw, []kafka.Header{sourceHeader}, rj.reason, rj.err)
 		}
 		if err := c.dlq.WriteMessages(ctx, dead...); err != nil {
 			return fmt.Errorf("write %d dead letters: %w", len(dead), err)

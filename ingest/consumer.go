@@ -1138,16 +1138,28 @@ func newFutureTimestampMetric(path string) prometheus.Counter {
 	})
 }
 
+// deadLetter is the consumer's dead letter of msg: msg as it came, with where it was read
+// (HeaderDLQTopic, HeaderDLQPartition, HeaderDLQOffset) after newDeadLetter's headers.
 func deadLetter(msg kafka.Message, reason string, err error) kafka.Message {
-	headers := append([]kafka.Header(nil), msg.Headers...)
-	headers = append(headers,
-		kafka.Header{Key: HeaderDLQReason, Value: []byte(reason)},
-		kafka.Header{Key: HeaderDLQError, Value: []byte(err.Error())},
+	d := newDeadLetter(msg.Key, msg.Value, append([]kafka.Header(nil), msg.Headers...), reason, err)
+	d.Headers = append(d.Headers,
 		kafka.Header{Key: HeaderDLQTopic, Value: []byte(msg.Topic)},
 		kafka.Header{Key: HeaderDLQPartition, Value: []byte(strconv.Itoa(msg.Partition))},
 		kafka.Header{Key: HeaderDLQOffset, Value: []byte(strconv.FormatInt(msg.Offset, 10))},
 	)
-	return kafka.Message{Key: msg.Key, Value: msg.Value, Headers: headers}
+	return d
+}
+
+// newDeadLetter is a dead letter as every path writes one (the collector, the consumer and
+// `waymark replay`): the message's key and bytes as they came, its headers (its source's,
+// HeaderSource, first), then the reason (HeaderDLQReason, a Reason… code, the metric's label) and
+// the error (HeaderDLQError, which names the field: InvalidError).
+func newDeadLetter(key, value []byte, headers []kafka.Header, reason string, err error) kafka.Message {
+	headers = append(headers,
+		kafka.Header{Key: HeaderDLQReason, Value: []byte(reason)},
+		kafka.Header{Key: HeaderDLQError, Value: []byte(err.Error())},
+	)
+	return kafka.Message{Key: key, Value: value, Headers: headers}
 }
 
 func headerValue(headers []kafka.Header, key, def string) string {

@@ -41,10 +41,45 @@ func (m Message) forCollector() []byte {
 	return m.Value
 }
 
-// Skip is a source line that could not be turned into a message, and why.
+// Skip is a source line, or an event of one (a batch body's, an OTTO session's), that could not
+// be turned into a message, and why. Replay dead-letters it (DeadLetter) and lists it.
 type Skip struct {
 	Line   int
-	Reason string
+	Event  string // the event of the line skipped ("batch[3]", "events[2]"); "" for the whole line
+	Reason string // why, as printed: the rejection as the consumer words it, or the reader's words
+	// Code is the reason code of the dead letter (HeaderDLQReason): the rejection's (an
+	// *InvalidError's Reason), else ReasonInvalidLine.
+	Code string
+	// Raw is what was skipped, the dead letter's value: the line, or the event of it; nil for a
+	// line longer than MaxLineBytes, which is not kept.
+	Raw []byte
+	// Message says that what was skipped is a message of the format refused for its content (a
+	// Segment message, a batch body or an event of one: a JSON object with a Segment type; a row
+	// whose time Waymark does not accept), not a line of another format: such skips do not make
+	// a file "not FORMAT" (lineTally).
+	Message bool
+}
+
+// Place names what was skipped: "line 3", or "line 3 batch[2]".
+func (s Skip) Place() string {
+	if s.Event == "" {
+		return "line " + strconv.Itoa(s.Line)
+	}
+	return "line " + strconv.Itoa(s.Line) + " " + s.Event
+}
+
+// refused is the Skip of raw, a message of the format that Waymark refuses (err).
+func refused(line int, raw []byte, err error) Skip {
+	code := RejectReason(err)
+	if code == "" {
+		code = ReasonInvalidLine
+	}
+	return Skip{Line: line, Reason: err.Error(), Code: code, Raw: raw, Message: true}
+}
+
+// unread is the Skip of a line (raw) that is not of the format, for reason.
+func unread(line int, raw []byte, reason string) Skip {
+	return Skip{Line: line, Reason: reason, Code: ReasonInvalidLine, Raw: raw}
 }
 
 // datasetReader turns a dataset into messages. pass > 0 makes every customer and message id fresh,
@@ -117,10 +152,10 @@ func newTrack(format string, pass, line int, row, user, event string, t time.Tim
 // sendable reports whether newTrack's message of line is to be sent: err is nil. A row Waymark
 // would refuse (an *InvalidError) is skipped with the reason, and sendable returns false and nil;
 // another error is returned.
-func sendable(line int, err error, skip func(Skip)) (bool, error) {
+func sendable(line int, raw string, err error, skip func(Skip)) (bool, error) {
 	var invalid *InvalidError
 	if errors.As(err, &invalid) {
-		skip(Skip{line, err.Error()})
+		skip(refused(line, []byte(raw), err))
 		return false, nil
 	}
 	return err == nil, err
@@ -145,22 +180,22 @@ func readTaobao(r io.Reader, pass int, emit func(Message) error, skip func(Skip)
 	return eachLine(r, func(line int, text string) error {
 		f := strings.Split(text, ",")
 		if len(f) != 5 {
-			skip(Skip{line, fmt.Sprintf("want 5 comma-separated fields, got %d", len(f))})
+			skip(unread(line, []byte(text), fmt.Sprintf("want 5 comma-separated fields, got %d", len(f))))
 			return nil
 		}
 		event, ok := taobaoEvents[f[3]]
 		if !ok {
-			skip(Skip{line, fmt.Sprintf("unknown behavior %q", f[3])})
+			skip(unread(line, []byte(text), fmt.Sprintf("unknown behavior %q", f[3])))
 			return nil
 		}
 		sec, err := strconv.ParseInt(f[4], 10, 64)
 		if err != nil || f[0] == "" {
-			skip(Skip{line, fmt.Sprintf("bad user or timestamp in %q", text)})
+			skip(unread(line, []byte(text), fmt.Sprintf("bad user or timestamp in %q", text)))
 			return nil
 		}
 		m, err := newTrack("taobao", pass, line, text, f[0], event, time.Unix(sec, 0), "timestamp",
 			map[string]any{"product_id": f[1], "category": f[2]})
-		if ok, err := sendable(line, err, skip); !ok {
+		if ok, err := sendable(line, text, err, skip); !ok {
 			return err
 		}
 		return emit(m)
@@ -213,12 +248,12 @@ func readRees46(r io.Reader, pass int, emit func(Message) error, skip func(Skip)
 		}
 		line, _ := cr.FieldPos(0)
 		if err != nil {
-			skip(Skip{line, err.Error()})
+			skip(unread(line, []byte(strings.Join(rec, ",")), err.Error()))
 			continue
 		}
 		event, ok := rees46Events[get(rec, "event_type")]
 		if !ok {
-			skip(Skip{line, fmt.Sprintf("unknown event_type %q", get(rec, "event_type"))})
+			skip(unread(line, []byte(strings.Join(rec, ",")), fmt.Sprintf("unknown event_type %q", get(rec, "event_type"))))
 			continue
 		}
 		// REES46 writes its times in UTC, with the zone's name: 2019-10-01 00:00:00 UTC. Another
@@ -226,7 +261,7 @@ func readRees46(r io.Reader, pass int, emit func(Message) error, skip func(Skip)
 		text, utc := strings.CutSuffix(get(rec, "event_time"), " UTC")
 		t, err := ParseTimestamp(text)
 		if !utc || err != nil || get(rec, "user_id") == "" {
-			skip(Skip{line, fmt.Sprintf("bad user_id or event_time %q", get(rec, "event_time"))})
+			skip(unread(line, []byte(strings.Join(rec, ",")), fmt.Sprintf("bad user_id or event_time %q", get(rec, "event_time"))))
 			continue
 		}
 		props := map[string]any{"product_id": get(rec, "product_id"), "category_id": get(rec, "category_id")}
@@ -246,7 +281,7 @@ func readRees46(r io.Reader, pass int, emit func(Message) error, skip func(Skip)
 			}
 		}
 		m, err := newTrack("rees46", pass, line, strings.Join(rec, ","), get(rec, "user_id"), event, t, "event_time", props)
-		if ok, err := sendable(line, err, skip); !ok {
+		if ok, err := sendable(line, strings.Join(rec, ","), err, skip); !ok {
 			if err != nil {
 				return err
 			}
@@ -277,25 +312,28 @@ func readOtto(r io.Reader, pass int, emit func(Message) error, skip func(Skip)) 
 			} `json:"events"`
 		}
 		if err := json.Unmarshal([]byte(text), &s); err != nil {
-			skip(Skip{line, "invalid JSON: " + err.Error()})
+			skip(unread(line, []byte(text), "invalid JSON: "+err.Error()))
 			return nil
 		}
 		if s.Session == "" || s.Events == nil {
 			// Any JSON object unmarshals into s: a Segment message would be a session of no
 			// events, and a file of them replayed as nothing, successfully.
-			skip(Skip{line, `no OTTO session: want {"session":…,"events":[…]}, got ` + abbreviate([]byte(text))})
+			skip(unread(line, []byte(text), `no OTTO session: want {"session":…,"events":[…]}, got `+abbreviate([]byte(text))))
 			return nil
 		}
 		for i, e := range *s.Events {
 			event, ok := ottoEvents[e.Type]
 			if !ok {
-				skip(Skip{line, fmt.Sprintf("event %d: unknown type %q", i, e.Type)})
+				sk := unread(line, []byte(text), fmt.Sprintf("unknown type %q", e.Type))
+				sk.Event = fmt.Sprintf("events[%d]", i)
+				skip(sk)
 				continue
 			}
 			row := fmt.Sprintf("%s/%d/%s/%d/%s", s.Session, i, e.Aid, e.Ts, e.Type)
 			m, err := newTrack("otto", pass, line, row, s.Session.String(), event, time.UnixMilli(e.Ts), fmt.Sprintf("events[%d].ts", i),
 				map[string]any{"product_id": e.Aid.String()})
-			if ok, err := sendable(line, err, skip); !ok {
+			eventSkip := func(sk Skip) { sk.Event = fmt.Sprintf("events[%d]", i); skip(sk) }
+			if ok, err := sendable(line, text, err, eventSkip); !ok {
 				if err != nil {
 					return err
 				}
@@ -332,25 +370,44 @@ func readSegment(r io.Reader, pass int, emit func(Message) error, skip func(Skip
 		}
 		req, err := parseRequest(raw, "batch")
 		if err != nil {
-			skip(Skip{line, "batch body: " + err.Error()})
+			sk := refused(line, raw, err)
+			sk.Reason = "batch body: " + sk.Reason
+			skip(sk)
 			return nil
 		}
 		var members []member
 		for i, event := range req.events {
 			name := "batch[" + strconv.Itoa(i) + "]"
 			if members, err = objectMembers(event, members[:0]); err != nil {
-				skip(Skip{line, name + ": " + notAnEvent(members, err).Error()})
+				sk := refused(line, event, notAnEvent(members, err))
+				sk.Event = name
+				skip(sk)
 				continue
 			}
 			drop, add := withBatch(members, req, nil, nil)
 			event = appendObject(nil, event, members, drop, add)
-			eventSkip := func(s Skip) { skip(Skip{s.Line, name + ": " + s.Reason}) }
+			eventSkip := func(s Skip) { s.Event, s.Message = name, true; skip(s) }
 			if err := readSegmentMessage(event, pass, line, "line "+strconv.Itoa(line)+" "+name, repeats, emit, eventSkip); err != nil {
 				return err
 			}
 		}
 		return nil
 	}, skip)
+}
+
+// segmentMessage says whether raw is a JSON object naming a Segment call type: a Segment message,
+// whatever else is wrong with it.
+func segmentMessage(raw []byte) bool {
+	members, err := topMembers(raw)
+	if err != nil {
+		return false
+	}
+	t := lookup(members, "type")
+	if t == nil {
+		return false
+	}
+	typ, ok := stringOf(t.value)
+	return ok && knownTypes[typ]
 }
 
 // isBatchBody says whether a line is a JSON object with a top-level "batch" array and no "type":
@@ -370,7 +427,9 @@ func isBatchBody(raw []byte) bool {
 func readSegmentMessage(raw []byte, pass, line int, place string, repeats Repeats, emit func(Message) error, skip func(Skip)) error {
 	e, err := Decode(raw, "replay", time.Now())
 	if err != nil {
-		skip(Skip{line, err.Error()})
+		sk := refused(line, raw, err)
+		sk.Message = segmentMessage(raw)
+		skip(sk)
 		return nil
 	}
 	if raw, err = nameLine(raw, line, place, repeats); err != nil {
@@ -383,7 +442,7 @@ func readSegmentMessage(raw []byte, pass, line int, place string, repeats Repeat
 		dec.UseNumber() // numbers as sent: an id of 20 digits keeps them all
 		var m map[string]any
 		if err := dec.Decode(&m); err != nil {
-			skip(Skip{line, "invalid JSON: " + err.Error()})
+			skip(unread(line, raw, "invalid JSON: "+err.Error()))
 			return nil
 		}
 		// Every id the identity rules read is renamed, and the messageId: an id left out joins
@@ -408,7 +467,7 @@ func readSegmentMessage(raw []byte, pass, line int, place string, repeats Repeat
 			return fmt.Errorf("encode line %d: %w", line, err)
 		}
 		if e, err = Decode(raw, "replay", time.Now()); err != nil {
-			skip(Skip{line, err.Error()})
+			skip(refused(line, raw, err))
 			return nil
 		}
 	}
@@ -473,7 +532,8 @@ func nameLine(raw []byte, line int, place string, repeats Repeats) ([]byte, erro
 func withinEventLimit(emit func(Message) error, skip func(Skip)) func(Message) error {
 	return func(m Message) error {
 		if len(m.Value) > DefaultMaxEventBytes {
-			skip(Skip{m.Line, fmt.Sprintf("%s: message of %d bytes is larger than %d", ReasonTooLarge, len(m.Value), DefaultMaxEventBytes)})
+			skip(Skip{Line: m.Line, Reason: fmt.Sprintf("%s: message of %d bytes is larger than %d", ReasonTooLarge, len(m.Value), DefaultMaxEventBytes),
+				Code: ReasonTooLarge, Raw: m.Value, Message: true})
 			return nil
 		}
 		return emit(m)
@@ -511,7 +571,7 @@ func eachLine(r io.Reader, fn func(line int, text string) error, skip func(Skip)
 		}
 		buf = b
 		if n > MaxLineBytes {
-			skip(Skip{line, fmt.Sprintf("%s: line of %d bytes is longer than replay reads (%d)", ReasonTooLarge, n, MaxLineBytes)})
+			skip(Skip{Line: line, Reason: fmt.Sprintf("%s: line of %d bytes is longer than replay reads (%d)", ReasonTooLarge, n, MaxLineBytes), Code: ReasonTooLarge})
 			continue
 		}
 		if line == 1 {
@@ -555,17 +615,24 @@ func readLine(br *bufio.Reader, buf []byte, max int) (line []byte, n int, err er
 
 // FormatError says that a dataset does not read as the format it was replayed as: most of its
 // lines (more were skipped than used: Lines and Skipped) or its header (Problem) are not that
-// format's. DetectFormat tells which format it may be.
+// format's. DetectFormat tells which format it may be. When Invalid, the lines skipped are
+// mostly messages of the format that Waymark refuses for their content (Segment messages whose
+// timestamp is a number, tracks without event): the file is of the format, its events invalid.
 type FormatError struct {
 	Format  string // the format asked for
 	Problem string // what was found: the first line skipped and why, or the header's fault
 	Lines   int    // lines read, of the first pass; 0 when the header was at fault
 	Skipped int    // lines of them none of whose messages could be used
+	Invalid bool   // the skipped lines are mostly the format's messages, refused for their content
 }
 
 func (e *FormatError) Error() string {
 	if e.Lines == 0 {
 		return fmt.Sprintf("not %s: %s", e.Format, e.Problem)
+	}
+	if e.Invalid {
+		return fmt.Sprintf("mostly invalid events: %d of %d lines are %s messages Waymark refuses for their content (first: %s)",
+			e.Skipped, e.Lines, e.Format, e.Problem)
 	}
 	what := fmt.Sprintf("%d of %d lines were skipped", e.Skipped, e.Lines)
 	if e.Skipped == e.Lines {
@@ -576,12 +643,15 @@ func (e *FormatError) Error() string {
 
 // lineTally counts the lines of a dataset's first pass that gave messages (used) and those that
 // gave none and were skipped, from the messages and skips of its lines in order (an OTTO line
-// gives several; one some of whose events are skipped counts as used).
+// gives several; one some of whose events are skipped counts as used). Of the skipped, refused
+// are the lines all of whose skips are messages of the format refused for their content
+// (Skip.Message).
 type lineTally struct {
-	used, skipped int
-	line          int  // the line being counted
-	gave, skips   bool // whether it gave a message, was skipped
-	first         Skip // the first skip of a line that gave nothing
+	used, skipped, refused int
+	line                   int  // the line being counted
+	gave, skips, other     bool // whether it gave a message, was skipped, was skipped as not the format's
+	cur                    Skip // the first skip of the line being counted
+	first                  Skip // the first skip of a line that gave nothing
 }
 
 // add counts a message (skip == nil) or a skip of line.
@@ -592,12 +662,13 @@ func (t *lineTally) add(line int, skip *Skip) {
 	}
 	if skip == nil {
 		t.gave = true
-	} else {
-		t.skips = true
-		if t.first.Line == 0 {
-			t.first = *skip
-		}
+		return
 	}
+	if !t.skips {
+		t.cur = *skip
+	}
+	t.skips = true
+	t.other = t.other || !skip.Message
 }
 
 // end counts the line being counted.
@@ -607,19 +678,26 @@ func (t *lineTally) end() {
 		t.used++
 	case t.skips:
 		t.skipped++
+		if !t.other {
+			t.refused++
+		}
+		if t.first.Line == 0 {
+			t.first = t.cur
+		}
 	}
-	t.gave, t.skips = false, false
+	t.gave, t.skips, t.other = false, false, false
 }
 
 // mostSkipped returns the FormatError of format when, of the lines counted so far, more were
-// skipped than used, nil otherwise.
+// skipped than used, nil otherwise. It is Invalid when most of the skipped lines are messages of
+// the format refused for their content (Skip.Message) rather than lines of another format.
 func (t lineTally) mostSkipped(format string) *FormatError {
 	t.end()
 	if t.skipped == 0 || t.skipped <= t.used {
 		return nil
 	}
-	return &FormatError{Format: format, Problem: fmt.Sprintf("line %d: %s", t.first.Line, t.first.Reason),
-		Lines: t.used + t.skipped, Skipped: t.skipped}
+	return &FormatError{Format: format, Problem: t.first.Place() + ": " + t.first.Reason,
+		Lines: t.used + t.skipped, Skipped: t.skipped, Invalid: t.refused*2 > t.skipped}
 }
 
 // SpreadJSON reports whether r starts with a JSON value written over several lines (a

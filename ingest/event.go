@@ -231,6 +231,9 @@ const (
 	// event's items: they are not stored by element (Event.ItemKeys), the list's whole text
 	// still is. Listed in Event.Ignored, never a reason to refuse a message.
 	ReasonListItems = "list_items"
+	// ReasonInvalidLine is a line of a dataset `waymark replay` reads that is not of its
+	// format (a CSV row without its columns, text that is no JSON): the reason of its dead letter.
+	ReasonInvalidLine = "invalid_line"
 )
 
 // Internal is the character Waymark builds its own ids and labels with, which no id or name a

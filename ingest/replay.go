@@ -23,8 +23,11 @@ import (
 type ReplayConfig struct {
 	Brokers []string // Kafka bootstrap brokers; required
 	Topic   string   // topic to produce to; default "waymark.events"
-	Format  string   // one of Formats; required
-	File    string   // dataset path; required unless Reader is set
+	// DLQTopic is the dead-letter topic each skipped line, or event of one, is written to when
+	// replaying straight to Kafka (not with Collector); default "waymark.dlq".
+	DLQTopic string
+	Format   string // one of Formats; required
+	File     string // dataset path; required unless Reader is set
 	// Reader, when set, is read instead of File (one pass: Repeat must be 0 or 1), e.g. a
 	// generated stream.
 	Reader io.Reader
@@ -52,10 +55,17 @@ var ErrNoCollectorAPI = errors.New("no collector API there")
 
 // ReplaySummary says what a replay did.
 type ReplaySummary struct {
-	Read     int    // messages built from the file
+	Lines    int    // lines read, in all passes
+	Read     int    // messages built from the file (events), in all passes
 	Sent     int    // messages acknowledged by Kafka (or the collector)
 	Rejected int    // messages the collector accepted into its dead-letter topic instead
-	Skipped  []Skip // lines that could not be used
+	Skipped  []Skip // lines, or events of lines, that could not be used, in the first pass
+	// SkippedEvents counts the skips of all passes: each is one event (a line that is one
+	// message or row, an event of a batch body or OTTO session, a line that could not be read).
+	SkippedEvents int
+	// DeadLettered counts the skips written to ReplayConfig.DLQTopic (those of the first pass:
+	// a later pass skips the same lines again).
+	DeadLettered int
 	// FutureTimestamps counts the messages whose time lies more than MaxFutureTimestamp after
 	// their receive time and is stored at it (readSegment): moved by the consumer, which counts
 	// them in waymark_future_timestamps_total as it counts any message's, or, sent to a
@@ -71,8 +81,14 @@ func Replay(ctx context.Context, cfg ReplayConfig) (ReplaySummary, error) {
 	if cfg.Topic == "" {
 		cfg.Topic = "waymark.events"
 	}
+	if cfg.DLQTopic == "" {
+		cfg.DLQTopic = "waymark.dlq"
+	}
 	if err := CheckTopic(cfg.Topic); err != nil {
 		return sum, fmt.Errorf("replay: topic: %w", err)
+	}
+	if err := CheckTopic(cfg.DLQTopic); err != nil {
+		return sum, fmt.Errorf("replay: dead-letter topic: %w", err)
 	}
 	if cfg.Repeat == 0 {
 		cfg.Repeat = 1
@@ -82,6 +98,9 @@ func Replay(ctx context.Context, cfg ReplayConfig) (ReplaySummary, error) {
 		return sum, fmt.Errorf("replay: %w", err)
 	}
 	var send func([]Message) (rejected int, err error)
+	// deadLetter writes skips to the dead-letter topic; nil with a collector, which dead-letters
+	// what it refuses itself and is not given what replay skipped.
+	var deadLetter func([]Skip) error
 	chunk := 20000
 	if cfg.Collector != "" {
 		base, err := ParseBaseURL(cfg.Collector)
@@ -108,12 +127,25 @@ func Replay(ctx context.Context, cfg ReplayConfig) (ReplaySummary, error) {
 		}
 		defer w.Close()
 		send = kafkaSender(ctx, w, cfg.Format)
+		dlq := &kafka.Writer{
+			Addr:                   kafka.TCP(cfg.Brokers...),
+			Transport:              transport,
+			Topic:                  cfg.DLQTopic,
+			Balancer:               partitionBalancer{},
+			RequiredAcks:           kafka.RequireAll,
+			BatchBytes:             1_000_000,
+			BatchTimeout:           5 * time.Millisecond,
+			AllowAutoTopicCreation: true,
+		}
+		defer dlq.Close()
+		deadLetter = deadLetterSender(ctx, dlq, cfg.Format)
 	}
 	if cfg.Pace > 0 {
 		chunk = max(min(chunk, cfg.Pace/10), 1) // a tenth of a second's messages at a time
 	}
 	start := time.Now()
 	pending := make([]Message, 0, chunk)
+	var dead []Skip // skips of the first pass not yet dead-lettered
 	// tally counts the first pass's lines: when more were skipped than used, the file is most
 	// likely not of cfg.Format, and Replay stops before it sends more (a FormatError). It judges
 	// before each chunk is sent, once formatSample lines are read, and at the end.
@@ -129,11 +161,21 @@ func Replay(ctx context.Context, cfg ReplayConfig) (ReplaySummary, error) {
 		return nil
 	}
 	flush := func() error {
-		if len(pending) == 0 {
+		if len(pending) == 0 && len(dead) == 0 {
 			return nil
 		}
 		if err := wrongFormat(false); err != nil {
 			return err
+		}
+		if len(dead) > 0 && deadLetter != nil {
+			if err := deadLetter(dead); err != nil {
+				return err
+			}
+			sum.DeadLettered += len(dead)
+		}
+		dead = dead[:0]
+		if len(pending) == 0 {
+			return nil
 		}
 		if cfg.Pace > 0 { // the messages sent so far are due at sent/Pace seconds
 			due := start.Add(time.Duration(float64(sum.Sent) / float64(cfg.Pace) * float64(time.Second)))
@@ -155,7 +197,15 @@ func Replay(ctx context.Context, cfg ReplayConfig) (ReplaySummary, error) {
 		}
 		return nil
 	}
+	lastLine := 0 // the line last counted in sum.Lines, 0 at the start of a pass
+	countLine := func(line int) {
+		if line != lastLine {
+			sum.Lines++
+			lastLine = line
+		}
+	}
 	emit := func(m Message) error {
+		countLine(m.Line)
 		if pass == 0 {
 			tally.add(m.Line, nil)
 		}
@@ -177,7 +227,12 @@ func Replay(ctx context.Context, cfg ReplayConfig) (ReplaySummary, error) {
 		if name == "" || name == "-" {
 			name = "stdin"
 		}
-		skip := func(s Skip) { sum.Skipped = append(sum.Skipped, s); tally.add(s.Line, &s) }
+		skip := func(s Skip) {
+			countLine(s.Line)
+			sum.Skipped, dead = append(sum.Skipped, s), append(dead, s)
+			sum.SkippedEvents++
+			tally.add(s.Line, &s)
+		}
 		r, err := Decompressed(cfg.Reader)
 		if err != nil {
 			return sum, fmt.Errorf("replay %s: %w", name, err)
@@ -191,9 +246,12 @@ func Replay(ctx context.Context, cfg ReplayConfig) (ReplaySummary, error) {
 		return sum, flush()
 	}
 	for ; pass < cfg.Repeat; pass++ {
+		lastLine = 0
 		skip := func(s Skip) {
+			countLine(s.Line)
+			sum.SkippedEvents++
 			if pass == 0 {
-				sum.Skipped = append(sum.Skipped, s)
+				sum.Skipped, dead = append(sum.Skipped, s), append(dead, s)
 				tally.add(s.Line, &s)
 			}
 		}
@@ -228,6 +286,29 @@ func kafkaSender(ctx context.Context, w *kafka.Writer, format string) func([]Mes
 			return 0, fmt.Errorf("produce to %s: %w", w.Topic, summarizeWriteErrors(err))
 		}
 		return 0, nil
+	}
+}
+
+// deadLetterSender writes skips to w, the dead-letter topic, as the consumer and the collector
+// write theirs (newDeadLetter): what was skipped (the line, or its event) as its value, keyed by
+// the customer its ids name as far as they could be read (check), with replay's source header
+// (replay-FORMAT), the reason code and the error, which names the place in the file ("line 3
+// batch[2]: invalid_timestamp (field timestamp): …").
+func deadLetterSender(ctx context.Context, w *kafka.Writer, format string) func([]Skip) error {
+	source := kafka.Header{Key: HeaderSource, Value: []byte(replaySourcePrefix + format)}
+	return func(skips []Skip) error {
+		msgs := make([]kafka.Message, len(skips))
+		for i, s := range skips {
+			var key string
+			if len(s.Raw) > 0 {
+				key, _, _ = check(s.Raw, time.Now())
+			}
+			msgs[i] = newDeadLetter([]byte(key), s.Raw, []kafka.Header{source}, s.Code, errors.New(s.Place()+": "+s.Reason))
+		}
+		if err := w.WriteMessages(ctx, msgs...); err != nil {
+			return fmt.Errorf("write %d dead letters to %s: %w", len(msgs), w.Topic, summarizeWriteErrors(err))
+		}
+		return nil
 	}
 }
 

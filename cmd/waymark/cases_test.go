@@ -1766,7 +1766,7 @@ func TestReplayedReceiptAfterTheReplayIsNone(t *testing.T) {
 	}
 	start := time.Now()
 	out := s.replayLines(t, []string{line("r1", `"timestamp":"2026-01-02T03:04:05Z"`), line("r2", `"timestamp":"2099-12-31T23:59:00Z"`), line("r3", `"context":{}`)})
-	if !strings.Contains(out, "skipped 1 lines") || !strings.Contains(out, "receivedAt") {
+	if !strings.Contains(out, "skipped 1 event") || !strings.Contains(out, "receivedAt") {
 		t.Errorf("replay: %s; want line 3 skipped naming receivedAt", out)
 	}
 	w := &kafka.Writer{Transport: ingesttest.Transport(t), Addr: kafka.TCP(s.broker), Topic: "waymark.events", RequiredAcks: kafka.RequireAll, Balancer: &kafka.Murmur2Balancer{}}

@@ -116,7 +116,7 @@ func TestReplayThroughTheCollector(t *testing.T) {
 	// Twice, as a client retrying after a timeout would: each event is stored once.
 	for range 2 {
 		out := s.waymark(t, "replay", "--format", "taobao", "--file", taobaoSample, "--collector", "http://"+s.http, "--write-key", "test-key")
-		if !strings.Contains(out, "sent 10000, skipped 0") {
+		if !strings.Contains(out, "sent 10000 events, skipped 0 events") {
 			t.Fatalf("replay output:\n%s", out)
 		}
 	}

@@ -221,7 +221,7 @@ func (s *server) waymark(t testing.TB, args ...string) string {
 func (s *server) replayTaobao(t *testing.T) {
 	t.Helper()
 	out := s.waymark(t, "replay", "--format", "taobao", "--file", taobaoSample, "--wait", "2m")
-	if !strings.Contains(out, "sent 10000, skipped 0") || !strings.Contains(out, "stored:") {
+	if !strings.Contains(out, "sent 10000 events, skipped 0 events") || !strings.Contains(out, "stored:") {
 		t.Fatalf("replay output:\n%s", out)
 	}
 }

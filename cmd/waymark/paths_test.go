@@ -92,7 +92,7 @@ func TestOneRuleOnEveryPath(t *testing.T) {
 		{"replay", "--format", "segment", "--file", export("collector"), "--collector", "http://" + s.http, "--write-key", "test-key"},
 	} {
 		out := s.waymark(t, replay...)
-		if !strings.Contains(out, "sent 3, skipped 1") || !strings.Contains(out, "skipped line 3: too_large") {
+		if !strings.Contains(out, "sent 3 events, skipped 1 event") || !strings.Contains(out, "skipped line 3: too_large") {
 			t.Errorf("waymark %s:\n%s\nwant 3 sent and line 3 skipped as too_large", strings.Join(replay, " "), out)
 		}
 	}

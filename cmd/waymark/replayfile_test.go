@@ -41,7 +41,7 @@ func TestReplayFileStartingWithABOM(t *testing.T) {
 		t.Fatal(err)
 	}
 	out := s.waymark(t, "replay", "--format", "segment", "--file", bom, "--wait", "2m")
-	if !strings.Contains(out, "sent 2, skipped 0 lines") {
+	if !strings.Contains(out, "sent 2 events, skipped 0 events") {
 		t.Errorf("replay of a file starting with a BOM:\n%s", out)
 	}
 	if n := liveEvents(t, s.database); n != uint64(len(lines)) {
@@ -55,7 +55,7 @@ func TestReplayFileStartingWithABOM(t *testing.T) {
 		t.Fatal(err)
 	}
 	out = s.waymark(t, "replay", "--format", "segment", "--file", partial)
-	if !strings.Contains(out, "sent 1, skipped 1 lines") || !strings.Contains(out, "skipped line 2: invalid_json") {
+	if !strings.Contains(out, "sent 1 event, skipped 1 event") || !strings.Contains(out, "skipped line 2: invalid_json") {
 		t.Errorf("replay of a file with a BOM on line 2 (exit 0, one line sent):\n%s", out)
 	}
 
@@ -71,7 +71,7 @@ func TestReplayFileStartingWithABOM(t *testing.T) {
 		cmd.Stderr = &stderr
 		stdout, err := cmd.Output()
 		var exit *exec.ExitError
-		if !errors.As(err, &exit) || !strings.Contains(stderr.String(), "all 2 lines were skipped") || !strings.Contains(string(stdout), "sent 0, skipped 2 lines") {
+		if !errors.As(err, &exit) || !strings.Contains(stderr.String(), "all 2 lines were skipped") || !strings.Contains(string(stdout), "sent 0 events, skipped 2 events") {
 			t.Errorf("replay --format %s of a Segment file: %v\nstdout:\n%s\nstderr:\n%s", format, err, stdout, stderr.String())
 		}
 	}
@@ -110,7 +110,7 @@ func TestReplayFileInUTF16(t *testing.T) {
 		cmd.Env = append(os.Environ(), "WAYMARK_DEV_BROKER_ADDR="+s.broker)
 		out, err := cmd.CombinedOutput()
 		switch {
-		case tt.want == "" && (err != nil || !strings.Contains(string(out), "sent 2, skipped 0 lines")):
+		case tt.want == "" && (err != nil || !strings.Contains(string(out), "sent 2 events, skipped 0 events")):
 			t.Errorf("replay of %s: %v\n%s", tt.name, err, out)
 		case tt.want != "" && (err == nil || !strings.Contains(string(out), "waymark: --file: "+path+": the file "+tt.want)):
 			t.Errorf("replay of %s: %v\n%s\nwant it refused: --file: %s: the file %s", tt.name, err, out, path, tt.want)
@@ -169,7 +169,7 @@ func TestReplayOfAnotherFormatFails(t *testing.T) {
 			}
 			code, stdout, stderr := replay("--format", format, "--file", file)
 			for _, want := range []string{"--format: " + file + " is not " + format + ": ", "read as --format " + fileFormat, "nothing was sent"} {
-				if code == 0 || !strings.Contains(stderr, want) || !strings.Contains(stdout, "sent 0,") {
+				if code == 0 || !strings.Contains(stderr, want) || !strings.Contains(stdout, "sent 0 events,") {
 					t.Errorf("replay --format %s of a %s file: exit %d, want non-zero with %q\nstdout:\n%s\nstderr:\n%s", format, fileFormat, code, want, stdout, stderr)
 					break
 				}
@@ -184,7 +184,7 @@ func TestReplayOfAnotherFormatFails(t *testing.T) {
 	}
 	// A few bad lines among good ones: sent, listed, exit 0.
 	mostlyGood := write("mostly-good.jsonl", segmentLine(6), taobaoLine(7), segmentLine(8))
-	if code, stdout, stderr := replay("--format", "segment", "--file", mostlyGood); code != 0 || !strings.Contains(stdout, "sent 2, skipped 1 lines") || !strings.Contains(stdout, "skipped line 2: invalid_json") {
+	if code, stdout, stderr := replay("--format", "segment", "--file", mostlyGood); code != 0 || !strings.Contains(stdout, "sent 2 events, skipped 1 event") || !strings.Contains(stdout, "skipped line 2: invalid_json") {
 		t.Errorf("replay of a file with one bad line of three: exit %d\nstdout:\n%s\nstderr:\n%s", code, stdout, stderr)
 	}
 	empty := write("empty.jsonl")
@@ -225,7 +225,7 @@ func TestReplayGzipBatchBodiesFromStdin(t *testing.T) {
 		return string(out) + stderr.String(), err
 	}
 	out, err := run(gz.Bytes())
-	if err != nil || !strings.Contains(out, "sent 3, skipped 0 lines") {
+	if err != nil || !strings.Contains(out, "sent 3 events, skipped 0 events") {
 		t.Fatalf("replay of gzip batch bodies from stdin: %v\n%s", err, out)
 	}
 	waitFor(t, "3 events stored", func() bool { return liveEvents(t, s.database) == 3 })
@@ -257,7 +257,7 @@ func TestReplayNamesTheWriteKeyARefusal(t *testing.T) {
 		cmd.Env = append(os.Environ(), tt.env)
 		out, err := cmd.CombinedOutput()
 		if err == nil || !strings.Contains(string(out), tt.want) || !strings.Contains(string(out), "write key refused; check it against the collector's write keys") ||
-			!strings.Contains(string(out), " sent 0,") {
+			!strings.Contains(string(out), " sent 0 events,") {
 			t.Errorf("replay with a write key the collector refuses: %v\n%s\nwant an error starting %q", err, out, tt.want)
 		}
 	}
@@ -302,7 +302,7 @@ func TestReplayCollectorIsABaseURL(t *testing.T) {
 		var out strings.Builder
 		err := run(context.Background(), []string{"replay", "--format", "segment", "--file", file, "--write-key", "test-key", "--collector", tt.collector}, &out, slog.New(slog.DiscardHandler))
 		switch {
-		case tt.want == "" && (err != nil || !strings.Contains(out.String(), " sent 1,")):
+		case tt.want == "" && (err != nil || !strings.Contains(out.String(), " sent 1 event,")):
 			t.Errorf("--collector %s: %v\n%s, want the event sent", tt.collector, err, out.String())
 		case tt.want != "" && (err == nil || !strings.HasPrefix(err.Error(), tt.want)):
 			t.Errorf("--collector %s: error %v, want it to start %q", tt.collector, err, tt.want)

@@ -27,7 +27,7 @@ func TestReplayOfAnOldExportIsNoStoredLag(t *testing.T) {
 	// Each event's lag is at most the time from the replay's start to the scrape, however slow
 	// the machine; measured from the export's receivedAt, it was two years.
 	start := time.Now()
-	if out := s.waymark(t, "replay", "--format", "segment", "--file", file, "--wait", "2m"); !strings.Contains(out, "sent 2, skipped 0 lines") {
+	if out := s.waymark(t, "replay", "--format", "segment", "--file", file, "--wait", "2m"); !strings.Contains(out, "sent 2 events, skipped 0 events") {
 		t.Fatalf("replay:\n%s", out)
 	}
 	metrics := scrape(t, s.http)

@@ -57,7 +57,7 @@ func TestReplayOfAPrettyPrintedBodySaysOneValuePerLine(t *testing.T) {
 	if strings.Contains(stderr, "is not segment") {
 		t.Errorf("replay of a pretty-printed batch body says the file is not segment:\n%s", stderr)
 	}
-	if code, stdout, stderr, _ := replay(compact.Bytes()); code != 0 || !strings.Contains(stdout, "sent 2,") {
+	if code, stdout, stderr, _ := replay(compact.Bytes()); code != 0 || !strings.Contains(stdout, "sent 2 events,") {
 		t.Errorf("replay of the body on one line: exit %d\nstdout:\n%s\nstderr:\n%s", code, stdout, stderr)
 	}
 }

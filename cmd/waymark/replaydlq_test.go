@@ -1,0 +1,169 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+
+	"github.com/waymark-dev/waymark/ingest"
+	"github.com/waymark-dev/waymark/ingest/ingesttest"
+)
+
+// replayTo runs `waymark replay --format segment` of lines against the dev broker b, to the
+// topics named after name, and returns its exit code, output, and what it produced to each topic.
+func replayTo(t *testing.T, b *ingest.DevBroker, name string, lines ...string) (code int, stdout, stderr string, events, dead []kafka.Message) {
+	t.Helper()
+	file := filepath.Join(t.TempDir(), name+".jsonl")
+	if err := os.WriteFile(file, []byte(strings.Join(lines, "\n")+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	topic, dlq := "ev."+name, "dlq."+name
+	cmd := exec.Command(binary, "replay", "--format", "segment", "--file", file, "--topic", topic, "--dlq-topic", dlq)
+	cmd.Env = append(os.Environ(), "WAYMARK_DEV_BROKER_ADDR="+b.Addr())
+	var errBuf bytes.Buffer
+	cmd.Stderr = &errBuf
+	out, err := cmd.Output()
+	var exit *exec.ExitError
+	if err != nil && !errors.As(err, &exit) {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute) // a hang guard
+	defer cancel()
+	read := func(topic string) []kafka.Message {
+		msgs, err := ingesttest.ReadTopic(ctx, b.Addr(), topic)
+		if err != nil && !strings.Contains(err.Error(), "Unknown Topic") {
+			t.Fatalf("read %s: %v", topic, err)
+		}
+		return msgs
+	}
+	return cmd.ProcessState.ExitCode(), string(out), errBuf.String(), read(topic), read(dlq)
+}
+
+// TestReplayDeadLettersWhatItSkips (tester 45's F4): nothing is lost. `waymark replay` straight
+// to Kafka writes each line, or event of a batch line, that it skips to --dlq-topic, as the
+// consumer and the collector write theirs: what was skipped as the value, replay's source header,
+// the reason code and the error naming the line. It printed `skipped line 3: invalid_timestamp`
+// and exited 0, and the DLQ topic stayed empty.
+func TestReplayDeadLettersWhatItSkips(t *testing.T) {
+	b, err := ingest.StartDevBroker("127.0.0.1:0", 3, "waymark.events", "waymark.dlq")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	good := func(id string) string {
+		return `{"type":"track","userId":"dl","event":"Product Viewed","messageId":"` + id + `","timestamp":"2024-07-08T10:00:00Z"}`
+	}
+	msTime := `{"type":"track","userId":"dl","event":"Product Viewed","messageId":"dl-ms","timestamp":1720432800000}`
+	noEvent := `{"type":"track","userId":"dl","messageId":"dl-noevent","timestamp":"2024-07-08T10:00:00Z"}`
+	batch := `{"batch":[` + good("dl-b0") + `,{"type":"track","userId":"dl","event":"E","messageId":"dl-b1","timestamp":"yesterday"},` + good("dl-b2") + `]}`
+	code, stdout, stderr, events, dead := replayTo(t, b, "mixed", good("dl-1"), msTime, noEvent, batch, good("dl-5"), "not json")
+	if code != 0 {
+		t.Fatalf("exit %d\nstdout:\n%s\nstderr:\n%s", code, stdout, stderr)
+	}
+	for _, want := range []string{"read 6 lines (8 events), sent 4 events, skipped 4 events",
+		"skipped line 2: invalid_timestamp", "skipped line 3: missing_event", "skipped line 4 batch[1]: invalid_timestamp", "skipped line 6: invalid_json",
+		"dead-lettered the 4 skipped events to dlq.mixed"} {
+		if !strings.Contains(stdout, want) {
+			t.Errorf("stdout lacks %q:\n%s", want, stdout)
+		}
+	}
+	if len(events) != 4 {
+		t.Errorf("produced %d events, want 4", len(events))
+	}
+	want := []struct{ value, reason, err string }{
+		{msTime, ingest.ReasonInvalidTimestamp, "line 2: invalid_timestamp (field timestamp)"},
+		{noEvent, ingest.ReasonMissingEvent, "line 3: missing_event"},
+		{`"messageId":"dl-b1"`, ingest.ReasonInvalidTimestamp, "line 4 batch[1]: invalid_timestamp (field timestamp)"},
+		{"not json", ingest.ReasonInvalidJSON, "line 6: invalid_json"},
+	}
+	if len(dead) != len(want) {
+		t.Fatalf("%d dead letters, want %d: %v", len(dead), len(want), dead)
+	}
+	header := func(m kafka.Message, key string) string {
+		for _, h := range m.Headers {
+			if h.Key == key {
+				return string(h.Value)
+			}
+		}
+		return ""
+	}
+	found := 0
+	for _, w := range want {
+		for _, m := range dead {
+			if !strings.HasPrefix(header(m, ingest.HeaderDLQError), w.err) {
+				continue
+			}
+			found++
+			if !strings.Contains(string(m.Value), w.value) || header(m, ingest.HeaderDLQReason) != w.reason || header(m, ingest.HeaderSource) != "replay-segment" {
+				t.Errorf("dead letter of %s: value %s, reason %q, source %q; want %s, %s, replay-segment",
+					w.err, m.Value, header(m, ingest.HeaderDLQReason), header(m, ingest.HeaderSource), w.value, w.reason)
+			}
+		}
+	}
+	if found != len(want) {
+		for _, m := range dead {
+			t.Logf("dead letter: %s %q", m.Value, header(m, ingest.HeaderDLQError))
+		}
+		t.Errorf("found %d of the %d dead letters", found, len(want))
+	}
+}
+
+// TestReplaySummaryCountsEvents (tester 45's F2 and F3): the summary counts events throughout,
+// naming the line they came from once ("read 6, sent 6, skipped 1 lines … skipped line 1:
+// batch[3]: …" for one line of 7 events); and a file most of whose lines are Segment messages
+// refused for their content is refused as holding invalid events, each listed with its
+// reason, not as "not segment" on --format.
+func TestReplaySummaryCountsEvents(t *testing.T) {
+	b, err := ingest.StartDevBroker("127.0.0.1:0", 3, "waymark.events", "waymark.dlq")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	event := func(id, ts string) string {
+		return `{"type":"track","userId":"sc","event":"E","messageId":"` + id + `","timestamp":` + ts + `}`
+	}
+	var members []string
+	for i := range 7 {
+		ts := `"2024-07-08T10:00:00Z"`
+		if i == 3 {
+			ts = "1720432800000"
+		}
+		members = append(members, event("sc-"+string(rune('a'+i)), ts))
+	}
+	code, stdout, stderr, events, dead := replayTo(t, b, "batch7", `{"batch":[`+strings.Join(members, ",")+`]}`)
+	for _, want := range []string{"read 1 line (7 events), sent 6 events, skipped 1 event", "skipped line 1 batch[3]: invalid_timestamp"} {
+		if code != 0 || !strings.Contains(stdout, want) {
+			t.Errorf("exit %d, want 0 and %q\nstdout:\n%s\nstderr:\n%s", code, want, stdout, stderr)
+		}
+	}
+	if len(events) != 6 || len(dead) != 1 {
+		t.Errorf("produced %d events and %d dead letters, want 6 and 1", len(events), len(dead))
+	}
+
+	code, stdout, stderr, events, dead = replayTo(t, b, "invalid",
+		event("iv-1", "1720432800000"), event("iv-2", `"2024-07-08T10:00:00Z"`), `{"type":"track","userId":"sc","messageId":"iv-3"}`)
+	for _, want := range []string{"--file: ", "holds mostly invalid events: 2 of 3 lines are segment messages Waymark refuses for their content (first: line 1: invalid_timestamp", "nothing was sent"} {
+		if code == 0 || !strings.Contains(stderr, want) {
+			t.Errorf("exit %d, want non-zero and %q\nstdout:\n%s\nstderr:\n%s", code, want, stdout, stderr)
+		}
+	}
+	for _, want := range []string{"skipped line 1: invalid_timestamp", "skipped line 3: missing_event"} {
+		if !strings.Contains(stdout, want) {
+			t.Errorf("stdout lacks %q:\n%s", want, stdout)
+		}
+	}
+	if strings.Contains(stderr, "--format") || strings.Contains(stderr, "is not segment") {
+		t.Errorf("invalid Segment messages blamed on --format:\n%s", stderr)
+	}
+	if len(events) != 0 || len(dead) != 0 {
+		t.Errorf("a refused file produced %d events and %d dead letters, want none", len(events), len(dead))
+	}
+}
