@@ -288,3 +288,37 @@ func TestEventTimeOfEveryCombination(t *testing.T) {
 		})
 	}
 }
+
+// TestCollectorKeepsAStatedCorrection: tester 45's F5 through the collector's HTTP handler. A
+// message whose timestamp is corrected already, beside the originalTimestamp and sentAt of a
+// device clock an hour fast (Segment's processed output, relayed), is produced with that
+// timestamp, not an hour earlier; a client's timestamp alone with the same sentAt is corrected.
+func TestCollectorKeepsAStatedCorrection(t *testing.T) {
+	env := startCollector(t, nil)
+	now := time.Now().UTC().Truncate(time.Millisecond)
+	at := func(d time.Duration) string { return now.Add(d).Format(time.RFC3339Nano) }
+	for _, body := range []string{
+		`{"type":"track","anonymousId":"p2","event":"Product Viewed","messageId":"p2-m","originalTimestamp":"` + at(time.Hour-10*time.Second) + `","timestamp":"` + at(-10*time.Second) + `","sentAt":"` + at(time.Hour) + `"}`,
+		`{"type":"track","anonymousId":"p1","event":"Product Viewed","messageId":"p1-m","originalTimestamp":"` + at(time.Hour-10*time.Second) + `","timestamp":"` + at(-10*time.Second) + `","sentAt":"` + at(time.Hour) + `","receivedAt":"` + at(-9*time.Second) + `"}`,
+		`{"type":"track","anonymousId":"p3","event":"Product Viewed","messageId":"p3-m","timestamp":"` + at(time.Hour-10*time.Second) + `","sentAt":"` + at(time.Hour) + `"}`,
+	} {
+		if code, _, resp := env.do(t, call{path: "/v1/track", headers: map[string]string{"Authorization": "Basic a2V5LXdlYjo="}, body: []byte(body)}); code != 200 {
+			t.Fatalf("POST /v1/track: %d %v", code, resp)
+		}
+	}
+	msgs := topicMessages(t, env.broker.Addr(), "events")
+	if len(msgs) != 3 {
+		t.Fatalf("%d messages produced, want 3", len(msgs))
+	}
+	for _, m := range msgs {
+		e, err := Decode(m.Value, "web", now)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// The receipt is the collector's clock, a moment after now: the corrected time is
+		// within a second of now − 10 s.
+		if d := e.Timestamp.Sub(now.Add(-10 * time.Second)); d < 0 || d > time.Second {
+			t.Errorf("%s stored at %s, want about %s (now − 10 s)", e.MessageID, e.Timestamp.Format(time.RFC3339Nano), at(-10*time.Second))
+		}
+	}
+}
