@@ -294,6 +294,11 @@ func kafkaSender(ctx context.Context, w *kafka.Writer, format string) func([]Mes
 // the customer its ids name as far as they could be read (check), with replay's source header
 // (replay-FORMAT), the reason code and the error, which names the place in the file ("line 3
 // batch[2]: invalid_timestamp (field timestamp): …").
+//
+// A skipped line longer than maxDeadLetterBytes (a line up to MaxLineBytes is read, one over
+// DefaultMaxEventBytes skipped as too_large) would be refused by Kafka (message.max.bytes is
+// 1 MB by default) and stop the replay: its dead letter holds its first maxDeadLetterBytes, and
+// its error says so.
 func deadLetterSender(ctx context.Context, w *kafka.Writer, format string) func([]Skip) error {
 	source := kafka.Header{Key: HeaderSource, Value: []byte(replaySourcePrefix + format)}
 	return func(skips []Skip) error {
@@ -303,7 +308,12 @@ func deadLetterSender(ctx context.Context, w *kafka.Writer, format string) func(
 			if len(s.Raw) > 0 {
 				key, _, _ = check(s.Raw, time.Now())
 			}
-			msgs[i] = newDeadLetter([]byte(key), s.Raw, []kafka.Header{source}, s.Code, errors.New(s.Place()+": "+s.Reason))
+			value, why := s.Raw, s.Place()+": "+s.Reason
+			if len(value) > maxDeadLetterBytes {
+				value = value[:maxDeadLetterBytes]
+				why += fmt.Sprintf(" (this dead letter holds its first %d of %d bytes)", maxDeadLetterBytes, len(s.Raw))
+			}
+			msgs[i] = newDeadLetter([]byte(key), value, []kafka.Header{source}, s.Code, errors.New(why))
 		}
 		if err := w.WriteMessages(ctx, msgs...); err != nil {
 			return fmt.Errorf("write %d dead letters to %s: %w", len(msgs), w.Topic, summarizeWriteErrors(err))
@@ -311,6 +321,9 @@ func deadLetterSender(ctx context.Context, w *kafka.Writer, format string) func(
 		return nil
 	}
 }
+
+// maxDeadLetterBytes is the most of a skipped line replay's dead letter holds (deadLetterSender).
+const maxDeadLetterBytes = 512 << 10
 
 // collectorSender posts batches to url, a collector's /v1/batch, in bodies within the collector's
 // DefaultMaxBatchBytes, retrying what the Segment libraries retry (5xx, 429, network errors) with

@@ -114,6 +114,18 @@ func TestReplayDeadLettersWhatItSkips(t *testing.T) {
 		}
 		t.Errorf("found %d of the %d dead letters", found, len(want))
 	}
+
+	// A line too large for a Kafka message (1 MB by default) is dead-lettered by its first
+	// 512 KiB, and the replay goes on.
+	big := `{"type":"track","userId":"dl","event":"E","messageId":"dl-big","timestamp":"2024-07-08T10:00:00Z","properties":{"blob":"` + strings.Repeat("x", 1500<<10) + `"}}`
+	code, stdout, stderr, events, dead = replayTo(t, b, "big", good("dl-big-1"), big, good("dl-big-3"))
+	if code != 0 || len(events) != 2 || len(dead) != 1 {
+		t.Fatalf("exit %d, %d events, %d dead letters; want 0, 2, 1\nstdout:\n%s\nstderr:\n%s", code, len(events), len(dead), stdout, stderr)
+	}
+	if m := dead[0]; len(m.Value) != 512<<10 || !strings.HasPrefix(big, string(m.Value)) || header(m, ingest.HeaderDLQReason) != ingest.ReasonTooLarge ||
+		!strings.Contains(header(m, ingest.HeaderDLQError), "line 2: too_large") || !strings.Contains(header(m, ingest.HeaderDLQError), "holds its first 524288 of") {
+		t.Errorf("dead letter of a 1.5 MB line: %d bytes, reason %q, error %q", len(m.Value), header(m, ingest.HeaderDLQReason), header(m, ingest.HeaderDLQError))
+	}
 }
 
 // TestReplaySummaryCountsEvents (tester 45's F2 and F3): the summary counts events throughout,
