@@ -19,8 +19,7 @@ func TestArrivedIsWhenWaymarkReceivedIt(t *testing.T) {
 	old := time.Date(2024, 3, 1, 10, 0, 1, 0, time.UTC)
 	const line = `{"type":"track","userId":"u","event":"View","messageId":"m1","timestamp":"2024-03-01T10:00:00Z","receivedAt":"2024-03-01T10:00:01Z"}`
 
-	c := &Collector{cfg: CollectorConfig{Brokers: []string{"unused:9092"}}}
-	c.cfg.setDefaults()
+	c := offlineCollector()
 	req, err := parseRequest([]byte(`{"batch":[`+line+`]}`), "batch")
 	if err != nil {
 		t.Fatal(err)

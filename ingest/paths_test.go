@@ -40,12 +40,7 @@ func TestOneOutcomeWhicheverPath(t *testing.T) {
 		{"timestamp a number", `"userId":"u","timestamp":12345`, ReasonInvalidTimestamp},
 		{"40 KB", `"userId":"u","properties":{"blob":"` + strings.Repeat("x", 40<<10) + `"}`, ReasonTooLarge},
 	}
-	c := &Collector{cfg: CollectorConfig{Brokers: []string{"unused:9092"}}}
-	c.cfg.setDefaults()
-	cons, err := NewConsumer(ConsumerConfig{Brokers: []string{"unused:9092"}}, SinkFunc(nil), slog.New(slog.DiscardHandler), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	c, cons := offlineCollector(), offlineConsumer(t)
 	for i, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			msg := fmt.Sprintf(`{"type":"track","event":"View","messageId":"m%d",%s}`, i, tt.fields)
@@ -138,8 +133,7 @@ func TestConsumerLimitsEveryMessage(t *testing.T) {
 // still within what the consumer reads after the collector's stamps, with the most the stamps
 // can add; an event that a batch's context makes larger is refused as too_large.
 func TestCollectorStampsWithinTheLimit(t *testing.T) {
-	c := &Collector{cfg: CollectorConfig{Brokers: []string{"unused:9092"}}}
-	c.cfg.setDefaults()
+	c := offlineCollector()
 	head := `{"type":"identify","userId":"u","timestamp":"2026-05-01T09:59:00.123456789+00:00","traits":{"blob":"`
 	big := head + strings.Repeat("x", DefaultMaxEventBytes-len(head)-3) + `"}}`
 	tests := []struct {
@@ -168,8 +162,7 @@ func TestCollectorStampsWithinTheLimit(t *testing.T) {
 // under the key it would have had (its anonymousId, else its userId), as the consumer's dead
 // letters keep their message's key, so a re-drive reaches its device's partition.
 func TestRefusedEventsKeepTheirKey(t *testing.T) {
-	c := &Collector{cfg: CollectorConfig{Brokers: []string{"unused:9092"}}}
-	c.cfg.setDefaults()
+	c := offlineCollector()
 	tests := []struct{ event, key string }{
 		{`{"type":"track","event":"A","anonymousId":"d1","userId":"u1","timestamp":"yesterday"}`, "d1"},
 		{`{"type":"track","event":"A","userId":"u1","timestamp":12345}`, "u1"},
@@ -234,12 +227,7 @@ func TestEventTimeOfEveryCombination(t *testing.T) {
 		{"ramp, both", `"originalTimestamp":"` + at(-60*s) + `","timestamp":"` + at(-56400*time.Millisecond) + `","sentAt":"` + at(-5*s) + `"`, -56400 * time.Millisecond, -56400 * time.Millisecond},
 		{"ramp, in transit", `"timestamp":"` + at(-60*s) + `","sentAt":"` + at(-2*s) + `"`, -60 * s, -60 * s},
 	}
-	c := &Collector{cfg: CollectorConfig{Brokers: []string{"unused:9092"}}}
-	c.cfg.setDefaults()
-	cons, err := NewConsumer(ConsumerConfig{Brokers: []string{"unused:9092"}}, SinkFunc(nil), slog.New(slog.DiscardHandler), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	c, cons := offlineCollector(), offlineConsumer(t)
 	for i, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			msg := fmt.Sprintf(`{"type":"track","event":"Product Viewed","anonymousId":"p%d","messageId":"m%d"`, i, i)
@@ -321,4 +309,22 @@ func TestCollectorKeepsAStatedCorrection(t *testing.T) {
 			t.Errorf("%s stored at %s, want about %s (now − 10 s)", e.MessageID, e.Timestamp.Format(time.RFC3339Nano), at(-10*time.Second))
 		}
 	}
+}
+
+// offlineCollector is a collector with default settings whose checks and preparation run without
+// a broker (its brokers are never dialled).
+func offlineCollector() *Collector {
+	c := &Collector{cfg: CollectorConfig{Brokers: []string{"unused:9092"}}}
+	c.cfg.setDefaults()
+	return c
+}
+
+// offlineConsumer is a consumer whose decoding runs without a broker (never dialled).
+func offlineConsumer(t *testing.T) *Consumer {
+	t.Helper()
+	cons, err := NewConsumer(ConsumerConfig{Brokers: []string{"unused:9092"}}, SinkFunc(nil), slog.New(slog.DiscardHandler), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cons
 }

@@ -205,12 +205,7 @@ func TestReplayKeepsPlaceholdersNoID(t *testing.T) {
 // relay's receivedAt) is new.
 func TestPlaceholderMessageIDs(t *testing.T) {
 	now := time.Date(2026, 12, 2, 1, 0, 0, 0, time.UTC)
-	c := &Collector{cfg: CollectorConfig{Brokers: []string{"unused:9092"}}}
-	c.cfg.setDefaults()
-	cons, err := NewConsumer(ConsumerConfig{Brokers: []string{"unused:9092"}}, SinkFunc(nil), slog.New(slog.DiscardHandler), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	c, cons := offlineCollector(), offlineConsumer(t)
 	paths := []struct {
 		name   string
 		decode func(msg string) (Event, error)

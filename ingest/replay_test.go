@@ -43,8 +43,7 @@ func TestSegmentReplayKeepsEventTimes(t *testing.T) {
 	if len(msgs) != len(want) {
 		t.Fatalf("messages %d, want %d", len(msgs), len(want))
 	}
-	c := &Collector{cfg: CollectorConfig{Brokers: []string{"unused:9092"}}}
-	c.cfg.setDefaults()
+	c := offlineCollector()
 	for i, m := range msgs {
 		direct, err := Decode(m.Value, "replay-segment", time.Now())
 		if err != nil {
@@ -225,8 +224,7 @@ func TestReplayReadsGzipAndBatchBodies(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := &Collector{cfg: CollectorConfig{Brokers: []string{"unused:9092"}}}
-	c.cfg.setDefaults()
+	c := offlineCollector()
 	accepted, _ := c.prepare(req, "web", time.Now())
 	if len(accepted) != 2 {
 		t.Fatalf("collector accepted %d events of the batch, want 2", len(accepted))

@@ -26,15 +26,7 @@ func replayTo(t *testing.T, b *ingest.DevBroker, name string, lines ...string) (
 		t.Fatal(err)
 	}
 	topic, dlq := "ev."+name, "dlq."+name
-	cmd := exec.Command(binary, "replay", "--format", "segment", "--file", file, "--topic", topic, "--dlq-topic", dlq)
-	cmd.Env = append(os.Environ(), "WAYMARK_DEV_BROKER_ADDR="+b.Addr())
-	var errBuf bytes.Buffer
-	cmd.Stderr = &errBuf
-	out, err := cmd.Output()
-	var exit *exec.ExitError
-	if err != nil && !errors.As(err, &exit) {
-		t.Fatal(err)
-	}
+	code, stdout, stderr = replayBinary(t, b.Addr(), "--format", "segment", "--file", file, "--topic", topic, "--dlq-topic", dlq)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute) // a hang guard
 	defer cancel()
 	read := func(topic string) []kafka.Message {
@@ -44,7 +36,23 @@ func replayTo(t *testing.T, b *ingest.DevBroker, name string, lines ...string) (
 		}
 		return msgs
 	}
-	return cmd.ProcessState.ExitCode(), string(out), errBuf.String(), read(topic), read(dlq)
+	return code, stdout, stderr, read(topic), read(dlq)
+}
+
+// replayBinary runs `waymark replay args…` against the dev broker at broker and returns its exit
+// code and output; a replay that could not be run fails t.
+func replayBinary(t *testing.T, broker string, args ...string) (code int, stdout, stderr string) {
+	t.Helper()
+	cmd := exec.Command(binary, append([]string{"replay"}, args...)...)
+	cmd.Env = append(os.Environ(), "WAYMARK_DEV_BROKER_ADDR="+broker)
+	var errBuf bytes.Buffer
+	cmd.Stderr = &errBuf
+	out, err := cmd.Output()
+	var exit *exec.ExitError
+	if err != nil && !errors.As(err, &exit) {
+		t.Fatal(err)
+	}
+	return cmd.ProcessState.ExitCode(), string(out), errBuf.String()
 }
 
 // TestReplayDeadLettersWhatItSkips (tester 45's F4): nothing is lost. `waymark replay` straight

@@ -3,9 +3,7 @@ package main
 import (
 	"bytes"
 	"encoding/json"
-	"errors"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -37,16 +35,8 @@ func TestReplayOfAPrettyPrintedBodySaysOneValuePerLine(t *testing.T) {
 		if err := os.WriteFile(file, append(content, '\n'), 0o644); err != nil {
 			t.Fatal(err)
 		}
-		cmd := exec.Command(binary, "replay", "--format", "segment", "--file", file)
-		cmd.Env = append(os.Environ(), "WAYMARK_DEV_BROKER_ADDR="+b.Addr())
-		var errBuf bytes.Buffer
-		cmd.Stderr = &errBuf
-		out, err := cmd.Output()
-		var exit *exec.ExitError
-		if err != nil && !errors.As(err, &exit) {
-			t.Fatal(err)
-		}
-		return cmd.ProcessState.ExitCode(), string(out), errBuf.String(), file
+		code, stdout, stderr = replayBinary(t, b.Addr(), "--format", "segment", "--file", file)
+		return code, stdout, stderr, file
 	}
 	code, stdout, stderr, file := replay(pretty.Bytes())
 	for _, want := range []string{"--format: " + file + " is not one JSON value per line", "first skipped: line 1: invalid_json", "jq -c", "nothing was sent"} {
