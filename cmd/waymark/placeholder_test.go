@@ -110,7 +110,7 @@ func TestPlaceholderIDsMergeNobody(t *testing.T) {
 			produceWithKcat(t, s.broker, lines)
 		case "replay":
 			out := s.replayLines(t, lines)
-			if want := fmt.Sprintf("skipped %d lines", len(refused)); !strings.Contains(out, want) || strings.Count(out, "missing_identity (field userId)") != len(refused) {
+			if want := fmt.Sprintf("skipped %d events", len(refused)); !strings.Contains(out, want) || strings.Count(out, "missing_identity (field userId)") != len(refused) {
 				t.Errorf("replay: %s\nwant %s, each as missing_identity (field userId)", out, want)
 			}
 		}

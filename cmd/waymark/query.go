@@ -21,6 +21,7 @@ import (
 
 	"golang.org/x/text/unicode/norm"
 
+	"github.com/waymark-dev/waymark/ingest"
 	"github.com/waymark-dev/waymark/store"
 )
 
@@ -222,13 +223,19 @@ func runQuery(ctx context.Context, cmd queryCommand, args []string, stdout io.Wr
 }
 
 // writeDropoffCSV writes the person ids of a drop-off's answer res as CSV under the header
-// person_id, each made safe for a spreadsheet (csvCell). When res lists fewer persons than
+// person_id, each made safe for a spreadsheet (csvCell); a person named by a device
+// (ingest.DevicePerson) is written quoted with its escapes, "\x00\x00…", as the Persons line
+// prints it, never as raw NUL bytes, which grep, sqlite3's import and PostgreSQL's text cannot
+// take, and which hid a device id's leading = from csvCell (tester 46's F3). When res lists fewer persons than
 // dropped off (more than store.MaxIDsLimit did), it writes those and fails naming --csv (a flag
 // of fs), as the answer's persons_truncated says, rather than pass the first ones for all.
 func writeDropoffCSV(out io.Writer, fs *flagSet, res *store.DropoffResult) error {
 	w := csv.NewWriter(out)
 	_ = w.Write([]string{"person_id"})
 	for _, p := range res.Persons {
+		if strings.Contains(p, ingest.Internal) {
+			p = quote(p) // a device's person: "\x00\x00…" as the Persons line prints it
+		}
 		_ = w.Write([]string{csvCell(p)})
 	}
 	w.Flush()

@@ -11,13 +11,14 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/waymark-dev/waymark/ingest"
 	"github.com/waymark-dev/waymark/store"
 )
 
 // TestDropoffCSVIsNotAFormula writes person ids that a visitor could have sent as their userId
 // through the drop-off's CSV and reads them back as a spreadsheet would: a cell that begins with
 // a formula's first character must begin with an apostrophe (OWASP, "CSV Injection"), every other
-// id must come back as it is.
+// id must come back as it is, a device's person quoted with its escapes.
 func TestDropoffCSVIsNotAFormula(t *testing.T) {
 	tests := []struct{ id, cell string }{
 		{"=cmd|' /C calc'!A0", "'=cmd|' /C calc'!A0"},
@@ -31,6 +32,10 @@ func TestDropoffCSVIsNotAFormula(t *testing.T) {
 		{"user-7", "user-7"},
 		{"a=b", "a=b"},
 		{"'quoted", "'quoted"},
+		// A person named by a device (ingest.DevicePerson) is written quoted with its escapes,
+		// never as NUL bytes, which also hid its = from the formula guard (tester 46's F3).
+		{ingest.DevicePerson(`=HYPERLINK("http://evil.example","x")`), `"\x00\x00=HYPERLINK(\"http://evil.example\",\"x\")"`},
+		{ingest.DevicePerson("anon-7"), `"\x00\x00anon-7"`},
 	}
 	var ids, want []string
 	for _, tt := range tests {
@@ -40,9 +45,13 @@ func TestDropoffCSVIsNotAFormula(t *testing.T) {
 	if err := writeDropoffCSV(&out, newFlagSet("dropoff", ""), &store.DropoffResult{Persons: ids}); err != nil {
 		t.Fatal(err)
 	}
+	text := out.String()
+	if strings.Contains(text, ingest.Internal) {
+		t.Errorf("the CSV holds NUL bytes:\n%q", text)
+	}
 	records, err := csv.NewReader(&out).ReadAll()
 	if err != nil {
-		t.Fatalf("read the CSV back: %v\n%s", err, out.String())
+		t.Fatalf("read the CSV back: %v\n%s", err, text)
 	}
 	var got []string
 	for _, r := range records {
