@@ -17,14 +17,26 @@ import (
 // events too. Since, a device's person id is ingest.DevicePerson of its anonymousId (two
 // ingest.Internal characters before it), as sessionize stores it.
 //
-// Which stored texts were devices is not written anywhere; a text is read as a userId when some
-// event carried it as its userId, or an identity link names it as one ("u:"), and as a device
-// otherwise. A person that has a userId is named by it, and the person a device's lost sign-ins go
-// to starts with ingest.Internal: those stay as they are. So every stored text is retyped alike
-// wherever it is (events' and sessions' person_id, the persons table's key and person): each
-// override still meets the rows it moved, and every answer counts the persons it counted. A text
-// that was both (the collision itself) stays a userId: what it joined before stays joined (an
-// older build's data cannot tell the two apart), and only new events are kept apart.
+// Which stored texts were devices is not written anywhere. In a person id column (events' and
+// sessions' person_id, the persons table's person_id, which must stay alike) a text is read as a
+// userId when some event carried it as its userId, or an identity link names it as one ("u:"),
+// and as a device otherwise (untypedDevice). A person that has a userId is named by it, and the
+// person a device's lost sign-ins go to starts with ingest.Internal: those stay as they are. A
+// text that was both there (the collision itself) stays a userId: those rows cannot be told apart.
+//
+// The persons table's key (customer_key) is read by the links alone (untypedDeviceKey): a row is
+// written only for an id of a person the identity graph linked (sessionize's Persons, PersonsOf
+// and Learn emit one per member of a linked person), and identity_links holds every link, typed.
+// So a key K whose "u:"+K ends no link is no user's override: it is the device a:K's, even when
+// some event carried K as its userId. The case that needs it: one-time buyers b1 and b2 (userId
+// only, never linked) and a forged identify {anonymousId: "b1", userId: "b2"}. The old build
+// joined the device a:b1 into b2's person and stored the row (key "b1", person "b2"); read by the
+// events' rule, "b1" is a userId and the row would stay, moving every order of the user b1, new
+// ones too, to b2. Typed, it keys the device and meets none of the user's events; the device's own
+// events stored before under "b1" (if any) are read as the user b1's, as their person_id is. A key
+// that a link names both as a user and as a device (u:K and a:K both linked) is left as it is:
+// the old build wrote both overrides under the one text, the newest winning, and which one the
+// row is cannot be told; the user's reading is kept.
 //
 // person_id is no key column, so events and sessions are retyped in place (ALTER TABLE …
 // UPDATE, a mutation, on ClickHouse 18.16 as on current releases). The persons table is ordered
@@ -103,18 +115,30 @@ func retypeColumn(db, cluster, table, column string) string {
 		" WHERE " + untypedDevice(db, column)
 }
 
+// untypedDeviceKey is the condition, in SQL, that the persons table's key (customer_key) of
+// database db is a device's as builds before typePersons stored it: not starting with
+// ingest.Internal, and no identity link names it as a userId ("u:"). A persons row is written for
+// an id the identity graph linked only, so a key no link names as a user is the device's override
+// even when some event carried the same text as its userId (the forged sign-in of typePersons).
+func untypedDeviceKey(db string) string {
+	return fmt.Sprintf(`customer_key != '' AND substring(customer_key, 1, 1) != %[1]s AND customer_key NOT IN (
+		SELECT substring(a, 3) FROM %[2]s WHERE substring(a, 1, 2) = 'u:'
+		UNION ALL SELECT substring(b, 3) FROM %[2]s WHERE substring(b, 1, 2) = 'u:')`,
+		sqlString(ingest.Internal), qualified(db, "identity_links"))
+}
+
 // copyPersonsTyped renders the insert of the persons rows of devices under their typed key (their
 // person typed before, see typePersons.apply).
 func copyPersonsTyped(db string) string {
 	return "INSERT INTO " + qualified(db, "persons") + " (customer_key, person_id, version) SELECT " +
 		devicePersonSQL("customer_key") + ", person_id, version FROM " + qualified(db, "persons") +
-		" WHERE " + untypedDevice(db, "customer_key")
+		" WHERE " + untypedDeviceKey(db)
 }
 
 // deleteUntypedPersons renders the mutation that deletes the persons rows of devices under their
 // untyped key, once copyPersonsTyped copied them.
 func deleteUntypedPersons(db, cluster string) string {
-	return "ALTER TABLE " + mutationTable(db, cluster, "persons") + " DELETE WHERE " + untypedDevice(db, "customer_key")
+	return "ALTER TABLE " + mutationTable(db, cluster, "persons") + " DELETE WHERE " + untypedDeviceKey(db)
 }
 
 // mutate runs stmt, a mutation of table (ALTER TABLE … UPDATE or DELETE), and waits until every

@@ -51,6 +51,11 @@ func TestMigrateTypesStoredPersonIDs(t *testing.T) {
 		{"e15", "identify", "", "carol", "d-late", "carol"},                //
 		{"e16", "track", "Product Added", "", "d-only", "d-only"},          //
 		{"e17", "track", "Product Viewed", "", "d-only-too", "d-only-too"}, // another never signed in
+		{"e18", "track", "Checkout Started", "b1", "", "b1"},               // two one-time buyers, userId only
+		{"e19", "track", "Order Completed", "b1", "", "b1"},                //
+		{"e20", "track", "Checkout Started", "b2", "", "b2"},               //
+		{"e21", "track", "Order Completed", "b2", "", "b2"},                //
+		{"e22", "identify", "", "b2", "b1", "b2"},                          // forged: b2 signs in on "device" b1
 	}
 	var evs [][]any
 	for i, r := range rows {
@@ -73,10 +78,14 @@ func TestMigrateTypesStoredPersonIDs(t *testing.T) {
 		[]any{"d-y", "d-x", uint64(1)}, []any{"d-x", "d-x", uint64(1)},
 		[]any{"c1", "c1", uint64(1)},
 		[]any{"d-late", "d-late", uint64(1)}, // its own person first, then carol's
-		[]any{"d-late", "carol", uint64(2)}, []any{"carol", "carol", uint64(2)}, []any{"d-late2", "carol", uint64(2)})
+		[]any{"d-late", "carol", uint64(2)}, []any{"carol", "carol", uint64(2)}, []any{"d-late2", "carol", uint64(2)},
+		// The forged identify joined the device a:b1 into u:b2's person, and the old code keyed
+		// the device's row by its untyped text: the user b1's own events moved to b2 too.
+		[]any{"b1", "b2", uint64(1)}, []any{"b2", "b2", uint64(1)})
 	insert(t, conn, db+".identity_links", "a, b, version",
 		[]any{"a:d-merged", "u:alice", uint64(1)}, []any{"a:d-x", "a:d-y", uint64(1)}, []any{"a:c1", "u:c1", uint64(1)},
-		[]any{"a:c1", "a:c1", uint64(1)}, []any{"a:d-late2", "u:carol", uint64(2)}, []any{"a:d-late", "u:carol", uint64(2)})
+		[]any{"a:c1", "a:c1", uint64(1)}, []any{"a:d-late2", "u:carol", uint64(2)}, []any{"a:d-late", "u:carol", uint64(2)},
+		[]any{"u:b2", "a:b1", uint64(1)}) // the forged sign-in, userId first as sessionize stores it
 
 	jm := defaultMap(t)
 	funnel := store.FunnelQuery{Steps: []string{"Product Viewed", "Order Completed"}, Window: 24 * time.Hour}
@@ -110,8 +119,26 @@ func TestMigrateTypesStoredPersonIDs(t *testing.T) {
 		}
 		return out
 	}
+	// The buyers' funnel: b1 and b2 are two persons, whom the old rows counted as one (b1's
+	// orders moved to b2 by the device a:b1's override, keyed "b1").
+	checkout := store.FunnelQuery{Steps: []string{"Checkout Started", "Order Completed"}, Window: 24 * time.Hour}
+	buyers := func(s *store.Store) []int64 {
+		t.Helper()
+		res, err := s.Funnel(ctx, jm, checkout)
+		if err != nil {
+			t.Fatalf("checkout funnel: %v", err)
+		}
+		var n []int64
+		for _, st := range res.Steps {
+			n = append(n, st.Customers)
+		}
+		return n
+	}
 	old := openRaw(t, db) // no Migrate: the answers the old rows gave
 	before := answers(old)
+	if got, want := buyers(old), []int64{1, 1}; !slices.Equal(got, want) {
+		t.Fatalf("before the migration the checkout funnel counts %v, want %v (the forgery's fault)", got, want)
+	}
 	if got, want := dropoffPersons(t, before["dropoff"]), []string{lost, "d-only", "d-only-too"}; !slices.Equal(got, want) {
 		t.Fatalf("before the migration the drop-off lists %q, want %q", got, want)
 	}
@@ -122,12 +149,14 @@ func TestMigrateTypesStoredPersonIDs(t *testing.T) {
 		"e1": dev("d-only"), "e2": dev("d-merged"), "e3": "alice", "e4": "alice", "e5": "bob", "e6": "bob",
 		"e7": dev("d-y"), "e8": dev("d-x"), "e9": lost, "e10": "c1", "e11": "c1", "e12": "c1",
 		"e13": dev("d-late"), "e14": "carol", "e15": "carol", "e16": dev("d-only"), "e17": dev("d-only-too"),
+		"e18": "b1", "e19": "b1", "e20": "b2", "e21": "b2", "e22": "b2",
 	}
 	wantSessions := map[string]string{"s1": dev("d-only"), "s2": "alice", "s3": "bob", "s4": dev("d-y"), "s5": lost, "s6": "c1"}
 	wantPersons := []string{ // key → person, version
 		dev("d-late") + "→carol 2", dev("d-late2") + "→carol 2",
 		dev("d-merged") + "→alice 1", dev("d-x") + "→" + dev("d-x") + " 1", dev("d-y") + "→" + dev("d-x") + " 1",
 		"alice→alice 1", "c1→c1 1", "carol→carol 2",
+		dev("b1") + "→b2 1", "b2→b2 1", // the device a:b1's override no longer meets the user b1's events
 	}
 	slices.Sort(wantPersons)
 	check := func(what string) {
@@ -142,6 +171,9 @@ func TestMigrateTypesStoredPersonIDs(t *testing.T) {
 		}
 		if got := personsRows(t, conn, db); !slices.Equal(got, wantPersons) {
 			t.Errorf("%s: persons rows\n%q, want\n%q", what, got, wantPersons)
+		}
+		if got, want := buyers(s), []int64{2, 2}; !slices.Equal(got, want) {
+			t.Errorf("%s: the checkout funnel counts %v, want %v (b1's own order is b1's)", what, got, want)
 		}
 		after := answers(s)
 		for name, b := range before {
