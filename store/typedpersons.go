@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/ClickHouse/clickhouse-go/v2"
@@ -17,35 +18,28 @@ import (
 // events too. Since, a device's person id is ingest.DevicePerson of its anonymousId (two
 // ingest.Internal characters before it), as sessionize stores it.
 //
-// Which stored texts were devices is not written anywhere. In a person id column (events' and
-// sessions' person_id, the persons table's person_id, which must stay alike) a text is read as a
-// userId when some event carried it as its userId, or an identity link names it as one ("u:"),
-// and as a device otherwise (untypedDevice). A person that has a userId is named by it, and the
-// person a device's lost sign-ins go to starts with ingest.Internal: those stay as they are. A
-// text that was both there (the collision itself) stays a userId: those rows cannot be told apart.
-//
-// The persons table's key (customer_key) is read by the links alone (untypedDeviceKey): a row is
-// written only for an id of a person the identity graph linked (sessionize's Persons, PersonsOf
-// and Learn emit one per member of a linked person), and identity_links holds every link, typed.
-// So a key K whose "u:"+K ends no link is no user's override: it is the device a:K's, even when
-// some event carried K as its userId. The case that needs it: one-time buyers b1 and b2 (userId
-// only, never linked) and a forged identify {anonymousId: "b1", userId: "b2"}. The old build
-// joined the device a:b1 into b2's person and stored the row (key "b1", person "b2"); read by the
-// events' rule, "b1" is a userId and the row would stay, moving every order of the user b1, new
-// ones too, to b2. Typed, it keys the device and meets none of the user's events; the device's own
-// events stored before under "b1" (if any) are read as the user b1's, as their person_id is. A key
-// that a link names both as a user and as a device (u:K and a:K both linked) is left as it is:
-// the old build wrote both overrides under the one text, the newest winning, and which one the
-// row is cannot be told; the user's reading is kept.
+// Which stored texts were devices is not written anywhere; a text is read as a userId when some
+// event carried it as its userId, or an identity link names it as one ("u:"), and as a device
+// otherwise. A person that has a userId is named by it, and the person a device's lost sign-ins go
+// to starts with ingest.Internal: those stay as they are. So every stored text is retyped alike
+// wherever it is (events' and sessions' person_id, the persons table's key and person): each
+// override still meets the rows it moved, and every answer counts the persons it counted. A text
+// that was both (the collision itself) stays a userId: what it joined before stays joined (an
+// older build's data cannot tell the two apart), and only new events are kept apart.
 //
 // person_id is no key column, so events and sessions are retyped in place (ALTER TABLE …
 // UPDATE, a mutation, on ClickHouse 18.16 as on current releases). The persons table is ordered
 // by its key: its device rows are inserted again under their typed key, then the old ones are
-// deleted (ALTER TABLE … DELETE). Each step changes only untyped device texts, so running the
-// migration again, or in several processes at once, or after one died midway, finds nothing
-// left to do where a step was done; the next step starts once the mutations of a table are
-// done (typePersons waits for them in system.mutations), as ClickHouse applies a mutation only
-// to the parts that existed when it was made. identity_links holds typed ids already, and
+// deleted (ALTER TABLE … DELETE). Each step changes only untyped device texts (the key's by
+// untypedDeviceKey in both the copy and the delete), so running the migration again, or in
+// several processes at once, or after one died midway, finds nothing left to do where a step was
+// done (a copy made twice is the same row twice, one to ReplacingMergeTree); the next step starts
+// once the mutations of a table are done (typePersons waits for them in system.mutations,
+// logging its progress), as ClickHouse applies a mutation only to the parts that existed when it
+// was made. Since that wait is for every mutation of the table, apply first fails on an
+// unfinished mutation of events, sessions or persons that is none of its own (foreignMutation):
+// one that cannot finish would hold it for ever, half done (18.16 reports no failure). A
+// concurrent run's mutations are its own (the same commands) and are waited for. identity_links holds typed ids already, and
 // device_sign_ins holds users' ids and lost sign-ins' only, which keep their text.
 type typePersons struct{}
 
@@ -72,6 +66,9 @@ func (m typePersons) apply(ctx context.Context, s *Store) error {
 	db, cluster := s.cfg.Database, s.cfg.Cluster
 	if cluster != "" {
 		ctx = clickhouse.Context(ctx, clickhouse.WithSettings(clickhouse.Settings{"allow_nondeterministic_mutations": 1}))
+	}
+	if err := s.foreignMutation(ctx, []string{"events", "sessions", "persons"}); err != nil {
+		return err
 	}
 	for _, table := range []string{"events", "sessions", "persons"} {
 		if err := s.mutate(ctx, table, retypeColumn(db, cluster, table, "person_id")); err != nil {
@@ -141,10 +138,61 @@ func deleteUntypedPersons(db, cluster string) string {
 	return "ALTER TABLE " + mutationTable(db, cluster, "persons") + " DELETE WHERE " + untypedDeviceKey(db)
 }
 
+// ownMutations are parts of the commands of typePersons' mutations as ClickHouse stores them in
+// system.mutations.command (18.16 and current releases alike: current ones put the command in
+// parentheses; both write the NUL characters as \0 and each condition in parentheses). A builds'
+// earlier run of the migration issued the same UPDATE and a DELETE that starts alike.
+var ownMutations = []string{
+	`UPDATE person_id = concat('\0\0', person_id) WHERE (person_id != '') AND (substring(person_id, 1, 1) != '\0')`,
+	`DELETE WHERE (customer_key != '') AND (substring(customer_key, 1, 1) != '\0')`,
+}
+
+// foreignMutation fails when a mutation of one of tables (with a cluster, of the local table on
+// the node the store is connected to) is unfinished and is none of this migration's
+// (ownMutations): mutate waits until no mutation of a table is unfinished, ClickHouse applies a
+// table's mutations in order, and one that cannot finish (18.16 reports no failure, and retries
+// it for ever, as current releases do) would hold the migration for ever, half done. A
+// concurrent migration's mutations are the same commands: mutate waits for them.
+func (s *Store) foreignMutation(ctx context.Context, tables []string) error {
+	var names, own []string
+	for _, t := range tables {
+		if s.cfg.Cluster != "" {
+			t += "_local"
+		}
+		names = append(names, sqlString(t))
+	}
+	for _, c := range ownMutations {
+		own = append(own, "position(command, "+sqlString(c)+") = 0")
+	}
+	rows, err := s.conn.Query(ctx, "SELECT table, mutation_id, command FROM system.mutations WHERE database = "+sqlString(s.cfg.Database)+
+		" AND table IN ("+strings.Join(names, ", ")+") AND is_done = 0 AND "+strings.Join(own, " AND ")+" ORDER BY create_time LIMIT 1")
+	if err != nil {
+		return fmt.Errorf("read the unfinished mutations: %w", err)
+	}
+	defer rows.Close()
+	if !rows.Next() {
+		return rows.Err()
+	}
+	var table, id, command string
+	if err := rows.Scan(&table, &id, &command); err != nil {
+		return fmt.Errorf("read the unfinished mutations: %w", err)
+	}
+	return fmt.Errorf("table %s.%s has an unfinished mutation that is not this migration's (mutation_id %s: %s), "+
+		"which the migration's mutations would wait for; let it finish, or remove it "+
+		"(KILL MUTATION WHERE database = %s AND table = %s AND mutation_id = %s; ClickHouse 18.16 has no KILL MUTATION: "+
+		"DETACH TABLE, delete the file named by its mutation_id from the table's data directory, ATTACH TABLE, "+
+		"or for a Replicated table delete the znode of that name under the table's mutations in ZooKeeper), then migrate again",
+		s.cfg.Database, table, id, command, sqlString(s.cfg.Database), sqlString(table), sqlString(id))
+}
+
+// mutationProgressEvery is how often mutate logs what it waits for.
+const mutationProgressEvery = 30 * time.Second
+
 // mutate runs stmt, a mutation of table (ALTER TABLE … UPDATE or DELETE), and waits until every
 // mutation of the table is done: ClickHouse 18.16 runs them in the background and knows no
 // mutations_sync setting. A mutation that failed (system.mutations' latest_fail_reason, on
-// releases that have it) fails the wait, as ClickHouse retries it for ever.
+// releases that have it) fails the wait, as ClickHouse retries it for ever; 18.16 reports none,
+// so the wait logs its progress (mutationProgressEvery) and ends with ctx only.
 func (s *Store) mutate(ctx context.Context, table, stmt string) error {
 	if err := s.conn.Exec(ctx, stmt); err != nil {
 		return fmt.Errorf("%s: %w", firstLine(stmt), err)
@@ -163,11 +211,12 @@ func (s *Store) mutate(ctx context.Context, table, stmt string) error {
 	}
 	tick := time.NewTicker(50 * time.Millisecond)
 	defer tick.Stop()
+	start, logged := time.Now(), time.Now()
 	for {
-		var pending uint64
+		var pending, parts uint64
 		var failed string
-		if err := s.conn.QueryRow(ctx, "SELECT count(), "+reason+" FROM system.mutations WHERE database = ? AND table = ? AND is_done = 0",
-			s.cfg.Database, local).Scan(&pending, &failed); err != nil {
+		if err := s.conn.QueryRow(ctx, "SELECT count(), toUInt64(sum(parts_to_do)), "+reason+" FROM system.mutations WHERE database = ? AND table = ? AND is_done = 0",
+			s.cfg.Database, local).Scan(&pending, &parts, &failed); err != nil {
 			return fmt.Errorf("wait for the mutations of %s: %w", table, err)
 		}
 		switch {
@@ -175,6 +224,11 @@ func (s *Store) mutate(ctx context.Context, table, stmt string) error {
 			return nil
 		case failed != "":
 			return fmt.Errorf("%s: the mutation failed: %s", firstLine(stmt), failed)
+		}
+		if time.Since(logged) >= mutationProgressEvery {
+			logged = time.Now()
+			s.log.Info("schema migration: waiting for the mutations of a table (see system.mutations)",
+				"table", local, "mutations", pending, "parts_to_do", parts, "elapsed", time.Since(start).Round(time.Second))
 		}
 		select {
 		case <-ctx.Done():

@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"slices"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -261,4 +263,89 @@ func withoutPersons(t testing.TB, answer string) string {
 		t.Fatal(err)
 	}
 	return string(b)
+}
+
+// typesAt17 stores, in a database recorded at version 17, a device's event and session as builds
+// before version 18 wrote them (its person under its anonymousId as sent), and returns the
+// database's name.
+func typesAt17(t testing.TB, conn driver.Conn) string {
+	t.Helper()
+	db := testDatabase(t)
+	openStoreWith(t, func(c *store.Config) { c.Database = db })
+	atVersion17(t, conn, db)
+	day := time.Date(2026, 3, 2, 0, 0, 0, 0, time.UTC)
+	ms := uint64(day.UnixMilli())
+	insert(t, conn, db+".events", "source, message_id, type, event, user_id, anonymous_id, customer_key, person_id, ts_ms, date, raw",
+		[]any{"web", "e1", "track", "Product Viewed", "", "d", "d", "d", ms, day, "{}"})
+	insert(t, conn, db+".sessions", "session_id, customer_key, person_id, start_ms, end_ms, date, events, version",
+		[]any{"s1", "d", "d", ms, ms, day, uint32(1), uint64(1)})
+	return db
+}
+
+// TestMigrateStopsAtAForeignMutation migrates a database at version 17 whose sessions table has
+// an unfinished mutation that is not the migration's and cannot finish. mutate waits until no
+// mutation of the table is unfinished, and ClickHouse 18.16 reports no failure: Migrate must fail
+// naming it before its first statement, not wait for ever with the store half migrated.
+func TestMigrateStopsAtAForeignMutation(t *testing.T) {
+	t.Parallel()
+	conn := rawConn(t)
+	db := typesAt17(t, conn)
+	// Current releases (the embedded engine) wait for it and return its failure, 18.16 returns
+	// at once: either way it stays unfinished, which the read of system.mutations below checks.
+	_ = conn.Exec(context.Background(), "ALTER TABLE `"+db+"`.`sessions` UPDATE events = events + throwIf(start_ms > 0) WHERE 1")
+	t.Cleanup(func() { // current releases retry it until killed; 18.16 has no KILL MUTATION, and the database is dropped
+		_ = conn.Exec(context.Background(), "KILL MUTATION WHERE database = '"+db+"'")
+	})
+	var id string
+	if err := conn.QueryRow(context.Background(), "SELECT mutation_id FROM system.mutations WHERE database = ? AND table = 'sessions' AND is_done = 0", db).Scan(&id); err != nil {
+		t.Fatalf("the stuck mutation: %v", err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute) // a hang guard only
+	defer cancel()
+	err := openRaw(t, db).Migrate(ctx)
+	if err == nil {
+		t.Fatal("Migrate succeeded past a mutation that cannot finish")
+	}
+	for _, want := range []string{db + ".sessions", "mutation_id " + id, "throwIf(start_ms > 0)", "KILL MUTATION", "DETACH TABLE"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("Migrate's error does not say %q: %v", want, err)
+		}
+	}
+	if got := persons(t, conn, db, "events", "message_id"); len(got) != 1 || got[0].person != "d" {
+		t.Errorf("events after the failed Migrate: %+v, want e1 untouched (person_id \"d\")", got)
+	}
+}
+
+// TestMigrateTypesConcurrently migrates a database at version 17 from several stores at once: each
+// sees the others' mutations as the migration's own (ownMutations, as ClickHouse stores their
+// text) and waits for them, so every Migrate succeeds and the device's ids come out typed once.
+func TestMigrateTypesConcurrently(t *testing.T) {
+	t.Parallel()
+	const migrators = 4
+	conn := rawConn(t)
+	db := typesAt17(t, conn)
+	errs := make([]error, migrators)
+	var wg sync.WaitGroup
+	for i := range migrators {
+		s := openRaw(t, db)
+		wg.Go(func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute) // a hang guard only
+			defer cancel()
+			errs[i] = s.Migrate(ctx)
+		})
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			t.Errorf("Migrate %d of %d at once: %v", i+1, migrators, err)
+		}
+	}
+	for _, table := range []string{"events", "sessions"} {
+		id := map[string]string{"events": "message_id", "sessions": "session_id"}[table]
+		for _, r := range persons(t, conn, db, table, id) {
+			if r.person != ingest.DevicePerson("d") {
+				t.Errorf("%s %s: person_id %q, want %q", table, r.id, r.person, ingest.DevicePerson("d"))
+			}
+		}
+	}
 }
