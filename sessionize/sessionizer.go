@@ -1106,7 +1106,18 @@ func (s *Sessionizer) observe(key string, c *customer, e *ingest.Event, p point,
 // the graph gives the device to its first user, and a server's retry under the second user's
 // userId of an order the browser sent while she was signed in found no copy, and was counted
 // again (tester 45's F1). For the same reason an anonymous event of a shared device looks through
-// the person DeviceSignIns gives it too (see personAt).
+// the person DeviceSignIns gives it (see personAt), not the device's person in the graph.
+//
+// A shared device is in the graph its first user's, but its events are the persons' its sign-ins
+// give them (DeviceSignIns): a copy held under it is the person's only when they give the copy
+// to the person (see givenTo), and the persons looked through are the event's (its userId's, or
+// for an anonymous event of a shared device the one its sign-ins give it) and those it may join.
+// An event carrying a userId never joins its anonymousId's person when that has another userId
+// (only an alias may join two userIds, see identities.link), so that person is not looked
+// through. Else the first user's server resending a message whose copy from the device falls
+// in a later user's sign-in was kept once, the later user's, and a copy from the device given
+// to the later user found the first user's copy (tester 47's F1): one messageId under two
+// persons is two events, as queries, which dedupe per person, count it.
 func (s *Sessionizer) copyElsewhere(e *ingest.Event, p point) (string, *customer, int) {
 	key := e.CustomerKey()
 	var roots [3]string // the persons looked through, by the root of their ids
@@ -1119,7 +1130,7 @@ func (s *Sessionizer) copyElsewhere(e *ingest.Event, p point) (string, *customer
 		}
 	}
 	for i, id := range ids {
-		if id[1] == "" {
+		if id[1] == "" || i == 1 && ids[2][1] != "" { // a shared device's: its sign-ins' person is ids[2]
 			continue
 		}
 		// Most ids are linked to none (a device never signed in on, a user only ever seen
@@ -1142,9 +1153,12 @@ func (s *Sessionizer) copyElsewhere(e *ingest.Event, p point) (string, *customer
 		if slices.Contains(roots[:i], root) {
 			continue // a person looked through already
 		}
+		if i == 1 && e.UserID != "" && e.Type != "alias" && s.ids.hasUserID(root) {
+			continue // another user's person, which e does not join (roots[0] is e's)
+		}
 		roots[i] = root
 		for _, m := range s.ids.members[root] {
-			if c, j := s.heldUnder(m[2:], key, p); c != nil {
+			if c, j := s.heldUnder(m[2:], key, p); c != nil && s.givenTo(m, c, c.points[j], root) {
 				return m[2:], c, j
 			}
 		}
@@ -1176,6 +1190,17 @@ func (s *Sessionizer) sharedCopy(user, root, key string, p point) (string, *cust
 		}
 	}
 	return "", nil, -1
+}
+
+// givenTo reports whether q, a point of customer c held under the key of id (an id of the person
+// of ids root), is an event of that person: a shared device's (identities.users holds sign-ins of
+// several userIds) only when DeviceSignIns gives it to the person, as queries and heldPoints read
+// it; any other id's always. It looks up nothing more for an id that is no shared device.
+func (s *Sessionizer) givenTo(id string, c *customer, q point, root string) bool {
+	if !strings.HasPrefix(id, "a:") || !shared(s.ids.users[id]) {
+		return true
+	}
+	return !c.byUser && s.ids.find(s.ids.personAt("", id[2:], q.us, q.seq)) == root
 }
 
 // devicesOfBatch marks as devices (identities.devices) the ids a batch's aliases name as
