@@ -708,6 +708,57 @@ func TestCopyOnASharedDeviceIsItsSignedInUsers(t *testing.T) {
 	}
 }
 
+// TestCopiesJoinedOnASharedDeviceStayApart is tester 47's F1 where a merge brings the copies
+// under one person of the graph: v signed in first on the family laptop dev (the graph's person
+// of v holds dev), u after; the laptop's anonymous copy, while u was signed in, is u's, and v's
+// phone's copy of the same messageId is v's, two events, stored both when v's identify on the
+// phone then joins the phone to v, in either arrival order of the copies, in one push, one push
+// each, and restarted before each push (restored as a Runner does).
+func TestCopiesJoinedOnASharedDeviceStayApart(t *testing.T) {
+	copyOf := func(anon string, minutes float64) ingest.Event {
+		e := call("track", "Order Completed", anon, "", minutes)
+		e.MessageID = "m"
+		return e
+	}
+	signIns := []ingest.Event{call("identify", "", "dev", "v", -90), call("identify", "", "dev", "u", -60)}
+	link := call("identify", "", "phone", "v", 10)
+	for _, laptopFirst := range []bool{true, false} {
+		copies := []ingest.Event{copyOf("dev", 0), copyOf("phone", 1)}
+		if !laptopFirst {
+			copies[0], copies[1] = copies[1], copies[0]
+		}
+		sent := slices.Concat(signIns, copies, []ingest.Event{link})
+		for i := range sent {
+			sent[i].Seq = int64(i)
+		}
+		for _, mode := range []string{"one push", "one push each", "restart after each push, restoring as a Runner"} {
+			t.Run(fmt.Sprintf("laptop copy first %v, %s", laptopFirst, mode), func(t *testing.T) {
+				st := &storedRows{}
+				s := newTestSessionizer(t)
+				duplicates := 0
+				for i, b := range pushesOf(sent, mode) {
+					if i > 0 && mode == "restart after each push, restoring as a Runner" {
+						s = newTestSessionizer(t)
+						s.RestoreLinks(st.links)
+						s.RestoreSharedDevices(slices.Collect(maps.Values(st.signIns)))
+						st.restoreFor(s, b)
+					}
+					duplicates += st.push(s, base.Add(time.Duration(i)*time.Second), b).Duplicates
+				}
+				var rows []string
+				for _, e := range st.events {
+					if e.MessageID == "m" && !st.isSuperseded(e) {
+						rows = append(rows, e.CustomerKey())
+					}
+				}
+				if slices.Sort(rows); !slices.Equal(rows, []string{"dev", "phone"}) || duplicates != 0 {
+					t.Errorf("rows of m under %q, %d duplicates; want under [dev phone], 0 (u's event and v's)", rows, duplicates)
+				}
+			})
+		}
+	}
+}
+
 // TestCopiesJoinedAfterBothArriveKeepTheEarliest is field case 01's kind where the two keys
 // holding copies of one message become one person only after both copies arrived (tester4's
 // t4b2, t4b3, t4b7): a device's anonymous copy and a copy under the userId, or on a second

@@ -443,7 +443,11 @@ type Output struct {
 	// or a device's anonymous copy given to a user by a shared device's sign-ins (see
 	// DeviceSignIns), whose person in the graph is another, by a sign-in arriving after both
 	// copies. Copies on a shared device that its sign-ins give to the person when a copy arrives
-	// are found (see copyElsewhere).
+	// are found (see copyElsewhere), and only those: one they give to another user is that
+	// user's event, stored too, though the graph gives the device to its first user (tester 47's
+	// F1), at a merge too (see givenTo). A copy dropped, whose device's sign-ins give it to another
+	// user only through a sign-in arriving after both copies, stays dropped: nothing looks for
+	// dropped copies then, as nothing looks for copies to drop (the case above).
 	//
 	// A message is its messageId alone, whatever path brought each copy (ingest.Event.Source:
 	// the collector's write key, Kafka, a replay): Segment's deduplication "is not scoped to a
@@ -1454,17 +1458,20 @@ func (s *Sessionizer) countForgedAlias(userID string, stats *Stats) {
 //
 // A shared device's sign-ins (DeviceSignIns) give its anonymous events to the user signed in
 // at their time, who may hold a copy of one under another key: no merge joins them, and both
-// copies stay stored (see Output.LaterCopies).
+// copies stay stored (see Output.LaterCopies). A copy under a shared device of the merged person
+// is one of its copies only when the sign-ins give it to the person (see givenTo): the device's
+// first user's phone joining her person, which holds the laptop, leaves both of a messageId's
+// copies stored when the laptop's is a later user's (tester 47's F1).
 func (s *Sessionizer) mergeCopies(ps *pushState, root string, joined int) {
 	type held struct {
-		key string
-		c   *customer
+		id string // "u:" or "a:" id
+		c  *customer
 	}
 	members := s.ids.members[root]
 	var others []held
 	for _, m := range members[:len(members)-joined] {
 		if c := s.customerOf(m); c != nil && len(c.points) > 0 {
-			others = append(others, held{m[2:], c})
+			others = append(others, held{m, c})
 		}
 	}
 	if len(others) == 0 {
@@ -1481,11 +1488,15 @@ func (s *Sessionizer) mergeCopies(ps *pushState, root string, joined int) {
 				if !o.c.holds(q.id) {
 					continue
 				}
-				ps.stats.Duplicates++
 				j := o.c.copyOf(q.id)
-				if r := o.c.points[j]; comparePoints(q, r) < 0 {
+				r := o.c.points[j]
+				if !s.givenTo(m, c, q, root) || !s.givenTo(o.id, o.c, r, root) {
+					continue // another person's event (a shared device's)
+				}
+				ps.stats.Duplicates++
+				if comparePoints(q, r) < 0 {
 					o.c.remove(j)
-					s.supersede(ps, o.key, o.c, r)
+					s.supersede(ps, o.id[2:], o.c, r)
 					continue
 				}
 				c.remove(k)
