@@ -756,22 +756,28 @@ func (m *members) put(name string, start, end int) {
 // read checks that raw is one JSON object and takes the members Waymark uses (the last of
 // repeated members wins, as in encoding/json). Syntax errors are reported before type errors.
 //
-// Text whose first character begins no JSON value (a line of a log, a CSV row replayed as
-// segment) is said to be no JSON, plainly, with that character: the scanner's own error
-// ("invalid literal, want true at byte 0" for a line starting with a t) reads as broken JSON
-// (tester 47). JSON broken further on keeps the scanner's error, which says where.
+// Text that is no JSON (a line of a log, a CSV row replayed as segment): its first character
+// begins no JSON value, or a value other than an object is followed by more, is said to be
+// plainly, with its first character: the scanner's own error ("invalid literal, want true at
+// byte 0" for a line starting with a t) reads as broken JSON (tester 47). JSON broken further on
+// keeps the scanner's error, which says where.
 func (w *wire) read(raw []byte) error {
 	s := &jsonScanner{data: raw}
 	if c := s.peek(); c != '{' {
 		start := s.pos
-		if _, err := s.value(); err != nil {
-			if se := (*syntaxError)(nil); errors.As(err, &se) && se.offset == start && start < len(raw) {
-				r, _ := utf8.DecodeRune(raw[start:])
-				err = fmt.Errorf("not JSON: it starts with %q, which begins no JSON value; a message is one JSON object", r)
-			}
-			return &InvalidError{Reason: ReasonInvalidJSON, Err: err}
+		_, err := s.value()
+		text := err == nil && s.end() != nil
+		if se := (*syntaxError)(nil); errors.As(err, &se) && se.offset == start && start < len(raw) {
+			text = true
 		}
-		return &InvalidError{Reason: ReasonInvalidJSON, Err: errors.New("a message is a JSON object")}
+		switch {
+		case text:
+			r, _ := utf8.DecodeRune(raw[start:])
+			err = fmt.Errorf("not JSON: text starting with %q; a message is one JSON object", r)
+		case err == nil:
+			err = errors.New("a message is a JSON object")
+		}
+		return &InvalidError{Reason: ReasonInvalidJSON, Err: err}
 	}
 	// props collects an object's members under prefix: a nested object's members under
 	// "name.", so they are addressable as product.category; null and an empty object are kept

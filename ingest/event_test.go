@@ -110,19 +110,22 @@ func TestDecode(t *testing.T) {
 	}
 }
 
-// TestDecodeSaysTextIsNotJSON (tester 47): text whose first character begins no JSON value is
-// said to be no JSON, with that character, where the scanner said "invalid literal, want true
-// at byte 0" of a line of text starting with a t; JSON broken further on, or a value other than
-// an object, keeps its own error. The reason stays invalid_json.
+// TestDecodeSaysTextIsNotJSON (tester 47): text whose first character begins no JSON value, or
+// a value other than an object followed by more (a CSV row), is said to be no JSON, with its
+// first character, where the scanner said "invalid literal, want true at byte 0" of a line of
+// text starting with a t; JSON broken further on, or one value other than an object, keeps its
+// own error. The reason stays invalid_json.
 func TestDecodeSaysTextIsNotJSON(t *testing.T) {
 	tests := []struct {
 		raw  string
 		want string // the error's text
 	}{
-		{`this is a line of text`, `invalid_json: not JSON: it starts with 't', which begins no JSON value; a message is one JSON object`},
-		{`not json`, `invalid_json: not JSON: it starts with 'n', which begins no JSON value; a message is one JSON object`},
-		{`  hello`, `invalid_json: not JSON: it starts with 'h', which begins no JSON value; a message is one JSON object`},
-		{`ürün,42`, `invalid_json: not JSON: it starts with 'ü', which begins no JSON value; a message is one JSON object`},
+		{`this is a line of text`, `invalid_json: not JSON: text starting with 't'; a message is one JSON object`},
+		{`not json`, `invalid_json: not JSON: text starting with 'n'; a message is one JSON object`},
+		{`  hello`, `invalid_json: not JSON: text starting with 'h'; a message is one JSON object`},
+		{`ürün,42`, `invalid_json: not JSON: text starting with 'ü'; a message is one JSON object`},
+		{`1,2268318,2520377,pv,1511544070`, `invalid_json: not JSON: text starting with '1'; a message is one JSON object`},
+		{`true story`, `invalid_json: not JSON: text starting with 't'; a message is one JSON object`},
 		{`{"type":"track"`, `invalid_json: expected ',' or '}' after an object member at byte 15`},
 		{`[1,2]`, `invalid_json: a message is a JSON object`},
 		{`-x`, `invalid_json: invalid number at byte 1`},

@@ -120,12 +120,7 @@ func runReplay(ctx context.Context, args []string, stdout io.Writer) error {
 		// The lines are the format's messages, refused for their content (tester 45's F3): the
 		// file is not blamed on --format, and each line's reason is listed above.
 		msg := fmt.Sprintf("%s holds %v; each is listed above with its reason", *file, wrong)
-		if sum.Sent > 0 {
-			msg += fmt.Sprintf("; %s of its other lines were sent before that", plural(sum.Sent, "event"))
-		} else {
-			msg += "; nothing was sent"
-		}
-		return fs.errorf("file", "%s", msg)
+		return fs.errorf("file", "%s%s", msg, sentBeforeRefusal(sum))
 	case errors.As(err, &wrong):
 		msg := fmt.Sprintf("%s is %v", *file, wrong)
 		// look calls fn with the file, decompressed, from its start; not for standard input.
@@ -151,12 +146,7 @@ func runReplay(ctx context.Context, args []string, stdout io.Writer) error {
 					*file, wrong.Problem, *file, compactedName(*file))
 			}
 		})
-		if sum.Sent > 0 {
-			msg += fmt.Sprintf("; %d events of its other lines were sent before that", sum.Sent)
-		} else {
-			msg += "; nothing was sent"
-		}
-		return fs.errorf("format", "%s", msg)
+		return fs.errorf("format", "%s%s", msg, sentBeforeRefusal(sum))
 	case err == nil && sum.Read == 0 && len(sum.Skipped) == 0:
 		return fs.errorf("file", "%s holds no event to replay as %s", *file, *format)
 	}
@@ -193,6 +183,21 @@ func runReplay(ctx context.Context, args []string, stdout io.Writer) error {
 			kf.group, kf.topic, time.Since(start).Round(time.Millisecond))
 	}
 	return nil
+}
+
+// sentBeforeRefusal ends the error of a file replay refused part way (an ingest.FormatError):
+// how many events of its other lines were sent before, or that nothing was. Replay judges a
+// chunk before it dead-letters the chunk's skipped lines, so a file refused at its first chunk
+// dead-lettered none either, which it says: the lines listed above are in no topic, and a user
+// looking for them in the dead-letter topic would look in vain (tester 47's note).
+func sentBeforeRefusal(sum ingest.ReplaySummary) string {
+	switch {
+	case sum.Sent > 0:
+		return fmt.Sprintf("; %s of its other lines were sent before that", plural(sum.Sent, "event"))
+	case sum.DeadLettered > 0: // said in the summary above
+		return "; nothing was sent"
+	}
+	return "; nothing was sent, so nothing was dead-lettered either"
 }
 
 // brokerUnanswered is the error of a replay whose Kafka broker did not answer: naming

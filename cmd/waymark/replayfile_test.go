@@ -168,7 +168,7 @@ func TestReplayOfAnotherFormatFails(t *testing.T) {
 				continue
 			}
 			code, stdout, stderr := replay("--format", format, "--file", file)
-			for _, want := range []string{"--format: " + file + " is not " + format + ": ", "read as --format " + fileFormat, "nothing was sent"} {
+			for _, want := range []string{"--format: " + file + " is not " + format + ": ", "read as --format " + fileFormat, "nothing was sent, so nothing was dead-lettered either"} {
 				if code == 0 || !strings.Contains(stderr, want) || !strings.Contains(stdout, "sent 0 events,") {
 					t.Errorf("replay --format %s of a %s file: exit %d, want non-zero with %q\nstdout:\n%s\nstderr:\n%s", format, fileFormat, code, want, stdout, stderr)
 					break
@@ -177,14 +177,17 @@ func TestReplayOfAnotherFormatFails(t *testing.T) {
 		}
 	}
 
-	// Most lines skipped: the three that read are not sent either.
+	// Most lines skipped: the three that read are not sent either, and the skipped ones are not
+	// dead-lettered. A line of text is said to be no JSON (tester 47).
 	mixed := write("mixed.jsonl", segmentLine(3), segmentLine(4), segmentLine(5), taobaoLine(3), taobaoLine(4), taobaoLine(5), taobaoLine(6))
-	if code, stdout, stderr := replay("--format", "segment", "--file", mixed); code == 0 || !strings.Contains(stderr, "--format: "+mixed+" is not segment: 4 of 7 lines were skipped (first: line 4: invalid_json") || !strings.Contains(stderr, "nothing was sent") {
+	if code, stdout, stderr := replay("--format", "segment", "--file", mixed); code == 0 ||
+		!strings.Contains(stderr, "--format: "+mixed+" is not segment: 4 of 7 lines were skipped (first: line 4: invalid_json: not JSON: text starting with 'w'") ||
+		!strings.Contains(stderr, "nothing was sent, so nothing was dead-lettered either") {
 		t.Errorf("replay of a file most of whose lines are no Segment messages: exit %d\nstdout:\n%s\nstderr:\n%s", code, stdout, stderr)
 	}
 	// A few bad lines among good ones: sent, listed, exit 0.
 	mostlyGood := write("mostly-good.jsonl", segmentLine(6), taobaoLine(7), segmentLine(8))
-	if code, stdout, stderr := replay("--format", "segment", "--file", mostlyGood); code != 0 || !strings.Contains(stdout, "sent 2 events, skipped 1 event") || !strings.Contains(stdout, "skipped line 2: invalid_json") {
+	if code, stdout, stderr := replay("--format", "segment", "--file", mostlyGood); code != 0 || !strings.Contains(stdout, "sent 2 events, skipped 1 event") || !strings.Contains(stdout, "skipped line 2: invalid_json: not JSON: text starting with 'w'") {
 		t.Errorf("replay of a file with one bad line of three: exit %d\nstdout:\n%s\nstderr:\n%s", code, stdout, stderr)
 	}
 	empty := write("empty.jsonl")

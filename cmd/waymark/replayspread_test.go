@@ -39,7 +39,7 @@ func TestReplayOfAPrettyPrintedBodySaysOneValuePerLine(t *testing.T) {
 		return code, stdout, stderr, file
 	}
 	code, stdout, stderr, file := replay(pretty.Bytes())
-	for _, want := range []string{"--format: " + file + " is not one JSON value per line", "first skipped: line 1: invalid_json", "jq -c", "nothing was sent"} {
+	for _, want := range []string{"--format: " + file + " is not one JSON value per line", "first skipped: line 1: invalid_json", "jq -c", "nothing was sent, so nothing was dead-lettered either"} {
 		if code == 0 || !strings.Contains(stderr, want) {
 			t.Errorf("replay of a pretty-printed batch body: exit %d, want non-zero and %q\nstdout:\n%s\nstderr:\n%s", code, want, stdout, stderr)
 		}
