@@ -76,13 +76,14 @@ func TestAnonymousEventsInASignInsSecondFollowTheClientsOrder(t *testing.T) {
 		queries = append(queries, "/api/v1/dropoff?window=24h&step=1&steps="+url.QueryEscape(step+","+step))
 	}
 	arrivals := []struct {
-		name  string
-		parts [][][]string // parts, each of calls, each of lines; serve restarts between parts
-		kcat  bool
+		name       string
+		parts      [][][]string // parts, each of calls, each of lines; serve restarts between parts
+		kcat       bool
+		reordering bool // of the first arrival's calls (see everyReordering)
 	}{
 		{name: "one call each", parts: [][][]string{oneCallEach(lines...)}},
-		{name: "one batch", parts: [][][]string{{lines}}},
-		{name: "the later visit first", parts: [][][]string{oneCallEach(append(slices.Clone(lines[10:]), lines[:10]...)...)}},
+		{name: "one batch", parts: [][][]string{{lines}}, reordering: true},
+		{name: "the later visit first", parts: [][][]string{oneCallEach(append(slices.Clone(lines[10:]), lines[:10]...)...)}, reordering: true},
 		{name: "through kcat", kcat: true},
 		{name: "a batch retried", parts: [][][]string{{lines[:6], lines[:6], lines[6:]}}},
 		{name: "restart among the sign-ins", parts: [][][]string{oneCallEach(lines[:5]...), oneCallEach(lines[5:]...)}},
@@ -92,6 +93,9 @@ func TestAnonymousEventsInASignInsSecondFollowTheClientsOrder(t *testing.T) {
 	for n, a := range arrivals {
 		if a.kcat && !everyPath() {
 			continue // the same messages as one batch's, by another path
+		}
+		if a.reordering && !everyReordering() {
+			continue
 		}
 		broker, err := ingest.StartDevBroker("127.0.0.1:0", 3, "waymark.events", "waymark.dlq")
 		if err != nil {
@@ -292,14 +296,15 @@ func TestCopiesOfAnIdentifyLinkInEveryOrder(t *testing.T) {
 		"/api/v1/sessions",
 	}
 	arrivals := []struct {
-		name  string
-		parts [][][]string // parts, each of calls, each of lines; serve restarts between parts
-		kcat  []string
+		name       string
+		parts      [][][]string // parts, each of calls, each of lines; serve restarts between parts
+		kcat       []string
+		reordering bool // of another arrival's calls (see everyReordering)
 	}{
 		{name: "track first, one batch", parts: [][][]string{{trackFirst}}},
-		{name: "identify first, one batch", parts: [][][]string{{identifyFirst}}},
-		{name: "track first, one call each", parts: [][][]string{oneCallEach(trackFirst...)}},
-		{name: "identify first, one call each", parts: [][][]string{oneCallEach(identifyFirst...)}},
+		{name: "identify first, one batch", parts: [][][]string{{identifyFirst}}, reordering: true},
+		{name: "track first, one call each", parts: [][][]string{oneCallEach(trackFirst...)}, reordering: true},
+		{name: "identify first, one call each", parts: [][][]string{oneCallEach(identifyFirst...)}, reordering: true},
 		{name: "track first, restart before the identifies", parts: [][][]string{oneCallEach(pick(0, 1, 3, 4)...), oneCallEach(pick(2, 5)...)}},
 		{name: "identify first, restart before the tracks", parts: [][][]string{oneCallEach(pick(0, 2, 3, 5)...), oneCallEach(pick(1, 4)...)}},
 		{name: "track first, through kcat", kcat: trackFirst},
@@ -309,6 +314,9 @@ func TestCopiesOfAnIdentifyLinkInEveryOrder(t *testing.T) {
 	for _, a := range arrivals {
 		if a.kcat != nil && !everyPath() {
 			continue // the same messages as one batch's, by another path
+		}
+		if a.reordering && !everyReordering() {
+			continue
 		}
 		s := arriveCallByCall(t, a.kcat, a.parts)
 		for _, when := range []string{"live", "after resessionize"} {
@@ -378,14 +386,15 @@ func TestServersAliasFromADeviceIsASignInEveryWay(t *testing.T) {
 	scErinOrder := `{"type":"track","userId":"sc-erin","event":"SC Order","timestamp":"2026-06-01T10:02:00Z","messageId":"sc-order-erin"}`
 	scFrankOrder := `{"type":"track","userId":"sc-frank","event":"SC Order","timestamp":"2026-06-01T11:02:00Z","messageId":"sc-order-frank"}`
 	arrivals := []struct {
-		name  string
-		parts [][][]string // parts, each of calls, each of lines; serve restarts between parts
+		name       string
+		parts      [][][]string // parts, each of calls, each of lines; serve restarts between parts
+		reordering bool         // of another arrival's calls (see everyReordering)
 	}{
-		{"one batch", [][][]string{{{view, alias, identify, order, erin, scPage}, {scErin, scFrank, scErinOrder, scFrankOrder}}}},
-		{"alias first, one call each", [][][]string{oneCallEach(view, alias, identify, order, erin, scPage, scErin, scFrank, scErinOrder, scFrankOrder)}},
-		{"identify first, one call each", [][][]string{append(oneCallEach(identify, order, erin, view, alias, scPage), []string{scErin, scFrank}, []string{scErinOrder, scFrankOrder})}},
-		{"restart after the identify and the alias", [][][]string{oneCallEach(identify, alias, scPage), append(oneCallEach(view, order, erin), []string{scErin, scFrank, scErinOrder, scFrankOrder})}},
-		{"the page and both aliases in one call", [][][]string{{{view, alias, identify, order, erin}, {scPage, scErin, scFrank}, {scErinOrder, scFrankOrder}}}},
+		{"one batch", [][][]string{{{view, alias, identify, order, erin, scPage}, {scErin, scFrank, scErinOrder, scFrankOrder}}}, false},
+		{"alias first, one call each", [][][]string{oneCallEach(view, alias, identify, order, erin, scPage, scErin, scFrank, scErinOrder, scFrankOrder)}, true},
+		{"identify first, one call each", [][][]string{append(oneCallEach(identify, order, erin, view, alias, scPage), []string{scErin, scFrank}, []string{scErinOrder, scFrankOrder})}, true},
+		{"restart after the identify and the alias", [][][]string{oneCallEach(identify, alias, scPage), append(oneCallEach(view, order, erin), []string{scErin, scFrank, scErinOrder, scFrankOrder})}, false},
+		{"the page and both aliases in one call", [][][]string{{{view, alias, identify, order, erin}, {scPage, scErin, scFrank}, {scErinOrder, scFrankOrder}}}, true},
 	}
 	queries := map[string]string{ // the persons each dropoff lists
 		"/api/v1/dropoff?window=24h&step=1&steps=Product+Viewed,Order+Completed":  "carol",
@@ -393,6 +402,9 @@ func TestServersAliasFromADeviceIsASignInEveryWay(t *testing.T) {
 		"/api/v1/dropoff?window=24h&step=1&steps=SC+Order,SC+Order":               "sc-erin sc-frank",
 	}
 	for _, a := range arrivals {
+		if a.reordering && !everyReordering() {
+			continue
+		}
 		s := arriveCallByCall(t, nil, a.parts)
 		for _, when := range []string{"live", "after resessionize"} {
 			if when != "live" {
@@ -520,13 +532,17 @@ func TestAliasOfAnotherUserJoinsNoOne(t *testing.T) {
 		}
 	}
 	for _, a := range []struct {
-		name  string
-		parts [][][]string
+		name       string
+		parts      [][][]string
+		reordering bool // of another arrival's calls (see everyReordering)
 	}{
-		{"one batch", [][][]string{{slices.Concat(laptop, buyers, aliases)}}},
-		{"one call each, reversed", [][][]string{oneCallEach(reversed(slices.Concat(laptop, buyers, aliases))...)}},
-		{"restart before the aliases", [][][]string{oneCallEach(slices.Concat(laptop, buyers)...), oneCallEach(aliases...)}},
+		{"one batch", [][][]string{{slices.Concat(laptop, buyers, aliases)}}, false},
+		{"one call each, reversed", [][][]string{oneCallEach(reversed(slices.Concat(laptop, buyers, aliases))...)}, true},
+		{"restart before the aliases", [][][]string{oneCallEach(slices.Concat(laptop, buyers)...), oneCallEach(aliases...)}, false},
 	} {
+		if a.reordering && !everyReordering() {
+			continue
+		}
 		s := arriveCallByCall(t, nil, a.parts)
 		if a.name == "one call each, reversed" { // the public write key's own endpoint
 			for _, line := range aliases {
