@@ -732,7 +732,7 @@ func (c *Collector) readBody(r *http.Request, kind string) ([]byte, error) {
 	if len(raw) > limit {
 		return nil, tooLarge
 	}
-	if (coding == "" || coding == "identity") && bytes.HasPrefix(raw, []byte{0x1f, 0x8b}) {
+	if (coding == "" || coding == "identity") && Gzipped(raw) {
 		coding = "gzip"
 	}
 	body := raw

@@ -701,14 +701,16 @@ func (t lineTally) mostSkipped(format string) *FormatError {
 }
 
 // SpreadJSON reports whether r starts with a JSON value written over several lines (a
-// pretty-printed body), which replay, reading one value per line, cannot read; only the first
-// MaxLineBytes are looked at.
-func SpreadJSON(r io.Reader) bool {
+// pretty-printed body), which replay, reading one value per line, cannot read, and whether that
+// value is an array (of messages, each of which goes on a line of its own, where an object goes
+// on one line whole); only the first MaxLineBytes are looked at.
+func SpreadJSON(r io.Reader) (spread, array bool) {
 	var v json.RawMessage
 	if err := json.NewDecoder(io.LimitReader(r, MaxLineBytes)).Decode(&v); err != nil {
-		return false
+		return false, false
 	}
-	return bytes.ContainsAny(v, "\n\r")
+	spread = bytes.ContainsAny(v, "\n\r")
+	return spread, spread && v[0] == '['
 }
 
 // formatSample is how many lines DetectFormat reads.

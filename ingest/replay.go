@@ -455,7 +455,7 @@ func Decompressed(r io.Reader) (io.Reader, error) {
 	if err != nil && !errors.Is(err, io.EOF) {
 		return nil, fmt.Errorf("read: %w", err)
 	}
-	if len(magic) == 2 && magic[0] == 0x1f && magic[1] == 0x8b {
+	if Gzipped(magic) {
 		zr, err := gzip.NewReader(br)
 		if err != nil {
 			return nil, fmt.Errorf("read gzip header: %w", err)
@@ -463,6 +463,11 @@ func Decompressed(r io.Reader) (io.Reader, error) {
 		br = bufio.NewReader(zr)
 	}
 	return utf8Text(br)
+}
+
+// Gzipped reports whether data starts with gzip's magic bytes (1f 8b, RFC 1952).
+func Gzipped(data []byte) bool {
+	return len(data) >= 2 && data[0] == 0x1f && data[1] == 0x8b
 }
 
 // EncodingError says that a file's text is in an encoding replay does not read, told by its first

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -123,27 +124,31 @@ func runReplay(ctx context.Context, args []string, stdout io.Writer) error {
 		return fs.errorf("file", "%s%s", msg, sentBeforeRefusal(sum))
 	case errors.As(err, &wrong):
 		msg := fmt.Sprintf("%s is %v", *file, wrong)
-		// look calls fn with the file, decompressed, from its start; not for standard input.
-		look := func(fn func(io.Reader)) {
+		// look calls fn with the file, decompressed, from its start, and whether it is
+		// gzipped; not for standard input.
+		look := func(fn func(r io.Reader, gzipped bool)) {
 			if cfg.Reader != nil {
 				return
 			}
 			if f, ferr := os.Open(*file); ferr == nil {
-				if r, derr := ingest.Decompressed(f); derr == nil {
-					fn(r)
+				br := bufio.NewReader(f)
+				magic, _ := br.Peek(2)
+				if r, derr := ingest.Decompressed(br); derr == nil {
+					fn(r, ingest.Gzipped(magic))
 				}
 				f.Close()
 			}
 		}
-		look(func(r io.Reader) {
+		look(func(r io.Reader, _ bool) {
 			if found := ingest.DetectFormat(r); found != "" && found != *format {
 				msg += fmt.Sprintf("; its first lines read as --format %s", found)
 			}
 		})
-		look(func(r io.Reader) {
-			if ingest.SpreadJSON(r) { // a pretty-printed body: JSON, whatever format, but not one value a line
-				msg = fmt.Sprintf("%s is not one JSON value per line, which is what replay reads: its first value goes on over several lines, as in a pretty-printed body (first skipped: %s); put each value on one line first, e.g. `jq -c . %s > %s` (a /v1/batch body becomes one line, read as a batch)",
-					*file, wrong.Problem, *file, compactedName(*file))
+		look(func(r io.Reader, gzipped bool) {
+			// a pretty-printed body: JSON, whatever format, but not one value a line
+			if spread, array := ingest.SpreadJSON(r); spread {
+				msg = fmt.Sprintf("%s is not one JSON value per line, which is what replay reads: its first value goes on over several lines, as in a pretty-printed body (first skipped: %s); put each value on one line first, e.g. %s",
+					*file, wrong.Problem, compactAdvice(*file, array, gzipped))
 			}
 		})
 		return fs.errorf("format", "%s%s", msg, sentBeforeRefusal(sum))
@@ -212,6 +217,21 @@ func brokerUnanswered(fs *flagSet, kf *kafkaFlags, err error) error {
 func isTerminal(f *os.File) bool {
 	fi, err := f.Stat()
 	return err == nil && fi.Mode()&os.ModeCharDevice != 0
+}
+
+// compactAdvice is the command replay advises for a pretty-printed file, which writes its values
+// one a line to compactedName(file): each element of an array on a line of its own (`jq -c .`
+// writes the array on one line, which replay refuses again: tester 48's F3), an object on one
+// line, and a gzipped file through gunzip first, as jq reads no gzip (tester 48's F6).
+func compactAdvice(file string, array, gzipped bool) string {
+	filter, says := ".", "a /v1/batch body becomes one line, read as a batch"
+	if array {
+		filter, says = "'.[]'", "each element of the array becomes a line"
+	}
+	if gzipped {
+		return fmt.Sprintf("`gunzip -c %s | jq -c %s > %s` (%s)", file, filter, compactedName(file), says)
+	}
+	return fmt.Sprintf("`jq -c %s %s > %s` (%s)", filter, file, compactedName(file), says)
 }
 
 // compactedName is the file replay suggests writing a pretty-printed file's values to, one a line:

@@ -2,8 +2,10 @@ package main
 
 import (
 	"bytes"
+	"compress/gzip"
 	"encoding/json"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -69,6 +71,69 @@ func TestCompactedNameIsNeverTheFile(t *testing.T) {
 			got := compactedName(tt.file)
 			if got != tt.want || got == tt.file {
 				t.Errorf("compactedName(%q) = %q, want %q (never the file itself)", tt.file, got, tt.want)
+			}
+		})
+	}
+}
+
+// TestReplayAdviceForAPrettyPrintedFileWorks (tester 48's F3, F6): the command replay advises for
+// a pretty-printed file writes one message per line, which replays. It advised `jq -c . FILE`
+// whatever the file held: for a JSON array that writes the array on one line, which replay
+// refuses again (each element on its own line is `jq -c '.[]'`), and for a gzip file jq reads
+// no gzip (gunzip -c first). The advice is run when jq is installed.
+func TestReplayAdviceForAPrettyPrintedFileWorks(t *testing.T) {
+	b, err := ingest.StartDevBroker("127.0.0.1:0", 3, "waymark.events", "waymark.dlq")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	msgs := []byte(`[{"type":"track","userId":"pa1","event":"E","messageId":"pa-1","timestamp":"2025-05-01T10:00:00Z"},{"type":"track","userId":"pa2","event":"E","messageId":"pa-2","timestamp":"2025-05-01T10:00:00Z"}]`)
+	var array, object bytes.Buffer
+	if err := json.Indent(&array, msgs, "", "  "); err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Indent(&object, append(append([]byte(`{"batch":`), msgs...), '}'), "", "  "); err != nil {
+		t.Fatal(err)
+	}
+	gzipped := func(b []byte) []byte {
+		var buf bytes.Buffer
+		zw := gzip.NewWriter(&buf)
+		zw.Write(b)
+		zw.Close()
+		return buf.Bytes()
+	}
+	_, jqErr := exec.LookPath("jq")
+	for _, tt := range []struct {
+		name    string
+		content []byte
+		advice  string // with F for the file and N for the name written
+		not     string
+	}{
+		{"array.json", array.Bytes(), "`jq -c '.[]' F > N`", "jq -c . "},
+		{"batch.json", object.Bytes(), "`jq -c . F > N`", "'.[]'"},
+		{"batch.json.gz", gzipped(object.Bytes()), "`gunzip -c F | jq -c . > N`", "jq -c . F"},
+		{"array.json.gz", gzipped(array.Bytes()), "`gunzip -c F | jq -c '.[]' > N`", "jq -c . "},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := t.TempDir()
+			file := filepath.Join(dir, tt.name)
+			if err := os.WriteFile(file, tt.content, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			advice := strings.NewReplacer("F", file, "N", compactedName(file)).Replace(tt.advice)
+			notAdvice := strings.NewReplacer("F", file).Replace(tt.not)
+			code, stdout, stderr := replayBinary(t, b.Addr(), "--format", "segment", "--file", file)
+			if code == 0 || !strings.Contains(stderr, advice) || strings.Contains(stderr, notAdvice) {
+				t.Fatalf("replay of a pretty-printed %s: exit %d, want non-zero advising %s, never %q\nstdout:\n%s\nstderr:\n%s", tt.name, code, advice, notAdvice, stdout, stderr)
+			}
+			if jqErr != nil {
+				t.Skip("no jq to run the advice with")
+			}
+			if out, err := exec.Command("sh", "-c", strings.Trim(advice, "`")).CombinedOutput(); err != nil {
+				t.Fatalf("the advice %s: %v\n%s", advice, err, out)
+			}
+			if code, stdout, stderr := replayBinary(t, b.Addr(), "--format", "segment", "--file", compactedName(file)); code != 0 || !strings.Contains(stdout, "sent 2 events,") {
+				t.Errorf("replay of what the advice %s wrote: exit %d\nstdout:\n%s\nstderr:\n%s", advice, code, stdout, stderr)
 			}
 		})
 	}
