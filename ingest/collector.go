@@ -861,6 +861,9 @@ func parseRequest(body []byte, kind string) (*trackingRequest, error) {
 		return &requestError{http.StatusBadRequest, "body", "malformed JSON: " + err.Error()}
 	}
 	if s.peek() != '{' {
+		if err := notJSON(body); err != nil { // a text or CSV body (tester 48's F4)
+			return nil, &requestError{http.StatusBadRequest, "body", err.Error() + "; the body must be a JSON object"}
+		}
 		if _, err := s.value(); err != nil {
 			var tooDeep *depthError
 			if errors.As(err, &tooDeep) {

@@ -312,7 +312,11 @@ func readOtto(r io.Reader, pass int, emit func(Message) error, skip func(Skip)) 
 			} `json:"events"`
 		}
 		if err := json.Unmarshal([]byte(text), &s); err != nil {
-			skip(unread(line, []byte(text), "invalid JSON: "+err.Error()))
+			reason := "invalid JSON: " + err.Error()
+			if nj := notJSON([]byte(text)); nj != nil { // a line of text, a CSV row (tester 48's F6)
+				reason = nj.Error() + "; an OTTO line is one JSON object"
+			}
+			skip(unread(line, []byte(text), reason))
 			return nil
 		}
 		if s.Session == "" || s.Events == nil {

@@ -753,28 +753,42 @@ func (m *members) put(name string, start, end int) {
 	}
 }
 
+// notJSON is the error for text that is no JSON (a line of a log, a CSV row): its first
+// character begins no JSON value, or a value other than an object is followed by more. It says
+// so plainly, with the text's first character: a scanner's own error ("invalid literal, want
+// true at byte 0" for a line starting with a t, encoding/json's "invalid character 'h' looking
+// for beginning of value") reads as broken JSON (tester 47). nil for JSON, and for JSON broken
+// further on, whose scanner error says where. Replay's lines (wire.read, readOtto) and the
+// collector's bodies (parseRequest) are all told no JSON by it, in these words (tester 48's F4, F6).
+func notJSON(raw []byte) error {
+	s := &jsonScanner{data: raw}
+	if s.peek() == '{' {
+		return nil
+	}
+	start := s.pos
+	_, err := s.value()
+	text := err == nil && s.end() != nil
+	if se := (*syntaxError)(nil); errors.As(err, &se) && se.offset == start && start < len(raw) {
+		text = true
+	}
+	if !text {
+		return nil
+	}
+	r, _ := utf8.DecodeRune(raw[start:])
+	return fmt.Errorf("not JSON: text starting with %q", r)
+}
+
 // read checks that raw is one JSON object and takes the members Waymark uses (the last of
-// repeated members wins, as in encoding/json). Syntax errors are reported before type errors.
-//
-// Text that is no JSON (a line of a log, a CSV row replayed as segment): its first character
-// begins no JSON value, or a value other than an object is followed by more, is said to be
-// plainly, with its first character: the scanner's own error ("invalid literal, want true at
-// byte 0" for a line starting with a t) reads as broken JSON (tester 47). JSON broken further on
-// keeps the scanner's error, which says where.
+// repeated members wins, as in encoding/json). Syntax errors are reported before type errors;
+// text that is no JSON is said to be (notJSON).
 func (w *wire) read(raw []byte) error {
 	s := &jsonScanner{data: raw}
 	if c := s.peek(); c != '{' {
-		start := s.pos
-		_, err := s.value()
-		text := err == nil && s.end() != nil
-		if se := (*syntaxError)(nil); errors.As(err, &se) && se.offset == start && start < len(raw) {
-			text = true
+		if err := notJSON(raw); err != nil {
+			return &InvalidError{Reason: ReasonInvalidJSON, Err: fmt.Errorf("%w; a message is one JSON object", err)}
 		}
-		switch {
-		case text:
-			r, _ := utf8.DecodeRune(raw[start:])
-			err = fmt.Errorf("not JSON: text starting with %q; a message is one JSON object", r)
-		case err == nil:
+		_, err := s.value()
+		if err == nil {
 			err = errors.New("a message is a JSON object")
 		}
 		return &InvalidError{Reason: ReasonInvalidJSON, Err: err}
