@@ -232,7 +232,7 @@ func readRees46(r io.Reader, pass int, emit func(Message) error, skip func(Skip)
 	}
 	for _, want := range []string{"event_time", "event_type", "product_id", "user_id"} {
 		if _, ok := col[want]; !ok {
-			return &FormatError{Format: "rees46", Problem: fmt.Sprintf("line 1 is no REES46 header: no column %q in %s", want, abbreviate([]byte(strings.Join(header, ","))))}
+			return &FormatError{Format: "rees46", Problem: fmt.Sprintf("line 1 is no REES46 header: no column %q in %q", want, abbreviate([]byte(strings.Join(header, ","))))}
 		}
 	}
 	get := func(rec []string, name string) string {

@@ -12,7 +12,9 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode"
 	"unicode/utf16"
+	"unicode/utf8"
 )
 
 type replayed struct {
@@ -360,6 +362,27 @@ func TestReplayReadsUTF16(t *testing.T) {
 				if !bytes.Equal(msgs[i].Value, want[i].Value) || msgs[i].Line != want[i].Line {
 					t.Errorf("line %d: %s, want %s", msgs[i].Line, msgs[i].Value, want[i].Value)
 				}
+			}
+		})
+	}
+}
+
+// TestRees46HeaderErrorIsQuoted (tester 48's F6): a file replayed as rees46 whose first line is no
+// header is named in the error quoted, so no raw byte of it (control characters, bytes that are
+// no UTF-8) reaches the terminal.
+func TestRees46HeaderErrorIsQuoted(t *testing.T) {
+	for _, tt := range []struct{ name, first, want string }{
+		{"binary", "\x8f\x1b[2J\x00\xcb\x9fT,x", `no column "event_time" in "\x8f\x1b[2J\x00˟T,x"`},
+		{"text", "type,userId,event", `no column "event_time" in "type,userId,event"`},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			err := readRees46(strings.NewReader(tt.first+"\n"), 0, func(Message) error { return nil }, func(Skip) {})
+			var fe *FormatError
+			if !errors.As(err, &fe) || !strings.Contains(fe.Problem, tt.want) {
+				t.Fatalf("readRees46: %v, want a FormatError with %s", err, tt.want)
+			}
+			if !utf8.ValidString(fe.Problem) || strings.IndexFunc(fe.Problem, unicode.IsControl) >= 0 {
+				t.Errorf("the error holds raw bytes: %q", fe.Problem)
 			}
 		})
 	}
