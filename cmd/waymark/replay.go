@@ -191,18 +191,31 @@ func runReplay(ctx context.Context, args []string, stdout io.Writer) error {
 }
 
 // sentBeforeRefusal ends the error of a file replay refused part way (an ingest.FormatError):
-// how many events of its other lines were sent before, or that nothing was. Replay judges a
-// chunk before it dead-letters the chunk's skipped lines, so a file refused at its first chunk
-// dead-lettered none either, which it says: the lines listed above are in no topic, and a user
-// looking for them in the dead-letter topic would look in vain (tester 47's note).
+// how many events of its other lines were sent before, or that nothing was, and which of its
+// skipped lines were dead-lettered. Replay dead-letters a chunk's skipped lines when it sends the
+// chunk, after judging the file, so those skipped since the last chunk sent (all of them, for a
+// file refused at its first chunk or replayed to a collector) are in no topic, which it says: a
+// user looking for them in the dead-letter topic would look in vain (tester 47's note, tester
+// 48's F8).
 func sentBeforeRefusal(sum ingest.ReplaySummary) string {
-	switch {
-	case sum.Sent > 0:
-		return fmt.Sprintf("; %s of its other lines were sent before that", plural(sum.Sent, "event"))
-	case sum.DeadLettered > 0: // said in the summary above
-		return "; nothing was sent"
+	sent := "nothing was sent"
+	if sum.Sent > 0 {
+		verb := "were"
+		if sum.Sent == 1 {
+			verb = "was"
+		}
+		sent = fmt.Sprintf("%s of its other lines %s sent before that", plural(sum.Sent, "event"), verb)
 	}
-	return "; nothing was sent, so nothing was dead-lettered either"
+	switch left := len(sum.Skipped) - sum.DeadLettered; {
+	case sum.DeadLettered == 0 && sum.Sent == 0:
+		return "; nothing was sent, so nothing was dead-lettered either"
+	case sum.DeadLettered == 0:
+		return "; " + sent + ", but none of its skipped lines was dead-lettered"
+	case left > 0:
+		return fmt.Sprintf("; %s; of its %s only the first %d were dead-lettered, the other %d not",
+			sent, plural(len(sum.Skipped), "skipped event"), sum.DeadLettered, left)
+	}
+	return "; " + sent // every skipped event was dead-lettered, as the summary above says
 }
 
 // brokerUnanswered is the error of a replay whose Kafka broker did not answer: naming

@@ -187,3 +187,30 @@ func TestReplaySummaryCountsEvents(t *testing.T) {
 		t.Errorf("a refused file produced %d events and %d dead letters, want none", len(events), len(dead))
 	}
 }
+
+// TestSentBeforeRefusalSaysWhatWasDeadLettered (tester 48's F8): replay dead-letters a chunk's
+// skipped lines when it sends the chunk, after judging the file, so a file refused part way has
+// its skipped lines since the last chunk sent in no topic. The error said so only when nothing
+// was sent; "100000 events of its other lines were sent before that" left a user to look for
+// 120000 skipped lines in the dead-letter topic.
+func TestSentBeforeRefusalSaysWhatWasDeadLettered(t *testing.T) {
+	for _, tt := range []struct {
+		name                        string
+		sent, skipped, deadLettered int
+		want                        string
+	}{
+		{"nothing sent", 0, 3, 0, "; nothing was sent, so nothing was dead-lettered either"},
+		{"sent, none dead-lettered", 100000, 120000, 0, "; 100000 events of its other lines were sent before that, but none of its skipped lines was dead-lettered"},
+		{"one sent, none dead-lettered", 1, 2, 0, "; 1 event of its other lines was sent before that, but none of its skipped lines was dead-lettered"},
+		{"sent, some dead-lettered", 20000, 30005, 5, "; 20000 events of its other lines were sent before that; of its 30005 skipped events only the first 5 were dead-lettered, the other 30000 not"},
+		{"sent, all dead-lettered", 20000, 5, 5, "; 20000 events of its other lines were sent before that"},
+		{"nothing sent, all dead-lettered", 0, 2, 2, "; nothing was sent"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			sum := ingest.ReplaySummary{Sent: tt.sent, Skipped: make([]ingest.Skip, tt.skipped), DeadLettered: tt.deadLettered}
+			if got := sentBeforeRefusal(sum); got != tt.want {
+				t.Errorf("sentBeforeRefusal() = %q, want %q", got, tt.want)
+			}
+		})
+	}
+}
