@@ -62,6 +62,29 @@ func (st *storedRows) restart(t *testing.T) *Sessionizer {
 	return s
 }
 
+// restartAsARunner is a new sessionizer that knows what a Runner reads when it starts: the
+// identity links and the shared devices' sign-ins (customers are restored per push, restoreFor).
+func (st *storedRows) restartAsARunner(t *testing.T) *Sessionizer {
+	t.Helper()
+	s := newTestSessionizer(t)
+	s.RestoreLinks(st.links)
+	s.RestoreSharedDevices(slices.Collect(maps.Values(st.signIns)))
+	return s
+}
+
+// keysHolding is the customer keys of the stored rows of messageId id that queries read (not
+// superseded), sorted.
+func (st *storedRows) keysHolding(id string) []string {
+	var keys []string
+	for _, e := range st.events {
+		if e.MessageID == id && !st.isSuperseded(e) {
+			keys = append(keys, e.CustomerKey())
+		}
+	}
+	slices.Sort(keys)
+	return keys
+}
+
 // restoreFor restores, before batch is pushed, what a Runner restores: the keys s.toRestore
 // names, from one load of their history.
 func (st *storedRows) restoreFor(s *Sessionizer, batch []ingest.Event) {
@@ -629,9 +652,7 @@ func TestCopiesOnOtherKeysKeepTheFirst(t *testing.T) {
 						case "restart after each push":
 							s = st.restart(t)
 						case "restart after each push, restoring as a Runner":
-							s = newTestSessionizer(t)
-							s.RestoreLinks(st.links)
-							s.RestoreSharedDevices(slices.Collect(maps.Values(st.signIns)))
+							s = st.restartAsARunner(t)
 						case "evicted between pushes, restoring as a Runner":
 							st.restoreFor(s, other(i))
 							st.push(s, now, other(i))
@@ -687,20 +708,12 @@ func TestCopyOnASharedDeviceIsItsSignedInUsers(t *testing.T) {
 				duplicates := 0
 				for i, b := range [][]ingest.Event{signIns, copies[:1], copies[1:]} {
 					if restart && i == 2 {
-						s = newTestSessionizer(t)
-						s.RestoreLinks(st.links)
-						s.RestoreSharedDevices(slices.Collect(maps.Values(st.signIns)))
+						s = st.restartAsARunner(t)
 						st.restoreFor(s, b)
 					}
 					duplicates += st.push(s, base.Add(time.Duration(i)*time.Second), b).Duplicates
 				}
-				var rows []string
-				for _, e := range st.events {
-					if e.MessageID == "m" && !st.isSuperseded(e) {
-						rows = append(rows, e.CustomerKey())
-					}
-				}
-				if slices.Sort(rows); !slices.Equal(rows, []string{"dev", "u"}) || duplicates != 0 {
+				if rows := st.keysHolding("m"); !slices.Equal(rows, []string{"dev", "u"}) || duplicates != 0 {
 					t.Errorf("rows of m under %q, %d duplicates; want under [dev u], 0 (v's event and u's)", rows, duplicates)
 				}
 			})
@@ -738,20 +751,12 @@ func TestCopiesJoinedOnASharedDeviceStayApart(t *testing.T) {
 				duplicates := 0
 				for i, b := range pushesOf(sent, mode) {
 					if i > 0 && mode == "restart after each push, restoring as a Runner" {
-						s = newTestSessionizer(t)
-						s.RestoreLinks(st.links)
-						s.RestoreSharedDevices(slices.Collect(maps.Values(st.signIns)))
+						s = st.restartAsARunner(t)
 						st.restoreFor(s, b)
 					}
 					duplicates += st.push(s, base.Add(time.Duration(i)*time.Second), b).Duplicates
 				}
-				var rows []string
-				for _, e := range st.events {
-					if e.MessageID == "m" && !st.isSuperseded(e) {
-						rows = append(rows, e.CustomerKey())
-					}
-				}
-				if slices.Sort(rows); !slices.Equal(rows, []string{"dev", "phone"}) || duplicates != 0 {
+				if rows := st.keysHolding("m"); !slices.Equal(rows, []string{"dev", "phone"}) || duplicates != 0 {
 					t.Errorf("rows of m under %q, %d duplicates; want under [dev phone], 0 (u's event and v's)", rows, duplicates)
 				}
 			})
