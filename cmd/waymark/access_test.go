@@ -167,9 +167,7 @@ func TestQueryRoleWithoutReadKeys(t *testing.T) {
 		if resp.StatusCode != 200 {
 			t.Errorf("status %d, want 200", resp.StatusCode)
 		}
-		if log := s.log.String(); !strings.Contains(log, "level=WARN") || !strings.Contains(log, "QUERY API OPEN") {
-			t.Errorf("no warning in the log:\n%s", log)
-		}
+		s.waitLogged(t, "level=WARN", "QUERY API OPEN")
 	})
 	t.Run("0.0.0.0 with read keys", func(t *testing.T) {
 		s := startServe(t, "--roles", "query", "--http-addr", "0.0.0.0:"+port(t))
@@ -276,6 +274,7 @@ func TestCheckOpenQueryAPI(t *testing.T) {
 func TestMetricsApartFromTheTrackingAPI(t *testing.T) {
 	t.Parallel()
 	s := startServe(t, "--metrics-addr", "127.0.0.1:0")
+	s.waitLogged(t, "msg=serving")
 	m := regexp.MustCompile(`msg=serving .* metrics=(127\.0\.0\.1:\d+)`).FindStringSubmatch(s.log.String())
 	if m == nil {
 		t.Fatalf("no metrics address in the serving line:\n%s", s.log)

@@ -505,6 +505,23 @@ func (s *server) stop(t *testing.T) {
 	}
 }
 
+// waitLogged waits until serve's log holds each text. Serve writes a line before it answers what
+// follows, but the test reads the log as os/exec copies it from a pipe, so on a busy machine the
+// copy may come after the answer (a CI run beside two busy loops read a start-up warning too
+// soon, 2026-12-07). Once serve has exited (waitExit, stop) its whole log is read.
+func (s *server) waitLogged(t *testing.T, texts ...string) {
+	t.Helper()
+	waitFor(t, fmt.Sprintf("serve to log %q", texts), func() bool {
+		log := s.log.String()
+		for _, text := range texts {
+			if !strings.Contains(log, text) {
+				return false
+			}
+		}
+		return true
+	})
+}
+
 // waitExit waits until serve, sent SIGTERM, has exited, and returns how it exited.
 func (s *server) waitExit(t *testing.T) error {
 	t.Helper()

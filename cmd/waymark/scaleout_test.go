@@ -140,11 +140,8 @@ func TestQueryOnlyServeStartsNoBroker(t *testing.T) {
 		if status, body := httpGet(t, "http://"+s.http+"/api/v1/sessions"); status != http.StatusOK {
 			t.Errorf("query-only serve %d: GET /api/v1/sessions answered %d %s", i+1, status, body)
 		}
-		if strings.Contains(s.log.String(), "DEV BROKER") {
-			t.Errorf("query-only serve %d started the dev broker:\n%s", i+1, s.log)
-		}
-		s.stop(t)
-		for _, kafka := range []string{"brokers=", "consumer", "Kafka"} {
+		s.stop(t) // its whole log is read once it has stopped
+		for _, kafka := range []string{"DEV BROKER", "brokers=", "consumer", "Kafka"} {
 			if strings.Contains(s.log.String(), kafka) {
 				t.Errorf("query-only serve %d logged %q:\n%s", i+1, kafka, s.log)
 			}
