@@ -119,7 +119,7 @@ func ParseCorrelationQuery(v url.Values) (CorrelationQuery, error) {
 	fq := parseFunnel(p)
 	q := CorrelationQuery{Funnel: fq}
 	if p.err == nil && len(fq.Steps) == 1 {
-		p.fail("steps", "a correlation analysis needs at least two steps, got one: give steps (--steps) twice or more")
+		p.fail("steps", "a correlation analysis needs at least two steps, got one: a step and one to convert to after it")
 	}
 	if p.err == nil && fq.Mode == ModeAny && fq.Breakdown.By == "" {
 		p.fail("mode", "a correlation analysis takes ordered or strict: a funnel in any order has no last step's event to end a converter's touchpoints at")

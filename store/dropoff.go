@@ -55,8 +55,8 @@ type DropoffResult struct {
 	LastLocations []Ranked `json:"last_locations"`
 	LastChannels  []Ranked `json:"last_channels"`
 	// What they did instead: their first touchpoint at a time after their step event's and
-	// within the window (counted by sessions, the session), marker MarkerNone when they had none
-	// there.
+	// within the window (counted by sessions, the session), marker MarkerExit when they had none
+	// there, as next and paths mark it.
 	NextEvents []Ranked `json:"next_events"`
 	// Person ids, sorted, at most IDsLimit of them.
 	Persons          []string `json:"persons"`
@@ -76,13 +76,17 @@ func ParseDropoffQuery(v url.Values) (DropoffQuery, error) {
 	// for the step with the largest drop-off, which the answer names.
 	last, before := max(len(fq.Steps)-1, 0), p.err
 	if before == nil && len(fq.Steps) == 1 {
-		p.fail("steps", "a drop-off needs at least two steps, got one: give steps (--steps) twice or more")
+		p.fail("steps", "a drop-off needs at least two steps, got one: a step and one to go on to after it")
 		before = p.err
 	}
 	q.Step = p.int("step", 0, last)
 	if before == nil && p.err != nil {
-		p.err = paramErrorf("step", "%q is not a step to count drop-offs after: give 1 to %d (the step before the last), or 0 for the step with the largest drop-off",
-			p.v.Get("step"), last)
+		steps := fmt.Sprintf("1 to %d (the step before the last)", last)
+		if last == 1 {
+			steps = "1 (of two steps, nobody drops off after the last)" // not "1 to 1" (tester 49's F5)
+		}
+		p.err = paramErrorf("step", "%q is not a step to count drop-offs after: give %s, or 0 for the step with the largest drop-off",
+			p.v.Get("step"), steps)
 	}
 	q.Limit, q.IDsLimit = p.int("limit", 1, 1000), p.int("ids_limit", 0, MaxIDsLimit)
 	if err := p.finish(); err != nil {
@@ -115,7 +119,7 @@ func (l *dropoffLevel) add(person string, d dropout) {
 	if d.hasNext {
 		countKey(l.next, d.next)
 	} else {
-		countKey(l.next, markNone)
+		countKey(l.next, markExit) // nothing after the step: as next and paths say it (tester 49's F2)
 	}
 	l.persons.add(person)
 }

@@ -67,7 +67,8 @@ type FunnelQuery struct {
 	// Breakdown splits the answer by a value; zero: no breakdown.
 	Breakdown Breakdown
 	// BreakdownLimit is how many breakdown values are listed, the largest first; the rest are
-	// summed in a group marked MarkerOther. Default 20.
+	// summed in a group marked MarkerOther. The units with no value (MarkerNone) are a group of
+	// their own, in its place by size, and take no place of the limit. Default 20.
 	BreakdownLimit int
 }
 
@@ -861,9 +862,16 @@ func (a *funnelAgg) result(q FunnelQuery) *FunnelResult {
 	slices.SortFunc(values, func(x, y string) int {
 		return cmp.Or(cmp.Compare(a.groups[y].reached[0], a.groups[x].reached[0]), cmp.Compare(x, y))
 	})
+	// The units with no value are their own group wherever their count ranks them, and take
+	// none of the limit's places: the limit is on values, and the no-value group summed into
+	// "other values" would hide what is often the largest group (tester 49's F1).
 	var other *stepCounts
-	for i, v := range values {
-		if i < q.BreakdownLimit {
+	listed := 0
+	for _, v := range values {
+		if v == markNone || listed < q.BreakdownLimit {
+			if v != markNone {
+				listed++
+			}
 			value, marker := splitLabel(v)
 			res.Groups = append(res.Groups, FunnelGroup{Value: value, Marker: marker, Steps: funnelSteps(q.Steps, a.groups[v])})
 			continue

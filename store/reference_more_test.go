@@ -97,7 +97,7 @@ func refDropoff(jm *sessionize.Map, d refData, q store.FunnelQuery, k int) strin
 			if nxt >= 0 {
 				next[unit[nxt].label()]++
 			} else {
-				next[refMarker(store.MarkerNone)]++
+				next[refMarker(store.MarkerExit)]++
 			}
 			if !slices.Contains(persons, person) {
 				persons = append(persons, person)

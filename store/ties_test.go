@@ -275,7 +275,7 @@ func TestDropoffReadsTiesInTheTieRulesOrder(t *testing.T) {
 		last, next string
 	}{
 		{[]string{"Product Viewed", "Product Added"}, 1,
-			"Coupon Removed=1 Product Viewed=1 Shared=1 Size Guide Opened=1", "(none)=1 Coupon Entered=1 Size Guide Opened=1 Wishlist Added=1"},
+			"Coupon Removed=1 Product Viewed=1 Shared=1 Size Guide Opened=1", "(exit)=1 Coupon Entered=1 Size Guide Opened=1 Wishlist Added=1"},
 		{[]string{"Product Viewed", "Product Viewed", "Order Completed"}, 2, "Coupon Removed=1 Shared=1", "Coupon Removed=1 Shared=1"},
 	} {
 		for name, s := range map[string]*store.Store{"process": process, "auto": auto} {

@@ -231,6 +231,12 @@ func paramText(raw json.RawMessage, isList bool) (string, error) {
 		if err := json.Unmarshal(raw, &steps); err != nil {
 			return "", fmt.Errorf("want an array of strings, one step each, or a string: %w", err)
 		}
+		for i, s := range steps {
+			// said here, not as the list's empty entry, whose error speaks of commas (tester 49's F4)
+			if strings.TrimSpace(s) == "" {
+				return "", fmt.Errorf("entry %d of the array is empty: each is a step", i+1)
+			}
+		}
 		return store.JoinSteps(steps), nil
 	}
 	return scalarText(raw)

@@ -282,13 +282,18 @@ func TestBatchTakesStepArrays(t *testing.T) {
 			t.Errorf("result %d: customers %v, want %v", i, customers, wantCustomers[i])
 		}
 	}
-	for _, tt := range []struct{ body, param string }{
-		{`{"queries": [{"query": "next", "params": {"anchor": ["Pay|Now"]}}]}`, "queries[0].params.anchor"},
-		{`{"queries": [{"query": "funnel", "params": {"steps": ["Pay|Now", 1]}}]}`, "queries[0].params.steps"},
-		{`{"queries": [{"query": "funnel", "params": {"steps": "Pay|Now", "window": ["1h"]}}]}`, "queries[0].params.window"},
+	// An empty step in an array is said to be one, not as a list's empty entry between commas,
+	// which an array has none of (tester 49's F4).
+	for _, tt := range []struct{ body, param, says string }{
+		{`{"queries": [{"query": "next", "params": {"anchor": ["Pay|Now"]}}]}`, "queries[0].params.anchor", "string"},
+		{`{"queries": [{"query": "funnel", "params": {"steps": ["Pay|Now", 1]}}]}`, "queries[0].params.steps", "array of strings"},
+		{`{"queries": [{"query": "funnel", "params": {"steps": "Pay|Now", "window": ["1h"]}}]}`, "queries[0].params.window", "string"},
+		{`{"queries": [{"query": "funnel", "params": {"steps": ["Pay|Now", " "]}}]}`, "queries[0].params.steps", "entry 2 of the array is empty"},
+		{`{"queries": [{"query": "funnel", "params": {"exclude": ["", "Pay|Now:1-2"], "steps": "A,B"}}]}`, "queries[0].params.exclude", "entry 1 of the array is empty"},
 	} {
-		if status, body := postBatch(t, srv.URL, "application/json", tt.body); status != 400 || body["param"] != tt.param {
-			t.Errorf("%s: %d %v, want 400 naming %s", tt.body, status, body, tt.param)
+		status, body := postBatch(t, srv.URL, "application/json", tt.body)
+		if msg, _ := body["error"].(string); status != 400 || body["param"] != tt.param || !strings.Contains(msg, tt.says) || strings.Contains(msg, "comma") {
+			t.Errorf("%s: %d %v, want 400 naming %s that says %q", tt.body, status, body, tt.param, tt.says)
 		}
 	}
 }
