@@ -1,6 +1,7 @@
 package ingest
 
 import (
+	"bytes"
 	"cmp"
 	"crypto/sha256"
 	"encoding/hex"
@@ -12,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
 	"unicode/utf8"
 )
 
@@ -757,8 +759,11 @@ func (m *members) put(name string, start, end int) {
 // character begins no JSON value, or a value other than an object is followed by more. It says
 // so plainly, with the text's first character: a scanner's own error ("invalid literal, want
 // true at byte 0" for a line starting with a t, encoding/json's "invalid character 'h' looking
-// for beginning of value") reads as broken JSON (tester 47). nil for JSON, and for JSON broken
-// further on, whose scanner error says where. Replay's lines (wire.read, readOtto) and the
+// for beginning of value") reads as broken JSON (tester 47). Binary data, whose first byte is a
+// control character other than white space or begins no UTF-8 character, is said to be, with
+// that byte in hex and the kind of file when its first bytes tell (binaryMagic): "text starting
+// with '\ufffd'" named a character that is in no file (tester 48's F5). nil for JSON, and for
+// JSON broken further on, whose scanner error says where. Replay's lines (wire.read, readOtto) and the
 // collector's bodies (parseRequest) are all told no JSON by it, in these words (tester 48's F4, F6).
 func notJSON(raw []byte) error {
 	s := &jsonScanner{data: raw}
@@ -774,8 +779,30 @@ func notJSON(raw []byte) error {
 	if !text {
 		return nil
 	}
-	r, _ := utf8.DecodeRune(raw[start:])
-	return fmt.Errorf("not JSON: text starting with %q", r)
+	r, size := utf8.DecodeRune(raw[start:])
+	invalid := r == utf8.RuneError && size == 1
+	if !invalid && (!unicode.IsControl(r) || unicode.IsSpace(r)) {
+		return fmt.Errorf("not JSON: text starting with %q", r)
+	}
+	// binary data: %q would show a replacement character (which is in no file) or an escape
+	for _, m := range binaryMagic {
+		if bytes.HasPrefix(raw[start:], []byte(m.magic)) {
+			return fmt.Errorf("not JSON: binary data starting with byte 0x%02x (%s)", raw[start], m.what)
+		}
+	}
+	if invalid { // a byte no UTF-8 text starts with, as ISO 8859-1's ü (0xfc) is
+		return fmt.Errorf("not JSON: binary data, or text not in UTF-8, starting with byte 0x%02x", raw[start])
+	}
+	return fmt.Errorf("not JSON: binary data starting with byte 0x%02x", raw[start])
+}
+
+// binaryMagic names the files notJSON is most likely given by mistake that start with a byte no
+// UTF-8 text does, by their first bytes: a shop's image (its product photos), and gzip data that
+// was compressed twice (the first layer is read: Decompressed, the collector's Content-Encoding).
+var binaryMagic = []struct{ magic, what string }{
+	{"\x89PNG", "a PNG image"},
+	{"\xff\xd8\xff", "a JPEG image"},
+	{"\x1f\x8b", "gzip data"},
 }
 
 // read checks that raw is one JSON object and takes the members Waymark uses (the last of

@@ -126,6 +126,15 @@ func TestDecodeSaysTextIsNotJSON(t *testing.T) {
 		{`ürün,42`, `invalid_json: not JSON: text starting with 'ü'; a message is one JSON object`},
 		{`1,2268318,2520377,pv,1511544070`, `invalid_json: not JSON: text starting with '1'; a message is one JSON object`},
 		{`true story`, `invalid_json: not JSON: text starting with 't'; a message is one JSON object`},
+		// binary data (tester 48's F5): the first byte in hex, not a replacement character
+		{"\x89PNG\r", `invalid_json: not JSON: binary data starting with byte 0x89 (a PNG image); a message is one JSON object`},
+		{"\xff\xd8\xff\xe0\x00\x10JFIF", `invalid_json: not JSON: binary data starting with byte 0xff (a JPEG image); a message is one JSON object`},
+		{"\x1f\x8b\x08\x00", `invalid_json: not JSON: binary data starting with byte 0x1f (gzip data); a message is one JSON object`},
+		{"\xc3\x28\xa0", `invalid_json: not JSON: binary data, or text not in UTF-8, starting with byte 0xc3; a message is one JSON object`},
+		{"\xfcr\xfcn,42", `invalid_json: not JSON: binary data, or text not in UTF-8, starting with byte 0xfc; a message is one JSON object`},
+		{"\x00\x01\x02", `invalid_json: not JSON: binary data starting with byte 0x00; a message is one JSON object`},
+		{" \x7fELF", `invalid_json: not JSON: binary data starting with byte 0x7f; a message is one JSON object`},
+		{"\u0085x", `invalid_json: not JSON: text starting with '\u0085'; a message is one JSON object`}, // NEL is white space
 		{`{"type":"track"`, `invalid_json: expected ',' or '}' after an object member at byte 15`},
 		{`[1,2]`, `invalid_json: a message is a JSON object`},
 		{`-x`, `invalid_json: invalid number at byte 1`},

@@ -19,6 +19,8 @@ func TestCollectorSaysTextIsNotJSON(t *testing.T) {
 		{"CSV row to /v1/track", "/v1/track", "a,b,c", "not JSON: text starting with 'a'; the body must be a JSON object"},
 		{"CSV of numbers to /v1/batch", "/v1/batch", "1,2,3\n4,5,6\n", "not JSON: text starting with '1'; the body must be a JSON object"},
 		{"text after spaces", "/v1/identify", "  type,userId", "not JSON: text starting with 't'; the body must be a JSON object"},
+		{"a PNG to /v1/batch", "/v1/batch", "\x89PNG\r\n\x1a\n\x00\x00", "not JSON: binary data starting with byte 0x89 (a PNG image); the body must be a JSON object"},
+		{"binary to /v1/track", "/v1/track", "\x00\x17\xe2", "not JSON: binary data starting with byte 0x00; the body must be a JSON object"},
 		{"broken JSON", "/v1/track", `{"event":`, "malformed JSON: unexpected end of JSON at byte 9"},
 		{"an array", "/v1/batch", `[1,2]`, "malformed JSON: the body must be a JSON object"},
 	} {
@@ -39,6 +41,7 @@ func TestOttoSaysTextIsNotJSON(t *testing.T) {
 		{"type,userId,event", "not JSON: text starting with 't'; an OTTO line is one JSON object"},
 		{"hello world", "not JSON: text starting with 'h'; an OTTO line is one JSON object"},
 		{"1,2,3", "not JSON: text starting with '1'; an OTTO line is one JSON object"},
+		{"\xa7\x03\x9b", "not JSON: binary data, or text not in UTF-8, starting with byte 0xa7; an OTTO line is one JSON object"},
 		{`{"session":1,"events":[`, "invalid JSON: unexpected end of JSON input"},
 	} {
 		t.Run(tt.line, func(t *testing.T) {
