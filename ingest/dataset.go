@@ -630,19 +630,23 @@ type FormatError struct {
 	Invalid bool   // the skipped lines are mostly the format's messages, refused for their content
 }
 
+// Error says how many lines were skipped, a file of one line as such ("all 1 lines were skipped"
+// read as a template's: tester 48's F5).
 func (e *FormatError) Error() string {
-	if e.Lines == 0 {
+	switch {
+	case e.Lines == 0:
 		return fmt.Sprintf("not %s: %s", e.Format, e.Problem)
-	}
-	if e.Invalid {
+	case e.Invalid && e.Lines == 1:
+		return fmt.Sprintf("invalid events: its only line is a %s message Waymark refuses for its content (%s)", e.Format, e.Problem)
+	case e.Invalid:
 		return fmt.Sprintf("mostly invalid events: %d of %d lines are %s messages Waymark refuses for their content (first: %s)",
 			e.Skipped, e.Lines, e.Format, e.Problem)
+	case e.Lines == 1:
+		return fmt.Sprintf("not %s: its only line was skipped (%s)", e.Format, e.Problem)
+	case e.Skipped == e.Lines:
+		return fmt.Sprintf("not %s: all %d lines were skipped (first: %s)", e.Format, e.Lines, e.Problem)
 	}
-	what := fmt.Sprintf("%d of %d lines were skipped", e.Skipped, e.Lines)
-	if e.Skipped == e.Lines {
-		what = fmt.Sprintf("all %d lines were skipped", e.Lines)
-	}
-	return fmt.Sprintf("not %s: %s (first: %s)", e.Format, what, e.Problem)
+	return fmt.Sprintf("not %s: %d of %d lines were skipped (first: %s)", e.Format, e.Skipped, e.Lines, e.Problem)
 }
 
 // lineTally counts the lines of a dataset's first pass that gave messages (used) and those that

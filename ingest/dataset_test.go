@@ -367,6 +367,39 @@ func TestReplayReadsUTF16(t *testing.T) {
 	}
 }
 
+// TestFormatErrorCountsLines (tester 48's F5): the error of a file most of whose lines were
+// skipped counts them in words that read, a file of one line included ("all 1 lines were
+// skipped", "1 of 1 lines are segment messages" read as a template's).
+func TestFormatErrorCountsLines(t *testing.T) {
+	good := `{"type":"track","userId":"fe","event":"E","timestamp":"2025-05-01T10:00:00Z"}`
+	noEvent := `{"type":"track","userId":"fe","timestamp":"2025-05-01T10:00:00Z"}`
+	for _, tt := range []struct {
+		name  string
+		lines []string
+		want  string
+	}{
+		{"one line skipped", []string{"hello"},
+			"not segment: its only line was skipped (line 1: invalid_json: not JSON: text starting with 'h'; a message is one JSON object)"},
+		{"two lines skipped", []string{"hello", "world"},
+			"not segment: all 2 lines were skipped (first: line 1: invalid_json: not JSON: text starting with 'h'; a message is one JSON object)"},
+		{"two of three skipped", []string{"hello", good, "world"},
+			"not segment: 2 of 3 lines were skipped (first: line 1: invalid_json: not JSON: text starting with 'h'; a message is one JSON object)"},
+		{"one line refused", []string{noEvent},
+			"invalid events: its only line is a segment message Waymark refuses for its content (line 1: missing_event (field event): a track call needs an event name that is not blank)"},
+		{"two of three refused", []string{noEvent, good, noEvent},
+			"mostly invalid events: 2 of 3 lines are segment messages Waymark refuses for their content (first: line 1: missing_event (field event): a track call needs an event name that is not blank)"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := Replay(context.Background(), ReplayConfig{Brokers: []string{"127.0.0.1:1"}, Format: "segment",
+				Reader: strings.NewReader(strings.Join(tt.lines, "\n") + "\n")})
+			var fe *FormatError
+			if !errors.As(err, &fe) || fe.Error() != tt.want {
+				t.Errorf("replay of %q: %v\nwant a FormatError %q", tt.lines, err, tt.want)
+			}
+		})
+	}
+}
+
 // TestRees46HeaderErrorIsQuoted (tester 48's F6): a file replayed as rees46 whose first line is no
 // header is named in the error quoted, so no raw byte of it (control characters, bytes that are
 // no UTF-8) reaches the terminal.

@@ -120,7 +120,11 @@ func runReplay(ctx context.Context, args []string, stdout io.Writer) error {
 	case errors.As(err, &wrong) && wrong.Invalid:
 		// The lines are the format's messages, refused for their content (tester 45's F3): the
 		// file is not blamed on --format, and each line's reason is listed above.
-		msg := fmt.Sprintf("%s holds %v; each is listed above with its reason", *file, wrong)
+		listed := "each is listed above with its reason"
+		if wrong.Skipped == 1 {
+			listed = "it is listed above with its reason"
+		}
+		msg := fmt.Sprintf("%s holds %v; %s", *file, wrong, listed)
 		return fs.errorf("file", "%s%s", msg, sentBeforeRefusal(sum))
 	case errors.As(err, &wrong):
 		msg := fmt.Sprintf("%s is %v", *file, wrong)

@@ -186,6 +186,16 @@ func TestReplaySummaryCountsEvents(t *testing.T) {
 	if len(events) != 0 || len(dead) != 0 {
 		t.Errorf("a refused file produced %d events and %d dead letters, want none", len(events), len(dead))
 	}
+
+	// A file of one refused line is said to be one (tester 48's F5: "1 of 1 lines are segment
+	// messages …; each is listed above").
+	code, stdout, stderr, _, _ = replayTo(t, b, "invalid1", `{"type":"track","userId":"sc","messageId":"iv-4"}`)
+	for _, want := range []string{"holds invalid events: its only line is a segment message Waymark refuses for its content (line 1: missing_event",
+		"; it is listed above with its reason; nothing was sent"} {
+		if code == 0 || !strings.Contains(stderr, want) {
+			t.Errorf("exit %d, want non-zero and %q\nstdout:\n%s\nstderr:\n%s", code, want, stdout, stderr)
+		}
+	}
 }
 
 // TestSentBeforeRefusalSaysWhatWasDeadLettered (tester 48's F8): replay dead-letters a chunk's
