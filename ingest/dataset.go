@@ -710,15 +710,36 @@ func (t lineTally) mostSkipped(format string) *FormatError {
 
 // SpreadJSON reports whether r starts with a JSON value written over several lines (a
 // pretty-printed body), which replay, reading one value per line, cannot read, and whether that
-// value is an array (of messages, each of which goes on a line of its own, where an object goes
-// on one line whole); only the first MaxLineBytes are looked at.
+// value is an array, spread or on one line (of messages, each of which goes on a line of its
+// own, where an object goes on one line whole). Only the first MaxLineBytes are looked at, and r
+// may end before the value does (a large array, or the first bytes of standard input as replay
+// read them): the value is judged by its part read, spread when a line ends in it. Text that is
+// no JSON is neither.
 func SpreadJSON(r io.Reader) (spread, array bool) {
-	var v json.RawMessage
-	if err := json.NewDecoder(io.LimitReader(r, MaxLineBytes)).Decode(&v); err != nil {
-		return false, false
+	data, _ := io.ReadAll(io.LimitReader(r, MaxLineBytes)) // a read error ends the part read
+	dec := json.NewDecoder(bytes.NewReader(data))
+	tok, err := dec.Token()
+	open, ok := tok.(json.Delim)
+	if err != nil || !ok {
+		return false, false // no JSON, or a string, number or literal, which ends on its line
 	}
-	spread = bytes.ContainsAny(v, "\n\r")
-	return spread, spread && v[0] == '['
+	start := dec.InputOffset() - 1
+	for depth := 1; depth > 0; {
+		tok, err := dec.Token()
+		if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+			break // the value goes on past the part read
+		}
+		if err != nil {
+			return false, false
+		}
+		switch tok {
+		case json.Delim('{'), json.Delim('['):
+			depth++
+		case json.Delim('}'), json.Delim(']'):
+			depth--
+		}
+	}
+	return bytes.ContainsAny(data[start:dec.InputOffset()], "\n\r"), open == '['
 }
 
 // formatSample is how many lines DetectFormat reads.

@@ -400,6 +400,40 @@ func TestFormatErrorCountsLines(t *testing.T) {
 	}
 }
 
+// TestSpreadJSON: a value over several lines is spread, and an array is said to be one, spread
+// or on one line (tester 48's F3: an array on one line got no advice); a value that goes on past
+// what is read (the first bytes of standard input: tester 48's F6, or a pretty-printed array
+// over MaxLineBytes) is judged by its part read, where it was no JSON.
+func TestSpreadJSON(t *testing.T) {
+	msg := `{"type":"track","anonymousId":"x","event":"E","timestamp":"2026-01-01T00:00:00Z"}`
+	prettyArray := "[\n  " + msg + ",\n  " + msg + "\n]\n"
+	for _, tt := range []struct {
+		name          string
+		text          string
+		spread, array bool
+	}{
+		{"pretty object", "{\n  \"batch\": [\n    " + msg + "\n  ]\n}\n", true, false},
+		{"pretty array", prettyArray, true, true},
+		{"pretty array cut short", prettyArray[:len(prettyArray)/2], true, true},
+		{"pretty array over MaxLineBytes", "[\n" + strings.Repeat(msg+",\n", MaxLineBytes/len(msg)+1) + msg + "\n]\n", true, true},
+		{"array on a line", "[" + msg + "," + msg + "]\n" + "[" + msg + "]\n", false, true},
+		{"array on a line cut short", "[" + msg + "," + msg[:20], false, true},
+		{"object a line", msg + "\n" + msg + "\n", false, false},
+		{"object a line cut short", msg[:30], false, false},
+		{"string", `"one"` + "\n" + `"two"` + "\n", false, false},
+		{"text", "hello\nworld\n", false, false},
+		{"CSV", "1,2,3\n4,5,6\n", false, false},
+		{"JSON broken on its second line", "{\n  \"a\": x\n}\n", false, false},
+		{"nothing", "", false, false},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			if spread, array := SpreadJSON(strings.NewReader(tt.text)); spread != tt.spread || array != tt.array {
+				t.Errorf("SpreadJSON() = %v, %v; want %v, %v", spread, array, tt.spread, tt.array)
+			}
+		})
+	}
+}
+
 // TestRees46HeaderErrorIsQuoted (tester 48's F6): a file replayed as rees46 whose first line is no
 // header is named in the error quoted, so no raw byte of it (control characters, bytes that are
 // no UTF-8) reaches the terminal.
