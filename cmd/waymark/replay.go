@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -49,11 +50,14 @@ func runReplay(ctx context.Context, args []string, stdout io.Writer) error {
 	}
 	cfg := ingest.ReplayConfig{Brokers: kf.brokerList(), Topic: kf.topic, DLQTopic: kf.dlqTopic, Format: *format, File: *file, Repeat: repeat,
 		Collector: collector, WriteKey: *writeKey}
-	if *file == "-" { // standard input, read once
+	// stdin is standard input, read once, keeping its first bytes for a refusal to look at.
+	var stdin *headReader
+	if *file == "-" {
 		if repeat > 1 {
 			return fs.errorf("repeat", "%d passes need a file: standard input (--file -) is read once", repeat)
 		}
-		cfg.Reader = os.Stdin
+		stdin = &headReader{r: os.Stdin, max: stdinHead}
+		cfg.Reader = stdin
 	} else if err := checkDatasetFile(*file); err != nil {
 		return fs.errorf("file", "%w", err)
 	}
@@ -116,6 +120,10 @@ func runReplay(ctx context.Context, args []string, stdout io.Writer) error {
 	// likely of another format (or not the file meant): it exits non-zero naming --format, as
 	// does a file with nothing to replay. A few skipped lines among many sent exit 0, listed above.
 	var wrong *ingest.FormatError
+	name := *file
+	if stdin != nil {
+		name = "standard input"
+	}
 	switch {
 	case errors.As(err, &wrong) && wrong.Invalid:
 		// The lines are the format's messages, refused for their content (tester 45's F3): the
@@ -124,23 +132,27 @@ func runReplay(ctx context.Context, args []string, stdout io.Writer) error {
 		if wrong.Skipped == 1 {
 			listed = "it is listed above with its reason"
 		}
-		msg := fmt.Sprintf("%s holds %v; %s", *file, wrong, listed)
+		msg := fmt.Sprintf("%s holds %v; %s", name, wrong, listed)
 		return fs.errorf("file", "%s%s", msg, sentBeforeRefusal(sum))
 	case errors.As(err, &wrong):
-		msg := fmt.Sprintf("%s is %v", *file, wrong)
+		msg := fmt.Sprintf("%s is %v", name, wrong)
 		// look calls fn with the file, decompressed, from its start, and whether it is
-		// gzipped; not for standard input.
+		// gzipped: for standard input, which cannot be read again, its first bytes as replay
+		// read them (stdinHead), the rest of which fn's reading takes to be cut short.
 		look := func(fn func(r io.Reader, gzipped bool)) {
-			if cfg.Reader != nil {
+			var src io.Reader
+			if stdin != nil {
+				src = bytes.NewReader(stdin.head)
+			} else if f, ferr := os.Open(*file); ferr == nil {
+				defer f.Close()
+				src = f
+			} else {
 				return
 			}
-			if f, ferr := os.Open(*file); ferr == nil {
-				br := bufio.NewReader(f)
-				magic, _ := br.Peek(2)
-				if r, derr := ingest.Decompressed(br); derr == nil {
-					fn(r, ingest.Gzipped(magic))
-				}
-				f.Close()
+			br := bufio.NewReader(src)
+			magic, _ := br.Peek(2)
+			if r, derr := ingest.Decompressed(br); derr == nil {
+				fn(r, ingest.Gzipped(magic))
 			}
 		}
 		look(func(r io.Reader, _ bool) {
@@ -149,10 +161,15 @@ func runReplay(ctx context.Context, args []string, stdout io.Writer) error {
 			}
 		})
 		look(func(r io.Reader, gzipped bool) {
-			// a pretty-printed body: JSON, whatever format, but not one value a line
-			if spread, array := ingest.SpreadJSON(r); spread {
+			// JSON, whatever format, but not one object a line: a pretty-printed body, or
+			// an array on a line (tester 48's F3: "a message is a JSON object", no advice)
+			switch spread, array := ingest.SpreadJSON(r); {
+			case spread:
 				msg = fmt.Sprintf("%s is not one JSON value per line, which is what replay reads: its first value goes on over several lines, as in a pretty-printed body (first skipped: %s); put each value on one line first, e.g. %s",
-					*file, wrong.Problem, compactAdvice(*file, array, gzipped))
+					name, wrong.Problem, compactAdvice(*file, array, gzipped))
+			case array:
+				msg = fmt.Sprintf("%s starts with a JSON array on a line, where replay reads one JSON object a line (first skipped: %s); put each element on a line of its own first, e.g. %s",
+					name, wrong.Problem, compactAdvice(*file, array, gzipped))
 			}
 		})
 		return fs.errorf("format", "%s%s", msg, sentBeforeRefusal(sum))
@@ -239,13 +256,19 @@ func isTerminal(f *os.File) bool {
 // compactAdvice is the command replay advises for a pretty-printed file, which writes its values
 // one a line to compactedName(file): each element of an array on a line of its own (`jq -c .`
 // writes the array on one line, which replay refuses again: tester 48's F3), an object on one
-// line, and a gzipped file through gunzip first, as jq reads no gzip (tester 48's F6).
+// line, and a gzipped file through gunzip first, as jq reads no gzip (tester 48's F6). For
+// standard input (file "-") it is jq in the pipe before replay.
 func compactAdvice(file string, array, gzipped bool) string {
 	filter, says := ".", "a /v1/batch body becomes one line, read as a batch"
 	if array {
 		filter, says = "'.[]'", "each element of the array becomes a line"
 	}
-	if gzipped {
+	switch {
+	case file == "-" && gzipped:
+		return fmt.Sprintf("`… | gunzip -c | jq -c %s | waymark replay --file - …` (%s)", filter, says)
+	case file == "-":
+		return fmt.Sprintf("`… | jq -c %s | waymark replay --file - …` (%s)", filter, says)
+	case gzipped:
 		return fmt.Sprintf("`gunzip -c %s | jq -c %s > %s` (%s)", file, filter, compactedName(file), says)
 	}
 	return fmt.Sprintf("`jq -c %s %s > %s` (%s)", filter, file, compactedName(file), says)
@@ -278,6 +301,26 @@ func checkDatasetFile(name string) error {
 		return err
 	}
 	return f.Close()
+}
+
+// stdinHead is how much of standard input replay keeps, as it reads it, for a refusal to look
+// at (look): the first lines, and enough of a pretty-printed value to see it go over lines.
+const stdinHead = 64 << 10
+
+// headReader reads r and keeps its first max bytes in head: of standard input, which replay
+// reads once (tester 48's F6: a pretty-printed body piped in got no advice).
+type headReader struct {
+	r    io.Reader
+	max  int
+	head []byte
+}
+
+func (h *headReader) Read(p []byte) (int, error) {
+	n, err := h.r.Read(p)
+	if keep := min(n, h.max-len(h.head)); keep > 0 {
+		h.head = append(h.head, p[:keep]...)
+	}
+	return n, err
 }
 
 // plural is n and noun, with an s when n is not 1: "1 line", "7 events".

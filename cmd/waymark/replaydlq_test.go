@@ -43,8 +43,17 @@ func replayTo(t *testing.T, b *ingest.DevBroker, name string, lines ...string) (
 // code and output; a replay that could not be run fails t.
 func replayBinary(t *testing.T, broker string, args ...string) (code int, stdout, stderr string) {
 	t.Helper()
+	return replayBinaryReading(t, broker, nil, args...)
+}
+
+// replayBinaryReading is replayBinary with stdin as the replay's standard input (for --file -).
+func replayBinaryReading(t *testing.T, broker string, stdin []byte, args ...string) (code int, stdout, stderr string) {
+	t.Helper()
 	cmd := exec.Command(binary, append([]string{"replay"}, args...)...)
 	cmd.Env = append(os.Environ(), "WAYMARK_DEV_BROKER_ADDR="+broker)
+	if stdin != nil {
+		cmd.Stdin = bytes.NewReader(stdin)
+	}
 	var errBuf bytes.Buffer
 	cmd.Stderr = &errBuf
 	out, err := cmd.Output()

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"compress/gzip"
 	"encoding/json"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -80,14 +81,22 @@ func TestCompactedNameIsNeverTheFile(t *testing.T) {
 // a pretty-printed file writes one message per line, which replays. It advised `jq -c . FILE`
 // whatever the file held: for a JSON array that writes the array on one line, which replay
 // refuses again (each element on its own line is `jq -c '.[]'`), and for a gzip file jq reads
-// no gzip (gunzip -c first). The advice is run when jq is installed.
+// no gzip (gunzip -c first). A file of arrays on one line each is advised the same (it was
+// refused as "a message is a JSON object", no more), and so is standard input (--file -: it got
+// the skipped lines' count alone), with jq in the pipe before replay, judged by the first bytes
+// replay read of it (the array here is longer than those). The advice is run when jq is installed.
 func TestReplayAdviceForAPrettyPrintedFileWorks(t *testing.T) {
 	b, err := ingest.StartDevBroker("127.0.0.1:0", 3, "waymark.events", "waymark.dlq")
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer b.Close()
-	msgs := []byte(`[{"type":"track","userId":"pa1","event":"E","messageId":"pa-1","timestamp":"2025-05-01T10:00:00Z"},{"type":"track","userId":"pa2","event":"E","messageId":"pa-2","timestamp":"2025-05-01T10:00:00Z"}]`)
+	const n = 300 // messages: more than the 64 KiB of standard input replay keeps, pretty-printed
+	var list []string
+	for i := range n {
+		list = append(list, fmt.Sprintf(`{"type":"track","userId":"pa%d","event":"E","messageId":"pa-%d","timestamp":"2025-05-01T10:00:00Z","properties":{"note":"%0150d"}}`, i, i, i))
+	}
+	msgs := []byte("[" + strings.Join(list, ",") + "]")
 	var array, object bytes.Buffer
 	if err := json.Indent(&array, msgs, "", "  "); err != nil {
 		t.Fatal(err)
@@ -102,38 +111,65 @@ func TestReplayAdviceForAPrettyPrintedFileWorks(t *testing.T) {
 		zw.Close()
 		return buf.Bytes()
 	}
+	oneLine := []byte("[" + strings.Join(list[:n/2], ",") + "]\n[" + strings.Join(list[n/2:], ",") + "]\n")
 	_, jqErr := exec.LookPath("jq")
 	for _, tt := range []struct {
 		name    string
 		content []byte
+		stdin   bool   // piped to --file -
 		advice  string // with F for the file and N for the name written
 		not     string
 	}{
-		{"array.json", array.Bytes(), "`jq -c '.[]' F > N`", "jq -c . "},
-		{"batch.json", object.Bytes(), "`jq -c . F > N`", "'.[]'"},
-		{"batch.json.gz", gzipped(object.Bytes()), "`gunzip -c F | jq -c . > N`", "jq -c . F"},
-		{"array.json.gz", gzipped(array.Bytes()), "`gunzip -c F | jq -c '.[]' > N`", "jq -c . "},
+		{"array.json", array.Bytes(), false, "`jq -c '.[]' F > N`", "jq -c . "},
+		{"batch.json", object.Bytes(), false, "`jq -c . F > N`", "'.[]'"},
+		{"batch.json.gz", gzipped(object.Bytes()), false, "`gunzip -c F | jq -c . > N`", "jq -c . F"},
+		{"array.json.gz", gzipped(array.Bytes()), false, "`gunzip -c F | jq -c '.[]' > N`", "jq -c . "},
+		{"arrays.jsonl", oneLine, false, "`jq -c '.[]' F > N`", "jq -c . "},
+		{"array.json on stdin", array.Bytes(), true, "`… | jq -c '.[]' | waymark replay --file - …`", "jq -c . "},
+		{"batch.json on stdin", object.Bytes(), true, "`… | jq -c . | waymark replay --file - …`", "'.[]'"},
+		{"array.json.gz on stdin", gzipped(array.Bytes()), true, "`… | gunzip -c | jq -c '.[]' | waymark replay --file - …`", "jq -c . "},
+		{"arrays.jsonl on stdin", oneLine, true, "`… | jq -c '.[]' | waymark replay --file - …`", "jq -c . "},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			dir := t.TempDir()
-			file := filepath.Join(dir, tt.name)
+			file := filepath.Join(dir, strings.TrimSuffix(tt.name, " on stdin"))
 			if err := os.WriteFile(file, tt.content, 0o644); err != nil {
 				t.Fatal(err)
 			}
 			advice := strings.NewReplacer("F", file, "N", compactedName(file)).Replace(tt.advice)
 			notAdvice := strings.NewReplacer("F", file).Replace(tt.not)
-			code, stdout, stderr := replayBinary(t, b.Addr(), "--format", "segment", "--file", file)
+			var code int
+			var stdout, stderr string
+			if tt.stdin {
+				advice = tt.advice
+				code, stdout, stderr = replayBinaryReading(t, b.Addr(), tt.content, "--format", "segment", "--file", "-")
+				if !strings.Contains(stderr, "--format: standard input ") {
+					t.Errorf("replay of %s does not name standard input:\n%s", tt.name, stderr)
+				}
+			} else {
+				code, stdout, stderr = replayBinary(t, b.Addr(), "--format", "segment", "--file", file)
+			}
 			if code == 0 || !strings.Contains(stderr, advice) || strings.Contains(stderr, notAdvice) {
 				t.Fatalf("replay of a pretty-printed %s: exit %d, want non-zero advising %s, never %q\nstdout:\n%s\nstderr:\n%s", tt.name, code, advice, notAdvice, stdout, stderr)
 			}
 			if jqErr != nil {
 				t.Skip("no jq to run the advice with")
 			}
+			want := fmt.Sprintf("sent %d events,", n)
+			if tt.stdin { // the pipe, from the file to this replay
+				pipe := strings.NewReplacer("… |", "cat "+file+" |", "waymark replay --file - …", binary+" replay --format segment --file -").Replace(strings.Trim(advice, "`"))
+				cmd := exec.Command("sh", "-c", pipe)
+				cmd.Env = append(os.Environ(), "WAYMARK_DEV_BROKER_ADDR="+b.Addr())
+				if out, err := cmd.CombinedOutput(); err != nil || !strings.Contains(string(out), want) {
+					t.Errorf("the advice as %s: %v, want %q\n%s", pipe, err, want, out)
+				}
+				return
+			}
 			if out, err := exec.Command("sh", "-c", strings.Trim(advice, "`")).CombinedOutput(); err != nil {
 				t.Fatalf("the advice %s: %v\n%s", advice, err, out)
 			}
-			if code, stdout, stderr := replayBinary(t, b.Addr(), "--format", "segment", "--file", compactedName(file)); code != 0 || !strings.Contains(stdout, "sent 2 events,") {
-				t.Errorf("replay of what the advice %s wrote: exit %d\nstdout:\n%s\nstderr:\n%s", advice, code, stdout, stderr)
+			if code, stdout, stderr := replayBinary(t, b.Addr(), "--format", "segment", "--file", compactedName(file)); code != 0 || !strings.Contains(stdout, want) {
+				t.Errorf("replay of what the advice %s wrote: exit %d, want %q\nstdout:\n%s\nstderr:\n%s", advice, code, want, stdout, stderr)
 			}
 		})
 	}
