@@ -138,11 +138,14 @@ func runReplay(ctx context.Context, args []string, stdout io.Writer) error {
 		msg := fmt.Sprintf("%s is %v", name, wrong)
 		// look calls fn with the file, decompressed, from its start, and whether it is
 		// gzipped: for standard input, which cannot be read again, its first bytes as replay
-		// read them (stdinHead), the rest of which fn's reading takes to be cut short.
+		// read them (stdinHead), the rest of which fn's reading takes to be cut short. A named
+		// pipe is not opened again: that waits for a writer, and replay hung there for good.
 		look := func(fn func(r io.Reader, gzipped bool)) {
 			var src io.Reader
 			if stdin != nil {
 				src = bytes.NewReader(stdin.head)
+			} else if st, serr := os.Stat(*file); serr != nil || !st.Mode().IsRegular() {
+				return
 			} else if f, ferr := os.Open(*file); ferr == nil {
 				defer f.Close()
 				src = f
