@@ -732,11 +732,12 @@ func (s *Store) personRows(sc eventScan, id identitySnapshot, r personRange) (qu
 	for i := range sc.attrs {
 		attrNames += fmt.Sprintf(", a%d", i)
 	}
-	rowsSQL := `SELECT person_id, ` + eventTime + ` AS t, seq, ` + strings.Join(maskTerms, " + ") + ` AS mask,
+	mask := balancedSum(maskTerms)
+	rowsSQL := `SELECT person_id, ` + eventTime + ` AS t, seq, ` + mask + ` AS mask,
 			` + tieIDSQL + ` AS id` + attrCols + `
 		FROM ` + events
 	if id.shared {
-		ev := `SELECT person_id AS stored_person, customer_key, user_id, ` + eventTime + ` AS t, seq, ` + strings.Join(maskTerms, " + ") + ` AS mask,
+		ev := `SELECT person_id AS stored_person, customer_key, user_id, ` + eventTime + ` AS t, seq, ` + mask + ` AS mask,
 				` + tieIDSQL + ` AS id` + attrCols + `
 			FROM ` + events
 		rowsSQL = s.signedInRows(ev, len(sc.attrs), id.signIns)
@@ -748,6 +749,18 @@ func (s *Store) personRows(sc eventScan, id identitySnapshot, r personRange) (qu
 	) AS e ANY LEFT JOIN (` + s.personOverrides(id.persons) + `) AS o USING person_id
 	WHERE ` + outer.sql
 	return query, append(args, outer.args...), false, nil
+}
+
+// balancedSum is the SQL sum of terms (at least one) as a balanced tree, ((a + b) + (c + d)):
+// "a + b + c + d" is parsed as ((a + b) + c) + d, as deep as it has terms, and ClickHouse 18.16
+// names each node of an expression by its whole text, so a deep sum of long terms cost it time
+// in their square.
+func balancedSum(terms []string) string {
+	if len(terms) == 1 {
+		return terms[0]
+	}
+	half := len(terms) / 2
+	return "(" + balancedSum(terms[:half]) + " + " + balancedSum(terms[half:]) + ")"
 }
 
 // passPrewhere is the condition, over the events table, of the events a pass over the persons in
