@@ -43,14 +43,19 @@ clickhouse_pkgs=$(go list -f '{{.ImportPath}} {{join .TestImports " "}} {{join .
 # one goroutine, where the detector has nothing to find, skip themselves under it in a run of
 # several passes and run there instead (sessionize's oneGoroutine; the package cost 59 CPU-s
 # under the detector and 11 without it, 2026-12-06). Each pass names its longest packages first,
-# so that they start first (go test runs two packages at a time here) and the pass does not end
-# with one of them running alone on one core.
+# so that they start first and the pass does not end with one of them running alone on one core.
+#
+# -p 3: three packages at a time, where go test's default on 2 cores is two. With two, the
+# packages after store (sessionize, ingest, storetest, queryapi: about 160 s under the race
+# detector) ran one after another in the slot store left, after cmd/waymark's end: the race pass
+# took 455 s and 795 CPU-s; with three, 408 s and 755 CPU-s, bound by cmd/waymark's 401 s (one run
+# each, one after the other, 2026-12-07, a quiet machine).
 pass() { # engine, race flag or "", packages...
   local engine=$1 race=$2
   shift 2
   echo "== go test ${race:+$race }(ClickHouse engine: $engine): $*" >&2
   # shellcheck disable=SC2086 # no flag when race is empty
-  WAYMARK_TEST_CLICKHOUSE=$engine go test $race -count=1 -parallel 4 -timeout 45m "$@" 2>&1 | sed -u "s/^/[$engine] /"
+  WAYMARK_TEST_CLICKHOUSE=$engine go test $race -p 3 -count=1 -parallel 4 -timeout 45m "$@" 2>&1 | sed -u "s/^/[$engine] /"
   return "${PIPESTATUS[0]}"
 }
 failed=0

@@ -53,7 +53,7 @@ func funnelParams() []Param {
 		{Name: "count_by", Default: CountPersons, Usage: "persons, or sessions (each session is the window)"},
 		{Name: "hold", Usage: "property:NAME held constant: a unit takes the steps only with events of one value of it (the product viewed is the one ordered); events without it take no step"},
 		{Name: "breakdown", Usage: "channel, campaign, device, trait:NAME or property:NAME (value at step 1)"},
-		{Name: "breakdown_limit", Default: "20", Usage: "breakdown values listed; the rest are summed as (other)"},
+		{Name: "breakdown_limit", Default: "20", Usage: "breakdown values listed; the rest are summed as (other values); no value is a group of its own, not counted in the limit"},
 	}, rangeParams()...)
 }
 
