@@ -102,6 +102,9 @@ func TestHostileQueries(t *testing.T) {
 		{"a window of days that overflows", "funnel", url.Values{"steps": {"V"}, "window": {"213504d"}}, "window", ""},
 		{"33 exclusions", "funnel", url.Values{"steps": {"V,V"}, "exclude": {repeat("V", 33)}}, "exclude", ""},
 		{"breakdown_limit 0", "funnel", url.Values{"steps": {"V"}, "breakdown_limit": {"0"}}, "breakdown_limit", ""},
+		// digits only, as 1e2 and 3.0 are refused (tester 49's F6)
+		{"breakdown_limit with a plus", "funnel", url.Values{"steps": {"V"}, "breakdown_limit": {"+5"}}, "breakdown_limit", ""},
+		{"ids_limit minus zero", "dropoff", url.Values{"steps": {"V,V"}, "ids_limit": {"-0"}}, "ids_limit", ""},
 		{"limit over 1000", "dropoff", url.Values{"steps": {"V,V"}, "limit": {"1001"}}, "limit", ""},
 		{"ids_limit negative", "dropoff", url.Values{"steps": {"V,V"}, "ids_limit": {"-1"}}, "ids_limit", ""},
 		{"depth 11", "paths", url.Values{"anchor": {"V"}, "depth": {"11"}}, "depth", ""},

@@ -362,10 +362,17 @@ func (p *params) window(name string) time.Duration {
 func (p *params) int(name string, lo, hi int) int {
 	s := p.str(name)
 	n, err := strconv.Atoi(s)
-	if err != nil || n < lo || n > hi {
+	if err != nil || !isDigits(s) || n < lo || n > hi {
 		p.fail(name, "%q is not a whole number from %d to %d", s, lo, hi)
 	}
 	return n
+}
+
+// isDigits reports whether s is decimal digits only: a whole number as the API and the CLI take
+// one, where strconv also takes a sign ("+5" was read as 5 where "1e2" and "3.0" are refused:
+// tester 49's F6).
+func isDigits(s string) bool {
+	return s != "" && strings.Trim(s, "0123456789") == ""
 }
 
 func (p *params) bool(name string) bool {

@@ -202,7 +202,7 @@ const maxWindowDays = int(MaxWindow / (24 * time.Hour))
 func ParseWindow(s string) (time.Duration, error) {
 	if days, ok := strings.CutSuffix(s, "d"); ok {
 		n, err := strconv.Atoi(days)
-		if err != nil || n <= 0 || n > maxWindowDays {
+		if err != nil || !isDigits(days) || n <= 0 || n > maxWindowDays {
 			return 0, fmt.Errorf("%q is not a whole number of days from 1 to %d", s, maxWindowDays)
 		}
 		return time.Duration(n) * 24 * time.Hour, nil

@@ -153,7 +153,7 @@ func TestParseWindowNamesItsRange(t *testing.T) {
 		want time.Duration // 0: refused, naming the range
 	}{
 		{"1d", 24 * time.Hour}, {"366d", store.MaxWindow}, {"90m", 90 * time.Minute},
-		{"367d", 0}, {"400d", 0}, {"100001d", 0}, {"1.5d", 0}, {"0d", 0}, {"-1d", 0},
+		{"367d", 0}, {"400d", 0}, {"100001d", 0}, {"1.5d", 0}, {"0d", 0}, {"-1d", 0}, {"+7d", 0},
 	} {
 		d, err := store.ParseWindow(tt.in)
 		switch {

@@ -346,7 +346,7 @@ func checkAddr(s string, minPort int) error {
 	if err != nil {
 		return fmt.Errorf("%q is not HOST:PORT", s)
 	}
-	if n, err := strconv.Atoi(port); err != nil || n < minPort || n > 65535 {
+	if n, err := strconv.Atoi(port); err != nil || strings.Trim(port, "0123456789") != "" || n < minPort || n > 65535 {
 		return fmt.Errorf("port %q of %q is not a number from %d to 65535", port, s, minPort)
 	}
 	return nil
@@ -648,7 +648,8 @@ func wholeNumber[T int | uint64](lo, hi T) func(string) (T, error) {
 		case *uint64:
 			*p, err = strconv.ParseUint(s, 10, 64)
 		}
-		if err != nil || v < lo || v > hi {
+		// digits only, as the query API takes a whole number: strconv takes a sign too (tester 49's F6)
+		if err != nil || strings.Trim(s, "0123456789") != "" || v < lo || v > hi {
 			return v, want
 		}
 		return v, nil

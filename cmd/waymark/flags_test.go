@@ -452,6 +452,7 @@ func TestFlagErrorsNameTheFlag(t *testing.T) {
 		{[]string{"serve", "--kafka-brokers", "a:9092,b:90x2"}, nil, `--kafka-brokers: invalid value "a:9092,b:90x2": port "90x2" of "b:90x2" is not a number from 1 to 65535`},
 		{[]string{"funnel", "--steps", "A", "--clickhouse-addr", "nohost"}, nil, `--clickhouse-addr: invalid value "nohost": "nohost" is not HOST:PORT`},
 		{[]string{"sessions", "--clickhouse-addr", "ch:70000"}, nil, `--clickhouse-addr: invalid value "ch:70000": port "70000" of "ch:70000" is not a number from 1 to 65535`},
+		{[]string{"sessions", "--clickhouse-addr", "ch:+9000"}, nil, `--clickhouse-addr: invalid value "ch:+9000": port "+9000" of "ch:+9000" is not a number from 1 to 65535`},
 		{[]string{"migrate", "--clickhouse-addr", " 127.0.0.1:9000"}, nil, `--clickhouse-addr: invalid value " 127.0.0.1:9000": " 127.0.0.1:9000" has spaces around it`},
 		{[]string{"migrate", "--clickhouse-addr", "ch"}, nil, `--clickhouse-addr: invalid value "ch": "ch" is not HOST:PORT`},
 		// Listen addresses: a port out of range was refused by net.Listen only after serve had
@@ -588,6 +589,7 @@ func TestFlagValuesAreCheckedWhenParsed(t *testing.T) {
 		// error", and what the flag takes only when the number was out of range: every number
 		// flag says what it takes either way (wholeNumber, number).
 		{[]string{"serve", "--dev-broker-partitions", "x"}, nil, `--dev-broker-partitions: invalid value "x": want a whole number from 1 to 1024`},
+		{[]string{"serve", "--dev-broker-partitions", "+4"}, nil, `--dev-broker-partitions: invalid value "+4": want a whole number from 1 to 1024`}, // tester 49's F6
 		{[]string{"serve", "--dev-broker-partitions", "1025"}, nil, `--dev-broker-partitions: invalid value "1025": want a whole number from 1 to 1024`},
 		{[]string{"serve", "--batch-size", "1.5"}, nil, `--batch-size: invalid value "1.5": want a whole number, at least 1`},
 		{[]string{"serve", "--max-customers", "99999999999999999999"}, nil, `--max-customers: invalid value "99999999999999999999": want a whole number, at least 1`},
