@@ -1,10 +1,12 @@
-package store
+package store_test
 
 import (
 	"errors"
 	"net/url"
 	"strings"
 	"testing"
+
+	"github.com/waymark-dev/waymark/store"
 )
 
 // TestStepCountErrorsSayWhatIsWrong: a drop-off or correlation given one step names steps and
@@ -14,16 +16,7 @@ import (
 // of two steps offers 1, not "1 to 1" (F5).
 func TestStepCountErrorsSayWhatIsWrong(t *testing.T) {
 	day := url.Values{"from": {"2024-11-01"}, "to": {"2024-11-08"}}
-	with := func(kv ...string) url.Values {
-		v := url.Values{}
-		for k, x := range day {
-			v[k] = x
-		}
-		for i := 0; i < len(kv); i += 2 {
-			v.Set(kv[i], kv[i+1])
-		}
-		return v
-	}
+	with := func(kv ...string) url.Values { return withParams(day, kv...) }
 	tests := []struct {
 		name  string
 		parse func(url.Values) error
@@ -40,7 +33,7 @@ func TestStepCountErrorsSayWhatIsWrong(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			err := tt.parse(tt.v)
-			var pe *ParamError
+			var pe *store.ParamError
 			if !errors.As(err, &pe) || pe.Param != tt.param || !strings.Contains(err.Error(), tt.says) {
 				t.Fatalf("%v, want an error naming %s that says %q", err, tt.param, tt.says)
 			}
@@ -54,11 +47,11 @@ func TestStepCountErrorsSayWhatIsWrong(t *testing.T) {
 }
 
 func dropoffErr(v url.Values) error {
-	_, err := ParseDropoffQuery(v)
+	_, err := store.ParseDropoffQuery(v)
 	return err
 }
 
 func correlationErr(v url.Values) error {
-	_, err := ParseCorrelationQuery(v)
+	_, err := store.ParseCorrelationQuery(v)
 	return err
 }
