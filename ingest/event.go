@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"net/http"
 	"net/url"
 	"slices"
 	"sort"
@@ -779,30 +780,54 @@ func notJSON(raw []byte) error {
 	if !text {
 		return nil
 	}
+	if what := binaryKind(raw[start:]); what != "" {
+		return fmt.Errorf("not JSON: binary data starting with byte 0x%02x (%s)", raw[start], what)
+	}
 	r, size := utf8.DecodeRune(raw[start:])
 	invalid := r == utf8.RuneError && size == 1
 	if !invalid && (!unicode.IsControl(r) || unicode.IsSpace(r)) {
 		return fmt.Errorf("not JSON: text starting with %q", r)
 	}
 	// binary data: %q would show a replacement character (which is in no file) or an escape
-	for _, m := range binaryMagic {
-		if bytes.HasPrefix(raw[start:], []byte(m.magic)) {
-			return fmt.Errorf("not JSON: binary data starting with byte 0x%02x (%s)", raw[start], m.what)
-		}
-	}
 	if invalid { // a byte no UTF-8 text starts with, as ISO 8859-1's ü (0xfc) is
 		return fmt.Errorf("not JSON: binary data, or text not in UTF-8, starting with byte 0x%02x", raw[start])
 	}
 	return fmt.Errorf("not JSON: binary data starting with byte 0x%02x", raw[start])
 }
 
-// binaryMagic names the files notJSON is most likely given by mistake that start with a byte no
-// UTF-8 text does, by their first bytes: a shop's image (its product photos), and gzip data that
-// was compressed twice (the first layer is read: Decompressed, the collector's Content-Encoding).
+// binaryMagic names the files notJSON is most likely given by mistake, by their first bytes: a
+// shop's image (its product photos), and compressed exports, gzip compressed twice among them
+// (the first layer is read: Decompressed, the collector's Content-Encoding). Some start with a
+// letter ("BZh", "PK"), so they are looked for before text is (tester 50's F3).
 var binaryMagic = []struct{ magic, what string }{
 	{"\x89PNG", "a PNG image"},
 	{"\xff\xd8\xff", "a JPEG image"},
 	{"\x1f\x8b", "gzip data"},
+	{"\xfd7zXZ\x00", "xz data"},
+	{"\x28\xb5\x2f\xfd", "zstd data"},
+	{"PK\x03\x04", "a zip archive"},
+}
+
+// binaryKind names the kind of binary file data starts with, or "": binaryMagic's, else the
+// media type net/http's sniffing (the WHATWG algorithm) gives other than text and unknown data
+// ("application/pdf", "image/gif", "image/webp").
+func binaryKind(data []byte) string {
+	for _, m := range binaryMagic {
+		if bytes.HasPrefix(data, []byte(m.magic)) {
+			return m.what
+		}
+	}
+	// bzip2: "BZh", the block size (1-9) and its first block's magic, so that a line of text
+	// starting "BZh" is not taken for it
+	if len(data) >= 10 && string(data[:3]) == "BZh" && data[3] >= '1' && data[3] <= '9' && string(data[4:10]) == "1AY&SY" {
+		return "bzip2 data"
+	}
+	switch ct := http.DetectContentType(data); {
+	case strings.HasPrefix(ct, "text/"), ct == "application/octet-stream", ct == "application/json":
+		return ""
+	default:
+		return ct
+	}
 }
 
 // read checks that raw is one JSON object and takes the members Waymark uses (the last of

@@ -208,7 +208,7 @@ func ParseWindow(s string) (time.Duration, error) {
 		return time.Duration(n) * 24 * time.Hour, nil
 	}
 	d, err := time.ParseDuration(s)
-	if err != nil {
+	if err != nil || strings.HasPrefix(s, "+") { // a sign is refused, as in days (tester 50's F5)
 		return 0, fmt.Errorf("%q is not a duration like 30m, 24h or 7d", s)
 	}
 	return d, nil

@@ -163,6 +163,10 @@ func TestParseWindowNamesItsRange(t *testing.T) {
 			t.Errorf("ParseWindow(%q) = %s, %v; want an error naming 1 to 366", tt.in, d, err)
 		}
 	}
+	// a sign is refused in a duration too, as in days (tester 50's F5)
+	if d, err := store.ParseWindow("+24h"); err == nil || !strings.Contains(err.Error(), "not a duration") {
+		t.Errorf("ParseWindow(\"+24h\") = %s, %v; want an error", d, err)
+	}
 }
 
 // TestTimezoneDays: a date in a query's timezone is the first instant of that day there, also

@@ -272,9 +272,20 @@ func compactAdvice(file string, array, gzipped bool) string {
 	case file == "-":
 		return fmt.Sprintf("`… | jq -c %s | waymark replay --file - …` (%s)", filter, says)
 	case gzipped:
-		return fmt.Sprintf("`gunzip -c %s | jq -c %s > %s` (%s)", file, filter, compactedName(file), says)
+		return fmt.Sprintf("`gunzip -c %s | jq -c %s > %s` (%s)", shellQuote(file), filter, shellQuote(compactedName(file)), says)
 	}
-	return fmt.Sprintf("`jq -c %s %s > %s` (%s)", filter, file, compactedName(file), says)
+	return fmt.Sprintf("`jq -c %s %s > %s` (%s)", filter, shellQuote(file), shellQuote(compactedName(file)), says)
+}
+
+// shellQuote is name as a POSIX shell word: as it is when it holds only characters no shell
+// reads specially, else in single quotes (a quote in it closing them, escaped and opening them again),
+// so that advice pasted into a shell names the file, whatever its name holds (tester 50's F2:
+// "my file's.json" broke the command, and a name holding $(…) would have run it).
+func shellQuote(name string) string {
+	if name != "" && strings.Trim(name, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_./,:@%+=-") == "" {
+		return name
+	}
+	return "'" + strings.ReplaceAll(name, "'", `'\''`) + "'"
 }
 
 // compactedName is the file replay suggests writing a pretty-printed file's values to, one a line:

@@ -125,6 +125,8 @@ func TestReplayAdviceForAPrettyPrintedFileWorks(t *testing.T) {
 		{"batch.json.gz", gzipped(object.Bytes()), false, "`gunzip -c F | jq -c . > N`", "jq -c . F"},
 		{"array.json.gz", gzipped(array.Bytes()), false, "`gunzip -c F | jq -c '.[]' > N`", "jq -c . "},
 		{"arrays.jsonl", oneLine, false, "`jq -c '.[]' F > N`", "jq -c . "},
+		// a name the shell reads specially is quoted (tester 50's F2)
+		{"my export's $(touch pwned) v2.json", array.Bytes(), false, "`jq -c '.[]' F > N`", "jq -c . "},
 		{"array.json on stdin", array.Bytes(), true, "`… | jq -c '.[]' | waymark replay --file - …`", "jq -c . "},
 		{"batch.json on stdin", object.Bytes(), true, "`… | jq -c . | waymark replay --file - …`", "'.[]'"},
 		{"array.json.gz on stdin", gzipped(array.Bytes()), true, "`… | gunzip -c | jq -c '.[]' | waymark replay --file - …`", "jq -c . "},
@@ -136,8 +138,8 @@ func TestReplayAdviceForAPrettyPrintedFileWorks(t *testing.T) {
 			if err := os.WriteFile(file, tt.content, 0o644); err != nil {
 				t.Fatal(err)
 			}
-			advice := strings.NewReplacer("F", file, "N", compactedName(file)).Replace(tt.advice)
-			notAdvice := strings.NewReplacer("F", file).Replace(tt.not)
+			advice := strings.NewReplacer("F", shellQuote(file), "N", shellQuote(compactedName(file))).Replace(tt.advice)
+			notAdvice := strings.NewReplacer("F", shellQuote(file)).Replace(tt.not)
 			var code int
 			var stdout, stderr string
 			if tt.stdin {
