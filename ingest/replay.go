@@ -233,7 +233,7 @@ func Replay(ctx context.Context, cfg ReplayConfig) (ReplaySummary, error) {
 			sum.SkippedEvents++
 			tally.add(s.Line, &s)
 		}
-		r, err := Decompressed(cfg.Reader)
+		r, err := Decompressed(&contextReader{ctx: ctx, r: cfg.Reader})
 		if err != nil {
 			return sum, fmt.Errorf("replay %s: %w", name, err)
 		}
@@ -255,7 +255,7 @@ func Replay(ctx context.Context, cfg ReplayConfig) (ReplaySummary, error) {
 				tally.add(s.Line, &s)
 			}
 		}
-		if err := replayFile(cfg.File, pass, read, withinEventLimit(emit, skip), skip); err != nil {
+		if err := replayFile(ctx, cfg.File, pass, read, withinEventLimit(emit, skip), skip); err != nil {
 			return sum, err
 		}
 		if pass == 0 {
@@ -425,13 +425,19 @@ func post(ctx context.Context, client *http.Client, url, writeKey string, body [
 	}
 }
 
-func replayFile(path string, pass int, read datasetReader, emit func(Message) error, skip func(Skip)) error {
-	f, err := os.Open(path)
+// replayFile reads the dataset at path. A file that is not a regular one (a named pipe) is opened
+// and read so that ctx's end ends the wait for its writer (contextReader).
+func replayFile(ctx context.Context, path string, pass int, read datasetReader, emit func(Message) error, skip func(Skip)) error {
+	f, err := openContext(ctx, path)
 	if err != nil {
 		return fmt.Errorf("replay: %w", err)
 	}
 	defer f.Close()
-	r, err := Decompressed(f)
+	var in io.Reader = f
+	if st, err := f.Stat(); err != nil || !st.Mode().IsRegular() {
+		in = &contextReader{ctx: ctx, r: f}
+	}
+	r, err := Decompressed(in)
 	if err != nil {
 		return fmt.Errorf("replay %s: %w", path, err)
 	}
@@ -439,6 +445,61 @@ func replayFile(path string, pass int, read datasetReader, emit func(Message) er
 		return fmt.Errorf("replay %s: %w", path, err)
 	}
 	return nil
+}
+
+// contextReader is r whose reads end with ctx's error once ctx ends: a read of standard input or a
+// pipe waits for its writer, and replay saw a signal (ctx) only when input came or ended (tester
+// 50's F1). Each read runs in a goroutine of its own; one left when ctx ends stays waiting until
+// input comes or the process ends, which replay's does next.
+type contextReader struct {
+	ctx context.Context
+	r   io.Reader
+}
+
+func (c *contextReader) Read(p []byte) (int, error) {
+	if err := c.ctx.Err(); err != nil {
+		return 0, err
+	}
+	type result struct {
+		n   int
+		err error
+	}
+	buf := make([]byte, len(p)) // not p: a read left waiting must not write into it later
+	done := make(chan result, 1)
+	go func() {
+		n, err := c.r.Read(buf)
+		done <- result{n, err}
+	}()
+	select {
+	case res := <-done:
+		return copy(p, buf[:res.n]), res.err
+	case <-c.ctx.Done():
+		return 0, c.ctx.Err()
+	}
+}
+
+// openContext opens path for reading, giving up when ctx ends: opening a named pipe waits until a
+// writer opens it. A file opened after that is closed.
+func openContext(ctx context.Context, path string) (*os.File, error) {
+	type result struct {
+		f   *os.File
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		f, err := os.Open(path)
+		if ctx.Err() != nil && f != nil {
+			f.Close()
+			f, err = nil, ctx.Err()
+		}
+		done <- result{f, err}
+	}()
+	select {
+	case res := <-done:
+		return res.f, res.err
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
 }
 
 // Decompressed returns r's text in UTF-8: uncompressed when r starts with gzip's magic bytes (1f

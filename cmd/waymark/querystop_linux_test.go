@@ -38,3 +38,31 @@ func TestFirstSignalEndsACommandBlockedWriting(t *testing.T) {
 	// The guard is far over queryGrace.
 	endsOnSIGINT(t, cmd, exited, 1, &stderr, "waymark: stopped (interrupt signal received)")
 }
+
+// TestFirstSignalEndsAReplayWaitingForInput: replay reading standard input (or a named pipe)
+// whose writer sends nothing more ends on the first SIGINT, status 1 (tester 50's F1: it heard the
+// signal only once input came or ended, and a second signal was needed).
+func TestFirstSignalEndsAReplayWaitingForInput(t *testing.T) {
+	t.Parallel()
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close() // never closed before the end: replay waits for more
+	defer r.Close() // the test's copy of the child's end, to see it read
+	cmd := exec.Command(binary, "replay", "--format", "segment", "--file", "-", "--dev-broker-addr", "127.0.0.1:1")
+	cmd.Stdin = r
+	var stderr lockedBuffer
+	cmd.Stderr = &stderr
+	exited := started(t, cmd)
+	if _, err := w.WriteString(`{"type":"track","userId":"sig","event":"E","timestamp":"2025-05-01T10:00:00Z"}` + "\n"); err != nil {
+		t.Fatal(err)
+	}
+	// Read: replay is past catching signals, waiting for the next line.
+	waitFor(t, "replay to read its first line", func() bool {
+		var n int32
+		_, _, errno := syscall.Syscall(syscall.SYS_IOCTL, r.Fd(), syscall.TIOCINQ, uintptr(unsafe.Pointer(&n)))
+		return errno == 0 && n == 0
+	})
+	endsOnSIGINT(t, cmd, exited, 1, &stderr, "interrupt signal received")
+}
