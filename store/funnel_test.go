@@ -302,6 +302,40 @@ func TestEmptyListEntriesAreRefused(t *testing.T) {
 	}
 }
 
+// TestBreakdownLimitNeedsABreakdown: breakdown_limit given without a breakdown limits nothing,
+// and is refused naming it, as every parameter's problem is; it was taken and ignored (tester
+// 50's F9). The API, a batch and the CLI read their parameters here.
+func TestBreakdownLimitNeedsABreakdown(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		query string
+		v     url.Values
+		param string // "" when the parameters are accepted
+	}{
+		{"funnel", url.Values{"steps": {"A,B"}, "breakdown_limit": {"5"}}, "breakdown_limit"},
+		{"funnel", url.Values{"steps": {"A,B"}, "breakdown_limit": {"20"}}, "breakdown_limit"}, // the default, given
+		{"funnel", url.Values{"steps": {"A,B"}, "breakdown": {""}, "breakdown_limit": {"5"}}, "breakdown_limit"},
+		{"funnel", url.Values{"steps": {"A,B"}, "breakdown": {"channel"}, "breakdown_limit": {"5"}}, ""},
+		{"funnel", url.Values{"steps": {"A,B"}, "breakdown": {"property:plan"}, "breakdown_limit": {"1000"}}, ""},
+		{"funnel", url.Values{"steps": {"A,B"}}, ""},
+		// Out of range is said first: it is wrong with a breakdown too.
+		{"funnel", url.Values{"steps": {"A,B"}, "breakdown_limit": {"0"}}, "breakdown_limit"},
+	}
+	for _, tt := range tests {
+		err := store.CheckParams(tt.query, tt.v)
+		var pe *store.ParamError
+		switch {
+		case tt.param == "" && err != nil:
+			t.Errorf("%s?%s: %v", tt.query, tt.v.Encode(), err)
+		case tt.param == "":
+		case !errors.As(err, &pe) || pe.Param != tt.param:
+			t.Errorf("%s?%s: %v, want a ParamError naming %s", tt.query, tt.v.Encode(), err, tt.param)
+		case tt.v.Get("breakdown_limit") != "0" && err.Error() != "breakdown_limit: needs a breakdown: it caps the values a breakdown lists, and none was given":
+			t.Errorf("%s?%s: %v, want it to say breakdown_limit needs a breakdown", tt.query, tt.v.Encode(), err)
+		}
+	}
+}
+
 func TestFunnelRejectsBadQueries(t *testing.T) {
 	t.Parallel()
 	tests := []struct {

@@ -466,6 +466,11 @@ func parseFunnel(p *params) FunnelQuery {
 	}
 	if p.takes("breakdown_limit") { // not a correlation's
 		q.BreakdownLimit = p.int("breakdown_limit", 1, 1000)
+		// Given without a breakdown, it limits nothing: refused, as a parameter a query does not
+		// take is, rather than answered as if it were not asked (tester 50's F9).
+		if _, given := p.v["breakdown_limit"]; given && q.Breakdown.By == "" {
+			p.fail("breakdown_limit", "needs a breakdown: it caps the values a breakdown lists, and none was given")
+		}
 	}
 	return q
 }

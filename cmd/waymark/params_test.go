@@ -38,7 +38,7 @@ func TestIntegerParametersKeepTheirRange(t *testing.T) {
 		query, base, param string
 		lo, hi             int
 	}{
-		{"funnel", steps, "breakdown_limit", 1, 1000},
+		{"funnel", steps + "&breakdown=channel", "breakdown_limit", 1, 1000}, // needs a breakdown (tester 50's F9)
 		{"dropoff", steps, "step", 0, 2},
 		{"dropoff", steps, "limit", 1, 1000},
 		{"dropoff", steps, "ids_limit", 0, 100000},
@@ -66,6 +66,16 @@ func TestIntegerParametersKeepTheirRange(t *testing.T) {
 			})
 		}
 	}
+
+	// breakdown_limit without a breakdown limits nothing: a 400 naming it, in a batch as alone
+	// (tester 50's F9).
+	code, body := httpGet(t, "http://"+s.http+"/api/v1/funnel?"+steps+"&breakdown_limit=5")
+	var e struct{ Error, Param string }
+	json.Unmarshal([]byte(body), &e)
+	if code != 400 || e.Param != "breakdown_limit" || !strings.Contains(e.Error, "needs a breakdown") {
+		t.Errorf("funnel with breakdown_limit and no breakdown: %d %s, want 400 naming breakdown_limit", code, body)
+	}
+	s.batchAnswersAsAlone(t, "/api/v1/funnel?"+steps+"&breakdown_limit=5")
 
 	// step=0, or none, is the step the most drop off after, by the answers for each step.
 	dropoff := func(params string) map[string]any {

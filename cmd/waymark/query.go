@@ -163,14 +163,17 @@ func (p *paramFlag) Set(s string) error {
 func (p *paramFlag) IsBoolFlag() bool { return p.isBool }
 
 // values returns the query's parameters as the parsed flags give them, each given more than once
-// with all its values; --csv asks for every person id.
+// with all its values; --csv asks for every person id. A flag not given is left out, for the
+// query to take its default (the same schema's), as the API's query string does: the query then
+// tells a parameter given from its default, and refuses --breakdown-limit without --breakdown
+// as the API does (tester 50's F9), where the default passed here read as given.
 func (f *queryFlags) values() url.Values {
 	v := url.Values{}
 	for name, p := range f.params {
 		if len(p.given) > 1 {
 			v[name] = p.given
-		} else if s := p.String(); s != "" {
-			v.Set(name, s)
+		} else if len(p.given) == 1 && p.given[0] != "" {
+			v.Set(name, p.given[0])
 		}
 	}
 	if f.asCSV != nil && *f.asCSV {
