@@ -201,12 +201,21 @@ func (q *FunnelQuery) Validate() error {
 		}
 	}
 	if b := q.Breakdown; b.By != "" {
-		if !slices.Contains(breakdownKinds, b.By) {
-			return paramErrorf("breakdown", "%q is not one of channel, campaign, device, trait:NAME, property:NAME", b.String())
-		}
-		if (b.By == "trait" || b.By == "property") != (b.Name != "") {
-			return paramErrorf("breakdown", "%q: trait and property take a name (trait:customer_type), the others none", b.String())
-		}
+		return breakdownError(b.By, b.Name, b.Name != "", b.String())
+	}
+	return nil
+}
+
+// breakdownError returns the problem with a breakdown of the kind by and the name, quoting it
+// as written: a query's text where there is one (parseFunnel), so that property: is quoted so,
+// not as property (tester 50's F10); nil when there is none. named says a name was written,
+// after a colon: channel: is refused with the others taking a name.
+func breakdownError(by, name string, named bool, written string) error {
+	switch {
+	case !slices.Contains(breakdownKinds, by):
+		return paramErrorf("breakdown", "%q is not one of channel, campaign, device, trait:NAME, property:NAME", written)
+	case (by == "trait" || by == "property") != (name != "") || by != "trait" && by != "property" && named:
+		return paramErrorf("breakdown", "%q: trait and property take a name (trait:customer_type), the others none", written)
 	}
 	return nil
 }

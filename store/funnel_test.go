@@ -336,6 +336,38 @@ func TestBreakdownLimitNeedsABreakdown(t *testing.T) {
 	}
 }
 
+// TestBreakdownErrorsQuoteItAsWritten: a breakdown refused is quoted as the query wrote it;
+// property: with no name was quoted as "property" (tester 50's F10), and channel: was read as
+// channel. A correlation reads its breakdown as a funnel does.
+func TestBreakdownErrorsQuoteItAsWritten(t *testing.T) {
+	t.Parallel()
+	const takeAName = ": trait and property take a name (trait:customer_type), the others none"
+	tests := []struct {
+		query, breakdown string
+		want             string // the error; "" when the breakdown is taken
+	}{
+		{"funnel", "property:", `breakdown: "property:"` + takeAName},
+		{"funnel", "property: ", `breakdown: "property:"` + takeAName}, // trimmed as every parameter is
+		{"funnel", "trait:", `breakdown: "trait:"` + takeAName},
+		{"funnel", "channel:", `breakdown: "channel:"` + takeAName},
+		{"funnel", "channel:x", `breakdown: "channel:x"` + takeAName},
+		{"funnel", "property", `breakdown: "property"` + takeAName},
+		{"funnel", `Property:a\,b`, `breakdown: "Property:a\\,b" is not one of channel, campaign, device, trait:NAME, property:NAME`},
+		{"correlation", "property:", `breakdown: "property:"` + takeAName},
+		{"funnel", `property:\ `, ""},
+		{"funnel", "channel", ""},
+	}
+	for _, tt := range tests {
+		err := store.CheckParams(tt.query, url.Values{"steps": {"A,B"}, "breakdown": {tt.breakdown}})
+		switch {
+		case tt.want == "" && err != nil:
+			t.Errorf("%s breakdown=%q: %v", tt.query, tt.breakdown, err)
+		case tt.want != "" && (err == nil || err.Error() != tt.want):
+			t.Errorf("%s breakdown=%q: %v, want %s", tt.query, tt.breakdown, err, tt.want)
+		}
+	}
+}
+
 func TestFunnelRejectsBadQueries(t *testing.T) {
 	t.Parallel()
 	tests := []struct {

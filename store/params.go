@@ -461,8 +461,11 @@ func parseFunnel(p *params) FunnelQuery {
 	if b := p.step("breakdown"); b != "" {
 		// trait:NAME and property:NAME name it as a step's filter names its field (fieldName):
 		// spaces around it dropped, an escaped one kept (tester 35's F10).
-		by, name, _ := strings.Cut(b, ":")
+		by, name, named := strings.Cut(b, ":")
 		q.Breakdown.By, q.Breakdown.Name = by, fieldName(lexStep(name))
+		if err := breakdownError(by, q.Breakdown.Name, named, b); err != nil && p.err == nil {
+			p.err = err // quoting b as written, where Validate has only q's parts (tester 50's F10)
+		}
 	}
 	if p.takes("breakdown_limit") { // not a correlation's
 		q.BreakdownLimit = p.int("breakdown_limit", 1, 1000)

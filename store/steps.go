@@ -334,6 +334,9 @@ func parseFilters(filters stepText) ([]sessionize.Condition, error) {
 			return nil, err
 		}
 		field, v := fieldName(f.part(0, i)), f.part(i+len(op), len(f.toks)).trim()
+		if field == "properties." { // quoted as written, not as the property "" (tester 50's F10)
+			return nil, fmt.Errorf("filter %q: properties. takes a property's name after it (properties.plan), or write the name alone (plan)", f.raw())
+		}
 		if key != "regexp" && startsWithOpChar(v) { // ==, =!=, <>, =>: a regular expression may start with ^
 			return nil, fmt.Errorf("filter %q: %q is not an operator; %s", f.raw(), op+opRun(v, 0), opHint)
 		}

@@ -171,6 +171,12 @@ func TestParseStep(t *testing.T) {
 		{step: "X[=x]", err: "no field before the operator ="},
 		{step: "X[ != x]", err: "no field before the operator !="},
 		{step: "X[>=5]", err: "no field before the operator >="},
+		// properties. with no name after it is quoted as written, not as the property "" (tester
+		// 50's F10); a property named property: is a name
+		{step: "X[properties.=x]", err: `filter "properties.=x": properties. takes a property's name after it`},
+		{step: "X[ properties. >1]", err: `filter "properties. >1": properties. takes a property's name after it`},
+		{step: "X[properties.plan=x]", name: "X", filters: []string{`properties.plan equals "x"`}},
+		{step: "X[property:=x]", name: "X", filters: []string{`properties.property: equals "x"`}},
 		// an empty value among others is refused; the empty value alone is asked for so
 		{step: "X[plan=A|]", err: `value 2 of 2 is empty`},
 		{step: "X[plan=|A]", err: `value 1 of 2 is empty`},
