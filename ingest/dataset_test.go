@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"strings"
 	"testing"
@@ -362,6 +363,50 @@ func TestReplayReadsUTF16(t *testing.T) {
 				if !bytes.Equal(msgs[i].Value, want[i].Value) || msgs[i].Line != want[i].Line {
 					t.Errorf("line %d: %s, want %s", msgs[i].Line, msgs[i].Value, want[i].Value)
 				}
+			}
+		})
+	}
+}
+
+// TestGzipCutShortSaysSo: a gzip file cut short (head -c 100 x.json.gz) said "read line 1:
+// unexpected EOF", naming no gzip (tester 50's F11); its error says the gzip data ends early,
+// after how many of its bytes, and a corrupt one that it is corrupt.
+func TestGzipCutShortSaysSo(t *testing.T) {
+	t.Parallel()
+	var text strings.Builder
+	for i := range 200 {
+		fmt.Fprintf(&text, `{"type":"track","userId":"gz%d","event":"E","messageId":"gz-%d","timestamp":"2025-05-01T10:00:00Z"}`+"\n", i, i)
+	}
+	var buf bytes.Buffer
+	zw := gzip.NewWriter(&buf)
+	zw.Write([]byte(text.String()))
+	zw.Close()
+	whole := buf.Bytes()
+	corrupt := bytes.Clone(whole)
+	corrupt[len(corrupt)/2] ^= 0xff
+	tests := []struct {
+		name string
+		file []byte
+		want string // a part of the error; "" when read whole
+	}{
+		{"whole", whole, ""},
+		{"cut in its header", whole[:5], "read gzip header: gzip data cut short (unexpected EOF) after 5 bytes"},
+		{"cut at 100 bytes", whole[:100], "read line 1: gzip data cut short (unexpected EOF) after 100 bytes"},
+		{"cut before its trailer", whole[:len(whole)-4], fmt.Sprintf("gzip data cut short (unexpected EOF) after %d bytes", len(whole)-4)},
+		{"corrupt", corrupt, "gzip data corrupt within its first"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			n := 0
+			r, err := Decompressed(bytes.NewReader(tt.file))
+			if err == nil {
+				err = ReadDataset(r, "segment", func(Message) error { n++; return nil }, func(s Skip) { t.Errorf("skipped %v", s) })
+			}
+			switch {
+			case tt.want == "" && (err != nil || n != 200):
+				t.Errorf("read %d messages, %v; want 200", n, err)
+			case tt.want != "" && (err == nil || !strings.Contains(err.Error(), tt.want) || !errors.Is(err, io.ErrUnexpectedEOF) && tt.name != "corrupt"):
+				t.Errorf("read %d messages, %v; want an error saying %q", n, err, tt.want)
 			}
 		})
 	}

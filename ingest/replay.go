@@ -3,6 +3,7 @@ package ingest
 import (
 	"bufio"
 	"bytes"
+	"compress/flate"
 	"compress/gzip"
 	"context"
 	"encoding/json"
@@ -509,9 +510,11 @@ func openContext(ctx context.Context, path string) (*os.File, error) {
 // bytes, UTF-32 (its byte order mark) or UTF-16 without a byte order mark (every other byte 0), is
 // an *EncodingError: it is not guessed at. Other errors are of reading the gzip header; a corrupt
 // stream fails the read that meets it. A UTF-8 byte order mark is left for the line reader, which
-// drops it (TrimByteOrderMark).
+// drops it (TrimByteOrderMark). A gzip stream cut short or corrupt is said to be gzip's, with
+// the bytes read of it (gzipError).
 func Decompressed(r io.Reader) (io.Reader, error) {
-	br := bufio.NewReader(r)
+	in := &countingReader{r: r}
+	br := bufio.NewReader(in)
 	magic, err := br.Peek(2)
 	if err != nil && !errors.Is(err, io.EOF) {
 		return nil, fmt.Errorf("read: %w", err)
@@ -519,11 +522,52 @@ func Decompressed(r io.Reader) (io.Reader, error) {
 	if Gzipped(magic) {
 		zr, err := gzip.NewReader(br)
 		if err != nil {
-			return nil, fmt.Errorf("read gzip header: %w", err)
+			return nil, fmt.Errorf("read gzip header: %w", gzipError(err, in.n))
 		}
-		br = bufio.NewReader(zr)
+		br = bufio.NewReader(&gzipData{zr: zr, in: in})
 	}
 	return utf8Text(br)
+}
+
+// countingReader is r counting the bytes read from it.
+type countingReader struct {
+	r io.Reader
+	n int64
+}
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n += int64(n)
+	return n, err
+}
+
+// gzipData is a gzip stream's data, decompressed, whose errors say they are the stream's
+// (gzipError): a file cut short said only "read line 1: unexpected EOF" (tester 50's F11).
+type gzipData struct {
+	zr *gzip.Reader
+	in *countingReader // the compressed bytes
+}
+
+func (g *gzipData) Read(p []byte) (int, error) {
+	n, err := g.zr.Read(p)
+	if err != nil && err != io.EOF {
+		err = gzipError(err, g.in.n)
+	}
+	return n, err
+}
+
+// gzipError says what err, met reading a gzip stream after read of its bytes, means: the stream
+// cut short (io.ErrUnexpectedEOF, a file copied or downloaded in part), or corrupt. Other errors
+// (of the reading itself, a context's end) are err.
+func gzipError(err error, read int64) error {
+	var corrupt flate.CorruptInputError
+	switch {
+	case errors.Is(err, io.ErrUnexpectedEOF):
+		return fmt.Errorf("gzip data cut short (%w) after %d bytes: it ends inside its compressed stream, as a file copied or downloaded in part does", err, read)
+	case errors.As(err, &corrupt), errors.Is(err, gzip.ErrChecksum), errors.Is(err, gzip.ErrHeader):
+		return fmt.Errorf("gzip data corrupt within its first %d bytes: %w", read, err)
+	}
+	return err
 }
 
 // Gzipped reports whether data starts with gzip's magic bytes (1f 8b, RFC 1952).
