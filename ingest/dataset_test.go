@@ -368,6 +368,52 @@ func TestReplayReadsUTF16(t *testing.T) {
 	}
 }
 
+// TestBinaryDataIsRefusedWhole: a file of binary data (a PNG image, a JPEG, gzip inside gzip) is
+// refused as one by its first bytes, before any line is read; each of its "lines" was skipped
+// as not JSON and counted, a PNG as three skipped lines and more (tester 50's F12). Text with a
+// byte no UTF-8 has is read line by line, as it was.
+func TestBinaryDataIsRefusedWhole(t *testing.T) {
+	t.Parallel()
+	png := "\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x00\x01\x00\x00\x00\x01\x08\x06\x00\x00\x00\x1f\x15\xc4\x89\x00\x00\x00\nIDATx\x9cc\x00\x01"
+	gz := func(s string) string {
+		var buf bytes.Buffer
+		zw := gzip.NewWriter(&buf)
+		zw.Write([]byte(s))
+		zw.Close()
+		return buf.String()
+	}
+	line := `{"type":"track","userId":"bd","event":"Café","messageId":"bd-1","timestamp":"2025-05-01T10:00:00Z"}` + "\n"
+	tests := []struct {
+		name, file string
+		want       string // the error; "" when read as text
+	}{
+		{"a PNG", png, "not JSON or CSV: binary data starting with byte 0x89 (a PNG image), where replay reads text: a JSON value (segment, otto) or a CSV record (taobao, rees46) a line"},
+		{"a PNG, gzip-compressed", gz(png), "binary data starting with byte 0x89 (a PNG image)"},
+		{"a JPEG", "\xff\xd8\xff\xe0\x00\x10JFIF\x00", "binary data starting with byte 0xff (a JPEG image)"},
+		{"gzip inside gzip", gz(gz(line)), "binary data starting with byte 0x1f (gzip data)"},
+		{"a zip archive", "PK\x03\x04\x14\x00\x00\x00", "binary data starting with byte 0x50 (a zip archive)"},
+		{"bytes of no kind", "\x00\x01\x02\n{}\n", "binary data starting with byte 0x00, where"},
+		{"text", line, ""},
+		// the first 512 bytes are looked at: a character they cut is not taken for no UTF-8
+		{"text starting BM whose 512th byte cuts a character", "BMW," + strings.Repeat("a", 507) + "é,1,2\n", ""},
+		{"text in ISO 8859-1", "M\xfcller,1,2,pv,1511544070\n", ""},
+		{"text starting BM, a bitmap's magic", "BMW,1,2,pv,1511544070\n", ""},
+		{"empty", "", ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := Decompressed(strings.NewReader(tt.file))
+			var bin *BinaryError
+			switch {
+			case tt.want == "" && err != nil:
+				t.Errorf("%v, want it read", err)
+			case tt.want != "" && (!errors.As(err, &bin) || !strings.Contains(err.Error(), tt.want)):
+				t.Errorf("%v, want a BinaryError saying %q", err, tt.want)
+			}
+		})
+	}
+}
+
 // TestGzipCutShortSaysSo: a gzip file cut short (head -c 100 x.json.gz) said "read line 1:
 // unexpected EOF", naming no gzip (tester 50's F11); its error says the gzip data ends early,
 // after how many of its bytes, and a corrupt one that it is corrupt.

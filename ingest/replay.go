@@ -12,8 +12,10 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"slices"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/segmentio/kafka-go"
 	"golang.org/x/text/encoding/unicode"
@@ -624,7 +626,63 @@ func utf8Text(br *bufio.Reader) (io.Reader, error) {
 			return nil, &EncodingError{Encoding: "UTF-16BE", Sign: "no byte order mark, every other byte 0"}
 		}
 	}
+	if head, _ = br.Peek(binaryHead); binaryData(head) {
+		start := bytes.TrimLeft(head, " \t\r\n")
+		return nil, &BinaryError{First: start[0], Kind: binaryKind(start)}
+	}
 	return br, nil
+}
+
+// binaryHead is how many of a file's first bytes binaryData looks at: as many as net/http's
+// sniffing does.
+const binaryHead = 512
+
+// binaryData reports whether head, a file's first bytes, are binary data, not text: bytes no
+// text has (a control character other than a space's, as net/http's sniffing counts them, or
+// bytes that are no UTF-8), starting so that notJSON would call its first line binary data: with
+// the magic bytes of a kind of file (binaryKind: an image, an archive), or with such a byte.
+// Text in another encoding than UTF-8 (ISO 8859-1's ü) starting with a letter of ASCII is text:
+// its lines are read, each refused or not on its own.
+func binaryData(head []byte) bool {
+	start := bytes.TrimLeft(head, " \t\r\n")
+	if len(start) == 0 {
+		return false
+	}
+	control := slices.ContainsFunc(head, func(b byte) bool {
+		return b < 0x20 && !strings.ContainsRune("\t\n\r\f\x1b", rune(b)) || b == 0x7f
+	})
+	whole := head
+	if len(head) == binaryHead { // a character cut by head's end is no fault of the text
+		for i := len(head) - 1; i >= len(head)-utf8.UTFMax; i-- {
+			if utf8.RuneStart(head[i]) {
+				if !utf8.FullRune(head[i:]) {
+					whole = head[:i]
+				}
+				break
+			}
+		}
+	}
+	if !control && utf8.Valid(whole) {
+		return false
+	}
+	return binaryKind(start) != "" || start[0] < 0x20 || start[0] == 0x7f
+}
+
+// BinaryError says that a file is binary data, not text, told by its first bytes (binaryData): an
+// image or an archive given by mistake. It is refused whole, before any line is read: each of its
+// "lines" was skipped as not JSON, a PNG counted as three skipped lines and more (tester 50's
+// F12).
+type BinaryError struct {
+	First byte   // its first byte that is not a space
+	Kind  string // what kind of file it is ("a PNG image", "application/pdf"), "" when not known
+}
+
+func (e *BinaryError) Error() string {
+	kind := ""
+	if e.Kind != "" {
+		kind = " (" + e.Kind + ")"
+	}
+	return fmt.Sprintf("not JSON or CSV: binary data starting with byte 0x%02x%s, where replay reads text: a JSON value (segment, otto) or a CSV record (taobao, rees46) a line", e.First, kind)
 }
 
 // WaitCaughtUp polls until the consumer group has committed everything on topic (which, as the

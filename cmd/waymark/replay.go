@@ -183,6 +183,9 @@ func runReplay(ctx context.Context, args []string, stdout io.Writer) error {
 		if enc := (*ingest.EncodingError)(nil); errors.As(err, &enc) {
 			return fs.errorf("file", "%s: %v; nothing was sent", *file, enc)
 		}
+		if bin := (*ingest.BinaryError)(nil); errors.As(err, &bin) { // refused whole (tester 50's F12)
+			return fs.errorf("file", "%s: %v; nothing was sent", name, bin)
+		}
 		if errors.Is(err, ingest.ErrWriteKeyRefused) {
 			return fs.errorf("write-key", "%v; check it against the collector's write keys (its --write-keys or --write-keys-inline)", err)
 		}

@@ -122,6 +122,29 @@ func TestReplayFileInUTF16(t *testing.T) {
 	}
 }
 
+// TestReplayRefusesBinaryDataWhole: a PNG replayed as any format is refused as one, naming --file
+// and what it is, with no line read or skipped; each of its "lines" was skipped as not JSON and
+// counted in the summary, three skipped lines and more (tester 50's F12). Nothing is sent, so no
+// broker is dialled.
+func TestReplayRefusesBinaryDataWhole(t *testing.T) {
+	t.Parallel()
+	png := filepath.Join(t.TempDir(), "x.png")
+	if err := os.WriteFile(png, []byte("\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x00\x01\x00\x00\x00\x01\x08\x06\x00\x00\x00\x1f\x15\xc4\x89\x00\x00\x00\nIDATx\x9cc\x00\x01"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, format := range ingest.Formats {
+		cmd := exec.Command(binary, "replay", "--format", format, "--file", png)
+		cmd.Env = append(os.Environ(), "WAYMARK_DEV_BROKER_ADDR=127.0.0.1:1")
+		var stderr bytes.Buffer
+		cmd.Stderr = &stderr
+		out, err := cmd.Output()
+		want := "waymark: --file: " + png + ": not JSON or CSV: binary data starting with byte 0x89 (a PNG image), where replay reads text: a JSON value (segment, otto) or a CSV record (taobao, rees46) a line; nothing was sent\n"
+		if err == nil || stderr.String() != want || !strings.Contains(string(out), "read 0 lines (0 events), sent 0 events, skipped 0 events") || strings.Contains(string(out), "skipped line") {
+			t.Errorf("replay --format %s of a PNG: %v\nstdout:\n%s\nstderr:\n%s\nwant stderr %q", format, err, out, stderr.String(), want)
+		}
+	}
+}
+
 // TestReplayOfAnotherFormatFails: a file replayed as a format it is not exits non-zero, naming
 // --format, what its lines are (the first line skipped and why) and the format they read as,
 // and sends nothing, for every pair of formats; so does a file most of whose lines are skipped
