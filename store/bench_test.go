@@ -617,6 +617,7 @@ func BenchmarkFunnelMatching(b *testing.B) {
 		single("next", "next", url.Values{"anchor": {"Product Added"}, "window": {"24h"}}),
 		single("retention", "retention", url.Values{"period": {"week"}, "periods": {"8"}, "conversion": {"Order Completed"}}),
 		single("stages", "stages", url.Values{"limit": {"6"}}),
+		single("sessions", "sessions", url.Values{}),
 		// The journey page's first load (loadJourneyPage): its three queries share one read of
 		// the events, in process as in ClickHouse (one waymark_funnel call for all three).
 		{"journey-page", func(s *store.Store) (any, error) { return journeyPageAnswers(ctx, s, jm) }},

@@ -371,6 +371,7 @@ type funnelPlan struct {
 	anchor      *anchorWalk      // what paths or next read around the anchor, or nil
 	retention   *retentionWalk   // what a retention query reads of each person, or nil
 	stages      *stagesWalk      // what a stages query reads of each person, or nil
+	sessions    *sessionsWalk    // what a sessions query reads of each person, or nil
 	udfTimeout  time.Duration    // in the UDF: the longest a chunk's matching may take, 0 unbounded
 	// entryBy is "channel" or "campaign" when the breakdown is that of the session the unit's
 	// step-1 event is in, the value of its entry (see units); "" otherwise. Then entryCond is the

@@ -16,10 +16,8 @@ import (
 type query struct {
 	name   string
 	params []Param
-	// funnelMatching is set when the answer heeds Config.FunnelMatching.
-	funnelMatching bool
-	check          func(url.Values) error
-	run            func(context.Context, *Store, *sessionize.Map, url.Values) (any, error)
+	check  func(url.Values) error
+	run    func(context.Context, *Store, *sessionize.Map, url.Values) (any, error)
 }
 
 // endpoint makes the named query of a parameter parser and the Store method that answers it. A
@@ -54,7 +52,7 @@ type registry struct {
 
 // queries returns the registry, built on first use.
 var queries = sync.OnceValue(func() registry {
-	matched := []query{ // matched per person, where Config.FunnelMatching says
+	all := []query{ // each matched per person where Config.FunnelMatching says
 		endpoint("funnel", funnelParams(), ParseFunnelQuery, (*Store).Funnel),
 		endpoint("dropoff", dropoffParams(), ParseDropoffQuery, (*Store).Dropoff),
 		endpoint("correlation", correlationParams(), ParseCorrelationQuery, (*Store).Correlation),
@@ -62,14 +60,10 @@ var queries = sync.OnceValue(func() registry {
 		endpoint("next", nextParams(), ParseNextQuery, (*Store).Next),
 		endpoint("retention", retentionParams(), ParseRetentionQuery, (*Store).Retention),
 		endpoint("stages", stagesParams(), ParseStagesQuery, (*Store).Stages),
+		endpoint("sessions", sessionsParams(), ParseSessionsQuery, (*Store).Sessions),
 	}
-	byName := map[string]query{
-		"sessions": endpoint("sessions", sessionsParams(), ParseSessionsQuery, func(s *Store, ctx context.Context, jm *sessionize.Map, q SessionsQuery) (*SessionSummary, error) {
-			return s.Sessions(ctx, jm, q)
-		}), // read in Waymark
-	}
-	for _, q := range matched {
-		q.funnelMatching = true
+	byName := map[string]query{}
+	for _, q := range all {
 		byName[q.name] = q
 	}
 	return registry{byName: byName, names: slices.Sorted(maps.Keys(byName))}
@@ -81,13 +75,6 @@ func QueryNames() []string { return slices.Clone(queries().names) }
 // QueryParams returns the parameters of the named query in the order it lists them; nil when
 // there is no such query.
 func QueryParams(name string) []Param { return slices.Clone(queries().byName[name].params) }
-
-// QueryUsesFunnelMatching reports whether the named query heeds Config.FunnelMatching (funnel,
-// dropoff, correlation, paths, next, retention and stages do; sessions are read in Waymark
-// whatever it says),
-// so that a command offers
-// --funnel-matching only where it means something.
-func QueryUsesFunnelMatching(name string) bool { return queries().byName[name].funnelMatching }
 
 // Query runs the named journey query (one of QueryNames) with text parameters, as the API's
 // query string and the CLI's flags give them, resolving stage names with jm: both answer through

@@ -147,7 +147,7 @@ func (a attrTable) compare(x, y int32, from, n int) int {
 // countKey adds one to m[key], storing a new key as a copy: a scannedEvent's attributes are cut
 // from their row's text, and a map key cut so would keep that whole text in memory as long as
 // the map lives.
-func countKey(m map[string]int64, key string) {
+func countKey[N int64 | uint64](m map[string]N, key string) {
 	if _, ok := m[key]; ok {
 		m[key]++
 		return

@@ -7,6 +7,7 @@ import (
 	"math"
 	"net/url"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -145,77 +146,184 @@ func (s *Store) sessions(ctx context.Context, jm *sessionize.Map, q SessionsQuer
 	if last < 0 {
 		return sum, nil
 	}
-	visits := visitsFrom(from) // a pass's
-	const keyAttr, channelAttr, labelAttr = 0, 1, 2
-	// Bit 0 of an event's mask: a touchpoint; bit 1: one that passes the filter (filtered).
+	// Bit 0 of an event's mask: a touchpoint; bit 1: one that passes the filter (sessionsWalk.filtered).
 	touchpoints := sessionize.Rule{Types: sessionize.TouchpointTypes()}
 	preds := []predicate{rulePredicate(touchpoints)}
-	const filtered = uint64(1) << 1
+	w := &sessionsWalk{from: lo, to: hi}
 	if len(q.Filter) > 0 {
 		touchpoints.Where = q.Filter
 		preds = append(preds, rulePredicate(touchpoints))
+		w.filtered = 1 << 1
 	}
-	sc := eventScan{
+	p := sessionsPlan(eventScan{
 		preds: preds,
-		attrs: []predicate{{sql: "customer_key"}, {sql: "channel"}, labelSQL},
-		to:    max(last*1000+999, 1), // the last µs of the visits' last end (ms)
-	}
-	durations := newSpilledValues() // in ms
-	defer durations.close()
-	var (
-		keys           []string
-		split          sessionSplit[scannedEvent]
-		entries, exits = map[string]int64{}, map[string]int64{} // by touchpoint label
-	)
-	err = s.scanVisits(ctx, sc, visits, func(person string, events []scannedEvent, attrs attrTable) error {
-		if !inScanOrder(events) {
-			slices.SortFunc(events, compareScanned)
-		}
-		keys = keys[:0]
-		for _, e := range events {
-			keys = append(keys, attrs.value(e.at, keyAttr))
-		}
-		counted := false // a scan gives each person once: no set of them is kept
-		for _, ss := range split.split(events, keys, func(e scannedEvent) (int64, int64) { return e.t, e.seq }, visits) {
-			first, end := ss.events[0], ss.events[len(ss.events)-1]
-			if first.t < lo || first.t >= hi {
-				continue
-			}
-			if len(q.Filter) > 0 && !slices.ContainsFunc(ss.events, func(e scannedEvent) bool { return e.mask&filtered != 0 }) {
-				continue
-			}
-			if !counted {
-				sum.Persons, counted = sum.Persons+1, true
-			}
-			sum.Sessions++
-			sum.Events += uint64(len(ss.events))
-			// In ms (the µs cut), so the radix selection reads the values twice, not three times.
-			if err := durations.add(uint64(end.t-first.t) / 1000); err != nil {
+		attrs: []predicate{{sql: "customer_key"}, {sql: "channel"}, labelSQL}, // sessionKeyAttr, sessionChannelAttr, sessionLabelAttr
+		to:    max(last*1000+999, 1),                                          // the last µs of the visits' last end (ms)
+	}, w)
+	agg := sessionsAgg{sum: sum, durations: newSpilledValues(), entries: map[string]int64{}, exits: map[string]int64{}}
+	defer agg.durations.close()
+	err = s.matchPlan(ctx, p, func() error {
+		var d sessionsDecoder
+		return s.matchInClickHouse(ctx, p, false, func(_, answer string) error {
+			outcomes, err := d.decode(answer)
+			if err != nil {
 				return err
 			}
-			sum.ByEndReason[visits.reason(ss.visit)]++
-			if ch := attrs.value(ss.entry().at, channelAttr); sum.ByEntryChannel[ch] == 0 {
-				sum.ByEntryChannel[strings.Clone(ch)] = 1
-			} else {
-				sum.ByEntryChannel[ch]++
-			}
-			countKey(entries, attrs.value(ss.entry().at, labelAttr))
-			countKey(exits, attrs.value(end.at, labelAttr))
-		}
-		return nil
+			return agg.addPerson(outcomes)
+		})
+	}, func() error {
+		visits := p.newVisits() // a pass's
+		var outcomes []sessionOutcome
+		return s.scanVisits(ctx, p.scan, visits, func(_ string, events []scannedEvent, attrs attrTable) error {
+			outcomes = w.of(outcomes[:0], events, attrs, visits)
+			return agg.addPerson(outcomes)
+		})
 	})
 	if err != nil {
 		return nil, fmt.Errorf("sessions: %w", err)
 	}
 	if sum.Sessions > 0 {
-		ms, err := durations.nth(nearestRank(0.5, sum.Sessions), nearestRank(0.9, sum.Sessions))
+		ms, err := agg.durations.nth(nearestRank(0.5, sum.Sessions), nearestRank(0.9, sum.Sessions))
 		if err != nil {
 			return nil, fmt.Errorf("sessions: durations: %w", err)
 		}
 		sum.MedianDurationSeconds, sum.P90DurationSeconds = float64(ms[0])/1000, float64(ms[1])/1000
 		sum.MeanEventsPerSession = float64(sum.Events) / float64(sum.Sessions)
 	}
-	sum.ByEntryTouchpoint = rankTouchpoints(jm, entries, int64(sum.Sessions), limit)
-	sum.ByExitTouchpoint = rankTouchpoints(jm, exits, int64(sum.Sessions), limit)
+	sum.ByEntryTouchpoint = rankTouchpoints(jm, agg.entries, int64(sum.Sessions), limit)
+	sum.ByExitTouchpoint = rankTouchpoints(jm, agg.exits, int64(sum.Sessions), limit)
 	return sum, nil
+}
+
+// The attribute columns a sessions query reads of each touchpoint (sessionsPlan's scan).
+const sessionKeyAttr, sessionChannelAttr, sessionLabelAttr = 0, 1, 2
+
+// sessionsPlan is the plan of a sessions query reading sc (its touchpoints: mask bit 0, and bit 1
+// for those passing the filter; attribute columns sessionKeyAttr, sessionChannelAttr and
+// sessionLabelAttr) whose persons w walks: in Waymark, or in the waymark_funnel UDF, which
+// takes a plan of steps, so it has one, never matched (as plainPlan's). Its visits are those that
+// end at or after the range's start (newVisits).
+func sessionsPlan(sc eventScan, w *sessionsWalk) *funnelPlan {
+	return &funnelPlan{conds: make([]condition, len(sc.preds)), blocks: make([]uint64, len(sc.preds)),
+		steps: []stepPlan{{conds: []int{0}, nth: []int{1}}}, spec: matchSpec{steps: 1, mode: ModeOrdered},
+		scan: sc, from: w.from, attr: -1, traitCond: -1, keyAttr: sessionKeyAttr, sessions: w}
+}
+
+// sessionsWalk is what a sessions query reads of each person: their sessions (sessionSplit.split,
+// the one rule of the session unit) whose first touchpoint is in [from, to), and of those, when
+// filtered is set, the ones with a touchpoint passing the query's filter. Waymark and the UDF
+// both summarize a person's sessions with it (of), so both places give the same answer.
+type sessionsWalk struct {
+	from, to int64  // µs
+	filtered uint64 // the mask bit of the touchpoints passing the filter; 0: no filter
+	split    sessionSplit[scannedEvent]
+	keys     []string
+}
+
+// sessionOutcome is one session as the summary counts it: its duration (ms, from its first
+// touchpoint to its last, the µs cut), its touchpoints, the visit's end reason, and its entry's
+// channel and label and its last touchpoint's label (labelSQL).
+type sessionOutcome struct {
+	durationMs                   uint64
+	events                       int
+	reason, channel, entry, exit string
+}
+
+// of appends to dst the outcomes of the sessions of one person's touchpoints (deduplicated, with
+// the attributes of sessionsPlan's scan) in visits, in the order of their first touchpoints. Their
+// texts are attrs' and visits', valid while those are.
+func (w *sessionsWalk) of(dst []sessionOutcome, events []scannedEvent, attrs attrTable, visits *visits) []sessionOutcome {
+	if !inScanOrder(events) {
+		slices.SortFunc(events, compareScanned)
+	}
+	w.keys = w.keys[:0]
+	for _, e := range events {
+		w.keys = append(w.keys, attrs.value(e.at, sessionKeyAttr))
+	}
+	for _, ss := range w.split.split(events, w.keys, func(e scannedEvent) (int64, int64) { return e.t, e.seq }, visits) {
+		first, end := ss.events[0], ss.events[len(ss.events)-1]
+		if first.t < w.from || first.t >= w.to {
+			continue
+		}
+		if w.filtered != 0 && !slices.ContainsFunc(ss.events, func(e scannedEvent) bool { return e.mask&w.filtered != 0 }) {
+			continue
+		}
+		entry := ss.entry().at
+		dst = append(dst, sessionOutcome{durationMs: uint64(end.t-first.t) / 1000, events: len(ss.events), reason: visits.reason(ss.visit),
+			channel: attrs.value(entry, sessionChannelAttr), entry: attrs.value(entry, sessionLabelAttr), exit: attrs.value(end.at, sessionLabelAttr)})
+	}
+	return dst
+}
+
+// encode appends o to b as text: its duration and touchpoints separated by a space, then its
+// four texts (appendText's: the reason, the channel, the entry's label, the exit's label).
+func (o sessionOutcome) encode(b []byte) []byte {
+	b = strconv.AppendUint(b, o.durationMs, 10)
+	b = append(b, ' ')
+	b = strconv.AppendInt(b, int64(o.events), 10)
+	for _, s := range []string{o.reason, o.channel, o.entry, o.exit} {
+		b = appendText(b, s)
+	}
+	return b
+}
+
+// sessionsDecoder decodes a person's UDF answer to a sessions query: a list (appendText's) of
+// their sessions' outcomes (encode's), in space it reuses from one answer to the next.
+type sessionsDecoder struct {
+	list, texts []string
+	outs        []sessionOutcome
+}
+
+// decode parses a person's answer; the outcomes are valid until the next call, their texts while
+// answer is.
+func (d *sessionsDecoder) decode(answer string) ([]sessionOutcome, error) {
+	head, list, err := cutTexts(answer, d.list[:0])
+	d.list, d.outs = list, d.outs[:0]
+	if err != nil || head != "" || len(list) == 0 {
+		return nil, fmt.Errorf("sessions' outcomes %.60q: want a list of texts (%v)", answer, err)
+	}
+	for _, text := range list {
+		nums, texts, err := cutTexts(text, d.texts[:0])
+		d.texts = texts
+		durText, eventsText, ok := strings.Cut(nums, " ")
+		if err != nil || !ok || len(texts) != 4 {
+			return nil, fmt.Errorf("session outcome %.60q: want a duration, touchpoints and four texts (%v)", text, err)
+		}
+		dur, err1 := strconv.ParseUint(durText, 10, 64)
+		events, err2 := strconv.Atoi(eventsText)
+		if err1 != nil || err2 != nil || events < 1 {
+			return nil, fmt.Errorf("session outcome %.60q: bad duration or touchpoints", text)
+		}
+		d.outs = append(d.outs, sessionOutcome{durationMs: dur, events: events, reason: texts[0], channel: texts[1], entry: texts[2], exit: texts[3]})
+	}
+	return d.outs, nil
+}
+
+// sessionsAgg sums persons' session outcomes into a SessionSummary, the sessions' durations
+// (spilled, for their exact quantiles) and their entry and exit touchpoints' counts by label.
+type sessionsAgg struct {
+	sum            *SessionSummary
+	durations      *spilledValues // ms
+	entries, exits map[string]int64
+}
+
+// addPerson adds one person's sessions; a person of none is not counted.
+func (a *sessionsAgg) addPerson(outcomes []sessionOutcome) error {
+	if len(outcomes) == 0 {
+		return nil
+	}
+	sum := a.sum
+	sum.Persons++
+	for _, o := range outcomes {
+		sum.Sessions++
+		sum.Events += uint64(o.events)
+		if err := a.durations.add(o.durationMs); err != nil {
+			return err
+		}
+		countKey(sum.ByEndReason, o.reason)
+		countKey(sum.ByEntryChannel, o.channel)
+		countKey(a.entries, o.entry)
+		countKey(a.exits, o.exit)
+	}
+	return nil
 }

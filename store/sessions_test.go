@@ -657,3 +657,107 @@ func TestSessionsFilter(t *testing.T) {
 		}
 	}
 }
+
+// TestSessionsAgreeWithTheReference asks the sessions summary of a generated shop (identity merges
+// after the fact, copies from another device, late events) read in Waymark and, on an engine with
+// the waymark_funnel UDF, in ClickHouse, over the whole history, ranges and a filter, and checks
+// each against refSessions.
+func TestSessionsAgreeWithTheReference(t *testing.T) {
+	t.Parallel()
+	d, paths := storedRefDataPaths(t, 23, 300)
+	jm := defaultMap(t)
+	day := 24 * time.Hour
+	queries := []url.Values{
+		{},
+		{"from": {t0.Add(10 * day).Format(time.RFC3339)}, "to": {t0.Add(40 * day).Format(time.RFC3339)}},
+		{"from": {t0.Add(30*day + 10*time.Minute).Format(time.RFC3339Nano)}},
+		{"to": {t0.Add(20*day + 25*time.Minute).Format(time.RFC3339Nano)}},
+		{"filter": {"category=shoes"}},
+		{"filter": {"category=hats"}, "from": {t0.Add(5 * day).Format(time.RFC3339)}},
+	}
+	for _, path := range paths {
+		t.Run(path.name, func(t *testing.T) {
+			for _, v := range queries {
+				v.Set("limit", "1000")
+				q, err := store.ParseSessionsQuery(v)
+				if err != nil {
+					t.Fatal(err)
+				}
+				res, err := path.s.Sessions(context.Background(), jm, q)
+				if err != nil {
+					t.Fatal(err)
+				}
+				reasons := map[string]int64{}
+				for k, n := range res.ByEndReason {
+					reasons[k] = int64(n)
+				}
+				channels := map[string]int64{}
+				for k, n := range res.ByEntryChannel {
+					channels[k] = int64(n)
+				}
+				got := fmt.Sprintf("sessions %d persons %d events %d median %v p90 %v mean %v\nreasons %s\nchannels %s\nentries %s\nexits %s",
+					res.Sessions, res.Persons, res.Events, res.MedianDurationSeconds, res.P90DurationSeconds, res.MeanEventsPerSession,
+					rankText(reasons), rankText(channels), rankedText(res.ByEntryTouchpoint), rankedText(res.ByExitTouchpoint))
+				if want := refSessions(d, q); got != want {
+					t.Errorf("%s:\ngot:\n%s\nwant:\n%s", v.Encode(), got, want)
+				}
+			}
+		})
+	}
+}
+
+// refSessions is the sessions summary q asks for, by brute force: each person's distinct
+// touchpoints (track, page and screen calls) split by the stored visit of their customer key
+// holding them (refUnits' rule), a session in the range when its first touchpoint is, and, with a
+// filter (here a property's value), when one of its touchpoints passes it.
+// A session lasts from its first touchpoint to its last (in ms, the µs cut), enters by its
+// first's channel and label and leaves by its last's label; the medians are nearest-rank.
+func refSessions(d refData, q store.SessionsQuery) string {
+	var sessions, persons, events int64
+	var durations []int64 // µs, whole ms
+	reasons, channels, entries, exits := map[string]int64{}, map[string]int64{}, map[string]int64{}, map[string]int64{}
+	passes := func(e refEvent) bool {
+		for _, c := range q.Filter {
+			if v, ok := e.Property(strings.TrimPrefix(c.Field, "properties.")); !ok || c.Equals == nil || v != *c.Equals {
+				return false
+			}
+		}
+		return true
+	}
+	for _, evs := range d.persons() {
+		var touchpoints []refEvent
+		for _, e := range evs {
+			if e.tracked {
+				touchpoints = append(touchpoints, e)
+			}
+		}
+		counted := false
+		for _, s := range refUnits(d, store.FunnelQuery{CountBy: store.CountSessions}, touchpoints) {
+			first, last := s[0], s[len(s)-1]
+			if !q.From.IsZero() && first.t < q.From.UnixMicro() || !q.To.IsZero() && first.t >= q.To.UnixMicro() ||
+				len(q.Filter) > 0 && !slices.ContainsFunc(s, passes) {
+				continue
+			}
+			if !counted {
+				persons, counted = persons+1, true
+			}
+			sessions++
+			events += int64(len(s))
+			durations = append(durations, (last.t-first.t)/1000*1000)
+			reasons[""]++ // the generated visits have no end reason
+			channels[first.channel]++
+			entries[first.label()]++
+			exits[last.label()]++
+		}
+	}
+	mean := 0.0
+	if sessions > 0 {
+		mean = float64(events) / float64(sessions)
+	}
+	median, p90 := nearestRank(durations, 0.5), nearestRank(durations, 0.9)
+	if len(durations) == 0 {
+		median, p90 = "0", "0"
+	}
+	return fmt.Sprintf("sessions %d persons %d events %d median %s p90 %s mean %v\nreasons %s\nchannels %s\nentries %s\nexits %s",
+		sessions, persons, events, median, p90, mean, rankText(reasons), rankText(channels), rankText(entries), rankText(exits))
+}

@@ -44,11 +44,10 @@ type Config struct {
 	// Cluster, when set, names the ClickHouse cluster: migrations emit ON CLUSTER DDL with
 	// Replicated* engines under Distributed tables sharded by customer key. Default: single node.
 	Cluster string
-	// FunnelMatching says where the per-person work of the journey queries (all but sessions)
-	// runs: MatchAuto (default) inside ClickHouse when the server has the waymark_funnel function
-	// (docs/udf.md), else here, and a batch's queries here, in one shared read; MatchEngine inside
-	// ClickHouse, failing the queries it could take when the function is missing; MatchProcess
-	// here. Those counting sessions always match here.
+	// FunnelMatching says where the per-person work of the journey queries runs: MatchAuto
+	// (default) inside ClickHouse when the server has the waymark_funnel function (docs/udf.md),
+	// else here, and a batch's queries here, in one shared read; MatchEngine inside ClickHouse,
+	// failing the queries when the function is missing; MatchProcess here.
 	FunnelMatching string
 }
 

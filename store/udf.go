@@ -19,11 +19,11 @@ import (
 	"github.com/ClickHouse/clickhouse-go/v2"
 )
 
-// The per-person work of the journey queries (all but sessions) can run inside ClickHouse, as the
+// The per-person work of the journey queries can run inside ClickHouse, as the
 // executable UDF waymark_funnel (deploy/clickhouse/waymark_funnel_function.xml; docs/udf.md):
 // ClickHouse groups each person's events into arrays and pipes them to `waymark udf-funnel`,
-// which runs the same units, pathFinder, dropoffPlan, correlationPlan, anchorWalk, retentionWalk
-// and stagesWalk as the in-process path and answers a few bytes per person. Over a Distributed
+// which runs the same units, pathFinder, dropoffPlan, correlationPlan, anchorWalk, retentionWalk,
+// stagesWalk and sessionsWalk as the in-process path and answers a few bytes per person. Over a Distributed
 // table sharded by person, the matching can then run on the shards.
 //
 // Wire format (executable_pool, RowBinary, send_chunk_header=1): each chunk is "N\n" then N rows;
@@ -47,7 +47,7 @@ import (
 //	                                empty when the spec reads none (or sends every one as codes)
 //	keys             Array(String)  customer keys, when the spec reads visits (a funnel or
 //	                                drop-off counted by sessions or broken down by a session's
-//	                                entry); else empty, as are the columns below. Either the
+//	                                entry, a sessions summary); else empty, as are the columns below. Either the
 //	                                distinct keys of the person's events (the spec's key
 //	                                attribute), or, when no device has sign-ins of several
 //	                                users, the key of each visit sent, in any order
@@ -66,7 +66,8 @@ import (
 // and each answer is a String: funnelOutcome's encoding (a list of them, appendText's, one per
 // session reaching a step, when the spec counts sessions), or encodeCorrelated's when the spec has
 // a correlation (a list of them likewise by sessions), or anchorOutcome's when the spec has an
-// anchor, retentionOutcome's when it has a retention, stagesOutcome's when it has stages; for a
+// anchor, retentionOutcome's when it has a retention, stagesOutcome's when it has stages, a list
+// (appendText's) of sessionOutcome's, one per session counted, when it has sessions; for a
 // batch, each query's answer in turn (appendText's), or empty when every one is. The answers of
 // a chunk are flushed together, in order.
 
@@ -75,7 +76,7 @@ const FunnelUDFName = "waymark_funnel"
 
 // udfSpecVersion changes whenever udfSpec or an answer's encoding changes meaning: a server
 // running another release's binary then fails the query with a message saying so.
-const udfSpecVersion = 18
+const udfSpecVersion = 19
 
 // specOncePerBlock is how a query passes its spec (the argument bound in its place) to
 // waymark_funnel: in the first row of each block, empty in the others. ClickHouse hands the UDF
@@ -143,6 +144,10 @@ type udfSpec struct {
 	// Stages, when set, asks for each person's part of a stages answer (stagesWalk) instead of
 	// a funnel's match.
 	Stages *udfStages `json:"stages,omitempty"`
+	// Sessions, when set, asks for each person's sessions as a sessions summary counts them
+	// (sessionsWalk) instead of a funnel's match; since spec version 19. The key, channel and
+	// label columns are sessionsPlan's.
+	Sessions *udfSessions `json:"sessions,omitempty"`
 	// TimeoutMs bounds the matching of one chunk, ms; 0: no bound. It is the query's timeout: a
 	// chunk that takes longer belongs to a query that has failed already, and ClickHouse lets a
 	// pool process finish its chunk.
@@ -335,6 +340,13 @@ type udfStages struct {
 	Tracked uint64 `json:"tracked"`
 }
 
+// udfSessions is a sessionsWalk on the wire.
+type udfSessions struct {
+	From     int64  `json:"from"`
+	To       int64  `json:"to"`
+	Filtered uint64 `json:"filtered"` // the mask bit of touchpoints passing the filter, 0: none
+}
+
 // check reports what is wrong with an anchor of a spec reading attrs attribute columns and
 // keeping the conditions of keep; its labels are the first column.
 func (a *udfAnchor) check(attrs int, keep uint64) error {
@@ -369,6 +381,9 @@ func (p *funnelPlan) udfSpec(timeout time.Duration, pack *udfPack) string {
 	}
 	if w := p.stages; w != nil {
 		u.Stages = &udfStages{From: w.from, To: w.to, Tracked: w.tracked}
+	}
+	if w := p.sessions; w != nil {
+		u.Sessions = &udfSessions{From: w.from, To: w.to, Filtered: w.filtered}
 	}
 	if w := p.retention; w != nil {
 		u.Retention = &udfRetention{Period: w.period, Periods: w.periods, From: w.from, To: w.to, Tracked: w.tracked}
@@ -427,7 +442,7 @@ func parseUDFSpec(spec []byte) (*funnelPlan, error) {
 		return nil, fmt.Errorf("spec: %d attribute columns, want 0 to %d", u.Attrs, maxUDFAttrCols)
 	case u.Attr < -1 || u.Attr >= u.Attrs:
 		return nil, fmt.Errorf("spec: breakdown attribute %d of %d", u.Attr, u.Attrs)
-	case u.Hold < 0 || u.Hold > u.Attrs || u.Hold > 0 && (u.Hold-1 == u.KeyAttr || u.Anchor != nil || u.Retention != nil || u.Stages != nil):
+	case u.Hold < 0 || u.Hold > u.Attrs || u.Hold > 0 && (u.Hold-1 == u.KeyAttr || u.Anchor != nil || u.Retention != nil || u.Stages != nil || u.Sessions != nil):
 		return nil, fmt.Errorf("spec: held attribute %d of %d (key attribute %d), for a funnel or a drop-off only", u.Hold-1, u.Attrs, u.KeyAttr)
 	case u.Dropoff != nil && (u.Dropoff.First < 0 || u.Dropoff.First+3 > u.Attrs || bits.OnesCount64(u.Dropoff.Tracked) != 1 || u.Keep&u.Dropoff.Tracked == 0):
 		return nil, fmt.Errorf("spec: drop-off attributes from %d of %d, tracked bit %#x", u.Dropoff.First, u.Attrs, u.Dropoff.Tracked)
@@ -435,8 +450,11 @@ func parseUDFSpec(spec []byte) (*funnelPlan, error) {
 		u.Keep&u.Correlation.Tracked == 0 || u.Mode == ModeAny || u.Attr >= 0 || u.Hold > 0):
 		return nil, fmt.Errorf("spec: correlation labels in attribute %d of %d, tracked bit %#x, mode %s, breakdown attribute %d, held attribute %d",
 			u.Correlation.Label, u.Attrs, u.Correlation.Tracked, u.Mode, u.Attr, u.Hold-1)
-	case countSet(u.Anchor != nil, u.Dropoff != nil, u.Correlation != nil, u.Retention != nil, u.Stages != nil) > 1:
-		return nil, errors.New("spec: more than one of an anchor, a drop-off, a correlation, a retention and stages")
+	case countSet(u.Anchor != nil, u.Dropoff != nil, u.Correlation != nil, u.Retention != nil, u.Stages != nil, u.Sessions != nil) > 1:
+		return nil, errors.New("spec: more than one of an anchor, a drop-off, a correlation, a retention, stages and sessions")
+	case u.Sessions != nil && (u.KeyAttr != sessionKeyAttr || u.Attrs < sessionLabelAttr+1 || u.BySessions || u.EntryBy != "" || u.Attr >= 0 ||
+		u.Sessions.Filtered != 0 && (bits.OnesCount64(u.Sessions.Filtered) != 1 || u.Sessions.Filtered >= 1<<len(u.Blocks))):
+		return nil, fmt.Errorf("spec: sessions over %d attributes, key attribute %d, filter bit %#x", u.Attrs, u.KeyAttr, u.Sessions.Filtered)
 	case u.Stages != nil && (u.Attrs < 2 || bits.OnesCount64(u.Stages.Tracked) != 1 || u.Keep&u.Stages.Tracked == 0):
 		return nil, fmt.Errorf("spec: stages over %d attributes, tracked bit %#x", u.Attrs, u.Stages.Tracked)
 	case u.Retention != nil && (u.Retention.Period != "week" && u.Retention.Period != "month" ||
@@ -469,6 +487,9 @@ func parseUDFSpec(spec []byte) (*funnelPlan, error) {
 	}
 	if w := u.Stages; w != nil {
 		p.stages = &stagesWalk{from: w.From, to: w.To, tracked: w.Tracked}
+	}
+	if w := u.Sessions; w != nil {
+		p.sessions = &sessionsWalk{from: w.From, to: w.To, filtered: w.Filtered}
 	}
 	if r := u.Retention; r != nil {
 		p.retention = &retentionWalk{period: r.Period, periods: r.Periods, from: r.From, to: r.To, tracked: r.Tracked}
@@ -616,7 +637,7 @@ func parseUDFRead(spec []byte) (*udfRead, error) {
 // matchesFunnel reports whether the plan is a funnel's or a drop-off's (a path search), not a
 // walk of paths, next, retention or stages.
 func (p *funnelPlan) matchesFunnel() bool {
-	return p.anchor == nil && p.retention == nil && p.stages == nil
+	return p.anchor == nil && p.retention == nil && p.stages == nil && p.sessions == nil
 }
 
 // funnelOutcome is one unit's answer: the steps reached and what funnelAgg.add reads off the
@@ -902,9 +923,10 @@ type udfMatcher struct {
 	part         readerScratch // a batch's part of the person being answered (scanReader.partOf)
 	ids          []uint64
 	buf          []byte
-	partAnswer   []byte   // a batch part's answer, while it is made
-	unitAnswer   []byte   // a session's outcome, while a plan by sessions answers
-	labels       []string // a correlation's unit's labels, while it is answered
+	partAnswer   []byte           // a batch part's answer, while it is made
+	unitAnswer   []byte           // a session's outcome, while a plan by sessions answers
+	labels       []string         // a correlation's unit's labels, while it is answered
+	sessions     []sessionOutcome // a sessions query's person's sessions, while they are answered
 	scratch      [8 * 1024]byte
 }
 
@@ -1016,6 +1038,17 @@ func (u *udfMatcher) answerPart(p *udfPart, events []scannedEvent, attrs attrTab
 	}
 	if len(events) == 0 && u.read.batch {
 		return answer, nil // no event of its own: as the in-process path, which gives it no person
+	}
+	if w := plan.sessions; w != nil {
+		if plan.udfTimeout > 0 && time.Since(u.chunkStart) > plan.udfTimeout {
+			return nil, fmt.Errorf("read %d events: the chunk took over the query's timeout %s", len(events), plan.udfTimeout)
+		}
+		u.sessions = w.of(u.sessions[:0], events, attrs, visits)
+		for _, o := range u.sessions {
+			u.unitAnswer = o.encode(u.unitAnswer[:0])
+			answer = appendText(answer, u.unitAnswer)
+		}
+		return answer, nil
 	}
 	units := plan.units(events, attrs, visits)
 	// The walks below take time linear in the row; the funnel's path search checks the timeout

@@ -568,6 +568,7 @@ func TestServeFunnelUDFRejectsBadInput(t *testing.T) {
 	row := good.appendRowBinary(nil)
 	other := fmt.Sprintf(`"v":%d`, udfSpecVersion+1)
 	oldSpec := strings.Replace(spec, fmt.Sprintf(`"v":%d`, udfSpecVersion), other, 1)
+	sessionsSpec := sessionsPlan(eventScan{preds: make([]predicate, 2), attrs: make([]predicate, 3)}, &sessionsWalk{to: math.MaxInt64, filtered: 2}).udfSpec(0, nil)
 	tests := []struct {
 		name  string
 		input []byte
@@ -596,7 +597,11 @@ func TestServeFunnelUDFRejectsBadInput(t *testing.T) {
 		{"next going to the end", udfChunks([]udfRow{{spec: anchorSpec(t, anchorWalk{kind: "next", direction: "end"})}}), `next direction "end"`},
 		{"paths too deep", udfChunks([]udfRow{{spec: anchorSpec(t, anchorWalk{kind: "paths", direction: "start", depth: 11})}}), "depth 11"},
 		{"anchor with a negative window", udfChunks([]udfRow{{spec: anchorSpec(t, anchorWalk{kind: "next", direction: "next", wind: -1})}}), "anchor window -1"},
-		{"anchor and drop-off", udfChunks([]udfRow{{spec: strings.Replace(dropoffSpec, `"dropoff"`, `"anchor":{"kind":"next","direction":"next","tracked":4},"dropoff"`, 1)}}), "more than one of an anchor, a drop-off, a correlation, a retention and stages"},
+		{"anchor and drop-off", udfChunks([]udfRow{{spec: strings.Replace(dropoffSpec, `"dropoff"`, `"anchor":{"kind":"next","direction":"next","tracked":4},"dropoff"`, 1)}}), "more than one of an anchor, a drop-off, a correlation, a retention, stages and sessions"},
+		{"sessions without their labels", udfChunks([]udfRow{{spec: strings.Replace(sessionsSpec, `"attrs":3`, `"attrs":2`, 1)}}), "sessions over 2 attributes"},
+		{"sessions without their keys", udfChunks([]udfRow{{spec: strings.Replace(sessionsSpec, `"key_attr":0`, `"key_attr":1`, 1)}}), "key attribute 1"},
+		{"sessions filtered by a condition not read", udfChunks([]udfRow{{spec: strings.Replace(sessionsSpec, `"filtered":2`, `"filtered":4`, 1)}}), "filter bit 0x4"},
+		{"sessions and stages", udfChunks([]udfRow{{spec: strings.Replace(sessionsSpec, `"sessions"`, `"stages":{"from":0,"to":1,"tracked":1},"sessions"`, 1)}}), "more than one of"},
 		{"correlation of a breakdown", udfChunks([]udfRow{{spec: strings.Replace(strings.Replace(dropoffSpec, `"dropoff":{"tracked":4,"first":1}`, `"correlation":{"tracked":4,"label":1}`, 1), `"attr":-1`, `"attr":0`, 1)}}),
 			"spec: correlation labels in attribute 1 of 4"},
 		{"correlation tracking what it does not keep", udfChunks([]udfRow{{spec: strings.Replace(strings.Replace(dropoffSpec, `"dropoff":{"tracked":4,"first":1}`, `"correlation":{"tracked":4,"label":1}`, 1), `"keep":4`, `"keep":0`, 1)}}),

@@ -570,7 +570,7 @@ func addQueryLimitFlags(fs *flagSet, c *clickhouseFlags, over string) {
 }
 
 // addFunnelMatchingFlag adds --funnel-matching, into c, for the commands that answer funnels
-// (serve, bench, and every journey query but sessions): where their per-person work runs.
+// (serve, bench, and every journey query): where their per-person work runs.
 func addFunnelMatchingFlag(fs *flagSet, c *clickhouseFlags) {
 	checkedVar(fs, &c.cfg.FunnelMatching, "funnel-matching", store.MatchAuto, "where the per-person work of the journey queries runs: auto (in ClickHouse when it has the waymark_funnel UDF, see docs/udf.md), engine or process", text, store.CheckFunnelMatching)
 }

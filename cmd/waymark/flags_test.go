@@ -103,9 +103,9 @@ func TestSessionizerFlagsAreChecked(t *testing.T) {
 
 // TestStoreFlagsOnlyWhereTheyApply: each part of the store's configuration is in the help of the
 // commands it changes and of no other, with help text that fits the command.
-// --funnel-matching: the commands that answer funnels (serve, bench, bench ingest and the funnel
-// dropoff, paths, next, retention and stages queries); migrate, resessionize and the sessions
-// query run no funnel (sessions are read in Waymark whatever it says). --query-timeout and --query-max-memory: the commands that answer
+// --funnel-matching: the commands that answer journey queries (serve, bench, bench ingest and
+// every query, the sessions summary too since it matches in the UDF); migrate and resessionize
+// run none. --query-timeout and --query-max-memory: the commands that answer
 // journey queries; migrate and resessionize offered them. --clickhouse-cluster: the commands that
 // create the schema; the query commands offered it, with help about migrate. The query commands'
 // --query-timeout said "over it the API answers 503".
@@ -131,10 +131,7 @@ func TestStoreFlagsOnlyWhereTheyApply(t *testing.T) {
 		{[]string{"journey-map", "show"}, nil},
 	}
 	for _, name := range store.QueryNames() {
-		want := []string{timeout, memory}
-		if name != "sessions" { // read in Waymark on every engine
-			want = append(want, matching)
-		}
+		want := []string{timeout, memory, matching}
 		tests = append(tests, struct {
 			args []string
 			want []string

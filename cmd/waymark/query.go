@@ -106,9 +106,7 @@ func newQueryFlags(cmd queryCommand) *queryFlags {
 	f := &queryFlags{fs: newFlagSet(name, cmd.synopsis), params: map[string]*paramFlag{}}
 	f.store = addStoreFlags(f.fs)
 	addQueryLimitFlags(f.fs, f.store, "over it the command fails")
-	if store.QueryUsesFunnelMatching(name) {
-		addFunnelMatchingFlag(f.fs, f.store)
-	}
+	addFunnelMatchingFlag(f.fs, f.store)
 	for _, p := range store.QueryParams(name) {
 		v := &paramFlag{def: p.Default, isBool: p.Bool}
 		f.fs.Var(v, flagName(p.Name), p.Usage)
