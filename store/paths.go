@@ -190,7 +190,7 @@ func (w *anchorWalk) walk(unit []unitEvent, attrs attrTable, at int) anchorOutco
 
 // path is the touchpoints of the path from (direction start) or to (end) the anchor: at most
 // depth, within the window, markExit or markStart added when fewer; and whether a conversion
-// event (step bit 1) follows the anchor within the window.
+// event (step bit 1) follows the anchor within the window or is the anchor.
 func (w *anchorWalk) path(ev []unitEvent, attrs attrTable, at int) anchorOutcome {
 	seq := []string{label(attrs, ev[at])}
 	add := func(e unitEvent) bool {
@@ -220,8 +220,9 @@ func (w *anchorWalk) path(ev []unitEvent, attrs attrTable, at int) anchorOutcome
 	// Converted: a conversion event after the anchor within the window, or at the anchor's very
 	// time whatever its place in the tie order, as the funnel takes a step at its previous step's
 	// time in either order (clients send one-second times): "viewed, then ordered within the
-	// window" answers alike in paths and in the funnel (tester 30's F8).
-	converted := false
+	// window" answers alike in paths and in the funnel (tester 30's F8). The anchor itself is such
+	// an event when it is a conversion: a path ending at an order converted (tester 51's F2).
+	converted := ev[at].steps&2 != 0
 	for i := at - 1; i >= 0 && ev[i].t == ev[at].t; i-- {
 		converted = converted || ev[i].steps&2 != 0
 	}

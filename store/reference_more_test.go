@@ -228,6 +228,8 @@ func pathsAndNextAgree(t *testing.T, d refData, s *store.Store) {
 		{Anchor: "Product Viewed", Direction: "start", Depth: 3, Window: 24 * time.Hour, Convert: "Order Completed"},
 		{Anchor: "consideration", Direction: "end", Depth: 4, Window: 7 * 24 * time.Hour, Convert: "Order Completed", Collapse: true},
 		{Anchor: "Product Added", Direction: "start", Depth: 2, Window: time.Hour, Convert: "conversion", From: t0.Add(5 * 24 * time.Hour)},
+		{Anchor: "conversion", Direction: "end", Depth: 3, Window: 24 * time.Hour, Convert: "conversion"},
+		{Anchor: "Order Completed", Direction: "start", Depth: 2, Window: time.Hour, Convert: "Product Viewed"},
 	} {
 		q.Limit = 1000
 		res, err := s.Paths(ctx, jm, q)
@@ -266,10 +268,10 @@ func pathsAndNextAgree(t *testing.T, d refData, s *store.Store) {
 				slices.Reverse(seq)
 			}
 			// Converted: a conversion event within the window after the anchor, or at its very
-			// time, sent before it (the funnel's rule for equal times).
+			// time, sent before it (the funnel's rule for equal times), or the anchor itself.
 			converted := false
 			for i := range evs {
-				if i != at && evs[i].t >= evs[at].t && evs[i].t-evs[at].t <= w {
+				if evs[i].t >= evs[at].t && evs[i].t-evs[at].t <= w {
 					converted = converted || matchesStep(jm, q.Convert, evs, i)
 				}
 			}
@@ -750,6 +752,42 @@ func TestPathsKeepLabelsWhole(t *testing.T) {
 		}
 		if got := rankedText(next.Touchpoints); got != "e:f=2" || next.Direction != "next" {
 			t.Errorf("%s: next %q (direction %q)", path.name, got, next.Direction)
+		}
+	}
+}
+
+// TestPathsCountAnAnchorThatConverts: the anchor counts as its person's conversion when it is
+// itself a conversion event, so a path ending at an order converted (tester 51's F2: one person
+// who viewed, then ordered, converted anchored on the view and not on the order, and every "which
+// ways lead to an order" read 0%). In Waymark and in ClickHouse.
+func TestPathsCountAnAnchorThatConverts(t *testing.T) {
+	t.Parallel()
+	var db string
+	s := openStoreWith(t, func(c *store.Config) { db, c.FunnelMatching = c.Database, store.MatchProcess })
+	writeEvents(t, s, []ingest.Event{ev("u1", "Product Viewed", 0), ev("u1", "Order Completed", 300)})
+	jm := defaultMap(t)
+	for _, path := range append([]matchingPath{{store.MatchProcess, s}}, enginePaths(t, db)...) {
+		for _, c := range []struct {
+			q    store.PathsQuery
+			want string // each path's touchpoints, marker, converted of persons
+		}{
+			{store.PathsQuery{Anchor: "Product Viewed"}, "Product Viewed>Order Completed exit 1/1"},
+			{store.PathsQuery{Anchor: "conversion", Direction: "end"}, "Product Viewed>Order Completed start 1/1"},
+			{store.PathsQuery{Anchor: "conversion", Direction: "start"}, "Order Completed exit 1/1"},
+			{store.PathsQuery{Anchor: "Order Completed", Convert: "Order Completed"}, "Order Completed exit 1/1"},
+			{store.PathsQuery{Anchor: "Order Completed", Direction: "end", Convert: "Product Viewed"}, "Product Viewed>Order Completed start 0/1"},
+		} {
+			res, err := path.s.Paths(context.Background(), jm, c.q)
+			if err != nil {
+				t.Fatal(path.name, err)
+			}
+			var got []string
+			for _, p := range res.Paths {
+				got = append(got, fmt.Sprintf("%s %s %d/%d", strings.Join(p.Touchpoints, ">"), p.Marker, p.Converted, p.Persons))
+			}
+			if strings.Join(got, "; ") != c.want {
+				t.Errorf("%s: %+v: got %q, want %q", path.name, c.q, got, c.want)
+			}
 		}
 	}
 }

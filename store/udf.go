@@ -76,7 +76,7 @@ const FunnelUDFName = "waymark_funnel"
 
 // udfSpecVersion changes whenever udfSpec or an answer's encoding changes meaning: a server
 // running another release's binary then fails the query with a message saying so.
-const udfSpecVersion = 19
+const udfSpecVersion = 20
 
 // specOncePerBlock is how a query passes its spec (the argument bound in its place) to
 // waymark_funnel: in the first row of each block, empty in the others. ClickHouse hands the UDF
@@ -136,7 +136,8 @@ type udfSpec struct {
 	// version 18.
 	Correlation *udfCorrelation `json:"correlation,omitempty"`
 	// Anchor, when set, asks for what paths or next read around each person's anchor event
-	// (anchorWalk) instead of a funnel's match.
+	// (anchorWalk) instead of a funnel's match; since spec version 20 a paths answer's conversion
+	// counts the anchor itself when it is a conversion event (tester 51's F2).
 	Anchor *udfAnchor `json:"anchor,omitempty"`
 	// Retention, when set, asks for each person's part of a retention answer (retentionWalk)
 	// instead of a funnel's match.
