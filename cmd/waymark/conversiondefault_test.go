@@ -50,7 +50,7 @@ func TestPathsAndRetentionOfAShopWithoutOrders(t *testing.T) {
 		want    string
 		wantErr bool
 	}{
-		{[]string{"paths", "--anchor", "Browse"}, "1 persons with Browse; paths that start there; converting = conversion after it", false},
+		{[]string{"paths", "--anchor", "Browse"}, "1 persons with Browse; paths that start there; converting = conversion at or after it", false},
 		{[]string{"paths", "--anchor", "Browse", "--journey-map", noStage}, "no conversion counted (the journey map has no stage conversion; --convert names one)", false},
 		{[]string{"retention"}, "0 persons first did conversion", false},
 		{[]string{"retention", "--journey-map", noStage}, `--conversion: required: the journey map has no stage "conversion" to default to`, true},

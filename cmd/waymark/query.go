@@ -524,7 +524,7 @@ func personLabel(id string) string {
 
 func printPaths(w io.Writer, v any) {
 	res := v.(*store.PathsResult)
-	converting := "converting = " + label(res.Convert, "") + " at or after it (the anchor counts when it is one)"
+	converting := "converting = " + label(res.Convert, "") + " at or after it"
 	if res.Convert == "" {
 		converting = "no conversion counted (the journey map has no stage conversion; --convert names one)"
 	}
