@@ -20,6 +20,10 @@ var timestampLayouts = [...]string{
 // stands for any digit. Its fields are RFC 3339's, each of fixed width.
 const dateTimeShape = "0000-00-00T00:00:00"
 
+// leapSecond is where a time's seconds begin in dateTimeShape: a leap second is 60 there
+// (ParseTimestamp).
+const leapSecond = len("0000-00-00T00:00:")
+
 // ParseTimestamp reads a Segment message's time (timestamp, originalTimestamp, sentAt,
 // receivedAt) and returns it in UTC. It accepts every RFC 3339 date-time (RFC 3339 §5.6 allows
 // 't' and 'z' in lower case) and the ISO 8601 forms SDKs send besides: a space for the 'T', an
@@ -27,7 +31,13 @@ const dateTimeShape = "0000-00-00T00:00:00"
 // libraries do. Every field has RFC 3339's width (§5.6: date-fullyear 4 digits, the others 2):
 // Go's time.Parse reads an hour of one digit, 2024-05-01T1:00:00Z, which is refused here. An
 // offset is at most 23:59 either way (RFC 3339 §5.6: time-hour 00-23, time-minute 00-59).
-// Anything else, "" included, is an error; a time is never guessed. It is
+// A leap second (second 60, RFC 3339 §5.7: 2016-12-31T23:59:60Z, 1990-12-31T15:59:60-08:00),
+// which Go's time.Parse refuses and a time.Time cannot hold, is read as the last microsecond of
+// its minute (hh:mm:59.999999 in the zone it was written in: the instant just before the next
+// minute), whatever its fraction, so that it stays after that minute's other events and before
+// the next minute's (leapSecond). It is accepted in any minute, as RFC 3339's grammar is (no table
+// of leap seconds is kept), with the fraction and zone of any other time; second 61 and above
+// are refused. Anything else, "" included, is an error; a time is never guessed. It is
 // Waymark's one reader of a client's times: the collector, the consumer and the query API's
 // from and to (store.ParseTime) all read times with it.
 func ParseTimestamp(s string) (time.Time, error) {
@@ -47,6 +57,11 @@ func ParseTimestamp(s string) (time.Time, error) {
 	if last := len(b) - 1; b[last] == 'z' {
 		b[last] = 'Z'
 	}
+	leap := string(b[leapSecond:dateTime]) == "60"
+	if leap {
+		b[leapSecond] = '5' // parsed as second 59, then moved to the minute's last microsecond
+		b[leapSecond+1] = '9'
+	}
 	norm := string(b)
 	if err := checkOffset(norm[dateTime:]); err != nil {
 		return time.Time{}, err
@@ -54,6 +69,10 @@ func ParseTimestamp(s string) (time.Time, error) {
 	for _, layout := range timestampLayouts {
 		t, err := time.Parse(layout, norm)
 		if err == nil {
+			if leap {
+				// Offsets are whole minutes, so a second's bounds are the same in every zone.
+				t = t.Truncate(time.Second).Add(time.Second - time.Microsecond)
+			}
 			return t.UTC(), nil
 		}
 		// A field out of its range (a day 30 in February, an hour 25) is so in every layout:

@@ -2,6 +2,7 @@ package ingest
 
 import (
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -67,6 +68,24 @@ func TestParseTimestamp(t *testing.T) {
 		{"2024-05-15T10:00:00+02:0", time.Time{}},
 		{"2024-05-15T10:00:00+2", time.Time{}},
 		{"２０２４-05-15T10:00:00Z", time.Time{}}, // digits other than ASCII
+		// A leap second (RFC 3339 §5.7) is its minute's last microsecond, in any minute, whatever
+		// its fraction; second 61 and above are refused (tester 51's F1: second 60 was refused).
+		{"2016-12-31T23:59:60Z", time.Date(2016, 12, 31, 23, 59, 59, 999999000, time.UTC)},
+		{"2016-12-31T23:59:60.250Z", time.Date(2016, 12, 31, 23, 59, 59, 999999000, time.UTC)},
+		{"2016-12-31T23:59:60.999999999Z", time.Date(2016, 12, 31, 23, 59, 59, 999999000, time.UTC)},
+		{"2016-12-31t23:59:60z", time.Date(2016, 12, 31, 23, 59, 59, 999999000, time.UTC)},
+		{"1990-12-31T15:59:60-08:00", time.Date(1990, 12, 31, 23, 59, 59, 999999000, time.UTC)}, // RFC 3339's own
+		{"2017-01-01T05:29:60+05:30", time.Date(2016, 12, 31, 23, 59, 59, 999999000, time.UTC)},
+		{"2024-05-15T10:00:60Z", time.Date(2024, 5, 15, 10, 0, 59, 999999000, time.UTC)}, // no table of leap seconds
+		{"2024-05-15 10:00:60", time.Date(2024, 5, 15, 10, 0, 59, 999999000, time.UTC)},
+		{"2024-05-15T12:00:60+0200", time.Date(2024, 5, 15, 10, 0, 59, 999999000, time.UTC)},
+		{"2016-12-31T23:59:61Z", time.Time{}},
+		{"2016-12-31T23:59:99Z", time.Time{}},
+		{"2016-12-31T23:59:60.Z", time.Time{}},
+		{"2016-12-31T23:59:60+24:00", time.Time{}},
+		{"2016-12-31T23:59:6Z", time.Time{}},
+		{"2016-02-30T23:59:60Z", time.Time{}},
+		{"2016-12-31T24:59:60Z", time.Time{}},
 	}
 	for _, tt := range tests {
 		got, err := ParseTimestamp(tt.in)
@@ -352,7 +371,7 @@ func TestTimestampErrorsAreOneWording(t *testing.T) {
 		{"2024-02-30T10:00:00Z", ": day out of range"},
 		{"2024-13-01T10:00:00Z", ": month out of range"},
 		{"2024-03-01T25:00:00Z", ": hour out of range"},
-		{"2024-03-01T23:59:60Z", ": second out of range"},
+		{"2024-03-01T23:59:61Z", ": second out of range"}, // 60 is a leap second (TestParseTimestamp)
 		{"2024-03-01T10:00:00+24:00", ": offset +24:00 is beyond ±23:59 (RFC 3339 §5.6)"},
 		{"2024-03-01T10:00Z", ""},
 		{"2024-03-01", ""},
@@ -376,5 +395,75 @@ func TestTimestampErrorsAreOneWording(t *testing.T) {
 	var inv *InvalidError
 	if !errors.As(err, &inv) || inv.Field != "timestamp" || !strings.Contains(err.Error(), form) || strings.Contains(err.Error(), "2006") {
 		t.Errorf("Decode: %v, want %s naming timestamp, in the one wording", err, ReasonInvalidTimestamp)
+	}
+}
+
+// TestCollectorTakesALeapSecond is tester 51's F1: a leap second (second 60, RFC 3339 §5.7) in any
+// time member was refused as "second out of range", by the collector and the consumer alike. It
+// is its minute's last microsecond, after the minute's other events and before the next minute's,
+// on the collector (the batch's answer) and as the consumer reads the message the collector
+// produced (Decode); second 61 is refused, naming the member.
+func TestCollectorTakesALeapSecond(t *testing.T) {
+	leap := time.Date(2016, 12, 31, 23, 59, 59, 999999000, time.UTC)
+	tests := []struct {
+		name   string
+		times  string    // the event's time members
+		member string    // the Event time compared: timestamp, originalTimestamp or sentAt
+		want   time.Time // zero: refused as an invalid_timestamp naming member
+	}{
+		{"Z", `"timestamp":"2016-12-31T23:59:60Z"`, "timestamp", leap},
+		{"a fraction", `"timestamp":"2016-12-31T23:59:60.250Z"`, "timestamp", leap},
+		{"an offset", `"timestamp":"2016-12-31T15:59:60-08:00"`, "timestamp", leap},
+		{"lower-case t and z", `"timestamp":"2016-12-31t23:59:60z"`, "timestamp", leap},
+		{"any minute", `"timestamp":"2024-05-15T10:00:60Z"`, "timestamp", time.Date(2024, 5, 15, 10, 0, 59, 999999000, time.UTC)},
+		{"originalTimestamp", `"originalTimestamp":"2016-12-31T23:59:60Z"`, "originalTimestamp", leap},
+		{"sentAt", `"timestamp":"2016-12-31T23:59:59Z","sentAt":"2016-12-31T23:59:60.5Z"`, "sentAt", leap},
+		{"the minute's last event before it", `"timestamp":"2016-12-31T23:59:59.999998Z"`, "timestamp", leap.Add(-time.Microsecond)},
+		{"the next minute's first event after it", `"timestamp":"2017-01-01T00:00:00Z"`, "timestamp", leap.Add(time.Microsecond)},
+		{"second 61", `"timestamp":"2016-12-31T23:59:61Z"`, "timestamp", time.Time{}},
+		{"sentAt's second 61", `"timestamp":"2016-12-31T23:59:59Z","sentAt":"2016-12-31T23:59:61Z"`, "sentAt", time.Time{}},
+	}
+	e := startCollector(t, nil)
+	var batch []string
+	for i, tt := range tests {
+		batch = append(batch, fmt.Sprintf(`{"type":"track","userId":"u","event":"V","messageId":"m%d",%s}`, i, tt.times))
+	}
+	status, _, resp := e.do(t, call{path: "/v1/batch", headers: basicWeb, body: []byte(`{"batch":[` + strings.Join(batch, ",") + `]}`)})
+	if status != 200 {
+		t.Fatalf("status %d, body %v", status, resp)
+	}
+	refused := map[int]map[string]any{}
+	rejected, _ := resp["rejected"].([]any)
+	for _, r := range rejected {
+		r := r.(map[string]any)
+		refused[int(r["index"].(float64))] = r
+	}
+	stored := map[string]Event{}
+	for _, m := range topicMessages(t, e.broker.Addr(), "events") {
+		ev, err := Decode(m.Value, "web", time.Time{})
+		if err != nil {
+			t.Fatalf("the consumer refuses %s: %v", m.Value, err)
+		}
+		stored[ev.MessageID] = ev
+	}
+	for i, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r, isRefused := refused[i]
+			ev, isStored := stored[fmt.Sprintf("m%d", i)]
+			if tt.want.IsZero() {
+				if !isRefused || r["reason"] != ReasonInvalidTimestamp || r["field"] != fmt.Sprintf("batch[%d].%s", i, tt.member) ||
+					!strings.Contains(fmt.Sprint(r["error"]), "second out of range") || isStored {
+					t.Errorf("refused %v, stored %v: want refused as %s naming %s", r, isStored, ReasonInvalidTimestamp, tt.member)
+				}
+				return
+			}
+			if isRefused || !isStored {
+				t.Fatalf("refused %v, stored %v: want it stored", r, isStored)
+			}
+			got := map[string]time.Time{"timestamp": ev.Timestamp, "originalTimestamp": ev.OriginalTimestamp, "sentAt": ev.SentAt}[tt.member]
+			if !got.Equal(tt.want) {
+				t.Errorf("%s stored as %s, want %s", tt.member, got.Format(time.RFC3339Nano), tt.want.Format(time.RFC3339Nano))
+			}
+		})
 	}
 }

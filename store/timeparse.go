@@ -25,7 +25,7 @@ const (
 
 // ParseTime reads a time given as a UTC date YYYY-MM-DD or as a date-time in any form an event's
 // timestamp may take (ingest.ParseTimestamp: every RFC 3339 form, lower-case 't' and 'z' included,
-// and the ISO 8601 forms it reads besides), from 1970-01-01 to 2100-01-01 (what ClickHouse can
+// a leap second as its minute's last microsecond, and the ISO 8601 forms it reads besides), from 1970-01-01 to 2100-01-01 (what ClickHouse can
 // hold with a year's window to spare). "" is the zero time (unbounded). Queries compare times to the
 // microsecond, as events are stored (ingest.Event.Timestamp): digits beyond are cut, as an
 // event's are.

@@ -48,6 +48,12 @@ func TestParseTime(t *testing.T) {
 		{"2017-11-25T1:00:00Z", time.Time{}}, // RFC 3339's hour has two digits
 		{"2017-11-25t1:00:00z", time.Time{}},
 		{"2017-11-25 1:00:00", time.Time{}},
+		// A leap second is its minute's last microsecond (ingest.ParseTimestamp; tester 51's F1).
+		{"2017-11-25T10:00:60Z", ten.Add(time.Minute - time.Microsecond)},
+		{"2017-11-25t10:00:60.250z", ten.Add(time.Minute - time.Microsecond)},
+		{"2017-11-25T02:00:60-08:00", ten.Add(time.Minute - time.Microsecond)},
+		{"2099-12-31T23:59:60Z", time.Date(2099, 12, 31, 23, 59, 59, 999999000, time.UTC)},
+		{"2017-11-25T10:00:61Z", time.Time{}},
 	}
 	for _, tt := range tests {
 		got, err := store.ParseTime(tt.in)
@@ -75,6 +81,7 @@ func TestParseTimeErrorsAreOneWording(t *testing.T) {
 		{"2017-02-30", ": day out of range"},
 		{"2017-13-01", ": month out of range"},
 		{"2017-11-25T25:00:00Z", ": hour out of range"},
+		{"2017-11-25T10:00:61Z", ": second out of range"}, // 60 is a leap second (TestParseTime)
 		{"2017-11-25T10:00:00 GMT", `: " GMT" after the seconds is neither a fraction (.123) nor a zone (Z, +hh:mm, +hhmm, +hh)`},
 		{"2017-11-26T10:00:00+24:00", ": offset +24:00 is beyond ±23:59 (RFC 3339 §5.6)"},
 		{"2017-11-25T12:00:00 02:00", "; was the space a + ?"}, // the hint, not the detail
@@ -89,6 +96,42 @@ func TestParseTimeErrorsAreOneWording(t *testing.T) {
 		case err.Error() != want:
 			t.Errorf("ParseTime(%q): %v\nwant %s", tt.in, err, want)
 		}
+	}
+}
+
+// TestQueryRangeTakesALeapSecond is tester 51's F1 for the query API: a from or to at a leap
+// second (second 60) was refused as "second out of range". It is its minute's last microsecond,
+// so a range ending there takes the minute's other events, and one starting there is before the
+// next minute; second 61 is refused naming its parameter.
+func TestQueryRangeTakesALeapSecond(t *testing.T) {
+	t.Parallel()
+	leap := time.Date(2016, 12, 31, 23, 59, 59, 999999000, time.UTC)
+	tests := []struct {
+		name, from, to string
+		wantFrom       time.Time
+		wantTo         time.Time
+		refused        string // the parameter named, "" when the range is taken
+	}{
+		{"from a leap second", "2016-12-31T23:59:60Z", "2017-01-01T00:00:00Z", leap, leap.Add(time.Microsecond), ""},
+		{"to a leap second", "2016-12-31T23:59:59.999998Z", "2016-12-31T23:59:60.5Z", leap.Add(-time.Microsecond), leap, ""},
+		{"in its zone, lower case", "2016-12-31", "2016-12-31t15:59:60-08:00", time.Date(2016, 12, 31, 0, 0, 0, 0, time.UTC), leap, ""},
+		{"to a leap second, from its minute's last microsecond", "2016-12-31T23:59:59.999999Z", "2016-12-31T23:59:60Z", time.Time{}, time.Time{}, "to"},
+		{"from second 61", "2016-12-31T23:59:61Z", "", time.Time{}, time.Time{}, "from"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			q, err := store.ParseFunnelQuery(url.Values{"steps": {"V"}, "from": {tt.from}, "to": {tt.to}})
+			var pe *store.ParamError
+			switch {
+			case tt.refused != "" && (!errors.As(err, &pe) || pe.Param != tt.refused):
+				t.Errorf("from %q, to %q: %v, want refused naming %s", tt.from, tt.to, err, tt.refused)
+			case tt.refused == "" && err != nil:
+				t.Errorf("from %q, to %q: %v", tt.from, tt.to, err)
+			case tt.refused == "" && (!q.From.Equal(tt.wantFrom) || !q.To.Equal(tt.wantTo)):
+				t.Errorf("from %q, to %q: read [%s, %s), want [%s, %s)", tt.from, tt.to,
+					store.FormatTime(q.From), store.FormatTime(q.To), store.FormatTime(tt.wantFrom), store.FormatTime(tt.wantTo))
+			}
+		})
 	}
 }
 
