@@ -871,6 +871,10 @@ func TestCollectorBatchNamesEachEventByIndex(t *testing.T) {
 		{"the batch's context an array", "/v1/batch", `{"batch":[` + good + `],"context":[]}`, []string{"context"}},
 		{"the batch's context.page a string", "/v1/batch", `{"batch":[` + good + `],"context":{"page":"x"}}`, []string{"context.page"}},
 		{"the batch's context.campaign a number", "/v1/batch", `{"batch":[` + good + `],"context":{"campaign":1}}`, []string{"context.campaign"}},
+		// A number in a member of them is its text, another type refuses (tester 51's F3).
+		{"the batch's context.campaign.name a number", "/v1/batch", `{"batch":[` + good + `],"context":{"campaign":{"name":2024,"medium":"email"}}}`, nil},
+		{"the batch's context.page.url a number", "/v1/batch", `{"batch":[` + good + `],"context":{"page":{"url":5}}}`, nil},
+		{"the batch's context.campaign.name true", "/v1/batch", `{"batch":[` + good + `],"context":{"campaign":{"name":true}}}`, []string{"context.campaign.name"}},
 		// A cosmetic member (ingest's cosmetic) is ignored, the events kept (listed as ignored).
 		{"the batch's context.traits a number", "/v1/batch", `{"batch":[` + good + `],"context":{"traits":1}}`, nil},
 		{"the batch's integrations a string", "/v1/batch", `{"batch":[` + good + `],"integrations":"all"}`, []string{"integrations"}},

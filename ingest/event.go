@@ -1001,17 +1001,21 @@ func (w *wire) readContext(s *jsonScanner, name []byte, traits func() func([]byt
 	case "traits":
 		return s.members("context.traits", traits())
 	case "device":
-		return s.stringMembers("context.device", stringField{"type", "context.device.type", &w.DeviceType},
+		// Cosmetic: a type or model that is not a string, a number too, is read as absent and
+		// listed in Ignored, the event kept (wrongType).
+		return s.stringMembers("context.device", s.str, stringField{"type", "context.device.type", &w.DeviceType},
 			stringField{"model", "context.device.model", &w.DeviceModel})
 	case "userAgent":
 		return s.str("context.userAgent", &w.UserAgent)
 	case "page":
-		return s.stringMembers("context.page",
+		// Essential, as the campaign's members are: a number is its canonical text, as a page's
+		// properties.url is; another type refuses the event (stringOrNumber, tester 51's F3).
+		return s.stringMembers("context.page", s.stringOrNumber,
 			stringField{"path", "context.page.path", &w.PagePath},
 			stringField{"url", "context.page.url", &w.PageURL},
 			stringField{"referrer", "context.page.referrer", &w.Referrer})
 	case "campaign":
-		return s.stringMembers("context.campaign",
+		return s.stringMembers("context.campaign", s.stringOrNumber,
 			stringField{"source", "context.campaign.source", &w.CampaignSource},
 			stringField{"medium", "context.campaign.medium", &w.CampaignMedium},
 			stringField{"name", "context.campaign.name", &w.CampaignName})

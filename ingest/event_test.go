@@ -167,7 +167,7 @@ func TestDecodeRejects(t *testing.T) {
 		{`not json`, ReasonInvalidJSON, ""},
 		{`{"type":"track","event":"A","userId":"u"} {}`, ReasonInvalidJSON, ""},
 		{`{"type":"track","event":"A","userId":"u","properties":"oops"}`, ReasonInvalidField, "properties"},
-		{`{"type":"track","event":"A","userId":"u","context":{"page":{"path":7}}}`, ReasonInvalidField, "context.page.path"},
+		{`{"type":"track","event":"A","userId":"u","context":{"page":{"path":true}}}`, ReasonInvalidField, "context.page.path"},
 		{`{"type":5,"event":"A","userId":"u"}`, ReasonInvalidField, "type"},
 		{`[{"type":"track","event":"A","userId":"u"}]`, ReasonInvalidJSON, ""},
 		{`{"type":"track","event":"A\x01","userId":"u"}`, ReasonInvalidJSON, ""},
@@ -259,7 +259,7 @@ func TestCosmeticMembersAreIgnored(t *testing.T) {
 		{`{"type":"track","event":"A","userId":"u","context":{"locale":{},"ip":7,"library":"x","timezone":[]}}`, nil, ""},
 		{`{"type":"track","event":"A","userId":"u","context":{"userAgent":5,"page":"x"}}`, nil, "context.page"},
 		{`{"type":"track","event":"A","userId":"u","context":{"userAgent":5},"properties":[]}`, nil, "properties"},
-		{`{"type":"track","event":"A","userId":"u","context":{"campaign":{"source":1}}}`, nil, "context.campaign.source"},
+		{`{"type":"track","event":"A","userId":"u","context":{"campaign":{"source":{}}}}`, nil, "context.campaign.source"},
 		{`{"type":"track","event":"A","userId":"u","context":{"sessionId":true}}`, nil, "context.sessionId"},
 		// The call's own name is essential, the other name member cosmetic.
 		{`{"type":"track","event":5,"userId":"u"}`, nil, "event"},
@@ -312,6 +312,87 @@ func TestCosmeticMembersAreIgnored(t *testing.T) {
 	}
 	if e, err = Decode([]byte(tests[1].raw), "s", recv); err != nil || e.DeviceType() != "mobile" {
 		t.Errorf("device type %q (%v), want mobile from the user agent", e.DeviceType(), err)
+	}
+}
+
+// TestContextNumbersAreTheirText is tester 51's F3: a JSON number in a member of the context that
+// Waymark reads and needs (context.page's path, url and referrer, context.campaign's source,
+// medium and name) refused the whole event ("want a string, got 2024"), where an id and a page's
+// properties.url are a number's canonical text (CanonicalNumber). It is that text now, on the
+// collector, as the consumer reads what the collector produced (Decode), and in a client's
+// message produced straight to Kafka (DecodeClient); a boolean, an object or an array is still
+// refused, naming the member.
+func TestContextNumbersAreTheirText(t *testing.T) {
+	tests := []struct {
+		name, context string
+		want          [6]string // campaign source, medium and name; page path, url and referrer
+		refused       string    // the member named when the event is refused, "" when it is kept
+	}{
+		{"a campaign's name", `{"campaign":{"name":2024,"source":"news","medium":"email"}}`, [6]string{"news", "email", "2024"}, ""},
+		{"each campaign member, however written", `{"campaign":{"source":1e3,"medium":-0.50,"name":4200.0}}`, [6]string{"1000", "-0.5", "4200"}, ""},
+		{"a page's members", `{"page":{"path":404,"url":5,"referrer":7.0}}`, [6]string{3: "404", 4: "5", 5: "7"}, ""},
+		{"members Waymark does not read", `{"page":{"path":"/p","title":2024,"search":1}}`, [6]string{3: "/p"}, ""},
+		{"null is no name", `{"campaign":{"source":"news","name":null}}`, [6]string{0: "news"}, ""},
+		{"a campaign's name true", `{"campaign":{"name":true,"source":"news"}}`, [6]string{}, "context.campaign.name"},
+		{"a campaign's source an object", `{"campaign":{"source":{"id":1}}}`, [6]string{}, "context.campaign.source"},
+		{"a page's url an array", `{"page":{"url":[5]}}`, [6]string{}, "context.page.url"},
+		{"a page's referrer false", `{"page":{"referrer":false}}`, [6]string{}, "context.page.referrer"},
+	}
+	raw := func(i int, context string) string {
+		return fmt.Sprintf(`{"type":"track","userId":"cw%d","event":"Order Completed","messageId":"CW-%d","timestamp":"2025-08-22T10:00:00Z","context":%s}`, i, i, context)
+	}
+	read := func(e Event) [6]string {
+		return [6]string{e.CampaignSource, e.CampaignMedium, e.CampaignName, e.PagePath, e.PageURL, e.Referrer}
+	}
+	c := startCollector(t, nil)
+	var batch []string
+	for i, tt := range tests {
+		batch = append(batch, raw(i, tt.context))
+	}
+	status, _, resp := c.do(t, call{path: "/v1/batch", headers: basicWeb, body: []byte(`{"batch":[` + strings.Join(batch, ",") + `]}`)})
+	if status != 200 {
+		t.Fatalf("status %d, body %v", status, resp)
+	}
+	refused := map[int]map[string]any{}
+	rejected, _ := resp["rejected"].([]any)
+	for _, r := range rejected {
+		r := r.(map[string]any)
+		refused[int(r["index"].(float64))] = r
+	}
+	stored := map[string]Event{}
+	for _, m := range topicMessages(t, c.broker.Addr(), "events") {
+		e, err := Decode(m.Value, "web", time.Time{})
+		if err != nil {
+			t.Fatalf("the consumer refuses %s: %v", m.Value, err)
+		}
+		stored[e.MessageID] = e
+	}
+	for i, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r, isRefused := refused[i]
+			e, isStored := stored[fmt.Sprintf("CW-%d", i)]
+			client, err := DecodeClient([]byte(raw(i, tt.context)), "kafka", recv)
+			if tt.refused != "" {
+				want := fmt.Sprintf("batch[%d].%s", i, tt.refused)
+				if !isRefused || r["reason"] != ReasonInvalidField || r["field"] != want || !strings.Contains(fmt.Sprint(r["error"]), "want a string or a number, got ") || isStored {
+					t.Errorf("collector: refused %v, stored %v; want refused as %s naming %s", r, isStored, ReasonInvalidField, want)
+				}
+				var ie *InvalidError
+				if !errors.As(err, &ie) || ie.Reason != ReasonInvalidField || ie.Field != tt.refused {
+					t.Errorf("DecodeClient: %v, want %s naming %s", err, ReasonInvalidField, tt.refused)
+				}
+				return
+			}
+			if isRefused || !isStored {
+				t.Fatalf("collector: refused %v, stored %v; want it stored", r, isStored)
+			}
+			if got := read(e); got != tt.want {
+				t.Errorf("stored as %q, want %q", got, tt.want)
+			}
+			if err != nil || read(client) != tt.want {
+				t.Errorf("DecodeClient: %q (%v), want %q", read(client), err, tt.want)
+			}
+		})
 	}
 }
 

@@ -520,6 +520,30 @@ func (s *jsonScanner) members(field string, member func(name []byte) error) erro
 	return s.wrongType(field, "an object")
 }
 
+// stringOrNumber reads a string, a number or null member into *dst (null leaves it ""): a number
+// is its canonical text (numberText), so context.campaign.name 2024 is the campaign "2024", as a
+// page's properties.url 5 is the URL "5". A boolean, an object or an array is the field's type
+// error.
+func (s *jsonScanner) stringOrNumber(field string, dst *string) error {
+	switch c := s.peek(); {
+	case c == '-' || c >= '0' && c <= '9':
+		var err error
+		*dst, err = s.numberText()
+		return err
+	case c == '"' || c == 'n':
+		return s.str(field, dst)
+	}
+	return s.wrongType(field, "a string or a number")
+}
+
+// numberText reads a JSON number as the text Waymark reads it as: its CanonicalNumber text, one
+// value however it is written (4200, 4.2e3 and 4200.0 are "4200").
+func (s *jsonScanner) numberText() (string, error) {
+	raw, err := s.value()
+	text, _ := CanonicalNumber(string(raw))
+	return text, err
+}
+
 // stringField is a string member to read: its name, its path in the message (for errors) and
 // where its text goes.
 type stringField struct {
@@ -527,9 +551,10 @@ type stringField struct {
 	dst        *string
 }
 
-// stringMembers reads an object or null member, taking the listed string members and skipping the
-// rest. It replaces what an earlier copy of the member gave, whole: the last copy wins.
-func (s *jsonScanner) stringMembers(field string, fields ...stringField) error {
+// stringMembers reads an object or null member, taking the listed members with read (str, or
+// stringOrNumber) and skipping the rest. It replaces what an earlier copy of the member gave,
+// whole: the last copy wins.
+func (s *jsonScanner) stringMembers(field string, read func(field string, dst *string) error, fields ...stringField) error {
 	for _, f := range fields {
 		*f.dst = ""
 	}
@@ -537,7 +562,7 @@ func (s *jsonScanner) stringMembers(field string, fields ...stringField) error {
 		for _, f := range fields {
 			if string(name) == f.name {
 				s.replaced(f.path)
-				return s.str(f.path, f.dst)
+				return read(f.path, f.dst)
 			}
 		}
 		_, err := s.value()
@@ -571,8 +596,8 @@ func (s *jsonScanner) id(field string, dst *string) error {
 		*dst = ""
 		return s.literal("null")
 	case c == '-' || c >= '0' && c <= '9':
-		raw, err := s.value()
-		*dst, _ = CanonicalNumber(string(raw)) // 4200, 4.2e3 and 4200.0 are one id
+		var err error
+		*dst, err = s.numberText() // 4200, 4.2e3 and 4200.0 are one id
 		return err
 	}
 	return s.wrongType(field, "a string or a number")
