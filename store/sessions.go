@@ -180,7 +180,7 @@ func (s *Store) sessions(ctx context.Context, jm *sessionize.Map, q SessionsQuer
 		})
 	})
 	if err != nil {
-		return nil, fmt.Errorf("sessions: %w", err)
+		return nil, err // runQuery names the query
 	}
 	if sum.Sessions > 0 {
 		ms, err := agg.durations.nth(nearestRank(0.5, sum.Sessions), nearestRank(0.9, sum.Sessions))

@@ -1444,6 +1444,9 @@ type engineRead struct {
 	// times pack.Base to packTo (µs): those stored when the read began (scanPlan's times).
 	pack   *udfPack
 	packTo int64
+	// visitsByKey, when set, sends each person the visits of the keys of their events, even where
+	// no device has sign-ins of several users (keyOfSeveralPersons; matchRead decides it).
+	visitsByKey bool
 }
 
 // textAttrs is the attribute columns read sends as text: every one, or those its codes leave
@@ -1474,6 +1477,11 @@ func (s *Store) matchRead(ctx context.Context, read engineRead, specOf func(*udf
 	plan, err := s.scanPasses(ctx, read.scan, nil)
 	if err != nil {
 		return err
+	}
+	if read.keyAttr >= 0 && !plan.id.shared {
+		if read.visitsByKey, err = s.keyOfSeveralPersons(ctx); err != nil {
+			return err
+		}
 	}
 	// The times and condition bits packed in one value when they fit, for the events whose times
 	// were stored when the read began: one stored later outside them is left out, as if stored
@@ -1672,7 +1680,7 @@ func (s *Store) matchPassInClickHouse(ctx context.Context, read engineRead, spec
 ) WHERE r != ''`
 		return s.readAnswers(ctx, read.answersSQL(query), append([]any{spec}, args...), fn)
 	}
-	if !id.shared {
+	if !id.shared && !read.visitsByKey {
 		return s.matchPassWithPersonVisits(ctx, read, spec, id, r, fn, rows, args, person, times, masks, attrs, packed)
 	}
 	// The visits of each person's keys: the person's events grouped by person and key, each
@@ -1727,10 +1735,11 @@ func (s *Store) matchPassInClickHouse(ctx context.Context, read engineRead, spec
 }
 
 // matchPassWithPersonVisits is matchPassInClickHouse's query for a read of visits when no device
-// has sign-ins of several users (identitySnapshot.shared): then each visit belongs to the person
-// its session was stored with (sessions.person_id, after the merges since, as events'
-// person_id), so the visits are grouped by person on their own and joined to the person's
-// events, grouped by person as in a read without visits. The keys column then holds each
+// has sign-ins of several users (identitySnapshot.shared) and no key's text names two persons
+// (keyOfSeveralPersons): then each visit belongs to the person its session was stored with
+// (sessions.person_id, after the merges since, as events' person_id), so the visits are grouped
+// by person on their own and joined to the person's events, grouped by person as in a read
+// without visits. The keys column then holds each
 // visit's key and visits a 1 for each (the UDF takes a key's visits in any order, see
 // visitRows). Grouping the events by person and key, joining each group to its key's visits and
 // grouping the groups again by person, as a shared device needs, cost most of the pass: one pass
@@ -1765,6 +1774,27 @@ func (s *Store) matchPassWithPersonVisits(ctx context.Context, read engineRead, 
 ) WHERE r != ''`
 	args = append(append(append([]any{spec}, args...), visitArgs...), inRange.args...)
 	return s.readAnswers(ctx, read.answersSQL(query), args, fn)
+}
+
+// keyOfSeveralPersons reports whether some customer key's events were stored both under the key
+// itself as their person (a userId sent alone, whose key is the user's) and under another person
+// (the same text sent as a device's anonymousId, whose person is the device's or its user's):
+// then a visit of that key holds the touchpoints of two persons, unlike a device's visits, whose
+// persons are one after the merges unless several users signed in on it (identitySnapshot.shared),
+// and is stored with one of them, so the visits of such a read go to each person by the keys of
+// their events, as Waymark's own matching finds them (sessionSplit.split), not by the person
+// stored with each visit (matchPassWithPersonVisits: tester 52's F1, where the other person's
+// touchpoints fell in no visit). One grouping of the events by key, with the first such key found.
+func (s *Store) keyOfSeveralPersons(ctx context.Context) (bool, error) {
+	var n uint64
+	q := `SELECT count() FROM (
+		SELECT customer_key FROM ` + s.table("events") + ` GROUP BY customer_key
+		HAVING countIf(person_id = customer_key) > 0 AND countIf(person_id != customer_key) > 0 LIMIT 1
+	)`
+	if err := s.conn.QueryRow(ctx, q).Scan(&n); err != nil {
+		return false, fmt.Errorf("look for a key of several persons: %w", err)
+	}
+	return n > 0, nil
 }
 
 // readAnswers runs a query of rows (person, answer) and hands fn each.
