@@ -125,6 +125,32 @@ func topicMessages(t *testing.T, broker, topic string) []kafka.Message {
 	return msgs
 }
 
+// postBatch posts messages (each a JSON object) to c's /v1/batch as one body and returns what
+// the answer refused, by the message's index, and what the consumer reads of the events topic, by
+// messageId.
+func postBatch(t *testing.T, c *collectorEnv, messages []string) (refused map[int]map[string]any, stored map[string]Event) {
+	t.Helper()
+	status, _, resp := c.do(t, call{path: "/v1/batch", headers: basicWeb, body: []byte(`{"batch":[` + strings.Join(messages, ",") + `]}`)})
+	if status != 200 {
+		t.Fatalf("status %d, body %v", status, resp)
+	}
+	refused = map[int]map[string]any{}
+	rejected, _ := resp["rejected"].([]any)
+	for _, r := range rejected {
+		r := r.(map[string]any)
+		refused[int(r["index"].(float64))] = r
+	}
+	stored = map[string]Event{}
+	for _, m := range topicMessages(t, c.broker.Addr(), "events") {
+		e, err := Decode(m.Value, "web", time.Time{})
+		if err != nil {
+			t.Fatalf("the consumer refuses %s: %v", m.Value, err)
+		}
+		stored[e.MessageID] = e
+	}
+	return refused, stored
+}
+
 func header(m kafka.Message, key string) string { return headerValue(m.Headers, key, "") }
 
 func gz(t *testing.T, b []byte) []byte {

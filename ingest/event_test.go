@@ -349,24 +349,7 @@ func TestContextNumbersAreTheirText(t *testing.T) {
 	for i, tt := range tests {
 		batch = append(batch, raw(i, tt.context))
 	}
-	status, _, resp := c.do(t, call{path: "/v1/batch", headers: basicWeb, body: []byte(`{"batch":[` + strings.Join(batch, ",") + `]}`)})
-	if status != 200 {
-		t.Fatalf("status %d, body %v", status, resp)
-	}
-	refused := map[int]map[string]any{}
-	rejected, _ := resp["rejected"].([]any)
-	for _, r := range rejected {
-		r := r.(map[string]any)
-		refused[int(r["index"].(float64))] = r
-	}
-	stored := map[string]Event{}
-	for _, m := range topicMessages(t, c.broker.Addr(), "events") {
-		e, err := Decode(m.Value, "web", time.Time{})
-		if err != nil {
-			t.Fatalf("the consumer refuses %s: %v", m.Value, err)
-		}
-		stored[e.MessageID] = e
-	}
+	refused, stored := postBatch(t, c, batch)
 	for i, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			r, isRefused := refused[i]

@@ -428,24 +428,7 @@ func TestCollectorTakesALeapSecond(t *testing.T) {
 	for i, tt := range tests {
 		batch = append(batch, fmt.Sprintf(`{"type":"track","userId":"u","event":"V","messageId":"m%d",%s}`, i, tt.times))
 	}
-	status, _, resp := e.do(t, call{path: "/v1/batch", headers: basicWeb, body: []byte(`{"batch":[` + strings.Join(batch, ",") + `]}`)})
-	if status != 200 {
-		t.Fatalf("status %d, body %v", status, resp)
-	}
-	refused := map[int]map[string]any{}
-	rejected, _ := resp["rejected"].([]any)
-	for _, r := range rejected {
-		r := r.(map[string]any)
-		refused[int(r["index"].(float64))] = r
-	}
-	stored := map[string]Event{}
-	for _, m := range topicMessages(t, e.broker.Addr(), "events") {
-		ev, err := Decode(m.Value, "web", time.Time{})
-		if err != nil {
-			t.Fatalf("the consumer refuses %s: %v", m.Value, err)
-		}
-		stored[ev.MessageID] = ev
-	}
+	refused, stored := postBatch(t, e, batch)
 	for i, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			r, isRefused := refused[i]
