@@ -8,7 +8,6 @@ import (
 	"math/bits"
 	"slices"
 	"strings"
-	"time"
 
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 )
@@ -70,14 +69,6 @@ type visits struct {
 	index  keyTable    // finds a key in keys
 }
 
-// visitsFrom is the visits of no key yet that end at or after from (zero: unbounded), for a
-// scan to load (see scanVisits).
-func visitsFrom(from time.Time) *visits {
-	if from.IsZero() {
-		return &visits{}
-	}
-	return &visits{from: from.UnixMicro()}
-}
 
 // of is the visits of customer key, by start (none when it has none here), and the index of
 // the first of them in v.spans.
