@@ -69,7 +69,6 @@ type visits struct {
 	index  keyTable    // finds a key in keys
 }
 
-
 // of is the visits of customer key, by start (none when it has none here), and the index of
 // the first of them in v.spans.
 func (v *visits) of(key string) (spans []span, first int32) {
