@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/waymark-dev/waymark/ingest"
@@ -50,16 +51,24 @@ func runReplay(ctx context.Context, args []string, stdout io.Writer) error {
 	}
 	cfg := ingest.ReplayConfig{Brokers: kf.brokerList(), Topic: kf.topic, DLQTopic: kf.dlqTopic, Format: *format, File: *file, Repeat: repeat,
 		Collector: collector, WriteKey: *writeKey}
-	// stdin is standard input, read once, keeping its first bytes for a refusal to look at.
-	var stdin *headReader
+	// once is standard input, or a named pipe read in one pass, read once, keeping its first
+	// bytes for a refusal to look at; fifo is the named pipe's writer, to advise (tester 50's F4).
+	var once *headReader
+	var fifo bool
 	if *file == "-" {
 		if repeat > 1 {
 			return fs.errorf("repeat", "%d passes need a file: standard input (--file -) is read once", repeat)
 		}
-		stdin = &headReader{r: os.Stdin, max: stdinHead}
-		cfg.Reader = stdin
+		once = &headReader{r: os.Stdin, max: stdinHead}
+		cfg.Reader = once
 	} else if err := checkDatasetFile(*file); err != nil {
 		return fs.errorf("file", "%w", err)
+	} else if st, err := os.Stat(*file); err == nil && !st.Mode().IsRegular() && repeat == 1 {
+		pipe := &pipeFile{path: *file}
+		defer pipe.close(ctx)
+		once = &headReader{r: pipe, max: stdinHead}
+		cfg.Reader = once
+		fifo = st.Mode()&os.ModeNamedPipe != 0 && !strings.HasPrefix(*file, "/dev/") && !strings.HasPrefix(*file, "/proc/")
 	}
 	if wait > 0 && collector != "" {
 		// --wait reads the consumer group's progress on the brokers, which sending to a
@@ -121,7 +130,7 @@ func runReplay(ctx context.Context, args []string, stdout io.Writer) error {
 	// does a file with nothing to replay. A few skipped lines among many sent exit 0, listed above.
 	var wrong *ingest.FormatError
 	name := *file
-	if stdin != nil {
+	if *file == "-" {
 		name = "standard input"
 	}
 	switch {
@@ -137,13 +146,14 @@ func runReplay(ctx context.Context, args []string, stdout io.Writer) error {
 	case errors.As(err, &wrong):
 		msg := fmt.Sprintf("%s is %v", name, wrong)
 		// look calls fn with the file, decompressed, from its start, and whether it is
-		// gzipped: for standard input, which cannot be read again, its first bytes as replay
-		// read them (stdinHead), the rest of which fn's reading takes to be cut short. A named
-		// pipe is not opened again: that waits for a writer, and replay hung there for good.
+		// gzipped: for standard input or a named pipe, which cannot be read again, its first
+		// bytes as replay read them (stdinHead), the rest of which fn's reading takes to be cut
+		// short. A named pipe is not opened again: that waits for a writer, and replay hung
+		// there for good.
 		look := func(fn func(r io.Reader, gzipped bool)) {
 			var src io.Reader
-			if stdin != nil {
-				src = bytes.NewReader(stdin.head)
+			if once != nil {
+				src = bytes.NewReader(once.head)
 			} else if st, serr := os.Stat(*file); serr != nil || !st.Mode().IsRegular() {
 				return
 			} else if f, ferr := os.Open(*file); ferr == nil {
@@ -163,16 +173,23 @@ func runReplay(ctx context.Context, args []string, stdout io.Writer) error {
 				msg += fmt.Sprintf("; its first lines read as --format %s", found)
 			}
 		})
+		// advised is the file the advice is for: standard input's pipe for a device or a
+		// pipe named under /dev or /proc (/dev/stdin, the /dev/fd/63 of `<(…)`), which has
+		// no writer the user names.
+		advised := *file
+		if once != nil && !fifo {
+			advised = "-"
+		}
 		look(func(r io.Reader, gzipped bool) {
 			// JSON, whatever format, but not one object a line: a pretty-printed body, or
 			// an array on a line (tester 48's F3: "a message is a JSON object", no advice)
 			switch spread, array := ingest.SpreadJSON(r); {
 			case spread:
 				msg = fmt.Sprintf("%s is not one JSON value per line, which is what replay reads: its first value goes on over several lines, as in a pretty-printed body (first skipped: %s); put each value on one line first, e.g. %s",
-					name, wrong.Problem, compactAdvice(*file, array, gzipped))
+					name, wrong.Problem, compactAdvice(advised, fifo, array, gzipped))
 			case array:
 				msg = fmt.Sprintf("%s starts with a JSON array on a line, where replay reads one JSON object a line (first skipped: %s); put each element on a line of its own first, e.g. %s",
-					name, wrong.Problem, compactAdvice(*file, array, gzipped))
+					name, wrong.Problem, compactAdvice(advised, fifo, array, gzipped))
 			}
 		})
 		return fs.errorf("format", "%s%s", msg, sentBeforeRefusal(sum))
@@ -263,13 +280,19 @@ func isTerminal(f *os.File) bool {
 // one a line to compactedName(file): each element of an array on a line of its own (`jq -c .`
 // writes the array on one line, which replay refuses again: tester 48's F3), an object on one
 // line, and a gzipped file through gunzip first, as jq reads no gzip (tester 48's F6). For
-// standard input (file "-") it is jq in the pipe before replay.
-func compactAdvice(file string, array, gzipped bool) string {
+// standard input (file "-") it is jq in the pipe before replay. For a named pipe (fifo), which
+// replay read once and which jq could read only from a writer of its own, it is jq in what
+// writes to the pipe (tester 50's F4: a pipe got no advice).
+func compactAdvice(file string, fifo, array, gzipped bool) string {
 	filter, says := ".", "a /v1/batch body becomes one line, read as a batch"
 	if array {
 		filter, says = "'.[]'", "each element of the array becomes a line"
 	}
 	switch {
+	case fifo && gzipped:
+		return fmt.Sprintf("`… | gunzip -c | jq -c %s > %s` in what writes to the named pipe, which is read once (%s)", filter, shellQuote(file), says)
+	case fifo:
+		return fmt.Sprintf("`… | jq -c %s > %s` in what writes to the named pipe, which is read once (%s)", filter, shellQuote(file), says)
 	case file == "-" && gzipped:
 		return fmt.Sprintf("`… | gunzip -c | jq -c %s | waymark replay --file - …` (%s)", filter, says)
 	case file == "-":
@@ -318,6 +341,32 @@ func checkDatasetFile(name string) error {
 		return err
 	}
 	return f.Close()
+}
+
+// pipeFile reads the file at path, a named pipe or a device, opening it at its first read:
+// under ingest's reading, whose reads end with the context, so that the wait for a pipe's writer
+// ends with it too (openContext does so for a file ingest opens itself).
+type pipeFile struct {
+	path string
+	once sync.Once
+	f    *os.File
+	err  error
+}
+
+func (p *pipeFile) Read(b []byte) (int, error) {
+	p.once.Do(func() { p.f, p.err = os.Open(p.path) })
+	if p.err != nil {
+		return 0, p.err
+	}
+	return p.f.Read(b)
+}
+
+// close closes the pipe once replay has read it. When ctx ended, a read may still be waiting
+// for the pipe's writer, and the process's end closes it.
+func (p *pipeFile) close(ctx context.Context) {
+	if ctx.Err() == nil && p.f != nil {
+		p.f.Close()
+	}
 }
 
 // stdinHead is how much of standard input replay keeps, as it reads it, for a refusal to look

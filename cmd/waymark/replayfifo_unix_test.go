@@ -18,7 +18,8 @@ import (
 
 // TestReplayRefusingANamedPipeEnds: a named pipe given to --file is read once; when replay
 // refused what it held, it opened the pipe again to see what it was (look), which waits for a
-// writer, and replay hung there for good.
+// writer, and replay hung there for good. It looks at the first bytes it kept of the pipe
+// instead, and says what the pipe held (tester 50's F4).
 func TestReplayRefusingANamedPipeEnds(t *testing.T) {
 	b, err := ingest.StartDevBroker("127.0.0.1:0", 3, "waymark.events", "waymark.dlq")
 	if err != nil {
@@ -42,7 +43,74 @@ func TestReplayRefusingANamedPipeEnds(t *testing.T) {
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	out, err := cmd.Output()
-	if ctx.Err() != nil || err == nil || !strings.Contains(stderr.String(), "--format: "+fifo+" is not segment") {
+	if ctx.Err() != nil || err == nil || !strings.Contains(stderr.String(), "--format: "+fifo+" starts with a JSON array on a line") {
 		t.Errorf("replay of a named pipe holding no Segment message: %v (context: %v), want it to end refusing it\nstdout:\n%s\nstderr:\n%s", err, ctx.Err(), out, stderr.String())
+	}
+}
+
+// TestReplayAdvisesAPrettyPrintedNamedPipe (tester 50's F4): a pretty-printed body or a JSON
+// array written to a named pipe given to --file got no advice, where a file and standard input
+// are told to put each value on a line with jq: replay could not look at the pipe again. It
+// keeps the first bytes it read of it, as of standard input, and advises jq in what writes to
+// the pipe, which is read once (never `jq … PIPE > …`, which would wait for a writer).
+func TestReplayAdvisesAPrettyPrintedNamedPipe(t *testing.T) {
+	b, err := ingest.StartDevBroker("127.0.0.1:0", 3, "waymark.events", "waymark.dlq")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	const msg = `{"type":"track","userId":"np","event":"E","timestamp":"2025-05-01T10:00:00Z"}`
+	// A pipe named under /dev (/dev/stdin, the /dev/fd/63 of `<(…)`) has no writer the user
+	// names: it is advised as standard input is.
+	code, stdout, stderr := replayBinaryReading(t, b.Addr(), []byte("[\n  "+msg+"\n]\n"), "--format", "segment", "--file", "/dev/stdin")
+	if advice := "`… | jq -c '.[]' | waymark replay --file - …`"; code == 0 || !strings.Contains(stderr, advice) {
+		t.Errorf("replay of a pretty-printed array on /dev/stdin: exit %d, want it advising %s\nstdout:\n%s\nstderr:\n%s", code, advice, stdout, stderr)
+	}
+	for _, tt := range []struct {
+		name, content, advice string
+	}{
+		{"array", "[\n  " + msg + ",\n  " + msg + "\n]\n", "`… | jq -c '.[]' > P`"},
+		{"batch", "{\n  \"batch\": [\n    " + msg + "\n  ]\n}\n", "`… | jq -c . > P`"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			fifo := filepath.Join(t.TempDir(), "export.json")
+			if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+				t.Fatal(err)
+			}
+			go func() { // the writer, as `cat export.json > fifo` is
+				if f, err := os.OpenFile(fifo, os.O_WRONLY, 0); err == nil {
+					f.WriteString(tt.content)
+					f.Close()
+				}
+			}()
+			ctx, cancel := context.WithTimeout(context.Background(), time.Minute) // a hang guard
+			defer cancel()
+			cmd := exec.CommandContext(ctx, binary, "replay", "--format", "segment", "--file", fifo)
+			cmd.Env = append(os.Environ(), "WAYMARK_DEV_BROKER_ADDR="+b.Addr())
+			var stderr bytes.Buffer
+			cmd.Stderr = &stderr
+			out, err := cmd.Output()
+			advice := strings.ReplaceAll(tt.advice, "P", shellQuote(fifo))
+			want := "--format: " + fifo + " is not one JSON value per line"
+			got := stderr.String()
+			if ctx.Err() != nil || err == nil || !strings.Contains(got, want) || !strings.Contains(got, advice) || strings.Contains(got, "jq -c . "+fifo) {
+				t.Fatalf("replay of a pretty-printed %s on a named pipe: %v (context: %v), want %q advising %s\nstdout:\n%s\nstderr:\n%s", tt.name, err, ctx.Err(), want, advice, out, got)
+			}
+			if _, err := exec.LookPath("jq"); err != nil {
+				t.Skip("no jq to run the advice with")
+			}
+			// the advice as the pipe's writer, `printf … | jq -c … > fifo`, beside a replay of it
+			writer := exec.CommandContext(ctx, "sh", "-c", strings.Replace(strings.Trim(advice, "`"), "…", "cat", 1))
+			writer.Stdin = strings.NewReader(tt.content)
+			if err := writer.Start(); err != nil {
+				t.Fatal(err)
+			}
+			again := exec.CommandContext(ctx, binary, "replay", "--format", "segment", "--file", fifo)
+			again.Env = cmd.Env
+			out, err = again.CombinedOutput()
+			if werr := writer.Wait(); err != nil || werr != nil || !strings.Contains(string(out), "sent "+map[string]string{"array": "2", "batch": "1"}[tt.name]+" event") {
+				t.Errorf("replay of the pipe written as advised (%s): %v, writer %v\n%s", advice, err, werr, out)
+			}
+		})
 	}
 }
