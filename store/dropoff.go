@@ -85,8 +85,11 @@ func ParseDropoffQuery(v url.Values) (DropoffQuery, error) {
 		if last == 1 {
 			steps = "1 (of two steps, nobody drops off after the last)" // not "1 to 1" (tester 49's F5)
 		}
-		p.err = paramErrorf("step", "%q is not a step to count drop-offs after: give %s, or 0 for the step with the largest drop-off",
-			p.v.Get("step"), steps)
+		what := fmt.Sprintf("%q is not a step to count drop-offs after", p.v.Get("step"))
+		if plusSigned(strings.TrimSpace(p.v.Get("step"))) { // tester 50's F7
+			what = fmt.Sprintf("%q has a + sign, which a step's number is written without", p.v.Get("step"))
+		}
+		p.err = paramErrorf("step", "%s: give %s, or 0 for the step with the largest drop-off", what, steps)
 	}
 	q.Limit, q.IDsLimit = p.int("limit", 1, 1000), p.int("ids_limit", 0, MaxIDsLimit)
 	if err := p.finish(); err != nil {

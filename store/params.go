@@ -362,10 +362,21 @@ func (p *params) window(name string) time.Duration {
 func (p *params) int(name string, lo, hi int) int {
 	s := p.str(name)
 	n, err := strconv.Atoi(s)
-	if err != nil || !isDigits(s) || n < lo || n > hi {
+	switch {
+	case plusSigned(s):
+		p.fail(name, "%q has a + sign, which a whole number is written without: give one from %d to %d", s, lo, hi)
+	case err != nil || !isDigits(s) || n < lo || n > hi:
 		p.fail(name, "%q is not a whole number from %d to %d", s, lo, hi)
 	}
 	return n
+}
+
+// plusSigned reports whether s is digits after a + sign ("+1", a %2B in a URL's query; an
+// unencoded + there is a space, trimmed): refused, as a whole number is digits only, with words
+// that blame the sign, not the number ("+1" is not a whole number from 1 to 2" read as if 1
+// were not: tester 50's F7).
+func plusSigned(s string) bool {
+	return strings.HasPrefix(s, "+") && isDigits(s[1:])
 }
 
 // isDigits reports whether s is decimal digits only: a whole number as the API and the CLI take
