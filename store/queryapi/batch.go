@@ -2,6 +2,8 @@ package queryapi
 
 import (
 	"bytes"
+	"cmp"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -51,7 +53,7 @@ func (a *API) batch(w http.ResponseWriter, r *http.Request) {
 	if !noParameters(w, r) { // the queries' parameters are in the body; one in the URL is a mistake
 		return
 	}
-	qs, status, param, err := readBatch(w, r)
+	qs, refused, status, param, err := readBatch(w, r)
 	if err != nil {
 		if status == http.StatusRequestTimeout {
 			w.Header().Set("Connection", "close") // the read deadline has passed (RFC 9110 §15.5.9)
@@ -61,7 +63,7 @@ func (a *API) batch(w http.ResponseWriter, r *http.Request) {
 	}
 	ctx, done := a.queryContext(r)
 	defer done()
-	answers, err := a.store.QueryBatch(ctx, a.jm, qs)
+	answers, err := a.run(ctx, qs, refused)
 	if err != nil {
 		a.fail(w, r, "batch", err)
 		return
@@ -87,42 +89,71 @@ func (a *API) batch(w http.ResponseWriter, r *http.Request) {
 	a.writeJSON(w, "batch", map[string]any{"results": out})
 }
 
+// run answers the batch's queries qs: those refused as they were read (refused[i] not nil) with
+// their error, the others through store.QueryBatch; its error, when it fails whole.
+func (a *API) run(ctx context.Context, qs []store.BatchQuery, refused []error) ([]store.BatchAnswer, error) {
+	answers := make([]store.BatchAnswer, len(qs))
+	var asked []store.BatchQuery
+	var at []int // the index in qs of each query asked
+	for i, q := range qs {
+		if refused[i] != nil {
+			answers[i].Err = refused[i]
+			continue
+		}
+		asked, at = append(asked, q), append(at, i)
+	}
+	if len(asked) == 0 {
+		return answers, nil
+	}
+	got, err := a.store.QueryBatch(ctx, a.jm, asked)
+	if err != nil {
+		return nil, err
+	}
+	for j, ans := range got {
+		answers[at[j]] = ans
+	}
+	return answers, nil
+}
+
 // batchShape is what a batch's body looks like, for the errors that say it is not one.
 const batchShape = `{"queries": [{"query": NAME, "params": {…}}, …]}`
 
-// readBatch reads a batch's body into its queries; on failure it returns the status, the field
-// at fault ("body" when the body as a whole is: too large, not JSON, not an object) and why. It
-// reads the JSON strictly: a member given twice, or named in other letter case, is an error (Go's
+// readBatch reads a batch's body into its queries, and for each the error it is answered with
+// without running, refused[i], when its parameters are the body's JSON and yet not ones the
+// query takes (an empty step in an array: the query's own 400, as its GET's steps=A,,B is,
+// not the batch's: tester 50's F8). On failure it returns the status, the field at fault
+// ("body" when the body as a whole is: too large, not JSON, not an object) and why. It reads
+// the JSON strictly: a member given twice, or named in other letter case, is an error (Go's
 // decoder would take the last, or match it).
-func readBatch(w http.ResponseWriter, r *http.Request) (qs []store.BatchQuery, status int, param string, err error) {
+func readBatch(w http.ResponseWriter, r *http.Request) (qs []store.BatchQuery, refused []error, status int, param string, err error) {
 	if enc := r.Header.Get("Content-Encoding"); enc != "" && !strings.EqualFold(enc, "identity") {
-		return nil, http.StatusUnsupportedMediaType, "Content-Encoding", fmt.Errorf("Content-Encoding %q: send the batch uncompressed", enc)
+		return nil, nil, http.StatusUnsupportedMediaType, "Content-Encoding", fmt.Errorf("Content-Encoding %q: send the batch uncompressed", enc)
 	}
 	if ct := r.Header.Get("Content-Type"); ct != "" {
 		if mt, _, err := mime.ParseMediaType(ct); err != nil || mt != "application/json" {
-			return nil, http.StatusUnsupportedMediaType, "Content-Type", fmt.Errorf("Content-Type %q: a batch is JSON, application/json", ct)
+			return nil, nil, http.StatusUnsupportedMediaType, "Content-Type", fmt.Errorf("Content-Type %q: a batch is JSON, application/json", ct)
 		}
 	}
 	// One whose Content-Length says it is too large is refused before any of it is read, as the
 	// collector refuses one: its client need not send it all first.
 	tooLarge := fmt.Errorf("the body is over %d bytes", maxBatchBytes)
 	if r.ContentLength > maxBatchBytes {
-		return nil, http.StatusRequestEntityTooLarge, "body", tooLarge
+		return nil, nil, http.StatusRequestEntityTooLarge, "body", tooLarge
 	}
 	raw, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBatchBytes))
 	switch {
 	case errors.As(err, new(*http.MaxBytesError)):
-		return nil, http.StatusRequestEntityTooLarge, "body", tooLarge
+		return nil, nil, http.StatusRequestEntityTooLarge, "body", tooLarge
 	case ingest.ReadTimedOut(err):
-		return nil, http.StatusRequestTimeout, "body", ingest.ErrBodyTimeout
+		return nil, nil, http.StatusRequestTimeout, "body", ingest.ErrBodyTimeout
 	case ingest.ClientClosed(err):
-		return nil, ingest.StatusClientClosed, "body", ingest.ErrClientClosed
+		return nil, nil, ingest.StatusClientClosed, "body", ingest.ErrClientClosed
 	case err != nil:
-		return nil, http.StatusBadRequest, "body", fmt.Errorf("read the body: %w", err)
+		return nil, nil, http.StatusBadRequest, "body", fmt.Errorf("read the body: %w", err)
 	}
 	var whole json.RawMessage
 	if err := json.Unmarshal(ingest.TrimByteOrderMark(raw), &whole); err != nil {
-		return nil, http.StatusBadRequest, "body", fmt.Errorf("the body is not JSON: %w", err)
+		return nil, nil, http.StatusBadRequest, "body", fmt.Errorf("the body is not JSON: %w", err)
 	}
 	body, err := objectMembers(whole, "queries")
 	if err != nil {
@@ -130,45 +161,50 @@ func readBatch(w http.ResponseWriter, r *http.Request) (qs []store.BatchQuery, s
 		if param == "" {
 			param = "body" // not an object: the collector names it so too
 		}
-		return nil, http.StatusBadRequest, param, fmt.Errorf("the body: %w; a batch is %s", err, batchShape)
+		return nil, nil, http.StatusBadRequest, param, fmt.Errorf("the body: %w; a batch is %s", err, batchShape)
 	}
 	var list []json.RawMessage
 	if err := json.Unmarshal(body["queries"], &list); err != nil || body["queries"] == nil {
-		return nil, http.StatusBadRequest, "queries", fmt.Errorf("queries: want an array of queries; a batch is %s", batchShape)
+		return nil, nil, http.StatusBadRequest, "queries", fmt.Errorf("queries: want an array of queries; a batch is %s", batchShape)
 	}
 	if len(list) == 0 || len(list) > store.MaxBatchQueries {
-		return nil, http.StatusBadRequest, "queries", fmt.Errorf("%d queries: a batch asks 1 to %d", len(list), store.MaxBatchQueries)
+		return nil, nil, http.StatusBadRequest, "queries", fmt.Errorf("%d queries: a batch asks 1 to %d", len(list), store.MaxBatchQueries)
 	}
 	names := store.QueryNames()
 	for i, item := range list {
 		at := fmt.Sprintf("queries[%d]", i)
 		q, err := objectMembers(item, "query", "params")
 		if err != nil {
-			return nil, http.StatusBadRequest, fieldOf(err, at), fmt.Errorf("%s: %w", at, err)
+			return nil, nil, http.StatusBadRequest, fieldOf(err, at), fmt.Errorf("%s: %w", at, err)
 		}
 		var name string
 		if err := json.Unmarshal(q["query"], &name); err != nil || !slices.Contains(names, name) {
-			return nil, http.StatusBadRequest, at + ".query", fmt.Errorf("%s.query: %s is not a query; the queries are %s", at, q["query"], strings.Join(names, ", "))
+			return nil, nil, http.StatusBadRequest, at + ".query", fmt.Errorf("%s.query: %s is not a query; the queries are %s", at, q["query"], strings.Join(names, ", "))
 		}
 		v := url.Values{}
+		var refuse error
 		if raw, ok := q["params"]; ok {
 			params, err := objectMembers(raw)
 			if err != nil {
-				return nil, http.StatusBadRequest, fieldOf(err, at+".params"), fmt.Errorf("%s.params: %w", at, err)
+				return nil, nil, http.StatusBadRequest, fieldOf(err, at+".params"), fmt.Errorf("%s.params: %w", at, err)
 			}
 			schema := store.QueryParams(name)
 			for _, p := range slices.Sorted(maps.Keys(params)) {
 				isList := slices.ContainsFunc(schema, func(sp store.Param) bool { return sp.Name == p && sp.List })
 				value, err := paramText(params[p], isList)
-				if err != nil {
-					return nil, http.StatusBadRequest, at + ".params." + p, fmt.Errorf("%s.params.%s: %w", at, p, err)
+				var empty *emptyEntryError
+				switch {
+				case errors.As(err, &empty):
+					refuse = cmp.Or(refuse, error(&store.ParamError{Param: p, Err: empty}))
+				case err != nil:
+					return nil, nil, http.StatusBadRequest, at + ".params." + p, fmt.Errorf("%s.params.%s: %w", at, p, err)
 				}
 				v.Set(p, value)
 			}
 		}
-		qs = append(qs, store.BatchQuery{Name: name, Params: v})
+		qs, refused = append(qs, store.BatchQuery{Name: name, Params: v}), append(refused, refuse)
 	}
-	return qs, 0, "", nil
+	return qs, refused, 0, "", nil
 }
 
 // memberError is an error of one member of a JSON object.
@@ -234,12 +270,22 @@ func paramText(raw json.RawMessage, isList bool) (string, error) {
 		for i, s := range steps {
 			// said here, not as the list's empty entry, whose error speaks of commas (tester 49's F4)
 			if strings.TrimSpace(s) == "" {
-				return "", fmt.Errorf("entry %d of the array is empty: each is a step", i+1)
+				return "", &emptyEntryError{entry: i + 1}
 			}
 		}
 		return store.JoinSteps(steps), nil
 	}
 	return scalarText(raw)
+}
+
+// emptyEntryError is an empty step in a list's array (paramText): the error of its query alone,
+// which its item of the batch answers as a 400 naming the parameter (tester 50's F8).
+type emptyEntryError struct {
+	entry int // 1-based
+}
+
+func (e *emptyEntryError) Error() string {
+	return fmt.Sprintf("entry %d of the array is empty: each is a step", e.entry)
 }
 
 // scalarText is the text of a parameter's JSON value, as a query string would give it: a string
