@@ -108,9 +108,15 @@ func (s *Store) checkNames(ctx context.Context, jm *sessionize.Map, param string
 	}
 	// The same read finds the stored names a missing one may have been meant as (lookalike).
 	alike, lower := lookalikeForms(ask)
-	rows, err := s.conn.Query(ctx, "SELECT event FROM "+s.table("events")+" WHERE event IN ("+placeholders(len(alike))+
-		") OR lowerUTF8("+squeezedSQL("event")+") IN ("+placeholders(len(lower))+") GROUP BY event ORDER BY event",
-		append(appendStrings(nil, alike), appendStrings(nil, lower)...)...)
+	where := "event IN (" + placeholders(len(alike)) + ") OR lowerUTF8(" + squeezedSQL("event") + ") IN (" + placeholders(len(lower)) + ")"
+	args := append(appendStrings(nil, alike), appendStrings(nil, lower)...)
+	// A name with a space may be a stored one with a + there, read as a space by a URL's query
+	// string (plusLookalike, tester 50's F6).
+	if spaced := slices.DeleteFunc(slices.Clone(ask), func(n string) bool { return !strings.Contains(n, " ") }); len(spaced) > 0 {
+		where += " OR replaceAll(event, '+', ' ') IN (" + placeholders(len(spaced)) + ")"
+		args = appendStrings(args, spaced)
+	}
+	rows, err := s.conn.Query(ctx, "SELECT event FROM "+s.table("events")+" WHERE "+where+" GROUP BY event ORDER BY event", args...)
 	if err != nil {
 		return fmt.Errorf("look up event names: %w", err)
 	}
@@ -140,19 +146,56 @@ func (s *Store) checkNames(ctx context.Context, jm *sessionize.Map, param string
 				// parseStep reads brackets as filters only when the step ends in an unescaped "]".
 				unclosed = ` (its "[" opens no filter: a filter ends in an unescaped "]")`
 			}
+			alike, plus := lookalike("event", n, stored), plusLookalike(n, stored)
+			if plus != "" {
+				alike = fmt.Sprintf(" (the stored event %q has a + where it has a space: was the space a + ?)", plus)
+			}
+			// nameError is the error about n, with the stored name with a + when there is one.
+			nameError := func(format string, args ...any) error {
+				err := fmt.Errorf(format, args...)
+				if plus != "" {
+					err = &PlusError{Err: err, Plus: plus}
+				}
+				return &ParamError{Param: param, Err: err}
+			}
 			if !asEvent[n] {
-				return paramErrorf(param, "%q is neither a stage (%s) nor an event that has been stored%s%s; %s", n, strings.Join(stages, ", "), unclosed, lookalike("event", n, stored), escapeHint)
+				return nameError("%q is neither a stage (%s) nor an event that has been stored%s%s; %s", n, strings.Join(stages, ", "), unclosed, alike, escapeHint)
 			}
 			// event:NAME asks for an event alone: the error says so, and how the stage of that
 			// name is written when the map has one ("is neither a stage" contradicted itself
 			// there: event:awareness asked for no stage).
 			if _, stage := jm.Stage(n); stage {
-				return paramErrorf(param, "event:%s: no stored event is named %q%s (event: names an event; the stage is written %s)", EscapeStep(n), n, lookalike("event", n, stored), EscapeStep(n))
+				return nameError("event:%s: no stored event is named %q%s (event: names an event; the stage is written %s)", EscapeStep(n), n, alike, EscapeStep(n))
 			}
-			return paramErrorf(param, "event:%s: no stored event is named %q%s%s; %s", EscapeStep(n), n, unclosed, lookalike("event", n, stored), escapeHint)
+			return nameError("event:%s: no stored event is named %q%s%s; %s", EscapeStep(n), n, unclosed, alike, escapeHint)
 		}
 	}
 	return nil
+}
+
+// PlusError is the error of a name never stored that is stored with a + in place of one or
+// more of its spaces ("Add On Purchased" for the stored "Add+On Purchased"): most likely a +
+// that a URL's query string read as a space (application/x-www-form-urlencoded, Go's
+// url.ParseQuery), as TimeError.Plus is for a time. How to give the + depends on where the name
+// was written, which the store does not know: the query API's GET tells its client to write
+// %2B (tester 50's F6).
+type PlusError struct {
+	Err  error
+	Plus string // the stored name, with its +
+}
+
+func (e *PlusError) Error() string { return e.Err.Error() }
+func (e *PlusError) Unwrap() error { return e.Err }
+
+// plusLookalike is the first of stored that is n with a + in place of one or more of its spaces
+// (each + read as a space gives n), "" when none is.
+func plusLookalike(n string, stored []string) string {
+	for _, e := range stored {
+		if e != n && strings.Contains(e, "+") && strings.ReplaceAll(e, "+", " ") == n {
+			return e
+		}
+	}
+	return ""
 }
 
 // checkConditions returns a parameter error naming param when ClickHouse cannot use one of the

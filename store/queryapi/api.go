@@ -237,12 +237,18 @@ func (a *API) handle(name string) http.HandlerFunc {
 // space (store.TimeError.Plus; url.ParseQuery reads + as a space) is to be written with its + as
 // %2B. A batch's times come in JSON, where a + is a +, and the CLI's on the command line: neither
 // gets this hint.
+// So is a name of a step never stored whose + was read as a space (store.PlusError: tester
+// 50's F6).
 func inQueryString(err error) error {
 	var te *store.TimeError
-	if !errors.As(err, &te) || te.Plus == "" {
-		return err
+	var pe *store.PlusError
+	switch {
+	case errors.As(err, &te) && te.Plus != "":
+		return &hintedError{err: err, hint: "In a URL write + as %2B: " + url.QueryEscape(te.Plus)}
+	case errors.As(err, &pe):
+		return &hintedError{err: err, hint: "In a URL write + as %2B: " + url.QueryEscape(pe.Plus)}
 	}
-	return &hintedError{err: err, hint: "In a URL write + as %2B: " + url.QueryEscape(te.Plus)}
+	return err
 }
 
 // hintedError is err with a hint after its text; errors.As and errors.Is see err (the

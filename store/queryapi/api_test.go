@@ -491,3 +491,55 @@ func TestEmptyRangeNamesTo(t *testing.T) {
 		}
 	}
 }
+
+// TestAPlusReadAsASpaceInANameIsHinted (tester 50's F6): a query string reads an unencoded + as
+// a space (application/x-www-form-urlencoded), so a step naming a stored "Add+On Purchased",
+// written so in a URL, asked for "Add On Purchased", never stored: the 400 said only that it
+// is neither a stage nor a stored event. It names the stored name with the + and, in a GET's
+// answer, says to write the + as %2B; a batch, whose JSON takes a + as it is, is told of the
+// stored name alone. Written %2B, the name is found.
+func TestAPlusReadAsASpaceInANameIsHinted(t *testing.T) {
+	t.Parallel()
+	srv := serve(t, nil, "V", "Add+On Purchased", "C++ Course Viewed")
+	get := func(path, rawQuery string) (int, map[string]any) {
+		t.Helper()
+		resp, err := http.Get(srv.URL + path + "?" + rawQuery)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var out map[string]any
+		if err := json.NewDecoder(resp.Body).Decode(&out); err != nil {
+			t.Fatalf("%s?%s: %d, body not JSON: %v", path, rawQuery, resp.StatusCode, err)
+		}
+		return resp.StatusCode, out
+	}
+	for _, tt := range []struct{ path, query, param, stored, hint string }{
+		{"/api/v1/funnel", "steps=V,Add+On+Purchased", "steps", `"Add+On Purchased"`, "In a URL write + as %2B: Add%2BOn+Purchased"},
+		{"/api/v1/funnel", "steps=C+++Course+Viewed,V", "steps", `"C++ Course Viewed"`, "In a URL write + as %2B: C%2B%2B+Course+Viewed"},
+		{"/api/v1/next", "anchor=Add+On+Purchased", "anchor", `"Add+On Purchased"`, "In a URL write + as %2B: Add%2BOn+Purchased"},
+		{"/api/v1/funnel", "steps=V,V&exclude=Add+On+Purchased", "exclude", `"Add+On Purchased"`, "In a URL write + as %2B: Add%2BOn+Purchased"},
+	} {
+		code, body := get(tt.path, tt.query)
+		msg := fmt.Sprint(body["error"])
+		if code != 400 || body["param"] != tt.param || !strings.Contains(msg, tt.stored) || !strings.HasSuffix(msg, tt.hint) {
+			t.Errorf("GET %s?%s: %d %v, want a 400 naming %s and the stored %s, ending %q", tt.path, tt.query, code, body, tt.param, tt.stored, tt.hint)
+		}
+	}
+	if code, body := get("/api/v1/funnel", "steps=V,Add%2BOn+Purchased"); code != 200 {
+		t.Errorf("GET steps=V,Add%%2BOn+Purchased: %d %v, want 200", code, body)
+	}
+	// no + makes it a stored name: no hint
+	if code, body := get("/api/v1/funnel", "steps=V,Add+Off+Purchased"); code != 400 || strings.Contains(fmt.Sprint(body["error"]), "%2B") {
+		t.Errorf("GET steps=V,Add+Off+Purchased: %d %v, want a 400 without a hint of %%2B", code, body)
+	}
+	code, answer := postBatch(t, srv.URL, "application/json", `{"queries": [{"query": "funnel", "params": {"steps": "V,Add On Purchased"}}]}`)
+	results, _ := answer["results"].([]any)
+	var first map[string]any
+	if len(results) == 1 {
+		first, _ = results[0].(map[string]any)
+	}
+	if msg := fmt.Sprint(first["error"]); code != 200 || first["param"] != "steps" || !strings.Contains(msg, `"Add+On Purchased"`) || strings.Contains(msg, "%2B") {
+		t.Errorf("batch steps V,Add On Purchased: %d %v, want steps named with the stored name, and no URL hint", code, answer)
+	}
+}
