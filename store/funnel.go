@@ -304,9 +304,9 @@ func (s *Store) boundVisits(ctx context.Context, plan *funnelPlan, q FunnelQuery
 
 // newVisits is the visits a plan that reads them (keyAttr) matches with, of no key yet (a scan
 // loads each pass's, see scanVisits; the UDF each person's): those that end at or after its
-// from.
+// from, with their end reasons when it is a sessions summary's.
 func (p *funnelPlan) newVisits() *visits {
-	return &visits{from: max(p.from, 0)}
+	return &visits{from: max(p.from, 0), reasons: p.sessions != nil}
 }
 
 // matchHere is the matching in Waymark of a query of kind (funnel, dropoff): it reads plan's

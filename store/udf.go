@@ -52,11 +52,14 @@ import (
 //	                                attribute), or, when no device has sign-ins of several
 //	                                users, the key of each visit sent, in any order
 //	                                (matchPassWithPersonVisits)
-//	visits           Array(UInt64)  per key, how many of the columns below are its visits (1
-//	                                each in the second form)
+//	visits           Array(UInt64)  per key, how many of the columns below are its visits; empty
+//	                                when each key sent is one visit's (the second form, since
+//	                                spec version 21)
 //	start, end, start_seq
 //	                 Array(UInt64)  the visits (liveVisits: µs, µs, seq), key after key
-//	reason           Array(String)  their end reasons
+//	reason           Array(String)  their end reasons when the spec has a sessions summary, which
+//	                                alone reports them; else empty (since spec version 21:
+//	                                visitColumns.reasons)
 //	channel, campaign
 //	                 Array(String)  empty: since spec version 10 a session enters by its
 //	                                person's first touchpoint in the visit, among the events
@@ -76,7 +79,7 @@ const FunnelUDFName = "waymark_funnel"
 
 // udfSpecVersion changes whenever udfSpec or an answer's encoding changes meaning: a server
 // running another release's binary then fails the query with a message saying so.
-const udfSpecVersion = 20
+const udfSpecVersion = 21
 
 // specOncePerBlock is how a query passes its spec (the argument bound in its place) to
 // waymark_funnel: in the first row of each block, empty in the others. ClickHouse hands the UDF
@@ -554,6 +557,7 @@ const maxUDFParts = 2 * MaxBatchQueries
 type udfRead struct {
 	attrs   int      // attribute columns per event
 	keyAttr int      // the customer key's column when visits are sent, or -1
+	reasons bool     // the visits come with their end reasons (a part has a sessions summary)
 	batch   bool     // the parts are a batch's (udfBatchSpec); else one query's whole read
 	pack    *udfPack // nil: the columns are not packed
 	parts   []udfPart
@@ -585,7 +589,7 @@ func parseUDFRead(spec []byte) (*udfRead, error) {
 		if err := probe.Pack.checkCodes(len(plan.scan.attrs)); err != nil {
 			return nil, err
 		}
-		return &udfRead{attrs: len(plan.scan.attrs), keyAttr: plan.keyAttr, pack: probe.Pack,
+		return &udfRead{attrs: len(plan.scan.attrs), keyAttr: plan.keyAttr, reasons: plan.newVisits().reasons, pack: probe.Pack,
 			parts: []udfPart{{plan: plan, finder: newPathFinder(plan.spec)}}}, nil
 	}
 	var b udfBatchSpec
@@ -631,6 +635,7 @@ func parseUDFRead(spec []byte) (*udfRead, error) {
 			r.shift = ps.PredBits[0]
 		}
 		read.parts = append(read.parts, udfPart{plan: plan, finder: newPathFinder(plan.spec), reader: r})
+		read.reasons = read.reasons || plan.keyAttr >= 0 && plan.newVisits().reasons
 	}
 	return read, nil
 }
@@ -1130,22 +1135,35 @@ func (u *udfMatcher) readVisits(in *bufio.Reader) (*visitRows, error) {
 		}
 	}
 	keys, counts, n := texts[0], nums[0], len(nums[1])
+	reasons := 0 // how many end reasons the spec wants
+	if u.read.reasons {
+		reasons = n
+	}
 	switch {
 	case u.read.keyAttr < 0 && (len(keys) > 0 || len(counts) > 0 || n > 0 || len(texts[1]) > 0 || len(texts[2]) > 0 || len(texts[3]) > 0):
 		return nil, errors.New("visits sent for a spec that reads none")
 	case u.read.keyAttr < 0:
 		return nil, nil
-	case len(counts) != len(keys) || len(nums[2]) != n || len(nums[3]) != n || len(texts[1]) != n || len(texts[2]) > 0 || len(texts[3]) > 0:
-		return nil, fmt.Errorf("visits of %d keys in %d counts, %d starts, %d ends, %d start_seqs, %d reasons, %d channels, %d campaigns (none wanted)",
-			len(keys), len(counts), n, len(nums[2]), len(nums[3]), len(texts[1]), len(texts[2]), len(texts[3]))
+	case len(counts) != len(keys) && (len(counts) > 0 || len(keys) != n) || len(nums[2]) != n || len(nums[3]) != n || len(texts[1]) != reasons ||
+		len(texts[2]) > 0 || len(texts[3]) > 0:
+		return nil, fmt.Errorf("visits of %d keys in %d counts, %d starts, %d ends, %d start_seqs, %d reasons (%d wanted), %d channels, %d campaigns (none wanted)",
+			len(keys), len(counts), n, len(nums[2]), len(nums[3]), len(texts[1]), reasons, len(texts[2]), len(texts[3]))
 	}
 	rows, at := newVisitRows(u.space), 0
 	for k, key := range keys {
-		if counts[k] > uint64(n-at) {
-			return nil, fmt.Errorf("key %d has %d visits, of %d sent", k+1, counts[k], n)
+		count := uint64(1) // counts sent empty: each key is one visit's
+		if len(counts) > 0 {
+			count = counts[k]
 		}
-		for range counts[k] {
-			rows.add(key, visitKind{reason: texts[1][at]}, span{start: int64(nums[1][at]), end: int64(nums[2][at]), startSeq: int64(nums[3][at])})
+		if count > uint64(n-at) {
+			return nil, fmt.Errorf("key %d has %d visits, of %d sent", k+1, count, n)
+		}
+		for range count {
+			var kind visitKind
+			if reasons > 0 {
+				kind.reason = texts[1][at]
+			}
+			rows.add(key, kind, span{start: int64(nums[1][at]), end: int64(nums[2][at]), startSeq: int64(nums[3][at])})
 			at++
 		}
 	}
@@ -1427,7 +1445,8 @@ func (s *Store) loneSpec(plan *funnelPlan) func(*udfPack) string {
 
 // readOf is what plan's matching in ClickHouse reads, alone.
 func readOf(plan *funnelPlan, withPerson bool) engineRead {
-	return engineRead{scan: plan.scan, keyAttr: plan.keyAttr, visitsFrom: plan.newVisits().from, withPerson: withPerson}
+	v := plan.newVisits()
+	return engineRead{scan: plan.scan, keyAttr: plan.keyAttr, visitsFrom: v.from, reasons: v.reasons, withPerson: withPerson}
 }
 
 // engineRead is what a matching in ClickHouse reads: a scan's persons (personRows) grouped by
@@ -1436,6 +1455,7 @@ type engineRead struct {
 	scan       eventScan
 	keyAttr    int   // the attribute column of each event's customer key, or -1: no visits
 	visitsFrom int64 // the visits sent end at or after it, µs
+	reasons    bool  // the visits are sent with their end reasons (visits.reasons)
 	withPerson bool  // each answer comes with its person's id
 	// counted, when set, asks for each distinct answer once, with how many persons gave it (as
 	// text, in place of the person's id): see answersSQL
@@ -1580,14 +1600,16 @@ func (s *Store) matchTogether(ctx context.Context, ms []*engineMatch) error {
 			continue
 		}
 		// Every query reading visits reads the customer key: one attribute of the read.
-		switch col, from := r.attrCols[plan.keyAttr], plan.newVisits().from; {
+		v := plan.newVisits()
+		switch col := r.attrCols[plan.keyAttr]; {
 		case read.keyAttr < 0:
-			read.keyAttr, read.visitsFrom = col, from
+			read.keyAttr, read.visitsFrom = col, v.from
 		case col != read.keyAttr:
 			return fmt.Errorf("match in clickhouse: the batch's customer keys are in columns %d and %d", read.keyAttr, col)
 		default:
-			read.visitsFrom = min(read.visitsFrom, from)
+			read.visitsFrom = min(read.visitsFrom, v.from)
 		}
+		read.reasons = read.reasons || v.reasons
 	}
 	spec.KeyAttr = read.keyAttr
 	specOf := func(pack *udfPack) string {
@@ -1707,12 +1729,16 @@ func (s *Store) matchPassInClickHouse(ctx context.Context, read engineRead, spec
 	if len(perPerson) > 0 {
 		attrs = "arrayConcat(" + strings.Join(perPerson, ", ") + ")"
 	}
-	visits, visitArgs := s.passVisits(read.scan, id, r, read.visitsFrom, false)
+	visits, visitArgs := s.passVisits(read.scan, id, r, read.visitsFrom, visitColumns{reasons: read.reasons})
+	reasons, keyReasons := noStrings, "" // sent only when read (visitColumns.reasons)
+	if read.reasons {
+		reasons, keyReasons = "arrayFlatten(groupArray(v.reasons))", ",\n\t\t\tgroupArray(reason) AS reasons"
+	}
 	query := `SELECT ` + person + `, r FROM (
 	SELECT person, ` + FunnelUDFName + `(` + specOncePerBlock + `, arrayFlatten(groupArray(e.ts)), arrayFlatten(groupArray(e.seqs)), arrayFlatten(groupArray(e.masks)),
 		arrayFlatten(groupArray(e.ids)), ` + attrs + `,
 		groupArray(key), groupArray(length(v.starts)), arrayFlatten(groupArray(v.starts)), arrayFlatten(groupArray(v.ends)),
-		arrayFlatten(groupArray(v.start_seqs)), arrayFlatten(groupArray(v.reasons)), ` + noStrings + `, ` + noStrings + `) AS r
+		arrayFlatten(groupArray(v.start_seqs)), ` + reasons + `, ` + noStrings + `, ` + noStrings + `) AS r
 	FROM (
 		SELECT person, a` + strconv.Itoa(read.keyAttr) + ` AS key, ` + times + ` AS ts, groupArray(seq) AS seqs, ` + masks + ` AS masks,
 			groupArray(id) AS ids` + strings.Join(byKey, "") + `
@@ -1722,8 +1748,7 @@ func (s *Store) matchPassInClickHouse(ctx context.Context, read engineRead, spec
 		GROUP BY person, key
 	) AS e
 	LEFT JOIN (
-		SELECT key, groupArray(start) AS starts, groupArray(end) AS ends, groupArray(start_seq) AS start_seqs,
-			groupArray(reason) AS reasons
+		SELECT key, groupArray(start) AS starts, groupArray(end) AS ends, groupArray(start_seq) AS start_seqs` + keyReasons + `
 		FROM (
 			` + visits + `
 		)
@@ -1740,20 +1765,25 @@ func (s *Store) matchPassInClickHouse(ctx context.Context, read engineRead, spec
 // (sessions.person_id, after the merges since, as events' person_id), so the visits are grouped
 // by person on their own and joined to the person's events, grouped by person as in a read
 // without visits. The keys column then holds each
-// visit's key and visits a 1 for each (the UDF takes a key's visits in any order, see
-// visitRows). Grouping the events by person and key, joining each group to its key's visits and
+// visit's key and the visits column is empty, one visit a key sent (the UDF takes a key's visits
+// in any order, see visitRows). Grouping the events by person and key, joining each group to its key's visits and
 // grouping the groups again by person, as a shared device needs, cost most of the pass: one pass
 // of a 3-step funnel by sessions, 2M events, 26.7, without the UDF (lengths of its arguments), 1.9–2.5
 // CPU-s and 315–400 MiB this way against 3.3–3.9 CPU-s and 643 MiB (3 runs each, alternating;
 // docs/query-scale.md).
 func (s *Store) matchPassWithPersonVisits(ctx context.Context, read engineRead, spec string, id identitySnapshot, r personRange,
 	fn func(person, answer string) error, rows string, args []any, person, times, masks, attrs, packed string) error {
-	visits, visitArgs := s.passVisits(read.scan, id, r, read.visitsFrom, true)
+	visits, visitArgs := s.passVisits(read.scan, id, r, read.visitsFrom, visitColumns{person: true, reasons: read.reasons})
 	inRange := r.sql(resolvedPerson)
 	noStrings := "CAST([], 'Array(String)')"
+	reasons, personReasons := noStrings, "" // sent only when read (visitColumns.reasons)
+	if read.reasons {
+		reasons, personReasons = "v.reasons", ", groupArray(reason) AS reasons"
+	}
+	// The visits' counts are sent empty: each key sent is one visit's (see the wire format).
 	query := `SELECT ` + person + `, r FROM (
 	SELECT person, ` + FunnelUDFName + `(` + specOncePerBlock + `, e.ts, e.seqs, e.masks, e.ids, e.attrs,
-		v.keys, arrayWithConstant(length(v.keys), toUInt64(1)), v.starts, v.ends, v.start_seqs, v.reasons, ` + noStrings + `, ` + noStrings + `) AS r
+		v.keys, CAST([], 'Array(UInt64)'), v.starts, v.ends, v.start_seqs, ` + reasons + `, ` + noStrings + `, ` + noStrings + `) AS r
 	FROM (
 		SELECT person, ` + times + ` AS ts, groupArray(seq) AS seqs, ` + masks + ` AS masks, groupArray(id) AS ids,
 			` + attrs + ` AS attrs
@@ -1764,7 +1794,7 @@ func (s *Store) matchPassWithPersonVisits(ctx context.Context, read engineRead, 
 	) AS e
 	LEFT JOIN (
 		SELECT ` + resolvedPerson + ` AS person, groupArray(key) AS keys, groupArray(start) AS starts, groupArray(end) AS ends,
-			groupArray(start_seq) AS start_seqs, groupArray(reason) AS reasons
+			groupArray(start_seq) AS start_seqs` + personReasons + `
 		FROM (
 			` + visits + `
 		) AS v ANY LEFT JOIN (` + s.personOverrides(id.persons) + `) AS o USING person_id

@@ -188,11 +188,15 @@ func TestServeFunnelUDFReadsVisits(t *testing.T) {
 	sessions, byEntry := visitsSpec(t, true), visitsSpec(t, false)
 	input := udfChunks([]udfRow{
 		// Two keys: k's visits [1, 2] and [10, 12]; m's [30, 40]. Steps 1 and 2 in k's first visit,
-		// step 1 alone in its second, step 2 at 20 in no visit, both steps in m's, by copies.
+		// step 1 alone in its second, step 2 at 20 in no visit, both steps in m's, by copies. A
+		// funnel reads no end reasons: none are sent.
 		{spec: sessions, t: []uint64{1, 2, 10, 20, 30, 31, 31}, seq: make([]uint64, 7), mask: []uint64{1, 2, 1, 2, 1, 2, 2}, id: []uint64{1, 2, 3, 4, 5, 6, 6},
 			attrs: []string{"k", "k", "k", "k", "m", "m", "m"},
-			keys:  []string{"m", "k"}, visits: []uint64{1, 2}, start: []uint64{30, 10, 1}, end: []uint64{40, 12, 2}, vseq: make([]uint64, 3),
-			reason: []string{"idle", "idle", "idle"}},
+			keys:  []string{"m", "k"}, visits: []uint64{1, 2}, start: []uint64{30, 10, 1}, end: []uint64{40, 12, 2}, vseq: make([]uint64, 3)},
+		// The same visits in the second form (matchPassWithPersonVisits): a key per visit, no counts.
+		{spec: sessions, t: []uint64{1, 2, 10, 20, 30, 31, 31}, seq: make([]uint64, 7), mask: []uint64{1, 2, 1, 2, 1, 2, 2}, id: []uint64{1, 2, 3, 4, 5, 6, 6},
+			attrs: []string{"k", "k", "k", "k", "m", "m", "m"},
+			keys:  []string{"k", "m", "k"}, start: []uint64{10, 30, 1}, end: []uint64{12, 40, 2}, vseq: make([]uint64, 3)},
 		// No visit at all: no session.
 		{spec: sessions, t: []uint64{1, 2}, seq: []uint64{0, 0}, mask: []uint64{1, 2}, id: []uint64{1, 2}, attrs: []string{"k", "k"},
 			keys: []string{"k"}, visits: []uint64{0}},
@@ -200,22 +204,22 @@ func TestServeFunnelUDFReadsVisits(t *testing.T) {
 		// channel says direct).
 		{spec: byEntry, t: []uint64{5, 3, 1}, seq: []uint64{0, 0, 0}, mask: []uint64{2 | 4, 1 | 4, 4}, id: []uint64{1, 2, 3},
 			attrs: []string{"direct", "direct", "paid_search", "k", "k", "k"},
-			keys:  []string{"k"}, visits: []uint64{1}, start: []uint64{0}, end: []uint64{9}, vseq: []uint64{0}, reason: []string{"idle"}},
+			keys:  []string{"k"}, visits: []uint64{1}, start: []uint64{0}, end: []uint64{9}, vseq: []uint64{0}},
 		// Step 1 at 3 after the visit's end: its own channel.
 		{spec: byEntry, t: []uint64{1, 3, 5}, seq: []uint64{0, 0, 0}, mask: []uint64{4, 1 | 4, 2 | 4}, id: []uint64{1, 2, 3},
 			attrs: []string{"paid_search", "email", "direct", "k", "k", "k"},
-			keys:  []string{"k"}, visits: []uint64{1}, start: []uint64{0}, end: []uint64{2}, vseq: []uint64{0}, reason: []string{"idle"}},
+			keys:  []string{"k"}, visits: []uint64{1}, start: []uint64{0}, end: []uint64{2}, vseq: []uint64{0}},
 		// Step 1 at 3, the person's first touchpoint in a visit that began at 0 (another
 		// person's, on a shared device, as the events of this row do not say): its own channel.
 		{spec: byEntry, t: []uint64{3, 5}, seq: []uint64{0, 0}, mask: []uint64{1 | 4, 2 | 4}, id: []uint64{1, 2}, attrs: []string{"direct", "email", "k", "k"},
-			keys: []string{"k"}, visits: []uint64{1}, start: []uint64{0}, end: []uint64{9}, vseq: []uint64{0}, reason: []string{"idle"}},
+			keys: []string{"k"}, visits: []uint64{1}, start: []uint64{0}, end: []uint64{9}, vseq: []uint64{0}},
 	})
 	var out bytes.Buffer
 	if err := ServeFunnelUDF(bytes.NewReader(input), &out); err != nil {
 		t.Fatal(err)
 	}
 	got := readAnswers(t, out.Bytes())
-	want := []string{"|5:2 1 2|4:1 10|7:2 30 31", "", "2 3 5|11:paid_search", "2 3 5|5:email", "2 3 5|6:direct"}
+	want := []string{"|5:2 1 2|4:1 10|7:2 30 31", "|5:2 1 2|4:1 10|7:2 30 31", "", "2 3 5|11:paid_search", "2 3 5|5:email", "2 3 5|6:direct"}
 	if !slices.Equal(got, want) {
 		t.Errorf("got %q,\nwant %q", got, want)
 	}
@@ -249,7 +253,7 @@ func TestServeFunnelUDFAnswersABatch(t *testing.T) {
 	spec := batchSpec(t, 2, 1,
 		udfPartSpec{Spec: json.RawMessage(plain), PredBits: []int{0, 1}, AttrCols: []int{}},
 		udfPartSpec{Spec: json.RawMessage(byEntry), PredBits: []int{1, 2, 3}, AttrCols: []int{0, 1}, To: 4})
-	visit := udfRow{keys: []string{"k"}, visits: []uint64{1}, start: []uint64{0}, end: []uint64{20}, vseq: []uint64{0}, reason: []string{"idle"}}
+	visit := udfRow{keys: []string{"k"}, visits: []uint64{1}, start: []uint64{0}, end: []uint64{20}, vseq: []uint64{0}}
 	with := func(r, v udfRow) udfRow {
 		r.keys, r.visits, r.start, r.end, r.vseq, r.reason = v.keys, v.visits, v.start, v.end, v.vseq, v.reason
 		return r
@@ -629,11 +633,17 @@ func TestServeFunnelUDFRejectsBadInput(t *testing.T) {
 		{"visits for a spec that reads none", udfChunks([]udfRow{{spec: spec, keys: []string{"k"}, visits: []uint64{0}}}), "visits sent for a spec that reads none"},
 		{"visits without their counts", udfChunks([]udfRow{{spec: visitsSpec(t, true), keys: []string{"k"}}}), "visits of 1 keys in 0 counts"},
 		{"more visits counted than sent", udfChunks([]udfRow{{spec: visitsSpec(t, true), keys: []string{"k"}, visits: []uint64{2},
-			start: []uint64{1}, end: []uint64{2}, vseq: []uint64{0}, reason: []string{"idle"}}}), "key 1 has 2 visits, of 1 sent"},
+			start: []uint64{1}, end: []uint64{2}, vseq: []uint64{0}}}), "key 1 has 2 visits, of 1 sent"},
 		{"fewer visits counted than sent", udfChunks([]udfRow{{spec: visitsSpec(t, true), keys: []string{"k"}, visits: []uint64{0},
-			start: []uint64{1}, end: []uint64{2}, vseq: []uint64{0}, reason: []string{"idle"}}}), "1 visits sent, 0 counted by key"},
+			start: []uint64{1}, end: []uint64{2}, vseq: []uint64{0}}}), "1 visits sent, 0 counted by key"},
+		{"a key a visit, with a visit more", udfChunks([]udfRow{{spec: visitsSpec(t, true), keys: []string{"k"},
+			start: []uint64{1, 3}, end: []uint64{2, 4}, vseq: []uint64{0, 0}}}), "visits of 1 keys in 0 counts, 2 starts"},
+		{"end reasons for a funnel", udfChunks([]udfRow{{spec: visitsSpec(t, true), keys: []string{"k"}, visits: []uint64{1},
+			start: []uint64{1}, end: []uint64{2}, vseq: []uint64{0}, reason: []string{"idle"}}}), "1 reasons (0 wanted)"},
+		{"sessions without their end reasons", udfChunks([]udfRow{{spec: sessionsSpec, keys: []string{"k"},
+			start: []uint64{1}, end: []uint64{2}, vseq: []uint64{0}}}), "0 reasons (1 wanted)"},
 		{"entries sent", udfChunks([]udfRow{{spec: visitsSpec(t, false), keys: []string{"k"}, visits: []uint64{1},
-			start: []uint64{1}, end: []uint64{2}, vseq: []uint64{0}, reason: []string{"idle"}, channel: []string{"email"}, campaign: []string{"may"}}}),
+			start: []uint64{1}, end: []uint64{2}, vseq: []uint64{0}, channel: []string{"email"}, campaign: []string{"may"}}}),
 			"1 channels, 1 campaigns (none wanted)"},
 		{"entry without touchpoints", udfChunks([]udfRow{{spec: strings.Replace(visitsSpec(t, false), `"entry_cond":2`, `"entry_cond":3`, 1)}}),
 			"touchpoint condition 3"},

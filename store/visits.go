@@ -61,12 +61,13 @@ func (s span) startsBy(t, seq int64) bool {
 // drops them after (see loadVisits). So its memory follows the pass, not the sessions table:
 // at 10M events (9.2M visits) holding every visit took 1.9–2.2 GiB.
 type visits struct {
-	from   int64       // µs: the visits end at or after it
-	keys   []string    // distinct, in byte order
-	bounds []int32     // keys[i]'s visits are spans[bounds[i]:bounds[i+1]]
-	spans  []span      // each key's by start
-	kinds  []visitKind // the visits' kinds, each once
-	index  keyTable    // finds a key in keys
+	from    int64       // µs: the visits end at or after it
+	reasons bool        // read with their end reasons (a sessions summary's); else every reason is ""
+	keys    []string    // distinct, in byte order
+	bounds  []int32     // keys[i]'s visits are spans[bounds[i]:bounds[i+1]]
+	spans   []span      // each key's by start
+	kinds   []visitKind // the visits' kinds, each once
+	index   keyTable    // finds a key in keys
 }
 
 // of is the visits of customer key, by start (none when it has none here), and the index of
@@ -180,8 +181,8 @@ func lastStartingBy(spans []span, t, seq int64) int {
 	return j - 1
 }
 
-// drop lets go of the visits held, keeping from.
-func (v *visits) drop() { *v = visits{from: v.from} }
+// drop lets go of the visits held, keeping what they are read for (from, reasons).
+func (v *visits) drop() { *v = visits{from: v.from, reasons: v.reasons} }
 
 // passVisits is the most visits scanPasses lets one pass hold when a reader needs them (about
 // 20 MB of visits, at 32 bytes a span plus their keys): a table of many short visits is read
@@ -189,12 +190,22 @@ func (v *visits) drop() { *v = visits{from: v.from} }
 // peaks at about 200 MiB (1<<20 visits a pass: 9 passes, 260-315 MiB; docs/query-scale.md).
 const passVisits = 1 << 19
 
+// visitColumns is what a read of visits (liveVisits) reads of each besides its key and times.
+type visitColumns struct {
+	person bool // the person_id it was stored with
+	// reasons reads its end reason, which only the sessions summary reports: every other reader
+	// places events in visits by their times alone, and reads "" (a 3-step funnel by sessions in
+	// the UDF, 10M events, 26.7: a pass's ClickHouse CPU 3.3 s against 3.9–4.4 with the reasons
+	// sent; docs/query-scale.md).
+	reasons bool
+}
+
 // liveVisits is the SQL of the live visits of the customer keys that keys (a condition on
 // customer_key; "": every key) selects, and its arguments, from and, when bounded, to (µs, "?"
 // after keys' own): per session, the newest version's customer key (key), start and end (µs),
-// start_seq and end reason (and, withPerson, the person_id it was stored with), of the sessions
-// whose newest version is not deleted, ends at or after from and, when bounded, starts at or
-// before to. Every query that counts sessions reads its visits here.
+// start_seq and end reason ("" unless cols.reasons; and, with cols.person, the person_id it was
+// stored with), of the sessions whose newest version is not deleted, ends at or after from and,
+// when bounded, starts at or before to. Every query that counts sessions reads its visits here.
 //
 // The newest version of each session is the row FINAL keeps: the sessions table is a
 // ReplacingMergeTree on version ordered by (customer_key, session_id), and FINAL merges the rows
@@ -207,7 +218,7 @@ const passVisits = 1 << 19
 // a WHERE), and as every version of a session has its key alike, it drops whole sessions, never
 // an older version's replacement. deleted and end, which differ between versions, are tested in
 // the outer query, on the row FINAL kept.
-func (s *Store) liveVisits(keys string, bounded, withPerson bool) string {
+func (s *Store) liveVisits(keys string, bounded bool, cols visitColumns) string {
 	if keys != "" {
 		keys = "PREWHERE " + keys
 	}
@@ -216,12 +227,16 @@ func (s *Store) liveVisits(keys string, bounded, withPerson bool) string {
 		upTo = " AND start <= ?"
 	}
 	person := ""
-	if withPerson {
+	if cols.person {
 		person = ", person_id"
 	}
-	return `SELECT customer_key AS key, start_ms * 1000 + start_sub_us AS start, end_ms * 1000 + end_sub_us AS end, start_seq, end_reason AS reason` + person + `
+	reason, stored := "'' AS reason", ""
+	if cols.reasons {
+		reason, stored = "end_reason AS reason", ", end_reason"
+	}
+	return `SELECT customer_key AS key, start_ms * 1000 + start_sub_us AS start, end_ms * 1000 + end_sub_us AS end, start_seq, ` + reason + person + `
 		FROM (
-			SELECT customer_key, start_ms, start_sub_us, end_ms, end_sub_us, start_seq, end_reason, deleted` + person + `
+			SELECT customer_key, start_ms, start_sub_us, end_ms, end_sub_us, start_seq, deleted` + stored + person + `
 			FROM ` + s.table("sessions") + ` FINAL
 			` + keys + `
 		)
@@ -236,7 +251,8 @@ func (s *Store) sendVisits(ctx context.Context, sc eventScan, id identitySnapsho
 	for _, l := range loads {
 		from = min(from, l.from)
 	}
-	query, args := s.passVisits(sc, id, r, from, false)
+	reasons := slices.ContainsFunc(loads, func(l visitLoad) bool { return l.reasons })
+	query, args := s.passVisits(sc, id, r, from, visitColumns{reasons: reasons})
 	rows, err := s.conn.Query(s.withQuerySettings(ctx), query, args...)
 	if err != nil {
 		return nil, fmt.Errorf("read visits: %w", err)
@@ -251,9 +267,9 @@ func (s *Store) sendVisits(ctx context.Context, sc eventScan, id identitySnapsho
 // event the pass gives its readers, and a few more. When the scan ends (sc.to), so do the
 // visits read: a visit that starts after its last event holds none of its events (an event's
 // visit starts at or before it, span.startsBy), and a narrow range of a key with a million later
-// visits read them all (the UDF refuses a person's row of more than maxUDFVisits). withPerson adds
-// each visit's person_id (liveVisits).
-func (s *Store) passVisits(sc eventScan, id identitySnapshot, r personRange, from int64, withPerson bool) (string, []any) {
+// visits read them all (the UDF refuses a person's row of more than maxUDFVisits). cols says
+// what it reads of each visit besides its key and times (liveVisits).
+func (s *Store) passVisits(sc eventScan, id identitySnapshot, r personRange, from int64, cols visitColumns) (string, []any) {
 	inKeys, args := "", []any(nil) // every key
 	if r != (personRange{}) {
 		prewhere := s.passPrewhere(id, r)
@@ -270,7 +286,7 @@ func (s *Store) passVisits(sc eventScan, id identitySnapshot, r personRange, fro
 	if sc.to > 0 {
 		args = append(args, uint64(sc.to))
 	}
-	return s.liveVisits(inKeys, sc.to > 0, withPerson), args
+	return s.liveVisits(inKeys, sc.to > 0, cols), args
 }
 
 // visitRows is a pass's visits as read (sendVisits), in no order until visits sorts them.
@@ -488,6 +504,7 @@ func (vr *visitRows) sortByKey() {
 // visitLoad is the visits the readers of a scan that need them read per pass, from one time on.
 type visitLoad struct {
 	from    int64
+	reasons bool // some reader reads the visits' end reasons (visits.reasons)
 	readers []*scanReader
 }
 
@@ -503,6 +520,7 @@ func visitLoads(readers []*scanReader) []visitLoad {
 			i, loads = len(loads), append(loads, visitLoad{from: r.visits.from})
 		}
 		loads[i].readers = append(loads[i].readers, r)
+		loads[i].reasons = loads[i].reasons || r.visits.reasons
 	}
 	return loads
 }
