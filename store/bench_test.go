@@ -168,6 +168,16 @@ func BenchmarkQueryScale(b *testing.B) {
 	// WAYMARK_BENCH_MATCHING sets Config.FunnelMatching (default: the store's, auto): on current
 	// ClickHouse, engine or process compares where the per-person work runs at this scale.
 	matching := os.Getenv("WAYMARK_BENCH_MATCHING")
+	// WAYMARK_BENCH_VISIT_EVENTS sets SyntheticOptions.VisitEvents (default 1: nearly a visit an
+	// event), for the queries that read visits on visits of several events; a kept database of
+	// more than 1 is named for it (queryscale_<events>_<persons>_v<n>).
+	visitEvents, _ := strconv.Atoi(os.Getenv("WAYMARK_BENCH_VISIT_EVENTS"))
+	kept := func(persons string) string {
+		if visitEvents > 1 {
+			return fmt.Sprintf("queryscale_%d_%s_v%d", n, persons, visitEvents)
+		}
+		return fmt.Sprintf("queryscale_%d_%s", n, persons)
+	}
 	conn, err := clickhouse.Open(&clickhouse.Options{
 		Addr:        []string{cmp.Or(keep, server.Addr)},
 		Compression: &clickhouse.Compression{Method: clickhouse.CompressionLZ4}, // as the store's
@@ -200,7 +210,7 @@ func BenchmarkQueryScale(b *testing.B) {
 					}()
 				} else {
 					s = server.OpenStore(b, func(c *store.Config) {
-						c.Addr, c.Database = keep, fmt.Sprintf("queryscale_%d_%s", n, persons.name)
+						c.Addr, c.Database = keep, kept(persons.name)
 						configure(c)
 					})
 				}
@@ -209,7 +219,7 @@ func BenchmarkQueryScale(b *testing.B) {
 					b.Fatal(err)
 				} else if !generated {
 					start := time.Now()
-					if err := s.GenerateSynthetic(ctx, n, 1_000_000, store.SyntheticOptions{MergedShare: persons.share}); err != nil {
+					if err := s.GenerateSynthetic(ctx, n, 1_000_000, store.SyntheticOptions{MergedShare: persons.share, VisitEvents: visitEvents}); err != nil {
 						b.Fatal(err)
 					}
 					if err := base.createPlain(ctx); err != nil {

@@ -17,12 +17,23 @@ type SyntheticOptions struct {
 	// builds before persons on events read this key); the persons table gets the rows the
 	// sessionizer writes after the login (device → userId, userId → userId). Default 0.
 	MergedShare float64
+	// VisitEvents is how many events each visit holds, 1 to 100 (0 reads as 1). At 1 every
+	// event is drawn at a time of its own in the 30 days, so nearly every event is a visit of
+	// its own (9.2M visits of 10M events), which no shop has; at n, every n consecutive rows are
+	// one visit: one draw of the customer, the start and the channel, the events a minute apart
+	// (each its own event name and category). So the queries that read visits can be measured
+	// on a shop whose visits hold several events each.
+	VisitEvents int
 }
 
-// syntheticCustomer is the SQL of the number of the customer of a row number: the cube of a
-// uniform draw scaled to persons, which gives the heavy head of real traffic.
-func syntheticCustomer(persons int) string {
-	return fmt.Sprintf("toUInt64(%d * pow((cityHash64(number, 1) %% 1000000) / 1000000, 3))", persons)
+// maxVisitEvents bounds SyntheticOptions.VisitEvents: a visit of more events than this outlasts
+// the sessionizer's 30-minute gap only if the events were closer, and no shop's is so long.
+const maxVisitEvents = 100
+
+// syntheticCustomer is the SQL of the number of the customer of a visit's number (the SQL
+// visit): the cube of a uniform draw scaled to persons, which gives the heavy head of real traffic.
+func syntheticCustomer(persons int, visit string) string {
+	return fmt.Sprintf("toUInt64(%d * pow((cityHash64(%s, 1) %% 1000000) / 1000000, 3))", persons, visit)
 }
 
 // syntheticMerged is the SQL that says whether customer number k is in the merged share: a draw
@@ -55,11 +66,18 @@ func (s *Store) GenerateSynthetic(ctx context.Context, n, persons int, opts Synt
 	if opts.MergedShare < 0 || opts.MergedShare > 1 || math.IsNaN(opts.MergedShare) {
 		return fmt.Errorf("generate synthetic events: merged share %v is not between 0 and 1", opts.MergedShare)
 	}
-	customer, merged := syntheticCustomer(persons), syntheticMerged(opts.MergedShare)
+	if opts.VisitEvents < 0 || opts.VisitEvents > maxVisitEvents {
+		return fmt.Errorf("generate synthetic events: %d events a visit, want 1 to %d", opts.VisitEvents, maxVisitEvents)
+	}
+	// A row's visit: its number divided by the events a visit (visitEvents), so that the rows are
+	// the same however they are cut into INSERTs, and at 1 each row's own number, as before.
+	visitEvents := max(opts.VisitEvents, 1)
+	visit := fmt.Sprintf("intDiv(number, %d)", visitEvents)
+	customer, merged := syntheticCustomer(persons, "visit"), syntheticMerged(opts.MergedShare)
 	// Hashes of the row number give independent pseudo-random draws, so the rows are the same
 	// however they are cut into INSERTs: row numbers [start, start+count) in each.
 	for start := 0; start < n; start += syntheticChunk {
-		if err := s.generateChunk(ctx, start, min(syntheticChunk, n-start), customer, merged); err != nil {
+		if err := s.generateChunk(ctx, start, min(syntheticChunk, n-start), visit, visitEvents, customer, merged); err != nil {
 			return fmt.Errorf("generate %d synthetic events: %w", n, err)
 		}
 	}
@@ -75,17 +93,18 @@ func (s *Store) GenerateSynthetic(ctx context.Context, n, persons int, opts Synt
 	query := fmt.Sprintf(`INSERT INTO %s (customer_key, person_id, version)
 SELECT arrayJoin([%s, concat('c', toString(k))]), concat('c', toString(k)), 1
 FROM (
-	SELECT DISTINCT k FROM (SELECT %s AS k FROM numbers(%d)) WHERE %s
-)`, s.table("persons"), devicePersonSQL("concat('d', toString(k))"), customer, n, merged)
+	SELECT DISTINCT k FROM (SELECT %s AS k FROM (SELECT %s AS visit FROM numbers(%d))) WHERE %s
+)`, s.table("persons"), devicePersonSQL("concat('d', toString(k))"), customer, visit, n, merged)
 	if err := s.conn.Exec(ctx, query); err != nil {
 		return fmt.Errorf("generate the persons of %d synthetic events: %w", n, err)
 	}
 	return nil
 }
 
-// generateChunk inserts the synthetic events of row numbers [start, start+count), with customer
-// and merged the SQL of GenerateSynthetic's draws.
-func (s *Store) generateChunk(ctx context.Context, start, count int, customer, merged string) error {
+// generateChunk inserts the synthetic events of row numbers [start, start+count), with visit
+// the SQL of a row's visit (of visitEvents events), customer and merged of GenerateSynthetic's
+// draws. A visit's n-th event (from 0) comes n minutes after its start.
+func (s *Store) generateChunk(ctx context.Context, start, count int, visit string, visitEvents int, customer, merged string) error {
 	query := fmt.Sprintf(`INSERT INTO %s (source, message_id, type, event, user_id, anonymous_id, customer_key,
 	person_id, ts_ms, date, original_ts_ms, sent_at_ms, received_at_ms, stored_at_ms, prop_keys, prop_values,
 	page_path, referrer, campaign_source, campaign_medium, campaign_name, channel, raw)
@@ -94,6 +113,7 @@ SELECT 'synthetic', toString(number), 'track', event, if(anonymous, '', customer
 	'', '', '', '', '', channel, ''
 FROM (
 	SELECT number,
+		%s AS visit,
 		%s AS k,
 		concat('c', toString(k)) AS customer,
 		concat('d', toString(k)) AS device,
@@ -103,10 +123,10 @@ FROM (
 		cityHash64(number, 2) %% 1000 AS draw,
 		multiIf(draw < 700, 'Product Viewed', draw < 850, 'Product Added', draw < 930, 'Checkout Started',
 			draw < 980, 'Order Completed', 'Product Reviewed') AS event,
-		1767225600000 + (cityHash64(number, 4) %% 2592000) * 1000 AS ts,
-		['direct', 'search', 'paid_search', 'social', 'email', 'referral'][(cityHash64(number, 5) %% 6) + 1] AS channel
+		1767225600000 + (cityHash64(visit, 4) %% 2592000) * 1000 + (number %% %d) * 60000 AS ts,
+		['direct', 'search', 'paid_search', 'social', 'email', 'referral'][(cityHash64(visit, 5) %% 6) + 1] AS channel
 	FROM (SELECT r AS number FROM (SELECT number + %d AS r FROM numbers(%d)) AS chunk)
-)`, s.table("events"), devicePersonSQL("device"), customer, merged, syntheticLogin, start, count)
+)`, s.table("events"), devicePersonSQL("device"), visit, customer, merged, syntheticLogin, visitEvents, start, count)
 	if err := s.conn.Exec(ctx, query); err != nil {
 		return fmt.Errorf("rows %d to %d: %w", start, start+count, err)
 	}
