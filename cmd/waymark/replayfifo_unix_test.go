@@ -26,16 +26,7 @@ func TestReplayRefusingANamedPipeEnds(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer b.Close()
-	fifo := filepath.Join(t.TempDir(), "export.jsonl")
-	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	go func() { // the writer, as `cat export.jsonl > fifo` is
-		if f, err := os.OpenFile(fifo, os.O_WRONLY, 0); err == nil {
-			f.WriteString(`[{"type":"track","userId":"np","event":"E","timestamp":"2025-05-01T10:00:00Z"}]` + "\n")
-			f.Close()
-		}
-	}()
+	fifo := namedPipeOf(t, `[{"type":"track","userId":"np","event":"E","timestamp":"2025-05-01T10:00:00Z"}]`+"\n")
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute) // a hang guard
 	defer cancel()
 	cmd := exec.CommandContext(ctx, binary, "replay", "--format", "segment", "--file", fifo)
@@ -46,6 +37,23 @@ func TestReplayRefusingANamedPipeEnds(t *testing.T) {
 	if ctx.Err() != nil || err == nil || !strings.Contains(stderr.String(), "--format: "+fifo+" starts with a JSON array on a line") {
 		t.Errorf("replay of a named pipe holding no Segment message: %v (context: %v), want it to end refusing it\nstdout:\n%s\nstderr:\n%s", err, ctx.Err(), out, stderr.String())
 	}
+}
+
+// namedPipeOf makes a named pipe in a folder of t's and writes content to it once a reader opens
+// it, as `cat export.json > fifo` does; it returns the pipe's path.
+func namedPipeOf(t *testing.T, content string) string {
+	t.Helper()
+	fifo := filepath.Join(t.TempDir(), "export.json")
+	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		if f, err := os.OpenFile(fifo, os.O_WRONLY, 0); err == nil {
+			f.WriteString(content)
+			f.Close()
+		}
+	}()
+	return fifo
 }
 
 // TestReplayAdvisesAPrettyPrintedNamedPipe (tester 50's F4): a pretty-printed body or a JSON
@@ -73,16 +81,7 @@ func TestReplayAdvisesAPrettyPrintedNamedPipe(t *testing.T) {
 		{"batch", "{\n  \"batch\": [\n    " + msg + "\n  ]\n}\n", "`… | jq -c . > P`"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			fifo := filepath.Join(t.TempDir(), "export.json")
-			if err := syscall.Mkfifo(fifo, 0o600); err != nil {
-				t.Fatal(err)
-			}
-			go func() { // the writer, as `cat export.json > fifo` is
-				if f, err := os.OpenFile(fifo, os.O_WRONLY, 0); err == nil {
-					f.WriteString(tt.content)
-					f.Close()
-				}
-			}()
+			fifo := namedPipeOf(t, tt.content)
 			ctx, cancel := context.WithTimeout(context.Background(), time.Minute) // a hang guard
 			defer cancel()
 			cmd := exec.CommandContext(ctx, binary, "replay", "--format", "segment", "--file", fifo)
