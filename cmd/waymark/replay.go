@@ -63,7 +63,19 @@ func runReplay(ctx context.Context, args []string, stdout io.Writer) error {
 		cfg.Reader = once
 	} else if err := checkDatasetFile(*file); err != nil {
 		return fs.errorf("file", "%w", err)
-	} else if st, err := os.Stat(*file); err == nil && !st.Mode().IsRegular() && repeat == 1 {
+	} else if st, err := os.Stat(*file); err == nil && !st.Mode().IsRegular() {
+		// A pipe or a device is read once, as standard input is: a second pass waited for a
+		// writer that never came, holding the first pass's events unsent (tester 53's F1).
+		if repeat > 1 {
+			kind := "not a regular file"
+			switch {
+			case st.Mode()&os.ModeNamedPipe != 0:
+				kind = "a named pipe"
+			case st.Mode()&os.ModeDevice != 0:
+				kind = "a device"
+			}
+			return fs.errorf("repeat", "%d passes need a file read again: %s is %s, read once", repeat, *file, kind)
+		}
 		pipe := &pipeFile{path: *file}
 		defer pipe.close(ctx)
 		once = &headReader{r: pipe, max: stdinHead}

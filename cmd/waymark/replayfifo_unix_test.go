@@ -113,3 +113,24 @@ func TestReplayAdvisesAPrettyPrintedNamedPipe(t *testing.T) {
 		})
 	}
 }
+
+// TestReplayRepeatingANamedPipeIsRefused (tester 53's F1): --repeat 2 of a named pipe read the
+// pipe once, then waited for a second writer that never came, holding the first pass's events
+// unsent; a pipe is read once, as standard input is, and refused before it is opened.
+func TestReplayRepeatingANamedPipeIsRefused(t *testing.T) {
+	fifo := filepath.Join(t.TempDir(), "export.jsonl")
+	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute) // a hang guard
+	defer cancel()
+	cmd := exec.CommandContext(ctx, binary, "replay", "--format", "segment", "--file", fifo, "--repeat", "2")
+	cmd.Env = append(os.Environ(), "WAYMARK_DEV_BROKER_ADDR=127.0.0.1:1")
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	err := cmd.Run()
+	want := "--repeat: 2 passes need a file read again: " + fifo + " is a named pipe, read once"
+	if ctx.Err() != nil || err == nil || !strings.Contains(stderr.String(), want) {
+		t.Errorf("replay --repeat 2 of a named pipe: %v (context: %v), want it refused with %q\nstderr:\n%s", err, ctx.Err(), want, stderr.String())
+	}
+}
