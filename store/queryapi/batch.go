@@ -121,7 +121,7 @@ const batchShape = `{"queries": [{"query": NAME, "params": {…}}, …]}`
 // readBatch reads a batch's body into its queries, and for each the error it is answered with
 // without running, refused[i], when its parameters are the body's JSON and yet not ones the
 // query takes (an empty step in an array: the query's own 400, as its GET's steps=A,,B is,
-// not the batch's: tester 50's F8). On failure it returns the status, the field at fault
+// not the batch's: tester 50's F8; a number or other non-string in it too: tester 53's F10). On failure it returns the status, the field at fault
 // ("body" when the body as a whole is: too large, not JSON, not an object) and why. It reads
 // the JSON strictly: a member given twice, or named in other letter case, is an error (Go's
 // decoder would take the last, or match it).
@@ -192,10 +192,10 @@ func readBatch(w http.ResponseWriter, r *http.Request) (qs []store.BatchQuery, r
 			for _, p := range slices.Sorted(maps.Keys(params)) {
 				isList := slices.ContainsFunc(schema, func(sp store.Param) bool { return sp.Name == p && sp.List })
 				value, err := paramText(params[p], isList)
-				var empty *emptyEntryError
+				var entry *entryError
 				switch {
-				case errors.As(err, &empty):
-					refuse = cmp.Or(refuse, error(&store.ParamError{Param: p, Err: empty}))
+				case errors.As(err, &entry):
+					refuse = cmp.Or(refuse, error(&store.ParamError{Param: p, Err: entry}))
 				case err != nil:
 					return nil, nil, http.StatusBadRequest, at + ".params." + p, fmt.Errorf("%s.params.%s: %w", at, p, err)
 				}
@@ -260,17 +260,22 @@ func objectMembers(raw json.RawMessage, allowed ...string) (map[string]json.RawM
 
 // paramText is the text of a parameter's JSON value, as a query string would give it: a string
 // as it is, a number or boolean as written, and for a list of steps (isList: steps, exclude)
-// also an array of strings, each one step, joined as the list's text (store.JoinSteps).
+// also an array of strings, each one step, joined as the list's text (store.JoinSteps). An
+// entry of the array that is empty, or no string, is an *entryError.
 func paramText(raw json.RawMessage, isList bool) (string, error) {
 	if isList && bytes.HasPrefix(bytes.TrimSpace(raw), []byte("[")) {
-		var steps []string
-		if err := json.Unmarshal(raw, &steps); err != nil {
+		var entries []json.RawMessage
+		if err := json.Unmarshal(raw, &entries); err != nil {
 			return "", fmt.Errorf("want an array of strings, one step each, or a string: %w", err)
 		}
-		for i, s := range steps {
+		steps := make([]string, len(entries))
+		for i, e := range entries {
+			if err := json.Unmarshal(e, &steps[i]); err != nil {
+				return "", &entryError{entry: i + 1, is: jsonKind(e)}
+			}
 			// said here, not as the list's empty entry, whose error speaks of commas (tester 49's F4)
-			if strings.TrimSpace(s) == "" {
-				return "", &emptyEntryError{entry: i + 1}
+			if strings.TrimSpace(steps[i]) == "" {
+				return "", &entryError{entry: i + 1}
 			}
 		}
 		return store.JoinSteps(steps), nil
@@ -278,14 +283,38 @@ func paramText(raw json.RawMessage, isList bool) (string, error) {
 	return scalarText(raw)
 }
 
-// emptyEntryError is an empty step in a list's array (paramText): the error of its query alone,
-// which its item of the batch answers as a 400 naming the parameter (tester 50's F8).
-type emptyEntryError struct {
-	entry int // 1-based
+// entryError is an entry of a list's array (paramText) that is no step: empty (a null too), or
+// not a string. It is the error of its query alone, which its item of the batch answers as a 400
+// naming the parameter (tester 50's F8, tester 53's F10). A number is not read as its text: a
+// step is a name, and JSON keeps no number as it was written (1.50 and 1.5 are one number).
+type entryError struct {
+	entry int    // 1-based
+	is    string // what the entry is when it is no string (jsonKind); "" when it is empty
 }
 
-func (e *emptyEntryError) Error() string {
-	return fmt.Sprintf("entry %d of the array is empty: each is a step", e.entry)
+func (e *entryError) Error() string {
+	if e.is == "" {
+		return fmt.Sprintf("entry %d of the array is empty: each is a step", e.entry)
+	}
+	return fmt.Sprintf("entry %d of the array is %s, not a string: each is a step, its name in quotes", e.entry, e.is)
+}
+
+// jsonKind says what a JSON value that is no string is, for an error: "the number 1",
+// "true", "an array", "an object".
+func jsonKind(raw json.RawMessage) string {
+	raw = bytes.TrimSpace(raw)
+	switch {
+	case len(raw) == 0:
+		return "nothing"
+	case raw[0] == '[':
+		return "an array"
+	case raw[0] == '{':
+		return "an object"
+	case raw[0] == 't' || raw[0] == 'f':
+		return string(raw)
+	default:
+		return fmt.Sprintf("the number %.40s", raw)
+	}
 }
 
 // scalarText is the text of a parameter's JSON value, as a query string would give it: a string

@@ -286,7 +286,6 @@ func TestBatchTakesStepArrays(t *testing.T) {
 	// which an array has none of (tester 49's F4).
 	for _, tt := range []struct{ body, param, says string }{
 		{`{"queries": [{"query": "next", "params": {"anchor": ["Pay|Now"]}}]}`, "queries[0].params.anchor", "string"},
-		{`{"queries": [{"query": "funnel", "params": {"steps": ["Pay|Now", 1]}}]}`, "queries[0].params.steps", "array of strings"},
 		{`{"queries": [{"query": "funnel", "params": {"steps": "Pay|Now", "window": ["1h"]}}]}`, "queries[0].params.window", "string"},
 	} {
 		status, body := postBatch(t, srv.URL, "application/json", tt.body)
@@ -340,6 +339,41 @@ func TestABatchsEmptyStepFailsItsQueryAlone(t *testing.T) {
 	// as a GET answers steps=Product Viewed,,Order Completed
 	if wantStatus, want := getJSON(t, srv, "/api/v1/funnel", url.Values{"steps": {"Product Viewed,,Order Completed"}}); results[2].(map[string]any)["error"] != want["error"] || wantStatus != 400 {
 		t.Errorf("result 2: %v, GET answers %d %v", results[2], wantStatus, want)
+	}
+}
+
+// TestABatchsNonStringStepFailsItsQueryAlone (tester 53's F10): a number, boolean, array or
+// object in a query's array of steps or exclusions is that query's 400 naming the parameter and
+// the entry, the other queries answered, in words and not Go's ("cannot unmarshal number into Go
+// value of type string"); it failed the whole batch.
+func TestABatchsNonStringStepFailsItsQueryAlone(t *testing.T) {
+	t.Parallel()
+	srv := serve(t, nil, "Product Viewed", "Order Completed")
+	for _, tt := range []struct {
+		params, param, says string
+	}{
+		{`{"steps": [1, "Order Completed"]}`, "steps", `steps: entry 1 of the array is the number 1, not a string: each is a step, its name in quotes`},
+		{`{"steps": ["Product Viewed", 1.50]}`, "steps", `steps: entry 2 of the array is the number 1.50, not a string`},
+		{`{"steps": ["Product Viewed", true]}`, "steps", `steps: entry 2 of the array is true, not a string`},
+		{`{"steps": ["Product Viewed", {"event": "Order Completed"}]}`, "steps", `steps: entry 2 of the array is an object, not a string`},
+		{`{"steps": "Product Viewed,Order Completed", "exclude": [["Pay"]]}`, "exclude", `exclude: entry 1 of the array is an array, not a string`},
+	} {
+		status, body := postBatch(t, srv.URL, "application/json", `{"queries": [
+			{"query": "funnel", "params": `+tt.params+`},
+			{"query": "funnel", "params": {"steps": ["Product Viewed", "Order Completed"]}}
+		]}`)
+		results, _ := body["results"].([]any)
+		if status != 200 || len(results) != 2 {
+			t.Errorf("%s: %d %v, want 200 with 2 results", tt.params, status, body)
+			continue
+		}
+		bad, good := results[0].(map[string]any), results[1].(map[string]any)
+		if msg, _ := bad["error"].(string); bad["status"] != 400.0 || bad["param"] != tt.param || !strings.HasPrefix(msg, tt.says) || strings.Contains(msg, "Go value") {
+			t.Errorf("%s: %v, want a 400 naming %s that says %q", tt.params, bad, tt.param, tt.says)
+		}
+		if good["status"] != 200.0 || good["result"] == nil {
+			t.Errorf("%s: the other query: %v, want it answered", tt.params, good)
+		}
 	}
 }
 
