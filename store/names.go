@@ -154,7 +154,12 @@ func (s *Store) checkNames(ctx context.Context, jm *sessionize.Map, param string
 			nameError := func(format string, args ...any) error {
 				err := fmt.Errorf(format, args...)
 				if plus != "" {
-					err = &PlusError{Err: err, Plus: plus}
+					// the step that asks for it: escaped, after event: when n was (tester 53's F3)
+					step := TouchpointStep(jm, plus)
+					if asEvent[n] && !strings.HasPrefix(step, "event:") {
+						step = "event:" + step
+					}
+					err = &PlusError{Err: err, Plus: plus, Step: step}
 				}
 				return &ParamError{Param: param, Err: err}
 			}
@@ -182,6 +187,10 @@ func (s *Store) checkNames(ctx context.Context, jm *sessionize.Map, param string
 type PlusError struct {
 	Err  error
 	Plus string // the stored name, with its +
+	// Step is the step that asks for the stored name, as a step list is written: Plus escaped
+	// (EscapeStep: "Gift+Card\\, Bought"), after "event:" when the name was written so or a bare
+	// one would mean something else (TouchpointStep). A hint to paste gives this, not Plus.
+	Step string
 }
 
 func (e *PlusError) Error() string { return e.Err.Error() }

@@ -246,7 +246,8 @@ func inQueryString(err error) error {
 	case errors.As(err, &te) && te.Plus != "":
 		return &hintedError{err: err, hint: "In a URL write + as %2B: " + url.QueryEscape(te.Plus)}
 	case errors.As(err, &pe):
-		return &hintedError{err: err, hint: "In a URL write + as %2B: " + url.QueryEscape(pe.Plus)}
+		// the step as it is to be written, escaped and all, not the bare name (tester 53's F3)
+		return &hintedError{err: err, hint: "In a URL write + as %2B: " + url.QueryEscape(pe.Step)}
 	}
 	return err
 }

@@ -543,3 +543,43 @@ func TestAPlusReadAsASpaceInANameIsHinted(t *testing.T) {
 		t.Errorf("batch steps V,Add On Purchased: %d %v, want steps named with the stored name, and no URL hint", code, answer)
 	}
 }
+
+// TestThePlusHintIsTheStepToWrite (tester 53's F3): the hint of a + read as a space gives the
+// step as it is to be written in the URL, the name escaped as a step (a comma or bracket of it
+// after a backslash) and after event: when the step was written so; pasted into the URL it
+// finds the event. It gave the name alone, which split at its comma or read its brackets as a
+// filter, and dropped event:.
+func TestThePlusHintIsTheStepToWrite(t *testing.T) {
+	t.Parallel()
+	srv := serve(t, nil, "V", "Gift+Card, Bought", "Size+Guide [Opened]", "Add+On Purchased")
+	get := func(rawQuery string) (int, string) {
+		t.Helper()
+		resp, err := http.Get(srv.URL + "/api/v1/funnel?" + rawQuery)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var out map[string]any
+		if err := json.NewDecoder(resp.Body).Decode(&out); err != nil {
+			t.Fatalf("%s: %d, body not JSON: %v", rawQuery, resp.StatusCode, err)
+		}
+		msg, _ := out["error"].(string)
+		return resp.StatusCode, msg
+	}
+	const says = "In a URL write + as %2B: "
+	for _, tt := range []struct{ step, hint string }{
+		{`Gift+Card%5C,+Bought`, `Gift%2BCard%5C%2C+Bought`},
+		{`Size+Guide+%5C%5BOpened%5C%5D`, `Size%2BGuide+%5C%5BOpened%5C%5D`},
+		{`event:Add+On+Purchased`, `event%3AAdd%2BOn+Purchased`},
+	} {
+		code, msg := get("steps=V," + tt.step)
+		_, hint, ok := strings.Cut(msg, says)
+		if code != 400 || !ok || hint != tt.hint {
+			t.Errorf("steps=V,%s: %d %q, want a 400 ending %q", tt.step, code, msg, says+tt.hint)
+			continue
+		}
+		if code, msg := get("steps=V," + hint); code != 200 {
+			t.Errorf("steps=V,%s, as hinted: %d %q, want 200", hint, code, msg)
+		}
+	}
+}
