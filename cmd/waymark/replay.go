@@ -80,7 +80,7 @@ func runReplay(ctx context.Context, args []string, stdout io.Writer) error {
 		defer pipe.close(ctx)
 		once = &headReader{r: pipe, max: stdinHead}
 		cfg.Reader = once
-		fifo = st.Mode()&os.ModeNamedPipe != 0 && !strings.HasPrefix(*file, "/dev/") && !strings.HasPrefix(*file, "/proc/")
+		fifo = st.Mode()&os.ModeNamedPipe != 0 && !ownDescriptor(*file)
 	}
 	if wait > 0 && collector != "" {
 		// --wait reads the consumer group's progress on the brokers, which sending to a
@@ -185,11 +185,12 @@ func runReplay(ctx context.Context, args []string, stdout io.Writer) error {
 				msg += fmt.Sprintf("; its first lines read as --format %s", found)
 			}
 		})
-		// advised is the file the advice is for: standard input's pipe for a device or a
-		// pipe named under /dev or /proc (/dev/stdin, the /dev/fd/63 of `<(…)`), which has
-		// no writer the user names.
+		// advised is the file the advice is for: standard input for a device, or for one of
+		// replay's own descriptors (/dev/stdin, the /dev/fd/63 of `<(…)`), which no one writes
+		// to or can name again, whatever it is (tester 53's F8: /dev/stdin redirected from a
+		// file was told to write /dev/stdin.compact.jsonl).
 		advised := *file
-		if once != nil && !fifo {
+		if once != nil && !fifo || ownDescriptor(*file) {
 			advised = "-"
 		}
 		look(func(r io.Reader, gzipped bool) {
@@ -353,6 +354,28 @@ func checkDatasetFile(name string) error {
 		return err
 	}
 	return f.Close()
+}
+
+// ownDescriptor reports whether path names one of the process's own file descriptors:
+// /dev/stdin (stdout, stderr), /dev/fd/N, /proc/self/fd/N (/proc/thread-self/fd/N). What it is
+// depends on how replay was started (a redirection from a file, a pipe, the /dev/fd/63 of
+// `<(…)`), and no command but this one can read it: advice names standard input, not the path.
+// Any other path is advised as what it is (os.Stat), so a named pipe made under /dev/shm is a
+// named pipe's (tester 53's F8, F9).
+func ownDescriptor(path string) bool {
+	if abs, err := filepath.Abs(path); err == nil {
+		path = abs
+	}
+	switch path = filepath.Clean(path); path {
+	case "/dev/stdin", "/dev/stdout", "/dev/stderr":
+		return true
+	}
+	for _, dir := range []string{"/dev/fd/", "/proc/self/fd/", "/proc/thread-self/fd/"} {
+		if n, ok := strings.CutPrefix(path, dir); ok && n != "" && strings.Trim(n, "0123456789") == "" {
+			return true
+		}
+	}
+	return false
 }
 
 // pipeFile reads the file at path, a named pipe or a device, opening it at its first read:

@@ -43,7 +43,13 @@ func TestReplayRefusingANamedPipeEnds(t *testing.T) {
 // it, as `cat export.json > fifo` does; it returns the pipe's path.
 func namedPipeOf(t *testing.T, content string) string {
 	t.Helper()
-	fifo := filepath.Join(t.TempDir(), "export.json")
+	return namedPipeIn(t, t.TempDir(), content)
+}
+
+// namedPipeIn is namedPipeOf with the pipe in the folder dir.
+func namedPipeIn(t *testing.T, dir, content string) string {
+	t.Helper()
+	fifo := filepath.Join(dir, "export.json")
 	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -132,5 +138,61 @@ func TestReplayRepeatingANamedPipeIsRefused(t *testing.T) {
 	want := "--repeat: 2 passes need a file read again: " + fifo + " is a named pipe, read once"
 	if ctx.Err() != nil || err == nil || !strings.Contains(stderr.String(), want) {
 		t.Errorf("replay --repeat 2 of a named pipe: %v (context: %v), want it refused with %q\nstderr:\n%s", err, ctx.Err(), want, stderr.String())
+	}
+}
+
+// TestReplayAdvisesByWhatTheFileIs (tester 53's F8, F9): the advice for a pretty-printed --file
+// goes by what the file is, and by its path only for replay's own descriptors. /dev/stdin
+// (/dev/fd/0, /proc/self/fd/0) redirected from a regular file was advised as a file, to write
+// /dev/stdin.compact.jsonl under /dev; it is advised as standard input. A named pipe made under
+// /dev/shm, a tmpfs users write to, was advised as standard input; it is advised as a named pipe.
+func TestReplayAdvisesByWhatTheFileIs(t *testing.T) {
+	b, err := ingest.StartDevBroker("127.0.0.1:0", 3, "waymark.events", "waymark.dlq")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	const msg = `{"type":"track","userId":"np","event":"E","timestamp":"2025-05-01T10:00:00Z"}`
+	const pretty = "[\n  " + msg + "\n]\n"
+	redirected := filepath.Join(t.TempDir(), "export.json")
+	if err := os.WriteFile(redirected, []byte(pretty), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	const stdinAdvice = "`… | jq -c '.[]' | waymark replay --file - …`"
+	for _, path := range []string{"/dev/stdin", "/dev/fd/0", "/proc/self/fd/0"} {
+		if _, err := os.Stat(path); err != nil {
+			t.Logf("%s: %v; not tried", path, err)
+			continue
+		}
+		in, err := os.Open(redirected)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cmd := exec.Command(binary, "replay", "--format", "segment", "--file", path)
+		cmd.Env = append(os.Environ(), "WAYMARK_DEV_BROKER_ADDR="+b.Addr())
+		cmd.Stdin = in // a regular file, as `< export.json` gives it
+		var stderr bytes.Buffer
+		cmd.Stderr = &stderr
+		err = cmd.Run()
+		in.Close()
+		if got := stderr.String(); err == nil || !strings.Contains(got, stdinAdvice) || strings.Contains(got, ".compact.jsonl") {
+			t.Errorf("replay --file %s < a pretty-printed file: %v, want it advising %s, no file to write\nstderr:\n%s", path, err, stdinAdvice, got)
+		}
+	}
+	shm, err := os.MkdirTemp("/dev/shm", "waymark-test-")
+	if err != nil {
+		t.Skipf("no /dev/shm to make a named pipe in: %v", err)
+	}
+	t.Cleanup(func() { os.RemoveAll(shm) })
+	fifo := namedPipeIn(t, shm, pretty)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute) // a hang guard
+	defer cancel()
+	cmd := exec.CommandContext(ctx, binary, "replay", "--format", "segment", "--file", fifo)
+	cmd.Env = append(os.Environ(), "WAYMARK_DEV_BROKER_ADDR="+b.Addr())
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	err = cmd.Run()
+	if advice := "`… | jq -c '.[]' > " + shellQuote(fifo) + "`"; ctx.Err() != nil || err == nil || !strings.Contains(stderr.String(), advice) {
+		t.Errorf("replay of a pretty-printed array on a named pipe under /dev/shm: %v (context: %v), want it advising %s\nstderr:\n%s", err, ctx.Err(), advice, stderr.String())
 	}
 }
