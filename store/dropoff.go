@@ -85,11 +85,12 @@ func ParseDropoffQuery(v url.Values) (DropoffQuery, error) {
 		if last == 1 {
 			steps = "1 (of two steps, nobody drops off after the last)" // not "1 to 1" (tester 49's F5)
 		}
-		what := fmt.Sprintf("%q is not a step to count drop-offs after", p.v.Get("step"))
+		give := steps + ", or 0 for the step with the largest drop-off"
+		err := fmt.Errorf("%q is not a step to count drop-offs after: give %s", p.v.Get("step"), give)
 		if plusSigned(strings.TrimSpace(p.v.Get("step"))) { // tester 50's F7
-			what = fmt.Sprintf("%q has a + sign, which a step's number is written without", p.v.Get("step"))
+			err = PlusSignError(p.v.Get("step"), "a step's number", give)
 		}
-		p.err = paramErrorf("step", "%s: give %s, or 0 for the step with the largest drop-off", what, steps)
+		p.err = &ParamError{Param: "step", Err: err}
 	}
 	q.Limit, q.IDsLimit = p.int("limit", 1, 1000), p.int("ids_limit", 0, MaxIDsLimit)
 	if err := p.finish(); err != nil {

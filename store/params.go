@@ -364,7 +364,7 @@ func (p *params) int(name string, lo, hi int) int {
 	n, err := strconv.Atoi(s)
 	switch {
 	case plusSigned(s):
-		p.fail(name, "%q has a + sign, which a whole number is written without: give one from %d to %d", s, lo, hi)
+		p.fail(name, "%w", PlusSignError(s, "a whole number", fmt.Sprintf("one from %d to %d", lo, hi)))
 	case err != nil || !isDigits(s) || n < lo || n > hi:
 		p.fail(name, "%q is not a whole number from %d to %d", s, lo, hi)
 	}
@@ -377,6 +377,16 @@ func (p *params) int(name string, lo, hi int) int {
 // were not: tester 50's F7).
 func plusSigned(s string) bool {
 	return strings.HasPrefix(s, "+") && isDigits(s[1:])
+}
+
+// PlusSignError is the refusal of s, a number written with a + sign ("+5"): the sign is what is
+// wrong, not the number, then what to give. what names the number ("a whole number", "a step's
+// number"), give what is taken ("one from 1 to 1000"). Each parser decides what is a number
+// with a sign (plusSigned for a whole number); the query parameters and the number flags of
+// every command (cmd/waymark's wholeNumber, number) refuse it in these words, said here alone
+// (tester 53's F7: serve's --batch-size +5 was told "want a whole number, at least 1").
+func PlusSignError(s, what, give string) error {
+	return fmt.Errorf("%q has a + sign, which %s is written without: give %s", s, what, give)
 }
 
 // isDigits reports whether s is decimal digits only: a whole number as the API and the CLI take

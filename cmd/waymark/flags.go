@@ -633,13 +633,21 @@ func atLeast[T cmp.Ordered](lo T) func(T) error {
 // wholeNumber returns the parser of an integer flag that takes lo to hi. Text that is no whole
 // number ("x", "1.5", "1e3") and a number out of range are refused alike, saying what the flag
 // takes: "want a whole number from 1 to 1024", or "want a whole number, at least 1" when hi is
-// the type's largest (strconv's own words, "invalid syntax", said neither).
+// the type's largest (strconv's own words, "invalid syntax", said neither). A number written
+// with a + sign is refused blaming the sign, in the query parameters' words
+// (store.PlusSignError: "+5" is at least 1, and "want a whole number, at least 1" contradicted
+// itself: tester 53's F7).
 func wholeNumber[T int | uint64](lo, hi T) func(string) (T, error) {
 	want := fmt.Errorf("want a whole number from %d to %d", lo, hi)
+	give := fmt.Sprintf("one from %d to %d", lo, hi)
 	if u := uint64(hi); u == math.MaxInt || u == math.MaxUint64 { // no upper bound
 		want = fmt.Errorf("want a whole number, at least %d", lo)
+		give = fmt.Sprintf("one, at least %d", lo)
 	}
 	return func(s string) (T, error) {
+		if rest, signed := strings.CutPrefix(s, "+"); signed && isDigits(rest) {
+			return 0, store.PlusSignError(s, "a whole number", give)
+		}
 		var v T
 		var err error
 		switch p := any(&v).(type) {
@@ -649,7 +657,7 @@ func wholeNumber[T int | uint64](lo, hi T) func(string) (T, error) {
 			*p, err = strconv.ParseUint(s, 10, 64)
 		}
 		// digits only, as the query API takes a whole number: strconv takes a sign too (tester 49's F6)
-		if err != nil || strings.Trim(s, "0123456789") != "" || v < lo || v > hi {
+		if err != nil || !isDigits(s) || v < lo || v > hi {
 			return v, want
 		}
 		return v, nil
@@ -657,19 +665,40 @@ func wholeNumber[T int | uint64](lo, hi T) func(string) (T, error) {
 }
 
 // number returns the parser of a float flag that takes the finite numbers from lo, and below
-// below when it is finite, saying so when refusing one ("x", NaN, Inf, or out of range).
+// below when it is finite, saying so when refusing one ("x", NaN, Inf, or out of range). It
+// takes plain decimals only, digits with a point or not (1000, 2.5, -1 to be refused as out of
+// range): strconv also takes Go's 1_000, hex floats (0x1p4) and exponents, which no one means
+// for a rate; a + sign is refused blaming the sign, as wholeNumber does (tester 53's F7).
 func number(lo, below float64) func(string) (float64, error) {
 	want := fmt.Errorf("want a number, at least %v", lo)
+	give := fmt.Sprintf("one, at least %v", lo)
 	if !math.IsInf(below, 1) {
 		want = fmt.Errorf("want a number from %v to below %v", lo, below)
+		give = fmt.Sprintf("one from %v to below %v", lo, below)
 	}
 	return func(s string) (float64, error) {
+		if rest, signed := strings.CutPrefix(s, "+"); signed && isDecimal(rest) {
+			return 0, store.PlusSignError(s, "a number", give)
+		}
+		if !isDecimal(strings.TrimPrefix(s, "-")) {
+			return 0, fmt.Errorf("%w, in decimal digits (1000, 2.5)", want)
+		}
 		v, err := strconv.ParseFloat(s, 64)
-		if err != nil || math.IsInf(v, 0) || !(v >= lo && v < below) { // NaN fails too
+		if err != nil || math.IsInf(v, 0) || !(v >= lo && v < below) {
 			return v, want
 		}
 		return v, nil
 	}
+}
+
+// isDigits reports whether s is decimal digits only, a whole number as the flags take one.
+func isDigits(s string) bool { return s != "" && strings.Trim(s, "0123456789") == "" }
+
+// isDecimal reports whether s is a plain decimal number without a sign: digits, with one point
+// among or after them (1000, 2.5, .5, 5.).
+func isDecimal(s string) bool {
+	whole, frac, _ := strings.Cut(s, ".")
+	return isDigits(whole+frac) && (whole == "" || isDigits(whole)) && (frac == "" || isDigits(frac))
 }
 
 // parseDuration reads a duration in Go syntax; its error does not repeat the value (the setter

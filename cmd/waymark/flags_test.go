@@ -630,7 +630,21 @@ func TestFlagValuesAreCheckedWhenParsed(t *testing.T) {
 		// error", and what the flag takes only when the number was out of range: every number
 		// flag says what it takes either way (wholeNumber, number).
 		{[]string{"serve", "--dev-broker-partitions", "x"}, nil, `--dev-broker-partitions: invalid value "x": want a whole number from 1 to 1024`},
-		{[]string{"serve", "--dev-broker-partitions", "+4"}, nil, `--dev-broker-partitions: invalid value "+4": want a whole number from 1 to 1024`}, // tester 49's F6
+		// A + sign is refused blaming the sign, in the query parameters' words (store.PlusSignError):
+		// "+5" is at least 1, and "want a whole number, at least 1" contradicted itself; the rate
+		// takes plain decimals, not strconv's 1_000, hex floats or exponents (tester 53's F7).
+		{[]string{"serve", "--dev-broker-partitions", "+4"}, nil, `--dev-broker-partitions: invalid value "+4": "+4" has a + sign, which a whole number is written without: give one from 1 to 1024`}, // tester 49's F6
+		{[]string{"serve", "--batch-size", "+5"}, nil, `--batch-size: invalid value "+5": "+5" has a + sign, which a whole number is written without: give one, at least 1`},
+		{[]string{"replay", "--format", "taobao", "--file", "x", "--repeat", "+2"}, nil, `--repeat: invalid value "+2": "+2" has a + sign, which a whole number is written without: give one, at least 1`},
+		{[]string{"funnel", "--steps", "A", "--query-max-memory", "+1048576"}, nil, `--query-max-memory: invalid value "+1048576": "+1048576" has a + sign, which a whole number is written without: give one, at least 1048576`},
+		{[]string{"serve", "--batch-size", "++5"}, nil, `--batch-size: invalid value "++5": want a whole number, at least 1`},
+		{[]string{"serve", "--rate-limit", "+5"}, nil, `--rate-limit: invalid value "+5": "+5" has a + sign, which a number is written without: give one, at least 0`},
+		{[]string{"serve", "--rate-limit", "+2.5"}, nil, `--rate-limit: invalid value "+2.5": "+2.5" has a + sign, which a number is written without: give one, at least 0`},
+		{[]string{"serve", "--rate-limit", "1_000"}, nil, `--rate-limit: invalid value "1_000": want a number, at least 0, in decimal digits (1000, 2.5)`},
+		{[]string{"serve", "--rate-limit", "0x1p4"}, nil, `--rate-limit: invalid value "0x1p4": want a number, at least 0, in decimal digits (1000, 2.5)`},
+		{[]string{"serve", "--rate-limit", "1e3"}, nil, `--rate-limit: invalid value "1e3": want a number, at least 0, in decimal digits (1000, 2.5)`},
+		{[]string{"serve", "--rate-limit", "."}, nil, `--rate-limit: invalid value ".": want a number, at least 0, in decimal digits (1000, 2.5)`},
+		{[]string{"bench", "ingest", "--restart-share", "+0.5"}, nil, `--restart-share: invalid value "+0.5": "+0.5" has a + sign, which a number is written without: give one from 0 to below 1`},
 		{[]string{"serve", "--dev-broker-partitions", "1025"}, nil, `--dev-broker-partitions: invalid value "1025": want a whole number from 1 to 1024`},
 		{[]string{"serve", "--batch-size", "1.5"}, nil, `--batch-size: invalid value "1.5": want a whole number, at least 1`},
 		{[]string{"serve", "--max-customers", "99999999999999999999"}, nil, `--max-customers: invalid value "99999999999999999999": want a whole number, at least 1`},
@@ -698,6 +712,9 @@ func TestFlagValuesAreCheckedWhenParsed(t *testing.T) {
 		// Accepted: a blank value where the default is blank, 0 where it means something.
 		{[]string{"funnel", "--steps", "A", "--from", "", "--breakdown", " "}, nil, ""},
 		{[]string{"serve", "--rate-limit", "0", "--kafka-brokers", ""}, nil, ""},
+		{[]string{"serve", "--rate-limit", "2.5", "--kafka-brokers", ""}, nil, ""},
+		{[]string{"serve", "--rate-limit", "1000.", "--kafka-brokers", ""}, nil, ""},
+		{[]string{"bench", "ingest", "--restart-share", ".05", "--persons", "x"}, nil, `--persons: invalid value "x"`}, // past --restart-share
 		{[]string{"serve", "--roles", " query , ingest", "--http-read-timeout", "1s"}, nil, ""},
 		{[]string{"replay", "--format", "taobao", "--file", "x", "--wait", "0"}, nil, `--file: stat x`}, // past --wait
 	}
