@@ -207,6 +207,18 @@ func Replay(ctx context.Context, cfg ReplayConfig) (ReplaySummary, error) {
 			lastLine = line
 		}
 	}
+	// idle sends the pending events of an input that keeps replay waiting for more (standard
+	// input, a named pipe: contextReader calls it, on this goroutine, once a read has waited
+	// idleFlush), as a log shipper's linger does: a live writer (`tail -f`, a slow export) saw
+	// nothing sent until the input ended, and Ctrl-C then lost what was read (tester 53's F12).
+	// Skipped lines alone wait, as does an input more of whose lines were skipped than used so
+	// far: it is judged before anything of it is sent or dead-lettered (wrongFormat).
+	idle := func() error {
+		if len(pending) == 0 || tally.mostSkipped(cfg.Format) != nil {
+			return nil
+		}
+		return flush()
+	}
 	emit := func(m Message) error {
 		countLine(m.Line)
 		if pass == 0 {
@@ -236,12 +248,13 @@ func Replay(ctx context.Context, cfg ReplayConfig) (ReplaySummary, error) {
 			sum.SkippedEvents++
 			tally.add(s.Line, &s)
 		}
-		r, err := Decompressed(&contextReader{ctx: ctx, r: cfg.Reader})
+		in := &contextReader{ctx: ctx, r: cfg.Reader, idle: idle}
+		r, err := decompressed(in, true)
 		if err != nil {
-			return sum, fmt.Errorf("replay %s: %w", name, err)
+			return sum, fmt.Errorf("replay %s: %w", name, in.cause(err))
 		}
 		if err := read(r, 0, withinEventLimit(emit, skip), skip); err != nil {
-			return sum, fmt.Errorf("replay %s: %w", name, err)
+			return sum, fmt.Errorf("replay %s: %w", name, in.cause(err))
 		}
 		if err := wrongFormat(true); err != nil {
 			return sum, fmt.Errorf("replay %s: %w", name, err)
@@ -258,7 +271,7 @@ func Replay(ctx context.Context, cfg ReplayConfig) (ReplaySummary, error) {
 				tally.add(s.Line, &s)
 			}
 		}
-		if err := replayFile(ctx, cfg.File, pass, read, withinEventLimit(emit, skip), skip); err != nil {
+		if err := replayFile(ctx, cfg.File, pass, read, withinEventLimit(emit, skip), skip, idle); err != nil {
 			return sum, err
 		}
 		if pass == 0 {
@@ -429,37 +442,54 @@ func post(ctx context.Context, client *http.Client, url, writeKey string, body [
 }
 
 // replayFile reads the dataset at path. A file that is not a regular one (a named pipe) is opened
-// and read so that ctx's end ends the wait for its writer (contextReader).
-func replayFile(ctx context.Context, path string, pass int, read datasetReader, emit func(Message) error, skip func(Skip)) error {
+// and read so that ctx's end ends the wait for its writer, and idle is called when the wait is
+// long (contextReader); a regular file is read as it is.
+func replayFile(ctx context.Context, path string, pass int, read datasetReader, emit func(Message) error, skip func(Skip), idle func() error) error {
 	f, err := openContext(ctx, path)
 	if err != nil {
 		return fmt.Errorf("replay: %w", err)
 	}
 	defer f.Close()
 	var in io.Reader = f
+	var live *contextReader // the reading of a file that is not a regular one; nil for one that is
 	if st, err := f.Stat(); err != nil || !st.Mode().IsRegular() {
-		in = &contextReader{ctx: ctx, r: f}
+		live = &contextReader{ctx: ctx, r: f, idle: idle}
+		in = live
 	}
-	r, err := Decompressed(in)
+	r, err := decompressed(in, live != nil)
 	if err != nil {
-		return fmt.Errorf("replay %s: %w", path, err)
+		return fmt.Errorf("replay %s: %w", path, live.cause(err))
 	}
 	if err := read(r, pass, emit, skip); err != nil {
-		return fmt.Errorf("replay %s: %w", path, err)
+		return fmt.Errorf("replay %s: %w", path, live.cause(err))
 	}
 	return nil
 }
+
+// idleFlush is how long a read of standard input or a named pipe waits for its writer before
+// replay sends the events it holds (contextReader.idle): a second, as a log shipper lingers
+// (Fluent Bit's flush interval is one).
+const idleFlush = time.Second
 
 // contextReader is r whose reads end with ctx's error once ctx ends: a read of standard input or a
 // pipe waits for its writer, and replay saw a signal (ctx) only when input came or ended (tester
 // 50's F1). Each read runs in a goroutine of its own; one left when ctx ends stays waiting until
 // input comes or the process ends, which replay's does next.
+//
+// idle, when set, is called once a read has waited idleFlush, on the goroutine calling Read, which
+// then waits on: replay sends what it holds while the writer is quiet (tester 53's F12). An error
+// of idle ends the read, and every read after it, with that error (cause tells it).
 type contextReader struct {
-	ctx context.Context
-	r   io.Reader
+	ctx     context.Context
+	r       io.Reader
+	idle    func() error
+	idleErr error // what idle returned, ending the reading
 }
 
 func (c *contextReader) Read(p []byte) (int, error) {
+	if c.idleErr != nil {
+		return 0, c.idleErr
+	}
 	if err := c.ctx.Err(); err != nil {
 		return 0, err
 	}
@@ -473,12 +503,36 @@ func (c *contextReader) Read(p []byte) (int, error) {
 		n, err := c.r.Read(buf)
 		done <- result{n, err}
 	}()
-	select {
-	case res := <-done:
-		return copy(p, buf[:res.n]), res.err
-	case <-c.ctx.Done():
-		return 0, c.ctx.Err()
+	var quiet <-chan time.Time
+	if c.idle != nil {
+		t := time.NewTimer(idleFlush)
+		defer t.Stop()
+		quiet = t.C
 	}
+	for {
+		select {
+		case res := <-done:
+			return copy(p, buf[:res.n]), res.err
+		case <-c.ctx.Done():
+			return 0, c.ctx.Err()
+		case <-quiet:
+			quiet = nil // once a wait: what idle left, more input changes
+			if err := c.idle(); err != nil {
+				c.idleErr = err
+				return 0, err
+			}
+		}
+	}
+}
+
+// cause is err, met reading through c, as its cause: idle's error (a send that failed) when that
+// ended the reading, not the reading's wrapping of it ("read line 3: …"). A nil c read nothing:
+// err is its own cause.
+func (c *contextReader) cause(err error) error {
+	if c != nil && c.idleErr != nil {
+		return c.idleErr
+	}
+	return err
 }
 
 // openContext opens path for reading, giving up when ctx ends: opening a named pipe waits until a
@@ -514,7 +568,13 @@ func openContext(ctx context.Context, path string) (*os.File, error) {
 // stream fails the read that meets it. A UTF-8 byte order mark is left for the line reader, which
 // drops it (TrimByteOrderMark). A gzip stream cut short or corrupt is said to be gzip's, with
 // the bytes read of it (gzipError).
-func Decompressed(r io.Reader) (io.Reader, error) {
+func Decompressed(r io.Reader) (io.Reader, error) { return decompressed(r, false) }
+
+// decompressed is Decompressed of r, which is live when it is read as it is written (standard
+// input, a named pipe): its first bytes are looked at as far as its first reads gave them, not
+// waited for until binaryHead came (a writer of one line that keeps the pipe open would keep
+// it from being read; tester 53's F12).
+func decompressed(r io.Reader, live bool) (io.Reader, error) {
 	in := &countingReader{r: r}
 	br := bufio.NewReader(in)
 	magic, err := br.Peek(2)
@@ -528,7 +588,7 @@ func Decompressed(r io.Reader) (io.Reader, error) {
 		}
 		br = bufio.NewReader(&gzipData{zr: zr, in: in})
 	}
-	return utf8Text(br)
+	return utf8Text(br, live)
 }
 
 // countingReader is r counting the bytes read from it.
@@ -592,8 +652,9 @@ func (e *EncodingError) Error() string {
 	return fmt.Sprintf("the file is %s (%s), which replay does not read: convert it to UTF-8 first, e.g. `iconv -f %s -t UTF-8`", e.Encoding, e.Sign, from)
 }
 
-// utf8Text returns br's text in UTF-8, as Decompressed describes.
-func utf8Text(br *bufio.Reader) (io.Reader, error) {
+// utf8Text returns br's text in UTF-8, as Decompressed describes; of a live input (decompressed)
+// it looks for binary data in the bytes its first reads gave.
+func utf8Text(br *bufio.Reader, live bool) (io.Reader, error) {
 	head, err := br.Peek(4)
 	if err != nil && !errors.Is(err, io.EOF) {
 		return nil, fmt.Errorf("read: %w", err)
@@ -626,7 +687,11 @@ func utf8Text(br *bufio.Reader) (io.Reader, error) {
 			return nil, &EncodingError{Encoding: "UTF-16BE", Sign: "no byte order mark, every other byte 0"}
 		}
 	}
-	if head, _ = br.Peek(binaryHead); binaryData(head) {
+	sniff := binaryHead
+	if live {
+		sniff = min(binaryHead, br.Buffered())
+	}
+	if head, _ = br.Peek(sniff); binaryData(head) {
 		start := bytes.TrimLeft(head, " \t\r\n")
 		return nil, &BinaryError{First: start[0], Kind: binaryKind(start)}
 	}

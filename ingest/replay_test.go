@@ -211,7 +211,7 @@ func TestReplayReadsGzipAndBatchBodies(t *testing.T) {
 	var msgs []Message
 	var skips []Skip
 	skip := func(s Skip) { skips = append(skips, s) }
-	if err := replayFile(context.Background(), path, 0, readSegment, func(m Message) error { msgs = append(msgs, m); return nil }, skip); err != nil {
+	if err := replayFile(context.Background(), path, 0, readSegment, func(m Message) error { msgs = append(msgs, m); return nil }, skip, nil); err != nil {
 		t.Fatal(err)
 	}
 	if len(skips) != 1 || skips[0].Place() != "line 2 batch[2]" {
@@ -257,7 +257,7 @@ func TestReplayReadsGzipAndBatchBodies(t *testing.T) {
 	if err := os.WriteFile(bad, corrupt, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	err = replayFile(context.Background(), bad, 0, readSegment, func(Message) error { return nil }, func(Skip) {})
+	err = replayFile(context.Background(), bad, 0, readSegment, func(Message) error { return nil }, func(Skip) {}, nil)
 	if err == nil || !strings.Contains(err.Error(), bad) || !strings.Contains(err.Error(), "line") {
 		t.Errorf("corrupt gzip: %v, want an error naming %s and a line", err, bad)
 	}

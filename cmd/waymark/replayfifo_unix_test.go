@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/waymark-dev/waymark/ingest"
+	"github.com/waymark-dev/waymark/ingest/ingesttest"
 )
 
 // TestReplayRefusingANamedPipeEnds: a named pipe given to --file is read once; when replay
@@ -194,5 +195,76 @@ func TestReplayAdvisesByWhatTheFileIs(t *testing.T) {
 	err = cmd.Run()
 	if advice := "`… | jq -c '.[]' > " + shellQuote(fifo) + "`"; ctx.Err() != nil || err == nil || !strings.Contains(stderr.String(), advice) {
 		t.Errorf("replay of a pretty-printed array on a named pipe under /dev/shm: %v (context: %v), want it advising %s\nstderr:\n%s", err, ctx.Err(), advice, stderr.String())
+	}
+}
+
+// TestReplaySendsWhatALiveNamedPipeHolds (tester 53's F12): a named pipe whose writer wrote a line
+// and kept the pipe open (`tail -f`, a slow export) had that line's event held until the writer
+// closed it, and Ctrl-C meanwhile lost it. Replay sends what it holds once the pipe has been quiet
+// a second: the event is on the topic while the writer still holds the pipe, and replay ends
+// with the pipe, exit 0.
+func TestReplaySendsWhatALiveNamedPipeHolds(t *testing.T) {
+	b, err := ingest.StartDevBroker("127.0.0.1:0", 3, "waymark.events", "waymark.dlq")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	fifo := filepath.Join(t.TempDir(), "live.jsonl")
+	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute) // a hang guard
+	defer cancel()
+	cmd := exec.CommandContext(ctx, binary, "replay", "--format", "segment", "--file", fifo)
+	cmd.Env = append(os.Environ(), "WAYMARK_DEV_BROKER_ADDR="+b.Addr())
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	// the writer: it opens the pipe once replay does, writes a line and holds the pipe open
+	opened := make(chan *os.File, 1)
+	go func() {
+		if w, err := os.OpenFile(fifo, os.O_WRONLY, 0); err == nil {
+			opened <- w
+		}
+	}()
+	var w *os.File
+	select {
+	case w = <-opened:
+	case err := <-exited:
+		t.Fatalf("replay ended before opening the pipe: %v\nstdout:\n%s\nstderr:\n%s", err, &stdout, &stderr)
+	case <-ctx.Done():
+		t.Fatal("replay did not open the pipe within a minute")
+	}
+	defer w.Close()
+	if _, err := w.WriteString(`{"type":"track","userId":"lw","event":"LiveWriter","messageId":"lw1","timestamp":"2025-05-04T10:00:00Z"}` + "\n"); err != nil {
+		t.Fatal(err)
+	}
+	tick := time.NewTicker(100 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		msgs, err := ingesttest.ReadTopic(ctx, b.Addr(), "waymark.events")
+		if err == nil && len(msgs) == 1 && bytes.Contains(msgs[0].Value, []byte(`"LiveWriter"`)) {
+			break
+		}
+		select {
+		case <-tick.C:
+		case err := <-exited:
+			t.Fatalf("replay ended while the pipe's writer held it open: %v\nstdout:\n%s\nstderr:\n%s", err, &stdout, &stderr)
+		case <-ctx.Done():
+			t.Fatalf("the event written to a pipe still open is not on the topic after a minute (last read: %d messages, %v)", len(msgs), err)
+		}
+	}
+	w.Close()
+	select {
+	case err := <-exited:
+		if err != nil || !strings.Contains(stdout.String(), "sent 1 event,") {
+			t.Errorf("replay once the writer closed the pipe: %v, want exit 0 having sent 1 event\nstdout:\n%s\nstderr:\n%s", err, &stdout, &stderr)
+		}
+	case <-ctx.Done():
+		t.Fatal("replay did not end within a minute of the pipe's writer closing it")
 	}
 }

@@ -1,0 +1,56 @@
+package ingest
+
+import (
+	"context"
+	"io"
+	"testing"
+	"time"
+
+	"github.com/waymark-dev/waymark/ingest/ingesttest"
+)
+
+// TestReplaySendsWhatALiveInputHolds (tester 53's F12): an input read as it is written (standard
+// input, a named pipe) whose writer keeps it open after a line had that line's event held until
+// the input ended or a chunk filled. Replay sends the events it holds once a read has waited
+// idleFlush, and reads on: the event is on the topic while the writer still holds the input open.
+func TestReplaySendsWhatALiveInputHolds(t *testing.T) {
+	b, err := StartDevBroker("127.0.0.1:0", 1, "events", "dlq")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute) // a hang guard
+	defer cancel()
+	r, w := io.Pipe()
+	defer w.Close()
+	go w.Write([]byte(`{"type":"track","userId":"u","event":"Live","messageId":"m1","timestamp":"2025-05-04T10:00:00Z"}` + "\n"))
+	type result struct {
+		sum ReplaySummary
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		sum, err := Replay(ctx, ReplayConfig{Brokers: []string{b.Addr()}, Topic: "events", DLQTopic: "dlq", Format: "segment", Reader: r})
+		done <- result{sum, err}
+	}()
+	tick := time.NewTicker(100 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		msgs, err := ingesttest.ReadTopic(ctx, b.Addr(), "events")
+		if err == nil && len(msgs) == 1 {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatalf("the event written to an input still open is not on the topic after a minute (last read: %d messages, %v)", len(msgs), err)
+		case res := <-done:
+			t.Fatalf("replay ended while its input was open: %+v, %v", res.sum, res.err)
+		case <-tick.C:
+		}
+	}
+	w.Close()
+	res := <-done
+	if res.err != nil || res.sum.Sent != 1 || res.sum.Read != 1 {
+		t.Errorf("replay after its input ended: %+v, %v; want 1 event read and sent", res.sum, res.err)
+	}
+}
