@@ -742,6 +742,54 @@ func SpreadJSON(r io.Reader) (spread, array bool) {
 	return bytes.ContainsAny(data[start:dec.InputOffset()], "\n\r"), open == '['
 }
 
+// OneValueALine returns the JSON values r starts with, one a line, as `jq -c '.[]'` writes an
+// array's elements and `jq -c .` any other value: what a pretty-printed file, or one of arrays,
+// holds as replay reads it once it is put one value a line (DetectFormat of it tells the format
+// of its values). Only the first MaxLineBytes of r are looked at, and of them the whole values,
+// at most formatSample: a value cut by the part read (the first bytes of standard input as
+// replay read them) ends them. Text that is no JSON gives none.
+func OneValueALine(r io.Reader) io.Reader {
+	data, _ := io.ReadAll(io.LimitReader(r, MaxLineBytes)) // a read error ends the part read
+	dec := json.NewDecoder(bytes.NewReader(data))
+	var lines bytes.Buffer
+	n := 0
+	add := func(v json.RawMessage) bool {
+		if err := json.Compact(&lines, v); err != nil {
+			return false
+		}
+		lines.WriteByte('\n')
+		n++
+		return n < formatSample
+	}
+	for n < formatSample {
+		rest := bytes.TrimLeft(data[dec.InputOffset():], " \t\r\n")
+		if len(rest) == 0 || rest[0] != '[' {
+			var v json.RawMessage
+			if dec.Decode(&v) != nil || !add(v) {
+				break
+			}
+			continue
+		}
+		if _, err := dec.Token(); err != nil { // the array's [
+			break
+		}
+		for dec.More() {
+			var v json.RawMessage
+			if dec.Decode(&v) != nil || !add(v) {
+				return &lines
+			}
+		}
+		if _, err := dec.Token(); err != nil { // its ]
+			break
+		}
+	}
+	return &lines
+}
+
+// JSONLines reports whether format's lines are JSON values, one a line (otto, segment), not
+// CSV records (taobao, rees46).
+func JSONLines(format string) bool { return format == "otto" || format == "segment" }
+
 // formatSample is how many lines DetectFormat reads.
 const formatSample = 100
 

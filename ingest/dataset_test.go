@@ -525,6 +525,37 @@ func TestSpreadJSON(t *testing.T) {
 	}
 }
 
+// TestOneValueALine (tester 53's F14): the JSON values a file starts with, one a line, as jq -c
+// writes them, tell what format they are once compacted: a pretty-printed array of Segment
+// messages is segment, whatever --format it was given.
+func TestOneValueALine(t *testing.T) {
+	msg := `{"type":"track","anonymousId":"x","event":"E","timestamp":"2026-01-01T00:00:00Z"}`
+	session := `{"session":1,"events":[{"aid":2,"ts":1659304800025,"type":"clicks"}]}`
+	prettyArray := "[\n  " + msg + ",\n  " + msg + "\n]\n"
+	for _, tt := range []struct {
+		name, text, lines, format string
+	}{
+		{"pretty array", prettyArray, msg + "\n" + msg + "\n", "segment"},
+		{"pretty array cut short", prettyArray[:len(prettyArray)-10], msg + "\n", "segment"},
+		{"pretty object", "{\n  \"batch\": [\n    " + msg + "\n  ]\n}\n", `{"batch":[` + msg + "]}\n", "segment"},
+		{"arrays on lines", "[" + msg + "]\n[" + msg + "," + msg + "]\n", msg + "\n" + msg + "\n" + msg + "\n", "segment"},
+		{"pretty OTTO sessions", "[\n" + session + "\n]", session + "\n", "otto"},
+		{"CSV", "1,2,3\n4,5,6\n", "1\n", ""},
+		{"text", "hello\n", "", ""},
+		{"nothing", "", "", ""},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			lines, _ := io.ReadAll(OneValueALine(strings.NewReader(tt.text)))
+			if string(lines) != tt.lines {
+				t.Errorf("OneValueALine() = %q, want %q", lines, tt.lines)
+			}
+			if got := DetectFormat(bytes.NewReader(lines)); got != tt.format {
+				t.Errorf("DetectFormat(OneValueALine()) = %q, want %q", got, tt.format)
+			}
+		})
+	}
+}
+
 // TestRees46HeaderErrorIsQuoted (tester 48's F6): a file replayed as rees46 whose first line is no
 // header is named in the error quoted, so no raw byte of it (control characters, bytes that are
 // no UTF-8) reaches the terminal.

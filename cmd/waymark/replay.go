@@ -196,13 +196,36 @@ func runReplay(ctx context.Context, args []string, stdout io.Writer) error {
 		look(func(r io.Reader, gzipped bool) {
 			// JSON, whatever format, but not one object a line: a pretty-printed body, or
 			// an array on a line (tester 48's F3: "a message is a JSON object", no advice)
-			switch spread, array := ingest.SpreadJSON(r); {
+			spread, array := ingest.SpreadJSON(r)
+			if !spread && !array {
+				return
+			}
+			// as is the format its values read as, one a line, when that is not --format's:
+			// put on lines as advised, they are to be replayed as it (tester 53's F14: a
+			// CSV --format was advised jq alone, and what jq wrote was refused again)
+			var as string
+			look(func(r io.Reader, _ bool) {
+				if found := ingest.DetectFormat(ingest.OneValueALine(r)); found != *format {
+					as = found
+				}
+			})
+			advice := compactAdvice(advised, fifo, array, gzipped, as)
+			switch {
+			case !ingest.JSONLines(*format) && as == "":
+				msg = fmt.Sprintf("%s is JSON, not the CSV records --format %s reads (first skipped: %s): replay reads JSON as --format segment (Segment messages) or otto (OTTO sessions), one value a line; put each value on one line, e.g. %s, and replay that with the format of its values",
+					name, *format, wrong.Problem, compactAdvice(advised, fifo, array, gzipped, ""))
+			case !ingest.JSONLines(*format):
+				msg = fmt.Sprintf("%s is JSON, not the CSV records --format %s reads (first skipped: %s): its values read as --format %s, one a line; put each on one line and replay them as %s, e.g. %s",
+					name, *format, wrong.Problem, as, as, advice)
 			case spread:
 				msg = fmt.Sprintf("%s is not one JSON value per line, which is what replay reads: its first value goes on over several lines, as in a pretty-printed body (first skipped: %s); put each value on one line first, e.g. %s",
-					name, wrong.Problem, compactAdvice(advised, fifo, array, gzipped))
-			case array:
+					name, wrong.Problem, advice)
+			default:
 				msg = fmt.Sprintf("%s starts with a JSON array on a line, where replay reads one JSON object a line (first skipped: %s); put each element on a line of its own first, e.g. %s",
-					name, wrong.Problem, compactAdvice(advised, fifo, array, gzipped))
+					name, wrong.Problem, advice)
+			}
+			if ingest.JSONLines(*format) && as != "" {
+				msg += fmt.Sprintf("; its values read as --format %s, not %s", as, *format)
 			}
 		})
 		return fs.errorf("format", "%s%s", msg, sentBeforeRefusal(sum))
@@ -295,25 +318,40 @@ func isTerminal(f *os.File) bool {
 // line, and a gzipped file through gunzip first, as jq reads no gzip (tester 48's F6). For
 // standard input (file "-") it is jq in the pipe before replay. For a named pipe (fifo), which
 // replay read once and which jq could read only from a writer of its own, it is jq in what
-// writes to the pipe (tester 50's F4: a pipe got no advice).
-func compactAdvice(file string, fifo, array, gzipped bool) string {
+// writes to the pipe (tester 50's F4: a pipe got no advice). With as, the format the values read
+// as where --format is another, what jq writes is replayed with --format as (tester 53's F14).
+func compactAdvice(file string, fifo, array, gzipped bool, as string) string {
 	filter, says := ".", "a /v1/batch body becomes one line, read as a batch"
 	if array {
 		filter, says = "'.[]'", "each element of the array becomes a line"
 	}
-	switch {
-	case fifo && gzipped:
-		return fmt.Sprintf("`… | gunzip -c | jq -c %s > %s` in what writes to the named pipe, which is read once (%s)", filter, shellQuote(file), says)
-	case fifo:
-		return fmt.Sprintf("`… | jq -c %s > %s` in what writes to the named pipe, which is read once (%s)", filter, shellQuote(file), says)
-	case file == "-" && gzipped:
-		return fmt.Sprintf("`… | gunzip -c | jq -c %s | waymark replay --file - …` (%s)", filter, says)
-	case file == "-":
-		return fmt.Sprintf("`… | jq -c %s | waymark replay --file - …` (%s)", filter, says)
-	case gzipped:
-		return fmt.Sprintf("`gunzip -c %s | jq -c %s > %s` (%s)", shellQuote(file), filter, shellQuote(compactedName(file)), says)
+	then := ""
+	if as != "" {
+		then = "--format " + as + " "
 	}
-	return fmt.Sprintf("`jq -c %s %s > %s` (%s)", filter, shellQuote(file), shellQuote(compactedName(file)), says)
+	upstream := "… |" // what writes to standard input or the pipe
+	if gzipped {
+		upstream += " gunzip -c |"
+	}
+	switch {
+	case fifo:
+		advice := fmt.Sprintf("`%s jq -c %s > %s` in what writes to the named pipe, which is read once (%s)", upstream, filter, shellQuote(file), says)
+		if as != "" {
+			advice += fmt.Sprintf(", read by `waymark replay %s--file %s …`", then, shellQuote(file))
+		}
+		return advice
+	case file == "-":
+		return fmt.Sprintf("`%s jq -c %s | waymark replay %s--file - …` (%s)", upstream, filter, then, says)
+	}
+	jq := fmt.Sprintf("jq -c %s %s", filter, shellQuote(file))
+	if gzipped {
+		jq = fmt.Sprintf("gunzip -c %s | jq -c %s", shellQuote(file), filter)
+	}
+	advice := fmt.Sprintf("`%s > %s` (%s)", jq, shellQuote(compactedName(file)), says)
+	if as != "" {
+		advice += fmt.Sprintf(", then `waymark replay %s--file %s …`", then, shellQuote(compactedName(file)))
+	}
+	return advice
 }
 
 // shellQuote is name as a POSIX shell word: as it is when it holds only characters no shell

@@ -176,3 +176,104 @@ func TestReplayAdviceForAPrettyPrintedFileWorks(t *testing.T) {
 		})
 	}
 }
+
+// TestReplayAdvisesTheFormatOfPrettyPrintedJSON (tester 53's F14): a pretty-printed JSON file, or
+// standard input, given with a CSV --format (taobao, rees46) was advised jq alone, as one given
+// --format segment is, and what jq wrote was refused again as "not taobao". It is said to be
+// JSON, and when its values read as a format (Segment messages), to be replayed as that, jq's
+// output read with --format segment; a JSON --format its values are not (otto) is told so too.
+// The advice for a file is run when jq is installed.
+func TestReplayAdvisesTheFormatOfPrettyPrintedJSON(t *testing.T) {
+	b, err := ingest.StartDevBroker("127.0.0.1:0", 3, "waymark.events", "waymark.dlq")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	const msg = `{"type":"track","userId":"pj","event":"E","messageId":"pj-%d","timestamp":"2025-05-01T10:00:00Z"}`
+	array := "[\n  " + fmt.Sprintf(msg, 1) + ",\n  " + fmt.Sprintf(msg, 2) + "\n]\n"
+	batch := "{\n  \"batch\": [\n    " + fmt.Sprintf(msg, 1) + ",\n    " + fmt.Sprintf(msg, 2) + "\n  ]\n}\n"
+	_, jqErr := exec.LookPath("jq")
+	for _, tt := range []struct {
+		name, format, file, content string
+		stdin                       bool
+		want                        []string // with {F} for the file and {N} for the name written
+		run                         string   // advice to run, then replay what it wrote as segment
+		not                         string
+	}{
+		{"taobao, an array", "taobao", "array.json", array, false, []string{
+			"--format: {F} is JSON, not the CSV records --format taobao reads", "its values read as --format segment",
+			"then `waymark replay --format segment --file {N} …`"}, "`jq -c '.[]' {F} > {N}`", "is not one JSON value per line"},
+		{"rees46, a batch body", "rees46", "batch.json", batch, false, []string{
+			"--format: {F} is JSON, not the CSV records --format rees46 reads", "its values read as --format segment",
+			"then `waymark replay --format segment --file {N} …`"}, "`jq -c . {F} > {N}`", "is not one JSON value per line"},
+		{"rees46, an array on stdin", "rees46", "array.json", array, true, []string{
+			"--format: standard input is JSON, not the CSV records --format rees46 reads", "its values read as --format segment",
+			"`… | jq -c '.[]' | waymark replay --format segment --file - …`"}, "", "is not one JSON value per line"},
+		{"taobao, values of no format on stdin", "taobao", "other.json", "[\n  {\"a\": 1}\n]\n", true, []string{
+			"--format: standard input is JSON, not the CSV records --format taobao reads",
+			"replay reads JSON as --format segment (Segment messages) or otto (OTTO sessions)"}, "", "its values read as"},
+		{"otto, an array", "otto", "array.json", array, false, []string{
+			"--format: {F} is not one JSON value per line", "then `waymark replay --format segment --file {N} …`",
+			"its values read as --format segment, not otto"}, "`jq -c '.[]' {F} > {N}`", "CSV"},
+		{"segment, an array", "segment", "array.json", array, false, []string{
+			"--format: {F} is not one JSON value per line", "`jq -c '.[]' {F} > {N}`"}, "", "its values read as"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			file := filepath.Join(t.TempDir(), tt.file)
+			if err := os.WriteFile(file, []byte(tt.content), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			var code int
+			var stdout, stderr string
+			if tt.stdin {
+				code, stdout, stderr = replayBinaryReading(t, b.Addr(), []byte(tt.content), "--format", tt.format, "--file", "-")
+			} else {
+				code, stdout, stderr = replayBinary(t, b.Addr(), "--format", tt.format, "--file", file)
+			}
+			names := strings.NewReplacer("{F}", shellQuote(file), "{N}", shellQuote(compactedName(file)))
+			for _, want := range append(tt.want, tt.run) {
+				if want = names.Replace(want); code == 0 || !strings.Contains(stderr, want) {
+					t.Errorf("replay --format %s of a pretty-printed %s: exit %d, want non-zero and %s\nstdout:\n%s\nstderr:\n%s", tt.format, tt.file, code, want, stdout, stderr)
+				}
+			}
+			if strings.Contains(stderr, tt.not) {
+				t.Errorf("replay --format %s of a pretty-printed %s says %q:\n%s", tt.format, tt.file, tt.not, stderr)
+			}
+			if tt.run == "" || t.Failed() {
+				return
+			}
+			if jqErr != nil {
+				t.Skip("no jq to run the advice with")
+			}
+			run := strings.Trim(names.Replace(tt.run), "`")
+			if out, err := exec.Command("sh", "-c", run).CombinedOutput(); err != nil {
+				t.Fatalf("the advice %s: %v\n%s", run, err, out)
+			}
+			if code, stdout, stderr := replayBinary(t, b.Addr(), "--format", "segment", "--file", compactedName(file)); code != 0 || !strings.Contains(stdout, "sent 2 events,") {
+				t.Errorf("replay --format segment of what the advice %s wrote: exit %d, want 2 events sent\nstdout:\n%s\nstderr:\n%s", run, code, stdout, stderr)
+			}
+		})
+	}
+}
+
+// TestCompactAdviceReplaysAsTheValuesFormat (tester 53's F14): when the values of a pretty-printed
+// input read as another format than --format's, the advice replays what jq writes as that one,
+// for a file, standard input and a named pipe alike, and names no format when they are --format's.
+func TestCompactAdviceReplaysAsTheValuesFormat(t *testing.T) {
+	for _, tt := range []struct {
+		file       string
+		fifo, gzip bool
+		as, want   string
+	}{
+		{"x.json", false, false, "segment", "`jq -c '.[]' x.json > x.compact.jsonl` (each element of the array becomes a line), then `waymark replay --format segment --file x.compact.jsonl …`"},
+		{"x.json.gz", false, true, "segment", "`gunzip -c x.json.gz | jq -c '.[]' > x.json.compact.jsonl` (each element of the array becomes a line), then `waymark replay --format segment --file x.json.compact.jsonl …`"},
+		{"-", false, true, "segment", "`… | gunzip -c | jq -c '.[]' | waymark replay --format segment --file - …` (each element of the array becomes a line)"},
+		{"p", true, false, "segment", "`… | jq -c '.[]' > p` in what writes to the named pipe, which is read once (each element of the array becomes a line), read by `waymark replay --format segment --file p …`"},
+		{"p", true, false, "", "`… | jq -c '.[]' > p` in what writes to the named pipe, which is read once (each element of the array becomes a line)"},
+		{"-", false, false, "", "`… | jq -c '.[]' | waymark replay --file - …` (each element of the array becomes a line)"},
+	} {
+		if got := compactAdvice(tt.file, tt.fifo, true, tt.gzip, tt.as); got != tt.want {
+			t.Errorf("compactAdvice(%q, fifo %v, gzipped %v, as %q) =\n%s\nwant\n%s", tt.file, tt.fifo, tt.gzip, tt.as, got, tt.want)
+		}
+	}
+}
