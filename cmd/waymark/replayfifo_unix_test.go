@@ -30,14 +30,22 @@ func TestReplayRefusingANamedPipeEnds(t *testing.T) {
 	fifo := namedPipeOf(t, `[{"type":"track","userId":"np","event":"E","timestamp":"2025-05-01T10:00:00Z"}]`+"\n")
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute) // a hang guard
 	defer cancel()
-	cmd := exec.CommandContext(ctx, binary, "replay", "--format", "segment", "--file", fifo)
-	cmd.Env = append(os.Environ(), "WAYMARK_DEV_BROKER_ADDR="+b.Addr())
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	out, err := cmd.Output()
-	if ctx.Err() != nil || err == nil || !strings.Contains(stderr.String(), "--format: "+fifo+" starts with a JSON array on a line") {
-		t.Errorf("replay of a named pipe holding no Segment message: %v (context: %v), want it to end refusing it\nstdout:\n%s\nstderr:\n%s", err, ctx.Err(), out, stderr.String())
+	out, stderr, err := replayOn(ctx, b.Addr(), fifo)
+	if ctx.Err() != nil || err == nil || !strings.Contains(stderr, "--format: "+fifo+" starts with a JSON array on a line") {
+		t.Errorf("replay of a named pipe holding no Segment message: %v (context: %v), want it to end refusing it\nstdout:\n%s\nstderr:\n%s", err, ctx.Err(), out, stderr)
 	}
+}
+
+// replayOn runs `waymark replay --format segment --file file`, then args, against the dev broker
+// at broker, ended by ctx (a test's hang guard); it returns its standard output, its standard
+// error and its error.
+func replayOn(ctx context.Context, broker, file string, args ...string) (stdout, stderr string, err error) {
+	cmd := exec.CommandContext(ctx, binary, append([]string{"replay", "--format", "segment", "--file", file}, args...)...)
+	cmd.Env = append(os.Environ(), "WAYMARK_DEV_BROKER_ADDR="+broker)
+	var errs bytes.Buffer
+	cmd.Stderr = &errs
+	out, err := cmd.Output()
+	return string(out), errs.String(), err
 }
 
 // namedPipeOf makes a named pipe in a folder of t's and writes content to it once a reader opens
@@ -91,14 +99,9 @@ func TestReplayAdvisesAPrettyPrintedNamedPipe(t *testing.T) {
 			fifo := namedPipeOf(t, tt.content)
 			ctx, cancel := context.WithTimeout(context.Background(), time.Minute) // a hang guard
 			defer cancel()
-			cmd := exec.CommandContext(ctx, binary, "replay", "--format", "segment", "--file", fifo)
-			cmd.Env = append(os.Environ(), "WAYMARK_DEV_BROKER_ADDR="+b.Addr())
-			var stderr bytes.Buffer
-			cmd.Stderr = &stderr
-			out, err := cmd.Output()
+			out, got, err := replayOn(ctx, b.Addr(), fifo)
 			advice := strings.ReplaceAll(tt.advice, "P", shellQuote(fifo))
 			want := "--format: " + fifo + " is not one JSON value per line"
-			got := stderr.String()
 			if ctx.Err() != nil || err == nil || !strings.Contains(got, want) || !strings.Contains(got, advice) || strings.Contains(got, "jq -c . "+fifo) {
 				t.Fatalf("replay of a pretty-printed %s on a named pipe: %v (context: %v), want %q advising %s\nstdout:\n%s\nstderr:\n%s", tt.name, err, ctx.Err(), want, advice, out, got)
 			}
@@ -111,11 +114,9 @@ func TestReplayAdvisesAPrettyPrintedNamedPipe(t *testing.T) {
 			if err := writer.Start(); err != nil {
 				t.Fatal(err)
 			}
-			again := exec.CommandContext(ctx, binary, "replay", "--format", "segment", "--file", fifo)
-			again.Env = cmd.Env
-			out, err = again.CombinedOutput()
-			if werr := writer.Wait(); err != nil || werr != nil || !strings.Contains(string(out), "sent "+map[string]string{"array": "2", "batch": "1"}[tt.name]+" event") {
-				t.Errorf("replay of the pipe written as advised (%s): %v, writer %v\n%s", advice, err, werr, out)
+			out, got, err = replayOn(ctx, b.Addr(), fifo)
+			if werr := writer.Wait(); err != nil || werr != nil || !strings.Contains(out+got, "sent "+map[string]string{"array": "2", "batch": "1"}[tt.name]+" event") {
+				t.Errorf("replay of the pipe written as advised (%s): %v, writer %v\n%s%s", advice, err, werr, out, got)
 			}
 		})
 	}
@@ -131,14 +132,10 @@ func TestReplayRepeatingANamedPipeIsRefused(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute) // a hang guard
 	defer cancel()
-	cmd := exec.CommandContext(ctx, binary, "replay", "--format", "segment", "--file", fifo, "--repeat", "2")
-	cmd.Env = append(os.Environ(), "WAYMARK_DEV_BROKER_ADDR=127.0.0.1:1")
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	err := cmd.Run()
+	_, stderr, err := replayOn(ctx, "127.0.0.1:1", fifo, "--repeat", "2")
 	want := "--repeat: 2 passes need a file read again: " + fifo + " is a named pipe, read once"
-	if ctx.Err() != nil || err == nil || !strings.Contains(stderr.String(), want) {
-		t.Errorf("replay --repeat 2 of a named pipe: %v (context: %v), want it refused with %q\nstderr:\n%s", err, ctx.Err(), want, stderr.String())
+	if ctx.Err() != nil || err == nil || !strings.Contains(stderr, want) {
+		t.Errorf("replay --repeat 2 of a named pipe: %v (context: %v), want it refused with %q\nstderr:\n%s", err, ctx.Err(), want, stderr)
 	}
 }
 
@@ -188,13 +185,9 @@ func TestReplayAdvisesByWhatTheFileIs(t *testing.T) {
 	fifo := namedPipeIn(t, shm, pretty)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute) // a hang guard
 	defer cancel()
-	cmd := exec.CommandContext(ctx, binary, "replay", "--format", "segment", "--file", fifo)
-	cmd.Env = append(os.Environ(), "WAYMARK_DEV_BROKER_ADDR="+b.Addr())
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	err = cmd.Run()
-	if advice := "`… | jq -c '.[]' > " + shellQuote(fifo) + "`"; ctx.Err() != nil || err == nil || !strings.Contains(stderr.String(), advice) {
-		t.Errorf("replay of a pretty-printed array on a named pipe under /dev/shm: %v (context: %v), want it advising %s\nstderr:\n%s", err, ctx.Err(), advice, stderr.String())
+	_, stderr, err := replayOn(ctx, b.Addr(), fifo)
+	if advice := "`… | jq -c '.[]' > " + shellQuote(fifo) + "`"; ctx.Err() != nil || err == nil || !strings.Contains(stderr, advice) {
+		t.Errorf("replay of a pretty-printed array on a named pipe under /dev/shm: %v (context: %v), want it advising %s\nstderr:\n%s", err, ctx.Err(), advice, stderr)
 	}
 }
 
