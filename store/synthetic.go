@@ -26,8 +26,8 @@ type SyntheticOptions struct {
 	VisitEvents int
 }
 
-// maxVisitEvents bounds SyntheticOptions.VisitEvents: a visit of more events than this outlasts
-// the sessionizer's 30-minute gap only if the events were closer, and no shop's is so long.
+// maxVisitEvents bounds SyntheticOptions.VisitEvents: a visit of 100 events a minute apart lasts
+// 99 minutes, longer than a shop's visits mostly are.
 const maxVisitEvents = 100
 
 // syntheticCustomer is the SQL of the number of the customer of a visit's number (the SQL
