@@ -25,12 +25,8 @@ import (
 func TestPoisonCannotCrashLoop(t *testing.T) {
 	storetest.FirstPassOnly(t)
 	t.Parallel()
-	broker, err := ingest.StartDevBroker("127.0.0.1:0", 3, "waymark.events", "waymark.dlq")
-	if err != nil {
-		t.Fatal(err)
-	}
+	broker := devBroker(t, 3)
 	addr := broker.Addr()
-	defer broker.Close()
 	database := newDatabase(t, "crashloop")
 	flags := []string{"--roles", "ingest", "--kafka-brokers", addr, "--clickhouse-database", database}
 

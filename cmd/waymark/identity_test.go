@@ -97,11 +97,7 @@ func TestAnonymousEventsInASignInsSecondFollowTheClientsOrder(t *testing.T) {
 		if a.reordering && !everyReordering() {
 			continue
 		}
-		broker, err := ingest.StartDevBroker("127.0.0.1:0", 3, "waymark.events", "waymark.dlq")
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(broker.Close)
+		broker := devBroker(t, 3)
 		database := newDatabase(t, "e2e")
 		flags := []string{"--kafka-brokers", broker.Addr(), "--clickhouse-database", database}
 		if n%2 == 1 && chServer.FunnelUDF {
@@ -225,11 +221,7 @@ func TestSupersededSignInIsTakenBack(t *testing.T) {
 // with --alias-joins-users, with which alone aliases of two userIds join them.
 func TestAliasCycleNamesOnePersonEveryWay(t *testing.T) {
 	t.Parallel()
-	broker, err := ingest.StartDevBroker("127.0.0.1:0", 3, "waymark.events", "waymark.dlq")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(broker.Close)
+	broker := devBroker(t, 3)
 	database := newDatabase(t, "e2e")
 	serve := func() *server {
 		s := startServe(t, "--kafka-brokers", broker.Addr(), "--clickhouse-database", database, "--alias-joins-users")
@@ -433,11 +425,7 @@ func TestServersAliasFromADeviceIsASignInEveryWay(t *testing.T) {
 // calls'; serve restarts between parts. It returns the serve running at the end.
 func arriveCallByCall(t *testing.T, kcat []string, parts [][][]string, extra ...string) *server {
 	t.Helper()
-	broker, err := ingest.StartDevBroker("127.0.0.1:0", 3, "waymark.events", "waymark.dlq")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(broker.Close)
+	broker := devBroker(t, 3)
 	database := fmt.Sprintf("e2e_%d", dbSeq.Add(1))
 	serve := func() *server {
 		s := startServe(t, append([]string{"--kafka-brokers", broker.Addr(), "--clickhouse-database", database}, extra...)...)

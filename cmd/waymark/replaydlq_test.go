@@ -70,11 +70,7 @@ func replayBinaryReading(t *testing.T, broker string, stdin []byte, args ...stri
 // the reason code and the error naming the line. It printed `skipped line 3: invalid_timestamp`
 // and exited 0, and the DLQ topic stayed empty.
 func TestReplayDeadLettersWhatItSkips(t *testing.T) {
-	b, err := ingest.StartDevBroker("127.0.0.1:0", 3, "waymark.events", "waymark.dlq")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close()
+	b := devBroker(t, 3)
 	good := func(id string) string {
 		return `{"type":"track","userId":"dl","event":"Product Viewed","messageId":"` + id + `","timestamp":"2024-07-08T10:00:00Z"}`
 	}
@@ -151,11 +147,7 @@ func TestReplayDeadLettersWhatItSkips(t *testing.T) {
 // refused for their content is refused as holding invalid events, each listed with its
 // reason, not as "not segment" on --format.
 func TestReplaySummaryCountsEvents(t *testing.T) {
-	b, err := ingest.StartDevBroker("127.0.0.1:0", 3, "waymark.events", "waymark.dlq")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close()
+	b := devBroker(t, 3)
 	event := func(id, ts string) string {
 		return `{"type":"track","userId":"sc","event":"E","messageId":"` + id + `","timestamp":` + ts + `}`
 	}
@@ -232,4 +224,16 @@ func TestSentBeforeRefusalSaysWhatWasDeadLettered(t *testing.T) {
 			}
 		})
 	}
+}
+
+// devBroker starts the dev broker on a free loopback port with the events and dead-letter topics
+// of partitions partitions each, closed when t ends.
+func devBroker(t *testing.T, partitions int) *ingest.DevBroker {
+	t.Helper()
+	b, err := ingest.StartDevBroker("127.0.0.1:0", partitions, "waymark.events", "waymark.dlq")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(b.Close)
+	return b
 }

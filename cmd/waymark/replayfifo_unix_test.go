@@ -13,7 +13,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/waymark-dev/waymark/ingest"
 	"github.com/waymark-dev/waymark/ingest/ingesttest"
 )
 
@@ -22,11 +21,7 @@ import (
 // writer, and replay hung there for good. It looks at the first bytes it kept of the pipe
 // instead, and says what the pipe held (tester 50's F4).
 func TestReplayRefusingANamedPipeEnds(t *testing.T) {
-	b, err := ingest.StartDevBroker("127.0.0.1:0", 3, "waymark.events", "waymark.dlq")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close()
+	b := devBroker(t, 3)
 	fifo := namedPipeOf(t, `[{"type":"track","userId":"np","event":"E","timestamp":"2025-05-01T10:00:00Z"}]`+"\n")
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute) // a hang guard
 	defer cancel()
@@ -77,11 +72,7 @@ func namedPipeIn(t *testing.T, dir, content string) string {
 // keeps the first bytes it read of it, as of standard input, and advises jq in what writes to
 // the pipe, which is read once (never `jq … PIPE > …`, which would wait for a writer).
 func TestReplayAdvisesAPrettyPrintedNamedPipe(t *testing.T) {
-	b, err := ingest.StartDevBroker("127.0.0.1:0", 3, "waymark.events", "waymark.dlq")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close()
+	b := devBroker(t, 3)
 	const msg = `{"type":"track","userId":"np","event":"E","timestamp":"2025-05-01T10:00:00Z"}`
 	// A pipe named under /dev (/dev/stdin, the /dev/fd/63 of `<(…)`) has no writer the user
 	// names: it is advised as standard input is.
@@ -145,11 +136,7 @@ func TestReplayRepeatingANamedPipeIsRefused(t *testing.T) {
 // /dev/stdin.compact.jsonl under /dev; it is advised as standard input. A named pipe made under
 // /dev/shm, a tmpfs users write to, was advised as standard input; it is advised as a named pipe.
 func TestReplayAdvisesByWhatTheFileIs(t *testing.T) {
-	b, err := ingest.StartDevBroker("127.0.0.1:0", 3, "waymark.events", "waymark.dlq")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close()
+	b := devBroker(t, 3)
 	const msg = `{"type":"track","userId":"np","event":"E","timestamp":"2025-05-01T10:00:00Z"}`
 	const pretty = "[\n  " + msg + "\n]\n"
 	redirected := filepath.Join(t.TempDir(), "export.json")
@@ -197,11 +184,7 @@ func TestReplayAdvisesByWhatTheFileIs(t *testing.T) {
 // a second: the event is on the topic while the writer still holds the pipe, and replay ends
 // with the pipe, exit 0.
 func TestReplaySendsWhatALiveNamedPipeHolds(t *testing.T) {
-	b, err := ingest.StartDevBroker("127.0.0.1:0", 3, "waymark.events", "waymark.dlq")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close()
+	b := devBroker(t, 3)
 	fifo := filepath.Join(t.TempDir(), "live.jsonl")
 	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
 		t.Fatal(err)

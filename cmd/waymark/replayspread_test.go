@@ -10,8 +10,6 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-
-	"github.com/waymark-dev/waymark/ingest"
 )
 
 // TestReplayOfAPrettyPrintedBodySaysOneValuePerLine: a /v1/batch body written over several lines
@@ -19,11 +17,7 @@ import (
 // suggests `jq -c`, rather than that the file "is not segment" (tester14 F7). The same body on
 // one line replays.
 func TestReplayOfAPrettyPrintedBodySaysOneValuePerLine(t *testing.T) {
-	b, err := ingest.StartDevBroker("127.0.0.1:0", 3, "waymark.events", "waymark.dlq")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close()
+	b := devBroker(t, 3)
 	body := []byte(`{"batch":[{"type":"track","userId":"sp1","event":"E","messageId":"sp-1","timestamp":"2025-05-01T10:00:00Z"},{"type":"track","userId":"sp2","event":"E","messageId":"sp-2","timestamp":"2025-05-01T10:00:00Z"}]}`)
 	var pretty, compact bytes.Buffer
 	if err := json.Indent(&pretty, body, "", "  "); err != nil {
@@ -86,11 +80,7 @@ func TestCompactedNameIsNeverTheFile(t *testing.T) {
 // the skipped lines' count alone), with jq in the pipe before replay, judged by the first bytes
 // replay read of it (the array here is longer than those). The advice is run when jq is installed.
 func TestReplayAdviceForAPrettyPrintedFileWorks(t *testing.T) {
-	b, err := ingest.StartDevBroker("127.0.0.1:0", 3, "waymark.events", "waymark.dlq")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close()
+	b := devBroker(t, 3)
 	const n = 300 // messages: more than the 64 KiB of standard input replay keeps, pretty-printed
 	var list []string
 	for i := range n {
@@ -184,11 +174,7 @@ func TestReplayAdviceForAPrettyPrintedFileWorks(t *testing.T) {
 // output read with --format segment; a JSON --format its values are not (otto) is told so too.
 // The advice for a file is run when jq is installed.
 func TestReplayAdvisesTheFormatOfPrettyPrintedJSON(t *testing.T) {
-	b, err := ingest.StartDevBroker("127.0.0.1:0", 3, "waymark.events", "waymark.dlq")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close()
+	b := devBroker(t, 3)
 	const msg = `{"type":"track","userId":"pj","event":"E","messageId":"pj-%d","timestamp":"2025-05-01T10:00:00Z"}`
 	array := "[\n  " + fmt.Sprintf(msg, 1) + ",\n  " + fmt.Sprintf(msg, 2) + "\n]\n"
 	batch := "{\n  \"batch\": [\n    " + fmt.Sprintf(msg, 1) + ",\n    " + fmt.Sprintf(msg, 2) + "\n  ]\n}\n"
