@@ -412,3 +412,60 @@ func TestPassesHoldTheirOwnVisits(t *testing.T) {
 		})
 	}
 }
+
+// TestPassesCutThePersonsAsMerged: the passes of a scan split the persons the queries count, after
+// merges, about evenly, not the ids their events were stored under. Each of 40 persons browses on
+// a device (ids "a00"…, which sort before every user id) and then logs in as a user ("u00"…), so
+// most events are stored under a device id that is no person's any more: cut by those, every
+// pass but the last held none of the persons.
+func TestPassesCutThePersonsAsMerged(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	var db string
+	s := openStoreWith(t, func(c *store.Config) { db = c.Database })
+	sz, err := sessionize.New(sessionize.Config{}, defaultMap(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	runner, err := sessionize.NewRunner(sz, s, s, prometheus.NewRegistry())
+	if err != nil {
+		t.Fatal(err)
+	}
+	const persons, anonymous = 40, 6
+	t0 := time.Date(2026, 4, 6, 8, 0, 0, 0, time.UTC)
+	var events []ingest.Event
+	for p := range persons {
+		user, device := fmt.Sprintf("u%02d", p), fmt.Sprintf("a%02d", p)
+		at := func(i int) time.Time { return t0.Add(time.Duration(p)*time.Hour + time.Duration(i)*time.Minute) }
+		for i := range anonymous {
+			events = append(events, ingest.Event{Source: "shop", Type: "track", Event: "Product Viewed", MessageID: fmt.Sprintf("%s-%d", device, i),
+				AnonymousID: device, Timestamp: at(i), ReceivedAt: at(i), Raw: []byte("{}")})
+		}
+		events = append(events, ingest.Event{Source: "shop", Type: "identify", MessageID: user + "-login",
+			UserID: user, AnonymousID: device, Timestamp: at(anonymous), ReceivedAt: at(anonymous), Raw: []byte("{}")})
+	}
+	if err := runner.Write(ctx, events); err != nil {
+		t.Fatal(err)
+	}
+	// Passes of about 40 events: 7 or 8 of them over the 280.
+	many, err := store.Open(ctx, store.Config{Addr: server.Addr, Database: db, QueryPassEvents: 40, QueryTimeout: storetest.QueryHangGuard}, slog.New(slog.DiscardHandler), prometheus.NewRegistry())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { many.Close() })
+	bounds, err := many.PassBounds(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(bounds) < 5 {
+		t.Fatalf("%d passes, want at least 6 (passes of 40 events over %d)", len(bounds)+1, len(events))
+	}
+	held := make([]int, len(bounds)+1) // the persons each pass holds
+	for p := range persons {
+		pass, _ := slices.BinarySearch(bounds, fmt.Sprintf("u%02d", p)+"\x00") // after every bound at or below the id
+		held[pass]++
+	}
+	if most, fair := slices.Max(held), persons/len(held); most > 2*fair {
+		t.Errorf("passes beginning at %q hold %v of the %d persons, want none more than twice their share (%d)", bounds, held, persons, fair)
+	}
+}
