@@ -100,17 +100,17 @@ func Replay(ctx context.Context, cfg ReplayConfig) (ReplaySummary, error) {
 	if err != nil {
 		return sum, fmt.Errorf("replay: %w", err)
 	}
-	var send func([]Message) (rejected int, err error)
+	var send func(context.Context, []Message) (rejected int, err error)
 	// deadLetter writes skips to the dead-letter topic; nil with a collector, which dead-letters
 	// what it refuses itself and is not given what replay skipped.
-	var deadLetter func([]Skip) error
+	var deadLetter func(context.Context, []Skip) error
 	chunk := 20000
 	if cfg.Collector != "" {
 		base, err := ParseBaseURL(cfg.Collector)
 		if err != nil {
 			return sum, fmt.Errorf("replay: collector %q: %w", cfg.Collector, err)
 		}
-		send, chunk = collectorSender(ctx, base.JoinPath("v1", "batch").String(), cfg.WriteKey), 200
+		send, chunk = collectorSender(base.JoinPath("v1", "batch").String(), cfg.WriteKey), 200
 	} else {
 		if len(cfg.Brokers) == 0 {
 			return sum, errors.New("replay: no kafka brokers")
@@ -129,7 +129,7 @@ func Replay(ctx context.Context, cfg ReplayConfig) (ReplaySummary, error) {
 			AllowAutoTopicCreation: true,
 		}
 		defer w.Close()
-		send = kafkaSender(ctx, w, cfg.Format)
+		send = kafkaSender(w, cfg.Format)
 		dlq := &kafka.Writer{
 			Addr:                   kafka.TCP(cfg.Brokers...),
 			Transport:              transport,
@@ -141,7 +141,7 @@ func Replay(ctx context.Context, cfg ReplayConfig) (ReplaySummary, error) {
 			AllowAutoTopicCreation: true,
 		}
 		defer dlq.Close()
-		deadLetter = deadLetterSender(ctx, dlq, cfg.Format)
+		deadLetter = deadLetterSender(dlq, cfg.Format)
 	}
 	if cfg.Pace > 0 {
 		chunk = max(min(chunk, cfg.Pace/10), 1) // a tenth of a second's messages at a time
@@ -163,7 +163,9 @@ func Replay(ctx context.Context, cfg ReplayConfig) (ReplaySummary, error) {
 		}
 		return nil
 	}
-	flush := func() error {
+	// flush sends what is pending, and dead-letters what was skipped, with ctx; paced, it first
+	// waits until cfg.Pace lets it send.
+	flush := func(ctx context.Context, paced bool) error {
 		if len(pending) == 0 && len(dead) == 0 {
 			return nil
 		}
@@ -171,7 +173,7 @@ func Replay(ctx context.Context, cfg ReplayConfig) (ReplaySummary, error) {
 			return err
 		}
 		if len(dead) > 0 && deadLetter != nil {
-			if err := deadLetter(dead); err != nil {
+			if err := deadLetter(ctx, dead); err != nil {
 				return err
 			}
 			sum.DeadLettered += len(dead)
@@ -180,7 +182,7 @@ func Replay(ctx context.Context, cfg ReplayConfig) (ReplaySummary, error) {
 		if len(pending) == 0 {
 			return nil
 		}
-		if cfg.Pace > 0 { // the messages sent so far are due at sent/Pace seconds
+		if paced && cfg.Pace > 0 { // the messages sent so far are due at sent/Pace seconds
 			due := start.Add(time.Duration(float64(sum.Sent) / float64(cfg.Pace) * float64(time.Second)))
 			select {
 			case <-ctx.Done():
@@ -188,7 +190,7 @@ func Replay(ctx context.Context, cfg ReplayConfig) (ReplaySummary, error) {
 			case <-time.After(time.Until(due)):
 			}
 		}
-		rejected, err := send(pending)
+		rejected, err := send(ctx, pending)
 		if err != nil {
 			return err
 		}
@@ -217,7 +219,26 @@ func Replay(ctx context.Context, cfg ReplayConfig) (ReplaySummary, error) {
 		if len(pending) == 0 || tally.mostSkipped(cfg.Format) != nil {
 			return nil
 		}
-		return flush()
+		return flush(ctx, true)
+	}
+	// stopped is err, the error that ended a replay, once what was read and not yet sent is sent
+	// when ctx's end stopped it (Ctrl-C, SIGTERM): at most a chunk, the events read since the
+	// last was sent, which were lost before (Fluent Bit, too, flushes what it holds on SIGTERM,
+	// within its grace time). They go unpaced, within stopSendTimeout (a second signal ends the
+	// command at once, see cmd/waymark). A send that ctx's end cut short is sent again whole:
+	// Kafka may then hold some twice, under one messageId, which the store keeps once. An input
+	// judged not of cfg.Format so far sends nothing, as idle.
+	stopped := func(err error) error {
+		if ctx.Err() == nil || tally.mostSkipped(cfg.Format) != nil {
+			return err
+		}
+		n := len(pending)
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), stopSendTimeout)
+		defer cancel()
+		if ferr := flush(sctx, false); ferr != nil {
+			return fmt.Errorf("%w; then sending the %d events read before it: %w", err, n, ferr)
+		}
+		return err
 	}
 	emit := func(m Message) error {
 		countLine(m.Line)
@@ -230,7 +251,7 @@ func Replay(ctx context.Context, cfg ReplayConfig) (ReplaySummary, error) {
 		}
 		pending = append(pending, m)
 		if len(pending) == chunk {
-			return flush()
+			return flush(ctx, true)
 		}
 		return nil
 	}
@@ -254,12 +275,12 @@ func Replay(ctx context.Context, cfg ReplayConfig) (ReplaySummary, error) {
 			return sum, fmt.Errorf("replay %s: %w", name, in.cause(err))
 		}
 		if err := read(r, 0, withinEventLimit(emit, skip), skip); err != nil {
-			return sum, fmt.Errorf("replay %s: %w", name, in.cause(err))
+			return sum, stopped(fmt.Errorf("replay %s: %w", name, in.cause(err)))
 		}
 		if err := wrongFormat(true); err != nil {
 			return sum, fmt.Errorf("replay %s: %w", name, err)
 		}
-		return sum, flush()
+		return sum, stopped(flush(ctx, true))
 	}
 	for ; pass < cfg.Repeat; pass++ {
 		lastLine = 0
@@ -272,7 +293,7 @@ func Replay(ctx context.Context, cfg ReplayConfig) (ReplaySummary, error) {
 			}
 		}
 		if err := replayFile(ctx, cfg.File, pass, read, withinEventLimit(emit, skip), skip, idle); err != nil {
-			return sum, err
+			return sum, stopped(err)
 		}
 		if pass == 0 {
 			if err := wrongFormat(true); err != nil {
@@ -280,8 +301,12 @@ func Replay(ctx context.Context, cfg ReplayConfig) (ReplaySummary, error) {
 			}
 		}
 	}
-	return sum, flush()
+	return sum, stopped(flush(ctx, true))
 }
+
+// stopSendTimeout bounds how long a replay stopped by its context's end takes to send what it
+// had read (Replay's stopped): kafka-go's default write timeout.
+const stopSendTimeout = 10 * time.Second
 
 // replaySourcePrefix starts the source of the events replay produces straight to Kafka:
 // replay-FORMAT.
@@ -291,9 +316,9 @@ const replaySourcePrefix = "replay-"
 // export's, not the time Waymark received them (Event.Arrived).
 func Replayed(source string) bool { return strings.HasPrefix(source, replaySourcePrefix) }
 
-func kafkaSender(ctx context.Context, w *kafka.Writer, format string) func([]Message) (int, error) {
+func kafkaSender(w *kafka.Writer, format string) func(context.Context, []Message) (int, error) {
 	source := []kafka.Header{{Key: HeaderSource, Value: []byte(replaySourcePrefix + format)}}
-	return func(batch []Message) (int, error) {
+	return func(ctx context.Context, batch []Message) (int, error) {
 		msgs := make([]kafka.Message, len(batch))
 		for i, m := range batch {
 			msgs[i] = kafka.Message{Key: []byte(m.Key), Value: m.Value, Headers: source}
@@ -315,9 +340,9 @@ func kafkaSender(ctx context.Context, w *kafka.Writer, format string) func([]Mes
 // DefaultMaxEventBytes skipped as too_large) would be refused by Kafka (message.max.bytes is
 // 1 MB by default) and stop the replay: its dead letter holds its first maxDeadLetterBytes, and
 // its error says so.
-func deadLetterSender(ctx context.Context, w *kafka.Writer, format string) func([]Skip) error {
+func deadLetterSender(w *kafka.Writer, format string) func(context.Context, []Skip) error {
 	source := kafka.Header{Key: HeaderSource, Value: []byte(replaySourcePrefix + format)}
-	return func(skips []Skip) error {
+	return func(ctx context.Context, skips []Skip) error {
 		msgs := make([]kafka.Message, len(skips))
 		for i, s := range skips {
 			var key string
@@ -351,10 +376,10 @@ const maxDeadLetterBytes = 512 << 10
 // corrects only a message that says when it was sent, and then by its time in transit too, so
 // with none it keeps every event's time to the microsecond, as a replay straight to Kafka does
 // (PostHog's rule for a timestamp without sent_at).
-func collectorSender(ctx context.Context, url, writeKey string) func([]Message) (int, error) {
+func collectorSender(url, writeKey string) func(context.Context, []Message) (int, error) {
 	client := &http.Client{Timeout: 30 * time.Second}
 	var members []member
-	return func(batch []Message) (int, error) {
+	return func(ctx context.Context, batch []Message) (int, error) {
 		var bodies [][]byte
 		var body []byte
 		for _, m := range batch {
@@ -514,6 +539,11 @@ func (c *contextReader) Read(p []byte) (int, error) {
 		case res := <-done:
 			return copy(p, buf[:res.n]), res.err
 		case <-c.ctx.Done():
+			select {
+			case res := <-done: // read already: what the writer wrote before the end is used
+				return copy(p, buf[:res.n]), res.err
+			default:
+			}
 			return 0, c.ctx.Err()
 		case <-quiet:
 			quiet = nil // once a wait: what idle left, more input changes

@@ -2,6 +2,7 @@ package ingest
 
 import (
 	"context"
+	"errors"
 	"io"
 	"testing"
 	"time"
@@ -52,5 +53,50 @@ func TestReplaySendsWhatALiveInputHolds(t *testing.T) {
 	res := <-done
 	if res.err != nil || res.sum.Sent != 1 || res.sum.Read != 1 {
 		t.Errorf("replay after its input ended: %+v, %v; want 1 event read and sent", res.sum, res.err)
+	}
+}
+
+// TestReplayStoppedSendsWhatItRead: a replay stopped by its context's end (Ctrl-C, SIGTERM) sends
+// the events it read and had not sent yet, then ends with the context's error. A live input's
+// events wait up to idleFlush, a file's up to a chunk, and were lost.
+func TestReplayStoppedSendsWhatItRead(t *testing.T) {
+	b, err := StartDevBroker("127.0.0.1:0", 1, "events", "dlq")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	guard, cancelGuard := context.WithTimeout(context.Background(), time.Minute) // a hang guard
+	defer cancelGuard()
+	ctx, stop := context.WithCancel(guard)
+	defer stop()
+	r, w := io.Pipe()
+	defer w.Close()
+	type result struct {
+		sum ReplaySummary
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		sum, err := Replay(ctx, ReplayConfig{Brokers: []string{b.Addr()}, Topic: "events", DLQTopic: "dlq", Format: "segment", Reader: r})
+		done <- result{sum, err}
+	}()
+	lines := `{"type":"track","userId":"u","event":"Read","messageId":"m1","timestamp":"2025-05-04T10:00:00Z"}` + "\n" +
+		`{"type":"track","userId":"u","event":"Read","messageId":"m2","timestamp":"2025-05-04T10:00:01Z"}` + "\n"
+	if _, err := w.Write([]byte(lines)); err != nil {
+		t.Fatal(err)
+	}
+	// A pipe's write returns once its reader has read it: replay reads this blank line only
+	// after it has made events of the lines before.
+	if _, err := w.Write([]byte("\n")); err != nil {
+		t.Fatal(err)
+	}
+	stop() // before idleFlush: the events are held
+	res := <-done
+	if !errors.Is(res.err, context.Canceled) || res.sum.Read != 2 || res.sum.Sent != 2 {
+		t.Errorf("replay stopped after reading 2 events: %+v, %v; want both sent and the context's error", res.sum, res.err)
+	}
+	msgs, err := ingesttest.ReadTopic(guard, b.Addr(), "events")
+	if err != nil || len(msgs) != 2 {
+		t.Errorf("the topic holds %d messages (%v), want the 2 read before the stop", len(msgs), err)
 	}
 }

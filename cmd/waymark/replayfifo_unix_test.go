@@ -5,9 +5,12 @@ package main
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -242,5 +245,57 @@ func TestReplaySendsWhatALiveNamedPipeHolds(t *testing.T) {
 		}
 	case <-ctx.Done():
 		t.Fatal("replay did not end within a minute of the pipe's writer closing it")
+	}
+}
+
+// TestReplayInterruptedSendsWhatItRead: Ctrl-C on a replay of a live named pipe sends the events
+// it had read before it ends (exit 1, "stopped"), as the summary says. They were held for a
+// chunk or for the pipe's quiet second (idleFlush), and the signal lost them. The writer's
+// write returns once replay has read all of it but what the pipe and replay's buffers hold, so
+// by then replay holds events; should the signal come more than a second later on a busy
+// machine, they were sent while the pipe was quiet, and the counts agree as well.
+func TestReplayInterruptedSendsWhatItRead(t *testing.T) {
+	b := devBroker(t, 3)
+	fifo := filepath.Join(t.TempDir(), "live.jsonl")
+	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute) // a hang guard
+	defer cancel()
+	cmd := exec.CommandContext(ctx, binary, "replay", "--format", "segment", "--file", fifo)
+	cmd.Env = append(os.Environ(), "WAYMARK_DEV_BROKER_ADDR="+b.Addr())
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	w, err := os.OpenFile(fifo, os.O_WRONLY, 0) // waits until replay opens it
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	var lines strings.Builder
+	for i := range 3000 { // 330 KB: several times what the pipe and replay's buffers hold
+		fmt.Fprintf(&lines, `{"type":"track","userId":"u%d","event":"Interrupted","messageId":"i%d","timestamp":"2025-05-04T10:00:00Z"}`+"\n", i%50, i)
+	}
+	if _, err := w.WriteString(lines.String()); err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Process.Signal(os.Interrupt); err != nil {
+		t.Fatal(err)
+	}
+	err = cmd.Wait()
+	if ctx.Err() != nil {
+		t.Fatalf("replay did not end within a minute of Ctrl-C\nstdout:\n%s\nstderr:\n%s", &stdout, &stderr)
+	}
+	m := regexp.MustCompile(`\((\d+) events?\), sent (\d+) events?,`).FindStringSubmatch(stdout.String())
+	if err == nil || m == nil || !strings.Contains(stderr.String(), "stopped") {
+		t.Fatalf("replay after Ctrl-C: %v, want exit 1 saying it stopped, after its summary\nstdout:\n%s\nstderr:\n%s", err, &stdout, &stderr)
+	}
+	read, _ := strconv.Atoi(m[1])
+	sent, _ := strconv.Atoi(m[2])
+	msgs, terr := ingesttest.ReadTopic(ctx, b.Addr(), "waymark.events")
+	if read == 0 || sent != read || terr != nil || len(msgs) != sent {
+		t.Errorf("replay read %d events before Ctrl-C and sent %d; the topic holds %d (%v); want every event read sent\nstdout:\n%s\nstderr:\n%s", read, sent, len(msgs), terr, &stdout, &stderr)
 	}
 }
