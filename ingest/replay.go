@@ -100,6 +100,14 @@ func Replay(ctx context.Context, cfg ReplayConfig) (ReplaySummary, error) {
 	if err != nil {
 		return sum, fmt.Errorf("replay: %w", err)
 	}
+	// Sends run on sendCtx: ctx's end (Ctrl-C, SIGTERM) stops the reading at once, but a send
+	// under way goes on, and what was read before the end is sent after it (stopped), for up to
+	// stopSendTimeout more. A send that ctx's end cut short had reached Kafka in part or whole,
+	// and sent again put a chunk on the topic twice (tester 54's F3).
+	sendCtx, cancelSend := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancelSend()
+	stopSends := context.AfterFunc(ctx, func() { time.AfterFunc(stopSendTimeout, cancelSend) })
+	defer stopSends()
 	var send func(context.Context, []Message) (rejected int, err error)
 	// deadLetter writes skips to the dead-letter topic; nil with a collector, which dead-letters
 	// what it refuses itself and is not given what replay skipped.
@@ -128,7 +136,7 @@ func Replay(ctx context.Context, cfg ReplayConfig) (ReplaySummary, error) {
 			BatchTimeout:           5 * time.Millisecond,
 			AllowAutoTopicCreation: true,
 		}
-		defer w.Close()
+		defer closeWriter(ctx, sendCtx, w)
 		send = kafkaSender(w, cfg.Format)
 		dlq := &kafka.Writer{
 			Addr:                   kafka.TCP(cfg.Brokers...),
@@ -140,7 +148,7 @@ func Replay(ctx context.Context, cfg ReplayConfig) (ReplaySummary, error) {
 			BatchTimeout:           5 * time.Millisecond,
 			AllowAutoTopicCreation: true,
 		}
-		defer dlq.Close()
+		defer closeWriter(ctx, sendCtx, dlq)
 		deadLetter = deadLetterSender(dlq, cfg.Format)
 	}
 	if cfg.Pace > 0 {
@@ -163,9 +171,9 @@ func Replay(ctx context.Context, cfg ReplayConfig) (ReplaySummary, error) {
 		}
 		return nil
 	}
-	// flush sends what is pending, and dead-letters what was skipped, with ctx; paced, it first
-	// waits until cfg.Pace lets it send.
-	flush := func(ctx context.Context, paced bool) error {
+	// flush sends what is pending, and dead-letters what was skipped; paced, it first waits until
+	// cfg.Pace lets it send, or ctx ends.
+	flush := func(paced bool) error {
 		if len(pending) == 0 && len(dead) == 0 {
 			return nil
 		}
@@ -173,7 +181,7 @@ func Replay(ctx context.Context, cfg ReplayConfig) (ReplaySummary, error) {
 			return err
 		}
 		if len(dead) > 0 && deadLetter != nil {
-			if err := deadLetter(ctx, dead); err != nil {
+			if err := deadLetter(sendCtx, dead); err != nil {
 				return err
 			}
 			sum.DeadLettered += len(dead)
@@ -190,7 +198,7 @@ func Replay(ctx context.Context, cfg ReplayConfig) (ReplaySummary, error) {
 			case <-time.After(time.Until(due)):
 			}
 		}
-		rejected, err := send(ctx, pending)
+		rejected, err := send(sendCtx, pending)
 		if err != nil {
 			return err
 		}
@@ -209,38 +217,53 @@ func Replay(ctx context.Context, cfg ReplayConfig) (ReplaySummary, error) {
 			lastLine = line
 		}
 	}
-	// idle sends the pending events of an input that keeps replay waiting for more (standard
-	// input, a named pipe: contextReader calls it, on this goroutine, once a read has waited
-	// idleFlush), as a log shipper's linger does: a live writer (`tail -f`, a slow export) saw
-	// nothing sent until the input ended, and Ctrl-C then lost what was read (tester 53's F12).
+	// linger sends the pending events of an input read as it is written (standard input, a named
+	// pipe: contextReader calls it, on this goroutine, before each read and once a read has waited
+	// idleFlush) when the earliest of them was read idleFlush ago or more, as a log shipper's
+	// linger does (Kafka's linger.ms, Fluent Bit's flush interval): a live writer (`tail -f`, a
+	// slow export) saw nothing sent until the input ended or a chunk filled, and Ctrl-C then lost
+	// what was read (tester 53's F12); one writing a line every half second was never quiet the
+	// second a wait counted from the last line, and held its events for hours (tester 54's F2).
 	// Skipped lines alone wait, as does an input more of whose lines were skipped than used so
 	// far: it is judged before anything of it is sent or dead-lettered (wrongFormat).
-	idle := func() error {
-		if len(pending) == 0 || tally.mostSkipped(cfg.Format) != nil {
+	var heldSince time.Time // when the earliest pending event was read
+	linger := func() error {
+		if len(pending) == 0 || time.Since(heldSince) < idleFlush || tally.mostSkipped(cfg.Format) != nil {
 			return nil
 		}
-		return flush(ctx, true)
+		return flush(true)
 	}
-	// stopped is err, the error that ended a replay, once what was read and not yet sent is sent
-	// when ctx's end stopped it (Ctrl-C, SIGTERM): at most a chunk, the events read since the
-	// last was sent, which were lost before (Fluent Bit, too, flushes what it holds on SIGTERM,
-	// within its grace time). They go unpaced, within stopSendTimeout (a second signal ends the
-	// command at once, see cmd/waymark). A send that ctx's end cut short is sent again whole:
-	// Kafka may then hold some twice, under one messageId, which the store keeps once. An input
-	// judged not of cfg.Format so far sends nothing, as idle.
-	stopped := func(err error) error {
-		if ctx.Err() == nil || tally.mostSkipped(cfg.Format) != nil {
+	// stopped is err, the error that ended the replay of name, once what was read and not yet
+	// sent is sent when ctx's end stopped it (Ctrl-C, SIGTERM): at most a chunk, the events read
+	// since the last was sent, which were lost before (Fluent Bit, too, flushes what it holds on
+	// SIGTERM, within its grace time). They go unpaced, within what is left of stopSendTimeout (a
+	// second signal ends the command at once, see cmd/waymark). An input judged not of cfg.Format
+	// so far sends nothing, and says why. When everything read was sent, the error is a
+	// *StoppedError, which says so: the cut-short read's or pacing's error read as a failure
+	// (tester 54's F4).
+	stopped := func(name string, err error) error {
+		if ctx.Err() == nil {
 			return err
 		}
-		n := len(pending)
-		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), stopSendTimeout)
-		defer cancel()
-		if ferr := flush(sctx, false); ferr != nil {
-			return fmt.Errorf("%w; then sending the %d events read before it: %w", err, n, ferr)
+		if ferr := tally.mostSkipped(cfg.Format); ferr != nil {
+			return fmt.Errorf("replay %s: stopped; what it read since its last send was neither sent nor dead-lettered: %w", name, ferr)
 		}
-		return err
+		n := len(pending)
+		if sendCtx.Err() != nil && n > 0 { // the time sends have after a stop is over
+			return fmt.Errorf("%w; stopped with %d events read and not sent: sends end %s after a stop", err, n, stopSendTimeout)
+		}
+		if ferr := flush(false); ferr != nil {
+			return fmt.Errorf("%w; then sending the %d events read before the stop: %w", err, n, ferr)
+		}
+		if err != nil && !errors.Is(err, ctx.Err()) {
+			return err // another error ended it first
+		}
+		return &StoppedError{File: name, Cause: ctx.Err()}
 	}
 	emit := func(m Message) error {
+		if err := ctx.Err(); err != nil {
+			return err // stopped: a regular file is read on, sends outlasting ctx (sendCtx)
+		}
 		countLine(m.Line)
 		if pass == 0 {
 			tally.add(m.Line, nil)
@@ -249,9 +272,12 @@ func Replay(ctx context.Context, cfg ReplayConfig) (ReplaySummary, error) {
 		if m.FutureTimestamp {
 			sum.FutureTimestamps++
 		}
+		if len(pending) == 0 {
+			heldSince = time.Now()
+		}
 		pending = append(pending, m)
 		if len(pending) == chunk {
-			return flush(ctx, true)
+			return flush(true)
 		}
 		return nil
 	}
@@ -269,18 +295,18 @@ func Replay(ctx context.Context, cfg ReplayConfig) (ReplaySummary, error) {
 			sum.SkippedEvents++
 			tally.add(s.Line, &s)
 		}
-		in := &contextReader{ctx: ctx, r: cfg.Reader, idle: idle}
+		in := &contextReader{ctx: ctx, r: cfg.Reader, linger: linger}
 		r, err := decompressed(in, true)
 		if err != nil {
 			return sum, fmt.Errorf("replay %s: %w", name, in.cause(err))
 		}
 		if err := read(r, 0, withinEventLimit(emit, skip), skip); err != nil {
-			return sum, stopped(fmt.Errorf("replay %s: %w", name, in.cause(err)))
+			return sum, stopped(name, fmt.Errorf("replay %s: %w", name, in.cause(err)))
 		}
 		if err := wrongFormat(true); err != nil {
 			return sum, fmt.Errorf("replay %s: %w", name, err)
 		}
-		return sum, stopped(flush(ctx, true))
+		return sum, stopped(name, flush(true))
 	}
 	for ; pass < cfg.Repeat; pass++ {
 		lastLine = 0
@@ -292,8 +318,8 @@ func Replay(ctx context.Context, cfg ReplayConfig) (ReplaySummary, error) {
 				tally.add(s.Line, &s)
 			}
 		}
-		if err := replayFile(ctx, cfg.File, pass, read, withinEventLimit(emit, skip), skip, idle); err != nil {
-			return sum, stopped(err)
+		if err := replayFile(ctx, cfg.File, pass, read, withinEventLimit(emit, skip), skip, linger); err != nil {
+			return sum, stopped(cfg.File, err)
 		}
 		if pass == 0 {
 			if err := wrongFormat(true); err != nil {
@@ -301,11 +327,44 @@ func Replay(ctx context.Context, cfg ReplayConfig) (ReplaySummary, error) {
 			}
 		}
 	}
-	return sum, stopped(flush(ctx, true))
+	return sum, stopped(cfg.File, flush(true))
 }
 
-// stopSendTimeout bounds how long a replay stopped by its context's end takes to send what it
-// had read (Replay's stopped): kafka-go's default write timeout.
+// StoppedError is the error of a replay its context's end stopped (Ctrl-C, SIGTERM) after
+// everything it had read was sent: what it sent is in its ReplaySummary.
+type StoppedError struct {
+	File  string // the file replayed, "stdin" for standard input
+	Cause error  // the context's error
+}
+
+func (e *StoppedError) Error() string {
+	return fmt.Sprintf("replay %s: every event it had read was sent", e.File)
+}
+
+func (e *StoppedError) Unwrap() error { return e.Cause }
+
+// closeWriter closes w, a writer of a replay, once its writes end; for a replay ctx stopped, it
+// waits only until sendCtx ends (stopSendTimeout after the stop): kafka-go's Close waits for the
+// writes it still retries, a minute or more when the broker is gone or hung (tester 54's F1).
+func closeWriter(ctx, sendCtx context.Context, w io.Closer) {
+	if ctx.Err() == nil {
+		w.Close()
+		return
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		w.Close()
+	}()
+	select {
+	case <-done:
+	case <-sendCtx.Done():
+	}
+}
+
+// stopSendTimeout is how long a replay's sends go on once its context ended (Replay's sendCtx):
+// the send under way, then what it had read (Replay's stopped). It is kafka-go's default write
+// timeout.
 const stopSendTimeout = 10 * time.Second
 
 // replaySourcePrefix starts the source of the events replay produces straight to Kafka:
@@ -467,9 +526,9 @@ func post(ctx context.Context, client *http.Client, url, writeKey string, body [
 }
 
 // replayFile reads the dataset at path. A file that is not a regular one (a named pipe) is opened
-// and read so that ctx's end ends the wait for its writer, and idle is called when the wait is
-// long (contextReader); a regular file is read as it is.
-func replayFile(ctx context.Context, path string, pass int, read datasetReader, emit func(Message) error, skip func(Skip), idle func() error) error {
+// and read so that ctx's end ends the wait for its writer, and linger is called as it is read
+// (contextReader); a regular file is read as it is.
+func replayFile(ctx context.Context, path string, pass int, read datasetReader, emit func(Message) error, skip func(Skip), linger func() error) error {
 	f, err := openContext(ctx, path)
 	if err != nil {
 		return fmt.Errorf("replay: %w", err)
@@ -478,7 +537,7 @@ func replayFile(ctx context.Context, path string, pass int, read datasetReader, 
 	var in io.Reader = f
 	var live *contextReader // the reading of a file that is not a regular one; nil for one that is
 	if st, err := f.Stat(); err != nil || !st.Mode().IsRegular() {
-		live = &contextReader{ctx: ctx, r: f, idle: idle}
+		live = &contextReader{ctx: ctx, r: f, linger: linger}
 		in = live
 	}
 	r, err := decompressed(in, live != nil)
@@ -491,9 +550,9 @@ func replayFile(ctx context.Context, path string, pass int, read datasetReader, 
 	return nil
 }
 
-// idleFlush is how long a read of standard input or a named pipe waits for its writer before
-// replay sends the events it holds (contextReader.idle): a second, as a log shipper lingers
-// (Fluent Bit's flush interval is one).
+// idleFlush is how long replay holds an event read from standard input or a named pipe before it
+// sends it, as its linger (Replay's linger, called by contextReader): a second, as a log shipper
+// lingers (Fluent Bit's flush interval is one).
 const idleFlush = time.Second
 
 // contextReader is r whose reads end with ctx's error once ctx ends: a read of standard input or a
@@ -501,22 +560,29 @@ const idleFlush = time.Second
 // 50's F1). Each read runs in a goroutine of its own; one left when ctx ends stays waiting until
 // input comes or the process ends, which replay's does next.
 //
-// idle, when set, is called once a read has waited idleFlush, on the goroutine calling Read, which
-// then waits on: replay sends what it holds while the writer is quiet (tester 53's F12). An error
-// of idle ends the read, and every read after it, with that error (cause tells it).
+// linger, when set, is called on the goroutine calling Read, before each read and once a read
+// has waited idleFlush (which then waits on): replay sends what it has held long enough, whether
+// the writer writes on or is quiet (tester 53's F12, tester 54's F2). An error of linger ends the
+// read, and every read after it, with that error (cause tells it).
 type contextReader struct {
-	ctx     context.Context
-	r       io.Reader
-	idle    func() error
-	idleErr error // what idle returned, ending the reading
+	ctx       context.Context
+	r         io.Reader
+	linger    func() error
+	lingerErr error // what linger returned, ending the reading
 }
 
 func (c *contextReader) Read(p []byte) (int, error) {
-	if c.idleErr != nil {
-		return 0, c.idleErr
+	if c.lingerErr != nil {
+		return 0, c.lingerErr
 	}
 	if err := c.ctx.Err(); err != nil {
 		return 0, err
+	}
+	if c.linger != nil {
+		if err := c.linger(); err != nil {
+			c.lingerErr = err
+			return 0, err
+		}
 	}
 	type result struct {
 		n   int
@@ -529,7 +595,7 @@ func (c *contextReader) Read(p []byte) (int, error) {
 		done <- result{n, err}
 	}()
 	var quiet <-chan time.Time
-	if c.idle != nil {
+	if c.linger != nil {
 		t := time.NewTimer(idleFlush)
 		defer t.Stop()
 		quiet = t.C
@@ -546,21 +612,21 @@ func (c *contextReader) Read(p []byte) (int, error) {
 			}
 			return 0, c.ctx.Err()
 		case <-quiet:
-			quiet = nil // once a wait: what idle left, more input changes
-			if err := c.idle(); err != nil {
-				c.idleErr = err
+			quiet = nil // once a wait: what it held was read before the wait began
+			if err := c.linger(); err != nil {
+				c.lingerErr = err
 				return 0, err
 			}
 		}
 	}
 }
 
-// cause is err, met reading through c, as its cause: idle's error (a send that failed) when that
+// cause is err, met reading through c, as its cause: linger's error (a send that failed) when that
 // ended the reading, not the reading's wrapping of it ("read line 3: …"). A nil c read nothing:
 // err is its own cause.
 func (c *contextReader) cause(err error) error {
-	if c != nil && c.idleErr != nil {
-		return c.idleErr
+	if c != nil && c.lingerErr != nil {
+		return c.lingerErr
 	}
 	return err
 }

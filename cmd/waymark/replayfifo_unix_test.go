@@ -289,8 +289,8 @@ func TestReplayInterruptedSendsWhatItRead(t *testing.T) {
 		t.Fatalf("replay did not end within a minute of Ctrl-C\nstdout:\n%s\nstderr:\n%s", &stdout, &stderr)
 	}
 	m := regexp.MustCompile(`\((\d+) events?\), sent (\d+) events?,`).FindStringSubmatch(stdout.String())
-	if err == nil || m == nil || !strings.Contains(stderr.String(), "stopped") {
-		t.Fatalf("replay after Ctrl-C: %v, want exit 1 saying it stopped, after its summary\nstdout:\n%s\nstderr:\n%s", err, &stdout, &stderr)
+	if err == nil || m == nil || !strings.Contains(stderr.String(), "stopped") || !strings.Contains(stderr.String(), "every event it had read was sent") {
+		t.Fatalf("replay after Ctrl-C: %v, want exit 1 saying it stopped and sent every event it had read, after its summary\nstdout:\n%s\nstderr:\n%s", err, &stdout, &stderr)
 	}
 	read, _ := strconv.Atoi(m[1])
 	sent, _ := strconv.Atoi(m[2])
