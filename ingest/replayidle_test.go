@@ -11,45 +11,68 @@ import (
 	"github.com/waymark-dev/waymark/ingest/ingesttest"
 )
 
-// TestReplaySendsWhatALiveInputHolds (tester 53's F12): an input read as it is written (standard
-// input, a named pipe) whose writer keeps it open after a line had that line's event held until
-// the input ended or a chunk filled. Replay sends the events it holds once a read has waited
-// idleFlush, and reads on: the event is on the topic while the writer still holds the input open.
-func TestReplaySendsWhatALiveInputHolds(t *testing.T) {
+// replayResult is what a Replay started by replayOfPipe returned.
+type replayResult struct {
+	sum ReplaySummary
+	err error
+}
+
+// replayOfPipe starts a dev broker (topics "events" and "dlq", closed when t ends) and a Replay,
+// under ctx, of the Segment lines written to the pipe it returns, read as standard input is;
+// the replay's result comes on the channel.
+func replayOfPipe(t *testing.T, ctx context.Context) (*DevBroker, *io.PipeWriter, <-chan replayResult) {
+	t.Helper()
 	b, err := StartDevBroker("127.0.0.1:0", 1, "events", "dlq")
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer b.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute) // a hang guard
-	defer cancel()
+	t.Cleanup(func() { b.Close() })
 	r, w := io.Pipe()
-	defer w.Close()
-	go w.Write([]byte(`{"type":"track","userId":"u","event":"Live","messageId":"m1","timestamp":"2025-05-04T10:00:00Z"}` + "\n"))
-	type result struct {
-		sum ReplaySummary
-		err error
-	}
-	done := make(chan result, 1)
+	t.Cleanup(func() { w.Close() })
+	done := make(chan replayResult, 1)
 	go func() {
 		sum, err := Replay(ctx, ReplayConfig{Brokers: []string{b.Addr()}, Topic: "events", DLQTopic: "dlq", Format: "segment", Reader: r})
-		done <- result{sum, err}
+		done <- replayResult{sum, err}
 	}()
+	return b, w, done
+}
+
+// awaitEvents waits until the topic "events" of b holds an event, while the replay (done) runs
+// on; what describes the writer for the failure when ctx ends first.
+func awaitEvents(t *testing.T, ctx context.Context, b *DevBroker, done <-chan replayResult, what string) {
+	t.Helper()
 	tick := time.NewTicker(100 * time.Millisecond)
 	defer tick.Stop()
 	for {
 		msgs, err := ingesttest.ReadTopic(ctx, b.Addr(), "events")
-		if err == nil && len(msgs) == 1 {
-			break
+		if err == nil && len(msgs) > 0 {
+			return
 		}
 		select {
 		case <-ctx.Done():
-			t.Fatalf("the event written to an input still open is not on the topic after a minute (last read: %d messages, %v)", len(msgs), err)
+			t.Fatalf("no event of %s is on the topic after a minute (last read: %d messages, %v)", what, len(msgs), err)
 		case res := <-done:
 			t.Fatalf("replay ended while its input was open: %+v, %v", res.sum, res.err)
 		case <-tick.C:
 		}
 	}
+}
+
+// segmentLine is a Segment track message of event name, with messageId id, and a newline.
+func segmentLine(name, id string) string {
+	return `{"type":"track","userId":"u","event":"` + name + `","messageId":"` + id + `","timestamp":"2025-05-04T10:00:00Z"}` + "\n"
+}
+
+// TestReplaySendsWhatALiveInputHolds (tester 53's F12): an input read as it is written (standard
+// input, a named pipe) whose writer keeps it open after a line had that line's event held until
+// the input ended or a chunk filled. Replay sends the events it holds once a read has waited
+// idleFlush, and reads on: the event is on the topic while the writer still holds the input open.
+func TestReplaySendsWhatALiveInputHolds(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute) // a hang guard
+	defer cancel()
+	b, w, done := replayOfPipe(t, ctx)
+	go w.Write([]byte(segmentLine("Live", "m1")))
+	awaitEvents(t, ctx, b, done, "a writer holding its input open after a line")
 	w.Close()
 	res := <-done
 	if res.err != nil || res.sum.Sent != 1 || res.sum.Read != 1 {
@@ -58,32 +81,15 @@ func TestReplaySendsWhatALiveInputHolds(t *testing.T) {
 }
 
 // TestReplayStoppedSendsWhatItRead: a replay stopped by its context's end (Ctrl-C, SIGTERM) sends
-// the events it read and had not sent yet, then ends with the context's error. A live input's
+// the events it read and had not sent yet, then ends with a StoppedError saying so. A live input's
 // events wait up to idleFlush, a file's up to a chunk, and were lost.
 func TestReplayStoppedSendsWhatItRead(t *testing.T) {
-	b, err := StartDevBroker("127.0.0.1:0", 1, "events", "dlq")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close()
 	guard, cancelGuard := context.WithTimeout(context.Background(), time.Minute) // a hang guard
 	defer cancelGuard()
 	ctx, stop := context.WithCancel(guard)
 	defer stop()
-	r, w := io.Pipe()
-	defer w.Close()
-	type result struct {
-		sum ReplaySummary
-		err error
-	}
-	done := make(chan result, 1)
-	go func() {
-		sum, err := Replay(ctx, ReplayConfig{Brokers: []string{b.Addr()}, Topic: "events", DLQTopic: "dlq", Format: "segment", Reader: r})
-		done <- result{sum, err}
-	}()
-	lines := `{"type":"track","userId":"u","event":"Read","messageId":"m1","timestamp":"2025-05-04T10:00:00Z"}` + "\n" +
-		`{"type":"track","userId":"u","event":"Read","messageId":"m2","timestamp":"2025-05-04T10:00:01Z"}` + "\n"
-	if _, err := w.Write([]byte(lines)); err != nil {
+	b, w, done := replayOfPipe(t, ctx)
+	if _, err := w.Write([]byte(segmentLine("Read", "m1") + segmentLine("Read", "m2"))); err != nil {
 		t.Fatal(err)
 	}
 	// A pipe's write returns once its reader has read it: replay reads this blank line only
@@ -108,31 +114,16 @@ func TestReplayStoppedSendsWhatItRead(t *testing.T) {
 // lines, hours of a slow writer). Replay sends an event once it has held it idleFlush, however
 // steadily the writer writes: the first is on the topic while the writer is still writing.
 func TestReplaySendsWhatASteadyInputHolds(t *testing.T) {
-	b, err := StartDevBroker("127.0.0.1:0", 1, "events", "dlq")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute) // a hang guard
 	defer cancel()
-	r, w := io.Pipe()
-	type result struct {
-		sum ReplaySummary
-		err error
-	}
-	done := make(chan result, 1)
-	go func() {
-		sum, err := Replay(ctx, ReplayConfig{Brokers: []string{b.Addr()}, Topic: "events", DLQTopic: "dlq", Format: "segment", Reader: r})
-		done <- result{sum, err}
-	}()
+	b, w, done := replayOfPipe(t, ctx)
 	writing := make(chan struct{}) // closed when the writer stops
 	go func() {
 		defer close(writing)
 		tick := time.NewTicker(200 * time.Millisecond)
 		defer tick.Stop()
 		for i := 0; ; i++ {
-			line := fmt.Sprintf(`{"type":"track","userId":"u","event":"Steady","messageId":"s%d","timestamp":"2025-05-04T10:00:00Z"}`+"\n", i)
-			if _, err := w.Write([]byte(line)); err != nil {
+			if _, err := w.Write([]byte(segmentLine("Steady", fmt.Sprint("s", i)))); err != nil {
 				return // the pipe was closed: the test is over
 			}
 			select {
@@ -142,21 +133,7 @@ func TestReplaySendsWhatASteadyInputHolds(t *testing.T) {
 			}
 		}
 	}()
-	poll := time.NewTicker(100 * time.Millisecond)
-	defer poll.Stop()
-	for {
-		msgs, err := ingesttest.ReadTopic(ctx, b.Addr(), "events")
-		if err == nil && len(msgs) > 0 {
-			break
-		}
-		select {
-		case <-ctx.Done():
-			t.Fatalf("no event of a writer writing a line every 200 ms is on the topic after a minute (last read: %d messages, %v)", len(msgs), err)
-		case res := <-done:
-			t.Fatalf("replay ended while its input was open: %+v, %v", res.sum, res.err)
-		case <-poll.C:
-		}
-	}
+	awaitEvents(t, ctx, b, done, "a writer writing a line every 200 ms")
 	w.Close()
 	<-writing
 	if res := <-done; res.err != nil || res.sum.Sent != res.sum.Read {

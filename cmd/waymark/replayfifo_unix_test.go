@@ -181,6 +181,25 @@ func TestReplayAdvisesByWhatTheFileIs(t *testing.T) {
 	}
 }
 
+// startReplayOfNewPipe makes a named pipe in a folder of t's and starts `waymark replay` of it
+// (Segment messages) under ctx, producing to the broker at addr; it returns the pipe's path, the
+// started command and its output.
+func startReplayOfNewPipe(t *testing.T, ctx context.Context, addr string) (fifo string, cmd *exec.Cmd, stdout, stderr *bytes.Buffer) {
+	t.Helper()
+	fifo = filepath.Join(t.TempDir(), "live.jsonl")
+	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cmd = exec.CommandContext(ctx, binary, "replay", "--format", "segment", "--file", fifo)
+	cmd.Env = append(os.Environ(), "WAYMARK_DEV_BROKER_ADDR="+addr)
+	stdout, stderr = new(bytes.Buffer), new(bytes.Buffer)
+	cmd.Stdout, cmd.Stderr = stdout, stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	return fifo, cmd, stdout, stderr
+}
+
 // TestReplaySendsWhatALiveNamedPipeHolds (tester 53's F12): a named pipe whose writer wrote a line
 // and kept the pipe open (`tail -f`, a slow export) had that line's event held until the writer
 // closed it, and Ctrl-C meanwhile lost it. Replay sends what it holds once the pipe has been quiet
@@ -188,19 +207,9 @@ func TestReplayAdvisesByWhatTheFileIs(t *testing.T) {
 // with the pipe, exit 0.
 func TestReplaySendsWhatALiveNamedPipeHolds(t *testing.T) {
 	b := devBroker(t, 3)
-	fifo := filepath.Join(t.TempDir(), "live.jsonl")
-	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
-		t.Fatal(err)
-	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute) // a hang guard
 	defer cancel()
-	cmd := exec.CommandContext(ctx, binary, "replay", "--format", "segment", "--file", fifo)
-	cmd.Env = append(os.Environ(), "WAYMARK_DEV_BROKER_ADDR="+b.Addr())
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
+	fifo, cmd, stdout, stderr := startReplayOfNewPipe(t, ctx, b.Addr())
 	exited := make(chan error, 1)
 	go func() { exited <- cmd.Wait() }()
 	// the writer: it opens the pipe once replay does, writes a line and holds the pipe open
@@ -214,7 +223,7 @@ func TestReplaySendsWhatALiveNamedPipeHolds(t *testing.T) {
 	select {
 	case w = <-opened:
 	case err := <-exited:
-		t.Fatalf("replay ended before opening the pipe: %v\nstdout:\n%s\nstderr:\n%s", err, &stdout, &stderr)
+		t.Fatalf("replay ended before opening the pipe: %v\nstdout:\n%s\nstderr:\n%s", err, stdout, stderr)
 	case <-ctx.Done():
 		t.Fatal("replay did not open the pipe within a minute")
 	}
@@ -232,7 +241,7 @@ func TestReplaySendsWhatALiveNamedPipeHolds(t *testing.T) {
 		select {
 		case <-tick.C:
 		case err := <-exited:
-			t.Fatalf("replay ended while the pipe's writer held it open: %v\nstdout:\n%s\nstderr:\n%s", err, &stdout, &stderr)
+			t.Fatalf("replay ended while the pipe's writer held it open: %v\nstdout:\n%s\nstderr:\n%s", err, stdout, stderr)
 		case <-ctx.Done():
 			t.Fatalf("the event written to a pipe still open is not on the topic after a minute (last read: %d messages, %v)", len(msgs), err)
 		}
@@ -241,7 +250,7 @@ func TestReplaySendsWhatALiveNamedPipeHolds(t *testing.T) {
 	select {
 	case err := <-exited:
 		if err != nil || !strings.Contains(stdout.String(), "sent 1 event,") {
-			t.Errorf("replay once the writer closed the pipe: %v, want exit 0 having sent 1 event\nstdout:\n%s\nstderr:\n%s", err, &stdout, &stderr)
+			t.Errorf("replay once the writer closed the pipe: %v, want exit 0 having sent 1 event\nstdout:\n%s\nstderr:\n%s", err, stdout, stderr)
 		}
 	case <-ctx.Done():
 		t.Fatal("replay did not end within a minute of the pipe's writer closing it")
@@ -256,19 +265,9 @@ func TestReplaySendsWhatALiveNamedPipeHolds(t *testing.T) {
 // machine, they were sent while the pipe was quiet, and the counts agree as well.
 func TestReplayInterruptedSendsWhatItRead(t *testing.T) {
 	b := devBroker(t, 3)
-	fifo := filepath.Join(t.TempDir(), "live.jsonl")
-	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
-		t.Fatal(err)
-	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute) // a hang guard
 	defer cancel()
-	cmd := exec.CommandContext(ctx, binary, "replay", "--format", "segment", "--file", fifo)
-	cmd.Env = append(os.Environ(), "WAYMARK_DEV_BROKER_ADDR="+b.Addr())
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
+	fifo, cmd, stdout, stderr := startReplayOfNewPipe(t, ctx, b.Addr())
 	w, err := os.OpenFile(fifo, os.O_WRONLY, 0) // waits until replay opens it
 	if err != nil {
 		t.Fatal(err)
@@ -286,16 +285,16 @@ func TestReplayInterruptedSendsWhatItRead(t *testing.T) {
 	}
 	err = cmd.Wait()
 	if ctx.Err() != nil {
-		t.Fatalf("replay did not end within a minute of Ctrl-C\nstdout:\n%s\nstderr:\n%s", &stdout, &stderr)
+		t.Fatalf("replay did not end within a minute of Ctrl-C\nstdout:\n%s\nstderr:\n%s", stdout, stderr)
 	}
 	m := regexp.MustCompile(`\((\d+) events?\), sent (\d+) events?,`).FindStringSubmatch(stdout.String())
 	if err == nil || m == nil || !strings.Contains(stderr.String(), "stopped") || !strings.Contains(stderr.String(), "every event it had read was sent") {
-		t.Fatalf("replay after Ctrl-C: %v, want exit 1 saying it stopped and sent every event it had read, after its summary\nstdout:\n%s\nstderr:\n%s", err, &stdout, &stderr)
+		t.Fatalf("replay after Ctrl-C: %v, want exit 1 saying it stopped and sent every event it had read, after its summary\nstdout:\n%s\nstderr:\n%s", err, stdout, stderr)
 	}
 	read, _ := strconv.Atoi(m[1])
 	sent, _ := strconv.Atoi(m[2])
 	msgs, terr := ingesttest.ReadTopic(ctx, b.Addr(), "waymark.events")
 	if read == 0 || sent != read || terr != nil || len(msgs) != sent {
-		t.Errorf("replay read %d events before Ctrl-C and sent %d; the topic holds %d (%v); want every event read sent\nstdout:\n%s\nstderr:\n%s", read, sent, len(msgs), terr, &stdout, &stderr)
+		t.Errorf("replay read %d events before Ctrl-C and sent %d; the topic holds %d (%v); want every event read sent\nstdout:\n%s\nstderr:\n%s", read, sent, len(msgs), terr, stdout, stderr)
 	}
 }
