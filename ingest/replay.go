@@ -172,7 +172,10 @@ func Replay(ctx context.Context, cfg ReplayConfig) (ReplaySummary, error) {
 		return nil
 	}
 	// flush sends what is pending, and dead-letters what was skipped; paced, it first waits until
-	// cfg.Pace lets it send, or ctx ends.
+	// cfg.Pace lets it send, or ctx ends. sendFailed says a send (or dead-lettering) failed: what it
+	// sent may have reached Kafka in part (kafka-go's errors are per message, a collector's
+	// answer per body), so it is not sent again.
+	var sendFailed bool
 	flush := func(paced bool) error {
 		if len(pending) == 0 && len(dead) == 0 {
 			return nil
@@ -182,6 +185,7 @@ func Replay(ctx context.Context, cfg ReplayConfig) (ReplaySummary, error) {
 		}
 		if len(dead) > 0 && deadLetter != nil {
 			if err := deadLetter(sendCtx, dead); err != nil {
+				sendFailed = true
 				return err
 			}
 			sum.DeadLettered += len(dead)
@@ -200,6 +204,7 @@ func Replay(ctx context.Context, cfg ReplayConfig) (ReplaySummary, error) {
 		}
 		rejected, err := send(sendCtx, pending)
 		if err != nil {
+			sendFailed = true
 			return err
 		}
 		sum.Sent += len(pending)
@@ -226,21 +231,26 @@ func Replay(ctx context.Context, cfg ReplayConfig) (ReplaySummary, error) {
 	// second a wait counted from the last line, and held its events for hours (tester 54's F2).
 	// Skipped lines alone wait, as does an input more of whose lines were skipped than used so
 	// far: it is judged before anything of it is sent or dead-lettered (wrongFormat).
+	// It returns how long until it may have more to send.
 	var heldSince time.Time // when the earliest pending event was read
-	linger := func() error {
-		if len(pending) == 0 || time.Since(heldSince) < idleFlush || tally.mostSkipped(cfg.Format) != nil {
-			return nil
+	linger := func() (time.Duration, error) {
+		if len(pending) == 0 || tally.mostSkipped(cfg.Format) != nil {
+			return idleFlush, nil
 		}
-		return flush(true)
+		if held := time.Since(heldSince); held < idleFlush {
+			return idleFlush - held, nil
+		}
+		return idleFlush, flush(true)
 	}
 	// stopped is err, the error that ended the replay of name, once what was read and not yet
 	// sent is sent when ctx's end stopped it (Ctrl-C, SIGTERM): at most a chunk, the events read
 	// since the last was sent, which were lost before (Fluent Bit, too, flushes what it holds on
 	// SIGTERM, within its grace time). They go unpaced, within what is left of stopSendTimeout (a
 	// second signal ends the command at once, see cmd/waymark). An input judged not of cfg.Format
-	// so far sends nothing, and says why. When everything read was sent, the error is a
-	// *StoppedError, which says so: the cut-short read's or pacing's error read as a failure
-	// (tester 54's F4).
+	// so far sends nothing, and says why. What a failed send held is not sent again: part of it
+	// may be on the topic, and sent again it was there twice (tester 55's F1); the error says how
+	// many events that send held. When everything read was sent, the error is a *StoppedError,
+	// which says so: the cut-short read's or pacing's error read as a failure (tester 54's F4).
 	stopped := func(name string, err error) error {
 		if ctx.Err() == nil {
 			return err
@@ -249,14 +259,20 @@ func Replay(ctx context.Context, cfg ReplayConfig) (ReplaySummary, error) {
 			return fmt.Errorf("replay %s: stopped; what it read since its last send was neither sent nor dead-lettered: %w", name, ferr)
 		}
 		n := len(pending)
-		if sendCtx.Err() != nil && n > 0 { // the time sends have after a stop is over
-			return fmt.Errorf("%w; stopped with %d events read and not sent: sends end %s after a stop", err, n, stopSendTimeout)
+		switch {
+		case sendFailed && sendCtx.Err() != nil: // the time sends have after a stop is over
+			return fmt.Errorf("replay %s: stopped; the send of %d events it had read did not end within %s of the stop (no answer from the broker, which may hold some of them)", name, n, stopSendTimeout)
+		case sendFailed:
+			return fmt.Errorf("%w; stopped, the %d events of that send not sent again (the broker may hold some of them)", err, n)
 		}
 		if ferr := flush(false); ferr != nil {
-			return fmt.Errorf("%w; then sending the %d events read before the stop: %w", err, n, ferr)
+			if sendCtx.Err() != nil {
+				return fmt.Errorf("replay %s: stopped; the send of the %d events it had read did not end within %s of the stop (no answer from the broker, which may hold some of them)", name, n, stopSendTimeout)
+			}
+			return fmt.Errorf("replay %s: stopped; sending the %d events it had read: %w", name, n, ferr)
 		}
 		if err != nil && !errors.Is(err, ctx.Err()) {
-			return err // another error ended it first
+			return fmt.Errorf("%w (stopped; every event it had read was sent)", err) // another error came first
 		}
 		return &StoppedError{File: name, Cause: ctx.Err()}
 	}
@@ -298,7 +314,7 @@ func Replay(ctx context.Context, cfg ReplayConfig) (ReplaySummary, error) {
 		in := &contextReader{ctx: ctx, r: cfg.Reader, linger: linger}
 		r, err := decompressed(in, true)
 		if err != nil {
-			return sum, fmt.Errorf("replay %s: %w", name, in.cause(err))
+			return sum, stopped(name, fmt.Errorf("replay %s: %w", name, in.cause(err)))
 		}
 		if err := read(r, 0, withinEventLimit(emit, skip), skip); err != nil {
 			return sum, stopped(name, fmt.Errorf("replay %s: %w", name, in.cause(err)))
@@ -528,7 +544,7 @@ func post(ctx context.Context, client *http.Client, url, writeKey string, body [
 // replayFile reads the dataset at path. A file that is not a regular one (a named pipe) is opened
 // and read so that ctx's end ends the wait for its writer, and linger is called as it is read
 // (contextReader); a regular file is read as it is.
-func replayFile(ctx context.Context, path string, pass int, read datasetReader, emit func(Message) error, skip func(Skip), linger func() error) error {
+func replayFile(ctx context.Context, path string, pass int, read datasetReader, emit func(Message) error, skip func(Skip), linger func() (time.Duration, error)) error {
 	f, err := openContext(ctx, path)
 	if err != nil {
 		return fmt.Errorf("replay: %w", err)
@@ -560,14 +576,15 @@ const idleFlush = time.Second
 // 50's F1). Each read runs in a goroutine of its own; one left when ctx ends stays waiting until
 // input comes or the process ends, which replay's does next.
 //
-// linger, when set, is called on the goroutine calling Read, before each read and once a read
-// has waited idleFlush (which then waits on): replay sends what it has held long enough, whether
-// the writer writes on or is quiet (tester 53's F12, tester 54's F2). An error of linger ends the
-// read, and every read after it, with that error (cause tells it).
+// linger, when set, is called on the goroutine calling Read, before each read and, while a read
+// waits, again after the time it returned (the read waits on): replay sends what it has held
+// idleFlush, whether the writer writes on or is quiet (tester 53's F12, tester 54's F2 and tester
+// 55's F5: a linger counted from the read's start held an event up to two seconds). An error of
+// linger ends the read, and every read after it, with that error (cause tells it).
 type contextReader struct {
 	ctx       context.Context
 	r         io.Reader
-	linger    func() error
+	linger    func() (next time.Duration, err error)
 	lingerErr error // what linger returned, ending the reading
 }
 
@@ -578,8 +595,10 @@ func (c *contextReader) Read(p []byte) (int, error) {
 	if err := c.ctx.Err(); err != nil {
 		return 0, err
 	}
+	next := time.Duration(-1) // when to call linger again; none without linger
 	if c.linger != nil {
-		if err := c.linger(); err != nil {
+		var err error
+		if next, err = c.linger(); err != nil {
 			c.lingerErr = err
 			return 0, err
 		}
@@ -595,8 +614,9 @@ func (c *contextReader) Read(p []byte) (int, error) {
 		done <- result{n, err}
 	}()
 	var quiet <-chan time.Time
-	if c.linger != nil {
-		t := time.NewTimer(idleFlush)
+	var t *time.Timer
+	if next >= 0 {
+		t = time.NewTimer(next)
 		defer t.Stop()
 		quiet = t.C
 	}
@@ -612,11 +632,12 @@ func (c *contextReader) Read(p []byte) (int, error) {
 			}
 			return 0, c.ctx.Err()
 		case <-quiet:
-			quiet = nil // once a wait: what it held was read before the wait began
-			if err := c.linger(); err != nil {
+			next, err := c.linger()
+			if err != nil {
 				c.lingerErr = err
 				return 0, err
 			}
+			t.Reset(next)
 		}
 	}
 }

@@ -5,9 +5,14 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kmsg"
 	"github.com/waymark-dev/waymark/ingest/ingesttest"
 )
 
@@ -138,5 +143,80 @@ func TestReplaySendsWhatASteadyInputHolds(t *testing.T) {
 	<-writing
 	if res := <-done; res.err != nil || res.sum.Sent != res.sum.Read {
 		t.Errorf("replay after its input ended: %+v, %v; want every event read sent", res.sum, res.err)
+	}
+}
+
+// TestReplayStoppedDuringAFailedSendSendsNothingTwice (tester 55's F1): a send under way when
+// replay was stopped, which the broker took in part (two partitions of three) and refused in
+// part, was sent again whole after the stop, and what the broker had taken was on the topic
+// twice. What a failed send held is not sent again; the error says so.
+func TestReplayStoppedDuringAFailedSendSendsNothingTwice(t *testing.T) {
+	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(3, "events", "dlq"), kfake.DefaultNumPartitions(3))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	held, release := make(chan struct{}), make(chan struct{})
+	var once sync.Once
+	// Partition 2's produce requests wait until the test releases them, then are refused with
+	// MESSAGE_TOO_LARGE, which kafka-go does not retry; the others are taken.
+	c.ControlKey(int16(kmsg.Produce), func(r kmsg.Request) (kmsg.Response, error, bool) {
+		c.KeepControl()
+		req := r.(*kmsg.ProduceRequest)
+		for _, tp := range req.Topics {
+			for _, p := range tp.Partitions {
+				if tp.Topic != "events" || p.Partition != 2 {
+					return nil, nil, false
+				}
+			}
+		}
+		once.Do(func() { close(held) })
+		c.SleepControl(func() { <-release })
+		resp := req.ResponseKind().(*kmsg.ProduceResponse)
+		for _, tp := range req.Topics {
+			rt := kmsg.NewProduceResponseTopic()
+			rt.Topic = tp.Topic
+			for _, p := range tp.Partitions {
+				rp := kmsg.NewProduceResponseTopicPartition()
+				rp.Partition, rp.ErrorCode = p.Partition, kerr.MessageTooLarge.Code
+				rt.Partitions = append(rt.Partitions, rp)
+			}
+			resp.Topics = append(resp.Topics, rt)
+		}
+		return resp, nil, true
+	})
+	guard, cancelGuard := context.WithTimeout(context.Background(), time.Minute) // a hang guard
+	defer cancelGuard()
+	ctx, stop := context.WithCancel(guard)
+	defer stop()
+	var lines strings.Builder
+	for i := range 300 {
+		fmt.Fprintf(&lines, `{"type":"track","userId":"u%d","event":"Sent","messageId":"m%d","timestamp":"2025-05-04T10:00:00Z"}`+"\n", i, i)
+	}
+	done := make(chan replayResult, 1)
+	go func() {
+		sum, err := Replay(ctx, ReplayConfig{Brokers: c.ListenAddrs(), Topic: "events", DLQTopic: "dlq", Format: "segment", Reader: strings.NewReader(lines.String())})
+		done <- replayResult{sum, err}
+	}()
+	select {
+	case <-held: // the send is under way
+	case res := <-done:
+		t.Fatalf("replay ended before its send reached partition 2: %+v, %v", res.sum, res.err)
+	case <-guard.Done():
+		t.Fatal("no produce to partition 2 within a minute")
+	}
+	stop()
+	close(release)
+	res := <-done
+	if res.err == nil || !strings.Contains(res.err.Error(), "not sent again") {
+		t.Errorf("replay stopped during a send the broker refused in part: %+v, %v; want an error saying the send's events were not sent again", res.sum, res.err)
+	}
+	msgs, err := ingesttest.ReadTopic(guard, c.ListenAddrs()[0], "events")
+	ids := make(map[string]bool)
+	for _, m := range msgs {
+		ids[string(m.Value)] = true
+	}
+	if err != nil || len(msgs) == 0 || len(ids) != len(msgs) {
+		t.Errorf("the topic holds %d messages, %d of them distinct (%v); want those the broker took, each once", len(msgs), len(ids), err)
 	}
 }
