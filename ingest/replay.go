@@ -259,15 +259,18 @@ func Replay(ctx context.Context, cfg ReplayConfig) (ReplaySummary, error) {
 			return fmt.Errorf("replay %s: stopped; what it read since its last send was neither sent nor dead-lettered: %w", name, ferr)
 		}
 		n := len(pending)
+		// unanswered is the error of a send that did not end before the time sends have after a
+		// stop was over.
+		unanswered := fmt.Errorf("replay %s: stopped; the send of the %d events it had read did not end within %s of the stop (no answer from the broker, which may hold some of them)", name, n, stopSendTimeout)
 		switch {
-		case sendFailed && sendCtx.Err() != nil: // the time sends have after a stop is over
-			return fmt.Errorf("replay %s: stopped; the send of %d events it had read did not end within %s of the stop (no answer from the broker, which may hold some of them)", name, n, stopSendTimeout)
+		case sendFailed && sendCtx.Err() != nil:
+			return unanswered
 		case sendFailed:
 			return fmt.Errorf("%w; stopped, the %d events of that send not sent again (the broker may hold some of them)", err, n)
 		}
 		if ferr := flush(false); ferr != nil {
 			if sendCtx.Err() != nil {
-				return fmt.Errorf("replay %s: stopped; the send of the %d events it had read did not end within %s of the stop (no answer from the broker, which may hold some of them)", name, n, stopSendTimeout)
+				return unanswered
 			}
 			return fmt.Errorf("replay %s: stopped; sending the %d events it had read: %w", name, n, ferr)
 		}
