@@ -830,20 +830,32 @@ func TestSharedDeviceAnswersDoNotDependOnArrivalOrder(t *testing.T) {
 	if !everyReordering() {
 		orders = orders[:2] // the device's sign-ins stored before and after the later users' events
 	}
-	var answers map[string]string // of the first order
-	for n, o := range orders {
-		var s *server
+	// Each order to a serve of its own, the serves' calls side by side (see sendSideBySide).
+	servers := make([]*server, len(orders))
+	for n := range orders {
 		if n%2 == 1 && chServer.FunnelUDF {
-			s = startServe(t, "--funnel-matching", "process")
+			servers[n] = startServe(t, "--funnel-matching", "process")
 		} else {
-			s = startServe(t)
+			servers[n] = startServe(t)
 		}
-		for _, part := range [][]string{o.first, o.later} {
-			for _, line := range part {
-				s.sendBatch(t, line)
+	}
+	for _, later := range []bool{false, true} {
+		for n, o := range orders {
+			part := o.first
+			if later {
+				part = o.later
 			}
+			for _, line := range part {
+				servers[n].sendBatch(t, line)
+			}
+		}
+		for _, s := range servers {
 			s.waitStored(t) // the later part comes once the first is stored
 		}
+	}
+	var answers map[string]string // of the first order
+	for n, o := range orders {
+		s := servers[n]
 		got := map[string]string{}
 		for _, q := range queries {
 			code, body := httpGet(t, "http://"+s.http+q)
@@ -901,6 +913,40 @@ func oneCallEach(lines ...string) [][]string {
 		calls[i] = []string{l}
 	}
 	return calls
+}
+
+// feed is the calls one serve gets (see sendSideBySide), each a list of lines.
+type feed struct {
+	s     *server
+	calls [][]string
+}
+
+// sendSideBySide sends each feed's calls to its serve, each call stored before the serve gets
+// its next (the arrival order the tests compare), the serves' calls side by side: every feed's
+// k-th call, then the wait for each. The serves share nothing but the ClickHouse server (each
+// has its own broker and database), so where one serve's calls fall among another's changes
+// neither's arrival order. A call and its wait take about 0.2 s, most of it the serve's flush
+// interval and ingest.WaitCaughtUp's poll, and little CPU: the tests that sent a reference
+// serve's and each arrival's calls one serve after another spent most of their time waiting
+// (TestCopiesOnOtherKeysAnswerAsTheFirst about 80 calls, 23.6 s alone on 18.16, 13.3 CPU-s,
+// 2026-12-07), and a test holds one of go test's -parallel slots while it waits.
+func sendSideBySide(t *testing.T, feeds ...feed) {
+	t.Helper()
+	for k := 0; ; k++ {
+		var sent []*server
+		for _, f := range feeds {
+			if k < len(f.calls) {
+				f.s.sendBatch(t, f.calls[k]...)
+				sent = append(sent, f.s)
+			}
+		}
+		if len(sent) == 0 {
+			return
+		}
+		for _, s := range sent {
+			s.waitStored(t)
+		}
+	}
 }
 
 // reversed returns a reversed copy of lines.
@@ -1103,24 +1149,18 @@ func TestCopiesOnOtherKeysCountOnceAfterRestartAndEviction(t *testing.T) {
 		}
 		return n
 	}
-	send := func(s *server, lines []string) {
-		for _, l := range lines {
-			s.sendBatch(t, l)
-			s.waitStored(t) // one batch each: the evictions come between them
-		}
-	}
-	once := startServe(t)
-	send(once, earliestCopiesOnly(t, all))
+	// One call each, each stored before the next: the evictions come between them.
+	once, restarted, evicting := startServe(t), startServe(t), startServe(t, "--max-customers", "1")
+	sendSideBySide(t, feed{once, oneCallEach(earliestCopiesOnly(t, all)...)},
+		feed{restarted, oneCallEach(slices.Concat(before, visits)...)}, feed{evicting, oneCallEach(all...)})
 	wantOrders := orders(once)
 
-	restarted := startServe(t)
-	send(restarted, slices.Concat(before, visits))
 	liveOrders := orders(restarted)
 	restarted.stop(t)
 	database := restarted.database
 	restarted = startServe(t, "--clickhouse-database", database)
 	restarted.database = database
-	send(restarted, after)
+	sendSideBySide(t, feed{restarted, oneCallEach(after...)})
 	if n := metricValue(t, scrape(t, restarted.http), "waymark_sessionizer_duplicates_total"); n != float64(len(after)) {
 		t.Errorf("restarted: %v duplicates counted, want %d (the second copies)", n, len(after))
 	}
@@ -1129,8 +1169,6 @@ func TestCopiesOnOtherKeysCountOnceAfterRestartAndEviction(t *testing.T) {
 		t.Errorf("restarted: %v orders counted live before and after the restart, want %v (each once)", got, wantOrders)
 	}
 
-	evicting := startServe(t, "--max-customers", "1")
-	send(evicting, all)
 	metrics := scrape(t, evicting.http)
 	if n := metricValue(t, metrics, "waymark_sessionizer_evictions_total"); n == 0 {
 		t.Errorf("evicting: no evictions with --max-customers 1: the test needs them")
@@ -1214,12 +1252,6 @@ func TestCopiesJoinedAfterBothArriveCountOnce(t *testing.T) {
 			[]string{msg("identify", "c5a", "c5u", "c5i", at(5, "10:06:00"), ""), msg("track", "", "c5u", "c5m", at(5, "10:05:05"), "B")},
 		},
 	}
-	send := func(s *server, lines []string) {
-		for _, l := range lines {
-			s.sendBatch(t, l)
-			s.waitStored(t) // one batch each: both copies are stored before the link
-		}
-	}
 	var inOrder, before, after []string
 	for _, c := range cases {
 		inOrder = slices.Concat(inOrder, c.before, c.after)
@@ -1227,14 +1259,14 @@ func TestCopiesJoinedAfterBothArriveCountOnce(t *testing.T) {
 	}
 	joins := "--alias-joins-users"
 	once, every, restarted := startServe(t, joins), startServe(t, joins), startServe(t, joins)
-	send(once, earliestCopiesOnly(t, inOrder))
-	send(every, inOrder)
-	send(restarted, before)
+	// One call each, each stored before the next: both copies are stored before the link.
+	sendSideBySide(t, feed{once, oneCallEach(earliestCopiesOnly(t, inOrder)...)}, feed{every, oneCallEach(inOrder...)},
+		feed{restarted, oneCallEach(before...)})
 	restarted.stop(t)
 	database := restarted.database
 	restarted = startServe(t, "--clickhouse-database", database, joins)
 	restarted.database = database
-	send(restarted, after)
+	sendSideBySide(t, feed{restarted, oneCallEach(after...)})
 
 	order := url.QueryEscape("Order Completed")
 	couponA, couponB := url.QueryEscape("Order Completed[coupon=A]"), url.QueryEscape("Order Completed[coupon=B]")
@@ -2084,28 +2116,26 @@ func TestCopiesOnOtherKeysAnswerAsTheFirst(t *testing.T) {
 	if everyReordering() {
 		arrivals = append(arrivals, arrival{"one batch", startServe(t), batchGets})
 	}
-	post := func(s *server, what string, lines ...string) {
-		s.sendBatch(t, lines...)
-		s.waitStored(t)
-	}
-	post(alone, "the names", catalog...)
+	// Each serve gets the names in one call, then its calls one each, each stored before its
+	// next: the events alone, or the cases sent one call each (and the batch cases, one call
+	// each to oneEach), side by side (sendSideBySide); then the one-batch serve its batch.
+	names := []feed{{alone, [][]string{catalog}}}
 	for _, a := range arrivals {
-		post(a.s, "the names", catalog...)
+		names = append(names, feed{a.s, [][]string{catalog}})
 	}
-	for _, l := range first {
-		post(alone, "the events alone", l)
-	}
-	for _, a := range arrivals {
+	sendSideBySide(t, names...)
+	feeds := []feed{{alone, oneCallEach(first...)}}
+	for i, a := range arrivals {
 		execClickHouse(t, "SYSTEM STOP MERGES "+a.s.database+".events")
-		for _, l := range each {
-			post(a.s, "one call each", l)
+		calls := oneCallEach(each...)
+		if i == 0 {
+			calls = append(calls, oneCallEach(batch...)...)
 		}
+		feeds = append(feeds, feed{a.s, calls})
 	}
-	for _, l := range batch {
-		post(oneEach, "one call each", l)
-	}
+	sendSideBySide(t, feeds...)
 	if len(arrivals) > 1 {
-		post(arrivals[1].s, "one batch", batch...)
+		sendSideBySide(t, feed{arrivals[1].s, [][]string{batch}})
 	}
 	want := map[string]string{}
 	for _, g := range gets {
