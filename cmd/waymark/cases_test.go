@@ -1070,16 +1070,18 @@ func TestCopiesOnOtherKeysCountOnceInSessions(t *testing.T) {
 	}
 	every.waitStored(t)
 	once.waitStored(t)
+	// once's answers are read once: only every's parts are merged below, and asking once's
+	// unchanged store the same questions again cost a quarter of the test's queries.
+	want := answersOf(t, once, gets)
 	for _, merged := range []bool{false, true} {
 		if merged {
 			optimizeFinal(t, every.database+".events")
 			optimizeFinal(t, every.database+".sessions")
 		}
+		got := answersOf(t, every, gets)
 		for _, g := range gets {
-			code, got := httpGet(t, "http://"+every.http+g)
-			wantCode, want := httpGet(t, "http://"+once.http+g)
-			if code != 200 || wantCode != 200 || compactJSON(t, got) != compactJSON(t, want) {
-				t.Errorf("merged %v: %s: %d %s\ndelivered once: %d %s", merged, g, code, got, wantCode, want)
+			if !strings.HasPrefix(got[g], "200 ") || got[g] != want[g] {
+				t.Errorf("merged %v: %s: %s\ndelivered once: %s", merged, g, got[g], want[g])
 			}
 		}
 		every.batchAnswersAsAlone(t, gets[:4]...)
