@@ -2196,13 +2196,18 @@ func TestLiveStageEntriesCountPersons(t *testing.T) {
 		// the tablet's order enters nothing.
 		{"merge-after-both-counted", map[string]int64{"conversion": 1, "loyalty": 1}, map[string]int64{"conversion": 2, "loyalty": 1}, nil},
 	}
-	for _, c := range cases {
+	// Each case to a serve of its own, one call each, each stored before the next (the next event
+	// arrives after this one), the serves' calls side by side (see sendSideBySide).
+	servers := make([]*server, len(cases))
+	var feeds []feed
+	for i, c := range cases {
+		servers[i] = startServe(t, c.flags...)
+		feeds = append(feeds, feed{servers[i], oneCallEach(readLines(t, filepath.Join("testdata", "live-entries", c.file+".jsonl"))...)})
+	}
+	sendSideBySide(t, feeds...)
+	for i, c := range cases {
 		t.Run(c.file, func(t *testing.T) {
-			s := startServe(t, c.flags...)
-			for _, line := range readLines(t, filepath.Join("testdata", "live-entries", c.file+".jsonl")) {
-				s.sendBatch(t, line)
-				s.waitStored(t) // the next event arrives after this one
-			}
+			s := servers[i]
 			code, body := httpGet(t, "http://"+s.http+"/api/v1/stages")
 			var stages struct {
 				Stages []struct {
