@@ -18,6 +18,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -70,8 +71,25 @@ func main() {
 }
 
 // exiter ends the process once, with one last line on stderr, whichever of main and a signal's
-// handling gets there first.
-type exiter struct{ mu sync.Mutex }
+// handling gets there first. A command may leave a note for an exit at once on a second signal
+// (setNote), saying what it had done: replay's events sent (tester 55's F3).
+type exiter struct {
+	mu   sync.Mutex
+	note atomic.Pointer[func() string]
+}
+
+// setNote has note's text (a sentence, read when the exit comes) follow the line of an exit at
+// once on a second signal.
+func (e *exiter) setNote(note func() string) { e.note.Store(&note) }
+
+// exiterKey is the context key of the process's exiter (exiterOf).
+type exiterKey struct{}
+
+// exiterOf is the exiter stopOnSignals put in ctx, or nil.
+func exiterOf(ctx context.Context) *exiter {
+	ex, _ := ctx.Value(exiterKey{}).(*exiter)
+	return ex
+}
 
 // exit prints msg (a line, when not empty) to stderr and exits with code; it never returns, and
 // a second caller waits for the first's exit.
@@ -107,7 +125,8 @@ const queryGrace = 2 * time.Second
 // the signal: serve shuts down in order, a query stops at once. When the command has not ended
 // grace after it (0: no limit), the process ends, status 1, with "waymark: stopped (…)". A second
 // signal ends the process at once, whatever it is waiting for, with the status a shell gives a
-// process its signal killed (128 + the signal's number), after a line on stderr.
+// process its signal killed (128 + the signal's number), after a line on stderr (and the
+// command's note, exiter.setNote). The context holds ex (exiterOf).
 //
 // The second signal is caught rather than left to its default action: a shell starts a
 // background command with SIGINT ignored, and a Go program that stops catching a signal it
@@ -124,9 +143,13 @@ func stopOnSignals(ex *exiter, grace time.Duration) context.Context {
 			time.AfterFunc(grace, func() { ex.exit(1, fmt.Sprintf("waymark: stopped (%v)", cause)) })
 		}
 		sig = <-signals
-		ex.exit(128+int(sig.(syscall.Signal)), fmt.Sprintf("waymark: stopped at once (%v signal received again)", sig))
+		msg := fmt.Sprintf("waymark: stopped at once (%v signal received again)", sig)
+		if note := ex.note.Load(); note != nil {
+			msg += ": " + (*note)()
+		}
+		ex.exit(128+int(sig.(syscall.Signal)), msg)
 	}()
-	return ctx
+	return context.WithValue(ctx, exiterKey{}, ex)
 }
 
 // run runs the command args name. Help asked for (-h, --help, `help COMMAND`) is printed to

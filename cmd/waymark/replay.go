@@ -13,6 +13,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/waymark-dev/waymark/ingest"
@@ -93,20 +94,31 @@ func runReplay(ctx context.Context, args []string, stdout io.Writer) error {
 		}
 	}
 	start := time.Now()
-	if isTerminal(os.Stderr) {
-		cfg.Progress = func(sent int) {
-			fmt.Fprintf(os.Stderr, "\rsent %d messages (%.0f/s)", sent, float64(sent)/time.Since(start).Seconds())
-		}
-	}
-	sum, err := ingest.Replay(ctx, cfg)
-	if cfg.Progress != nil {
-		fmt.Fprintln(os.Stderr)
-	}
-	took := time.Since(start)
 	dest := kf.topic + " on " + strings.Join(cfg.Brokers, ",")
 	if collector != "" {
 		dest = "collector " + collector
 	}
+	// The events sent so far, for the progress line on a terminal and for the line of an exit
+	// at once on a second Ctrl-C, which said nothing of them (tester 55's F3).
+	var sentSoFar atomic.Int64
+	terminal := isTerminal(os.Stderr)
+	cfg.Progress = func(sent int) {
+		sentSoFar.Store(int64(sent))
+		if terminal {
+			fmt.Fprintf(os.Stderr, "\rsent %d messages (%.0f/s)", sent, float64(sent)/time.Since(start).Seconds())
+		}
+	}
+	if ex := exiterOf(ctx); ex != nil {
+		ex.setNote(func() string {
+			return fmt.Sprintf("replay %s had sent %s to %s; what it read after them was not sent, or was in a send that had not ended (which the broker may hold in part)",
+				*file, plural(int(sentSoFar.Load()), "event"), dest)
+		})
+	}
+	sum, err := ingest.Replay(ctx, cfg)
+	if terminal {
+		fmt.Fprintln(os.Stderr)
+	}
+	took := time.Since(start)
 	// One unit throughout: events (a line may hold a batch of them), the lines they came from
 	// named once (tester 45's F2: "read 6, sent 6, skipped 1 lines" for one line of 7 events).
 	fmt.Fprintf(stdout, "replay %s: read %s (%s), sent %s, skipped %s in %s (%.0f events/s) to %s\n",

@@ -5,6 +5,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -12,10 +13,14 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kmsg"
 	"github.com/waymark-dev/waymark/ingest/ingesttest"
 )
 
@@ -296,5 +301,93 @@ func TestReplayInterruptedSendsWhatItRead(t *testing.T) {
 	msgs, terr := ingesttest.ReadTopic(ctx, b.Addr(), "waymark.events")
 	if read == 0 || sent != read || terr != nil || len(msgs) != sent {
 		t.Errorf("replay read %d events before Ctrl-C and sent %d; the topic holds %d (%v); want every event read sent\nstdout:\n%s\nstderr:\n%s", read, sent, len(msgs), terr, stdout, stderr)
+	}
+}
+
+// TestReplayInterruptedTwiceSaysWhatItSent (tester 55's F3): a second Ctrl-C, while the send
+// under way at the first waits on a broker that does not answer, ends replay at once; it said
+// only that it had stopped, not how many events had reached the topic. Its last line says so.
+func TestReplayInterruptedTwiceSaysWhatItSent(t *testing.T) {
+	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(3, "waymark.events", "waymark.dlq"), kfake.DefaultNumPartitions(3))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	var hang atomic.Bool
+	held, release := make(chan struct{}), make(chan struct{})
+	defer close(release)
+	var once sync.Once
+	// Once hang is set, produce requests wait until the test ends: a broker that takes no more.
+	c.ControlKey(int16(kmsg.Produce), func(kmsg.Request) (kmsg.Response, error, bool) {
+		c.KeepControl()
+		if !hang.Load() {
+			return nil, nil, false
+		}
+		once.Do(func() { close(held) })
+		c.SleepControl(func() { <-release })
+		return nil, nil, false
+	})
+	addr := c.ListenAddrs()[0]
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute) // a hang guard
+	defer cancel()
+	fifo, cmd, stdout, stderr := startReplayOfNewPipe(t, ctx, addr)
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	w, err := os.OpenFile(fifo, os.O_WRONLY, 0) // waits until replay opens it
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	write := func(from, to int) {
+		t.Helper()
+		var lines strings.Builder
+		for i := from; i < to; i++ {
+			fmt.Fprintf(&lines, `{"type":"track","userId":"u%d","event":"Twice","messageId":"t%d","timestamp":"2025-05-04T10:00:00Z"}`+"\n", i%7, i)
+		}
+		if _, err := w.WriteString(lines.String()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write(0, 40) // sent once held a second
+	for {
+		if msgs, err := ingesttest.ReadTopic(ctx, addr, "waymark.events"); err == nil && len(msgs) == 40 {
+			break
+		}
+		select {
+		case <-time.After(100 * time.Millisecond):
+		case err := <-exited:
+			t.Fatalf("replay ended while the pipe was open: %v\nstdout:\n%s\nstderr:\n%s", err, stdout, stderr)
+		case <-ctx.Done():
+			t.Fatal("the first 40 events are not on the topic after a minute")
+		}
+	}
+	hang.Store(true)
+	write(40, 60)
+	select {
+	case <-held: // their send is under way, and waits
+	case <-ctx.Done():
+		t.Fatal("the last 20 events' send did not reach the broker within a minute")
+	}
+	// Ctrl-C until replay ends: the first stops it, which then waits on the send (up to 10 s);
+	// a later one ends it at once. Sent again and again, as two signals sent at once may be
+	// taken as one.
+	for {
+		if err := cmd.Process.Signal(os.Interrupt); err != nil && !errors.Is(err, os.ErrProcessDone) {
+			t.Fatal(err)
+		}
+		select {
+		case err := <-exited:
+			var exit *exec.ExitError
+			if !errors.As(err, &exit) || exit.ExitCode() != 130 || !strings.Contains(stderr.String(), "stopped at once") {
+				t.Fatalf("replay after Ctrl-C again and again: %v, want it ended at once by a second one (exit 130)\nstdout:\n%s\nstderr:\n%s", err, stdout, stderr)
+			}
+			if want := "replay " + fifo + " had sent 40 events to waymark.events on " + addr; !strings.Contains(stderr.String(), want) {
+				t.Errorf("replay's last line after a second Ctrl-C:\n%s\nwant it to say %q", stderr, want)
+			}
+			return
+		case <-time.After(200 * time.Millisecond):
+		case <-ctx.Done():
+			t.Fatalf("replay did not end within a minute of Ctrl-C\nstdout:\n%s\nstderr:\n%s", stdout, stderr)
+		}
 	}
 }
