@@ -327,8 +327,14 @@ func (s *Store) queryContext(ctx context.Context) (context.Context, context.Canc
 // reads a block (max_execution_time, from the deadline), so queries that run at once, like a
 // scan's passes, must not share one.
 func (s *Store) withQuerySettings(ctx context.Context) context.Context {
+	return clickhouse.Context(ctx, clickhouse.WithSettings(s.querySettings()))
+}
+
+// querySettings is a new map of the settings of a journey query's ClickHouse queries
+// (withQuerySettings).
+func (s *Store) querySettings() clickhouse.Settings {
 	seconds := max(1, int(math.Ceil(s.cfg.QueryTimeout.Seconds()))) // 0 would be no limit
-	return clickhouse.Context(ctx, clickhouse.WithSettings(clickhouse.Settings{
+	return clickhouse.Settings{
 		"max_execution_time": seconds,
 		"max_memory_usage":   int(s.cfg.QueryMaxMemory),
 		// Past half the limit, grouping spills to disk rather than failing.
@@ -343,7 +349,7 @@ func (s *Store) withQuerySettings(ctx context.Context) context.Context {
 		"max_query_size":            maxQueryBytes,
 		"max_ast_elements":          maxQueryBytes / 4,
 		"max_expanded_ast_elements": maxQueryBytes / 4,
-	}))
+	}
 }
 
 // queryError describes a failed query, as ErrQueryLimit when it ran over a limit (ClickHouse's,

@@ -1494,6 +1494,7 @@ func (r engineRead) answersSQL(query string) string {
 // matchRead decides), pass by pass (scanPasses), and hands fn each person's answer, as
 // matchInClickHouse says.
 func (s *Store) matchRead(ctx context.Context, read engineRead, specOf func(*udfPack) string, fn func(person, answer string) error) error {
+	ctx = s.withEngineReadSettings(ctx)
 	plan, err := s.scanPasses(ctx, read.scan, nil)
 	if err != nil {
 		return err
@@ -1538,6 +1539,22 @@ func (s *Store) matchRead(ctx context.Context, read engineRead, specOf func(*udf
 		}
 	}
 	return nil
+}
+
+// withEngineReadSettings is withQuerySettings for a matching in ClickHouse (matchRead): its passes
+// group by person in one level, never in two. ClickHouse hands waymark_funnel a block at a time,
+// and two-level grouping (withQuerySettings asks for it past 1,000 persons) ends in 256 blocks,
+// one per bucket, however few persons a pass holds; for each block 26.7 reads the UDF process's
+// threads in /proc (its task list, children, stat and status: about 35 system calls). A pass of
+// a 3-step funnel over 20,000 events (18,050 persons) cost ClickHouse 200–230 ms of CPU in two
+// levels against 30 in one, a pass of 2.25M events at 10M 1.10–1.31 CPU-s against 0.79–0.90
+// (2026-12-07, docs/query-scale.md). Past max_bytes_before_external_group_by ClickHouse still
+// turns the grouping to two levels, to spill.
+func (s *Store) withEngineReadSettings(ctx context.Context) context.Context {
+	settings := s.querySettings()
+	settings["group_by_two_level_threshold"] = 0 // 0: never, by the number of keys
+	settings["group_by_two_level_threshold_bytes"] = 0
+	return clickhouse.Context(ctx, clickhouse.WithSettings(settings))
 }
 
 // attrValues is attrCodes for the attribute columns of sc, from their distinct values among the
