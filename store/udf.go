@@ -1542,18 +1542,20 @@ func (s *Store) matchRead(ctx context.Context, read engineRead, specOf func(*udf
 }
 
 // withEngineReadSettings is withQuerySettings for a matching in ClickHouse (matchRead): its passes
-// group by person in one level, never in two. ClickHouse hands waymark_funnel a block at a time,
-// and two-level grouping (withQuerySettings asks for it past 1,000 persons) ends in 256 blocks,
-// one per bucket, however few persons a pass holds; for each block 26.7 reads the UDF process's
-// threads in /proc (its task list, children, stat and status: about 35 system calls). A pass of
-// a 3-step funnel over 20,000 events (18,050 persons) cost ClickHouse 200–230 ms of CPU in two
-// levels against 30 in one, a pass of 2.25M events at 10M 1.10–1.31 CPU-s against 0.79–0.90
-// (2026-12-07, docs/query-scale.md). Past max_bytes_before_external_group_by ClickHouse still
-// turns the grouping to two levels, to spill.
+// group by person in one level until their groups hold a quarter of QueryMaxMemory, not past
+// 1,000 persons. ClickHouse hands waymark_funnel a block at a time, and two-level grouping ends in
+// 256 blocks, one per bucket, however few persons a pass holds; for each block 26.7 reads the UDF
+// process's threads in /proc (its task list, children, stat and status: about 35 system calls).
+// A pass of a 3-step funnel over 20,000 events (18,050 persons) cost ClickHouse 200–230 ms of CPU
+// in two levels against 30 in one, a pass of 2.25M events at 10M 1.10–1.31 CPU-s against
+// 0.79–0.90 (2026-12-07, docs/query-scale.md). Only two-level groups spill to disk, and ClickHouse
+// turns to two levels only by these thresholds: with none by size, a funnel over 50,000 events
+// needed a --query-max-memory of 40 MiB where two levels past 1,000 persons answered in 22
+// (tester 56's F1), so past a quarter of the limit, before the spill at half, it turns.
 func (s *Store) withEngineReadSettings(ctx context.Context) context.Context {
 	settings := s.querySettings()
-	settings["group_by_two_level_threshold"] = 0 // 0: never, by the number of keys
-	settings["group_by_two_level_threshold_bytes"] = 0
+	settings["group_by_two_level_threshold"] = 0 // 0: never by the number of keys
+	settings["group_by_two_level_threshold_bytes"] = int(max(1, s.cfg.QueryMaxMemory/4))
 	return clickhouse.Context(ctx, clickhouse.WithSettings(settings))
 }
 
