@@ -6,8 +6,11 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"strings"
 	"testing"
 	"time"
+
+	"github.com/ClickHouse/clickhouse-go/v2"
 )
 
 // deadlineCtx is a context whose deadline has come while its timer has not yet marked it done
@@ -42,12 +45,18 @@ func TestQueryErrorTellsTheLimitFromOutOfReach(t *testing.T) {
 		{"read timed out before the deadline", deadlineCtx{context.Background(), now.Add(time.Hour)}, readTimeout, false},
 		{"read timed out, no deadline", context.Background(), readTimeout, false},
 		{"refused, deadline passed, context not yet done", deadlineCtx{context.Background(), now.Add(-time.Millisecond)}, refused, false},
+		// ClickHouse 26.7's words when the query's memory ran out inside waymark_funnel (tester 56's F2)
+		{"the memory limit inside the UDF", context.Background(), fmt.Errorf("match in clickhouse: %w", &clickhouse.Exception{Code: 754, Name: "DB::Exception",
+			Message: "User defined function 'waymark_funnel' failed: Code: 241. DB::Exception: Query memory limit exceeded: would use 33.38 MiB (MEMORY_LIMIT_EXCEEDED)\n0. DB::Exception::Exception(…)"}), true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			s := &Store{cfg: Config{QueryTimeout: 50 * time.Millisecond}}
 			got := s.queryError("funnel", tc.ctx, tc.err)
 			if errors.Is(got, ErrQueryLimit) != tc.limit {
 				t.Errorf("queryError = %v; ErrQueryLimit: %v, want %v", got, !tc.limit, tc.limit)
+			}
+			if strings.Contains(got.Error(), "\n") {
+				t.Errorf("queryError = %q: more than a line", got)
 			}
 			if !tc.limit && !Unreachable(got) {
 				t.Errorf("queryError = %v: no longer ClickHouse out of reach", got)
