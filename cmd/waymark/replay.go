@@ -109,9 +109,17 @@ func runReplay(ctx context.Context, args []string, stdout io.Writer) error {
 		}
 	}
 	if ex := exiterOf(ctx); ex != nil {
+		taker := "the broker" // who may hold part of a send that had not ended
+		if collector != "" {
+			taker = "the collector"
+		}
 		ex.setNote(func() string {
-			return fmt.Sprintf("replay %s had sent %s to %s; what it read after them was not sent, or was in a send that had not ended (which the broker may hold in part)",
-				*file, plural(int(sentSoFar.Load()), "event"), dest)
+			sent, rest := sentSoFar.Load(), "what it read after them"
+			if sent == 0 {
+				rest = "what it read"
+			}
+			return fmt.Sprintf("replay %s had sent %s to %s; %s was not sent, or was in a send that had not ended (which %s may hold in part)",
+				*file, plural(int(sent), "event"), dest, rest, taker)
 		})
 	}
 	sum, err := ingest.Replay(ctx, cfg)
