@@ -48,6 +48,8 @@ func TestQueryErrorTellsTheLimitFromOutOfReach(t *testing.T) {
 		// ClickHouse 26.7's words when the query's memory ran out inside waymark_funnel (tester 56's F2)
 		{"the memory limit inside the UDF", context.Background(), fmt.Errorf("match in clickhouse: %w", &clickhouse.Exception{Code: 754, Name: "DB::Exception",
 			Message: "User defined function 'waymark_funnel' failed: Code: 241. DB::Exception: Query memory limit exceeded: would use 33.38 MiB (MEMORY_LIMIT_EXCEEDED)\n0. DB::Exception::Exception(…)"}), true},
+		// and when no process of the function's pool came in time (store/udfpool.go)
+		{"no process from the UDF's pool", context.Background(), fmt.Errorf("match in clickhouse: %w", poolTimeout), true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			s := &Store{cfg: Config{QueryTimeout: 50 * time.Millisecond}}
@@ -60,6 +62,50 @@ func TestQueryErrorTellsTheLimitFromOutOfReach(t *testing.T) {
 			}
 			if !tc.limit && !Unreachable(got) {
 				t.Errorf("queryError = %v: no longer ClickHouse out of reach", got)
+			}
+		})
+	}
+}
+
+// poolTimeout is ClickHouse 26.7's failure of a query that waited for a process of
+// waymark_funnel's pool until max_command_execution_time's wait ran out.
+var poolTimeout = &clickhouse.Exception{Code: 754, Name: "DB::Exception",
+	Message: "User defined function 'waymark_funnel' failed. Command: 'waymark', Arguments: [\"udf-funnel\"]. Original error: Code: 159. DB::Exception: Could not get process from pool, max command execution timeout exceeded 6 seconds. (TIMEOUT_EXCEEDED)"}
+
+// TestRenewsFunnelPoolAfterALimit: the failures of a matching in ClickHouse after which the store
+// reloads waymark_funnel are those that can lose its pool a process (the memory limit, reached
+// anywhere in the query) or that an empty pool causes (a timeout: ClickHouse's, or the query's
+// own deadline); a query stopped by its caller, or failing for another reason, does not.
+func TestRenewsFunnelPoolAfterALimit(t *testing.T) {
+	t.Parallel()
+	expired, cancel := context.WithDeadline(context.Background(), time.Now().Add(-time.Second))
+	defer cancel()
+	stopped, stop := context.WithCancel(context.Background())
+	stop()
+	bg := context.Background()
+	ex := func(code int32, msg string) error {
+		return fmt.Errorf("match in clickhouse: %w", &clickhouse.Exception{Code: code, Name: "DB::Exception", Message: msg})
+	}
+	for _, tc := range []struct {
+		name  string
+		ctx   context.Context
+		err   error
+		renew bool
+	}{
+		{"memory limit", bg, ex(241, "Query memory limit exceeded: would use 4.15 MiB"), true},
+		{"memory limit inside the UDF", bg, ex(754, "User defined function 'waymark_funnel' failed. Original error: Code: 241. (MEMORY_LIMIT_EXCEEDED)"), true},
+		{"no process from the pool", bg, fmt.Errorf("match in clickhouse: %w", poolTimeout), true},
+		{"max_execution_time", bg, ex(159, "Timeout exceeded: elapsed 60 seconds"), true},
+		{"the query's deadline", expired, fmt.Errorf("read: %w", context.DeadlineExceeded), true},
+		{"stopped by its caller", stopped, fmt.Errorf("read: %w", context.Canceled), false},
+		{"no such function", bg, ex(46, "Unknown function waymark_funnel"), false},
+		{"the UDF's own error", bg, ex(754, "User defined function 'waymark_funnel' failed: spec version 20, this binary speaks 21"), false},
+		{"out of reach", bg, fmt.Errorf("dial: %w", &net.OpError{Op: "dial", Net: "tcp", Err: errors.New("connection refused")}), false},
+		{"no error", bg, nil, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := renewsFunnelPool(tc.ctx, tc.err); got != tc.renew {
+				t.Errorf("renewsFunnelPool(%v) = %v, want %v", tc.err, got, tc.renew)
 			}
 		})
 	}

@@ -143,7 +143,8 @@ type Store struct {
 	properties map[string]bool // property keys known to be stored (traits as traits.NAME)
 	items      map[string]bool // keys of list items known to be stored (ingest.Event.ItemKeys)
 
-	funnelUDF atomic.Bool // the server was last seen to have waymark_funnel (matchInEngine)
+	funnelUDF   atomic.Bool       // the server was last seen to have waymark_funnel (matchInEngine)
+	poolRenewal funnelPoolRenewal // the reload of waymark_funnel in flight (renewFunnelPool)
 }
 
 // Open checks cfg and connects. The database need not exist yet: Migrate creates it.
@@ -256,8 +257,12 @@ func (s *Store) ServerVersion(ctx context.Context) (string, error) {
 	return v, nil
 }
 
-// Close closes the connections.
-func (s *Store) Close() error { return s.conn.Close() }
+// Close waits for a reload of waymark_funnel in flight (renewFunnelPool: at most
+// renewalTimeout), then closes the connections.
+func (s *Store) Close() error {
+	s.poolRenewal.wg.Wait()
+	return s.conn.Close()
+}
 
 // ErrQueryLimit is returned when a query runs over its time or memory limit.
 var ErrQueryLimit = errors.New("the query ran over its limit")
@@ -365,7 +370,7 @@ func (s *Store) queryError(kind string, ctx context.Context, err error) error {
 	switch {
 	case err == nil || IsParamError(err):
 		return err
-	case errors.As(err, &ex) && (ex.Code == 159 || ex.Code == 241 || udfOverMemory(ex)): // TIMEOUT_EXCEEDED, MEMORY_LIMIT_EXCEEDED
+	case errors.As(err, &ex) && (ex.Code == 159 || ex.Code == 241 || udfOverMemory(ex) || udfTimedOut(ex)): // TIMEOUT_EXCEEDED, MEMORY_LIMIT_EXCEEDED
 		msg, _, _ := strings.Cut(ex.Message, "\n") // a UDF's failure holds the server's stack trace
 		return fmt.Errorf("%s: %w (time %s, memory %d MiB): %s", kind, ErrQueryLimit, s.cfg.QueryTimeout, s.cfg.QueryMaxMemory>>20, msg)
 	case errors.Is(ctx.Err(), context.DeadlineExceeded) || errors.Is(err, context.DeadlineExceeded) || timedOutAtDeadline(ctx, err):
@@ -425,6 +430,7 @@ type metrics struct {
 	queryRefused  *prometheus.CounterVec
 	scanPasses    prometheus.Counter
 	scanVisits    prometheus.Counter
+	poolRenewals  *prometheus.CounterVec
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -465,9 +471,13 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "waymark_store_scan_visits_total",
 			Help: "Stored visits (sessions) the passes of the queries that count sessions loaded, each pass those of its persons' customer keys.",
 		}),
+		poolRenewals: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "waymark_store_funnel_udf_reloads_total",
+			Help: "Reloads of ClickHouse's waymark_funnel function (a new pool of its processes) after a journey query matching in ClickHouse failed over a limit, by result: reloaded, or failed (the Waymark user lacks SYSTEM RELOAD FUNCTION, ClickHouse out of reach; docs/udf.md).",
+		}, []string{"result"}),
 	}
 	if reg != nil {
-		for _, c := range []prometheus.Collector{m.rows, m.batches, m.storedLag, m.insertSeconds, m.insertErrors, m.querySeconds, m.queryErrors, m.queryRefused, m.scanPasses, m.scanVisits} {
+		for _, c := range []prometheus.Collector{m.rows, m.batches, m.storedLag, m.insertSeconds, m.insertErrors, m.querySeconds, m.queryErrors, m.queryRefused, m.scanPasses, m.scanVisits, m.poolRenewals} {
 			if err := reg.Register(c); err != nil {
 				return nil, fmt.Errorf("register store metrics: %w", err)
 			}

@@ -1493,7 +1493,13 @@ func (r engineRead) answersSQL(query string) string {
 // matchRead runs read through waymark_funnel with its spec (specOf the read's packing, which
 // matchRead decides), pass by pass (scanPasses), and hands fn each person's answer, as
 // matchInClickHouse says.
+//
+// A reload of waymark_funnel in flight is waited for first; a pass that failed in a way that can
+// leave the function's pool short starts one (renewsFunnelPool).
 func (s *Store) matchRead(ctx context.Context, read engineRead, specOf func(*udfPack) string, fn func(person, answer string) error) error {
+	if err := s.awaitFunnelPool(ctx); err != nil {
+		return fmt.Errorf("wait for the reload of %s: %w", FunnelUDFName, err)
+	}
 	ctx = s.withEngineReadSettings(ctx)
 	plan, err := s.scanPasses(ctx, read.scan, nil)
 	if err != nil {
@@ -1524,6 +1530,9 @@ func (s *Store) matchRead(ctx context.Context, read engineRead, specOf func(*udf
 	}
 	for _, persons := range plan.passes {
 		err := s.matchPassInClickHouse(ctx, read, spec, plan.id, persons, answer)
+		if renewsFunnelPool(ctx, err) {
+			s.renewFunnelPool()
+		}
 		if isOtherFunctionFile(err) {
 			return fmt.Errorf("the server's %s function takes other arguments than this release sends: install this release's deploy/clickhouse/waymark_funnel_function.xml and waymark binary on the server (docs/udf.md), or set --funnel-matching=process: %.200w",
 				FunnelUDFName, err)
