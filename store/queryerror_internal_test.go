@@ -57,8 +57,8 @@ func TestQueryErrorTellsTheLimitFromOutOfReach(t *testing.T) {
 			if errors.Is(got, ErrQueryLimit) != tc.limit {
 				t.Errorf("queryError = %v; ErrQueryLimit: %v, want %v", got, !tc.limit, tc.limit)
 			}
-			if strings.Contains(got.Error(), "\n") {
-				t.Errorf("queryError = %q: more than a line", got)
+			if strings.Contains(got.Error(), "\n") || strings.Contains(got.Error(), "Stack trace") {
+				t.Errorf("queryError = %q: more than a line, or ClickHouse's stack trace", got)
 			}
 			if !tc.limit && !Unreachable(got) {
 				t.Errorf("queryError = %v: no longer ClickHouse out of reach", got)
@@ -70,13 +70,14 @@ func TestQueryErrorTellsTheLimitFromOutOfReach(t *testing.T) {
 // poolTimeout is ClickHouse 26.7's failure of a query that waited for a process of
 // waymark_funnel's pool until max_command_execution_time's wait ran out.
 var poolTimeout = &clickhouse.Exception{Code: 754, Name: "DB::Exception",
-	Message: "User defined function 'waymark_funnel' failed. Command: 'waymark', Arguments: [\"udf-funnel\"]. Original error: Code: 159. DB::Exception: Could not get process from pool, max command execution timeout exceeded 6 seconds. (TIMEOUT_EXCEEDED)"}
+	Message: "User defined function 'waymark_funnel' failed. Command: 'waymark', Arguments: [\"udf-funnel\"]. Original error: Code: 159. DB::Exception: Could not get process from pool, max command execution timeout exceeded 6 seconds. (TIMEOUT_EXCEEDED) Stack trace (when copying this message, always include the lines below):\n\n0. DB::Exception::Exception(…)"}
 
-// TestRenewsFunnelPoolAfterALimit: the failures of a matching in ClickHouse after which the store
+// TestWhatRenewsTheFunnelPool: the failures of a matching in ClickHouse after which the store
 // reloads waymark_funnel are those that can lose its pool a process (the memory limit, reached
-// anywhere in the query) or that an empty pool causes (a timeout: ClickHouse's, or the query's
-// own deadline); a query stopped by its caller, or failing for another reason, does not.
-func TestRenewsFunnelPoolAfterALimit(t *testing.T) {
+// anywhere in the query), that an empty pool causes (a timeout: ClickHouse's, or the query's own
+// deadline) or that end a query waiting on one (its caller's stop, KILL QUERY); a query failing
+// for another reason does not.
+func TestWhatRenewsTheFunnelPool(t *testing.T) {
 	t.Parallel()
 	expired, cancel := context.WithDeadline(context.Background(), time.Now().Add(-time.Second))
 	defer cancel()
@@ -97,7 +98,8 @@ func TestRenewsFunnelPoolAfterALimit(t *testing.T) {
 		{"no process from the pool", bg, fmt.Errorf("match in clickhouse: %w", poolTimeout), true},
 		{"max_execution_time", bg, ex(159, "Timeout exceeded: elapsed 60 seconds"), true},
 		{"the query's deadline", expired, fmt.Errorf("read: %w", context.DeadlineExceeded), true},
-		{"stopped by its caller", stopped, fmt.Errorf("read: %w", context.Canceled), false},
+		{"stopped by its caller", stopped, fmt.Errorf("read: %w", context.Canceled), true},
+		{"KILL QUERY", bg, ex(394, "Query was cancelled."), true},
 		{"no such function", bg, ex(46, "Unknown function waymark_funnel"), false},
 		{"the UDF's own error", bg, ex(754, "User defined function 'waymark_funnel' failed: spec version 20, this binary speaks 21"), false},
 		{"out of reach", bg, fmt.Errorf("dial: %w", &net.OpError{Op: "dial", Net: "tcp", Err: errors.New("connection refused")}), false},
@@ -108,5 +110,22 @@ func TestRenewsFunnelPoolAfterALimit(t *testing.T) {
 				t.Errorf("renewsFunnelPool(%v) = %v, want %v", tc.err, got, tc.renew)
 			}
 		})
+	}
+}
+
+// TestQueryErrorOfAKilledQuery: a query ClickHouse cancelled while Waymark had not stopped it
+// (KILL QUERY) is ErrQueryCancelled, answered 503, where it was a 500; one Waymark stopped is
+// its caller's stop.
+func TestQueryErrorOfAKilledQuery(t *testing.T) {
+	t.Parallel()
+	s := &Store{cfg: Config{QueryTimeout: time.Minute}}
+	killed := fmt.Errorf("match in clickhouse: %w", &clickhouse.Exception{Code: 394, Name: "DB::Exception", Message: "Query was cancelled."})
+	if got := s.queryError("funnel", context.Background(), killed); !errors.Is(got, ErrQueryCancelled) {
+		t.Errorf("killed on the server: %v, want ErrQueryCancelled", got)
+	}
+	stopped, stop := context.WithCancel(context.Background())
+	stop()
+	if got := s.queryError("funnel", stopped, killed); errors.Is(got, ErrQueryCancelled) || !errors.Is(got, context.Canceled) {
+		t.Errorf("stopped by its caller: %v, want its caller's stop", got)
 	}
 }

@@ -267,6 +267,10 @@ func (s *Store) Close() error {
 // ErrQueryLimit is returned when a query runs over its time or memory limit.
 var ErrQueryLimit = errors.New("the query ran over its limit")
 
+// ErrQueryCancelled is returned when ClickHouse cancelled a query that Waymark had not stopped
+// (KILL QUERY on the server): it may be asked again.
+var ErrQueryCancelled = errors.New("the query was cancelled on the ClickHouse server")
+
 // ErrBusy is returned when Config.QueryConcurrency queries are already running.
 var ErrBusy = errors.New("too many queries in flight")
 
@@ -370,15 +374,27 @@ func (s *Store) queryError(kind string, ctx context.Context, err error) error {
 	switch {
 	case err == nil || IsParamError(err):
 		return err
-	case errors.As(err, &ex) && (ex.Code == 159 || ex.Code == 241 || udfOverMemory(ex) || udfTimedOut(ex)): // TIMEOUT_EXCEEDED, MEMORY_LIMIT_EXCEEDED
-		msg, _, _ := strings.Cut(ex.Message, "\n") // a UDF's failure holds the server's stack trace
-		return fmt.Errorf("%s: %w (time %s, memory %d MiB): %s", kind, ErrQueryLimit, s.cfg.QueryTimeout, s.cfg.QueryMaxMemory>>20, msg)
+	case errors.As(err, &ex) && udfTimedOut(ex):
+		return fmt.Errorf("%s: %w: no process of ClickHouse's %s pool came in time (the pool is busy, or lost its processes: Waymark reloads the function; try again; docs/udf.md): %s",
+			kind, ErrQueryLimit, FunnelUDFName, exceptionLine(ex.Message))
+	case errors.As(err, &ex) && (ex.Code == 159 || ex.Code == 241 || udfOverMemory(ex)): // TIMEOUT_EXCEEDED, MEMORY_LIMIT_EXCEEDED
+		return fmt.Errorf("%s: %w (time %s, memory %d MiB): %s", kind, ErrQueryLimit, s.cfg.QueryTimeout, s.cfg.QueryMaxMemory>>20, exceptionLine(ex.Message))
 	case errors.Is(ctx.Err(), context.DeadlineExceeded) || errors.Is(err, context.DeadlineExceeded) || timedOutAtDeadline(ctx, err):
 		return fmt.Errorf("%s: %w (time %s)", kind, ErrQueryLimit, s.cfg.QueryTimeout)
 	case ctx.Err() != nil:
 		return fmt.Errorf("%s: stopped: %w", kind, ctx.Err())
+	case errors.As(err, &ex) && ex.Code == 394: // QUERY_WAS_CANCELLED, and not by ctx
+		return fmt.Errorf("%s: %w (KILL QUERY): %s", kind, ErrQueryCancelled, exceptionLine(ex.Message))
 	}
 	return fmt.Errorf("%s: %w", kind, err)
+}
+
+// exceptionLine is the first line of a ClickHouse exception's message, without the stack trace
+// a UDF's failure holds (from "Stack trace (when copying this message…" on, on 26.7 on the same
+// line).
+func exceptionLine(msg string) string {
+	msg, _, _ = strings.Cut(firstLine(msg), "Stack trace (")
+	return strings.TrimSpace(msg)
 }
 
 // udfOverMemory reports whether ex is waymark_funnel's failure (UDF_EXECUTION_FAILED, 754) for
@@ -475,6 +491,9 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "waymark_store_funnel_udf_reloads_total",
 			Help: "Reloads of ClickHouse's waymark_funnel function (a new pool of its processes) after a journey query matching in ClickHouse failed over a limit, by result: reloaded, or failed (the Waymark user lacks SYSTEM RELOAD FUNCTION, ClickHouse out of reach; docs/udf.md).",
 		}, []string{"result"}),
+	}
+	for _, result := range []string{"reloaded", "failed"} {
+		m.poolRenewals.WithLabelValues(result) // listed at 0 before the first, so an alert can watch failed
 	}
 	if reg != nil {
 		for _, c := range []prometheus.Collector{m.rows, m.batches, m.storedLag, m.insertSeconds, m.insertErrors, m.querySeconds, m.queryErrors, m.queryRefused, m.scanPasses, m.scanVisits, m.poolRenewals} {

@@ -1494,8 +1494,9 @@ func (r engineRead) answersSQL(query string) string {
 // matchRead decides), pass by pass (scanPasses), and hands fn each person's answer, as
 // matchInClickHouse says.
 //
-// A reload of waymark_funnel in flight is waited for first; a pass that failed in a way that can
-// leave the function's pool short starts one (renewsFunnelPool).
+// A reload of waymark_funnel in flight is waited for first; a pass that failed or was given up in
+// a way that can leave the function's pool short, or that a short pool causes, starts one
+// (renewsFunnelPool).
 func (s *Store) matchRead(ctx context.Context, read engineRead, specOf func(*udfPack) string, fn func(person, answer string) error) error {
 	if err := s.awaitFunnelPool(ctx); err != nil {
 		return fmt.Errorf("wait for the reload of %s: %w", FunnelUDFName, err)
@@ -1531,7 +1532,7 @@ func (s *Store) matchRead(ctx context.Context, read engineRead, specOf func(*udf
 	for _, persons := range plan.passes {
 		err := s.matchPassInClickHouse(ctx, read, spec, plan.id, persons, answer)
 		if renewsFunnelPool(ctx, err) {
-			s.renewFunnelPool()
+			s.renewFunnelPool(err)
 		}
 		if isOtherFunctionFile(err) {
 			return fmt.Errorf("the server's %s function takes other arguments than this release sends: install this release's deploy/clickhouse/waymark_funnel_function.xml and waymark binary on the server (docs/udf.md), or set --funnel-matching=process: %.200w",

@@ -22,10 +22,12 @@ import (
 // RELOAD FUNCTION makes a new pool; queries holding processes of the old one finish with them.
 //
 // So after a matching in ClickHouse fails in a way that can lose a slot, or that a lost pool
-// causes (renewsFunnelPool), the store reloads the function (renewFunnelPool), and the next
-// matching in ClickHouse waits for the reload (awaitFunnelPool). The reload needs the SYSTEM
-// RELOAD FUNCTION privilege (docs/udf.md); refused, it is logged and counted, and the queries go
-// on with the pool as it is.
+// causes, or is given up (renewsFunnelPool), the store reloads the function (renewFunnelPool),
+// and the next matching in ClickHouse waits for the reload (awaitFunnelPool). A reload costs the
+// server a few milliseconds and the function new processes (about 30 ms each) as queries need
+// them; the old pool's processes end as their queries do. It needs the SYSTEM RELOAD FUNCTION
+// privilege (docs/udf.md); refused, it is logged and counted, and the queries go on with the
+// pool as it is.
 
 // funnelPoolRenewal is the reload of waymark_funnel in flight, if any.
 type funnelPoolRenewal struct {
@@ -41,17 +43,19 @@ const renewalTimeout = 30 * time.Second
 // renewsFunnelPool reports whether a matching in ClickHouse that failed with err may have lost
 // the pool of waymark_funnel a slot, or failed because it had none left: the query's memory limit
 // (MEMORY_LIMIT_EXCEEDED, 241, on its own or inside the function's failure, 754), a timeout
-// (TIMEOUT_EXCEEDED, 159: "Could not get process from pool" among them), or the query's own
-// deadline (a query waiting for a process hangs until then).
+// (TIMEOUT_EXCEEDED, 159: "Could not get process from pool" among them), the query's own
+// deadline, or the query given up, by its caller (a client gone, a CLI's Ctrl-C) or on the
+// server (QUERY_WAS_CANCELLED, 394: KILL QUERY): a query waiting for a process of a lost pool
+// waits until one of these ends it, and those are what people do to a query that hangs.
 func renewsFunnelPool(ctx context.Context, err error) bool {
 	var ex *clickhouse.Exception
 	switch {
-	case err == nil || errors.Is(err, context.Canceled):
+	case err == nil:
 		return false
 	case errors.As(err, &ex):
-		return ex.Code == 241 || ex.Code == 159 || udfOverMemory(ex) || udfTimedOut(ex)
+		return ex.Code == 241 || ex.Code == 159 || ex.Code == 394 || udfOverMemory(ex) || udfTimedOut(ex)
 	}
-	return errors.Is(err, context.DeadlineExceeded) || errors.Is(ctx.Err(), context.DeadlineExceeded) || timedOutAtDeadline(ctx, err)
+	return errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) || ctx.Err() != nil || timedOutAtDeadline(ctx, err)
 }
 
 // udfTimedOut reports whether ex is waymark_funnel's failure (UDF_EXECUTION_FAILED, 754) for a
@@ -60,9 +64,9 @@ func udfTimedOut(ex *clickhouse.Exception) bool {
 	return ex.Code == 754 && strings.Contains(ex.Message, "TIMEOUT_EXCEEDED")
 }
 
-// renewFunnelPool starts a reload of waymark_funnel, unless one is in flight; it does not wait
-// for it (awaitFunnelPool does).
-func (s *Store) renewFunnelPool() {
+// renewFunnelPool starts a reload of waymark_funnel after a matching in ClickHouse failed with
+// cause, unless one is in flight; it does not wait for it (awaitFunnelPool does).
+func (s *Store) renewFunnelPool(cause error) {
 	r := &s.poolRenewal
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -76,15 +80,18 @@ func (s *Store) renewFunnelPool() {
 		defer r.wg.Done()
 		ctx, cancel := context.WithTimeout(context.Background(), renewalTimeout)
 		defer cancel()
+		start := time.Now()
 		err := s.conn.Exec(ctx, "SYSTEM RELOAD FUNCTION "+FunnelUDFName)
+		after := exceptionLine(cause.Error())
 		if err != nil {
 			s.metrics.poolRenewals.WithLabelValues("failed").Inc()
-			s.log.Warn("a journey query matching in ClickHouse failed over a limit, and "+FunnelUDFName+" could not be reloaded: "+
-				"if its queries now hang, grant the Waymark user SYSTEM RELOAD FUNCTION or restart ClickHouse (docs/udf.md)",
-				"error", err)
+			s.log.Warn("could not reload "+FunnelUDFName+" after a query matching in ClickHouse failed or was given up: "+
+				"if such queries now fail with \"Could not get process from pool\" or over their time limit, grant the Waymark user SYSTEM RELOAD FUNCTION or restart ClickHouse (docs/udf.md)",
+				"after", after, "error", err)
 		} else {
 			s.metrics.poolRenewals.WithLabelValues("reloaded").Inc()
-			s.log.Info("reloaded " + FunnelUDFName + " after a journey query matching in ClickHouse failed over a limit, for a new pool of processes (docs/udf.md)")
+			s.log.Info("reloaded "+FunnelUDFName+" for a new pool of processes, after a query matching in ClickHouse failed or was given up (docs/udf.md)",
+				"after", after, "duration", time.Since(start))
 		}
 		r.mu.Lock()
 		r.done = nil

@@ -26,12 +26,12 @@ import (
 // ClickHouse allocated the pipes' buffers for the process it took from the pool, which loses
 // the pool that process for good), a funnel matching in ClickHouse fails over its limit, as no
 // process comes, and the next one answers as in Waymark: the store reloaded the function after
-// the failure. Before, every query calling the function waited for a process until the pool's
-// wait ran out, until ClickHouse restarted (tester 56's F2). The queries that empty the pool are
-// the smallest that call the function, with a limit of 1 MB: a Waymark query whose limit is
-// reached there empties it the same way, but where its limit is reached depends on its data.
-// The server is the test's own, its pool's wait a tenth of the shipped one's: the other tests'
-// pool stays whole.
+// the failure. So does the next after a funnel given up while it waited. Before, every query
+// calling the function waited for a process until the pool's wait ran out, until ClickHouse
+// restarted (tester 56's F2). The queries that empty the pool are the smallest that call the
+// function (emptyFunnelPool): a Waymark query whose limit is reached there empties it the same
+// way, but where its limit is reached depends on its data. The server is the test's own, its
+// pool's wait a tenth of the shipped one's: the other tests' pool stays whole.
 func TestFunnelUDFPoolOutlivesQueriesOverTheirMemory(t *testing.T) {
 	t.Parallel()
 	if !server.FunnelUDF {
@@ -81,28 +81,71 @@ func TestFunnelUDFPoolOutlivesQueriesOverTheirMemory(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	// Empty the pool: each query takes a process and fails over its limit before it hands it
-	// back.
-	empty := "SELECT length(" + store.FunnelUDFName + "('', [1], [1], [1], [1], [], [], [], [], [], [], [], [], [])) SETTINGS max_memory_usage = 1000000"
-	for range poolSize {
-		if got := engineSQLError(t, own, empty); !strings.Contains(got, "MEMORY_LIMIT_EXCEEDED") {
-			t.Fatalf("%s: %s, want it over its memory limit", empty, got)
-		}
-	}
+	emptyFunnelPool(t, own, poolSize)
 	if _, err := engine.Funnel(ctx, jm, q); !errors.Is(err, store.ErrQueryLimit) {
 		t.Fatalf("a funnel on an empty pool: %v, want it over its limit (no process came)", err)
 	}
-	got, err := engine.Funnel(ctx, jm, q)
-	if err != nil {
-		t.Fatalf("the next funnel: %v", err)
+	answersAsInWaymark := func(after string, reloads float64) {
+		t.Helper()
+		got, err := engine.Funnel(ctx, jm, q)
+		if err != nil {
+			t.Fatalf("the funnel after %s: %v", after, err)
+		}
+		wantJSON, _ := json.Marshal(want)
+		gotJSON, _ := json.Marshal(got)
+		if string(gotJSON) != string(wantJSON) {
+			t.Errorf("the funnel after %s, in ClickHouse:\n%s\nin Waymark:\n%s", after, gotJSON, wantJSON)
+		}
+		if got := gatherCounters(t, reg)[`waymark_store_funnel_udf_reloads_total{result="reloaded"}`]; got != reloads {
+			t.Errorf("after %s: %v reloads of the function, want %v", after, got, reloads)
+		}
 	}
-	wantJSON, _ := json.Marshal(want)
-	gotJSON, _ := json.Marshal(got)
-	if string(gotJSON) != string(wantJSON) {
-		t.Errorf("the next funnel, in ClickHouse:\n%s\nin Waymark:\n%s", gotJSON, wantJSON)
+	answersAsInWaymark("one over its limit", 1)
+
+	// A funnel given up by its caller while it waits for a process (a client gone, a CLI's
+	// Ctrl-C: what people do to a query that hangs) reloads the function too.
+	emptyFunnelPool(t, own, poolSize)
+	waiting, giveUp := context.WithCancel(ctx)
+	defer giveUp()
+	errc := make(chan error, 1)
+	go func() {
+		_, err := engine.Funnel(waiting, jm, q)
+		errc <- err
+	}()
+	for deadline := time.Now().Add(storetest.QueryHangGuard); ; {
+		n := engineSQL(t, own, "SELECT count() FROM system.processes WHERE query LIKE '%SELECT person, "+store.FunnelUDFName+"(%' AND query NOT LIKE '%system.processes%'")
+		if n != "0" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the funnel given up never called the function")
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
-	if got := gatherCounters(t, reg)[`waymark_store_funnel_udf_reloads_total{result="reloaded"}`]; got != 1 {
-		t.Errorf("%v reloads of the function, want 1", got)
+	giveUp()
+	if err := <-errc; !errors.Is(err, context.Canceled) {
+		t.Fatalf("a funnel given up: %v, want it stopped", err)
+	}
+	answersAsInWaymark("one given up", 2)
+}
+
+// emptyFunnelPool has s's waymark_funnel pool (of poolSize processes) lose every process: each of
+// the smallest queries that call the function, with a limit of 1 MB, takes a process and fails
+// over its limit before it hands it back. A query that takes a process that had exited (which
+// ClickHouse reports as CHILD_WAS_NOT_EXITED_NORMALLY) hands it back and loses none.
+func emptyFunnelPool(t *testing.T, s *storetest.Server, poolSize int) {
+	t.Helper()
+	empty := "SELECT length(" + store.FunnelUDFName + "('', [1], [1], [1], [1], [], [], [], [], [], [], [], [], [])) SETTINGS max_memory_usage = 1000000"
+	for calls, lost := 0, 0; lost < poolSize; calls++ {
+		if calls == 4*poolSize {
+			t.Fatalf("%d calls of %s lost the pool %d processes, want %d", calls, empty, lost, poolSize)
+		}
+		switch got := engineSQLError(t, s, empty); {
+		case strings.Contains(got, "MEMORY_LIMIT_EXCEEDED"):
+			lost++
+		case !strings.Contains(got, "CHILD_WAS_NOT_EXITED_NORMALLY"):
+			t.Fatalf("%s: %s, want it over its memory limit", empty, got)
+		}
 	}
 }
 

@@ -3,7 +3,8 @@
 // serves each query of store.QueryNames at GET /api/v1/NAME, reads the query string by the query's
 // parameter schema (store.QueryParams), answers with the same JSON as the CLI's --json, and turns
 // store's errors into status codes: a *store.ParamError is a 400 naming the parameter,
-// store.ErrQueryLimit and store.ErrBusy a 503 with Retry-After, anything else a 500.
+// store.ErrQueryLimit, store.ErrBusy and store.ErrQueryCancelled a 503 with Retry-After, anything
+// else a 500.
 package queryapi
 
 import (
@@ -300,7 +301,7 @@ func (a *API) failure(name string, err error) failure {
 		return failure{Status: http.StatusServiceUnavailable, Error: "the " + name + " query was stopped: the server is shutting down; try again", RetryAfter: 5}
 	case errors.Is(err, store.ErrQueryLimit):
 		return failure{Status: http.StatusServiceUnavailable, Error: err.Error(), RetryAfter: 60}
-	case errors.Is(err, store.ErrBusy):
+	case errors.Is(err, store.ErrBusy), errors.Is(err, store.ErrQueryCancelled):
 		return failure{Status: http.StatusServiceUnavailable, Error: err.Error(), RetryAfter: 5}
 	case store.Unreachable(err):
 		a.log.Warn("query failed: ClickHouse is out of reach", "query", name, "err", err)

@@ -39,6 +39,8 @@ func TestFailedQueriesAnswer(t *testing.T) {
 			503, "60", "", "funnel: the query ran over its limit (time 1m0s)", ""},
 		{"busy", fmt.Errorf("funnel: %w: 8 are running", store.ErrBusy), context.Background(),
 			503, "5", "", "funnel: too many queries in flight: 8 are running", ""},
+		{"cancelled on the server", fmt.Errorf("funnel: %w (KILL QUERY): Query was cancelled.", store.ErrQueryCancelled), context.Background(),
+			503, "5", "", "funnel: the query was cancelled on the ClickHouse server (KILL QUERY): Query was cancelled.", ""},
 		{"the client went away", fmt.Errorf("funnel: stopped: %w", context.Canceled), gone,
 			ingest.StatusClientClosed, "", "", "", "query stopped: the client went away"},
 		{"anything else", errors.New("read: connection reset by peer"), context.Background(),
