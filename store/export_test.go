@@ -1,6 +1,9 @@
 package store
 
-import "context"
+import (
+	"context"
+	"time"
+)
 
 // PassBounds returns the person ids at which the passes of a scan of every stored event begin,
 // after the first (scanPasses), for the tests of package store_test.
@@ -12,3 +15,7 @@ func (s *Store) PassBounds(ctx context.Context) ([]string, error) {
 	}
 	return bounds, err
 }
+
+// SetReloadTimeout sets how long a reload of waymark_funnel may take (renewalTimeout), for the
+// tests of package store_test.
+func (s *Store) SetReloadTimeout(d time.Duration) { s.poolRenewal.timeout = d }

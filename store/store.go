@@ -143,8 +143,8 @@ type Store struct {
 	properties map[string]bool // property keys known to be stored (traits as traits.NAME)
 	items      map[string]bool // keys of list items known to be stored (ingest.Event.ItemKeys)
 
-	funnelUDF   atomic.Bool       // the server was last seen to have waymark_funnel (matchInEngine)
-	poolRenewal funnelPoolRenewal // the reload of waymark_funnel in flight (renewFunnelPool)
+	funnelUDF   atomic.Bool        // the server was last seen to have waymark_funnel (matchInEngine)
+	poolRenewal *funnelPoolRenewal // the reload of waymark_funnel in flight (renewFunnelPool)
 }
 
 // Open checks cfg and connects. The database need not exist yet: Migrate creates it.
@@ -161,7 +161,7 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger, reg prometheus.Regi
 	if err != nil {
 		return nil, fmt.Errorf("open clickhouse %s: %w", cfg.Addr, err)
 	}
-	s := &Store{cfg: cfg, conn: conn, log: log, metrics: m, slots: make(chan struct{}, cfg.QueryConcurrency), names: map[string]bool{}, properties: map[string]bool{}, items: map[string]bool{}}
+	s := &Store{cfg: cfg, conn: conn, log: log, metrics: m, slots: make(chan struct{}, cfg.QueryConcurrency), poolRenewal: newFunnelPoolRenewal(), names: map[string]bool{}, properties: map[string]bool{}, items: map[string]bool{}}
 	if err := s.Ping(ctx); err != nil {
 		conn.Close()
 		var ex *clickhouse.Exception
@@ -257,10 +257,9 @@ func (s *Store) ServerVersion(ctx context.Context) (string, error) {
 	return v, nil
 }
 
-// Close waits for a reload of waymark_funnel in flight (renewFunnelPool: at most
-// renewalTimeout), then closes the connections.
+// Close ends a reload of waymark_funnel in flight (renewFunnelPool) and closes the connections.
 func (s *Store) Close() error {
-	s.poolRenewal.wg.Wait()
+	s.poolRenewal.close()
 	return s.conn.Close()
 }
 

@@ -34,6 +34,26 @@ type funnelPoolRenewal struct {
 	mu   sync.Mutex
 	done chan struct{} // closed when the reload in flight ends; nil when none is
 	wg   sync.WaitGroup
+	// closing ends a reload in flight when the store closes (stop): a CLI stopped by Ctrl-C
+	// while ClickHouse hangs must not wait renewalTimeout for it.
+	closing context.Context
+	stop    context.CancelFunc
+	timeout time.Duration // of one reload: renewalTimeout
+}
+
+// newFunnelPoolRenewal returns a funnelPoolRenewal with no reload in flight.
+func newFunnelPoolRenewal() *funnelPoolRenewal {
+	r := &funnelPoolRenewal{timeout: renewalTimeout}
+	r.closing, r.stop = context.WithCancel(context.Background())
+	return r
+}
+
+// close ends a reload in flight and waits for it; no reload starts after.
+func (r *funnelPoolRenewal) close() {
+	r.mu.Lock()
+	r.stop()
+	r.mu.Unlock()
+	r.wg.Wait()
 }
 
 // renewalTimeout bounds one reload of waymark_funnel (the server reads the function's file
@@ -67,10 +87,10 @@ func udfTimedOut(ex *clickhouse.Exception) bool {
 // renewFunnelPool starts a reload of waymark_funnel after a matching in ClickHouse failed with
 // cause, unless one is in flight; it does not wait for it (awaitFunnelPool does).
 func (s *Store) renewFunnelPool(cause error) {
-	r := &s.poolRenewal
+	r := s.poolRenewal
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if r.done != nil {
+	if r.done != nil || r.closing.Err() != nil {
 		return
 	}
 	done := make(chan struct{})
@@ -78,7 +98,7 @@ func (s *Store) renewFunnelPool(cause error) {
 	r.wg.Add(1)
 	go func() {
 		defer r.wg.Done()
-		ctx, cancel := context.WithTimeout(context.Background(), renewalTimeout)
+		ctx, cancel := context.WithTimeout(r.closing, r.timeout)
 		defer cancel()
 		start := time.Now()
 		err := s.conn.Exec(ctx, "SYSTEM RELOAD FUNCTION "+FunnelUDFName)
@@ -103,7 +123,7 @@ func (s *Store) renewFunnelPool(cause error) {
 // awaitFunnelPool waits for a reload of waymark_funnel in flight, or for ctx to end (ctx's
 // error then).
 func (s *Store) awaitFunnelPool(ctx context.Context) error {
-	r := &s.poolRenewal
+	r := s.poolRenewal
 	r.mu.Lock()
 	done := r.done
 	r.mu.Unlock()

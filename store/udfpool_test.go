@@ -129,6 +129,53 @@ func TestFunnelUDFPoolOutlivesQueriesOverTheirMemory(t *testing.T) {
 	answersAsInWaymark("one given up", 2)
 }
 
+// TestClosingEndsAReloadOfTheFunnelPool: a store closes at once while its reload of
+// waymark_funnel, begun after a funnel was given up, waits on a ClickHouse that stopped
+// answering: a CLI stopped by Ctrl-C must not wait for it (tester 27's F3 was a CLI that stayed
+// up after SIGINT, waiting on a stopped server). The reload, and the dial of a connection for it,
+// are allowed far longer than the test waits.
+func TestClosingEndsAReloadOfTheFunnelPool(t *testing.T) {
+	t.Parallel()
+	if !server.FunnelUDF {
+		t.Skipf("the %s engine has no executable UDFs", server.Engine)
+	}
+	db := testDatabase(t)
+	generateRefData(9, 10).write(t, openStoreWith(t, func(c *store.Config) { c.Database = db }))
+	proxy := storetest.StartProxy(t, server.Addr)
+	st, err := store.Open(context.Background(), store.Config{Addr: proxy.Addr, Database: db, FunnelMatching: store.MatchEngine,
+		QueryTimeout: storetest.QueryHangGuard, DialTimeout: storetest.QueryHangGuard}, slog.New(slog.DiscardHandler), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st.SetReloadTimeout(storetest.QueryHangGuard)
+	proxy.StallOn(store.FunnelUDFName + "(") // the pass's query: ClickHouse hangs from then on
+
+	jm := defaultMap(t)
+	ctx, giveUp := context.WithCancel(context.Background())
+	defer giveUp()
+	errc := make(chan error, 1)
+	go func() {
+		_, err := st.Funnel(ctx, jm, store.FunnelQuery{Steps: []string{"Product Viewed", "Order Completed"}, Window: time.Hour})
+		errc <- err
+	}()
+	select {
+	case <-proxy.Asked():
+	case <-time.After(hangGuard):
+		t.Fatal("the funnel never called the function")
+	}
+	giveUp()
+	if err := <-errc; !errors.Is(err, context.Canceled) {
+		t.Fatalf("a funnel given up: %v, want it stopped", err)
+	}
+	closed := make(chan error, 1)
+	go func() { closed <- st.Close() }()
+	select {
+	case <-closed:
+	case <-time.After(hangGuard):
+		t.Fatal("the store did not close while its reload of the function waited on a ClickHouse that hangs")
+	}
+}
+
 // emptyFunnelPool has s's waymark_funnel pool (of poolSize processes) lose every process: each of
 // the smallest queries that call the function, with a limit of 1 MB, takes a process and fails
 // over its limit before it hands it back. A query that takes a process that had exited (which
