@@ -943,9 +943,7 @@ func sendSideBySide(t *testing.T, feeds ...feed) {
 		if len(sent) == 0 {
 			return
 		}
-		for _, s := range sent {
-			s.waitStored(t)
-		}
+		waitAllStored(t, sent)
 	}
 }
 

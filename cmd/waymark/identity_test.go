@@ -525,11 +525,13 @@ func arriveSideBySide(t *testing.T, arrivals []callByCall, extra ...string) []*s
 			}
 		}
 	}
+	var produced []*server
 	for i, a := range arrivals {
 		if a.kcat != nil {
-			servers[i].waitStored(t)
+			produced = append(produced, servers[i])
 		}
 	}
+	waitAllStored(t, produced)
 	for k := 0; ; k++ {
 		var sent []*server
 		more := false
@@ -549,9 +551,7 @@ func arriveSideBySide(t *testing.T, arrivals []callByCall, extra ...string) []*s
 		if !more {
 			return servers
 		}
-		for _, s := range sent {
-			s.waitStored(t)
-		}
+		waitAllStored(t, sent)
 	}
 }
 
