@@ -1696,47 +1696,44 @@ func TestSameTimeCopyAnswersAsTheFirstToArrive(t *testing.T) {
 // and in every arrival order that keeps the client's order of the sign-ins: one call each in
 // order, the views first, the sign-ins in one batch, through kcat, and with serve restarted (on
 // the same database) between the sign-ins and the views, so the device is restored from the store.
+// Each arrival has a serve of its own, their calls side by side (arriveSideBySide).
 func TestSignInsAtOneTimeFollowTheClientsOrder(t *testing.T) {
 	t.Parallel()
 	lines := readLines(t, "testdata/shared-device-ties.jsonl")
 	view, signIns, after := lines[0], lines[1:4], lines[4]
-	clientOrders := map[string][]string{"bob, alice, carl": {"bob", "alice", "carl"}, "carl, alice, bob": {"carl", "alice", "bob"}}
-	for name, users := range clientOrders {
+	type arrival struct {
+		what  string
+		users []string // in the order they signed in
+	}
+	var arrivals []arrival
+	var calls []callByCall
+	for _, users := range [][]string{{"bob", "alice", "carl"}, {"carl", "alice", "bob"}} {
 		sent := slices.Clone(signIns)
 		if users[0] == "carl" {
 			slices.Reverse(sent)
 		}
-		arrivals := map[string][][][]string{ // parts, each of calls, each of lines; serve restarts between parts
-			"one call each":            {oneCallEach(append(append([]string{view}, sent...), after)...)},
-			"views first":              {oneCallEach(append([]string{after, view}, sent...)...)},
-			"sign-ins in one batch":    {{sent, {after}, {view}}},
-			"restart before the views": {oneCallEach(sent...), oneCallEach(after, view)},
-		}
-		for arrival, parts := range arrivals {
-			what := "sent " + name + ", " + arrival
-			var s *server
-			for i, part := range parts {
-				if i == 0 {
-					s = startServe(t)
-				} else {
-					s.stop(t)
-					database := s.database
-					s = startServe(t, "--clickhouse-database", database)
-					s.database = database
-				}
-				for _, c := range part {
-					s.sendBatch(t, c...)
-				}
-				s.waitStored(t)
+		name := "sent " + strings.Join(users, ", ") + ", "
+		for _, a := range []struct {
+			name  string
+			parts [][][]string // parts, each of calls, each of lines; serve restarts between parts
+			kcat  []string
+		}{
+			{name: "one call each", parts: [][][]string{oneCallEach(append(append([]string{view}, sent...), after)...)}},
+			{name: "views first", parts: [][][]string{oneCallEach(append([]string{after, view}, sent...)...)}},
+			{name: "sign-ins in one batch", parts: [][][]string{{sent, {after}, {view}}}},
+			{name: "restart before the views", parts: [][][]string{oneCallEach(sent...), oneCallEach(after, view)}},
+			{name: "through kcat", kcat: append(append([]string{view}, sent...), after)},
+		} {
+			if a.kcat != nil && !everyPath() {
+				continue
 			}
-			s.checkTies(t, what, users)
+			arrivals = append(arrivals, arrival{name + a.name, users})
+			calls = append(calls, callByCall{a.kcat, a.parts})
 		}
-		if everyPath() {
-			viaKafka := startServe(t)
-			produceWithKcat(t, viaKafka.broker, append(append([]string{view}, sent...), after))
-			viaKafka.waitStored(t)
-			viaKafka.checkTies(t, "sent "+name+", through kcat", users)
-		}
+	}
+	servers := arriveSideBySide(t, calls)
+	for i, a := range arrivals {
+		servers[i].checkTies(t, a.what, a.users)
 	}
 }
 
