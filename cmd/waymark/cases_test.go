@@ -2325,6 +2325,21 @@ func (s *server) breakdownGroups(t *testing.T, query string) map[string][]int64 
 	return groups
 }
 
+// funnelCounts asks the funnel API query and returns its customers per step.
+func (s *server) funnelCounts(t *testing.T, query string) []int64 {
+	t.Helper()
+	code, body := httpGet(t, "http://"+s.http+"/api/v1/funnel?"+query)
+	var res funnelAnswer
+	if err := json.Unmarshal([]byte(body), &res); code != 200 || err != nil {
+		t.Fatalf("funnel %s: %d %s", query, code, body)
+	}
+	var counts []int64
+	for _, st := range res.Steps {
+		counts = append(counts, st.Customers)
+	}
+	return counts
+}
+
 // funnelAnswer is the part of the funnel API's answer the tests read: customers per step, and per
 // step of each breakdown group (its value, or a marker such as none).
 type funnelAnswer struct {
