@@ -457,8 +457,8 @@ func TestServersAliasFromADeviceIsASignInEveryWay(t *testing.T) {
 			what := a.name + ", " + when
 			// The funnel is asked of the API in every arrival; of the command line, which runs the
 			// same store query, once: of the first arrival live, in the first pass (everyPath).
-			// Asked of every arrival (ten commands) the test took 9.3 s alone on 18.16 under the
-			// race detector, asked once 7.7 s (2026-12-07).
+			// Asked of every arrival (ten commands) the test took 7.0–9.3 s alone on 18.16 under
+			// the race detector, asked once 7.7 s (2026-12-07).
 			checkFunnel := func(how string, f funnelJSON) {
 				t.Helper()
 				if len(f.Steps) != 2 || f.Steps[0].Customers != 1 || f.Steps[1].Customers != 0 {
