@@ -26,19 +26,7 @@ import (
 // the function's command, a script that notes each process ClickHouse starts for it.
 func TestFunnelUDFComesAndGoes(t *testing.T) {
 	t.Parallel()
-	if !server.FunnelUDF {
-		t.Skipf("the %s engine has no executable UDFs", server.Engine)
-	}
-	own, err := storetest.StartEngine(server.Engine, t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(own.Stop)
-	fnFile := filepath.Join(own.Dir, "waymark_funnel_function.xml")
-	original, err := os.ReadFile(fnFile)
-	if err != nil {
-		t.Fatal(err)
-	}
+	own, fnFile, original := ownFunnelUDFServer(t)
 	// install makes command (a script beside the waymark binary in user_scripts, which notes its
 	// start in the file command.log of the server's folder and runs waymark) the function's
 	// command, and restarts the server; "" removes the function. (A restart, not SYSTEM RELOAD
@@ -115,6 +103,7 @@ func TestFunnelUDFComesAndGoes(t *testing.T) {
 	want := map[string]string{}
 	autos := map[string]*store.Store{}
 	for _, k := range kinds {
+		var err error
 		if want[k.name], err = answer(process, k.ask); err != nil {
 			t.Fatalf("%s in Waymark: %v", k.name, err)
 		}
@@ -157,8 +146,48 @@ func TestFunnelUDFComesAndGoes(t *testing.T) {
 	}
 }
 
+// ownFunnelUDFServer starts a server of the test's own, with waymark_funnel (skipping the test
+// on an engine without executable UDFs), stopped when the test ends, and returns it, its
+// function file's path and the file.
+func ownFunnelUDFServer(t *testing.T) (own *storetest.Server, fnFile string, fn []byte) {
+	t.Helper()
+	if !server.FunnelUDF {
+		t.Skipf("the %s engine has no executable UDFs", server.Engine)
+	}
+	own, err := storetest.StartEngine(server.Engine, t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(own.Stop)
+	fnFile = filepath.Join(own.Dir, "waymark_funnel_function.xml")
+	if fn, err = os.ReadFile(fnFile); err != nil {
+		t.Fatal(err)
+	}
+	return own, fnFile, fn
+}
+
 // engineSQL runs sql on s over HTTP and returns its answer, trimmed.
 func engineSQL(t *testing.T, s *storetest.Server, sql string) string {
+	t.Helper()
+	ok, body := postSQL(t, s, sql)
+	if !ok {
+		t.Fatalf("%s: %s", sql, body)
+	}
+	return strings.TrimSpace(body)
+}
+
+// engineSQLError runs sql on s over HTTP, which must fail, and returns ClickHouse's error.
+func engineSQLError(t *testing.T, s *storetest.Server, sql string) string {
+	t.Helper()
+	ok, body := postSQL(t, s, sql)
+	if ok {
+		t.Fatalf("%s: %s, want it to fail", sql, body)
+	}
+	return body
+}
+
+// postSQL runs sql on s over HTTP and returns whether it answered 200, and its body.
+func postSQL(t *testing.T, s *storetest.Server, sql string) (bool, string) {
 	t.Helper()
 	resp, err := http.Post("http://"+s.HTTPAddr+"/", "text/plain", strings.NewReader(sql))
 	if err != nil {
@@ -166,10 +195,10 @@ func engineSQL(t *testing.T, s *storetest.Server, sql string) string {
 	}
 	defer resp.Body.Close()
 	body, err := io.ReadAll(resp.Body)
-	if err != nil || resp.StatusCode != http.StatusOK {
-		t.Fatalf("%s: %d %s %v", sql, resp.StatusCode, body, err)
+	if err != nil {
+		t.Fatalf("%s: %v", sql, err)
 	}
-	return strings.TrimSpace(string(body))
+	return resp.StatusCode == http.StatusOK, string(body)
 }
 
 // TestFunnelUDFReadsAPersonOfManyKeys: a person signed in on 400 devices (a kiosk's staff

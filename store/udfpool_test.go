@@ -4,11 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"io"
 	"log/slog"
-	"net/http"
 	"os"
-	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -34,19 +31,7 @@ import (
 // pool's wait a tenth of the shipped one's: the other tests' pool stays whole.
 func TestFunnelUDFPoolOutlivesQueriesOverTheirMemory(t *testing.T) {
 	t.Parallel()
-	if !server.FunnelUDF {
-		t.Skipf("the %s engine has no executable UDFs", server.Engine)
-	}
-	own, err := storetest.StartEngine(server.Engine, t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(own.Stop)
-	fnFile := filepath.Join(own.Dir, "waymark_funnel_function.xml")
-	fn, err := os.ReadFile(fnFile)
-	if err != nil {
-		t.Fatal(err)
-	}
+	own, fnFile, fn := ownFunnelUDFServer(t)
 	m := regexp.MustCompile(`<pool_size>(\d+)</pool_size>`).FindSubmatch(fn)
 	if m == nil {
 		t.Fatalf("%s has no pool_size", fnFile)
@@ -194,19 +179,4 @@ func emptyFunnelPool(t *testing.T, s *storetest.Server, poolSize int) {
 			t.Fatalf("%s: %s, want it over its memory limit", empty, got)
 		}
 	}
-}
-
-// engineSQLError runs sql on s over HTTP, which must fail, and returns ClickHouse's error.
-func engineSQLError(t *testing.T, s *storetest.Server, sql string) string {
-	t.Helper()
-	resp, err := http.Post("http://"+s.HTTPAddr+"/", "text/plain", strings.NewReader(sql))
-	if err != nil {
-		t.Fatalf("%s: %v", sql, err)
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(resp.Body)
-	if err != nil || resp.StatusCode == http.StatusOK {
-		t.Fatalf("%s: %d %s %v, want it to fail", sql, resp.StatusCode, body, err)
-	}
-	return string(body)
 }
