@@ -488,7 +488,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		}),
 		poolRenewals: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "waymark_store_funnel_udf_reloads_total",
-			Help: "Reloads of ClickHouse's waymark_funnel function (a new pool of its processes) after a journey query matching in ClickHouse failed over a limit, by result: reloaded, or failed (the Waymark user lacks SYSTEM RELOAD FUNCTION, ClickHouse out of reach; docs/udf.md).",
+			Help: "Reloads of ClickHouse's waymark_funnel function (a new pool of its processes) after a journey query matching in ClickHouse failed over a limit or was given up, by result: reloaded, or failed (the Waymark user lacks SYSTEM RELOAD FUNCTION, ClickHouse out of reach; docs/udf.md).",
 		}, []string{"result"}),
 	}
 	for _, result := range []string{"reloaded", "failed"} {

@@ -103,12 +103,14 @@ func (s *Store) renewFunnelPool(cause error) {
 		start := time.Now()
 		err := s.conn.Exec(ctx, "SYSTEM RELOAD FUNCTION "+FunnelUDFName)
 		after := exceptionLine(cause.Error())
-		if err != nil {
+		switch {
+		case r.closing.Err() != nil: // the store closed: neither a reload nor a failure to report
+		case err != nil:
 			s.metrics.poolRenewals.WithLabelValues("failed").Inc()
 			s.log.Warn("could not reload "+FunnelUDFName+" after a query matching in ClickHouse failed or was given up: "+
 				"if such queries now fail with \"Could not get process from pool\" or over their time limit, grant the Waymark user SYSTEM RELOAD FUNCTION or restart ClickHouse (docs/udf.md)",
 				"after", after, "error", err)
-		} else {
+		default:
 			s.metrics.poolRenewals.WithLabelValues("reloaded").Inc()
 			s.log.Info("reloaded "+FunnelUDFName+" for a new pool of processes, after a query matching in ClickHouse failed or was given up (docs/udf.md)",
 				"after", after, "duration", time.Since(start))
