@@ -447,6 +447,20 @@ func exponent(text string) int64 {
 	return e
 }
 
+// decimalOf returns f, a finite float64, as a Decimal: the number the float64 is, for comparing
+// a stored number's text with a bound Waymark holds as a float64 (a survey's scale,
+// MaxOrderAmount) exactly.
+func decimalOf(f float64) Decimal {
+	d, _ := ParseDecimal(strconv.FormatFloat(f, 'g', -1, 64))
+	return d
+}
+
+// Abs returns d's magnitude.
+func (d Decimal) Abs() Decimal {
+	d.Sign *= d.Sign
+	return d
+}
+
 // Compare returns -1, 0 or 1 as d is less than, equal to or greater than b.
 func (d Decimal) Compare(b Decimal) int {
 	switch {

@@ -1772,12 +1772,20 @@ func OrderAmount(e *ingest.Event) (amount float64, ignored string) {
 			return 0, AmountNotFinite
 		case !number:
 			return 0, AmountNotANumber
-		case math.Abs(f) > MaxOrderAmount:
+		case exceedsOrderAmount(v):
 			return 0, AmountOutOfRange
 		}
 		return f, ""
 	}
 	return 0, ""
+}
+
+// exceedsOrderAmount reports whether the amount v, a number (ParseNumber), is larger in magnitude
+// than MaxOrderAmount as written, compared exactly as a step filter compares it: an amount of
+// 1000000000000.0000000000001 exceeds it, though the float64 nearest it does not.
+func exceedsOrderAmount(v string) bool {
+	d, _ := ParseDecimal(v)
+	return d.Abs().Compare(decimalOf(MaxOrderAmount)) > 0
 }
 
 // notFinite reports whether v, no number (ParseNumber), is a text that names an infinity or NaN

@@ -929,6 +929,14 @@ func TestOrderAmounts(t *testing.T) {
 		{`{"revenue":1e999}`, 0, AmountNotFinite},
 		{`{"revenue":1e308}`, 0, AmountOutOfRange},
 		{`{"revenue":-1e13}`, 0, AmountOutOfRange},
+		// The bound is compared with the amount as written, never rounded through float64
+		// (docs/values.md), whose nearest value to each of these is 1e12 (tester 58's F1).
+		{`{"revenue":1e12}`, 1e12, ""},
+		{`{"revenue":-1000000000000}`, -1e12, ""},
+		{`{"revenue":999999999999.99999999999999}`, 1e12, ""},
+		{`{"revenue":1000000000000.0000000000001}`, 0, AmountOutOfRange},
+		{`{"total":"-1000000000000.0000000000001"}`, 0, AmountOutOfRange},
+		{`{"revenue":1.0000000000000000000001e12}`, 0, AmountOutOfRange},
 		{`{"revenue":"12 EUR"}`, 0, AmountNotANumber},
 		{`{"revenue":"1_000"}`, 0, AmountNotANumber},
 		{`{"revenue":"0x1p4"}`, 0, AmountNotANumber},

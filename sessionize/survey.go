@@ -28,12 +28,14 @@ func NPSCategories() []string { return []string{NPSPromoter, NPSPassive, NPSDetr
 // promoters answer 9 or 10, passives 7 or 8, detractors 0 to 6, as Bain & Company and Satmetrix
 // define the Net Promoter Score (Reichheld, "The One Number You Need to Grow", Harvard Business
 // Review, 2003; Qualtrics, Delighted and Hotjar report it so). A fraction, which the 0–10
-// question does not give, falls by the same bounds: above 6 and below 9 is passive.
-func NPSCategory(score float64) string {
+// question does not give, falls by the same bounds: above 6 and below 9 is passive. The bounds
+// are compared with the score as written (Score.Exact), as a step filter [score>=9] compares it:
+// 8.99999999999999999999 is a passive, though the float64 nearest it is 9.
+func NPSCategory(score Score) string {
 	switch {
-	case score >= 9:
+	case score.Exact.Compare(decimalOf(9)) >= 0:
 		return NPSPromoter
-	case score <= 6:
+	case score.Exact.Compare(decimalOf(6)) <= 0:
 		return NPSDetractor
 	}
 	return NPSPassive
@@ -82,26 +84,50 @@ func ScoreReasons() []string {
 	return []string{ScoreNotANumber, ScoreNotFinite, ScoreOutOfScale, ScoreNoStage}
 }
 
+// Score is a survey answer's score read by the number rule every stored number is read by
+// (ReadScore): Value, the float64 nearest it, is what means add up; Exact, the number as written,
+// is what its scale (SurveyScore) and its NPS category (NPSCategory) are decided on, exactly, as
+// a step filter decides (docs/values.md: "compared exactly as written, never rounded through
+// float64"); Text is the stored text, a decimal number (NumberPattern).
+type Score struct {
+	Text  string
+	Value float64
+	Exact Decimal
+}
+
+// ReadScore reads a stored text as a Score, and false when it is no number (ParseNumber). A
+// number beyond float64's range has a Value of ±Inf.
+func ReadScore(text string) (Score, bool) {
+	f, ok := ParseNumber(text)
+	if !ok {
+		return Score{}, false
+	}
+	d, _ := ParseDecimal(text)
+	return Score{Text: text, Value: f, Exact: d}, true
+}
+
 // SurveyScore reads the score text (the stored value of ScoreProperty) of a survey event named
-// event (SurveyScale) by the number rule every stored number is read by (ParseNumber). It
-// returns the score and ok when it counts towards a mean; "" and !ok when there is none (no
-// survey event, or the text is empty: the property unset); and a reason (ScoreNotANumber,
+// event (SurveyScale) by the number rule every stored number is read by (ReadScore). It returns
+// the score and ok when it counts towards a mean; "" and !ok when there is none (no survey
+// event, or the text is empty: the property unset); and a reason (ScoreNotANumber,
 // ScoreNotFinite, ScoreOutOfScale) and !ok when a score was given that cannot count: one answer
 // outside the scale would move a mean anywhere (one 1e6 among NPS answers, or two of 1.7e308),
-// and the write key is public. The event is stored all the same.
-func SurveyScore(event, text string) (score float64, ignored string, ok bool) {
+// and the write key is public. The scale's bounds are compared with the score as written:
+// 10.0000000000000000001 is out of scale, as [score>10] finds it. The event is stored all the
+// same.
+func SurveyScore(event, text string) (score Score, ignored string, ok bool) {
 	lo, hi, survey := SurveyScale(event)
 	if !survey || text == "" {
-		return 0, "", false
+		return Score{}, "", false
 	}
-	f, number := ParseNumber(text)
+	score, number := ReadScore(text)
 	switch {
-	case math.IsInf(f, 0) || !number && notFinite(text):
-		return 0, ScoreNotFinite, false
+	case math.IsInf(score.Value, 0) || !number && notFinite(text):
+		return Score{}, ScoreNotFinite, false
 	case !number:
-		return 0, ScoreNotANumber, false
-	case f < lo || f > hi:
-		return 0, ScoreOutOfScale, false
+		return Score{}, ScoreNotANumber, false
+	case score.Exact.Compare(decimalOf(lo)) < 0 || score.Exact.Compare(decimalOf(hi)) > 0:
+		return Score{}, ScoreOutOfScale, false
 	}
-	return f, "", true
+	return score, "", true
 }

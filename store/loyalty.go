@@ -510,7 +510,7 @@ type stagesSink interface {
 	enter(stage int)
 	moveOn(stage int, dwell int64, enteredInRange bool)
 	touch(stage int, label string, n int64)
-	respond(stage int, nps bool, score float64)
+	respond(stage int, nps bool, score sessionize.Score)
 	ignoreScore(stage int, reason string)
 }
 
@@ -640,7 +640,7 @@ func (a stageAggs) touch(st int, label string, n int64) {
 	}
 	m[label] += n
 }
-func (a stageAggs) respond(st int, nps bool, score float64) {
+func (a stageAggs) respond(st int, nps bool, score sessionize.Score) {
 	agg := &a.stages[st]
 	sum := &agg.scoreSum
 	if nps {
@@ -652,7 +652,7 @@ func (a stageAggs) respond(st int, nps bool, score float64) {
 	if *sum == nil {
 		*sum = new(big.Float).SetPrec(exactSumPrec)
 	}
-	(*sum).Add(*sum, big.NewFloat(score))
+	(*sum).Add(*sum, big.NewFloat(score.Value))
 }
 
 // nps is the stage's StageNPS, nil when it has no NPS answer.
@@ -703,7 +703,7 @@ type stageTouch struct {
 type stageScore struct {
 	stage   int
 	nps     bool
-	score   float64
+	score   sessionize.Score
 	ignored string
 }
 
@@ -724,7 +724,7 @@ func (o *stagesOutcome) enter(st int) { o.entered[st] = true }
 
 // moveOn keeps no enteredInRange: it is o.entered[st], which decodeStagesOutcome reads it from.
 func (o *stagesOutcome) moveOn(st int, dwell int64, _ bool) { o.dwell[st] = dwell }
-func (o *stagesOutcome) respond(st int, nps bool, score float64) {
+func (o *stagesOutcome) respond(st int, nps bool, score sessionize.Score) {
 	o.scores = append(o.scores, stageScore{stage: st, nps: nps, score: score})
 }
 func (o *stagesOutcome) ignoreScore(st int, reason string) {
@@ -743,9 +743,10 @@ func (o *stagesOutcome) touch(st int, label string, n int64) {
 // encode writes o as text for the UDF's answer, "" when the person did nothing in range: the
 // number of stages; per stage 1 or 0 (entered) and the dwell (-1: not gone on); the number of
 // touchpoint counts and, per count, its stage and count; the number of scores and, per score, its
-// stage (-1: none), 1 for an NPS answer or 0 for another survey's, and its score (shortest text
-// that reads back the same float) or the reason it is left out (sessionize.ScoreReasons, which no
-// float reads as); all separated by spaces, then the touchpoints' labels as appendText texts.
+// stage (-1: none), 1 for an NPS answer or 0 for another survey's, and its score as stored (a
+// decimal number, sessionize.NumberPattern, so that its category is decided on it exactly, as
+// where it was read) or the reason it is left out (sessionize.ScoreReasons, which no number reads
+// as); all separated by spaces, then the touchpoints' labels as appendText texts.
 func (o *stagesOutcome) encode(b []byte) []byte {
 	if !slices.Contains(o.entered, true) && !slices.ContainsFunc(o.dwell, func(d int64) bool { return d >= 0 }) &&
 		len(o.touches) == 0 && len(o.scores) == 0 {
@@ -781,7 +782,7 @@ func (o *stagesOutcome) encode(b []byte) []byte {
 		if s.ignored != "" {
 			b = append(b, s.ignored...)
 		} else {
-			b = strconv.AppendFloat(b, s.score, 'g', -1, 64)
+			b = append(b, s.score.Text...)
 		}
 	}
 	for _, t := range o.touches {
@@ -852,8 +853,8 @@ func decodeStagesOutcome(s string, n int, sink stagesSink) error {
 			sink.ignoreScore(int(st), text)
 			continue
 		}
-		score, err := strconv.ParseFloat(text, 64)
-		if err != nil || math.IsNaN(score) || math.IsInf(score, 0) || st < 0 {
+		score, ok := sessionize.ReadScore(text)
+		if !ok || math.IsInf(score.Value, 0) || st < 0 {
 			return bad("a score")
 		}
 		sink.respond(int(st), nps == 1, score)

@@ -3,7 +3,10 @@ package store
 import (
 	"encoding/json"
 	"math/rand/v2"
+	"strconv"
 	"testing"
+
+	"github.com/waymark-dev/waymark/sessionize"
 )
 
 // TestStageScoresAddExactly: a stage's mean score is the same whatever order its scores come in
@@ -27,7 +30,11 @@ func TestStageScoresAddExactly(t *testing.T) {
 			a := stageAggs{stages: make([]stageAgg, 1)}
 			rng.Shuffle(len(tt.scores), func(i, j int) { tt.scores[i], tt.scores[j] = tt.scores[j], tt.scores[i] })
 			for _, s := range tt.scores {
-				a.respond(0, false, s)
+				score, ok := sessionize.ReadScore(strconv.FormatFloat(s, 'g', -1, 64))
+				if !ok {
+					t.Fatalf("%v reads as no score", s)
+				}
+				a.respond(0, false, score)
 			}
 			got := meanScore(a.stages[0].scoreSum, a.stages[0].responses)
 			if got != tt.want {

@@ -164,6 +164,8 @@ var hostileEvents = []struct {
 	{name: "revenue beyond float64", msg: `{"type":"track","event":"Order Completed","userId":"h2","messageId":"%[1]s","properties":{"revenue":1e999}}`, ignored: "not_finite"},
 	{name: "huge revenue (twice overflows a counter)", msg: `{"type":"track","event":"Order Completed","userId":"h3","messageId":"%[1]s","properties":{"revenue":1e308}}`, ignored: "out_of_range"},
 	{name: "huge revenue again", msg: `{"type":"track","event":"Order Completed","userId":"h3","messageId":"%[1]s","properties":{"revenue":1.7e308}}`, ignored: "out_of_range"},
+	// Above MaxOrderAmount as written, though the float64 nearest it is 1e12 (tester 58's F1).
+	{name: "revenue just above the bound", msg: `{"type":"track","event":"Order Completed","userId":"h3","messageId":"%[1]s","properties":{"revenue":1000000000000.0000000000001}}`, ignored: "out_of_range"},
 	{name: "revenue with a currency", msg: `{"type":"track","event":"Order Completed","userId":"h3","messageId":"%[1]s","properties":{"revenue":"12 EUR"}}`, ignored: "not_a_number"},
 	{name: "revenue an array", msg: `{"type":"track","event":"Order Completed","userId":"h3","messageId":"%[1]s","properties":{"revenue":[5]}}`, ignored: "not_a_number"},
 	{name: "timestamp year 1 (Go's zero time)", msg: `{"type":"track","event":"Product Viewed","userId":"h4","messageId":"%[1]s","timestamp":"0001-01-01T00:00:00Z"}`, dlq: "invalid_timestamp"},

@@ -37,6 +37,13 @@ func TestSurveyScoresOutsideTheirScale(t *testing.T) {
 		{"Survey Answered", `"Infinity"`, sessionize.ScoreNotFinite},
 		{"Survey Answered", `"great"`, sessionize.ScoreNotANumber},
 		{"Survey Answered", ``, ""},
+		// The scale's and the NPS categories' bounds are compared with a score as written, as
+		// [score>10] and [score<9] compare it, not with the float64 nearest it (10, 9 and 6
+		// here): these are out of scale, or passives (tester 58's F1).
+		{"NPS Submitted", `10.0000000000000000001`, sessionize.ScoreOutOfScale},
+		{"Survey Answered", `"10.0000000000000000001"`, sessionize.ScoreOutOfScale},
+		{"NPS Submitted", `8.99999999999999999999`, ""},
+		{"NPS Submitted", `"6.00000000000000000001"`, ""},
 	}
 	var events []string
 	var sum float64
@@ -75,7 +82,7 @@ func TestSurveyScoresOutsideTheirScale(t *testing.T) {
 			Stage           string
 			SurveyResponses int64    `json:"survey_responses"`
 			MeanScore       *float64 `json:"mean_score"`
-			NPS             *struct{ Responses, Promoters, Detractors int64 }
+			NPS             *struct{ Responses, Promoters, Passives, Detractors int64 }
 			IgnoredScores   map[string]int64 `json:"ignored_scores"`
 		}
 	}
@@ -90,10 +97,10 @@ func TestSurveyScoresOutsideTheirScale(t *testing.T) {
 			continue
 		}
 		if st.SurveyResponses != counted || st.MeanScore == nil || *st.MeanScore != wantMean {
-			t.Errorf("conversion: %d responses, mean %v; want %d, mean %v (%s)", st.SurveyResponses, st.MeanScore, counted, wantMean, body)
+			t.Errorf("conversion: %d responses, mean %s; want %d, mean %v (%s)", st.SurveyResponses, meanText(st.MeanScore), counted, wantMean, body)
 		}
-		if st.NPS == nil || st.NPS.Responses != 2 || st.NPS.Promoters != 1 || st.NPS.Detractors != 1 {
-			t.Errorf("conversion: NPS %+v, want the 2 answers in scale, 10 and 0 (%s)", st.NPS, body)
+		if st.NPS == nil || st.NPS.Responses != 4 || st.NPS.Promoters != 1 || st.NPS.Passives != 2 || st.NPS.Detractors != 1 {
+			t.Errorf("conversion: NPS %+v, want the 4 answers in scale: 10, two passives just below 9 and above 6, and 0 (%s)", st.NPS, body)
 		}
 		if fmt.Sprint(st.IgnoredScores) != fmt.Sprint(wantIgnored) {
 			t.Errorf("conversion ignores scores %v, want %v", st.IgnoredScores, wantIgnored)
@@ -108,6 +115,13 @@ func TestSurveyScoresOutsideTheirScale(t *testing.T) {
 		}
 	}
 
+	for i, category := range sessionize.NPSCategories() {
+		series := fmt.Sprintf(`waymark_journey_nps_responses_total{category=%q,stage="conversion"}`, category)
+		if got := scrapedValue(metrics, series); got != float64([]int{1, 2, 1}[i]) {
+			t.Errorf("%s = %v, want %d", series, got, []int{1, 2, 1}[i])
+		}
+	}
+
 	// The CLI prints the mean with two decimals and says what it left out.
 	out := s.waymark(t, "stages", "--from", "2025-10-01", "--to", "2025-10-02")
 	if want := fmt.Sprintf("%.2f", wantMean); !strings.Contains(out, want) {
@@ -118,6 +132,14 @@ func TestSurveyScoresOutsideTheirScale(t *testing.T) {
 			t.Errorf("waymark stages lacks %q:\n%s", want, out)
 		}
 	}
+}
+
+// meanText prints a stage's mean score, "none" when it has none.
+func meanText(mean *float64) string {
+	if mean == nil {
+		return "none"
+	}
+	return fmt.Sprint(*mean)
 }
 
 // TestScoreTextIsBounded: a mean score from a server that did not bound scores prints in a few
