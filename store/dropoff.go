@@ -235,11 +235,7 @@ func (s *Store) dropoffQuery(ctx context.Context, jm *sessionize.Map, q DropoffQ
 	err = s.matchPlan(ctx, plan, func() error {
 		d := outcomeDecoder{breakdown: plan.attr >= 0, bySessions: plan.bySessions}
 		return s.matchInClickHouse(ctx, plan, true, func(person, answer string) error {
-			units, err := d.decode(answer)
-			if err != nil {
-				return err
-			}
-			for _, o := range units {
+			return d.each(answer, func(o funnelOutcome) error {
 				if (o.drop != nil) != (o.level > 0 && o.level < n) {
 					return fmt.Errorf("person %.60q reached %d of %d steps, with a drop-off: %t", person, o.level, n, o.drop != nil)
 				}
@@ -247,8 +243,8 @@ func (s *Store) dropoffQuery(ctx context.Context, jm *sessionize.Map, q DropoffQ
 				if o.drop != nil {
 					levels[o.level].add(person, *o.drop)
 				}
-			}
-			return nil
+				return nil
+			})
 		})
 	}, func() error {
 		return s.matchHere(ctx, "dropoff", plan, fq, agg, func(person string, unit []unitEvent, attrs attrTable, level int, path []int) {

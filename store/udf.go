@@ -714,23 +714,32 @@ func appendText[T string | []byte](b []byte, s T) []byte {
 // appended to dst.
 func cutTexts(s string, dst []string) (head string, texts []string, err error) {
 	texts = dst
-	head, rest, more := strings.Cut(s, "|")
-	for more {
-		n, after, ok := strings.Cut(rest, ":")
-		size, err := strconv.Atoi(n)
-		if !ok || err != nil || size < 0 || size > len(after) || n != strconv.Itoa(size) {
-			return head, texts, fmt.Errorf("answer %.60q: bad text length %.20q", s, n)
+	head, rest, _ := strings.Cut(s, "|")
+	if len(head) < len(s) {
+		rest = s[len(head):]
+	}
+	for rest != "" {
+		var text string
+		if text, rest, err = nextText(s, rest); err != nil {
+			return head, texts, err
 		}
-		texts = append(texts, after[:size])
-		if rest = after[size:]; rest == "" {
-			break
-		}
-		if rest[0] != '|' {
-			return head, texts, fmt.Errorf("answer %.60q: want | after a text", s)
-		}
-		rest = rest[1:]
+		texts = append(texts, text)
 	}
 	return head, texts, nil
+}
+
+// nextText cuts the first text (appendText's) off rest, the part of answer s that starts with
+// it, and returns it and what follows.
+func nextText(s, rest string) (text, after string, err error) {
+	if rest == "" || rest[0] != '|' {
+		return "", "", fmt.Errorf("answer %.60q: want | after a text", s)
+	}
+	n, after, ok := strings.Cut(rest[1:], ":")
+	size, err := strconv.Atoi(n)
+	if !ok || err != nil || size < 0 || size > len(after) || n != strconv.Itoa(size) {
+		return "", "", fmt.Errorf("answer %.60q: bad text length %.20q", s, n)
+	}
+	return after[:size], after[size:], nil
 }
 
 // outcomeDecoder decodes the funnel outcomes of a query's UDF answers (encode's text; for a plan
@@ -739,38 +748,45 @@ func cutTexts(s string, dst []string) (head string, texts []string, err error) {
 // decodes an outcome a session, millions at 10M events.
 type outcomeDecoder struct {
 	breakdown, bySessions bool
-	texts, list           []string
+	texts                 []string
 	times                 []int64
-	outs                  []funnelOutcome
 	unit                  []unitEvent
 	path                  []int
 	value                 [1]string
 }
 
-// decode parses a person's answer; the outcomes are valid until the next call.
-func (d *outcomeDecoder) decode(s string) ([]funnelOutcome, error) {
-	d.times, d.outs = d.times[:0], d.outs[:0]
+// each parses a person's answer and hands fn its outcomes in turn: one, or for a plan by sessions
+// one a session that reached a step. An outcome is valid until fn returns: a person's sessions
+// are never held at once (the busiest person of the benchmark's 100M events answers for 700,000).
+// An error of fn stops the parsing and is returned.
+func (d *outcomeDecoder) each(s string, fn func(funnelOutcome) error) error {
 	if !d.bySessions {
+		d.times = d.times[:0]
 		o, err := d.one(s)
-		d.outs = append(d.outs, o)
-		return d.outs, err
+		if err != nil {
+			return err
+		}
+		return fn(o)
 	}
-	head, list, err := cutTexts(s, d.list[:0])
-	d.list = list
-	if err != nil || head != "" {
-		return nil, fmt.Errorf("sessions' outcomes %.60q: want a list of texts (%v)", s, err)
-	}
-	for _, text := range list {
+	for rest := s; rest != ""; {
+		text, after, err := nextText(s, rest)
+		if err != nil {
+			return fmt.Errorf("sessions' outcomes: want a list of texts: %w", err)
+		}
+		rest = after
+		d.times = d.times[:0]
 		o, err := d.one(text)
 		if err != nil {
-			return nil, err
+			return err
 		}
 		if o.level == 0 {
-			return nil, fmt.Errorf("sessions' outcomes %.60q: an empty one", s)
+			return fmt.Errorf("sessions' outcomes %.60q: an empty one", s)
 		}
-		d.outs = append(d.outs, o)
+		if err := fn(o); err != nil {
+			return err
+		}
 	}
-	return d.outs, nil
+	return nil
 }
 
 // one parses one outcome, encode's text, its times kept in d.times.
@@ -1394,11 +1410,10 @@ func (s *Store) funnelInEngine(ctx context.Context, plan *funnelPlan, q FunnelQu
 	agg := newFunnelAgg(len(q.Steps), q.Breakdown.By != "")
 	d := outcomeDecoder{breakdown: plan.attr >= 0, bySessions: plan.bySessions}
 	if err := s.matchInClickHouse(ctx, plan, false, func(_, answer string) error {
-		units, err := d.decode(answer)
-		for _, o := range units {
+		return d.each(answer, func(o funnelOutcome) error {
 			d.add(agg, q.Mode, o)
-		}
-		return err
+			return nil
+		})
 	}); err != nil {
 		return nil, err
 	}
@@ -1562,12 +1577,25 @@ func (s *Store) matchRead(ctx context.Context, read engineRead, specOf func(*udf
 // turns to two levels only by these thresholds: with none by size, a funnel over 50,000 events
 // needed a --query-max-memory of 40 MiB where two levels past 1,000 persons answered in 22
 // (tester 56's F1), so past a quarter of the limit, before the spill at half, it turns.
+//
+// A pass grouped in one level ends in blocks of max_block_size persons, and waymark_funnel
+// answers a block at a time, which Waymark's driver then reads whole: see engineAnswerBlock.
 func (s *Store) withEngineReadSettings(ctx context.Context) context.Context {
 	settings := s.querySettings()
 	settings["group_by_two_level_threshold"] = 0 // 0: never by the number of keys
 	settings["group_by_two_level_threshold_bytes"] = int(max(1, s.cfg.QueryMaxMemory/4))
+	settings["max_block_size"] = engineAnswerBlock
 	return clickhouse.Context(ctx, clickhouse.WithSettings(settings))
 }
+
+// engineAnswerBlock is the most persons a block of a pass matched in ClickHouse holds
+// (max_block_size), and so the most persons' answers Waymark's driver holds at once. An answer
+// counted by sessions, or a sessions summary's, holds a text for each of the person's sessions:
+// at 100M events (72M visits) a pass's 61,000 persons answered in one block of about 130 MB of
+// text, and Waymark held 650–700 MiB (ClickHouse's default, 65,536). ClickHouse 26.7 cuts a
+// grouping's output in one level by it too; the blocks it reads the events in are smaller already
+// (preferred_block_size_bytes, 1 MB).
+const engineAnswerBlock = 8192
 
 // attrValues is attrCodes for the attribute columns of sc, from their distinct values among the
 // events of its time range stored now (up to maxAttrCodes + 1 a column: a column of more is

@@ -224,9 +224,13 @@ func TestServeFunnelUDFReadsVisits(t *testing.T) {
 		t.Errorf("got %q,\nwant %q", got, want)
 	}
 	d := outcomeDecoder{bySessions: true}
-	units, err := d.decode(got[0])
-	if err != nil || len(units) != 3 || units[1].level != 1 || !slices.Equal(units[2].times, []int64{30, 31}) {
-		t.Errorf("decode %q: %+v %v", got[0], units, err)
+	var units []string
+	err := d.each(got[0], func(o funnelOutcome) error {
+		units = append(units, string(o.encode(nil, false)))
+		return nil
+	})
+	if err != nil || !slices.Equal(units, []string{"2 1 2", "1 10", "2 30 31"}) {
+		t.Errorf("decode %q: %q %v", got[0], units, err)
 	}
 }
 
@@ -549,13 +553,15 @@ func TestDecodeFunnelOutcome(t *testing.T) {
 		{"2 1 2", "want a list of texts"},
 		{"|5:2 1 2|0:", "an empty one"},
 		{"|5:2 1 2|3:1 x", "invalid syntax"},
+		{"|5:2 1 2|3:1 4x", "want | after a text"},
+		{"|5:2 1 2|9:1 4", "bad text length"},
 	} {
 		d := outcomeDecoder{bySessions: true}
-		outs, err := d.decode(tt.in)
 		var got []string
-		for _, o := range outs {
+		err := d.each(tt.in, func(o funnelOutcome) error {
 			got = append(got, string(o.encode(nil, false)))
-		}
+			return nil
+		})
 		if err != nil {
 			got = []string{err.Error()}
 		}
