@@ -165,11 +165,8 @@ func (s *Store) sessions(ctx context.Context, jm *sessionize.Map, q SessionsQuer
 	err = s.matchPlan(ctx, p, func() error {
 		var d sessionsDecoder
 		return s.matchInClickHouse(ctx, p, false, func(_, answer string) error {
-			outcomes, err := d.decode(answer)
-			if err != nil {
-				return err
-			}
-			return agg.addPerson(outcomes)
+			sum.Persons++ // an answer holds a session at least
+			return d.each(answer, agg.addSession)
 		})
 	}, func() error {
 		visits := p.newVisits() // a pass's
@@ -270,33 +267,39 @@ func (o sessionOutcome) encode(b []byte) []byte {
 // sessionsDecoder decodes a person's UDF answer to a sessions query: a list (appendText's) of
 // their sessions' outcomes (encode's), in space it reuses from one answer to the next.
 type sessionsDecoder struct {
-	list, texts []string
-	outs        []sessionOutcome
+	texts []string
 }
 
-// decode parses a person's answer; the outcomes are valid until the next call, their texts while
-// answer is.
-func (d *sessionsDecoder) decode(answer string) ([]sessionOutcome, error) {
-	head, list, err := cutTexts(answer, d.list[:0])
-	d.list, d.outs = list, d.outs[:0]
-	if err != nil || head != "" || len(list) == 0 {
-		return nil, fmt.Errorf("sessions' outcomes %.60q: want a list of texts (%v)", answer, err)
+// each parses a person's answer and hands fn its sessions' outcomes in turn, each valid until fn
+// returns (its texts while answer is): a person's sessions are never held at once (the busiest
+// person of the benchmark's 100M events has about a million). An answer of no session is an
+// error; so is fn's, which stops the parsing.
+func (d *sessionsDecoder) each(answer string, fn func(sessionOutcome) error) error {
+	if answer == "" {
+		return fmt.Errorf("sessions' outcomes %.60q: want a list of texts", answer)
 	}
-	for _, text := range list {
+	for rest := answer; rest != ""; {
+		text, after, err := nextText(answer, rest)
+		if err != nil {
+			return fmt.Errorf("sessions' outcomes: want a list of texts: %w", err)
+		}
+		rest = after
 		nums, texts, err := cutTexts(text, d.texts[:0])
 		d.texts = texts
 		durText, eventsText, ok := strings.Cut(nums, " ")
 		if err != nil || !ok || len(texts) != 4 {
-			return nil, fmt.Errorf("session outcome %.60q: want a duration, touchpoints and four texts (%v)", text, err)
+			return fmt.Errorf("session outcome %.60q: want a duration, touchpoints and four texts (%v)", text, err)
 		}
 		dur, err1 := strconv.ParseUint(durText, 10, 64)
 		events, err2 := strconv.Atoi(eventsText)
 		if err1 != nil || err2 != nil || events < 1 {
-			return nil, fmt.Errorf("session outcome %.60q: bad duration or touchpoints", text)
+			return fmt.Errorf("session outcome %.60q: bad duration or touchpoints", text)
 		}
-		d.outs = append(d.outs, sessionOutcome{durationMs: dur, events: events, reason: texts[0], channel: texts[1], entry: texts[2], exit: texts[3]})
+		if err := fn(sessionOutcome{durationMs: dur, events: events, reason: texts[0], channel: texts[1], entry: texts[2], exit: texts[3]}); err != nil {
+			return err
+		}
 	}
-	return d.outs, nil
+	return nil
 }
 
 // sessionsAgg sums persons' session outcomes into a SessionSummary, the sessions' durations
@@ -312,18 +315,26 @@ func (a *sessionsAgg) addPerson(outcomes []sessionOutcome) error {
 	if len(outcomes) == 0 {
 		return nil
 	}
-	sum := a.sum
-	sum.Persons++
+	a.sum.Persons++
 	for _, o := range outcomes {
-		sum.Sessions++
-		sum.Events += uint64(o.events)
-		if err := a.durations.add(o.durationMs); err != nil {
+		if err := a.addSession(o); err != nil {
 			return err
 		}
-		countKey(sum.ByEndReason, o.reason)
-		countKey(sum.ByEntryChannel, o.channel)
-		countKey(a.entries, o.entry)
-		countKey(a.exits, o.exit)
 	}
+	return nil
+}
+
+// addSession adds one session of a person counted (addPerson).
+func (a *sessionsAgg) addSession(o sessionOutcome) error {
+	sum := a.sum
+	sum.Sessions++
+	sum.Events += uint64(o.events)
+	if err := a.durations.add(o.durationMs); err != nil {
+		return err
+	}
+	countKey(sum.ByEndReason, o.reason)
+	countKey(sum.ByEntryChannel, o.channel)
+	countKey(a.entries, o.entry)
+	countKey(a.exits, o.exit)
 	return nil
 }

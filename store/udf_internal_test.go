@@ -571,6 +571,37 @@ func TestDecodeFunnelOutcome(t *testing.T) {
 	}
 }
 
+// TestDecodeSessionOutcomes: a sessions query's answer is a list of its person's sessions'
+// outcomes, read back one at a time as they were encoded; an answer that is no such list is an
+// error naming what is wrong.
+func TestDecodeSessionOutcomes(t *testing.T) {
+	one := sessionOutcome{durationMs: 60000, events: 3, reason: "timeout", channel: "email", entry: "Home", exit: "Cart|Viewed"}
+	two := sessionOutcome{durationMs: 0, events: 1, reason: "midnight", exit: "a:b"}
+	list := appendText(appendText(nil, one.encode(nil)), two.encode(nil))
+	for _, tt := range []struct{ in, want string }{
+		{string(list), string(one.encode(nil)) + ";" + string(two.encode(nil))},
+		{"", "want a list of texts"},
+		{"60000 3", "want a list of texts"},
+		{string(list) + "x", "want | after a text"},
+		{string(appendText(nil, "60000 3|1:a")), "want a duration, touchpoints and four texts"},
+		{string(appendText(nil, "60000 0|0:|0:|0:|0:")), "bad duration or touchpoints"},
+		{string(appendText(nil, "-1 2|0:|0:|0:|0:")), "bad duration or touchpoints"},
+	} {
+		var d sessionsDecoder
+		var got []string
+		err := d.each(tt.in, func(o sessionOutcome) error {
+			got = append(got, string(o.encode(nil)))
+			return nil
+		})
+		if err != nil {
+			got = []string{err.Error()}
+		}
+		if g := strings.Join(got, ";"); !strings.Contains(g, tt.want) {
+			t.Errorf("answer %q: got %q, want %q", tt.in, g, tt.want)
+		}
+	}
+}
+
 func TestServeFunnelUDFRejectsBadInput(t *testing.T) {
 	t.Parallel()
 	spec, byAttr := twoSteps(t, false), twoSteps(t, true)
