@@ -148,11 +148,16 @@ func (a attrTable) compare(x, y int32, from, n int) int {
 // from their row's text, and a map key cut so would keep that whole text in memory as long as
 // the map lives.
 func countKey[N int64 | uint64](m map[string]N, key string) {
+	countKeyBy(m, key, 1)
+}
+
+// countKeyBy adds n to key's count in m, cloning key when it is new.
+func countKeyBy[N int64 | uint64](m map[string]N, key string, n N) {
 	if _, ok := m[key]; ok {
-		m[key]++
+		m[key] += n
 		return
 	}
-	m[strings.Clone(key)] = 1
+	m[strings.Clone(key)] = n
 }
 
 // scan streams each person's events to fn, duplicates (a redelivered message) read once, in

@@ -165,8 +165,7 @@ func (s *Store) sessions(ctx context.Context, jm *sessionize.Map, q SessionsQuer
 	err = s.matchPlan(ctx, p, func() error {
 		var d sessionsDecoder
 		return s.matchInClickHouse(ctx, p, false, func(_, answer string) error {
-			sum.Persons++ // an answer holds a session at least
-			return d.each(answer, agg.addSession)
+			return d.add(answer, &agg)
 		})
 	}, func() error {
 		visits := p.newVisits() // a pass's
@@ -252,52 +251,151 @@ func (w *sessionsWalk) of(dst []sessionOutcome, events []scannedEvent, attrs att
 	return dst
 }
 
-// encode appends o to b as text: its duration and touchpoints separated by a space, then its
-// four texts (appendText's: the reason, the channel, the entry's label, the exit's label).
-func (o sessionOutcome) encode(b []byte) []byte {
-	b = strconv.AppendUint(b, o.durationMs, 10)
+// label is the outcome's text of kind: 0 its end reason, 1 its entry's channel, 2 its entry's
+// label, 3 its exit's label (sessionsSum.labels).
+func (o sessionOutcome) label(kind int) string {
+	return [...]string{o.reason, o.channel, o.entry, o.exit}[kind]
+}
+
+// sessionsSum is a person's sessions summed, as a sessions query's UDF answer carries them (since
+// spec version 22): their touchpoints, each one's duration (the exact quantiles need every
+// one) and their counts by end reason, entry channel, entry and exit (sessionOutcome.label). A
+// text a session made the answers of the benchmark's 100M events 4.8 GB a query, which Waymark's
+// driver read with 25 GB of allocations (docs/query-scale.md).
+type sessionsSum struct {
+	durations []uint64 // ms, one a session
+	events    uint64
+	labels    [4][]labelCount
+	index     map[string]int // scratch: a label's place in the kind being counted
+}
+
+// labelCount is how many of a person's sessions have a label.
+type labelCount struct {
+	label string
+	n     uint64
+}
+
+// of makes s the sum of outcomes, in its own space; its labels are the outcomes' texts.
+func (s *sessionsSum) of(outcomes []sessionOutcome) {
+	s.durations, s.events = s.durations[:0], 0
+	for _, o := range outcomes {
+		s.durations = append(s.durations, o.durationMs)
+		s.events += uint64(o.events)
+	}
+	if s.index == nil {
+		s.index = map[string]int{}
+	}
+	for kind := range s.labels {
+		clear(s.index)
+		counts := s.labels[kind][:0]
+		for _, o := range outcomes {
+			l := o.label(kind)
+			if i, ok := s.index[l]; ok {
+				counts[i].n++
+				continue
+			}
+			s.index[l] = len(counts)
+			counts = append(counts, labelCount{l, 1})
+		}
+		s.labels[kind] = counts
+	}
+}
+
+// encode appends s to b as text: the number of sessions, their touchpoints and each one's
+// duration, then for each kind of label the number of its labels and each one's count, all
+// separated by spaces; then the labels, kind after kind, as appendText texts.
+func (s *sessionsSum) encode(b []byte) []byte {
+	b = strconv.AppendInt(b, int64(len(s.durations)), 10)
 	b = append(b, ' ')
-	b = strconv.AppendInt(b, int64(o.events), 10)
-	for _, s := range []string{o.reason, o.channel, o.entry, o.exit} {
-		b = appendText(b, s)
+	b = strconv.AppendUint(b, s.events, 10)
+	for _, d := range s.durations {
+		b = append(b, ' ')
+		b = strconv.AppendUint(b, d, 10)
+	}
+	for _, counts := range s.labels {
+		b = append(b, ' ')
+		b = strconv.AppendInt(b, int64(len(counts)), 10)
+		for _, c := range counts {
+			b = append(b, ' ')
+			b = strconv.AppendUint(b, c.n, 10)
+		}
+	}
+	for _, counts := range s.labels {
+		for _, c := range counts {
+			b = appendText(b, c.label)
+		}
 	}
 	return b
 }
 
-// sessionsDecoder decodes a person's UDF answer to a sessions query: a list (appendText's) of
-// their sessions' outcomes (encode's), in space it reuses from one answer to the next.
+// sessionsDecoder decodes a person's UDF answer to a sessions query (sessionsSum's encoding) into
+// a sessionsAgg, in space it reuses from one answer to the next.
 type sessionsDecoder struct {
 	texts []string
 }
 
-// each parses a person's answer and hands fn its sessions' outcomes in turn, each valid until fn
-// returns (its texts while answer is): a person's sessions are never held at once (the busiest
-// person of the benchmark's 100M events has about a million). An answer of no session is an
-// error; so is fn's, which stops the parsing.
-func (d *sessionsDecoder) each(answer string, fn func(sessionOutcome) error) error {
-	if answer == "" {
-		return fmt.Errorf("sessions' outcomes %.60q: want a list of texts", answer)
+// add parses a person's answer, a session at least, into a; an answer that does not follow the
+// encoding is an error.
+func (d *sessionsDecoder) add(answer string, a *sessionsAgg) error {
+	nums, texts, err := cutTexts(answer, d.texts[:0])
+	d.texts = texts
+	if err != nil {
+		return fmt.Errorf("sessions' sum %.60q: %w", answer, err)
 	}
-	for rest := answer; rest != ""; {
-		text, after, err := nextText(answer, rest)
-		if err != nil {
-			return fmt.Errorf("sessions' outcomes: want a list of texts: %w", err)
+	// next reads the next number of nums.
+	next := func() (uint64, bool) {
+		var f string
+		f, nums, _ = strings.Cut(nums, " ")
+		n, err := strconv.ParseUint(f, 10, 64)
+		return n, err == nil
+	}
+	sessions, ok1 := next()
+	events, ok2 := next()
+	if !ok1 || !ok2 || sessions < 1 || events < sessions {
+		return fmt.Errorf("sessions' sum %.60q: bad sessions or touchpoints", answer)
+	}
+	a.sum.Persons++
+	a.sum.Sessions += sessions
+	a.sum.Events += events
+	for range sessions {
+		d, ok := next()
+		if !ok {
+			return fmt.Errorf("sessions' sum %.60q: want %d durations", answer, sessions)
 		}
-		rest = after
-		nums, texts, err := cutTexts(text, d.texts[:0])
-		d.texts = texts
-		durText, eventsText, ok := strings.Cut(nums, " ")
-		if err != nil || !ok || len(texts) != 4 {
-			return fmt.Errorf("session outcome %.60q: want a duration, touchpoints and four texts (%v)", text, err)
-		}
-		dur, err1 := strconv.ParseUint(durText, 10, 64)
-		events, err2 := strconv.Atoi(eventsText)
-		if err1 != nil || err2 != nil || events < 1 {
-			return fmt.Errorf("session outcome %.60q: bad duration or touchpoints", text)
-		}
-		if err := fn(sessionOutcome{durationMs: dur, events: events, reason: texts[0], channel: texts[1], entry: texts[2], exit: texts[3]}); err != nil {
+		if err := a.durations.add(d); err != nil {
 			return err
 		}
+	}
+	for kind := range 4 {
+		k, ok := next()
+		if !ok || k > sessions || k > uint64(len(texts)) {
+			return fmt.Errorf("sessions' sum %.60q: bad labels", answer)
+		}
+		var total uint64
+		for _, label := range texts[:k] {
+			n, ok := next()
+			if !ok || n < 1 {
+				return fmt.Errorf("sessions' sum %.60q: bad label count", answer)
+			}
+			total += n
+			switch kind {
+			case 0:
+				countKeyBy(a.sum.ByEndReason, label, n)
+			case 1:
+				countKeyBy(a.sum.ByEntryChannel, label, n)
+			case 2:
+				countKeyBy(a.entries, label, int64(n))
+			case 3:
+				countKeyBy(a.exits, label, int64(n))
+			}
+		}
+		if total != sessions {
+			return fmt.Errorf("sessions' sum %.60q: labels of %d sessions, want %d", answer, total, sessions)
+		}
+		texts = texts[k:]
+	}
+	if nums != "" || len(texts) != 0 {
+		return fmt.Errorf("sessions' sum %.60q: more than the labels", answer)
 	}
 	return nil
 }

@@ -69,8 +69,8 @@ import (
 // and each answer is a String: funnelOutcome's encoding (a list of them, appendText's, one per
 // session reaching a step, when the spec counts sessions), or encodeCorrelated's when the spec has
 // a correlation (a list of them likewise by sessions), or anchorOutcome's when the spec has an
-// anchor, retentionOutcome's when it has a retention, stagesOutcome's when it has stages, a list
-// (appendText's) of sessionOutcome's, one per session counted, when it has sessions; for a
+// anchor, retentionOutcome's when it has a retention, stagesOutcome's when it has stages,
+// sessionsSum's of the sessions counted when it has sessions (empty when none is); for a
 // batch, each query's answer in turn (appendText's), or empty when every one is. The answers of
 // a chunk are flushed together, in order.
 
@@ -79,7 +79,7 @@ const FunnelUDFName = "waymark_funnel"
 
 // udfSpecVersion changes whenever udfSpec or an answer's encoding changes meaning: a server
 // running another release's binary then fails the query with a message saying so.
-const udfSpecVersion = 21
+const udfSpecVersion = 22
 
 // specOncePerBlock is how a query passes its spec (the argument bound in its place) to
 // waymark_funnel: in the first row of each block, empty in the others. ClickHouse hands the UDF
@@ -949,6 +949,7 @@ type udfMatcher struct {
 	unitAnswer   []byte           // a session's outcome, while a plan by sessions answers
 	labels       []string         // a correlation's unit's labels, while it is answered
 	sessions     []sessionOutcome // a sessions query's person's sessions, while they are answered
+	sessionsSum  sessionsSum      // their sum, as answered
 	scratch      [8 * 1024]byte
 }
 
@@ -1066,11 +1067,11 @@ func (u *udfMatcher) answerPart(p *udfPart, events []scannedEvent, attrs attrTab
 			return nil, fmt.Errorf("read %d events: the chunk took over the query's timeout %s", len(events), plan.udfTimeout)
 		}
 		u.sessions = w.of(u.sessions[:0], events, attrs, visits)
-		for _, o := range u.sessions {
-			u.unitAnswer = o.encode(u.unitAnswer[:0])
-			answer = appendText(answer, u.unitAnswer)
+		if len(u.sessions) == 0 {
+			return answer, nil
 		}
-		return answer, nil
+		u.sessionsSum.of(u.sessions)
+		return u.sessionsSum.encode(answer), nil
 	}
 	units := plan.units(events, attrs, visits)
 	// The walks below take time linear in the row; the funnel's path search checks the timeout

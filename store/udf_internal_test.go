@@ -571,33 +571,55 @@ func TestDecodeFunnelOutcome(t *testing.T) {
 	}
 }
 
-// TestDecodeSessionOutcomes: a sessions query's answer is a list of its person's sessions'
-// outcomes, read back one at a time as they were encoded; an answer that is no such list is an
-// error naming what is wrong.
-func TestDecodeSessionOutcomes(t *testing.T) {
-	one := sessionOutcome{durationMs: 60000, events: 3, reason: "timeout", channel: "email", entry: "Home", exit: "Cart|Viewed"}
-	two := sessionOutcome{durationMs: 0, events: 1, reason: "midnight", exit: "a:b"}
-	list := appendText(appendText(nil, one.encode(nil)), two.encode(nil))
-	for _, tt := range []struct{ in, want string }{
-		{string(list), string(one.encode(nil)) + ";" + string(two.encode(nil))},
-		{"", "want a list of texts"},
-		{"60000 3", "want a list of texts"},
-		{string(list) + "x", "want | after a text"},
-		{string(appendText(nil, "60000 3|1:a")), "want a duration, touchpoints and four texts"},
-		{string(appendText(nil, "60000 0|0:|0:|0:|0:")), "bad duration or touchpoints"},
-		{string(appendText(nil, "-1 2|0:|0:|0:|0:")), "bad duration or touchpoints"},
-	} {
-		var d sessionsDecoder
-		var got []string
-		err := d.each(tt.in, func(o sessionOutcome) error {
-			got = append(got, string(o.encode(nil)))
-			return nil
-		})
-		if err != nil {
-			got = []string{err.Error()}
+// TestDecodeSessionsSum: a sessions query's answer sums a person's sessions (sessionsSum), and
+// read back it adds to the summary what the sessions themselves add (sessionsAgg.addPerson); an
+// answer that does not follow the encoding is an error naming what is wrong.
+func TestDecodeSessionsSum(t *testing.T) {
+	outcomes := []sessionOutcome{
+		{durationMs: 60000, events: 3, reason: "timeout", channel: "email", entry: "Home", exit: "Cart|Viewed"},
+		{durationMs: 0, events: 1, reason: "midnight", exit: "a:b"},
+		{durationMs: 5, events: 2, reason: "timeout", channel: "email", entry: "Home", exit: "Home"},
+	}
+	newAgg := func() sessionsAgg {
+		return sessionsAgg{sum: &SessionSummary{ByEndReason: map[string]uint64{}, ByEntryChannel: map[string]uint64{}},
+			durations: newSpilledValues(), entries: map[string]int64{}, exits: map[string]int64{}}
+	}
+	summary := func(a sessionsAgg) string {
+		var durations []uint64
+		if err := a.durations.each(func(v uint64) { durations = append(durations, v) }); err != nil {
+			t.Fatal(err)
 		}
-		if g := strings.Join(got, ";"); !strings.Contains(g, tt.want) {
-			t.Errorf("answer %q: got %q, want %q", tt.in, g, tt.want)
+		slices.Sort(durations)
+		return fmt.Sprintf("%+v %v %v %v", *a.sum, durations, a.entries, a.exits)
+	}
+	want := newAgg()
+	if err := want.addPerson(outcomes); err != nil {
+		t.Fatal(err)
+	}
+	var sum sessionsSum
+	sum.of(outcomes)
+	answer := string(sum.encode(nil))
+	got := newAgg()
+	var d sessionsDecoder
+	if err := d.add(answer, &got); err != nil || summary(got) != summary(want) {
+		t.Errorf("answer %q adds\n%s (%v), want\n%s", answer, summary(got), err, summary(want))
+	}
+	for _, tt := range []struct{ in, want string }{
+		{"", "bad sessions or touchpoints"},
+		{"0 0 0 0 0 0", "bad sessions or touchpoints"},
+		{"2 1 5 5 1 2 1 2 1 2 1 2|1:a|1:b|1:c|1:d", "bad sessions or touchpoints"},
+		{"1 1", "want 1 durations"},
+		{"1 1 5 1 1 1 1 1 1", "bad labels"},
+		{"1 1 5 1 2 1 1 1 1 1 1|1:a|1:b|1:c|1:d", "labels of 2 sessions, want 1"},
+		{"1 1 5 1 1 1 1 1 1 1 1|1:a|1:b|1:c|1:d|1:e", "more than the labels"},
+		{"1 1 5 1 1 1 1 1 1 1 1 9|1:a|1:b|1:c|1:d", "more than the labels"},
+		{"1 1 5 1 0 1 1 1 1 1 1|1:a|1:b|1:c|1:d", "bad label count"},
+		{"1 1 5 1 1 1 1 1 1 1 1|1:a|1:b|1:c|9:d", "bad text length"},
+	} {
+		a := newAgg()
+		err := d.add(tt.in, &a)
+		if err == nil || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("answer %q: error %v, want one saying %q", tt.in, err, tt.want)
 		}
 	}
 }
