@@ -767,36 +767,56 @@ func refSessions(d refData, q store.SessionsQuery) string {
 // them apart), so one visit of that key holds both persons' touchpoints: each person has a
 // session of their own, in the sessions summary and in a funnel counted by sessions, in Waymark
 // and in ClickHouse alike, whether or not some other device is shared (tester 52's F1: matched in
-// ClickHouse, the person the visit was not stored with had no session).
+// ClickHouse, the person the visit was not stored with had no session). So is a device whose user
+// holds sessionize.Config.MaxIDsPerPerson ids already: it stays a person of its own, its events
+// before the user's are stored with it and the visit with the user (tester 59's F1: matched in
+// ClickHouse, the device's person had no session).
 func TestKeyOfTwoPersonsGivesEachTheirSessions(t *testing.T) {
 	t.Parallel()
 	a := copyArrival
 	kiosk := []string{a("kiosk", "ka", "Product Viewed", "k1", "2024-06-14T12:00:00Z"), a("kiosk", "kb", "Product Viewed", "k2", "2024-06-14T12:01:00Z")}
+	// Worked out by hand: the device's person and the user each have a session of the visit; the
+	// device's (or its user's) holds the two views.
+	const twoPersons = "sessions 2 persons 2 events 3; sessions with a view 1"
 	tests := []struct {
 		name     string
+		cfg      sessionize.Config
 		arrivals []string
+		want     string // matched in Waymark, worked out by hand
 	}{
-		{"the device first", []string{
+		{"the device first", sessionize.Config{}, []string{
 			a("x", "", "Product Viewed", "x1", "2024-06-14T10:00:00Z"),
 			a("", "x", "Order Completed", "x2", "2024-06-14T10:01:00Z"),
 			a("x", "", "Product Viewed", "x3", "2024-06-14T10:02:00Z"),
-		}},
-		{"the user first", []string{
+		}, twoPersons},
+		{"the user first", sessionize.Config{}, []string{
 			a("", "x", "Order Completed", "x1", "2024-06-14T10:00:00Z"),
 			a("x", "", "Product Viewed", "x2", "2024-06-14T10:01:00Z"),
 			a("x", "", "Product Viewed", "x3", "2024-06-14T10:02:00Z"),
-		}},
-		{"the device's user another, and a shared device elsewhere", append([]string{
+		}, twoPersons},
+		{"the device's user another, and a shared device elsewhere", sessionize.Config{}, append([]string{
 			a("x", "", "Product Viewed", "x1", "2024-06-14T10:00:00Z"),
 			a("x", "u2", "Product Viewed", "x2", "2024-06-14T10:01:00Z"),
 			a("", "x", "Order Completed", "x3", "2024-06-14T10:02:00Z"),
-		}, kiosk...)},
+		}, kiosk...), twoPersons},
+		// The user's four devices, an hour apart, hold more ids than the limit of 3, so the fifth
+		// stays apart: the user has the four sessions and the order's, the fifth device the
+		// session of its two anonymous events.
+		{"a device past its user's ids", sessionize.Config{MaxIDsPerPerson: 3}, []string{
+			a("d1", "u", "Product Viewed", "d1", "2024-06-14T01:00:00Z"),
+			a("d2", "u", "Product Viewed", "d2", "2024-06-14T02:00:00Z"),
+			a("d3", "u", "Product Viewed", "d3", "2024-06-14T03:00:00Z"),
+			a("d4", "u", "Product Viewed", "d4", "2024-06-14T04:00:00Z"),
+			a("d5", "", "Product Viewed", "d5a", "2024-06-14T10:00:00Z"),
+			a("d5", "", "Product Added", "d5b", "2024-06-14T10:05:00Z"),
+			a("d5", "u", "Order Completed", "d5c", "2024-06-14T10:07:00Z"),
+		}, "sessions 6 persons 2 events 7; sessions with a view 5"},
 	}
 	jm := defaultMap(t)
 	ctx := context.Background()
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			_, db := sessionizedStore(t, jm, decodeArrivals(t, tt.arrivals))
+			_, db := sessionizedStoreWith(t, tt.cfg, jm, decodeArrivals(t, tt.arrivals))
 			var want string
 			for _, path := range append([]matchingPath{{store.MatchProcess, openStoreWith(t, func(c *store.Config) { c.Database, c.FunnelMatching = db, store.MatchProcess })}}, enginePaths(t, db)...) {
 				sum, err := path.s.Sessions(ctx, jm, store.SessionsQuery{To: time.Date(2024, 6, 14, 11, 0, 0, 0, time.UTC)})
@@ -810,9 +830,7 @@ func TestKeyOfTwoPersonsGivesEachTheirSessions(t *testing.T) {
 				}
 				got := fmt.Sprintf("sessions %d persons %d events %d; sessions with a view %d", sum.Sessions, sum.Persons, sum.Events, f.Steps[0].Customers)
 				if path.name == store.MatchProcess {
-					// Worked out by hand: the device's person and the user each have a session of
-					// the visit; the device's (or its user's) holds the two views.
-					if want = "sessions 2 persons 2 events 3; sessions with a view 1"; got != want {
+					if want = tt.want; got != want {
 						t.Fatalf("%s: %s, want %s", path.name, got, want)
 					}
 				} else if got != want {
