@@ -357,6 +357,10 @@ func (c *correlationCounts) result(limit int, stepOf func(label string) string) 
 			failure = append(failure, scored{label, s, f, odds})
 		}
 	}
+	split, sortKey := splitValue, func(text string) string { return text }
+	if stepOf != nil { // touchpoint labels (labelSQL)
+		split, sortKey = splitLabel, labelSortKey
+	}
 	slices.SortFunc(success, func(a, b scored) int {
 		return cmp.Or(cmp.Compare(b.odds, a.odds), cmp.Compare(sortKey(a.label), sortKey(b.label)), cmp.Compare(a.label, b.label))
 	})
@@ -368,7 +372,7 @@ func (c *correlationCounts) result(limit int, stepOf func(label string) string) 
 		typ  string
 	}{{success, CorrelationSuccess}, {failure, CorrelationFailure}} {
 		for _, sc := range side.list[:min(limit, len(side.list))] {
-			value, marker := splitLabel(sc.label)
+			value, marker := split(sc.label)
 			t := CorrelatedTouchpoint{Value: value, Marker: marker, SuccessCount: sc.s, FailureCount: sc.f,
 				OddsRatio: math.Round(sc.odds*1e4) / 1e4, CorrelationType: side.typ}
 			if marker == "" && stepOf != nil {

@@ -383,11 +383,16 @@ func rank(counts map[string]int64, total int64, limit int) []Ranked {
 	return rankWith(counts, total, limit, nil)
 }
 
-// rankWith is rank, each real value with step(its counted text) as its Step when step is not nil.
+// rankWith is rank, of touchpoint labels (labelSQL) when step is not nil, each real one with
+// step(its counted text) as its Step; of values when step is nil.
 func rankWith(counts map[string]int64, total int64, limit int, step func(text string) string) []Ranked {
 	merged := make(map[string]int64, len(counts))
 	for v, n := range counts {
 		merged[cmp.Or(v, markNone)] += n
+	}
+	split, sortKey := splitValue, func(text string) string { return text }
+	if step != nil {
+		split, sortKey = splitLabel, labelSortKey
 	}
 	texts := slices.Collect(maps.Keys(merged))
 	slices.SortFunc(texts, func(a, b string) int {
@@ -398,7 +403,7 @@ func rankWith(counts map[string]int64, total int64, limit int, step func(text st
 	}
 	out := make([]Ranked, 0, len(texts))
 	for _, text := range texts {
-		value, marker := splitLabel(text)
+		value, marker := split(text)
 		out = append(out, Ranked{Value: value, Marker: marker, Count: merged[text], Share: ratio(merged[text], total)})
 		if marker == "" && step != nil {
 			out[len(out)-1].Step = step(text)

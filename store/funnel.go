@@ -882,7 +882,7 @@ func (a *funnelAgg) result(q FunnelQuery) *FunnelResult {
 			if v != markNone {
 				listed++
 			}
-			value, marker := splitLabel(v)
+			value, marker := splitValue(v)
 			res.Groups = append(res.Groups, FunnelGroup{Value: value, Marker: marker, Steps: funnelSteps(q.Steps, a.groups[v])})
 			continue
 		}

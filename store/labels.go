@@ -40,25 +40,34 @@ const (
 	markStart = markPrefix + MarkerStart
 )
 
-// splitLabel separates a counted text into the real value it is, or the marker it stands for
-// (value ""). The label of a page or screen without a name (unnamedLabel) is the value page or
-// screen.
-func splitLabel(text string) (value, marker string) {
+// splitValue separates a counted value (a breakdown value, a location, a channel) into the real
+// value it is, or the marker it stands for (value ""). A value is a client's text as stored,
+// whatever bytes it starts with: a property value may start with ingest.Internal (a NUL), which
+// no id or name may, and it is listed as it was sent (tester 59's F2: "\x00page" was listed as
+// page, beside a real page).
+func splitValue(text string) (value, marker string) {
 	if m, ok := strings.CutPrefix(text, markPrefix); ok {
 		return "", m
-	}
-	if typ, ok := unnamedLabel(text); ok {
-		return typ, ""
 	}
 	return text, ""
 }
 
+// splitLabel is splitValue for a counted touchpoint label (labelSQL), where the label of a page
+// or screen without a name (unnamedLabel) is the value page or screen.
+func splitLabel(text string) (value, marker string) {
+	if typ, ok := unnamedLabel(text); ok {
+		return typ, ""
+	}
+	return splitValue(text)
+}
+
 // unnamedLabel reports whether label is the touchpoint label of a page or screen call sent
-// without a name (labelSQL: ingest.Internal and the type), and returns the type.
+// without a name (labelSQL: ingest.Internal and the type), and returns the type. No name starts
+// with ingest.Internal (the ingest decoder refuses a name with a NUL).
 func unnamedLabel(label string) (typ string, ok bool) {
 	return strings.CutPrefix(label, ingest.Internal)
 }
 
-// sortKey is the text a counted text sorts by among equal counts: its value, so that pages
-// without a name sort as page; markers (markPrefix) last.
-func sortKey(text string) string { return strings.TrimPrefix(text, ingest.Internal) }
+// labelSortKey is the text a counted touchpoint label sorts by among equal counts: its value, so
+// that pages without a name sort as page; markers (markPrefix) last. Values sort by their text.
+func labelSortKey(text string) string { return strings.TrimPrefix(text, ingest.Internal) }

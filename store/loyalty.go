@@ -402,7 +402,7 @@ func (s *Store) retentionQuery(ctx context.Context, jm *sessionize.Map, q Retent
 	})
 	for _, name := range names {
 		c := channels[name]
-		channel, marker := splitLabel(name)
+		channel, marker := splitValue(name)
 		res.ByChannel = append(res.ByChannel, ChannelRepeat{Channel: channel, Marker: marker, Persons: c.persons, Repeaters: c.repeaters, RepeatRate: ratio(c.repeaters, c.persons)})
 	}
 	return res, nil

@@ -377,7 +377,7 @@ func (s *Store) pathsQuery(ctx context.Context, jm *sessionize.Map, q PathsQuery
 		rows = append(rows, counted{texts, c})
 	}
 	slices.SortFunc(rows, func(x, y counted) int {
-		return cmp.Or(cmp.Compare(y.persons, x.persons), slices.CompareFunc(x.texts, y.texts, func(a, b string) int { return cmp.Compare(sortKey(a), sortKey(b)) }),
+		return cmp.Or(cmp.Compare(y.persons, x.persons), slices.CompareFunc(x.texts, y.texts, func(a, b string) int { return cmp.Compare(labelSortKey(a), labelSortKey(b)) }),
 			slices.Compare(x.texts, y.texts))
 	})
 	rows = rows[:min(len(rows), q.Limit)]

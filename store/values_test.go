@@ -161,6 +161,57 @@ func markersApart(t *testing.T, s *store.Store) {
 	}
 }
 
+// TestValuesStartingWithNUL: a property value or page path starting with a NUL (ingest.Internal,
+// which starts Waymark's own texts: an unnamed page's label, a device's person) is listed as it
+// was sent, apart from the value without it and from the markers, while a page sent without a
+// name is still listed as page (tester 59's F2: "\x00page" was listed as page beside a real
+// page, "\x00none" as none, "\x00" as an empty value).
+func TestValuesStartingWithNUL(t *testing.T) {
+	t.Parallel()
+	paths, _ := storeJSONLines(t, "testdata/nul-values.jsonl", nil)
+	jm := defaultMap(t)
+	ctx := context.Background()
+	quoted := func(value, marker string, n int64) string {
+		if marker != "" {
+			return fmt.Sprintf("<%s>=%d", marker, n)
+		}
+		return fmt.Sprintf("%q=%d", value, n)
+	}
+	for _, path := range paths {
+		t.Run(path.name, func(t *testing.T) {
+			f, err := path.s.Funnel(ctx, jm, store.FunnelQuery{Steps: []string{"NUL Viewed"}, Window: time.Hour,
+				Breakdown: store.Breakdown{By: "property", Name: "m"}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			var groups []string
+			for _, g := range f.Groups {
+				groups = append(groups, quoted(g.Value, g.Marker, g.Steps[0].Customers))
+			}
+			// Equal counts in byte order, the markers last.
+			if got, want := strings.Join(groups, " "), `"page"=2 "\x00"=1 "\x00\x00x"=1 "\x00none"=1 "\x00page"=1 <none>=1`; got != want {
+				t.Errorf("breakdown property:m: %s, want %s", got, want)
+			}
+			d, err := path.s.Dropoff(ctx, jm, store.DropoffQuery{Funnel: store.FunnelQuery{Steps: []string{"NUL Viewed", "Order Completed"}, Window: time.Hour}, Step: 1})
+			if err != nil {
+				t.Fatal(err)
+			}
+			var events, locations []string
+			for _, r := range d.LastEvents {
+				events = append(events, quoted(r.Value, r.Marker, r.Count))
+			}
+			for _, r := range d.LastLocations {
+				locations = append(locations, quoted(r.Value, r.Marker, r.Count))
+			}
+			// nul1's last touchpoint is the page without a name, at /p.
+			if got, want := strings.Join(events, " ")+"; "+strings.Join(locations, " "),
+				`"NUL Viewed"=6 "page"=1; "page"=2 "\x00"=1 "\x00\x00x"=1 "\x00none"=1 "/p"=1 <none>=1`; got != want {
+				t.Errorf("dropoff last events; last locations: %s, want %s", got, want)
+			}
+		})
+	}
+}
+
 // TestNullTraitClearsTrait: a trait's value is the latest one a person was given, and JSON null
 // (in traits or context.traits) given later clears it; a null given earlier does not.
 func TestNullTraitClearsTrait(t *testing.T) {
