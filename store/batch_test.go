@@ -160,7 +160,7 @@ func TestBatchGivesTheSameAnswers(t *testing.T) {
 		}
 		t.Cleanup(func() { engine.Close() })
 		stores = append(stores, namedStore{"funnels in the engine", engine, engineReg})
-		// auto: each query alone matches in ClickHouse, a batch's in its shared read here.
+		// auto: as the engine, each query alone and a batch's in one read in ClickHouse.
 		autoReg := prometheus.NewRegistry()
 		auto, err := store.Open(ctx, store.Config{Addr: server.Addr, Database: db, FunnelMatching: store.MatchAuto, QueryPassEvents: 160, QueryTimeout: storetest.QueryHangGuard}, slog.New(slog.DiscardHandler), autoReg)
 		if err != nil {

@@ -47,8 +47,8 @@ type Config struct {
 	Cluster string
 	// FunnelMatching says where the per-person work of the journey queries runs: MatchAuto
 	// (default) inside ClickHouse when the server has the waymark_funnel function (docs/udf.md),
-	// else here, and a batch's queries here, in one shared read; MatchEngine inside ClickHouse,
-	// failing the queries when the function is missing; MatchProcess here.
+	// a batch's queries in one read there, else here (a batch's in one shared read); MatchEngine
+	// inside ClickHouse, failing the queries when the function is missing; MatchProcess here.
 	FunnelMatching string
 }
 

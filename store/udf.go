@@ -1328,15 +1328,17 @@ func (s *Store) matchPlan(ctx context.Context, plan *funnelPlan, inEngine, here 
 }
 
 // matchInEngine reports whether a query the UDF can take (funnelPlan.udfSpec) runs in ClickHouse, per
-// Config.FunnelMatching and the server's functions. Under MatchAuto the queries of a batch
-// (QueryBatch) match in Waymark, in the batch's shared read: on one node that took half the time
-// of the same queries matched in ClickHouse in one read of their own (the journey page on 1M
-// events, 0.9–1.1 s against 2.0–2.4 s; docs/udf.md). Once system.functions lists waymark_funnel the store remembers it
+// Config.FunnelMatching and the server's functions; a batch's queries too (QueryBatch), read
+// together in one read of their own (scanShare.match). Until 2026-12-08 MatchAuto kept a batch's
+// queries in Waymark, in the batch's shared read, which took half the time on 1M events then; since
+// the UDF's later work the page takes as long in ClickHouse at 1M events and less at 10M and 100M,
+// where Waymark held its busiest person's events whole (740 MiB; docs/udf.md, "A batch in one
+// read"). Once system.functions lists waymark_funnel the store remembers it
 // (Store.funnelUDF: the lookup cost ClickHouse 26.7 20–26 ms of CPU per query), until a matching
 // finds the function gone (matchInClickHouse); while it is not listed, each query looks again,
 // except on servers older than executable UDFs.
 func (s *Store) matchInEngine(ctx context.Context) (bool, error) {
-	if s.cfg.FunnelMatching == MatchProcess || s.cfg.FunnelMatching == MatchAuto && shareOf(ctx) != nil {
+	if s.cfg.FunnelMatching == MatchProcess {
 		return false, nil
 	}
 	if s.funnelUDF.Load() {
