@@ -826,13 +826,7 @@ func (a *funnelAgg) add(mode Mode, unit []unitEvent, values breakdownValues, lev
 	}
 	targets := []*stepCounts{a.total}
 	if a.groups != nil {
-		value := cmp.Or(values.of(unit[path[0]]), markNone)
-		g := a.groups[value]
-		if g == nil {
-			g = newStepCounts(a.steps)
-			a.groups[strings.Clone(value)] = g // not the row's text the value was cut from
-		}
-		targets = append(targets, g)
+		targets = append(targets, a.group(values.of(unit[path[0]])))
 	}
 	for _, sc := range targets {
 		for k := range level {
@@ -841,6 +835,25 @@ func (a *funnelAgg) add(mode Mode, unit []unitEvent, values breakdownValues, lev
 				sc.gaps[k] = append(sc.gaps[k], unit[path[k]].t-unit[path[k-1]].t)
 			}
 		}
+	}
+}
+
+// group is the counts of the units of breakdown value v ("" for none: MarkerNone).
+func (a *funnelAgg) group(v string) *stepCounts {
+	value := cmp.Or(v, markNone)
+	g := a.groups[value]
+	if g == nil {
+		g = newStepCounts(a.steps)
+		a.groups[strings.Clone(value)] = g // not the row's text the value was cut from
+	}
+	return g
+}
+
+// addStepOne adds n units that reached step 1 alone, of breakdown value v, as add adds each.
+func (a *funnelAgg) addStepOne(v string, n int64) {
+	a.total.reached[0] += n
+	if a.groups != nil {
+		a.group(v).reached[0] += n
 	}
 }
 

@@ -219,17 +219,18 @@ func TestServeFunnelUDFReadsVisits(t *testing.T) {
 		t.Fatal(err)
 	}
 	got := readAnswers(t, out.Bytes())
-	want := []string{"|5:2 1 2|4:1 10|7:2 30 31", "|5:2 1 2|4:1 10|7:2 30 31", "", "2 3 5|11:paid_search", "2 3 5|5:email", "2 3 5|6:direct"}
+	// The session that reached step 1 alone (k's second) is counted, after the others (=1).
+	want := []string{"|5:2 1 2|7:2 30 31|2:=1", "|5:2 1 2|7:2 30 31|2:=1", "", "2 3 5|11:paid_search", "2 3 5|5:email", "2 3 5|6:direct"}
 	if !slices.Equal(got, want) {
 		t.Errorf("got %q,\nwant %q", got, want)
 	}
-	d := outcomeDecoder{bySessions: true}
+	d := outcomeDecoder{bySessions: true, stepOne: true}
 	var units []string
 	err := d.each(got[0], func(o funnelOutcome) error {
 		units = append(units, string(o.encode(nil, false)))
 		return nil
 	})
-	if err != nil || !slices.Equal(units, []string{"2 1 2", "1 10", "2 30 31"}) {
+	if err != nil || !slices.Equal(units, []string{"2 1 2", "2 30 31", "=1"}) {
 		t.Errorf("decode %q: %q %v", got[0], units, err)
 	}
 }
@@ -546,27 +547,44 @@ func TestDecodeFunnelOutcome(t *testing.T) {
 			t.Errorf("%q (breakdown %t): got %q, want %q", tt.in, tt.breakdown, got, tt.want)
 		}
 	}
-	// Counted by sessions, an answer is a list of outcomes, each reaching a step.
-	for _, tt := range []struct{ in, want string }{
-		{"", ""},
-		{"|5:2 1 2|3:1 4", "2 1 2;1 4"},
-		{"2 1 2", "want a list of texts"},
-		{"|5:2 1 2|0:", "an empty one"},
-		{"|5:2 1 2|3:1 x", "invalid syntax"},
-		{"|5:2 1 2|3:1 4x", "want | after a text"},
-		{"|5:2 1 2|9:1 4", "bad text length"},
+	// Counted by sessions, an answer is a list of outcomes, each reaching a step; a funnel's
+	// (stepOne) sessions that reached step 1 alone are counted, by breakdown value.
+	for _, tt := range []struct {
+		in                 string
+		breakdown, stepOne bool
+		want               string
+	}{
+		{"", false, false, ""},
+		{"|5:2 1 2|3:1 4", false, false, "2 1 2;1 4"},
+		{"2 1 2", false, false, "want a list of texts"},
+		{"|5:2 1 2|0:", false, false, "an empty one"},
+		{"|5:2 1 2|3:1 x", false, false, "invalid syntax"},
+		{"|5:2 1 2|3:1 4x", false, false, "want | after a text"},
+		{"|5:2 1 2|9:1 4", false, false, "bad text length"},
+		{"|5:2 1 2|3:=12", false, true, "2 1 2;=12"},
+		{"|6:=12|0:|9:=3|4:paid|9:1 4|3:ads", true, true, "=12|0:;=3|4:paid;1 4|3:ads"},
+		{"|3:=12", false, false, "want a level and times"}, // a drop-off's answers have none
+		{"|1:=", false, true, "bad count"},
+		{"|2:=0", false, true, "bad count"},
+		{"|3:=-1", false, true, "bad count"},
+		{"|3:=+1", false, true, "bad count"},
+		{"|3:=01", false, true, "bad count"},
+		{"|3:=1x", false, true, "bad count"},
+		{"|2:=1", true, true, "0 texts"},
+		{"|6:=1|1:a", false, true, "1 texts"},
+		{"|10:=1|1:a|1:b", true, true, "2 texts"},
 	} {
-		d := outcomeDecoder{bySessions: true}
+		d := outcomeDecoder{bySessions: true, breakdown: tt.breakdown, stepOne: tt.stepOne}
 		var got []string
 		err := d.each(tt.in, func(o funnelOutcome) error {
-			got = append(got, string(o.encode(nil, false)))
+			got = append(got, string(o.encode(nil, tt.breakdown)))
 			return nil
 		})
 		if err != nil {
 			got = []string{err.Error()}
 		}
 		if g := strings.Join(got, ";"); !strings.Contains(g, tt.want) || tt.want == "" && g != "" {
-			t.Errorf("sessions' answer %q: got %q, want %q", tt.in, g, tt.want)
+			t.Errorf("sessions' answer %q (breakdown %t, step 1 counted %t): got %q, want %q", tt.in, tt.breakdown, tt.stepOne, g, tt.want)
 		}
 	}
 }
