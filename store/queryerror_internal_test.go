@@ -72,6 +72,11 @@ func TestQueryErrorTellsTheLimitFromOutOfReach(t *testing.T) {
 var poolTimeout = &clickhouse.Exception{Code: 754, Name: "DB::Exception",
 	Message: "User defined function 'waymark_funnel' failed. Command: 'waymark', Arguments: [\"udf-funnel\"]. Original error: Code: 159. DB::Exception: Could not get process from pool, max command execution timeout exceeded 6 seconds. (TIMEOUT_EXCEEDED) Stack trace (when copying this message, always include the lines below):\n\n0. DB::Exception::Exception(…)"}
 
+// udfKilled is ClickHouse 26.7's failure of a query whose waymark_funnel process was killed
+// (kill -9 of the process, as the kernel's out-of-memory killer sends).
+var udfKilled = &clickhouse.Exception{Code: 754, Name: "DB::Exception",
+	Message: "User defined function 'waymark_funnel' failed. Command: 'waymark', Arguments: [\"udf-funnel\"]. Original error: Code: 302. DB::Exception: Child process was terminated by signal 9. (CHILD_WAS_NOT_EXITED_NORMALLY), Stack trace (when copying this message, always include the lines below):\n\n0. DB::Exception::Exception(…)"}
+
 // TestWhatRenewsTheFunnelPool: the failures of a matching in ClickHouse after which the store
 // reloads waymark_funnel are those that can lose its pool a process (the memory limit, reached
 // anywhere in the query), that an empty pool causes (a timeout: ClickHouse's, or the query's own
@@ -100,6 +105,7 @@ func TestWhatRenewsTheFunnelPool(t *testing.T) {
 		{"the query's deadline", expired, fmt.Errorf("read: %w", context.DeadlineExceeded), true},
 		{"stopped by its caller", stopped, fmt.Errorf("read: %w", context.Canceled), true},
 		{"KILL QUERY", bg, ex(394, "Query was cancelled."), true},
+		{"a process of the pool killed", bg, fmt.Errorf("match in clickhouse: %w", udfKilled), true},
 		{"no such function", bg, ex(46, "Unknown function waymark_funnel"), false},
 		{"the UDF's own error", bg, ex(754, "User defined function 'waymark_funnel' failed: spec version 20, this binary speaks 21"), false},
 		{"out of reach", bg, fmt.Errorf("dial: %w", &net.OpError{Op: "dial", Net: "tcp", Err: errors.New("connection refused")}), false},
@@ -122,6 +128,11 @@ func TestQueryErrorOfAKilledQuery(t *testing.T) {
 	killed := fmt.Errorf("match in clickhouse: %w", &clickhouse.Exception{Code: 394, Name: "DB::Exception", Message: "Query was cancelled."})
 	if got := s.queryError("funnel", context.Background(), killed); !errors.Is(got, ErrQueryCancelled) {
 		t.Errorf("killed on the server: %v, want ErrQueryCancelled", got)
+	}
+	// A process of waymark_funnel's pool killed under the query (tester 60's F2: a 500).
+	lost := fmt.Errorf("match in clickhouse: %w", udfKilled)
+	if got := s.queryError("funnel", context.Background(), lost); !errors.Is(got, ErrQueryCancelled) || strings.Contains(got.Error(), "Stack trace") {
+		t.Errorf("a process of the UDF's pool killed: %v, want ErrQueryCancelled in a line", got)
 	}
 	stopped, stop := context.WithCancel(context.Background())
 	stop()

@@ -267,7 +267,9 @@ func (s *Store) Close() error {
 var ErrQueryLimit = errors.New("the query ran over its limit")
 
 // ErrQueryCancelled is returned when ClickHouse cancelled a query that Waymark had not stopped
-// (KILL QUERY on the server): it may be asked again.
+// (KILL QUERY on the server), or a process of waymark_funnel's pool the query was matching in
+// was killed (by the kernel's out-of-memory killer, say, whose limit is not the query's): it may
+// be asked again.
 var ErrQueryCancelled = errors.New("the query was cancelled on the ClickHouse server")
 
 // ErrBusy is returned when Config.QueryConcurrency queries are already running.
@@ -384,6 +386,9 @@ func (s *Store) queryError(kind string, ctx context.Context, err error) error {
 		return fmt.Errorf("%s: stopped: %w", kind, ctx.Err())
 	case errors.As(err, &ex) && ex.Code == 394: // QUERY_WAS_CANCELLED, and not by ctx
 		return fmt.Errorf("%s: %w (KILL QUERY): %s", kind, ErrQueryCancelled, exceptionLine(ex.Message))
+	case errors.As(err, &ex) && udfProcessKilled(ex):
+		return fmt.Errorf("%s: %w: a process of ClickHouse's %s pool was killed (the kernel's out-of-memory killer, or an operator; Waymark reloads the function; try again): %s",
+			kind, ErrQueryCancelled, FunnelUDFName, exceptionLine(ex.Message))
 	}
 	return fmt.Errorf("%s: %w", kind, err)
 }
@@ -401,6 +406,13 @@ func exceptionLine(msg string) string {
 // query's limit, answered 503 as any other, where it was a 500 (tester 56's F2).
 func udfOverMemory(ex *clickhouse.Exception) bool {
 	return ex.Code == 754 && strings.Contains(ex.Message, "MEMORY_LIMIT_EXCEEDED")
+}
+
+// udfProcessKilled reports whether ex is waymark_funnel's failure (UDF_EXECUTION_FAILED, 754)
+// for its process ended by a signal (CHILD_WAS_NOT_EXITED_NORMALLY, as 26.7 words it): answered
+// 503, as ClickHouse's KILL QUERY, where it was a 500 (tester 60's F2).
+func udfProcessKilled(ex *clickhouse.Exception) bool {
+	return ex.Code == 754 && strings.Contains(ex.Message, "CHILD_WAS_NOT_EXITED_NORMALLY")
 }
 
 // timedOutAtDeadline reports whether err is a network timeout at or past ctx's deadline.

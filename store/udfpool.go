@@ -66,14 +66,15 @@ const renewalTimeout = 30 * time.Second
 // (TIMEOUT_EXCEEDED, 159: "Could not get process from pool" among them), the query's own
 // deadline, or the query given up, by its caller (a client gone, a CLI's Ctrl-C) or on the
 // server (QUERY_WAS_CANCELLED, 394: KILL QUERY): a query waiting for a process of a lost pool
-// waits until one of these ends it, and those are what people do to a query that hangs.
+// waits until one of these ends it, and those are what people do to a query that hangs; or a
+// process of the pool killed (CHILD_WAS_NOT_EXITED_NORMALLY inside 754: udfProcessKilled).
 func renewsFunnelPool(ctx context.Context, err error) bool {
 	var ex *clickhouse.Exception
 	switch {
 	case err == nil:
 		return false
 	case errors.As(err, &ex):
-		return ex.Code == 241 || ex.Code == 159 || ex.Code == 394 || udfOverMemory(ex) || udfTimedOut(ex)
+		return ex.Code == 241 || ex.Code == 159 || ex.Code == 394 || udfOverMemory(ex) || udfTimedOut(ex) || udfProcessKilled(ex)
 	}
 	return errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) || ctx.Err() != nil || timedOutAtDeadline(ctx, err)
 }
