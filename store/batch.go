@@ -3,6 +3,7 @@ package store
 import (
 	"cmp"
 	"context"
+	"errors"
 	"fmt"
 	"net/url"
 	"runtime/debug"
@@ -38,9 +39,9 @@ const MaxBatchQueries = 8
 // ErrBusy and runs nothing. Its queries run at once in that slot, each within
 // Config.QueryTimeout. Their scans wait for each other, and are read as one when every query
 // still running waits for its scan (see scanShare), so a query may take as long as the read of
-// all; and since that read is one ClickHouse query per pass, a limit it runs over
-// (Config.QueryMaxMemory) fails every query of it. Names not in QueryNames fail as Query fails
-// them. The caller bounds len(qs) (MaxBatchQueries).
+// all; and since that read is one ClickHouse query per pass, Config.QueryMaxMemory bounds all of
+// it: each query of a read that ran over it is asked again alone (see below). Names not in
+// QueryNames fail as Query fails them. The caller bounds len(qs) (MaxBatchQueries).
 func (s *Store) QueryBatch(ctx context.Context, jm *sessionize.Map, qs []BatchQuery) ([]BatchAnswer, error) {
 	if err := s.takeSlot("batch"); err != nil {
 		s.metrics.queryErrors.WithLabelValues("batch").Inc()
@@ -48,25 +49,40 @@ func (s *Store) QueryBatch(ctx context.Context, jm *sessionize.Map, qs []BatchQu
 	}
 	defer func() { <-s.slots }()
 	share := &scanShare{store: s, running: len(qs)}
-	ctx = context.WithValue(ctx, scanShareKey{}, share)
 	answers := make([]BatchAnswer, len(qs))
 	var wg sync.WaitGroup
 	for i, q := range qs {
-		wg.Go(func() {
-			defer share.leave()
-			defer func() {
-				// The queries run apart from the caller's goroutine, where a panic would end the
-				// process rather than the request (net/http recovers a handler's).
-				if p := recover(); p != nil {
-					s.log.Error("query panicked", "query", q.Name, "panic", p, "stack", string(debug.Stack()))
-					answers[i].Err = fmt.Errorf("%s: panic: %v", q.Name, p)
-				}
-			}()
-			answers[i].Result, answers[i].Err = s.Query(ctx, jm, q.Name, q.Params)
-		})
+		wg.Go(func() { answers[i] = s.batchQuery(ctx, share, jm, q) })
 	}
 	wg.Wait()
+	// A shared read is one ClickHouse query a pass, under one QueryMaxMemory, that holds every
+	// query's conditions and attributes: over it, each query read in it fails, those that alone
+	// fit too. Each query that ran over the memory limit is asked again alone, one after another,
+	// in the batch's slot, so that it answers as it would alone (tester 60's F1: a funnel by
+	// sessions over the limit took the journey page's stages with it).
+	if len(qs) > 1 {
+		for i, q := range qs {
+			if errors.Is(answers[i].Err, errOverMemory) {
+				answers[i] = s.batchQuery(ctx, &scanShare{store: s, running: 1}, jm, q)
+			}
+		}
+	}
 	return answers, nil
+}
+
+// batchQuery answers q, a query of a batch reading through share.
+func (s *Store) batchQuery(ctx context.Context, share *scanShare, jm *sessionize.Map, q BatchQuery) (a BatchAnswer) {
+	defer share.leave()
+	defer func() {
+		// The queries run apart from the caller's goroutine, where a panic would end the
+		// process rather than the request (net/http recovers a handler's).
+		if p := recover(); p != nil {
+			s.log.Error("query panicked", "query", q.Name, "panic", p, "stack", string(debug.Stack()))
+			a.Err = fmt.Errorf("%s: panic: %v", q.Name, p)
+		}
+	}()
+	a.Result, a.Err = s.Query(context.WithValue(ctx, scanShareKey{}, share), jm, q.Name, q.Params)
+	return a
 }
 
 // scanShareKey is the context key of a batch's scanShare.

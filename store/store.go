@@ -266,6 +266,10 @@ func (s *Store) Close() error {
 // ErrQueryLimit is returned when a query runs over its time or memory limit.
 var ErrQueryLimit = errors.New("the query ran over its limit")
 
+// errOverMemory is ErrQueryLimit for ClickHouse's memory limit (QueryMaxMemory), in the same
+// words, told apart for a batch (QueryBatch asks such queries again alone).
+var errOverMemory = fmt.Errorf("%w", ErrQueryLimit)
+
 // ErrQueryCancelled is returned when ClickHouse cancelled a query that Waymark had not stopped
 // (KILL QUERY on the server), or a process of waymark_funnel's pool the query was matching in
 // was killed (by the kernel's out-of-memory killer, say, whose limit is not the query's): it may
@@ -378,7 +382,9 @@ func (s *Store) queryError(kind string, ctx context.Context, err error) error {
 	case errors.As(err, &ex) && udfTimedOut(ex):
 		return fmt.Errorf("%s: %w: no process of ClickHouse's %s pool came in time (the pool is busy, or lost its processes: Waymark reloads the function; try again; docs/udf.md): %s",
 			kind, ErrQueryLimit, FunnelUDFName, exceptionLine(ex.Message))
-	case errors.As(err, &ex) && (ex.Code == 159 || ex.Code == 241 || udfOverMemory(ex)): // TIMEOUT_EXCEEDED, MEMORY_LIMIT_EXCEEDED
+	case errors.As(err, &ex) && (ex.Code == 241 || udfOverMemory(ex)): // MEMORY_LIMIT_EXCEEDED
+		return fmt.Errorf("%s: %w (time %s, memory %d MiB): %s", kind, errOverMemory, s.cfg.QueryTimeout, s.cfg.QueryMaxMemory>>20, exceptionLine(ex.Message))
+	case errors.As(err, &ex) && ex.Code == 159: // TIMEOUT_EXCEEDED
 		return fmt.Errorf("%s: %w (time %s, memory %d MiB): %s", kind, ErrQueryLimit, s.cfg.QueryTimeout, s.cfg.QueryMaxMemory>>20, exceptionLine(ex.Message))
 	case errors.Is(ctx.Err(), context.DeadlineExceeded) || errors.Is(err, context.DeadlineExceeded) || timedOutAtDeadline(ctx, err):
 		return fmt.Errorf("%s: %w (time %s)", kind, ErrQueryLimit, s.cfg.QueryTimeout)
